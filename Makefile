@@ -1,0 +1,31 @@
+# Two entry points do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench venv clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main job: plan the bundled default example (no GPU, no cluster) into out/plan.yaml.
+run: $(STAMP)
+	$(VENV)/bin/planner solve --workload examples/default/workload.yaml \
+	    --fleet examples/default/fleet.yaml -o out/plan.yaml
+
+## The test suite (unit, property, end-to-end on emulated servers, notebooks).
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) bench/solve_scaling.py
+	$(PY) bench/baselines.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info
