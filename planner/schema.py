@@ -1,0 +1,299 @@
+"""Records that cross module boundaries: catalogs, workloads, fleets, variants and plans.
+
+Every file the product reads is validated into one of these pydantic models; every error names
+the file, the field and what was expected (see :mod:`planner.errors`). Units are SI-flavoured and
+spelled in the field names (``_ms``, ``_rps``, ``_gib``, ``_tb_s``, ``_gb_s``, ``_per_hour``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Role = Literal["prefill", "decode", "mixed"]
+ROLES: tuple[Role, ...] = ("prefill", "decode", "mixed")
+PREFILL_SIDE: tuple[Role, ...] = ("prefill", "mixed")
+Source = Literal["measured", "prior"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- catalogs
+class GpuType(_Strict):
+    """One accelerator kind, from its vendor datasheet (see profiles/gpus.yaml for sources)."""
+
+    name: str
+    vendor: str
+    memory_gib: float = Field(gt=0)
+    hbm_tb_s: float = Field(gt=0, description="HBM bandwidth, TB/s (1e12 B/s)")
+    bf16_tflops: float = Field(gt=0, description="dense BF16 tensor TFLOP/s (no sparsity)")
+    fp8_tflops: float | None = Field(default=None, gt=0, description="dense FP8 TFLOP/s")
+    intra_link_gb_s: float = Field(gt=0, description="GPU-GPU link within a node, GB/s per GPU, one direction")
+    kv_link_gb_s: float = Field(gt=0, description="inter-node link used for KV transfer, GB/s per GPU")
+    gpus_per_node: int = Field(gt=0)
+    price_per_hour: float = Field(gt=0, description="default on-demand price per GPU-hour, USD")
+    power_w: float | None = Field(default=None, gt=0, description="board power (TDP), W")
+
+
+class MoeSpec(_Strict):
+    """Mixture-of-experts facts; the FFN of a MoE layer is `experts` experts of `expert_intermediate`."""
+
+    experts: int = Field(gt=0)
+    experts_per_token: int = Field(gt=0)
+    expert_intermediate: int = Field(gt=0)
+    shared_experts: int = Field(default=0, ge=0)
+
+
+class ModelSpec(_Strict):
+    """Architecture facts of a decoder-only transformer; sizes are derived, not typed in."""
+
+    name: str
+    hf_id: str | None = None
+    layers: int = Field(gt=0)
+    hidden: int = Field(gt=0)
+    heads: int = Field(gt=0)
+    kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    intermediate: int = Field(gt=0, description="dense FFN width (SwiGLU: 3 matrices)")
+    vocab: int = Field(gt=0)
+    dtype_bytes: int = Field(default=2, gt=0, description="bytes per weight (bf16 = 2)")
+    kv_dtype_bytes: int = Field(default=2, gt=0, description="bytes per KV element")
+    tied_embeddings: bool = False
+    moe: MoeSpec | None = None
+
+    # --- derived sizes (counted parameters, not a typed-in headline number)
+    @property
+    def attn_params_per_layer(self) -> int:
+        q = self.hidden * self.heads * self.head_dim
+        kv = 2 * self.hidden * self.kv_heads * self.head_dim
+        o = self.heads * self.head_dim * self.hidden
+        return q + kv + o
+
+    @property
+    def ffn_params_per_layer(self) -> int:
+        if self.moe is None:
+            return 3 * self.hidden * self.intermediate
+        m = self.moe
+        router = self.hidden * m.experts
+        return router + 3 * self.hidden * m.expert_intermediate * (m.experts + m.shared_experts)
+
+    @property
+    def active_ffn_params_per_layer(self) -> int:
+        if self.moe is None:
+            return self.ffn_params_per_layer
+        m = self.moe
+        router = self.hidden * m.experts
+        return router + 3 * self.hidden * m.expert_intermediate * (m.experts_per_token + m.shared_experts)
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+
+    @property
+    def params(self) -> int:
+        """Total parameters (all experts)."""
+        return self.layers * (self.attn_params_per_layer + self.ffn_params_per_layer) + self.embedding_params
+
+    @property
+    def active_params(self) -> int:
+        """Parameters touched per token (routed experts only for MoE)."""
+        return self.layers * (self.attn_params_per_layer + self.active_ffn_params_per_layer) + self.embedding_params
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.params * self.dtype_bytes
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """K and V of every layer for one token."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * self.kv_dtype_bytes
+
+    @property
+    def flops_per_token(self) -> float:
+        """Matmul FLOPs per token excluding attention scores: 2 x active parameters (no embeddings lookup)."""
+        return 2.0 * (self.active_params - self.vocab * self.hidden * (0 if self.tied_embeddings else 1))
+
+    @property
+    def attn_flops_per_token_per_ctx(self) -> float:
+        """Attention-score FLOPs per (query token, context token): QK^T and PV, 2 FLOPs per MAC."""
+        return 4.0 * self.layers * self.heads * self.head_dim
+
+
+# --------------------------------------------------------------------------- workload
+class Slo(_Strict):
+    """Latency bounds at one percentile. A request meets SLO when it meets every bound given."""
+
+    ttft_ms: float | None = Field(default=None, gt=0)
+    itl_ms: float | None = Field(default=None, gt=0)
+    percentile: float = Field(default=90.0, gt=0, lt=100)
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> "Slo":
+        if self.ttft_ms is None and self.itl_ms is None:
+            raise ValueError("an SLO needs ttft_ms, itl_ms or both")
+        return self
+
+    def describe(self) -> str:
+        parts = []
+        if self.ttft_ms is not None:
+            parts.append(f"TTFT p{self.percentile:g} {self.ttft_ms:g} ms")
+        if self.itl_ms is not None:
+            parts.append(f"ITL p{self.percentile:g} {self.itl_ms:g} ms")
+        return ", ".join(parts)
+
+
+class RequestClass(_Strict):
+    """Requests of one model with similar lengths; `isl`/`osl` are mean input/output tokens."""
+
+    id: str
+    model: str
+    isl: int = Field(gt=0, description="mean input (prompt) tokens")
+    osl: int = Field(gt=0, description="mean output tokens")
+    rate_rps: float = Field(ge=0, description="arrival rate, requests/s")
+    slo: Slo | None = Field(default=None, description="overrides the model's SLO")
+
+
+class ModelEntry(_Strict):
+    slo: Slo
+
+
+class Workload(_Strict):
+    """Models with their default SLOs, and request classes with rates."""
+
+    models: dict[str, ModelEntry]
+    classes: list[RequestClass]
+
+    @model_validator(mode="after")
+    def _check(self) -> "Workload":
+        seen: set[str] = set()
+        for i, c in enumerate(self.classes):
+            if c.model not in self.models:
+                raise ValueError(f"classes[{i}].model: '{c.model}' is not listed under models ({sorted(self.models)})")
+            if c.id in seen:
+                raise ValueError(f"classes[{i}].id: duplicate class id '{c.id}'")
+            seen.add(c.id)
+        return self
+
+    def slo_of(self, c: RequestClass) -> Slo:
+        return c.slo or self.models[c.model].slo
+
+    def scaled(self, factor: float) -> "Workload":
+        """The same workload with every class rate multiplied by `factor`."""
+        return self.model_copy(
+            update={"classes": [c.model_copy(update={"rate_rps": c.rate_rps * factor}) for c in self.classes]}
+        )
+
+
+# --------------------------------------------------------------------------- fleet
+class GpuInventory(_Strict):
+    available: int = Field(ge=0)
+    price_per_hour: float | None = Field(default=None, gt=0, description="overrides the catalog price")
+
+
+class FleetLimits(_Strict):
+    allowed_tp: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
+    roles: list[Role] = Field(default_factory=lambda: list(ROLES))
+    min_replicas: dict[str, int] = Field(default_factory=dict, description="per model; applies to each side (prefill-side and decode-side)")
+    default_min_replicas: int = Field(default=1, ge=0)
+    max_replicas_per_pool: int | None = Field(default=None, ge=0)
+    utilization: float = Field(default=0.85, gt=0, le=1, description="target utilization of a replica's SLO capacity (headroom)")
+    pd_ratio_min: float | None = Field(default=None, ge=0, description="lower bound on prefill GPUs / decode GPUs")
+    pd_ratio_max: float | None = Field(default=None, ge=0)
+    max_step: int | None = Field(default=None, ge=0, description="largest change of one pool's replicas per re-plan")
+    churn_cost_per_replica: float = Field(default=0.0, ge=0, description="USD/h-equivalent penalty per replica changed")
+
+    @field_validator("allowed_tp")
+    @classmethod
+    def _tp_powers(cls, v: list[int]) -> list[int]:
+        for tp in v:
+            if tp <= 0:
+                raise ValueError(f"tensor-parallel sizes must be positive, got {tp}")
+        return sorted(set(v))
+
+
+class Fleet(_Strict):
+    """GPU inventory, current replicas per pool id (for re-planning) and policy limits."""
+
+    gpus: dict[str, GpuInventory]
+    current: dict[str, int] = Field(default_factory=dict)
+    limits: FleetLimits = Field(default_factory=FleetLimits)
+
+
+# --------------------------------------------------------------------------- variants and plans
+class Variant(_Strict):
+    """One deployable engine configuration: (model, role, GPU type, tp)."""
+
+    model: str
+    role: Role
+    gpu: str
+    tp: int = Field(gt=0)
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}/{self.role}/{self.gpu}/tp{self.tp}"
+
+    @classmethod
+    def parse(cls, pool_id: str) -> "Variant":
+        try:
+            model, role, gpu, tp = pool_id.rsplit("/", 3)
+            return cls(model=model, role=role, gpu=gpu, tp=int(tp.removeprefix("tp")))  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - reworded for the user
+            raise ValueError(f"pool id '{pool_id}' is not of the form model/role/gpu/tpN") from exc
+
+
+class SolverInfo(BaseModel):
+    backend: str
+    status: str
+    objective: float | None = None
+    bound: float | None = None
+    gap: float | None = None
+    seconds: float = 0.0
+
+
+class PoolPlan(BaseModel):
+    id: str
+    role: Role
+    gpu: str
+    tp: int
+    replicas: int
+    gpus: int
+    cost_per_hour: float
+    utilization: float = Field(description="share of the pool's SLO capacity in use")
+    source: Source = "prior"
+
+
+class ClassPrediction(BaseModel):
+    percentile: float
+    ttft_ms: float | None = None
+    itl_ms: float | None = None
+    slo_ttft_ms: float | None = None
+    slo_itl_ms: float | None = None
+    disaggregated_share: float = 0.0
+
+
+class ModelPlan(BaseModel):
+    pd_ratio: float | None = Field(default=None, description="prefill GPUs / decode GPUs; None when no P/D pools")
+    pools: list[PoolPlan]
+    routing: dict[str, dict[str, float]]
+    predicted: dict[str, ClassPrediction]
+
+
+class Plan(BaseModel):
+    """The product: what to run, where to route, what it costs and what it predicts."""
+
+    feasible: bool = True
+    cost_per_hour: float = 0.0
+    gpus: dict[str, int] = Field(default_factory=dict)
+    solver: SolverInfo
+    models: dict[str, ModelPlan] = Field(default_factory=dict)
+    binding: list[str] = Field(default_factory=list)
+    diagnosis: list[str] = Field(default_factory=list, description="why infeasible and what would fix it")
+    load_multiplier: float | None = Field(default=None, description="max-load mode: common traffic factor served")
+    notes: list[str] = Field(default_factory=list)
+
+    def replicas(self) -> dict[str, int]:
+        """Pool id -> replicas, the shape of Fleet.current (for diffs and re-planning)."""
+        return {p.id: p.replicas for m in self.models.values() for p in m.pools}
