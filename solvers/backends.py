@@ -1,0 +1,314 @@
+"""Solve a `Problem` with PuLP (HiGHS or CBC) or OR-Tools, behind one function.
+
+    solve(problem, backend="highs" | "cbc" | "ortools", time_limit_s=10.0, mip_gap=1e-4) -> Solution
+
+Each backend reads the same `formulation.LinearModel` (the constraints are written once, there)
+and solves its objectives lexicographically: for each objective in turn, minimise it, then hold it
+at the value found (plus a tolerance) while the next one is minimised. Only "max_load" (maximise
+the multiplier, then the cheapest fleet reaching it) and the diagnosis use more than one.
+
+What each backend reports as the bound: HiGHS its MIP dual bound (highspy `mip_dual_bound`),
+OR-Tools its `BestBound()` (SCIP, else CBC), CBC the "Lower bound" line of its log; where that is
+absent and the solve was not proven optimal, the bound of the LP relaxation (solved with HiGHS).
+`seconds` covers building the model and all solves. The time limit is shared by the stages.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+
+from solvers.formulation import LinearModel, binding, build
+from solvers.problem import Problem, Solution, Status
+
+BACKENDS = ("highs", "cbc", "ortools")
+HOLD_TOL = 1e-6
+"""Relative slack with which an earlier objective is held while the next one is minimised."""
+FLOW_TOL = 1e-9
+"""Flows below this share of the class's rate are numerical noise and are dropped."""
+
+
+@dataclass
+class StageResult:
+    """One minimisation: status, values of all variables, objective and best bound."""
+
+    status: Status
+    values: list[float] | None
+    objective: float | None
+    bound: float | None
+    message: str = ""
+
+
+def solve(problem: Problem, backend: str = "highs", time_limit_s: float = 10.0, mip_gap: float = 1e-4) -> Solution:
+    """Build the ILP of `problem`, solve it with `backend` and read the answer back."""
+    start = time.perf_counter()
+    model = build(problem)
+    sol = solve_model(model, backend, time_limit_s, mip_gap, start)
+    if sol.status in ("optimal", "feasible", "time_limit") and sol.values is not None:
+        return _read(problem, model, sol, time.perf_counter() - start)
+    return Solution(status=sol.status, backend=sol.backend, seconds=time.perf_counter() - start, message=sol.message)
+
+
+@dataclass
+class ModelSolution:
+    status: Status
+    backend: str
+    values: list[float] | None
+    objectives: list[float]
+    bound: float | None
+    """Best bound on the first objective (in minimisation terms)."""
+    message: str
+
+
+def solve_model(model: LinearModel, backend: str, time_limit_s: float, mip_gap: float,
+                start: float | None = None) -> ModelSolution:
+    """Minimise `model.objectives` lexicographically with `backend`."""
+    start = time.perf_counter() if start is None else start
+    notes = []
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "highs" and not _highs_available():
+        notes.append("HiGHS not available; used CBC")
+        backend = "cbc"
+    runner = {"highs": _PulpRunner("highs"), "cbc": _PulpRunner("cbc"), "ortools": _OrtoolsRunner()}[backend]
+    runner.load(model)
+    name = runner.name
+    values, objectives, bound, status = None, [], None, "optimal"
+    for k, goal in enumerate(model.objectives):
+        left = max(time_limit_s - (time.perf_counter() - start), 0.05)
+        res = runner.minimise(goal, left, mip_gap)
+        if res.message:
+            notes.append(res.message)
+        if res.values is None:
+            if k == 0 or res.status in ("infeasible", "error"):
+                if k == 0:
+                    status = res.status
+                    values = None
+                break
+            status = "time_limit"  # later stage found nothing in time: keep the earlier answer
+            break
+        values = res.values
+        objectives.append(res.objective)
+        if k == 0:
+            bound = res.bound
+            if bound is None and res.status != "optimal" and model.num_integer:
+                bound = _lp_bound(model, goal)
+                notes.append("bound from the LP relaxation")
+            elif bound is None:
+                bound = res.objective
+        status = _worse(status, res.status)
+        if k + 1 < len(model.objectives):
+            runner.hold(goal, res.objective + HOLD_TOL * max(1.0, abs(res.objective)))
+    return ModelSolution(status, name, values, objectives, bound, "; ".join(notes))
+
+
+def _read(problem: Problem, model: LinearModel, ms: ModelSolution, seconds: float) -> Solution:
+    """Turn variable values into replicas, cleaned flows, objective in the problem's own sense."""
+    vals = ms.values
+    replicas = {v: int(round(vals[i])) for v, i in model.n.items()}
+    rounded = list(vals)
+    for v, i in model.n.items():
+        rounded[i] = float(replicas[v])
+    rates = {c.id: c.rate for c in problem.classes}
+    mu = vals[model.mu] if model.mu is not None else None
+    flow = {}
+    for (c, v), i in model.x.items():
+        if vals[i] > FLOW_TOL * max(rates[c] * (mu if mu is not None else 1.0), 1e-12):
+            flow[(c, v)] = vals[i]
+    sign = -1.0 if model.mu is not None else 1.0  # max_load minimises -mu
+    objective = sign * ms.objectives[0]
+    bound = None if ms.bound is None else sign * ms.bound
+    gap = None if bound is None else abs(objective - bound) / max(abs(objective), 1e-9)
+    message = ms.message
+    if mu is not None and mu >= 0.999 * model.vars[model.mu].ub:
+        message = "; ".join(filter(None, [message, "load multiplier hit its cap: the fleet is not limited"]))
+    return Solution(status=ms.status, backend=ms.backend, replicas=replicas, flow=flow, objective=objective,
+                    bound=bound, gap=gap, seconds=seconds, load_multiplier=mu,
+                    binding=binding(model, rounded),
+                    message=message)
+
+
+_RANK = {"optimal": 0, "feasible": 1, "time_limit": 2, "infeasible": 3, "error": 4}
+
+
+def _worse(a: Status, b: Status) -> Status:
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+def _highs_available() -> bool:
+    import pulp
+
+    return "HiGHS" in pulp.listSolvers(onlyAvailable=True)
+
+
+def _lp_bound(model: LinearModel, goal: dict[int, float]) -> float | None:
+    """Best bound from the LP relaxation of the first stage, solved with HiGHS (or CBC)."""
+    relaxed = LinearModel(vars=[type(v)(v.name, v.lb, v.ub, False) for v in model.vars], rows=model.rows,
+                          objectives=[goal])
+    runner = _PulpRunner("highs" if _highs_available() else "cbc")
+    runner.load(relaxed)
+    res = runner.minimise(goal, 60.0, 0.0)
+    return res.objective
+
+
+class _PulpRunner:
+    """PuLP model; HiGHS through highspy (pulp.HiGHS) or CBC (pulp.PULP_CBC_CMD)."""
+
+    def __init__(self, which: str):
+        self.which = which
+        self.name = "pulp-highs" if which == "highs" else "pulp-cbc"
+
+    def load(self, model: LinearModel) -> None:
+        import pulp
+
+        self.pulp = pulp
+        self.model = model
+        self.prob = pulp.LpProblem("pd_planner", pulp.LpMinimize)
+        cat = {True: pulp.LpInteger, False: pulp.LpContinuous}
+        # Zero-padded names keep PuLP's name-sorted variable order equal to ours.
+        self.vars = [pulp.LpVariable(f"v{i:07d}", lowBound=v.lb, upBound=v.ub, cat=cat[v.integer])
+                     for i, v in enumerate(model.vars)]
+        sense = {"<=": pulp.LpConstraintLE, ">=": pulp.LpConstraintGE, "==": pulp.LpConstraintEQ}
+        for k, row in enumerate(model.rows):
+            expr = pulp.LpAffineExpression([(self.vars[i], a) for i, a in row.terms.items()])
+            self.prob.addConstraint(pulp.LpConstraint(expr, sense[row.sense], f"r{k}", row.rhs))
+        self.holds = 0
+
+    def hold(self, goal: dict[int, float], value: float) -> None:
+        expr = self.pulp.LpAffineExpression([(self.vars[i], a) for i, a in goal.items()])
+        self.prob.addConstraint(self.pulp.LpConstraint(expr, self.pulp.LpConstraintLE, f"hold{self.holds}", value))
+        self.holds += 1
+
+    def minimise(self, goal: dict[int, float], time_limit_s: float, mip_gap: float) -> StageResult:
+        pulp = self.pulp
+        self.prob.setObjective(pulp.LpAffineExpression([(self.vars[i], a) for i, a in goal.items()]))
+        if self.which == "highs":
+            solver = pulp.HiGHS(msg=False, timeLimit=time_limit_s, gapRel=mip_gap, threads=1)
+            self.prob.solve(solver)
+            return self._read_highs(goal)
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "cbc.log")
+            solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=mip_gap, logPath=log)
+            try:
+                self.prob.solve(solver)
+            except pulp.PulpSolverError as e:
+                return StageResult("error", None, None, None, f"CBC failed: {e}")
+            text = open(log).read() if os.path.exists(log) else ""
+        return self._read_cbc(goal, text)
+
+    def _values(self) -> list[float]:
+        return [v.varValue if v.varValue is not None else 0.0 for v in self.vars]
+
+    def _objective(self, goal: dict[int, float], values: list[float]) -> float:
+        return sum(a * values[i] for i, a in goal.items())
+
+    def _read_highs(self, goal: dict[int, float]) -> StageResult:
+        import highspy
+
+        h = self.prob.solverModel
+        ms = h.getModelStatus()
+        info = h.getInfo()
+        has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        S = highspy.HighsModelStatus
+        if ms == S.kOptimal:
+            status = "optimal"
+        elif ms in (S.kTimeLimit, S.kIterationLimit, S.kInterrupt, S.kSolutionLimit):
+            status = "time_limit"
+        elif ms in (S.kInfeasible, S.kUnboundedOrInfeasible):
+            status = "infeasible"
+        else:
+            status = "error"
+        if not has_sol or status == "infeasible":
+            return StageResult(status, None, None, None, "" if status != "error" else f"HiGHS: {h.modelStatusToString(ms)}")
+        values = self._values()
+        obj = self._objective(goal, values)
+        bound = info.mip_dual_bound if self.model.num_integer else obj
+        if bound is None or not math.isfinite(bound):
+            bound = None
+        return StageResult(status, values, obj, bound)
+
+    def _read_cbc(self, goal: dict[int, float], log: str) -> StageResult:
+        # prob.sol_status: 1 optimal, 2 integer feasible (stopped early), -1 infeasible, -2 unbounded, 0 none.
+        st = self.prob.sol_status
+        stopped = "Stopped on time" in log or "Stopped on iterations" in log
+        if st == 1 and not stopped:
+            status = "optimal"
+        elif st in (1, 2):
+            status = "time_limit" if stopped else "feasible"
+        elif st == -1 or self.prob.status == -1 or "infeasible" in log.lower():
+            return StageResult("infeasible", None, None, None)
+        else:
+            return StageResult("time_limit" if stopped else "error", None, None, None,
+                               "" if stopped else f"CBC: status {self.prob.status}")
+        values = self._values()
+        obj = self._objective(goal, values)
+        m = re.search(r"Lower bound:\s*([-+0-9.eE]+)", log)
+        bound = float(m.group(1)) if m else (obj if status == "optimal" else None)
+        if m and self.prob.objective.constant:
+            bound += self.prob.objective.constant
+        return StageResult(status, values, obj, bound)
+
+
+class _OrtoolsRunner:
+    """OR-Tools linear solver wrapper (pywraplp) with SCIP, else CBC."""
+
+    def load(self, model: LinearModel) -> None:
+        from ortools.linear_solver import pywraplp
+
+        self.pywraplp = pywraplp
+        self.model = model
+        for engine in ("SCIP", "CBC"):
+            self.solver = pywraplp.Solver.CreateSolver(engine)
+            if self.solver is not None:
+                self.name = f"ortools-{engine.lower()}"
+                break
+        else:
+            raise RuntimeError("OR-Tools has neither SCIP nor CBC")
+        inf = self.solver.infinity()
+        self.vars = [self.solver.Var(v.lb, inf if v.ub is None else v.ub, v.integer, f"v{i}")
+                     for i, v in enumerate(model.vars)]
+        for k, row in enumerate(model.rows):
+            lo, hi = {"<=": (-inf, row.rhs), ">=": (row.rhs, inf), "==": (row.rhs, row.rhs)}[row.sense]
+            ct = self.solver.Constraint(lo, hi, f"r{k}")
+            for i, a in row.terms.items():
+                ct.SetCoefficient(self.vars[i], a)
+
+    def hold(self, goal: dict[int, float], value: float) -> None:
+        ct = self.solver.Constraint(-self.solver.infinity(), value)
+        for i, a in goal.items():
+            ct.SetCoefficient(self.vars[i], a)
+
+    def minimise(self, goal: dict[int, float], time_limit_s: float, mip_gap: float) -> StageResult:
+        pywraplp = self.pywraplp
+        obj = self.solver.Objective()
+        obj.Clear()
+        for i, a in goal.items():
+            obj.SetCoefficient(self.vars[i], a)
+        obj.SetMinimization()
+        self.solver.SetTimeLimit(int(max(time_limit_s, 0.05) * 1000))
+        params = pywraplp.MPSolverParameters()
+        params.SetDoubleParam(params.RELATIVE_MIP_GAP, mip_gap)
+        t0 = time.perf_counter()
+        code = self.solver.Solve(params)
+        took = time.perf_counter() - t0
+        S = pywraplp.Solver
+        if code == S.OPTIMAL:
+            status = "optimal"
+        elif code == S.FEASIBLE:
+            status = "time_limit" if took >= 0.95 * time_limit_s else "feasible"
+        elif code == S.INFEASIBLE:
+            return StageResult("infeasible", None, None, None)
+        elif code == S.NOT_SOLVED and took >= 0.95 * time_limit_s:
+            return StageResult("time_limit", None, None, None)
+        else:
+            return StageResult("error", None, None, None, f"OR-Tools status {code}")
+        values = [v.solution_value() for v in self.vars]
+        value = sum(a * values[i] for i, a in goal.items())
+        bound = obj.BestBound() if self.model.num_integer else value
+        if not math.isfinite(bound):
+            bound = None
+        return StageResult(status, values, value, bound)

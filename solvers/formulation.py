@@ -1,0 +1,254 @@
+"""The ILP, written once: variables, constraints and objective of the fleet-sizing problem.
+
+This is the one file where a reader finds the model. `build(problem)` returns a small,
+backend-neutral `LinearModel` (variables with bounds and integrality, named linear rows,
+lexicographic objectives to minimise); `solvers.backends` translates it for PuLP (HiGHS, CBC) and
+OR-Tools without restating any constraint.
+
+Notation: classes c (group g(c), rate lambda_c, KV bytes per request k_c), variants v (group g(v),
+side P/D/M for prefill/decode/mixed, resource r(v), units (GPUs) t_v, cost p_v, target
+utilisation u_v), cap[c,v] > 0 the rate one replica of v takes of c alone.
+
+Variables
+  n[v]    integer >= 0   replicas of variant v
+  x[c,v]  continuous >= 0 rate of class c routed to v (only where cap[c,v] > 0 and g(c) = g(v))
+  mu      continuous >= 0 common load multiplier (objective "max_load" only)
+  d[v]    continuous >= 0 |n[v] - current[v]| (only when churn_cost > 0)
+
+`build(problem, elastic=True)` adds non-negative slack variables to the rows that can be relaxed
+(demand, inventory, min replicas, P:D ratio, step limits) and minimises them lexicographically;
+`solvers.diagnose` uses it to explain an infeasible instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from solvers.problem import Problem
+
+Sense = Literal["<=", ">=", "=="]
+
+MU_CAP = 1e4
+"""Upper bound on the load multiplier: a finite cap so that an unlimited fleet reports 'hit the cap'
+rather than an unbounded model (no real fleet is 10,000x its demand)."""
+
+
+@dataclass
+class Var:
+    name: str
+    lb: float = 0.0
+    ub: float | None = None
+    """None: no upper bound."""
+    integer: bool = False
+
+
+@dataclass
+class Row:
+    """One linear constraint: sum_i terms[i] * var_i  <sense>  rhs."""
+
+    name: str
+    """Display name, e.g. 'capacity[llama/prefill/H100/tp1]'."""
+    kind: str
+    """Constraint family: coverage, pairing, capacity, inventory, kv_out, kv_in, min_prefill, ..."""
+    terms: dict[int, float]
+    sense: Sense
+    rhs: float
+
+
+@dataclass
+class LinearModel:
+    """A linear model any MILP backend can read; `objectives` are minimised lexicographically."""
+
+    vars: list[Var] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    objectives: list[dict[int, float]] = field(default_factory=list)
+    n: dict[str, int] = field(default_factory=dict)
+    x: dict[tuple[str, str], int] = field(default_factory=dict)
+    mu: int | None = None
+    slack: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(kind, target) -> index of a slack variable (elastic models only)."""
+
+    def var(self, name: str, lb: float = 0.0, ub: float | None = None, integer: bool = False) -> int:
+        self.vars.append(Var(name, lb, ub, integer))
+        return len(self.vars) - 1
+
+    def row(self, name: str, kind: str, terms: dict[int, float], sense: Sense, rhs: float) -> None:
+        self.rows.append(Row(name, kind, {i: a for i, a in terms.items() if a != 0.0}, sense, rhs))
+
+    def relax(self, kind: str, target: str, terms: dict[int, float], sign: float, integer: bool = False) -> None:
+        """Elastic mode: add a slack s >= 0 with coefficient `sign` to `terms`, keyed (kind, target)."""
+        s = self.var(f"slack_{kind}[{target}]", integer=integer)
+        self.slack[(kind, target)] = s
+        terms[s] = sign
+
+    @property
+    def num_integer(self) -> int:
+        return sum(v.integer for v in self.vars)
+
+
+def build(problem: Problem, elastic: bool = False) -> LinearModel:
+    """The MILP of `problem`; with `elastic`, the relaxable version used to diagnose infeasibility."""
+    m = LinearModel()
+    max_load = problem.objective == "max_load"
+    variants = {v.id: v for v in problem.variants}
+    demand = {}  # group -> total rate (only groups with demand get min-replica rows)
+    for c in problem.classes:
+        demand[c.group] = demand.get(c.group, 0.0) + c.rate
+
+    # n[v]: integer replicas. Bounds carry the simple limits so presolve starts tight; the same
+    # limits also appear as named rows below (for binding reports and for the elastic model).
+    for v in problem.variants:
+        ub = v.max_replicas
+        lb = v.min_replicas
+        if not elastic:
+            if v.resource in problem.inventory:  # cannot use more GPUs than exist
+                ub = _min(ub, problem.inventory[v.resource] // max(v.units, 1))
+            if problem.max_step is not None:  # step limit around current
+                ub = _min(ub, v.current + problem.max_step)
+                lb = max(lb, v.current - problem.max_step)
+        m.n[v.id] = m.var(f"n[{v.id}]", lb=lb, ub=None if ub is None else max(ub, lb), integer=True)
+
+    # x[c,v]: routed rate, only for pairs that can serve (cap > 0, same group).
+    for c in problem.classes:
+        for v in problem.variants:
+            if v.group == c.group and problem.capacity.get((c.id, v.id), 0.0) > 0.0:
+                m.x[(c.id, v.id)] = m.var(f"x[{c.id},{v.id}]")
+    if max_load:
+        m.mu = m.var("mu", ub=MU_CAP)
+
+    by_class: dict[str, list[str]] = {c.id: [] for c in problem.classes}
+    by_variant: dict[str, list[str]] = {v.id: [] for v in problem.variants}
+    for c_id, v_id in m.x:
+        by_class[c_id].append(v_id)
+        by_variant[v_id].append(c_id)
+
+    for c in problem.classes:
+        xs = by_class[c.id]
+        # coverage[c]: all of the class's prefill work is served, by prefill or mixed replicas.
+        cover = {m.x[(c.id, v)]: 1.0 for v in xs if variants[v].side in ("prefill", "mixed")}
+        if max_load:
+            cover[m.mu] = -c.rate
+        elif elastic:
+            m.relax("unserved", c.id, cover, 1.0)
+        m.row(f"coverage[{c.id}]", "coverage", cover, "==", 0.0 if max_load else c.rate)
+        # pairing[c]: every request prefilled on a prefill-only replica is decoded on a decode replica.
+        pair = {m.x[(c.id, v)]: 1.0 for v in xs if variants[v].side == "decode"}
+        pair.update({m.x[(c.id, v)]: -1.0 for v in xs if variants[v].side == "prefill"})
+        m.row(f"pairing[{c.id}]", "pairing", pair, "==", 0.0)
+
+    kv_bytes = {c.id: c.kv_bytes for c in problem.classes}
+    for v in problem.variants:
+        cs = by_variant[v.id]
+        # capacity[v]: the classes routed to v use at most u_v of its n_v replicas (fractional sharing).
+        cap = {m.x[(c, v.id)]: 1.0 / problem.capacity[(c, v.id)] for c in cs}
+        cap[m.n[v.id]] = -v.utilization
+        m.row(f"capacity[{v.id}]", "capacity", cap, "<=", 0.0)
+        # kv_out[v] / kv_in[v]: KV bytes/s shipped out of prefill (into decode) replicas fit their links;
+        # each side has its own row, so a P->D pair is held to the slower side's bandwidth.
+        if v.link_bytes_per_s is not None and v.side in ("prefill", "decode") and any(kv_bytes[c] > 0 for c in cs):
+            link = max(v.link_bytes_per_s, 1e-30)  # scaled by the link so coefficients stay O(1)
+            kv = {m.x[(c, v.id)]: kv_bytes[c] / link for c in cs}
+            kv[m.n[v.id]] = -1.0
+            kind = "kv_out" if v.side == "prefill" else "kv_in"
+            m.row(f"{kind}[{v.id}]", kind, kv, "<=", 0.0)
+
+    for res, available in problem.inventory.items():
+        # inventory[r]: the GPUs of resource r in use do not exceed those available.
+        inv = {m.n[v.id]: float(v.units) for v in problem.variants if v.resource == res}
+        if elastic:
+            m.relax("inventory", res, inv, -1.0, integer=True)
+        m.row(f"inventory[{res}]", "inventory", inv, "<=", float(available))
+
+    groups = sorted({v.group for v in problem.variants})
+    for g in groups:
+        in_g = [v for v in problem.variants if v.group == g]
+        low = problem.min_replicas_per_group.get(g, 0)
+        if low > 0 and demand.get(g, 0.0) > 0.0:
+            # min_prefill[g] / min_decode[g]: each side of a group with demand has >= `low` replicas
+            # (mixed replicas count on both sides).
+            for kind, sides in (("min_prefill", ("prefill", "mixed")), ("min_decode", ("decode", "mixed"))):
+                terms = {m.n[v.id]: 1.0 for v in in_g if v.side in sides}
+                if elastic:
+                    m.relax("min_replicas", f"{g}:{kind[4:]}", terms, 1.0, integer=True)
+                m.row(f"{kind}[{g}]", kind, terms, ">=", float(low))
+        lo, hi = problem.pd_ratio_bounds.get(g, (None, None))
+        for kind, ratio, sense, sign in (("pd_ratio_min", lo, ">=", 1.0), ("pd_ratio_max", hi, "<=", -1.0)):
+            if ratio is None:
+                continue
+            # pd_ratio_min[g] / pd_ratio_max[g]: prefill GPUs >= (<=) ratio x decode GPUs.
+            terms = {m.n[v.id]: float(v.units) for v in in_g if v.side == "prefill"}
+            terms.update({m.n[v.id]: -ratio * v.units for v in in_g if v.side == "decode"})
+            if elastic:
+                m.relax("pd_ratio", f"{g}:{kind[9:]}", terms, sign)
+            m.row(f"{kind}[{g}]", kind, terms, sense, 0.0)
+
+    churn: dict[int, float] = {}
+    for v in problem.variants:
+        n = m.n[v.id]
+        if problem.max_step is not None:
+            # step_up[v] / step_down[v]: |n_v - current_v| <= max_step (controller step limit).
+            for kind, sign in (("step_up", 1.0), ("step_down", -1.0)):
+                terms = {n: sign}
+                if elastic:
+                    m.relax("step", f"{v.id}:{kind[5:]}", terms, -1.0, integer=True)
+                m.row(f"{kind}[{v.id}]", kind, terms, "<=", problem.max_step + sign * v.current)
+        if problem.churn_cost > 0.0:
+            # churn_up[v] / churn_down[v]: d_v >= |n_v - current_v|, so d_v is the change at the optimum.
+            d = m.var(f"d[{v.id}]")
+            m.row(f"churn_up[{v.id}]", "churn_up", {d: 1.0, n: -1.0}, ">=", -float(v.current))
+            m.row(f"churn_down[{v.id}]", "churn_down", {d: 1.0, n: 1.0}, ">=", float(v.current))
+            churn[d] = problem.churn_cost
+
+    # Objective. "cost": price per hour of the replicas, plus churn; "gpus": GPUs used, plus churn;
+    # "max_load": maximise mu first, then (lexicographic tie-break) the cheapest fleet reaching it.
+    price = {m.n[v.id]: (float(v.units) if problem.objective == "gpus" else v.cost) for v in problem.variants}
+    fleet = _add(price, churn)
+    goals = [{m.mu: -1.0}, fleet] if max_load else [fleet]
+    if elastic:
+        # Smallest relaxation, lexicographically: serve all demand if any fleet can (unserved
+        # req/s first), then buy the fewest extra GPUs, then bend the fewest policy rules
+        # (min replicas, P:D ratio, step limits); the fleet's own objective comes last.
+        by_kind = lambda kinds: {i: 1.0 for (k, _), i in m.slack.items() if k in kinds}  # noqa: E731
+        goals = [g for g in (by_kind({"unserved"}), by_kind({"inventory"}),
+                             by_kind({"min_replicas", "pd_ratio", "step"})) if g] + goals
+    m.objectives = goals
+    return m
+
+
+def binding(model: LinearModel, values: list[float], tol: float = 1e-6) -> list[str]:
+    """Names of the constraints of interest that are tight at `values` and actually carry load.
+
+    Families reported: inventory[r], capacity[v] (pool at its target utilisation), kv_link[v],
+    pd_ratio[g], min_replicas[g], step[v]. A row whose terms are all zero at the solution (an
+    unused pool, say) is not reported: it constrains nothing.
+    """
+    label = {"inventory": "inventory", "capacity": "capacity", "kv_out": "kv_link", "kv_in": "kv_link",
+             "pd_ratio_min": "pd_ratio", "pd_ratio_max": "pd_ratio", "min_prefill": "min_replicas",
+             "min_decode": "min_replicas", "step_up": "step", "step_down": "step"}
+    out: list[str] = []
+    for row in model.rows:
+        if row.kind not in label:
+            continue
+        activity = [a * values[i] for i, a in row.terms.items()]
+        if not any(abs(t) > tol for t in activity):
+            continue
+        if abs(sum(activity) - row.rhs) <= tol * max(1.0, abs(row.rhs), *(abs(t) for t in activity)):
+            name = f"{label[row.kind]}[{row.name.split('[', 1)[1]}"
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def _min(a: int | None, b: int) -> int:
+    return b if a is None else min(a, b)
+
+
+def _add(a: dict[int, float], b: dict[int, float]) -> dict[int, float]:
+    out = dict(a)
+    for i, w in b.items():
+        out[i] = out.get(i, 0.0) + w
+    return out
+
+
+__all__ = ["LinearModel", "Row", "Var", "binding", "build", "MU_CAP"]
