@@ -1,0 +1,247 @@
+"""Profile directories: ``<root>/<model>/<gpu>/tp<N>/`` with meta.yaml, prefill.csv, decode.csv [, mixed.csv].
+
+Formats (DESIGN.md "Profiler's directory format"), tidy tables with one row per measurement:
+
+- ``meta.yaml``   -> :class:`ProfileMeta` (engine, flags, KV capacity, who/what measured it).
+- ``prefill.csv`` -> columns ``isl, batch, ttft_ms``: time to prefill `batch` prompts of `isl` tokens
+  in one forward pass. Rows are samples (several rows per point) unless a ``stat`` column
+  (``median``/``mean``/``p90``/``sample`` ...) or a numeric ``percentile`` column says otherwise.
+- ``decode.csv``  -> columns ``batch, context_tokens, itl_ms``: one decode step of `batch` sequences
+  whose mean context is `context_tokens`; same optional ``stat``/``percentile`` column.
+- ``mixed.csv``   -> optional, columns ``batch, context_tokens, prefill_tokens, itl_ms`` (a decode step
+  carrying a chunk of `prefill_tokens` prompt tokens: chunked-prefill interference).
+
+The loader rejects what would silently poison a fit: missing columns, NaN/inf/negative values,
+non-integer sizes, and measurements that FALL by more than :data:`MONOTONE_TOLERANCE` as isl,
+batch or context grows (latency is physically non-decreasing in work; a larger drop means mixed-up
+rows or a broken run). Each error names file, column, CSV line and the expectation.
+Writers replace each file atomically; meta.yaml is written last, so a directory with a meta.yaml
+whose data files parse is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from planner.errors import InputError
+from planner.fileio import dump_yaml, parse_model, read_csv, read_yaml, write_atomic, write_csv_atomic
+
+# Allowed drop of a point's central latency below the largest one at smaller work before the file is
+# rejected: run-to-run noise of GPU kernels is a few percent (Splitwise's five repeats agree within
+# ~2%), so a >10% fall is a data error, not noise.
+MONOTONE_TOLERANCE = 0.10
+
+PREFILL_COLUMNS = ("isl", "batch", "ttft_ms")
+DECODE_COLUMNS = ("batch", "context_tokens", "itl_ms")
+MIXED_COLUMNS = ("batch", "context_tokens", "prefill_tokens", "itl_ms")
+STAT_COLUMNS = ("stat", "percentile")
+# Values of `stat` (or `percentile`) treated as the central value of a point, in order of preference.
+CENTRAL_STATS = ("median", "p50", "mean")
+
+
+class ProfileMeta(BaseModel):
+    """What was measured and how: one profile directory's meta.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    gpu: str
+    tp: int = Field(gt=0)
+    engine: str = Field(description="serving engine, e.g. 'vllm'")
+    engine_version: str | None = None
+    engine_flags: list[str] = Field(default_factory=list, description="command-line flags the engine ran with")
+    kv_capacity_tokens: int = Field(gt=0, description="KV-cache capacity of one replica, tokens")
+    kv_capacity_note: str | None = Field(default=None, description="how kv_capacity_tokens was obtained")
+    max_num_seqs: int = Field(default=256, gt=0, description="engine's max concurrent sequences (vLLM default 256)")
+    max_batched_tokens: int = Field(default=8192, gt=0, description="engine's token budget per step (vLLM V1 default 8192)")
+    date: str = Field(description="ISO date of the measurement")
+    backend: str = Field(description="what measured it, e.g. 'vllm' or 'torch' or a cited data set")
+    source: str | None = Field(default=None, description="citation of external data")
+    device_name: str | None = Field(default=None, description="device name as reported by the driver")
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One loaded, validated profile directory."""
+
+    path: Path
+    meta: ProfileMeta
+    prefill: pd.DataFrame
+    decode: pd.DataFrame
+    mixed: pd.DataFrame | None = None
+
+
+def profile_dir(root: str | os.PathLike[str], model: str, gpu: str, tp: int) -> Path:
+    """Where the profile of (model, gpu, tp) lives under `root`."""
+    return Path(root) / model / gpu / f"tp{tp}"
+
+
+# --------------------------------------------------------------------------- validation
+def _check_values(df: pd.DataFrame, path: Path, positive: tuple[str, ...], integral: tuple[str, ...]) -> None:
+    for col in positive:
+        bad = df[col] <= 0
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise InputError(str(path), col, f"expected a positive number; line {i + 2} has {df[col].iloc[i]!r}")
+    for col in integral:
+        bad = df[col] != df[col].round()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise InputError(str(path), col, f"expected a whole number; line {i + 2} has {df[col].iloc[i]!r}")
+
+
+def _stat_groups(df: pd.DataFrame, path: Path) -> list[pd.DataFrame]:
+    """Split rows by statistic (each statistic must be monotone on its own); samples form one group."""
+    if "stat" in df.columns and "percentile" in df.columns:
+        raise InputError(str(path), "stat", "give either a 'stat' or a 'percentile' column, not both")
+    if "percentile" in df.columns:
+        pct = pd.to_numeric(df["percentile"], errors="coerce")
+        bad = pct.isna() | (pct <= 0) | (pct >= 100)
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise InputError(str(path), "percentile", f"expected a number in (0, 100); line {i + 2} has {df['percentile'].iloc[i]!r}")
+        return [g for _, g in df.groupby(pct, sort=True)]
+    if "stat" in df.columns:
+        s = df["stat"].astype(str).str.strip().str.lower()
+        return [df[s == k] for k in s.unique() if k != "sample"] + ([df[s == "sample"]] if (s == "sample").any() else [])
+    return [df]
+
+
+def _check_monotone(df: pd.DataFrame, path: Path, axes: tuple[str, str], value: str) -> None:
+    """Central latency must not fall > MONOTONE_TOLERANCE along either axis, the other held fixed."""
+    for grp in _stat_groups(df, path):
+        points = grp.groupby(list(axes), sort=True)[value].median()
+        first_line = grp.groupby(list(axes), sort=True).apply(lambda g: int(g.index[0]) + 2, include_groups=False)
+        for moving, fixed in ((axes[0], axes[1]), (axes[1], axes[0])):
+            for fixed_val, series in points.groupby(level=fixed):
+                s = series.droplevel(fixed).sort_index()
+                running = -1.0
+                prev_at = None
+                for x, v in s.items():
+                    if running > 0 and v < (1.0 - MONOTONE_TOLERANCE) * running:
+                        key = (x, fixed_val) if moving == axes[0] else (fixed_val, x)
+                        raise InputError(
+                            str(path),
+                            value,
+                            f"expected {value} not to fall as {moving} grows ({fixed}={fixed_val:g}): line "
+                            f"{first_line.loc[key]} ({moving}={x:g}) has median {v:.4g}, more than "
+                            f"{MONOTONE_TOLERANCE:.0%} below {running:.4g} at {moving}={prev_at:g}",
+                        )
+                    if v > running:
+                        running, prev_at = float(v), x
+
+
+def _read_table(path: Path, columns: tuple[str, ...], monotone_axes: tuple[str, str] | None) -> pd.DataFrame:
+    df = read_csv(path, {c: "numeric" for c in columns})
+    if df.empty:
+        raise InputError(str(path), None, f"expected at least one measurement row with columns {list(columns)}")
+    sizes = tuple(c for c in columns if not c.endswith("_ms"))
+    _check_values(df, path, positive=columns if "prefill_tokens" not in columns else tuple(c for c in columns if c != "prefill_tokens"), integral=sizes)
+    if "prefill_tokens" in columns and (df["prefill_tokens"] < 0).any():
+        i = int((df["prefill_tokens"] < 0).to_numpy().nonzero()[0][0])
+        raise InputError(str(path), "prefill_tokens", f"expected a number >= 0; line {i + 2} has {df['prefill_tokens'].iloc[i]!r}")
+    for c in sizes:
+        df[c] = df[c].astype(int)
+    if monotone_axes is not None:
+        _check_monotone(df, path, monotone_axes, columns[-1])
+    return df
+
+
+def read_prefill(path: str | os.PathLike[str]) -> pd.DataFrame:
+    return _read_table(Path(path), PREFILL_COLUMNS, ("isl", "batch"))
+
+
+def read_decode(path: str | os.PathLike[str]) -> pd.DataFrame:
+    return _read_table(Path(path), DECODE_COLUMNS, ("batch", "context_tokens"))
+
+
+def read_mixed(path: str | os.PathLike[str]) -> pd.DataFrame:
+    return _read_table(Path(path), MIXED_COLUMNS, None)
+
+
+def read_meta(path: str | os.PathLike[str]) -> ProfileMeta:
+    return parse_model(ProfileMeta, read_yaml(path), str(path))
+
+
+def load_profile(directory: str | os.PathLike[str]) -> Profile:
+    """Load and validate one profile directory (meta.yaml, prefill.csv, decode.csv, optional mixed.csv)."""
+    d = Path(directory)
+    meta = read_meta(d / "meta.yaml")
+    mixed = read_mixed(d / "mixed.csv") if (d / "mixed.csv").is_file() else None
+    return Profile(path=d, meta=meta, prefill=read_prefill(d / "prefill.csv"), decode=read_decode(d / "decode.csv"), mixed=mixed)
+
+
+_TP_DIR = re.compile(r"^tp(\d+)$")
+
+
+def iter_profiles(root: str | os.PathLike[str]) -> Iterator[Profile]:
+    """Every profile under `root` (``<model>/<gpu>/tp<N>/meta.yaml``), sorted; meta must match the path."""
+    r = Path(root)
+    if not r.is_dir():
+        raise InputError(str(r), None, "profile root directory not found")
+    for meta_path in sorted(r.glob("*/*/tp*/meta.yaml")):
+        d = meta_path.parent
+        m = _TP_DIR.match(d.name)
+        if m is None:
+            continue
+        prof = load_profile(d)
+        expect = {"model": d.parent.parent.name, "gpu": d.parent.name, "tp": int(m.group(1))}
+        for key, want in expect.items():
+            got = getattr(prof.meta, key)
+            if got != want:
+                raise InputError(str(meta_path), key, f"must match the directory layout <model>/<gpu>/tp<N>: expected {want!r}, got {got!r}")
+        yield prof
+
+
+def central_points(df: pd.DataFrame, axes: list[str], value: str) -> pd.DataFrame:
+    """One central value per measurement point: the median of samples, or the median/p50/mean row.
+
+    Returns columns ``axes + [value, 'n']`` (n = samples behind the point). Used by the fits.
+    """
+    rows = df
+    if "percentile" in df.columns:
+        pct = pd.to_numeric(df["percentile"], errors="coerce")
+        if not (pct == 50).any():
+            raise InputError(None, "percentile", f"no percentile=50 rows to fit {value} on; found {sorted(pct.unique())}")
+        rows = df[pct == 50]
+    elif "stat" in df.columns:
+        s = df["stat"].astype(str).str.strip().str.lower()
+        for k in (*CENTRAL_STATS, "sample"):
+            if (s == k).any():
+                rows = df[s == k]
+                break
+        else:
+            raise InputError(None, "stat", f"no central rows ({', '.join(CENTRAL_STATS)} or sample) to fit {value} on")
+    g = rows.groupby(axes, sort=True)[value]
+    out = g.median().to_frame(value)
+    out["n"] = g.size()
+    return out.reset_index()
+
+
+# --------------------------------------------------------------------------- writing
+def write_profile(
+    directory: str | os.PathLike[str],
+    meta: ProfileMeta,
+    prefill: pd.DataFrame,
+    decode: pd.DataFrame,
+    mixed: pd.DataFrame | None = None,
+) -> Path:
+    """Write a profile directory; each file atomically, meta.yaml last. Returns the directory."""
+    d = Path(directory)
+    for df, cols, name in ((prefill, PREFILL_COLUMNS, "prefill.csv"), (decode, DECODE_COLUMNS, "decode.csv")):
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise InputError(str(d / name), missing[0], f"refusing to write: missing columns {missing}")
+        write_csv_atomic(d / name, df)
+    if mixed is not None:
+        write_csv_atomic(d / "mixed.csv", mixed)
+    write_atomic(d / "meta.yaml", dump_yaml(meta.model_dump(mode="json", exclude_none=True)))
+    return d
