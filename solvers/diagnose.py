@@ -1,0 +1,84 @@
+"""Why is an instance infeasible? The smallest relaxation that makes it feasible, as records.
+
+Two steps:
+1. Structural impossibilities, found without a solver: a class with demand and no variant of
+   positive capacity on its prefill side (prefill or mixed), or, when no mixed variant can take
+   it, none on its decode side. No amount of GPUs fixes these; the planner says which SLO or
+   class is out of reach.
+2. The elastic model (`formulation.build(problem, elastic=True)`): slack on each class's served
+   rate, each resource's inventory, each min-replica, P:D-ratio and step row, minimised
+   lexicographically: unserved req/s first (demand is served whenever any fleet can serve it),
+   then extra GPUs, then bent policy rules. Non-zero slacks are the answer.
+
+Records are domain-free (kind, target, amount, unit, detail); the planner turns them into words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from solvers.backends import solve_model
+from solvers.formulation import build
+from solvers.problem import Problem
+
+TOL = 1e-6
+"""Slacks below this (req/s, GPUs, replicas) are solver noise, not a relaxation."""
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """One change that (together with the others returned) makes the instance feasible.
+
+    kind: "no_variant" (target class, detail the side with no capable variant, amount its rate),
+          "unserved" (target class, amount req/s that no allowed fleet can serve),
+          "inventory" (target resource, amount more GPUs), "min_replicas" (target group,
+          detail side, amount fewer replicas), "pd_ratio" (target group, detail min|max, amount GPUs
+          of imbalance), "step" (target variant, detail up|down, amount replicas beyond the step).
+    """
+
+    kind: str
+    target: str
+    amount: float
+    unit: str
+    detail: str = ""
+
+
+_UNITS = {"unserved": "req/s", "inventory": "GPUs", "min_replicas": "replicas", "pd_ratio": "GPUs",
+          "step": "replicas"}
+
+
+def structural(problem: Problem) -> list[Relaxation]:
+    """Classes with demand that no variant of their group can serve on one side, whatever the fleet."""
+    out = []
+    for c in problem.classes:
+        if c.rate <= 0:
+            continue
+        sides = {v.side for v in problem.variants
+                 if v.group == c.group and problem.capacity.get((c.id, v.id), 0.0) > 0.0}
+        if not sides & {"prefill", "mixed"}:
+            out.append(Relaxation("no_variant", c.id, c.rate, "req/s", "prefill"))
+        elif "mixed" not in sides and "decode" not in sides:
+            out.append(Relaxation("no_variant", c.id, c.rate, "req/s", "decode"))
+    return out
+
+
+def diagnose(problem: Problem, backend: str = "highs", time_limit_s: float = 30.0) -> list[Relaxation]:
+    """The smallest relaxation making `problem` feasible; an empty list when it already is."""
+    found = structural(problem)
+    explained = {r.target for r in found}
+    model = build(problem, elastic=True)
+    sol = solve_model(model, backend, time_limit_s, mip_gap=1e-6)
+    if sol.values is None:  # the elastic model is always feasible; say so if the solver disagrees
+        found.append(Relaxation("solver", backend, 0.0, "", sol.message or sol.status))
+        return found
+    for (kind, target), i in model.slack.items():
+        amount = sol.values[i]
+        if amount <= TOL or (kind == "unserved" and target in explained):
+            continue
+        detail = ""
+        if kind in ("min_replicas", "pd_ratio", "step"):  # target "<group or variant>:<side or bound>"
+            target, _, detail = target.rpartition(":")
+        if kind in ("inventory", "min_replicas", "step"):
+            amount = float(round(amount))
+        found.append(Relaxation(kind, target, amount, _UNITS[kind], detail))
+    return found
