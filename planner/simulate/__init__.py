@@ -1,0 +1,1 @@
+"""Fleet simulation: a discrete-event simulator of a plan, plan verification, and an emulated vLLM server."""

@@ -1,0 +1,571 @@
+"""Emulated vLLM server: OpenAI completions + vLLM's Prometheus metrics, timed by the performance model.
+
+A fake of an EXTERNAL system (a vLLM engine on a GPU), so that the profiler and the controller can be
+tested end to end without GPUs. What it reproduces:
+
+* HTTP surface of ``vllm serve``: ``POST /v1/completions`` (prompt as a string or a list of token ids,
+  ``max_tokens``, ``stream`` with SSE ``data:`` chunks and ``data: [DONE]``,
+  ``stream_options.include_usage``, ``ignore_eos``; usage with prompt/completion tokens),
+  ``GET /v1/models``, ``GET /health``, ``GET /metrics``.
+* Metric names, label sets (``model_name``, ``engine``) and histogram buckets of vLLM V1
+  (vllm/v1/metrics/loggers.py): running/waiting gauges, ``vllm:kv_cache_usage_perc`` and the older
+  ``vllm:gpu_cache_usage_perc``, ``vllm:request_success_total{finished_reason}``, prompt/generation
+  token counters and per-request histograms, TTFT, inter-token latency (and the older
+  time-per-output-token), end-to-end, queue-time histograms, ``vllm:cache_config_info``.
+* Timing: a live engine loop per replica that schedules like vLLM V1 (continuous batching; each step
+  carries one token per running decode plus prefill chunks up to ``max_batched_tokens``; FCFS
+  admission while ``max_num_seqs`` and the KV cache allow) and sleeps each step for the time of
+  :func:`planner.simulate.laws.mixed_step_ms`. Latency under concurrency therefore follows the law.
+
+Choices written down:
+* A string prompt counts ``ceil(len(chars)/4)`` tokens (OpenAI's rule of thumb, ~4 characters per
+  token); token-id prompts count exactly. Generation always runs to ``max_tokens`` (no EOS model), so
+  ``finished_reason`` is ``length``; ``ignore_eos`` is accepted and changes nothing.
+* KV admission reserves prompt + max_tokens tokens (no preemption), the same rule as the simulator.
+  The KV-usage gauge reports blocks actually filled (prompt done + generated), in 16-token blocks.
+* ``time_scale`` = wall seconds per emulated second (0.01 runs 100x faster than real time). Latency
+  histograms record emulated seconds; clients measuring wall time must divide by ``time_scale``.
+
+Faults for tests (see :class:`Faults`): the server dies after N generated tokens (connections drop
+mid-stream, the port closes), /health answers slowly or with an error code, a malformed SSE line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from planner.perf import VariantPerf
+from planner.simulate.laws import check_perf, chunk_cost_isl2, mixed_step_ms
+
+# vLLM's default KV block size in tokens (vllm CacheConfig.block_size default 16 on CUDA).
+BLOCK_SIZE_TOKENS = 16
+# vLLM's default max_tokens for /v1/completions when the request omits it (OpenAI's default, 16).
+DEFAULT_MAX_TOKENS = 16
+# ~4 characters per token: OpenAI's published rule of thumb for English text.
+CHARS_PER_TOKEN = 4
+# Buckets copied from vllm/v1/metrics/loggers.py (vLLM 0.9-0.10).
+TTFT_BUCKETS_S = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+                  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0]
+ITL_BUCKETS_S = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+                 20.0, 40.0, 80.0]
+REQUEST_LATENCY_BUCKETS_S = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
+                             60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0]
+FINISH_REASONS = ("stop", "length", "abort")
+
+
+def build_1_2_5_buckets(max_value: int) -> list[float]:
+    """1, 2, 5, 10, 20, 50, ... up to max_value (vLLM's token-count histogram buckets)."""
+    out: list[float] = []
+    exp = 0
+    while True:
+        for m in (1, 2, 5):
+            v = m * 10**exp
+            if v > max_value:
+                return out
+            out.append(float(v))
+        exp += 1
+
+
+@dataclass
+class Faults:
+    """Failure injection, mutable while the server runs (tests flip these)."""
+
+    kill_after_tokens: int | None = None
+    """The server dies once it has generated this many tokens in total: open streams drop, port closes."""
+    health_delay_s: float = 0.0
+    """/health sleeps this long (wall seconds) before answering."""
+    health_status: int = 200
+    """/health answers with this HTTP status."""
+    malformed_stream_after_tokens: int | None = None
+    """Each stream writes a line that is not JSON after this many tokens, then continues."""
+
+
+class BadRequest(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class _Req:
+    rid: str
+    prompt_tokens: int
+    max_tokens: int
+    arrival: float
+    out: asyncio.Queue = field(default_factory=asyncio.Queue)
+    prefilled: int = 0
+    generated: int = 0
+    admitted: float | None = None
+    first_token: float | None = None
+    last_token: float | None = None
+    done: bool = False
+
+
+class _Metrics:
+    """vLLM's metric families on one per-server registry."""
+
+    def __init__(self, model_name: str, perf: VariantPerf, max_model_len: int):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        labels = ["model_name", "engine"]
+        lv = (model_name, "0")
+
+        def g(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, labels, registry=r)
+
+        self.running = g("vllm:num_requests_running", "Number of requests in model execution batches.").labels(*lv)
+        self.waiting = g("vllm:num_requests_waiting", "Number of requests waiting to be processed.").labels(*lv)
+        self.kv = g("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.").labels(*lv)
+        self.gpu_kv = g("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage. DEPRECATED: Use vllm:kv_cache_usage_perc instead.").labels(*lv)
+        self.prompt_tokens = Counter("vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=r).labels(*lv)
+        self.generation_tokens = Counter("vllm:generation_tokens", "Number of generation tokens processed.", labels, registry=r).labels(*lv)
+        self.num_preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", labels, registry=r).labels(*lv)
+        succ = Counter("vllm:request_success", "Count of successfully processed requests.", labels + ["finished_reason"], registry=r)
+        self.success = {reason: succ.labels(*lv, reason) for reason in FINISH_REASONS}
+        tok_b = build_1_2_5_buckets(max_model_len)
+
+        def h(name: str, doc: str, buckets: list[float]) -> Any:
+            return Histogram(name, doc, labels, buckets=buckets, registry=r).labels(*lv)
+
+        self.req_prompt = h("vllm:request_prompt_tokens", "Number of prefill tokens processed.", tok_b)
+        self.req_gen = h("vllm:request_generation_tokens", "Number of generation tokens processed.", tok_b)
+        self.max_tokens_param = h("vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.", tok_b)
+        self.iter_tokens = h("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.",
+                             [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384])
+        self.ttft = h("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", TTFT_BUCKETS_S)
+        self.itl = h("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", ITL_BUCKETS_S)
+        self.tpot = h("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds.", ITL_BUCKETS_S)
+        self.e2e = h("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", REQUEST_LATENCY_BUCKETS_S)
+        self.queue = h("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", REQUEST_LATENCY_BUCKETS_S)
+        self.prefill_time = h("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", REQUEST_LATENCY_BUCKETS_S)
+        self.decode_time = h("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", REQUEST_LATENCY_BUCKETS_S)
+        info = {
+            "block_size": str(BLOCK_SIZE_TOKENS),
+            "cache_dtype": "auto",
+            "enable_prefix_caching": "False",
+            "gpu_memory_utilization": "0.9",
+            "num_cpu_blocks": "0",
+            "num_gpu_blocks": str(perf.kv_capacity_tokens // BLOCK_SIZE_TOKENS),
+            "num_gpu_blocks_override": "None",
+            "engine": "0",
+        }
+        Gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig", list(info), registry=r).labels(**info).set(1)
+
+
+class EmulatedEngine:
+    """One replica's scheduler loop: vLLM-V1-like continuous batching timed by the step law."""
+
+    def __init__(self, perf: VariantPerf, model_name: str, time_scale: float, max_model_len: int, metrics: _Metrics):
+        self.perf = perf
+        self.model_name = model_name
+        self.time_scale = time_scale
+        self.max_model_len = max_model_len
+        self.m = metrics
+        self.waiting: deque[_Req] = deque()
+        self.running: list[_Req] = []
+        self.kv_reserved = 0
+        self.tokens_generated_total = 0
+        self.steps = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.on_token = None  # callback(engine) after each step, used by the kill fault
+
+    def now(self) -> float:
+        """Emulated seconds."""
+        return time.monotonic() / self.time_scale
+
+    def submit(self, req: _Req) -> None:
+        self.waiting.append(req)
+        self.m.waiting.set(len(self.waiting))
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for r in list(self.running) + list(self.waiting):
+            r.out.put_nowait(None)
+
+    def _kv_usage(self) -> float:
+        blocks = sum(math.ceil((r.prefilled + r.generated) / BLOCK_SIZE_TOKENS) for r in self.running)
+        return min(1.0, blocks * BLOCK_SIZE_TOKENS / self.perf.kv_capacity_tokens)
+
+    async def _loop(self) -> None:
+        p = self.perf
+        while True:
+            if not self.running and not self.waiting:
+                self._wake.clear()
+                await self._wake.wait()
+            # --- schedule one step (vLLM V1: running requests first, then admit waiting FCFS)
+            budget = p.max_batched_tokens
+            decodes = [r for r in self.running if r.prefilled >= r.prompt_tokens]
+            budget -= len(decodes)
+            sum_ctx = sum(r.prompt_tokens + r.generated for r in decodes)
+            chunks: list[tuple[_Req, int]] = []
+            for r in self.running:
+                if r.prefilled < r.prompt_tokens and budget > 0:
+                    n = min(r.prompt_tokens - r.prefilled, budget)
+                    chunks.append((r, n))
+                    budget -= n
+            while self.waiting and budget > 0 and len(self.running) < p.max_num_seqs:
+                r = self.waiting[0]
+                need = r.prompt_tokens + r.max_tokens
+                if self.kv_reserved + need > p.kv_capacity_tokens:
+                    break
+                self.waiting.popleft()
+                self.kv_reserved += need
+                r.admitted = self.now()
+                self.m.queue.observe(r.admitted - r.arrival)
+                self.running.append(r)
+                n = min(r.prompt_tokens, budget)
+                chunks.append((r, n))
+                budget -= n
+            if not decodes and not chunks:
+                # waiting requests that cannot be admitted while nothing runs are rejected at submit,
+                # so this only happens transiently; yield and retry
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            pre_tokens = sum(n for _, n in chunks)
+            pre_isl2 = sum(chunk_cost_isl2(r.prefilled, n) for r, n in chunks)
+            step_ms = mixed_step_ms(p, len(decodes), sum_ctx, pre_tokens, pre_isl2)
+            self.m.running.set(len(self.running))
+            self.m.waiting.set(len(self.waiting))
+            await asyncio.sleep(step_ms / 1e3 * self.time_scale)
+            # --- apply the step
+            t = self.now()
+            self.steps += 1
+            self.m.iter_tokens.observe(pre_tokens + len(decodes))
+            emitted = 0
+            for r in decodes:
+                self.m.itl.observe(t - (r.last_token or t))
+                r.generated += 1
+                r.last_token = t
+                r.out.put_nowait(1)
+                emitted += 1
+            for r, n in chunks:
+                r.prefilled += n
+                if r.prefilled >= r.prompt_tokens:
+                    r.generated = 1
+                    r.first_token = r.last_token = t
+                    self.m.ttft.observe(t - r.arrival)
+                    self.m.prompt_tokens.inc(r.prompt_tokens)
+                    r.out.put_nowait(1)
+                    emitted += 1
+            self.m.generation_tokens.inc(emitted)
+            self.tokens_generated_total += emitted
+            still: list[_Req] = []
+            for r in self.running:
+                if r.generated >= r.max_tokens:
+                    self._finish(r, t, "length")
+                else:
+                    still.append(r)
+            self.running = still
+            self.m.running.set(len(self.running))
+            self.m.waiting.set(len(self.waiting))
+            u = self._kv_usage()
+            self.m.kv.set(u)
+            self.m.gpu_kv.set(u)
+            if self.on_token is not None:
+                self.on_token(self)
+
+    def _finish(self, r: _Req, t: float, reason: str) -> None:
+        r.done = True
+        self.kv_reserved -= r.prompt_tokens + r.max_tokens
+        self.m.success[reason].inc()
+        self.m.req_prompt.observe(r.prompt_tokens)
+        self.m.req_gen.observe(r.generated)
+        self.m.max_tokens_param.observe(r.max_tokens)
+        self.m.e2e.observe(t - r.arrival)
+        if r.first_token is not None:
+            self.m.prefill_time.observe(r.first_token - (r.admitted or r.arrival))
+            self.m.decode_time.observe(t - r.first_token)
+            if r.generated > 1:
+                self.m.tpot.observe((t - r.first_token) / (r.generated - 1))
+        r.out.put_nowait(None)
+
+
+_WORDS = ("the", "of", "and", "to", "in", "a", "is", "that", "for", "it")
+
+
+def _token_text(i: int) -> str:
+    return " " + _WORDS[i % len(_WORDS)]
+
+
+class EmulatedServer:
+    """The HTTP face of one replica (an aiohttp app around an :class:`EmulatedEngine`)."""
+
+    _ids = itertools.count()
+
+    def __init__(self, perf: VariantPerf, model_name: str | None = None, *, time_scale: float = 1.0,
+                 max_model_len: int | None = None, faults: Faults | None = None):
+        check_perf(perf, f"emulator {perf.model}/{perf.gpu}/tp{perf.tp}")
+        if time_scale <= 0:
+            raise ValueError(f"time_scale must be > 0, got {time_scale}")
+        self.perf = perf
+        self.model_name = model_name or perf.model
+        self.time_scale = time_scale
+        # vLLM caps max_model_len by what one sequence can hold in the KV cache.
+        self.max_model_len = min(max_model_len or 131072, perf.kv_capacity_tokens)
+        self.faults = faults or Faults()
+        self.metrics = _Metrics(self.model_name, perf, self.max_model_len)
+        self.engine: EmulatedEngine | None = None
+        self.port: int | None = None
+        self.host = "127.0.0.1"
+        self._runner: web.AppRunner | None = None
+        self._dead = False
+        self._streams: set[web.StreamResponse] = set()
+        self._created = int(time.time())
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # --------------------------------------------------------------- lifecycle (inside the loop)
+    async def astart(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.engine = EmulatedEngine(self.perf, self.model_name, self.time_scale, self.max_model_len, self.metrics)
+        self.engine.on_token = self._check_kill
+        self.engine.start()
+        app = web.Application()
+        app.router.add_post("/v1/completions", self._completions)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def astop(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _check_kill(self, engine: EmulatedEngine) -> None:
+        k = self.faults.kill_after_tokens
+        if k is not None and not self._dead and engine.tokens_generated_total >= k:
+            self._dead = True
+            asyncio.get_running_loop().create_task(self._die())
+
+    async def _die(self) -> None:
+        """Abrupt death: drop every open connection without a clean end, then close the port."""
+        for s in list(self._streams):
+            tr = s._req.transport if s._req is not None else None  # type: ignore[attr-defined]
+            if tr is not None:
+                tr.abort()
+        await self.astop()
+
+    # --------------------------------------------------------------- handlers
+    async def _health(self, request: web.Request) -> web.Response:
+        if self.faults.health_delay_s > 0:
+            await asyncio.sleep(self.faults.health_delay_s)
+        return web.Response(status=self.faults.health_status)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{
+            "id": self.model_name, "object": "model", "created": self._created, "owned_by": "vllm",
+            "root": self.model_name, "parent": None, "max_model_len": self.max_model_len}]})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @staticmethod
+    def _error(status: int, msg: str) -> web.Response:
+        return web.json_response({"object": "error", "message": msg, "type": "BadRequestError", "param": None, "code": status}, status=status)
+
+    def _parse(self, body: Any) -> tuple[int, int, bool, bool, str]:
+        if not isinstance(body, dict):
+            raise BadRequest("request body must be a JSON object")
+        model = body.get("model", self.model_name)
+        if model != self.model_name:
+            raise BadRequest(f"The model `{model}` does not exist.")
+        prompt = body.get("prompt")
+        if isinstance(prompt, str):
+            n_prompt = max(1, math.ceil(len(prompt) / CHARS_PER_TOKEN))
+        elif isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
+            n_prompt = len(prompt)
+        elif isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
+            return self._parse({**body, "prompt": prompt[0]})
+        else:
+            raise BadRequest("prompt must be a string or a non-empty list of token ids (one prompt per request in this emulator)")
+        max_tokens = body.get("max_tokens", DEFAULT_MAX_TOKENS)
+        if max_tokens is None:
+            max_tokens = self.max_model_len - n_prompt
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise BadRequest(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+        if n_prompt + max_tokens > self.max_model_len:
+            raise BadRequest(f"This model's maximum context length is {self.max_model_len} tokens. However, you requested "
+                             f"{n_prompt + max_tokens} tokens ({n_prompt} in the messages, {max_tokens} in the completion).")
+        stream = bool(body.get("stream", False))
+        opts = body.get("stream_options") or {}
+        include_usage = bool(opts.get("include_usage", False)) if isinstance(opts, dict) else False
+        return n_prompt, max_tokens, stream, include_usage, model
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        if self._dead or self.engine is None:
+            raise web.HTTPServiceUnavailable()
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return self._error(400, "request body is not valid JSON")
+        try:
+            n_prompt, max_tokens, stream, include_usage, model = self._parse(body)
+        except BadRequest as exc:
+            return self._error(400, str(exc))
+        rid = f"cmpl-{next(self._ids)}"
+        req = _Req(rid, n_prompt, max_tokens, self.engine.now())
+        self.engine.submit(req)
+        created = int(time.time())
+        usage = lambda: {"prompt_tokens": n_prompt, "completion_tokens": req.generated, "total_tokens": n_prompt + req.generated}  # noqa: E731
+        if not stream:
+            while await req.out.get() is not None:
+                pass
+            if not req.done:
+                raise web.HTTPServiceUnavailable()
+            text = "".join(_token_text(i) for i in range(req.generated))
+            return web.json_response({"id": rid, "object": "text_completion", "created": created, "model": model,
+                                      "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "length", "stop_reason": None}],
+                                      "usage": usage()})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        self._streams.add(resp)
+        try:
+            sent = 0
+            while True:
+                item = await req.out.get()
+                if item is None:
+                    break
+                if self.faults.malformed_stream_after_tokens is not None and sent == self.faults.malformed_stream_after_tokens:
+                    await resp.write(b"data: {not json\n\n")
+                chunk = {"id": rid, "object": "text_completion", "created": created, "model": model,
+                         "choices": [{"index": 0, "text": _token_text(sent), "logprobs": None,
+                                      "finish_reason": None, "stop_reason": None}]}
+                if include_usage:
+                    chunk["usage"] = None
+                await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                sent += 1
+            if not req.done:  # engine stopped under us: drop without a clean end
+                if request.transport is not None:
+                    request.transport.abort()
+                return resp
+            fin = {"id": rid, "object": "text_completion", "created": created, "model": model,
+                   "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "length", "stop_reason": None}]}
+            if include_usage:
+                fin["usage"] = None
+            await resp.write(f"data: {json.dumps(fin)}\n\n".encode())
+            if include_usage:
+                u = {"id": rid, "object": "text_completion", "created": created, "model": model, "choices": [], "usage": usage()}
+                await resp.write(f"data: {json.dumps(u)}\n\n".encode())
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        finally:
+            self._streams.discard(resp)
+        return resp
+
+
+class EmulatorFleet:
+    """Several emulated replicas in one process, on distinct loopback ports, served by one background
+    thread with its own event loop. Usable from pytest: ``with EmulatorFleet(perf, replicas=2) as f: f.urls``.
+    """
+
+    def __init__(self, perf: VariantPerf | list[VariantPerf], replicas: int = 1, *, model_name: str | None = None,
+                 time_scale: float = 1.0, host: str = "127.0.0.1", base_port: int = 0, max_model_len: int | None = None):
+        perfs = perf if isinstance(perf, list) else [perf] * replicas
+        if not perfs:
+            raise ValueError("an emulator fleet needs at least one replica")
+        self.host = host
+        self.base_port = base_port
+        self.time_scale = time_scale
+        self.model_name = model_name
+        self.max_model_len = max_model_len
+        self.servers: list[EmulatedServer] = [self._make(p) for p in perfs]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def _make(self, perf: VariantPerf) -> EmulatedServer:
+        return EmulatedServer(perf, self.model_name, time_scale=self.time_scale, max_model_len=self.max_model_len)
+
+    @property
+    def urls(self) -> list[str]:
+        return [s.url for s in self.servers]
+
+    def _call(self, coro: Any, timeout: float = 30.0) -> Any:
+        assert self._loop is not None, "fleet not started"
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def start(self) -> "EmulatorFleet":
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="emulator-fleet", daemon=True)
+        self._thread.start()
+        for i, s in enumerate(self.servers):
+            self._call(s.astart(self.host, self.base_port + i if self.base_port else 0))
+        return self
+
+    def add_replica(self, perf: VariantPerf | None = None) -> EmulatedServer:
+        """Start one more replica (e.g. the controller scaled a pool up); returns it."""
+        s = self._make(perf or self.servers[0].perf)
+        port = self.base_port + len(self.servers) if self.base_port else 0
+        self._call(s.astart(self.host, port))
+        self.servers.append(s)
+        return s
+
+    def stop_replica(self, i: int) -> None:
+        """Stop replica i cleanly (its port closes; open streams end without [DONE])."""
+        self._call(self.servers[i].astop())
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        for s in self.servers:
+            try:
+                self._call(s.astop())
+            except Exception:  # noqa: BLE001 - best effort on shutdown (a killed server is already down)
+                pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop.close()
+        self._loop = None
+
+    def __enter__(self) -> "EmulatorFleet":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_forever(perf: VariantPerf, *, port: int, replicas: int = 1, host: str = "127.0.0.1", time_scale: float = 1.0,
+                  model_name: str | None = None) -> None:
+    """Blocking entry point of ``planner emulate``: replicas on port, port+1, ... until Ctrl-C."""
+    fleet = EmulatorFleet(perf, replicas, model_name=model_name, time_scale=time_scale, host=host, base_port=port)
+    fleet.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fleet.stop()

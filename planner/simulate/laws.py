@@ -1,0 +1,88 @@
+"""Step-time laws of one engine iteration, shared by the fleet simulator and the emulated server.
+
+Pure functions of a :class:`planner.perf.VariantPerf` and batch shape (DESIGN.md, Performance model):
+
+* prefill of a batch:   t = a + b * sum(isl) + c * sum(isl^2)
+* decode step:          t = alpha + beta * batch + gamma * sum(context)
+* mixed (chunked prefill) step: one forward pass carries the decodes and the prefill chunks, so the
+  fixed cost is paid once (the larger of the two fixed terms) and the marginal terms add. A chunk of
+  `n` tokens of a prompt of which `done` tokens are already in the cache costs
+  ``b*n + c*((done+n)^2 - done^2)``, so the chunks of one prompt sum to exactly its unchunked cost.
+
+Only the public fields of VariantPerf are read, so a perf model that fits these laws plugs in as is.
+"""
+
+from __future__ import annotations
+
+import math
+
+from planner.errors import InputError
+from planner.perf import VariantPerf
+
+
+def prefill_batch_ms(perf: VariantPerf, sum_isl: float, sum_isl2: float) -> float:
+    """One prefill forward pass over prompts with these token sums (sum of isl, sum of isl^2)."""
+    return perf.prefill_a_ms + perf.prefill_b_ms_per_token * sum_isl + perf.prefill_c_ms_per_token2 * sum_isl2
+
+
+def chunk_cost_isl2(done: int, n: int) -> int:
+    """The sum(isl^2) share of prefilling tokens [done, done+n) of one prompt."""
+    return (done + n) * (done + n) - done * done
+
+
+def mixed_step_ms(perf: VariantPerf, batch: int, sum_context: float, prefill_tokens: int, prefill_isl2: float) -> float:
+    """One engine step with `batch` decodes (contexts summing to `sum_context`) and prefill chunks.
+
+    No decodes: the prefill law. No prefill: the decode law. Both: one fixed cost (the larger) plus
+    both marginal costs (chunked prefill piggybacks on the decode step, as in vLLM's scheduler).
+    """
+    dec = perf.decode_beta_ms_per_seq * batch + perf.decode_gamma_ms_per_token * sum_context
+    pre = perf.prefill_b_ms_per_token * prefill_tokens + perf.prefill_c_ms_per_token2 * prefill_isl2
+    if prefill_tokens <= 0:
+        return perf.decode_alpha_ms + dec
+    if batch <= 0:
+        return perf.prefill_a_ms + pre
+    return max(perf.decode_alpha_ms, perf.prefill_a_ms) + dec + pre
+
+
+def decode_stretch_ms(perf: VariantPerf, batch: int, sum_context: float, steps: int) -> float:
+    """Time of `steps` decode steps of a constant batch whose context sum grows by `batch` per step."""
+    if steps <= 0:
+        return 0.0
+    first = perf.decode_alpha_ms + perf.decode_beta_ms_per_seq * batch + perf.decode_gamma_ms_per_token * sum_context
+    return steps * first + perf.decode_gamma_ms_per_token * batch * steps * (steps - 1) / 2.0
+
+
+def decode_steps_within(perf: VariantPerf, batch: int, sum_context: float, elapsed_ms: float) -> int:
+    """How many whole decode steps of a constant batch complete within `elapsed_ms` (inverse of the above)."""
+    if elapsed_ms <= 0:
+        return 0
+    first = perf.decode_alpha_ms + perf.decode_beta_ms_per_seq * batch + perf.decode_gamma_ms_per_token * sum_context
+    half = perf.decode_gamma_ms_per_token * batch / 2.0
+    if half <= 1e-15:
+        k = int(elapsed_ms / first)
+    else:
+        # half*k^2 + (first-half)*k - elapsed = 0
+        lin = first - half
+        k = int((-lin + math.sqrt(lin * lin + 4.0 * half * elapsed_ms)) / (2.0 * half))
+    # guard the float root on both sides
+    while k > 0 and decode_stretch_ms(perf, batch, sum_context, k) > elapsed_ms:
+        k -= 1
+    while decode_stretch_ms(perf, batch, sum_context, k + 1) <= elapsed_ms:
+        k += 1
+    return k
+
+
+def check_perf(perf: VariantPerf, where: str) -> None:
+    """Reject laws that would make an engine step free or a replica hold nothing (a simulation would not end)."""
+    if perf.decode_alpha_ms + perf.decode_beta_ms_per_seq <= 0:
+        raise InputError(where, "decode", f"decode step time must be positive at batch 1; got alpha={perf.decode_alpha_ms}, beta={perf.decode_beta_ms_per_seq}")
+    if perf.prefill_a_ms + perf.prefill_b_ms_per_token <= 0:
+        raise InputError(where, "prefill", f"prefill time must be positive; got a={perf.prefill_a_ms}, b={perf.prefill_b_ms_per_token}")
+    if min(perf.prefill_a_ms, perf.prefill_b_ms_per_token, perf.prefill_c_ms_per_token2, perf.decode_alpha_ms,
+           perf.decode_beta_ms_per_seq, perf.decode_gamma_ms_per_token) < 0:
+        raise InputError(where, "laws", "latency-law coefficients must be >= 0")
+    if perf.kv_capacity_tokens <= 0:
+        raise InputError(where, "kv_capacity_tokens", f"a replica must hold some KV cache; got {perf.kv_capacity_tokens} (zero-capacity pool)")
+    if perf.max_num_seqs <= 0 or perf.max_batched_tokens <= 0:
+        raise InputError(where, "max_num_seqs", f"max_num_seqs and max_batched_tokens must be positive; got {perf.max_num_seqs}, {perf.max_batched_tokens}")

@@ -1,0 +1,196 @@
+"""Emulated vLLM server (a fake of the EXTERNAL vLLM engine): real HTTP, the real `openai` client,
+Prometheus text parsed by prometheus_client, timing against the latency law, and fault hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import openai
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from planner.perf import VariantPerf
+from planner.simulate.emulator import EmulatorFleet, Faults
+from planner.simulate.laws import decode_stretch_ms
+
+pytestmark = pytest.mark.timeout(60)
+
+PERF = VariantPerf(
+    model="llama-test", gpu="H100", tp=1, source="prior",
+    prefill_a_ms=20.0, prefill_b_ms_per_token=0.1, prefill_c_ms_per_token2=1e-6,
+    decode_alpha_ms=20.0, decode_beta_ms_per_seq=2.0, decode_gamma_ms_per_token=1e-4,
+    kv_capacity_tokens=200_000, kv_bytes_per_token=131072, kv_link_gb_s=50.0,
+)
+SCALE = 0.1  # 10x faster than real time
+
+
+def metrics(url: str) -> dict[str, list]:
+    text = httpx.get(url + "/metrics").text
+    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+
+
+def sample(fams: dict, name: str, suffix: str = "", **labels: str) -> float:
+    base = name.removesuffix("_total")
+    for s in fams[base]:
+        if s.name == name + suffix and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    raise KeyError(name + suffix)
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    with EmulatorFleet(PERF, replicas=2, time_scale=SCALE) as f:
+        yield f
+
+
+def test_openai_client_non_streaming_and_streaming(fleet):
+    url = fleet.urls[0]
+    client = openai.OpenAI(base_url=url + "/v1", api_key="none")
+    assert [m.id for m in client.models.list()] == ["llama-test"]
+    r = client.completions.create(model="llama-test", prompt=list(range(300)), max_tokens=7)
+    assert r.usage.prompt_tokens == 300 and r.usage.completion_tokens == 7
+    assert r.choices[0].finish_reason == "length"
+    assert len(r.choices[0].text.split()) == 7
+
+    chunks = list(client.completions.create(model="llama-test", prompt="x" * 400, max_tokens=5, stream=True,
+                                            stream_options={"include_usage": True}, extra_body={"ignore_eos": True}))
+    texts = [c.choices[0].text for c in chunks if c.choices and c.choices[0].text]
+    assert len(texts) == 5
+    assert chunks[-2].choices[0].finish_reason == "length"
+    assert chunks[-1].usage.prompt_tokens == 100 and chunks[-1].usage.completion_tokens == 5
+
+    fams = metrics(url)
+    assert sample(fams, "vllm:request_success_total", finished_reason="length", model_name="llama-test") >= 2
+    assert sample(fams, "vllm:prompt_tokens_total") >= 400
+    assert sample(fams, "vllm:generation_tokens_total") >= 12
+    assert sample(fams, "vllm:time_to_first_token_seconds", "_count") >= 2
+    assert sample(fams, "vllm:inter_token_latency_seconds", "_count") >= 10
+    for name in ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
+                 "vllm:gpu_cache_usage_perc", "vllm:e2e_request_latency_seconds", "vllm:time_per_output_token_seconds",
+                 "vllm:request_prompt_tokens", "vllm:request_generation_tokens"):
+        assert name in fams, name
+        assert all(s.labels.get("model_name") == "llama-test" for s in fams[name])
+    info = fams["vllm:cache_config_info"][0]
+    assert info.value == 1 and int(info.labels["num_gpu_blocks"]) * int(info.labels["block_size"]) == 200_000
+    # the other replica is an independent engine
+    assert sample(metrics(fleet.urls[1]), "vllm:prompt_tokens_total") == 0
+
+
+def test_single_request_timing_follows_law(fleet):
+    """Emulated TTFT and decode time of a lone request match the prefill and decode laws."""
+    url = fleet.urls[1]
+    before = metrics(url)
+    isl, osl = 2000, 30
+    r = httpx.post(url + "/v1/completions", json={"model": "llama-test", "prompt": [1] * isl, "max_tokens": osl}, timeout=30)
+    assert r.status_code == 200
+    after = metrics(url)
+    d = lambda n, s: sample(after, n, s) - sample(before, n, s)  # noqa: E731
+    ttft_s = d("vllm:time_to_first_token_seconds", "_sum")
+    decode_s = d("vllm:request_decode_time_seconds", "_sum")
+    want_ttft_s = PERF.prefill_ms(isl) / 1e3
+    want_decode_s = decode_stretch_ms(PERF, 1, isl + 1, osl - 1) / 1e3
+    # sleep granularity adds ~1 ms wall = 10 ms emulated per step at SCALE 0.1: allow that much
+    assert want_ttft_s * 0.9 <= ttft_s <= want_ttft_s + 0.05
+    assert want_decode_s * 0.95 <= decode_s <= want_decode_s + (osl - 1) * 0.012
+
+
+def test_itl_grows_with_concurrency_as_the_law_says():
+    """8 concurrent decodes step at decode_step_ms(8, ctx), not at the batch-1 time."""
+    with EmulatorFleet(PERF, replicas=1, time_scale=SCALE) as f:
+        url = f.urls[0]
+
+        async def go(n: int) -> None:
+            async with httpx.AsyncClient(timeout=30) as c:
+                await asyncio.gather(*[c.post(url + "/v1/completions", json={"prompt": [1] * 100, "max_tokens": 40}) for _ in range(n)])
+
+        asyncio.run(go(1))
+        m1 = metrics(url)
+        itl1 = sample(m1, "vllm:inter_token_latency_seconds", "_sum") / sample(m1, "vllm:inter_token_latency_seconds", "_count")
+        asyncio.run(go(8))
+        m2 = metrics(url)
+        n = sample(m2, "vllm:inter_token_latency_seconds", "_count") - sample(m1, "vllm:inter_token_latency_seconds", "_count")
+        itl8 = (sample(m2, "vllm:inter_token_latency_seconds", "_sum") - sample(m1, "vllm:inter_token_latency_seconds", "_sum")) / n
+    law1 = PERF.decode_step_ms(1, 120) / 1e3
+    law8 = PERF.decode_step_ms(8, 120) / 1e3
+    assert law1 * 0.9 < itl1 < law1 * 1.6
+    assert itl8 > itl1 * 1.3  # the law says 36/22 = 1.6x
+    assert law8 * 0.9 < itl8 < law8 * 1.6
+
+
+def test_kv_capacity_queues_requests():
+    """Requests beyond the KV cache wait (vllm:num_requests_waiting > 0) and are all served in the end."""
+    small = VariantPerf(**{**PERF.__dict__, "kv_capacity_tokens": 1000})
+    with EmulatorFleet(small, time_scale=SCALE) as f:
+        url = f.urls[0]
+
+        async def go() -> tuple[list[int], float]:
+            async with httpx.AsyncClient(timeout=30) as c:
+                tasks = [asyncio.create_task(c.post(url + "/v1/completions", json={"prompt": [1] * 300, "max_tokens": 100})) for _ in range(5)]
+                await asyncio.sleep(0.05)
+                waiting = sample(metrics(url), "vllm:num_requests_waiting")
+                return [r.status_code for r in await asyncio.gather(*tasks)], waiting
+
+        codes, waiting = asyncio.run(go())
+        assert codes == [200] * 5
+        assert waiting >= 1
+        # too long for the cache: rejected like vLLM (max_model_len capped by KV capacity)
+        r = httpx.post(url + "/v1/completions", json={"prompt": [1] * 900, "max_tokens": 200})
+        assert r.status_code == 400 and "maximum context length" in r.json()["message"]
+
+
+def test_bad_requests_are_400(fleet):
+    url = fleet.urls[0]
+    assert httpx.post(url + "/v1/completions", content=b"{nope").status_code == 400
+    assert httpx.post(url + "/v1/completions", json={"prompt": []}).status_code == 400
+    assert httpx.post(url + "/v1/completions", json={"prompt": "hi", "model": "other"}).status_code == 400
+    assert httpx.post(url + "/v1/completions", json={"prompt": "hi", "max_tokens": 0}).status_code == 400
+
+
+def test_fault_kill_mid_stream():
+    with EmulatorFleet(PERF, time_scale=SCALE) as f:
+        url = f.urls[0]
+        f.servers[0].faults.kill_after_tokens = 5
+        client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
+        got = []
+        with pytest.raises((openai.APIError, httpx.HTTPError)):
+            for c in client.completions.create(model="llama-test", prompt=[1] * 10, max_tokens=50, stream=True):
+                got.append(c)
+        assert 0 < len(got) < 50
+        time.sleep(0.2)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url + "/health", timeout=2)
+
+
+def test_fault_slow_health_and_malformed_stream():
+    with EmulatorFleet(PERF, time_scale=SCALE) as f:
+        url = f.urls[0]
+        f.servers[0].faults.health_delay_s = 1.0
+        with pytest.raises(httpx.TimeoutException):
+            httpx.get(url + "/health", timeout=0.2)
+        f.servers[0].faults.health_delay_s = 0.0
+        f.servers[0].faults.health_status = 503
+        assert httpx.get(url + "/health").status_code == 503
+        f.servers[0].faults.malformed_stream_after_tokens = 2
+        with httpx.stream("POST", url + "/v1/completions", json={"prompt": [1] * 10, "max_tokens": 5, "stream": True}) as r:
+            lines = [ln for ln in r.iter_lines() if ln.startswith("data: ")]
+        bad = 0
+        for ln in lines[:-1]:
+            try:
+                json.loads(ln[6:])
+            except json.JSONDecodeError:
+                bad += 1
+        assert bad == 1 and lines[-1] == "data: [DONE]"
+
+
+def test_fleet_add_and_stop_replica():
+    with EmulatorFleet(PERF, time_scale=SCALE) as f:
+        s = f.add_replica()
+        assert len(set(f.urls)) == 2
+        assert httpx.get(s.url + "/health").status_code == 200
+        f.stop_replica(1)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(s.url + "/health", timeout=2)
+        assert httpx.get(f.urls[0] + "/health").status_code == 200
