@@ -1,0 +1,235 @@
+"""Capacity of one replica under SLO: the largest arrival rate it can take alone.
+
+Pure queueing maths over a :class:`~planner.perf.VariantPerf`; no I/O. For each (class, variant)
+the planner asks `capacity(...)`; the ILP then treats classes that share a replica as consuming
+fractions of it (Mélange, Griggs et al. 2024). Latency predictions at a given load come from the
+same formulas, so the plan's predicted percentiles and its capacities are consistent.
+
+Prefill (role ``prefill``), after DistServe (Zhong et al., OSDI 2024, §3.1) which models a
+prefill instance as an M/D/1 queue:
+    vLLM batches waiting prompts up to ``max_batched_tokens``. With arrival rate λ and batch
+    size b the batch time is T(b) = prefill_ms(isl, b) and the per-request service time
+    D = T(b)/b; b solves the fixed point b = clip(λ·T(b), 1, b_max) (the prompts that arrive
+    during one batch form the next one).  ρ = λ·D.
+    M/D/1 mean wait (Pollaczek-Khinchine with zero service variance):
+        E[W] = ρ·D / (2(1-ρ))
+    Tail: the standard exponential approximation P(W > t) ≈ ρ·exp(-t·ρ/E[W]) (probability of
+    waiting ρ, conditional wait exponential with mean E[W]/ρ; exact in the heavy-traffic limit,
+    Kingman 1962), so the p-quantile is
+        W_p = (E[W]/ρ) · ln(ρ / (1-p))   if ρ > 1-p, else 0.
+    TTFT_p = W_p + T(b) + KV transfer.
+
+Decode (role ``decode``), continuous batching:
+    A request holds a batch slot for osl steps, so by Little's law the mean batch is
+    N = λ·osl·t(N)/1000 with step time t(N) = α + β·N + γ·N·ctx, ctx = isl + osl/2 the mean
+    context. Solved in closed form: N = λ·osl·α / (1000 - λ·osl·(β + γ·ctx)).
+    The number of requests in a continuous-batching decoder is that of an M/G/∞ system, which
+    is Poisson(N) whatever the service distribution; the p-quantile batch N_p is its quantile
+    and ITL_p = t(N_p). Feasibility also needs N_p ≤ max_num_seqs and N_p·(isl+osl) ≤ KV
+    capacity (a sequence's cache grows to isl+osl tokens; vLLM preempts when it runs out).
+    ITL here is the per-request mean inter-token latency (vLLM's TPOT) at the percentile.
+
+Mixed (role ``mixed``, colocated vLLM with chunked prefill, Agrawal et al. "Sarathi-Serve",
+OSDI 2024): prompts are split into chunks that ride along decode steps within the token
+budget. The prefill work takes a share ρ_p = λ·(prefill_ms(isl) - a)/1000 of the engine's
+time (the fixed cost a is paid by the decode step anyway), stretching every decode step:
+    ITL_p = t(N_p) / (1 - ρ_p),  N from Little's law with that stretched step.
+A prompt needs k = ceil(isl / (budget - N)) steps; its service is D = prefill_ms(isl) + k·t(N)
+and TTFT_p = W_p(M/D/1 at λ, D) + D.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy import stats
+
+from planner.perf import VariantPerf
+
+# Bisection tolerance on the capacity, relative: 0.1% of the rate is far below profiling noise.
+_RATE_RTOL = 1e-3
+# Below this rate a replica is treated as unable to serve the class (req/s): one request per
+# ~3 hours is no capacity worth planning with.
+_MIN_RATE_RPS = 1e-4
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Predicted latencies at one load, ms, at the requested percentile; inf when saturated."""
+
+    ttft_ms: float = 0.0
+    itl_ms: float = 0.0
+    batch: float = 0.0
+    utilization: float = 0.0
+    """Share of the replica's raw throughput in use (ρ for prefill; batch/slots for decode)."""
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """One replica's SLO capacity for one class and why it stops there."""
+
+    rate_rps: float
+    binding: str
+    """What limits it: 'ttft', 'itl', 'kv', 'max_num_seqs', 'throughput' or 'unreachable'."""
+    best_ttft_ms: float
+    best_itl_ms: float
+    """Latencies at vanishing load: what this variant can do at best (for explanations)."""
+
+
+def wait_quantile_ms(rate_rps: float, service_ms: float, percentile: float) -> float:
+    """p-quantile of the M/D/1 waiting time (exponential-tail approximation, see module doc)."""
+    rho = rate_rps * service_ms / 1000.0
+    if rho >= 1.0:
+        return math.inf
+    if rho <= 0.0:
+        return 0.0
+    mean_wait = rho * service_ms / (2.0 * (1.0 - rho))
+    tail = 1.0 - percentile / 100.0
+    if rho <= tail:
+        return 0.0
+    return (mean_wait / rho) * math.log(rho / tail)
+
+
+def _prefill_batch(perf: VariantPerf, isl: float, rate_rps: float) -> tuple[float, float]:
+    """(batch size, batch time ms) of a prefill replica at `rate_rps`: b = clip(λ·T(b), 1, b_max)."""
+    b_max = max(1.0, math.floor(perf.max_batched_tokens / isl)) if isl <= perf.max_batched_tokens else 1.0
+    b = 1.0
+    for _ in range(50):  # the map is monotone and contracting for ρ < 1; 50 steps is plenty
+        t = perf.prefill_ms(isl, b)
+        nb = min(b_max, max(1.0, rate_rps * t / 1000.0))
+        if abs(nb - b) < 1e-6:
+            break
+        b = nb
+    return b, perf.prefill_ms(isl, b)
+
+
+def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool = True) -> Latency:
+    """TTFT at the percentile of a prefill replica taking `rate_rps` of prompts of `isl` tokens."""
+    b, t_batch = _prefill_batch(perf, isl, rate_rps)
+    service_ms = t_batch / b
+    wait = wait_quantile_ms(rate_rps, service_ms, percentile)
+    kv = perf.kv_transfer_ms(isl) if kv_transfer else 0.0
+    return Latency(ttft_ms=wait + t_batch + kv, batch=b, utilization=rate_rps * service_ms / 1000.0)
+
+
+def _decode_batch_mean(perf: VariantPerf, rate_rps: float, osl: float, ctx: float, stretch: float = 1.0) -> float:
+    """Little's law batch N = λ·osl·t(N)·stretch/1000, closed form; inf when it diverges."""
+    slope = perf.decode_beta_ms_per_seq + perf.decode_gamma_ms_per_token * ctx
+    denom = 1000.0 - rate_rps * osl * slope * stretch
+    if denom <= 0.0:
+        return math.inf
+    return rate_rps * osl * perf.decode_alpha_ms * stretch / denom
+
+
+def _batch_quantile(mean_batch: float, percentile: float) -> float:
+    """p-quantile of the M/G/∞ occupancy, Poisson(mean); at least one sequence (the request itself)."""
+    if math.isinf(mean_batch):
+        return math.inf
+    return max(1.0, float(stats.poisson.ppf(percentile / 100.0, mean_batch)))
+
+
+def decode_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float) -> Latency:
+    """ITL at the percentile of a decode replica taking `rate_rps` requests of (isl, osl)."""
+    ctx = isl + osl / 2.0
+    n = _decode_batch_mean(perf, rate_rps, osl, ctx)
+    n_p = _batch_quantile(n, percentile)
+    itl = perf.decode_step_ms(n_p, ctx) if math.isfinite(n_p) else math.inf
+    return Latency(itl_ms=itl, batch=n_p, utilization=n / perf.max_num_seqs if math.isfinite(n) else math.inf)
+
+
+def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float) -> Latency:
+    """TTFT and ITL at the percentile of a colocated replica with chunked prefill."""
+    prefill_work_ms = perf.prefill_ms(isl, 1.0) - perf.prefill_a_ms
+    rho_p = rate_rps * prefill_work_ms / 1000.0
+    if rho_p >= 1.0:
+        return Latency(ttft_ms=math.inf, itl_ms=math.inf, utilization=math.inf)
+    stretch = 1.0 / (1.0 - rho_p)
+    ctx = isl + osl / 2.0
+    n = _decode_batch_mean(perf, rate_rps, osl, ctx, stretch)
+    n_p = _batch_quantile(n, percentile)
+    if not math.isfinite(n_p):
+        return Latency(ttft_ms=math.inf, itl_ms=math.inf, utilization=math.inf)
+    step_ms = perf.decode_step_ms(n, ctx)
+    chunk_tokens = max(1.0, perf.max_batched_tokens - n)
+    steps = math.ceil(isl / chunk_tokens)
+    service_ms = prefill_work_ms + steps * step_ms
+    wait = wait_quantile_ms(rate_rps, service_ms, percentile)
+    return Latency(
+        ttft_ms=wait + service_ms,
+        itl_ms=perf.decode_step_ms(n_p, ctx) * stretch,
+        batch=n_p,
+        utilization=max(rho_p, n / perf.max_num_seqs),
+    )
+
+
+def latency(perf: VariantPerf, role: str, isl: float, osl: float, rate_rps: float, percentile: float) -> Latency:
+    """Predicted latency of `role` on this variant at a load; the single entry point for predictions."""
+    if role == "prefill":
+        return prefill_latency(perf, isl, rate_rps, percentile)
+    if role == "decode":
+        return decode_latency(perf, isl, osl, rate_rps, percentile)
+    if role == "mixed":
+        return mixed_latency(perf, isl, osl, rate_rps, percentile)
+    raise ValueError(f"unknown role {role!r}")
+
+
+def _violations(perf: VariantPerf, role: str, isl: float, osl: float, rate: float, percentile: float,
+                ttft_ms: float | None, itl_ms: float | None) -> list[str]:
+    """The SLO terms and engine limits violated at `rate` (empty when it fits)."""
+    lat = latency(perf, role, isl, osl, rate, percentile)
+    out: list[str] = []
+    if role in ("prefill", "mixed") and not math.isfinite(lat.ttft_ms):
+        out.append("throughput")
+    elif role in ("decode", "mixed") and not math.isfinite(lat.itl_ms):
+        out.append("throughput")
+    if role in ("prefill", "mixed") and ttft_ms is not None and lat.ttft_ms > ttft_ms:
+        out.append("ttft")
+    if role in ("decode", "mixed"):
+        if itl_ms is not None and lat.itl_ms > itl_ms:
+            out.append("itl")
+        if lat.batch > perf.max_num_seqs:
+            out.append("max_num_seqs")
+        if lat.batch * (isl + osl) > perf.kv_capacity_tokens:
+            out.append("kv")
+    return out
+
+
+def capacity(perf: VariantPerf, role: str, isl: float, osl: float, percentile: float,
+             ttft_ms: float | None = None, itl_ms: float | None = None) -> Capacity:
+    """Largest arrival rate one replica of `perf` in `role` takes alone with the SLO holding.
+
+    The SLO terms that apply to the role are checked: TTFT for prefill (it includes the KV
+    transfer), ITL for decode, both for mixed. Returns rate 0 with binding 'unreachable' or
+    the violated term when even a vanishing load misses the SLO.
+    """
+    best = latency(perf, role, isl, osl, _MIN_RATE_RPS, percentile)
+    best_ttft = best.ttft_ms if role != "decode" else 0.0
+    best_itl = best.itl_ms if role != "prefill" else 0.0
+    at_zero = _violations(perf, role, isl, osl, _MIN_RATE_RPS, percentile, ttft_ms, itl_ms)
+    if at_zero:
+        return Capacity(0.0, at_zero[0] if at_zero[0] != "throughput" else "unreachable", best_ttft, best_itl)
+
+    # Upper bracket: the raw throughput bound of the role (saturation), where latency diverges.
+    hi = 1.0
+    while not _violations(perf, role, isl, osl, hi, percentile, ttft_ms, itl_ms):
+        hi *= 2.0
+        if hi > 1e7:  # 10M req/s per replica: the laws are degenerate, not a real capacity
+            raise ValueError(f"capacity of {perf.model}/{role}/{perf.gpu}/tp{perf.tp} does not saturate; check its laws")
+    lo = hi / 2.0 if hi > 1.0 else _MIN_RATE_RPS
+
+    if _violations(perf, role, isl, osl, lo, percentile, ttft_ms, itl_ms):  # hi == 1 already violated
+        lo = _MIN_RATE_RPS
+    # Bisection on a monotone predicate, keeping lo feasible and hi infeasible; 60 halvings
+    # reach any rtol above 1e-18, so the loop is bounded.
+    for _ in range(60):
+        if hi - lo <= _RATE_RTOL * hi:
+            break
+        mid = 0.5 * (lo + hi)
+        if _violations(perf, role, isl, osl, mid, percentile, ttft_ms, itl_ms):
+            hi = mid
+        else:
+            lo = mid
+    rate = lo
+    binding = _violations(perf, role, isl, osl, hi, percentile, ttft_ms, itl_ms)
+    return Capacity(rate, binding[0] if binding else "throughput", best_ttft, best_itl)

@@ -1,0 +1,273 @@
+"""From a workload, a fleet and performance laws to a plan: the orchestration of `planner solve`.
+
+Steps: enumerate variants (model x role x GPU type x tp allowed by the fleet and that fit in
+memory) -> capacity under SLO of every (class, variant) -> an ILP `Problem` -> a backend solves it
+-> the solution becomes a `Plan` with routing weights, predicted percentiles and the binding
+constraints; an infeasible instance becomes a plan whose `diagnosis` says what binds and what
+would make it feasible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from planner.capacity import Capacity, capacity, latency
+from planner.catalog import Catalog
+from planner.errors import InputError
+from planner.perf import PerfModel, VariantPerf
+from planner.schema import (
+    PREFILL_SIDE,
+    ClassPrediction,
+    Fleet,
+    ModelPlan,
+    Plan,
+    PoolPlan,
+    RequestClass,
+    SolverInfo,
+    Variant,
+    Workload,
+)
+from solvers.backends import solve as solve_problem
+from solvers.diagnose import diagnose
+from solvers.problem import ClassSpec, Problem, Solution, VariantSpec
+
+# Routing weights and replicas below these are solver noise, not decisions.
+_FLOW_EPS_RPS = 1e-6
+_WEIGHT_DIGITS = 4
+
+
+@dataclass
+class Instance:
+    """The planning instance: candidate variants with their laws and per-class capacities."""
+
+    workload: Workload
+    fleet: Fleet
+    variants: dict[str, Variant] = field(default_factory=dict)
+    perf: dict[str, VariantPerf] = field(default_factory=dict)
+    caps: dict[tuple[str, str], Capacity] = field(default_factory=dict)
+    price_per_hour: dict[str, float] = field(default_factory=dict)
+    """Per GPU type, after fleet overrides."""
+    problem: Problem | None = None
+
+
+def _validate(workload: Workload, fleet: Fleet, catalog: Catalog) -> None:
+    for m in workload.models:
+        catalog.model(m)  # raises InputError naming the catalog and the known models
+    for g in fleet.gpus:
+        catalog.gpu(g)
+    for pool_id in fleet.current:
+        try:
+            Variant.parse(pool_id)
+        except ValueError as exc:
+            raise InputError(None, f"current.{pool_id}", str(exc)) from exc
+
+
+def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,
+                   objective: str = "cost") -> Instance:
+    """Variants, capacities and the ILP problem for `workload` on `fleet` (pure apart from the laws)."""
+    _validate(workload, fleet, catalog)
+    lim = fleet.limits
+    inst = Instance(workload=workload, fleet=fleet)
+    inst.price_per_hour = {g: inv.price_per_hour or catalog.gpu(g).price_per_hour for g, inv in fleet.gpus.items()}
+    current = {Variant.parse(k).id: v for k, v in fleet.current.items()}
+
+    for model in workload.models:
+        classes = [c for c in workload.classes if c.model == model]
+        for gpu, inv in fleet.gpus.items():
+            gpn = catalog.gpu(gpu).gpus_per_node
+            for tp in lim.allowed_tp:
+                if tp > gpn:  # tensor parallelism stays inside one node's NVLink domain
+                    continue
+                vp = perf.get(model, gpu, tp)
+                if vp is None:  # weights do not fit at this tp
+                    continue
+                for role in lim.roles:
+                    v = Variant(model=model, role=role, gpu=gpu, tp=tp)
+                    inst.variants[v.id] = v
+                    inst.perf[v.id] = vp
+                    for c in classes:
+                        slo = workload.slo_of(c)
+                        inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms)
+
+    specs: list[VariantSpec] = []
+    for vid, v in inst.variants.items():
+        if not any(inst.caps[(c.id, vid)].rate_rps > 0 for c in workload.classes if c.model == v.model) and not current.get(vid):
+            continue  # serves nothing under SLO: not a candidate (kept in caps for the diagnosis)
+        if fleet.gpus[v.gpu].available < v.tp and not current.get(vid):
+            continue  # not even one replica fits the inventory
+        specs.append(VariantSpec(
+            id=vid, group=v.model, side=v.role, resource=v.gpu, units=v.tp,
+            cost=v.tp * inst.price_per_hour[v.gpu],
+            utilization=lim.utilization,
+            max_replicas=lim.max_replicas_per_pool,
+            current=current.get(vid, 0),
+            link_bytes_per_s=inst.perf[vid].kv_link_gb_s * 1e9,
+        ))
+    kept = {s.id for s in specs}
+    inst.problem = Problem(
+        classes=[ClassSpec(id=c.id, group=c.model, rate=c.rate_rps,
+                           kv_bytes=c.isl * catalog.model(c.model).kv_bytes_per_token) for c in workload.classes],
+        variants=specs,
+        capacity={k: cap.rate_rps for k, cap in inst.caps.items() if k[1] in kept and cap.rate_rps > 0},
+        inventory={g: inv.available for g, inv in fleet.gpus.items()},
+        min_replicas_per_group={m: lim.min_replicas.get(m, lim.default_min_replicas) for m in workload.models},
+        pd_ratio_bounds={m: (lim.pd_ratio_min, lim.pd_ratio_max) for m in workload.models
+                         if lim.pd_ratio_min is not None or lim.pd_ratio_max is not None},
+        max_step=lim.max_step if current else None,
+        churn_cost=lim.churn_cost_per_replica if current else 0.0,
+        objective=objective,  # type: ignore[arg-type]
+    )
+    return inst
+
+
+def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = None, catalog: Catalog | None = None,
+                  backend: str = "highs", time_limit_s: float = 10.0, objective: str = "cost",
+                  mip_gap: float = 1e-4) -> Plan:
+    """The cheapest plan (or, with objective='max_load', the largest common load factor)."""
+    catalog = catalog or Catalog.load()
+    perf = perf or PerfModel.load(catalog=catalog)
+    inst = build_instance(workload, fleet, perf, catalog, objective)
+    assert inst.problem is not None
+    sol = solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
+    return to_plan(inst, sol, perf)
+
+
+# --------------------------------------------------------------------------- solution -> plan
+def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan],
+                      flows: dict[str, float], rate_scale: float) -> ClassPrediction:
+    """Worst predicted percentile over the pools the class is routed to, at their planned load."""
+    slo = inst.workload.slo_of(c)
+    ttft = itl = 0.0
+    disagg = 0.0
+    for vid, x in flows.items():
+        v = inst.variants[vid]
+        pool = pools[vid]
+        cap = inst.caps[(c.id, vid)].rate_rps
+        # The class alone at the pool's utilization: the load that consumes the same capacity share.
+        eq_rate = pool.utilization * cap
+        lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile)
+        if v.role in PREFILL_SIDE:
+            ttft = max(ttft, lat.ttft_ms)
+        if v.role in ("decode", "mixed"):
+            itl = max(itl, lat.itl_ms)
+        if v.role == "prefill":
+            disagg += x / max(c.rate_rps * rate_scale, 1e-12)
+    return ClassPrediction(percentile=slo.percentile, ttft_ms=round(ttft, 2), itl_ms=round(itl, 3),
+                           slo_ttft_ms=slo.ttft_ms, slo_itl_ms=slo.itl_ms, disaggregated_share=round(min(disagg, 1.0), 4))
+
+
+def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Plan:
+    """Turn a solver solution into the plan file's record (routing, predictions, costs, binding)."""
+    assert inst.problem is not None
+    info = SolverInfo(backend=sol.backend, status=sol.status, objective=sol.objective, bound=sol.bound,
+                      gap=sol.gap, seconds=round(sol.seconds, 4))
+    if not sol.ok:
+        return Plan(feasible=False, solver=info, diagnosis=explain_infeasible(inst), notes=[sol.message] if sol.message else [])
+
+    scale = sol.load_multiplier if inst.problem.objective == "max_load" and sol.load_multiplier else 1.0
+    flows_by_class: dict[str, dict[str, float]] = defaultdict(dict)
+    load: dict[str, float] = defaultdict(float)
+    for (cid, vid), x in sol.flow.items():
+        if x > _FLOW_EPS_RPS:
+            flows_by_class[cid][vid] = x
+            load[vid] += x / inst.problem.capacity[(cid, vid)]
+
+    plan = Plan(solver=info, load_multiplier=sol.load_multiplier if inst.problem.objective == "max_load" else None)
+    pools: dict[str, PoolPlan] = {}
+    for vid, n in sorted(sol.replicas.items()):
+        if n <= 0:
+            continue
+        v = inst.variants[vid]
+        pools[vid] = PoolPlan(
+            id=vid, role=v.role, gpu=v.gpu, tp=v.tp, replicas=n, gpus=n * v.tp,
+            cost_per_hour=round(n * v.tp * inst.price_per_hour[v.gpu], 4),
+            utilization=round(load[vid] / n, 4),
+            source=inst.perf[vid].source,
+        )
+        plan.gpus[v.gpu] = plan.gpus.get(v.gpu, 0) + n * v.tp
+    plan.cost_per_hour = round(sum(p.cost_per_hour for p in pools.values()), 4)
+
+    for model in inst.workload.models:
+        mpools = [p for vid, p in pools.items() if inst.variants[vid].model == model]
+        routing: dict[str, dict[str, float]] = {}
+        predicted: dict[str, ClassPrediction] = {}
+        for c in (c for c in inst.workload.classes if c.model == model):
+            flows = flows_by_class.get(c.id, {})
+            pre = {v: x for v, x in flows.items() if inst.variants[v].role in PREFILL_SIDE}
+            dec = {v: x for v, x in flows.items() if inst.variants[v].role == "decode"}
+            tot_p, tot_d = sum(pre.values()), sum(dec.values())
+            w = {v: round(x / tot_p, _WEIGHT_DIGITS) for v, x in pre.items()} if tot_p > 0 else {}
+            w.update({v: round(x / tot_d, _WEIGHT_DIGITS) for v, x in dec.items()} if tot_d > 0 else {})
+            routing[c.id] = w
+            predicted[c.id] = _class_prediction(inst, c, pools, flows, scale)
+        p_gpus = sum(p.gpus for p in mpools if p.role == "prefill")
+        d_gpus = sum(p.gpus for p in mpools if p.role == "decode")
+        plan.models[model] = ModelPlan(
+            pd_ratio=round(p_gpus / d_gpus, 4) if d_gpus and p_gpus else None,
+            pools=mpools, routing=routing, predicted=predicted,
+        )
+    plan.binding = [describe_binding(inst, b) for b in sol.binding]
+    return plan
+
+
+def describe_binding(inst: Instance, name: str) -> str:
+    """A solver constraint name in words ('inventory[H100]' -> 'GPU inventory of H100 is used up')."""
+    kind, _, target = name.partition("[")
+    target = target.rstrip("]")
+    if kind == "inventory":
+        return f"GPU inventory: all {inst.fleet.gpus[target].available} {target} GPUs are used" if target in inst.fleet.gpus else name
+    if kind == "kv_link":
+        return f"KV-transfer link bandwidth of pool {target} is saturated"
+    if kind == "pd_ratio":
+        return f"P:D ratio bound of model {target}"
+    if kind == "step":
+        return f"step limit (max_step={inst.fleet.limits.max_step}) on pool {target}"
+    if kind == "min_replicas":
+        return f"minimum replicas of model {target}"
+    if kind == "capacity":
+        return f"pool {target} is at its utilization target ({inst.fleet.limits.utilization:g})"
+    return name
+
+
+def explain_infeasible(inst: Instance) -> list[str]:
+    """Which SLO, class or inventory binds, and what would make the instance feasible, in words."""
+    assert inst.problem is not None
+    out: list[str] = []
+    wl = inst.workload
+    for c in wl.classes:
+        slo = wl.slo_of(c)
+        caps = {vid: cap for (cid, vid), cap in inst.caps.items() if cid == c.id}
+        for side, roles in (("prefill", ("prefill", "mixed")), ("decode", ("decode", "mixed"))):
+            side_caps = {vid: cap for vid, cap in caps.items() if inst.variants[vid].role in roles}
+            if c.rate_rps <= 0 or any(cap.rate_rps > 0 for cap in side_caps.values()):
+                continue
+            if not side_caps:
+                out.append(f"class {c.id}: no {side}-side variant fits model {c.model} on the fleet's GPUs "
+                           f"and TP sizes {inst.fleet.limits.allowed_tp}; allow larger TP or a larger GPU")
+                continue
+            if side == "prefill":
+                vid, cap = min(side_caps.items(), key=lambda kv: kv[1].best_ttft_ms)
+                v = inst.variants[vid]
+                out.append(f"TTFT p{slo.percentile:g} {slo.ttft_ms:g} ms for class {c.id} is out of reach on every GPU; "
+                           f"the best is {cap.best_ttft_ms:.0f} ms on {v.gpu} tp{v.tp} ({v.role}): "
+                           f"relax the TTFT SLO to >= {math.ceil(cap.best_ttft_ms * 1.05)} ms or add a faster GPU type")
+            else:
+                vid, cap = min(side_caps.items(), key=lambda kv: kv[1].best_itl_ms)
+                v = inst.variants[vid]
+                out.append(f"ITL p{slo.percentile:g} {slo.itl_ms:g} ms for class {c.id} is out of reach on every GPU; "
+                           f"the best is {cap.best_itl_ms:.1f} ms on {v.gpu} tp{v.tp} ({v.role}): "
+                           f"relax the ITL SLO to >= {math.ceil(cap.best_itl_ms * 1.05)} ms or add a faster GPU type")
+    if out:
+        return out
+    for r in diagnose(inst.problem):
+        if r.kind == "inventory":
+            have = inst.fleet.gpus[r.target].available if r.target in inst.fleet.gpus else 0
+            out.append(f"GPU inventory binds: {r.target} needs {math.ceil(r.amount)} more GPUs "
+                       f"({have} available); add them or relax the SLOs")
+        elif r.kind == "unserved":
+            out.append(f"class {r.target}: {r.amount:.3g} req/s cannot be served within SLO on this inventory")
+        else:
+            out.append(f"{r.kind} {r.target}: relax by {r.amount:.3g} {r.unit}".strip())
+    return out or ["the solver found no feasible plan; no single relaxation explains it"]

@@ -1,0 +1,103 @@
+"""Capacity under SLO: the queueing formulas and the capacity search."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.capacity import capacity, decode_latency, latency, prefill_latency, wait_quantile_ms
+from planner.perf import VariantPerf
+
+
+def _perf(**kw: float) -> VariantPerf:
+    base = dict(model="m", gpu="G", tp=1, source="prior", prefill_a_ms=8.0, prefill_b_ms_per_token=0.06,
+                prefill_c_ms_per_token2=2e-6, decode_alpha_ms=7.0, decode_beta_ms_per_seq=0.05,
+                decode_gamma_ms_per_token=2e-5, kv_capacity_tokens=450_000, kv_bytes_per_token=131_072,
+                kv_link_gb_s=50.0)
+    base.update(kw)
+    return VariantPerf(**base)  # type: ignore[arg-type]
+
+
+def test_md1_wait_quantile_matches_simulated_queue() -> None:
+    """The exponential-tail M/D/1 quantile is within 15% of a Lindley-recursion simulation at rho 0.5..0.85."""
+    rng = np.random.default_rng(1)
+    d_ms = 100.0
+    for rho in (0.5, 0.7, 0.85):
+        lam = rho / d_ms * 1000.0
+        inter = rng.exponential(1000.0 / lam, 400_000)
+        w = np.empty_like(inter)
+        w[0] = 0.0
+        for i in range(1, len(w)):  # Lindley: W_{n+1} = max(0, W_n + S - A_{n+1})
+            w[i] = max(0.0, w[i - 1] + d_ms - inter[i])
+        sim_p90 = float(np.quantile(w[10_000:], 0.9))
+        model_p90 = wait_quantile_ms(lam, d_ms, 90.0)
+        assert model_p90 == pytest.approx(sim_p90, rel=0.15), (rho, model_p90, sim_p90)
+
+
+def test_wait_is_zero_when_few_requests_wait_and_infinite_when_saturated() -> None:
+    assert wait_quantile_ms(0.5, 100.0, 90.0) == 0.0  # rho 0.05 < 10% tail
+    assert math.isinf(wait_quantile_ms(10.0, 100.0, 90.0))  # rho 1
+
+
+def test_prefill_capacity_meets_slo_at_capacity_and_breaks_just_above() -> None:
+    p = _perf()
+    cap = capacity(p, "prefill", 1024, 128, 90.0, ttft_ms=500.0)
+    assert cap.binding == "ttft"
+    assert latency(p, "prefill", 1024, 128, cap.rate_rps, 90.0).ttft_ms <= 500.0
+    assert latency(p, "prefill", 1024, 128, cap.rate_rps * 1.01, 90.0).ttft_ms > 500.0
+
+
+def test_decode_capacity_respects_itl_kv_and_slots() -> None:
+    p = _perf()
+    cap = capacity(p, "decode", 1024, 128, 90.0, itl_ms=12.0)
+    assert cap.binding == "itl"
+    assert decode_latency(p, 1024, 128, cap.rate_rps, 90.0).itl_ms <= 12.0
+    # A tiny KV cache makes the KV bound bind before ITL.
+    small = _perf(kv_capacity_tokens=20_000)
+    cap_kv = capacity(small, "decode", 1024, 128, 90.0, itl_ms=50.0)
+    assert cap_kv.binding == "kv"
+    assert cap_kv.rate_rps < cap.rate_rps
+    # Few batch slots: max_num_seqs binds.
+    few = _perf(max_num_seqs=8)
+    assert capacity(few, "decode", 1024, 128, 90.0, itl_ms=50.0).binding == "max_num_seqs"
+
+
+def test_unreachable_slo_gives_zero_capacity_with_best_latency() -> None:
+    p = _perf()
+    best = prefill_latency(p, 8000, 1e-9, 90.0).ttft_ms
+    cap = capacity(p, "prefill", 8000, 128, 90.0, ttft_ms=best * 0.5)
+    assert cap.rate_rps == 0.0
+    assert cap.best_ttft_ms == pytest.approx(best, rel=1e-3)
+    assert capacity(p, "decode", 1024, 128, 90.0, itl_ms=5.0).rate_rps == 0.0  # alpha alone is 7 ms
+
+
+def test_mixed_capacity_below_both_dedicated_roles_under_tight_itl() -> None:
+    """Chunked prefill stretches decode steps: under a tight ITL a colocated replica takes less than a prefill one."""
+    p = _perf()
+    pre = capacity(p, "prefill", 2048, 256, 90.0, ttft_ms=1000.0)
+    mixed = capacity(p, "mixed", 2048, 256, 90.0, ttft_ms=1000.0, itl_ms=15.0)
+    assert 0 < mixed.rate_rps < pre.rate_rps
+    assert mixed.binding == "itl"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    isl=st.integers(64, 16_000),
+    osl=st.integers(8, 2_000),
+    ttft=st.floats(100, 5_000),
+    itl=st.floats(10, 200),
+    pct=st.sampled_from([50.0, 90.0, 99.0]),
+)
+def test_capacity_grows_with_looser_slo_and_shrinks_with_higher_percentile(isl: int, osl: int, ttft: float, itl: float, pct: float) -> None:
+    p = _perf()
+    for role in ("prefill", "decode", "mixed"):
+        tight = capacity(p, role, isl, osl, pct, ttft_ms=ttft, itl_ms=itl).rate_rps
+        loose = capacity(p, role, isl, osl, pct, ttft_ms=ttft * 1.5, itl_ms=itl * 1.5).rate_rps
+        assert loose >= tight * (1 - 2e-3)
+        if pct < 99.0:
+            stricter = capacity(p, role, isl, osl, 99.0, ttft_ms=ttft, itl_ms=itl).rate_rps
+            assert stricter <= tight * (1 + 2e-3)
