@@ -1,0 +1,130 @@
+"""Controller configuration: one YAML file validated into pydantic records.
+
+`planner control --config C.yaml` reads this. Every knob has a default that suits a small
+production fleet; the values and where they come from are documented on each field. Errors name
+the file and the field (planner.fileio.load_model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from planner.fileio import load_model, parse_model, read_yaml
+from planner.schema import Fleet, Slo
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PrometheusConfig(_Strict):
+    """Where and how to query vLLM metrics through the Prometheus HTTP API."""
+
+    url: str = "http://prometheus-operated.monitoring:9090"
+    timeout_s: float = Field(default=5.0, gt=0)
+    rate_window_s: float = Field(
+        default=120.0, gt=0,
+        description="range of rate()/histogram_quantile(); >= 4 scrape intervals (Prometheus guidance for rate())",
+    )
+    staleness_s: float = Field(
+        default=90.0, gt=0,
+        description="newest sample older than this -> metrics are stale and the controller holds",
+    )
+    selector: str = Field(default="", description="extra PromQL label matchers, e.g. 'namespace=\"llm\"'")
+    role_label: str = Field(default="role", description="series label carrying the pool role (relabelled from pd-planner.io/role)")
+    pool_label: str = Field(default="pool", description="series label carrying the pool id, if relabelled")
+
+
+class ModelConfig(_Strict):
+    """One served model: its planner name, the `model_name` label vLLM exports, its SLO."""
+
+    served_name: str | None = Field(default=None, description="vLLM's model_name label; defaults to the planner name")
+    slo: Slo
+
+
+class ForecastConfig(_Strict):
+    """Holt / Holt-Winters (statsmodels) over the observed request rate, planned at an upper quantile."""
+
+    history_points: int = Field(default=240, gt=0, description="observations kept (one per interval)")
+    season_s: float | None = Field(default=None, gt=0, description="seasonal period (e.g. 86400 for daily); None: no seasonality")
+    quantile: float = Field(default=0.9, gt=0.5, lt=1.0, description="plan for this quantile of the forecast error")
+    min_points_trend: int = Field(default=6, ge=3, description="below this many points: plan for the last value")
+
+
+class CorrectConfig(_Strict):
+    """Performance-model correction from observed / predicted latency, bounded and smoothed."""
+
+    min_factor: float = Field(default=0.5, gt=0)
+    max_factor: float = Field(default=2.0, gt=0)
+    smoothing: float = Field(default=0.3, gt=0, le=1, description="EWMA weight of the newest ratio")
+    min_rate_rps: float = Field(default=0.05, ge=0, description="below this load the latency sample is too thin to learn from")
+
+
+class GuardConfig(_Strict):
+    """Safety rules that are not optimisation."""
+
+    scale_up_cooldown_s: float = Field(default=0.0, ge=0, description="HPA default: no scale-up delay")
+    scale_down_cooldown_s: float = Field(default=60.0, ge=0, description="after any change, no scale-down for this long")
+    scale_down_stabilization_s: float = Field(
+        default=300.0, ge=0, description="HPA default (5 min): scale down to the max recommendation in this window",
+    )
+    min_replicas: dict[str, int] = Field(default_factory=dict, description="pool id -> floor (safety, also given to the ILP)")
+    queue_drain_s: float = Field(
+        default=30.0, gt=0,
+        description="waiting requests are added to the load as backlog / queue_drain_s (they must be drained this fast)",
+    )
+
+
+class ActuatorConfig(_Strict):
+    kind: Literal["kubernetes", "metrics", "simulator"] = "kubernetes"
+    namespace: str = "default"
+    routing_configmap: str = Field(default="pd-planner-routing", description="ConfigMap the router reads routing.json from")
+    workload_kinds: list[Literal["deployment", "leaderworkerset"]] = Field(default_factory=lambda: ["deployment", "leaderworkerset"])
+    max_retries: int = Field(default=5, ge=0)
+    backoff_s: float = Field(default=0.2, ge=0, description="first retry delay, doubled each retry")
+    in_cluster: bool = True
+
+
+class LeaderConfig(_Strict):
+    enabled: bool = True
+    lease_name: str = "pd-planner-controller"
+    lease_duration_s: int = Field(default=15, gt=0, description="client-go default LeaseDuration")
+    identity: str | None = Field(default=None, description="defaults to $POD_NAME or the host name")
+
+
+class RecordConfig(_Strict):
+    metrics_port: int | None = Field(default=9100, description="the controller's own /metrics; None: off")
+    decision_log: str | None = Field(default=None, description="JSONL file, one decision per interval")
+
+
+class ControllerConfig(_Strict):
+    """The whole controller configuration."""
+
+    interval_s: float = Field(default=30.0, gt=0)
+    startup_s: float = Field(default=180.0, ge=0, description="pod start-up time (image pull + weights load); forecast horizon")
+    dry_run: bool = False
+    backend: str = "highs"
+    solver_time_limit_s: float = Field(default=10.0, gt=0)
+    fleet: str = Field(description="Fleet YAML: GPU inventory and limits (current replicas are observed)")
+    models: dict[str, ModelConfig]
+    prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    correct: CorrectConfig = Field(default_factory=CorrectConfig)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
+    actuator: ActuatorConfig = Field(default_factory=ActuatorConfig)
+    leader: LeaderConfig = Field(default_factory=LeaderConfig)
+    record: RecordConfig = Field(default_factory=RecordConfig)
+
+
+def load_config(path: str | Path) -> tuple[ControllerConfig, Fleet]:
+    """Read the controller config and the fleet it names (relative to the config's folder)."""
+    p = Path(path)
+    cfg = parse_model(ControllerConfig, read_yaml(p), str(p))
+    fleet_path = Path(cfg.fleet)
+    if not fleet_path.is_absolute():
+        fleet_path = p.parent / fleet_path
+    fleet = load_model(Fleet, fleet_path)
+    return cfg, fleet

@@ -1,0 +1,105 @@
+"""Correct the performance model from observed vs predicted latency, with bounded factors.
+
+The plan predicts TTFT and ITL percentiles per class from the (already corrected) performance
+model; Prometheus gives the observed percentiles. The update is multiplicative in log space:
+    f_new = clip(f_old * (observed / predicted) ** w, [min_factor, max_factor])
+where w is the smoothing weight, so a model that keeps under-predicting converges to the observed
+ratio and one that over-corrects comes back. TTFT factors scale the prefill law (a, b, c), ITL
+factors the decode law (alpha, beta, gamma) of every variant of the model. Each change is logged
+(returned as `notes`, which the loop records) so an operator can see why capacity moved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from planner.perf import VariantPerf
+
+
+class PerfSource(Protocol):
+    """What the planning core needs of a performance model (planner.perf.PerfModel)."""
+
+    def get(self, model: str, gpu: str, tp: int) -> VariantPerf | None: ...
+
+
+@dataclass
+class Corrections:
+    """Current factors per model: ttft (prefill law) and itl (decode law); 1.0 = as profiled."""
+
+    ttft: dict[str, float] = field(default_factory=dict)
+    itl: dict[str, float] = field(default_factory=dict)
+
+    def factor(self, metric: str, model: str) -> float:
+        return getattr(self, metric).get(model, 1.0)
+
+
+def update_factor(old: float, observed: float | None, predicted: float | None, weight: float, lo: float, hi: float) -> float:
+    """One bounded multiplicative step; unusable samples (missing, non-positive, NaN) keep `old`."""
+    if observed is None or predicted is None:
+        return old
+    if not (math.isfinite(observed) and math.isfinite(predicted)) or observed <= 0 or predicted <= 0:
+        return old
+    new = math.exp(math.log(old) + weight * math.log(observed / predicted))
+    return min(hi, max(lo, new))
+
+
+def update_corrections(
+    current: Corrections,
+    observed: dict[str, dict[str, float | None]],
+    predicted: dict[str, dict[str, float | None]],
+    weight: float,
+    lo: float,
+    hi: float,
+) -> tuple[Corrections, list[str]]:
+    """New factors from {model: {"ttft_ms": x, "itl_ms": y}} observed and predicted; notes say what moved."""
+    out = Corrections(dict(current.ttft), dict(current.itl))
+    notes: list[str] = []
+    for model, obs in observed.items():
+        pred = predicted.get(model, {})
+        for metric in ("ttft", "itl"):
+            key = f"{metric}_ms"
+            old = current.factor(metric, model)
+            new = update_factor(old, obs.get(key), pred.get(key), weight, lo, hi)
+            getattr(out, metric)[model] = new
+            if abs(new - old) > 1e-3:
+                notes.append(
+                    f"correct {model} {metric}: observed {obs.get(key):.1f} ms vs predicted {pred.get(key):.1f} ms "
+                    f"-> factor {old:.3f} -> {new:.3f} (bounds [{lo:g}, {hi:g}])"
+                )
+    return out, notes
+
+
+def scale_perf(vp: VariantPerf, ttft_factor: float, itl_factor: float) -> VariantPerf:
+    """A copy of `vp` whose prefill law is `ttft_factor` x and decode law `itl_factor` x slower."""
+    return dataclasses.replace(
+        vp,
+        prefill_a_ms=vp.prefill_a_ms * ttft_factor,
+        prefill_b_ms_per_token=vp.prefill_b_ms_per_token * ttft_factor,
+        prefill_c_ms_per_token2=vp.prefill_c_ms_per_token2 * ttft_factor,
+        decode_alpha_ms=vp.decode_alpha_ms * itl_factor,
+        decode_beta_ms_per_seq=vp.decode_beta_ms_per_seq * itl_factor,
+        decode_gamma_ms_per_token=vp.decode_gamma_ms_per_token * itl_factor,
+    )
+
+
+class CorrectedPerf:
+    """A performance model seen through the correction factors; everything else is delegated."""
+
+    def __init__(self, base: Any, corrections: Corrections):
+        self._base = base
+        self._corr = corrections
+
+    def get(self, model: str, gpu: str, tp: int) -> VariantPerf | None:
+        vp = self._base.get(model, gpu, tp)
+        if vp is None:
+            return None
+        f_t, f_i = self._corr.factor("ttft", model), self._corr.factor("itl", model)
+        if f_t == 1.0 and f_i == 1.0:
+            return vp
+        return scale_perf(vp, f_t, f_i)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._base, name)

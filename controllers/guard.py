@@ -1,0 +1,112 @@
+"""Safety rules between the optimiser's proposal and the platform; none of them is optimisation.
+
+Budgets, inventory, step limits and churn live in the ILP. The guard only:
+  - holds the last good plan when metrics are missing or stale, or when the solver failed or
+    found the instance infeasible (it never invents a fleet of its own);
+  - applies cooldowns after a change (scale-up: default none, as the HPA; scale-down: a delay);
+  - stabilises scale-down like the Kubernetes HPA: a pool shrinks only to the LARGEST
+    recommendation seen within the stabilization window, so one quiet interval does not release
+    capacity that the next burst needs (the window is seeded with the replicas found at start);
+  - blocks scale-down of a pool whose queue is growing (a safety veto; the scale-UP that queues
+    call for is produced by the ILP itself, because the loop feeds the backlog into the load);
+  - never goes below the configured floor per pool.
+State is kept in `GuardState` so that the decisions are a pure function of inputs and state.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from controllers.config import GuardConfig
+
+
+@dataclass
+class GuardState:
+    last_good: dict[str, int] | None = None
+    """The last plan that passed the guard (pool -> replicas)."""
+    recommendations: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
+    last_change_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    target: dict[str, int]
+    held: bool
+    reasons: list[str]
+
+    def changes(self, current: dict[str, int]) -> dict[str, tuple[int, int]]:
+        """pool -> (from, to) for pools whose replicas change."""
+        pools = set(current) | set(self.target)
+        return {
+            p: (current.get(p, 0), self.target.get(p, current.get(p, 0)))
+            for p in sorted(pools)
+            if self.target.get(p, current.get(p, 0)) != current.get(p, 0)
+        }
+
+
+def hold(state: GuardState, current: dict[str, int], reason: str) -> GuardDecision:
+    """Keep the last good plan (or, before any, the fleet as found) and say why."""
+    base = dict(state.last_good) if state.last_good is not None else dict(current)
+    return GuardDecision(target=base, held=True, reasons=[f"hold: {reason}"])
+
+
+def guard(
+    cfg: GuardConfig,
+    state: GuardState,
+    now_s: float,
+    current: dict[str, int],
+    proposal: dict[str, int] | None,
+    *,
+    metrics_ok: bool,
+    metrics_reason: str = "",
+    solver_ok: bool = True,
+    solver_reason: str = "",
+    queue_growing: set[str] | frozenset[str] = frozenset(),
+) -> GuardDecision:
+    """Decide the replicas to apply now; mutates `state` (history, last change, last good)."""
+    if not metrics_ok:
+        return hold(state, current, f"metrics unusable ({metrics_reason or 'missing or stale'})")
+    if proposal is None or not solver_ok:
+        return hold(state, current, f"no usable plan from the solver ({solver_reason or 'failed'})")
+
+    target: dict[str, int] = {}
+    reasons: list[str] = []
+    for pool in sorted(set(current) | set(proposal) | set(cfg.min_replicas)):
+        cur = current.get(pool, 0)
+        floor = cfg.min_replicas.get(pool, 0)
+        rec = max(proposal.get(pool, 0), floor)
+        hist = state.recommendations.setdefault(pool, deque())
+        if not hist:
+            hist.append((now_s, cur))  # seed: the fleet as found counts as a recommendation
+        hist.append((now_s, rec))
+        while hist and hist[0][0] < now_s - cfg.scale_down_stabilization_s:
+            hist.popleft()
+        since = now_s - state.last_change_s.get(pool, float("-inf"))
+        if rec > cur:
+            if since < cfg.scale_up_cooldown_s:
+                reasons.append(f"{pool}: scale-up {cur}->{rec} deferred (cooldown {cfg.scale_up_cooldown_s:g}s)")
+                target[pool] = cur
+            else:
+                target[pool] = rec
+        elif rec < cur:
+            stable = max(max(n for _, n in hist), floor)
+            if pool in queue_growing:
+                reasons.append(f"{pool}: scale-down {cur}->{rec} vetoed (queue growing)")
+                target[pool] = cur
+            elif since < cfg.scale_down_cooldown_s:
+                reasons.append(f"{pool}: scale-down {cur}->{rec} deferred (cooldown {cfg.scale_down_cooldown_s:g}s)")
+                target[pool] = cur
+            else:
+                if stable > rec:
+                    reasons.append(
+                        f"{pool}: scale-down {cur}->{rec} stabilised to {min(stable, cur)} "
+                        f"(max recommendation in {cfg.scale_down_stabilization_s:g}s)"
+                    )
+                target[pool] = min(stable, cur)
+        else:
+            target[pool] = cur
+        if target[pool] != cur:
+            state.last_change_s[pool] = now_s
+    state.last_good = dict(target)
+    return GuardDecision(target=target, held=False, reasons=reasons)

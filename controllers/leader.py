@@ -1,0 +1,96 @@
+"""Lease-based leader election (coordination.k8s.io/v1 Lease), so only one replica acts.
+
+Same protocol as client-go's leaderelection: the Lease's holderIdentity, leaseDurationSeconds and
+renewTime say who leads until when; a candidate takes the Lease when it is absent, expired, or
+already its own, by a create or a PUT carrying the read resourceVersion, so two candidates racing
+for an expired Lease cannot both win (the loser gets 409 Conflict). The kubernetes package ships a
+`leaderelection` module, but its LeaseLock builds its API object from the global configuration and
+its `run()` blocks in its own loop with thread callbacks; here one non-blocking step,
+`try_acquire_or_renew()`, is called by the controller at each interval instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from typing import Any, Callable
+
+log = logging.getLogger("pd_planner.controller.leader")
+
+
+def default_identity() -> str:
+    return os.environ.get("POD_NAME") or socket.gethostname()
+
+
+class LeaseElector:
+    def __init__(
+        self,
+        api_client: Any,
+        namespace: str,
+        name: str,
+        identity: str,
+        lease_duration_s: int = 15,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+    ):
+        from kubernetes import client
+
+        self._client = client
+        self.api = client.CoordinationV1Api(api_client)
+        self.ns, self.name, self.identity = namespace, name, identity
+        self.duration_s = lease_duration_s
+        self.clock = clock
+        self.is_leader = False
+
+    def _spec(self, now: dt.datetime, acquire: dt.datetime | None, transitions: int) -> Any:
+        return self._client.V1LeaseSpec(
+            holder_identity=self.identity, lease_duration_seconds=self.duration_s,
+            acquire_time=acquire or now, renew_time=now, lease_transitions=transitions,
+        )
+
+    def try_acquire_or_renew(self) -> bool:
+        """One election step; returns whether this candidate leads now. API errors mean 'not leader'."""
+        from kubernetes.client.exceptions import ApiException
+
+        now = self.clock()
+        try:
+            try:
+                lease = self.api.read_namespaced_lease(self.name, self.ns)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                body = self._client.V1Lease(metadata=self._client.V1ObjectMeta(name=self.name, namespace=self.ns),
+                                            spec=self._spec(now, None, 0))
+                self.api.create_namespaced_lease(self.ns, body)
+                self._set(True)
+                return True
+            spec = lease.spec or self._client.V1LeaseSpec()
+            holder = spec.holder_identity
+            renew = spec.renew_time
+            if isinstance(renew, str):
+                renew = dt.datetime.fromisoformat(renew.replace("Z", "+00:00"))
+            duration = spec.lease_duration_seconds or self.duration_s
+            expired = renew is None or (now - renew).total_seconds() > duration
+            if holder and holder != self.identity and not expired:
+                self._set(False)
+                return False
+            mine = holder == self.identity
+            transitions = (spec.lease_transitions or 0) + (0 if mine else 1)
+            lease.spec = self._spec(now, spec.acquire_time if mine else None, transitions)
+            self.api.replace_namespaced_lease(self.name, self.ns, lease)  # carries resourceVersion: 409 if raced
+            self._set(True)
+            return True
+        except ApiException as exc:
+            log.warning("leader election step failed (HTTP %s): not leading", exc.status)
+            self._set(False)
+            return False
+        except Exception as exc:  # noqa: BLE001 - network errors: not leading
+            log.warning("leader election step failed (%s): not leading", exc)
+            self._set(False)
+            return False
+
+    def _set(self, leading: bool) -> None:
+        if leading != self.is_leader:
+            log.info("%s %s leadership of lease %s/%s", self.identity, "acquired" if leading else "lost", self.ns, self.name)
+        self.is_leader = leading

@@ -1,0 +1,286 @@
+"""A FAKE Kubernetes API server (an external system) for the controller's tests.
+
+No kube-apiserver binary can be had on these machines, so this is a small aiohttp server that
+speaks the parts of the Kubernetes REST API the controller uses, over real HTTP, so that the
+official `kubernetes` Python client talks to it unchanged:
+  - apps/v1 Deployments: list (labelSelector), get, and the `scale` subresource (get, PUT, PATCH);
+  - leaderworkerset.x-k8s.io/v1 LeaderWorkerSets: the same, as custom objects with a scale subresource;
+  - core/v1 ConfigMaps (get, create, PUT), Events (create);
+  - coordination.k8s.io/v1 Leases (get, create, PUT).
+It keeps the API server's optimistic concurrency: every object has a metadata.resourceVersion that
+every write bumps; a PUT carrying a stale resourceVersion gets 409 Conflict, a create of an
+existing name gets 409 AlreadyExists. Faults can be injected (status codes for the next N
+matching requests) to test retries and holds. kmock's KubernetesEmulator was considered; it has no
+scale subresource, label selectors or resourceVersion checks, so extending it would have meant
+replacing most of its request handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+LWS_GROUP = "leaderworkerset.x-k8s.io"
+
+
+@dataclass
+class Fault:
+    method: str
+    path_re: str
+    status: int
+    count: int = 1
+
+
+@dataclass
+class FakeK8s:
+    """State: objects[(kind, ns, name)] = dict; requests: a log of (method, path)."""
+
+    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    rv: int = 100
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ------------------------------------------------------------------ seeding helpers
+    def _bump(self, obj: dict[str, Any]) -> None:
+        self.rv += 1
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self.rv)
+
+    def add_workload(self, kind: str, ns: str, name: str, labels: dict[str, str], replicas: int) -> None:
+        api = "apps/v1" if kind == "deployment" else f"{LWS_GROUP}/v1"
+        k = "Deployment" if kind == "deployment" else "LeaderWorkerSet"
+        obj = {
+            "apiVersion": api, "kind": k,
+            "metadata": {"name": name, "namespace": ns, "labels": dict(labels), "uid": f"uid-{name}"},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name, **labels}},
+                             "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.10.0"}]}},
+            },
+            "status": {"replicas": replicas, "readyReplicas": replicas},
+        }
+        with self.lock:
+            self._bump(obj)
+            self.objects[(kind, ns, name)] = obj
+
+    def replicas(self, kind: str, ns: str, name: str) -> int:
+        return int(self.objects[(kind, ns, name)]["spec"]["replicas"])
+
+    def inject(self, method: str, path_re: str, status: int, count: int = 1) -> None:
+        self.faults.append(Fault(method.upper(), path_re, status, count))
+
+    def events(self, ns: str) -> list[dict[str, Any]]:
+        return [o for (k, n, _), o in self.objects.items() if k == "event" and n == ns]
+
+
+def _match_labels(labels: dict[str, str], selector: str | None) -> bool:
+    if not selector:
+        return True
+    for term in selector.split(","):
+        term = term.strip()
+        if "!=" in term:
+            k, v = term.split("!=", 1)
+            if labels.get(k) == v:
+                return False
+        elif "=" in term:
+            k, v = term.split("=", 1)
+            if labels.get(k.rstrip("=")) != v:
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    return web.json_response(
+        {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": code, "reason": reason, "message": message},
+        status=code,
+    )
+
+
+def _merge(dst: dict[str, Any], patch: dict[str, Any]) -> None:
+    for k, v in patch.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v)
+        elif v is None:
+            dst.pop(k, None)
+        else:
+            dst[k] = v
+
+
+def build_app(state: FakeK8s) -> web.Application:
+    WL = r"/apis/(?P<api>apps/v1|leaderworkerset\.x-k8s\.io/v1)/namespaces/(?P<ns>[^/]+)/(?P<plural>deployments|leaderworkersets)"
+    routes: list[tuple[str, re.Pattern[str], Any]] = []
+
+    def route(method: str, pattern: str):
+        def deco(fn):
+            routes.append((method, re.compile("^" + pattern + "$"), fn))
+            return fn
+        return deco
+
+    def kind_of(plural: str) -> str:
+        return "deployment" if plural == "deployments" else "leaderworkerset"
+
+    @route("GET", WL)
+    async def list_wl(req, m, body):
+        kind = kind_of(m["plural"])
+        items = [
+            copy.deepcopy(o) for (k, ns, _), o in state.objects.items()
+            if k == kind and ns == m["ns"] and _match_labels(o["metadata"].get("labels", {}), req.query.get("labelSelector"))
+        ]
+        k = "DeploymentList" if kind == "deployment" else "LeaderWorkerSetList"
+        return web.json_response({"apiVersion": m["api"], "kind": k, "metadata": {"resourceVersion": str(state.rv)}, "items": items})
+
+    @route("GET", WL + r"/(?P<name>[^/]+)")
+    async def get_wl(req, m, body):
+        o = state.objects.get((kind_of(m["plural"]), m["ns"], m["name"]))
+        return web.json_response(o) if o else _status(404, "NotFound", f"{m['plural']} \"{m['name']}\" not found")
+
+    def scale_of(o: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": o["metadata"]["name"], "namespace": o["metadata"]["namespace"],
+                         "resourceVersion": o["metadata"]["resourceVersion"], "uid": o["metadata"]["uid"]},
+            "spec": {"replicas": o["spec"]["replicas"]},
+            "status": {"replicas": o["status"].get("replicas", 0), "selector": ""},
+        }
+
+    @route("GET", WL + r"/(?P<name>[^/]+)/scale")
+    async def get_scale(req, m, body):
+        o = state.objects.get((kind_of(m["plural"]), m["ns"], m["name"]))
+        return web.json_response(scale_of(o)) if o else _status(404, "NotFound", "not found")
+
+    @route("PUT", WL + r"/(?P<name>[^/]+)/scale")
+    async def put_scale(req, m, body):
+        o = state.objects.get((kind_of(m["plural"]), m["ns"], m["name"]))
+        if not o:
+            return _status(404, "NotFound", "not found")
+        rv = (body.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != o["metadata"]["resourceVersion"]:
+            return _status(409, "Conflict", "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again")
+        o["spec"]["replicas"] = int(body["spec"]["replicas"])
+        o["status"]["replicas"] = o["spec"]["replicas"]
+        state._bump(o)
+        return web.json_response(scale_of(o))
+
+    @route("PATCH", WL + r"/(?P<name>[^/]+)/scale")
+    async def patch_scale(req, m, body):
+        o = state.objects.get((kind_of(m["plural"]), m["ns"], m["name"]))
+        if not o:
+            return _status(404, "NotFound", "not found")
+        o["spec"]["replicas"] = int(body["spec"]["replicas"])
+        o["status"]["replicas"] = o["spec"]["replicas"]
+        state._bump(o)
+        return web.json_response(scale_of(o))
+
+    CORE = r"/api/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>configmaps|events)"
+    LEASE = r"/apis/coordination\.k8s\.io/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>leases)"
+    KIND = {"configmaps": ("configmap", "v1", "ConfigMap"), "events": ("event", "v1", "Event"),
+            "leases": ("lease", "coordination.k8s.io/v1", "Lease")}
+
+    async def create(req, m, body):
+        kind, api, k = KIND[m["plural"]]
+        meta = body.setdefault("metadata", {})
+        name = meta.get("name") or f"{meta.get('generateName', 'obj-')}{state.rv + 1}"
+        meta["name"], meta["namespace"] = name, m["ns"]
+        if (kind, m["ns"], name) in state.objects:
+            return _status(409, "AlreadyExists", f"{m['plural']} \"{name}\" already exists")
+        body["apiVersion"], body["kind"] = api, k
+        state._bump(body)
+        state.objects[(kind, m["ns"], name)] = body
+        return web.json_response(body, status=201)
+
+    async def get_obj(req, m, body):
+        o = state.objects.get((KIND[m["plural"]][0], m["ns"], m["name"]))
+        return web.json_response(o) if o else _status(404, "NotFound", f"{m['plural']} \"{m['name']}\" not found")
+
+    async def put_obj(req, m, body):
+        key = (KIND[m["plural"]][0], m["ns"], m["name"])
+        o = state.objects.get(key)
+        if not o:
+            return _status(404, "NotFound", "not found")
+        rv = (body.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != o["metadata"]["resourceVersion"]:
+            return _status(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again")
+        body.setdefault("metadata", {}).update(name=m["name"], namespace=m["ns"])
+        state._bump(body)
+        state.objects[key] = body
+        return web.json_response(body)
+
+    for base in (CORE, LEASE):
+        route("POST", base)(create)
+        route("GET", base + r"/(?P<name>[^/]+)")(get_obj)
+        route("PUT", base + r"/(?P<name>[^/]+)")(put_obj)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        path = request.path
+        raw = await request.read()
+        body = json.loads(raw) if raw else {}
+        with state.lock:
+            state.requests.append((request.method, path))
+            for f in state.faults:
+                if f.count > 0 and f.method == request.method and re.search(f.path_re, path):
+                    f.count -= 1
+                    return _status(f.status, "Injected", f"injected fault {f.status}")
+        for method, pat, fn in routes:
+            m = pat.match(path)
+            if m and method == request.method:
+                with state.lock:
+                    return await fn(request, m, body)
+        return _status(404, "NotFound", f"no route for {request.method} {path}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return app
+
+
+class FakeK8sServer:
+    """Runs the fake API server on 127.0.0.1 in a background thread; `.url` for the client."""
+
+    def __init__(self, state: FakeK8s | None = None):
+        self.state = state or FakeK8s()
+        self.loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> "FakeK8sServer":
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(build_app(self.state))
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def api_client(self):
+        """An official-client ApiClient pointed at this server."""
+        from kubernetes import client
+
+        cfg = client.Configuration()
+        cfg.host = self.url
+        return client.ApiClient(cfg)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)

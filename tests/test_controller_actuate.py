@@ -1,0 +1,138 @@
+"""KubernetesActuator, MetricsActuator and leader election against a FAKE Kubernetes API server.
+
+The API server is an external system that cannot run here (no kube-apiserver binary): the fake in
+tests/controller_k8s_fake.py speaks its REST API over real HTTP, with resourceVersion/409
+semantics, and the official `kubernetes` client talks to it unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from controllers.actuate import KubernetesActuator, MetricsActuator, ROUTING_KEY
+from controllers.leader import LeaseElector
+from controller_k8s_fake import FakeK8sServer
+
+NS = "llm"
+P = "llama-3.1-8b/prefill/H100-SXM-80GB/tp1"
+D = "llama-3.1-8b/decode/H100-SXM-80GB/tp2"
+
+
+def labels(role: str, tp: int) -> dict[str, str]:
+    return {"pd-planner.io/model": "llama-3.1-8b", "pd-planner.io/role": role,
+            "pd-planner.io/gpu": "H100-SXM-80GB", "pd-planner.io/tp": str(tp)}
+
+
+@pytest.fixture()
+def k8s():
+    with FakeK8sServer() as srv:
+        srv.state.add_workload("deployment", NS, "llama-prefill", labels("prefill", 1), 1)
+        srv.state.add_workload("leaderworkerset", NS, "llama-decode", labels("decode", 2), 2)
+        srv.state.add_workload("deployment", NS, "unrelated", {"app": "x"}, 3)
+        yield srv
+
+
+def actuator(srv, **kw) -> KubernetesActuator:
+    return KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, **kw)
+
+
+def test_discovers_pools_by_labels(k8s):
+    pools = actuator(k8s).pools()
+    assert set(pools) == {P, D}
+    assert pools[P].desired == 1 and pools[D].desired == 2
+
+
+def test_scale_through_subresource_routing_and_events(k8s):
+    a = actuator(k8s)
+    routing = {"llama-3.1-8b": {"c0": {P: 1.0}}}
+    res = a.apply({P: 3, D: 1}, routing, "test")
+    assert res.ok, res.errors
+    assert res.changed == {P: (1, 3), D: (2, 1)}
+    assert k8s.state.replicas("deployment", NS, "llama-prefill") == 3
+    assert k8s.state.replicas("leaderworkerset", NS, "llama-decode") == 1
+    assert ("PUT", f"/apis/apps/v1/namespaces/{NS}/deployments/llama-prefill/scale") in k8s.state.requests
+    assert ("PUT", f"/apis/leaderworkerset.x-k8s.io/v1/namespaces/{NS}/leaderworkersets/llama-decode/scale") in k8s.state.requests
+    cm = k8s.state.objects[("configmap", NS, "pd-planner-routing")]
+    assert json.loads(cm["data"][ROUTING_KEY]) == routing
+    reasons = sorted(e["reason"] for e in k8s.state.events(NS))
+    assert reasons == ["ScaledDown", "ScaledUp"]
+    # idempotent: the same apply again writes nothing and emits no event
+    n_req = len(k8s.state.requests)
+    res2 = a.apply({P: 3, D: 1}, routing, "test")
+    assert res2.ok and res2.changed == {} and not res2.routing_changed
+    assert not [r for r in k8s.state.requests[n_req:] if r[0] in ("PUT", "POST", "PATCH")]
+    assert len(k8s.state.events(NS)) == 2
+
+
+def test_conflict_and_5xx_are_retried(k8s):
+    k8s.state.inject("PUT", r"deployments/llama-prefill/scale$", 409, count=2)
+    k8s.state.inject("GET", r"deployments/llama-prefill/scale$", 503, count=1)
+    res = actuator(k8s).apply({P: 4}, {}, "test")
+    assert res.ok, res.errors
+    assert k8s.state.replicas("deployment", NS, "llama-prefill") == 4
+
+
+def test_stale_resource_version_gives_conflict_then_converges(k8s):
+    """A concurrent writer bumps the object between our read and our PUT: 409, re-read, retry."""
+    a = actuator(k8s)
+    orig = a.apps.read_namespaced_deployment_scale
+    calls = {"n": 0}
+
+    def racing_read(name, ns):
+        sc = orig(name, ns)
+        if calls["n"] == 0:  # someone else writes after our first read
+            k8s.state.add_workload("deployment", NS, "llama-prefill", labels("prefill", 1), 2)
+        calls["n"] += 1
+        return sc
+
+    a.apps.read_namespaced_deployment_scale = racing_read  # type: ignore[method-assign]
+    res = a.apply({P: 5}, {}, "test")
+    assert res.ok and calls["n"] == 2
+    assert k8s.state.replicas("deployment", NS, "llama-prefill") == 5
+    assert res.changed == {P: (2, 5)}
+
+
+def test_persistent_errors_are_reported_not_hidden(k8s):
+    k8s.state.inject("PUT", r"deployments/llama-prefill/scale$", 500, count=100)
+    res = actuator(k8s, max_retries=2).apply({P: 4, D: 3}, {}, "test")
+    assert not res.ok and any(P in e for e in res.errors)
+    assert k8s.state.replicas("deployment", NS, "llama-prefill") == 1  # unchanged
+    assert k8s.state.replicas("leaderworkerset", NS, "llama-decode") == 3  # other pools still applied
+
+
+def test_metrics_actuator_exports_desired_replicas():
+    from prometheus_client import generate_latest
+
+    m = MetricsActuator(initial={P: 1})
+    res = m.apply({P: 2, D: 3}, {"llama-3.1-8b": {"c0": {P: 1.0}}}, "t")
+    assert res.changed == {P: (1, 2), D: (0, 3)}
+    text = generate_latest(m.registry).decode()
+    assert f'desired_replicas{{pool="{P}"}} 2.0' in text
+    assert f'desired_replicas{{pool="{D}"}} 3.0' in text
+
+
+def test_lease_election_one_leader_and_takeover_after_expiry(k8s):
+    t = [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)]
+    clock = lambda: t[0]  # noqa: E731
+    a = LeaseElector(k8s.api_client(), NS, "pd-planner", "a", lease_duration_s=15, clock=clock)
+    b = LeaseElector(k8s.api_client(), NS, "pd-planner", "b", lease_duration_s=15, clock=clock)
+    assert a.try_acquire_or_renew() is True
+    assert b.try_acquire_or_renew() is False
+    t[0] += dt.timedelta(seconds=10)
+    assert a.try_acquire_or_renew() is True  # renew
+    t[0] += dt.timedelta(seconds=10)
+    assert b.try_acquire_or_renew() is False  # a renewed 10 s ago
+    t[0] += dt.timedelta(seconds=20)  # a stopped renewing: expired
+    assert b.try_acquire_or_renew() is True
+    assert a.try_acquire_or_renew() is False
+    lease = k8s.state.objects[("lease", NS, "pd-planner")]
+    assert lease["spec"]["holderIdentity"] == "b" and lease["spec"]["leaseTransitions"] == 1
+
+
+def test_lease_api_down_means_not_leader(k8s):
+    a = LeaseElector(k8s.api_client(), NS, "pd-planner", "a")
+    k8s.state.inject("GET", r"leases/pd-planner$", 500, count=1)
+    assert a.try_acquire_or_renew() is False
