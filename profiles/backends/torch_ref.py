@@ -1,0 +1,864 @@
+"""Torch backend: a compact reference decoder with a model's real shapes, measured on a GPU.
+
+Why: vLLM cannot be installed on the GPU machines this project can borrow (their image has torch
+2.11, no package registry). This backend measures what dominates vLLM's step times -- the same
+matrix products, attention over a KV cache and memory traffic -- with a plain decoder:
+
+  embedding -> L x [RMSNorm, fused QKV, RoPE, GQA attention (torch SDPA, flash kernel on GPU),
+  output projection, RMSNorm, SwiGLU MLP (fused gate/up, down)] -> RMSNorm -> LM head (last token)
+
+with random bf16 weights of the real shapes from profiles/models.yaml, a static KV cache
+(preallocated, per layer [batch, kv_heads, context, head_dim] views of one pool) and CUDA-graph
+captured decode steps (one graph per (batch, context) point, replayed back to back, so launch gaps
+are those of an engine that also uses CUDA graphs, as vLLM does for decode).
+
+What it does NOT model (so its numbers are a lower bound on a real engine's): the scheduler and
+sampling overheads, paged-attention block tables, tokenizer/HTTP, chunked-prefill interleaving.
+meta.yaml says ``backend: torch`` so nobody mistakes these curves for vLLM's.
+
+Measurements (same grids as the vLLM backend, profiles.sweep):
+  prefill: one forward pass of `batch` prompts of `isl` tokens, logits of the last token, argmax;
+           time with CUDA events; warm-up once; median of repeats -> ttft_ms.
+  decode:  graph replay of one decode step of `batch` sequences at `context` tokens of context
+           (the new token's K/V is written at position context-1 and attention reads all `context`
+           positions); median over repeats of (time of N replays / N) -> itl_ms.
+  KV capacity: as vLLM computes it: mem_fraction x total memory - (weights + peak activation of a
+           profile forward of max_num_batched_tokens tokens + non-torch memory), over KV bytes/token.
+
+Run it standalone on a GPU machine (needs only torch, numpy, pyyaml):
+  python -m profiles.backends.torch_ref --model llama-3.1-8b --gpu H100-SXM-80GB --tp 1 --out DIR --check
+and on a CPU with --tiny for a smoke test of the code paths (CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import io
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import yaml
+
+from profiles import sweep
+
+# torch is imported lazily (functions below) so that `--help` and the pure helpers work without it.
+
+MODELS_YAML = Path(__file__).resolve().parents[1] / "models.yaml"
+
+# vLLM's defaults, so the torch profile's KV capacity is comparable with an engine's:
+# --gpu-memory-utilization 0.9 (vllm EngineArgs.gpu_memory_utilization default) and a profile
+# forward of max_num_batched_tokens = 8192 tokens (V1 online-serving default, see planner/perf.py).
+DEFAULT_MEM_FRACTION = 0.9
+PROFILE_RUN_TOKENS = 8192
+# RoPE base frequency of Llama-3 (config.json rope_theta: 500000.0); the value changes no timing.
+ROPE_THETA = 500_000.0
+# RMSNorm epsilon of Llama-3 (config.json rms_norm_eps: 1e-05).
+RMS_EPS = 1e-5
+# Standard deviation of the random weights: 0.02 is the initializer_range of Llama/Qwen configs;
+# it keeps activations finite through many layers (values do not change timings of dense kernels).
+INIT_STD = 0.02
+
+
+# =========================================================================== shapes
+@dataclass(frozen=True)
+class Shapes:
+    """The architecture numbers the decoder needs (a subset of planner.schema.ModelSpec)."""
+
+    name: str
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    dtype_bytes: int = 2
+    kv_dtype_bytes: int = 2
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """K and V of every layer for one token (same formula as ModelSpec.kv_bytes_per_token)."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * self.kv_dtype_bytes
+
+    @property
+    def params(self) -> int:
+        """Parameters of this decoder: embedding + LM head + per layer QKV, O, gate/up, down, 2 norms."""
+        qkv = self.hidden * (self.heads + 2 * self.kv_heads) * self.head_dim
+        o = self.heads * self.head_dim * self.hidden
+        mlp = 3 * self.hidden * self.intermediate
+        return 2 * self.vocab * self.hidden + self.layers * (qkv + o + mlp + 2 * self.hidden) + self.hidden
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.params * self.dtype_bytes
+
+
+# A tiny decoder for CPU smoke tests: every code path (GQA 4:2, RoPE, SwiGLU, cache) at toy size.
+TINY = Shapes(name="tiny", layers=2, hidden=64, heads=4, kv_heads=2, head_dim=16, intermediate=128, vocab=256)
+
+
+def load_shapes(model: str, models_yaml: str | os.PathLike[str] = MODELS_YAML) -> Shapes:
+    """Read `model`'s shapes from the models catalog with plain YAML (no pydantic on GPU machines)."""
+    path = Path(models_yaml)
+    if not path.is_file():
+        raise SystemExit(f"{path}: models catalog not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    if model not in data:
+        raise SystemExit(f"{path}: unknown model '{model}'; known: {', '.join(sorted(data))}")
+    e = data[model]
+    if e.get("moe"):
+        raise SystemExit(f"{path}: field '{model}.moe': the torch reference decoder has dense FFNs only; MoE models are not supported")
+    try:
+        return Shapes(
+            name=model,
+            layers=int(e["layers"]),
+            hidden=int(e["hidden"]),
+            heads=int(e["heads"]),
+            kv_heads=int(e["kv_heads"]),
+            head_dim=int(e["head_dim"]),
+            intermediate=int(e["intermediate"]),
+            vocab=int(e["vocab"]),
+            dtype_bytes=int(e.get("dtype_bytes", 2)),
+            kv_dtype_bytes=int(e.get("kv_dtype_bytes", 2)),
+        )
+    except KeyError as exc:
+        raise SystemExit(f"{path}: field '{model}.{exc.args[0]}': missing; the decoder needs layers, hidden, heads, kv_heads, head_dim, intermediate, vocab") from None
+
+
+# =========================================================================== the decoder
+class RefDecoder:
+    """Random-weight decoder of `shapes` on `device`; forward passes for prefill and one decode step.
+
+    Weights are stored as [out, in] for torch.nn.functional.linear (cuBLAS/cuBLASLt GEMMs), QKV and
+    gate/up fused as vLLM does (QKVParallelLinear, MergedColumnParallelLinear).
+    """
+
+    def __init__(self, shapes: Shapes, device: str = "cuda", dtype=None, seed: int = 0, rope: bool = True, max_pos: int = 32768):
+        import torch
+
+        self.torch = torch
+        self.s = shapes
+        self.device = torch.device(device)
+        self.dtype = dtype or torch.bfloat16
+        self.rope = rope
+        g = torch.Generator(device=self.device)
+        g.manual_seed(seed)
+        self._gen = g
+        s = shapes
+        qkv_out = (s.heads + 2 * s.kv_heads) * s.head_dim
+
+        def w(*shape):
+            t = torch.empty(*shape, device=self.device, dtype=self.dtype)
+            t.normal_(0.0, INIT_STD, generator=g)
+            return t
+
+        self.embed = w(s.vocab, s.hidden)
+        self.lm_head = w(s.vocab, s.hidden)
+        self.final_norm = torch.ones(s.hidden, device=self.device, dtype=self.dtype)
+        self.layers = []
+        for _ in range(s.layers):
+            self.layers.append(
+                {
+                    "ln1": torch.ones(s.hidden, device=self.device, dtype=self.dtype),
+                    "wqkv": w(qkv_out, s.hidden),
+                    "wo": w(s.hidden, s.heads * s.head_dim),
+                    "ln2": torch.ones(s.hidden, device=self.device, dtype=self.dtype),
+                    "wgu": w(2 * s.intermediate, s.hidden),
+                    "wdown": w(s.hidden, s.intermediate),
+                }
+            )
+        # RoPE tables in float32 (as HF/vLLM compute them), cast to the model dtype when applied.
+        inv = 1.0 / (ROPE_THETA ** (torch.arange(0, s.head_dim, 2, device=self.device, dtype=torch.float32) / s.head_dim))
+        pos = torch.arange(max_pos, device=self.device, dtype=torch.float32)
+        freqs = torch.outer(pos, inv)
+        self.cos = torch.cat([freqs.cos(), freqs.cos()], dim=-1).to(self.dtype)  # [max_pos, head_dim]
+        self.sin = torch.cat([freqs.sin(), freqs.sin()], dim=-1).to(self.dtype)
+        self.max_pos = max_pos
+
+    # ------------------------------------------------------------------ pieces
+    def _rms(self, x, weight):
+        return self.torch.nn.functional.rms_norm(x, (x.shape[-1],), weight, RMS_EPS)
+
+    @staticmethod
+    def _rotate_half(x):
+        h = x.shape[-1] // 2
+        return __import__("torch").cat([-x[..., h:], x[..., :h]], dim=-1)
+
+    def _apply_rope(self, x, cos, sin):
+        # x [B, n, S, d]; cos/sin [S, d]
+        return x * cos + self._rotate_half(x) * sin
+
+    attention_backend: str | None = None
+    """How attention ran, decided on first use: 'flash+gqa' on GPU (FlashAttention-2 kernel of torch
+    SDPA reading the grouped KV heads directly, no copy), else a named fallback."""
+
+    def _attend(self, q, k, v, causal: bool):
+        F = self.torch.nn.functional
+        if self.device.type != "cuda":
+            self.attention_backend = "sdpa-cpu+gqa"
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        # Flash only: a silent fallback to the math kernel would materialize S x S scores (OOM at
+        # 16k tokens) and time the wrong thing. If flash refuses GQA, expand the KV heads (a copy,
+        # said so in meta.yaml) and let flash/cuDNN/efficient run it.
+        if self.attention_backend in (None, "flash+gqa"):
+            try:
+                with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+                    out = F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
+                self.attention_backend = "flash+gqa"
+                return out
+            except (RuntimeError, TypeError) as exc:
+                if self.attention_backend == "flash+gqa":
+                    raise
+                log(f"flash SDPA with enable_gqa refused ({str(exc).splitlines()[0][:200]}); expanding KV heads")
+        self.attention_backend = "sdpa-fused+repeat_kv"
+        rep = q.shape[1] // k.shape[1]
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
+            return F.scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), is_causal=causal)
+
+    def _layer(self, x, lw, pos_cos, pos_sin, k_cache, v_cache, start: int, causal: bool):
+        """One decoder layer on x [B, S, H]; writes this chunk's K/V at [start, start+S) of the cache
+        views [B, kv_heads, ctx, d] and attends to cache positions [0, start+S)."""
+        F = self.torch.nn.functional
+        s = self.s
+        B, S, _ = x.shape
+        h = self._rms(x, lw["ln1"])
+        qkv = F.linear(h, lw["wqkv"])
+        q, k, v = qkv.split([s.heads * s.head_dim, s.kv_heads * s.head_dim, s.kv_heads * s.head_dim], dim=-1)
+        q = q.view(B, S, s.heads, s.head_dim).transpose(1, 2)
+        k = k.view(B, S, s.kv_heads, s.head_dim).transpose(1, 2)
+        v = v.view(B, S, s.kv_heads, s.head_dim).transpose(1, 2)
+        if self.rope:
+            q = self._apply_rope(q, pos_cos, pos_sin)
+            k = self._apply_rope(k, pos_cos, pos_sin)
+        k_cache[:, :, start : start + S].copy_(k)
+        v_cache[:, :, start : start + S].copy_(v)
+        if start == 0:
+            # Prefill from scratch: attend to this chunk's own K/V (contiguous, causal).
+            o = self._attend(q, k_cache[:, :, :S], v_cache[:, :, :S], causal=causal)
+        else:
+            # Decode (S == 1): the new token sees every cached position, so no mask is needed.
+            o = self._attend(q, k_cache[:, :, : start + S], v_cache[:, :, : start + S], causal=False)
+        o = o.transpose(1, 2).reshape(B, S, s.heads * s.head_dim)
+        x = x + F.linear(o, lw["wo"])
+        h = self._rms(x, lw["ln2"])
+        gu = F.linear(h, lw["wgu"])
+        g, u = gu.chunk(2, dim=-1)
+        return x + F.linear(F.silu(g) * u, lw["wdown"])
+
+    # ------------------------------------------------------------------ passes
+    def prefill(self, tokens, caches):
+        """tokens [B, S] -> logits of the last position [B, vocab]; fills caches[l] = (K, V) views
+        of shape [B, kv_heads, >=S, head_dim] at positions [0, S)."""
+        S = tokens.shape[1]
+        x = self.embed[tokens]
+        cos, sin = self.cos[:S], self.sin[:S]
+        for lw, (kc, vc) in zip(self.layers, caches):
+            x = self._layer(x, lw, cos, sin, kc, vc, 0, causal=True)
+        x = self._rms(x[:, -1], self.final_norm)
+        return self.torch.nn.functional.linear(x, self.lm_head)
+
+    def decode_step(self, tokens, caches, position: int):
+        """tokens [B] at `position` -> logits [B, vocab]; writes K/V at `position`, attends [0, position]."""
+        x = self.embed[tokens].unsqueeze(1)
+        cos, sin = self.cos[position : position + 1], self.sin[position : position + 1]
+        for lw, (kc, vc) in zip(self.layers, caches):
+            x = self._layer(x, lw, cos, sin, kc, vc, position, causal=False)
+        x = self._rms(x[:, -1], self.final_norm)
+        return self.torch.nn.functional.linear(x, self.lm_head)
+
+
+class KvPool:
+    """A static KV cache: one flat K and one flat V buffer per layer, holding `tokens` tokens.
+
+    ``views(batch, ctx)`` returns per-layer (K, V) tensors of shape [batch, kv_heads, ctx, head_dim]
+    over the first batch*ctx tokens of the pool: no allocation per point, contiguous for SDPA.
+    """
+
+    def __init__(self, shapes: Shapes, tokens: int, device, dtype, fill_random: bool = True, seed: int = 1):
+        import torch
+
+        self.s = shapes
+        self.tokens = int(tokens)
+        n = self.tokens * shapes.kv_heads * shapes.head_dim
+        self.k = [torch.empty(n, device=device, dtype=dtype) for _ in range(shapes.layers)]
+        self.v = [torch.empty(n, device=device, dtype=dtype) for _ in range(shapes.layers)]
+        if fill_random:
+            # Never time on zeros (METHOD.md): fill with random data so kernels see real values.
+            g = torch.Generator(device=device)
+            g.manual_seed(seed)
+            for t in self.k + self.v:
+                t.normal_(0.0, 1.0, generator=g)
+
+    def views(self, batch: int, ctx: int):
+        if batch * ctx > self.tokens:
+            raise ValueError(f"KV pool holds {self.tokens} tokens, {batch}x{ctx} = {batch * ctx} requested")
+        s = self.s
+        n = batch * ctx * s.kv_heads * s.head_dim
+        shape = (batch, s.kv_heads, ctx, s.head_dim)
+        return [(k[:n].view(shape), v[:n].view(shape)) for k, v in zip(self.k, self.v)]
+
+
+# =========================================================================== timing
+class Timer:
+    """Times a callable on the device: CUDA events around it on GPU, perf_counter on CPU."""
+
+    def __init__(self, device):
+        import torch
+
+        self.torch = torch
+        self.cuda = torch.device(device).type == "cuda"
+
+    def time_ms(self, fn: Callable[[], object], inner: int = 1) -> float:
+        """Milliseconds of one call of fn, timing `inner` back-to-back calls and dividing."""
+        torch = self.torch
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(inner):
+                fn()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / inner
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        return (time.perf_counter() - t0) * 1e3 / inner
+
+    def sync(self):
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+
+def median_ms(timer: Timer, fn, warmup: int, repeats: int, inner: int = 1) -> tuple[float, list[float]]:
+    for _ in range(warmup):
+        fn()
+    timer.sync()
+    samples = [timer.time_ms(fn, inner) for _ in range(repeats)]
+    return statistics.median(samples), samples
+
+
+def prefill_repeats(tokens: int) -> int:
+    """Repeats per prefill point: more for short passes (noisier), fewer for long ones (costly)."""
+    return 7 if tokens <= 4096 else 5 if tokens <= 32768 else 3
+
+
+# =========================================================================== profile directory I/O (plain Python)
+PREFILL_COLUMNS = ["isl", "batch", "ttft_ms", "ttft_ms_min", "ttft_ms_max", "repeats"]
+DECODE_COLUMNS = ["batch", "context_tokens", "itl_ms", "itl_ms_min", "itl_ms_max", "repeats"]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the whole new one (temp file in the same folder + os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class PlainProfileDir:
+    """Profile directory writer with the standard library only (meta.yaml via pyyaml, CSV via csv).
+
+    Same format as planner.profiledata; used here because GPU machines lack pandas/pydantic. Rows
+    are kept in memory and the whole CSV is rewritten atomically after each point.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.prefill_rows: list[dict] = self._read("prefill.csv")
+        self.decode_rows: list[dict] = self._read("decode.csv")
+
+    def _read(self, name: str) -> list[dict]:
+        p = self.root / name
+        if not p.is_file():
+            return []
+        with p.open() as fh:
+            return [{k: float(v) if k.endswith("_ms") else int(float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+    @staticmethod
+    def _csv(rows: list[dict], cols: list[str]) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: (f"{r[c]:.4f}" if isinstance(r[c], float) else r[c]) for c in cols})
+        return buf.getvalue()
+
+    def prefill_done(self) -> dict[tuple[int, int], float]:
+        return {(int(r["isl"]), int(r["batch"])): float(r["ttft_ms"]) for r in self.prefill_rows}
+
+    def decode_done(self) -> dict[tuple[int, int], float]:
+        return {(int(r["batch"]), int(r["context_tokens"])): float(r["itl_ms"]) for r in self.decode_rows}
+
+    def add_prefill(self, isl: int, batch: int, samples: Sequence[float]) -> None:
+        self.prefill_rows = [r for r in self.prefill_rows if (r["isl"], r["batch"]) != (isl, batch)]
+        self.prefill_rows.append(
+            {"isl": isl, "batch": batch, "ttft_ms": statistics.median(samples), "ttft_ms_min": min(samples), "ttft_ms_max": max(samples), "repeats": len(samples)}
+        )
+        self.prefill_rows.sort(key=lambda r: (r["isl"], r["batch"]))
+        write_atomic(self.root / "prefill.csv", self._csv(self.prefill_rows, PREFILL_COLUMNS))
+
+    def add_decode(self, batch: int, context: int, samples: Sequence[float]) -> None:
+        self.decode_rows = [r for r in self.decode_rows if (r["batch"], r["context_tokens"]) != (batch, context)]
+        self.decode_rows.append(
+            {"batch": batch, "context_tokens": context, "itl_ms": statistics.median(samples), "itl_ms_min": min(samples), "itl_ms_max": max(samples), "repeats": len(samples)}
+        )
+        self.decode_rows.sort(key=lambda r: (r["batch"], r["context_tokens"]))
+        write_atomic(self.root / "decode.csv", self._csv(self.decode_rows, DECODE_COLUMNS))
+
+    def write_meta(self, meta: dict) -> None:
+        write_atomic(self.root / "meta.yaml", yaml.safe_dump(meta, sort_keys=False, default_flow_style=False))
+
+
+# =========================================================================== checks
+def rel_err(a, b) -> float:
+    """||a - b|| / ||b|| in float64."""
+    a64, b64 = a.double(), b.double()
+    return float((a64 - b64).norm() / b64.norm().clamp_min(1e-30))
+
+
+def reference_logits_fp64(dec: RefDecoder, tokens) -> "object":
+    """An independent float64 forward of the same weights, written plainly (explicit softmax with a
+    causal mask, KV heads repeated, no SDPA, no cache) on the CPU: the check's ground truth."""
+    import torch
+
+    s = dec.s
+    dev = torch.device("cpu")
+    tok = tokens.to(dev)
+    B, S = tok.shape
+
+    def d(t):
+        return t.detach().to(dev, torch.float64)
+
+    def rms(x, w):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS) * w
+
+    cos, sin = d(dec.cos[:S]), d(dec.sin[:S])
+
+    def rope(x):
+        if not dec.rope:
+            return x
+        h = x.shape[-1] // 2
+        return x * cos + torch.cat([-x[..., h:], x[..., :h]], -1) * sin
+
+    x = d(dec.embed)[tok]
+    mask = torch.full((S, S), float("-inf"), dtype=torch.float64).triu(1)
+    for lw in dec.layers:
+        h = rms(x, d(lw["ln1"]))
+        qkv = h @ d(lw["wqkv"]).T
+        q, k, v = qkv.split([s.heads * s.head_dim, s.kv_heads * s.head_dim, s.kv_heads * s.head_dim], -1)
+        q = rope(q.view(B, S, s.heads, s.head_dim).transpose(1, 2))
+        k = rope(k.view(B, S, s.kv_heads, s.head_dim).transpose(1, 2)).repeat_interleave(s.heads // s.kv_heads, 1)
+        v = v.view(B, S, s.kv_heads, s.head_dim).transpose(1, 2).repeat_interleave(s.heads // s.kv_heads, 1)
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(s.head_dim) + mask, -1)
+        o = (att @ v).transpose(1, 2).reshape(B, S, -1)
+        x = x + o @ d(lw["wo"]).T
+        h = rms(x, d(lw["ln2"]))
+        g, u = (h @ d(lw["wgu"]).T).chunk(2, -1)
+        x = x + (torch.nn.functional.silu(g) * u) @ d(lw["wdown"]).T
+    return rms(x[:, -1], d(dec.final_norm)) @ d(dec.lm_head).T
+
+
+def correctness_check(shapes: Shapes, device: str, layers: int = 2, batch: int = 2, seq: int = 64, seed: int = 7) -> dict:
+    """Build a `layers`-layer decoder with `shapes`' widths and check, on fresh random tokens:
+    (1) prefill logits vs the float64 reference; (2) prefill of seq-1 tokens then one decode step
+    (CUDA-graph captured on GPU) vs prefill of all seq tokens. Returns the relative errors and
+    raises AssertionError past bf16 tolerances (1e-2 vs float64; 2e-2 between two bf16 paths)."""
+    import torch
+
+    small = Shapes(**{**asdict(shapes), "layers": layers, "name": f"{shapes.name}-check"})
+    dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    dec = RefDecoder(small, device=device, dtype=dtype, seed=seed, max_pos=max(seq, 16))
+    g = torch.Generator(device="cpu").manual_seed(seed + 1)
+    tokens = torch.randint(0, small.vocab, (batch, seq), generator=g).to(device)
+    pool = KvPool(small, batch * seq, device, dtype, fill_random=True)
+
+    full = dec.prefill(tokens, pool.views(batch, seq))
+    ref = reference_logits_fp64(dec, tokens)
+    e_ref = rel_err(full.float().cpu(), ref)
+
+    caches = pool.views(batch, seq)  # positions [0, seq-1) filled by prefill, seq-1 by the decode step
+    # Poison the cache first so a missing write shows as a wrong answer, not as stale correct data.
+    for kc, vc in caches:
+        kc.fill_(float("nan"))
+        vc.fill_(float("nan"))
+    dec.prefill(tokens[:, : seq - 1], caches)
+    static_tok = tokens[:, seq - 1].clone()
+    step = _make_decode_runner(dec, static_tok, caches, seq - 1, use_graph=torch.device(device).type == "cuda")
+    step.replay()
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+    e_step = rel_err(step.logits.float().cpu(), full.float().cpu())
+    ok_ref = e_ref < (1e-2 if dtype == torch.bfloat16 else 1e-4)
+    ok_step = e_step < (2e-2 if dtype == torch.bfloat16 else 1e-4)
+    finite = bool(torch.isfinite(full).all() and torch.isfinite(step.logits).all())
+    res = {"rel_err_prefill_vs_fp64": e_ref, "rel_err_decode_vs_prefill": e_step, "finite": finite, "dtype": str(dtype), "device": device}
+    if not (ok_ref and ok_step and finite):
+        raise AssertionError(f"correctness check failed: {res}")
+    return res
+
+
+# =========================================================================== decode runner (CUDA graph)
+class _DecodeRunner:
+    """One decode step over static tensors; `replay()` runs it (a CUDA graph on GPU, eager on CPU).
+    The argmax of the step's logits is fed back as the next input token, like a real decode loop."""
+
+    def __init__(self, dec: RefDecoder, tokens, caches, position: int, use_graph: bool, pool=None):
+        import torch
+
+        self.torch = torch
+        self.dec, self.tokens, self.caches, self.position = dec, tokens, caches, position
+        self.graph = None
+        self.logits = None
+        if use_graph:
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):  # warm-up on a side stream, as torch.cuda.graphs requires
+                for _ in range(2):
+                    self._eager()
+            torch.cuda.current_stream().wait_stream(s)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, pool=pool):
+                self._eager()
+
+    def _eager(self):
+        self.logits = self.dec.decode_step(self.tokens, self.caches, self.position)
+        self.tokens.copy_(self.logits.argmax(-1))
+
+    def replay(self):
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._eager()
+
+
+def _make_decode_runner(dec, tokens, caches, position, use_graph, pool=None) -> _DecodeRunner:
+    return _DecodeRunner(dec, tokens, caches, position, use_graph, pool)
+
+
+# =========================================================================== the profile run
+@dataclass
+class RunConfig:
+    model: str
+    gpu: str
+    tp: int
+    out: Path
+    device: str = "cuda"
+    mem_fraction: float = DEFAULT_MEM_FRACTION
+    prefill_isl: tuple[int, ...] = sweep.DEFAULT_PREFILL_ISL
+    prefill_batch: tuple[int, ...] = sweep.DEFAULT_PREFILL_BATCH
+    decode_batch: tuple[int, ...] = sweep.DEFAULT_DECODE_BATCH
+    decode_context: tuple[int, ...] = sweep.DEFAULT_DECODE_CONTEXT
+    max_prefill_tokens: int | None = None
+    ttft_cap_ms: float = sweep.DEFAULT_TTFT_CAP_MS
+    itl_cap_ms: float = sweep.DEFAULT_ITL_CAP_MS
+    decode_replays: int = 10
+    decode_repeats: int = 5
+    budget_s: float | None = None
+    check: bool = False
+    rope: bool = True
+    models_yaml: Path = MODELS_YAML
+    kv_capacity_override: int | None = None
+    """Tiny/CPU runs: KV pool size in tokens instead of the memory-fraction rule (no device memory info)."""
+
+
+class BudgetExceeded(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[torch_ref {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def kv_capacity_tokens(shapes: Shapes, mem_fraction: float, peak_bytes: int, non_torch_bytes: int, total_bytes: int) -> int:
+    """vLLM's rule (vllm/v1/worker/gpu_worker.determine_available_memory): the KV cache gets
+    mem_fraction x total - (peak torch memory of a profile run, weights included) - non-torch memory."""
+    avail = mem_fraction * total_bytes - peak_bytes - non_torch_bytes
+    return max(0, int(avail // shapes.kv_bytes_per_token))
+
+
+def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
+    """Build the decoder, optionally check it, measure both grids into cfg.out; returns a summary."""
+    import torch
+
+    t_start = time.monotonic()
+
+    def check_budget():
+        if cfg.budget_s is not None and time.monotonic() - t_start > cfg.budget_s:
+            raise BudgetExceeded(f"time budget of {cfg.budget_s:.0f} s spent")
+
+    if cfg.tp != 1:
+        raise SystemExit(f"--tp {cfg.tp}: the torch reference decoder runs on one GPU (tp 1) only")
+    shapes = shapes or load_shapes(cfg.model, cfg.models_yaml)
+    dev = torch.device(cfg.device)
+    is_cuda = dev.type == "cuda"
+    if is_cuda and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device visible to torch")
+    dtype = torch.bfloat16 if is_cuda else torch.float32
+    device_name = torch.cuda.get_device_name(dev) if is_cuda else f"cpu ({platform.processor() or platform.machine()})"
+    log(f"device {device_name}; torch {torch.__version__}; model {shapes.name}: {shapes.params / 1e9:.2f} B params, "
+        f"{shapes.weight_bytes / 2**30:.1f} GiB weights, {shapes.kv_bytes_per_token} KV B/token")
+    summary: dict = {"device_name": device_name, "model": cfg.model, "gpu": cfg.gpu}
+    if is_cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+    if cfg.check:
+        t0 = time.monotonic()
+        summary["check"] = correctness_check(shapes, cfg.device)
+        log(f"correctness check passed in {time.monotonic() - t0:.1f} s: {summary['check']}")
+
+    t0 = time.monotonic()
+    dec = RefDecoder(shapes, device=cfg.device, dtype=dtype, rope=cfg.rope, max_pos=max(max(cfg.prefill_isl), max(cfg.decode_context)) + 1)
+    timer = Timer(cfg.device)
+    timer.sync()
+    log(f"weights built in {time.monotonic() - t0:.1f} s")
+    store = PlainProfileDir(cfg.out)
+
+    # ---- KV capacity by vLLM's rule: profile forward of PROFILE_RUN_TOKENS tokens
+    if is_cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+        prof_tokens = PROFILE_RUN_TOKENS
+        tmp_pool = KvPool(shapes, prof_tokens, dev, dtype, fill_random=False)
+        tok = torch.randint(0, shapes.vocab, (1, prof_tokens), device=dev)
+        dec.prefill(tok, tmp_pool.views(1, prof_tokens))
+        torch.cuda.synchronize()
+        # The profile run's own KV buffers are not part of vLLM's profile peak (vLLM runs it without
+        # a KV cache), so subtract them.
+        peak = torch.cuda.max_memory_allocated(dev) - 2 * shapes.layers * prof_tokens * shapes.kv_heads * shapes.head_dim * 2
+        del tmp_pool, tok
+        torch.cuda.empty_cache()
+        free_b, total_b = torch.cuda.mem_get_info(dev)
+        non_torch = max(0, total_b - free_b - torch.cuda.memory_reserved(dev))
+        kv_cap = kv_capacity_tokens(shapes, cfg.mem_fraction, peak, non_torch, total_b)
+        summary.update(total_memory_bytes=total_b, profile_peak_bytes=peak, non_torch_bytes=non_torch)
+    else:
+        kv_cap = cfg.kv_capacity_override or 65536
+    if cfg.kv_capacity_override is not None:
+        kv_cap = cfg.kv_capacity_override
+    summary["kv_capacity_tokens"] = kv_cap
+    log(f"KV capacity at memory fraction {cfg.mem_fraction}: {kv_cap} tokens ({kv_cap * shapes.kv_bytes_per_token / 2**30:.1f} GiB)")
+
+    meta = {
+        "model": cfg.model,
+        "gpu": cfg.gpu,
+        "tp": cfg.tp,
+        "backend": "torch",
+        "engine": "torch-ref-decoder",
+        "engine_version": str(torch.__version__),
+        "engine_flags": {
+            "dtype": str(dtype).replace("torch.", ""),
+            "attention": f"torch.nn.functional.scaled_dot_product_attention ({dec.attention_backend})",
+            "decode": "cuda-graph" if is_cuda else "eager",
+            "rope": cfg.rope,
+            "gpu_memory_utilization": cfg.mem_fraction,
+            "profile_run_tokens": PROFILE_RUN_TOKENS,
+        },
+        "kv_capacity_tokens": int(kv_cap),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "device_name": device_name,
+        "torch_version": str(torch.__version__),
+        "cuda_version": torch.version.cuda,
+        "weight_bytes": shapes.weight_bytes,
+        "kv_bytes_per_token": shapes.kv_bytes_per_token,
+        "notes": "reference decoder (random bf16 weights, real shapes); no scheduler, sampling, paging or HTTP overheads: a lower bound on an engine's latency",
+    }
+    if "check" in summary:
+        meta["correctness_check"] = summary["check"]
+    store.write_meta(meta)
+
+    # ---- prefill sweep (before the big KV pool: the largest passes need activation memory)
+    pre_pts = sweep.prefill_grid(cfg.prefill_isl, cfg.prefill_batch, max_tokens=cfg.max_prefill_tokens)
+    max_pre_tokens = max((p.tokens for p in pre_pts), default=0)
+    pre_pool = KvPool(shapes, max_pre_tokens, dev, dtype, fill_random=False) if pre_pts else None
+    gen = torch.Generator(device="cpu").manual_seed(123)
+
+    def measure_prefill(p: sweep.PrefillPoint) -> float:
+        check_budget()
+        # Fresh random prompts per point, rotated between repeats (no caching effects on repeated input).
+        toks = [torch.randint(0, shapes.vocab, (p.batch, p.isl), generator=gen).to(dev) for _ in range(2)]
+        caches = pre_pool.views(p.batch, p.isl)
+        i = [0]
+
+        def fn():
+            i[0] += 1
+            return dec.prefill(toks[i[0] % 2], caches).argmax(-1)
+
+        try:
+            med, samples = median_ms(timer, fn, warmup=1, repeats=prefill_repeats(p.tokens))
+        except torch.OutOfMemoryError as exc:
+            raise sweep.StopAxis(f"out of device memory: {exc}") from None
+        measure_prefill.samples = samples
+        return med
+
+    def record_prefill(p, ms):
+        store.add_prefill(p.isl, p.batch, measure_prefill.samples)
+        log(f"prefill isl={p.isl:6d} batch={p.batch:2d}: {ms:9.2f} ms")
+
+    budget_hit = None
+    try:
+        res_p = sweep.run_sweep(pre_pts, measure_prefill, record_prefill, done=store.prefill_done(), latency_cap_ms=cfg.ttft_cap_ms)
+        summary["prefill"] = {"measured": len(res_p.measured), "resumed": len(res_p.resumed), "skipped": len(res_p.dominated), "stops": {str(k): v for k, v in res_p.stop_reasons.items()}}
+    except BudgetExceeded as exc:
+        budget_hit = str(exc)
+    del pre_pool
+    if is_cuda:
+        torch.cuda.empty_cache()
+
+    # ---- decode sweep over a static KV pool of kv_cap tokens
+    dec_pts = sweep.decode_grid(cfg.decode_batch, cfg.decode_context, kv_capacity_tokens=kv_cap, decode_tokens=0)
+    if dec_pts and budget_hit is None:
+        pool_tokens = min(kv_cap, max(p.kv_tokens for p in dec_pts))
+        t0 = time.monotonic()
+        pool = KvPool(shapes, pool_tokens, dev, dtype, fill_random=True)
+        timer.sync()
+        log(f"KV pool of {pool_tokens} tokens allocated and filled in {time.monotonic() - t0:.1f} s")
+        gpool = torch.cuda.graph_pool_handle() if is_cuda else None
+
+        def measure_decode(p: sweep.DecodePoint) -> float:
+            check_budget()
+            caches = pool.views(p.batch, p.context)
+            tok = torch.randint(0, shapes.vocab, (p.batch,), generator=gen).to(dev)
+            try:
+                runner = _make_decode_runner(dec, tok, caches, p.context - 1, use_graph=is_cuda, pool=gpool)
+                med, samples = median_ms(timer, runner.replay, warmup=3, repeats=cfg.decode_repeats, inner=cfg.decode_replays)
+            except torch.OutOfMemoryError as exc:
+                raise sweep.StopAxis(f"out of device memory: {exc}") from None
+            finally:
+                runner = None
+            measure_decode.samples = samples
+            return med
+
+        def record_decode(p, ms):
+            store.add_decode(p.batch, p.context, measure_decode.samples)
+            log(f"decode batch={p.batch:4d} context={p.context:5d}: {ms:8.3f} ms/step")
+
+        try:
+            res_d = sweep.run_sweep(dec_pts, measure_decode, record_decode, done=store.decode_done(), latency_cap_ms=cfg.itl_cap_ms)
+            summary["decode"] = {"measured": len(res_d.measured), "resumed": len(res_d.resumed), "skipped": len(res_d.dominated), "stops": {str(k): v for k, v in res_d.stop_reasons.items()}}
+        except BudgetExceeded as exc:
+            budget_hit = str(exc)
+        del pool
+    if budget_hit:
+        summary["budget"] = budget_hit
+        log(f"stopped early: {budget_hit}; the points measured so far are in {cfg.out}")
+    summary["seconds"] = round(time.monotonic() - t_start, 1)
+    meta["sweep_seconds"] = summary["seconds"]
+    meta["engine_flags"]["attention"] = f"torch.nn.functional.scaled_dot_product_attention ({dec.attention_backend})"
+    store.write_meta(meta)
+    return summary
+
+
+def bandwidth_probe(device: str = "cuda", gib: float = 4.0) -> dict:
+    """Measured ceilings (METHOD.md): device-to-device copy GB/s (read+write) and bf16 GEMM TFLOP/s."""
+    import torch
+
+    timer = Timer(device)
+    n = int(gib * 2**30 // 2)
+    a = torch.empty(n, device=device, dtype=torch.bfloat16).normal_()
+    b = torch.empty_like(a)
+    ms, _ = median_ms(timer, lambda: b.copy_(a), warmup=3, repeats=10)
+    copy_gb_s = 2 * n * 2 / (ms * 1e-3) / 1e9
+    del a, b
+    m = 8192
+    x = torch.randn(m, m, device=device, dtype=torch.bfloat16)
+    y = torch.randn(m, m, device=device, dtype=torch.bfloat16)
+    ms2, _ = median_ms(timer, lambda: x @ y, warmup=3, repeats=10)
+    tflops = 2 * m**3 / (ms2 * 1e-3) / 1e12
+    return {"copy_gb_s": round(copy_gb_s, 1), "gemm_bf16_tflops": round(tflops, 1)}
+
+
+# =========================================================================== CLI
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m profiles.backends.torch_ref", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="model name in profiles/models.yaml (or 'tiny' for a toy decoder)")
+    ap.add_argument("--gpu", required=True, help="GPU type name in profiles/gpus.yaml, e.g. H100-SXM-80GB")
+    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--out", required=True, help="profile directory to write (resumable)")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--models-yaml", default=str(MODELS_YAML))
+    ap.add_argument("--mem-fraction", type=float, default=DEFAULT_MEM_FRACTION)
+    ap.add_argument("--prefill-isl", default=None, help="comma list; default " + ",".join(map(str, sweep.DEFAULT_PREFILL_ISL)))
+    ap.add_argument("--prefill-batch", default=None)
+    ap.add_argument("--decode-batch", default=None)
+    ap.add_argument("--decode-context", default=None)
+    ap.add_argument("--max-prefill-tokens", type=int, default=None)
+    ap.add_argument("--ttft-cap-ms", type=float, default=sweep.DEFAULT_TTFT_CAP_MS)
+    ap.add_argument("--itl-cap-ms", type=float, default=sweep.DEFAULT_ITL_CAP_MS)
+    ap.add_argument("--decode-replays", type=int, default=10)
+    ap.add_argument("--decode-repeats", type=int, default=5)
+    ap.add_argument("--budget-s", type=float, default=None, help="stop measuring after this many seconds (points so far are kept)")
+    ap.add_argument("--kv-capacity", type=int, default=None, help="KV pool tokens (overrides the memory-fraction rule)")
+    ap.add_argument("--check", action="store_true", help="run the correctness check first")
+    ap.add_argument("--probe", action="store_true", help="measure copy bandwidth and GEMM TFLOP/s first")
+    ap.add_argument("--no-rope", action="store_true")
+    ap.add_argument("--summary-json", default=None, help="also write the run summary here")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = RunConfig(
+            model=args.model,
+            gpu=args.gpu,
+            tp=args.tp,
+            out=Path(args.out),
+            device=args.device,
+            mem_fraction=args.mem_fraction,
+            prefill_isl=sweep.parse_int_list(args.prefill_isl, sweep.DEFAULT_PREFILL_ISL),
+            prefill_batch=sweep.parse_int_list(args.prefill_batch, sweep.DEFAULT_PREFILL_BATCH),
+            decode_batch=sweep.parse_int_list(args.decode_batch, sweep.DEFAULT_DECODE_BATCH),
+            decode_context=sweep.parse_int_list(args.decode_context, sweep.DEFAULT_DECODE_CONTEXT),
+            max_prefill_tokens=args.max_prefill_tokens,
+            ttft_cap_ms=args.ttft_cap_ms,
+            itl_cap_ms=args.itl_cap_ms,
+            decode_replays=args.decode_replays,
+            decode_repeats=args.decode_repeats,
+            budget_s=args.budget_s,
+            check=args.check,
+            rope=not args.no_rope,
+            models_yaml=Path(args.models_yaml),
+            kv_capacity_override=args.kv_capacity,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    shapes = TINY if args.model == "tiny" else None
+    summary = {}
+    if args.probe and args.device.startswith("cuda"):
+        summary["probe"] = bandwidth_probe(args.device)
+        log(f"probe: {summary['probe']}")
+    summary.update(run_profile(cfg, shapes))
+    if "probe" in summary:
+        meta_path = cfg.out / "meta.yaml"
+        meta = yaml.safe_load(meta_path.read_text())
+        meta["measured_ceilings"] = summary["probe"]
+        write_atomic(meta_path, yaml.safe_dump(meta, sort_keys=False))
+    if args.summary_json:
+        write_atomic(Path(args.summary_json), json.dumps(summary, indent=2, default=str))
+    log("summary: " + json.dumps({k: v for k, v in summary.items() if k != "check"}, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Measurement grids, their order, early stopping, resumption and adaptive sampling.
+
+This module is the backend-independent half of ``planner profile``: WHICH points to measure and in
+what order. The backends (``profiles.backends.vllm`` over HTTP, ``profiles.backends.torch_ref`` on a
+GPU) say HOW one point is measured. It imports only the standard library at module level so that the
+torch backend runs as a standalone script on a GPU machine that has torch, numpy and pyyaml but not
+this project's other dependencies.
+
+Default grids (DESIGN.md "Profiler"), identical for every GPU so that profiles line up point for point:
+  prefill: isl {128 .. 16384} x batch {1, 2, 4, 8}, one forward pass, ``max_tokens=1`` -> TTFT;
+  decode:  batch {1 .. 256} x context {512 .. 8192}, steady-state ITL; points whose KV does not fit
+           the engine's KV capacity are skipped.
+
+Order and early stop: points of a grid are visited with both axes ascending. Latency is monotone in
+both axes, so once a point is over the latency cap (or the KV cache is full), every point that is
+larger-or-equal on both axes is skipped ("dominated"): the sweep dimension stops early without
+wasting GPU time on points no SLO would accept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+# --------------------------------------------------------------------------- default grids (DESIGN.md)
+DEFAULT_PREFILL_ISL: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+DEFAULT_PREFILL_BATCH: tuple[int, ...] = (1, 2, 4, 8)
+DEFAULT_DECODE_BATCH: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+DEFAULT_DECODE_CONTEXT: tuple[int, ...] = (512, 1024, 2048, 4096, 8192)
+
+# Latency caps beyond which a sweep dimension stops. A TTFT of 30 s or an ITL of 500 ms is far past
+# any interactive SLO (the strictest public SLOs are TTFT ~0.2-2 s, ITL 20-100 ms, DistServe/Splitwise),
+# so measuring further along that axis buys nothing for planning.
+DEFAULT_TTFT_CAP_MS = 30_000.0
+DEFAULT_ITL_CAP_MS = 500.0
+
+# Decode tokens generated per request while measuring ITL: the first few steps overlap the prefill
+# tail and batch formation, so the steady state is read from the middle of a 64-token stream.
+DEFAULT_DECODE_TOKENS = 64
+
+
+@dataclass(frozen=True, order=True)
+class PrefillPoint:
+    """One prefill measurement: `batch` prompts of `isl` tokens each, one output token."""
+
+    isl: int
+    batch: int
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.isl, self.batch)
+
+    @property
+    def tokens(self) -> int:
+        return self.isl * self.batch
+
+
+@dataclass(frozen=True, order=True)
+class DecodePoint:
+    """One decode measurement: `batch` sequences decoding at about `context` tokens of context."""
+
+    batch: int
+    context: int
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.batch, self.context)
+
+    @property
+    def kv_tokens(self) -> int:
+        return self.batch * self.context
+
+
+def parse_int_list(text: str | None, default: Sequence[int]) -> tuple[int, ...]:
+    """'128,256,512' -> (128, 256, 512); None or '' -> `default`. Raises ValueError naming the bad item."""
+    if text is None or str(text).strip() == "":
+        return tuple(default)
+    out = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            v = int(item)
+        except ValueError:
+            raise ValueError(f"expected a comma-separated list of positive integers, got {item!r} in {text!r}") from None
+        if v <= 0:
+            raise ValueError(f"expected positive integers, got {v} in {text!r}")
+        out.append(v)
+    return tuple(sorted(set(out)))
+
+
+def prefill_grid(
+    isls: Iterable[int] = DEFAULT_PREFILL_ISL,
+    batches: Iterable[int] = DEFAULT_PREFILL_BATCH,
+    max_tokens: int | None = None,
+    max_isl: int | None = None,
+) -> list[PrefillPoint]:
+    """Prefill points, isl-major then batch, ascending; drop those over `max_tokens` or `max_isl`
+    (the engine's max_model_len), which the engine would reject."""
+    pts = [PrefillPoint(i, b) for i in sorted(set(isls)) for b in sorted(set(batches))]
+    if max_isl is not None:
+        pts = [p for p in pts if p.isl < max_isl]
+    if max_tokens is not None:
+        pts = [p for p in pts if p.tokens <= max_tokens]
+    return pts
+
+
+def decode_grid(
+    batches: Iterable[int] = DEFAULT_DECODE_BATCH,
+    contexts: Iterable[int] = DEFAULT_DECODE_CONTEXT,
+    kv_capacity_tokens: int | None = None,
+    decode_tokens: int = DEFAULT_DECODE_TOKENS,
+    max_num_seqs: int | None = None,
+) -> list[DecodePoint]:
+    """Decode points, batch-major then context, ascending; skip those whose KV (batch x (context +
+    decode_tokens)) does not fit `kv_capacity_tokens`, or whose batch exceeds the engine's max_num_seqs."""
+    pts = [DecodePoint(b, c) for b in sorted(set(batches)) for c in sorted(set(contexts))]
+    if max_num_seqs is not None:
+        pts = [p for p in pts if p.batch <= max_num_seqs]
+    if kv_capacity_tokens is not None:
+        pts = [p for p in pts if p.batch * (p.context + decode_tokens) <= kv_capacity_tokens]
+    return pts
+
+
+# --------------------------------------------------------------------------- the sweep loop
+Point = PrefillPoint | DecodePoint
+
+
+@dataclass
+class SweepOutcome:
+    """What one sweep did: keys measured now, skipped as already present, skipped as dominated."""
+
+    measured: list[tuple[int, int]] = field(default_factory=list)
+    resumed: list[tuple[int, int]] = field(default_factory=list)
+    dominated: list[tuple[int, int]] = field(default_factory=list)
+    stop_reasons: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+class StopAxis(Exception):
+    """Raised by a measuring function when a point cannot be measured because a limit was reached
+    (KV cache full, engine rejected the size). Larger points along both axes are skipped."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def dominated_by(key: tuple[int, int], stops: Iterable[tuple[int, int]]) -> bool:
+    """True when some stopping point is <= `key` on both axes (latency monotone in both)."""
+    return any(key[0] >= s[0] and key[1] >= s[1] for s in stops)
+
+
+def run_sweep(
+    points: Sequence[Point],
+    measure: Callable[[Point], float],
+    record: Callable[[Point, float], None],
+    done: Iterable[tuple[int, int]] = (),
+    latency_cap_ms: float | None = None,
+    on_point: Callable[[Point, str], None] | None = None,
+) -> SweepOutcome:
+    """Measure `points` in order; call `record` after each (the caller writes atomically there).
+
+    `done` holds keys already in the profile directory (resumption): they are not measured again,
+    but a resumed point over the cap still stops its dimension. `measure` returns the point's
+    latency in ms, or raises StopAxis. Any other exception propagates after the points measured so
+    far have been recorded (they are already on disk: `record` ran for each).
+    `on_point(point, status)` is told 'measured', 'resumed' or 'skipped' (for a progress bar).
+    """
+    done_set = set(done)
+    stops: list[tuple[int, int]] = []
+    out = SweepOutcome()
+    for p in points:
+        if dominated_by(p.key, stops):
+            out.dominated.append(p.key)
+            if on_point:
+                on_point(p, "skipped")
+            continue
+        if p.key in done_set:
+            out.resumed.append(p.key)
+            if on_point:
+                on_point(p, "resumed")
+            continue
+        try:
+            ms = measure(p)
+        except StopAxis as stop:
+            stops.append(p.key)
+            out.stop_reasons[p.key] = stop.reason
+            out.dominated.append(p.key)
+            if on_point:
+                on_point(p, "skipped")
+            continue
+        record(p, ms)
+        out.measured.append(p.key)
+        if on_point:
+            on_point(p, "measured")
+        if latency_cap_ms is not None and ms > latency_cap_ms:
+            stops.append(p.key)
+            out.stop_reasons[p.key] = f"latency {ms:.1f} ms over the cap {latency_cap_ms:g} ms"
+    return out
+
+
+def apply_resumed_caps(
+    done: dict[tuple[int, int], float], latency_cap_ms: float | None
+) -> list[tuple[int, int]]:
+    """Keys of resumed points that were over the cap (so a resumed sweep stops where the first did)."""
+    if latency_cap_ms is None:
+        return []
+    return [k for k, v in done.items() if v > latency_cap_ms]
+
+
+# --------------------------------------------------------------------------- adaptive sampling
+def seed_subset(keys: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Corners and midpoints of a 2-D grid of keys (both axes), the first points an adaptive
+    profile measures: they pin a law's intercept, slopes and curvature at the grid's extremes."""
+    xs = sorted({k[0] for k in keys})
+    ys = sorted({k[1] for k in keys})
+
+    def picks(v: list[int]) -> list[int]:
+        return sorted({v[0], v[len(v) // 2], v[-1]})
+
+    present = set(keys)
+    chosen = [(x, y) for x in picks(xs) for y in picks(ys) if (x, y) in present]
+    # A grid cut by the KV cache may lack a corner: take the nearest present key instead.
+    for x in picks(xs):
+        col = sorted(k for k in keys if k[0] == x)
+        if col and col[-1] not in chosen:
+            chosen.append(col[-1])
+    return sorted(set(chosen))
+
+
+def adaptive_order(
+    keys: Sequence[tuple[int, int]],
+    measure: Callable[[tuple[int, int]], float],
+    loo_errors: Callable[[dict[tuple[int, int], float]], dict[tuple[int, int], float]],
+    predict_errors: Callable[[dict[tuple[int, int], float], Sequence[tuple[int, int]]], dict[tuple[int, int], float]],
+    budget_points: int,
+    tol: float = 0.05,
+) -> dict[tuple[int, int], float]:
+    """Measure a sparse subset of `keys` chosen adaptively; returns {key: latency_ms} measured.
+
+    Start from :func:`seed_subset`. Then repeat: fit on what is measured; if the largest
+    leave-one-out relative error is under `tol`, stop; else measure the unmeasured key where the
+    current fit is least trustworthy, i.e. farthest (in log-space of both axes) from measured points
+    next to the worst leave-one-out point. `predict_errors(measured, candidates)` returns a score per
+    candidate (larger = measure first); the caller implements it with the fitted law, e.g. the
+    spread between fits with and without the worst point. Stops at `budget_points`.
+    """
+    measured: dict[tuple[int, int], float] = {}
+    for k in seed_subset(keys):
+        if len(measured) >= budget_points:
+            break
+        measured[k] = measure(k)
+    while len(measured) < min(budget_points, len(keys)):
+        errs = loo_errors(measured)
+        if errs and max(errs.values()) < tol:
+            break
+        candidates = [k for k in keys if k not in measured]
+        if not candidates:
+            break
+        scores = predict_errors(measured, candidates)
+        nxt = max(candidates, key=lambda k: (scores.get(k, 0.0), -_log_dist_to(k, measured)))
+        measured[nxt] = measure(nxt)
+    return measured
+
+
+def _log_dist_to(k: tuple[int, int], measured: dict[tuple[int, int], float]) -> float:
+    return min(math.hypot(math.log2(k[0] / m[0]), math.log2(k[1] / m[1])) for m in measured) if measured else 0.0
+
+
+def iter_chunks(seq: Sequence[int], n: int) -> Iterator[Sequence[int]]:
+    """Consecutive slices of `seq` of at most `n` items."""
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
