@@ -34,9 +34,11 @@ from planner.errors import InputError
 from planner.fileio import dump_yaml, parse_model, read_csv, read_yaml, write_atomic, write_csv_atomic
 
 # Allowed drop of a point's central latency below the largest one at smaller work before the file is
-# rejected: run-to-run noise of GPU kernels is a few percent (Splitwise's five repeats agree within
-# ~2%), so a >10% fall is a data error, not noise.
-MONOTONE_TOLERANCE = 0.10
+# rejected. Repeats of one point agree within ~2% (Splitwise's five repeats), but neighbouring points
+# of real runs do wobble more where fixed overheads dominate: Splitwise H100 tp8 prefill has a median
+# of 58.2 ms at isl 128 and 51.7 ms at isl 256 (-11%). 15% keeps such real data and still rejects
+# mixed-up rows and broken runs (e.g. Splitwise's tp2 batch-64 points, -88% and -19%).
+MONOTONE_TOLERANCE = 0.15
 
 PREFILL_COLUMNS = ("isl", "batch", "ttft_ms")
 DECODE_COLUMNS = ("batch", "context_tokens", "itl_ms")

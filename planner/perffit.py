@@ -1,0 +1,73 @@
+"""Fitting the latency laws on measured points: non-negative least squares, residuals kept.
+
+Laws (DESIGN.md, Performance model):
+  prefill of a batch of equal prompts   t = a + b * sum(isl) + c * sum(isl^2)
+                                          = a + b * batch*isl + c * batch*isl^2          [ms]
+  decode step                           t = alpha + beta * batch + gamma * batch*context  [ms]
+
+Coefficients are constrained >= 0 (``scipy.optimize.nnls``) so the laws are monotone in every
+size: latency never falls as a prompt, a batch or a context grows, also outside the measured range.
+Rows are weighted by 1/measured so the fit minimises RELATIVE error: points span two orders of
+magnitude (65 ms to 8 s in the Splitwise data) and an SLO cares about ratios, not absolute ms.
+Pure functions: arrays in, coefficients and a :class:`FitReport` out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import nnls
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """Quality of one fitted law on the points it was fitted on."""
+
+    law: str
+    n_points: int
+    coef: tuple[float, ...]
+    median_rel_err: float
+    max_rel_err: float
+
+    def describe(self) -> str:
+        return (f"{self.law}: {self.n_points} points, median |rel err| {self.median_rel_err:.1%}, "
+                f"max {self.max_rel_err:.1%}")
+
+
+def _fit(design: np.ndarray, y: np.ndarray, law: str) -> tuple[np.ndarray, FitReport]:
+    y = np.asarray(y, dtype=float)
+    if design.shape[0] == 0:
+        raise ValueError(f"{law}: no points to fit")
+    w = 1.0 / y
+    # Column scaling keeps NNLS well conditioned (columns range from 1 to ~1e10).
+    scale = np.abs(design).max(axis=0)
+    scale[scale == 0] = 1.0
+    coef_scaled, _ = nnls(design / scale * w[:, None], y * w)
+    coef = coef_scaled / scale
+    rel = np.abs(design @ coef - y) / y
+    return coef, FitReport(law, len(y), tuple(float(c) for c in coef), float(np.median(rel)), float(rel.max()))
+
+
+def prefill_design(isl: np.ndarray, batch: np.ndarray) -> np.ndarray:
+    isl = np.asarray(isl, dtype=float)
+    batch = np.asarray(batch, dtype=float)
+    return np.column_stack([np.ones_like(isl), batch * isl, batch * isl * isl])
+
+
+def decode_design(batch: np.ndarray, context: np.ndarray) -> np.ndarray:
+    batch = np.asarray(batch, dtype=float)
+    context = np.asarray(context, dtype=float)
+    return np.column_stack([np.ones_like(batch), batch, batch * context])
+
+
+def fit_prefill(isl: np.ndarray, batch: np.ndarray, ttft_ms: np.ndarray) -> tuple[tuple[float, float, float], FitReport]:
+    """(a, b, c) of t = a + b*batch*isl + c*batch*isl^2, all >= 0, and the fit's residuals."""
+    coef, rep = _fit(prefill_design(isl, batch), ttft_ms, "prefill a + b*sum(isl) + c*sum(isl^2)")
+    return (float(coef[0]), float(coef[1]), float(coef[2])), rep
+
+
+def fit_decode(batch: np.ndarray, context: np.ndarray, itl_ms: np.ndarray) -> tuple[tuple[float, float, float], FitReport]:
+    """(alpha, beta, gamma) of t = alpha + beta*batch + gamma*batch*context, all >= 0, and residuals."""
+    coef, rep = _fit(decode_design(batch, context), itl_ms, "decode alpha + beta*batch + gamma*batch*context")
+    return (float(coef[0]), float(coef[1]), float(coef[2])), rep

@@ -1,0 +1,215 @@
+"""Roofline prior: ideal prefill and decode times of (model, GPU, tp) from catalog facts, KV capacity,
+and the calibration of efficiency factors on measured profiles.
+
+Ideal time of one forward pass on a tp-way tensor-parallel replica (every GPU holds 1/tp of the
+weights and of the KV heads):
+
+  compute_ms = FLOPs / (tp * bf16_tflops)             FLOPs = tokens * flops_per_token
+                                                            + attention-score FLOPs (causal: isl^2/2)
+  memory_ms  = bytes / (tp * hbm_tb_s)                bytes = weights touched + KV read
+  comm_ms    = 2 all-reduces per layer (after attention and after the FFN), ring algorithm:
+               2*(tp-1)/tp * tokens*hidden*dtype / intra_link + a fixed latency each
+  time_ms    = layers * overhead_per_layer + max(compute_ms / eff_compute, memory_ms / eff_bw) + comm_ms
+
+MoE: every token runs `experts_per_token` experts (FLOPs from active parameters), but the weights
+READ per step are those of the distinct experts touched by the batch: each expert is missed by one
+token with probability 1 - k/E, so the expected touched share is 1 - (1 - k/E)^tokens (uniform routing).
+
+The fixed overhead is per layer (kernel launches, norms, sampling amortised) so that it transfers
+between models of different depth. Efficiency factors and overheads are fitted on every measured
+point that exists (:func:`calibrate`, ``scipy.optimize.least_squares`` on relative residuals);
+without profiles, :data:`DEFAULT_EFFICIENCY` applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from planner.schema import GpuType, ModelSpec
+
+GIB = 2**30
+# vLLM's default --gpu-memory-utilization (vllm/config: CacheConfig.gpu_memory_utilization = 0.9).
+GPU_MEMORY_UTILIZATION = 0.9
+# Memory per GPU outside weights, activations and KV: CUDA context, NCCL buffers, CUDA graphs. vLLM
+# start-up logs of 8B-70B models show roughly 0.5-1.5 GiB of "non-torch" + graph memory; 1 GiB.
+RUNTIME_RESERVE_GIB_PER_GPU = 1.0
+# Latency of one small all-reduce inside a node (NCCL / vLLM custom all-reduce on NVLink, nccl-tests
+# small-message latency is ~5-20 us); 10 us.
+ALLREDUCE_LATENCY_S = 10e-6
+ALLREDUCES_PER_LAYER = 2  # Megatron-style TP: one after attention (o_proj), one after the FFN (down_proj)
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Achieved share of peak rates, and fixed per-layer overheads (ms), shared by all variants."""
+
+    compute: float
+    bandwidth: float
+    prefill_overhead_ms_per_layer: float
+    decode_overhead_ms_per_layer: float
+    source: str
+    n_points: int = 0
+    median_rel_err: float | None = None
+    max_rel_err: float | None = None
+
+
+# Used when no profile exists. compute 0.5: large-batch prefill in vLLM-class engines reaches roughly
+# 40-60% model-FLOPs utilisation (e.g. Databricks, "LLM Inference Performance Engineering: Best
+# Practices", 2023); bandwidth 0.7: the same post reports ~60-70% memory-bandwidth utilisation for
+# decode; 0.02 ms per layer of step overhead is ~1-2 ms per step for 32-80-layer models, the order
+# of vLLM V1's CUDA-graph decode step overhead.
+DEFAULT_EFFICIENCY = Efficiency(0.5, 0.7, 0.02, 0.02, source="defaults (no profiles to calibrate on)")
+
+
+# --------------------------------------------------------------------------- sizes
+def kv_bytes_per_token_replica(model: ModelSpec, tp: int) -> int:
+    """KV bytes per token over the whole replica: KV heads are split over tp, replicated if tp > kv_heads."""
+    return model.kv_bytes_per_token * max(1, -(-tp // model.kv_heads))
+
+
+def moe_expert_params(model: ModelSpec) -> int:
+    """Parameters in routed experts (all layers); 0 for dense models."""
+    if model.moe is None:
+        return 0
+    return model.layers * 3 * model.hidden * model.moe.expert_intermediate * model.moe.experts
+
+
+def weight_bytes_touched(model: ModelSpec, tokens: float) -> float:
+    """Weight bytes read by one forward pass over `tokens` tokens (all of them for dense models)."""
+    if model.moe is None:
+        return float(model.weight_bytes)
+    m = model.moe
+    touched = 1.0 - (1.0 - m.experts_per_token / m.experts) ** max(tokens, 1.0)
+    expert = moe_expert_params(model)
+    return float((model.params - expert + expert * touched) * model.dtype_bytes)
+
+
+def activation_bytes_per_gpu(model: ModelSpec, tp: int, max_batched_tokens: int, max_num_seqs: int) -> float:
+    """Peak activation memory vLLM reserves from its profiling run (largest step: max_batched_tokens).
+
+    Hidden-size tensors (residual, norms, q/k/v, attention out: ~4 x hidden) are full size on each
+    GPU; the FFN's gate+up outputs are split over tp; logits of the sampled rows are fp32.
+    """
+    ffn = model.intermediate if model.moe is None else model.moe.experts_per_token * model.moe.expert_intermediate
+    per_token = (4 * model.hidden + 2 * ffn / tp) * model.dtype_bytes
+    return max_batched_tokens * per_token + max_num_seqs * model.vocab * 4
+
+
+def kv_capacity_tokens(
+    model: ModelSpec,
+    gpu: GpuType,
+    tp: int,
+    gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION,
+    max_batched_tokens: int = 8192,
+    max_num_seqs: int = 256,
+) -> int | None:
+    """KV-cache capacity of one replica in tokens, as vLLM would size it; None if the weights don't fit.
+
+    (memory_gib * tp * utilization - weights - tp * (runtime reserve + activations)) / KV bytes per token.
+    """
+    budget = tp * (gpu.memory_gib * GIB * gpu_memory_utilization - RUNTIME_RESERVE_GIB_PER_GPU * GIB
+                   - activation_bytes_per_gpu(model, tp, max_batched_tokens, max_num_seqs))
+    free = budget - model.weight_bytes
+    if free <= 0:
+        return None
+    tokens = int(free // kv_bytes_per_token_replica(model, tp))
+    return tokens if tokens > 0 else None
+
+
+# --------------------------------------------------------------------------- ideal times
+@dataclass(frozen=True)
+class IdealParts:
+    """Unscaled parts of one forward pass, ms (before efficiencies and overheads)."""
+
+    compute_ms: np.ndarray
+    memory_ms: np.ndarray
+    comm_ms: np.ndarray
+    layers: int
+
+
+def _comm_ms(model: ModelSpec, gpu: GpuType, tp: int, tokens: np.ndarray) -> np.ndarray:
+    if tp == 1:
+        return np.zeros_like(tokens, dtype=float)
+    ring_bytes = 2.0 * (tp - 1) / tp * tokens * model.hidden * model.dtype_bytes
+    per = ring_bytes / (gpu.intra_link_gb_s * 1e9) + ALLREDUCE_LATENCY_S
+    return model.layers * ALLREDUCES_PER_LAYER * per * 1e3
+
+
+def prefill_parts(model: ModelSpec, gpu: GpuType, tp: int, isl: Sequence[float] | np.ndarray, batch: Sequence[float] | np.ndarray) -> IdealParts:
+    """Ideal parts of prefilling `batch` prompts of `isl` tokens in one pass (arrays broadcast)."""
+    isl = np.asarray(isl, dtype=float)
+    batch = np.asarray(batch, dtype=float)
+    tokens = isl * batch
+    flops = tokens * model.flops_per_token + batch * model.attn_flops_per_token_per_ctx * isl * (isl + 1) / 2
+    compute = flops / (tp * gpu.bf16_tflops * 1e12) * 1e3
+    wbytes = np.vectorize(lambda t: weight_bytes_touched(model, t))(tokens)
+    kv_write = tokens * kv_bytes_per_token_replica(model, tp)
+    memory = (wbytes + kv_write) / (tp * gpu.hbm_tb_s * 1e12) * 1e3
+    return IdealParts(compute, memory, _comm_ms(model, gpu, tp, tokens), model.layers)
+
+
+def decode_parts(model: ModelSpec, gpu: GpuType, tp: int, batch: Sequence[float] | np.ndarray, context: Sequence[float] | np.ndarray) -> IdealParts:
+    """Ideal parts of one decode step of `batch` sequences with mean context `context` (arrays broadcast)."""
+    batch = np.asarray(batch, dtype=float)
+    context = np.asarray(context, dtype=float)
+    flops = batch * (model.flops_per_token + model.attn_flops_per_token_per_ctx * context)
+    compute = flops / (tp * gpu.bf16_tflops * 1e12) * 1e3
+    wbytes = np.vectorize(lambda b: weight_bytes_touched(model, b))(batch)
+    kv_read = batch * context * kv_bytes_per_token_replica(model, tp)
+    memory = (wbytes + kv_read) / (tp * gpu.hbm_tb_s * 1e12) * 1e3
+    return IdealParts(compute, memory, _comm_ms(model, gpu, tp, batch), model.layers)
+
+
+def predict_ms(parts: IdealParts, eff: Efficiency, phase: str) -> np.ndarray:
+    """Roofline time of a forward pass given efficiencies: overhead + max(compute, memory) + comm."""
+    over = eff.prefill_overhead_ms_per_layer if phase == "prefill" else eff.decode_overhead_ms_per_layer
+    return parts.layers * over + np.maximum(parts.compute_ms / eff.compute, parts.memory_ms / eff.bandwidth) + parts.comm_ms
+
+
+# --------------------------------------------------------------------------- calibration
+@dataclass(frozen=True)
+class Observation:
+    """Measured points of one variant and phase with their ideal parts."""
+
+    phase: str  # "prefill" | "decode"
+    parts: IdealParts
+    measured_ms: np.ndarray
+
+
+def calibrate(observations: Sequence[Observation], source: str = "calibrated") -> Efficiency:
+    """Fit (eff_compute, eff_bw, prefill and decode overhead per layer) to measured points.
+
+    Least squares on relative residuals (``scipy.optimize.least_squares``), efficiencies bounded to
+    (0.01, 1] (nothing beats the datasheet peak) and overheads to [0, 5] ms per layer. A phase with no
+    observation keeps its default overhead.
+    """
+    obs = [o for o in observations if len(o.measured_ms)]
+    if not obs:
+        return DEFAULT_EFFICIENCY
+    has = {o.phase for o in obs}
+
+    def eff_of(x: np.ndarray) -> Efficiency:
+        return Efficiency(
+            x[0], x[1],
+            x[2] if "prefill" in has else DEFAULT_EFFICIENCY.prefill_overhead_ms_per_layer,
+            x[3] if "decode" in has else DEFAULT_EFFICIENCY.decode_overhead_ms_per_layer,
+            source,
+        )
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        e = eff_of(x)
+        return np.concatenate([(predict_ms(o.parts, e, o.phase) - o.measured_ms) / o.measured_ms for o in obs])
+
+    d = DEFAULT_EFFICIENCY
+    x0 = np.array([d.compute, d.bandwidth, d.prefill_overhead_ms_per_layer, d.decode_overhead_ms_per_layer])
+    sol = least_squares(resid, x0, bounds=([0.01, 0.01, 0.0, 0.0], [1.0, 1.0, 5.0, 5.0]), x_scale=[0.1, 0.1, 0.05, 0.05])
+    rel = np.abs(resid(sol.x))
+    e = eff_of(sol.x)
+    return Efficiency(
+        float(e.compute), float(e.bandwidth), float(e.prefill_overhead_ms_per_layer), float(e.decode_overhead_ms_per_layer),
+        source, n_points=int(rel.size), median_rel_err=float(np.median(rel)), max_rel_err=float(rel.max()),
+    )
