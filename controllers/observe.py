@@ -1,0 +1,183 @@
+"""Observe the serving fleet through the Prometheus HTTP API (PromQL over vLLM's metrics).
+
+Per model (vLLM's `model_name` label) and, where it matters, per pool role (a label relabelled
+from the pod's pd-planner.io/role, name set by `role_label`):
+  completions     sum(rate(vllm:request_success_total[w]))              on the decode/mixed side
+  arrivals        completions + d/dt(waiting + running) on that side     (a growing queue is load
+                  that has arrived but not completed: completions alone under-count a backlog)
+  mean ISL / OSL  rate(vllm:request_{prompt,generation}_tokens_sum) / rate(..._count)
+  TTFT, ITL       histogram_quantile(p, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[w])))
+                  and vllm:inter_token_latency_seconds
+  running/waiting sum by role of vllm:num_requests_{running,waiting}, and deriv() of waiting
+  KV usage        avg by role of vllm:kv_cache_usage_perc
+Prefill instances of a P/D deployment also finish each request (with max_tokens=1), so counts and
+lengths are read on the non-prefill side to avoid double counting.
+Staleness: the newest sample of vllm:num_requests_running per model must be younger than
+`staleness_s` (Prometheus keeps answering with the last sample for 5 minutes after a target
+dies); an unreachable Prometheus, an HTTP/PromQL error or a missing model makes the observation
+not ok, and the guard then holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from controllers.config import PrometheusConfig
+
+
+@dataclass
+class ModelObservation:
+    model: str
+    completion_rps: float = 0.0
+    arrival_rps: float = 0.0
+    mean_isl: float | None = None
+    mean_osl: float | None = None
+    ttft_ms: float | None = None
+    itl_ms: float | None = None
+    running: dict[str, float] = field(default_factory=dict)
+    waiting: dict[str, float] = field(default_factory=dict)
+    waiting_growth_per_s: dict[str, float] = field(default_factory=dict)
+    kv_usage: dict[str, float] = field(default_factory=dict)
+    newest_sample_age_s: float | None = None
+
+
+@dataclass
+class Observation:
+    t_s: float
+    ok: bool
+    reason: str = ""
+    models: dict[str, ModelObservation] = field(default_factory=dict)
+
+
+class PromError(Exception):
+    pass
+
+
+class PrometheusObserver:
+    """Runs the PromQL above against one Prometheus; `served_names` maps planner model -> model_name label."""
+
+    def __init__(self, cfg: PrometheusConfig, served_names: dict[str, str], percentile: dict[str, float],
+                 time_scale: float = 1.0, client: httpx.Client | None = None):
+        self.cfg = cfg
+        self.served = served_names
+        self.by_label = {v: k for k, v in served_names.items()}
+        self.percentile = percentile
+        self.time_scale = time_scale
+        """Wall seconds per emulated second (1 in production; emulator tests run faster than real time)."""
+        self.http = client or httpx.Client(base_url=cfg.url.rstrip("/"), timeout=cfg.timeout_s)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ------------------------------------------------------------------ plumbing
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        try:
+            r = self.http.get("/api/v1/query", params={"query": promql})
+        except httpx.HTTPError as exc:
+            raise PromError(f"Prometheus unreachable at {self.cfg.url}: {exc}") from exc
+        try:
+            body = r.json()
+        except ValueError as exc:
+            raise PromError(f"Prometheus answered HTTP {r.status_code} without JSON") from exc
+        if r.status_code != 200 or body.get("status") != "success":
+            raise PromError(f"PromQL failed (HTTP {r.status_code}): {body.get('error', body)} in {promql}")
+        return body["data"]["result"]
+
+    def _sel(self, *extra: str) -> str:
+        parts = [p for p in (self.cfg.selector, *extra) if p]
+        return "{" + ",".join(parts) + "}" if parts else ""
+
+    def _by_model(self, promql: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for s in self.query(promql):
+            label = s["metric"].get("model_name", "")
+            v = float(s["value"][1])
+            if label in self.by_label and math.isfinite(v):
+                out[self.by_label[label]] = v
+        return out
+
+    def _by_model_role(self, promql: str) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for s in self.query(promql):
+            label = s["metric"].get("model_name", "")
+            role = s["metric"].get(self.cfg.role_label, "mixed")
+            v = float(s["value"][1])
+            if label in self.by_label and math.isfinite(v):
+                out.setdefault(self.by_label[label], {})[role] = v
+        return out
+
+    # ------------------------------------------------------------------ the observation
+    def observe(self) -> Observation:
+        w = f"{max(1, round(self.cfg.rate_window_s))}s"
+        rl = self.cfg.role_label
+        side = self._sel(f'{rl}!="prefill"')
+        allsel = self._sel()
+        ts = self.time_scale
+        try:
+            t_res = self.http.get("/api/v1/query", params={"query": "time()"}).json()
+            now_s = float(t_res["data"]["result"][0])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            return Observation(t_s=float("nan"), ok=False, reason=f"Prometheus unreachable at {self.cfg.url}: {exc}")
+        try:
+            newest = self._by_model(f"max by (model_name) (timestamp(vllm:num_requests_running{allsel}))")
+            completion = self._by_model(f"sum by (model_name) (rate(vllm:request_success_total{side}[{w}]))")
+            p_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_prompt_tokens_sum{side}[{w}]))")
+            p_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_prompt_tokens_count{side}[{w}]))")
+            g_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_generation_tokens_sum{side}[{w}]))")
+            g_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_generation_tokens_count{side}[{w}]))")
+            running = self._by_model_role(f"sum by (model_name, {rl}) (vllm:num_requests_running{allsel})")
+            waiting = self._by_model_role(f"sum by (model_name, {rl}) (vllm:num_requests_waiting{allsel})")
+            growth = self._by_model_role(f"sum by (model_name, {rl}) (deriv(vllm:num_requests_waiting{allsel}[{w}]))")
+            inflight = self._by_model(
+                f"sum by (model_name) (deriv(vllm:num_requests_waiting{side}[{w}]) + deriv(vllm:num_requests_running{side}[{w}]))"
+            )
+            kv = self._by_model_role(f"avg by (model_name, {rl}) (vllm:kv_cache_usage_perc{allsel})")
+            ttft: dict[str, float] = {}
+            itl: dict[str, float] = {}
+            for q in sorted(set(self.percentile.values())):
+                t = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate(vllm:time_to_first_token_seconds_bucket{side}[{w}])))")
+                i = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate(vllm:inter_token_latency_seconds_bucket{side}[{w}])))")
+                for m, pq in self.percentile.items():
+                    if pq == q:
+                        if m in t:
+                            ttft[m] = t[m] * 1e3
+                        if m in i:
+                            itl[m] = i[m] * 1e3
+        except PromError as exc:
+            return Observation(t_s=now_s, ok=False, reason=str(exc))
+
+        obs = Observation(t_s=now_s, ok=True)
+        problems: list[str] = []
+        for m in self.served:
+            if m not in newest:
+                problems.append(f"no vLLM metrics for model {m} (model_name={self.served[m]!r})")
+                continue
+            age = now_s - newest[m]
+            if age > self.cfg.staleness_s:
+                problems.append(f"metrics of {m} are stale (newest sample {age:.0f}s old > {self.cfg.staleness_s:g}s)")
+            comp = completion.get(m, 0.0) * ts
+            arr = max(0.0, comp + inflight.get(m, 0.0) * ts)
+            obs.models[m] = ModelObservation(
+                model=m,
+                completion_rps=comp,
+                arrival_rps=arr,
+                mean_isl=p_sum[m] / p_cnt[m] if p_cnt.get(m) and m in p_sum else None,
+                mean_osl=g_sum[m] / g_cnt[m] if g_cnt.get(m) and m in g_sum else None,
+                ttft_ms=ttft.get(m),
+                itl_ms=itl.get(m),
+                running=running.get(m, {}),
+                waiting=waiting.get(m, {}),
+                waiting_growth_per_s={k: v * ts for k, v in growth.get(m, {}).items()},
+                kv_usage=kv.get(m, {}),
+                newest_sample_age_s=age,
+            )
+        if problems:
+            obs.ok = False
+            obs.reason = "; ".join(problems)
+        return obs

@@ -1,0 +1,90 @@
+"""observe.py against a REAL Prometheus server scraping emulated vLLM replicas.
+
+The vLLM engines are fakes of an external system (planner.simulate.emulator, GPU-less, timed by a
+performance law); Prometheus is the real server (Debian package, started on loopback by
+tests/controller_prom.py). Skips when the Prometheus binary is missing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import httpx
+import pytest
+
+from controllers.config import PrometheusConfig
+from controllers.observe import PrometheusObserver
+from controller_prom import PrometheusServer, require_prometheus, wait_for
+from planner.perf import VariantPerf
+from planner.simulate.emulator import EmulatorFleet
+
+MODEL = "llama-3.1-8b"
+SERVED = "meta-llama/Llama-3.1-8B-Instruct"
+# Illustrative laws of an 8B model on one H100 (order of magnitude of public vLLM numbers; the
+# test checks what Prometheus reports about the emulator, not these values).
+PERF = VariantPerf(
+    model=MODEL, gpu="H100-SXM-80GB", tp=1, source="prior",
+    prefill_a_ms=8.0, prefill_b_ms_per_token=0.07, prefill_c_ms_per_token2=2e-6,
+    decode_alpha_ms=6.0, decode_beta_ms_per_seq=0.03, decode_gamma_ms_per_token=2e-5,
+    kv_capacity_tokens=400_000, kv_bytes_per_token=131_072, kv_link_gb_s=50.0,
+)
+TIME_SCALE = 0.2  # wall s per emulated s: 5x faster than real time
+
+
+def send(url: str, isl: int, osl: int) -> None:
+    r = httpx.post(f"{url}/v1/completions", json={"model": SERVED, "prompt": [7] * isl, "max_tokens": osl}, timeout=60)
+    r.raise_for_status()
+
+
+def observer(url: str, staleness_s: float = 5.0) -> PrometheusObserver:
+    cfg = PrometheusConfig(url=url, rate_window_s=5, staleness_s=staleness_s, timeout_s=2)
+    return PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0}, time_scale=TIME_SCALE)
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    require_prometheus()
+    with EmulatorFleet(PERF, replicas=2, model_name=SERVED, time_scale=TIME_SCALE) as fleet:
+        addrs = [u.removeprefix("http://") for u in fleet.urls]
+        targets = {f"{MODEL}/mixed/H100-SXM-80GB/tp1": ("mixed", addrs)}
+        with PrometheusServer(tmp_path, targets) as prom:
+            yield fleet, prom
+
+
+def test_observe_rates_lengths_latency(setup):
+    fleet, prom = setup
+    obs = observer(prom.url)
+    wait_for(lambda: obs.observe().ok, 15)  # both targets scraped once
+    with cf.ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda i: send(fleet.urls[i % 2], 512, 32), range(48)))
+    o = wait_for(lambda: (lambda x: x if x.ok and x.models[MODEL].mean_osl else None)(obs.observe()), 15)
+    m = o.models[MODEL]
+    assert m.mean_isl == pytest.approx(512, rel=0.02)  # rate() extrapolates sum and count slightly differently
+    assert m.mean_osl == pytest.approx(32, rel=0.02)
+    assert m.completion_rps > 0 and m.arrival_rps >= 0
+    assert m.ttft_ms is not None and m.ttft_ms > 0
+    assert m.itl_ms is not None and m.itl_ms > 0
+    assert m.newest_sample_age_s is not None and m.newest_sample_age_s < 5
+    assert "mixed" in m.running and "mixed" in m.kv_usage
+
+
+def test_unreachable_prometheus_and_dead_targets_are_not_ok(setup):
+    fleet, prom = setup
+    obs = observer(prom.url)
+    wait_for(lambda: obs.observe().ok, 15)
+    # the vLLM replicas die: Prometheus marks their series stale -> no metrics -> not ok
+    fleet.stop_replica(0)
+    fleet.stop_replica(1)
+    o = wait_for(lambda: (lambda x: x if not x.ok else None)(obs.observe()), 15)
+    assert MODEL in o.reason
+    prom.stop()
+    o = obs.observe()
+    assert not o.ok and "unreachable" in o.reason
+
+
+def test_unknown_model_is_missing(setup):
+    fleet, prom = setup
+    cfg = PrometheusConfig(url=prom.url, rate_window_s=5, staleness_s=5)
+    obs = PrometheusObserver(cfg, {"other": "other-model"}, {"other": 90.0})
+    o = obs.observe()
+    assert not o.ok and "no vLLM metrics for model other" in o.reason
