@@ -1,0 +1,135 @@
+"""Request arrivals for the simulator: Poisson processes of a Workload's classes, or a trace.
+
+Both give an :class:`Arrivals` record of parallel numpy arrays sorted by time. Poisson classes draw
+exponential gaps with the class rate and use the class's mean lengths (the planner's view of a
+class); a trace keeps each request's own lengths, and maps it to a class by its ``class_id`` column
+or else to the nearest (log isl, log osl) class of its model (:func:`planner.workload.assign_classes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from planner.errors import InputError
+from planner.schema import Workload
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """Requests sorted by arrival time; `cls` indexes `class_ids`."""
+
+    t_s: np.ndarray
+    cls: np.ndarray
+    isl: np.ndarray
+    osl: np.ndarray
+    class_ids: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.t_s.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.t_s[-1]) if len(self) else 0.0
+
+
+def poisson_arrivals(workload: Workload, duration_s: float, rng: np.random.Generator) -> Arrivals:
+    """Independent Poisson arrivals of every class over [0, duration_s)."""
+    if duration_s <= 0:
+        raise InputError(None, "duration", f"expected a positive duration in seconds, got {duration_s}")
+    ts, cs = [], []
+    for k, c in enumerate(workload.classes):
+        if c.rate_rps <= 0:
+            continue
+        n = rng.poisson(c.rate_rps * duration_s)
+        # given the count, Poisson arrival times are uniform order statistics
+        ts.append(np.sort(rng.uniform(0.0, duration_s, n)))
+        cs.append(np.full(n, k, dtype=np.int64))
+    ids = tuple(c.id for c in workload.classes)
+    if not ts:
+        raise InputError(None, "classes", "every class has rate 0: nothing to simulate")
+    t = np.concatenate(ts)
+    cl = np.concatenate(cs)
+    order = np.argsort(t, kind="stable")
+    t, cl = t[order], cl[order]
+    isl = np.array([c.isl for c in workload.classes], dtype=np.int64)[cl]
+    osl = np.array([c.osl for c in workload.classes], dtype=np.int64)[cl]
+    return Arrivals(t, cl, isl, osl, ids)
+
+
+def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None = None) -> pd.DataFrame:
+    """A trace DataFrame in either column convention -> columns t_s, model, input_tokens, output_tokens
+    (+ class_id when given). Accepts `timestamp` (seconds or date-times) or Azure's `TIMESTAMP`,
+    `ContextTokens`, `GeneratedTokens`. Empty or unsorted traces are an InputError."""
+    d = df.rename(columns={"TIMESTAMP": "timestamp", "ContextTokens": "input_tokens", "GeneratedTokens": "output_tokens"})
+    if "t_s" in d.columns and "timestamp" not in d.columns:
+        d = d.rename(columns={"t_s": "timestamp"})
+    for col in ("timestamp", "input_tokens", "output_tokens"):
+        if col not in d.columns:
+            raise InputError(source, col, f"missing column; expected timestamp, input_tokens, output_tokens (or Azure's TIMESTAMP, ContextTokens, GeneratedTokens), found {list(df.columns)}")
+    if d.empty:
+        raise InputError(source, None, "the trace has no requests")
+    ts = d["timestamp"]
+    if pd.api.types.is_numeric_dtype(ts):
+        t = ts.to_numpy(dtype=float)
+    else:
+        parsed = pd.to_datetime(ts, errors="coerce")
+        if parsed.isna().any():
+            row = int(parsed.isna().to_numpy().argmax())
+            raise InputError(source, "timestamp", f"expected seconds or a date-time; row {row} has {ts.iloc[row]!r}")
+        t = (parsed - parsed.iloc[0]).dt.total_seconds().to_numpy()
+    if not np.all(np.isfinite(t)):
+        raise InputError(source, "timestamp", "expected finite times")
+    back = np.flatnonzero(np.diff(t) < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        raise InputError(source, "timestamp", f"expected a trace sorted by time; row {i} ({t[i]:.3f} s) is earlier than row {i - 1} ({t[i - 1]:.3f} s)")
+    for col in ("input_tokens", "output_tokens"):
+        v = pd.to_numeric(d[col], errors="coerce")
+        if v.isna().any() or (v < 0).any():
+            row = int((v.isna() | (v < 0)).to_numpy().argmax())
+            raise InputError(source, col, f"expected token counts >= 0; row {row} has {d[col].iloc[row]!r}")
+    out = pd.DataFrame({
+        "t_s": t - t[0],
+        "input_tokens": np.maximum(d["input_tokens"].to_numpy(dtype=np.int64), 1),
+        "output_tokens": np.maximum(d["output_tokens"].to_numpy(dtype=np.int64), 1),
+    })
+    if "model" in d.columns:
+        out["model"] = d["model"].astype(str).to_numpy()
+    elif model is not None:
+        out["model"] = model
+    else:
+        raise InputError(source, "model", "the trace has no model column and no model was given")
+    if "class_id" in d.columns:
+        out["class_id"] = d["class_id"].astype(str).to_numpy()
+    return out
+
+
+def trace_arrivals(trace: pd.DataFrame, workload: Workload, source: str = "<trace>", model: str | None = None,
+                   duration_s: float | None = None) -> Arrivals:
+    """Arrivals of a trace (either column convention); requests are mapped to the workload's classes."""
+    from planner.workload import assign_classes
+
+    df = normalise_trace(trace, source, model)
+    if duration_s is not None:
+        df = df[df["t_s"] < duration_s].reset_index(drop=True)
+        if df.empty:
+            raise InputError(source, "duration", f"no request in the first {duration_s} s of the trace")
+    models = set(workload.models)
+    unknown = sorted(set(df["model"]) - models)
+    if unknown:
+        raise InputError(source, "model", f"trace models {unknown} are not in the plan/workload (known: {sorted(models)})")
+    ids = tuple(c.id for c in workload.classes)
+    index = {c: i for i, c in enumerate(ids)}
+    if "class_id" in df.columns:
+        bad = sorted(set(df["class_id"]) - set(ids))
+        if bad:
+            raise InputError(source, "class_id", f"unknown classes {bad[:5]} (known: {list(ids)})")
+        cid = df["class_id"].to_numpy()
+    else:
+        cid = assign_classes(df, workload)
+    cls = np.array([index[c] for c in cid], dtype=np.int64)
+    return Arrivals(df["t_s"].to_numpy(dtype=float), cls, df["input_tokens"].to_numpy(dtype=np.int64),
+                    df["output_tokens"].to_numpy(dtype=np.int64), ids)

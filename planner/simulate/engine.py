@@ -1,0 +1,340 @@
+"""Discrete-event core: the event queue, per-request records and the two replica models.
+
+The simulation advances by batch changes, not by token (DESIGN.md, Verification by simulation):
+
+* :class:`PrefillReplica` (role ``prefill``) runs one forward pass per batch of queued prompts,
+  FCFS up to ``max_batched_tokens`` (a prompt longer than the budget runs alone; its chunks would
+  take the same total time), timed by ``a + b*sum(isl) + c*sum(isl^2)``. One event per batch.
+* :class:`BatchReplica` (roles ``decode`` and ``mixed``) does continuous batching. Between events
+  the batch is constant, so a whole stretch of decode steps is advanced in closed form
+  (:func:`laws.decode_stretch_ms`); events are only: a request finishes, a request joins (it waits
+  for the step boundary in flight), and -- for ``mixed`` -- each step that carries prefill chunks
+  (chunked prefill sharing the step's token budget with the decodes, :func:`laws.mixed_step_ms`),
+  which is how prefill interference inflates the ITL of the running decodes.
+* KV admission reserves isl + osl tokens per request (a sequence's cache grows to that; we do
+  not model preemption): requests wait FCFS when the cache or ``max_num_seqs`` is full.
+
+Timing conventions (documented choices):
+* TTFT = arrival -> first token at the client. Disaggregated: prefill queue + prefill batch + KV
+  transfer + wait for admission into a decode batch (the first token is released when the decode
+  replica holds the KV). Mixed: queue + admission + chunked prefill steps.
+* ITL of a request = (last token - first token) / (osl - 1): its mean inter-token latency
+  (vLLM's TPOT); requests with osl = 1 have none and meet any ITL bound.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Any, Callable
+
+from planner.perf import VariantPerf
+from planner.simulate.laws import chunk_cost_isl2, decode_stretch_ms, decode_steps_within, mixed_step_ms, prefill_batch_ms
+
+NAN = float("nan")
+
+
+class EventQueue:
+    """A heap of (time, seq, handler, arg); `seq` keeps order among equal times deterministic."""
+
+    __slots__ = ("heap", "seq")
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, Callable[[float, Any], None], Any]] = []
+        self.seq = 0
+
+    def push(self, t: float, fn: Callable[[float, Any], None], arg: Any = None) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, fn, arg))
+
+
+class Requests:
+    """Per-request records as parallel Python lists (fast scalar writes); NaN = not reached."""
+
+    def __init__(self, t_arr: list[float], isl: list[int], osl: list[int], cls: list[int]):
+        n = len(t_arr)
+        self.n = n
+        self.t_arr = t_arr
+        self.isl = isl
+        self.osl = osl
+        self.cls = cls
+        self.pf_pool = [-1] * n   # prefill-side pool index
+        self.dc_pool = [-1] * n   # decode pool index (-1 for mixed)
+        self.t_pf_start = [NAN] * n  # prefill batch start (mixed: admission)
+        self.t_pf_end = [NAN] * n    # prefill done (disaggregated) / first token (mixed)
+        self.t_kv = [NAN] * n        # KV arrived at the decode replica
+        self.t_first = [NAN] * n     # first token at the client
+        self.t_done = [NAN] * n      # last token
+        self.rejected = [False] * n  # never fits a replica's KV cache
+
+
+class PrefillReplica:
+    """A prefill-only engine: FCFS batches of whole prompts under the token budget."""
+
+    __slots__ = ("sim", "pool", "perf", "queue", "busy", "load", "busy_ms", "batch_tokens", "done_requests",
+                 "prompt_tokens", "draining")
+
+    def __init__(self, sim: Any, pool: Any, perf: VariantPerf):
+        self.sim = sim
+        self.pool = pool
+        self.perf = perf
+        self.queue: deque[int] = deque()
+        self.busy = False
+        self.load = 0          # prompt tokens queued or in service (least-loaded routing key)
+        self.busy_ms = 0.0
+        self.done_requests = 0
+        self.prompt_tokens = 0
+        self.draining = False
+
+    @property
+    def running(self) -> int:
+        return 0 if not self.busy else 1
+
+    def kv_usage(self) -> float:
+        return 0.0
+
+    def waiting(self) -> int:
+        return len(self.queue)
+
+    def arrive(self, t: float, rid: int) -> None:
+        self.queue.append(rid)
+        self.load += self.sim.req.isl[rid]
+        if not self.busy:
+            self._start(t)
+
+    def _start(self, t: float) -> None:
+        req = self.sim.req
+        isl = req.isl
+        budget = self.perf.max_batched_tokens
+        max_seqs = self.perf.max_num_seqs
+        q = self.queue
+        batch: list[int] = []
+        s1 = 0
+        s2 = 0
+        while q and len(batch) < max_seqs:
+            n = isl[q[0]]
+            if batch and s1 + n > budget:
+                break
+            rid = q.popleft()
+            batch.append(rid)
+            s1 += n
+            s2 += n * n
+            req.t_pf_start[rid] = t
+        dt = prefill_batch_ms(self.perf, s1, s2) / 1e3
+        self.busy = True
+        self.busy_ms += dt * 1e3
+        self.sim.events.push(t + dt, self._done, (batch, s1))
+
+    def _done(self, t: float, arg: tuple[list[int], int]) -> None:
+        batch, s1 = arg
+        self.busy = False
+        self.load -= s1
+        self.done_requests += len(batch)
+        self.prompt_tokens += s1
+        sim = self.sim
+        for rid in batch:
+            sim.prefill_finished(t, rid, self)
+        if self.queue:
+            self._start(t)
+
+
+class BatchReplica:
+    """A continuous-batching engine (role decode or mixed), advanced stretch by stretch.
+
+    State at a step boundary: time `t0`, step counter `n`, batch size `b`, and `ctx0` such that the
+    batch's context sum at step n is ``ctx0 + b*n`` (each request stores isl - n_join).
+    """
+
+    __slots__ = ("sim", "pool", "perf", "mixed", "t0", "n", "b", "ctx0", "fin", "waiting_q", "prefilling", "kv_res",
+                 "ver", "stepping", "load", "busy_ms", "done_requests", "gen_tokens", "prompt_tokens", "draining",
+                 "my_ctx0", "cap", "max_seqs")
+
+    def __init__(self, sim: Any, pool: Any, perf: VariantPerf, mixed: bool):
+        self.sim = sim
+        self.pool = pool
+        self.perf = perf
+        self.mixed = mixed
+        self.t0 = 0.0
+        self.n = 0
+        self.b = 0
+        self.ctx0 = 0
+        self.fin: list[tuple[int, int]] = []       # heap of (finish step, rid)
+        self.my_ctx0: dict[int, int] = {}          # rid -> its ctx0 share
+        self.waiting_q: deque[int] = deque()       # waiting for KV / a batch slot
+        self.prefilling: list[list[int]] = []      # mixed: [rid, tokens done]
+        self.kv_res = 0
+        self.ver = 0
+        self.stepping = False
+        self.load = 0          # KV tokens reserved or waiting (least-loaded routing key)
+        self.busy_ms = 0.0
+        self.done_requests = 0
+        self.gen_tokens = 0
+        self.prompt_tokens = 0
+        self.draining = False
+        self.cap = perf.kv_capacity_tokens
+        self.max_seqs = perf.max_num_seqs
+
+    # ----------------------------------------------------------------- observation
+    @property
+    def running(self) -> int:
+        return self.b + len(self.prefilling)
+
+    def waiting(self) -> int:
+        return len(self.waiting_q)
+
+    def kv_usage(self) -> float:
+        """Tokens in the cache (contexts of the batch + prefilled parts) over capacity."""
+        used = self.ctx0 + self.b * self.n + sum(d for _, d in self.prefilling)
+        return min(1.0, used / self.cap)
+
+    # ----------------------------------------------------------------- events
+    def arrive(self, t: float, rid: int) -> None:
+        req = self.sim.req
+        self.waiting_q.append(rid)
+        self.load += req.isl[rid] + req.osl[rid]
+        if self.stepping:
+            return  # picked up at the end of the step in flight
+        self._sync(t)
+        self._admit()
+        self._schedule()
+
+    def _sync(self, t: float) -> None:
+        """Bring the state to the first step boundary at or after t (completing finishes on the way)."""
+        if self.b == 0:
+            if t > self.t0:
+                self.t0 = t
+            return
+        dt_ms = (t - self.t0) * 1e3
+        if dt_ms <= 0:
+            return
+        k = decode_steps_within(self.perf, self.b, self.ctx0 + self.b * self.n, dt_ms)
+        if decode_stretch_ms(self.perf, self.b, self.ctx0 + self.b * self.n, k) < dt_ms:
+            k += 1  # the step in flight ends after t: join at its end
+        self._advance(self.n + k)
+        if self.b == 0 and t > self.t0:
+            self.t0 = t
+
+    def _advance(self, target: int) -> None:
+        """Run decode steps up to step `target`, finishing requests at their exact boundaries."""
+        perf = self.perf
+        fin = self.fin
+        req = self.sim.req
+        while fin and fin[0][0] <= target:
+            f = fin[0][0]
+            if f > self.n:
+                dt = decode_stretch_ms(perf, self.b, self.ctx0 + self.b * self.n, f - self.n)
+                self.busy_ms += dt
+                self.t0 += dt / 1e3
+                self.n = f
+            while fin and fin[0][0] == f:
+                _, rid = heapq.heappop(fin)
+                self._finish(rid, req)
+        if self.b > 0 and target > self.n:
+            dt = decode_stretch_ms(perf, self.b, self.ctx0 + self.b * self.n, target - self.n)
+            self.busy_ms += dt
+            self.t0 += dt / 1e3
+            self.n = target
+
+    def _finish(self, rid: int, req: Requests) -> None:
+        self.b -= 1
+        self.ctx0 -= self.my_ctx0.pop(rid)
+        need = req.isl[rid] + req.osl[rid]
+        self.kv_res -= need
+        self.load -= need
+        self.done_requests += 1
+        self.gen_tokens += req.osl[rid]
+        req.t_done[rid] = self.t0
+        self.sim.request_done(self.t0, rid, self)
+
+    def _join_batch(self, rid: int, req: Requests) -> None:
+        """Request holds its first token at boundary t0; it decodes osl-1 more steps."""
+        req.t_first[rid] = self.t0
+        rest = req.osl[rid] - 1
+        c0 = req.isl[rid] - self.n
+        self.my_ctx0[rid] = c0
+        self.ctx0 += c0
+        self.b += 1
+        if rest <= 0:
+            self._finish(rid, req)
+        else:
+            heapq.heappush(self.fin, (self.n + rest, rid))
+
+    def _admit(self) -> None:
+        req = self.sim.req
+        q = self.waiting_q
+        while q:
+            rid = q[0]
+            need = req.isl[rid] + req.osl[rid]
+            if self.b + len(self.prefilling) >= self.max_seqs or self.kv_res + need > self.cap:
+                break
+            q.popleft()
+            self.kv_res += need
+            if self.mixed:
+                req.t_pf_start[rid] = self.t0
+                self.prefilling.append([rid, 0])
+            else:
+                self._join_batch(rid, req)
+
+    def _schedule(self) -> None:
+        self.ver += 1
+        if self.mixed and self.prefilling:
+            self._start_step()
+        elif self.b > 0:
+            f = self.fin[0][0]
+            dt = decode_stretch_ms(self.perf, self.b, self.ctx0 + self.b * self.n, f - self.n)
+            self.sim.events.push(self.t0 + dt / 1e3, self._on_finish, self.ver)
+
+    def _on_finish(self, t: float, ver: int) -> None:
+        if ver != self.ver:
+            return  # superseded by a later join
+        self._advance(self.fin[0][0])
+        self._admit()
+        self._schedule()
+
+    # ----------------------------------------------------------------- mixed: chunked-prefill steps
+    def _start_step(self) -> None:
+        budget = self.perf.max_batched_tokens - self.b
+        chunks: list[tuple[list[int], int]] = []
+        tokens = 0
+        isl2 = 0
+        isl = self.sim.req.isl
+        for item in self.prefilling:
+            if budget <= 0:
+                break
+            rid, done = item
+            n = min(isl[rid] - done, budget)
+            chunks.append((item, n))
+            tokens += n
+            isl2 += chunk_cost_isl2(done, n)
+            budget -= n
+        dt = mixed_step_ms(self.perf, self.b, self.ctx0 + self.b * self.n, tokens, isl2)
+        self.busy_ms += dt
+        self.stepping = True
+        self.sim.events.push(self.t0 + dt / 1e3, self._on_step, (self.ver, chunks))
+
+    def _on_step(self, t: float, arg: tuple[int, list[tuple[list[int], int]]]) -> None:
+        _, chunks = arg
+        self.stepping = False
+        self.t0 = t
+        self.n += 1  # the decodes of this step produced one token each
+        req = self.sim.req
+        completed = []
+        for item, k in chunks:
+            item[1] += k
+            if item[1] >= req.isl[item[0]]:
+                completed.append(item)
+        if completed:
+            ids = {id(x) for x in completed}
+            self.prefilling = [x for x in self.prefilling if id(x) not in ids]
+        # finishes due at this boundary
+        fin = self.fin
+        while fin and fin[0][0] <= self.n:
+            _, rid = heapq.heappop(fin)
+            self._finish(rid, req)
+        for item in completed:
+            rid = item[0]
+            req.t_pf_end[rid] = t
+            self.prompt_tokens += req.isl[rid]
+            self._join_batch(rid, req)
+        self._admit()
+        self._schedule()

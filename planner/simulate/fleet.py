@@ -1,0 +1,399 @@
+"""The fleet simulator: pools of replicas, routing by a plan's weights, and a time-varying fleet.
+
+Routing (as the plan says and as a P/D router does): each request draws its prefill-side pool
+(prefill or mixed) from its class's weights, and -- when that pool is a prefill pool -- its decode
+pool from the decode weights, with one seeded numpy Generator; within a pool it goes to the
+least-loaded ready replica (queued prompt tokens for prefill, reserved + waiting KV tokens for
+decode/mixed). The KV cache travels prefill -> decode in ``kv_transfer_ms`` with the slower side's
+link.
+
+The fleet may change while it runs (for the controller's closed loop):
+``sim.set_replicas(pool_id, n, ready_at_s)`` adds replicas that start taking traffic at
+``ready_at_s`` (default now + ``startup_delay_s``) or drains the newest ones (they stop receiving
+requests and finish what they hold); ``sim.run_until(t)`` advances; ``sim.observe()`` returns what
+Prometheus would show (counters, samples since the previous observation, running/waiting, KV usage).
+Requests routed to a pool with no ready replica wait in the pool's queue until one is ready.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from planner.errors import InputError
+from planner.perf import VariantPerf
+from planner.schema import Plan, Slo, Workload
+from planner.simulate.arrivals import Arrivals
+from planner.simulate.engine import BatchReplica, EventQueue, PrefillReplica, Requests
+from planner.simulate.laws import check_perf
+
+PerfLookup = Callable[[str, str, int], Optional[VariantPerf]]
+
+# Default spacing of the pool timelines (queue, KV usage, utilization), seconds: fine enough for a
+# 10-minute run, ~360 rows per pool for an hour.
+DEFAULT_SAMPLE_INTERVAL_S = 10.0
+# After the last arrival, keep simulating until every request is done or this long has passed (s).
+DEFAULT_DRAIN_S = 1800.0
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """One pool to simulate: its id (model/role/gpu/tpN), laws and initial replicas."""
+
+    id: str
+    role: str
+    perf: VariantPerf
+    replicas: int
+
+
+@dataclass(frozen=True)
+class ClassRoute:
+    """Where a class goes: prefill-side pools with weights, decode pools with weights."""
+
+    model: str
+    prefill: tuple[tuple[int, float], ...]
+    decode: tuple[tuple[int, float], ...]
+
+
+class Pool:
+    def __init__(self, idx: int, spec: PoolSpec):
+        self.idx = idx
+        self.id = spec.id
+        self.role = spec.role
+        self.perf = spec.perf
+        self.ready: list = []
+        self.starting: list = []
+        self.draining: list = []
+        self.pending: deque[int] = deque()
+        self.new_done: list[int] = []     # rids finished here since the last observe
+        self.new_prefilled: list[int] = []
+        self.requests_total = 0
+        self.prompt_tokens_total = 0
+        self.generation_tokens_total = 0
+        self.arrived_total = 0
+
+    @property
+    def active(self) -> int:
+        return len(self.ready) + len(self.starting)
+
+    def replicas_all(self) -> list:
+        return self.ready + self.starting + self.draining
+
+
+@dataclass
+class PoolObservation:
+    """What a Prometheus scrape of one pool's vLLM replicas would show (summed over replicas)."""
+
+    pool_id: str
+    role: str
+    replicas_ready: int
+    replicas_starting: int
+    requests_total: int
+    """Requests finished by this pool (prefill pools: prompts prefilled)."""
+    prompt_tokens_total: int
+    generation_tokens_total: int
+    running: int
+    waiting: int
+    kv_usage: float
+    """Mean KV-cache usage over ready replicas, 0..1 (vllm:kv_cache_usage_perc)."""
+    ttft_s: np.ndarray
+    """TTFT samples (seconds) of requests that got their first token here since the last observe;
+    prefill pools: the prefill instance's own TTFT (arrival -> prefill done)."""
+    itl_s: np.ndarray
+    """Per-request mean ITL samples (s) of requests finished here since the last observe."""
+
+
+@dataclass
+class Observation:
+    t_s: float
+    pools: dict[str, PoolObservation]
+    arrivals_total: dict[str, int] = field(default_factory=dict)
+    """Requests arrived per class so far (the router's request counter)."""
+
+
+class FleetSimulator:
+    """Discrete-event simulation of pools serving arrivals routed by per-class weights."""
+
+    def __init__(self, pools: list[PoolSpec], routes: dict[str, ClassRoute], arrivals: Arrivals, slos: dict[str, Slo],
+                 *, seed: int = 0, startup_delay_s: float = 0.0, sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
+                 allow_empty_pools: bool = False):
+        if len(arrivals) == 0:
+            raise InputError(None, "arrivals", "no requests to simulate")
+        self.pool_list = [Pool(i, s) for i, s in enumerate(pools)]
+        self.pools = {p.id: p for p in self.pool_list}
+        self.arrivals = arrivals
+        self.slos = slos
+        self.startup_delay_s = startup_delay_s
+        self.sample_interval_s = sample_interval_s
+        self.events = EventQueue()
+        self.now = 0.0
+        self.events_processed = 0
+        for s in pools:
+            check_perf(s.perf, f"pool {s.id}")
+        req = Requests(arrivals.t_s.tolist(), arrivals.isl.tolist(), arrivals.osl.tolist(), arrivals.cls.tolist())
+        self.req = req
+        self._route(routes, arrivals, np.random.default_rng(seed), allow_empty_pools, {s.id: s.replicas for s in pools})
+        for p, s in zip(self.pool_list, pools):
+            for _ in range(s.replicas):
+                p.ready.append(self._make_replica(p))
+        self.next_arrival = 0
+        self.arrived_by_class = np.zeros(len(arrivals.class_ids), dtype=np.int64)
+        # bound on events: every request causes a handful; mixed prefill steps ~ prompt tokens / budget.
+        self.max_events = 200 * len(arrivals) + int(arrivals.isl.sum()) // 64 + 1_000_000
+        self.timeline: list[tuple] = []
+        self._last_busy = {p.id: 0.0 for p in self.pool_list}
+        self.events.push(0.0, self._sample, None)
+
+    # ----------------------------------------------------------------- construction
+    def _make_replica(self, pool: Pool):
+        if pool.role == "prefill":
+            return PrefillReplica(self, pool, pool.perf)
+        return BatchReplica(self, pool, pool.perf, mixed=pool.role == "mixed")
+
+    def _route(self, routes: dict[str, ClassRoute], arr: Arrivals, rng: np.random.Generator, allow_empty: bool,
+               replicas: dict[str, int]) -> None:
+        n = len(arr)
+        pf = np.full(n, -1, dtype=np.int64)
+        dc = np.full(n, -1, dtype=np.int64)
+        for k, cid in enumerate(arr.class_ids):
+            idx = np.flatnonzero(arr.cls == k)
+            if idx.size == 0:
+                continue
+            r = routes.get(cid)
+            if r is None or not r.prefill:
+                raise InputError(None, f"routing.{cid}", "the class has arrivals but the plan routes it to no prefill or mixed pool")
+            pools = np.array([p for p, _ in r.prefill])
+            w = np.array([x for _, x in r.prefill], dtype=float)
+            pf[idx] = pools[rng.choice(len(pools), size=idx.size, p=w / w.sum())]
+            needs_dc = np.array([self.pool_list[p].role == "prefill" for p in pf[idx]])
+            if needs_dc.any():
+                if not r.decode:
+                    raise InputError(None, f"routing.{cid}", "the class is routed to a prefill pool but to no decode pool")
+                dpools = np.array([p for p, _ in r.decode])
+                dw = np.array([x for _, x in r.decode], dtype=float)
+                sel = idx[needs_dc]
+                dc[sel] = dpools[rng.choice(len(dpools), size=sel.size, p=dw / dw.sum())]
+            used = set(pf[idx].tolist()) | set(dc[idx].tolist()) - {-1}
+            for p in used:
+                pool = self.pool_list[p]
+                if replicas[pool.id] <= 0 and not allow_empty:
+                    raise InputError(None, f"pools.{pool.id}.replicas", f"class {cid} is routed to this pool but it has 0 replicas (zero-capacity pool)")
+        # requests that can never fit the KV cache of their decode/mixed pool are rejected up front
+        kv_pool = np.where(dc >= 0, dc, pf)
+        cap = np.array([p.perf.kv_capacity_tokens for p in self.pool_list])[kv_pool]
+        rejected = (arr.isl + arr.osl) > cap
+        self.req.pf_pool = pf.tolist()
+        self.req.dc_pool = dc.tolist()
+        self.req.rejected = rejected.tolist()
+
+    @classmethod
+    def from_plan(cls, plan: Plan, perf_lookup: PerfLookup, arrivals: Arrivals, workload: Workload | None = None,
+                  **kw) -> "FleetSimulator":
+        """Pools and routing of a plan; SLOs from the workload (else the plan's predictions)."""
+        specs: list[PoolSpec] = []
+        index: dict[str, int] = {}
+        for model, mp in plan.models.items():
+            for p in mp.pools:
+                perf = perf_lookup(model, p.gpu, p.tp)
+                if perf is None:
+                    raise InputError(None, f"models.{model}.pools.{p.id}", f"no performance model for {model} on {p.gpu} tp{p.tp}")
+                index[p.id] = len(specs)
+                specs.append(PoolSpec(p.id, p.role, perf, p.replicas))
+        routes: dict[str, ClassRoute] = {}
+        slos: dict[str, Slo] = {}
+        class_model = {c.id: c.model for c in workload.classes} if workload else {}
+        for cid in arrivals.class_ids:
+            model = class_model.get(cid) or next((m for m, mp in plan.models.items() if cid in mp.routing), None)
+            if model is None or model not in plan.models:
+                raise InputError(None, f"models.{model or cid}", f"class '{cid}' (model {model}) is not in the plan (plan models: {sorted(plan.models)})")
+            mp = plan.models[model]
+            weights = mp.routing.get(cid)
+            if weights is None:
+                raise InputError(None, f"models.{model}.routing", f"no routing weights for class '{cid}'")
+            pre, dec = [], []
+            for pid, w in weights.items():
+                if w <= 0:
+                    continue
+                if pid not in index:
+                    raise InputError(None, f"models.{model}.routing.{cid}", f"routes to pool '{pid}', which is not among the plan's pools")
+                (dec if specs[index[pid]].role == "decode" else pre).append((index[pid], float(w)))
+            routes[cid] = ClassRoute(model, tuple(pre), tuple(dec))
+            if workload is not None and cid in class_model:
+                slos[cid] = workload.slo_of(next(c for c in workload.classes if c.id == cid))
+            elif cid in mp.predicted:
+                pr = mp.predicted[cid]
+                if pr.slo_ttft_ms is not None or pr.slo_itl_ms is not None:
+                    slos[cid] = Slo(ttft_ms=pr.slo_ttft_ms, itl_ms=pr.slo_itl_ms, percentile=pr.percentile)
+        return cls(specs, routes, arrivals, slos, **kw)
+
+    # ----------------------------------------------------------------- fleet changes
+    def set_replicas(self, pool_id: str, n: int, ready_at_s: float | None = None) -> None:
+        """Scale a pool to n replicas: new ones are ready at `ready_at_s` (default now + start-up
+        delay); surplus ones (the not-yet-ready first, then the newest) drain."""
+        if pool_id not in self.pools:
+            raise InputError(None, "pool", f"unknown pool '{pool_id}' (pools: {sorted(self.pools)})")
+        if n < 0:
+            raise InputError(None, "replicas", f"expected >= 0 replicas, got {n}")
+        pool = self.pools[pool_id]
+        while pool.active < n:
+            rep = self._make_replica(pool)
+            at = self.now + self.startup_delay_s if ready_at_s is None else max(ready_at_s, self.now)
+            if hasattr(rep, "t0"):
+                rep.t0 = at
+            if at <= self.now:
+                self._make_ready(self.now, (pool, rep))
+            else:
+                pool.starting.append(rep)
+                self.events.push(at, self._make_ready, (pool, rep))
+        while pool.active > n:
+            rep = pool.starting.pop() if pool.starting else pool.ready.pop()
+            rep.draining = True
+            pool.draining.append(rep)
+
+    def _make_ready(self, t: float, arg: tuple) -> None:
+        pool, rep = arg
+        if rep.draining:
+            return
+        if rep in pool.starting:
+            pool.starting.remove(rep)
+        pool.ready.append(rep)
+        while pool.pending:
+            self._dispatch(pool, t, pool.pending.popleft())
+
+    # ----------------------------------------------------------------- request path
+    def _dispatch(self, pool: Pool, t: float, rid: int) -> None:
+        ready = pool.ready
+        if not ready:
+            pool.pending.append(rid)
+            return
+        rep = ready[0] if len(ready) == 1 else min(ready, key=_load)
+        rep.arrive(t, rid)
+
+    def _arrive(self, t: float, rid: int) -> None:
+        req = self.req
+        self.arrived_by_class[req.cls[rid]] += 1
+        if req.rejected[rid]:
+            return
+        pool = self.pool_list[req.pf_pool[rid]]
+        pool.arrived_total += 1
+        self._dispatch(pool, t, rid)
+
+    def prefill_finished(self, t: float, rid: int, rep: PrefillReplica) -> None:
+        req = self.req
+        req.t_pf_end[rid] = t
+        pool = rep.pool
+        pool.new_prefilled.append(rid)
+        pool.requests_total += 1
+        pool.prompt_tokens_total += req.isl[rid]
+        dpool = self.pool_list[req.dc_pool[rid]]
+        kv_ms = rep.perf.kv_transfer_ms(req.isl[rid], dpool.perf.kv_link_gb_s)
+        self.events.push(t + kv_ms / 1e3, self._kv_arrived, rid)
+
+    def _kv_arrived(self, t: float, rid: int) -> None:
+        self.req.t_kv[rid] = t
+        self._dispatch(self.pool_list[self.req.dc_pool[rid]], t, rid)
+
+    def request_done(self, t: float, rid: int, rep: BatchReplica) -> None:
+        pool = rep.pool
+        pool.new_done.append(rid)
+        pool.requests_total += 1
+        pool.generation_tokens_total += self.req.osl[rid]
+        if pool.role == "mixed":
+            pool.prompt_tokens_total += self.req.isl[rid]
+
+    # ----------------------------------------------------------------- running
+    def run_until(self, t_end: float) -> None:
+        """Process every event and arrival up to time t_end (inclusive)."""
+        heap = self.events.heap
+        pop = __import__("heapq").heappop
+        t_arr = self.req.t_arr
+        n_arr = len(t_arr)
+        i = self.next_arrival
+        count = self.events_processed
+        limit = self.max_events
+        arrive = self._arrive
+        while True:
+            ta = t_arr[i] if i < n_arr else float("inf")
+            te = heap[0][0] if heap else float("inf")
+            if ta <= te:
+                if ta > t_end:
+                    break
+                self.now = ta
+                arrive(ta, i)
+                i += 1
+            else:
+                if te > t_end:
+                    break
+                t, _, fn, arg = pop(heap)
+                self.now = t
+                fn(t, arg)
+            count += 1
+            if count > limit:
+                raise RuntimeError(f"simulation exceeded {limit} events at t={self.now:.1f}s; aborting instead of hanging")
+        self.next_arrival = i
+        self.events_processed = count
+        self.now = max(self.now, t_end)
+
+    def run(self, drain_s: float = DEFAULT_DRAIN_S) -> None:
+        """All arrivals, then until every request is done (or `drain_s` past the last arrival)."""
+        end = self.arrivals.duration_s
+        self.run_until(end)
+        step = max(self.sample_interval_s, 1.0)
+        t = end
+        while t < end + drain_s and not self.all_done():
+            t = min(t + step * 10, end + drain_s)
+            self.run_until(t)
+        self.end_s = self.now
+
+    def all_done(self) -> bool:
+        if self.next_arrival < len(self.req.t_arr):
+            return False
+        return all(not r.queue and not r.busy if isinstance(r, PrefillReplica) else (r.b == 0 and not r.waiting_q and not r.prefilling)
+                   for p in self.pool_list for r in p.replicas_all()) and not any(p.pending for p in self.pool_list) \
+            and not any(fn == self._kv_arrived for _, _, fn, _ in self.events.heap)
+
+    # ----------------------------------------------------------------- observation
+    def _sample(self, t: float, _: object) -> None:
+        dt = self.sample_interval_s
+        for p in self.pool_list:
+            reps = p.ready
+            busy = sum(r.busy_ms for r in p.replicas_all())
+            util = (busy - self._last_busy[p.id]) / 1e3 / (dt * max(len(reps), 1)) if t > 0 else 0.0
+            self._last_busy[p.id] = busy
+            self.timeline.append((t, p.id, p.role, len(reps), len(p.starting),
+                                  sum(r.running for r in reps),
+                                  sum(r.waiting() for r in reps) + len(p.pending),
+                                  float(np.mean([r.kv_usage() for r in reps])) if reps else 0.0,
+                                  min(util, 1.0)))
+        if self.next_arrival < len(self.req.t_arr) or len(self.events.heap) > 0:
+            self.events.push(t + dt, self._sample, None)
+
+    def observe(self) -> Observation:
+        """Counters, gauges and the latency samples since the previous call, per pool."""
+        req = self.req
+        out: dict[str, PoolObservation] = {}
+        for p in self.pool_list:
+            if p.role == "prefill":
+                ttft = [req.t_pf_end[r] - req.t_arr[r] for r in p.new_prefilled]
+                itl: list[float] = []
+            else:
+                ttft = [req.t_first[r] - req.t_arr[r] for r in p.new_done]
+                itl = [(req.t_done[r] - req.t_first[r]) / (req.osl[r] - 1) for r in p.new_done if req.osl[r] > 1]
+            p.new_done, p.new_prefilled = [], []
+            reps = p.ready
+            out[p.id] = PoolObservation(
+                pool_id=p.id, role=p.role, replicas_ready=len(reps), replicas_starting=len(p.starting),
+                requests_total=p.requests_total, prompt_tokens_total=p.prompt_tokens_total,
+                generation_tokens_total=p.generation_tokens_total,
+                running=sum(r.running for r in p.replicas_all()),
+                waiting=sum(r.waiting() for r in p.replicas_all()) + len(p.pending),
+                kv_usage=float(np.mean([r.kv_usage() for r in reps])) if reps else 0.0,
+                ttft_s=np.asarray(ttft, dtype=float), itl_s=np.asarray(itl, dtype=float))
+        return Observation(self.now, out, {c: int(n) for c, n in zip(self.arrivals.class_ids, self.arrived_by_class)})
+
+
+def _load(rep) -> int:
+    return rep.load

@@ -1,0 +1,167 @@
+"""What a simulation says: per-request records, per-class percentiles and SLO attainment, pool timelines.
+
+A request *meets SLO* when it finished and every bound of its class's SLO holds for it (TTFT, and
+its mean ITL). Attainment = met / arrived (rejected and unfinished requests count as missed);
+goodput = met requests per second of arrivals. A class's SLO *holds* when attainment >= the SLO's
+percentile (an SLO "p90 <= X" claims that 90% of requests are within X).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from planner.schema import Slo
+
+PERCENTILES = (50, 90, 99)
+
+
+@dataclass
+class SimReport:
+    requests: pd.DataFrame
+    """One row per request: class_id, t_arr_s, isl, osl, prefill/decode pool, ttft_ms, itl_ms, e2e_ms,
+    queue_ms (prefill-side wait), kv_wait_ms (KV arrived -> admitted to decode), met_slo, finished, rejected."""
+    classes: pd.DataFrame
+    """One row per class: count, TTFT/ITL/e2e p50/p90/p99 (ms), SLO bounds, attainment, goodput_rps, slo_holds."""
+    pools: pd.DataFrame
+    """Pool timelines: t_s, pool_id, role, replicas, starting, running, waiting, kv_usage, utilization."""
+    duration_s: float
+    events: int
+
+    def pool_summary(self) -> pd.DataFrame:
+        """Per pool: mean utilization, mean and max queue, mean and max KV usage over the run."""
+        if self.pools.empty:
+            return pd.DataFrame()
+        g = self.pools.groupby("pool_id")
+        return pd.DataFrame({
+            "role": g["role"].first(),
+            "replicas": g["replicas"].max(),
+            "utilization": g["utilization"].mean(),
+            "queue_mean": g["waiting"].mean(),
+            "queue_max": g["waiting"].max(),
+            "kv_mean": g["kv_usage"].mean(),
+            "kv_max": g["kv_usage"].max(),
+        })
+
+
+def build_report(sim) -> SimReport:  # sim: FleetSimulator (untyped to keep imports one-way)
+    req = sim.req
+    pools = [p.id for p in sim.pool_list]
+    t_arr = np.asarray(req.t_arr)
+    osl = np.asarray(req.osl)
+    t_first = np.asarray(req.t_first)
+    t_done = np.asarray(req.t_done)
+    ttft = (t_first - t_arr) * 1e3
+    with np.errstate(invalid="ignore", divide="ignore"):
+        itl = np.where(osl > 1, (t_done - t_first) / np.maximum(osl - 1, 1) * 1e3, 0.0)
+    itl[np.isnan(t_done)] = np.nan
+    e2e = (t_done - t_arr) * 1e3
+    finished = ~np.isnan(t_done)
+    cls = np.asarray(req.cls)
+    class_ids = np.asarray(sim.arrivals.class_ids, dtype=object)
+    pf = np.asarray(req.pf_pool)
+    dc = np.asarray(req.dc_pool)
+    pool_names = np.asarray(pools + [""], dtype=object)
+    t_start = np.asarray(req.t_pf_start)
+    t_kv = np.asarray(req.t_kv)
+    met = finished.copy()
+    for k, cid in enumerate(sim.arrivals.class_ids):
+        slo: Slo | None = sim.slos.get(cid)
+        if slo is None:
+            continue
+        m = cls == k
+        if slo.ttft_ms is not None:
+            met[m] &= ttft[m] <= slo.ttft_ms
+        if slo.itl_ms is not None:
+            met[m] &= itl[m] <= slo.itl_ms
+    df = pd.DataFrame({
+        "class_id": class_ids[cls],
+        "t_arr_s": t_arr,
+        "isl": np.asarray(req.isl),
+        "osl": osl,
+        "prefill_pool": pool_names[pf],
+        "decode_pool": pool_names[dc],
+        "ttft_ms": ttft,
+        "itl_ms": itl,
+        "e2e_ms": e2e,
+        "queue_ms": (t_start - t_arr) * 1e3,
+        "kv_wait_ms": np.where(dc >= 0, (t_first - t_kv) * 1e3, 0.0),
+        "met_slo": met,
+        "finished": finished,
+        "rejected": np.asarray(req.rejected),
+    })
+    span = max(float(sim.arrivals.duration_s), 1e-9)
+    rows = []
+    for cid, g in df.groupby("class_id", sort=False):
+        slo = sim.slos.get(cid)
+        row: dict = {"class_id": cid, "requests": len(g), "finished": int(g["finished"].sum())}
+        for col in ("ttft_ms", "itl_ms", "e2e_ms"):
+            v = g[col].to_numpy()
+            v = v[~np.isnan(v)]
+            for p in PERCENTILES:
+                row[f"{col[:-3]}_p{p}_ms"] = float(np.percentile(v, p)) if v.size else float("nan")
+        att = float(g["met_slo"].mean())
+        row.update({
+            "slo_percentile": slo.percentile if slo else float("nan"),
+            "slo_ttft_ms": slo.ttft_ms if slo and slo.ttft_ms is not None else float("nan"),
+            "slo_itl_ms": slo.itl_ms if slo and slo.itl_ms is not None else float("nan"),
+            "attainment": att,
+            "goodput_rps": float(g["met_slo"].sum()) / span,
+            "slo_holds": bool(slo is None or att >= slo.percentile / 100.0),
+        })
+        rows.append(row)
+    classes = pd.DataFrame(rows)
+    timeline = pd.DataFrame(sim.timeline, columns=["t_s", "pool_id", "role", "replicas", "starting", "running", "waiting",
+                                                   "kv_usage", "utilization"])
+    return SimReport(df, classes, timeline, float(getattr(sim, "end_s", sim.now)), sim.events_processed)
+
+
+def plot_report(rep: SimReport, path: str | Path) -> None:
+    """Latency CDFs per class (TTFT, ITL) and queue / KV-usage timelines per pool, as one PNG (atomic)."""
+    import os
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(2, 2, figsize=(13, 8))
+    for cid, g in rep.requests.groupby("class_id", sort=False):
+        for a, col in ((ax[0, 0], "ttft_ms"), (ax[0, 1], "itl_ms")):
+            v = np.sort(g[col].dropna().to_numpy())
+            if v.size:
+                a.plot(v, np.arange(1, v.size + 1) / v.size, label=str(cid))
+    row = rep.classes.set_index("class_id") if not rep.classes.empty else None
+    for a, col, title in ((ax[0, 0], "slo_ttft_ms", "TTFT CDF"), (ax[0, 1], "slo_itl_ms", "ITL (per-request mean) CDF")):
+        a.set_title(title)
+        a.set_xlabel("ms")
+        a.set_xscale("log")
+        a.grid(alpha=0.3)
+        if row is not None:
+            for b in row[col].dropna().unique():
+                a.axvline(b, ls="--", c="gray", lw=0.8)
+        a.legend(fontsize=7)
+    for pid, g in rep.pools.groupby("pool_id", sort=False):
+        ax[1, 0].plot(g["t_s"], g["waiting"], label=pid)
+        ax[1, 1].plot(g["t_s"], g["kv_usage"], label=pid)
+    ax[1, 0].set_title("waiting requests per pool")
+    ax[1, 1].set_title("KV-cache usage per pool (mean over replicas)")
+    for a in ax[1]:
+        a.set_xlabel("s")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=90)
+        os.replace(tmp, p)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
