@@ -77,7 +77,7 @@ def guard(
         floor = cfg.min_replicas.get(pool, 0)
         rec = max(proposal.get(pool, 0), floor)
         hist = state.recommendations.setdefault(pool, deque())
-        if not hist:
+        if not hist and cfg.scale_down_stabilization_s > 0:
             hist.append((now_s, cur))  # seed: the fleet as found counts as a recommendation
         hist.append((now_s, rec))
         while hist and hist[0][0] < now_s - cfg.scale_down_stabilization_s:

@@ -1,0 +1,94 @@
+"""`planner control`: run the controller from a config file (see controllers/config.py).
+
+    planner control --config C.yaml [--dry-run] [--once]
+
+--dry-run prints the decision and the diff against the fleet and changes nothing;
+--once runs one interval and exits (cron-style use, and smoke tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from controllers.config import ControllerConfig, load_config
+
+
+def kube_api_client(in_cluster: bool) -> Any:
+    """The official client's ApiClient: in-cluster service account, or the local kubeconfig."""
+    from kubernetes import client, config
+
+    if in_cluster:
+        config.load_incluster_config()
+    else:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def build_controller(cfg: ControllerConfig, fleet: Any, dry_run: bool, api_client: Any = None, perf: Any = None):
+    """Wire observer, actuator, elector and metrics for `cfg` (the parts tests swap are arguments)."""
+    from controllers.actuate import KubernetesActuator, MetricsActuator
+    from controllers.leader import LeaseElector, default_identity
+    from controllers.loop import Controller
+    from controllers.metrics import ControllerMetrics
+    from controllers.observe import PrometheusObserver
+
+    metrics = ControllerMetrics()
+    observer = PrometheusObserver(
+        cfg.prometheus, {m: mc.served_name or m for m, mc in cfg.models.items()},
+        {m: mc.slo.percentile for m, mc in cfg.models.items()},
+    )
+    a = cfg.actuator
+    elector = None
+    if a.kind == "kubernetes":
+        api_client = api_client or kube_api_client(a.in_cluster)
+        actuator: Any = KubernetesActuator(api_client, a.namespace, a.routing_configmap, tuple(a.workload_kinds),
+                                           a.max_retries, a.backoff_s)
+        if cfg.leader.enabled:
+            elector = LeaseElector(api_client, a.namespace, cfg.leader.lease_name,
+                                   cfg.leader.identity or default_identity(), cfg.leader.lease_duration_s)
+    elif a.kind == "metrics":
+        actuator = MetricsActuator(registry=metrics.registry, initial=dict(fleet.current))
+    else:
+        raise typer.BadParameter("actuator.kind 'simulator' is for replays (bench/autoscale_trace.py), not `planner control`")
+    if perf is None:
+        from planner.perf import PerfModel
+
+        perf = PerfModel.load()
+    return Controller(cfg, fleet, observer, actuator, perf, metrics=metrics, elector=elector, dry_run=dry_run)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("control")
+    def control(
+        config: Path = typer.Option(..., "--config", help="controller config YAML (controllers/deploy/configmap.yaml shows one)"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="print the decision and diff; change nothing"),
+        once: bool = typer.Option(False, "--once", help="one interval, then exit"),
+    ) -> None:
+        """Observe -> forecast -> correct -> re-plan -> guard -> apply, every interval."""
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        cfg, fleet = load_config(config)
+        ctl = build_controller(cfg, fleet, dry_run or cfg.dry_run)
+        if cfg.record.metrics_port and not once:
+            ctl.metrics.serve(cfg.record.metrics_port)
+
+        def show(d: Any) -> None:
+            typer.echo(f"[{d.outcome}] t={d.t_s:.0f} forecast_rps={ {m: round(v, 3) for m, v in d.forecast_rps.items()} }")
+            for r in d.reasons:
+                typer.echo(f"  {r}")
+            for e in d.errors:
+                typer.echo(f"  error: {e}")
+            typer.echo(("would change:\n" if ctl.dry_run else "changes:\n") + d.diff_text() if d.changes else "no change")
+
+        if once:
+            show(ctl.step())
+            return
+        import time
+
+        while True:
+            start = time.time()
+            show(ctl.step())
+            time.sleep(max(0.0, cfg.interval_s - (time.time() - start)))

@@ -1,0 +1,289 @@
+"""The control loop: observe -> forecast -> correct -> propose -> guard -> apply -> record.
+
+Each stage is its own module with one job; this file only wires them and keeps the state that
+crosses intervals (rate history, correction factors, guard state, last plan). The proposal is the
+ILP of planner.planning with `fleet.current` = the replicas found, so budgets, inventory, step
+limits (`limits.max_step`) and churn (`limits.churn_cost_per_replica`) are constraints of the
+optimisation, not clamps here.
+
+Queues drive scale-up through the optimiser, not around it (a field failure: TTFT estimated from
+profiled service time alone kept one prefill replica while clients saw ~160 s TTFT against a 3 s
+SLO):
+  * the arrival estimate is completions + growth of the in-flight count, so a backlog that builds
+    up counts as load even when completions are flat;
+  * requests waiting now are added as backlog classes with rate waiting / queue_drain_s: waiting
+    on prefill instances as a class with one output token (it needs prefill capacity, almost no
+    decode), waiting elsewhere with the model's mean lengths; the ILP then asks for the capacity
+    to drain them;
+  * observed TTFT/ITL above the plan's prediction raises the bounded correction factors, which
+    slow the performance laws and lower every capacity the ILP sees;
+  * the guard vetoes scale-down of a pool whose queue is growing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from controllers.actuate import Actuator
+from controllers.config import ControllerConfig
+from controllers.correct import CorrectedPerf, Corrections, update_corrections
+from controllers.forecast import Forecast, forecast_upper
+from controllers.guard import GuardDecision, GuardState, guard
+from controllers.metrics import ControllerMetrics, DecisionLog
+from controllers.observe import Observation
+from planner.schema import Fleet, ModelEntry, Plan, RequestClass, Variant, Workload
+
+log = logging.getLogger("pd_planner.controller")
+
+PlanFn = Callable[[Workload, Fleet, Any], Plan]
+# Lengths assumed before any request was seen (rate is 0 then, so they only keep the class valid).
+_DEFAULT_ISL, _DEFAULT_OSL = 1024, 128
+
+
+class Observer(Protocol):
+    def observe(self) -> Observation: ...
+
+
+class Elector(Protocol):
+    def try_acquire_or_renew(self) -> bool: ...
+
+
+def default_plan_fn(backend: str = "highs", time_limit_s: float = 10.0, catalog: Any = None) -> PlanFn:
+    """planner.planning.plan_workload with the controller's backend and time limit."""
+
+    def plan(workload: Workload, fleet: Fleet, perf: Any) -> Plan:
+        from planner.planning import plan_workload
+
+        return plan_workload(workload, fleet, perf, catalog=catalog, backend=backend, time_limit_s=time_limit_s)
+
+    return plan
+
+
+@dataclass
+class Decision:
+    """What one interval saw, planned and did (also the JSONL record)."""
+
+    t_s: float
+    outcome: str
+    current: dict[str, int] = field(default_factory=dict)
+    ready: dict[str, int] = field(default_factory=dict)
+    proposal: dict[str, int] | None = None
+    target: dict[str, int] = field(default_factory=dict)
+    changes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    forecast_rps: dict[str, float] = field(default_factory=dict)
+    observed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    corrections: dict[str, dict[str, float]] = field(default_factory=dict)
+    plan_cost_per_hour: float | None = None
+    solve_s: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def diff_text(self) -> str:
+        if not self.changes:
+            return "no change"
+        return "\n".join(f"  {p}: {a} -> {b}" for p, (a, b) in self.changes.items())
+
+
+class Controller:
+    def __init__(
+        self,
+        cfg: ControllerConfig,
+        fleet: Fleet,
+        observer: Observer,
+        actuator: Actuator,
+        perf: Any,
+        plan_fn: PlanFn | None = None,
+        metrics: ControllerMetrics | None = None,
+        elector: Elector | None = None,
+        clock: Callable[[], float] = time.time,
+        dry_run: bool | None = None,
+    ):
+        self.cfg = cfg
+        self.fleet = fleet
+        self.observer = observer
+        self.actuator = actuator
+        self.perf = perf
+        self.plan_fn = plan_fn or default_plan_fn(cfg.backend, cfg.solver_time_limit_s)
+        self.metrics = metrics or ControllerMetrics()
+        self.log = DecisionLog(cfg.record.decision_log)
+        self.elector = elector
+        self.clock = clock
+        self.dry_run = cfg.dry_run if dry_run is None else dry_run
+        self.history: dict[str, deque[float]] = {m: deque(maxlen=cfg.forecast.history_points) for m in cfg.models}
+        self.lengths: dict[str, tuple[float, float]] = {}
+        self.corrections = Corrections()
+        self.guard_state = GuardState()
+        self.last_plan: Plan | None = None
+        self.last_routing: dict[str, Any] = {}
+        self.decisions: list[Decision] = []
+
+    # ------------------------------------------------------------------ stages
+    def _forecast(self, obs: Observation) -> dict[str, Forecast]:
+        horizon = max(self.cfg.startup_s, self.cfg.interval_s)
+        out = {}
+        for m, mo in obs.models.items():
+            self.history.setdefault(m, deque(maxlen=self.cfg.forecast.history_points)).append(mo.arrival_rps)
+            out[m] = forecast_upper(list(self.history[m]), self.cfg.interval_s, horizon, self.cfg.forecast.quantile,
+                                    self.cfg.forecast.season_s, self.cfg.forecast.min_points_trend)
+        return out
+
+    def _workload(self, obs: Observation, fc: dict[str, Forecast]) -> Workload:
+        classes: list[RequestClass] = []
+        drain = self.cfg.guard.queue_drain_s
+        for m, mo in obs.models.items():
+            if mo.mean_isl and mo.mean_osl and mo.completion_rps > 0:
+                self.lengths[m] = (mo.mean_isl, mo.mean_osl)
+            isl, osl = self.lengths.get(m, (_DEFAULT_ISL, _DEFAULT_OSL))
+            isl_i, osl_i = max(1, round(isl)), max(1, round(osl))
+            classes.append(RequestClass(id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc[m].upper))
+            w_prefill = sum(v for r, v in mo.waiting.items() if r == "prefill")
+            w_other = sum(v for r, v in mo.waiting.items() if r != "prefill")
+            if w_prefill > 0:
+                classes.append(RequestClass(id=f"{m}/backlog-prefill", model=m, isl=isl_i, osl=1, rate_rps=w_prefill / drain))
+            if w_other > 0:
+                classes.append(RequestClass(id=f"{m}/backlog", model=m, isl=isl_i, osl=osl_i, rate_rps=w_other / drain))
+        return Workload(models={m: ModelEntry(slo=mc.slo) for m, mc in self.cfg.models.items() if m in obs.models},
+                        classes=classes)
+
+    def _correct(self, obs: Observation, settled: bool) -> list[str]:
+        if not settled or self.last_plan is None:
+            return []
+        observed, predicted = {}, {}
+        for m, mo in obs.models.items():
+            mp = self.last_plan.models.get(m)
+            pred = mp.predicted.get(m) if mp else None
+            if pred is None or mo.completion_rps < self.cfg.correct.min_rate_rps:
+                continue
+            observed[m] = {"ttft_ms": mo.ttft_ms, "itl_ms": mo.itl_ms}
+            predicted[m] = {"ttft_ms": pred.ttft_ms, "itl_ms": pred.itl_ms}
+        c = self.cfg.correct
+        self.corrections, notes = update_corrections(self.corrections, observed, predicted, c.smoothing, c.min_factor, c.max_factor)
+        for n in notes:
+            log.info(n)
+        return notes
+
+    def _queue_growing(self, obs: Observation, pools: list[str]) -> set[str]:
+        grow = set()
+        for p in pools:
+            v = Variant.parse(p)
+            mo = obs.models.get(v.model)
+            if mo and mo.waiting_growth_per_s.get(v.role, 0.0) > 0 and mo.waiting.get(v.role, 0.0) > 0:
+                grow.add(p)
+        return grow
+
+    # ------------------------------------------------------------------ one interval
+    def step(self) -> Decision:
+        now = self.clock()
+        if self.elector is not None:
+            leading = self.elector.try_acquire_or_renew()
+            self.metrics.leader.set(1 if leading else 0)
+            if not leading:
+                return self._record(Decision(t_s=now, outcome="not_leader"))
+        try:
+            pools = self.actuator.pools()
+        except Exception as exc:  # noqa: BLE001 - the platform is unreachable: change nothing
+            self.metrics.errors.labels(stage="observe").inc()
+            self.metrics.holds.labels(reason="platform").inc()
+            return self._record(Decision(t_s=now, outcome="held", errors=[f"read pools: {exc}"], reasons=["hold: platform unreachable"]))
+        current = {p: s.desired for p, s in pools.items()}
+        ready = {p: s.ready for p, s in pools.items()}
+        for p, n in ready.items():
+            self.metrics.actual.labels(pool=p).set(n)
+        d = Decision(t_s=now, outcome="", current=current, ready=ready)
+
+        obs = self.observer.observe()
+        proposal: dict[str, int] | None = None
+        solver_ok, solver_reason = True, ""
+        if obs.ok:
+            fc = self._forecast(obs)
+            d.forecast_rps = {m: f.upper for m, f in fc.items()}
+            d.observed = {m: {"arrival_rps": mo.arrival_rps, "ttft_ms": mo.ttft_ms, "itl_ms": mo.itl_ms,
+                              "waiting": mo.waiting, "mean_isl": mo.mean_isl, "mean_osl": mo.mean_osl}
+                          for m, mo in obs.models.items()}
+            for m, f in fc.items():
+                self.metrics.forecast.labels(model=m).set(f.upper)
+            settled = all(ready.get(p, 0) >= n for p, n in current.items())
+            d.reasons.extend(self._correct(obs, settled))
+            for metric in ("ttft", "itl"):
+                for m, f in getattr(self.corrections, metric).items():
+                    self.metrics.factor.labels(model=m, metric=metric).set(f)
+            d.corrections = {"ttft": dict(self.corrections.ttft), "itl": dict(self.corrections.itl)}
+            try:
+                workload = self._workload(obs, fc)
+                fleet_now = self.fleet.model_copy(update={"current": {p: n for p, n in current.items() if n > 0}})
+                t0 = time.perf_counter()
+                plan = self.plan_fn(workload, fleet_now, CorrectedPerf(self.perf, self.corrections))
+                d.solve_s = plan.solver.seconds or (time.perf_counter() - t0)
+                self.metrics.solve.observe(d.solve_s)
+                if plan.feasible and plan.solver.status in ("optimal", "feasible", "time_limit") and plan.models:
+                    proposal = plan.replicas()
+                    d.plan_cost_per_hour = plan.cost_per_hour
+                    self.last_plan = plan
+                else:
+                    solver_ok = False
+                    solver_reason = f"status {plan.solver.status}" + (f": {'; '.join(plan.diagnosis)}" if plan.diagnosis else "")
+            except Exception as exc:  # noqa: BLE001 - a failed solve holds the last good plan
+                self.metrics.errors.labels(stage="propose").inc()
+                solver_ok, solver_reason = False, f"{type(exc).__name__}: {exc}"
+                d.errors.append(f"propose: {solver_reason}")
+        else:
+            self.metrics.errors.labels(stage="observe").inc()
+        d.proposal = proposal
+
+        g: GuardDecision = guard(
+            self.cfg.guard, self.guard_state, now, current, proposal,
+            metrics_ok=obs.ok, metrics_reason=obs.reason, solver_ok=solver_ok, solver_reason=solver_reason,
+            queue_growing=self._queue_growing(obs, list(current)) if obs.ok else set(),
+        )
+        d.target = g.target
+        d.reasons.extend(g.reasons)
+        d.changes = g.changes(current)
+        for p, n in g.target.items():
+            self.metrics.desired.labels(pool=p).set(n)
+        if g.held:
+            self.metrics.holds.labels(reason="metrics" if not obs.ok else "solver").inc()
+        routing = self._routing() if not g.held else {}
+
+        if self.dry_run:
+            d.outcome = "dry_run"
+        elif g.held and not d.changes:
+            d.outcome = "held"
+        else:
+            res = self.actuator.apply(g.target, routing, "; ".join(d.reasons) or "re-plan")
+            if res.errors:
+                self.metrics.errors.labels(stage="apply").inc()
+                d.errors.extend(res.errors)
+            d.changes = res.changed if not self.dry_run else d.changes
+            d.outcome = "held" if g.held else ("applied" if not res.errors else "error")
+            if not g.held:
+                self.last_routing = routing
+        return self._record(d)
+
+    def _routing(self) -> dict[str, Any]:
+        """Routing weights of the main class per model: {model: {class: {pool: weight}}}."""
+        if self.last_plan is None:
+            return {}
+        return {m: {c: w for c, w in mp.routing.items() if c == m} for m, mp in self.last_plan.models.items()}
+
+    def _record(self, d: Decision) -> Decision:
+        self.metrics.plans.labels(outcome=d.outcome).inc()
+        self.decisions.append(d)
+        self.log.write(d.__dict__)
+        log.info("t=%.0f %s %s %s", d.t_s, d.outcome, d.changes or "", "; ".join(d.reasons))
+        return d
+
+    def run(self, once: bool = False, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Step every interval (aligned to the clock) until interrupted; `once`: one step."""
+        while True:
+            start = self.clock()
+            d = self.step()
+            if once:
+                return
+            sleep(max(0.0, self.cfg.interval_s - (self.clock() - start)))
+            if math.isnan(d.t_s):  # pragma: no cover - defensive
+                return
