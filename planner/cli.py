@@ -22,7 +22,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM.")
 workload_app = typer.Typer(no_args_is_help=True, help="Workloads: traces -> request classes.")
 app.add_typer(workload_app, name="workload")
-console = Console()
+# Wide enough for the pools table when output is not a terminal (CI logs, pipes).
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 EXIT_BAD_INPUT = 2
@@ -79,6 +80,8 @@ def print_plan(plan: Plan) -> None:
         console.print(f"  {model}: P:D = {mp.pd_ratio:.2f}" if mp.pd_ratio else f"  {model}: aggregated (mixed) only")
     s = plan.solver
     gap = f"{s.gap * 100:.3f}%" if s.gap is not None else "n/a"
+    for n in plan.notes:
+        console.print(f"[yellow]note:[/] {n}", highlight=False)
     console.print(f"Solver: {s.backend} {s.status}, objective {s.objective}, bound {s.bound}, gap {gap}, {s.seconds:.2f}s")
     if plan.load_multiplier is not None:
         console.print(f"[bold]Load multiplier[/]: {plan.load_multiplier:.3f}x the workload fits this fleet within SLO")
@@ -174,6 +177,7 @@ def workload_from_trace(
 
 
 # --- command registrations (each part adds one import + call here)
+from planner.simulate.commands import register as _register_simulate; _register_simulate(app)  # noqa: E402,E702 (simulate, emulate)
 # --- end of command registrations
 
 

@@ -23,13 +23,16 @@ PERCENTILES = (50, 90, 99)
 class SimReport:
     requests: pd.DataFrame
     """One row per request: class_id, t_arr_s, isl, osl, prefill/decode pool, ttft_ms, itl_ms, e2e_ms,
-    queue_ms (prefill-side wait), kv_wait_ms (KV arrived -> admitted to decode), met_slo, finished, rejected."""
+    queue_ms (prefill-side wait), prefill_ms (prefill service), kv_wait_ms (KV arrived -> admitted to decode), met_slo, finished, rejected."""
     classes: pd.DataFrame
     """One row per class: count, TTFT/ITL/e2e p50/p90/p99 (ms), SLO bounds, attainment, goodput_rps, slo_holds."""
     pools: pd.DataFrame
     """Pool timelines: t_s, pool_id, role, replicas, starting, running, waiting, kv_usage, utilization."""
     duration_s: float
+    """Simulated time until the last request finished (or the drain limit)."""
     events: int
+    arrivals_s: float = 0.0
+    """Span of the arrivals, seconds (goodput is per second of this)."""
 
     def pool_summary(self) -> pd.DataFrame:
         """Per pool: mean utilization, mean and max queue, mean and max KV usage over the run."""
@@ -88,6 +91,7 @@ def build_report(sim) -> SimReport:  # sim: FleetSimulator (untyped to keep impo
         "itl_ms": itl,
         "e2e_ms": e2e,
         "queue_ms": (t_start - t_arr) * 1e3,
+        "prefill_ms": (np.asarray(req.t_pf_end) - t_start) * 1e3,
         "kv_wait_ms": np.where(dc >= 0, (t_first - t_kv) * 1e3, 0.0),
         "met_slo": met,
         "finished": finished,
@@ -116,7 +120,7 @@ def build_report(sim) -> SimReport:  # sim: FleetSimulator (untyped to keep impo
     classes = pd.DataFrame(rows)
     timeline = pd.DataFrame(sim.timeline, columns=["t_s", "pool_id", "role", "replicas", "starting", "running", "waiting",
                                                    "kv_usage", "utilization"])
-    return SimReport(df, classes, timeline, float(getattr(sim, "end_s", sim.now)), sim.events_processed)
+    return SimReport(df, classes, timeline, float(getattr(sim, "end_s", sim.now)), sim.events_processed, span)
 
 
 def plot_report(rep: SimReport, path: str | Path) -> None:
