@@ -54,11 +54,8 @@ def plan_table(plan: Plan, title: str = "Plan") -> Table:
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for model, mp in plan.models.items():
         for p in mp.pools:
-            served = [cid for cid, w in mp.routing.items() if w.get(p.id, 0) > 0]
-            preds = [mp.predicted[c] for c in served if c in mp.predicted]
-            ttft = max((x.ttft_ms or 0 for x in preds), default=0) if p.role != "decode" else None
-            itl = max((x.itl_ms or 0 for x in preds), default=0) if p.role != "prefill" else None
-            pct = preds[0].percentile if preds else None
+            pct = next((mp.predicted[c].percentile for c, w in mp.routing.items() if w.get(p.id, 0) > 0 and c in mp.predicted), None)
+            ttft, itl = p.ttft_ms, p.itl_ms
             t.add_row(model, p.role, p.gpu, str(p.tp), str(p.replicas), str(p.gpus), f"{p.cost_per_hour:,.2f}",
                       f"{p.utilization:.0%}",
                       f"{ttft:.0f} (p{pct:g})" if ttft is not None and pct else "-",

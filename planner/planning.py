@@ -9,14 +9,18 @@ would make it feasible.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import warnings
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from planner.capacity import Capacity, capacity, latency
 from planner.catalog import Catalog
 from planner.errors import InputError
-from planner.perf import PerfModel, VariantPerf
+from planner.perf import ExtrapolationWarning, PerfModel, VariantPerf
 from planner.schema import (
     PREFILL_SIDE,
     ClassPrediction,
@@ -50,6 +54,21 @@ class Instance:
     price_per_hour: dict[str, float] = field(default_factory=dict)
     """Per GPU type, after fleet overrides."""
     problem: Problem | None = None
+
+
+@contextlib.contextmanager
+def _probing() -> Iterator[None]:
+    """Silence extrapolation warnings while the capacity search probes loads far past any operating
+    point; the plan's own operating points are checked afterwards (`_extrapolation_notes`)."""
+    perf_log = logging.getLogger("planner.perf")
+    level = perf_log.level
+    perf_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            yield
+    finally:
+        perf_log.setLevel(level)
 
 
 def _validate(workload: Workload, fleet: Fleet, catalog: Catalog) -> None:
@@ -89,7 +108,8 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                     inst.perf[v.id] = vp
                     for c in classes:
                         slo = workload.slo_of(c)
-                        inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms)
+                        with _probing():
+                            inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms)
 
     specs: list[VariantSpec] = []
     for vid, v in inst.variants.items():
@@ -135,8 +155,22 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
 
 
 # --------------------------------------------------------------------------- solution -> plan
+def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str, batch: float) -> list[str]:
+    """Where a planned operating point lies beyond the measured range of a measured law."""
+    out = []
+    if vp.source != "measured":
+        return out
+    if role != "decode" and vp.max_isl_measured and c.isl > vp.max_isl_measured * 1.05:
+        out.append(f"{pool_id}: class {c.id} prompts ({c.isl} tokens) exceed the measured ISL ({vp.max_isl_measured}); prefill law extrapolated")
+    if role != "prefill" and vp.max_decode_batch_measured and batch > vp.max_decode_batch_measured * 1.05:
+        out.append(f"{pool_id}: planned decode batch {batch:.0f} exceeds the measured {vp.max_decode_batch_measured}; decode law extrapolated")
+    if role != "prefill" and vp.max_context_measured and c.isl + c.osl > vp.max_context_measured * 1.05:
+        out.append(f"{pool_id}: class {c.id} context ({c.isl + c.osl} tokens) exceeds the measured {vp.max_context_measured}; decode law extrapolated")
+    return out
+
+
 def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan],
-                      flows: dict[str, float], rate_scale: float) -> ClassPrediction:
+                      flows: dict[str, float], rate_scale: float, notes: list[str]) -> ClassPrediction:
     """Worst predicted percentile over the pools the class is routed to, at their planned load."""
     slo = inst.workload.slo_of(c)
     ttft = itl = 0.0
@@ -147,11 +181,15 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
         cap = inst.caps[(c.id, vid)].rate_rps
         # The class alone at the pool's utilization: the load that consumes the same capacity share.
         eq_rate = pool.utilization * cap
-        lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile)
+        with _probing():
+            lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile)
+        notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch) if n not in notes)
         if v.role in PREFILL_SIDE:
             ttft = max(ttft, lat.ttft_ms)
+            pool.ttft_ms = round(max(pool.ttft_ms or 0.0, lat.ttft_ms), 2)
         if v.role in ("decode", "mixed"):
             itl = max(itl, lat.itl_ms)
+            pool.itl_ms = round(max(pool.itl_ms or 0.0, lat.itl_ms), 3)
         if v.role == "prefill":
             disagg += x / max(c.rate_rps * rate_scale, 1e-12)
     return ClassPrediction(percentile=slo.percentile, ttft_ms=round(ttft, 2), itl_ms=round(itl, 3),
@@ -201,7 +239,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
             w = {v: round(x / tot_p, _WEIGHT_DIGITS) for v, x in pre.items()} if tot_p > 0 else {}
             w.update({v: round(x / tot_d, _WEIGHT_DIGITS) for v, x in dec.items()} if tot_d > 0 else {})
             routing[c.id] = w
-            predicted[c.id] = _class_prediction(inst, c, pools, flows, scale)
+            predicted[c.id] = _class_prediction(inst, c, pools, flows, scale, plan.notes)
         p_gpus = sum(p.gpus for p in mpools if p.role == "prefill")
         d_gpus = sum(p.gpus for p in mpools if p.role == "decode")
         plan.models[model] = ModelPlan(

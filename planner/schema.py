@@ -263,6 +263,8 @@ class PoolPlan(BaseModel):
     cost_per_hour: float
     utilization: float = Field(description="share of the pool's SLO capacity in use")
     source: Source = "prior"
+    ttft_ms: float | None = Field(default=None, description="worst predicted TTFT of the classes routed here, at their SLO percentile")
+    itl_ms: float | None = Field(default=None, description="worst predicted ITL of the classes routed here, at their SLO percentile")
 
 
 class ClassPrediction(BaseModel):
