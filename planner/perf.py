@@ -5,14 +5,47 @@ Laws (DESIGN.md), fitted on measured profiles where they exist, else a roofline 
   decode step time         t_d = alpha + beta * batch + gamma * sum(context)   [ms]
 KV transfer of one prompt:   isl * kv_bytes_per_token / link + fixed latency.
 
-STUB: the dataclass below is the interface other modules code against; fitting, the roofline
-prior and `PerfModel` are filled in by the performance-model work.
+Where the laws come from (:class:`PerfModel`):
+- **measured**: a profile directory ``<profiles>/<model>/<gpu>/tp<N>/`` exists. The laws are fitted
+  with non-negative least squares on the central value of every measured point
+  (:mod:`planner.perffit`); KV capacity, max_num_seqs and the token budget come from its meta.yaml.
+  The measured ranges are kept; a query beyond them warns (:class:`ExtrapolationWarning`) once per
+  variant and axis.
+- **prior**: no profile. The roofline of :mod:`planner.roofline`, with efficiency factors calibrated
+  on ALL measured points of all profiles (defaults when none exist), is evaluated on the profiler's
+  default grid (DESIGN.md) and the same laws are fitted to it, so priors and measurements have one
+  shape. KV capacity is derived as vLLM sizes it. None when the weights don't fit, tp does not divide
+  the attention heads (vLLM requires it) or tp exceeds one node.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
+
+import numpy as np
+
+from planner.catalog import PROFILES_DIR, Catalog
+from planner.errors import InputError
+from planner.perffit import FitReport, fit_decode, fit_prefill
+from planner.profiledata import Profile, central_points, iter_profiles
+from planner.roofline import (
+    DEFAULT_EFFICIENCY,
+    Efficiency,
+    Observation,
+    calibrate,
+    decode_parts,
+    kv_bytes_per_token_replica,
+    kv_capacity_tokens,
+    predict_ms,
+    prefill_parts,
+)
+
+log = logging.getLogger(__name__)
 
 # vLLM V1 engine defaults (vllm/config: max_num_seqs=256; max_num_batched_tokens 8192 for online
 # serving with chunked prefill); used when a profile does not record its own.
@@ -21,6 +54,35 @@ DEFAULT_MAX_BATCHED_TOKENS = 8192
 # Fixed KV-transfer set-up latency (connector handshake + first RDMA op), ms. NIXL/Mooncake report
 # single-digit ms for small transfers; 2 ms is a conservative round number.
 KV_TRANSFER_FIXED_MS = 2.0
+DEFAULT_PROFILES_DIR = PROFILES_DIR / "data"
+"""Bundled example profiles (Splitwise Llama2-70B on A100/H100)."""
+
+# The profiler's default grids (DESIGN.md, Profiler): priors are fitted on the same points a
+# profile would measure, so a prior and a later measurement are comparable point for point.
+PRIOR_PREFILL_ISL = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+PRIOR_PREFILL_BATCH = (1, 2, 4, 8)
+PRIOR_DECODE_BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+PRIOR_DECODE_CONTEXT = (512, 1024, 2048, 4096, 8192)
+# Queries this far past the measured maximum are still "inside" (grid rounding); beyond, warn.
+EXTRAPOLATION_SLACK = 1.05
+
+
+class ExtrapolationWarning(UserWarning):
+    """A measured law is evaluated beyond the range it was measured on."""
+
+
+_warned: set[tuple[str, str, int, str]] = set()
+
+
+def _warn_extrapolation(vp: "VariantPerf", axis: str, value: float, limit: float) -> None:
+    key = (vp.model, vp.gpu, vp.tp, axis)
+    if key in _warned:
+        return
+    _warned.add(key)
+    msg = (f"{vp.model}/{vp.gpu}/tp{vp.tp}: {axis}={value:g} is beyond the measured range (max {limit:g}); "
+           f"the fitted law is extrapolated")
+    log.warning(msg)
+    warnings.warn(msg, ExtrapolationWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -46,16 +108,165 @@ class VariantPerf:
     prefill_rel_err: float = 0.0
     """Median relative residual of the prefill fit (0 for priors: unknown)."""
     decode_rel_err: float = 0.0
+    # --- added by the performance-model work: measured ranges (None for priors: nothing measured)
+    prefill_max_rel_err: float = 0.0
+    """Largest relative residual of the prefill fit (0 for priors)."""
+    decode_max_rel_err: float = 0.0
+    max_isl_measured: int | None = None
+    max_prefill_batch_measured: int | None = None
+    max_decode_batch_measured: int | None = None
+    max_context_measured: int | None = None
 
     def prefill_ms(self, isl: float, batch: float = 1.0) -> float:
         """Time to prefill `batch` prompts of `isl` tokens each, in one forward pass."""
+        if self.max_isl_measured is not None and isl > self.max_isl_measured * EXTRAPOLATION_SLACK:
+            _warn_extrapolation(self, "isl", isl, self.max_isl_measured)
+        if self.max_prefill_batch_measured is not None and batch > self.max_prefill_batch_measured * EXTRAPOLATION_SLACK:
+            _warn_extrapolation(self, "prefill batch", batch, self.max_prefill_batch_measured)
         return self.prefill_a_ms + self.prefill_b_ms_per_token * batch * isl + self.prefill_c_ms_per_token2 * batch * isl * isl
 
     def decode_step_ms(self, batch: float, context: float) -> float:
         """One decode step of `batch` sequences whose mean context is `context` tokens."""
+        if self.max_decode_batch_measured is not None and batch > self.max_decode_batch_measured * EXTRAPOLATION_SLACK:
+            _warn_extrapolation(self, "decode batch", batch, self.max_decode_batch_measured)
+        if self.max_context_measured is not None and context > self.max_context_measured * EXTRAPOLATION_SLACK:
+            _warn_extrapolation(self, "context", context, self.max_context_measured)
         return self.decode_alpha_ms + self.decode_beta_ms_per_seq * batch + self.decode_gamma_ms_per_token * batch * context
 
     def kv_transfer_ms(self, isl: float, peer_link_gb_s: float | None = None) -> float:
         """Ship one prompt's KV cache to a decode replica; the slower side's link sets the pace."""
         link = self.kv_link_gb_s if peer_link_gb_s is None else min(self.kv_link_gb_s, peer_link_gb_s)
         return KV_TRANSFER_FIXED_MS + isl * self.kv_bytes_per_token / (link * 1e9) * 1e3
+
+
+# --------------------------------------------------------------------------- building blocks
+def observations(profile: Profile, catalog: Catalog) -> list[Observation]:
+    """A profile's central points with their ideal roofline parts (for calibration)."""
+    model, gpu, tp = catalog.model(profile.meta.model), catalog.gpu(profile.meta.gpu), profile.meta.tp
+    pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
+    dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
+    return [
+        Observation("prefill", prefill_parts(model, gpu, tp, pre.isl.to_numpy(), pre.batch.to_numpy()), pre.ttft_ms.to_numpy()),
+        Observation("decode", decode_parts(model, gpu, tp, dec.batch.to_numpy(), dec.context_tokens.to_numpy()), dec.itl_ms.to_numpy()),
+    ]
+
+
+def fit_profile(profile: Profile, catalog: Catalog) -> tuple[VariantPerf, FitReport, FitReport]:
+    """Measured VariantPerf of one profile, with the prefill and decode fit reports."""
+    meta = profile.meta
+    model, gpu = catalog.model(meta.model), catalog.gpu(meta.gpu)
+    pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
+    dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
+    (a, b, c), prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
+    (al, be, ga), drep = fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy())
+    vp = VariantPerf(
+        model=meta.model, gpu=meta.gpu, tp=meta.tp, source="measured",
+        prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c,
+        decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
+        kv_capacity_tokens=meta.kv_capacity_tokens,
+        kv_bytes_per_token=kv_bytes_per_token_replica(model, meta.tp),
+        kv_link_gb_s=gpu.kv_link_gb_s * meta.tp,
+        max_num_seqs=meta.max_num_seqs, max_batched_tokens=meta.max_batched_tokens,
+        prefill_rel_err=prep.median_rel_err, decode_rel_err=drep.median_rel_err,
+        prefill_max_rel_err=prep.max_rel_err, decode_max_rel_err=drep.max_rel_err,
+        max_isl_measured=int(pre.isl.max()), max_prefill_batch_measured=int(pre.batch.max()),
+        max_decode_batch_measured=int(dec.batch.max()), max_context_measured=int(dec.context_tokens.max()),
+    )
+    return vp, prep, drep
+
+
+def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff: Efficiency = DEFAULT_EFFICIENCY
+                  ) -> tuple[VariantPerf, FitReport, FitReport] | None:
+    """Roofline-prior VariantPerf of (model, gpu, tp), or None when it can't run (see module docstring).
+
+    The returned fit reports say how well the linear laws follow the roofline on the default grid.
+    """
+    model, gpu = catalog.model(model_name), catalog.gpu(gpu_name)
+    if tp > gpu.gpus_per_node or model.heads % tp != 0:
+        return None
+    kv = kv_capacity_tokens(model, gpu, tp, max_batched_tokens=DEFAULT_MAX_BATCHED_TOKENS, max_num_seqs=DEFAULT_MAX_NUM_SEQS)
+    if kv is None:
+        return None
+    isl, pb = (a.ravel() for a in np.meshgrid(PRIOR_PREFILL_ISL, PRIOR_PREFILL_BATCH))
+    keep = isl * pb <= max(kv, PRIOR_PREFILL_ISL[0])
+    isl, pb = isl[keep], pb[keep]
+    db, ctx = (a.ravel() for a in np.meshgrid(PRIOR_DECODE_BATCH, PRIOR_DECODE_CONTEXT))
+    keep = db * ctx <= max(kv, PRIOR_DECODE_CONTEXT[0])
+    db, ctx = db[keep], ctx[keep]
+    t_pre = predict_ms(prefill_parts(model, gpu, tp, isl, pb), eff, "prefill")
+    t_dec = predict_ms(decode_parts(model, gpu, tp, db, ctx), eff, "decode")
+    (a, b, c), prep = fit_prefill(isl, pb, t_pre)
+    (al, be, ga), drep = fit_decode(db, ctx, t_dec)
+    vp = VariantPerf(
+        model=model_name, gpu=gpu_name, tp=tp, source="prior",
+        prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c,
+        decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
+        kv_capacity_tokens=kv, kv_bytes_per_token=kv_bytes_per_token_replica(model, tp),
+        kv_link_gb_s=gpu.kv_link_gb_s * tp,
+    )
+    return vp, prep, drep
+
+
+# --------------------------------------------------------------------------- the model
+@dataclass
+class PerfModel:
+    """Latency laws of every (model, GPU, tp): measured where profiled, calibrated roofline prior elsewhere."""
+
+    catalog: Catalog
+    measured: dict[tuple[str, str, int], VariantPerf]
+    efficiency: Efficiency
+    fit_reports: dict[tuple[str, str, int], tuple[FitReport, FitReport]] = field(default_factory=dict)
+    """(model, gpu, tp) -> (prefill, decode) fit reports: of measured fits, and of priors once queried."""
+    profiles_dir: str | None = None
+    _cache: dict[tuple[str, str, int], VariantPerf | None] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, catalog: Catalog | None = None, profiles_dir: str | os.PathLike[str] | None = None) -> "PerfModel":
+        """Fit every profile under `profiles_dir` (default: the bundled profiles/data) and calibrate the prior."""
+        cat = catalog or Catalog.load()
+        root = Path(profiles_dir) if profiles_dir is not None else DEFAULT_PROFILES_DIR
+        profiles = list(iter_profiles(root)) if root.is_dir() or profiles_dir is not None else []
+        return cls.from_profiles(cat, profiles, str(root))
+
+    @classmethod
+    def from_profiles(cls, catalog: Catalog, profiles: list[Profile], profiles_dir: str | None = None) -> "PerfModel":
+        measured: dict[tuple[str, str, int], VariantPerf] = {}
+        reports: dict[tuple[str, str, int], tuple[FitReport, FitReport]] = {}
+        obs: list[Observation] = []
+        for p in profiles:
+            for name, known in ((p.meta.model, catalog.models), (p.meta.gpu, catalog.gpus)):
+                if name not in known:
+                    field_name = "model" if known is catalog.models else "gpu"
+                    raise InputError(str(p.path / "meta.yaml"), field_name,
+                                     f"'{name}' is not in the catalog; known: {', '.join(sorted(known))}")
+            vp, prep, drep = fit_profile(p, catalog)
+            key = (vp.model, vp.gpu, vp.tp)
+            measured[key] = vp
+            reports[key] = (prep, drep)
+            obs.extend(observations(p, catalog))
+        names = sorted({f"{m}/{g}" for m, g, _ in measured})
+        eff = calibrate(obs, source=f"calibrated on {len(measured)} profiles ({', '.join(names)})") if obs else DEFAULT_EFFICIENCY
+        return cls(catalog=catalog, measured=measured, efficiency=eff, fit_reports=reports, profiles_dir=profiles_dir)
+
+    def is_measured(self, model: str, gpu: str, tp: int) -> bool:
+        return (model, gpu, tp) in self.measured
+
+    def get(self, model: str, gpu: str, tp: int) -> VariantPerf | None:
+        """Laws of (model, gpu, tp): the measured fit, else the calibrated prior; None if it can't run."""
+        key = (model, gpu, tp)
+        if key in self.measured:
+            return self.measured[key]
+        if key not in self._cache:
+            got = prior_variant(model, gpu, tp, self.catalog, self.efficiency)
+            if got is None:
+                self._cache[key] = None
+            else:
+                self._cache[key] = got[0]
+                self.fit_reports[key] = (got[1], got[2])
+        return self._cache[key]
+
+    def roofline_ms(self, model: str, gpu: str, tp: int, phase: Literal["prefill", "decode"], x: float, y: float) -> float:
+        """Calibrated roofline time of one point (prefill: x=isl, y=batch; decode: x=batch, y=context)."""
+        m, g = self.catalog.model(model), self.catalog.gpu(gpu)
+        parts = prefill_parts(m, g, tp, [x], [y]) if phase == "prefill" else decode_parts(m, g, tp, [x], [y])
+        return float(predict_ms(parts, self.efficiency, phase)[0])

@@ -52,6 +52,9 @@ class Efficiency:
     prefill_overhead_ms_per_layer: float
     decode_overhead_ms_per_layer: float
     source: str
+    prefill_overhead_ms_tbs_per_layer: float = 0.0
+    """Bandwidth-bound part of the per-layer overhead, ms x TB/s: divided by the GPU's hbm_tb_s."""
+    decode_overhead_ms_tbs_per_layer: float = 0.0
     n_points: int = 0
     median_rel_err: float | None = None
     max_rel_err: float | None = None
@@ -129,6 +132,7 @@ class IdealParts:
     memory_ms: np.ndarray
     comm_ms: np.ndarray
     layers: int
+    hbm_tb_s: float
 
 
 def _comm_ms(model: ModelSpec, gpu: GpuType, tp: int, tokens: np.ndarray) -> np.ndarray:
@@ -149,7 +153,7 @@ def prefill_parts(model: ModelSpec, gpu: GpuType, tp: int, isl: Sequence[float] 
     wbytes = np.vectorize(lambda t: weight_bytes_touched(model, t))(tokens)
     kv_write = tokens * kv_bytes_per_token_replica(model, tp)
     memory = (wbytes + kv_write) / (tp * gpu.hbm_tb_s * 1e12) * 1e3
-    return IdealParts(compute, memory, _comm_ms(model, gpu, tp, tokens), model.layers)
+    return IdealParts(compute, memory, _comm_ms(model, gpu, tp, tokens), model.layers, gpu.hbm_tb_s)
 
 
 def decode_parts(model: ModelSpec, gpu: GpuType, tp: int, batch: Sequence[float] | np.ndarray, context: Sequence[float] | np.ndarray) -> IdealParts:
@@ -161,13 +165,22 @@ def decode_parts(model: ModelSpec, gpu: GpuType, tp: int, batch: Sequence[float]
     wbytes = np.vectorize(lambda b: weight_bytes_touched(model, b))(batch)
     kv_read = batch * context * kv_bytes_per_token_replica(model, tp)
     memory = (wbytes + kv_read) / (tp * gpu.hbm_tb_s * 1e12) * 1e3
-    return IdealParts(compute, memory, _comm_ms(model, gpu, tp, batch), model.layers)
+    return IdealParts(compute, memory, _comm_ms(model, gpu, tp, batch), model.layers, gpu.hbm_tb_s)
+
+
+OVERLAP = "max"
+"""How compute and memory time combine: "max" (perfect overlap, the classic roofline) or "sum" (none)."""
 
 
 def predict_ms(parts: IdealParts, eff: Efficiency, phase: str) -> np.ndarray:
-    """Roofline time of a forward pass given efficiencies: overhead + max(compute, memory) + comm."""
-    over = eff.prefill_overhead_ms_per_layer if phase == "prefill" else eff.decode_overhead_ms_per_layer
-    return parts.layers * over + np.maximum(parts.compute_ms / eff.compute, parts.memory_ms / eff.bandwidth) + parts.comm_ms
+    """Roofline time of a forward pass given efficiencies: overhead + combine(compute, memory) + comm."""
+    if phase == "prefill":
+        over = eff.prefill_overhead_ms_per_layer + eff.prefill_overhead_ms_tbs_per_layer / parts.hbm_tb_s
+    else:
+        over = eff.decode_overhead_ms_per_layer + eff.decode_overhead_ms_tbs_per_layer / parts.hbm_tb_s
+    c, m = parts.compute_ms / eff.compute, parts.memory_ms / eff.bandwidth
+    body = np.maximum(c, m) if OVERLAP == "max" else c + m
+    return parts.layers * over + body + parts.comm_ms
 
 
 # --------------------------------------------------------------------------- calibration
@@ -181,35 +194,40 @@ class Observation:
 
 
 def calibrate(observations: Sequence[Observation], source: str = "calibrated") -> Efficiency:
-    """Fit (eff_compute, eff_bw, prefill and decode overhead per layer) to measured points.
+    """Fit efficiencies and per-layer overheads to measured points.
 
-    Least squares on relative residuals (``scipy.optimize.least_squares``), efficiencies bounded to
-    (0.01, 1] (nothing beats the datasheet peak) and overheads to [0, 5] ms per layer. A phase with no
-    observation keeps its default overhead.
+    Parameters: eff_compute, eff_bw, and per phase a fixed per-layer overhead (ms) and a
+    bandwidth-bound one (ms x TB/s, divided by the GPU's HBM TB/s: small kernels such as norms,
+    rotary and sampling are memory-latency bound and run faster on faster memory). Least squares on
+    relative residuals (``scipy.optimize.least_squares``); efficiencies bounded to (0.01, 1]
+    (nothing beats the datasheet peak), overheads to [0, 5]. A phase with no observation keeps
+    the default overheads.
     """
     obs = [o for o in observations if len(o.measured_ms)]
     if not obs:
         return DEFAULT_EFFICIENCY
     has = {o.phase for o in obs}
+    d = DEFAULT_EFFICIENCY
 
     def eff_of(x: np.ndarray) -> Efficiency:
-        return Efficiency(
-            x[0], x[1],
-            x[2] if "prefill" in has else DEFAULT_EFFICIENCY.prefill_overhead_ms_per_layer,
-            x[3] if "decode" in has else DEFAULT_EFFICIENCY.decode_overhead_ms_per_layer,
-            source,
-        )
+        pre = (x[2], x[4]) if "prefill" in has else (d.prefill_overhead_ms_per_layer, d.prefill_overhead_ms_tbs_per_layer)
+        dec = (x[3], x[5]) if "decode" in has else (d.decode_overhead_ms_per_layer, d.decode_overhead_ms_tbs_per_layer)
+        return Efficiency(float(x[0]), float(x[1]), float(pre[0]), float(dec[0]), source,
+                          prefill_overhead_ms_tbs_per_layer=float(pre[1]), decode_overhead_ms_tbs_per_layer=float(dec[1]))
 
     def resid(x: np.ndarray) -> np.ndarray:
         e = eff_of(x)
         return np.concatenate([(predict_ms(o.parts, e, o.phase) - o.measured_ms) / o.measured_ms for o in obs])
 
-    d = DEFAULT_EFFICIENCY
-    x0 = np.array([d.compute, d.bandwidth, d.prefill_overhead_ms_per_layer, d.decode_overhead_ms_per_layer])
-    sol = least_squares(resid, x0, bounds=([0.01, 0.01, 0.0, 0.0], [1.0, 1.0, 5.0, 5.0]), x_scale=[0.1, 0.1, 0.05, 0.05])
+    # The fixed and the bandwidth-scaled overheads can only be told apart across GPUs of different
+    # HBM speed; with one, they are collinear and the scaled part is pinned to ~0.
+    scaled_max = 5.0 if len({o.parts.hbm_tb_s for o in obs}) >= 2 else 1e-9
+    x0 = np.array([d.compute, d.bandwidth, d.prefill_overhead_ms_per_layer, d.decode_overhead_ms_per_layer,
+                   scaled_max / 2 if scaled_max < 1 else 0.01, scaled_max / 2 if scaled_max < 1 else 0.01])
+    sol = least_squares(resid, x0, bounds=([0.01, 0.01, 0, 0, 0, 0], [1.0, 1.0, 5, 5, scaled_max, scaled_max]),
+                        x_scale=[0.1, 0.1, 0.05, 0.05, 0.05, 0.05])
     rel = np.abs(resid(sol.x))
     e = eff_of(sol.x)
-    return Efficiency(
-        float(e.compute), float(e.bandwidth), float(e.prefill_overhead_ms_per_layer), float(e.decode_overhead_ms_per_layer),
-        source, n_points=int(rel.size), median_rel_err=float(np.median(rel)), max_rel_err=float(rel.max()),
-    )
+    return Efficiency(e.compute, e.bandwidth, e.prefill_overhead_ms_per_layer, e.decode_overhead_ms_per_layer, source,
+                      e.prefill_overhead_ms_tbs_per_layer, e.decode_overhead_ms_tbs_per_layer,
+                      n_points=int(rel.size), median_rel_err=float(np.median(rel)), max_rel_err=float(rel.max()))
