@@ -1,0 +1,241 @@
+"""Planning end to end: workload + fleet + laws -> plan, its contract, diagnosis and bad input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from planner.capacity import latency
+from planner.catalog import Catalog
+from planner.cli import EXIT_BAD_INPUT, EXIT_INFEASIBLE, app
+from planner.errors import InputError
+from planner.fileio import load_model
+from planner.perf import PerfModel
+from planner.plan import diff, load_plan, save_plan
+from planner.planning import build_instance, plan_workload
+from planner.schema import Fleet, ModelEntry, RequestClass, Slo, Workload
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "default"
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return Catalog.load()
+
+
+@pytest.fixture(scope="module")
+def perf(catalog: Catalog) -> PerfModel:
+    return PerfModel.load(catalog=catalog)
+
+
+@pytest.fixture(scope="module")
+def example() -> tuple[Workload, Fleet]:
+    return load_model(Workload, EXAMPLE / "workload.yaml"), load_model(Fleet, EXAMPLE / "fleet.yaml")
+
+
+@pytest.fixture(scope="module")
+def example_plan(example, perf, catalog):
+    wl, fl = example
+    return plan_workload(wl, fl, perf, catalog)
+
+
+def _one_class(model: str = "llama-3.1-8b", rate: float = 10.0, isl: int = 1024, osl: int = 128, **slo: float) -> Workload:
+    s = Slo(**({"ttft_ms": 500.0, "itl_ms": 40.0} | slo))
+    return Workload(models={model: ModelEntry(slo=s)},
+                    classes=[RequestClass(id="c", model=model, isl=isl, osl=osl, rate_rps=rate)])
+
+
+def test_example_plan_honours_the_contract(example, example_plan) -> None:
+    wl, fl = example
+    plan = example_plan
+    assert plan.feasible and plan.solver.status == "optimal"
+    assert plan.solver.gap is not None and plan.solver.gap <= 1e-3
+    # Cost and GPUs add up from the pools, and stay within the inventory.
+    pools = [p for m in plan.models.values() for p in m.pools]
+    assert plan.cost_per_hour == pytest.approx(sum(p.cost_per_hour for p in pools), rel=1e-6)
+    for gpu, used in plan.gpus.items():
+        assert used == sum(p.gpus for p in pools if p.gpu == gpu)
+        assert used <= fl.gpus[gpu].available
+    for c in wl.classes:
+        mp = plan.models[c.model]
+        roles = {p.id: p.role for p in mp.pools}
+        w = mp.routing[c.id]
+        assert sum(x for p, x in w.items() if roles[p] in ("prefill", "mixed")) == pytest.approx(1.0, abs=1e-3)
+        dec = sum(x for p, x in w.items() if roles[p] == "decode")
+        assert dec == pytest.approx(1.0, abs=1e-3) or dec == 0.0
+        # A class sent to prefill pools must also have decode pools, and vice versa.
+        assert (mp.predicted[c.id].disaggregated_share > 0) == (dec > 0)
+        pr = mp.predicted[c.id]
+        assert pr.ttft_ms <= pr.slo_ttft_ms * 1.001
+        assert pr.itl_ms <= pr.slo_itl_ms * 1.001
+    for p in pools:
+        assert 0 < p.utilization <= 0.85 + 1e-6  # the fleet's utilization target
+
+
+def test_plan_predictions_are_the_capacity_models_at_the_planned_load(example, example_plan, perf) -> None:
+    """A pool's predicted latency is recomputed independently from its laws at the class's equivalent load."""
+    wl, _ = example
+    mp = example_plan.models["llama-2-70b"]
+    pool = next(p for p in mp.pools if p.role == "decode")
+    inst_perf = perf.get("llama-2-70b", pool.gpu, pool.tp)
+    worst = 0.0
+    from planner.capacity import capacity
+
+    for c in (c for c in wl.classes if c.model == "llama-2-70b" and mp.routing[c.id].get(pool.id)):
+        slo = wl.slo_of(c)
+        cap = capacity(inst_perf, "decode", c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms).rate_rps
+        worst = max(worst, latency(inst_perf, "decode", c.isl, c.osl, pool.utilization * cap, slo.percentile).itl_ms)
+    assert pool.itl_ms == pytest.approx(worst, rel=1e-3)
+
+
+def test_backends_agree_on_the_example(example, perf, catalog, example_plan) -> None:
+    wl, fl = example
+    other = plan_workload(wl, fl, perf, catalog, backend="ortools")
+    assert other.feasible
+    assert other.cost_per_hour == pytest.approx(example_plan.cost_per_hour, rel=2e-3)
+
+
+def test_plan_file_round_trip_and_diff(tmp_path: Path, example_plan) -> None:
+    path = tmp_path / "plan.yaml"
+    save_plan(path, example_plan)
+    again = load_plan(path)
+    assert again.replicas() == example_plan.replicas()
+    current = dict(example_plan.replicas())
+    first = sorted(current)[0]
+    current[first] += 2
+    current["llama-2-70b/decode/A100-80GB/tp8"] = 1
+    changes = {c.pool: c.delta for c in diff(again, current)}
+    assert changes == {first: -2, "llama-2-70b/decode/A100-80GB/tp8": -1}
+
+
+def test_cheaper_gpu_price_moves_the_plan(example, perf, catalog, example_plan) -> None:
+    """Halving the A100 price must not raise the cost, and a free-ish A100 gets used."""
+    wl, fl = example
+    gpus = dict(fl.gpus)
+    gpus["A100-80GB"] = gpus["A100-80GB"].model_copy(update={"price_per_hour": 0.2})
+    plan = plan_workload(wl, fl.model_copy(update={"gpus": gpus}), perf, catalog)
+    assert plan.cost_per_hour < example_plan.cost_per_hour
+    assert plan.gpus.get("A100-80GB", 0) > 0
+
+
+def test_unreachable_ttft_is_diagnosed_in_words(perf, catalog) -> None:
+    wl = _one_class(isl=8000, ttft_ms=20.0)
+    fl = Fleet(gpus={"H100-SXM-80GB": {"available": 16}})
+    plan = plan_workload(wl, fl, perf, catalog)
+    assert not plan.feasible
+    text = " ".join(plan.diagnosis)
+    assert "TTFT p90 20 ms for class c is out of reach on every GPU" in text
+    assert "H100-SXM-80GB" in text and "relax the TTFT SLO" in text
+
+
+def test_short_inventory_is_diagnosed_with_the_missing_gpus(perf, catalog) -> None:
+    wl = _one_class(rate=400.0)
+    fl = Fleet(gpus={"H100-SXM-80GB": {"available": 2}})
+    plan = plan_workload(wl, fl, perf, catalog)
+    assert not plan.feasible
+    msg = next(d for d in plan.diagnosis if "inventory" in d)
+    need = int(msg.split("needs ")[1].split(" more")[0])
+    # Adding exactly what the diagnosis asks for makes it feasible.
+    bigger = Fleet(gpus={"H100-SXM-80GB": {"available": 2 + need}})
+    assert plan_workload(wl, bigger, perf, catalog).feasible
+
+
+def test_max_load_mode_reports_a_multiplier_that_fits(perf, catalog) -> None:
+    wl = _one_class(rate=5.0)
+    fl = Fleet(gpus={"H100-SXM-80GB": {"available": 8}})
+    plan = plan_workload(wl, fl, perf, catalog, objective="max_load")
+    assert plan.feasible and plan.load_multiplier is not None and plan.load_multiplier > 1.0
+    at = plan_workload(wl.scaled(plan.load_multiplier * 0.98), fl, perf, catalog)
+    beyond = plan_workload(wl.scaled(plan.load_multiplier * 1.1), fl, perf, catalog)
+    assert at.feasible and not beyond.feasible
+
+
+def test_roles_restriction_and_tp_limits_are_respected(perf, catalog) -> None:
+    wl = _one_class(rate=30.0)
+    fl = Fleet(gpus={"H100-SXM-80GB": {"available": 32}}, limits={"roles": ["mixed"], "allowed_tp": [2]})
+    plan = plan_workload(wl, fl, perf, catalog)
+    assert plan.feasible
+    assert {(p.role, p.tp) for p in plan.models["llama-3.1-8b"].pools} == {("mixed", 2)}
+
+
+def test_unknown_gpu_names_the_catalog(perf, catalog) -> None:
+    with pytest.raises(InputError, match="unknown GPU type 'H1OO'"):
+        build_instance(_one_class(), Fleet(gpus={"H1OO": {"available": 8}}), perf, catalog)
+
+
+# --------------------------------------------------------------------------- CLI
+runner = CliRunner()
+
+
+def test_cli_solve_writes_plan_and_explain_reads_it(tmp_path: Path) -> None:
+    out = tmp_path / "plan.yaml"
+    r = runner.invoke(app, ["solve", "-w", str(EXAMPLE / "workload.yaml"), "-f", str(EXAMPLE / "fleet.yaml"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "Total" in r.output and out.is_file()
+    data = yaml.safe_load(out.read_text())
+    assert set(data) >= {"cost_per_hour", "gpus", "solver", "models"}
+    assert set(data["solver"]) >= {"backend", "status", "objective", "bound", "gap", "seconds"}
+    r2 = runner.invoke(app, ["explain", str(out)])
+    assert r2.exit_code == 0 and "Cost $" in r2.output and "class llama-2-70b/chat" in r2.output
+
+
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda w: w["classes"][0].update(rate_rps=-1), "classes.0.rate_rps"),
+        (lambda w: w["classes"][0].update(model="gpt-9"), "classes[0].model"),
+        (lambda w: w["models"]["llama-3.1-8b"]["slo"].update(ttft_ms="fast"), "models.llama-3.1-8b.slo.ttft_ms"),
+    ],
+)
+def test_cli_bad_workload_exits_2_naming_file_and_field(tmp_path: Path, mutate, field: str) -> None:
+    w = yaml.safe_load((EXAMPLE / "workload.yaml").read_text())
+    mutate(w)
+    bad = tmp_path / "w.yaml"
+    bad.write_text(yaml.safe_dump(w))
+    out = tmp_path / "plan.yaml"
+    r = runner.invoke(app, ["solve", "-w", str(bad), "-f", str(EXAMPLE / "fleet.yaml"), "-o", str(out)])
+    assert r.exit_code == EXIT_BAD_INPUT
+    assert str(bad) in r.output and field in r.output
+    assert not out.exists()
+
+
+def test_cli_malformed_yaml_and_unknown_gpu(tmp_path: Path) -> None:
+    bad = tmp_path / "f.yaml"
+    bad.write_text("gpus: {H100-SXM-80GB: {available: 8}\n")
+    r = runner.invoke(app, ["solve", "-w", str(EXAMPLE / "workload.yaml"), "-f", str(bad)])
+    assert r.exit_code == EXIT_BAD_INPUT and "malformed YAML" in r.output
+    bad.write_text("gpus: {V100: {available: 8}}\n")
+    r = runner.invoke(app, ["solve", "-w", str(EXAMPLE / "workload.yaml"), "-f", str(bad)])
+    assert r.exit_code == EXIT_BAD_INPUT and "unknown GPU type 'V100'" in r.output and "gpus.yaml" in r.output
+
+
+def test_cli_infeasible_exits_3_and_writes_the_diagnosis(tmp_path: Path) -> None:
+    w = tmp_path / "w.yaml"
+    w.write_text(yaml.safe_dump(_one_class(isl=8000, ttft_ms=20.0).model_dump(mode="json", exclude_none=True)))
+    f = tmp_path / "f.yaml"
+    f.write_text("gpus: {H100-SXM-80GB: {available: 8}}\n")
+    out = tmp_path / "plan.yaml"
+    r = runner.invoke(app, ["solve", "-w", str(w), "-f", str(f), "-o", str(out)])
+    assert r.exit_code == EXIT_INFEASIBLE
+    assert "out of reach" in r.output
+    assert yaml.safe_load(out.read_text())["feasible"] is False
+
+
+def test_cli_workload_from_azure_trace(tmp_path: Path, shared_data: Path) -> None:
+    out = tmp_path / "azure.yaml"
+    trace = shared_data / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
+    r = runner.invoke(app, ["workload", "from-trace", str(trace), "--model", "llama-2-70b", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    wl = load_model(Workload, out)
+    assert len(wl.classes) == 6
+    # Rates add up to the trace's mean rate: 19,366 requests over about an hour (README of the data).
+    total = sum(c.rate_rps for c in wl.classes)
+    assert 19_366 / 3700 < total < 19_366 / 3500
+    isl = sorted(c.isl for c in wl.classes)
+    assert isl[0] < 1020 < isl[-1]  # buckets straddle the trace's median input length
+    assert all(math.isfinite(c.rate_rps) for c in wl.classes)
