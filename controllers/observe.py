@@ -181,3 +181,73 @@ class PrometheusObserver:
             obs.ok = False
             obs.reason = "; ".join(problems)
         return obs
+
+
+class SimulatorObserver:
+    """The same Observation from planner.simulate's FleetSimulator (for replays in simulated time).
+
+    The simulator's observe() gives per-pool counters, gauges and the latency samples since the
+    previous call, i.e. what the PromQL above computes from scrapes; the maths is the same:
+    completions and mean lengths from counter deltas, arrivals = completions + in-flight growth,
+    TTFT/ITL percentiles of the interval's samples (client-side: decode/mixed pools)."""
+
+    def __init__(self, sim: object, model_of_pool: dict[str, str], percentile: dict[str, float]):
+        self.sim = sim
+        self.model_of = model_of_pool
+        self.percentile = percentile
+        self._prev: dict[str, object] | None = None
+        self._prev_t: float | None = None
+        self._prev_inflight: dict[str, float] = {}
+        self._prev_waiting: dict[tuple[str, str], float] = {}
+
+    def observe(self) -> Observation:
+        import numpy as np
+
+        o = self.sim.observe()  # type: ignore[attr-defined]
+        t = float(o.t_s)
+        prev, dt = self._prev, (t - self._prev_t) if self._prev_t is not None else 0.0
+        out = Observation(t_s=t, ok=True)
+        acc: dict[str, dict[str, object]] = {}
+        for pid, po in o.pools.items():
+            m = self.model_of.get(pid)
+            if m is None:
+                continue
+            a = acc.setdefault(m, {"done": 0.0, "ptok": 0.0, "preq": 0.0, "gtok": 0.0, "greq": 0.0, "inflight": 0.0,
+                                   "ttft": [], "itl": [], "running": {}, "waiting": {}, "kv": {}})
+            pp = prev.get(pid) if prev else None
+            d = (lambda f: getattr(po, f) - (getattr(pp, f) if pp is not None else 0))
+            if po.role != "prefill":
+                a["done"] += d("requests_total")  # type: ignore[operator]
+                a["gtok"] += d("generation_tokens_total")  # type: ignore[operator]
+                a["greq"] += d("requests_total")  # type: ignore[operator]
+                a["ttft"].extend(po.ttft_s.tolist())  # type: ignore[union-attr]
+                a["itl"].extend(po.itl_s.tolist())  # type: ignore[union-attr]
+            if po.role != "decode":
+                a["ptok"] += d("prompt_tokens_total")  # type: ignore[operator]
+                a["preq"] += d("requests_total")  # type: ignore[operator]
+            a["inflight"] += po.running + po.waiting  # type: ignore[operator]
+            for key, val in (("running", po.running), ("waiting", po.waiting)):
+                a[key][po.role] = a[key].get(po.role, 0.0) + val  # type: ignore[union-attr]
+            a["kv"][po.role] = po.kv_usage  # type: ignore[index]
+        for m, a in acc.items():
+            q = self.percentile.get(m, 90.0)
+            comp = a["done"] / dt if dt > 0 else 0.0  # type: ignore[operator]
+            growth = (a["inflight"] - self._prev_inflight.get(m, a["inflight"])) / dt if dt > 0 else 0.0  # type: ignore[operator]
+            out.models[m] = ModelObservation(
+                model=m, completion_rps=comp, arrival_rps=max(0.0, comp + growth),
+                mean_isl=a["ptok"] / a["preq"] if a["preq"] else None,  # type: ignore[operator]
+                mean_osl=a["gtok"] / a["greq"] if a["greq"] else None,  # type: ignore[operator]
+                ttft_ms=float(np.percentile(a["ttft"], q)) * 1e3 if a["ttft"] else None,  # type: ignore[arg-type]
+                itl_ms=float(np.percentile(a["itl"], q)) * 1e3 if a["itl"] else None,  # type: ignore[arg-type]
+                running=a["running"], waiting=a["waiting"], kv_usage=a["kv"],  # type: ignore[arg-type]
+                waiting_growth_per_s={r: (w - self._prev_waiting.get((m, r), w)) / dt if dt > 0 else 0.0
+                                      for r, w in a["waiting"].items()},  # type: ignore[union-attr]
+                newest_sample_age_s=0.0,
+            )
+            self._prev_inflight[m] = a["inflight"]  # type: ignore[assignment]
+            for r, w in a["waiting"].items():  # type: ignore[union-attr]
+                self._prev_waiting[(m, r)] = w
+        self._prev, self._prev_t = dict(o.pools), t
+        if not out.models:
+            out.ok, out.reason = False, "the simulator reports no pool of a configured model"
+        return out
