@@ -165,9 +165,10 @@ class Bench:
                 busy = sum(r.busy_ms for r in pool.replicas_all()) / 1e3
                 used = busy - last_busy.get(pid, 0.0)
                 last_busy[pid] = busy
-                ready = max(len(pool.ready), 1)
-                util = used / (self.iv * ready) if k > 0 else REACTIVE_TARGET_UTIL
-                rec = max(1, math.ceil(cur[pid] * util / REACTIVE_TARGET_UTIL))
+                # HPA: desired = ceil(sum of ready pods' utilization / target); busy seconds per
+                # interval = replica-equivalents in use (starting pods count as idle, as the HPA does)
+                busy_equiv = used / self.iv if k > 0 else cur[pid] * REACTIVE_TARGET_UTIL
+                rec = max(1, math.ceil(busy_equiv / REACTIVE_TARGET_UTIL - 1e-9))
                 h = hist[pid]
                 h.append((t, rec))
                 while h and h[0][0] < t - STABILIZATION_S:

@@ -73,8 +73,8 @@ class GuardConfig(_Strict):
     )
     min_replicas: dict[str, int] = Field(default_factory=dict, description="pool id -> floor (safety, also given to the ILP)")
     queue_drain_s: float = Field(
-        default=30.0, gt=0,
-        description="waiting requests are added to the load as backlog / queue_drain_s (they must be drained this fast)",
+        default=60.0, gt=0,
+        description="(one control interval by default) waiting requests are added to the load as backlog / queue_drain_s (they must be drained this fast)",
     )
 
 

@@ -16,7 +16,8 @@ SLO):
     decode), waiting elsewhere with the model's mean lengths; the ILP then asks for the capacity
     to drain them;
   * observed TTFT/ITL above the plan's prediction raises the bounded correction factors, which
-    slow the performance laws and lower every capacity the ILP sees;
+    slow the performance laws and lower every capacity the ILP sees (learned only while no
+    backlog stands, so queueing delay is not counted twice: once as backlog, once as model error);
   * the guard vetoes scale-down of a pool whose queue is growing.
 """
 
@@ -158,6 +159,10 @@ class Controller:
             mp = self.last_plan.models.get(m)
             pred = mp.predicted.get(m) if mp else None
             if pred is None or mo.completion_rps < self.cfg.correct.min_rate_rps:
+                continue
+            if sum(mo.waiting.values()) > max(1.0, sum(mo.running.values()) * 0.1):
+                # a backlog: latency is dominated by queueing, which the backlog classes already
+                # feed to the ILP; learning it as model error would double-count it
                 continue
             observed[m] = {"ttft_ms": mo.ttft_ms, "itl_ms": mo.itl_ms}
             predicted[m] = {"ttft_ms": pred.ttft_ms, "itl_ms": pred.itl_ms}
