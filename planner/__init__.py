@@ -1,0 +1,67 @@
+"""pd-planner's public Python API: a notebook cell should read like the analysis.
+
+    from planner import load_workload, load_fleet, solve, whatif
+    wl, fl = load_workload("examples/default/workload.yaml"), load_fleet("examples/default/fleet.yaml")
+    plan = solve(wl, fl)                      # a Plan with .pools(), .classes() and an HTML repr
+    whatif.traffic(wl, fl, [0.5, 1, 2, 4])    # a pandas DataFrame, one row per ILP solve
+
+Names are resolved lazily (PEP 562 module `__getattr__`), so `import planner.errors` from the CLI
+or a controller does not pay for the solvers, pandas or the simulator.
+
+  records  Workload, Fleet, Slo, RequestClass, ModelEntry, GpuInventory, FleetLimits, Plan, Variant
+  inputs   load_workload, load_fleet, workload_from_trace, load_plan, save
+  solving  solve, headroom, laws (catalog + performance model, cached), SolvedPlan
+  checking simulate (discrete-event simulation of a plan; planner.simulate)
+  what-if  whatif (module: traffic, gpu_price, prices, gpu_mix, slo_tightening, slo_frontier,
+           disaggregation_map, headroom, compare and the input transformations)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, tuple[str, str | None]] = {
+    # records
+    "Workload": ("planner.schema", "Workload"),
+    "Fleet": ("planner.schema", "Fleet"),
+    "Slo": ("planner.schema", "Slo"),
+    "RequestClass": ("planner.schema", "RequestClass"),
+    "ModelEntry": ("planner.schema", "ModelEntry"),
+    "GpuInventory": ("planner.schema", "GpuInventory"),
+    "FleetLimits": ("planner.schema", "FleetLimits"),
+    "Plan": ("planner.schema", "Plan"),
+    "Variant": ("planner.schema", "Variant"),
+    "SolvedPlan": ("planner.api_repr", "SolvedPlan"),
+    # inputs and outputs
+    "load_workload": ("planner.api", "load_workload"),
+    "load_fleet": ("planner.api", "load_fleet"),
+    "workload_from_trace": ("planner.api", "workload_from_trace"),
+    "load_plan": ("planner.plan", "load_plan"),
+    "save": ("planner.api", "save"),
+    "Catalog": ("planner.catalog", "Catalog"),
+    # solving and checking
+    "solve": ("planner.api", "solve"),
+    "headroom": ("planner.api", "headroom"),
+    "laws": ("planner.api", "laws"),
+    "simulate": ("planner.api", "simulate"),
+    # what-if sweeps (the module itself)
+    "whatif": ("planner.whatif", None),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'planner' has no attribute {name!r}") from None
+    mod = importlib.import_module(module)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value  # cache: the next access is a plain attribute lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

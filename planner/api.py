@@ -1,0 +1,127 @@
+"""The public Python API's functions: load inputs, solve, simulate; thin over the domain modules.
+
+Notebooks and scripts use these through `planner` (see planner/__init__.py):
+
+    from planner import load_workload, load_fleet, solve
+    plan = solve(load_workload("examples/default/workload.yaml"), load_fleet("examples/default/fleet.yaml"))
+
+The catalog and the performance model are loaded once per profile directory and reused (fitting the
+laws is the slow part of a first solve; a what-if sweep solves the same instance many times).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+from planner.api_repr import SolvedPlan
+from planner.catalog import Catalog
+from planner.fileio import load_model
+from planner.schema import Fleet, Plan, Slo, Workload
+
+PathLike = str | os.PathLike[str]
+
+
+def load_workload(path: PathLike) -> Workload:
+    """Read and validate a workload YAML (models with SLOs, request classes with rates)."""
+    return load_model(Workload, path)
+
+
+def load_fleet(path: PathLike) -> Fleet:
+    """Read and validate a fleet YAML (GPU inventory, limits, current replicas)."""
+    return load_model(Fleet, path)
+
+
+def workload_from_trace(path: PathLike, slo: Slo | dict[str, Slo], model: str | None = None,
+                        isl_buckets: int = 3, osl_buckets: int = 2, rate_quantile: float | None = None) -> Workload:
+    """Bucket a request trace CSV (product or Azure columns) into request classes with rates."""
+    from planner.workload import bucket_trace, read_trace
+
+    return bucket_trace(read_trace(path, model), slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile)
+
+
+@functools.lru_cache(maxsize=4)
+def _laws(profiles_dir: str | None) -> tuple[Catalog, Any]:
+    from planner.perf import PerfModel
+
+    catalog = Catalog.load()
+    return catalog, PerfModel.load(catalog=catalog, profiles_dir=profiles_dir)
+
+
+def laws(profiles_dir: PathLike | None = None) -> tuple[Catalog, Any]:
+    """(catalog, PerfModel) for `profiles_dir` (default: the bundled profiles), loaded once and cached."""
+    return _laws(None if profiles_dir is None else str(profiles_dir))
+
+
+def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend: str = "highs",
+          time_limit_s: float = 10.0, mip_gap: float = 1e-4, perf: Any = None, catalog: Catalog | None = None,
+          profiles_dir: PathLike | None = None) -> SolvedPlan:
+    """The cheapest plan for `workload` on `fleet` (objective 'cost'), the fewest GPUs ('gpus'), or the
+    largest common traffic multiplier the fleet serves within SLO ('max_load').
+
+    Returns a :class:`SolvedPlan` (a `Plan` with `.pools()`, `.classes()` DataFrames and a readable
+    repr). An infeasible instance is not an exception: the plan has `feasible=False` and a diagnosis.
+    """
+    from planner.planning import plan_workload
+
+    if objective not in ("cost", "gpus", "max_load"):
+        raise ValueError(f"objective must be 'cost', 'gpus' or 'max_load', got {objective!r}")
+    if perf is None or catalog is None:
+        cat, pm = laws(profiles_dir)
+        catalog = catalog or cat
+        perf = perf or pm
+    plan = plan_workload(workload, fleet, perf, catalog, backend=backend, time_limit_s=time_limit_s,
+                         objective=objective, mip_gap=mip_gap)
+    return SolvedPlan.of(plan)
+
+
+def headroom(workload: Workload, fleet: Fleet, **solve_kw: Any) -> SolvedPlan:
+    """How much more traffic this fixed fleet takes within SLO: `solve(..., objective='max_load')`.
+
+    The answer is `plan.load_multiplier` (1.0 = today's rates; 2.0 = twice every class's rate)."""
+    return solve(workload, fleet, objective="max_load", **solve_kw)
+
+
+def save(plan: Plan, path: PathLike) -> Path:
+    """Write a plan file (YAML, or JSON for *.json) atomically; returns the path."""
+    from planner.plan import save_plan
+
+    save_plan(path, plan)
+    return Path(path)
+
+
+def simulate(plan: Plan, workload: Workload, *, duration_s: float = 600.0, trace: Any = None, seed: int = 0,
+             perf: Any = None, profiles_dir: PathLike | None = None) -> Any:
+    """Run the plan through the discrete-event fleet simulator; returns a `SimReport`
+    (`.classes`: per-class percentiles and SLO attainment; `.requests`; `.pools` timelines).
+
+    Arrivals are Poisson at the workload's class rates for `duration_s` seconds, or, with `trace`
+    (a DataFrame from `planner.workload.read_trace`, or a CSV path), the trace's own requests mapped
+    to the workload's classes (the first `duration_s` seconds of it)."""
+    import numpy as np
+
+    from planner.simulate.arrivals import poisson_arrivals, trace_arrivals
+    from planner.simulate.fleet import FleetSimulator
+    from planner.simulate.report import build_report
+
+    if not plan.feasible:
+        raise ValueError("the plan is infeasible: nothing to simulate (see plan.diagnosis)")
+    if perf is None:
+        perf = laws(profiles_dir)[1]
+    if trace is None:
+        arrivals = poisson_arrivals(workload, duration_s, np.random.default_rng(seed))
+    else:
+        import pandas as pd
+
+        from planner.workload import read_trace
+
+        single = next(iter(workload.models)) if len(workload.models) == 1 else None
+        df = trace if isinstance(trace, pd.DataFrame) else read_trace(trace, model=single)
+        df = df.rename(columns={"t_s": "timestamp"})
+        arrivals = trace_arrivals(df, workload, str(trace) if not isinstance(trace, pd.DataFrame) else "<trace>",
+                                  model=single, duration_s=duration_s)
+    sim = FleetSimulator.from_plan(plan, perf.get, arrivals, workload, seed=seed + 1)
+    sim.run()
+    return build_report(sim)
