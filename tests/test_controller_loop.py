@@ -1,0 +1,130 @@
+"""The control loop with the real ILP (planner.planning) and KubernetesActuator on the FAKE
+Kubernetes API server (tests/controller_k8s_fake.py: no kube-apiserver can run here).
+Observations are given as records (what Prometheus would report), or come from an unreachable
+Prometheus URL, to drive the safety scenarios: Prometheus down, API 500, solver infeasible -> hold.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from controllers.actuate import KubernetesActuator
+from controllers.config import ControllerConfig, GuardConfig, ModelConfig, PrometheusConfig
+from controllers.loop import Controller
+from controllers.observe import ModelObservation, Observation, PrometheusObserver
+from controller_k8s_fake import FakeK8sServer
+from planner.schema import Fleet, FleetLimits, GpuInventory, Slo
+
+MODEL, GPU, NS = "llama-2-70b", "H100-SXM-80GB", "llm"
+P, D = f"{MODEL}/prefill/{GPU}/tp2", f"{MODEL}/decode/{GPU}/tp2"
+
+
+class Given:
+    """Observations handed to the loop one interval at a time (a stand-in for Prometheus answers)."""
+
+    def __init__(self):
+        self.next: Observation | None = None
+
+    def observe(self) -> Observation:
+        return self.next
+
+
+def obs(rate: float, t: float, waiting_prefill: float = 0.0) -> Observation:
+    return Observation(t_s=t, ok=True, models={MODEL: ModelObservation(
+        model=MODEL, completion_rps=rate, arrival_rps=rate, mean_isl=1000, mean_osl=200,
+        waiting={"prefill": waiting_prefill, "decode": 0.0}, running={"prefill": 1, "decode": 10})})
+
+
+@pytest.fixture(scope="module")
+def perf():
+    from planner.perf import PerfModel
+
+    return PerfModel.load()
+
+
+@pytest.fixture()
+def env(perf):
+    with FakeK8sServer() as srv:
+        for role, pid, name in (("prefill", P, "p"), ("decode", D, "d")):
+            srv.state.add_workload("deployment", NS, name, {"pd-planner.io/model": MODEL, "pd-planner.io/role": role,
+                                                            "pd-planner.io/gpu": GPU, "pd-planner.io/tp": "2"}, 1)
+        clock = [0.0]
+        cfg = ControllerConfig(interval_s=60, startup_s=60, fleet="-", models={MODEL: ModelConfig(slo=Slo(ttft_ms=2000, itl_ms=100, percentile=99))},
+                               guard=GuardConfig(scale_down_stabilization_s=180, scale_down_cooldown_s=0))
+        fleet = Fleet(gpus={GPU: GpuInventory(available=64)}, limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"]))
+        act = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, max_retries=2)
+        given = Given()
+        ctl = Controller(cfg, fleet, given, act, perf, clock=lambda: clock[0])
+        yield srv, ctl, given, clock
+
+
+def reps(srv):
+    return srv.state.replicas("deployment", NS, "p"), srv.state.replicas("deployment", NS, "d")
+
+
+def test_scales_up_then_down_after_stabilization(env):
+    srv, ctl, given, clock = env
+    given.next = obs(8.0, 0)
+    d = ctl.step()
+    assert d.outcome == "applied"
+    p_up, d_up = reps(srv)
+    assert p_up + d_up > 2 and d.changes
+    assert srv.state.objects[("configmap", NS, "pd-planner-routing")]
+    for k in (1, 2):  # load gone, but within the 180 s window: no scale-down
+        clock[0] = 60 * k
+        given.next = obs(0.2, clock[0])
+        ctl.step()
+        assert reps(srv) == (p_up, d_up)
+    clock[0] = 300
+    given.next = obs(0.2, 300)
+    ctl.step()
+    assert sum(reps(srv)) < p_up + d_up
+
+
+def test_backlog_drives_prefill_scale_up(env):
+    srv, ctl, given, clock = env
+    given.next = obs(1.0, 0)
+    ctl.step()
+    base = reps(srv)[0]
+    clock[0] = 60
+    given.next = obs(1.0, 60, waiting_prefill=600)  # 600 prompts queued on the prefill pool
+    ctl.step()
+    assert reps(srv)[0] > base
+
+
+def test_prometheus_down_holds(env, perf):
+    srv, ctl, given, clock = env
+    ctl.observer = PrometheusObserver(PrometheusConfig(url="http://127.0.0.1:9", timeout_s=0.5), {MODEL: MODEL}, {MODEL: 99})
+    n = len(srv.state.requests)
+    d = ctl.step()
+    assert d.outcome == "held" and "unreachable" in " ".join(d.reasons)
+    assert not [r for r in srv.state.requests[n:] if r[0] in ("PUT", "PATCH", "POST")]
+
+
+def test_solver_infeasible_holds(env):
+    srv, ctl, given, clock = env
+    given.next = obs(2.0, 0)
+    ctl.step()
+    before = reps(srv)
+    ctl.fleet = ctl.fleet.model_copy(update={"gpus": {GPU: GpuInventory(available=0)}})
+    clock[0] = 60
+    given.next = obs(50.0, 60)
+    d = ctl.step()
+    assert d.outcome == "held" and reps(srv) == before
+
+
+def test_api_500_reports_error_without_partial_unsafe_change(env):
+    srv, ctl, given, clock = env
+    srv.state.inject("PUT", r"/scale$", 500, count=100)
+    given.next = obs(8.0, 0)
+    d = ctl.step()
+    assert d.outcome == "error" and d.errors
+    assert reps(srv) == (1, 1)
+
+
+def test_dry_run_changes_nothing(env):
+    srv, ctl, given, clock = env
+    ctl.dry_run = True
+    given.next = obs(8.0, 0)
+    d = ctl.step()
+    assert d.outcome == "dry_run" and d.changes and reps(srv) == (1, 1)
