@@ -100,7 +100,13 @@ class PrefillReplica:
         self.queue.append(rid)
         self.load += self.sim.req.isl[rid]
         if not self.busy:
-            self._start(t)
+            # start on the next scheduler pass at this same instant, so that prompts arriving
+            # together (arrivals are processed before events of equal time) share one batch
+            self.busy = True
+            self.sim.events.push(t, self._kick, None)
+
+    def _kick(self, t: float, _: object) -> None:
+        self._start(t)
 
     def _start(self, t: float) -> None:
         req = self.sim.req
@@ -127,7 +133,6 @@ class PrefillReplica:
 
     def _done(self, t: float, arg: tuple[list[int], int]) -> None:
         batch, s1 = arg
-        self.busy = False
         self.load -= s1
         self.done_requests += len(batch)
         self.prompt_tokens += s1
@@ -136,6 +141,8 @@ class PrefillReplica:
             sim.prefill_finished(t, rid, self)
         if self.queue:
             self._start(t)
+        else:
+            self.busy = False
 
 
 class BatchReplica:
