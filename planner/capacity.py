@@ -17,7 +17,8 @@ prefill instance as an M/D/1 queue:
     waiting ρ, conditional wait exponential with mean E[W]/ρ; exact in the heavy-traffic limit,
     Kingman 1962), so the p-quantile is
         W_p = (E[W]/ρ) · ln(ρ / (1-p))   if ρ > 1-p, else 0.
-    TTFT_p = W_p + T(b) + KV transfer.
+    TTFT_p = W_p + T(b) + KV transfer + one decode step (the first token leaves the decode
+    replica at its next step boundary). `prefill_wait_quantile_ms` refines W_p for batching.
 
 Decode (role ``decode``), continuous batching:
     A request holds a batch slot for osl steps, so by Little's law the mean batch is
@@ -91,26 +92,54 @@ def wait_quantile_ms(rate_rps: float, service_ms: float, percentile: float) -> f
     return (mean_wait / rho) * math.log(rho / tail)
 
 
-def _prefill_batch(perf: VariantPerf, isl: float, rate_rps: float) -> tuple[float, float]:
-    """(batch size, batch time ms) of a prefill replica at `rate_rps`: b = clip(λ·T(b), 1, b_max)."""
+def _prefill_batch(perf: VariantPerf, isl: float, rate_rps: float) -> tuple[float, float, float]:
+    """(batch size b, batch time T(b) ms, largest batch b_max) of a prefill replica at `rate_rps`.
+
+    Each batch takes the prompts that arrived during the previous one: b = clip(λ·T(b), 1, b_max).
+    """
     b_max = max(1.0, math.floor(perf.max_batched_tokens / isl)) if isl <= perf.max_batched_tokens else 1.0
     b = 1.0
-    for _ in range(50):  # the map is monotone and contracting for ρ < 1; 50 steps is plenty
+    for _ in range(50):  # the map is monotone and contracting below saturation; 50 steps is plenty
         t = perf.prefill_ms(isl, b)
         nb = min(b_max, max(1.0, rate_rps * t / 1000.0))
         if abs(nb - b) < 1e-6:
             break
         b = nb
-    return b, perf.prefill_ms(isl, b)
+    return b, perf.prefill_ms(isl, b), b_max
+
+
+def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float) -> tuple[float, float, float]:
+    """(p-quantile of the wait before a request's batch starts, that batch's time, utilization).
+
+    Two effects, combined as max(g, s) + min(g, s)·(1 - 1/b_max): they add up when batches can
+    grow (a request waits out the current batch and, at high load, a backlog), and the larger
+    one alone counts when every prompt fills a batch (b_max = 1, a plain M/D/1 queue):
+    * gated batching: a request arriving while a batch of length C = T(b) runs (probability ρ,
+      the busy share) waits its residual, uniform on (0, C) for deterministic batches, so
+      P(W > t) = ρ(1 - t/C) and W_p = C(1 - (1-p)/ρ);
+    * saturation: at the largest batch the replica is an M/D/1 queue of per-request service
+      D = T(b_max)/b_max, whose wait (see `wait_quantile_ms`) diverges at the throughput limit.
+    """
+    b, t_batch, b_max = _prefill_batch(perf, isl, rate_rps)
+    rho = min(1.0, rate_rps * t_batch / (1000.0 * b))
+    tail = 1.0 - percentile / 100.0
+    gated = t_batch * (1.0 - tail / rho) if rho > tail else 0.0
+    saturated = wait_quantile_ms(rate_rps, perf.prefill_ms(isl, b_max) / b_max, percentile)
+    wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
+    return wait, t_batch, rate_rps * perf.prefill_ms(isl, b_max) / (1000.0 * b_max)
 
 
 def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool = True) -> Latency:
-    """TTFT at the percentile of a prefill replica taking `rate_rps` of prompts of `isl` tokens."""
-    b, t_batch = _prefill_batch(perf, isl, rate_rps)
-    service_ms = t_batch / b
-    wait = wait_quantile_ms(rate_rps, service_ms, percentile)
-    kv = perf.kv_transfer_ms(isl) if kv_transfer else 0.0
-    return Latency(ttft_ms=wait + t_batch + kv, batch=b, utilization=rate_rps * service_ms / 1000.0)
+    """TTFT at the percentile of a prefill replica taking `rate_rps` of prompts of `isl` tokens.
+
+    With `kv_transfer`, the KV cache's trip to the decode replica and that replica's next step
+    boundary (where the first token leaves; half a batch-1 step of these laws, the decode pool
+    being unknown here) are included."""
+    wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile)
+    # Half a step: the mean residual of the decode replica's step cycle at a random arrival.
+    kv = perf.kv_transfer_ms(isl) + 0.5 * perf.decode_step_ms(1.0, isl) if kv_transfer else 0.0
+    b, _, _ = _prefill_batch(perf, isl, rate_rps)
+    return Latency(ttft_ms=wait + t_batch + kv, batch=b, utilization=util)
 
 
 def _decode_batch_mean(perf: VariantPerf, rate_rps: float, osl: float, ctx: float, stretch: float = 1.0) -> float:

@@ -84,8 +84,11 @@ def _validate(workload: Workload, fleet: Fleet, catalog: Catalog) -> None:
 
 
 def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,
-                   objective: str = "cost") -> Instance:
-    """Variants, capacities and the ILP problem for `workload` on `fleet` (pure apart from the laws)."""
+                   objective: str = "cost", utilization: dict[str, float] | None = None) -> Instance:
+    """Variants, capacities and the ILP problem for `workload` on `fleet` (pure apart from the laws).
+
+    `utilization` overrides the fleet's target utilization per pool id (verification tightens
+    the pools a simulation found at fault)."""
     _validate(workload, fleet, catalog)
     lim = fleet.limits
     inst = Instance(workload=workload, fleet=fleet)
@@ -120,7 +123,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
         specs.append(VariantSpec(
             id=vid, group=v.model, side=v.role, resource=v.gpu, units=v.tp,
             cost=v.tp * inst.price_per_hour[v.gpu],
-            utilization=lim.utilization,
+            utilization=(utilization or {}).get(vid, lim.utilization),
             max_replicas=lim.max_replicas_per_pool,
             current=current.get(vid, 0),
             link_bytes_per_s=inst.perf[vid].kv_link_gb_s * 1e9,
@@ -144,11 +147,11 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
 
 def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = None, catalog: Catalog | None = None,
                   backend: str = "highs", time_limit_s: float = 10.0, objective: str = "cost",
-                  mip_gap: float = 1e-4) -> Plan:
+                  mip_gap: float = 1e-4, utilization: dict[str, float] | None = None) -> Plan:
     """The cheapest plan (or, with objective='max_load', the largest common load factor)."""
     catalog = catalog or Catalog.load()
     perf = perf or PerfModel.load(catalog=catalog)
-    inst = build_instance(workload, fleet, perf, catalog, objective)
+    inst = build_instance(workload, fleet, perf, catalog, objective, utilization)
     assert inst.problem is not None
     sol = solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
     return to_plan(inst, sol, perf)
