@@ -175,6 +175,8 @@ def workload_from_trace(
 
 # --- command registrations (each part adds one import + call here)
 from planner.simulate.commands import register as _register_simulate; _register_simulate(app)  # noqa: E402,E702 (simulate, emulate)
+from planner.whatif_commands import register as _register_whatif; _register_whatif(app)  # noqa: E402,E702 (whatif)
+from controllers.commands import register as _register_control; _register_control(app)  # noqa: E402,E702 (control)
 # --- end of command registrations
 
 
