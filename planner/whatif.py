@@ -288,12 +288,12 @@ def disaggregation_map(fleet: Fleet, model: str, slo: Slo, isl: Iterable[int], o
 def headroom(workload: Workload, fleet: Fleet, inventory_factors: Iterable[float] = (1.0,),
              **solve_kw: Any) -> pd.DataFrame:
     """How much more traffic a fixed fleet serves within SLO (objective 'max_load'), for the fleet
-    with its inventory scaled by each factor. Keys: inventory_factor, gpus_available.
+    with its inventory scaled by each factor. Keys: inventory_factor, inventory_gpus (GPUs available).
 
     `load_multiplier` is the common factor on every class's rate that still fits (1.0 = today)."""
     rows = []
     for f in inventory_factors:
         fl = with_inventory_factor(fleet, float(f))
-        keys = {"inventory_factor": float(f), "gpus_available": sum(inv.available for inv in fl.gpus.values())}
+        keys = {"inventory_factor": float(f), "inventory_gpus": sum(inv.available for inv in fl.gpus.values())}
         rows.append(_solve_row(workload, fl, keys, objective="max_load", **solve_kw))
-    return _frame(rows, ["inventory_factor", "gpus_available"])
+    return _frame(rows, ["inventory_factor", "inventory_gpus"])
