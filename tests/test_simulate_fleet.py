@@ -181,3 +181,14 @@ def test_bad_plans():
     other = Workload.model_validate({"models": {"x": {"slo": {"ttft_ms": 1}}}, "classes": [{"id": "x/c", "model": "x", "isl": 5, "osl": 5, "rate_rps": 1}]})
     with pytest.raises(InputError, match="not in the plan"):
         FleetSimulator.from_plan(make_plan(), lookup(), poisson_arrivals(other, 10, np.random.default_rng(0)), other)
+
+
+def test_cli_bad_input_exits_2(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    r = CliRunner().invoke(app, ["simulate", "--plan", str(tmp_path / "missing.yaml"), "--workload", str(tmp_path / "w.yaml")])
+    assert r.exit_code == 2 and "file not found" in r.output
+    r = CliRunner().invoke(app, ["emulate", "--variant", "not-a-pool-id"])
+    assert r.exit_code == 2 and "model/role/gpu/tpN" in r.output

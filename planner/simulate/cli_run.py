@@ -32,7 +32,7 @@ def plan_slos(plan: Plan) -> dict[str, Slo]:
 
 
 def load_arrivals(plan: Plan, trace: Optional[Path], workload: Optional[Path], duration: Optional[float],
-                  seed: int) -> tuple[Arrivals, Workload]:
+                  seed: int, model: Optional[str] = None) -> tuple[Arrivals, Workload]:
     """Arrivals and the classes they belong to. With a trace and no workload, the trace is bucketed
     with `planner workload`'s defaults and its class ids must match the plan's routing."""
     if trace is None and workload is None:
@@ -45,15 +45,14 @@ def load_arrivals(plan: Plan, trace: Optional[Path], workload: Optional[Path], d
 
     from planner.workload import bucket_trace, read_trace
 
-    single = next(iter(plan.models)) if len(plan.models) == 1 else None
+    single = model or (next(iter(plan.models)) if len(plan.models) == 1 else None)
     try:
         head = pd.read_csv(trace, nrows=0)
     except (FileNotFoundError, pd.errors.EmptyDataError) as exc:
         raise InputError(str(trace), None, f"cannot read the trace ({exc})") from exc
-    model = None if "model" in head.columns else single
     if "model" not in head.columns and single is None:
-        raise InputError(str(trace), "model", f"the trace has no model column and the plan has several models ({sorted(plan.models)})")
-    df = read_trace(trace, model=model)
+        raise InputError(str(trace), "model", f"the trace has no model column and the plan has several models ({sorted(plan.models)}): pass --model")
+    df = read_trace(trace, model=None if "model" in head.columns else single)
     if wl is None:
         slos = plan_slos(plan)
         missing = sorted(set(df["model"]) - set(slos))
@@ -99,14 +98,15 @@ def pool_table(rep: SimReport) -> Table:
 
 
 def run_simulate(*, plan: Path, trace: Optional[Path], workload: Optional[Path], duration: Optional[float], seed: int,
-                 png: Optional[Path], perf_lookup: PerfLookup, console: Console | None = None) -> SimReport:
+                 png: Optional[Path], perf_lookup: PerfLookup, console: Console | None = None,
+                 model: Optional[str] = None) -> SimReport:
     from planner.plan import load_plan
 
     console = console or Console()
     p = load_plan(plan)
     if not p.feasible:
         raise InputError(str(plan), "feasible", "the plan is infeasible: nothing to simulate")
-    arr, wl = load_arrivals(p, trace, workload, duration, seed)
+    arr, wl = load_arrivals(p, trace, workload, duration, seed, model)
     sim = FleetSimulator.from_plan(p, perf_lookup, arr, wl, seed=seed + 1)
     sim.run()
     rep = build_report(sim)

@@ -10,7 +10,9 @@ from typing import Callable, Optional
 
 import typer
 
-from planner.errors import InputError
+import functools
+
+from planner.errors import InputError, PlannerError
 from planner.perf import VariantPerf
 from planner.schema import Variant
 
@@ -38,10 +40,27 @@ def lookup_variant(perf_lookup: PerfLookup, pool_id: str, where: str = "--varian
     return perf
 
 
+def _friendly(fn):  # type: ignore[no-untyped-def]
+    """A PlannerError becomes one red line on stderr and exit code 2, as in the rest of the CLI."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except PlannerError as exc:
+            from rich.console import Console
+
+            Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
 def register(app: typer.Typer) -> None:
     """Add `simulate` and `emulate` to the planner CLI."""
 
     @app.command("emulate")
+    @_friendly
     def emulate(
         variant: str = typer.Option(..., help="pool id model/role/gpu/tpN whose latency laws time the tokens"),
         port: int = typer.Option(8000, help="first port; replica i listens on port+i"),
@@ -60,6 +79,7 @@ def register(app: typer.Typer) -> None:
         serve_forever(perf, port=port, replicas=replicas, host=host, time_scale=time_scale, model_name=served_model_name)
 
     @app.command("simulate")
+    @_friendly
     def simulate(
         plan: Path = typer.Option(..., help="plan YAML/JSON (planner solve output)"),
         trace: Optional[Path] = typer.Option(None, help="trace CSV: timestamp, model, input_tokens, output_tokens (or Azure columns)"),
@@ -67,9 +87,10 @@ def register(app: typer.Typer) -> None:
         duration: Optional[float] = typer.Option(None, min=0.0, help="seconds of arrivals to simulate (default: whole trace, or 600 s)"),
         seed: int = typer.Option(0, help="random seed (arrivals, routing)"),
         png: Optional[Path] = typer.Option(Path("simulation.png"), help="where to save the latency plot"),
+        model: Optional[str] = typer.Option(None, help="model of a trace without a model column (e.g. the Azure trace)"),
     ) -> None:
         """Replay a trace or a workload against a plan; per-class latency percentiles and SLO attainment."""
         from planner.simulate.cli_run import run_simulate
 
-        run_simulate(plan=plan, trace=trace, workload=workload, duration=duration, seed=seed, png=png,
+        run_simulate(plan=plan, trace=trace, workload=workload, duration=duration, seed=seed, png=png, model=model,
                      perf_lookup=default_perf_lookup())
