@@ -21,6 +21,7 @@ run: $(STAMP)
 
 ## The test suite (unit, property, end-to-end on emulated servers, notebooks).
 test: $(STAMP)
+	sh tests/setup_prometheus.sh
 	$(PY) -m pytest
 
 bench: $(STAMP)

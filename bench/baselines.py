@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--percentile", type=float, default=90.0)
     ap.add_argument("--rate-quantile", type=float, default=0.9, help="size trace classes for this quantile of the per-minute rate")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--itl-sweep", default="40,50,80", help="extra rows: the trace workload at these ITL bounds (ms)")
+    ap.add_argument("--scales", default="4", help="extra rows: the trace workload's rates times these factors")
     args = ap.parse_args()
 
     cat = Catalog.load()
@@ -139,8 +141,16 @@ def main() -> None:
         tr = read_trace(args.trace, args.model)
         wl = bucket_trace(tr, Slo(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, percentile=args.percentile),
                           isl_buckets=3, osl_buckets=2, rate_quantile=args.rate_quantile)
-        trace_row = run_case(f"{args.trace.name} ({args.model})", wl, fleet, perf, cat, args.repeats)
+        trace_row = run_case(f"{args.trace.name} ({args.model}) ITL {args.itl_ms:g} ms", wl, fleet, perf, cat, args.repeats)
         rows.append(trace_row)
+        for itl in (float(x) for x in args.itl_sweep.split(",") if x):
+            wl_i = bucket_trace(tr, Slo(ttft_ms=args.ttft_ms, itl_ms=itl, percentile=args.percentile),
+                                isl_buckets=3, osl_buckets=2, rate_quantile=args.rate_quantile)
+            rows.append(run_case(f"  same, ITL {itl:g} ms", wl_i, fleet, perf, cat, 1))
+        big_fleet = fleet.model_copy(update={"gpus": {g: inv.model_copy(update={"available": inv.available * 8})
+                                                      for g, inv in fleet.gpus.items()}})
+        for k in (float(x) for x in args.scales.split(",") if x):
+            rows.append(run_case(f"  same, traffic x{k:g} (inventory x8)", wl.scaled(k), big_fleet, perf, cat, 1))
     else:
         print(f"trace {args.trace} not found: skipping the trace case", file=sys.stderr)
 
