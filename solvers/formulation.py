@@ -92,6 +92,7 @@ def build(problem: Problem, elastic: bool = False) -> LinearModel:
     m = LinearModel()
     max_load = problem.objective == "max_load"
     variants = {v.id: v for v in problem.variants}
+    rates = {c.id: c.rate for c in problem.classes}
     demand = {}  # group -> total rate (only groups with demand get min-replica rows)
     for c in problem.classes:
         demand[c.group] = demand.get(c.group, 0.0) + c.rate
@@ -152,6 +153,14 @@ def build(problem: Problem, elastic: bool = False) -> LinearModel:
             kv[m.n[v.id]] = -1.0
             kind = "kv_out" if v.side == "prefill" else "kv_in"
             m.row(f"{kind}[{v.id}]", kind, kv, "<=", 0.0)
+
+        if not max_load:
+            for c in cs:
+                if rates[c] < v.utilization * problem.capacity[(c, v.id)]:
+                    # open[c,v] (valid inequality): x[c,v] <= lambda_c * n_v. Implied for integer n (x <= lambda_c
+                    # always; n_v >= 1 once used) but cuts off LP points that route a small class to a
+                    # sliver of a replica: the facility-location strengthening, it tightens the LP bound.
+                    m.row(f"open[{c},{v.id}]", "open", {m.x[(c, v.id)]: 1.0, m.n[v.id]: -rates[c]}, "<=", 0.0)
 
     for res, available in problem.inventory.items():
         # inventory[r]: the GPUs of resource r in use do not exceed those available.
