@@ -92,9 +92,10 @@ def test_single_request_timing_follows_law(fleet):
     decode_s = d("vllm:request_decode_time_seconds", "_sum")
     want_ttft_s = PERF.prefill_ms(isl) / 1e3
     want_decode_s = decode_stretch_ms(PERF, 1, isl + 1, osl - 1) / 1e3
-    # sleep granularity adds ~1 ms wall = 10 ms emulated per step at SCALE 0.1: allow that much
-    assert want_ttft_s * 0.9 <= ttft_s <= want_ttft_s + 0.05
-    assert want_decode_s * 0.95 <= decode_s <= want_decode_s + (osl - 1) * 0.012
+    # Sleep granularity adds ~1 ms wall = 10 ms emulated per step at SCALE 0.1, more on a loaded
+    # 2-core CI machine: the upper bounds leave room for scheduler jitter, the lower ones are exact.
+    assert want_ttft_s * 0.9 <= ttft_s <= want_ttft_s * 1.5 + 0.05
+    assert want_decode_s * 0.95 <= decode_s <= want_decode_s * 1.5 + (osl - 1) * 0.012
 
 
 def test_itl_grows_with_concurrency_as_the_law_says():
