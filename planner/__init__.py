@@ -11,7 +11,9 @@ or a controller does not pay for the solvers, pandas or the simulator.
   records  Workload, Fleet, Slo, RequestClass, ModelEntry, GpuInventory, FleetLimits, Plan, Variant
   inputs   load_workload, load_fleet, workload_from_trace, load_plan, save
   solving  solve, headroom, laws (catalog + performance model, cached), SolvedPlan
-  checking simulate (discrete-event simulation of a plan; planner.simulate)
+  checking simulate(plan, workload, ...) -> SimReport (discrete-event simulation of a plan); the
+           name is also the simulator's package planner/simulate/, made callable (see below);
+           simulate_plan is the same function under a name of its own
   what-if  whatif (module: traffic, gpu_price, prices, gpu_mix, slo_tightening, slo_frontier,
            disaggregation_map, headroom, compare and the input transformations)
 """
@@ -19,6 +21,7 @@ or a controller does not pay for the solvers, pandas or the simulator.
 from __future__ import annotations
 
 import importlib
+import types
 from typing import Any
 
 _EXPORTS: dict[str, tuple[str, str | None]] = {
@@ -44,12 +47,31 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "solve": ("planner.api", "solve"),
     "headroom": ("planner.api", "headroom"),
     "laws": ("planner.api", "laws"),
-    "simulate": ("planner.api", "simulate"),
+    "simulate_plan": ("planner.api", "simulate"),
     # what-if sweeps (the module itself)
     "whatif": ("planner.whatif", None),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "simulate"])
+
+
+class _CallableSimulatePackage(types.ModuleType):
+    """`planner.simulate` is the simulator's package *and* the API's `simulate(plan, workload, ...)`.
+
+    Python binds `planner.simulate` to the subpackage as soon as anything imports it, so a plain
+    function of that name could not stay exported; instead the package module is given this class,
+    whose `__call__` forwards to :func:`planner.api.simulate`. `planner.simulate.fleet` and friends
+    are untouched. The package's own __init__ is a docstring, so importing it here costs nothing."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from planner.api import simulate as _simulate
+
+        return _simulate(*args, **kwargs)
+
+
+from planner import simulate  # noqa: E402  (the package; made callable below)
+
+simulate.__class__ = _CallableSimulatePackage
 
 
 def __getattr__(name: str) -> Any:

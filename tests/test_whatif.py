@@ -1,0 +1,257 @@
+"""What-if sweeps behave like the questions they answer (planner.whatif, planner.api).
+
+Every comparison between two solves is made against the solver's proven bound, not just its
+incumbent: if B's feasible set is contained in A's, then cost(B) >= optimum(A) >= bound(A). That holds
+whether or not a solve hit its time limit, so these tests cannot flake on a slow machine.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from planner import whatif
+from planner.api import headroom, solve
+from planner.api_repr import SolvedPlan
+from planner.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, Plan, RequestClass, Slo, Workload
+
+# A small instance (one model, two GPU types, tp 1-2) so that each solve takes a fraction of a second.
+MODEL = "llama-3.1-8b"
+SLO = Slo(ttft_ms=500, itl_ms=40, percentile=90)
+WL = Workload(
+    models={MODEL: ModelEntry(slo=SLO)},
+    classes=[
+        RequestClass(id="chat", model=MODEL, isl=1024, osl=128, rate_rps=20.0),
+        RequestClass(id="summarise", model=MODEL, isl=4000, osl=256, rate_rps=3.0),
+    ],
+)
+FLEET = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=24), "A100-80GB": GpuInventory(available=24)},
+              limits=FleetLimits(allowed_tp=[1, 2]))
+# Absolute slack on USD/h comparisons: the solver's relative gap (1e-4) on costs of ~$10-200/h.
+EPS = 0.05
+
+
+def _no_cheaper(tighter: pd.Series, looser: pd.Series) -> None:
+    """The tighter point (a subset of the looser one's plans) is infeasible or costs >= the looser bound."""
+    if not tighter["feasible"]:
+        return
+    assert looser["feasible"], "a looser instance must be feasible when a tighter one is"
+    assert tighter["cost_per_hour"] >= looser["bound"] - EPS, (tighter.to_dict(), looser.to_dict())
+
+
+@pytest.fixture(scope="module")
+def traffic_df() -> pd.DataFrame:
+    return whatif.traffic(WL, FLEET, [0.5, 1.0, 2.0, 4.0, 40.0])
+
+
+def test_cost_is_non_decreasing_in_traffic(traffic_df: pd.DataFrame) -> None:
+    df = traffic_df
+    assert list(df["traffic_factor"]) == [0.5, 1.0, 2.0, 4.0, 40.0]
+    assert np.allclose(df["rate_rps"], 23.0 * df["traffic_factor"])
+    assert df["feasible"].iloc[:4].all()
+    for i in range(len(df) - 1):
+        _no_cheaper(df.iloc[i + 1], df.iloc[i])
+    # more traffic really costs more somewhere along the sweep (the sweep is not flat)
+    assert df["cost_per_hour"].iloc[3] > df["cost_per_hour"].iloc[0] + 1.0
+    assert (df["gpus"].iloc[:4].diff().dropna() >= 0).all() or df["cost_per_hour"].iloc[:4].is_monotonic_increasing
+
+
+def test_traffic_beyond_inventory_is_infeasible_with_a_reason(traffic_df: pd.DataFrame) -> None:
+    last = traffic_df.iloc[-1]  # 920 req/s on 48 GPUs
+    assert not last["feasible"]
+    assert math.isnan(last["cost_per_hour"]) and math.isnan(last["gpus"])
+    assert last["diagnosis"], "an infeasible point says why"
+
+
+def test_gpu_columns_add_up_to_total(traffic_df: pd.DataFrame) -> None:
+    gpu_cols = [c for c in traffic_df.columns if c.startswith("gpus_")]
+    assert gpu_cols and set(gpu_cols) <= {"gpus_H100-SXM-80GB", "gpus_A100-80GB"}
+    ok = traffic_df[traffic_df["feasible"]]
+    assert np.allclose(ok[gpu_cols].sum(axis=1), ok["gpus"])
+
+
+def test_tighter_slo_is_never_cheaper() -> None:
+    df = whatif.slo_tightening(WL, FLEET, [1.0, 0.8, 0.6, 0.4])
+    assert df["feasible"].iloc[0]
+    for i in range(len(df) - 1):
+        _no_cheaper(df.iloc[i + 1], df.iloc[i])
+    assert df["cost_per_hour"].max() > df["cost_per_hour"].iloc[0] or not df["feasible"].all()
+
+
+def test_removing_a_gpu_type_is_never_cheaper_and_adding_never_dearer() -> None:
+    df = whatif.gpu_mix(WL, FLEET, add={"H200-141GB": 8}, remove=["H100-SXM-80GB", "A100-80GB"]).set_index("scenario")
+    base = df.loc["baseline"]
+    assert base["feasible"]
+    for g in ("H100-SXM-80GB", "A100-80GB"):
+        row = df.loc[f"without {g}"]
+        _no_cheaper(row, base)
+        if row["feasible"]:
+            assert row.get(f"gpus_{g}", 0) in (0, 0.0)
+    added = df.loc["+8 H200-141GB"]
+    assert added["feasible"] and added["bound"] <= base["cost_per_hour"] + EPS
+
+
+def test_a_dearer_gpu_is_used_less_and_never_lowers_the_bill() -> None:
+    df = whatif.gpu_price(WL, FLEET, "H100-SXM-80GB", [1.0, 3.0, 1000.0])
+    for i in range(len(df) - 1):
+        _no_cheaper(df.iloc[i + 1], df.iloc[i])
+    # at $1000/GPU-hour the A100s (feasible alone, see above) are far cheaper: no H100 is bought
+    assert df.iloc[-1]["feasible"] and df.iloc[-1]["gpus_H100-SXM-80GB"] == 0
+    assert df.iloc[0]["gpus_H100-SXM-80GB"] > 0  # ... while at $1/h the H100 is the better buy
+
+
+def test_prices_compares_each_change_and_all_together() -> None:
+    df = whatif.prices(WL, FLEET, {"H100-SXM-80GB": 5.0, "A100-80GB": 0.5})
+    assert list(df["scenario"]) == ["baseline", "H100-SXM-80GB at $5/h", "A100-80GB at $0.5/h", "all price changes"]
+    assert df["feasible"].all()
+    # a cheaper A100 cannot raise the optimum; a dearer H100 cannot lower it
+    base = df.iloc[0]
+    assert df.iloc[2]["bound"] <= base["cost_per_hour"] + EPS
+    _no_cheaper(df.iloc[1], base)
+
+
+def test_headroom_of_a_roomy_fleet_is_above_one_and_feasible_at_that_load() -> None:
+    df = whatif.headroom(WL, FLEET, [1.0, 2.0])
+    assert list(df["inventory_gpus"]) == [48, 96]
+    mu = df["load_multiplier"].to_numpy()
+    assert mu[0] > 1.0, "48 GPUs for 23 req/s of an 8B model leave room"
+    assert mu[1] >= mu[0] - 1e-6, "twice the inventory never serves less"
+    # the cheapest plan at (almost) that multiplier fits the same fleet...
+    at = solve(WL.scaled(mu[0] * 0.99), FLEET)
+    assert at.feasible and all(at.gpus.get(g, 0) <= inv.available for g, inv in FLEET.gpus.items())
+    # ...and, when the max-load solve is proven optimal, clearly more does not
+    plan = headroom(WL, FLEET)
+    if plan.solver.status == "optimal":
+        assert not solve(WL.scaled(plan.load_multiplier * 1.05), FLEET).feasible
+
+
+def test_slo_frontier_grid_and_pareto_flags() -> None:
+    df = whatif.slo_frontier(WL, FLEET, ttft_ms=[300, 1000], itl_ms=[25, 60])
+    assert len(df) == 4 and set(df.columns[:3]) == {"ttft_ms", "itl_ms", "frontier"}
+    by = df.set_index(["ttft_ms", "itl_ms"])
+    # loosening either bound never costs more
+    _no_cheaper(by.loc[(300.0, 25.0)], by.loc[(1000.0, 25.0)])
+    _no_cheaper(by.loc[(300.0, 25.0)], by.loc[(300.0, 60.0)])
+    _no_cheaper(by.loc[(1000.0, 25.0)], by.loc[(1000.0, 60.0)])
+    # the loosest point is never dominated; a point is on the frontier only if feasible
+    assert by.loc[(1000.0, 60.0), "frontier"] or not by.loc[(1000.0, 60.0), "feasible"]
+    assert not (df["frontier"] & ~df["feasible"]).any()
+
+
+def test_pareto_marks_points_that_buy_something() -> None:
+    df = pd.DataFrame({"ttft_ms": [100, 100, 200, 200], "itl_ms": [20, 40, 20, 40],
+                       "cost_per_hour": [10.0, 8.0, 10.0, 8.0], "feasible": [True, True, True, True]})
+    # (200, 20) costs the same as the tighter (100, 20); (200, 40) the same as (100, 40): both dominated
+    assert list(whatif._pareto(df)) == [True, True, False, False]
+    df.loc[0, "feasible"] = False
+    assert list(whatif._pareto(df)) == [False, True, True, False]
+
+
+def test_disaggregation_map_solves_each_style_with_its_roles_only() -> None:
+    fleet = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=64)}, limits=FleetLimits(allowed_tp=[1, 2]))
+    df = whatif.disaggregation_map(fleet, MODEL, SLO, isl=[512, 4096], osl=[64, 512], rate_rps=20.0)
+    assert list(zip(df["isl"], df["osl"])) == [(512, 64), (512, 512), (4096, 64), (4096, 512)]
+    ok = df.dropna(subset=["cost_ratio"])
+    assert len(ok) > 0
+    assert np.allclose(ok["cost_ratio"], ok["cost_aggregated"] / ok["cost_disaggregated"])
+    for _, r in ok.iterrows():
+        want = "disaggregated" if r["cost_ratio"] > 1 else "aggregated" if r["cost_ratio"] < 1 else "tie"
+        assert r["winner"] == want
+    # each side really was restricted to its roles
+    wl = whatif.single_class(MODEL, 4096, 512, 20.0, SLO)
+    agg = solve(wl, whatif.with_roles(fleet, whatif.AGGREGATED_ROLES))
+    dis = solve(wl, whatif.with_roles(fleet, whatif.DISAGGREGATED_ROLES))
+    assert {p.role for p in agg.models[MODEL].pools} == {"mixed"}
+    assert {p.role for p in dis.models[MODEL].pools} == {"prefill", "decode"}
+    assert dis.models[MODEL].pd_ratio is not None
+
+
+# --------------------------------------------------------------------------- transformations
+def test_input_transformations_are_pure_and_do_what_they_say() -> None:
+    fl = FLEET.model_copy(update={"current": {f"{MODEL}/mixed/A100-80GB/tp1": 2, f"{MODEL}/mixed/H100-SXM-80GB/tp1": 1}})
+    no_a100 = whatif.without_gpu(fl, "A100-80GB")
+    assert set(no_a100.gpus) == {"H100-SXM-80GB"} and list(no_a100.current) == [f"{MODEL}/mixed/H100-SXM-80GB/tp1"]
+    assert set(fl.gpus) == {"H100-SXM-80GB", "A100-80GB"}  # the input is untouched
+    more = whatif.with_gpu(fl, "A100-80GB", 8)
+    assert more.gpus["A100-80GB"].available == 32
+    new = whatif.with_gpu(fl, "L40S", 4, price_per_hour=1.1)
+    assert new.gpus["L40S"].available == 4 and new.gpus["L40S"].price_per_hour == 1.1
+    assert whatif.with_price(fl, "A100-80GB", 0.9).gpus["A100-80GB"].price_per_hour == 0.9
+    assert whatif.with_inventory_factor(fl, 0.5).gpus["H100-SXM-80GB"].available == 12
+    with pytest.raises(KeyError, match="not in the fleet"):
+        whatif.with_price(fl, "B200", 5.0)
+    with pytest.raises(KeyError, match="not in the fleet"):
+        whatif.without_gpu(fl, "B200")
+
+    wl = WL.model_copy(update={"classes": [WL.classes[0].model_copy(update={"slo": Slo(ttft_ms=2000)}), WL.classes[1]]})
+    tight = whatif.scale_slo(wl, 0.5)
+    assert tight.models[MODEL].slo.ttft_ms == 250 and tight.models[MODEL].slo.itl_ms == 20
+    assert tight.classes[0].slo is not None and tight.classes[0].slo.ttft_ms == 1000
+    only_itl = whatif.scale_slo(wl, 0.5, ttft=False)
+    assert only_itl.models[MODEL].slo.ttft_ms == 500 and only_itl.models[MODEL].slo.itl_ms == 20
+    set_ = whatif.with_slo(wl, ttft_ms=800)
+    assert set_.models[MODEL].slo.ttft_ms == 800 and set_.models[MODEL].slo.itl_ms == 40
+    assert all(c.slo is None for c in set_.classes), "class overrides give way to the new bounds"
+    with pytest.raises(KeyError):
+        whatif.with_slo(wl, ttft_ms=1, models=["nope"])
+
+
+# --------------------------------------------------------------------------- API and repr
+def test_solved_plan_is_a_plan_with_tables_and_readable_reprs(tmp_path) -> None:
+    from planner.plan import load_plan, save_plan
+
+    plan = solve(WL, FLEET)
+    assert isinstance(plan, SolvedPlan) and isinstance(plan, Plan) and plan.feasible
+    pools = plan.pools()
+    assert list(pools["pool"]) == [p.id for p in plan.models[MODEL].pools]
+    assert pools["gpus"].sum() == plan.total_gpus == sum(plan.gpus.values())
+    assert pools["cost_per_hour"].sum() == pytest.approx(plan.cost_per_hour, abs=0.01)
+    classes = plan.classes()
+    assert set(classes["class"]) == {"chat", "summarise"}
+    assert classes["meets_slo"].all(), "the planner's own predictions meet the SLO it planned for"
+    text = repr(plan)
+    assert f"${plan.cost_per_hour:,.2f}/h" in text and all(p.id.split("/")[1] in text for p in plan.models[MODEL].pools)
+    html = plan._repr_html_()
+    assert "<table" in html and plan.models[MODEL].pools[0].id in html and f"{plan.cost_per_hour:,.2f}" in html
+    save_plan(tmp_path / "p.yaml", plan)
+    assert load_plan(tmp_path / "p.yaml").model_dump() == Plan.model_validate(plan.model_dump()).model_dump()
+
+
+def test_infeasible_plan_repr_shows_the_diagnosis() -> None:
+    plan = solve(WL.scaled(100.0), FLEET)
+    assert not plan.feasible and plan.diagnosis
+    assert "INFEASIBLE" in repr(plan) and plan.diagnosis[0] in repr(plan)
+    assert "<li>" in plan._repr_html_()
+
+
+def test_public_api_names_resolve_lazily() -> None:
+    import planner
+    import planner.api
+
+    assert planner.solve is planner.api.solve and planner.whatif is whatif
+    assert {"Workload", "Fleet", "Slo", "load_workload", "load_fleet", "solve", "simulate", "whatif"} <= set(planner.__all__)
+    with pytest.raises(AttributeError):
+        planner.no_such_name  # noqa: B018
+    code = "import sys, planner.schema; print(sorted(m for m in ('solvers', 'planner.whatif', 'planner.api') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", "importing a submodule must not load the solvers or the sweeps"
+
+
+def test_simulate_reports_every_class() -> None:
+    import planner.simulate.fleet  # noqa: F401 - the package is imported first, as the CLI does
+    from planner import simulate, simulate_plan
+
+    assert simulate.fleet.FleetSimulator is not None, "the package stays a package"
+    plan = solve(WL, FLEET)
+    assert set(simulate_plan(plan, WL, duration_s=30.0, seed=3).classes["class_id"]) == {"chat", "summarise"}
+    rep = simulate(plan, WL, duration_s=60.0, seed=3)
+    assert set(rep.classes["class_id"]) == {"chat", "summarise"}
+    assert ((rep.classes["attainment"] >= 0) & (rep.classes["attainment"] <= 1)).all()
+    assert rep.classes["requests"].sum() == len(rep.requests) > 0
+    with pytest.raises(ValueError, match="infeasible"):
+        simulate(solve(WL.scaled(100.0), FLEET), WL)

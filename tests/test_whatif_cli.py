@@ -1,0 +1,50 @@
+"""`planner whatif` on the command line: tables, CSV, and clear errors for bad options."""
+
+from __future__ import annotations
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from planner.cli import app
+
+WORKLOAD = "examples/default/workload.yaml"
+FLEET = "examples/default/fleet.yaml"
+
+
+def _run(repo, *args: str):
+    import os
+
+    old = os.getcwd()
+    os.chdir(repo)
+    try:
+        return CliRunner().invoke(app, ["whatif", "-w", WORKLOAD, "-f", FLEET, *args])
+    finally:
+        os.chdir(old)
+
+
+def test_traffic_and_fleet_changes_print_tables_and_write_csv(repo, tmp_path) -> None:
+    out_csv = tmp_path / "whatif.csv"
+    res = _run(repo, "--traffic", "0.5,1", "--price", "H100-SXM-80GB=2.5", "--remove-gpu", "L40S", "--csv", str(out_csv))
+    assert res.exit_code == 0, res.output
+    assert "What if traffic changes?" in res.output and "x0.5" in res.output and "x1" in res.output
+    assert "What if GPU prices or the GPU mix change?" in res.output
+    assert "baseline" in res.output and "without L40S" in res.output
+    df = pd.read_csv(out_csv)
+    assert set(df["question"]) == {"traffic", "fleet"}
+    traffic = df[df["question"] == "traffic"].sort_values("traffic_factor")
+    assert traffic["cost_per_hour"].iloc[1] >= traffic["bound"].iloc[0] - 0.05
+    fleet = df[df["question"] == "fleet"].set_index("scenario")
+    # a cheaper H100 never raises the bill
+    assert fleet.loc["H100-SXM-80GB at $2.5/h", "bound"] <= fleet.loc["baseline", "cost_per_hour"] + 0.05
+
+
+def test_bad_options_exit_2_naming_the_option(repo) -> None:
+    for args, needle in ((["--price", "H100-SXM-80GB"], "--price"),
+                         (["--price", "H100-SXM-80GB=-1"], "--price"),
+                         (["--add-gpu", "L40S=two"], "--add-gpu"),
+                         (["--remove-gpu", "B200"], "B200"),
+                         (["--traffic", "1,abc"], "--traffic"),
+                         (["--add-gpu", "H300=4"], "H300")):
+        res = _run(repo, *args)
+        assert res.exit_code == 2, (args, res.output)
+        assert needle in res.output, (args, res.output)
