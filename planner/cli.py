@@ -97,6 +97,7 @@ def solve(
     verify: bool = typer.Option(False, "--verify", help="simulate the plan; tighten and re-solve where SLO attainment is short"),
     verify_rounds: int = typer.Option(3, "--verify-rounds", help="most re-solves when verifying"),
     seed: int = typer.Option(0, "--seed", help="simulation seed (with --verify)"),
+    slo_cost: bool = typer.Option(True, "--slo-cost/--no-slo-cost", help="also price each SLO term (re-solves with each bound tightened/loosened 25%)"),
 ) -> None:
     """Cheapest plan (pools, replicas, routing) that meets the workload's SLOs on the fleet."""
     from planner.catalog import Catalog
@@ -116,6 +117,11 @@ def solve(
     perf = PerfModel.load(catalog=catalog, profiles_dir=profiles)
     with console.status("solving the ILP…"):
         plan = plan_workload(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s, objective=objective)
+    if slo_cost and plan.feasible and objective == "cost":
+        from planner.planning import slo_costs
+
+        with console.status("pricing each SLO term…"):
+            plan.slo_costs = slo_costs(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s)
     if verify and plan.feasible:
         from planner.verify import verify_and_resolve
 

@@ -82,5 +82,15 @@ def explain(plan: Plan) -> list[str]:
             if pr.slo_itl_ms is not None:
                 terms.append(f"ITL p{pr.percentile:g} {pr.itl_ms:.1f}/{pr.slo_itl_ms:g} ms")
             lines.append(f"  class {cid}: {', '.join(terms)}; {pr.disaggregated_share:.0%} disaggregated")
+    if plan.slo_costs:
+        lines.append("What each SLO costs (re-solved with the bound tightened / loosened):")
+        for sc in plan.slo_costs:
+            def fmt(c: float | None) -> str:
+                if c is None:
+                    return "infeasible"
+                d = c - plan.cost_per_hour
+                return f"${c:,.2f}/h ({'+' if d >= 0 else '-'}${abs(d):,.2f})"
+            lines.append(f"  {sc.model} {sc.metric.upper()} p{sc.percentile:g} {sc.bound_ms:g} ms: "
+                         f"at {sc.tighter_ms:g} ms {fmt(sc.tighter_cost_per_hour)}; at {sc.looser_ms:g} ms {fmt(sc.looser_cost_per_hour)}")
     lines += [f"Note: {n}" for n in plan.notes]
     return lines

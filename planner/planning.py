@@ -29,6 +29,8 @@ from planner.schema import (
     Plan,
     PoolPlan,
     RequestClass,
+    Slo,
+    SloCost,
     SolverInfo,
     Variant,
     Workload,
@@ -155,6 +157,31 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
     assert inst.problem is not None
     sol = solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
     return to_plan(inst, sol, perf)
+
+
+def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, factor: float = 1.25,
+              backend: str = "highs", time_limit_s: float = 10.0) -> list[SloCost]:
+    """What each model's TTFT and ITL bound costs: re-solve with it divided and multiplied by `factor`.
+
+    Class-level SLO overrides are left as they are; the model's default SLO is what moves.
+    """
+    out: list[SloCost] = []
+    for model, entry in workload.models.items():
+        for metric in ("ttft", "itl"):
+            bound = getattr(entry.slo, f"{metric}_ms")
+            if bound is None:
+                continue
+            costs: dict[str, float | None] = {}
+            for side, b in (("tighter", bound / factor), ("looser", bound * factor)):
+                slo = entry.slo.model_copy(update={f"{metric}_ms": b})
+                models = {**workload.models, model: entry.model_copy(update={"slo": slo})}
+                plan = plan_workload(workload.model_copy(update={"models": models}), fleet, perf, catalog,
+                                     backend=backend, time_limit_s=time_limit_s)
+                costs[side] = plan.cost_per_hour if plan.feasible else None
+            out.append(SloCost(model=model, metric=metric, percentile=entry.slo.percentile, bound_ms=bound,
+                               tighter_ms=round(bound / factor, 2), tighter_cost_per_hour=costs["tighter"],
+                               looser_ms=round(bound * factor, 2), looser_cost_per_hour=costs["looser"]))
+    return out
 
 
 # --------------------------------------------------------------------------- solution -> plan

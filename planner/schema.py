@@ -283,6 +283,19 @@ class ModelPlan(BaseModel):
     predicted: dict[str, ClassPrediction]
 
 
+class SloCost(BaseModel):
+    """What one SLO term costs: the plan's cost with that bound tightened or loosened by `factor`."""
+
+    model: str
+    metric: Literal["ttft", "itl"]
+    percentile: float
+    bound_ms: float
+    tighter_ms: float
+    tighter_cost_per_hour: float | None = Field(description="None when the tighter bound is infeasible")
+    looser_ms: float
+    looser_cost_per_hour: float | None
+
+
 class Plan(BaseModel):
     """The product: what to run, where to route, what it costs and what it predicts."""
 
@@ -294,6 +307,7 @@ class Plan(BaseModel):
     binding: list[str] = Field(default_factory=list)
     diagnosis: list[str] = Field(default_factory=list, description="why infeasible and what would fix it")
     load_multiplier: float | None = Field(default=None, description="max-load mode: common traffic factor served")
+    slo_costs: list[SloCost] = Field(default_factory=list, description="cost of each SLO term (sensitivity)")
     notes: list[str] = Field(default_factory=list)
 
     def replicas(self) -> dict[str, int]:
