@@ -239,3 +239,18 @@ def test_cli_workload_from_azure_trace(tmp_path: Path, shared_data: Path) -> Non
     isl = sorted(c.isl for c in wl.classes)
     assert isl[0] < 1020 < isl[-1]  # buckets straddle the trace's median input length
     assert all(math.isfinite(c.rate_rps) for c in wl.classes)
+
+
+def test_slo_costs_tighter_never_cheaper_looser_never_dearer(example, perf, catalog, example_plan) -> None:
+    from planner.planning import slo_costs
+
+    wl, fl = example
+    costs = slo_costs(wl, fl, perf, catalog)
+    assert {(c.model, c.metric) for c in costs} == {(m, k) for m in wl.models for k in ("ttft", "itl")}
+    for c in costs:
+        assert c.tighter_ms < c.bound_ms < c.looser_ms
+        assert c.tighter_cost_per_hour is None or c.tighter_cost_per_hour >= example_plan.cost_per_hour - 1e-6
+        assert c.looser_cost_per_hour is not None and c.looser_cost_per_hour <= example_plan.cost_per_hour + 1e-6
+    # The example's ITL bound of the 70B model binds: tightening it must cost something.
+    itl70 = next(c for c in costs if c.model == "llama-2-70b" and c.metric == "itl")
+    assert itl70.tighter_cost_per_hour is None or itl70.tighter_cost_per_hour > example_plan.cost_per_hour
