@@ -1,0 +1,153 @@
+"""An independent checker and brute-force optimum for solver tests (shares no code with `solvers`).
+
+`violations(problem, solution)` re-reads the constraints from DESIGN.md and problem.py's docs and
+lists every one a solution breaks. `brute_force(problem, n_max)` enumerates replica vectors in
+cost order and asks scipy's `linprog` whether some routing of the flows fits; the first that does
+is the optimum (exact when every variant's replicas are bounded by `n_max`).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from scipy.optimize import linprog
+
+from solvers.problem import Problem, Solution
+
+
+def _demand(problem: Problem) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for c in problem.classes:
+        out[c.group] = out.get(c.group, 0.0) + c.rate
+    return out
+
+
+def replica_violations(problem: Problem, n: dict[str, int]) -> list[str]:
+    """Constraints on replicas alone: bounds, inventory, min replicas per group, P:D ratio, step."""
+    out = []
+    for v in problem.variants:
+        k = n.get(v.id, 0)
+        if k < v.min_replicas or (v.max_replicas is not None and k > v.max_replicas) or k < 0:
+            out.append(f"bounds {v.id}: {k}")
+        if problem.max_step is not None and abs(k - v.current) > problem.max_step:
+            out.append(f"step {v.id}: {k} vs current {v.current}")
+    for res, avail in problem.inventory.items():
+        used = sum(v.units * n.get(v.id, 0) for v in problem.variants if v.resource == res)
+        if used > avail:
+            out.append(f"inventory {res}: {used} > {avail}")
+    demand = _demand(problem)
+    for g, low in problem.min_replicas_per_group.items():
+        if demand.get(g, 0.0) <= 0:
+            continue
+        for sides in (("prefill", "mixed"), ("decode", "mixed")):
+            have = sum(n.get(v.id, 0) for v in problem.variants if v.group == g and v.side in sides)
+            if have < low:
+                out.append(f"min replicas {g} {sides}: {have} < {low}")
+    for g, (lo, hi) in problem.pd_ratio_bounds.items():
+        p = sum(v.units * n.get(v.id, 0) for v in problem.variants if v.group == g and v.side == "prefill")
+        d = sum(v.units * n.get(v.id, 0) for v in problem.variants if v.group == g and v.side == "decode")
+        if lo is not None and p < lo * d - 1e-9:
+            out.append(f"pd ratio {g}: {p} < {lo} x {d}")
+        if hi is not None and p > hi * d + 1e-9:
+            out.append(f"pd ratio {g}: {p} > {hi} x {d}")
+    return out
+
+
+def violations(problem: Problem, sol: Solution, tol: float = 1e-6) -> list[str]:
+    """Every constraint the solution breaks, in words (empty when it is a valid plan)."""
+    out = replica_violations(problem, sol.replicas)
+    side = {v.id: v.side for v in problem.variants}
+    var = {v.id: v for v in problem.variants}
+    cls = {c.id: c for c in problem.classes}
+    mu = sol.load_multiplier if problem.objective == "max_load" else 1.0
+    for (c, v), f in sol.flow.items():
+        if f < -tol or problem.capacity.get((c, v), 0.0) <= 0 or cls[c].group != var[v].group:
+            out.append(f"flow {c}->{v} not allowed: {f}")
+    for c in problem.classes:
+        pre = sum(f for (k, v), f in sol.flow.items() if k == c.id and side[v] in ("prefill", "mixed"))
+        if abs(pre - c.rate * mu) > tol * max(1.0, c.rate * mu):
+            out.append(f"coverage {c.id}: {pre} != {c.rate * mu}")
+        p = sum(f for (k, v), f in sol.flow.items() if k == c.id and side[v] == "prefill")
+        d = sum(f for (k, v), f in sol.flow.items() if k == c.id and side[v] == "decode")
+        if abs(p - d) > tol * max(1.0, p):
+            out.append(f"pairing {c.id}: prefill {p} != decode {d}")
+    for v in problem.variants:
+        k = sol.replicas.get(v.id, 0)
+        load = sum(f / problem.capacity[(c, v.id)] for (c, w), f in sol.flow.items() if w == v.id)
+        if load > v.utilization * k + tol * max(1.0, k):
+            out.append(f"capacity {v.id}: load {load} > {v.utilization} x {k}")
+        if v.link_bytes_per_s is not None and v.side != "mixed":
+            shipped = sum(f * cls[c].kv_bytes for (c, w), f in sol.flow.items() if w == v.id)
+            if shipped > v.link_bytes_per_s * k * (1 + tol) + tol:
+                out.append(f"kv link {v.id}: {shipped} > {v.link_bytes_per_s} x {k}")
+    return out
+
+
+def fleet_cost(problem: Problem, n: dict[str, int]) -> float:
+    """The objective of problem.py's docs: price (or GPUs) of the replicas plus churn."""
+    per = {v.id: (v.units if problem.objective == "gpus" else v.cost) for v in problem.variants}
+    churn = problem.churn_cost * sum(abs(n.get(v.id, 0) - v.current) for v in problem.variants)
+    return sum(per[v] * k for v, k in n.items()) + churn
+
+
+def routable(problem: Problem, n: dict[str, int], mu: float = 1.0) -> bool:
+    """Is there a routing of every class (rate x mu) that fits replicas `n`? An LP feasibility test."""
+    var = {v.id: v for v in problem.variants}
+    pairs = [(c.id, v.id) for c in problem.classes for v in problem.variants
+             if v.group == c.group and problem.capacity.get((c.id, v.id), 0.0) > 0]
+    if not pairs:
+        return all(c.rate * mu <= 0 for c in problem.classes)
+    col = {p: i for i, p in enumerate(pairs)}
+    a_eq, b_eq, a_ub, b_ub = [], [], [], []
+    for c in problem.classes:
+        cover, pair = np.zeros(len(pairs)), np.zeros(len(pairs))
+        for (k, v), i in col.items():
+            if k == c.id:
+                cover[i] = var[v].side in ("prefill", "mixed")
+                pair[i] = {"prefill": 1.0, "decode": -1.0, "mixed": 0.0}[var[v].side]
+        a_eq += [cover, pair]
+        b_eq += [c.rate * mu, 0.0]
+    kv = {c.id: c.kv_bytes for c in problem.classes}
+    for v in problem.variants:
+        row = np.zeros(len(pairs))
+        link = np.zeros(len(pairs))
+        for (k, w), i in col.items():
+            if w == v.id:
+                row[i] = 1.0 / problem.capacity[(k, w)]
+                link[i] = kv[k]
+        a_ub.append(row)
+        b_ub.append(v.utilization * n.get(v.id, 0))
+        if v.link_bytes_per_s is not None and v.side != "mixed" and link.any():
+            a_ub.append(link / v.link_bytes_per_s)
+            b_ub.append(float(n.get(v.id, 0)))
+    res = linprog(np.zeros(len(pairs)), A_ub=np.array(a_ub), b_ub=b_ub, A_eq=np.array(a_eq), b_eq=b_eq,
+                  bounds=(0, None), method="highs")
+    return res.status == 0
+
+
+def brute_force(problem: Problem, n_max: int) -> tuple[float, dict[str, int]] | None:
+    """Cheapest replica vector in {0..n_max}^V that satisfies every constraint; None if none does."""
+    ids = [v.id for v in problem.variants]
+    vectors = [dict(zip(ids, ks)) for ks in itertools.product(range(n_max + 1), repeat=len(ids))]
+    vectors.sort(key=lambda n: fleet_cost(problem, n))
+    for n in vectors:
+        if not replica_violations(problem, n) and routable(problem, n):
+            return fleet_cost(problem, n), n
+    return None
+
+
+def max_multiplier(problem: Problem, n_max: int, hi: float = 1e3) -> float:
+    """Largest mu some replica vector in {0..n_max}^V can route (bisection per vector)."""
+    ids = [v.id for v in problem.variants]
+    best = 0.0
+    for ks in itertools.product(range(n_max + 1), repeat=len(ids)):
+        n = dict(zip(ids, ks))
+        if replica_violations(problem, n) or not routable(problem, n, best):
+            continue
+        lo_, hi_ = best, hi
+        for _ in range(60):
+            mid = (lo_ + hi_) / 2
+            lo_, hi_ = (mid, hi_) if routable(problem, n, mid) else (lo_, mid)
+        best = max(best, lo_)
+    return best

@@ -1,0 +1,134 @@
+"""The ILP against brute force and hand-computed answers, on all three backends."""
+
+from __future__ import annotations
+
+import pytest
+from solvers_check import brute_force, fleet_cost, max_multiplier, violations
+
+from solvers.backends import BACKENDS, solve
+from solvers.formulation import build
+from solvers.problem import ClassSpec, Problem, VariantSpec
+from solvers.synthetic import synthetic_problem
+
+
+def small_pd() -> Problem:
+    """Two classes of one model; prefill/decode on H100, mixed on A100; a KV link that binds."""
+    classes = [ClassSpec("long", "m", 6.0, kv_bytes=2e9), ClassSpec("short", "m", 9.0, kv_bytes=1e8)]
+    variants = [
+        VariantSpec("p", "m", "prefill", "H100", 1, 7.0, utilization=0.8, link_bytes_per_s=5e9),
+        VariantSpec("d", "m", "decode", "H100", 2, 12.0, utilization=0.9),
+        VariantSpec("x", "m", "mixed", "A100", 1, 3.5),
+    ]
+    cap = {("long", "p"): 4.0, ("short", "p"): 10.0, ("long", "d"): 3.0, ("short", "d"): 8.0,
+           ("long", "x"): 0.8, ("short", "x"): 2.5}
+    return Problem(classes, variants, cap, inventory={"H100": 9, "A100": 5}, min_replicas_per_group={"m": 1})
+
+
+@pytest.mark.parametrize("objective", ["cost", "gpus"])
+def test_matches_brute_force_on_all_backends(objective):
+    prob = small_pd()
+    prob.objective = objective
+    best, _ = brute_force(prob, n_max=6)
+    for backend in BACKENDS:
+        sol = solve(prob, backend)
+        assert sol.status == "optimal", (backend, sol.message)
+        assert sol.objective == pytest.approx(best, rel=1e-6), backend
+        assert fleet_cost(prob, sol.replicas) == pytest.approx(best, rel=1e-6), backend
+        assert violations(prob, sol) == [], backend
+        assert sol.gap is not None and sol.gap <= 1e-4 + 1e-9
+
+
+def test_kv_link_binds_and_is_reported():
+    prob = small_pd()
+    sol = solve(prob)
+    # 'long' ships 2 GB per request over a 5 GB/s link: prefill replicas are sized by the link.
+    shipped = sum(f * 2e9 for (c, v), f in sol.flow.items() if v == "p" and c == "long")
+    if shipped:
+        assert sol.replicas["p"] >= shipped / 5e9 - 1e-9
+    prob_nolink = small_pd()
+    prob_nolink.variants[0] = VariantSpec("p", "m", "prefill", "H100", 1, 7.0, utilization=0.8)
+    assert solve(prob_nolink).objective <= sol.objective + 1e-9
+
+
+def test_max_load_hand_computed():
+    """rate 2 req/s; prefill cap 4, decode cap 2, 1 GPU each; 7 GPUs: n_p=2, n_d=4 give mu=4.
+
+    n_p + n_d <= 7 with mu <= 4 n_p / 2 and mu <= 2 n_d / 2: the best split is (2, 4) or (2, 5)
+    or (3, 4), all mu = 4; the cost tie-break picks the cheapest, 6 replicas.
+    """
+    classes = [ClassSpec("c", "m", 2.0)]
+    variants = [VariantSpec("p", "m", "prefill", "G", 1, 1.0), VariantSpec("d", "m", "decode", "G", 1, 1.0)]
+    prob = Problem(classes, variants, {("c", "p"): 4.0, ("c", "d"): 2.0}, inventory={"G": 7}, objective="max_load")
+    for backend in BACKENDS:
+        sol = solve(prob, backend)
+        assert sol.status == "optimal", backend
+        assert sol.load_multiplier == pytest.approx(4.0, rel=1e-5), backend
+        assert sol.objective == pytest.approx(4.0, rel=1e-6), backend
+        assert sol.replicas == {"p": 2, "d": 4}, backend
+        assert "inventory[G]" in sol.binding or "capacity[d]" in sol.binding
+        assert violations(prob, sol, tol=1e-5) == []
+
+
+def test_max_load_matches_enumeration():
+    prob = small_pd()
+    prob.objective = "max_load"
+    best = max_multiplier(prob, n_max=9)
+    for backend in BACKENDS:
+        sol = solve(prob, backend)
+        assert sol.load_multiplier == pytest.approx(best, rel=1e-5), backend
+        assert violations(prob, sol, tol=1e-5) == []
+
+
+def test_step_limit_and_churn():
+    classes = [ClassSpec("c", "m", 1.0)]
+    variants = [VariantSpec("a", "m", "mixed", "G", 1, 10.0, current=1), VariantSpec("b", "m", "mixed", "G", 1, 9.0)]
+    cap = {("c", "a"): 1.0, ("c", "b"): 1.0}
+    free = Problem(classes, variants, cap)
+    assert solve(free).replicas == {"a": 0, "b": 1}  # cheaper pool, no churn penalty
+    sticky = Problem(classes, variants, cap, churn_cost=5.0)
+    for backend in BACKENDS:
+        sol = solve(sticky, backend)
+        assert sol.replicas == {"a": 1, "b": 0}, backend  # moving costs 9 + 2 x 5 > 10
+        assert sol.objective == pytest.approx(10.0)
+    # demand of 5 replicas' worth with a step limit of 2 from current 1 on 'a' and 0 on 'b': a<=3, b<=2
+    big = Problem([ClassSpec("c", "m", 5.0)], variants, cap, max_step=2)
+    sol = solve(big)
+    assert sol.replicas == {"a": 3, "b": 2}
+    assert violations(big, sol) == []
+    assert "step[a]" in sol.binding and "step[b]" in sol.binding
+    assert solve(Problem([ClassSpec("c", "m", 5.5)], variants, cap, max_step=2)).status == "infeasible"
+
+
+def test_pd_ratio_and_min_replicas():
+    prob = small_pd()
+    prob.pd_ratio_bounds = {"m": (1.0, 1.0)}  # as many prefill GPUs as decode GPUs
+    prob.min_replicas_per_group = {"m": 2}
+    best, _ = brute_force(prob, n_max=6)
+    sol = solve(prob)
+    assert sol.objective == pytest.approx(best, rel=1e-6)
+    assert violations(prob, sol) == []
+    p_gpus = sol.replicas["p"]
+    assert p_gpus == 2 * sol.replicas["d"]
+
+
+def test_time_limit_is_a_status_not_a_crash():
+    prob = synthetic_problem(5, 6, 3, seed=3)
+    for backend in BACKENDS:
+        sol = solve(prob, backend, time_limit_s=0.05, mip_gap=0.0)
+        assert sol.status in ("optimal", "feasible", "time_limit"), (backend, sol.message)
+        if sol.replicas:
+            assert violations(prob, sol, tol=1e-5) == []
+
+
+def test_backends_agree_on_synthetic_instance():
+    prob = synthetic_problem(2, 4, 2, seed=7)
+    objs = [solve(prob, b, time_limit_s=60, mip_gap=1e-9).objective for b in BACKENDS]
+    assert objs[1] == pytest.approx(objs[0], rel=1e-6) and objs[2] == pytest.approx(objs[0], rel=1e-6)
+
+
+def test_every_constraint_has_a_name_and_family():
+    model = build(small_pd())
+    names = [r.name for r in model.rows]
+    assert len(names) == len(set(names))
+    assert {"coverage", "pairing", "capacity", "inventory", "kv_out", "min_prefill", "min_decode"} <= {
+        r.kind for r in model.rows}
