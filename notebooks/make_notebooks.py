@@ -542,7 +542,7 @@ if HAVE_TRACE:
                          "decode": d.target.get(D, d.current.get(D, 0)),
                          "ready": sum(d.ready.values()),
                          "forecast_rpm": d.forecast_rps.get(MODEL, np.nan) * 60} for d in ctl.decisions])
-    fig, ax = plt.subplots(figsize=(11, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     ax2 = ax.twinx()
     ax2.bar(load.index, load.requests, width=1.0, align="edge", color="0.85", label="load (requests/min)")
     ax2.plot(dec.t_min, dec.forecast_rpm, color="0.5", lw=1, label="controller forecast (upper, req/min)")
@@ -559,7 +559,7 @@ if HAVE_TRACE:
     ax.set_title(f"Does the controller follow the load? Replicas vs load, start-up {STARTUP_S:g} s")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=8)
+    ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize=8)
     plt.tight_layout()
     plt.show()
 '''),
