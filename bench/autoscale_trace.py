@@ -153,8 +153,17 @@ class Bench:
         plans = [self.plan_for(float(self.rate_rps[k]), float(self.isl[k]), float(self.osl[k])) for k in range(self.n_iv)]
         return self.run("oracle", lambda k, t, sim, cur: plans[k], plans[0], instant=True)
 
+    def initial(self, start: str) -> dict[str, int]:
+        """The fleet an adaptive policy starts from: 'peak' = the static peak plan (the controller
+        taking over a fleet provisioned for peak), 'first' = the plan for the first interval's load
+        (a cold start: the trace opens with a ramp the pods cannot start in time for)."""
+        if start == "peak":
+            k = int(np.argmax(self.rate_rps))
+            return self.plan_for(float(self.rate_rps[k]), float(self.isl[k]), float(self.osl[k]))
+        return self.plan_for(float(self.rate_rps[0]), float(self.isl[0]), float(self.osl[0]))
+
     def reactive(self) -> dict:
-        init = self.plan_for(float(self.rate_rps[0]), float(self.isl[0]), float(self.osl[0]))
+        init = self.initial(self.args.initial)
         last_busy: dict[str, float] = {}
         hist: dict[str, deque] = {p: deque() for p in (self.P, self.D)}
 
@@ -171,27 +180,28 @@ class Bench:
                 rec = max(1, math.ceil(busy_equiv / REACTIVE_TARGET_UTIL - 1e-9))
                 h = hist[pid]
                 h.append((t, rec))
-                while h and h[0][0] < t - STABILIZATION_S:
+                while h and h[0][0] < t - self.args.stabilization_s:
                     h.popleft()
                 out[pid] = rec if rec >= cur[pid] else min(cur[pid], max(n for _, n in h))
             return out
 
         return self.run("reactive-util", decide, init)
 
-    def controller(self) -> dict:
-        init = self.plan_for(float(self.rate_rps[0]), float(self.isl[0]), float(self.osl[0]))
+    def controller(self, start: str | None = None) -> dict:
+        init = self.initial(start or self.args.initial)
         cfg = ControllerConfig(
             interval_s=self.iv, startup_s=self.args.startup_s, fleet="<in memory>",
             models={self.model: ModelConfig(slo=self.slo)},
-            forecast=ForecastConfig(quantile=0.9),
-            guard=GuardConfig(scale_down_stabilization_s=STABILIZATION_S, scale_down_cooldown_s=0.0),
+            forecast=ForecastConfig(quantile=self.args.quantile),
+            guard=GuardConfig(scale_down_stabilization_s=self.args.stabilization_s, scale_down_cooldown_s=0.0),
             record=RecordConfig(metrics_port=None, decision_log=self.args.decision_log),
         )
         holder: dict = {}
 
         def decide(k, t, sim, cur):
             if "ctl" not in holder:
-                obs = SimulatorObserver(sim, {self.P: self.model, self.D: self.model}, {self.model: self.slo.percentile})
+                obs = SimulatorObserver(sim, {self.P: self.model, self.D: self.model}, {self.model: self.slo.percentile},
+                                        model_of_class={self.cid: self.model})
                 act = SimulatorActuator(sim, self.args.startup_s, clock=lambda: sim.now, initial=cur)
                 holder["ctl"] = Controller(cfg, self.fleet, obs, act, self.perf, metrics=ControllerMetrics(),
                                            clock=lambda: sim.now,
@@ -246,6 +256,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--slo", default="ttft_ms=2000,itl_ms=100,percentile=99")
     ap.add_argument("--startup-s", type=float, default=180.0, help="pod start-up (image + weights load), s")
     ap.add_argument("--interval-s", type=float, default=60.0, help="control interval, s")
+    ap.add_argument("--quantile", type=float, default=ForecastConfig().quantile, help="controller: forecast quantile planned for")
+    ap.add_argument("--stabilization-s", type=float, default=STABILIZATION_S, help="scale-down stabilization window (controller and reactive), s")
+    ap.add_argument("--initial", choices=("peak", "first"), default="peak",
+                    help="fleet the adaptive policies start from: the static peak plan, or the first interval's plan (cold start)")
     ap.add_argument("--duration-s", type=float, default=None, help="replay only the first S seconds")
     ap.add_argument("--decision-log", default=None)
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench")

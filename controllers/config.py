@@ -51,7 +51,8 @@ class ForecastConfig(_Strict):
     history_points: int = Field(default=240, gt=0, description="observations kept (one per interval)")
     season_s: float | None = Field(default=None, gt=0, description="seasonal period (e.g. 86400 for daily); None: no seasonality")
     quantile: float = Field(default=0.9, gt=0.5, lt=1.0, description="plan for this quantile of the forecast error")
-    min_points_trend: int = Field(default=6, ge=3, description="below this many points: plan for the last value")
+    min_points_trend: int = Field(default=15, ge=3, description="below this many points: no trend (simple exponential smoothing); "
+                                  "a damped-trend ETS has 5 parameters, ~3 points per parameter")
 
 
 class CorrectConfig(_Strict):
@@ -72,9 +73,11 @@ class GuardConfig(_Strict):
         default=300.0, ge=0, description="HPA default (5 min): scale down to the max recommendation in this window",
     )
     min_replicas: dict[str, int] = Field(default_factory=dict, description="pool id -> floor (safety, also given to the ILP)")
-    queue_drain_s: float = Field(
-        default=60.0, gt=0,
-        description="(one control interval by default) waiting requests are added to the load as backlog / queue_drain_s (they must be drained this fast)",
+    queue_drain_s: float | None = Field(
+        default=None, gt=0,
+        description="waiting requests are added to the load as backlog / queue_drain_s; None: start-up + interval "
+                    "(capacity asked for now is ready only after start-up, so a shorter drain time over-provisions "
+                    "for a backlog that the replicas already starting will drain)",
     )
 
 

@@ -103,3 +103,60 @@ class CorrectedPerf:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._base, name)
+
+
+def predict_at_load(
+    perf: Any,
+    ready: dict[str, int],
+    weights: dict[str, float],
+    arrival_rps: float,
+    isl: float,
+    osl: float,
+    percentile: float,
+) -> dict[str, float] | None:
+    """The model's TTFT/ITL percentiles for the load OBSERVED on the fleet that served it.
+
+    The plan's own prediction is for the forecast's upper quantile on the replicas then planned;
+    comparing it with latency observed at a different (usually lower) load on a different fleet
+    would learn the forecast's headroom as model error. So the comparison point is recomputed:
+    each routed pool (weight w, n ready replicas) gets arrival * w / n per replica and
+    planner.capacity.latency gives its percentile; TTFT is the worst prefill-side pool, ITL the
+    worst decode-side pool. None when no routed pool has a ready replica or the model says a pool
+    is saturated at this load (a queueing regime: nothing to learn about service times).
+    """
+    import logging
+    import warnings
+
+    from planner.capacity import latency
+    from planner.perf import ExtrapolationWarning
+    from planner.schema import Variant
+
+    ttft = itl = 0.0
+    seen = False
+    for pid, w in weights.items():
+        n = ready.get(pid, 0)
+        if w <= 0 or n <= 0:
+            continue
+        v = Variant.parse(pid)
+        vp = perf.get(v.model, v.gpu, v.tp)
+        if vp is None:
+            continue
+        # the observed operating point may lie outside the profiled range: the plan itself already
+        # carries the extrapolation notes, so the probe stays quiet (as planner.planning's probes do)
+        perf_log = logging.getLogger("planner.perf")
+        level = perf_log.level
+        perf_log.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExtrapolationWarning)
+                lat = latency(vp, v.role, isl, osl, arrival_rps * w / n, percentile)
+        finally:
+            perf_log.setLevel(level)
+        if v.role in ("prefill", "mixed"):
+            ttft = max(ttft, lat.ttft_ms)
+        if v.role in ("decode", "mixed"):
+            itl = max(itl, lat.itl_ms)
+        seen = True
+    if not seen or not (math.isfinite(ttft) and math.isfinite(itl)):
+        return None
+    return {"ttft_ms": ttft or None, "itl_ms": itl or None}

@@ -1,12 +1,20 @@
-"""Forecast the request rate a horizon ahead and plan for an upper quantile of the error.
+"""Forecast the request rate a horizon ahead and plan for an upper quantile of the forecast.
 
-Method by history length (statsmodels' exponential smoothing, the standard implementation):
-  - fewer than `min_points_trend` points: the last value (nothing to learn a trend from);
-  - otherwise Holt's linear method with a damped additive trend ("EWMA with trend");
-  - with `season_s` set and at least two full seasons: Holt-Winters (additive trend + season).
-The plan must hold until new pods are ready, so the horizon is at least the pod start-up time:
-we take the largest point forecast over steps 1..h and add the `quantile` of the in-sample
-one-step residuals scaled by sqrt(h) (errors of a random-walk-like process grow as sqrt(h)).
+Method by history length (statsmodels' ETS state-space models, the standard implementation):
+  - fewer than 3 points, or a flat series: the last value (nothing to learn from);
+  - fewer than `min_points_trend` points: ETS(A,N,N), simple exponential smoothing (a level and
+    its error variance; a trend fitted on a handful of points extrapolates noise: on the Azure
+    trace a damped trend fitted on 9 minutes forecast 503 req/min after 322);
+  - otherwise ETS(A,Ad,N): additive errors, damped additive trend (Holt's damped method,
+    "EWMA with trend");
+  - with `season_s` set and at least two full seasons: ETS(A,Ad,A) (Holt-Winters).
+The plan must hold until the replicas asked for now are ready and until the next decision's are,
+so the horizon is start-up + interval. What is planned for is the largest upper bound over steps
+1..h of the model's analytic prediction interval at `quantile` (one-sided): the interval widens
+with the step as the model's own error variance says (for the damped trend roughly
+sigma^2 * (1 + (j-1) * alpha^2 * ...)), instead of an ad-hoc sqrt(h) scaling of residuals.
+Measured on the Azure conversation trace (per-minute counts, 4-step horizon), q=0.9 covers the
+realised maximum of the next 4 minutes 81-85% of the time at +14-16% over it on average.
 The upper value is never below the last observation: a forecast that says load will drop is not
 a reason to under-provision now (scale-down goes through the guard's stabilization window).
 """
@@ -19,6 +27,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
+# Fewer points than this: plan for the last value (an error variance needs a few residuals).
+_MIN_POINTS_LEVEL = 3
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,7 @@ def forecast_upper(
     horizon_s: float,
     quantile: float = 0.9,
     season_s: float | None = None,
-    min_points_trend: int = 6,
+    min_points_trend: int = 15,
 ) -> Forecast:
     """Upper-quantile forecast of a non-negative series sampled every `interval_s` seconds."""
     y = np.asarray([v for v in history if v is not None and math.isfinite(v)], dtype=float)
@@ -45,34 +56,36 @@ def forecast_upper(
     if y.size == 0:
         return Forecast(0.0, 0.0, "empty", h)
     last = float(y[-1])
-    if y.size < min_points_trend or float(np.ptp(y)) == 0.0:
+    if y.size < _MIN_POINTS_LEVEL or float(np.ptp(y)) == 0.0:
         return Forecast(last, last, "last", h)
+    trend = y.size >= min_points_trend
 
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+    import pandas as pd
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
     period = int(round(season_s / interval_s)) if season_s else 0
     seasonal = period >= 2 and y.size >= 2 * period + 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter of the optimiser on short series
         try:
-            model = ExponentialSmoothing(
-                y,
-                trend="add",
-                damped_trend=True,
+            model = ETSModel(
+                pd.Series(y),
+                error="add",
+                trend="add" if trend else None,
+                damped_trend=trend,
                 seasonal="add" if seasonal else None,
                 seasonal_periods=period if seasonal else None,
                 initialization_method="estimated",
             )
-            fit = model.fit()
-            path = np.asarray(fit.forecast(h), dtype=float)
-            resid = np.asarray(fit.resid, dtype=float)
-            method = "holt-winters" if seasonal else "holt-damped"
+            fit = model.fit(disp=False)
+            frame = fit.get_prediction(start=y.size, end=y.size + h - 1).summary_frame(alpha=2 * (1 - quantile))
+            path = np.asarray(frame["mean"], dtype=float)
+            upper_path = np.asarray(frame["pi_upper"], dtype=float)
+            method = "holt-winters" if seasonal else ("holt-damped" if trend else "ses")
         except (ValueError, np.linalg.LinAlgError):
             return Forecast(last, last, "last", h)
-    if not np.all(np.isfinite(path)):
+    if not (np.all(np.isfinite(path)) and np.all(np.isfinite(upper_path))):
         return Forecast(last, last, "last", h)
     point = max(0.0, float(path.max()))
-    resid = resid[np.isfinite(resid)]
-    err = float(np.quantile(resid, quantile)) if resid.size else 0.0
-    upper = max(point + max(err, 0.0) * math.sqrt(h), last)
+    upper = max(float(upper_path.max()), point, last)
     return Forecast(point, upper, method, h)

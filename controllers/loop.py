@@ -32,7 +32,7 @@ from typing import Any, Callable, Protocol
 
 from controllers.actuate import Actuator
 from controllers.config import ControllerConfig
-from controllers.correct import CorrectedPerf, Corrections, update_corrections
+from controllers.correct import CorrectedPerf, Corrections, predict_at_load, update_corrections
 from controllers.forecast import Forecast, forecast_upper
 from controllers.guard import GuardDecision, GuardState, guard
 from controllers.metrics import ControllerMetrics, DecisionLog
@@ -122,10 +122,12 @@ class Controller:
         self.last_plan: Plan | None = None
         self.last_routing: dict[str, Any] = {}
         self.decisions: list[Decision] = []
+        self._quiet: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ stages
     def _forecast(self, obs: Observation) -> dict[str, Forecast]:
-        horizon = max(self.cfg.startup_s, self.cfg.interval_s)
+        # replicas asked for now serve from start-up until the next decision's are ready
+        horizon = self.cfg.startup_s + self.cfg.interval_s
         out = {}
         for m, mo in obs.models.items():
             self.history.setdefault(m, deque(maxlen=self.cfg.forecast.history_points)).append(mo.arrival_rps)
@@ -133,12 +135,16 @@ class Controller:
                                     self.cfg.forecast.season_s, self.cfg.forecast.min_points_trend)
         return out
 
-    def _workload(self, obs: Observation, fc: dict[str, Forecast]) -> Workload:
-        classes: list[RequestClass] = []
-        drain = self.cfg.guard.queue_drain_s
+    def _update_lengths(self, obs: Observation) -> None:
+        """Mean prompt and output lengths per model, from the interval's finished requests."""
         for m, mo in obs.models.items():
             if mo.mean_isl and mo.mean_osl and mo.completion_rps > 0:
                 self.lengths[m] = (mo.mean_isl, mo.mean_osl)
+
+    def _workload(self, obs: Observation, fc: dict[str, Forecast]) -> Workload:
+        classes: list[RequestClass] = []
+        drain = self.cfg.guard.queue_drain_s or (self.cfg.startup_s + self.cfg.interval_s)
+        for m, mo in obs.models.items():
             isl, osl = self.lengths.get(m, (_DEFAULT_ISL, _DEFAULT_OSL))
             isl_i, osl_i = max(1, round(isl)), max(1, round(osl))
             classes.append(RequestClass(id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc[m].upper))
@@ -151,21 +157,38 @@ class Controller:
         return Workload(models={m: ModelEntry(slo=mc.slo) for m, mc in self.cfg.models.items() if m in obs.models},
                         classes=classes)
 
-    def _correct(self, obs: Observation, settled: bool) -> list[str]:
-        if not settled or self.last_plan is None:
+    def _correct(self, obs: Observation, ready: dict[str, int], settled: bool) -> list[str]:
+        """Learn correction factors from observed vs predicted latency AT THE OBSERVED LOAD.
+
+        Only from quiet intervals: the fleet settled (every desired replica ready) and no backlog
+        now or at the previous observation (the latency samples of an interval span it, and a
+        queue that just drained still shows in them; queueing is fed to the ILP as backlog, so
+        learning it as model error would count it twice). The prediction is recomputed for the
+        observed arrival rate, lengths and ready replicas (correct.predict_at_load), so the
+        forecast's headroom is not mistaken for a model that is too slow or too fast."""
+        quiet_now: dict[str, bool] = {}
+        for m, mo in obs.models.items():
+            quiet_now[m] = settled and sum(mo.waiting.values()) <= max(1.0, sum(mo.running.values()) * 0.1)
+        quiet_before, self._quiet = self._quiet, quiet_now
+        if self.last_plan is None:
             return []
         observed, predicted = {}, {}
         for m, mo in obs.models.items():
             mp = self.last_plan.models.get(m)
-            pred = mp.predicted.get(m) if mp else None
-            if pred is None or mo.completion_rps < self.cfg.correct.min_rate_rps:
+            if mp is None or mo.completion_rps < self.cfg.correct.min_rate_rps:
                 continue
-            if sum(mo.waiting.values()) > max(1.0, sum(mo.running.values()) * 0.1):
-                # a backlog: latency is dominated by queueing, which the backlog classes already
-                # feed to the ILP; learning it as model error would double-count it
+            if not (quiet_now[m] and quiet_before.get(m, False)):
+                continue
+            isl, osl = self.lengths.get(m, (None, None))
+            if not isl or not osl:
+                continue
+            weights = mp.routing.get(m, {})
+            pred = predict_at_load(CorrectedPerf(self.perf, self.corrections), ready, weights, mo.arrival_rps, isl, osl,
+                                   self.cfg.models[m].slo.percentile)
+            if pred is None:
                 continue
             observed[m] = {"ttft_ms": mo.ttft_ms, "itl_ms": mo.itl_ms}
-            predicted[m] = {"ttft_ms": pred.ttft_ms, "itl_ms": pred.itl_ms}
+            predicted[m] = pred
         c = self.cfg.correct
         self.corrections, notes = update_corrections(self.corrections, observed, predicted, c.smoothing, c.min_factor, c.max_factor)
         for n in notes:
@@ -213,7 +236,8 @@ class Controller:
             for m, f in fc.items():
                 self.metrics.forecast.labels(model=m).set(f.upper)
             settled = all(ready.get(p, 0) >= n for p, n in current.items())
-            d.reasons.extend(self._correct(obs, settled))
+            self._update_lengths(obs)
+            d.reasons.extend(self._correct(obs, ready, settled))
             for metric in ("ttft", "itl"):
                 for m, f in getattr(self.corrections, metric).items():
                     self.metrics.factor.labels(model=m, metric=metric).set(f)

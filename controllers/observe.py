@@ -3,8 +3,10 @@
 Per model (vLLM's `model_name` label) and, where it matters, per pool role (a label relabelled
 from the pod's pd-planner.io/role, name set by `role_label`):
   completions     sum(rate(vllm:request_success_total[w]))              on the decode/mixed side
-  arrivals        completions + d/dt(waiting + running) on that side     (a growing queue is load
-                  that has arrived but not completed: completions alone under-count a backlog)
+  arrivals        completions + d/dt(waiting + running) on the PREFILL side when there is one (a
+                  prefill finishes a request one TTFT after it arrives), else on the decode/mixed
+                  side (a growing queue is load that has arrived but not completed: completions
+                  alone under-count a backlog)
   mean ISL / OSL  rate(vllm:request_{prompt,generation}_tokens_sum) / rate(..._count)
   TTFT, ITL       histogram_quantile(p, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[w])))
                   and vllm:inter_token_latency_seconds
@@ -135,6 +137,14 @@ class PrometheusObserver:
             inflight = self._by_model(
                 f"sum by (model_name) (deriv(vllm:num_requests_waiting{side}[{w}]) + deriv(vllm:num_requests_running{side}[{w}]))"
             )
+            # P/D: prefill instances finish each request right after its prefill (max_tokens=1), so
+            # their completions + in-flight growth track arrivals with a lag of one TTFT, not of a
+            # whole generation as the decode side's completions do
+            pf = self._sel(f'{rl}="prefill"')
+            pf_completion = self._by_model(f"sum by (model_name) (rate(vllm:request_success_total{pf}[{w}]))")
+            pf_inflight = self._by_model(
+                f"sum by (model_name) (deriv(vllm:num_requests_waiting{pf}[{w}]) + deriv(vllm:num_requests_running{pf}[{w}]))"
+            )
             kv = self._by_model_role(f"avg by (model_name, {rl}) (vllm:kv_cache_usage_perc{allsel})")
             ttft: dict[str, float] = {}
             itl: dict[str, float] = {}
@@ -162,7 +172,10 @@ class PrometheusObserver:
             if age > self.cfg.staleness_s:
                 problems.append(f"metrics of {m} are stale (newest sample {age:.0f}s old > {self.cfg.staleness_s:g}s)")
             comp = completion.get(m, 0.0) * ts
-            arr = max(0.0, comp + inflight.get(m, 0.0) * ts)
+            if m in pf_completion:
+                arr = max(0.0, (pf_completion[m] + pf_inflight.get(m, 0.0)) * ts)
+            else:
+                arr = max(0.0, comp + inflight.get(m, 0.0) * ts)
             obs.models[m] = ModelObservation(
                 model=m,
                 completion_rps=comp,
@@ -191,10 +204,15 @@ class SimulatorObserver:
     completions and mean lengths from counter deltas, arrivals = completions + in-flight growth,
     TTFT/ITL percentiles of the interval's samples (client-side: decode/mixed pools)."""
 
-    def __init__(self, sim: object, model_of_pool: dict[str, str], percentile: dict[str, float]):
+    def __init__(self, sim: object, model_of_pool: dict[str, str], percentile: dict[str, float],
+                 model_of_class: dict[str, str] | None = None):
         self.sim = sim
         self.model_of = model_of_pool
         self.percentile = percentile
+        self.model_of_class = model_of_class or {}
+        """class id -> model: with it, arrivals come from the router's request counter
+        (Observation.arrivals_total), the exact arrival count, instead of completions + growth."""
+        self._prev_arrived: dict[str, float] = {}
         self._prev: dict[str, object] | None = None
         self._prev_t: float | None = None
         self._prev_inflight: dict[str, float] = {}
@@ -229,12 +247,21 @@ class SimulatorObserver:
             for key, val in (("running", po.running), ("waiting", po.waiting)):
                 a[key][po.role] = a[key].get(po.role, 0.0) + val  # type: ignore[union-attr]
             a["kv"][po.role] = po.kv_usage  # type: ignore[index]
+        arrived: dict[str, float] = {}
+        for cid, n in (getattr(o, "arrivals_total", None) or {}).items():
+            if cid in self.model_of_class:
+                arrived[self.model_of_class[cid]] = arrived.get(self.model_of_class[cid], 0.0) + n
         for m, a in acc.items():
             q = self.percentile.get(m, 90.0)
             comp = a["done"] / dt if dt > 0 else 0.0  # type: ignore[operator]
             growth = (a["inflight"] - self._prev_inflight.get(m, a["inflight"])) / dt if dt > 0 else 0.0  # type: ignore[operator]
+            if m in arrived:
+                arr = (arrived[m] - self._prev_arrived.get(m, 0.0)) / dt if dt > 0 else 0.0
+                self._prev_arrived[m] = arrived[m]
+            else:
+                arr = max(0.0, comp + growth)  # type: ignore[operator]
             out.models[m] = ModelObservation(
-                model=m, completion_rps=comp, arrival_rps=max(0.0, comp + growth),
+                model=m, completion_rps=comp, arrival_rps=arr,
                 mean_isl=a["ptok"] / a["preq"] if a["preq"] else None,  # type: ignore[operator]
                 mean_osl=a["gtok"] / a["greq"] if a["greq"] else None,  # type: ignore[operator]
                 ttft_ms=float(np.percentile(a["ttft"], q)) * 1e3 if a["ttft"] else None,  # type: ignore[arg-type]
@@ -247,7 +274,11 @@ class SimulatorObserver:
             self._prev_inflight[m] = a["inflight"]  # type: ignore[assignment]
             for r, w in a["waiting"].items():  # type: ignore[union-attr]
                 self._prev_waiting[(m, r)] = w
+        first = self._prev_t is None or dt <= 0
         self._prev, self._prev_t = dict(o.pools), t
         if not out.models:
             out.ok, out.reason = False, "the simulator reports no pool of a configured model"
+        elif first:
+            # like rate() over a window with one sample: no interval observed yet, nothing to plan from
+            out.ok, out.reason = False, "first observation: no interval to compute rates over yet"
         return out

@@ -18,9 +18,20 @@ P, D = "m/prefill/H100/tp1", "m/decode/H100/tp1"
 
 # ------------------------------------------------------------------ forecast
 def test_forecast_rising_trend_plans_above_last_value():
-    f = forecast_upper([10, 12, 14, 16, 18, 20, 22, 24], interval_s=30, horizon_s=120)
+    y = list(10 + 2 * np.arange(16) + np.random.default_rng(2).normal(0, 0.3, 16))
+    f = forecast_upper(y, interval_s=30, horizon_s=120)
     assert f.method == "holt-damped"
-    assert f.upper > 24 and f.point > 24
+    assert f.upper > y[-1] and f.point > y[-1]
+
+
+def test_forecast_short_history_has_no_trend_but_an_interval():
+    """A handful of points: level only (simple exponential smoothing), upper bound above the level."""
+    y = [300, 320, 290, 310, 305, 330, 300, 315]
+    f = forecast_upper(y, interval_s=60, horizon_s=240, quantile=0.9)
+    assert f.method == "ses"
+    assert f.point < max(y) + 1  # no trend extrapolated from 8 points
+    assert f.upper > f.point
+    assert forecast_upper(y, 60, 240, quantile=0.6).upper < f.upper
 
 
 def test_forecast_never_below_last_observation_when_falling():
