@@ -356,8 +356,10 @@ def prefill_repeats(tokens: int) -> int:
 
 
 # =========================================================================== profile directory I/O (plain Python)
-PREFILL_COLUMNS = ["isl", "batch", "ttft_ms", "ttft_ms_min", "ttft_ms_max", "repeats"]
-DECODE_COLUMNS = ["batch", "context_tokens", "itl_ms", "itl_ms_min", "itl_ms_max", "repeats"]
+# planner.profiledata's columns first; `stat: median` says each row is a point's median of
+# `repeats` timings (min and max kept beside it for the spread).
+PREFILL_COLUMNS = ["isl", "batch", "ttft_ms", "stat", "ttft_ms_min", "ttft_ms_max", "repeats"]
+DECODE_COLUMNS = ["batch", "context_tokens", "itl_ms", "stat", "itl_ms_min", "itl_ms_max", "repeats"]
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -392,7 +394,7 @@ class PlainProfileDir:
         if not p.is_file():
             return []
         with p.open() as fh:
-            return [{k: float(v) if k.endswith("_ms") else int(float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+            return [{k: v if k == "stat" else float(v) if "_ms" in k else int(float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
 
     @staticmethod
     def _csv(rows: list[dict], cols: list[str]) -> str:
@@ -412,7 +414,7 @@ class PlainProfileDir:
     def add_prefill(self, isl: int, batch: int, samples: Sequence[float]) -> None:
         self.prefill_rows = [r for r in self.prefill_rows if (r["isl"], r["batch"]) != (isl, batch)]
         self.prefill_rows.append(
-            {"isl": isl, "batch": batch, "ttft_ms": statistics.median(samples), "ttft_ms_min": min(samples), "ttft_ms_max": max(samples), "repeats": len(samples)}
+            {"isl": isl, "batch": batch, "ttft_ms": statistics.median(samples), "stat": "median", "ttft_ms_min": min(samples), "ttft_ms_max": max(samples), "repeats": len(samples)}
         )
         self.prefill_rows.sort(key=lambda r: (r["isl"], r["batch"]))
         write_atomic(self.root / "prefill.csv", self._csv(self.prefill_rows, PREFILL_COLUMNS))
@@ -420,13 +422,61 @@ class PlainProfileDir:
     def add_decode(self, batch: int, context: int, samples: Sequence[float]) -> None:
         self.decode_rows = [r for r in self.decode_rows if (r["batch"], r["context_tokens"]) != (batch, context)]
         self.decode_rows.append(
-            {"batch": batch, "context_tokens": context, "itl_ms": statistics.median(samples), "itl_ms_min": min(samples), "itl_ms_max": max(samples), "repeats": len(samples)}
+            {"batch": batch, "context_tokens": context, "itl_ms": statistics.median(samples), "stat": "median", "itl_ms_min": min(samples), "itl_ms_max": max(samples), "repeats": len(samples)}
         )
         self.decode_rows.sort(key=lambda r: (r["batch"], r["context_tokens"]))
         write_atomic(self.root / "decode.csv", self._csv(self.decode_rows, DECODE_COLUMNS))
 
-    def write_meta(self, meta: dict) -> None:
-        write_atomic(self.root / "meta.yaml", yaml.safe_dump(meta, sort_keys=False, default_flow_style=False))
+    def write_meta(self, record: dict) -> None:
+        """run.yaml gets the whole run record; meta.yaml (written last) the fields of
+        planner.profiledata.ProfileMeta, so the planner's loader reads the directory as it is."""
+        write_atomic(self.root / "run.yaml", yaml.safe_dump(record, sort_keys=False, default_flow_style=False))
+        write_atomic(self.root / "meta.yaml", yaml.safe_dump(profile_meta(record), sort_keys=False, default_flow_style=False))
+
+
+KV_CAPACITY_NOTE = (
+    "vLLM's rule (gpu_worker.determine_available_memory): gpu_memory_utilization x total device memory "
+    "- peak torch memory of a {tokens}-token profile forward (weights included) - non-torch memory, "
+    "over KV bytes per token"
+)
+
+
+def profile_meta(rec: dict) -> dict:
+    """The ProfileMeta fields (planner/profiledata.py) of a run record; the rest stays in run.yaml."""
+    f = rec["engine_flags"]
+    flags = [
+        f"--dtype={f['dtype']}",
+        f"--attention={f['attention']}",
+        f"--decode={f['decode']}",
+        "--rope" if f.get("rope", True) else "--no-rope",
+        f"--gpu-memory-utilization={f['gpu_memory_utilization']}",
+        f"--profile-run-tokens={f['profile_run_tokens']}",
+    ]
+    notes = (
+        "torch reference decoder (random bf16 weights, real shapes from profiles/models.yaml, SDPA attention, "
+        "static KV cache, CUDA-graph decode steps); no scheduler, sampling, paging or HTTP overheads, so a "
+        "lower bound on an engine's latency. Rows are medians of repeated timings (CUDA events). "
+        f"torch {rec.get('torch_version')}, CUDA {rec.get('cuda_version')}."
+    )
+    if rec.get("partial"):
+        notes += f" PARTIAL: {rec['partial']}."
+    meta = {
+        "model": rec["model"],
+        "gpu": rec["gpu"],
+        "tp": rec["tp"],
+        "engine": rec["engine"],
+        "engine_version": f"torch {rec.get('torch_version')}",
+        "engine_flags": flags,
+        "kv_capacity_tokens": int(rec["kv_capacity_tokens"]),
+        "kv_capacity_note": KV_CAPACITY_NOTE.format(tokens=f["profile_run_tokens"]),
+        "max_num_seqs": int(rec.get("max_num_seqs", 256)),
+        "max_batched_tokens": PROFILE_RUN_TOKENS,
+        "date": rec["date"],
+        "backend": "torch",
+        "device_name": rec["device_name"],
+        "notes": notes,
+    }
+    return meta
 
 
 # =========================================================================== checks
@@ -482,7 +532,7 @@ def correctness_check(shapes: Shapes, device: str, layers: int = 2, batch: int =
     """Build a `layers`-layer decoder with `shapes`' widths and check, on fresh random tokens:
     (1) prefill logits vs the float64 reference; (2) prefill of seq-1 tokens then one decode step
     (CUDA-graph captured on GPU) vs prefill of all seq tokens. Returns the relative errors and
-    raises AssertionError past bf16 tolerances (1e-2 vs float64; 2e-2 between two bf16 paths)."""
+    raises AssertionError past bf16 tolerances (3e-2 for whole-model logits)."""
     import torch
 
     small = Shapes(**{**asdict(shapes), "layers": layers, "name": f"{shapes.name}-check"})
@@ -508,8 +558,10 @@ def correctness_check(shapes: Shapes, device: str, layers: int = 2, batch: int =
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
     e_step = rel_err(step.logits.float().cpu(), full.float().cpu())
-    ok_ref = e_ref < (1e-2 if dtype == torch.bfloat16 else 1e-4)
-    ok_step = e_step < (2e-2 if dtype == torch.bfloat16 else 1e-4)
+    # bf16 tolerance for whole-model logits: ~12 bf16 roundings (2^-8 each) along a layer's path
+    # add up to ~1-2e-2; a wrong cache/position/graph input gives O(1) errors.
+    ok_ref = e_ref < (3e-2 if dtype == torch.bfloat16 else 1e-4)
+    ok_step = e_step < (3e-2 if dtype == torch.bfloat16 else 1e-4)
     finite = bool(torch.isfinite(full).all() and torch.isfinite(step.logits).all())
     res = {"rel_err_prefill_vs_fp64": e_ref, "rel_err_decode_vs_prefill": e_step, "finite": finite, "dtype": str(dtype), "device": device}
     if not (ok_ref and ok_step and finite):
@@ -530,6 +582,9 @@ class _DecodeRunner:
         self.graph = None
         self.logits = None
         if use_graph:
+            # Warm-up and capture run the step, which feeds its argmax back into `tokens`:
+            # restore the caller's input afterwards so the first replay sees it.
+            saved = tokens.clone()
             s = torch.cuda.Stream()
             s.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(s):  # warm-up on a side stream, as torch.cuda.graphs requires
@@ -539,6 +594,7 @@ class _DecodeRunner:
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph, pool=pool):
                 self._eager()
+            tokens.copy_(saved)
 
     def _eager(self):
         self.logits = self.dec.decode_step(self.tokens, self.caches, self.position)
@@ -578,6 +634,8 @@ class RunConfig:
     rope: bool = True
     models_yaml: Path = MODELS_YAML
     kv_capacity_override: int | None = None
+    probe: dict | None = None
+    """Measured ceilings (bandwidth_probe) to record in run.yaml."""
     """Tiny/CPU runs: KV pool size in tokens instead of the memory-fraction rule (no device memory info)."""
 
 
@@ -667,7 +725,7 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
         "engine_version": str(torch.__version__),
         "engine_flags": {
             "dtype": str(dtype).replace("torch.", ""),
-            "attention": f"torch.nn.functional.scaled_dot_product_attention ({dec.attention_backend})",
+            "attention": f"torch SDPA {dec.attention_backend}",
             "decode": "cuda-graph" if is_cuda else "eager",
             "rope": cfg.rope,
             "gpu_memory_utilization": cfg.mem_fraction,
@@ -682,9 +740,9 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
         "kv_bytes_per_token": shapes.kv_bytes_per_token,
         "notes": "reference decoder (random bf16 weights, real shapes); no scheduler, sampling, paging or HTTP overheads: a lower bound on an engine's latency",
     }
+    meta["max_num_seqs"] = max(cfg.decode_batch)
     if "check" in summary:
         meta["correctness_check"] = summary["check"]
-    store.write_meta(meta)
 
     # ---- prefill sweep (before the big KV pool: the largest passes need activation memory)
     pre_pts = sweep.prefill_grid(cfg.prefill_isl, cfg.prefill_batch, max_tokens=cfg.max_prefill_tokens)
@@ -732,7 +790,9 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
         pool = KvPool(shapes, pool_tokens, dev, dtype, fill_random=True)
         timer.sync()
         log(f"KV pool of {pool_tokens} tokens allocated and filled in {time.monotonic() - t0:.1f} s")
-        gpool = torch.cuda.graph_pool_handle() if is_cuda else None
+        # Each graph gets its own private memory pool, freed with the graph (a pool handle shared
+        # across graphs that are freed in between trips a caching-allocator assert in torch 2.11).
+        gpool = None
 
         def measure_decode(p: sweep.DecodePoint) -> float:
             check_budget()
@@ -760,10 +820,14 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
         del pool
     if budget_hit:
         summary["budget"] = budget_hit
+        meta["partial"] = budget_hit
         log(f"stopped early: {budget_hit}; the points measured so far are in {cfg.out}")
     summary["seconds"] = round(time.monotonic() - t_start, 1)
     meta["sweep_seconds"] = summary["seconds"]
-    meta["engine_flags"]["attention"] = f"torch.nn.functional.scaled_dot_product_attention ({dec.attention_backend})"
+    meta["engine_flags"]["attention"] = f"torch SDPA {dec.attention_backend}"
+    meta["sweep"] = {k: summary[k] for k in ("prefill", "decode") if k in summary}
+    if cfg.probe:
+        meta["measured_ceilings"] = cfg.probe
     store.write_meta(meta)
     return summary
 
@@ -848,12 +912,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.probe and args.device.startswith("cuda"):
         summary["probe"] = bandwidth_probe(args.device)
         log(f"probe: {summary['probe']}")
+        cfg.probe = summary["probe"]
     summary.update(run_profile(cfg, shapes))
-    if "probe" in summary:
-        meta_path = cfg.out / "meta.yaml"
-        meta = yaml.safe_load(meta_path.read_text())
-        meta["measured_ceilings"] = summary["probe"]
-        write_atomic(meta_path, yaml.safe_dump(meta, sort_keys=False))
     if args.summary_json:
         write_atomic(Path(args.summary_json), json.dumps(summary, indent=2, default=str))
     log("summary: " + json.dumps({k: v for k, v in summary.items() if k != "check"}, default=str))
