@@ -20,13 +20,14 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 
 from solvers.formulation import LinearModel, binding, build
 from solvers.problem import Problem, Solution, Status
 
 BACKENDS = ("highs", "cbc", "ortools")
-HOLD_TOL = 1e-6
+HOLD_TOL = 1e-7
 """Relative slack with which an earlier objective is held while the next one is minimised."""
 RENS_WIDTH = 2
 """Replicas either side of the LP value a RENS neighbourhood allows. With [floor, ceil] alone the
@@ -254,8 +255,10 @@ class _PulpRunner:
             if warm:
                 for var, x in zip(self.vars, self.start):
                     var.setInitialValue(x)
-            solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=mip_gap, logPath=log,
-                                       warmStart=warm)
+            with warnings.catch_warnings():  # PuLP 3 says the bundled CBC goes in 4.0; it is the CBC we have
+                warnings.simplefilter("ignore", DeprecationWarning)
+                solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=mip_gap, logPath=log,
+                                           warmStart=warm)
             try:
                 self.prob.solve(solver)
             except pulp.PulpSolverError as e:

@@ -7,8 +7,9 @@ Two steps:
    class is out of reach.
 2. The elastic model (`formulation.build(problem, elastic=True)`): slack on each class's served
    rate, each resource's inventory, each min-replica, P:D-ratio and step row, minimised
-   lexicographically: unserved req/s first (demand is served whenever any fleet can serve it),
-   then extra GPUs, then bent policy rules. Non-zero slacks are the answer.
+   lexicographically: unserved req/s first (demand is dropped only where no fleet can serve it),
+   then extra GPUs (bought only where bending a policy rule cannot avoid it), then policy slack.
+   Non-zero slacks are the answer.
 
 Records are domain-free (kind, target, amount, unit, detail); the planner turns them into words.
 """

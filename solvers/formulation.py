@@ -215,9 +215,9 @@ def build(problem: Problem, elastic: bool = False) -> LinearModel:
     fleet = _add(price, churn)
     goals = [{m.mu: -1.0}, fleet] if max_load else [fleet]
     if elastic:
-        # Smallest relaxation, lexicographically: serve all demand if any fleet can (unserved
-        # req/s first), then buy the fewest extra GPUs, then bend the fewest policy rules
-        # (min replicas, P:D ratio, step limits); the fleet's own objective comes last.
+        # Smallest relaxation, minimised in this order: unserved req/s (demand is dropped only where
+        # no fleet can serve it), then extra GPUs (bought only where bending policy cannot avoid it),
+        # then policy slack (min replicas, P:D ratio, step limits); the fleet's own objective last.
         by_kind = lambda kinds: {i: 1.0 for (k, _), i in m.slack.items() if k in kinds}  # noqa: E731
         goals = [g for g in (by_kind({"unserved"}), by_kind({"inventory"}),
                              by_kind({"min_replicas", "pd_ratio", "step"})) if g] + goals
@@ -225,7 +225,7 @@ def build(problem: Problem, elastic: bool = False) -> LinearModel:
     return m
 
 
-def binding(model: LinearModel, values: list[float], tol: float = 1e-6) -> list[str]:
+def binding(model: LinearModel, values: list[float], tol: float = 1e-5) -> list[str]:
     """Names of the constraints of interest that are tight at `values` and actually carry load.
 
     Families reported: inventory[r], capacity[v] (pool at its target utilisation), kv_link[v],

@@ -42,9 +42,11 @@ def synthetic_problem(n_models: int, n_gpus: int, n_tps: int, n_classes: int = 1
     gpus = GPU_TYPES[:n_gpus] if n_gpus <= len(GPU_TYPES) else GPU_TYPES
     tps = TP_SIZES[:n_tps]
     classes, variants, capacity = [], [], {}
+    # The last two types are on-demand (unlimited); the larger-memory of them anchors feasibility.
+    anchor_gpu = max(gpus[-2:], key=lambda gpu: gpu[2])
     for m in range(n_models):
         group = f"model{m}"
-        biggest = max(mem for _, _, mem, _ in gpus) * max(tps)  # GiB of the largest replica
+        biggest = anchor_gpu[2] * max(tps)  # GiB of the largest replica
         params_b = float(rng.choice([p for p in MODEL_PARAMS_B if p * 2.0 < 0.8 * biggest] or [1.0]))
         size = params_b / 8.0
         kv_per_token = 131072.0 * size ** 0.5  # bytes; 128 KiB for an 8B GQA model
@@ -72,8 +74,8 @@ def synthetic_problem(n_models: int, n_gpus: int, n_tps: int, n_classes: int = 1
                         dec = DECODE_TOKENS_PER_S_8B_A100 * speedup / size ** 0.7 / (osl * (1 + isl / 65536))
                         cap = {"prefill": pre, "decode": dec, "mixed": 0.7 / (1 / pre + 1 / dec)}[side]
                         # A slow replica misses the TTFT SLO on long prompts: capacity 0, as measured.
-                        # The largest replica of the fastest type always serves (keeps instances feasible).
-                        anchor = g == gpus[-1][0] and tp == tps[-1]
+                        # The largest replica of the anchor type always serves (keeps instances feasible).
+                        anchor = g == anchor_gpu[0] and tp == tps[-1]
                         slow = isl / (PREFILL_TOKENS_PER_S_8B_A100 * speedup / size) > 2.0
                         if not anchor and (slow or rng.random() < 0.1):
                             continue
