@@ -1,0 +1,95 @@
+"""How the fleet-sizing ILP scales: seconds and gap per instance size and backend.
+
+Instances come from `solvers.synthetic` (seeded; capacities shaped like measured ones). A size
+"MxGxT" is M models x G GPU types x T tensor-parallel sizes x 3 roles variants, with 12 request
+classes per model; the largest default, 20x8x4, is 1920 variants and 240 classes.
+
+    .venv/bin/python bench/solve_scaling.py [--sizes 1x3x1,20x8x4] [--repeats 3] [--time-limit 60]
+                                            [--gap 0.01] [--backends highs,cbc,ortools] [--seed 1]
+
+Each cell is the median over --repeats solves of the same instance (wall seconds, model building
+included). A backend whose first solve of a size runs past --time-limit is not repeated on it nor
+tried on larger sizes (said in the table). Last line: RESULT seconds=<largest, highs>
+gap_pct=<largest, highs>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from solvers.backends import BACKENDS, solve  # noqa: E402
+from solvers.formulation import build  # noqa: E402
+from solvers.synthetic import synthetic_problem  # noqa: E402
+
+DEFAULT_SIZES = "1x3x1,2x4x2,5x6x3,10x8x4,20x8x4"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated MxGxT (models x GPU types x TP sizes)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--time-limit", type=float, default=60.0, help="seconds per solve")
+    ap.add_argument("--gap", type=float, default=0.01, help="relative MIP gap to stop at")
+    ap.add_argument("--backends", default=",".join(BACKENDS))
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--classes", type=int, default=12, help="request classes per model")
+    args = ap.parse_args(argv)
+    try:
+        sizes = [tuple(int(k) for k in s.split("x")) for s in args.sizes.split(",")]
+        assert all(len(s) == 3 for s in sizes)
+    except (ValueError, AssertionError):
+        ap.error(f"--sizes: expected comma-separated MxGxT like 1x3x1,20x8x4, got {args.sizes!r}")
+    backends = args.backends.split(",")
+    if unknown := set(backends) - set(BACKENDS):
+        ap.error(f"--backends: unknown {sorted(unknown)}; choose from {BACKENDS}")
+
+    table = Table(title=f"ILP scaling: median of {args.repeats}, gap target {args.gap:.1%}, "
+                        f"time limit {args.time_limit:g}s, {os.cpu_count()} CPU cores, seed {args.seed}")
+    for col in ("size", "variants", "classes", "vars", "int vars", "rows", "backend", "seconds", "gap %",
+                "status", "objective", "note"):
+        table.add_column(col, justify="left" if col in ("size", "backend", "status", "note") else "right")
+    given_up: set[str] = set()
+    result = {}
+    for m, g, t in sizes:
+        prob = synthetic_problem(m, g, t, n_classes=args.classes, seed=args.seed)
+        model = build(prob)
+        shape = (f"{m}x{g}x{t}", str(len(prob.variants)), str(len(prob.classes)), str(len(model.vars)),
+                 str(model.num_integer), str(len(model.rows)))
+        for backend in backends:
+            if backend in given_up:
+                table.add_row(*shape, backend, "-", "-", "skipped", "-", "ran past the limit on a smaller size")
+                continue
+            runs = []
+            for _ in range(args.repeats):
+                runs.append(solve(prob, backend, time_limit_s=args.time_limit, mip_gap=args.gap))
+                if runs[-1].seconds > args.time_limit:
+                    given_up.add(backend)
+                    break
+            secs = statistics.median(r.seconds for r in runs)
+            gaps = [r.gap for r in runs if r.gap is not None]
+            gap = statistics.median(gaps) * 100 if gaps else float("nan")
+            last = runs[-1]
+            note = f"{len(runs)} run(s), past the limit" if backend in given_up else ""
+            if "RENS" in last.message:
+                note = "; ".join(filter(None, [note, "LP bound + RENS"]))
+            table.add_row(*shape, last.backend, f"{secs:.2f}", f"{gap:.2f}", last.status,
+                          f"{last.objective:.1f}" if last.objective is not None else "-", note)
+            result[backend] = (secs, gap)
+        table.add_section()
+    Console(width=200).print(table)
+    secs, gap = result.get("highs", (float("nan"), float("nan")))
+    print(f"RESULT seconds={secs:.2f} gap_pct={gap:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
