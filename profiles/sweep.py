@@ -2,7 +2,7 @@
 
 This module is the backend-independent half of ``planner profile``: WHICH points to measure and in
 what order. The backends (``profiles.backends.vllm`` over HTTP, ``profiles.backends.torch_ref`` on a
-GPU) say HOW one point is measured. It imports only the standard library at module level so that the
+GPU) say HOW one point is measured. It imports only the standard library (and pyyaml, lazily) so that the
 torch backend runs as a standalone script on a GPU machine that has torch, numpy and pyyaml but not
 this project's other dependencies.
 
@@ -19,8 +19,14 @@ wasting GPU time on points no SLO would accept.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import os
+import statistics
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 # --------------------------------------------------------------------------- default grids (DESIGN.md)
@@ -273,3 +279,84 @@ def iter_chunks(seq: Sequence[int], n: int) -> Iterator[Sequence[int]]:
     """Consecutive slices of `seq` of at most `n` items."""
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
+
+
+# --------------------------------------------------------------------------- the profile directory
+# planner.profiledata's columns first; `stat: median` says each row is a point's median of
+# `repeats` timings (min and max kept beside it for the spread).
+PREFILL_COLUMNS = ["isl", "batch", "ttft_ms", "stat", "ttft_ms_min", "ttft_ms_max", "repeats"]
+DECODE_COLUMNS = ["batch", "context_tokens", "itl_ms", "stat", "itl_ms_min", "itl_ms_max", "repeats"]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the whole new one (temp file in the same folder + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ProfileStore:
+    """A profile directory being measured: prefill.csv and decode.csv rewritten atomically after every
+    point (so an interrupted run keeps what it measured, and a rerun skips it), meta.yaml last.
+
+    Same format as planner.profiledata (which reads and validates it); written with the standard
+    library because GPU machines that run the torch backend lack pandas and pydantic.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.prefill_rows: list[dict] = self._read("prefill.csv")
+        self.decode_rows: list[dict] = self._read("decode.csv")
+
+    def _read(self, name: str) -> list[dict]:
+        p = self.root / name
+        if not p.is_file():
+            return []
+        with p.open() as fh:
+            return [{k: v if k == "stat" else float(v) if "_ms" in k else int(float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+    @staticmethod
+    def _csv(rows: list[dict], cols: list[str]) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: (f"{r[c]:.4f}" if isinstance(r[c], float) else r[c]) for c in cols})
+        return buf.getvalue()
+
+    def prefill_done(self) -> dict[tuple[int, int], float]:
+        return {(int(r["isl"]), int(r["batch"])): float(r["ttft_ms"]) for r in self.prefill_rows}
+
+    def decode_done(self) -> dict[tuple[int, int], float]:
+        return {(int(r["batch"]), int(r["context_tokens"])): float(r["itl_ms"]) for r in self.decode_rows}
+
+    def add_prefill(self, isl: int, batch: int, samples: Sequence[float]) -> None:
+        self.prefill_rows = [r for r in self.prefill_rows if (r["isl"], r["batch"]) != (isl, batch)]
+        self.prefill_rows.append({"isl": isl, "batch": batch, "ttft_ms": statistics.median(samples), "stat": "median",
+                                  "ttft_ms_min": min(samples), "ttft_ms_max": max(samples), "repeats": len(samples)})
+        self.prefill_rows.sort(key=lambda r: (r["isl"], r["batch"]))
+        write_atomic(self.root / "prefill.csv", self._csv(self.prefill_rows, PREFILL_COLUMNS))
+
+    def add_decode(self, batch: int, context: int, samples: Sequence[float]) -> None:
+        self.decode_rows = [r for r in self.decode_rows if (r["batch"], r["context_tokens"]) != (batch, context)]
+        self.decode_rows.append({"batch": batch, "context_tokens": context, "itl_ms": statistics.median(samples), "stat": "median",
+                                 "itl_ms_min": min(samples), "itl_ms_max": max(samples), "repeats": len(samples)})
+        self.decode_rows.sort(key=lambda r: (r["batch"], r["context_tokens"]))
+        write_atomic(self.root / "decode.csv", self._csv(self.decode_rows, DECODE_COLUMNS))
+
+    def write_record(self, record: dict, meta: dict) -> None:
+        """run.yaml gets the whole run record; meta.yaml (written last) the fields of
+        planner.profiledata.ProfileMeta, so the planner's loader reads the directory as it is."""
+        import yaml
+
+        write_atomic(self.root / "run.yaml", yaml.safe_dump(record, sort_keys=False, default_flow_style=False))
+        write_atomic(self.root / "meta.yaml", yaml.safe_dump(meta, sort_keys=False, default_flow_style=False))

@@ -33,16 +33,13 @@ and on a CPU with --tiny for a smoke test of the code paths (CI).
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as _dt
-import io
 import json
 import math
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -355,83 +352,16 @@ def prefill_repeats(tokens: int) -> int:
     return 7 if tokens <= 4096 else 5 if tokens <= 32768 else 3
 
 
-# =========================================================================== profile directory I/O (plain Python)
-# planner.profiledata's columns first; `stat: median` says each row is a point's median of
-# `repeats` timings (min and max kept beside it for the spread).
-PREFILL_COLUMNS = ["isl", "batch", "ttft_ms", "stat", "ttft_ms_min", "ttft_ms_max", "repeats"]
-DECODE_COLUMNS = ["batch", "context_tokens", "itl_ms", "stat", "itl_ms_min", "itl_ms_max", "repeats"]
+# =========================================================================== profile directory I/O
+# The store lives in profiles.sweep (standard library + pyyaml); re-exported for callers of this module.
+from profiles.sweep import DECODE_COLUMNS, PREFILL_COLUMNS, ProfileStore, write_atomic  # noqa: E402
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the whole new one (temp file in the same folder + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class PlainProfileDir(ProfileStore):
+    """The profile directory of a torch run: meta.yaml holds the ProfileMeta fields of the run record."""
 
-
-class PlainProfileDir:
-    """Profile directory writer with the standard library only (meta.yaml via pyyaml, CSV via csv).
-
-    Same format as planner.profiledata; used here because GPU machines lack pandas/pydantic. Rows
-    are kept in memory and the whole CSV is rewritten atomically after each point.
-    """
-
-    def __init__(self, root: str | os.PathLike[str]):
-        self.root = Path(root)
-        self.prefill_rows: list[dict] = self._read("prefill.csv")
-        self.decode_rows: list[dict] = self._read("decode.csv")
-
-    def _read(self, name: str) -> list[dict]:
-        p = self.root / name
-        if not p.is_file():
-            return []
-        with p.open() as fh:
-            return [{k: v if k == "stat" else float(v) if "_ms" in k else int(float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-    @staticmethod
-    def _csv(rows: list[dict], cols: list[str]) -> str:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: (f"{r[c]:.4f}" if isinstance(r[c], float) else r[c]) for c in cols})
-        return buf.getvalue()
-
-    def prefill_done(self) -> dict[tuple[int, int], float]:
-        return {(int(r["isl"]), int(r["batch"])): float(r["ttft_ms"]) for r in self.prefill_rows}
-
-    def decode_done(self) -> dict[tuple[int, int], float]:
-        return {(int(r["batch"]), int(r["context_tokens"])): float(r["itl_ms"]) for r in self.decode_rows}
-
-    def add_prefill(self, isl: int, batch: int, samples: Sequence[float]) -> None:
-        self.prefill_rows = [r for r in self.prefill_rows if (r["isl"], r["batch"]) != (isl, batch)]
-        self.prefill_rows.append(
-            {"isl": isl, "batch": batch, "ttft_ms": statistics.median(samples), "stat": "median", "ttft_ms_min": min(samples), "ttft_ms_max": max(samples), "repeats": len(samples)}
-        )
-        self.prefill_rows.sort(key=lambda r: (r["isl"], r["batch"]))
-        write_atomic(self.root / "prefill.csv", self._csv(self.prefill_rows, PREFILL_COLUMNS))
-
-    def add_decode(self, batch: int, context: int, samples: Sequence[float]) -> None:
-        self.decode_rows = [r for r in self.decode_rows if (r["batch"], r["context_tokens"]) != (batch, context)]
-        self.decode_rows.append(
-            {"batch": batch, "context_tokens": context, "itl_ms": statistics.median(samples), "stat": "median", "itl_ms_min": min(samples), "itl_ms_max": max(samples), "repeats": len(samples)}
-        )
-        self.decode_rows.sort(key=lambda r: (r["batch"], r["context_tokens"]))
-        write_atomic(self.root / "decode.csv", self._csv(self.decode_rows, DECODE_COLUMNS))
-
-    def write_meta(self, record: dict) -> None:
-        """run.yaml gets the whole run record; meta.yaml (written last) the fields of
-        planner.profiledata.ProfileMeta, so the planner's loader reads the directory as it is."""
-        write_atomic(self.root / "run.yaml", yaml.safe_dump(record, sort_keys=False, default_flow_style=False))
-        write_atomic(self.root / "meta.yaml", yaml.safe_dump(profile_meta(record), sort_keys=False, default_flow_style=False))
+    def write_meta(self, record: dict) -> None:  # type: ignore[override]
+        super().write_record(record, profile_meta(record))
 
 
 KV_CAPACITY_NOTE = (
