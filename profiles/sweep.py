@@ -158,62 +158,76 @@ def dominated_by(key: tuple[int, int], stops: Iterable[tuple[int, int]]) -> bool
     return any(key[0] >= s[0] and key[1] >= s[1] for s in stops)
 
 
+class SweepState:
+    """Bookkeeping of one sweep: which points are resumed, dominated by a stop, or to be measured.
+    Shared by the synchronous (torch) and asynchronous (HTTP) loops."""
+
+    def __init__(self, done: dict[tuple[int, int], float] | Iterable[tuple[int, int]] = (), latency_cap_ms: float | None = None):
+        self.done = dict(done) if isinstance(done, dict) else {k: 0.0 for k in done}
+        self.cap = latency_cap_ms
+        self.stops: list[tuple[int, int]] = []
+        self.outcome = SweepOutcome()
+        # A resumed point that was over the cap stops its dimension again, as in the first run.
+        if self.cap is not None:
+            for k, v in self.done.items():
+                if v > self.cap:
+                    self.stops.append(k)
+                    self.outcome.stop_reasons[k] = f"latency {v:.1f} ms over the cap {self.cap:g} ms (resumed)"
+
+    def classify(self, p: Point) -> str | None:
+        """'resumed' or 'skipped' (dominated by a stop), or None: measure it."""
+        if p.key in self.done:
+            self.outcome.resumed.append(p.key)
+            return "resumed"
+        if dominated_by(p.key, self.stops):
+            self.outcome.dominated.append(p.key)
+            return "skipped"
+        return None
+
+    def stopped(self, p: Point, reason: str) -> None:
+        self.stops.append(p.key)
+        self.outcome.stop_reasons[p.key] = reason
+        self.outcome.dominated.append(p.key)
+
+    def measured(self, p: Point, ms: float) -> None:
+        self.outcome.measured.append(p.key)
+        if self.cap is not None and ms > self.cap:
+            self.stops.append(p.key)
+            self.outcome.stop_reasons[p.key] = f"latency {ms:.1f} ms over the cap {self.cap:g} ms"
+
+
 def run_sweep(
     points: Sequence[Point],
     measure: Callable[[Point], float],
     record: Callable[[Point, float], None],
-    done: Iterable[tuple[int, int]] = (),
+    done: dict[tuple[int, int], float] | Iterable[tuple[int, int]] = (),
     latency_cap_ms: float | None = None,
     on_point: Callable[[Point, str], None] | None = None,
 ) -> SweepOutcome:
     """Measure `points` in order; call `record` after each (the caller writes atomically there).
 
-    `done` holds keys already in the profile directory (resumption): they are not measured again,
-    but a resumed point over the cap still stops its dimension. `measure` returns the point's
-    latency in ms, or raises StopAxis. Any other exception propagates after the points measured so
-    far have been recorded (they are already on disk: `record` ran for each).
-    `on_point(point, status)` is told 'measured', 'resumed' or 'skipped' (for a progress bar).
+    `done` holds points already in the profile directory ({key: latency_ms}, resumption): they are
+    not measured again, and one over the cap still stops its dimension. `measure` returns the
+    point's latency in ms, or raises StopAxis. Any other exception propagates; the points measured
+    before it are already recorded (on disk). `on_point(point, status)` hears 'measured',
+    'resumed' or 'skipped' (for a progress bar).
     """
-    done_set = set(done)
-    stops: list[tuple[int, int]] = []
-    out = SweepOutcome()
+    state = SweepState(done, latency_cap_ms)
     for p in points:
-        if dominated_by(p.key, stops):
-            out.dominated.append(p.key)
-            if on_point:
-                on_point(p, "skipped")
-            continue
-        if p.key in done_set:
-            out.resumed.append(p.key)
-            if on_point:
-                on_point(p, "resumed")
-            continue
-        try:
-            ms = measure(p)
-        except StopAxis as stop:
-            stops.append(p.key)
-            out.stop_reasons[p.key] = stop.reason
-            out.dominated.append(p.key)
-            if on_point:
-                on_point(p, "skipped")
-            continue
-        record(p, ms)
-        out.measured.append(p.key)
+        status = state.classify(p)
+        if status is None:
+            try:
+                ms = measure(p)
+            except StopAxis as stop:
+                state.stopped(p, stop.reason)
+                status = "skipped"
+            else:
+                record(p, ms)
+                state.measured(p, ms)
+                status = "measured"
         if on_point:
-            on_point(p, "measured")
-        if latency_cap_ms is not None and ms > latency_cap_ms:
-            stops.append(p.key)
-            out.stop_reasons[p.key] = f"latency {ms:.1f} ms over the cap {latency_cap_ms:g} ms"
-    return out
-
-
-def apply_resumed_caps(
-    done: dict[tuple[int, int], float], latency_cap_ms: float | None
-) -> list[tuple[int, int]]:
-    """Keys of resumed points that were over the cap (so a resumed sweep stops where the first did)."""
-    if latency_cap_ms is None:
-        return []
-    return [k for k, v in done.items() if v > latency_cap_ms]
+            on_point(p, status)
+    return state.outcome
 
 
 # --------------------------------------------------------------------------- adaptive sampling

@@ -1,0 +1,661 @@
+"""vLLM backend: launch ``vllm serve`` (or attach to a running endpoint) and measure it over HTTP.
+
+Life cycle: launch the server as a subprocess in its own process group (or attach to ``--endpoint``),
+wait for ``GET /health`` with a timeout, read the served model and max_model_len from
+``GET /v1/models`` and the KV capacity from ``GET /metrics`` (``vllm:cache_config_info``:
+num_gpu_blocks x block_size), sweep, and stop the server it started on exit, error or Ctrl-C.
+
+How one point is measured (all requests are OpenAI ``/v1/completions`` with ``stream: true`` and a
+prompt of random token ids of exact length, distinct per request so no prefix cache can help):
+
+* prefill (isl, batch): one forward pass of `batch` prompts. Sending the prompts at once would let
+  the engine start on the first before the others arrive; so a *blocker* prompt is sent first,
+  and the batch while the engine is busy with it: the batch then waits and is scheduled together
+  in the next step. Prefill time = last first-token of the batch - the blocker's first token. Both
+  pass the same HTTP path, so the client's latency cancels. Median of `repeats`.
+* decode (batch, context): `batch` streams with prompts of `context - decode_tokens/2` tokens and
+  ``ignore_eos``, long enough to outlast the staggered prefills. Steady state = the window where
+  every stream is decoding (after the last first token, before the first stream ends). ITL per
+  stream = slope of its token timestamps in that window; the point's ITL is the median over streams.
+* rate (optional): Poisson arrivals at `rate` req/s of (isl, osl) requests; TTFT and ITL
+  percentiles and goodput (requests meeting the SLO per second) -> goodput.csv.
+
+Emulated servers run on a compressed clock: ``time_scale`` = wall seconds per emulated second, and
+every measured wall duration is divided by it.
+
+Errors are :class:`ProfilerError` (a PlannerError: the CLI prints it, exit 2) and say what happened
+and where the measured points are; points are written after each one, so they are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import httpx
+
+from planner.errors import PlannerError
+from profiles import sweep
+
+# Token ids drawn for prompts: [100, 10000) exists in every modern tokenizer (vocab >= 32000) and
+# skips the low ids where special tokens live (Llama-3: 128000+, Llama-2: 0-2, Qwen: 151643+).
+TOKEN_ID_LOW, TOKEN_ID_HIGH = 100, 10_000
+# Blocker prompt for prefill points: long enough that its step outlasts sending a batch (a 2048-token
+# prefill of an 8B model takes ~60 ms on an H100: profiles/data/llama-3.1-8b), capped by the token budget.
+BLOCKER_TOKENS = 2048
+# Minimum pure-decode gaps per stream for a steady-state ITL (fewer = a noisy slope).
+MIN_WINDOW_GAPS = 8
+DEFAULT_HEALTH_TIMEOUT_S = 900.0  # loading a large model with --load-format dummy still compiles CUDA graphs: minutes
+DEFAULT_ATTACH_TIMEOUT_S = 30.0
+DEFAULT_REQUEST_TIMEOUT_S = 600.0
+
+
+class ProfilerError(PlannerError):
+    """The server could not be profiled (unreachable, unhealthy, died, answered nonsense)."""
+
+
+class ServerDied(ProfilerError):
+    pass
+
+
+class MalformedStream(ProfilerError):
+    pass
+
+
+# =========================================================================== the server process
+@dataclass
+class LaunchConfig:
+    """How to start ``vllm serve`` for one variant (flags as in vLLM's EngineArgs)."""
+
+    model: str
+    """What vLLM loads (a Hugging Face id or a local path)."""
+    served_model_name: str
+    tp: int = 1
+    max_num_batched_tokens: int = 8192
+    max_num_seqs: int = 256
+    gpu_memory_utilization: float = 0.9
+    load_format_dummy: bool = True
+    port: int = 8000
+    host: str = "127.0.0.1"
+    extra_args: list[str] = field(default_factory=list)
+    server_cmd: list[str] = field(default_factory=lambda: ["vllm", "serve"])
+
+    def argv(self) -> list[str]:
+        args = [
+            *self.server_cmd, self.model,
+            "--served-model-name", self.served_model_name,
+            "--tensor-parallel-size", str(self.tp),
+            "--max-num-batched-tokens", str(self.max_num_batched_tokens),
+            "--max-num-seqs", str(self.max_num_seqs),
+            "--gpu-memory-utilization", str(self.gpu_memory_utilization),
+            "--host", self.host,
+            "--port", str(self.port),
+            # Prefix caching would let repeated prompt prefixes skip prefill; our prompts are random,
+            # but turning it off makes the measurement independent of that.
+            "--no-enable-prefix-caching",
+        ]
+        if self.load_format_dummy:
+            args += ["--load-format", "dummy"]
+        return args + list(self.extra_args)
+
+    def engine_flags(self) -> list[str]:
+        """The flags for meta.yaml (everything after the model argument)."""
+        return self.argv()[len(self.server_cmd) + 1:]
+
+
+class ManagedServer:
+    """A ``vllm serve`` subprocess we started: its own process group, output to a log file, and
+    stopped (SIGINT, then SIGTERM, then SIGKILL to the group) by :meth:`stop` or the context manager."""
+
+    def __init__(self, cfg: LaunchConfig, log_path: Path):
+        self.cfg = cfg
+        self.log_path = Path(log_path)
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.cfg.host}:{self.cfg.port}"
+
+    def start(self) -> "ManagedServer":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        try:
+            self.proc = subprocess.Popen(self.cfg.argv(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        except FileNotFoundError as exc:
+            self._log.close()
+            raise ProfilerError(f"cannot launch the server: {shlex.join(self.cfg.argv()[:2])}: {exc.strerror}; "
+                                "install vLLM (pip install vllm) or attach to a running server with --endpoint URL") from None
+        return self
+
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        p = self.proc
+        if p is None or p.poll() is not None:
+            self._close_log()
+            return
+        for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, sig)
+            try:
+                p.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self._close_log()
+
+    def _close_log(self) -> None:
+        log = getattr(self, "_log", None)
+        if log is not None and not log.closed:
+            log.close()
+
+    def __enter__(self) -> "ManagedServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# =========================================================================== endpoint facts
+def _describe_http_error(exc: Exception) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return f"connection refused or host unreachable ({exc})"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer in time ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def wait_healthy(url: str, timeout_s: float, server: ManagedServer | None = None, poll_s: float = 0.5) -> None:
+    """Poll GET /health until it answers 200; a server process that exits, or the timeout, is an error."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer yet"
+    with httpx.Client(timeout=min(10.0, max(1.0, timeout_s))) as client:
+        while True:
+            if server is not None and server.exit_code() is not None:
+                raise ServerDied(f"the server exited with code {server.exit_code()} before it was healthy; "
+                                 f"last lines of {server.log_path}:\n{server.log_tail()}")
+            try:
+                r = client.get(f"{url}/health")
+                if r.status_code == 200:
+                    return
+                last = f"HTTP {r.status_code}"
+            except httpx.HTTPError as exc:
+                last = _describe_http_error(exc)
+            if time.monotonic() >= deadline:
+                hint = " (is the endpoint right and the server running?)" if "refused" in last else ""
+                raise ProfilerError(f"{url}/health: not healthy after {timeout_s:g} s; last answer: {last}{hint}")
+            time.sleep(poll_s)
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    model: str
+    max_model_len: int | None
+    kv_capacity_tokens: int
+    num_gpu_blocks: int
+    block_size: int
+
+
+def read_kv_capacity(metrics_text: str, url: str = "") -> tuple[int, int]:
+    """(num_gpu_blocks, block_size) from vLLM's ``vllm:cache_config_info`` gauge labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        families = list(text_string_to_metric_families(metrics_text))
+    except Exception as exc:  # noqa: BLE001 - the parser raises bare ValueErrors of many kinds
+        raise ProfilerError(f"{url}/metrics: not Prometheus text format ({exc})") from None
+    for fam in families:
+        if fam.name == "vllm:cache_config_info":
+            for s in fam.samples:
+                try:
+                    return int(s.labels["num_gpu_blocks"]), int(s.labels["block_size"])
+                except (KeyError, ValueError):
+                    raise ProfilerError(f"{url}/metrics: vllm:cache_config_info lacks integer num_gpu_blocks/block_size labels: {s.labels}") from None
+    raise ProfilerError(f"{url}/metrics: no vllm:cache_config_info metric, so the KV capacity is unknown "
+                        "(is this a vLLM server? pass --kv-capacity TOKENS to give it)")
+
+
+def endpoint_info(url: str, timeout_s: float = 30.0) -> EndpointInfo:
+    """The served model (first of /v1/models), its max_model_len and the KV capacity."""
+    try:
+        with httpx.Client(timeout=timeout_s) as c:
+            models = c.get(f"{url}/v1/models")
+            models.raise_for_status()
+            metrics = c.get(f"{url}/metrics")
+            metrics.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ProfilerError(f"{url}: {_describe_http_error(exc)}") from None
+    try:
+        entry = models.json()["data"][0]
+        model = str(entry["id"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ProfilerError(f"{url}/v1/models: expected {{'data': [{{'id': MODEL, ...}}]}}, got {models.text[:200]!r}") from None
+    blocks, bs = read_kv_capacity(metrics.text, url)
+    mml = entry.get("max_model_len")
+    return EndpointInfo(model=model, max_model_len=int(mml) if mml else None, kv_capacity_tokens=blocks * bs, num_gpu_blocks=blocks, block_size=bs)
+
+
+# =========================================================================== streaming client
+@dataclass
+class StreamResult:
+    """Client-side arrival times (time.monotonic seconds) of each streamed token of one request."""
+
+    sent: float
+    token_times: list[float]
+    completion_tokens: int | None = None
+
+    @property
+    def first(self) -> float:
+        return self.token_times[0]
+
+
+class VllmClient:
+    """Async OpenAI-completions client that records when each streamed token arrives."""
+
+    def __init__(self, url: str, model: str, time_scale: float = 1.0, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+                 seed: int = 0, max_connections: int = 1024):
+        self.url = url.rstrip("/")
+        self.model = model
+        self.time_scale = time_scale
+        self.rng = random.Random(seed)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(request_timeout_s, connect=10.0), limits=limits)
+        self.busy_wall_s = 0.0
+        """Wall seconds spent measuring (the server's GPU was busy for us); / time_scale = emulated GPU time."""
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def prompt(self, n: int) -> list[int]:
+        return [self.rng.randrange(TOKEN_ID_LOW, TOKEN_ID_HIGH) for _ in range(n)]
+
+    async def stream(self, prompt_tokens: int, max_tokens: int) -> StreamResult:
+        """One streamed completion; raises ServerDied / MalformedStream / ProfilerError with the cause."""
+        body = {"model": self.model, "prompt": self.prompt(prompt_tokens), "max_tokens": max_tokens, "stream": True,
+                "ignore_eos": True, "temperature": 0.0, "stream_options": {"include_usage": True}}
+        sent = time.monotonic()
+        times: list[float] = []
+        usage_tokens = None
+        done = False
+        try:
+            async with self.http.stream("POST", f"{self.url}/v1/completions", json=body) as resp:
+                if resp.status_code != 200:
+                    text = (await resp.aread()).decode(errors="replace")
+                    try:
+                        msg = json.loads(text).get("message", text)
+                    except (ValueError, AttributeError):
+                        msg = text
+                    raise ProfilerError(f"{self.url}/v1/completions answered HTTP {resp.status_code}: {str(msg)[:300]}")
+                async for line in resp.aiter_lines():
+                    if not line or line.startswith(":"):
+                        continue
+                    if not line.startswith("data:"):
+                        raise MalformedStream(f"{self.url}/v1/completions: stream line is not an SSE 'data:' line: {line[:120]!r}")
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        done = True
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError:
+                        raise MalformedStream(f"{self.url}/v1/completions: stream chunk is not JSON: {data[:120]!r}") from None
+                    if not isinstance(chunk, dict):
+                        raise MalformedStream(f"{self.url}/v1/completions: stream chunk is not a JSON object: {data[:120]!r}")
+                    now = time.monotonic()
+                    choices = chunk.get("choices") or []
+                    if choices and (choices[0].get("text") or choices[0].get("finish_reason") is None):
+                        times.append(now)
+                    if chunk.get("usage"):
+                        usage_tokens = chunk["usage"].get("completion_tokens")
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError, httpx.WriteError) as exc:
+            raise ServerDied(f"{self.url}: the server dropped the connection mid-request ({_describe_http_error(exc)})") from None
+        except httpx.TimeoutException as exc:
+            raise ProfilerError(f"{self.url}: request timed out ({type(exc).__name__})") from None
+        if not done:
+            raise ServerDied(f"{self.url}: the stream ended without 'data: [DONE]' after {len(times)} tokens (server died?)")
+        if not times:
+            raise MalformedStream(f"{self.url}/v1/completions: the stream carried no tokens")
+        return StreamResult(sent=sent, token_times=times, completion_tokens=usage_tokens)
+
+    # ------------------------------------------------------------------ points
+    async def prefill_ms(self, isl: int, batch: int, blocker_tokens: int) -> float:
+        """Time of one prefill step of `batch` prompts of `isl` tokens (blocker method, module doc)."""
+        t0 = time.monotonic()
+        try:
+            blocker = asyncio.create_task(self.stream(blocker_tokens, 1))
+            # Let the blocker reach the engine and start its step before the batch is sent.
+            await asyncio.sleep(self._blocker_lead_s)
+            results = await asyncio.gather(*(self.stream(isl, 1) for _ in range(batch)))
+            b = await blocker
+        finally:
+            self.busy_wall_s += time.monotonic() - t0
+        last = max(r.first for r in results)
+        return (last - b.first) / self.time_scale * 1e3
+
+    _blocker_lead_s = 0.005
+
+    async def calibrate_blocker(self, blocker_tokens: int) -> float:
+        """Blocker TTFT alone (wall s); the lead before the batch is a fifth of it, at most 50 ms."""
+        t0 = time.monotonic()
+        r = await self.stream(blocker_tokens, 1)
+        self.busy_wall_s += time.monotonic() - t0
+        wall = r.first - r.sent
+        self._blocker_lead_s = min(0.05, max(0.001, wall / 5))
+        return wall
+
+    async def decode_ms(self, batch: int, context: int, decode_tokens: int, max_batched_tokens: int) -> tuple[float, int]:
+        """Steady-state ITL (ms) of `batch` streams at mean context ~`context`; returns (itl_ms, streams used)."""
+        prompt = max(1, context - decode_tokens // 2)
+        # Streams admitted early decode while later prompts prefill: add the steps that staggering takes.
+        stagger = math.ceil(batch * prompt / max_batched_tokens) + 2
+        max_tokens = decode_tokens + stagger
+        t0 = time.monotonic()
+        try:
+            results = await asyncio.gather(*(self.stream(prompt, max_tokens) for _ in range(batch)))
+        finally:
+            self.busy_wall_s += time.monotonic() - t0
+        start = max(r.first for r in results)
+        end = min(r.token_times[-1] for r in results)
+        slopes = []
+        for r in results:
+            w = [t for t in r.token_times if start <= t <= end]
+            if len(w) >= MIN_WINDOW_GAPS + 1:
+                slopes.append((w[-1] - w[0]) / (len(w) - 1))
+        if not slopes:
+            raise ProfilerError(f"decode batch={batch} context={context}: fewer than {MIN_WINDOW_GAPS} steps where all "
+                                f"{batch} streams were decoding; raise --decode-tokens (now {decode_tokens})")
+        return statistics.median(slopes) / self.time_scale * 1e3, len(slopes)
+
+    async def rate_run(self, rate_rps: float, isl: int, osl: int, n_requests: int, seed: int = 0) -> list[StreamResult]:
+        """Poisson arrivals (emulated rate) of n_requests (isl, osl) requests; their stream results."""
+        rng = random.Random(seed)
+        t0 = time.monotonic()
+
+        async def one(delay: float) -> StreamResult:
+            await asyncio.sleep(delay)
+            return await self.stream(isl, osl)
+
+        delays, t = [], 0.0
+        for _ in range(n_requests):
+            t += rng.expovariate(rate_rps) * self.time_scale
+            delays.append(t)
+        try:
+            return await asyncio.gather(*(one(d) for d in delays))
+        finally:
+            self.busy_wall_s += time.monotonic() - t0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default method) without numpy."""
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = (len(s) - 1) * q / 100.0
+    lo, hi = math.floor(k), math.ceil(k)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def goodput_row(results: Sequence[StreamResult], rate_rps: float, isl: int, osl: int, time_scale: float,
+                slo_ttft_ms: float | None, slo_itl_ms: float | None) -> dict:
+    """Latency percentiles and goodput of one rate run (emulated ms and requests per emulated second)."""
+    ttft = [(r.first - r.sent) / time_scale * 1e3 for r in results]
+    itl = [((r.token_times[-1] - r.first) / (len(r.token_times) - 1)) / time_scale * 1e3 for r in results if len(r.token_times) > 1]
+    ok = 0
+    for r in results:
+        t = (r.first - r.sent) / time_scale * 1e3
+        i = ((r.token_times[-1] - r.first) / (len(r.token_times) - 1)) / time_scale * 1e3 if len(r.token_times) > 1 else 0.0
+        if (slo_ttft_ms is None or t <= slo_ttft_ms) and (slo_itl_ms is None or i <= slo_itl_ms):
+            ok += 1
+    span = (max(r.token_times[-1] for r in results) - min(r.sent for r in results)) / time_scale
+    return {"rate_rps": rate_rps, "isl": isl, "osl": osl, "requests": len(results),
+            "ttft_ms_p50": percentile(ttft, 50), "ttft_ms_p90": percentile(ttft, 90),
+            "itl_ms_p50": percentile(itl, 50) if itl else float("nan"), "itl_ms_p90": percentile(itl, 90) if itl else float("nan"),
+            "slo_attainment": ok / len(results), "goodput_rps": ok / span if span > 0 else float("nan")}
+
+
+# =========================================================================== the run
+@dataclass
+class VllmRunConfig:
+    model: str
+    gpu: str
+    tp: int
+    out: Path
+    endpoint: str | None = None
+    launch: LaunchConfig | None = None
+    prefill_isl: tuple[int, ...] = sweep.DEFAULT_PREFILL_ISL
+    prefill_batch: tuple[int, ...] = sweep.DEFAULT_PREFILL_BATCH
+    decode_batch: tuple[int, ...] = sweep.DEFAULT_DECODE_BATCH
+    decode_context: tuple[int, ...] = sweep.DEFAULT_DECODE_CONTEXT
+    decode_tokens: int = sweep.DEFAULT_DECODE_TOKENS
+    repeats: int = 3
+    ttft_cap_ms: float = sweep.DEFAULT_TTFT_CAP_MS
+    itl_cap_ms: float = sweep.DEFAULT_ITL_CAP_MS
+    max_num_seqs: int = 256
+    max_batched_tokens: int = 8192
+    health_timeout_s: float | None = None
+    kv_capacity_override: int | None = None
+    time_scale: float = 1.0
+    rates: tuple[float, ...] = ()
+    rate_isl: int = 1024
+    rate_osl: int = 128
+    rate_requests: int = 200
+    slo_ttft_ms: float | None = None
+    slo_itl_ms: float | None = None
+    progress: bool = True
+    engine_version: str | None = None
+
+
+@dataclass
+class RunSummary:
+    out: Path
+    kv_capacity_tokens: int
+    prefill: sweep.SweepOutcome | None = None
+    decode: sweep.SweepOutcome | None = None
+    gpu_seconds: float = 0.0
+    goodput_rows: list[dict] = field(default_factory=list)
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
+
+
+async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: ManagedServer | None) -> RunSummary:
+    store = sweep.ProfileStore(cfg.out)
+    kv = cfg.kv_capacity_override or info.kv_capacity_tokens
+    client = VllmClient(url, info.model, time_scale=cfg.time_scale)
+    summary = RunSummary(out=cfg.out, kv_capacity_tokens=kv)
+
+    def died_context(exc: ProfilerError, what: str) -> ProfilerError:
+        n = len(store.prefill_rows) + len(store.decode_rows)
+        extra = ""
+        if server is not None and server.exit_code() is not None:
+            extra = f"; the server exited with code {server.exit_code()}, last lines of {server.log_path}:\n{server.log_tail(10)}"
+        return type(exc)(f"{exc} (during {what}); {n} measured points are kept in {cfg.out} (rerun to resume){extra}")
+
+    max_isl = info.max_model_len
+    pre_pts = sweep.prefill_grid(cfg.prefill_isl, cfg.prefill_batch, max_isl=max_isl)
+    dec_pts = sweep.decode_grid(cfg.decode_batch, cfg.decode_context, kv_capacity_tokens=kv, decode_tokens=cfg.decode_tokens,
+                                max_num_seqs=cfg.max_num_seqs)
+    if max_isl:
+        dec_pts = [p for p in dec_pts if p.context + cfg.decode_tokens < max_isl]
+    blocker = min(BLOCKER_TOKENS, cfg.max_batched_tokens, (max_isl or BLOCKER_TOKENS + 1) - 1)
+    try:
+        with _progress(cfg.progress) as prog:
+            t_pre = prog.add_task("prefill", total=len(pre_pts)) if prog else None
+            t_dec = prog.add_task("decode", total=len(dec_pts)) if prog else None
+            if pre_pts:
+                await client.calibrate_blocker(blocker)
+
+            def advance(task):
+                return (lambda p, status: prog.advance(task)) if prog else None
+
+            # run_sweep is synchronous (shared with the torch backend): measure points through the loop.
+            loop_samples: dict = {}
+
+            async def measure_prefill_async(p: sweep.PrefillPoint) -> float:
+                samples = [await client.prefill_ms(p.isl, p.batch, blocker) for _ in range(cfg.repeats)]
+                loop_samples[p.key] = samples
+                return statistics.median(samples)
+
+            async def measure_decode_async(p: sweep.DecodePoint) -> float:
+                samples = []
+                for _ in range(cfg.repeats):
+                    ms, _n = await client.decode_ms(p.batch, p.context, cfg.decode_tokens, cfg.max_batched_tokens)
+                    samples.append(ms)
+                loop_samples[p.key] = samples
+                return statistics.median(samples)
+
+            what = "the prefill sweep"
+            summary.prefill = await run_sweep_async(
+                pre_pts, measure_prefill_async, lambda p, ms: store.add_prefill(p.isl, p.batch, loop_samples[p.key]),
+                done=store.prefill_done(), latency_cap_ms=cfg.ttft_cap_ms, on_point=advance(t_pre))
+            what = "the decode sweep"
+            summary.decode = await run_sweep_async(
+                dec_pts, measure_decode_async, lambda p, ms: store.add_decode(p.batch, p.context, loop_samples[p.key]),
+                done=store.decode_done(), latency_cap_ms=cfg.itl_cap_ms, on_point=advance(t_dec))
+            if cfg.rates:
+                what = "the request-rate sweep"
+                t_rate = prog.add_task("rates", total=len(cfg.rates)) if prog else None
+                for rate in cfg.rates:
+                    res = await client.rate_run(rate, cfg.rate_isl, cfg.rate_osl, cfg.rate_requests)
+                    summary.goodput_rows.append(goodput_row(res, rate, cfg.rate_isl, cfg.rate_osl, cfg.time_scale, cfg.slo_ttft_ms, cfg.slo_itl_ms))
+                    _write_goodput(cfg.out / "goodput.csv", summary.goodput_rows)
+                    if prog:
+                        prog.advance(t_rate)
+    except ProfilerError as exc:
+        raise died_context(exc, what if "what" in locals() else "calibration") from None
+    finally:
+        summary.gpu_seconds = client.busy_wall_s / cfg.time_scale
+        await client.aclose()
+    return summary
+
+
+async def run_sweep_async(points, measure, record, done, latency_cap_ms, on_point=None) -> sweep.SweepOutcome:
+    """:func:`profiles.sweep.run_sweep` with an async `measure` (same order, resumption and early stop)."""
+    state = sweep.SweepState(done, latency_cap_ms)
+    for p in points:
+        status = state.classify(p)
+        if status is None:
+            try:
+                ms = await measure(p)
+            except sweep.StopAxis as stop:
+                state.stopped(p, stop.reason)
+                status = "skipped"
+            else:
+                record(p, ms)
+                state.measured(p, ms)
+                status = "measured"
+        if on_point:
+            on_point(p, status)
+    return state.outcome
+
+
+def _write_goodput(path: Path, rows: list[dict]) -> None:
+    cols = list(rows[0])
+    lines = [",".join(cols)] + [",".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in cols) for r in rows]
+    sweep.write_atomic(path, "\n".join(lines) + "\n")
+
+
+def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url: str) -> dict:
+    import datetime as dt
+
+    from planner.profiledata import ProfileMeta
+
+    note = (f"vllm:cache_config_info num_gpu_blocks={info.num_gpu_blocks} x block_size={info.block_size}"
+            if not cfg.kv_capacity_override else "given with --kv-capacity")
+    meta = ProfileMeta(
+        model=cfg.model, gpu=cfg.gpu, tp=cfg.tp, engine="vllm", engine_version=cfg.engine_version,
+        engine_flags=flags, kv_capacity_tokens=kv, kv_capacity_note=note,
+        max_num_seqs=cfg.max_num_seqs, max_batched_tokens=cfg.max_batched_tokens,
+        date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), backend="vllm",
+        notes=(f"measured over HTTP at {url} (served model '{info.model}'); prefill = one step of the batch (blocker "
+               f"method), decode = steady-state ITL slope; rows are medians of {cfg.repeats} repeats"
+               + (f"; emulated clock time_scale={cfg.time_scale:g}" if cfg.time_scale != 1.0 else "")),
+    )
+    return meta.model_dump(mode="json", exclude_none=True)
+
+
+def run_profile(cfg: VllmRunConfig) -> RunSummary:
+    """Launch or attach, measure, write cfg.out; the launched server is stopped however this ends."""
+    if (cfg.endpoint is None) == (cfg.launch is None):
+        raise ProfilerError("give either an endpoint to attach to or a launch configuration, not both or neither")
+    server: ManagedServer | None = None
+    prev_term = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):  # SIGTERM (e.g. from a job runner) stops like Ctrl-C: finally blocks run
+        raise KeyboardInterrupt
+
+    if threading_is_main():
+        signal.signal(signal.SIGTERM, on_term)
+    try:
+        if cfg.launch is not None:
+            server = ManagedServer(cfg.launch, cfg.out / "server.log").start()
+            url = server.url
+            wait_healthy(url, cfg.health_timeout_s or DEFAULT_HEALTH_TIMEOUT_S, server)
+            flags = cfg.launch.engine_flags()
+        else:
+            url = cfg.endpoint.rstrip("/")  # type: ignore[union-attr]
+            wait_healthy(url, cfg.health_timeout_s or DEFAULT_ATTACH_TIMEOUT_S)
+            flags = [f"--endpoint={url}"]
+        info = endpoint_info(url)
+        kv = cfg.kv_capacity_override or info.kv_capacity_tokens
+        summary = asyncio.run(_run_async(cfg, url, info, server))
+        record = {"url": url, "served_model": info.model, "max_model_len": info.max_model_len, "kv_capacity_tokens": kv,
+                  "num_gpu_blocks": info.num_gpu_blocks, "block_size": info.block_size, "time_scale": cfg.time_scale,
+                  "gpu_seconds": round(summary.gpu_seconds, 3),
+                  "prefill": _outcome_dict(summary.prefill), "decode": _outcome_dict(summary.decode)}
+        store = sweep.ProfileStore(cfg.out)
+        if store.prefill_rows and store.decode_rows:
+            store.write_record(record, _meta(cfg, info, kv, flags, url))
+        else:
+            import yaml
+
+            sweep.write_atomic(cfg.out / "run.yaml", yaml.safe_dump(record, sort_keys=False))
+        return summary
+    finally:
+        if server is not None:
+            server.stop()
+        if threading_is_main():
+            signal.signal(signal.SIGTERM, prev_term)
+
+
+def _outcome_dict(o: sweep.SweepOutcome | None) -> dict:
+    if o is None:
+        return {}
+    return {"measured": len(o.measured), "resumed": len(o.resumed), "skipped": len(o.dominated),
+            "stops": {f"{k[0]}x{k[1]}": v for k, v in o.stop_reasons.items()}}
+
+
+def threading_is_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+if __name__ == "__main__":  # pragma: no cover - use `planner profile`
+    sys.exit("use: planner profile --backend vllm ...")
