@@ -183,6 +183,7 @@ def workload_from_trace(
 from planner.simulate.commands import register as _register_simulate; _register_simulate(app)  # noqa: E402,E702 (simulate, emulate)
 from planner.whatif_commands import register as _register_whatif; _register_whatif(app)  # noqa: E402,E702 (whatif)
 from controllers.commands import register as _register_control; _register_control(app)  # noqa: E402,E702 (control)
+from profiles.commands import register as _register_profile; _register_profile(app)  # noqa: E402,E702 (profile, profile show)
 # --- end of command registrations
 
 

@@ -1,0 +1,190 @@
+"""``planner profile ...`` (measure a variant into a profile directory) and ``planner profile show DIR``.
+
+  planner profile --backend vllm --model llama-3.1-8b --gpu H100-SXM-80GB --tp 1            # launch vllm serve
+  planner profile --backend vllm --endpoint http://host:8000 --model ... --gpu ... --tp 1  # attach
+  planner profile --backend torch --model llama-3.1-8b --gpu H100-SXM-80GB                 # reference decoder
+  planner profile show profiles/data/llama-3.1-8b/H100-SXM-80GB/tp1
+
+The output directory defaults to profiles/data/<model>/<gpu>/tp<N> of the package; it is resumable:
+points already there are not measured again.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from planner.errors import InputError, PlannerError
+
+
+def _friendly(fn):  # type: ignore[no-untyped-def]
+    """A PlannerError becomes one red line on stderr and exit code 2, as in the rest of the CLI."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except PlannerError as exc:
+            from rich.console import Console
+
+            Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            from rich.console import Console
+
+            Console(stderr=True).print("[yellow]interrupted:[/] measured points are kept; rerun the same command to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _ints(text: Optional[str], default, field: str):
+    from profiles import sweep
+
+    try:
+        return sweep.parse_int_list(text, default)
+    except ValueError as exc:
+        raise InputError(None, field, str(exc)) from None
+
+
+def _floats(text: Optional[str], field: str) -> tuple[float, ...]:
+    if not text:
+        return ()
+    try:
+        vals = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise InputError(None, field, f"expected a comma-separated list of numbers, got {text!r}") from None
+    if any(v <= 0 for v in vals):
+        raise InputError(None, field, f"expected positive rates, got {text!r}")
+    return vals
+
+
+def register(app: typer.Typer) -> None:
+    profile_app = typer.Typer(help="Measure a variant's latency curves into a profile directory; `show` views one.")
+
+    @profile_app.callback(invoke_without_command=True)
+    @_friendly
+    def profile(
+        ctx: typer.Context,
+        backend: str = typer.Option("vllm", help="vllm (launch vllm serve or attach to --endpoint) or torch (reference decoder on this GPU)"),
+        model: Optional[str] = typer.Option(None, help="model name in profiles/models.yaml"),
+        gpu: Optional[str] = typer.Option(None, help="GPU type name in profiles/gpus.yaml (names the profile)"),
+        tp: int = typer.Option(1, min=1, help="tensor-parallel size"),
+        out: Optional[Path] = typer.Option(None, help="profile directory (default profiles/data/<model>/<gpu>/tp<N>)"),
+        endpoint: Optional[str] = typer.Option(None, help="attach to a running vLLM server at this URL instead of launching one"),
+        hf_model: Optional[str] = typer.Option(None, help="what vllm serve loads (default: the catalog's hf_id)"),
+        max_num_batched_tokens: int = typer.Option(8192, min=1, help="vllm --max-num-batched-tokens (V1 default 8192)"),
+        max_num_seqs: int = typer.Option(256, min=1, help="vllm --max-num-seqs (default 256)"),
+        gpu_memory_utilization: float = typer.Option(0.9, min=0.05, max=1.0, help="vllm --gpu-memory-utilization"),
+        dummy_weights: bool = typer.Option(True, "--dummy-weights/--real-weights", help="--load-format dummy: profile the architecture without downloading weights"),
+        port: int = typer.Option(8000, help="port of the launched server"),
+        server_cmd: str = typer.Option("vllm serve", help="command that starts the server (its model argument and flags are appended)"),
+        extra_args: str = typer.Option("", help="more flags for the launched server, one string"),
+        prefill_isl: Optional[str] = typer.Option(None, help="comma list (default 128..16384)"),
+        prefill_batch: Optional[str] = typer.Option(None, help="comma list (default 1,2,4,8)"),
+        decode_batch: Optional[str] = typer.Option(None, help="comma list (default 1..256)"),
+        decode_context: Optional[str] = typer.Option(None, help="comma list (default 512..8192)"),
+        decode_tokens: int = typer.Option(64, min=16, help="tokens generated per decode stream in the steady-state window"),
+        repeats: int = typer.Option(3, min=1, help="timings per point (the median is kept)"),
+        ttft_cap_ms: float = typer.Option(30000.0, help="stop growing a prefill dimension past this latency"),
+        itl_cap_ms: float = typer.Option(500.0, help="stop growing a decode dimension past this latency"),
+        health_timeout_s: Optional[float] = typer.Option(None, help="how long to wait for /health (launch: 900 s, attach: 30 s)"),
+        kv_capacity: Optional[int] = typer.Option(None, min=1, help="KV capacity in tokens, if /metrics does not say"),
+        time_scale: float = typer.Option(1.0, min=1e-4, help="emulated servers only: wall seconds per emulated second"),
+        rates: Optional[str] = typer.Option(None, help="request-rate sweep (req/s, comma list) for goodput.csv"),
+        rate_isl: int = typer.Option(1024, min=1), rate_osl: int = typer.Option(128, min=1),
+        rate_requests: int = typer.Option(200, min=1, help="requests per rate"),
+        slo_ttft_ms: Optional[float] = typer.Option(None, help="goodput: TTFT bound"),
+        slo_itl_ms: Optional[float] = typer.Option(None, help="goodput: ITL bound"),
+        device: str = typer.Option("cuda", help="torch backend: device"),
+        check: bool = typer.Option(True, "--check/--no-check", help="torch backend: correctness check first"),
+        progress: bool = typer.Option(True, "--progress/--no-progress"),
+    ) -> None:
+        """Measure prefill and decode curves of one variant (resumable; see `planner profile show`)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from rich.console import Console
+
+        from planner.catalog import Catalog
+        from planner.profiledata import profile_dir
+
+        if not model or not gpu:
+            raise InputError(None, "model" if not model else "gpu", "--model and --gpu are required (names from profiles/models.yaml and profiles/gpus.yaml)")
+        cat = Catalog.load()
+        spec = cat.model(model)
+        cat.gpu(gpu)
+        directory = out or profile_dir(Path(__file__).resolve().parent / "data", model, gpu, tp)
+        console = Console()
+        from profiles import sweep
+
+        pi = _ints(prefill_isl, sweep.DEFAULT_PREFILL_ISL, "prefill_isl")
+        pb = _ints(prefill_batch, sweep.DEFAULT_PREFILL_BATCH, "prefill_batch")
+        db = _ints(decode_batch, sweep.DEFAULT_DECODE_BATCH, "decode_batch")
+        dc = _ints(decode_context, sweep.DEFAULT_DECODE_CONTEXT, "decode_context")
+        if backend == "torch":
+            from profiles.backends import torch_ref
+
+            argv = ["--model", model, "--gpu", gpu, "--tp", str(tp), "--out", str(directory), "--device", device,
+                    "--prefill-isl", ",".join(map(str, pi)), "--prefill-batch", ",".join(map(str, pb)),
+                    "--decode-batch", ",".join(map(str, db)), "--decode-context", ",".join(map(str, dc)),
+                    "--mem-fraction", str(gpu_memory_utilization), "--ttft-cap-ms", str(ttft_cap_ms), "--itl-cap-ms", str(itl_cap_ms)]
+            if check:
+                argv.append("--check")
+            if kv_capacity:
+                argv += ["--kv-capacity", str(kv_capacity)]
+            try:
+                code = torch_ref.main(argv)
+            except ModuleNotFoundError as exc:
+                raise InputError(None, "backend", f"the torch backend needs PyTorch ({exc}); pip install torch") from None
+            except SystemExit as exc:
+                raise InputError(None, "backend", str(exc)) from None
+            raise typer.Exit(code)
+        if backend != "vllm":
+            raise InputError(None, "backend", f"expected 'vllm' or 'torch', got {backend!r}")
+        import shlex
+
+        from profiles.backends.vllm import LaunchConfig, VllmRunConfig, run_profile
+
+        launch = None
+        if endpoint is None:
+            launch = LaunchConfig(model=hf_model or spec.hf_id or model, served_model_name=model, tp=tp,
+                                  max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+                                  gpu_memory_utilization=gpu_memory_utilization, load_format_dummy=dummy_weights, port=port,
+                                  extra_args=shlex.split(extra_args), server_cmd=shlex.split(server_cmd))
+        cfg = VllmRunConfig(model=model, gpu=gpu, tp=tp, out=Path(directory), endpoint=endpoint, launch=launch,
+                            prefill_isl=pi, prefill_batch=pb, decode_batch=db, decode_context=dc, decode_tokens=decode_tokens,
+                            repeats=repeats, ttft_cap_ms=ttft_cap_ms, itl_cap_ms=itl_cap_ms, max_num_seqs=max_num_seqs,
+                            max_batched_tokens=max_num_batched_tokens, health_timeout_s=health_timeout_s,
+                            kv_capacity_override=kv_capacity, time_scale=time_scale, rates=_floats(rates, "rates"),
+                            rate_isl=rate_isl, rate_osl=rate_osl, rate_requests=rate_requests,
+                            slo_ttft_ms=slo_ttft_ms, slo_itl_ms=slo_itl_ms, progress=progress)
+        summary = run_profile(cfg)
+        p, d = summary.prefill, summary.decode
+        console.print(f"profile written to {directory}: KV capacity {summary.kv_capacity_tokens:,} tokens; "
+                      f"prefill {len(p.measured)} measured, {len(p.resumed)} resumed, {len(p.dominated)} skipped; "
+                      f"decode {len(d.measured)} measured, {len(d.resumed)} resumed, {len(d.dominated)} skipped; "
+                      f"GPU busy {summary.gpu_seconds:.1f} s")
+        for k, why in {**p.stop_reasons, **d.stop_reasons}.items():
+            console.print(f"  stopped at {k}: {why}")
+
+    @profile_app.command("show")
+    @_friendly
+    def show(
+        directory: Path = typer.Argument(..., help="profile directory (meta.yaml, prefill.csv, decode.csv)"),
+        png: Optional[Path] = typer.Option(None, help="where to save the plot (default DIR/fit.png)"),
+    ) -> None:
+        """Print the fitted laws and residuals of a profile, and save a PNG of points vs fitted curves."""
+        from rich.console import Console
+
+        from profiles.show import fit_profile_dir, render, save_png
+
+        fit = fit_profile_dir(directory)
+        console = Console()
+        render(fit, console)
+        path = save_png(fit, png or Path(directory) / "fit.png")
+        console.print(f"plot saved to {path}")
+
+    app.add_typer(profile_app, name="profile")

@@ -1,0 +1,132 @@
+"""``planner profile show DIR``: the fitted laws of a profile, their residuals, and a PNG.
+
+The laws are fitted exactly as the planner fits them (:mod:`planner.perffit`, non-negative least
+squares on relative error), so what this shows is what ``planner solve`` will use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from planner.perffit import FitReport, fit_decode, fit_prefill
+from planner.profiledata import Profile, central_points, load_profile
+
+
+@dataclass(frozen=True)
+class ProfileFit:
+    """A profile's fitted laws and per-point residuals (pure data, for tables and plots)."""
+
+    profile: Profile
+    prefill_coef: tuple[float, float, float]
+    decode_coef: tuple[float, float, float]
+    prefill_report: FitReport
+    decode_report: FitReport
+    prefill_points: pd.DataFrame
+    """isl, batch, ttft_ms (measured), fit_ms, rel_err"""
+    decode_points: pd.DataFrame
+    """batch, context_tokens, itl_ms (measured), fit_ms, rel_err"""
+
+
+def prefill_law_ms(coef: tuple[float, float, float], isl, batch):
+    a, b, c = coef
+    isl = np.asarray(isl, dtype=float)
+    batch = np.asarray(batch, dtype=float)
+    return a + b * batch * isl + c * batch * isl * isl
+
+
+def decode_law_ms(coef: tuple[float, float, float], batch, context):
+    al, be, ga = coef
+    batch = np.asarray(batch, dtype=float)
+    context = np.asarray(context, dtype=float)
+    return al + be * batch + ga * batch * context
+
+
+def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
+    """Load and validate DIR, fit both laws, compute residuals per measured point."""
+    prof = load_profile(directory)
+    pre = central_points(prof.prefill, ["isl", "batch"], "ttft_ms")
+    dec = central_points(prof.decode, ["batch", "context_tokens"], "itl_ms")
+    pc, prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
+    dc, drep = fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy())
+    pre = pre.assign(fit_ms=prefill_law_ms(pc, pre.isl, pre.batch))
+    pre = pre.assign(rel_err=(pre.fit_ms - pre.ttft_ms) / pre.ttft_ms)
+    dec = dec.assign(fit_ms=decode_law_ms(dc, dec.batch, dec.context_tokens))
+    dec = dec.assign(rel_err=(dec.fit_ms - dec.itl_ms) / dec.itl_ms)
+    return ProfileFit(prof, pc, dc, prep, drep, pre, dec)
+
+
+def law_lines(fit: ProfileFit) -> list[str]:
+    a, b, c = fit.prefill_coef
+    al, be, ga = fit.decode_coef
+    return [
+        f"prefill  t = {a:.4g} ms + {b:.4g} ms/token x sum(isl) + {c:.4g} ms/token^2 x sum(isl^2)   "
+        f"({fit.prefill_report.n_points} points, median |err| {fit.prefill_report.median_rel_err:.1%}, max {fit.prefill_report.max_rel_err:.1%})",
+        f"decode   t = {al:.4g} ms + {be:.4g} ms/seq x batch + {ga:.4g} ms/token x batch x context   "
+        f"({fit.decode_report.n_points} points, median |err| {fit.decode_report.median_rel_err:.1%}, max {fit.decode_report.max_rel_err:.1%})",
+        f"KV capacity {fit.profile.meta.kv_capacity_tokens:,} tokens; backend {fit.profile.meta.backend}; engine {fit.profile.meta.engine}"
+        + (f" on {fit.profile.meta.device_name}" if fit.profile.meta.device_name else ""),
+    ]
+
+
+def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:
+    """Measured points (markers) against the fitted laws (lines): prefill TTFT vs isl per batch,
+    decode ITL vs batch per context; log-log axes, both panels in one figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = fit.profile.meta
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    pre, dec = fit.prefill_points, fit.decode_points
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (batch, g) in enumerate(pre.groupby("batch")):
+        col = colors[i % len(colors)]
+        xs = np.geomspace(g.isl.min(), g.isl.max(), 64)
+        ax1.plot(g.isl, g.ttft_ms, "o", color=col, label=f"batch {batch}")
+        ax1.plot(xs, prefill_law_ms(fit.prefill_coef, xs, batch), "-", color=col, alpha=0.7)
+    ax1.set(xscale="log", yscale="log", xlabel="input tokens per prompt (isl)", ylabel="prefill time (ms)",
+            title=f"prefill: median |err| {fit.prefill_report.median_rel_err:.1%}")
+    ax1.legend(fontsize=8)
+    for i, (ctx, g) in enumerate(dec.groupby("context_tokens")):
+        col = colors[i % len(colors)]
+        xs = np.geomspace(g.batch.min(), g.batch.max(), 64)
+        ax2.plot(g.batch, g.itl_ms, "o", color=col, label=f"context {ctx}")
+        ax2.plot(xs, decode_law_ms(fit.decode_coef, xs, ctx), "-", color=col, alpha=0.7)
+    ax2.set(xscale="log", yscale="log", xlabel="decode batch (sequences)", ylabel="decode step / ITL (ms)",
+            title=f"decode: median |err| {fit.decode_report.median_rel_err:.1%}")
+    ax2.legend(fontsize=8)
+    fig.suptitle(f"{m.model} on {m.gpu} tp{m.tp} ({m.backend}; {m.device_name or m.engine}) - points measured, lines fitted")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
+
+
+def render(fit: ProfileFit, console) -> None:
+    """Print the laws and both residual tables with Rich."""
+    from rich.table import Table
+
+    for line in law_lines(fit):
+        console.print(line)
+    t = Table(title="prefill residuals (fit - measured) / measured")
+    for c in ("isl", "batch", "measured ms", "fitted ms", "rel err"):
+        t.add_column(c, justify="right")
+    for r in fit.prefill_points.itertuples():
+        t.add_row(str(r.isl), str(r.batch), f"{r.ttft_ms:.2f}", f"{r.fit_ms:.2f}", f"{r.rel_err:+.1%}")
+    console.print(t)
+    t = Table(title="decode residuals (fit - measured) / measured")
+    for c in ("batch", "context", "measured ms", "fitted ms", "rel err"):
+        t.add_column(c, justify="right")
+    for r in fit.decode_points.itertuples():
+        t.add_row(str(r.batch), str(r.context_tokens), f"{r.itl_ms:.3f}", f"{r.fit_ms:.3f}", f"{r.rel_err:+.1%}")
+    console.print(t)
