@@ -1,0 +1,79 @@
+"""Grids, ordering, early stop, resumption and the profile store of profiles.sweep (pure, no server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from profiles import sweep
+
+
+def test_default_grids_match_design():
+    pts = sweep.prefill_grid()
+    assert len(pts) == 8 * 4 and pts[0].key == (128, 1) and pts[-1].key == (16384, 8)
+    dec = sweep.decode_grid()
+    assert len(dec) == 9 * 5 and dec[0].key == (1, 512) and dec[-1].key == (256, 8192)
+
+
+def test_decode_grid_skips_points_that_do_not_fit_the_kv_cache():
+    pts = sweep.decode_grid(kv_capacity_tokens=100_000, decode_tokens=64)
+    assert all(p.batch * (p.context + 64) <= 100_000 for p in pts)
+    assert (256, 8192) not in {p.key for p in pts} and (1, 8192) in {p.key for p in pts}
+    assert all(p.batch <= 32 for p in sweep.decode_grid(max_num_seqs=32))
+
+
+def test_parse_int_list_errors_name_the_item():
+    assert sweep.parse_int_list("512, 128,128", ()) == (128, 512)
+    assert sweep.parse_int_list(None, (1, 2)) == (1, 2)
+    with pytest.raises(ValueError, match="'x'"):
+        sweep.parse_int_list("1,x", ())
+    with pytest.raises(ValueError, match="positive"):
+        sweep.parse_int_list("0", ())
+
+
+def test_latency_cap_stops_dominated_points_and_stop_axis_too():
+    pts = sweep.decode_grid(batches=(1, 2, 4), contexts=(100, 200, 400))
+    law = {p.key: p.batch * p.context / 10 for p in pts}  # 10 .. 160 ms
+
+    def measure(p):
+        if p.key == (1, 400):
+            raise sweep.StopAxis("KV cache full")
+        return law[p.key]
+
+    recorded = []
+    out = sweep.run_sweep(pts, measure, lambda p, ms: recorded.append(p.key), latency_cap_ms=50)
+    # (2, 400), (4, 400) are dominated by the StopAxis at (1, 400); (4, 200) at 80 ms passes the 50 ms cap
+    assert (1, 400) in out.stop_reasons and "KV" in out.stop_reasons[(1, 400)]
+    assert (2, 400) in out.dominated and (4, 400) in out.dominated
+    assert (4, 200) in out.measured and out.stop_reasons[(4, 200)].startswith("latency 80.0 ms")
+    assert recorded == out.measured
+    assert all(law[k] <= 80 for k in recorded)
+
+
+def test_resumed_points_are_not_measured_again_and_keep_their_stop():
+    pts = sweep.prefill_grid(isls=(128, 256), batches=(1, 2))
+    calls = []
+    done = {(128, 1): 10.0, (128, 2): 999.0}  # the second was over the cap in the first run
+    out = sweep.run_sweep(pts, lambda p: calls.append(p.key) or 5.0, lambda p, ms: None, done=done, latency_cap_ms=100)
+    assert calls == [(256, 1)]
+    assert out.resumed == [(128, 1), (128, 2)] and (256, 2) in out.dominated
+
+
+def test_profile_store_is_resumable_and_readable_by_the_planner(tmp_path):
+    from planner.profiledata import read_decode, read_prefill
+
+    st = sweep.ProfileStore(tmp_path)
+    st.add_prefill(128, 1, [10.0, 12.0, 11.0])
+    st.add_decode(4, 512, [7.0, 7.2])
+    again = sweep.ProfileStore(tmp_path)
+    assert again.prefill_done() == {(128, 1): 11.0} and again.decode_done() == {(4, 512): 7.1}
+    pre = read_prefill(tmp_path / "prefill.csv")
+    assert pre.ttft_ms.tolist() == [11.0] and pre.stat.tolist() == ["median"]
+    assert read_decode(tmp_path / "decode.csv").itl_ms.tolist() == [7.1]
+    assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temp files
+
+
+def test_seed_subset_has_corners_and_midpoints():
+    keys = [(b, c) for b in (1, 2, 4, 8, 16) for c in (512, 1024, 2048)]
+    seed = sweep.seed_subset(keys)
+    assert {(1, 512), (1, 2048), (16, 512), (16, 2048), (4, 1024)} <= set(seed)
+    assert len(seed) < len(keys)

@@ -1,0 +1,207 @@
+"""The vLLM backend against the EMULATED vLLM server (planner.simulate.emulator: a fake of an external
+system, vLLM on a GPU, whose step times follow a known VariantPerf law), over real HTTP.
+
+Checks: the fitted laws recover the emulator's laws within 5% on the measured range; the CLI attaches to
+an endpoint; launch mode starts and stops the server process (a FAKE `vllm` executable that serves the
+emulator); error paths give clear errors and keep measured points.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner.perf import VariantPerf
+from planner.perffit import fit_decode, fit_prefill
+from planner.profiledata import central_points, load_profile
+from planner.simulate.emulator import EmulatorFleet
+from profiles.backends.vllm import (LaunchConfig, MalformedStream, ProfilerError, ServerDied, VllmRunConfig,
+                                    read_kv_capacity, run_profile)
+
+# A law in the range of an 8B model on one GPU, with fixed costs large enough (30 ms) that the
+# emulator's own per-step wall-clock overhead (~1 ms of asyncio scheduling) stays under 5%.
+LAW = VariantPerf(model="llama-3.1-8b", gpu="H100-SXM-80GB", tp=1, source="measured",
+                  prefill_a_ms=30.0, prefill_b_ms_per_token=0.06, prefill_c_ms_per_token2=3e-6,
+                  decode_alpha_ms=30.0, decode_beta_ms_per_seq=0.3, decode_gamma_ms_per_token=4e-4,
+                  kv_capacity_tokens=120_000, kv_bytes_per_token=131072, kv_link_gb_s=50.0)
+
+
+def small_cfg(out: Path, url: str, **kw) -> VllmRunConfig:
+    base = dict(model="llama-3.1-8b", gpu="H100-SXM-80GB", tp=1, out=out, endpoint=url,
+                prefill_isl=(128, 512, 2048), prefill_batch=(1, 2, 4), decode_batch=(1, 4, 16),
+                decode_context=(256, 1024), decode_tokens=16, repeats=1, progress=False)
+    base.update(kw)
+    return VllmRunConfig(**base)
+
+
+def test_fitted_laws_recover_the_emulator_law_within_5_percent(tmp_path):
+    with EmulatorFleet(LAW) as fleet:
+        summary = run_profile(small_cfg(tmp_path, fleet.urls[0]))
+    assert summary.kv_capacity_tokens == LAW.kv_capacity_tokens  # from vllm:cache_config_info
+    prof = load_profile(tmp_path)
+    assert prof.meta.backend == "vllm" and prof.meta.kv_capacity_tokens == LAW.kv_capacity_tokens
+    pre = central_points(prof.prefill, ["isl", "batch"], "ttft_ms")
+    dec = central_points(prof.decode, ["batch", "context_tokens"], "itl_ms")
+    assert len(pre) == 9 and len(dec) == 6
+    (a, b, c), _ = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
+    (al, be, ga), _ = fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy())
+    # The fitted law against the true law, over every measured point.
+    fit_p = a + b * pre.batch * pre.isl + c * pre.batch * pre.isl**2
+    true_p = np.array([LAW.prefill_ms(i, n) for i, n in zip(pre.isl, pre.batch)])
+    fit_d = al + be * dec.batch + ga * dec.batch * dec.context_tokens
+    true_d = np.array([LAW.decode_step_ms(n, x) for n, x in zip(dec.batch, dec.context_tokens)])
+    assert np.max(np.abs(fit_p / true_p - 1)) < 0.05, (a, b, c)
+    assert np.max(np.abs(fit_d / true_d - 1)) < 0.05, (al, be, ga)
+    # The dominant coefficients themselves: per-token prefill cost and the decode step's fixed cost.
+    assert b == pytest.approx(LAW.prefill_b_ms_per_token, rel=0.05)
+    assert al == pytest.approx(LAW.decode_alpha_ms, rel=0.05)
+    assert summary.gpu_seconds > 0
+
+
+def test_resume_skips_points_already_measured(tmp_path):
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        cfg = small_cfg(tmp_path, fleet.urls[0], prefill_isl=(128, 256), prefill_batch=(1,), decode_batch=(1,),
+                        decode_context=(256,), time_scale=0.2)
+        first = run_profile(cfg)
+        second = run_profile(cfg)
+    assert len(first.prefill.measured) == 2 and len(first.decode.measured) == 1
+    assert second.prefill.measured == [] and len(second.prefill.resumed) == 2 and second.decode.measured == []
+
+
+def test_cli_profile_attaches_to_an_endpoint(tmp_path):
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        res = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--endpoint", fleet.urls[0], "--model", "llama-3.1-8b",
+                                       "--gpu", "H100-SXM-80GB", "--tp", "1", "--out", str(tmp_path), "--prefill-isl", "128,512",
+                                       "--prefill-batch", "1,2", "--decode-batch", "1,2", "--decode-context", "256",
+                                       "--decode-tokens", "16", "--repeats", "1", "--time-scale", "0.2", "--no-progress",
+                                       "--rates", "2", "--rate-requests", "10", "--rate-isl", "128", "--rate-osl", "16",
+                                       "--slo-ttft-ms", "1000", "--slo-itl-ms", "100"])
+    assert res.exit_code == 0, res.output
+    assert "profile written" in res.output
+    prof = load_profile(tmp_path)
+    assert len(prof.prefill) == 4 and len(prof.decode) == 2
+    good = (tmp_path / "goodput.csv").read_text().splitlines()
+    assert good[0].startswith("rate_rps,isl,osl,requests") and len(good) == 2
+    show = CliRunner().invoke(app, ["profile", "show", str(tmp_path)])
+    assert show.exit_code == 0, show.output
+    assert (tmp_path / "fit.png").stat().st_size > 10_000
+
+
+def test_server_dying_mid_sweep_is_a_clear_error_and_points_are_kept(tmp_path):
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        # Prefill points cost 2 tokens each (blocker + prompt); die inside the decode sweep.
+        fleet.servers[0].faults.kill_after_tokens = 40
+        cfg = small_cfg(tmp_path, fleet.urls[0], prefill_isl=(128, 256), prefill_batch=(1, 2), decode_batch=(4,),
+                        decode_context=(256, 512), time_scale=0.2)
+        with pytest.raises(ServerDied) as err:
+            run_profile(cfg)
+    msg = str(err.value)
+    assert "decode sweep" in msg and "4 measured points are kept" in msg and str(tmp_path) in msg
+    assert len((tmp_path / "prefill.csv").read_text().splitlines()) == 1 + 4  # header + 4 points on disk
+    assert not (tmp_path / "meta.yaml").exists()  # incomplete: no meta (the loader would not take it)
+
+
+def test_malformed_stream_is_a_clear_error(tmp_path):
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        fleet.servers[0].faults.malformed_stream_after_tokens = 0
+        with pytest.raises(MalformedStream, match="not JSON"):
+            run_profile(small_cfg(tmp_path, fleet.urls[0], time_scale=0.2))
+
+
+def test_health_timeout_names_the_last_answer(tmp_path):
+    with EmulatorFleet(LAW) as fleet:
+        fleet.servers[0].faults.health_status = 503
+        with pytest.raises(ProfilerError, match=r"not healthy after 1 s; last answer: HTTP 503"):
+            run_profile(small_cfg(tmp_path, fleet.urls[0], health_timeout_s=1.0))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_endpoint_is_a_clear_error(tmp_path):
+    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    with pytest.raises(ProfilerError, match=r"not healthy after 0.5 s; last answer: connection refused"):
+        run_profile(small_cfg(tmp_path, url, health_timeout_s=0.5))
+
+
+def test_cli_error_exit_code_2_on_unreachable_endpoint(tmp_path):
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    res = CliRunner().invoke(app, ["profile", "--endpoint", f"http://127.0.0.1:{_free_port()}", "--model", "llama-3.1-8b",
+                                   "--gpu", "H100-SXM-80GB", "--out", str(tmp_path), "--health-timeout-s", "0.3"])
+    assert res.exit_code == 2 and "not healthy" in res.output
+    res = CliRunner().invoke(app, ["profile", "--model", "no-such-model", "--gpu", "H100-SXM-80GB", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "unknown model" in res.output and "no-such-model" in res.output
+
+
+FAKE_VLLM = textwrap.dedent('''\
+    #!{python}
+    """FAKE `vllm serve` for tests: parses the flags the profiler passes and serves the emulator."""
+    import argparse, sys
+    from planner.perf import VariantPerf
+    from planner.simulate.emulator import serve_forever
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cmd"); ap.add_argument("model")
+    ap.add_argument("--served-model-name"); ap.add_argument("--port", type=int); ap.add_argument("--host")
+    ap.add_argument("--max-num-seqs", type=int); ap.add_argument("--max-num-batched-tokens", type=int)
+    a, _ = ap.parse_known_args()
+    open("{argv_file}", "w").write(" ".join(sys.argv[1:]))
+    perf = VariantPerf(model=a.served_model_name, gpu="H100-SXM-80GB", tp=1, source="measured", prefill_a_ms=5.0,
+        prefill_b_ms_per_token=0.01, prefill_c_ms_per_token2=0.0, decode_alpha_ms=5.0, decode_beta_ms_per_seq=0.1,
+        decode_gamma_ms_per_token=1e-4, kv_capacity_tokens=50000, kv_bytes_per_token=131072, kv_link_gb_s=50.0,
+        max_num_seqs=a.max_num_seqs, max_batched_tokens=a.max_num_batched_tokens)
+    serve_forever(perf, port=a.port, host=a.host, time_scale=0.2, model_name=a.served_model_name)
+''')
+
+
+def test_launch_mode_starts_and_stops_the_server(tmp_path):
+    fake = tmp_path / "vllm"
+    argv_file = tmp_path / "argv.txt"
+    fake.write_text(FAKE_VLLM.format(python=sys.executable, argv_file=argv_file))
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    launch = LaunchConfig(model="meta-llama/Llama-3.1-8B-Instruct", served_model_name="llama-3.1-8b", port=_free_port(),
+                          max_num_seqs=64, server_cmd=[str(fake), "serve"])
+    out = tmp_path / "prof"
+    cfg = small_cfg(out, None, endpoint=None, launch=launch, prefill_isl=(128,), prefill_batch=(1, 2), decode_batch=(1, 2),
+                    decode_context=(256,), time_scale=0.2, health_timeout_s=60)
+    summary = run_profile(cfg)
+    assert summary.kv_capacity_tokens == 50000
+    argv = argv_file.read_text()
+    for flag in ("--tensor-parallel-size 1", "--max-num-seqs 64", "--load-format dummy", "--gpu-memory-utilization 0.9",
+                 "--max-num-batched-tokens 8192", "--served-model-name llama-3.1-8b"):
+        assert flag in argv
+    meta = load_profile(out).meta
+    assert "--load-format" in meta.engine_flags and meta.engine == "vllm"
+    # The server we started is gone: its port refuses connections.
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", launch.port)) != 0
+
+
+def test_launch_of_a_missing_executable_is_a_clear_error(tmp_path):
+    launch = LaunchConfig(model="m", served_model_name="llama-3.1-8b", server_cmd=[str(tmp_path / "no-vllm"), "serve"])
+    with pytest.raises(ProfilerError, match="cannot launch the server"):
+        run_profile(small_cfg(tmp_path, None, endpoint=None, launch=launch))
+
+
+def test_kv_capacity_parsing_errors():
+    text = '# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{block_size="16",num_gpu_blocks="100"} 1.0\n'
+    assert read_kv_capacity(text) == (100, 16)
+    with pytest.raises(ProfilerError, match="no vllm:cache_config_info"):
+        read_kv_capacity("# TYPE x gauge\nx 1.0\n", "http://h")
