@@ -1,0 +1,72 @@
+"""`planner profile show` and the GPU profiles committed under profiles/data (measured with the torch
+backend on real H100 and H200 machines): they load, fit, and the planner uses them as measured laws."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from profiles.show import decode_law_ms, fit_profile_dir, law_lines, prefill_law_ms
+
+DATA = Path(__file__).resolve().parents[1] / "profiles" / "data"
+GPU_PROFILES = [DATA / "llama-3.1-8b" / "H100-SXM-80GB" / "tp1", DATA / "llama-3.1-8b" / "H200-141GB" / "tp1",
+                DATA / "qwen3-32b" / "H200-141GB" / "tp1"]
+
+
+@pytest.mark.parametrize("d", GPU_PROFILES, ids=lambda d: "/".join(d.parts[-3:]))
+def test_gpu_profiles_load_and_fit(d):
+    fit = fit_profile_dir(d)
+    m = fit.profile.meta
+    assert m.backend == "torch" and m.device_name.startswith("NVIDIA H")
+    assert ("H200" in m.device_name) == ("H200" in m.gpu)  # the card that measured it is the one it names
+    # Full default grids where memory allows, fits within a few percent at the median.
+    assert len(fit.prefill_points) >= 31 and len(fit.decode_points) >= 35
+    assert fit.prefill_report.median_rel_err < 0.05 and fit.decode_report.median_rel_err < 0.05
+    assert all(c >= 0 for c in fit.prefill_coef + fit.decode_coef)
+    # residual column = (fit - measured) / measured, recomputed from the laws
+    r = fit.prefill_points.iloc[-1]
+    assert r.rel_err == pytest.approx((prefill_law_ms(fit.prefill_coef, r.isl, r.batch) - r.ttft_ms) / r.ttft_ms)
+    r = fit.decode_points.iloc[0]
+    assert r.fit_ms == pytest.approx(decode_law_ms(fit.decode_coef, r.batch, r.context_tokens))
+
+
+def test_h200_decodes_faster_than_h100_at_batch_one():
+    """Decode at small batch is bound by HBM bandwidth: 4.8 vs 3.35 TB/s should show (measured data)."""
+    h100 = fit_profile_dir(GPU_PROFILES[0]).decode_points
+    h200 = fit_profile_dir(GPU_PROFILES[1]).decode_points
+    a = h100[(h100.batch == 1) & (h100.context_tokens == 512)].itl_ms.iloc[0]
+    b = h200[(h200.batch == 1) & (h200.context_tokens == 512)].itl_ms.iloc[0]
+    assert 1.1 < a / b < 3.35 / 4.8 * 2
+
+
+def test_planner_uses_the_gpu_profiles_as_measured():
+    from planner.perf import PerfModel
+
+    pm = PerfModel.load()
+    for model, gpu in (("llama-3.1-8b", "H100-SXM-80GB"), ("llama-3.1-8b", "H200-141GB"), ("qwen3-32b", "H200-141GB")):
+        assert pm.is_measured(model, gpu, 1)
+        vp = pm.get(model, gpu, 1)
+        assert vp.source == "measured" and vp.kv_capacity_tokens > 100_000
+
+
+def test_show_cli_prints_laws_and_saves_png(tmp_path):
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    png = tmp_path / "h100.png"
+    res = CliRunner().invoke(app, ["profile", "show", str(GPU_PROFILES[0]), "--png", str(png)])
+    assert res.exit_code == 0, res.output
+    assert "prefill  t =" in res.output and "decode   t =" in res.output and "residuals" in res.output
+    assert png.stat().st_size > 20_000
+    assert "KV capacity 443,725 tokens" in law_lines(fit_profile_dir(GPU_PROFILES[0]))[2]
+
+
+def test_show_on_a_bad_directory_is_a_clear_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    res = CliRunner().invoke(app, ["profile", "show", str(tmp_path)])
+    assert res.exit_code == 2 and "meta.yaml" in res.output and "not found" in res.output
