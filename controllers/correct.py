@@ -36,6 +36,33 @@ class Corrections:
         return getattr(self, metric).get(model, 1.0)
 
 
+# vLLM's histogram buckets (vllm/v1/metrics/loggers.py, 0.9-0.10), in ms: histogram_quantile()
+# interpolates linearly inside a bucket, so a percentile read from Prometheus is only known to lie
+# in its bucket (e.g. a true ITL p90 of 40 ms reads as ~47.5 ms in the 25-50 ms bucket).
+TTFT_BUCKETS_MS = (1, 5, 10, 20, 40, 60, 80, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000, 20000, 40000,
+                   80000, 160000, 640000, 2560000)
+ITL_BUCKETS_MS = (10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 2500, 5000, 7500, 10000, 20000, 40000, 80000)
+
+
+def bucket_consistent(observed: float | None, predicted: float | None, buckets_ms: tuple[float, ...] | None) -> float | None:
+    """The observed value to learn from, given that it was read from a histogram with these buckets.
+
+    A prediction inside the observed value's bucket agrees with it (nothing to learn); otherwise the
+    nearest edge of that bucket is the observation closest to the prediction that the histogram
+    allows (a conservative step). Without buckets (exact samples), the observation as is."""
+    if observed is None or predicted is None or not buckets_ms or not math.isfinite(observed):
+        return observed
+    lo, hi = 0.0, math.inf
+    for b in buckets_ms:
+        if observed <= b:
+            hi = b
+            break
+        lo = b
+    if lo <= predicted <= hi:
+        return predicted
+    return lo if predicted < lo else hi
+
+
 def update_factor(old: float, observed: float | None, predicted: float | None, weight: float, lo: float, hi: float) -> float:
     """One bounded multiplicative step; unusable samples (missing, non-positive, NaN) keep `old`."""
     if observed is None or predicted is None:
@@ -53,8 +80,12 @@ def update_corrections(
     weight: float,
     lo: float,
     hi: float,
+    buckets: dict[str, tuple[float, ...]] | None = None,
 ) -> tuple[Corrections, list[str]]:
-    """New factors from {model: {"ttft_ms": x, "itl_ms": y}} observed and predicted; notes say what moved."""
+    """New factors from {model: {"ttft_ms": x, "itl_ms": y}} observed and predicted; notes say what moved.
+
+    `buckets` ({"ttft": edges_ms, "itl": edges_ms}) says the observations were read from histograms
+    (Prometheus): then only a prediction outside the observed bucket moves a factor (bucket_consistent)."""
     out = Corrections(dict(current.ttft), dict(current.itl))
     notes: list[str] = []
     for model, obs in observed.items():
@@ -62,7 +93,8 @@ def update_corrections(
         for metric in ("ttft", "itl"):
             key = f"{metric}_ms"
             old = current.factor(metric, model)
-            new = update_factor(old, obs.get(key), pred.get(key), weight, lo, hi)
+            seen = bucket_consistent(obs.get(key), pred.get(key), (buckets or {}).get(metric))
+            new = update_factor(old, seen, pred.get(key), weight, lo, hi)
             getattr(out, metric)[model] = new
             if abs(new - old) > 1e-3:
                 notes.append(

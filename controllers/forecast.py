@@ -1,7 +1,7 @@
 """Forecast the request rate a horizon ahead and plan for an upper quantile of the forecast.
 
 Method by history length (statsmodels' ETS state-space models, the standard implementation):
-  - fewer than 3 points, or a flat series: the last value (nothing to learn from);
+  - fewer than 6 points, or a flat series: the last value (nothing to learn from);
   - fewer than `min_points_trend` points: ETS(A,N,N), simple exponential smoothing (a level and
     its error variance; a trend fitted on a handful of points extrapolates noise: on the Azure
     trace a damped trend fitted on 9 minutes forecast 503 req/min after 322);
@@ -28,8 +28,9 @@ from typing import Sequence
 
 import numpy as np
 
-# Fewer points than this: plan for the last value (an error variance needs a few residuals).
-_MIN_POINTS_LEVEL = 3
+# Fewer points than this: plan for the last value (an error variance needs a few residuals; a
+# variance from 3-5 points that include one step keeps planning for the old level for minutes).
+_MIN_POINTS_LEVEL = 6
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from typing import Any, Callable, Protocol
 
 from controllers.actuate import Actuator
 from controllers.config import ControllerConfig
-from controllers.correct import CorrectedPerf, Corrections, predict_at_load, update_corrections
+from controllers.correct import (ITL_BUCKETS_MS, TTFT_BUCKETS_MS, CorrectedPerf, Corrections, predict_at_load,
+                                 update_corrections)
 from controllers.forecast import Forecast, forecast_upper
 from controllers.guard import GuardDecision, GuardState, guard
 from controllers.metrics import ControllerMetrics, DecisionLog
@@ -190,7 +191,9 @@ class Controller:
             observed[m] = {"ttft_ms": mo.ttft_ms, "itl_ms": mo.itl_ms}
             predicted[m] = pred
         c = self.cfg.correct
-        self.corrections, notes = update_corrections(self.corrections, observed, predicted, c.smoothing, c.min_factor, c.max_factor)
+        hist = any(obs.models[m].from_histograms for m in observed)
+        self.corrections, notes = update_corrections(self.corrections, observed, predicted, c.smoothing, c.min_factor, c.max_factor,
+                                                     buckets={"ttft": TTFT_BUCKETS_MS, "itl": ITL_BUCKETS_MS} if hist else None)
         for n in notes:
             log.info(n)
         return notes

@@ -45,6 +45,8 @@ class ModelObservation:
     waiting_growth_per_s: dict[str, float] = field(default_factory=dict)
     kv_usage: dict[str, float] = field(default_factory=dict)
     newest_sample_age_s: float | None = None
+    from_histograms: bool = False
+    """TTFT/ITL were read with histogram_quantile() over vLLM's buckets (Prometheus), not from samples."""
 
 
 @dataclass
@@ -189,6 +191,7 @@ class PrometheusObserver:
                 waiting_growth_per_s={k: v * ts for k, v in growth.get(m, {}).items()},
                 kv_usage=kv.get(m, {}),
                 newest_sample_age_s=age,
+                from_histograms=True,
             )
         if problems:
             obs.ok = False

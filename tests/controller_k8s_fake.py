@@ -74,6 +74,13 @@ class FakeK8s:
     def replicas(self, kind: str, ns: str, name: str) -> int:
         return int(self.objects[(kind, ns, name)]["spec"]["replicas"])
 
+    def set_ready(self, kind: str, ns: str, name: str, ready: int) -> None:
+        """What the Deployment controller and kubelets report once pods pass readiness."""
+        with self.lock:
+            o = self.objects[(kind, ns, name)]
+            o["status"]["readyReplicas"] = int(ready)
+            self._bump(o)
+
     def inject(self, method: str, path_re: str, status: int, count: int = 1) -> None:
         self.faults.append(Fault(method.upper(), path_re, status, count))
 

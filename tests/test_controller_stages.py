@@ -145,3 +145,18 @@ def test_pools_dropped_by_plan_go_to_zero_after_window():
     guard(c, st, 0, {P: 1, D: 1}, {P: 1, D: 1}, metrics_ok=True)
     assert guard(c, st, 30, {P: 1, D: 1}, {P: 1}, metrics_ok=True).target == {P: 1, D: 1}
     assert guard(c, st, 100, {P: 1, D: 1}, {P: 1}, metrics_ok=True).target == {P: 1, D: 0}
+
+
+def test_histogram_bucket_resolution_is_not_learned_as_model_error():
+    """A percentile read from vLLM's buckets only says which bucket holds it (Prometheus interpolates)."""
+    from controllers.correct import ITL_BUCKETS_MS, bucket_consistent
+
+    # true ITL ~40 ms reads as ~47.5 ms (25-50 ms bucket): a 39 ms prediction agrees
+    assert bucket_consistent(47.5, 39.0, ITL_BUCKETS_MS) == 39.0
+    # the prediction below the observed bucket: learn only up to the bucket's lower edge
+    assert bucket_consistent(73.0, 39.0, ITL_BUCKETS_MS) == 50.0
+    assert bucket_consistent(30.0, 80.0, ITL_BUCKETS_MS) == 50.0
+    assert bucket_consistent(47.5, 39.0, None) == 47.5  # exact samples (simulator): as observed
+    c, _ = update_corrections(Corrections(), {"m": {"ttft_ms": None, "itl_ms": 47.5}}, {"m": {"ttft_ms": None, "itl_ms": 39.0}},
+                              1.0, 0.5, 2.0, buckets={"itl": ITL_BUCKETS_MS})
+    assert c.factor("itl", "m") == pytest.approx(1.0)
