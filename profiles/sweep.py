@@ -250,38 +250,49 @@ def seed_subset(keys: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     return sorted(set(chosen))
 
 
-def adaptive_order(
-    keys: Sequence[tuple[int, int]],
-    measure: Callable[[tuple[int, int]], float],
-    loo_errors: Callable[[dict[tuple[int, int], float]], dict[tuple[int, int], float]],
-    predict_errors: Callable[[dict[tuple[int, int], float], Sequence[tuple[int, int]]], dict[tuple[int, int], float]],
+Key = tuple[int, int]
+
+
+def adaptive_subset(
+    keys: Sequence[Key],
+    measure: Callable[[Key], float],
+    fit_predict: Callable[[dict[Key, float], Sequence[Key]], Sequence[float]],
     budget_points: int,
     tol: float = 0.05,
-) -> dict[tuple[int, int], float]:
-    """Measure a sparse subset of `keys` chosen adaptively; returns {key: latency_ms} measured.
+    n_probe: int = 3,
+) -> dict[Key, float]:
+    """Measure a sparse subset of a grid chosen adaptively; returns {key: latency_ms} measured, in order.
 
-    Start from :func:`seed_subset`. Then repeat: fit on what is measured; if the largest
-    leave-one-out relative error is under `tol`, stop; else measure the unmeasured key where the
-    current fit is least trustworthy, i.e. farthest (in log-space of both axes) from measured points
-    next to the worst leave-one-out point. `predict_errors(measured, candidates)` returns a score per
-    candidate (larger = measure first); the caller implements it with the fitted law, e.g. the
-    spread between fits with and without the worst point. Stops at `budget_points`.
+    1. Measure the corners and midpoints (:func:`seed_subset`).
+    2. Leave-one-out: refit without each measured point and predict it. If every such error is
+       under `tol`, the law is pinned down: stop.
+    3. Else take the `n_probe` points with the largest leave-one-out error; the unmeasured key where
+       the fits without them disagree most with the fit on all points is where the law is least
+       certain: measure it (ties: the key farthest, in log space, from anything measured). Repeat.
+    Stops at `budget_points`. `fit_predict(measured, query)` fits the law on `measured` and
+    returns its predictions at `query` (the caller owns the law: planner.perffit).
     """
-    measured: dict[tuple[int, int], float] = {}
-    for k in seed_subset(keys):
-        if len(measured) >= budget_points:
-            break
+    budget = min(budget_points, len(keys))
+    measured: dict[Key, float] = {}
+    for k in seed_subset(keys)[:budget]:
         measured[k] = measure(k)
-    while len(measured) < min(budget_points, len(keys)):
-        errs = loo_errors(measured)
-        if errs and max(errs.values()) < tol:
+    while len(measured) < budget:
+        loo: dict[Key, float] = {}
+        for k, v in measured.items():
+            others = {j: w for j, w in measured.items() if j != k}
+            loo[k] = abs(fit_predict(others, [k])[0] / v - 1.0)
+        if max(loo.values()) < tol:
             break
-        candidates = [k for k in keys if k not in measured]
-        if not candidates:
+        cands = [k for k in keys if k not in measured]
+        if not cands:
             break
-        scores = predict_errors(measured, candidates)
-        nxt = max(candidates, key=lambda k: (scores.get(k, 0.0), -_log_dist_to(k, measured)))
-        measured[nxt] = measure(nxt)
+        full = fit_predict(measured, cands)
+        score = [0.0] * len(cands)
+        for w in sorted(loo, key=loo.__getitem__, reverse=True)[:n_probe]:
+            alt = fit_predict({j: x for j, x in measured.items() if j != w}, cands)
+            score = [max(sc, abs(a / f - 1.0) if f > 0 else 0.0) for sc, a, f in zip(score, alt, full)]
+        best = max(range(len(cands)), key=lambda i: (round(score[i], 6), _log_dist_to(cands[i], measured)))
+        measured[cands[best]] = measure(cands[best])
     return measured
 
 
