@@ -81,6 +81,12 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  {r}")
             for e in d.errors:
                 typer.echo(f"  error: {e}")
+            if d.proposal is not None:
+                pools = sorted(set(d.current) | set(d.proposal))
+                typer.echo("optimiser proposal (before the guard):")
+                for p in pools:
+                    a, b = d.current.get(p, 0), d.proposal.get(p, 0)
+                    typer.echo(f"  {p}: {a} -> {b}" + ("" if a != b else " (same)"))
             typer.echo(("would change:\n" if ctl.dry_run else "changes:\n") + d.diff_text() if d.changes else "no change")
 
         if once:
