@@ -15,6 +15,11 @@ Variables
   mu      continuous >= 0 common load multiplier (objective "max_load" only)
   d[v]    continuous >= 0 |n[v] - current[v]| (only when churn_cost > 0)
 
+Constraints (one comment each where they are built, in this order): coverage[c], pairing[c],
+capacity[v], kv_out[v] / kv_in[v], open[c,v] (a valid inequality that tightens the LP bound),
+inventory[r], min_prefill[g] / min_decode[g], pd_ratio_min[g] / pd_ratio_max[g],
+step_up[v] / step_down[v], churn_up[v] / churn_down[v]. Objective at the end of `build`.
+
 `build(problem, elastic=True)` adds non-negative slack variables to the rows that can be relaxed
 (demand, inventory, min replicas, P:D ratio, step limits) and minimises them lexicographically;
 `solvers.diagnose` uses it to explain an infeasible instance.
@@ -54,6 +59,9 @@ class Row:
     terms: dict[int, float]
     sense: Sense
     rhs: float
+    cut: bool = False
+    """A valid inequality (implied for integer solutions): it tightens the LP relaxation; a backend
+    may leave it out of the branch-and-bound, whose solver makes cuts of its own."""
 
 
 @dataclass
@@ -73,8 +81,8 @@ class LinearModel:
         self.vars.append(Var(name, lb, ub, integer))
         return len(self.vars) - 1
 
-    def row(self, name: str, kind: str, terms: dict[int, float], sense: Sense, rhs: float) -> None:
-        self.rows.append(Row(name, kind, {i: a for i, a in terms.items() if a != 0.0}, sense, rhs))
+    def row(self, name: str, kind: str, terms: dict[int, float], sense: Sense, rhs: float, cut: bool = False) -> None:
+        self.rows.append(Row(name, kind, {i: a for i, a in terms.items() if a != 0.0}, sense, rhs, cut))
 
     def relax(self, kind: str, target: str, terms: dict[int, float], sign: float, integer: bool = False) -> None:
         """Elastic mode: add a slack s >= 0 with coefficient `sign` to `terms`, keyed (kind, target)."""
@@ -87,7 +95,7 @@ class LinearModel:
         return sum(v.integer for v in self.vars)
 
 
-def build(problem: Problem, elastic: bool = False) -> LinearModel:
+def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> LinearModel:
     """The MILP of `problem`; with `elastic`, the relaxable version used to diagnose infeasibility."""
     m = LinearModel()
     max_load = problem.objective == "max_load"
@@ -154,13 +162,14 @@ def build(problem: Problem, elastic: bool = False) -> LinearModel:
             kind = "kv_out" if v.side == "prefill" else "kv_in"
             m.row(f"{kind}[{v.id}]", kind, kv, "<=", 0.0)
 
-        if not max_load:
+        if strengthen and not max_load:
             for c in cs:
                 if rates[c] < v.utilization * problem.capacity[(c, v.id)]:
                     # open[c,v] (valid inequality): x[c,v] <= lambda_c * n_v. Implied for integer n (x <= lambda_c
                     # always; n_v >= 1 once used) but cuts off LP points that route a small class to a
                     # sliver of a replica: the facility-location strengthening, it tightens the LP bound.
-                    m.row(f"open[{c},{v.id}]", "open", {m.x[(c, v.id)]: 1.0, m.n[v.id]: -rates[c]}, "<=", 0.0)
+                    m.row(f"open[{c},{v.id}]", "open", {m.x[(c, v.id)]: 1.0, m.n[v.id]: -rates[c]}, "<=", 0.0,
+                          cut=True)
 
     for res, available in problem.inventory.items():
         # inventory[r]: the GPUs of resource r in use do not exceed those available.
