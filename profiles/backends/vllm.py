@@ -377,6 +377,10 @@ class VllmClient:
             self.busy_wall_s += time.monotonic() - t0
         start = max(r.first for r in results)
         end = min(r.token_times[-1] for r in results)
+        if end <= start:
+            # The first stream ended before the last one started: the engine never ran them as one
+            # batch (KV cache or max_num_seqs full, requests queued). Larger points will not fit either.
+            raise sweep.StopAxis(f"the {batch} streams never decoded together (KV cache or max_num_seqs full)")
         slopes = []
         for r in results:
             w = [t for t in r.token_times if start <= t <= end]

@@ -1,0 +1,189 @@
+"""Cost of profiling one variant, and how far a sparse adaptive profile can be trusted.
+
+Part A, on the EMULATED vLLM server (planner.simulate.emulator, timed by a measured law: by default the
+torch-backend H100 profile of llama-3.1-8b), over real HTTP with the vLLM backend:
+  1. the full default grid (DESIGN.md: prefill 8 isl x 4 batch, decode 9 batch x 5 context where the KV
+     fits), `--repeats` timings per point: points measured and emulated GPU-minutes;
+  2. an adaptive subset (profiles.sweep.adaptive_subset: corners + midpoints, then the point where the
+     fit is least certain by leave-one-out, until LOO error < 5% or the budget): its points and GPU time,
+     and the error of its fitted laws on the held-out points of (1).
+  Emulated GPU time = wall time the server was busy for the profiler / time_scale (the emulator sleeps
+  each step's law time, scaled). It includes the emulator's own per-step overhead (asyncio timers have
+  1 ms resolution: ~0.5 ms wall per step, / time_scale), a stand-in for an engine's scheduler overhead;
+  it does NOT include starting vLLM (weights + CUDA-graph capture, ~1-3 min on a real GPU).
+Part B, on the REAL GPU profiles under profiles/data (torch backend, H100/H200): the same adaptive
+  subset chosen from the measured points, and its error on the measured points it left out.
+
+Usage: python bench/profile_cost.py [--model llama-3.1-8b --gpu H100-SXM-80GB --tp 1] [--time-scale 1.0]
+       [--repeats 1] [--budget-frac 0.4] [--profiles DIR ...]
+Last line: RESULT gpu_minutes=<adaptive, emulated> heldout_err_pct=<p90 |error| on held-out points, emulator> ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from planner.perf import PerfModel  # noqa: E402
+from planner.perffit import fit_decode, fit_prefill  # noqa: E402
+from planner.profiledata import central_points, load_profile  # noqa: E402
+from planner.simulate.emulator import EmulatorFleet  # noqa: E402
+from profiles import sweep  # noqa: E402
+from profiles.backends.vllm import BLOCKER_TOKENS, VllmClient, VllmRunConfig, endpoint_info, run_profile  # noqa: E402
+
+DATA = REPO / "profiles" / "data"
+
+
+def predict_prefill(measured: dict, query) -> list[float]:
+    k = np.array(list(measured), dtype=float)
+    (a, b, c), _ = fit_prefill(k[:, 0], k[:, 1], np.array(list(measured.values())))
+    q = np.array(query, dtype=float)
+    return list(a + b * q[:, 1] * q[:, 0] + c * q[:, 1] * q[:, 0] ** 2)
+
+
+def predict_decode(measured: dict, query) -> list[float]:
+    k = np.array(list(measured), dtype=float)
+    (al, be, ga), _ = fit_decode(k[:, 0], k[:, 1], np.array(list(measured.values())))
+    q = np.array(query, dtype=float)
+    return list(al + be * q[:, 0] + ga * q[:, 0] * q[:, 1])
+
+
+def heldout_errors(full: dict, subset: dict, predict) -> np.ndarray:
+    """|prediction of the subset's fit / measured - 1| on the full-grid points the subset did not measure."""
+    held = [k for k in full if k not in subset]
+    if not held:
+        return np.array([0.0])
+    pred = np.array(predict(subset, held))
+    meas = np.array([full[k] for k in held])
+    return np.abs(pred / meas - 1.0)
+
+
+def pct(x: np.ndarray, q: float) -> float:
+    return float(np.percentile(x, q)) * 100.0
+
+
+def adaptive_on_emulator(url: str, law_max_batched: int, keys_pre, keys_dec, repeats: int, time_scale: float,
+                         budget_frac: float, decode_tokens: int):
+    """Adaptive subsets of both grids measured on the server; returns (pre, dec, gpu_seconds)."""
+    info = endpoint_info(url)
+    loop = asyncio.new_event_loop()
+    client = VllmClient(url, info.model, time_scale=time_scale, seed=7)
+    blocker = min(BLOCKER_TOKENS, law_max_batched)
+    try:
+        loop.run_until_complete(client.calibrate_blocker(blocker))
+
+        def m_pre(k):
+            return statistics.median(loop.run_until_complete(client.prefill_ms(k[0], k[1], blocker)) for _ in range(repeats))
+
+        def m_dec(k):
+            return statistics.median(loop.run_until_complete(client.decode_ms(k[0], k[1], decode_tokens, law_max_batched))[0]
+                                     for _ in range(repeats))
+
+        pre = sweep.adaptive_subset(keys_pre, m_pre, predict_prefill, max(6, round(budget_frac * len(keys_pre))))
+        dec = sweep.adaptive_subset(keys_dec, m_dec, predict_decode, max(6, round(budget_frac * len(keys_dec))))
+        return pre, dec, client.busy_wall_s / time_scale
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="llama-3.1-8b")
+    ap.add_argument("--gpu", default="H100-SXM-80GB")
+    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--time-scale", type=float, default=1.0, help="emulator wall seconds per emulated second (below 1, the emulator's 1 ms timer quantization grows as 1/time_scale)")
+    ap.add_argument("--repeats", type=int, default=1, help="timings per point (median kept); `planner profile` uses 3: GPU time scales with it")
+    ap.add_argument("--budget-frac", type=float, default=0.4, help="adaptive subset: at most this share of each grid")
+    ap.add_argument("--decode-tokens", type=int, default=sweep.DEFAULT_DECODE_TOKENS)
+    ap.add_argument("--profiles", nargs="*", type=Path, default=None,
+                    help="real profile directories for part B (default: every torch-backend profile under profiles/data)")
+    args = ap.parse_args()
+    console = Console(width=160)
+
+    law = PerfModel.load().get(args.model, args.gpu, args.tp)
+    if law is None:
+        sys.exit(f"no performance law for {args.model}/{args.gpu}/tp{args.tp}")
+    console.print(f"emulator law: {args.model}/{args.gpu}/tp{args.tp} ({law.source}): prefill a={law.prefill_a_ms:.3g} ms "
+                  f"b={law.prefill_b_ms_per_token:.3g} c={law.prefill_c_ms_per_token2:.3g}; decode alpha={law.decode_alpha_ms:.3g} "
+                  f"beta={law.decode_beta_ms_per_seq:.3g} gamma={law.decode_gamma_ms_per_token:.3g}; KV {law.kv_capacity_tokens:,} tokens; "
+                  f"time_scale {args.time_scale}, {args.repeats} repeats per point")
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp, EmulatorFleet(law, time_scale=args.time_scale) as fleet:
+        url = fleet.urls[0]
+        cfg = VllmRunConfig(model=args.model, gpu=args.gpu, tp=args.tp, out=Path(tmp) / "full", endpoint=url,
+                            repeats=args.repeats, decode_tokens=args.decode_tokens, time_scale=args.time_scale,
+                            max_batched_tokens=law.max_batched_tokens, max_num_seqs=law.max_num_seqs, progress=False)
+        full = run_profile(cfg)
+        # Read the points straight from the store: the emulator's step times carry ~1 ms (wall) of timer
+        # quantization, which can break the loader's monotonicity check at low batch; the bench needs no check.
+        store = sweep.ProfileStore(cfg.out)
+        pre_full, dec_full = store.prefill_done(), store.decode_done()
+        pre_sub, dec_sub, sub_gpu_s = adaptive_on_emulator(url, law.max_batched_tokens, sorted(pre_full), sorted(dec_full),
+                                                           args.repeats, args.time_scale, args.budget_frac, args.decode_tokens)
+    wall = time.monotonic() - t0
+    e_pre = heldout_errors(pre_full, pre_sub, predict_prefill)
+    e_dec = heldout_errors(dec_full, dec_sub, predict_decode)
+    e_all = np.concatenate([e_pre, e_dec])
+    # The law's own misfit on the full grid: a floor for any subset (the emulator's timer quantization,
+    # ~1 ms wall per step, makes its latencies a staircase that no smooth law follows exactly).
+    floor = np.concatenate([np.abs(np.array(predict_prefill(pre_full, list(pre_full))) / np.array(list(pre_full.values())) - 1),
+                            np.abs(np.array(predict_decode(dec_full, list(dec_full))) / np.array(list(dec_full.values())) - 1)])
+    full_pts = len(pre_full) + len(dec_full)
+    sub_pts = len(pre_sub) + len(dec_sub)
+
+    t = Table(title=f"A. profiling cost on the emulator ({args.model}/{args.gpu}/tp{args.tp}, {args.repeats} repeats/point, "
+                    f"time_scale {args.time_scale}; bench wall {wall:.0f} s)")
+    for c in ("profile", "prefill pts", "decode pts", "emulated GPU-min", "held-out prefill p50/p90/max %", "held-out decode p50/p90/max %"):
+        t.add_column(c, justify="right")
+    t.add_row("full default grid", str(len(pre_full)), str(len(dec_full)), f"{full.gpu_seconds / 60:.2f}",
+              f"(own fit p90 {pct(floor, 90):.1f}, both laws)", "-")
+    t.add_row(f"adaptive (<= {args.budget_frac:.0%})", str(len(pre_sub)), str(len(dec_sub)), f"{sub_gpu_s / 60:.2f}",
+              f"{pct(e_pre, 50):.1f} / {pct(e_pre, 90):.1f} / {pct(e_pre, 100):.1f}",
+              f"{pct(e_dec, 50):.1f} / {pct(e_dec, 90):.1f} / {pct(e_dec, 100):.1f}")
+    console.print(t)
+
+    # ---- Part B: real GPU profiles
+    dirs = args.profiles
+    if dirs is None:
+        dirs = sorted(p.parent for p in DATA.glob("*/*/tp*/meta.yaml") if "backend: torch" in p.read_text())
+    tb = Table(title="B. adaptive subset on real GPU profiles (torch backend): error on the measured points it left out")
+    for c in ("profile", "points used / measured", "full-grid fit p90 %", "held-out p50 %", "held-out p90 %", "held-out max %"):
+        tb.add_column(c, justify="right")
+    real_p90 = []
+    for d in dirs:
+        p = load_profile(d)
+        pf = {(int(r.isl), int(r.batch)): float(r.ttft_ms) for r in central_points(p.prefill, ["isl", "batch"], "ttft_ms").itertuples()}
+        df = {(int(r.batch), int(r.context_tokens)): float(r.itl_ms) for r in central_points(p.decode, ["batch", "context_tokens"], "itl_ms").itertuples()}
+        ps = sweep.adaptive_subset(sorted(pf), pf.__getitem__, predict_prefill, max(6, round(args.budget_frac * len(pf))))
+        ds = sweep.adaptive_subset(sorted(df), df.__getitem__, predict_decode, max(6, round(args.budget_frac * len(df))))
+        e = np.concatenate([heldout_errors(pf, ps, predict_prefill), heldout_errors(df, ds, predict_decode)])
+        self_fit = np.concatenate([np.abs(np.array(predict_prefill(pf, list(pf))) / np.array(list(pf.values())) - 1),
+                                   np.abs(np.array(predict_decode(df, list(df))) / np.array(list(df.values())) - 1)])
+        real_p90.append(pct(e, 90))
+        tb.add_row("/".join(d.parts[-3:]), f"{len(ps) + len(ds)} / {len(pf) + len(df)}", f"{pct(self_fit, 90):.1f}",
+                   f"{pct(e, 50):.1f}", f"{pct(e, 90):.1f}", f"{pct(e, 100):.1f}")
+    console.print(tb)
+    console.print("Held-out error = |fit of the subset / measured - 1| on grid points the subset did not measure; "
+                  "'full-grid fit' = the law's own misfit when fitted on every point (a floor for any subset).")
+    print(f"RESULT gpu_minutes={sub_gpu_s / 60:.2f} heldout_err_pct={pct(e_all, 90):.1f} points={sub_pts} "
+          f"full_gpu_minutes={full.gpu_seconds / 60:.2f} full_points={full_pts} heldout_p50_pct={pct(e_all, 50):.1f} "
+          f"full_grid_fit_p90_pct={pct(floor, 90):.1f} real_gpu_heldout_p90_pct={max(real_p90) if real_p90 else float('nan'):.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
