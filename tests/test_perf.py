@@ -36,13 +36,22 @@ def cat() -> Catalog:
 
 
 @pytest.fixture(scope="module")
-def pm(cat: Catalog) -> PerfModel:
-    return PerfModel.load(catalog=cat)
+def profiles() -> list:
+    """The bundled Splitwise Llama2-70B profiles (other bundled profiles are tested where they are made)."""
+    return [p for p in iter_profiles(DEFAULT_PROFILES_DIR) if p.meta.model == "llama-2-70b"]
 
 
 @pytest.fixture(scope="module")
-def profiles() -> list:
-    return list(iter_profiles(DEFAULT_PROFILES_DIR))
+def pm(cat: Catalog, profiles: list) -> PerfModel:
+    """Laws measured and calibrated on the Splitwise profiles alone, so these numbers stay put as
+    other profiles are added to profiles/data."""
+    return PerfModel.from_profiles(cat, profiles, str(DEFAULT_PROFILES_DIR))
+
+
+def test_bundled_model_loads_every_profile(cat: Catalog, profiles: list) -> None:
+    full = PerfModel.load(catalog=cat)
+    assert len(full.measured) == len(list(iter_profiles(DEFAULT_PROFILES_DIR))) > len(profiles)
+    assert full.get("llama-3.1-8b", "H100-SXM-80GB", 1).source == "measured"
 
 
 # --------------------------------------------------------------------------- fitting
