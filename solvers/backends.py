@@ -15,6 +15,7 @@ absent, the LP relaxation's, which every backend solves first (see `_first_stage
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -127,8 +128,10 @@ def _first_stage(runner, model: LinearModel, goal: dict[int, float], time_limit_
     runner.relax(ints, True)
     lp = runner.minimise(goal, time_limit_s, 0.0)
     runner.relax(ints, False)
-    if lp.values is None:
-        return lp
+    if lp.status != "optimal":  # infeasible, or stopped early: no valid bound from the LP
+        if lp.status == "infeasible" or lp.values is None:
+            return lp
+        return runner.minimise(goal, max(time_limit_s - (time.perf_counter() - t0), 0.05), mip_gap)
     low = lp.objective
     inc = None
     if any(abs(lp.values[i] - round(lp.values[i])) > 1e-6 for i in ints):
@@ -416,6 +419,7 @@ class _OrtoolsRunner:
         return StageResult(status, values, value, bound)
 
 
+@functools.cache
 def _highs_class():
     import pulp
 
@@ -439,5 +443,4 @@ def _highs_class():
 
 
 def _HighsWithStart(**kwargs):
-    solver = _highs_class()(**kwargs)
-    return solver
+    return _highs_class()(**kwargs)
