@@ -205,3 +205,17 @@ def test_kv_capacity_parsing_errors():
     assert read_kv_capacity(text) == (100, 16)
     with pytest.raises(ProfilerError, match="no vllm:cache_config_info"):
         read_kv_capacity("# TYPE x gauge\nx 1.0\n", "http://h")
+
+
+def test_kv_cache_full_stops_the_decode_dimension(tmp_path):
+    """A point whose streams cannot all hold KV at once is skipped, and so is everything larger."""
+    small_kv = replace(LAW, kv_capacity_tokens=3000, decode_alpha_ms=5.0, prefill_a_ms=5.0)
+    with EmulatorFleet(small_kv, time_scale=0.2) as fleet:
+        # Claim a large KV capacity so the grid keeps points the server cannot hold.
+        cfg = small_cfg(tmp_path, fleet.urls[0], prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1, 8, 16),
+                        decode_context=(256, 512), kv_capacity_override=10**6, time_scale=0.2)
+        summary = run_profile(cfg)
+    d = summary.decode
+    assert (1, 256) in d.measured and (1, 512) in d.measured
+    assert any("never decoded together" in why for why in d.stop_reasons.values())
+    assert (16, 512) in d.dominated and (16, 512) not in d.measured
