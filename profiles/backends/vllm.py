@@ -256,6 +256,18 @@ def endpoint_info(url: str, timeout_s: float = 30.0) -> EndpointInfo:
     return EndpointInfo(model=model, max_model_len=int(mml) if mml else None, kv_capacity_tokens=blocks * bs, num_gpu_blocks=blocks, block_size=bs)
 
 
+def server_version(url: str) -> str | None:
+    """vLLM's GET /version ({"version": "0.x.y"}); None when the server does not say."""
+    try:
+        r = httpx.get(f"{url}/version", timeout=5.0)
+        if r.status_code == 200:
+            v = r.json().get("version")
+            return f"vllm {v}" if v else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        pass
+    return None
+
+
 # =========================================================================== streaming client
 @dataclass
 class StreamResult:
@@ -627,6 +639,8 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
             wait_healthy(url, cfg.health_timeout_s or DEFAULT_ATTACH_TIMEOUT_S)
             flags = [f"--endpoint={url}"]
         info = endpoint_info(url)
+        if cfg.engine_version is None:
+            cfg.engine_version = server_version(url)
         kv = cfg.kv_capacity_override or info.kv_capacity_tokens
         summary = asyncio.run(_run_async(cfg, url, info, server))
         record = {"url": url, "served_model": info.model, "max_model_len": info.max_model_len, "kv_capacity_tokens": kv,
