@@ -335,7 +335,17 @@ def explain_infeasible(inst: Instance) -> list[str]:
             out.append(f"GPU inventory binds: {r.target} needs {math.ceil(r.amount)} more GPUs "
                        f"({have} available); add them or relax the SLOs")
         elif r.kind == "unserved":
-            out.append(f"class {r.target}: {r.amount:.3g} req/s cannot be served within SLO on this inventory")
+            out.append(f"class {r.target}: {r.amount:.3g} req/s cannot be served within SLO by any fleet the limits allow")
+        elif r.kind == "no_variant":
+            out.append(f"class {r.target}: no {r.detail} variant can serve it within SLO")
+        elif r.kind == "min_replicas":
+            out.append(f"minimum replicas of model {r.target} ({r.detail} side) do not fit: "
+                       f"lower min_replicas by {math.ceil(r.amount)} or add GPUs")
+        elif r.kind == "pd_ratio":
+            out.append(f"the P:D ratio bound ({r.detail}) of model {r.target} is off by {r.amount:.3g} GPUs: relax pd_ratio_{r.detail}")
+        elif r.kind == "step":
+            out.append(f"pool {r.target} must move {math.ceil(r.amount)} replicas {r.detail} beyond max_step "
+                       f"({inst.fleet.limits.max_step}): raise max_step or re-plan over several intervals")
         else:
             out.append(f"{r.kind} {r.target}: relax by {r.amount:.3g} {r.unit}".strip())
     return out or ["the solver found no feasible plan; no single relaxation explains it"]
