@@ -254,3 +254,18 @@ def test_slo_costs_tighter_never_cheaper_looser_never_dearer(example, perf, cata
     # The example's ITL bound of the 70B model binds: tightening it must cost something.
     itl70 = next(c for c in costs if c.model == "llama-2-70b" and c.metric == "itl")
     assert itl70.tighter_cost_per_hour is None or itl70.tighter_cost_per_hour > example_plan.cost_per_hour
+
+
+def test_step_limit_binds_and_is_diagnosed(perf, catalog) -> None:
+    """Re-planning from a small fleet with max_step 1: a 60x load jump is infeasible in one step, said in words."""
+    wl = _one_class(rate=5.0)
+    fl = Fleet(gpus={"H100-SXM-80GB": {"available": 64}}, limits={"roles": ["prefill", "decode"], "allowed_tp": [1]})
+    base = plan_workload(wl, fl, perf, catalog)
+    stepped = fl.model_copy(update={"current": base.replicas(), "limits": fl.limits.model_copy(update={"max_step": 1})})
+    ok = plan_workload(wl.scaled(1.2), stepped, perf, catalog)
+    assert ok.feasible
+    for pool, n in ok.replicas().items():
+        assert abs(n - base.replicas().get(pool, 0)) <= 1
+    jump = plan_workload(wl.scaled(60.0), stepped, perf, catalog)
+    assert not jump.feasible
+    assert any("beyond max_step" in d for d in jump.diagnosis), jump.diagnosis
