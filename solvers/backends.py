@@ -442,5 +442,26 @@ def _highs_class():
     return HighsWithStart
 
 
+@functools.cache
+def _quiet_highs_banner() -> None:
+    """Construct one Highs object with stdout (fd 1) pointed at /dev/null: highspy prints its
+    licence banner from C++ on the first construction in a process, before `output_flag` can be
+    set, which would land in the middle of the CLI's table."""
+    import sys
+
+    import highspy
+
+    sys.stdout.flush()
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+
+
 def _HighsWithStart(**kwargs):
+    _quiet_highs_banner()
     return _highs_class()(**kwargs)
