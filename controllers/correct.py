@@ -156,11 +156,8 @@ def predict_at_load(
     worst decode-side pool. None when no routed pool has a ready replica or the model says a pool
     is saturated at this load (a queueing regime: nothing to learn about service times).
     """
-    import logging
-    import warnings
-
     from planner.capacity import latency
-    from planner.perf import ExtrapolationWarning
+    from planner.perf import quiet_extrapolation
     from planner.schema import Variant
 
     ttft = itl = 0.0
@@ -175,15 +172,8 @@ def predict_at_load(
             continue
         # the observed operating point may lie outside the profiled range: the plan itself already
         # carries the extrapolation notes, so the probe stays quiet (as planner.planning's probes do)
-        perf_log = logging.getLogger("planner.perf")
-        level = perf_log.level
-        perf_log.setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ExtrapolationWarning)
-                lat = latency(vp, v.role, isl, osl, arrival_rps * w / n, percentile)
-        finally:
-            perf_log.setLevel(level)
+        with quiet_extrapolation():
+            lat = latency(vp, v.role, isl, osl, arrival_rps * w / n, percentile)
         if v.role in ("prefill", "mixed"):
             ttft = max(ttft, lat.ttft_ms)
         if v.role in ("decode", "mixed"):

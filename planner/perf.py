@@ -20,6 +20,9 @@ Where the laws come from (:class:`PerfModel`):
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import logging
 import os
 import warnings
@@ -71,12 +74,28 @@ class ExtrapolationWarning(UserWarning):
     """A measured law is evaluated beyond the range it was measured on."""
 
 
+_quiet_depth = 0
+
+
+@contextlib.contextmanager
+def quiet_extrapolation() -> Iterator[None]:
+    """No extrapolation warnings inside: for probes that deliberately evaluate laws far past any
+    operating point (the capacity search); callers check the operating points they settle on.
+    A warning skipped here is not counted as given, so the first real one still shows."""
+    global _quiet_depth
+    _quiet_depth += 1
+    try:
+        yield
+    finally:
+        _quiet_depth -= 1
+
+
 _warned: set[tuple[str, str, int, str]] = set()
 
 
 def _warn_extrapolation(vp: "VariantPerf", axis: str, value: float, limit: float) -> None:
     key = (vp.model, vp.gpu, vp.tp, axis)
-    if key in _warned:
+    if _quiet_depth or key in _warned:
         return
     _warned.add(key)
     msg = (f"{vp.model}/{vp.gpu}/tp{vp.tp}: {axis}={value:g} is beyond the measured range (max {limit:g}); "

@@ -9,18 +9,14 @@ would make it feasible.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
-import warnings
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from planner.capacity import Capacity, capacity, latency
 from planner.catalog import Catalog
 from planner.errors import InputError
-from planner.perf import ExtrapolationWarning, PerfModel, VariantPerf
+from planner.perf import PerfModel, VariantPerf, quiet_extrapolation
 from planner.schema import (
     PREFILL_SIDE,
     ClassPrediction,
@@ -56,21 +52,6 @@ class Instance:
     price_per_hour: dict[str, float] = field(default_factory=dict)
     """Per GPU type, after fleet overrides."""
     problem: Problem | None = None
-
-
-@contextlib.contextmanager
-def _probing() -> Iterator[None]:
-    """Silence extrapolation warnings while the capacity search probes loads far past any operating
-    point; the plan's own operating points are checked afterwards (`_extrapolation_notes`)."""
-    perf_log = logging.getLogger("planner.perf")
-    level = perf_log.level
-    perf_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExtrapolationWarning)
-            yield
-    finally:
-        perf_log.setLevel(level)
 
 
 def _validate(workload: Workload, fleet: Fleet, catalog: Catalog) -> None:
@@ -113,7 +94,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                     inst.perf[v.id] = vp
                     for c in classes:
                         slo = workload.slo_of(c)
-                        with _probing():
+                        with quiet_extrapolation():
                             inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms)
 
     specs: list[VariantSpec] = []
@@ -211,7 +192,7 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
         cap = inst.caps[(c.id, vid)].rate_rps
         # The class alone at the pool's utilization: the load that consumes the same capacity share.
         eq_rate = pool.utilization * cap
-        with _probing():
+        with quiet_extrapolation():
             lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile)
         notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch) if n not in notes)
         if v.role in PREFILL_SIDE:
