@@ -314,7 +314,10 @@ DECODE_COLUMNS = ["batch", "context_tokens", "itl_ms", "stat", "itl_ms_min", "it
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the whole new one (temp file in the same folder + os.replace)."""
+    """Readers see the old file or the whole new one (temp file in the same folder + os.replace).
+
+    The twin of planner.fileio.write_atomic, kept here so that this module needs only the standard
+    library and pyyaml on GPU machines where the planner's dependencies (pandas, pydantic) are absent."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
