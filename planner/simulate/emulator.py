@@ -179,6 +179,7 @@ class EmulatedEngine:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.on_token = None  # callback(engine) after each step, used by the kill fault
+        self._step_end = 0.0  # wall-clock (monotonic) end of the last step, for back-to-back steps
 
     def now(self) -> float:
         """Emulated seconds."""
@@ -247,7 +248,11 @@ class EmulatedEngine:
             step_ms = mixed_step_ms(p, len(decodes), sum_ctx, pre_tokens, pre_isl2)
             self.m.running.set(len(self.running))
             self.m.waiting.set(len(self.waiting))
-            await asyncio.sleep(step_ms / 1e3 * self.time_scale)
+            # Back-to-back steps are timed against absolute deadlines, so the event loop's
+            # millisecond timer overshoot does not pile up into a staircase of slow steps.
+            start = max(self._step_end, time.monotonic())
+            self._step_end = start + step_ms / 1e3 * self.time_scale
+            await asyncio.sleep(max(0.0, self._step_end - time.monotonic()))
             # --- apply the step
             t = self.now()
             self.steps += 1
