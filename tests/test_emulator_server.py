@@ -117,7 +117,7 @@ def test_itl_grows_with_concurrency_as_the_law_says():
     law1 = PERF.decode_step_ms(1, 120) / 1e3
     law8 = PERF.decode_step_ms(8, 120) / 1e3
     assert law1 * 0.9 < itl1 < law1 * 1.6
-    assert itl8 > itl1 * 1.3  # the law says 36/22 = 1.6x
+    assert itl8 > law1 * 1.3  # the law says 36/22 = 1.6x (against the law: itl1 itself inflates on a loaded machine)
     assert law8 * 0.9 < itl8 < law8 * 1.6
 
 
