@@ -101,7 +101,14 @@ def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:
     ax2.set(xscale="log", yscale="log", xlabel="decode batch (sequences)", ylabel="decode step / ITL (ms)",
             title=f"decode: median |err| {fit.decode_report.median_rel_err:.1%}")
     ax2.legend(fontsize=8)
-    fig.suptitle(f"{m.model} on {m.gpu} tp{m.tp} ({m.backend}; {m.device_name or m.engine}) - points measured, lines fitted")
+    from matplotlib.ticker import NullFormatter
+
+    for ax in (ax1, ax2):  # log axes: label the decades only, minor labels collide
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    where = m.device_name or m.engine
+    fig.suptitle(f"{m.model} on {m.gpu} tp{m.tp} ({m.backend}" + (f", {where}" if where != m.backend else "")
+                 + ") - points measured, lines fitted")
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
