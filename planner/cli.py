@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from planner.console import stdout_console
 from planner.errors import PlannerError
 from planner.schema import Plan, Slo
 
@@ -22,8 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM.")
 workload_app = typer.Typer(no_args_is_help=True, help="Workloads: traces -> request classes.")
 app.add_typer(workload_app, name="workload")
-# Wide enough for the pools table when output is not a terminal (CI logs, pipes).
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = stdout_console()
 err_console = Console(stderr=True)
 
 EXIT_BAD_INPUT = 2

@@ -25,7 +25,6 @@ from planner.schema import (
     Plan,
     PoolPlan,
     RequestClass,
-    Slo,
     SloCost,
     SolverInfo,
     Variant,

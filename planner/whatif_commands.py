@@ -18,9 +18,9 @@ from typing import Optional
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from planner.console import stdout_console
 from planner.errors import InputError
 
 DEFAULT_TRAFFIC = "0.5,1,2,4"
@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
             for g in adds:
                 catalog.gpu(g)  # an unknown GPU type is an InputError naming the catalog
             kw = dict(perf=perf, catalog=catalog, backend=backend, time_limit_s=time_limit_s)
-            console = Console()
+            console = stdout_console()
             frames: list[pd.DataFrame] = []
             asked_changes = bool(prices or adds or remove_gpu)
             factors = parse_factors(traffic) if traffic is not None else (None if asked_changes or headroom else parse_factors(DEFAULT_TRAFFIC))

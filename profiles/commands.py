@@ -106,9 +106,8 @@ def register(app: typer.Typer) -> None:
         """Measure prefill and decode curves of one variant (resumable; see `planner profile show`)."""
         if ctx.invoked_subcommand is not None:
             return
-        from rich.console import Console
-
         from planner.catalog import Catalog
+        from planner.console import stdout_console
         from planner.profiledata import profile_dir
 
         if not model or not gpu:
@@ -117,7 +116,7 @@ def register(app: typer.Typer) -> None:
         spec = cat.model(model)
         cat.gpu(gpu)
         directory = out or profile_dir(Path(__file__).resolve().parent / "data", model, gpu, tp)
-        console = Console()
+        console = stdout_console()
         from profiles import sweep
 
         pi = _ints(prefill_isl, sweep.DEFAULT_PREFILL_ISL, "prefill_isl")
@@ -177,12 +176,12 @@ def register(app: typer.Typer) -> None:
         png: Optional[Path] = typer.Option(None, help="where to save the plot (default DIR/fit.png)"),
     ) -> None:
         """Print the fitted laws and residuals of a profile, and save a PNG of points vs fitted curves."""
-        from rich.console import Console
-
+        from planner.console import stdout_console
         from profiles.show import fit_profile_dir, render, save_png
 
         fit = fit_profile_dir(directory)
-        console = Console()
+
+        console = stdout_console()
         render(fit, console)
         path = save_png(fit, png or Path(directory) / "fit.png")
         console.print(f"plot saved to {path}")

@@ -9,6 +9,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from planner.console import stdout_console
 from planner.errors import InputError
 from planner.fileio import load_model
 from planner.schema import ModelEntry, Plan, Slo, Workload
@@ -102,7 +103,7 @@ def run_simulate(*, plan: Path, trace: Optional[Path], workload: Optional[Path],
                  model: Optional[str] = None) -> SimReport:
     from planner.plan import load_plan
 
-    console = console or Console()
+    console = console or stdout_console()
     p = load_plan(plan)
     if not p.feasible:
         raise InputError(str(plan), "feasible", "the plan is infeasible: nothing to simulate")
