@@ -167,28 +167,110 @@ def decode_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, p
     return Latency(itl_ms=itl, batch=n_p, utilization=n / perf.max_num_seqs if math.isfinite(n) else math.inf)
 
 
+def _mixed_prompt_work_ms(perf: VariantPerf, isl: float) -> float:
+    """W: the marginal cost of one prompt's prefill inside mixed steps (its chunks sum to it exactly;
+    the step's fixed cost is paid by the decodes it rides with)."""
+    return perf.prefill_b_ms_per_token * isl + perf.prefill_c_ms_per_token2 * isl * isl
+
+
+def _mixed_decode_batch(perf: VariantPerf, rate_rps: float, osl: float, ctx: float, rho_p: float) -> float:
+    """Little's law for the decoding batch of a mixed replica: a request decodes osl-1 steps after
+    its first token, each step stretched by the prefill share, N = λ·(osl-1)·t_d(N)/((1-ρ_p)·1000).
+    Closed form as in `_decode_batch_mean`; inf when it diverges."""
+    slope = perf.decode_beta_ms_per_seq + perf.decode_gamma_ms_per_token * ctx
+    lam_steps = rate_rps * max(osl - 1.0, 1.0) / ((1.0 - rho_p) * 1000.0)
+    denom = 1.0 - lam_steps * slope
+    if denom <= 0.0:
+        return math.inf
+    return lam_steps * perf.decode_alpha_ms / denom
+
+
+def _generalized_poisson_quantile(theta: float, eta: float, percentile: float) -> float:
+    """p-quantile of the generalized (Lagrangian) Poisson law GP(θ, η) (Consul & Jain 1973),
+    P(K = k) = θ(θ + kη)^(k-1) e^(-θ-kη) / k!: the number of customers served in an M/D/1 busy
+    period opened by work x, with θ = λx and η = ρ (Takács 1962). Mean θ/(1-η), var θ/(1-η)^3."""
+    if theta <= 0.0:
+        return 0.0
+    q = percentile / 100.0
+    mean = theta / (1.0 - eta)
+    k_max = int(mean + 50.0 * math.sqrt(theta / (1.0 - eta) ** 3) + 50.0)  # far beyond any percentile used
+    cdf = math.exp(-theta)  # k = 0
+    for k in range(1, k_max + 1):
+        if cdf >= q:
+            return float(k - 1)
+        log_pk = math.log(theta) + (k - 1) * math.log(theta + k * eta) - theta - k * eta - math.lgamma(k + 1.0)
+        cdf += math.exp(log_pk)
+    return float(k_max)
+
+
+def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
+                                   step_ms: float, chunk_tokens: float) -> tuple[float, float, float]:
+    """(p-quantile of the wait before a prompt's first chunk step, that step's duration, ρ of the
+    prefill stream) in a mixed replica whose decode part of a step takes `step_ms`.
+
+    The prefill stream is a batch-service queue (see module doc): the prompts admitted at a step
+    boundary share that step's `chunk_tokens` budget, b_max = floor(chunk_tokens/isl) of them.
+    As for `prefill_wait_quantile_ms`, two effects combine as max(g, s) + min(g, s)·(1 - 1/b_max):
+    * gated residual: a prompt waits for the step in flight to end. With probability ρ_g (the time
+      share of chunk-carrying steps, of length T = k·t_d + b·W) the residual is uniform on (0, T),
+      else it is a decode-only step, uniform on (0, t_d);
+    * saturation: an M/D/1 queue whose server is the share of each step left to prefill, service
+      D = W + t_d·isl/chunk_tokens per prompt (Sarathi-Serve's stall-free batching: the budget
+      left after the decodes), which diverges at λ·D = 1.
+    """
+    work = _mixed_prompt_work_ms(perf, isl)
+    steps = max(1.0, math.ceil(isl / chunk_tokens))
+    b_max = max(1.0, math.floor(chunk_tokens / isl))
+    b = 1.0
+    for _ in range(50):  # the same monotone fixed point as `_prefill_batch`
+        nb = min(b_max, max(1.0, rate_rps * (steps * step_ms + b * work) / 1000.0))
+        if abs(nb - b) < 1e-6:
+            break
+        b = nb
+    t_step = steps * step_ms + b * work
+    tail = 1.0 - percentile / 100.0
+    rho_g = min(1.0, rate_rps * t_step / (1000.0 * b))
+    # P(R > t) = ρ_g(1 - t/T) + (1 - ρ_g)(1 - t/t_d)^+ = tail, solved piecewise.
+    if rho_g * (1.0 - step_ms / t_step) >= tail:
+        gated = t_step * (1.0 - tail / rho_g)
+    else:
+        gated = (1.0 - tail) / (rho_g / t_step + (1.0 - rho_g) / step_ms)
+    service = work + step_ms * isl / chunk_tokens
+    saturated = wait_quantile_ms(rate_rps, service, percentile)
+    wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
+    return wait, t_step, rate_rps * service / 1000.0
+
+
 def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float) -> Latency:
-    """TTFT and ITL at the percentile of a colocated replica with chunked prefill."""
-    prefill_work_ms = perf.prefill_ms(isl, 1.0) - perf.prefill_a_ms
-    rho_p = rate_rps * prefill_work_ms / 1000.0
+    """TTFT and ITL at the percentile of a colocated replica with chunked prefill (module doc, Mixed)."""
+    work = _mixed_prompt_work_ms(perf, isl)
+    rho_p = rate_rps * work / 1000.0
+    saturated = Latency(ttft_ms=math.inf, itl_ms=math.inf, batch=math.inf, utilization=math.inf)
     if rho_p >= 1.0:
-        return Latency(ttft_ms=math.inf, itl_ms=math.inf, utilization=math.inf)
-    stretch = 1.0 / (1.0 - rho_p)
+        return saturated
     ctx = isl + osl / 2.0
-    n = _decode_batch_mean(perf, rate_rps, osl, ctx, stretch)
+    n = _mixed_decode_batch(perf, rate_rps, osl, ctx, rho_p)
     n_p = _batch_quantile(n, percentile)
-    if not math.isfinite(n_p):
-        return Latency(ttft_ms=math.inf, itl_ms=math.inf, utilization=math.inf)
+    if not math.isfinite(n_p) or n_p >= perf.max_batched_tokens:
+        return saturated
     step_ms = perf.decode_step_ms(n, ctx)
-    chunk_tokens = max(1.0, perf.max_batched_tokens - n)
-    steps = math.ceil(isl / chunk_tokens)
-    service_ms = prefill_work_ms + steps * step_ms
-    wait = wait_quantile_ms(rate_rps, service_ms, percentile)
+    chunk_tokens = perf.max_batched_tokens - n
+    wait, t_step, rho_eff = mixed_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, step_ms, chunk_tokens)
+    if not math.isfinite(wait):
+        return saturated
+    # ITL: the decode steps of the request's life plus the prompts chunked into them.
+    decode_steps = max(osl - 1.0, 1.0)
+    life_decode_ms = decode_steps * step_ms
+    k_p = _generalized_poisson_quantile(rate_rps * life_decode_ms / 1000.0, rho_p, percentile)
+    itl = perf.decode_step_ms(n_p, ctx) + k_p * work / decode_steps
+    # A step carries at most `chunk_tokens` of prefill: the stretch saturates there.
+    chunk_cap_ms = perf.prefill_b_ms_per_token * chunk_tokens + perf.prefill_c_ms_per_token2 * chunk_tokens * isl
+    itl = min(itl, perf.decode_step_ms(n_p, ctx) + chunk_cap_ms)
     return Latency(
-        ttft_ms=wait + service_ms,
-        itl_ms=perf.decode_step_ms(n_p, ctx) * stretch,
+        ttft_ms=wait + t_step,
+        itl_ms=itl,
         batch=n_p,
-        utilization=max(rho_p, n / perf.max_num_seqs),
+        utilization=max(rho_eff, n / perf.max_num_seqs),
     )
 
 
