@@ -31,12 +31,32 @@ Decode (role ``decode``), continuous batching:
     ITL here is the per-request mean inter-token latency (vLLM's TPOT) at the percentile.
 
 Mixed (role ``mixed``, colocated vLLM with chunked prefill, Agrawal et al. "Sarathi-Serve",
-OSDI 2024): prompts are split into chunks that ride along decode steps within the token
-budget. The prefill work takes a share ρ_p = λ·(prefill_ms(isl) - a)/1000 of the engine's
-time (the fixed cost a is paid by the decode step anyway), stretching every decode step:
-    ITL_p = t(N_p) / (1 - ρ_p),  N from Little's law with that stretched step.
-A prompt needs k = ceil(isl / (budget - N)) steps; its service is D = prefill_ms(isl) + k·t(N)
-and TTFT_p = W_p(M/D/1 at λ, D) + D.
+OSDI 2024, stall-free batching): every step first carries the N running decodes, then prefill
+chunks FCFS in the token budget left, C = max_batched_tokens - N. A step with chunks costs
+t_d(N) + (their prefill cost): the fixed cost is paid once, and a prompt's chunks sum to its
+unchunked marginal cost W = b·isl + c·isl² (planner/simulate/laws.py, mixed_step_ms).
+    Prefill share ρ_p = λ·W/1000: the share of the engine's time spent on prompts, so decode
+    steps are stretched by 1/(1-ρ_p) on average. Little's law for the decoding batch (a request
+    decodes osl-1 steps after its first token): N = λ·(osl-1)·t_d(N) / ((1-ρ_p)·1000).
+ITL (per-request mean, vLLM's TPOT): a request's life is its osl-1 decode steps, x = (osl-1)·t_d(N),
+plus the W of every prompt chunked while it lives. Prompts arriving during the life lengthen it,
+so the count K of prompts chunked in it is that of an M/D/1 busy period opened by work x: the
+generalized Poisson law GP(θ = λx', η = ρ_p) (Takács 1962; Consul & Jain 1973), mean θ/(1-η),
+variance θ/(1-η)³, where x' = x + the request's own mean prefill sojourn (the prompts that queued
+behind it are chunked during its life). Its mean ITL averages the interference over its life:
+    ITL_p = t_d(N_p) + K_p·W/(osl-1),   at most t_d(N_p) + (cost of C prompt tokens)
+(a step carries at most C prefill tokens: the stretch saturates), N_p the Poisson(N) quantile.
+TTFT: the prefill stream is a batch-service queue whose batches are the prompts admitted at a step
+boundary; a prompt takes k = ceil(isl/C) steps, a step carrying b prompts lasts
+T(b) = k·t_d + b·W, b = clip(λ·T(b), 1, b_max = floor(C/isl)) as for the prefill role. The wait
+combines, as in `prefill_wait_quantile_ms`, max(g, s) + min(g, s)·(1 - 1/b_max):
+    g: the residual of the step in flight: uniform on (0, T) with probability ρ_g = λT/b (a
+       chunk-carrying step), uniform on (0, t_d) with probability min(1-ρ_g, P(N>0)) (a
+       decode-only step), else 0 (idle replica); g is the p-quantile of that mixture;
+    s: the M/D/1 wait (`wait_quantile_ms`) of a server that is the share of each step left to
+       prefill: service D = W + t_d·isl/C per prompt; it diverges at λ·D = 1.
+    TTFT_p = wait_p + T(b)   (the first token leaves at the end of the prompt's last chunk step).
+Checked against the simulator in bench/fidelity.py (mixed rows) and tests/test_capacity.py.
 """
 
 from __future__ import annotations
@@ -204,7 +224,7 @@ def _generalized_poisson_quantile(theta: float, eta: float, percentile: float) -
 
 
 def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
-                                   step_ms: float, chunk_tokens: float) -> tuple[float, float, float]:
+                                   step_ms: float, chunk_tokens: float, decode_busy: float) -> tuple[float, float, float]:
     """(p-quantile of the wait before a prompt's first chunk step, that step's duration, ρ of the
     prefill stream) in a mixed replica whose decode part of a step takes `step_ms`.
 
@@ -213,7 +233,9 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
     As for `prefill_wait_quantile_ms`, two effects combine as max(g, s) + min(g, s)·(1 - 1/b_max):
     * gated residual: a prompt waits for the step in flight to end. With probability ρ_g (the time
       share of chunk-carrying steps, of length T = k·t_d + b·W) the residual is uniform on (0, T),
-      else it is a decode-only step, uniform on (0, t_d);
+      with probability π_d = min(1 - ρ_g, `decode_busy`) a decode-only step, uniform on (0, t_d)
+      (`decode_busy` = P(N > 0), the share of time some request is decoding), else the replica
+      is idle and the prompt starts at once;
     * saturation: an M/D/1 queue whose server is the share of each step left to prefill, service
       D = W + t_d·isl/chunk_tokens per prompt (Sarathi-Serve's stall-free batching: the budget
       left after the decodes), which diverges at λ·D = 1.
@@ -230,11 +252,14 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
     t_step = steps * step_ms + b * work
     tail = 1.0 - percentile / 100.0
     rho_g = min(1.0, rate_rps * t_step / (1000.0 * b))
-    # P(R > t) = ρ_g(1 - t/T) + (1 - ρ_g)(1 - t/t_d)^+ = tail, solved piecewise.
+    pi_d = min(1.0 - rho_g, decode_busy)
+    # P(R > t) = ρ_g(1 - t/T) + π_d(1 - t/t_d)^+ = tail, solved piecewise (0 when idle enough).
     if rho_g * (1.0 - step_ms / t_step) >= tail:
         gated = t_step * (1.0 - tail / rho_g)
+    elif rho_g + pi_d > tail:
+        gated = (rho_g + pi_d - tail) / (rho_g / t_step + pi_d / step_ms)
     else:
-        gated = (1.0 - tail) / (rho_g / t_step + (1.0 - rho_g) / step_ms)
+        gated = 0.0
     service = work + step_ms * isl / chunk_tokens
     saturated = wait_quantile_ms(rate_rps, service, percentile)
     wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
@@ -255,15 +280,20 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
         return saturated
     step_ms = perf.decode_step_ms(n, ctx)
     chunk_tokens = perf.max_batched_tokens - n
-    wait, t_step, rho_eff = mixed_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, step_ms, chunk_tokens)
+    wait, t_step, rho_eff = mixed_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, step_ms, chunk_tokens,
+                                                             decode_busy=1.0 - math.exp(-n))
     if not math.isfinite(wait):
         return saturated
     # ITL: the decode steps of the request's life plus the prompts chunked into them.
     decode_steps = max(osl - 1.0, 1.0)
     life_decode_ms = decode_steps * step_ms
-    k_p = _generalized_poisson_quantile(rate_rps * life_decode_ms / 1000.0, rho_p, percentile)
+    # Prompts that queued behind the request during its own prefill are chunked during its life too.
+    # Its mean sojourn: half a chunk step (the mean gated residual) plus the M/D/1 mean wait ρD/(2(1-ρ)).
+    own_sojourn_ms = 0.5 * t_step + rho_eff * (work + step_ms * isl / chunk_tokens) / (2.0 * (1.0 - rho_eff))
+    k_p = _generalized_poisson_quantile(rate_rps * (life_decode_ms + own_sojourn_ms) / 1000.0, rho_p, percentile)
     itl = perf.decode_step_ms(n_p, ctx) + k_p * work / decode_steps
-    # A step carries at most `chunk_tokens` of prefill: the stretch saturates there.
+    # A step carries at most `chunk_tokens` of prefill (their cost ≈ b·C + c·C·isl, the mean chunk
+    # position): the stretch saturates there.
     chunk_cap_ms = perf.prefill_b_ms_per_token * chunk_tokens + perf.prefill_c_ms_per_token2 * chunk_tokens * isl
     itl = min(itl, perf.decode_step_ms(n_p, ctx) + chunk_cap_ms)
     return Latency(

@@ -101,3 +101,75 @@ def test_capacity_grows_with_looser_slo_and_shrinks_with_higher_percentile(isl: 
         if pct < 99.0:
             stricter = capacity(p, role, isl, osl, 99.0, ttft_ms=ttft, itl_ms=itl).rate_rps
             assert stricter <= tight * (1 + 2e-3)
+
+
+# Llama-2-70B on 4xH100-like laws (the bundled profile's fit, rounded), for the mixed-role checks.
+_MIXED_70B = dict(prefill_a_ms=25.0, prefill_b_ms_per_token=0.089, prefill_c_ms_per_token2=2.8e-6,
+                  decode_alpha_ms=28.8, decode_beta_ms_per_seq=0.264, decode_gamma_ms_per_token=1.0e-4,
+                  kv_capacity_tokens=495_000, kv_bytes_per_token=327_680, kv_link_gb_s=200.0)
+
+
+def _simulate_mixed_p90(perf: VariantPerf, isl: int, osl: int, rate_rps: float, n: int, seed: int) -> tuple[float, float]:
+    """(TTFT p90, ITL p90) ms of ONE mixed replica under Poisson arrivals (as bench/fidelity.py builds it)."""
+    from planner.schema import Slo
+    from planner.simulate.arrivals import Arrivals
+    from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
+    from planner.simulate.report import build_report
+
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.exponential(1.0 / rate_rps, n))
+    arr = Arrivals(t, np.zeros(n, dtype=np.int64), np.full(n, isl), np.full(n, osl), ("c",))
+    sim = FleetSimulator([PoolSpec("m/mixed/g/tp4", "mixed", perf, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())}, arr,
+                         {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=90.0)}, seed=seed)
+    sim.run()
+    df = build_report(sim).requests.iloc[n // 10:]  # drop the warm-up tenth (the replica starts empty)
+    return float(np.nanpercentile(df.ttft_ms, 90.0)), float(np.nanpercentile(df.itl_ms, 90.0))
+
+
+def test_mixed_model_matches_simulated_chunked_prefill_replica() -> None:
+    """The closed-form mixed model is within 15% of the discrete-event simulator (the referee) for a long-prompt
+    class (isl 3000, osl 100: the case where prefill interference dominates ITL) at prefill shares 0.15..0.45."""
+    p = _perf(**_MIXED_70B)
+    isl, osl = 3000, 100
+    work_ms = p.prefill_b_ms_per_token * isl + p.prefill_c_ms_per_token2 * isl * isl
+    for rho_p in (0.15, 0.3, 0.45):
+        rate = rho_p * 1000.0 / work_ms
+        runs = [_simulate_mixed_p90(p, isl, osl, rate, 2500, seed) for seed in (1, 2)]
+        sim_ttft = float(np.median([r[0] for r in runs]))
+        sim_itl = float(np.median([r[1] for r in runs]))
+        lat = latency(p, "mixed", isl, osl, rate, 90.0)
+        assert lat.ttft_ms == pytest.approx(sim_ttft, rel=0.15), (rho_p, lat, sim_ttft)
+        assert lat.itl_ms == pytest.approx(sim_itl, rel=0.15), (rho_p, lat, sim_itl)
+
+
+def test_mixed_latency_monotone_in_load_and_finite_below_saturation() -> None:
+    """Both mixed percentiles grow with the load, start at the idle replica's latencies and diverge at saturation."""
+    p = _perf(**_MIXED_70B)
+    rates = np.linspace(1e-4, 3.3, 60)
+    lats = [latency(p, "mixed", 3000, 100, r, 90.0) for r in rates]
+    ttft = [x.ttft_ms for x in lats]
+    itl = [x.itl_ms for x in lats]
+    assert all(b >= a - 1e-9 for a, b in zip(ttft, ttft[1:]))
+    assert all(b >= a - 1e-9 for a, b in zip(itl, itl[1:]))
+    idle_ttft = p.decode_alpha_ms + p.prefill_b_ms_per_token * 3000 + p.prefill_c_ms_per_token2 * 3000**2
+    assert ttft[0] == pytest.approx(idle_ttft, rel=0.05)  # one chunk step, no queue
+    assert itl[0] == pytest.approx(p.decode_step_ms(1, 3050), rel=0.01)  # a lone decode
+    assert math.isinf(latency(p, "mixed", 3000, 100, 1000.0 / 290.0, 90.0).itl_ms)  # prefill alone fills the engine
+
+
+def test_busy_period_prompt_count_quantile_matches_monte_carlo() -> None:
+    """The generalized-Poisson quantile is the count of prompts served in an M/D/1 busy period opened by work x."""
+    from planner.capacity import _generalized_poisson_quantile
+
+    rng = np.random.default_rng(3)
+    lam, work, x = 2.0, 0.3, 3.0  # req/s, s per prompt (ρ = 0.6), initial decode work in s
+    counts = []
+    for _ in range(20_000):
+        total, horizon = 0, x
+        new = rng.poisson(lam * horizon)
+        while new:  # each generation's prompts extend the life by their work, during which more arrive
+            total += new
+            new = rng.poisson(lam * new * work)
+        counts.append(total)
+    for pct in (50.0, 90.0, 99.0):
+        assert _generalized_poisson_quantile(lam * x, lam * work, pct) == pytest.approx(np.percentile(counts, pct), abs=1.0)
