@@ -9,10 +9,11 @@ replayed through planner.simulate's FleetSimulator, one prefill pool and one dec
 `model` on `gpu` at tensor parallelism `tp`. Every `interval` seconds of simulated time a policy sets
 the pools' replicas; new replicas take `startup` seconds to become ready (except for the oracle).
 Policies:
-  controller  controllers.loop.Controller: simulator observation (arrivals from the router's
-              counter) -> ETS forecast (upper prediction bound at --quantile, horizon = start-up +
+  controller  controllers.loop.Controller with the shipped defaults of controllers.config:
+              simulator observation (arrivals from the router's counter) -> ETS forecast of the
+              request and token rates (upper prediction bound at --quantile, horizon = start-up +
               interval) -> correction -> ILP (planner.planning) -> guard (scale-down stabilization
-              --stabilization-s) -> SimulatorActuator. Shown twice: taking over the static fleet
+              --ctl-stabilization-s) -> SimulatorActuator. Shown twice: taking over the static fleet
               (--initial peak, the headline) and from a cold start sized for the first minute;
   static      the plan for the peak one-interval rate of the whole trace, all the time;
   reactive    HPA-style threshold autoscaler, n' = ceil(n_ready * utilization / 0.6) with the
@@ -25,6 +26,8 @@ GPU-hours count replicas from the moment they are requested (starting pods hold 
 SLO attainment: share of requests that met every bound of the SLO (planner.simulate.report).
 Sizes: the whole trace (19,366 requests over ~1 h by default); one run per policy (the simulation
 is deterministic given the seed, so repeats give identical numbers: the table shows single runs).
+`--sweep "0.55,0.6;0,60"`: the controller over a grid of quantiles x stabilization windows on the
+trace's first half, second half (held out) and whole: how the shipped defaults were chosen.
 Last line: RESULT gpu_hours_vs_oracle=... saving_vs_static_pct=... slo_attainment=...
 """
 
@@ -60,12 +63,8 @@ DEFAULT_TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMIn
 # Reactive baseline: 60% busy is a common HPA target for GPU utilization (DCGM_FI_DEV_GPU_UTIL);
 # 300 s is the HPA's default scale-down stabilization window.
 REACTIVE_TARGET_UTIL = 0.6
-# Controller knobs of this bench (swept on the Azure conversation trace, see the module docstring):
-# the ILP already plans each pool at 85% of its SLO capacity (FleetLimits.utilization), so the
-# forecast's upper bound needs less margin than alone: q=0.6 of the ETS prediction interval.
-# Scale-down stabilization = the start-up time: releasing a replica that is needed again within
-# its start-up costs the start-up again (the ski-rental break-even: keep it that long).
-BENCH_QUANTILE = 0.6
+# The controller runs with the shipped defaults of controllers.config (forecast quantile, scale-down
+# stabilization); `--sweep` shows the grid they were chosen from (see ForecastConfig.quantile).
 
 
 def parse_slo(text: str) -> Slo:
@@ -84,8 +83,14 @@ class Bench:
         self.model, self.gpu, self.tp = args.model, args.gpu, args.tp
         self.slo = parse_slo(args.slo)
         self.trace = read_trace(args.trace, model=self.model)
-        if args.duration_s:
-            self.trace = self.trace[self.trace["t_s"] < args.duration_s].reset_index(drop=True)
+        start_s = getattr(args, "start_s", 0.0) or 0.0
+        if start_s or args.duration_s:
+            t = self.trace["t_s"]
+            keep = (t >= start_s) & ((t < start_s + args.duration_s) if args.duration_s else True)
+            self.trace = self.trace[keep].reset_index(drop=True)
+            if self.trace.empty:
+                raise SystemExit(f"--start-s/--duration-s: no request of {args.trace} in that window")
+            self.trace["t_s"] = self.trace["t_s"] - float(self.trace["t_s"].min())  # as trace_arrivals re-zeroes
         self.workload = bucket_trace(self.trace, self.slo, isl_buckets=1, osl_buckets=1)
         self.cid = self.workload.classes[0].id
         self.arrivals = trace_arrivals(self.trace, self.workload)
@@ -210,7 +215,7 @@ class Bench:
             interval_s=self.iv, startup_s=self.args.startup_s, fleet="<in memory>",
             models={self.model: ModelConfig(slo=self.slo)},
             forecast=ForecastConfig(quantile=self.args.quantile),
-            guard=GuardConfig(scale_down_stabilization_s=self.args.stabilization_s, scale_down_cooldown_s=0.0),
+            guard=GuardConfig(scale_down_stabilization_s=self.args.ctl_stabilization_s, scale_down_cooldown_s=0.0),
             record=RecordConfig(metrics_port=None, decision_log=self.args.decision_log),
         )
         holder: dict = {}
@@ -263,6 +268,32 @@ def plot(bench: Bench, results: list[dict], path: Path) -> None:
     tmp.replace(path)
 
 
+def sweep(args: argparse.Namespace) -> None:
+    """The controller over a grid of (forecast quantile, scale-down stabilization), on the first half
+    of the trace (where a knob is chosen), the second half (held out: does the choice carry over?)
+    and the whole; each window starts from its own static peak fleet. One run per cell (deterministic)."""
+    qs_text, st_text = (args.sweep.split(";") + [""])[:2]
+    qs = [float(x) for x in qs_text.split(",") if x] or [args.quantile]
+    sts = [float(x) for x in st_text.split(",") if x] or [args.ctl_stabilization_s]
+    full = Bench(argparse.Namespace(**{**vars(args), "start_s": 0.0, "duration_s": None}))
+    half = full.arrivals.duration_s / 2
+    windows = [("first half", 0.0, half), ("second half", half, None), ("whole", 0.0, None)]
+    print(f"sweep: controller on {args.trace.name}, quantile x stabilization; GPU-hours vs the oracle of the same window, "
+          f"SLO attainment (goal: <= 1.15 at >= 0.99)")
+    print(f"{'quantile':>9}{'stab. s':>9}" + "".join(f"{w:>26}" for w, _, _ in windows))
+    benches = [Bench(argparse.Namespace(**{**vars(args), "start_s": a, "duration_s": d})) for _, a, d in windows]
+    oracles = [b.oracle()["gpu_hours"] for b in benches]
+    for q in qs:
+        for st in sts:
+            cells = []
+            for b, o in zip(benches, oracles):
+                b.args.quantile, b.args.ctl_stabilization_s = q, st
+                r = b.controller()
+                cells.append(f"{r['gpu_hours'] / o:>12.3f} {r['slo_attainment']:>12.4f}")
+            print(f"{q:>9g}{st:>9g}" + "".join(f"{c:>26}" for c in cells), flush=True)
+    print(f"RESULT sweep_cells={len(qs) * len(sts)} windows={len(windows)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trace", type=Path, default=DEFAULT_TRACE)
@@ -273,9 +304,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--slo", default="ttft_ms=2000,itl_ms=100,percentile=99")
     ap.add_argument("--startup-s", type=float, default=180.0, help="pod start-up (image + weights load), s")
     ap.add_argument("--interval-s", type=float, default=60.0, help="control interval, s")
-    ap.add_argument("--quantile", type=float, default=BENCH_QUANTILE, help="controller: forecast quantile planned for")
+    ap.add_argument("--quantile", type=float, default=ForecastConfig().quantile,
+                    help="controller: forecast quantile planned for (default: the shipped ForecastConfig default)")
+    ap.add_argument("--ctl-stabilization-s", type=float, default=GuardConfig().scale_down_stabilization_s,
+                    help="controller: scale-down stabilization window, s (default: the shipped GuardConfig default)")
+    ap.add_argument("--start-s", type=float, default=0.0, help="replay the trace from this many seconds in")
+    ap.add_argument("--sweep", default=None, metavar="Q1,Q2;S1,S2",
+                    help="instead of the comparison: the controller over the grid of forecast quantiles x "
+                         "stabilization windows (s), on the trace's first half, second half and whole")
     ap.add_argument("--stabilization-s", type=float, default=None,
-                    help="scale-down stabilization window (controller and reactive), s; default: the start-up time")
+                    help="reactive baseline: HPA scale-down stabilization window, s; default: the start-up time")
     ap.add_argument("--initial", choices=("peak", "first"), default="peak",
                     help="fleet the adaptive policies start from: the static peak plan, or the first interval's plan (cold start)")
     ap.add_argument("--duration-s", type=float, default=None, help="replay only the first S seconds")
@@ -287,11 +325,15 @@ def main(argv: list[str] | None = None) -> None:
     if not args.trace.is_file():
         raise SystemExit(f"--trace: file not found: {args.trace}")
 
+    if args.sweep:
+        sweep(args)
+        return
     b = Bench(args)
     print(f"trace {args.trace.name}: {len(b.trace)} requests over {b.arrivals.duration_s / 60:.1f} min; "
           f"per-interval load {b.rate_rps.min() * 60:.0f}-{b.rate_rps.max() * 60:.0f} req/min; "
           f"pools {b.P} + {b.D}; SLO {b.slo.describe()}; start-up {args.startup_s:g} s; interval {args.interval_s:g} s; "
-          f"controller quantile {args.quantile:g}, scale-down stabilization {args.stabilization_s:g} s; "
+          f"controller quantile {args.quantile:g}, scale-down stabilization {args.ctl_stabilization_s:g} s "
+          f"(reactive {args.stabilization_s:g} s); "
           f"adaptive policies start from the {'static peak' if args.initial == 'peak' else 'first-interval'} fleet")
     cold = b.controller("first")
     cold["name"] = "ctl-cold-start"

@@ -6,6 +6,11 @@ ILP of planner.planning with `fleet.current` = the replicas found, so budgets, i
 limits (`limits.max_step`) and churn (`limits.churn_cost_per_replica`) are constraints of the
 optimisation, not clamps here.
 
+The forecast covers the work, not only the request count: the prompt- and output-token rates are
+forecast too and the class planned for gets lengths such that rate x length = their upper bounds
+(config forecast.token_rates); a minute whose prompts are 50% longer otherwise finds one prefill
+replica where the plan assumed last minute's lengths.
+
 Queues drive scale-up through the optimiser, not around it (a field failure: TTFT estimated from
 profiled service time alone kept one prefill replica while clients saw ~160 s TTFT against a 3 s
 SLO):
@@ -118,6 +123,8 @@ class Controller:
         self.dry_run = cfg.dry_run if dry_run is None else dry_run
         self.history: dict[str, deque[float]] = {m: deque(maxlen=cfg.forecast.history_points) for m in cfg.models}
         self.lengths: dict[str, tuple[float, float]] = {}
+        self.token_history: dict[str, deque[tuple[float, float]]] = {}
+        self.token_forecast: dict[str, tuple[Forecast, Forecast]] = {}
         self.corrections = Corrections()
         self.guard_state = GuardState()
         self.last_plan: Plan | None = None
@@ -127,13 +134,29 @@ class Controller:
 
     # ------------------------------------------------------------------ stages
     def _forecast(self, obs: Observation) -> dict[str, Forecast]:
+        """Upper-quantile forecast of each model's request rate, and (forecast.token_rates) of its
+        prompt- and output-token rates, which `_workload` turns into the lengths planned for."""
         # replicas asked for now serve from start-up until the next decision's are ready
         horizon = self.cfg.startup_s + self.cfg.interval_s
+        fcfg = self.cfg.forecast
         out = {}
+        self.token_forecast = {}
         for m, mo in obs.models.items():
-            self.history.setdefault(m, deque(maxlen=self.cfg.forecast.history_points)).append(mo.arrival_rps)
-            out[m] = forecast_upper(list(self.history[m]), self.cfg.interval_s, horizon, self.cfg.forecast.quantile,
-                                    self.cfg.forecast.season_s, self.cfg.forecast.min_points_trend)
+            self.history.setdefault(m, deque(maxlen=fcfg.history_points)).append(mo.arrival_rps)
+            out[m] = forecast_upper(list(self.history[m]), self.cfg.interval_s, horizon, fcfg.quantile,
+                                    fcfg.season_s, fcfg.min_points_trend)
+            if not fcfg.token_rates:
+                continue
+            # token rates = arrivals x the interval's mean lengths (lengths of an interval without
+            # completions: the last known ones, so the series has no holes)
+            isl, osl = (mo.mean_isl, mo.mean_osl) if mo.mean_isl and mo.mean_osl else self.lengths.get(m, (None, None))
+            if not isl or not osl:
+                continue
+            th = self.token_history.setdefault(m, deque(maxlen=fcfg.history_points))
+            th.append((mo.arrival_rps * isl, mo.arrival_rps * osl))
+            self.token_forecast[m] = tuple(  # type: ignore[assignment]
+                forecast_upper([x[i] for x in th], self.cfg.interval_s, horizon, fcfg.quantile, fcfg.season_s,
+                               fcfg.min_points_trend) for i in (0, 1))
         return out
 
     def _update_lengths(self, obs: Observation) -> None:
@@ -147,6 +170,11 @@ class Controller:
         drain = self.cfg.guard.queue_drain_s or (self.cfg.startup_s + self.cfg.interval_s)
         for m, mo in obs.models.items():
             isl, osl = self.lengths.get(m, (_DEFAULT_ISL, _DEFAULT_OSL))
+            tf = self.token_forecast.get(m)
+            if tf is not None and fc[m].upper > 0:
+                # plan for the upper quantile of the work, not only of the request count: lengths
+                # such that rate x length = the upper forecast of each token rate
+                isl, osl = tf[0].upper / fc[m].upper, tf[1].upper / fc[m].upper
             isl_i, osl_i = max(1, round(isl)), max(1, round(osl))
             classes.append(RequestClass(id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc[m].upper))
             w_prefill = sum(v for r, v in mo.waiting.items() if r == "prefill")

@@ -128,3 +128,35 @@ def test_dry_run_changes_nothing(env):
     given.next = obs(8.0, 0)
     d = ctl.step()
     assert d.outcome == "dry_run" and d.changes and reps(srv) == (1, 1)
+
+
+def _lengths_obs(rate: float, isl: float, osl: float) -> Observation:
+    return Observation(t_s=0.0, ok=True, models={MODEL: ModelObservation(
+        model=MODEL, completion_rps=rate, arrival_rps=rate, mean_isl=isl, mean_osl=osl,
+        waiting={"prefill": 0.0, "decode": 0.0}, running={"prefill": 1, "decode": 10})})
+
+
+@pytest.mark.parametrize("token_rates", [True, False])
+def test_planned_lengths_cover_length_swings_with_token_rates(perf, token_rates):
+    """Constant request count, mean prompt length swinging from minute to minute (as on the Azure
+    trace): with token-rate forecasting the class planned for carries a prompt-token rate above every
+    recent minute's mean (the prediction interval covers the swings); without, it is the last
+    minute's lengths, which a longer-prompt minute then exceeds."""
+    from controllers.config import ForecastConfig
+
+    cfg = ControllerConfig(interval_s=60, startup_s=180, fleet="-", forecast=ForecastConfig(quantile=0.9, token_rates=token_rates),
+                           models={MODEL: ModelConfig(slo=Slo(ttft_ms=2000, itl_ms=100, percentile=99))})
+    fleet = Fleet(gpus={GPU: GpuInventory(available=64)}, limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"]))
+    ctl = Controller(cfg, fleet, Given(), None, perf)  # type: ignore[arg-type]  # no platform needed
+    isl_series = [800, 1400, 900, 1300, 1000, 1450, 850, 1200, 950, 1350, 800, 1250, 900, 1400, 1000, 850]
+    for isl in isl_series:
+        o = _lengths_obs(5.0, isl, 200)
+        fc = ctl._forecast(o)
+        ctl._update_lengths(o)
+    cls = next(c for c in ctl._workload(o, fc).classes if c.id == MODEL)
+    planned_prompt_tps = cls.rate_rps * cls.isl
+    if token_rates:
+        assert planned_prompt_tps > 5.0 * sum(isl_series) / len(isl_series)
+        assert planned_prompt_tps > 5.0 * isl_series[-1] * 1.2
+    else:
+        assert cls.isl == isl_series[-1]

@@ -160,3 +160,14 @@ def test_histogram_bucket_resolution_is_not_learned_as_model_error():
     c, _ = update_corrections(Corrections(), {"m": {"ttft_ms": None, "itl_ms": 47.5}}, {"m": {"ttft_ms": None, "itl_ms": 39.0}},
                               1.0, 0.5, 2.0, buckets={"itl": ITL_BUCKETS_MS})
     assert c.factor("itl", "m") == pytest.approx(1.0)
+
+
+def test_forecast_picks_level_model_on_trendless_noise_by_aicc():
+    """Enough points for a trend, but none in the data: the AICc choice keeps the level-only model,
+    whose interval does not extrapolate the noise; a real ramp still gets the damped trend."""
+    noise = list(300 + np.random.default_rng(5).normal(0, 25, 40))
+    f = forecast_upper(noise, interval_s=60, horizon_s=240, quantile=0.6)
+    assert f.method == "ses"
+    ramp = list(100 + 8 * np.arange(40) + np.random.default_rng(5).normal(0, 3, 40))
+    g = forecast_upper(ramp, interval_s=60, horizon_s=240, quantile=0.6)
+    assert g.method == "holt-damped" and g.point > ramp[-1]
