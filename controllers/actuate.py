@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from planner.errors import InputError
 from planner.schema import Variant
 
 log = logging.getLogger("pd_planner.controller.actuate")
@@ -321,6 +322,32 @@ class SimulatorActuator:
             self._desired[p] = n
             res.changed[p] = (before, n)
         if routing and hasattr(self.sim, "set_routing"):
-            self.sim.set_routing(routing)
-            res.routing_changed = True
+            try:
+                by_class = self._sim_routing(routing)
+                if by_class:
+                    self.sim.set_routing(by_class)
+                    res.routing_changed = True
+            except InputError as exc:  # unknown class or pool, bad weights: reported, as the other actuators do
+                res.errors.append(f"routing: {exc}")
         return res
+
+    def _sim_routing(self, routing: dict[str, Any]) -> dict[str, dict[str, float]]:
+        """The loop's {model: {class: {pool: weight}}} as the simulator's {class: {pool: weight}}.
+
+        The controller plans one class per model, named after the model; a replay's classes are
+        finer (e.g. length buckets), so a class the simulator does not know but whose id is a
+        model gets applied to every simulator class of that model (sim.class_model); a class the
+        simulator knows is applied to itself (and wins over its model's entry); anything else is
+        passed on for the simulator to reject by name."""
+        class_model: dict[str, str] = getattr(self.sim, "class_model", {})
+        out: dict[str, dict[str, float]] = {}
+        direct: dict[str, dict[str, float]] = {}
+        for model, classes in routing.items():
+            for cid, weights in classes.items():
+                mine = [c for c, m in class_model.items() if m == model] if cid == model and cid not in class_model else []
+                if not mine:
+                    direct[cid] = dict(weights)
+                for c in mine:
+                    out[c] = dict(weights)
+        out.update(direct)
+        return out

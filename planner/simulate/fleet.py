@@ -13,10 +13,18 @@ The fleet may change while it runs (for the controller's closed loop):
 requests and finish what they hold); ``sim.run_until(t)`` advances; ``sim.observe()`` returns what
 Prometheus would show (counters, samples since the previous observation, running/waiting, KV usage).
 Requests routed to a pool with no ready replica wait in the pool's queue until one is ready.
+
+The routing may change too: ``sim.set_routing({class_id: {pool_id: weight}}, at_s=None)`` re-draws,
+with the simulator's seeded Generator, the pools of every request that has not arrived yet (after now,
+or after ``at_s``); requests already arrived keep theirs. Pools named there must exist in the
+simulator (0 replicas is fine); ``sim.add_pool(spec)`` adds one mid-run, so a replay whose plans
+bring new pools either declares every candidate pool up front (as bench/autoscale_trace.py does) or
+adds them before routing to them.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -37,6 +45,9 @@ PerfLookup = Callable[[str, str, int], Optional[VariantPerf]]
 DEFAULT_SAMPLE_INTERVAL_S = 10.0
 # After the last arrival, keep simulating until every request is done or this long has passed (s).
 DEFAULT_DRAIN_S = 1800.0
+# Tolerance on a class's routing weights summing to 1 (per side): planner/planning.py rounds each
+# weight to 4 decimals (_WEIGHT_DIGITS), so a sum over up to ~20 pools is off by at most ~1e-3.
+WEIGHT_SUM_TOL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -135,7 +146,13 @@ class FleetSimulator:
             check_perf(s.perf, f"pool {s.id}")
         req = Requests(arrivals.t_s.tolist(), arrivals.isl.tolist(), arrivals.osl.tolist(), arrivals.cls.tolist())
         self.req = req
-        self._route(routes, arrivals, np.random.default_rng(seed), allow_empty_pools, {s.id: s.replicas for s in pools})
+        # one Generator for every routing draw: construction first, then each set_routing in turn
+        self.rng = np.random.default_rng(seed)
+        self.routes: dict[str, ClassRoute] = dict(routes)
+        """Current routing per class (pool indices into pool_list); set_routing replaces entries."""
+        self.class_model: dict[str, str] = {cid: r.model for cid, r in routes.items()}
+        """Class id -> model, for callers that route per model (the controller's actuator)."""
+        self._route(routes, arrivals, self.rng, allow_empty_pools, {s.id: s.replicas for s in pools})
         for p, s in zip(self.pool_list, pools):
             for _ in range(s.replicas):
                 p.ready.append(self._make_replica(p))
@@ -165,29 +182,39 @@ class FleetSimulator:
             r = routes.get(cid)
             if r is None or not r.prefill:
                 raise InputError(None, f"routing.{cid}", "the class has arrivals but the plan routes it to no prefill or mixed pool")
-            pools = np.array([p for p, _ in r.prefill])
-            w = np.array([x for _, x in r.prefill], dtype=float)
-            pf[idx] = pools[rng.choice(len(pools), size=idx.size, p=w / w.sum())]
-            needs_dc = np.array([self.pool_list[p].role == "prefill" for p in pf[idx]])
-            if needs_dc.any():
-                if not r.decode:
-                    raise InputError(None, f"routing.{cid}", "the class is routed to a prefill pool but to no decode pool")
-                dpools = np.array([p for p, _ in r.decode])
-                dw = np.array([x for _, x in r.decode], dtype=float)
-                sel = idx[needs_dc]
-                dc[sel] = dpools[rng.choice(len(dpools), size=sel.size, p=dw / dw.sum())]
+            self._draw(cid, r, idx, pf, dc, rng)
             used = set(pf[idx].tolist()) | set(dc[idx].tolist()) - {-1}
             for p in used:
                 pool = self.pool_list[p]
                 if replicas[pool.id] <= 0 and not allow_empty:
                     raise InputError(None, f"pools.{pool.id}.replicas", f"class {cid} is routed to this pool but it has 0 replicas (zero-capacity pool)")
         # requests that can never fit the KV cache of their decode/mixed pool are rejected up front
-        kv_pool = np.where(dc >= 0, dc, pf)
-        cap = np.array([p.perf.kv_capacity_tokens for p in self.pool_list])[kv_pool]
-        rejected = (arr.isl + arr.osl) > cap
         self.req.pf_pool = pf.tolist()
         self.req.dc_pool = dc.tolist()
-        self.req.rejected = rejected.tolist()
+        self.req.rejected = self._rejected(pf, dc, arr.isl, arr.osl).tolist()
+
+    def _draw(self, cid: str, r: ClassRoute, idx: np.ndarray, pf: np.ndarray, dc: np.ndarray,
+              rng: np.random.Generator) -> None:
+        """Draw the prefill-side pool of requests `idx` from r.prefill, and the decode pool of those
+        that landed on a prefill pool from r.decode (the others get -1: a mixed pool decodes)."""
+        pools = np.array([p for p, _ in r.prefill])
+        w = np.array([x for _, x in r.prefill], dtype=float)
+        pf[idx] = pools[rng.choice(len(pools), size=idx.size, p=w / w.sum())]
+        dc[idx] = -1
+        needs_dc = np.array([self.pool_list[p].role == "prefill" for p in pf[idx]], dtype=bool)
+        if needs_dc.any():
+            if not r.decode:
+                raise InputError(None, f"routing.{cid}", "the class is routed to a prefill pool but to no decode pool")
+            dpools = np.array([p for p, _ in r.decode])
+            dw = np.array([x for _, x in r.decode], dtype=float)
+            sel = idx[needs_dc]
+            dc[sel] = dpools[rng.choice(len(dpools), size=sel.size, p=dw / dw.sum())]
+
+    def _rejected(self, pf: np.ndarray, dc: np.ndarray, isl: np.ndarray, osl: np.ndarray) -> np.ndarray:
+        """Requests that can never fit the KV cache of their decode (or mixed) pool."""
+        kv_pool = np.where(dc >= 0, dc, pf)
+        cap = np.array([p.perf.kv_capacity_tokens for p in self.pool_list])[kv_pool]
+        return (np.asarray(isl) + np.asarray(osl)) > cap
 
     @classmethod
     def from_plan(cls, plan: Plan, perf_lookup: PerfLookup, arrivals: Arrivals, workload: Workload | None = None,
@@ -230,6 +257,82 @@ class FleetSimulator:
         return cls(specs, routes, arrivals, slos, **kw)
 
     # ----------------------------------------------------------------- fleet changes
+    def add_pool(self, spec: PoolSpec, ready_at_s: float | None = None) -> None:
+        """Add a pool mid-run (a plan may bring a variant the replay did not start with). Its
+        `spec.replicas` start like set_replicas' new ones: ready at `ready_at_s` (default now +
+        start-up delay). It takes traffic once set_routing routes a class to it."""
+        if spec.id in self.pools:
+            raise InputError(None, "pool", f"pool '{spec.id}' already exists")
+        if spec.role not in ("prefill", "decode", "mixed"):
+            raise InputError(None, f"pools.{spec.id}.role", f"expected prefill, decode or mixed, got '{spec.role}'")
+        check_perf(spec.perf, f"pool {spec.id}")
+        pool = Pool(len(self.pool_list), spec)
+        self.pool_list.append(pool)
+        self.pools[pool.id] = pool
+        self._last_busy[pool.id] = 0.0
+        self.set_replicas(pool.id, spec.replicas, ready_at_s)
+
+    def set_routing(self, routing: dict[str, dict[str, float]], at_s: float | None = None) -> None:
+        """Route classes by new weights from now (or from `at_s` on, if later).
+
+        `routing` has the plan file's shape (ModelPlan.routing): class id -> {pool id: weight},
+        the weights of a class summing to 1 over its prefill-side pools (prefill + mixed) and
+        again over its decode pools (for the share that lands on a prefill pool). Every request of
+        those classes arriving after max(now, at_s) gets its pools re-drawn with the simulator's
+        seeded Generator; requests already arrived (queued, in service, in KV transfer) keep
+        theirs, and so do classes not named. Pools may have 0 replicas (requests wait in the pool's
+        queue until one is ready) but must exist: see add_pool. Everything is validated before
+        anything changes."""
+        new: dict[str, ClassRoute] = {}
+        known = set(self.arrivals.class_ids)
+        for cid, weights in routing.items():
+            where = f"routing.{cid}"
+            if cid not in known:
+                raise InputError(None, where, f"unknown class '{cid}' (classes: {sorted(known)})")
+            pre: list[tuple[int, float]] = []
+            dec: list[tuple[int, float]] = []
+            for pid, w in weights.items():
+                if pid not in self.pools:
+                    raise InputError(None, f"{where}.{pid}", f"class '{cid}' is routed to unknown pool '{pid}' (pools: {sorted(self.pools)})")
+                if not np.isfinite(w) or w < 0:
+                    raise InputError(None, f"{where}.{pid}", f"expected a weight >= 0, got {w}")
+                if w > 0:
+                    pool = self.pools[pid]
+                    (dec if pool.role == "decode" else pre).append((pool.idx, float(w)))
+            if not pre:
+                raise InputError(None, where, f"class '{cid}' is routed to no prefill or mixed pool")
+            needs_dc = any(self.pool_list[p].role == "prefill" for p, _ in pre)
+            if needs_dc and not dec:
+                raise InputError(None, where, f"class '{cid}' is routed to a prefill pool but to no decode pool")
+            for side, items in (("prefill-side (prefill + mixed)", pre), ("decode", dec)):
+                total = sum(x for _, x in items)
+                if items and abs(total - 1.0) > WEIGHT_SUM_TOL:
+                    raise InputError(None, where, f"class '{cid}': {side} weights sum to {total:.6g}, expected 1")
+            new[cid] = ClassRoute(self.class_model.get(cid, ""), tuple(pre), tuple(dec))
+        first = self.next_arrival  # arrivals before this index have happened (run_until is inclusive)
+        if at_s is not None:
+            first = max(first, bisect.bisect_right(self.req.t_arr, at_s))
+        req = self.req
+        pf = np.asarray(req.pf_pool, dtype=np.int64)
+        dc = np.asarray(req.dc_pool, dtype=np.int64)
+        cls = np.asarray(req.cls[first:], dtype=np.int64)
+        changed = np.zeros(len(pf), dtype=bool)
+        for k, cid in enumerate(self.arrivals.class_ids):
+            if cid not in new:
+                continue
+            idx = first + np.flatnonzero(cls == k)
+            if idx.size:
+                self._draw(cid, new[cid], idx, pf, dc, self.rng)
+                changed[idx] = True
+            self.routes[cid] = new[cid]
+        sel = np.flatnonzero(changed)
+        if sel.size == 0:
+            return
+        rej = self._rejected(pf[sel], dc[sel], self.arrivals.isl[sel], self.arrivals.osl[sel])
+        # write in place: the lists are shared with the engine
+        for i, p, d, r in zip(sel.tolist(), pf[sel].tolist(), dc[sel].tolist(), rej.tolist()):
+            req.pf_pool[i], req.dc_pool[i], req.rejected[i] = p, d, r
+
     def set_replicas(self, pool_id: str, n: int, ready_at_s: float | None = None) -> None:
         """Scale a pool to n replicas: new ones are ready at `ready_at_s` (default now + start-up
         delay); surplus ones (the not-yet-ready first, then the newest) drain."""
