@@ -192,3 +192,166 @@ def test_cli_bad_input_exits_2(tmp_path: Path):
     assert r.exit_code == 2 and "file not found" in r.output
     r = CliRunner().invoke(app, ["emulate", "--variant", "not-a-pool-id"])
     assert r.exit_code == 2 and "model/role/gpu/tpN" in r.output
+
+
+# ---------------------------------------------------------------- routing changes mid-run
+PRE_H, DEC_H, MIX_H = "m/prefill/H100/tp1", "m/decode/H100/tp1", "m/mixed/H100/tp1"
+PRE_L, DEC_L = "m/prefill/L4/tp1", "m/decode/L4/tp1"
+
+
+def plan_with_spare_pools() -> Plan:
+    """make_plan's pools plus an L4 prefill and decode pool with 0 replicas (declared up front)."""
+    plan = make_plan(4, 3, 1)
+    mp = plan.models["m"]
+    return plan.model_copy(update={"models": {"m": mp.model_copy(update={"pools": mp.pools + [pool("prefill", 0, "L4"), pool("decode", 0, "L4")]})}})
+
+
+def test_set_routing_redraws_only_requests_not_yet_arrived():
+    from scipy.stats import chisquare
+
+    arr = poisson_arrivals(WL, 240, np.random.default_rng(3))
+    sim = FleetSimulator.from_plan(plan_with_spare_pools(), lookup(), arr, WL, seed=5)
+    idx = {pid: p.idx for pid, p in sim.pools.items()}
+    before_pf, before_dc = list(sim.req.pf_pool), list(sim.req.dc_pool)
+    sim.run_until(60.0)
+    arrived = sim.next_arrival
+    assert 0 < arrived < len(arr)
+    sim.set_replicas(PRE_L, 2)
+    sim.set_replicas(DEC_L, 2)
+    w_pre = {PRE_L: 0.5, PRE_H: 0.3, MIX_H: 0.2}
+    w_dec = {DEC_L: 0.6, DEC_H: 0.4}
+    sim.set_routing({"m/chat": {**w_pre, **w_dec}})
+    pf, dc = np.asarray(sim.req.pf_pool), np.asarray(sim.req.dc_pool)
+    chat = np.asarray(sim.req.cls) == arr.class_ids.index("m/chat")
+    # arrived requests and the other class keep their draws
+    assert pf[:arrived].tolist() == before_pf[:arrived] and dc[:arrived].tolist() == before_dc[:arrived]
+    assert np.array_equal(pf[~chat], np.asarray(before_pf)[~chat])
+    assert not np.isin(pf[:arrived], [idx[PRE_L]]).any()
+    # later chat requests follow the new weights (chi-square on counts; seeded, so deterministic)
+    new = np.flatnonzero(chat & (np.arange(len(arr)) >= arrived))
+    assert new.size > 1500
+    counts = [int((pf[new] == idx[p]).sum()) for p in w_pre]
+    assert sum(counts) == new.size
+    assert chisquare(counts, np.array(list(w_pre.values())) * new.size).pvalue > 0.01
+    on_pre = new[pf[new] != idx[MIX_H]]
+    assert (dc[new[pf[new] == idx[MIX_H]]] == -1).all()
+    dcounts = [int((dc[on_pre] == idx[p]).sum()) for p in w_dec]
+    assert sum(dcounts) == on_pre.size
+    assert chisquare(dcounts, np.array(list(w_dec.values())) * on_pre.size).pvalue > 0.01
+    # and the run serves them there: the L4 pools do work only for chat requests after 60 s
+    sim.run(drain_s=600)
+    rep = build_report(sim).requests
+    assert rep.finished.all()
+    o = sim.observe().pools
+    assert o[PRE_L].requests_total == int((pf == idx[PRE_L]).sum()) > 0
+    assert o[DEC_L].requests_total == int((dc == idx[DEC_L]).sum()) > 0
+
+
+def test_set_routing_at_a_later_time_keeps_the_requests_before_it():
+    arr = poisson_arrivals(WL, 120, np.random.default_rng(4))
+    sim = FleetSimulator.from_plan(plan_with_spare_pools(), lookup(), arr, WL, seed=0)
+    before = list(sim.req.pf_pool)
+    sim.run_until(30.0)
+    sim.set_routing({"m/long": {PRE_L: 1.0, DEC_L: 1.0}}, at_s=80.0)
+    sim.set_routing({"m/chat": {MIX_H: 1.0}}, at_s=10.0)  # in the past: only not-yet-arrived requests change
+    t = np.asarray(sim.req.t_arr)
+    pf = np.asarray(sim.req.pf_pool)
+    long_ = np.asarray(sim.req.cls) == arr.class_ids.index("m/long")
+    assert (pf[long_ & (t > 80)] == sim.pools[PRE_L].idx).all() and (long_ & (t > 80)).any()
+    assert np.array_equal(pf[long_ & (t <= 80)], np.asarray(before)[long_ & (t <= 80)])
+    chat = ~long_
+    assert (pf[chat & (t > 30)] == sim.pools[MIX_H].idx).all()
+    assert np.array_equal(pf[chat & (t <= 30)], np.asarray(before)[chat & (t <= 30)])
+    assert sim.routes["m/long"].prefill == ((sim.pools[PRE_L].idx, 1.0),)
+
+
+def test_set_routing_bad_input_changes_nothing():
+    arr = poisson_arrivals(WL, 30, np.random.default_rng(0))
+    sim = FleetSimulator.from_plan(make_plan(), lookup(), arr, WL, seed=0)
+    pf, dc = list(sim.req.pf_pool), list(sim.req.dc_pool)
+    with pytest.raises(InputError, match=r"m/chat.*unknown pool 'm/prefill/B200/tp1'"):
+        sim.set_routing({"m/long": {MIX_H: 1.0}, "m/chat": {"m/prefill/B200/tp1": 1.0, DEC_H: 1.0}})
+    with pytest.raises(InputError, match="prefill-side .* sum to 0.8"):
+        sim.set_routing({"m/chat": {PRE_H: 0.5, MIX_H: 0.3, DEC_H: 1.0}})
+    with pytest.raises(InputError, match="decode weights sum to 0.5"):
+        sim.set_routing({"m/chat": {PRE_H: 1.0, DEC_H: 0.5}})
+    with pytest.raises(InputError, match="no decode pool"):
+        sim.set_routing({"m/chat": {PRE_H: 1.0}})
+    with pytest.raises(InputError, match="no prefill or mixed pool"):
+        sim.set_routing({"m/chat": {DEC_H: 1.0}})
+    with pytest.raises(InputError, match="weight >= 0"):
+        sim.set_routing({"m/chat": {PRE_H: 1.5, MIX_H: -0.5, DEC_H: 1.0}})
+    with pytest.raises(InputError, match="unknown class 'm/nope'"):
+        sim.set_routing({"m/nope": {MIX_H: 1.0}})
+    assert sim.req.pf_pool == pf and sim.req.dc_pool == dc  # validated before anything changed
+    # rounded weights as planner/planning.py writes them (4 decimals) are accepted
+    sim.set_routing({"m/chat": {PRE_H: 0.3333, MIX_H: 0.6666, DEC_H: 1.0}})
+
+
+def test_add_pool_then_route_to_it():
+    from planner.simulate.fleet import PoolSpec
+
+    arr = poisson_arrivals(WL, 90, np.random.default_rng(2))
+    sim = FleetSimulator.from_plan(make_plan(4, 3, 1), lookup(), arr, WL, seed=0, startup_delay_s=20.0)
+    sim.run_until(30.0)
+    with pytest.raises(InputError, match="unknown pool 'm/mixed/L4/tp1'"):
+        sim.set_routing({"m/chat": {"m/mixed/L4/tp1": 1.0}})
+    sim.add_pool(PoolSpec("m/mixed/L4/tp1", "mixed", P, 2))  # ready at 50 s
+    with pytest.raises(InputError, match="already exists"):
+        sim.add_pool(PoolSpec("m/mixed/L4/tp1", "mixed", P, 1))
+    sim.set_routing({"m/chat": {"m/mixed/L4/tp1": 1.0}})
+    sim.run_until(40.0)
+    new = sim.observe().pools["m/mixed/L4/tp1"]
+    assert new.replicas_starting == 2 and new.waiting > 0  # routed before ready: they queue
+    sim.run(drain_s=600)
+    assert build_report(sim).requests.finished.all()
+    assert sim.observe().pools["m/mixed/L4/tp1"].requests_total == int(
+        (np.asarray(sim.req.pf_pool) == sim.pools["m/mixed/L4/tp1"].idx).sum()) > 100
+
+
+def test_controller_replay_moves_a_class_to_a_new_pool():
+    """The real control loop (controllers.loop.Controller) with SimulatorObserver and
+    SimulatorActuator on the simulator; its planner is replaced by one fixed plan that serves the
+    model on pool B (mixed L4) instead of A (mixed H100). The loop routes per model ({m: {m: ...}}),
+    the actuator applies it to the simulator's classes m/chat and m/long."""
+    from controllers.actuate import SimulatorActuator
+    from controllers.config import ControllerConfig, CorrectConfig, GuardConfig, ModelConfig, RecordConfig
+    from controllers.loop import Controller
+    from controllers.metrics import ControllerMetrics
+    from controllers.observe import SimulatorObserver
+    from planner.perf import PerfModel
+    from planner.schema import Fleet, FleetLimits, GpuInventory, Slo
+
+    A, B = MIX_H, "m/mixed/L4/tp1"
+    start = Plan(solver=SolverInfo(backend="test", status="optimal"), models={"m": ModelPlan(
+        pools=[pool("mixed", 3), pool("mixed", 0, "L4")], routing={"m/chat": {A: 1.0}, "m/long": {A: 1.0}}, predicted={})})
+    target = Plan(solver=SolverInfo(backend="test", status="optimal"), models={"m": ModelPlan(
+        pools=[pool("mixed", 3, "L4")], routing={"m": {B: 1.0}}, predicted={})})
+    arr = poisson_arrivals(WL, 300, np.random.default_rng(7))
+    sim = FleetSimulator.from_plan(start, lookup(), arr, WL, seed=0, startup_delay_s=30.0)
+    cfg = ControllerConfig(interval_s=30, startup_s=30, fleet="-", models={"m": ModelConfig(slo=WL.models["m"].slo)},
+                           guard=GuardConfig(scale_down_stabilization_s=0, scale_down_cooldown_s=0),
+                           record=RecordConfig(metrics_port=None),
+                           correct=CorrectConfig(min_rate_rps=1e9))  # no learning: model 'm' is not in the catalog
+    fleet = Fleet(gpus={"H100": GpuInventory(available=8), "L4": GpuInventory(available=8)},
+                  limits=FleetLimits(allowed_tp=[1], roles=["mixed"]))
+    observer = SimulatorObserver(sim, {A: "m", B: "m"}, {"m": 90}, model_of_class={"m/chat": "m", "m/long": "m"})
+    act = SimulatorActuator(sim, 30.0, clock=lambda: sim.now, initial={A: 3, B: 0})
+    ctl = Controller(cfg, fleet, observer, act, PerfModel.load(), plan_fn=lambda w, f, p: target,
+                     metrics=ControllerMetrics(), clock=lambda: sim.now)
+    for k in range(10):
+        sim.run_until(k * 30.0)
+        ctl.step()
+    applied = [d for d in ctl.decisions if d.outcome == "applied" and d.changes.get(B)]
+    assert applied and not any(d.errors for d in ctl.decisions), [(d.outcome, d.errors) for d in ctl.decisions]
+    t_switch = applied[0].t_s
+    assert act._desired[B] == 3 and act._desired[A] == 0
+    sim.run(drain_s=600)
+    t = np.asarray(sim.req.t_arr)
+    pf = np.asarray(sim.req.pf_pool)
+    assert (pf[t > t_switch] == sim.pools[B].idx).all() and (t > t_switch).sum() > 1000
+    assert (pf[t <= t_switch] == sim.pools[A].idx).all()
+    rep = build_report(sim).requests
+    assert rep.finished.all()  # A's draining replicas finished what they held; B served the rest
+    o = sim.observe().pools
+    assert o[B].requests_total == int((t > t_switch).sum()) and o[A].requests_total == int((t <= t_switch).sum())
