@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from controllers.config import ControllerConfig, load_config
+from planner.console import friendly_errors
 
 
 def kube_api_client(in_cluster: bool) -> Any:
@@ -63,6 +64,7 @@ def build_controller(cfg: ControllerConfig, fleet: Any, dry_run: bool, api_clien
 
 def register(app: typer.Typer) -> None:
     @app.command("control")
+    @friendly_errors
     def control(
         config: Path = typer.Option(..., "--config", help="controller config YAML (controllers/deploy/configmap.yaml shows one)"),
         dry_run: bool = typer.Option(False, "--dry-run", help="print the decision and diff; change nothing"),

@@ -6,17 +6,15 @@ instance is infeasible (the plan file is still written, with its diagnosis).
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from planner.console import stdout_console
-from planner.errors import PlannerError
+from planner.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
 from planner.schema import Plan, Slo
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -25,26 +23,6 @@ workload_app = typer.Typer(no_args_is_help=True, help="Workloads: traces -> requ
 app.add_typer(workload_app, name="workload")
 console = stdout_console()
 err_console = Console(stderr=True)
-
-EXIT_BAD_INPUT = 2
-EXIT_INFEASIBLE = 3
-
-F = TypeVar("F", bound=Callable[..., object])
-
-
-def friendly_errors(fn: F) -> F:
-    """Turn a PlannerError into one red line on stderr and exit code 2 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: object, **kwargs: object) -> object:
-        try:
-            return fn(*args, **kwargs)
-        except PlannerError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-
-    return wrapper  # type: ignore[return-value]
-
 
 def plan_table(plan: Plan, title: str = "Plan") -> Table:
     """Pools of a plan with utilization and the predicted percentiles of the classes they serve."""

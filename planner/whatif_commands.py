@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """What if traffic grows, GPU prices change, or GPU types are added or removed? Cost and GPUs per case."""
         from planner import whatif
-        from planner.cli import friendly_errors
+        from planner.console import friendly_errors
         from planner.fileio import load_model, write_csv_atomic
         from planner.schema import Fleet, Workload
 

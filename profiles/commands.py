@@ -17,21 +17,18 @@ from typing import Optional
 
 import typer
 
-from planner.errors import InputError, PlannerError
+from planner.console import friendly_errors
+from planner.errors import InputError
 
 
 def _friendly(fn):  # type: ignore[no-untyped-def]
-    """A PlannerError becomes one red line on stderr and exit code 2, as in the rest of the CLI."""
+    """planner.console.friendly_errors, and Ctrl-C says that the measured points are kept."""
+    checked = friendly_errors(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
         try:
-            return fn(*args, **kwargs)
-        except PlannerError as exc:
-            from rich.console import Console
-
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(2) from None
+            return checked(*args, **kwargs)
         except KeyboardInterrupt:
             from rich.console import Console
 

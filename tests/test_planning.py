@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from planner.capacity import latency
 from planner.catalog import Catalog
-from planner.cli import EXIT_BAD_INPUT, EXIT_INFEASIBLE, app
+from planner.cli import app
+from planner.console import EXIT_BAD_INPUT, EXIT_INFEASIBLE
 from planner.errors import InputError
 from planner.fileio import load_model
 from planner.perf import PerfModel, quiet_extrapolation

@@ -10,9 +10,8 @@ from typing import Callable, Optional
 
 import typer
 
-import functools
-
-from planner.errors import InputError, PlannerError
+from planner.console import friendly_errors
+from planner.errors import InputError
 from planner.perf import VariantPerf
 from planner.schema import Variant
 
@@ -40,27 +39,11 @@ def lookup_variant(perf_lookup: PerfLookup, pool_id: str, where: str = "--varian
     return perf
 
 
-def _friendly(fn):  # type: ignore[no-untyped-def]
-    """A PlannerError becomes one red line on stderr and exit code 2, as in the rest of the CLI."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        try:
-            return fn(*args, **kwargs)
-        except PlannerError as exc:
-            from rich.console import Console
-
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
 def register(app: typer.Typer) -> None:
     """Add `simulate` and `emulate` to the planner CLI."""
 
     @app.command("emulate")
-    @_friendly
+    @friendly_errors
     def emulate(
         variant: str = typer.Option(..., help="pool id model/role/gpu/tpN whose latency laws time the tokens"),
         port: int = typer.Option(8000, help="first port; replica i listens on port+i"),
@@ -79,7 +62,7 @@ def register(app: typer.Typer) -> None:
         serve_forever(perf, port=port, replicas=replicas, host=host, time_scale=time_scale, model_name=served_model_name)
 
     @app.command("simulate")
-    @_friendly
+    @friendly_errors
     def simulate(
         plan: Path = typer.Option(..., help="plan YAML/JSON (planner solve output)"),
         trace: Optional[Path] = typer.Option(None, help="trace CSV: timestamp, model, input_tokens, output_tokens (or Azure columns)"),
