@@ -347,6 +347,12 @@ def median_ms(timer: Timer, fn, warmup: int, repeats: int, inner: int = 1) -> tu
     return statistics.median(samples), samples
 
 
+def _sweep_summary(res) -> dict:  # type: ignore[no-untyped-def]
+    """Counts of one sweep's outcome for the run record (run.yaml)."""
+    return {"measured": len(res.measured), "resumed": len(res.resumed), "skipped": len(res.dominated),
+            "stops": {str(k): v for k, v in res.stop_reasons.items()}}
+
+
 def prefill_repeats(tokens: int) -> int:
     """Repeats per prefill point: more for short passes (noisier), fewer for long ones (costly)."""
     return 7 if tokens <= 4096 else 5 if tokens <= 32768 else 3
@@ -705,7 +711,7 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
     budget_hit = None
     try:
         res_p = sweep.run_sweep(pre_pts, measure_prefill, record_prefill, done=store.prefill_done(), latency_cap_ms=cfg.ttft_cap_ms)
-        summary["prefill"] = {"measured": len(res_p.measured), "resumed": len(res_p.resumed), "skipped": len(res_p.dominated), "stops": {str(k): v for k, v in res_p.stop_reasons.items()}}
+        summary["prefill"] = _sweep_summary(res_p)
     except BudgetExceeded as exc:
         budget_hit = str(exc)
     del pre_pool
@@ -744,7 +750,7 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
 
         try:
             res_d = sweep.run_sweep(dec_pts, measure_decode, record_decode, done=store.decode_done(), latency_cap_ms=cfg.itl_cap_ms)
-            summary["decode"] = {"measured": len(res_d.measured), "resumed": len(res_d.resumed), "skipped": len(res_d.dominated), "stops": {str(k): v for k, v in res_d.stop_reasons.items()}}
+            summary["decode"] = _sweep_summary(res_d)
         except BudgetExceeded as exc:
             budget_hit = str(exc)
         del pool
