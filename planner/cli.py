@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from planner.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
@@ -22,7 +21,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 workload_app = typer.Typer(no_args_is_help=True, help="Workloads: traces -> request classes.")
 app.add_typer(workload_app, name="workload")
 console = stdout_console()
-err_console = Console(stderr=True)
 
 def plan_table(plan: Plan, title: str = "Plan") -> Table:
     """Pools of a plan with utilization and the predicted percentiles of the classes they serve."""

@@ -8,6 +8,7 @@ from typing import Callable, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from planner.errors import PlannerError
 
@@ -36,7 +37,9 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except PlannerError as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+            # soft_wrap: one logical line however long the path in it, so logs and greps see it whole;
+            # escape: messages quote user input, which may hold Rich markup such as "[red]".
+            Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(exc))}")
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
     return wrapper  # type: ignore[return-value]
