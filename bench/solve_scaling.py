@@ -16,6 +16,7 @@ gap_pct=<largest, highs>.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", default=",".join(BACKENDS))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--classes", type=int, default=12, help="request classes per model")
+    ap.add_argument("--pairing", choices=("any", "same_gpu"), default="any",
+                    help="same_gpu: forbid every cross-GPU-type P->D pairing (adds pair-flow variables and rows)")
     args = ap.parse_args(argv)
     try:
         sizes = [tuple(int(k) for k in s.split("x")) for s in args.sizes.split(",")]
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--backends: unknown {sorted(unknown)}; choose from {BACKENDS}")
 
     table = Table(title=f"ILP scaling: median of {args.repeats}, gap target {args.gap:.1%}, "
-                        f"time limit {args.time_limit:g}s, {os.cpu_count()} CPU cores, seed {args.seed}")
+                        f"time limit {args.time_limit:g}s, {os.cpu_count()} CPU cores, seed {args.seed}, "
+                        f"pairing {args.pairing}")
     for col in ("size", "variants", "classes", "vars", "int vars", "rows", "backend", "seconds", "gap %",
                 "status", "objective", "note"):
         table.add_column(col, justify="left" if col in ("size", "backend", "status", "note") else "right")
@@ -61,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {}
     for m, g, t in sizes:
         prob = synthetic_problem(m, g, t, n_classes=args.classes, seed=args.seed)
+        if args.pairing == "same_gpu":
+            types = sorted({v.resource for v in prob.variants})
+            prob = dataclasses.replace(prob, forbidden_pairs=frozenset((a, b) for a in types for b in types if a != b))
         model = build(prob)
         shape = (f"{m}x{g}x{t}", str(len(prob.variants)), str(len(prob.classes)), str(len(model.vars)),
                  str(model.num_integer), str(len(model.rows)))

@@ -34,6 +34,10 @@ LABEL_GPU = "pd-planner.io/gpu"
 LABEL_TP = "pd-planner.io/tp"
 LWS_GROUP, LWS_VERSION, LWS_PLURAL = "leaderworkerset.x-k8s.io", "v1", "leaderworkersets"
 ROUTING_KEY = "routing.json"
+"""ConfigMap key of the routing weights: {model: {class: {pool: weight}}} (ModelPlan.routing per model)."""
+PAIRING_KEY = "pairing.json"
+"""ConfigMap key of the P->D pairing, written only when the fleet restricts it:
+{model: {class: {prefill pool: {decode pool: weight}}}} (ModelPlan.pairing per model)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,8 @@ class ApplyResult:
 class Actuator(Protocol):
     def pools(self) -> dict[str, PoolState]: ...
 
-    def apply(self, target: dict[str, int], routing: dict[str, Any], reason: str) -> ApplyResult: ...
+    def apply(self, target: dict[str, int], routing: dict[str, Any], reason: str,
+              pairing: dict[str, Any] | None = None) -> ApplyResult: ...
 
 
 def pool_id_from_labels(labels: dict[str, str]) -> str | None:
@@ -198,11 +203,14 @@ class KubernetesActuator:
         self._retry("create event", lambda: self.core.create_namespaced_event(self.ns, ev))
 
     # -- routing ------------------------------------------------------------------------------
-    def _write_routing(self, routing: dict[str, Any]) -> bool:
-        """Create or update the routing ConfigMap; no write when unchanged. Returns True if written."""
+    def _write_routing(self, routing: dict[str, Any], pairing: dict[str, Any] | None = None) -> bool:
+        """Create or update the routing ConfigMap (and its pairing key, when the plan pins P->D pairs);
+        no write when unchanged. Returns True if written."""
         from kubernetes.client.exceptions import ApiException
 
-        text = json.dumps(routing, sort_keys=True, indent=1)
+        data = {ROUTING_KEY: json.dumps(routing, sort_keys=True, indent=1)}
+        if any(pairing.values() if pairing else ()):
+            data[PAIRING_KEY] = json.dumps(pairing, sort_keys=True, indent=1)
 
         def attempt() -> bool:
             try:
@@ -211,18 +219,22 @@ class KubernetesActuator:
                 if exc.status != 404:
                     raise
                 body = self._client.V1ConfigMap(metadata=self._client.V1ObjectMeta(name=self.configmap, namespace=self.ns),
-                                                data={ROUTING_KEY: text})
+                                                data=data)
                 self.core.create_namespaced_config_map(self.ns, body)
                 return True
-            if (cm.data or {}).get(ROUTING_KEY) == text:
+            old = dict(cm.data or {})
+            new = {k: v for k, v in old.items() if k != PAIRING_KEY}  # a pairing no longer planned is removed
+            new.update(data)
+            if new == old:
                 return False
-            cm.data = dict(cm.data or {}, **{ROUTING_KEY: text})
+            cm.data = new
             self.core.replace_namespaced_config_map(self.configmap, self.ns, cm)  # carries the read resourceVersion
             return True
 
         return self._retry("write routing configmap", attempt)
 
-    def apply(self, target: dict[str, int], routing: dict[str, Any], reason: str) -> ApplyResult:
+    def apply(self, target: dict[str, int], routing: dict[str, Any], reason: str,
+              pairing: dict[str, Any] | None = None) -> ApplyResult:
         res = ApplyResult()
         try:
             wls = self._workloads()
@@ -248,7 +260,7 @@ class KubernetesActuator:
                     log.warning("event for %s not recorded: %s", pool, exc)
         if routing:
             try:
-                res.routing_changed = self._write_routing(routing)
+                res.routing_changed = self._write_routing(routing, pairing)
             except Exception as exc:  # noqa: BLE001
                 res.errors.append(f"routing configmap: {exc}")
         return res
@@ -264,6 +276,8 @@ class MetricsActuator:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.gauge = Gauge("desired_replicas", "Replicas the pd-planner controller wants per pool", ["pool"], registry=self.registry)
         self.routing = Gauge("routing_weight", "Share of a class routed to a pool", ["model", "class_id", "pool"], registry=self.registry)
+        self.pairing = Gauge("pairing_weight", "Share of a prefill pool's KV cache (for one class) sent to a decode pool",
+                             ["model", "class_id", "prefill_pool", "decode_pool"], registry=self.registry)
         self._desired = dict(initial or {})
         for p, n in self._desired.items():
             self.gauge.labels(pool=p).set(n)
@@ -272,7 +286,8 @@ class MetricsActuator:
         # Without a platform to read from, the last desired value is the best knowledge of the fleet.
         return {p: PoolState(p, n, n) for p, n in self._desired.items()}
 
-    def apply(self, target: dict[str, int], routing: dict[str, Any], reason: str) -> ApplyResult:
+    def apply(self, target: dict[str, int], routing: dict[str, Any], reason: str,
+              pairing: dict[str, Any] | None = None) -> ApplyResult:
         res = ApplyResult()
         for p, n in target.items():
             if self._desired.get(p, 0) != n:
@@ -283,6 +298,11 @@ class MetricsActuator:
             for cid, weights in classes.items():
                 for p, w in weights.items():
                     self.routing.labels(model=model, class_id=cid, pool=p).set(w)
+        for model, classes in (pairing or {}).items():
+            for cid, by_prefill in classes.items():
+                for pre, weights in by_prefill.items():
+                    for dec, w in weights.items():
+                        self.pairing.labels(model=model, class_id=cid, prefill_pool=pre, decode_pool=dec).set(w)
         return res
 
 
@@ -307,7 +327,8 @@ class SimulatorActuator:
         now = self.clock()
         return {p: PoolState(p, n, sum(1 for t in self._ready_at.get(p, []) if t <= now)) for p, n in self._desired.items()}
 
-    def apply(self, target: dict[str, int], routing: dict[str, Any], reason: str) -> ApplyResult:
+    def apply(self, target: dict[str, int], routing: dict[str, Any], reason: str,
+              pairing: dict[str, Any] | None = None) -> ApplyResult:
         res = ApplyResult()
         now = self.clock()
         for p, n in sorted(target.items()):
@@ -324,24 +345,26 @@ class SimulatorActuator:
         if routing and hasattr(self.sim, "set_routing"):
             try:
                 by_class = self._sim_routing(routing)
+                pairs = self._sim_routing(pairing) if pairing else {}
                 if by_class:
-                    self.sim.set_routing(by_class)
+                    self.sim.set_routing(by_class, pairing={c: p for c, p in pairs.items() if c in by_class} or None)
                     res.routing_changed = True
             except InputError as exc:  # unknown class or pool, bad weights: reported, as the other actuators do
                 res.errors.append(f"routing: {exc}")
         return res
 
-    def _sim_routing(self, routing: dict[str, Any]) -> dict[str, dict[str, float]]:
+    def _sim_routing(self, routing: dict[str, Any]) -> dict[str, Any]:
         """The loop's {model: {class: {pool: weight}}} as the simulator's {class: {pool: weight}}.
 
         The controller plans one class per model, named after the model; a replay's classes are
         finer (e.g. length buckets), so a class the simulator does not know but whose id is a
         model gets applied to every simulator class of that model (sim.class_model); a class the
         simulator knows is applied to itself (and wins over its model's entry); anything else is
-        passed on for the simulator to reject by name."""
+        passed on for the simulator to reject by name. The pairing ({model: {class: {prefill pool:
+        {decode pool: weight}}}}) maps onto classes the same way."""
         class_model: dict[str, str] = getattr(self.sim, "class_model", {})
-        out: dict[str, dict[str, float]] = {}
-        direct: dict[str, dict[str, float]] = {}
+        out: dict[str, Any] = {}
+        direct: dict[str, Any] = {}
         for model, classes in routing.items():
             for cid, weights in classes.items():
                 mine = [c for c, m in class_model.items() if m == model] if cid == model and cid not in class_model else []

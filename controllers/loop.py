@@ -308,13 +308,14 @@ class Controller:
         if g.held:
             self.metrics.holds.labels(reason="metrics" if not obs.ok else "solver").inc()
         routing = self._routing() if not g.held else {}
+        pairing = self._pairing() if not g.held else {}
 
         if self.dry_run:
             d.outcome = "dry_run"
         elif g.held and not d.changes:
             d.outcome = "held"
         else:
-            res = self.actuator.apply(g.target, routing, "; ".join(d.reasons) or "re-plan")
+            res = self.actuator.apply(g.target, routing, "; ".join(d.reasons) or "re-plan", pairing=pairing)
             if res.errors:
                 self.metrics.errors.labels(stage="apply").inc()
                 d.errors.extend(res.errors)
@@ -329,6 +330,12 @@ class Controller:
         if self.last_plan is None:
             return {}
         return {m: {c: w for c, w in mp.routing.items() if c == m} for m, mp in self.last_plan.models.items()}
+
+    def _pairing(self) -> dict[str, Any]:
+        """P->D pairing of the main class per model, where the fleet restricts it: {model: {class: {prefill: {decode: w}}}}."""
+        if self.last_plan is None:
+            return {}
+        return {m: {c: p for c, p in mp.pairing.items() if c == m} for m, mp in self.last_plan.models.items() if mp.pairing}
 
     def _record(self, d: Decision) -> Decision:
         self.metrics.plans.labels(outcome=d.outcome).inc()

@@ -28,6 +28,16 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
                 tot = sum(w for p, w in weights.items() if roles[p] in side_roles)
                 if tot and abs(tot - 1.0) > 1e-3:
                     raise InputError(str(path), f"models.{model}.routing.{cid}", f"{side} weights must sum to 1 (got {tot:.4f})")
+        for cid, by_prefill in mp.pairing.items():
+            for pid, weights in by_prefill.items():
+                where = f"models.{model}.pairing.{cid}.{pid}"
+                if roles.get(pid) != "prefill":
+                    raise InputError(str(path), where, "pairing is keyed by the class's prefill pools; this is not one of the plan's prefill pools")
+                bad = [d for d in weights if roles.get(d) != "decode"]
+                if bad:
+                    raise InputError(str(path), f"{where}.{bad[0]}", "pairing names a pool that is not one of the plan's decode pools")
+                if abs(sum(weights.values()) - 1.0) > 1e-3:
+                    raise InputError(str(path), where, f"decode weights of a prefill pool must sum to 1 (got {sum(weights.values()):.4f})")
     return plan
 
 
@@ -82,6 +92,8 @@ def explain(plan: Plan) -> list[str]:
             if pr.slo_itl_ms is not None:
                 terms.append(f"ITL p{pr.percentile:g} {pr.itl_ms:.1f}/{pr.slo_itl_ms:g} ms")
             lines.append(f"  class {cid}: {', '.join(terms)}; {pr.disaggregated_share:.0%} disaggregated")
+            for pid, weights in mp.pairing.get(cid, {}).items():
+                lines.append(f"    KV from {pid} -> " + ", ".join(f"{d} {w:.0%}" for d, w in sorted(weights.items())))
     if plan.slo_costs:
         lines.append("What each SLO costs (re-solved with the bound tightened / loosened):")
         for sc in plan.slo_costs:

@@ -29,6 +29,7 @@ from planner.schema import (
     SolverInfo,
     Variant,
     Workload,
+    parse_selector,
 )
 from solvers.backends import solve as solve_problem
 from solvers.diagnose import diagnose
@@ -63,6 +64,28 @@ def _validate(workload: Workload, fleet: Fleet, catalog: Catalog) -> None:
             Variant.parse(pool_id)
         except ValueError as exc:
             raise InputError(None, f"current.{pool_id}", str(exc)) from exc
+    for i, rule in enumerate(fleet.limits.forbid_pairs):
+        for side in ("prefill", "decode"):
+            gpu = parse_selector(getattr(rule, side))[0]
+            if gpu != "*" and gpu not in fleet.gpus:
+                raise InputError(None, f"limits.forbid_pairs[{i}].{side}",
+                                 f"GPU type '{gpu}' is not in the fleet's gpus ({', '.join(sorted(fleet.gpus))}) or '*'")
+
+
+def _pair_key(v: Variant, by_tp: bool) -> str:
+    """What the fleet's pairing rules see of a variant: its GPU type, and its TP when they name one."""
+    return f"{v.gpu}/tp{v.tp}" if by_tp else v.gpu
+
+
+def _forbidden_pairs(variants: list[Variant], fleet: Fleet) -> frozenset[tuple[str, str]]:
+    """(prefill key, decode key) pairs the fleet's limits forbid, over the candidate variants."""
+    lim = fleet.limits
+    if not lim.pairing_restricted:
+        return frozenset()
+    pre = {(v.gpu, v.tp) for v in variants if v.role == "prefill"}
+    dec = {(v.gpu, v.tp) for v in variants if v.role == "decode"}
+    key = lambda g, t: f"{g}/tp{t}" if lim.pairing_by_tp else g  # noqa: E731
+    return frozenset((key(*p), key(*d)) for p in pre for d in dec if lim.pair_forbidden(*p, *d))
 
 
 def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,
@@ -109,6 +132,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
             max_replicas=lim.max_replicas_per_pool,
             current=current.get(vid, 0),
             link_bytes_per_s=inst.perf[vid].kv_link_gb_s * 1e9,
+            pair_key=_pair_key(v, lim.pairing_by_tp),
         ))
     kept = {s.id for s in specs}
     inst.problem = Problem(
@@ -123,6 +147,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
         max_step=lim.max_step if current else None,
         churn_cost=lim.churn_cost_per_replica if current else 0.0,
         objective=objective,  # type: ignore[arg-type]
+        forbidden_pairs=_forbidden_pairs([inst.variants[s.id] for s in specs], fleet),
     )
     return inst
 
@@ -241,6 +266,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
         mpools = [p for vid, p in pools.items() if inst.variants[vid].model == model]
         routing: dict[str, dict[str, float]] = {}
         predicted: dict[str, ClassPrediction] = {}
+        pairing: dict[str, dict[str, dict[str, float]]] = {}
         for c in (c for c in inst.workload.classes if c.model == model):
             flows = flows_by_class.get(c.id, {})
             pre = {v: x for v, x in flows.items() if inst.variants[v].role in PREFILL_SIDE}
@@ -249,15 +275,47 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
             w = {v: round(x / tot_p, _WEIGHT_DIGITS) for v, x in pre.items()} if tot_p > 0 else {}
             w.update({v: round(x / tot_d, _WEIGHT_DIGITS) for v, x in dec.items()} if tot_d > 0 else {})
             routing[c.id] = w
+            if inst.problem.forbidden_pairs and dec:
+                pairing[c.id] = _pool_pairing(inst, c.id, pre, dec, sol.pair_flow)
             predicted[c.id] = _class_prediction(inst, c, pools, flows, scale, plan.notes)
         p_gpus = sum(p.gpus for p in mpools if p.role == "prefill")
         d_gpus = sum(p.gpus for p in mpools if p.role == "decode")
         plan.models[model] = ModelPlan(
             pd_ratio=round(p_gpus / d_gpus, 4) if d_gpus and p_gpus else None,
-            pools=mpools, routing=routing, predicted=predicted,
+            pools=mpools, routing=routing, predicted=predicted, pairing=pairing,
         )
     plan.binding = [describe_binding(inst, b) for b in sol.binding]
     return plan
+
+
+def _pool_pairing(inst: Instance, cid: str, pre: dict[str, float], dec: dict[str, float],
+                  pair_flow: dict[tuple[str, str, str], float]) -> dict[str, dict[str, float]]:
+    """Per prefill pool of class `cid`, the decode pools its KV cache goes to (weights sum to 1).
+
+    The ILP pairs by key (GPU type, or type and TP): y[a>b] req/s go from key a to key b. A prefill
+    pool on key a sends the share y[a>b] / (flow out of a) to key b, split over b's decode pools in
+    proportion to their flows, which reproduces every pool's decode flow exactly.
+    """
+    assert inst.problem is not None
+    key = {s.id: s.key for s in inst.problem.variants}
+    out_of: dict[str, float] = defaultdict(float)
+    into: dict[str, float] = defaultdict(float)
+    for vid, x in pre.items():
+        if inst.variants[vid].role == "prefill":
+            out_of[key[vid]] += x
+    for vid, x in dec.items():
+        into[key[vid]] += x
+    result: dict[str, dict[str, float]] = {}
+    for pid in pre:
+        if inst.variants[pid].role != "prefill":
+            continue  # a mixed pool decodes its own prefills
+        a = key[pid]
+        w = {did: pair_flow.get((cid, a, key[did]), 0.0) / out_of[a] * x / into[key[did]]
+             for did, x in dec.items() if out_of[a] > 0 and into[key[did]] > 0}
+        total = sum(w.values())
+        if total > 0:
+            result[pid] = {d: round(x / total, _WEIGHT_DIGITS) for d, x in w.items() if x / total >= 10 ** -_WEIGHT_DIGITS}
+    return result
 
 
 def describe_binding(inst: Instance, name: str) -> str:
@@ -318,6 +376,12 @@ def explain_infeasible(inst: Instance) -> list[str]:
             out.append(f"class {r.target}: {r.amount:.3g} req/s cannot be served within SLO by any fleet the limits allow")
         elif r.kind == "no_variant":
             out.append(f"class {r.target}: no {r.detail} variant can serve it within SLO")
+        elif r.kind == "no_pairing":
+            pre, _, dec = r.detail.partition(">")
+            out.append(f"class {r.target}: its prefill meets the SLO only on {pre.replace(',', ', ')} and its decode only on "
+                       f"{dec.replace(',', ', ')}, and the fleet forbids every such pairing "
+                       f"(limits.pairing={inst.fleet.limits.pairing}, {len(inst.fleet.limits.forbid_pairs)} forbid_pairs rules); "
+                       f"allow one of these pairings, allow mixed pools, or relax the SLO")
         elif r.kind == "min_replicas":
             out.append(f"minimum replicas of model {r.target} ({r.detail} side) do not fit: "
                        f"lower min_replicas by {math.ceil(r.amount)} or add GPUs")

@@ -193,6 +193,48 @@ class GpuInventory(_Strict):
     price_per_hour: float | None = Field(default=None, gt=0, description="overrides the catalog price")
 
 
+PairingPolicy = Literal["any", "same_gpu", "same_gpu_tp"]
+
+
+class PairRule(_Strict):
+    """A forbidden P->D pairing: the KV cache of a prefill on `prefill` may not ship to a decode on `decode`.
+
+    Each side is a GPU type ('A100-80GB'), a GPU type and TP size ('A100-80GB/tp4'), or '*' (any).
+    Why a fleet forbids one: no RDMA path between two node pools, a KV connector that cannot map
+    one TP layout onto another, or an operator who wants to keep failure domains apart.
+    """
+
+    prefill: str
+    decode: str
+    reason: str | None = Field(default=None, description="why, for the plan's explanation")
+
+    @field_validator("prefill", "decode")
+    @classmethod
+    def _selector(cls, v: str) -> str:
+        parse_selector(v)
+        return v
+
+    def forbids(self, prefill_gpu: str, prefill_tp: int, decode_gpu: str, decode_tp: int) -> bool:
+        return selector_matches(self.prefill, prefill_gpu, prefill_tp) and selector_matches(self.decode, decode_gpu, decode_tp)
+
+    @property
+    def names_tp(self) -> bool:
+        return parse_selector(self.prefill)[1] is not None or parse_selector(self.decode)[1] is not None
+
+
+def parse_selector(sel: str) -> tuple[str, int | None]:
+    """'GPU' -> (GPU, None); 'GPU/tpN' -> (GPU, N); '*' -> ('*', None)."""
+    gpu, slash, tp = sel.partition("/")
+    if not gpu or (slash and not (tp.startswith("tp") and tp[2:].isdigit() and int(tp[2:]) > 0)):
+        raise ValueError(f"expected a GPU type, 'GPU/tpN' or '*', got '{sel}'")
+    return gpu, int(tp[2:]) if slash else None
+
+
+def selector_matches(sel: str, gpu: str, tp: int) -> bool:
+    s_gpu, s_tp = parse_selector(sel)
+    return s_gpu in ("*", gpu) and s_tp in (None, tp)
+
+
 class FleetLimits(_Strict):
     allowed_tp: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
     roles: list[Role] = Field(default_factory=lambda: list(ROLES))
@@ -204,6 +246,26 @@ class FleetLimits(_Strict):
     pd_ratio_max: float | None = Field(default=None, ge=0)
     max_step: int | None = Field(default=None, ge=0, description="largest change of one pool's replicas per re-plan")
     churn_cost_per_replica: float = Field(default=0.0, ge=0, description="USD/h-equivalent penalty per replica changed")
+    pairing: PairingPolicy = Field(default="any", description="which prefill pools may ship KV to which decode pools: "
+                                   "any (vLLM's KV connectors allow heterogeneous GPUs and TP), same_gpu, same_gpu_tp")
+    forbid_pairs: list[PairRule] = Field(default_factory=list, description="P->D pairings the fleet cannot run")
+
+    def pair_forbidden(self, prefill_gpu: str, prefill_tp: int, decode_gpu: str, decode_tp: int) -> bool:
+        """May a prefill on (prefill_gpu, prefill_tp) not hand its KV cache to a decode on (decode_gpu, decode_tp)?"""
+        if self.pairing == "same_gpu" and prefill_gpu != decode_gpu:
+            return True
+        if self.pairing == "same_gpu_tp" and (prefill_gpu, prefill_tp) != (decode_gpu, decode_tp):
+            return True
+        return any(r.forbids(prefill_gpu, prefill_tp, decode_gpu, decode_tp) for r in self.forbid_pairs)
+
+    @property
+    def pairing_restricted(self) -> bool:
+        return self.pairing != "any" or bool(self.forbid_pairs)
+
+    @property
+    def pairing_by_tp(self) -> bool:
+        """Whether pairing rules tell TP sizes apart (else they speak of GPU types only)."""
+        return self.pairing == "same_gpu_tp" or any(r.names_tp for r in self.forbid_pairs)
 
     @field_validator("allowed_tp")
     @classmethod
@@ -281,6 +343,11 @@ class ModelPlan(BaseModel):
     pools: list[PoolPlan]
     routing: dict[str, dict[str, float]]
     predicted: dict[str, ClassPrediction]
+    pairing: dict[str, dict[str, dict[str, float]]] = Field(
+        default_factory=dict,
+        description="class -> prefill pool -> {decode pool: weight}: where the KV cache of a request prefilled on "
+                    "that pool goes (weights sum to 1). Present only when the fleet restricts pairing; otherwise a "
+                    "request's decode pool is drawn from the class's decode routing weights, whatever its prefill pool.")
 
 
 class SloCost(BaseModel):

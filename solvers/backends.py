@@ -179,6 +179,10 @@ def _read(problem: Problem, model: LinearModel, ms: ModelSolution, seconds: floa
     for (c, v), i in model.x.items():
         if vals[i] > FLOW_TOL * max(rates[c] * (mu if mu is not None else 1.0), 1e-12):
             flow[(c, v)] = vals[i]
+    pair_flow = {}
+    for key, i in model.y.items():
+        if vals[i] > FLOW_TOL * max(rates[key[0]] * (mu if mu is not None else 1.0), 1e-12):
+            pair_flow[key] = vals[i]
     sign = -1.0 if model.mu is not None else 1.0  # max_load minimises -mu
     objective = sign * ms.objectives[0]
     bound = None if ms.bound is None else sign * ms.bound
@@ -186,7 +190,7 @@ def _read(problem: Problem, model: LinearModel, ms: ModelSolution, seconds: floa
     message = ms.message
     if mu is not None and mu >= 0.999 * model.vars[model.mu].ub:
         message = "; ".join(filter(None, [message, "load multiplier hit its cap: the fleet is not limited"]))
-    return Solution(status=ms.status, backend=ms.backend, replicas=replicas, flow=flow, objective=objective,
+    return Solution(status=ms.status, backend=ms.backend, replicas=replicas, flow=flow, pair_flow=pair_flow, objective=objective,
                     bound=bound, gap=gap, seconds=seconds, load_multiplier=mu,
                     binding=binding(model, rounded),
                     message=message)

@@ -3,8 +3,8 @@
 Two steps:
 1. Structural impossibilities, found without a solver: a class with demand and no variant of
    positive capacity on its prefill side (prefill or mixed), or, when no mixed variant can take
-   it, none on its decode side. No amount of GPUs fixes these; the planner says which SLO or
-   class is out of reach.
+   it, none on its decode side, or no allowed pairing between those that can. No amount of GPUs
+   fixes these; the planner says which SLO, class or pairing rule is out of reach.
 2. The elastic model (`formulation.build(problem, elastic=True)`): slack on each class's served
    rate, each resource's inventory, each min-replica, P:D-ratio and step row, minimised
    lexicographically: unserved req/s first (demand is dropped only where no fleet can serve it),
@@ -31,6 +31,8 @@ class Relaxation:
     """One change that (together with the others returned) makes the instance feasible.
 
     kind: "no_variant" (target class, detail the side with no capable variant, amount its rate),
+          "no_pairing" (target class whose capable prefill and decode keys are all forbidden to pair,
+          detail 'prefill keys>decode keys' comma-separated, amount its rate),
           "unserved" (target class, amount req/s that no allowed fleet can serve),
           "inventory" (target resource, amount more GPUs), "min_replicas" (target group,
           detail side, amount fewer replicas), "pd_ratio" (target group, detail min|max, amount GPUs
@@ -60,6 +62,13 @@ def structural(problem: Problem) -> list[Relaxation]:
             out.append(Relaxation("no_variant", c.id, c.rate, "req/s", "prefill"))
         elif "mixed" not in sides and "decode" not in sides:
             out.append(Relaxation("no_variant", c.id, c.rate, "req/s", "decode"))
+        elif "mixed" not in sides and problem.forbidden_pairs:
+            able = [v for v in problem.variants
+                    if v.group == c.group and problem.capacity.get((c.id, v.id), 0.0) > 0.0]
+            pre = sorted({v.key for v in able if v.side == "prefill"})
+            dec = sorted({v.key for v in able if v.side == "decode"})
+            if not any(problem.pair_allowed(a, b) for a in pre for b in dec):
+                out.append(Relaxation("no_pairing", c.id, c.rate, "req/s", f"{','.join(pre)}>{','.join(dec)}"))
     return out
 
 

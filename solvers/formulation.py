@@ -14,8 +14,11 @@ Variables
   x[c,v]  continuous >= 0 rate of class c routed to v (only where cap[c,v] > 0 and g(c) = g(v))
   mu      continuous >= 0 common load multiplier (objective "max_load" only)
   d[v]    continuous >= 0 |n[v] - current[v]| (only when churn_cost > 0)
+  y[c,a>b] continuous >= 0 rate of class c prefilled on pair key a and decoded on pair key b (only
+          when the problem forbids some pairs; keys are GPU types, or GPU type and TP)
 
-Constraints (one comment each where they are built, in this order): coverage[c], pairing[c],
+Constraints (one comment each where they are built, in this order): coverage[c], pairing[c] (or,
+with forbidden pairs, pair_out[c,a] / pair_in[c,b]),
 capacity[v], kv_out[v] / kv_in[v], open[c,v] (a valid inequality that tightens the LP bound),
 inventory[r], min_prefill[g] / min_decode[g], pd_ratio_min[g] / pd_ratio_max[g],
 step_up[v] / step_down[v], churn_up[v] / churn_down[v]. Objective at the end of `build`.
@@ -73,6 +76,8 @@ class LinearModel:
     objectives: list[dict[int, float]] = field(default_factory=list)
     n: dict[str, int] = field(default_factory=dict)
     x: dict[tuple[str, str], int] = field(default_factory=dict)
+    y: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """(class, prefill key, decode key) -> index of the pair flow (only with forbidden pairs)."""
     mu: int | None = None
     slack: dict[tuple[str, str], int] = field(default_factory=dict)
     """(kind, target) -> index of a slack variable (elastic models only)."""
@@ -141,10 +146,13 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
         elif elastic:
             m.relax("unserved", c.id, cover, 1.0)
         m.row(f"coverage[{c.id}]", "coverage", cover, "==", 0.0 if max_load else c.rate)
-        # pairing[c]: every request prefilled on a prefill-only replica is decoded on a decode replica.
-        pair = {m.x[(c.id, v)]: 1.0 for v in xs if variants[v].side == "decode"}
-        pair.update({m.x[(c.id, v)]: -1.0 for v in xs if variants[v].side == "prefill"})
-        m.row(f"pairing[{c.id}]", "pairing", pair, "==", 0.0)
+        if not problem.forbidden_pairs:
+            # pairing[c]: every request prefilled on a prefill-only replica is decoded on a decode replica.
+            pair = {m.x[(c.id, v)]: 1.0 for v in xs if variants[v].side == "decode"}
+            pair.update({m.x[(c.id, v)]: -1.0 for v in xs if variants[v].side == "prefill"})
+            m.row(f"pairing[{c.id}]", "pairing", pair, "==", 0.0)
+        else:
+            _pair_flows(m, problem, c.id, [variants[v] for v in xs])
 
     kv_bytes = {c.id: c.kv_bytes for c in problem.classes}
     for v in problem.variants:
@@ -232,6 +240,36 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
                              by_kind({"min_replicas", "pd_ratio", "step"})) if g] + goals
     m.objectives = goals
     return m
+
+
+def _pair_flows(m: LinearModel, problem: Problem, c: str, served_by: list) -> None:
+    """Pairing of class c through pair flows y[c,a>b], for fleets that forbid some P->D pairs.
+
+    Flows are aggregated by pair key (GPU type, or GPU type and TP), not by variant: as many
+    variables as allowed key pairs, and the pool-level hand-off follows by proportion.
+    """
+    out_keys: dict[str, list[int]] = {}
+    in_keys: dict[str, list[int]] = {}
+    for v in served_by:
+        if v.side == "prefill":
+            out_keys.setdefault(v.key, []).append(m.x[(c, v.id)])
+        elif v.side == "decode":
+            in_keys.setdefault(v.key, []).append(m.x[(c, v.id)])
+    ys: dict[tuple[str, str], int] = {}
+    for a in out_keys:
+        for b in in_keys:
+            if problem.pair_allowed(a, b):
+                ys[(a, b)] = m.y[(c, a, b)] = m.var(f"y[{c},{a}>{b}]")
+    for a, xs in out_keys.items():
+        # pair_out[c,a]: the class's prefills on key a hand their KV only to decode keys allowed to take it.
+        terms = {i: 1.0 for i in xs}
+        terms.update({i: -1.0 for (aa, _), i in ys.items() if aa == a})
+        m.row(f"pair_out[{c},{a}]", "pair_out", terms, "==", 0.0)
+    for b, xs in in_keys.items():
+        # pair_in[c,b]: the class's decodes on key b take KV only from prefill keys allowed to send it.
+        terms = {i: 1.0 for i in xs}
+        terms.update({i: -1.0 for (_, bb), i in ys.items() if bb == b})
+        m.row(f"pair_in[{c},{b}]", "pair_in", terms, "==", 0.0)
 
 
 def binding(model: LinearModel, values: list[float], tol: float = 1e-5) -> list[str]:

@@ -46,6 +46,12 @@ class VariantSpec:
     current: int = 0
     link_bytes_per_s: float | None = None
     """KV transfer bandwidth of one replica (None: unconstrained)."""
+    pair_key: str = ""
+    """What pairing rules see of this variant (e.g. its GPU type, or GPU type and TP); '' means `resource`."""
+
+    @property
+    def key(self) -> str:
+        return self.pair_key or self.resource
 
 
 @dataclass
@@ -70,6 +76,12 @@ class Problem:
     churn_cost: float = 0.0
     """Objective penalty per replica added or removed against `current`."""
     objective: Objective = "cost"
+    forbidden_pairs: frozenset[tuple[str, str]] = frozenset()
+    """(prefill pair key, decode pair key) pairs whose KV transfer the fleet cannot run. Empty: any
+    prefill variant may hand off to any decode variant of its group (one pairing row per class)."""
+
+    def pair_allowed(self, prefill_key: str, decode_key: str) -> bool:
+        return (prefill_key, decode_key) not in self.forbidden_pairs
 
 
 @dataclass
@@ -79,6 +91,9 @@ class Solution:
     replicas: dict[str, int] = field(default_factory=dict)
     flow: dict[tuple[str, str], float] = field(default_factory=dict)
     """Rate (req/s) of class c routed to variant v."""
+    pair_flow: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    """(class, prefill pair key, decode pair key) -> req/s handed off along that pairing; filled only
+    when the problem forbids some pairs (otherwise any prefill may pair with any decode)."""
     objective: float | None = None
     bound: float | None = None
     gap: float | None = None

@@ -62,11 +62,14 @@ class PoolSpec:
 
 @dataclass(frozen=True)
 class ClassRoute:
-    """Where a class goes: prefill-side pools with weights, decode pools with weights."""
+    """Where a class goes: prefill-side pools with weights, decode pools with weights, and -- when
+    the fleet restricts P->D pairing -- per prefill pool, the decode pools its KV cache goes to."""
 
     model: str
     prefill: tuple[tuple[int, float], ...]
     decode: tuple[tuple[int, float], ...]
+    pairs: tuple[tuple[int, tuple[tuple[int, float], ...]], ...] = ()
+    """(prefill pool, ((decode pool, weight), ...)); a prefill pool not listed draws from `decode`."""
 
 
 class Pool:
@@ -205,10 +208,15 @@ class FleetSimulator:
         if needs_dc.any():
             if not r.decode:
                 raise InputError(None, f"routing.{cid}", "the class is routed to a prefill pool but to no decode pool")
-            dpools = np.array([p for p, _ in r.decode])
-            dw = np.array([x for _, x in r.decode], dtype=float)
             sel = idx[needs_dc]
-            dc[sel] = dpools[rng.choice(len(dpools), size=sel.size, p=dw / dw.sum())]
+            paired = dict(r.pairs)
+            for p in np.unique(pf[sel]):
+                # the KV of a prefill pool goes where the plan pairs it, else by the class's decode weights
+                choices = paired.get(int(p), r.decode)
+                at = sel[pf[sel] == p]
+                dpools = np.array([d for d, _ in choices])
+                dw = np.array([x for _, x in choices], dtype=float)
+                dc[at] = dpools[rng.choice(len(dpools), size=at.size, p=dw / dw.sum())]
 
     def _rejected(self, pf: np.ndarray, dc: np.ndarray, isl: np.ndarray, osl: np.ndarray) -> np.ndarray:
         """Requests that can never fit the KV cache of their decode (or mixed) pool."""
@@ -247,7 +255,8 @@ class FleetSimulator:
                 if pid not in index:
                     raise InputError(None, f"models.{model}.routing.{cid}", f"routes to pool '{pid}', which is not among the plan's pools")
                 (dec if specs[index[pid]].role == "decode" else pre).append((index[pid], float(w)))
-            routes[cid] = ClassRoute(model, tuple(pre), tuple(dec))
+            routes[cid] = ClassRoute(model, tuple(pre), tuple(dec),
+                                     _pairs(mp.pairing.get(cid, {}), index, specs, f"models.{model}.pairing.{cid}"))
             if workload is not None and cid in class_model:
                 slos[cid] = workload.slo_of(next(c for c in workload.classes if c.id == cid))
             elif cid in mp.predicted:
@@ -272,7 +281,8 @@ class FleetSimulator:
         self._last_busy[pool.id] = 0.0
         self.set_replicas(pool.id, spec.replicas, ready_at_s)
 
-    def set_routing(self, routing: dict[str, dict[str, float]], at_s: float | None = None) -> None:
+    def set_routing(self, routing: dict[str, dict[str, float]], at_s: float | None = None,
+                    pairing: dict[str, dict[str, dict[str, float]]] | None = None) -> None:
         """Route classes by new weights from now (or from `at_s` on, if later).
 
         `routing` has the plan file's shape (ModelPlan.routing): class id -> {pool id: weight},
@@ -281,8 +291,9 @@ class FleetSimulator:
         those classes arriving after max(now, at_s) gets its pools re-drawn with the simulator's
         seeded Generator; requests already arrived (queued, in service, in KV transfer) keep
         theirs, and so do classes not named. Pools may have 0 replicas (requests wait in the pool's
-        queue until one is ready) but must exist: see add_pool. Everything is validated before
-        anything changes."""
+        queue until one is ready) but must exist: see add_pool. `pairing` (ModelPlan.pairing's
+        shape: class -> prefill pool -> {decode pool: weight}) pins where each prefill pool's KV
+        goes, for fleets that restrict P->D pairing. Everything is validated before anything changes."""
         new: dict[str, ClassRoute] = {}
         known = set(self.arrivals.class_ids)
         for cid, weights in routing.items():
@@ -308,7 +319,9 @@ class FleetSimulator:
                 total = sum(x for _, x in items)
                 if items and abs(total - 1.0) > WEIGHT_SUM_TOL:
                     raise InputError(None, where, f"class '{cid}': {side} weights sum to {total:.6g}, expected 1")
-            new[cid] = ClassRoute(self.class_model.get(cid, ""), tuple(pre), tuple(dec))
+            specs = [PoolSpec(p.id, p.role, p.perf, 0) for p in self.pool_list]
+            pairs = _pairs((pairing or {}).get(cid, {}), {p.id: p.idx for p in self.pool_list}, specs, f"pairing.{cid}")
+            new[cid] = ClassRoute(self.class_model.get(cid, ""), tuple(pre), tuple(dec), pairs)
         first = self.next_arrival  # arrivals before this index have happened (run_until is inclusive)
         if at_s is not None:
             first = max(first, bisect.bisect_right(self.req.t_arr, at_s))
@@ -500,3 +513,24 @@ class FleetSimulator:
 
 def _load(rep) -> int:
     return rep.load
+
+
+def _pairs(pairing: dict[str, dict[str, float]], index: dict[str, int], specs: list[PoolSpec],
+           where: str) -> tuple[tuple[int, tuple[tuple[int, float], ...]], ...]:
+    """A plan's pairing of one class (prefill pool -> {decode pool: weight}) as pool indices, checked."""
+    out = []
+    for pid, weights in pairing.items():
+        if pid not in index or specs[index[pid]].role != "prefill":
+            raise InputError(None, f"{where}.{pid}", f"'{pid}' is not a prefill pool of the fleet")
+        dec = []
+        for did, w in weights.items():
+            if did not in index or specs[index[did]].role != "decode":
+                raise InputError(None, f"{where}.{pid}.{did}", f"'{did}' is not a decode pool of the fleet")
+            if not np.isfinite(w) or w < 0:
+                raise InputError(None, f"{where}.{pid}.{did}", f"expected a weight >= 0, got {w}")
+            if w > 0:
+                dec.append((index[did], float(w)))
+        if not dec or abs(sum(w for _, w in dec) - 1.0) > WEIGHT_SUM_TOL:
+            raise InputError(None, f"{where}.{pid}", f"decode weights must sum to 1, got {sum(w for _, w in dec):.6g}")
+        out.append((index[pid], tuple(dec)))
+    return tuple(out)

@@ -1,0 +1,223 @@
+"""P->D pairing rules: a fleet that forbids some prefill->decode hand-offs gets a plan that honours them.
+
+DESIGN.md: "P and D of one request may sit on different GPU types and TP sizes unless the fleet file
+forbids a pairing". Checked at every layer that carries the rule: the ILP (pair flows), the planner
+(plan.pairing per prefill pool), the plan file loader, the infeasibility diagnosis, the simulator
+(which decode pool a prefill pool's requests reach) and the controller's actuators.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from controllers.actuate import PAIRING_KEY, ROUTING_KEY, KubernetesActuator, MetricsActuator
+from controller_k8s_fake import FakeK8sServer
+from planner.catalog import Catalog
+from planner.errors import InputError
+from planner.fileio import dump_yaml, load_model, write_atomic
+from planner.perf import PerfModel
+from planner.plan import explain, load_plan
+from planner.planning import plan_workload
+from planner.schema import Fleet, Plan, Variant, Workload
+from planner.simulate.arrivals import poisson_arrivals
+from planner.simulate.fleet import FleetSimulator
+from solvers.backends import solve
+from solvers.diagnose import diagnose
+from solvers.problem import ClassSpec, Problem, VariantSpec
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "default"
+
+
+# --------------------------------------------------------------------------- the ILP alone
+def _two_type_problem(forbidden: frozenset = frozenset(), rate: float = 15.0) -> Problem:
+    """Type A prefills cheaply, type B decodes cheaply: unrestricted, the optimum pairs A -> B."""
+    vs = [VariantSpec("pA", "g", "prefill", "A", 1, 1.0), VariantSpec("pB", "g", "prefill", "B", 1, 3.0),
+          VariantSpec("dA", "g", "decode", "A", 1, 3.0), VariantSpec("dB", "g", "decode", "B", 1, 1.0)]
+    return Problem(classes=[ClassSpec("c", "g", rate)], variants=vs,
+                   capacity={("c", v.id): 10.0 for v in vs}, forbidden_pairs=forbidden)
+
+
+@pytest.mark.parametrize("backend", ["highs", "cbc", "ortools"])
+def test_forbidding_the_cheap_pairing_costs_what_enumeration_says(backend: str) -> None:
+    free = solve(_two_type_problem(), backend=backend)
+    assert free.status == "optimal" and free.objective == pytest.approx(4.0)  # 2 pA + 2 dB
+    assert free.pair_flow == {}  # no rule: no pair flows in the model
+    ruled = solve(_two_type_problem(frozenset({("A", "B")})), backend=backend)
+    # By hand: A->A costs 1+3 per 10 req/s, B->B 3+1, B->A 3+3; 15 req/s need 2 prefill + 2 decode
+    # replicas whichever allowed pairs mix, so 8.
+    assert ruled.status == "optimal" and ruled.objective == pytest.approx(8.0)
+    assert all((a, b) != ("A", "B") for (_, a, b) in ruled.pair_flow)
+    # pair flows carry exactly each side's routed rate
+    for key, side in (("A", "pA"), ("B", "pB")):
+        out = sum(y for (_, a, _), y in ruled.pair_flow.items() if a == key)
+        assert out == pytest.approx(ruled.flow.get(("c", side), 0.0), abs=1e-6)
+    for key, side in (("A", "dA"), ("B", "dB")):
+        into = sum(y for (_, _, b), y in ruled.pair_flow.items() if b == key)
+        assert into == pytest.approx(ruled.flow.get(("c", side), 0.0), abs=1e-6)
+
+
+def test_no_allowed_pairing_is_a_structural_diagnosis() -> None:
+    every = frozenset((a, b) for a in "AB" for b in "AB")
+    p = _two_type_problem(every)
+    assert solve(p).status == "infeasible"
+    rel = diagnose(p)
+    assert [(r.kind, r.target, r.detail) for r in rel] == [("no_pairing", "c", "A,B>A,B")]
+
+
+# --------------------------------------------------------------------------- the planner
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return Catalog.load()
+
+
+@pytest.fixture(scope="module")
+def perf(catalog: Catalog) -> PerfModel:
+    return PerfModel.load(catalog=catalog)
+
+
+@pytest.fixture(scope="module")
+def workload() -> Workload:
+    return load_model(Workload, EXAMPLE / "workload.yaml")
+
+
+def _fleet(**limits) -> Fleet:
+    doc = load_model(Fleet, EXAMPLE / "fleet.yaml").model_dump()
+    return Fleet.model_validate({**doc, "limits": {**doc["limits"], **limits}})
+
+
+def _check_consistent(plan: Plan) -> None:
+    """Each decode pool receives, through the pairing, exactly the share the routing gives it."""
+    for mp in plan.models.values():
+        role = {p.id: p.role for p in mp.pools}
+        for cid, by_prefill in mp.pairing.items():
+            w = mp.routing[cid]
+            pre_share = sum(x for p, x in w.items() if role[p] == "prefill")
+            for d in (p for p in w if role[p] == "decode"):
+                via = sum(w[p] * ws.get(d, 0.0) for p, ws in by_prefill.items())
+                assert via == pytest.approx(pre_share * w[d], abs=2e-3), (cid, d)
+
+
+@pytest.fixture(scope="module")
+def free_plan(workload, perf, catalog) -> Plan:
+    return plan_workload(workload, _fleet(), perf, catalog)
+
+
+@pytest.mark.parametrize("policy", ["same_gpu", "same_gpu_tp"])
+def test_pairing_policy_is_honoured_and_priced(policy, workload, perf, catalog, free_plan) -> None:
+    plan = plan_workload(workload, _fleet(pairing=policy), perf, catalog)
+    assert plan.feasible and plan.cost_per_hour >= free_plan.cost_per_hour - 1e-6
+    assert free_plan.models and all(not mp.pairing for mp in free_plan.models.values())
+    pinned = 0
+    for mp in plan.models.values():
+        for cid, by_prefill in mp.pairing.items():
+            for pre, weights in by_prefill.items():
+                p = Variant.parse(pre)
+                assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+                for dec in weights:
+                    d = Variant.parse(dec)
+                    assert d.gpu == p.gpu and (policy == "same_gpu" or d.tp == p.tp), (cid, pre, dec)
+                    pinned += 1
+    assert pinned > 0  # the example disaggregates llama-2-70b, so there is something to pin
+    _check_consistent(plan)
+    assert any("KV from" in line for line in explain(plan))
+
+
+def test_a_forbid_rule_removes_exactly_that_pairing(workload, perf, catalog, free_plan) -> None:
+    # Forbid every pairing the unrestricted plan uses across GPU types or TP sizes, one rule each.
+    used = {(Variant.parse(p), Variant.parse(d))
+            for mp in free_plan.models.values() for cid, w in mp.routing.items()
+            for p in w if Variant.parse(p).role == "prefill" for d in w if Variant.parse(d).role == "decode"}
+    assert used, "the example plan should disaggregate something"
+    rules = [{"prefill": f"{p.gpu}/tp{p.tp}", "decode": f"{d.gpu}/tp{d.tp}", "reason": "test"} for p, d in used]
+    fleet = _fleet(forbid_pairs=rules)
+    plan = plan_workload(workload, fleet, perf, catalog)
+    assert plan.feasible
+    for mp in plan.models.values():
+        for by_prefill in mp.pairing.values():
+            for pre, weights in by_prefill.items():
+                p = Variant.parse(pre)
+                for dec in weights:
+                    d = Variant.parse(dec)
+                    assert not fleet.limits.pair_forbidden(p.gpu, p.tp, d.gpu, d.tp), (pre, dec)
+    _check_consistent(plan)
+
+
+def test_every_pairing_forbidden_without_mixed_is_explained(workload, perf, catalog) -> None:
+    fleet = _fleet(roles=["prefill", "decode"], forbid_pairs=[{"prefill": "*", "decode": "*"}])
+    plan = plan_workload(workload, fleet, perf, catalog)
+    assert not plan.feasible
+    text = " ".join(plan.diagnosis)
+    assert "forbids every such pairing" in text and "llama-2-70b/chat" in text and "allow mixed pools" in text
+
+
+def test_bad_rules_name_the_field(workload, perf, catalog) -> None:
+    with pytest.raises(InputError) as e:
+        plan_workload(workload, _fleet(forbid_pairs=[{"prefill": "V100", "decode": "*"}]), perf, catalog)
+    assert "limits.forbid_pairs[0].prefill" in str(e.value) and "V100" in str(e.value)
+    with pytest.raises(ValidationError) as e2:
+        Fleet.model_validate({"gpus": {"A100-80GB": {"available": 8}},
+                              "limits": {"forbid_pairs": [{"prefill": "A100-80GB/x4", "decode": "*"}]}})
+    assert "GPU/tpN" in str(e2.value)
+    with pytest.raises(ValidationError):
+        Fleet.model_validate({"gpus": {}, "limits": {"pairing": "same_rack"}})
+
+
+def test_plan_file_pairing_is_checked_on_load(tmp_path, workload, perf, catalog) -> None:
+    plan = plan_workload(workload, _fleet(pairing="same_gpu"), perf, catalog)
+    path = tmp_path / "plan.yaml"
+    write_atomic(path, dump_yaml(plan.model_dump(mode="json")))
+    assert load_plan(path).models["llama-2-70b"].pairing == plan.models["llama-2-70b"].pairing
+    doc = plan.model_dump(mode="json")
+    cid, by_prefill = next(iter(doc["models"]["llama-2-70b"]["pairing"].items()))
+    pre = next(iter(by_prefill))
+    by_prefill[pre] = {pre: 1.0}  # KV "sent" to a prefill pool
+    write_atomic(path, dump_yaml(doc))
+    with pytest.raises(InputError) as e:
+        load_plan(path)
+    assert f"models.llama-2-70b.pairing.{cid}.{pre}" in str(e.value) and "decode pools" in str(e.value)
+
+
+# --------------------------------------------------------------------------- the simulator
+def test_simulator_sends_kv_only_along_planned_pairs(workload, perf, catalog) -> None:
+    plan = plan_workload(workload, _fleet(pairing="same_gpu_tp"), perf, catalog)
+    arr = poisson_arrivals(workload, 60, np.random.default_rng(0))
+    sim = FleetSimulator.from_plan(plan, perf.get, arr, workload, seed=3)
+    ids = [p.id for p in sim.pool_list]
+    pairs = {(ids[p], ids[d]) for p, d in zip(sim.req.pf_pool, sim.req.dc_pool) if d >= 0}
+    assert pairs, "some requests should be disaggregated"
+    for pre, dec in pairs:
+        p, d = Variant.parse(pre), Variant.parse(dec)
+        assert (p.gpu, p.tp) == (d.gpu, d.tp)
+    # set_routing carries a pairing too, checked before anything changes
+    mp = plan.models["llama-2-70b"]
+    cid = next(iter(mp.pairing))
+    pre = next(iter(mp.pairing[cid]))
+    with pytest.raises(InputError) as e:
+        sim.set_routing({cid: mp.routing[cid]}, pairing={cid: {pre: {"llama-2-70b/decode/L40S/tp8": 1.0}}})
+    assert "not a decode pool" in str(e.value)
+
+
+# --------------------------------------------------------------------------- the controller's actuators
+def test_actuators_publish_the_pairing() -> None:
+    """KubernetesActuator against the FAKE Kubernetes API of tests/controller_k8s_fake.py (no
+    kube-apiserver binary can run here); MetricsActuator through its prometheus registry."""
+    pre, dec = "m/prefill/A100-80GB/tp4", "m/decode/A100-80GB/tp4"
+    routing = {"m": {"m": {pre: 1.0, dec: 1.0}}}
+    pairing = {"m": {"m": {pre: {dec: 1.0}}}}
+    with FakeK8sServer() as srv:
+        a = KubernetesActuator(srv.api_client(), "llm", sleep=lambda s: None)
+        assert a.apply({}, routing, "t", pairing=pairing).routing_changed
+        data = srv.state.objects[("configmap", "llm", "pd-planner-routing")]["data"]
+        assert json.loads(data[ROUTING_KEY]) == routing and json.loads(data[PAIRING_KEY]) == pairing
+        assert not a.apply({}, routing, "t", pairing=pairing).routing_changed  # idempotent
+        assert a.apply({}, routing, "t").routing_changed  # pairing no longer planned: key removed
+        assert PAIRING_KEY not in srv.state.objects[("configmap", "llm", "pd-planner-routing")]["data"]
+    m = MetricsActuator()
+    m.apply({}, routing, "t", pairing=pairing)
+    assert m.registry.get_sample_value("pairing_weight", {"model": "m", "class_id": "m", "prefill_pool": pre,
+                                                           "decode_pool": dec}) == 1.0
