@@ -72,6 +72,18 @@ def violations(problem: Problem, sol: Solution, tol: float = 1e-6) -> list[str]:
         d = sum(f for (k, v), f in sol.flow.items() if k == c.id and side[v] == "decode")
         if abs(p - d) > tol * max(1.0, p):
             out.append(f"pairing {c.id}: prefill {p} != decode {d}")
+        if problem.forbidden_pairs:
+            # the hand-off, key by key: what leaves a prefill key and enters a decode key is the
+            # pair flows' sums, and no pair flow runs along a forbidden pairing
+            for (k, a, b), y in sol.pair_flow.items():
+                if k == c.id and (a, b) in problem.forbidden_pairs and y > tol:
+                    out.append(f"forbidden pairing {a}->{b} carries {y} req/s of {c.id}")
+            for s_, pos in (("prefill", 1), ("decode", 2)):
+                for key in {var[v].key for v in var if side[v] == s_}:
+                    routed = sum(f for (k, v), f in sol.flow.items() if k == c.id and side[v] == s_ and var[v].key == key)
+                    paired = sum(y for kk, y in sol.pair_flow.items() if kk[0] == c.id and kk[pos] == key)
+                    if abs(routed - paired) > tol * max(1.0, routed):
+                        out.append(f"pair flows of {c.id} at {s_} key {key}: {paired} != routed {routed}")
     for v in problem.variants:
         k = sol.replicas.get(v.id, 0)
         load = sum(f / problem.capacity[(c, v.id)] for (c, w), f in sol.flow.items() if w == v.id)
@@ -99,20 +111,39 @@ def routable(problem: Problem, n: dict[str, int], mu: float = 1.0) -> bool:
     if not pairs:
         return all(c.rate * mu <= 0 for c in problem.classes)
     col = {p: i for i, p in enumerate(pairs)}
+    # With forbidden pairings, one hand-off column per (class, allowed prefill key, decode key).
+    keys = sorted({v.key for v in problem.variants})
+    hand = [(c.id, a, b) for c in problem.classes for a in keys for b in keys
+            if problem.forbidden_pairs and (a, b) not in problem.forbidden_pairs]
+    for h in hand:
+        col[h] = len(col)
+    width = len(col)
     a_eq, b_eq, a_ub, b_ub = [], [], [], []
     for c in problem.classes:
-        cover, pair = np.zeros(len(pairs)), np.zeros(len(pairs))
-        for (k, v), i in col.items():
+        cover, pair = np.zeros(width), np.zeros(width)
+        for (k, v), i in ((key, i) for key, i in col.items() if len(key) == 2):
             if k == c.id:
                 cover[i] = var[v].side in ("prefill", "mixed")
                 pair[i] = {"prefill": 1.0, "decode": -1.0, "mixed": 0.0}[var[v].side]
         a_eq += [cover, pair]
         b_eq += [c.rate * mu, 0.0]
+        if problem.forbidden_pairs:
+            for side, pos in (("prefill", 1), ("decode", 2)):
+                for key in keys:
+                    row = np.zeros(width)
+                    for (k, v), i in ((kk, i) for kk, i in col.items() if len(kk) == 2):
+                        if k == c.id and var[v].side == side and var[v].key == key:
+                            row[i] = 1.0
+                    for h in hand:
+                        if h[0] == c.id and h[pos] == key:
+                            row[col[h]] = -1.0
+                    a_eq.append(row)
+                    b_eq.append(0.0)
     kv = {c.id: c.kv_bytes for c in problem.classes}
     for v in problem.variants:
-        row = np.zeros(len(pairs))
-        link = np.zeros(len(pairs))
-        for (k, w), i in col.items():
+        row = np.zeros(width)
+        link = np.zeros(width)
+        for (k, w), i in ((kk, i) for kk, i in col.items() if len(kk) == 2):
             if w == v.id:
                 row[i] = 1.0 / problem.capacity[(k, w)]
                 link[i] = kv[k]
@@ -121,7 +152,7 @@ def routable(problem: Problem, n: dict[str, int], mu: float = 1.0) -> bool:
         if v.link_bytes_per_s is not None and v.side != "mixed" and link.any():
             a_ub.append(link / v.link_bytes_per_s)
             b_ub.append(float(n.get(v.id, 0)))
-    res = linprog(np.zeros(len(pairs)), A_ub=np.array(a_ub), b_ub=b_ub, A_eq=np.array(a_eq), b_eq=b_eq,
+    res = linprog(np.zeros(width), A_ub=np.array(a_ub), b_ub=b_ub, A_eq=np.array(a_eq), b_eq=b_eq,
                   bounds=(0, None), method="highs")
     return res.status == 0
 

@@ -140,3 +140,41 @@ def test_every_constraint_has_a_name_and_family():
     assert len(names) == len(set(names))
     assert {"coverage", "pairing", "capacity", "inventory", "kv_out", "min_prefill", "min_decode"} <= {
         r.kind for r in model.rows}
+
+
+def _two_models(inventory_a: int) -> Problem:
+    """Two models that both prefer GPU type A (cheap) over B; `inventory_a` GPUs of A exist."""
+    classes, variants, cap = [], [], {}
+    for g, rate in (("m0", 9.0), ("m1", 7.0)):
+        classes.append(ClassSpec(f"{g}/c", g, rate))
+        for side in ("prefill", "decode"):
+            for res, cost in (("A", 1.0), ("B", 2.5)):
+                vid = f"{g}/{side}/{res}"
+                variants.append(VariantSpec(vid, g, side, res, 1, cost))
+                cap[(f"{g}/c", vid)] = 4.0
+    return Problem(classes, variants, cap, inventory={"A": inventory_a})
+
+
+def test_models_solved_one_by_one_when_the_inventory_has_room():
+    """Two models that do not contend: the union of their own optima is the answer, and it is optimal."""
+    prob = _two_models(inventory_a=100)
+    sol = solve(prob, "highs", mip_gap=1e-9)
+    assert "model by model" in sol.message and sol.status == "optimal"
+    # by hand: ceil(9/4) + ceil(9/4) + ceil(7/4) + ceil(7/4) = 3 + 3 + 2 + 2 replicas of A at $1
+    assert sol.objective == pytest.approx(10.0) and violations(prob, sol) == []
+    assert brute_force(prob, 4)[0] == pytest.approx(sol.objective)
+
+
+def test_contended_inventory_falls_back_to_the_whole_model():
+    """With 6 A GPUs the models' own plans (10 A GPUs) do not fit: the whole model shares A out."""
+    prob = _two_models(inventory_a=6)
+    sol = solve(prob, "highs", mip_gap=1e-9)
+    assert "contend for A (10 > 6 GPUs)" in sol.message and sol.status == "optimal"
+    assert violations(prob, sol) == []
+    assert sol.objective == pytest.approx(brute_force(prob, 4)[0])
+    # each model alone fits in 6 A GPUs, but not together: a model alone infeasible makes the whole so
+    assert solve(_two_models(inventory_a=6), "ortools", mip_gap=1e-9).objective == pytest.approx(sol.objective)
+    tiny = _two_models(inventory_a=2)
+    tiny.variants[:] = [v for v in tiny.variants if v.resource == "A"]
+    tiny.capacity = {k: x for k, x in tiny.capacity.items() if k[1].endswith("/A")}
+    assert solve(tiny, "highs").status == "infeasible"

@@ -42,7 +42,9 @@ def instances(draw) -> Problem:
                    pd_ratio_bounds={"g0": (0.25, 4.0)} if draw(st.booleans()) else {},
                    max_step=draw(st.sampled_from([None, 2])),
                    churn_cost=draw(st.sampled_from([0.0, 0.5])),
-                   objective=draw(st.sampled_from(["cost", "gpus"])))
+                   objective=draw(st.sampled_from(["cost", "gpus"])),
+                   forbidden_pairs=draw(st.sampled_from([frozenset(), frozenset({("A", "B")}),
+                                                          frozenset({("A", "B"), ("B", "A")})])))
     return prob
 
 
