@@ -58,16 +58,17 @@ def laws(profiles_dir: PathLike | None = None) -> tuple[Catalog, Any]:
 def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend: str = "highs",
           time_limit_s: float = 10.0, mip_gap: float = 1e-4, perf: Any = None, catalog: Catalog | None = None,
           profiles_dir: PathLike | None = None) -> SolvedPlan:
-    """The cheapest plan for `workload` on `fleet` (objective 'cost'), the fewest GPUs ('gpus'), or the
-    largest common traffic multiplier the fleet serves within SLO ('max_load').
+    """The cheapest plan for `workload` on `fleet` (objective 'cost'), the fewest GPUs ('gpus'), the
+    least board power ('power'), or the largest common traffic multiplier the fleet serves within
+    SLO ('max_load').
 
     Returns a :class:`SolvedPlan` (a `Plan` with `.pools()`, `.classes()` DataFrames and a readable
     repr). An infeasible instance is not an exception: the plan has `feasible=False` and a diagnosis.
     """
     from planner.planning import plan_workload
 
-    if objective not in ("cost", "gpus", "max_load"):
-        raise ValueError(f"objective must be 'cost', 'gpus' or 'max_load', got {objective!r}")
+    if objective not in ("cost", "gpus", "power", "max_load"):
+        raise ValueError(f"objective must be 'cost', 'gpus', 'power' or 'max_load', got {objective!r}")
     if perf is None or catalog is None:
         cat, pm = laws(profiles_dir)
         catalog = catalog or cat

@@ -48,7 +48,8 @@ def print_plan(plan: Plan) -> None:
         return
     console.print(plan_table(plan))
     gpus = ", ".join(f"{n} x {g}" for g, n in sorted(plan.gpus.items()))
-    console.print(f"[bold]Total[/]: ${plan.cost_per_hour:,.2f}/h   GPUs: {gpus}")
+    power = f"   power {plan.power_kw:,.1f} kW at TDP" if plan.power_kw is not None else ""
+    console.print(f"[bold]Total[/]: ${plan.cost_per_hour:,.2f}/h   GPUs: {gpus}{power}")
     for model, mp in plan.models.items():
         console.print(f"  {model}: P:D = {mp.pd_ratio:.2f}" if mp.pd_ratio else f"  {model}: aggregated (mixed) only")
     s = plan.solver
@@ -67,7 +68,7 @@ def solve(
     fleet: Path = typer.Option(..., "--fleet", "-f", help="fleet YAML (GPU inventory, limits, current replicas)"),
     profiles: Optional[Path] = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
     backend: str = typer.Option("highs", "--backend", "-b", help="highs | cbc | ortools"),
-    objective: str = typer.Option("cost", "--objective", help="cost | gpus | max_load (how much more traffic fits)"),
+    objective: str = typer.Option("cost", "--objective", help="cost | gpus | power (board watts) | max_load (how much more traffic fits)"),
     time_limit_s: float = typer.Option(10.0, "--time-limit", help="solver time limit, seconds"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the plan here (.yaml or .json)"),
     verify: bool = typer.Option(False, "--verify", help="simulate the plan; tighten and re-solve where SLO attainment is short"),
@@ -85,8 +86,8 @@ def solve(
 
     if backend not in ("highs", "cbc", "ortools"):
         raise typer.BadParameter(f"--backend must be highs, cbc or ortools, got {backend!r}")
-    if objective not in ("cost", "gpus", "max_load"):
-        raise typer.BadParameter(f"--objective must be cost, gpus or max_load, got {objective!r}")
+    if objective not in ("cost", "gpus", "power", "max_load"):
+        raise typer.BadParameter(f"--objective must be cost, gpus, power or max_load, got {objective!r}")
     wl = load_model(Workload, workload)
     fl = load_model(Fleet, fleet)
     catalog = Catalog.load()

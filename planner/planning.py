@@ -95,6 +95,10 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
     `utilization` overrides the fleet's target utilization per pool id (verification tightens
     the pools a simulation found at fault)."""
     _validate(workload, fleet, catalog)
+    if objective == "power":
+        for g in fleet.gpus:
+            if catalog.gpu(g).power_w is None:
+                raise InputError(catalog.gpus_path, f"{g}.power_w", "objective 'power' needs the board power of every GPU type in the fleet")
     lim = fleet.limits
     inst = Instance(workload=workload, fleet=fleet)
     inst.price_per_hour = {g: inv.price_per_hour or catalog.gpu(g).price_per_hour for g, inv in fleet.gpus.items()}
@@ -128,6 +132,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
         specs.append(VariantSpec(
             id=vid, group=v.model, side=v.role, resource=v.gpu, units=v.tp,
             cost=v.tp * inst.price_per_hour[v.gpu],
+            power_w=v.tp * (catalog.gpu(v.gpu).power_w or 0.0),
             utilization=(utilization or {}).get(vid, lim.utilization),
             max_replicas=lim.max_replicas_per_pool,
             current=current.get(vid, 0),
@@ -261,6 +266,8 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
         )
         plan.gpus[v.gpu] = plan.gpus.get(v.gpu, 0) + n * v.tp
     plan.cost_per_hour = round(sum(p.cost_per_hour for p in pools.values()), 4)
+    watts = {s.id: s.power_w for s in inst.problem.variants}
+    plan.power_kw = round(sum(watts[vid] * p.replicas for vid, p in pools.items()) / 1e3, 3)
 
     for model in inst.workload.models:
         mpools = [p for vid, p in pools.items() if inst.variants[vid].model == model]

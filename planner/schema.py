@@ -374,6 +374,7 @@ class Plan(BaseModel):
     binding: list[str] = Field(default_factory=list)
     diagnosis: list[str] = Field(default_factory=list, description="why infeasible and what would fix it")
     load_multiplier: float | None = Field(default=None, description="max-load mode: common traffic factor served")
+    power_kw: float | None = Field(default=None, description="board power of the plan's GPUs at TDP, kW (profiles/gpus.yaml power_w)")
     slo_costs: list[SloCost] = Field(default_factory=list, description="cost of each SLO term (sensitivity)")
     notes: list[str] = Field(default_factory=list)
 

@@ -39,7 +39,7 @@ class GroupResult:
 
 def decomposable(problem: Problem) -> bool:
     """Whether solving group by group can answer: several groups, and a separable objective."""
-    return problem.objective in ("cost", "gpus") and len({c.group for c in problem.classes}) > 1
+    return problem.objective in ("cost", "gpus", "power") and len({c.group for c in problem.classes}) > 1
 
 
 def split(problem: Problem) -> list[Problem]:

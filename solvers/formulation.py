@@ -227,8 +227,9 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
             churn[d] = problem.churn_cost
 
     # Objective. "cost": price per hour of the replicas, plus churn; "gpus": GPUs used, plus churn;
-    # "max_load": maximise mu first, then (lexicographic tie-break) the cheapest fleet reaching it.
-    price = {m.n[v.id]: (float(v.units) if problem.objective == "gpus" else v.cost) for v in problem.variants}
+    # "power": board watts of the replicas, plus churn; "max_load": maximise mu first, then
+    # (lexicographic tie-break) the cheapest fleet reaching it.
+    price = {m.n[v.id]: unit_weight(problem, v) for v in problem.variants}
     fleet = _add(price, churn)
     goals = [{m.mu: -1.0}, fleet] if max_load else [fleet]
     if elastic:
@@ -272,6 +273,15 @@ def _pair_flows(m: LinearModel, problem: Problem, c: str, served_by: list) -> No
         m.row(f"pair_in[{c},{b}]", "pair_in", terms, "==", 0.0)
 
 
+def unit_weight(problem: Problem, v) -> float:
+    """What one replica of `v` adds to the objective: USD/h, GPUs or W."""
+    if problem.objective == "gpus":
+        return float(v.units)
+    if problem.objective == "power":
+        return v.power_w
+    return v.cost
+
+
 def binding(model: LinearModel, values: list[float], tol: float = 1e-5) -> list[str]:
     """Names of the constraints of interest that are tight at `values` and actually carry load.
 
@@ -307,4 +317,4 @@ def _add(a: dict[int, float], b: dict[int, float]) -> dict[int, float]:
     return out
 
 
-__all__ = ["LinearModel", "Row", "Var", "binding", "build", "MU_CAP"]
+__all__ = ["LinearModel", "Row", "Var", "binding", "build", "unit_weight", "MU_CAP"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Side = Literal["prefill", "decode", "mixed"]
-Objective = Literal["cost", "gpus", "max_load"]
+Objective = Literal["cost", "gpus", "power", "max_load"]
 Status = Literal["optimal", "feasible", "infeasible", "time_limit", "error"]
 
 
@@ -46,6 +46,8 @@ class VariantSpec:
     current: int = 0
     link_bytes_per_s: float | None = None
     """KV transfer bandwidth of one replica (None: unconstrained)."""
+    power_w: float = 0.0
+    """Board power of one replica, W (objective "power")."""
     pair_key: str = ""
     """What pairing rules see of this variant (e.g. its GPU type, or GPU type and TP); '' means `resource`."""
 

@@ -98,7 +98,7 @@ def violations(problem: Problem, sol: Solution, tol: float = 1e-6) -> list[str]:
 
 def fleet_cost(problem: Problem, n: dict[str, int]) -> float:
     """The objective of problem.py's docs: price (or GPUs) of the replicas plus churn."""
-    per = {v.id: (v.units if problem.objective == "gpus" else v.cost) for v in problem.variants}
+    per = {v.id: {"gpus": v.units, "power": v.power_w}.get(problem.objective, v.cost) for v in problem.variants}
     churn = problem.churn_cost * sum(abs(n.get(v.id, 0) - v.current) for v in problem.variants)
     return sum(per[v] * k for v, k in n.items()) + churn
 

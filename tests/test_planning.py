@@ -271,3 +271,24 @@ def test_step_limit_binds_and_is_diagnosed(perf, catalog) -> None:
     jump = plan_workload(wl.scaled(60.0), stepped, perf, catalog)
     assert not jump.feasible
     assert any("beyond max_step" in d for d in jump.diagnosis), jump.diagnosis
+
+
+def test_power_objective_minimises_board_watts(example, perf, catalog, example_plan, tmp_path: Path) -> None:
+    wl, fl = example
+    by_power = plan_workload(wl, fl, perf, catalog, objective="power")
+    assert by_power.feasible and by_power.power_kw is not None and example_plan.power_kw is not None
+    assert by_power.power_kw <= example_plan.power_kw + 1e-9
+    assert by_power.cost_per_hour >= example_plan.cost_per_hour - 1e-6
+    # power_kw is the plan's GPUs at the catalog's board power
+    watts = sum(n * catalog.gpu(g).power_w for g, n in by_power.gpus.items())
+    assert by_power.power_kw == pytest.approx(watts / 1e3)
+    # a GPU type without power_w cannot be planned for power: the error names the catalog field
+    text = Path(catalog.gpus_path).read_text()
+    start = text.index("A100-80GB:")
+    line = text.index("power_w:", start)
+    gpus = tmp_path / "gpus.yaml"
+    gpus.write_text(text[:line] + "# " + text[line:])
+    cat2 = Catalog.load(gpus_path=gpus)
+    with pytest.raises(InputError) as e:
+        plan_workload(wl, fl, perf, cat2, objective="power")
+    assert "A100-80GB.power_w" in str(e.value) and str(gpus) in str(e.value)

@@ -30,7 +30,8 @@ def instances(draw) -> Problem:
             draw(st.sampled_from(["A", "B"])), draw(st.sampled_from([1, 2])), draw(st.floats(1.0, 10.0)),
             utilization=draw(st.sampled_from([0.7, 1.0])), max_replicas=N_MAX,
             current=draw(st.integers(0, N_MAX)),
-            link_bytes_per_s=draw(st.sampled_from([None, 2e9]))))
+            link_bytes_per_s=draw(st.sampled_from([None, 2e9])),
+            power_w=draw(st.sampled_from([300.0, 700.0]))))
     cap = {}
     for c in classes:
         for v in variants:
@@ -42,7 +43,7 @@ def instances(draw) -> Problem:
                    pd_ratio_bounds={"g0": (0.25, 4.0)} if draw(st.booleans()) else {},
                    max_step=draw(st.sampled_from([None, 2])),
                    churn_cost=draw(st.sampled_from([0.0, 0.5])),
-                   objective=draw(st.sampled_from(["cost", "gpus"])),
+                   objective=draw(st.sampled_from(["cost", "gpus", "power"])),
                    forbidden_pairs=draw(st.sampled_from([frozenset(), frozenset({("A", "B")}),
                                                           frozenset({("A", "B"), ("B", "A")})])))
     return prob
