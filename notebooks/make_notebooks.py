@@ -162,7 +162,7 @@ print(path.read_text()[:600])
 # --------------------------------------------------------------------------- 02 what-if
 WHATIF = [
     md('''
-# What if? Traffic, GPU prices, GPU mix, SLOs
+# What if? Traffic, GPU prices, GPU mix, SLOs, P->D pairing
 
 Operators ask before they buy GPUs or sign an SLO. Each question below is one call to
 `planner.whatif`, which re-solves the plan for each point and returns a DataFrame (one row per
@@ -289,6 +289,33 @@ for _, r in room.iterrows():
     print(f"{int(r.inventory_gpus):4d} GPUs available -> {r.load_multiplier:.2f}x today's traffic within SLO "
           f"({int(r.gpus)} GPUs used)")
 room[["inventory_factor", "inventory_gpus", "load_multiplier", "gpus", "status"]]
+'''),
+    md('''
+## 6. P->D pairing: what does it cost to keep KV transfers within one GPU type?
+By default a prefill pool may hand its KV cache to any decode pool of its model (vLLM's KV
+connectors allow different GPU types and TP sizes on the two sides). A fleet without RDMA between
+its node pools, or a connector without heterogeneous-TP support, must pair within one GPU type
+(`same_gpu`) or one type and TP size (`same_gpu_tp`): `limits.pairing` in the fleet file.
+'''),
+    code('''
+pairing = whatif.pairing(wl, fl)
+pairing[["pairing", "feasible", "cost_per_hour", "gpus", *[c for c in pairing.columns if c.startswith("gpus_")],
+         "disaggregated_share"]]
+'''),
+    code('''
+fig, ax = plt.subplots(figsize=(8, 3.5))
+base = pairing.loc[pairing.pairing == "any", "cost_per_hour"].iloc[0]
+bars = ax.bar(pairing.pairing, pairing.cost_per_hour, color=["grey", "C0", "C1"])
+for b, (_, r) in zip(bars, pairing.iterrows()):
+    label = (f"${r.cost_per_hour:,.2f}/h (+{100 * (r.cost_per_hour / base - 1):.1f}%), "
+             f"{100 * r.disaggregated_share:.0f}% disaggregated")
+    ax.text(b.get_x() + b.get_width() / 2, r.cost_per_hour, label, ha="center", va="bottom", fontsize=8)
+ax.set_xlabel("which decode pools a prefill pool may hand its KV cache to")
+ax.set_ylabel("cost (USD per hour)")
+ax.set_ylim(0, pairing.cost_per_hour.max() * 1.3)
+ax.set_title("What does restricting P->D pairing cost?")
+plt.tight_layout()
+plt.show()
 '''),
 ]
 
@@ -607,6 +634,8 @@ def build(out_dir: Path = HERE) -> list[Path]:
     """Write every notebook (no outputs) into `out_dir`; returns the paths."""
     paths = []
     for name, cells in NOTEBOOKS.items():
+        for i, cell in enumerate(cells):
+            cell["id"] = f"cell-{i:02d}"  # stable ids: regenerating changes only the cells edited
         nb = new_notebook(cells=cells, metadata={
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"},

@@ -25,7 +25,18 @@ import numpy as np
 import pandas as pd
 
 from planner.api import solve
-from planner.schema import Fleet, GpuInventory, ModelEntry, Plan, RequestClass, Role, Slo, Variant, Workload
+from planner.schema import (
+    Fleet,
+    GpuInventory,
+    ModelEntry,
+    PairingPolicy,
+    Plan,
+    RequestClass,
+    Role,
+    Slo,
+    Variant,
+    Workload,
+)
 
 # Roles of the two deployment styles compared by `disaggregation_map`.
 AGGREGATED_ROLES: tuple[Role, ...] = ("mixed",)
@@ -70,6 +81,13 @@ def with_inventory_factor(fleet: Fleet, factor: float) -> Fleet:
     gpus = {g: inv.model_copy(update={"available": int(math.floor(inv.available * factor + 1e-9))})
             for g, inv in fleet.gpus.items()}
     return fleet.model_copy(update={"gpus": gpus})
+
+
+def with_pairing(fleet: Fleet, policy: PairingPolicy) -> Fleet:
+    """`fleet` whose prefill pools may hand KV only to decode pools on the same GPU type ('same_gpu'),
+    the same type and TP ('same_gpu_tp'), or to any ('any'); its forbid_pairs rules are kept."""
+    limits = fleet.limits.model_copy(update={"pairing": policy})
+    return fleet.model_copy(update={"limits": limits})
 
 
 def with_roles(fleet: Fleet, roles: Iterable[Role]) -> Fleet:
@@ -283,6 +301,15 @@ def disaggregation_map(fleet: Fleet, model: str, slo: Slo, isl: Iterable[int], o
                 "winner": winner,
             })
     return pd.DataFrame(rows)
+
+
+def pairing(workload: Workload, fleet: Fleet,
+            policies: Iterable[PairingPolicy] = ("any", "same_gpu", "same_gpu_tp"), **solve_kw: Any) -> pd.DataFrame:
+    """What restricting P->D pairing costs: the plan when prefill may hand KV to any decode pool, only
+    to the same GPU type, or only to the same type and TP (e.g. no RDMA between node pools, or a KV
+    connector without heterogeneous-TP support). Key: pairing."""
+    rows = [_solve_row(workload, with_pairing(fleet, p), {"pairing": p}, **solve_kw) for p in policies]
+    return _frame(rows, ["pairing"])
 
 
 def headroom(workload: Workload, fleet: Fleet, inventory_factors: Iterable[float] = (1.0,),

@@ -6,7 +6,8 @@
 prints (1) cost and GPUs when every class's rate is multiplied by each --traffic factor, and
 (2) the baseline next to each single change (a GPU price, GPUs added, a GPU type removed), with
 the cost change against the baseline. `--headroom` adds how much more traffic the fleet as it
-stands takes within SLO. Each row is one ILP solve (planner.whatif). Registered into the lead's
+stands takes within SLO; `--pairing` what it costs to pair prefill and decode only on the same GPU
+type (and TP). Each row is one ILP solve (planner.whatif). Registered into the lead's
 Typer app by ``register(app)`` (one line in planner/cli.py).
 """
 
@@ -116,6 +117,7 @@ def register(app: typer.Typer) -> None:
         add_gpu: list[str] = typer.Option([], "--add-gpu", help="GPU=count: add this many GPUs of a type (new or existing); repeatable"),
         remove_gpu: list[str] = typer.Option([], "--remove-gpu", help="GPU type to remove from the fleet; repeatable"),
         headroom: bool = typer.Option(False, "--headroom", help="also: how much more traffic the fleet as it stands takes within SLO"),
+        pairing: bool = typer.Option(False, "--pairing", help="also: what restricting P->D pairing to the same GPU type (and TP) costs"),
         profiles: Optional[Path] = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
         backend: str = typer.Option("highs", "--backend", "-b", help="highs | cbc | ortools"),
         time_limit_s: float = typer.Option(10.0, "--time-limit", help="solver time limit per point, seconds"),
@@ -149,7 +151,8 @@ def register(app: typer.Typer) -> None:
             console = stdout_console()
             frames: list[pd.DataFrame] = []
             asked_changes = bool(prices or adds or remove_gpu)
-            factors = parse_factors(traffic) if traffic is not None else (None if asked_changes or headroom else parse_factors(DEFAULT_TRAFFIC))
+            factors = parse_factors(traffic) if traffic is not None else (
+                None if asked_changes or headroom or pairing else parse_factors(DEFAULT_TRAFFIC))
 
             baseline_cost: float | None = None
             if factors:
@@ -173,6 +176,13 @@ def register(app: typer.Typer) -> None:
                 console.print(results_table(df, "scenario", "scenario", "What if GPU prices or the GPU mix change?",
                                             float(b.iloc[0]) if len(b) else None))
                 frames.append(df.assign(question="fleet"))
+            if pairing:
+                with console.status("solving 3 pairing policies…"):
+                    df = whatif.pairing(wl, fl, **kw)
+                b = df.loc[df["pairing"] == "any", "cost_per_hour"]
+                console.print(results_table(df, "pairing", "P->D pairing", "What if prefill may hand KV only to the same GPU type (and TP)?",
+                                            float(b.iloc[0]) if len(b) else None))
+                frames.append(df.assign(question="pairing"))
             if headroom:
                 with console.status("solving for the largest load multiplier…"):
                     df = whatif.headroom(wl, fl, **kw)

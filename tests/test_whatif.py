@@ -259,3 +259,13 @@ def test_simulate_reports_every_class() -> None:
     assert rep.classes["requests"].sum() == len(rep.requests) > 0
     with pytest.raises(ValueError, match="infeasible"):
         simulate(solve(WL.scaled(100.0), FLEET), WL)
+
+
+def test_restricting_pairing_is_never_cheaper() -> None:
+    """same_gpu_tp plans are same_gpu plans are 'any' plans: each restriction can only cost more."""
+    df = whatif.pairing(WL, FLEET).set_index("pairing")
+    assert list(df.index) == ["any", "same_gpu", "same_gpu_tp"]
+    _no_cheaper(df.loc["same_gpu"], df.loc["any"])
+    _no_cheaper(df.loc["same_gpu_tp"], df.loc["same_gpu"])
+    fl = whatif.with_pairing(FLEET, "same_gpu")
+    assert fl.limits.pairing == "same_gpu" and FLEET.limits.pairing == "any"  # pure

@@ -48,3 +48,14 @@ def test_bad_options_exit_2_naming_the_option(repo) -> None:
         res = _run(repo, *args)
         assert res.exit_code == 2, (args, res.output)
         assert needle in res.output, (args, res.output)
+
+
+def test_pairing_question_prints_its_table(repo, tmp_path) -> None:
+    out_csv = tmp_path / "pairing.csv"
+    res = _run(repo, "--pairing", "--csv", str(out_csv))
+    assert res.exit_code == 0, res.output
+    assert "What if prefill may hand KV only to the same GPU type" in res.output
+    assert "What if traffic changes?" not in res.output  # only the question asked
+    df = pd.read_csv(out_csv).set_index("pairing")
+    assert set(df.index) == {"any", "same_gpu", "same_gpu_tp"}
+    assert df.loc["same_gpu_tp", "cost_per_hour"] >= df.loc["any", "bound"] - 0.05
