@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 
 from planner.catalog import PROFILES_DIR, Catalog
+from planner.commlaw import AllReduceTable, load_allreduce
 from planner.errors import InputError
 from planner.perffit import FitReport, fit_decode, fit_prefill
 from planner.profiledata import Profile, central_points, iter_profiles
@@ -58,6 +59,8 @@ DEFAULT_MAX_BATCHED_TOKENS = 8192
 # single-digit ms for small transfers; 2 ms is a conservative round number.
 KV_TRANSFER_FIXED_MS = 2.0
 DEFAULT_PROFILES_DIR = PROFILES_DIR / "data"
+ALLREDUCE_DIR = "allreduce"
+"""Subdirectory of a profile root holding measured all-reduce times (<gpu>/allreduce.csv)."""
 """Bundled example profiles (Splitwise Llama2-70B on A100/H100)."""
 
 # The profiler's default grids (DESIGN.md, Profiler): priors are fitted on the same points a
@@ -159,14 +162,16 @@ class VariantPerf:
 
 
 # --------------------------------------------------------------------------- building blocks
-def observations(profile: Profile, catalog: Catalog) -> list[Observation]:
+def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None) -> list[Observation]:
     """A profile's central points with their ideal roofline parts (for calibration)."""
     model, gpu, tp = catalog.model(profile.meta.model), catalog.gpu(profile.meta.gpu), profile.meta.tp
+    ar = (allreduce or {}).get(profile.meta.gpu)
     pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
     return [
-        Observation("prefill", prefill_parts(model, gpu, tp, pre.isl.to_numpy(), pre.batch.to_numpy()), pre.ttft_ms.to_numpy()),
-        Observation("decode", decode_parts(model, gpu, tp, dec.batch.to_numpy(), dec.context_tokens.to_numpy()), dec.itl_ms.to_numpy()),
+        Observation("prefill", prefill_parts(model, gpu, tp, pre.isl.to_numpy(), pre.batch.to_numpy(), ar), pre.ttft_ms.to_numpy()),
+        Observation("decode", decode_parts(model, gpu, tp, dec.batch.to_numpy(), dec.context_tokens.to_numpy(), ar),
+                    dec.itl_ms.to_numpy()),
     ]
 
 
@@ -194,8 +199,8 @@ def fit_profile(profile: Profile, catalog: Catalog) -> tuple[VariantPerf, FitRep
     return vp, prep, drep
 
 
-def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff: Efficiency = DEFAULT_EFFICIENCY
-                  ) -> tuple[VariantPerf, FitReport, FitReport] | None:
+def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff: Efficiency = DEFAULT_EFFICIENCY,
+                  allreduce: AllReduceTable | None = None) -> tuple[VariantPerf, FitReport, FitReport] | None:
     """Roofline-prior VariantPerf of (model, gpu, tp), or None when it can't run (see module docstring).
 
     The returned fit reports say how well the linear laws follow the roofline on the default grid.
@@ -212,8 +217,8 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     db, ctx = (a.ravel() for a in np.meshgrid(PRIOR_DECODE_BATCH, PRIOR_DECODE_CONTEXT))
     keep = db * ctx <= max(kv, PRIOR_DECODE_CONTEXT[0])
     db, ctx = db[keep], ctx[keep]
-    t_pre = predict_ms(prefill_parts(model, gpu, tp, isl, pb), eff, "prefill")
-    t_dec = predict_ms(decode_parts(model, gpu, tp, db, ctx), eff, "decode")
+    t_pre = predict_ms(prefill_parts(model, gpu, tp, isl, pb, allreduce), eff, "prefill")
+    t_dec = predict_ms(decode_parts(model, gpu, tp, db, ctx, allreduce), eff, "decode")
     (a, b, c), prep = fit_prefill(isl, pb, t_pre)
     (al, be, ga), drep = fit_decode(db, ctx, t_dec)
     vp = VariantPerf(
@@ -237,6 +242,8 @@ class PerfModel:
     fit_reports: dict[tuple[str, str, int], tuple[FitReport, FitReport]] = field(default_factory=dict)
     """(model, gpu, tp) -> (prefill, decode) fit reports: of measured fits, and of priors once queried."""
     profiles_dir: str | None = None
+    allreduce: dict[str, AllReduceTable] = field(default_factory=dict)
+    """Measured tensor-parallel all-reduce times per GPU type (<profiles>/allreduce/<gpu>/), for the prior."""
     _cache: dict[tuple[str, str, int], VariantPerf | None] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -245,10 +252,14 @@ class PerfModel:
         cat = catalog or Catalog.load()
         root = Path(profiles_dir) if profiles_dir is not None else DEFAULT_PROFILES_DIR
         profiles = list(iter_profiles(root)) if root.is_dir() or profiles_dir is not None else []
-        return cls.from_profiles(cat, profiles, str(root))
+        allreduce = load_allreduce(root / ALLREDUCE_DIR)
+        for g in allreduce:
+            cat.gpu(g)  # an unknown GPU type is an InputError naming the catalog
+        return cls.from_profiles(cat, profiles, str(root), allreduce)
 
     @classmethod
-    def from_profiles(cls, catalog: Catalog, profiles: list[Profile], profiles_dir: str | None = None) -> "PerfModel":
+    def from_profiles(cls, catalog: Catalog, profiles: list[Profile], profiles_dir: str | None = None,
+                      allreduce: dict[str, AllReduceTable] | None = None) -> "PerfModel":
         measured: dict[tuple[str, str, int], VariantPerf] = {}
         reports: dict[tuple[str, str, int], tuple[FitReport, FitReport]] = {}
         obs: list[Observation] = []
@@ -262,10 +273,11 @@ class PerfModel:
             key = (vp.model, vp.gpu, vp.tp)
             measured[key] = vp
             reports[key] = (prep, drep)
-            obs.extend(observations(p, catalog))
+            obs.extend(observations(p, catalog, allreduce))
         names = sorted({f"{m}/{g}" for m, g, _ in measured})
         eff = calibrate(obs, source=f"calibrated on {len(measured)} profiles ({', '.join(names)})") if obs else DEFAULT_EFFICIENCY
-        return cls(catalog=catalog, measured=measured, efficiency=eff, fit_reports=reports, profiles_dir=profiles_dir)
+        return cls(catalog=catalog, measured=measured, efficiency=eff, fit_reports=reports, profiles_dir=profiles_dir,
+                   allreduce=dict(allreduce or {}))
 
     def is_measured(self, model: str, gpu: str, tp: int) -> bool:
         return (model, gpu, tp) in self.measured
@@ -276,7 +288,7 @@ class PerfModel:
         if key in self.measured:
             return self.measured[key]
         if key not in self._cache:
-            got = prior_variant(model, gpu, tp, self.catalog, self.efficiency)
+            got = prior_variant(model, gpu, tp, self.catalog, self.efficiency, self.allreduce.get(gpu))
             if got is None:
                 self._cache[key] = None
             else:
@@ -287,5 +299,6 @@ class PerfModel:
     def roofline_ms(self, model: str, gpu: str, tp: int, phase: Literal["prefill", "decode"], x: float, y: float) -> float:
         """Calibrated roofline time of one point (prefill: x=isl, y=batch; decode: x=batch, y=context)."""
         m, g = self.catalog.model(model), self.catalog.gpu(gpu)
-        parts = prefill_parts(m, g, tp, [x], [y]) if phase == "prefill" else decode_parts(m, g, tp, [x], [y])
+        ar = self.allreduce.get(gpu)
+        parts = prefill_parts(m, g, tp, [x], [y], ar) if phase == "prefill" else decode_parts(m, g, tp, [x], [y], ar)
         return float(predict_ms(parts, self.efficiency, phase)[0])

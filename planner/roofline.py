@@ -7,9 +7,15 @@ weights and of the KV heads):
   compute_ms = FLOPs / (tp * bf16_tflops)             FLOPs = tokens * flops_per_token
                                                             + attention-score FLOPs (causal: isl^2/2)
   memory_ms  = bytes / (tp * hbm_tb_s)                bytes = weights touched + KV read
-  comm_ms    = 2 all-reduces per layer (after attention and after the FFN), ring algorithm:
-               2*(tp-1)/tp * tokens*hidden*dtype / intra_link + a fixed latency each
-  time_ms    = layers * overhead_per_layer + max(compute_ms / eff_compute, memory_ms / eff_bw) + comm_ms
+  comm_ms    = 2 all-reduces per layer (after attention and after the FFN) of tokens*hidden*dtype
+               bytes each: measured times where the GPU type has them (planner.commlaw), else the
+               ring algorithm on the datasheet link, 2*(tp-1)/tp * bytes / intra_link + a fixed latency
+  time_ms    = layers * overhead_per_layer
+               + max(compute_ms / eff_compute, memory_ms / eff_bw) * tp**tp_exponent + comm_ms
+
+tp_exponent (fitted, 0 = ideal 1/tp speed-up) says how far tensor parallelism falls short of
+linear: each GPU's slice of a GEMM is narrower and runs further from peak. On the bundled profiles
+it fits ~0.3, and it halves the prior's held-out error on H100 tp2-8 (see tests/test_perf.py).
 
 MoE: every token runs `experts_per_token` experts (FLOPs from active parameters), but the weights
 READ per step are those of the distinct experts touched by the batch: each expert is missed by one
@@ -29,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
+from planner.commlaw import AllReduceTable
 from planner.schema import GpuType, ModelSpec
 
 GIB = 2**30
@@ -40,6 +47,8 @@ RUNTIME_RESERVE_GIB_PER_GPU = 1.0
 # Latency of one small all-reduce inside a node (NCCL / vLLM custom all-reduce on NVLink, nccl-tests
 # small-message latency is ~5-20 us); 10 us.
 ALLREDUCE_LATENCY_S = 10e-6
+TP_EXPONENT_MAX = 1.0
+"""Upper bound of the fitted TP exponent: at 1 a larger TP would not speed a pass up at all."""
 ALLREDUCES_PER_LAYER = 2  # Megatron-style TP: one after attention (o_proj), one after the FFN (down_proj)
 
 
@@ -55,6 +64,10 @@ class Efficiency:
     prefill_overhead_ms_tbs_per_layer: float = 0.0
     """Bandwidth-bound part of the per-layer overhead, ms x TB/s: divided by the GPU's hbm_tb_s."""
     decode_overhead_ms_tbs_per_layer: float = 0.0
+    tp_exponent: float = 0.0
+    """Sub-linear tensor-parallel scaling: compute and memory time are multiplied by tp**tp_exponent
+    (0: ideal 1/tp speed-up). Narrower per-GPU matrices run further from peak; the Splitwise tp2/4/8
+    profiles show it (without it the prior is 25-45% too fast at tp4-8)."""
     n_points: int = 0
     median_rel_err: float | None = None
     max_rel_err: float | None = None
@@ -133,17 +146,22 @@ class IdealParts:
     comm_ms: np.ndarray
     layers: int
     hbm_tb_s: float
+    tp: int = 1
 
 
-def _comm_ms(model: ModelSpec, gpu: GpuType, tp: int, tokens: np.ndarray) -> np.ndarray:
+def _comm_ms(model: ModelSpec, gpu: GpuType, tp: int, tokens: np.ndarray, allreduce: AllReduceTable | None = None) -> np.ndarray:
     if tp == 1:
         return np.zeros_like(tokens, dtype=float)
-    ring_bytes = 2.0 * (tp - 1) / tp * tokens * model.hidden * model.dtype_bytes
-    per = ring_bytes / (gpu.intra_link_gb_s * 1e9) + ALLREDUCE_LATENCY_S
+    nbytes = tokens * model.hidden * model.dtype_bytes
+    if allreduce is not None:
+        per = allreduce.seconds(tp, nbytes)
+    else:
+        per = 2.0 * (tp - 1) / tp * nbytes / (gpu.intra_link_gb_s * 1e9) + ALLREDUCE_LATENCY_S
     return model.layers * ALLREDUCES_PER_LAYER * per * 1e3
 
 
-def prefill_parts(model: ModelSpec, gpu: GpuType, tp: int, isl: Sequence[float] | np.ndarray, batch: Sequence[float] | np.ndarray) -> IdealParts:
+def prefill_parts(model: ModelSpec, gpu: GpuType, tp: int, isl: Sequence[float] | np.ndarray, batch: Sequence[float] | np.ndarray,
+                  allreduce: AllReduceTable | None = None) -> IdealParts:
     """Ideal parts of prefilling `batch` prompts of `isl` tokens in one pass (arrays broadcast)."""
     isl = np.asarray(isl, dtype=float)
     batch = np.asarray(batch, dtype=float)
@@ -153,10 +171,11 @@ def prefill_parts(model: ModelSpec, gpu: GpuType, tp: int, isl: Sequence[float] 
     wbytes = np.vectorize(lambda t: weight_bytes_touched(model, t))(tokens)
     kv_write = tokens * kv_bytes_per_token_replica(model, tp)
     memory = (wbytes + kv_write) / (tp * gpu.hbm_tb_s * 1e12) * 1e3
-    return IdealParts(compute, memory, _comm_ms(model, gpu, tp, tokens), model.layers, gpu.hbm_tb_s)
+    return IdealParts(compute, memory, _comm_ms(model, gpu, tp, tokens, allreduce), model.layers, gpu.hbm_tb_s, tp)
 
 
-def decode_parts(model: ModelSpec, gpu: GpuType, tp: int, batch: Sequence[float] | np.ndarray, context: Sequence[float] | np.ndarray) -> IdealParts:
+def decode_parts(model: ModelSpec, gpu: GpuType, tp: int, batch: Sequence[float] | np.ndarray, context: Sequence[float] | np.ndarray,
+                 allreduce: AllReduceTable | None = None) -> IdealParts:
     """Ideal parts of one decode step of `batch` sequences with mean context `context` (arrays broadcast)."""
     batch = np.asarray(batch, dtype=float)
     context = np.asarray(context, dtype=float)
@@ -165,7 +184,7 @@ def decode_parts(model: ModelSpec, gpu: GpuType, tp: int, batch: Sequence[float]
     wbytes = np.vectorize(lambda b: weight_bytes_touched(model, b))(batch)
     kv_read = batch * context * kv_bytes_per_token_replica(model, tp)
     memory = (wbytes + kv_read) / (tp * gpu.hbm_tb_s * 1e12) * 1e3
-    return IdealParts(compute, memory, _comm_ms(model, gpu, tp, batch), model.layers, gpu.hbm_tb_s)
+    return IdealParts(compute, memory, _comm_ms(model, gpu, tp, batch, allreduce), model.layers, gpu.hbm_tb_s, tp)
 
 
 OVERLAP = "max"
@@ -180,7 +199,7 @@ def predict_ms(parts: IdealParts, eff: Efficiency, phase: str) -> np.ndarray:
         over = eff.decode_overhead_ms_per_layer + eff.decode_overhead_ms_tbs_per_layer / parts.hbm_tb_s
     c, m = parts.compute_ms / eff.compute, parts.memory_ms / eff.bandwidth
     body = np.maximum(c, m) if OVERLAP == "max" else c + m
-    return parts.layers * over + body + parts.comm_ms
+    return parts.layers * over + body * parts.tp ** eff.tp_exponent + parts.comm_ms
 
 
 # --------------------------------------------------------------------------- calibration
@@ -213,7 +232,8 @@ def calibrate(observations: Sequence[Observation], source: str = "calibrated") -
         pre = (x[2], x[4]) if "prefill" in has else (d.prefill_overhead_ms_per_layer, d.prefill_overhead_ms_tbs_per_layer)
         dec = (x[3], x[5]) if "decode" in has else (d.decode_overhead_ms_per_layer, d.decode_overhead_ms_tbs_per_layer)
         return Efficiency(float(x[0]), float(x[1]), float(pre[0]), float(dec[0]), source,
-                          prefill_overhead_ms_tbs_per_layer=float(pre[1]), decode_overhead_ms_tbs_per_layer=float(dec[1]))
+                          prefill_overhead_ms_tbs_per_layer=float(pre[1]), decode_overhead_ms_tbs_per_layer=float(dec[1]),
+                          tp_exponent=float(x[6]))
 
     def resid(x: np.ndarray) -> np.ndarray:
         e = eff_of(x)
@@ -222,12 +242,15 @@ def calibrate(observations: Sequence[Observation], source: str = "calibrated") -
     # The fixed and the bandwidth-scaled overheads can only be told apart across GPUs of different
     # HBM speed; with one, they are collinear and the scaled part is pinned to ~0.
     scaled_max = 5.0 if len({o.parts.hbm_tb_s for o in obs}) >= 2 else 1e-9
+    # The TP exponent needs profiles at two or more TP sizes; with one it stays at 0 (ideal scaling).
+    tp_max = TP_EXPONENT_MAX if len({o.parts.tp for o in obs}) >= 2 else 1e-9
     x0 = np.array([d.compute, d.bandwidth, d.prefill_overhead_ms_per_layer, d.decode_overhead_ms_per_layer,
-                   scaled_max / 2 if scaled_max < 1 else 0.01, scaled_max / 2 if scaled_max < 1 else 0.01])
-    sol = least_squares(resid, x0, bounds=([0.01, 0.01, 0, 0, 0, 0], [1.0, 1.0, 5, 5, scaled_max, scaled_max]),
-                        x_scale=[0.1, 0.1, 0.05, 0.05, 0.05, 0.05])
+                   scaled_max / 2 if scaled_max < 1 else 0.01, scaled_max / 2 if scaled_max < 1 else 0.01,
+                   tp_max / 2 if tp_max < 1e-6 else 0.1])
+    sol = least_squares(resid, x0, bounds=([0.01, 0.01, 0, 0, 0, 0, 0], [1.0, 1.0, 5, 5, scaled_max, scaled_max, tp_max]),
+                        x_scale=[0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.1])
     rel = np.abs(resid(sol.x))
     e = eff_of(sol.x)
     return Efficiency(e.compute, e.bandwidth, e.prefill_overhead_ms_per_layer, e.decode_overhead_ms_per_layer, source,
-                      e.prefill_overhead_ms_tbs_per_layer, e.decode_overhead_ms_tbs_per_layer,
+                      e.prefill_overhead_ms_tbs_per_layer, e.decode_overhead_ms_tbs_per_layer, tp_exponent=e.tp_exponent,
                       n_points=int(rel.size), median_rel_err=float(np.median(rel)), max_rel_err=float(rel.max()))
