@@ -221,3 +221,18 @@ def test_actuators_publish_the_pairing() -> None:
     m.apply({}, routing, "t", pairing=pairing)
     assert m.registry.get_sample_value("pairing_weight", {"model": "m", "class_id": "m", "prefill_pool": pre,
                                                            "decode_pool": dec}) == 1.0
+
+
+def test_example_pairing_fleet(workload, perf, catalog) -> None:
+    """examples/default/fleet-pairing.yaml: same GPU type, and no tp2 prefill handing KV to tp8 decode."""
+    fleet = load_model(Fleet, EXAMPLE / "fleet-pairing.yaml")
+    plan = plan_workload(workload, fleet, perf, catalog)
+    assert plan.feasible
+    for mp in plan.models.values():
+        for by_prefill in mp.pairing.values():
+            for pre, weights in by_prefill.items():
+                p = Variant.parse(pre)
+                for dec in weights:
+                    d = Variant.parse(dec)
+                    assert p.gpu == d.gpu and not (p.tp == 2 and d.tp == 8)
+    _check_consistent(plan)
