@@ -20,3 +20,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"public data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    """The bundled catalogs (profiles/gpus.yaml, profiles/models.yaml)."""
+    from planner.catalog import Catalog
+
+    return Catalog.load()
+
+
+@pytest.fixture(scope="session")
+def perf(catalog):
+    """Laws of the bundled profiles and the prior calibrated on them (read-only in tests)."""
+    from planner.perf import PerfModel
+
+    return PerfModel.load(catalog=catalog)

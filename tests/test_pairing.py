@@ -17,10 +17,8 @@ from pydantic import ValidationError
 
 from controllers.actuate import PAIRING_KEY, ROUTING_KEY, KubernetesActuator, MetricsActuator
 from controller_k8s_fake import FakeK8sServer
-from planner.catalog import Catalog
 from planner.errors import InputError
 from planner.fileio import dump_yaml, load_model, write_atomic
-from planner.perf import PerfModel
 from planner.plan import explain, load_plan
 from planner.planning import plan_workload
 from planner.schema import Fleet, Plan, Variant, Workload
@@ -70,16 +68,6 @@ def test_no_allowed_pairing_is_a_structural_diagnosis() -> None:
 
 
 # --------------------------------------------------------------------------- the planner
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
-
-
-@pytest.fixture(scope="module")
-def perf(catalog: Catalog) -> PerfModel:
-    return PerfModel.load(catalog=catalog)
-
-
 @pytest.fixture(scope="module")
 def workload() -> Workload:
     return load_model(Workload, EXAMPLE / "workload.yaml")

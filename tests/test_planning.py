@@ -25,16 +25,6 @@ EXAMPLE = REPO / "examples" / "default"
 
 
 @pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
-
-
-@pytest.fixture(scope="module")
-def perf(catalog: Catalog) -> PerfModel:
-    return PerfModel.load(catalog=catalog)
-
-
-@pytest.fixture(scope="module")
 def example() -> tuple[Workload, Fleet]:
     return load_model(Workload, EXAMPLE / "workload.yaml"), load_model(Fleet, EXAMPLE / "fleet.yaml")
 
