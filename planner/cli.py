@@ -56,7 +56,9 @@ def print_plan(plan: Plan) -> None:
     gap = f"{s.gap * 100:.3f}%" if s.gap is not None else "n/a"
     for n in plan.notes:
         console.print(f"[yellow]note:[/] {n}", highlight=False)
-    console.print(f"Solver: {s.backend} {s.status}, objective {s.objective}, bound {s.bound}, gap {gap}, {s.seconds:.2f}s")
+    unit = f" {s.objective_unit}" if s.objective_unit else ""
+    num = lambda x: "n/a" if x is None else f"{x:,.6g}{unit}"  # noqa: E731
+    console.print(f"Solver: {s.backend} {s.status}, objective {num(s.objective)}, bound {num(s.bound)}, gap {gap}, {s.seconds:.2f}s")
     if plan.load_multiplier is not None:
         console.print(f"[bold]Load multiplier[/]: {plan.load_multiplier:.3f}x the workload fits this fleet within SLO")
 

@@ -35,6 +35,8 @@ from solvers.backends import solve as solve_problem
 from solvers.diagnose import diagnose
 from solvers.problem import ClassSpec, Problem, Solution, VariantSpec
 
+# What the solver's objective value is counted in, per objective (max_load reports the multiplier).
+_OBJECTIVE_UNIT = {"cost": "USD/h", "gpus": "GPUs", "power": "W", "max_load": "x load"}
 # Routing weights and replicas below these are solver noise, not decisions.
 _FLOW_EPS_RPS = 1e-6
 _WEIGHT_DIGITS = 4
@@ -240,7 +242,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
     """Turn a solver solution into the plan file's record (routing, predictions, costs, binding)."""
     assert inst.problem is not None
     info = SolverInfo(backend=sol.backend, status=sol.status, objective=sol.objective, bound=sol.bound,
-                      gap=sol.gap, seconds=round(sol.seconds, 4))
+                      gap=sol.gap, seconds=round(sol.seconds, 4), objective_unit=_OBJECTIVE_UNIT.get(inst.problem.objective))
     if not sol.ok:
         return Plan(feasible=False, solver=info, diagnosis=explain_infeasible(inst), notes=[sol.message] if sol.message else [])
 

@@ -310,6 +310,7 @@ class SolverInfo(BaseModel):
     backend: str
     status: str
     objective: float | None = None
+    objective_unit: str | None = Field(default=None, description="USD/h (cost), GPUs, W (power) or 'x load' (max_load)")
     bound: float | None = None
     gap: float | None = None
     seconds: float = 0.0
