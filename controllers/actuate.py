@@ -65,6 +65,23 @@ class Actuator(Protocol):
               pairing: dict[str, Any] | None = None) -> ApplyResult: ...
 
 
+GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
+HTTPROUTE_WEIGHT_TOTAL = 100
+"""HTTPRoute backendRef weights are relative integers; a total of 100 reads as percent."""
+
+
+def integer_weights(shares: list[float], total: int = HTTPROUTE_WEIGHT_TOTAL) -> list[int]:
+    """Shares as non-negative integers summing to `total` (largest remainders); all zero stays zero."""
+    s = sum(x for x in shares if x > 0)
+    if s <= 0:
+        return [0] * len(shares)
+    exact = [max(x, 0.0) / s * total for x in shares]
+    out = [int(x) for x in exact]
+    for i in sorted(range(len(exact)), key=lambda i: exact[i] - out[i], reverse=True)[: total - sum(out)]:
+        out[i] += 1
+    return out
+
+
 def pool_id_from_labels(labels: dict[str, str]) -> str | None:
     """model/role/gpu/tpN from the pd-planner.io labels; None when any is missing or malformed."""
     try:
@@ -97,6 +114,7 @@ class KubernetesActuator:
         backoff_s: float = 0.2,
         component: str = "pd-planner-controller",
         sleep: Callable[[float], None] = time.sleep,
+        httproutes: dict[str, str] | None = None,
     ):
         from kubernetes import client
 
@@ -111,6 +129,7 @@ class KubernetesActuator:
         self.backoff_s = backoff_s
         self.component = component
         self.sleep = sleep
+        self.httproutes = dict(httproutes or {})
 
     # -- retries ------------------------------------------------------------------------------
     def _retry(self, what: str, fn: Callable[[], Any]) -> Any:
@@ -263,7 +282,45 @@ class KubernetesActuator:
                 res.routing_changed = self._write_routing(routing, pairing)
             except Exception as exc:  # noqa: BLE001
                 res.errors.append(f"routing configmap: {exc}")
+            for model, route in sorted(self.httproutes.items()):
+                if model not in routing:
+                    continue
+                try:
+                    res.routing_changed |= self._write_httproute(route, routing[model], wls)
+                except Exception as exc:  # noqa: BLE001
+                    res.errors.append(f"httproute {route}: {exc}")
         return res
+
+    def _write_httproute(self, name: str, classes: dict[str, dict[str, float]], wls: dict[str, _Workload]) -> bool:
+        """Set the backendRef weights of HTTPRoute `name` from one model's prefill-side routing.
+
+        Requests enter a P/D fleet at its prefill side (prefill or mixed pools); the hand-off to a
+        decode pool happens behind it (the P/D sidecar or the inference scheduler), so only those
+        pools' weights belong in the route. Classes are summed (the controller plans one class per
+        model). A backendRef is matched to a pool by the name of the pool's workload; unmatched
+        refs get 0; weights are integers summing to 100 (largest remainders). Returns True if written."""
+        share: dict[str, float] = {}
+        for weights in classes.values():
+            for pool, w in weights.items():
+                if Variant.parse(pool).role != "decode":
+                    share[pool] = share.get(pool, 0.0) + w
+        by_name = {w.name: share.get(pool, 0.0) for pool, w in wls.items()}
+
+        def attempt() -> bool:
+            obj = self.custom.get_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, self.ns, "httproutes", name)
+            rules = (obj.get("spec") or {}).get("rules") or []
+            refs = [ref for rule in rules for ref in rule.get("backendRefs") or []]
+            if not any(ref.get("name") in by_name and by_name[ref["name"]] > 0 for ref in refs):
+                raise ValueError(f"no backendRef names a workload of the planned pools ({', '.join(sorted(by_name))})")
+            new = integer_weights([by_name.get(ref.get("name"), 0.0) for ref in refs])
+            if [ref.get("weight", 1) for ref in refs] == new:
+                return False
+            for ref, w in zip(refs, new):
+                ref["weight"] = w
+            self.custom.replace_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, self.ns, "httproutes", name, obj)
+            return True
+
+        return self._retry(f"write httproute {name}", attempt)
 
 
 # ---------------------------------------------------------------------------------------- metrics

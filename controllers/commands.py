@@ -47,7 +47,7 @@ def build_controller(cfg: ControllerConfig, fleet: Any, dry_run: bool, api_clien
     if a.kind == "kubernetes":
         api_client = api_client or kube_api_client(a.in_cluster)
         actuator: Any = KubernetesActuator(api_client, a.namespace, a.routing_configmap, tuple(a.workload_kinds),
-                                           a.max_retries, a.backoff_s)
+                                           a.max_retries, a.backoff_s, httproutes=dict(a.httproutes))
         if cfg.leader.enabled:
             elector = LeaseElector(api_client, a.namespace, cfg.leader.lease_name,
                                    cfg.leader.identity or default_identity(), cfg.leader.lease_duration_s)

@@ -107,6 +107,11 @@ class ActuatorConfig(_Strict):
     kind: Literal["kubernetes", "metrics", "simulator"] = "kubernetes"
     namespace: str = "default"
     routing_configmap: str = Field(default="pd-planner-routing", description="ConfigMap the router reads routing.json from")
+    httproutes: dict[str, str] = Field(
+        default_factory=dict,
+        description="model -> Gateway API HTTPRoute (same namespace) whose backendRefs get the model's prefill-side "
+                    "weights: a backendRef named like a pool's Deployment/LeaderWorkerSet gets that pool's share "
+                    "(integers summing to 100), any other backendRef of the route 0. Optional; the ConfigMap is always written")
     workload_kinds: list[Literal["deployment", "leaderworkerset"]] = Field(default_factory=lambda: ["deployment", "leaderworkerset"])
     max_retries: int = Field(default=5, ge=0)
     backoff_s: float = Field(default=0.2, ge=0, description="first retry delay, doubled each retry")

@@ -6,7 +6,8 @@ official `kubernetes` Python client talks to it unchanged:
   - apps/v1 Deployments: list (labelSelector), get, and the `scale` subresource (get, PUT, PATCH);
   - leaderworkerset.x-k8s.io/v1 LeaderWorkerSets: the same, as custom objects with a scale subresource;
   - core/v1 ConfigMaps (get, create, PUT), Events (create);
-  - coordination.k8s.io/v1 Leases (get, create, PUT).
+  - coordination.k8s.io/v1 Leases (get, create, PUT);
+  - gateway.networking.k8s.io/v1 HTTPRoutes (get, create, PUT), as custom objects.
 It keeps the API server's optimistic concurrency: every object has a metadata.resourceVersion that
 every write bumps; a PUT carrying a stale resourceVersion gets 409 Conflict, a create of an
 existing name gets 409 AlreadyExists. Faults can be injected (status codes for the next N
@@ -193,8 +194,10 @@ def build_app(state: FakeK8s) -> web.Application:
 
     CORE = r"/api/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>configmaps|events)"
     LEASE = r"/apis/coordination\.k8s\.io/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>leases)"
+    ROUTE = r"/apis/gateway\.networking\.k8s\.io/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>httproutes)"
     KIND = {"configmaps": ("configmap", "v1", "ConfigMap"), "events": ("event", "v1", "Event"),
-            "leases": ("lease", "coordination.k8s.io/v1", "Lease")}
+            "leases": ("lease", "coordination.k8s.io/v1", "Lease"),
+            "httproutes": ("httproute", "gateway.networking.k8s.io/v1", "HTTPRoute")}
 
     async def create(req, m, body):
         kind, api, k = KIND[m["plural"]]
@@ -225,7 +228,7 @@ def build_app(state: FakeK8s) -> web.Application:
         state.objects[key] = body
         return web.json_response(body)
 
-    for base in (CORE, LEASE):
+    for base in (CORE, LEASE, ROUTE):
         route("POST", base)(create)
         route("GET", base + r"/(?P<name>[^/]+)")(get_obj)
         route("PUT", base + r"/(?P<name>[^/]+)")(put_obj)
