@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         workload: Optional[Path] = typer.Option(None, help="workload YAML with Poisson classes"),
         duration: Optional[float] = typer.Option(None, min=0.0, help="seconds of arrivals to simulate (default: whole trace, or 600 s)"),
         seed: int = typer.Option(0, help="random seed (arrivals, routing)"),
-        png: Optional[Path] = typer.Option(Path("simulation.png"), help="where to save the latency plot"),
+        png: Optional[Path] = typer.Option(Path("out/simulation.png"), help="where to save the latency plot (its folder is created)"),
         model: Optional[str] = typer.Option(None, help="model of a trace without a model column (e.g. the Azure trace)"),
     ) -> None:
         """Replay a trace or a workload against a plan; per-class latency percentiles and SLO attainment."""
