@@ -53,6 +53,8 @@ class Instance:
     caps: dict[tuple[str, str], Capacity] = field(default_factory=dict)
     price_per_hour: dict[str, float] = field(default_factory=dict)
     """Per GPU type, after fleet overrides."""
+    power_known: bool = True
+    """Whether the catalog gives the board power of every GPU type of the fleet (else no power_kw)."""
     problem: Problem | None = None
 
 
@@ -104,6 +106,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
     lim = fleet.limits
     inst = Instance(workload=workload, fleet=fleet)
     inst.price_per_hour = {g: inv.price_per_hour or catalog.gpu(g).price_per_hour for g, inv in fleet.gpus.items()}
+    inst.power_known = all(catalog.gpu(g).power_w is not None for g in fleet.gpus)
     current = {Variant.parse(k).id: v for k, v in fleet.current.items()}
 
     for model in workload.models:
@@ -269,7 +272,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
         plan.gpus[v.gpu] = plan.gpus.get(v.gpu, 0) + n * v.tp
     plan.cost_per_hour = round(sum(p.cost_per_hour for p in pools.values()), 4)
     watts = {s.id: s.power_w for s in inst.problem.variants}
-    plan.power_kw = round(sum(watts[vid] * p.replicas for vid, p in pools.items()) / 1e3, 3)
+    plan.power_kw = round(sum(watts[vid] * p.replicas for vid, p in pools.items()) / 1e3, 3) if inst.power_known else None
 
     for model in inst.workload.models:
         mpools = [p for vid, p in pools.items() if inst.variants[vid].model == model]

@@ -282,3 +282,5 @@ def test_power_objective_minimises_board_watts(example, perf, catalog, example_p
     with pytest.raises(InputError) as e:
         plan_workload(wl, fl, perf, cat2, objective="power")
     assert "A100-80GB.power_w" in str(e.value) and str(gpus) in str(e.value)
+    # a cost plan on that catalog says nothing of power rather than a partial sum
+    assert plan_workload(wl, fl, perf, cat2).power_kw is None
