@@ -209,6 +209,11 @@ class FleetSimulator:
             if not r.decode:
                 raise InputError(None, f"routing.{cid}", "the class is routed to a prefill pool but to no decode pool")
             sel = idx[needs_dc]
+            if not r.pairs:  # any prefill pool may hand off to any decode pool: one draw for all
+                dpools = np.array([d for d, _ in r.decode])
+                dw = np.array([x for _, x in r.decode], dtype=float)
+                dc[sel] = dpools[rng.choice(len(dpools), size=sel.size, p=dw / dw.sum())]
+                return
             paired = dict(r.pairs)
             for p in np.unique(pf[sel]):
                 # the KV of a prefill pool goes where the plan pairs it, else by the class's decode weights
