@@ -78,6 +78,17 @@ def _fleet(**limits) -> Fleet:
     return Fleet.model_validate({**doc, "limits": {**doc["limits"], **limits}})
 
 
+def _pinned_pairs(plan: Plan) -> list[tuple[Variant, Variant]]:
+    """Every (prefill pool, decode pool) the plan's pairing sends KV along; each pool's weights sum to 1."""
+    out = []
+    for mp in plan.models.values():
+        for by_prefill in mp.pairing.values():
+            for pre, weights in by_prefill.items():
+                assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3), pre
+                out += [(Variant.parse(pre), Variant.parse(dec)) for dec in weights]
+    return out
+
+
 def _check_consistent(plan: Plan) -> None:
     """Each decode pool receives, through the pairing, exactly the share the routing gives it."""
     for mp in plan.models.values():
@@ -100,17 +111,10 @@ def test_pairing_policy_is_honoured_and_priced(policy, workload, perf, catalog, 
     plan = plan_workload(workload, _fleet(pairing=policy), perf, catalog)
     assert plan.feasible and plan.cost_per_hour >= free_plan.cost_per_hour - 1e-6
     assert free_plan.models and all(not mp.pairing for mp in free_plan.models.values())
-    pinned = 0
-    for mp in plan.models.values():
-        for cid, by_prefill in mp.pairing.items():
-            for pre, weights in by_prefill.items():
-                p = Variant.parse(pre)
-                assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
-                for dec in weights:
-                    d = Variant.parse(dec)
-                    assert d.gpu == p.gpu and (policy == "same_gpu" or d.tp == p.tp), (cid, pre, dec)
-                    pinned += 1
-    assert pinned > 0  # the example disaggregates llama-2-70b, so there is something to pin
+    pinned = _pinned_pairs(plan)
+    assert pinned  # the example disaggregates llama-2-70b, so there is something to pin
+    for p, d in pinned:
+        assert d.gpu == p.gpu and (policy == "same_gpu" or d.tp == p.tp), (p.id, d.id)
     _check_consistent(plan)
     assert any("KV from" in line for line in explain(plan))
 
@@ -125,13 +129,8 @@ def test_a_forbid_rule_removes_exactly_that_pairing(workload, perf, catalog, fre
     fleet = _fleet(forbid_pairs=rules)
     plan = plan_workload(workload, fleet, perf, catalog)
     assert plan.feasible
-    for mp in plan.models.values():
-        for by_prefill in mp.pairing.values():
-            for pre, weights in by_prefill.items():
-                p = Variant.parse(pre)
-                for dec in weights:
-                    d = Variant.parse(dec)
-                    assert not fleet.limits.pair_forbidden(p.gpu, p.tp, d.gpu, d.tp), (pre, dec)
+    for p, d in _pinned_pairs(plan):
+        assert not fleet.limits.pair_forbidden(p.gpu, p.tp, d.gpu, d.tp), (p.id, d.id)
     _check_consistent(plan)
 
 
@@ -216,11 +215,6 @@ def test_example_pairing_fleet(workload, perf, catalog) -> None:
     fleet = load_model(Fleet, EXAMPLE / "fleet-pairing.yaml")
     plan = plan_workload(workload, fleet, perf, catalog)
     assert plan.feasible
-    for mp in plan.models.values():
-        for by_prefill in mp.pairing.values():
-            for pre, weights in by_prefill.items():
-                p = Variant.parse(pre)
-                for dec in weights:
-                    d = Variant.parse(dec)
-                    assert p.gpu == d.gpu and not (p.tp == 2 and d.tp == 8)
+    for p, d in _pinned_pairs(plan):
+        assert p.gpu == d.gpu and not (p.tp == 2 and d.tp == 8), (p.id, d.id)
     _check_consistent(plan)
