@@ -86,10 +86,10 @@ def _forbidden_pairs(variants: list[Variant], fleet: Fleet) -> frozenset[tuple[s
     lim = fleet.limits
     if not lim.pairing_restricted:
         return frozenset()
-    pre = {(v.gpu, v.tp) for v in variants if v.role == "prefill"}
-    dec = {(v.gpu, v.tp) for v in variants if v.role == "decode"}
-    key = lambda g, t: f"{g}/tp{t}" if lim.pairing_by_tp else g  # noqa: E731
-    return frozenset((key(*p), key(*d)) for p in pre for d in dec if lim.pair_forbidden(*p, *d))
+    pre = [v for v in variants if v.role == "prefill"]
+    dec = [v for v in variants if v.role == "decode"]
+    return frozenset((_pair_key(p, lim.pairing_by_tp), _pair_key(d, lim.pairing_by_tp)) for p in pre for d in dec
+                     if lim.pair_forbidden(p.gpu, p.tp, d.gpu, d.tp))
 
 
 def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,

@@ -61,6 +61,12 @@ def parse_assignments(items: list[str], option: str, what: str, integer: bool = 
     return out
 
 
+def _cost_where(df: pd.DataFrame, key: str, value: object) -> float | None:
+    """The cost of the row whose `key` is `value` (the baseline a table compares against), if any."""
+    b = df.loc[df[key] == value, "cost_per_hour"]
+    return float(b.iloc[0]) if len(b) else None
+
+
 def _money(x: float) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"${x:,.2f}"
 
@@ -158,8 +164,7 @@ def register(app: typer.Typer) -> None:
             if factors:
                 with console.status(f"solving {len(factors)} traffic points…"):
                     df = whatif.traffic(wl, fl, factors, **kw)
-                base = df[df["traffic_factor"] == 1.0]
-                baseline_cost = float(base["cost_per_hour"].iloc[0]) if len(base) else None
+                baseline_cost = _cost_where(df, "traffic_factor", 1.0)
                 console.print(results_table(df, "traffic_factor", "traffic", "What if traffic changes? (every class's rate x factor)", baseline_cost))
                 frames.append(df.assign(question="traffic"))
             if asked_changes:
@@ -172,16 +177,14 @@ def register(app: typer.Typer) -> None:
                     scen[f"without {g}"] = (wl, whatif.without_gpu(fl, g))
                 with console.status(f"solving {len(scen)} scenarios…"):
                     df = whatif.compare(scen, **kw)
-                b = df.loc[df["scenario"] == "baseline", "cost_per_hour"]
                 console.print(results_table(df, "scenario", "scenario", "What if GPU prices or the GPU mix change?",
-                                            float(b.iloc[0]) if len(b) else None))
+                                            _cost_where(df, "scenario", "baseline")))
                 frames.append(df.assign(question="fleet"))
             if pairing:
                 with console.status("solving 3 pairing policies…"):
                     df = whatif.pairing(wl, fl, **kw)
-                b = df.loc[df["pairing"] == "any", "cost_per_hour"]
                 console.print(results_table(df, "pairing", "P->D pairing", "What if prefill may hand KV only to the same GPU type (and TP)?",
-                                            float(b.iloc[0]) if len(b) else None))
+                                            _cost_where(df, "pairing", "any")))
                 frames.append(df.assign(question="pairing"))
             if headroom:
                 with console.status("solving for the largest load multiplier…"):

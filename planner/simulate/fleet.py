@@ -260,8 +260,8 @@ class FleetSimulator:
                 if pid not in index:
                     raise InputError(None, f"models.{model}.routing.{cid}", f"routes to pool '{pid}', which is not among the plan's pools")
                 (dec if specs[index[pid]].role == "decode" else pre).append((index[pid], float(w)))
-            routes[cid] = ClassRoute(model, tuple(pre), tuple(dec),
-                                     _pairs(mp.pairing.get(cid, {}), index, specs, f"models.{model}.pairing.{cid}"))
+            routes[cid] = ClassRoute(model, tuple(pre), tuple(dec), _pairs(mp.pairing.get(cid, {}), index,
+                                                                           [s.role for s in specs], f"models.{model}.pairing.{cid}"))
             if workload is not None and cid in class_model:
                 slos[cid] = workload.slo_of(next(c for c in workload.classes if c.id == cid))
             elif cid in mp.predicted:
@@ -301,6 +301,8 @@ class FleetSimulator:
         goes, for fleets that restrict P->D pairing. Everything is validated before anything changes."""
         new: dict[str, ClassRoute] = {}
         known = set(self.arrivals.class_ids)
+        index = {p.id: p.idx for p in self.pool_list}
+        roles = [p.role for p in self.pool_list]
         for cid, weights in routing.items():
             where = f"routing.{cid}"
             if cid not in known:
@@ -324,8 +326,7 @@ class FleetSimulator:
                 total = sum(x for _, x in items)
                 if items and abs(total - 1.0) > WEIGHT_SUM_TOL:
                     raise InputError(None, where, f"class '{cid}': {side} weights sum to {total:.6g}, expected 1")
-            specs = [PoolSpec(p.id, p.role, p.perf, 0) for p in self.pool_list]
-            pairs = _pairs((pairing or {}).get(cid, {}), {p.id: p.idx for p in self.pool_list}, specs, f"pairing.{cid}")
+            pairs = _pairs((pairing or {}).get(cid, {}), index, roles, f"pairing.{cid}")
             new[cid] = ClassRoute(self.class_model.get(cid, ""), tuple(pre), tuple(dec), pairs)
         first = self.next_arrival  # arrivals before this index have happened (run_until is inclusive)
         if at_s is not None:
@@ -520,16 +521,16 @@ def _load(rep) -> int:
     return rep.load
 
 
-def _pairs(pairing: dict[str, dict[str, float]], index: dict[str, int], specs: list[PoolSpec],
+def _pairs(pairing: dict[str, dict[str, float]], index: dict[str, int], roles: list[str],
            where: str) -> tuple[tuple[int, tuple[tuple[int, float], ...]], ...]:
     """A plan's pairing of one class (prefill pool -> {decode pool: weight}) as pool indices, checked."""
     out = []
     for pid, weights in pairing.items():
-        if pid not in index or specs[index[pid]].role != "prefill":
+        if pid not in index or roles[index[pid]] != "prefill":
             raise InputError(None, f"{where}.{pid}", f"'{pid}' is not a prefill pool of the fleet")
         dec = []
         for did, w in weights.items():
-            if did not in index or specs[index[did]].role != "decode":
+            if did not in index or roles[index[did]] != "decode":
                 raise InputError(None, f"{where}.{pid}.{did}", f"'{did}' is not a decode pool of the fleet")
             if not np.isfinite(w) or w < 0:
                 raise InputError(None, f"{where}.{pid}.{did}", f"expected a weight >= 0, got {w}")
