@@ -160,12 +160,11 @@ def register(app: typer.Typer) -> None:
             factors = parse_factors(traffic) if traffic is not None else (
                 None if asked_changes or headroom or pairing else parse_factors(DEFAULT_TRAFFIC))
 
-            baseline_cost: float | None = None
             if factors:
                 with console.status(f"solving {len(factors)} traffic points…"):
                     df = whatif.traffic(wl, fl, factors, **kw)
-                baseline_cost = _cost_where(df, "traffic_factor", 1.0)
-                console.print(results_table(df, "traffic_factor", "traffic", "What if traffic changes? (every class's rate x factor)", baseline_cost))
+                console.print(results_table(df, "traffic_factor", "traffic", "What if traffic changes? (every class's rate x factor)",
+                                            _cost_where(df, "traffic_factor", 1.0)))
                 frames.append(df.assign(question="traffic"))
             if asked_changes:
                 scen: dict[str, tuple[Workload, Fleet]] = {"baseline": (wl, fl)}
