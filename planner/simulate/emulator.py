@@ -47,6 +47,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from planner.perf import VariantPerf
+from planner.simulate.kvconnector import KvConnectorEmulation
 from planner.simulate.laws import check_perf, chunk_cost_isl2, mixed_step_ms
 
 # vLLM's default KV block size in tokens (vllm CacheConfig.block_size default 16 on CUDA).
@@ -234,7 +235,7 @@ class EmulatedEngine:
                 r.admitted = self.now()
                 self.m.queue.observe(r.admitted - r.arrival)
                 self.running.append(r)
-                n = min(r.prompt_tokens, budget)
+                n = min(r.prompt_tokens - r.prefilled, budget)  # a remote-prefilled prompt has its KV already
                 chunks.append((r, n))
                 budget -= n
             if not decodes and not chunks:
@@ -319,7 +320,8 @@ class EmulatedServer:
     _ids = itertools.count()
 
     def __init__(self, perf: VariantPerf, model_name: str | None = None, *, time_scale: float = 1.0,
-                 max_model_len: int | None = None, faults: Faults | None = None):
+                 max_model_len: int | None = None, faults: Faults | None = None,
+                 kv_connector: "KvConnectorEmulation | None" = None):
         check_perf(perf, f"emulator {perf.model}/{perf.gpu}/tp{perf.tp}")
         if time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale}")
@@ -330,6 +332,10 @@ class EmulatedServer:
         self.max_model_len = min(max_model_len or 131072, perf.kv_capacity_tokens)
         self.faults = faults or Faults()
         self.metrics = _Metrics(self.model_name, perf, self.max_model_len)
+        self.kv_connector = kv_connector
+        """Disaggregated-pair role (planner/simulate/kvconnector.py); None: a plain instance."""
+        if kv_connector is not None:
+            kv_connector.register(self.metrics.registry, self.model_name)
         self.engine: EmulatedEngine | None = None
         self.port: int | None = None
         self.host = "127.0.0.1"
@@ -439,7 +445,14 @@ class EmulatedServer:
         except BadRequest as exc:
             return self._error(400, str(exc))
         rid = f"cmpl-{next(self._ids)}"
+        kvc, kv_params = self.kv_connector, None
+        remote = kvc is not None and kvc.is_remote_prefill(body, request.headers.get("X-Request-Id"))
+        if remote:  # the prompt's KV arrives from the prefill instance; vLLM recomputes its last token
+            await kvc.receive(n_prompt, self.time_scale)  # type: ignore[union-attr]
+        elif kvc is not None:
+            kv_params = kvc.producer_params(body, self.host, self.port, n_prompt)
         req = _Req(rid, n_prompt, max_tokens, self.engine.now())
+        req.prefilled = n_prompt - 1 if remote else 0
         self.engine.submit(req)
         created = int(time.time())
         usage = lambda: {"prompt_tokens": n_prompt, "completion_tokens": req.generated, "total_tokens": n_prompt + req.generated}  # noqa: E731
@@ -451,7 +464,7 @@ class EmulatedServer:
             text = "".join(_token_text(i) for i in range(req.generated))
             return web.json_response({"id": rid, "object": "text_completion", "created": created, "model": model,
                                       "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "length", "stop_reason": None}],
-                                      "usage": usage()})
+                                      "usage": usage(), **({"kv_transfer_params": kv_params} if kv_params else {})})
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
         self._streams.add(resp)

@@ -49,6 +49,7 @@ import httpx
 
 from planner.errors import PlannerError
 from profiles import sweep
+from profiles.backends.launch_env import server_env
 
 # Token ids drawn for prompts: [100, 10000) exists in every modern tokenizer (vocab >= 32000) and
 # skips the low ids where special tokens live (Llama-3: 128000+, Llama-2: 0-2, Qwen: 151643+).
@@ -92,6 +93,8 @@ class LaunchConfig:
     host: str = "127.0.0.1"
     extra_args: list[str] = field(default_factory=list)
     server_cmd: list[str] = field(default_factory=lambda: ["vllm", "serve"])
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment (e.g. CUDA_VISIBLE_DEVICES); launch_env.server_env adds the multi-GPU rules."""
 
     def argv(self) -> list[str]:
         args = [
@@ -133,7 +136,8 @@ class ManagedServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         try:
-            self.proc = subprocess.Popen(self.cfg.argv(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(self.cfg.argv(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+                                         env=server_env(self.cfg.env))
         except FileNotFoundError as exc:
             self._log.close()
             raise ProfilerError(f"cannot launch the server: {shlex.join(self.cfg.argv()[:2])}: {exc.strerror}; "

@@ -1,0 +1,42 @@
+"""Environment of a launched ``vllm serve`` process, and where a vLLM-measured profile is written.
+
+Tensor parallelism (tp > 1) runs NCCL all-reduces between the GPUs of one host, and the P2P NCCL KV
+connector an NCCL link between two servers. On the lent multi-GPU H200 machines NVLink multicast must
+stay off in NCCL, PyTorch and NVSHMEM: a program using it can put the host's shared GPUs out of
+service (the device tool's KINDS.md, which asks to keep these set also where a program is started
+with its own environment). So every launched server gets ``NCCL_NVLS_ENABLE=0``,
+``TORCH_SYMM_MEM_DISABLE_MULTICAST=1`` and ``NVSHMEM_DISABLE_NVLS=1``, whatever tp, and they cannot be
+overridden (vLLM's symmetric-memory all-reduce then falls back to its custom/NCCL all-reduce).
+The vLLM offline bundle needs three more variables to start at all (shared/tools/vllm-offline/README.md):
+``VLLM_USE_FLASHINFER_SAMPLER=0`` (flashinfer is not bundled), ``HF_HUB_OFFLINE=1`` and
+``VLLM_NO_USAGE_STATS=1``; they are defaults here too, overridable the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+NO_MULTICAST_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+"""Always set, last (module docstring)."""
+OFFLINE_ENV_DEFAULTS = {"VLLM_USE_FLASHINFER_SAMPLER": "0", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+
+
+def server_env(extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The full environment of a launched server (every tensor-parallel size gets the same rules).
+
+    Order of precedence: the no-multicast variables (always) > `extra` (the launch's own variables,
+    e.g. CUDA_VISIBLE_DEVICES) > the inherited environment `base` (default os.environ) > the offline
+    bundle's defaults."""
+    env = dict(OFFLINE_ENV_DEFAULTS)
+    env.update(os.environ if base is None else base)
+    env.update(extra or {})
+    env.update(NO_MULTICAST_ENV)
+    return env
+
+
+def vllm_profile_dir(root: str | os.PathLike[str], model: str, gpu: str, tp: int, suffix: str = "") -> Path:
+    """``<root>/<model>/<gpu>/tp<N>[suffix]/vllm``: where a vLLM-measured profile goes (COMMON.md contract;
+    `suffix` is the precision suffix, e.g. ``-fp8``)."""
+    return Path(root) / model / gpu / f"tp{tp}{suffix}" / "vllm"
