@@ -1,4 +1,4 @@
-"""Environment of a launched ``vllm serve`` process, and where a vLLM-measured profile is written.
+"""Environment of a launched ``vllm serve`` process.
 
 Tensor parallelism (tp > 1) runs NCCL all-reduces between the GPUs of one host, and the P2P NCCL KV
 connector an NCCL link between two servers. On the lent multi-GPU H200 machines NVLink multicast must
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 NO_MULTICAST_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 """Always set, last (module docstring)."""
@@ -35,8 +34,3 @@ def server_env(extra: Mapping[str, str] | None = None, base: Mapping[str, str] |
     env.update(NO_MULTICAST_ENV)
     return env
 
-
-def vllm_profile_dir(root: str | os.PathLike[str], model: str, gpu: str, tp: int, suffix: str = "") -> Path:
-    """``<root>/<model>/<gpu>/tp<N>[suffix]/vllm``: where a vLLM-measured profile goes (COMMON.md contract;
-    `suffix` is the precision suffix, e.g. ``-fp8``)."""
-    return Path(root) / model / gpu / f"tp{tp}{suffix}" / "vllm"
