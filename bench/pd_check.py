@@ -8,7 +8,8 @@ Two tables:
    (planner/capacity.py `latency`) of the 1P1D pair (prefill role with the fitted hand-off, decode
    role) and of one aggregated replica (mixed role) against the measured ones; and, per rate and
    percentile, whether the planner and the measurement agree on which of the two serves that load
-   with the lower ITL and the lower TTFT (the P:D decision in miniature).
+   with the lower ITL and the lower TTFT (the P:D decision in miniature; within 5% is a tie, not a
+   disagreement).
 
 The performance laws come from `--profiles` (default: the bundled profiles/data), for the pair's
 model on its prefill GPU/tp (prefill, mixed) and decode GPU/tp (decode).
@@ -41,6 +42,9 @@ from planner.pairprofile import PairProfile, load_pair_profile  # noqa: E402
 from planner.perf import PerfModel, VariantPerf, quiet_extrapolation  # noqa: E402
 
 PERCENTILES = (50, 90, 99)
+TIE_REL = 0.05
+"""Latencies within 5% of each other are a tie: no decision (about the run-to-run spread of a measured
+percentile over a few hundred requests; a planner choosing either is not wrong)."""
 
 
 def pair_perfs(pm: PerfModel, prof: PairProfile, fit: HandoffFit | None) -> tuple[VariantPerf, VariantPerf, VariantPerf]:
@@ -85,17 +89,25 @@ def load_table(prof: PairProfile, pre: VariantPerf, dec: VariantPerf, mixed: Var
 
 
 def decisions(t: pd.DataFrame) -> pd.DataFrame:
-    """Per (rate, percentile, metric) present for both modes: which is lower, predicted vs measured."""
+    """Per (rate, percentile, metric) present for both modes: which is lower ('tie' within TIE_REL),
+    predicted vs measured; `agree` unless one says pd and the other mixed."""
     out = []
     for (rate, q), g in t.groupby(["rate_rps", "q"]):
         if set(g["mode"]) != {"pd", "mixed"}:
             continue
         pd_row, mx_row = g[g["mode"] == "pd"].iloc[0], g[g["mode"] == "mixed"].iloc[0]
         for metric in ("ttft", "itl"):
-            pred = "pd" if pd_row[f"{metric}_pred_ms"] < mx_row[f"{metric}_pred_ms"] else "mixed"
-            meas = "pd" if pd_row[f"{metric}_meas_ms"] < mx_row[f"{metric}_meas_ms"] else "mixed"
-            out.append({"rate_rps": rate, "q": q, "metric": metric, "predicted_lower": pred, "measured_lower": meas, "agree": pred == meas})
+            pred = _lower(pd_row[f"{metric}_pred_ms"], mx_row[f"{metric}_pred_ms"])
+            meas = _lower(pd_row[f"{metric}_meas_ms"], mx_row[f"{metric}_meas_ms"])
+            out.append({"rate_rps": rate, "q": q, "metric": metric, "predicted_lower": pred, "measured_lower": meas,
+                        "agree": pred == meas or "tie" in (pred, meas)})
     return pd.DataFrame(out, columns=["rate_rps", "q", "metric", "predicted_lower", "measured_lower", "agree"])
+
+
+def _lower(pd_ms: float, mixed_ms: float) -> str:
+    if abs(pd_ms - mixed_ms) <= TIE_REL * min(pd_ms, mixed_ms):
+        return "tie"
+    return "pd" if pd_ms < mixed_ms else "mixed"
 
 
 def mape(s: pd.Series) -> float:

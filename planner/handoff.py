@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
+from planner.catalog import Catalog
 from planner.pairprofile import PairProfile, iter_pair_profiles
 
 
@@ -86,17 +87,26 @@ def compare_with_prior(fit: HandoffFit, prior_ms) -> pd.DataFrame:  # noqa: ANN0
     return t
 
 
-def handoff_laws(root: str | os.PathLike[str]) -> dict[tuple[str, str, int], tuple[float, float]]:
+def handoff_laws(root: str | os.PathLike[str], catalog: Catalog | None = None) -> dict[tuple[str, str, int], tuple[float, float]]:
     """(model, prefill gpu, prefill tp) -> (link GB/s, fixed ms) fitted on every pair profile under `root`.
 
-    A latency-bound fit (no growth with isl) keeps no bandwidth term: it is left out, so the catalog's
-    link stays in force. Several pairs of one prefill variant (different decode tp): the slowest wins."""
+    The link is expressed for the KV bytes per token the performance model charges that variant
+    (planner/roofline.py, from `catalog`), so that the model's transfer time equals the fitted one
+    even where the profile's meta counted the bytes differently. A latency-bound fit (no growth with
+    isl) keeps no bandwidth term: it is left out, so the catalog's link stays in force. Several pairs
+    of one prefill variant (different decode tp): the slowest wins."""
+    from planner.roofline import kv_bytes_per_token_replica
+
     out: dict[tuple[str, str, int], tuple[float, float]] = {}
     for prof in iter_pair_profiles(root):
         fit = fit_pair(prof)
         if math.isinf(fit.link_gb_s):
             continue
-        key = (prof.meta.model, prof.meta.gpu, prof.meta.prefill_tp)
-        if key not in out or fit.link_gb_s < out[key][0]:
-            out[key] = (fit.link_gb_s, fit.fixed_ms)
+        m = prof.meta
+        link = fit.link_gb_s
+        if catalog is not None and m.model in catalog.models:
+            link *= kv_bytes_per_token_replica(catalog.model(m.model), m.prefill_tp) / fit.kv_bytes_per_token
+        key = (m.model, m.gpu, m.prefill_tp)
+        if key not in out or link < out[key][0]:
+            out[key] = (link, fit.fixed_ms)
     return out

@@ -263,7 +263,7 @@ class PerfModel:
         pm = cls.from_profiles(cat, profiles, str(root), allreduce)
         from planner.handoff import handoff_laws  # measured P->D hand-offs (pair-tp<P>-tp<D>/ profiles)
 
-        pm.handoff = handoff_laws(root)
+        pm.handoff = handoff_laws(root, cat)
         return pm
 
     @classmethod

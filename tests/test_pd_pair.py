@@ -205,6 +205,15 @@ def test_perf_model_uses_the_fitted_handoff_where_a_pair_profile_exists(pair_pro
     # the laws of the engine itself are untouched; other variants keep the formula
     assert vp.prefill_ms(2048) == before.prefill_ms(2048) and vp.decode_step_ms(8, 2048) == before.decode_step_ms(8, 2048)
     assert pm.get(MODEL, "H200-141GB", 1).kv_fixed_ms == KV_TRANSFER_FIXED_MS
+    # a profile that counted twice the bytes per token fits twice the link; the model, which charges its
+    # own bytes per token, keeps the measured times
+    meta_path = root / MODEL / GPU / "pair-tp1-tp1" / "meta.yaml"
+    meta = yaml.safe_load(meta_path.read_text())
+    meta["kv_bytes_per_token"] *= 2
+    meta_path.write_text(yaml.safe_dump(meta))
+    assert fit_pair(load_pair_profile(meta_path.parent)).link_gb_s == pytest.approx(2 * fit.link_gb_s)
+    vp2 = PerfModel.load(profiles_dir=root).get(MODEL, GPU, 1)
+    assert vp2.kv_transfer_ms(4096) == pytest.approx(vp.kv_transfer_ms(4096), rel=1e-9)
 
 
 # --------------------------------------------------------------------------- the P:D check
@@ -223,7 +232,11 @@ def test_pd_check_compares_planner_with_the_measured_pair(pair_profile):
     # the pair's predicted TTFT carries the fitted hand-off: above the mixed replica's at the same load
     pd_rows, mx_rows = lt[lt["mode"] == "pd"], lt[lt["mode"] == "mixed"]
     assert (pd_rows.ttft_pred_ms.to_numpy() > mx_rows.ttft_pred_ms.to_numpy()).all()
-    assert len(res["decisions"]) == 2 * 3 * 2 and res["decision_agree"].endswith("/12")
+    dc = res["decisions"]
+    assert len(dc) == 2 * 3 * 2 and res["decision_agree"].endswith("/12")
+    assert set(dc.predicted_lower) <= {"pd", "mixed", "tie"}
+    # TTFT: the pair pays the hand-off (hundreds of ms on this link), so both say mixed is lower
+    assert set(dc[dc.metric == "ttft"].predicted_lower) == {"mixed"} == set(dc[dc.metric == "ttft"].measured_lower)
 
 
 def test_pd_check_cli_prints_result_line(pair_profile, capsys):
