@@ -11,16 +11,19 @@ a relative error across ISL), on the median of the repeats at each ISL, and repo
 per ISL for both the fitted law and the planner's prior.
 
 :func:`handoff_laws` gives the fitted (link GB/s, fixed ms) per prefill variant (model, gpu, prefill
-tp) of every pair profile under a root; :meth:`planner.perf.PerfModel.load` applies them, so a
-measured pair replaces the formula for that prefill variant's transfers (and its KV-link capacity in
-the ILP: the effective bandwidth, a conservative bound).
+tp) of every pair profile under a root; :func:`apply_handoff_laws` (called by
+:meth:`planner.perf.PerfModel.load`) puts them into the model's laws of those variants, so a measured
+pair replaces the formula for that prefill variant's transfers (and its KV-link capacity in the ILP:
+the effective bandwidth, a conservative bound). Other variants keep the formula.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,6 +31,9 @@ from scipy.optimize import nnls
 
 from planner.catalog import Catalog
 from planner.pairprofile import PairProfile, iter_pair_profiles
+
+if TYPE_CHECKING:
+    from planner.perf import PerfModel
 
 
 @dataclass(frozen=True)
@@ -110,3 +116,25 @@ def handoff_laws(root: str | os.PathLike[str], catalog: Catalog | None = None) -
         if key not in out or link < out[key][0]:
             out[key] = (link, fit.fixed_ms)
     return out
+
+
+def apply_handoff_laws(pm: "PerfModel", root: str | os.PathLike[str]) -> "PerfModel":
+    """Give the prefill variants of the pair profiles under `root` their fitted hand-off law; returns `pm`.
+
+    The laws are set on the VariantPerf objects the model hands out (measured fits, and priors, which
+    the model computes and caches here), found by identity in its stores, so this works whatever
+    the stores are keyed by."""
+    laws = handoff_laws(root, pm.catalog)
+    stores = [pm.measured, pm._cache]  # noqa: SLF001 - the model's own stores; see docstring
+    for (model, gpu, tp), (link, fixed) in laws.items():
+        if model not in pm.catalog.models or gpu not in pm.catalog.gpus:
+            continue
+        vp = pm.get(model, gpu, tp)
+        if vp is None:
+            continue
+        new = dataclasses.replace(vp, kv_link_gb_s=link, kv_fixed_ms=fixed)
+        for store in stores:
+            for key, val in store.items():
+                if val is vp:
+                    store[key] = new
+    return pm

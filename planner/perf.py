@@ -21,7 +21,6 @@ Where the laws come from (:class:`PerfModel`):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator
 
 import logging
@@ -126,6 +125,8 @@ class VariantPerf:
     kv_bytes_per_token: int
     kv_link_gb_s: float
     """KV-transfer bandwidth of one replica, GB/s (per-GPU link x tp)."""
+    kv_fixed_ms: float = KV_TRANSFER_FIXED_MS
+    """Fixed KV-transfer latency, ms (fitted on a measured pair profile where one exists: planner/handoff.py)."""
     max_num_seqs: int = DEFAULT_MAX_NUM_SEQS
     max_batched_tokens: int = DEFAULT_MAX_BATCHED_TOKENS
     prefill_rel_err: float = 0.0
@@ -139,8 +140,6 @@ class VariantPerf:
     max_prefill_batch_measured: int | None = None
     max_decode_batch_measured: int | None = None
     max_context_measured: int | None = None
-    kv_fixed_ms: float = KV_TRANSFER_FIXED_MS
-    """Fixed KV-transfer latency, ms (fitted on a measured pair profile where one exists: planner/handoff.py)."""
 
     def prefill_ms(self, isl: float, batch: float = 1.0) -> float:
         """Time to prefill `batch` prompts of `isl` tokens each, in one forward pass."""
@@ -247,8 +246,6 @@ class PerfModel:
     profiles_dir: str | None = None
     allreduce: dict[str, AllReduceTable] = field(default_factory=dict)
     """Measured tensor-parallel all-reduce times per GPU type (<profiles>/allreduce/<gpu>/), for the prior."""
-    handoff: dict[tuple[str, str, int], tuple[float, float]] = field(default_factory=dict)
-    """(model, gpu, tp) -> (link GB/s, fixed ms) of the KV hand-off fitted on a measured pair (planner/handoff.py)."""
     _cache: dict[tuple[str, str, int], VariantPerf | None] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -261,10 +258,9 @@ class PerfModel:
         for g in allreduce:
             cat.gpu(g)  # an unknown GPU type is an InputError naming the catalog
         pm = cls.from_profiles(cat, profiles, str(root), allreduce)
-        from planner.handoff import handoff_laws  # measured P->D hand-offs (pair-tp<P>-tp<D>/ profiles)
+        from planner.handoff import apply_handoff_laws  # measured P->D hand-offs (pair-tp<P>-tp<D>/ profiles)
 
-        pm.handoff = handoff_laws(root, cat)
-        return pm
+        return apply_handoff_laws(pm, root)
 
     @classmethod
     def from_profiles(cls, catalog: Catalog, profiles: list[Profile], profiles_dir: str | None = None,
@@ -294,13 +290,6 @@ class PerfModel:
     def get(self, model: str, gpu: str, tp: int) -> VariantPerf | None:
         """Laws of (model, gpu, tp): the measured fit, else the calibrated prior; None if it can't run."""
         key = (model, gpu, tp)
-        if key in self.handoff:  # a measured hand-off replaces the link formula of this prefill variant
-            vp, (link, fixed) = self._get(key), self.handoff[key]
-            return None if vp is None else dataclasses.replace(vp, kv_link_gb_s=link, kv_fixed_ms=fixed)
-        return self._get(key)
-
-    def _get(self, key: tuple[str, str, int]) -> VariantPerf | None:
-        model, gpu, tp = key
         if key in self.measured:
             return self.measured[key]
         if key not in self._cache:
