@@ -68,11 +68,15 @@ def kv_transfer_config(connector: ConnectorName, role: Literal["prefill", "decod
 def pair_launch(hf_model: str, served_name: str, *, prefill_gpus: list[int], decode_gpus: list[int],
                 connector: ConnectorName = "p2p-nccl", prefill_port: int = 8100, decode_port: int = 8200,
                 max_num_batched_tokens: int = 8192, max_num_seqs: int = 256, gpu_memory_utilization: float = 0.9,
+                decode_gpu_memory_utilization: float = 0.85,
                 max_model_len: int = 20480, dummy_weights: bool = True,
                 server_cmd: tuple[str, ...] = ("vllm", "serve")) -> PairLaunch:
     """Launch configurations of a 1P1D pair; tp of each side = its number of GPUs.
 
-    `max_model_len` 20480 holds the 16k-token prompts of the hand-off sweep plus their decode tokens."""
+    `max_model_len` 20480 holds the 16k-token prompts of the hand-off sweep plus their decode tokens.
+    The decode side leaves more memory outside vLLM's pool: with P2pNcclConnector it buffers up to
+    kv_buffer_size = 8e9 bytes of received KV on the GPU (vLLM's xpyd example runs its decode instances
+    at 0.7 of an 80 GB card for that; 0.85 of an H200's 141 GB leaves the same ~20 GB)."""
     if not prefill_gpus or not decode_gpus or set(prefill_gpus) & set(decode_gpus):
         raise ValueError(f"prefill and decode need their own GPUs, got {prefill_gpus} and {decode_gpus}")
     if connector not in ("p2p-nccl", "nixl"):
@@ -84,7 +88,8 @@ def pair_launch(hf_model: str, served_name: str, *, prefill_gpus: list[int], dec
             env["VLLM_NIXL_SIDE_CHANNEL_PORT"] = str(NIXL_SIDE_CHANNEL_PORTS[i])
         cfgs.append(LaunchConfig(
             model=hf_model, served_model_name=served_name, tp=len(gpus), max_num_batched_tokens=max_num_batched_tokens,
-            max_num_seqs=max_num_seqs, gpu_memory_utilization=gpu_memory_utilization, load_format_dummy=dummy_weights,
+            max_num_seqs=max_num_seqs, load_format_dummy=dummy_weights,
+            gpu_memory_utilization=gpu_memory_utilization if role == "prefill" else decode_gpu_memory_utilization,
             port=port, server_cmd=list(server_cmd), env=env,
             extra_args=["--max-model-len", str(max_model_len),
                         "--kv-transfer-config", json.dumps(kv_transfer_config(connector, role), separators=(",", ":"))]))
