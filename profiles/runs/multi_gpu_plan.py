@@ -166,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     runs = plan()
     if not a.shell:
-        print(f"{'run':44s} {'kind':16s} {'GPUs':>4s} {'wall min':>9s} {'GPU-min':>8s}")
+        print(f"{'run':50s} {'kind':16s} {'GPUs':>4s} {'wall min':>9s} {'GPU-min':>8s}")
         for r in runs:
-            print(f"{r.name:44s} {r.kind:16s} {r.gpus:4d} {r.wall_min:9.1f} {r.gpu_min:8.1f}")
+            print(f"{r.name:50s} {r.kind:16s} {r.gpus:4d} {r.wall_min:9.1f} {r.gpu_min:8.1f}")
         by_kind: dict[str, float] = {}
         for r in runs:
             by_kind[r.kind] = by_kind.get(r.kind, 0.0) + r.wall_min
