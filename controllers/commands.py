@@ -29,6 +29,17 @@ def kube_api_client(in_cluster: bool) -> Any:
     return client.ApiClient()
 
 
+def label_scheme(cfg: ControllerConfig) -> Any:
+    """The discovery LabelScheme of `cfg.labels` (controllers/discover.py), with the models' label values."""
+    from controllers.discover import model_label_map, preset_scheme
+
+    lc = cfg.labels
+    served = {m: mc.served_name or m for m, mc in cfg.models.items()}
+    return preset_scheme(lc.preset, model_label=lc.model_label, role_label=lc.role_label, role_values=dict(lc.role_values),
+                         gpu_label=lc.gpu_label, tp_label=lc.tp_label, default_gpu=lc.default_gpu,
+                         gpu_products=dict(lc.gpu_products), models=model_label_map(served, dict(lc.models)))
+
+
 def build_controller(cfg: ControllerConfig, fleet: Any, dry_run: bool, api_client: Any = None, perf: Any = None):
     """Wire observer, actuator, elector and metrics for `cfg` (the parts tests swap are arguments)."""
     from controllers.actuate import KubernetesActuator, MetricsActuator
@@ -46,8 +57,10 @@ def build_controller(cfg: ControllerConfig, fleet: Any, dry_run: bool, api_clien
     elector = None
     if a.kind == "kubernetes":
         api_client = api_client or kube_api_client(a.in_cluster)
-        actuator: Any = KubernetesActuator(api_client, a.namespace, a.routing_configmap, tuple(a.workload_kinds),
-                                           a.max_retries, a.backoff_s, httproutes=dict(a.httproutes))
+        actuator: Any = KubernetesActuator(
+            api_client, a.namespace, a.routing_configmap if cfg.routing.export_configmap else None, tuple(a.workload_kinds),
+            a.max_retries, a.backoff_s, httproutes=dict(a.httproutes), scheme=label_scheme(cfg),
+            inference_pool_routes=dict(cfg.routing.inference_pool_routes))
         if cfg.leader.enabled:
             elector = LeaseElector(api_client, a.namespace, cfg.leader.lease_name,
                                    cfg.leader.identity or default_identity(), cfg.leader.lease_duration_s)

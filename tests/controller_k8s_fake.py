@@ -7,7 +7,10 @@ official `kubernetes` Python client talks to it unchanged:
   - leaderworkerset.x-k8s.io/v1 LeaderWorkerSets: the same, as custom objects with a scale subresource;
   - core/v1 ConfigMaps (get, create, PUT), Events (create);
   - coordination.k8s.io/v1 Leases (get, create, PUT);
-  - gateway.networking.k8s.io/v1 HTTPRoutes (get, create, PUT), as custom objects.
+  - gateway.networking.k8s.io/v1 HTTPRoutes (get, create, PUT), as custom objects;
+  - disaggregatedset.x-k8s.io/v1 DisaggregatedSets and inference.networking.k8s.io/v1 (or
+    x-k8s.io/v1alpha2) InferencePools: list, get, create, PUT (no scale subresource: a
+    DisaggregatedSet role is scaled by a PUT of the whole object, as on a real API server).
 It keeps the API server's optimistic concurrency: every object has a metadata.resourceVersion that
 every write bumps; a PUT carrying a stale resourceVersion gets 409 Conflict, a create of an
 existing name gets 409 AlreadyExists. Faults can be injected (status codes for the next N
@@ -29,6 +32,8 @@ from typing import Any
 from aiohttp import web
 
 LWS_GROUP = "leaderworkerset.x-k8s.io"
+KIND_OF_OBJECT = {"Deployment": "deployment", "LeaderWorkerSet": "leaderworkerset", "DisaggregatedSet": "disaggregatedset",
+                  "InferencePool": "inferencepool", "HTTPRoute": "httproute", "ConfigMap": "configmap"}
 
 
 @dataclass
@@ -71,6 +76,32 @@ class FakeK8s:
         with self.lock:
             self._bump(obj)
             self.objects[(kind, ns, name)] = obj
+
+    def add_object(self, obj: dict[str, Any], ns: str, ready: bool = True) -> None:
+        """Seed any object of a manifest (e.g. a rendered chart): Deployments get a status with every
+        replica ready unless `ready` is False; DisaggregatedSets a per-role status likewise."""
+        obj = copy.deepcopy(obj)
+        k = obj["kind"]
+        key_kind = KIND_OF_OBJECT.get(k)
+        if key_kind is None:
+            return
+        meta = obj.setdefault("metadata", {})
+        meta["namespace"] = ns
+        meta.setdefault("uid", f"uid-{meta['name']}")
+        spec = obj.get("spec") or {}
+        if k in ("Deployment", "LeaderWorkerSet"):
+            n = int(spec.get("replicas", 1))
+            obj["status"] = {"replicas": n, "readyReplicas": n if ready else 0}
+        elif k == "DisaggregatedSet":
+            roles = []
+            for r in spec.get("roles") or []:
+                rs = r.get("spec") if isinstance(r.get("spec"), dict) else r
+                n = int(rs.get("replicas", 1))
+                roles.append({"name": r.get("name"), "replicas": n, "readyReplicas": n if ready else 0})
+            obj["status"] = {"roles": roles}
+        with self.lock:
+            self._bump(obj)
+            self.objects[(key_kind, ns, meta["name"])] = obj
 
     def replicas(self, kind: str, ns: str, name: str) -> int:
         return int(self.objects[(kind, ns, name)]["spec"]["replicas"])
@@ -195,9 +226,18 @@ def build_app(state: FakeK8s) -> web.Application:
     CORE = r"/api/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>configmaps|events)"
     LEASE = r"/apis/coordination\.k8s\.io/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>leases)"
     ROUTE = r"/apis/gateway\.networking\.k8s\.io/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>httproutes)"
+    DSET = r"/apis/disaggregatedset\.x-k8s\.io/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>disaggregatedsets)"
+    IPOOL = r"/apis/(?P<api>inference\.networking\.k8s\.io/v1|inference\.networking\.x-k8s\.io/v1alpha2)/namespaces/(?P<ns>[^/]+)/(?P<plural>inferencepools)"
     KIND = {"configmaps": ("configmap", "v1", "ConfigMap"), "events": ("event", "v1", "Event"),
             "leases": ("lease", "coordination.k8s.io/v1", "Lease"),
-            "httproutes": ("httproute", "gateway.networking.k8s.io/v1", "HTTPRoute")}
+            "httproutes": ("httproute", "gateway.networking.k8s.io/v1", "HTTPRoute"),
+            "disaggregatedsets": ("disaggregatedset", "disaggregatedset.x-k8s.io/v1", "DisaggregatedSet"),
+            "inferencepools": ("inferencepool", "inference.networking.k8s.io/v1", "InferencePool")}
+
+    async def list_objs(req, m, body):
+        kind, api, k = KIND[m["plural"]]
+        items = [copy.deepcopy(o) for (kk, ns, _), o in state.objects.items() if kk == kind and ns == m["ns"]]
+        return web.json_response({"apiVersion": api, "kind": k + "List", "metadata": {"resourceVersion": str(state.rv)}, "items": items})
 
     async def create(req, m, body):
         kind, api, k = KIND[m["plural"]]
@@ -228,7 +268,9 @@ def build_app(state: FakeK8s) -> web.Application:
         state.objects[key] = body
         return web.json_response(body)
 
-    for base in (CORE, LEASE, ROUTE):
+    for base in (DSET, IPOOL):
+        route("GET", base)(list_objs)
+    for base in (CORE, LEASE, ROUTE, DSET, IPOOL):
         route("POST", base)(create)
         route("GET", base + r"/(?P<name>[^/]+)")(get_obj)
         route("PUT", base + r"/(?P<name>[^/]+)")(put_obj)
