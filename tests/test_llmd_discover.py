@@ -24,7 +24,7 @@ from planner.schema import Slo
 FIXTURE = Path(__file__).parent / "fixtures" / "llmd" / "output-pd.yaml"
 NS = "llm-d"
 MODEL, SERVED = "llama-3.1-8b", "meta-llama/Llama-3.1-8B-Instruct"
-P = f"{MODEL}/prefill/H100-SXM-80GB/tp1"
+P = f"{MODEL}/prefill/H100-SXM-80GB/tp2"
 D = f"{MODEL}/decode/H100-SXM-80GB/tp2"
 
 
