@@ -9,7 +9,8 @@
     are retried with exponential backoff; a pool already at its target is not written, so applying
     twice, or again after a restart half-way, converges to the same state (idempotent). Routing
     weights are written as JSON into a ConfigMap the router reads; one Kubernetes Event per change.
-  - MetricsActuator: exports `desired_replicas{pool}` for an HPA (External metric) or KEDA to act on.
+  - MetricsActuator: exports `pd_planner_desired_replicas{namespace, target_kind, target_name, model,
+    role, gpu, tp}` for an HPA (External metric) or KEDA to act on, from the lease holder only.
   - SimulatorActuator: drives the discrete-event FleetSimulator (planner.simulate) for replays,
     where new replicas become ready after the configured start-up time.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -469,33 +471,99 @@ class KubernetesActuator:
 
 
 # ---------------------------------------------------------------------------------------- metrics
-class MetricsActuator:
-    """Exports desired replicas as `desired_replicas{pool}` for an HPA/KEDA; changes nothing itself."""
+LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+"""A Kubernetes label value (what an HPA External metric's selector.matchLabels accepts)."""
+DESIRED_LABELS = ["namespace", "target_kind", "target_name", "model", "role", "gpu", "tp"]
 
-    def __init__(self, registry: Any = None, initial: dict[str, int] | None = None):
+
+def label_value(v: str) -> str:
+    """`v` as a valid Kubernetes label value: other characters become '-', ends trimmed, <= 63."""
+    s = re.sub(r"[^-A-Za-z0-9_.]", "-", v)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", s)
+
+
+class MetricsActuator:
+    """Exports what the controller wants for an HPA (External metric) or KEDA (Prometheus trigger)
+    to act on; changes nothing itself.
+
+    `pd_planner_desired_replicas{namespace, target_kind, target_name, model, role, gpu, tp}`: one
+    series per scalable target, labels that are valid Kubernetes label values (no '/'), so that a
+    ScaledObject query or an HPA metric selector picks exactly one series by target. The targets
+    and their real replica counts come from `targets` (the cluster, read through the same
+    discovery as KubernetesActuator); without it (no cluster: tests, dry runs) the last desired
+    value stands in for both. `withdraw()` removes every series: a replica that loses the lease
+    stops exporting, so two controller replicas never both answer (controllers/leader.py)."""
+
+    def __init__(self, registry: Any = None, initial: dict[str, int] | None = None, namespace: str = "default",
+                 targets: Callable[[], dict[str, Target]] | None = None, export_initial: bool = True):
         from prometheus_client import CollectorRegistry, Gauge
 
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.gauge = Gauge("desired_replicas", "Replicas the pd-planner controller wants per pool", ["pool"], registry=self.registry)
+        self.namespace = namespace
+        self._targets = targets
+        self.gauge = Gauge("pd_planner_desired_replicas", "Replicas the pd-planner controller wants per scalable target",
+                           DESIRED_LABELS, registry=self.registry)
         self.routing = Gauge("routing_weight", "Share of a class routed to a pool", ["model", "class_id", "pool"], registry=self.registry)
         self.pairing = Gauge("pairing_weight", "Share of a prefill pool's KV cache (for one class) sent to a decode pool",
                              ["model", "class_id", "prefill_pool", "decode_pool"], registry=self.registry)
         self._desired = dict(initial or {})
-        for p, n in self._desired.items():
-            self.gauge.labels(pool=p).set(n)
+        self._exported: set[tuple[str, ...]] = set()
+        if export_initial and self._desired:
+            self._export(self._desired, self._known_targets())
+
+    def _known_targets(self) -> dict[str, Target]:
+        return self._targets() if self._targets is not None else {}
+
+    def _labels(self, pool: str, t: Target | None) -> tuple[str, ...]:
+        v = Variant.parse(pool)
+        kind, name = (t.kind, t.name) if t is not None else ("", "")
+        if t is not None and t.kind == "DisaggregatedSet":
+            name = f"{t.name}-{v.role}"  # the DisaggregatedSetRoleScaler's name, "<ds>-<role>"
+        return tuple(label_value(x) for x in (self.namespace, kind, name, v.model, v.role, v.gpu, str(v.tp)))
+
+    def _export(self, desired: dict[str, int], targets: dict[str, Target]) -> list[str]:
+        errors = []
+        now: set[tuple[str, ...]] = set()
+        for p, n in sorted(desired.items()):
+            t = targets.get(p)
+            if t is None and self._targets is not None:
+                if n > 0:
+                    errors.append(f"{p}: no workload found for this pool; not exported")
+                continue
+            key = self._labels(p, t)
+            self.gauge.labels(*key).set(n)
+            now.add(key)
+        for key in self._exported - now:
+            self.gauge.remove(*key)
+        self._exported = now
+        return errors
+
+    def withdraw(self) -> None:
+        """Stop exporting desired replicas (this replica no longer holds the lease)."""
+        for key in self._exported:
+            self.gauge.remove(*key)
+        self._exported = set()
 
     def pools(self) -> dict[str, PoolState]:
+        if self._targets is not None:
+            return {p: PoolState(p, t.desired, t.ready) for p, t in self._targets().items()}
         # Without a platform to read from, the last desired value is the best knowledge of the fleet.
         return {p: PoolState(p, n, n) for p, n in self._desired.items()}
 
     def apply(self, target: dict[str, int], routing: dict[str, Any], reason: str,
               pairing: dict[str, Any] | None = None) -> ApplyResult:
         res = ApplyResult()
+        try:
+            targets = self._known_targets()
+        except Exception as exc:  # noqa: BLE001 - reported, the loop holds
+            res.errors.append(f"list pools: {exc}")
+            return res
         for p, n in target.items():
-            if self._desired.get(p, 0) != n:
-                res.changed[p] = (self._desired.get(p, 0), n)
+            before = targets[p].desired if p in targets else self._desired.get(p, 0)
+            if before != n:
+                res.changed[p] = (before, n)
             self._desired[p] = n
-            self.gauge.labels(pool=p).set(n)
+        res.errors.extend(self._export(self._desired, targets))
         for model, classes in routing.items():
             for cid, weights in classes.items():
                 for p, w in weights.items():

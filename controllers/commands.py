@@ -65,7 +65,22 @@ def build_controller(cfg: ControllerConfig, fleet: Any, dry_run: bool, api_clien
             elector = LeaseElector(api_client, a.namespace, cfg.leader.lease_name,
                                    cfg.leader.identity or default_identity(), cfg.leader.lease_duration_s)
     elif a.kind == "metrics":
-        actuator = MetricsActuator(registry=metrics.registry, initial=dict(fleet.current))
+        # Real replica counts and the targets' names come from the cluster when there is one (an
+        # HPA/KEDA scales them); the lease keeps a second controller replica from exporting too.
+        from controllers.leader import ExportGate
+
+        reader = None
+        leader_only = cfg.export.leader_only and cfg.leader.enabled
+        if api_client is not None or a.in_cluster or leader_only:
+            api_client = api_client or kube_api_client(a.in_cluster)
+            reader = KubernetesActuator(api_client, a.namespace, None, tuple(a.workload_kinds), a.max_retries, a.backoff_s,
+                                        scheme=label_scheme(cfg))
+        actuator = MetricsActuator(registry=metrics.registry, initial=dict(fleet.current), namespace=a.namespace,
+                                   targets=reader.targets if reader is not None else None, export_initial=not leader_only)
+        if leader_only:
+            elector = ExportGate(LeaseElector(api_client, a.namespace, cfg.leader.lease_name,
+                                              cfg.leader.identity or default_identity(), cfg.leader.lease_duration_s),
+                                 actuator.withdraw)
     else:
         raise typer.BadParameter("actuator.kind 'simulator' is for replays (bench/autoscale_trace.py), not `planner control`")
     if perf is None:
