@@ -217,7 +217,7 @@ class PrometheusObserver:
                 continue
             if m in unlabelled:
                 problems.append(f"{int(unlabelled[m])} vLLM series of {m} have no {rl!r} label: relabel the pod's "
-                                f"llm-d.ai/role onto it (controllers/deploy/podmonitor.yaml); not read as mixed, which "
+                                f"llm-d.ai/role onto it (controllers/deploy/examples/podmonitor.yaml); not read as mixed, which "
                                 f"would count the prefill side's completions and prompts twice")
                 continue
             age = now_s - newest[m]

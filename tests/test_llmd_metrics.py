@@ -2,7 +2,7 @@
 
 Two controller replicas export through their own /metrics; a REAL Prometheus (tests/controller_prom.py,
 skips without the binary) scrapes both; the query of the shipped ScaledObject
-(controllers/deploy/keda-scaledobject.yaml) must return ONE series with the planner's number, as
+(controllers/deploy/examples/keda-scaledobject.yaml) must return ONE series with the planner's number, as
 KEDA requires. Kubernetes is the FAKE API server of tests/controller_k8s_fake.py (leases and the
 llm-d fixture's Deployments; no kube-apiserver can run here).
 """
@@ -23,7 +23,7 @@ from controllers.leader import ExportGate, LeaseElector
 from llmd_exporters import serve
 
 ROOT = Path(__file__).resolve().parents[1]
-DEPLOY = ROOT / "controllers" / "deploy"
+DEPLOY = ROOT / "controllers" / "deploy" / "examples"
 FIXTURE = Path(__file__).parent / "fixtures" / "llmd" / "output-pd.yaml"
 NS = "llm-d"
 MODEL, SERVED = "llama-3.1-8b", "meta-llama/Llama-3.1-8B-Instruct"

@@ -1,6 +1,6 @@
 """Observation under llm-d, through a REAL Prometheus (tests/controller_prom.py; skips without the
 binary) that scrapes FAKE vLLM / endpoint-picker metric endpoints (tests/llmd_exporters.py: no GPU
-here) with the relabelings of the shipped PodMonitor (controllers/deploy/podmonitor.yaml); and the
+here) with the relabelings of the shipped PodMonitor (controllers/deploy/examples/podmonitor.yaml); and the
 whole loop on the llm-d-modelservice-shaped fixture on the FAKE Kubernetes API server
 (tests/controller_k8s_fake.py): discovered, observed, scaled, routed.
 """
@@ -20,7 +20,7 @@ from llmd_exporters import FakeEpp, FakeVllmPod, PodLoad, PodMonitorPrometheus, 
 from planner.schema import Fleet, FleetLimits, GpuInventory, Slo
 
 ROOT = Path(__file__).resolve().parents[1]
-PODMONITOR = ROOT / "controllers" / "deploy" / "podmonitor.yaml"
+PODMONITOR = ROOT / "controllers" / "deploy" / "examples" / "podmonitor.yaml"
 FIXTURE = Path(__file__).parent / "fixtures" / "llmd" / "output-pd.yaml"
 MODEL, SERVED, LABEL = "llama-3.1-8b", "meta-llama/Llama-3.1-8B-Instruct", "meta-llama-llama-3-1-8b-instruct"
 NS = "llm-d"
