@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from controllers.discover import LabelScheme, Target, discover, preset_scheme
+from controllers.discover import GPU_NODE_LABELS, LabelScheme, Target, discover, gpu_named, preset_scheme
 from planner.errors import InputError
 from planner.schema import Variant
 
@@ -148,6 +148,7 @@ class KubernetesActuator:
         httproutes: dict[str, str] | None = None,
         scheme: LabelScheme | None = None,
         inference_pool_routes: dict[str, str] | None = None,
+        gpu_from_nodes: bool = False,
     ):
         from kubernetes import client
 
@@ -166,6 +167,7 @@ class KubernetesActuator:
         self.httproutes = dict(httproutes or {})
         self.pool_routes = dict(inference_pool_routes or {})
         self.scheme = scheme or preset_scheme("pd-planner")
+        self.gpu_from_nodes = gpu_from_nodes
 
     # -- retries ------------------------------------------------------------------------------
     def _retry(self, what: str, fn: Callable[[], Any]) -> Any:
@@ -211,7 +213,42 @@ class KubernetesActuator:
             objs += [dict(o, kind="LeaderWorkerSet") for o in self._list_custom(LWS_GROUP, LWS_VERSION, LWS_PLURAL)]
         if "disaggregatedset" in self.kinds:
             objs += [dict(o, kind="DisaggregatedSet") for o in self._list_custom(DS_GROUP, DS_VERSION, DS_PLURAL)]
+        if self.gpu_from_nodes:
+            for o in objs:
+                self._gpu_from_pods(o)
         return objs
+
+    def _gpu_from_pods(self, obj: dict[str, Any]) -> None:
+        """For a Deployment or LeaderWorkerSet whose pod template names no GPU, put the GPU product
+        label of the nodes its pods run on into the template's nodeSelector (in this copy only), so
+        discovery finds it: llm-d-modelservice's examples/output-pd.yaml requests `nvidia.com/gpu`
+        without saying which. Only when all scheduled pods agree; pods not scheduled yet say nothing."""
+        if obj.get("kind") == "Deployment":
+            sel = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            tmpl = (obj.get("spec") or {}).get("template") or {}
+        elif obj.get("kind") == "LeaderWorkerSet":
+            sel = {"leaderworkerset.sigs.k8s.io/name": obj["metadata"]["name"]}  # the LWS controller's pod label
+            lwt = (obj.get("spec") or {}).get("leaderWorkerTemplate") or {}
+            tmpl = lwt.get("leaderTemplate") or lwt.get("workerTemplate") or {}
+        else:
+            return
+        spec = tmpl.get("spec")
+        if not sel or not isinstance(spec, dict):
+            return
+        labels = {**((obj.get("metadata") or {}).get("labels") or {}), **((tmpl.get("metadata") or {}).get("labels") or {})}
+        if self.scheme.model_of(labels.get(self.scheme.model_label)) is None:
+            return  # not a pool of ours: no API calls for it
+        if (self.scheme.gpu_label and self.scheme.gpu_label in labels) or gpu_named(spec):
+            return
+        selector = ",".join(f"{k}={v}" for k, v in sorted(sel.items()))
+        pods = self._retry("list pods", lambda: self.core.list_namespaced_pod(self.ns, label_selector=selector))
+        products: set[str] = set()
+        for node in sorted({p.spec.node_name for p in pods.items if p.spec and p.spec.node_name}):
+            n = self._retry(f"read node {node}", lambda node=node: self.core.read_node(node))
+            nl = n.metadata.labels or {}
+            products |= {nl[k] for k in GPU_NODE_LABELS[:1] if k in nl}
+        if len(products) == 1:
+            spec.setdefault("nodeSelector", {})[GPU_NODE_LABELS[0]] = products.pop()
 
     def targets(self) -> dict[str, Target]:
         found, problems = discover(self._objects(), self.scheme)

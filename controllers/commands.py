@@ -60,7 +60,7 @@ def build_controller(cfg: ControllerConfig, fleet: Any, dry_run: bool, api_clien
         actuator: Any = KubernetesActuator(
             api_client, a.namespace, a.routing_configmap if cfg.routing.export_configmap else None, tuple(a.workload_kinds),
             a.max_retries, a.backoff_s, httproutes=dict(a.httproutes), scheme=label_scheme(cfg),
-            inference_pool_routes=dict(cfg.routing.inference_pool_routes))
+            inference_pool_routes=dict(cfg.routing.inference_pool_routes), gpu_from_nodes=cfg.labels.gpu_from_nodes)
         if cfg.leader.enabled:
             elector = LeaseElector(api_client, a.namespace, cfg.leader.lease_name,
                                    cfg.leader.identity or default_identity(), cfg.leader.lease_duration_s)
@@ -74,7 +74,7 @@ def build_controller(cfg: ControllerConfig, fleet: Any, dry_run: bool, api_clien
         if api_client is not None or a.in_cluster or leader_only:
             api_client = api_client or kube_api_client(a.in_cluster)
             reader = KubernetesActuator(api_client, a.namespace, None, tuple(a.workload_kinds), a.max_retries, a.backoff_s,
-                                        scheme=label_scheme(cfg))
+                                        scheme=label_scheme(cfg), gpu_from_nodes=cfg.labels.gpu_from_nodes)
         actuator = MetricsActuator(registry=metrics.registry, initial=dict(fleet.current), namespace=a.namespace,
                                    targets=reader.targets if reader is not None else None, export_initial=not leader_only)
         if leader_only:

@@ -161,6 +161,10 @@ class LabelsConfig(_Strict):
     gpu_label: str | None = Field(default=None, description="pod-template label naming the catalog GPU (wins over node selectors)")
     tp_label: str | None = Field(default=None, description="pod-template label carrying TP (else the vLLM args)")
     default_gpu: str | None = Field(default=None, description="catalog GPU when a workload names none (one-GPU-type clusters)")
+    gpu_from_nodes: bool = Field(
+        default=False,
+        description="when a workload names no GPU type, read nvidia.com/gpu.product from the nodes its running pods are on "
+                    "(needs list pods in the namespace and get nodes, a ClusterRole: the chart's rbac.readNodes)")
     gpu_products: dict[str, str] = Field(default_factory=dict, description="extra GPU product label value -> catalog GPU name")
     models: dict[str, str] = Field(
         default_factory=dict,

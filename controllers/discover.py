@@ -160,6 +160,11 @@ def _node_gpu_values(pod_spec: dict[str, Any]) -> list[str]:
     return vals
 
 
+def gpu_named(pod_spec: dict[str, Any]) -> bool:
+    """Whether the pod spec names a GPU type through a node selector or required node affinity."""
+    return bool(_node_gpu_values(pod_spec))
+
+
 def gpu_of(pod_spec: dict[str, Any], scheme: LabelScheme) -> tuple[str | None, str]:
     """(catalog GPU name, '') or (None, why)."""
     vals = _node_gpu_values(pod_spec)

@@ -5,7 +5,7 @@ speaks the parts of the Kubernetes REST API the controller uses, over real HTTP,
 official `kubernetes` Python client talks to it unchanged:
   - apps/v1 Deployments: list (labelSelector), get, and the `scale` subresource (get, PUT, PATCH);
   - leaderworkerset.x-k8s.io/v1 LeaderWorkerSets: the same, as custom objects with a scale subresource;
-  - core/v1 ConfigMaps (get, create, PUT), Events (create);
+  - core/v1 ConfigMaps (get, create, PUT), Events (create), Pods (list by labelSelector), Nodes (get);
   - coordination.k8s.io/v1 Leases (get, create, PUT);
   - gateway.networking.k8s.io/v1 HTTPRoutes (get, create, PUT), as custom objects;
   - disaggregatedset.x-k8s.io/v1 DisaggregatedSets and inference.networking.k8s.io/v1 (or
@@ -102,6 +102,18 @@ class FakeK8s:
         with self.lock:
             self._bump(obj)
             self.objects[(key_kind, ns, meta["name"])] = obj
+
+    def add_pod(self, ns: str, name: str, labels: dict[str, str], node: str | None, node_labels: dict[str, str] | None = None) -> None:
+        """A pod (scheduled on `node`, created with `node_labels` when given), as the scheduler leaves it."""
+        with self.lock:
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": dict(labels)},
+                   "spec": {"containers": [{"name": "vllm", "image": "x"}], **({"nodeName": node} if node else {})}}
+            self._bump(pod)
+            self.objects[("pod", ns, name)] = pod
+            if node and node_labels is not None:
+                n = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": dict(node_labels)}}
+                self._bump(n)
+                self.objects[("node", "", node)] = n
 
     def replicas(self, kind: str, ns: str, name: str) -> int:
         return int(self.objects[(kind, ns, name)]["spec"]["replicas"])
@@ -233,6 +245,17 @@ def build_app(state: FakeK8s) -> web.Application:
             "httproutes": ("httproute", "gateway.networking.k8s.io/v1", "HTTPRoute"),
             "disaggregatedsets": ("disaggregatedset", "disaggregatedset.x-k8s.io/v1", "DisaggregatedSet"),
             "inferencepools": ("inferencepool", "inference.networking.k8s.io/v1", "InferencePool")}
+
+    @route("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods")
+    async def list_pods(req, m, body):
+        items = [copy.deepcopy(o) for (k, ns, _), o in state.objects.items()
+                 if k == "pod" and ns == m["ns"] and _match_labels(o["metadata"].get("labels", {}), req.query.get("labelSelector"))]
+        return web.json_response({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": str(state.rv)}, "items": items})
+
+    @route("GET", r"/api/v1/nodes/(?P<name>[^/]+)")
+    async def get_node(req, m, body):
+        o = state.objects.get(("node", "", m["name"]))
+        return web.json_response(o) if o else _status(404, "NotFound", f"nodes \"{m['name']}\" not found")
 
     async def list_objs(req, m, body):
         kind, api, k = KIND[m["plural"]]

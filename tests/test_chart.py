@@ -34,7 +34,8 @@ CRD_KINDS = {"ServiceMonitor", "PodMonitor"}
 VARIANTS = {
     "defaults": {},
     "all-on": {"routing": {"inferencePoolRoutes": {"llama-3.1-8b": "llm-d-route"}, "exportConfigMap": True},
-               "rbac": {"gatewayRouting": True, "httpRouteNames": ["llm-d-route"]}, "labels": {"defaultGpu": "H100-SXM-80GB"}},
+               "rbac": {"gatewayRouting": True, "httpRouteNames": ["llm-d-route"]},
+               "labels": {"defaultGpu": "H100-SXM-80GB", "gpuFromNodes": True}},
     "minimal": {"rbac": {"leaderWorkerSets": False, "disaggregatedSets": False},
                 "monitoring": {"serviceMonitor": {"enabled": False}, "podMonitor": {"enabled": False}},
                 "actuator": {"kind": "metrics"}},
@@ -51,7 +52,8 @@ def test_chart_renders_and_validates(variant):
     kinds = sorted(d["kind"] for d in docs)
     assert {"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment", "Service"} <= set(kinds)
     for d in docs:
-        assert d["metadata"]["namespace"] == "serving-" + variant  # no hard-coded namespace
+        if d["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert d["metadata"]["namespace"] == "serving-" + variant  # no hard-coded namespace
         if d["kind"] not in CRD_KINDS:
             kubernetes_validate.validate(d, K8S_VERSION, strict=True)
     cm = next(d for d in docs if d["kind"] == "ConfigMap")
@@ -75,7 +77,7 @@ def test_chart_values_reach_the_config():
 
 
 def rules(docs: list[dict]) -> list[dict]:
-    return next(d for d in docs if d["kind"] == "Role")["rules"]
+    return next(d for d in docs if d["kind"] == "Role")["rules"]  # the namespaced Role
 
 
 def test_rbac_least_privilege_and_optional_gateway_rights():
@@ -92,6 +94,9 @@ def test_rbac_least_privilege_and_optional_gateway_rights():
     route = next(r for r in on if r["resources"] == ["httproutes"])
     assert route["resourceNames"] == ["llm-d-route"] and set(route["verbs"]) == {"get", "update"}
     assert next(r for r in on if r["resources"] == ["inferencepools"])["verbs"] == ["get"]
+    nodes = next(d for d in render(VARIANTS["all-on"]) if d["kind"] == "ClusterRole")["rules"]
+    assert nodes == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]  # the only cluster-wide right
+    assert not any(d["kind"] == "ClusterRole" for d in render({}))
     minimal_docs = render(VARIANTS["minimal"])
     minimal = {res for r in rules(minimal_docs) for res in r["resources"]}
     assert "leaderworkersets" not in minimal and "disaggregatedsets" not in minimal

@@ -172,3 +172,29 @@ def test_custom_preset_needs_its_keys():
            "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app/model": "m", "app/role": "decode"}}, "spec": {}}}}
     found, problems = discover([dep], s)
     assert problems == [] and set(found) == {"m/decode/L4/tp1"}
+
+
+def test_gpu_from_the_nodes_of_running_pods():
+    """output-pd.yaml as llm-d-modelservice ships it names no GPU type; with gpu_from_nodes the
+    nvidia.com/gpu.product label of the nodes its pods run on gives it."""
+    f = {d["metadata"]["name"]: d for d in docs() if d.get("kind") == "Deployment"}
+    for d in f.values():
+        del d["spec"]["template"]["spec"]["affinity"]
+    with FakeK8sServer() as srv:
+        for d in f.values():
+            srv.state.add_object(d, NS)
+        dec = f["pd-llm-d-modelservice-decode"]["spec"]["selector"]["matchLabels"]
+        pre = f["pd-llm-d-modelservice-prefill"]["spec"]["selector"]["matchLabels"]
+        srv.state.add_pod(NS, "decode-0", dec, "gpu-node-1", {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"})
+        srv.state.add_pod(NS, "prefill-0", pre, "gpu-node-2", {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"})
+        srv.state.add_pod(NS, "prefill-1", pre, None)  # pending: says nothing
+        a = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=scheme(), routing_configmap=None,
+                               gpu_from_nodes=True)
+        assert set(a.pools()) == {P, D}
+        # pods on two GPU types: no single answer, the workload is reported
+        srv.state.add_pod(NS, "decode-1", dec, "gpu-node-3", {"nvidia.com/gpu.product": "NVIDIA-H200"})
+        with pytest.raises(DiscoveryError, match="no GPU type"):
+            a.pools()
+        off = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=scheme(), routing_configmap=None)
+        with pytest.raises(DiscoveryError, match="no GPU type"):
+            off.pools()
