@@ -45,6 +45,12 @@ class PrometheusConfig(_Strict):
         default="request_mean",
         description="request_mean: vllm:request_time_per_output_token_seconds (each request's mean inter-token time, "
                     "what an ITL SLO percentile is over); per_token: vllm:inter_token_latency_seconds")
+    gateway_ttft_metric: str | None = Field(
+        default=None,
+        description="a TTFT histogram measured in front of the model servers (gateway or endpoint picker), labelled "
+                    "model_name, in seconds; when set and present it is the TTFT (what the client sees, queueing in "
+                    "the gateway included) instead of the sum of the prefill and decode sides. None: vLLM's only "
+                    "(the GIE EPP metrics list no TTFT histogram; set the name your gateway exports)")
     epp_queue_metric: str | None = Field(
         default="inference_extension_flow_control_queue_size",
         description="endpoint-picker gauge of requests held in its flow-control queue (GIE EPP metric, labels model_name, "

@@ -16,6 +16,8 @@ from the pod's pd-planner.io/role, name set by `role_label`):
                   of the two quantiles is the client's quantile when the two are comonotone (a slow
                   prefill and a slow first decode step come from the same load) and an upper bound
                   for the usual right-skewed latencies otherwise: the conservative side for an SLO.
+                  A gateway-side TTFT histogram (`gateway_ttft_metric`), when configured and present,
+                  replaces both: it is what the client sees, queueing in the gateway included.
   ITL             histogram_quantile(p, ... vllm:request_time_per_output_token_seconds_bucket): each
                   request's MEAN time per output token, the quantity an ITL SLO percentile is over
                   (vLLM 0.26.0 names; vllm:time_per_output_token_seconds is gone there). A server
@@ -193,12 +195,17 @@ class PrometheusObserver:
                 i_req = self._by_model(
                     f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate({TPOT_REQUEST}_bucket{side}[{w}])))") \
                     if self.cfg.itl_metric == "request_mean" else {}
+                t_gw = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate({self.cfg.gateway_ttft_metric}_bucket{allsel}[{w}])))") \
+                    if self.cfg.gateway_ttft_metric else {}
                 i_tok = self._by_model(
                     f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate({ITL_PER_TOKEN}_bucket{side}[{w}])))")
                 for m, pq in self.percentile.items():
                     if pq != q:
                         continue
-                    if m in t:
+                    if m in t_gw:
+                        ttft[m], ttft_src[m] = t_gw[m] * 1e3, "gateway"
+                    elif m in t:
                         ttft[m] = (t[m] + t_pf.get(m, 0.0)) * 1e3
                         ttft_src[m] = "decode+prefill" if m in t_pf else "decode/mixed"
                     if m in i_req:

@@ -125,13 +125,23 @@ class FakeVllmPod:
 
 
 class FakeEpp:
-    """The endpoint picker's flow-control queue gauge (GIE EPP metric, labels model_name, inference_pool)."""
+    """The endpoint picker's flow-control queue gauge (GIE EPP metric, labels model_name, inference_pool)
+    and, when `ttft_metric` is given, a gateway-side TTFT histogram fed `ttft_s` at 5 per second."""
 
-    def __init__(self, name: str, served: str, queued: float, pool: str = "llama-8b-h100-tp2"):
+    def __init__(self, name: str, served: str, queued: float, pool: str = "llama-8b-h100-tp2",
+                 ttft_metric: str | None = None, ttft_s: float = 0.0):
         self.registry = CollectorRegistry()
         g = Gauge(name, "requests queued in the EPP", ["model_name", "inference_pool"], registry=self.registry)
         g.labels(served, pool).set(queued)
+        self.ttft = Histogram(ttft_metric, "gateway ttft", ["model_name"], buckets=LAT_BUCKETS_S,
+                              registry=self.registry) if ttft_metric else None
+        self.served, self.ttft_s = served, ttft_s
+        self._stop = threading.Event()
         self.port = free_port()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.ttft.labels(self.served).observe(self.ttft_s)  # type: ignore[union-attr]
 
     @property
     def addr(self) -> str:
@@ -139,9 +149,13 @@ class FakeEpp:
 
     def __enter__(self) -> "FakeEpp":
         self._server = serve(self.registry, self.port)
+        if self.ttft is not None:
+            self.ttft.labels(self.served)
+            threading.Thread(target=self._run, daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
         self._server.shutdown()
         self._server.server_close()
 

@@ -91,6 +91,19 @@ def test_series_without_role_label_fail_the_observation(tmp_path):
     assert mixed.models[MODEL].mean_osl < OSL * 0.6  # prefill's 1-token completions halve the mean
 
 
+def test_gateway_ttft_when_configured(tmp_path):
+    require_prometheus()
+    gw = "gateway_request_ttft_seconds"  # whatever the gateway exports; named in the config
+    with FakeVllmPod(SERVED, PREFILL) as pf, FakeVllmPod(SERVED, DECODE) as dc, \
+            FakeEpp(EPP_METRIC, SERVED, 0, ttft_metric=gw, ttft_s=0.8) as epp:
+        pods = [(pf.addr, pod_labels("prefill")), (dc.addr, pod_labels("decode")), (epp.addr, {})]
+        with PodMonitorPrometheus(tmp_path, pods, podmonitor_relabelings(PODMONITOR)) as prom:
+            o = wait_for(lambda: settled(observer(prom.url, gateway_ttft_metric=gw).observe()), 40)
+    m = o.models[MODEL]
+    assert m.ttft_source == "gateway" and 500.0 < m.ttft_ms <= 1000.0  # bucket (0.5, 1.0] s
+    assert "gateway" not in m.waiting  # an empty EPP queue is no backlog
+
+
 def test_per_token_itl_on_request(tmp_path):
     require_prometheus()
     with FakeVllmPod(SERVED, DECODE) as dc:
