@@ -198,3 +198,24 @@ def test_gpu_from_the_nodes_of_running_pods():
         off = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=scheme(), routing_configmap=None)
         with pytest.raises(DiscoveryError, match="no GPU type"):
             off.pools()
+
+
+def test_loop_holds_and_says_why_when_a_workload_cannot_be_read():
+    """`planner control`'s wiring: a decode Deployment without llm-d.ai/role holds the loop with the
+    workload and the missing label named, and nothing is scaled."""
+    from controllers.commands import build_controller
+    from controllers.config import ActuatorConfig, LeaderConfig
+    from planner.schema import Fleet
+
+    d = docs()[1]
+    d["spec"]["template"]["metadata"]["labels"].pop("llm-d.ai/role")
+    cfg = ControllerConfig(fleet="-", models={MODEL: ModelConfig(served_name=SERVED, slo=Slo(ttft_ms=2000, itl_ms=100))},
+                           actuator=ActuatorConfig(namespace=NS, in_cluster=False), leader=LeaderConfig(enabled=False))
+    with FakeK8sServer() as srv:
+        srv.state.add_object(d, NS)
+        srv.state.add_object(docs()[2], NS)
+        ctl = build_controller(cfg, Fleet(gpus={}), dry_run=False, api_client=srv.api_client(), perf=object())
+        dec = ctl.step()
+        assert dec.outcome == "held"
+        assert any("pd-llm-d-modelservice-decode" in e and "no llm-d.ai/role label" in e for e in dec.errors), dec.errors
+        assert srv.state.replicas("deployment", NS, "pd-llm-d-modelservice-decode") == 1
