@@ -458,6 +458,12 @@ class KubernetesActuator:
             res.errors.append(f"list pools: {exc}")
             return res
         # every check before any write: an unknown shape leaves the cluster as it was
+        for p, n in sorted(target.items()):
+            t = wls.get(p)
+            if t is not None and t.external_scaler and n != t.desired:
+                res.errors.append(f"{p}: DisaggregatedSet {t.name} role {t.role_name} has scaling.mode External (its replicas "
+                                  f"belong to DisaggregatedSetRoleScaler {t.external_scaler}): use actuator.kind metrics "
+                                  f"and point KEDA/HPA at that scaler")
         missing = [p for p, n in sorted(target.items()) if n > 0 and p not in wls]
         for p in missing:
             res.errors.append(f"{p}: no Deployment, LeaderWorkerSet or DisaggregatedSet role found for this pool "
@@ -554,8 +560,9 @@ class MetricsActuator:
     def _labels(self, pool: str, t: Target | None) -> tuple[str, ...]:
         v = Variant.parse(pool)
         kind, name = (t.kind, t.name) if t is not None else ("", "")
-        if t is not None and t.kind == "DisaggregatedSet":
-            name = f"{t.name}-{v.role}"  # the DisaggregatedSetRoleScaler's name, "<ds>-<role>"
+        if t is not None and t.external_scaler:
+            # what KEDA/an HPA scale for an External-mode role: the scaler the DS controller creates
+            kind, name = "DisaggregatedSetRoleScaler", t.external_scaler
         return tuple(label_value(x) for x in (self.namespace, kind, name, v.model, v.role, v.gpu, str(v.tp)))
 
     def _export(self, desired: dict[str, int], targets: dict[str, Target]) -> list[str]:

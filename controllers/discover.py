@@ -96,6 +96,9 @@ class Target:
     """DisaggregatedSet only: index in spec.roles."""
     pod_labels: dict[str, str] = field(default_factory=dict, compare=False)
     """Labels of the pod template (what an InferencePool selector matches)."""
+    external_scaler: str | None = None
+    """DisaggregatedSet role with `scaling.mode: External`: the DisaggregatedSetRoleScaler the DS
+    controller creates for it ("<ds>-<role>"); its replicas belong to that scaler (HPA/KEDA)."""
 
     @property
     def role_name(self) -> str:
@@ -192,6 +195,7 @@ class _Template:
     ready: int
     role_index: int | None = None
     role_hint: str | None = None
+    external_scaler: str | None = None
 
 
 def _templates(obj: dict[str, Any]) -> list[_Template]:
@@ -221,8 +225,10 @@ def _templates(obj: dict[str, Any]) -> list[_Template]:
             t = lwt.get("leaderTemplate") or lwt.get("workerTemplate") or {}
             desired = int(rs.get("replicas") if rs.get("replicas") is not None else 1)
             ready = int((st_roles.get(role.get("name")) or {}).get("readyReplicas") or 0)
+            scaling = role.get("scaling") or rs.get("scaling") or {}
+            ext = f"{name}-{role.get('name')}" if scaling.get("mode") == "External" else None
             out.append(_Template("DisaggregatedSet", name, {**meta_labels, **((t.get("metadata") or {}).get("labels") or {})},
-                                 t.get("spec") or {}, desired, ready, i, role.get("name")))
+                                 t.get("spec") or {}, desired, ready, i, role.get("name"), ext))
         return out
     return []
 
@@ -267,7 +273,7 @@ def discover(objects: Iterable[dict[str, Any]], scheme: LabelScheme) -> tuple[di
                 other = found[pool]
                 problems.append(f"{where} and {other.kind}/{other.name} both serve pool {pool}; one target per pool")
                 continue
-            found[pool] = Target(pool, t.kind, t.name, t.desired, t.ready, t.role_index, dict(t.labels))
+            found[pool] = Target(pool, t.kind, t.name, t.desired, t.ready, t.role_index, dict(t.labels), t.external_scaler)
     return found, problems
 
 

@@ -219,3 +219,23 @@ def test_loop_holds_and_says_why_when_a_workload_cannot_be_read():
         assert dec.outcome == "held"
         assert any("pd-llm-d-modelservice-decode" in e and "no llm-d.ai/role label" in e for e in dec.errors), dec.errors
         assert srv.state.replicas("deployment", NS, "pd-llm-d-modelservice-decode") == 1
+
+
+def test_external_mode_disaggregated_set_role_is_not_written_but_exported_for_its_scaler():
+    """DisaggregatedSet docs: a role with scaling.mode External gets a DisaggregatedSetRoleScaler
+    "<ds>-<role>" that KEDA/HPA scale; pd-planner must not write that role's replicas itself."""
+    from controllers.actuate import MetricsActuator
+
+    ds = disaggregated_set(docs()[2], docs()[1], nested=True)
+    ds["spec"]["roles"][1]["scaling"] = {"mode": "External"}
+    with FakeK8sServer() as srv:
+        srv.state.add_object(ds, NS)
+        a = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=scheme(), routing_configmap=None)
+        res = a.apply({P: 3, D: 5}, {}, "t")
+        assert not res.ok and any("scaling.mode External" in e and "llama-ds-decode" in e for e in res.errors)
+        assert srv.state.objects[("disaggregatedset", NS, "llama-ds")]["spec"]["roles"][0]["spec"]["replicas"] == 2
+        m = MetricsActuator(namespace=NS, targets=a.targets)
+        assert m.apply({P: 3, D: 5}, {}, "t").ok
+        assert m.registry.get_sample_value("pd_planner_desired_replicas", {
+            "namespace": NS, "target_kind": "DisaggregatedSetRoleScaler", "target_name": "llama-ds-decode",
+            "model": MODEL, "role": "decode", "gpu": "H100-SXM-80GB", "tp": "2"}) == 5
