@@ -22,10 +22,17 @@ def kube_api_client(in_cluster: bool) -> Any:
     """The official client's ApiClient: in-cluster service account, or the local kubeconfig."""
     from kubernetes import client, config
 
-    if in_cluster:
-        config.load_incluster_config()
-    else:
-        config.load_kube_config()
+    from planner.errors import InputError
+
+    try:
+        if in_cluster:
+            config.load_incluster_config()
+        else:
+            config.load_kube_config()
+    except config.ConfigException as exc:
+        raise InputError(None, "actuator.in_cluster",
+                         f"a Kubernetes API to talk to ({'in-cluster service account' if in_cluster else 'kubeconfig'}): {exc}; "
+                         "without a cluster use actuator.kind metrics with export.read_cluster false and leader.enabled false") from exc
     return client.ApiClient()
 
 
@@ -71,7 +78,7 @@ def build_controller(cfg: ControllerConfig, fleet: Any, dry_run: bool, api_clien
 
         reader = None
         leader_only = cfg.export.leader_only and cfg.leader.enabled
-        if api_client is not None or a.in_cluster or leader_only:
+        if api_client is not None or cfg.export.read_cluster or leader_only:
             api_client = api_client or kube_api_client(a.in_cluster)
             reader = KubernetesActuator(api_client, a.namespace, None, tuple(a.workload_kinds), a.max_retries, a.backoff_s,
                                         scheme=label_scheme(cfg), gpu_from_nodes=cfg.labels.gpu_from_nodes)

@@ -196,6 +196,10 @@ class ExportConfig(_Strict):
 
     leader_only: bool = Field(default=True, description="only the lease holder exports pd_planner_desired_replicas "
                                                          "(needs the API server; leader.enabled)")
+    read_cluster: bool = Field(default=True, description="read the targets (names, kinds) and their real replica "
+                                                          "counts from the API server; False: no cluster (dry runs, "
+                                                          "examples), the last desired value stands in and series "
+                                                          "carry no target")
 
 
 class ControllerConfig(_Strict):

@@ -13,6 +13,7 @@ import datetime as dt
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from controller_k8s_fake import FakeK8sServer
@@ -126,3 +127,19 @@ def test_planner_control_wiring_in_metrics_mode():
         assert ctl.actuator.registry.get_sample_value("pd_planner_desired_replicas", {
             "namespace": NS, "target_kind": "Deployment", "target_name": "pd-llm-d-modelservice-decode",
             "model": MODEL, "role": "decode", "gpu": "H100-SXM-80GB", "tp": "2"}) is None  # nothing before leading
+
+
+def test_no_cluster_is_a_clear_input_error(monkeypatch, tmp_path):
+    from controllers.commands import build_controller
+    from controllers.config import ControllerConfig, ModelConfig
+    from planner.errors import InputError
+    from planner.schema import Fleet, Slo
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing-kubeconfig"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = ControllerConfig(fleet="-", models={MODEL: ModelConfig(served_name=SERVED, slo=Slo(ttft_ms=2000, itl_ms=50))},
+                           actuator={"kind": "metrics", "namespace": NS, "in_cluster": False})
+    with pytest.raises(InputError, match="actuator.in_cluster.*export.read_cluster false"):
+        build_controller(cfg, Fleet(gpus={}), dry_run=True, perf=object())
+    cfg = cfg.model_copy(update={"export": cfg.export.model_copy(update={"read_cluster": False, "leader_only": False})})
+    assert build_controller(cfg, Fleet(gpus={}), dry_run=True, perf=object()).elector is None
