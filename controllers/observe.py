@@ -182,7 +182,7 @@ class PrometheusObserver:
             nolabel = self._sel(f'{rl}=""')
             unlabelled = self._by_model(f"count by (model_name) (vllm:num_requests_running{nolabel})") \
                 if self.cfg.missing_role == "fail" else {}
-            epp_queue = self._by_model(f"sum by (model_name) ({self.cfg.epp_queue_metric})") if self.cfg.epp_queue_metric else {}
+            epp_queue = self._by_model(f"sum by (model_name) ({self.cfg.epp_queue_metric}{allsel})") if self.cfg.epp_queue_metric else {}
             ttft: dict[str, float] = {}
             itl: dict[str, float] = {}
             itl_src: dict[str, str] = {}
