@@ -276,10 +276,12 @@ class KubernetesActuator:
                 obj = self.custom.get_namespaced_custom_object(DS_GROUP, DS_VERSION, self.ns, DS_PLURAL, w.name)
                 role = obj["spec"]["roles"][w.role_index]
                 rs = role["spec"] if isinstance(role.get("spec"), dict) else role
-                before = int(rs.get("replicas") if rs.get("replicas") is not None else 1)
-                if before == replicas:
+                slices = max(1, int(obj["spec"].get("slices") or 1))
+                before = int(rs.get("replicas") if rs.get("replicas") is not None else 1) * slices
+                per_slice = -(-replicas // slices)  # replicas are per slice: round up, never below the plan
+                if before == per_slice * slices:
                     return before
-                rs["replicas"] = replicas
+                rs["replicas"] = per_slice
                 self.custom.replace_namespaced_custom_object(DS_GROUP, DS_VERSION, self.ns, DS_PLURAL, w.name, obj)
                 return before
             if before == replicas:

@@ -14,7 +14,8 @@ Presets (`labels.preset` in the controller config, controllers/config.py LabelsC
   custom      the label keys given in the config.
 Targets: apps/v1 Deployment, leaderworkerset.x-k8s.io/v1 LeaderWorkerSet (pod template
 `spec.leaderWorkerTemplate.workerTemplate`, the leader's when set) and DisaggregatedSet
-(disaggregatedset.x-k8s.io/v1: `spec.roles[i]` each with `replicas` and a `leaderWorkerTemplate`;
+(disaggregatedset.x-k8s.io/v1: `spec.roles[i]` each with `replicas` (per slice; `spec.slices` copies)
+and a `leaderWorkerTemplate`, readiness in `status.roleStatuses[]`;
 the v1 docs put both under `spec.roles[i].spec`, v1alpha1 directly on the role; both are read.
 Shape from the DisaggregatedSet docs, "Roles in DisaggregatedSet", and the llm-d benchmark
 kustomize patches `/spec/roles/0/spec/replicas`). A DisaggregatedSet role's name is its role
@@ -218,12 +219,14 @@ def _templates(obj: dict[str, Any]) -> list[_Template]:
                           int(status.get("readyReplicas") or 0))]
     if kind == "DisaggregatedSet":
         out = []
-        st_roles = {r.get("name"): r for r in status.get("roles") or [] if isinstance(r, dict)}
+        # status.roleStatuses[] {name, replicas, readyReplicas, updatedReplicas} (DisaggregatedSetStatus)
+        st_roles = {r.get("name"): r for r in status.get("roleStatuses") or status.get("roles") or [] if isinstance(r, dict)}
+        slices = max(1, int(spec.get("slices") or 1))  # spec.slices identical copies, each with every role
         for i, role in enumerate(spec.get("roles") or []):
             rs = role.get("spec") if isinstance(role.get("spec"), dict) else role
             lwt = rs.get("leaderWorkerTemplate") or {}
             t = lwt.get("leaderTemplate") or lwt.get("workerTemplate") or {}
-            desired = int(rs.get("replicas") if rs.get("replicas") is not None else 1)
+            desired = int(rs.get("replicas") if rs.get("replicas") is not None else 1) * slices
             ready = int((st_roles.get(role.get("name")) or {}).get("readyReplicas") or 0)
             scaling = role.get("scaling") or rs.get("scaling") or {}
             ext = f"{name}-{role.get('name')}" if scaling.get("mode") == "External" else None

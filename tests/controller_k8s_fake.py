@@ -93,12 +93,12 @@ class FakeK8s:
             n = int(spec.get("replicas", 1))
             obj["status"] = {"replicas": n, "readyReplicas": n if ready else 0}
         elif k == "DisaggregatedSet":
-            roles = []
+            roles = []  # DisaggregatedSetStatus.roleStatuses: totals over spec.slices
             for r in spec.get("roles") or []:
                 rs = r.get("spec") if isinstance(r.get("spec"), dict) else r
-                n = int(rs.get("replicas", 1))
+                n = int(rs.get("replicas", 1)) * max(1, int(spec.get("slices") or 1))
                 roles.append({"name": r.get("name"), "replicas": n, "readyReplicas": n if ready else 0})
-            obj["status"] = {"roles": roles}
+            obj["status"] = {"roleStatuses": roles}
         with self.lock:
             self._bump(obj)
             self.objects[(key_kind, ns, meta["name"])] = obj

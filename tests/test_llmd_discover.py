@@ -239,3 +239,19 @@ def test_external_mode_disaggregated_set_role_is_not_written_but_exported_for_it
         assert m.registry.get_sample_value("pd_planner_desired_replicas", {
             "namespace": NS, "target_kind": "DisaggregatedSetRoleScaler", "target_name": "llama-ds-decode",
             "model": MODEL, "role": "decode", "gpu": "H100-SXM-80GB", "tp": "2"}) == 5
+
+
+def test_disaggregated_set_slices_multiply_replicas_and_scaling_rounds_up():
+    """spec.slices identical copies: a role's pool has replicas x slices; a target that does not
+    divide is rounded up per slice (never below the plan)."""
+    ds = disaggregated_set(docs()[2], docs()[1], nested=True)
+    ds["spec"]["slices"] = 2
+    found, _ = discover([ds], scheme())
+    assert (found[P].desired, found[D].desired) == (4, 6)
+    with FakeK8sServer() as srv:
+        srv.state.add_object(ds, NS)
+        a = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=scheme(), routing_configmap=None)
+        assert a.pools()[D].ready == 6  # status.roleStatuses[].readyReplicas: the role's total
+        res = a.apply({P: 4, D: 7}, {}, "t")
+        assert res.ok and res.changed == {D: (6, 7)}
+        assert srv.state.objects[("disaggregatedset", NS, "llama-ds")]["spec"]["roles"][1]["spec"]["replicas"] == 4
