@@ -9,7 +9,8 @@
     are retried with exponential backoff; a pool already at its target is not written, so applying
     twice, or again after a restart half-way, converges to the same state (idempotent). Routing
     weights are written as JSON into a ConfigMap the router reads; one Kubernetes Event per change.
-  - MetricsActuator: exports `desired_replicas{pool}` for an HPA (External metric) or KEDA to act on.
+  - MetricsActuator: exports `pd_planner_desired_replicas{namespace, target_kind, target_name, model,
+    role, gpu, tp}` for an HPA (External metric) or KEDA to act on, from the lease holder only.
   - SimulatorActuator: drives the discrete-event FleetSimulator (planner.simulate) for replays,
     where new replicas become ready after the configured start-up time.
 """
@@ -19,10 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from controllers.discover import GPU_NODE_LABELS, LabelScheme, Target, discover, gpu_named, preset_scheme
 from planner.errors import InputError
 from planner.schema import Variant
 
@@ -93,32 +96,64 @@ def pool_id_from_labels(labels: dict[str, str]) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------- k8s
+DS_GROUP, DS_VERSION, DS_PLURAL = "disaggregatedset.x-k8s.io", "v1", "disaggregatedsets"
+IP_GROUP, IP_VERSION, IP_PLURAL = "inference.networking.k8s.io", "v1", "inferencepools"
+"""InferencePool, GA API of the Gateway API Inference Extension (config/crd/bases/
+inference.networking.k8s.io_inferencepools.yaml): spec.selector.matchLabels, spec.targetPorts."""
+IP_GROUP_ALPHA, IP_VERSION_ALPHA = "inference.networking.x-k8s.io", "v1alpha2"
+"""The earlier InferencePool API (spec.selector is a plain label map), still in older llm-d guides."""
+IP_GROUPS = (IP_GROUP, IP_GROUP_ALPHA)
+
+
+class DiscoveryError(RuntimeError):
+    """Workloads carry a configured model's label but cannot be read as pools: the loop holds."""
+
+
+class RoutingShapeError(ValueError):
+    """The route or pools do not have the shape the plan can be written into; nothing is written."""
+
+
 @dataclass(frozen=True)
-class _Workload:
-    kind: str  # "deployment" | "leaderworkerset"
+class _RouteWrite:
     name: str
-    desired: int
-    ready: int
+    weights: list[int]
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
 class KubernetesActuator:
-    """Scale labelled Deployments / LeaderWorkerSets, write routing, emit Events (official client)."""
+    """Scale the Deployments / LeaderWorkerSets / DisaggregatedSet roles of the pools, write routing,
+    emit Events (official client).
+
+    Pools are found by `controllers.discover` under a label scheme (default here: the pd-planner
+    preset, this class's original contract; `planner control` passes the config's, llm-d by
+    default). Routing goes, in this order of preference, to HTTPRoutes whose backendRefs are
+    InferencePools (`inference_pool_routes`, llm-d's routing), to HTTPRoutes whose backendRefs
+    name workloads (`httproutes`, other gateways), and to the `routing_configmap` (None: not
+    written). All routes are read and checked before anything is written: an unknown shape is an
+    error and the cluster is left as it was."""
 
     def __init__(
         self,
         api_client: Any,
         namespace: str,
-        routing_configmap: str = "pd-planner-routing",
-        workload_kinds: tuple[str, ...] = ("deployment", "leaderworkerset"),
+        routing_configmap: str | None = "pd-planner-routing",
+        workload_kinds: tuple[str, ...] = ("deployment", "leaderworkerset", "disaggregatedset"),
         max_retries: int = 5,
         backoff_s: float = 0.2,
         component: str = "pd-planner-controller",
         sleep: Callable[[float], None] = time.sleep,
         httproutes: dict[str, str] | None = None,
+        scheme: LabelScheme | None = None,
+        inference_pool_routes: dict[str, str] | None = None,
+        gpu_from_nodes: bool = False,
     ):
         from kubernetes import client
 
         self._client = client
+        self._api = api_client
         self.apps = client.AppsV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.core = client.CoreV1Api(api_client)
@@ -130,6 +165,9 @@ class KubernetesActuator:
         self.component = component
         self.sleep = sleep
         self.httproutes = dict(httproutes or {})
+        self.pool_routes = dict(inference_pool_routes or {})
+        self.scheme = scheme or preset_scheme("pd-planner")
+        self.gpu_from_nodes = gpu_from_nodes
 
     # -- retries ------------------------------------------------------------------------------
     def _retry(self, what: str, fn: Callable[[], Any]) -> Any:
@@ -150,54 +188,108 @@ class KubernetesActuator:
         raise AssertionError("unreachable")
 
     # -- discovery ----------------------------------------------------------------------------
-    def _workloads(self) -> dict[str, _Workload]:
-        out: dict[str, _Workload] = {}
-        sel = LABEL_MODEL  # existence selector: every labelled pool
-        if "deployment" in self.kinds:
-            deps = self._retry("list deployments", lambda: self.apps.list_namespaced_deployment(self.ns, label_selector=sel))
-            for d in deps.items:
-                pid = pool_id_from_labels(d.metadata.labels or {})
-                if pid:
-                    out[pid] = _Workload("deployment", d.metadata.name, d.spec.replicas or 0,
-                                         (d.status.ready_replicas or 0) if d.status else 0)
-        if "leaderworkerset" in self.kinds:
-            from kubernetes.client.exceptions import ApiException
+    def _list_custom(self, group: str, version: str, plural: str) -> list[dict[str, Any]]:
+        from kubernetes.client.exceptions import ApiException
 
-            try:
-                lws = self._retry("list leaderworkersets", lambda: self.custom.list_namespaced_custom_object(
-                    LWS_GROUP, LWS_VERSION, self.ns, LWS_PLURAL, label_selector=sel))
-            except ApiException as exc:
-                if exc.status != 404:  # CRD not installed: no LWS pools
-                    raise
-                lws = {"items": []}
-            for o in lws.get("items", []):
-                pid = pool_id_from_labels(o.get("metadata", {}).get("labels", {}))
-                if pid:
-                    st = o.get("status") or {}
-                    out[pid] = _Workload("leaderworkerset", o["metadata"]["name"], int(o.get("spec", {}).get("replicas", 0)),
-                                         int(st.get("readyReplicas", 0)))
-        return out
+        try:
+            res = self._retry(f"list {plural}", lambda: self.custom.list_namespaced_custom_object(group, version, self.ns, plural))
+        except ApiException as exc:
+            if exc.status != 404:  # CRD not installed: none of these
+                raise
+            return []
+        return [dict(o, kind=o.get("kind") or res.get("kind", "").removesuffix("List")) for o in res.get("items", [])]
+
+    def _objects(self) -> list[dict[str, Any]]:
+        """Every candidate workload of the namespace as the API returns it (camelCase dicts). The
+        llm-d labels live on pod templates, which a label selector cannot reach, so all are listed."""
+        objs: list[dict[str, Any]] = []
+        if "deployment" in self.kinds:
+            deps = self._retry("list deployments", lambda: self.apps.list_namespaced_deployment(self.ns))
+            for d in deps.items:
+                o = self._api.sanitize_for_serialization(d)
+                o["kind"] = "Deployment"
+                objs.append(o)
+        if "leaderworkerset" in self.kinds:
+            objs += [dict(o, kind="LeaderWorkerSet") for o in self._list_custom(LWS_GROUP, LWS_VERSION, LWS_PLURAL)]
+        if "disaggregatedset" in self.kinds:
+            objs += [dict(o, kind="DisaggregatedSet") for o in self._list_custom(DS_GROUP, DS_VERSION, DS_PLURAL)]
+        if self.gpu_from_nodes:
+            for o in objs:
+                self._gpu_from_pods(o)
+        return objs
+
+    def _gpu_from_pods(self, obj: dict[str, Any]) -> None:
+        """For a Deployment or LeaderWorkerSet whose pod template names no GPU, put the GPU product
+        label of the nodes its pods run on into the template's nodeSelector (in this copy only), so
+        discovery finds it: llm-d-modelservice's examples/output-pd.yaml requests `nvidia.com/gpu`
+        without saying which. Only when all scheduled pods agree; pods not scheduled yet say nothing."""
+        if obj.get("kind") == "Deployment":
+            sel = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            tmpl = (obj.get("spec") or {}).get("template") or {}
+        elif obj.get("kind") == "LeaderWorkerSet":
+            sel = {"leaderworkerset.sigs.k8s.io/name": obj["metadata"]["name"]}  # the LWS controller's pod label
+            lwt = (obj.get("spec") or {}).get("leaderWorkerTemplate") or {}
+            tmpl = lwt.get("leaderTemplate") or lwt.get("workerTemplate") or {}
+        else:
+            return
+        spec = tmpl.get("spec")
+        if not sel or not isinstance(spec, dict):
+            return
+        labels = {**((obj.get("metadata") or {}).get("labels") or {}), **((tmpl.get("metadata") or {}).get("labels") or {})}
+        if self.scheme.model_of(labels.get(self.scheme.model_label)) is None:
+            return  # not a pool of ours: no API calls for it
+        if (self.scheme.gpu_label and self.scheme.gpu_label in labels) or gpu_named(spec):
+            return
+        selector = ",".join(f"{k}={v}" for k, v in sorted(sel.items()))
+        pods = self._retry("list pods", lambda: self.core.list_namespaced_pod(self.ns, label_selector=selector))
+        products: set[str] = set()
+        for node in sorted({p.spec.node_name for p in pods.items if p.spec and p.spec.node_name}):
+            n = self._retry(f"read node {node}", lambda node=node: self.core.read_node(node))
+            nl = n.metadata.labels or {}
+            products |= {nl[k] for k in GPU_NODE_LABELS[:1] if k in nl}
+        if len(products) == 1:
+            spec.setdefault("nodeSelector", {})[GPU_NODE_LABELS[0]] = products.pop()
+
+    def targets(self) -> dict[str, Target]:
+        found, problems = discover(self._objects(), self.scheme)
+        if problems:
+            raise DiscoveryError("; ".join(problems))
+        return found
 
     def pools(self) -> dict[str, PoolState]:
-        return {p: PoolState(p, w.desired, w.ready) for p, w in self._workloads().items()}
+        return {p: PoolState(p, t.desired, t.ready) for p, t in self.targets().items()}
 
     # -- scaling ------------------------------------------------------------------------------
-    def _scale(self, w: _Workload, replicas: int) -> int:
-        """Set spec.replicas through the scale subresource; returns the previous value (no write if equal)."""
+    def _scale(self, w: Target, replicas: int) -> int:
+        """Set the replicas of `w`; returns the previous value (no write if equal). Deployments and
+        LeaderWorkerSets through the `scale` subresource; a DisaggregatedSet role (no scale
+        subresource per role) by a read-modify-PUT of the object carrying the read resourceVersion."""
 
         def attempt() -> int:
-            if w.kind == "deployment":
+            if w.kind == "Deployment":
                 sc = self.apps.read_namespaced_deployment_scale(w.name, self.ns)
                 before, rv = sc.spec.replicas or 0, sc.metadata.resource_version
-            else:
+            elif w.kind == "LeaderWorkerSet":
                 sc = self.custom.get_namespaced_custom_object_scale(LWS_GROUP, LWS_VERSION, self.ns, LWS_PLURAL, w.name)
                 before, rv = int(sc.get("spec", {}).get("replicas", 0)), sc["metadata"].get("resourceVersion")
+            else:
+                obj = self.custom.get_namespaced_custom_object(DS_GROUP, DS_VERSION, self.ns, DS_PLURAL, w.name)
+                role = obj["spec"]["roles"][w.role_index]
+                rs = role["spec"] if isinstance(role.get("spec"), dict) else role
+                slices = max(1, int(obj["spec"].get("slices") or 1))
+                before = int(rs.get("replicas") if rs.get("replicas") is not None else 1) * slices
+                per_slice = -(-replicas // slices)  # replicas are per slice: round up, never below the plan
+                if before == per_slice * slices:
+                    return before
+                rs["replicas"] = per_slice
+                self.custom.replace_namespaced_custom_object(DS_GROUP, DS_VERSION, self.ns, DS_PLURAL, w.name, obj)
+                return before
             if before == replicas:
                 return before
             body = {"apiVersion": "autoscaling/v1", "kind": "Scale",
                     "metadata": {"name": w.name, "namespace": self.ns, "resourceVersion": rv},
                     "spec": {"replicas": replicas}}
-            if w.kind == "deployment":
+            if w.kind == "Deployment":
                 self.apps.replace_namespaced_deployment_scale(w.name, self.ns, body)
             else:
                 self.custom.replace_namespaced_custom_object_scale(LWS_GROUP, LWS_VERSION, self.ns, LWS_PLURAL, w.name, body)
@@ -205,15 +297,16 @@ class KubernetesActuator:
 
         return self._retry(f"scale {w.kind}/{w.name}", attempt)
 
-    def _event(self, w: _Workload, before: int, after: int, reason: str) -> None:
+    def _event(self, w: Target, before: int, after: int, reason: str) -> None:
         now = dt.datetime.now(dt.timezone.utc)
-        api_version = "apps/v1" if w.kind == "deployment" else f"{LWS_GROUP}/{LWS_VERSION}"
-        kind = "Deployment" if w.kind == "deployment" else "LeaderWorkerSet"
+        api_version = {"Deployment": "apps/v1", "LeaderWorkerSet": f"{LWS_GROUP}/{LWS_VERSION}",
+                       "DisaggregatedSet": f"{DS_GROUP}/{DS_VERSION}"}[w.kind]
+        where = f" ({w.role_name} role)" if w.kind == "DisaggregatedSet" else ""
         ev = self._client.CoreV1Event(
             metadata=self._client.V1ObjectMeta(generate_name=f"{w.name}.", namespace=self.ns),
-            involved_object=self._client.V1ObjectReference(api_version=api_version, kind=kind, name=w.name, namespace=self.ns),
+            involved_object=self._client.V1ObjectReference(api_version=api_version, kind=w.kind, name=w.name, namespace=self.ns),
             reason="ScaledUp" if after > before else "ScaledDown",
-            message=f"pd-planner: replicas {before} -> {after}: {reason}"[:1024],
+            message=f"pd-planner: {w.pool}{where} replicas {before} -> {after}: {reason}"[:1024],
             type="Normal",
             source=self._client.V1EventSource(component=self.component),
             first_timestamp=now, last_timestamp=now, count=1,
@@ -221,24 +314,25 @@ class KubernetesActuator:
         )
         self._retry("create event", lambda: self.core.create_namespaced_event(self.ns, ev))
 
-    # -- routing ------------------------------------------------------------------------------
+    # -- routing: ConfigMap export --------------------------------------------------------------
     def _write_routing(self, routing: dict[str, Any], pairing: dict[str, Any] | None = None) -> bool:
         """Create or update the routing ConfigMap (and its pairing key, when the plan pins P->D pairs);
         no write when unchanged. Returns True if written."""
         from kubernetes.client.exceptions import ApiException
 
+        assert self.configmap is not None
+        name = self.configmap
         data = {ROUTING_KEY: json.dumps(routing, sort_keys=True, indent=1)}
         if any(pairing.values() if pairing else ()):
             data[PAIRING_KEY] = json.dumps(pairing, sort_keys=True, indent=1)
 
         def attempt() -> bool:
             try:
-                cm = self.core.read_namespaced_config_map(self.configmap, self.ns)
+                cm = self.core.read_namespaced_config_map(name, self.ns)
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-                body = self._client.V1ConfigMap(metadata=self._client.V1ObjectMeta(name=self.configmap, namespace=self.ns),
-                                                data=data)
+                body = self._client.V1ConfigMap(metadata=self._client.V1ObjectMeta(name=name, namespace=self.ns), data=data)
                 self.core.create_namespaced_config_map(self.ns, body)
                 return True
             old = dict(cm.data or {})
@@ -247,24 +341,155 @@ class KubernetesActuator:
             if new == old:
                 return False
             cm.data = new
-            self.core.replace_namespaced_config_map(self.configmap, self.ns, cm)  # carries the read resourceVersion
+            self.core.replace_namespaced_config_map(name, self.ns, cm)  # carries the read resourceVersion
             return True
 
         return self._retry("write routing configmap", attempt)
 
+    # -- routing: HTTPRoutes -------------------------------------------------------------------
+    def _get_route(self, name: str) -> dict[str, Any]:
+        return self._retry(f"read httproute {name}", lambda: self.custom.get_namespaced_custom_object(
+            GATEWAY_GROUP, GATEWAY_VERSION, self.ns, "httproutes", name))
+
+    def _pool_selector(self, ref: dict[str, Any]) -> dict[str, str]:
+        """matchLabels of the InferencePool a backendRef names (v1, else v1alpha2's plain map)."""
+        from kubernetes.client.exceptions import ApiException
+
+        group = ref.get("group") or IP_GROUP
+        version = IP_VERSION if group == IP_GROUP else IP_VERSION_ALPHA
+        try:
+            pool = self._retry(f"read inferencepool {ref['name']}", lambda: self.custom.get_namespaced_custom_object(
+                group, version, self.ns, IP_PLURAL, ref["name"]))
+        except ApiException as exc:
+            if exc.status == 404:
+                raise RoutingShapeError(f"InferencePool {ref['name']} ({group}) not found in namespace {self.ns}") from exc
+            raise
+        sel = (pool.get("spec") or {}).get("selector") or {}
+        return dict(sel.get("matchLabels") or {}) if "matchLabels" in sel else {k: v for k, v in sel.items() if isinstance(v, str)}
+
+    def inference_pool_weights(self, model: str, route: str, classes: dict[str, dict[str, float]],
+                               targets: dict[str, Target]) -> _RouteWrite:
+        """Weights of `route`'s InferencePool backendRefs from `model`'s decode routing.
+
+        llm-d's endpoint picker chooses a decode pod first (then a prefill pod for it), so traffic
+        is split between decode variants: each InferencePool must select the decode (or `both`)
+        workloads of exactly one variant (model, GPU, TP) of this model, and every variant the
+        plan sends traffic to must have one. Anything else raises RoutingShapeError (nothing written)."""
+        obj = self._get_route(route)
+        refs = [ref for rule in (obj.get("spec") or {}).get("rules") or [] for ref in rule.get("backendRefs") or []]
+        pool_refs = [r for r in refs if r.get("kind") == "InferencePool" and (r.get("group") or IP_GROUP) in IP_GROUPS]
+        if not pool_refs:
+            kinds = sorted({f"{r.get('kind', 'Service')}" for r in refs}) or ["none"]
+            raise RoutingShapeError(f"HTTPRoute {route} has no backendRef of kind InferencePool (found: {', '.join(kinds)})")
+        if len(pool_refs) != len(refs):
+            raise RoutingShapeError(f"HTTPRoute {route} mixes InferencePool and other backendRefs; weights of one kind only")
+        share: dict[tuple[str, int], float] = {}
+        for weights in classes.values():
+            for pool, w in weights.items():
+                v = Variant.parse(pool)
+                if v.role != "prefill":
+                    share[(v.gpu, v.tp)] = share.get((v.gpu, v.tp), 0.0) + w
+        decode_targets = [t for t in targets.values() if Variant.parse(t.pool).model == model and Variant.parse(t.pool).role != "prefill"]
+        per_ref: list[float] = []
+        covered: set[tuple[str, int]] = set()
+        for ref in pool_refs:
+            sel = self._pool_selector(ref)
+            variants = {(Variant.parse(t.pool).gpu, Variant.parse(t.pool).tp) for t in decode_targets if _selects(sel, t.pod_labels)}
+            if not variants:
+                raise RoutingShapeError(f"InferencePool {ref['name']} (selector {sel}) selects no decode workload of model {model}")
+            if len(variants) > 1:
+                names = ", ".join(f"{g}/tp{tp}" for g, tp in sorted(variants))
+                raise RoutingShapeError(f"InferencePool {ref['name']} selects decode workloads of several variants ({names}); "
+                                        "llm-d weights traffic per InferencePool, so make one InferencePool per decode variant "
+                                        "(model, GPU, TP)")
+            var = variants.pop()
+            if var in covered:
+                raise RoutingShapeError(f"two InferencePools of HTTPRoute {route} select decode variant {var[0]}/tp{var[1]}")
+            covered.add(var)
+            per_ref.append(share.get(var, 0.0))
+        missing = sorted(v for v, w in share.items() if w > 0 and v not in covered)
+        if missing:
+            raise RoutingShapeError(f"the plan routes {model} traffic to decode variant(s) "
+                                    f"{', '.join(f'{g}/tp{tp}' for g, tp in missing)} that no InferencePool of HTTPRoute {route} selects")
+        return _RouteWrite(route, integer_weights(per_ref))
+
+    def workload_route_weights(self, route: str, classes: dict[str, dict[str, float]], targets: dict[str, Target]) -> _RouteWrite:
+        """Weights of `route`'s backendRefs named like the workloads of the prefill-side pools.
+
+        Requests enter a P/D fleet at its prefill side (prefill or mixed pools) when the gateway
+        routes to workloads directly (no endpoint picker); the hand-off to a decode pool happens
+        behind it. Classes are summed (the controller plans one class per model); unmatched refs
+        get 0; integers summing to 100 (largest remainders)."""
+        share: dict[str, float] = {}
+        for weights in classes.values():
+            for pool, w in weights.items():
+                if Variant.parse(pool).role != "decode":
+                    share[pool] = share.get(pool, 0.0) + w
+        by_name = {t.name: share.get(pool, 0.0) for pool, t in targets.items()}
+        obj = self._get_route(route)
+        refs = [ref for rule in (obj.get("spec") or {}).get("rules") or [] for ref in rule.get("backendRefs") or []]
+        if any(r.get("kind") == "InferencePool" for r in refs):
+            raise RoutingShapeError(f"HTTPRoute {route} routes to InferencePools: list it under routing.inference_pool_routes")
+        if not any(ref.get("name") in by_name and by_name[ref["name"]] > 0 for ref in refs):
+            raise RoutingShapeError(f"no backendRef of HTTPRoute {route} names a workload of the planned pools "
+                                    f"({', '.join(sorted(by_name))})")
+        return _RouteWrite(route, integer_weights([by_name.get(ref.get("name"), 0.0) for ref in refs]))
+
+    def _put_route_weights(self, rw: _RouteWrite) -> bool:
+        def attempt() -> bool:
+            obj = self.custom.get_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, self.ns, "httproutes", rw.name)
+            refs = [ref for rule in (obj.get("spec") or {}).get("rules") or [] for ref in rule.get("backendRefs") or []]
+            if len(refs) != len(rw.weights):
+                raise RoutingShapeError(f"HTTPRoute {rw.name} changed while being written ({len(refs)} backendRefs)")
+            if [ref.get("weight", 1) for ref in refs] == rw.weights:
+                return False
+            for ref, w in zip(refs, rw.weights):
+                ref["weight"] = w
+            self.custom.replace_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, self.ns, "httproutes", rw.name, obj)
+            return True
+
+        return self._retry(f"write httproute {rw.name}", attempt)
+
+    # -- apply --------------------------------------------------------------------------------
     def apply(self, target: dict[str, int], routing: dict[str, Any], reason: str,
               pairing: dict[str, Any] | None = None) -> ApplyResult:
         res = ApplyResult()
         try:
-            wls = self._workloads()
+            wls = self.targets()
         except Exception as exc:  # noqa: BLE001 - reported, the loop holds
             res.errors.append(f"list pools: {exc}")
+            return res
+        # every check before any write: an unknown shape leaves the cluster as it was
+        for p, n in sorted(target.items()):
+            t = wls.get(p)
+            if t is not None and t.external_scaler and n != t.desired:
+                res.errors.append(f"{p}: DisaggregatedSet {t.name} role {t.role_name} has scaling.mode External (its replicas "
+                                  f"belong to DisaggregatedSetRoleScaler {t.external_scaler}): use actuator.kind metrics "
+                                  f"and point KEDA/HPA at that scaler")
+        missing = [p for p, n in sorted(target.items()) if n > 0 and p not in wls]
+        for p in missing:
+            res.errors.append(f"{p}: no Deployment, LeaderWorkerSet or DisaggregatedSet role found for this pool "
+                              f"(labels: {self.scheme.model_label}, {self.scheme.role_label})")
+        writes: list[_RouteWrite] = []
+        if routing:
+            for model, route in sorted(self.pool_routes.items()):
+                if model in routing:
+                    try:
+                        writes.append(self.inference_pool_weights(model, route, routing[model], wls))
+                    except Exception as exc:  # noqa: BLE001
+                        res.errors.append(f"httproute {route}: {exc}")
+            for model, route in sorted(self.httproutes.items()):
+                if model in routing:
+                    try:
+                        writes.append(self.workload_route_weights(route, routing[model], wls))
+                    except Exception as exc:  # noqa: BLE001
+                        res.errors.append(f"httproute {route}: {exc}")
+        if res.errors:
+            res.errors.append("nothing written")
             return res
         for pool, n in sorted(target.items()):
             w = wls.get(pool)
             if w is None:
-                if n > 0:
-                    res.errors.append(f"{pool}: no Deployment or LeaderWorkerSet labelled for this pool")
                 continue
             try:
                 before = self._scale(w, n)
@@ -277,80 +502,114 @@ class KubernetesActuator:
                     self._event(w, before, n, reason)
                 except Exception as exc:  # noqa: BLE001 - an event lost is not a failed apply
                     log.warning("event for %s not recorded: %s", pool, exc)
-        if routing:
+        for rw in writes:
             try:
-                res.routing_changed = self._write_routing(routing, pairing)
+                res.routing_changed |= self._put_route_weights(rw)
+            except Exception as exc:  # noqa: BLE001
+                res.errors.append(f"httproute {rw.name}: {exc}")
+        if routing and self.configmap:
+            try:
+                res.routing_changed |= self._write_routing(routing, pairing)
             except Exception as exc:  # noqa: BLE001
                 res.errors.append(f"routing configmap: {exc}")
-            for model, route in sorted(self.httproutes.items()):
-                if model not in routing:
-                    continue
-                try:
-                    res.routing_changed |= self._write_httproute(route, routing[model], wls)
-                except Exception as exc:  # noqa: BLE001
-                    res.errors.append(f"httproute {route}: {exc}")
         return res
-
-    def _write_httproute(self, name: str, classes: dict[str, dict[str, float]], wls: dict[str, _Workload]) -> bool:
-        """Set the backendRef weights of HTTPRoute `name` from one model's prefill-side routing.
-
-        Requests enter a P/D fleet at its prefill side (prefill or mixed pools); the hand-off to a
-        decode pool happens behind it (the P/D sidecar or the inference scheduler), so only those
-        pools' weights belong in the route. Classes are summed (the controller plans one class per
-        model). A backendRef is matched to a pool by the name of the pool's workload; unmatched
-        refs get 0; weights are integers summing to 100 (largest remainders). Returns True if written."""
-        share: dict[str, float] = {}
-        for weights in classes.values():
-            for pool, w in weights.items():
-                if Variant.parse(pool).role != "decode":
-                    share[pool] = share.get(pool, 0.0) + w
-        by_name = {w.name: share.get(pool, 0.0) for pool, w in wls.items()}
-
-        def attempt() -> bool:
-            obj = self.custom.get_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, self.ns, "httproutes", name)
-            rules = (obj.get("spec") or {}).get("rules") or []
-            refs = [ref for rule in rules for ref in rule.get("backendRefs") or []]
-            if not any(ref.get("name") in by_name and by_name[ref["name"]] > 0 for ref in refs):
-                raise ValueError(f"no backendRef names a workload of the planned pools ({', '.join(sorted(by_name))})")
-            new = integer_weights([by_name.get(ref.get("name"), 0.0) for ref in refs])
-            if [ref.get("weight", 1) for ref in refs] == new:
-                return False
-            for ref, w in zip(refs, new):
-                ref["weight"] = w
-            self.custom.replace_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, self.ns, "httproutes", name, obj)
-            return True
-
-        return self._retry(f"write httproute {name}", attempt)
 
 
 # ---------------------------------------------------------------------------------------- metrics
-class MetricsActuator:
-    """Exports desired replicas as `desired_replicas{pool}` for an HPA/KEDA; changes nothing itself."""
+LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+"""A Kubernetes label value (what an HPA External metric's selector.matchLabels accepts)."""
+DESIRED_LABELS = ["namespace", "target_kind", "target_name", "model", "role", "gpu", "tp"]
 
-    def __init__(self, registry: Any = None, initial: dict[str, int] | None = None):
+
+def label_value(v: str) -> str:
+    """`v` as a valid Kubernetes label value: other characters become '-', ends trimmed, <= 63."""
+    s = re.sub(r"[^-A-Za-z0-9_.]", "-", v)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", s)
+
+
+class MetricsActuator:
+    """Exports what the controller wants for an HPA (External metric) or KEDA (Prometheus trigger)
+    to act on; changes nothing itself.
+
+    `pd_planner_desired_replicas{namespace, target_kind, target_name, model, role, gpu, tp}`: one
+    series per scalable target, labels that are valid Kubernetes label values (no '/'), so that a
+    ScaledObject query or an HPA metric selector picks exactly one series by target. The targets
+    and their real replica counts come from `targets` (the cluster, read through the same
+    discovery as KubernetesActuator); without it (no cluster: tests, dry runs) the last desired
+    value stands in for both. `withdraw()` removes every series: a replica that loses the lease
+    stops exporting, so two controller replicas never both answer (controllers/leader.py)."""
+
+    def __init__(self, registry: Any = None, initial: dict[str, int] | None = None, namespace: str = "default",
+                 targets: Callable[[], dict[str, Target]] | None = None, export_initial: bool = True):
         from prometheus_client import CollectorRegistry, Gauge
 
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.gauge = Gauge("desired_replicas", "Replicas the pd-planner controller wants per pool", ["pool"], registry=self.registry)
+        self.namespace = namespace
+        self._targets = targets
+        self.gauge = Gauge("pd_planner_desired_replicas", "Replicas the pd-planner controller wants per scalable target",
+                           DESIRED_LABELS, registry=self.registry)
         self.routing = Gauge("routing_weight", "Share of a class routed to a pool", ["model", "class_id", "pool"], registry=self.registry)
         self.pairing = Gauge("pairing_weight", "Share of a prefill pool's KV cache (for one class) sent to a decode pool",
                              ["model", "class_id", "prefill_pool", "decode_pool"], registry=self.registry)
         self._desired = dict(initial or {})
-        for p, n in self._desired.items():
-            self.gauge.labels(pool=p).set(n)
+        self._exported: set[tuple[str, ...]] = set()
+        if export_initial and self._desired:
+            self._export(self._desired, self._known_targets())
+
+    def _known_targets(self) -> dict[str, Target]:
+        return self._targets() if self._targets is not None else {}
+
+    def _labels(self, pool: str, t: Target | None) -> tuple[str, ...]:
+        v = Variant.parse(pool)
+        kind, name = (t.kind, t.name) if t is not None else ("", "")
+        if t is not None and t.external_scaler:
+            # what KEDA/an HPA scale for an External-mode role: the scaler the DS controller creates
+            kind, name = "DisaggregatedSetRoleScaler", t.external_scaler
+        return tuple(label_value(x) for x in (self.namespace, kind, name, v.model, v.role, v.gpu, str(v.tp)))
+
+    def _export(self, desired: dict[str, int], targets: dict[str, Target]) -> list[str]:
+        errors = []
+        now: set[tuple[str, ...]] = set()
+        for p, n in sorted(desired.items()):
+            t = targets.get(p)
+            if t is None and self._targets is not None:
+                if n > 0:
+                    errors.append(f"{p}: no workload found for this pool; not exported")
+                continue
+            key = self._labels(p, t)
+            self.gauge.labels(*key).set(n)
+            now.add(key)
+        for key in self._exported - now:
+            self.gauge.remove(*key)
+        self._exported = now
+        return errors
+
+    def withdraw(self) -> None:
+        """Stop exporting desired replicas (this replica no longer holds the lease)."""
+        for key in self._exported:
+            self.gauge.remove(*key)
+        self._exported = set()
 
     def pools(self) -> dict[str, PoolState]:
+        if self._targets is not None:
+            return {p: PoolState(p, t.desired, t.ready) for p, t in self._targets().items()}
         # Without a platform to read from, the last desired value is the best knowledge of the fleet.
         return {p: PoolState(p, n, n) for p, n in self._desired.items()}
 
     def apply(self, target: dict[str, int], routing: dict[str, Any], reason: str,
               pairing: dict[str, Any] | None = None) -> ApplyResult:
         res = ApplyResult()
+        try:
+            targets = self._known_targets()
+        except Exception as exc:  # noqa: BLE001 - reported, the loop holds
+            res.errors.append(f"list pools: {exc}")
+            return res
         for p, n in target.items():
-            if self._desired.get(p, 0) != n:
-                res.changed[p] = (self._desired.get(p, 0), n)
+            before = targets[p].desired if p in targets else self._desired.get(p, 0)
+            if before != n:
+                res.changed[p] = (before, n)
             self._desired[p] = n
-            self.gauge.labels(pool=p).set(n)
+        res.errors.extend(self._export(self._desired, targets))
         for model, classes in routing.items():
             for cid, weights in classes.items():
                 for p, w in weights.items():

@@ -22,11 +22,29 @@ def kube_api_client(in_cluster: bool) -> Any:
     """The official client's ApiClient: in-cluster service account, or the local kubeconfig."""
     from kubernetes import client, config
 
-    if in_cluster:
-        config.load_incluster_config()
-    else:
-        config.load_kube_config()
+    from planner.errors import InputError
+
+    try:
+        if in_cluster:
+            config.load_incluster_config()
+        else:
+            config.load_kube_config()
+    except config.ConfigException as exc:
+        raise InputError(None, "actuator.in_cluster",
+                         f"a Kubernetes API to talk to ({'in-cluster service account' if in_cluster else 'kubeconfig'}): {exc}; "
+                         "without a cluster use actuator.kind metrics with export.read_cluster false and leader.enabled false") from exc
     return client.ApiClient()
+
+
+def label_scheme(cfg: ControllerConfig) -> Any:
+    """The discovery LabelScheme of `cfg.labels` (controllers/discover.py), with the models' label values."""
+    from controllers.discover import model_label_map, preset_scheme
+
+    lc = cfg.labels
+    served = {m: mc.served_name or m for m, mc in cfg.models.items()}
+    return preset_scheme(lc.preset, model_label=lc.model_label, role_label=lc.role_label, role_values=dict(lc.role_values),
+                         gpu_label=lc.gpu_label, tp_label=lc.tp_label, default_gpu=lc.default_gpu,
+                         gpu_products=dict(lc.gpu_products), models=model_label_map(served, dict(lc.models)))
 
 
 def build_controller(cfg: ControllerConfig, fleet: Any, dry_run: bool, api_client: Any = None, perf: Any = None):
@@ -46,13 +64,30 @@ def build_controller(cfg: ControllerConfig, fleet: Any, dry_run: bool, api_clien
     elector = None
     if a.kind == "kubernetes":
         api_client = api_client or kube_api_client(a.in_cluster)
-        actuator: Any = KubernetesActuator(api_client, a.namespace, a.routing_configmap, tuple(a.workload_kinds),
-                                           a.max_retries, a.backoff_s, httproutes=dict(a.httproutes))
+        actuator: Any = KubernetesActuator(
+            api_client, a.namespace, a.routing_configmap if cfg.routing.export_configmap else None, tuple(a.workload_kinds),
+            a.max_retries, a.backoff_s, httproutes=dict(a.httproutes), scheme=label_scheme(cfg),
+            inference_pool_routes=dict(cfg.routing.inference_pool_routes), gpu_from_nodes=cfg.labels.gpu_from_nodes)
         if cfg.leader.enabled:
             elector = LeaseElector(api_client, a.namespace, cfg.leader.lease_name,
                                    cfg.leader.identity or default_identity(), cfg.leader.lease_duration_s)
     elif a.kind == "metrics":
-        actuator = MetricsActuator(registry=metrics.registry, initial=dict(fleet.current))
+        # Real replica counts and the targets' names come from the cluster when there is one (an
+        # HPA/KEDA scales them); the lease keeps a second controller replica from exporting too.
+        from controllers.leader import ExportGate
+
+        reader = None
+        leader_only = cfg.export.leader_only and cfg.leader.enabled
+        if api_client is not None or cfg.export.read_cluster or leader_only:
+            api_client = api_client or kube_api_client(a.in_cluster)
+            reader = KubernetesActuator(api_client, a.namespace, None, tuple(a.workload_kinds), a.max_retries, a.backoff_s,
+                                        scheme=label_scheme(cfg), gpu_from_nodes=cfg.labels.gpu_from_nodes)
+        actuator = MetricsActuator(registry=metrics.registry, initial=dict(fleet.current), namespace=a.namespace,
+                                   targets=reader.targets if reader is not None else None, export_initial=not leader_only)
+        if leader_only:
+            elector = ExportGate(LeaseElector(api_client, a.namespace, cfg.leader.lease_name,
+                                              cfg.leader.identity or default_identity(), cfg.leader.lease_duration_s),
+                                 actuator.withdraw)
     else:
         raise typer.BadParameter("actuator.kind 'simulator' is for replays (bench/autoscale_trace.py), not `planner control`")
     if perf is None:

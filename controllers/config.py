@@ -36,6 +36,27 @@ class PrometheusConfig(_Strict):
     selector: str = Field(default="", description="extra PromQL label matchers, e.g. 'namespace=\"llm\"'")
     role_label: str = Field(default="role", description="series label carrying the pool role (relabelled from pd-planner.io/role)")
     pool_label: str = Field(default="pool", description="series label carrying the pool id, if relabelled")
+    missing_role: Literal["fail", "mixed"] = Field(
+        default="fail",
+        description="a vLLM series without role_label: fail the observation (the loop holds and says why), or read it "
+                    "as a mixed pool (only for fleets without P/D); llm-d's own PodMonitor adds no role label, "
+                    "controllers/deploy ships one that does")
+    itl_metric: Literal["request_mean", "per_token"] = Field(
+        default="request_mean",
+        description="request_mean: vllm:request_time_per_output_token_seconds (each request's mean inter-token time, "
+                    "what an ITL SLO percentile is over); per_token: vllm:inter_token_latency_seconds")
+    gateway_ttft_metric: str | None = Field(
+        default=None,
+        description="a TTFT histogram measured in front of the model servers (gateway or endpoint picker), labelled "
+                    "model_name, in seconds; when set and present it is the TTFT (what the client sees, queueing in "
+                    "the gateway included) instead of the sum of the prefill and decode sides. None: vLLM's only "
+                    "(the GIE EPP metrics list no TTFT histogram; set the name your gateway exports)")
+    epp_queue_metric: str | None = Field(
+        default="inference_extension_flow_control_queue_size",
+        description="endpoint-picker gauge of requests held in its flow-control queue (GIE EPP metric, labels model_name, "
+                    "inference_pool; the llm-d router may export it with an llm_d_epp_ prefix: set the name), counted as "
+                    "backlog when present "
+                    "(gateway-api-inference-extension EPP metrics); None: ignore")
 
 
 class ModelConfig(_Strict):
@@ -106,13 +127,14 @@ class GuardConfig(_Strict):
 class ActuatorConfig(_Strict):
     kind: Literal["kubernetes", "metrics", "simulator"] = "kubernetes"
     namespace: str = "default"
-    routing_configmap: str = Field(default="pd-planner-routing", description="ConfigMap the router reads routing.json from")
+    routing_configmap: str = Field(default="pd-planner-routing", description="ConfigMap routing.json is exported to when routing.export_configmap")
     httproutes: dict[str, str] = Field(
         default_factory=dict,
         description="model -> Gateway API HTTPRoute (same namespace) whose backendRefs get the model's prefill-side "
                     "weights: a backendRef named like a pool's Deployment/LeaderWorkerSet gets that pool's share "
-                    "(integers summing to 100), any other backendRef of the route 0. Optional; the ConfigMap is always written")
-    workload_kinds: list[Literal["deployment", "leaderworkerset"]] = Field(default_factory=lambda: ["deployment", "leaderworkerset"])
+                    "(integers summing to 100), any other backendRef of the route 0. Optional (gateways that route to workloads directly; llm-d: routing.inference_pool_routes)")
+    workload_kinds: list[Literal["deployment", "leaderworkerset", "disaggregatedset"]] = Field(
+        default_factory=lambda: ["deployment", "leaderworkerset", "disaggregatedset"])
     max_retries: int = Field(default=5, ge=0)
     backoff_s: float = Field(default=0.2, ge=0, description="first retry delay, doubled each retry")
     in_cluster: bool = True
@@ -128,6 +150,56 @@ class LeaderConfig(_Strict):
 class RecordConfig(_Strict):
     metrics_port: int | None = Field(default=9100, description="the controller's own /metrics; None: off")
     decision_log: str | None = Field(default=None, description="JSONL file, one decision per interval")
+
+
+class LabelsConfig(_Strict):
+    """How pools are found on workloads (controllers/discover.py): a preset, optionally overridden."""
+
+    preset: Literal["llm-d", "pd-planner", "custom"] = Field(
+        default="llm-d",
+        description="llm-d: llm-d.ai/model + llm-d.ai/role (prefill|decode|both) on the pod template, TP from the vLLM "
+                    "args, GPU from the node selector/affinity on nvidia.com/gpu.product (llm-d-modelservice's shape); "
+                    "pd-planner: pd-planner.io/{model,role,gpu,tp}; custom: the keys below")
+    model_label: str | None = Field(default=None, description="override of the preset's model label key")
+    role_label: str | None = Field(default=None, description="override of the preset's role label key")
+    role_values: dict[str, Literal["prefill", "decode", "mixed"]] = Field(
+        default_factory=dict, description="label value -> role (llm-d: both -> mixed)")
+    gpu_label: str | None = Field(default=None, description="pod-template label naming the catalog GPU (wins over node selectors)")
+    tp_label: str | None = Field(default=None, description="pod-template label carrying TP (else the vLLM args)")
+    default_gpu: str | None = Field(default=None, description="catalog GPU when a workload names none (one-GPU-type clusters)")
+    gpu_from_nodes: bool = Field(
+        default=False,
+        description="when a workload names no GPU type, read nvidia.com/gpu.product from the nodes its running pods are on "
+                    "(needs list pods in the namespace and get nodes, a ClusterRole: the chart's rbac.readNodes)")
+    gpu_products: dict[str, str] = Field(default_factory=dict, description="extra GPU product label value -> catalog GPU name")
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="model label value -> planner model; the planner name and the DNS-sanitised served name "
+                    "(llm-d-modelservice: 'facebook/opt-125m' -> 'facebook-opt-125m') match without an entry")
+
+
+class RoutingConfig(_Strict):
+    """How the plan's routing reaches the router (controllers/actuate.py)."""
+
+    inference_pool_routes: dict[str, str] = Field(
+        default_factory=dict,
+        description="model -> HTTPRoute (actuator namespace) whose backendRefs of kind InferencePool are weighted "
+                    "from the plan's decode routing: each InferencePool must select the decode workloads of exactly "
+                    "one decode variant (model, GPU, TP), as llm-d's endpoint picker picks a decode pod first")
+    export_configmap: bool = Field(
+        default=False,
+        description="also write actuator.routing_configmap (routing.json, pairing.json) for routers other than llm-d's")
+
+
+class ExportConfig(_Strict):
+    """Metrics mode (actuator.kind metrics): what HPA/KEDA read."""
+
+    leader_only: bool = Field(default=True, description="only the lease holder exports pd_planner_desired_replicas "
+                                                         "(needs the API server; leader.enabled)")
+    read_cluster: bool = Field(default=True, description="read the targets (names, kinds) and their real replica "
+                                                          "counts from the API server; False: no cluster (dry runs, "
+                                                          "examples), the last desired value stands in and series "
+                                                          "carry no target")
 
 
 class ControllerConfig(_Strict):
@@ -147,6 +219,9 @@ class ControllerConfig(_Strict):
     actuator: ActuatorConfig = Field(default_factory=ActuatorConfig)
     leader: LeaderConfig = Field(default_factory=LeaderConfig)
     record: RecordConfig = Field(default_factory=RecordConfig)
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
 
 
 def load_config(path: str | Path) -> tuple[ControllerConfig, Fleet]:

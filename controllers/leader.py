@@ -94,3 +94,26 @@ class LeaseElector:
         if leading != self.is_leader:
             log.info("%s %s leadership of lease %s/%s", self.identity, "acquired" if leading else "lost", self.ns, self.name)
         self.is_leader = leading
+
+
+class ExportGate:
+    """An elector for the loop that also withdraws what this replica exports when it does not lead.
+
+    In metrics mode HPA/KEDA read `pd_planner_desired_replicas` from Prometheus, which scrapes every
+    controller replica: a replica that lost (or never had) the lease must not keep answering with
+    its last values, or the query sees two series, or a stale one. The loop calls
+    `try_acquire_or_renew()` at each interval; not leading -> `withdraw()` (idempotent)."""
+
+    def __init__(self, elector: Any, withdraw: Callable[[], None]):
+        self.elector = elector
+        self.withdraw = withdraw
+
+    @property
+    def is_leader(self) -> bool:
+        return bool(self.elector.is_leader)
+
+    def try_acquire_or_renew(self) -> bool:
+        leading = self.elector.try_acquire_or_renew()
+        if not leading:
+            self.withdraw()
+        return leading

@@ -4,7 +4,9 @@ Metrics (own registry, served on `record.metrics_port` at /metrics):
   pd_planner_plans_total{outcome}            applied | held | dry_run | not_leader | error
   pd_planner_holds_total{reason}             metrics | solver | platform
   pd_planner_errors_total{stage}             observe | propose | apply
-  pd_planner_desired_replicas{pool}          what the controller decided
+  pd_planner_decided_replicas{pool}          what the controller decided (the metrics actuator's
+                                             pd_planner_desired_replicas{namespace, target_kind, ...}
+                                             is the one HPA/KEDA read)
   pd_planner_actual_replicas{pool}           ready replicas as found
   pd_planner_solve_seconds                   histogram of ILP solve time
   pd_planner_forecast_rps{model}             planned (upper-quantile) request rate
@@ -29,7 +31,7 @@ class ControllerMetrics:
         self.plans = Counter("pd_planner_plans", "Controller intervals by outcome", ["outcome"], registry=r)
         self.holds = Counter("pd_planner_holds", "Intervals that held the last good plan", ["reason"], registry=r)
         self.errors = Counter("pd_planner_errors", "Errors by stage", ["stage"], registry=r)
-        self.desired = Gauge("pd_planner_desired_replicas", "Replicas decided per pool", ["pool"], registry=r)
+        self.desired = Gauge("pd_planner_decided_replicas", "Replicas decided per pool", ["pool"], registry=r)
         self.actual = Gauge("pd_planner_actual_replicas", "Ready replicas found per pool", ["pool"], registry=r)
         # buckets: HiGHS solves of controller-sized instances take ms to seconds; 10 s is the default time limit
         self.solve = Histogram("pd_planner_solve_seconds", "ILP solve time", registry=r,

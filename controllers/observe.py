@@ -8,10 +8,31 @@ from the pod's pd-planner.io/role, name set by `role_label`):
                   side (a growing queue is load that has arrived but not completed: completions
                   alone under-count a backlog)
   mean ISL / OSL  rate(vllm:request_{prompt,generation}_tokens_sum) / rate(..._count)
-  TTFT, ITL       histogram_quantile(p, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[w])))
-                  and vllm:inter_token_latency_seconds
-  running/waiting sum by role of vllm:num_requests_{running,waiting}, and deriv() of waiting
+  TTFT            histogram_quantile(p, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[w]))) on
+                  the decode/mixed side; in a P/D fleet (prefill series present) PLUS the same quantile
+                  on the prefill side: llm-d's routing sidecar (and the P/D proxy of the tests) sends a
+                  request to a prefill pod first and then to the decode pod, whose own TTFT therefore
+                  starts after the remote prefill (it holds the KV pull and the decode queue). The sum
+                  of the two quantiles is the client's quantile when the two are comonotone (a slow
+                  prefill and a slow first decode step come from the same load) and an upper bound
+                  for the usual right-skewed latencies otherwise: the conservative side for an SLO.
+                  A gateway-side TTFT histogram (`gateway_ttft_metric`), when configured and present,
+                  replaces both: it is what the client sees, queueing in the gateway included.
+  ITL             histogram_quantile(p, ... vllm:request_time_per_output_token_seconds_bucket): each
+                  request's MEAN time per output token, the quantity an ITL SLO percentile is over
+                  (vLLM 0.26.0 names; vllm:time_per_output_token_seconds is gone there). A server
+                  that does not export it falls back to vllm:inter_token_latency_seconds (per token,
+                  lighter tail than per request) and the observation says so (itl_source).
+                  `itl_metric: per_token` forces the per-token histogram.
+  running/waiting sum by role of vllm:num_requests_{running,waiting}, and deriv() of waiting; the
+                  endpoint picker's flow-control queue (`epp_queue_metric`, by model_name) is added
+                  as waiting["gateway"]: requests held there still need a prefill and a decode
   KV usage        avg by role of vllm:kv_cache_usage_perc
+Roles: series carry the pool role in `role_label` (the PodMonitor in controllers/deploy relabels
+llm-d.ai/role onto it; llm-d's `both` reads as mixed). A series of a configured model WITHOUT it
+fails the observation (`missing_role: fail`, the default): read as mixed, the prefill side's
+completions and prompt tokens would be counted a second time and every rate and length would be
+wrong while looking healthy.
 Prefill instances of a P/D deployment also finish each request (with max_tokens=1), so counts and
 lengths are read on the non-prefill side to avoid double counting.
 Staleness: the newest sample of vllm:num_requests_running per model must be younger than
@@ -47,6 +68,10 @@ class ModelObservation:
     newest_sample_age_s: float | None = None
     from_histograms: bool = False
     """TTFT/ITL were read with histogram_quantile() over vLLM's buckets (Prometheus), not from samples."""
+    itl_source: str = ""
+    """Histogram the ITL came from (vllm:request_time_per_output_token_seconds or the per-token fallback)."""
+    ttft_source: str = ""
+    """'decode+prefill' (P/D: the two sides' quantiles summed) or 'decode' / 'mixed'."""
 
 
 @dataclass
@@ -59,6 +84,12 @@ class Observation:
 
 class PromError(Exception):
     pass
+
+
+ROLE_VALUES = {"prefill": "prefill", "decode": "decode", "mixed": "mixed", "both": "mixed"}
+"""Series role label value -> pool role (llm-d's llm-d.ai/role `both` is a mixed pool)."""
+TPOT_REQUEST = "vllm:request_time_per_output_token_seconds"
+ITL_PER_TOKEN = "vllm:inter_token_latency_seconds"
 
 
 class PrometheusObserver:
@@ -108,7 +139,7 @@ class PrometheusObserver:
         out: dict[str, dict[str, float]] = {}
         for s in self.query(promql):
             label = s["metric"].get("model_name", "")
-            role = s["metric"].get(self.cfg.role_label, "mixed")
+            role = ROLE_VALUES.get(s["metric"].get(self.cfg.role_label, "mixed"), "mixed")
             v = float(s["value"][1])
             if label in self.by_label and math.isfinite(v):
                 out.setdefault(self.by_label[label], {})[role] = v
@@ -148,19 +179,40 @@ class PrometheusObserver:
                 f"sum by (model_name) (deriv(vllm:num_requests_waiting{pf}[{w}]) + deriv(vllm:num_requests_running{pf}[{w}]))"
             )
             kv = self._by_model_role(f"avg by (model_name, {rl}) (vllm:kv_cache_usage_perc{allsel})")
+            nolabel = self._sel(f'{rl}=""')
+            unlabelled = self._by_model(f"count by (model_name) (vllm:num_requests_running{nolabel})") \
+                if self.cfg.missing_role == "fail" else {}
+            epp_queue = self._by_model(f"sum by (model_name) ({self.cfg.epp_queue_metric}{allsel})") if self.cfg.epp_queue_metric else {}
             ttft: dict[str, float] = {}
             itl: dict[str, float] = {}
+            itl_src: dict[str, str] = {}
+            ttft_src: dict[str, str] = {}
             for q in sorted(set(self.percentile.values())):
                 t = self._by_model(
                     f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate(vllm:time_to_first_token_seconds_bucket{side}[{w}])))")
-                i = self._by_model(
-                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate(vllm:inter_token_latency_seconds_bucket{side}[{w}])))")
+                t_pf = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate(vllm:time_to_first_token_seconds_bucket{pf}[{w}])))")
+                i_req = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate({TPOT_REQUEST}_bucket{side}[{w}])))") \
+                    if self.cfg.itl_metric == "request_mean" else {}
+                t_gw = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate({self.cfg.gateway_ttft_metric}_bucket{allsel}[{w}])))") \
+                    if self.cfg.gateway_ttft_metric else {}
+                i_tok = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate({ITL_PER_TOKEN}_bucket{side}[{w}])))")
                 for m, pq in self.percentile.items():
-                    if pq == q:
-                        if m in t:
-                            ttft[m] = t[m] * 1e3
-                        if m in i:
-                            itl[m] = i[m] * 1e3
+                    if pq != q:
+                        continue
+                    if m in t_gw:
+                        ttft[m], ttft_src[m] = t_gw[m] * 1e3, "gateway"
+                    elif m in t:
+                        ttft[m] = (t[m] + t_pf.get(m, 0.0)) * 1e3
+                        ttft_src[m] = "decode+prefill" if m in t_pf else "decode/mixed"
+                    if m in i_req:
+                        itl[m], itl_src[m] = i_req[m] * 1e3, TPOT_REQUEST
+                    elif m in i_tok:
+                        itl[m] = i_tok[m] * 1e3
+                        itl_src[m] = ITL_PER_TOKEN + (" (fallback: no " + TPOT_REQUEST + ")" if self.cfg.itl_metric == "request_mean" else "")
         except PromError as exc:
             return Observation(t_s=now_s, ok=False, reason=str(exc))
 
@@ -169,6 +221,11 @@ class PrometheusObserver:
         for m in self.served:
             if m not in newest:
                 problems.append(f"no vLLM metrics for model {m} (model_name={self.served[m]!r})")
+                continue
+            if m in unlabelled:
+                problems.append(f"{int(unlabelled[m])} vLLM series of {m} have no {rl!r} label: relabel the pod's "
+                                f"llm-d.ai/role onto it (controllers/deploy/examples/podmonitor.yaml); not read as mixed, which "
+                                f"would count the prefill side's completions and prompts twice")
                 continue
             age = now_s - newest[m]
             if age > self.cfg.staleness_s:
@@ -187,11 +244,13 @@ class PrometheusObserver:
                 ttft_ms=ttft.get(m),
                 itl_ms=itl.get(m),
                 running=running.get(m, {}),
-                waiting=waiting.get(m, {}),
+                waiting={**waiting.get(m, {}), **({"gateway": epp_queue[m]} if epp_queue.get(m) else {})},
                 waiting_growth_per_s={k: v * ts for k, v in growth.get(m, {}).items()},
                 kv_usage=kv.get(m, {}),
                 newest_sample_age_s=age,
                 from_histograms=True,
+                itl_source=itl_src.get(m, ""),
+                ttft_source=ttft_src.get(m, ""),
             )
         if problems:
             obs.ok = False

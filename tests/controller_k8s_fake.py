@@ -5,9 +5,12 @@ speaks the parts of the Kubernetes REST API the controller uses, over real HTTP,
 official `kubernetes` Python client talks to it unchanged:
   - apps/v1 Deployments: list (labelSelector), get, and the `scale` subresource (get, PUT, PATCH);
   - leaderworkerset.x-k8s.io/v1 LeaderWorkerSets: the same, as custom objects with a scale subresource;
-  - core/v1 ConfigMaps (get, create, PUT), Events (create);
+  - core/v1 ConfigMaps (get, create, PUT), Events (create), Pods (list by labelSelector), Nodes (get);
   - coordination.k8s.io/v1 Leases (get, create, PUT);
-  - gateway.networking.k8s.io/v1 HTTPRoutes (get, create, PUT), as custom objects.
+  - gateway.networking.k8s.io/v1 HTTPRoutes (get, create, PUT), as custom objects;
+  - disaggregatedset.x-k8s.io/v1 DisaggregatedSets and inference.networking.k8s.io/v1 (or
+    x-k8s.io/v1alpha2) InferencePools: list, get, create, PUT (no scale subresource: a
+    DisaggregatedSet role is scaled by a PUT of the whole object, as on a real API server).
 It keeps the API server's optimistic concurrency: every object has a metadata.resourceVersion that
 every write bumps; a PUT carrying a stale resourceVersion gets 409 Conflict, a create of an
 existing name gets 409 AlreadyExists. Faults can be injected (status codes for the next N
@@ -29,6 +32,8 @@ from typing import Any
 from aiohttp import web
 
 LWS_GROUP = "leaderworkerset.x-k8s.io"
+KIND_OF_OBJECT = {"Deployment": "deployment", "LeaderWorkerSet": "leaderworkerset", "DisaggregatedSet": "disaggregatedset",
+                  "InferencePool": "inferencepool", "HTTPRoute": "httproute", "ConfigMap": "configmap"}
 
 
 @dataclass
@@ -71,6 +76,44 @@ class FakeK8s:
         with self.lock:
             self._bump(obj)
             self.objects[(kind, ns, name)] = obj
+
+    def add_object(self, obj: dict[str, Any], ns: str, ready: bool = True) -> None:
+        """Seed any object of a manifest (e.g. a rendered chart): Deployments get a status with every
+        replica ready unless `ready` is False; DisaggregatedSets a per-role status likewise."""
+        obj = copy.deepcopy(obj)
+        k = obj["kind"]
+        key_kind = KIND_OF_OBJECT.get(k)
+        if key_kind is None:
+            return
+        meta = obj.setdefault("metadata", {})
+        meta["namespace"] = ns
+        meta.setdefault("uid", f"uid-{meta['name']}")
+        spec = obj.get("spec") or {}
+        if k in ("Deployment", "LeaderWorkerSet"):
+            n = int(spec.get("replicas", 1))
+            obj["status"] = {"replicas": n, "readyReplicas": n if ready else 0}
+        elif k == "DisaggregatedSet":
+            roles = []  # DisaggregatedSetStatus.roleStatuses: totals over spec.slices
+            for r in spec.get("roles") or []:
+                rs = r.get("spec") if isinstance(r.get("spec"), dict) else r
+                n = int(rs.get("replicas", 1)) * max(1, int(spec.get("slices") or 1))
+                roles.append({"name": r.get("name"), "replicas": n, "readyReplicas": n if ready else 0})
+            obj["status"] = {"roleStatuses": roles}
+        with self.lock:
+            self._bump(obj)
+            self.objects[(key_kind, ns, meta["name"])] = obj
+
+    def add_pod(self, ns: str, name: str, labels: dict[str, str], node: str | None, node_labels: dict[str, str] | None = None) -> None:
+        """A pod (scheduled on `node`, created with `node_labels` when given), as the scheduler leaves it."""
+        with self.lock:
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": dict(labels)},
+                   "spec": {"containers": [{"name": "vllm", "image": "x"}], **({"nodeName": node} if node else {})}}
+            self._bump(pod)
+            self.objects[("pod", ns, name)] = pod
+            if node and node_labels is not None:
+                n = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": dict(node_labels)}}
+                self._bump(n)
+                self.objects[("node", "", node)] = n
 
     def replicas(self, kind: str, ns: str, name: str) -> int:
         return int(self.objects[(kind, ns, name)]["spec"]["replicas"])
@@ -195,9 +238,29 @@ def build_app(state: FakeK8s) -> web.Application:
     CORE = r"/api/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>configmaps|events)"
     LEASE = r"/apis/coordination\.k8s\.io/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>leases)"
     ROUTE = r"/apis/gateway\.networking\.k8s\.io/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>httproutes)"
+    DSET = r"/apis/disaggregatedset\.x-k8s\.io/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>disaggregatedsets)"
+    IPOOL = r"/apis/(?P<api>inference\.networking\.k8s\.io/v1|inference\.networking\.x-k8s\.io/v1alpha2)/namespaces/(?P<ns>[^/]+)/(?P<plural>inferencepools)"
     KIND = {"configmaps": ("configmap", "v1", "ConfigMap"), "events": ("event", "v1", "Event"),
             "leases": ("lease", "coordination.k8s.io/v1", "Lease"),
-            "httproutes": ("httproute", "gateway.networking.k8s.io/v1", "HTTPRoute")}
+            "httproutes": ("httproute", "gateway.networking.k8s.io/v1", "HTTPRoute"),
+            "disaggregatedsets": ("disaggregatedset", "disaggregatedset.x-k8s.io/v1", "DisaggregatedSet"),
+            "inferencepools": ("inferencepool", "inference.networking.k8s.io/v1", "InferencePool")}
+
+    @route("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods")
+    async def list_pods(req, m, body):
+        items = [copy.deepcopy(o) for (k, ns, _), o in state.objects.items()
+                 if k == "pod" and ns == m["ns"] and _match_labels(o["metadata"].get("labels", {}), req.query.get("labelSelector"))]
+        return web.json_response({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": str(state.rv)}, "items": items})
+
+    @route("GET", r"/api/v1/nodes/(?P<name>[^/]+)")
+    async def get_node(req, m, body):
+        o = state.objects.get(("node", "", m["name"]))
+        return web.json_response(o) if o else _status(404, "NotFound", f"nodes \"{m['name']}\" not found")
+
+    async def list_objs(req, m, body):
+        kind, api, k = KIND[m["plural"]]
+        items = [copy.deepcopy(o) for (kk, ns, _), o in state.objects.items() if kk == kind and ns == m["ns"]]
+        return web.json_response({"apiVersion": api, "kind": k + "List", "metadata": {"resourceVersion": str(state.rv)}, "items": items})
 
     async def create(req, m, body):
         kind, api, k = KIND[m["plural"]]
@@ -228,7 +291,9 @@ def build_app(state: FakeK8s) -> web.Application:
         state.objects[key] = body
         return web.json_response(body)
 
-    for base in (CORE, LEASE, ROUTE):
+    for base in (DSET, IPOOL):
+        route("GET", base)(list_objs)
+    for base in (CORE, LEASE, ROUTE, DSET, IPOOL):
         route("POST", base)(create)
         route("GET", base + r"/(?P<name>[^/]+)")(get_obj)
         route("PUT", base + r"/(?P<name>[^/]+)")(put_obj)

@@ -72,5 +72,7 @@ def test_a_route_without_planned_backends_is_an_error_not_a_zeroing(k8s) -> None
     k8s.state._bump(k8s.state.objects[("httproute", NS, "llama-route")])
     a = KubernetesActuator(k8s.api_client(), NS, sleep=lambda s: None, httproutes={M: "llama-route"})
     res = a.apply({}, {M: {M: {P: 1.0, D: 1.0}}}, "test")
-    assert any("no backendRef names a workload" in e for e in res.errors)
+    assert any("names a workload of the planned pools" in e for e in res.errors)
     assert k8s.state.objects[("httproute", NS, "llama-route")]["spec"]["rules"][0]["backendRefs"][0]["weight"] == 100
+    # an unknown route shape is an error before anything is written: no routing ConfigMap either
+    assert ("configmap", NS, "pd-planner-routing") not in k8s.state.objects

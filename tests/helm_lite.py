@@ -1,0 +1,160 @@
+"""Render charts/pd-planner without the `helm` binary (no Debian or PyPI package ships it here).
+
+A deliberately small subset of Helm's Go templates, the only constructs the chart uses, with
+Helm's meaning, so that `helm template` renders the same manifests:
+  {{ .Values.a.b }}  {{ .Release.Name }}  {{ .Release.Namespace }}  {{ .Chart.Version }}
+  pipes: `| quote`, `| default X`, `| nindent N`, `| indent N`; `toYaml X` as the first stage
+  {{- if X }} ... {{- else }} ... {{- end }}   (X a value; Helm truthiness: empty/0/false/nil are false)
+  `{{-` trims the whitespace before the action, `-}}` the whitespace after it
+Values render as Go does: booleans lower case, nil as "<no value>" (an error here: a template
+that would print it is a chart bug). toYaml sorts keys like sigs.k8s.io/yaml. Anything else raises
+TemplateError naming the file, so a construct outside the subset cannot pass silently.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.S)
+
+
+class TemplateError(ValueError):
+    pass
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _truthy(v: Any) -> bool:
+    return not (v is None or v is False or v == 0 or v == "" or v == {} or v == [])
+
+
+def _to_yaml(v: Any) -> str:
+    return yaml.safe_dump(v, default_flow_style=False, sort_keys=True).rstrip("\n").removesuffix("\n...")
+
+
+def _str(v: Any, where: str) -> str:
+    if v is None:
+        raise TemplateError(f"{where}: prints a missing value (<no value>)")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+class Renderer:
+    def __init__(self, chart: Path, values: dict[str, Any] | None = None, release: str = "pd-planner", namespace: str = "llm-d"):
+        self.chart = chart
+        meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+        self.ctx = {
+            "Values": _merge(yaml.safe_load((chart / "values.yaml").read_text()) or {}, values or {}),
+            "Release": {"Name": release, "Namespace": namespace, "Service": "Helm"},
+            "Chart": {"Name": meta["name"], "Version": meta["version"], "AppVersion": meta.get("appVersion")},
+        }
+
+    # ---------------------------------------------------------------- expressions
+    def _path(self, ref: str, where: str) -> Any:
+        if not ref.startswith("."):
+            raise TemplateError(f"{where}: unsupported term {ref!r}")
+        v: Any = self.ctx
+        for part in ref[1:].split("."):
+            v = v.get(part) if isinstance(v, dict) else None
+        return v
+
+    def _term(self, tok: str, where: str) -> Any:
+        if tok.startswith('"'):
+            return shlex.split(tok)[0]
+        if re.fullmatch(r"-?\d+", tok):
+            return int(tok)
+        if tok in ("true", "false"):
+            return tok == "true"
+        return self._path(tok, where)
+
+    def eval(self, expr: str, where: str) -> Any:
+        stages = [s.strip() for s in expr.split("|")]
+        words = shlex.split(stages[0], posix=False)
+        if words[0] == "toYaml":
+            val: Any = _to_yaml(self._term(words[1], where))
+        elif words[0] == "not":
+            val = not _truthy(self._term(words[1], where))
+        elif len(words) == 1:
+            val = self._term(words[0], where)
+        else:
+            raise TemplateError(f"{where}: unsupported expression {stages[0]!r}")
+        for st in stages[1:]:
+            fn, *args = shlex.split(st, posix=False)
+            if fn == "quote":
+                val = '"' + _str(val, where).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            elif fn == "default":
+                val = val if _truthy(val) else self._term(args[0], where)
+            elif fn == "nindent":
+                val = "\n" + "\n".join(" " * int(args[0]) + line if line else line for line in _str(val, where).split("\n"))
+            elif fn == "indent":
+                val = "\n".join(" " * int(args[0]) + line if line else line for line in _str(val, where).split("\n"))
+            elif fn == "toYaml":
+                val = _to_yaml(val)
+            else:
+                raise TemplateError(f"{where}: unsupported function {fn!r}")
+        return val
+
+    # ---------------------------------------------------------------- templates
+    def render_text(self, text: str, where: str) -> str:
+        parts: list[tuple[str, str]] = []  # ("text", s) | ("action", expr)
+        pos = 0
+        for m in ACTION.finditer(text):
+            before = text[pos:m.start()]
+            if m.group(1):
+                before = before.rstrip(" \t\n")
+            parts.append(("text", before))
+            parts.append(("action", m.group(2)))
+            pos = m.end()
+            if m.group(3):
+                rest = text[pos:]
+                pos += len(rest) - len(rest.lstrip(" \t\n"))
+        parts.append(("text", text[pos:]))
+        out: list[str] = []
+        stack: list[tuple[bool, bool]] = []  # (parent active, this branch active)
+        active = True
+        for kind, s in parts:
+            if kind == "text":
+                if active:
+                    out.append(s)
+                continue
+            if s.startswith("/*"):
+                continue
+            word = s.split(None, 1)
+            if word[0] == "if":
+                stack.append((active, active and _truthy(self.eval(word[1], where))))
+                active = stack[-1][1]
+            elif word[0] == "else":
+                parent, taken = stack[-1]
+                stack[-1] = (parent, True)
+                active = parent and not taken
+            elif word[0] == "end":
+                active = stack.pop()[0]
+            elif active:
+                out.append(_str(self.eval(s, where), where))
+        if stack:
+            raise TemplateError(f"{where}: unclosed if")
+        return "".join(out)
+
+    def render(self) -> dict[str, str]:
+        return {p.name: self.render_text(p.read_text(), str(p)) for p in sorted((self.chart / "templates").glob("*.yaml"))}
+
+    def manifests(self) -> list[dict[str, Any]]:
+        docs: list[dict[str, Any]] = []
+        for name, text in self.render().items():
+            try:
+                docs.extend(d for d in yaml.safe_load_all(text) if d)
+            except yaml.YAMLError as exc:
+                raise TemplateError(f"templates/{name} renders invalid YAML: {exc}\n{text}") from exc
+        return docs

@@ -1,0 +1,174 @@
+"""charts/pd-planner renders (tests/helm_lite.py: no `helm` binary here) into manifests that validate
+against the Kubernetes schemas (kubernetes-validate, strict), whose controller config and fleet
+parse, whose RBAC is least privilege; the llm-d fixture's InferencePool and HTTPRoute, and the
+routes the actuator writes, validate against the Gateway API / Inference Extension schemas in
+tests/schemas (written after the CRDs, sources cited there); the Dockerfile is multi-stage,
+non-root and runs `planner`.
+
+Not validated: monitoring.coreos.com ServiceMonitor/PodMonitor and keda.sh ScaledObject (no
+schema data for those CRDs here); their fields are checked by the tests that use them
+(tests/test_llmd_observe.py applies the PodMonitor's relabelings in a real Prometheus,
+tests/test_llmd_metrics.py runs the ScaledObject's query)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from controllers.config import ControllerConfig
+from helm_lite import Renderer
+from planner.schema import Fleet
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "charts" / "pd-planner"
+SCHEMAS = Path(__file__).parent / "schemas"
+FIXTURE = Path(__file__).parent / "fixtures" / "llmd" / "output-pd.yaml"
+K8S_VERSION = "1.30.0"
+CRD_KINDS = {"ServiceMonitor", "PodMonitor"}
+
+VARIANTS = {
+    "defaults": {},
+    "all-on": {"routing": {"inferencePoolRoutes": {"llama-3.1-8b": "llm-d-route"}, "exportConfigMap": True},
+               "rbac": {"gatewayRouting": True, "httpRouteNames": ["llm-d-route"]},
+               "labels": {"defaultGpu": "H100-SXM-80GB", "gpuFromNodes": True}},
+    "minimal": {"rbac": {"leaderWorkerSets": False, "disaggregatedSets": False},
+                "monitoring": {"serviceMonitor": {"enabled": False}, "podMonitor": {"enabled": False}},
+                "actuator": {"kind": "metrics"}},
+}
+
+
+def render(values: dict, namespace: str = "llm-d") -> list[dict]:
+    return Renderer(CHART, values, release="pd-planner", namespace=namespace).manifests()
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_chart_renders_and_validates(variant):
+    docs = render(VARIANTS[variant], namespace="serving-" + variant)
+    kinds = sorted(d["kind"] for d in docs)
+    assert {"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment", "Service"} <= set(kinds)
+    for d in docs:
+        if d["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert d["metadata"]["namespace"] == "serving-" + variant  # no hard-coded namespace
+        if d["kind"] not in CRD_KINDS:
+            kubernetes_validate.validate(d, K8S_VERSION, strict=True)
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    cfg = ControllerConfig.model_validate(yaml.safe_load(cm["data"]["controller.yaml"]))
+    Fleet.model_validate(yaml.safe_load(cm["data"]["fleet.yaml"]))
+    assert cfg.labels.preset == "llm-d" and cfg.actuator.namespace == "serving-" + variant
+    assert cfg.prometheus.url == "http://prometheus-operated.monitoring:9090"
+    assert cfg.leader.lease_name == "pd-planner-controller"
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] and pod["serviceAccountName"] == "pd-planner-controller"
+
+
+def test_chart_values_reach_the_config():
+    docs = render(VARIANTS["all-on"] | {"prometheus": {"url": "http://prom.example:9090", "roleLabel": "role"}})
+    cfg = ControllerConfig.model_validate(yaml.safe_load(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["controller.yaml"]))
+    assert cfg.prometheus.url == "http://prom.example:9090"
+    assert cfg.routing.inference_pool_routes == {"llama-3.1-8b": "llm-d-route"} and cfg.routing.export_configmap
+    assert cfg.labels.default_gpu == "H100-SXM-80GB"
+    assert cfg.models["llama-3.1-8b"].served_name == "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def rules(docs: list[dict]) -> list[dict]:
+    return next(d for d in docs if d["kind"] == "Role")["rules"]  # the namespaced Role
+
+
+def test_rbac_least_privilege_and_optional_gateway_rights():
+    for variant, values in VARIANTS.items():
+        for r in rules(render(values)):
+            assert "*" not in r["verbs"] and "*" not in r["resources"] and "delete" not in r["verbs"], (variant, r)
+            if r["resources"] in (["deployments"], ["leaderworkersets"]):
+                assert set(r["verbs"]) <= {"get", "list"}  # replicas change only through /scale
+            if "update" in r["verbs"] and r["resources"] in (["httproutes"], ["configmaps"], ["leases"]):
+                assert r.get("resourceNames"), r  # only the named objects
+    default = {res for r in rules(render({})) for res in r["resources"]}
+    assert "httproutes" not in default and "inferencepools" not in default and "configmaps" not in default
+    on = rules(render(VARIANTS["all-on"]))
+    route = next(r for r in on if r["resources"] == ["httproutes"])
+    assert route["resourceNames"] == ["llm-d-route"] and set(route["verbs"]) == {"get", "update"}
+    assert next(r for r in on if r["resources"] == ["inferencepools"])["verbs"] == ["get"]
+    nodes = next(d for d in render(VARIANTS["all-on"]) if d["kind"] == "ClusterRole")["rules"]
+    assert nodes == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]  # the only cluster-wide right
+    assert not any(d["kind"] == "ClusterRole" for d in render({}))
+    minimal_docs = render(VARIANTS["minimal"])
+    minimal = {res for r in rules(minimal_docs) for res in r["resources"]}
+    assert "leaderworkersets" not in minimal and "disaggregatedsets" not in minimal
+    cfg = yaml.safe_load(next(d for d in minimal_docs if d["kind"] == "ConfigMap")["data"]["controller.yaml"])
+    assert cfg["actuator"]["workload_kinds"] == ["deployment"]  # lists only what the Role allows
+    assert not any(d["kind"] in CRD_KINDS for d in render(VARIANTS["minimal"]))
+
+
+def test_chart_podmonitor_matches_the_tested_one():
+    pm = next(d for d in render({}) if d["kind"] == "PodMonitor")
+    example = yaml.safe_load((ROOT / "controllers" / "deploy" / "examples" / "podmonitor.yaml").read_text())
+    assert pm["spec"]["podMetricsEndpoints"][0]["relabelings"] == example["spec"]["podMetricsEndpoints"][0]["relabelings"]
+    assert pm["spec"]["selector"] == example["spec"]["selector"]
+
+
+def schema(name: str) -> dict:
+    return json.loads((SCHEMAS / name).read_text())
+
+
+def test_gateway_objects_validate():
+    docs = [d for d in yaml.safe_load_all(FIXTURE.read_text()) if d]
+    pools = [d for d in docs if d["kind"] == "InferencePool"]
+    routes = [d for d in docs if d["kind"] == "HTTPRoute"]
+    assert pools and routes
+    for p in pools:
+        jsonschema.validate(p, schema("inferencepool-v1.schema.json"))
+    for r in routes:
+        jsonschema.validate(r, schema("httproute-v1.schema.json"))
+    # the schemas reject what they should: a selector value with '/', a weight below 0
+    bad = json.loads(json.dumps(pools[0]))
+    bad["spec"]["selector"]["matchLabels"]["llm-d.ai/model"] = "meta-llama/Llama"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema("inferencepool-v1.schema.json"))
+    bad = json.loads(json.dumps(routes[0]))
+    bad["spec"]["rules"][0]["backendRefs"][0]["weight"] = -1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema("httproute-v1.schema.json"))
+
+
+def test_written_route_validates():
+    """The HTTPRoute as KubernetesActuator leaves it (weights from a plan) is still a valid HTTPRoute."""
+    from controller_k8s_fake import FakeK8sServer
+    from controllers.actuate import KubernetesActuator
+    from controllers.discover import model_label_map, preset_scheme
+
+    docs = [d for d in yaml.safe_load_all(FIXTURE.read_text()) if d]
+    with FakeK8sServer() as srv:
+        for d in docs:
+            srv.state.add_object(d, "llm-d")
+        a = KubernetesActuator(srv.api_client(), "llm-d", None, sleep=lambda s: None,
+                               scheme=preset_scheme("llm-d", models=model_label_map({"llama-3.1-8b": "meta-llama/Llama-3.1-8B-Instruct"})),
+                               inference_pool_routes={"llama-3.1-8b": "llm-d-route"})
+        d = "llama-3.1-8b/decode/H100-SXM-80GB/tp2"
+        assert a.apply({d: 1}, {"llama-3.1-8b": {"llama-3.1-8b": {d: 1.0}}}, "t").ok
+        route = srv.state.objects[("httproute", "llm-d", "llm-d-route")]
+    jsonschema.validate({k: v for k, v in route.items() if k != "status"}, schema("httproute-v1.schema.json"))
+
+
+def test_example_manifests_validate():
+    """controllers/deploy/examples: the HPA against the Kubernetes schema (the ScaledObject and
+    PodMonitor are CRDs without schema data here, see the module docstring)."""
+    for f in sorted((ROOT / "controllers" / "deploy" / "examples").glob("*.yaml")):
+        for d in yaml.safe_load_all(f.read_text()):
+            if d and d["apiVersion"].split("/")[0] in ("autoscaling", "v1"):
+                kubernetes_validate.validate(d, K8S_VERSION, strict=True)
+
+
+def test_dockerfile_multistage_nonroot_planner_entrypoint():
+    text = (ROOT / "Dockerfile").read_text()
+    froms = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert len(froms) >= 2 and " AS " in froms[0]
+    users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    entry = [line for line in text.splitlines() if line.startswith("ENTRYPOINT")]
+    assert entry and json.loads(entry[-1].split(None, 1)[1])[0] == "planner"
