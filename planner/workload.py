@@ -27,9 +27,13 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.Dat
     """A trace as a DataFrame with columns t_s (seconds from the first request), model, input_tokens,
     output_tokens, sorted by time. `model` names the model for traces without a model column."""
     p = Path(path)
-    head = pd.read_csv(p, nrows=0) if p.is_file() else None
-    if head is None:
+    if not p.is_file():
         raise InputError(str(p), None, "file not found")
+    try:
+        head = pd.read_csv(p, nrows=0)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(str(p), None, f"expected a CSV with a header row (timestamp, model, input_tokens, "
+                         f"output_tokens or the Azure columns), could not read one ({exc})") from None
     if set(AZURE_COLUMNS) <= set(head.columns):
         df = read_csv(p, {"TIMESTAMP": "any", "ContextTokens": "numeric", "GeneratedTokens": "numeric"})
         df = df.rename(columns=AZURE_COLUMNS)
