@@ -267,3 +267,27 @@ def test_emulate_on_a_busy_port_is_exit_2(tmp_path: Path) -> None:
         r = runner.invoke(app, ["emulate", "--variant", "llama-3.1-8b/mixed/H100-SXM-80GB/tp1", "--port", str(port)])
     assert r.exit_code == 2, r.output
     assert "--port" in r.output and str(port) in r.output
+
+
+def test_rate_quantile_classes_sum_to_at_most_the_busiest_window() -> None:
+    """Two classes that peak in different minutes: sized at the 0.99 quantile they must not sum above the
+    busiest minute of the trace (each class at its own quantile did: 2 x 1.0 req/s against 1.17)."""
+    import numpy as np
+    import pandas as pd
+
+    from planner.schema import Slo
+    from planner.workload import bucket_trace
+
+    # minute 0: 60 short + 10 long requests; minute 1: 10 short + 60 long
+    t = np.concatenate([np.linspace(0, 59, 60), np.linspace(0, 59, 10), np.linspace(60, 119, 10), np.linspace(60, 119, 60)])
+    isl = np.array([100] * 60 + [4000] * 10 + [100] * 10 + [4000] * 60)
+    tr = pd.DataFrame({"t_s": t, "model": "llama-3.1-8b", "input_tokens": isl, "output_tokens": 50}).sort_values("t_s")
+    w = bucket_trace(tr, Slo(ttft_ms=1000), isl_buckets=2, osl_buckets=1, rate_quantile=0.99)
+    busiest = max(np.bincount((tr["t_s"] // 60).astype(int))) / 60
+    total = sum(c.rate_rps for c in w.classes)
+    assert len(w.classes) == 2
+    mean = len(tr) / float(tr["t_s"].max())  # the floor: never below the mean over the trace's span
+    assert total <= max(busiest, mean) + 1e-5
+    assert total >= 0.99 * busiest  # still sized for the busy minute
+    old_way = 2 * 60 / 60  # each class at its own 0.99 quantile: 1.0 req/s each
+    assert total < old_way
