@@ -291,3 +291,19 @@ def test_rate_quantile_classes_sum_to_at_most_the_busiest_window() -> None:
     assert total >= 0.99 * busiest  # still sized for the busy minute
     old_way = 2 * 60 / 60  # each class at its own 0.99 quantile: 1.0 req/s each
     assert total < old_way
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writers_follow_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """Both atomic writers (the planner's and the GPU-side sweep's twin) give 0666 less the umask, not 0600."""
+    from planner.fileio import write_atomic
+    from profiles.sweep import write_atomic as sweep_write_atomic
+
+    old = os.umask(umask)
+    try:
+        write_atomic(tmp_path / "a.yaml", "a: 1\n")
+        sweep_write_atomic(tmp_path / "b.csv", "x\n1\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.yaml").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "b.csv").stat().st_mode) == mode
