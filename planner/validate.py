@@ -124,7 +124,10 @@ def slo_from_options(ttft_ms: Optional[float], itl_ms: Optional[float], percenti
 
 
 def check_port_free(host: str, port: int, count: int = 1, option: str = "--port") -> None:
-    """Ports port..port+count-1 can be bound on `host` (else a server would die after start-up)."""
+    """Ports port..port+count-1 can be bound on `host` (else a server would die after start-up);
+    port 0 asks the OS for free ones."""
+    if port == 0:
+        return
     if not (1 <= port and port + count - 1 <= MAX_PORT):
         raise InputError(None, option, f"expected ports within 1..{MAX_PORT}, got {port}..{port + count - 1}")
     for p in range(port, port + count):
