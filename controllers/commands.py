@@ -108,6 +108,11 @@ def register(app: typer.Typer) -> None:
         """Observe -> forecast -> correct -> re-plan -> guard -> apply, every interval."""
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         cfg, fleet = load_config(config)
+        from planner.catalog import Catalog
+        from planner.validate import check_controller_config
+
+        # --once (with --dry-run: the validate-a-config mode) also connects to Prometheus once.
+        check_controller_config(cfg, fleet, Catalog.load(), config, probe=once)
         ctl = build_controller(cfg, fleet, dry_run or cfg.dry_run)
         if cfg.record.metrics_port and not once:
             ctl.metrics.serve(cfg.record.metrics_port)

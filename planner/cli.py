@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from planner.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
-from planner.schema import Plan, Slo
+from planner.schema import Plan
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM.")
@@ -71,29 +71,31 @@ def solve(
     profiles: Optional[Path] = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
     backend: str = typer.Option("highs", "--backend", "-b", help="highs | cbc | ortools"),
     objective: str = typer.Option("cost", "--objective", help="cost | gpus | power (board watts) | max_load (how much more traffic fits)"),
-    time_limit_s: float = typer.Option(10.0, "--time-limit", help="solver time limit, seconds"),
+    time_limit_s: float = typer.Option(10.0, "--time-limit", min=0.01, max=86400.0, help="solver time limit, seconds"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the plan here (.yaml or .json)"),
     verify: bool = typer.Option(False, "--verify", help="simulate the plan; tighten and re-solve where SLO attainment is short"),
-    verify_rounds: int = typer.Option(3, "--verify-rounds", help="most re-solves when verifying"),
+    verify_rounds: int = typer.Option(3, "--verify-rounds", min=0, help="most re-solves when verifying"),
     seed: int = typer.Option(0, "--seed", help="simulation seed (with --verify)"),
     slo_cost: bool = typer.Option(True, "--slo-cost/--no-slo-cost", help="also price each SLO term (re-solves with each bound tightened/loosened 25%)"),
 ) -> None:
     """Cheapest plan (pools, replicas, routing) that meets the workload's SLOs on the fleet."""
     from planner.catalog import Catalog
-    from planner.fileio import load_model
+    from planner.fileio import check_writable
     from planner.perf import PerfModel
     from planner.plan import save_plan
     from planner.planning import plan_workload
-    from planner.schema import Fleet, Workload
+    from planner.validate import check_profiles_found, load_workload_fleet
 
     if backend not in ("highs", "cbc", "ortools"):
         raise typer.BadParameter(f"--backend must be highs, cbc or ortools, got {backend!r}")
     if objective not in ("cost", "gpus", "power", "max_load"):
         raise typer.BadParameter(f"--objective must be cost, gpus, power or max_load, got {objective!r}")
-    wl = load_model(Workload, workload)
-    fl = load_model(Fleet, fleet)
+    if output is not None:
+        check_writable(output, "--output")  # before the solve, so that no work is lost
     catalog = Catalog.load()
+    wl, fl = load_workload_fleet(workload, fleet, catalog)
     perf = PerfModel.load(catalog=catalog, profiles_dir=profiles)
+    check_profiles_found(len(perf.measured), profiles)
     with console.status("solving the ILP…"):
         plan = plan_workload(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s, objective=objective)
     if slo_cost and plan.feasible and objective == "cost":
@@ -132,18 +134,24 @@ def workload_from_trace(
     ttft_ms: float = typer.Option(1000.0, "--ttft-ms", help="TTFT bound of the SLO, ms"),
     itl_ms: float = typer.Option(50.0, "--itl-ms", help="ITL bound of the SLO, ms"),
     percentile: float = typer.Option(90.0, "--percentile", help="SLO percentile"),
-    isl_buckets: int = typer.Option(3, "--isl-buckets", help="input-length buckets per model"),
-    osl_buckets: int = typer.Option(2, "--osl-buckets", help="output-length buckets per model"),
+    isl_buckets: int = typer.Option(3, "--isl-buckets", min=1, max=100, help="input-length buckets per model"),
+    osl_buckets: int = typer.Option(2, "--osl-buckets", min=1, max=100, help="output-length buckets per model"),
     rate_quantile: Optional[float] = typer.Option(None, "--rate-quantile", help="size classes for this quantile of the per-minute rate (e.g. 0.9) instead of the mean"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the workload YAML here"),
 ) -> None:
     """Bucket a request trace into request classes (ISL x OSL per model) with rates."""
-    from planner.fileio import dump_yaml, write_atomic
+    from planner.errors import InputError
+    from planner.fileio import check_writable, dump_yaml, write_atomic
+    from planner.validate import slo_from_options
     from planner.workload import bucket_trace, read_trace
 
+    slo = slo_from_options(ttft_ms, itl_ms, percentile)
+    if rate_quantile is not None and not (0.0 <= rate_quantile <= 1.0):
+        raise InputError(None, "--rate-quantile", f"expected a quantile in [0, 1] (e.g. 0.9), got {rate_quantile:g}")
+    if output is not None:
+        check_writable(output, "--output")
     tr = read_trace(trace, model)
-    wl = bucket_trace(tr, Slo(ttft_ms=ttft_ms, itl_ms=itl_ms, percentile=percentile), isl_buckets, osl_buckets,
-                      rate_quantile=rate_quantile)
+    wl = bucket_trace(tr, slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile)
     t = Table(title=f"{len(tr)} requests over {tr['t_s'].max():.0f} s")
     for col in ("class", "isl", "osl", "rate req/s"):
         t.add_column(col)

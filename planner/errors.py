@@ -14,7 +14,12 @@ class InputError(PlannerError):
         self.path = str(path) if path is not None else None
         self.field = field
         self.expected = expected
-        where = self.path or "<input>"
-        if field:
-            where += f": field '{field}'"
+        # Without a file the error is about a command-line option or a value passed in code: name
+        # the field (e.g. "--ttft-ms") alone rather than a placeholder such as "<input>".
+        if self.path and field:
+            where = f"{self.path}: field '{field}'"
+        elif field:
+            where = f"{field}" if field.startswith("-") else f"field '{field}'"
+        else:
+            where = self.path or "input"
         super().__init__(f"{where}: {expected}")

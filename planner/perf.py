@@ -37,6 +37,7 @@ from planner.commlaw import AllReduceTable, load_allreduce
 from planner.errors import InputError
 from planner.perffit import FitReport, fit_decode, fit_prefill
 from planner.profiledata import Profile, central_points, iter_profiles
+from planner.validate import check_fit_support
 from planner.roofline import (
     DEFAULT_EFFICIENCY,
     Efficiency,
@@ -275,6 +276,7 @@ class PerfModel:
                     raise InputError(str(p.path / "meta.yaml"), field_name,
                                      f"'{name}' is not in the catalog; known: {', '.join(sorted(known))}")
             vp, prep, drep = fit_profile(p, catalog)
+            check_fit_support(p.path, prep, drep)  # too few points: refuse, not a degenerate law
             key = (vp.model, vp.gpu, vp.tp)
             measured[key] = vp
             reports[key] = (prep, drep)

@@ -20,8 +20,13 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
     plan = load_model(Plan, path)
     for model, mp in plan.models.items():
         roles = {p.id: p.role for p in mp.pools}
+        for i, pool in enumerate(mp.pools):
+            if pool.replicas < 0 or pool.tp <= 0:
+                raise InputError(str(path), f"models.{model}.pools[{i}]", f"expected replicas >= 0 and tp > 0, got {pool.replicas} and {pool.tp}")
         for cid, weights in mp.routing.items():
-            for pool_id in weights:
+            for pool_id, w in weights.items():
+                if not (0.0 <= w <= 1.0):  # also false for NaN
+                    raise InputError(str(path), f"models.{model}.routing.{cid}.{pool_id}", f"expected a routing weight in [0, 1], got {w!r}")
                 if pool_id not in roles:
                     raise InputError(str(path), f"models.{model}.routing.{cid}.{pool_id}", "routing names a pool that is not in the plan's pools")
             for side, side_roles in (("prefill-side", PREFILL_SIDE), ("decode", ("decode",))):
@@ -31,6 +36,9 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
         for cid, by_prefill in mp.pairing.items():
             for pid, weights in by_prefill.items():
                 where = f"models.{model}.pairing.{cid}.{pid}"
+                for d, w in weights.items():
+                    if not (0.0 <= w <= 1.0):
+                        raise InputError(str(path), f"{where}.{d}", f"expected a pairing weight in [0, 1], got {w!r}")
                 if roles.get(pid) != "prefill":
                     raise InputError(str(path), where, "pairing is keyed by the class's prefill pools; this is not one of the plan's prefill pools")
                 bad = [d for d in weights if roles.get(d) != "decode"]

@@ -37,6 +37,9 @@ from solvers.problem import ClassSpec, Problem, Solution, VariantSpec
 
 # What the solver's objective value is counted in, per objective (max_load reports the multiplier).
 _OBJECTIVE_UNIT = {"cost": "USD/h", "gpus": "GPUs", "power": "W", "max_load": "x load"}
+# Inventory given to every GPU type when asking how many GPUs the workload needs (the schema's
+# bound on `available`, so the ILP's integers stay in range).
+_UNLIMITED_GPUS = 10**6
 # Routing weights and replicas below these are solver noise, not decisions.
 _FLOW_EPS_RPS = 1e-6
 _WEIGHT_DIGITS = 4
@@ -56,6 +59,10 @@ class Instance:
     power_known: bool = True
     """Whether the catalog gives the board power of every GPU type of the fleet (else no power_kw)."""
     problem: Problem | None = None
+    no_fit: dict[str, str] = field(default_factory=dict)
+    """Per model without any variant: why none (TP beyond a node, or weights beyond memory), in words."""
+    gpu_need: dict[str, int] | None = None
+    """When infeasible only for want of GPUs: GPUs per type of the fewest-GPU plan with unlimited inventory."""
 
 
 def _validate(workload: Workload, fleet: Fleet, catalog: Catalog) -> None:
@@ -111,13 +118,17 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
 
     for model in workload.models:
         classes = [c for c in workload.classes if c.model == model]
+        too_wide: list[str] = []
+        too_big: list[str] = []
         for gpu, inv in fleet.gpus.items():
             gpn = catalog.gpu(gpu).gpus_per_node
             for tp in lim.allowed_tp:
                 if tp > gpn:  # tensor parallelism stays inside one node's NVLink domain
+                    too_wide.append(f"{gpu} (tp{tp} > {gpn} GPUs per node)")
                     continue
                 vp = perf.get(model, gpu, tp)
                 if vp is None:  # weights do not fit at this tp
+                    too_big.append(f"{gpu} tp{tp}")
                     continue
                 for role in lim.roles:
                     v = Variant(model=model, role=role, gpu=gpu, tp=tp)
@@ -127,6 +138,8 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                         slo = workload.slo_of(c)
                         with quiet_extrapolation():
                             inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms)
+        if not any(v.model == model for v in inst.variants.values()):
+            inst.no_fit[model] = _no_fit_reason(model, fleet, catalog, too_wide, too_big)
 
     specs: list[VariantSpec] = []
     for vid, v in inst.variants.items():
@@ -162,6 +175,41 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
     return inst
 
 
+def _no_fit_reason(model: str, fleet: Fleet, catalog: Catalog, too_wide: list[str], too_big: list[str]) -> str:
+    """Why model `model` has no variant on the fleet, with the advice that would give it one."""
+    spec = catalog.model(model)
+    weights_gib = spec.weight_bytes / 2**30
+    tps = fleet.limits.allowed_tp
+    if not too_big:  # every allowed TP is wider than a node
+        widest = max(catalog.gpu(g).gpus_per_node for g in fleet.gpus)
+        return (f"model {model}: every allowed TP size {tps} exceeds the GPUs per node of the fleet's GPU types "
+                f"({', '.join(too_wide)}); tensor parallelism stays within one node: allow a TP size <= {widest}")
+    wider = sorted({catalog.gpu(g).gpus_per_node for g in fleet.gpus} - set(tps))
+    fits_wider = [f"{g} tp{catalog.gpu(g).gpus_per_node}" for g in fleet.gpus
+                  if catalog.gpu(g).gpus_per_node > max(tps) and weights_gib < catalog.gpu(g).memory_gib * catalog.gpu(g).gpus_per_node]
+    advice = (f"allow TP {fits_wider[0].split(' tp')[1]} ({', '.join(fits_wider)})" if fits_wider and wider
+              else "add a GPU type with more memory per node")
+    return (f"model {model}: its {weights_gib:,.0f} GiB of weights and KV cache do not fit on {', '.join(too_big)}; {advice}")
+
+
+def _gpu_need(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, backend: str,
+              time_limit_s: float) -> dict[str, int] | None:
+    """GPUs per type of the fewest-GPU plan when every GPU type of the fleet is unlimited; None when
+    even that is infeasible (then inventory is not what binds)."""
+    unlimited = {g: inv.model_copy(update={"available": _UNLIMITED_GPUS}) for g, inv in fleet.gpus.items()}
+    inst = build_instance(workload, fleet.model_copy(update={"gpus": unlimited}), perf, catalog, "gpus")
+    assert inst.problem is not None
+    if not inst.problem.variants:
+        return None
+    sol = solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s)
+    if not sol.ok:
+        return None
+    need: dict[str, int] = defaultdict(int)
+    for vid, n in sol.replicas.items():
+        need[inst.variants[vid].gpu] += n * inst.variants[vid].tp
+    return dict(need)
+
+
 def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = None, catalog: Catalog | None = None,
                   backend: str = "highs", time_limit_s: float = 10.0, objective: str = "cost",
                   mip_gap: float = 1e-4, utilization: dict[str, float] | None = None) -> Plan:
@@ -170,7 +218,12 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
     perf = perf or PerfModel.load(catalog=catalog)
     inst = build_instance(workload, fleet, perf, catalog, objective, utilization)
     assert inst.problem is not None
-    sol = solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
+    if inst.problem.variants:
+        sol = solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
+    else:  # nothing can run (no GPU available, or no variant fits): a solver has no columns to work on
+        sol = Solution(status="infeasible", backend=backend, message="no candidate pool: nothing the solver could choose")
+    if not sol.ok and objective != "max_load":
+        inst.gpu_need = _gpu_need(workload, fleet, perf, catalog, backend, time_limit_s)
     return to_plan(inst, sol, perf)
 
 
@@ -349,6 +402,17 @@ def describe_binding(inst: Instance, name: str) -> str:
     return name
 
 
+def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
+    """'G needs K more GPUs' per GPU type, from the fewest-GPU plan with unlimited inventory."""
+    have = {g: inv.available for g, inv in inst.fleet.gpus.items()}
+    plan_txt = ", ".join(f"{n} x {g}" for g, n in sorted(need.items()) if n > 0)
+    return [f"GPU inventory binds: {g} needs {n - have.get(g, 0)} more GPUs ({have.get(g, 0)} available; the fewest-GPU "
+            f"plan that serves the workload within SLO uses {sum(need.values())} GPUs: {plan_txt}); add them or relax the SLOs or rates"
+            for g, n in sorted(need.items()) if n > have.get(g, 0)] or [
+        f"GPU inventory binds: the fewest-GPU plan within SLO uses {plan_txt}, yet the limits (min_replicas, max_step, "
+        "pd_ratio) keep it out of reach with the available GPUs; relax them or add GPUs"]
+
+
 def explain_infeasible(inst: Instance) -> list[str]:
     """Which SLO, class or inventory binds, and what would make the instance feasible, in words."""
     assert inst.problem is not None
@@ -362,8 +426,12 @@ def explain_infeasible(inst: Instance) -> list[str]:
             if c.rate_rps <= 0 or any(cap.rate_rps > 0 for cap in side_caps.values()):
                 continue
             if not side_caps:
-                out.append(f"class {c.id}: no {side}-side variant fits model {c.model} on the fleet's GPUs "
-                           f"and TP sizes {inst.fleet.limits.allowed_tp}; allow larger TP or a larger GPU")
+                if c.model in inst.no_fit:
+                    if inst.no_fit[c.model] not in out:
+                        out.append(inst.no_fit[c.model])
+                else:
+                    out.append(f"class {c.id}: no {side}-side pool is allowed for model {c.model} "
+                               f"(limits.roles {inst.fleet.limits.roles}); allow mixed, or both prefill and decode")
                 continue
             if side == "prefill":
                 vid, cap = min(side_caps.items(), key=lambda kv: kv[1].best_ttft_ms)
@@ -379,6 +447,10 @@ def explain_infeasible(inst: Instance) -> list[str]:
                            f"relax the ITL SLO to >= {math.ceil(cap.best_itl_ms * 1.05)} ms or add a faster GPU type")
     if out:
         return out
+    if inst.gpu_need is not None:
+        return _shortfall_lines(inst, inst.gpu_need)
+    if not inst.problem.variants:
+        return ["no candidate pool: no variant of the workload's models can run on the fleet's available GPUs"]
     for r in diagnose(inst.problem):
         if r.kind == "inventory":
             have = inst.fleet.gpus[r.target].available if r.target in inst.fleet.gpus else 0

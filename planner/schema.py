@@ -18,7 +18,16 @@ Source = Literal["measured", "prior"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `.inf` or `.nan` in a YAML number is never a meaningful rate, SLO or size.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# Largest class rate accepted, req/s. Not a traffic claim but the solver's dynamic range: HiGHS's
+# default feasibility tolerance is 1e-7 and its infinity 1e20 (HiGHS options primal_feasibility_tolerance,
+# infinite_bound), and per-replica capacities go down to ~1e-2 req/s, so rates beyond 1e6 leave the
+# ~1e9 coefficient range in which the ILP's answer is reliable. 1e6 req/s is also ~1e4 x the Azure
+# 2023 conversation trace's busiest second (../shared/data/README.md).
+MAX_RATE_RPS = 1e6
 
 
 # --------------------------------------------------------------------------- catalogs
@@ -63,6 +72,8 @@ class ModelSpec(_Strict):
     kv_dtype_bytes: int = Field(default=2, gt=0, description="bytes per KV element")
     tied_embeddings: bool = False
     moe: MoeSpec | None = None
+    max_context: int | None = Field(default=None, gt=0, description="longest prompt + output the model takes, tokens "
+                                    "(config.json max_position_embeddings); None: unchecked")
 
     # --- derived sizes (counted parameters, not a typed-in headline number)
     @property
@@ -152,7 +163,7 @@ class RequestClass(_Strict):
     model: str
     isl: int = Field(gt=0, description="mean input (prompt) tokens")
     osl: int = Field(gt=0, description="mean output tokens")
-    rate_rps: float = Field(ge=0, description="arrival rate, requests/s")
+    rate_rps: float = Field(ge=0, le=MAX_RATE_RPS, description="arrival rate, requests/s")
     slo: Slo | None = Field(default=None, description="overrides the model's SLO")
 
 
@@ -189,7 +200,7 @@ class Workload(_Strict):
 
 # --------------------------------------------------------------------------- fleet
 class GpuInventory(_Strict):
-    available: int = Field(ge=0)
+    available: int = Field(ge=0, le=10**6, description="GPUs of this type; 1e6 bounds the ILP's integers")
     price_per_hour: float | None = Field(default=None, gt=0, description="overrides the catalog price")
 
 
@@ -267,9 +278,28 @@ class FleetLimits(_Strict):
         """Whether pairing rules tell TP sizes apart (else they speak of GPU types only)."""
         return self.pairing == "same_gpu_tp" or any(r.names_tp for r in self.forbid_pairs)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> "FleetLimits":
+        if self.pd_ratio_min is not None and self.pd_ratio_max is not None and self.pd_ratio_min > self.pd_ratio_max:
+            raise ValueError(f"pd_ratio_min ({self.pd_ratio_min:g}) must not exceed pd_ratio_max ({self.pd_ratio_max:g})")
+        if self.max_replicas_per_pool is not None and self.max_replicas_per_pool < self.default_min_replicas:
+            raise ValueError(f"max_replicas_per_pool ({self.max_replicas_per_pool}) is below default_min_replicas "
+                             f"({self.default_min_replicas}): no pool count satisfies both")
+        for m, n in self.min_replicas.items():
+            if n < 0:
+                raise ValueError(f"min_replicas.{m}: expected a count >= 0, got {n}")
+        if not self.roles:
+            raise ValueError("roles: expected at least one of prefill, decode, mixed")
+        if set(self.roles) == {"prefill"} or set(self.roles) == {"decode"}:
+            raise ValueError(f"roles {self.roles}: a request needs a prefill side and a decode side; "
+                             "allow mixed, or both prefill and decode")
+        return self
+
     @field_validator("allowed_tp")
     @classmethod
     def _tp_powers(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("expected at least one tensor-parallel size")
         for tp in v:
             if tp <= 0:
                 raise ValueError(f"tensor-parallel sizes must be positive, got {tp}")
@@ -282,6 +312,25 @@ class Fleet(_Strict):
     gpus: dict[str, GpuInventory]
     current: dict[str, int] = Field(default_factory=dict)
     limits: FleetLimits = Field(default_factory=FleetLimits)
+
+    @field_validator("gpus")
+    @classmethod
+    def _some_gpu(cls, v: dict[str, GpuInventory]) -> dict[str, GpuInventory]:
+        if not v:
+            raise ValueError("expected at least one GPU type with its available count, e.g. {H100-SXM-80GB: {available: 8}}")
+        return v
+
+    @field_validator("current")
+    @classmethod
+    def _replicas(cls, v: dict[str, int]) -> dict[str, int]:
+        for pool, n in v.items():
+            if n < 0:
+                raise ValueError(f"{pool}: expected replicas >= 0, got {n}")
+            try:
+                Variant.parse(pool)
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
 
 # --------------------------------------------------------------------------- variants and plans

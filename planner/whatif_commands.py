@@ -132,15 +132,22 @@ def register(app: typer.Typer) -> None:
         """What if traffic grows, GPU prices change, or GPU types are added or removed? Cost and GPUs per case."""
         from planner import whatif
         from planner.console import friendly_errors
-        from planner.fileio import load_model, write_csv_atomic
+        from planner.fileio import write_csv_atomic
         from planner.schema import Fleet, Workload
 
         @friendly_errors
         def run() -> None:
             if backend not in ("highs", "cbc", "ortools"):
                 raise InputError(None, "--backend", f"expected highs, cbc or ortools, got {backend!r}")
-            wl = load_model(Workload, workload)
-            fl = load_model(Fleet, fleet)
+            from planner.api import laws
+            from planner.fileio import check_writable
+            from planner.validate import check_profiles_found, load_workload_fleet
+
+            if csv is not None:
+                check_writable(csv, "--csv")  # before the solves, so that no work is lost
+            catalog, perf = laws(profiles)
+            check_profiles_found(len(perf.measured), profiles)
+            wl, fl = load_workload_fleet(workload, fleet, catalog)
             prices = parse_assignments(price, "--price", "USD_per_hour")
             adds = {g: int(n) for g, n in parse_assignments(add_gpu, "--add-gpu", "count", integer=True).items()}
             for g in [*prices, *remove_gpu]:
@@ -148,9 +155,6 @@ def register(app: typer.Typer) -> None:
                     opt = "--price" if g in prices else "--remove-gpu"
                     raise InputError(str(fleet), f"gpus.{g}", f"{opt} names GPU type '{g}', which the fleet does not have "
                                      f"(fleet GPUs: {', '.join(sorted(fl.gpus))})")
-            from planner.api import laws
-
-            catalog, perf = laws(profiles)
             for g in adds:
                 catalog.gpu(g)  # an unknown GPU type is an InputError naming the catalog
             kw = dict(perf=perf, catalog=catalog, backend=backend, time_limit_s=time_limit_s)

@@ -27,9 +27,13 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.Dat
     """A trace as a DataFrame with columns t_s (seconds from the first request), model, input_tokens,
     output_tokens, sorted by time. `model` names the model for traces without a model column."""
     p = Path(path)
-    head = pd.read_csv(p, nrows=0) if p.is_file() else None
-    if head is None:
+    if not p.is_file():
         raise InputError(str(p), None, "file not found")
+    try:
+        head = pd.read_csv(p, nrows=0)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(str(p), None, f"expected a CSV with a header row (timestamp, model, input_tokens, "
+                         f"output_tokens or the Azure columns), could not read one ({exc})") from None
     if set(AZURE_COLUMNS) <= set(head.columns):
         df = read_csv(p, {"TIMESTAMP": "any", "ContextTokens": "numeric", "GeneratedTokens": "numeric"})
         df = df.rename(columns=AZURE_COLUMNS)
@@ -79,8 +83,10 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
                  duration_s: float | None = None, rate_quantile: float | None = None, window_s: float = 60.0) -> Workload:
     """Request classes from a trace: ISL x OSL buckets per model, rates over the trace's span.
 
-    `rate_quantile` (e.g. 0.9) sizes each class for that quantile of its per-`window_s` rate
-    instead of the mean (plan for the busy minutes of a bursty trace, not the average).
+    `rate_quantile` (e.g. 0.9) sizes the model for that quantile of its per-`window_s` rate instead
+    of the mean (plan for the busy minutes of a bursty trace, not the average); each class gets its
+    share of requests of that rate, so the classes sum to the model's quantile rate and never above
+    the trace's busiest window (each class at its own quantile would: their peaks need not coincide).
     """
     slos = slo if isinstance(slo, dict) else {m: slo for m in trace["model"].unique()}
     span = duration_s or max(float(trace["t_s"].max() - trace["t_s"].min()), 1.0)
@@ -91,12 +97,13 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
         ie, oe = _edges(df["input_tokens"].to_numpy(), isl_buckets), _edges(df["output_tokens"].to_numpy(), osl_buckets)
         ib = np.searchsorted(ie, df["input_tokens"].to_numpy(), side="right")
         ob = np.searchsorted(oe, df["output_tokens"].to_numpy(), side="right")
+        model_rate = len(df) / span
+        if rate_quantile is not None:
+            per_window = np.bincount((df["t_s"].to_numpy() // window_s).astype(int),
+                                     minlength=int(span // window_s) + 1) / window_s
+            model_rate = max(model_rate, float(np.quantile(per_window, rate_quantile)))
         for (i, o), g in df.groupby([ib, ob], sort=True):
-            rate = len(g) / span
-            if rate_quantile is not None:
-                per_window = np.bincount((g["t_s"].to_numpy() // window_s).astype(int),
-                                         minlength=int(span // window_s) + 1) / window_s
-                rate = max(rate, float(np.quantile(per_window, rate_quantile)))
+            rate = model_rate * len(g) / len(df)
             classes.append(RequestClass(
                 id=f"{model}/isl{i}-osl{o}",
                 model=str(model),

@@ -170,17 +170,23 @@ def register(app: typer.Typer) -> None:
     @_friendly
     def show(
         directory: Path = typer.Argument(..., help="profile directory (meta.yaml, prefill.csv, decode.csv)"),
-        png: Optional[Path] = typer.Option(None, help="where to save the plot (default DIR/fit.png)"),
+        png: Optional[Path] = typer.Option(None, help="where to save the plot (default out/<model>-<gpu>-tp<N>-fit.png, "
+                                           "never inside the tracked profile folder)"),
     ) -> None:
         """Print the fitted laws and residuals of a profile, and save a PNG of points vs fitted curves."""
         from planner.console import stdout_console
         from profiles.show import fit_profile_dir, render, save_png
 
+        from planner.fileio import check_writable
+
+        if png is not None:
+            check_writable(png, "--png")
         fit = fit_profile_dir(directory)
 
         console = stdout_console()
         render(fit, console)
-        path = save_png(fit, png or Path(directory) / "fit.png")
+        m = fit.profile.meta
+        path = save_png(fit, png or Path("out") / f"{m.model}-{m.gpu}-tp{m.tp}-fit.png")
         console.print(f"plot saved to {path}")
 
     app.add_typer(profile_app, name="profile")

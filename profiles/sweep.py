@@ -322,6 +322,9 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)  # the mode an ordinary open() gives, not mkstemp's 0600 (issue 11)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()

@@ -136,6 +136,7 @@ def test_decode_pool_scales_up_with_load_and_down_after_stabilization(tmp_path, 
                                  isl=ISL, osl=OSL, time_scale=TS, max_requests=3000, max_duration_s=60, seed=1).start()
             notes: list[str] = []
             history: list[tuple[float, int, int]] = []  # (emulated s since t0, prefill, decode) after each step
+            overrun: list[float] = [0.0]  # emulated s by which a step + reconcile outlasted its interval (machine noise)
             deadline = T_LOW + STAB_S + 6 * INTERVAL_S
             try:
                 while now_emulated() - t0 < deadline:
@@ -148,6 +149,7 @@ def test_decode_pool_scales_up_with_load_and_down_after_stabilization(tmp_path, 
                                  f"{'; '.join(dec.reasons + dec.errors)}")
                     if start - t0 > T_LOW and n_d < max(h[2] for h in history):
                         break  # scaled down from the peak: the scenario is complete
+                    overrun.append(max(0.0, now_emulated() - start - INTERVAL_S))
                     time.sleep(max(0.0, (INTERVAL_S - (now_emulated() - start)) * TS))
             finally:
                 load.stop()
@@ -157,8 +159,11 @@ def test_decode_pool_scales_up_with_load_and_down_after_stabilization(tmp_path, 
     ups = [t for t, _, d in history if d > 1]
     assert ups, f"the decode pool never scaled up: {trace}"
     # expected: one rate window (1 interval) for Prometheus to see the load, then one decision;
-    # allowed: 3 intervals
-    assert T_HIGH <= ups[0] <= T_HIGH + 3 * INTERVAL_S + 1, f"scale-up at {ups[0]:.0f}s, load rose at {T_HIGH:.0f}s: {trace}"
+    # allowed: 3 intervals, plus what this machine's noise cost (the steps' overruns, measured above):
+    # on a loaded CPU a step can outlast its interval, and the next decision comes that much later.
+    # The emulator keeps virtual time (planner/simulate/emulator.py), so latencies do not grow with load.
+    slack = 3 * INTERVAL_S + 1 + 3 * max(overrun)
+    assert T_HIGH <= ups[0] <= T_HIGH + slack, f"scale-up at {ups[0]:.0f}s, load rose at {T_HIGH:.0f}s (max overrun {max(overrun):.1f}s): {trace}"
     assert all(d == 1 for t, _, d in history if t < T_HIGH), f"scaled before the load rose: {trace}"
     peak = max(d for _, _, d in history)
     t_peak = next(t for t, _, d in history if d == peak)

@@ -179,7 +179,7 @@ def test_cli_solve_writes_plan_and_explain_reads_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "mutate, field",
     [
-        (lambda w: w["classes"][0].update(rate_rps=-1), "classes.0.rate_rps"),
+        (lambda w: w["classes"][0].update(rate_rps=-1), "classes[0].rate_rps"),
         (lambda w: w["classes"][0].update(model="gpt-9"), "classes[0].model"),
         (lambda w: w["models"]["llama-3.1-8b"]["slo"].update(ttft_ms="fast"), "models.llama-3.1-8b.slo.ttft_ms"),
     ],

@@ -96,7 +96,7 @@ def test_cli_profile_attaches_to_an_endpoint(tmp_path):
     assert len(prof.prefill) == 4 and len(prof.decode) == 2
     good = (tmp_path / "goodput.csv").read_text().splitlines()
     assert good[0].startswith("rate_rps,isl,osl,requests") and len(good) == 2
-    show = CliRunner().invoke(app, ["profile", "show", str(tmp_path)])
+    show = CliRunner().invoke(app, ["profile", "show", str(tmp_path), "--png", str(tmp_path / "fit.png")])
     assert show.exit_code == 0, show.output
     assert (tmp_path / "fit.png").stat().st_size > 10_000
 

@@ -19,6 +19,25 @@ from planner.simulate.report import SimReport, build_report, plot_report
 
 # Simulated seconds of Poisson arrivals when --duration is not given with --workload.
 DEFAULT_WORKLOAD_DURATION_S = 600.0
+# Most requests one simulation holds. The simulator keeps every request's record (~1 kB each with its
+# events and report row, measured with tracemalloc on the default plan), so 2e6 requests is ~2 GB:
+# what a 2-core CI machine with 8 GB can afford beside the test suite.
+MAX_SIM_REQUESTS = 2_000_000
+
+
+def check_duration(duration: Optional[float], wl: Optional[Workload], where: str = "--duration") -> None:
+    """A positive, finite duration whose expected arrivals fit MAX_SIM_REQUESTS (checked before any work)."""
+    if duration is None:
+        return
+    if not (np.isfinite(duration) and duration > 0):
+        raise InputError(None, where, f"expected seconds > 0, got {duration:g}")
+    if wl is not None:
+        expected = duration * sum(c.rate_rps for c in wl.classes)
+        if expected > MAX_SIM_REQUESTS:
+            most = MAX_SIM_REQUESTS / max(sum(c.rate_rps for c in wl.classes), 1e-12)
+            raise InputError(None, where, f"{duration:g} s at the workload's {sum(c.rate_rps for c in wl.classes):g} req/s is "
+                             f"~{expected:,.0f} requests, over the simulator's limit of {MAX_SIM_REQUESTS:,} (bounded memory); "
+                             f"expected at most {most:,.0f} s")
 
 
 def plan_slos(plan: Plan) -> dict[str, Slo]:
@@ -39,6 +58,7 @@ def load_arrivals(plan: Plan, trace: Optional[Path], workload: Optional[Path], d
     if trace is None and workload is None:
         raise InputError(None, "--trace/--workload", "give a trace CSV or a workload YAML to simulate")
     wl = load_model(Workload, workload) if workload is not None else None
+    check_duration(duration, wl)
     if trace is None:
         assert wl is not None
         return poisson_arrivals(wl, duration or DEFAULT_WORKLOAD_DURATION_S, np.random.default_rng(seed)), wl
@@ -49,7 +69,7 @@ def load_arrivals(plan: Plan, trace: Optional[Path], workload: Optional[Path], d
     single = model or (next(iter(plan.models)) if len(plan.models) == 1 else None)
     try:
         head = pd.read_csv(trace, nrows=0)
-    except (FileNotFoundError, pd.errors.EmptyDataError) as exc:
+    except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(str(trace), None, f"cannot read the trace ({exc})") from exc
     if "model" not in head.columns and single is None:
         raise InputError(str(trace), "model", f"the trace has no model column and the plan has several models ({sorted(plan.models)}): pass --model")
@@ -103,7 +123,12 @@ def run_simulate(*, plan: Path, trace: Optional[Path], workload: Optional[Path],
                  model: Optional[str] = None) -> SimReport:
     from planner.plan import load_plan
 
+    from planner.fileio import check_writable
+
     console = console or stdout_console()
+    check_duration(duration, None)
+    if png is not None:
+        check_writable(png, "--png")
     p = load_plan(plan)
     if not p.feasible:
         raise InputError(str(plan), "feasible", "the plan is infeasible: nothing to simulate")

@@ -56,7 +56,9 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from planner.simulate.emulator import serve_forever
+        from planner.validate import check_port_free
 
+        check_port_free(host, port, replicas)  # before start-up: a busy port is exit 2, not a thread's traceback
         perf = lookup_variant(default_perf_lookup(), variant)
         Console().print(f"emulating {variant} ({perf.source} laws) on {host}:{port}..{port + replicas - 1}, time_scale={time_scale}; Ctrl-C stops")
         serve_forever(perf, port=port, replicas=replicas, host=host, time_scale=time_scale, model_name=served_model_name)
@@ -67,7 +69,7 @@ def register(app: typer.Typer) -> None:
         plan: Path = typer.Option(..., help="plan YAML/JSON (planner solve output)"),
         trace: Optional[Path] = typer.Option(None, help="trace CSV: timestamp, model, input_tokens, output_tokens (or Azure columns)"),
         workload: Optional[Path] = typer.Option(None, help="workload YAML with Poisson classes"),
-        duration: Optional[float] = typer.Option(None, min=0.0, help="seconds of arrivals to simulate (default: whole trace, or 600 s)"),
+        duration: Optional[float] = typer.Option(None, help="seconds of arrivals to simulate (default: whole trace, or 600 s)"),
         seed: int = typer.Option(0, help="random seed (arrivals, routing)"),
         png: Optional[Path] = typer.Option(Path("out/simulation.png"), help="where to save the latency plot (its folder is created)"),
         model: Optional[str] = typer.Option(None, help="model of a trace without a model column (e.g. the Azure trace)"),

@@ -181,6 +181,14 @@ class EmulatedEngine:
         self._task: asyncio.Task | None = None
         self.on_token = None  # callback(engine) after each step, used by the kill fault
         self._step_end = 0.0  # wall-clock (monotonic) end of the last step, for back-to-back steps
+        # Virtual time (busy-machine robustness, issue 11): while steps run back to back, each starts
+        # at the previous one's scheduled end, not when the event loop got round to it, and tokens are
+        # stamped with the scheduled end; so a late wake-up on a loaded CPU does not show in TTFT/ITL
+        # (amplified by 1/time_scale). Requests are admitted once the virtual clock reaches their
+        # arrival. The virtual clock resyncs to the wall when the engine idles, or when it lags the
+        # wall by more than MAX_LAG_S emulated seconds (counted in `resyncs`: this machine cannot keep up).
+        self._idle = True
+        self.resyncs = 0
 
     def now(self) -> float:
         """Emulated seconds."""
@@ -208,11 +216,26 @@ class EmulatedEngine:
         blocks = sum(math.ceil((r.prefilled + r.generated) / BLOCK_SIZE_TOKENS) for r in self.running)
         return min(1.0, blocks * BLOCK_SIZE_TOKENS / self.perf.kv_capacity_tokens)
 
+    MAX_LAG_S = 1.0
+    """Most emulated seconds the virtual clock may trail the wall before it resyncs."""
+
+    def _step_start(self) -> float:
+        """Wall-monotonic start of the next step on the virtual timeline (see __init__)."""
+        now = time.monotonic()
+        if self._idle:
+            self._idle = False
+            return max(self._step_end, now)
+        if now - self._step_end > self.MAX_LAG_S * self.time_scale:
+            self.resyncs += 1
+            return now
+        return self._step_end
+
     async def _loop(self) -> None:
         p = self.perf
         while True:
             if not self.running and not self.waiting:
                 self._wake.clear()
+                self._idle = True
                 await self._wake.wait()
             # --- schedule one step (vLLM V1: running requests first, then admit waiting FCFS)
             budget = p.max_batched_tokens
@@ -220,19 +243,23 @@ class EmulatedEngine:
             budget -= len(decodes)
             sum_ctx = sum(r.prompt_tokens + r.generated for r in decodes)
             chunks: list[tuple[_Req, int]] = []
+            start = self._step_start()
+            if not self.running and self.waiting:  # nothing to do before the first arrival: jump to it
+                start = max(start, self.waiting[0].arrival * self.time_scale)
             for r in self.running:
                 if r.prefilled < r.prompt_tokens and budget > 0:
                     n = min(r.prompt_tokens - r.prefilled, budget)
                     chunks.append((r, n))
                     budget -= n
-            while self.waiting and budget > 0 and len(self.running) < p.max_num_seqs:
+            while (self.waiting and budget > 0 and len(self.running) < p.max_num_seqs
+                   and self.waiting[0].arrival * self.time_scale <= start):  # arrived by this step's (virtual) start
                 r = self.waiting[0]
                 need = r.prompt_tokens + r.max_tokens
                 if self.kv_reserved + need > p.kv_capacity_tokens:
                     break
                 self.waiting.popleft()
                 self.kv_reserved += need
-                r.admitted = self.now()
+                r.admitted = start / self.time_scale
                 self.m.queue.observe(r.admitted - r.arrival)
                 self.running.append(r)
                 n = min(r.prompt_tokens - r.prefilled, budget)  # a remote-prefilled prompt has its KV already
@@ -242,6 +269,7 @@ class EmulatedEngine:
                 # waiting requests that cannot be admitted while nothing runs are rejected at submit,
                 # so this only happens transiently; yield and retry
                 self._wake.clear()
+                self._idle = True
                 await self._wake.wait()
                 continue
             pre_tokens = sum(n for _, n in chunks)
@@ -251,11 +279,10 @@ class EmulatedEngine:
             self.m.waiting.set(len(self.waiting))
             # Back-to-back steps are timed against absolute deadlines, so the event loop's
             # millisecond timer overshoot does not pile up into a staircase of slow steps.
-            start = max(self._step_end, time.monotonic())
             self._step_end = start + step_ms / 1e3 * self.time_scale
             await asyncio.sleep(max(0.0, self._step_end - time.monotonic()))
-            # --- apply the step
-            t = self.now()
+            # --- apply the step, stamped with its scheduled (virtual) end
+            t = self._step_end / self.time_scale
             self.steps += 1
             self.m.iter_tokens.observe(pre_tokens + len(decodes))
             emitted = 0

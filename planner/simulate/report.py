@@ -162,6 +162,9 @@ def plot_report(rep: SimReport, path: str | Path) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".png")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.fchmod(fd, 0o666 & ~mask)  # the mode an ordinary open() gives, not mkstemp's 0600
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=90)

@@ -1,0 +1,309 @@
+"""Every bad input of issue 11 gets a clear answer: exit 2 naming the user's file/option and field, or
+exit 3 with a right diagnosis; never a traceback, never a confident wrong plan.
+
+One table: case -> command line (files written into tmp_path) -> expected exit code and the words
+the message must hold. The CLI runs in-process (Typer's CliRunner).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from planner.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+W = str(REPO / "examples/default/workload.yaml")
+F = str(REPO / "examples/default/fleet.yaml")
+PROFILE_8B = REPO / "profiles/data/llama-3.1-8b/H100-SXM-80GB/tp1"
+CTL = REPO / "examples/controller"
+
+runner = CliRunner()
+
+
+def wl(cls: str, models: str = "llama-3.1-8b: {slo: {ttft_ms: 400, itl_ms: 30}}") -> str:
+    return f"models:\n  {models}\nclasses:\n{cls}\n"
+
+
+def one(isl: object = 1024, osl: object = 128, rate: object = 10, model: str = "llama-3.1-8b") -> str:
+    return f"  - {{id: c, model: {model}, isl: {isl}, osl: {osl}, rate_rps: {rate}}}"
+
+
+def fleet(extra: str = "", gpus: str = "  H100-SXM-80GB: {available: 8}") -> str:
+    return f"gpus:\n{gpus}\n{extra}\n"
+
+
+def closed_port() -> int:
+    """A local port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Case:
+    name: str
+    argv: Callable[[Callable[[str, str | bytes], str]], list[str]]
+    code: int
+    words: tuple[str, ...] = ()
+    """Fragments the output must hold; '{f}' stands for the path of the case's first written file."""
+
+
+def _profile_one_row(tmp: Callable[[str, str | bytes], str]) -> str:
+    root = Path(tmp("prof/.keep", ""))
+    d = root.parent / "llama-3.1-8b/H100-SXM-80GB/tp1"
+    d.mkdir(parents=True)
+    for n in ("meta.yaml", "decode.csv"):
+        shutil.copy(PROFILE_8B / n, d / n)
+    (d / "prefill.csv").write_text("isl,batch,ttft_ms,stat\n128,1,12.5,median\n")
+    return str(root.parent)
+
+
+def _ctl(tmp: Callable[[str, str | bytes], str], edit: Callable[[dict], None]) -> str:
+    cfg = yaml.safe_load((CTL / "config.yaml").read_text())
+    cfg["fleet"] = str(CTL / "fleet.yaml")
+    edit(cfg)
+    return tmp("ctl.yaml", yaml.safe_dump(cfg))
+
+
+def _trace(tmp: Callable[[str, str | bytes], str]) -> str:
+    rows = "".join(f"{i * 0.5},llama-3.1-8b,{100 + i % 7 * 50},{20 + i % 3 * 10}\n" for i in range(400))
+    return tmp("trace.csv", "timestamp,model,input_tokens,output_tokens\n" + rows)
+
+
+NS = ["--no-slo-cost"]
+BIN = bytes(range(256)) * 4
+
+CASES = [
+    # --- confident wrong answers that used to exit 0
+    Case("prefill.csv with one row", lambda t: ["solve", "-w", t("w.yaml", wl(one(isl=16000, osl=100, rate=1))), "-f",
+                                                 t("f.yaml", fleet()), "--profiles", _profile_one_row(t), *NS],
+         2, ("prefill.csv", "cannot support")),
+    Case("llama-2-70b past its 4k context", lambda t: ["solve", "-w", t("w.yaml", wl(one(isl=16000, osl=100, rate=1, model="llama-2-70b"),
+                                                                                  "llama-2-70b: {slo: {ttft_ms: 5000, itl_ms: 80}}")), "-f", F, *NS],
+         2, ("{f}", "classes[0].isl", "4096")),
+    Case("llama-3.1-8b 200k prompts", lambda t: ["solve", "-w", t("w.yaml", wl(one(isl=200000, osl=100, rate=1))), "-f", F, *NS],
+         2, ("{f}", "classes[0].isl", "131072")),
+    Case("--profiles with no profile", lambda t: ["solve", "-w", W, "-f", F, "--profiles", str(Path(t("empty/.keep", "")).parent), *NS],
+         2, ("--profiles", "no profile found")),
+    Case("pd_ratio_min > pd_ratio_max", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {pd_ratio_min: 3, pd_ratio_max: 1}")), *NS],
+         2, ("{f}", "limits", "pd_ratio_min")),
+    Case("negative current replicas", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("current: {llama-3.1-8b/decode/H100-SXM-80GB/tp1: -2}")), *NS],
+         2, ("{f}", "current", ">= 0")),
+    Case("current pool on an unknown GPU", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("current: {llama-3.1-8b/decode/B300/tp1: 2}")), *NS],
+         2, ("{f}", "current.llama-3.1-8b/decode/B300/tp1", "B300")),
+    Case("unknown GPU type in the fleet", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(gpus="  B300: {available: 8}")), *NS],
+         2, ("{f}", "gpus.B300", "unknown GPU type")),
+    Case("unknown model in the workload", lambda t: ["solve", "-w", t("w.yaml", wl(one(model="gpt-9"), "gpt-9: {slo: {ttft_ms: 400}}")), "-f", F, *NS],
+         2, ("{f}", "models.gpt-9", "unknown model")),
+    Case("rate 0 for every class", lambda t: ["solve", "-w", t("w.yaml", wl(one(rate=0))), "-f", F, *NS], 2, ("{f}", "classes", "rate")),
+    Case("classes: []", lambda t: ["solve", "-w", t("w.yaml", "models:\n  llama-3.1-8b: {slo: {ttft_ms: 400}}\nclasses: []\n"), "-f", F, *NS],
+         2, ("{f}", "classes", "at least one")),
+    Case("SLO .inf", lambda t: ["solve", "-w", t("w.yaml", wl(one(), "llama-3.1-8b: {slo: {ttft_ms: .inf, itl_ms: 30}}")), "-f", F, *NS],
+         2, ("{f}", "slo.ttft_ms", "finite")),
+    Case("negative routing weight (explain)", lambda t: ["explain", _bad_plan(t, -0.5)], 2, ("{f}", "routing", "[0, 1]")),
+    Case("routing weight > 1 (simulate)", lambda t: ["simulate", "--plan", _bad_plan(t, 1.5), "--workload", W, "--duration", "10", "--png", t("x.png", "")],
+         2, ("{f}", "routing", "[0, 1]")),
+    Case("simulate --duration 0", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "0"], 2, ("--duration", "> 0")),
+    Case("simulate --duration 1e12", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "1e12"],
+         2, ("--duration", "limit")),
+    Case("from-trace --isl-buckets 0", lambda t: ["workload", "from-trace", _trace(t), "--isl-buckets", "0"], 2, ("--isl-buckets",)),
+    # --- tracebacks (exit 1) before
+    Case("rate_rps .inf", lambda t: ["solve", "-w", t("w.yaml", wl(one(rate=".inf"))), "-f", F, *NS], 2, ("{f}", "classes[0].rate_rps", "finite")),
+    Case("rate_rps 1e308", lambda t: ["solve", "-w", t("w.yaml", wl(one(rate="1e308"))), "-f", F, *NS], 2, ("{f}", "classes[0].rate_rps")),
+    Case("isl 1e7", lambda t: ["solve", "-w", t("w.yaml", wl(one(isl=10_000_000))), "-f", F, *NS], 2, ("{f}", "classes[0].isl", "context")),
+    Case("binary workload", lambda t: ["solve", "-w", t("w.yaml", BIN), "-f", F, *NS], 2, ("{f}", "not a text file")),
+    Case("binary fleet", lambda t: ["solve", "-w", W, "-f", t("f.yaml", BIN), *NS], 2, ("{f}", "not a text file")),
+    Case("binary plan", lambda t: ["explain", t("p.yaml", BIN)], 2, ("{f}", "not a text file")),
+    Case("binary trace", lambda t: ["workload", "from-trace", t("t.csv", BIN), "--model", "llama-3.1-8b"], 2, ("{f}",)),
+    Case("empty trace", lambda t: ["workload", "from-trace", t("t.csv", ""), "--model", "llama-3.1-8b"], 2, ("{f}", "header")),
+    Case("empty trace (simulate)", lambda t: ["simulate", "--plan", _good_plan(t), "--trace", t("t.csv", ""), "--png", t("x.png", "")], 2, ("t.csv",)),
+    Case("all GPUs available 0", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(gpus="  H100-SXM-80GB: {available: 0}\n  A100-80GB: {available: 0}")), *NS],
+         3, ("needs", "more GPUs", "0 available")),
+    Case("gpus: {}", lambda t: ["solve", "-w", W, "-f", t("f.yaml", "gpus: {}\n"), *NS], 2, ("{f}", "gpus", "at least one GPU type")),
+    Case("from-trace --ttft-ms -5", lambda t: ["workload", "from-trace", _trace(t), "--ttft-ms", "-5"], 2, ("--ttft-ms", "> 0")),
+    Case("from-trace --percentile 100", lambda t: ["workload", "from-trace", _trace(t), "--percentile", "100"], 2, ("--percentile",)),
+    Case("from-trace --rate-quantile 1.5", lambda t: ["workload", "from-trace", _trace(t), "--rate-quantile", "1.5"], 2, ("--rate-quantile", "[0, 1]")),
+    Case("solve --verify --verify-rounds -1", lambda t: ["solve", "-w", W, "-f", F, "--verify", "--verify-rounds", "-1", *NS], 2, ("--verify-rounds",)),
+    Case("-o to a directory", lambda t: ["solve", "-w", W, "-f", F, "-o", str(Path(t("d/.keep", "")).parent), *NS], 2, ("--output", "directory")),
+    Case("-o to an unwritable path", lambda t: ["solve", "-w", W, "-f", F, "-o", t("file", "x") + "/sub/plan.yaml", *NS], 2, ("--output",)),
+    Case("from-trace -o to a directory", lambda t: ["workload", "from-trace", _trace(t), "-o", str(Path(t("d/.keep", "")).parent)],
+         2, ("--output", "directory")),
+    Case("whatif --csv to a directory", lambda t: ["whatif", "-w", W, "-f", F, "--csv", str(Path(t("d/.keep", "")).parent)],
+         2, ("--csv", "directory")),
+    Case("workload too large to plan", lambda t: ["solve", "-w", t("w.yaml", _huge_workload()), "-f", F, *NS], 2, ("{f}", "limit")),
+    # --- infeasible: the diagnosis's numbers and advice are right
+    Case("1 H100 for the default workload", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(gpus="  H100-SXM-80GB: {available: 1}")), *NS],
+         3, ("H100-SXM-80GB needs 23 more GPUs", "1 available")),
+    Case("allowed_tp: [16]", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {allowed_tp: [16]}")), *NS],
+         3, ("GPUs per node", "allow a TP size <= 8")),
+    # --- planner control --dry-run --once validates the config
+    Case("control: malformed Prometheus URL", lambda t: ["control", "--config", _ctl(t, lambda c: c["prometheus"].update(url="htp:/prom")), "--dry-run", "--once"],
+         2, ("{f}", "prometheus.url")),
+    Case("control: unreachable Prometheus", lambda t: ["control", "--config", _ctl(t, lambda c: c["prometheus"].update(url=f"http://127.0.0.1:{closed_port()}")),
+                                                        "--dry-run", "--once"], 2, ("{f}", "prometheus.url", "cannot connect")),
+    Case("control: unknown model", lambda t: ["control", "--config", _ctl(t, lambda c: c["models"].update({"gpt-9": {"slo": {"ttft_ms": 100}}})),
+                                               "--dry-run", "--once"], 2, ("{f}", "models.gpt-9", "unknown model")),
+    Case("control: metrics_port 99999", lambda t: ["control", "--config", _ctl(t, lambda c: c["record"].update(metrics_port=99999)), "--dry-run", "--once"],
+         2, ("{f}", "record.metrics_port", "65535")),
+]
+
+
+def _huge_workload() -> str:
+    """More (class, variant) pairs than planner.validate.MAX_CLASS_VARIANT_PAIRS on the default fleet (36 variants/model)."""
+    from planner.validate import MAX_CLASS_VARIANT_PAIRS
+
+    n = MAX_CLASS_VARIANT_PAIRS // 36 + 1
+    rows = "".join(f"  - {{id: c{i}, model: llama-3.1-8b, isl: {100 + i % 900}, osl: 100, rate_rps: 0.01}}\n" for i in range(n))
+    return "models:\n  llama-3.1-8b: {slo: {ttft_ms: 1000}}\nclasses:\n" + rows
+
+
+_PLAN_CACHE: dict[str, str] = {}
+
+
+def _good_plan(t: Callable[[str, str | bytes], str]) -> str:
+    """A plan of the default example (solved once per session, copied into the case's folder)."""
+    if "text" not in _PLAN_CACHE:
+        out = Path(t("solved/plan.yaml", ""))
+        r = runner.invoke(app, ["solve", "-w", W, "-f", F, "-o", str(out), *NS])
+        assert r.exit_code == 0, r.output
+        _PLAN_CACHE["text"] = out.read_text()
+    return t("plan.yaml", _PLAN_CACHE["text"])
+
+
+def _bad_plan(t: Callable[[str, str | bytes], str], weight: float) -> str:
+    """The default plan with one class's prefill-side weights changed to (weight, 1 - weight) over two pools."""
+    plan = yaml.safe_load(Path(_good_plan(t)).read_text())
+    mp = plan["models"]["llama-3.1-8b"]
+    cid, w = next(iter(mp["routing"].items()))
+    pre = [p["id"] for p in mp["pools"] if p["role"] in ("prefill", "mixed")]
+    if len(pre) < 2:  # give the class a second prefill-side pool to spread weight over
+        extra = dict(next(p for p in mp["pools"] if p["id"] == pre[0]), id=pre[0].replace("/tp", "/tp") + "-b")
+        mp["pools"].append(extra)
+        pre.append(extra["id"])
+    for p in pre:
+        w.pop(p, None)
+    w[pre[0]], w[pre[1]] = weight, 1.0 - weight
+    return t("badplan.yaml", yaml.safe_dump(plan))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_every_bad_input_gets_a_clear_answer(case: Case, tmp_path: Path) -> None:
+    written: list[str] = []
+
+    def t(name: str, content: str | bytes) -> str:
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
+        written.append(str(p))
+        return str(p)
+
+    argv = case.argv(t)
+    r = runner.invoke(app, argv)
+    out = r.output
+    assert r.exit_code == case.code, f"{case.name}: exit {r.exit_code}\n{out}\n{r.exc_info}"
+    assert "Traceback" not in out and "<input>" not in out
+    for word in case.words:
+        want = word.replace("{f}", written[-1] if word == "{f}" else "")
+        if word == "{f}":
+            # the message names the USER's file (the last file written for the command), never a catalog file
+            assert any(w in out for w in written), f"{case.name}: no user file named in\n{out}"
+            assert "profiles/models.yaml:" not in out and "profiles/gpus.yaml:" not in out
+        else:
+            assert want in out.replace("\n", ""), f"{case.name}: {want!r} not in\n{out}"
+
+
+def test_the_diagnosed_shortfall_is_exactly_what_is_missing(tmp_path: Path) -> None:
+    """'needs 23 more' with 1 H100: 24 H100 serve the default workload, 23 do not."""
+    from planner.api import laws
+    from planner.planning import plan_workload
+    from planner.schema import Fleet
+    from planner.validate import load_workload_fleet
+
+    catalog, perf = laws()
+    wl, _ = load_workload_fleet(W, F, catalog)
+    for n, feasible in ((24, True), (23, False)):
+        plan = plan_workload(wl, Fleet(gpus={"H100-SXM-80GB": {"available": n}}), perf, catalog)
+        assert plan.feasible is feasible
+
+
+def test_existing_output_survives_a_failed_run_and_new_files_follow_the_umask(tmp_path: Path) -> None:
+    out = tmp_path / "plan.yaml"
+    out.write_text("precious\n")
+    r = runner.invoke(app, ["solve", "-w", W, "-f", str(tmp_path / "missing.yaml"), "-o", str(out), *NS])
+    assert r.exit_code == 2 and out.read_text() == "precious\n"
+    old = os.umask(0o022)
+    try:
+        r = runner.invoke(app, ["solve", "-w", W, "-f", F, "-o", str(tmp_path / "new.yaml"), *NS])
+    finally:
+        os.umask(old)
+    assert r.exit_code == 0, r.output
+    assert stat.S_IMODE((tmp_path / "new.yaml").stat().st_mode) == 0o644
+
+
+def test_profile_show_leaves_the_profile_folder_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in PROFILE_8B.iterdir())
+    r = runner.invoke(app, ["profile", "show", str(PROFILE_8B)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in PROFILE_8B.iterdir()) == before
+    assert (tmp_path / "out/llama-3.1-8b-H100-SXM-80GB-tp1-fit.png").stat().st_size > 10_000
+
+
+def test_emulate_on_a_busy_port_is_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = runner.invoke(app, ["emulate", "--variant", "llama-3.1-8b/mixed/H100-SXM-80GB/tp1", "--port", str(port)])
+    assert r.exit_code == 2, r.output
+    assert "--port" in r.output and str(port) in r.output
+
+
+def test_rate_quantile_classes_sum_to_at_most_the_busiest_window() -> None:
+    """Two classes that peak in different minutes: sized at the 0.99 quantile they must not sum above the
+    busiest minute of the trace (each class at its own quantile did: 2 x 1.0 req/s against 1.17)."""
+    import numpy as np
+    import pandas as pd
+
+    from planner.schema import Slo
+    from planner.workload import bucket_trace
+
+    # minute 0: 60 short + 10 long requests; minute 1: 10 short + 60 long
+    t = np.concatenate([np.linspace(0, 59, 60), np.linspace(0, 59, 10), np.linspace(60, 119, 10), np.linspace(60, 119, 60)])
+    isl = np.array([100] * 60 + [4000] * 10 + [100] * 10 + [4000] * 60)
+    tr = pd.DataFrame({"t_s": t, "model": "llama-3.1-8b", "input_tokens": isl, "output_tokens": 50}).sort_values("t_s")
+    w = bucket_trace(tr, Slo(ttft_ms=1000), isl_buckets=2, osl_buckets=1, rate_quantile=0.99)
+    busiest = max(np.bincount((tr["t_s"] // 60).astype(int))) / 60
+    total = sum(c.rate_rps for c in w.classes)
+    assert len(w.classes) == 2
+    mean = len(tr) / float(tr["t_s"].max())  # the floor: never below the mean over the trace's span
+    assert total <= max(busiest, mean) + 1e-5
+    assert total >= 0.99 * busiest  # still sized for the busy minute
+    old_way = 2 * 60 / 60  # each class at its own 0.99 quantile: 1.0 req/s each
+    assert total < old_way
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writers_follow_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """Both atomic writers (the planner's and the GPU-side sweep's twin) give 0666 less the umask, not 0600."""
+    from planner.fileio import write_atomic
+    from profiles.sweep import write_atomic as sweep_write_atomic
+
+    old = os.umask(umask)
+    try:
+        write_atomic(tmp_path / "a.yaml", "a: 1\n")
+        sweep_write_atomic(tmp_path / "b.csv", "x\n1\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.yaml").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "b.csv").stat().st_mode) == mode
