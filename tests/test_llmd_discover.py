@@ -214,7 +214,7 @@ def test_loop_holds_and_says_why_when_a_workload_cannot_be_read():
     with FakeK8sServer() as srv:
         srv.state.add_object(d, NS)
         srv.state.add_object(docs()[2], NS)
-        ctl = build_controller(cfg, Fleet(gpus={}), dry_run=False, api_client=srv.api_client(), perf=object())
+        ctl = build_controller(cfg, Fleet(gpus={"H100-SXM-80GB": {"available": 8}}), dry_run=False, api_client=srv.api_client(), perf=object())
         dec = ctl.step()
         assert dec.outcome == "held"
         assert any("pd-llm-d-modelservice-decode" in e and "no llm-d.ai/role label" in e for e in dec.errors), dec.errors

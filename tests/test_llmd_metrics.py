@@ -121,7 +121,7 @@ def test_planner_control_wiring_in_metrics_mode():
         for d in yaml.safe_load_all(FIXTURE.read_text()):
             if d:
                 srv.state.add_object(d, NS)
-        ctl = build_controller(cfg, Fleet(gpus={}), dry_run=False, api_client=srv.api_client(), perf=object())
+        ctl = build_controller(cfg, Fleet(gpus={"H100-SXM-80GB": {"available": 8}}), dry_run=False, api_client=srv.api_client(), perf=object())
         assert isinstance(ctl.elector, ExportGate)
         assert set(ctl.actuator.pools()) == {P, D}
         assert ctl.actuator.registry.get_sample_value("pd_planner_desired_replicas", {
@@ -140,6 +140,6 @@ def test_no_cluster_is_a_clear_input_error(monkeypatch, tmp_path):
     cfg = ControllerConfig(fleet="-", models={MODEL: ModelConfig(served_name=SERVED, slo=Slo(ttft_ms=2000, itl_ms=50))},
                            actuator={"kind": "metrics", "namespace": NS, "in_cluster": False})
     with pytest.raises(InputError, match="actuator.in_cluster.*export.read_cluster false"):
-        build_controller(cfg, Fleet(gpus={}), dry_run=True, perf=object())
+        build_controller(cfg, Fleet(gpus={"H100-SXM-80GB": {"available": 8}}), dry_run=True, perf=object())
     cfg = cfg.model_copy(update={"export": cfg.export.model_copy(update={"read_cluster": False, "leader_only": False})})
-    assert build_controller(cfg, Fleet(gpus={}), dry_run=True, perf=object()).elector is None
+    assert build_controller(cfg, Fleet(gpus={"H100-SXM-80GB": {"available": 8}}), dry_run=True, perf=object()).elector is None
