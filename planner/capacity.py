@@ -159,7 +159,8 @@ def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: 
     # Half a step: the mean residual of the decode replica's step cycle at a random arrival.
     kv = perf.kv_transfer_ms(isl) + 0.5 * perf.decode_step_ms(1.0, isl) if kv_transfer else 0.0
     b, _, _ = _prefill_batch(perf, isl, rate_rps)
-    return Latency(ttft_ms=wait + t_batch + kv, batch=b, utilization=util)
+    # ttft_overhead_ms: the frontend's fixed per-request latency (planner.perf), no GPU time.
+    return Latency(ttft_ms=perf.ttft_overhead_ms + wait + t_batch + kv, batch=b, utilization=util)
 
 
 def _decode_batch_mean(perf: VariantPerf, rate_rps: float, osl: float, ctx: float, stretch: float = 1.0) -> float:
@@ -297,7 +298,7 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     chunk_cap_ms = perf.prefill_b_ms_per_token * chunk_tokens + perf.prefill_c_ms_per_token2 * chunk_tokens * isl
     itl = min(itl, perf.decode_step_ms(n_p, ctx) + chunk_cap_ms)
     return Latency(
-        ttft_ms=wait + t_step,
+        ttft_ms=perf.ttft_overhead_ms + wait + t_step,
         itl_ms=itl,
         batch=n_p,
         utilization=max(rho_eff, n / perf.max_num_seqs),

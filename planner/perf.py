@@ -5,8 +5,25 @@ Laws (DESIGN.md), fitted on measured profiles where they exist, else a roofline 
   decode step time         t_d = alpha + beta * batch + gamma * sum(context)   [ms]
 KV transfer of one prompt:   isl * kv_bytes_per_token / link + fixed latency.
 
+A variant is (model, GPU, tp, weight dtype, KV dtype); bf16/bf16 unless a profile or a pool id
+says fp8 (``tp<N>-fp8``, ``-kvfp8``). FP8 weights halve the linear layers' bytes and run their GEMMs
+at the FP8 tensor-core peak; an FP8 KV cache halves KV bytes, so KV capacity about doubles.
+
+Overheads (terms of the laws, fitted, non-negative):
+- ``ttft_overhead_ms``: fixed per-request latency outside the engine's forward passes (HTTP
+  frontend, tokenization, scheduling, detokenization of the first token). It adds to every TTFT but
+  occupies no GPU time. A vLLM-measured profile's prefill rows are TTFTs at the client, so it is
+  the prefill law's intercept beyond a forward pass's fixed cost (the decode law at batch 1, the same
+  weights read once): ``max(0, a_fit - (alpha + beta))``; the prefill law keeps the rest. Laws from
+  other sources (torch reference, Splitwise, prior) measured no frontend and get the median of the
+  vLLM profiles' values, else :data:`DEFAULT_TTFT_OVERHEAD_MS`.
+- the per-step scheduling cost is a term of the roofline (``Efficiency.*_step_overhead_ms``,
+  fitted across models of different depth) and is inside the measured laws' intercepts.
+
 Where the laws come from (:class:`PerfModel`):
-- **measured**: a profile directory ``<profiles>/<model>/<gpu>/tp<N>/`` exists. The laws are fitted
+- **measured**: a profile directory ``<profiles>/<model>/<gpu>/tp<N>[-fp8][-kvfp8]/[vllm/]`` exists;
+  with several profiles of a variant the vLLM-measured one wins (``profiledata.LAW_PREFERENCE``) and
+  ``law_source`` says which was used (measured-vllm, measured-torch, splitwise). The laws are fitted
   with non-negative least squares on the central value of every measured point
   (:mod:`planner.perffit`); KV capacity, max_num_seqs and the token budget come from its meta.yaml.
   The measured ranges are kept; a query beyond them warns (:class:`ExtrapolationWarning`) once per
@@ -21,12 +38,12 @@ Where the laws come from (:class:`PerfModel`):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import logging
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +53,8 @@ from planner.catalog import PROFILES_DIR, Catalog
 from planner.commlaw import AllReduceTable, load_allreduce
 from planner.errors import InputError
 from planner.perffit import FitReport, fit_decode, fit_prefill
-from planner.profiledata import Profile, central_points, iter_profiles
+from planner.profiledata import LAW_PREFERENCE, Profile, central_points, iter_profiles, law_source
+from planner.schema import Dtype, LawSource, ModelSpec, precision_suffix
 from planner.roofline import (
     DEFAULT_EFFICIENCY,
     Efficiency,
@@ -69,6 +87,13 @@ PRIOR_PREFILL_ISL = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 PRIOR_PREFILL_BATCH = (1, 2, 4, 8)
 PRIOR_DECODE_BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 PRIOR_DECODE_CONTEXT = (512, 1024, 2048, 4096, 8192)
+# Per-request TTFT overhead of vLLM's frontend when no vLLM profile measured one. From the facts in
+# shared/tools/vllm-offline/README.md (vLLM 0.26.0, H200, Llama-3.1-8B shapes, CUDA graphs): TTFT
+# 17.4 ms at 128 prompt tokens and 22.0 ms at 512 give an intercept of 17.4 - 128 * 4.6/384 = 15.9 ms;
+# a forward pass's fixed cost, the batch-1 ITL, is 4.86 ms; 15.9 - 4.9 = 11.0 ms.
+DEFAULT_TTFT_OVERHEAD_MS = 11.0
+VariantKey = tuple[str, str, int, str, str]
+"""(model, gpu, tp, weight dtype, KV dtype)."""
 # Queries this far past the measured maximum are still "inside" (grid rounding); beyond, warn.
 EXTRAPOLATION_SLACK = 1.05
 
@@ -93,15 +118,15 @@ def quiet_extrapolation() -> Iterator[None]:
         _quiet_depth -= 1
 
 
-_warned: set[tuple[str, str, int, str]] = set()
+_warned: set[tuple[str, str, int, str, str]] = set()
 
 
 def _warn_extrapolation(vp: "VariantPerf", axis: str, value: float, limit: float) -> None:
-    key = (vp.model, vp.gpu, vp.tp, axis)
+    key = (vp.model, vp.gpu, vp.tp, vp.precision, axis)
     if _quiet_depth or key in _warned:
         return
     _warned.add(key)
-    msg = (f"{vp.model}/{vp.gpu}/tp{vp.tp}: {axis}={value:g} is beyond the measured range (max {limit:g}); "
+    msg = (f"{vp.model}/{vp.gpu}/tp{vp.tp}{vp.precision}: {axis}={value:g} is beyond the measured range (max {limit:g}); "
            f"the fitted law is extrapolated")
     log.warning(msg)
     warnings.warn(msg, ExtrapolationWarning, stacklevel=3)
@@ -109,7 +134,8 @@ def _warn_extrapolation(vp: "VariantPerf", axis: str, value: float, limit: float
 
 @dataclass(frozen=True)
 class VariantPerf:
-    """Latency laws of one (model, GPU, tp) engine, in ms; `source` says measured or prior."""
+    """Latency laws of one (model, GPU, tp, weight dtype, KV dtype) engine, in ms; `source` says
+    measured or prior, `law_source` which measurement (measured-vllm, measured-torch, splitwise)."""
 
     model: str
     gpu: str
@@ -138,6 +164,22 @@ class VariantPerf:
     max_prefill_batch_measured: int | None = None
     max_decode_batch_measured: int | None = None
     max_context_measured: int | None = None
+    # --- added by the precision/overhead work
+    weight_dtype: Dtype = "bf16"
+    kv_dtype: Dtype = "bf16"
+    law_source: LawSource | None = None
+    """measured-vllm, measured-torch, splitwise, measured or prior (None: unknown, hand-built laws)."""
+    ttft_overhead_ms: float = 0.0
+    """Fixed per-request latency outside the forward passes (frontend); adds to TTFT, not to GPU time."""
+
+    @property
+    def precision(self) -> str:
+        """'' for bf16/bf16, else '-fp8' and/or '-kvfp8' (as in pool ids)."""
+        return precision_suffix(self.weight_dtype, self.kv_dtype)
+
+    @property
+    def key(self) -> VariantKey:
+        return (self.model, self.gpu, self.tp, self.weight_dtype, self.kv_dtype)
 
     def prefill_ms(self, isl: float, batch: float = 1.0) -> float:
         """Time to prefill `batch` prompts of `isl` tokens each, in one forward pass."""
@@ -161,30 +203,66 @@ class VariantPerf:
         return KV_TRANSFER_FIXED_MS + isl * self.kv_bytes_per_token / (link * 1e9) * 1e3
 
 
+def lookup_variant_perf(lookup: Callable[..., "VariantPerf | None"], model: str, gpu: str, tp: int,
+                        weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> "VariantPerf | None":
+    """Call a (model, gpu, tp[, weight_dtype, kv_dtype]) lookup; bf16/bf16 variants pass three
+    arguments only, so lookups written before precision existed keep working."""
+    if weight_dtype == "bf16" and kv_dtype == "bf16":
+        return lookup(model, gpu, tp)
+    return lookup(model, gpu, tp, weight_dtype, kv_dtype)
+
+
 # --------------------------------------------------------------------------- building blocks
-def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None) -> list[Observation]:
-    """A profile's central points with their ideal roofline parts (for calibration)."""
-    model, gpu, tp = catalog.model(profile.meta.model), catalog.gpu(profile.meta.gpu), profile.meta.tp
+def model_of(catalog: Catalog, name: str, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> ModelSpec:
+    """The catalog's model served at this precision (sizes per weight and per KV element)."""
+    return catalog.model(name).with_precision(weight_dtype, kv_dtype)
+
+
+def fit_ttft_overhead(prefill_a_ms: float, decode_alpha_ms: float, decode_beta_ms_per_seq: float) -> float:
+    """Per-request TTFT overhead of a client-measured profile: the prefill intercept beyond a forward
+    pass's fixed cost (the decode law at batch 1), never negative (see module docstring)."""
+    return max(0.0, prefill_a_ms - (decode_alpha_ms + decode_beta_ms_per_seq))
+
+
+def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None,
+                 ttft_overhead_ms: float = 0.0) -> list[Observation]:
+    """A profile's central points with their ideal roofline parts (for calibration).
+
+    `ttft_overhead_ms` is taken off the prefill times first: the roofline models GPU time only."""
+    meta = profile.meta
+    model, gpu, tp = model_of(catalog, meta.model, meta.weight_dtype, meta.kv_dtype), catalog.gpu(meta.gpu), meta.tp
     ar = (allreduce or {}).get(profile.meta.gpu)
     pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
+    ttft = np.maximum(pre.ttft_ms.to_numpy() - ttft_overhead_ms, 0.05 * pre.ttft_ms.to_numpy())
     return [
-        Observation("prefill", prefill_parts(model, gpu, tp, pre.isl.to_numpy(), pre.batch.to_numpy(), ar), pre.ttft_ms.to_numpy()),
+        Observation("prefill", prefill_parts(model, gpu, tp, pre.isl.to_numpy(), pre.batch.to_numpy(), ar), ttft),
         Observation("decode", decode_parts(model, gpu, tp, dec.batch.to_numpy(), dec.context_tokens.to_numpy(), ar),
                     dec.itl_ms.to_numpy()),
     ]
 
 
-def fit_profile(profile: Profile, catalog: Catalog) -> tuple[VariantPerf, FitReport, FitReport]:
-    """Measured VariantPerf of one profile, with the prefill and decode fit reports."""
+def fit_profile(profile: Profile, catalog: Catalog,
+                default_ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS) -> tuple[VariantPerf, FitReport, FitReport]:
+    """Measured VariantPerf of one profile, with the prefill and decode fit reports.
+
+    A vLLM-measured profile's TTFT overhead is fitted (:func:`fit_ttft_overhead`); other sources
+    measured no frontend and get `default_ttft_overhead_ms`."""
     meta = profile.meta
-    model, gpu = catalog.model(meta.model), catalog.gpu(meta.gpu)
+    model, gpu = model_of(catalog, meta.model, meta.weight_dtype, meta.kv_dtype), catalog.gpu(meta.gpu)
     pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
     (a, b, c), prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
     (al, be, ga), drep = fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy())
+    src = law_source(meta)
+    if src == "measured-vllm":
+        over = fit_ttft_overhead(a, al, be)
+        a -= over
+    else:
+        over = default_ttft_overhead_ms
     vp = VariantPerf(
         model=meta.model, gpu=meta.gpu, tp=meta.tp, source="measured",
+        weight_dtype=meta.weight_dtype, kv_dtype=meta.kv_dtype, law_source=src, ttft_overhead_ms=over,
         prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c,
         decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
         kv_capacity_tokens=meta.kv_capacity_tokens,
@@ -200,12 +278,14 @@ def fit_profile(profile: Profile, catalog: Catalog) -> tuple[VariantPerf, FitRep
 
 
 def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff: Efficiency = DEFAULT_EFFICIENCY,
-                  allreduce: AllReduceTable | None = None) -> tuple[VariantPerf, FitReport, FitReport] | None:
-    """Roofline-prior VariantPerf of (model, gpu, tp), or None when it can't run (see module docstring).
+                  allreduce: AllReduceTable | None = None, weight_dtype: Dtype = "bf16", kv_dtype: Dtype = "bf16",
+                  ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS) -> tuple[VariantPerf, FitReport, FitReport] | None:
+    """Roofline-prior VariantPerf of (model, gpu, tp, weight dtype, KV dtype), or None when it can't
+    run (see module docstring).
 
     The returned fit reports say how well the linear laws follow the roofline on the default grid.
     """
-    model, gpu = catalog.model(model_name), catalog.gpu(gpu_name)
+    model, gpu = model_of(catalog, model_name, weight_dtype, kv_dtype), catalog.gpu(gpu_name)
     if tp > gpu.gpus_per_node or model.heads % tp != 0:
         return None
     kv = kv_capacity_tokens(model, gpu, tp, max_batched_tokens=DEFAULT_MAX_BATCHED_TOKENS, max_num_seqs=DEFAULT_MAX_NUM_SEQS)
@@ -223,6 +303,7 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     (al, be, ga), drep = fit_decode(db, ctx, t_dec)
     vp = VariantPerf(
         model=model_name, gpu=gpu_name, tp=tp, source="prior",
+        weight_dtype=weight_dtype, kv_dtype=kv_dtype, law_source="prior", ttft_overhead_ms=ttft_overhead_ms,
         prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c,
         decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
         kv_capacity_tokens=kv, kv_bytes_per_token=kv_bytes_per_token_replica(model, tp),
@@ -231,20 +312,47 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     return vp, prep, drep
 
 
+def preferred_profiles(profiles: list[Profile]) -> tuple[dict[VariantKey, Profile], dict[VariantKey, list[LawSource]]]:
+    """The profile the model uses per variant (``LAW_PREFERENCE``: vLLM-measured first), and every
+    variant's available law sources, preferred first. Two profiles of one variant from the same
+    source are ambiguous: an InputError naming both."""
+    by_key: dict[VariantKey, list[Profile]] = {}
+    for p in profiles:
+        m = p.meta
+        by_key.setdefault((m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype), []).append(p)
+    chosen: dict[VariantKey, Profile] = {}
+    alts: dict[VariantKey, list[LawSource]] = {}
+    for key, ps in by_key.items():
+        ps = sorted(ps, key=lambda p: LAW_PREFERENCE.index(law_source(p.meta)))
+        srcs = [law_source(p.meta) for p in ps]
+        if len(set(srcs)) < len(srcs):
+            dup = [p for p in ps if srcs.count(law_source(p.meta)) > 1]
+            raise InputError(str(dup[1].path / "meta.yaml"), "backend",
+                             f"two {law_source(dup[1].meta)} profiles of one variant ({dup[0].path} and {dup[1].path}); keep one")
+        chosen[key] = ps[0]
+        alts[key] = srcs
+    return chosen, alts
+
+
 # --------------------------------------------------------------------------- the model
 @dataclass
 class PerfModel:
-    """Latency laws of every (model, GPU, tp): measured where profiled, calibrated roofline prior elsewhere."""
+    """Latency laws of every variant (model, GPU, tp, weight dtype, KV dtype): measured where
+    profiled (the preferred profile where several exist), calibrated roofline prior elsewhere."""
 
     catalog: Catalog
-    measured: dict[tuple[str, str, int], VariantPerf]
+    measured: dict[VariantKey, VariantPerf]
     efficiency: Efficiency
-    fit_reports: dict[tuple[str, str, int], tuple[FitReport, FitReport]] = field(default_factory=dict)
-    """(model, gpu, tp) -> (prefill, decode) fit reports: of measured fits, and of priors once queried."""
+    fit_reports: dict[VariantKey, tuple[FitReport, FitReport]] = field(default_factory=dict)
+    """variant key -> (prefill, decode) fit reports: of measured fits, and of priors once queried."""
     profiles_dir: str | None = None
     allreduce: dict[str, AllReduceTable] = field(default_factory=dict)
     """Measured tensor-parallel all-reduce times per GPU type (<profiles>/allreduce/<gpu>/), for the prior."""
-    _cache: dict[tuple[str, str, int], VariantPerf | None] = field(default_factory=dict, repr=False)
+    ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS
+    """Per-request frontend overhead given to laws that did not measure one (median of the vLLM profiles')."""
+    alternatives: dict[VariantKey, list[LawSource]] = field(default_factory=dict)
+    """variant key -> the law sources of every profile found for it, preferred first."""
+    _cache: dict[VariantKey, VariantPerf | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, catalog: Catalog | None = None, profiles_dir: str | os.PathLike[str] | None = None) -> "PerfModel":
@@ -260,35 +368,44 @@ class PerfModel:
     @classmethod
     def from_profiles(cls, catalog: Catalog, profiles: list[Profile], profiles_dir: str | None = None,
                       allreduce: dict[str, AllReduceTable] | None = None) -> "PerfModel":
-        measured: dict[tuple[str, str, int], VariantPerf] = {}
-        reports: dict[tuple[str, str, int], tuple[FitReport, FitReport]] = {}
-        obs: list[Observation] = []
+        """Fit the preferred profile of every variant and calibrate the prior on them (GPU time:
+        the fitted TTFT overheads are taken off vLLM-measured prefill rows first)."""
         for p in profiles:
             for name, known in ((p.meta.model, catalog.models), (p.meta.gpu, catalog.gpus)):
                 if name not in known:
                     field_name = "model" if known is catalog.models else "gpu"
                     raise InputError(str(p.path / "meta.yaml"), field_name,
                                      f"'{name}' is not in the catalog; known: {', '.join(sorted(known))}")
-            vp, prep, drep = fit_profile(p, catalog)
-            key = (vp.model, vp.gpu, vp.tp)
+        chosen, alternatives = preferred_profiles(profiles)
+        fits = {key: fit_profile(p, catalog) for key, p in chosen.items()}
+        vllm_over = [vp.ttft_overhead_ms for vp, _, _ in fits.values() if vp.law_source == "measured-vllm"]
+        over = float(np.median(vllm_over)) if vllm_over else DEFAULT_TTFT_OVERHEAD_MS
+        measured: dict[VariantKey, VariantPerf] = {}
+        reports: dict[VariantKey, tuple[FitReport, FitReport]] = {}
+        obs: list[Observation] = []
+        for key, (vp, prep, drep) in fits.items():
+            if vp.law_source != "measured-vllm":
+                vp = replace(vp, ttft_overhead_ms=over)
             measured[key] = vp
             reports[key] = (prep, drep)
-            obs.extend(observations(p, catalog, allreduce))
-        names = sorted({f"{m}/{g}" for m, g, _ in measured})
+            took_off = vp.ttft_overhead_ms if vp.law_source == "measured-vllm" else 0.0
+            obs.extend(observations(chosen[key], catalog, allreduce, ttft_overhead_ms=took_off))
+        names = sorted({f"{m}/{g}" for m, g, *_ in measured})
         eff = calibrate(obs, source=f"calibrated on {len(measured)} profiles ({', '.join(names)})") if obs else DEFAULT_EFFICIENCY
         return cls(catalog=catalog, measured=measured, efficiency=eff, fit_reports=reports, profiles_dir=profiles_dir,
-                   allreduce=dict(allreduce or {}))
+                   allreduce=dict(allreduce or {}), ttft_overhead_ms=over, alternatives=alternatives)
 
-    def is_measured(self, model: str, gpu: str, tp: int) -> bool:
-        return (model, gpu, tp) in self.measured
+    def is_measured(self, model: str, gpu: str, tp: int, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> bool:
+        return (model, gpu, tp, weight_dtype, kv_dtype) in self.measured
 
-    def get(self, model: str, gpu: str, tp: int) -> VariantPerf | None:
-        """Laws of (model, gpu, tp): the measured fit, else the calibrated prior; None if it can't run."""
-        key = (model, gpu, tp)
+    def get(self, model: str, gpu: str, tp: int, weight_dtype: Dtype = "bf16", kv_dtype: Dtype = "bf16") -> VariantPerf | None:
+        """Laws of the variant: the measured fit, else the calibrated prior; None if it can't run."""
+        key = (model, gpu, tp, weight_dtype, kv_dtype)
         if key in self.measured:
             return self.measured[key]
         if key not in self._cache:
-            got = prior_variant(model, gpu, tp, self.catalog, self.efficiency, self.allreduce.get(gpu))
+            got = prior_variant(model, gpu, tp, self.catalog, self.efficiency, self.allreduce.get(gpu),
+                                weight_dtype=weight_dtype, kv_dtype=kv_dtype, ttft_overhead_ms=self.ttft_overhead_ms)
             if got is None:
                 self._cache[key] = None
             else:
@@ -296,9 +413,10 @@ class PerfModel:
                 self.fit_reports[key] = (got[1], got[2])
         return self._cache[key]
 
-    def roofline_ms(self, model: str, gpu: str, tp: int, phase: Literal["prefill", "decode"], x: float, y: float) -> float:
-        """Calibrated roofline time of one point (prefill: x=isl, y=batch; decode: x=batch, y=context)."""
-        m, g = self.catalog.model(model), self.catalog.gpu(gpu)
+    def roofline_ms(self, model: str, gpu: str, tp: int, phase: Literal["prefill", "decode"], x: float, y: float,
+                    weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> float:
+        """Calibrated roofline time of one point (prefill: x=isl, y=batch; decode: x=batch, y=context), GPU time."""
+        m, g = model_of(self.catalog, model, weight_dtype, kv_dtype), self.catalog.gpu(gpu)
         ar = self.allreduce.get(gpu)
         parts = prefill_parts(m, g, tp, [x], [y], ar) if phase == "prefill" else decode_parts(m, g, tp, [x], [y], ar)
         return float(predict_ms(parts, self.efficiency, phase)[0])

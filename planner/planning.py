@@ -77,19 +77,20 @@ def _validate(workload: Workload, fleet: Fleet, catalog: Catalog) -> None:
 
 
 def _pair_key(v: Variant, by_tp: bool) -> str:
-    """What the fleet's pairing rules see of a variant: its GPU type, and its TP when they name one."""
-    return f"{v.gpu}/tp{v.tp}" if by_tp else v.gpu
+    """What the fleet's pairing rules see of a variant: its GPU type, and its TP when they name one;
+    an FP8 KV cache is part of the key (its blocks can only go to a decode pool of the same KV dtype)."""
+    return (f"{v.gpu}/tp{v.tp}" if by_tp else v.gpu) + ("/kvfp8" if v.kv_dtype == "fp8" else "")
 
 
 def _forbidden_pairs(variants: list[Variant], fleet: Fleet) -> frozenset[tuple[str, str]]:
-    """(prefill key, decode key) pairs the fleet's limits forbid, over the candidate variants."""
+    """(prefill key, decode key) pairs the fleet's limits forbid, over the candidate variants.
+
+    A KV cache moves prefill -> decode as raw blocks, so pools of different KV dtypes never pair."""
     lim = fleet.limits
-    if not lim.pairing_restricted:
-        return frozenset()
     pre = [v for v in variants if v.role == "prefill"]
     dec = [v for v in variants if v.role == "decode"]
     return frozenset((_pair_key(p, lim.pairing_by_tp), _pair_key(d, lim.pairing_by_tp)) for p in pre for d in dec
-                     if lim.pair_forbidden(p.gpu, p.tp, d.gpu, d.tp))
+                     if p.kv_dtype != d.kv_dtype or (lim.pairing_restricted and lim.pair_forbidden(p.gpu, p.tp, d.gpu, d.tp)))
 
 
 def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,
@@ -116,17 +117,19 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
             for tp in lim.allowed_tp:
                 if tp > gpn:  # tensor parallelism stays inside one node's NVLink domain
                     continue
-                vp = perf.get(model, gpu, tp)
-                if vp is None:  # weights do not fit at this tp
-                    continue
-                for role in lim.roles:
-                    v = Variant(model=model, role=role, gpu=gpu, tp=tp)
-                    inst.variants[v.id] = v
-                    inst.perf[v.id] = vp
-                    for c in classes:
-                        slo = workload.slo_of(c)
-                        with quiet_extrapolation():
-                            inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms)
+                # Weight and KV precisions the operator allows (limits.allowed_dtypes; default bf16 only).
+                for wd, kd in ((w, k) for w in lim.allowed_dtypes for k in lim.allowed_dtypes):
+                    vp = perf.get(model, gpu, tp, wd, kd)
+                    if vp is None:  # weights do not fit at this tp
+                        continue
+                    for role in lim.roles:
+                        v = Variant(model=model, role=role, gpu=gpu, tp=tp, weight_dtype=wd, kv_dtype=kd)
+                        inst.variants[v.id] = v
+                        inst.perf[v.id] = vp
+                        for c in classes:
+                            slo = workload.slo_of(c)
+                            with quiet_extrapolation():
+                                inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms)
 
     specs: list[VariantSpec] = []
     for vid, v in inst.variants.items():
@@ -141,7 +144,9 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
             utilization=(utilization or {}).get(vid, lim.utilization),
             max_replicas=lim.max_replicas_per_pool,
             current=current.get(vid, 0),
-            link_bytes_per_s=inst.perf[vid].kv_link_gb_s * 1e9,
+            # Classes state their KV bytes at bf16; a pool whose KV bytes per token are fewer (FP8 KV)
+            # moves that many more requests over the same link, so its link counts in bf16 bytes.
+            link_bytes_per_s=inst.perf[vid].kv_link_gb_s * 1e9 * _kv_bytes_ratio(catalog, inst.perf[vid]),
             pair_key=_pair_key(v, lim.pairing_by_tp),
         ))
     kept = {s.id for s in specs}
@@ -160,6 +165,11 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
         forbidden_pairs=_forbidden_pairs([inst.variants[s.id] for s in specs], fleet),
     )
     return inst
+
+
+def _kv_bytes_ratio(catalog: Catalog, vp: VariantPerf) -> float:
+    """bf16 KV bytes per token of the variant's model over the variant's (2 for an FP8 KV cache)."""
+    return catalog.model(vp.model).kv_bytes_per_token / catalog.model(vp.model).with_precision("bf16", vp.kv_dtype).kv_bytes_per_token
 
 
 def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = None, catalog: Catalog | None = None,
@@ -268,6 +278,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
             cost_per_hour=round(n * v.tp * inst.price_per_hour[v.gpu], 4),
             utilization=round(load[vid] / n, 4),
             source=inst.perf[vid].source,
+            weight_dtype=v.weight_dtype, kv_dtype=v.kv_dtype, law_source=inst.perf[vid].law_source,
         )
         plan.gpus[v.gpu] = plan.gpus.get(v.gpu, 0) + n * v.tp
     plan.cost_per_hour = round(sum(p.cost_per_hour for p in pools.values()), 4)
