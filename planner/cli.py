@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from planner.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
-from planner.schema import Plan, Slo
+from planner.schema import Plan, Slo, precision_suffix
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM.")
@@ -32,10 +32,10 @@ def plan_table(plan: Plan, title: str = "Plan") -> Table:
         for p in mp.pools:
             pct = next((mp.predicted[c].percentile for c, w in mp.routing.items() if w.get(p.id, 0) > 0 and c in mp.predicted), None)
             ttft, itl = p.ttft_ms, p.itl_ms
-            t.add_row(model, p.role, p.gpu, str(p.tp), str(p.replicas), str(p.gpus), f"{p.cost_per_hour:,.2f}",
+            t.add_row(model, p.role, p.gpu, f"{p.tp}{precision_suffix(p.weight_dtype, p.kv_dtype)}", str(p.replicas), str(p.gpus), f"{p.cost_per_hour:,.2f}",
                       f"{p.utilization:.0%}",
                       f"{ttft:.0f} (p{pct:g})" if ttft is not None and pct else "-",
-                      f"{itl:.1f} (p{pct:g})" if itl is not None and pct else "-", p.source)
+                      f"{itl:.1f} (p{pct:g})" if itl is not None and pct else "-", p.law_source or p.source)
     return t
 
 

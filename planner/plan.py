@@ -84,7 +84,8 @@ def explain(plan: Plan) -> list[str]:
         lines.append(f"Model {model}: {pd}")
         for p in mp.pools:
             lines.append(f"  pool {p.id}: {p.replicas} x tp{p.tp} = {p.gpus} GPUs, ${p.cost_per_hour:,.2f}/h, "
-                         f"utilization {p.utilization:.0%} of SLO capacity ({p.source} laws)")
+                         f"utilization {p.utilization:.0%} of SLO capacity ({p.law_source or p.source} laws"
+                         + (f"; weights {p.weight_dtype}, KV cache {p.kv_dtype})" if (p.weight_dtype, p.kv_dtype) != ("bf16", "bf16") else ")"))
         for cid, pr in mp.predicted.items():
             terms = []
             if pr.slo_ttft_ms is not None:

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from planner.perffit import FitReport, fit_decode, fit_prefill
-from planner.profiledata import Profile, central_points, load_profile
+from planner.perf import fit_ttft_overhead
+from planner.profiledata import VLLM_SUBDIR, Profile, central_points, law_source, load_profile
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,12 @@ class ProfileFit:
     """isl, batch, ttft_ms (measured), fit_ms, rel_err"""
     decode_points: pd.DataFrame
     """batch, context_tokens, itl_ms (measured), fit_ms, rel_err"""
+    law_source: str = "measured"
+    """Which profile the planner uses for this variant: measured-vllm, measured-torch, splitwise, measured."""
+    ttft_overhead_ms: float = 0.0
+    """Fitted per-request TTFT overhead (vLLM profiles; part of prefill_coef[0] here), else 0."""
+    others: tuple[str, ...] = ()
+    """Other profiles of the same variant that the planner does not use (their paths and sources)."""
 
 
 def prefill_law_ms(coef: tuple[float, float, float], isl, batch):
@@ -47,8 +54,18 @@ def decode_law_ms(coef: tuple[float, float, float], batch, context):
 
 
 def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
-    """Load and validate DIR, fit both laws, compute residuals per measured point."""
-    prof = load_profile(directory)
+    """Load and validate DIR, fit both laws, compute residuals per measured point.
+
+    A variant directory holding a ``vllm/`` profile shows that one, as the planner prefers it."""
+    d = Path(directory)
+    others: tuple[str, ...] = ()
+    if (d / VLLM_SUBDIR / "meta.yaml").is_file():
+        if (d / "meta.yaml").is_file():
+            others = (f"{d} ({law_source(load_profile(d).meta)}, not used: the vllm/ profile is preferred)",)
+        d = d / VLLM_SUBDIR
+    elif d.name == VLLM_SUBDIR and (d.parent / "meta.yaml").is_file():
+        others = (f"{d.parent} ({law_source(load_profile(d.parent).meta)}, not used: this vllm/ profile is preferred)",)
+    prof = load_profile(d)
     pre = central_points(prof.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(prof.decode, ["batch", "context_tokens"], "itl_ms")
     pc, prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
@@ -57,7 +74,9 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
     pre = pre.assign(rel_err=(pre.fit_ms - pre.ttft_ms) / pre.ttft_ms)
     dec = dec.assign(fit_ms=decode_law_ms(dc, dec.batch, dec.context_tokens))
     dec = dec.assign(rel_err=(dec.fit_ms - dec.itl_ms) / dec.itl_ms)
-    return ProfileFit(prof, pc, dc, prep, drep, pre, dec)
+    src = law_source(prof.meta)
+    over = fit_ttft_overhead(pc[0], dc[0], dc[1]) if src == "measured-vllm" else 0.0
+    return ProfileFit(prof, pc, dc, prep, drep, pre, dec, law_source=src, ttft_overhead_ms=over, others=others)
 
 
 def law_lines(fit: ProfileFit) -> list[str]:
@@ -70,6 +89,11 @@ def law_lines(fit: ProfileFit) -> list[str]:
         f"({fit.decode_report.n_points} points, median |err| {fit.decode_report.median_rel_err:.1%}, max {fit.decode_report.max_rel_err:.1%})",
         f"KV capacity {fit.profile.meta.kv_capacity_tokens:,} tokens; backend {fit.profile.meta.backend}; engine {fit.profile.meta.engine}"
         + (f" on {fit.profile.meta.device_name}" if fit.profile.meta.device_name else ""),
+        f"laws used by the planner: {fit.law_source} ({fit.profile.path}); weights {fit.profile.meta.weight_dtype}, "
+        f"KV cache {fit.profile.meta.kv_dtype}"
+        + (f"; of the prefill intercept, {fit.ttft_overhead_ms:.3g} ms is per-request TTFT overhead (frontend, no GPU time)"
+           if fit.law_source == "measured-vllm" else ""),
+        *(f"also here: {o}" for o in fit.others),
     ]
 
 
