@@ -29,15 +29,17 @@ whose data files parse is complete.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.errors import InputError
-from planner.schema import Dtype, LawSource, parse_tp_part, precision_suffix
+from planner.schema import LawSource, parse_tp_part, precision_suffix
 from planner.fileio import dump_yaml, parse_model, read_csv, read_yaml, write_atomic, write_csv_atomic
 
 # Allowed drop of a point's central latency below the largest one at smaller work before the file is
@@ -74,9 +76,9 @@ class ProfileMeta(BaseModel):
     backend: str = Field(description="what measured it, e.g. 'vllm' or 'torch' or a cited data set")
     source: str | None = Field(default=None, description="citation of external data")
     device_name: str | None = Field(default=None, description="device name as reported by the driver")
+    weight_dtype: Literal["bf16", "fp8"] = Field(default="bf16", description="weight precision (precision contract)")
+    kv_dtype: Literal["bf16", "fp8"] = Field(default="bf16", description="KV-cache precision (precision contract; bf16 = vLLM 'auto')")
     notes: str | None = None
-    weight_dtype: Dtype = Field(default="bf16", description="bf16 or fp8 (vLLM --quantization fp8)")
-    kv_dtype: Dtype = Field(default="bf16", description="bf16 or fp8 (vLLM --kv-cache-dtype fp8)")
 
 
 VLLM_SUBDIR = "vllm"
