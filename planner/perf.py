@@ -13,8 +13,8 @@ Overheads (terms of the laws, fitted, non-negative):
 - ``ttft_overhead_ms``: fixed per-request latency outside the engine's forward passes (HTTP
   frontend, tokenization, scheduling, detokenization of the first token). It adds to every TTFT but
   occupies no GPU time. A vLLM-measured profile's prefill rows are TTFTs at the client, so it is
-  the prefill law's intercept beyond a forward pass's fixed cost (the decode law at batch 1, the same
-  weights read once): ``max(0, a_fit - (alpha + beta))``; the prefill law keeps the rest. Laws from
+  what the smallest prefill exceeds a decode step of batch 1 (both read the weights once; see
+  :func:`planner.perffit.fit_prefill_client`), and the prefill law is fitted on the rest. Laws from
   other sources (torch reference, Splitwise, prior) measured no frontend and get the median of the
   vLLM profiles' values, else :data:`DEFAULT_TTFT_OVERHEAD_MS`.
 - the per-step scheduling cost is a term of the roofline (``Efficiency.*_step_overhead_ms``,
@@ -52,7 +52,7 @@ import numpy as np
 from planner.catalog import PROFILES_DIR, Catalog
 from planner.commlaw import AllReduceTable, load_allreduce
 from planner.errors import InputError
-from planner.perffit import FitReport, fit_decode, fit_prefill
+from planner.perffit import FitReport, fit_decode, fit_prefill, fit_prefill_client
 from planner.profiledata import LAW_PREFERENCE, Profile, central_points, iter_profiles, law_source
 from planner.schema import Dtype, LawSource, ModelSpec, precision_suffix
 from planner.roofline import (
@@ -87,11 +87,11 @@ PRIOR_PREFILL_ISL = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 PRIOR_PREFILL_BATCH = (1, 2, 4, 8)
 PRIOR_DECODE_BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 PRIOR_DECODE_CONTEXT = (512, 1024, 2048, 4096, 8192)
-# Per-request TTFT overhead of vLLM's frontend when no vLLM profile measured one. From the facts in
-# shared/tools/vllm-offline/README.md (vLLM 0.26.0, H200, Llama-3.1-8B shapes, CUDA graphs): TTFT
-# 17.4 ms at 128 prompt tokens and 22.0 ms at 512 give an intercept of 17.4 - 128 * 4.6/384 = 15.9 ms;
-# a forward pass's fixed cost, the batch-1 ITL, is 4.86 ms; 15.9 - 4.9 = 11.0 ms.
-DEFAULT_TTFT_OVERHEAD_MS = 11.0
+# Per-request TTFT overhead of vLLM's frontend when no vLLM profile measured one, by the rule of
+# perffit.fit_prefill_client on the facts in shared/tools/vllm-offline/README.md (vLLM 0.26.0, H200,
+# Llama-3.1-8B shapes, CUDA graphs): TTFT 17.4 ms at 128 prompt tokens, ITL 4.86 ms at batch 1;
+# 17.4 - 4.86 = 12.5 ms (issue 10 quotes ~13-19 ms).
+DEFAULT_TTFT_OVERHEAD_MS = 12.5
 VariantKey = tuple[str, str, int, str, str]
 """(model, gpu, tp, weight dtype, KV dtype)."""
 # Queries this far past the measured maximum are still "inside" (grid rounding); beyond, warn.
@@ -218,12 +218,6 @@ def model_of(catalog: Catalog, name: str, weight_dtype: str = "bf16", kv_dtype: 
     return catalog.model(name).with_precision(weight_dtype, kv_dtype)
 
 
-def fit_ttft_overhead(prefill_a_ms: float, decode_alpha_ms: float, decode_beta_ms_per_seq: float) -> float:
-    """Per-request TTFT overhead of a client-measured profile: the prefill intercept beyond a forward
-    pass's fixed cost (the decode law at batch 1), never negative (see module docstring)."""
-    return max(0.0, prefill_a_ms - (decode_alpha_ms + decode_beta_ms_per_seq))
-
-
 def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None,
                  ttft_overhead_ms: float = 0.0) -> list[Observation]:
     """A profile's central points with their ideal roofline parts (for calibration).
@@ -246,19 +240,18 @@ def fit_profile(profile: Profile, catalog: Catalog,
                 default_ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS) -> tuple[VariantPerf, FitReport, FitReport]:
     """Measured VariantPerf of one profile, with the prefill and decode fit reports.
 
-    A vLLM-measured profile's TTFT overhead is fitted (:func:`fit_ttft_overhead`); other sources
-    measured no frontend and get `default_ttft_overhead_ms`."""
+    A vLLM-measured profile's TTFT overhead is fitted (:func:`planner.perffit.fit_prefill_client`);
+    other sources measured no frontend and get `default_ttft_overhead_ms`."""
     meta = profile.meta
     model, gpu = model_of(catalog, meta.model, meta.weight_dtype, meta.kv_dtype), catalog.gpu(meta.gpu)
     pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
-    (a, b, c), prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
     (al, be, ga), drep = fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy())
     src = law_source(meta)
     if src == "measured-vllm":
-        over = fit_ttft_overhead(a, al, be)
-        a -= over
+        (a, b, c), prep, over = fit_prefill_client(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(), (al, be, ga))
     else:
+        (a, b, c), prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
         over = default_ttft_overhead_ms
     vp = VariantPerf(
         model=meta.model, gpu=meta.gpu, tp=meta.tp, source="measured",

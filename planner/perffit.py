@@ -67,6 +67,30 @@ def fit_prefill(isl: np.ndarray, batch: np.ndarray, ttft_ms: np.ndarray) -> tupl
     return (float(coef[0]), float(coef[1]), float(coef[2])), rep
 
 
+def fit_prefill_client(isl: np.ndarray, batch: np.ndarray, ttft_ms: np.ndarray,
+                       decode_coef: tuple[float, float, float]) -> tuple[tuple[float, float, float], FitReport, float]:
+    """Prefill law and per-request overhead of TTFTs measured at a client (vLLM profiles).
+
+    A client TTFT is overhead + GPU time of the prefill pass. The smallest prompt of the smallest
+    batch is memory bound (it reads the weights once, as a decode step does, and its FLOPs are
+    below the GPU's ridge point), so its GPU time is the decode law at batch 1 and that context:
+    overhead = max(0, TTFT_min - t_decode(1, isl_min)). The law is fitted on TTFT - overhead
+    (non-negative least squares as :func:`fit_prefill`); the report's residuals are of the client
+    TTFT (overhead + law). Returns ((a, b, c), report, overhead_ms)."""
+    isl = np.asarray(isl, dtype=float)
+    batch = np.asarray(batch, dtype=float)
+    y = np.asarray(ttft_ms, dtype=float)
+    first = np.lexsort((isl, batch))[0]  # smallest batch, then smallest prompt
+    al, be, ga = decode_coef
+    overhead = max(0.0, float(y[first] - (al + be + ga * isl[first])))
+    gpu = np.maximum(y - overhead, 0.05 * y)
+    (a, b, c), _ = fit_prefill(isl, batch, gpu)
+    rel = np.abs(overhead + prefill_design(isl, batch) @ np.array([a, b, c]) - y) / y
+    rep = FitReport("prefill overhead + a + b*sum(isl) + c*sum(isl^2)", len(y), (overhead, a, b, c),
+                    float(np.median(rel)), float(rel.max()))
+    return (a, b, c), rep, overhead
+
+
 def fit_decode(batch: np.ndarray, context: np.ndarray, itl_ms: np.ndarray) -> tuple[tuple[float, float, float], FitReport]:
     """(alpha, beta, gamma) of t = alpha + beta*batch + gamma*batch*context, all >= 0, and residuals."""
     coef, rep = _fit(decode_design(batch, context), itl_ms, "decode alpha + beta*batch + gamma*batch*context")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from planner.perffit import FitReport, fit_decode, fit_prefill
-from planner.perf import fit_ttft_overhead
+from planner.perffit import fit_prefill_client
 from planner.profiledata import VLLM_SUBDIR, Profile, central_points, law_source, load_profile
 
 
@@ -75,7 +75,11 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
     dec = dec.assign(fit_ms=decode_law_ms(dc, dec.batch, dec.context_tokens))
     dec = dec.assign(rel_err=(dec.fit_ms - dec.itl_ms) / dec.itl_ms)
     src = law_source(prof.meta)
-    over = fit_ttft_overhead(pc[0], dc[0], dc[1]) if src == "measured-vllm" else 0.0
+    over = 0.0
+    if src == "measured-vllm":  # client TTFTs: the per-request overhead apart, as the planner fits it
+        pc, prep, over = fit_prefill_client(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(), dc)
+        pre = pre.assign(fit_ms=over + prefill_law_ms(pc, pre.isl, pre.batch))
+        pre = pre.assign(rel_err=(pre.fit_ms - pre.ttft_ms) / pre.ttft_ms)
     return ProfileFit(prof, pc, dc, prep, drep, pre, dec, law_source=src, ttft_overhead_ms=over, others=others)
 
 
@@ -91,7 +95,7 @@ def law_lines(fit: ProfileFit) -> list[str]:
         + (f" on {fit.profile.meta.device_name}" if fit.profile.meta.device_name else ""),
         f"laws used by the planner: {fit.law_source} ({fit.profile.path}); weights {fit.profile.meta.weight_dtype}, "
         f"KV cache {fit.profile.meta.kv_dtype}"
-        + (f"; of the prefill intercept, {fit.ttft_overhead_ms:.3g} ms is per-request TTFT overhead (frontend, no GPU time)"
+        + (f"; TTFT = {fit.ttft_overhead_ms:.3g} ms per-request overhead (frontend, no GPU time) + the prefill law"
            if fit.law_source == "measured-vllm" else ""),
         *(f"also here: {o}" for o in fit.others),
     ]
@@ -113,7 +117,7 @@ def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:
         col = colors[i % len(colors)]
         xs = np.geomspace(g.isl.min(), g.isl.max(), 64)
         ax1.plot(g.isl, g.ttft_ms, "o", color=col, label=f"batch {batch}")
-        ax1.plot(xs, prefill_law_ms(fit.prefill_coef, xs, batch), "-", color=col, alpha=0.7)
+        ax1.plot(xs, fit.ttft_overhead_ms + prefill_law_ms(fit.prefill_coef, xs, batch), "-", color=col, alpha=0.7)
     ax1.set(xscale="log", yscale="log", xlabel="input tokens per prompt (isl)", ylabel="prefill time (ms)",
             title=f"prefill: median |err| {fit.prefill_report.median_rel_err:.1%}")
     ax1.legend(fontsize=8)
