@@ -114,6 +114,7 @@ def scale_perf(vp: VariantPerf, ttft_factor: float, itl_factor: float) -> Varian
         decode_alpha_ms=vp.decode_alpha_ms * itl_factor,
         decode_beta_ms_per_seq=vp.decode_beta_ms_per_seq * itl_factor,
         decode_gamma_ms_per_token=vp.decode_gamma_ms_per_token * itl_factor,
+        decode_moe_ms=vp.decode_moe_ms * itl_factor,
     )
 
 

@@ -169,7 +169,21 @@ def _decode_batch_mean(perf: VariantPerf, rate_rps: float, osl: float, ctx: floa
     denom = 1000.0 - rate_rps * osl * slope * stretch
     if denom <= 0.0:
         return math.inf
-    return rate_rps * osl * perf.decode_alpha_ms * stretch / denom
+    return _batch_fixed_point(perf, rate_rps * osl * stretch / denom)
+
+
+def _batch_fixed_point(perf: VariantPerf, k: float) -> float:
+    """N = k · fixed(N): alpha for dense laws (closed form); a MoE law's fixed part grows with the
+    experts N touches (concave, bounded), so iterate from N = k·alpha; it rises monotonically."""
+    n = k * perf.decode_alpha_ms
+    if perf.decode_moe_ms <= 0.0:
+        return n
+    for _ in range(200):
+        nxt = k * perf.decode_fixed_ms(n)
+        if abs(nxt - n) <= 1e-9 * max(1.0, n):
+            return nxt
+        n = nxt
+    return n
 
 
 def _batch_quantile(mean_batch: float, percentile: float) -> float:
@@ -203,7 +217,7 @@ def _mixed_decode_batch(perf: VariantPerf, rate_rps: float, osl: float, ctx: flo
     denom = 1.0 - lam_steps * slope
     if denom <= 0.0:
         return math.inf
-    return lam_steps * perf.decode_alpha_ms / denom
+    return _batch_fixed_point(perf, lam_steps / denom)
 
 
 def _generalized_poisson_quantile(theta: float, eta: float, percentile: float) -> float:

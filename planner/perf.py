@@ -52,7 +52,7 @@ import numpy as np
 from planner.catalog import PROFILES_DIR, Catalog
 from planner.commlaw import AllReduceTable, load_allreduce
 from planner.errors import InputError
-from planner.perffit import FitReport, fit_decode, fit_prefill, fit_prefill_client
+from planner.perffit import FitReport, fit_decode, fit_decode_moe, fit_prefill, fit_prefill_client
 from planner.profiledata import LAW_PREFERENCE, Profile, central_points, iter_profiles, law_source
 from planner.schema import Dtype, LawSource, ModelSpec, precision_suffix
 from planner.roofline import (
@@ -171,6 +171,17 @@ class VariantPerf:
     """measured-vllm, measured-torch, splitwise, measured or prior (None: unknown, hand-built laws)."""
     ttft_overhead_ms: float = 0.0
     """Fixed per-request latency outside the forward passes (frontend); adds to TTFT, not to GPU time."""
+    decode_moe_ms: float = 0.0
+    """MoE: time to read every expert's weights once; a step adds decode_moe_ms x the share of
+    experts its batch touches, 1 - (1 - moe_route_share)^batch (planner.perffit.fit_decode_moe)."""
+    moe_route_share: float = 0.0
+    """experts_per_token / experts of a MoE model; 0 for dense models (no MoE term)."""
+
+    def decode_fixed_ms(self, batch: float) -> float:
+        """The step cost that does not grow linearly with the batch: alpha, plus the experts a MoE batch reads."""
+        if self.decode_moe_ms <= 0.0 or self.moe_route_share <= 0.0:
+            return self.decode_alpha_ms
+        return self.decode_alpha_ms + self.decode_moe_ms * (1.0 - (1.0 - self.moe_route_share) ** max(batch, 0.0))
 
     @property
     def precision(self) -> str:
@@ -195,7 +206,7 @@ class VariantPerf:
             _warn_extrapolation(self, "decode batch", batch, self.max_decode_batch_measured)
         if self.max_context_measured is not None and context > self.max_context_measured * EXTRAPOLATION_SLACK:
             _warn_extrapolation(self, "context", context, self.max_context_measured)
-        return self.decode_alpha_ms + self.decode_beta_ms_per_seq * batch + self.decode_gamma_ms_per_token * batch * context
+        return self.decode_fixed_ms(batch) + self.decode_beta_ms_per_seq * batch + self.decode_gamma_ms_per_token * batch * context
 
     def kv_transfer_ms(self, isl: float, peer_link_gb_s: float | None = None) -> float:
         """Ship one prompt's KV cache to a decode replica; the slower side's link sets the pace."""
@@ -216,6 +227,20 @@ def lookup_variant_perf(lookup: Callable[..., "VariantPerf | None"], model: str,
 def model_of(catalog: Catalog, name: str, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> ModelSpec:
     """The catalog's model served at this precision (sizes per weight and per KV element)."""
     return catalog.model(name).with_precision(weight_dtype, kv_dtype)
+
+
+def route_share(model: ModelSpec) -> float:
+    """experts_per_token / experts (0 for dense models): the shape of the MoE decode term."""
+    return model.moe.experts_per_token / model.moe.experts if model.moe is not None else 0.0
+
+
+def _fit_decode(batch: np.ndarray, context: np.ndarray, itl_ms: np.ndarray,
+                share: float) -> tuple[tuple[float, float, float, float], FitReport]:
+    """The decode law with the MoE term for MoE models, the linear law (moe = 0) for dense ones."""
+    if share > 0:
+        return fit_decode_moe(batch, context, itl_ms, share)
+    (al, be, ga), rep = fit_decode(batch, context, itl_ms)
+    return (al, be, ga, 0.0), rep
 
 
 def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None,
@@ -246,10 +271,12 @@ def fit_profile(profile: Profile, catalog: Catalog,
     model, gpu = model_of(catalog, meta.model, meta.weight_dtype, meta.kv_dtype), catalog.gpu(meta.gpu)
     pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
-    (al, be, ga), drep = fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy())
+    share = route_share(model)
+    (al, be, ga, moe), drep = _fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy(), share)
     src = law_source(meta)
     if src == "measured-vllm":
-        (a, b, c), prep, over = fit_prefill_client(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(), (al, be, ga))
+        (a, b, c), prep, over = fit_prefill_client(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(),
+                                                   (al, be, ga, moe), share)
     else:
         (a, b, c), prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
         over = default_ttft_overhead_ms
@@ -258,6 +285,7 @@ def fit_profile(profile: Profile, catalog: Catalog,
         weight_dtype=meta.weight_dtype, kv_dtype=meta.kv_dtype, law_source=src, ttft_overhead_ms=over,
         prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c,
         decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
+        decode_moe_ms=moe, moe_route_share=share if moe > 0 else 0.0,
         kv_capacity_tokens=meta.kv_capacity_tokens,
         kv_bytes_per_token=kv_bytes_per_token_replica(model, meta.tp),
         kv_link_gb_s=gpu.kv_link_gb_s * meta.tp,
@@ -293,12 +321,14 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     t_pre = predict_ms(prefill_parts(model, gpu, tp, isl, pb, allreduce), eff, "prefill")
     t_dec = predict_ms(decode_parts(model, gpu, tp, db, ctx, allreduce), eff, "decode")
     (a, b, c), prep = fit_prefill(isl, pb, t_pre)
-    (al, be, ga), drep = fit_decode(db, ctx, t_dec)
+    share = route_share(model)
+    (al, be, ga, moe), drep = _fit_decode(db, ctx, t_dec, share)
     vp = VariantPerf(
         model=model_name, gpu=gpu_name, tp=tp, source="prior",
         weight_dtype=weight_dtype, kv_dtype=kv_dtype, law_source="prior", ttft_overhead_ms=ttft_overhead_ms,
         prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c,
         decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
+        decode_moe_ms=moe, moe_route_share=share if moe > 0 else 0.0,
         kv_capacity_tokens=kv, kv_bytes_per_token=kv_bytes_per_token_replica(model, tp),
         kv_link_gb_s=gpu.kv_link_gb_s * tp,
     )

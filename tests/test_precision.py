@@ -259,3 +259,31 @@ def test_plan_picks_fp8_where_cheaper_and_the_checker_accepts_it(cat: Catalog) -
                     for pre, decs in by_pre.items():
                         assert all(Variant.parse(d).kv_dtype == Variant.parse(pre).kv_dtype for d in decs)
     assert costs[2] < costs[1]
+
+
+# --------------------------------------------------------------------------- MoE decode term
+def test_moe_decode_term_is_fitted_and_used(tmp_path: Path, cat: Catalog) -> None:
+    """A MoE step reads the experts its batch touches: 1 - (1 - k/E)^batch of them (Qwen3-30B-A3B: k/E = 8/128)."""
+    from planner.capacity import _decode_batch_mean
+    from planner.perffit import experts_touched, fit_decode_moe
+
+    share = 8 / 128
+    db, ctx = (a.ravel() for a in np.meshgrid([1, 2, 4, 8, 16, 32, 64, 128, 256], [512, 2048]))
+    itl = 2.0 + 0.01 * db + 1e-5 * db * ctx + 9.0 * experts_touched(db, share)
+    (al, be, ga, moe), rep = fit_decode_moe(db, ctx, itl, share)
+    assert (al, be, moe) == pytest.approx((2.0, 0.01, 9.0), rel=1e-3) and ga == pytest.approx(1e-5, rel=1e-3)
+    assert rep.max_rel_err < 1e-6
+    # through the loader: a MoE profile's law has the term, a dense one's not
+    d = _synthetic_profile(tmp_path, "vllm", over_ms=12.0, fixed_ms=1.0, b_ms=0.02, alpha=2.0, beta=0.01, gamma=1e-5,
+                           model="qwen3-30b-a3b")
+    dec = pd.read_csv(d / "decode.csv")
+    dec["itl_ms"] += 9.0 * experts_touched(dec.batch, share)
+    dec.to_csv(d / "decode.csv", index=False)
+    vp = PerfModel.load(cat, tmp_path).get("qwen3-30b-a3b", GPU, 1)
+    assert vp is not None and vp.decode_moe_ms == pytest.approx(9.0, rel=1e-3) and vp.moe_route_share == share
+    assert vp.decode_step_ms(16, 1024) == pytest.approx(2.0 + 0.16 + 16 * 1024e-5 + 9.0 * (1 - (1 - share) ** 16), rel=1e-6)
+    # Little's law with a batch-dependent fixed cost: N = rate * osl * t(N) / 1000 at the fixed point
+    n = _decode_batch_mean(vp, 20.0, 200, 1100)
+    assert n == pytest.approx(20.0 * 200 * vp.decode_step_ms(n, 1100) / 1000.0, rel=1e-6)
+    dense = prior_variant(M8, GPU, 1, cat)
+    assert dense is not None and dense[0].decode_moe_ms == 0.0
