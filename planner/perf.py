@@ -12,9 +12,11 @@ at the FP8 tensor-core peak; an FP8 KV cache halves KV bytes, so KV capacity abo
 Overheads (terms of the laws, fitted, non-negative):
 - ``ttft_overhead_ms``: fixed per-request latency outside the engine's forward passes (HTTP
   frontend, tokenization, scheduling, detokenization of the first token). It adds to every TTFT but
-  occupies no GPU time. A vLLM-measured profile's prefill rows are TTFTs at the client, so it is
-  what the smallest prefill exceeds a decode step of batch 1 (both read the weights once; see
-  :func:`planner.perffit.fit_prefill_client`), and the prefill law is fitted on the rest. Laws from
+  occupies no GPU time. The vLLM profiler times a prefill step inside the engine (``ttft_ms``) and,
+  for some points, the TTFT a client sees on an idle server (``ttft_e2e_ms``): the overhead is the
+  median difference (:func:`measured_ttft_overhead`). A vLLM profile whose prefill rows are client
+  TTFTs (no ``ttft_e2e_ms``) gets what its smallest prefill exceeds a decode step of batch 1 (both
+  read the weights once; :func:`planner.perffit.fit_prefill_client`), the law fitted on the rest. Laws from
   other sources (torch reference, Splitwise, prior) measured no frontend and get the median of the
   vLLM profiles' values, else :data:`DEFAULT_TTFT_OVERHEAD_MS`.
 - the per-step scheduling cost is a term of the roofline (``Efficiency.*_step_overhead_ms``,
@@ -48,6 +50,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from planner.catalog import PROFILES_DIR, Catalog
 from planner.commlaw import AllReduceTable, load_allreduce
@@ -229,6 +232,28 @@ def model_of(catalog: Catalog, name: str, weight_dtype: str = "bf16", kv_dtype: 
     return catalog.model(name).with_precision(weight_dtype, kv_dtype)
 
 
+TTFT_E2E_COLUMN = "ttft_e2e_ms"
+"""Optional prefill.csv column of the vLLM profiler: client-side TTFT of the point on an idle server."""
+
+
+def measured_ttft_overhead(prefill: "pd.DataFrame") -> float | None:
+    """Median of ttft_e2e_ms - ttft_ms over the rows that have both (>= 0); None without such rows."""
+    if TTFT_E2E_COLUMN not in prefill.columns:
+        return None
+    rows = prefill[prefill[TTFT_E2E_COLUMN].notna()]
+    if "stat" in rows.columns:
+        rows = rows[rows["stat"].astype(str).str.strip().str.lower().isin(("median", "p50", "mean", "sample"))]
+    if rows.empty:
+        return None
+    return max(0.0, float(np.median(rows[TTFT_E2E_COLUMN].astype(float) - rows["ttft_ms"].astype(float))))
+
+
+def client_ttft_rows(profile: Profile) -> bool:
+    """Whether a profile's prefill rows are client TTFTs (overhead included): vLLM-measured without
+    the profiler's separate step timing (ttft_e2e_ms)."""
+    return law_source(profile.meta) == "measured-vllm" and measured_ttft_overhead(profile.prefill) is None
+
+
 def route_share(model: ModelSpec) -> float:
     """experts_per_token / experts (0 for dense models): the shape of the MoE decode term."""
     return model.moe.experts_per_token / model.moe.experts if model.moe is not None else 0.0
@@ -274,7 +299,11 @@ def fit_profile(profile: Profile, catalog: Catalog,
     share = route_share(model)
     (al, be, ga, moe), drep = _fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy(), share)
     src = law_source(meta)
-    if src == "measured-vllm":
+    step_timed = measured_ttft_overhead(profile.prefill) if src == "measured-vllm" else None
+    if step_timed is not None:  # ttft_ms is the engine's prefill step; the overhead measured beside it
+        (a, b, c), prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
+        over = step_timed
+    elif src == "measured-vllm":
         (a, b, c), prep, over = fit_prefill_client(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(),
                                                    (al, be, ga, moe), share)
     else:
@@ -411,7 +440,7 @@ class PerfModel:
                 vp = replace(vp, ttft_overhead_ms=over)
             measured[key] = vp
             reports[key] = (prep, drep)
-            took_off = vp.ttft_overhead_ms if vp.law_source == "measured-vllm" else 0.0
+            took_off = vp.ttft_overhead_ms if client_ttft_rows(chosen[key]) else 0.0
             obs.extend(observations(chosen[key], catalog, allreduce, ttft_overhead_ms=took_off))
         names = sorted({f"{m}/{g}" for m, g, *_ in measured})
         eff = calibrate(obs, source=f"calibrated on {len(measured)} profiles ({', '.join(names)})") if obs else DEFAULT_EFFICIENCY

@@ -25,7 +25,7 @@ import pandas as pd
 
 from planner.catalog import Catalog
 from planner.commlaw import AllReduceTable
-from planner.perf import PerfModel, VariantPerf, fit_profile, quiet_extrapolation
+from planner.perf import PerfModel, VariantPerf, client_ttft_rows, fit_profile, quiet_extrapolation
 from planner.profiledata import Profile, central_points, law_source
 
 
@@ -73,8 +73,7 @@ def predict_errors(vp: VariantPerf, p: Profile, pre_mask: np.ndarray | None = No
         pre = pre[pre_mask]
     if dec_mask is not None:
         dec = dec[dec_mask]
-    client = law_source(p.meta) == "measured-vllm"
-    over = vp.ttft_overhead_ms if client else 0.0
+    over = vp.ttft_overhead_ms if client_ttft_rows(p) else 0.0  # compare like with like
     with quiet_extrapolation():  # held-out points may lie past the fitted ones: that is the test
         tp = np.array([over + vp.prefill_ms(i, b) for i, b in zip(pre.isl, pre.batch)])
         td = np.array([vp.decode_step_ms(b, c) for b, c in zip(dec.batch, dec.context_tokens)])

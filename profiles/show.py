@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from planner.perffit import FitReport, fit_decode, fit_prefill
+from planner.perf import measured_ttft_overhead
 from planner.perffit import fit_prefill_client
 from planner.profiledata import VLLM_SUBDIR, Profile, central_points, law_source, load_profile
 
@@ -35,6 +36,8 @@ class ProfileFit:
     """Which profile the planner uses for this variant: measured-vllm, measured-torch, splitwise, measured."""
     ttft_overhead_ms: float = 0.0
     """Fitted per-request TTFT overhead (vLLM profiles; part of prefill_coef[0] here), else 0."""
+    client_ttft: bool = False
+    """Whether the prefill rows are client TTFTs (overhead included) rather than engine step times."""
     others: tuple[str, ...] = ()
     """Other profiles of the same variant that the planner does not use (their paths and sources)."""
 
@@ -76,11 +79,16 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
     dec = dec.assign(rel_err=(dec.fit_ms - dec.itl_ms) / dec.itl_ms)
     src = law_source(prof.meta)
     over = 0.0
-    if src == "measured-vllm":  # client TTFTs: the per-request overhead apart, as the planner fits it
+    step_timed = measured_ttft_overhead(prof.prefill) if src == "measured-vllm" else None
+    if step_timed is not None:  # ttft_ms is the engine's step; the client's overhead measured beside it
+        over = step_timed
+        pre = pre.assign(fit_ms=prefill_law_ms(pc, pre.isl, pre.batch))  # residuals of the step law
+    elif src == "measured-vllm":  # client TTFTs: the per-request overhead apart, as the planner fits it
         pc, prep, over = fit_prefill_client(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(), dc)
         pre = pre.assign(fit_ms=over + prefill_law_ms(pc, pre.isl, pre.batch))
         pre = pre.assign(rel_err=(pre.fit_ms - pre.ttft_ms) / pre.ttft_ms)
-    return ProfileFit(prof, pc, dc, prep, drep, pre, dec, law_source=src, ttft_overhead_ms=over, others=others)
+    return ProfileFit(prof, pc, dc, prep, drep, pre, dec, law_source=src, ttft_overhead_ms=over, others=others,
+                      client_ttft=src == "measured-vllm" and step_timed is None)
 
 
 def law_lines(fit: ProfileFit) -> list[str]:
@@ -95,7 +103,8 @@ def law_lines(fit: ProfileFit) -> list[str]:
         + (f" on {fit.profile.meta.device_name}" if fit.profile.meta.device_name else ""),
         f"laws used by the planner: {fit.law_source} ({fit.profile.path}); weights {fit.profile.meta.weight_dtype}, "
         f"KV cache {fit.profile.meta.kv_dtype}"
-        + (f"; TTFT = {fit.ttft_overhead_ms:.3g} ms per-request overhead (frontend, no GPU time) + the prefill law"
+        + (f"; TTFT = {fit.ttft_overhead_ms:.3g} ms per-request overhead (frontend, no GPU time"
+           + (", fitted from client TTFTs" if fit.client_ttft else ", measured: ttft_e2e_ms - ttft_ms") + ") + the prefill law"
            if fit.law_source == "measured-vllm" else ""),
         *(f"also here: {o}" for o in fit.others),
     ]
@@ -117,7 +126,7 @@ def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:
         col = colors[i % len(colors)]
         xs = np.geomspace(g.isl.min(), g.isl.max(), 64)
         ax1.plot(g.isl, g.ttft_ms, "o", color=col, label=f"batch {batch}")
-        ax1.plot(xs, fit.ttft_overhead_ms + prefill_law_ms(fit.prefill_coef, xs, batch), "-", color=col, alpha=0.7)
+        ax1.plot(xs, fit.ttft_overhead_ms * fit.client_ttft + prefill_law_ms(fit.prefill_coef, xs, batch), "-", color=col, alpha=0.7)
     ax1.set(xscale="log", yscale="log", xlabel="input tokens per prompt (isl)", ylabel="prefill time (ms)",
             title=f"prefill: median |err| {fit.prefill_report.median_rel_err:.1%}")
     ax1.legend(fontsize=8)

@@ -287,3 +287,20 @@ def test_moe_decode_term_is_fitted_and_used(tmp_path: Path, cat: Catalog) -> Non
     assert n == pytest.approx(20.0 * 200 * vp.decode_step_ms(n, 1100) / 1000.0, rel=1e-6)
     dense = prior_variant(M8, GPU, 1, cat)
     assert dense is not None and dense[0].decode_moe_ms == 0.0
+
+
+def test_ttft_overhead_measured_beside_the_step_time(tmp_path: Path, cat: Catalog) -> None:
+    """The vLLM profiler's layout: ttft_ms is the engine's prefill step, ttft_e2e_ms (some rows) the client's TTFT."""
+    d = _synthetic_profile(tmp_path, "vllm", over_ms=0.0, fixed_ms=1.0, b_ms=0.02, alpha=4.5, beta=0.02, gamma=2e-5)
+    pre = pd.read_csv(d / "prefill.csv")
+    pre["stat"] = "median"
+    pre["ttft_e2e_ms"] = np.where(pre.batch == 1, pre.ttft_ms + np.where(pre.isl < 1000, 13.0, 15.0), np.nan)
+    pre.to_csv(d / "prefill.csv", index=False)
+    vp = PerfModel.load(cat, tmp_path).get(M8, GPU, 1)
+    assert vp is not None and vp.ttft_overhead_ms == pytest.approx(14.0)  # median of 13, 13, 15, 15
+    assert vp.prefill_ms(8192, 1) == pytest.approx(1.0 + 0.02 * 8192, rel=0.02)  # the step law, untouched
+    from profiles.show import fit_profile_dir, law_lines
+
+    fit = fit_profile_dir(d)
+    assert fit.ttft_overhead_ms == pytest.approx(14.0) and not fit.client_ttft
+    assert any("measured: ttft_e2e_ms - ttft_ms" in ln for ln in law_lines(fit))
