@@ -258,6 +258,12 @@ def test_plan_picks_fp8_where_cheaper_and_the_checker_accepts_it(cat: Catalog) -
                 for by_pre in mp.pairing.values():
                     for pre, decs in by_pre.items():
                         assert all(Variant.parse(d).kv_dtype == Variant.parse(pre).kv_dtype for d in decs)
+            # the simulator parses the FP8 pool ids, takes their laws and the plan holds its SLOs
+            from planner.simulate.commands import default_perf_lookup
+            from planner.simulate.verify import verify
+
+            rep = verify(plan, wl, default_perf_lookup(), duration_s=60.0, seed=3)
+            assert rep.ok, rep.classes
     assert costs[2] < costs[1]
 
 
@@ -304,3 +310,12 @@ def test_ttft_overhead_measured_beside_the_step_time(tmp_path: Path, cat: Catalo
     fit = fit_profile_dir(d)
     assert fit.ttft_overhead_ms == pytest.approx(14.0) and not fit.client_ttft
     assert any("measured: ttft_e2e_ms - ttft_ms" in ln for ln in law_lines(fit))
+
+
+def test_controller_reads_fp8_pool_ids_from_labels() -> None:
+    from controllers.actuate import LABEL_GPU, LABEL_MODEL, LABEL_ROLE, LABEL_TP, pool_id_from_labels
+
+    base = {LABEL_MODEL: M8, LABEL_ROLE: "decode", LABEL_GPU: GPU}
+    assert pool_id_from_labels({**base, LABEL_TP: "2"}) == f"{M8}/decode/{GPU}/tp2"
+    assert pool_id_from_labels({**base, LABEL_TP: "tp1-fp8-kvfp8"}) == f"{M8}/decode/{GPU}/tp1-fp8-kvfp8"
+    assert pool_id_from_labels({**base, LABEL_TP: "tp1-int4"}) is None
