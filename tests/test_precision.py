@@ -320,3 +320,26 @@ def test_controller_reads_fp8_pool_ids_from_labels() -> None:
     assert pool_id_from_labels({**base, LABEL_TP: "2"}) == f"{M8}/decode/{GPU}/tp2"
     assert pool_id_from_labels({**base, LABEL_TP: "tp1-fp8-kvfp8"}) == f"{M8}/decode/{GPU}/tp1-fp8-kvfp8"
     assert pool_id_from_labels({**base, LABEL_TP: "tp1-int4"}) is None
+
+
+def test_plan_file_round_trip_keeps_precision_and_checks_ids(tmp_path: Path, cat: Catalog) -> None:
+    from planner.plan import load_plan, save_plan
+
+    wl, fl = _fp8_case(["bf16", "fp8"])
+    pm = PerfModel.from_profiles(cat, [])
+    from planner.planning import plan_workload
+
+    plan = plan_workload(wl, fl, pm, cat)
+    path = tmp_path / "plan.yaml"
+    save_plan(path, plan)
+    back = load_plan(path)
+    pools = [p for mp in back.models.values() for p in mp.pools]
+    assert any(p.weight_dtype == "fp8" for p in pools)
+    assert {(p.id, p.weight_dtype, p.kv_dtype, p.law_source) for p in pools} == \
+        {(p.id, p.weight_dtype, p.kv_dtype, p.law_source) for mp in plan.models.values() for p in mp.pools}
+    text = path.read_text()
+    bad = text.replace("weight_dtype: fp8", "weight_dtype: bf16", 1)
+    assert bad != text
+    path.write_text(bad)
+    with pytest.raises(InputError, match="disagrees"):
+        load_plan(path)
