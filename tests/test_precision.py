@@ -343,3 +343,17 @@ def test_plan_file_round_trip_keeps_precision_and_checks_ids(tmp_path: Path, cat
     path.write_text(bad)
     with pytest.raises(InputError, match="disagrees"):
         load_plan(path)
+
+
+def test_the_vllm_profilers_format_loads(cat: Catalog) -> None:
+    """A profile written by the vLLM profiler (against the emulated server: a fake of vLLM, which needs a GPU)."""
+    root = Path(__file__).parent / "fixtures" / "vllm-emulated"
+    pm = PerfModel.load(cat, root)
+    vp = pm.get(M8, GPU, 1)
+    assert vp is not None and vp.law_source == "measured-vllm"
+    pre = pd.read_csv(root / M8 / GPU / "tp1" / "vllm" / "prefill.csv")
+    e2e = pre.dropna(subset=["ttft_e2e_ms"])
+    assert vp.ttft_overhead_ms == pytest.approx(float(np.median(e2e.ttft_e2e_ms - e2e.ttft_ms)))
+    # the emulator's laws (prefill 20 ms + 0.03 ms/token, decode 20 ms + 0.1 ms/seq) come back
+    assert vp.prefill_ms(2048, 1) == pytest.approx(20.0 + 0.03 * 2048 + 1e-6 * 2048**2, rel=0.1)
+    assert vp.decode_step_ms(1, 256) == pytest.approx(20.1, rel=0.05)
