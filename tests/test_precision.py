@@ -294,6 +294,11 @@ def test_moe_decode_term_is_fitted_and_used(tmp_path: Path, cat: Catalog) -> Non
     assert n == pytest.approx(20.0 * 200 * vp.decode_step_ms(n, 1100) / 1000.0, rel=1e-6)
     dense = prior_variant(M8, GPU, 1, cat)
     assert dense is not None and dense[0].decode_moe_ms == 0.0
+    from profiles.show import fit_profile_dir, law_lines
+
+    fit = fit_profile_dir(d)
+    assert fit.decode_coef[3] == pytest.approx(9.0, rel=1e-3) and fit.decode_report.max_rel_err < 1e-3
+    assert any("MoE experts touched" in ln for ln in law_lines(fit))
 
 
 def test_ttft_overhead_measured_beside_the_step_time(tmp_path: Path, cat: Catalog) -> None:
