@@ -105,17 +105,19 @@ def _prior_errors(pm: PerfModel, targets: Iterable[Profile]) -> list[HeldOut]:
 
 
 def leave_one_model_out(profiles: list[Profile], catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None,
-                        target_source: str = "measured-vllm", calibrate_on: str = "all") -> list[HeldOut]:
-    """Per model with a `target_source` profile: calibrate on the other models' profiles (all of
-    them, or only `target_source` ones with calibrate_on='same') and predict that model's."""
+                        target_source: str = "measured-vllm", calibrate_on: str = "engines") -> list[HeldOut]:
+    """Per model with a `target_source` profile: calibrate on the other models' profiles and predict
+    that model's. calibrate_on: 'engines' (the planner's default, PerfModel.from_profiles), 'all'
+    (every preferred profile, torch reference included) or 'same' (`target_source` profiles only)."""
     targets = [p for p in profiles if law_source(p.meta) == target_source]
     out: list[HeldOut] = []
     for model in sorted({p.meta.model for p in targets}):
         calib = [p for p in profiles if p.meta.model != model
-                 and (calibrate_on == "all" or law_source(p.meta) == target_source)]
+                 and (calibrate_on != "same" or law_source(p.meta) == target_source)]
         if not calib:
             continue
-        pm = PerfModel.from_profiles(catalog, calib, allreduce=allreduce)
+        pm = PerfModel.from_profiles(catalog, calib, allreduce=allreduce,
+                                     calibrate_on="all" if calibrate_on == "all" else "engines")
         out.extend(_prior_errors(pm, [p for p in targets if p.meta.model == model]))
     return out
 

@@ -39,6 +39,8 @@ class ProfileFit:
     """Fitted per-request TTFT overhead (vLLM profiles; part of prefill_coef[0] here), else 0."""
     client_ttft: bool = False
     route_share: float = 0.0
+    used_by_planner: bool = True
+    """False where the variant's vllm/ profile exists beside this one: the planner uses that."""
     """k/E of a MoE model (the decode law's 4th term), 0 for dense models."""
     """Whether the prefill rows are client TTFTs (overhead included) rather than engine step times."""
     others: tuple[str, ...] = ()
@@ -63,15 +65,19 @@ def decode_law_ms(coef: tuple[float, ...], batch, context, route_share: float = 
 def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
     """Load and validate DIR, fit both laws, compute residuals per measured point.
 
-    A variant directory holding a ``vllm/`` profile shows that one, as the planner prefers it."""
+    DIR's own profile is shown (its ``vllm/`` one when DIR holds only that); where the variant has
+    both, the lines say which of them the planner uses (the vLLM-measured one)."""
     d = Path(directory)
     others: tuple[str, ...] = ()
+    used = True
     if (d / VLLM_SUBDIR / "meta.yaml").is_file():
-        if (d / "meta.yaml").is_file():
-            others = (f"{d} ({law_source(load_profile(d).meta)}, not used: the vllm/ profile is preferred)",)
-        d = d / VLLM_SUBDIR
+        if (d / "meta.yaml").is_file():  # show DIR's profile; the planner prefers the vllm/ one
+            used = False
+            others = (f"{d / VLLM_SUBDIR} (measured-vllm): the planner uses this one instead",)
+        else:
+            d = d / VLLM_SUBDIR
     elif d.name == VLLM_SUBDIR and (d.parent / "meta.yaml").is_file():
-        others = (f"{d.parent} ({law_source(load_profile(d.parent).meta)}, not used: this vllm/ profile is preferred)",)
+        others = (f"{d.parent} ({law_source(load_profile(d.parent).meta)}): not used, this vllm/ profile is preferred",)
     prof = load_profile(d)
     pre = central_points(prof.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(prof.decode, ["batch", "context_tokens"], "itl_ms")
@@ -96,7 +102,8 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
         pre = pre.assign(fit_ms=over + prefill_law_ms(pc, pre.isl, pre.batch))
         pre = pre.assign(rel_err=(pre.fit_ms - pre.ttft_ms) / pre.ttft_ms)
     return ProfileFit(prof, pc, dc, prep, drep, pre, dec, law_source=src, ttft_overhead_ms=over, others=others,
-                      client_ttft=src == "measured-vllm" and step_timed is None, route_share=share)
+                      client_ttft=src == "measured-vllm" and step_timed is None, route_share=share,
+                      used_by_planner=used)
 
 
 def _route_share(model: str) -> float:
@@ -120,12 +127,13 @@ def law_lines(fit: ProfileFit) -> list[str]:
         f"({fit.decode_report.n_points} points, median |err| {fit.decode_report.median_rel_err:.1%}, max {fit.decode_report.max_rel_err:.1%})",
         f"KV capacity {fit.profile.meta.kv_capacity_tokens:,} tokens; backend {fit.profile.meta.backend}; engine {fit.profile.meta.engine}"
         + (f" on {fit.profile.meta.device_name}" if fit.profile.meta.device_name else ""),
-        f"laws used by the planner: {fit.law_source} ({fit.profile.path}); weights {fit.profile.meta.weight_dtype}, "
+        ("laws used by the planner: " if fit.used_by_planner else "NOT the laws the planner uses (see below): ")
+        + f"{fit.law_source} ({fit.profile.path}); weights {fit.profile.meta.weight_dtype}, "
         f"KV cache {fit.profile.meta.kv_dtype}"
         + (f"; TTFT = {fit.ttft_overhead_ms:.3g} ms per-request overhead (frontend, no GPU time"
            + (", fitted from client TTFTs" if fit.client_ttft else ", measured: ttft_e2e_ms - ttft_ms") + ") + the prefill law"
            if fit.law_source == "measured-vllm" else ""),
-        *(f"also here: {o}" for o in fit.others),
+        *(f"also for this variant: {o}" for o in fit.others),
     ]
 
 

@@ -190,9 +190,14 @@ def test_loader_prefers_the_vllm_profile_and_says_so(tmp_path: Path, cat: Catalo
     # `planner profile show` on the variant directory shows the vLLM profile and names the other
     from profiles.show import fit_profile_dir, law_lines
 
-    lines = law_lines(fit_profile_dir(tmp_path / M8 / GPU / "tp1"))
-    assert any("measured-vllm" in ln and "/vllm" in ln for ln in lines)
-    assert any(ln.startswith("also here:") and "measured-torch" in ln for ln in lines)
+    shown = fit_profile_dir(tmp_path / M8 / GPU / "tp1")  # DIR's own (torch) profile, flagged as not used
+    assert shown.law_source == "measured-torch" and not shown.used_by_planner
+    lines = law_lines(shown)
+    assert any(ln.startswith("NOT the laws the planner uses") for ln in lines)
+    assert any(ln.startswith("also for this variant:") and "measured-vllm" in ln and "uses this one" in ln for ln in lines)
+    lines = law_lines(fit_profile_dir(tmp_path / M8 / GPU / "tp1" / "vllm"))
+    assert any(ln.startswith("laws used by the planner: measured-vllm") for ln in lines)
+    assert any("measured-torch" in ln and "not used" in ln for ln in lines)
 
 
 def test_loader_checks_precision_and_backend_against_the_layout(tmp_path: Path, cat: Catalog) -> None:
