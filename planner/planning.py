@@ -114,22 +114,21 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
         classes = [c for c in workload.classes if c.model == model]
         for gpu, inv in fleet.gpus.items():
             gpn = catalog.gpu(gpu).gpus_per_node
-            for tp in lim.allowed_tp:
+            # TP sizes x the weight and KV precisions the operator allows (limits.allowed_dtypes; default bf16 only)
+            for tp, wd, kd in ((t, w, k) for t in lim.allowed_tp for w in lim.allowed_dtypes for k in lim.allowed_dtypes):
                 if tp > gpn:  # tensor parallelism stays inside one node's NVLink domain
                     continue
-                # Weight and KV precisions the operator allows (limits.allowed_dtypes; default bf16 only).
-                for wd, kd in ((w, k) for w in lim.allowed_dtypes for k in lim.allowed_dtypes):
-                    vp = perf.get(model, gpu, tp, wd, kd)
-                    if vp is None:  # weights do not fit at this tp
-                        continue
-                    for role in lim.roles:
-                        v = Variant(model=model, role=role, gpu=gpu, tp=tp, weight_dtype=wd, kv_dtype=kd)
-                        inst.variants[v.id] = v
-                        inst.perf[v.id] = vp
-                        for c in classes:
-                            slo = workload.slo_of(c)
-                            with quiet_extrapolation():
-                                inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms)
+                vp = perf.get(model, gpu, tp, wd, kd)
+                if vp is None:  # weights do not fit at this tp
+                    continue
+                for role in lim.roles:
+                    v = Variant(model=model, role=role, gpu=gpu, tp=tp, weight_dtype=wd, kv_dtype=kd)
+                    inst.variants[v.id] = v
+                    inst.perf[v.id] = vp
+                    for c in classes:
+                        slo = workload.slo_of(c)
+                        with quiet_extrapolation():
+                            inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms)
 
     specs: list[VariantSpec] = []
     for vid, v in inst.variants.items():

@@ -7,7 +7,6 @@ spelled in the field names (``_ms``, ``_rps``, ``_gib``, ``_tb_s``, ``_gb_s``, `
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -33,15 +32,16 @@ def precision_suffix(weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> str:
     return ("-fp8" if weight_dtype == "fp8" else "") + ("-kvfp8" if kv_dtype == "fp8" else "")
 
 
-_TP_PART = re.compile(r"^tp(\d+)(-fp8)?(-kvfp8)?$")
-
-
 def parse_tp_part(part: str) -> tuple[int, Dtype, Dtype]:
     """'tp4' -> (4, 'bf16', 'bf16'); 'tp1-fp8-kvfp8' -> (1, 'fp8', 'fp8'); ValueError otherwise."""
-    m = _TP_PART.match(part)
-    if m is None or int(m.group(1)) <= 0:
+    head, *tail = part.split("-")
+    w: Dtype = "fp8" if tail[:1] == ["fp8"] else "bf16"
+    kv: Dtype = "fp8" if tail[1 if w == "fp8" else 0:] == ["kvfp8"] else "bf16"
+    n = head.removeprefix("tp")
+    if (not head.startswith("tp") or not n.isdigit() or int(n) <= 0
+            or len(tail) != (w == "fp8") + (kv == "fp8")):
         raise ValueError(f"expected tpN[-fp8][-kvfp8] with N > 0, got '{part}'")
-    return int(m.group(1)), ("fp8" if m.group(2) else "bf16"), ("fp8" if m.group(3) else "bf16")
+    return int(n), w, kv
 
 
 class _Strict(BaseModel):
