@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from planner.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
-from planner.schema import Plan, Slo, precision_suffix
+from planner.schema import Plan, Slo
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM.")
@@ -24,6 +24,8 @@ console = stdout_console()
 
 def plan_table(plan: Plan, title: str = "Plan") -> Table:
     """Pools of a plan with utilization and the predicted percentiles of the classes they serve."""
+    from planner.schema import precision_suffix
+
     t = Table(title=title)
     for col, just in (("model", "left"), ("role", "left"), ("GPU", "left"), ("tp", "right"), ("replicas", "right"),
                       ("GPUs", "right"), ("$/h", "right"), ("util", "right"), ("TTFT ms", "right"), ("ITL ms", "right"), ("laws", "left")):

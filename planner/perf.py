@@ -55,9 +55,8 @@ import pandas as pd
 from planner.catalog import PROFILES_DIR, Catalog
 from planner.commlaw import AllReduceTable, load_allreduce
 from planner.errors import InputError
-from planner.perffit import FitReport, fit_decode, fit_decode_moe, fit_prefill, fit_prefill_client
-from planner.profiledata import LAW_PREFERENCE, Profile, central_points, iter_profiles, law_source
-from planner.schema import Dtype, LawSource, ModelSpec, precision_suffix
+from planner.perffit import FitReport, fit_decode, fit_prefill
+from planner.profiledata import Profile, central_points, iter_profiles
 from planner.roofline import (
     DEFAULT_EFFICIENCY,
     Efficiency,
@@ -69,6 +68,9 @@ from planner.roofline import (
     predict_ms,
     prefill_parts,
 )
+from planner.perffit import fit_decode_moe, fit_prefill_client  # precision and overhead terms
+from planner.profiledata import LAW_PREFERENCE, law_source
+from planner.schema import Dtype, LawSource, ModelSpec, precision_suffix
 
 log = logging.getLogger(__name__)
 

@@ -93,6 +93,11 @@ def _forbidden_pairs(variants: list[Variant], fleet: Fleet) -> frozenset[tuple[s
                      if p.kv_dtype != d.kv_dtype or (lim.pairing_restricted and lim.pair_forbidden(p.gpu, p.tp, d.gpu, d.tp)))
 
 
+def _kv_bytes_ratio(catalog: Catalog, vp: VariantPerf) -> float:
+    """bf16 KV bytes per token of the variant's model over the variant's (2 for an FP8 KV cache)."""
+    return catalog.model(vp.model).kv_bytes_per_token / catalog.model(vp.model).with_precision("bf16", vp.kv_dtype).kv_bytes_per_token
+
+
 def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,
                    objective: str = "cost", utilization: dict[str, float] | None = None) -> Instance:
     """Variants, capacities and the ILP problem for `workload` on `fleet` (pure apart from the laws).
@@ -164,11 +169,6 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
         forbidden_pairs=_forbidden_pairs([inst.variants[s.id] for s in specs], fleet),
     )
     return inst
-
-
-def _kv_bytes_ratio(catalog: Catalog, vp: VariantPerf) -> float:
-    """bf16 KV bytes per token of the variant's model over the variant's (2 for an FP8 KV cache)."""
-    return catalog.model(vp.model).kv_bytes_per_token / catalog.model(vp.model).with_precision("bf16", vp.kv_dtype).kv_bytes_per_token
 
 
 def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = None, catalog: Catalog | None = None,
