@@ -367,3 +367,34 @@ def test_the_vllm_profilers_format_loads(cat: Catalog) -> None:
     # the emulator's laws (prefill 20 ms + 0.03 ms/token, decode 20 ms + 0.1 ms/seq) come back
     assert vp.prefill_ms(2048, 1) == pytest.approx(20.0 + 0.03 * 2048 + 1e-6 * 2048**2, rel=0.1)
     assert vp.decode_step_ms(1, 256) == pytest.approx(20.1, rel=0.05)
+
+
+def test_simulator_adds_the_ttft_overhead_to_every_request() -> None:
+    """The frontend's per-request latency delays each request before the engine sees it: TTFT grows
+    by it, the engines' work (and so ITL) does not change."""
+    from planner.perf import VariantPerf
+    from planner.schema import ModelPlan, Plan, PoolPlan, SolverInfo
+    from planner.simulate.arrivals import poisson_arrivals
+    from planner.simulate.fleet import FleetSimulator
+    from planner.simulate.report import build_report
+
+    base = VariantPerf(model="m", gpu="H100", tp=1, source="prior", prefill_a_ms=15.0, prefill_b_ms_per_token=0.06,
+                       prefill_c_ms_per_token2=2e-6, decode_alpha_ms=7.0, decode_beta_ms_per_seq=0.05,
+                       decode_gamma_ms_per_token=5e-5, kv_capacity_tokens=300_000, kv_bytes_per_token=131072, kv_link_gb_s=50.0)
+    wl = Workload.model_validate({"models": {"m": {"slo": {"ttft_ms": 400, "itl_ms": 20}}},
+                                  "classes": [{"id": "c", "model": "m", "isl": 1000, "osl": 50, "rate_rps": 2}]})
+    pools = [PoolPlan(id=f"m/{r}/H100/tp1", role=r, gpu="H100", tp=1, replicas=1, gpus=1, cost_per_hour=1.0, utilization=0.5)
+             for r in ("prefill", "decode")]
+    plan = Plan(solver=SolverInfo(backend="test", status="optimal"),
+                models={"m": ModelPlan(pools=pools, routing={"c": {p.id: 1.0 for p in pools}}, predicted={})})
+    out = {}
+    for over in (0.0, 12.0):
+        vp = dataclasses.replace(base, ttft_overhead_ms=over)
+        arr = poisson_arrivals(wl, 60, np.random.default_rng(5))
+        sim = FleetSimulator.from_plan(plan, lambda model, gpu, tp: vp, arr, wl, seed=1)
+        sim.run()
+        out[over] = build_report(sim).requests
+    done = (out[12.0].finished & out[0.0].finished).to_numpy()  # the last one may still run at the end
+    assert done.sum() > 100
+    assert (out[12.0].ttft_ms - out[0.0].ttft_ms).to_numpy()[done] == pytest.approx(12.0, abs=1e-6)
+    assert out[12.0].itl_ms.to_numpy()[done] == pytest.approx(out[0.0].itl_ms.to_numpy()[done])
