@@ -27,7 +27,7 @@ from typing import Any, Callable, Protocol
 
 from controllers.discover import GPU_NODE_LABELS, LabelScheme, Target, discover, gpu_named, preset_scheme
 from planner.errors import InputError
-from planner.schema import Variant
+from planner.schema import Variant, parse_tp_part
 
 log = logging.getLogger("pd_planner.controller.actuate")
 
@@ -86,10 +86,13 @@ def integer_weights(shares: list[float], total: int = HTTPROUTE_WEIGHT_TOTAL) ->
 
 
 def pool_id_from_labels(labels: dict[str, str]) -> str | None:
-    """model/role/gpu/tpN from the pd-planner.io labels; None when any is missing or malformed."""
+    """model/role/gpu/tpN[-fp8][-kvfp8] from the pd-planner.io labels (the tp label may carry the
+    precision suffix, e.g. "tp1-fp8"); None when any is missing or malformed."""
     try:
+        tp_label = labels[LABEL_TP]
+        tp, w, kv = parse_tp_part(tp_label if tp_label.startswith("tp") else f"tp{tp_label}")
         v = Variant(model=labels[LABEL_MODEL], role=labels[LABEL_ROLE], gpu=labels[LABEL_GPU],  # type: ignore[arg-type]
-                    tp=int(labels[LABEL_TP].removeprefix("tp")))
+                    tp=tp, weight_dtype=w, kv_dtype=kv)
     except (KeyError, ValueError):
         return None
     return v.id

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from planner.perf import VariantPerf
+from planner.perf import VariantPerf, lookup_variant_perf
 
 
 class PerfSource(Protocol):
@@ -114,6 +114,7 @@ def scale_perf(vp: VariantPerf, ttft_factor: float, itl_factor: float) -> Varian
         decode_alpha_ms=vp.decode_alpha_ms * itl_factor,
         decode_beta_ms_per_seq=vp.decode_beta_ms_per_seq * itl_factor,
         decode_gamma_ms_per_token=vp.decode_gamma_ms_per_token * itl_factor,
+        decode_moe_ms=vp.decode_moe_ms * itl_factor,
     )
 
 
@@ -124,8 +125,8 @@ class CorrectedPerf:
         self._base = base
         self._corr = corrections
 
-    def get(self, model: str, gpu: str, tp: int) -> VariantPerf | None:
-        vp = self._base.get(model, gpu, tp)
+    def get(self, model: str, gpu: str, tp: int, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> VariantPerf | None:
+        vp = lookup_variant_perf(self._base.get, model, gpu, tp, weight_dtype, kv_dtype)
         if vp is None:
             return None
         f_t, f_i = self._corr.factor("ttft", model), self._corr.factor("itl", model)
@@ -167,7 +168,7 @@ def predict_at_load(
         if w <= 0 or n <= 0:
             continue
         v = Variant.parse(pid)
-        vp = perf.get(v.model, v.gpu, v.tp)
+        vp = lookup_variant_perf(perf.get, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)
         if vp is None:
             continue
         # the observed operating point may lie outside the profiled range: the plan itself already

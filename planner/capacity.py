@@ -159,7 +159,8 @@ def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: 
     # Half a step: the mean residual of the decode replica's step cycle at a random arrival.
     kv = perf.kv_transfer_ms(isl) + 0.5 * perf.decode_step_ms(1.0, isl) if kv_transfer else 0.0
     b, _, _ = _prefill_batch(perf, isl, rate_rps)
-    return Latency(ttft_ms=wait + t_batch + kv, batch=b, utilization=util)
+    # ttft_overhead_ms: the frontend's fixed per-request latency (planner.perf), no GPU time.
+    return Latency(ttft_ms=perf.ttft_overhead_ms + wait + t_batch + kv, batch=b, utilization=util)
 
 
 def _decode_batch_mean(perf: VariantPerf, rate_rps: float, osl: float, ctx: float, stretch: float = 1.0) -> float:
@@ -168,7 +169,21 @@ def _decode_batch_mean(perf: VariantPerf, rate_rps: float, osl: float, ctx: floa
     denom = 1000.0 - rate_rps * osl * slope * stretch
     if denom <= 0.0:
         return math.inf
-    return rate_rps * osl * perf.decode_alpha_ms * stretch / denom
+    return _batch_fixed_point(perf, rate_rps * osl * stretch / denom)
+
+
+def _batch_fixed_point(perf: VariantPerf, k: float) -> float:
+    """N = k · fixed(N): alpha for dense laws (closed form); a MoE law's fixed part grows with the
+    experts N touches (concave, bounded), so iterate from N = k·alpha; it rises monotonically."""
+    n = k * perf.decode_alpha_ms
+    if perf.decode_moe_ms <= 0.0:
+        return n
+    for _ in range(200):
+        nxt = k * perf.decode_fixed_ms(n)
+        if abs(nxt - n) <= 1e-9 * max(1.0, n):
+            return nxt
+        n = nxt
+    return n
 
 
 def _batch_quantile(mean_batch: float, percentile: float) -> float:
@@ -202,7 +217,7 @@ def _mixed_decode_batch(perf: VariantPerf, rate_rps: float, osl: float, ctx: flo
     denom = 1.0 - lam_steps * slope
     if denom <= 0.0:
         return math.inf
-    return lam_steps * perf.decode_alpha_ms / denom
+    return _batch_fixed_point(perf, lam_steps / denom)
 
 
 def _generalized_poisson_quantile(theta: float, eta: float, percentile: float) -> float:
@@ -297,7 +312,7 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     chunk_cap_ms = perf.prefill_b_ms_per_token * chunk_tokens + perf.prefill_c_ms_per_token2 * chunk_tokens * isl
     itl = min(itl, perf.decode_step_ms(n_p, ctx) + chunk_cap_ms)
     return Latency(
-        ttft_ms=wait + t_step,
+        ttft_ms=perf.ttft_overhead_ms + wait + t_step,
         itl_ms=itl,
         batch=n_p,
         utilization=max(rho_eff, n / perf.max_num_seqs),

@@ -24,6 +24,8 @@ console = stdout_console()
 
 def plan_table(plan: Plan, title: str = "Plan") -> Table:
     """Pools of a plan with utilization and the predicted percentiles of the classes they serve."""
+    from planner.schema import precision_suffix
+
     t = Table(title=title)
     for col, just in (("model", "left"), ("role", "left"), ("GPU", "left"), ("tp", "right"), ("replicas", "right"),
                       ("GPUs", "right"), ("$/h", "right"), ("util", "right"), ("TTFT ms", "right"), ("ITL ms", "right"), ("laws", "left")):
@@ -32,10 +34,10 @@ def plan_table(plan: Plan, title: str = "Plan") -> Table:
         for p in mp.pools:
             pct = next((mp.predicted[c].percentile for c, w in mp.routing.items() if w.get(p.id, 0) > 0 and c in mp.predicted), None)
             ttft, itl = p.ttft_ms, p.itl_ms
-            t.add_row(model, p.role, p.gpu, str(p.tp), str(p.replicas), str(p.gpus), f"{p.cost_per_hour:,.2f}",
+            t.add_row(model, p.role, p.gpu, f"{p.tp}{precision_suffix(p.weight_dtype, p.kv_dtype)}", str(p.replicas), str(p.gpus), f"{p.cost_per_hour:,.2f}",
                       f"{p.utilization:.0%}",
                       f"{ttft:.0f} (p{pct:g})" if ttft is not None and pct else "-",
-                      f"{itl:.1f} (p{pct:g})" if itl is not None and pct else "-", p.source)
+                      f"{itl:.1f} (p{pct:g})" if itl is not None and pct else "-", p.law_source or p.source)
     return t
 
 

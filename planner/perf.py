@@ -5,8 +5,27 @@ Laws (DESIGN.md), fitted on measured profiles where they exist, else a roofline 
   decode step time         t_d = alpha + beta * batch + gamma * sum(context)   [ms]
 KV transfer of one prompt:   isl * kv_bytes_per_token / link + fixed latency.
 
+A variant is (model, GPU, tp, weight dtype, KV dtype); bf16/bf16 unless a profile or a pool id
+says fp8 (``tp<N>-fp8``, ``-kvfp8``). FP8 weights halve the linear layers' bytes and run their GEMMs
+at the FP8 tensor-core peak; an FP8 KV cache halves KV bytes, so KV capacity about doubles.
+
+Overheads (terms of the laws, fitted, non-negative):
+- ``ttft_overhead_ms``: fixed per-request latency outside the engine's forward passes (HTTP
+  frontend, tokenization, scheduling, detokenization of the first token). It adds to every TTFT but
+  occupies no GPU time. The vLLM profiler times a prefill step inside the engine (``ttft_ms``) and,
+  for some points, the TTFT a client sees on an idle server (``ttft_e2e_ms``): the overhead is the
+  median difference (:func:`measured_ttft_overhead`). A vLLM profile whose prefill rows are client
+  TTFTs (no ``ttft_e2e_ms``) gets what its smallest prefill exceeds a decode step of batch 1 (both
+  read the weights once; :func:`planner.perffit.fit_prefill_client`), the law fitted on the rest. Laws from
+  other sources (torch reference, Splitwise, prior) measured no frontend and get the median of the
+  vLLM profiles' values, else :data:`DEFAULT_TTFT_OVERHEAD_MS`.
+- the per-step scheduling cost is a term of the roofline (``Efficiency.*_step_overhead_ms``,
+  fitted across models of different depth) and is inside the measured laws' intercepts.
+
 Where the laws come from (:class:`PerfModel`):
-- **measured**: a profile directory ``<profiles>/<model>/<gpu>/tp<N>/`` exists. The laws are fitted
+- **measured**: a profile directory ``<profiles>/<model>/<gpu>/tp<N>[-fp8][-kvfp8]/[vllm/]`` exists;
+  with several profiles of a variant the vLLM-measured one wins (``profiledata.LAW_PREFERENCE``) and
+  ``law_source`` says which was used (measured-vllm, measured-torch, splitwise). The laws are fitted
   with non-negative least squares on the central value of every measured point
   (:mod:`planner.perffit`); KV capacity, max_num_seqs and the token budget come from its meta.yaml.
   The measured ranges are kept; a query beyond them warns (:class:`ExtrapolationWarning`) once per
@@ -21,16 +40,17 @@ Where the laws come from (:class:`PerfModel`):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import logging
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from planner.catalog import PROFILES_DIR, Catalog
 from planner.commlaw import AllReduceTable, load_allreduce
@@ -49,6 +69,9 @@ from planner.roofline import (
     predict_ms,
     prefill_parts,
 )
+from planner.perffit import fit_decode_moe, fit_prefill_client  # precision and overhead terms
+from planner.profiledata import LAW_PREFERENCE, law_source
+from planner.schema import Dtype, LawSource, ModelSpec, precision_suffix
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +93,13 @@ PRIOR_PREFILL_ISL = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 PRIOR_PREFILL_BATCH = (1, 2, 4, 8)
 PRIOR_DECODE_BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 PRIOR_DECODE_CONTEXT = (512, 1024, 2048, 4096, 8192)
+# Per-request TTFT overhead of vLLM's frontend when no vLLM profile measured one, by the rule of
+# perffit.fit_prefill_client on the facts in shared/tools/vllm-offline/README.md (vLLM 0.26.0, H200,
+# Llama-3.1-8B shapes, CUDA graphs): TTFT 17.4 ms at 128 prompt tokens, ITL 4.86 ms at batch 1;
+# 17.4 - 4.86 = 12.5 ms (issue 10 quotes ~13-19 ms).
+DEFAULT_TTFT_OVERHEAD_MS = 12.5
+VariantKey = tuple[str, str, int, str, str]
+"""(model, gpu, tp, weight dtype, KV dtype)."""
 # Queries this far past the measured maximum are still "inside" (grid rounding); beyond, warn.
 EXTRAPOLATION_SLACK = 1.05
 
@@ -94,15 +124,15 @@ def quiet_extrapolation() -> Iterator[None]:
         _quiet_depth -= 1
 
 
-_warned: set[tuple[str, str, int, str]] = set()
+_warned: set[tuple[str, str, int, str, str]] = set()
 
 
 def _warn_extrapolation(vp: "VariantPerf", axis: str, value: float, limit: float) -> None:
-    key = (vp.model, vp.gpu, vp.tp, axis)
+    key = (vp.model, vp.gpu, vp.tp, vp.precision, axis)
     if _quiet_depth or key in _warned:
         return
     _warned.add(key)
-    msg = (f"{vp.model}/{vp.gpu}/tp{vp.tp}: {axis}={value:g} is beyond the measured range (max {limit:g}); "
+    msg = (f"{vp.model}/{vp.gpu}/tp{vp.tp}{vp.precision}: {axis}={value:g} is beyond the measured range (max {limit:g}); "
            f"the fitted law is extrapolated")
     log.warning(msg)
     warnings.warn(msg, ExtrapolationWarning, stacklevel=3)
@@ -110,7 +140,8 @@ def _warn_extrapolation(vp: "VariantPerf", axis: str, value: float, limit: float
 
 @dataclass(frozen=True)
 class VariantPerf:
-    """Latency laws of one (model, GPU, tp) engine, in ms; `source` says measured or prior."""
+    """Latency laws of one (model, GPU, tp, weight dtype, KV dtype) engine, in ms; `source` says
+    measured or prior, `law_source` which measurement (measured-vllm, measured-torch, splitwise)."""
 
     model: str
     gpu: str
@@ -141,6 +172,33 @@ class VariantPerf:
     max_prefill_batch_measured: int | None = None
     max_decode_batch_measured: int | None = None
     max_context_measured: int | None = None
+    # --- added by the precision/overhead work
+    weight_dtype: Dtype = "bf16"
+    kv_dtype: Dtype = "bf16"
+    law_source: LawSource | None = None
+    """measured-vllm, measured-torch, splitwise, measured or prior (None: unknown, hand-built laws)."""
+    ttft_overhead_ms: float = 0.0
+    """Fixed per-request latency outside the forward passes (frontend); adds to TTFT, not to GPU time."""
+    decode_moe_ms: float = 0.0
+    """MoE: time to read every expert's weights once; a step adds decode_moe_ms x the share of
+    experts its batch touches, 1 - (1 - moe_route_share)^batch (planner.perffit.fit_decode_moe)."""
+    moe_route_share: float = 0.0
+    """experts_per_token / experts of a MoE model; 0 for dense models (no MoE term)."""
+
+    def decode_fixed_ms(self, batch: float) -> float:
+        """The step cost that does not grow linearly with the batch: alpha, plus the experts a MoE batch reads."""
+        if self.decode_moe_ms <= 0.0 or self.moe_route_share <= 0.0:
+            return self.decode_alpha_ms
+        return self.decode_alpha_ms + self.decode_moe_ms * (1.0 - (1.0 - self.moe_route_share) ** max(batch, 0.0))
+
+    @property
+    def precision(self) -> str:
+        """'' for bf16/bf16, else '-fp8' and/or '-kvfp8' (as in pool ids)."""
+        return precision_suffix(self.weight_dtype, self.kv_dtype)
+
+    @property
+    def key(self) -> VariantKey:
+        return (self.model, self.gpu, self.tp, self.weight_dtype, self.kv_dtype)
 
     def prefill_ms(self, isl: float, batch: float = 1.0) -> float:
         """Time to prefill `batch` prompts of `isl` tokens each, in one forward pass."""
@@ -156,7 +214,7 @@ class VariantPerf:
             _warn_extrapolation(self, "decode batch", batch, self.max_decode_batch_measured)
         if self.max_context_measured is not None and context > self.max_context_measured * EXTRAPOLATION_SLACK:
             _warn_extrapolation(self, "context", context, self.max_context_measured)
-        return self.decode_alpha_ms + self.decode_beta_ms_per_seq * batch + self.decode_gamma_ms_per_token * batch * context
+        return self.decode_fixed_ms(batch) + self.decode_beta_ms_per_seq * batch + self.decode_gamma_ms_per_token * batch * context
 
     def kv_transfer_ms(self, isl: float, peer_link_gb_s: float | None = None) -> float:
         """Ship one prompt's KV cache to a decode replica; the slower side's link sets the pace."""
@@ -164,32 +222,104 @@ class VariantPerf:
         return self.kv_fixed_ms + isl * self.kv_bytes_per_token / (link * 1e9) * 1e3
 
 
+def lookup_variant_perf(lookup: Callable[..., "VariantPerf | None"], model: str, gpu: str, tp: int,
+                        weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> "VariantPerf | None":
+    """Call a (model, gpu, tp[, weight_dtype, kv_dtype]) lookup; bf16/bf16 variants pass three
+    arguments only, so lookups written before precision existed keep working."""
+    if weight_dtype == "bf16" and kv_dtype == "bf16":
+        return lookup(model, gpu, tp)
+    return lookup(model, gpu, tp, weight_dtype, kv_dtype)
+
+
 # --------------------------------------------------------------------------- building blocks
-def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None) -> list[Observation]:
-    """A profile's central points with their ideal roofline parts (for calibration)."""
-    model, gpu, tp = catalog.model(profile.meta.model), catalog.gpu(profile.meta.gpu), profile.meta.tp
+def model_of(catalog: Catalog, name: str, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> ModelSpec:
+    """The catalog's model served at this precision (sizes per weight and per KV element)."""
+    return catalog.model(name).with_precision(weight_dtype, kv_dtype)
+
+
+TTFT_E2E_COLUMN = "ttft_e2e_ms"
+"""Optional prefill.csv column of the vLLM profiler: client-side TTFT of the point on an idle server."""
+
+
+def measured_ttft_overhead(prefill: "pd.DataFrame") -> float | None:
+    """Median of ttft_e2e_ms - ttft_ms over the rows that have both (>= 0); None without such rows."""
+    if TTFT_E2E_COLUMN not in prefill.columns:
+        return None
+    rows = prefill[prefill[TTFT_E2E_COLUMN].notna()]
+    if "stat" in rows.columns:
+        rows = rows[rows["stat"].astype(str).str.strip().str.lower().isin(("median", "p50", "mean", "sample"))]
+    if rows.empty:
+        return None
+    return max(0.0, float(np.median(rows[TTFT_E2E_COLUMN].astype(float) - rows["ttft_ms"].astype(float))))
+
+
+def client_ttft_rows(profile: Profile) -> bool:
+    """Whether a profile's prefill rows are client TTFTs (overhead included): vLLM-measured without
+    the profiler's separate step timing (ttft_e2e_ms)."""
+    return law_source(profile.meta) == "measured-vllm" and measured_ttft_overhead(profile.prefill) is None
+
+
+def route_share(model: ModelSpec) -> float:
+    """experts_per_token / experts (0 for dense models): the shape of the MoE decode term."""
+    return model.moe.experts_per_token / model.moe.experts if model.moe is not None else 0.0
+
+
+def _fit_decode(batch: np.ndarray, context: np.ndarray, itl_ms: np.ndarray,
+                share: float) -> tuple[tuple[float, float, float, float], FitReport]:
+    """The decode law with the MoE term for MoE models, the linear law (moe = 0) for dense ones."""
+    if share > 0:
+        return fit_decode_moe(batch, context, itl_ms, share)
+    (al, be, ga), rep = fit_decode(batch, context, itl_ms)
+    return (al, be, ga, 0.0), rep
+
+
+def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None,
+                 ttft_overhead_ms: float = 0.0) -> list[Observation]:
+    """A profile's central points with their ideal roofline parts (for calibration).
+
+    `ttft_overhead_ms` is taken off the prefill times first: the roofline models GPU time only."""
+    meta = profile.meta
+    model, gpu, tp = model_of(catalog, meta.model, meta.weight_dtype, meta.kv_dtype), catalog.gpu(meta.gpu), meta.tp
     ar = (allreduce or {}).get(profile.meta.gpu)
     pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
+    ttft = np.maximum(pre.ttft_ms.to_numpy() - ttft_overhead_ms, 0.05 * pre.ttft_ms.to_numpy())
     return [
-        Observation("prefill", prefill_parts(model, gpu, tp, pre.isl.to_numpy(), pre.batch.to_numpy(), ar), pre.ttft_ms.to_numpy()),
+        Observation("prefill", prefill_parts(model, gpu, tp, pre.isl.to_numpy(), pre.batch.to_numpy(), ar), ttft),
         Observation("decode", decode_parts(model, gpu, tp, dec.batch.to_numpy(), dec.context_tokens.to_numpy(), ar),
                     dec.itl_ms.to_numpy()),
     ]
 
 
-def fit_profile(profile: Profile, catalog: Catalog) -> tuple[VariantPerf, FitReport, FitReport]:
-    """Measured VariantPerf of one profile, with the prefill and decode fit reports."""
+def fit_profile(profile: Profile, catalog: Catalog,
+                default_ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS) -> tuple[VariantPerf, FitReport, FitReport]:
+    """Measured VariantPerf of one profile, with the prefill and decode fit reports.
+
+    A vLLM-measured profile's TTFT overhead is fitted (:func:`planner.perffit.fit_prefill_client`);
+    other sources measured no frontend and get `default_ttft_overhead_ms`."""
     meta = profile.meta
-    model, gpu = catalog.model(meta.model), catalog.gpu(meta.gpu)
+    model, gpu = model_of(catalog, meta.model, meta.weight_dtype, meta.kv_dtype), catalog.gpu(meta.gpu)
     pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
-    (a, b, c), prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
-    (al, be, ga), drep = fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy())
+    share = route_share(model)
+    (al, be, ga, moe), drep = _fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy(), share)
+    src = law_source(meta)
+    step_timed = measured_ttft_overhead(profile.prefill) if src == "measured-vllm" else None
+    if step_timed is not None:  # ttft_ms is the engine's prefill step; the overhead measured beside it
+        (a, b, c), prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
+        over = step_timed
+    elif src == "measured-vllm":
+        (a, b, c), prep, over = fit_prefill_client(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(),
+                                                   (al, be, ga, moe), share)
+    else:
+        (a, b, c), prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
+        over = default_ttft_overhead_ms
     vp = VariantPerf(
         model=meta.model, gpu=meta.gpu, tp=meta.tp, source="measured",
+        weight_dtype=meta.weight_dtype, kv_dtype=meta.kv_dtype, law_source=src, ttft_overhead_ms=over,
         prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c,
         decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
+        decode_moe_ms=moe, moe_route_share=share if moe > 0 else 0.0,
         kv_capacity_tokens=meta.kv_capacity_tokens,
         kv_bytes_per_token=kv_bytes_per_token_replica(model, meta.tp),
         kv_link_gb_s=gpu.kv_link_gb_s * meta.tp,
@@ -203,12 +333,14 @@ def fit_profile(profile: Profile, catalog: Catalog) -> tuple[VariantPerf, FitRep
 
 
 def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff: Efficiency = DEFAULT_EFFICIENCY,
-                  allreduce: AllReduceTable | None = None) -> tuple[VariantPerf, FitReport, FitReport] | None:
-    """Roofline-prior VariantPerf of (model, gpu, tp), or None when it can't run (see module docstring).
+                  allreduce: AllReduceTable | None = None, weight_dtype: Dtype = "bf16", kv_dtype: Dtype = "bf16",
+                  ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS) -> tuple[VariantPerf, FitReport, FitReport] | None:
+    """Roofline-prior VariantPerf of (model, gpu, tp, weight dtype, KV dtype), or None when it can't
+    run (see module docstring).
 
     The returned fit reports say how well the linear laws follow the roofline on the default grid.
     """
-    model, gpu = catalog.model(model_name), catalog.gpu(gpu_name)
+    model, gpu = model_of(catalog, model_name, weight_dtype, kv_dtype), catalog.gpu(gpu_name)
     if tp > gpu.gpus_per_node or model.heads % tp != 0:
         return None
     kv = kv_capacity_tokens(model, gpu, tp, max_batched_tokens=DEFAULT_MAX_BATCHED_TOKENS, max_num_seqs=DEFAULT_MAX_NUM_SEQS)
@@ -223,31 +355,61 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     t_pre = predict_ms(prefill_parts(model, gpu, tp, isl, pb, allreduce), eff, "prefill")
     t_dec = predict_ms(decode_parts(model, gpu, tp, db, ctx, allreduce), eff, "decode")
     (a, b, c), prep = fit_prefill(isl, pb, t_pre)
-    (al, be, ga), drep = fit_decode(db, ctx, t_dec)
+    share = route_share(model)
+    (al, be, ga, moe), drep = _fit_decode(db, ctx, t_dec, share)
     vp = VariantPerf(
         model=model_name, gpu=gpu_name, tp=tp, source="prior",
+        weight_dtype=weight_dtype, kv_dtype=kv_dtype, law_source="prior", ttft_overhead_ms=ttft_overhead_ms,
         prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c,
         decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
+        decode_moe_ms=moe, moe_route_share=share if moe > 0 else 0.0,
         kv_capacity_tokens=kv, kv_bytes_per_token=kv_bytes_per_token_replica(model, tp),
         kv_link_gb_s=gpu.kv_link_gb_s * tp,
     )
     return vp, prep, drep
 
 
+def preferred_profiles(profiles: list[Profile]) -> tuple[dict[VariantKey, Profile], dict[VariantKey, list[LawSource]]]:
+    """The profile the model uses per variant (``LAW_PREFERENCE``: vLLM-measured first), and every
+    variant's available law sources, preferred first. Two profiles of one variant from the same
+    source are ambiguous: an InputError naming both."""
+    by_key: dict[VariantKey, list[Profile]] = {}
+    for p in profiles:
+        m = p.meta
+        by_key.setdefault((m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype), []).append(p)
+    chosen: dict[VariantKey, Profile] = {}
+    alts: dict[VariantKey, list[LawSource]] = {}
+    for key, ps in by_key.items():
+        ps = sorted(ps, key=lambda p: LAW_PREFERENCE.index(law_source(p.meta)))
+        srcs = [law_source(p.meta) for p in ps]
+        if len(set(srcs)) < len(srcs):
+            dup = [p for p in ps if srcs.count(law_source(p.meta)) > 1]
+            raise InputError(str(dup[1].path / "meta.yaml"), "backend",
+                             f"two {law_source(dup[1].meta)} profiles of one variant ({dup[0].path} and {dup[1].path}); keep one")
+        chosen[key] = ps[0]
+        alts[key] = srcs
+    return chosen, alts
+
+
 # --------------------------------------------------------------------------- the model
 @dataclass
 class PerfModel:
-    """Latency laws of every (model, GPU, tp): measured where profiled, calibrated roofline prior elsewhere."""
+    """Latency laws of every variant (model, GPU, tp, weight dtype, KV dtype): measured where
+    profiled (the preferred profile where several exist), calibrated roofline prior elsewhere."""
 
     catalog: Catalog
-    measured: dict[tuple[str, str, int], VariantPerf]
+    measured: dict[VariantKey, VariantPerf]
     efficiency: Efficiency
-    fit_reports: dict[tuple[str, str, int], tuple[FitReport, FitReport]] = field(default_factory=dict)
-    """(model, gpu, tp) -> (prefill, decode) fit reports: of measured fits, and of priors once queried."""
+    fit_reports: dict[VariantKey, tuple[FitReport, FitReport]] = field(default_factory=dict)
+    """variant key -> (prefill, decode) fit reports: of measured fits, and of priors once queried."""
     profiles_dir: str | None = None
     allreduce: dict[str, AllReduceTable] = field(default_factory=dict)
     """Measured tensor-parallel all-reduce times per GPU type (<profiles>/allreduce/<gpu>/), for the prior."""
-    _cache: dict[tuple[str, str, int], VariantPerf | None] = field(default_factory=dict, repr=False)
+    ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS
+    """Per-request frontend overhead given to laws that did not measure one (median of the vLLM profiles')."""
+    alternatives: dict[VariantKey, list[LawSource]] = field(default_factory=dict)
+    """variant key -> the law sources of every profile found for it, preferred first."""
+    _cache: dict[VariantKey, VariantPerf | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, catalog: Catalog | None = None, profiles_dir: str | os.PathLike[str] | None = None) -> "PerfModel":
@@ -265,37 +427,55 @@ class PerfModel:
 
     @classmethod
     def from_profiles(cls, catalog: Catalog, profiles: list[Profile], profiles_dir: str | None = None,
-                      allreduce: dict[str, AllReduceTable] | None = None) -> "PerfModel":
-        measured: dict[tuple[str, str, int], VariantPerf] = {}
-        reports: dict[tuple[str, str, int], tuple[FitReport, FitReport]] = {}
-        obs: list[Observation] = []
+                      allreduce: dict[str, AllReduceTable] | None = None,
+                      calibrate_on: Literal["engines", "all"] = "engines") -> "PerfModel":
+        """Fit the preferred profile of every variant and calibrate the prior on them (GPU time:
+        the fitted TTFT overheads are taken off vLLM-measured prefill rows first).
+
+        calibrate_on="engines" (default): once any vLLM-measured profile exists, the prior is
+        calibrated on serving engines only (vLLM, Splitwise's engine, other engines), not on the
+        torch reference decoder, whose attention is 1.65-2x slower than vLLM's kernels (issue 10):
+        the prior predicts what vLLM would do. "all": every preferred profile."""
         for p in profiles:
             for name, known in ((p.meta.model, catalog.models), (p.meta.gpu, catalog.gpus)):
                 if name not in known:
                     field_name = "model" if known is catalog.models else "gpu"
                     raise InputError(str(p.path / "meta.yaml"), field_name,
                                      f"'{name}' is not in the catalog; known: {', '.join(sorted(known))}")
-            vp, prep, drep = fit_profile(p, catalog)
-            check_fit_support(p.path, prep, drep)  # too few points: refuse, not a degenerate law
-            key = (vp.model, vp.gpu, vp.tp)
+        chosen, alternatives = preferred_profiles(profiles)
+        fits = {key: fit_profile(p, catalog) for key, p in chosen.items()}
+        vllm_over = [vp.ttft_overhead_ms for vp, _, _ in fits.values() if vp.law_source == "measured-vllm"]
+        over = float(np.median(vllm_over)) if vllm_over else DEFAULT_TTFT_OVERHEAD_MS
+        measured: dict[VariantKey, VariantPerf] = {}
+        reports: dict[VariantKey, tuple[FitReport, FitReport]] = {}
+        obs: list[Observation] = []
+        for key, (vp, prep, drep) in fits.items():
+            check_fit_support(chosen[key].path, prep, drep)  # too few points: refuse, not a degenerate law
+            if vp.law_source != "measured-vllm":
+                vp = replace(vp, ttft_overhead_ms=over)
             measured[key] = vp
             reports[key] = (prep, drep)
-            obs.extend(observations(p, catalog, allreduce))
-        names = sorted({f"{m}/{g}" for m, g, _ in measured})
-        eff = calibrate(obs, source=f"calibrated on {len(measured)} profiles ({', '.join(names)})") if obs else DEFAULT_EFFICIENCY
+        skip_torch = calibrate_on == "engines" and bool(vllm_over)
+        used = [key for key in fits if not (skip_torch and measured[key].law_source == "measured-torch")]
+        for key in used:
+            took_off = measured[key].ttft_overhead_ms if client_ttft_rows(chosen[key]) else 0.0
+            obs.extend(observations(chosen[key], catalog, allreduce, ttft_overhead_ms=took_off))
+        names = sorted({f"{k[0]}/{k[1]}" for k in used})
+        eff = calibrate(obs, source=f"calibrated on {len(used)} profiles ({', '.join(names)})") if obs else DEFAULT_EFFICIENCY
         return cls(catalog=catalog, measured=measured, efficiency=eff, fit_reports=reports, profiles_dir=profiles_dir,
-                   allreduce=dict(allreduce or {}))
+                   allreduce=dict(allreduce or {}), ttft_overhead_ms=over, alternatives=alternatives)
 
-    def is_measured(self, model: str, gpu: str, tp: int) -> bool:
-        return (model, gpu, tp) in self.measured
+    def is_measured(self, model: str, gpu: str, tp: int, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> bool:
+        return (model, gpu, tp, weight_dtype, kv_dtype) in self.measured
 
-    def get(self, model: str, gpu: str, tp: int) -> VariantPerf | None:
-        """Laws of (model, gpu, tp): the measured fit, else the calibrated prior; None if it can't run."""
-        key = (model, gpu, tp)
+    def get(self, model: str, gpu: str, tp: int, weight_dtype: Dtype = "bf16", kv_dtype: Dtype = "bf16") -> VariantPerf | None:
+        """Laws of the variant: the measured fit, else the calibrated prior; None if it can't run."""
+        key = (model, gpu, tp, weight_dtype, kv_dtype)
         if key in self.measured:
             return self.measured[key]
         if key not in self._cache:
-            got = prior_variant(model, gpu, tp, self.catalog, self.efficiency, self.allreduce.get(gpu))
+            got = prior_variant(model, gpu, tp, self.catalog, self.efficiency, self.allreduce.get(gpu),
+                                weight_dtype=weight_dtype, kv_dtype=kv_dtype, ttft_overhead_ms=self.ttft_overhead_ms)
             if got is None:
                 self._cache[key] = None
             else:
@@ -303,9 +483,10 @@ class PerfModel:
                 self.fit_reports[key] = (got[1], got[2])
         return self._cache[key]
 
-    def roofline_ms(self, model: str, gpu: str, tp: int, phase: Literal["prefill", "decode"], x: float, y: float) -> float:
-        """Calibrated roofline time of one point (prefill: x=isl, y=batch; decode: x=batch, y=context)."""
-        m, g = self.catalog.model(model), self.catalog.gpu(gpu)
+    def roofline_ms(self, model: str, gpu: str, tp: int, phase: Literal["prefill", "decode"], x: float, y: float,
+                    weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> float:
+        """Calibrated roofline time of one point (prefill: x=isl, y=batch; decode: x=batch, y=context), GPU time."""
+        m, g = model_of(self.catalog, model, weight_dtype, kv_dtype), self.catalog.gpu(gpu)
         ar = self.allreduce.get(gpu)
         parts = prefill_parts(m, g, tp, [x], [y], ar) if phase == "prefill" else decode_parts(m, g, tp, [x], [y], ar)
         return float(predict_ms(parts, self.efficiency, phase)[0])

@@ -67,6 +67,56 @@ def fit_prefill(isl: np.ndarray, batch: np.ndarray, ttft_ms: np.ndarray) -> tupl
     return (float(coef[0]), float(coef[1]), float(coef[2])), rep
 
 
+def experts_touched(batch: np.ndarray | float, route_share: float) -> np.ndarray:
+    """Expected share of a MoE layer's experts a batch of `batch` tokens reads: 1 - (1 - k/E)^batch
+    (uniform routing; `route_share` = k/E, 0 for dense models -> 0)."""
+    b = np.asarray(batch, dtype=float)
+    if route_share <= 0:
+        return np.zeros_like(b)
+    return 1.0 - (1.0 - route_share) ** np.maximum(b, 0.0)
+
+
+def fit_decode_moe(batch: np.ndarray, context: np.ndarray, itl_ms: np.ndarray,
+                   route_share: float) -> tuple[tuple[float, float, float, float], FitReport]:
+    """(alpha, beta, gamma, moe) of t = alpha + beta*batch + gamma*batch*context + moe*touched(batch).
+
+    A MoE decode step reads the weights of the experts its batch touches: that share rises steeply
+    from k/E at batch 1 to ~1 (Qwen3-30B-A3B on vLLM 0.26, H200: ITL 4.12 ms at batch 1, 12.59 at 16;
+    shared/tools/vllm-offline/README.md), a shape no linear term follows. The regressor's shape is
+    known from the catalog (:func:`experts_touched`); its coefficient is fitted, >= 0 like the rest."""
+    batch = np.asarray(batch, dtype=float)
+    design = np.column_stack([decode_design(batch, context), experts_touched(batch, route_share)])
+    coef, rep = _fit(design, itl_ms, "decode alpha + beta*batch + gamma*batch*context + moe*touched(batch)")
+    return (float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])), rep
+
+
+def fit_prefill_client(isl: np.ndarray, batch: np.ndarray, ttft_ms: np.ndarray, decode_coef: tuple[float, ...],
+                       route_share: float = 0.0) -> tuple[tuple[float, float, float], FitReport, float]:
+    """Prefill law and per-request overhead of TTFTs measured at a client (vLLM profiles).
+
+    A client TTFT is overhead + GPU time of the prefill pass. The smallest prompt of the smallest
+    batch is memory bound (it reads the weights once, as a decode step does, and its FLOPs are
+    below the GPU's ridge point), so its GPU time is the decode law at batch 1 and that context:
+    overhead = max(0, TTFT_min - t_decode(1, isl_min)); for a MoE (decode_coef with a 4th, MoE
+    term) the pass reads the experts its isl_min tokens touch, not those of one token. The law is fitted on TTFT - overhead
+    (non-negative least squares as :func:`fit_prefill`); the report's residuals are of the client
+    TTFT (overhead + law). Returns ((a, b, c), report, overhead_ms)."""
+    isl = np.asarray(isl, dtype=float)
+    batch = np.asarray(batch, dtype=float)
+    y = np.asarray(ttft_ms, dtype=float)
+    first = np.lexsort((isl, batch))[0]  # smallest batch, then smallest prompt
+    al, be, ga = decode_coef[:3]
+    moe = decode_coef[3] if len(decode_coef) > 3 else 0.0
+    floor = al + be + ga * isl[first] + moe * float(experts_touched(isl[first] * batch[first], route_share))
+    overhead = max(0.0, float(y[first] - floor))
+    gpu = np.maximum(y - overhead, 0.05 * y)
+    (a, b, c), _ = fit_prefill(isl, batch, gpu)
+    rel = np.abs(overhead + prefill_design(isl, batch) @ np.array([a, b, c]) - y) / y
+    rep = FitReport("prefill overhead + a + b*sum(isl) + c*sum(isl^2)", len(y), (overhead, a, b, c),
+                    float(np.median(rel)), float(rel.max()))
+    return (a, b, c), rep, overhead
+
+
 def fit_decode(batch: np.ndarray, context: np.ndarray, itl_ms: np.ndarray) -> tuple[tuple[float, float, float], FitReport]:
     """(alpha, beta, gamma) of t = alpha + beta*batch + gamma*batch*context, all >= 0, and residuals."""
     coef, rep = _fit(decode_design(batch, context), itl_ms, "decode alpha + beta*batch + gamma*batch*context")

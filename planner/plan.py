@@ -12,13 +12,23 @@ from dataclasses import dataclass
 
 from planner.errors import InputError
 from planner.fileio import load_model, write_model
-from planner.schema import PREFILL_SIDE, Plan
+from planner.schema import PREFILL_SIDE, Plan, Variant
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read and validate a plan file, checking that its routing names its own pools and sums to 1."""
     plan = load_model(Plan, path)
     for model, mp in plan.models.items():
+        for i, p in enumerate(mp.pools):
+            try:
+                v = Variant.parse(p.id)
+            except ValueError as exc:
+                raise InputError(str(path), f"models.{model}.pools[{i}].id", str(exc)) from None
+            got = (v.model, v.role, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)
+            if got != (model, p.role, p.gpu, p.tp, p.weight_dtype, p.kv_dtype):
+                raise InputError(str(path), f"models.{model}.pools[{i}]",
+                                 f"id '{p.id}' disagrees with the pool's model/role/gpu/tp/weight_dtype/kv_dtype "
+                                 f"({model}, {p.role}, {p.gpu}, {p.tp}, {p.weight_dtype}, {p.kv_dtype})")
         roles = {p.id: p.role for p in mp.pools}
         for i, pool in enumerate(mp.pools):
             if pool.replicas < 0 or pool.tp <= 0:
@@ -92,7 +102,8 @@ def explain(plan: Plan) -> list[str]:
         lines.append(f"Model {model}: {pd}")
         for p in mp.pools:
             lines.append(f"  pool {p.id}: {p.replicas} x tp{p.tp} = {p.gpus} GPUs, ${p.cost_per_hour:,.2f}/h, "
-                         f"utilization {p.utilization:.0%} of SLO capacity ({p.source} laws)")
+                         f"utilization {p.utilization:.0%} of SLO capacity ({p.law_source or p.source} laws"
+                         + (f"; weights {p.weight_dtype}, KV cache {p.kv_dtype})" if (p.weight_dtype, p.kv_dtype) != ("bf16", "bf16") else ")"))
         for cid, pr in mp.predicted.items():
             terms = []
             if pr.slo_ttft_ms is not None:

@@ -84,19 +84,25 @@ def _validate(workload: Workload, fleet: Fleet, catalog: Catalog) -> None:
 
 
 def _pair_key(v: Variant, by_tp: bool) -> str:
-    """What the fleet's pairing rules see of a variant: its GPU type, and its TP when they name one."""
-    return f"{v.gpu}/tp{v.tp}" if by_tp else v.gpu
+    """What the fleet's pairing rules see of a variant: its GPU type, and its TP when they name one;
+    an FP8 KV cache is part of the key (its blocks can only go to a decode pool of the same KV dtype)."""
+    return (f"{v.gpu}/tp{v.tp}" if by_tp else v.gpu) + ("/kvfp8" if v.kv_dtype == "fp8" else "")
 
 
 def _forbidden_pairs(variants: list[Variant], fleet: Fleet) -> frozenset[tuple[str, str]]:
-    """(prefill key, decode key) pairs the fleet's limits forbid, over the candidate variants."""
+    """(prefill key, decode key) pairs the fleet's limits forbid, over the candidate variants.
+
+    A KV cache moves prefill -> decode as raw blocks, so pools of different KV dtypes never pair."""
     lim = fleet.limits
-    if not lim.pairing_restricted:
-        return frozenset()
     pre = [v for v in variants if v.role == "prefill"]
     dec = [v for v in variants if v.role == "decode"]
     return frozenset((_pair_key(p, lim.pairing_by_tp), _pair_key(d, lim.pairing_by_tp)) for p in pre for d in dec
-                     if lim.pair_forbidden(p.gpu, p.tp, d.gpu, d.tp))
+                     if p.kv_dtype != d.kv_dtype or (lim.pairing_restricted and lim.pair_forbidden(p.gpu, p.tp, d.gpu, d.tp)))
+
+
+def _kv_bytes_ratio(catalog: Catalog, vp: VariantPerf) -> float:
+    """bf16 KV bytes per token of the variant's model over the variant's (2 for an FP8 KV cache)."""
+    return catalog.model(vp.model).kv_bytes_per_token / catalog.model(vp.model).with_precision("bf16", vp.kv_dtype).kv_bytes_per_token
 
 
 def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,
@@ -122,16 +128,17 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
         too_big: list[str] = []
         for gpu, inv in fleet.gpus.items():
             gpn = catalog.gpu(gpu).gpus_per_node
-            for tp in lim.allowed_tp:
+            # TP sizes x the weight and KV precisions the operator allows (limits.allowed_dtypes; default bf16 only)
+            for tp, wd, kd in ((t, w, k) for t in lim.allowed_tp for w in lim.allowed_dtypes for k in lim.allowed_dtypes):
                 if tp > gpn:  # tensor parallelism stays inside one node's NVLink domain
                     too_wide.append(f"{gpu} (tp{tp} > {gpn} GPUs per node)")
                     continue
-                vp = perf.get(model, gpu, tp)
+                vp = perf.get(model, gpu, tp, wd, kd)
                 if vp is None:  # weights do not fit at this tp
                     too_big.append(f"{gpu} tp{tp}")
                     continue
                 for role in lim.roles:
-                    v = Variant(model=model, role=role, gpu=gpu, tp=tp)
+                    v = Variant(model=model, role=role, gpu=gpu, tp=tp, weight_dtype=wd, kv_dtype=kd)
                     inst.variants[v.id] = v
                     inst.perf[v.id] = vp
                     for c in classes:
@@ -154,7 +161,9 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
             utilization=(utilization or {}).get(vid, lim.utilization),
             max_replicas=lim.max_replicas_per_pool,
             current=current.get(vid, 0),
-            link_bytes_per_s=inst.perf[vid].kv_link_gb_s * 1e9,
+            # Classes state their KV bytes at bf16; a pool whose KV bytes per token are fewer (FP8 KV)
+            # moves that many more requests over the same link, so its link counts in bf16 bytes.
+            link_bytes_per_s=inst.perf[vid].kv_link_gb_s * 1e9 * _kv_bytes_ratio(catalog, inst.perf[vid]),
             pair_key=_pair_key(v, lim.pairing_by_tp),
         ))
     kept = {s.id for s in specs}
@@ -321,6 +330,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
             cost_per_hour=round(n * v.tp * inst.price_per_hour[v.gpu], 4),
             utilization=round(load[vid] / n, 4),
             source=inst.perf[vid].source,
+            weight_dtype=v.weight_dtype, kv_dtype=v.kv_dtype, law_source=inst.perf[vid].law_source,
         )
         plan.gpus[v.gpu] = plan.gpus.get(v.gpu, 0) + n * v.tp
     plan.cost_per_hour = round(sum(p.cost_per_hour for p in pools.values()), 4)

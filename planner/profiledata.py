@@ -1,4 +1,11 @@
-"""Profile directories: ``<root>/<model>/<gpu>/tp<N>/`` with meta.yaml, prefill.csv, decode.csv [, mixed.csv].
+"""Profile directories: ``<root>/<model>/<gpu>/tp<N>[-fp8][-kvfp8]/[vllm/]`` with meta.yaml, prefill.csv,
+decode.csv [, mixed.csv].
+
+The variant directory ``tp<N>[-fp8][-kvfp8]`` names the tensor-parallel size and the precision
+(``-fp8``: FP8 weights, ``-kvfp8``: FP8 KV cache; none: bf16/bf16), which meta.yaml's ``tp``,
+``weight_dtype`` and ``kv_dtype`` must match. A ``vllm/`` subfolder holds a profile measured on real
+vLLM beside the torch-reference one in the variant directory itself; both load, and the
+performance model prefers the vLLM one (:func:`law_source`, :data:`LAW_PREFERENCE`).
 
 Formats (DESIGN.md "Profiler's directory format"), tidy tables with one row per measurement:
 
@@ -26,11 +33,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.errors import InputError
+from planner.schema import LawSource, parse_tp_part, precision_suffix
 from planner.fileio import dump_yaml, parse_model, read_csv, read_yaml, write_atomic, write_csv_atomic
 
 # Allowed drop of a point's central latency below the largest one at smaller work before the file is
@@ -67,7 +76,29 @@ class ProfileMeta(BaseModel):
     backend: str = Field(description="what measured it, e.g. 'vllm' or 'torch' or a cited data set")
     source: str | None = Field(default=None, description="citation of external data")
     device_name: str | None = Field(default=None, description="device name as reported by the driver")
+    weight_dtype: Literal["bf16", "fp8"] = Field(default="bf16", description="weight precision (precision contract)")
+    kv_dtype: Literal["bf16", "fp8"] = Field(default="bf16", description="KV-cache precision (precision contract; bf16 = vLLM 'auto')")
     notes: str | None = None
+
+
+VLLM_SUBDIR = "vllm"
+"""Subfolder of a variant directory holding the profile measured on real vLLM."""
+LAW_PREFERENCE: tuple[LawSource, ...] = ("measured-vllm", "measured", "measured-torch", "splitwise")
+"""Which profile of a variant the performance model uses when several exist, best first: the engine
+that is deployed (vLLM) over other engines over the torch reference decoder (no scheduler, slower
+attention than vLLM's kernels) over the Splitwise data set (2023 engine, no vLLM V1)."""
+
+
+def law_source(meta: ProfileMeta) -> LawSource:
+    """What measured a profile, in the plan's words (measured-vllm, measured-torch, splitwise, measured)."""
+    b = meta.backend.strip().lower()
+    if b == "vllm":
+        return "measured-vllm"
+    if b in ("torch", "torch-ref"):
+        return "measured-torch"
+    if b.startswith("splitwise"):
+        return "splitwise"
+    return "measured"
 
 
 @dataclass(frozen=True)
@@ -81,9 +112,12 @@ class Profile:
     mixed: pd.DataFrame | None = None
 
 
-def profile_dir(root: str | os.PathLike[str], model: str, gpu: str, tp: int) -> Path:
-    """Where the profile of (model, gpu, tp) lives under `root`."""
-    return Path(root) / model / gpu / f"tp{tp}"
+def profile_dir(root: str | os.PathLike[str], model: str, gpu: str, tp: int, weight_dtype: str = "bf16",
+                kv_dtype: str = "bf16", vllm: bool = False) -> Path:
+    """Where the profile of (model, gpu, tp, weight dtype, KV dtype) lives under `root`
+    (its ``vllm/`` subfolder with `vllm`)."""
+    d = Path(root) / model / gpu / f"tp{tp}{precision_suffix(weight_dtype, kv_dtype)}"
+    return d / VLLM_SUBDIR if vllm else d
 
 
 # --------------------------------------------------------------------------- validation
@@ -181,25 +215,31 @@ def load_profile(directory: str | os.PathLike[str]) -> Profile:
     return Profile(path=d, meta=meta, prefill=read_prefill(d / "prefill.csv"), decode=read_decode(d / "decode.csv"), mixed=mixed)
 
 
-_TP_DIR = re.compile(r"^tp(\d+)$")
-
-
 def iter_profiles(root: str | os.PathLike[str]) -> Iterator[Profile]:
-    """Every profile under `root` (``<model>/<gpu>/tp<N>/meta.yaml``), sorted; meta must match the path."""
+    """Every profile under `root` (``<model>/<gpu>/tp<N>[-fp8][-kvfp8]/[vllm/]meta.yaml``), sorted;
+    meta must match the path (model, gpu, tp, weight and KV dtype; ``vllm/`` holds backend vllm)."""
     r = Path(root)
     if not r.is_dir():
         raise InputError(str(r), None, "profile root directory not found")
-    for meta_path in sorted(r.glob("*/*/tp*/meta.yaml")):
+    found = list(r.glob("*/*/tp*/meta.yaml")) + list(r.glob(f"*/*/tp*/{VLLM_SUBDIR}/meta.yaml"))
+    for meta_path in sorted(found):
         d = meta_path.parent
-        m = _TP_DIR.match(d.name)
-        if m is None:
+        in_vllm = d.name == VLLM_SUBDIR
+        variant_dir = d.parent if in_vllm else d
+        try:
+            tp, w, kv = parse_tp_part(variant_dir.name)
+        except ValueError:
             continue
         prof = load_profile(d)
-        expect = {"model": d.parent.parent.name, "gpu": d.parent.name, "tp": int(m.group(1))}
+        expect = {"model": variant_dir.parent.parent.name, "gpu": variant_dir.parent.name, "tp": tp,
+                  "weight_dtype": w, "kv_dtype": kv}
         for key, want in expect.items():
             got = getattr(prof.meta, key)
             if got != want:
-                raise InputError(str(meta_path), key, f"must match the directory layout <model>/<gpu>/tp<N>: expected {want!r}, got {got!r}")
+                raise InputError(str(meta_path), key, "must match the directory layout <model>/<gpu>/tp<N>[-fp8][-kvfp8]: "
+                                                      f"expected {want!r}, got {got!r}")
+        if in_vllm and law_source(prof.meta) != "measured-vllm":
+            raise InputError(str(meta_path), "backend", f"a profile under {VLLM_SUBDIR}/ must have backend 'vllm', got {prof.meta.backend!r}")
         yield prof
 
 

@@ -29,6 +29,7 @@ without profiles, :data:`DEFAULT_EFFICIENCY` applies.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,10 @@ RUNTIME_RESERVE_GIB_PER_GPU = 1.0
 # small-message latency is ~5-20 us); 10 us.
 ALLREDUCE_LATENCY_S = 10e-6
 TP_EXPONENT_MAX = 1.0
+# Upper bound of the fitted per-step overhead: vLLM V1's CPU-side step (scheduler, input prep,
+# sampler) is ~1-5 ms per step on Hopper hosts (vLLM V1 blog, 2025); 20 ms leaves room and still
+# stops the fit trading it against the per-layer term when both explain the data equally.
+STEP_OVERHEAD_MAX_MS = 20.0
 """Upper bound of the fitted TP exponent: at 1 a larger TP would not speed a pass up at all."""
 ALLREDUCES_PER_LAYER = 2  # Megatron-style TP: one after attention (o_proj), one after the FFN (down_proj)
 
@@ -68,6 +73,10 @@ class Efficiency:
     """Sub-linear tensor-parallel scaling: compute and memory time are multiplied by tp**tp_exponent
     (0: ideal 1/tp speed-up). Narrower per-GPU matrices run further from peak; the Splitwise tp2/4/8
     profiles show it (without it the prior is 25-45% too fast at tp4-8)."""
+    prefill_step_overhead_ms: float = 0.0
+    """Fixed cost of one engine step regardless of depth (scheduling, input preparation, sampling):
+    with the per-layer overhead, told apart only across models of different layer counts."""
+    decode_step_overhead_ms: float = 0.0
     n_points: int = 0
     median_rel_err: float | None = None
     max_rel_err: float | None = None
@@ -101,7 +110,7 @@ def weight_bytes_touched(model: ModelSpec, tokens: float) -> float:
     m = model.moe
     touched = 1.0 - (1.0 - m.experts_per_token / m.experts) ** max(tokens, 1.0)
     expert = moe_expert_params(model)
-    return float((model.params - expert + expert * touched) * model.dtype_bytes)
+    return float(model.weight_bytes - expert * (1.0 - touched) * model.dtype_bytes)
 
 
 def activation_bytes_per_gpu(model: ModelSpec, tp: int, max_batched_tokens: int, max_num_seqs: int) -> float:
@@ -111,7 +120,7 @@ def activation_bytes_per_gpu(model: ModelSpec, tp: int, max_batched_tokens: int,
     GPU; the FFN's gate+up outputs are split over tp; logits of the sampled rows are fp32.
     """
     ffn = model.intermediate if model.moe is None else model.moe.experts_per_token * model.moe.expert_intermediate
-    per_token = (4 * model.hidden + 2 * ffn / tp) * model.dtype_bytes
+    per_token = (4 * model.hidden + 2 * ffn / tp) * model.activation_bytes
     return max_batched_tokens * per_token + max_num_seqs * model.vocab * 4
 
 
@@ -152,12 +161,26 @@ class IdealParts:
 def _comm_ms(model: ModelSpec, gpu: GpuType, tp: int, tokens: np.ndarray, allreduce: AllReduceTable | None = None) -> np.ndarray:
     if tp == 1:
         return np.zeros_like(tokens, dtype=float)
-    nbytes = tokens * model.hidden * model.dtype_bytes
+    nbytes = tokens * model.hidden * model.activation_bytes  # activations stay bf16 under FP8 weights
     if allreduce is not None:
         per = allreduce.seconds(tp, nbytes)
     else:
         per = 2.0 * (tp - 1) / tp * nbytes / (gpu.intra_link_gb_s * 1e9) + ALLREDUCE_LATENCY_S
     return model.layers * ALLREDUCES_PER_LAYER * per * 1e3
+
+
+def matmul_tflops(model: ModelSpec, gpu: GpuType) -> float:
+    """Peak of the weight GEMMs: the FP8 tensor-core peak for FP8 weights (vLLM's W8A8 kernels,
+    e.g. CutlassFP8ScaledMM on Hopper) where the GPU has one, else the BF16 peak (FP8 weights on
+    GPUs without FP8 tensor cores run weight-only kernels, e.g. Marlin on Ampere: BF16 math)."""
+    if model.dtype_bytes == 1 and gpu.fp8_tflops is not None:
+        return gpu.fp8_tflops
+    return gpu.bf16_tflops
+
+
+def _compute_ms(model: ModelSpec, gpu: GpuType, tp: int, matmul_flops: np.ndarray, attn_flops: np.ndarray) -> np.ndarray:
+    """Weight GEMMs at the weights' tensor-core peak, attention scores at the BF16 peak."""
+    return (matmul_flops / matmul_tflops(model, gpu) + attn_flops / gpu.bf16_tflops) / (tp * 1e12) * 1e3
 
 
 def prefill_parts(model: ModelSpec, gpu: GpuType, tp: int, isl: Sequence[float] | np.ndarray, batch: Sequence[float] | np.ndarray,
@@ -166,8 +189,8 @@ def prefill_parts(model: ModelSpec, gpu: GpuType, tp: int, isl: Sequence[float] 
     isl = np.asarray(isl, dtype=float)
     batch = np.asarray(batch, dtype=float)
     tokens = isl * batch
-    flops = tokens * model.flops_per_token + batch * model.attn_flops_per_token_per_ctx * isl * (isl + 1) / 2
-    compute = flops / (tp * gpu.bf16_tflops * 1e12) * 1e3
+    attn = batch * model.attn_flops_per_token_per_ctx * isl * (isl + 1) / 2
+    compute = _compute_ms(model, gpu, tp, tokens * model.flops_per_token, attn)
     wbytes = np.vectorize(lambda t: weight_bytes_touched(model, t))(tokens)
     kv_write = tokens * kv_bytes_per_token_replica(model, tp)
     memory = (wbytes + kv_write) / (tp * gpu.hbm_tb_s * 1e12) * 1e3
@@ -179,8 +202,7 @@ def decode_parts(model: ModelSpec, gpu: GpuType, tp: int, batch: Sequence[float]
     """Ideal parts of one decode step of `batch` sequences with mean context `context` (arrays broadcast)."""
     batch = np.asarray(batch, dtype=float)
     context = np.asarray(context, dtype=float)
-    flops = batch * (model.flops_per_token + model.attn_flops_per_token_per_ctx * context)
-    compute = flops / (tp * gpu.bf16_tflops * 1e12) * 1e3
+    compute = _compute_ms(model, gpu, tp, batch * model.flops_per_token, batch * model.attn_flops_per_token_per_ctx * context)
     wbytes = np.vectorize(lambda b: weight_bytes_touched(model, b))(batch)
     kv_read = batch * context * kv_bytes_per_token_replica(model, tp)
     memory = (wbytes + kv_read) / (tp * gpu.hbm_tb_s * 1e12) * 1e3
@@ -199,7 +221,8 @@ def predict_ms(parts: IdealParts, eff: Efficiency, phase: str) -> np.ndarray:
         over = eff.decode_overhead_ms_per_layer + eff.decode_overhead_ms_tbs_per_layer / parts.hbm_tb_s
     c, m = parts.compute_ms / eff.compute, parts.memory_ms / eff.bandwidth
     body = np.maximum(c, m) if OVERLAP == "max" else c + m
-    return parts.layers * over + body * parts.tp ** eff.tp_exponent + parts.comm_ms
+    step = eff.prefill_step_overhead_ms if phase == "prefill" else eff.decode_step_overhead_ms
+    return step + parts.layers * over + body * parts.tp ** eff.tp_exponent + parts.comm_ms
 
 
 # --------------------------------------------------------------------------- calibration
@@ -229,11 +252,13 @@ def calibrate(observations: Sequence[Observation], source: str = "calibrated") -
     d = DEFAULT_EFFICIENCY
 
     def eff_of(x: np.ndarray) -> Efficiency:
-        pre = (x[2], x[4]) if "prefill" in has else (d.prefill_overhead_ms_per_layer, d.prefill_overhead_ms_tbs_per_layer)
-        dec = (x[3], x[5]) if "decode" in has else (d.decode_overhead_ms_per_layer, d.decode_overhead_ms_tbs_per_layer)
+        pre = (x[2], x[4], x[7]) if "prefill" in has else (d.prefill_overhead_ms_per_layer, d.prefill_overhead_ms_tbs_per_layer,
+                                                            d.prefill_step_overhead_ms)
+        dec = (x[3], x[5], x[8]) if "decode" in has else (d.decode_overhead_ms_per_layer, d.decode_overhead_ms_tbs_per_layer,
+                                                           d.decode_step_overhead_ms)
         return Efficiency(float(x[0]), float(x[1]), float(pre[0]), float(dec[0]), source,
                           prefill_overhead_ms_tbs_per_layer=float(pre[1]), decode_overhead_ms_tbs_per_layer=float(dec[1]),
-                          tp_exponent=float(x[6]))
+                          tp_exponent=float(x[6]), prefill_step_overhead_ms=float(pre[2]), decode_step_overhead_ms=float(dec[2]))
 
     def resid(x: np.ndarray) -> np.ndarray:
         e = eff_of(x)
@@ -244,13 +269,14 @@ def calibrate(observations: Sequence[Observation], source: str = "calibrated") -
     scaled_max = 5.0 if len({o.parts.hbm_tb_s for o in obs}) >= 2 else 1e-9
     # The TP exponent needs profiles at two or more TP sizes; with one it stays at 0 (ideal scaling).
     tp_max = TP_EXPONENT_MAX if len({o.parts.tp for o in obs}) >= 2 else 1e-9
+    # The per-step overhead is told apart from the per-layer one only across models of different depth.
+    step_max = STEP_OVERHEAD_MAX_MS if len({o.parts.layers for o in obs}) >= 2 else 1e-9
     x0 = np.array([d.compute, d.bandwidth, d.prefill_overhead_ms_per_layer, d.decode_overhead_ms_per_layer,
                    scaled_max / 2 if scaled_max < 1 else 0.01, scaled_max / 2 if scaled_max < 1 else 0.01,
-                   tp_max / 2 if tp_max < 1e-6 else 0.1])
-    sol = least_squares(resid, x0, bounds=([0.01, 0.01, 0, 0, 0, 0, 0], [1.0, 1.0, 5, 5, scaled_max, scaled_max, tp_max]),
-                        x_scale=[0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.1])
+                   tp_max / 2 if tp_max < 1e-6 else 0.1, step_max / 2 if step_max < 1 else 0.5, step_max / 2 if step_max < 1 else 0.5])
+    sol = least_squares(resid, x0, bounds=([0.01, 0.01, 0, 0, 0, 0, 0, 0, 0],
+                                           [1.0, 1.0, 5, 5, scaled_max, scaled_max, tp_max, step_max, step_max]),
+                        x_scale=[0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.1, 0.5, 0.5])
     rel = np.abs(resid(sol.x))
     e = eff_of(sol.x)
-    return Efficiency(e.compute, e.bandwidth, e.prefill_overhead_ms_per_layer, e.decode_overhead_ms_per_layer, source,
-                      e.prefill_overhead_ms_tbs_per_layer, e.decode_overhead_ms_tbs_per_layer, tp_exponent=e.tp_exponent,
-                      n_points=int(rel.size), median_rel_err=float(np.median(rel)), max_rel_err=float(rel.max()))
+    return dataclasses.replace(e, n_points=int(rel.size), median_rel_err=float(np.median(rel)), max_rel_err=float(rel.max()))

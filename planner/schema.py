@@ -15,6 +15,33 @@ Role = Literal["prefill", "decode", "mixed"]
 ROLES: tuple[Role, ...] = ("prefill", "decode", "mixed")
 PREFILL_SIDE: tuple[Role, ...] = ("prefill", "mixed")
 Source = Literal["measured", "prior"]
+Dtype = Literal["bf16", "fp8"]
+"""Precision of weights or of the KV cache. bf16 is vLLM's default ("auto" on bf16 checkpoints);
+fp8 weights are vLLM's ``--quantization fp8`` (per-tensor E4M3, embeddings and lm_head stay bf16),
+an fp8 KV cache is ``--kv-cache-dtype fp8``."""
+DTYPES: tuple[Dtype, ...] = ("bf16", "fp8")
+DTYPE_BYTES: dict[str, int] = {"bf16": 2, "fp8": 1}
+LawSource = Literal["measured-vllm", "measured-torch", "splitwise", "measured", "prior"]
+"""Where a variant's laws come from: a vLLM-measured profile, the torch reference decoder, the
+Splitwise data set, another measured backend, or the calibrated roofline prior."""
+
+
+def precision_suffix(weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> str:
+    """'' for bf16/bf16, else '-fp8' (FP8 weights) and/or '-kvfp8' (FP8 KV cache): the tail of
+    pool ids (``model/role/gpu/tpN-fp8``) and of profile directories (``tp1-fp8-kvfp8``)."""
+    return ("-fp8" if weight_dtype == "fp8" else "") + ("-kvfp8" if kv_dtype == "fp8" else "")
+
+
+def parse_tp_part(part: str) -> tuple[int, Dtype, Dtype]:
+    """'tp4' -> (4, 'bf16', 'bf16'); 'tp1-fp8-kvfp8' -> (1, 'fp8', 'fp8'); ValueError otherwise."""
+    head, *tail = part.split("-")
+    w: Dtype = "fp8" if tail[:1] == ["fp8"] else "bf16"
+    kv: Dtype = "fp8" if tail[1 if w == "fp8" else 0:] == ["kvfp8"] else "bf16"
+    n = head.removeprefix("tp")
+    if (not head.startswith("tp") or not n.isdigit() or int(n) <= 0
+            or len(tail) != (w == "fp8") + (kv == "fp8")):
+        raise ValueError(f"expected tpN[-fp8][-kvfp8] with N > 0, got '{part}'")
+    return int(n), w, kv
 
 
 class _Strict(BaseModel):
@@ -70,10 +97,31 @@ class ModelSpec(_Strict):
     vocab: int = Field(gt=0)
     dtype_bytes: int = Field(default=2, gt=0, description="bytes per weight (bf16 = 2)")
     kv_dtype_bytes: int = Field(default=2, gt=0, description="bytes per KV element")
+    embedding_dtype_bytes: int | None = Field(default=None, gt=0, description="bytes per embedding/lm_head weight "
+                                              "and per activation; None = dtype_bytes (set by with_precision)")
     tied_embeddings: bool = False
     moe: MoeSpec | None = None
     max_context: int | None = Field(default=None, gt=0, description="longest prompt + output the model takes, tokens "
                                     "(config.json max_position_embeddings); None: unchecked")
+
+    def with_precision(self, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> "ModelSpec":
+        """This model served with `weight_dtype` weights and a `kv_dtype` KV cache.
+
+        FP8 weights (vLLM ``--quantization fp8``) quantize the linear layers only: embeddings and
+        lm_head stay in the checkpoint's dtype and activations stay bf16. Check: Llama-3.1-8B shapes
+        on vLLM 0.26 load 8.54 GiB of FP8 weights (shared/tools/vllm-offline/README.md); this gives
+        8.46 GiB (6.98 G linear params x 1 B + 1.05 G embedding params x 2 B)."""
+        if weight_dtype == "bf16" and kv_dtype == "bf16":
+            return self
+        act = self.activation_bytes
+        return self.model_copy(update={"dtype_bytes": DTYPE_BYTES[weight_dtype] if weight_dtype != "bf16" else self.dtype_bytes,
+                                       "kv_dtype_bytes": DTYPE_BYTES[kv_dtype] if kv_dtype != "bf16" else self.kv_dtype_bytes,
+                                       "embedding_dtype_bytes": act})
+
+    @property
+    def activation_bytes(self) -> int:
+        """Bytes per activation element and per embedding weight (the checkpoint's dtype)."""
+        return self.embedding_dtype_bytes or self.dtype_bytes
 
     # --- derived sizes (counted parameters, not a typed-in headline number)
     @property
@@ -115,7 +163,8 @@ class ModelSpec(_Strict):
 
     @property
     def weight_bytes(self) -> int:
-        return self.params * self.dtype_bytes
+        emb = self.embedding_params
+        return (self.params - emb) * self.dtype_bytes + emb * self.activation_bytes
 
     @property
     def kv_bytes_per_token(self) -> int:
@@ -260,6 +309,9 @@ class FleetLimits(_Strict):
     pairing: PairingPolicy = Field(default="any", description="which prefill pools may ship KV to which decode pools: "
                                    "any (vLLM's KV connectors allow heterogeneous GPUs and TP), same_gpu, same_gpu_tp")
     forbid_pairs: list[PairRule] = Field(default_factory=list, description="P->D pairings the fleet cannot run")
+    allowed_dtypes: list[Dtype] = Field(default_factory=lambda: ["bf16"], min_length=1,
+                                        description="weight and KV-cache precisions the planner may choose (bf16, fp8); "
+                                                    "default bf16 only: FP8 changes model outputs, so an operator opts in")
 
     def pair_forbidden(self, prefill_gpu: str, prefill_tp: int, decode_gpu: str, decode_tp: int) -> bool:
         """May a prefill on (prefill_gpu, prefill_tp) not hand its KV cache to a decode on (decode_gpu, decode_tp)?"""
@@ -335,24 +387,34 @@ class Fleet(_Strict):
 
 # --------------------------------------------------------------------------- variants and plans
 class Variant(_Strict):
-    """One deployable engine configuration: (model, role, GPU type, tp)."""
+    """One deployable engine configuration: (model, role, GPU type, tp, weight dtype, KV dtype).
+
+    Pool id ``model/role/gpu/tpN[-fp8][-kvfp8]``; bf16/bf16 ids carry no suffix (unchanged)."""
 
     model: str
     role: Role
     gpu: str
     tp: int = Field(gt=0)
+    weight_dtype: Dtype = "bf16"
+    kv_dtype: Dtype = "bf16"
 
     @property
     def id(self) -> str:
-        return f"{self.model}/{self.role}/{self.gpu}/tp{self.tp}"
+        return f"{self.model}/{self.role}/{self.gpu}/tp{self.tp}{self.precision}"
+
+    @property
+    def precision(self) -> str:
+        """The id's precision suffix ('' for bf16/bf16)."""
+        return precision_suffix(self.weight_dtype, self.kv_dtype)
 
     @classmethod
     def parse(cls, pool_id: str) -> "Variant":
         try:
-            model, role, gpu, tp = pool_id.rsplit("/", 3)
-            return cls(model=model, role=role, gpu=gpu, tp=int(tp.removeprefix("tp")))  # type: ignore[arg-type]
+            model, role, gpu, tp_part = pool_id.rsplit("/", 3)
+            tp, w, kv = parse_tp_part(tp_part)
+            return cls(model=model, role=role, gpu=gpu, tp=tp, weight_dtype=w, kv_dtype=kv)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - reworded for the user
-            raise ValueError(f"pool id '{pool_id}' is not of the form model/role/gpu/tpN") from exc
+            raise ValueError(f"pool id '{pool_id}' is not of the form model/role/gpu/tpN[-fp8][-kvfp8]") from exc
 
 
 class SolverInfo(BaseModel):
@@ -375,6 +437,10 @@ class PoolPlan(BaseModel):
     cost_per_hour: float
     utilization: float = Field(description="share of the pool's SLO capacity in use")
     source: Source = "prior"
+    weight_dtype: Dtype = "bf16"
+    kv_dtype: Dtype = "bf16"
+    law_source: LawSource | None = Field(default=None, description="which laws: measured-vllm, measured-torch, "
+                                         "splitwise, measured (another backend) or prior (calibrated roofline)")
     ttft_ms: float | None = Field(default=None, description="worst predicted TTFT of the classes routed here, at their SLO percentile")
     itl_ms: float | None = Field(default=None, description="worst predicted ITL of the classes routed here, at their SLO percentile")
 

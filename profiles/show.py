@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from planner.perffit import FitReport, fit_decode, fit_prefill
-from planner.profiledata import Profile, central_points, load_profile
+from planner.perffit import FitReport, experts_touched, fit_decode, fit_decode_moe, fit_prefill
+from planner.perf import measured_ttft_overhead
+from planner.perffit import fit_prefill_client
+from planner.profiledata import VLLM_SUBDIR, Profile, central_points, law_source, load_profile
 
 
 @dataclass(frozen=True)
@@ -23,13 +25,26 @@ class ProfileFit:
 
     profile: Profile
     prefill_coef: tuple[float, float, float]
-    decode_coef: tuple[float, float, float]
+    decode_coef: tuple[float, ...]
+    """(alpha, beta, gamma) or, for a MoE model, (alpha, beta, gamma, moe) (planner.perffit.fit_decode_moe)."""
     prefill_report: FitReport
     decode_report: FitReport
     prefill_points: pd.DataFrame
     """isl, batch, ttft_ms (measured), fit_ms, rel_err"""
     decode_points: pd.DataFrame
     """batch, context_tokens, itl_ms (measured), fit_ms, rel_err"""
+    law_source: str = "measured"
+    """Which profile the planner uses for this variant: measured-vllm, measured-torch, splitwise, measured."""
+    ttft_overhead_ms: float = 0.0
+    """Fitted per-request TTFT overhead (vLLM profiles; part of prefill_coef[0] here), else 0."""
+    client_ttft: bool = False
+    route_share: float = 0.0
+    used_by_planner: bool = True
+    """False where the variant's vllm/ profile exists beside this one: the planner uses that."""
+    """k/E of a MoE model (the decode law's 4th term), 0 for dense models."""
+    """Whether the prefill rows are client TTFTs (overhead included) rather than engine step times."""
+    others: tuple[str, ...] = ()
+    """Other profiles of the same variant that the planner does not use (their paths and sources)."""
 
 
 def prefill_law_ms(coef: tuple[float, float, float], isl, batch):
@@ -39,37 +54,86 @@ def prefill_law_ms(coef: tuple[float, float, float], isl, batch):
     return a + b * batch * isl + c * batch * isl * isl
 
 
-def decode_law_ms(coef: tuple[float, float, float], batch, context):
-    al, be, ga = coef
+def decode_law_ms(coef: tuple[float, ...], batch, context, route_share: float = 0.0):
+    al, be, ga = coef[:3]
     batch = np.asarray(batch, dtype=float)
     context = np.asarray(context, dtype=float)
-    return al + be * batch + ga * batch * context
+    moe = coef[3] * experts_touched(batch, route_share) if len(coef) > 3 else 0.0
+    return al + be * batch + ga * batch * context + moe
 
 
 def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
-    """Load and validate DIR, fit both laws, compute residuals per measured point."""
-    prof = load_profile(directory)
+    """Load and validate DIR, fit both laws, compute residuals per measured point.
+
+    DIR's own profile is shown (its ``vllm/`` one when DIR holds only that); where the variant has
+    both, the lines say which of them the planner uses (the vLLM-measured one)."""
+    d = Path(directory)
+    others: tuple[str, ...] = ()
+    used = True
+    if (d / VLLM_SUBDIR / "meta.yaml").is_file():
+        if (d / "meta.yaml").is_file():  # show DIR's profile; the planner prefers the vllm/ one
+            used = False
+            others = (f"{d / VLLM_SUBDIR} (measured-vllm): the planner uses this one instead",)
+        else:
+            d = d / VLLM_SUBDIR
+    elif d.name == VLLM_SUBDIR and (d.parent / "meta.yaml").is_file():
+        others = (f"{d.parent} ({law_source(load_profile(d.parent).meta)}): not used, this vllm/ profile is preferred",)
+    prof = load_profile(d)
     pre = central_points(prof.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(prof.decode, ["batch", "context_tokens"], "itl_ms")
     pc, prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
-    dc, drep = fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy())
+    share = _route_share(prof.meta.model)
+    if share > 0:  # MoE: the experts a batch touches, as the planner fits it
+        dc, drep = fit_decode_moe(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy(), share)
+    else:
+        dc, drep = fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy())
     pre = pre.assign(fit_ms=prefill_law_ms(pc, pre.isl, pre.batch))
     pre = pre.assign(rel_err=(pre.fit_ms - pre.ttft_ms) / pre.ttft_ms)
-    dec = dec.assign(fit_ms=decode_law_ms(dc, dec.batch, dec.context_tokens))
+    dec = dec.assign(fit_ms=decode_law_ms(dc, dec.batch, dec.context_tokens, share))
     dec = dec.assign(rel_err=(dec.fit_ms - dec.itl_ms) / dec.itl_ms)
-    return ProfileFit(prof, pc, dc, prep, drep, pre, dec)
+    src = law_source(prof.meta)
+    over = 0.0
+    step_timed = measured_ttft_overhead(prof.prefill) if src == "measured-vllm" else None
+    if step_timed is not None:  # ttft_ms is the engine's step; the client's overhead measured beside it
+        over = step_timed
+        pre = pre.assign(fit_ms=prefill_law_ms(pc, pre.isl, pre.batch))  # residuals of the step law
+    elif src == "measured-vllm":  # client TTFTs: the per-request overhead apart, as the planner fits it
+        pc, prep, over = fit_prefill_client(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(), dc)
+        pre = pre.assign(fit_ms=over + prefill_law_ms(pc, pre.isl, pre.batch))
+        pre = pre.assign(rel_err=(pre.fit_ms - pre.ttft_ms) / pre.ttft_ms)
+    return ProfileFit(prof, pc, dc, prep, drep, pre, dec, law_source=src, ttft_overhead_ms=over, others=others,
+                      client_ttft=src == "measured-vllm" and step_timed is None, route_share=share,
+                      used_by_planner=used)
+
+
+def _route_share(model: str) -> float:
+    """k/E of a catalog MoE model, 0 for dense or unknown models."""
+    from planner.catalog import Catalog
+    from planner.perf import route_share
+
+    cat = Catalog.load()
+    return route_share(cat.models[model]) if model in cat.models else 0.0
 
 
 def law_lines(fit: ProfileFit) -> list[str]:
     a, b, c = fit.prefill_coef
-    al, be, ga = fit.decode_coef
+    al, be, ga = fit.decode_coef[:3]
+    moe = (f" + {fit.decode_coef[3]:.4g} ms x (1 - (1 - {fit.route_share:.4g})^batch) (MoE experts touched)"
+           if len(fit.decode_coef) > 3 else "")
     return [
         f"prefill  t = {a:.4g} ms + {b:.4g} ms/token x sum(isl) + {c:.4g} ms/token^2 x sum(isl^2)   "
         f"({fit.prefill_report.n_points} points, median |err| {fit.prefill_report.median_rel_err:.1%}, max {fit.prefill_report.max_rel_err:.1%})",
-        f"decode   t = {al:.4g} ms + {be:.4g} ms/seq x batch + {ga:.4g} ms/token x batch x context   "
+        f"decode   t = {al:.4g} ms + {be:.4g} ms/seq x batch + {ga:.4g} ms/token x batch x context{moe}   "
         f"({fit.decode_report.n_points} points, median |err| {fit.decode_report.median_rel_err:.1%}, max {fit.decode_report.max_rel_err:.1%})",
         f"KV capacity {fit.profile.meta.kv_capacity_tokens:,} tokens; backend {fit.profile.meta.backend}; engine {fit.profile.meta.engine}"
         + (f" on {fit.profile.meta.device_name}" if fit.profile.meta.device_name else ""),
+        ("laws used by the planner: " if fit.used_by_planner else "NOT the laws the planner uses (see below): ")
+        + f"{fit.law_source} ({fit.profile.path}); weights {fit.profile.meta.weight_dtype}, "
+        f"KV cache {fit.profile.meta.kv_dtype}"
+        + (f"; TTFT = {fit.ttft_overhead_ms:.3g} ms per-request overhead (frontend, no GPU time"
+           + (", fitted from client TTFTs" if fit.client_ttft else ", measured: ttft_e2e_ms - ttft_ms") + ") + the prefill law"
+           if fit.law_source == "measured-vllm" else ""),
+        *(f"also for this variant: {o}" for o in fit.others),
     ]
 
 
@@ -89,7 +153,7 @@ def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:
         col = colors[i % len(colors)]
         xs = np.geomspace(g.isl.min(), g.isl.max(), 64)
         ax1.plot(g.isl, g.ttft_ms, "o", color=col, label=f"batch {batch}")
-        ax1.plot(xs, prefill_law_ms(fit.prefill_coef, xs, batch), "-", color=col, alpha=0.7)
+        ax1.plot(xs, fit.ttft_overhead_ms * fit.client_ttft + prefill_law_ms(fit.prefill_coef, xs, batch), "-", color=col, alpha=0.7)
     ax1.set(xscale="log", yscale="log", xlabel="input tokens per prompt (isl)", ylabel="prefill time (ms)",
             title=f"prefill: median |err| {fit.prefill_report.median_rel_err:.1%}")
     ax1.legend(fontsize=8)
@@ -97,7 +161,7 @@ def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:
         col = colors[i % len(colors)]
         xs = np.geomspace(g.batch.min(), g.batch.max(), 64)
         ax2.plot(g.batch, g.itl_ms, "o", color=col, label=f"context {ctx}")
-        ax2.plot(xs, decode_law_ms(fit.decode_coef, xs, ctx), "-", color=col, alpha=0.7)
+        ax2.plot(xs, decode_law_ms(fit.decode_coef, xs, ctx, fit.route_share), "-", color=col, alpha=0.7)
     ax2.set(xscale="log", yscale="log", xlabel="decode batch (sequences)", ylabel="decode step / ITL (ms)",
             title=f"decode: median |err| {fit.decode_report.median_rel_err:.1%}")
     ax2.legend(fontsize=8)

@@ -50,7 +50,11 @@ def pm(cat: Catalog, profiles: list) -> PerfModel:
 
 def test_bundled_model_loads_every_profile(cat: Catalog, profiles: list) -> None:
     full = PerfModel.load(catalog=cat)
-    assert len(full.measured) == len(list(iter_profiles(DEFAULT_PROFILES_DIR))) > len(profiles)
+    every = list(iter_profiles(DEFAULT_PROFILES_DIR))
+    variants = {(p.meta.model, p.meta.gpu, p.meta.tp, p.meta.weight_dtype, p.meta.kv_dtype) for p in every}
+    # one law per variant (a vLLM profile and a torch-reference one of the same variant make one)
+    assert set(full.measured) == variants and len(variants) > len(profiles)
+    assert sum(len(v) for v in full.alternatives.values()) == len(every)
     assert full.get("llama-3.1-8b", "H100-SXM-80GB", 1).source == "measured"
 
 

@@ -12,10 +12,10 @@ import typer
 
 from planner.console import friendly_errors
 from planner.errors import InputError
-from planner.perf import VariantPerf
+from planner.perf import VariantPerf, lookup_variant_perf
 from planner.schema import Variant
 
-PerfLookup = Callable[[str, str, int], Optional[VariantPerf]]
+PerfLookup = Callable[..., Optional[VariantPerf]]
 
 
 def default_perf_lookup() -> PerfLookup:
@@ -25,7 +25,7 @@ def default_perf_lookup() -> PerfLookup:
     except ImportError as exc:
         raise InputError(None, "perf", "the performance model (planner.perf.PerfModel) is not available in this build") from exc
     pm = PerfModel.load()
-    return lambda model, gpu, tp: pm.get(model, gpu, tp)
+    return lambda model, gpu, tp, weight_dtype="bf16", kv_dtype="bf16": pm.get(model, gpu, tp, weight_dtype, kv_dtype)
 
 
 def lookup_variant(perf_lookup: PerfLookup, pool_id: str, where: str = "--variant") -> VariantPerf:
@@ -33,9 +33,9 @@ def lookup_variant(perf_lookup: PerfLookup, pool_id: str, where: str = "--varian
         v = Variant.parse(pool_id)
     except ValueError as exc:
         raise InputError(None, where, str(exc)) from exc
-    perf = perf_lookup(v.model, v.gpu, v.tp)
+    perf = lookup_variant_perf(perf_lookup, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)
     if perf is None:
-        raise InputError(None, where, f"no performance model for {v.model} on {v.gpu} tp{v.tp} (unknown model or GPU in the catalogs)")
+        raise InputError(None, where, f"no performance model for {v.model} on {v.gpu} tp{v.tp}{v.precision} (unknown model or GPU in the catalogs)")
     return perf
 
 

@@ -33,12 +33,14 @@ import numpy as np
 
 from planner.errors import InputError
 from planner.perf import VariantPerf
-from planner.schema import Plan, Slo, Workload
+from planner.perf import lookup_variant_perf
+from planner.schema import Plan, Slo, Variant, Workload
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.engine import BatchReplica, EventQueue, PrefillReplica, Requests
 from planner.simulate.laws import check_perf
 
-PerfLookup = Callable[[str, str, int], Optional[VariantPerf]]
+PerfLookup = Callable[..., Optional[VariantPerf]]
+"""(model, gpu, tp[, weight_dtype, kv_dtype]) -> laws (see planner.perf.lookup_variant_perf)."""
 
 # Default spacing of the pool timelines (queue, KV usage, utilization), seconds: fine enough for a
 # 10-minute run, ~360 rows per pool for an hour.
@@ -237,7 +239,8 @@ class FleetSimulator:
         index: dict[str, int] = {}
         for model, mp in plan.models.items():
             for p in mp.pools:
-                perf = perf_lookup(model, p.gpu, p.tp)
+                v = Variant.parse(p.id) if p.id.count("/") >= 3 else None  # the pool id carries the precision
+                perf = lookup_variant_perf(perf_lookup, model, p.gpu, p.tp, v.weight_dtype if v else "bf16", v.kv_dtype if v else "bf16")
                 if perf is None:
                     raise InputError(None, f"models.{model}.pools.{p.id}", f"no performance model for {model} on {p.gpu} tp{p.tp}")
                 index[p.id] = len(specs)
@@ -401,6 +404,14 @@ class FleetSimulator:
             return
         pool = self.pool_list[req.pf_pool[rid]]
         pool.arrived_total += 1
+        over_ms = pool.perf.ttft_overhead_ms  # the frontend's per-request latency before the engine sees it
+        if over_ms > 0:
+            self.events.push(t + over_ms / 1e3, self._reach_engine, (pool, rid))
+        else:
+            self._dispatch(pool, t, rid)
+
+    def _reach_engine(self, t: float, arg: tuple) -> None:
+        pool, rid = arg
         self._dispatch(pool, t, rid)
 
     def prefill_finished(self, t: float, rid: int, rep: PrefillReplica) -> None:

@@ -39,17 +39,17 @@ def mixed_step_ms(perf: VariantPerf, batch: int, sum_context: float, prefill_tok
     dec = perf.decode_beta_ms_per_seq * batch + perf.decode_gamma_ms_per_token * sum_context
     pre = perf.prefill_b_ms_per_token * prefill_tokens + perf.prefill_c_ms_per_token2 * prefill_isl2
     if prefill_tokens <= 0:
-        return perf.decode_alpha_ms + dec
+        return perf.decode_fixed_ms(batch) + dec
     if batch <= 0:
         return perf.prefill_a_ms + pre
-    return max(perf.decode_alpha_ms, perf.prefill_a_ms) + dec + pre
+    return max(perf.decode_fixed_ms(batch), perf.prefill_a_ms) + dec + pre
 
 
 def decode_stretch_ms(perf: VariantPerf, batch: int, sum_context: float, steps: int) -> float:
     """Time of `steps` decode steps of a constant batch whose context sum grows by `batch` per step."""
     if steps <= 0:
         return 0.0
-    first = perf.decode_alpha_ms + perf.decode_beta_ms_per_seq * batch + perf.decode_gamma_ms_per_token * sum_context
+    first = perf.decode_fixed_ms(batch) + perf.decode_beta_ms_per_seq * batch + perf.decode_gamma_ms_per_token * sum_context
     return steps * first + perf.decode_gamma_ms_per_token * batch * steps * (steps - 1) / 2.0
 
 
@@ -57,7 +57,7 @@ def decode_steps_within(perf: VariantPerf, batch: int, sum_context: float, elaps
     """How many whole decode steps of a constant batch complete within `elapsed_ms` (inverse of the above)."""
     if elapsed_ms <= 0:
         return 0
-    first = perf.decode_alpha_ms + perf.decode_beta_ms_per_seq * batch + perf.decode_gamma_ms_per_token * sum_context
+    first = perf.decode_fixed_ms(batch) + perf.decode_beta_ms_per_seq * batch + perf.decode_gamma_ms_per_token * sum_context
     half = perf.decode_gamma_ms_per_token * batch / 2.0
     if half <= 1e-15:
         k = int(elapsed_ms / first)

@@ -1,0 +1,106 @@
+"""Held-out error of the performance laws and of the re-calibrated roofline prior (planner.priorcheck).
+
+A. Sparse profile: per profile of the target backend, fit the laws on a checkerboard half of its
+   points and predict the other half (goal: p90 <= 10% on vLLM profiles).
+B. Leave one model out: calibrate the prior without one model, predict that model's target
+   profiles; calibrated as the planner does (serving engines: no torch reference once vLLM
+   profiles exist), on every other profile, and on target-backend profiles only. Goal: median <=
+   15%, prefill and decode.
+C. Splitwise H100 tp2-8: calibrate without H100, predict its tp >= 2 profiles (as tests/test_perf.py).
+
+The target backend is vLLM (`--target measured-vllm`); where the profile root holds no vLLM
+profile yet, the torch reference decoder's profiles are the target, and the table says so.
+Deterministic (no sampling): one run, no repeats needed.
+
+Usage: .venv/bin/python bench/calibrate_prior.py [--profiles DIR] [--target measured-vllm|measured-torch]
+Last line: RESULT sparse_p90_pct=... lomo_prefill_median_pct=... lomo_decode_median_pct=...
+           h100_prefill_median_pct=... h100_decode_median_pct=...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from planner.catalog import Catalog  # noqa: E402
+from planner.commlaw import load_allreduce  # noqa: E402
+from planner.perf import ALLREDUCE_DIR, DEFAULT_PROFILES_DIR, PerfModel  # noqa: E402
+from planner.priorcheck import HeldOut, held_out_gpu_tp, leave_one_model_out, pooled, sparse_fit_errors  # noqa: E402
+from planner.profiledata import iter_profiles, law_source  # noqa: E402
+
+
+def _pct(x: float) -> str:
+    return "-" if x != x else f"{100 * x:.1f}"
+
+
+def _table(title: str, rows: list[HeldOut]) -> Table:
+    t = Table(title=title)
+    for c in ("variant", "prefill n", "prefill median %", "prefill p90 %", "decode n", "decode median %", "decode p90 %"):
+        t.add_column(c, justify="left" if c == "variant" else "right")
+    for r in rows:
+        s = r.stats()
+        t.add_row(r.label, f"{s['prefill_n']:.0f}", _pct(s["prefill_median"]), _pct(s["prefill_p90"]),
+                  f"{s['decode_n']:.0f}", _pct(s["decode_median"]), _pct(s["decode_p90"]))
+    if rows:
+        s = pooled(rows)
+        t.add_row("[bold]all points", f"{s['prefill_n']:.0f}", _pct(s["prefill_median"]), _pct(s["prefill_p90"]),
+                  f"{s['decode_n']:.0f}", _pct(s["decode_median"]), _pct(s["decode_p90"]))
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profiles", type=Path, default=DEFAULT_PROFILES_DIR, help="profile root (default: the bundled profiles/data)")
+    ap.add_argument("--target", default="measured-vllm", choices=["measured-vllm", "measured-torch", "splitwise", "measured"],
+                    help="which profiles are predicted (falls back to measured-torch when none is found)")
+    ap.add_argument("--h100-gpu", default="H100-SXM-80GB", help="GPU type held out in part C")
+    args = ap.parse_args(argv)
+    console = Console(width=140)
+    if not args.profiles.is_dir():
+        console.print(f"[red]{args.profiles}: profile root directory not found")
+        return 2
+    cat = Catalog.load()
+    profiles = list(iter_profiles(args.profiles))
+    allreduce = load_allreduce(args.profiles / ALLREDUCE_DIR)
+    target = args.target
+    if not any(law_source(p.meta) == target for p in profiles):
+        console.print(f"[yellow]no {target} profile under {args.profiles}; predicting the measured-torch profiles instead")
+        target = "measured-torch"
+    pm = PerfModel.from_profiles(cat, profiles, allreduce=allreduce)
+    e = pm.efficiency
+    console.print(f"{len(profiles)} profiles; prior calibrated on the preferred profile of each of {len(pm.measured)} variants: "
+                  f"compute {e.compute:.3f}, bandwidth {e.bandwidth:.3f}, step overhead prefill {e.prefill_step_overhead_ms:.2f} ms "
+                  f"decode {e.decode_step_overhead_ms:.2f} ms, tp exponent {e.tp_exponent:.3f}; "
+                  f"in-sample median {_pct(e.median_rel_err or float('nan'))}%; TTFT overhead {pm.ttft_overhead_ms:.2f} ms")
+
+    sparse = [sparse_fit_errors(p, cat) for p in profiles if law_source(p.meta) == target]
+    console.print(_table(f"A. laws fitted on half of each {target} profile (checkerboard), error on the other half", sparse))
+    lomo_all = leave_one_model_out(profiles, cat, allreduce, target_source=target, calibrate_on="engines")
+    console.print(_table(f"B1. prior calibrated without the model (the planner's default: serving-engine profiles, "
+                         f"no torch reference once vLLM profiles exist), predicting its {target} profiles", lomo_all))
+    lomo_every = leave_one_model_out(profiles, cat, allreduce, target_source=target, calibrate_on="all")
+    console.print(_table("B2. the same, calibrated on every other profile (torch reference included)", lomo_every))
+    lomo_same = leave_one_model_out(profiles, cat, allreduce, target_source=target, calibrate_on="same")
+    console.print(_table(f"B3. the same, calibrated on other {target} profiles only (no Splitwise, no torch)", lomo_same))
+    h100 = held_out_gpu_tp(profiles, cat, args.h100_gpu, allreduce)
+    console.print(_table(f"C. prior calibrated without {args.h100_gpu}, predicting its tp >= 2 profiles", h100))
+
+    sp, la, hc = pooled(sparse), pooled(lomo_all), pooled(h100)
+    sp90 = max(sp.get("prefill_p90", float("nan")), sp.get("decode_p90", float("nan")))
+    print(f"RESULT target={target} sparse_p90_pct={_pct(sp90)} "
+                  f"lomo_prefill_median_pct={_pct(la.get('prefill_median', float('nan')))} "
+                  f"lomo_decode_median_pct={_pct(la.get('decode_median', float('nan')))} "
+                  f"h100_prefill_median_pct={_pct(hc.get('prefill_median', float('nan')))} "
+                  f"h100_decode_median_pct={_pct(hc.get('decode_median', float('nan')))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
