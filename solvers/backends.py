@@ -4,8 +4,9 @@
 
 Each backend (a `runners.SolverBackend`) reads the same `formulation.LinearModel` (the constraints
 are written once, there); the staged solve here drives it and solves the objectives
-lexicographically: for each objective in turn, minimise it, then hold it at the value found (plus a tolerance) while the next one is minimised. Only "max_load" (maximise
-the multiplier, then the cheapest fleet reaching it) and the diagnosis use more than one.
+lexicographically: for each objective in turn, minimise it, then hold it at the value found (plus
+a tolerance) while the next one is minimised. Only "max_load" (maximise the multiplier, then the
+cheapest fleet reaching it) and the diagnosis use more than one.
 
 What each backend reports as the bound: HiGHS its MIP dual bound (highspy `mip_dual_bound`),
 OR-Tools its `BestBound()` (SCIP, else CBC), CBC the "Lower bound" line of its log; where that is
@@ -194,28 +195,28 @@ def _first_stage(runner: SolverBackend, model: LinearModel, goal: dict[int, floa
         if lp.status == "infeasible" or lp.values is None:
             return lp
         return runner.minimise(goal, max(time_limit_s - (time.perf_counter() - t0), 0.05), mip_gap)
-    low = lp.objective
-    inc = None
-    if any(abs(lp.values[i] - round(lp.values[i])) > 1e-6 for i in ints):
-        box = {}
+    lp_values, low = lp.values, lp.objective
+    assert lp_values is not None and low is not None  # an optimal stage carries its values and objective
+    inc: _Plan | None = None
+    if any(abs(lp_values[i] - round(lp_values[i])) > 1e-6 for i in ints):
+        box: dict[int, tuple[float, float | None]] = {}
         for i in ints:
-            v, x = model.vars[i], lp.values[i]
+            v, x = model.vars[i], lp_values[i]
             wide = RENS_WIDTH if x > 1e-6 else 0  # pools the LP leaves empty stay empty
             lo, hi = math.floor(x + 1e-6) - wide, math.ceil(x - 1e-6) + wide
             box[i] = (max(v.lb, lo), hi if v.ub is None else min(v.ub, hi))
         runner.set_bounds(box)
         left = time_limit_s - (time.perf_counter() - t0)
-        inc = runner.minimise(goal, max(0.3 * left, 0.05), mip_gap)
+        rens = runner.minimise(goal, max(0.3 * left, 0.05), mip_gap)
         runner.set_bounds({i: (model.vars[i].lb, model.vars[i].ub) for i in ints})
-        if inc.values is None:
-            inc = None
+        inc = _Plan.of(rens)
     if inc is not None and inc.objective - low <= mip_gap * max(abs(inc.objective), 1e-9):
         return StageResult("optimal", inc.values, inc.objective, low, "gap proven against the LP bound after RENS")
     if quick:
         if inc is not None:
             return StageResult("feasible", inc.values, inc.objective, low, "RENS plan")
-        if not any(abs(lp.values[i] - round(lp.values[i])) > 1e-6 for i in ints):
-            return StageResult("optimal", lp.values, lp.objective, low, "the LP relaxation is integral")
+        if not any(abs(lp_values[i] - round(lp_values[i])) > 1e-6 for i in ints):
+            return StageResult("optimal", lp_values, low, low, "the LP relaxation is integral")
         return StageResult("time_limit", None, None, low, "RENS found no plan")
     if inc is not None:
         runner.hint(inc.values)
@@ -224,19 +225,35 @@ def _first_stage(runner: SolverBackend, model: LinearModel, goal: dict[int, floa
     runner.drop_cuts()
     left = time_limit_s - (time.perf_counter() - t0)
     full = runner.minimise(goal, max(left, 0.05), mip_gap)
-    if full.values is None or (inc is not None and inc.objective < full.objective):
+    best = _Plan.of(full)
+    if best is None or (inc is not None and inc.objective < best.objective):
         if inc is None:
             return full
         bound = max(low, full.bound) if full.bound is not None and full.status != "infeasible" else low
-        status = full.status if full.status in ("optimal", "time_limit") else "feasible"
+        status: Status = full.status if full.status in ("optimal", "time_limit") else "feasible"
         return StageResult(status, inc.values, inc.objective, min(bound, inc.objective), "RENS plan kept")
     bound = low if full.bound is None else max(low, full.bound)
-    return StageResult(full.status, full.values, full.objective, min(bound, full.objective), full.message)
+    return StageResult(full.status, best.values, best.objective, min(bound, best.objective), full.message)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A stage's answer that has values (and so an objective)."""
+
+    values: list[float]
+    objective: float
+
+    @staticmethod
+    def of(res: StageResult) -> _Plan | None:
+        if res.values is None or res.objective is None:
+            return None
+        return _Plan(res.values, res.objective)
 
 
 def _read(problem: Problem, model: LinearModel, ms: ModelSolution, seconds: float) -> Solution:
     """Turn variable values into replicas, cleaned flows, objective in the problem's own sense."""
     vals = ms.values
+    assert vals is not None  # called only for solutions with values
     replicas = {v: int(round(vals[i])) for v, i in model.n.items()}
     rounded = list(vals)
     for v, i in model.n.items():
@@ -256,7 +273,8 @@ def _read(problem: Problem, model: LinearModel, ms: ModelSolution, seconds: floa
     bound = None if ms.bound is None else sign * ms.bound
     gap = None if bound is None else abs(objective - bound) / max(abs(objective), 1e-9)
     message = ms.message
-    if mu is not None and mu >= 0.999 * model.vars[model.mu].ub:
+    cap = model.vars[model.mu].ub if model.mu is not None else None
+    if mu is not None and cap is not None and mu >= 0.999 * cap:
         message = "; ".join(filter(None, [message, "load multiplier hit its cap: the fleet is not limited"]))
     return Solution(status=ms.status, backend=ms.backend, replicas=replicas, flow=flow, pair_flow=pair_flow,
                     objective=objective,

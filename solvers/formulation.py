@@ -177,8 +177,9 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
         for v in problem.variants:
             if v.group == c.group and problem.capacity.get((c.id, v.id), 0.0) > 0.0:
                 m.x[(c.id, v.id)] = m.var(f"x[{c.id},{v.id}]")
+    mu: int | None = None
     if max_load:
-        m.mu = m.var("mu", ub=MU_CAP)
+        mu = m.mu = m.var("mu", ub=MU_CAP)
 
     by_class: dict[str, list[str]] = {c.id: [] for c in problem.classes}
     by_variant: dict[str, list[str]] = {v.id: [] for v in problem.variants}
@@ -190,8 +191,8 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
         xs = by_class[c.id]
         # coverage[c]: all of the class's prefill work is served, by prefill or mixed replicas.
         cover = {m.x[(c.id, v)]: 1.0 for v in xs if variants[v].side in ("prefill", "mixed")}
-        if max_load:
-            cover[m.mu] = -c.rate
+        if mu is not None:
+            cover[mu] = -c.rate
         elif elastic:
             m.relax(Slack(Family.UNSERVED, c.id), cover, 1.0)
         m.row(RowKind.COVERAGE, c.id, cover, "==", 0.0 if max_load else c.rate)
@@ -207,24 +208,24 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
     for v in problem.variants:
         cs = by_variant[v.id]
         # capacity[v]: the classes routed to v use at most u_v of its n_v replicas (fractional sharing).
-        cap = {m.x[(c, v.id)]: 1.0 / problem.capacity[(c, v.id)] for c in cs}
+        cap = {m.x[(cid, v.id)]: 1.0 / problem.capacity[(cid, v.id)] for cid in cs}
         cap[m.n[v.id]] = -v.utilization
         m.row(RowKind.CAPACITY, v.id, cap, "<=", 0.0)
         # kv_out[v] / kv_in[v]: KV bytes/s shipped out of prefill (into decode) replicas fit their links;
         # each side has its own row, so a P->D pair is held to the slower side's bandwidth.
-        if v.link_bytes_per_s is not None and v.side in ("prefill", "decode") and any(kv_bytes[c] > 0 for c in cs):
+        if v.link_bytes_per_s is not None and v.side in ("prefill", "decode") and any(kv_bytes[cid] > 0 for cid in cs):
             link = max(v.link_bytes_per_s, 1e-30)  # scaled by the link so coefficients stay O(1)
-            kv = {m.x[(c, v.id)]: kv_bytes[c] / link for c in cs}
+            kv = {m.x[(cid, v.id)]: kv_bytes[cid] / link for cid in cs}
             kv[m.n[v.id]] = -1.0
             m.row(RowKind.KV_OUT if v.side == "prefill" else RowKind.KV_IN, v.id, kv, "<=", 0.0)
 
         if strengthen and not max_load:
-            for c in cs:
-                if rates[c] < v.utilization * problem.capacity[(c, v.id)]:
+            for cid in cs:
+                if rates[cid] < v.utilization * problem.capacity[(cid, v.id)]:
                     # open[c,v] (valid inequality): x[c,v] <= lambda_c * n_v. Implied for integer n (x <= lambda_c
                     # always; n_v >= 1 once used) but cuts off LP points that route a small class to a
                     # sliver of a replica: the facility-location strengthening, it tightens the LP bound.
-                    m.row(RowKind.OPEN, f"{c},{v.id}", {m.x[(c, v.id)]: 1.0, m.n[v.id]: -rates[c]}, "<=", 0.0,
+                    m.row(RowKind.OPEN, f"{cid},{v.id}", {m.x[(cid, v.id)]: 1.0, m.n[v.id]: -rates[cid]}, "<=", 0.0,
                           cut=True)
 
     for res, available in problem.inventory.items():
@@ -282,7 +283,7 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
     # (lexicographic tie-break) the cheapest fleet reaching it.
     price = {m.n[v.id]: unit_weight(problem, v) for v in problem.variants}
     fleet = _add(price, churn)
-    goals = [{m.mu: -1.0}, fleet] if max_load else [fleet]
+    goals = [{mu: -1.0}, fleet] if mu is not None else [fleet]
     if elastic:
         # Smallest relaxation, minimised in this order: unserved req/s (demand is dropped only where
         # no fleet can serve it), then extra GPUs (bought only where bending policy cannot avoid it),

@@ -223,7 +223,7 @@ def _quiet_highs_banner() -> None:
     saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 1)
-        highspy.Highs()
+        highspy.Highs()  # type: ignore[no-untyped-call]  # highspy types Highs.__init__ without annotations
     finally:
         os.dup2(saved, 1)
         os.close(saved)
