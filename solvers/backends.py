@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from solvers.decompose import decomposable, solve_by_group
 from solvers.formulation import LinearModel, binding, build
 from solvers.problem import Problem, Solution, Status
-from solvers.runners import SolverBackend, StageResult, backend_entry, backend_names
+from solvers.runners import DEFAULT_BACKEND, SolverBackend, StageResult, backend_entry, backend_names
 
 BACKENDS = tuple(backend_names())
 """Names of the registered backends, the default first (see `solvers.runners`)."""
@@ -42,7 +42,8 @@ FLOW_TOL = 1e-9
 """Flows below this share of the class's rate are numerical noise and are dropped."""
 
 
-def solve(problem: Problem, backend: str = "highs", time_limit_s: float = 10.0, mip_gap: float = 1e-4) -> Solution:
+def solve(problem: Problem, backend: str = DEFAULT_BACKEND, time_limit_s: float = 10.0,
+          mip_gap: float = 1e-4) -> Solution:
     """Build the ILP of `problem`, solve it with `backend` and read the answer back.
 
     With several models (groups), three steps, each tried only if the one before left the gap open:

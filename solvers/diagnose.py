@@ -23,6 +23,7 @@ from solvers.backends import solve_model
 from solvers.constraints import UNITS, Family
 from solvers.formulation import build
 from solvers.problem import Problem
+from solvers.runners import DEFAULT_BACKEND
 
 TOL = 1e-6
 """Slacks below this (req/s, GPUs, replicas) are solver noise, not a relaxation."""
@@ -79,7 +80,7 @@ def structural(problem: Problem) -> list[Relaxation]:
     return out
 
 
-def diagnose(problem: Problem, backend: str = "highs", time_limit_s: float = 30.0) -> list[Relaxation]:
+def diagnose(problem: Problem, backend: str = DEFAULT_BACKEND, time_limit_s: float = 30.0) -> list[Relaxation]:
     """The smallest relaxation making `problem` feasible; an empty list when it already is."""
     found = structural(problem)
     explained = {r.target for r in found}
