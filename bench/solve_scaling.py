@@ -1,6 +1,6 @@
 """How the fleet-sizing ILP scales: seconds and gap per instance size and backend.
 
-Instances come from `solvers.synthetic` (seeded; capacities shaped like measured ones). A size
+Instances come from `tests/solvers_synthetic.py` (seeded; capacities shaped like measured ones). A size
 "MxGxT" is M models x G GPU types x T tensor-parallel sizes x 3 roles variants, with 12 request
 classes per model; the largest default, 20x8x4, is 1920 variants and 240 classes.
 
@@ -26,13 +26,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic instances are a test fixture
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from solvers.backends import BACKENDS, solve  # noqa: E402
 from solvers.formulation import build  # noqa: E402
-from solvers.synthetic import synthetic_problem  # noqa: E402
+from solvers_synthetic import synthetic_problem  # noqa: E402
 
 DEFAULT_SIZES = "1x3x1,2x4x2,5x6x3,10x8x4,20x8x4"
 

@@ -67,8 +67,9 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
     """
     from planner.planning import plan_workload
 
-    if objective not in ("cost", "gpus", "power", "max_load"):
-        raise ValueError(f"objective must be 'cost', 'gpus', 'power' or 'max_load', got {objective!r}")
+    from solvers.objectives import as_objective
+
+    as_objective(objective)  # ValueError naming the registered objectives
     if perf is None or catalog is None:
         cat, pm = laws(profiles_dir)
         catalog = catalog or cat

@@ -16,6 +16,7 @@ from rich.table import Table
 from planner.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
 from planner.schema import Plan
 
+from solvers import backend_help, backend_names, choices_text, objective_help, objective_names  # the registries
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM.")
 workload_app = typer.Typer(no_args_is_help=True, help="Workloads: traces -> request classes.")
@@ -71,8 +72,8 @@ def solve(
     workload: Path = typer.Option(..., "--workload", "-w", help="workload YAML (models with SLOs, request classes)"),
     fleet: Path = typer.Option(..., "--fleet", "-f", help="fleet YAML (GPU inventory, limits, current replicas)"),
     profiles: Optional[Path] = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
-    backend: str = typer.Option("highs", "--backend", "-b", help="highs | cbc | ortools"),
-    objective: str = typer.Option("cost", "--objective", help="cost | gpus | power (board watts) | max_load (how much more traffic fits)"),
+    backend: str = typer.Option("highs", "--backend", "-b", help=backend_help()),
+    objective: str = typer.Option("cost", "--objective", help=objective_help()),
     time_limit_s: float = typer.Option(10.0, "--time-limit", min=0.01, max=86400.0, help="solver time limit, seconds"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the plan here (.yaml or .json)"),
     verify: bool = typer.Option(False, "--verify", help="simulate the plan; tighten and re-solve where SLO attainment is short"),
@@ -88,10 +89,10 @@ def solve(
     from planner.planning import plan_workload
     from planner.validate import check_profiles_found, load_workload_fleet
 
-    if backend not in ("highs", "cbc", "ortools"):
-        raise typer.BadParameter(f"--backend must be highs, cbc or ortools, got {backend!r}")
-    if objective not in ("cost", "gpus", "power", "max_load"):
-        raise typer.BadParameter(f"--objective must be cost, gpus, power or max_load, got {objective!r}")
+    if backend not in backend_names():
+        raise typer.BadParameter(f"--backend must be {choices_text(backend_names())}, got {backend!r}")
+    if objective not in objective_names():
+        raise typer.BadParameter(f"--objective must be {choices_text(objective_names())}, got {objective!r}")
     if output is not None:
         check_writable(output, "--output")  # before the solve, so that no work is lost
     catalog = Catalog.load()

@@ -32,11 +32,13 @@ from planner.schema import (
     parse_selector,
 )
 from solvers.backends import solve as solve_problem
+from solvers.constraints import Binding, Family
 from solvers.diagnose import diagnose
+from solvers.objectives import OBJECTIVES
 from solvers.problem import ClassSpec, Problem, Solution, VariantSpec
 
 # What the solver's objective value is counted in, per objective (max_load reports the multiplier).
-_OBJECTIVE_UNIT = {"cost": "USD/h", "gpus": "GPUs", "power": "W", "max_load": "x load"}
+_OBJECTIVE_UNIT = {o.value: s.unit for o, s in OBJECTIVES.items()}
 # Inventory given to every GPU type when asking how many GPUs the workload needs (the schema's
 # bound on `available`, so the ILP's integers stay in range).
 _UNLIMITED_GPUS = 10**6
@@ -393,23 +395,22 @@ def _pool_pairing(inst: Instance, cid: str, pre: dict[str, float], dec: dict[str
     return result
 
 
-def describe_binding(inst: Instance, name: str) -> str:
-    """A solver constraint name in words ('inventory[H100]' -> 'GPU inventory of H100 is used up')."""
-    kind, _, target = name.partition("[")
-    target = target.rstrip("]")
-    if kind == "inventory":
-        return f"GPU inventory: all {inst.fleet.gpus[target].available} {target} GPUs are used" if target in inst.fleet.gpus else name
-    if kind == "kv_link":
+def describe_binding(inst: Instance, name: Binding) -> str:
+    """A binding constraint in words (inventory[H100] -> 'GPU inventory: all 8 H100 GPUs are used')."""
+    kind, target = name.family, name.target
+    if kind == Family.INVENTORY:
+        return f"GPU inventory: all {inst.fleet.gpus[target].available} {target} GPUs are used" if target in inst.fleet.gpus else str(name)
+    if kind == Family.KV_LINK:
         return f"KV-transfer link bandwidth of pool {target} is saturated"
-    if kind == "pd_ratio":
+    if kind == Family.PD_RATIO:
         return f"P:D ratio bound of model {target}"
-    if kind == "step":
+    if kind == Family.STEP:
         return f"step limit (max_step={inst.fleet.limits.max_step}) on pool {target}"
-    if kind == "min_replicas":
+    if kind == Family.MIN_REPLICAS:
         return f"minimum replicas of model {target}"
-    if kind == "capacity":
+    if kind == Family.CAPACITY:
         return f"pool {target} is at its utilization target ({inst.fleet.limits.utilization:g})"
-    return name
+    return str(name)
 
 
 def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
@@ -462,26 +463,25 @@ def explain_infeasible(inst: Instance) -> list[str]:
     if not inst.problem.variants:
         return ["no candidate pool: no variant of the workload's models can run on the fleet's available GPUs"]
     for r in diagnose(inst.problem):
-        if r.kind == "inventory":
+        if r.kind == Family.INVENTORY:
             have = inst.fleet.gpus[r.target].available if r.target in inst.fleet.gpus else 0
             out.append(f"GPU inventory binds: {r.target} needs {math.ceil(r.amount)} more GPUs "
                        f"({have} available); add them or relax the SLOs")
-        elif r.kind == "unserved":
+        elif r.kind == Family.UNSERVED:
             out.append(f"class {r.target}: {r.amount:.3g} req/s cannot be served within SLO by any fleet the limits allow")
-        elif r.kind == "no_variant":
+        elif r.kind == Family.NO_VARIANT:
             out.append(f"class {r.target}: no {r.detail} variant can serve it within SLO")
-        elif r.kind == "no_pairing":
-            pre, _, dec = r.detail.partition(">")
-            out.append(f"class {r.target}: its prefill meets the SLO only on {pre.replace(',', ', ')} and its decode only on "
-                       f"{dec.replace(',', ', ')}, and the fleet forbids every such pairing "
+        elif r.kind == Family.NO_PAIRING:
+            out.append(f"class {r.target}: its prefill meets the SLO only on {', '.join(r.prefill_keys)} and its decode only on "
+                       f"{', '.join(r.decode_keys)}, and the fleet forbids every such pairing "
                        f"(limits.pairing={inst.fleet.limits.pairing}, {len(inst.fleet.limits.forbid_pairs)} forbid_pairs rules); "
                        f"allow one of these pairings, allow mixed pools, or relax the SLO")
-        elif r.kind == "min_replicas":
+        elif r.kind == Family.MIN_REPLICAS:
             out.append(f"minimum replicas of model {r.target} ({r.detail} side) do not fit: "
                        f"lower min_replicas by {math.ceil(r.amount)} or add GPUs")
-        elif r.kind == "pd_ratio":
+        elif r.kind == Family.PD_RATIO:
             out.append(f"the P:D ratio bound ({r.detail}) of model {r.target} is off by {r.amount:.3g} GPUs: relax pd_ratio_{r.detail}")
-        elif r.kind == "step":
+        elif r.kind == Family.STEP:
             out.append(f"pool {r.target} must move {math.ceil(r.amount)} replicas {r.detail} beyond max_step "
                        f"({inst.fleet.limits.max_step}): raise max_step or re-plan over several intervals")
         else:

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from planner.console import stdout_console
 from planner.errors import InputError
+from solvers import backend_help, backend_names, choices_text  # the registry of solver backends
 
 DEFAULT_TRAFFIC = "0.5,1,2,4"
 
@@ -125,7 +126,7 @@ def register(app: typer.Typer) -> None:
         headroom: bool = typer.Option(False, "--headroom", help="also: how much more traffic the fleet as it stands takes within SLO"),
         pairing: bool = typer.Option(False, "--pairing", help="also: what restricting P->D pairing to the same GPU type (and TP) costs"),
         profiles: Optional[Path] = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
-        backend: str = typer.Option("highs", "--backend", "-b", help="highs | cbc | ortools"),
+        backend: str = typer.Option("highs", "--backend", "-b", help=backend_help()),
         time_limit_s: float = typer.Option(10.0, "--time-limit", help="solver time limit per point, seconds"),
         csv: Optional[Path] = typer.Option(None, "--csv", help="also write all rows to this CSV (atomically)"),
     ) -> None:
@@ -137,8 +138,8 @@ def register(app: typer.Typer) -> None:
 
         @friendly_errors
         def run() -> None:
-            if backend not in ("highs", "cbc", "ortools"):
-                raise InputError(None, "--backend", f"expected highs, cbc or ortools, got {backend!r}")
+            if backend not in backend_names():
+                raise InputError(None, "--backend", f"expected {choices_text(backend_names())}, got {backend!r}")
             from planner.api import laws
             from planner.fileio import check_writable
             from planner.validate import check_profiles_found, load_workload_fleet

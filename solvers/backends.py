@@ -1,11 +1,12 @@
-"""Solve a `Problem` with PuLP (HiGHS or CBC) or OR-Tools, behind one function.
+"""Solve a `Problem` with any registered backend (`solvers.runners`), behind one function.
 
     solve(problem, backend="highs" | "cbc" | "ortools", time_limit_s=10.0, mip_gap=1e-4) -> Solution
 
-Each backend reads the same `formulation.LinearModel` (the constraints are written once, there)
-and solves its objectives lexicographically: for each objective in turn, minimise it, then hold it
-at the value found (plus a tolerance) while the next one is minimised. Only "max_load" (maximise
-the multiplier, then the cheapest fleet reaching it) and the diagnosis use more than one.
+Each backend (a `runners.SolverBackend`) reads the same `formulation.LinearModel` (the constraints
+are written once, there); the staged solve here drives it and solves the objectives
+lexicographically: for each objective in turn, minimise it, then hold it at the value found (plus
+a tolerance) while the next one is minimised. Only "max_load" (maximise the multiplier, then the
+cheapest fleet reaching it) and the diagnosis use more than one.
 
 What each backend reports as the bound: HiGHS its MIP dual bound (highspy `mip_dual_bound`),
 OR-Tools its `BestBound()` (SCIP, else CBC), CBC the "Lower bound" line of its log; where that is
@@ -16,20 +17,17 @@ absent, the LP relaxation's, which every backend solves first (see `_first_stage
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import os
-import re
-import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 
 from solvers.decompose import decomposable, solve_by_group
 from solvers.formulation import LinearModel, binding, build
 from solvers.problem import Problem, Solution, Status
+from solvers.runners import DEFAULT_BACKEND, SolverBackend, StageResult, backend_entry, backend_names
 
-BACKENDS = ("highs", "cbc", "ortools")
+BACKENDS = tuple(backend_names())
+"""Names of the registered backends, the default first (see `solvers.runners`)."""
 HOLD_TOL = 1e-7
 """Relative slack with which an earlier objective is held while the next one is minimised."""
 RENS_WIDTH = 2
@@ -44,18 +42,8 @@ FLOW_TOL = 1e-9
 """Flows below this share of the class's rate are numerical noise and are dropped."""
 
 
-@dataclass
-class StageResult:
-    """One minimisation: status, values of all variables, objective and best bound."""
-
-    status: Status
-    values: list[float] | None
-    objective: float | None
-    bound: float | None
-    message: str = ""
-
-
-def solve(problem: Problem, backend: str = "highs", time_limit_s: float = 10.0, mip_gap: float = 1e-4) -> Solution:
+def solve(problem: Problem, backend: str = DEFAULT_BACKEND, time_limit_s: float = 10.0,
+          mip_gap: float = 1e-4) -> Solution:
     """Build the ILP of `problem`, solve it with `backend` and read the answer back.
 
     With several models (groups), three steps, each tried only if the one before left the gap open:
@@ -65,17 +53,21 @@ def solve(problem: Problem, backend: str = "highs", time_limit_s: float = 10.0, 
     the best of all. The cheapest plan found and the best bound are reported.
     """
     start = time.perf_counter()
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    backend_entry(backend)  # ValueError naming the registered backends
     if not decomposable(problem):
         return _solve_whole(problem, backend, time_limit_s, mip_gap)
-    left = lambda: max(time_limit_s - (time.perf_counter() - start), 0.05)  # noqa: E731
+    def left() -> float:
+        return max(time_limit_s - (time.perf_counter() - start), 0.05)
+
     quick = _solve_whole(problem, backend, time_limit_s, mip_gap, quick=True)
     if quick.status in ("optimal", "infeasible", "error"):
         return quick
     found = [quick] if quick.ok else []
     bounds = [quick.bound] if quick.bound is not None else []
-    groups = solve_by_group(problem, lambda p, t, g: _solve_whole(p, backend, t, g), GROUP_SHARE * left(), mip_gap)
+    def by_group(p: Problem, t: float, g: float) -> Solution:
+        return _solve_whole(p, backend, t, g)
+
+    groups = solve_by_group(problem, by_group, GROUP_SHARE * left(), mip_gap)
     if groups.solution is not None and groups.solution.status == "infeasible":
         return dataclasses.replace(groups.solution, seconds=time.perf_counter() - start)
     if groups.solution is not None:
@@ -83,7 +75,8 @@ def solve(problem: Problem, backend: str = "highs", time_limit_s: float = 10.0, 
     if groups.bound is not None:
         bounds.append(groups.bound)
     notes = [f"model by model: {groups.reason}" if groups.reason else
-             f"model by model: the union fits the inventory, bound {groups.bound:.6g}" if groups.bound is not None else ""]
+             f"model by model: the union fits the inventory, bound {groups.bound:.6g}" if groups.bound is not None
+             else ""]
     best = _best(found, bounds)
     if best is None or best.gap is None or best.gap > mip_gap:
         full = _solve_whole(problem, backend, left(), mip_gap)
@@ -141,16 +134,19 @@ def solve_model(model: LinearModel, backend: str, time_limit_s: float, mip_gap: 
                 start: float | None = None, quick: bool = False) -> ModelSolution:
     """Minimise `model.objectives` lexicographically with `backend`."""
     start = time.perf_counter() if start is None else start
-    notes = []
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "highs" and not _highs_available():
-        notes.append("HiGHS not available; used CBC")
-        backend = "cbc"
-    runner = {"highs": _PulpRunner("highs"), "cbc": _PulpRunner("cbc"), "ortools": _OrtoolsRunner()}[backend]
+    notes: list[str] = []
+    entry = backend_entry(backend)
+    if entry.fallback is not None and not entry.available():
+        fallback = backend_entry(entry.fallback)
+        notes.append(f"{entry.label} not available; used {fallback.label}")
+        entry = fallback
+    runner = entry.factory()
     runner.load(model)
     name = runner.name
-    values, objectives, bound, status = None, [], None, "optimal"
+    values: list[float] | None = None
+    objectives: list[float] = []
+    bound: float | None = None
+    status: Status = "optimal"
     for k, goal in enumerate(model.objectives):
         left = max(time_limit_s - (time.perf_counter() - start), 0.05)
         if k == 0 and model.num_integer:
@@ -166,6 +162,7 @@ def solve_model(model: LinearModel, backend: str, time_limit_s: float, mip_gap: 
                 status = "time_limit"  # a later stage found nothing in time: keep the earlier answer
             break
         values = res.values
+        assert res.objective is not None  # every backend gives the objective with the values
         objectives.append(res.objective)
         if k == 0:
             bound = res.bound if res.bound is not None else (res.objective if res.status == "optimal" else None)
@@ -176,7 +173,7 @@ def solve_model(model: LinearModel, backend: str, time_limit_s: float, mip_gap: 
     return ModelSolution(status, name, values, objectives, bound, "; ".join(notes))
 
 
-def _first_stage(runner, model: LinearModel, goal: dict[int, float], time_limit_s: float,
+def _first_stage(runner: SolverBackend, model: LinearModel, goal: dict[int, float], time_limit_s: float,
                  mip_gap: float, quick: bool = False) -> StageResult:
     """LP relaxation (the bound), a restricted MIP around it (RENS: the incumbent), then the full MIP.
 
@@ -199,28 +196,28 @@ def _first_stage(runner, model: LinearModel, goal: dict[int, float], time_limit_
         if lp.status == "infeasible" or lp.values is None:
             return lp
         return runner.minimise(goal, max(time_limit_s - (time.perf_counter() - t0), 0.05), mip_gap)
-    low = lp.objective
-    inc = None
-    if any(abs(lp.values[i] - round(lp.values[i])) > 1e-6 for i in ints):
-        box = {}
+    lp_values, low = lp.values, lp.objective
+    assert lp_values is not None and low is not None  # an optimal stage carries its values and objective
+    inc: _Plan | None = None
+    if any(abs(lp_values[i] - round(lp_values[i])) > 1e-6 for i in ints):
+        box: dict[int, tuple[float, float | None]] = {}
         for i in ints:
-            v, x = model.vars[i], lp.values[i]
+            v, x = model.vars[i], lp_values[i]
             wide = RENS_WIDTH if x > 1e-6 else 0  # pools the LP leaves empty stay empty
             lo, hi = math.floor(x + 1e-6) - wide, math.ceil(x - 1e-6) + wide
             box[i] = (max(v.lb, lo), hi if v.ub is None else min(v.ub, hi))
         runner.set_bounds(box)
         left = time_limit_s - (time.perf_counter() - t0)
-        inc = runner.minimise(goal, max(0.3 * left, 0.05), mip_gap)
+        rens = runner.minimise(goal, max(0.3 * left, 0.05), mip_gap)
         runner.set_bounds({i: (model.vars[i].lb, model.vars[i].ub) for i in ints})
-        if inc.values is None:
-            inc = None
+        inc = _Plan.of(rens)
     if inc is not None and inc.objective - low <= mip_gap * max(abs(inc.objective), 1e-9):
         return StageResult("optimal", inc.values, inc.objective, low, "gap proven against the LP bound after RENS")
     if quick:
         if inc is not None:
             return StageResult("feasible", inc.values, inc.objective, low, "RENS plan")
-        if not any(abs(lp.values[i] - round(lp.values[i])) > 1e-6 for i in ints):
-            return StageResult("optimal", lp.values, lp.objective, low, "the LP relaxation is integral")
+        if not any(abs(lp_values[i] - round(lp_values[i])) > 1e-6 for i in ints):
+            return StageResult("optimal", lp_values, low, low, "the LP relaxation is integral")
         return StageResult("time_limit", None, None, low, "RENS found no plan")
     if inc is not None:
         runner.hint(inc.values)
@@ -229,19 +226,35 @@ def _first_stage(runner, model: LinearModel, goal: dict[int, float], time_limit_
     runner.drop_cuts()
     left = time_limit_s - (time.perf_counter() - t0)
     full = runner.minimise(goal, max(left, 0.05), mip_gap)
-    if full.values is None or (inc is not None and inc.objective < full.objective):
+    best = _Plan.of(full)
+    if best is None or (inc is not None and inc.objective < best.objective):
         if inc is None:
             return full
         bound = max(low, full.bound) if full.bound is not None and full.status != "infeasible" else low
-        status = full.status if full.status in ("optimal", "time_limit") else "feasible"
+        status: Status = full.status if full.status in ("optimal", "time_limit") else "feasible"
         return StageResult(status, inc.values, inc.objective, min(bound, inc.objective), "RENS plan kept")
     bound = low if full.bound is None else max(low, full.bound)
-    return StageResult(full.status, full.values, full.objective, min(bound, full.objective), full.message)
+    return StageResult(full.status, best.values, best.objective, min(bound, best.objective), full.message)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A stage's answer that has values (and so an objective)."""
+
+    values: list[float]
+    objective: float
+
+    @staticmethod
+    def of(res: StageResult) -> _Plan | None:
+        if res.values is None or res.objective is None:
+            return None
+        return _Plan(res.values, res.objective)
 
 
 def _read(problem: Problem, model: LinearModel, ms: ModelSolution, seconds: float) -> Solution:
     """Turn variable values into replicas, cleaned flows, objective in the problem's own sense."""
     vals = ms.values
+    assert vals is not None  # called only for solutions with values
     replicas = {v: int(round(vals[i])) for v, i in model.n.items()}
     rounded = list(vals)
     for v, i in model.n.items():
@@ -261,9 +274,11 @@ def _read(problem: Problem, model: LinearModel, ms: ModelSolution, seconds: floa
     bound = None if ms.bound is None else sign * ms.bound
     gap = None if bound is None else abs(objective - bound) / max(abs(objective), 1e-9)
     message = ms.message
-    if mu is not None and mu >= 0.999 * model.vars[model.mu].ub:
+    cap = model.vars[model.mu].ub if model.mu is not None else None
+    if mu is not None and cap is not None and mu >= 0.999 * cap:
         message = "; ".join(filter(None, [message, "load multiplier hit its cap: the fleet is not limited"]))
-    return Solution(status=ms.status, backend=ms.backend, replicas=replicas, flow=flow, pair_flow=pair_flow, objective=objective,
+    return Solution(status=ms.status, backend=ms.backend, replicas=replicas, flow=flow, pair_flow=pair_flow,
+                    objective=objective,
                     bound=bound, gap=gap, seconds=seconds, load_multiplier=mu,
                     binding=binding(model, rounded),
                     message=message)
@@ -276,269 +291,4 @@ def _worse(a: Status, b: Status) -> Status:
     return a if _RANK[a] >= _RANK[b] else b
 
 
-def _highs_available() -> bool:
-    import pulp
-
-    return "HiGHS" in pulp.listSolvers(onlyAvailable=True)
-
-
-class _PulpRunner:
-    """PuLP model; HiGHS through highspy (pulp.HiGHS) or CBC (pulp.PULP_CBC_CMD)."""
-
-    def __init__(self, which: str):
-        self.which = which
-        self.name = "pulp-highs" if which == "highs" else "pulp-cbc"
-
-    def load(self, model: LinearModel) -> None:
-        import pulp
-
-        self.pulp = pulp
-        self.model = model
-        cat = {True: pulp.LpInteger, False: pulp.LpContinuous}
-        # Zero-padded names: the index of a variable can be read back from its name.
-        self.vars = [pulp.LpVariable(f"v{i:07d}", lowBound=v.lb, upBound=v.ub, cat=cat[v.integer])
-                     for i, v in enumerate(model.vars)]
-        self._rows(skip_cuts=False)
-        self.holds = 0
-        self.relaxed = False
-        self.start: list[float] | None = None
-
-    def _rows(self, skip_cuts: bool) -> None:
-        pulp = self.pulp
-        self.prob = pulp.LpProblem("pd_planner", pulp.LpMinimize)
-        sense = {"<=": pulp.LpConstraintLE, ">=": pulp.LpConstraintGE, "==": pulp.LpConstraintEQ}
-        for k, row in enumerate(self.model.rows):
-            if skip_cuts and row.cut:
-                continue
-            expr = pulp.LpAffineExpression([(self.vars[i], a) for i, a in row.terms.items()])
-            self.prob.addConstraint(pulp.LpConstraint(expr, sense[row.sense], f"r{k}", row.rhs))
-
-    def relax(self, ints: list[int], on: bool) -> None:
-        self.relaxed = on
-        for i in ints:
-            self.vars[i].cat = self.pulp.LpContinuous if on else self.pulp.LpInteger
-
-    def set_bounds(self, box: dict[int, tuple[float, float | None]]) -> None:
-        for i, (lo, hi) in box.items():
-            self.vars[i].lowBound, self.vars[i].upBound = lo, hi
-
-    def hint(self, values: list[float]) -> None:
-        self.start = [round(x) if self.model.vars[i].integer else x for i, x in enumerate(values)]
-
-    def drop_cuts(self) -> None:
-        """Rebuild the rows without the valid inequalities (called before any objective is held)."""
-        self._rows(skip_cuts=True)
-
-    def hold(self, goal: dict[int, float], value: float) -> None:
-        expr = self.pulp.LpAffineExpression([(self.vars[i], a) for i, a in goal.items()])
-        self.prob.addConstraint(self.pulp.LpConstraint(expr, self.pulp.LpConstraintLE, f"hold{self.holds}", value))
-        self.holds += 1
-
-    def minimise(self, goal: dict[int, float], time_limit_s: float, mip_gap: float) -> StageResult:
-        pulp = self.pulp
-        self.prob.setObjective(pulp.LpAffineExpression([(self.vars[i], a) for i, a in goal.items()]))
-        if self.which == "highs":
-            solver = _HighsWithStart(msg=False, timeLimit=time_limit_s, gapRel=mip_gap, threads=1)
-            solver.start = None if self.relaxed else self.start
-            self.prob.solve(solver)
-            return self._read_highs(goal)
-        with tempfile.TemporaryDirectory() as tmp:
-            log = os.path.join(tmp, "cbc.log")
-            warm = self.start is not None and not self.relaxed
-            if warm:
-                for var, x in zip(self.vars, self.start):
-                    var.setInitialValue(x)
-            with warnings.catch_warnings():  # PuLP 3 says the bundled CBC goes in 4.0; it is the CBC we have
-                warnings.simplefilter("ignore", DeprecationWarning)
-                solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=mip_gap, logPath=log,
-                                           warmStart=warm)
-            try:
-                self.prob.solve(solver)
-            except pulp.PulpSolverError as e:
-                return StageResult("error", None, None, None, f"CBC failed: {e}")
-            text = open(log).read() if os.path.exists(log) else ""
-        return self._read_cbc(goal, text)
-
-    def _values(self) -> list[float]:
-        return [v.varValue if v.varValue is not None else 0.0 for v in self.vars]
-
-    def _objective(self, goal: dict[int, float], values: list[float]) -> float:
-        return sum(a * values[i] for i, a in goal.items())
-
-    def _read_highs(self, goal: dict[int, float]) -> StageResult:
-        import highspy
-
-        h = self.prob.solverModel
-        ms = h.getModelStatus()
-        info = h.getInfo()
-        has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
-        S = highspy.HighsModelStatus
-        if ms == S.kOptimal:
-            status = "optimal"
-        elif ms in (S.kTimeLimit, S.kIterationLimit, S.kInterrupt, S.kSolutionLimit):
-            status = "time_limit"
-        elif ms in (S.kInfeasible, S.kUnboundedOrInfeasible):
-            status = "infeasible"
-        else:
-            status = "error"
-        if not has_sol or status == "infeasible":
-            return StageResult(status, None, None, None, "" if status != "error" else f"HiGHS: {h.modelStatusToString(ms)}")
-        values = self._values()
-        obj = self._objective(goal, values)
-        bound = info.mip_dual_bound if self.model.num_integer and not self.relaxed else obj
-        if bound is None or not math.isfinite(bound):
-            bound = None
-        return StageResult(status, values, obj, bound)
-
-    def _read_cbc(self, goal: dict[int, float], log: str) -> StageResult:
-        # prob.sol_status: 1 optimal, 2 integer feasible (stopped early), -1 infeasible, -2 unbounded, 0 none.
-        st = self.prob.sol_status
-        stopped = "Stopped on time" in log or "Stopped on iterations" in log
-        if st == 1 and not stopped:
-            status = "optimal"
-        elif st in (1, 2):
-            status = "time_limit" if stopped else "feasible"
-        elif st == -1 or self.prob.status == -1 or "infeasible" in log.lower():
-            return StageResult("infeasible", None, None, None)
-        else:
-            return StageResult("time_limit" if stopped else "error", None, None, None,
-                               "" if stopped else f"CBC: status {self.prob.status}")
-        values = self._values()
-        obj = self._objective(goal, values)
-        if self.relaxed:
-            return StageResult(status, values, obj, obj)
-        m = re.search(r"Lower bound:\s*([-+0-9.eE]+)", log)
-        bound = float(m.group(1)) if m else (obj if status == "optimal" else None)
-        if m and self.prob.objective.constant:
-            bound += self.prob.objective.constant
-        return StageResult(status, values, obj, bound)
-
-
-class _OrtoolsRunner:
-    """OR-Tools linear solver wrapper (pywraplp) with SCIP, else CBC."""
-
-    def load(self, model: LinearModel) -> None:
-        from ortools.linear_solver import pywraplp
-
-        self.pywraplp = pywraplp
-        self.model = model
-        self.relaxed = False
-        for engine in ("SCIP", "CBC"):
-            self.solver = pywraplp.Solver.CreateSolver(engine)
-            if self.solver is not None:
-                self.name = f"ortools-{engine.lower()}"
-                break
-        else:
-            raise RuntimeError("OR-Tools has neither SCIP nor CBC")
-        inf = self.solver.infinity()
-        self.vars = [self.solver.Var(v.lb, inf if v.ub is None else v.ub, v.integer, f"v{i}")
-                     for i, v in enumerate(model.vars)]
-        self.rows = []
-        for k, row in enumerate(model.rows):
-            lo, hi = {"<=": (-inf, row.rhs), ">=": (row.rhs, inf), "==": (row.rhs, row.rhs)}[row.sense]
-            ct = self.solver.Constraint(lo, hi, f"r{k}")
-            self.rows.append(ct)
-            for i, a in row.terms.items():
-                ct.SetCoefficient(self.vars[i], a)
-
-    def relax(self, ints: list[int], on: bool) -> None:
-        self.relaxed = on
-        for i in ints:
-            self.vars[i].SetInteger(not on)
-
-    def set_bounds(self, box: dict[int, tuple[float, float | None]]) -> None:
-        for i, (lo, hi) in box.items():
-            self.vars[i].SetBounds(lo, self.solver.infinity() if hi is None else hi)
-
-    def hint(self, values: list[float]) -> None:
-        self.solver.SetHint(self.vars, [round(x) if self.model.vars[i].integer else x for i, x in enumerate(values)])
-
-    def drop_cuts(self) -> None:
-        inf = self.solver.infinity()
-        for ct, row in zip(self.rows, self.model.rows):
-            if row.cut:
-                ct.SetBounds(-inf, inf)
-
-    def hold(self, goal: dict[int, float], value: float) -> None:
-        ct = self.solver.Constraint(-self.solver.infinity(), value)
-        for i, a in goal.items():
-            ct.SetCoefficient(self.vars[i], a)
-
-    def minimise(self, goal: dict[int, float], time_limit_s: float, mip_gap: float) -> StageResult:
-        pywraplp = self.pywraplp
-        obj = self.solver.Objective()
-        obj.Clear()
-        for i, a in goal.items():
-            obj.SetCoefficient(self.vars[i], a)
-        obj.SetMinimization()
-        self.solver.SetTimeLimit(int(max(time_limit_s, 0.05) * 1000))
-        params = pywraplp.MPSolverParameters()
-        params.SetDoubleParam(params.RELATIVE_MIP_GAP, mip_gap)
-        t0 = time.perf_counter()
-        code = self.solver.Solve(params)
-        took = time.perf_counter() - t0
-        S = pywraplp.Solver
-        if code == S.OPTIMAL:
-            status = "optimal"
-        elif code == S.FEASIBLE:
-            status = "time_limit" if took >= 0.95 * time_limit_s else "feasible"
-        elif code == S.INFEASIBLE:
-            return StageResult("infeasible", None, None, None)
-        elif code == S.NOT_SOLVED and took >= 0.95 * time_limit_s:
-            return StageResult("time_limit", None, None, None)
-        else:
-            return StageResult("error", None, None, None, f"OR-Tools status {code}")
-        values = [v.solution_value() for v in self.vars]
-        value = sum(a * values[i] for i, a in goal.items())
-        bound = obj.BestBound() if self.model.num_integer and not self.relaxed else value
-        if not math.isfinite(bound):
-            bound = None
-        return StageResult(status, values, value, bound)
-
-
-@functools.cache
-def _highs_class():
-    import pulp
-
-    class HighsWithStart(pulp.HiGHS):
-        """pulp.HiGHS that passes a starting solution to highspy before running (PuLP's doesn't)."""
-
-        start: list[float] | None = None
-
-        def callSolver(self, lp):
-            if self.start is not None:
-                import highspy
-
-                order = sorted(lp.variables(), key=lambda var: var.index)
-                sol = highspy.HighsSolution()
-                sol.col_value = [self.start[int(var.name[1:])] for var in order]
-                sol.value_valid = True
-                lp.solverModel.setSolution(sol)
-            lp.solverModel.run()
-
-    return HighsWithStart
-
-
-@functools.cache
-def _quiet_highs_banner() -> None:
-    """Construct one Highs object with stdout (fd 1) pointed at /dev/null: highspy prints its
-    licence banner from C++ on the first construction in a process, before `output_flag` can be
-    set, which would land in the middle of the CLI's table."""
-    import sys
-
-    import highspy
-
-    sys.stdout.flush()
-    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 1)
-        highspy.Highs()
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(null)
-
-
-def _HighsWithStart(**kwargs):
-    _quiet_highs_banner()
-    return _highs_class()(**kwargs)
+__all__ = ["BACKENDS", "ModelSolution", "solve", "solve_model"]

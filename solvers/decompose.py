@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from solvers.formulation import binding, build
+from solvers.objectives import spec
 from solvers.problem import Problem, Solution
 
 _RANK = {"optimal": 0, "feasible": 1, "time_limit": 2, "infeasible": 3, "error": 4}
@@ -39,7 +41,7 @@ class GroupResult:
 
 def decomposable(problem: Problem) -> bool:
     """Whether solving group by group can answer: several groups, and a separable objective."""
-    return problem.objective in ("cost", "gpus", "power") and len({c.group for c in problem.classes}) > 1
+    return spec(problem.objective).separable and len({c.group for c in problem.classes}) > 1
 
 
 def split(problem: Problem) -> list[Problem]:
@@ -56,7 +58,8 @@ def split(problem: Problem) -> list[Problem]:
     return out
 
 
-def solve_by_group(problem: Problem, solve, time_limit_s: float, mip_gap: float) -> GroupResult:
+def solve_by_group(problem: Problem, solve: Callable[[Problem, float, float], Solution], time_limit_s: float,
+                   mip_gap: float) -> GroupResult:
     """Solve each group alone with `solve(problem, time_limit_s, mip_gap)`; combine if the union fits."""
     start = time.perf_counter()
     parts: list[Solution] = []
@@ -102,14 +105,14 @@ def _combine(problem: Problem, parts: list[Solution], bound: float | None, secon
     values = [0.0] * len(model.vars)
     for vid, i in model.n.items():
         values[i] = float(sol.replicas.get(vid, 0))
-    for key, i in model.x.items():
-        values[i] = sol.flow.get(key, 0.0)
-    for key, i in model.y.items():
-        values[i] = sol.pair_flow.get(key, 0.0)
+    for routed, i in model.x.items():
+        values[i] = sol.flow.get(routed, 0.0)
+    for paired, i in model.y.items():
+        values[i] = sol.pair_flow.get(paired, 0.0)
     by_name = {var.name: i for i, var in enumerate(model.vars)}
     for v in problem.variants:  # churn terms d[v] = |n_v - current_v| at the optimum
-        if (i := by_name.get(f"d[{v.id}]")) is not None:
-            values[i] = abs(sol.replicas.get(v.id, 0) - v.current)
+        if (d := by_name.get(f"d[{v.id}]")) is not None:
+            values[d] = abs(sol.replicas.get(v.id, 0) - v.current)
     sol.binding = binding(model, values)
     sol.message = f"{len(parts)} models solved one by one"
     return sol

@@ -11,16 +11,19 @@ Two steps:
    then extra GPUs (bought only where bending a policy rule cannot avoid it), then policy slack.
    Non-zero slacks are the answer.
 
-Records are domain-free (kind, target, amount, unit, detail); the planner turns them into words.
+Records are domain-free (kind, target, amount, unit, detail) with a `Family` as kind; the planner
+turns them into words, dispatching on the family.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from solvers.backends import solve_model
+from solvers.constraints import UNITS, Family
 from solvers.formulation import build
 from solvers.problem import Problem
+from solvers.runners import DEFAULT_BACKEND
 
 TOL = 1e-6
 """Slacks below this (req/s, GPUs, replicas) are solver noise, not a relaxation."""
@@ -30,65 +33,67 @@ TOL = 1e-6
 class Relaxation:
     """One change that (together with the others returned) makes the instance feasible.
 
-    kind: "no_variant" (target class, detail the side with no capable variant, amount its rate),
-          "no_pairing" (target class whose capable prefill and decode keys are all forbidden to pair,
-          detail 'prefill keys>decode keys' comma-separated, amount its rate),
-          "unserved" (target class, amount req/s that no allowed fleet can serve),
-          "inventory" (target resource, amount more GPUs), "min_replicas" (target group,
-          detail side, amount fewer replicas), "pd_ratio" (target group, detail min|max, amount GPUs
-          of imbalance), "step" (target variant, detail up|down, amount replicas beyond the step).
+    kind: NO_VARIANT (target class, detail the side with no capable variant, amount its rate),
+          NO_PAIRING (target class whose capable prefill and decode keys are all forbidden to pair,
+          detail 'prefill keys>decode keys' comma-separated, the keys also in `prefill_keys` and
+          `decode_keys`, amount its rate),
+          UNSERVED (target class, amount req/s that no allowed fleet can serve),
+          INVENTORY (target resource, amount more GPUs), MIN_REPLICAS (target group,
+          detail side, amount fewer replicas), PD_RATIO (target group, detail min|max, amount GPUs
+          of imbalance), STEP (target variant, detail up|down, amount replicas beyond the step),
+          SOLVER (target backend, detail its message: the elastic model found no answer).
+    A kind given as a name ('inventory') is converted to its `Family`.
     """
 
-    kind: str
+    kind: Family
     target: str
     amount: float
     unit: str
     detail: str = ""
+    prefill_keys: tuple[str, ...] = field(default=(), compare=False)
+    decode_keys: tuple[str, ...] = field(default=(), compare=False)
 
-
-_UNITS = {"unserved": "req/s", "inventory": "GPUs", "min_replicas": "replicas", "pd_ratio": "GPUs",
-          "step": "replicas"}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", Family(self.kind))
 
 
 def structural(problem: Problem) -> list[Relaxation]:
     """Classes with demand that no variant of their group can serve on one side, whatever the fleet."""
-    out = []
+    out: list[Relaxation] = []
     for c in problem.classes:
         if c.rate <= 0:
             continue
         sides = {v.side for v in problem.variants
                  if v.group == c.group and problem.capacity.get((c.id, v.id), 0.0) > 0.0}
         if not sides & {"prefill", "mixed"}:
-            out.append(Relaxation("no_variant", c.id, c.rate, "req/s", "prefill"))
+            out.append(Relaxation(Family.NO_VARIANT, c.id, c.rate, UNITS[Family.NO_VARIANT], "prefill"))
         elif "mixed" not in sides and "decode" not in sides:
-            out.append(Relaxation("no_variant", c.id, c.rate, "req/s", "decode"))
+            out.append(Relaxation(Family.NO_VARIANT, c.id, c.rate, UNITS[Family.NO_VARIANT], "decode"))
         elif "mixed" not in sides and problem.forbidden_pairs:
             able = [v for v in problem.variants
                     if v.group == c.group and problem.capacity.get((c.id, v.id), 0.0) > 0.0]
             pre = sorted({v.key for v in able if v.side == "prefill"})
             dec = sorted({v.key for v in able if v.side == "decode"})
             if not any(problem.pair_allowed(a, b) for a in pre for b in dec):
-                out.append(Relaxation("no_pairing", c.id, c.rate, "req/s", f"{','.join(pre)}>{','.join(dec)}"))
+                out.append(Relaxation(Family.NO_PAIRING, c.id, c.rate, UNITS[Family.NO_PAIRING],
+                                      f"{','.join(pre)}>{','.join(dec)}", tuple(pre), tuple(dec)))
     return out
 
 
-def diagnose(problem: Problem, backend: str = "highs", time_limit_s: float = 30.0) -> list[Relaxation]:
+def diagnose(problem: Problem, backend: str = DEFAULT_BACKEND, time_limit_s: float = 30.0) -> list[Relaxation]:
     """The smallest relaxation making `problem` feasible; an empty list when it already is."""
     found = structural(problem)
     explained = {r.target for r in found}
     model = build(problem, elastic=True)
     sol = solve_model(model, backend, time_limit_s, mip_gap=1e-6)
     if sol.values is None:  # the elastic model is always feasible; say so if the solver disagrees
-        found.append(Relaxation("solver", backend, 0.0, "", sol.message or sol.status))
+        found.append(Relaxation(Family.SOLVER, backend, 0.0, "", sol.message or sol.status))
         return found
-    for (kind, target), i in model.slack.items():
+    for key, i in model.slack.items():
         amount = sol.values[i]
-        if amount <= TOL or (kind == "unserved" and target in explained):
+        if amount <= TOL or (key.family == Family.UNSERVED and key.target in explained):
             continue
-        detail = ""
-        if kind in ("min_replicas", "pd_ratio", "step"):  # target "<group or variant>:<side or bound>"
-            target, _, detail = target.rpartition(":")
-        if kind in ("inventory", "min_replicas", "step"):
+        if key.family in (Family.INVENTORY, Family.MIN_REPLICAS, Family.STEP):
             amount = float(round(amount))
-        found.append(Relaxation(kind, target, amount, _UNITS[kind], detail))
+        found.append(Relaxation(key.family, key.target, amount, UNITS[key.family], key.detail))
     return found

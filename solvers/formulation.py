@@ -31,11 +31,54 @@ step_up[v] / step_down[v], churn_up[v] / churn_down[v]. Objective at the end of 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from enum import StrEnum
+from typing import Literal, NamedTuple
 
-from solvers.problem import Problem
+from solvers.constraints import Binding, Family
+from solvers.objectives import spec
+from solvers.problem import Problem, VariantSpec
 
 Sense = Literal["<=", ">=", "=="]
+
+
+class RowKind(StrEnum):
+    """The row families of the model, in the order `build` adds them (see the module docstring)."""
+
+    COVERAGE = "coverage"
+    PAIRING = "pairing"
+    PAIR_OUT = "pair_out"
+    PAIR_IN = "pair_in"
+    CAPACITY = "capacity"
+    KV_OUT = "kv_out"
+    KV_IN = "kv_in"
+    OPEN = "open"
+    INVENTORY = "inventory"
+    MIN_PREFILL = "min_prefill"
+    MIN_DECODE = "min_decode"
+    PD_RATIO_MIN = "pd_ratio_min"
+    PD_RATIO_MAX = "pd_ratio_max"
+    STEP_UP = "step_up"
+    STEP_DOWN = "step_down"
+    CHURN_UP = "churn_up"
+    CHURN_DOWN = "churn_down"
+
+
+REPORTED: dict[RowKind, Family] = {
+    RowKind.INVENTORY: Family.INVENTORY, RowKind.CAPACITY: Family.CAPACITY, RowKind.KV_OUT: Family.KV_LINK,
+    RowKind.KV_IN: Family.KV_LINK, RowKind.PD_RATIO_MIN: Family.PD_RATIO, RowKind.PD_RATIO_MAX: Family.PD_RATIO,
+    RowKind.MIN_PREFILL: Family.MIN_REPLICAS, RowKind.MIN_DECODE: Family.MIN_REPLICAS, RowKind.STEP_UP: Family.STEP,
+    RowKind.STEP_DOWN: Family.STEP,
+}
+"""The row families a solution reports as binding, and the family each is reported under."""
+
+
+class Slack(NamedTuple):
+    """Key of a slack variable of the elastic model: which family it relaxes, for what, and how."""
+
+    family: Family
+    target: str
+    detail: str = ""
+    """min_replicas: the side (prefill|decode); pd_ratio: the bound (min|max); step: up|down."""
 
 MU_CAP = 1e4
 """Upper bound on the load multiplier: a finite cap so that an unlimited fleet reports 'hit the cap'
@@ -55,16 +98,20 @@ class Var:
 class Row:
     """One linear constraint: sum_i terms[i] * var_i  <sense>  rhs."""
 
-    name: str
-    """Display name, e.g. 'capacity[llama/prefill/H100/tp1]'."""
-    kind: str
-    """Constraint family: coverage, pairing, capacity, inventory, kv_out, kv_in, min_prefill, ..."""
+    kind: RowKind
+    target: str
+    """What the row is about: a class, variant, GPU type or group id ('class,variant' for open rows)."""
     terms: dict[int, float]
     sense: Sense
     rhs: float
     cut: bool = False
     """A valid inequality (implied for integer solutions): it tightens the LP relaxation; a backend
     may leave it out of the branch-and-bound, whose solver makes cuts of its own."""
+
+    @property
+    def name(self) -> str:
+        """Display name, e.g. 'capacity[llama/prefill/H100/tp1]'."""
+        return f"{self.kind.value}[{self.target}]"
 
 
 @dataclass
@@ -79,20 +126,22 @@ class LinearModel:
     y: dict[tuple[str, str, str], int] = field(default_factory=dict)
     """(class, prefill key, decode key) -> index of the pair flow (only with forbidden pairs)."""
     mu: int | None = None
-    slack: dict[tuple[str, str], int] = field(default_factory=dict)
-    """(kind, target) -> index of a slack variable (elastic models only)."""
+    slack: dict[Slack, int] = field(default_factory=dict)
+    """Slack key -> index of its variable (elastic models only)."""
 
     def var(self, name: str, lb: float = 0.0, ub: float | None = None, integer: bool = False) -> int:
         self.vars.append(Var(name, lb, ub, integer))
         return len(self.vars) - 1
 
-    def row(self, name: str, kind: str, terms: dict[int, float], sense: Sense, rhs: float, cut: bool = False) -> None:
-        self.rows.append(Row(name, kind, {i: a for i, a in terms.items() if a != 0.0}, sense, rhs, cut))
+    def row(self, kind: RowKind, target: str, terms: dict[int, float], sense: Sense, rhs: float,
+            cut: bool = False) -> None:
+        self.rows.append(Row(kind, target, {i: a for i, a in terms.items() if a != 0.0}, sense, rhs, cut))
 
-    def relax(self, kind: str, target: str, terms: dict[int, float], sign: float, integer: bool = False) -> None:
-        """Elastic mode: add a slack s >= 0 with coefficient `sign` to `terms`, keyed (kind, target)."""
-        s = self.var(f"slack_{kind}[{target}]", integer=integer)
-        self.slack[(kind, target)] = s
+    def relax(self, key: Slack, terms: dict[int, float], sign: float, integer: bool = False) -> None:
+        """Elastic mode: add a slack s >= 0 with coefficient `sign` to `terms`, under `key`."""
+        label = f"{key.target}:{key.detail}" if key.detail else key.target
+        s = self.var(f"slack_{key.family.value}[{label}]", integer=integer)
+        self.slack[key] = s
         terms[s] = sign
 
     @property
@@ -103,10 +152,10 @@ class LinearModel:
 def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> LinearModel:
     """The MILP of `problem`; with `elastic`, the relaxable version used to diagnose infeasibility."""
     m = LinearModel()
-    max_load = problem.objective == "max_load"
+    max_load = spec(problem.objective).maximise_load
     variants = {v.id: v for v in problem.variants}
     rates = {c.id: c.rate for c in problem.classes}
-    demand = {}  # group -> total rate (only groups with demand get min-replica rows)
+    demand: dict[str, float] = {}  # group -> total rate (only groups with demand get min-replica rows)
     for c in problem.classes:
         demand[c.group] = demand.get(c.group, 0.0) + c.rate
 
@@ -128,8 +177,9 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
         for v in problem.variants:
             if v.group == c.group and problem.capacity.get((c.id, v.id), 0.0) > 0.0:
                 m.x[(c.id, v.id)] = m.var(f"x[{c.id},{v.id}]")
+    mu: int | None = None
     if max_load:
-        m.mu = m.var("mu", ub=MU_CAP)
+        mu = m.mu = m.var("mu", ub=MU_CAP)
 
     by_class: dict[str, list[str]] = {c.id: [] for c in problem.classes}
     by_variant: dict[str, list[str]] = {v.id: [] for v in problem.variants}
@@ -141,16 +191,16 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
         xs = by_class[c.id]
         # coverage[c]: all of the class's prefill work is served, by prefill or mixed replicas.
         cover = {m.x[(c.id, v)]: 1.0 for v in xs if variants[v].side in ("prefill", "mixed")}
-        if max_load:
-            cover[m.mu] = -c.rate
+        if mu is not None:
+            cover[mu] = -c.rate
         elif elastic:
-            m.relax("unserved", c.id, cover, 1.0)
-        m.row(f"coverage[{c.id}]", "coverage", cover, "==", 0.0 if max_load else c.rate)
+            m.relax(Slack(Family.UNSERVED, c.id), cover, 1.0)
+        m.row(RowKind.COVERAGE, c.id, cover, "==", 0.0 if max_load else c.rate)
         if not problem.forbidden_pairs:
             # pairing[c]: every request prefilled on a prefill-only replica is decoded on a decode replica.
             pair = {m.x[(c.id, v)]: 1.0 for v in xs if variants[v].side == "decode"}
             pair.update({m.x[(c.id, v)]: -1.0 for v in xs if variants[v].side == "prefill"})
-            m.row(f"pairing[{c.id}]", "pairing", pair, "==", 0.0)
+            m.row(RowKind.PAIRING, c.id, pair, "==", 0.0)
         else:
             _pair_flows(m, problem, c.id, [variants[v] for v in xs])
 
@@ -158,33 +208,32 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
     for v in problem.variants:
         cs = by_variant[v.id]
         # capacity[v]: the classes routed to v use at most u_v of its n_v replicas (fractional sharing).
-        cap = {m.x[(c, v.id)]: 1.0 / problem.capacity[(c, v.id)] for c in cs}
+        cap = {m.x[(cid, v.id)]: 1.0 / problem.capacity[(cid, v.id)] for cid in cs}
         cap[m.n[v.id]] = -v.utilization
-        m.row(f"capacity[{v.id}]", "capacity", cap, "<=", 0.0)
+        m.row(RowKind.CAPACITY, v.id, cap, "<=", 0.0)
         # kv_out[v] / kv_in[v]: KV bytes/s shipped out of prefill (into decode) replicas fit their links;
         # each side has its own row, so a P->D pair is held to the slower side's bandwidth.
-        if v.link_bytes_per_s is not None and v.side in ("prefill", "decode") and any(kv_bytes[c] > 0 for c in cs):
+        if v.link_bytes_per_s is not None and v.side in ("prefill", "decode") and any(kv_bytes[cid] > 0 for cid in cs):
             link = max(v.link_bytes_per_s, 1e-30)  # scaled by the link so coefficients stay O(1)
-            kv = {m.x[(c, v.id)]: kv_bytes[c] / link for c in cs}
+            kv = {m.x[(cid, v.id)]: kv_bytes[cid] / link for cid in cs}
             kv[m.n[v.id]] = -1.0
-            kind = "kv_out" if v.side == "prefill" else "kv_in"
-            m.row(f"{kind}[{v.id}]", kind, kv, "<=", 0.0)
+            m.row(RowKind.KV_OUT if v.side == "prefill" else RowKind.KV_IN, v.id, kv, "<=", 0.0)
 
         if strengthen and not max_load:
-            for c in cs:
-                if rates[c] < v.utilization * problem.capacity[(c, v.id)]:
+            for cid in cs:
+                if rates[cid] < v.utilization * problem.capacity[(cid, v.id)]:
                     # open[c,v] (valid inequality): x[c,v] <= lambda_c * n_v. Implied for integer n (x <= lambda_c
                     # always; n_v >= 1 once used) but cuts off LP points that route a small class to a
                     # sliver of a replica: the facility-location strengthening, it tightens the LP bound.
-                    m.row(f"open[{c},{v.id}]", "open", {m.x[(c, v.id)]: 1.0, m.n[v.id]: -rates[c]}, "<=", 0.0,
+                    m.row(RowKind.OPEN, f"{cid},{v.id}", {m.x[(cid, v.id)]: 1.0, m.n[v.id]: -rates[cid]}, "<=", 0.0,
                           cut=True)
 
     for res, available in problem.inventory.items():
         # inventory[r]: the GPUs of resource r in use do not exceed those available.
         inv = {m.n[v.id]: float(v.units) for v in problem.variants if v.resource == res}
         if elastic:
-            m.relax("inventory", res, inv, -1.0, integer=True)
-        m.row(f"inventory[{res}]", "inventory", inv, "<=", float(available))
+            m.relax(Slack(Family.INVENTORY, res), inv, -1.0, integer=True)
+        m.row(RowKind.INVENTORY, res, inv, "<=", float(available))
 
     groups = sorted({v.group for v in problem.variants})
     for g in groups:
@@ -193,57 +242,62 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
         if low > 0 and demand.get(g, 0.0) > 0.0:
             # min_prefill[g] / min_decode[g]: each side of a group with demand has >= `low` replicas
             # (mixed replicas count on both sides).
-            for kind, sides in (("min_prefill", ("prefill", "mixed")), ("min_decode", ("decode", "mixed"))):
+            for kind, side, sides in ((RowKind.MIN_PREFILL, "prefill", ("prefill", "mixed")),
+                                      (RowKind.MIN_DECODE, "decode", ("decode", "mixed"))):
                 terms = {m.n[v.id]: 1.0 for v in in_g if v.side in sides}
                 if elastic:
-                    m.relax("min_replicas", f"{g}:{kind[4:]}", terms, 1.0, integer=True)
-                m.row(f"{kind}[{g}]", kind, terms, ">=", float(low))
+                    m.relax(Slack(Family.MIN_REPLICAS, g, side), terms, 1.0, integer=True)
+                m.row(kind, g, terms, ">=", float(low))
         lo, hi = problem.pd_ratio_bounds.get(g, (None, None))
-        for kind, ratio, sense, sign in (("pd_ratio_min", lo, ">=", 1.0), ("pd_ratio_max", hi, "<=", -1.0)):
+        bounds: tuple[tuple[RowKind, str, float | None, Sense, float], ...] = (
+            (RowKind.PD_RATIO_MIN, "min", lo, ">=", 1.0), (RowKind.PD_RATIO_MAX, "max", hi, "<=", -1.0))
+        for kind, which, ratio, sense, sign in bounds:
             if ratio is None:
                 continue
             # pd_ratio_min[g] / pd_ratio_max[g]: prefill GPUs >= (<=) ratio x decode GPUs.
             terms = {m.n[v.id]: float(v.units) for v in in_g if v.side == "prefill"}
             terms.update({m.n[v.id]: -ratio * v.units for v in in_g if v.side == "decode"})
             if elastic:
-                m.relax("pd_ratio", f"{g}:{kind[9:]}", terms, sign)
-            m.row(f"{kind}[{g}]", kind, terms, sense, 0.0)
+                m.relax(Slack(Family.PD_RATIO, g, which), terms, sign)
+            m.row(kind, g, terms, sense, 0.0)
 
     churn: dict[int, float] = {}
     for v in problem.variants:
         n = m.n[v.id]
         if problem.max_step is not None:
             # step_up[v] / step_down[v]: |n_v - current_v| <= max_step (controller step limit).
-            for kind, sign in (("step_up", 1.0), ("step_down", -1.0)):
+            for kind, direction, sign in ((RowKind.STEP_UP, "up", 1.0), (RowKind.STEP_DOWN, "down", -1.0)):
                 terms = {n: sign}
                 if elastic:
-                    m.relax("step", f"{v.id}:{kind[5:]}", terms, -1.0, integer=True)
-                m.row(f"{kind}[{v.id}]", kind, terms, "<=", problem.max_step + sign * v.current)
+                    m.relax(Slack(Family.STEP, v.id, direction), terms, -1.0, integer=True)
+                m.row(kind, v.id, terms, "<=", problem.max_step + sign * v.current)
         if problem.churn_cost > 0.0:
             # churn_up[v] / churn_down[v]: d_v >= |n_v - current_v|, so d_v is the change at the optimum.
             d = m.var(f"d[{v.id}]")
-            m.row(f"churn_up[{v.id}]", "churn_up", {d: 1.0, n: -1.0}, ">=", -float(v.current))
-            m.row(f"churn_down[{v.id}]", "churn_down", {d: 1.0, n: 1.0}, ">=", float(v.current))
+            m.row(RowKind.CHURN_UP, v.id, {d: 1.0, n: -1.0}, ">=", -float(v.current))
+            m.row(RowKind.CHURN_DOWN, v.id, {d: 1.0, n: 1.0}, ">=", float(v.current))
             churn[d] = problem.churn_cost
 
-    # Objective. "cost": price per hour of the replicas, plus churn; "gpus": GPUs used, plus churn;
-    # "power": board watts of the replicas, plus churn; "max_load": maximise mu first, then
+    # Objective: the fleet term, sum over replicas of the objective's weight (solvers.objectives: USD/h for
+    # "cost", GPUs for "gpus", W for "power"), plus churn; "max_load" maximises mu first, then
     # (lexicographic tie-break) the cheapest fleet reaching it.
     price = {m.n[v.id]: unit_weight(problem, v) for v in problem.variants}
     fleet = _add(price, churn)
-    goals = [{m.mu: -1.0}, fleet] if max_load else [fleet]
+    goals = [{mu: -1.0}, fleet] if mu is not None else [fleet]
     if elastic:
         # Smallest relaxation, minimised in this order: unserved req/s (demand is dropped only where
         # no fleet can serve it), then extra GPUs (bought only where bending policy cannot avoid it),
         # then policy slack (min replicas, P:D ratio, step limits); the fleet's own objective last.
-        by_kind = lambda kinds: {i: 1.0 for (k, _), i in m.slack.items() if k in kinds}  # noqa: E731
-        goals = [g for g in (by_kind({"unserved"}), by_kind({"inventory"}),
-                             by_kind({"min_replicas", "pd_ratio", "step"})) if g] + goals
+        def by_family(families: set[Family]) -> dict[int, float]:
+            return {i: 1.0 for key, i in m.slack.items() if key.family in families}
+
+        goals = [g for g in (by_family({Family.UNSERVED}), by_family({Family.INVENTORY}),
+                             by_family({Family.MIN_REPLICAS, Family.PD_RATIO, Family.STEP})) if g] + goals
     m.objectives = goals
     return m
 
 
-def _pair_flows(m: LinearModel, problem: Problem, c: str, served_by: list) -> None:
+def _pair_flows(m: LinearModel, problem: Problem, c: str, served_by: list[VariantSpec]) -> None:
     """Pairing of class c through pair flows y[c,a>b], for fleets that forbid some P->D pairs.
 
     Flows are aggregated by pair key (GPU type, or GPU type and TP), not by variant: as many
@@ -265,44 +319,38 @@ def _pair_flows(m: LinearModel, problem: Problem, c: str, served_by: list) -> No
         # pair_out[c,a]: the class's prefills on key a hand their KV only to decode keys allowed to take it.
         terms = {i: 1.0 for i in xs}
         terms.update({i: -1.0 for (aa, _), i in ys.items() if aa == a})
-        m.row(f"pair_out[{c},{a}]", "pair_out", terms, "==", 0.0)
+        m.row(RowKind.PAIR_OUT, f"{c},{a}", terms, "==", 0.0)
     for b, xs in in_keys.items():
         # pair_in[c,b]: the class's decodes on key b take KV only from prefill keys allowed to send it.
         terms = {i: 1.0 for i in xs}
         terms.update({i: -1.0 for (_, bb), i in ys.items() if bb == b})
-        m.row(f"pair_in[{c},{b}]", "pair_in", terms, "==", 0.0)
+        m.row(RowKind.PAIR_IN, f"{c},{b}", terms, "==", 0.0)
 
 
-def unit_weight(problem: Problem, v) -> float:
-    """What one replica of `v` adds to the objective: USD/h, GPUs or W."""
-    if problem.objective == "gpus":
-        return float(v.units)
-    if problem.objective == "power":
-        return v.power_w
-    return v.cost
+def unit_weight(problem: Problem, v: VariantSpec) -> float:
+    """What one replica of `v` adds to the objective: USD/h, GPUs or W (`solvers.objectives`)."""
+    return spec(problem.objective).weight(v)
 
 
-def binding(model: LinearModel, values: list[float], tol: float = 1e-5) -> list[str]:
-    """Names of the constraints of interest that are tight at `values` and actually carry load.
+def binding(model: LinearModel, values: list[float], tol: float = 1e-5) -> list[Binding]:
+    """The constraints of interest that are tight at `values` and actually carry load.
 
     Families reported: inventory[r], capacity[v] (pool at its target utilisation), kv_link[v],
     pd_ratio[g], min_replicas[g], step[v]. A row whose terms are all zero at the solution (an
     unused pool, say) is not reported: it constrains nothing.
     """
-    label = {"inventory": "inventory", "capacity": "capacity", "kv_out": "kv_link", "kv_in": "kv_link",
-             "pd_ratio_min": "pd_ratio", "pd_ratio_max": "pd_ratio", "min_prefill": "min_replicas",
-             "min_decode": "min_replicas", "step_up": "step", "step_down": "step"}
-    out: list[str] = []
+    out: list[Binding] = []
     for row in model.rows:
-        if row.kind not in label:
+        family = REPORTED.get(row.kind)
+        if family is None:
             continue
         activity = [a * values[i] for i, a in row.terms.items()]
         if not any(abs(t) > tol for t in activity):
             continue
         if abs(sum(activity) - row.rhs) <= tol * max(1.0, abs(row.rhs), *(abs(t) for t in activity)):
-            name = f"{label[row.kind]}[{row.name.split('[', 1)[1]}"
-            if name not in out:
-                out.append(name)
+            found = Binding(family, row.target)
+            if found not in out:
+                out.append(found)
     return out
 
 
@@ -317,4 +365,4 @@ def _add(a: dict[int, float], b: dict[int, float]) -> dict[int, float]:
     return out
 
 
-__all__ = ["LinearModel", "Row", "Var", "binding", "build", "unit_weight", "MU_CAP"]
+__all__ = ["MU_CAP", "REPORTED", "LinearModel", "Row", "RowKind", "Slack", "Var", "binding", "build", "unit_weight"]

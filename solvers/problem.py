@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from solvers.constraints import Binding
+from solvers.objectives import Objective, as_objective
+
 Side = Literal["prefill", "decode", "mixed"]
-Objective = Literal["cost", "gpus", "power", "max_load"]
 Status = Literal["optimal", "feasible", "infeasible", "time_limit", "error"]
 
 
@@ -77,10 +79,14 @@ class Problem:
     """Largest |n_v - current_v| allowed per variant (controller step limit)."""
     churn_cost: float = 0.0
     """Objective penalty per replica added or removed against `current`."""
-    objective: Objective = "cost"
+    objective: Objective = Objective.COST
+    """What to optimise (see `solvers.objectives`); a name such as 'cost' is accepted and converted."""
     forbidden_pairs: frozenset[tuple[str, str]] = frozenset()
     """(prefill pair key, decode pair key) pairs whose KV transfer the fleet cannot run. Empty: any
     prefill variant may hand off to any decode variant of its group (one pairing row per class)."""
+
+    def __post_init__(self) -> None:
+        self.objective = as_objective(self.objective)  # ValueError for an unknown name, before any work
 
     def pair_allowed(self, prefill_key: str, decode_key: str) -> bool:
         return (prefill_key, decode_key) not in self.forbidden_pairs
@@ -102,8 +108,8 @@ class Solution:
     """Relative gap |objective - bound| / max(|objective|, 1e-9)."""
     seconds: float = 0.0
     load_multiplier: float | None = None
-    binding: list[str] = field(default_factory=list)
-    """Names of constraints that are tight at the solution (e.g. 'inventory[H100]')."""
+    binding: list[Binding] = field(default_factory=list)
+    """Constraints that are tight at the solution (`str()` of one reads e.g. 'inventory[H100]')."""
     message: str = ""
 
     @property

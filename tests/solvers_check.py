@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 from scipy.optimize import linprog
 
+from solvers.objectives import OBJECTIVES, Objective
 from solvers.problem import Problem, Solution
 
 
@@ -97,8 +98,9 @@ def violations(problem: Problem, sol: Solution, tol: float = 1e-6) -> list[str]:
 
 
 def fleet_cost(problem: Problem, n: dict[str, int]) -> float:
-    """The objective of problem.py's docs: price (or GPUs) of the replicas plus churn."""
-    per = {v.id: {"gpus": v.units, "power": v.power_w}.get(problem.objective, v.cost) for v in problem.variants}
+    """The objective: per-replica weight of the objective (solvers/objectives.py: price, GPUs or W) plus churn."""
+    weight = OBJECTIVES[Objective(problem.objective)].weight
+    per = {v.id: weight(v) for v in problem.variants}
     churn = problem.churn_cost * sum(abs(n.get(v.id, 0) - v.current) for v in problem.variants)
     return sum(per[v] * k for v, k in n.items()) + churn
 

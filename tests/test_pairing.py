@@ -24,7 +24,7 @@ from planner.planning import plan_workload
 from planner.schema import Fleet, Plan, Variant, Workload
 from planner.simulate.arrivals import poisson_arrivals
 from planner.simulate.fleet import FleetSimulator
-from solvers.backends import solve
+from solvers.backends import BACKENDS, solve
 from solvers.diagnose import diagnose
 from solvers.problem import ClassSpec, Problem, VariantSpec
 
@@ -40,7 +40,7 @@ def _two_type_problem(forbidden: frozenset = frozenset(), rate: float = 15.0) ->
                    capacity={("c", v.id): 10.0 for v in vs}, forbidden_pairs=forbidden)
 
 
-@pytest.mark.parametrize("backend", ["highs", "cbc", "ortools"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_forbidding_the_cheap_pairing_costs_what_enumeration_says(backend: str) -> None:
     free = solve(_two_type_problem(), backend=backend)
     assert free.status == "optimal" and free.objective == pytest.approx(4.0)  # 2 pA + 2 dB

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from solvers.objectives import Objective
 from solvers.problem import ClassSpec, Problem, VariantSpec
 
 # (name, relative throughput vs A100, memory GiB, price $/GPU-hour). Throughput ratios are rough
@@ -36,7 +37,7 @@ LINK_BYTES_PER_S_PER_GPU = 25e9
 
 
 def synthetic_problem(n_models: int, n_gpus: int, n_tps: int, n_classes: int = 12, seed: int = 0,
-                      objective: str = "cost") -> Problem:
+                      objective: Objective | str = "cost") -> Problem:
     """An instance with n_models x n_gpus x n_tps x 3 roles variants and n_models x n_classes classes."""
     rng = np.random.default_rng(seed)
     gpus = GPU_TYPES[:n_gpus] if n_gpus <= len(GPU_TYPES) else GPU_TYPES
