@@ -67,6 +67,7 @@ from dataclasses import dataclass
 from scipy import stats
 
 from planner.perf import VariantPerf
+from planner.schema import Burstiness
 
 # Bisection tolerance on the capacity, relative: 0.1% of the rate is far below profiling noise.
 _RATE_RTOL = 1e-3
@@ -98,14 +99,97 @@ class Capacity:
     """Latencies at vanishing load: what this variant can do at best (for explanations)."""
 
 
-def wait_quantile_ms(rate_rps: float, service_ms: float, percentile: float) -> float:
-    """p-quantile of the M/D/1 waiting time (exponential-tail approximation, see module doc)."""
+@dataclass(frozen=True)
+class ArrivalShape:
+    """How the arrivals one replica sees depart from Poisson (module doc, Bursty arrivals)."""
+
+    idc: float = 1.0
+    """Index of dispersion of counts at the TTFT SLO's time scale, per replica (1: Poisson)."""
+    burst_ratio: float = 1.0
+    """p99 one-second prompt tokens over the mean prompt tokens per second (<= 1: no burst)."""
+
+
+POISSON = ArrivalShape()
+# Window of the prompt-token burst that decode KV must absorb, s: `Burstiness.p99_prompt_tokens_per_s`
+# is measured over 1-s windows (planner/workload.py).
+BURST_WINDOW_S = 1.0
+
+
+def replica_arrivals(burst: Burstiness | None, rate_rps: float, isl: float, ttft_ms: float | None,
+                     replicas: float) -> ArrivalShape:
+    """What one of `replicas` replicas sharing a class of `rate_rps` sees of its `burst`iness.
+
+    IDC at the TTFT SLO's time scale (1 s without a TTFT bound), split over the replicas as by
+    random routing: a cluster of B split into n replicas gives each Binomial(B, 1/n), so the
+    per-replica IDC is 1 + (idc - 1)/n (module doc). The burst ratio is scale-free: a burst split
+    over the replicas in proportion to their share of the rate keeps its ratio to the mean.
+    """
+    if burst is None:
+        return POISSON
+    idc = burst.idc_at((ttft_ms or 1000.0) / 1000.0)
+    n = max(1.0, replicas)
+    idc_rep = 1.0 + (idc - 1.0) / n
+    ratio = 1.0
+    if burst.p99_prompt_tokens_per_s is not None and rate_rps > 0:
+        ratio = burst.p99_prompt_tokens_per_s / (rate_rps * isl * BURST_WINDOW_S)
+    return ArrivalShape(idc=idc_rep, burst_ratio=max(1.0, ratio))
+
+
+def _cluster_ahead(idc: float) -> float:
+    """q of the geometric number J of a request's own cluster-mates ahead of it, P(J >= j) = q^j:
+    mean q/(1-q) = (idc - 1)/2 = E[B(B-1)]/(2E[B]) for a compound-Poisson stream of IDC idc."""
+    return (idc - 1.0) / (idc + 1.0) if idc > 1.0 else 0.0
+
+
+def _sum_tail(a: float, mean_a: float, c: float, mean_c: float, t: float) -> float:
+    """P(X + Y > t) for independent X = 0 w.p. 1-a else Exp(mean_a), Y = 0 w.p. 1-c else Exp(mean_c)."""
+    ea = math.exp(-t / mean_a) if mean_a > 0 else 0.0
+    ec = math.exp(-t / mean_c) if mean_c > 0 else 0.0
+    if mean_a <= 0 or mean_c <= 0:
+        both = ea + ec
+    elif abs(mean_a - mean_c) <= 1e-9 * max(mean_a, mean_c):
+        both = (1.0 + t / mean_a) * ea  # Erlang-2
+    else:
+        both = (mean_a * ea - mean_c * ec) / (mean_a - mean_c)  # hypoexponential
+    return a * (1.0 - c) * ea + c * (1.0 - a) * ec + a * c * both
+
+
+def _burst_wait_quantile_ms(head_wait_ms: float, head_busy: float, service_ms: float, idc: float,
+                            percentile: float) -> float:
+    """p-quantile of head wait + own-cluster wait (module doc, Bursty arrivals)."""
+    tail = 1.0 - percentile / 100.0
+    q = _cluster_ahead(idc)
+    a = min(1.0, head_busy)
+    mean_a = head_wait_ms / math.log(a / tail) if head_wait_ms > 0 and a > tail else 0.0
+    mean_c = service_ms / math.log(1.0 / q) if q > 0 else 0.0
+    if mean_a <= 0 and mean_c <= 0:
+        return 0.0
+    if _sum_tail(a, mean_a, q, mean_c, 0.0) <= tail:
+        return 0.0
+    hi = max(mean_a, mean_c)
+    while _sum_tail(a, mean_a, q, mean_c, hi) > tail:
+        hi *= 2.0
+    lo = 0.0
+    for _ in range(60):  # bisection on a decreasing tail; 60 halvings are far below a microsecond
+        mid = 0.5 * (lo + hi)
+        if _sum_tail(a, mean_a, q, mean_c, mid) > tail:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def wait_quantile_ms(rate_rps: float, service_ms: float, percentile: float, idc: float = 1.0) -> float:
+    """p-quantile of the M/D/1 waiting time (exponential-tail approximation, see module doc); with
+    `idc` != 1 the mean wait is Kingman's G/D/1 one, ρD·idc/(2(1-ρ)) (module doc, Bursty arrivals)."""
     rho = rate_rps * service_ms / 1000.0
     if rho >= 1.0:
         return math.inf
     if rho <= 0.0:
         return 0.0
     mean_wait = rho * service_ms / (2.0 * (1.0 - rho))
+    if idc != 1.0:
+        mean_wait *= idc
     tail = 1.0 - percentile / 100.0
     if rho <= tail:
         return 0.0
@@ -128,7 +212,8 @@ def _prefill_batch(perf: VariantPerf, isl: float, rate_rps: float) -> tuple[floa
     return b, perf.prefill_ms(isl, b), b_max
 
 
-def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float) -> tuple[float, float, float]:
+def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
+                             idc: float = 1.0) -> tuple[float, float, float]:
     """(p-quantile of the wait before a request's batch starts, that batch's time, utilization).
 
     Two effects, combined as max(g, s) + min(g, s)·(1 - 1/b_max): they add up when batches can
@@ -139,23 +224,30 @@ def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, per
       P(W > t) = ρ(1 - t/C) and W_p = C(1 - (1-p)/ρ);
     * saturation: at the largest batch the replica is an M/D/1 queue of per-request service
       D = T(b_max)/b_max, whose wait (see `wait_quantile_ms`) diverges at the throughput limit.
+    With `idc` != 1 (bursty arrivals) this is the wait of a cluster's head, to which the wait
+    behind its own cluster-mates is added (module doc, Bursty arrivals).
     """
     b, t_batch, b_max = _prefill_batch(perf, isl, rate_rps)
     rho = min(1.0, rate_rps * t_batch / (1000.0 * b))
     tail = 1.0 - percentile / 100.0
     gated = t_batch * (1.0 - tail / rho) if rho > tail else 0.0
-    saturated = wait_quantile_ms(rate_rps, perf.prefill_ms(isl, b_max) / b_max, percentile)
+    service = perf.prefill_ms(isl, b_max) / b_max
+    saturated = wait_quantile_ms(rate_rps, service, percentile, idc)
     wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
-    return wait, t_batch, rate_rps * perf.prefill_ms(isl, b_max) / (1000.0 * b_max)
+    util = rate_rps * service / 1000.0
+    if idc != 1.0 and math.isfinite(wait):
+        wait = _burst_wait_quantile_ms(wait, max(rho, util), service, idc, percentile)
+    return wait, t_batch, util
 
 
-def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool = True) -> Latency:
+def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool = True,
+                    arrivals: ArrivalShape = POISSON) -> Latency:
     """TTFT at the percentile of a prefill replica taking `rate_rps` of prompts of `isl` tokens.
 
     With `kv_transfer`, the KV cache's trip to the decode replica and that replica's next step
     boundary (where the first token leaves; half a batch-1 step of these laws, the decode pool
     being unknown here) are included."""
-    wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile)
+    wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, arrivals.idc)
     # Half a step: the mean residual of the decode replica's step cycle at a random arrival.
     kv = perf.kv_transfer_ms(isl) + 0.5 * perf.decode_step_ms(1.0, isl) if kv_transfer else 0.0
     b, _, _ = _prefill_batch(perf, isl, rate_rps)
@@ -171,18 +263,23 @@ def _decode_batch_mean(perf: VariantPerf, rate_rps: float, osl: float, ctx: floa
     return rate_rps * osl * perf.decode_alpha_ms * stretch / denom
 
 
-def _batch_quantile(mean_batch: float, percentile: float) -> float:
-    """p-quantile of the M/G/∞ occupancy, Poisson(mean); at least one sequence (the request itself)."""
+def _batch_quantile(mean_batch: float, percentile: float, idc: float = 1.0) -> float:
+    """p-quantile of the M/G/∞ occupancy, Poisson(mean); at least one sequence (the request itself).
+    With clustered arrivals (`idc` > 1) the occupancy of M^X/G/∞ is compound Poisson of the same
+    mean and variance idc·mean, approximated by idc·Poisson(mean/idc) (module doc)."""
     if math.isinf(mean_batch):
         return math.inf
+    if idc > 1.0:
+        return max(1.0, idc * float(stats.poisson.ppf(percentile / 100.0, mean_batch / idc)))
     return max(1.0, float(stats.poisson.ppf(percentile / 100.0, mean_batch)))
 
 
-def decode_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float) -> Latency:
+def decode_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float,
+                   arrivals: ArrivalShape = POISSON) -> Latency:
     """ITL at the percentile of a decode replica taking `rate_rps` requests of (isl, osl)."""
     ctx = isl + osl / 2.0
     n = _decode_batch_mean(perf, rate_rps, osl, ctx)
-    n_p = _batch_quantile(n, percentile)
+    n_p = _batch_quantile(n, percentile, arrivals.idc)
     itl = perf.decode_step_ms(n_p, ctx) if math.isfinite(n_p) else math.inf
     return Latency(itl_ms=itl, batch=n_p, utilization=n / perf.max_num_seqs if math.isfinite(n) else math.inf)
 
@@ -224,7 +321,8 @@ def _generalized_poisson_quantile(theta: float, eta: float, percentile: float) -
 
 
 def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
-                                   step_ms: float, chunk_tokens: float, decode_busy: float) -> tuple[float, float, float]:
+                                   step_ms: float, chunk_tokens: float, decode_busy: float,
+                                   idc: float = 1.0) -> tuple[float, float, float]:
     """(p-quantile of the wait before a prompt's first chunk step, that step's duration, ρ of the
     prefill stream) in a mixed replica whose decode part of a step takes `step_ms`.
 
@@ -239,6 +337,8 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
     * saturation: an M/D/1 queue whose server is the share of each step left to prefill, service
       D = W + t_d·isl/chunk_tokens per prompt (Sarathi-Serve's stall-free batching: the budget
       left after the decodes), which diverges at λ·D = 1.
+    With `idc` != 1 the saturation term is Kingman's and the wait behind the prompt's own
+    cluster-mates is added, as for the prefill role (module doc, Bursty arrivals).
     """
     work = _mixed_prompt_work_ms(perf, isl)
     steps = max(1.0, math.ceil(isl / chunk_tokens))
@@ -261,12 +361,15 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
     else:
         gated = 0.0
     service = work + step_ms * isl / chunk_tokens
-    saturated = wait_quantile_ms(rate_rps, service, percentile)
+    saturated = wait_quantile_ms(rate_rps, service, percentile, idc)
     wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
+    if idc != 1.0 and math.isfinite(wait):
+        wait = _burst_wait_quantile_ms(wait, max(rho_g, rate_rps * service / 1000.0), service, idc, percentile)
     return wait, t_step, rate_rps * service / 1000.0
 
 
-def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float) -> Latency:
+def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float,
+                  arrivals: ArrivalShape = POISSON) -> Latency:
     """TTFT and ITL at the percentile of a colocated replica with chunked prefill (module doc, Mixed)."""
     work = _mixed_prompt_work_ms(perf, isl)
     rho_p = rate_rps * work / 1000.0
@@ -275,13 +378,13 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
         return saturated
     ctx = isl + osl / 2.0
     n = _mixed_decode_batch(perf, rate_rps, osl, ctx, rho_p)
-    n_p = _batch_quantile(n, percentile)
+    n_p = _batch_quantile(n, percentile, arrivals.idc)
     if not math.isfinite(n_p) or n_p >= perf.max_batched_tokens:
         return saturated
     step_ms = perf.decode_step_ms(n, ctx)
     chunk_tokens = perf.max_batched_tokens - n
     wait, t_step, rho_eff = mixed_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, step_ms, chunk_tokens,
-                                                             decode_busy=1.0 - math.exp(-n))
+                                                             decode_busy=1.0 - math.exp(-n), idc=arrivals.idc)
     if not math.isfinite(wait):
         return saturated
     # ITL: the decode steps of the request's life plus the prompts chunked into them.
@@ -290,7 +393,15 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     # Prompts that queued behind the request during its own prefill are chunked during its life too.
     # Its mean sojourn: half a chunk step (the mean gated residual) plus the M/D/1 mean wait ρD/(2(1-ρ)).
     own_sojourn_ms = 0.5 * t_step + rho_eff * (work + step_ms * isl / chunk_tokens) / (2.0 * (1.0 - rho_eff))
-    k_p = _generalized_poisson_quantile(rate_rps * (life_decode_ms + own_sojourn_ms) / 1000.0, rho_p, percentile)
+    theta = rate_rps * (life_decode_ms + own_sojourn_ms) / 1000.0
+    if arrivals.idc > 1.0:
+        # Clustered prompts: K = s·K', K' ~ GP(θ/s, η), s = idc keeps the mean and scales the
+        # variance by idc, as clusters of idc prompts at rate λ/idc would (module doc).
+        # Plus the request's own cluster-mates behind it, (idc - 1)/2 on average, all chunked in its life.
+        k_p = (arrivals.idc * _generalized_poisson_quantile(theta / arrivals.idc, rho_p, percentile)
+               + (arrivals.idc - 1.0) / 2.0)
+    else:
+        k_p = _generalized_poisson_quantile(theta, rho_p, percentile)
     itl = perf.decode_step_ms(n_p, ctx) + k_p * work / decode_steps
     # A step carries at most `chunk_tokens` of prefill (their cost ≈ b·C + c·C·isl, the mean chunk
     # position): the stretch saturates there.
@@ -304,21 +415,23 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     )
 
 
-def latency(perf: VariantPerf, role: str, isl: float, osl: float, rate_rps: float, percentile: float) -> Latency:
-    """Predicted latency of `role` on this variant at a load; the single entry point for predictions."""
+def latency(perf: VariantPerf, role: str, isl: float, osl: float, rate_rps: float, percentile: float,
+            arrivals: ArrivalShape = POISSON) -> Latency:
+    """Predicted latency of `role` on this variant at a load; the single entry point for predictions.
+    `arrivals` describes bursty arrivals (default Poisson: the numbers are those of the Poisson model)."""
     if role == "prefill":
-        return prefill_latency(perf, isl, rate_rps, percentile)
+        return prefill_latency(perf, isl, rate_rps, percentile, arrivals=arrivals)
     if role == "decode":
-        return decode_latency(perf, isl, osl, rate_rps, percentile)
+        return decode_latency(perf, isl, osl, rate_rps, percentile, arrivals)
     if role == "mixed":
-        return mixed_latency(perf, isl, osl, rate_rps, percentile)
+        return mixed_latency(perf, isl, osl, rate_rps, percentile, arrivals)
     raise ValueError(f"unknown role {role!r}")
 
 
 def _violations(perf: VariantPerf, role: str, isl: float, osl: float, rate: float, percentile: float,
-                ttft_ms: float | None, itl_ms: float | None) -> list[str]:
+                ttft_ms: float | None, itl_ms: float | None, arrivals: ArrivalShape = POISSON) -> list[str]:
     """The SLO terms and engine limits violated at `rate` (empty when it fits)."""
-    lat = latency(perf, role, isl, osl, rate, percentile)
+    lat = latency(perf, role, isl, osl, rate, percentile, arrivals)
     out: list[str] = []
     if role in ("prefill", "mixed") and not math.isfinite(lat.ttft_ms):
         out.append("throughput")
@@ -333,33 +446,50 @@ def _violations(perf: VariantPerf, role: str, isl: float, osl: float, rate: floa
             out.append("max_num_seqs")
         if lat.batch * (isl + osl) > perf.kv_capacity_tokens:
             out.append("kv")
+        elif arrivals.burst_ratio > 1.0 and math.isfinite(lat.batch) and kv_burst_tokens(
+                perf, role, isl, osl, rate, arrivals) > perf.kv_capacity_tokens:
+            out.append("kv_burst")
     return out
 
 
+def kv_burst_tokens(perf: VariantPerf, role: str, isl: float, osl: float, rate_rps: float,
+                    arrivals: ArrivalShape) -> float:
+    """KV tokens in use during a p99 one-second prompt burst (module doc, Bursty arrivals): the
+    mean batch's cache N·(isl + osl/2) plus the prompts of the burst beyond the mean second,
+    (r - 1)·λ·isl·1 s, which are admitted before the batch can drain."""
+    ctx = isl + osl / 2.0
+    if role == "mixed":
+        n = _mixed_decode_batch(perf, rate_rps, osl, ctx, rate_rps * _mixed_prompt_work_ms(perf, isl) / 1000.0)
+    else:
+        n = _decode_batch_mean(perf, rate_rps, osl, ctx)
+    return n * ctx + (arrivals.burst_ratio - 1.0) * rate_rps * isl * BURST_WINDOW_S
+
+
 def capacity(perf: VariantPerf, role: str, isl: float, osl: float, percentile: float,
-             ttft_ms: float | None = None, itl_ms: float | None = None) -> Capacity:
+             ttft_ms: float | None = None, itl_ms: float | None = None,
+             arrivals: ArrivalShape = POISSON) -> Capacity:
     """Largest arrival rate one replica of `perf` in `role` takes alone with the SLO holding.
 
     The SLO terms that apply to the role are checked: TTFT for prefill (it includes the KV
     transfer), ITL for decode, both for mixed. Returns rate 0 with binding 'unreachable' or
     the violated term when even a vanishing load misses the SLO.
     """
-    best = latency(perf, role, isl, osl, _MIN_RATE_RPS, percentile)
+    best = latency(perf, role, isl, osl, _MIN_RATE_RPS, percentile, arrivals)
     best_ttft = best.ttft_ms if role != "decode" else 0.0
     best_itl = best.itl_ms if role != "prefill" else 0.0
-    at_zero = _violations(perf, role, isl, osl, _MIN_RATE_RPS, percentile, ttft_ms, itl_ms)
+    at_zero = _violations(perf, role, isl, osl, _MIN_RATE_RPS, percentile, ttft_ms, itl_ms, arrivals)
     if at_zero:
         return Capacity(0.0, at_zero[0] if at_zero[0] != "throughput" else "unreachable", best_ttft, best_itl)
 
     # Upper bracket: the raw throughput bound of the role (saturation), where latency diverges.
     hi = 1.0
-    while not _violations(perf, role, isl, osl, hi, percentile, ttft_ms, itl_ms):
+    while not _violations(perf, role, isl, osl, hi, percentile, ttft_ms, itl_ms, arrivals):
         hi *= 2.0
         if hi > 1e7:  # 10M req/s per replica: the laws are degenerate, not a real capacity
             raise ValueError(f"capacity of {perf.model}/{role}/{perf.gpu}/tp{perf.tp} does not saturate; check its laws")
     lo = hi / 2.0 if hi > 1.0 else _MIN_RATE_RPS
 
-    if _violations(perf, role, isl, osl, lo, percentile, ttft_ms, itl_ms):  # hi == 1 already violated
+    if _violations(perf, role, isl, osl, lo, percentile, ttft_ms, itl_ms, arrivals):  # hi == 1 already violated
         lo = _MIN_RATE_RPS
     # Bisection on a monotone predicate, keeping lo feasible and hi infeasible; 60 halvings
     # reach any rtol above 1e-18, so the loop is bounded.
@@ -367,10 +497,29 @@ def capacity(perf: VariantPerf, role: str, isl: float, osl: float, percentile: f
         if hi - lo <= _RATE_RTOL * hi:
             break
         mid = 0.5 * (lo + hi)
-        if _violations(perf, role, isl, osl, mid, percentile, ttft_ms, itl_ms):
+        if _violations(perf, role, isl, osl, mid, percentile, ttft_ms, itl_ms, arrivals):
             hi = mid
         else:
             lo = mid
     rate = lo
-    binding = _violations(perf, role, isl, osl, hi, percentile, ttft_ms, itl_ms)
+    binding = _violations(perf, role, isl, osl, hi, percentile, ttft_ms, itl_ms, arrivals)
     return Capacity(rate, binding[0] if binding else "throughput", best_ttft, best_itl)
+
+
+def class_capacity(perf: VariantPerf, role: str, isl: float, osl: float, percentile: float,
+                   ttft_ms: float | None, itl_ms: float | None, burst: Burstiness | None,
+                   class_rate_rps: float) -> tuple[Capacity, ArrivalShape]:
+    """One replica's capacity for a class of `class_rate_rps` with its `burst`iness, and the arrival
+    shape it was computed for (the plan's predictions must use the same one).
+
+    Poisson classes (`burst` None) get exactly `capacity(...)`. A bursty class's per-replica IDC
+    depends on how many replicas share it (`replica_arrivals`): that count is estimated from the
+    Poisson capacity, n = ceil(λ / c_Poisson) replicas of this variant taking the whole class. The
+    bursty capacity is lower, so the plan uses at least n replicas and the split is no smaller than
+    assumed: the estimate errs on the safe side (less dilution, lower capacity)."""
+    if burst is None:
+        return capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms), POISSON
+    base = capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms)
+    n = math.ceil(class_rate_rps / base.rate_rps) if base.rate_rps > 0 else 1
+    shape = replica_arrivals(burst, class_rate_rps, isl, ttft_ms, n)
+    return capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms, shape), shape

@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from planner.capacity import Capacity, capacity, latency
+from planner.capacity import POISSON, ArrivalShape, Capacity, class_capacity, latency
 from planner.catalog import Catalog
 from planner.errors import InputError
 from planner.perf import PerfModel, VariantPerf, quiet_extrapolation
@@ -51,6 +51,8 @@ class Instance:
     variants: dict[str, Variant] = field(default_factory=dict)
     perf: dict[str, VariantPerf] = field(default_factory=dict)
     caps: dict[tuple[str, str], Capacity] = field(default_factory=dict)
+    arrivals: dict[tuple[str, str], ArrivalShape] = field(default_factory=dict)
+    """Per (class, variant): the arrival shape its capacity was computed for (Poisson unless bursty)."""
     price_per_hour: dict[str, float] = field(default_factory=dict)
     """Per GPU type, after fleet overrides."""
     power_known: bool = True
@@ -126,7 +128,8 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                     for c in classes:
                         slo = workload.slo_of(c)
                         with quiet_extrapolation():
-                            inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms)
+                            inst.caps[(c.id, v.id)], inst.arrivals[(c.id, v.id)] = class_capacity(
+                                vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, c.burstiness, c.rate_rps)
 
     specs: list[VariantSpec] = []
     for vid, v in inst.variants.items():
@@ -227,7 +230,8 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
         # The class alone at the pool's utilization: the load that consumes the same capacity share.
         eq_rate = pool.utilization * cap
         with quiet_extrapolation():
-            lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile)
+            lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile,
+                          inst.arrivals.get((c.id, vid), POISSON))
         notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch) if n not in notes)
         if v.role in PREFILL_SIDE:
             ttft = max(ttft, lat.ttft_ms)

@@ -5,10 +5,13 @@ format), or the Azure LLM inference trace's `TIMESTAMP, ContextTokens, Generated
 al., "Splitwise", ISCA 2024), whose model is given by the caller. Bucketing splits each model's
 requests at quantiles of input and output length (log-spaced lengths bunch at the quantiles the
 operator cares about), and gives each bucket its mean lengths and its rate over the trace's span.
+Each class also gets its measured arrival over-dispersion (`measure_burstiness`), which the
+capacity model uses in place of the Poisson assumption.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import pandas as pd
 
 from planner.errors import InputError
 from planner.fileio import read_csv
-from planner.schema import ModelEntry, RequestClass, Slo, Workload
+from planner.schema import MIN_IDC, Burstiness, ModelEntry, RequestClass, Slo, Workload
 
 # Column names of the Azure LLM inference trace 2023 (Azure/AzurePublicDataset).
 AZURE_COLUMNS = {"TIMESTAMP": "timestamp", "ContextTokens": "input_tokens", "GeneratedTokens": "output_tokens"}
@@ -67,6 +70,55 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.Dat
     return out.sort_values("t_s", kind="stable").reset_index(drop=True)
 
 
+# Burstiness is measured within windows of this length so that a trend over minutes (a diurnal
+# ramp, a surge) is not counted as burstiness: the rate a planner re-plans for moves at this
+# scale, so only variation faster than it must be absorbed by the replicas.
+TREND_WINDOW_S = 60.0
+# Percentile of the one-second prompt-token bursts that decode KV capacity is sized for.
+BURST_PERCENTILE = 99.0
+
+
+def _idc_within(t_s: np.ndarray, bin_s: float, window_s: float, n_windows: int) -> float:
+    """Index of dispersion (variance/mean) of `bin_s` counts, the variance taken within each
+    `window_s` window around that window's own mean (unbiased, ddof=1) and pooled over windows."""
+    per = int(round(window_s / bin_s))
+    counts = np.bincount((t_s // bin_s).astype(np.int64), minlength=n_windows * per)[: n_windows * per]
+    c = counts.reshape(n_windows, per).astype(float)
+    var = c.var(axis=1, ddof=1) if per > 1 else np.zeros(n_windows)
+    mean = float(c.mean())
+    return float(var.mean()) / mean if mean > 0 else 1.0
+
+
+def measure_burstiness(t_s: np.ndarray, input_tokens: np.ndarray, span_s: float) -> Burstiness:
+    """Arrival over-dispersion of one class's requests (times in s from the trace's start).
+
+    * idc_1s, idc_10s: variance/mean of 1-s and 10-s counts within each minute (TREND_WINDOW_S),
+      pooled over the trace's whole minutes (the whole span when it is shorter): 1 for Poisson,
+      > 1 for clustered arrivals; a minute-scale trend does not raise it.
+    * ca2: squared coefficient of variation of inter-arrival gaps, each gap scaled by its minute's
+      mean rate (again so that the trend does not count): 1 for Poisson.
+    * p99_prompt_tokens_per_s: the BURST_PERCENTILE of the prompt tokens arriving per second.
+    """
+    t = np.sort(np.asarray(t_s, dtype=float))
+    t = t - float(t.min()) if t.size else t
+    window = TREND_WINDOW_S if span_s >= TREND_WINDOW_S else max(10.0, 10.0 * math.ceil(span_s / 10.0))
+    n_win = max(1, int(span_s // window))
+    keep = t < n_win * window
+    idc1 = _idc_within(t[keep], 1.0, window, n_win)
+    idc10 = _idc_within(t[keep], 10.0, window, n_win)
+    minute = (t // window).astype(np.int64)
+    per_min = np.bincount(minute)
+    gaps = np.diff(t)
+    rate = per_min[minute[1:]] / window  # the gap's minute's mean rate
+    scaled = gaps * rate
+    ca2 = float(scaled.var() / scaled.mean() ** 2) if scaled.size > 1 and scaled.mean() > 0 else 1.0
+    tok = np.bincount(t.astype(np.int64), weights=np.asarray(input_tokens, dtype=float)[np.argsort(t_s, kind="stable")],
+                      minlength=max(1, int(math.ceil(span_s))))
+    p99 = float(np.percentile(tok, BURST_PERCENTILE))
+    return Burstiness(idc_1s=round(max(idc1, MIN_IDC), 3), idc_10s=round(max(idc10, MIN_IDC), 3),
+                      ca2=round(ca2, 3), p99_prompt_tokens_per_s=round(p99, 1))
+
+
 def _edges(values: np.ndarray, buckets: int) -> np.ndarray:
     """Inner bucket edges at equal-count quantiles, de-duplicated (few distinct lengths -> fewer buckets)."""
     if buckets <= 1:
@@ -76,8 +128,12 @@ def _edges(values: np.ndarray, buckets: int) -> np.ndarray:
 
 
 def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: int = 3, osl_buckets: int = 2,
-                 duration_s: float | None = None, rate_quantile: float | None = None, window_s: float = 60.0) -> Workload:
+                 duration_s: float | None = None, rate_quantile: float | None = None, window_s: float = 60.0,
+                 burstiness: bool = True) -> Workload:
     """Request classes from a trace: ISL x OSL buckets per model, rates over the trace's span.
+
+    With `burstiness` each class carries its measured over-dispersion (`measure_burstiness`);
+    without, the classes are Poisson as before.
 
     `rate_quantile` (e.g. 0.9) sizes each class for that quantile of its per-`window_s` rate
     instead of the mean (plan for the busy minutes of a bursty trace, not the average).
@@ -103,6 +159,8 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
                 isl=int(round(g["input_tokens"].mean())),
                 osl=int(round(g["output_tokens"].mean())),
                 rate_rps=round(rate, 6),
+                burstiness=measure_burstiness(g["t_s"].to_numpy() - float(trace["t_s"].min()),
+                                              g["input_tokens"].to_numpy(), span) if burstiness else None,
             ))
     return Workload(models={m: ModelEntry(slo=s) for m, s in slos.items() if m in set(trace["model"])}, classes=classes)
 
