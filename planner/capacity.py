@@ -74,6 +74,9 @@ _RATE_RTOL = 1e-3
 # Below this rate a replica is treated as unable to serve the class (req/s): one request per
 # ~3 hours is no capacity worth planning with.
 _MIN_RATE_RPS = 1e-4
+# Largest pool a bursty class's capacity search considers (replicas of one variant): far beyond
+# any single model's serving pool; the search stops there.
+_MAX_POOL_REPLICAS = 4096
 
 
 @dataclass(frozen=True)
@@ -513,13 +516,38 @@ def class_capacity(perf: VariantPerf, role: str, isl: float, osl: float, percent
     shape it was computed for (the plan's predictions must use the same one).
 
     Poisson classes (`burst` None) get exactly `capacity(...)`. A bursty class's per-replica IDC
-    depends on how many replicas share it (`replica_arrivals`): that count is estimated from the
-    Poisson capacity, n = ceil(λ / c_Poisson) replicas of this variant taking the whole class. The
-    bursty capacity is lower, so the plan uses at least n replicas and the split is no smaller than
-    assumed: the estimate errs on the safe side (less dilution, lower capacity)."""
-    if burst is None:
-        return capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms), POISSON
+    falls with the number n of replicas that share it (`replica_arrivals`), and so its per-replica
+    capacity c(n) rises with n: the capacity is that of the smallest pool of this variant that
+    carries the class alone, the least n >= ceil(λ / c_Poisson) with n·c(n) >= λ (n·c(n) grows
+    with n; found by doubling, then bisection). Classes sharing the pool only make it larger, so
+    the split is at least the one assumed: the estimate errs on the safe side."""
     base = capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms)
-    n = math.ceil(class_rate_rps / base.rate_rps) if base.rate_rps > 0 else 1
-    shape = replica_arrivals(burst, class_rate_rps, isl, ttft_ms, n)
-    return capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms, shape), shape
+    if burst is None:
+        return base, POISSON
+
+    def at(n: int) -> tuple[Capacity, ArrivalShape]:
+        shape = replica_arrivals(burst, class_rate_rps, isl, ttft_ms, n)
+        return capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms, shape), shape
+
+    if base.rate_rps <= 0 or class_rate_rps <= 0:
+        return at(1)
+    lo = math.ceil(class_rate_rps / base.rate_rps)
+    best = at(lo)
+    if lo * best[0].rate_rps >= class_rate_rps:
+        return best
+    hi = lo
+    while hi < _MAX_POOL_REPLICAS:
+        hi = min(2 * hi, _MAX_POOL_REPLICAS)
+        best = at(hi)
+        if hi * best[0].rate_rps >= class_rate_rps:
+            break
+    else:
+        return best  # not even the largest pool carries it: its capacity, the ILP will say infeasible
+    while hi - lo > 1:  # lo does not carry the class, hi does
+        mid = (lo + hi) // 2
+        trial = at(mid)
+        if mid * trial[0].rate_rps >= class_rate_rps:
+            hi, best = mid, trial
+        else:
+            lo = mid
+    return best

@@ -119,6 +119,12 @@ def measure_burstiness(t_s: np.ndarray, input_tokens: np.ndarray, span_s: float)
                       ca2=round(ca2, 3), p99_prompt_tokens_per_s=round(p99, 1))
 
 
+def _class_burstiness(own: Burstiness, model: Burstiness) -> Burstiness:
+    """A class's burstiness: its own ca2 and prompt-token burst, the larger of its and its model's IDCs."""
+    return own.model_copy(update={"idc_1s": max(own.idc_1s, model.idc_1s),
+                                  "idc_10s": max(own.idc_10s or own.idc_1s, model.idc_10s or model.idc_1s)})
+
+
 def _edges(values: np.ndarray, buckets: int) -> np.ndarray:
     """Inner bucket edges at equal-count quantiles, de-duplicated (few distinct lengths -> fewer buckets)."""
     if buckets <= 1:
@@ -133,7 +139,10 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
     """Request classes from a trace: ISL x OSL buckets per model, rates over the trace's span.
 
     With `burstiness` each class carries its measured over-dispersion (`measure_burstiness`);
-    without, the classes are Poisson as before.
+    without, the classes are Poisson as before. A class's IDCs are the larger of its own and its
+    model's: the model's pools serve every class of the model, so they see the clusters of the
+    model's whole stream, which a class's own (thinned) stream understates (a cluster of B
+    requests spread over k classes leaves each an IDC of about 1 + (IDC - 1)/k).
 
     `rate_quantile` (e.g. 0.9) sizes each class for that quantile of its per-`window_s` rate
     instead of the mean (plan for the busy minutes of a bursty trace, not the average).
@@ -141,9 +150,11 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
     slos = slo if isinstance(slo, dict) else {m: slo for m in trace["model"].unique()}
     span = duration_s or max(float(trace["t_s"].max() - trace["t_s"].min()), 1.0)
     classes: list[RequestClass] = []
+    t0 = float(trace["t_s"].min())
     for model, df in trace.groupby("model", sort=True):
         if model not in slos:
             raise InputError(None, "slo", f"no SLO given for model '{model}'")
+        model_burst = measure_burstiness(df["t_s"].to_numpy() - t0, df["input_tokens"].to_numpy(), span) if burstiness else None
         ie, oe = _edges(df["input_tokens"].to_numpy(), isl_buckets), _edges(df["output_tokens"].to_numpy(), osl_buckets)
         ib = np.searchsorted(ie, df["input_tokens"].to_numpy(), side="right")
         ob = np.searchsorted(oe, df["output_tokens"].to_numpy(), side="right")
@@ -159,8 +170,8 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
                 isl=int(round(g["input_tokens"].mean())),
                 osl=int(round(g["output_tokens"].mean())),
                 rate_rps=round(rate, 6),
-                burstiness=measure_burstiness(g["t_s"].to_numpy() - float(trace["t_s"].min()),
-                                              g["input_tokens"].to_numpy(), span) if burstiness else None,
+                burstiness=_class_burstiness(measure_burstiness(g["t_s"].to_numpy() - t0, g["input_tokens"].to_numpy(), span),
+                                             model_burst) if model_burst is not None else None,
             ))
     return Workload(models={m: ModelEntry(slo=s) for m, s in slos.items() if m in set(trace["model"])}, classes=classes)
 
