@@ -57,6 +57,50 @@ combines, as in `prefill_wait_quantile_ms`, max(g, s) + min(g, s)·(1 - 1/b_max)
        prefill: service D = W + t_d·isl/C per prompt; it diverges at λ·D = 1.
     TTFT_p = wait_p + T(b)   (the first token leaves at the end of the prompt's last chunk step).
 Checked against the simulator in bench/fidelity.py (mixed rows) and tests/test_capacity.py.
+
+Bursty arrivals (a class with `burstiness`, planner.schema.Burstiness; absent = Poisson and every
+number above is unchanged). Arrivals that come in clusters are modelled as a compound-Poisson
+stream (M^X): clusters at rate λ/E[B], B requests each. Its index of dispersion of counts is
+IDC = E[B²]/E[B] (1 for Poisson), which is what `planner workload from-trace` measures within
+each minute (a minute-scale trend is re-planned for, not absorbed). The IDC used is the one at
+the TTFT SLO's time scale, `Burstiness.idc_at(ttft_ms/1000)`: the wait that decides the SLO
+builds up over windows of about the TTFT, so over-dispersion at that scale is what fills the
+queue (IDC at 1 s and 10 s, log-linear between).
+  Per replica: n replicas share a class; random routing sends each member of a cluster of B to a
+  replica with probability 1/n, so a replica's clusters are Binomial(B, 1/n) and its IDC is
+      IDC_n = E[B_n²]/E[B_n] = 1 + (IDC - 1)/n.
+  The simulator routes to the least-loaded replica, which spreads a cluster more evenly (about
+  IDC/n), so IDC_n errs on the safe side (bench/fidelity.py, pool rows). n is the smallest pool
+  of the variant that carries the class alone: the least n with n·c(n) >= λ, c(n) the per-replica
+  capacity at IDC_n (`class_capacity`); the plan's predictions use the same shape.
+  Prefill wait (M^X/D/1 decomposition, Burke 1975; Chaudhry & Templeton 1983): a request's wait is
+  its cluster head's wait plus the service of the cluster-mates ahead of it, W = W_h + J·D.
+    W_h: the Poisson wait above with the saturation term's mean scaled as Kingman's G/G/1
+      (heavy-traffic exact; Allen-Cunneen for G/G/c): E[W] = ρD/(2(1-ρ)) · (ca² + cs²)/(1 + cs²)
+      with cs² = 0 (deterministic batches) and ca² = IDC_n, i.e. E[W] = ρD·IDC_n/(2(1-ρ)); this
+      is also exactly the head wait of M^X/D/1 (λ/E[B]·E[(BD)²]/(2(1-ρ)) = ρD·IDC/(2(1-ρ))).
+    J: mates ahead in the own cluster, P(J = j) = P(B > j)/E[B], mean E[B(B-1)]/(2E[B]) =
+      (IDC_n - 1)/2, taken geometric: P(J >= j) = q^j, q = (IDC_n - 1)/(IDC_n + 1) (exact for
+      geometric clusters). D = T(b_max)/b_max, the per-prompt time of full batches (a cluster
+      fills them).
+    W_p: the p-quantile of W_h + J·D, both taken as an atom at 0 plus an exponential tail
+      (W_h: P(W_h > 0) = max(ρ_batch, ρ), scale fitted to the Poisson-model quantile of W_h;
+      J·D: P > 0 = q, mean D/ln(1/q)), summed as independent (hypoexponential) and solved for
+      P(W > t) = 1 - p by bisection. At vanishing load only J·D remains: clustered prompts wait
+      for each other even on an idle replica, which is why a bursty class's capacity can be 0 on
+      a slow variant. IDC < 1 (more regular than Poisson) only shortens the Kingman term.
+  Mixed: the same for the prefill stream's wait (D = W + t_d·isl/C). ITL: the prompts chunked in a
+    request's life are clustered, K = IDC_n·K' with K' ~ GP(θ/IDC_n, η) (same mean, variance
+    × IDC_n), plus its own cluster-mates behind it, (IDC_n - 1)/2 on average.
+  Decode (and the mixed decoding batch): M^X/G/∞ occupancy is compound Poisson, mean N, variance
+    IDC_n·N; N_p ≈ IDC_n·Poisson_p(N/IDC_n).
+  KV burst (decode and mixed): a p99 one-second prompt burst (tokens P, ratio r = P/(λ·isl·1 s)
+    to the mean second, per replica in proportion to its share of the rate) is admitted before
+    the batch drains, so a replica at rate λ needs
+        N·(isl + osl/2) + (r - 1)·λ·isl·1 s <= KV capacity      (binding 'kv_burst'),
+    the mean batch's cache plus the burst's prompts beyond the mean second's.
+Checked against the simulator fed clustered arrivals (planner.simulate.arrivals.clustered_times)
+in bench/fidelity.py (part 3) and tests/test_capacity_burst.py.
 """
 
 from __future__ import annotations
@@ -96,7 +140,7 @@ class Capacity:
 
     rate_rps: float
     binding: str
-    """What limits it: 'ttft', 'itl', 'kv', 'max_num_seqs', 'throughput' or 'unreachable'."""
+    """What limits it: 'ttft', 'itl', 'kv', 'kv_burst', 'max_num_seqs', 'throughput' or 'unreachable'."""
     best_ttft_ms: float
     best_itl_ms: float
     """Latencies at vanishing load: what this variant can do at best (for explanations)."""
