@@ -90,10 +90,14 @@ queue (IDC at 1 s and 10 s, log-linear between).
       for each other even on an idle replica, which is why a bursty class's capacity can be 0 on
       a slow variant. IDC < 1 (more regular than Poisson) only shortens the Kingman term.
   Mixed: the same for the prefill stream's wait (D = W + t_d·isl/C). ITL: the prompts chunked in a
-    request's life are clustered, K = IDC_n·K' with K' ~ GP(θ/IDC_n, η) (same mean, variance
-    × IDC_n), plus its own cluster-mates behind it, (IDC_n - 1)/2 on average.
-  Decode (and the mixed decoding batch): M^X/G/∞ occupancy is compound Poisson, mean N, variance
-    IDC_n·N; N_p ≈ IDC_n·Poisson_p(N/IDC_n).
+    request's life are clustered: the busy-period count keeps its mean θ/(1-η) and its variance
+    grows to IDC_n·θ/(1-η)³ (compound arrivals), plus the request's own cluster-mates behind it
+    (geometric, mean (IDC_n - 1)/2, variance (IDC_n² - 1)/4); K_p is the p-quantile of a negative
+    binomial with the sum's mean and variance.
+  Decode (and the mixed decoding batch): a request sees the M^X/G/∞ occupancy, compound Poisson
+    of mean N and variance IDC_n·N, plus its own cluster-mates, which decode beside it for its
+    whole life (J_ahead + J_behind: mean IDC_n - 1, variance (IDC_n² - 1)/2); N_p is the
+    p-quantile of a negative binomial with the sum's mean and variance (-> Poisson(N) at IDC 1).
   KV burst (decode and mixed): a p99 one-second prompt burst (tokens P, ratio r = P/(λ·isl·1 s)
     to the mean second, per replica in proportion to its share of the rate) is admitted before
     the batch drains, so a replica at rate λ needs
@@ -312,12 +316,16 @@ def _decode_batch_mean(perf: VariantPerf, rate_rps: float, osl: float, ctx: floa
 
 def _batch_quantile(mean_batch: float, percentile: float, idc: float = 1.0) -> float:
     """p-quantile of the M/G/∞ occupancy, Poisson(mean); at least one sequence (the request itself).
-    With clustered arrivals (`idc` > 1) the occupancy of M^X/G/∞ is compound Poisson of the same
-    mean and variance idc·mean, approximated by idc·Poisson(mean/idc) (module doc)."""
+    With clustered arrivals (`idc` > 1) a request sees the M^X/G/∞ occupancy (compound Poisson,
+    mean N, variance idc·N) plus its own cluster-mates (size-biased cluster less itself: mean
+    idc - 1, variance (idc² - 1)/2 for geometric clusters); the sum is taken negative binomial
+    with that mean and variance (module doc)."""
     if math.isinf(mean_batch):
         return math.inf
     if idc > 1.0:
-        return max(1.0, idc * float(stats.poisson.ppf(percentile / 100.0, mean_batch / idc)))
+        mu = mean_batch + (idc - 1.0)
+        var = mean_batch * idc + (idc * idc - 1.0) / 2.0
+        return max(1.0, float(stats.nbinom.ppf(percentile / 100.0, mu * mu / (var - mu), mu / var)))
     return max(1.0, float(stats.poisson.ppf(percentile / 100.0, mean_batch)))
 
 
@@ -442,11 +450,13 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     own_sojourn_ms = 0.5 * t_step + rho_eff * (work + step_ms * isl / chunk_tokens) / (2.0 * (1.0 - rho_eff))
     theta = rate_rps * (life_decode_ms + own_sojourn_ms) / 1000.0
     if arrivals.idc > 1.0:
-        # Clustered prompts: K = s·K', K' ~ GP(θ/s, η), s = idc keeps the mean and scales the
-        # variance by idc, as clusters of idc prompts at rate λ/idc would (module doc).
-        # Plus the request's own cluster-mates behind it, (idc - 1)/2 on average, all chunked in its life.
-        k_p = (arrivals.idc * _generalized_poisson_quantile(theta / arrivals.idc, rho_p, percentile)
-               + (arrivals.idc - 1.0) / 2.0)
+        # Clustered prompts (module doc): the busy-period count with variance × idc, plus the
+        # request's own cluster-mates behind it (geometric, mean (idc - 1)/2), all chunked in its
+        # life; negative binomial with the sum's mean and variance.
+        idc = arrivals.idc
+        mu = theta / (1.0 - rho_p) + (idc - 1.0) / 2.0
+        var = idc * theta / (1.0 - rho_p) ** 3 + (idc * idc - 1.0) / 4.0
+        k_p = float(stats.nbinom.ppf(percentile / 100.0, mu * mu / (var - mu), mu / var)) if var > mu else mu
     else:
         k_p = _generalized_poisson_quantile(theta, rho_p, percentile)
     itl = perf.decode_step_ms(n_p, ctx) + k_p * work / decode_steps
