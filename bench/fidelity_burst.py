@@ -5,7 +5,8 @@ clustered_times, a Neyman-Scott process of the given 1-s IDC).
 Cases: every class of the workload x role (prefill / decode / mixed, one replica) x IDC x load (a
 share of the Poisson model's saturation rate, as in part 1), plus pools of POOL_REPLICAS prefill
 replicas behind the simulator's least-loaded routing (the model's per-replica IDC there is
-1 + (IDC - 1)/n, module doc). The model's form was chosen while looking at IDC 3 and 10 (the
+max(1, IDC/n), module doc; the binomial split 1 + (IDC - 1)/n of random routing was the
+alternative, rejected on the tuning levels). The model's form was chosen while looking at IDC 3 and 10 (the
 TUNING levels); IDC 2 and 6 were never looked at before this bench reported them (HELD-OUT).
 Each case also gets the Poisson model's prediction (what the planner assumed before), and for the
 prefill role the rate the model allows at the class's TTFT SLO is simulated: the Poisson capacity
@@ -98,7 +99,8 @@ def run(pm: PerfModel, wl: Workload, gpu: str, saturation, n: int, seeds: int, c
             sat = saturation(perf, role, c.isl, c.osl)
             for split, levels in (("tuning", TUNING_IDC), ("held_out", HELD_OUT_IDC)):
                 for idc in levels:
-                    shape = capacity.ArrivalShape(idc=1.0 + (idc - 1.0) / reps)
+                    # the model's split of the clusters over the pool (capacity.replica_arrivals)
+                    shape = capacity.replica_arrivals(Burstiness(idc_1s=idc), 0.0, c.isl, None, reps)
                     for load in BURST_LOADS:
                         rate = load * sat  # per replica
                         runs = [simulate_bursty(perf, role, c.isl, c.osl, rate * reps, idc, n, s, reps) for s in range(seeds)]

@@ -155,11 +155,13 @@ def test_capacity_falls_as_idc_rises(perf) -> None:
 
 
 def test_replicas_dilute_the_clusters(perf) -> None:
-    """Random routing splits a cluster of B into Binomial(B, 1/n) parts: per-replica IDC 1 + (IDC-1)/n;
-    the bursty class's capacity search finds the smallest pool that carries it."""
+    """Least-loaded routing spreads a cluster of B evenly: per-replica IDC max(1, IDC/n) (regular
+    streams stay regular); the bursty class's capacity search finds the smallest pool that carries it."""
     b = Burstiness(idc_1s=9.0)
     assert replica_arrivals(b, 10.0, 1000, 1000.0, 1).idc == 9.0
-    assert replica_arrivals(b, 10.0, 1000, 1000.0, 4).idc == pytest.approx(3.0)
+    assert replica_arrivals(b, 10.0, 1000, 1000.0, 3).idc == pytest.approx(3.0)
+    assert replica_arrivals(b, 10.0, 1000, 1000.0, 20).idc == 1.0
+    assert replica_arrivals(Burstiness(idc_1s=0.5), 10.0, 1000, 1000.0, 4).idc == 0.5
     vp = _chat(perf)
     small, s_shape = class_capacity(vp, "prefill", 1024, 128, 90.0, 400.0, None, b, 5.0)
     big, b_shape = class_capacity(vp, "prefill", 1024, 128, 90.0, 400.0, None, b, 200.0)
