@@ -74,6 +74,9 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.Dat
 # ramp, a surge) is not counted as burstiness: the rate a planner re-plans for moves at this
 # scale, so only variation faster than it must be absorbed by the replicas.
 TREND_WINDOW_S = 60.0
+# Fewest bins a window must hold for their variance to mean anything: the six 10-s bins of a
+# minute (with fewer, one draw decides the estimate; a shorter trace gets no idc_10s).
+_MIN_BINS_PER_WINDOW = 6
 # Percentile of the one-second prompt-token bursts that decode KV capacity is sized for.
 BURST_PERCENTILE = 99.0
 
@@ -81,10 +84,12 @@ BURST_PERCENTILE = 99.0
 def _idc_within(t_s: np.ndarray, bin_s: float, window_s: float, n_windows: int) -> float:
     """Index of dispersion (variance/mean) of `bin_s` counts, the variance taken within each
     `window_s` window around that window's own mean (unbiased, ddof=1) and pooled over windows."""
-    per = int(round(window_s / bin_s))
+    per = int(window_s // bin_s)
+    if per < _MIN_BINS_PER_WINDOW:
+        return math.nan
     counts = np.bincount((t_s // bin_s).astype(np.int64), minlength=n_windows * per)[: n_windows * per]
     c = counts.reshape(n_windows, per).astype(float)
-    var = c.var(axis=1, ddof=1) if per > 1 else np.zeros(n_windows)
+    var = c.var(axis=1, ddof=1)
     mean = float(c.mean())
     return float(var.mean()) / mean if mean > 0 else 1.0
 
@@ -93,15 +98,18 @@ def measure_burstiness(t_s: np.ndarray, input_tokens: np.ndarray, span_s: float)
     """Arrival over-dispersion of one class's requests (times in s from the trace's start).
 
     * idc_1s, idc_10s: variance/mean of 1-s and 10-s counts within each minute (TREND_WINDOW_S),
-      pooled over the trace's whole minutes (the whole span when it is shorter): 1 for Poisson,
-      > 1 for clustered arrivals; a minute-scale trend does not raise it.
+      pooled over the trace's whole minutes (its whole seconds when it is shorter; an IDC is
+      left out when a window holds fewer than six of its bins): 1 for Poisson, > 1 for
+      clustered arrivals; a minute-scale trend does not raise it.
     * ca2: squared coefficient of variation of inter-arrival gaps, each gap scaled by its minute's
       mean rate (again so that the trend does not count): 1 for Poisson.
     * p99_prompt_tokens_per_s: the BURST_PERCENTILE of the prompt tokens arriving per second.
     """
     t = np.sort(np.asarray(t_s, dtype=float))
     t = t - float(t.min()) if t.size else t
-    window = TREND_WINDOW_S if span_s >= TREND_WINDOW_S else max(10.0, 10.0 * math.ceil(span_s / 10.0))
+    # a trace shorter than a minute is one window of its whole seconds (a partly empty window would
+    # count its empty tail as burstiness)
+    window = TREND_WINDOW_S if span_s >= TREND_WINDOW_S else max(2.0, float(math.floor(span_s)))
     n_win = max(1, int(span_s // window))
     keep = t < n_win * window
     idc1 = _idc_within(t[keep], 1.0, window, n_win)
@@ -115,14 +123,17 @@ def measure_burstiness(t_s: np.ndarray, input_tokens: np.ndarray, span_s: float)
     tok = np.bincount(t.astype(np.int64), weights=np.asarray(input_tokens, dtype=float)[np.argsort(t_s, kind="stable")],
                       minlength=max(1, int(math.ceil(span_s))))
     p99 = float(np.percentile(tok, BURST_PERCENTILE))
-    return Burstiness(idc_1s=round(max(idc1, MIN_IDC), 3), idc_10s=round(max(idc10, MIN_IDC), 3),
+    if not math.isfinite(idc1):  # a trace of a few seconds says nothing about its dispersion: Poisson
+        idc1 = 1.0
+    return Burstiness(idc_1s=round(max(idc1, MIN_IDC), 3),
+                      idc_10s=round(max(idc10, MIN_IDC), 3) if math.isfinite(idc10) else None,
                       ca2=round(ca2, 3), p99_prompt_tokens_per_s=round(p99, 1))
 
 
 def _class_burstiness(own: Burstiness, model: Burstiness) -> Burstiness:
     """A class's burstiness: its own ca2 and prompt-token burst, the larger of its and its model's IDCs."""
-    return own.model_copy(update={"idc_1s": max(own.idc_1s, model.idc_1s),
-                                  "idc_10s": max(own.idc_10s or own.idc_1s, model.idc_10s or model.idc_1s)})
+    idc_10s = None if own.idc_10s is None or model.idc_10s is None else max(own.idc_10s, model.idc_10s)
+    return own.model_copy(update={"idc_1s": max(own.idc_1s, model.idc_1s), "idc_10s": idc_10s})
 
 
 def _edges(values: np.ndarray, buckets: int) -> np.ndarray:
@@ -135,11 +146,11 @@ def _edges(values: np.ndarray, buckets: int) -> np.ndarray:
 
 def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: int = 3, osl_buckets: int = 2,
                  duration_s: float | None = None, rate_quantile: float | None = None, window_s: float = 60.0,
-                 burstiness: bool = True) -> Workload:
+                 burstiness: bool = False) -> Workload:
     """Request classes from a trace: ISL x OSL buckets per model, rates over the trace's span.
 
-    With `burstiness` each class carries its measured over-dispersion (`measure_burstiness`);
-    without, the classes are Poisson as before. A class's IDCs are the larger of its own and its
+    With `burstiness` (`planner workload from-trace` sets it unless --poisson) each class carries
+    its measured over-dispersion (`measure_burstiness`); without, the classes are Poisson. A class's IDCs are the larger of its own and its
     model's: the model's pools serve every class of the model, so they see the clusters of the
     model's whole stream, which a class's own (thinned) stream understates (a cluster of B
     requests spread over k classes leaves each an IDC of about 1 + (IDC - 1)/k).

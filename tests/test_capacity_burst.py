@@ -22,7 +22,7 @@ from planner.schema import Burstiness, Fleet, ModelEntry, RequestClass, Slo, Wor
 from planner.simulate.arrivals import Arrivals, clustered_times, poisson_arrivals
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
 from planner.simulate.report import build_report
-from planner.workload import bucket_trace, measure_burstiness
+from planner.workload import measure_burstiness
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "default"
@@ -57,6 +57,15 @@ def test_a_minute_scale_trend_is_not_burstiness() -> None:
     assert _idc(t, 10.0) > 5.0
     b = measure_burstiness(t, np.full(t.size, 500), 1800.0)
     assert 0.85 < b.idc_1s < 1.15 and 0.8 < (b.idc_10s or 0) < 1.25 and 0.85 < (b.ca2 or 0) < 1.15
+
+
+def test_short_traces_measure_what_they_can() -> None:
+    """Under six 10-s bins there is no idc_10s; under six seconds no IDC at all (Poisson assumed)."""
+    b = measure_burstiness(np.array([0.5, 1.2, 2.9]), np.array([100, 200, 300]), 3.0)
+    assert b.idc_1s == 1.0 and b.idc_10s is None and b.p99_prompt_tokens_per_s is not None
+    t = np.sort(np.random.default_rng(7).uniform(0, 40, 300))
+    b = measure_burstiness(t, np.full(t.size, 100), 40.0)
+    assert b.idc_10s is None and 0.5 < b.idc_1s < 1.6
 
 
 def test_from_trace_writes_burstiness_and_poisson_flag_leaves_it_out(tmp_path: Path) -> None:
