@@ -72,9 +72,13 @@ queue (IDC at 1 s and 10 s, log-linear between).
       IDC_n = E[(B/n)²]/E[B/n] ≈ IDC/n,   at least 1 (B < n leaves each replica one request or none).
   (Random routing would split Binomial(B, 1/n): IDC_n = 1 + (IDC - 1)/n. On the tuning IDC
   levels of bench/fidelity.py's pool rows the even split is within 13% of the simulator, the
-  binomial one 33% (always above); held-out 24% vs 37%.) n is the smallest pool of the variant
-  that carries the class alone: the least n with n·c(n) >= λ, c(n) the per-replica capacity at
-  IDC_n (`class_capacity`); the plan's predictions use the same shape.
+  binomial one 33% (always above); held-out 24% vs 37%.) n is first the smallest pool of the
+  variant that carries the class alone: the least n with n·c(n) >= λ, c(n) the per-replica
+  capacity at IDC_n (`class_capacity`). When the solution splits the class over several pools
+  (routing weights w, drawn per request: a random split), a pool of n replicas taking share w
+  sees IDC 1 + (IDC - 1)·w spread over its n replicas (`realised_arrivals`); pairs burstier than
+  assumed get that shape and the plan is re-solved (planner/planning.py, a few rounds, each
+  only tightening). The plan's predictions use the shape its capacities were computed for.
   Prefill wait (M^X/D/1 decomposition, Burke 1975; Chaudhry & Templeton 1983): a request's wait is
   its cluster head's wait plus the service of the cluster-mates ahead of it, W = W_h + J·D.
     W_h: the Poisson wait above with the saturation term's mean scaled as Kingman's G/G/1
@@ -188,6 +192,16 @@ def replica_arrivals(burst: Burstiness | None, rate_rps: float, isl: float, ttft
     if burst.p99_prompt_tokens_per_s is not None and rate_rps > 0:
         ratio = burst.p99_prompt_tokens_per_s / (rate_rps * isl * BURST_WINDOW_S)
     return ArrivalShape(idc=idc_rep, burst_ratio=max(1.0, ratio))
+
+
+def realised_arrivals(burst: Burstiness, rate_rps: float, isl: float, ttft_ms: float | None, share: float,
+                      replicas: float) -> ArrivalShape:
+    """What one replica sees when a plan sends `share` of the class to a pool of `replicas`: the
+    routing weights pick the pool per request, a random split, Binomial(B, share) of a cluster of
+    B, so the pool's IDC is 1 + (idc - 1)·share; the pool then spreads it evenly (`replica_arrivals`)."""
+    pooled = burst.model_copy(update={"idc_1s": 1.0 + (burst.idc_1s - 1.0) * share,
+                                      "idc_10s": None if burst.idc_10s is None else 1.0 + (burst.idc_10s - 1.0) * share})
+    return replica_arrivals(pooled, rate_rps, isl, ttft_ms, replicas)
 
 
 def _cluster_ahead(idc: float) -> float:

@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from planner.capacity import POISSON, ArrivalShape, Capacity, class_capacity, latency
+from planner.capacity import POISSON, ArrivalShape, Capacity, capacity, class_capacity, latency, realised_arrivals
 from planner.catalog import Catalog
 from planner.errors import InputError
 from planner.perf import PerfModel, VariantPerf, quiet_extrapolation
@@ -95,11 +95,13 @@ def _forbidden_pairs(variants: list[Variant], fleet: Fleet) -> frozenset[tuple[s
 
 
 def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,
-                   objective: str = "cost", utilization: dict[str, float] | None = None) -> Instance:
+                   objective: str = "cost", utilization: dict[str, float] | None = None,
+                   arrivals: dict[tuple[str, str], ArrivalShape] | None = None) -> Instance:
     """Variants, capacities and the ILP problem for `workload` on `fleet` (pure apart from the laws).
 
     `utilization` overrides the fleet's target utilization per pool id (verification tightens
-    the pools a simulation found at fault)."""
+    the pools a simulation found at fault). `arrivals` fixes the arrival shape of some (class,
+    variant) pairs of bursty classes (`plan_workload` passes the split a solution realised)."""
     _validate(workload, fleet, catalog)
     if objective == "power":
         for g in fleet.gpus:
@@ -127,9 +129,15 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                     inst.perf[v.id] = vp
                     for c in classes:
                         slo = workload.slo_of(c)
+                        fixed = (arrivals or {}).get((c.id, v.id))
                         with quiet_extrapolation():
-                            inst.caps[(c.id, v.id)], inst.arrivals[(c.id, v.id)] = class_capacity(
-                                vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, c.burstiness, c.rate_rps)
+                            if fixed is not None:
+                                inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms,
+                                                                   slo.itl_ms, fixed)
+                                inst.arrivals[(c.id, v.id)] = fixed
+                            else:
+                                inst.caps[(c.id, v.id)], inst.arrivals[(c.id, v.id)] = class_capacity(
+                                    vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, c.burstiness, c.rate_rps)
 
     specs: list[VariantSpec] = []
     for vid, v in inst.variants.items():
@@ -171,10 +179,42 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
     """The cheapest plan (or, with objective='max_load', the largest common load factor)."""
     catalog = catalog or Catalog.load()
     perf = perf or PerfModel.load(catalog=catalog)
-    inst = build_instance(workload, fleet, perf, catalog, objective, utilization)
-    assert inst.problem is not None
-    sol = solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
+    shapes: dict[tuple[str, str], ArrivalShape] = {}
+    for _ in range(_BURST_REPLANS + 1):
+        inst = build_instance(workload, fleet, perf, catalog, objective, utilization, shapes)
+        assert inst.problem is not None
+        sol = solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
+        tighter = _burstier_splits(inst, sol) if sol.ok else {}
+        if not tighter:
+            break
+        shapes.update(tighter)
     return to_plan(inst, sol, perf)
+
+
+# Re-solves a plan with bursty classes may take to make the clusters' split consistent with the
+# pools the solution chose (each only tightens; in practice one or two suffice).
+_BURST_REPLANS = 4
+
+
+def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], ArrivalShape]:
+    """(class, variant) pairs of bursty classes whose realised split is burstier than their capacity
+    assumed, with that split's arrival shape (`realised_arrivals`).
+
+    A bursty class's capacities assume it alone fills the smallest carrying pool of each variant
+    (`class_capacity`); the solution may instead spread it over several pools, fewer replicas each,
+    leaving more of every cluster on each replica."""
+    out: dict[tuple[str, str], ArrivalShape] = {}
+    scale = sol.load_multiplier or 1.0
+    for (cid, vid), flow in sol.flow.items():
+        c = next(x for x in inst.workload.classes if x.id == cid)
+        if c.burstiness is None or flow <= 0 or c.rate_rps <= 0:
+            continue
+        slo = inst.workload.slo_of(c)
+        share = min(1.0, flow / (c.rate_rps * scale))
+        shape = realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1))
+        if shape.idc > inst.arrivals[(cid, vid)].idc * (1.0 + 1e-6):
+            out[(cid, vid)] = shape
+    return out
 
 
 def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, factor: float = 1.25,
