@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from planner.capacity import (POISSON, ArrivalShape, capacity, class_capacity, kv_burst_tokens, latency,
-                              replica_arrivals)
+                              realised_arrivals, replica_arrivals)
 from planner.cli import app
 from planner.console import EXIT_BAD_INPUT
 from planner.fileio import load_model
@@ -177,6 +177,39 @@ def test_replicas_dilute_the_clusters(perf) -> None:
     assert b_shape.idc < s_shape.idc and big.rate_rps > small.rate_rps
     n = math.ceil(200.0 / big.rate_rps)
     assert n * big.rate_rps >= 200.0
+
+
+def test_a_split_over_pools_keeps_more_of_each_cluster(perf, catalog) -> None:
+    """Routing weights split a cluster at random over pools (1 + (IDC-1)·share per pool), then the pool
+    spreads it; a plan that splits a bursty class is re-solved with those shapes, so every pool's
+    capacity assumed at least the clustering its share of the class brings."""
+    b = Burstiness(idc_1s=9.0)
+    assert realised_arrivals(b, 10.0, 1000, 1000.0, 1.0, 2).idc == pytest.approx(4.5)
+    assert realised_arrivals(b, 10.0, 1000, 1000.0, 0.5, 1).idc == pytest.approx(5.0)
+    assert realised_arrivals(b, 10.0, 1000, 1000.0, 0.5, 2).idc == pytest.approx(2.5)
+    from planner.planning import _burstier_splits, build_instance
+    from solvers.backends import solve as solve_problem
+
+    fleet = load_model(Fleet, EXAMPLE / "fleet.yaml")
+    wl = load_model(Workload, EXAMPLE / "workload.yaml")
+    wl = wl.model_copy(update={"classes": [c.model_copy(update={"burstiness": Burstiness(idc_1s=8.0)}) for c in wl.classes]})
+    from planner.planning import _BURST_REPLANS
+
+    shapes: dict = {}
+    for _ in range(_BURST_REPLANS + 1):  # the rounds plan_workload allows
+        inst = build_instance(wl, fleet, perf, catalog, arrivals=shapes)
+        sol = solve_problem(inst.problem)
+        tighter = _burstier_splits(inst, sol)
+        if not tighter:
+            break
+        shapes.update(tighter)
+    assert sol.ok and not tighter  # converged within them
+    for (cid, vid), flow in sol.flow.items():
+        if flow > 0:
+            c = next(x for x in wl.classes if x.id == cid)
+            real = realised_arrivals(c.burstiness, c.rate_rps, c.isl, wl.slo_of(c).ttft_ms, flow / c.rate_rps,
+                                     sol.replicas[vid])
+            assert inst.arrivals[(cid, vid)].idc >= real.idc - 1e-9
 
 
 def _simulate_one_replica(vp, role: str, rate: float, idc: float, n: int, seed: int) -> tuple[float, float]:
