@@ -18,6 +18,7 @@ Run by bench/fidelity.py (use --no-bursty to skip it); see that file for the com
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +81,8 @@ def _ape(sim: float, model: float) -> float:
     return abs(model - sim) / sim * 100.0
 
 
-def run(pm: PerfModel, wl: Workload, gpu: str, saturation, n: int, seeds: int, con: Console) -> Errors:
+def run(pm: PerfModel, wl: Workload, gpu: str, saturation: Callable[[VariantPerf, str, int, int], float],
+        n: int, seeds: int, con: Console) -> Errors:
     """The bursty cases; `saturation(perf, role, isl, osl)` is fidelity.model_saturation_rps."""
     keys = ("prefill_ttft", "decode_itl", "mixed_ttft", "mixed_itl", "pool_prefill_ttft")
     errs = Errors({f"{s}_{k}": [] for s in ("tuning", "held_out") for k in keys},
