@@ -116,7 +116,8 @@ in bench/fidelity.py (part 3) and tests/test_capacity_burst.py.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from scipy import stats
 
@@ -161,9 +162,25 @@ class ArrivalShape:
     """How the arrivals one replica sees depart from Poisson (module doc, Bursty arrivals)."""
 
     idc: float = 1.0
-    """Index of dispersion of counts at the TTFT SLO's time scale, per replica (1: Poisson)."""
+    """Index of dispersion of counts at the TTFT SLO's time scale of the stream the pool of
+    `replicas` receives (1: Poisson); with `replicas` 1, what one replica sees."""
     burst_ratio: float = 1.0
     """p99 one-second prompt tokens over the mean prompt tokens per second (<= 1: no burst)."""
+    replicas: int = 1
+    """Replicas of the pool that shares the stream behind least-loaded routing (module doc, Pool
+    of replicas): prefill waits are those of the pool; decode batches see `replica_idc`."""
+    mate_service_ms: float = 0.0
+    """Mean prefill time per prompt (full batches) of a cluster's members when they are of several
+    classes (the model's mix on the pool, `pool_class_capacities`); 0: the class's own."""
+
+    @property
+    def replica_idc(self) -> float:
+        """The IDC one replica of the pool sees: clusters spread evenly, about idc/n, at least 1
+        (a cluster smaller than the pool leaves each replica one request or none); an
+        under-dispersed stream (idc < 1) stays as regular."""
+        if self.idc <= 1.0 or self.replicas <= 1:
+            return self.idc
+        return max(1.0, self.idc / self.replicas)
 
 
 POISSON = ArrivalShape()
@@ -174,34 +191,50 @@ BURST_WINDOW_S = 1.0
 
 def replica_arrivals(burst: Burstiness | None, rate_rps: float, isl: float, ttft_ms: float | None,
                      replicas: float) -> ArrivalShape:
-    """What one of `replicas` replicas sharing a class of `rate_rps` sees of its `burst`iness.
+    """What a pool of `replicas` replicas sharing a class of `rate_rps` sees of its `burst`iness.
 
-    IDC at the TTFT SLO's time scale (1 s without a TTFT bound), split over the replicas as by
-    least-loaded routing: a cluster of B is spread evenly, B/n per replica, so the per-replica
-    IDC is about idc/n, and at least 1 (a cluster smaller than the pool leaves each replica at
-    most one request); an under-dispersed stream (idc < 1) stays as regular (module doc). The
+    IDC at the TTFT SLO's time scale (1 s without a TTFT bound) of the pool's stream, with the
+    pool size: prefill waits are the pool's (module doc, Pool of replicas), and one replica sees
+    `ArrivalShape.replica_idc` (clusters split evenly by least-loaded routing, about idc/n). The
     burst ratio is scale-free: a burst split over the replicas in proportion to their share of
     the rate keeps its ratio to the mean.
     """
     if burst is None:
         return POISSON
     idc = burst.idc_at((ttft_ms or 1000.0) / 1000.0)
-    n = max(1.0, replicas)
-    idc_rep = idc if idc <= 1.0 else max(1.0, idc / n)
+    n = max(1, int(round(replicas)))
     ratio = 1.0
     if burst.p99_prompt_tokens_per_s is not None and rate_rps > 0:
         ratio = burst.p99_prompt_tokens_per_s / (rate_rps * isl * BURST_WINDOW_S)
-    return ArrivalShape(idc=idc_rep, burst_ratio=max(1.0, ratio))
+    return ArrivalShape(idc=idc, burst_ratio=max(1.0, ratio), replicas=n)
 
 
 def realised_arrivals(burst: Burstiness, rate_rps: float, isl: float, ttft_ms: float | None, share: float,
                       replicas: float) -> ArrivalShape:
-    """What one replica sees when a plan sends `share` of the class to a pool of `replicas`: the
-    routing weights pick the pool per request, a random split, Binomial(B, share) of a cluster of
-    B, so the pool's IDC is 1 + (idc - 1)·share; the pool then spreads it evenly (`replica_arrivals`)."""
+    """What a pool of `replicas` sees when a plan sends it `share` of the class: the routing weights
+    pick the pool per request, a random split, Binomial(B, share) of a cluster of B, so the
+    pool's IDC is 1 + (idc - 1)·share; the pool then spreads it over its replicas (`replica_arrivals`)."""
     pooled = burst.model_copy(update={"idc_1s": 1.0 + (burst.idc_1s - 1.0) * share,
                                       "idc_10s": None if burst.idc_10s is None else 1.0 + (burst.idc_10s - 1.0) * share})
     return replica_arrivals(pooled, rate_rps, isl, ttft_ms, replicas)
+
+
+def burstier(shape: ArrivalShape, than: ArrivalShape) -> bool:
+    """Whether `shape` makes waits longer than `than`: a burstier stream or a smaller pool."""
+    return shape.idc > than.idc * (1.0 + 1e-6) or (shape.idc > 1.0 and shape.replicas < than.replicas)
+
+
+def erlang_c(servers: int, offered: float) -> float:
+    """Erlang's C: P(all `servers` busy) in M/M/c at `offered` load a = λ/μ (1 at a >= c); via the
+    stable Erlang-B recursion B(k) = a·B(k-1)/(k + a·B(k-1)), C = B/(1 - (a/c)(1 - B))."""
+    if offered <= 0.0:
+        return 0.0
+    if offered >= servers:
+        return 1.0
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = offered * b / (k + offered * b)
+    return b / (1.0 - (offered / servers) * (1.0 - b))
 
 
 def _cluster_ahead(idc: float) -> float:
@@ -224,13 +257,15 @@ def _sum_tail(a: float, mean_a: float, c: float, mean_c: float, t: float) -> flo
 
 
 def _burst_wait_quantile_ms(head_wait_ms: float, head_busy: float, service_ms: float, idc: float,
-                            percentile: float) -> float:
-    """p-quantile of head wait + own-cluster wait (module doc, Bursty arrivals)."""
+                            percentile: float, replicas: int = 1) -> float:
+    """p-quantile of head wait + own-cluster wait (module doc, Bursty arrivals); in a pool of
+    `replicas` the J mates ahead are spread over them, ⌊J/n⌋·D (module doc, Pool of replicas)."""
     tail = 1.0 - percentile / 100.0
     q = _cluster_ahead(idc)
     a = min(1.0, head_busy)
     mean_a = head_wait_ms / math.log(a / tail) if head_wait_ms > 0 and a > tail else 0.0
-    mean_c = service_ms / math.log(1.0 / q) if q > 0 else 0.0
+    mean_c = service_ms / (replicas * math.log(1.0 / q)) if q > 0 else 0.0
+    q = q ** replicas
     if mean_a <= 0 and mean_c <= 0:
         return 0.0
     if _sum_tail(a, mean_a, q, mean_c, 0.0) <= tail:
@@ -282,7 +317,7 @@ def _prefill_batch(perf: VariantPerf, isl: float, rate_rps: float) -> tuple[floa
 
 
 def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
-                             idc: float = 1.0) -> tuple[float, float, float]:
+                             idc: float = 1.0, replicas: int = 1, mate_service_ms: float = 0.0) -> tuple[float, float, float]:
     """(p-quantile of the wait before a request's batch starts, that batch's time, utilization).
 
     Two effects, combined as max(g, s) + min(g, s)·(1 - 1/b_max): they add up when batches can
@@ -294,8 +329,13 @@ def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, per
     * saturation: at the largest batch the replica is an M/D/1 queue of per-request service
       D = T(b_max)/b_max, whose wait (see `wait_quantile_ms`) diverges at the throughput limit.
     With `idc` != 1 (bursty arrivals) this is the wait of a cluster's head, to which the wait
-    behind its own cluster-mates is added (module doc, Bursty arrivals).
+    behind its own cluster-mates is added (module doc, Bursty arrivals); `rate_rps` is then per
+    replica of a pool of `replicas` behind least-loaded routing whose stream has that `idc`, and
+    the wait is the pool's, never below the Poisson one of a lone replica (module doc, Pool of
+    replicas).
     """
+    if idc != 1.0 and replicas > 1:
+        return _pool_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, idc, replicas, mate_service_ms)
     b, t_batch, b_max = _prefill_batch(perf, isl, rate_rps)
     rho = min(1.0, rate_rps * t_batch / (1000.0 * b))
     tail = 1.0 - percentile / 100.0
@@ -309,6 +349,33 @@ def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, per
     return wait, t_batch, util
 
 
+def _pool_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
+                                   idc: float, replicas: int, mate_service_ms: float = 0.0) -> tuple[float, float, float]:
+    """`prefill_wait_quantile_ms` of a pool of `replicas` fed a clustered stream of IDC `idc`,
+    `rate_rps` per replica (module doc, Pool of replicas): the gated and saturation terms wait only
+    when every replica is busy (Erlang C in place of ρ), the saturation mean is Allen-Cunneen's
+    G/D/c one, the own cluster-mates ahead are spread over the replicas; at least the Poisson
+    wait of one replica."""
+    n = replicas
+    b, t_batch, b_max = _prefill_batch(perf, isl, rate_rps)
+    rho = min(1.0, rate_rps * t_batch / (1000.0 * b))
+    service = perf.prefill_ms(isl, b_max) / b_max
+    util = rate_rps * service / 1000.0
+    if util >= 1.0:
+        return math.inf, t_batch, util
+    tail = 1.0 - percentile / 100.0
+    p_gated = erlang_c(n, n * rho)
+    gated = t_batch * (1.0 - tail / p_gated) if p_gated > tail else 0.0
+    p_sat = erlang_c(n, n * util)
+    # Allen-Cunneen: E[W] = C(n, nρ)·D/(n(1-ρ)) · (ca² + cs²)/2 with ca² = idc, cs² = 0.
+    mean_sat = p_sat * service / (n * (1.0 - util)) * idc / 2.0
+    saturated = (mean_sat / p_sat) * math.log(p_sat / tail) if p_sat > tail else 0.0
+    wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
+    wait = _burst_wait_quantile_ms(wait, max(p_gated, p_sat), mate_service_ms or service, idc, percentile, n)
+    poisson, _, _ = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile)
+    return max(wait, poisson), t_batch, util
+
+
 def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool = True,
                     arrivals: ArrivalShape = POISSON) -> Latency:
     """TTFT at the percentile of a prefill replica taking `rate_rps` of prompts of `isl` tokens.
@@ -316,7 +383,8 @@ def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: 
     With `kv_transfer`, the KV cache's trip to the decode replica and that replica's next step
     boundary (where the first token leaves; half a batch-1 step of these laws, the decode pool
     being unknown here) are included."""
-    wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, arrivals.idc)
+    wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, arrivals.idc, arrivals.replicas,
+                                                   arrivals.mate_service_ms)
     # Half a step: the mean residual of the decode replica's step cycle at a random arrival.
     kv = perf.kv_transfer_ms(isl) + 0.5 * perf.decode_step_ms(1.0, isl) if kv_transfer else 0.0
     b, _, _ = _prefill_batch(perf, isl, rate_rps)
@@ -352,7 +420,7 @@ def decode_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, p
     """ITL at the percentile of a decode replica taking `rate_rps` requests of (isl, osl)."""
     ctx = isl + osl / 2.0
     n = _decode_batch_mean(perf, rate_rps, osl, ctx)
-    n_p = _batch_quantile(n, percentile, arrivals.idc)
+    n_p = _batch_quantile(n, percentile, arrivals.replica_idc)
     itl = perf.decode_step_ms(n_p, ctx) if math.isfinite(n_p) else math.inf
     return Latency(itl_ms=itl, batch=n_p, utilization=n / perf.max_num_seqs if math.isfinite(n) else math.inf)
 
@@ -451,13 +519,14 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
         return saturated
     ctx = isl + osl / 2.0
     n = _mixed_decode_batch(perf, rate_rps, osl, ctx, rho_p)
-    n_p = _batch_quantile(n, percentile, arrivals.idc)
+    idc = arrivals.replica_idc  # mixed replicas: the per-replica split (module doc, Bursty arrivals)
+    n_p = _batch_quantile(n, percentile, idc)
     if not math.isfinite(n_p) or n_p >= perf.max_batched_tokens:
         return saturated
     step_ms = perf.decode_step_ms(n, ctx)
     chunk_tokens = perf.max_batched_tokens - n
     wait, t_step, rho_eff = mixed_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, step_ms, chunk_tokens,
-                                                             decode_busy=1.0 - math.exp(-n), idc=arrivals.idc)
+                                                             decode_busy=1.0 - math.exp(-n), idc=idc)
     if not math.isfinite(wait):
         return saturated
     # ITL: the decode steps of the request's life plus the prompts chunked into them.
@@ -467,11 +536,10 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     # Its mean sojourn: half a chunk step (the mean gated residual) plus the M/D/1 mean wait ρD/(2(1-ρ)).
     own_sojourn_ms = 0.5 * t_step + rho_eff * (work + step_ms * isl / chunk_tokens) / (2.0 * (1.0 - rho_eff))
     theta = rate_rps * (life_decode_ms + own_sojourn_ms) / 1000.0
-    if arrivals.idc > 1.0:
+    if idc > 1.0:
         # Clustered prompts (module doc): the busy-period count with variance × idc, plus the
         # request's own cluster-mates behind it (geometric, mean (idc - 1)/2), all chunked in its
         # life; negative binomial with the sum's mean and variance.
-        idc = arrivals.idc
         mu = theta / (1.0 - rho_p) + (idc - 1.0) / 2.0
         var = idc * theta / (1.0 - rho_p) ** 3 + (idc * idc - 1.0) / 4.0
         k_p = float(stats.nbinom.ppf(percentile / 100.0, mu * mu / (var - mu), mu / var)) if var > mu else mu
@@ -619,6 +687,84 @@ def class_capacity(perf: VariantPerf, role: str, isl: float, osl: float, percent
         mid = (lo + hi) // 2
         trial = at(mid)
         if mid * trial[0].rate_rps >= class_rate_rps:
+            hi, best = mid, trial
+        else:
+            lo = mid
+    return best
+
+
+@dataclass(frozen=True)
+class ClassLoad:
+    """One class of a model as a pool sees it: lengths, SLO and rate (`pool_class_capacities`)."""
+
+    isl: float
+    osl: float
+    percentile: float
+    ttft_ms: float | None
+    itl_ms: float | None
+    burst: Burstiness | None
+    rate_rps: float
+
+
+def prompt_service_ms(perf: VariantPerf, isl: float) -> float:
+    """Per-prompt prefill time of full batches, T(b_max)/b_max (the D of the module doc)."""
+    _, _, b_max = _prefill_batch(perf, isl, 0.0)
+    return perf.prefill_ms(isl, b_max) / b_max
+
+
+def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassLoad]) -> list[tuple[Capacity, ArrivalShape]]:
+    """Per-replica capacities of the classes of one model on one variant when they share its pool,
+    with the arrival shape each was computed for (module doc, Pool of replicas).
+
+    The model's classes share the variant's pool, so its clusters are spread over that pool's n
+    replicas, not over a pool sized for one class alone: n is the smallest pool that carries
+    them all, the least n with n >= Σ λ_c / c_c(n) (c_c(n) rises with n, so the need falls;
+    doubling, then bisection). A cluster's members are of the model's classes in proportion to
+    their rates, so a request waits behind mates of the mix's mean per-prompt time. Classes
+    without burstiness get exactly `capacity(...)` (the Poisson model). When the solution gives
+    the pool fewer replicas, or spreads a class over several pools, planner/planning.py re-solves
+    with the realised split (`realised_arrivals`)."""
+    total = sum(c.rate_rps for c in classes)
+    mate = (sum(c.rate_rps * prompt_service_ms(perf, c.isl) for c in classes) / total
+            if total > 0 and role == "prefill" else 0.0)
+
+    def at(n: int) -> list[tuple[Capacity, ArrivalShape]]:
+        out = []
+        for c in classes:
+            if c.burst is None:
+                out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms), POISSON))
+                continue
+            shape = replace(replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n), mate_service_ms=mate)
+            out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
+        return out
+
+    def carries(n: int, caps: list[tuple[Capacity, ArrivalShape]]) -> bool:
+        need = 0.0
+        for c, (cap, _) in zip(classes, caps):
+            if c.rate_rps > 0:
+                if cap.rate_rps <= 0:
+                    return False
+                need += c.rate_rps / cap.rate_rps
+        return n >= need
+
+    if all(c.burst is None for c in classes):
+        return at(1)
+    lo, best = 1, at(1)
+    if carries(1, best):
+        return best
+    hi = 1
+    while hi < _MAX_POOL_REPLICAS:
+        hi = min(2 * hi, _MAX_POOL_REPLICAS)
+        best = at(hi)
+        if carries(hi, best):
+            break
+        lo = hi
+    else:
+        return best  # not even the largest pool carries them: the ILP will say infeasible
+    while hi - lo > 1:  # lo does not carry the classes, hi does
+        mid = (lo + hi) // 2
+        trial = at(mid)
+        if carries(mid, trial):
             hi, best = mid, trial
         else:
             lo = mid

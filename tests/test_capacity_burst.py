@@ -4,6 +4,7 @@ simulator, and the burst-aware capacity model (planner/capacity.py, "Bursty arri
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -167,14 +168,16 @@ def test_replicas_dilute_the_clusters(perf) -> None:
     """Least-loaded routing spreads a cluster of B evenly: per-replica IDC max(1, IDC/n) (regular
     streams stay regular); the bursty class's capacity search finds the smallest pool that carries it."""
     b = Burstiness(idc_1s=9.0)
-    assert replica_arrivals(b, 10.0, 1000, 1000.0, 1).idc == 9.0
-    assert replica_arrivals(b, 10.0, 1000, 1000.0, 3).idc == pytest.approx(3.0)
-    assert replica_arrivals(b, 10.0, 1000, 1000.0, 20).idc == 1.0
-    assert replica_arrivals(Burstiness(idc_1s=0.5), 10.0, 1000, 1000.0, 4).idc == 0.5
+    assert replica_arrivals(b, 10.0, 1000, 1000.0, 1).replica_idc == 9.0
+    assert replica_arrivals(b, 10.0, 1000, 1000.0, 3).replica_idc == pytest.approx(3.0)
+    assert replica_arrivals(b, 10.0, 1000, 1000.0, 20).replica_idc == 1.0
+    assert replica_arrivals(Burstiness(idc_1s=0.5), 10.0, 1000, 1000.0, 4).replica_idc == 0.5
+    # the pool keeps the stream's IDC and its size (prefill waits are the pool's)
+    assert replica_arrivals(b, 10.0, 1000, 1000.0, 3).idc == 9.0 and replica_arrivals(b, 10.0, 1000, 1000.0, 3).replicas == 3
     vp = _chat(perf)
     small, s_shape = class_capacity(vp, "prefill", 1024, 128, 90.0, 400.0, None, b, 5.0)
     big, b_shape = class_capacity(vp, "prefill", 1024, 128, 90.0, 400.0, None, b, 200.0)
-    assert b_shape.idc < s_shape.idc and big.rate_rps > small.rate_rps
+    assert b_shape.replicas > s_shape.replicas and big.rate_rps > small.rate_rps
     n = math.ceil(200.0 / big.rate_rps)
     assert n * big.rate_rps >= 200.0
 
@@ -184,9 +187,9 @@ def test_a_split_over_pools_keeps_more_of_each_cluster(perf, catalog) -> None:
     spreads it; a plan that splits a bursty class is re-solved with those shapes, so every pool's
     capacity assumed at least the clustering its share of the class brings."""
     b = Burstiness(idc_1s=9.0)
-    assert realised_arrivals(b, 10.0, 1000, 1000.0, 1.0, 2).idc == pytest.approx(4.5)
-    assert realised_arrivals(b, 10.0, 1000, 1000.0, 0.5, 1).idc == pytest.approx(5.0)
-    assert realised_arrivals(b, 10.0, 1000, 1000.0, 0.5, 2).idc == pytest.approx(2.5)
+    assert realised_arrivals(b, 10.0, 1000, 1000.0, 1.0, 2).replica_idc == pytest.approx(4.5)
+    assert realised_arrivals(b, 10.0, 1000, 1000.0, 0.5, 1).replica_idc == pytest.approx(5.0)
+    assert realised_arrivals(b, 10.0, 1000, 1000.0, 0.5, 2).replica_idc == pytest.approx(2.5)
     from planner.planning import _burstier_splits, build_instance
     from solvers.backends import solve as solve_problem
 
@@ -209,7 +212,11 @@ def test_a_split_over_pools_keeps_more_of_each_cluster(perf, catalog) -> None:
             c = next(x for x in wl.classes if x.id == cid)
             real = realised_arrivals(c.burstiness, c.rate_rps, c.isl, wl.slo_of(c).ttft_ms, flow / c.rate_rps,
                                      sol.replicas[vid])
-            assert inst.arrivals[(cid, vid)].idc >= real.idc - 1e-9
+            real = replace(real, mate_service_ms=inst.arrivals[(cid, vid)].mate_service_ms)
+            slo = wl.slo_of(c)
+            at_real = capacity(inst.perf[vid], inst.variants[vid].role, c.isl, c.osl, slo.percentile, slo.ttft_ms,
+                               slo.itl_ms, real)
+            assert at_real.rate_rps >= inst.caps[(cid, vid)].rate_rps * (1 - 1e-6)
 
 
 def _simulate_one_replica(vp, role: str, rate: float, idc: float, n: int, seed: int) -> tuple[float, float]:
