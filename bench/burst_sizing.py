@@ -199,7 +199,8 @@ def trace_part(args: argparse.Namespace, pm: PerfModel, catalog: Catalog, con: C
     out: dict[str, float] = {}
     t = Table(title=f"{Path(args.trace).name} re-timed to 1-s IDC {args.retime_idc:g} ({len(tr)} requests), "
                     f"TTFT {slo.ttft_ms:g} ms / ITL {slo.itl_ms:g} ms p90, roles prefill/decode")
-    for col in ("plan", "$/h", "prefill replicas", "prefill GPUs", "attainment", "worst class TTFT p90 ms", "classes meeting TTFT p90"):
+    for col in ("plan", "$/h", "prefill replicas", "prefill GPUs", "attainment", "worst class TTFT p90 ms", "classes meeting TTFT p90",
+                "smallest k"):
         t.add_column(col, justify="left" if col == "plan" else "right")
     for name, bursty in (("Poisson", False), ("burst-aware (pool)", True)):
         wl = bucket_trace(tr, slo, rate_quantile=args.rate_quantile, burstiness=bursty)
@@ -208,8 +209,13 @@ def trace_part(args: argparse.Namespace, pm: PerfModel, catalog: Catalog, con: C
         arr = trace_arrivals(tr, wl, source=str(args.trace))
         p90, att = simulate(plan, pm, arr, wl, 0)
         n_ok = sum(v <= slo.ttft_ms for v in p90.values())
+        # smallest count of the plan's prefill pool meeting every class's TTFT p90 (one pool only)
+        single = sum(p.role == "prefill" for mp in plan.models.values() for p in mp.pools) == 1
+        k_min = smallest_prefill(plan, pm, [arr], wl, prefill_replicas(plan)) if single else 0
         t.add_row(name, f"{plan.cost_per_hour:.2f}", str(prefill_replicas(plan)), str(prefill_gpus(plan)), f"{att:.3f}",
-                  f"{max(p90.values()):.0f}", f"{n_ok}/{len(p90)}")
+                  f"{max(p90.values()):.0f}", f"{n_ok}/{len(p90)}", str(k_min) if single else "-")
+        if single and bursty:
+            out["trace_ratio_burst"] = prefill_replicas(plan) / k_min
         key = "burst" if bursty else "poisson"
         out[f"trace_cost_{key}"] = plan.cost_per_hour
         out[f"trace_attainment_{key}"] = att

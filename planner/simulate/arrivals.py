@@ -91,8 +91,9 @@ def retime_clustered(t_s: np.ndarray, idc: float, rng: np.random.Generator, wind
     t = np.asarray(t_s, dtype=float)
     if t.size == 0:
         return t.copy()
-    t0 = float(t.min())
-    win = np.floor((t - t0) / window_s).astype(np.int64)
+    win = np.floor(t / window_s).astype(np.int64)  # windows anchored at 0, as the trace's t_s
+    if win.min() < 0:
+        raise ValueError("retime_clustered expects times >= 0")
     counts = np.bincount(win)
     f = 1.0 - spread_s * (1.0 - np.exp(-1.0 / spread_s)) if spread_s > 0 else 1.0
     m = (1.0 + (idc - 1.0) / f + 1.0) / 2.0 if idc > 1.0 else 1.0
@@ -100,7 +101,7 @@ def retime_clustered(t_s: np.ndarray, idc: float, rng: np.random.Generator, wind
     for w, n in enumerate(counts):
         if n == 0:
             continue
-        lo = t0 + w * window_s
+        lo = w * window_s
         if m <= 1.0:
             out.append(lo + rng.uniform(0.0, window_s, n))
             continue
