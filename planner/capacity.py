@@ -66,19 +66,35 @@ each minute (a minute-scale trend is re-planned for, not absorbed). The IDC used
 the TTFT SLO's time scale, `Burstiness.idc_at(ttft_ms/1000)`: the wait that decides the SLO
 builds up over windows of about the TTFT, so over-dispersion at that scale is what fills the
 queue (IDC at 1 s and 10 s, log-linear between).
-  Per replica: n replicas share a class. Least-loaded routing (the simulator's, and llm-d's
-  load-aware scorers') spreads a cluster of B evenly, ⌊B/n⌋ or ⌈B/n⌉ per replica, so a replica's
-  clusters are about B/n and
-      IDC_n = E[(B/n)²]/E[B/n] ≈ IDC/n,   at least 1 (B < n leaves each replica one request or none).
-  (Random routing would split Binomial(B, 1/n): IDC_n = 1 + (IDC - 1)/n. On the tuning IDC
-  levels of bench/fidelity.py's pool rows the even split is within 13% of the simulator, the
-  binomial one 33% (always above); held-out 24% vs 37%.) n is first the smallest pool of the
-  variant that carries the class alone: the least n with n·c(n) >= λ, c(n) the per-replica
-  capacity at IDC_n (`class_capacity`). When the solution splits the class over several pools
-  (routing weights w, drawn per request: a random split), a pool of n replicas taking share w
-  sees IDC 1 + (IDC - 1)·w spread over its n replicas (`realised_arrivals`); pairs burstier than
-  assumed get that shape and the plan is re-solved (planner/planning.py, a few rounds, each
-  only tightening). The plan's predictions use the shape its capacities were computed for.
+  Pool of replicas (`pool_class_capacities`, `ArrivalShape.replicas`): the IDC is that of the
+  stream a pool of n replicas receives; least-loaded routing (the simulator's, and llm-d's
+  load-aware scorers') spreads a cluster of B evenly, ⌊B/n⌋ or ⌈B/n⌉ per replica, so one replica
+  sees clusters of about B/n and
+      IDC_n = E[(B/n)²]/E[B/n] ≈ IDC/n,   at least 1 (B < n leaves each replica one request or none)
+  (`ArrivalShape.replica_idc`; random routing would split Binomial(B, 1/n): 1 + (IDC - 1)/n. On
+  the tuning IDC levels of bench/fidelity.py's pool rows the even split is within 13% of the
+  simulator, the binomial one 33%, always above; held-out 24% vs 37%).
+  What n is decides the plan's size. A class's IDC is its model stream's (the clusters mix the
+  model's classes, planner/workload.py), and all the model's classes routed to a variant share
+  its pool, so n is the smallest pool of the variant that carries the model's whole stream:
+      n* = min { n : n >= Σ_c λ_c / c_c(n) },
+  c_c(n) the per-replica capacity of class c at IDC_n (it rises with n, so the need falls; found
+  by doubling, then bisection; classes the variant cannot serve at any n are left out). Sizing
+  each class alone (its own smallest pool, `class_capacity`) puts a small class's clusters on one
+  or two replicas, undiluted: on the clustered Azure case (bench/burst_sizing.py) that asked for
+  14 prefill replicas where 6 keep the SLO. When the solution gives a pool fewer replicas than
+  n*, or spreads the model over several pools, a pool taking share s of the model's requests
+  (routing weights draw the pool per request: a random thinning) sees IDC 1 + (IDC - 1)·s over
+  its own replicas (`realised_arrivals`); planner/planning.py re-solves with the realised shapes
+  of the pairs whose capacity they lower by more than 1%, first as a fixed point (each round
+  assumes the last solution's split), then, if the solver alternates, accumulating (each round
+  only tightens). The plan's predictions use the shape its capacities were computed for.
+  Considered and rejected on the tuning levels: a central-queue pool model (Erlang C for the
+  probability of waiting, Allen-Cunneen's G/G/c mean C(n, nρ)·D/(n(1-ρ))·(IDC + 0)/2 for the head
+  wait, the J mates ahead served n at a time, ⌊J/n⌋·D). It reduces to the formulas below at
+  n = 1 but under-predicts the simulator's pools of 3 and 6 replicas by 25% on average (up to
+  58%): least-loaded routing without jockeying, prefill batches formed per replica and clusters
+  that arrive over ~0.1 s keep a request behind its own replica's work, closer to the even split.
   Prefill wait (M^X/D/1 decomposition, Burke 1975; Chaudhry & Templeton 1983): a request's wait is
   its cluster head's wait plus the service of the cluster-mates ahead of it, W = W_h + J·D.
     W_h: the Poisson wait above with the saturation term's mean scaled as Kingman's G/G/1
@@ -110,7 +126,8 @@ queue (IDC at 1 s and 10 s, log-linear between).
         N·(isl + osl/2) + (r - 1)·λ·isl·1 s <= KV capacity      (binding 'kv_burst'),
     the mean batch's cache plus the burst's prompts beyond the mean second's.
 Checked against the simulator fed clustered arrivals (planner.simulate.arrivals.clustered_times)
-in bench/fidelity.py (part 3) and tests/test_capacity_burst.py.
+in bench/fidelity.py (part 3) and tests/test_capacity_burst.py; plan sizes against the smallest
+pool that keeps the SLO in simulation in bench/burst_sizing.py and tests/test_burst_pool.py.
 """
 
 from __future__ import annotations
@@ -598,7 +615,8 @@ def class_capacity(perf: VariantPerf, role: str, isl: float, osl: float, percent
                    ttft_ms: float | None, itl_ms: float | None, burst: Burstiness | None,
                    class_rate_rps: float) -> tuple[Capacity, ArrivalShape]:
     """One replica's capacity for a class of `class_rate_rps` with its `burst`iness, and the arrival
-    shape it was computed for (the plan's predictions must use the same one).
+    shape it was computed for (the plan's predictions must use the same one), the class alone on
+    the variant (the planner sizes all of a model's classes together: `pool_class_capacities`).
 
     Poisson classes (`burst` None) get exactly `capacity(...)`. A bursty class's per-replica IDC
     falls with the number n of replicas that share it (`replica_arrivals`), and so its per-replica
