@@ -13,7 +13,8 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from planner.capacity import Capacity, capacity, latency
+from planner.capacity import (POISSON, ArrivalShape, Capacity, ClassLoad, capacity, latency, pool_class_capacities,
+                              realised_arrivals)
 from planner.catalog import Catalog
 from planner.errors import InputError
 from planner.perf import PerfModel, VariantPerf, quiet_extrapolation
@@ -56,6 +57,8 @@ class Instance:
     variants: dict[str, Variant] = field(default_factory=dict)
     perf: dict[str, VariantPerf] = field(default_factory=dict)
     caps: dict[tuple[str, str], Capacity] = field(default_factory=dict)
+    arrivals: dict[tuple[str, str], ArrivalShape] = field(default_factory=dict)
+    """Per (class, variant): the arrival shape its capacity was computed for (Poisson unless bursty)."""
     price_per_hour: dict[str, float] = field(default_factory=dict)
     """Per GPU type, after fleet overrides."""
     power_known: bool = True
@@ -108,11 +111,14 @@ def _kv_bytes_ratio(catalog: Catalog, vp: VariantPerf) -> float:
 
 
 def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,
-                   objective: str = "cost", utilization: dict[str, float] | None = None) -> Instance:
+                   objective: str = "cost", utilization: dict[str, float] | None = None,
+                   arrivals: dict[tuple[str, str], ArrivalShape] | None = None,
+                   pooled_cache: dict[tuple[str, str], list[tuple[Capacity, ArrivalShape]]] | None = None) -> Instance:
     """Variants, capacities and the ILP problem for `workload` on `fleet` (pure apart from the laws).
 
     `utilization` overrides the fleet's target utilization per pool id (verification tightens
-    the pools a simulation found at fault)."""
+    the pools a simulation found at fault). `arrivals` fixes the arrival shape of some (class,
+    variant) pairs of bursty classes (`plan_workload` passes the split a solution realised)."""
     _validate(workload, fleet, catalog)
     if objective == "power":
         for g in fleet.gpus:
@@ -143,10 +149,22 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                     v = Variant(model=model, role=role, gpu=gpu, tp=tp, weight_dtype=wd, kv_dtype=kd)
                     inst.variants[v.id] = v
                     inst.perf[v.id] = vp
-                    for c in classes:
-                        slo = workload.slo_of(c)
+                    # the model's classes share the variant's pool (capacity.pool_class_capacities)
+                    loads = [ClassLoad(c.isl, c.osl, workload.slo_of(c).percentile, workload.slo_of(c).ttft_ms,
+                                       workload.slo_of(c).itl_ms, c.burstiness, c.rate_rps) for c in classes]
+                    pooled = (pooled_cache or {}).get((model, v.id))
+                    if pooled is None:
                         with quiet_extrapolation():
-                            inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms)
+                            pooled = pool_class_capacities(vp, role, loads)
+                        if pooled_cache is not None:
+                            pooled_cache[(model, v.id)] = pooled
+                    for c, ld, (cap, shape) in zip(classes, loads, pooled):
+                        fixed = (arrivals or {}).get((c.id, v.id))
+                        if fixed is not None:
+                            with quiet_extrapolation():
+                                cap = capacity(vp, role, c.isl, c.osl, ld.percentile, ld.ttft_ms, ld.itl_ms, fixed)
+                            shape = fixed
+                        inst.caps[(c.id, v.id)], inst.arrivals[(c.id, v.id)] = cap, shape
         if not any(v.model == model for v in inst.variants.values()):
             inst.no_fit[model] = _no_fit_reason(model, fleet, catalog, too_wide, too_big)
 
@@ -227,15 +245,79 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
     """The cheapest plan (or, with objective='max_load', the largest common load factor)."""
     catalog = catalog or Catalog.load()
     perf = perf or PerfModel.load(catalog=catalog)
-    inst = build_instance(workload, fleet, perf, catalog, objective, utilization)
-    assert inst.problem is not None
-    if inst.problem.variants:
-        sol = solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
-    else:  # nothing can run (no GPU available, or no variant fits): a solver has no columns to work on
-        sol = Solution(status="infeasible", backend=backend, message="no candidate pool: nothing the solver could choose")
+    pooled: dict[tuple[str, str], list[tuple[Capacity, ArrivalShape]]] = {}  # the same every round
+    base = build_instance(workload, fleet, perf, catalog, objective, utilization, None, pooled)
+    inst, sol = base, _solve(base, backend, time_limit_s, mip_gap)
+    # 1. Fixed point: each round assumes, for the pairs the last solution used, the split it realised
+    #    where that is burstier than the shared pool's (`_burstier_splits` against the base caps);
+    #    the first solution consistent with its own assumption is the plan.
+    shapes: dict[tuple[str, str], ArrivalShape] = {}
+    for _ in range(_BURST_REPLANS):
+        if not sol.ok or not _burstier_splits(inst, sol):
+            break
+        shapes = _burstier_splits(base, sol)
+        inst = build_instance(workload, fleet, perf, catalog, objective, utilization, shapes, pooled)
+        sol = _solve(inst, backend, time_limit_s, mip_gap)
+    else:
+        # 2. No fixed point (the solver alternates between pools): accumulate, each round only
+        #    tightening, which ends (finitely many pool sizes) at a consistent or infeasible plan.
+        for _ in range(_BURST_REPLANS):
+            tighter = _burstier_splits(inst, sol) if sol.ok else {}
+            if not tighter:
+                break
+            shapes.update(tighter)
+            inst = build_instance(workload, fleet, perf, catalog, objective, utilization, shapes, pooled)
+            sol = _solve(inst, backend, time_limit_s, mip_gap)
     if not sol.ok and objective != "max_load":
         inst.gpu_need = _gpu_need(workload, fleet, perf, catalog, backend, time_limit_s)
     return to_plan(inst, sol, perf)
+
+
+def _solve(inst: Instance, backend: str, time_limit_s: float, mip_gap: float) -> Solution:
+    assert inst.problem is not None
+    if not inst.problem.variants:  # nothing can run (no GPU available, or no variant fits): no columns to work on
+        return Solution(status="infeasible", backend=backend, message="no candidate pool: nothing the solver could choose")
+    return solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
+
+
+# Re-solves a plan with bursty classes may take, per phase, to make the clusters' split consistent
+# with the pools the solution chose (on the clustered Azure case of bench/burst_sizing.py: 2-6).
+_BURST_REPLANS = 12
+_SPLIT_RTOL = 0.01
+
+
+def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], ArrivalShape]:
+    """(class, variant) pairs of bursty classes whose realised split is burstier than their capacity
+    assumed, with that split's arrival shape (`realised_arrivals`).
+
+    A bursty class's capacities assume its model's whole stream fills the smallest carrying pool of
+    each variant (`pool_class_capacities`); the solution may instead spread the model over several
+    pools, fewer replicas each. A class's burstiness is its model stream's (the clusters mix the
+    model's classes, planner/workload.py), and the routing weights thin that stream at random, so a
+    pool taking a share s of the model's requests sees IDC 1 + (IDC - 1)·s over its replicas."""
+    out: dict[tuple[str, str], ArrivalShape] = {}
+    scale = sol.load_multiplier or 1.0
+    model_rate: dict[str, float] = {}
+    for c in inst.workload.classes:
+        model_rate[c.model] = model_rate.get(c.model, 0.0) + c.rate_rps * scale
+    pool_flow: dict[str, float] = {}
+    for (cid, vid), flow in sol.flow.items():
+        pool_flow[vid] = pool_flow.get(vid, 0.0) + max(flow, 0.0)
+    for (cid, vid), flow in sol.flow.items():
+        c = next(x for x in inst.workload.classes if x.id == cid)
+        if c.burstiness is None or flow <= 0 or c.rate_rps <= 0:
+            continue
+        slo = inst.workload.slo_of(c)
+        share = min(1.0, pool_flow[vid] / model_rate[c.model])
+        shape = realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1))
+        v = inst.variants[vid]
+        with quiet_extrapolation():
+            cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, shape)
+        # the realised split waits longer; 1% spares the solver's degenerate flows (a split that moves
+        # by a hair between solves) and is far below the model's error (bench/fidelity.py)
+        if cap.rate_rps < inst.caps[(cid, vid)].rate_rps * (1.0 - _SPLIT_RTOL):
+            out[(cid, vid)] = shape
+    return out
 
 
 def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, factor: float = 1.25,
@@ -291,7 +373,8 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
         # The class alone at the pool's utilization: the load that consumes the same capacity share.
         eq_rate = pool.utilization * cap
         with quiet_extrapolation():
-            lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile)
+            lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile,
+                          inst.arrivals.get((c.id, vid), POISSON))
         notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch) if n not in notes)
         if v.role in PREFILL_SIDE:
             ttft = max(ttft, lat.ttft_ms)
