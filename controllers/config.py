@@ -69,6 +69,38 @@ class ForecastConfig(_Strict):
     )
     min_points_trend: int = Field(default=15, ge=3, description="below this many points: no trend (simple exponential smoothing); "
                                   "a damped-trend ETS has 5 parameters, ~3 points per parameter")
+    # ---- the decision of controllers.decide (issue 9): what the fleet is planned for
+    short: Literal["trend", "ets"] = Field(
+        default="trend",
+        description="short forecast competing with the envelope: 'trend' = last value + the least-squares slope of the "
+                    "last `trend_points` intervals (when rising) x the horizon; 'ets' = forecast_upper (statsmodels ETS, "
+                    "~0.1 s per series per interval)")
+    trend_points: int = Field(default=3, ge=2, description="intervals the short trend is fitted on")
+    envelope_factor: float = Field(
+        default=2.0, ge=0,
+        description="recent-peak envelope window = factor x (start-up + observation lag): a replica released now is "
+                    "missing for a start-up if the load comes back, and the load of the last lag is not seen yet; "
+                    ">= 2 (issue 9); 0 = no envelope (ablation)")
+    observation_lag_s: float | None = Field(default=None, gt=0, description="how old the observed rate is on average; "
+                                            "None: one interval (the simulator's and a rate() window's order)")
+    margin_quantile: float = Field(default=0.9, gt=0.5, lt=1.0,
+                                   description="margin = this quantile of the controller's own forecast errors "
+                                               "(realised peak over the horizon / envelope at the decision)")
+    margin_min: float = Field(default=1.0, gt=0, description="floor of the learned margin (1 = the envelope itself)")
+    margin_max: float = Field(default=1.5, gt=0, description="cap of the learned margin")
+    margin_prior: float = Field(default=1.15, gt=0, description="margin until `margin_min_samples` errors are known")
+    margin_min_samples: int = Field(default=5, ge=1)
+    margin_history: int = Field(default=60, ge=1, description="forecast errors kept (one per interval)")
+    learn_margin: bool = Field(default=True, description="False: the prior margin always (ablation)")
+    period: bool = Field(default=True, description="detect a period by autocorrelation and pre-scale ahead of it")
+    period_min_acf: float = Field(default=0.5, gt=0, lt=1, description="autocorrelation at the lag that counts as a period")
+    period_min_cycles: float = Field(default=2.0, ge=2, description="cycles seen before a period is trusted (issue 9: >= 2)")
+    period_min_s: float = Field(default=240.0, gt=0, description="shortest period looked for (shorter ones are in the envelope)")
+    rise_intervals: int = Field(default=2, ge=0, description="no scale-down while the rate rose in any of the last N "
+                                "intervals (0 = off, ablation)")
+    rise_tolerance: float = Field(default=0.05, ge=0, description="a rise smaller than this fraction is noise")
+    floor_while_traffic: bool = Field(default=True, description="keep >= 1 replica per pool of a model with traffic "
+                                      "in the envelope window (no scale-to-zero on a quiet minute)")
 
 
 class CorrectConfig(_Strict):
@@ -78,6 +110,12 @@ class CorrectConfig(_Strict):
     max_factor: float = Field(default=2.0, gt=0)
     smoothing: float = Field(default=0.3, gt=0, le=1, description="EWMA weight of the newest ratio")
     min_rate_rps: float = Field(default=0.05, ge=0, description="below this load the latency sample is too thin to learn from")
+    enabled: bool = Field(default=True, description="False: the profiled laws as they are (ablation)")
+    max_waiting_to_learn: float = Field(
+        default=0.0, ge=0,
+        description="learn only from intervals (and the one before) with at most this many requests waiting on the "
+                    "model: latency sampled while a queue forms or drains is queueing delay, not a slower model "
+                    "(issue 9: learning it clipped the factor at 2 and overshot to 60 GPUs after a peak)")
 
 
 class GuardConfig(_Strict):
@@ -85,14 +123,11 @@ class GuardConfig(_Strict):
 
     scale_up_cooldown_s: float = Field(default=0.0, ge=0, description="HPA default: no scale-up delay")
     scale_down_cooldown_s: float = Field(default=60.0, ge=0, description="after any change, no scale-down for this long")
-    scale_down_stabilization_s: float = Field(
-        default=60.0, ge=0,
-        description="scale down to the max recommendation in this window. Each recommendation already plans for the "
-                    "upper forecast of start-up + interval ahead (rate and token rates), so the window only absorbs one "
-                    "recommendation's noise: 60 s (one bench interval), not the HPA's 300 s, which exists for a purely "
-                    "reactive scaler. Sweep (see ForecastConfig.quantile): 0 s collapses to ~86% attainment (a replica "
-                    "released on a quiet minute is missing for a whole start-up), 60 s holds >= 99.9%, 120/180 s cost "
-                    "+2-4% GPU-hours for no attainment",
+    scale_down_stabilization_s: float | None = Field(
+        default=None, ge=0,
+        description="scale down to the max recommendation in this window (as the HPA). None: start-up + observation "
+                    "lag + one interval, the time a released replica takes to come back once the load is seen again "
+                    "(issue 9: the former 60 s let the fleet shrink in the trough right before the next ramp)",
     )
     min_replicas: dict[str, int] = Field(default_factory=dict, description="pool id -> floor (safety, also given to the ILP)")
     queue_drain_s: float | None = Field(

@@ -1,0 +1,440 @@
+"""The controller's decision as a pure function: `decide(state, snapshot, now) -> (decision, state)`.
+
+No I/O, no clock, no Prometheus or Kubernetes: the loop (controllers.loop) observes, elects a
+leader, applies and records around it; the bench (bench/autoscale_trace.py), the tests and the live
+loop run this same function. The only call out is the injected planner (`Planner.plan_fn`, the ILP
+of planner.planning by default), a deterministic function of its inputs.
+
+Stages (issue 9 says why each exists; the traces that motivated them are in the issue):
+  observe   the snapshot: pools (desired/ready replicas) and the metrics Observation;
+  forecast  per model, the request rate and the prompt-/output-token rates planned for are the
+            largest of
+              * the recent-peak ENVELOPE: the max over a window of envelope_factor x (start-up +
+                observation lag) (a replica released now is missing for a whole start-up if the
+                load comes back, and the last lag of load is not seen yet), times a MARGIN learned
+                from the controller's own forecast errors: the `margin_quantile` of
+                (realised peak over the horizon) / (base planned for then), clipped;
+              * a SHORT forecast a horizon of start-up + one interval ahead (the least-squares
+                trend of the last few intervals when rising; or ETS, forecast.short = "ets");
+              * with a PERIOD detected by autocorrelation (a local maximum >= period_min_acf after
+                >= 2 cycles), the peak seen one period ago over the coming start-up + interval,
+                times the margin (pre-scaling ahead of a ramp that repeats);
+            and never below the last observation. Lengths planned = token rate / request rate;
+  correct   bounded latency factors from observed vs predicted latency at the observed load, learned
+            only while no request waits (queueing delay is not model error: issue 9) and the fleet
+            is settled;
+  propose   the ILP (injected) on the workload = planned classes + backlog classes (requests waiting
+            now / drain time: queues and KV-admission waits are the fast scale-up signal, they reach
+            the optimiser in the same interval);
+  guard     hold the last good plan when metrics or the solver fail; scale-down only to the max
+            recommendation of a window >= start-up + lag + one interval; no scale-down while the
+            model's rate rose in the last `rise_intervals` or its queue grows; >= 1 replica per role
+            while the model has traffic in the envelope window (no scale-to-zero on a quiet minute).
+
+State is immutable (frozen dataclasses holding tuples and fresh dicts); every call returns a new one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping, Protocol
+
+import numpy as np
+
+from controllers.config import ControllerConfig
+from controllers.correct import (ITL_BUCKETS_MS, TTFT_BUCKETS_MS, CorrectedPerf, Corrections, PerfSource, predict_at_load,
+                                 update_corrections)
+from controllers.forecast import forecast_upper
+from controllers.guard import GuardState, guard, hold
+from controllers.observe import Observation
+from planner.schema import Fleet, ModelEntry, Plan, RequestClass, Variant, Workload
+
+# Lengths assumed before any request was seen (the rate is 0 then, so they only keep the class valid).
+DEFAULT_ISL, DEFAULT_OSL = 1024, 128
+
+
+class PlanFn(Protocol):
+    def __call__(self, workload: Workload, fleet: Fleet, perf: PerfSource) -> Plan: ...
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    desired: int
+    ready: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one interval observed: the pools (None: the platform could not be read) and the metrics."""
+
+    metrics: Observation
+    pools: Mapping[str, PoolStatus] | None
+    platform_error: str = ""
+
+
+@dataclass(frozen=True)
+class Planner:
+    """The injected proposal stage: the ILP and what it needs (a fleet, a performance model)."""
+
+    plan_fn: PlanFn
+    fleet: Fleet
+    perf: PerfSource
+
+
+@dataclass(frozen=True)
+class ModelMemory:
+    """What crosses intervals for one model."""
+
+    t_s: tuple[float, ...] = ()
+    rate_rps: tuple[float, ...] = ()
+    prompt_tps: tuple[float, ...] = ()
+    output_tps: tuple[float, ...] = ()
+    lengths: tuple[float, float] | None = None
+    pending: tuple[tuple[float, float], ...] = ()
+    """(decision time, base rate planned for without margin) awaiting the realised peak."""
+    errors: tuple[float, ...] = ()
+    """realised peak over the horizon / base planned for, newest last."""
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class State:
+    cfg: ControllerConfig
+    planner: Planner
+    models: Mapping[str, ModelMemory] = field(default_factory=dict)
+    corrections: Corrections = field(default_factory=Corrections)
+    guard: GuardState = field(default_factory=GuardState)
+    last_plan: Plan | None = None
+
+
+@dataclass(frozen=True)
+class ModelForecast:
+    """What one model is planned for, and the parts it is the max of (all req/s)."""
+
+    rate_rps: float
+    prompt_tps: float
+    output_tps: float
+    envelope_rps: float
+    margin: float
+    short_rps: float
+    seasonal_rps: float
+    period_s: float | None
+    rising: bool
+    traffic: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one call: replicas to apply (`target`), why, and what was planned."""
+
+    t_s: float
+    target: dict[str, int]
+    held: bool
+    reasons: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    proposal: dict[str, int] | None = None
+    forecasts: dict[str, ModelForecast] = field(default_factory=dict)
+    workload: Workload | None = None
+    plan: Plan | None = None
+    solve_s: float | None = None
+    hold_reason: str = ""
+    """'platform', 'metrics' or 'solver' when held."""
+    routing: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    pairing: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
+
+    @property
+    def forecast_rps(self) -> dict[str, float]:
+        return {m: f.rate_rps for m, f in self.forecasts.items()}
+
+
+# ---------------------------------------------------------------------- derived windows
+def lag_s(cfg: ControllerConfig) -> float:
+    return cfg.forecast.observation_lag_s or cfg.interval_s
+
+
+def horizon_s(cfg: ControllerConfig) -> float:
+    """Replicas asked for now serve from start-up until the next decision's are ready."""
+    return cfg.startup_s + cfg.interval_s
+
+
+def envelope_s(cfg: ControllerConfig) -> float:
+    return cfg.forecast.envelope_factor * (cfg.startup_s + lag_s(cfg))
+
+
+def stabilization_s(cfg: ControllerConfig) -> float:
+    if cfg.guard.scale_down_stabilization_s is not None:
+        return cfg.guard.scale_down_stabilization_s
+    return cfg.startup_s + lag_s(cfg) + cfg.interval_s
+
+
+def history_len(cfg: ControllerConfig) -> int:
+    return max(cfg.forecast.history_points, 1)
+
+
+# ---------------------------------------------------------------------- forecast parts (pure maths)
+def short_forecast(y: np.ndarray, steps: int, points: int) -> float:
+    """Last value + the least-squares slope of the last `points` values (when rising) x `steps`."""
+    if y.size == 0:
+        return 0.0
+    last = float(y[-1])
+    k = min(points, y.size)
+    if k < 2:
+        return last
+    slope = float(np.polyfit(np.arange(k, dtype=float), y[-k:], 1)[0])
+    return last + max(0.0, slope) * steps
+
+
+def detect_period(y: np.ndarray, min_lag: int, min_acf: float, min_cycles: float) -> int | None:
+    """The lag (in samples) of the highest local maximum of the autocorrelation of the linearly
+    detrended series at or above `min_acf`, among lags seen `min_cycles` times; None if none.
+    A local maximum is required so that a trend or a single hump (whose autocorrelation falls
+    monotonically with the lag) is not taken for a period."""
+    n = y.size
+    max_lag = int(n // min_cycles)
+    if max_lag < min_lag + 1 or n < 8:
+        return None
+    x = y - np.polyval(np.polyfit(np.arange(n, dtype=float), y, 1), np.arange(n, dtype=float))
+    var = float(np.dot(x, x))
+    if var <= 1e-12:
+        return None
+    acf = np.array([float(np.dot(x[:-k], x[k:])) / var if k > 0 else 1.0 for k in range(max_lag + 2)])
+    best, best_acf = None, min_acf
+    for k in range(max(min_lag, 1), max_lag + 1):
+        if acf[k] >= best_acf and acf[k] >= acf[k - 1] and acf[k] >= acf[k + 1]:
+            best, best_acf = k, acf[k]
+    return best
+
+
+def seasonal_ahead(y: np.ndarray, period: int, steps: int) -> float:
+    """The largest value one period before each of the next `steps` samples."""
+    vals = [y[y.size - period + j] for j in range(1, steps + 1) if 0 <= y.size - period + j < y.size]
+    return float(max(vals)) if vals else 0.0
+
+
+def learned_margin(errors: tuple[float, ...], cfg: ControllerConfig) -> float:
+    f = cfg.forecast
+    if not f.learn_margin or len(errors) < f.margin_min_samples:
+        return f.margin_prior
+    return float(min(f.margin_max, max(f.margin_min, np.quantile(np.asarray(errors), f.margin_quantile))))
+
+
+def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> ModelForecast:
+    """What to plan one model for, from its history (pure; see the module docstring)."""
+    f, iv = cfg.forecast, cfg.interval_s
+    steps = max(1, math.ceil(horizon_s(cfg) / iv))
+    # the envelope window in time (a missed interval must not stretch it); at least the last sample
+    ts = np.asarray(mem.t_s, dtype=float)
+    in_env = (ts > ts[-1] - envelope_s(cfg) + 1e-9) if ts.size else np.zeros(0, dtype=bool)
+    if in_env.size:
+        in_env[-1] = True
+    margin = learned_margin(mem.errors, cfg)
+    y = np.asarray(mem.rate_rps, dtype=float)
+    period = detect_period(y, max(2, math.ceil(f.period_min_s / iv)), f.period_min_acf, f.period_min_cycles) if f.period else None
+
+    def plan_series(series: tuple[float, ...]) -> tuple[float, float, float, float]:
+        s = np.asarray(series, dtype=float)
+        if s.size == 0:
+            return 0.0, 0.0, 0.0, 0.0
+        env = float(s[in_env].max())
+        if f.short == "ets":
+            short = forecast_upper(list(s), iv, horizon_s(cfg), f.quantile, f.season_s, f.min_points_trend).upper
+        else:
+            short = short_forecast(s, steps, f.trend_points)
+        seas = seasonal_ahead(s, period, steps) if period else 0.0
+        return max(env * margin, short, seas * margin, float(s[-1])), env, short, seas
+
+    rate, env, short, seas = plan_series(mem.rate_rps)
+    ptok = plan_series(mem.prompt_tps)[0]
+    otok = plan_series(mem.output_tps)[0]
+    k = f.rise_intervals
+    rising = False
+    if k > 0 and y.size >= 2:
+        tail = y[-(k + 1):]
+        rising = bool(np.any(tail[1:] > tail[:-1] * (1 + f.rise_tolerance) + 1e-9))
+    traffic = bool(y.size and float(y[in_env].max()) > 0) or waiting > 0
+    return ModelForecast(rate, ptok, otok, env, margin, short, seas, period * iv if period else None, rising, traffic)
+
+
+# ---------------------------------------------------------------------- memory update
+def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: float, isl: float | None,
+              osl: float | None, completion_rps: float) -> ModelMemory:
+    n = history_len(cfg)
+    lengths = (isl, osl) if isl and osl and completion_rps > 0 else mem.lengths
+    li, lo = (isl, osl) if isl and osl else (lengths or (None, None))
+    pt = arrival_rps * li if li else 0.0
+    ot = arrival_rps * lo if lo else 0.0
+    t = (mem.t_s + (now,))[-n:]
+    rates = (mem.rate_rps + (arrival_rps,))[-n:]
+    # forecast errors: a decision made at t0 planned for `base`; its horizon (t0, t0 + H] is now past
+    H = horizon_s(cfg)
+    errors, pending = list(mem.errors), []
+    for t0, base in mem.pending:
+        if now - t0 >= H - 1e-9:
+            seen = [r for ti, r in zip(t, rates) if t0 < ti <= t0 + H + 1e-9]
+            if seen and base > 0:
+                errors.append(max(seen) / base)
+        else:
+            pending.append((t0, base))
+    return replace(mem, t_s=t, rate_rps=rates, prompt_tps=(mem.prompt_tps + (pt,))[-n:],
+                   output_tps=(mem.output_tps + (ot,))[-n:], lengths=lengths, pending=tuple(pending),
+                   errors=tuple(errors[-cfg.forecast.margin_history:]))
+
+
+# ---------------------------------------------------------------------- the workload planned for
+def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str, ModelMemory],
+                 forecasts: Mapping[str, ModelForecast]) -> Workload:
+    classes: list[RequestClass] = []
+    drain = cfg.guard.queue_drain_s or horizon_s(cfg)
+    for m, mo in obs.models.items():
+        mem, fc = memories[m], forecasts[m]
+        isl, osl = mem.lengths or (DEFAULT_ISL, DEFAULT_OSL)
+        if cfg.forecast.token_rates and fc.rate_rps > 0 and fc.prompt_tps > 0 and fc.output_tps > 0:
+            # plan for the work, not only the request count: lengths such that rate x length = the
+            # planned token rates (prefill work scales with prompt tokens, decode with output tokens)
+            isl, osl = fc.prompt_tps / fc.rate_rps, fc.output_tps / fc.rate_rps
+        isl_i, osl_i = max(1, round(isl)), max(1, round(osl))
+        classes.append(RequestClass(id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc.rate_rps))
+        w_prefill = sum(v for r, v in mo.waiting.items() if r == "prefill")
+        w_other = sum(v for r, v in mo.waiting.items() if r != "prefill")
+        if w_prefill > 0:
+            classes.append(RequestClass(id=f"{m}/backlog-prefill", model=m, isl=isl_i, osl=1, rate_rps=w_prefill / drain))
+        if w_other > 0:
+            classes.append(RequestClass(id=f"{m}/backlog", model=m, isl=isl_i, osl=osl_i, rate_rps=w_other / drain))
+    return Workload(models={m: ModelEntry(slo=mc.slo) for m, mc in cfg.models.items() if m in obs.models}, classes=classes)
+
+
+# ---------------------------------------------------------------------- correction
+def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], ready: Mapping[str, int],
+           settled: bool) -> tuple[Corrections, dict[str, bool], list[str]]:
+    """New correction factors (see the module docstring), the quiet flags, and notes."""
+    c = state.cfg.correct
+    quiet_now = {m: settled and sum(mo.waiting.values()) <= c.max_waiting_to_learn for m, mo in obs.models.items()}
+    if not c.enabled or state.last_plan is None:
+        return state.corrections, quiet_now, []
+    observed: dict[str, dict[str, float | None]] = {}
+    predicted: dict[str, dict[str, float | None]] = {}
+    for m, mo in obs.models.items():
+        mp = state.last_plan.models.get(m)
+        before = state.models.get(m)
+        if mp is None or mo.completion_rps < c.min_rate_rps or not (quiet_now[m] and before is not None and before.quiet):
+            continue
+        lengths = memories[m].lengths
+        if not lengths:
+            continue
+        pred = predict_at_load(CorrectedPerf(state.planner.perf, state.corrections), dict(ready), mp.routing.get(m, {}),
+                               mo.arrival_rps, lengths[0], lengths[1], state.cfg.models[m].slo.percentile)
+        if pred is None:
+            continue
+        observed[m] = {"ttft_ms": mo.ttft_ms, "itl_ms": mo.itl_ms}
+        predicted[m] = dict(pred)
+    hist = any(obs.models[m].from_histograms for m in observed)
+    corr, notes = update_corrections(state.corrections, observed, predicted, c.smoothing, c.min_factor, c.max_factor,
+                                     buckets={"ttft": TTFT_BUCKETS_MS, "itl": ITL_BUCKETS_MS} if hist else None)
+    return corr, quiet_now, notes
+
+
+# ---------------------------------------------------------------------- the decision
+def _routing(plan: Plan | None) -> dict[str, dict[str, dict[str, float]]]:
+    """Routing weights of the main class per model: {model: {class: {pool: weight}}}."""
+    if plan is None:
+        return {}
+    return {m: {c: dict(w) for c, w in mp.routing.items() if c == m} for m, mp in plan.models.items()}
+
+
+def _pairing(plan: Plan | None) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    if plan is None:
+        return {}
+    return {m: {c: {p: dict(d) for p, d in pp.items()} for c, pp in mp.pairing.items() if c == m}
+            for m, mp in plan.models.items() if mp.pairing}
+
+
+def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, State]:
+    """One interval's decision (see the module docstring). Pure except for the injected planner."""
+    cfg = state.cfg
+    gstate = copy.deepcopy(state.guard)  # guard() updates its state in place: work on a copy
+    if snapshot.pools is None:
+        g = hold(gstate, {}, f"platform unreachable ({snapshot.platform_error})")
+        return Decision(t_s=now, target=g.target, held=True, reasons=tuple(g.reasons), hold_reason="platform",
+                        errors=(f"read pools: {snapshot.platform_error}",)), state
+    current = {p: s.desired for p, s in snapshot.pools.items()}
+    ready = {p: s.ready for p, s in snapshot.pools.items()}
+    obs = snapshot.metrics
+    reasons: list[str] = []
+    errors: list[str] = []
+    if not obs.ok:
+        g = guard(cfg.guard, gstate, now, current, None, metrics_ok=False, metrics_reason=obs.reason,
+                  stabilization_s=stabilization_s(cfg))
+        return (Decision(t_s=now, target=g.target, held=True, reasons=tuple(g.reasons), hold_reason="metrics"),
+                replace(state, guard=gstate))
+
+    # forecast
+    memories = dict(state.models)
+    forecasts: dict[str, ModelForecast] = {}
+    for m, mo in obs.models.items():
+        mem = _remember(memories.get(m, ModelMemory()), cfg, now, mo.arrival_rps, mo.mean_isl, mo.mean_osl, mo.completion_rps)
+        fc = model_forecast(mem, cfg, sum(mo.waiting.values()))
+        base = max(fc.envelope_rps, fc.short_rps, fc.seasonal_rps)
+        memories[m] = replace(mem, pending=mem.pending + ((now, base),))
+        forecasts[m] = fc
+    # correct
+    settled = all(ready.get(p, 0) >= n for p, n in current.items())
+    corrections, quiet, notes = _learn(state, obs, memories, ready, settled)
+    reasons.extend(notes)
+    memories = {m: replace(mem, quiet=quiet.get(m, False)) for m, mem in memories.items()}
+    # propose
+    proposal: dict[str, int] | None = None
+    plan: Plan | None = None
+    solver_ok, solver_reason, solve_s = True, "", None
+    workload = workload_for(cfg, obs, memories, forecasts)
+    try:
+        fleet_now = state.planner.fleet.model_copy(update={"current": {p: n for p, n in current.items() if n > 0}})
+        t0 = time.perf_counter()  # only reported (solve_s), never decided on
+        cand = state.planner.plan_fn(workload, fleet_now, CorrectedPerf(state.planner.perf, corrections))
+        solve_s = cand.solver.seconds or (time.perf_counter() - t0)
+        if cand.feasible and cand.solver.status in ("optimal", "feasible", "time_limit") and cand.models:
+            plan, proposal = cand, cand.replicas()
+        else:
+            solver_ok = False
+            solver_reason = f"status {cand.solver.status}" + (f": {'; '.join(cand.diagnosis)}" if cand.diagnosis else "")
+    except Exception as exc:  # noqa: BLE001 - a failed solve holds the last good plan
+        solver_ok, solver_reason = False, f"{type(exc).__name__}: {exc}"
+        errors.append(f"propose: {solver_reason}")
+    # guard
+    pools = sorted(set(current) | set(proposal or {}))
+    model_of = {p: Variant.parse(p).model for p in pools}
+    queue_growing = {p for p in current if (mo := obs.models.get(model_of[p])) is not None
+                     and mo.waiting_growth_per_s.get(Variant.parse(p).role, 0.0) > 0 and mo.waiting.get(Variant.parse(p).role, 0.0) > 0}
+    rising = {p for p in pools if (fc := forecasts.get(model_of[p])) is not None and fc.rising}
+    g = guard(cfg.guard, gstate, now, current, proposal, metrics_ok=True, solver_ok=solver_ok, solver_reason=solver_reason,
+              queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg))
+    target = dict(g.target)
+    reasons.extend(g.reasons)
+    if not g.held and cfg.forecast.floor_while_traffic:
+        for m, fc in forecasts.items():
+            if not fc.traffic:
+                continue
+            by_role: dict[str, list[str]] = {}
+            for p in target:
+                if model_of.get(p, Variant.parse(p).model) == m:
+                    by_role.setdefault(Variant.parse(p).role, []).append(p)
+            for role, ps in by_role.items():
+                if sum(target[p] for p in ps) == 0:
+                    keep = max(ps, key=lambda p: (current.get(p, 0), (proposal or {}).get(p, 0), p))
+                    target[keep] = 1
+                    reasons.append(f"{keep}: kept at 1 replica ({m} has traffic)")
+        gstate.last_good = dict(target)
+    new_plan = plan if plan is not None else state.last_plan
+    new_state = replace(state, models=memories, corrections=corrections, guard=gstate, last_plan=new_plan)
+    return (Decision(t_s=now, target=target, held=g.held, reasons=tuple(reasons), errors=tuple(errors), proposal=proposal,
+                     forecasts=forecasts, workload=workload, plan=plan, solve_s=solve_s,
+                     hold_reason="solver" if g.held else "",
+                     routing=_routing(new_plan) if not g.held else {}, pairing=_pairing(new_plan) if not g.held else {}),
+            new_state)
+
+
+def initial_state(cfg: ControllerConfig, plan_fn: PlanFn | Callable[[Workload, Fleet, PerfSource], Plan], fleet: Fleet,
+                  perf: PerfSource) -> State:
+    return State(cfg=cfg, planner=Planner(plan_fn=plan_fn, fleet=fleet, perf=perf))
