@@ -72,8 +72,8 @@ class ForecastConfig(_Strict):
     # ---- the decision of controllers.decide (issue 9): what the fleet is planned for
     short: Literal["trend", "ets"] = Field(
         default="trend",
-        description="short forecast competing with the envelope: 'trend' = last value + the least-squares slope of the "
-                    "last `trend_points` intervals (when rising) x the horizon; 'ets' = forecast_upper (statsmodels ETS, "
+        description="short forecast competing with the envelope: 'trend' = last value + the smallest rise of the "
+                    "last `trend_points` intervals (when all rose) x the horizon; 'ets' = forecast_upper (statsmodels ETS, "
                     "~0.1 s per series per interval)")
     trend_points: int = Field(default=3, ge=2, description="intervals the short trend is fitted on")
     envelope_factor: float = Field(

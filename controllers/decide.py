@@ -14,8 +14,9 @@ Stages (issue 9 says why each exists; the traces that motivated them are in the 
                 load comes back, and the last lag of load is not seen yet), times a MARGIN learned
                 from the controller's own forecast errors: the `margin_quantile` of
                 (realised peak over the horizon) / (base planned for then), clipped;
-              * a SHORT forecast a horizon of start-up + one interval ahead (the least-squares
-                trend of the last few intervals when rising; or ETS, forecast.short = "ets");
+              * a SHORT forecast a horizon of start-up + one interval ahead (the last value plus
+                the smallest rise of the last few intervals when all rose: a sustained ramp; or
+                ETS, forecast.short = "ets");
               * with a PERIOD detected by autocorrelation (a local maximum >= period_min_acf after
                 >= 2 cycles), the peak seen one period ago over the coming start-up + interval,
                 times the margin (pre-scaling ahead of a ramp that repeats);
@@ -176,14 +177,16 @@ def history_len(cfg: ControllerConfig) -> int:
 
 # ---------------------------------------------------------------------- forecast parts (pure maths)
 def short_forecast(y: np.ndarray, steps: int, points: int) -> float:
-    """Last value + the least-squares slope of the last `points` values (when rising) x `steps`."""
+    """Last value + the SMALLEST rise of the last `points` values x `steps` (0 unless every one of
+    them rose): a sustained ramp is extrapolated, a single step (which a fitted slope would turn
+    into a ramp: 1, 1, 8 -> 22 four intervals on) is not; the envelope covers steps."""
     if y.size == 0:
         return 0.0
     last = float(y[-1])
     k = min(points, y.size)
     if k < 2:
         return last
-    slope = float(np.polyfit(np.arange(k, dtype=float), y[-k:], 1)[0])
+    slope = float(np.diff(y[-k:]).min())
     return last + max(0.0, slope) * steps
 
 

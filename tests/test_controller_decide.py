@@ -1,0 +1,282 @@
+"""Table-driven cases for the controller's pure decision controllers.decide.decide(), and the
+synthetic traffic families of planner.synth.
+
+The proposal stage is injected: these tests give decide() a linear planner (one prefill replica per
+2 req/s, one decode replica per 1 req/s of planned load, backlog included) instead of the ILP, so each
+case states exactly what the forecast and guard stages must do with a load shape; one case runs the
+real ILP (planner.planning) to show the seam is the same one the live loop uses. No I/O and no clock:
+time is the `now` argument.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from controllers.config import ControllerConfig, CorrectConfig, ForecastConfig, GuardConfig, ModelConfig
+from controllers.decide import (PoolStatus, Snapshot, State, decide, detect_period, initial_state, short_forecast,
+                                stabilization_s)
+from controllers.observe import ModelObservation, Observation
+from planner.schema import Fleet, FleetLimits, GpuInventory, ModelPlan, Plan, PoolPlan, SolverInfo, Slo, Workload
+from planner.synth import FAMILIES, index_of_dispersion, synth
+
+M = "m"
+P, D = f"{M}/prefill/H100/tp1", f"{M}/decode/H100/tp1"
+IV, STARTUP = 60.0, 180.0
+SLO = Slo(ttft_ms=2000, itl_ms=100, percentile=99)
+FLEET = Fleet(gpus={"H100": GpuInventory(available=1000)}, limits=FleetLimits(allowed_tp=[1], roles=["prefill", "decode"]))
+
+
+def linear_plan(workload: Workload, fleet: Fleet, perf: object) -> Plan:
+    """Stand-in for the ILP: replicas proportional to the planned load (see the module docstring)."""
+    rate = sum(c.rate_rps for c in workload.classes)
+    n_p, n_d = max(1, math.ceil(rate / 2 - 1e-9)), max(1, math.ceil(rate - 1e-9))
+    pools = [PoolPlan(id=P, role="prefill", gpu="H100", tp=1, replicas=n_p, gpus=n_p, cost_per_hour=1, utilization=0.8),
+             PoolPlan(id=D, role="decode", gpu="H100", tp=1, replicas=n_d, gpus=n_d, cost_per_hour=1, utilization=0.8)]
+    return Plan(solver=SolverInfo(backend="linear", status="optimal"),
+                models={M: ModelPlan(pools=pools, routing={M: {P: 1.0, D: 1.0}}, predicted={})})
+
+
+def cfg(**forecast: object) -> ControllerConfig:
+    return ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={M: ModelConfig(slo=SLO)},
+                            forecast=ForecastConfig(**forecast),  # type: ignore[arg-type]
+                            correct=CorrectConfig(enabled=False), guard=GuardConfig(scale_down_cooldown_s=0))
+
+
+def obs(rate: float, waiting_prefill: float = 0.0, waiting_decode: float = 0.0, ok: bool = True) -> Observation:
+    return Observation(t_s=0.0, ok=ok, reason="" if ok else "stale", models={M: ModelObservation(
+        model=M, completion_rps=rate, arrival_rps=rate, mean_isl=1000, mean_osl=200,
+        waiting={"prefill": waiting_prefill, "decode": waiting_decode}, running={"prefill": 1, "decode": 4},
+        waiting_growth_per_s={"prefill": 0.0, "decode": 0.0})})
+
+
+def replay(rates: list[float], c: ControllerConfig | None = None, snapshots: dict[int, Observation] | None = None,
+           start: dict[str, int] | None = None) -> list[dict[str, int]]:
+    """decide() over a rate series (one call per interval); the pools take the target at once."""
+    state: State = initial_state(c or cfg(), linear_plan, FLEET, None)  # type: ignore[arg-type]
+    cur = dict(start or {P: 1, D: 1})
+    out = []
+    for k, r in enumerate(rates):
+        o = (snapshots or {}).get(k, obs(r))
+        v, state = decide(state, Snapshot(metrics=o, pools={p: PoolStatus(n, n) for p, n in cur.items()}), k * IV)
+        cur = {p: v.target.get(p, n) for p, n in cur.items()}
+        out.append(dict(cur))
+    return out
+
+
+def total(fleet: dict[str, int]) -> int:
+    return fleet[P] + fleet[D]
+
+
+# ---------------------------------------------------------------------- decide(): the table
+def test_ramp_up_scales_up_and_never_down_while_rising():
+    rates = [1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    fleets = replay([float(r) for r in rates])
+    sizes = [total(f) for f in fleets]
+    assert all(b >= a for a, b in zip(sizes, sizes[1:])), sizes
+    assert fleets[-1][D] >= 10  # the last observed rate, at least
+
+
+def test_trough_before_a_ramp_holds_the_fleet():
+    """A peak, a trough of 4 intervals, then the next ramp: the fleet is not released in the trough
+    (envelope of 2 x (start-up + lag) = 480 s plus the stabilization window)."""
+    rates = [1.0] * 3 + [8.0] * 4 + [1.0] * 4 + [8.0] * 3
+    fleets = replay(rates)
+    peak = total(fleets[6])
+    assert all(total(f) >= peak for f in fleets[7:11]), [total(f) for f in fleets]
+
+
+def test_scale_down_only_after_the_window():
+    rates = [8.0] * 5 + [1.0] * 20
+    c = cfg()
+    fleets = replay(rates, c)
+    # the last 8.0 was seen at interval 4; it leaves the envelope after 480 s and the recommendations
+    # then stay high for the stabilization window (start-up + lag + interval = 300 s): the fleet stays
+    # able to serve 8 req/s (8 decode replicas of the linear planner) until then
+    assert stabilization_s(c) == STARTUP + 2 * IV
+    first_below = next(k for k in range(5, len(rates)) if fleets[k][D] < 8)
+    assert (first_below - 4) * IV >= 480 + stabilization_s(c) - IV, first_below
+    assert total(fleets[-1]) <= 3
+
+
+def test_spike_queue_signal_scales_up_in_the_same_interval():
+    """The rate estimate has not moved yet but 600 prompts wait: the backlog is load now."""
+    rates = [2.0] * 8
+    fleets = replay(rates, snapshots={7: obs(2.0, waiting_prefill=600.0)})
+    assert fleets[7][P] > fleets[6][P] and fleets[7][P] >= math.ceil((2.0 * 1.15 + 600 / (STARTUP + IV)) / 2)
+
+
+def test_kv_admission_wait_scales_decode_up():
+    rates = [2.0] * 8
+    fleets = replay(rates, snapshots={7: obs(2.0, waiting_decode=300.0)})
+    assert fleets[7][D] > fleets[6][D]
+
+
+def test_period_is_detected_and_pre_scaled():
+    """A 20-interval square wave (4 high, 16 low), 2 cycles seen: the fleet rises BEFORE the next high
+    phase is observed (one start-up + one interval ahead); without period detection it does not."""
+    period = 20
+    rates = [6.0 if (k % period) < 4 else 1.0 for k in range(3 * period)]
+    upto = 3 * period - 3  # the last interval replayed is 3 before the next high phase
+    with_period = replay(rates[:upto])
+    without = replay(rates[:upto], cfg(period=False))
+    assert total(with_period[-1]) > total(without[-1])
+    assert with_period[-1][D] >= 6
+    assert total(with_period[-6]) == total(without[-6])  # mid-trough: released as without a period
+
+
+def test_detect_period_and_not_on_a_ramp():
+    t = np.arange(60)
+    assert detect_period(5 + 4 * np.sin(2 * np.pi * t / 12), 3, 0.5, 2) == 12
+    assert detect_period(np.linspace(1, 10, 60), 3, 0.5, 2) is None  # a trend is no period
+    assert detect_period(5 + 4 * np.sin(np.pi * t / 60), 3, 0.5, 2) is None  # one hump (a day) is no period
+    assert detect_period(5 + 4 * np.sin(2 * np.pi * t[:20] / 12), 3, 0.5, 2) is None  # < 2 cycles
+
+
+def test_short_forecast_extrapolates_rises_only():
+    assert short_forecast(np.array([1.0, 2.0, 3.0]), 4, 3) == pytest.approx(7.0)
+    assert short_forecast(np.array([3.0, 2.0, 1.0]), 4, 3) == pytest.approx(1.0)
+    assert short_forecast(np.array([1.0, 1.0, 8.0]), 4, 3) == pytest.approx(8.0)  # a step is not a ramp
+
+
+def test_metrics_missing_holds_the_last_good_plan():
+    rates = [6.0] * 4 + [0.0] * 3
+    bad = {k: obs(0.0, ok=False) for k in (4, 5, 6)}
+    fleets = replay(rates, snapshots=bad)
+    assert fleets[4] == fleets[5] == fleets[6] == fleets[3]
+
+
+def test_platform_unreachable_holds_and_keeps_state():
+    state = initial_state(cfg(), linear_plan, FLEET, None)  # type: ignore[arg-type]
+    v, state2 = decide(state, Snapshot(metrics=obs(1.0), pools=None, platform_error="connection refused"), 0.0)
+    assert v.held and v.hold_reason == "platform" and state2 is state
+
+
+def test_at_least_one_replica_per_role_while_traffic():
+    """The planner asks for zero replicas (a quiet minute), the model still has traffic: keep 1 per role."""
+    def zero_plan(workload: Workload, fleet: Fleet, perf: object) -> Plan:
+        p = linear_plan(workload, fleet, perf)
+        for pool in p.models[M].pools:
+            pool.replicas = 0
+        return p
+
+    c = cfg()
+    state = initial_state(c.model_copy(update={"guard": GuardConfig(scale_down_cooldown_s=0, scale_down_stabilization_s=0)}),
+                          zero_plan, FLEET, None)  # type: ignore[arg-type]
+    cur = {P: 2, D: 2}
+    for k, r in enumerate([0.1, 0.0, 0.0]):
+        v, state = decide(state, Snapshot(metrics=obs(r), pools={p: PoolStatus(n, n) for p, n in cur.items()}), k * IV)
+        cur = dict(v.target)
+    assert cur == {P: 1, D: 1}
+
+
+def test_decide_is_pure():
+    """Same state and snapshot -> same decision; the input state is not modified."""
+    state = initial_state(cfg(), linear_plan, FLEET, None)  # type: ignore[arg-type]
+    snap = Snapshot(metrics=obs(3.0), pools={P: PoolStatus(1, 1), D: PoolStatus(1, 1)})
+    v1, s1 = decide(state, snap, 0.0)
+    v2, s2 = decide(state, snap, 0.0)
+    assert v1.target == v2.target and state.models == {} and state.guard.last_good is None
+    assert s1.models[M].rate_rps == (3.0,)
+
+
+def test_margin_is_learned_from_forecast_errors():
+    """Load that keeps exceeding the envelope by ~30% raises the margin above the prior, up to the cap."""
+    rng = np.random.default_rng(0)
+    c = cfg(envelope_factor=0.25, margin_min_samples=3)
+    state: State = initial_state(c, linear_plan, FLEET, None)  # type: ignore[arg-type]
+    cur = {P: 1, D: 1}
+    for k in range(40):
+        r = 4.0 * (1.3 if k % 2 else 1.0) * (1 + 0.01 * rng.standard_normal())
+        v, state = decide(state, Snapshot(metrics=obs(r), pools={p: PoolStatus(n, n) for p, n in cur.items()}), k * IV)
+    assert v.forecasts[M].margin > c.forecast.margin_prior
+
+
+def test_with_the_real_ilp():
+    """The same decide() with planner.planning's ILP (the live loop's default plan_fn)."""
+    from controllers.loop import default_plan_fn
+    from planner.perf import PerfModel
+
+    model, gpu = "llama-2-70b", "H100-SXM-80GB"
+    c = ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={model: ModelConfig(slo=SLO)})
+    fleet = Fleet(gpus={gpu: GpuInventory(available=64)}, limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"]))
+    state = initial_state(c, default_plan_fn(), fleet, PerfModel.load())
+    pools = {f"{model}/prefill/{gpu}/tp2": PoolStatus(1, 1), f"{model}/decode/{gpu}/tp2": PoolStatus(1, 1)}
+    o = Observation(t_s=0, ok=True, models={model: ModelObservation(model=model, completion_rps=6, arrival_rps=6, mean_isl=1000,
+                                                                    mean_osl=200, waiting={}, running={})})
+    v, _ = decide(state, Snapshot(metrics=o, pools=pools), 0.0)
+    assert not v.held and sum(v.target.values()) > 2 and v.plan is not None and v.routing
+
+
+# ---------------------------------------------------------------------- planner.synth
+DUR = 2400.0
+
+
+def rate_of(df) -> float:
+    return len(df) / DUR
+
+
+@pytest.mark.parametrize("family,expected_rps", [
+    ("sine", (0.3 + 6.0) / 2),           # mean of the sine
+    ("step", (2 * 900 + 6 * 1200 + 3 * 300) / DUR),
+    ("flash", 1.5 + 1.5 * 9 * 180 / DUR),
+    ("diurnal", 0.5 + 6.5 * 2 / math.pi),  # mean of a half sine
+    ("clustered", 4.0),
+    ("heavytail", 3.0),
+])
+def test_synth_mean_rates(family, expected_rps):
+    df = synth(family, DUR, seed=1)
+    assert rate_of(df) == pytest.approx(expected_rps, rel=0.08)
+    assert (df["input_tokens"] + df["output_tokens"] <= 4096).all() and (df["input_tokens"] >= 1).all()
+    assert df["timestamp"].is_monotonic_increasing
+
+
+def test_synth_dispersion_by_family():
+    """Poisson families have an index of dispersion ~1 at 1 s; clustered arrivals ~2 x cluster size - 1;
+    on/off bursts are over-dispersed at 10 s."""
+    pois = synth("heavytail", DUR, seed=2)
+    assert 0.8 < index_of_dispersion(pois["timestamp"], 1.0, DUR) < 1.2
+    cl = synth("clustered", DUR, seed=2)
+    idc = index_of_dispersion(cl["timestamp"], 1.0, DUR)
+    assert 8 < idc < 20, idc  # geometric sizes, mean 8: E[N^2]/E[N] = 2m - 1 = 15, spread over 1-s windows
+    on = synth("mmpp", DUR, seed=2)
+    assert index_of_dispersion(on["timestamp"], 10.0, DUR) > 5
+
+
+def test_synth_flash_crowd_is_tenfold():
+    df = synth("flash", DUR, seed=3)
+    t = df["timestamp"].to_numpy()
+    inside = ((t >= 1200) & (t < 1380)).sum() / 180
+    outside = ((t < 1200) | (t >= 1380)).sum() / (DUR - 180)
+    assert 8 < inside / outside < 12
+
+
+def test_synth_heavy_tail_and_seed():
+    ht = synth("heavytail", DUR, seed=4)
+    base = synth("sine", DUR, seed=4)
+    tail = lambda s: float(np.percentile(s, 90) / np.median(s))  # noqa: E731  (p99 is clipped by the context)
+    assert tail(ht["output_tokens"]) > 1.4 * tail(base["output_tokens"])
+    assert synth("mmpp", 600, seed=9).equals(synth("mmpp", 600, seed=9))
+    assert not synth("mmpp", 600, seed=9).equals(synth("mmpp", 600, seed=10))
+    with pytest.raises(KeyError):
+        synth("nope")
+    with pytest.raises(KeyError):
+        synth("sine", bogus=1.0)
+    assert set(FAMILIES) >= {"mmpp", "sine", "step", "flash", "diurnal", "clustered", "heavytail"}
+
+
+def test_synth_cli_writes_a_trace_read_trace_reads(tmp_path):
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+    from planner.workload import read_trace
+
+    out = tmp_path / "t.csv"
+    r = CliRunner().invoke(app, ["workload", "synth", "sine", "--duration-s", "300", "--param", "peak_rps=3", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    tr = read_trace(out)
+    assert len(tr) > 100 and set(tr["model"]) == {"llama-2-70b"}
+    r = CliRunner().invoke(app, ["workload", "synth", "sine", "--param", "nope=3"])
+    assert r.exit_code == 2
