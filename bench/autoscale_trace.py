@@ -24,7 +24,8 @@ replicas; added replicas become ready `startup` seconds later (all policies). Po
                  that interval's actual rate and mean lengths times one multiplier s (bisection: the
                  smallest s whose FULL simulation meets the target), each plan requested one start-up
                  ahead of its interval (the replicas active at k = max of the needs of k .. k +
-                 start-up), released as soon as no longer needed. `gpu_hours_vs_oracle` is against it.
+                 start-up), released as soon as no longer needed, never above the best static fleet
+                 (so it is at most as costly). `gpu_hours_vs_oracle` is against it.
 The adaptive policies start from the hindsight schedule's first fleet (the need of the first
 start-up, known to both). GPU-hours count replicas from the moment they are requested. SLO
 attainment: share of requests meeting the SLO (TTFT and mean ITL both within the bound). References
@@ -71,7 +72,7 @@ from planner.synth import synth  # noqa: E402
 from planner.workload import bucket_trace, read_trace  # noqa: E402
 
 DEFAULT_TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
-REFS_VERSION = 1  # bump when the reference computations change (invalidates the cache)
+REFS_VERSION = 2  # bump when the reference computations change (invalidates the cache)
 SCENARIO_S = 2400.0  # 40 simulated minutes per synthetic scenario (CPU budget: the whole suite < ~15 min)
 
 
@@ -239,26 +240,32 @@ class Bench:
                 best = cand
         r = attempt(best)
         r.note = f"{best[self.P]}P+{best[self.D]}D"
+        self.static_fleet = best
         return r
 
-    def schedule(self, s: float) -> list[dict[str, int]]:
-        """Hindsight: per interval the plan for s x its actual rate, requested one start-up ahead."""
+    def schedule(self, s: float, cap: dict[str, int] | None = None) -> list[dict[str, int]]:
+        """Hindsight: per interval the plan for s x its actual rate, requested one start-up ahead,
+        never above `cap` (the best static fleet, which meets the target on its own)."""
         need = [self.plan_for(s * float(self.rate_rps[k]), float(self.isl[k]), float(self.osl[k])) for k in range(self.n_iv)]
         ahead = int(math.ceil(self.args.startup_s / self.iv))
-        return [{p: max(n[p] for n in need[k: k + ahead + 1]) for p in (self.P, self.D)} for k in range(self.n_iv)]
+        return [{p: min(max(n[p] for n in need[k: k + ahead + 1]), (cap or {}).get(p, 10**9)) for p in (self.P, self.D)}
+                for k in range(self.n_iv)]
 
-    def hindsight(self, target: float) -> Run:
+    def hindsight(self, target: float, cap: dict[str, int] | None = None) -> Run:
+        """The smallest multiplier s (bisection) whose capped schedule meets the target in a full
+        simulation; with the cap, s large enough gives the static fleet itself, so the search
+        always ends on a schedule at most as costly as the best static fleet."""
         runs: dict[float, Run] = {}
 
         def attempt(s: float) -> Run:
             if s not in runs:
-                sched = self.schedule(s)
+                sched = self.schedule(s, cap)
                 runs[s] = self.run("hindsight", lambda k, t, sim, cur: sched[k], sched[0])
             return runs[s]
 
         lo, hi = 0.5, 1.0
-        while attempt(hi).attainment < target and hi < 16:
-            lo, hi = hi, hi * 1.5
+        while attempt(hi).attainment < target and hi < 64:
+            lo, hi = hi, hi * 2
         for _ in range(6):
             mid = (lo + hi) / 2
             if attempt(mid).attainment >= target:
@@ -333,7 +340,7 @@ def references(b: Bench, args: argparse.Namespace) -> tuple[Run, Run]:
         d = json.loads(path.read_text())
         return Run(**d["static"]), Run(**d["hindsight"])
     st = b.best_static(args.target_attainment)
-    hs = b.hindsight(args.target_attainment)
+    hs = b.hindsight(args.target_attainment, cap=b.static_fleet)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"static": st.__dict__, "hindsight": hs.__dict__}))

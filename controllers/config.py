@@ -89,7 +89,7 @@ class ForecastConfig(_Strict):
     margin_min: float = Field(default=1.0, gt=0, description="floor of the learned margin (1 = the envelope itself)")
     margin_max: float = Field(default=1.5, gt=0, description="cap of the learned margin")
     margin_prior: float = Field(default=1.15, gt=0, description="margin until `margin_min_samples` errors are known")
-    margin_min_samples: int = Field(default=5, ge=1)
+    margin_min_samples: int = Field(default=10, ge=1, description="forecast errors needed before the margin is learned")
     margin_history: int = Field(default=60, ge=1, description="forecast errors kept (one per interval)")
     learn_margin: bool = Field(default=True, description="False: the prior margin always (ablation)")
     period: bool = Field(default=True, description="detect a period by autocorrelation and pre-scale ahead of it")

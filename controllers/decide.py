@@ -183,10 +183,9 @@ def short_forecast(y: np.ndarray, steps: int, points: int) -> float:
     if y.size == 0:
         return 0.0
     last = float(y[-1])
-    k = min(points, y.size)
-    if k < 2:
-        return last
-    slope = float(np.diff(y[-k:]).min())
+    if y.size < points:
+        return last  # a rise needs `points` samples: two would make a ramp of any single step
+    slope = float(np.diff(y[-points:]).min())
     return last + max(0.0, slope) * steps
 
 
