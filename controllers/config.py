@@ -76,6 +76,7 @@ class ForecastConfig(_Strict):
                     "last `trend_points` intervals (when all rose) x the horizon; 'ets' = forecast_upper (statsmodels ETS, "
                     "~0.1 s per series per interval)")
     trend_points: int = Field(default=3, ge=2, description="intervals the short trend is fitted on")
+    trend_max_factor: float = Field(default=1e9, ge=1, description="the short forecast is at most this x the last value")
     envelope_factor: float = Field(
         default=2.0, ge=0,
         description="recent-peak envelope window = factor x (start-up + observation lag): a replica released now is "

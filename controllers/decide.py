@@ -176,17 +176,17 @@ def history_len(cfg: ControllerConfig) -> int:
 
 
 # ---------------------------------------------------------------------- forecast parts (pure maths)
-def short_forecast(y: np.ndarray, steps: int, points: int) -> float:
+def short_forecast(y: np.ndarray, steps: int, points: int, max_factor: float = math.inf) -> float:
     """Last value + the SMALLEST rise of the last `points` values x `steps` (0 unless every one of
-    them rose): a sustained ramp is extrapolated, a single step (which a fitted slope would turn
-    into a ramp: 1, 1, 8 -> 22 four intervals on) is not; the envelope covers steps."""
+    them rose), at most `max_factor` x the last value: a ramp is extrapolated, a step (which a
+    fitted slope turns into a ramp: 1, 8 -> 36 four intervals on) only up to the cap."""
     if y.size == 0:
         return 0.0
     last = float(y[-1])
     if y.size < points:
         return last  # a rise needs `points` samples: two would make a ramp of any single step
     slope = float(np.diff(y[-points:]).min())
-    return last + max(0.0, slope) * steps
+    return min(last + max(0.0, slope) * steps, last * max_factor)
 
 
 def detect_period(y: np.ndarray, min_lag: int, min_acf: float, min_cycles: float) -> int | None:
@@ -244,7 +244,7 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
         if f.short == "ets":
             short = forecast_upper(list(s), iv, horizon_s(cfg), f.quantile, f.season_s, f.min_points_trend).upper
         else:
-            short = short_forecast(s, steps, f.trend_points)
+            short = short_forecast(s, steps, f.trend_points, f.trend_max_factor)
         seas = seasonal_ahead(s, period, steps) if period else 0.0
         return max(env * margin, short, seas * margin, float(s[-1])), env, short, seas
 
