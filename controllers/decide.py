@@ -176,17 +176,19 @@ def history_len(cfg: ControllerConfig) -> int:
 
 
 # ---------------------------------------------------------------------- forecast parts (pure maths)
-def short_forecast(y: np.ndarray, steps: int, points: int, max_factor: float = math.inf) -> float:
+def short_forecast(y: np.ndarray, steps: int, points: int, max_factor: float | None = None) -> float:
     """Last value + the SMALLEST rise of the last `points` values x `steps` (0 unless every one of
-    them rose), at most `max_factor` x the last value: a ramp is extrapolated, a step (which a
-    fitted slope turns into a ramp: 1, 8 -> 36 four intervals on) only up to the cap."""
+    them rose), at most `max_factor` x the last value (None: no cap). With 2 points any rise is
+    extrapolated (a step included: the replicas asked for arrive one start-up later, and the surplus
+    drains the queue the step built); with 3, only a sustained ramp."""
     if y.size == 0:
         return 0.0
     last = float(y[-1])
     if y.size < points:
         return last  # a rise needs `points` samples: two would make a ramp of any single step
     slope = float(np.diff(y[-points:]).min())
-    return min(last + max(0.0, slope) * steps, last * max_factor)
+    ahead = last + max(0.0, slope) * steps
+    return ahead if max_factor is None else min(ahead, last * max_factor)
 
 
 def detect_period(y: np.ndarray, min_lag: int, min_acf: float, min_cycles: float) -> int | None:

@@ -84,8 +84,8 @@ def test_trough_before_a_ramp_holds_the_fleet():
     (envelope of 2 x (start-up + lag) = 480 s plus the stabilization window)."""
     rates = [1.0] * 3 + [8.0] * 4 + [1.0] * 4 + [8.0] * 3
     fleets = replay(rates)
-    peak = total(fleets[6])
-    assert all(total(f) >= peak for f in fleets[7:11]), [total(f) for f in fleets]
+    # able to serve the 8 req/s peak (8 decode, 4 prefill replicas of the linear planner) throughout
+    assert all(f[D] >= 8 and f[P] >= 4 for f in fleets[7:11]), fleets
 
 
 def test_scale_down_only_after_the_window():
@@ -185,13 +185,18 @@ def test_decide_is_pure():
 def test_margin_is_learned_from_forecast_errors():
     """Load that keeps exceeding the envelope by ~30% raises the margin above the prior, up to the cap."""
     rng = np.random.default_rng(0)
-    c = cfg(envelope_factor=0.25, margin_min_samples=3)
+    c = cfg(envelope_factor=0.25, margin_min_samples=3, trend_points=3, period=False)
     state: State = initial_state(c, linear_plan, FLEET, None)  # type: ignore[arg-type]
     cur = {P: 1, D: 1}
     for k in range(40):
         r = 4.0 * (1.3 if k % 2 else 1.0) * (1 + 0.01 * rng.standard_normal())
         v, state = decide(state, Snapshot(metrics=obs(r), pools={p: PoolStatus(n, n) for p, n in cur.items()}), k * IV)
     assert v.forecasts[M].margin > c.forecast.margin_prior
+    # a flat load: the envelope was right every time, the margin falls to its floor
+    state = initial_state(c, linear_plan, FLEET, None)  # type: ignore[arg-type]
+    for k in range(20):
+        v, state = decide(state, Snapshot(metrics=obs(4.0), pools={p: PoolStatus(n, n) for p, n in cur.items()}), k * IV)
+    assert v.forecasts[M].margin == pytest.approx(c.forecast.margin_min)
 
 
 def test_with_the_real_ilp():
