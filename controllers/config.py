@@ -79,11 +79,16 @@ class ForecastConfig(_Strict):
         default=2, ge=2,
         description="intervals the short trend looks at (the smallest rise among them is extrapolated). Chosen on the "
                     "TUNING scenarios of bench/autoscale_trace.py: 2 holds >= 0.99 on the 15-min sine (0.3 -> 6 req/s) "
-                    "and the step surge where 3 gave 0.95 / 0.87 (a fleet asked for one start-up late); cost +20-30%")
+                    "and the step surge where 3 gave 0.95 / 0.87 (a fleet asked for one start-up late); cost +20-30%. "
+                    "Extrapolating a single rise for one interval only, or capping at 1.25-2 x the envelope, cut "
+                    "GPU-hours 10-30% on on/off bursts but the sine falls to 0.90-0.95 and the step to 0.87")
+    trend_noise_sigmas: float = Field(
+        default=0.0, ge=0,
+        description="a rise of the request rate below this many standard deviations of Poisson counting noise "
+                    "(sqrt(2 x rate / interval)) is not extrapolated; 0: every rise is")
     trend_max_factor: float | None = Field(
         default=None, ge=1,
-        description="the short forecast is at most this x the last value; None: no cap. Tuning set: a cap of 1.5-3 "
-                    "lowers GPU-hours 5-15% on on/off bursts but drops the 15-min sine to 0.91-0.95 attainment")
+        description="the short forecast is at most this x the recent-peak envelope (>= the last value); None: no cap")
     envelope_factor: float = Field(
         default=2.0, ge=0,
         description="recent-peak envelope window = factor x (start-up + observation lag): a replica released now is "

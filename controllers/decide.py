@@ -176,7 +176,8 @@ def history_len(cfg: ControllerConfig) -> int:
 
 
 # ---------------------------------------------------------------------- forecast parts (pure maths)
-def short_forecast(y: np.ndarray, steps: int, points: int, max_factor: float | None = None) -> float:
+def short_forecast(y: np.ndarray, steps: int, points: int, max_factor: float | None = None,
+                   noise_sigmas: float = 0.0, count_per_interval: float | None = None) -> float:
     """Last value + the SMALLEST rise of the last `points` values x `steps` (0 unless every one of
     them rose), at most `max_factor` x the last value (None: no cap). With 2 points any rise is
     extrapolated (a step included: the replicas asked for arrive one start-up later, and the surplus
@@ -187,6 +188,11 @@ def short_forecast(y: np.ndarray, steps: int, points: int, max_factor: float | N
     if y.size < points:
         return last  # a rise needs `points` samples: two would make a ramp of any single step
     slope = float(np.diff(y[-points:]).min())
+    # a rise within `noise_sigmas` standard deviations of the difference of two Poisson counts of
+    # `count_per_interval` requests (relative sd sqrt(2 / count)) is counting noise, not a ramp
+    if noise_sigmas > 0 and count_per_interval is not None:
+        if slope <= noise_sigmas * last * math.sqrt(2.0 / max(count_per_interval, 1e-9)):
+            return last
     ahead = last + max(0.0, slope) * steps
     return ahead if max_factor is None else min(ahead, last * max_factor)
 
@@ -246,7 +252,11 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
         if f.short == "ets":
             short = forecast_upper(list(s), iv, horizon_s(cfg), f.quantile, f.season_s, f.min_points_trend).upper
         else:
-            short = short_forecast(s, steps, f.trend_points, f.trend_max_factor)
+            # the noise test of every series uses the request count of the last interval
+            short = short_forecast(s, steps, f.trend_points, None, f.trend_noise_sigmas,
+                                   float(y[-1]) * iv if y.size else None)
+            if f.trend_max_factor is not None:  # at most factor x the recent peak (>= the last value)
+                short = min(short, f.trend_max_factor * env)
         seas = seasonal_ahead(s, period, steps) if period else 0.0
         return max(env * margin, short, seas * margin, float(s[-1])), env, short, seas
 

@@ -139,6 +139,10 @@ def test_short_forecast_extrapolates_rises_only():
     assert short_forecast(np.array([1.0, 2.0, 3.0]), 4, 3) == pytest.approx(7.0)
     assert short_forecast(np.array([3.0, 2.0, 1.0]), 4, 3) == pytest.approx(1.0)
     assert short_forecast(np.array([1.0, 1.0, 8.0]), 4, 3) == pytest.approx(8.0)  # a step is not a ramp
+    assert short_forecast(np.array([6.0, 6.2]), 4, 2) == pytest.approx(7.0)
+    # 6.0 -> 6.2 req/s over 60 s intervals is within one sd of Poisson noise (6.2 x sqrt(2 / 372) = 0.45)
+    assert short_forecast(np.array([6.0, 6.2]), 4, 2, noise_sigmas=1.0, count_per_interval=372) == pytest.approx(6.2)
+    assert short_forecast(np.array([3.0, 6.0]), 4, 2, noise_sigmas=1.0, count_per_interval=360) == pytest.approx(18.0)
 
 
 def test_metrics_missing_holds_the_last_good_plan():
