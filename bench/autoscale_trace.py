@@ -46,7 +46,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -114,12 +114,27 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
 }
 
 
+def fail(message: str, code: int = 2) -> "NoReturn":
+    """One line on stderr and the exit code (2: bad input, 3: infeasible); no traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
 def parse_slo(text: str) -> Slo:
+    expected = "expected ttft_ms=<ms>,itl_ms=<ms>,percentile=<0-100>"
     try:
-        kv = dict(part.split("=", 1) for part in text.split(",") if part)
-        return Slo(**{k.strip(): float(v) for k, v in kv.items()})
-    except Exception as exc:  # noqa: BLE001
-        raise SystemExit(f"error: --slo: expected ttft_ms=…,itl_ms=…,percentile=… ({str(exc).splitlines()[0]})") from None
+        kv = {k.strip(): v for k, v in (part.split("=", 1) for part in text.split(",") if part)}
+    except ValueError:
+        fail(f"--slo: {expected}; got '{text}'")
+    unknown = set(kv) - {"ttft_ms", "itl_ms", "percentile"}
+    if unknown:
+        fail(f"--slo: unknown key {', '.join(sorted(unknown))}; {expected}")
+    try:
+        return Slo(**{k: float(v) for k, v in kv.items()})
+    except ValueError as exc:  # a non-number, or pydantic's ValidationError (a ValueError) for a range
+        errs = getattr(exc, "errors", None)
+        why = errs()[0]["msg"] if callable(errs) else str(exc)
+        fail(f"--slo: {expected}; got '{text}' ({why})")
 
 
 @dataclass
@@ -147,7 +162,7 @@ class Bench:
         self.D = f"{self.model}/decode/{self.gpu}/tp{self.tp}"
         vp = perf.get(self.model, self.gpu, self.tp)
         if vp is None:
-            raise SystemExit(f"error: --model/--gpu/--tp: {self.model} has no performance law on {self.gpu} at tp{self.tp}")
+            fail(f"--model/--gpu/--tp: {self.model} has no performance law on {self.gpu} at tp{self.tp}")
         self.vp = vp
         self.fleet = Fleet(gpus={self.gpu: GpuInventory(available=args.gpus_available)},
                            limits=FleetLimits(allowed_tp=[self.tp], roles=["prefill", "decode"], default_min_replicas=1))
@@ -177,8 +192,8 @@ class Bench:
                              classes=[RequestClass(id=self.model, model=self.model, isl=key[1], osl=key[2], rate_rps=rate)])
                 plan = plan_workload(w, self.fleet, self.perf, catalog=self.catalog, backend="highs")
                 if not plan.feasible:
-                    raise SystemExit(f"error: no feasible plan at {rate:.2f} req/s on {self.args.gpus_available} "
-                                     f"{self.gpu}: {'; '.join(plan.diagnosis)}")
+                    fail(f"no feasible plan at {rate:.2f} req/s on {self.args.gpus_available} {self.gpu}: "
+                         f"{'; '.join(plan.diagnosis)}", 3)
                 r = plan.replicas()
                 self._plans[key] = {self.P: max(1, r.get(self.P, 0)), self.D: max(1, r.get(self.D, 0))}
         return dict(self._plans[key])
@@ -315,7 +330,7 @@ def load_trace(sc: Scenario, args: argparse.Namespace) -> pd.DataFrame:
         try:
             return read_trace(sc.path, model=args.model)
         except InputError as exc:
-            raise SystemExit(f"error: {exc}") from None
+            fail(f"{exc}")
     return read_trace_frame(synth(sc.family, SCENARIO_S, sc.seed, args.model, **dict(sc.params)))
 
 
@@ -352,7 +367,7 @@ def resolve_model(name: str, catalog: Catalog) -> str:
     for m in catalog.models:
         if m.lower() == name.lower():
             return m
-    raise SystemExit(f"error: --model: unknown model '{name}' (known: {', '.join(catalog.models)})")
+    fail(f"--model: unknown model '{name}' (known: {', '.join(catalog.models)})")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -377,10 +392,10 @@ def main(argv: list[str] | None = None) -> None:
     args.model = resolve_model(args.model, catalog)
     parse_slo(args.slo)
     if not 0 < args.target_attainment <= 1:
-        raise SystemExit(f"error: --target-attainment: expected a share in (0, 1], got {args.target_attainment}")
+        fail(f"--target-attainment: expected a share in (0, 1], got {args.target_attainment}")
     if args.trace is not None:
         if not args.trace.is_file():
-            raise SystemExit(f"error: --trace: file not found: {args.trace}")
+            fail(f"--trace: file not found: {args.trace}")
         scenarios = [Scenario(args.trace.name, "given", "file", path=args.trace)]
     else:
         scenarios = list(SCENARIOS)
@@ -388,8 +403,7 @@ def main(argv: list[str] | None = None) -> None:
             names = {n.strip() for n in args.only.split(",")}
             unknown = names - {s.name for s in scenarios}
             if unknown:
-                raise SystemExit(f"error: --only: unknown scenario {', '.join(sorted(unknown))} "
-                                 f"(known: {', '.join(s.name for s in scenarios)})")
+                fail(f"--only: unknown scenario {', '.join(sorted(unknown))} (known: {', '.join(s.name for s in scenarios)})")
             scenarios = [s for s in scenarios if s.name in names]
     traces = [(sc, load_trace(sc, args)) for sc in scenarios]  # all input read and checked before any work
     perf = PerfModel.load(catalog=catalog)

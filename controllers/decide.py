@@ -186,7 +186,7 @@ def short_forecast(y: np.ndarray, steps: int, points: int, max_factor: float | N
         return 0.0
     last = float(y[-1])
     if y.size < points:
-        return last  # a rise needs `points` samples: two would make a ramp of any single step
+        return last  # a rise needs `points` samples
     slope = float(np.diff(y[-points:]).min())
     # a rise within `noise_sigmas` standard deviations of the difference of two Poisson counts of
     # `count_per_interval` requests (relative sd sqrt(2 / count)) is counting noise, not a ramp
