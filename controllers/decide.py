@@ -244,12 +244,16 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     y = np.asarray(mem.rate_rps, dtype=float)
     period = detect_period(y, max(2, math.ceil(f.period_min_s / iv)), f.period_min_acf, f.period_min_cycles) if f.period else None
 
-    def plan_series(series: tuple[float, ...]) -> tuple[float, float, float, float]:
+    def plan_series(series: tuple[float, ...], trend: float | None = None) -> tuple[float, float, float, float]:
+        """(planned, envelope, short, seasonal) of one series; `trend`: the request rate's short
+        forecast / its last value, applied to this series' last value instead of its own trend."""
         s = np.asarray(series, dtype=float)
         if s.size == 0:
             return 0.0, 0.0, 0.0, 0.0
         env = float(s[in_env].max())
-        if f.short == "ets":
+        if trend is not None:
+            short = float(s[-1]) * trend
+        elif f.short == "ets":
             short = forecast_upper(list(s), iv, horizon_s(cfg), f.quantile, f.season_s, f.min_points_trend).upper
         else:
             # the noise test of every series uses the request count of the last interval
@@ -261,8 +265,11 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
         return max(env * margin, short, seas * margin, float(s[-1])), env, short, seas
 
     rate, env, short, seas = plan_series(mem.rate_rps)
-    ptok = plan_series(mem.prompt_tps)[0]
-    otok = plan_series(mem.output_tps)[0]
+    # token rates follow the request rate's trend (their own 2-point trends would extrapolate the
+    # minute-to-minute swings of mean lengths) unless forecast.token_trend
+    follow = None if f.token_trend or not y.size or y[-1] <= 0 else short / float(y[-1])
+    ptok = plan_series(mem.prompt_tps, follow)[0]
+    otok = plan_series(mem.output_tps, follow)[0]
     k = f.rise_intervals
     rising = False
     if k > 0 and y.size >= 2:
