@@ -412,6 +412,9 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     workload = workload_for(cfg, obs, memories, forecasts)
     try:
         fleet_now = state.planner.fleet.model_copy(update={"current": {p: n for p, n in current.items() if n > 0}})
+        if cfg.forecast.plan_utilization is not None:  # the forecast carries the headroom (see config)
+            fleet_now = fleet_now.model_copy(update={"limits": fleet_now.limits.model_copy(
+                update={"utilization": cfg.forecast.plan_utilization})})
         t0 = time.perf_counter()  # only reported (solve_s), never decided on
         cand = state.planner.plan_fn(workload, fleet_now, CorrectedPerf(state.planner.perf, corrections))
         solve_s = cand.solver.seconds or (time.perf_counter() - t0)
