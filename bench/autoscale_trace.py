@@ -103,7 +103,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("azure-conv", "held-out", "file", path=DEFAULT_TRACE),
 )
 
-# Ablations (tuning set only): each removes one mechanism of controllers.decide from the defaults.
+# Ablations (tuning set only): each removes one mechanism of controllers.decide from the defaults, or
+# (the last three) swaps a default for the alternative it was chosen over.
 ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "no-envelope": {"forecast": {"envelope_factor": 0.0}},
     "fixed-margin": {"forecast": {"learn_margin": False}},
@@ -111,6 +112,10 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "no-rise-veto": {"forecast": {"rise_intervals": 0}},
     "stab-60s": {"guard": {"scale_down_stabilization_s": 60.0}},
     "no-correction": {"correct": {"enabled": False}},
+    # alternatives to a default, measured the same way
+    "trend-3pts": {"forecast": {"trend_points": 3}},
+    "util-0.85": {"forecast": {"plan_utilization": None}},
+    "release-trend": {"forecast": {"hold_trend": False}},
 }
 
 

@@ -88,6 +88,11 @@ class ForecastConfig(_Strict):
                     "plans: the envelope, margin and trend already carry the headroom, the fleet file's 0.85 would add "
                     "it twice. Tuning set: 1.0 costs ~14% fewer GPU-hours than 0.85 at the same worst attainment. "
                     "None: the fleet file's")
+    hold_trend: bool = Field(
+        default=True,
+        description="the scale-down window remembers the full recommendation, trend included; False: it remembers "
+                    "the plan without the trend term (a second ILP solve when the trend leads), so a rise that stops "
+                    "is released after the envelope, not held a window longer")
     token_trend: bool = Field(default=True, description="token-rate series get their own short trend; False: they "
                               "follow the request rate's (last token rate x short / last rate). Tuning set: False saves "
                               "~5% GPU-hours but the 15-min sine falls from 0.990 to 0.954 attainment")

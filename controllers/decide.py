@@ -307,6 +307,7 @@ def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: 
 # ---------------------------------------------------------------------- the workload planned for
 def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str, ModelMemory],
                  forecasts: Mapping[str, ModelForecast]) -> Workload:
+    """The classes planned for (lengths = planned token rates / planned rate) and the backlog classes."""
     classes: list[RequestClass] = []
     drain = cfg.guard.queue_drain_s or horizon_s(cfg)
     for m, mo in obs.models.items():
@@ -358,6 +359,12 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
 
 
 # ---------------------------------------------------------------------- the decision
+def _scaled(f: ModelForecast, rate_rps: float) -> ModelForecast:
+    """The same forecast at another request rate, with the same planned lengths."""
+    k = rate_rps / f.rate_rps if f.rate_rps > 0 else 0.0
+    return replace(f, rate_rps=rate_rps, prompt_tps=f.prompt_tps * k, output_tps=f.output_tps * k)
+
+
 def _routing(plan: Plan | None) -> dict[str, dict[str, dict[str, float]]]:
     """Routing weights of the main class per model: {model: {class: {pool: weight}}}."""
     if plan is None:
@@ -407,6 +414,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     memories = {m: replace(mem, quiet=quiet.get(m, False)) for m, mem in memories.items()}
     # propose
     proposal: dict[str, int] | None = None
+    hold_proposal: dict[str, int] | None = None
     plan: Plan | None = None
     solver_ok, solver_reason, solve_s = True, "", None
     workload = workload_for(cfg, obs, memories, forecasts)
@@ -420,6 +428,16 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         solve_s = cand.solver.seconds or (time.perf_counter() - t0)
         if cand.feasible and cand.solver.status in ("optimal", "feasible", "time_limit") and cand.models:
             plan, proposal = cand, cand.replicas()
+            if not cfg.forecast.hold_trend and any(f.short_rps > max(f.envelope_rps * f.margin, f.seasonal_rps * f.margin)
+                                                   for f in forecasts.values()):
+                # what the scale-down window remembers: the plan without the trend term (a trend
+                # that stops was a wrong forecast; the envelope holds the load that did arrive)
+                steady = {m: _scaled(f, max(f.envelope_rps * f.margin, f.seasonal_rps * f.margin, memories[m].rate_rps[-1]))
+                          for m, f in forecasts.items()}
+                hold_plan = state.planner.plan_fn(workload_for(cfg, obs, memories, steady), fleet_now,
+                                                  CorrectedPerf(state.planner.perf, corrections))
+                if hold_plan.feasible and hold_plan.models:
+                    hold_proposal = hold_plan.replicas()
         else:
             solver_ok = False
             solver_reason = f"status {cand.solver.status}" + (f": {'; '.join(cand.diagnosis)}" if cand.diagnosis else "")
@@ -433,7 +451,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
                      and mo.waiting_growth_per_s.get(Variant.parse(p).role, 0.0) > 0 and mo.waiting.get(Variant.parse(p).role, 0.0) > 0}
     rising = {p for p in pools if (fc := forecasts.get(model_of[p])) is not None and fc.rising}
     g = guard(cfg.guard, gstate, now, current, proposal, metrics_ok=True, solver_ok=solver_ok, solver_reason=solver_reason,
-              queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg))
+              queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg),
+              hold_proposal={p: min(n, (proposal or {}).get(p, n)) for p, n in hold_proposal.items()} if hold_proposal else None)
     target = dict(g.target)
     reasons.extend(g.reasons)
     if not g.held and cfg.forecast.floor_while_traffic:

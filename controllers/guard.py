@@ -67,12 +67,14 @@ def guard(
     queue_growing: set[str] | frozenset[str] = frozenset(),
     rising: set[str] | frozenset[str] = frozenset(),
     stabilization_s: float | None = None,
+    hold_proposal: dict[str, int] | None = None,
 ) -> GuardDecision:
     """Decide the replicas to apply now; mutates `state` (history, last change, last good).
 
     `rising`: pools whose model's load rose in the last intervals (no scale-down into a ramp);
     `stabilization_s`: the window when cfg.scale_down_stabilization_s is None (the caller derives
-    it from start-up and lag)."""
+    it from start-up and lag); `hold_proposal`: what the stabilization window remembers instead of
+    the proposal (the controller's plan without its short-lived trend term)."""
     window = cfg.scale_down_stabilization_s if cfg.scale_down_stabilization_s is not None else (stabilization_s or 0.0)
     if not metrics_ok:
         return hold(state, current, f"metrics unusable ({metrics_reason or 'missing or stale'})")
@@ -88,7 +90,7 @@ def guard(
         hist = state.recommendations.setdefault(pool, deque())
         if not hist and window > 0:
             hist.append((now_s, cur))  # seed: the fleet as found counts as a recommendation
-        hist.append((now_s, rec))
+        hist.append((now_s, max(hold_proposal.get(pool, 0), floor) if hold_proposal is not None else rec))
         while hist and hist[0][0] < now_s - window:
             hist.popleft()
         since = now_s - state.last_change_s.get(pool, float("-inf"))

@@ -101,6 +101,17 @@ def test_scale_down_only_after_the_window():
     assert total(fleets[-1]) <= 3
 
 
+def test_release_trend_scales_down_sooner_after_a_jump_that_stops():
+    """A jump (2 -> 6 req/s) is extrapolated by the trend; with hold_trend=False the scale-down window
+    remembers only the envelope plan, so the trend's surplus goes once the rise stops."""
+    rates = [2.0] * 4 + [6.0] * 8
+    held = replay(rates)
+    released = replay(rates, cfg(hold_trend=False))
+    assert held[4] == released[4] and held[4][D] > 6  # the same scale-up at the jump
+    assert total(released[8]) < total(held[8])
+    assert all(f[D] >= 6 for f in released[5:])  # never below the load that did arrive
+
+
 def test_spike_queue_signal_scales_up_in_the_same_interval():
     """The rate estimate has not moved yet but 600 prompts wait: the backlog is load now."""
     rates = [2.0] * 8
