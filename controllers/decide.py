@@ -5,7 +5,8 @@ leader, applies and records around it; the bench (bench/autoscale_trace.py), the
 loop run this same function. The only call out is the injected planner (`Planner.plan_fn`, the ILP
 of planner.planning by default), a deterministic function of its inputs.
 
-Stages (issue 9 says why each exists; the traces that motivated them are in the issue):
+Stages (issue 9 says why each exists; the traces that motivated them are in the issue; the
+defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see controllers/config.py):
   observe   the snapshot: pools (desired/ready replicas) and the metrics Observation;
   forecast  per model, the request rate and the prompt-/output-token rates planned for are the
             largest of
@@ -26,9 +27,11 @@ Stages (issue 9 says why each exists; the traces that motivated them are in the 
             is settled;
   propose   the ILP (injected) on the workload = planned classes + backlog classes (requests waiting
             now / drain time: queues and KV-admission waits are the fast scale-up signal, they reach
-            the optimiser in the same interval);
+            the optimiser in the same interval), at utilization `forecast.plan_utilization` (1.0: the
+            headroom is in the forecast, not added twice);
   guard     hold the last good plan when metrics or the solver fail; scale-down only to the max
-            recommendation of a window >= start-up + lag + one interval; no scale-down while the
+            recommendation of a window >= start-up + lag + one interval (with hold_trend=False the
+            window remembers the plan without the trend term); no scale-down while the
             model's rate rose in the last `rise_intervals` or its queue grows; >= 1 replica per role
             while the model has traffic in the envelope window (no scale-to-zero on a quiet minute).
 
