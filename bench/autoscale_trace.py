@@ -119,7 +119,7 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
 }
 
 
-def fail(message: str, code: int = 2) -> "NoReturn":
+def fail(message: str, code: int = 2) -> NoReturn:
     """One line on stderr and the exit code (2: bad input, 3: infeasible); no traceback."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
