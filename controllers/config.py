@@ -52,12 +52,9 @@ class ForecastConfig(_Strict):
     season_s: float | None = Field(default=None, gt=0, description="seasonal period (e.g. 86400 for daily); None: no seasonality")
     quantile: float = Field(
         default=0.6, gt=0.5, lt=1.0,
-        description="plan for this one-sided quantile of the forecast (rate and token rates, horizon start-up + "
-                    "interval). 0.6, not higher: the ILP already keeps 15% headroom (FleetLimits.utilization 0.85) "
-                    "and queues feed back as backlog. Chosen by `bench/autoscale_trace.py --sweep` (Azure conversation "
-                    "trace, llama-2-70b H100 tp2, SLO TTFT p99 2 s / ITL p99 100 ms, start-up 180 s): on the first half "
-                    "every q in {0.55..0.9} holds >= 99% at a 60 s window and GPU-hours rise ~7-8% per 0.1 of q; the "
-                    "held-out second half rejects 0.55 (85% attainment: a cliff), so one grid step above it",
+        description="with short = 'ets': plan for this one-sided quantile of the ETS forecast (horizon start-up + "
+                    "interval). 0.6 was chosen in the former ETS-only controller on halves of the Azure trace (issue 9 "
+                    "explains why that choice did not carry over; the default short forecast is now 'trend')",
     )
     token_rates: bool = Field(
         default=True,
