@@ -46,7 +46,8 @@ class ModelConfig(_Strict):
 
 
 class ForecastConfig(_Strict):
-    """Holt / Holt-Winters (statsmodels) over the observed request rate, planned at an upper quantile."""
+    """What controllers.decide plans each model for: recent-peak envelope x learned margin, short trend,
+    period pre-scaling (issue 9); the fields below the marker. The ETS fields serve short = 'ets'."""
 
     history_points: int = Field(default=240, gt=0, description="observations kept (one per interval)")
     season_s: float | None = Field(default=None, gt=0, description="seasonal period (e.g. 86400 for daily); None: no seasonality")
