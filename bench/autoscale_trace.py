@@ -115,7 +115,11 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     # alternatives to a default, measured the same way
     "trend-3pts": {"forecast": {"trend_points": 3}},
     "util-0.85": {"forecast": {"plan_utilization": None}},
-    "release-trend": {"forecast": {"hold_trend": False}},
+    "hold-trend": {"forecast": {"hold_trend": True}},
+    "hold-backlog": {"guard": {"hold_backlog": True}},
+    "trend-fit": {"forecast": {"short": "fit"}},
+    "trend-cap-2x": {"forecast": {"trend_history_cap": 2.0}},
+    "rise-noise-2sd": {"forecast": {"rise_noise_sigmas": 2.0}},
 }
 
 

@@ -200,6 +200,26 @@ def short_forecast(y: np.ndarray, steps: int, points: int, max_factor: float | N
     return ahead if max_factor is None else min(ahead, last * max_factor)
 
 
+def fit_forecast(y: np.ndarray, steps: int, points: int, z: float) -> float:
+    """Last value + the least-squares slope of the last `points` values x `steps`, when the slope is
+    positive and at least `z` standard errors (of the fit's residuals) above zero: a ramp that the
+    counting noise of single intervals cannot fake (a 2-point difference extrapolates every upward
+    blip of a noisy rate `steps` times; with the fit, the blip is one residual among `points`)."""
+    if y.size == 0:
+        return 0.0
+    last = float(y[-1])
+    if y.size < points or points < 3:
+        return last
+    s = y[-points:].astype(float)
+    x = np.arange(points, dtype=float)
+    slope, icpt = np.polyfit(x, s, 1)
+    resid = s - (slope * x + icpt)
+    se = math.sqrt(float(np.dot(resid, resid)) / (points - 2) / float(np.dot(x - x.mean(), x - x.mean())))
+    if slope <= 0 or slope < z * se:
+        return last
+    return last + float(slope) * steps
+
+
 def detect_period(y: np.ndarray, min_lag: int, min_acf: float, min_cycles: float) -> int | None:
     """The lag (in samples) of the highest local maximum of the autocorrelation of the linearly
     detrended series at or above `min_acf`, among lags seen `min_cycles` times; None if none.
@@ -256,6 +276,8 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
         env = float(s[in_env].max())
         if trend is not None:
             short = float(s[-1]) * trend
+        elif f.short == "fit":
+            short = fit_forecast(s, steps, f.trend_fit_points, f.trend_fit_z)
         elif f.short == "ets":
             short = forecast_upper(list(s), iv, horizon_s(cfg), f.quantile, f.season_s, f.min_points_trend).upper
         else:
@@ -264,6 +286,10 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
                                    float(y[-1]) * iv if y.size else None)
             if f.trend_max_factor is not None:  # at most factor x the recent peak (>= the last value)
                 short = min(short, f.trend_max_factor * env)
+        if f.trend_history_cap is not None and s.size:
+            # never extrapolate beyond cap x the highest rate of the whole history (>= the last value): a
+            # fleet the controller has seen suffice at that peak is what the best static fleet would hold
+            short = max(float(s[-1]), min(short, f.trend_history_cap * float(s.max())))
         seas = seasonal_ahead(s, period, steps) if period else 0.0
         return max(env * margin, short, seas * margin, float(s[-1])), env, short, seas
 
@@ -277,7 +303,10 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     rising = False
     if k > 0 and y.size >= 2:
         tail = y[-(k + 1):]
-        rising = bool(np.any(tail[1:] > tail[:-1] * (1 + f.rise_tolerance) + 1e-9))
+        # a rise counts when above the tolerance AND (rise_noise_sigmas > 0) above that many standard
+        # deviations of the difference of two Poisson counts (sqrt(a + b) requests over one interval)
+        noise = f.rise_noise_sigmas * np.sqrt(np.maximum(tail[1:] + tail[:-1], 0.0) / iv)
+        rising = bool(np.any(tail[1:] > np.maximum(tail[:-1] * (1 + f.rise_tolerance), tail[:-1] + noise) + 1e-9))
     traffic = bool(y.size and float(y[in_env].max()) > 0) or waiting > 0
     return ModelForecast(rate, ptok, otok, env, margin, short, seas, period * iv if period else None, rising, traffic)
 
@@ -309,8 +338,9 @@ def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: 
 
 # ---------------------------------------------------------------------- the workload planned for
 def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str, ModelMemory],
-                 forecasts: Mapping[str, ModelForecast]) -> Workload:
-    """The classes planned for (lengths = planned token rates / planned rate) and the backlog classes."""
+                 forecasts: Mapping[str, ModelForecast], backlog: bool = True) -> Workload:
+    """The classes planned for (lengths = planned token rates / planned rate) and, with `backlog`,
+    the backlog classes."""
     classes: list[RequestClass] = []
     drain = cfg.guard.queue_drain_s or horizon_s(cfg)
     for m, mo in obs.models.items():
@@ -322,8 +352,8 @@ def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str,
             isl, osl = fc.prompt_tps / fc.rate_rps, fc.output_tps / fc.rate_rps
         isl_i, osl_i = max(1, round(isl)), max(1, round(osl))
         classes.append(RequestClass(id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc.rate_rps))
-        w_prefill = sum(v for r, v in mo.waiting.items() if r == "prefill")
-        w_other = sum(v for r, v in mo.waiting.items() if r != "prefill")
+        w_prefill = sum(v for r, v in mo.waiting.items() if r == "prefill") if backlog else 0.0
+        w_other = sum(v for r, v in mo.waiting.items() if r != "prefill") if backlog else 0.0
         if w_prefill > 0:
             classes.append(RequestClass(id=f"{m}/backlog-prefill", model=m, isl=isl_i, osl=1, rate_rps=w_prefill / drain))
         if w_other > 0:
@@ -431,13 +461,17 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         solve_s = cand.solver.seconds or (time.perf_counter() - t0)
         if cand.feasible and cand.solver.status in ("optimal", "feasible", "time_limit") and cand.models:
             plan, proposal = cand, cand.replicas()
-            if not cfg.forecast.hold_trend and any(f.short_rps > max(f.envelope_rps * f.margin, f.seasonal_rps * f.margin)
-                                                   for f in forecasts.values()):
-                # what the scale-down window remembers: the plan without the trend term (a trend
-                # that stops was a wrong forecast; the envelope holds the load that did arrive)
-                steady = {m: _scaled(f, max(f.envelope_rps * f.margin, f.seasonal_rps * f.margin, memories[m].rate_rps[-1]))
-                          for m, f in forecasts.items()}
-                hold_plan = state.planner.plan_fn(workload_for(cfg, obs, memories, steady), fleet_now,
+            trend_leads = not cfg.forecast.hold_trend and any(
+                f.short_rps > max(f.envelope_rps * f.margin, f.seasonal_rps * f.margin) for f in forecasts.values())
+            has_backlog = not cfg.guard.hold_backlog and len(workload.classes) > len(obs.models)
+            if trend_leads or has_backlog:
+                # what the scale-down window remembers: the plan for the ARRIVAL rate's envelope, without
+                # the trend term (a trend that stops was a wrong forecast; the envelope holds the load
+                # that did arrive) and without the backlog classes (a drained queue needs no capacity:
+                # remembering them locks in a fleet sized for a surge that is over)
+                steady = ({m: _scaled(f, max(f.envelope_rps * f.margin, f.seasonal_rps * f.margin, memories[m].rate_rps[-1]))
+                           for m, f in forecasts.items()} if trend_leads else forecasts)
+                hold_plan = state.planner.plan_fn(workload_for(cfg, obs, memories, steady, backlog=False), fleet_now,
                                                   CorrectedPerf(state.planner.perf, corrections))
                 if hold_plan.feasible and hold_plan.models:
                     hold_proposal = hold_plan.replicas()

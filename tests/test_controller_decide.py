@@ -105,8 +105,8 @@ def test_release_trend_scales_down_sooner_after_a_jump_that_stops():
     """A jump (2 -> 6 req/s) is extrapolated by the trend; with hold_trend=False the scale-down window
     remembers only the envelope plan, so the trend's surplus goes once the rise stops."""
     rates = [2.0] * 4 + [6.0] * 8
-    held = replay(rates)
-    released = replay(rates, cfg(hold_trend=False))
+    held = replay(rates, cfg(hold_trend=True))
+    released = replay(rates)  # hold_trend=False is the default (chosen on the tuning set)
     assert held[4] == released[4] and held[4][D] > 6  # the same scale-up at the jump
     assert total(released[8]) < total(held[8])
     assert all(f[D] >= 6 for f in released[5:])  # never below the load that did arrive
@@ -117,6 +117,21 @@ def test_spike_queue_signal_scales_up_in_the_same_interval():
     rates = [2.0] * 8
     fleets = replay(rates, snapshots={7: obs(2.0, waiting_prefill=600.0)})
     assert fleets[7][P] > fleets[6][P] and fleets[7][P] >= math.ceil((2.0 * 1.15 + 600 / (STARTUP + IV)) / 2)
+
+
+def test_backlog_surplus_is_not_held_after_the_queue_drains():
+    """600 prompts wait at one interval (the surge is over, the rate never moved): the backlog class
+    scales prefill up at once; once the queue is gone the fleet returns to the arrivals' plan (the
+    scale-down window remembers the plan without the backlog, guard.hold_backlog=False, the
+    default), where hold_backlog=True keeps the backlog-sized fleet for the whole window."""
+    rates = [2.0] * 12
+    snaps = {6: obs(2.0, waiting_prefill=600.0)}
+    released = replay(rates, snapshots=snaps)
+    c = cfg()
+    held = replay(rates, c.model_copy(update={"guard": c.guard.model_copy(update={"hold_backlog": True})}), snapshots=snaps)
+    assert released[6] == held[6] and released[6][P] > released[5][P]  # the same scale-up on the queue
+    assert released[7] == released[5]  # the queue drained: back to the arrivals' plan at once
+    assert held[7][P] == held[6][P]  # remembered for the stabilization window
 
 
 def test_kv_admission_wait_scales_decode_up():
