@@ -150,6 +150,19 @@ class CorrectConfig(_Strict):
     smoothing: float = Field(default=0.3, gt=0, le=1, description="EWMA weight of the newest ratio")
     min_rate_rps: float = Field(default=0.05, ge=0, description="below this load the latency sample is too thin to learn from")
     enabled: bool = Field(default=True, description="False: the profiled laws as they are (ablation)")
+    source: Literal["service", "latency"] = Field(
+        default="service",
+        description="'service': learn from vLLM's per-request service times (request_prefill_time, "
+                    "request_time_per_output_token: no queueing delay) vs the laws at the observed batch, whenever "
+                    "the observation has them (falls back to 'latency' per model otherwise); 'latency': TTFT/ITL "
+                    "percentiles vs the queueing model, only while nothing waits")
+    service_min_factor: float = Field(
+        default=0.6, gt=0,
+        description="lower bound of a factor learned from service times. Source: the bundled laws are torch-reference "
+                    "fits (profiles/data/*/README); measured vLLM step times on the same GPU differ by tens of percent "
+                    "(ROOFLINE.md, h3's vLLM profiles), and the controller bench found the planner 20-30% conservative "
+                    "(hindsight multiplier 0.73-0.80); below 0.6 the profile is of another variant (GPU, tp, dtype), a "
+                    "configuration error to fix rather than a factor to learn")
     max_waiting_to_learn: float = Field(
         default=0.0, ge=0,
         description="learn only from intervals (and the one before) with at most this many requests waiting on the "

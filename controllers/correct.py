@@ -182,3 +182,55 @@ def predict_at_load(
     if not seen or not (math.isfinite(ttft) and math.isfinite(itl)):
         return None
     return {"ttft_ms": ttft or None, "itl_ms": itl or None}
+
+
+def predict_service(
+    perf: Any,
+    ready: dict[str, int],
+    weights: dict[str, float],
+    arrival_rps: float,
+    isl: float,
+    osl: float,
+    prefill_time_ms: float | None,
+    decode_running: float | None,
+) -> dict[str, float | None] | None:
+    """The laws' per-request SERVICE times at the operating point observed, to compare with vLLM's
+    request_prefill_time (prefill) and request_time_per_output_token (decode): no queueing model.
+
+    Prefill: a prompt is prefilled in a forward pass shared with the prompts in service beside it;
+    their number per replica is, by Little's law, the per-replica arrival rate x the observed
+    service time (at least 1, at most what max_batched_tokens admits), so the prediction is
+    prefill_ms(isl, batch) of the worst routed prefill-side pool. Decode: one step of the observed
+    decode batch per ready replica (running / ready) at the mean context isl + osl / 2 (the
+    context grows from isl to isl + osl over a request), per output token. None when no routed pool
+    has a ready replica; a side without an observation predicts None."""
+    from planner.perf import quiet_extrapolation
+    from planner.schema import Variant
+
+    pf_pred: float | None = None
+    dc_pred: float | None = None
+    seen = False
+    dec_ready = sum(n for p, n in ready.items() if weights.get(p, 0) > 0 and Variant.parse(p).role in ("decode", "mixed"))
+    for pid, w in weights.items():
+        n = ready.get(pid, 0)
+        if w <= 0 or n <= 0:
+            continue
+        v = Variant.parse(pid)
+        vp = perf.get(v.model, v.gpu, v.tp)
+        if vp is None:
+            continue
+        seen = True
+        with quiet_extrapolation():
+            if v.role in ("prefill", "mixed") and prefill_time_ms is not None:
+                per_rep = arrival_rps * w / n
+                cap = max(1.0, vp.max_batched_tokens / max(isl, 1.0))
+                batch = min(cap, max(1.0, per_rep * prefill_time_ms / 1e3))
+                t = vp.prefill_ms(isl, batch)
+                pf_pred = t if pf_pred is None else max(pf_pred, t)
+            if v.role in ("decode", "mixed") and decode_running is not None and dec_ready > 0:
+                b = max(1.0, decode_running / dec_ready)
+                t = vp.decode_step_ms(b, isl + osl / 2)
+                dc_pred = t if dc_pred is None else max(dc_pred, t)
+    if not seen:
+        return None
+    return {"ttft_ms": pf_pred, "itl_ms": dc_pred}

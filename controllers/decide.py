@@ -22,9 +22,14 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
                 >= 2 cycles), the peak seen one period ago over the coming start-up + interval,
                 times the margin (pre-scaling ahead of a ramp that repeats);
             and never below the last observation. Lengths planned = token rate / request rate;
-  correct   bounded latency factors from observed vs predicted latency at the observed load, learned
-            only while no request waits (queueing delay is not model error: issue 9) and the fleet
-            is settled;
+  correct   bounded factors on the prefill and decode laws. With correct.source = "service" (default)
+            from vLLM's per-request SERVICE times (prefill time, time per output token: no queueing)
+            vs the laws at the observed batch (controllers.correct.predict_service), learned every
+            interval with traffic, bounded to [service_min_factor, max_factor] (below 1 too: a
+            faster engine than profiled plans fewer replicas). Without service-time metrics (or
+            source = "latency"), from observed vs predicted latency percentiles at the observed
+            load, learned only while no request waits (queueing delay is not model error: issue 9)
+            and the fleet is settled;
   propose   the ILP (injected) on the workload = planned classes + backlog classes (requests waiting
             now / drain time: queues and KV-admission waits are the fast scale-up signal, they reach
             the optimiser in the same interval), at utilization `forecast.plan_utilization` (1.0: the
@@ -50,7 +55,7 @@ import numpy as np
 
 from controllers.config import ControllerConfig
 from controllers.correct import (ITL_BUCKETS_MS, TTFT_BUCKETS_MS, CorrectedPerf, Corrections, PerfSource, predict_at_load,
-                                 update_corrections)
+                                 predict_service, update_corrections)
 from controllers.forecast import forecast_upper
 from controllers.guard import GuardState, guard, hold
 from controllers.observe import Observation
@@ -371,13 +376,24 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
         return state.corrections, quiet_now, []
     observed: dict[str, dict[str, float | None]] = {}
     predicted: dict[str, dict[str, float | None]] = {}
+    s_observed: dict[str, dict[str, float | None]] = {}
+    s_predicted: dict[str, dict[str, float | None]] = {}
     for m, mo in obs.models.items():
         mp = state.last_plan.models.get(m)
         before = state.models.get(m)
-        if mp is None or mo.completion_rps < c.min_rate_rps or not (quiet_now[m] and before is not None and before.quiet):
-            continue
         lengths = memories[m].lengths
-        if not lengths:
+        if mp is None or mo.completion_rps < c.min_rate_rps or not lengths:
+            continue
+        if c.source == "service" and (mo.prefill_time_ms is not None or mo.tpot_ms is not None):
+            # service times carry no queueing delay: learned whatever the queues do (issue 9)
+            running = sum(v for r, v in mo.running.items() if r in ("decode", "mixed")) if mo.running else None
+            sp = predict_service(CorrectedPerf(state.planner.perf, state.corrections), dict(ready), mp.routing.get(m, {}),
+                                 mo.arrival_rps, lengths[0], lengths[1], mo.prefill_time_ms, running)
+            if sp is not None:
+                s_observed[m] = {"ttft_ms": mo.prefill_time_ms, "itl_ms": mo.tpot_ms}
+                s_predicted[m] = sp
+            continue
+        if not (quiet_now[m] and before is not None and before.quiet):
             continue
         pred = predict_at_load(CorrectedPerf(state.planner.perf, state.corrections), dict(ready), mp.routing.get(m, {}),
                                mo.arrival_rps, lengths[0], lengths[1], state.cfg.models[m].slo.percentile)
@@ -388,7 +404,9 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
     hist = any(obs.models[m].from_histograms for m in observed)
     corr, notes = update_corrections(state.corrections, observed, predicted, c.smoothing, c.min_factor, c.max_factor,
                                      buckets={"ttft": TTFT_BUCKETS_MS, "itl": ITL_BUCKETS_MS} if hist else None)
-    return corr, quiet_now, notes
+    # service-time means are rate(sum) / rate(count): exact, no histogram bucket to respect
+    corr, s_notes = update_corrections(corr, s_observed, s_predicted, c.smoothing, c.service_min_factor, c.max_factor)
+    return corr, quiet_now, notes + s_notes
 
 
 # ---------------------------------------------------------------------- the decision
@@ -454,6 +472,10 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     try:
         fleet_now = state.planner.fleet.model_copy(update={"current": {p: n for p, n in current.items() if n > 0}})
         if cfg.forecast.plan_utilization is not None:  # the forecast carries the headroom (see config)
+            if abs(cfg.forecast.plan_utilization - fleet_now.limits.utilization) > 1e-9:
+                # said in every decision: the user's fleet file says otherwise
+                reasons.append(f"planned at utilization {cfg.forecast.plan_utilization:g} (forecast.plan_utilization) "
+                               f"instead of the fleet's limits.utilization {fleet_now.limits.utilization:g}")
             fleet_now = fleet_now.model_copy(update={"limits": fleet_now.limits.model_copy(
                 update={"utilization": cfg.forecast.plan_utilization})})
         t0 = time.perf_counter()  # only reported (solve_s), never decided on

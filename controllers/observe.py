@@ -12,6 +12,9 @@ from the pod's pd-planner.io/role, name set by `role_label`):
                   and vllm:inter_token_latency_seconds
   running/waiting sum by role of vllm:num_requests_{running,waiting}, and deriv() of waiting
   KV usage        avg by role of vllm:kv_cache_usage_perc
+  service times   rate(vllm:request_prefill_time_seconds_sum) / rate(..._count) (prefill side) and
+                  the same of vllm:request_time_per_output_token_seconds (decode side): per-request
+                  times WITHOUT queueing, what controllers.correct learns the laws' factors from
 Prefill instances of a P/D deployment also finish each request (with max_tokens=1), so counts and
 lengths are read on the non-prefill side to avoid double counting.
 Staleness: the newest sample of vllm:num_requests_running per model must be younger than
@@ -47,6 +50,12 @@ class ModelObservation:
     newest_sample_age_s: float | None = None
     from_histograms: bool = False
     """TTFT/ITL were read with histogram_quantile() over vLLM's buckets (Prometheus), not from samples."""
+    prefill_time_ms: float | None = None
+    """Mean per-request prefill SERVICE time (scheduled -> prefill done, no queueing) on the prefill side
+    (vllm:request_prefill_time_seconds sum / count); None: not exported or no request."""
+    tpot_ms: float | None = None
+    """Mean per-request time per output token after the first (decode steps only, no queueing;
+    vllm:request_time_per_output_token_seconds sum / count); None: not exported or no request."""
 
 
 @dataclass
@@ -59,6 +68,11 @@ class Observation:
 
 class PromError(Exception):
     pass
+
+
+def _ratio_ms(num: dict[str, float], den: dict[str, float], m: str) -> float | None:
+    """rate(x_sum) / rate(x_count) in ms, None when no request was counted."""
+    return num[m] / den[m] * 1e3 if den.get(m, 0.0) > 0 and m in num else None
 
 
 class PrometheusObserver:
@@ -148,6 +162,14 @@ class PrometheusObserver:
                 f"sum by (model_name) (deriv(vllm:num_requests_waiting{pf}[{w}]) + deriv(vllm:num_requests_running{pf}[{w}]))"
             )
             kv = self._by_model_role(f"avg by (model_name, {rl}) (vllm:kv_cache_usage_perc{allsel})")
+            # service times without queueing (vLLM >= 0.7 names, checked against 0.26.0: shared/tools/vllm-offline):
+            # prefill on the prefill side when there is one (the decode side's "prefill" is the KV load)
+            pf_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_prefill_time_seconds_sum{pf}[{w}]))")
+            pf_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_prefill_time_seconds_count{pf}[{w}]))")
+            mx_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_prefill_time_seconds_sum{side}[{w}]))")
+            mx_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_prefill_time_seconds_count{side}[{w}]))")
+            tp_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_time_per_output_token_seconds_sum{side}[{w}]))")
+            tp_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_time_per_output_token_seconds_count{side}[{w}]))")
             ttft: dict[str, float] = {}
             itl: dict[str, float] = {}
             for q in sorted(set(self.percentile.values())):
@@ -192,6 +214,8 @@ class PrometheusObserver:
                 kv_usage=kv.get(m, {}),
                 newest_sample_age_s=age,
                 from_histograms=True,
+                prefill_time_ms=_ratio_ms(pf_sum, pf_cnt, m) if m in pf_cnt else _ratio_ms(mx_sum, mx_cnt, m),
+                tpot_ms=_ratio_ms(tp_sum, tp_cnt, m),
             )
         if problems:
             obs.ok = False
@@ -234,7 +258,7 @@ class SimulatorObserver:
             if m is None:
                 continue
             a = acc.setdefault(m, {"done": 0.0, "ptok": 0.0, "preq": 0.0, "gtok": 0.0, "greq": 0.0, "inflight": 0.0,
-                                   "ttft": [], "itl": [], "running": {}, "waiting": {}, "kv": {}})
+                                   "ttft": [], "itl": [], "pf": [], "running": {}, "waiting": {}, "kv": {}})
             pp = prev.get(pid) if prev else None
             d = (lambda f: getattr(po, f) - (getattr(pp, f) if pp is not None else 0))
             if po.role != "prefill":
@@ -243,6 +267,8 @@ class SimulatorObserver:
                 a["greq"] += d("requests_total")  # type: ignore[operator]
                 a["ttft"].extend(po.ttft_s.tolist())  # type: ignore[union-attr]
                 a["itl"].extend(po.itl_s.tolist())  # type: ignore[union-attr]
+            if po.role == "prefill":
+                a["pf"].extend(getattr(po, "prefill_s", np.zeros(0)).tolist())  # type: ignore[union-attr]
             if po.role != "decode":
                 a["ptok"] += d("prompt_tokens_total")  # type: ignore[operator]
                 a["preq"] += d("requests_total")  # type: ignore[operator]
@@ -273,6 +299,8 @@ class SimulatorObserver:
                 waiting_growth_per_s={r: (w - self._prev_waiting.get((m, r), w)) / dt if dt > 0 else 0.0
                                       for r, w in a["waiting"].items()},  # type: ignore[union-attr]
                 newest_sample_age_s=0.0,
+                prefill_time_ms=float(np.mean(a["pf"])) * 1e3 if a["pf"] else None,  # type: ignore[arg-type]
+                tpot_ms=float(np.mean(a["itl"])) * 1e3 if a["itl"] else None,  # type: ignore[arg-type]
             )
             self._prev_inflight[m] = a["inflight"]  # type: ignore[assignment]
             for r, w in a["waiting"].items():  # type: ignore[union-attr]

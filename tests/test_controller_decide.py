@@ -229,6 +229,52 @@ def test_margin_is_learned_from_forecast_errors():
     assert v.forecasts[M].margin == pytest.approx(c.forecast.margin_min)
 
 
+class _OneLaw:
+    """The bundled llama-2-70b/H100 tp2 laws served for any variant (the linear planner's pools)."""
+
+    def __init__(self) -> None:
+        from planner.perf import PerfModel
+
+        self.vp = PerfModel.load().get("llama-2-70b", "H100-SXM-80GB", 2)
+
+    def get(self, model: str, gpu: str, tp: int):
+        return self.vp
+
+
+def _service_run(ratio: float, source: str = "service", waiting: float = 5.0, n: int = 30):
+    """decide() over `n` intervals at 0.2 req/s (prefill batch 1) with 4 sequences decoding on one
+    replica, where vLLM's service times are `ratio` x the laws; a queue of `waiting` prompts stands
+    throughout. Returns the final correction factors (ttft, itl)."""
+    perf = _OneLaw()
+    vp = perf.vp
+    c = ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={M: ModelConfig(slo=SLO)},
+                         correct=CorrectConfig(source=source), guard=GuardConfig(scale_down_cooldown_s=0))
+    state: State = initial_state(c, linear_plan, FLEET, perf)  # type: ignore[arg-type]
+    pools = {P: PoolStatus(1, 1), D: PoolStatus(1, 1)}
+    for k in range(n):
+        o = Observation(t_s=0.0, ok=True, models={M: ModelObservation(
+            model=M, completion_rps=0.2, arrival_rps=0.2, mean_isl=1000, mean_osl=200,
+            waiting={"prefill": waiting, "decode": 0.0}, running={"prefill": 1, "decode": 4},
+            waiting_growth_per_s={"prefill": 0.0, "decode": 0.0}, ttft_ms=5000.0, itl_ms=80.0,
+            prefill_time_ms=ratio * vp.prefill_ms(1000, 1.0), tpot_ms=ratio * vp.decode_step_ms(4.0, 1000 + 200 / 2))})
+        v, state = decide(state, Snapshot(metrics=o, pools=pools), k * IV)
+    return state.corrections.factor("ttft", M), state.corrections.factor("itl", M)
+
+
+@pytest.mark.parametrize("ratio,expected", [(0.7, 0.7), (1.3, 1.3), (0.4, 0.6)])
+def test_corrections_from_service_times(ratio, expected):
+    """Service times (no queueing) `ratio` x the laws move both factors to `ratio`, below 1 as well as
+    above, bounded by correct.service_min_factor (0.6); learned although a queue waits."""
+    f_ttft, f_itl = _service_run(ratio)
+    assert f_ttft == pytest.approx(expected, rel=0.03) and f_itl == pytest.approx(expected, rel=0.03)
+
+
+def test_latency_source_learns_nothing_while_a_queue_waits():
+    """The former path (TTFT/ITL percentiles vs the queueing model) is gated off while requests wait:
+    the 5 s TTFT observed there is queueing delay, not a slower model."""
+    assert _service_run(0.7, source="latency") == (1.0, 1.0)
+
+
 def test_with_the_real_ilp():
     """The same decide() with planner.planning's ILP (the live loop's default plan_fn)."""
     from controllers.loop import default_plan_fn
@@ -243,6 +289,8 @@ def test_with_the_real_ilp():
                                                                     mean_osl=200, waiting={}, running={})})
     v, _ = decide(state, Snapshot(metrics=o, pools=pools), 0.0)
     assert not v.held and sum(v.target.values()) > 2 and v.plan is not None and v.routing
+    # the controller plans at forecast.plan_utilization (1.0), not the fleet's 0.85, and says so
+    assert any("forecast.plan_utilization" in r and "0.85" in r for r in v.reasons), v.reasons
 
 
 # ---------------------------------------------------------------------- planner.synth
