@@ -56,6 +56,12 @@ class ModelObservation:
     tpot_ms: float | None = None
     """Mean per-request time per output token after the first (decode steps only, no queueing;
     vllm:request_time_per_output_token_seconds sum / count); None: not exported or no request."""
+    arrival_idc: dict[float, float] = field(default_factory=dict)
+    """Arrival over-dispersion of the interval: {window_s: index of dispersion (variance / mean) of the
+    arrival counts in consecutive windows of window_s} at 1 s and 10 s (1 for Poisson arrivals).
+    Needs per-request arrival times (the router's log, or the simulator); vLLM's Prometheus counters,
+    scraped every 15-30 s, cannot resolve 1-s clusters, so the Prometheus observer leaves it empty
+    (the controller then plans Poisson arrivals unless the workload states burstiness)."""
 
 
 @dataclass
@@ -68,6 +74,22 @@ class Observation:
 
 class PromError(Exception):
     pass
+
+
+ARRIVAL_IDC_WINDOWS_S = (1.0, 10.0)
+"""Time scales of the arrival dispersion observed (the workload's Burstiness.idc_1s / idc_10s)."""
+
+
+def _idc(t_s: "np.ndarray", window_s: float, span_s: float) -> float | None:
+    """Variance / mean of the counts in the whole windows of [0, span_s); None with < 6 windows or no arrival."""
+    import numpy as np
+
+    n = int(span_s // window_s)
+    if n < 6 or t_s.size == 0:
+        return None
+    counts = np.bincount((t_s // window_s).astype(int), minlength=n)[:n]
+    mean = float(counts.mean())
+    return float(counts.var() / mean) if mean > 0 else None
 
 
 def _ratio_ms(num: dict[str, float], den: dict[str, float], m: str) -> float | None:
@@ -305,6 +327,16 @@ class SimulatorObserver:
             self._prev_inflight[m] = a["inflight"]  # type: ignore[assignment]
             for r, w in a["waiting"].items():  # type: ignore[union-attr]
                 self._prev_waiting[(m, r)] = w
+        if dt > 0:  # arrival dispersion of the interval, from the arrival times the router saw
+            arr = getattr(self.sim, "arrivals", None)
+            if arr is not None and self.model_of_class:
+                lo_i, hi_i = np.searchsorted(arr.t_s, [t - dt, t], side="right")
+                ts, cl = arr.t_s[lo_i:hi_i], arr.cls[lo_i:hi_i]
+                for m in out.models:
+                    ks = [k for k, c in enumerate(arr.class_ids) if self.model_of_class.get(c) == m]
+                    tm = ts[np.isin(cl, ks)] - (t - dt)
+                    out.models[m].arrival_idc = {w: v for w in ARRIVAL_IDC_WINDOWS_S
+                                                 if (v := _idc(tm, w, dt)) is not None}
         first = self._prev_t is None or dt <= 0
         self._prev, self._prev_t = dict(o.pools), t
         if not out.models:
