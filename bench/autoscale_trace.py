@@ -119,7 +119,9 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "hold-trend": {"forecast": {"hold_trend": True}},
     "hold-backlog": {"guard": {"hold_backlog": True}},
     "trend-fit": {"forecast": {"short": "fit"}},
-    "trend-cap-2x": {"forecast": {"trend_history_cap": 2.0}},
+    "no-trend-cap": {"forecast": {"trend_history_cap": None}},
+    "trend-cap-1.15": {"forecast": {"trend_history_cap": 1.15}},
+    "release-start": {"guard": {"keep_starting": False}},
     "rise-noise-2sd": {"forecast": {"rise_noise_sigmas": 2.0}},
 }
 

@@ -107,9 +107,12 @@ class ForecastConfig(_Strict):
         default=None, ge=1,
         description="the short forecast is at most this x the recent-peak envelope (>= the last value); None: no cap")
     trend_history_cap: float | None = Field(
-        default=None, ge=1,
-        description="the short forecast is at most this x the highest rate of the whole history (history_points "
-                    "intervals; >= the last value); None: no cap")
+        default=2.0, ge=1,
+        description="when the last rate is a level the history (history_points intervals) has seen before, the short "
+                    "forecast is at most this x the history's peak (>= the last value); a new high keeps the full "
+                    "trend. Tuning set: 2.0 cuts GPU-hours 13% on on/off bursts and 7% on clustered arrivals at the "
+                    "same attainment; 1.0-1.5 cut 20-30% more but the step surge falls 0.998 -> 0.87 (its flat phase "
+                    "no longer carries the noise-driven surplus that absorbs the 3x step); None: no cap")
     envelope_factor: float = Field(
         default=2.0, ge=0,
         description="recent-peak envelope window = factor x (start-up + observation lag): a replica released now is "
@@ -189,6 +192,11 @@ class GuardConfig(_Strict):
                     "drain a queue is released once the queue is gone instead of held for the window. Tuning set: no "
                     "change (queues there are short); kept False because a backlog is load that has already arrived, "
                     "the envelope of the arrival rate is what can come back")
+    keep_starting: bool = Field(
+        default=True,
+        description="no scale-down of a pool with replicas still starting (desired > ready) while its model has "
+                    "requests waiting: they were asked for to drain that backlog (tuning set: releasing them before "
+                    "they were ready cost the step surge 0.998 -> 0.874 attainment with the trend capped)")
     queue_drain_s: float | None = Field(
         default=None, gt=0,
         description="waiting requests are added to the load as backlog / queue_drain_s; None: start-up + interval "

@@ -36,7 +36,8 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
             headroom is in the forecast, not added twice);
   guard     hold the last good plan when metrics or the solver fail; scale-down only to the max
             recommendation of a window >= start-up + lag + one interval (with hold_trend=False the
-            window remembers the plan without the trend term); no scale-down while the
+            window remembers the plan without the trend term and the backlog classes, and
+            guard.keep_starting keeps replicas still starting while requests wait); no scale-down while the
             model's rate rose in the last `rise_intervals` or its queue grows; >= 1 replica per role
             while the model has traffic in the envelope window (no scale-to-zero on a quiet minute).
 
@@ -291,10 +292,11 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
                                    float(y[-1]) * iv if y.size else None)
             if f.trend_max_factor is not None:  # at most factor x the recent peak (>= the last value)
                 short = min(short, f.trend_max_factor * env)
-        if f.trend_history_cap is not None and s.size:
-            # never extrapolate beyond cap x the highest rate of the whole history (>= the last value): a
-            # fleet the controller has seen suffice at that peak is what the best static fleet would hold
-            short = max(float(s[-1]), min(short, f.trend_history_cap * float(s.max())))
+        if f.trend_history_cap is not None and s.size >= 2 and float(s[:-1].max()) >= float(s[-1]):
+            # a level seen before: extrapolate at most to cap x the highest rate of the history (the
+            # fleet that peak needed is what the best static fleet would hold); a NEW high is a ramp
+            # into the unknown and keeps the full trend
+            short = max(float(s[-1]), min(short, f.trend_history_cap * float(s[:-1].max())))
         seas = seasonal_ahead(s, period, steps) if period else 0.0
         return max(env * margin, short, seas * margin, float(s[-1])), env, short, seas
 
@@ -509,8 +511,11 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     queue_growing = {p for p in current if (mo := obs.models.get(model_of[p])) is not None
                      and mo.waiting_growth_per_s.get(Variant.parse(p).role, 0.0) > 0 and mo.waiting.get(Variant.parse(p).role, 0.0) > 0}
     rising = {p for p in pools if (fc := forecasts.get(model_of[p])) is not None and fc.rising}
+    # capacity coming: replicas asked for (desired) and not ready yet, while the model has a backlog
+    coming = {p for p, st in snapshot.pools.items() if st.desired > st.ready and cfg.guard.keep_starting
+              and (mo := obs.models.get(model_of.get(p, Variant.parse(p).model))) is not None and sum(mo.waiting.values()) > 0}
     g = guard(cfg.guard, gstate, now, current, proposal, metrics_ok=True, solver_ok=solver_ok, solver_reason=solver_reason,
-              queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg),
+              queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg), coming=coming,
               hold_proposal={p: min(n, (proposal or {}).get(p, n)) for p, n in hold_proposal.items()} if hold_proposal else None)
     target = dict(g.target)
     reasons.extend(g.reasons)

@@ -9,6 +9,8 @@ Budgets, inventory, step limits and churn live in the ILP. The guard only:
     capacity that the next burst needs (the window is seeded with the replicas found at start);
   - blocks scale-down of a pool whose model's load rose in the last intervals (a fleet must not
     shrink into a ramp: issue 9);
+  - blocks scale-down of a pool with replicas still starting while its model has requests waiting
+    (`coming`: the capacity asked for to drain that backlog must serve before it is judged);
   - blocks scale-down of a pool whose queue is growing (a safety veto; the scale-UP that queues
     call for is produced by the ILP itself, because the loop feeds the backlog into the load);
   - never goes below the configured floor per pool.
@@ -68,13 +70,15 @@ def guard(
     rising: set[str] | frozenset[str] = frozenset(),
     stabilization_s: float | None = None,
     hold_proposal: dict[str, int] | None = None,
+    coming: set[str] | frozenset[str] = frozenset(),
 ) -> GuardDecision:
     """Decide the replicas to apply now; mutates `state` (history, last change, last good).
 
     `rising`: pools whose model's load rose in the last intervals (no scale-down into a ramp);
     `stabilization_s`: the window when cfg.scale_down_stabilization_s is None (the caller derives
     it from start-up and lag); `hold_proposal`: what the stabilization window remembers instead of
-    the proposal (the controller's plan without its short-lived trend term)."""
+    the proposal (the controller's plan without its short-lived trend term); `coming`: pools whose
+    starting replicas are kept (requests wait for them)."""
     window = cfg.scale_down_stabilization_s if cfg.scale_down_stabilization_s is not None else (stabilization_s or 0.0)
     if not metrics_ok:
         return hold(state, current, f"metrics unusable ({metrics_reason or 'missing or stale'})")
@@ -104,6 +108,9 @@ def guard(
             stable = max(max(n for _, n in hist), floor)
             if pool in queue_growing:
                 reasons.append(f"{pool}: scale-down {cur}->{rec} vetoed (queue growing)")
+                target[pool] = cur
+            elif pool in coming:
+                reasons.append(f"{pool}: scale-down {cur}->{rec} vetoed (replicas still starting while requests wait)")
                 target[pool] = cur
             elif pool in rising:
                 reasons.append(f"{pool}: scale-down {cur}->{rec} vetoed (load rising)")

@@ -112,6 +112,29 @@ def test_release_trend_scales_down_sooner_after_a_jump_that_stops():
     assert all(f[D] >= 6 for f in released[5:])  # never below the load that did arrive
 
 
+def test_trend_to_a_level_seen_before_is_capped_by_the_history_peak():
+    """A jump 2 -> 8 req/s is extrapolated freely the first time (a new high: 8 + 6 x 4 steps = 32);
+    the same jump later, to a level the history has seen, at most to trend_history_cap (2) x 8."""
+    rates = [2.0] * 3 + [8.0] * 2 + [1.0] * 12 + [2.0, 8.0]
+    fleets = replay(rates)
+    assert fleets[3][D] >= 32
+    assert 8 <= fleets[18][D] <= 16
+    assert replay(rates, cfg(trend_history_cap=None))[18][D] >= 32  # without the cap: the full trend
+
+
+def test_starting_replicas_are_kept_while_requests_wait():
+    """Replicas asked for (desired 10, ready 2) are not released while requests wait, even when the
+    forecast fell back (guard.keep_starting); with nothing waiting they may go."""
+    c = cfg()
+    stab = c.model_copy(update={"guard": GuardConfig(scale_down_cooldown_s=0, scale_down_stabilization_s=0)})
+    state = initial_state(stab, linear_plan, FLEET, None)  # type: ignore[arg-type]
+    pools = {P: PoolStatus(5, 1), D: PoolStatus(10, 2)}
+    v, _ = decide(state, Snapshot(metrics=obs(2.0, waiting_decode=50.0), pools=pools), 0.0)
+    assert v.target[D] == 10 and any("still starting" in r for r in v.reasons), v.reasons
+    v, _ = decide(state, Snapshot(metrics=obs(2.0), pools=pools), 0.0)
+    assert v.target[D] < 10
+
+
 def test_spike_queue_signal_scales_up_in_the_same_interval():
     """The rate estimate has not moved yet but 600 prompts wait: the backlog is load now."""
     rates = [2.0] * 8
