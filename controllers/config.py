@@ -166,6 +166,11 @@ class CorrectConfig(_Strict):
                     "(ROOFLINE.md, h3's vLLM profiles), and the controller bench found the planner 20-30% conservative "
                     "(hindsight multiplier 0.73-0.80); below 0.6 the profile is of another variant (GPU, tp, dtype), a "
                     "configuration error to fix rather than a factor to learn")
+    service_max_prefill_occupancy: float = Field(
+        default=0.3, gt=0, le=1,
+        description="the prefill factor is learned from service times only while arrivals per prefill replica x the "
+                    "observed prefill time is at most this (a prompt then has its forward pass to itself, ~74% of the "
+                    "time at 0.3 for Poisson arrivals, e^-0.3); above, the pass's batch is unobserved")
     max_waiting_to_learn: float = Field(
         default=0.0, ge=0,
         description="learn only from intervals (and the one before) with at most this many requests waiting on the "

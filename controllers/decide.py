@@ -390,7 +390,8 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
             # service times carry no queueing delay: learned whatever the queues do (issue 9)
             running = sum(v for r, v in mo.running.items() if r in ("decode", "mixed")) if mo.running else None
             sp = predict_service(CorrectedPerf(state.planner.perf, state.corrections), dict(ready), mp.routing.get(m, {}),
-                                 mo.arrival_rps, lengths[0], lengths[1], mo.prefill_time_ms, running)
+                                 mo.arrival_rps, lengths[0], lengths[1], mo.prefill_time_ms, running,
+                                 c.service_max_prefill_occupancy)
             if sp is not None:
                 s_observed[m] = {"ttft_ms": mo.prefill_time_ms, "itl_ms": mo.tpot_ms}
                 s_predicted[m] = sp

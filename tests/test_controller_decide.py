@@ -264,7 +264,7 @@ class _OneLaw:
         return self.vp
 
 
-def _service_run(ratio: float, source: str = "service", waiting: float = 5.0, n: int = 30):
+def _service_run(ratio: float, source: str = "service", waiting: float = 5.0, n: int = 30, rate: float = 0.2):
     """decide() over `n` intervals at 0.2 req/s (prefill batch 1) with 4 sequences decoding on one
     replica, where vLLM's service times are `ratio` x the laws; a queue of `waiting` prompts stands
     throughout. Returns the final correction factors (ttft, itl)."""
@@ -276,7 +276,7 @@ def _service_run(ratio: float, source: str = "service", waiting: float = 5.0, n:
     pools = {P: PoolStatus(1, 1), D: PoolStatus(1, 1)}
     for k in range(n):
         o = Observation(t_s=0.0, ok=True, models={M: ModelObservation(
-            model=M, completion_rps=0.2, arrival_rps=0.2, mean_isl=1000, mean_osl=200,
+            model=M, completion_rps=rate, arrival_rps=rate, mean_isl=1000, mean_osl=200,
             waiting={"prefill": waiting, "decode": 0.0}, running={"prefill": 1, "decode": 4},
             waiting_growth_per_s={"prefill": 0.0, "decode": 0.0}, ttft_ms=5000.0, itl_ms=80.0,
             prefill_time_ms=ratio * vp.prefill_ms(1000, 1.0), tpot_ms=ratio * vp.decode_step_ms(4.0, 1000 + 200 / 2))})
@@ -290,6 +290,13 @@ def test_corrections_from_service_times(ratio, expected):
     above, bounded by correct.service_min_factor (0.6); learned although a queue waits."""
     f_ttft, f_itl = _service_run(ratio)
     assert f_ttft == pytest.approx(expected, rel=0.03) and f_itl == pytest.approx(expected, rel=0.03)
+
+
+def test_prefill_factor_not_learned_when_the_pass_batch_is_unknown():
+    """At 4 req/s on one prefill replica (occupancy 4 x ~0.17 s > 0.3) prompts share forward passes
+    whose batch vLLM does not export: the prefill factor stays, the decode factor (batch observed) moves."""
+    f_ttft, f_itl = _service_run(0.7, rate=4.0)
+    assert f_ttft == 1.0 and f_itl == pytest.approx(0.7, rel=0.03)
 
 
 def test_latency_source_learns_nothing_while_a_queue_waits():
