@@ -113,6 +113,7 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "stab-60s": {"guard": {"scale_down_stabilization_s": 60.0}},
     "no-correction": {"correct": {"enabled": False}},
     "corr-latency": {"correct": {"source": "latency"}},
+    "no-burstiness": {"forecast": {"burstiness": False}},
     # alternatives to a default, measured the same way
     "trend-3pts": {"forecast": {"trend_points": 3}},
     "util-0.85": {"forecast": {"plan_utilization": None}},

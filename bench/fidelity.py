@@ -16,8 +16,13 @@ prefill replica (the simulator batches them into one pass) and at a decode repli
 simulated batch time and mean step time are compared with Splitwise's prompt_time and token_time
 (medians of the 5 repeats) through the fitted laws of the bundled profiles.
 
-Usage: .venv/bin/python bench/fidelity.py [--workload W.yaml] [--duration-requests N] [--seeds K]
-Last line: RESULT ttft_p90_mape_pct=... itl_p90_mape_pct=... (prefill TTFT and decode ITL, part 1).
+Part 3, bursty arrivals (bench/fidelity_burst.py): the same comparison with clustered arrivals
+at several IDC levels (tuning and held-out levels reported apart), the Poisson model's error on
+the same cases, and the SLO a prefill replica sized by each model keeps in simulation.
+
+Usage: .venv/bin/python bench/fidelity.py [--workload W.yaml] [--requests N] [--seeds K] [--no-bursty]
+Last line: RESULT ttft_p90_mape_pct=... itl_p90_mape_pct=... (prefill TTFT and decode ITL, part 1),
+then burst_* (part 3, held-out IDC levels) and poisson_on_burst_* (the Poisson model on them).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from planner import capacity  # noqa: E402
 from planner.fileio import load_model  # noqa: E402
@@ -192,6 +198,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="public data directory")
     ap.add_argument("--requests", type=int, default=4000, help="requests per simulated point")
     ap.add_argument("--seeds", type=int, default=3, help="repeats per point (median taken)")
+    ap.add_argument("--bursty", action=argparse.BooleanOptionalAction, default=True, help="part 3: clustered arrivals")
     args = ap.parse_args()
     con = Console(width=160)
     pm = PerfModel.load()
@@ -206,9 +213,37 @@ def main() -> None:
     for k, v in {**e1, **{f"measured_{k}": v for k, v in e2.items()}}.items():
         summary.add_row(k, str(len(v)), f"{m[k]:.1f}")
     con.print(summary)
+    burst = part3(pm, wl, args.requests, args.seeds, con) if args.bursty else ""
     print(f"RESULT ttft_p90_mape_pct={m['prefill_ttft']:.1f} itl_p90_mape_pct={m['decode_itl']:.1f} "
           f"mixed_ttft_p90_mape_pct={m['mixed_ttft']:.1f} mixed_itl_p90_mape_pct={m['mixed_itl']:.1f} "
-          f"measured_prefill_mape_pct={m['measured_prefill']:.1f} measured_decode_mape_pct={m['measured_decode']:.1f}")
+          f"measured_prefill_mape_pct={m['measured_prefill']:.1f} measured_decode_mape_pct={m['measured_decode']:.1f}"
+          + burst)
+
+
+def part3(pm: PerfModel, wl: Workload, n: int, seeds: int, con: Console) -> str:
+    """Bursty cases (bench/fidelity_burst.py); returns the RESULT fields (held-out IDC levels)."""
+    import fidelity_burst as fb
+
+    errs = fb.run(pm, wl, GPU, model_saturation_rps, n, seeds, con)
+    check = fb.capacity_check(pm, wl, GPU, n, seeds, con)
+    mean = {k: (float(np.mean(v)) if v else math.nan) for k, v in errs.burst.items()}
+    mean_p = {k: (float(np.mean(v)) if v else math.nan) for k, v in errs.poisson.items()}
+    signed_p = {k: (float(np.mean(v)) if v else math.nan) for k, v in errs.poisson_signed.items()}
+    t = Table(title="Bursty MAPE % (model vs simulation): burst-aware | Poisson (signed mean: < 0 under-predicts)")
+    for c in ("comparison", "points", "burst-aware", "Poisson", "Poisson signed"):
+        t.add_column(c, justify="left" if c == "comparison" else "right")
+    for k, v in errs.burst.items():
+        t.add_row(k, str(len(v)), f"{mean[k]:.1f}", f"{mean_p[k]:.1f}", f"{signed_p[k]:+.1f}")
+    con.print(t)
+    med = {k: (float(np.median(v)) if v else math.nan) for k, v in check.items()}
+    return (f" burst_ttft_p90_mape_pct={mean['held_out_prefill_ttft']:.1f} burst_itl_p90_mape_pct={mean['held_out_decode_itl']:.1f}"
+            f" burst_mixed_ttft_p90_mape_pct={mean['held_out_mixed_ttft']:.1f} burst_mixed_itl_p90_mape_pct={mean['held_out_mixed_itl']:.1f}"
+            f" burst_pool_ttft_p90_mape_pct={mean['held_out_pool_prefill_ttft']:.1f}"
+            f" burst_tuning_ttft_p90_mape_pct={mean['tuning_prefill_ttft']:.1f} burst_tuning_itl_p90_mape_pct={mean['tuning_decode_itl']:.1f}"
+            f" poisson_on_burst_ttft_p90_mape_pct={mean_p['held_out_prefill_ttft']:.1f}"
+            f" poisson_on_burst_itl_p90_mape_pct={mean_p['held_out_decode_itl']:.1f}"
+            f" poisson_cap_sim_p90_over_slo={med['poisson_ratio']:.2f} burst_cap_sim_p90_over_slo={med['burst_ratio']:.2f}"
+            f" poisson_over_burst_capacity={med['cap_ratio']:.2f}")
 
 
 if __name__ == "__main__":

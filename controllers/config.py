@@ -134,6 +134,10 @@ class ForecastConfig(_Strict):
     period_min_acf: float = Field(default=0.5, gt=0, lt=1, description="autocorrelation at the lag that counts as a period")
     period_min_cycles: float = Field(default=2.0, ge=2, description="cycles seen before a period is trusted (issue 9: >= 2)")
     period_min_s: float = Field(default=240.0, gt=0, description="shortest period looked for (shorter ones are in the envelope)")
+    burstiness: bool = Field(default=True, description="plan the arrival dispersion observed (Observation.arrival_idc, "
+                             "mean over the envelope window) as the class's burstiness; False: Poisson (ablation)")
+    burst_min_idc: float = Field(default=1.5, ge=0, description="a mean 1-s IDC below this is planned as Poisson (the "
+                                 "IDC of 60 one-second Poisson counts has sd ~0.18; 1.5 is > 2.5 sd above 1)")
     rise_intervals: int = Field(default=2, ge=0, description="no scale-down while the rate rose in any of the last N "
                                 "intervals (0 = off, ablation)")
     rise_tolerance: float = Field(default=0.05, ge=0, description="a rise smaller than this fraction is noise")

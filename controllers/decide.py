@@ -21,7 +21,10 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
               * with a PERIOD detected by autocorrelation (a local maximum >= period_min_acf after
                 >= 2 cycles), the peak seen one period ago over the coming start-up + interval,
                 times the margin (pre-scaling ahead of a ramp that repeats);
-            and never below the last observation. Lengths planned = token rate / request rate;
+            and never below the last observation. Lengths planned = token rate / request rate; the
+            arrival dispersion planned = the mean IDC (1 s, 10 s) of the intervals in the envelope
+            window (Observation.arrival_idc), passed as the class's `burstiness` so that the ILP
+            sizes prefill with the burst-aware capacity (planner.capacity);
   correct   bounded factors on the prefill and decode laws. With correct.source = "service" (default)
             from vLLM's per-request SERVICE times (prefill time, time per output token: no queueing)
             vs the laws at the observed batch (controllers.correct.predict_service), learned every
@@ -60,7 +63,7 @@ from controllers.correct import (ITL_BUCKETS_MS, TTFT_BUCKETS_MS, CorrectedPerf,
 from controllers.forecast import forecast_upper
 from controllers.guard import GuardState, guard, hold
 from controllers.observe import Observation
-from planner.schema import Fleet, ModelEntry, Plan, RequestClass, Variant, Workload
+from planner.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, Plan, RequestClass, Variant, Workload
 
 # Lengths assumed before any request was seen (the rate is 0 then, so they only keep the class valid).
 DEFAULT_ISL, DEFAULT_OSL = 1024, 128
@@ -108,6 +111,8 @@ class ModelMemory:
     errors: tuple[float, ...] = ()
     """realised peak over the horizon / base planned for, newest last."""
     quiet: bool = False
+    idc: tuple[tuple[float | None, float | None], ...] = ()
+    """(IDC of 1-s counts, IDC of 10-s counts) of each interval's arrivals, aligned with t_s (None: not observed)."""
 
 
 @dataclass(frozen=True)
@@ -320,7 +325,8 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
 
 # ---------------------------------------------------------------------- memory update
 def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: float, isl: float | None,
-              osl: float | None, completion_rps: float) -> ModelMemory:
+              osl: float | None, completion_rps: float,
+              idc: Mapping[float, float] | None = None) -> ModelMemory:
     n = history_len(cfg)
     lengths = (isl, osl) if isl and osl and completion_rps > 0 else mem.lengths
     li, lo = (isl, osl) if isl and osl else (lengths or (None, None))
@@ -338,9 +344,31 @@ def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: 
                 errors.append(max(seen) / base)
         else:
             pending.append((t0, base))
-    return replace(mem, t_s=t, rate_rps=rates, prompt_tps=(mem.prompt_tps + (pt,))[-n:],
+    d = idc or {}
+    return replace(mem, t_s=t, rate_rps=rates, idc=(mem.idc + ((d.get(1.0), d.get(10.0)),))[-n:],
+                   prompt_tps=(mem.prompt_tps + (pt,))[-n:],
                    output_tps=(mem.output_tps + (ot,))[-n:], lengths=lengths, pending=tuple(pending),
                    errors=tuple(errors[-cfg.forecast.margin_history:]))
+
+
+def planned_burstiness(mem: ModelMemory, cfg: ControllerConfig) -> Burstiness | None:
+    """The arrival dispersion planned for: the mean over the envelope window of the intervals' IDCs
+    at 1 s and 10 s (the pooled within-interval dispersion, as planner.workload.measure_burstiness
+    pools it within minutes); None (Poisson) when no interval observed it or the mean 1-s IDC is
+    within `burst_min_idc` of 1 (counting noise of 60 one-second bins: sd of a Poisson IDC ~
+    sqrt(2 / 59) = 0.18)."""
+    if not mem.idc or not mem.t_s:
+        return None
+    ts = np.asarray(mem.t_s, dtype=float)
+    keep = ts > ts[-1] - envelope_s(cfg) + 1e-9
+    one = [a for (a, _), k in zip(mem.idc, keep) if k and a is not None]
+    ten = [b for (_, b), k in zip(mem.idc, keep) if k and b is not None]
+    if not one:
+        return None
+    i1 = float(np.mean(one))
+    if i1 < cfg.forecast.burst_min_idc:
+        return None
+    return Burstiness(idc_1s=max(i1, MIN_IDC), idc_10s=max(float(np.mean(ten)), MIN_IDC) if ten else None)
 
 
 # ---------------------------------------------------------------------- the workload planned for
@@ -358,7 +386,8 @@ def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str,
             # planned token rates (prefill work scales with prompt tokens, decode with output tokens)
             isl, osl = fc.prompt_tps / fc.rate_rps, fc.output_tps / fc.rate_rps
         isl_i, osl_i = max(1, round(isl)), max(1, round(osl))
-        classes.append(RequestClass(id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc.rate_rps))
+        classes.append(RequestClass(id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc.rate_rps,
+                                    burstiness=planned_burstiness(mem, cfg) if cfg.forecast.burstiness else None))
         w_prefill = sum(v for r, v in mo.waiting.items() if r == "prefill") if backlog else 0.0
         w_other = sum(v for r, v in mo.waiting.items() if r != "prefill") if backlog else 0.0
         if w_prefill > 0:
@@ -456,7 +485,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     memories = dict(state.models)
     forecasts: dict[str, ModelForecast] = {}
     for m, mo in obs.models.items():
-        mem = _remember(memories.get(m, ModelMemory()), cfg, now, mo.arrival_rps, mo.mean_isl, mo.mean_osl, mo.completion_rps)
+        mem = _remember(memories.get(m, ModelMemory()), cfg, now, mo.arrival_rps, mo.mean_isl, mo.mean_osl, mo.completion_rps,
+                        mo.arrival_idc)
         fc = model_forecast(mem, cfg, sum(mo.waiting.values()))
         base = max(fc.envelope_rps, fc.short_rps, fc.seasonal_rps)
         memories[m] = replace(mem, pending=mem.pending + ((now, base),))

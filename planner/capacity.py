@@ -57,22 +57,81 @@ combines, as in `prefill_wait_quantile_ms`, max(g, s) + min(g, s)·(1 - 1/b_max)
        prefill: service D = W + t_d·isl/C per prompt; it diverges at λ·D = 1.
     TTFT_p = wait_p + T(b)   (the first token leaves at the end of the prompt's last chunk step).
 Checked against the simulator in bench/fidelity.py (mixed rows) and tests/test_capacity.py.
+
+Bursty arrivals (a class with `burstiness`, planner.schema.Burstiness; absent = Poisson and every
+number above is unchanged). Arrivals that come in clusters are modelled as a compound-Poisson
+stream (M^X): clusters at rate λ/E[B], B requests each. Its index of dispersion of counts is
+IDC = E[B²]/E[B] (1 for Poisson), which is what `planner workload from-trace` measures within
+each minute (a minute-scale trend is re-planned for, not absorbed). The IDC used is the one at
+the TTFT SLO's time scale, `Burstiness.idc_at(ttft_ms/1000)`: the wait that decides the SLO
+builds up over windows of about the TTFT, so over-dispersion at that scale is what fills the
+queue (IDC at 1 s and 10 s, log-linear between).
+  Per replica: n replicas share a class. Least-loaded routing (the simulator's, and llm-d's
+  load-aware scorers') spreads a cluster of B evenly, ⌊B/n⌋ or ⌈B/n⌉ per replica, so a replica's
+  clusters are about B/n and
+      IDC_n = E[(B/n)²]/E[B/n] ≈ IDC/n,   at least 1 (B < n leaves each replica one request or none).
+  (Random routing would split Binomial(B, 1/n): IDC_n = 1 + (IDC - 1)/n. On the tuning IDC
+  levels of bench/fidelity.py's pool rows the even split is within 13% of the simulator, the
+  binomial one 33% (always above); held-out 24% vs 37%.) n is first the smallest pool of the
+  variant that carries the class alone: the least n with n·c(n) >= λ, c(n) the per-replica
+  capacity at IDC_n (`class_capacity`). When the solution splits the class over several pools
+  (routing weights w, drawn per request: a random split), a pool of n replicas taking share w
+  sees IDC 1 + (IDC - 1)·w spread over its n replicas (`realised_arrivals`); pairs burstier than
+  assumed get that shape and the plan is re-solved (planner/planning.py, a few rounds, each
+  only tightening). The plan's predictions use the shape its capacities were computed for.
+  Prefill wait (M^X/D/1 decomposition, Burke 1975; Chaudhry & Templeton 1983): a request's wait is
+  its cluster head's wait plus the service of the cluster-mates ahead of it, W = W_h + J·D.
+    W_h: the Poisson wait above with the saturation term's mean scaled as Kingman's G/G/1
+      (heavy-traffic exact; Allen-Cunneen for G/G/c): E[W] = ρD/(2(1-ρ)) · (ca² + cs²)/(1 + cs²)
+      with cs² = 0 (deterministic batches) and ca² = IDC_n, i.e. E[W] = ρD·IDC_n/(2(1-ρ)); this
+      is also exactly the head wait of M^X/D/1 (λ/E[B]·E[(BD)²]/(2(1-ρ)) = ρD·IDC/(2(1-ρ))).
+    J: mates ahead in the own cluster, P(J = j) = P(B > j)/E[B], mean E[B(B-1)]/(2E[B]) =
+      (IDC_n - 1)/2, taken geometric: P(J >= j) = q^j, q = (IDC_n - 1)/(IDC_n + 1) (exact for
+      geometric clusters). D = T(b_max)/b_max, the per-prompt time of full batches (a cluster
+      fills them).
+    W_p: the p-quantile of W_h + J·D, both taken as an atom at 0 plus an exponential tail
+      (W_h: P(W_h > 0) = max(ρ_batch, ρ), scale fitted to the Poisson-model quantile of W_h;
+      J·D: P > 0 = q, mean D/ln(1/q)), summed as independent (hypoexponential) and solved for
+      P(W > t) = 1 - p by bisection. At vanishing load only J·D remains: clustered prompts wait
+      for each other even on an idle replica, which is why a bursty class's capacity can be 0 on
+      a slow variant. IDC < 1 (more regular than Poisson) only shortens the Kingman term.
+  Mixed: the same for the prefill stream's wait (D = W + t_d·isl/C). ITL: the prompts chunked in a
+    request's life are clustered: the busy-period count keeps its mean θ/(1-η) and its variance
+    grows to IDC_n·θ/(1-η)³ (compound arrivals), plus the request's own cluster-mates behind it
+    (geometric, mean (IDC_n - 1)/2, variance (IDC_n² - 1)/4); K_p is the p-quantile of a negative
+    binomial with the sum's mean and variance.
+  Decode (and the mixed decoding batch): a request sees the M^X/G/∞ occupancy, compound Poisson
+    of mean N and variance IDC_n·N, plus its own cluster-mates, which decode beside it for its
+    whole life (J_ahead + J_behind: mean IDC_n - 1, variance (IDC_n² - 1)/2); N_p is the
+    p-quantile of a negative binomial with the sum's mean and variance (-> Poisson(N) at IDC 1).
+  KV burst (decode and mixed): a p99 one-second prompt burst (tokens P, ratio r = P/(λ·isl·1 s)
+    to the mean second, per replica in proportion to its share of the rate) is admitted before
+    the batch drains, so a replica at rate λ needs
+        N·(isl + osl/2) + (r - 1)·λ·isl·1 s <= KV capacity      (binding 'kv_burst'),
+    the mean batch's cache plus the burst's prompts beyond the mean second's.
+Checked against the simulator fed clustered arrivals (planner.simulate.arrivals.clustered_times)
+in bench/fidelity.py (part 3) and tests/test_capacity_burst.py.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from scipy import stats
 
 from planner.perf import VariantPerf
+from planner.schema import Burstiness
 
 # Bisection tolerance on the capacity, relative: 0.1% of the rate is far below profiling noise.
 _RATE_RTOL = 1e-3
 # Below this rate a replica is treated as unable to serve the class (req/s): one request per
 # ~3 hours is no capacity worth planning with.
 _MIN_RATE_RPS = 1e-4
+# Largest pool a bursty class's capacity search considers (replicas of one variant): far beyond
+# any single model's serving pool; the search stops there.
+_MAX_POOL_REPLICAS = 4096
 
 
 @dataclass(frozen=True)
@@ -92,20 +151,149 @@ class Capacity:
 
     rate_rps: float
     binding: str
-    """What limits it: 'ttft', 'itl', 'kv', 'max_num_seqs', 'throughput' or 'unreachable'."""
+    """What limits it: 'ttft', 'itl', 'kv', 'kv_burst', 'max_num_seqs', 'throughput' or 'unreachable'."""
     best_ttft_ms: float
     best_itl_ms: float
     """Latencies at vanishing load: what this variant can do at best (for explanations)."""
 
 
-def wait_quantile_ms(rate_rps: float, service_ms: float, percentile: float) -> float:
-    """p-quantile of the M/D/1 waiting time (exponential-tail approximation, see module doc)."""
+@dataclass(frozen=True)
+class ArrivalShape:
+    """How the arrivals one replica sees depart from Poisson (module doc, Bursty arrivals)."""
+
+    idc: float = 1.0
+    """Index of dispersion of counts at the TTFT SLO's time scale of the stream the pool of
+    `replicas` receives (1: Poisson); with `replicas` 1, what one replica sees."""
+    burst_ratio: float = 1.0
+    """p99 one-second prompt tokens over the mean prompt tokens per second (<= 1: no burst)."""
+    replicas: int = 1
+    """Replicas of the pool that shares the stream behind least-loaded routing (module doc, Pool
+    of replicas): prefill waits are those of the pool; decode batches see `replica_idc`."""
+    mate_service_ms: float = 0.0
+    """Mean prefill time per prompt (full batches) of a cluster's members when they are of several
+    classes (the model's mix on the pool, `pool_class_capacities`); 0: the class's own."""
+
+    @property
+    def replica_idc(self) -> float:
+        """The IDC one replica of the pool sees: clusters spread evenly, about idc/n, at least 1
+        (a cluster smaller than the pool leaves each replica one request or none); an
+        under-dispersed stream (idc < 1) stays as regular."""
+        if self.idc <= 1.0 or self.replicas <= 1:
+            return self.idc
+        return max(1.0, self.idc / self.replicas)
+
+
+POISSON = ArrivalShape()
+# Window of the prompt-token burst that decode KV must absorb, s: `Burstiness.p99_prompt_tokens_per_s`
+# is measured over 1-s windows (planner/workload.py).
+BURST_WINDOW_S = 1.0
+
+
+def replica_arrivals(burst: Burstiness | None, rate_rps: float, isl: float, ttft_ms: float | None,
+                     replicas: float) -> ArrivalShape:
+    """What a pool of `replicas` replicas sharing a class of `rate_rps` sees of its `burst`iness.
+
+    IDC at the TTFT SLO's time scale (1 s without a TTFT bound) of the pool's stream, with the
+    pool size: prefill waits are the pool's (module doc, Pool of replicas), and one replica sees
+    `ArrivalShape.replica_idc` (clusters split evenly by least-loaded routing, about idc/n). The
+    burst ratio is scale-free: a burst split over the replicas in proportion to their share of
+    the rate keeps its ratio to the mean.
+    """
+    if burst is None:
+        return POISSON
+    idc = burst.idc_at((ttft_ms or 1000.0) / 1000.0)
+    n = max(1, int(round(replicas)))
+    ratio = 1.0
+    if burst.p99_prompt_tokens_per_s is not None and rate_rps > 0:
+        ratio = burst.p99_prompt_tokens_per_s / (rate_rps * isl * BURST_WINDOW_S)
+    return ArrivalShape(idc=idc, burst_ratio=max(1.0, ratio), replicas=n)
+
+
+def realised_arrivals(burst: Burstiness, rate_rps: float, isl: float, ttft_ms: float | None, share: float,
+                      replicas: float) -> ArrivalShape:
+    """What a pool of `replicas` sees when a plan sends it `share` of the class: the routing weights
+    pick the pool per request, a random split, Binomial(B, share) of a cluster of B, so the
+    pool's IDC is 1 + (idc - 1)·share; the pool then spreads it over its replicas (`replica_arrivals`)."""
+    pooled = burst.model_copy(update={"idc_1s": 1.0 + (burst.idc_1s - 1.0) * share,
+                                      "idc_10s": None if burst.idc_10s is None else 1.0 + (burst.idc_10s - 1.0) * share})
+    return replica_arrivals(pooled, rate_rps, isl, ttft_ms, replicas)
+
+
+def burstier(shape: ArrivalShape, than: ArrivalShape) -> bool:
+    """Whether `shape` makes waits longer than `than`: a burstier stream or a smaller pool."""
+    return shape.idc > than.idc * (1.0 + 1e-6) or (shape.idc > 1.0 and shape.replicas < than.replicas)
+
+
+def erlang_c(servers: int, offered: float) -> float:
+    """Erlang's C: P(all `servers` busy) in M/M/c at `offered` load a = λ/μ (1 at a >= c); via the
+    stable Erlang-B recursion B(k) = a·B(k-1)/(k + a·B(k-1)), C = B/(1 - (a/c)(1 - B))."""
+    if offered <= 0.0:
+        return 0.0
+    if offered >= servers:
+        return 1.0
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = offered * b / (k + offered * b)
+    return b / (1.0 - (offered / servers) * (1.0 - b))
+
+
+def _cluster_ahead(idc: float) -> float:
+    """q of the geometric number J of a request's own cluster-mates ahead of it, P(J >= j) = q^j:
+    mean q/(1-q) = (idc - 1)/2 = E[B(B-1)]/(2E[B]) for a compound-Poisson stream of IDC idc."""
+    return (idc - 1.0) / (idc + 1.0) if idc > 1.0 else 0.0
+
+
+def _sum_tail(a: float, mean_a: float, c: float, mean_c: float, t: float) -> float:
+    """P(X + Y > t) for independent X = 0 w.p. 1-a else Exp(mean_a), Y = 0 w.p. 1-c else Exp(mean_c)."""
+    ea = math.exp(-t / mean_a) if mean_a > 0 else 0.0
+    ec = math.exp(-t / mean_c) if mean_c > 0 else 0.0
+    if mean_a <= 0 or mean_c <= 0:
+        both = ea + ec
+    elif abs(mean_a - mean_c) <= 1e-9 * max(mean_a, mean_c):
+        both = (1.0 + t / mean_a) * ea  # Erlang-2
+    else:
+        both = (mean_a * ea - mean_c * ec) / (mean_a - mean_c)  # hypoexponential
+    return a * (1.0 - c) * ea + c * (1.0 - a) * ec + a * c * both
+
+
+def _burst_wait_quantile_ms(head_wait_ms: float, head_busy: float, service_ms: float, idc: float,
+                            percentile: float, replicas: int = 1) -> float:
+    """p-quantile of head wait + own-cluster wait (module doc, Bursty arrivals); in a pool of
+    `replicas` the J mates ahead are spread over them, ⌊J/n⌋·D (module doc, Pool of replicas)."""
+    tail = 1.0 - percentile / 100.0
+    q = _cluster_ahead(idc)
+    a = min(1.0, head_busy)
+    mean_a = head_wait_ms / math.log(a / tail) if head_wait_ms > 0 and a > tail else 0.0
+    mean_c = service_ms / (replicas * math.log(1.0 / q)) if q > 0 else 0.0
+    q = q ** replicas
+    if mean_a <= 0 and mean_c <= 0:
+        return 0.0
+    if _sum_tail(a, mean_a, q, mean_c, 0.0) <= tail:
+        return 0.0
+    hi = max(mean_a, mean_c)
+    while _sum_tail(a, mean_a, q, mean_c, hi) > tail:
+        hi *= 2.0
+    lo = 0.0
+    for _ in range(60):  # bisection on a decreasing tail; 60 halvings are far below a microsecond
+        mid = 0.5 * (lo + hi)
+        if _sum_tail(a, mean_a, q, mean_c, mid) > tail:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def wait_quantile_ms(rate_rps: float, service_ms: float, percentile: float, idc: float = 1.0) -> float:
+    """p-quantile of the M/D/1 waiting time (exponential-tail approximation, see module doc); with
+    `idc` != 1 the mean wait is Kingman's G/D/1 one, ρD·idc/(2(1-ρ)) (module doc, Bursty arrivals)."""
     rho = rate_rps * service_ms / 1000.0
     if rho >= 1.0:
         return math.inf
     if rho <= 0.0:
         return 0.0
     mean_wait = rho * service_ms / (2.0 * (1.0 - rho))
+    if idc != 1.0:
+        mean_wait *= idc
     tail = 1.0 - percentile / 100.0
     if rho <= tail:
         return 0.0
@@ -128,7 +316,8 @@ def _prefill_batch(perf: VariantPerf, isl: float, rate_rps: float) -> tuple[floa
     return b, perf.prefill_ms(isl, b), b_max
 
 
-def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float) -> tuple[float, float, float]:
+def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
+                             idc: float = 1.0, replicas: int = 1, mate_service_ms: float = 0.0) -> tuple[float, float, float]:
     """(p-quantile of the wait before a request's batch starts, that batch's time, utilization).
 
     Two effects, combined as max(g, s) + min(g, s)·(1 - 1/b_max): they add up when batches can
@@ -139,23 +328,63 @@ def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, per
       P(W > t) = ρ(1 - t/C) and W_p = C(1 - (1-p)/ρ);
     * saturation: at the largest batch the replica is an M/D/1 queue of per-request service
       D = T(b_max)/b_max, whose wait (see `wait_quantile_ms`) diverges at the throughput limit.
+    With `idc` != 1 (bursty arrivals) this is the wait of a cluster's head, to which the wait
+    behind its own cluster-mates is added (module doc, Bursty arrivals); `rate_rps` is then per
+    replica of a pool of `replicas` behind least-loaded routing whose stream has that `idc`, and
+    the wait is the pool's, never below the Poisson one of a lone replica (module doc, Pool of
+    replicas).
     """
+    if idc != 1.0 and replicas > 1:
+        return _pool_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, idc, replicas, mate_service_ms)
     b, t_batch, b_max = _prefill_batch(perf, isl, rate_rps)
     rho = min(1.0, rate_rps * t_batch / (1000.0 * b))
     tail = 1.0 - percentile / 100.0
     gated = t_batch * (1.0 - tail / rho) if rho > tail else 0.0
-    saturated = wait_quantile_ms(rate_rps, perf.prefill_ms(isl, b_max) / b_max, percentile)
+    service = perf.prefill_ms(isl, b_max) / b_max
+    saturated = wait_quantile_ms(rate_rps, service, percentile, idc)
     wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
-    return wait, t_batch, rate_rps * perf.prefill_ms(isl, b_max) / (1000.0 * b_max)
+    util = rate_rps * service / 1000.0
+    if idc != 1.0 and math.isfinite(wait):
+        wait = _burst_wait_quantile_ms(wait, max(rho, util), service, idc, percentile)
+    return wait, t_batch, util
 
 
-def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool = True) -> Latency:
+def _pool_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
+                                   idc: float, replicas: int, mate_service_ms: float = 0.0) -> tuple[float, float, float]:
+    """`prefill_wait_quantile_ms` of a pool of `replicas` fed a clustered stream of IDC `idc`,
+    `rate_rps` per replica (module doc, Pool of replicas): the gated and saturation terms wait only
+    when every replica is busy (Erlang C in place of ρ), the saturation mean is Allen-Cunneen's
+    G/D/c one, the own cluster-mates ahead are spread over the replicas; at least the Poisson
+    wait of one replica."""
+    n = replicas
+    b, t_batch, b_max = _prefill_batch(perf, isl, rate_rps)
+    rho = min(1.0, rate_rps * t_batch / (1000.0 * b))
+    service = perf.prefill_ms(isl, b_max) / b_max
+    util = rate_rps * service / 1000.0
+    if util >= 1.0:
+        return math.inf, t_batch, util
+    tail = 1.0 - percentile / 100.0
+    p_gated = erlang_c(n, n * rho)
+    gated = t_batch * (1.0 - tail / p_gated) if p_gated > tail else 0.0
+    p_sat = erlang_c(n, n * util)
+    # Allen-Cunneen: E[W] = C(n, nρ)·D/(n(1-ρ)) · (ca² + cs²)/2 with ca² = idc, cs² = 0.
+    mean_sat = p_sat * service / (n * (1.0 - util)) * idc / 2.0
+    saturated = (mean_sat / p_sat) * math.log(p_sat / tail) if p_sat > tail else 0.0
+    wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
+    wait = _burst_wait_quantile_ms(wait, max(p_gated, p_sat), mate_service_ms or service, idc, percentile, n)
+    poisson, _, _ = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile)
+    return max(wait, poisson), t_batch, util
+
+
+def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool = True,
+                    arrivals: ArrivalShape = POISSON) -> Latency:
     """TTFT at the percentile of a prefill replica taking `rate_rps` of prompts of `isl` tokens.
 
     With `kv_transfer`, the KV cache's trip to the decode replica and that replica's next step
     boundary (where the first token leaves; half a batch-1 step of these laws, the decode pool
     being unknown here) are included."""
-    wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile)
+    wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, arrivals.idc, arrivals.replicas,
+                                                   arrivals.mate_service_ms)
     # Half a step: the mean residual of the decode replica's step cycle at a random arrival.
     kv = perf.kv_transfer_ms(isl) + 0.5 * perf.decode_step_ms(1.0, isl) if kv_transfer else 0.0
     b, _, _ = _prefill_batch(perf, isl, rate_rps)
@@ -171,18 +400,27 @@ def _decode_batch_mean(perf: VariantPerf, rate_rps: float, osl: float, ctx: floa
     return rate_rps * osl * perf.decode_alpha_ms * stretch / denom
 
 
-def _batch_quantile(mean_batch: float, percentile: float) -> float:
-    """p-quantile of the M/G/∞ occupancy, Poisson(mean); at least one sequence (the request itself)."""
+def _batch_quantile(mean_batch: float, percentile: float, idc: float = 1.0) -> float:
+    """p-quantile of the M/G/∞ occupancy, Poisson(mean); at least one sequence (the request itself).
+    With clustered arrivals (`idc` > 1) a request sees the M^X/G/∞ occupancy (compound Poisson,
+    mean N, variance idc·N) plus its own cluster-mates (size-biased cluster less itself: mean
+    idc - 1, variance (idc² - 1)/2 for geometric clusters); the sum is taken negative binomial
+    with that mean and variance (module doc)."""
     if math.isinf(mean_batch):
         return math.inf
+    if idc > 1.0:
+        mu = mean_batch + (idc - 1.0)
+        var = mean_batch * idc + (idc * idc - 1.0) / 2.0
+        return max(1.0, float(stats.nbinom.ppf(percentile / 100.0, mu * mu / (var - mu), mu / var)))
     return max(1.0, float(stats.poisson.ppf(percentile / 100.0, mean_batch)))
 
 
-def decode_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float) -> Latency:
+def decode_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float,
+                   arrivals: ArrivalShape = POISSON) -> Latency:
     """ITL at the percentile of a decode replica taking `rate_rps` requests of (isl, osl)."""
     ctx = isl + osl / 2.0
     n = _decode_batch_mean(perf, rate_rps, osl, ctx)
-    n_p = _batch_quantile(n, percentile)
+    n_p = _batch_quantile(n, percentile, arrivals.replica_idc)
     itl = perf.decode_step_ms(n_p, ctx) if math.isfinite(n_p) else math.inf
     return Latency(itl_ms=itl, batch=n_p, utilization=n / perf.max_num_seqs if math.isfinite(n) else math.inf)
 
@@ -224,7 +462,8 @@ def _generalized_poisson_quantile(theta: float, eta: float, percentile: float) -
 
 
 def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
-                                   step_ms: float, chunk_tokens: float, decode_busy: float) -> tuple[float, float, float]:
+                                   step_ms: float, chunk_tokens: float, decode_busy: float,
+                                   idc: float = 1.0) -> tuple[float, float, float]:
     """(p-quantile of the wait before a prompt's first chunk step, that step's duration, ρ of the
     prefill stream) in a mixed replica whose decode part of a step takes `step_ms`.
 
@@ -239,6 +478,8 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
     * saturation: an M/D/1 queue whose server is the share of each step left to prefill, service
       D = W + t_d·isl/chunk_tokens per prompt (Sarathi-Serve's stall-free batching: the budget
       left after the decodes), which diverges at λ·D = 1.
+    With `idc` != 1 the saturation term is Kingman's and the wait behind the prompt's own
+    cluster-mates is added, as for the prefill role (module doc, Bursty arrivals).
     """
     work = _mixed_prompt_work_ms(perf, isl)
     steps = max(1.0, math.ceil(isl / chunk_tokens))
@@ -261,12 +502,15 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
     else:
         gated = 0.0
     service = work + step_ms * isl / chunk_tokens
-    saturated = wait_quantile_ms(rate_rps, service, percentile)
+    saturated = wait_quantile_ms(rate_rps, service, percentile, idc)
     wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
+    if idc != 1.0 and math.isfinite(wait):
+        wait = _burst_wait_quantile_ms(wait, max(rho_g, rate_rps * service / 1000.0), service, idc, percentile)
     return wait, t_step, rate_rps * service / 1000.0
 
 
-def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float) -> Latency:
+def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float,
+                  arrivals: ArrivalShape = POISSON) -> Latency:
     """TTFT and ITL at the percentile of a colocated replica with chunked prefill (module doc, Mixed)."""
     work = _mixed_prompt_work_ms(perf, isl)
     rho_p = rate_rps * work / 1000.0
@@ -275,13 +519,14 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
         return saturated
     ctx = isl + osl / 2.0
     n = _mixed_decode_batch(perf, rate_rps, osl, ctx, rho_p)
-    n_p = _batch_quantile(n, percentile)
+    idc = arrivals.replica_idc  # mixed replicas: the per-replica split (module doc, Bursty arrivals)
+    n_p = _batch_quantile(n, percentile, idc)
     if not math.isfinite(n_p) or n_p >= perf.max_batched_tokens:
         return saturated
     step_ms = perf.decode_step_ms(n, ctx)
     chunk_tokens = perf.max_batched_tokens - n
     wait, t_step, rho_eff = mixed_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, step_ms, chunk_tokens,
-                                                             decode_busy=1.0 - math.exp(-n))
+                                                             decode_busy=1.0 - math.exp(-n), idc=idc)
     if not math.isfinite(wait):
         return saturated
     # ITL: the decode steps of the request's life plus the prompts chunked into them.
@@ -290,7 +535,16 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     # Prompts that queued behind the request during its own prefill are chunked during its life too.
     # Its mean sojourn: half a chunk step (the mean gated residual) plus the M/D/1 mean wait ρD/(2(1-ρ)).
     own_sojourn_ms = 0.5 * t_step + rho_eff * (work + step_ms * isl / chunk_tokens) / (2.0 * (1.0 - rho_eff))
-    k_p = _generalized_poisson_quantile(rate_rps * (life_decode_ms + own_sojourn_ms) / 1000.0, rho_p, percentile)
+    theta = rate_rps * (life_decode_ms + own_sojourn_ms) / 1000.0
+    if idc > 1.0:
+        # Clustered prompts (module doc): the busy-period count with variance × idc, plus the
+        # request's own cluster-mates behind it (geometric, mean (idc - 1)/2), all chunked in its
+        # life; negative binomial with the sum's mean and variance.
+        mu = theta / (1.0 - rho_p) + (idc - 1.0) / 2.0
+        var = idc * theta / (1.0 - rho_p) ** 3 + (idc * idc - 1.0) / 4.0
+        k_p = float(stats.nbinom.ppf(percentile / 100.0, mu * mu / (var - mu), mu / var)) if var > mu else mu
+    else:
+        k_p = _generalized_poisson_quantile(theta, rho_p, percentile)
     itl = perf.decode_step_ms(n_p, ctx) + k_p * work / decode_steps
     # A step carries at most `chunk_tokens` of prefill (their cost ≈ b·C + c·C·isl, the mean chunk
     # position): the stretch saturates there.
@@ -304,21 +558,23 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     )
 
 
-def latency(perf: VariantPerf, role: str, isl: float, osl: float, rate_rps: float, percentile: float) -> Latency:
-    """Predicted latency of `role` on this variant at a load; the single entry point for predictions."""
+def latency(perf: VariantPerf, role: str, isl: float, osl: float, rate_rps: float, percentile: float,
+            arrivals: ArrivalShape = POISSON) -> Latency:
+    """Predicted latency of `role` on this variant at a load; the single entry point for predictions.
+    `arrivals` describes bursty arrivals (default Poisson: the numbers are those of the Poisson model)."""
     if role == "prefill":
-        return prefill_latency(perf, isl, rate_rps, percentile)
+        return prefill_latency(perf, isl, rate_rps, percentile, arrivals=arrivals)
     if role == "decode":
-        return decode_latency(perf, isl, osl, rate_rps, percentile)
+        return decode_latency(perf, isl, osl, rate_rps, percentile, arrivals)
     if role == "mixed":
-        return mixed_latency(perf, isl, osl, rate_rps, percentile)
+        return mixed_latency(perf, isl, osl, rate_rps, percentile, arrivals)
     raise ValueError(f"unknown role {role!r}")
 
 
 def _violations(perf: VariantPerf, role: str, isl: float, osl: float, rate: float, percentile: float,
-                ttft_ms: float | None, itl_ms: float | None) -> list[str]:
+                ttft_ms: float | None, itl_ms: float | None, arrivals: ArrivalShape = POISSON) -> list[str]:
     """The SLO terms and engine limits violated at `rate` (empty when it fits)."""
-    lat = latency(perf, role, isl, osl, rate, percentile)
+    lat = latency(perf, role, isl, osl, rate, percentile, arrivals)
     out: list[str] = []
     if role in ("prefill", "mixed") and not math.isfinite(lat.ttft_ms):
         out.append("throughput")
@@ -333,33 +589,50 @@ def _violations(perf: VariantPerf, role: str, isl: float, osl: float, rate: floa
             out.append("max_num_seqs")
         if lat.batch * (isl + osl) > perf.kv_capacity_tokens:
             out.append("kv")
+        elif arrivals.burst_ratio > 1.0 and math.isfinite(lat.batch) and kv_burst_tokens(
+                perf, role, isl, osl, rate, arrivals) > perf.kv_capacity_tokens:
+            out.append("kv_burst")
     return out
 
 
+def kv_burst_tokens(perf: VariantPerf, role: str, isl: float, osl: float, rate_rps: float,
+                    arrivals: ArrivalShape) -> float:
+    """KV tokens in use during a p99 one-second prompt burst (module doc, Bursty arrivals): the
+    mean batch's cache N·(isl + osl/2) plus the prompts of the burst beyond the mean second,
+    (r - 1)·λ·isl·1 s, which are admitted before the batch can drain."""
+    ctx = isl + osl / 2.0
+    if role == "mixed":
+        n = _mixed_decode_batch(perf, rate_rps, osl, ctx, rate_rps * _mixed_prompt_work_ms(perf, isl) / 1000.0)
+    else:
+        n = _decode_batch_mean(perf, rate_rps, osl, ctx)
+    return n * ctx + (arrivals.burst_ratio - 1.0) * rate_rps * isl * BURST_WINDOW_S
+
+
 def capacity(perf: VariantPerf, role: str, isl: float, osl: float, percentile: float,
-             ttft_ms: float | None = None, itl_ms: float | None = None) -> Capacity:
+             ttft_ms: float | None = None, itl_ms: float | None = None,
+             arrivals: ArrivalShape = POISSON) -> Capacity:
     """Largest arrival rate one replica of `perf` in `role` takes alone with the SLO holding.
 
     The SLO terms that apply to the role are checked: TTFT for prefill (it includes the KV
     transfer), ITL for decode, both for mixed. Returns rate 0 with binding 'unreachable' or
     the violated term when even a vanishing load misses the SLO.
     """
-    best = latency(perf, role, isl, osl, _MIN_RATE_RPS, percentile)
+    best = latency(perf, role, isl, osl, _MIN_RATE_RPS, percentile, arrivals)
     best_ttft = best.ttft_ms if role != "decode" else 0.0
     best_itl = best.itl_ms if role != "prefill" else 0.0
-    at_zero = _violations(perf, role, isl, osl, _MIN_RATE_RPS, percentile, ttft_ms, itl_ms)
+    at_zero = _violations(perf, role, isl, osl, _MIN_RATE_RPS, percentile, ttft_ms, itl_ms, arrivals)
     if at_zero:
         return Capacity(0.0, at_zero[0] if at_zero[0] != "throughput" else "unreachable", best_ttft, best_itl)
 
     # Upper bracket: the raw throughput bound of the role (saturation), where latency diverges.
     hi = 1.0
-    while not _violations(perf, role, isl, osl, hi, percentile, ttft_ms, itl_ms):
+    while not _violations(perf, role, isl, osl, hi, percentile, ttft_ms, itl_ms, arrivals):
         hi *= 2.0
         if hi > 1e7:  # 10M req/s per replica: the laws are degenerate, not a real capacity
             raise ValueError(f"capacity of {perf.model}/{role}/{perf.gpu}/tp{perf.tp} does not saturate; check its laws")
     lo = hi / 2.0 if hi > 1.0 else _MIN_RATE_RPS
 
-    if _violations(perf, role, isl, osl, lo, percentile, ttft_ms, itl_ms):  # hi == 1 already violated
+    if _violations(perf, role, isl, osl, lo, percentile, ttft_ms, itl_ms, arrivals):  # hi == 1 already violated
         lo = _MIN_RATE_RPS
     # Bisection on a monotone predicate, keeping lo feasible and hi infeasible; 60 halvings
     # reach any rtol above 1e-18, so the loop is bounded.
@@ -367,10 +640,132 @@ def capacity(perf: VariantPerf, role: str, isl: float, osl: float, percentile: f
         if hi - lo <= _RATE_RTOL * hi:
             break
         mid = 0.5 * (lo + hi)
-        if _violations(perf, role, isl, osl, mid, percentile, ttft_ms, itl_ms):
+        if _violations(perf, role, isl, osl, mid, percentile, ttft_ms, itl_ms, arrivals):
             hi = mid
         else:
             lo = mid
     rate = lo
-    binding = _violations(perf, role, isl, osl, hi, percentile, ttft_ms, itl_ms)
+    binding = _violations(perf, role, isl, osl, hi, percentile, ttft_ms, itl_ms, arrivals)
     return Capacity(rate, binding[0] if binding else "throughput", best_ttft, best_itl)
+
+
+def class_capacity(perf: VariantPerf, role: str, isl: float, osl: float, percentile: float,
+                   ttft_ms: float | None, itl_ms: float | None, burst: Burstiness | None,
+                   class_rate_rps: float) -> tuple[Capacity, ArrivalShape]:
+    """One replica's capacity for a class of `class_rate_rps` with its `burst`iness, and the arrival
+    shape it was computed for (the plan's predictions must use the same one).
+
+    Poisson classes (`burst` None) get exactly `capacity(...)`. A bursty class's per-replica IDC
+    falls with the number n of replicas that share it (`replica_arrivals`), and so its per-replica
+    capacity c(n) rises with n: the capacity is that of the smallest pool of this variant that
+    carries the class alone, the least n >= ceil(λ / c_Poisson) with n·c(n) >= λ (n·c(n) grows
+    with n; found by doubling, then bisection). Classes sharing the pool only make it larger, so
+    the split is at least the one assumed: the estimate errs on the safe side."""
+    base = capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms)
+    if burst is None:
+        return base, POISSON
+
+    def at(n: int) -> tuple[Capacity, ArrivalShape]:
+        shape = replica_arrivals(burst, class_rate_rps, isl, ttft_ms, n)
+        return capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms, shape), shape
+
+    if base.rate_rps <= 0 or class_rate_rps <= 0:
+        return at(1)
+    lo = math.ceil(class_rate_rps / base.rate_rps)
+    best = at(lo)
+    if lo * best[0].rate_rps >= class_rate_rps:
+        return best
+    hi = lo
+    while hi < _MAX_POOL_REPLICAS:
+        hi = min(2 * hi, _MAX_POOL_REPLICAS)
+        best = at(hi)
+        if hi * best[0].rate_rps >= class_rate_rps:
+            break
+    else:
+        return best  # not even the largest pool carries it: its capacity, the ILP will say infeasible
+    while hi - lo > 1:  # lo does not carry the class, hi does
+        mid = (lo + hi) // 2
+        trial = at(mid)
+        if mid * trial[0].rate_rps >= class_rate_rps:
+            hi, best = mid, trial
+        else:
+            lo = mid
+    return best
+
+
+@dataclass(frozen=True)
+class ClassLoad:
+    """One class of a model as a pool sees it: lengths, SLO and rate (`pool_class_capacities`)."""
+
+    isl: float
+    osl: float
+    percentile: float
+    ttft_ms: float | None
+    itl_ms: float | None
+    burst: Burstiness | None
+    rate_rps: float
+
+
+def prompt_service_ms(perf: VariantPerf, isl: float) -> float:
+    """Per-prompt prefill time of full batches, T(b_max)/b_max (the D of the module doc)."""
+    _, _, b_max = _prefill_batch(perf, isl, 0.0)
+    return perf.prefill_ms(isl, b_max) / b_max
+
+
+def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassLoad]) -> list[tuple[Capacity, ArrivalShape]]:
+    """Per-replica capacities of the classes of one model on one variant when they share its pool,
+    with the arrival shape each was computed for (module doc, Pool of replicas).
+
+    The model's classes share the variant's pool, so its clusters are spread over that pool's n
+    replicas, not over a pool sized for one class alone: n is the smallest pool that carries
+    them all, the least n with n >= Σ λ_c / c_c(n) (c_c(n) rises with n, so the need falls;
+    doubling, then bisection). A cluster's members are of the model's classes in proportion to
+    their rates, so a request waits behind mates of the mix's mean per-prompt time. Classes
+    without burstiness get exactly `capacity(...)` (the Poisson model). When the solution gives
+    the pool fewer replicas, or spreads a class over several pools, planner/planning.py re-solves
+    with the realised split (`realised_arrivals`)."""
+    total = sum(c.rate_rps for c in classes)
+    mate = (sum(c.rate_rps * prompt_service_ms(perf, c.isl) for c in classes) / total
+            if total > 0 and role == "prefill" else 0.0)
+
+    def at(n: int) -> list[tuple[Capacity, ArrivalShape]]:
+        out = []
+        for c in classes:
+            if c.burst is None:
+                out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms), POISSON))
+                continue
+            shape = replace(replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n), mate_service_ms=mate)
+            out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
+        return out
+
+    def carries(n: int, caps: list[tuple[Capacity, ArrivalShape]]) -> bool:
+        need = 0.0
+        for c, (cap, _) in zip(classes, caps):
+            if c.rate_rps > 0:
+                if cap.rate_rps <= 0:
+                    return False
+                need += c.rate_rps / cap.rate_rps
+        return n >= need
+
+    if all(c.burst is None for c in classes):
+        return at(1)
+    lo, best = 1, at(1)
+    if carries(1, best):
+        return best
+    hi = 1
+    while hi < _MAX_POOL_REPLICAS:
+        hi = min(2 * hi, _MAX_POOL_REPLICAS)
+        best = at(hi)
+        if carries(hi, best):
+            break
+        lo = hi
+    else:
+        return best  # not even the largest pool carries them: the ILP will say infeasible
+    while hi - lo > 1:  # lo does not carry the classes, hi does
+        mid = (lo + hi) // 2
+        trial = at(mid)
+        if carries(mid, trial):
+            hi, best = mid, trial
+        else:
+            lo = mid
+    return best

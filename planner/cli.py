@@ -135,6 +135,7 @@ def workload_from_trace(
     isl_buckets: int = typer.Option(3, "--isl-buckets", help="input-length buckets per model"),
     osl_buckets: int = typer.Option(2, "--osl-buckets", help="output-length buckets per model"),
     rate_quantile: Optional[float] = typer.Option(None, "--rate-quantile", help="size classes for this quantile of the per-minute rate (e.g. 0.9) instead of the mean"),
+    poisson: bool = typer.Option(False, "--poisson", help="do not measure burstiness: the classes are Poisson"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the workload YAML here"),
 ) -> None:
     """Bucket a request trace into request classes (ISL x OSL per model) with rates."""
@@ -143,12 +144,15 @@ def workload_from_trace(
 
     tr = read_trace(trace, model)
     wl = bucket_trace(tr, Slo(ttft_ms=ttft_ms, itl_ms=itl_ms, percentile=percentile), isl_buckets, osl_buckets,
-                      rate_quantile=rate_quantile)
+                      rate_quantile=rate_quantile, burstiness=not poisson)
     t = Table(title=f"{len(tr)} requests over {tr['t_s'].max():.0f} s")
-    for col in ("class", "isl", "osl", "rate req/s"):
+    for col in ("class", "isl", "osl", "rate req/s", "IDC 1s", "IDC 10s", "p99 prompt tok/s"):
         t.add_column(col)
     for c in wl.classes:
-        t.add_row(c.id, str(c.isl), str(c.osl), f"{c.rate_rps:.3f}")
+        b = c.burstiness
+        t.add_row(c.id, str(c.isl), str(c.osl), f"{c.rate_rps:.3f}", f"{b.idc_1s:.2f}" if b else "-",
+                  f"{b.idc_10s:.2f}" if b and b.idc_10s is not None else "-",
+                  f"{b.p99_prompt_tokens_per_s:.0f}" if b and b.p99_prompt_tokens_per_s is not None else "-")
     console.print(t)
     text = dump_yaml(wl.model_dump(mode="json", exclude_none=True))
     if output is not None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from planner.capacity import Capacity, capacity, latency
+from planner.capacity import (POISSON, ArrivalShape, Capacity, ClassLoad, capacity, latency, pool_class_capacities,
+                              realised_arrivals)
 from planner.catalog import Catalog
 from planner.errors import InputError
 from planner.perf import PerfModel, VariantPerf, quiet_extrapolation
@@ -51,6 +52,8 @@ class Instance:
     variants: dict[str, Variant] = field(default_factory=dict)
     perf: dict[str, VariantPerf] = field(default_factory=dict)
     caps: dict[tuple[str, str], Capacity] = field(default_factory=dict)
+    arrivals: dict[tuple[str, str], ArrivalShape] = field(default_factory=dict)
+    """Per (class, variant): the arrival shape its capacity was computed for (Poisson unless bursty)."""
     price_per_hour: dict[str, float] = field(default_factory=dict)
     """Per GPU type, after fleet overrides."""
     power_known: bool = True
@@ -93,11 +96,14 @@ def _forbidden_pairs(variants: list[Variant], fleet: Fleet) -> frozenset[tuple[s
 
 
 def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,
-                   objective: str = "cost", utilization: dict[str, float] | None = None) -> Instance:
+                   objective: str = "cost", utilization: dict[str, float] | None = None,
+                   arrivals: dict[tuple[str, str], ArrivalShape] | None = None,
+                   pooled_cache: dict[tuple[str, str], list[tuple[Capacity, ArrivalShape]]] | None = None) -> Instance:
     """Variants, capacities and the ILP problem for `workload` on `fleet` (pure apart from the laws).
 
     `utilization` overrides the fleet's target utilization per pool id (verification tightens
-    the pools a simulation found at fault)."""
+    the pools a simulation found at fault). `arrivals` fixes the arrival shape of some (class,
+    variant) pairs of bursty classes (`plan_workload` passes the split a solution realised)."""
     _validate(workload, fleet, catalog)
     if objective == "power":
         for g in fleet.gpus:
@@ -123,10 +129,22 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                     v = Variant(model=model, role=role, gpu=gpu, tp=tp)
                     inst.variants[v.id] = v
                     inst.perf[v.id] = vp
-                    for c in classes:
-                        slo = workload.slo_of(c)
+                    # the model's classes share the variant's pool (capacity.pool_class_capacities)
+                    loads = [ClassLoad(c.isl, c.osl, workload.slo_of(c).percentile, workload.slo_of(c).ttft_ms,
+                                       workload.slo_of(c).itl_ms, c.burstiness, c.rate_rps) for c in classes]
+                    pooled = (pooled_cache or {}).get((model, v.id))
+                    if pooled is None:
                         with quiet_extrapolation():
-                            inst.caps[(c.id, v.id)] = capacity(vp, role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms)
+                            pooled = pool_class_capacities(vp, role, loads)
+                        if pooled_cache is not None:
+                            pooled_cache[(model, v.id)] = pooled
+                    for c, ld, (cap, shape) in zip(classes, loads, pooled):
+                        fixed = (arrivals or {}).get((c.id, v.id))
+                        if fixed is not None:
+                            with quiet_extrapolation():
+                                cap = capacity(vp, role, c.isl, c.osl, ld.percentile, ld.ttft_ms, ld.itl_ms, fixed)
+                            shape = fixed
+                        inst.caps[(c.id, v.id)], inst.arrivals[(c.id, v.id)] = cap, shape
 
     specs: list[VariantSpec] = []
     for vid, v in inst.variants.items():
@@ -168,10 +186,50 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
     """The cheapest plan (or, with objective='max_load', the largest common load factor)."""
     catalog = catalog or Catalog.load()
     perf = perf or PerfModel.load(catalog=catalog)
-    inst = build_instance(workload, fleet, perf, catalog, objective, utilization)
-    assert inst.problem is not None
-    sol = solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
+    shapes: dict[tuple[str, str], ArrivalShape] = {}
+    pooled: dict[tuple[str, str], list[tuple[Capacity, ArrivalShape]]] = {}  # the same every round
+    for _ in range(_BURST_REPLANS + 1):
+        inst = build_instance(workload, fleet, perf, catalog, objective, utilization, shapes, pooled)
+        assert inst.problem is not None
+        sol = solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
+        tighter = _burstier_splits(inst, sol) if sol.ok else {}
+        if not tighter:
+            break
+        shapes.update(tighter)
     return to_plan(inst, sol, perf)
+
+
+# Re-solves a plan with bursty classes may take to make the clusters' split consistent with the
+# pools the solution chose (each only tightens; with several GPU types the solver may move a class
+# to a small pool and back a few times: on the clustered Azure case of bench/burst_sizing.py it
+# takes 5-8).
+_BURST_REPLANS = 16
+
+
+def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], ArrivalShape]:
+    """(class, variant) pairs of bursty classes whose realised split is burstier than their capacity
+    assumed, with that split's arrival shape (`realised_arrivals`).
+
+    A bursty class's capacities assume it alone fills the smallest carrying pool of each variant
+    (`pool_class_capacities`); the solution may instead spread it over several pools, fewer replicas each,
+    leaving more of every cluster on each replica."""
+    out: dict[tuple[str, str], ArrivalShape] = {}
+    scale = sol.load_multiplier or 1.0
+    for (cid, vid), flow in sol.flow.items():
+        c = next(x for x in inst.workload.classes if x.id == cid)
+        if c.burstiness is None or flow <= 0 or c.rate_rps <= 0:
+            continue
+        slo = inst.workload.slo_of(c)
+        share = min(1.0, flow / (c.rate_rps * scale))
+        assumed = inst.arrivals[(cid, vid)]
+        shape = replace(realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1)),
+                        mate_service_ms=assumed.mate_service_ms)
+        v = inst.variants[vid]
+        with quiet_extrapolation():
+            cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, shape)
+        if cap.rate_rps < inst.caps[(cid, vid)].rate_rps * (1.0 - 1e-6):  # the realised split waits longer
+            out[(cid, vid)] = shape
+    return out
 
 
 def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, factor: float = 1.25,
@@ -227,7 +285,8 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
         # The class alone at the pool's utilization: the load that consumes the same capacity share.
         eq_rate = pool.utilization * cap
         with quiet_extrapolation():
-            lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile)
+            lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile,
+                          inst.arrivals.get((c.id, vid), POISSON))
         notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch) if n not in notes)
         if v.role in PREFILL_SIDE:
             ttft = max(ttft, lat.ttft_ms)

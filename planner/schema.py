@@ -7,6 +7,7 @@ spelled in the field names (``_ms``, ``_rps``, ``_gib``, ``_tb_s``, ``_gb_s``, `
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -145,6 +146,35 @@ class Slo(_Strict):
         return ", ".join(parts)
 
 
+# Floor on an index of dispersion of counts: a process more regular than this (IDC 0.05 = counts
+# 20x less variable than Poisson) is a metronome, not traffic; smaller values are typing errors.
+MIN_IDC = 0.05
+
+
+class Burstiness(_Strict):
+    """Arrival over-dispersion of a request class (absent = Poisson: IDC 1, ca2 1).
+
+    Measured by `planner workload from-trace` (planner/workload.py, `measure_burstiness`) or
+    written by hand. The capacity model (planner/capacity.py) uses the IDC at the TTFT SLO's
+    time scale for the prefill wait and the p99 one-second prompt-token burst for decode KV."""
+
+    idc_1s: float = Field(ge=MIN_IDC, allow_inf_nan=False,
+                          description="index of dispersion (variance/mean) of 1-s arrival counts, within each minute")
+    idc_10s: float | None = Field(default=None, ge=MIN_IDC, allow_inf_nan=False,
+                                  description="the same for 10-s counts (default: idc_1s)")
+    ca2: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+                              description="squared coefficient of variation of inter-arrival times")
+    p99_prompt_tokens_per_s: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+                                                  description="p99 over seconds of the prompt tokens arriving in one second")
+
+    def idc_at(self, window_s: float) -> float:
+        """IDC at a `window_s` time scale: log-linear between the 1 s and 10 s measurements,
+        held constant outside [1 s, 10 s] (nothing measured there)."""
+        hi = self.idc_1s if self.idc_10s is None else self.idc_10s
+        x = min(max(window_s, 1.0), 10.0)
+        return self.idc_1s + (hi - self.idc_1s) * math.log10(x)
+
+
 class RequestClass(_Strict):
     """Requests of one model with similar lengths; `isl`/`osl` are mean input/output tokens."""
 
@@ -154,6 +184,16 @@ class RequestClass(_Strict):
     osl: int = Field(gt=0, description="mean output tokens")
     rate_rps: float = Field(ge=0, description="arrival rate, requests/s")
     slo: Slo | None = Field(default=None, description="overrides the model's SLO")
+    burstiness: Burstiness | None = Field(default=None, description="arrival over-dispersion; absent = Poisson")
+
+    def scaled(self, factor: float) -> "RequestClass":
+        """This class with its rate multiplied by `factor`. The superposition of independent copies
+        keeps the IDCs and ca2; the prompt-token burst grows with the rate."""
+        update: dict[str, object] = {"rate_rps": self.rate_rps * factor}
+        b = self.burstiness
+        if b is not None and b.p99_prompt_tokens_per_s is not None:
+            update["burstiness"] = b.model_copy(update={"p99_prompt_tokens_per_s": b.p99_prompt_tokens_per_s * factor})
+        return self.model_copy(update=update)
 
 
 class ModelEntry(_Strict):
@@ -182,9 +222,7 @@ class Workload(_Strict):
 
     def scaled(self, factor: float) -> "Workload":
         """The same workload with every class rate multiplied by `factor`."""
-        return self.model_copy(
-            update={"classes": [c.model_copy(update={"rate_rps": c.rate_rps * factor}) for c in self.classes]}
-        )
+        return self.model_copy(update={"classes": [c.scaled(factor) for c in self.classes]})
 
 
 # --------------------------------------------------------------------------- fleet

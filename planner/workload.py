@@ -5,10 +5,13 @@ format), or the Azure LLM inference trace's `TIMESTAMP, ContextTokens, Generated
 al., "Splitwise", ISCA 2024), whose model is given by the caller. Bucketing splits each model's
 requests at quantiles of input and output length (log-spaced lengths bunch at the quantiles the
 operator cares about), and gives each bucket its mean lengths and its rate over the trace's span.
+Each class also gets its measured arrival over-dispersion (`measure_burstiness`), which the
+capacity model uses in place of the Poisson assumption.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import pandas as pd
 
 from planner.errors import InputError
 from planner.fileio import read_csv
-from planner.schema import ModelEntry, RequestClass, Slo, Workload
+from planner.schema import MIN_IDC, Burstiness, ModelEntry, RequestClass, Slo, Workload
 
 # Column names of the Azure LLM inference trace 2023 (Azure/AzurePublicDataset).
 AZURE_COLUMNS = {"TIMESTAMP": "timestamp", "ContextTokens": "input_tokens", "GeneratedTokens": "output_tokens"}
@@ -67,6 +70,72 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.Dat
     return out.sort_values("t_s", kind="stable").reset_index(drop=True)
 
 
+# Burstiness is measured within windows of this length so that a trend over minutes (a diurnal
+# ramp, a surge) is not counted as burstiness: the rate a planner re-plans for moves at this
+# scale, so only variation faster than it must be absorbed by the replicas.
+TREND_WINDOW_S = 60.0
+# Fewest bins a window must hold for their variance to mean anything: the six 10-s bins of a
+# minute (with fewer, one draw decides the estimate; a shorter trace gets no idc_10s).
+_MIN_BINS_PER_WINDOW = 6
+# Percentile of the one-second prompt-token bursts that decode KV capacity is sized for.
+BURST_PERCENTILE = 99.0
+
+
+def _idc_within(t_s: np.ndarray, bin_s: float, window_s: float, n_windows: int) -> float:
+    """Index of dispersion (variance/mean) of `bin_s` counts, the variance taken within each
+    `window_s` window around that window's own mean (unbiased, ddof=1) and pooled over windows."""
+    per = int(window_s // bin_s)
+    if per < _MIN_BINS_PER_WINDOW:
+        return math.nan
+    counts = np.bincount((t_s // bin_s).astype(np.int64), minlength=n_windows * per)[: n_windows * per]
+    c = counts.reshape(n_windows, per).astype(float)
+    var = c.var(axis=1, ddof=1)
+    mean = float(c.mean())
+    return float(var.mean()) / mean if mean > 0 else 1.0
+
+
+def measure_burstiness(t_s: np.ndarray, input_tokens: np.ndarray, span_s: float) -> Burstiness:
+    """Arrival over-dispersion of one class's requests (times in s from the trace's start).
+
+    * idc_1s, idc_10s: variance/mean of 1-s and 10-s counts within each minute (TREND_WINDOW_S),
+      pooled over the trace's whole minutes (its whole seconds when it is shorter; an IDC is
+      left out when a window holds fewer than six of its bins): 1 for Poisson, > 1 for
+      clustered arrivals; a minute-scale trend does not raise it.
+    * ca2: squared coefficient of variation of inter-arrival gaps, each gap scaled by its minute's
+      mean rate (again so that the trend does not count): 1 for Poisson.
+    * p99_prompt_tokens_per_s: the BURST_PERCENTILE of the prompt tokens arriving per second.
+    """
+    t = np.sort(np.asarray(t_s, dtype=float))
+    t = t - float(t.min()) if t.size else t
+    # a trace shorter than a minute is one window of its whole seconds (a partly empty window would
+    # count its empty tail as burstiness)
+    window = TREND_WINDOW_S if span_s >= TREND_WINDOW_S else max(2.0, float(math.floor(span_s)))
+    n_win = max(1, int(span_s // window))
+    keep = t < n_win * window
+    idc1 = _idc_within(t[keep], 1.0, window, n_win)
+    idc10 = _idc_within(t[keep], 10.0, window, n_win)
+    minute = (t // window).astype(np.int64)
+    per_min = np.bincount(minute)
+    gaps = np.diff(t)
+    rate = per_min[minute[1:]] / window  # the gap's minute's mean rate
+    scaled = gaps * rate
+    ca2 = float(scaled.var() / scaled.mean() ** 2) if scaled.size > 1 and scaled.mean() > 0 else 1.0
+    tok = np.bincount(t.astype(np.int64), weights=np.asarray(input_tokens, dtype=float)[np.argsort(t_s, kind="stable")],
+                      minlength=max(1, int(math.ceil(span_s))))
+    p99 = float(np.percentile(tok, BURST_PERCENTILE))
+    if not math.isfinite(idc1):  # a trace of a few seconds says nothing about its dispersion: Poisson
+        idc1 = 1.0
+    return Burstiness(idc_1s=round(max(idc1, MIN_IDC), 3),
+                      idc_10s=round(max(idc10, MIN_IDC), 3) if math.isfinite(idc10) else None,
+                      ca2=round(ca2, 3), p99_prompt_tokens_per_s=round(p99, 1))
+
+
+def _class_burstiness(own: Burstiness, model: Burstiness) -> Burstiness:
+    """A class's burstiness: its own ca2 and prompt-token burst, the larger of its and its model's IDCs."""
+    idc_10s = None if own.idc_10s is None or model.idc_10s is None else max(own.idc_10s, model.idc_10s)
+    return own.model_copy(update={"idc_1s": max(own.idc_1s, model.idc_1s), "idc_10s": idc_10s})
+
+
 def _edges(values: np.ndarray, buckets: int) -> np.ndarray:
     """Inner bucket edges at equal-count quantiles, de-duplicated (few distinct lengths -> fewer buckets)."""
     if buckets <= 1:
@@ -76,8 +145,15 @@ def _edges(values: np.ndarray, buckets: int) -> np.ndarray:
 
 
 def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: int = 3, osl_buckets: int = 2,
-                 duration_s: float | None = None, rate_quantile: float | None = None, window_s: float = 60.0) -> Workload:
+                 duration_s: float | None = None, rate_quantile: float | None = None, window_s: float = 60.0,
+                 burstiness: bool = False) -> Workload:
     """Request classes from a trace: ISL x OSL buckets per model, rates over the trace's span.
+
+    With `burstiness` (`planner workload from-trace` sets it unless --poisson) each class carries
+    its measured over-dispersion (`measure_burstiness`); without, the classes are Poisson. A class's IDCs are the larger of its own and its
+    model's: the model's pools serve every class of the model, so they see the clusters of the
+    model's whole stream, which a class's own (thinned) stream understates (a cluster of B
+    requests spread over k classes leaves each an IDC of about 1 + (IDC - 1)/k).
 
     `rate_quantile` (e.g. 0.9) sizes each class for that quantile of its per-`window_s` rate
     instead of the mean (plan for the busy minutes of a bursty trace, not the average).
@@ -85,9 +161,11 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
     slos = slo if isinstance(slo, dict) else {m: slo for m in trace["model"].unique()}
     span = duration_s or max(float(trace["t_s"].max() - trace["t_s"].min()), 1.0)
     classes: list[RequestClass] = []
+    t0 = float(trace["t_s"].min())
     for model, df in trace.groupby("model", sort=True):
         if model not in slos:
             raise InputError(None, "slo", f"no SLO given for model '{model}'")
+        model_burst = measure_burstiness(df["t_s"].to_numpy() - t0, df["input_tokens"].to_numpy(), span) if burstiness else None
         ie, oe = _edges(df["input_tokens"].to_numpy(), isl_buckets), _edges(df["output_tokens"].to_numpy(), osl_buckets)
         ib = np.searchsorted(ie, df["input_tokens"].to_numpy(), side="right")
         ob = np.searchsorted(oe, df["output_tokens"].to_numpy(), side="right")
@@ -103,6 +181,8 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
                 isl=int(round(g["input_tokens"].mean())),
                 osl=int(round(g["output_tokens"].mean())),
                 rate_rps=round(rate, 6),
+                burstiness=_class_burstiness(measure_burstiness(g["t_s"].to_numpy() - t0, g["input_tokens"].to_numpy(), span),
+                                             model_burst) if model_burst is not None else None,
             ))
     return Workload(models={m: ModelEntry(slo=s) for m, s in slos.items() if m in set(trace["model"])}, classes=classes)
 

@@ -194,6 +194,26 @@ def test_short_forecast_extrapolates_rises_only():
     assert short_forecast(np.array([3.0, 6.0]), 4, 2, noise_sigmas=1.0, count_per_interval=360) == pytest.approx(18.0)
 
 
+@pytest.mark.parametrize("idcs,expected_1s", [
+    ([{1.0: 8.0, 10.0: 20.0}, {1.0: 10.0, 10.0: 30.0}], 9.0),  # clustered: the window's mean
+    ([{1.0: 1.1, 10.0: 1.0}, {1.0: 0.9, 10.0: 1.2}], None),    # Poisson counting noise
+    ([{}, {}], None),                                          # not observed (Prometheus)
+])
+def test_arrival_dispersion_is_passed_to_the_planned_class(idcs, expected_1s):
+    """The observed IDCs (mean over the envelope window) become the planned class's burstiness, so the
+    ILP sizes prefill with the burst-aware capacity; noise and no observation plan Poisson."""
+    state: State = initial_state(cfg(), linear_plan, FLEET, None)  # type: ignore[arg-type]
+    for k, d in enumerate(idcs):
+        o = obs(3.0)
+        o.models[M].arrival_idc = d
+        v, state = decide(state, Snapshot(metrics=o, pools={P: PoolStatus(2, 2), D: PoolStatus(3, 3)}), k * IV)
+    b = next(c for c in v.workload.classes if c.id == M).burstiness
+    if expected_1s is None:
+        assert b is None
+    else:
+        assert b is not None and b.idc_1s == pytest.approx(expected_1s) and b.idc_10s == pytest.approx(25.0)
+
+
 def test_metrics_missing_holds_the_last_good_plan():
     rates = [6.0] * 4 + [0.0] * 3
     bad = {k: obs(0.0, ok=False) for k in (4, 5, 6)}

@@ -1,5 +1,7 @@
-"""Request arrivals for the simulator: Poisson processes of a Workload's classes, or a trace.
+"""Request arrivals for the simulator: Poisson (or clustered) processes of a Workload's classes, or a trace.
 
+A class with `burstiness` (planner.schema.Burstiness) gets over-dispersed arrivals from
+:func:`clustered_times` with its rate and 1-second IDC instead of a Poisson process.
 Both give an :class:`Arrivals` record of parallel numpy arrays sorted by time. Poisson classes draw
 exponential gaps with the class rate and use the class's mean lengths (the planner's view of a
 class); a trace keeps each request's own lengths, and maps it to a class by its ``class_id`` column
@@ -35,18 +37,61 @@ class Arrivals:
         return float(self.t_s[-1]) if len(self) else 0.0
 
 
+# Spread of a cluster's members around its start (mean of the exponential offsets), s: well under
+# the 1 s window at which `Burstiness.idc_1s` is measured, so the generated 1-s IDC is close to
+# the target, yet not zero (real clusters are sub-second bursts, not simultaneous arrivals).
+CLUSTER_SPREAD_S = 0.1
+
+
+def clustered_times(rate_rps: float, idc: float, duration_s: float, rng: np.random.Generator,
+                    spread_s: float = CLUSTER_SPREAD_S) -> np.ndarray:
+    """Sorted arrival times over [0, duration_s) with mean rate `rate_rps` and index of dispersion
+    of 1-s counts `idc` (seeded by `rng`).
+
+    idc >= 1: a Neyman-Scott cluster process. Cluster starts are Poisson at rate λ/m; a cluster
+    has B ~ Geometric(1/m) members on {1, 2, ...} (mean m, E[B²] = 2m² - m), each at the start
+    plus an Exponential(spread_s) offset. Counts over a window w >> spread_s are compound
+    Poisson, IDC∞ = E[B²]/E[B] = 2m - 1 (idc = 1: plain Poisson); m is set so that the 1-s
+    IDC, slightly lower than IDC∞ for the spread, is `idc`.
+    idc < 1: a gamma renewal process of shape k = 1/idc (more regular than Poisson), whose
+    counts have asymptotic IDC = ca2 = 1/k.
+    """
+    if rate_rps <= 0 or duration_s <= 0:
+        return np.empty(0)
+    if idc < 1.0:
+        k = 1.0 / idc
+        n = int(rate_rps * duration_s * 1.2 + 10.0 * np.sqrt(rate_rps * duration_s) + 10)  # enough gaps
+        t = np.cumsum(rng.gamma(k, 1.0 / (k * rate_rps), n)) - rng.uniform(0.0, 1.0 / rate_rps)
+        return t[(t >= 0.0) & (t < duration_s)]
+    # Two members of a cluster differ by a Laplace(spread_s) offset; they share a 1-s window with
+    # probability f = E[(1 - |D|/w)+] = 1 - (s/w)(1 - e^(-w/s)), so the 1-s IDC is 1 + (IDC∞ - 1)·f:
+    # aim IDC∞ at 1 + (idc - 1)/f to hit `idc` at the 1 s scale where it is measured.
+    f = 1.0 - spread_s * (1.0 - np.exp(-1.0 / spread_s)) if spread_s > 0 else 1.0
+    m = (1.0 + (idc - 1.0) / f + 1.0) / 2.0
+    # starts before 0 as well, so the window's beginning sees clusters in progress (stationarity)
+    lead_s = 10.0 * spread_s
+    starts = rng.uniform(-lead_s, duration_s, rng.poisson(rate_rps / m * (duration_s + lead_s)))
+    sizes = rng.geometric(1.0 / m, starts.size)
+    t = np.repeat(starts, sizes) + rng.exponential(spread_s, int(sizes.sum()))
+    return np.sort(t[(t >= 0.0) & (t < duration_s)])
+
+
 def poisson_arrivals(workload: Workload, duration_s: float, rng: np.random.Generator) -> Arrivals:
-    """Independent Poisson arrivals of every class over [0, duration_s)."""
+    """Independent arrivals of every class over [0, duration_s): Poisson, or clustered
+    (`clustered_times`) for a class with `burstiness`."""
     if duration_s <= 0:
         raise InputError(None, "duration", f"expected a positive duration in seconds, got {duration_s}")
     ts, cs = [], []
     for k, c in enumerate(workload.classes):
         if c.rate_rps <= 0:
             continue
-        n = rng.poisson(c.rate_rps * duration_s)
-        # given the count, Poisson arrival times are uniform order statistics
-        ts.append(np.sort(rng.uniform(0.0, duration_s, n)))
-        cs.append(np.full(n, k, dtype=np.int64))
+        if c.burstiness is not None:
+            t_k = clustered_times(c.rate_rps, c.burstiness.idc_1s, duration_s, rng)
+        else:
+            # given the count, Poisson arrival times are uniform order statistics
+            t_k = np.sort(rng.uniform(0.0, duration_s, rng.poisson(c.rate_rps * duration_s)))
+        ts.append(t_k)
+        cs.append(np.full(t_k.size, k, dtype=np.int64))
     ids = tuple(c.id for c in workload.classes)
     if not ts:
         raise InputError(None, "classes", "every class has rate 0: nothing to simulate")
