@@ -112,7 +112,7 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "no-rise-veto": {"forecast": {"rise_intervals": 0}},
     "stab-60s": {"guard": {"scale_down_stabilization_s": 60.0}},
     "no-correction": {"correct": {"enabled": False}},
-    "corr-latency": {"correct": {"source": "latency"}},
+    "corr-service": {"correct": {"source": "service"}},
     "no-burstiness": {"forecast": {"burstiness": False}},
     # alternatives to a default, measured the same way
     "trend-3pts": {"forecast": {"trend_points": 3}},

@@ -25,12 +25,13 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
             arrival dispersion planned = the mean IDC (1 s, 10 s) of the intervals in the envelope
             window (Observation.arrival_idc), passed as the class's `burstiness` so that the ILP
             sizes prefill with the burst-aware capacity (planner.capacity);
-  correct   bounded factors on the prefill and decode laws. With correct.source = "service" (default)
+  correct   bounded factors on the prefill and decode laws. With correct.source = "service"
             from vLLM's per-request SERVICE times (prefill time, time per output token: no queueing)
             vs the laws at the observed batch (controllers.correct.predict_service), learned every
             interval with traffic, bounded to [service_min_factor, max_factor] (below 1 too: a
-            faster engine than profiled plans fewer replicas). Without service-time metrics (or
-            source = "latency"), from observed vs predicted latency percentiles at the observed
+            faster engine than profiled plans fewer replicas). With source = "latency" (the default,
+            chosen on the tuning set: see CorrectConfig.source) or without service-time metrics,
+            from observed vs predicted latency percentiles at the observed
             load, learned only while no request waits (queueing delay is not model error: issue 9)
             and the fleet is settled;
   propose   the ILP (injected) on the workload = planned classes + backlog classes (requests waiting
