@@ -32,6 +32,15 @@ attainment: share of requests meeting the SLO (TTFT and mean ITL both within the
 are cached per scenario under --out/cache (key: trace content, model, SLO, start-up, interval,
 target, REFS_VERSION); --no-cache recomputes. One run per cell: the simulation is deterministic
 given the seed, so repeats give identical numbers.
+What a reactive controller cannot do (said here so the table is read right): a surge shorter than
+one start-up + one observation interval (the flash crowd: 10x for 3 minutes against a 180 s start-up
+and 60 s interval) is over before any replica asked for on seeing it is ready; only capacity held
+before it (the best static fleet, sized for the peak) or foreknowledge (hindsight) serves it. The
+controller's job there is not to make it worse: no fleet bought after the crowd is held (the
+scale-down window remembers the arrivals' envelope, not the backlog classes or the trend; starting
+replicas are kept only while requests still wait), and attainment recovers once the queue drains.
+Likewise a step far above anything seen (the step surge, 3x) is met only with the surplus the fleet
+happens to carry: its attainment is sensitive to one prefill replica in the flat phase before it.
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
 worst_gpu_hours_vs_oracle=<all> scenarios=<n> (with --trace: every figure is that trace's).
 """
@@ -113,6 +122,7 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "stab-60s": {"guard": {"scale_down_stabilization_s": 60.0}},
     "no-correction": {"correct": {"enabled": False}},
     "corr-service": {"correct": {"source": "service"}},
+    "quiet-2": {"correct": {"quiet_intervals_to_learn": 2}},
     "no-burstiness": {"forecast": {"burstiness": False}},
     # alternatives to a default, measured the same way
     "trend-3pts": {"forecast": {"trend_points": 3}},

@@ -180,6 +180,12 @@ class CorrectConfig(_Strict):
         description="the prefill factor is learned from service times only while arrivals per prefill replica x the "
                     "observed prefill time is at most this (a prompt then has its forward pass to itself, ~74% of the "
                     "time at 0.3 for Poisson arrivals, e^-0.3); above, the pass's batch is unobserved")
+    quiet_intervals_to_learn: int = Field(
+        default=3, ge=1,
+        description="with source 'latency': learn only after this many consecutive quiet intervals (this one "
+                    "included). Latency samples are taken when requests complete, so a request finishing in the first "
+                    "quiet interval after a queue may carry that queue's delay (a flash crowd's drained backlog clipped "
+                    "the TTFT factor at 2 with 2 intervals); 3 covers the queue plus a generation")
     max_waiting_to_learn: float = Field(
         default=0.0, ge=0,
         description="learn only from intervals (and the one before) with at most this many requests waiting on the "

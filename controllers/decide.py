@@ -111,7 +111,8 @@ class ModelMemory:
     """(decision time, base rate planned for without margin) awaiting the realised peak."""
     errors: tuple[float, ...] = ()
     """realised peak over the horizon / base planned for, newest last."""
-    quiet: bool = False
+    quiet: int = 0
+    """Consecutive intervals (this one included) with no request waiting and the fleet settled."""
     idc: tuple[tuple[float | None, float | None], ...] = ()
     """(IDC of 1-s counts, IDC of 10-s counts) of each interval's arrivals, aligned with t_s (None: not observed)."""
 
@@ -400,10 +401,11 @@ def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str,
 
 # ---------------------------------------------------------------------- correction
 def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], ready: Mapping[str, int],
-           settled: bool) -> tuple[Corrections, dict[str, bool], list[str]]:
+           settled: bool) -> tuple[Corrections, dict[str, int], list[str]]:
     """New correction factors (see the module docstring), the quiet flags, and notes."""
     c = state.cfg.correct
-    quiet_now = {m: settled and sum(mo.waiting.values()) <= c.max_waiting_to_learn for m, mo in obs.models.items()}
+    quiet_now = {m: (state.models[m].quiet + 1 if m in state.models else 1)
+                 if settled and sum(mo.waiting.values()) <= c.max_waiting_to_learn else 0 for m, mo in obs.models.items()}
     if not c.enabled or state.last_plan is None:
         return state.corrections, quiet_now, []
     observed: dict[str, dict[str, float | None]] = {}
@@ -412,7 +414,6 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
     s_predicted: dict[str, dict[str, float | None]] = {}
     for m, mo in obs.models.items():
         mp = state.last_plan.models.get(m)
-        before = state.models.get(m)
         lengths = memories[m].lengths
         if mp is None or mo.completion_rps < c.min_rate_rps or not lengths:
             continue
@@ -426,7 +427,10 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
                 s_observed[m] = {"ttft_ms": mo.prefill_time_ms, "itl_ms": mo.tpot_ms}
                 s_predicted[m] = sp
             continue
-        if not (quiet_now[m] and before is not None and before.quiet):
+        # latency samples are taken at completion: a request finishing now may have queued an interval
+        # or more ago, so the quiet run must cover the samples' age too (issue 9: learning the queue a
+        # flash crowd left clipped the factor at 2)
+        if quiet_now[m] < c.quiet_intervals_to_learn:
             continue
         pred = predict_at_load(CorrectedPerf(state.planner.perf, state.corrections), dict(ready), mp.routing.get(m, {}),
                                mo.arrival_rps, lengths[0], lengths[1], state.cfg.models[m].slo.percentile)
@@ -496,7 +500,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     settled = all(ready.get(p, 0) >= n for p, n in current.items())
     corrections, quiet, notes = _learn(state, obs, memories, ready, settled)
     reasons.extend(notes)
-    memories = {m: replace(mem, quiet=quiet.get(m, False)) for m, mem in memories.items()}
+    memories = {m: replace(mem, quiet=quiet.get(m, 0)) for m, mem in memories.items()}
     # propose
     proposal: dict[str, int] | None = None
     hold_proposal: dict[str, int] | None = None

@@ -325,6 +325,26 @@ def test_latency_source_learns_nothing_while_a_queue_waits():
     assert _service_run(0.7, source="latency") == (1.0, 1.0)
 
 
+def test_latency_source_waits_out_the_samples_of_a_drained_queue():
+    """After a queue, latency samples (taken at completion) still carry its delay: with source
+    'latency' nothing is learned in the first quiet_intervals_to_learn - 1 (2) quiet intervals; the
+    third learns."""
+    perf = _OneLaw()
+    c = ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={M: ModelConfig(slo=SLO)},
+                         correct=CorrectConfig(source="latency"), guard=GuardConfig(scale_down_cooldown_s=0))
+    state: State = initial_state(c, linear_plan, FLEET, perf)  # type: ignore[arg-type]
+    pools = {P: PoolStatus(1, 1), D: PoolStatus(1, 1)}
+    factors = []
+    for k, waiting in enumerate([100.0] * 3 + [0.0] * 3):
+        o = Observation(t_s=0.0, ok=True, models={M: ModelObservation(
+            model=M, completion_rps=0.2, arrival_rps=0.2, mean_isl=1000, mean_osl=200,
+            waiting={"prefill": waiting, "decode": 0.0}, running={"prefill": 1, "decode": 4},
+            waiting_growth_per_s={"prefill": 0.0, "decode": 0.0}, ttft_ms=5000.0, itl_ms=80.0)})
+        v, state = decide(state, Snapshot(metrics=o, pools=pools), k * IV)
+        factors.append(state.corrections.factor("ttft", M))
+    assert factors[:5] == [1.0] * 5 and factors[5] > 1.0, factors
+
+
 def test_with_the_real_ilp():
     """The same decide() with planner.planning's ILP (the live loop's default plan_fn)."""
     from controllers.loop import default_plan_fn
