@@ -66,19 +66,35 @@ each minute (a minute-scale trend is re-planned for, not absorbed). The IDC used
 the TTFT SLO's time scale, `Burstiness.idc_at(ttft_ms/1000)`: the wait that decides the SLO
 builds up over windows of about the TTFT, so over-dispersion at that scale is what fills the
 queue (IDC at 1 s and 10 s, log-linear between).
-  Per replica: n replicas share a class. Least-loaded routing (the simulator's, and llm-d's
-  load-aware scorers') spreads a cluster of B evenly, ⌊B/n⌋ or ⌈B/n⌉ per replica, so a replica's
-  clusters are about B/n and
-      IDC_n = E[(B/n)²]/E[B/n] ≈ IDC/n,   at least 1 (B < n leaves each replica one request or none).
-  (Random routing would split Binomial(B, 1/n): IDC_n = 1 + (IDC - 1)/n. On the tuning IDC
-  levels of bench/fidelity.py's pool rows the even split is within 13% of the simulator, the
-  binomial one 33% (always above); held-out 24% vs 37%.) n is first the smallest pool of the
-  variant that carries the class alone: the least n with n·c(n) >= λ, c(n) the per-replica
-  capacity at IDC_n (`class_capacity`). When the solution splits the class over several pools
-  (routing weights w, drawn per request: a random split), a pool of n replicas taking share w
-  sees IDC 1 + (IDC - 1)·w spread over its n replicas (`realised_arrivals`); pairs burstier than
-  assumed get that shape and the plan is re-solved (planner/planning.py, a few rounds, each
-  only tightening). The plan's predictions use the shape its capacities were computed for.
+  Pool of replicas (`pool_class_capacities`, `ArrivalShape.replicas`): the IDC is that of the
+  stream a pool of n replicas receives; least-loaded routing (the simulator's, and llm-d's
+  load-aware scorers') spreads a cluster of B evenly, ⌊B/n⌋ or ⌈B/n⌉ per replica, so one replica
+  sees clusters of about B/n and
+      IDC_n = E[(B/n)²]/E[B/n] ≈ IDC/n,   at least 1 (B < n leaves each replica one request or none)
+  (`ArrivalShape.replica_idc`; random routing would split Binomial(B, 1/n): 1 + (IDC - 1)/n. On
+  the tuning IDC levels of bench/fidelity.py's pool rows the even split is within 13% of the
+  simulator, the binomial one 33%, always above; held-out 24% vs 37%).
+  What n is decides the plan's size. A class's IDC is its model stream's (the clusters mix the
+  model's classes, planner/workload.py), and all the model's classes routed to a variant share
+  its pool, so n is the smallest pool of the variant that carries the model's whole stream:
+      n* = min { n : n >= Σ_c λ_c / c_c(n) },
+  c_c(n) the per-replica capacity of class c at IDC_n (it rises with n, so the need falls; found
+  by doubling, then bisection; classes the variant cannot serve at any n are left out). Sizing
+  each class alone (its own smallest pool, `class_capacity`) puts a small class's clusters on one
+  or two replicas, undiluted: on the clustered Azure case (bench/burst_sizing.py) that asked for
+  14 prefill replicas where 6 keep the SLO. When the solution gives a pool fewer replicas than
+  n*, or spreads the model over several pools, a pool taking share s of the model's requests
+  (routing weights draw the pool per request: a random thinning) sees IDC 1 + (IDC - 1)·s over
+  its own replicas (`realised_arrivals`); planner/planning.py re-solves with the realised shapes
+  of the pairs whose capacity they lower by more than 1%, first as a fixed point (each round
+  assumes the last solution's split), then, if the solver alternates, accumulating (each round
+  only tightens). The plan's predictions use the shape its capacities were computed for.
+  Considered and rejected on the tuning levels: a central-queue pool model (Erlang C for the
+  probability of waiting, Allen-Cunneen's G/G/c mean C(n, nρ)·D/(n(1-ρ))·(IDC + 0)/2 for the head
+  wait, the J mates ahead served n at a time, ⌊J/n⌋·D). It reduces to the formulas below at
+  n = 1 but under-predicts the simulator's pools of 3 and 6 replicas by 25% on average (up to
+  58%): least-loaded routing without jockeying, prefill batches formed per replica and clusters
+  that arrive over ~0.1 s keep a request behind its own replica's work, closer to the even split.
   Prefill wait (M^X/D/1 decomposition, Burke 1975; Chaudhry & Templeton 1983): a request's wait is
   its cluster head's wait plus the service of the cluster-mates ahead of it, W = W_h + J·D.
     W_h: the Poisson wait above with the saturation term's mean scaled as Kingman's G/G/1
@@ -110,14 +126,15 @@ queue (IDC at 1 s and 10 s, log-linear between).
         N·(isl + osl/2) + (r - 1)·λ·isl·1 s <= KV capacity      (binding 'kv_burst'),
     the mean batch's cache plus the burst's prompts beyond the mean second's.
 Checked against the simulator fed clustered arrivals (planner.simulate.arrivals.clustered_times)
-in bench/fidelity.py (part 3) and tests/test_capacity_burst.py.
+in bench/fidelity.py (part 3) and tests/test_capacity_burst.py; plan sizes against the smallest
+pool that keeps the SLO in simulation in bench/burst_sizing.py and tests/test_burst_pool.py.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from scipy import stats
 
@@ -169,9 +186,6 @@ class ArrivalShape:
     replicas: int = 1
     """Replicas of the pool that shares the stream behind least-loaded routing (module doc, Pool
     of replicas): prefill waits are those of the pool; decode batches see `replica_idc`."""
-    mate_service_ms: float = 0.0
-    """Mean prefill time per prompt (full batches) of a cluster's members when they are of several
-    classes (the model's mix on the pool, `pool_class_capacities`); 0: the class's own."""
 
     @property
     def replica_idc(self) -> float:
@@ -219,24 +233,6 @@ def realised_arrivals(burst: Burstiness, rate_rps: float, isl: float, ttft_ms: f
     return replica_arrivals(pooled, rate_rps, isl, ttft_ms, replicas)
 
 
-def burstier(shape: ArrivalShape, than: ArrivalShape) -> bool:
-    """Whether `shape` makes waits longer than `than`: a burstier stream or a smaller pool."""
-    return shape.idc > than.idc * (1.0 + 1e-6) or (shape.idc > 1.0 and shape.replicas < than.replicas)
-
-
-def erlang_c(servers: int, offered: float) -> float:
-    """Erlang's C: P(all `servers` busy) in M/M/c at `offered` load a = λ/μ (1 at a >= c); via the
-    stable Erlang-B recursion B(k) = a·B(k-1)/(k + a·B(k-1)), C = B/(1 - (a/c)(1 - B))."""
-    if offered <= 0.0:
-        return 0.0
-    if offered >= servers:
-        return 1.0
-    b = 1.0
-    for k in range(1, servers + 1):
-        b = offered * b / (k + offered * b)
-    return b / (1.0 - (offered / servers) * (1.0 - b))
-
-
 def _cluster_ahead(idc: float) -> float:
     """q of the geometric number J of a request's own cluster-mates ahead of it, P(J >= j) = q^j:
     mean q/(1-q) = (idc - 1)/2 = E[B(B-1)]/(2E[B]) for a compound-Poisson stream of IDC idc."""
@@ -257,15 +253,13 @@ def _sum_tail(a: float, mean_a: float, c: float, mean_c: float, t: float) -> flo
 
 
 def _burst_wait_quantile_ms(head_wait_ms: float, head_busy: float, service_ms: float, idc: float,
-                            percentile: float, replicas: int = 1) -> float:
-    """p-quantile of head wait + own-cluster wait (module doc, Bursty arrivals); in a pool of
-    `replicas` the J mates ahead are spread over them, ⌊J/n⌋·D (module doc, Pool of replicas)."""
+                            percentile: float) -> float:
+    """p-quantile of head wait + own-cluster wait (module doc, Bursty arrivals)."""
     tail = 1.0 - percentile / 100.0
     q = _cluster_ahead(idc)
     a = min(1.0, head_busy)
     mean_a = head_wait_ms / math.log(a / tail) if head_wait_ms > 0 and a > tail else 0.0
-    mean_c = service_ms / (replicas * math.log(1.0 / q)) if q > 0 else 0.0
-    q = q ** replicas
+    mean_c = service_ms / math.log(1.0 / q) if q > 0 else 0.0
     if mean_a <= 0 and mean_c <= 0:
         return 0.0
     if _sum_tail(a, mean_a, q, mean_c, 0.0) <= tail:
@@ -317,7 +311,7 @@ def _prefill_batch(perf: VariantPerf, isl: float, rate_rps: float) -> tuple[floa
 
 
 def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
-                             idc: float = 1.0, replicas: int = 1, mate_service_ms: float = 0.0) -> tuple[float, float, float]:
+                             idc: float = 1.0) -> tuple[float, float, float]:
     """(p-quantile of the wait before a request's batch starts, that batch's time, utilization).
 
     Two effects, combined as max(g, s) + min(g, s)·(1 - 1/b_max): they add up when batches can
@@ -329,13 +323,9 @@ def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, per
     * saturation: at the largest batch the replica is an M/D/1 queue of per-request service
       D = T(b_max)/b_max, whose wait (see `wait_quantile_ms`) diverges at the throughput limit.
     With `idc` != 1 (bursty arrivals) this is the wait of a cluster's head, to which the wait
-    behind its own cluster-mates is added (module doc, Bursty arrivals); `rate_rps` is then per
-    replica of a pool of `replicas` behind least-loaded routing whose stream has that `idc`, and
-    the wait is the pool's, never below the Poisson one of a lone replica (module doc, Pool of
-    replicas).
+    behind its own cluster-mates is added (module doc, Bursty arrivals); `idc` is what one
+    replica sees (`ArrivalShape.replica_idc`).
     """
-    if idc != 1.0 and replicas > 1:
-        return _pool_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, idc, replicas, mate_service_ms)
     b, t_batch, b_max = _prefill_batch(perf, isl, rate_rps)
     rho = min(1.0, rate_rps * t_batch / (1000.0 * b))
     tail = 1.0 - percentile / 100.0
@@ -349,33 +339,6 @@ def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, per
     return wait, t_batch, util
 
 
-def _pool_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
-                                   idc: float, replicas: int, mate_service_ms: float = 0.0) -> tuple[float, float, float]:
-    """`prefill_wait_quantile_ms` of a pool of `replicas` fed a clustered stream of IDC `idc`,
-    `rate_rps` per replica (module doc, Pool of replicas): the gated and saturation terms wait only
-    when every replica is busy (Erlang C in place of ρ), the saturation mean is Allen-Cunneen's
-    G/D/c one, the own cluster-mates ahead are spread over the replicas; at least the Poisson
-    wait of one replica."""
-    n = replicas
-    b, t_batch, b_max = _prefill_batch(perf, isl, rate_rps)
-    rho = min(1.0, rate_rps * t_batch / (1000.0 * b))
-    service = perf.prefill_ms(isl, b_max) / b_max
-    util = rate_rps * service / 1000.0
-    if util >= 1.0:
-        return math.inf, t_batch, util
-    tail = 1.0 - percentile / 100.0
-    p_gated = erlang_c(n, n * rho)
-    gated = t_batch * (1.0 - tail / p_gated) if p_gated > tail else 0.0
-    p_sat = erlang_c(n, n * util)
-    # Allen-Cunneen: E[W] = C(n, nρ)·D/(n(1-ρ)) · (ca² + cs²)/2 with ca² = idc, cs² = 0.
-    mean_sat = p_sat * service / (n * (1.0 - util)) * idc / 2.0
-    saturated = (mean_sat / p_sat) * math.log(p_sat / tail) if p_sat > tail else 0.0
-    wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
-    wait = _burst_wait_quantile_ms(wait, max(p_gated, p_sat), mate_service_ms or service, idc, percentile, n)
-    poisson, _, _ = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile)
-    return max(wait, poisson), t_batch, util
-
-
 def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool = True,
                     arrivals: ArrivalShape = POISSON) -> Latency:
     """TTFT at the percentile of a prefill replica taking `rate_rps` of prompts of `isl` tokens.
@@ -383,8 +346,7 @@ def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: 
     With `kv_transfer`, the KV cache's trip to the decode replica and that replica's next step
     boundary (where the first token leaves; half a batch-1 step of these laws, the decode pool
     being unknown here) are included."""
-    wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, arrivals.idc, arrivals.replicas,
-                                                   arrivals.mate_service_ms)
+    wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, arrivals.replica_idc)
     # Half a step: the mean residual of the decode replica's step cycle at a random arrival.
     kv = perf.kv_transfer_ms(isl) + 0.5 * perf.decode_step_ms(1.0, isl) if kv_transfer else 0.0
     b, _, _ = _prefill_batch(perf, isl, rate_rps)
@@ -653,7 +615,8 @@ def class_capacity(perf: VariantPerf, role: str, isl: float, osl: float, percent
                    ttft_ms: float | None, itl_ms: float | None, burst: Burstiness | None,
                    class_rate_rps: float) -> tuple[Capacity, ArrivalShape]:
     """One replica's capacity for a class of `class_rate_rps` with its `burst`iness, and the arrival
-    shape it was computed for (the plan's predictions must use the same one).
+    shape it was computed for (the plan's predictions must use the same one), the class alone on
+    the variant (the planner sizes all of a model's classes together: `pool_class_capacities`).
 
     Poisson classes (`burst` None) get exactly `capacity(...)`. A bursty class's per-replica IDC
     falls with the number n of replicas that share it (`replica_arrivals`), and so its per-replica
@@ -706,12 +669,6 @@ class ClassLoad:
     rate_rps: float
 
 
-def prompt_service_ms(perf: VariantPerf, isl: float) -> float:
-    """Per-prompt prefill time of full batches, T(b_max)/b_max (the D of the module doc)."""
-    _, _, b_max = _prefill_batch(perf, isl, 0.0)
-    return perf.prefill_ms(isl, b_max) / b_max
-
-
 def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassLoad]) -> list[tuple[Capacity, ArrivalShape]]:
     """Per-replica capacities of the classes of one model on one variant when they share its pool,
     with the arrival shape each was computed for (module doc, Pool of replicas).
@@ -724,31 +681,32 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
     without burstiness get exactly `capacity(...)` (the Poisson model). When the solution gives
     the pool fewer replicas, or spreads a class over several pools, planner/planning.py re-solves
     with the realised split (`realised_arrivals`)."""
-    total = sum(c.rate_rps for c in classes)
-    mate = (sum(c.rate_rps * prompt_service_ms(perf, c.isl) for c in classes) / total
-            if total > 0 and role == "prefill" else 0.0)
-
     def at(n: int) -> list[tuple[Capacity, ArrivalShape]]:
         out = []
         for c in classes:
             if c.burst is None:
                 out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms), POISSON))
                 continue
-            shape = replace(replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n), mate_service_ms=mate)
+            shape = replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n)
             out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
         return out
 
+    if all(c.burst is None for c in classes):
+        return at(1)
+    # Classes this variant cannot serve even in the largest pool are left to other variants: they
+    # do not size its pool.
+    largest = at(_MAX_POOL_REPLICAS)
+    servable = [cap.rate_rps > 0 for cap, _ in largest]
+
     def carries(n: int, caps: list[tuple[Capacity, ArrivalShape]]) -> bool:
         need = 0.0
-        for c, (cap, _) in zip(classes, caps):
-            if c.rate_rps > 0:
+        for c, ok, (cap, _) in zip(classes, servable, caps):
+            if c.rate_rps > 0 and ok:
                 if cap.rate_rps <= 0:
                     return False
                 need += c.rate_rps / cap.rate_rps
         return n >= need
 
-    if all(c.burst is None for c in classes):
-        return at(1)
     lo, best = 1, at(1)
     if carries(1, best):
         return best
@@ -760,7 +718,7 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
             break
         lo = hi
     else:
-        return best  # not even the largest pool carries them: the ILP will say infeasible
+        return largest  # not even the largest pool carries them: the ILP will say infeasible
     while hi - lo > 1:  # lo does not carry the classes, hi does
         mid = (lo + hi) // 2
         trial = at(mid)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from planner.capacity import (POISSON, ArrivalShape, Capacity, ClassLoad, capacity, latency, pool_class_capacities,
                               realised_arrivals)
@@ -186,48 +186,73 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
     """The cheapest plan (or, with objective='max_load', the largest common load factor)."""
     catalog = catalog or Catalog.load()
     perf = perf or PerfModel.load(catalog=catalog)
-    shapes: dict[tuple[str, str], ArrivalShape] = {}
     pooled: dict[tuple[str, str], list[tuple[Capacity, ArrivalShape]]] = {}  # the same every round
-    for _ in range(_BURST_REPLANS + 1):
-        inst = build_instance(workload, fleet, perf, catalog, objective, utilization, shapes, pooled)
-        assert inst.problem is not None
-        sol = solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
-        tighter = _burstier_splits(inst, sol) if sol.ok else {}
-        if not tighter:
+    base = build_instance(workload, fleet, perf, catalog, objective, utilization, None, pooled)
+    inst, sol = base, _solve(base, backend, time_limit_s, mip_gap)
+    # 1. Fixed point: each round assumes, for the pairs the last solution used, the split it realised
+    #    where that is burstier than the shared pool's (`_burstier_splits` against the base caps);
+    #    the first solution consistent with its own assumption is the plan.
+    shapes: dict[tuple[str, str], ArrivalShape] = {}
+    for _ in range(_BURST_REPLANS):
+        if not sol.ok or not _burstier_splits(inst, sol):
             break
-        shapes.update(tighter)
+        shapes = _burstier_splits(base, sol)
+        inst = build_instance(workload, fleet, perf, catalog, objective, utilization, shapes, pooled)
+        sol = _solve(inst, backend, time_limit_s, mip_gap)
+    else:
+        # 2. No fixed point (the solver alternates between pools): accumulate, each round only
+        #    tightening, which ends (finitely many pool sizes) at a consistent or infeasible plan.
+        for _ in range(_BURST_REPLANS):
+            tighter = _burstier_splits(inst, sol) if sol.ok else {}
+            if not tighter:
+                break
+            shapes.update(tighter)
+            inst = build_instance(workload, fleet, perf, catalog, objective, utilization, shapes, pooled)
+            sol = _solve(inst, backend, time_limit_s, mip_gap)
     return to_plan(inst, sol, perf)
 
 
-# Re-solves a plan with bursty classes may take to make the clusters' split consistent with the
-# pools the solution chose (each only tightens; with several GPU types the solver may move a class
-# to a small pool and back a few times: on the clustered Azure case of bench/burst_sizing.py it
-# takes 5-8).
-_BURST_REPLANS = 16
+def _solve(inst: Instance, backend: str, time_limit_s: float, mip_gap: float) -> Solution:
+    assert inst.problem is not None
+    return solve_problem(inst.problem, backend=backend, time_limit_s=time_limit_s, mip_gap=mip_gap)
+
+
+# Re-solves a plan with bursty classes may take, per phase, to make the clusters' split consistent
+# with the pools the solution chose (on the clustered Azure case of bench/burst_sizing.py: 2-6).
+_BURST_REPLANS = 12
+_SPLIT_RTOL = 0.01
 
 
 def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], ArrivalShape]:
     """(class, variant) pairs of bursty classes whose realised split is burstier than their capacity
     assumed, with that split's arrival shape (`realised_arrivals`).
 
-    A bursty class's capacities assume it alone fills the smallest carrying pool of each variant
-    (`pool_class_capacities`); the solution may instead spread it over several pools, fewer replicas each,
-    leaving more of every cluster on each replica."""
+    A bursty class's capacities assume its model's whole stream fills the smallest carrying pool of
+    each variant (`pool_class_capacities`); the solution may instead spread the model over several
+    pools, fewer replicas each. A class's burstiness is its model stream's (the clusters mix the
+    model's classes, planner/workload.py), and the routing weights thin that stream at random, so a
+    pool taking a share s of the model's requests sees IDC 1 + (IDC - 1)·s over its replicas."""
     out: dict[tuple[str, str], ArrivalShape] = {}
     scale = sol.load_multiplier or 1.0
+    model_rate: dict[str, float] = {}
+    for c in inst.workload.classes:
+        model_rate[c.model] = model_rate.get(c.model, 0.0) + c.rate_rps * scale
+    pool_flow: dict[str, float] = {}
+    for (cid, vid), flow in sol.flow.items():
+        pool_flow[vid] = pool_flow.get(vid, 0.0) + max(flow, 0.0)
     for (cid, vid), flow in sol.flow.items():
         c = next(x for x in inst.workload.classes if x.id == cid)
         if c.burstiness is None or flow <= 0 or c.rate_rps <= 0:
             continue
         slo = inst.workload.slo_of(c)
-        share = min(1.0, flow / (c.rate_rps * scale))
-        assumed = inst.arrivals[(cid, vid)]
-        shape = replace(realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1)),
-                        mate_service_ms=assumed.mate_service_ms)
+        share = min(1.0, pool_flow[vid] / model_rate[c.model])
+        shape = realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1))
         v = inst.variants[vid]
         with quiet_extrapolation():
             cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, shape)
-        if cap.rate_rps < inst.caps[(cid, vid)].rate_rps * (1.0 - 1e-6):  # the realised split waits longer
+        # the realised split waits longer; 1% spares the solver's degenerate flows (a split that moves
+        # by a hair between solves) and is far below the model's error (bench/fidelity.py)
+        if cap.rate_rps < inst.caps[(cid, vid)].rate_rps * (1.0 - _SPLIT_RTOL):
             out[(cid, vid)] = shape
     return out
 

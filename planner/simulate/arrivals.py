@@ -76,6 +76,48 @@ def clustered_times(rate_rps: float, idc: float, duration_s: float, rng: np.rand
     return np.sort(t[(t >= 0.0) & (t < duration_s)])
 
 
+def retime_clustered(t_s: np.ndarray, idc: float, rng: np.random.Generator, window_s: float = 60.0,
+                     spread_s: float = CLUSTER_SPREAD_S) -> np.ndarray:
+    """New arrival times for a trace's requests: the same count in every `window_s` window (its
+    minute-scale trend kept), re-timed inside the window into clusters of 1-s IDC about `idc`.
+
+    Per window of n requests: cluster sizes B ~ Geometric(1/m) (m as in `clustered_times`, so the
+    1-s IDC is `idc`) are drawn until they hold n (the last one cut), each cluster starts uniformly
+    in the window and its members follow at Exponential(`spread_s`) offsets, wrapped into the
+    window. idc <= 1 re-times uniformly within the window (Poisson given the count). Returns
+    sorted times; give them to the requests in their original order (the lengths are kept).
+    Used to make a clustered version of a real trace reproducible (bench/burst_sizing.py
+    --retime-idc), as the issue's "Azure trace in clusters" case."""
+    t = np.asarray(t_s, dtype=float)
+    if t.size == 0:
+        return t.copy()
+    win = np.floor(t / window_s).astype(np.int64)  # windows anchored at 0, as the trace's t_s
+    if win.min() < 0:
+        raise ValueError("retime_clustered expects times >= 0")
+    counts = np.bincount(win)
+    f = 1.0 - spread_s * (1.0 - np.exp(-1.0 / spread_s)) if spread_s > 0 else 1.0
+    m = (1.0 + (idc - 1.0) / f + 1.0) / 2.0 if idc > 1.0 else 1.0
+    out = []
+    for w, n in enumerate(counts):
+        if n == 0:
+            continue
+        lo = w * window_s
+        if m <= 1.0:
+            out.append(lo + rng.uniform(0.0, window_s, n))
+            continue
+        sizes: list[int] = []
+        while sum(sizes) < n:
+            sizes.extend(rng.geometric(1.0 / m, max(1, int(n / m) + 1)).tolist())
+        sz = np.array(sizes)
+        keep = np.searchsorted(np.cumsum(sz), n) + 1
+        sz = sz[:keep]
+        sz[-1] -= int(sz.sum()) - int(n)
+        starts = rng.uniform(0.0, window_s, sz.size)
+        off = np.repeat(starts, sz) + rng.exponential(spread_s, int(n))
+        out.append(lo + np.mod(off, window_s))
+    return np.sort(np.concatenate(out))
+
+
 def poisson_arrivals(workload: Workload, duration_s: float, rng: np.random.Generator) -> Arrivals:
     """Independent arrivals of every class over [0, duration_s): Poisson, or clustered
     (`clustered_times`) for a class with `burstiness`."""
