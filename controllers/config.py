@@ -67,18 +67,16 @@ class ModelConfig(_Strict):
 
 
 class ForecastConfig(_Strict):
-    """Holt / Holt-Winters (statsmodels) over the observed request rate, planned at an upper quantile."""
+    """What controllers.decide plans each model for: recent-peak envelope x learned margin, short trend,
+    period pre-scaling (issue 9); the fields below the marker. The ETS fields serve short = 'ets'."""
 
     history_points: int = Field(default=240, gt=0, description="observations kept (one per interval)")
     season_s: float | None = Field(default=None, gt=0, description="seasonal period (e.g. 86400 for daily); None: no seasonality")
     quantile: float = Field(
         default=0.6, gt=0.5, lt=1.0,
-        description="plan for this one-sided quantile of the forecast (rate and token rates, horizon start-up + "
-                    "interval). 0.6, not higher: the ILP already keeps 15% headroom (FleetLimits.utilization 0.85) "
-                    "and queues feed back as backlog. Chosen by `bench/autoscale_trace.py --sweep` (Azure conversation "
-                    "trace, llama-2-70b H100 tp2, SLO TTFT p99 2 s / ITL p99 100 ms, start-up 180 s): on the first half "
-                    "every q in {0.55..0.9} holds >= 99% at a 60 s window and GPU-hours rise ~7-8% per 0.1 of q; the "
-                    "held-out second half rejects 0.55 (85% attainment: a cliff), so one grid step above it",
+        description="with short = 'ets': plan for this one-sided quantile of the ETS forecast (horizon start-up + "
+                    "interval). 0.6 was chosen in the former ETS-only controller on halves of the Azure trace (issue 9 "
+                    "explains why that choice did not carry over; the default short forecast is now 'trend')",
     )
     token_rates: bool = Field(
         default=True,
@@ -90,6 +88,88 @@ class ForecastConfig(_Strict):
     )
     min_points_trend: int = Field(default=15, ge=3, description="below this many points: no trend (simple exponential smoothing); "
                                   "a damped-trend ETS has 5 parameters, ~3 points per parameter")
+    # ---- the decision of controllers.decide (issue 9): what the fleet is planned for
+    short: Literal["trend", "fit", "ets"] = Field(
+        default="trend",
+        description="short forecast competing with the envelope: 'trend' = last value + the smallest rise of the "
+                    "last `trend_points` intervals (when all rose) x the horizon; 'ets' = forecast_upper (statsmodels ETS, "
+                    "~0.1 s per series per interval)")
+    trend_points: int = Field(
+        default=2, ge=2,
+        description="intervals the short trend looks at (the smallest rise among them is extrapolated). Chosen on the "
+                    "TUNING scenarios of bench/autoscale_trace.py: 2 holds >= 0.99 on the 15-min sine (0.3 -> 6 req/s) "
+                    "and the step surge where 3 gave 0.95 / 0.87 (a fleet asked for one start-up late); cost +20-30%. "
+                    "Extrapolating a single rise for one interval only, or capping at 1.25-2 x the envelope, cut "
+                    "GPU-hours 10-30% on on/off bursts but the sine falls to 0.90-0.95 and the step to 0.87")
+    trend_fit_points: int = Field(default=4, ge=3, description="with short = 'fit': intervals of the least-squares slope")
+    trend_fit_z: float = Field(default=2.0, ge=0, description="with short = 'fit': the slope is extrapolated only when at "
+                               "least this many standard errors above 0 (a one-sided ~98% test at 2)")
+    plan_utilization: float | None = Field(
+        default=1.0, gt=0, le=1,
+        description="utilization the ILP plans replicas at (overrides FleetLimits.utilization) when the controller "
+                    "plans: the envelope, margin and trend already carry the headroom, the fleet file's 0.85 would add "
+                    "it twice. Tuning set: 1.0 costs ~14% fewer GPU-hours than 0.85 at the same worst attainment. "
+                    "None: the fleet file's")
+    hold_trend: bool = Field(
+        default=False,
+        description="the scale-down window remembers the full recommendation, trend included; False: it remembers "
+                    "the plan without the trend term (a second ILP solve when the trend leads), so a rise that stops "
+                    "is released after the envelope, not held a window longer. Tuning set (h2b): False cuts GPU-hours "
+                    "21% on on/off bursts, 12% on the step, 5% on the 15-min sine at the same attainment (0.990-1.000); "
+                    "clustered-8 0.982 -> 0.971 (a burst the prefill model under-sizes, not a hold question)")
+    token_trend: bool = Field(default=True, description="token-rate series get their own short trend; False: they "
+                              "follow the request rate's (last token rate x short / last rate). Tuning set: False saves "
+                              "~5% GPU-hours but the 15-min sine falls from 0.990 to 0.954 attainment")
+    trend_noise_sigmas: float = Field(
+        default=0.0, ge=0,
+        description="a rise of the request rate below this many standard deviations of Poisson counting noise "
+                    "(sqrt(2 x rate / interval)) is not extrapolated; 0: every rise is")
+    trend_max_factor: float | None = Field(
+        default=None, ge=1,
+        description="the short forecast is at most this x the recent-peak envelope (>= the last value); None: no cap")
+    trend_history_cap: float | None = Field(
+        default=2.0, ge=1,
+        description="when the last rate is a level the history (history_points intervals) has seen before, the short "
+                    "forecast is at most this x the history's peak (>= the last value); a new high keeps the full "
+                    "trend. Tuning set: 2.0 cuts GPU-hours 13% on on/off bursts and 7% on clustered arrivals at the "
+                    "same attainment; 1.0-1.5 cut 20-30% more but the step surge falls 0.998 -> 0.87 (its flat phase "
+                    "no longer carries the noise-driven surplus that absorbs the 3x step); None: no cap")
+    envelope_factor: float = Field(
+        default=2.0, ge=0,
+        description="recent-peak envelope window = factor x (start-up + observation lag): a replica released now is "
+                    "missing for a start-up if the load comes back, and the load of the last lag is not seen yet; "
+                    ">= 2 (issue 9); 0 = no envelope (ablation)")
+    observation_lag_s: float | None = Field(default=None, gt=0, description="how old the observed rate is on average; "
+                                            "None: one interval (the simulator's and a rate() window's order)")
+    margin_quantile: float = Field(default=0.75, gt=0.5, lt=1.0,
+                                   description="margin = this quantile of the controller's own forecast errors "
+                                               "(realised peak over the horizon / base planned for at the decision). "
+                                               "Tuning set: 0.75 and 0.9 reach the same attainment, 0.75 ~3% fewer GPU-hours")
+    margin_min: float = Field(default=1.0, gt=0, description="floor of the learned margin (1 = the envelope itself)")
+    margin_max: float = Field(default=1.5, gt=0, description="cap of the learned margin")
+    margin_prior: float = Field(default=1.15, gt=0, description="margin until `margin_min_samples` errors are known")
+    margin_min_samples: int = Field(default=10, ge=1, description="forecast errors needed before the margin is learned")
+    margin_history: int = Field(default=60, ge=1, description="forecast errors kept (one per interval)")
+    learn_margin: bool = Field(default=True, description="False: the prior margin always (ablation)")
+    period: bool = Field(default=True, description="detect a period by autocorrelation and pre-scale ahead of it")
+    period_min_acf: float = Field(default=0.5, gt=0, lt=1, description="autocorrelation at the lag that counts as a period")
+    period_min_cycles: float = Field(default=2.0, ge=2, description="cycles seen before a period is trusted (issue 9: >= 2)")
+    period_min_s: float = Field(default=240.0, gt=0, description="shortest period looked for (shorter ones are in the envelope)")
+    burstiness: bool = Field(default=True, description="plan the arrival dispersion observed (Observation.arrival_idc, "
+                             "mean over the envelope window) as the class's burstiness; False: Poisson (ablation). Tuning set "
+                             "(h1-burst at 8b24a6c): clustered-8 0.965 -> 0.983 attainment at +67% GPU-hours (13.8 -> 22.9); "
+                             "no effect on the Poisson-like scenarios")
+    burst_min_idc: float = Field(default=1.5, ge=0, description="a mean 1-s IDC below this is planned as Poisson (the "
+                                 "IDC of 60 one-second Poisson counts has sd ~0.18; 1.5 is > 2.5 sd above 1)")
+    rise_intervals: int = Field(default=2, ge=0, description="no scale-down while the rate rose in any of the last N "
+                                "intervals (0 = off, ablation)")
+    rise_tolerance: float = Field(default=0.05, ge=0, description="a rise smaller than this fraction is noise")
+    rise_noise_sigmas: float = Field(
+        default=0.0, ge=0,
+        description="a rise smaller than this many standard deviations of Poisson counting noise (sd of the "
+                    "difference of two interval rates a, b: sqrt((a + b) / interval)) is noise too; 0: off")
+    floor_while_traffic: bool = Field(default=True, description="keep >= 1 replica per pool of a model with traffic "
+                                      "in the envelope window (no scale-to-zero on a quiet minute)")
 
 
 class CorrectConfig(_Strict):
@@ -99,6 +179,41 @@ class CorrectConfig(_Strict):
     max_factor: float = Field(default=2.0, gt=0)
     smoothing: float = Field(default=0.3, gt=0, le=1, description="EWMA weight of the newest ratio")
     min_rate_rps: float = Field(default=0.05, ge=0, description="below this load the latency sample is too thin to learn from")
+    enabled: bool = Field(default=True, description="False: the profiled laws as they are (ablation)")
+    source: Literal["service", "latency"] = Field(
+        default="latency",
+        description="'service': learn from vLLM's per-request service times (request_prefill_time, "
+                    "request_time_per_output_token: no queueing delay) vs the laws at the observed batch, whenever "
+                    "the observation has them (falls back to 'latency' per model otherwise); 'latency': TTFT/ITL "
+                    "percentiles vs the queueing model, only while nothing waits. Tuning set (simulator, where the "
+                    "laws are exact): 'service' converges to ~1.02 (right), 'latency' learns a TTFT factor ~1.15-1.2 "
+                    "at light load (the p99 model's error, not the laws'), which keeps one more prefill replica in "
+                    "the step surge's flat phase: worst attainment 0.983 vs 0.912 (step surge) at -1..+9% GPU-hours. "
+                    "Chosen: 'latency'. On a real engine whose step times differ from the profile, 'service' is the "
+                    "one that measures that difference at any load")
+    service_min_factor: float = Field(
+        default=0.6, gt=0,
+        description="lower bound of a factor learned from service times. Source: the bundled laws are torch-reference "
+                    "fits (profiles/data/*/README); measured vLLM step times on the same GPU differ by tens of percent "
+                    "(ROOFLINE.md, h3's vLLM profiles), and the controller bench found the planner 20-30% conservative "
+                    "(hindsight multiplier 0.73-0.80); below 0.6 the profile is of another variant (GPU, tp, dtype), a "
+                    "configuration error to fix rather than a factor to learn")
+    service_max_prefill_occupancy: float = Field(
+        default=0.3, gt=0, le=1,
+        description="the prefill factor is learned from service times only while arrivals per prefill replica x the "
+                    "observed prefill time is at most this (a prompt then has its forward pass to itself, ~74% of the "
+                    "time at 0.3 for Poisson arrivals, e^-0.3); above, the pass's batch is unobserved")
+    quiet_intervals_to_learn: int = Field(
+        default=3, ge=1,
+        description="with source 'latency': learn only after this many consecutive quiet intervals (this one "
+                    "included). Latency samples are taken when requests complete, so a request finishing in the first "
+                    "quiet interval after a queue may carry that queue's delay (a flash crowd's drained backlog clipped "
+                    "the TTFT factor at 2 with 2 intervals); 3 covers the queue plus a generation")
+    max_waiting_to_learn: float = Field(
+        default=0.0, ge=0,
+        description="learn only from intervals (and the one before) with at most this many requests waiting on the "
+                    "model: latency sampled while a queue forms or drains is queueing delay, not a slower model "
+                    "(issue 9: learning it clipped the factor at 2 and overshot to 60 GPUs after a peak)")
 
 
 class GuardConfig(_Strict):
@@ -106,16 +221,25 @@ class GuardConfig(_Strict):
 
     scale_up_cooldown_s: float = Field(default=0.0, ge=0, description="HPA default: no scale-up delay")
     scale_down_cooldown_s: float = Field(default=60.0, ge=0, description="after any change, no scale-down for this long")
-    scale_down_stabilization_s: float = Field(
-        default=60.0, ge=0,
-        description="scale down to the max recommendation in this window. Each recommendation already plans for the "
-                    "upper forecast of start-up + interval ahead (rate and token rates), so the window only absorbs one "
-                    "recommendation's noise: 60 s (one bench interval), not the HPA's 300 s, which exists for a purely "
-                    "reactive scaler. Sweep (see ForecastConfig.quantile): 0 s collapses to ~86% attainment (a replica "
-                    "released on a quiet minute is missing for a whole start-up), 60 s holds >= 99.9%, 120/180 s cost "
-                    "+2-4% GPU-hours for no attainment",
+    scale_down_stabilization_s: float | None = Field(
+        default=None, ge=0,
+        description="scale down to the max recommendation in this window (as the HPA). None: start-up + observation "
+                    "lag + one interval, the time a released replica takes to come back once the load is seen again "
+                    "(issue 9: the former 60 s let the fleet shrink in the trough right before the next ramp)",
     )
     min_replicas: dict[str, int] = Field(default_factory=dict, description="pool id -> floor (safety, also given to the ILP)")
+    hold_backlog: bool = Field(
+        default=False,
+        description="the scale-down window remembers plans that include the backlog classes; False: it remembers "
+                    "the plan for the arrivals alone (a second solve while requests wait), so capacity asked for to "
+                    "drain a queue is released once the queue is gone instead of held for the window. Tuning set: no "
+                    "change (queues there are short); kept False because a backlog is load that has already arrived, "
+                    "the envelope of the arrival rate is what can come back")
+    keep_starting: bool = Field(
+        default=True,
+        description="no scale-down of a pool with replicas still starting (desired > ready) while its model has "
+                    "requests waiting: they were asked for to drain that backlog (tuning set: releasing them before "
+                    "they were ready cost the step surge 0.998 -> 0.874 attainment with the trend capped)")
     queue_drain_s: float | None = Field(
         default=None, gt=0,
         description="waiting requests are added to the load as backlog / queue_drain_s; None: start-up + interval "

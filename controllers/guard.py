@@ -7,6 +7,10 @@ Budgets, inventory, step limits and churn live in the ILP. The guard only:
   - stabilises scale-down like the Kubernetes HPA: a pool shrinks only to the LARGEST
     recommendation seen within the stabilization window, so one quiet interval does not release
     capacity that the next burst needs (the window is seeded with the replicas found at start);
+  - blocks scale-down of a pool whose model's load rose in the last intervals (a fleet must not
+    shrink into a ramp: issue 9);
+  - blocks scale-down of a pool with replicas still starting while its model has requests waiting
+    (`coming`: the capacity asked for to drain that backlog must serve before it is judged);
   - blocks scale-down of a pool whose queue is growing (a safety veto; the scale-UP that queues
     call for is produced by the ILP itself, because the loop feeds the backlog into the load);
   - never goes below the configured floor per pool.
@@ -63,8 +67,19 @@ def guard(
     solver_ok: bool = True,
     solver_reason: str = "",
     queue_growing: set[str] | frozenset[str] = frozenset(),
+    rising: set[str] | frozenset[str] = frozenset(),
+    stabilization_s: float | None = None,
+    hold_proposal: dict[str, int] | None = None,
+    coming: set[str] | frozenset[str] = frozenset(),
 ) -> GuardDecision:
-    """Decide the replicas to apply now; mutates `state` (history, last change, last good)."""
+    """Decide the replicas to apply now; mutates `state` (history, last change, last good).
+
+    `rising`: pools whose model's load rose in the last intervals (no scale-down into a ramp);
+    `stabilization_s`: the window when cfg.scale_down_stabilization_s is None (the caller derives
+    it from start-up and lag); `hold_proposal`: what the stabilization window remembers instead of
+    the proposal (the controller's plan without its short-lived trend term); `coming`: pools whose
+    starting replicas are kept (requests wait for them)."""
+    window = cfg.scale_down_stabilization_s if cfg.scale_down_stabilization_s is not None else (stabilization_s or 0.0)
     if not metrics_ok:
         return hold(state, current, f"metrics unusable ({metrics_reason or 'missing or stale'})")
     if proposal is None or not solver_ok:
@@ -77,10 +92,10 @@ def guard(
         floor = cfg.min_replicas.get(pool, 0)
         rec = max(proposal.get(pool, 0), floor)
         hist = state.recommendations.setdefault(pool, deque())
-        if not hist and cfg.scale_down_stabilization_s > 0:
+        if not hist and window > 0:
             hist.append((now_s, cur))  # seed: the fleet as found counts as a recommendation
-        hist.append((now_s, rec))
-        while hist and hist[0][0] < now_s - cfg.scale_down_stabilization_s:
+        hist.append((now_s, max(hold_proposal.get(pool, 0), floor) if hold_proposal is not None else rec))
+        while hist and hist[0][0] < now_s - window:
             hist.popleft()
         since = now_s - state.last_change_s.get(pool, float("-inf"))
         if rec > cur:
@@ -94,6 +109,12 @@ def guard(
             if pool in queue_growing:
                 reasons.append(f"{pool}: scale-down {cur}->{rec} vetoed (queue growing)")
                 target[pool] = cur
+            elif pool in coming:
+                reasons.append(f"{pool}: scale-down {cur}->{rec} vetoed (replicas still starting while requests wait)")
+                target[pool] = cur
+            elif pool in rising:
+                reasons.append(f"{pool}: scale-down {cur}->{rec} vetoed (load rising)")
+                target[pool] = cur
             elif since < cfg.scale_down_cooldown_s:
                 reasons.append(f"{pool}: scale-down {cur}->{rec} deferred (cooldown {cfg.scale_down_cooldown_s:g}s)")
                 target[pool] = cur
@@ -101,7 +122,7 @@ def guard(
                 if stable > rec:
                     reasons.append(
                         f"{pool}: scale-down {cur}->{rec} stabilised to {min(stable, cur)} "
-                        f"(max recommendation in {cfg.scale_down_stabilization_s:g}s)"
+                        f"(max recommendation in {window:g}s)"
                     )
                 target[pool] = min(stable, cur)
         else:

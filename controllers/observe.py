@@ -28,6 +28,10 @@ from the pod's pd-planner.io/role, name set by `role_label`):
                   endpoint picker's flow-control queue (`epp_queue_metric`, by model_name) is added
                   as waiting["gateway"]: requests held there still need a prefill and a decode
   KV usage        avg by role of vllm:kv_cache_usage_perc
+  service times   rate(vllm:request_prefill_time_seconds_sum) / rate(..._count) (prefill side) and
+                  the same of vllm:request_time_per_output_token_seconds (decode side): per-request
+                  times WITHOUT queueing, what controllers.correct learns the laws' factors from
+
 Roles: series carry the pool role in `role_label` (the PodMonitor in controllers/deploy relabels
 llm-d.ai/role onto it; llm-d's `both` reads as mixed). A series of a configured model WITHOUT it
 fails the observation (`missing_role: fail`, the default): read as mixed, the prefill side's
@@ -72,6 +76,18 @@ class ModelObservation:
     """Histogram the ITL came from (vllm:request_time_per_output_token_seconds or the per-token fallback)."""
     ttft_source: str = ""
     """'decode+prefill' (P/D: the two sides' quantiles summed) or 'decode' / 'mixed'."""
+    prefill_time_ms: float | None = None
+    """Mean per-request prefill SERVICE time (scheduled -> prefill done, no queueing) on the prefill side
+    (vllm:request_prefill_time_seconds sum / count); None: not exported or no request."""
+    tpot_ms: float | None = None
+    """Mean per-request time per output token after the first (decode steps only, no queueing;
+    vllm:request_time_per_output_token_seconds sum / count); None: not exported or no request."""
+    arrival_idc: dict[float, float] = field(default_factory=dict)
+    """Arrival over-dispersion of the interval: {window_s: index of dispersion (variance / mean) of the
+    arrival counts in consecutive windows of window_s} at 1 s and 10 s (1 for Poisson arrivals).
+    Needs per-request arrival times (the router's log, or the simulator); vLLM's Prometheus counters,
+    scraped every 15-30 s, cannot resolve 1-s clusters, so the Prometheus observer leaves it empty
+    (the controller then plans Poisson arrivals unless the workload states burstiness)."""
 
 
 @dataclass
@@ -90,6 +106,27 @@ ROLE_VALUES = {"prefill": "prefill", "decode": "decode", "mixed": "mixed", "both
 """Series role label value -> pool role (llm-d's llm-d.ai/role `both` is a mixed pool)."""
 TPOT_REQUEST = "vllm:request_time_per_output_token_seconds"
 ITL_PER_TOKEN = "vllm:inter_token_latency_seconds"
+
+
+ARRIVAL_IDC_WINDOWS_S = (1.0, 10.0)
+"""Time scales of the arrival dispersion observed (the workload's Burstiness.idc_1s / idc_10s)."""
+
+
+def _idc(t_s: "np.ndarray", window_s: float, span_s: float) -> float | None:
+    """Variance / mean of the counts in the whole windows of [0, span_s); None with < 6 windows or no arrival."""
+    import numpy as np
+
+    n = int(span_s // window_s)
+    if n < 6 or t_s.size == 0:
+        return None
+    counts = np.bincount((t_s // window_s).astype(int), minlength=n)[:n]
+    mean = float(counts.mean())
+    return float(counts.var() / mean) if mean > 0 else None
+
+
+def _ratio_ms(num: dict[str, float], den: dict[str, float], m: str) -> float | None:
+    """rate(x_sum) / rate(x_count) in ms, None when no request was counted."""
+    return num[m] / den[m] * 1e3 if den.get(m, 0.0) > 0 and m in num else None
 
 
 class PrometheusObserver:
@@ -183,6 +220,14 @@ class PrometheusObserver:
             unlabelled = self._by_model(f"count by (model_name) (vllm:num_requests_running{nolabel})") \
                 if self.cfg.missing_role == "fail" else {}
             epp_queue = self._by_model(f"sum by (model_name) ({self.cfg.epp_queue_metric}{allsel})") if self.cfg.epp_queue_metric else {}
+            # service times without queueing (vLLM >= 0.7 names, checked against 0.26.0: shared/tools/vllm-offline):
+            # prefill on the prefill side when there is one (the decode side's "prefill" is the KV load)
+            pf_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_prefill_time_seconds_sum{pf}[{w}]))")
+            pf_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_prefill_time_seconds_count{pf}[{w}]))")
+            mx_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_prefill_time_seconds_sum{side}[{w}]))")
+            mx_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_prefill_time_seconds_count{side}[{w}]))")
+            tp_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_time_per_output_token_seconds_sum{side}[{w}]))")
+            tp_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_time_per_output_token_seconds_count{side}[{w}]))")
             ttft: dict[str, float] = {}
             itl: dict[str, float] = {}
             itl_src: dict[str, str] = {}
@@ -251,6 +296,8 @@ class PrometheusObserver:
                 from_histograms=True,
                 itl_source=itl_src.get(m, ""),
                 ttft_source=ttft_src.get(m, ""),
+                prefill_time_ms=_ratio_ms(pf_sum, pf_cnt, m) if m in pf_cnt else _ratio_ms(mx_sum, mx_cnt, m),
+                tpot_ms=_ratio_ms(tp_sum, tp_cnt, m),
             )
         if problems:
             obs.ok = False
@@ -293,7 +340,7 @@ class SimulatorObserver:
             if m is None:
                 continue
             a = acc.setdefault(m, {"done": 0.0, "ptok": 0.0, "preq": 0.0, "gtok": 0.0, "greq": 0.0, "inflight": 0.0,
-                                   "ttft": [], "itl": [], "running": {}, "waiting": {}, "kv": {}})
+                                   "ttft": [], "itl": [], "pf": [], "running": {}, "waiting": {}, "kv": {}})
             pp = prev.get(pid) if prev else None
             d = (lambda f: getattr(po, f) - (getattr(pp, f) if pp is not None else 0))
             if po.role != "prefill":
@@ -302,6 +349,8 @@ class SimulatorObserver:
                 a["greq"] += d("requests_total")  # type: ignore[operator]
                 a["ttft"].extend(po.ttft_s.tolist())  # type: ignore[union-attr]
                 a["itl"].extend(po.itl_s.tolist())  # type: ignore[union-attr]
+            if po.role == "prefill":
+                a["pf"].extend(getattr(po, "prefill_s", np.zeros(0)).tolist())  # type: ignore[union-attr]
             if po.role != "decode":
                 a["ptok"] += d("prompt_tokens_total")  # type: ignore[operator]
                 a["preq"] += d("requests_total")  # type: ignore[operator]
@@ -332,10 +381,22 @@ class SimulatorObserver:
                 waiting_growth_per_s={r: (w - self._prev_waiting.get((m, r), w)) / dt if dt > 0 else 0.0
                                       for r, w in a["waiting"].items()},  # type: ignore[union-attr]
                 newest_sample_age_s=0.0,
+                prefill_time_ms=float(np.mean(a["pf"])) * 1e3 if a["pf"] else None,  # type: ignore[arg-type]
+                tpot_ms=float(np.mean(a["itl"])) * 1e3 if a["itl"] else None,  # type: ignore[arg-type]
             )
             self._prev_inflight[m] = a["inflight"]  # type: ignore[assignment]
             for r, w in a["waiting"].items():  # type: ignore[union-attr]
                 self._prev_waiting[(m, r)] = w
+        if dt > 0:  # arrival dispersion of the interval, from the arrival times the router saw
+            arr = getattr(self.sim, "arrivals", None)
+            if arr is not None and self.model_of_class:
+                lo_i, hi_i = np.searchsorted(arr.t_s, [t - dt, t], side="right")
+                ts, cl = arr.t_s[lo_i:hi_i], arr.cls[lo_i:hi_i]
+                for m in out.models:
+                    ks = [k for k, c in enumerate(arr.class_ids) if self.model_of_class.get(c) == m]
+                    tm = ts[np.isin(cl, ks)] - (t - dt)
+                    out.models[m].arrival_idc = {w: v for w in ARRIVAL_IDC_WINDOWS_S
+                                                 if (v := _idc(tm, w, dt)) is not None}
         first = self._prev_t is None or dt <= 0
         self._prev, self._prev_t = dict(o.pools), t
         if not out.models:

@@ -178,6 +178,7 @@ from planner.simulate.commands import register as _register_simulate; _register_
 from planner.whatif_commands import register as _register_whatif; _register_whatif(app)  # noqa: E402,E702 (whatif)
 from controllers.commands import register as _register_control; _register_control(app)  # noqa: E402,E702 (control)
 from profiles.commands import register as _register_profile; _register_profile(app)  # noqa: E402,E702 (profile, profile show)
+from planner.synth_commands import register as _register_synth; _register_synth(workload_app)  # noqa: E402,E702 (workload synth)
 # --- end of command registrations
 
 

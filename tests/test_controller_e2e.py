@@ -121,7 +121,9 @@ def test_decode_pool_scales_up_with_load_and_down_after_stabilization(tmp_path, 
                 interval_s=INTERVAL_S, startup_s=0.0, fleet="-",
                 models={MODEL: ModelConfig(served_name=SERVED, slo=SLO)},
                 prometheus=PrometheusConfig(url=prom.url, rate_window_s=RATE_WINDOW_WALL_S, staleness_s=5, timeout_s=2),
-                forecast=ForecastConfig(quantile=0.9),
+                # hold_trend: the window holds the peak recommendation, trend included (what is tested here);
+                # rise_noise_sigmas: the low phase has ~6 requests per interval, where a 5% "rise" is counting noise
+                forecast=ForecastConfig(quantile=0.9, hold_trend=True, rise_noise_sigmas=2.0),
                 guard=GuardConfig(scale_down_stabilization_s=STAB_S, scale_down_cooldown_s=0.0),
             )
             fleet = Fleet(gpus={GPU: GpuInventory(available=16)},

@@ -70,13 +70,16 @@ def test_scales_up_then_down_after_stabilization(env):
     p_up, d_up = reps(srv)
     assert p_up + d_up > 2 and d.changes
     assert srv.state.objects[("configmap", NS, "pd-planner-routing")]
-    for k in (1, 2):  # load gone, but within the 180 s window: no scale-down
+    # load gone at 60 s. Since issue 9 the peak is held by the recent-peak envelope (2 x (start-up 60 s
+    # + lag 60 s) = 240 s: recommendations up to t=180 still see it) and then by the 180 s scale-down
+    # stabilization window of the recommendations: no scale-down before 180 + 180 = 360 s (inclusive)
+    for k in range(1, 7):
         clock[0] = 60 * k
         given.next = obs(0.2, clock[0])
         ctl.step()
-        assert reps(srv) == (p_up, d_up)
-    clock[0] = 300
-    given.next = obs(0.2, 300)
+        assert reps(srv) == (p_up, d_up), clock[0]
+    clock[0] = 420
+    given.next = obs(0.2, 420)
     ctl.step()
     assert sum(reps(srv)) < p_up + d_up
 
@@ -139,21 +142,24 @@ def _lengths_obs(rate: float, isl: float, osl: float) -> Observation:
 @pytest.mark.parametrize("token_rates", [True, False])
 def test_planned_lengths_cover_length_swings_with_token_rates(perf, token_rates):
     """Constant request count, mean prompt length swinging from minute to minute (as on the Azure
-    trace): with token-rate forecasting the class planned for carries a prompt-token rate above every
-    recent minute's mean (the prediction interval covers the swings); without, it is the last
-    minute's lengths, which a longer-prompt minute then exceeds."""
+    trace): with token-rate planning the class planned for carries a prompt-token rate above every
+    recent minute's mean (the envelope of the prompt-token rate covers the swings); without, it is
+    the last minute's lengths, which a longer-prompt minute then exceeds.
+    (Since issue 9 this drives controllers.decide.decide(), which replaced Controller._forecast/_workload.)"""
     from controllers.config import ForecastConfig
+    from controllers.decide import PoolStatus, Snapshot, decide, initial_state
 
-    cfg = ControllerConfig(interval_s=60, startup_s=180, fleet="-", forecast=ForecastConfig(quantile=0.9, token_rates=token_rates),
+    cfg = ControllerConfig(interval_s=60, startup_s=180, fleet="-", forecast=ForecastConfig(token_rates=token_rates),
                            models={MODEL: ModelConfig(slo=Slo(ttft_ms=2000, itl_ms=100, percentile=99))})
     fleet = Fleet(gpus={GPU: GpuInventory(available=64)}, limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"]))
-    ctl = Controller(cfg, fleet, Given(), None, perf)  # type: ignore[arg-type]  # no platform needed
+    from controllers.loop import default_plan_fn
+
+    state = initial_state(cfg, default_plan_fn(), fleet, perf)
     isl_series = [800, 1400, 900, 1300, 1000, 1450, 850, 1200, 950, 1350, 800, 1250, 900, 1400, 1000, 850]
-    for isl in isl_series:
-        o = _lengths_obs(5.0, isl, 200)
-        fc = ctl._forecast(o)
-        ctl._update_lengths(o)
-    cls = next(c for c in ctl._workload(o, fc).classes if c.id == MODEL)
+    pools = {P: PoolStatus(1, 1), D: PoolStatus(1, 1)}
+    for k, isl in enumerate(isl_series):
+        v, state = decide(state, Snapshot(metrics=_lengths_obs(5.0, isl, 200), pools=pools), 60.0 * k)
+    cls = next(c for c in v.workload.classes if c.id == MODEL)
     planned_prompt_tps = cls.rate_rps * cls.isl
     if token_rates:
         assert planned_prompt_tps > 5.0 * sum(isl_series) / len(isl_series)

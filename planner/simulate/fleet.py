@@ -120,6 +120,9 @@ class PoolObservation:
     prefill pools: the prefill instance's own TTFT (arrival -> prefill done)."""
     itl_s: np.ndarray
     """Per-request mean ITL samples (s) of requests finished here since the last observe."""
+    prefill_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Prefill pools: per-request prefill service time samples (s), scheduled -> prefill done, no
+    queueing (vllm:request_prefill_time_seconds) of the requests prefilled since the last observe."""
 
 
 @dataclass
@@ -511,8 +514,10 @@ class FleetSimulator:
         for p in self.pool_list:
             if p.role == "prefill":
                 ttft = [req.t_pf_end[r] - req.t_arr[r] for r in p.new_prefilled]
+                pf = [req.t_pf_end[r] - req.t_pf_start[r] for r in p.new_prefilled]
                 itl: list[float] = []
             else:
+                pf = []
                 ttft = [req.t_first[r] - req.t_arr[r] for r in p.new_done]
                 itl = [(req.t_done[r] - req.t_first[r]) / (req.osl[r] - 1) for r in p.new_done if req.osl[r] > 1]
             p.new_done, p.new_prefilled = [], []
@@ -524,7 +529,8 @@ class FleetSimulator:
                 running=sum(r.running for r in p.replicas_all()),
                 waiting=sum(r.waiting() for r in p.replicas_all()) + len(p.pending),
                 kv_usage=float(np.mean([r.kv_usage() for r in reps])) if reps else 0.0,
-                ttft_s=np.asarray(ttft, dtype=float), itl_s=np.asarray(itl, dtype=float))
+                ttft_s=np.asarray(ttft, dtype=float), itl_s=np.asarray(itl, dtype=float),
+                prefill_s=np.asarray(pf, dtype=float))
         return Observation(self.now, out, {c: int(n) for c, n in zip(self.arrivals.class_ids, self.arrived_by_class)})
 
 

@@ -1,0 +1,583 @@
+"""The controller's decision as a pure function: `decide(state, snapshot, now) -> (decision, state)`.
+
+No I/O, no clock, no Prometheus or Kubernetes: the loop (controllers.loop) observes, elects a
+leader, applies and records around it; the bench (bench/autoscale_trace.py), the tests and the live
+loop run this same function. The only call out is the injected planner (`Planner.plan_fn`, the ILP
+of planner.planning by default), a deterministic function of its inputs.
+
+Stages (issue 9 says why each exists; the traces that motivated them are in the issue; the
+defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see controllers/config.py):
+  observe   the snapshot: pools (desired/ready replicas) and the metrics Observation;
+  forecast  per model, the request rate and the prompt-/output-token rates planned for are the
+            largest of
+              * the recent-peak ENVELOPE: the max over a window of envelope_factor x (start-up +
+                observation lag) (a replica released now is missing for a whole start-up if the
+                load comes back, and the last lag of load is not seen yet), times a MARGIN learned
+                from the controller's own forecast errors: the `margin_quantile` of
+                (realised peak over the horizon) / (base planned for then), clipped;
+              * a SHORT forecast a horizon of start-up + one interval ahead (the last value plus
+                the smallest rise of the last few intervals when all rose: a sustained ramp; or
+                ETS, forecast.short = "ets");
+              * with a PERIOD detected by autocorrelation (a local maximum >= period_min_acf after
+                >= 2 cycles), the peak seen one period ago over the coming start-up + interval,
+                times the margin (pre-scaling ahead of a ramp that repeats);
+            and never below the last observation. Lengths planned = token rate / request rate; the
+            arrival dispersion planned = the mean IDC (1 s, 10 s) of the intervals in the envelope
+            window (Observation.arrival_idc), passed as the class's `burstiness` so that the ILP
+            sizes prefill with the burst-aware capacity (planner.capacity);
+  correct   bounded factors on the prefill and decode laws. With correct.source = "service"
+            from vLLM's per-request SERVICE times (prefill time, time per output token: no queueing)
+            vs the laws at the observed batch (controllers.correct.predict_service), learned every
+            interval with traffic, bounded to [service_min_factor, max_factor] (below 1 too: a
+            faster engine than profiled plans fewer replicas). With source = "latency" (the default,
+            chosen on the tuning set: see CorrectConfig.source) or without service-time metrics,
+            from observed vs predicted latency percentiles at the observed
+            load, learned only while no request waits (queueing delay is not model error: issue 9)
+            and the fleet is settled;
+  propose   the ILP (injected) on the workload = planned classes + backlog classes (requests waiting
+            now / drain time: queues and KV-admission waits are the fast scale-up signal, they reach
+            the optimiser in the same interval), at utilization `forecast.plan_utilization` (1.0: the
+            headroom is in the forecast, not added twice);
+  guard     hold the last good plan when metrics or the solver fail; scale-down only to the max
+            recommendation of a window >= start-up + lag + one interval (with hold_trend=False the
+            window remembers the plan without the trend term and the backlog classes, and
+            guard.keep_starting keeps replicas still starting while requests wait); no scale-down while the
+            model's rate rose in the last `rise_intervals` or its queue grows; >= 1 replica per role
+            while the model has traffic in the envelope window (no scale-to-zero on a quiet minute).
+
+State is immutable (frozen dataclasses holding tuples and fresh dicts); every call returns a new one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping, Protocol
+
+import numpy as np
+
+from controllers.config import ControllerConfig
+from controllers.correct import (ITL_BUCKETS_MS, TTFT_BUCKETS_MS, CorrectedPerf, Corrections, PerfSource, predict_at_load,
+                                 predict_service, update_corrections)
+from controllers.forecast import forecast_upper
+from controllers.guard import GuardState, guard, hold
+from controllers.observe import Observation
+from planner.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, Plan, RequestClass, Variant, Workload
+
+# Lengths assumed before any request was seen (the rate is 0 then, so they only keep the class valid).
+DEFAULT_ISL, DEFAULT_OSL = 1024, 128
+
+
+class PlanFn(Protocol):
+    def __call__(self, workload: Workload, fleet: Fleet, perf: PerfSource) -> Plan: ...
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    desired: int
+    ready: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one interval observed: the pools (None: the platform could not be read) and the metrics."""
+
+    metrics: Observation
+    pools: Mapping[str, PoolStatus] | None
+    platform_error: str = ""
+
+
+@dataclass(frozen=True)
+class Planner:
+    """The injected proposal stage: the ILP and what it needs (a fleet, a performance model)."""
+
+    plan_fn: PlanFn
+    fleet: Fleet
+    perf: PerfSource
+
+
+@dataclass(frozen=True)
+class ModelMemory:
+    """What crosses intervals for one model."""
+
+    t_s: tuple[float, ...] = ()
+    rate_rps: tuple[float, ...] = ()
+    prompt_tps: tuple[float, ...] = ()
+    output_tps: tuple[float, ...] = ()
+    lengths: tuple[float, float] | None = None
+    pending: tuple[tuple[float, float], ...] = ()
+    """(decision time, base rate planned for without margin) awaiting the realised peak."""
+    errors: tuple[float, ...] = ()
+    """realised peak over the horizon / base planned for, newest last."""
+    quiet: int = 0
+    """Consecutive intervals (this one included) with no request waiting and the fleet settled."""
+    idc: tuple[tuple[float | None, float | None], ...] = ()
+    """(IDC of 1-s counts, IDC of 10-s counts) of each interval's arrivals, aligned with t_s (None: not observed)."""
+
+
+@dataclass(frozen=True)
+class State:
+    cfg: ControllerConfig
+    planner: Planner
+    models: Mapping[str, ModelMemory] = field(default_factory=dict)
+    corrections: Corrections = field(default_factory=Corrections)
+    guard: GuardState = field(default_factory=GuardState)
+    last_plan: Plan | None = None
+
+
+@dataclass(frozen=True)
+class ModelForecast:
+    """What one model is planned for, and the parts it is the max of (all req/s)."""
+
+    rate_rps: float
+    prompt_tps: float
+    output_tps: float
+    envelope_rps: float
+    margin: float
+    short_rps: float
+    seasonal_rps: float
+    period_s: float | None
+    rising: bool
+    traffic: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one call: replicas to apply (`target`), why, and what was planned."""
+
+    t_s: float
+    target: dict[str, int]
+    held: bool
+    reasons: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    proposal: dict[str, int] | None = None
+    forecasts: dict[str, ModelForecast] = field(default_factory=dict)
+    workload: Workload | None = None
+    plan: Plan | None = None
+    solve_s: float | None = None
+    hold_reason: str = ""
+    """'platform', 'metrics' or 'solver' when held."""
+    routing: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    pairing: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
+
+    @property
+    def forecast_rps(self) -> dict[str, float]:
+        return {m: f.rate_rps for m, f in self.forecasts.items()}
+
+
+# ---------------------------------------------------------------------- derived windows
+def lag_s(cfg: ControllerConfig) -> float:
+    return cfg.forecast.observation_lag_s or cfg.interval_s
+
+
+def horizon_s(cfg: ControllerConfig) -> float:
+    """Replicas asked for now serve from start-up until the next decision's are ready."""
+    return cfg.startup_s + cfg.interval_s
+
+
+def envelope_s(cfg: ControllerConfig) -> float:
+    return cfg.forecast.envelope_factor * (cfg.startup_s + lag_s(cfg))
+
+
+def stabilization_s(cfg: ControllerConfig) -> float:
+    if cfg.guard.scale_down_stabilization_s is not None:
+        return cfg.guard.scale_down_stabilization_s
+    return cfg.startup_s + lag_s(cfg) + cfg.interval_s
+
+
+def history_len(cfg: ControllerConfig) -> int:
+    return max(cfg.forecast.history_points, 1)
+
+
+# ---------------------------------------------------------------------- forecast parts (pure maths)
+def short_forecast(y: np.ndarray, steps: int, points: int, max_factor: float | None = None,
+                   noise_sigmas: float = 0.0, count_per_interval: float | None = None) -> float:
+    """Last value + the SMALLEST rise of the last `points` values x `steps` (0 unless every one of
+    them rose), at most `max_factor` x the last value (None: no cap). With 2 points any rise is
+    extrapolated (a step included: the replicas asked for arrive one start-up later, and the surplus
+    drains the queue the step built); with 3, only a sustained ramp."""
+    if y.size == 0:
+        return 0.0
+    last = float(y[-1])
+    if y.size < points:
+        return last  # a rise needs `points` samples
+    slope = float(np.diff(y[-points:]).min())
+    # a rise within `noise_sigmas` standard deviations of the difference of two Poisson counts of
+    # `count_per_interval` requests (relative sd sqrt(2 / count)) is counting noise, not a ramp
+    if noise_sigmas > 0 and count_per_interval is not None:
+        if slope <= noise_sigmas * last * math.sqrt(2.0 / max(count_per_interval, 1e-9)):
+            return last
+    ahead = last + max(0.0, slope) * steps
+    return ahead if max_factor is None else min(ahead, last * max_factor)
+
+
+def fit_forecast(y: np.ndarray, steps: int, points: int, z: float) -> float:
+    """Last value + the least-squares slope of the last `points` values x `steps`, when the slope is
+    positive and at least `z` standard errors (of the fit's residuals) above zero: a ramp that the
+    counting noise of single intervals cannot fake (a 2-point difference extrapolates every upward
+    blip of a noisy rate `steps` times; with the fit, the blip is one residual among `points`)."""
+    if y.size == 0:
+        return 0.0
+    last = float(y[-1])
+    if y.size < points or points < 3:
+        return last
+    s = y[-points:].astype(float)
+    x = np.arange(points, dtype=float)
+    slope, icpt = np.polyfit(x, s, 1)
+    resid = s - (slope * x + icpt)
+    se = math.sqrt(float(np.dot(resid, resid)) / (points - 2) / float(np.dot(x - x.mean(), x - x.mean())))
+    if slope <= 0 or slope < z * se:
+        return last
+    return last + float(slope) * steps
+
+
+def detect_period(y: np.ndarray, min_lag: int, min_acf: float, min_cycles: float) -> int | None:
+    """The lag (in samples) of the highest local maximum of the autocorrelation of the linearly
+    detrended series at or above `min_acf`, among lags seen `min_cycles` times; None if none.
+    A local maximum is required so that a trend or a single hump (whose autocorrelation falls
+    monotonically with the lag) is not taken for a period."""
+    n = y.size
+    max_lag = int(n // min_cycles)
+    if max_lag < min_lag + 1 or n < 8:
+        return None
+    x = y - np.polyval(np.polyfit(np.arange(n, dtype=float), y, 1), np.arange(n, dtype=float))
+    var = float(np.dot(x, x))
+    if var <= 1e-12:
+        return None
+    acf = np.array([float(np.dot(x[:-k], x[k:])) / var if k > 0 else 1.0 for k in range(max_lag + 2)])
+    best, best_acf = None, min_acf
+    for k in range(max(min_lag, 1), max_lag + 1):
+        if acf[k] >= best_acf and acf[k] >= acf[k - 1] and acf[k] >= acf[k + 1]:
+            best, best_acf = k, acf[k]
+    return best
+
+
+def seasonal_ahead(y: np.ndarray, period: int, steps: int) -> float:
+    """The largest value one period before each of the next `steps` samples."""
+    vals = [y[y.size - period + j] for j in range(1, steps + 1) if 0 <= y.size - period + j < y.size]
+    return float(max(vals)) if vals else 0.0
+
+
+def learned_margin(errors: tuple[float, ...], cfg: ControllerConfig) -> float:
+    f = cfg.forecast
+    if not f.learn_margin or len(errors) < f.margin_min_samples:
+        return f.margin_prior
+    return float(min(f.margin_max, max(f.margin_min, np.quantile(np.asarray(errors), f.margin_quantile))))
+
+
+def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> ModelForecast:
+    """What to plan one model for, from its history (pure; see the module docstring)."""
+    f, iv = cfg.forecast, cfg.interval_s
+    steps = max(1, math.ceil(horizon_s(cfg) / iv))
+    # the envelope window in time (a missed interval must not stretch it); at least the last sample
+    ts = np.asarray(mem.t_s, dtype=float)
+    in_env = (ts > ts[-1] - envelope_s(cfg) + 1e-9) if ts.size else np.zeros(0, dtype=bool)
+    if in_env.size:
+        in_env[-1] = True
+    margin = learned_margin(mem.errors, cfg)
+    y = np.asarray(mem.rate_rps, dtype=float)
+    period = detect_period(y, max(2, math.ceil(f.period_min_s / iv)), f.period_min_acf, f.period_min_cycles) if f.period else None
+
+    def plan_series(series: tuple[float, ...], trend: float | None = None) -> tuple[float, float, float, float]:
+        """(planned, envelope, short, seasonal) of one series; `trend`: the request rate's short
+        forecast / its last value, applied to this series' last value instead of its own trend."""
+        s = np.asarray(series, dtype=float)
+        if s.size == 0:
+            return 0.0, 0.0, 0.0, 0.0
+        env = float(s[in_env].max())
+        if trend is not None:
+            short = float(s[-1]) * trend
+        elif f.short == "fit":
+            short = fit_forecast(s, steps, f.trend_fit_points, f.trend_fit_z)
+        elif f.short == "ets":
+            short = forecast_upper(list(s), iv, horizon_s(cfg), f.quantile, f.season_s, f.min_points_trend).upper
+        else:
+            # the noise test of every series uses the request count of the last interval
+            short = short_forecast(s, steps, f.trend_points, None, f.trend_noise_sigmas,
+                                   float(y[-1]) * iv if y.size else None)
+            if f.trend_max_factor is not None:  # at most factor x the recent peak (>= the last value)
+                short = min(short, f.trend_max_factor * env)
+        if f.trend_history_cap is not None and s.size >= 2 and float(s[:-1].max()) >= float(s[-1]):
+            # a level seen before: extrapolate at most to cap x the highest rate of the history (the
+            # fleet that peak needed is what the best static fleet would hold); a NEW high is a ramp
+            # into the unknown and keeps the full trend
+            short = max(float(s[-1]), min(short, f.trend_history_cap * float(s[:-1].max())))
+        seas = seasonal_ahead(s, period, steps) if period else 0.0
+        return max(env * margin, short, seas * margin, float(s[-1])), env, short, seas
+
+    rate, env, short, seas = plan_series(mem.rate_rps)
+    # token rates follow the request rate's trend (their own 2-point trends would extrapolate the
+    # minute-to-minute swings of mean lengths) unless forecast.token_trend
+    follow = None if f.token_trend or not y.size or y[-1] <= 0 else short / float(y[-1])
+    ptok = plan_series(mem.prompt_tps, follow)[0]
+    otok = plan_series(mem.output_tps, follow)[0]
+    k = f.rise_intervals
+    rising = False
+    if k > 0 and y.size >= 2:
+        tail = y[-(k + 1):]
+        # a rise counts when above the tolerance AND (rise_noise_sigmas > 0) above that many standard
+        # deviations of the difference of two Poisson counts (sqrt(a + b) requests over one interval)
+        noise = f.rise_noise_sigmas * np.sqrt(np.maximum(tail[1:] + tail[:-1], 0.0) / iv)
+        rising = bool(np.any(tail[1:] > np.maximum(tail[:-1] * (1 + f.rise_tolerance), tail[:-1] + noise) + 1e-9))
+    traffic = bool(y.size and float(y[in_env].max()) > 0) or waiting > 0
+    return ModelForecast(rate, ptok, otok, env, margin, short, seas, period * iv if period else None, rising, traffic)
+
+
+# ---------------------------------------------------------------------- memory update
+def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: float, isl: float | None,
+              osl: float | None, completion_rps: float,
+              idc: Mapping[float, float] | None = None) -> ModelMemory:
+    n = history_len(cfg)
+    lengths = (isl, osl) if isl and osl and completion_rps > 0 else mem.lengths
+    li, lo = (isl, osl) if isl and osl else (lengths or (None, None))
+    pt = arrival_rps * li if li else 0.0
+    ot = arrival_rps * lo if lo else 0.0
+    t = (mem.t_s + (now,))[-n:]
+    rates = (mem.rate_rps + (arrival_rps,))[-n:]
+    # forecast errors: a decision made at t0 planned for `base`; its horizon (t0, t0 + H] is now past
+    H = horizon_s(cfg)
+    errors, pending = list(mem.errors), []
+    for t0, base in mem.pending:
+        if now - t0 >= H - 1e-9:
+            seen = [r for ti, r in zip(t, rates) if t0 < ti <= t0 + H + 1e-9]
+            if seen and base > 0:
+                errors.append(max(seen) / base)
+        else:
+            pending.append((t0, base))
+    d = idc or {}
+    return replace(mem, t_s=t, rate_rps=rates, idc=(mem.idc + ((d.get(1.0), d.get(10.0)),))[-n:],
+                   prompt_tps=(mem.prompt_tps + (pt,))[-n:],
+                   output_tps=(mem.output_tps + (ot,))[-n:], lengths=lengths, pending=tuple(pending),
+                   errors=tuple(errors[-cfg.forecast.margin_history:]))
+
+
+def planned_burstiness(mem: ModelMemory, cfg: ControllerConfig) -> Burstiness | None:
+    """The arrival dispersion planned for: the mean over the envelope window of the intervals' IDCs
+    at 1 s and 10 s (the pooled within-interval dispersion, as planner.workload.measure_burstiness
+    pools it within minutes); None (Poisson) when no interval observed it or the mean 1-s IDC is
+    within `burst_min_idc` of 1 (counting noise of 60 one-second bins: sd of a Poisson IDC ~
+    sqrt(2 / 59) = 0.18)."""
+    if not mem.idc or not mem.t_s:
+        return None
+    ts = np.asarray(mem.t_s, dtype=float)
+    keep = ts > ts[-1] - envelope_s(cfg) + 1e-9
+    one = [a for (a, _), k in zip(mem.idc, keep) if k and a is not None]
+    ten = [b for (_, b), k in zip(mem.idc, keep) if k and b is not None]
+    if not one:
+        return None
+    i1 = float(np.mean(one))
+    if i1 < cfg.forecast.burst_min_idc:
+        return None
+    return Burstiness(idc_1s=max(i1, MIN_IDC), idc_10s=max(float(np.mean(ten)), MIN_IDC) if ten else None)
+
+
+# ---------------------------------------------------------------------- the workload planned for
+def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str, ModelMemory],
+                 forecasts: Mapping[str, ModelForecast], backlog: bool = True) -> Workload:
+    """The classes planned for (lengths = planned token rates / planned rate) and, with `backlog`,
+    the backlog classes."""
+    classes: list[RequestClass] = []
+    drain = cfg.guard.queue_drain_s or horizon_s(cfg)
+    for m, mo in obs.models.items():
+        mem, fc = memories[m], forecasts[m]
+        isl, osl = mem.lengths or (DEFAULT_ISL, DEFAULT_OSL)
+        if cfg.forecast.token_rates and fc.rate_rps > 0 and fc.prompt_tps > 0 and fc.output_tps > 0:
+            # plan for the work, not only the request count: lengths such that rate x length = the
+            # planned token rates (prefill work scales with prompt tokens, decode with output tokens)
+            isl, osl = fc.prompt_tps / fc.rate_rps, fc.output_tps / fc.rate_rps
+        isl_i, osl_i = max(1, round(isl)), max(1, round(osl))
+        classes.append(RequestClass(id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc.rate_rps,
+                                    burstiness=planned_burstiness(mem, cfg) if cfg.forecast.burstiness else None))
+        w_prefill = sum(v for r, v in mo.waiting.items() if r == "prefill") if backlog else 0.0
+        w_other = sum(v for r, v in mo.waiting.items() if r != "prefill") if backlog else 0.0
+        if w_prefill > 0:
+            classes.append(RequestClass(id=f"{m}/backlog-prefill", model=m, isl=isl_i, osl=1, rate_rps=w_prefill / drain))
+        if w_other > 0:
+            classes.append(RequestClass(id=f"{m}/backlog", model=m, isl=isl_i, osl=osl_i, rate_rps=w_other / drain))
+    return Workload(models={m: ModelEntry(slo=mc.slo) for m, mc in cfg.models.items() if m in obs.models}, classes=classes)
+
+
+# ---------------------------------------------------------------------- correction
+def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], ready: Mapping[str, int],
+           settled: bool) -> tuple[Corrections, dict[str, int], list[str]]:
+    """New correction factors (see the module docstring), the quiet flags, and notes."""
+    c = state.cfg.correct
+    quiet_now = {m: (state.models[m].quiet + 1 if m in state.models else 1)
+                 if settled and sum(mo.waiting.values()) <= c.max_waiting_to_learn else 0 for m, mo in obs.models.items()}
+    if not c.enabled or state.last_plan is None:
+        return state.corrections, quiet_now, []
+    observed: dict[str, dict[str, float | None]] = {}
+    predicted: dict[str, dict[str, float | None]] = {}
+    s_observed: dict[str, dict[str, float | None]] = {}
+    s_predicted: dict[str, dict[str, float | None]] = {}
+    for m, mo in obs.models.items():
+        mp = state.last_plan.models.get(m)
+        lengths = memories[m].lengths
+        if mp is None or mo.completion_rps < c.min_rate_rps or not lengths:
+            continue
+        if c.source == "service" and (mo.prefill_time_ms is not None or mo.tpot_ms is not None):
+            # service times carry no queueing delay: learned whatever the queues do (issue 9)
+            running = sum(v for r, v in mo.running.items() if r in ("decode", "mixed")) if mo.running else None
+            sp = predict_service(CorrectedPerf(state.planner.perf, state.corrections), dict(ready), mp.routing.get(m, {}),
+                                 mo.arrival_rps, lengths[0], lengths[1], mo.prefill_time_ms, running,
+                                 c.service_max_prefill_occupancy)
+            if sp is not None:
+                s_observed[m] = {"ttft_ms": mo.prefill_time_ms, "itl_ms": mo.tpot_ms}
+                s_predicted[m] = sp
+            continue
+        # latency samples are taken at completion: a request finishing now may have queued an interval
+        # or more ago, so the quiet run must cover the samples' age too (issue 9: learning the queue a
+        # flash crowd left clipped the factor at 2)
+        if quiet_now[m] < c.quiet_intervals_to_learn:
+            continue
+        pred = predict_at_load(CorrectedPerf(state.planner.perf, state.corrections), dict(ready), mp.routing.get(m, {}),
+                               mo.arrival_rps, lengths[0], lengths[1], state.cfg.models[m].slo.percentile)
+        if pred is None:
+            continue
+        observed[m] = {"ttft_ms": mo.ttft_ms, "itl_ms": mo.itl_ms}
+        predicted[m] = dict(pred)
+    hist = any(obs.models[m].from_histograms for m in observed)
+    corr, notes = update_corrections(state.corrections, observed, predicted, c.smoothing, c.min_factor, c.max_factor,
+                                     buckets={"ttft": TTFT_BUCKETS_MS, "itl": ITL_BUCKETS_MS} if hist else None)
+    # service-time means are rate(sum) / rate(count): exact, no histogram bucket to respect
+    corr, s_notes = update_corrections(corr, s_observed, s_predicted, c.smoothing, c.service_min_factor, c.max_factor)
+    return corr, quiet_now, notes + s_notes
+
+
+# ---------------------------------------------------------------------- the decision
+def _scaled(f: ModelForecast, rate_rps: float) -> ModelForecast:
+    """The same forecast at another request rate, with the same planned lengths."""
+    k = rate_rps / f.rate_rps if f.rate_rps > 0 else 0.0
+    return replace(f, rate_rps=rate_rps, prompt_tps=f.prompt_tps * k, output_tps=f.output_tps * k)
+
+
+def _routing(plan: Plan | None) -> dict[str, dict[str, dict[str, float]]]:
+    """Routing weights of the main class per model: {model: {class: {pool: weight}}}."""
+    if plan is None:
+        return {}
+    return {m: {c: dict(w) for c, w in mp.routing.items() if c == m} for m, mp in plan.models.items()}
+
+
+def _pairing(plan: Plan | None) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    if plan is None:
+        return {}
+    return {m: {c: {p: dict(d) for p, d in pp.items()} for c, pp in mp.pairing.items() if c == m}
+            for m, mp in plan.models.items() if mp.pairing}
+
+
+def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, State]:
+    """One interval's decision (see the module docstring). Pure except for the injected planner."""
+    cfg = state.cfg
+    gstate = copy.deepcopy(state.guard)  # guard() updates its state in place: work on a copy
+    if snapshot.pools is None:
+        g = hold(gstate, {}, f"platform unreachable ({snapshot.platform_error})")
+        return Decision(t_s=now, target=g.target, held=True, reasons=tuple(g.reasons), hold_reason="platform",
+                        errors=(f"read pools: {snapshot.platform_error}",)), state
+    current = {p: s.desired for p, s in snapshot.pools.items()}
+    ready = {p: s.ready for p, s in snapshot.pools.items()}
+    obs = snapshot.metrics
+    reasons: list[str] = []
+    errors: list[str] = []
+    if not obs.ok:
+        g = guard(cfg.guard, gstate, now, current, None, metrics_ok=False, metrics_reason=obs.reason,
+                  stabilization_s=stabilization_s(cfg))
+        return (Decision(t_s=now, target=g.target, held=True, reasons=tuple(g.reasons), hold_reason="metrics"),
+                replace(state, guard=gstate))
+
+    # forecast
+    memories = dict(state.models)
+    forecasts: dict[str, ModelForecast] = {}
+    for m, mo in obs.models.items():
+        mem = _remember(memories.get(m, ModelMemory()), cfg, now, mo.arrival_rps, mo.mean_isl, mo.mean_osl, mo.completion_rps,
+                        mo.arrival_idc)
+        fc = model_forecast(mem, cfg, sum(mo.waiting.values()))
+        base = max(fc.envelope_rps, fc.short_rps, fc.seasonal_rps)
+        memories[m] = replace(mem, pending=mem.pending + ((now, base),))
+        forecasts[m] = fc
+    # correct
+    settled = all(ready.get(p, 0) >= n for p, n in current.items())
+    corrections, quiet, notes = _learn(state, obs, memories, ready, settled)
+    reasons.extend(notes)
+    memories = {m: replace(mem, quiet=quiet.get(m, 0)) for m, mem in memories.items()}
+    # propose
+    proposal: dict[str, int] | None = None
+    hold_proposal: dict[str, int] | None = None
+    plan: Plan | None = None
+    solver_ok, solver_reason, solve_s = True, "", None
+    workload = workload_for(cfg, obs, memories, forecasts)
+    try:
+        fleet_now = state.planner.fleet.model_copy(update={"current": {p: n for p, n in current.items() if n > 0}})
+        if cfg.forecast.plan_utilization is not None:  # the forecast carries the headroom (see config)
+            if abs(cfg.forecast.plan_utilization - fleet_now.limits.utilization) > 1e-9:
+                # said in every decision: the user's fleet file says otherwise
+                reasons.append(f"planned at utilization {cfg.forecast.plan_utilization:g} (forecast.plan_utilization) "
+                               f"instead of the fleet's limits.utilization {fleet_now.limits.utilization:g}")
+            fleet_now = fleet_now.model_copy(update={"limits": fleet_now.limits.model_copy(
+                update={"utilization": cfg.forecast.plan_utilization})})
+        t0 = time.perf_counter()  # only reported (solve_s), never decided on
+        cand = state.planner.plan_fn(workload, fleet_now, CorrectedPerf(state.planner.perf, corrections))
+        solve_s = cand.solver.seconds or (time.perf_counter() - t0)
+        if cand.feasible and cand.solver.status in ("optimal", "feasible", "time_limit") and cand.models:
+            plan, proposal = cand, cand.replicas()
+            trend_leads = not cfg.forecast.hold_trend and any(
+                f.short_rps > max(f.envelope_rps * f.margin, f.seasonal_rps * f.margin) for f in forecasts.values())
+            has_backlog = not cfg.guard.hold_backlog and len(workload.classes) > len(obs.models)
+            if trend_leads or has_backlog:
+                # what the scale-down window remembers: the plan for the ARRIVAL rate's envelope, without
+                # the trend term (a trend that stops was a wrong forecast; the envelope holds the load
+                # that did arrive) and without the backlog classes (a drained queue needs no capacity:
+                # remembering them locks in a fleet sized for a surge that is over)
+                steady = ({m: _scaled(f, max(f.envelope_rps * f.margin, f.seasonal_rps * f.margin, memories[m].rate_rps[-1]))
+                           for m, f in forecasts.items()} if trend_leads else forecasts)
+                hold_plan = state.planner.plan_fn(workload_for(cfg, obs, memories, steady, backlog=False), fleet_now,
+                                                  CorrectedPerf(state.planner.perf, corrections))
+                if hold_plan.feasible and hold_plan.models:
+                    hold_proposal = hold_plan.replicas()
+        else:
+            solver_ok = False
+            solver_reason = f"status {cand.solver.status}" + (f": {'; '.join(cand.diagnosis)}" if cand.diagnosis else "")
+    except Exception as exc:  # noqa: BLE001 - a failed solve holds the last good plan
+        solver_ok, solver_reason = False, f"{type(exc).__name__}: {exc}"
+        errors.append(f"propose: {solver_reason}")
+    # guard
+    pools = sorted(set(current) | set(proposal or {}))
+    model_of = {p: Variant.parse(p).model for p in pools}
+    queue_growing = {p for p in current if (mo := obs.models.get(model_of[p])) is not None
+                     and mo.waiting_growth_per_s.get(Variant.parse(p).role, 0.0) > 0 and mo.waiting.get(Variant.parse(p).role, 0.0) > 0}
+    rising = {p for p in pools if (fc := forecasts.get(model_of[p])) is not None and fc.rising}
+    # capacity coming: replicas asked for (desired) and not ready yet, while the model has a backlog
+    coming = {p for p, st in snapshot.pools.items() if st.desired > st.ready and cfg.guard.keep_starting
+              and (mo := obs.models.get(model_of.get(p, Variant.parse(p).model))) is not None and sum(mo.waiting.values()) > 0}
+    g = guard(cfg.guard, gstate, now, current, proposal, metrics_ok=True, solver_ok=solver_ok, solver_reason=solver_reason,
+              queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg), coming=coming,
+              hold_proposal={p: min(n, (proposal or {}).get(p, n)) for p, n in hold_proposal.items()} if hold_proposal else None)
+    target = dict(g.target)
+    reasons.extend(g.reasons)
+    if not g.held and cfg.forecast.floor_while_traffic:
+        for m, fc in forecasts.items():
+            if not fc.traffic:
+                continue
+            by_role: dict[str, list[str]] = {}
+            for p in target:
+                if model_of.get(p, Variant.parse(p).model) == m:
+                    by_role.setdefault(Variant.parse(p).role, []).append(p)
+            for role, ps in by_role.items():
+                if sum(target[p] for p in ps) == 0:
+                    keep = max(ps, key=lambda p: (current.get(p, 0), (proposal or {}).get(p, 0), p))
+                    target[keep] = 1
+                    reasons.append(f"{keep}: kept at 1 replica ({m} has traffic)")
+        gstate.last_good = dict(target)
+    new_plan = plan if plan is not None else state.last_plan
+    new_state = replace(state, models=memories, corrections=corrections, guard=gstate, last_plan=new_plan)
+    return (Decision(t_s=now, target=target, held=g.held, reasons=tuple(reasons), errors=tuple(errors), proposal=proposal,
+                     forecasts=forecasts, workload=workload, plan=plan, solve_s=solve_s,
+                     hold_reason="solver" if g.held else "",
+                     routing=_routing(new_plan) if not g.held else {}, pairing=_pairing(new_plan) if not g.held else {}),
+            new_state)
+
+
+def initial_state(cfg: ControllerConfig, plan_fn: PlanFn | Callable[[Workload, Fleet, PerfSource], Plan], fleet: Fleet,
+                  perf: PerfSource) -> State:
+    return State(cfg=cfg, planner=Planner(plan_fn=plan_fn, fleet=fleet, perf=perf))

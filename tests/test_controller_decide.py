@@ -1,0 +1,435 @@
+"""Table-driven cases for the controller's pure decision controllers.decide.decide(), and the
+synthetic traffic families of planner.synth.
+
+The proposal stage is injected: these tests give decide() a linear planner (one prefill replica per
+2 req/s, one decode replica per 1 req/s of planned load, backlog included) instead of the ILP, so each
+case states exactly what the forecast and guard stages must do with a load shape; one case runs the
+real ILP (planner.planning) to show the seam is the same one the live loop uses. No I/O and no clock:
+time is the `now` argument.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from controllers.config import ControllerConfig, CorrectConfig, ForecastConfig, GuardConfig, ModelConfig
+from controllers.decide import (PoolStatus, Snapshot, State, decide, detect_period, initial_state, short_forecast,
+                                stabilization_s)
+from controllers.observe import ModelObservation, Observation
+from planner.schema import Fleet, FleetLimits, GpuInventory, ModelPlan, Plan, PoolPlan, SolverInfo, Slo, Workload
+from planner.synth import FAMILIES, index_of_dispersion, synth
+
+M = "m"
+P, D = f"{M}/prefill/H100/tp1", f"{M}/decode/H100/tp1"
+IV, STARTUP = 60.0, 180.0
+SLO = Slo(ttft_ms=2000, itl_ms=100, percentile=99)
+FLEET = Fleet(gpus={"H100": GpuInventory(available=1000)}, limits=FleetLimits(allowed_tp=[1], roles=["prefill", "decode"]))
+
+
+def linear_plan(workload: Workload, fleet: Fleet, perf: object) -> Plan:
+    """Stand-in for the ILP: replicas proportional to the planned load (see the module docstring)."""
+    rate = sum(c.rate_rps for c in workload.classes)
+    n_p, n_d = max(1, math.ceil(rate / 2 - 1e-9)), max(1, math.ceil(rate - 1e-9))
+    pools = [PoolPlan(id=P, role="prefill", gpu="H100", tp=1, replicas=n_p, gpus=n_p, cost_per_hour=1, utilization=0.8),
+             PoolPlan(id=D, role="decode", gpu="H100", tp=1, replicas=n_d, gpus=n_d, cost_per_hour=1, utilization=0.8)]
+    return Plan(solver=SolverInfo(backend="linear", status="optimal"),
+                models={M: ModelPlan(pools=pools, routing={M: {P: 1.0, D: 1.0}}, predicted={})})
+
+
+def cfg(**forecast: object) -> ControllerConfig:
+    return ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={M: ModelConfig(slo=SLO)},
+                            forecast=ForecastConfig(**forecast),  # type: ignore[arg-type]
+                            correct=CorrectConfig(enabled=False), guard=GuardConfig(scale_down_cooldown_s=0))
+
+
+def obs(rate: float, waiting_prefill: float = 0.0, waiting_decode: float = 0.0, ok: bool = True) -> Observation:
+    return Observation(t_s=0.0, ok=ok, reason="" if ok else "stale", models={M: ModelObservation(
+        model=M, completion_rps=rate, arrival_rps=rate, mean_isl=1000, mean_osl=200,
+        waiting={"prefill": waiting_prefill, "decode": waiting_decode}, running={"prefill": 1, "decode": 4},
+        waiting_growth_per_s={"prefill": 0.0, "decode": 0.0})})
+
+
+def replay(rates: list[float], c: ControllerConfig | None = None, snapshots: dict[int, Observation] | None = None,
+           start: dict[str, int] | None = None) -> list[dict[str, int]]:
+    """decide() over a rate series (one call per interval); the pools take the target at once."""
+    state: State = initial_state(c or cfg(), linear_plan, FLEET, None)  # type: ignore[arg-type]
+    cur = dict(start or {P: 1, D: 1})
+    out = []
+    for k, r in enumerate(rates):
+        o = (snapshots or {}).get(k, obs(r))
+        v, state = decide(state, Snapshot(metrics=o, pools={p: PoolStatus(n, n) for p, n in cur.items()}), k * IV)
+        cur = {p: v.target.get(p, n) for p, n in cur.items()}
+        out.append(dict(cur))
+    return out
+
+
+def total(fleet: dict[str, int]) -> int:
+    return fleet[P] + fleet[D]
+
+
+# ---------------------------------------------------------------------- decide(): the table
+def test_ramp_up_scales_up_and_never_down_while_rising():
+    rates = [1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    fleets = replay([float(r) for r in rates])
+    sizes = [total(f) for f in fleets]
+    assert all(b >= a for a, b in zip(sizes, sizes[1:])), sizes
+    assert fleets[-1][D] >= 10  # the last observed rate, at least
+
+
+def test_trough_before_a_ramp_holds_the_fleet():
+    """A peak, a trough of 4 intervals, then the next ramp: the fleet is not released in the trough
+    (envelope of 2 x (start-up + lag) = 480 s plus the stabilization window)."""
+    rates = [1.0] * 3 + [8.0] * 4 + [1.0] * 4 + [8.0] * 3
+    fleets = replay(rates)
+    # able to serve the 8 req/s peak (8 decode, 4 prefill replicas of the linear planner) throughout
+    assert all(f[D] >= 8 and f[P] >= 4 for f in fleets[7:11]), fleets
+
+
+def test_scale_down_only_after_the_window():
+    rates = [8.0] * 5 + [1.0] * 20
+    c = cfg()
+    fleets = replay(rates, c)
+    # the last 8.0 was seen at interval 4; it leaves the envelope after 480 s and the recommendations
+    # then stay high for the stabilization window (start-up + lag + interval = 300 s): the fleet stays
+    # able to serve 8 req/s (8 decode replicas of the linear planner) until then
+    assert stabilization_s(c) == STARTUP + 2 * IV
+    first_below = next(k for k in range(5, len(rates)) if fleets[k][D] < 8)
+    assert (first_below - 4) * IV >= 480 + stabilization_s(c) - IV, first_below
+    assert total(fleets[-1]) <= 3
+
+
+def test_release_trend_scales_down_sooner_after_a_jump_that_stops():
+    """A jump (2 -> 6 req/s) is extrapolated by the trend; with hold_trend=False the scale-down window
+    remembers only the envelope plan, so the trend's surplus goes once the rise stops."""
+    rates = [2.0] * 4 + [6.0] * 8
+    held = replay(rates, cfg(hold_trend=True))
+    released = replay(rates)  # hold_trend=False is the default (chosen on the tuning set)
+    assert held[4] == released[4] and held[4][D] > 6  # the same scale-up at the jump
+    assert total(released[8]) < total(held[8])
+    assert all(f[D] >= 6 for f in released[5:])  # never below the load that did arrive
+
+
+def test_trend_to_a_level_seen_before_is_capped_by_the_history_peak():
+    """A jump 2 -> 8 req/s is extrapolated freely the first time (a new high: 8 + 6 x 4 steps = 32);
+    the same jump later, to a level the history has seen, at most to trend_history_cap (2) x 8."""
+    rates = [2.0] * 3 + [8.0] * 2 + [1.0] * 12 + [2.0, 8.0]
+    fleets = replay(rates)
+    assert fleets[3][D] >= 32
+    assert 8 <= fleets[18][D] <= 16
+    assert replay(rates, cfg(trend_history_cap=None))[18][D] >= 32  # without the cap: the full trend
+
+
+def test_starting_replicas_are_kept_while_requests_wait():
+    """Replicas asked for (desired 10, ready 2) are not released while requests wait, even when the
+    forecast fell back (guard.keep_starting); with nothing waiting they may go."""
+    c = cfg()
+    stab = c.model_copy(update={"guard": GuardConfig(scale_down_cooldown_s=0, scale_down_stabilization_s=0)})
+    state = initial_state(stab, linear_plan, FLEET, None)  # type: ignore[arg-type]
+    pools = {P: PoolStatus(5, 1), D: PoolStatus(10, 2)}
+    v, _ = decide(state, Snapshot(metrics=obs(2.0, waiting_decode=50.0), pools=pools), 0.0)
+    assert v.target[D] == 10 and any("still starting" in r for r in v.reasons), v.reasons
+    v, _ = decide(state, Snapshot(metrics=obs(2.0), pools=pools), 0.0)
+    assert v.target[D] < 10
+
+
+def test_spike_queue_signal_scales_up_in_the_same_interval():
+    """The rate estimate has not moved yet but 600 prompts wait: the backlog is load now."""
+    rates = [2.0] * 8
+    fleets = replay(rates, snapshots={7: obs(2.0, waiting_prefill=600.0)})
+    assert fleets[7][P] > fleets[6][P] and fleets[7][P] >= math.ceil((2.0 * 1.15 + 600 / (STARTUP + IV)) / 2)
+
+
+def test_backlog_surplus_is_not_held_after_the_queue_drains():
+    """600 prompts wait at one interval (the surge is over, the rate never moved): the backlog class
+    scales prefill up at once; once the queue is gone the fleet returns to the arrivals' plan (the
+    scale-down window remembers the plan without the backlog, guard.hold_backlog=False, the
+    default), where hold_backlog=True keeps the backlog-sized fleet for the whole window."""
+    rates = [2.0] * 12
+    snaps = {6: obs(2.0, waiting_prefill=600.0)}
+    released = replay(rates, snapshots=snaps)
+    c = cfg()
+    held = replay(rates, c.model_copy(update={"guard": c.guard.model_copy(update={"hold_backlog": True})}), snapshots=snaps)
+    assert released[6] == held[6] and released[6][P] > released[5][P]  # the same scale-up on the queue
+    assert released[7] == released[5]  # the queue drained: back to the arrivals' plan at once
+    assert held[7][P] == held[6][P]  # remembered for the stabilization window
+
+
+def test_kv_admission_wait_scales_decode_up():
+    rates = [2.0] * 8
+    fleets = replay(rates, snapshots={7: obs(2.0, waiting_decode=300.0)})
+    assert fleets[7][D] > fleets[6][D]
+
+
+def test_period_is_detected_and_pre_scaled():
+    """A 20-interval square wave (4 high, 16 low), 2 cycles seen: the fleet rises BEFORE the next high
+    phase is observed (one start-up + one interval ahead); without period detection it does not."""
+    period = 20
+    rates = [6.0 if (k % period) < 4 else 1.0 for k in range(3 * period)]
+    upto = 3 * period - 3  # the last interval replayed is 3 before the next high phase
+    with_period = replay(rates[:upto])
+    without = replay(rates[:upto], cfg(period=False))
+    assert total(with_period[-1]) > total(without[-1])
+    assert with_period[-1][D] >= 6
+    assert total(with_period[-6]) == total(without[-6])  # mid-trough: released as without a period
+
+
+def test_detect_period_and_not_on_a_ramp():
+    t = np.arange(60)
+    assert detect_period(5 + 4 * np.sin(2 * np.pi * t / 12), 3, 0.5, 2) == 12
+    assert detect_period(np.linspace(1, 10, 60), 3, 0.5, 2) is None  # a trend is no period
+    assert detect_period(5 + 4 * np.sin(np.pi * t / 60), 3, 0.5, 2) is None  # one hump (a day) is no period
+    assert detect_period(5 + 4 * np.sin(2 * np.pi * t[:20] / 12), 3, 0.5, 2) is None  # < 2 cycles
+
+
+def test_short_forecast_extrapolates_rises_only():
+    assert short_forecast(np.array([1.0, 2.0, 3.0]), 4, 3) == pytest.approx(7.0)
+    assert short_forecast(np.array([3.0, 2.0, 1.0]), 4, 3) == pytest.approx(1.0)
+    assert short_forecast(np.array([1.0, 1.0, 8.0]), 4, 3) == pytest.approx(8.0)  # a step is not a ramp
+    assert short_forecast(np.array([6.0, 6.2]), 4, 2) == pytest.approx(7.0)
+    # 6.0 -> 6.2 req/s over 60 s intervals is within one sd of Poisson noise (6.2 x sqrt(2 / 372) = 0.45)
+    assert short_forecast(np.array([6.0, 6.2]), 4, 2, noise_sigmas=1.0, count_per_interval=372) == pytest.approx(6.2)
+    assert short_forecast(np.array([3.0, 6.0]), 4, 2, noise_sigmas=1.0, count_per_interval=360) == pytest.approx(18.0)
+
+
+@pytest.mark.parametrize("idcs,expected_1s", [
+    ([{1.0: 8.0, 10.0: 20.0}, {1.0: 10.0, 10.0: 30.0}], 9.0),  # clustered: the window's mean
+    ([{1.0: 1.1, 10.0: 1.0}, {1.0: 0.9, 10.0: 1.2}], None),    # Poisson counting noise
+    ([{}, {}], None),                                          # not observed (Prometheus)
+])
+def test_arrival_dispersion_is_passed_to_the_planned_class(idcs, expected_1s):
+    """The observed IDCs (mean over the envelope window) become the planned class's burstiness, so the
+    ILP sizes prefill with the burst-aware capacity; noise and no observation plan Poisson."""
+    state: State = initial_state(cfg(), linear_plan, FLEET, None)  # type: ignore[arg-type]
+    for k, d in enumerate(idcs):
+        o = obs(3.0)
+        o.models[M].arrival_idc = d
+        v, state = decide(state, Snapshot(metrics=o, pools={P: PoolStatus(2, 2), D: PoolStatus(3, 3)}), k * IV)
+    b = next(c for c in v.workload.classes if c.id == M).burstiness
+    if expected_1s is None:
+        assert b is None
+    else:
+        assert b is not None and b.idc_1s == pytest.approx(expected_1s) and b.idc_10s == pytest.approx(25.0)
+
+
+def test_metrics_missing_holds_the_last_good_plan():
+    rates = [6.0] * 4 + [0.0] * 3
+    bad = {k: obs(0.0, ok=False) for k in (4, 5, 6)}
+    fleets = replay(rates, snapshots=bad)
+    assert fleets[4] == fleets[5] == fleets[6] == fleets[3]
+
+
+def test_platform_unreachable_holds_and_keeps_state():
+    state = initial_state(cfg(), linear_plan, FLEET, None)  # type: ignore[arg-type]
+    v, state2 = decide(state, Snapshot(metrics=obs(1.0), pools=None, platform_error="connection refused"), 0.0)
+    assert v.held and v.hold_reason == "platform" and state2 is state
+
+
+def test_at_least_one_replica_per_role_while_traffic():
+    """The planner asks for zero replicas (a quiet minute), the model still has traffic: keep 1 per role."""
+    def zero_plan(workload: Workload, fleet: Fleet, perf: object) -> Plan:
+        p = linear_plan(workload, fleet, perf)
+        for pool in p.models[M].pools:
+            pool.replicas = 0
+        return p
+
+    c = cfg()
+    state = initial_state(c.model_copy(update={"guard": GuardConfig(scale_down_cooldown_s=0, scale_down_stabilization_s=0)}),
+                          zero_plan, FLEET, None)  # type: ignore[arg-type]
+    cur = {P: 2, D: 2}
+    for k, r in enumerate([0.1, 0.0, 0.0]):
+        v, state = decide(state, Snapshot(metrics=obs(r), pools={p: PoolStatus(n, n) for p, n in cur.items()}), k * IV)
+        cur = dict(v.target)
+    assert cur == {P: 1, D: 1}
+
+
+def test_decide_is_pure():
+    """Same state and snapshot -> same decision; the input state is not modified."""
+    state = initial_state(cfg(), linear_plan, FLEET, None)  # type: ignore[arg-type]
+    snap = Snapshot(metrics=obs(3.0), pools={P: PoolStatus(1, 1), D: PoolStatus(1, 1)})
+    v1, s1 = decide(state, snap, 0.0)
+    v2, s2 = decide(state, snap, 0.0)
+    assert v1.target == v2.target and state.models == {} and state.guard.last_good is None
+    assert s1.models[M].rate_rps == (3.0,)
+
+
+def test_margin_is_learned_from_forecast_errors():
+    """Load that keeps exceeding the envelope by ~30% raises the margin above the prior, up to the cap."""
+    rng = np.random.default_rng(0)
+    c = cfg(envelope_factor=0.25, margin_min_samples=3, trend_points=3, period=False)
+    state: State = initial_state(c, linear_plan, FLEET, None)  # type: ignore[arg-type]
+    cur = {P: 1, D: 1}
+    for k in range(40):
+        r = 4.0 * (1.3 if k % 2 else 1.0) * (1 + 0.01 * rng.standard_normal())
+        v, state = decide(state, Snapshot(metrics=obs(r), pools={p: PoolStatus(n, n) for p, n in cur.items()}), k * IV)
+    assert v.forecasts[M].margin > c.forecast.margin_prior
+    # a flat load: the envelope was right every time, the margin falls to its floor
+    state = initial_state(c, linear_plan, FLEET, None)  # type: ignore[arg-type]
+    for k in range(20):
+        v, state = decide(state, Snapshot(metrics=obs(4.0), pools={p: PoolStatus(n, n) for p, n in cur.items()}), k * IV)
+    assert v.forecasts[M].margin == pytest.approx(c.forecast.margin_min)
+
+
+class _OneLaw:
+    """The bundled llama-2-70b/H100 tp2 laws served for any variant (the linear planner's pools)."""
+
+    def __init__(self) -> None:
+        from planner.perf import PerfModel
+
+        self.vp = PerfModel.load().get("llama-2-70b", "H100-SXM-80GB", 2)
+
+    def get(self, model: str, gpu: str, tp: int):
+        return self.vp
+
+
+def _service_run(ratio: float, source: str = "service", waiting: float = 5.0, n: int = 30, rate: float = 0.2):
+    """decide() over `n` intervals at 0.2 req/s (prefill batch 1) with 4 sequences decoding on one
+    replica, where vLLM's service times are `ratio` x the laws; a queue of `waiting` prompts stands
+    throughout. Returns the final correction factors (ttft, itl)."""
+    perf = _OneLaw()
+    vp = perf.vp
+    c = ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={M: ModelConfig(slo=SLO)},
+                         correct=CorrectConfig(source=source), guard=GuardConfig(scale_down_cooldown_s=0))
+    state: State = initial_state(c, linear_plan, FLEET, perf)  # type: ignore[arg-type]
+    pools = {P: PoolStatus(1, 1), D: PoolStatus(1, 1)}
+    for k in range(n):
+        o = Observation(t_s=0.0, ok=True, models={M: ModelObservation(
+            model=M, completion_rps=rate, arrival_rps=rate, mean_isl=1000, mean_osl=200,
+            waiting={"prefill": waiting, "decode": 0.0}, running={"prefill": 1, "decode": 4},
+            waiting_growth_per_s={"prefill": 0.0, "decode": 0.0}, ttft_ms=5000.0, itl_ms=80.0,
+            prefill_time_ms=ratio * vp.prefill_ms(1000, 1.0), tpot_ms=ratio * vp.decode_step_ms(4.0, 1000 + 200 / 2))})
+        v, state = decide(state, Snapshot(metrics=o, pools=pools), k * IV)
+    return state.corrections.factor("ttft", M), state.corrections.factor("itl", M)
+
+
+@pytest.mark.parametrize("ratio,expected", [(0.7, 0.7), (1.3, 1.3), (0.4, 0.6)])
+def test_corrections_from_service_times(ratio, expected):
+    """Service times (no queueing) `ratio` x the laws move both factors to `ratio`, below 1 as well as
+    above, bounded by correct.service_min_factor (0.6); learned although a queue waits."""
+    f_ttft, f_itl = _service_run(ratio)
+    assert f_ttft == pytest.approx(expected, rel=0.03) and f_itl == pytest.approx(expected, rel=0.03)
+
+
+def test_prefill_factor_not_learned_when_the_pass_batch_is_unknown():
+    """At 4 req/s on one prefill replica (occupancy 4 x ~0.17 s > 0.3) prompts share forward passes
+    whose batch vLLM does not export: the prefill factor stays, the decode factor (batch observed) moves."""
+    f_ttft, f_itl = _service_run(0.7, rate=4.0)
+    assert f_ttft == 1.0 and f_itl == pytest.approx(0.7, rel=0.03)
+
+
+def test_latency_source_learns_nothing_while_a_queue_waits():
+    """The former path (TTFT/ITL percentiles vs the queueing model) is gated off while requests wait:
+    the 5 s TTFT observed there is queueing delay, not a slower model."""
+    assert _service_run(0.7, source="latency") == (1.0, 1.0)
+
+
+def test_latency_source_waits_out_the_samples_of_a_drained_queue():
+    """After a queue, latency samples (taken at completion) still carry its delay: with source
+    'latency' nothing is learned in the first quiet_intervals_to_learn - 1 (2) quiet intervals; the
+    third learns."""
+    perf = _OneLaw()
+    c = ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={M: ModelConfig(slo=SLO)},
+                         correct=CorrectConfig(source="latency"), guard=GuardConfig(scale_down_cooldown_s=0))
+    state: State = initial_state(c, linear_plan, FLEET, perf)  # type: ignore[arg-type]
+    pools = {P: PoolStatus(1, 1), D: PoolStatus(1, 1)}
+    factors = []
+    for k, waiting in enumerate([100.0] * 3 + [0.0] * 3):
+        o = Observation(t_s=0.0, ok=True, models={M: ModelObservation(
+            model=M, completion_rps=0.2, arrival_rps=0.2, mean_isl=1000, mean_osl=200,
+            waiting={"prefill": waiting, "decode": 0.0}, running={"prefill": 1, "decode": 4},
+            waiting_growth_per_s={"prefill": 0.0, "decode": 0.0}, ttft_ms=5000.0, itl_ms=80.0)})
+        v, state = decide(state, Snapshot(metrics=o, pools=pools), k * IV)
+        factors.append(state.corrections.factor("ttft", M))
+    assert factors[:5] == [1.0] * 5 and factors[5] > 1.0, factors
+
+
+def test_with_the_real_ilp():
+    """The same decide() with planner.planning's ILP (the live loop's default plan_fn)."""
+    from controllers.loop import default_plan_fn
+    from planner.perf import PerfModel
+
+    model, gpu = "llama-2-70b", "H100-SXM-80GB"
+    c = ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={model: ModelConfig(slo=SLO)})
+    fleet = Fleet(gpus={gpu: GpuInventory(available=64)}, limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"]))
+    state = initial_state(c, default_plan_fn(), fleet, PerfModel.load())
+    pools = {f"{model}/prefill/{gpu}/tp2": PoolStatus(1, 1), f"{model}/decode/{gpu}/tp2": PoolStatus(1, 1)}
+    o = Observation(t_s=0, ok=True, models={model: ModelObservation(model=model, completion_rps=6, arrival_rps=6, mean_isl=1000,
+                                                                    mean_osl=200, waiting={}, running={})})
+    v, _ = decide(state, Snapshot(metrics=o, pools=pools), 0.0)
+    assert not v.held and sum(v.target.values()) > 2 and v.plan is not None and v.routing
+    # the controller plans at forecast.plan_utilization (1.0), not the fleet's 0.85, and says so
+    assert any("forecast.plan_utilization" in r and "0.85" in r for r in v.reasons), v.reasons
+
+
+# ---------------------------------------------------------------------- planner.synth
+DUR = 2400.0
+
+
+def rate_of(df) -> float:
+    return len(df) / DUR
+
+
+@pytest.mark.parametrize("family,expected_rps", [
+    ("sine", (0.3 + 6.0) / 2),           # mean of the sine
+    ("step", (2 * 900 + 6 * 1200 + 3 * 300) / DUR),
+    ("flash", 1.5 + 1.5 * 9 * 180 / DUR),
+    ("diurnal", 0.5 + 6.5 * 2 / math.pi),  # mean of a half sine
+    ("clustered", 4.0),
+    ("heavytail", 3.0),
+])
+def test_synth_mean_rates(family, expected_rps):
+    df = synth(family, DUR, seed=1)
+    assert rate_of(df) == pytest.approx(expected_rps, rel=0.08)
+    assert (df["input_tokens"] + df["output_tokens"] <= 4096).all() and (df["input_tokens"] >= 1).all()
+    assert df["timestamp"].is_monotonic_increasing
+
+
+def test_synth_dispersion_by_family():
+    """Poisson families have an index of dispersion ~1 at 1 s; clustered arrivals ~2 x cluster size - 1;
+    on/off bursts are over-dispersed at 10 s."""
+    pois = synth("heavytail", DUR, seed=2)
+    assert 0.8 < index_of_dispersion(pois["timestamp"], 1.0, DUR) < 1.2
+    cl = synth("clustered", DUR, seed=2)
+    idc = index_of_dispersion(cl["timestamp"], 1.0, DUR)
+    assert 8 < idc < 20, idc  # geometric sizes, mean 8: E[N^2]/E[N] = 2m - 1 = 15, spread over 1-s windows
+    on = synth("mmpp", DUR, seed=2)
+    assert index_of_dispersion(on["timestamp"], 10.0, DUR) > 5
+
+
+def test_synth_flash_crowd_is_tenfold():
+    df = synth("flash", DUR, seed=3)
+    t = df["timestamp"].to_numpy()
+    inside = ((t >= 1200) & (t < 1380)).sum() / 180
+    outside = ((t < 1200) | (t >= 1380)).sum() / (DUR - 180)
+    assert 8 < inside / outside < 12
+
+
+def test_synth_heavy_tail_and_seed():
+    ht = synth("heavytail", DUR, seed=4)
+    base = synth("sine", DUR, seed=4)
+    tail = lambda s: float(np.percentile(s, 90) / np.median(s))  # noqa: E731  (p99 is clipped by the context)
+    assert tail(ht["output_tokens"]) > 1.4 * tail(base["output_tokens"])
+    assert synth("mmpp", 600, seed=9).equals(synth("mmpp", 600, seed=9))
+    assert not synth("mmpp", 600, seed=9).equals(synth("mmpp", 600, seed=10))
+    with pytest.raises(KeyError):
+        synth("nope")
+    with pytest.raises(KeyError):
+        synth("sine", bogus=1.0)
+    assert set(FAMILIES) >= {"mmpp", "sine", "step", "flash", "diurnal", "clustered", "heavytail"}
+
+
+def test_synth_cli_writes_a_trace_read_trace_reads(tmp_path):
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+    from planner.workload import read_trace
+
+    out = tmp_path / "t.csv"
+    r = CliRunner().invoke(app, ["workload", "synth", "sine", "--duration-s", "300", "--param", "peak_rps=3", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    tr = read_trace(out)
+    assert len(tr) > 100 and set(tr["model"]) == {"llama-2-70b"}
+    r = CliRunner().invoke(app, ["workload", "synth", "sine", "--param", "nope=3"])
+    assert r.exit_code == 2
