@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,6 +68,8 @@ class ProfileMeta(BaseModel):
     backend: str = Field(description="what measured it, e.g. 'vllm' or 'torch' or a cited data set")
     source: str | None = Field(default=None, description="citation of external data")
     device_name: str | None = Field(default=None, description="device name as reported by the driver")
+    weight_dtype: Literal["bf16", "fp8"] = Field(default="bf16", description="weight precision (precision contract)")
+    kv_dtype: Literal["bf16", "fp8"] = Field(default="bf16", description="KV-cache precision (precision contract; bf16 = vLLM 'auto')")
     notes: str | None = None
 
 
