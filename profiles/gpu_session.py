@@ -99,6 +99,25 @@ def stop_leftover_server(pid_file: Path) -> None:
             time.sleep(0.5)
 
 
+def tokenizer_loads(model: str, out: Path) -> bool:
+    """Write `model`'s weightless folder and load its tokenizer and config with transformers, as vLLM
+    will (one subprocess, ~10 s): False means serve with --skip-tokenizer-init instead."""
+    from planner.catalog import Catalog
+    from profiles.modeldir import write_model_dir
+
+    d = write_model_dir(Catalog.load().model(model), out / "_models" / model)
+    code = ("import sys; from transformers import AutoConfig, AutoTokenizer; c = AutoConfig.from_pretrained(sys.argv[1]); "
+            "t = AutoTokenizer.from_pretrained(sys.argv[1]); ids = t('w5 w6 w7')['input_ids']; "
+            "print(type(c).__name__, len(t), ids, repr(t.decode([5, 6, 7])))")
+    try:
+        res = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        log(out, f"{model}: tokenizer check timed out")
+        return False
+    log(out, f"{model}: tokenizer check exit {res.returncode}: {res.stdout.strip()[-300:]} {res.stderr.strip()[-600:] if res.returncode else ''}")
+    return res.returncode == 0
+
+
 def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, server_cmd: str, health_s: float,
             rate_isls: str, time_scale: float) -> list[str]:
     vdir = vdir_of(v)
@@ -128,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate-isls", default="1024,4096")
     ap.add_argument("--time-scale", type=float, default=1.0, help="emulated rehearsal only")
     ap.add_argument("--scale-plan", type=float, default=1.0, help="rehearsal: multiply the plan's times by this")
+    ap.add_argument("--check-tokenizer", action=argparse.BooleanOptionalAction, default=True,
+                    help="load each word-level tokenizer with transformers first; fall back to --skip-tokenizer-init")
     a = ap.parse_args(argv)
     out = a.out
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +159,18 @@ def main(argv: list[str] | None = None) -> int:
         v.rate_s *= a.scale_plan
     min_sweep = MIN_SWEEP_S * a.scale_plan
     env = {**os.environ, **SERVER_ENV}
+    # Keep the longest prefix of the plan (in priority order) whose start-ups and minimum sweeps fit.
+    room, kept = a.deadline_unix_s - time.time(), []
+    for v in plan:
+        need = v.startup_s + min_sweep + STOP_S
+        if need > room:
+            log(out, f"{v.label}: not run, the deadline leaves no room for it after the variants before it")
+            continue
+        room -= need
+        kept.append(v)
+    plan = kept
     log(out, f"session: {len(plan)} variants, deadline in {a.deadline_unix_s - time.time():.0f} s")
+    tok_ok: dict[str, bool] = {}
     for i, v in enumerate(plan):
         now = time.time()
         later = sum(w.startup_s + min_sweep + STOP_S for w in plan[i + 1:])
@@ -160,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
                       rate_isls=a.rate_isls, time_scale=a.time_scale)
         log(out, f"{v.label}: start, sweeps until +{sweep_end - now:.0f} s: {' '.join(cmd[2:])}")
         cmd += ["--port", str(8000 + i)]
+        if a.check_tokenizer and v.model not in tok_ok:
+            tok_ok[v.model] = tokenizer_loads(v.model, out)
+        if a.check_tokenizer and not tok_ok[v.model]:
+            cmd.append("--skip-tokenizer-init")
         t0 = time.time()
         with (out / f"cli-{i}-{v.label}.log").open("w") as cli_log:
             proc = subprocess.Popen(cmd, env=env, stdout=cli_log, stderr=subprocess.STDOUT)
