@@ -59,6 +59,25 @@ def _floats(text: Optional[str], field: str) -> tuple[float, ...]:
     return vals
 
 
+def _rates_by_isl(text: Optional[str]) -> dict[int, tuple[float, ...]]:
+    """'1024=3,8,14;4096=2,4' -> {1024: (3, 8, 14), 4096: (2, 4)}."""
+    out: dict[int, tuple[float, ...]] = {}
+    for part in (text or "").split(";"):
+        if not part.strip():
+            continue
+        isl, sep, rates = part.partition("=")
+        if not sep or not isl.strip().isdigit() or int(isl) <= 0:
+            raise InputError(None, "rates_by_isl", f"expected ISL=RATE,RATE;... with a positive integer ISL, got {part!r}")
+        out[int(isl)] = _floats(rates, "rates_by_isl")
+    return out
+
+
+def _rate_isls(by_isl: Optional[str], isls: Optional[str], isl: int) -> tuple[int, ...]:
+    if by_isl and not isls:
+        return tuple(_rates_by_isl(by_isl))
+    return _ints(isls, (isl,), "rate_isls")
+
+
 def dtype_of(engine_flag: Optional[str]) -> str:
     """The precision contract's dtype ('bf16' or 'fp8') of a vLLM --quantization / --kv-cache-dtype value."""
     return "fp8" if (engine_flag or "").lower().startswith("fp8") else "bf16"
@@ -120,6 +139,7 @@ def register(app: typer.Typer) -> None:
         rate_isl: int = typer.Option(1024, min=1), rate_osl: int = typer.Option(128, min=1),
         rate_requests: int = typer.Option(200, min=1, help="requests per rate (at least)"),
         rate_isls: Optional[str] = typer.Option(None, help="rate sweep ISLs, comma list (default: --rate-isl); per-request rows -> load_sweep.csv"),
+        rates_by_isl: Optional[str] = typer.Option(None, help="rates per ISL, e.g. '1024=3,8,14;4096=2,4,6' (ISLs in this order)"),
         rate_duration_s: float = typer.Option(0.0, min=0.0, help="if > 0: each rate sends max(rate-requests, rate x this) requests"),
         saturation_ttft_ms: Optional[float] = typer.Option(None, help="stop raising an ISL's rate once the median TTFT passes this"),
         slo_ttft_ms: Optional[float] = typer.Option(None, help="goodput: TTFT bound"),
@@ -204,7 +224,8 @@ def register(app: typer.Typer) -> None:
                             max_batched_tokens=max_num_batched_tokens, health_timeout_s=health_timeout_s,
                             kv_capacity_override=kv_capacity, time_scale=time_scale, rates=_floats(rates, "rates"),
                             rate_isl=rate_isl, rate_osl=rate_osl, rate_requests=rate_requests,
-                            rate_isls=_ints(rate_isls, (rate_isl,), "rate_isls"), rate_duration_s=rate_duration_s,
+                            rate_isls=_rate_isls(rates_by_isl, rate_isls, rate_isl), rates_by_isl=_rates_by_isl(rates_by_isl),
+                            rate_duration_s=rate_duration_s,
                             saturation_ttft_ms=saturation_ttft_ms, time_budget_s=time_budget_s,
                             deadline_unix_s=deadline_unix_s, rate_deadline_unix_s=rate_deadline_unix_s,
                             weight_dtype=dtype_of(quantization), kv_dtype=dtype_of(kv_cache_dtype),

@@ -60,7 +60,7 @@ class Variant:
 
 
 PLAN = [
-    Variant("llama-3.1-8b", startup_s=110, sweep_s=110, rates="4,8,12,16,20,24", rate_s=150),
+    Variant("llama-3.1-8b", startup_s=110, sweep_s=110, rates="1024=3,8,14,20,26;4096=2,4,6,8", rate_s=150),
     Variant("qwen3-30b-a3b", startup_s=125, sweep_s=110),
     Variant("qwen3-32b", startup_s=150, sweep_s=180, prefill_isl="128,512,2048,4096,8192", max_kv=150_000),
     Variant("llama-3.1-8b", startup_s=140, sweep_s=90, quantization="fp8"),
@@ -119,7 +119,7 @@ def tokenizer_loads(model: str, out: Path) -> bool:
 
 
 def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, server_cmd: str, health_s: float,
-            rate_isls: str, time_scale: float) -> list[str]:
+            time_scale: float) -> list[str]:
     vdir = vdir_of(v)
     cmd = [sys.executable, "-m", "profiles.vllm_cli", "profile", "--backend", "vllm", "--dummy-weights",
            "--model", v.model, "--gpu", GPU, "--tp", "1", "--out", str(out / v.model / GPU / vdir / "vllm"),
@@ -133,7 +133,7 @@ def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, ser
     if v.kv_cache_dtype:
         cmd += ["--kv-cache-dtype", v.kv_cache_dtype]
     if v.rates and rate_end is not None:
-        cmd += ["--rates", v.rates, "--rate-isls", rate_isls, "--rate-osl", "128", "--rate-requests", "40",
+        cmd += ["--rates-by-isl", v.rates, "--rate-osl", "128", "--rate-requests", "20",
                 "--rate-duration-s", "12", "--saturation-ttft-ms", "2000", "--rate-deadline-unix-s", f"{rate_end:.0f}"]
     return cmd + v.extra
 
@@ -144,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--deadline-unix-s", type=float, required=True, help="every server stopped by then")
     ap.add_argument("--server-cmd", default=SERVER_CMD)
     ap.add_argument("--only", default=None, help="comma list of variant labels to run (default: the whole plan)")
-    ap.add_argument("--rate-isls", default="1024,4096")
     ap.add_argument("--time-scale", type=float, default=1.0, help="emulated rehearsal only")
     ap.add_argument("--scale-plan", type=float, default=1.0, help="rehearsal: multiply the plan's times by this")
     ap.add_argument("--check-tokenizer", action=argparse.BooleanOptionalAction, default=True,
@@ -189,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             log(out, f"{v.label}: load sweep {'until +%.0f s' % (rate_end - now) if rate_end else 'skipped'} (spare {spare:.0f} s)")
         hard_end = (rate_end or sweep_end) + 60 * a.scale_plan
         cmd = command(v, out, sweep_end, rate_end, a.server_cmd, health_s=max(60.0, left - min_sweep),
-                      rate_isls=a.rate_isls, time_scale=a.time_scale)
+                      time_scale=a.time_scale)
         log(out, f"{v.label}: start, sweeps until +{sweep_end - now:.0f} s: {' '.join(cmd[2:])}")
         cmd += ["--port", str(8000 + i)]
         if a.check_tokenizer and v.model not in tok_ok:

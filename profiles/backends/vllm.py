@@ -584,6 +584,8 @@ class VllmRunConfig:
     rate_requests: int = 200
     rate_isls: tuple[int, ...] = ()
     """ISLs of the rate sweep (default: (rate_isl,))."""
+    rates_by_isl: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    """Rates of one ISL where they differ from `rates` (a 4k prompt saturates at a quarter of a 1k one's rate)."""
     rate_duration_s: float = 0.0
     """If > 0: each rate sends max(rate_requests, rate x this) requests (same arrival span per rate)."""
     rate_seed: int = 0
@@ -707,9 +709,9 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
                 dec_pts, measure_decode_async,
                 lambda p, ms: store.add_decode(p.batch, p.context, loop_samples[p.key][0], loop_samples[p.key][1]),
                 done=store.decode_done(), latency_cap_ms=cfg.itl_cap_ms, on_point=advance(t_dec), deadline=deadline)
-            if cfg.rates:
+            if cfg.rates or cfg.rates_by_isl:
                 what = "the request-rate sweep"
-                t_rate = prog.add_task("rates", total=len(cfg.rates) * len(cfg.rate_isls)) if prog else None
+                t_rate = prog.add_task("rates", total=sum(len(cfg.rates_by_isl.get(i, cfg.rates)) for i in cfg.rate_isls)) if prog else None
                 rate_deadline = time.monotonic() + (cfg.rate_deadline_unix_s - time.time()) if cfg.rate_deadline_unix_s else None
                 await _rate_sweep(cfg, client, summary, rate_deadline, (lambda: prog.advance(t_rate)) if prog else None)
     except ProfilerError as exc:
@@ -769,7 +771,7 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
     and the whole sweep at `deadline` (time.monotonic)."""
     rows: list[dict] = []
     for isl in cfg.rate_isls:
-        for k, rate in enumerate(sorted(cfg.rates)):
+        for k, rate in enumerate(sorted(cfg.rates_by_isl.get(isl, cfg.rates))):
             if deadline is not None and time.monotonic() > deadline:
                 return
             n = max(cfg.rate_requests, math.ceil(rate * cfg.rate_duration_s)) if cfg.rate_duration_s else cfg.rate_requests
