@@ -482,12 +482,20 @@ class VllmClient:
     _blocker_lead_s = 0.005
 
     async def calibrate_blocker(self, blocker_tokens: int) -> float:
-        """Blocker TTFT alone (wall s); the lead before the batch is a fifth of it, at most 50 ms."""
+        """Blocker TTFT alone (wall s); sets the lead before the batch is sent.
+
+        The batch must reach the engine after the blocker's step was scheduled (else chunked prefill
+        packs the batch's first chunk into the blocker's step and the measured step is too short:
+        seen on vLLM 0.26.0 with Qwen3-30B-A3B, whose request overhead is ~25 ms) and before that
+        step ends. The overhead is the TTFT of a 16-token prompt; the lead is that plus a quarter of
+        the blocker's own compute, at most 80% of the blocker's TTFT."""
         t0 = time.monotonic()
+        small = await self.stream(16, 1)
         r = await self.stream(blocker_tokens, 1)
         self.busy_wall_s += time.monotonic() - t0
         wall = r.first - r.sent
-        self._blocker_lead_s = min(0.05, max(0.001, wall / 5))
+        overhead = min(small.first - small.sent, wall)
+        self._blocker_lead_s = max(0.001, min(0.8 * wall, overhead + (wall - overhead) / 4))
         return wall
 
     async def decode_ms(self, batch: int, context: int, decode_tokens: int, max_batched_tokens: int) -> tuple[float, int]:
