@@ -43,6 +43,7 @@ import asyncio
 import itertools
 import json
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -104,6 +105,9 @@ class Faults:
     """/health answers with this HTTP status."""
     malformed_stream_after_tokens: int | None = None
     """Each stream writes a line that is not JSON after this many tokens, then continues."""
+    step_jitter: float = 0.0
+    """Each step lasts its law time x U(1 - j, 1 + j) (seeded): a busy machine's non-monotone timings."""
+    jitter_seed: int = 0
 
 
 class BadRequest(Exception):
@@ -221,6 +225,8 @@ class EmulatedEngine:
         self.on_token = None  # callback(engine) after each step, used by the kill fault
         self._step_end = 0.0  # wall-clock (monotonic) end of the last step, for back-to-back steps
         self._weights, self._weight_bytes = _weights_of(perf.model)
+        self.faults: Faults | None = None  # set by the server (step jitter)
+        self._jitter_rng: random.Random | None = None
 
     def now(self) -> float:
         """Emulated seconds."""
@@ -288,6 +294,10 @@ class EmulatedEngine:
             pre_tokens = sum(n for _, n in chunks)
             pre_isl2 = sum(chunk_cost_isl2(r.prefilled, n) for r, n in chunks)
             step_ms = mixed_step_ms(p, len(decodes), sum_ctx, pre_tokens, pre_isl2)
+            if self.faults is not None and self.faults.step_jitter > 0:
+                if self._jitter_rng is None:
+                    self._jitter_rng = random.Random(self.faults.jitter_seed)
+                step_ms *= 1.0 + self.faults.step_jitter * (2.0 * self._jitter_rng.random() - 1.0)
             self.m.running.set(len(self.running))
             self.m.waiting.set(len(self.waiting))
             # Back-to-back steps are timed against absolute deadlines, so the event loop's
@@ -396,6 +406,7 @@ class EmulatedServer:
         self.host = host
         self.engine = EmulatedEngine(self.perf, self.model_name, self.time_scale, self.max_model_len, self.metrics)
         self.engine.on_token = self._check_kill
+        self.engine.faults = self.faults
         self.engine.start()
         app = web.Application()
         app.router.add_post("/v1/completions", self._completions)
