@@ -241,7 +241,7 @@ def test_profile_of_a_jittery_server_always_loads(tmp_path):
     for df, value, axes in ((prof.prefill, "ttft_ms", ("isl", "batch")), (prof.decode, "itl_ms", ("batch", "context_tokens"))):
         pts = {(int(r[axes[0]]), int(r[axes[1]])): float(r[value]) for _, r in df.iterrows()}
         for k, v in pts.items():
-            assert v >= sweep.monotone_floor(k, pts) - 1e-6
+            assert v >= sweep.monotone_floor(k, pts) - 1e-3  # the CSV keeps 4 decimals
         assert (df[f"{value}_min"] <= df[f"{value}_max"]).all()
 
 
