@@ -40,6 +40,7 @@ mid-stream, the port closes), /health answers slowly or with an error code, a ma
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import math
@@ -78,6 +79,9 @@ EMULATED_VLLM_VERSION = "0.26.0"
 # came in 212-256 chunks, i.e. the frontend fell behind the engine on some steps: 128 x 80 us = 10.2 ms
 # is about one step there, while at batch 32 (2.6 ms per 5.8 ms step) every token is its own chunk.
 FRONTEND_S_PER_RUNNING_REQUEST = 80e-6
+# Below this wall-clock lag a stream writer does not wait: asyncio's timers resolve ~1 ms, and a timer per
+# chunk would load the event loop that also times the engine's steps (a compressed clock makes lags tiny).
+MIN_LAG_WALL_S = 1e-3
 
 
 def build_1_2_5_buckets(max_value: int) -> list[float]:
@@ -195,8 +199,10 @@ class _Metrics:
         Gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig", list(info), registry=r).labels(**info).set(1)
 
 
+@functools.lru_cache(maxsize=None)
 def _weights_of(model: str) -> tuple[float, float]:
-    """(parameters, weight bytes) of a catalog model for the estimated FLOP/byte counters; (0, 0) if unknown."""
+    """(parameters, weight bytes) of a catalog model for the estimated FLOP/byte counters; (0, 0) if unknown.
+    Cached: replicas start inside the fleet's event loop, which must not stall on reading the catalog."""
     try:
         from planner.catalog import Catalog
 
@@ -531,7 +537,7 @@ class EmulatedServer:
                 # The API server's output processing for this step (per running request): tokens the
                 # engine emits meanwhile join this chunk, as in vLLM's merged streaming deltas.
                 lag_s = FRONTEND_S_PER_RUNNING_REQUEST * len(self.engine.running) * self.time_scale
-                if lag_s > 0:
+                if lag_s >= MIN_LAG_WALL_S:  # shorter waits only cost event-loop turns (timers are ~1 ms)
                     await asyncio.sleep(lag_s)
                 n = 1
                 while not req.out.empty():
