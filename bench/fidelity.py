@@ -20,9 +20,17 @@ Part 3, bursty arrivals (bench/fidelity_burst.py): the same comparison with clus
 at several IDC levels (tuning and held-out levels reported apart), the Poisson model's error on
 the same cases, and the SLO a prefill replica sized by each model keeps in simulation.
 
-Usage: .venv/bin/python bench/fidelity.py [--workload W.yaml] [--requests N] [--seeds K] [--no-bursty]
+Part 4, real vLLM under load: the committed Poisson rate sweep of a real vLLM 0.26.0 mixed replica
+(``--load-sweep``, default profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm/load_sweep.csv: open loop,
+seeded, per-request rows, ISL 1k and 4k, several rates) against the capacity model
+(capacity.mixed_latency) and the simulator at the same rates, both with the laws fitted on the vLLM
+profile in the same folder: TTFT and ITL p50/p90/p99 and the saturation rate (see
+:func:`part_vllm_load`).
+
+Usage: .venv/bin/python bench/fidelity.py [--workload W.yaml] [--requests N] [--seeds K] [--no-bursty] [--load-sweep CSV]
 Last line: RESULT ttft_p90_mape_pct=... itl_p90_mape_pct=... (prefill TTFT and decode ITL, part 1),
-then burst_* (part 3, held-out IDC levels) and poisson_on_burst_* (the Poisson model on them).
+then burst_* (part 3, held-out IDC levels), poisson_on_burst_* (the Poisson model on them) and the
+real-vLLM-under-load errors of part 4.
 """
 
 from __future__ import annotations
@@ -192,6 +200,83 @@ def part2(pm: PerfModel, data: Path, con: Console) -> dict[str, list[float]]:
     return errs
 
 
+VLLM_LOAD_SWEEP = ROOT / "profiles" / "data" / "llama-3.1-8b" / "H200-141GB" / "tp1" / "vllm" / "load_sweep.csv"
+LOAD_PCTS = (50.0, 90.0, 99.0)
+
+
+def _sim_mixed_percentiles(perf: VariantPerf, isl: int, osl: int, rate: float, n: int, seed: int) -> dict[str, float]:
+    """TTFT and per-request ITL percentiles (ms) of one simulated mixed replica under Poisson arrivals."""
+    arr = poisson(rate, n, isl, osl, np.random.default_rng(seed))
+    slo = {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=PERCENTILE)}
+    sim = FleetSimulator([PoolSpec("m/mixed/g/tp1", "mixed", perf, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())}, arr, slo, seed=seed)
+    sim.run()
+    df = build_report(sim).requests.iloc[n // 10:]
+    return {f"{k}_p{q:g}": float(np.nanpercentile(df[f"{k}_ms"], q)) for k in ("ttft", "itl") for q in LOAD_PCTS}
+
+
+def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console) -> dict[str, list[float]]:
+    """Measured TTFT/ITL p50/p90/p99 of a real vLLM replica under Poisson load vs the capacity model and
+    the simulator (laws fitted on the vLLM profile next to the sweep file). Errors are kept for rates
+    below the model's saturation; the saturation rate is compared with the highest rate the replica
+    sustained (median TTFT under 1 s; if every measured rate was sustained, only a lower bound)."""
+    from planner.catalog import Catalog
+    from planner.perf import fit_profile
+    from planner.profiledata import load_profile
+
+    out: dict[str, list[float]] = {"vllm_load_ttft_p90_model": [], "vllm_load_itl_p90_model": [],
+                                   "vllm_load_ttft_p90_sim": [], "vllm_load_itl_p90_sim": []}
+    if not sweep_csv.is_file():
+        con.print(f"[yellow]part 4 skipped: {sweep_csv} not found[/]")
+        return out
+    df = pd.read_csv(sweep_csv)
+    missing = [c for c in ("isl", "osl", "rate_rps", "ttft_ms", "itl_ms") if c not in df.columns]
+    if missing:
+        raise SystemExit(f"{sweep_csv}: missing columns {missing} (expected the profiler's load_sweep.csv)")
+    perf, _, _ = fit_profile(load_profile(sweep_csv.parent), Catalog.load())
+    t = Table(title=f"Real vLLM under Poisson load ({sweep_csv.relative_to(ROOT) if sweep_csv.is_relative_to(ROOT) else sweep_csv}): "
+                    f"measured / capacity model / simulator, ms")
+    for c in ("ISL", "rate rps", "n", "TTFT p50", "TTFT p90", "TTFT p99", "ITL p50", "ITL p90", "ITL p99", "p90 err % (model, sim)"):
+        t.add_column(c, justify="right")
+    sat_rows = []
+    for (isl, osl), g in df.groupby(["isl", "osl"]):
+        sat_model = model_saturation_rps(perf, "mixed", int(isl), int(osl))
+        sustained = [r for r, gg in g.groupby("rate_rps") if np.nanpercentile(gg.ttft_ms, 50) < 1000.0]
+        sat_rows.append((int(isl), max(sustained) if sustained else float("nan"), len(sustained) == g.rate_rps.nunique(), sat_model))
+        for rate, gg in g.groupby("rate_rps"):
+            meas = {f"{k}_p{q:g}": float(np.nanpercentile(gg[f"{k}_ms"], q)) for k in ("ttft", "itl") for q in LOAD_PCTS}
+            model = {}
+            for q in LOAD_PCTS:
+                lat = capacity.mixed_latency(perf, float(isl), float(osl), float(rate), q)
+                model[f"ttft_p{q:g}"], model[f"itl_p{q:g}"] = lat.ttft_ms, lat.itl_ms
+            sims = [_sim_mixed_percentiles(perf, int(isl), int(osl), float(rate), n_sim, s) for s in range(seeds)]
+            sim = {k: float(np.median([x[k] for x in sims])) for k in sims[0]}
+            below = rate < sat_model
+            errs = []
+            for k in ("ttft", "itl"):
+                em, es = ape(meas[f"{k}_p90"], model[f"{k}_p90"]), ape(meas[f"{k}_p90"], sim[f"{k}_p90"])
+                if below and math.isfinite(em):
+                    out[f"vllm_load_{k}_p90_model"].append(em)
+                    out[f"vllm_load_{k}_p90_sim"].append(es)
+                errs.append(f"{k} {em:.0f}, {es:.0f}")
+
+            def cell(k: str) -> str:
+                return f"{meas[k]:.1f} / {model[k]:.1f} / {sim[k]:.1f}"
+
+            t.add_row(str(isl), f"{rate:g}", str(len(gg)), *(cell(f"{k}_p{q:g}") for k in ("ttft", "itl") for q in LOAD_PCTS),
+                      "; ".join(errs) + ("" if below else " (past model saturation)"))
+    con.print(t)
+    for isl, sustained, all_ok, sat_model in sat_rows:
+        if all_ok and sat_model >= sustained:
+            verdict = "consistent: the sweep did not reach saturation, so the rate itself is not checked"
+        elif all_ok:
+            verdict = f"too pessimistic by at least {(1 - sat_model / sustained) * 100:.0f}%"
+        else:
+            verdict = f"{(sat_model / sustained - 1) * 100:+.0f}% against the highest sustained rate"
+        con.print(f"ISL {isl}: replica sustained {'every rate up to' if all_ok else 'up to'} {sustained:g} rps (median TTFT < 1 s); "
+                  f"capacity model saturates at {sat_model:.1f} rps: {verdict}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workload", type=Path, default=ROOT / "examples" / "default" / "workload.yaml")
@@ -199,12 +284,14 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=4000, help="requests per simulated point")
     ap.add_argument("--seeds", type=int, default=3, help="repeats per point (median taken)")
     ap.add_argument("--bursty", action=argparse.BooleanOptionalAction, default=True, help="part 3: clustered arrivals")
+    ap.add_argument("--load-sweep", type=Path, default=VLLM_LOAD_SWEEP, help="a real vLLM replica's load_sweep.csv (part 4)")
     args = ap.parse_args()
     con = Console(width=160)
     pm = PerfModel.load()
     wl = load_model(Workload, args.workload)
     e1 = part1(pm, wl, args.requests, args.seeds, con)
     e2 = part2(pm, args.data, con)
+    e3 = part_vllm_load(args.load_sweep, max(1000, args.requests // 2), args.seeds, con)
     m = {k: (float(np.mean(v)) if v else math.nan) for k, v in {**e1, **{f"measured_{k}": v for k, v in e2.items()}}.items()}
     summary = Table(title="MAPE %")
     summary.add_column("comparison")
@@ -216,7 +303,8 @@ def main() -> None:
     burst = part3(pm, wl, args.requests, args.seeds, con) if args.bursty else ""
     print(f"RESULT ttft_p90_mape_pct={m['prefill_ttft']:.1f} itl_p90_mape_pct={m['decode_itl']:.1f} "
           f"mixed_ttft_p90_mape_pct={m['mixed_ttft']:.1f} mixed_itl_p90_mape_pct={m['mixed_itl']:.1f} "
-          f"measured_prefill_mape_pct={m['measured_prefill']:.1f} measured_decode_mape_pct={m['measured_decode']:.1f}"
+          f"measured_prefill_mape_pct={m['measured_prefill']:.1f} measured_decode_mape_pct={m['measured_decode']:.1f} "
+          + " ".join(f"{k}_mape_pct={np.mean(v) if v else math.nan:.1f}" for k, v in e3.items())
           + burst)
 
 

@@ -16,7 +16,13 @@ Part B, on the REAL GPU profiles under profiles/data (torch backend, H100/H200):
 
 Usage: python bench/profile_cost.py [--model llama-3.1-8b --gpu H100-SXM-80GB --tp 1] [--time-scale 1.0]
        [--repeats 1] [--budget-frac 0.4] [--profiles DIR ...]
+Part C, on the REAL vLLM profiles (profiles/data/*/*/tp*/vllm/, measured on a lent GPU by
+  profiles.gpu_session): GPU-minutes each run held the GPU (server start-up + sweeps + stop, from the
+  session log next to them; the profiler's own busy time from run.yaml), and the error of the laws
+  fitted on ~80% of each profile's points on the ~20% held out (every 5th point, sorted by size).
+  `--only-real` runs Parts B and C alone (no emulator).
 Last line: RESULT gpu_minutes=<adaptive, emulated> heldout_err_pct=<p90 |error| on held-out points, emulator> ...
+  vllm_gpu_minutes=<real vLLM runs, all variants> vllm_heldout_p90_pct=<Part C>
 """
 
 from __future__ import annotations
@@ -129,8 +135,14 @@ def main() -> int:
     ap.add_argument("--decode-tokens", type=int, default=sweep.DEFAULT_DECODE_TOKENS)
     ap.add_argument("--profiles", nargs="*", type=Path, default=None,
                     help="real profile directories for part B (default: every torch-backend profile under profiles/data)")
+    ap.add_argument("--only-real", action="store_true", help="skip Part A (the emulator); Parts B and C only")
     args = ap.parse_args()
     console = Console(width=160)
+    if args.only_real:
+        b90 = part_b(args, console)
+        c_min, c90 = part_c(console)
+        print(f"RESULT real_gpu_heldout_p90_pct={b90:.1f} vllm_gpu_minutes={c_min:.2f} vllm_heldout_p90_pct={c90:.1f}")
+        return 0
 
     law = PerfModel.load().get(args.model, args.gpu, args.tp)
     if law is None:
@@ -184,7 +196,18 @@ def main() -> int:
                   + ("; [bold red]the held-out errors above are dominated by machine noise[/]: rerun on a quiet machine or "
                      f"with --time-scale >= {args.time_scale * noise_rel / 0.05:.2g}" if noise_rel > 0.05 else ""))
 
-    # ---- Part B: real GPU profiles
+    real_p90 = [part_b(args, console)]
+    c_min, c90 = part_c(console)
+    print(f"RESULT gpu_minutes={sub_gpu_s / 60:.2f} heldout_err_pct={pct(e_all, 90):.1f} points={sub_pts} "
+          f"full_gpu_minutes={full.gpu_seconds / 60:.2f} full_points={full_pts} heldout_p50_pct={pct(e_all, 50):.1f} "
+          f"full_grid_fit_p90_pct={pct(floor, 90):.1f} real_gpu_heldout_p90_pct={max(real_p90):.1f} "
+          f"vllm_gpu_minutes={c_min:.2f} vllm_heldout_p90_pct={c90:.1f} "
+          f"timer_noise_p90_ms={noise_p90_ms:.2f} noise_vs_shortest_step_pct={100 * noise_rel:.1f}")
+    return 0
+
+
+def part_b(args, console) -> float:
+    """Part B; returns the worst profile's held-out p90 (%)."""
     dirs = args.profiles
     if dirs is None:
         dirs = sorted(p.parent for p in DATA.glob("*/*/tp*/meta.yaml") if "backend: torch" in p.read_text())
@@ -207,11 +230,60 @@ def main() -> int:
     console.print(tb)
     console.print("Held-out error = |fit of the subset / measured - 1| on grid points the subset did not measure; "
                   "'full-grid fit' = the law's own misfit when fitted on every point (a floor for any subset).")
-    print(f"RESULT gpu_minutes={sub_gpu_s / 60:.2f} heldout_err_pct={pct(e_all, 90):.1f} points={sub_pts} "
-          f"full_gpu_minutes={full.gpu_seconds / 60:.2f} full_points={full_pts} heldout_p50_pct={pct(e_all, 50):.1f} "
-          f"full_grid_fit_p90_pct={pct(floor, 90):.1f} real_gpu_heldout_p90_pct={max(real_p90) if real_p90 else float('nan'):.1f} "
-          f"timer_noise_p90_ms={noise_p90_ms:.2f} noise_vs_shortest_step_pct={100 * noise_rel:.1f}")
-    return 0
+    return max(real_p90) if real_p90 else float("nan")
+
+
+def _session_walls(data: Path) -> dict[str, float]:
+    """{'<model>/<variant dir>': wall seconds} from the GPU session logs ('<label>: exit N after S s')."""
+    import re
+
+    walls: dict[str, float] = {}
+    for log in sorted(data.glob("vllm-*-session-*.log")):
+        text = log.read_text()
+        starts = dict(re.findall(r"^\S+ (\S+): start, .*?--out \S*?/([^/\s]+/[^/\s]+/[^/\s]+)/vllm", text, re.M))
+        for label, secs in re.findall(r"^\S+ (\S+): exit -?\d+ after (\d+) s", text, re.M):
+            if label in starts:
+                model, _gpu, vdir = starts[label].split("/")
+                walls[f"{model}/{vdir}"] = float(secs)
+    return walls
+
+
+def part_c(console) -> tuple[float, float]:
+    """Part C; returns (GPU-minutes of all real vLLM runs, worst held-out p90 %)."""
+    import yaml
+
+    walls = _session_walls(DATA)
+    tc = Table(title="C. real vLLM profiles (lent GPU): GPU time and the laws' error on ~20% held-out points")
+    for c in ("profile", "points", "GPU-min held (start+sweeps)", "GPU-min measuring", "held-out pts", "held-out p50 %", "held-out p90 %"):
+        tc.add_column(c, justify="right")
+    total_min, p90s = 0.0, []
+    for meta in sorted(DATA.glob("*/*/tp*/vllm/meta.yaml")):
+        d = meta.parent
+        p = load_profile(d)
+        pf = {(int(r.isl), int(r.batch)): float(r.ttft_ms) for r in central_points(p.prefill, ["isl", "batch"], "ttft_ms").itertuples()}
+        df = {(int(r.batch), int(r.context_tokens)): float(r.itl_ms) for r in central_points(p.decode, ["batch", "context_tokens"], "itl_ms").itertuples()}
+        errs, n_out = [], 0
+        for pts, pred in ((pf, predict_prefill), (df, predict_decode)):
+            keys = sorted(pts, key=lambda k: (k[0] * k[1], k))
+            out = keys[2::5]  # every 5th point, never the two smallest (they pin the intercept)
+            fit = {k: v for k, v in pts.items() if k not in out}
+            n_out += len(out)
+            if out and len(fit) >= 3:
+                errs += list(heldout_errors(pts, fit, pred))
+        e = np.array(errs)
+        run = yaml.safe_load((d / "run.yaml").read_text()) if (d / "run.yaml").is_file() else {}
+        key = f"{p.meta.model}/{d.parent.name}"
+        held = walls.get(key, float("nan")) / 60
+        if held == held:
+            total_min += held
+        p90s.append(pct(e, 90) if len(e) else float("nan"))
+        tc.add_row(f"{key}/vllm", f"{len(pf)} + {len(df)}", f"{held:.2f}", f"{run.get('gpu_seconds', float('nan')) / 60:.2f}",
+                   str(n_out), f"{pct(e, 50):.1f}" if len(e) else "-", f"{p90s[-1]:.1f}")
+    console.print(tc)
+    console.print("GPU-min held = the whole run on the GPU from the session log (vLLM start-up with torch.compile and "
+                  "CUDA-graph capture, the sweeps, the stop); measuring = the time requests were in flight.")
+    finite = [x for x in p90s if x == x]
+    return total_min, (max(finite) if finite else float("nan"))
 
 
 if __name__ == "__main__":

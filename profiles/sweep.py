@@ -230,6 +230,32 @@ def run_sweep(
     return state.outcome
 
 
+# --------------------------------------------------------------------------- monotone output
+# A point whose median falls more than this below the largest latency at smaller work (either axis,
+# the other fixed) is measured again. Kept below planner.profiledata.MONOTONE_TOLERANCE (15%), the
+# drop its loader refuses, so a profile this module writes is always one the loader accepts.
+MONOTONE_MARGIN = 0.10
+# How many times a point's repeats are run again before its central value is raised to the floor.
+MONOTONE_RETRIES = 2
+
+
+def monotone_floor(key: tuple[int, int], done: dict[tuple[int, int], float], margin: float = MONOTONE_MARGIN) -> float:
+    """The lowest central latency `key` may have given the points already measured: (1 - margin) x
+    the largest latency at a smaller size along either axis with the other fixed (0 when none).
+    Latency is physically non-decreasing in work, so a value below it is timing jitter (a busy
+    machine, a clock hiccup), not a property of the engine."""
+    prior = [v for k, v in done.items()
+             if (k[0] == key[0] and k[1] < key[1]) or (k[1] == key[1] and k[0] < key[0])]
+    return (1.0 - margin) * max(prior) if prior else 0.0
+
+
+def central_with_floor(samples: Sequence[float], floor: float) -> tuple[float, bool]:
+    """(central value, raised): the median of `samples`, raised to `floor` if below it (the spread
+    of the samples is kept beside it by the caller)."""
+    m = statistics.median(samples)
+    return (floor, True) if m < floor else (m, False)
+
+
 # --------------------------------------------------------------------------- adaptive sampling
 def seed_subset(keys: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """Corners and midpoints of a 2-D grid of keys (both axes), the first points an adaptive
@@ -309,8 +335,14 @@ def iter_chunks(seq: Sequence[int], n: int) -> Iterator[Sequence[int]]:
 # --------------------------------------------------------------------------- the profile directory
 # planner.profiledata's columns first; `stat: median` says each row is a point's median of
 # `repeats` timings (min and max kept beside it for the spread).
+# `raised` = 1 where the median fell below the monotone floor after retries and the central value was
+# raised to it (see monotone_floor); optional columns are written only when some row has them.
 PREFILL_COLUMNS = ["isl", "batch", "ttft_ms", "stat", "ttft_ms_min", "ttft_ms_max", "repeats"]
 DECODE_COLUMNS = ["batch", "context_tokens", "itl_ms", "stat", "itl_ms_min", "itl_ms_max", "repeats"]
+# ttft_e2e_ms: a lone batch sent to an idle server, from the first request sent to the last first
+# token, as a client sees it (includes the HTTP/frontend/scheduling overhead that ttft_ms leaves out).
+PREFILL_OPTIONAL = ["ttft_e2e_ms", "raised"]
+DECODE_OPTIONAL = ["raised"]
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -353,15 +385,17 @@ class ProfileStore:
         if not p.is_file():
             return []
         with p.open() as fh:
-            return [{k: v if k == "stat" else float(v) if "_ms" in k else int(float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+            return [{k: v if k == "stat" else float(v) if "_ms" in k else int(float(v)) for k, v in row.items() if v not in (None, "")}
+                    for row in csv.DictReader(fh)]
 
     @staticmethod
-    def _csv(rows: list[dict], cols: list[str]) -> str:
+    def _csv(rows: list[dict], cols: list[str], optional: Sequence[str] = ()) -> str:
+        cols = list(cols) + [c for c in optional if any(c in r for r in rows)]
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({c: (f"{r[c]:.4f}" if isinstance(r[c], float) else r[c]) for c in cols})
+            w.writerow({c: (f"{r[c]:.4f}" if isinstance(r[c], float) else r[c]) for c in cols if c in r})
         return buf.getvalue()
 
     def prefill_done(self) -> dict[tuple[int, int], float]:
@@ -370,19 +404,30 @@ class ProfileStore:
     def decode_done(self) -> dict[tuple[int, int], float]:
         return {(int(r["batch"]), int(r["context_tokens"])): float(r["itl_ms"]) for r in self.decode_rows}
 
-    def add_prefill(self, isl: int, batch: int, samples: Sequence[float]) -> None:
+    def add_prefill(self, isl: int, batch: int, samples: Sequence[float], central: float | None = None,
+                    e2e_samples: Sequence[float] = ()) -> None:
+        """One point: the median of `samples` (or `central`, a floor-raised value), its spread, and
+        optionally the client-side TTFT of the batch on an idle server."""
         self.prefill_rows = [r for r in self.prefill_rows if (r["isl"], r["batch"]) != (isl, batch)]
-        self.prefill_rows.append({"isl": isl, "batch": batch, "ttft_ms": statistics.median(samples), "stat": "median",
-                                  "ttft_ms_min": min(samples), "ttft_ms_max": max(samples), "repeats": len(samples)})
+        row = {"isl": isl, "batch": batch, "ttft_ms": statistics.median(samples) if central is None else float(central),
+               "stat": "median", "ttft_ms_min": min(samples), "ttft_ms_max": max(samples), "repeats": len(samples)}
+        if e2e_samples:
+            row["ttft_e2e_ms"] = float(statistics.median(e2e_samples))
+        if central is not None and central > statistics.median(samples):
+            row["raised"] = 1
+        self.prefill_rows.append(row)
         self.prefill_rows.sort(key=lambda r: (r["isl"], r["batch"]))
-        write_atomic(self.root / "prefill.csv", self._csv(self.prefill_rows, PREFILL_COLUMNS))
+        write_atomic(self.root / "prefill.csv", self._csv(self.prefill_rows, PREFILL_COLUMNS, PREFILL_OPTIONAL))
 
-    def add_decode(self, batch: int, context: int, samples: Sequence[float]) -> None:
+    def add_decode(self, batch: int, context: int, samples: Sequence[float], central: float | None = None) -> None:
         self.decode_rows = [r for r in self.decode_rows if (r["batch"], r["context_tokens"]) != (batch, context)]
-        self.decode_rows.append({"batch": batch, "context_tokens": context, "itl_ms": statistics.median(samples), "stat": "median",
-                                 "itl_ms_min": min(samples), "itl_ms_max": max(samples), "repeats": len(samples)})
+        row = {"batch": batch, "context_tokens": context, "itl_ms": statistics.median(samples) if central is None else float(central),
+               "stat": "median", "itl_ms_min": min(samples), "itl_ms_max": max(samples), "repeats": len(samples)}
+        if central is not None and central > statistics.median(samples):
+            row["raised"] = 1
+        self.decode_rows.append(row)
         self.decode_rows.sort(key=lambda r: (r["batch"], r["context_tokens"]))
-        write_atomic(self.root / "decode.csv", self._csv(self.decode_rows, DECODE_COLUMNS))
+        write_atomic(self.root / "decode.csv", self._csv(self.decode_rows, DECODE_COLUMNS, DECODE_OPTIONAL))
 
     def write_record(self, record: dict, meta: dict) -> None:
         """run.yaml gets the whole run record; meta.yaml (written last) the fields of

@@ -3,6 +3,10 @@ Prometheus text parsed by prometheus_client, timing against the latency law, and
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+from pathlib import Path
+
 import asyncio
 import json
 import time
@@ -69,7 +73,7 @@ def test_openai_client_non_streaming_and_streaming(fleet):
     assert sample(fams, "vllm:time_to_first_token_seconds", "_count") >= 2
     assert sample(fams, "vllm:inter_token_latency_seconds", "_count") >= 10
     for name in ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
-                 "vllm:gpu_cache_usage_perc", "vllm:e2e_request_latency_seconds", "vllm:time_per_output_token_seconds",
+                 "vllm:e2e_request_latency_seconds", "vllm:request_time_per_output_token_seconds",
                  "vllm:request_prompt_tokens", "vllm:request_generation_tokens"):
         assert name in fams, name
         assert all(s.labels.get("model_name") == "llama-test" for s in fams[name])
@@ -195,3 +199,73 @@ def test_fleet_add_and_stop_replica():
         with pytest.raises(httpx.HTTPError):
             httpx.get(s.url + "/health", timeout=2)
         assert httpx.get(f.urls[0] + "/health").status_code == 200
+
+
+VLLM_OFFLINE_README = Path(__file__).resolve().parents[1] / ".." / "shared" / "tools" / "vllm-offline" / "README.md"
+
+
+def _readme_metric_names(text: str) -> tuple[set[str], set[str]]:
+    """(names a real vLLM 0.26.0 exported, names it did not) from the README's /metrics section."""
+    section = text.split("## /metrics", 1)[1].split("\n## ", 1)[0]
+    present, absent = set(), set()
+    for line in section.splitlines():
+        names = set(re.findall(r"vllm:[a-z0-9_]+", line))
+        (absent if line.strip().startswith("Absent") else present).update(names)
+    return present, absent
+
+
+def test_metric_names_match_a_real_vllm_0_26_server(fleet):
+    """Every /metrics name the vllm-offline README saw on a real vLLM 0.26.0 server is exported by the
+    emulator with the same name, and the names 0.26.0 no longer exports are absent; /version and the
+    cache_config_info labels are 0.26.0's."""
+    if not VLLM_OFFLINE_README.is_file():
+        pytest.skip(f"{VLLM_OFFLINE_README} not present (the list of a real server's metric names)")
+    present, absent = _readme_metric_names(VLLM_OFFLINE_README.read_text())
+    assert len(present) >= 20 and {"vllm:gpu_cache_usage_perc", "vllm:time_per_output_token_seconds"} <= absent
+    url = fleet.urls[0]
+    httpx.post(url + "/v1/completions", json={"model": "llama-test", "prompt": [1] * 20, "max_tokens": 3}, timeout=30)
+    text = httpx.get(url + "/metrics").text
+    exported = set(re.findall(r"^(vllm:[a-z0-9_]+?)(?:_bucket|_count|_sum|_created)?[{ ]", text, re.M))
+    missing = sorted(n for n in present if n not in exported)
+    assert not missing, f"names a real 0.26.0 server exports that the emulator lacks: {missing}"
+    assert not (absent & exported), sorted(absent & exported)
+    assert httpx.get(url + "/version").json() == {"version": "0.26.0"}
+    info = metrics(url)["vllm:cache_config_info"][0].labels
+    assert info["num_cpu_blocks"] == "None"
+    assert int(info["kv_cache_size_tokens"]) == int(info["num_gpu_blocks"]) * int(info["block_size"])
+    assert float(info["kv_cache_max_concurrency"]) > 0
+
+
+def test_large_batch_streams_merge_tokens_into_chunks_and_list_their_ids():
+    """At large batch the frontend lags the engine: chunks carry several tokens (as real vLLM 0.26.0 at
+    batch 128), each listing its token ids when asked, and the ids add up to the usage count."""
+    import asyncio
+
+    perf = replace(PERF, decode_alpha_ms=2.0, decode_beta_ms_per_seq=0.01, decode_gamma_ms_per_token=0.0)
+
+    async def one(client: httpx.AsyncClient, url: str) -> tuple[int, int, int]:
+        body = {"model": "llama-test", "prompt": [5] * 8, "max_tokens": 40, "stream": True, "return_token_ids": True,
+                "stream_options": {"include_usage": True}}
+        chunks = ids = usage = 0
+        async with client.stream("POST", url + "/v1/completions", json=body) as r:
+            async for line in r.aiter_lines():
+                if not line.startswith("data:") or line.endswith("[DONE]"):
+                    continue
+                c = json.loads(line[5:])
+                if c.get("usage"):
+                    usage = c["usage"]["completion_tokens"]
+                if c["choices"] and c["choices"][0].get("token_ids"):
+                    chunks += 1
+                    ids += len(c["choices"][0]["token_ids"])
+        return chunks, ids, usage
+
+    async def run(url: str, n: int) -> list[tuple[int, int, int]]:
+        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=n)) as client:
+            return await asyncio.gather(*(one(client, url) for _ in range(n)))
+
+    with EmulatorFleet(perf, model_name="llama-test", time_scale=1.0) as f:
+        lone = asyncio.run(run(f.urls[0], 1))
+        big = asyncio.run(run(f.urls[0], 128))
+    assert lone[0] == (40, 40, 40)  # one token per chunk at batch 1
+    assert all(ids == usage == 40 for _, ids, usage in big)
+    assert sum(ch for ch, _, _ in big) < 0.9 * 128 * 40  # many chunks carried several tokens

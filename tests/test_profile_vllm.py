@@ -221,3 +221,149 @@ def test_kv_cache_full_stops_the_decode_dimension(tmp_path):
     assert (1, 256) in d.measured and (1, 512) in d.measured
     assert any("never decoded together" in why for why in d.stop_reasons.values())
     assert (16, 512) in d.dominated and (16, 512) not in d.measured
+
+
+# --------------------------------------------------------------------------- issue 10/11 additions
+def test_profile_of_a_jittery_server_always_loads(tmp_path):
+    """A busy machine makes timings non-monotone (issue 11: the loader refused such a profile). The
+    emulator's steps jitter by +-45% here (seeded, a fake of a loaded host); with one repeat per point
+    the profiler must still write a profile its loader accepts: it re-measures a point that falls below
+    the monotone floor and raises it to the floor if it stays below, keeping the spread in min/max."""
+    from profiles import sweep
+
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        fleet.servers[0].faults.step_jitter = 0.45
+        fleet.servers[0].faults.jitter_seed = 7
+        run_profile(small_cfg(tmp_path, fleet.urls[0], time_scale=0.2, prefill_isl=(128, 256, 512, 1024), prefill_batch=(1, 2),
+                              decode_batch=(1, 2, 4, 8), decode_context=(256, 512)))
+    prof = load_profile(tmp_path)  # raises InputError if any point fell more than the loader's tolerance
+    assert len(prof.prefill) == 8 and len(prof.decode) == 8
+    for df, value, axes in ((prof.prefill, "ttft_ms", ("isl", "batch")), (prof.decode, "itl_ms", ("batch", "context_tokens"))):
+        pts = {(int(r[axes[0]]), int(r[axes[1]])): float(r[value]) for _, r in df.iterrows()}
+        for k, v in pts.items():
+            assert v >= sweep.monotone_floor(k, pts) - 1e-3  # the CSV keeps 4 decimals
+        assert (df[f"{value}_min"] <= df[f"{value}_max"]).all()
+
+
+def test_monotone_floor_and_raise():
+    from profiles import sweep
+
+    done = {(128, 1): 10.0, (256, 1): 20.0, (128, 2): 12.0}
+    assert sweep.monotone_floor((256, 2), done) == pytest.approx(0.9 * 20.0)  # max over both axes' predecessors
+    assert sweep.monotone_floor((128, 4), done) == pytest.approx(0.9 * 12.0)
+    assert sweep.monotone_floor((64, 1), done) == 0.0
+    assert sweep.central_with_floor([5.0, 30.0, 6.0], 18.0) == (18.0, True)
+    assert sweep.central_with_floor([19.0, 30.0, 25.0], 18.0) == (25.0, False)
+
+
+def _stream(first: float, step: float, tokens: int, per_chunk: int, usage: int | None = None):
+    from profiles.backends.vllm import StreamResult
+
+    times, counts, n = [], [], 0
+    while n < tokens:
+        k = min(per_chunk, tokens - n) if n else 1
+        n += k
+        times.append(first + (n - 1) * step)
+        counts.append(n)
+    return StreamResult(sent=first - 0.05, token_times=times, completion_tokens=tokens if usage is None else usage, token_counts=counts)
+
+
+def test_decode_time_counts_tokens_not_chunks():
+    """Chunks of 4 tokens (a lagging frontend) must not make a 10 ms step look like 40 ms."""
+    from profiles.backends.vllm import decode_itl_s
+
+    rs = [_stream(1.0 + 0.001 * i, 0.010, 80, per_chunk=4) for i in range(8)]
+    assert decode_itl_s(rs, 8, 512, 64) == pytest.approx(0.010, rel=1e-6)
+
+
+def test_decode_time_falls_back_to_usage_when_chunks_do_not_list_their_tokens():
+    """A server that merges tokens without listing them: (t_last - t_first) / (usage tokens - 1)."""
+    from profiles.backends.vllm import StreamResult, decode_itl_s
+
+    rs = []
+    for i in range(4):
+        times = [1.0 + i * 0.001 + 0.040 * j for j in range(20)]  # 20 chunks of 4 tokens, 10 ms a token
+        rs.append(StreamResult(sent=0.9, token_times=times, completion_tokens=77))
+    assert not rs[0].counts_exact
+    assert decode_itl_s(rs, 4, 512, 64) == pytest.approx((0.040 * 19) / 76, rel=1e-6)
+
+
+def test_rate_sweep_writes_per_request_rows_per_isl(tmp_path):
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        cfg = small_cfg(tmp_path, fleet.urls[0], prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1,), decode_context=(256,),
+                        time_scale=0.2, rate_isls=(128, 256), rates_by_isl={128: (2.0, 4.0), 256: (1.0,)}, rate_requests=6,
+                        rate_osl=8, rate_seed=3)
+        summary = run_profile(cfg)
+    import pandas as pd
+
+    rows = pd.read_csv(tmp_path / "load_sweep.csv")
+    assert sorted(rows.groupby(["isl", "rate_rps"]).size().to_dict().items()) == [((128, 2.0), 6), ((128, 4.0), 6), ((256, 1.0), 6)]
+    assert (rows.tokens == 8).all() and (rows.ttft_ms > 0).all() and (rows.itl_ms > 0).all()
+    assert {r["rate_rps"] for r in summary.goodput_rows} == {1.0, 2.0, 4.0} and "ttft_ms_p99" in summary.goodput_rows[0]
+
+
+FAKE_API_SERVER = textwrap.dedent('''\
+    #!{python}
+    """FAKE `python -m vllm.entrypoints.openai.api_server` for tests: records its argv and the model
+    folder it was given, then serves the emulator."""
+    import argparse, json, shutil, sys
+    from planner.perf import VariantPerf
+    from planner.simulate.emulator import serve_forever
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model"); ap.add_argument("--served-model-name"); ap.add_argument("--port", type=int); ap.add_argument("--host")
+    ap.add_argument("--max-num-seqs", type=int); ap.add_argument("--max-num-batched-tokens", type=int)
+    ap.add_argument("--max-model-len", type=int)
+    a, _ = ap.parse_known_args()
+    open("{argv_file}", "w").write(" ".join(sys.argv[1:]))
+    shutil.copytree(a.model, "{copy_dir}")
+    perf = VariantPerf(model=a.served_model_name, gpu="H200-141GB", tp=1, source="measured", prefill_a_ms=5.0,
+        prefill_b_ms_per_token=0.01, prefill_c_ms_per_token2=0.0, decode_alpha_ms=5.0, decode_beta_ms_per_seq=0.1,
+        decode_gamma_ms_per_token=1e-4, kv_capacity_tokens=50000, kv_bytes_per_token=65536, kv_link_gb_s=50.0,
+        max_num_seqs=a.max_num_seqs, max_batched_tokens=a.max_num_batched_tokens)
+    serve_forever(perf, port=a.port, host=a.host, time_scale=0.2, model_name=a.served_model_name)
+''')
+
+
+def test_cli_dummy_weights_writes_the_model_folder_and_maps_fp8_flags(tmp_path):
+    """`planner profile --backend vllm --dummy-weights --quantization fp8 --kv-cache-dtype fp8` (launch
+    mode, a FAKE api_server that serves the emulator): the server gets a weightless MoE model folder
+    written from the catalog, the fp8 flags, and the profile lands in tp1-fp8-kvfp8/vllm with the dtypes
+    of the precision contract in meta.yaml."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    fake = tmp_path / "api_server"
+    argv_file, copy_dir = tmp_path / "argv.txt", tmp_path / "model_copy"
+    fake.write_text(FAKE_API_SERVER.format(python=sys.executable, argv_file=argv_file, copy_dir=copy_dir))
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    root = tmp_path / "data"
+    out = root / "qwen3-30b-a3b" / "H200-141GB" / "tp1-fp8-kvfp8" / "vllm"
+    res = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--dummy-weights", "--model", "qwen3-30b-a3b", "--gpu", "H200-141GB",
+                                   "--out", str(out), "--server-cmd", str(fake), "--port", str(_free_port()),
+                                   "--quantization", "fp8", "--kv-cache-dtype", "fp8", "--max-model-len", "4096",
+                                   "--prefill-isl", "128", "--prefill-batch", "1", "--decode-batch", "1", "--decode-context", "256",
+                                   "--decode-tokens", "16", "--repeats", "1", "--time-scale", "0.2", "--no-progress",
+                                   "--health-timeout-s", "60"])
+    assert res.exit_code == 0, res.output
+    argv = argv_file.read_text()
+    for flag in ("--quantization fp8", "--kv-cache-dtype fp8", "--load-format dummy", "--max-model-len 4096"):
+        assert flag in argv
+    cfg = json.loads((copy_dir / "config.json").read_text())
+    assert cfg["architectures"] == ["Qwen3MoeForCausalLM"] and cfg["num_experts"] == 128 and cfg["num_experts_per_tok"] == 8
+    assert cfg["moe_intermediate_size"] == 768 and cfg["head_dim"] == 128 and cfg["vocab_size"] == 151936
+    tok = json.loads((copy_dir / "tokenizer.json").read_text())
+    assert len(tok["model"]["vocab"]) == 151936 and {t["id"] for t in tok["added_tokens"]} == {151643, 151645}
+    meta = load_profile(out).meta
+    assert (meta.weight_dtype, meta.kv_dtype, meta.backend, meta.engine_version) == ("fp8", "fp8", "vllm", "vllm 0.26.0")
+
+
+def test_profile_dirs_follow_the_precision_contract():
+    from profiles.commands import dtype_of, vllm_profile_dir
+
+    assert dtype_of("fp8") == "fp8" and dtype_of("fp8_e4m3") == "fp8" and dtype_of(None) == "bf16" and dtype_of("auto") == "bf16"
+    assert vllm_profile_dir(Path("d"), "m", "g", 2, "fp8", "bf16") == Path("d/m/g/tp2-fp8/vllm")
+    assert vllm_profile_dir(Path("d"), "m", "g", 1, "bf16", "fp8") == Path("d/m/g/tp1-kvfp8/vllm")
+    assert vllm_profile_dir(Path("d"), "m", "g", 1) == Path("d/m/g/tp1/vllm")

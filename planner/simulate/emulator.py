@@ -7,11 +7,18 @@ tested end to end without GPUs. What it reproduces:
   ``max_tokens``, ``stream`` with SSE ``data:`` chunks and ``data: [DONE]``,
   ``stream_options.include_usage``, ``ignore_eos``; usage with prompt/completion tokens),
   ``GET /v1/models``, ``GET /health``, ``GET /metrics``.
-* Metric names, label sets (``model_name``, ``engine``) and histogram buckets of vLLM V1
-  (vllm/v1/metrics/loggers.py): running/waiting gauges, ``vllm:kv_cache_usage_perc`` and the older
-  ``vllm:gpu_cache_usage_perc``, ``vllm:request_success_total{finished_reason}``, prompt/generation
-  token counters and per-request histograms, TTFT, inter-token latency (and the older
-  time-per-output-token), end-to-end, queue-time histograms, ``vllm:cache_config_info``.
+* Metric names, label sets (``model_name``, ``engine``) and histogram buckets of vLLM 0.26.0
+  (vllm/v1/metrics/loggers.py; the names a real 0.26.0 server exported are listed verbatim in
+  ../shared/tools/vllm-offline/README.md and tests/test_emulator_server.py holds these against that
+  list): running/waiting gauges, ``vllm:kv_cache_usage_perc``, ``vllm:request_success_total{finished_reason}``,
+  prompt/generation token counters, prefix-cache and estimated FLOP/byte counters, per-request
+  histograms, TTFT, inter-token latency, request time per output token, end-to-end, queue/prefill/
+  decode/inference-time histograms, ``vllm:cache_config_info`` with 0.26.0's labels. 0.26.0 no
+  longer exports ``vllm:gpu_cache_usage_perc`` or ``vllm:time_per_output_token_seconds``; nor does this.
+  ``GET /version`` answers ``{"version": "0.26.0"}``.
+* Streaming as 0.26.0 does it: a request's tokens that pile up while its stream writer is busy go
+  out in ONE chunk (at large batch the API server lags the engine, so chunks carry several tokens);
+  with ``return_token_ids`` each chunk lists its token ids, so clients can count tokens, not chunks.
 * Timing: a live engine loop per replica that schedules like vLLM V1 (continuous batching; each step
   carries one token per running decode plus prefill chunks up to ``max_batched_tokens``; FCFS
   admission while ``max_num_seqs`` and the KV cache allow) and sleeps each step for the time of
@@ -33,9 +40,11 @@ mid-stream, the port closes), /health answers slowly or with an error code, a ma
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -64,6 +73,16 @@ ITL_BUCKETS_S = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 
 REQUEST_LATENCY_BUCKETS_S = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
                              60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0]
 FINISH_REASONS = ("stop", "length", "abort")
+# The vLLM version whose HTTP surface this emulates (GET /version).
+EMULATED_VLLM_VERSION = "0.26.0"
+# API-server output processing per running request per engine step, emulated seconds. Derived from the
+# real 0.26.0 run on the H200 (vllm-offline README): at batch 128 and 10.67 ms per step, 256 tokens
+# came in 212-256 chunks, i.e. the frontend fell behind the engine on some steps: 128 x 80 us = 10.2 ms
+# is about one step there, while at batch 32 (2.6 ms per 5.8 ms step) every token is its own chunk.
+FRONTEND_S_PER_RUNNING_REQUEST = 80e-6
+# Below this wall-clock lag a stream writer does not wait: asyncio's timers resolve ~1 ms, and a timer per
+# chunk would load the event loop that also times the engine's steps (a compressed clock makes lags tiny).
+MIN_LAG_WALL_S = 1e-3
 
 
 def build_1_2_5_buckets(max_value: int) -> list[float]:
@@ -91,6 +110,9 @@ class Faults:
     """/health answers with this HTTP status."""
     malformed_stream_after_tokens: int | None = None
     """Each stream writes a line that is not JSON after this many tokens, then continues."""
+    step_jitter: float = 0.0
+    """Each step lasts its law time x U(1 - j, 1 + j) (seeded): a busy machine's non-monotone timings."""
+    jitter_seed: int = 0
 
 
 class BadRequest(Exception):
@@ -127,10 +149,19 @@ class _Metrics:
         self.running = g("vllm:num_requests_running", "Number of requests in model execution batches.").labels(*lv)
         self.waiting = g("vllm:num_requests_waiting", "Number of requests waiting to be processed.").labels(*lv)
         self.kv = g("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.").labels(*lv)
-        self.gpu_kv = g("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage. DEPRECATED: Use vllm:kv_cache_usage_perc instead.").labels(*lv)
+        Gauge("vllm:num_requests_waiting_by_reason", "Number of requests waiting, by reason.", labels + ["reason"],
+              registry=r).labels(*lv, "capacity").set(0)
+        Gauge("vllm:engine_sleep_state", "Engine sleep state (0 = awake).", labels + ["sleep_state"],
+              registry=r).labels(*lv, "awake").set(1)
         self.prompt_tokens = Counter("vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=r).labels(*lv)
         self.generation_tokens = Counter("vllm:generation_tokens", "Number of generation tokens processed.", labels, registry=r).labels(*lv)
         self.num_preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", labels, registry=r).labels(*lv)
+        # Prefix caching is off in the emulator (as the profiler runs vLLM): queries counted, never hits.
+        self.prefix_queries = Counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.", labels, registry=r).labels(*lv)
+        self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", labels, registry=r).labels(*lv)
+        # Estimated per-GPU FLOPs and bytes read (vLLM 0.26.0's MFU counters): 2 FLOPs per weight per token.
+        self.est_flops = Counter("vllm:estimated_flops_per_gpu", "Estimated number of floating point operations per GPU.", labels, registry=r).labels(*lv)
+        self.est_read = Counter("vllm:estimated_read_bytes_per_gpu", "Estimated number of bytes read from memory per GPU.", labels, registry=r).labels(*lv)
         succ = Counter("vllm:request_success", "Count of successfully processed requests.", labels + ["finished_reason"], registry=r)
         self.success = {reason: succ.labels(*lv, reason) for reason in FINISH_REASONS}
         tok_b = build_1_2_5_buckets(max_model_len)
@@ -145,22 +176,41 @@ class _Metrics:
                              [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384])
         self.ttft = h("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", TTFT_BUCKETS_S)
         self.itl = h("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", ITL_BUCKETS_S)
-        self.tpot = h("vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds.", ITL_BUCKETS_S)
+        self.tpot = h("vllm:request_time_per_output_token_seconds", "Histogram of time_per_output_token_seconds per request.", ITL_BUCKETS_S)
         self.e2e = h("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", REQUEST_LATENCY_BUCKETS_S)
         self.queue = h("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", REQUEST_LATENCY_BUCKETS_S)
         self.prefill_time = h("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", REQUEST_LATENCY_BUCKETS_S)
         self.decode_time = h("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", REQUEST_LATENCY_BUCKETS_S)
+        self.inference_time = h("vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.", REQUEST_LATENCY_BUCKETS_S)
+        blocks = perf.kv_capacity_tokens // BLOCK_SIZE_TOKENS
+        # Labels as vLLM 0.26.0 writes them (vllm-offline README): every CacheConfig field as a
+        # string, None as "None", plus the derived KV size in tokens and the max concurrency at max_model_len.
         info = {
             "block_size": str(BLOCK_SIZE_TOKENS),
             "cache_dtype": "auto",
             "enable_prefix_caching": "False",
             "gpu_memory_utilization": "0.9",
-            "num_cpu_blocks": "0",
-            "num_gpu_blocks": str(perf.kv_capacity_tokens // BLOCK_SIZE_TOKENS),
+            "num_cpu_blocks": "None",
+            "num_gpu_blocks": str(blocks),
             "num_gpu_blocks_override": "None",
+            "kv_cache_size_tokens": str(blocks * BLOCK_SIZE_TOKENS),
+            "kv_cache_max_concurrency": f"{blocks * BLOCK_SIZE_TOKENS / max(1, max_model_len):.2f}",
             "engine": "0",
         }
         Gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig", list(info), registry=r).labels(**info).set(1)
+
+
+@functools.lru_cache(maxsize=None)
+def _weights_of(model: str) -> tuple[float, float]:
+    """(parameters, weight bytes) of a catalog model for the estimated FLOP/byte counters; (0, 0) if unknown.
+    Cached: replicas start inside the fleet's event loop, which must not stall on reading the catalog."""
+    try:
+        from planner.catalog import Catalog
+
+        spec = Catalog.load().model(model)
+        return float(spec.active_params), float(spec.weight_bytes)
+    except Exception:  # noqa: BLE001 - counters are informational; an unknown model counts zero
+        return 0.0, 0.0
 
 
 class EmulatedEngine:
@@ -189,6 +239,9 @@ class EmulatedEngine:
         # wall by more than MAX_LAG_S emulated seconds (counted in `resyncs`: this machine cannot keep up).
         self._idle = True
         self.resyncs = 0
+        self._weights, self._weight_bytes = _weights_of(perf.model)
+        self.faults: Faults | None = None  # set by the server (step jitter)
+        self._jitter_rng: random.Random | None = None
 
     def now(self) -> float:
         """Emulated seconds."""
@@ -261,6 +314,7 @@ class EmulatedEngine:
                 self.kv_reserved += need
                 r.admitted = start / self.time_scale
                 self.m.queue.observe(r.admitted - r.arrival)
+                self.m.prefix_queries.inc(r.prompt_tokens)
                 self.running.append(r)
                 n = min(r.prompt_tokens - r.prefilled, budget)  # a remote-prefilled prompt has its KV already
                 chunks.append((r, n))
@@ -275,6 +329,10 @@ class EmulatedEngine:
             pre_tokens = sum(n for _, n in chunks)
             pre_isl2 = sum(chunk_cost_isl2(r.prefilled, n) for r, n in chunks)
             step_ms = mixed_step_ms(p, len(decodes), sum_ctx, pre_tokens, pre_isl2)
+            if self.faults is not None and self.faults.step_jitter > 0:
+                if self._jitter_rng is None:
+                    self._jitter_rng = random.Random(self.faults.jitter_seed)
+                step_ms *= 1.0 + self.faults.step_jitter * (2.0 * self._jitter_rng.random() - 1.0)
             self.m.running.set(len(self.running))
             self.m.waiting.set(len(self.waiting))
             # Back-to-back steps are timed against absolute deadlines, so the event loop's
@@ -312,9 +370,10 @@ class EmulatedEngine:
             self.running = still
             self.m.running.set(len(self.running))
             self.m.waiting.set(len(self.waiting))
-            u = self._kv_usage()
-            self.m.kv.set(u)
-            self.m.gpu_kv.set(u)
+            self.m.kv.set(self._kv_usage())
+            tokens_step = pre_tokens + len(decodes)
+            self.m.est_flops.inc(2.0 * self._weights * tokens_step)
+            self.m.est_read.inc(self._weight_bytes + p.kv_bytes_per_token * (sum_ctx + pre_tokens))
             if self.on_token is not None:
                 self.on_token(self)
 
@@ -329,6 +388,7 @@ class EmulatedEngine:
         if r.first_token is not None:
             self.m.prefill_time.observe(r.first_token - (r.admitted or r.arrival))
             self.m.decode_time.observe(t - r.first_token)
+            self.m.inference_time.observe(t - (r.admitted or r.arrival))
             if r.generated > 1:
                 self.m.tpot.observe((t - r.first_token) / (r.generated - 1))
         r.out.put_nowait(None)
@@ -339,6 +399,11 @@ _WORDS = ("the", "of", "and", "to", "in", "a", "is", "that", "for", "it")
 
 def _token_text(i: int) -> str:
     return " " + _WORDS[i % len(_WORDS)]
+
+
+def _token_id(i: int) -> int:
+    """The id of the i-th generated token (any fixed id in every tokenizer's range; 100 + word index)."""
+    return 100 + i % len(_WORDS)
 
 
 class EmulatedServer:
@@ -380,12 +445,14 @@ class EmulatedServer:
         self.host = host
         self.engine = EmulatedEngine(self.perf, self.model_name, self.time_scale, self.max_model_len, self.metrics)
         self.engine.on_token = self._check_kill
+        self.engine.faults = self.faults
         self.engine.start()
         app = web.Application()
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/version", self._version)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -418,6 +485,9 @@ class EmulatedServer:
         if self.faults.health_delay_s > 0:
             await asyncio.sleep(self.faults.health_delay_s)
         return web.Response(status=self.faults.health_status)
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": EMULATED_VLLM_VERSION})
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{
@@ -458,6 +528,7 @@ class EmulatedServer:
         stream = bool(body.get("stream", False))
         opts = body.get("stream_options") or {}
         include_usage = bool(opts.get("include_usage", False)) if isinstance(opts, dict) else False
+        self._want_ids = bool(body.get("return_token_ids", False))
         return n_prompt, max_tokens, stream, include_usage, model
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
@@ -471,6 +542,7 @@ class EmulatedServer:
             n_prompt, max_tokens, stream, include_usage, model = self._parse(body)
         except BadRequest as exc:
             return self._error(400, str(exc))
+        want_ids = self._want_ids
         rid = f"cmpl-{next(self._ids)}"
         kvc, kv_params = self.kv_connector, None
         remote = kvc is not None and kvc.is_remote_prefill(body, request.headers.get("X-Request-Id"))
@@ -497,19 +569,34 @@ class EmulatedServer:
         self._streams.add(resp)
         try:
             sent = 0
-            while True:
+            ended = False
+            while not ended:
                 item = await req.out.get()
                 if item is None:
                     break
-                if self.faults.malformed_stream_after_tokens is not None and sent == self.faults.malformed_stream_after_tokens:
+                # The API server's output processing for this step (per running request): tokens the
+                # engine emits meanwhile join this chunk, as in vLLM's merged streaming deltas.
+                lag_s = FRONTEND_S_PER_RUNNING_REQUEST * len(self.engine.running) * self.time_scale
+                if lag_s >= MIN_LAG_WALL_S:  # shorter waits only cost event-loop turns (timers are ~1 ms)
+                    await asyncio.sleep(lag_s)
+                n = 1
+                while not req.out.empty():
+                    nxt = req.out.get_nowait()
+                    if nxt is None:
+                        ended = True
+                        break
+                    n += 1
+                if self.faults.malformed_stream_after_tokens is not None and sent <= self.faults.malformed_stream_after_tokens < sent + n:
                     await resp.write(b"data: {not json\n\n")
-                chunk = {"id": rid, "object": "text_completion", "created": created, "model": model,
-                         "choices": [{"index": 0, "text": _token_text(sent), "logprobs": None,
-                                      "finish_reason": None, "stop_reason": None}]}
+                choice = {"index": 0, "text": "".join(_token_text(i) for i in range(sent, sent + n)), "logprobs": None,
+                          "finish_reason": None, "stop_reason": None}
+                if want_ids:
+                    choice["token_ids"] = [_token_id(i) for i in range(sent, sent + n)]
+                chunk = {"id": rid, "object": "text_completion", "created": created, "model": model, "choices": [choice]}
                 if include_usage:
                     chunk["usage"] = None
                 await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                sent += 1
+                sent += n
             if not req.done:  # engine stopped under us: drop without a clean end
                 if request.transport is not None:
                     request.transport.abort()

@@ -89,6 +89,13 @@ class LaunchConfig:
     max_num_seqs: int = 256
     gpu_memory_utilization: float = 0.9
     load_format_dummy: bool = True
+    max_model_len: int | None = None
+    """vllm --max-model-len (None: the model's own context length)."""
+    quantization: str | None = None
+    """vllm --quantization, e.g. 'fp8' (FP8 weights, per-tensor scales computed at load)."""
+    kv_cache_dtype: str | None = None
+    """vllm --kv-cache-dtype, e.g. 'fp8' (None = 'auto' = the model dtype)."""
+    skip_tokenizer_init: bool = False
     port: int = 8000
     host: str = "127.0.0.1"
     extra_args: list[str] = field(default_factory=list)
@@ -97,8 +104,11 @@ class LaunchConfig:
     """Extra environment (e.g. CUDA_VISIBLE_DEVICES); launch_env.server_env adds the multi-GPU rules."""
 
     def argv(self) -> list[str]:
+        # `vllm serve MODEL` takes the model as an argument; `python -m vllm.entrypoints.openai.api_server`
+        # (what runs where the `vllm` script is not on PATH) takes it as --model.
+        model = [self.model] if self.server_cmd and self.server_cmd[-1] == "serve" else ["--model", self.model]
         args = [
-            *self.server_cmd, self.model,
+            *self.server_cmd, *model,
             "--served-model-name", self.served_model_name,
             "--tensor-parallel-size", str(self.tp),
             "--max-num-batched-tokens", str(self.max_num_batched_tokens),
@@ -112,11 +122,30 @@ class LaunchConfig:
         ]
         if self.load_format_dummy:
             args += ["--load-format", "dummy"]
+        if self.max_model_len:
+            args += ["--max-model-len", str(self.max_model_len)]
+        if self.quantization:
+            args += ["--quantization", self.quantization]
+        if self.kv_cache_dtype:
+            args += ["--kv-cache-dtype", self.kv_cache_dtype]
+        if self.skip_tokenizer_init:
+            args += ["--skip-tokenizer-init"]
         return args + list(self.extra_args)
+
+    @property
+    def weight_dtype(self) -> str:
+        """The precision contract's weight dtype: 'fp8' with --quantization fp8, else 'bf16'."""
+        return "fp8" if (self.quantization or "").lower().startswith("fp8") else "bf16"
+
+    @property
+    def kv_dtype(self) -> str:
+        """The precision contract's KV dtype: 'fp8' with --kv-cache-dtype fp8*, else 'bf16' ('auto')."""
+        return "fp8" if (self.kv_cache_dtype or "").lower().startswith("fp8") else "bf16"
 
     def engine_flags(self) -> list[str]:
         """The flags for meta.yaml (everything after the model argument)."""
-        return self.argv()[len(self.server_cmd) + 1:]
+        skip = 1 if self.server_cmd and self.server_cmd[-1] == "serve" else 2
+        return self.argv()[len(self.server_cmd) + skip:]
 
 
 class ManagedServer:
@@ -275,15 +304,80 @@ def server_version(url: str) -> str | None:
 # =========================================================================== streaming client
 @dataclass
 class StreamResult:
-    """Client-side arrival times (time.monotonic seconds) of each streamed token of one request."""
+    """Client-side arrival times (time.monotonic seconds) of the streamed chunks of one request.
+
+    A chunk can carry several tokens (vLLM merges a request's outputs when its API server lags the
+    engine, e.g. at batch 128): ``token_counts[i]`` is the number of tokens received up to and
+    including chunk i, from the chunk's ``token_ids`` (``return_token_ids``) when the server sends
+    them, else one per chunk. ``completion_tokens`` is the server's own count (``usage``)."""
 
     sent: float
     token_times: list[float]
     completion_tokens: int | None = None
+    token_counts: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.token_counts:
+            self.token_counts = list(range(1, len(self.token_times) + 1))
 
     @property
     def first(self) -> float:
         return self.token_times[0]
+
+    @property
+    def last(self) -> float:
+        return self.token_times[-1]
+
+    @property
+    def tokens(self) -> int:
+        """Generated tokens: the server's usage count, else what the chunks said."""
+        return self.completion_tokens if self.completion_tokens else self.token_counts[-1]
+
+    @property
+    def counts_exact(self) -> bool:
+        """True when the per-chunk counts add up to the server's usage (each token is placed in time)."""
+        return self.completion_tokens is None or self.token_counts[-1] == self.completion_tokens
+
+    def decode_s_per_token(self) -> float | None:
+        """(t_last - t_first) / (tokens - 1): the request's mean time per output token after the first."""
+        n = self.tokens
+        return (self.last - self.first) / (n - 1) if n > 1 and self.last > self.first else None
+
+
+def decode_itl_s(results: Sequence[StreamResult], batch: int, context: int, decode_tokens: int) -> float:
+    """Steady-state seconds per decode step of `batch` streams that ran together (tokens, not chunks).
+
+    Window = after the last stream's first token, before the first stream's last: every stream is
+    decoding, so each step emits one token per stream. Per stream, the step time is the time between
+    its first and last chunk in the window over the TOKENS between them (chunk token counts); the
+    point's value is the median over streams. Where the chunks' token counts do not add up to the
+    server's usage count (a server that merges tokens without listing them), the per-request
+    (t_last - t_first) / (tokens - 1) is used instead, median over streams.
+    """
+    start = max(r.first for r in results)
+    end = min(r.last for r in results)
+    if end <= start:
+        # The first stream ended before the last one started: the engine never ran them as one
+        # batch (KV cache or max_num_seqs full, requests queued). Larger points will not fit either.
+        raise sweep.StopAxis(f"the {batch} streams never decoded together (KV cache or max_num_seqs full)")
+    if not all(r.counts_exact for r in results):
+        per_req = [v for v in (r.decode_s_per_token() for r in results) if v is not None]
+        if not per_req:
+            raise ProfilerError(f"decode batch={batch} context={context}: no stream produced 2 or more tokens")
+        return statistics.median(per_req)
+    slopes = []
+    for r in results:
+        idx = [i for i, t in enumerate(r.token_times) if start <= t <= end]
+        if not idx:
+            continue
+        i0, i1 = idx[0], idx[-1]
+        tokens = r.token_counts[i1] - r.token_counts[i0]
+        if tokens >= MIN_WINDOW_GAPS:
+            slopes.append((r.token_times[i1] - r.token_times[i0]) / tokens)
+    if not slopes:
+        raise ProfilerError(f"decode batch={batch} context={context}: fewer than {MIN_WINDOW_GAPS} steps where all "
+                            f"{batch} streams were decoding; raise --decode-tokens (now {decode_tokens})")
+    return statistics.median(slopes)
 
 
 class VllmClient:
@@ -309,9 +403,12 @@ class VllmClient:
     async def stream(self, prompt_tokens: int, max_tokens: int) -> StreamResult:
         """One streamed completion; raises ServerDied / MalformedStream / ProfilerError with the cause."""
         body = {"model": self.model, "prompt": self.prompt(prompt_tokens), "max_tokens": max_tokens, "stream": True,
-                "ignore_eos": True, "temperature": 0.0, "stream_options": {"include_usage": True}}
+                "ignore_eos": True, "temperature": 0.0, "stream_options": {"include_usage": True},
+                # vLLM >= 0.10.2: each chunk lists its token ids, so multi-token chunks are counted.
+                "return_token_ids": True}
         sent = time.monotonic()
         times: list[float] = []
+        counts: list[int] = []
         usage_tokens = None
         done = False
         try:
@@ -340,8 +437,15 @@ class VllmClient:
                         raise MalformedStream(f"{self.url}/v1/completions: stream chunk is not a JSON object: {data[:120]!r}")
                     now = time.monotonic()
                     choices = chunk.get("choices") or []
-                    if choices and (choices[0].get("text") or choices[0].get("finish_reason") is None):
-                        times.append(now)
+                    if choices:
+                        ids = choices[0].get("token_ids")
+                        if isinstance(ids, list):
+                            n = len(ids)
+                        else:
+                            n = 1 if (choices[0].get("text") or choices[0].get("finish_reason") is None) else 0
+                        if n > 0:
+                            times.append(now)
+                            counts.append((counts[-1] if counts else 0) + n)
                     if chunk.get("usage"):
                         usage_tokens = chunk["usage"].get("completion_tokens")
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError, httpx.WriteError) as exc:
@@ -352,9 +456,19 @@ class VllmClient:
             raise ServerDied(f"{self.url}: the stream ended without 'data: [DONE]' after {len(times)} tokens (server died?)")
         if not times:
             raise MalformedStream(f"{self.url}/v1/completions: the stream carried no tokens")
-        return StreamResult(sent=sent, token_times=times, completion_tokens=usage_tokens)
+        return StreamResult(sent=sent, token_times=times, completion_tokens=usage_tokens, token_counts=counts)
 
     # ------------------------------------------------------------------ points
+    async def prefill_e2e_ms(self, isl: int, batch: int) -> float:
+        """Client-side TTFT of `batch` prompts of `isl` tokens sent at once to an idle server: first
+        request sent -> last first token (ms). Includes HTTP, tokenisation and scheduling overheads."""
+        t0 = time.monotonic()
+        try:
+            results = await asyncio.gather(*(self.stream(isl, 1) for _ in range(batch)))
+        finally:
+            self.busy_wall_s += time.monotonic() - t0
+        return (max(r.first for r in results) - min(r.sent for r in results)) / self.time_scale * 1e3
+
     async def prefill_ms(self, isl: int, batch: int, blocker_tokens: int) -> float:
         """Time of one prefill step of `batch` prompts of `isl` tokens (blocker method, module doc)."""
         t0 = time.monotonic()
@@ -372,12 +486,20 @@ class VllmClient:
     _blocker_lead_s = 0.005
 
     async def calibrate_blocker(self, blocker_tokens: int) -> float:
-        """Blocker TTFT alone (wall s); the lead before the batch is a fifth of it, at most 50 ms."""
+        """Blocker TTFT alone (wall s); sets the lead before the batch is sent.
+
+        The batch must reach the engine after the blocker's step was scheduled (else chunked prefill
+        packs the batch's first chunk into the blocker's step and the measured step is too short:
+        seen on vLLM 0.26.0 with Qwen3-30B-A3B, whose request overhead is ~25 ms) and before that
+        step ends. The overhead is the TTFT of a 16-token prompt; the lead is that plus a quarter of
+        the blocker's own compute, at most 80% of the blocker's TTFT."""
         t0 = time.monotonic()
+        small = await self.stream(16, 1)
         r = await self.stream(blocker_tokens, 1)
         self.busy_wall_s += time.monotonic() - t0
         wall = r.first - r.sent
-        self._blocker_lead_s = min(0.05, max(0.001, wall / 5))
+        overhead = min(small.first - small.sent, wall)
+        self._blocker_lead_s = max(0.001, min(0.8 * wall, overhead + (wall - overhead) / 4))
         return wall
 
     async def decode_ms(self, batch: int, context: int, decode_tokens: int, max_batched_tokens: int) -> tuple[float, int]:
@@ -391,21 +513,7 @@ class VllmClient:
             results = await asyncio.gather(*(self.stream(prompt, max_tokens) for _ in range(batch)))
         finally:
             self.busy_wall_s += time.monotonic() - t0
-        start = max(r.first for r in results)
-        end = min(r.token_times[-1] for r in results)
-        if end <= start:
-            # The first stream ended before the last one started: the engine never ran them as one
-            # batch (KV cache or max_num_seqs full, requests queued). Larger points will not fit either.
-            raise sweep.StopAxis(f"the {batch} streams never decoded together (KV cache or max_num_seqs full)")
-        slopes = []
-        for r in results:
-            w = [t for t in r.token_times if start <= t <= end]
-            if len(w) >= MIN_WINDOW_GAPS + 1:
-                slopes.append((w[-1] - w[0]) / (len(w) - 1))
-        if not slopes:
-            raise ProfilerError(f"decode batch={batch} context={context}: fewer than {MIN_WINDOW_GAPS} steps where all "
-                                f"{batch} streams were decoding; raise --decode-tokens (now {decode_tokens})")
-        return statistics.median(slopes) / self.time_scale * 1e3, len(slopes)
+        return decode_itl_s(results, batch, context, decode_tokens) / self.time_scale * 1e3, len(results)
 
     async def rate_run(self, rate_rps: float, isl: int, osl: int, n_requests: int, seed: int = 0) -> list[StreamResult]:
         """Poisson arrivals (emulated rate) of n_requests (isl, osl) requests; their stream results."""
@@ -440,17 +548,19 @@ def goodput_row(results: Sequence[StreamResult], rate_rps: float, isl: int, osl:
                 slo_ttft_ms: float | None, slo_itl_ms: float | None) -> dict:
     """Latency percentiles and goodput of one rate run (emulated ms and requests per emulated second)."""
     ttft = [(r.first - r.sent) / time_scale * 1e3 for r in results]
-    itl = [((r.token_times[-1] - r.first) / (len(r.token_times) - 1)) / time_scale * 1e3 for r in results if len(r.token_times) > 1]
+    itl = [v / time_scale * 1e3 for v in (r.decode_s_per_token() for r in results) if v is not None]
     ok = 0
     for r in results:
         t = (r.first - r.sent) / time_scale * 1e3
-        i = ((r.token_times[-1] - r.first) / (len(r.token_times) - 1)) / time_scale * 1e3 if len(r.token_times) > 1 else 0.0
+        v = r.decode_s_per_token()
+        i = v / time_scale * 1e3 if v is not None else 0.0
         if (slo_ttft_ms is None or t <= slo_ttft_ms) and (slo_itl_ms is None or i <= slo_itl_ms):
             ok += 1
     span = (max(r.token_times[-1] for r in results) - min(r.sent for r in results)) / time_scale
     return {"rate_rps": rate_rps, "isl": isl, "osl": osl, "requests": len(results),
-            "ttft_ms_p50": percentile(ttft, 50), "ttft_ms_p90": percentile(ttft, 90),
+            "ttft_ms_p50": percentile(ttft, 50), "ttft_ms_p90": percentile(ttft, 90), "ttft_ms_p99": percentile(ttft, 99),
             "itl_ms_p50": percentile(itl, 50) if itl else float("nan"), "itl_ms_p90": percentile(itl, 90) if itl else float("nan"),
+            "itl_ms_p99": percentile(itl, 99) if itl else float("nan"),
             "slo_attainment": ok / len(results), "goodput_rps": ok / span if span > 0 else float("nan")}
 
 
@@ -469,6 +579,10 @@ class VllmRunConfig:
     decode_context: tuple[int, ...] = sweep.DEFAULT_DECODE_CONTEXT
     decode_tokens: int = sweep.DEFAULT_DECODE_TOKENS
     repeats: int = 3
+    decode_repeats: int | None = None
+    """Repeats of a decode point (default: repeats); each is already a median over the batch's streams."""
+    max_point_kv_tokens: int | None = None
+    """Skip decode points holding more KV tokens than this (their prefill alone takes long on a big model)."""
     ttft_cap_ms: float = sweep.DEFAULT_TTFT_CAP_MS
     itl_cap_ms: float = sweep.DEFAULT_ITL_CAP_MS
     max_num_seqs: int = 256
@@ -480,6 +594,29 @@ class VllmRunConfig:
     rate_isl: int = 1024
     rate_osl: int = 128
     rate_requests: int = 200
+    rate_isls: tuple[int, ...] = ()
+    """ISLs of the rate sweep (default: (rate_isl,))."""
+    rates_by_isl: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    """Rates of one ISL where they differ from `rates` (a 4k prompt saturates at a quarter of a 1k one's rate)."""
+    rate_duration_s: float = 0.0
+    """If > 0: each rate sends max(rate_requests, rate x this) requests (same arrival span per rate)."""
+    rate_seed: int = 0
+    saturation_ttft_ms: float | None = None
+    """Stop raising an ISL's rate once the median TTFT passes this (the queue grows without bound)."""
+    time_budget_s: float | None = None
+    """Wall seconds for the prefill + decode sweeps (points not started in time are skipped, said in run.yaml)."""
+    deadline_unix_s: float | None = None
+    """Absolute end (Unix time) of the prefill + decode sweeps, whatever the server's start-up took."""
+    rate_deadline_unix_s: float | None = None
+    """No rate run starts after this Unix time."""
+    prefill_budget_frac: float = 0.3
+    """Share of time_budget_s the prefill sweep may use."""
+    e2e_repeats: int = 3
+    e2e_batches: tuple[int, ...] = (1,)
+    """Prefill batches whose client-side TTFT on an idle server (ttft_e2e_ms) is also measured."""
+    weight_dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+    device_name: str | None = None
     slo_ttft_ms: float | None = None
     slo_itl_ms: float | None = None
     progress: bool = True
@@ -509,6 +646,8 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
     kv = cfg.kv_capacity_override or info.kv_capacity_tokens
     client = VllmClient(url, info.model, time_scale=cfg.time_scale)
     summary = RunSummary(out=cfg.out, kv_capacity_tokens=kv)
+    if not cfg.rate_isls:
+        cfg.rate_isls = (cfg.rate_isl,)
 
     def died_context(exc: ProfilerError, what: str) -> ProfilerError:
         n = len(store.prefill_rows) + len(store.decode_rows)
@@ -519,8 +658,8 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
 
     max_isl = info.max_model_len
     pre_pts = sweep.prefill_grid(cfg.prefill_isl, cfg.prefill_batch, max_isl=max_isl)
-    dec_pts = sweep.decode_grid(cfg.decode_batch, cfg.decode_context, kv_capacity_tokens=kv, decode_tokens=cfg.decode_tokens,
-                                max_num_seqs=cfg.max_num_seqs)
+    dec_pts = sweep.decode_grid(cfg.decode_batch, cfg.decode_context, kv_capacity_tokens=min(kv, cfg.max_point_kv_tokens or kv),
+                                decode_tokens=cfg.decode_tokens, max_num_seqs=cfg.max_num_seqs)
     if max_isl:
         dec_pts = [p for p in dec_pts if p.context + cfg.decode_tokens < max_isl]
     blocker = min(BLOCKER_TOKENS, cfg.max_batched_tokens, (max_isl or BLOCKER_TOKENS + 1) - 1)
@@ -535,38 +674,58 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
                 return (lambda p, status: prog.advance(task)) if prog else None
 
             # run_sweep is synchronous (shared with the torch backend): measure points through the loop.
+            # Each point: `repeats` timings; a median below the monotone floor (jitter on a busy
+            # machine) is measured again, and raised to the floor if it stays below, so the profile
+            # written is always one planner.profiledata accepts. The spread stays in the min/max columns.
             loop_samples: dict = {}
 
+            async def measured_with_floor(key, done, once, repeats) -> tuple[list[float], float]:
+                samples = [await once() for _ in range(repeats)]
+                floor = sweep.monotone_floor(key, done)
+                for _ in range(sweep.MONOTONE_RETRIES):
+                    if statistics.median(samples) >= floor:
+                        break
+                    samples += [await once() for _ in range(repeats)]
+                central, _raised = sweep.central_with_floor(samples, floor)
+                return samples, central
+
             async def measure_prefill_async(p: sweep.PrefillPoint) -> float:
-                samples = [await client.prefill_ms(p.isl, p.batch, blocker) for _ in range(cfg.repeats)]
-                loop_samples[p.key] = samples
-                return statistics.median(samples)
+                samples, central = await measured_with_floor(p.key, store.prefill_done(),
+                                                             lambda: client.prefill_ms(p.isl, p.batch, blocker), cfg.repeats)
+                e2e = [await client.prefill_e2e_ms(p.isl, p.batch) for _ in range(cfg.e2e_repeats)] if p.batch in cfg.e2e_batches else []
+                loop_samples[p.key] = (samples, central, e2e)
+                return central
 
             async def measure_decode_async(p: sweep.DecodePoint) -> float:
-                samples = []
-                for _ in range(cfg.repeats):
+                async def once() -> float:
                     ms, _n = await client.decode_ms(p.batch, p.context, cfg.decode_tokens, cfg.max_batched_tokens)
-                    samples.append(ms)
-                loop_samples[p.key] = samples
-                return statistics.median(samples)
+                    return ms
+                samples, central = await measured_with_floor(p.key, store.decode_done(), once, cfg.decode_repeats or cfg.repeats)
+                loop_samples[p.key] = (samples, central)
+                return central
 
+            t_start = time.monotonic()
+            budget = cfg.time_budget_s
+            if cfg.deadline_unix_s is not None:
+                left = cfg.deadline_unix_s - time.time()
+                budget = min(budget, left) if budget else left
+            pre_deadline = t_start + budget * cfg.prefill_budget_frac if budget is not None else None
+            deadline = t_start + budget if budget is not None else None
             what = "the prefill sweep"
             summary.prefill = await run_sweep_async(
-                pre_pts, measure_prefill_async, lambda p, ms: store.add_prefill(p.isl, p.batch, loop_samples[p.key]),
-                done=store.prefill_done(), latency_cap_ms=cfg.ttft_cap_ms, on_point=advance(t_pre))
+                pre_pts, measure_prefill_async,
+                lambda p, ms: store.add_prefill(p.isl, p.batch, loop_samples[p.key][0], loop_samples[p.key][1], loop_samples[p.key][2]),
+                done=store.prefill_done(), latency_cap_ms=cfg.ttft_cap_ms, on_point=advance(t_pre), deadline=pre_deadline)
             what = "the decode sweep"
             summary.decode = await run_sweep_async(
-                dec_pts, measure_decode_async, lambda p, ms: store.add_decode(p.batch, p.context, loop_samples[p.key]),
-                done=store.decode_done(), latency_cap_ms=cfg.itl_cap_ms, on_point=advance(t_dec))
-            if cfg.rates:
+                dec_pts, measure_decode_async,
+                lambda p, ms: store.add_decode(p.batch, p.context, loop_samples[p.key][0], loop_samples[p.key][1]),
+                done=store.decode_done(), latency_cap_ms=cfg.itl_cap_ms, on_point=advance(t_dec), deadline=deadline)
+            if cfg.rates or cfg.rates_by_isl:
                 what = "the request-rate sweep"
-                t_rate = prog.add_task("rates", total=len(cfg.rates)) if prog else None
-                for rate in cfg.rates:
-                    res = await client.rate_run(rate, cfg.rate_isl, cfg.rate_osl, cfg.rate_requests)
-                    summary.goodput_rows.append(goodput_row(res, rate, cfg.rate_isl, cfg.rate_osl, cfg.time_scale, cfg.slo_ttft_ms, cfg.slo_itl_ms))
-                    _write_goodput(cfg.out / "goodput.csv", summary.goodput_rows)
-                    if prog:
-                        prog.advance(t_rate)
+                t_rate = prog.add_task("rates", total=sum(len(cfg.rates_by_isl.get(i, cfg.rates)) for i in cfg.rate_isls)) if prog else None
+                rate_deadline = time.monotonic() + (cfg.rate_deadline_unix_s - time.time()) if cfg.rate_deadline_unix_s else None
+                await _rate_sweep(cfg, client, summary, rate_deadline, (lambda: prog.advance(t_rate)) if prog else None)
     except ProfilerError as exc:
         raise died_context(exc, what if "what" in locals() else "calibration") from None
     finally:
@@ -575,11 +734,17 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
     return summary
 
 
-async def run_sweep_async(points, measure, record, done, latency_cap_ms, on_point=None) -> sweep.SweepOutcome:
-    """:func:`profiles.sweep.run_sweep` with an async `measure` (same order, resumption and early stop)."""
+async def run_sweep_async(points, measure, record, done, latency_cap_ms, on_point=None,
+                          deadline: float | None = None) -> sweep.SweepOutcome:
+    """:func:`profiles.sweep.run_sweep` with an async `measure` (same order, resumption and early stop);
+    points not started by `deadline` (time.monotonic) are skipped with the reason 'time budget'."""
     state = sweep.SweepState(done, latency_cap_ms)
     for p in points:
         status = state.classify(p)
+        if status is None and deadline is not None and time.monotonic() > deadline:
+            state.outcome.dominated.append(p.key)
+            state.outcome.stop_reasons.setdefault(p.key, "time budget spent")
+            status = "skipped"
         if status is None:
             try:
                 ms = await measure(p)
@@ -593,6 +758,51 @@ async def run_sweep_async(points, measure, record, done, latency_cap_ms, on_poin
         if on_point:
             on_point(p, status)
     return state.outcome
+
+
+LOAD_SWEEP_COLUMNS = ["isl", "osl", "rate_rps", "seed", "request", "sent_s", "ttft_ms", "itl_ms", "tokens", "e2e_ms"]
+
+
+def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, osl: int, seed: int, time_scale: float) -> list[dict]:
+    """One row per request of a Poisson rate run (emulated ms; sent_s from the run's first send)."""
+    t0 = min(r.sent for r in results)
+    rows = []
+    for i, r in enumerate(sorted(results, key=lambda r: r.sent)):
+        v = r.decode_s_per_token()
+        rows.append({"isl": isl, "osl": osl, "rate_rps": rate_rps, "seed": seed, "request": i,
+                     "sent_s": (r.sent - t0) / time_scale, "ttft_ms": (r.first - r.sent) / time_scale * 1e3,
+                     "itl_ms": v / time_scale * 1e3 if v is not None else float("nan"), "tokens": r.tokens,
+                     "e2e_ms": (r.last - r.sent) / time_scale * 1e3})
+    return rows
+
+
+async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSummary", deadline: float | None, tick) -> None:
+    """Open-loop Poisson runs (seeded) at each rate of cfg.rates for each ISL of cfg.rate_isls, ascending;
+    per-request rows -> load_sweep.csv, percentiles and goodput -> goodput.csv. An ISL's sweep stops
+    at the first rate whose median TTFT passes cfg.saturation_ttft_ms (saturated: the queue grows),
+    and the whole sweep at `deadline` (time.monotonic)."""
+    rows: list[dict] = []
+    for isl in cfg.rate_isls:
+        for k, rate in enumerate(sorted(cfg.rates_by_isl.get(isl, cfg.rates))):
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            n = max(cfg.rate_requests, math.ceil(rate * cfg.rate_duration_s)) if cfg.rate_duration_s else cfg.rate_requests
+            seed = cfg.rate_seed + k
+            res = await client.rate_run(rate, isl, cfg.rate_osl, n, seed=seed)
+            g = goodput_row(res, rate, isl, cfg.rate_osl, cfg.time_scale, cfg.slo_ttft_ms, cfg.slo_itl_ms)
+            summary.goodput_rows.append(g)
+            _write_goodput(cfg.out / "goodput.csv", summary.goodput_rows)
+            rows += load_sweep_rows(res, rate, isl, cfg.rate_osl, seed, cfg.time_scale)
+            _write_rows(cfg.out / "load_sweep.csv", rows, LOAD_SWEEP_COLUMNS)
+            if tick:
+                tick()
+            if cfg.saturation_ttft_ms and g["ttft_ms_p50"] > cfg.saturation_ttft_ms:
+                break
+
+
+def _write_rows(path: Path, rows: list[dict], cols: list[str]) -> None:
+    lines = [",".join(cols)] + [",".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in cols) for r in rows]
+    sweep.write_atomic(path, "\n".join(lines) + "\n")
 
 
 def _write_goodput(path: Path, rows: list[dict]) -> None:
@@ -613,8 +823,11 @@ def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url
         engine_flags=flags, kv_capacity_tokens=kv, kv_capacity_note=note,
         max_num_seqs=cfg.max_num_seqs, max_batched_tokens=cfg.max_batched_tokens,
         date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), backend="vllm",
+        weight_dtype=cfg.weight_dtype, kv_dtype=cfg.kv_dtype, device_name=cfg.device_name,
         notes=(f"measured over HTTP at {url} (served model '{info.model}'); prefill = one step of the batch (blocker "
-               f"method), decode = steady-state ITL slope; rows are medians of {cfg.repeats} repeats"
+               f"method; ttft_e2e_ms = client-side TTFT on an idle server), decode = steady-state time per token "
+               f"(tokens from token_ids/usage, not chunks); rows are medians of >= {cfg.repeats} repeats (more where a "
+               f"point fell below the monotone floor; 'raised' marks a median raised to it)"
                + (f"; emulated clock time_scale={cfg.time_scale:g}" if cfg.time_scale != 1.0 else "")),
     )
     return meta.model_dump(mode="json", exclude_none=True)
@@ -635,9 +848,14 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
     try:
         if cfg.launch is not None:
             server = ManagedServer(cfg.launch, cfg.out / "server.log").start()
+            if server.proc is not None:  # for a supervisor that must stop it if this process is killed
+                sweep.write_atomic(cfg.out / "server.pid", f"{server.proc.pid}\n")
             url = server.url
             wait_healthy(url, cfg.health_timeout_s or DEFAULT_HEALTH_TIMEOUT_S, server)
             flags = cfg.launch.engine_flags()
+            cfg.weight_dtype, cfg.kv_dtype = cfg.launch.weight_dtype, cfg.launch.kv_dtype
+            if cfg.device_name is None:
+                cfg.device_name = local_device_name()
         else:
             url = cfg.endpoint.rstrip("/")  # type: ignore[union-attr]
             wait_healthy(url, cfg.health_timeout_s or DEFAULT_ATTACH_TIMEOUT_S)
@@ -664,6 +882,16 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
             server.stop()
         if threading_is_main():
             signal.signal(signal.SIGTERM, prev_term)
+
+
+def local_device_name() -> str | None:
+    """The first GPU's name as the driver reports it (nvidia-smi), or None where there is none."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    name = out.stdout.strip().splitlines()
+    return name[0].strip() if out.returncode == 0 and name else None
 
 
 def _outcome_dict(o: sweep.SweepOutcome | None) -> dict:

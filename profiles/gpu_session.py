@@ -1,0 +1,221 @@
+"""Profile several vLLM variants back to back on one lent GPU, inside a fixed device-time budget.
+
+    PYTHONPATH=/tmp/site:. python3 -m profiles.gpu_session --out /tmp/res --deadline-unix-s $((`date +%s` + 1400))
+
+Each variant is one ``planner profile --backend vllm --dummy-weights`` run (profiles.vllm_cli, in a
+subprocess): the model folder is written from the catalog, ``vllm serve`` starts with CUDA graphs
+(as deployed), the sparse grids below are measured, the server stops. The session knows the
+device-time deadline: every variant gets an absolute end for its sweeps such that the variants after
+it still fit their start-up plus a minimum sweep; a variant that would not fit is skipped and said
+so. Results go to ``OUT/<model>/<gpu>/tp1[-fp8][-kvfp8]/vllm/`` (the repository's layout) and the
+session log to ``OUT/session.log``; ``OUT/DONE`` marks the end.
+
+The grids are DESIGN.md's grids thinned to what a fit of the laws needs (three contexts and five
+batches for decode, six ISLs and two batches for prefill) plus points held out for an error check;
+decode points whose KV exceeds ``max_kv`` are skipped (their prefill alone would take most of a
+variant's time on the 32B model). Start-up times are the measured ones of the vLLM 0.26.0 runs in
+../shared/tools/vllm-offline/README.md (106-140 s with CUDA graphs on the H200).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# vLLM 0.26.0 needs this without flashinfer (vllm-offline README); the others keep it offline.
+SERVER_ENV = {"VLLM_USE_FLASHINFER_SAMPLER": "0", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "PYTHONUNBUFFERED": "1"}
+SERVER_CMD = f"{sys.executable} -m vllm.entrypoints.openai.api_server"
+GPU = "H200-141GB"
+# A sweep needs at least this long to give a usable (if sparse) profile.
+MIN_SWEEP_S = 60.0
+# Stopping a server and freeing the GPU (SIGINT, engine shutdown), seconds.
+STOP_S = 15.0
+
+
+@dataclass
+class Variant:
+    model: str
+    startup_s: float  # expected start to /health (measured, README)
+    sweep_s: float  # planned prefill + decode sweep time
+    quantization: str | None = None
+    kv_cache_dtype: str | None = None
+    prefill_isl: str = "128,512,2048,4096,8192,16384"
+    prefill_batch: str = "1,4"
+    decode_batch: str = "1,8,32,128,256"
+    decode_context: str = "512,2048,8192"
+    max_kv: int = 300_000
+    rates: str | None = None  # the Poisson load sweep, run in the same server after the profile
+    rate_s: float = 0.0
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.model + ("-fp8" if self.quantization else "") + ("-kvfp8" if self.kv_cache_dtype else "")
+
+
+PLAN = [
+    Variant("llama-3.1-8b", startup_s=110, sweep_s=110, rates="1024=3,8,14,20,26;4096=2,4,6,8", rate_s=150),
+    Variant("qwen3-30b-a3b", startup_s=125, sweep_s=110),
+    Variant("qwen3-32b", startup_s=150, sweep_s=180, prefill_isl="128,512,2048,4096,8192", max_kv=150_000),
+    Variant("llama-3.1-8b", startup_s=140, sweep_s=90, quantization="fp8"),
+    Variant("llama-3.1-8b", startup_s=120, sweep_s=90, kv_cache_dtype="fp8"),
+]
+
+
+def log(out: Path, msg: str) -> None:
+    line = f"{time.strftime('%H:%M:%S', time.gmtime())} {msg}"
+    print(line, flush=True)
+    with (out / "session.log").open("a") as fh:
+        fh.write(line + "\n")
+
+
+def vdir_of(v: Variant) -> str:
+    return "tp1" + ("-fp8" if v.quantization else "") + ("-kvfp8" if v.kv_cache_dtype else "")
+
+
+def stop_leftover_server(pid_file: Path) -> None:
+    """If the server this session's profiler started is still alive (profiler killed), stop its group."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return
+    for sig, wait_s in ((signal.SIGINT, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.time() + wait_s
+        while time.time() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.5)
+
+
+def tokenizer_loads(model: str, out: Path) -> bool:
+    """Write `model`'s weightless folder and load its tokenizer and config with transformers, as vLLM
+    will (one subprocess, ~10 s): False means serve with --skip-tokenizer-init instead."""
+    from planner.catalog import Catalog
+    from profiles.modeldir import write_model_dir
+
+    d = write_model_dir(Catalog.load().model(model), out / "_models" / model)
+    code = ("import sys; from transformers import AutoConfig, AutoTokenizer; c = AutoConfig.from_pretrained(sys.argv[1]); "
+            "t = AutoTokenizer.from_pretrained(sys.argv[1]); ids = t('w5 w6 w7')['input_ids']; "
+            "print(type(c).__name__, len(t), ids, repr(t.decode([5, 6, 7])))")
+    try:
+        res = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        log(out, f"{model}: tokenizer check timed out")
+        return False
+    log(out, f"{model}: tokenizer check exit {res.returncode}: {res.stdout.strip()[-300:]} {res.stderr.strip()[-600:] if res.returncode else ''}")
+    return res.returncode == 0
+
+
+def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, server_cmd: str, health_s: float,
+            time_scale: float) -> list[str]:
+    vdir = vdir_of(v)
+    cmd = [sys.executable, "-m", "profiles.vllm_cli", "profile", "--backend", "vllm", "--dummy-weights",
+           "--model", v.model, "--gpu", GPU, "--tp", "1", "--out", str(out / v.model / GPU / vdir / "vllm"),
+           "--model-dir", str(out / "_models" / v.model), "--server-cmd", server_cmd,
+           "--max-model-len", "17408", "--prefill-isl", v.prefill_isl, "--prefill-batch", v.prefill_batch,
+           "--decode-batch", v.decode_batch, "--decode-context", v.decode_context, "--max-point-kv-tokens", str(v.max_kv),
+           "--repeats", "3", "--decode-repeats", "2", "--deadline-unix-s", f"{sweep_end:.0f}",
+           "--health-timeout-s", f"{health_s:.0f}", "--no-progress", "--time-scale", f"{time_scale:g}"]
+    if v.quantization:
+        cmd += ["--quantization", v.quantization]
+    if v.kv_cache_dtype:
+        cmd += ["--kv-cache-dtype", v.kv_cache_dtype]
+    if v.rates and rate_end is not None:
+        cmd += ["--rates-by-isl", v.rates, "--rate-osl", "128", "--rate-requests", "20",
+                "--rate-duration-s", "12", "--saturation-ttft-ms", "2000", "--rate-deadline-unix-s", f"{rate_end:.0f}"]
+    return cmd + v.extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--deadline-unix-s", type=float, required=True, help="every server stopped by then")
+    ap.add_argument("--server-cmd", default=SERVER_CMD)
+    ap.add_argument("--only", default=None, help="comma list of variant labels to run (default: the whole plan)")
+    ap.add_argument("--time-scale", type=float, default=1.0, help="emulated rehearsal only")
+    ap.add_argument("--scale-plan", type=float, default=1.0, help="rehearsal: multiply the plan's times by this")
+    ap.add_argument("--check-tokenizer", action=argparse.BooleanOptionalAction, default=True,
+                    help="load each word-level tokenizer with transformers first; fall back to --skip-tokenizer-init")
+    a = ap.parse_args(argv)
+    out = a.out
+    out.mkdir(parents=True, exist_ok=True)
+    plan = [v for v in PLAN if a.only is None or v.label in a.only.split(",")]
+    for v in plan:
+        v.startup_s *= a.scale_plan
+        v.sweep_s *= a.scale_plan
+        v.rate_s *= a.scale_plan
+    min_sweep = MIN_SWEEP_S * a.scale_plan
+    env = {**os.environ, **SERVER_ENV}
+    # Keep the longest prefix of the plan (in priority order) whose start-ups and minimum sweeps fit.
+    room, kept = a.deadline_unix_s - time.time(), []
+    for v in plan:
+        need = v.startup_s + min_sweep + STOP_S
+        if need > room:
+            log(out, f"{v.label}: not run, the deadline leaves no room for it after the variants before it")
+            continue
+        room -= need
+        kept.append(v)
+    plan = kept
+    log(out, f"session: {len(plan)} variants, deadline in {a.deadline_unix_s - time.time():.0f} s")
+    tok_ok: dict[str, bool] = {}
+    for i, v in enumerate(plan):
+        now = time.time()
+        later = sum(w.startup_s + min_sweep + STOP_S for w in plan[i + 1:])
+        left = a.deadline_unix_s - now - later - STOP_S
+        if left < v.startup_s + min_sweep:
+            log(out, f"{v.label}: skipped, {left:.0f} s left for it (needs {v.startup_s + min_sweep:.0f})")
+            continue
+        planned_full = sum(w.startup_s + w.sweep_s + STOP_S for w in plan[i + 1:])
+        sweep_end = now + min(left, v.startup_s + v.sweep_s)
+        rate_end = None
+        if v.rates:
+            # The load sweep runs only with time to spare after every later variant's full plan.
+            spare = a.deadline_unix_s - now - v.startup_s - v.sweep_s - planned_full - STOP_S
+            if spare >= 60 * a.scale_plan:
+                rate_end = sweep_end + min(spare, v.rate_s)
+            log(out, f"{v.label}: load sweep {'until +%.0f s' % (rate_end - now) if rate_end else 'skipped'} (spare {spare:.0f} s)")
+        hard_end = (rate_end or sweep_end) + 60 * a.scale_plan
+        cmd = command(v, out, sweep_end, rate_end, a.server_cmd, health_s=max(60.0, left - min_sweep),
+                      time_scale=a.time_scale)
+        log(out, f"{v.label}: start, sweeps until +{sweep_end - now:.0f} s: {' '.join(cmd[2:])}")
+        cmd += ["--port", str(8000 + i)]
+        if a.check_tokenizer and v.model not in tok_ok:
+            tok_ok[v.model] = tokenizer_loads(v.model, out)
+        if a.check_tokenizer and not tok_ok[v.model]:
+            cmd.append("--skip-tokenizer-init")
+        t0 = time.time()
+        with (out / f"cli-{i}-{v.label}.log").open("w") as cli_log:
+            proc = subprocess.Popen(cmd, env=env, stdout=cli_log, stderr=subprocess.STDOUT)
+            try:
+                rc = proc.wait(timeout=max(30.0, hard_end - now))
+            except subprocess.TimeoutExpired:
+                # SIGTERM: the profiler stops its server in a finally block, keeping the points measured.
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    rc = proc.wait(timeout=45)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    rc = proc.wait()
+                log(out, f"{v.label}: stopped at its time limit")
+        stop_leftover_server(out / v.model / GPU / vdir_of(v) / "vllm" / "server.pid")
+        tail = (out / f"cli-{i}-{v.label}.log").read_text(errors="replace")[-2500:]
+        log(out, f"{v.label}: exit {rc} after {time.time() - t0:.0f} s\n{tail}")
+    (out / "DONE").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + "\n")
+    log(out, "session done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
