@@ -355,3 +355,22 @@ def test_controller_replay_moves_a_class_to_a_new_pool():
     assert rep.finished.all()  # A's draining replicas finished what they held; B served the rest
     o = sim.observe().pools
     assert o[B].requests_total == int((t > t_switch).sum()) and o[A].requests_total == int((t <= t_switch).sum())
+
+
+def test_requests_still_in_the_frontend_at_the_end_of_the_trace_are_served():
+    """With a per-request TTFT overhead, requests that arrive last are still in the frontend when the
+    trace ends; the run must wait for them (a burst at t=0 once ended the run with every request unserved)."""
+    import dataclasses
+
+    from planner.schema import Slo
+    from planner.simulate.arrivals import Arrivals
+    from planner.simulate.fleet import ClassRoute, PoolSpec
+
+    perf = dataclasses.replace(P, ttft_overhead_ms=8.0)
+    n = 4
+    arr = Arrivals(np.zeros(n), np.zeros(n, dtype=np.int64), np.full(n, 512), np.full(n, 16), ("c",))
+    sim = FleetSimulator([PoolSpec("p", "prefill", perf, 1), PoolSpec("d", "decode", perf, 1)],
+                         {"c": ClassRoute("m", ((0, 1.0),), ((1, 1.0),))}, arr, {"c": Slo(ttft_ms=1e9, itl_ms=1e9)})
+    sim.run()
+    assert np.all(np.isfinite(sim.req.t_done)), sim.req.t_done
+    assert np.all(np.asarray(sim.req.t_pf_start) >= 8.0e-3 - 1e-12)  # the overhead delays the engine's start

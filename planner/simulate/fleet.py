@@ -489,7 +489,7 @@ class FleetSimulator:
             return False
         return all(not r.queue and not r.busy if isinstance(r, PrefillReplica) else (r.b == 0 and not r.waiting_q and not r.prefilling)
                    for p in self.pool_list for r in p.replicas_all()) and not any(p.pending for p in self.pool_list) \
-            and not any(fn == self._kv_arrived for _, _, fn, _ in self.events.heap)
+            and not any(fn == self._kv_arrived or fn == self._reach_engine for _, _, fn, _ in self.events.heap)
 
     # ----------------------------------------------------------------- observation
     def _sample(self, t: float, _: object) -> None:
