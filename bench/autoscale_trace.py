@@ -134,6 +134,8 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "trend-cap-1.15": {"forecast": {"trend_history_cap": 1.15}},
     "release-start": {"guard": {"keep_starting": False}},
     "rise-noise-2sd": {"forecast": {"rise_noise_sigmas": 2.0}},
+    "slo-headroom": {"forecast": {"headroom": True}},
+    "static-cap-1.0": {"forecast": {"static_cap": 1.0}},
 }
 
 

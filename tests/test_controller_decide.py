@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from controllers.config import ControllerConfig, CorrectConfig, ForecastConfig, GuardConfig, ModelConfig
-from controllers.decide import (PoolStatus, Snapshot, State, decide, detect_period, initial_state, short_forecast,
+from controllers.decide import (ModelMemory, PoolStatus, Snapshot, State, decide, detect_period, initial_state, short_forecast,
+                                slo_ratio, update_headroom,
                                 stabilization_s)
 from controllers.observe import ModelObservation, Observation
 from planner.schema import Fleet, FleetLimits, GpuInventory, ModelPlan, Plan, PoolPlan, SolverInfo, Slo, Workload
@@ -433,3 +434,77 @@ def test_synth_cli_writes_a_trace_read_trace_reads(tmp_path):
     assert len(tr) > 100 and set(tr["model"]) == {"llama-2-70b"}
     r = CliRunner().invoke(app, ["workload", "synth", "sine", "--param", "nope=3"])
     assert r.exit_code == 2
+
+
+# ---------------------------------------------------------------------- SLO-headroom feedback, static cap (h9-ctl)
+def _lat_obs(rate: float, ttft_ms: float | None, itl_ms: float | None, waiting: float = 0.0) -> Observation:
+    return Observation(t_s=0.0, ok=True, models={M: ModelObservation(
+        model=M, completion_rps=rate, arrival_rps=rate, mean_isl=1000, mean_osl=200, ttft_ms=ttft_ms, itl_ms=itl_ms,
+        waiting={"prefill": waiting, "decode": 0.0}, running={"prefill": 1, "decode": 4},
+        waiting_growth_per_s={"prefill": 0.0, "decode": 0.0})})
+
+
+def test_slo_ratio_is_the_worse_of_ttft_and_itl():
+    assert slo_ratio(_lat_obs(1, 500, 80).models[M], SLO) == pytest.approx(0.8)   # ITL 80/100 worse than TTFT 0.25
+    assert slo_ratio(_lat_obs(1, 1800, 10).models[M], SLO) == pytest.approx(0.9)
+    assert slo_ratio(_lat_obs(1, None, None).models[M], SLO) is None
+
+
+# each step: (latency / SLO, waiting, arrival rate / envelope) -> headroom after it; defaults: step 0.05,
+# low 0.5, high 0.8, 3 low intervals, floor 0.7, min load 0.8
+HEADROOM_CASES = {
+    "falls after 3 low intervals, one step each, to the floor": (
+        [(0.3, 0, 1.0)] * 10, [1.0, 1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.7, 0.7]),
+    "jumps back to 1 when latency nears the SLO": (
+        [(0.3, 0, 1.0)] * 5 + [(0.85, 0, 1.0)] + [(0.3, 0, 1.0)] * 3, [1.0, 1.0, 0.95, 0.9, 0.85, 1.0, 1.0, 1.0, 0.95]),
+    "jumps back to 1 when a request waits": (
+        [(0.3, 0, 1.0)] * 4 + [(0.3, 2, 1.0)], [1.0, 1.0, 0.95, 0.9, 1.0]),
+    "mid latency holds the factor and restarts the run": (
+        [(0.3, 0, 1.0)] * 4 + [(0.6, 0, 1.0)] + [(0.3, 0, 1.0)] * 3, [1.0, 1.0, 0.95, 0.9, 0.9, 0.9, 0.9, 0.85]),
+    "a trough (load far below the envelope) teaches nothing": (
+        [(0.3, 0, 1.0)] * 3 + [(0.3, 0, 0.2)] * 4, [1.0, 1.0, 0.95, 0.95, 0.95, 0.95, 0.95]),
+    "no latency samples keep the factor": (
+        [(0.3, 0, 1.0)] * 3 + [(None, 0, 1.0)] * 3, [1.0, 1.0, 0.95, 0.95, 0.95, 0.95]),
+}
+
+
+@pytest.mark.parametrize("name", list(HEADROOM_CASES))
+def test_headroom_factor_table(name):
+    steps, expected = HEADROOM_CASES[name]
+    c, mem, got = cfg(headroom=True), ModelMemory(), []
+    for ratio, waiting, share in steps:
+        mem = update_headroom(mem, ratio, waiting, c, share)
+        got.append(round(mem.headroom, 6))
+    assert got == pytest.approx(expected)
+
+
+def test_headroom_off_keeps_factor_one():
+    mem = ModelMemory()
+    for _ in range(10):
+        mem = update_headroom(mem, 0.1, 0, cfg(), 1.0)
+    assert mem.headroom == 1.0
+
+
+def test_headroom_shrinks_the_plan_while_latency_is_low_and_restores_it_near_the_slo():
+    """Steady 10 req/s: with latency at 0.3 x SLO the planned load falls (decode 10 -> 7 at the 0.7
+    floor); a latency at 0.9 x SLO puts it back to the full forecast the same interval."""
+    n = 14
+    snaps = {k: _lat_obs(10.0, 600, 30) for k in range(n)}
+    flat = {"learn_margin": False, "margin_prior": 1.0}  # the envelope itself: the factor is all that changes
+    on = replay([10.0] * n, cfg(headroom=True, **flat), snaps)
+    off = replay([10.0] * n, cfg(**flat), snaps)
+    assert off[-1][D] == 10 and on[-1][D] == 7
+    snaps2 = dict(snaps) | {n: _lat_obs(10.0, 1800, 30)}
+    back = replay([10.0] * (n + 1), cfg(headroom=True, **flat), snaps2)
+    assert back[-1][D] == 10
+
+
+def test_static_cap_bounds_the_plan_at_the_history_peak_unless_a_queue_waits():
+    """A peak of 8 req/s, a trough, then 2 -> 8 again: the trend would plan 32 (x2 history cap = 16);
+    static_cap 1.0 plans at most the peak seen (8) for a level seen before; with requests waiting the
+    cap is off (the backlog signal must reach the optimiser)."""
+    rates = [8.0] * 3 + [1.0] * 12 + [2.0, 8.0]
+    assert replay(rates)[-1][D] >= 16
+    assert replay(rates, cfg(static_cap=1.0))[-1][D] == 8
+    queued = {len(rates) - 1: obs(8.0, waiting_prefill=0.001)}
+    assert replay(rates, cfg(static_cap=1.0), queued)[-1][D] >= 16
