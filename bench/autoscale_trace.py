@@ -118,6 +118,7 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "no-envelope": {"forecast": {"envelope_factor": 0.0}},
     "fixed-margin": {"forecast": {"learn_margin": False}},
     "no-period": {"forecast": {"period": False}},
+    "no-spike-memory": {"forecast": {"spike_memory": False}},
     "no-rise-veto": {"forecast": {"rise_intervals": 0}},
     "stab-60s": {"guard": {"scale_down_stabilization_s": 60.0}},
     "no-correction": {"correct": {"enabled": False}},

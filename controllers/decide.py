@@ -18,10 +18,17 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
               * a SHORT forecast a horizon of start-up + one interval ahead (the last value plus
                 the smallest rise of the last few intervals when all rose: a sustained ramp; or
                 ETS, forecast.short = "ets");
+              * with SPIKE MEMORY (forecast.spike_memory): when the history holds >= spike_min_count
+                separate spikes above spike_ratio x its median, the envelope is the whole history's
+                peak (recurring spikes are held for, not chased a start-up late by a trend that
+                overshoots), and the plan for a level seen before is at most that peak x the margin;
               * with a PERIOD detected by autocorrelation (a local maximum >= period_min_acf after
                 >= 2 cycles), the peak seen one period ago over the coming start-up + interval,
                 times the margin (pre-scaling ahead of a ramp that repeats);
-            and never below the last observation. Lengths planned = token rate / request rate; the
+            and never below the last observation. Opt-in, measured and off by default (see
+            controllers.config): SLO-HEADROOM feedback (a load factor in [floor, 1] learned from the
+            observed latency / SLO at near-peak load, back to 1 at once near the SLO or with a queue)
+            and a STATIC CAP (a level seen before is planned at most cap x the history's peak). Lengths planned = token rate / request rate; the
             arrival dispersion planned = the mean IDC (1 s, 10 s) of the intervals in the envelope
             window (Observation.arrival_idc), passed as the class's `burstiness` so that the ILP
             sizes prefill with the burst-aware capacity (planner.capacity);
@@ -264,6 +271,17 @@ def seasonal_ahead(y: np.ndarray, period: int, steps: int) -> float:
     return float(max(vals)) if vals else 0.0
 
 
+def recurring_spikes(y: np.ndarray, ratio: float) -> int:
+    """The number of separate spikes in the history: runs of consecutive intervals whose rate exceeds
+    `ratio` x the history's median (a run still going at the end counts). Pure."""
+    if y.size < 3:
+        return 0
+    med = float(np.median(y))
+    above = y > max(ratio * med, med + 1e-9)
+    starts = int(np.count_nonzero(above[1:] & ~above[:-1])) + int(bool(above[0]))
+    return starts
+
+
 def learned_margin(errors: tuple[float, ...], cfg: ControllerConfig) -> float:
     f = cfg.forecast
     if not f.learn_margin or len(errors) < f.margin_min_samples:
@@ -283,6 +301,10 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     margin = learned_margin(mem.errors, cfg)
     y = np.asarray(mem.rate_rps, dtype=float)
     period = detect_period(y, max(2, math.ceil(f.period_min_s / iv)), f.period_min_acf, f.period_min_cycles) if f.period else None
+    # spike memory: spikes far above the median that came back >= spike_min_count times will come back
+    # again; hold the history's peak (a long-memory envelope) instead of reacting to each one a
+    # start-up late with a trend that overshoots
+    spiky = f.spike_memory and recurring_spikes(y, f.spike_ratio) >= f.spike_min_count
 
     def plan_series(series: tuple[float, ...], trend: float | None = None) -> tuple[float, float, float, float]:
         """(planned, envelope, short, seasonal) of one series; `trend`: the request rate's short
@@ -290,7 +312,7 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
         s = np.asarray(series, dtype=float)
         if s.size == 0:
             return 0.0, 0.0, 0.0, 0.0
-        env = float(s[in_env].max())
+        env = float(s.max()) if spiky else float(s[in_env].max())
         if trend is not None:
             short = float(s[-1]) * trend
         elif f.short == "fit":
@@ -310,6 +332,8 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
             short = max(float(s[-1]), min(short, f.trend_history_cap * float(s[:-1].max())))
         seas = seasonal_ahead(s, period, steps) if period else 0.0
         planned = max(env * margin, short, seas * margin, float(s[-1]))
+        if spiky and waiting <= 0 and float(s[:-1].max()) >= float(s[-1]):
+            planned = max(float(s[-1]), min(planned, env * margin))  # the held peak covers a level seen before
         if f.static_cap is not None and waiting <= 0 and s.size >= 2 and float(s[:-1].max()) >= float(s[-1]):
             # a level seen before and no queue: at most cap x the history's peak (what a static fleet for
             # that peak holds); a new high or a queue keeps the full plan

@@ -17,7 +17,7 @@ import pytest
 
 from controllers.config import ControllerConfig, CorrectConfig, ForecastConfig, GuardConfig, ModelConfig
 from controllers.decide import (ModelMemory, PoolStatus, Snapshot, State, decide, detect_period, initial_state, short_forecast,
-                                slo_ratio, update_headroom,
+                                recurring_spikes, slo_ratio, update_headroom,
                                 stabilization_s)
 from controllers.observe import ModelObservation, Observation
 from planner.schema import Fleet, FleetLimits, GpuInventory, ModelPlan, Plan, PoolPlan, SolverInfo, Slo, Workload
@@ -117,10 +117,11 @@ def test_trend_to_a_level_seen_before_is_capped_by_the_history_peak():
     """A jump 2 -> 8 req/s is extrapolated freely the first time (a new high: 8 + 6 x 4 steps = 32);
     the same jump later, to a level the history has seen, at most to trend_history_cap (2) x 8."""
     rates = [2.0] * 3 + [8.0] * 2 + [1.0] * 12 + [2.0, 8.0]
-    fleets = replay(rates)
+    # the second 8 is a recurring spike: spike memory (tested below) would cap it at the peak itself
+    fleets = replay(rates, cfg(spike_memory=False))
     assert fleets[3][D] >= 32
     assert 8 <= fleets[18][D] <= 16
-    assert replay(rates, cfg(trend_history_cap=None))[18][D] >= 32  # without the cap: the full trend
+    assert replay(rates, cfg(trend_history_cap=None, spike_memory=False))[18][D] >= 32  # without the cap: the full trend
 
 
 def test_starting_replicas_are_kept_while_requests_wait():
@@ -170,8 +171,9 @@ def test_period_is_detected_and_pre_scaled():
     period = 20
     rates = [6.0 if (k % period) < 4 else 1.0 for k in range(3 * period)]
     upto = 3 * period - 3  # the last interval replayed is 3 before the next high phase
-    with_period = replay(rates[:upto])
-    without = replay(rates[:upto], cfg(period=False))
+    # spike memory off: it would hold the peak through the trough anyway (tested separately)
+    with_period = replay(rates[:upto], cfg(spike_memory=False))
+    without = replay(rates[:upto], cfg(period=False, spike_memory=False))
     assert total(with_period[-1]) > total(without[-1])
     assert with_period[-1][D] >= 6
     assert total(with_period[-6]) == total(without[-6])  # mid-trough: released as without a period
@@ -504,7 +506,34 @@ def test_static_cap_bounds_the_plan_at_the_history_peak_unless_a_queue_waits():
     static_cap 1.0 plans at most the peak seen (8) for a level seen before; with requests waiting the
     cap is off (the backlog signal must reach the optimiser)."""
     rates = [8.0] * 3 + [1.0] * 12 + [2.0, 8.0]
-    assert replay(rates)[-1][D] >= 16
-    assert replay(rates, cfg(static_cap=1.0))[-1][D] == 8
+    nsm = {"spike_memory": False}  # the second 8 is a recurring spike: isolate the cap from spike memory
+    assert replay(rates, cfg(**nsm))[-1][D] >= 16
+    assert replay(rates, cfg(static_cap=1.0, **nsm))[-1][D] == 8
     queued = {len(rates) - 1: obs(8.0, waiting_prefill=0.001)}
-    assert replay(rates, cfg(static_cap=1.0), queued)[-1][D] >= 16
+    assert replay(rates, cfg(static_cap=1.0, **nsm), queued)[-1][D] >= 16
+
+
+@pytest.mark.parametrize("series,ratio,expected", [
+    ([1, 1, 8, 8, 1, 1, 1, 8, 1, 1], 1.3, 2),   # two separate on-bursts
+    ([1, 1, 8, 8, 8, 1, 1, 1, 1, 1], 1.3, 1),   # one
+    ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 1.3, 1),  # a ramp is one episode, never recurring
+    ([5, 5, 5, 5, 5, 5], 1.3, 0),               # flat
+    ([8, 1, 1, 1, 8], 1.3, 2),                  # a spike at the start and one running now count
+])
+def test_recurring_spikes_counts_separate_episodes(series, ratio, expected):
+    assert recurring_spikes(np.asarray(series, dtype=float), ratio) == expected
+
+
+def test_spike_memory_holds_the_peak_of_recurring_spikes_instead_of_chasing_each():
+    """On/off bursts 1 <-> 8 req/s (3 on, 14 off): once two bursts were seen the fleet holds the
+    peak's plan through the off phase (envelope = history peak: decode >= 8 a whole off phase
+    later) and the third burst is not chased by the trend (1 -> 8 would extrapolate to 16 without the
+    memory, a level seen before x trend_history_cap 2)."""
+    cycle = [8.0] * 3 + [1.0] * 14  # off longer than the envelope window (2 x (180 + 60) s = 8 intervals)
+    rates = cycle * 3
+    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False}  # isolate the memory from the period
+    c_on, c_off = cfg(**flat), cfg(spike_memory=False, **flat)
+    on, off = replay(rates, c_on), replay(rates, c_off)
+    third_off_end, third_on = 2 * len(cycle) - 1, 2 * len(cycle)
+    assert on[third_off_end][D] >= 8 and off[third_off_end][D] < 8  # held vs released in the trough
+    assert on[third_on][D] == 8 and off[third_on][D] >= 16  # no trend overshoot on a known spike
