@@ -119,6 +119,7 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "fixed-margin": {"forecast": {"learn_margin": False}},
     "no-period": {"forecast": {"period": False}},
     "no-spike-memory": {"forecast": {"spike_memory": False}},
+    "spike-hold-level": {"forecast": {"spike_hold": "level"}},
     "no-rise-veto": {"forecast": {"rise_intervals": 0}},
     "stab-60s": {"guard": {"scale_down_stabilization_s": 60.0}},
     "no-correction": {"correct": {"enabled": False}},

@@ -19,9 +19,11 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
                 the smallest rise of the last few intervals when all rose: a sustained ramp; or
                 ETS, forecast.short = "ets");
               * with SPIKE MEMORY (forecast.spike_memory): when the history holds >= spike_min_count
-                separate spikes above spike_ratio x its median, the envelope is the whole history's
-                peak (recurring spikes are held for, not chased a start-up late by a trend that
-                overshoots), and the plan for a level seen before is at most that peak x the margin;
+                separate spikes above spike_ratio x its median, the envelope is at least the held
+                level: the whole history's peak (spike_hold "peak") or the highest level reached by
+                spike_min_count separate spikes ("level": a lone flash crowd is not held). Recurring
+                spikes are held for, not chased a start-up late by a trend that overshoots; the plan
+                for a level at or below the held one is at most the held level x the margin;
               * with a PERIOD detected by autocorrelation (a local maximum >= period_min_acf after
                 >= 2 cycles), the peak seen one period ago over the coming start-up + interval,
                 times the margin (pre-scaling ahead of a ramp that repeats);
@@ -271,15 +273,30 @@ def seasonal_ahead(y: np.ndarray, period: int, steps: int) -> float:
     return float(max(vals)) if vals else 0.0
 
 
-def recurring_spikes(y: np.ndarray, ratio: float) -> int:
-    """The number of separate spikes in the history: runs of consecutive intervals whose rate exceeds
-    `ratio` x the history's median (a run still going at the end counts). Pure."""
+def spike_episodes(y: np.ndarray, ratio: float) -> list[tuple[int, int]]:
+    """The separate spikes of the history as index ranges [start, end): runs of consecutive intervals
+    whose rate exceeds `ratio` x the history's median (a run still going at the end counts). Pure."""
     if y.size < 3:
-        return 0
+        return []
     med = float(np.median(y))
-    above = y > max(ratio * med, med + 1e-9)
-    starts = int(np.count_nonzero(above[1:] & ~above[:-1])) + int(bool(above[0]))
-    return starts
+    above = np.concatenate(([False], y > max(ratio * med, med + 1e-9), [False]))
+    edges = np.flatnonzero(np.diff(above.astype(int)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def recurring_spikes(y: np.ndarray, ratio: float) -> int:
+    """The number of separate spikes in the history (spike_episodes)."""
+    return len(spike_episodes(y, ratio))
+
+
+def recurring_level(s: np.ndarray, episodes: list[tuple[int, int]], count: int) -> float | None:
+    """The highest level of `s` reached by at least `count` separate spikes: the count-th largest of
+    the episodes' peaks (a single flash crowd far above the rest is not held; a level that came
+    back is). None with fewer episodes. Pure."""
+    if len(episodes) < count or count < 1:
+        return None
+    peaks = sorted((float(s[a:b].max()) for a, b in episodes), reverse=True)
+    return peaks[count - 1]
 
 
 def learned_margin(errors: tuple[float, ...], cfg: ControllerConfig) -> float:
@@ -304,7 +321,7 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     # spike memory: spikes far above the median that came back >= spike_min_count times will come back
     # again; hold the history's peak (a long-memory envelope) instead of reacting to each one a
     # start-up late with a trend that overshoots
-    spiky = f.spike_memory and recurring_spikes(y, f.spike_ratio) >= f.spike_min_count
+    episodes = spike_episodes(y, f.spike_ratio) if f.spike_memory else []
 
     def plan_series(series: tuple[float, ...], trend: float | None = None) -> tuple[float, float, float, float]:
         """(planned, envelope, short, seasonal) of one series; `trend`: the request rate's short
@@ -312,7 +329,11 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
         s = np.asarray(series, dtype=float)
         if s.size == 0:
             return 0.0, 0.0, 0.0, 0.0
-        env = float(s.max()) if spiky else float(s[in_env].max())
+        env = float(s[in_env].max())
+        held = None
+        if len(episodes) >= f.spike_min_count:
+            held = float(s.max()) if f.spike_hold == "peak" else recurring_level(s, episodes, f.spike_min_count)
+        env = max(env, held) if held is not None else env
         if trend is not None:
             short = float(s[-1]) * trend
         elif f.short == "fit":
@@ -332,7 +353,7 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
             short = max(float(s[-1]), min(short, f.trend_history_cap * float(s[:-1].max())))
         seas = seasonal_ahead(s, period, steps) if period else 0.0
         planned = max(env * margin, short, seas * margin, float(s[-1]))
-        if spiky and waiting <= 0 and float(s[:-1].max()) >= float(s[-1]):
+        if held is not None and waiting <= 0 and float(s[-1]) <= held:
             planned = max(float(s[-1]), min(planned, env * margin))  # the held peak covers a level seen before
         if f.static_cap is not None and waiting <= 0 and s.size >= 2 and float(s[:-1].max()) >= float(s[-1]):
             # a level seen before and no queue: at most cap x the history's peak (what a static fleet for

@@ -17,7 +17,7 @@ import pytest
 
 from controllers.config import ControllerConfig, CorrectConfig, ForecastConfig, GuardConfig, ModelConfig
 from controllers.decide import (ModelMemory, PoolStatus, Snapshot, State, decide, detect_period, initial_state, short_forecast,
-                                recurring_spikes, slo_ratio, update_headroom,
+                                recurring_level, recurring_spikes, slo_ratio, spike_episodes, update_headroom,
                                 stabilization_s)
 from controllers.observe import ModelObservation, Observation
 from planner.schema import Fleet, FleetLimits, GpuInventory, ModelPlan, Plan, PoolPlan, SolverInfo, Slo, Workload
@@ -537,3 +537,25 @@ def test_spike_memory_holds_the_peak_of_recurring_spikes_instead_of_chasing_each
     third_off_end, third_on = 2 * len(cycle) - 1, 2 * len(cycle)
     assert on[third_off_end][D] >= 8 and off[third_off_end][D] < 8  # held vs released in the trough
     assert on[third_on][D] == 8 and off[third_on][D] >= 16  # no trend overshoot on a known spike
+
+
+@pytest.mark.parametrize("series,count,expected", [
+    ([1, 20, 1, 1, 6, 1, 1, 5, 1, 1], 2, 6.0),   # a lone 20 (flash crowd) is not held; 6 came back (>= 5)
+    ([1, 20, 1, 1, 6, 1, 1, 5, 1, 1], 3, 5.0),
+    ([1, 20, 1, 1, 1, 1, 1, 1, 1, 1], 2, None),  # one spike: nothing recurring
+])
+def test_recurring_level_ignores_a_lone_flash_crowd(series, count, expected):
+    y = np.asarray(series, dtype=float)
+    assert recurring_level(y, spike_episodes(y, 1.3), count) == expected
+
+
+def test_spike_hold_level_does_not_hold_a_flash_crowd():
+    """Two on-bursts of 4 req/s, then a 20 req/s flash crowd, then a long quiet spell: 'peak' holds the
+    crowd's fleet (decode 20), 'level' only the recurring 4 req/s bursts."""
+    # the quiet tail outlasts the envelope window (8 intervals) + the scale-down window (5)
+    rates = [1.0] * 3 + [4.0] * 2 + [1.0] * 5 + [4.0] * 2 + [1.0] * 5 + [20.0] + [1.0] * 25
+    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False}
+    peak = replay(rates, cfg(**flat))[-1][D]
+    level = replay(rates, cfg(spike_hold="level", **flat))[-1][D]
+    off = replay(rates, cfg(spike_memory=False, **flat))[-1][D]
+    assert peak == 20 and level == 4 and off == 1
