@@ -147,6 +147,7 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "rise-noise-2sd": {"forecast": {"rise_noise_sigmas": 2.0}},
     "slo-headroom": {"forecast": {"headroom": True}},
     "static-cap-1.0": {"forecast": {"static_cap": 1.0}},
+    "corr-skip-bursty": {"correct": {"skip_when_bursty": True}},
 }
 
 

@@ -524,6 +524,8 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
         # flash crowd left clipped the factor at 2)
         if quiet_now[m] < c.quiet_intervals_to_learn:
             continue
+        if c.skip_when_bursty and state.cfg.forecast.burstiness and planned_burstiness(memories[m], state.cfg) is not None:
+            continue  # the burst-aware capacity already plans the bursts' queueing: learning it again double-counts
         pred = predict_at_load(CorrectedPerf(state.planner.perf, state.corrections), dict(ready), mp.routing.get(m, {}),
                                mo.arrival_rps, lengths[0], lengths[1], state.cfg.models[m].slo.percentile)
         if pred is None:

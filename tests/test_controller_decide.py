@@ -559,3 +559,25 @@ def test_spike_hold_level_does_not_hold_a_flash_crowd():
     level = replay(rates, cfg(spike_hold="level", **flat))[-1][D]
     off = replay(rates, cfg(spike_memory=False, **flat))[-1][D]
     assert peak == 20 and level == 4 and off == 1
+
+
+def test_latency_correction_skipped_while_arrivals_are_planned_bursty():
+    """With correct.skip_when_bursty, a model whose arrivals are planned as bursty (1-s IDC 6 >= 1.5)
+    learns no latency factor although its TTFT is far above the prediction with nothing waiting;
+    without the flag (the default) it does."""
+    def run(skip: bool) -> float:
+        c = ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={M: ModelConfig(slo=SLO)},
+                             correct=CorrectConfig(source="latency", skip_when_bursty=skip),
+                             guard=GuardConfig(scale_down_cooldown_s=0))
+        state: State = initial_state(c, linear_plan, FLEET, _OneLaw())  # type: ignore[arg-type]
+        pools = {P: PoolStatus(1, 1), D: PoolStatus(1, 1)}
+        for k in range(6):
+            o = Observation(t_s=0.0, ok=True, models={M: ModelObservation(
+                model=M, completion_rps=0.2, arrival_rps=0.2, mean_isl=1000, mean_osl=200,
+                waiting={"prefill": 0.0, "decode": 0.0}, running={"prefill": 1, "decode": 4},
+                waiting_growth_per_s={"prefill": 0.0, "decode": 0.0}, ttft_ms=5000.0, itl_ms=80.0,
+                arrival_idc={1.0: 6.0, 10.0: 4.0})})
+            v, state = decide(state, Snapshot(metrics=o, pools=pools), k * IV)
+        return state.corrections.factor("ttft", M)
+    assert run(True) == 1.0
+    assert run(False) > 1.0
