@@ -281,7 +281,7 @@ def spike_episodes(y: np.ndarray, ratio: float) -> list[tuple[int, int]]:
     med = float(np.median(y))
     above = np.concatenate(([False], y > max(ratio * med, med + 1e-9), [False]))
     edges = np.flatnonzero(np.diff(above.astype(int)))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def recurring_spikes(y: np.ndarray, ratio: float) -> int:
