@@ -431,11 +431,11 @@ def update_headroom(mem: ModelMemory, ratio: float | None, waiting: float, cfg: 
     f = cfg.forecast
     if not f.headroom:
         return replace(mem, headroom=1.0, low_run=0)
-    if waiting > 0 or (ratio is not None and ratio >= f.headroom_high):
+    if waiting > f.headroom_max_waiting or (ratio is not None and ratio >= f.headroom_high):
         return replace(mem, headroom=1.0, low_run=0)
     if ratio is None:
         return mem
-    if ratio > f.headroom_low:
+    if ratio > f.headroom_low or waiting > 0:
         return replace(mem, low_run=0)
     if load_share < f.headroom_min_load:
         return mem  # a trough: no evidence about the peak
