@@ -18,10 +18,19 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
               * a SHORT forecast a horizon of start-up + one interval ahead (the last value plus
                 the smallest rise of the last few intervals when all rose: a sustained ramp; or
                 ETS, forecast.short = "ets");
+              * with SPIKE MEMORY (forecast.spike_memory): when the history holds >= spike_min_count
+                separate spikes above spike_ratio x its median, the envelope is at least the held
+                level: the whole history's peak (spike_hold "peak") or the highest level reached by
+                spike_min_count separate spikes ("level": a lone flash crowd is not held). Recurring
+                spikes are held for, not chased a start-up late by a trend that overshoots; the plan
+                for a level at or below the held one is at most the held level x the margin;
               * with a PERIOD detected by autocorrelation (a local maximum >= period_min_acf after
                 >= 2 cycles), the peak seen one period ago over the coming start-up + interval,
                 times the margin (pre-scaling ahead of a ramp that repeats);
-            and never below the last observation. Lengths planned = token rate / request rate; the
+            and never below the last observation. Opt-in, measured and off by default (see
+            controllers.config): SLO-HEADROOM feedback (a load factor in [floor, 1] learned from the
+            observed latency / SLO at near-peak load, back to 1 at once near the SLO or with a queue)
+            and a STATIC CAP (a level seen before is planned at most cap x the history's peak). Lengths planned = token rate / request rate; the
             arrival dispersion planned = the mean IDC (1 s, 10 s) of the intervals in the envelope
             window (Observation.arrival_idc), passed as the class's `burstiness` so that the ILP
             sizes prefill with the burst-aware capacity (planner.capacity);
@@ -63,8 +72,8 @@ from controllers.correct import (ITL_BUCKETS_MS, TTFT_BUCKETS_MS, CorrectedPerf,
                                  predict_service, update_corrections)
 from controllers.forecast import forecast_upper
 from controllers.guard import GuardState, guard, hold
-from controllers.observe import Observation
-from planner.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, Plan, RequestClass, Variant, Workload
+from controllers.observe import ModelObservation, Observation
+from planner.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, Plan, RequestClass, Slo, Variant, Workload
 
 # Lengths assumed before any request was seen (the rate is 0 then, so they only keep the class valid).
 DEFAULT_ISL, DEFAULT_OSL = 1024, 128
@@ -115,6 +124,10 @@ class ModelMemory:
     """Consecutive intervals (this one included) with no request waiting and the fleet settled."""
     idc: tuple[tuple[float | None, float | None], ...] = ()
     """(IDC of 1-s counts, IDC of 10-s counts) of each interval's arrivals, aligned with t_s (None: not observed)."""
+    headroom: float = 1.0
+    """Load factor the planned rate is multiplied by (forecast.headroom; see update_headroom)."""
+    low_run: int = 0
+    """Consecutive intervals with latency well below the SLO and no request waiting."""
 
 
 @dataclass(frozen=True)
@@ -260,6 +273,32 @@ def seasonal_ahead(y: np.ndarray, period: int, steps: int) -> float:
     return float(max(vals)) if vals else 0.0
 
 
+def spike_episodes(y: np.ndarray, ratio: float) -> list[tuple[int, int]]:
+    """The separate spikes of the history as index ranges [start, end): runs of consecutive intervals
+    whose rate exceeds `ratio` x the history's median (a run still going at the end counts). Pure."""
+    if y.size < 3:
+        return []
+    med = float(np.median(y))
+    above = np.concatenate(([False], y > max(ratio * med, med + 1e-9), [False]))
+    edges = np.flatnonzero(np.diff(above.astype(int)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def recurring_spikes(y: np.ndarray, ratio: float) -> int:
+    """The number of separate spikes in the history (spike_episodes)."""
+    return len(spike_episodes(y, ratio))
+
+
+def recurring_level(s: np.ndarray, episodes: list[tuple[int, int]], count: int) -> float | None:
+    """The highest level of `s` reached by at least `count` separate spikes: the count-th largest of
+    the episodes' peaks (a single flash crowd far above the rest is not held; a level that came
+    back is). None with fewer episodes. Pure."""
+    if len(episodes) < count or count < 1:
+        return None
+    peaks = sorted((float(s[a:b].max()) for a, b in episodes), reverse=True)
+    return peaks[count - 1]
+
+
 def learned_margin(errors: tuple[float, ...], cfg: ControllerConfig) -> float:
     f = cfg.forecast
     if not f.learn_margin or len(errors) < f.margin_min_samples:
@@ -279,6 +318,10 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     margin = learned_margin(mem.errors, cfg)
     y = np.asarray(mem.rate_rps, dtype=float)
     period = detect_period(y, max(2, math.ceil(f.period_min_s / iv)), f.period_min_acf, f.period_min_cycles) if f.period else None
+    # spike memory: spikes far above the median that came back >= spike_min_count times will come back
+    # again; hold the history's peak (a long-memory envelope) instead of reacting to each one a
+    # start-up late with a trend that overshoots
+    episodes = spike_episodes(y, f.spike_ratio) if f.spike_memory else []
 
     def plan_series(series: tuple[float, ...], trend: float | None = None) -> tuple[float, float, float, float]:
         """(planned, envelope, short, seasonal) of one series; `trend`: the request rate's short
@@ -287,6 +330,10 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
         if s.size == 0:
             return 0.0, 0.0, 0.0, 0.0
         env = float(s[in_env].max())
+        held = None
+        if len(episodes) >= f.spike_min_count:
+            held = float(s.max()) if f.spike_hold == "peak" else recurring_level(s, episodes, f.spike_min_count)
+        env = max(env, held) if held is not None else env
         if trend is not None:
             short = float(s[-1]) * trend
         elif f.short == "fit":
@@ -305,7 +352,14 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
             # into the unknown and keeps the full trend
             short = max(float(s[-1]), min(short, f.trend_history_cap * float(s[:-1].max())))
         seas = seasonal_ahead(s, period, steps) if period else 0.0
-        return max(env * margin, short, seas * margin, float(s[-1])), env, short, seas
+        planned = max(env * margin, short, seas * margin, float(s[-1]))
+        if held is not None and waiting <= 0 and float(s[-1]) <= held:
+            planned = max(float(s[-1]), min(planned, env * margin))  # the held peak covers a level seen before
+        if f.static_cap is not None and waiting <= 0 and s.size >= 2 and float(s[:-1].max()) >= float(s[-1]):
+            # a level seen before and no queue: at most cap x the history's peak (what a static fleet for
+            # that peak holds); a new high or a queue keeps the full plan
+            planned = max(float(s[-1]), min(planned, f.static_cap * float(s.max())))
+        return planned, env, short, seas
 
     rate, env, short, seas = plan_series(mem.rate_rps)
     # token rates follow the request rate's trend (their own 2-point trends would extrapolate the
@@ -353,6 +407,43 @@ def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: 
                    errors=tuple(errors[-cfg.forecast.margin_history:]))
 
 
+def slo_ratio(mo: ModelObservation, slo: Slo | None) -> float | None:
+    """Observed latency at the SLO percentile / the SLO bound, the worse of TTFT and ITL; None when
+    neither was observed this interval (no completions: nothing to learn from)."""
+    if slo is None:
+        return None
+    parts = [o / b for o, b in ((mo.ttft_ms, slo.ttft_ms), (mo.itl_ms, slo.itl_ms)) if o is not None and b]
+    return max(parts) if parts else None
+
+
+def update_headroom(mem: ModelMemory, ratio: float | None, waiting: float, cfg: ControllerConfig,
+                    load_share: float = 1.0) -> ModelMemory:
+    """SLO-headroom feedback (pure): the load factor falls by `headroom_step` (to `headroom_floor`) after
+    `headroom_low_intervals` consecutive intervals whose latency / SLO is <= `headroom_low` with no
+    request waiting, and returns to 1 AT ONCE when latency / SLO reaches `headroom_high` or a request
+    waits. Why: the capacity model is 20-30% conservative against the engine (tuning set: the
+    hindsight schedule meets the target at 0.73-0.80 x the planned load), and latency well below the
+    SLO with empty queues is the direct evidence that the fleet has more room than the model says.
+    Only an interval whose arrival rate is at least `headroom_min_load` x the recent-peak envelope
+    (`load_share`) counts as low: latency in a trough says nothing about the room at the peak the
+    fleet is held for (tuning set: learning in the off phases of on/off bursts cost 0.94 attainment).
+    An interval without latency samples (no completions) keeps the factor and the run as they are."""
+    f = cfg.forecast
+    if not f.headroom:
+        return replace(mem, headroom=1.0, low_run=0)
+    if waiting > f.headroom_max_waiting or (ratio is not None and ratio >= f.headroom_high):
+        return replace(mem, headroom=1.0, low_run=0)
+    if ratio is None:
+        return mem
+    if ratio > f.headroom_low or waiting > 0:
+        return replace(mem, low_run=0)
+    if load_share < f.headroom_min_load:
+        return mem  # a trough: no evidence about the peak
+    run = mem.low_run + 1
+    h = max(f.headroom_floor, mem.headroom - f.headroom_step) if run >= f.headroom_low_intervals else mem.headroom
+    return replace(mem, headroom=h, low_run=run)
+
+
 def planned_burstiness(mem: ModelMemory, cfg: ControllerConfig) -> Burstiness | None:
     """The arrival dispersion planned for: the mean over the envelope window of the intervals' IDCs
     at 1 s and 10 s (the pooled within-interval dispersion, as planner.workload.measure_burstiness
@@ -388,7 +479,8 @@ def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str,
             # planned token rates (prefill work scales with prompt tokens, decode with output tokens)
             isl, osl = fc.prompt_tps / fc.rate_rps, fc.output_tps / fc.rate_rps
         isl_i, osl_i = max(1, round(isl)), max(1, round(osl))
-        classes.append(RequestClass(id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc.rate_rps,
+        # the SLO-headroom factor scales the arrivals planned for, never the backlog (requests that wait)
+        classes.append(RequestClass(id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc.rate_rps * mem.headroom,
                                     burstiness=planned_burstiness(mem, cfg) if cfg.forecast.burstiness else None))
         w_prefill = sum(v for r, v in mo.waiting.items() if r == "prefill") if backlog else 0.0
         w_other = sum(v for r, v in mo.waiting.items() if r != "prefill") if backlog else 0.0
@@ -432,6 +524,8 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
         # flash crowd left clipped the factor at 2)
         if quiet_now[m] < c.quiet_intervals_to_learn:
             continue
+        if c.skip_when_bursty and state.cfg.forecast.burstiness and planned_burstiness(memories[m], state.cfg) is not None:
+            continue  # the burst-aware capacity already plans the bursts' queueing: learning it again double-counts
         pred = predict_at_load(CorrectedPerf(state.planner.perf, state.corrections), dict(ready), mp.routing.get(m, {}),
                                mo.arrival_rps, lengths[0], lengths[1], state.cfg.models[m].slo.percentile)
         if pred is None:
@@ -493,6 +587,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         mem = _remember(memories.get(m, ModelMemory()), cfg, now, mo.arrival_rps, mo.mean_isl, mo.mean_osl, mo.completion_rps,
                         mo.arrival_idc)
         fc = model_forecast(mem, cfg, sum(mo.waiting.values()))
+        mem = update_headroom(mem, slo_ratio(mo, cfg.models[m].slo if m in cfg.models else None), sum(mo.waiting.values()),
+                              cfg, mo.arrival_rps / fc.envelope_rps if fc.envelope_rps > 0 else 0.0)
         base = max(fc.envelope_rps, fc.short_rps, fc.seasonal_rps)
         memories[m] = replace(mem, pending=mem.pending + ((now, base),))
         forecasts[m] = fc

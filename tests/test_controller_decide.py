@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from controllers.config import ControllerConfig, CorrectConfig, ForecastConfig, GuardConfig, ModelConfig
-from controllers.decide import (PoolStatus, Snapshot, State, decide, detect_period, initial_state, short_forecast,
+from controllers.decide import (ModelMemory, PoolStatus, Snapshot, State, decide, detect_period, initial_state, short_forecast,
+                                recurring_level, recurring_spikes, slo_ratio, spike_episodes, update_headroom,
                                 stabilization_s)
 from controllers.observe import ModelObservation, Observation
 from planner.schema import Fleet, FleetLimits, GpuInventory, ModelPlan, Plan, PoolPlan, SolverInfo, Slo, Workload
@@ -116,10 +117,11 @@ def test_trend_to_a_level_seen_before_is_capped_by_the_history_peak():
     """A jump 2 -> 8 req/s is extrapolated freely the first time (a new high: 8 + 6 x 4 steps = 32);
     the same jump later, to a level the history has seen, at most to trend_history_cap (2) x 8."""
     rates = [2.0] * 3 + [8.0] * 2 + [1.0] * 12 + [2.0, 8.0]
-    fleets = replay(rates)
+    # the second 8 is a recurring spike: spike memory (tested below) would cap it at the peak itself
+    fleets = replay(rates, cfg(spike_memory=False))
     assert fleets[3][D] >= 32
     assert 8 <= fleets[18][D] <= 16
-    assert replay(rates, cfg(trend_history_cap=None))[18][D] >= 32  # without the cap: the full trend
+    assert replay(rates, cfg(trend_history_cap=None, spike_memory=False))[18][D] >= 32  # without the cap: the full trend
 
 
 def test_starting_replicas_are_kept_while_requests_wait():
@@ -169,8 +171,9 @@ def test_period_is_detected_and_pre_scaled():
     period = 20
     rates = [6.0 if (k % period) < 4 else 1.0 for k in range(3 * period)]
     upto = 3 * period - 3  # the last interval replayed is 3 before the next high phase
-    with_period = replay(rates[:upto])
-    without = replay(rates[:upto], cfg(period=False))
+    # spike memory off: it would hold the peak through the trough anyway (tested separately)
+    with_period = replay(rates[:upto], cfg(spike_memory=False))
+    without = replay(rates[:upto], cfg(period=False, spike_memory=False))
     assert total(with_period[-1]) > total(without[-1])
     assert with_period[-1][D] >= 6
     assert total(with_period[-6]) == total(without[-6])  # mid-trough: released as without a period
@@ -433,3 +436,148 @@ def test_synth_cli_writes_a_trace_read_trace_reads(tmp_path):
     assert len(tr) > 100 and set(tr["model"]) == {"llama-2-70b"}
     r = CliRunner().invoke(app, ["workload", "synth", "sine", "--param", "nope=3"])
     assert r.exit_code == 2
+
+
+# ---------------------------------------------------------------------- SLO-headroom feedback, static cap (h9-ctl)
+def _lat_obs(rate: float, ttft_ms: float | None, itl_ms: float | None, waiting: float = 0.0) -> Observation:
+    return Observation(t_s=0.0, ok=True, models={M: ModelObservation(
+        model=M, completion_rps=rate, arrival_rps=rate, mean_isl=1000, mean_osl=200, ttft_ms=ttft_ms, itl_ms=itl_ms,
+        waiting={"prefill": waiting, "decode": 0.0}, running={"prefill": 1, "decode": 4},
+        waiting_growth_per_s={"prefill": 0.0, "decode": 0.0})})
+
+
+def test_slo_ratio_is_the_worse_of_ttft_and_itl():
+    assert slo_ratio(_lat_obs(1, 500, 80).models[M], SLO) == pytest.approx(0.8)   # ITL 80/100 worse than TTFT 0.25
+    assert slo_ratio(_lat_obs(1, 1800, 10).models[M], SLO) == pytest.approx(0.9)
+    assert slo_ratio(_lat_obs(1, None, None).models[M], SLO) is None
+
+
+# each step: (latency / SLO, waiting, arrival rate / envelope) -> headroom after it; defaults: step 0.05,
+# low 0.5, high 0.8, 3 low intervals, floor 0.7, min load 0.8
+HEADROOM_CASES = {
+    "falls after 3 low intervals, one step each, to the floor": (
+        [(0.3, 0, 1.0)] * 10, [1.0, 1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.7, 0.7]),
+    "jumps back to 1 when latency nears the SLO": (
+        [(0.3, 0, 1.0)] * 5 + [(0.85, 0, 1.0)] + [(0.3, 0, 1.0)] * 3, [1.0, 1.0, 0.95, 0.9, 0.85, 1.0, 1.0, 1.0, 0.95]),
+    "jumps back to 1 when a request waits": (
+        [(0.3, 0, 1.0)] * 4 + [(0.3, 2, 1.0)], [1.0, 1.0, 0.95, 0.9, 1.0]),
+    "mid latency holds the factor and restarts the run": (
+        [(0.3, 0, 1.0)] * 4 + [(0.6, 0, 1.0)] + [(0.3, 0, 1.0)] * 3, [1.0, 1.0, 0.95, 0.9, 0.9, 0.9, 0.9, 0.85]),
+    "a trough (load far below the envelope) teaches nothing": (
+        [(0.3, 0, 1.0)] * 3 + [(0.3, 0, 0.2)] * 4, [1.0, 1.0, 0.95, 0.95, 0.95, 0.95, 0.95]),
+    "no latency samples keep the factor": (
+        [(0.3, 0, 1.0)] * 3 + [(None, 0, 1.0)] * 3, [1.0, 1.0, 0.95, 0.95, 0.95, 0.95]),
+}
+
+
+@pytest.mark.parametrize("name", list(HEADROOM_CASES))
+def test_headroom_factor_table(name):
+    steps, expected = HEADROOM_CASES[name]
+    c, mem, got = cfg(headroom=True), ModelMemory(), []
+    for ratio, waiting, share in steps:
+        mem = update_headroom(mem, ratio, waiting, c, share)
+        got.append(round(mem.headroom, 6))
+    assert got == pytest.approx(expected)
+
+
+def test_headroom_off_keeps_factor_one():
+    mem = ModelMemory()
+    for _ in range(10):
+        mem = update_headroom(mem, 0.1, 0, cfg(), 1.0)
+    assert mem.headroom == 1.0
+
+
+def test_headroom_shrinks_the_plan_while_latency_is_low_and_restores_it_near_the_slo():
+    """Steady 10 req/s: with latency at 0.3 x SLO the planned load falls (decode 10 -> 7 at the 0.7
+    floor); a latency at 0.9 x SLO puts it back to the full forecast the same interval."""
+    n = 14
+    snaps = {k: _lat_obs(10.0, 600, 30) for k in range(n)}
+    flat = {"learn_margin": False, "margin_prior": 1.0}  # the envelope itself: the factor is all that changes
+    on = replay([10.0] * n, cfg(headroom=True, **flat), snaps)
+    off = replay([10.0] * n, cfg(**flat), snaps)
+    assert off[-1][D] == 10 and on[-1][D] == 7
+    snaps2 = dict(snaps) | {n: _lat_obs(10.0, 1800, 30)}
+    back = replay([10.0] * (n + 1), cfg(headroom=True, **flat), snaps2)
+    assert back[-1][D] == 10
+
+
+def test_static_cap_bounds_the_plan_at_the_history_peak_unless_a_queue_waits():
+    """A peak of 8 req/s, a trough, then 2 -> 8 again: the trend would plan 32 (x2 history cap = 16);
+    static_cap 1.0 plans at most the peak seen (8) for a level seen before; with requests waiting the
+    cap is off (the backlog signal must reach the optimiser)."""
+    rates = [8.0] * 3 + [1.0] * 12 + [2.0, 8.0]
+    nsm = {"spike_memory": False}  # the second 8 is a recurring spike: isolate the cap from spike memory
+    assert replay(rates, cfg(**nsm))[-1][D] >= 16
+    assert replay(rates, cfg(static_cap=1.0, **nsm))[-1][D] == 8
+    queued = {len(rates) - 1: obs(8.0, waiting_prefill=0.001)}
+    assert replay(rates, cfg(static_cap=1.0, **nsm), queued)[-1][D] >= 16
+
+
+@pytest.mark.parametrize("series,ratio,expected", [
+    ([1, 1, 8, 8, 1, 1, 1, 8, 1, 1], 1.3, 2),   # two separate on-bursts
+    ([1, 1, 8, 8, 8, 1, 1, 1, 1, 1], 1.3, 1),   # one
+    ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 1.3, 1),  # a ramp is one episode, never recurring
+    ([5, 5, 5, 5, 5, 5], 1.3, 0),               # flat
+    ([8, 1, 1, 1, 8], 1.3, 2),                  # a spike at the start and one running now count
+])
+def test_recurring_spikes_counts_separate_episodes(series, ratio, expected):
+    assert recurring_spikes(np.asarray(series, dtype=float), ratio) == expected
+
+
+def test_spike_memory_holds_the_peak_of_recurring_spikes_instead_of_chasing_each():
+    """On/off bursts 1 <-> 8 req/s (3 on, 14 off): once two bursts were seen the fleet holds the
+    peak's plan through the off phase (envelope = history peak: decode >= 8 a whole off phase
+    later) and the third burst is not chased by the trend (1 -> 8 would extrapolate to 16 without the
+    memory, a level seen before x trend_history_cap 2)."""
+    cycle = [8.0] * 3 + [1.0] * 14  # off longer than the envelope window (2 x (180 + 60) s = 8 intervals)
+    rates = cycle * 3
+    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False}  # isolate the memory from the period
+    c_on, c_off = cfg(**flat), cfg(spike_memory=False, **flat)
+    on, off = replay(rates, c_on), replay(rates, c_off)
+    third_off_end, third_on = 2 * len(cycle) - 1, 2 * len(cycle)
+    assert on[third_off_end][D] >= 8 and off[third_off_end][D] < 8  # held vs released in the trough
+    assert on[third_on][D] == 8 and off[third_on][D] >= 16  # no trend overshoot on a known spike
+
+
+@pytest.mark.parametrize("series,count,expected", [
+    ([1, 20, 1, 1, 6, 1, 1, 5, 1, 1], 2, 6.0),   # a lone 20 (flash crowd) is not held; 6 came back (>= 5)
+    ([1, 20, 1, 1, 6, 1, 1, 5, 1, 1], 3, 5.0),
+    ([1, 20, 1, 1, 1, 1, 1, 1, 1, 1], 2, None),  # one spike: nothing recurring
+])
+def test_recurring_level_ignores_a_lone_flash_crowd(series, count, expected):
+    y = np.asarray(series, dtype=float)
+    assert recurring_level(y, spike_episodes(y, 1.3), count) == expected
+
+
+def test_spike_hold_level_does_not_hold_a_flash_crowd():
+    """Two on-bursts of 4 req/s, then a 20 req/s flash crowd, then a long quiet spell: 'peak' holds the
+    crowd's fleet (decode 20), 'level' only the recurring 4 req/s bursts."""
+    # the quiet tail outlasts the envelope window (8 intervals) + the scale-down window (5)
+    rates = [1.0] * 3 + [4.0] * 2 + [1.0] * 5 + [4.0] * 2 + [1.0] * 5 + [20.0] + [1.0] * 25
+    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False}
+    peak = replay(rates, cfg(**flat))[-1][D]
+    level = replay(rates, cfg(spike_hold="level", **flat))[-1][D]
+    off = replay(rates, cfg(spike_memory=False, **flat))[-1][D]
+    assert peak == 20 and level == 4 and off == 1
+
+
+def test_latency_correction_skipped_while_arrivals_are_planned_bursty():
+    """With correct.skip_when_bursty, a model whose arrivals are planned as bursty (1-s IDC 6 >= 1.5)
+    learns no latency factor although its TTFT is far above the prediction with nothing waiting;
+    without the flag (the default) it does."""
+    def run(skip: bool) -> float:
+        c = ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={M: ModelConfig(slo=SLO)},
+                             correct=CorrectConfig(source="latency", skip_when_bursty=skip),
+                             guard=GuardConfig(scale_down_cooldown_s=0))
+        state: State = initial_state(c, linear_plan, FLEET, _OneLaw())  # type: ignore[arg-type]
+        pools = {P: PoolStatus(1, 1), D: PoolStatus(1, 1)}
+        for k in range(6):
+            o = Observation(t_s=0.0, ok=True, models={M: ModelObservation(
+                model=M, completion_rps=0.2, arrival_rps=0.2, mean_isl=1000, mean_osl=200,
+                waiting={"prefill": 0.0, "decode": 0.0}, running={"prefill": 1, "decode": 4},
+                waiting_growth_per_s={"prefill": 0.0, "decode": 0.0}, ttft_ms=5000.0, itl_ms=80.0,
+                arrival_idc={1.0: 6.0, 10.0: 4.0})})
+            v, state = decide(state, Snapshot(metrics=o, pools=pools), k * IV)
+        return state.corrections.factor("ttft", M)
+    assert run(True) == 1.0
+    assert run(False) > 1.0
