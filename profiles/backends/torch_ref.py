@@ -12,9 +12,11 @@ with random bf16 weights of the real shapes from profiles/models.yaml, a static 
 captured decode steps (one graph per (batch, context) point, replayed back to back, so launch gaps
 are those of an engine that also uses CUDA graphs, as vLLM does for decode).
 
-What it does NOT model (so its numbers are a lower bound on a real engine's): the scheduler and
+What it does NOT model: the scheduler and
 sampling overheads, paged-attention block tables, tokenizer/HTTP, chunked-prefill interleaving.
-meta.yaml says ``backend: torch`` so nobody mistakes these curves for vLLM's.
+meta.yaml says ``backend: torch`` so nobody mistakes these curves for vLLM's. They are NOT a lower bound
+on an engine's latency: vLLM 0.26.0's kernels (FlashAttention-3, fused ops) ran 0.65-0.88x these times
+on the same H200 (profiles/data/llama-3.1-8b/ROOFLINE.md).
 
 Measurements (same grids as the vLLM backend, profiles.sweep):
   prefill: one forward pass of `batch` prompts of `isl` tokens, logits of the last token, argmax;
@@ -390,8 +392,8 @@ def profile_meta(rec: dict) -> dict:
     ]
     notes = (
         "torch reference decoder (random bf16 weights, real shapes from profiles/models.yaml, SDPA attention, "
-        "static KV cache, CUDA-graph decode steps); no scheduler, sampling, paging or HTTP overheads, so a "
-        "lower bound on an engine's latency. Rows are medians of repeated timings (CUDA events). "
+        "static KV cache, CUDA-graph decode steps); no scheduler, sampling, paging or HTTP overheads, but not "
+        "a lower bound on an engine's latency (vLLM's kernels are faster). Rows are medians of repeated timings (CUDA events). "
         f"torch {rec.get('torch_version')}, CUDA {rec.get('cuda_version')}."
     )
     if rec.get("partial"):
@@ -674,7 +676,7 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
         "cuda_version": torch.version.cuda,
         "weight_bytes": shapes.weight_bytes,
         "kv_bytes_per_token": shapes.kv_bytes_per_token,
-        "notes": "reference decoder (random bf16 weights, real shapes); no scheduler, sampling, paging or HTTP overheads: a lower bound on an engine's latency",
+        "notes": "reference decoder (random bf16 weights, real shapes); no scheduler, sampling, paging or HTTP overheads; not a lower bound on an engine's latency (vLLM's kernels are faster)",
     }
     meta["max_num_seqs"] = max(cfg.decode_batch)
     if "check" in summary:
