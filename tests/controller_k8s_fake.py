@@ -31,6 +31,8 @@ from typing import Any
 
 from aiohttp import web
 
+from planner.webserve import serve_app
+
 LWS_GROUP = "leaderworkerset.x-k8s.io"
 KIND_OF_OBJECT = {"Deployment": "deployment", "LeaderWorkerSet": "leaderworkerset", "DisaggregatedSet": "disaggregatedset",
                   "InferencePool": "inferencepool", "HTTPRoute": "httproute", "ConfigMap": "configmap"}
@@ -336,11 +338,7 @@ class FakeK8sServer:
         return self
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(build_app(self.state))
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_app(build_app(self.state), "127.0.0.1", 0)
 
     @property
     def url(self) -> str:

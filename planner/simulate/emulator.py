@@ -58,6 +58,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from planner.perf import VariantPerf
 from planner.simulate.kvconnector import KvConnectorEmulation
 from planner.simulate.laws import check_perf, chunk_cost_isl2, mixed_step_ms
+from planner.webserve import serve_app
 
 # vLLM's default KV block size in tokens (vllm CacheConfig.block_size default 16 on CUDA).
 BLOCK_SIZE_TOKENS = 16
@@ -453,11 +454,7 @@ class EmulatedServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/version", self._version)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_app(app, host, port)
 
     async def astop(self) -> None:
         if self.engine is not None:

@@ -36,6 +36,8 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
+from planner.webserve import serve_app
+
 Connector = Literal["nixl", "p2p-nccl"]
 PREFILL_MS_HEADER = "X-PD-Prefill-Ms"
 # vLLM's toy proxy (tests/v1/kv_connector/nixl_integration/toy_proxy_server.py) asks the prefill
@@ -112,11 +114,7 @@ class PdProxy:
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_app(app, host, port)
 
     async def astop(self) -> None:
         if self._runner is not None:
