@@ -195,12 +195,16 @@ class PrometheusObserver:
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             return Observation(t_s=float("nan"), ok=False, reason=f"Prometheus unreachable at {self.cfg.url}: {exc}")
         try:
+            def rate(metric: str, sel: str) -> dict[str, float]:
+                """Per-model sum of a counter's per-second rate over the window, on the series `sel` picks."""
+                return self._by_model(f"sum by (model_name) (rate({metric}{sel}[{w}]))")
+
             newest = self._by_model(f"max by (model_name) (timestamp(vllm:num_requests_running{allsel}))")
-            completion = self._by_model(f"sum by (model_name) (rate(vllm:request_success_total{side}[{w}]))")
-            p_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_prompt_tokens_sum{side}[{w}]))")
-            p_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_prompt_tokens_count{side}[{w}]))")
-            g_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_generation_tokens_sum{side}[{w}]))")
-            g_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_generation_tokens_count{side}[{w}]))")
+            completion = rate("vllm:request_success_total", side)
+            p_sum = rate("vllm:request_prompt_tokens_sum", side)
+            p_cnt = rate("vllm:request_prompt_tokens_count", side)
+            g_sum = rate("vllm:request_generation_tokens_sum", side)
+            g_cnt = rate("vllm:request_generation_tokens_count", side)
             running = self._by_model_role(f"sum by (model_name, {rl}) (vllm:num_requests_running{allsel})")
             waiting = self._by_model_role(f"sum by (model_name, {rl}) (vllm:num_requests_waiting{allsel})")
             growth = self._by_model_role(f"sum by (model_name, {rl}) (deriv(vllm:num_requests_waiting{allsel}[{w}]))")
@@ -211,7 +215,7 @@ class PrometheusObserver:
             # their completions + in-flight growth track arrivals with a lag of one TTFT, not of a
             # whole generation as the decode side's completions do
             pf = self._sel(f'{rl}="prefill"')
-            pf_completion = self._by_model(f"sum by (model_name) (rate(vllm:request_success_total{pf}[{w}]))")
+            pf_completion = rate("vllm:request_success_total", pf)
             pf_inflight = self._by_model(
                 f"sum by (model_name) (deriv(vllm:num_requests_waiting{pf}[{w}]) + deriv(vllm:num_requests_running{pf}[{w}]))"
             )
@@ -222,12 +226,12 @@ class PrometheusObserver:
             epp_queue = self._by_model(f"sum by (model_name) ({self.cfg.epp_queue_metric}{allsel})") if self.cfg.epp_queue_metric else {}
             # service times without queueing (vLLM >= 0.7 names, checked against 0.26.0: shared/tools/vllm-offline):
             # prefill on the prefill side when there is one (the decode side's "prefill" is the KV load)
-            pf_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_prefill_time_seconds_sum{pf}[{w}]))")
-            pf_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_prefill_time_seconds_count{pf}[{w}]))")
-            mx_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_prefill_time_seconds_sum{side}[{w}]))")
-            mx_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_prefill_time_seconds_count{side}[{w}]))")
-            tp_sum = self._by_model(f"sum by (model_name) (rate(vllm:request_time_per_output_token_seconds_sum{side}[{w}]))")
-            tp_cnt = self._by_model(f"sum by (model_name) (rate(vllm:request_time_per_output_token_seconds_count{side}[{w}]))")
+            pf_sum = rate("vllm:request_prefill_time_seconds_sum", pf)
+            pf_cnt = rate("vllm:request_prefill_time_seconds_count", pf)
+            mx_sum = rate("vllm:request_prefill_time_seconds_sum", side)
+            mx_cnt = rate("vllm:request_prefill_time_seconds_count", side)
+            tp_sum = rate("vllm:request_time_per_output_token_seconds_sum", side)
+            tp_cnt = rate("vllm:request_time_per_output_token_seconds_count", side)
             ttft: dict[str, float] = {}
             itl: dict[str, float] = {}
             itl_src: dict[str, str] = {}
