@@ -53,10 +53,11 @@ class Variant:
     rates: str | None = None  # the Poisson load sweep, run in the same server after the profile
     rate_s: float = 0.0
     extra: list[str] = field(default_factory=list)
+    tag: str = ""  # suffix of the output folder (e.g. "-loadsat": a load-only run beside the profile)
 
     @property
     def label(self) -> str:
-        return self.model + ("-fp8" if self.quantization else "") + ("-kvfp8" if self.kv_cache_dtype else "")
+        return self.model + ("-fp8" if self.quantization else "") + ("-kvfp8" if self.kv_cache_dtype else "") + self.tag
 
 
 PLAN = [
@@ -67,6 +68,20 @@ PLAN = [
     Variant("llama-3.1-8b", startup_s=120, sweep_s=90, kv_cache_dtype="fp8"),
 ]
 
+# The second session (2026-12-02, evening): a load sweep past saturation on the bf16 8B replica (the first
+# never saturated it: 26 rps at ISL 1k and 8 rps at 4k were sustained; the model saturates at 32.3 and 8.8),
+# with a one-point profile grid so the server's time goes to the rates; two models the prior was never
+# calibrated on (held out: a dense 14B of the Qwen3 family, a small tied-embedding Llama); the MoE
+# profile again with the profiler's request-overhead wait fixed.
+PLAN_S2 = [
+    Variant("llama-3.1-8b", startup_s=110, sweep_s=25, prefill_isl="512", prefill_batch="1", decode_batch="1",
+            decode_context="512", rates="1024=24,30,34,38,42,48,56;4096=6,8,9,10,11,13", rate_s=330, tag="-loadsat"),
+    Variant("qwen3-14b", startup_s=130, sweep_s=120),
+    Variant("llama-3.2-3b", startup_s=100, sweep_s=100),
+    Variant("qwen3-30b-a3b", startup_s=125, sweep_s=110),
+]
+PLANS = {"s1": PLAN, "s2": PLAN_S2}
+
 
 def log(out: Path, msg: str) -> None:
     line = f"{time.strftime('%H:%M:%S', time.gmtime())} {msg}"
@@ -76,7 +91,7 @@ def log(out: Path, msg: str) -> None:
 
 
 def vdir_of(v: Variant) -> str:
-    return "tp1" + ("-fp8" if v.quantization else "") + ("-kvfp8" if v.kv_cache_dtype else "")
+    return "tp1" + ("-fp8" if v.quantization else "") + ("-kvfp8" if v.kv_cache_dtype else "") + v.tag
 
 
 def stop_leftover_server(pid_file: Path) -> None:
@@ -143,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--deadline-unix-s", type=float, required=True, help="every server stopped by then")
     ap.add_argument("--server-cmd", default=SERVER_CMD)
+    ap.add_argument("--plan", choices=sorted(PLANS), default="s1", help="which session plan (PLAN, PLAN_S2)")
     ap.add_argument("--only", default=None, help="comma list of variant labels to run (default: the whole plan)")
     ap.add_argument("--time-scale", type=float, default=1.0, help="emulated rehearsal only")
     ap.add_argument("--scale-plan", type=float, default=1.0, help="rehearsal: multiply the plan's times by this")
@@ -151,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     out = a.out
     out.mkdir(parents=True, exist_ok=True)
-    plan = [v for v in PLAN if a.only is None or v.label in a.only.split(",")]
+    plan = [v for v in PLANS[a.plan] if a.only is None or v.label in a.only.split(",")]
     for v in plan:
         v.startup_s *= a.scale_plan
         v.sweep_s *= a.scale_plan

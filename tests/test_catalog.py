@@ -33,7 +33,8 @@ def test_datasheet_relations(cat: Catalog) -> None:
     assert cat.gpu("H200-141GB").hbm_tb_s > cat.gpu("H100-SXM-80GB").hbm_tb_s > cat.gpu("A100-80GB").hbm_tb_s
 
 
-# Published sizes: Llama-3.1 model cards (8.03B, 70.6B), Qwen3 model cards (32.8B; 30.5B total / 3.3B active).
+# Published sizes: Llama-3.1 model cards (8.03B, 70.6B), Llama-3.2 (3.21B), Qwen3 model cards (32.8B, 14.8B;
+# 30.5B total / 3.3B active).
 @pytest.mark.parametrize(
     "name,total,active",
     [
@@ -42,6 +43,8 @@ def test_datasheet_relations(cat: Catalog) -> None:
         ("qwen3-32b", 32.8e9, 32.8e9),
         ("qwen3-30b-a3b", 30.5e9, 3.3e9),
         ("llama-2-70b", 69.0e9, 69.0e9),
+        ("qwen3-14b", 14.8e9, 14.8e9),
+        ("llama-3.2-3b", 3.21e9, 3.21e9),
     ],
 )
 def test_derived_params(cat: Catalog, name: str, total: float, active: float) -> None:

@@ -15,6 +15,6 @@ bash /tmp/dev/profiles/gpu/install.sh "$@" 2>&1 | tail -3
 export PYTHONPATH=/tmp/site:/tmp/dev PYTHONUNBUFFERED=1
 cd /tmp/dev || exit 1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-setsid nohup python3 -m profiles.gpu_session --out /tmp/res --deadline-unix-s "$deadline" > /tmp/driver.log 2>&1 < /dev/null &
+setsid nohup python3 -m profiles.gpu_session --plan "${PLAN:-s1}" --out /tmp/res --deadline-unix-s "$deadline" > /tmp/driver.log 2>&1 < /dev/null &
 sleep 15
 cat /tmp/driver.log
