@@ -40,7 +40,8 @@ def test_correctness_check_passes_and_catches_a_broken_cache(monkeypatch):
 
 
 def test_tiny_cpu_profile_is_loadable_and_resumable(tmp_path, capsys):
-    from planner.profiledata import DECODE_COLUMNS, PREFILL_COLUMNS, read_meta
+    from planner.profiledata import read_meta
+    from profiles.format import DECODE, PREFILL
     from planner.fileio import read_csv
 
     args = ["--model", "tiny", "--gpu", "H100-SXM-80GB", "--out", str(tmp_path), "--device", "cpu", "--check",
@@ -52,8 +53,8 @@ def test_tiny_cpu_profile_is_loadable_and_resumable(tmp_path, capsys):
     # tests/test_profile_show.py).
     meta = read_meta(tmp_path / "meta.yaml")
     assert meta.backend == "torch" and meta.kv_capacity_tokens == 80 and meta.device_name.startswith("cpu")
-    pre = read_csv(tmp_path / "prefill.csv", {c: "numeric" for c in PREFILL_COLUMNS})
-    dec = read_csv(tmp_path / "decode.csv", {c: "numeric" for c in DECODE_COLUMNS})
+    pre = read_csv(tmp_path / "prefill.csv", {c: "numeric" for c in PREFILL.required})
+    dec = read_csv(tmp_path / "decode.csv", {c: "numeric" for c in DECODE.required})
     assert len(pre) == 4 and set(pre.stat) == {"median"}
     # Decode points whose KV (batch x context) exceeds the 80-token pool are skipped: 4 x 32 = 128.
     assert sorted(map(tuple, dec[["batch", "context_tokens"]].to_numpy().tolist())) == [(1, 16), (1, 32), (2, 16), (2, 32), (4, 16)]
@@ -65,7 +66,7 @@ def test_tiny_cpu_profile_is_loadable_and_resumable(tmp_path, capsys):
 
 
 def test_budget_stops_early_and_keeps_points(tmp_path):
-    from profiles.sweep import ProfileStore
+    from profiles.format import ProfileStore
 
     args = ["--model", "tiny", "--gpu", "H100-SXM-80GB", "--out", str(tmp_path), "--device", "cpu",
             "--prefill-isl", "16,32,64", "--prefill-batch", "1", "--decode-batch", "1", "--decode-context", "16",
