@@ -303,35 +303,33 @@ class ProfileStore:
     def decode_done(self) -> dict[tuple[int, int], float]:
         return {(int(r["batch"]), int(r["context_tokens"])): float(r["itl_ms"]) for r in self.decode_rows}
 
-    @staticmethod
-    def _point_row(sizes: Row, value: str, samples: Sequence[float], central: float | None) -> Row:
+    def _put(self, table: TableFormat, rows: list[Row], sizes: Row, samples: Sequence[float], central: float | None,
+             extra: Row | None = None) -> list[Row]:
+        """`rows` with the point `sizes` (re)placed, sorted by size, written to `table`'s file."""
+        key = tuple(sizes.values())
+        rows = [r for r in rows if tuple(r[c] for c in sizes) != key]
         med = statistics.median(samples)
-        row: Row = {**sizes, value: med if central is None else float(central), "stat": "median",
-                    f"{value}_min": min(samples), f"{value}_max": max(samples), "repeats": len(samples)}
-        return row
+        row: Row = {**sizes, table.value: med if central is None else float(central), "stat": "median",
+                    f"{table.value}_min": min(samples), f"{table.value}_max": max(samples), "repeats": len(samples),
+                    **(extra or {})}
+        if central is not None and central > med:
+            row["raised"] = 1  # the median fell below the monotone floor (profiles.sweep.monotone_floor)
+        rows.append(row)
+        rows.sort(key=lambda r: tuple(r[c] for c in sizes))
+        write_table(self.root, table, rows)
+        return rows
 
     def add_prefill(self, isl: int, batch: int, samples: Sequence[float], central: float | None = None,
                     e2e_samples: Sequence[float] = ()) -> None:
         """One point: the median of `samples` (or `central`, a floor-raised value), its spread, and
         optionally the client-side TTFT of the batch on an idle server."""
-        self.prefill_rows = [r for r in self.prefill_rows if (r["isl"], r["batch"]) != (isl, batch)]
-        row = self._point_row({"isl": isl, "batch": batch}, PREFILL.value, samples, central)
-        if e2e_samples:
-            row["ttft_e2e_ms"] = float(statistics.median(e2e_samples))
-        if central is not None and central > statistics.median(samples):
-            row["raised"] = 1
-        self.prefill_rows.append(row)
-        self.prefill_rows.sort(key=lambda r: (r["isl"], r["batch"]))
-        write_table(self.root, PREFILL, self.prefill_rows)
+        extra: Row = {"ttft_e2e_ms": float(statistics.median(e2e_samples))} if e2e_samples else {}
+        self.prefill_rows = self._put(PREFILL, self.prefill_rows, {"isl": isl, "batch": batch}, samples, central, extra)
 
     def add_decode(self, batch: int, context: int, samples: Sequence[float], central: float | None = None) -> None:
-        self.decode_rows = [r for r in self.decode_rows if (r["batch"], r["context_tokens"]) != (batch, context)]
-        row = self._point_row({"batch": batch, "context_tokens": context}, DECODE.value, samples, central)
-        if central is not None and central > statistics.median(samples):
-            row["raised"] = 1
-        self.decode_rows.append(row)
-        self.decode_rows.sort(key=lambda r: (r["batch"], r["context_tokens"]))
-        write_table(self.root, DECODE, self.decode_rows)
+        """One point: the median of `samples` (or `central`, a floor-raised value) and its spread."""
+        sizes: Row = {"batch": batch, "context_tokens": context}
+        self.decode_rows = self._put(DECODE, self.decode_rows, sizes, samples, central)
 
     def write_record(self, record: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         """run.yaml gets the whole run record; meta.yaml (written last) the :data:`META_KEYS` fields,
