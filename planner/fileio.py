@@ -124,7 +124,11 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     p = Path(path)
     if p.is_dir():
         raise InputError(str(p), None, "is a directory; expected a file path")
-    pfmt.write_atomic(p, text, create_error=lambda q, exc: InputError(str(q), None, f"cannot write the file ({exc.strerror})"))
+
+    def cannot_create(q: Path, exc: OSError) -> InputError:
+        return InputError(str(q), None, f"cannot write the file ({exc.strerror})")
+
+    pfmt.write_atomic(p, text, create_error=cannot_create)
 
 
 def dump_yaml(data: Any) -> str:

@@ -281,12 +281,12 @@ def write_profile(
     """Write a profile directory with :func:`profiles.format.write_profile_dir` (each file atomically,
     meta.yaml last; every column of the frames, floats as pandas writes them). Returns the directory."""
     d = Path(directory)
-    for df, table in ((prefill, PREFILL), (decode, DECODE), *(((mixed, MIXED),) if mixed is not None else ())):
+    frames = {t: df for t, df in ((PREFILL, prefill), (DECODE, decode), (MIXED, mixed)) if df is not None}
+    for table, df in frames.items():
         missing = [c for c in table.required if c not in df.columns]
         if missing:
             raise InputError(str(d / table.file), missing[0], f"refusing to write: missing columns {missing}")
-    frames = {PREFILL.file: prefill, DECODE.file: decode} | ({MIXED.file: mixed} if mixed is not None else {})
     return pfmt.write_profile_dir(
         d, meta.model_dump(mode="json", exclude_none=True), _rows(prefill), _rows(decode),
         _rows(mixed) if mixed is not None else None,
-        columns={name: [str(c) for c in df.columns] for name, df in frames.items()}, float_digits=None)
+        columns={t.file: [str(c) for c in df.columns] for t, df in frames.items()}, float_digits=None)

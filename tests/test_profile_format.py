@@ -98,3 +98,16 @@ def test_profiler_grid_is_the_format_grid():
     assert [p.key for p in sweep.decode_grid()] == [(b, c) for b in pfmt.DECODE_BATCH for c in pfmt.DECODE_CONTEXT]
     for t in (pfmt.PREFILL, pfmt.DECODE):
         assert t.written[: len(t.required)] == t.required and t.axes is not None and set(t.axes) <= set(t.sizes)
+
+
+def test_one_atomic_writer_with_the_planners_error_on_top(tmp_path: Path):
+    from planner.fileio import write_atomic
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OSError):  # the GPU side: the OSError as it is
+        pfmt.write_atomic(tmp_path / "f" / "meta.yaml", "a: 1\n")
+    with pytest.raises(InputError, match="cannot write the file"):  # the planner: file and expectation
+        write_atomic(tmp_path / "f" / "meta.yaml", "a: 1\n")
+    write_atomic(tmp_path / "d" / "meta.yaml", "a: 1\n")
+    pfmt.write_atomic(tmp_path / "d" / "meta.yaml", "a: 2\n")
+    assert (tmp_path / "d" / "meta.yaml").read_text() == "a: 2\n" and [p.name for p in (tmp_path / "d").iterdir()] == ["meta.yaml"]
