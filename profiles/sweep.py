@@ -187,6 +187,16 @@ class SweepState:
             self.stops.append(p.key)
             self.outcome.stop_reasons[p.key] = f"latency {ms:.1f} ms over the cap {self.cap:g} ms"
 
+    def settle(self, p: Point, result: float | StopAxis, record: Callable[[Point, float], None]) -> str:
+        """Book one measurement: a latency is recorded (on disk) and then checked against the cap
+        ('measured'); a StopAxis stops its dimension ('skipped'). Shared by both sweep loops."""
+        if isinstance(result, StopAxis):
+            self.stopped(p, result.reason)
+            return "skipped"
+        record(p, result)
+        self.measured(p, result)
+        return "measured"
+
 
 def run_sweep(
     points: Sequence[Point],
@@ -208,15 +218,12 @@ def run_sweep(
     for p in points:
         status = state.classify(p)
         if status is None:
+            result: float | StopAxis
             try:
-                ms = measure(p)
+                result = measure(p)
             except StopAxis as stop:
-                state.stopped(p, stop.reason)
-                status = "skipped"
-            else:
-                record(p, ms)
-                state.measured(p, ms)
-                status = "measured"
+                result = stop
+            status = state.settle(p, result, record)
         if on_point:
             on_point(p, status)
     return state.outcome

@@ -748,14 +748,10 @@ async def run_sweep_async(points, measure, record, done, latency_cap_ms, on_poin
             status = "skipped"
         if status is None:
             try:
-                ms = await measure(p)
+                result = await measure(p)
             except sweep.StopAxis as stop:
-                state.stopped(p, stop.reason)
-                status = "skipped"
-            else:
-                record(p, ms)
-                state.measured(p, ms)
-                status = "measured"
+                result = stop
+            status = state.settle(p, result, record)
         if on_point:
             on_point(p, status)
     return state.outcome
