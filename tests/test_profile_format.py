@@ -111,3 +111,14 @@ def test_one_atomic_writer_with_the_planners_error_on_top(tmp_path: Path):
     write_atomic(tmp_path / "d" / "meta.yaml", "a: 1\n")
     pfmt.write_atomic(tmp_path / "d" / "meta.yaml", "a: 2\n")
     assert (tmp_path / "d" / "meta.yaml").read_text() == "a: 2\n" and [p.name for p in (tmp_path / "d").iterdir()] == ["meta.yaml"]
+
+
+def test_format_and_the_torch_backend_import_without_the_planners_dependencies():
+    # GPU machines have torch, numpy and pyyaml, not pandas or pydantic (module docstring).
+    import subprocess
+    import sys
+
+    code = ("import sys\nfor m in ('pandas', 'pydantic', 'scipy', 'planner'): sys.modules[m] = None\n"
+            "import profiles.format, profiles.sweep, profiles.backends.torch_ref\n")
+    res = subprocess.run([sys.executable, "-c", code], cwd=DATA.parents[1], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
