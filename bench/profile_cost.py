@@ -46,6 +46,7 @@ from planner.perf import PerfModel  # noqa: E402
 from planner.perffit import fit_decode, fit_prefill  # noqa: E402
 from planner.profiledata import central_points, load_profile  # noqa: E402
 from planner.simulate.emulator import EmulatorFleet  # noqa: E402
+from profiles import format as pfmt  # noqa: E402
 from profiles import sweep  # noqa: E402
 from profiles.backends.vllm import BLOCKER_TOKENS, VllmClient, VllmRunConfig, endpoint_info, run_profile  # noqa: E402
 
@@ -161,7 +162,7 @@ def main() -> int:
         full = run_profile(cfg)
         # Read the points straight from the store: the emulator's step times carry ~1 ms (wall) of timer
         # quantization, which can break the loader's monotonicity check at low batch; the bench needs no check.
-        store = sweep.ProfileStore(cfg.out)
+        store = pfmt.ProfileStore(cfg.out)
         pre_full, dec_full = store.prefill_done(), store.decode_done()
         pre_sub, dec_sub, sub_gpu_s = adaptive_on_emulator(url, law.max_batched_tokens, sorted(pre_full), sorted(dec_full),
                                                            args.repeats, args.time_scale, args.budget_frac, args.decode_tokens)

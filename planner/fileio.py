@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from planner.errors import InputError
+from profiles import format as pfmt
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -93,12 +94,6 @@ def read_csv(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataF
     return df
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def check_writable(path: str | os.PathLike[str], option: str = "--output") -> None:
     """Refuse, before any work, an output path that is a directory or cannot be created.
 
@@ -123,28 +118,17 @@ def check_writable(path: str | os.PathLike[str], option: str = "--output") -> No
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write text so that readers see the old file or the whole new one, never a part.
-
-    The file gets the mode an ordinary open() would give it (0666 less the umask), not mkstemp's
-    0600; a path that cannot be written is an InputError naming it."""
+    """Write text so that readers see the old file or the whole new one, never a part
+    (:func:`profiles.format.write_atomic`, the one atomic writer of the project, which the GPU-side
+    profiler uses too); a path that cannot be written is an InputError naming it."""
     p = Path(path)
     if p.is_dir():
         raise InputError(str(p), None, "is a directory; expected a file path")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise InputError(str(p), None, f"cannot write the file ({exc.strerror})") from exc
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    def cannot_create(q: Path, exc: OSError) -> InputError:
+        return InputError(str(q), None, f"cannot write the file ({exc.strerror})")
+
+    pfmt.write_atomic(p, text, create_error=cannot_create)
 
 
 def dump_yaml(data: Any) -> str:

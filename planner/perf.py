@@ -72,6 +72,7 @@ from planner.roofline import (
 from planner.perffit import fit_decode_moe, fit_prefill_client  # precision and overhead terms
 from planner.profiledata import LAW_PREFERENCE, law_source
 from planner.schema import Dtype, LawSource, ModelSpec, precision_suffix
+from profiles import format as pfmt
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +88,9 @@ ALLREDUCE_DIR = "allreduce"
 """Subdirectory of a profile root holding measured all-reduce times (<gpu>/allreduce.csv)."""
 """Bundled example profiles (Splitwise Llama2-70B on A100/H100)."""
 
-# The profiler's default grids (DESIGN.md, Profiler): priors are fitted on the same points a
-# profile would measure, so a prior and a later measurement are comparable point for point.
-PRIOR_PREFILL_ISL = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
-PRIOR_PREFILL_BATCH = (1, 2, 4, 8)
-PRIOR_DECODE_BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-PRIOR_DECODE_CONTEXT = (512, 1024, 2048, 4096, 8192)
+# The prior is fitted on the profiler's default grids (profiles.format.PREFILL_ISL ..., DESIGN.md
+# "Profiler"): the same points a profile would measure, so a prior and a later measurement are
+# comparable point for point.
 # Per-request TTFT overhead of vLLM's frontend when no vLLM profile measured one, by the rule of
 # perffit.fit_prefill_client on the facts in shared/tools/vllm-offline/README.md (vLLM 0.26.0, H200,
 # Llama-3.1-8B shapes, CUDA graphs): TTFT 17.4 ms at 128 prompt tokens, ITL 4.86 ms at batch 1;
@@ -346,11 +344,11 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     kv = kv_capacity_tokens(model, gpu, tp, max_batched_tokens=DEFAULT_MAX_BATCHED_TOKENS, max_num_seqs=DEFAULT_MAX_NUM_SEQS)
     if kv is None:
         return None
-    isl, pb = (a.ravel() for a in np.meshgrid(PRIOR_PREFILL_ISL, PRIOR_PREFILL_BATCH))
-    keep = isl * pb <= max(kv, PRIOR_PREFILL_ISL[0])
+    isl, pb = (a.ravel() for a in np.meshgrid(pfmt.PREFILL_ISL, pfmt.PREFILL_BATCH))
+    keep = isl * pb <= max(kv, pfmt.PREFILL_ISL[0])
     isl, pb = isl[keep], pb[keep]
-    db, ctx = (a.ravel() for a in np.meshgrid(PRIOR_DECODE_BATCH, PRIOR_DECODE_CONTEXT))
-    keep = db * ctx <= max(kv, PRIOR_DECODE_CONTEXT[0])
+    db, ctx = (a.ravel() for a in np.meshgrid(pfmt.DECODE_BATCH, pfmt.DECODE_CONTEXT))
+    keep = db * ctx <= max(kv, pfmt.DECODE_CONTEXT[0])
     db, ctx = db[keep], ctx[keep]
     t_pre = predict_ms(prefill_parts(model, gpu, tp, isl, pb, allreduce), eff, "prefill")
     t_dec = predict_ms(decode_parts(model, gpu, tp, db, ctx, allreduce), eff, "decode")

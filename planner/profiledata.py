@@ -7,7 +7,8 @@ The variant directory ``tp<N>[-fp8][-kvfp8]`` names the tensor-parallel size and
 vLLM beside the torch-reference one in the variant directory itself; both load, and the
 performance model prefers the vLLM one (:func:`law_source`, :data:`LAW_PREFERENCE`).
 
-Formats (DESIGN.md "Profiler's directory format"), tidy tables with one row per measurement:
+Formats (DESIGN.md "Profiler's directory format"; file names, columns and meta keys are defined once in
+:mod:`profiles.format`, which the profiler writes with), tidy tables with one row per measurement:
 
 - ``meta.yaml``   -> :class:`ProfileMeta` (engine, flags, KV capacity, who/what measured it).
 - ``prefill.csv`` -> columns ``isl, batch, ttft_ms``: time to prefill `batch` prompts of `isl` tokens
@@ -28,8 +29,8 @@ whose data files parse is complete.
 
 from __future__ import annotations
 
+import math
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from planner.errors import InputError
 from planner.schema import LawSource, parse_tp_part, precision_suffix
-from planner.fileio import dump_yaml, parse_model, read_csv, read_yaml, write_atomic, write_csv_atomic
+from planner.fileio import parse_model, read_csv, read_yaml
+from profiles import format as pfmt
+from profiles.format import CENTRAL_STATS, DECODE, MIXED, PREFILL, VLLM_SUBDIR, TableFormat
 
 # Allowed drop of a point's central latency below the largest one at smaller work before the file is
 # rejected. Repeats of one point agree within ~2% (Splitwise's five repeats), but neighbouring points
@@ -49,12 +52,6 @@ from planner.fileio import dump_yaml, parse_model, read_csv, read_yaml, write_at
 # mixed-up rows and broken runs (e.g. Splitwise's tp2 batch-64 points, -88% and -19%).
 MONOTONE_TOLERANCE = 0.15
 
-PREFILL_COLUMNS = ("isl", "batch", "ttft_ms")
-DECODE_COLUMNS = ("batch", "context_tokens", "itl_ms")
-MIXED_COLUMNS = ("batch", "context_tokens", "prefill_tokens", "itl_ms")
-STAT_COLUMNS = ("stat", "percentile")
-# Values of `stat` (or `percentile`) treated as the central value of a point, in order of preference.
-CENTRAL_STATS = ("median", "p50", "mean")
 
 
 class ProfileMeta(BaseModel):
@@ -81,8 +78,6 @@ class ProfileMeta(BaseModel):
     notes: str | None = None
 
 
-VLLM_SUBDIR = "vllm"
-"""Subfolder of a variant directory holding the profile measured on real vLLM."""
 LAW_PREFERENCE: tuple[LawSource, ...] = ("measured-vllm", "measured", "measured-torch", "splitwise")
 """Which profile of a variant the performance model uses when several exist, best first: the engine
 that is deployed (vLLM) over other engines over the torch reference decoder (no scheduler, slower
@@ -175,32 +170,33 @@ def _check_monotone(df: pd.DataFrame, path: Path, axes: tuple[str, str], value: 
                         running, prev_at = float(v), x
 
 
-def _read_table(path: Path, columns: tuple[str, ...], monotone_axes: tuple[str, str] | None) -> pd.DataFrame:
+def _read_table(path: Path, table: TableFormat) -> pd.DataFrame:
+    columns = table.required
     df = read_csv(path, {c: "numeric" for c in columns})
     if df.empty:
         raise InputError(str(path), None, f"expected at least one measurement row with columns {list(columns)}")
-    sizes = tuple(c for c in columns if not c.endswith("_ms"))
+    sizes = table.sizes
     _check_values(df, path, positive=columns if "prefill_tokens" not in columns else tuple(c for c in columns if c != "prefill_tokens"), integral=sizes)
     if "prefill_tokens" in columns and (df["prefill_tokens"] < 0).any():
         i = int((df["prefill_tokens"] < 0).to_numpy().nonzero()[0][0])
         raise InputError(str(path), "prefill_tokens", f"expected a number >= 0; line {i + 2} has {df['prefill_tokens'].iloc[i]!r}")
     for c in sizes:
         df[c] = df[c].astype(int)
-    if monotone_axes is not None:
-        _check_monotone(df, path, monotone_axes, columns[-1])
+    if table.axes is not None:
+        _check_monotone(df, path, table.axes, table.value)
     return df
 
 
 def read_prefill(path: str | os.PathLike[str]) -> pd.DataFrame:
-    return _read_table(Path(path), PREFILL_COLUMNS, ("isl", "batch"))
+    return _read_table(Path(path), PREFILL)
 
 
 def read_decode(path: str | os.PathLike[str]) -> pd.DataFrame:
-    return _read_table(Path(path), DECODE_COLUMNS, ("batch", "context_tokens"))
+    return _read_table(Path(path), DECODE)
 
 
 def read_mixed(path: str | os.PathLike[str]) -> pd.DataFrame:
-    return _read_table(Path(path), MIXED_COLUMNS, None)
+    return _read_table(Path(path), MIXED)
 
 
 def read_meta(path: str | os.PathLike[str]) -> ProfileMeta:
@@ -210,9 +206,9 @@ def read_meta(path: str | os.PathLike[str]) -> ProfileMeta:
 def load_profile(directory: str | os.PathLike[str]) -> Profile:
     """Load and validate one profile directory (meta.yaml, prefill.csv, decode.csv, optional mixed.csv)."""
     d = Path(directory)
-    meta = read_meta(d / "meta.yaml")
-    mixed = read_mixed(d / "mixed.csv") if (d / "mixed.csv").is_file() else None
-    return Profile(path=d, meta=meta, prefill=read_prefill(d / "prefill.csv"), decode=read_decode(d / "decode.csv"), mixed=mixed)
+    meta = read_meta(d / pfmt.META_FILE)
+    mixed = read_mixed(d / MIXED.file) if (d / MIXED.file).is_file() else None
+    return Profile(path=d, meta=meta, prefill=read_prefill(d / PREFILL.file), decode=read_decode(d / DECODE.file), mixed=mixed)
 
 
 def iter_profiles(root: str | os.PathLike[str]) -> Iterator[Profile]:
@@ -221,7 +217,7 @@ def iter_profiles(root: str | os.PathLike[str]) -> Iterator[Profile]:
     r = Path(root)
     if not r.is_dir():
         raise InputError(str(r), None, "profile root directory not found")
-    found = list(r.glob("*/*/tp*/meta.yaml")) + list(r.glob(f"*/*/tp*/{VLLM_SUBDIR}/meta.yaml"))
+    found = list(r.glob(f"*/*/tp*/{pfmt.META_FILE}")) + list(r.glob(f"*/*/tp*/{VLLM_SUBDIR}/{pfmt.META_FILE}"))
     for meta_path in sorted(found):
         d = meta_path.parent
         in_vllm = d.name == VLLM_SUBDIR
@@ -269,6 +265,12 @@ def central_points(df: pd.DataFrame, axes: list[str], value: str) -> pd.DataFram
 
 
 # --------------------------------------------------------------------------- writing
+def _rows(df: pd.DataFrame) -> list[pfmt.Row]:
+    """A table's rows for profiles.format, a missing value (NaN, None) left out as pandas' to_csv does."""
+    return [{str(k): v for k, v in rec.items() if not (v is None or (isinstance(v, float) and math.isnan(v)))}
+            for rec in df.to_dict("records")]
+
+
 def write_profile(
     directory: str | os.PathLike[str],
     meta: ProfileMeta,
@@ -276,14 +278,15 @@ def write_profile(
     decode: pd.DataFrame,
     mixed: pd.DataFrame | None = None,
 ) -> Path:
-    """Write a profile directory; each file atomically, meta.yaml last. Returns the directory."""
+    """Write a profile directory with :func:`profiles.format.write_profile_dir` (each file atomically,
+    meta.yaml last; every column of the frames, floats as pandas writes them). Returns the directory."""
     d = Path(directory)
-    for df, cols, name in ((prefill, PREFILL_COLUMNS, "prefill.csv"), (decode, DECODE_COLUMNS, "decode.csv")):
-        missing = [c for c in cols if c not in df.columns]
+    frames = {t: df for t, df in ((PREFILL, prefill), (DECODE, decode), (MIXED, mixed)) if df is not None}
+    for table, df in frames.items():
+        missing = [c for c in table.required if c not in df.columns]
         if missing:
-            raise InputError(str(d / name), missing[0], f"refusing to write: missing columns {missing}")
-        write_csv_atomic(d / name, df)
-    if mixed is not None:
-        write_csv_atomic(d / "mixed.csv", mixed)
-    write_atomic(d / "meta.yaml", dump_yaml(meta.model_dump(mode="json", exclude_none=True)))
-    return d
+            raise InputError(str(d / table.file), missing[0], f"refusing to write: missing columns {missing}")
+    return pfmt.write_profile_dir(
+        d, meta.model_dump(mode="json", exclude_none=True), _rows(prefill), _rows(decode),
+        _rows(mixed) if mixed is not None else None,
+        columns={t.file: [str(c) for c in df.columns] for t, df in frames.items()}, float_digits=None)

@@ -166,12 +166,12 @@ def register(app: typer.Typer) -> None:
         else:
             directory = out or profile_dir(Path(__file__).resolve().parent / "data", model, gpu, tp)
         console = stdout_console()
-        from profiles import sweep
+        from profiles import format as pfmt
 
-        pi = _ints(prefill_isl, sweep.DEFAULT_PREFILL_ISL, "prefill_isl")
-        pb = _ints(prefill_batch, sweep.DEFAULT_PREFILL_BATCH, "prefill_batch")
-        db = _ints(decode_batch, sweep.DEFAULT_DECODE_BATCH, "decode_batch")
-        dc = _ints(decode_context, sweep.DEFAULT_DECODE_CONTEXT, "decode_context")
+        pi = _ints(prefill_isl, pfmt.PREFILL_ISL, "prefill_isl")
+        pb = _ints(prefill_batch, pfmt.PREFILL_BATCH, "prefill_batch")
+        db = _ints(decode_batch, pfmt.DECODE_BATCH, "decode_batch")
+        dc = _ints(decode_context, pfmt.DECODE_CONTEXT, "decode_context")
         if backend == "torch":
             from profiles.backends import torch_ref
 

@@ -16,7 +16,8 @@ import pandas as pd
 from planner.perffit import FitReport, experts_touched, fit_decode, fit_decode_moe, fit_prefill
 from planner.perf import measured_ttft_overhead
 from planner.perffit import fit_prefill_client
-from planner.profiledata import VLLM_SUBDIR, Profile, central_points, law_source, load_profile
+from planner.profiledata import Profile, central_points, law_source, load_profile
+from profiles.format import META_FILE, VLLM_SUBDIR
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,13 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
     d = Path(directory)
     others: tuple[str, ...] = ()
     used = True
-    if (d / VLLM_SUBDIR / "meta.yaml").is_file():
-        if (d / "meta.yaml").is_file():  # show DIR's profile; the planner prefers the vllm/ one
+    if (d / VLLM_SUBDIR / META_FILE).is_file():
+        if (d / META_FILE).is_file():  # show DIR's profile; the planner prefers the vllm/ one
             used = False
             others = (f"{d / VLLM_SUBDIR} (measured-vllm): the planner uses this one instead",)
         else:
             d = d / VLLM_SUBDIR
-    elif d.name == VLLM_SUBDIR and (d.parent / "meta.yaml").is_file():
+    elif d.name == VLLM_SUBDIR and (d.parent / META_FILE).is_file():
         others = (f"{d.parent} ({law_source(load_profile(d.parent).meta)}): not used, this vllm/ profile is preferred",)
     prof = load_profile(d)
     pre = central_points(prof.prefill, ["isl", "batch"], "ttft_ms")

@@ -2,11 +2,12 @@
 
 This module is the backend-independent half of ``planner profile``: WHICH points to measure and in
 what order. The backends (``profiles.backends.vllm`` over HTTP, ``profiles.backends.torch_ref`` on a
-GPU) say HOW one point is measured. It imports only the standard library (and pyyaml, lazily) so that the
-torch backend runs as a standalone script on a GPU machine that has torch, numpy and pyyaml but not
-this project's other dependencies.
+GPU) say HOW one point is measured; :mod:`profiles.format` says how the points are written (the
+default grids, columns and the :class:`~profiles.format.ProfileStore`). It imports only the standard
+library so that the torch backend runs as a standalone script on a GPU machine that has torch, numpy
+and pyyaml but not this project's other dependencies.
 
-Default grids (DESIGN.md "Profiler"), identical for every GPU so that profiles line up point for point:
+Default grids (:data:`profiles.format.PREFILL_ISL` ..., DESIGN.md "Profiler"):
   prefill: isl {128 .. 16384} x batch {1, 2, 4, 8}, one forward pass, ``max_tokens=1`` -> TTFT;
   decode:  batch {1 .. 256} x context {512 .. 8192}, steady-state ITL; points whose KV does not fit
            the engine's KV capacity are skipped.
@@ -19,21 +20,12 @@ wasting GPU time on points no SLO would accept.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import os
 import statistics
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-# --------------------------------------------------------------------------- default grids (DESIGN.md)
-DEFAULT_PREFILL_ISL: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
-DEFAULT_PREFILL_BATCH: tuple[int, ...] = (1, 2, 4, 8)
-DEFAULT_DECODE_BATCH: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-DEFAULT_DECODE_CONTEXT: tuple[int, ...] = (512, 1024, 2048, 4096, 8192)
+from profiles.format import DECODE_BATCH, DECODE_CONTEXT, PREFILL_BATCH, PREFILL_ISL
 
 # Latency caps beyond which a sweep dimension stops. A TTFT of 30 s or an ITL of 500 ms is far past
 # any interactive SLO (the strictest public SLOs are TTFT ~0.2-2 s, ITL 20-100 ms, DistServe/Splitwise),
@@ -98,8 +90,8 @@ def parse_int_list(text: str | None, default: Sequence[int]) -> tuple[int, ...]:
 
 
 def prefill_grid(
-    isls: Iterable[int] = DEFAULT_PREFILL_ISL,
-    batches: Iterable[int] = DEFAULT_PREFILL_BATCH,
+    isls: Iterable[int] = PREFILL_ISL,
+    batches: Iterable[int] = PREFILL_BATCH,
     max_tokens: int | None = None,
     max_isl: int | None = None,
 ) -> list[PrefillPoint]:
@@ -114,8 +106,8 @@ def prefill_grid(
 
 
 def decode_grid(
-    batches: Iterable[int] = DEFAULT_DECODE_BATCH,
-    contexts: Iterable[int] = DEFAULT_DECODE_CONTEXT,
+    batches: Iterable[int] = DECODE_BATCH,
+    contexts: Iterable[int] = DECODE_CONTEXT,
     kv_capacity_tokens: int | None = None,
     decode_tokens: int = DEFAULT_DECODE_TOKENS,
     max_num_seqs: int | None = None,
@@ -195,6 +187,16 @@ class SweepState:
             self.stops.append(p.key)
             self.outcome.stop_reasons[p.key] = f"latency {ms:.1f} ms over the cap {self.cap:g} ms"
 
+    def settle(self, p: Point, result: float | StopAxis, record: Callable[[Point, float], None]) -> str:
+        """Book one measurement: a latency is recorded (on disk) and then checked against the cap
+        ('measured'); a StopAxis stops its dimension ('skipped'). Shared by both sweep loops."""
+        if isinstance(result, StopAxis):
+            self.stopped(p, result.reason)
+            return "skipped"
+        record(p, result)
+        self.measured(p, result)
+        return "measured"
+
 
 def run_sweep(
     points: Sequence[Point],
@@ -216,15 +218,12 @@ def run_sweep(
     for p in points:
         status = state.classify(p)
         if status is None:
+            result: float | StopAxis
             try:
-                ms = measure(p)
+                result = measure(p)
             except StopAxis as stop:
-                state.stopped(p, stop.reason)
-                status = "skipped"
-            else:
-                record(p, ms)
-                state.measured(p, ms)
-                status = "measured"
+                result = stop
+            status = state.settle(p, result, record)
         if on_point:
             on_point(p, status)
     return state.outcome
@@ -330,109 +329,3 @@ def iter_chunks(seq: Sequence[int], n: int) -> Iterator[Sequence[int]]:
     """Consecutive slices of `seq` of at most `n` items."""
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
-
-
-# --------------------------------------------------------------------------- the profile directory
-# planner.profiledata's columns first; `stat: median` says each row is a point's median of
-# `repeats` timings (min and max kept beside it for the spread).
-# `raised` = 1 where the median fell below the monotone floor after retries and the central value was
-# raised to it (see monotone_floor); optional columns are written only when some row has them.
-PREFILL_COLUMNS = ["isl", "batch", "ttft_ms", "stat", "ttft_ms_min", "ttft_ms_max", "repeats"]
-DECODE_COLUMNS = ["batch", "context_tokens", "itl_ms", "stat", "itl_ms_min", "itl_ms_max", "repeats"]
-# ttft_e2e_ms: a lone batch sent to an idle server, from the first request sent to the last first
-# token, as a client sees it (includes the HTTP/frontend/scheduling overhead that ttft_ms leaves out).
-PREFILL_OPTIONAL = ["ttft_e2e_ms", "raised"]
-DECODE_OPTIONAL = ["raised"]
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the whole new one (temp file in the same folder + os.replace).
-
-    The twin of planner.fileio.write_atomic, kept here so that this module needs only the standard
-    library and pyyaml on GPU machines where the planner's dependencies (pandas, pydantic) are absent."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)  # the mode an ordinary open() gives, not mkstemp's 0600 (issue 11)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-class ProfileStore:
-    """A profile directory being measured: prefill.csv and decode.csv rewritten atomically after every
-    point (so an interrupted run keeps what it measured, and a rerun skips it), meta.yaml last.
-
-    Same format as planner.profiledata (which reads and validates it); written with the standard
-    library because GPU machines that run the torch backend lack pandas and pydantic.
-    """
-
-    def __init__(self, root: str | os.PathLike[str]):
-        self.root = Path(root)
-        self.prefill_rows: list[dict] = self._read("prefill.csv")
-        self.decode_rows: list[dict] = self._read("decode.csv")
-
-    def _read(self, name: str) -> list[dict]:
-        p = self.root / name
-        if not p.is_file():
-            return []
-        with p.open() as fh:
-            return [{k: v if k == "stat" else float(v) if "_ms" in k else int(float(v)) for k, v in row.items() if v not in (None, "")}
-                    for row in csv.DictReader(fh)]
-
-    @staticmethod
-    def _csv(rows: list[dict], cols: list[str], optional: Sequence[str] = ()) -> str:
-        cols = list(cols) + [c for c in optional if any(c in r for r in rows)]
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n", extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: (f"{r[c]:.4f}" if isinstance(r[c], float) else r[c]) for c in cols if c in r})
-        return buf.getvalue()
-
-    def prefill_done(self) -> dict[tuple[int, int], float]:
-        return {(int(r["isl"]), int(r["batch"])): float(r["ttft_ms"]) for r in self.prefill_rows}
-
-    def decode_done(self) -> dict[tuple[int, int], float]:
-        return {(int(r["batch"]), int(r["context_tokens"])): float(r["itl_ms"]) for r in self.decode_rows}
-
-    def add_prefill(self, isl: int, batch: int, samples: Sequence[float], central: float | None = None,
-                    e2e_samples: Sequence[float] = ()) -> None:
-        """One point: the median of `samples` (or `central`, a floor-raised value), its spread, and
-        optionally the client-side TTFT of the batch on an idle server."""
-        self.prefill_rows = [r for r in self.prefill_rows if (r["isl"], r["batch"]) != (isl, batch)]
-        row = {"isl": isl, "batch": batch, "ttft_ms": statistics.median(samples) if central is None else float(central),
-               "stat": "median", "ttft_ms_min": min(samples), "ttft_ms_max": max(samples), "repeats": len(samples)}
-        if e2e_samples:
-            row["ttft_e2e_ms"] = float(statistics.median(e2e_samples))
-        if central is not None and central > statistics.median(samples):
-            row["raised"] = 1
-        self.prefill_rows.append(row)
-        self.prefill_rows.sort(key=lambda r: (r["isl"], r["batch"]))
-        write_atomic(self.root / "prefill.csv", self._csv(self.prefill_rows, PREFILL_COLUMNS, PREFILL_OPTIONAL))
-
-    def add_decode(self, batch: int, context: int, samples: Sequence[float], central: float | None = None) -> None:
-        self.decode_rows = [r for r in self.decode_rows if (r["batch"], r["context_tokens"]) != (batch, context)]
-        row = {"batch": batch, "context_tokens": context, "itl_ms": statistics.median(samples) if central is None else float(central),
-               "stat": "median", "itl_ms_min": min(samples), "itl_ms_max": max(samples), "repeats": len(samples)}
-        if central is not None and central > statistics.median(samples):
-            row["raised"] = 1
-        self.decode_rows.append(row)
-        self.decode_rows.sort(key=lambda r: (r["batch"], r["context_tokens"]))
-        write_atomic(self.root / "decode.csv", self._csv(self.decode_rows, DECODE_COLUMNS, DECODE_OPTIONAL))
-
-    def write_record(self, record: dict, meta: dict) -> None:
-        """run.yaml gets the whole run record; meta.yaml (written last) the fields of
-        planner.profiledata.ProfileMeta, so the planner's loader reads the directory as it is."""
-        import yaml
-
-        write_atomic(self.root / "run.yaml", yaml.safe_dump(record, sort_keys=False, default_flow_style=False))
-        write_atomic(self.root / "meta.yaml", yaml.safe_dump(meta, sort_keys=False, default_flow_style=False))

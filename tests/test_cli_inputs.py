@@ -295,9 +295,10 @@ def test_rate_quantile_classes_sum_to_at_most_the_busiest_window() -> None:
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_atomic_writers_follow_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
-    """Both atomic writers (the planner's and the GPU-side sweep's twin) give 0666 less the umask, not 0600."""
+    """Both atomic writers (the planner's and profiles.format's, which it wraps and the GPU-side
+    profiler uses) give 0666 less the umask, not 0600."""
     from planner.fileio import write_atomic
-    from profiles.sweep import write_atomic as sweep_write_atomic
+    from profiles.format import write_atomic as sweep_write_atomic
 
     old = os.umask(umask)
     try:

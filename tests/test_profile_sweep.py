@@ -1,9 +1,11 @@
-"""Grids, ordering, early stop, resumption and the profile store of profiles.sweep (pure, no server)."""
+"""Grids, ordering, early stop and resumption of profiles.sweep, and the profile store of
+profiles.format (pure, no server)."""
 
 from __future__ import annotations
 
 import pytest
 
+from profiles import format as pfmt
 from profiles import sweep
 
 
@@ -61,10 +63,10 @@ def test_resumed_points_are_not_measured_again_and_keep_their_stop():
 def test_profile_store_is_resumable_and_readable_by_the_planner(tmp_path):
     from planner.profiledata import read_decode, read_prefill
 
-    st = sweep.ProfileStore(tmp_path)
+    st = pfmt.ProfileStore(tmp_path)
     st.add_prefill(128, 1, [10.0, 12.0, 11.0])
     st.add_decode(4, 512, [7.0, 7.2])
-    again = sweep.ProfileStore(tmp_path)
+    again = pfmt.ProfileStore(tmp_path)
     assert again.prefill_done() == {(128, 1): 11.0} and again.decode_done() == {(4, 512): 7.1}
     pre = read_prefill(tmp_path / "prefill.csv")
     assert pre.ttft_ms.tolist() == [11.0] and pre.stat.tolist() == ["median"]

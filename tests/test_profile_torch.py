@@ -12,13 +12,26 @@ from profiles.backends.torch_ref import TINY, RefDecoder, correctness_check, loa
 
 
 def test_shapes_from_the_catalog_match_the_planner_catalog():
+    """Shapes is the stdlib view of planner.schema.ModelSpec (GPU machines lack pydantic): for every
+    dense model of the catalog, the same architecture numbers and the same KV bytes per token (the
+    meta.yaml's kv_capacity_tokens divides by it); parameters differ by the norm weights only."""
+    import dataclasses
+
     from planner.catalog import Catalog
 
-    spec = Catalog.load().model("llama-3.1-8b")
+    cat = Catalog.load()
+    dense = [name for name in cat.models if cat.model(name).moe is None]
+    assert "llama-3.1-8b" in dense and len(dense) >= 3
+    for name in dense:
+        spec, s = cat.model(name), load_shapes(name)
+        for f in dataclasses.fields(s):
+            if f.name != "name":
+                assert getattr(s, f.name) == getattr(spec, f.name), (name, f.name)
+        assert s.kv_bytes_per_token == spec.kv_bytes_per_token
+        norms = s.layers * 2 * s.hidden + s.hidden
+        assert s.params - norms == spec.params + (s.vocab * s.hidden if spec.tied_embeddings else 0)
     s = load_shapes("llama-3.1-8b")
     assert (s.layers, s.hidden, s.heads, s.kv_heads, s.head_dim, s.intermediate, s.vocab) == (32, 4096, 32, 8, 128, 14336, 128256)
-    assert s.kv_bytes_per_token == spec.kv_bytes_per_token
-    assert s.params == pytest.approx(spec.params, rel=1e-3)  # + norm weights only
     with pytest.raises(SystemExit, match="MoE"):
         load_shapes("qwen3-30b-a3b")
     with pytest.raises(SystemExit, match="unknown model"):
@@ -40,7 +53,8 @@ def test_correctness_check_passes_and_catches_a_broken_cache(monkeypatch):
 
 
 def test_tiny_cpu_profile_is_loadable_and_resumable(tmp_path, capsys):
-    from planner.profiledata import DECODE_COLUMNS, PREFILL_COLUMNS, read_meta
+    from planner.profiledata import read_meta
+    from profiles.format import DECODE, PREFILL
     from planner.fileio import read_csv
 
     args = ["--model", "tiny", "--gpu", "H100-SXM-80GB", "--out", str(tmp_path), "--device", "cpu", "--check",
@@ -52,8 +66,8 @@ def test_tiny_cpu_profile_is_loadable_and_resumable(tmp_path, capsys):
     # tests/test_profile_show.py).
     meta = read_meta(tmp_path / "meta.yaml")
     assert meta.backend == "torch" and meta.kv_capacity_tokens == 80 and meta.device_name.startswith("cpu")
-    pre = read_csv(tmp_path / "prefill.csv", {c: "numeric" for c in PREFILL_COLUMNS})
-    dec = read_csv(tmp_path / "decode.csv", {c: "numeric" for c in DECODE_COLUMNS})
+    pre = read_csv(tmp_path / "prefill.csv", {c: "numeric" for c in PREFILL.required})
+    dec = read_csv(tmp_path / "decode.csv", {c: "numeric" for c in DECODE.required})
     assert len(pre) == 4 and set(pre.stat) == {"median"}
     # Decode points whose KV (batch x context) exceeds the 80-token pool are skipped: 4 x 32 = 128.
     assert sorted(map(tuple, dec[["batch", "context_tokens"]].to_numpy().tolist())) == [(1, 16), (1, 32), (2, 16), (2, 32), (4, 16)]
@@ -65,7 +79,7 @@ def test_tiny_cpu_profile_is_loadable_and_resumable(tmp_path, capsys):
 
 
 def test_budget_stops_early_and_keeps_points(tmp_path):
-    from profiles.sweep import ProfileStore
+    from profiles.format import ProfileStore
 
     args = ["--model", "tiny", "--gpu", "H100-SXM-80GB", "--out", str(tmp_path), "--device", "cpu",
             "--prefill-isl", "16,32,64", "--prefill-batch", "1", "--decode-batch", "1", "--decode-context", "16",

@@ -41,7 +41,7 @@ import yaml
 
 from planner.errors import PlannerError
 from planner.pairprofile import HANDOFF_COLUMNS, LOAD_COLUMNS, PairMeta, pair_dir
-from profiles import sweep
+from profiles import format as pfmt
 from profiles.backends.pd_launch import PairLaunch, pair_launch
 from profiles.backends.pd_proxy import PREFILL_MS_HEADER, PdProxy, ProxyConfig
 from profiles.backends.vllm import (
@@ -227,12 +227,12 @@ def _write(cfg: PairRunConfig, summary: PairSummary, engine_version: str | None)
                f"tokens each; load: {cfg.load_requests} Poisson requests per rate of isl {cfg.load_isl}, osl {cfg.load_osl}"),
     )
     cfg.out.mkdir(parents=True, exist_ok=True)
-    sweep.write_atomic(cfg.out / "handoff.csv", _csv(summary.handoff_rows, HANDOFF_COLUMNS))
+    pfmt.write_atomic(cfg.out / "handoff.csv", _csv(summary.handoff_rows, HANDOFF_COLUMNS))
     if summary.load_rows:
-        sweep.write_atomic(cfg.out / "load.csv", _csv(summary.load_rows, LOAD_COLUMNS))
+        pfmt.write_atomic(cfg.out / "load.csv", _csv(summary.load_rows, LOAD_COLUMNS))
     else:  # a load.csv left by an earlier run would not belong to these hand-off rows
         (cfg.out / "load.csv").unlink(missing_ok=True)
-    sweep.write_atomic(cfg.out / "meta.yaml", yaml.safe_dump(meta.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    pfmt.write_atomic(cfg.out / "meta.yaml", yaml.safe_dump(meta.model_dump(mode="json", exclude_none=True), sort_keys=False))
 
 
 def _csv(rows: list[dict], cols: tuple[str, ...]) -> str:
@@ -309,7 +309,7 @@ def _mixed_only(cfg: PairRunConfig) -> PairSummary:
         raise ProfilerError("the mixed measurement needs --rates and --mixed URL or --launch")
     kept = [] if prof.load is None else prof.load[prof.load["mode"] == "pd"].to_dict("records")
     summary.load_rows = kept + rows
-    sweep.write_atomic(cfg.out / "load.csv", _csv(summary.load_rows, LOAD_COLUMNS))
+    pfmt.write_atomic(cfg.out / "load.csv", _csv(summary.load_rows, LOAD_COLUMNS))
     return summary
 
 

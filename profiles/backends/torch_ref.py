@@ -49,6 +49,7 @@ from typing import Callable, Sequence
 
 import yaml
 
+from profiles import format as pfmt
 from profiles import sweep
 
 # torch is imported lazily (functions below) so that `--help` and the pure helpers work without it.
@@ -361,11 +362,7 @@ def prefill_repeats(tokens: int) -> int:
 
 
 # =========================================================================== profile directory I/O
-# The store lives in profiles.sweep (standard library + pyyaml); re-exported for callers of this module.
-from profiles.sweep import DECODE_COLUMNS, PREFILL_COLUMNS, ProfileStore, write_atomic  # noqa: E402
-
-
-class PlainProfileDir(ProfileStore):
+class PlainProfileDir(pfmt.ProfileStore):
     """The profile directory of a torch run: meta.yaml holds the ProfileMeta fields of the run record."""
 
     def write_meta(self, record: dict) -> None:  # type: ignore[override]
@@ -558,10 +555,10 @@ class RunConfig:
     out: Path
     device: str = "cuda"
     mem_fraction: float = DEFAULT_MEM_FRACTION
-    prefill_isl: tuple[int, ...] = sweep.DEFAULT_PREFILL_ISL
-    prefill_batch: tuple[int, ...] = sweep.DEFAULT_PREFILL_BATCH
-    decode_batch: tuple[int, ...] = sweep.DEFAULT_DECODE_BATCH
-    decode_context: tuple[int, ...] = sweep.DEFAULT_DECODE_CONTEXT
+    prefill_isl: tuple[int, ...] = pfmt.PREFILL_ISL
+    prefill_batch: tuple[int, ...] = pfmt.PREFILL_BATCH
+    decode_batch: tuple[int, ...] = pfmt.DECODE_BATCH
+    decode_context: tuple[int, ...] = pfmt.DECODE_CONTEXT
     max_prefill_tokens: int | None = None
     ttft_cap_ms: float = sweep.DEFAULT_TTFT_CAP_MS
     itl_cap_ms: float = sweep.DEFAULT_ITL_CAP_MS
@@ -799,7 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--models-yaml", default=str(MODELS_YAML))
     ap.add_argument("--mem-fraction", type=float, default=DEFAULT_MEM_FRACTION)
-    ap.add_argument("--prefill-isl", default=None, help="comma list; default " + ",".join(map(str, sweep.DEFAULT_PREFILL_ISL)))
+    ap.add_argument("--prefill-isl", default=None, help="comma list; default " + ",".join(map(str, pfmt.PREFILL_ISL)))
     ap.add_argument("--prefill-batch", default=None)
     ap.add_argument("--decode-batch", default=None)
     ap.add_argument("--decode-context", default=None)
@@ -827,10 +824,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             out=Path(args.out),
             device=args.device,
             mem_fraction=args.mem_fraction,
-            prefill_isl=sweep.parse_int_list(args.prefill_isl, sweep.DEFAULT_PREFILL_ISL),
-            prefill_batch=sweep.parse_int_list(args.prefill_batch, sweep.DEFAULT_PREFILL_BATCH),
-            decode_batch=sweep.parse_int_list(args.decode_batch, sweep.DEFAULT_DECODE_BATCH),
-            decode_context=sweep.parse_int_list(args.decode_context, sweep.DEFAULT_DECODE_CONTEXT),
+            prefill_isl=sweep.parse_int_list(args.prefill_isl, pfmt.PREFILL_ISL),
+            prefill_batch=sweep.parse_int_list(args.prefill_batch, pfmt.PREFILL_BATCH),
+            decode_batch=sweep.parse_int_list(args.decode_batch, pfmt.DECODE_BATCH),
+            decode_context=sweep.parse_int_list(args.decode_context, pfmt.DECODE_CONTEXT),
             max_prefill_tokens=args.max_prefill_tokens,
             ttft_cap_ms=args.ttft_cap_ms,
             itl_cap_ms=args.itl_cap_ms,
@@ -853,7 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.probe = summary["probe"]
     summary.update(run_profile(cfg, shapes))
     if args.summary_json:
-        write_atomic(Path(args.summary_json), json.dumps(summary, indent=2, default=str))
+        pfmt.write_atomic(Path(args.summary_json), json.dumps(summary, indent=2, default=str))
     log("summary: " + json.dumps({k: v for k, v in summary.items() if k != "check"}, default=str))
     return 0
 

@@ -48,6 +48,7 @@ from typing import Sequence
 import httpx
 
 from planner.errors import PlannerError
+from profiles import format as pfmt
 from profiles import sweep
 from profiles.backends.launch_env import server_env
 
@@ -573,10 +574,10 @@ class VllmRunConfig:
     out: Path
     endpoint: str | None = None
     launch: LaunchConfig | None = None
-    prefill_isl: tuple[int, ...] = sweep.DEFAULT_PREFILL_ISL
-    prefill_batch: tuple[int, ...] = sweep.DEFAULT_PREFILL_BATCH
-    decode_batch: tuple[int, ...] = sweep.DEFAULT_DECODE_BATCH
-    decode_context: tuple[int, ...] = sweep.DEFAULT_DECODE_CONTEXT
+    prefill_isl: tuple[int, ...] = pfmt.PREFILL_ISL
+    prefill_batch: tuple[int, ...] = pfmt.PREFILL_BATCH
+    decode_batch: tuple[int, ...] = pfmt.DECODE_BATCH
+    decode_context: tuple[int, ...] = pfmt.DECODE_CONTEXT
     decode_tokens: int = sweep.DEFAULT_DECODE_TOKENS
     repeats: int = 3
     decode_repeats: int | None = None
@@ -642,7 +643,7 @@ def _progress(enabled: bool):
 
 
 async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: ManagedServer | None) -> RunSummary:
-    store = sweep.ProfileStore(cfg.out)
+    store = pfmt.ProfileStore(cfg.out)
     kv = cfg.kv_capacity_override or info.kv_capacity_tokens
     client = VllmClient(url, info.model, time_scale=cfg.time_scale)
     summary = RunSummary(out=cfg.out, kv_capacity_tokens=kv)
@@ -747,14 +748,10 @@ async def run_sweep_async(points, measure, record, done, latency_cap_ms, on_poin
             status = "skipped"
         if status is None:
             try:
-                ms = await measure(p)
+                result = await measure(p)
             except sweep.StopAxis as stop:
-                state.stopped(p, stop.reason)
-                status = "skipped"
-            else:
-                record(p, ms)
-                state.measured(p, ms)
-                status = "measured"
+                result = stop
+            status = state.settle(p, result, record)
         if on_point:
             on_point(p, status)
     return state.outcome
@@ -801,14 +798,11 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
 
 
 def _write_rows(path: Path, rows: list[dict], cols: list[str]) -> None:
-    lines = [",".join(cols)] + [",".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in cols) for r in rows]
-    sweep.write_atomic(path, "\n".join(lines) + "\n")
+    pfmt.write_atomic(path, pfmt.table_text(rows, cols))
 
 
 def _write_goodput(path: Path, rows: list[dict]) -> None:
-    cols = list(rows[0])
-    lines = [",".join(cols)] + [",".join(f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]) for c in cols) for r in rows]
-    sweep.write_atomic(path, "\n".join(lines) + "\n")
+    _write_rows(path, rows, list(rows[0]))
 
 
 def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url: str) -> dict:
@@ -849,7 +843,7 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
         if cfg.launch is not None:
             server = ManagedServer(cfg.launch, cfg.out / "server.log").start()
             if server.proc is not None:  # for a supervisor that must stop it if this process is killed
-                sweep.write_atomic(cfg.out / "server.pid", f"{server.proc.pid}\n")
+                pfmt.write_atomic(cfg.out / "server.pid", f"{server.proc.pid}\n")
             url = server.url
             wait_healthy(url, cfg.health_timeout_s or DEFAULT_HEALTH_TIMEOUT_S, server)
             flags = cfg.launch.engine_flags()
@@ -869,13 +863,11 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
                   "num_gpu_blocks": info.num_gpu_blocks, "block_size": info.block_size, "time_scale": cfg.time_scale,
                   "gpu_seconds": round(summary.gpu_seconds, 3),
                   "prefill": _outcome_dict(summary.prefill), "decode": _outcome_dict(summary.decode)}
-        store = sweep.ProfileStore(cfg.out)
+        store = pfmt.ProfileStore(cfg.out)
         if store.prefill_rows and store.decode_rows:
             store.write_record(record, _meta(cfg, info, kv, flags, url))
         else:
-            import yaml
-
-            sweep.write_atomic(cfg.out / "run.yaml", yaml.safe_dump(record, sort_keys=False))
+            pfmt.write_atomic(cfg.out / pfmt.RUN_FILE, pfmt.yaml_text(record))
         return summary
     finally:
         if server is not None:
