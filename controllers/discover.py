@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from planner.schema import Variant
 
@@ -256,6 +257,7 @@ def discover(objects: Iterable[dict[str, Any]], scheme: LabelScheme) -> tuple[di
             if role is None:
                 problems.append(f"{where}: {scheme.role_label}={rv!r} is not one of {', '.join(sorted(scheme.role_values))}")
                 continue
+            gpu: str | None
             if scheme.gpu_label and scheme.gpu_label in t.labels:
                 gpu, why = t.labels[scheme.gpu_label], ""
             else:
