@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from planner.perf import VariantPerf, lookup_variant_perf
+from planner.slo_metrics import SloMetric
 
 
 class PerfSource(Protocol):
@@ -90,8 +91,8 @@ def update_corrections(
     notes: list[str] = []
     for model, obs in observed.items():
         pred = predicted.get(model, {})
-        for metric in ("ttft", "itl"):
-            key = f"{metric}_ms"
+        for metric in SloMetric:
+            key = metric.key
             old = current.factor(metric, model)
             seen = bucket_consistent(obs.get(key), pred.get(key), (buckets or {}).get(metric))
             new = update_factor(old, seen, pred.get(key), weight, lo, hi)
