@@ -122,7 +122,7 @@ def scale_perf(vp: VariantPerf, ttft_factor: float, itl_factor: float) -> Varian
 class CorrectedPerf:
     """A performance model seen through the correction factors; everything else is delegated."""
 
-    def __init__(self, base: Any, corrections: Corrections):
+    def __init__(self, base: PerfSource, corrections: Corrections):
         self._base = base
         self._corr = corrections
 
@@ -140,7 +140,7 @@ class CorrectedPerf:
 
 
 def predict_at_load(
-    perf: Any,
+    perf: PerfSource,
     ready: dict[str, int],
     weights: dict[str, float],
     arrival_rps: float,
@@ -187,7 +187,7 @@ def predict_at_load(
 
 
 def predict_service(
-    perf: Any,
+    perf: PerfSource,
     ready: dict[str, int],
     weights: dict[str, float],
     arrival_rps: float,

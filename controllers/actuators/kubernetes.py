@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from controllers.actuators.base import (
     ACTUATORS,
@@ -34,6 +34,7 @@ from controllers.actuators.base import (
 from controllers.config import ControllerConfig
 from controllers.discover import (
     GPU_NODE_LABELS,
+    K8sObject,
     LabelScheme,
     Target,
     discover,
@@ -49,10 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pd_planner.controller.actuate")
 
-K8sObject = dict[str, Any]
-"""An API object as the server returns it (camelCase JSON): the kubernetes client types custom
-objects as `object` (they are JSON objects), and the code reads them with .get() defaults, so this
-one alias is where the untyped JSON enters."""
 T = TypeVar("T")
 
 
@@ -95,8 +92,8 @@ def pool_id_from_labels(labels: dict[str, str]) -> str | None:
     try:
         tp_label = labels[LABEL_TP]
         tp, w, kv = parse_tp_part(tp_label if tp_label.startswith("tp") else f"tp{tp_label}")
-        v = Variant(model=labels[LABEL_MODEL], role=labels[LABEL_ROLE], gpu=labels[LABEL_GPU],  # type: ignore[arg-type]
-                    tp=tp, weight_dtype=w, kv_dtype=kv)
+        v = Variant.model_validate({"model": labels[LABEL_MODEL], "role": labels[LABEL_ROLE], "gpu": labels[LABEL_GPU],
+                                    "tp": tp, "weight_dtype": w, "kv_dtype": kv})
     except (KeyError, ValueError):
         return None
     return v.id
