@@ -311,7 +311,7 @@ WORKLOAD_KINDS: tuple[WorkloadKind, ...] = ("deployment", "leaderworkerset", "di
 
 class ActuatorConfig(_Strict):
     kind: str = Field(default="kubernetes", description="an actuator registered in controllers/actuators/ "
-                                                          "(kubernetes | metrics | simulator | file | ...)")
+                                                          "(the registry lists them; an unknown name is refused with the list)")
     options: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="settings of the chosen actuator that have no field here (each actuator's "
                                           "module documents its keys, e.g. file: path)")
@@ -411,7 +411,7 @@ class ControllerConfig(_Strict):
     fleet: str = Field(description="Fleet YAML: GPU inventory and limits (current replicas are observed)")
     models: dict[str, ModelConfig]
     observer: str = Field(default="prometheus", description="where the metrics come from: an observer registered in "
-                                                             "controllers/observers/ (prometheus | simulator | ...)")
+                                                             "controllers/observers/ (prometheus; simulator for replays)")
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     correct: CorrectConfig = Field(default_factory=CorrectConfig)
