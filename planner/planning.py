@@ -340,7 +340,7 @@ def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalo
                 plan = plan_workload(workload.model_copy(update={"models": models}), fleet, perf, catalog,
                                      backend=backend, time_limit_s=time_limit_s)
                 costs[side] = plan.cost_per_hour if plan.feasible else None
-            out.append(SloCost(model=model, metric=metric.value, percentile=entry.slo.percentile, bound_ms=bound,
+            out.append(SloCost(model=model, metric=metric, percentile=entry.slo.percentile, bound_ms=bound,
                                tighter_ms=round(bound / factor, 2), tighter_cost_per_hour=costs["tighter"],
                                looser_ms=round(bound * factor, 2), looser_cost_per_hour=costs["looser"]))
     return out
