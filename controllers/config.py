@@ -406,7 +406,7 @@ class ControllerConfig(_Strict):
     interval_s: float = Field(default=30.0, gt=0)
     startup_s: float = Field(default=180.0, ge=0, description="pod start-up time (image pull + weights load); forecast horizon")
     dry_run: bool = False
-    backend: str = "highs"
+    backend: str = Field(default="highs", description="MILP backend: one registered in solvers/runners/")
     solver_time_limit_s: float = Field(default=10.0, gt=0)
     fleet: str = Field(description="Fleet YAML: GPU inventory and limits (current replicas are observed)")
     models: dict[str, ModelConfig]
@@ -430,6 +430,15 @@ class ControllerConfig(_Strict):
 
         if v not in OBSERVERS:
             raise ValueError(f"one of {', '.join(OBSERVERS.names())} (controllers/observers/), got {v!r}")
+        return v
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_registered(cls, v: str) -> str:
+        from solvers import backend_names
+
+        if v not in backend_names():
+            raise ValueError(f"one of {', '.join(backend_names())} (solvers/runners/), got {v!r}")
         return v
 
 

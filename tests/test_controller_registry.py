@@ -88,6 +88,8 @@ def test_config_choices_come_from_the_registries():
         ActuatorConfig(kind="kafka")
     with pytest.raises(ValidationError, match="one of prometheus, .*simulator.*got 'statsd'"):
         cfg(observer="statsd")
+    with pytest.raises(ValidationError, match="one of highs, .*got 'gurobi'"):
+        cfg(backend="gurobi")  # the solver backends' registry (solvers/runners/)
     ACTUATORS.add("late-test", "registered after the config module was imported", lambda ctx: Actuation(FileActuator("x")))
     try:
         assert ActuatorConfig(kind="late-test").kind == "late-test"
