@@ -334,7 +334,7 @@ class ActuatorConfig(_Strict):
         from controllers.actuators import ACTUATORS  # the registry imports this module: looked up when validating
 
         if v not in ACTUATORS:
-            raise ValueError(f"one of {', '.join(ACTUATORS.names())} (controllers/actuators/), got {v!r}")
+            raise ValueError(f"one of {', '.join(ACTUATORS.names())} (registered in controllers/actuators/)")
         return v
 
 
@@ -429,7 +429,7 @@ class ControllerConfig(_Strict):
         from controllers.observers import OBSERVERS  # the registry imports this module: looked up when validating
 
         if v not in OBSERVERS:
-            raise ValueError(f"one of {', '.join(OBSERVERS.names())} (controllers/observers/), got {v!r}")
+            raise ValueError(f"one of {', '.join(OBSERVERS.names())} (registered in controllers/observers/)")
         return v
 
     @field_validator("backend")
@@ -438,7 +438,7 @@ class ControllerConfig(_Strict):
         from solvers import backend_names
 
         if v not in backend_names():
-            raise ValueError(f"one of {', '.join(backend_names())} (solvers/runners/), got {v!r}")
+            raise ValueError(f"one of {', '.join(backend_names())} (registered in solvers/runners/)")
         return v
 
 

@@ -84,11 +84,11 @@ def test_built_in_actuators_and_observers_are_registered():
 
 
 def test_config_choices_come_from_the_registries():
-    with pytest.raises(ValidationError, match="one of kubernetes, .*file.*got 'kafka'"):
+    with pytest.raises(ValidationError, match="one of kubernetes, .*file.*controllers/actuators/.*kafka"):
         ActuatorConfig(kind="kafka")
-    with pytest.raises(ValidationError, match="one of prometheus, .*simulator.*got 'statsd'"):
+    with pytest.raises(ValidationError, match="one of prometheus, .*simulator.*statsd"):
         cfg(observer="statsd")
-    with pytest.raises(ValidationError, match="one of highs, .*got 'gurobi'"):
+    with pytest.raises(ValidationError, match="one of highs, .*solvers/runners/.*gurobi"):
         cfg(backend="gurobi")  # the solver backends' registry (solvers/runners/)
     ACTUATORS.add("late-test", "registered after the config module was imported", lambda ctx: Actuation(FileActuator("x")))
     try:
@@ -210,3 +210,18 @@ def test_every_slo_metric_is_a_bound_an_observation_and_a_correction():
         assert Corrections().factor(metric, "any") == 1.0  # the controller learns a factor for it
         assert metric.spec.unit == "ms" and metric.spec.law in ("prefill", "decode")
     assert [m.value for m in SloMetric] == ["ttft", "itl"]  # the metric label values of the controller's metrics
+
+
+def test_planner_control_refuses_an_unregistered_actuator_naming_file_field_and_choices(tmp_path):
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    (tmp_path / "fleet.yaml").write_text("gpus: {H100-SXM-80GB: {available: 8}}\n")
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"fleet: fleet.yaml\nmodels:\n  {MODEL}: {{slo: {{ttft_ms: 1000}}}}\nactuator: {{kind: kafka}}\n")
+    res = CliRunner().invoke(app, ["control", "--config", str(conf), "--dry-run", "--once"])
+    assert res.exit_code == 2, res.output
+    out = res.output
+    assert "c.yaml" in out and "actuator.kind" in out and "kafka" in out
+    assert all(name in out for name in ACTUATORS.names())
