@@ -225,3 +225,41 @@ def test_planner_control_refuses_an_unregistered_actuator_naming_file_field_and_
     out = res.output
     assert "c.yaml" in out and "actuator.kind" in out and "kafka" in out
     assert all(name in out for name in ACTUATORS.names())
+
+
+def test_builders_of_the_built_in_observer_and_simulator_actuator():
+    from prometheus_client import CollectorRegistry
+
+    from controllers.actuators import build_actuator
+    from controllers.actuators.simulator import SimulatorActuator
+    from controllers.observers import build_observer
+    from controllers.observers.prometheus import PrometheusObserver
+
+    c = ControllerConfig(fleet="-", actuator={"kind": "simulator"}, startup_s=30,
+                         models={MODEL: ModelConfig(served_name="org/m", slo=Slo(itl_ms=50, percentile=95))},
+                         prometheus={"url": "http://127.0.0.1:9"})
+    obs = build_observer(ObserverContext(c))
+    assert isinstance(obs, PrometheusObserver) and obs.served == {MODEL: "org/m"} and obs.percentile == {MODEL: 95.0}
+
+    class Sim:  # what the simulator actuator needs of planner.simulate's FleetSimulator
+        def __init__(self):
+            self.calls = []
+            self.class_model = {"chat": MODEL, "long": MODEL}
+
+        def set_replicas(self, pool, n, ready_at_s=None):
+            self.calls.append(("replicas", pool, n, ready_at_s))
+
+        def set_routing(self, routing, at_s=None, pairing=None):
+            self.calls.append(("routing", routing, pairing))
+
+    sim, now = Sim(), [100.0]
+    act = build_actuator(ActuatorContext(c, FLEET, CollectorRegistry(), sim=sim, clock=lambda: now[0])).actuator
+    assert isinstance(act, SimulatorActuator)
+    res = act.apply(ApplyRequest({P: 3}, {MODEL: {MODEL: {P: 1.0, D: 1.0}}}))
+    assert res.changed == {P: (1, 3)} and res.routing_changed
+    # the new replicas are ready one start-up (30 s) later; the model's routing reaches each of its classes
+    assert sim.calls[0] == ("replicas", P, 3, 130.0)
+    assert sim.calls[1] == ("routing", {"chat": {P: 1.0, D: 1.0}, "long": {P: 1.0, D: 1.0}}, None)
+    assert act.pools()[P] == PoolState(P, 3, 1)
+    now[0] = 130.0
+    assert act.pools()[P] == PoolState(P, 3, 3)
