@@ -9,101 +9,56 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from controllers.actuators.kubernetes import kube_api_client, label_scheme
 from controllers.config import ControllerConfig, load_config
+from controllers.correct import PerfSource
 from planner.console import friendly_errors
+from planner.schema import Fleet
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from controllers.loop import Controller, Decision
+
+__all__ = ["build_controller", "kube_api_client", "label_scheme", "register"]
 
 
-def kube_api_client(in_cluster: bool) -> Any:
-    """The official client's ApiClient: in-cluster service account, or the local kubeconfig."""
-    from kubernetes import client, config
-
-    from planner.errors import InputError
-
-    try:
-        if in_cluster:
-            config.load_incluster_config()
-        else:
-            config.load_kube_config()
-    except config.ConfigException as exc:
-        raise InputError(None, "actuator.in_cluster",
-                         f"a Kubernetes API to talk to ({'in-cluster service account' if in_cluster else 'kubeconfig'}): {exc}; "
-                         "without a cluster use actuator.kind metrics with export.read_cluster false and leader.enabled false") from exc
-    return client.ApiClient()
-
-
-def label_scheme(cfg: ControllerConfig) -> Any:
-    """The discovery LabelScheme of `cfg.labels` (controllers/discover.py), with the models' label values."""
-    from controllers.discover import model_label_map, preset_scheme
-
-    lc = cfg.labels
-    served = {m: mc.served_name or m for m, mc in cfg.models.items()}
-    return preset_scheme(lc.preset, model_label=lc.model_label, role_label=lc.role_label, role_values=dict(lc.role_values),
-                         gpu_label=lc.gpu_label, tp_label=lc.tp_label, default_gpu=lc.default_gpu,
-                         gpu_products=dict(lc.gpu_products), models=model_label_map(served, dict(lc.models)))
-
-
-def build_controller(cfg: ControllerConfig, fleet: Any, dry_run: bool, api_client: Any = None, perf: Any = None):
-    """Wire observer, actuator, elector and metrics for `cfg` (the parts tests swap are arguments)."""
-    from controllers.actuate import KubernetesActuator, MetricsActuator
-    from controllers.leader import LeaseElector, default_identity
+def build_controller(cfg: ControllerConfig, fleet: Fleet, dry_run: bool, api_client: ApiClient | None = None,
+                     perf: PerfSource | None = None, sim: object | None = None,
+                     clock: Callable[[], float] | None = None) -> Controller:
+    """Wire the observer and the actuator registered under `cfg.observer` and `cfg.actuator.kind`
+    (controllers/observers/, controllers/actuators/), the elector the actuator asks for, and the
+    metrics; the parts tests swap (Kubernetes client, performance model, simulator) are arguments."""
+    from controllers.actuators import ActuatorContext, build_actuator
     from controllers.loop import Controller
     from controllers.metrics import ControllerMetrics
-    from controllers.observe import PrometheusObserver
+    from controllers.observers import ObserverContext, build_observer
 
     metrics = ControllerMetrics()
-    observer = PrometheusObserver(
-        cfg.prometheus, {m: mc.served_name or m for m, mc in cfg.models.items()},
-        {m: mc.slo.percentile for m, mc in cfg.models.items()},
-    )
-    a = cfg.actuator
-    elector = None
-    if a.kind == "kubernetes":
-        api_client = api_client or kube_api_client(a.in_cluster)
-        actuator: Any = KubernetesActuator(
-            api_client, a.namespace, a.routing_configmap if cfg.routing.export_configmap else None, tuple(a.workload_kinds),
-            a.max_retries, a.backoff_s, httproutes=dict(a.httproutes), scheme=label_scheme(cfg),
-            inference_pool_routes=dict(cfg.routing.inference_pool_routes), gpu_from_nodes=cfg.labels.gpu_from_nodes)
-        if cfg.leader.enabled:
-            elector = LeaseElector(api_client, a.namespace, cfg.leader.lease_name,
-                                   cfg.leader.identity or default_identity(), cfg.leader.lease_duration_s)
-    elif a.kind == "metrics":
-        # Real replica counts and the targets' names come from the cluster when there is one (an
-        # HPA/KEDA scales them); the lease keeps a second controller replica from exporting too.
-        from controllers.leader import ExportGate
-
-        reader = None
-        leader_only = cfg.export.leader_only and cfg.leader.enabled
-        if api_client is not None or cfg.export.read_cluster or leader_only:
-            api_client = api_client or kube_api_client(a.in_cluster)
-            reader = KubernetesActuator(api_client, a.namespace, None, tuple(a.workload_kinds), a.max_retries, a.backoff_s,
-                                        scheme=label_scheme(cfg), gpu_from_nodes=cfg.labels.gpu_from_nodes)
-        actuator = MetricsActuator(registry=metrics.registry, initial=dict(fleet.current), namespace=a.namespace,
-                                   targets=reader.targets if reader is not None else None, export_initial=not leader_only)
-        if leader_only:
-            elector = ExportGate(LeaseElector(api_client, a.namespace, cfg.leader.lease_name,
-                                              cfg.leader.identity or default_identity(), cfg.leader.lease_duration_s),
-                                 actuator.withdraw)
-    else:
-        raise typer.BadParameter("actuator.kind 'simulator' is for replays (bench/autoscale_trace.py), not `planner control`")
+    observer = build_observer(ObserverContext(cfg, sim=sim))
+    actuation = build_actuator(ActuatorContext(cfg, fleet, metrics.registry, api_client=api_client,
+                                               make_api_client=kube_api_client, sim=sim, clock=clock))
     if perf is None:
         from planner.perf import PerfModel
 
         perf = PerfModel.load()
-    return Controller(cfg, fleet, observer, actuator, perf, metrics=metrics, elector=elector, dry_run=dry_run)
+    return Controller(cfg, fleet, observer, actuation.actuator, perf, metrics=metrics, elector=actuation.elector,
+                      dry_run=dry_run)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("control")
     @friendly_errors
     def control(
-        config: Path = typer.Option(..., "--config", help="controller config YAML (controllers/deploy/configmap.yaml shows one)"),
-        dry_run: bool = typer.Option(False, "--dry-run", help="print the decision and diff; change nothing"),
-        once: bool = typer.Option(False, "--once", help="one interval, then exit"),
+        config: Annotated[Path, typer.Option("--config", help="controller config YAML (controllers/deploy/configmap.yaml shows one)")],
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="print the decision and diff; change nothing")] = False,
+        once: Annotated[bool, typer.Option("--once", help="one interval, then exit")] = False,
     ) -> None:
         """Observe -> forecast -> correct -> re-plan -> guard -> apply, every interval."""
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -117,7 +72,7 @@ def register(app: typer.Typer) -> None:
         if cfg.record.metrics_port and not once:
             ctl.metrics.serve(cfg.record.metrics_port)
 
-        def show(d: Any) -> None:
+        def show(d: Decision) -> None:
             typer.echo(f"[{d.outcome}] t={d.t_s:.0f} forecast_rps={ {m: round(v, 3) for m, v in d.forecast_rps.items()} }")
             for r in d.reasons:
                 typer.echo(f"  {r}")
@@ -131,12 +86,4 @@ def register(app: typer.Typer) -> None:
                     typer.echo(f"  {p}: {a} -> {b}" + ("" if a != b else " (same)"))
             typer.echo(("would change:\n" if ctl.dry_run else "changes:\n") + d.diff_text() if d.changes else "no change")
 
-        if once:
-            show(ctl.step())
-            return
-        import time
-
-        while True:
-            start = time.time()
-            show(ctl.step())
-            time.sleep(max(0.0, cfg.interval_s - (time.time() - start)))
+        ctl.run(once=once, on_decision=show)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from planner.fileio import load_model, parse_model, read_yaml
 from planner.schema import Fleet, Slo
@@ -305,20 +305,37 @@ class GuardConfig(_Strict):
     )
 
 
+WorkloadKind = Literal["deployment", "leaderworkerset", "disaggregatedset"]
+WORKLOAD_KINDS: tuple[WorkloadKind, ...] = ("deployment", "leaderworkerset", "disaggregatedset")
+
+
 class ActuatorConfig(_Strict):
-    kind: Literal["kubernetes", "metrics", "simulator"] = "kubernetes"
+    kind: str = Field(default="kubernetes", description="an actuator registered in controllers/actuators/ "
+                                                          "(the registry lists them; an unknown name is refused with the list)")
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="settings of the chosen actuator that have no field here (each actuator's "
+                                          "module documents its keys, e.g. file: path)")
     namespace: str = "default"
     routing_configmap: str = Field(default="pd-planner-routing", description="ConfigMap routing.json is exported to when routing.export_configmap")
     httproutes: dict[str, str] = Field(
         default_factory=dict,
         description="model -> Gateway API HTTPRoute (same namespace) whose backendRefs get the model's prefill-side "
                     "weights: a backendRef named like a pool's Deployment/LeaderWorkerSet gets that pool's share "
-                    "(integers summing to 100), any other backendRef of the route 0. Optional (gateways that route to workloads directly; llm-d: routing.inference_pool_routes)")
-    workload_kinds: list[Literal["deployment", "leaderworkerset", "disaggregatedset"]] = Field(
-        default_factory=lambda: ["deployment", "leaderworkerset", "disaggregatedset"])
+                    "(integers summing to 100), any other backendRef of the route 0. Optional (gateways that route to "
+                    "workloads directly; llm-d: routing.inference_pool_routes)")
+    workload_kinds: list[WorkloadKind] = Field(default_factory=lambda: list(WORKLOAD_KINDS))
     max_retries: int = Field(default=5, ge=0)
     backoff_s: float = Field(default=0.2, ge=0, description="first retry delay, doubled each retry")
     in_cluster: bool = True
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from controllers.actuators import ACTUATORS  # the registry imports this module: looked up when validating
+
+        if v not in ACTUATORS:
+            raise ValueError(f"one of {', '.join(ACTUATORS.names())} (registered in controllers/actuators/)")
+        return v
 
 
 class LeaderConfig(_Strict):
@@ -389,10 +406,12 @@ class ControllerConfig(_Strict):
     interval_s: float = Field(default=30.0, gt=0)
     startup_s: float = Field(default=180.0, ge=0, description="pod start-up time (image pull + weights load); forecast horizon")
     dry_run: bool = False
-    backend: str = "highs"
+    backend: str = Field(default="highs", description="MILP backend: one registered in solvers/runners/")
     solver_time_limit_s: float = Field(default=10.0, gt=0)
     fleet: str = Field(description="Fleet YAML: GPU inventory and limits (current replicas are observed)")
     models: dict[str, ModelConfig]
+    observer: str = Field(default="prometheus", description="where the metrics come from: an observer registered in "
+                                                             "controllers/observers/ (prometheus; simulator for replays)")
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     correct: CorrectConfig = Field(default_factory=CorrectConfig)
@@ -403,6 +422,24 @@ class ControllerConfig(_Strict):
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @field_validator("observer")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from controllers.observers import OBSERVERS  # the registry imports this module: looked up when validating
+
+        if v not in OBSERVERS:
+            raise ValueError(f"one of {', '.join(OBSERVERS.names())} (registered in controllers/observers/)")
+        return v
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_registered(cls, v: str) -> str:
+        from solvers import backend_names
+
+        if v not in backend_names():
+            raise ValueError(f"one of {', '.join(backend_names())} (registered in solvers/runners/)")
+        return v
 
 
 def load_config(path: str | Path) -> tuple[ControllerConfig, Fleet]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from planner.perf import VariantPerf, lookup_variant_perf
+from planner.slo_metrics import SloMetric
 
 
 class PerfSource(Protocol):
@@ -90,8 +91,8 @@ def update_corrections(
     notes: list[str] = []
     for model, obs in observed.items():
         pred = predicted.get(model, {})
-        for metric in ("ttft", "itl"):
-            key = f"{metric}_ms"
+        for metric in SloMetric:
+            key = metric.key
             old = current.factor(metric, model)
             seen = bucket_consistent(obs.get(key), pred.get(key), (buckets or {}).get(metric))
             new = update_factor(old, seen, pred.get(key), weight, lo, hi)
@@ -121,7 +122,7 @@ def scale_perf(vp: VariantPerf, ttft_factor: float, itl_factor: float) -> Varian
 class CorrectedPerf:
     """A performance model seen through the correction factors; everything else is delegated."""
 
-    def __init__(self, base: Any, corrections: Corrections):
+    def __init__(self, base: PerfSource, corrections: Corrections):
         self._base = base
         self._corr = corrections
 
@@ -139,7 +140,7 @@ class CorrectedPerf:
 
 
 def predict_at_load(
-    perf: Any,
+    perf: PerfSource,
     ready: dict[str, int],
     weights: dict[str, float],
     arrival_rps: float,
@@ -186,7 +187,7 @@ def predict_at_load(
 
 
 def predict_service(
-    perf: Any,
+    perf: PerfSource,
     ready: dict[str, int],
     weights: dict[str, float],
     arrival_rps: float,

@@ -74,6 +74,7 @@ from controllers.forecast import forecast_upper
 from controllers.guard import GuardState, guard, hold
 from controllers.observe import ModelObservation, Observation
 from planner.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, Plan, RequestClass, Slo, Variant, Workload
+from planner.slo_metrics import SloMetric
 
 # Lengths assumed before any request was seen (the rate is 0 then, so they only keep the class valid).
 DEFAULT_ISL, DEFAULT_OSL = 1024, 128
@@ -530,7 +531,7 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
                                mo.arrival_rps, lengths[0], lengths[1], state.cfg.models[m].slo.percentile)
         if pred is None:
             continue
-        observed[m] = {"ttft_ms": mo.ttft_ms, "itl_ms": mo.itl_ms}
+        observed[m] = {k.key: getattr(mo, k.key) for k in SloMetric}
         predicted[m] = dict(pred)
     hist = any(obs.models[m].from_histograms for m in observed)
     corr, notes = update_corrections(state.corrections, observed, predicted, c.smoothing, c.min_factor, c.max_factor,

@@ -26,11 +26,15 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from planner.schema import Variant
 
+K8sObject = dict[str, Any]
+"""A workload as the API server returns it (camelCase JSON; the kubernetes client types custom objects
+as `object`): read with .get() defaults, this alias is where untyped JSON enters the controller."""
 TargetKind = Literal["Deployment", "LeaderWorkerSet", "DisaggregatedSet"]
 
 LLMD_MODEL, LLMD_ROLE = "llm-d.ai/model", "llm-d.ai/role"
@@ -126,7 +130,7 @@ def model_label_map(served: dict[str, str], explicit: dict[str, str] | None = No
     return out
 
 
-def tp_from_args(containers: Iterable[dict[str, Any]]) -> int | None:
+def tp_from_args(containers: Iterable[K8sObject]) -> int | None:
     """--tensor-parallel-size / -tp (as 'N', '=N', in args or command, also inside a shell string)."""
     for c in containers:
         words: list[str] = []
@@ -149,7 +153,7 @@ def tp_from_args(containers: Iterable[dict[str, Any]]) -> int | None:
     return None
 
 
-def _node_gpu_values(pod_spec: dict[str, Any]) -> list[str]:
+def _node_gpu_values(pod_spec: K8sObject) -> list[str]:
     vals: list[str] = []
     for k in GPU_NODE_LABELS:
         v = (pod_spec.get("nodeSelector") or {}).get(k)
@@ -164,12 +168,12 @@ def _node_gpu_values(pod_spec: dict[str, Any]) -> list[str]:
     return vals
 
 
-def gpu_named(pod_spec: dict[str, Any]) -> bool:
+def gpu_named(pod_spec: K8sObject) -> bool:
     """Whether the pod spec names a GPU type through a node selector or required node affinity."""
     return bool(_node_gpu_values(pod_spec))
 
 
-def gpu_of(pod_spec: dict[str, Any], scheme: LabelScheme) -> tuple[str | None, str]:
+def gpu_of(pod_spec: K8sObject, scheme: LabelScheme) -> tuple[str | None, str]:
     """(catalog GPU name, '') or (None, why)."""
     vals = _node_gpu_values(pod_spec)
     names = {scheme.gpu_products.get(v, GPU_PRODUCTS.get(v)) for v in vals}
@@ -191,7 +195,7 @@ class _Template:
     kind: TargetKind
     name: str
     labels: dict[str, str]
-    pod_spec: dict[str, Any]
+    pod_spec: K8sObject
     desired: int
     ready: int
     role_index: int | None = None
@@ -199,7 +203,7 @@ class _Template:
     external_scaler: str | None = None
 
 
-def _templates(obj: dict[str, Any]) -> list[_Template]:
+def _templates(obj: K8sObject) -> list[_Template]:
     kind = obj.get("kind")
     meta = obj.get("metadata") or {}
     name = meta.get("name", "")
@@ -236,7 +240,7 @@ def _templates(obj: dict[str, Any]) -> list[_Template]:
     return []
 
 
-def discover(objects: Iterable[dict[str, Any]], scheme: LabelScheme) -> tuple[dict[str, Target], list[str]]:
+def discover(objects: Iterable[K8sObject], scheme: LabelScheme) -> tuple[dict[str, Target], list[str]]:
     """Pools found in `objects` and, for workloads that carry the model label but cannot be read as a
     pool, one problem each (what is missing and where). A workload without the model label, or with a
     model label that maps to no configured model, is not ours and is skipped silently."""
@@ -256,6 +260,7 @@ def discover(objects: Iterable[dict[str, Any]], scheme: LabelScheme) -> tuple[di
             if role is None:
                 problems.append(f"{where}: {scheme.role_label}={rv!r} is not one of {', '.join(sorted(scheme.role_values))}")
                 continue
+            gpu: str | None
             if scheme.gpu_label and scheme.gpu_label in t.labels:
                 gpu, why = t.labels[scheme.gpu_label], ""
             else:
@@ -268,7 +273,7 @@ def discover(objects: Iterable[dict[str, Any]], scheme: LabelScheme) -> tuple[di
                     tp = int(t.labels[scheme.tp_label].removeprefix("tp"))
                 else:
                     tp = tp_from_args(t.pod_spec.get("containers") or []) or 1  # vLLM's default TP is 1
-                pool = Variant(model=model, role=role, gpu=gpu, tp=tp).id  # type: ignore[arg-type]
+                pool = Variant.model_validate({"model": model, "role": role, "gpu": gpu, "tp": tp}).id
             except ValueError as exc:
                 problems.append(f"{where}: {exc}")
                 continue
@@ -285,17 +290,18 @@ def preset_scheme(preset: str, *, model_label: str | None = None, role_label: st
                   default_gpu: str | None = None, gpu_products: dict[str, str] | None = None,
                   models: dict[str, str] | None = None) -> LabelScheme:
     """The LabelScheme of a preset; explicit arguments override the preset's keys (all required for custom)."""
+    base: tuple[str, str, dict[str, str], str | None, str | None]  # model, role label; role values; gpu, tp label
     if preset == "llm-d":
-        base = dict(model_label=LLMD_MODEL, role_label=LLMD_ROLE, role_values=ROLE_VALUES_LLMD, gpu_label=PDP_GPU, tp_label=None)
+        base = (LLMD_MODEL, LLMD_ROLE, ROLE_VALUES_LLMD, PDP_GPU, None)
     elif preset == "pd-planner":
-        base = dict(model_label=PDP_MODEL, role_label=PDP_ROLE, role_values=ROLE_VALUES_PDP, gpu_label=PDP_GPU, tp_label=PDP_TP)
+        base = (PDP_MODEL, PDP_ROLE, ROLE_VALUES_PDP, PDP_GPU, PDP_TP)
     elif preset == "custom":
         if not model_label or not role_label:
             raise ValueError("labels.preset custom needs labels.model_label and labels.role_label")
-        base = dict(model_label=model_label, role_label=role_label, role_values=ROLE_VALUES_LLMD | ROLE_VALUES_PDP,
-                    gpu_label=None, tp_label=None)
+        base = (model_label, role_label, ROLE_VALUES_LLMD | ROLE_VALUES_PDP, None, None)
     else:
         raise ValueError(f"unknown label preset {preset!r} (llm-d | pd-planner | custom)")
-    over = dict(model_label=model_label, role_label=role_label, role_values=role_values, gpu_label=gpu_label, tp_label=tp_label)
-    base.update({k: v for k, v in over.items() if v})
-    return LabelScheme(default_gpu=default_gpu, gpu_products=dict(gpu_products or {}), models=dict(models or {}), **base)  # type: ignore[arg-type]
+    # explicit (non-empty) arguments override the preset's
+    return LabelScheme(model_label=model_label or base[0], role_label=role_label or base[1], role_values=role_values or base[2],
+                       gpu_label=gpu_label or base[3], tp_label=tp_label or base[4], default_gpu=default_gpu,
+                       gpu_products=dict(gpu_products or {}), models=dict(models or {}))

@@ -15,7 +15,11 @@ import datetime as dt
 import logging
 import os
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient, V1LeaseSpec
 
 log = logging.getLogger("pd_planner.controller.leader")
 
@@ -27,12 +31,12 @@ def default_identity() -> str:
 class LeaseElector:
     def __init__(
         self,
-        api_client: Any,
+        api_client: ApiClient,
         namespace: str,
         name: str,
         identity: str,
         lease_duration_s: int = 15,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ):
         from kubernetes import client
 
@@ -43,7 +47,7 @@ class LeaseElector:
         self.clock = clock
         self.is_leader = False
 
-    def _spec(self, now: dt.datetime, acquire: dt.datetime | None, transitions: int) -> Any:
+    def _spec(self, now: dt.datetime, acquire: dt.datetime | None, transitions: int) -> V1LeaseSpec:
         return self._client.V1LeaseSpec(
             holder_identity=self.identity, lease_duration_seconds=self.duration_s,
             acquire_time=acquire or now, renew_time=now, lease_transitions=transitions,
@@ -67,7 +71,7 @@ class LeaseElector:
                 return True
             spec = lease.spec or self._client.V1LeaseSpec()
             holder = spec.holder_identity
-            renew = spec.renew_time
+            renew: dt.datetime | str | None = spec.renew_time  # a str from API servers (and fakes) the client did not parse
             if isinstance(renew, str):
                 renew = dt.datetime.fromisoformat(renew.replace("Z", "+00:00"))
             duration = spec.lease_duration_seconds or self.duration_s
@@ -104,7 +108,7 @@ class ExportGate:
     its last values, or the query sees two series, or a stale one. The loop calls
     `try_acquire_or_renew()` at each interval; not leading -> `withdraw()` (idempotent)."""
 
-    def __init__(self, elector: Any, withdraw: Callable[[], None]):
+    def __init__(self, elector: LeaseElector, withdraw: Callable[[], None]):
         self.elector = elector
         self.withdraw = withdraw
 

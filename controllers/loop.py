@@ -12,38 +12,41 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, cast
 
-from controllers.actuate import Actuator
+from controllers.actuators import Actuator, ApplyRequest, Elector, Routing
 from controllers.config import ControllerConfig
 from controllers.correct import Corrections, PerfSource
 from controllers.decide import Decision as Verdict
 from controllers.decide import PlanFn, PoolStatus, Snapshot, State, decide, initial_state
 from controllers.metrics import ControllerMetrics, DecisionLog
-from controllers.observe import Observation
+from controllers.observers import ModelObservation, Observation, Observer
 from planner.schema import Fleet, Plan, Workload
+from planner.slo_metrics import SloMetric
+
+if TYPE_CHECKING:
+    from planner.catalog import Catalog
+    from planner.perf import PerfModel
 
 log = logging.getLogger("pd_planner.controller")
 
-__all__ = ["Controller", "Decision", "PlanFn", "default_plan_fn"]
+__all__ = ["Controller", "Decision", "Elector", "Observer", "PlanFn", "default_plan_fn"]
+
+ObservedValue = float | dict[str, float] | None
+"""One field of a model's observation as the decision log records it (a rate, a latency, per-role queues)."""
 
 
-class Observer(Protocol):
-    def observe(self) -> Observation: ...
-
-
-class Elector(Protocol):
-    def try_acquire_or_renew(self) -> bool: ...
-
-
-def default_plan_fn(backend: str = "highs", time_limit_s: float = 10.0, catalog: Any = None) -> PlanFn:
+def default_plan_fn(backend: str = "highs", time_limit_s: float = 10.0, catalog: Catalog | None = None) -> PlanFn:
     """planner.planning.plan_workload with the controller's backend and time limit."""
 
     def plan(workload: Workload, fleet: Fleet, perf: PerfSource) -> Plan:
         from planner.planning import plan_workload
 
-        return plan_workload(workload, fleet, perf, catalog=catalog, backend=backend, time_limit_s=time_limit_s)
+        # the planner reads a performance model through `get` (CorrectedPerf delegates the rest to the PerfModel it wraps)
+        return plan_workload(workload, fleet, cast("PerfModel", perf), catalog=catalog, backend=backend,
+                             time_limit_s=time_limit_s)
 
     return plan
 
@@ -61,7 +64,7 @@ class Decision:
     changes: dict[str, tuple[int, int]] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     forecast_rps: dict[str, float] = field(default_factory=dict)
-    observed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    observed: dict[str, dict[str, ObservedValue]] = field(default_factory=dict)
     corrections: dict[str, dict[str, float]] = field(default_factory=dict)
     plan_cost_per_hour: float | None = None
     solve_s: float | None = None
@@ -104,7 +107,7 @@ class Controller:
         self.dry_run = cfg.dry_run if dry_run is None else dry_run
         self.state: State = initial_state(cfg, plan_fn or default_plan_fn(cfg.backend, cfg.solver_time_limit_s), fleet, perf)
         self.decisions: list[Decision] = []
-        self.last_routing: dict[str, Any] = {}
+        self.last_routing: Routing = {}
 
     @property
     def fleet(self) -> Fleet:
@@ -165,15 +168,14 @@ class Controller:
             d.outcome = "held"
             return self._record(d)
         if obs.ok:
-            d.observed = {m: {"arrival_rps": mo.arrival_rps, "ttft_ms": mo.ttft_ms, "itl_ms": mo.itl_ms,
-                              "waiting": mo.waiting, "mean_isl": mo.mean_isl, "mean_osl": mo.mean_osl}
-                          for m, mo in obs.models.items()}
+            d.observed = {m: self._observed(mo) for m, mo in obs.models.items()}
             for m, f in v.forecast_rps.items():
                 self.metrics.forecast.labels(model=m).set(f)
-            for metric in ("ttft", "itl"):
-                for m, f in getattr(self.state.corrections, metric).items():
+            factors = self._factors()
+            for metric, by_model in factors.items():
+                for m, f in by_model.items():
                     self.metrics.factor.labels(model=m, metric=metric).set(f)
-            d.corrections = {"ttft": dict(self.state.corrections.ttft), "itl": dict(self.state.corrections.itl)}
+            d.corrections = factors
         if v.solve_s is not None:
             self.metrics.solve.observe(v.solve_s)
         if v.errors:
@@ -188,7 +190,7 @@ class Controller:
         elif v.held and not d.changes:
             d.outcome = "held"
         else:
-            res = self.actuator.apply(v.target, v.routing, "; ".join(d.reasons) or "re-plan", pairing=v.pairing)
+            res = self.actuator.apply(ApplyRequest(v.target, v.routing, "; ".join(d.reasons) or "re-plan", v.pairing))
             if res.errors:
                 self.metrics.errors.labels(stage="apply").inc()
                 d.errors.extend(res.errors)
@@ -198,6 +200,17 @@ class Controller:
                 self.last_routing = v.routing
         return self._record(d)
 
+    def _factors(self) -> dict[str, dict[str, float]]:
+        """The correction factors per SLO metric and model, as recorded and exported."""
+        return {metric.value: dict(getattr(self.state.corrections, metric.value)) for metric in SloMetric}
+
+    @staticmethod
+    def _observed(mo: ModelObservation) -> dict[str, ObservedValue]:
+        """What the decision log keeps of a model's observation: rates, the SLO metrics, queues, lengths."""
+        slo: dict[str, ObservedValue] = {metric.key: getattr(mo, metric.key) for metric in SloMetric}
+        return {"arrival_rps": mo.arrival_rps, **slo, "waiting": mo.waiting, "mean_isl": mo.mean_isl,
+                "mean_osl": mo.mean_osl}
+
     def _record(self, d: Decision) -> Decision:
         self.metrics.plans.labels(outcome=d.outcome).inc()
         self.decisions.append(d)
@@ -205,11 +218,15 @@ class Controller:
         log.info("t=%.0f %s %s %s", d.t_s, d.outcome, d.changes or "", "; ".join(d.reasons))
         return d
 
-    def run(self, once: bool = False, sleep: Callable[[float], None] = time.sleep) -> None:
-        """Step every interval (aligned to the clock) until interrupted; `once`: one step."""
+    def run(self, once: bool = False, sleep: Callable[[float], None] = time.sleep,
+            on_decision: Callable[[Decision], None] | None = None) -> None:
+        """Step every interval (aligned to the clock) until interrupted; `once`: one step. Each
+        decision goes to `on_decision` (`planner control` prints it)."""
         while True:
             start = self.clock()
             d = self.step()
+            if on_decision is not None:
+                on_decision(d)
             if once:
                 return
             sleep(max(0.0, self.cfg.interval_s - (self.clock() - start)))

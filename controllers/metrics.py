@@ -19,8 +19,8 @@ the line being written).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -52,7 +52,7 @@ class DecisionLog:
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: Mapping[str, object]) -> None:
         if self.path is None:
             return
         with self.path.open("a") as fh:

@@ -32,6 +32,7 @@ from planner.schema import (
     Workload,
     parse_selector,
 )
+from planner.slo_metrics import SloMetric
 from solvers.backends import solve as solve_problem
 from solvers.constraints import Binding, Family
 from solvers.diagnose import diagnose
@@ -328,13 +329,13 @@ def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalo
     """
     out: list[SloCost] = []
     for model, entry in workload.models.items():
-        for metric in ("ttft", "itl"):
-            bound = getattr(entry.slo, f"{metric}_ms")
+        for metric in SloMetric:
+            bound = getattr(entry.slo, metric.key)
             if bound is None:
                 continue
             costs: dict[str, float | None] = {}
             for side, b in (("tighter", bound / factor), ("looser", bound * factor)):
-                slo = entry.slo.model_copy(update={f"{metric}_ms": b})
+                slo = entry.slo.model_copy(update={metric.key: b})
                 models = {**workload.models, model: entry.model_copy(update={"slo": slo})}
                 plan = plan_workload(workload.model_copy(update={"models": models}), fleet, perf, catalog,
                                      backend=backend, time_limit_s=time_limit_s)

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from planner.slo_metrics import SloMetric
+
 Role = Literal["prefill", "decode", "mixed"]
 ROLES: tuple[Role, ...] = ("prefill", "decode", "mixed")
 PREFILL_SIDE: tuple[Role, ...] = ("prefill", "mixed")
@@ -508,7 +510,7 @@ class SloCost(BaseModel):
     """What one SLO term costs: the plan's cost with that bound tightened or loosened by `factor`."""
 
     model: str
-    metric: Literal["ttft", "itl"]
+    metric: SloMetric
     percentile: float
     bound_ms: float
     tighter_ms: float

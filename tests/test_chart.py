@@ -139,7 +139,7 @@ def test_gateway_objects_validate():
 def test_written_route_validates():
     """The HTTPRoute as KubernetesActuator leaves it (weights from a plan) is still a valid HTTPRoute."""
     from controller_k8s_fake import FakeK8sServer
-    from controllers.actuate import KubernetesActuator
+    from controllers.actuate import ApplyRequest, KubernetesActuator
     from controllers.discover import model_label_map, preset_scheme
 
     docs = [d for d in yaml.safe_load_all(FIXTURE.read_text()) if d]
@@ -150,7 +150,7 @@ def test_written_route_validates():
                                scheme=preset_scheme("llm-d", models=model_label_map({"llama-3.1-8b": "meta-llama/Llama-3.1-8B-Instruct"})),
                                inference_pool_routes={"llama-3.1-8b": "llm-d-route"})
         d = "llama-3.1-8b/decode/H100-SXM-80GB/tp2"
-        assert a.apply({d: 1}, {"llama-3.1-8b": {"llama-3.1-8b": {d: 1.0}}}, "t").ok
+        assert a.apply(ApplyRequest({d: 1}, {"llama-3.1-8b": {"llama-3.1-8b": {d: 1.0}}}, "t")).ok
         route = srv.state.objects[("httproute", "llm-d", "llm-d-route")]
     jsonschema.validate({k: v for k, v in route.items() if k != "status"}, schema("httproute-v1.schema.json"))
 

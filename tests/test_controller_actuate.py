@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from controllers.actuate import KubernetesActuator, MetricsActuator, ROUTING_KEY
+from controllers.actuate import ROUTING_KEY, ApplyRequest, KubernetesActuator, MetricsActuator
 from controllers.leader import LeaseElector
 from controller_k8s_fake import FakeK8sServer
 
@@ -48,7 +48,7 @@ def test_discovers_pools_by_labels(k8s):
 def test_scale_through_subresource_routing_and_events(k8s):
     a = actuator(k8s)
     routing = {"llama-3.1-8b": {"c0": {P: 1.0}}}
-    res = a.apply({P: 3, D: 1}, routing, "test")
+    res = a.apply(ApplyRequest({P: 3, D: 1}, routing, "test"))
     assert res.ok, res.errors
     assert res.changed == {P: (1, 3), D: (2, 1)}
     assert k8s.state.replicas("deployment", NS, "llama-prefill") == 3
@@ -61,7 +61,7 @@ def test_scale_through_subresource_routing_and_events(k8s):
     assert reasons == ["ScaledDown", "ScaledUp"]
     # idempotent: the same apply again writes nothing and emits no event
     n_req = len(k8s.state.requests)
-    res2 = a.apply({P: 3, D: 1}, routing, "test")
+    res2 = a.apply(ApplyRequest({P: 3, D: 1}, routing, "test"))
     assert res2.ok and res2.changed == {} and not res2.routing_changed
     assert not [r for r in k8s.state.requests[n_req:] if r[0] in ("PUT", "POST", "PATCH")]
     assert len(k8s.state.events(NS)) == 2
@@ -70,7 +70,7 @@ def test_scale_through_subresource_routing_and_events(k8s):
 def test_conflict_and_5xx_are_retried(k8s):
     k8s.state.inject("PUT", r"deployments/llama-prefill/scale$", 409, count=2)
     k8s.state.inject("GET", r"deployments/llama-prefill/scale$", 503, count=1)
-    res = actuator(k8s).apply({P: 4}, {}, "test")
+    res = actuator(k8s).apply(ApplyRequest({P: 4}, {}, "test"))
     assert res.ok, res.errors
     assert k8s.state.replicas("deployment", NS, "llama-prefill") == 4
 
@@ -89,7 +89,7 @@ def test_stale_resource_version_gives_conflict_then_converges(k8s):
         return sc
 
     a.apps.read_namespaced_deployment_scale = racing_read  # type: ignore[method-assign]
-    res = a.apply({P: 5}, {}, "test")
+    res = a.apply(ApplyRequest({P: 5}, {}, "test"))
     assert res.ok and calls["n"] == 2
     assert k8s.state.replicas("deployment", NS, "llama-prefill") == 5
     assert res.changed == {P: (2, 5)}
@@ -97,7 +97,7 @@ def test_stale_resource_version_gives_conflict_then_converges(k8s):
 
 def test_persistent_errors_are_reported_not_hidden(k8s):
     k8s.state.inject("PUT", r"deployments/llama-prefill/scale$", 500, count=100)
-    res = actuator(k8s, max_retries=2).apply({P: 4, D: 3}, {}, "test")
+    res = actuator(k8s, max_retries=2).apply(ApplyRequest({P: 4, D: 3}, {}, "test"))
     assert not res.ok and any(P in e for e in res.errors)
     assert k8s.state.replicas("deployment", NS, "llama-prefill") == 1  # unchanged
     assert k8s.state.replicas("leaderworkerset", NS, "llama-decode") == 3  # other pools still applied
@@ -107,7 +107,7 @@ def test_metrics_actuator_exports_desired_replicas():
     from prometheus_client import generate_latest
 
     m = MetricsActuator(initial={P: 1}, namespace=NS)
-    res = m.apply({P: 2, D: 3}, {"llama-3.1-8b": {"c0": {P: 1.0}}}, "t")
+    res = m.apply(ApplyRequest({P: 2, D: 3}, {"llama-3.1-8b": {"c0": {P: 1.0}}}, "t"))
     assert res.changed == {P: (1, 2), D: (0, 3)}
     text = generate_latest(m.registry).decode()
     # without a cluster to read targets from, the series carry the pool's parts and no target

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from controllers.actuate import KubernetesActuator, integer_weights
+from controllers.actuate import ApplyRequest, KubernetesActuator, integer_weights
 from controller_k8s_fake import FakeK8sServer
 
 NS = "llm"
@@ -50,15 +50,15 @@ def test_integer_weights_sum_to_the_total() -> None:
 def test_prefill_side_weights_reach_the_httproute(k8s) -> None:
     a = KubernetesActuator(k8s.api_client(), NS, sleep=lambda s: None, httproutes={M: "llama-route"})
     routing = {M: {M: {P: 0.75, X: 0.25, D: 1.0}}}
-    res = a.apply({}, routing, "test")
+    res = a.apply(ApplyRequest({}, routing, "test"))
     assert res.ok and res.routing_changed, res.errors
     refs = k8s.state.objects[("httproute", NS, "llama-route")]["spec"]["rules"][0]["backendRefs"]
     assert [(r["name"], r["weight"]) for r in refs] == [("llama-prefill", 75), ("llama-mixed", 25), ("legacy", 0)]
     # idempotent: the same routing writes nothing
-    assert not a.apply({}, routing, "test").routing_changed
+    assert not a.apply(ApplyRequest({}, routing, "test")).routing_changed
     # a 409 on the write is retried with the fresh object
     k8s.state.inject("PUT", r".*/httproutes/llama-route$", 409)
-    res = a.apply({}, {M: {M: {P: 0.2, X: 0.8, D: 1.0}}}, "test")
+    res = a.apply(ApplyRequest({}, {M: {M: {P: 0.2, X: 0.8, D: 1.0}}}, "test"))
     assert res.ok, res.errors
     assert all(f.count == 0 for f in k8s.state.faults)  # the fault was met, and retried past
     puts = [p for m, p in k8s.state.requests if m == "PUT" and p.endswith("/httproutes/llama-route")]
@@ -71,7 +71,7 @@ def test_a_route_without_planned_backends_is_an_error_not_a_zeroing(k8s) -> None
     k8s.state.objects[("httproute", NS, "llama-route")] = route([{"name": "other", "port": 80, "weight": 100}])
     k8s.state._bump(k8s.state.objects[("httproute", NS, "llama-route")])
     a = KubernetesActuator(k8s.api_client(), NS, sleep=lambda s: None, httproutes={M: "llama-route"})
-    res = a.apply({}, {M: {M: {P: 1.0, D: 1.0}}}, "test")
+    res = a.apply(ApplyRequest({}, {M: {M: {P: 1.0, D: 1.0}}}, "test"))
     assert any("names a workload of the planned pools" in e for e in res.errors)
     assert k8s.state.objects[("httproute", NS, "llama-route")]["spec"]["rules"][0]["backendRefs"][0]["weight"] == 100
     # an unknown route shape is an error before anything is written: no routing ConfigMap either

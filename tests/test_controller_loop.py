@@ -133,6 +133,23 @@ def test_dry_run_changes_nothing(env):
     assert d.outcome == "dry_run" and d.changes and reps(srv) == (1, 1)
 
 
+def test_run_once_hands_the_decision_over_and_records_slo_metrics(env):
+    """Controller.run is the only loop (`planner control` prints through on_decision); the record
+    carries every SLO metric's observation and correction factor (planner.slo_metrics)."""
+    from planner.slo_metrics import SloMetric
+
+    srv, ctl, given, clock = env
+    given.next = obs(8.0, 0)
+    seen = []
+    ctl.run(once=True, sleep=lambda s: pytest.fail("once: no sleep"), on_decision=seen.append)
+    assert [d.outcome for d in seen] == ["applied"] and seen[0] is ctl.decisions[-1]
+    assert set(seen[0].corrections) == {m.value for m in SloMetric}
+    assert {m.key for m in SloMetric} <= set(seen[0].observed[MODEL])
+    for m in SloMetric:
+        learnt = seen[0].corrections[m.value].get(MODEL)  # None before a factor was learnt: no series then
+        assert ctl.metrics.registry.get_sample_value("pd_planner_correction_factor", {"model": MODEL, "metric": m.value}) == learnt
+
+
 def _lengths_obs(rate: float, isl: float, osl: float) -> Observation:
     return Observation(t_s=0.0, ok=True, models={MODEL: ModelObservation(
         model=MODEL, completion_rps=rate, arrival_rps=rate, mean_isl=isl, mean_osl=osl,

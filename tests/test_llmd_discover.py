@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from controller_k8s_fake import FakeK8sServer
-from controllers.actuate import DiscoveryError, KubernetesActuator
+from controllers.actuate import ApplyRequest, DiscoveryError, KubernetesActuator
 from controllers.commands import label_scheme
 from controllers.config import ControllerConfig, LabelsConfig, ModelConfig
 from controllers.discover import discover, model_label_map, preset_scheme, sanitize_label_value, tp_from_args
@@ -128,7 +128,7 @@ def test_disaggregated_set_roles_are_pools_and_scale(nested):
         srv.state.add_object(ds, NS)
         a = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=scheme(), routing_configmap=None)
         assert {p: s.desired for p, s in a.pools().items()} == {P: 2, D: 3}
-        res = a.apply({P: 2, D: 5}, {}, "test")
+        res = a.apply(ApplyRequest({P: 2, D: 5}, {}, "test"))
         assert res.ok and res.changed == {D: (3, 5)}
         role = srv.state.objects[("disaggregatedset", NS, "llama-ds")]["spec"]["roles"][1]
         assert (role["spec"] if nested else role)["replicas"] == 5
@@ -143,7 +143,7 @@ def test_llmd_fixture_scaled_on_the_api_server_deployment_and_lws():
         srv.state.add_object(lws_of(docs()[1]) | {"metadata": {"name": "other-lws"}}, "elsewhere")
         a = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=scheme(), routing_configmap=None)
         assert {p: (s.desired, s.ready) for p, s in a.pools().items()} == {P: (1, 1), D: (1, 1)}
-        res = a.apply({P: 1, D: 3}, {}, "load")
+        res = a.apply(ApplyRequest({P: 1, D: 3}, {}, "load"))
         assert res.ok and res.changed == {D: (1, 3)}
         assert srv.state.replicas("deployment", NS, "pd-llm-d-modelservice-decode") == 3
         assert srv.state.replicas("deployment", NS, "pd-llm-d-modelservice-prefill") == 1
@@ -151,7 +151,7 @@ def test_llmd_fixture_scaled_on_the_api_server_deployment_and_lws():
         srv.state.add_object(lws_of(docs()[1]), NS)
         with pytest.raises(DiscoveryError, match="both serve pool"):
             a.pools()
-        res = a.apply({D: 4}, {}, "load")
+        res = a.apply(ApplyRequest({D: 4}, {}, "load"))
         assert not res.ok and srv.state.replicas("deployment", NS, "pd-llm-d-modelservice-decode") == 3
 
 
@@ -160,7 +160,7 @@ def test_lws_target_scaled():
         srv.state.add_object(lws_of(docs()[1]), NS)
         a = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=scheme(), routing_configmap=None)
         assert set(a.pools()) == {D}
-        assert a.apply({D: 2}, {}, "t").changed == {D: (1, 2)}
+        assert a.apply(ApplyRequest({D: 2}, {}, "t")).changed == {D: (1, 2)}
         assert srv.state.replicas("leaderworkerset", NS, "pd-llm-d-modelservice-decode-lws") == 2
 
 
@@ -231,11 +231,11 @@ def test_external_mode_disaggregated_set_role_is_not_written_but_exported_for_it
     with FakeK8sServer() as srv:
         srv.state.add_object(ds, NS)
         a = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=scheme(), routing_configmap=None)
-        res = a.apply({P: 3, D: 5}, {}, "t")
+        res = a.apply(ApplyRequest({P: 3, D: 5}, {}, "t"))
         assert not res.ok and any("scaling.mode External" in e and "llama-ds-decode" in e for e in res.errors)
         assert srv.state.objects[("disaggregatedset", NS, "llama-ds")]["spec"]["roles"][0]["spec"]["replicas"] == 2
         m = MetricsActuator(namespace=NS, targets=a.targets)
-        assert m.apply({P: 3, D: 5}, {}, "t").ok
+        assert m.apply(ApplyRequest({P: 3, D: 5}, {}, "t")).ok
         assert m.registry.get_sample_value("pd_planner_desired_replicas", {
             "namespace": NS, "target_kind": "DisaggregatedSetRoleScaler", "target_name": "llama-ds-decode",
             "model": MODEL, "role": "decode", "gpu": "H100-SXM-80GB", "tp": "2"}) == 5
@@ -252,6 +252,6 @@ def test_disaggregated_set_slices_multiply_replicas_and_scaling_rounds_up():
         srv.state.add_object(ds, NS)
         a = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=scheme(), routing_configmap=None)
         assert a.pools()[D].ready == 6  # status.roleStatuses[].readyReplicas: the role's total
-        res = a.apply({P: 4, D: 7}, {}, "t")
+        res = a.apply(ApplyRequest({P: 4, D: 7}, {}, "t"))
         assert res.ok and res.changed == {D: (6, 7)}
         assert srv.state.objects[("disaggregatedset", NS, "llama-ds")]["spec"]["roles"][1]["spec"]["replicas"] == 4

@@ -18,7 +18,7 @@ import yaml
 
 from controller_k8s_fake import FakeK8sServer
 from controller_prom import PrometheusServer, require_prometheus, wait_for
-from controllers.actuate import DESIRED_LABELS, LABEL_VALUE_RE, KubernetesActuator, MetricsActuator, label_value
+from controllers.actuate import DESIRED_LABELS, LABEL_VALUE_RE, ApplyRequest, KubernetesActuator, MetricsActuator, label_value
 from controllers.discover import model_label_map, preset_scheme
 from controllers.leader import ExportGate, LeaseElector
 from llmd_exporters import serve
@@ -71,8 +71,8 @@ def test_leader_only_export_real_counts_and_one_series_for_keda(tmp_path):
         # real counts from the cluster: desired 1, ready 0 for decode
         assert ma.pools()[D].desired == 1 and ma.pools()[D].ready == 0
         assert ga.try_acquire_or_renew() and not gb.try_acquire_or_renew()
-        assert ma.apply({P: 1, D: 4}, {}, "plan").changed == {D: (1, 4)}
-        mb.apply({P: 1, D: 9}, {}, "plan")  # a non-leader would never get here; withdraw undoes it
+        assert ma.apply(ApplyRequest({P: 1, D: 4}, {}, "plan")).changed == {D: (1, 4)}
+        mb.apply(ApplyRequest({P: 1, D: 9}, {}, "plan"))  # a non-leader would never get here; withdraw undoes it
         gb.try_acquire_or_renew()
         assert mb.registry.get_sample_value("pd_planner_desired_replicas", {
             "namespace": NS, "target_kind": "Deployment", "target_name": "pd-llm-d-modelservice-decode",
@@ -96,7 +96,7 @@ def test_leader_only_export_real_counts_and_one_series_for_keda(tmp_path):
                 # leadership moves: a withdraws, b exports; still one series
                 t[0] += dt.timedelta(seconds=30)
                 assert gb.try_acquire_or_renew() and not ga.try_acquire_or_renew()
-                mb.apply({P: 1, D: 5}, {}, "plan")
+                mb.apply(ApplyRequest({P: 1, D: 5}, {}, "plan"))
                 wait_for(lambda: (lambda r: r if r and len(r) == 1 and float(r[0]["value"][1]) == 5.0 else None)(answer()), 30)
                 # a's series are gone (staleness markers once its scrape no longer has them): b's P and D only
                 def count():

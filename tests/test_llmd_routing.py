@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from controller_k8s_fake import FakeK8sServer
-from controllers.actuate import KubernetesActuator
+from controllers.actuate import ApplyRequest, KubernetesActuator
 from controllers.discover import model_label_map, preset_scheme
 
 FIXTURE = Path(__file__).parent / "fixtures" / "llmd" / "output-pd.yaml"
@@ -88,19 +88,19 @@ def test_inferencepool_backendrefs_weighted_from_decode_routing(two_variants):
                            inference_pool_routes={MODEL: "llm-d-route"})
     assert set(a.pools()) == {P, D1, D2}
     # the prefill split (P) does not enter the route weights: the EPP picks a decode pod first
-    res = a.apply({P: 1, D1: 3, D2: 1}, {MODEL: {MODEL: {P: 1.0, D1: 0.7, D2: 0.3}}}, "plan")
+    res = a.apply(ApplyRequest({P: 1, D1: 3, D2: 1}, {MODEL: {MODEL: {P: 1.0, D1: 0.7, D2: 0.3}}}, "plan"))
     assert res.ok, res.errors
     assert weights(srv) == [70, 30] and res.routing_changed
     assert srv.state.replicas("deployment", NS, "pd-llm-d-modelservice-decode") == 3
     assert ("configmap", NS, "pd-planner-routing") not in srv.state.objects  # export is off
     # idempotent: the same plan writes nothing
-    assert not a.apply({P: 1, D1: 3, D2: 1}, {MODEL: {MODEL: {P: 1.0, D1: 0.7, D2: 0.3}}}, "plan").routing_changed
+    assert not a.apply(ApplyRequest({P: 1, D1: 3, D2: 1}, {MODEL: {MODEL: {P: 1.0, D1: 0.7, D2: 0.3}}}, "plan")).routing_changed
 
 
 def test_configmap_export_when_asked(two_variants):
     a = KubernetesActuator(two_variants.api_client(), NS, sleep=lambda s: None, scheme=SCHEME,
                            inference_pool_routes={MODEL: "llm-d-route"})
-    assert a.apply({}, {MODEL: {MODEL: {P: 1.0, D1: 0.5, D2: 0.5}}}, "plan").ok
+    assert a.apply(ApplyRequest({}, {MODEL: {MODEL: {P: 1.0, D1: 0.5, D2: 0.5}}}, "plan")).ok
     assert ("configmap", NS, "pd-planner-routing") in two_variants.state.objects and weights(two_variants) == [50, 50]
 
 
@@ -132,7 +132,7 @@ def test_unknown_shapes_are_errors_before_any_write(two_variants, case, message)
     before = {"route": copy.deepcopy(srv.state.objects[key])}
     a = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=SCHEME,
                            inference_pool_routes={MODEL: "llm-d-route"})
-    res = a.apply({P: 1, D1: 4, D2: 1}, {MODEL: {MODEL: {P: 1.0, D1: 0.7, D2: 0.3}}}, "plan")
+    res = a.apply(ApplyRequest({P: 1, D1: 4, D2: 1}, {MODEL: {MODEL: {P: 1.0, D1: 0.7, D2: 0.3}}}, "plan"))
     assert not res.ok and any(message in e for e in res.errors), res.errors
     assert res.errors[-1] == "nothing written"
     assert_nothing_written(srv, before)
@@ -150,5 +150,5 @@ def test_alpha_inferencepool_plain_selector():
         srv.state.add_object(route([{"group": "inference.networking.x-k8s.io", "kind": "InferencePool", "name": "old"}]), NS)
         a = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=SCHEME, routing_configmap=None,
                                inference_pool_routes={MODEL: "llm-d-route"})
-        assert a.apply({D1: 1}, {MODEL: {MODEL: {D1: 1.0}}}, "plan").ok
+        assert a.apply(ApplyRequest({D1: 1}, {MODEL: {MODEL: {D1: 1.0}}}, "plan")).ok
         assert weights(srv) == [100]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from controllers.actuate import PAIRING_KEY, ROUTING_KEY, KubernetesActuator, MetricsActuator
+from controllers.actuate import PAIRING_KEY, ROUTING_KEY, ApplyRequest, KubernetesActuator, MetricsActuator
 from controller_k8s_fake import FakeK8sServer
 from planner.errors import InputError
 from planner.fileio import dump_yaml, load_model, write_atomic
@@ -198,14 +198,14 @@ def test_actuators_publish_the_pairing() -> None:
     pairing = {"m": {"m": {pre: {dec: 1.0}}}}
     with FakeK8sServer() as srv:
         a = KubernetesActuator(srv.api_client(), "llm", sleep=lambda s: None)
-        assert a.apply({}, routing, "t", pairing=pairing).routing_changed
+        assert a.apply(ApplyRequest({}, routing, "t", pairing=pairing)).routing_changed
         data = srv.state.objects[("configmap", "llm", "pd-planner-routing")]["data"]
         assert json.loads(data[ROUTING_KEY]) == routing and json.loads(data[PAIRING_KEY]) == pairing
-        assert not a.apply({}, routing, "t", pairing=pairing).routing_changed  # idempotent
-        assert a.apply({}, routing, "t").routing_changed  # pairing no longer planned: key removed
+        assert not a.apply(ApplyRequest({}, routing, "t", pairing=pairing)).routing_changed  # idempotent
+        assert a.apply(ApplyRequest({}, routing, "t")).routing_changed  # pairing no longer planned: key removed
         assert PAIRING_KEY not in srv.state.objects[("configmap", "llm", "pd-planner-routing")]["data"]
     m = MetricsActuator()
-    m.apply({}, routing, "t", pairing=pairing)
+    m.apply(ApplyRequest({}, routing, "t", pairing=pairing))
     assert m.registry.get_sample_value("pairing_weight", {"model": "m", "class_id": "m", "prefill_pool": pre,
                                                            "decode_pool": dec}) == 1.0
 

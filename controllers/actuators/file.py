@@ -1,0 +1,80 @@
+"""FileActuator: write what the controller wants to one JSON file and change nothing else.
+
+For GitOps set-ups (a pipeline commits the file and the platform follows it) and for runs that must
+leave a record without a cluster. The document is {"replicas": {pool: n}, "routing": {model:
+{class: {pool: weight}}}, "pairing": {...}, "reason": "..."}, written atomically (readers see the
+old or the whole new file) with sorted keys, so applying the same request twice leaves the file as
+it was. `pools()` reads the file back: a file cannot tell readiness, so ready = desired (the loop
+then plans as if every replica it asked for were up; the Kubernetes actuator is the one that knows).
+Before the first write, the fleet's current replicas stand in.
+
+Registered as actuator.kind `file`; options (actuator.options in the controller config):
+    path   the JSON file to write (required)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from controllers.actuators.base import ACTUATORS, Actuation, ActuatorContext, ApplyRequest, ApplyResult, PoolState
+from planner.errors import InputError
+from planner.fileio import write_atomic
+
+
+class FileActuator:
+    """Desired replicas, routing and pairing as one JSON document at `path`."""
+
+    def __init__(self, path: str | Path, initial: dict[str, int] | None = None):
+        self.path = Path(path)
+        self._initial = dict(initial or {})
+
+    def _read(self) -> dict[str, object] | None:
+        if not self.path.exists():
+            return None
+        try:
+            doc = json.loads(self.path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(str(self.path), None, f"a JSON document this actuator wrote ({exc})") from exc
+        if not isinstance(doc, dict):
+            raise InputError(str(self.path), None, "a JSON object with a 'replicas' mapping")
+        return doc
+
+    def desired(self) -> dict[str, int]:
+        """The replicas last written (the fleet's current ones before any write)."""
+        doc = self._read()
+        if doc is None:
+            return dict(self._initial)
+        reps = doc.get("replicas")
+        if not isinstance(reps, dict) or not all(isinstance(n, int) for n in reps.values()):
+            raise InputError(str(self.path), "replicas", "a mapping of pool id to an integer replica count")
+        return {str(p): int(n) for p, n in reps.items()}
+
+    def pools(self) -> dict[str, PoolState]:
+        return {p: PoolState(p, n, n) for p, n in self.desired().items()}
+
+    def apply(self, request: ApplyRequest) -> ApplyResult:
+        res = ApplyResult()
+        try:
+            before = self.desired()
+        except InputError as exc:
+            res.errors.append(str(exc))
+            return res
+        after = {**before, **request.target}
+        res.changed = {p: (before.get(p, 0), n) for p, n in sorted(request.target.items()) if before.get(p, 0) != n}
+        doc = {"replicas": after, "routing": request.routing, "pairing": request.pairing, "reason": request.reason}
+        old = self._read()
+        res.routing_changed = bool(request.routing) and (old or {}).get("routing") != request.routing
+        try:
+            write_atomic(self.path, json.dumps(doc, sort_keys=True, indent=1) + "\n")
+        except InputError as exc:
+            res.errors.append(str(exc))
+        return res
+
+
+@ACTUATORS.register("file", "write replicas and routing to a JSON file (actuator.options.path), for GitOps or a record")
+def build(ctx: ActuatorContext) -> Actuation:
+    path = ctx.cfg.actuator.options.get("path")
+    if not isinstance(path, str) or not path:
+        raise InputError(None, "actuator.options.path", "the JSON file the file actuator writes (a path)")
+    return Actuation(FileActuator(path, initial=dict(ctx.fleet.current)))

@@ -1,0 +1,97 @@
+"""The observer seam: what the loop reads each interval (`Observation`), and the registry of observers.
+
+An observer turns a metrics source into one `Observation` per interval: per model, the request
+rates, lengths, latency percentiles, queues and service times the decision needs
+(`ModelObservation`); `ok=False` with a reason when the source cannot be trusted (the guard then
+holds). An implementation registers a builder with `@OBSERVERS.register(name, summary)`; the builder
+gets an `ObserverContext` and returns the observer. `observer` in the controller config picks one
+by name; adding an observer is one module in controllers/observers/ (plus its tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from controllers.config import ControllerConfig
+from controllers.registry import Registry
+
+
+@dataclass
+class ModelObservation:
+    model: str
+    completion_rps: float = 0.0
+    arrival_rps: float = 0.0
+    mean_isl: float | None = None
+    mean_osl: float | None = None
+    ttft_ms: float | None = None
+    itl_ms: float | None = None
+    running: dict[str, float] = field(default_factory=dict)
+    waiting: dict[str, float] = field(default_factory=dict)
+    waiting_growth_per_s: dict[str, float] = field(default_factory=dict)
+    kv_usage: dict[str, float] = field(default_factory=dict)
+    newest_sample_age_s: float | None = None
+    from_histograms: bool = False
+    """TTFT/ITL were read with histogram_quantile() over vLLM's buckets (Prometheus), not from samples."""
+    itl_source: str = ""
+    """Histogram the ITL came from (vllm:request_time_per_output_token_seconds or the per-token fallback)."""
+    ttft_source: str = ""
+    """'decode+prefill' (P/D: the two sides' quantiles summed) or 'decode' / 'mixed'."""
+    prefill_time_ms: float | None = None
+    """Mean per-request prefill SERVICE time (scheduled -> prefill done, no queueing) on the prefill side
+    (vllm:request_prefill_time_seconds sum / count); None: not exported or no request."""
+    tpot_ms: float | None = None
+    """Mean per-request time per output token after the first (decode steps only, no queueing;
+    vllm:request_time_per_output_token_seconds sum / count); None: not exported or no request."""
+    arrival_idc: dict[float, float] = field(default_factory=dict)
+    """Arrival over-dispersion of the interval: {window_s: index of dispersion (variance / mean) of the
+    arrival counts in consecutive windows of window_s} at 1 s and 10 s (1 for Poisson arrivals).
+    Needs per-request arrival times (the router's log, or the simulator); vLLM's Prometheus counters,
+    scraped every 15-30 s, cannot resolve 1-s clusters, so the Prometheus observer leaves it empty
+    (the controller then plans Poisson arrivals unless the workload states burstiness)."""
+
+
+@dataclass
+class Observation:
+    t_s: float
+    ok: bool
+    reason: str = ""
+    models: dict[str, ModelObservation] = field(default_factory=dict)
+
+
+class Observer(Protocol):
+    """A metrics source the loop reads once per interval."""
+
+    def observe(self) -> Observation: ...
+
+
+@dataclass
+class ObserverContext:
+    """What an observer builder may use; the parts tests and replays swap are fields."""
+
+    cfg: ControllerConfig
+    time_scale: float = 1.0
+    """Wall seconds per emulated second (1 in production; emulator tests run faster than real time)."""
+    sim: object | None = None
+    """A discrete-event simulator (planner.simulate.FleetSimulator) for replays; None in `planner control`."""
+
+    @property
+    def served_names(self) -> dict[str, str]:
+        """planner model -> the `model_name` label vLLM exports it under."""
+        return {m: mc.served_name or m for m, mc in self.cfg.models.items()}
+
+    @property
+    def percentile(self) -> dict[str, float]:
+        """model -> the percentile its SLO is stated at (the latency percentiles observed)."""
+        return {m: mc.slo.percentile for m, mc in self.cfg.models.items()}
+
+
+ObserverBuilder = Callable[[ObserverContext], Observer]
+OBSERVERS: Registry[ObserverBuilder] = Registry("observer", default="prometheus")
+"""Every observer by name (`observer` in the controller config)."""
+
+
+def build_observer(ctx: ObserverContext) -> Observer:
+    """The observer registered under `ctx.cfg.observer`, built for `ctx`."""
+    return OBSERVERS.get(ctx.cfg.observer).factory(ctx)

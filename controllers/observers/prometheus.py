@@ -1,0 +1,265 @@
+"""Observe the serving fleet through the Prometheus HTTP API (PromQL over vLLM's metrics).
+
+Per model (vLLM's `model_name` label) and, where it matters, per pool role (a label relabelled
+from the pod's pd-planner.io/role, name set by `role_label`):
+  completions     sum(rate(vllm:request_success_total[w]))              on the decode/mixed side
+  arrivals        completions + d/dt(waiting + running) on the PREFILL side when there is one (a
+                  prefill finishes a request one TTFT after it arrives), else on the decode/mixed
+                  side (a growing queue is load that has arrived but not completed: completions
+                  alone under-count a backlog)
+  mean ISL / OSL  rate(vllm:request_{prompt,generation}_tokens_sum) / rate(..._count)
+  TTFT            histogram_quantile(p, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[w]))) on
+                  the decode/mixed side; in a P/D fleet (prefill series present) PLUS the same quantile
+                  on the prefill side: llm-d's routing sidecar (and the P/D proxy of the tests) sends a
+                  request to a prefill pod first and then to the decode pod, whose own TTFT therefore
+                  starts after the remote prefill (it holds the KV pull and the decode queue). The sum
+                  of the two quantiles is the client's quantile when the two are comonotone (a slow
+                  prefill and a slow first decode step come from the same load) and an upper bound
+                  for the usual right-skewed latencies otherwise: the conservative side for an SLO.
+                  A gateway-side TTFT histogram (`gateway_ttft_metric`), when configured and present,
+                  replaces both: it is what the client sees, queueing in the gateway included.
+  ITL             histogram_quantile(p, ... vllm:request_time_per_output_token_seconds_bucket): each
+                  request's MEAN time per output token, the quantity an ITL SLO percentile is over
+                  (vLLM 0.26.0 names; vllm:time_per_output_token_seconds is gone there). A server
+                  that does not export it falls back to vllm:inter_token_latency_seconds (per token,
+                  lighter tail than per request) and the observation says so (itl_source).
+                  `itl_metric: per_token` forces the per-token histogram.
+  running/waiting sum by role of vllm:num_requests_{running,waiting}, and deriv() of waiting; the
+                  endpoint picker's flow-control queue (`epp_queue_metric`, by model_name) is added
+                  as waiting["gateway"]: requests held there still need a prefill and a decode
+  KV usage        avg by role of vllm:kv_cache_usage_perc
+  service times   rate(vllm:request_prefill_time_seconds_sum) / rate(..._count) (prefill side) and
+                  the same of vllm:request_time_per_output_token_seconds (decode side): per-request
+                  times WITHOUT queueing, what controllers.correct learns the laws' factors from
+
+Roles: series carry the pool role in `role_label` (the PodMonitor in controllers/deploy relabels
+llm-d.ai/role onto it; llm-d's `both` reads as mixed). A series of a configured model WITHOUT it
+fails the observation (`missing_role: fail`, the default): read as mixed, the prefill side's
+completions and prompt tokens would be counted a second time and every rate and length would be
+wrong while looking healthy.
+Prefill instances of a P/D deployment also finish each request (with max_tokens=1), so counts and
+lengths are read on the non-prefill side to avoid double counting.
+Staleness: the newest sample of vllm:num_requests_running per model must be younger than
+`staleness_s` (Prometheus keeps answering with the last sample for 5 minutes after a target
+dies); an unreachable Prometheus, an HTTP/PromQL error or a missing model makes the observation
+not ok, and the guard then holds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TypedDict
+
+import httpx
+
+from controllers.config import PrometheusConfig
+from controllers.observers.base import OBSERVERS, ModelObservation, Observation, ObserverContext
+
+
+class PromSeries(TypedDict):
+    """One series of an instant-vector answer (/api/v1/query, resultType vector)."""
+
+    metric: dict[str, str]
+    value: tuple[float, str]
+    """(evaluation time, sample value as a string)."""
+
+
+class PromError(Exception):
+    pass
+
+
+ROLE_VALUES = {"prefill": "prefill", "decode": "decode", "mixed": "mixed", "both": "mixed"}
+"""Series role label value -> pool role (llm-d's llm-d.ai/role `both` is a mixed pool)."""
+TPOT_REQUEST = "vllm:request_time_per_output_token_seconds"
+ITL_PER_TOKEN = "vllm:inter_token_latency_seconds"
+
+
+def _ratio_ms(num: dict[str, float], den: dict[str, float], m: str) -> float | None:
+    """rate(x_sum) / rate(x_count) in ms, None when no request was counted."""
+    return num[m] / den[m] * 1e3 if den.get(m, 0.0) > 0 and m in num else None
+
+
+class PrometheusObserver:
+    """Runs the PromQL above against one Prometheus; `served_names` maps planner model -> model_name label."""
+
+    def __init__(self, cfg: PrometheusConfig, served_names: dict[str, str], percentile: dict[str, float],
+                 time_scale: float = 1.0, client: httpx.Client | None = None):
+        self.cfg = cfg
+        self.served = served_names
+        self.by_label = {v: k for k, v in served_names.items()}
+        self.percentile = percentile
+        self.time_scale = time_scale
+        """Wall seconds per emulated second (1 in production; emulator tests run faster than real time)."""
+        self.http = client or httpx.Client(base_url=cfg.url.rstrip("/"), timeout=cfg.timeout_s)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ------------------------------------------------------------------ plumbing
+    def query(self, promql: str) -> list[PromSeries]:
+        try:
+            r = self.http.get("/api/v1/query", params={"query": promql})
+        except httpx.HTTPError as exc:
+            raise PromError(f"Prometheus unreachable at {self.cfg.url}: {exc}") from exc
+        try:
+            body = r.json()
+        except ValueError as exc:
+            raise PromError(f"Prometheus answered HTTP {r.status_code} without JSON") from exc
+        if r.status_code != 200 or body.get("status") != "success":
+            raise PromError(f"PromQL failed (HTTP {r.status_code}): {body.get('error', body)} in {promql}")
+        series: list[PromSeries] = body["data"]["result"]
+        return series
+
+    def _sel(self, *extra: str) -> str:
+        parts = [p for p in (self.cfg.selector, *extra) if p]
+        return "{" + ",".join(parts) + "}" if parts else ""
+
+    def _by_model(self, promql: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for s in self.query(promql):
+            label = s["metric"].get("model_name", "")
+            v = float(s["value"][1])
+            if label in self.by_label and math.isfinite(v):
+                out[self.by_label[label]] = v
+        return out
+
+    def _by_model_role(self, promql: str) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for s in self.query(promql):
+            label = s["metric"].get("model_name", "")
+            role = ROLE_VALUES.get(s["metric"].get(self.cfg.role_label, "mixed"), "mixed")
+            v = float(s["value"][1])
+            if label in self.by_label and math.isfinite(v):
+                out.setdefault(self.by_label[label], {})[role] = v
+        return out
+
+    # ------------------------------------------------------------------ the observation
+    def observe(self) -> Observation:
+        w = f"{max(1, round(self.cfg.rate_window_s))}s"
+        rl = self.cfg.role_label
+        side = self._sel(f'{rl}!="prefill"')
+        allsel = self._sel()
+        ts = self.time_scale
+        try:
+            t_res = self.http.get("/api/v1/query", params={"query": "time()"}).json()
+            now_s = float(t_res["data"]["result"][0])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            return Observation(t_s=float("nan"), ok=False, reason=f"Prometheus unreachable at {self.cfg.url}: {exc}")
+        try:
+            def rate(metric: str, sel: str) -> dict[str, float]:
+                """Per-model sum of a counter's per-second rate over the window, on the series `sel` picks."""
+                return self._by_model(f"sum by (model_name) (rate({metric}{sel}[{w}]))")
+
+            newest = self._by_model(f"max by (model_name) (timestamp(vllm:num_requests_running{allsel}))")
+            completion = rate("vllm:request_success_total", side)
+            p_sum = rate("vllm:request_prompt_tokens_sum", side)
+            p_cnt = rate("vllm:request_prompt_tokens_count", side)
+            g_sum = rate("vllm:request_generation_tokens_sum", side)
+            g_cnt = rate("vllm:request_generation_tokens_count", side)
+            running = self._by_model_role(f"sum by (model_name, {rl}) (vllm:num_requests_running{allsel})")
+            waiting = self._by_model_role(f"sum by (model_name, {rl}) (vllm:num_requests_waiting{allsel})")
+            growth = self._by_model_role(f"sum by (model_name, {rl}) (deriv(vllm:num_requests_waiting{allsel}[{w}]))")
+            inflight = self._by_model(
+                f"sum by (model_name) (deriv(vllm:num_requests_waiting{side}[{w}]) + deriv(vllm:num_requests_running{side}[{w}]))"
+            )
+            # P/D: prefill instances finish each request right after its prefill (max_tokens=1), so
+            # their completions + in-flight growth track arrivals with a lag of one TTFT, not of a
+            # whole generation as the decode side's completions do
+            pf = self._sel(f'{rl}="prefill"')
+            pf_completion = rate("vllm:request_success_total", pf)
+            pf_inflight = self._by_model(
+                f"sum by (model_name) (deriv(vllm:num_requests_waiting{pf}[{w}]) + deriv(vllm:num_requests_running{pf}[{w}]))"
+            )
+            kv = self._by_model_role(f"avg by (model_name, {rl}) (vllm:kv_cache_usage_perc{allsel})")
+            nolabel = self._sel(f'{rl}=""')
+            unlabelled = self._by_model(f"count by (model_name) (vllm:num_requests_running{nolabel})") \
+                if self.cfg.missing_role == "fail" else {}
+            epp_queue = self._by_model(f"sum by (model_name) ({self.cfg.epp_queue_metric}{allsel})") if self.cfg.epp_queue_metric else {}
+            # service times without queueing (vLLM >= 0.7 names, checked against 0.26.0: shared/tools/vllm-offline):
+            # prefill on the prefill side when there is one (the decode side's "prefill" is the KV load)
+            pf_sum = rate("vllm:request_prefill_time_seconds_sum", pf)
+            pf_cnt = rate("vllm:request_prefill_time_seconds_count", pf)
+            mx_sum = rate("vllm:request_prefill_time_seconds_sum", side)
+            mx_cnt = rate("vllm:request_prefill_time_seconds_count", side)
+            tp_sum = rate("vllm:request_time_per_output_token_seconds_sum", side)
+            tp_cnt = rate("vllm:request_time_per_output_token_seconds_count", side)
+            ttft: dict[str, float] = {}
+            itl: dict[str, float] = {}
+            itl_src: dict[str, str] = {}
+            ttft_src: dict[str, str] = {}
+            for q in sorted(set(self.percentile.values())):
+                t = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate(vllm:time_to_first_token_seconds_bucket{side}[{w}])))")
+                t_pf = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate(vllm:time_to_first_token_seconds_bucket{pf}[{w}])))")
+                i_req = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate({TPOT_REQUEST}_bucket{side}[{w}])))") \
+                    if self.cfg.itl_metric == "request_mean" else {}
+                t_gw = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate({self.cfg.gateway_ttft_metric}_bucket{allsel}[{w}])))") \
+                    if self.cfg.gateway_ttft_metric else {}
+                i_tok = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate({ITL_PER_TOKEN}_bucket{side}[{w}])))")
+                for m, pq in self.percentile.items():
+                    if pq != q:
+                        continue
+                    if m in t_gw:
+                        ttft[m], ttft_src[m] = t_gw[m] * 1e3, "gateway"
+                    elif m in t:
+                        ttft[m] = (t[m] + t_pf.get(m, 0.0)) * 1e3
+                        ttft_src[m] = "decode+prefill" if m in t_pf else "decode/mixed"
+                    if m in i_req:
+                        itl[m], itl_src[m] = i_req[m] * 1e3, TPOT_REQUEST
+                    elif m in i_tok:
+                        itl[m] = i_tok[m] * 1e3
+                        itl_src[m] = ITL_PER_TOKEN + (" (fallback: no " + TPOT_REQUEST + ")" if self.cfg.itl_metric == "request_mean" else "")
+        except PromError as exc:
+            return Observation(t_s=now_s, ok=False, reason=str(exc))
+
+        obs = Observation(t_s=now_s, ok=True)
+        problems: list[str] = []
+        for m in self.served:
+            if m not in newest:
+                problems.append(f"no vLLM metrics for model {m} (model_name={self.served[m]!r})")
+                continue
+            if m in unlabelled:
+                problems.append(f"{int(unlabelled[m])} vLLM series of {m} have no {rl!r} label: relabel the pod's "
+                                f"llm-d.ai/role onto it (controllers/deploy/examples/podmonitor.yaml); not read as mixed, which "
+                                f"would count the prefill side's completions and prompts twice")
+                continue
+            age = now_s - newest[m]
+            if age > self.cfg.staleness_s:
+                problems.append(f"metrics of {m} are stale (newest sample {age:.0f}s old > {self.cfg.staleness_s:g}s)")
+            comp = completion.get(m, 0.0) * ts
+            if m in pf_completion:
+                arr = max(0.0, (pf_completion[m] + pf_inflight.get(m, 0.0)) * ts)
+            else:
+                arr = max(0.0, comp + inflight.get(m, 0.0) * ts)
+            obs.models[m] = ModelObservation(
+                model=m,
+                completion_rps=comp,
+                arrival_rps=arr,
+                mean_isl=p_sum[m] / p_cnt[m] if p_cnt.get(m) and m in p_sum else None,
+                mean_osl=g_sum[m] / g_cnt[m] if g_cnt.get(m) and m in g_sum else None,
+                ttft_ms=ttft.get(m),
+                itl_ms=itl.get(m),
+                running=running.get(m, {}),
+                waiting={**waiting.get(m, {}), **({"gateway": epp_queue[m]} if epp_queue.get(m) else {})},
+                waiting_growth_per_s={k: v * ts for k, v in growth.get(m, {}).items()},
+                kv_usage=kv.get(m, {}),
+                newest_sample_age_s=age,
+                from_histograms=True,
+                itl_source=itl_src.get(m, ""),
+                ttft_source=ttft_src.get(m, ""),
+                prefill_time_ms=_ratio_ms(pf_sum, pf_cnt, m) if m in pf_cnt else _ratio_ms(mx_sum, mx_cnt, m),
+                tpot_ms=_ratio_ms(tp_sum, tp_cnt, m),
+            )
+        if problems:
+            obs.ok = False
+            obs.reason = "; ".join(problems)
+        return obs
+
+
+@OBSERVERS.register("prometheus", "PromQL over vLLM's metrics through the Prometheus HTTP API")
+def build(ctx: ObserverContext) -> PrometheusObserver:
+    return PrometheusObserver(ctx.cfg.prometheus, ctx.served_names, ctx.percentile, time_scale=ctx.time_scale)
