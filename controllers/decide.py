@@ -540,6 +540,18 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
     return corr, quiet_now, notes + s_notes
 
 
+# ---------------------------------------------------------------------- per-role sizing factors
+def scale_roles(replicas: Mapping[str, int], factors: Mapping[str, float]) -> dict[str, int]:
+    """The ILP's replicas with the decode pools of each model x its factor (`factors`: model ->
+    decode factor), rounded up, at least 1 where the ILP asked for any. Pure."""
+    out: dict[str, int] = {}
+    for p, n in replicas.items():
+        v = Variant.parse(p)
+        f = factors.get(v.model, 1.0) if v.role == "decode" else 1.0
+        out[p] = n if n <= 0 or f >= 1.0 else max(1, math.ceil(n * f - 1e-9))
+    return out
+
+
 # ---------------------------------------------------------------------- the decision
 def _scaled(f: ModelForecast, rate_rps: float) -> ModelForecast:
     """The same forecast at another request rate, with the same planned lengths."""
@@ -603,6 +615,11 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     plan: Plan | None = None
     solver_ok, solver_reason, solve_s = True, "", None
     workload = workload_for(cfg, obs, memories, forecasts)
+    # the decode factor (a margin below 1 for the pool the capacity model over-sizes) is off for a model
+    # with requests waiting for a decode slot now: its cache is full, the factor's premise fails, and
+    # the backlog's scale-up must not be damped
+    factors = {m: 1.0 if sum(v for r, v in mo.waiting.items() if r == "decode") > 0 else cfg.forecast.decode_factor
+               for m, mo in obs.models.items()}
     try:
         fleet_now = state.planner.fleet.model_copy(update={"current": {p: n for p, n in current.items() if n > 0}})
         if cfg.forecast.plan_utilization is not None:  # the forecast carries the headroom (see config)
@@ -616,7 +633,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         cand = state.planner.plan_fn(workload, fleet_now, CorrectedPerf(state.planner.perf, corrections))
         solve_s = cand.solver.seconds or (time.perf_counter() - t0)
         if cand.feasible and cand.solver.status in ("optimal", "feasible", "time_limit") and cand.models:
-            plan, proposal = cand, cand.replicas()
+            plan, proposal = cand, scale_roles(cand.replicas(), factors)
             trend_leads = not cfg.forecast.hold_trend and any(
                 f.short_rps > max(f.envelope_rps * f.margin, f.seasonal_rps * f.margin) for f in forecasts.values())
             has_backlog = not cfg.guard.hold_backlog and len(workload.classes) > len(obs.models)
@@ -630,7 +647,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
                 hold_plan = state.planner.plan_fn(workload_for(cfg, obs, memories, steady, backlog=False), fleet_now,
                                                   CorrectedPerf(state.planner.perf, corrections))
                 if hold_plan.feasible and hold_plan.models:
-                    hold_proposal = hold_plan.replicas()
+                    hold_proposal = scale_roles(hold_plan.replicas(), factors)
         else:
             solver_ok = False
             solver_reason = f"status {cand.solver.status}" + (f": {'; '.join(cand.diagnosis)}" if cand.diagnosis else "")

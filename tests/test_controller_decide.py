@@ -17,7 +17,7 @@ import pytest
 
 from controllers.config import ControllerConfig, CorrectConfig, ForecastConfig, GuardConfig, ModelConfig
 from controllers.decide import (ModelMemory, PoolStatus, Snapshot, State, decide, detect_period, initial_state, short_forecast,
-                                recurring_level, recurring_spikes, slo_ratio, spike_episodes, update_headroom,
+                                recurring_level, recurring_spikes, scale_roles, slo_ratio, spike_episodes, update_headroom,
                                 stabilization_s)
 from controllers.observe import ModelObservation, Observation
 from planner.schema import Fleet, FleetLimits, GpuInventory, ModelPlan, Plan, PoolPlan, SolverInfo, Slo, Workload
@@ -41,6 +41,9 @@ def linear_plan(workload: Workload, fleet: Fleet, perf: object) -> Plan:
 
 
 def cfg(**forecast: object) -> ControllerConfig:
+    """The defaults, with the decode factor at 1 unless given: the linear planner stands in for an
+    exact capacity model, and the cases state its replicas (the factor has its own cases)."""
+    forecast = {"decode_factor": 1.0, **forecast}
     return ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={M: ModelConfig(slo=SLO)},
                             forecast=ForecastConfig(**forecast),  # type: ignore[arg-type]
                             correct=CorrectConfig(enabled=False), guard=GuardConfig(scale_down_cooldown_s=0))
@@ -581,3 +584,38 @@ def test_latency_correction_skipped_while_arrivals_are_planned_bursty():
         return state.corrections.factor("ttft", M)
     assert run(True) == 1.0
     assert run(False) > 1.0
+
+
+# ---------------------------------------------------------------------- the decode factor (per-pool margin)
+@pytest.mark.parametrize("replicas,factor,expected", [
+    ({P: 4, D: 8}, 0.75, {P: 4, D: 6}),  # decode only; prefill is the plan's
+    ({P: 2, D: 5}, 0.75, {P: 2, D: 4}),  # rounded up
+    ({P: 1, D: 1}, 0.5, {P: 1, D: 1}),  # never below 1 where the ILP asked for any
+    ({P: 0, D: 0}, 0.75, {P: 0, D: 0}),  # nor above 0 where it asked for none
+    ({P: 3, D: 7}, 1.0, {P: 3, D: 7}),  # 1: the plan as it is
+])
+def test_scale_roles_table(replicas, factor, expected):
+    assert scale_roles(replicas, {M: factor}) == expected
+    assert scale_roles(replicas, {"other-model": factor}) == replicas  # the factor is per model
+
+
+@pytest.mark.parametrize("name,rates,snapshots,check", [
+    # steady load: decode = ceil(0.75 x the linear plan), prefill unchanged
+    ("steady", [4.0] * 10, {}, lambda f1, f75: f75[-1][D] == math.ceil(0.75 * f1[-1][D] - 1e-9) and f75[-1][P] == f1[-1][P]),
+    # a ramp: never down while rising, decode below the factor-1 fleet
+    ("ramp", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], {},
+     lambda f1, f75: all(b[D] >= a[D] for a, b in zip(f75, f75[1:])) and f75[-1][D] < f1[-1][D]),
+    # a KV-admission wait (300 requests waiting on the decode side): decode scales up in the same interval
+    ("kv-wait", [2.0] * 8, {7: obs(2.0, waiting_decode=300.0)}, lambda f1, f75: f75[7][D] > f75[6][D]),
+    # metrics missing: the last good fleet is held, factor or not
+    ("metrics-missing", [4.0] * 6, {5: obs(4.0, ok=False)}, lambda f1, f75: f75[5] == f75[4]),
+])
+def test_decode_factor_table(name, rates, snapshots, check):
+    f1 = replay(rates, cfg(), snapshots=snapshots)
+    f75 = replay(rates, cfg(decode_factor=0.75), snapshots=snapshots)
+    assert check(f1, f75), (name, f1, f75)
+
+
+def test_decode_factor_default_is_below_one():
+    """The shipped default sizes decode below the plan (chosen on the tuning set, see ForecastConfig)."""
+    assert 0.6 < ForecastConfig().decode_factor < 1.0
