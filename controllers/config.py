@@ -228,7 +228,7 @@ class ForecastConfig(_Strict):
                     "moment only delays admission by a fraction of the 2 s TTFT budget; the best static fleets of "
                     "the tuning scenarios hold 0.6-0.85 x the plan's decode replicas at their peak (sine-15min and "
                     "step-surge 3 where the plan says 5, mmpp-onoff 5 for 6) and prefill exactly the plan's. Source: "
-                    "the TUNING scenarios of bench/autoscale_trace.py (with correct.skip_when_bursty): 1.0 -> 54.5 "
+                    "the TUNING scenarios of bench/autoscale_trace.py (with correct.skip_when_bursty): 1.0 -> 55.1 "
                     "GPU-h in sum, 0.85 53.8, 0.8 50.2, 0.75 48.3 (48.6 with the wait gate below), 0.7 47.6, all at worst attainment 0.9885-0.9896 "
                     "(sine-15min, its first ramp); 0.6 49.6 at 0.865 (step surge, sine 0.907, mmpp 0.941). 0.75 "
                     "chosen: within 2% of 0.7 and further from the cliff. Off (1) for a model with requests waiting for "
