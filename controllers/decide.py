@@ -299,6 +299,15 @@ def recurring_level(s: np.ndarray, episodes: list[tuple[int, int]], count: int) 
     return peaks[count - 1]
 
 
+def queue_matters(waiting: float, rate_rps: float, queue_min_s: float) -> bool:
+    """Whether `waiting` requests are a queue that lifts the plan's caps: more than `queue_min_s`
+    seconds of arrivals at `rate_rps` (any request waiting when queue_min_s is 0, or with no
+    arrivals). Pure."""
+    if waiting <= 0:
+        return False
+    return queue_min_s <= 0 or rate_rps <= 0 or waiting > queue_min_s * rate_rps
+
+
 def learned_margin(errors: tuple[float, ...], cfg: ControllerConfig) -> float:
     f = cfg.forecast
     if not f.learn_margin or len(errors) < f.margin_min_samples:
@@ -322,6 +331,10 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     # again; hold the history's peak (a long-memory envelope) instead of reacting to each one a
     # start-up late with a trend that overshoots
     episodes = spike_episodes(y, f.spike_ratio) if f.spike_memory else []
+    # a queue lifts the caps on the plan (held level, static cap) only when it holds more than
+    # queue_min_s seconds of the last arrival rate: a few prompts waiting at a burst's start are the
+    # batching of a fleet that keeps up, not a sign that the held level is too low
+    queued = queue_matters(waiting, float(y[-1]) if y.size else 0.0, f.queue_min_s)
 
     def plan_series(series: tuple[float, ...], trend: float | None = None) -> tuple[float, float, float, float]:
         """(planned, envelope, short, seasonal) of one series; `trend`: the request rate's short
@@ -353,9 +366,9 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
             short = max(float(s[-1]), min(short, f.trend_history_cap * float(s[:-1].max())))
         seas = seasonal_ahead(s, period, steps) if period else 0.0
         planned = max(env * margin, short, seas * margin, float(s[-1]))
-        if held is not None and waiting <= 0 and float(s[-1]) <= held:
+        if held is not None and not queued and float(s[-1]) <= held:
             planned = max(float(s[-1]), min(planned, env * margin))  # the held peak covers a level seen before
-        if f.static_cap is not None and waiting <= 0 and s.size >= 2 and float(s[:-1].max()) >= float(s[-1]):
+        if f.static_cap is not None and not queued and s.size >= 2 and float(s[:-1].max()) >= float(s[-1]):
             # a level seen before and no queue: at most cap x the history's peak (what a static fleet for
             # that peak holds); a new high or a queue keeps the full plan
             planned = max(float(s[-1]), min(planned, f.static_cap * float(s.max())))

@@ -17,7 +17,7 @@ import pytest
 
 from controllers.config import ControllerConfig, CorrectConfig, ForecastConfig, GuardConfig, ModelConfig
 from controllers.decide import (ModelMemory, PoolStatus, Snapshot, State, decide, detect_period, initial_state, short_forecast,
-                                recurring_level, recurring_spikes, scale_roles, slo_ratio, spike_episodes, update_headroom,
+                                queue_matters, recurring_level, recurring_spikes, scale_roles, slo_ratio, spike_episodes, update_headroom,
                                 stabilization_s)
 from controllers.observe import ModelObservation, Observation
 from planner.schema import Fleet, FleetLimits, GpuInventory, ModelPlan, Plan, PoolPlan, SolverInfo, Slo, Workload
@@ -507,12 +507,13 @@ def test_headroom_shrinks_the_plan_while_latency_is_low_and_restores_it_near_the
 def test_static_cap_bounds_the_plan_at_the_history_peak_unless_a_queue_waits():
     """A peak of 8 req/s, a trough, then 2 -> 8 again: the trend would plan 32 (x2 history cap = 16);
     static_cap 1.0 plans at most the peak seen (8) for a level seen before; with requests waiting the
-    cap is off (the backlog signal must reach the optimiser)."""
+    cap is off (the backlog signal must reach the optimiser) once they are more than queue_min_s (1 s)
+    of arrivals."""
     rates = [8.0] * 3 + [1.0] * 12 + [2.0, 8.0]
     nsm = {"spike_memory": False}  # the second 8 is a recurring spike: isolate the cap from spike memory
     assert replay(rates, cfg(**nsm))[-1][D] >= 16
     assert replay(rates, cfg(static_cap=1.0, **nsm))[-1][D] == 8
-    queued = {len(rates) - 1: obs(8.0, waiting_prefill=0.001)}
+    queued = {len(rates) - 1: obs(8.0, waiting_prefill=9.0)}  # > 1 s of 8 req/s
     assert replay(rates, cfg(static_cap=1.0, **nsm), queued)[-1][D] >= 16
 
 
@@ -540,6 +541,31 @@ def test_spike_memory_holds_the_peak_of_recurring_spikes_instead_of_chasing_each
     third_off_end, third_on = 2 * len(cycle) - 1, 2 * len(cycle)
     assert on[third_off_end][D] >= 8 and off[third_off_end][D] < 8  # held vs released in the trough
     assert on[third_on][D] == 8 and off[third_on][D] >= 16  # no trend overshoot on a known spike
+
+
+@pytest.mark.parametrize("waiting,queue_min_s,lifted", [
+    (2.0, 1.0, False),    # 2 prompts at 8 req/s = 0.25 s of arrivals: batching, the held level stands
+    (2.0, 0.0, True),     # queue_min_s 0: any request waiting lifts the cap (the former behaviour)
+    (200.0, 1.0, True),   # 25 s of arrivals: a real queue, the full plan (trend) applies
+])
+def test_a_small_queue_does_not_lift_the_held_level(waiting, queue_min_s, lifted):
+    """The third of three on/off bursts starts with `waiting` prompts queued: spike memory caps the
+    plan at the held peak unless the queue holds more than queue_min_s seconds of arrivals."""
+    cycle = [8.0] * 3 + [1.0] * 14
+    rates = cycle * 2 + [1.0, 8.0]
+    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False, "queue_min_s": queue_min_s}
+    k = len(rates) - 1
+    fleets = replay(rates, cfg(**flat), snapshots={k: obs(8.0, waiting_prefill=waiting)})
+    # the linear planner adds the backlog (waiting / (start-up + interval)) to the 8 req/s held
+    held_d = math.ceil(8.0 + waiting / (STARTUP + IV) - 1e-9)
+    assert (fleets[k][D] > held_d) == lifted, fleets[k]
+
+
+@pytest.mark.parametrize("waiting,rate,queue_min_s,expected", [
+    (0.0, 5.0, 1.0, False), (4.0, 5.0, 1.0, False), (6.0, 5.0, 1.0, True), (1.0, 5.0, 0.0, True), (1.0, 0.0, 1.0, True),
+])
+def test_queue_matters_table(waiting, rate, queue_min_s, expected):
+    assert queue_matters(waiting, rate, queue_min_s) is expected
 
 
 @pytest.mark.parametrize("series,count,expected", [
