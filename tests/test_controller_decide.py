@@ -561,6 +561,15 @@ def test_a_small_queue_does_not_lift_the_held_level(waiting, queue_min_s, lifted
     assert (fleets[k][D] > held_d) == lifted, fleets[k]
 
 
+def test_a_small_queue_on_a_new_high_keeps_the_trend():
+    """A ramp to a level never seen (no held level to cap at): the trend applies whatever the queue, so
+    queue_min_s does not slow a ramp into the unknown (1 -> 2 -> 4 req/s, 2 prompts waiting)."""
+    rates = [1.0] * 4 + [2.0, 4.0]
+    k = len(rates) - 1
+    fleets = replay(rates, cfg(queue_min_s=1.0), snapshots={k: obs(4.0, waiting_prefill=2.0)})
+    assert fleets[k][D] >= 4 + 2 * 4  # last + the rise (2) x the horizon's 4 steps
+
+
 @pytest.mark.parametrize("waiting,rate,queue_min_s,expected", [
     (0.0, 5.0, 1.0, False), (4.0, 5.0, 1.0, False), (6.0, 5.0, 1.0, True), (1.0, 5.0, 0.0, True), (1.0, 0.0, 1.0, True),
 ])
@@ -631,6 +640,12 @@ def test_scale_roles_table(replicas, factor, expected):
     # a ramp: never down while rising, decode below the factor-1 fleet
     ("ramp", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], {},
      lambda f1, f75: all(b[D] >= a[D] for a, b in zip(f75, f75[1:])) and f75[-1][D] < f1[-1][D]),
+    # a trough between two peaks: the peak's decode (x 0.75) is held through it, never the factor-1 fleet
+    ("trough", [1.0] * 3 + [8.0] * 4 + [1.0] * 4 + [8.0] * 2, {},
+     lambda f1, f75: all(f[D] >= math.ceil(0.75 * 8 - 1e-9) for f in f75[7:11]) and all(a[D] <= b[D] for a, b in zip(f75, f1))),
+    # recurring spikes (spike memory holds the peak): the held fleet is the factor x the peak's plan
+    ("spike", ([8.0] * 3 + [1.0] * 14) * 2 + [1.0, 8.0], {},
+     lambda f1, f75: f75[-1][D] == math.ceil(0.75 * f1[-1][D] - 1e-9) and f75[-1][P] == f1[-1][P]),
     # a KV-admission wait (300 requests waiting on the decode side): decode scales up in the same interval
     ("kv-wait", [2.0] * 8, {7: obs(2.0, waiting_decode=300.0)}, lambda f1, f75: f75[7][D] > f75[6][D]),
     # metrics missing: the last good fleet is held, factor or not
@@ -640,6 +655,17 @@ def test_decode_factor_table(name, rates, snapshots, check):
     f1 = replay(rates, cfg(), snapshots=snapshots)
     f75 = replay(rates, cfg(decode_factor=0.75), snapshots=snapshots)
     assert check(f1, f75), (name, f1, f75)
+
+
+def test_decode_factor_keeps_period_pre_scaling():
+    """The square wave of test_period_is_detected_and_pre_scaled: with the decode factor the fleet still
+    rises before the next high phase is observed, to the factor x the peak's decode."""
+    period = 20
+    rates = [6.0 if (k % period) < 4 else 1.0 for k in range(3 * period)][: 3 * period - 3]
+    with_period = replay(rates, cfg(spike_memory=False, decode_factor=0.75))
+    without = replay(rates, cfg(period=False, spike_memory=False, decode_factor=0.75))
+    assert total(with_period[-1]) > total(without[-1])
+    assert with_period[-1][D] >= math.ceil(0.75 * 6 - 1e-9)
 
 
 def test_decode_factor_default_is_below_one():
