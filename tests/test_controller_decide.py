@@ -144,7 +144,7 @@ def test_spike_queue_signal_scales_up_in_the_same_interval():
     """The rate estimate has not moved yet but 600 prompts wait: the backlog is load now."""
     rates = [2.0] * 8
     fleets = replay(rates, snapshots={7: obs(2.0, waiting_prefill=600.0)})
-    assert fleets[7][P] > fleets[6][P] and fleets[7][P] >= math.ceil((2.0 * 1.15 + 600 / (STARTUP + IV)) / 2)
+    assert fleets[7][P] > fleets[6][P] and fleets[7][P] >= math.ceil((2.0 * ForecastConfig().margin_prior + 600 / (STARTUP + IV)) / 2)
 
 
 def test_backlog_surplus_is_not_held_after_the_queue_drains():
