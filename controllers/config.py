@@ -244,7 +244,9 @@ class ForecastConfig(_Strict):
                     "the TUNING scenarios of bench/autoscale_trace.py (with correct.skip_when_bursty): 1.0 -> 55.1 "
                     "GPU-h in sum, 0.85 53.8, 0.8 50.2, 0.75 48.3 (48.6 with the wait gate below), 0.7 47.6, all at worst attainment 0.9885-0.9896 "
                     "(sine-15min, its first ramp); 0.6 49.6 at 0.865 (step surge, sine 0.907, mmpp 0.941). 0.75 "
-                    "chosen: within 2% of 0.7 and further from the cliff. Off (1) for a model with requests waiting for "
+                    "chosen: within 2% of 0.7 and further from the cliff. Re-swept at the final defaults (queue_min_s 1, "
+                    "margin_prior 1): 0.8 48.4, 0.75 46.5, 0.7 46.6 at 0.9885, 0.65 45.6 at 0.868 (step surge; sine 0.911): "
+                    "the cliff is 0.1 below the default. Off (1) for a model with requests waiting for "
                     "a decode slot now (its cache is full), so a KV-admission wait scales decode up "
                     "the same interval (the backlog class). 1.0: the plan as it is (ablation decode-factor-1)")
     floor_while_traffic: bool = Field(default=True, description="keep >= 1 replica per pool of a model with traffic "
