@@ -50,13 +50,15 @@ policy holds and chases around recurring peaks: the trend term extrapolating eve
 (forecast.spike_memory) holds the history's peak once spikes recur: -20% on the tuning set. A step
 far above anything seen (3x) still needs the flat phase's surplus; a static cap removing it costs
 the step 0.998 -> 0.868.
-Second pass (ctl, tuning set, sum of GPU-hours 57.2 -> 47.3 at worst attainment 0.9896 -> 0.9885):
+Second pass (ctl, tuning set, sum of GPU-hours 57.2 -> 46.5 at worst attainment 0.9896 -> 0.9885, both
+with the start fleet below; held-out 91.9 -> 81.4 against the former bench):
 the plan's DECODE pools were the largest surplus left: decode is sized by the KV term (sequences at
 their final length at the p99 batch), and the best static fleets hold 0.6-0.85 x the plan's decode
 replicas, prefill exactly the plan's; forecast.decode_factor 0.75 (-12%). The latency correction
 learned the clusters' queueing (TTFT factor up to 1.6, 7-11 prefill replicas where 4 do):
 correct.skip_when_bursty on (clustered-8 -25%). A prompt or two waiting at each on-burst lifted
-spike memory's cap and let the trend plan 2x the held level: forecast.queue_min_s 1 s (mmpp -11%).
+spike memory's cap and let the trend plan 2x the held level: forecast.queue_min_s 1 s (mmpp -11%);
+no margin before one is learned (forecast.margin_prior 1.0, -1.6%).
 The controller now starts from the hindsight schedule's first fleet (as said above; it took the
 s = 1 plan's, half the prefill on clustered arrivals, where 168 of clustered-8's 199 misses fell in
 the first start-up). What is left over the references: the first ramp to a level never seen
