@@ -300,6 +300,15 @@ def recurring_level(s: np.ndarray, episodes: list[tuple[int, int]], count: int) 
     return peaks[count - 1]
 
 
+def queue_matters(waiting: float, rate_rps: float, queue_min_s: float) -> bool:
+    """Whether `waiting` requests are a queue that lifts the plan's caps: more than `queue_min_s`
+    seconds of arrivals at `rate_rps` (any request waiting when queue_min_s is 0, or with no
+    arrivals). Pure."""
+    if waiting <= 0:
+        return False
+    return queue_min_s <= 0 or rate_rps <= 0 or waiting > queue_min_s * rate_rps
+
+
 def learned_margin(errors: tuple[float, ...], cfg: ControllerConfig) -> float:
     f = cfg.forecast
     if not f.learn_margin or len(errors) < f.margin_min_samples:
@@ -323,6 +332,10 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     # again; hold the history's peak (a long-memory envelope) instead of reacting to each one a
     # start-up late with a trend that overshoots
     episodes = spike_episodes(y, f.spike_ratio) if f.spike_memory else []
+    # a queue lifts the caps on the plan (held level, static cap) only when it holds more than
+    # queue_min_s seconds of the last arrival rate: a few prompts waiting at a burst's start are the
+    # batching of a fleet that keeps up, not a sign that the held level is too low
+    queued = queue_matters(waiting, float(y[-1]) if y.size else 0.0, f.queue_min_s)
 
     def plan_series(series: tuple[float, ...], trend: float | None = None) -> tuple[float, float, float, float]:
         """(planned, envelope, short, seasonal) of one series; `trend`: the request rate's short
@@ -354,9 +367,9 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
             short = max(float(s[-1]), min(short, f.trend_history_cap * float(s[:-1].max())))
         seas = seasonal_ahead(s, period, steps) if period else 0.0
         planned = max(env * margin, short, seas * margin, float(s[-1]))
-        if held is not None and waiting <= 0 and float(s[-1]) <= held:
+        if held is not None and not queued and float(s[-1]) <= held:
             planned = max(float(s[-1]), min(planned, env * margin))  # the held peak covers a level seen before
-        if f.static_cap is not None and waiting <= 0 and s.size >= 2 and float(s[:-1].max()) >= float(s[-1]):
+        if f.static_cap is not None and not queued and s.size >= 2 and float(s[:-1].max()) >= float(s[-1]):
             # a level seen before and no queue: at most cap x the history's peak (what a static fleet for
             # that peak holds); a new high or a queue keeps the full plan
             planned = max(float(s[-1]), min(planned, f.static_cap * float(s.max())))
@@ -541,6 +554,18 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
     return corr, quiet_now, notes + s_notes
 
 
+# ---------------------------------------------------------------------- per-role sizing factors
+def scale_roles(replicas: Mapping[str, int], factors: Mapping[str, float]) -> dict[str, int]:
+    """The ILP's replicas with the decode pools of each model x its factor (`factors`: model ->
+    decode factor), rounded up, at least 1 where the ILP asked for any. Pure."""
+    out: dict[str, int] = {}
+    for p, n in replicas.items():
+        v = Variant.parse(p)
+        f = factors.get(v.model, 1.0) if v.role == "decode" else 1.0
+        out[p] = n if n <= 0 or f >= 1.0 else max(1, math.ceil(n * f - 1e-9))
+    return out
+
+
 # ---------------------------------------------------------------------- the decision
 def _scaled(f: ModelForecast, rate_rps: float) -> ModelForecast:
     """The same forecast at another request rate, with the same planned lengths."""
@@ -604,6 +629,11 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     plan: Plan | None = None
     solver_ok, solver_reason, solve_s = True, "", None
     workload = workload_for(cfg, obs, memories, forecasts)
+    # the decode factor (a margin below 1 for the pool the capacity model over-sizes) is off for a model
+    # with requests waiting for a decode slot now: its cache is full, the factor's premise fails, and
+    # the backlog's scale-up must not be damped
+    factors = {m: 1.0 if sum(v for r, v in mo.waiting.items() if r == "decode") > 0 else cfg.forecast.decode_factor
+               for m, mo in obs.models.items()}
     try:
         fleet_now = state.planner.fleet.model_copy(update={"current": {p: n for p, n in current.items() if n > 0}})
         if cfg.forecast.plan_utilization is not None:  # the forecast carries the headroom (see config)
@@ -617,7 +647,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         cand = state.planner.plan_fn(workload, fleet_now, CorrectedPerf(state.planner.perf, corrections))
         solve_s = cand.solver.seconds or (time.perf_counter() - t0)
         if cand.feasible and cand.solver.status in ("optimal", "feasible", "time_limit") and cand.models:
-            plan, proposal = cand, cand.replicas()
+            plan, proposal = cand, scale_roles(cand.replicas(), factors)
             trend_leads = not cfg.forecast.hold_trend and any(
                 f.short_rps > max(f.envelope_rps * f.margin, f.seasonal_rps * f.margin) for f in forecasts.values())
             has_backlog = not cfg.guard.hold_backlog and len(workload.classes) > len(obs.models)
@@ -631,7 +661,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
                 hold_plan = state.planner.plan_fn(workload_for(cfg, obs, memories, steady, backlog=False), fleet_now,
                                                   CorrectedPerf(state.planner.perf, corrections))
                 if hold_plan.feasible and hold_plan.models:
-                    hold_proposal = hold_plan.replicas()
+                    hold_proposal = scale_roles(hold_plan.replicas(), factors)
         else:
             solver_ok = False
             solver_reason = f"status {cand.solver.status}" + (f": {'; '.join(cand.diagnosis)}" if cand.diagnosis else "")

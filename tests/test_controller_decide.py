@@ -17,7 +17,7 @@ import pytest
 
 from controllers.config import ControllerConfig, CorrectConfig, ForecastConfig, GuardConfig, ModelConfig
 from controllers.decide import (ModelMemory, PoolStatus, Snapshot, State, decide, detect_period, initial_state, short_forecast,
-                                recurring_level, recurring_spikes, slo_ratio, spike_episodes, update_headroom,
+                                queue_matters, recurring_level, recurring_spikes, scale_roles, slo_ratio, spike_episodes, update_headroom,
                                 stabilization_s)
 from controllers.observe import ModelObservation, Observation
 from planner.schema import Fleet, FleetLimits, GpuInventory, ModelPlan, Plan, PoolPlan, SolverInfo, Slo, Workload
@@ -41,6 +41,9 @@ def linear_plan(workload: Workload, fleet: Fleet, perf: object) -> Plan:
 
 
 def cfg(**forecast: object) -> ControllerConfig:
+    """The defaults, with the decode factor at 1 unless given: the linear planner stands in for an
+    exact capacity model, and the cases state its replicas (the factor has its own cases)."""
+    forecast = {"decode_factor": 1.0, **forecast}
     return ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={M: ModelConfig(slo=SLO)},
                             forecast=ForecastConfig(**forecast),  # type: ignore[arg-type]
                             correct=CorrectConfig(enabled=False), guard=GuardConfig(scale_down_cooldown_s=0))
@@ -141,7 +144,7 @@ def test_spike_queue_signal_scales_up_in_the_same_interval():
     """The rate estimate has not moved yet but 600 prompts wait: the backlog is load now."""
     rates = [2.0] * 8
     fleets = replay(rates, snapshots={7: obs(2.0, waiting_prefill=600.0)})
-    assert fleets[7][P] > fleets[6][P] and fleets[7][P] >= math.ceil((2.0 * 1.15 + 600 / (STARTUP + IV)) / 2)
+    assert fleets[7][P] > fleets[6][P] and fleets[7][P] >= math.ceil((2.0 * ForecastConfig().margin_prior + 600 / (STARTUP + IV)) / 2)
 
 
 def test_backlog_surplus_is_not_held_after_the_queue_drains():
@@ -504,12 +507,13 @@ def test_headroom_shrinks_the_plan_while_latency_is_low_and_restores_it_near_the
 def test_static_cap_bounds_the_plan_at_the_history_peak_unless_a_queue_waits():
     """A peak of 8 req/s, a trough, then 2 -> 8 again: the trend would plan 32 (x2 history cap = 16);
     static_cap 1.0 plans at most the peak seen (8) for a level seen before; with requests waiting the
-    cap is off (the backlog signal must reach the optimiser)."""
+    cap is off (the backlog signal must reach the optimiser) once they are more than queue_min_s (1 s)
+    of arrivals."""
     rates = [8.0] * 3 + [1.0] * 12 + [2.0, 8.0]
     nsm = {"spike_memory": False}  # the second 8 is a recurring spike: isolate the cap from spike memory
     assert replay(rates, cfg(**nsm))[-1][D] >= 16
     assert replay(rates, cfg(static_cap=1.0, **nsm))[-1][D] == 8
-    queued = {len(rates) - 1: obs(8.0, waiting_prefill=0.001)}
+    queued = {len(rates) - 1: obs(8.0, waiting_prefill=9.0)}  # > 1 s of 8 req/s
     assert replay(rates, cfg(static_cap=1.0, **nsm), queued)[-1][D] >= 16
 
 
@@ -537,6 +541,40 @@ def test_spike_memory_holds_the_peak_of_recurring_spikes_instead_of_chasing_each
     third_off_end, third_on = 2 * len(cycle) - 1, 2 * len(cycle)
     assert on[third_off_end][D] >= 8 and off[third_off_end][D] < 8  # held vs released in the trough
     assert on[third_on][D] == 8 and off[third_on][D] >= 16  # no trend overshoot on a known spike
+
+
+@pytest.mark.parametrize("waiting,queue_min_s,lifted", [
+    (2.0, 1.0, False),    # 2 prompts at 8 req/s = 0.25 s of arrivals: batching, the held level stands
+    (2.0, 0.0, True),     # queue_min_s 0: any request waiting lifts the cap (the former behaviour)
+    (200.0, 1.0, True),   # 25 s of arrivals: a real queue, the full plan (trend) applies
+])
+def test_a_small_queue_does_not_lift_the_held_level(waiting, queue_min_s, lifted):
+    """The third of three on/off bursts starts with `waiting` prompts queued: spike memory caps the
+    plan at the held peak unless the queue holds more than queue_min_s seconds of arrivals."""
+    cycle = [8.0] * 3 + [1.0] * 14
+    rates = cycle * 2 + [1.0, 8.0]
+    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False, "queue_min_s": queue_min_s}
+    k = len(rates) - 1
+    fleets = replay(rates, cfg(**flat), snapshots={k: obs(8.0, waiting_prefill=waiting)})
+    # the linear planner adds the backlog (waiting / (start-up + interval)) to the 8 req/s held
+    held_d = math.ceil(8.0 + waiting / (STARTUP + IV) - 1e-9)
+    assert (fleets[k][D] > held_d) == lifted, fleets[k]
+
+
+def test_a_small_queue_on_a_new_high_keeps_the_trend():
+    """A ramp to a level never seen (no held level to cap at): the trend applies whatever the queue, so
+    queue_min_s does not slow a ramp into the unknown (1 -> 2 -> 4 req/s, 2 prompts waiting)."""
+    rates = [1.0] * 4 + [2.0, 4.0]
+    k = len(rates) - 1
+    fleets = replay(rates, cfg(queue_min_s=1.0), snapshots={k: obs(4.0, waiting_prefill=2.0)})
+    assert fleets[k][D] >= 4 + 2 * 4  # last + the rise (2) x the horizon's 4 steps
+
+
+@pytest.mark.parametrize("waiting,rate,queue_min_s,expected", [
+    (0.0, 5.0, 1.0, False), (4.0, 5.0, 1.0, False), (6.0, 5.0, 1.0, True), (1.0, 5.0, 0.0, True), (1.0, 0.0, 1.0, True),
+])
+def test_queue_matters_table(waiting, rate, queue_min_s, expected):
+    assert queue_matters(waiting, rate, queue_min_s) is expected
 
 
 @pytest.mark.parametrize("series,count,expected", [
@@ -581,3 +619,55 @@ def test_latency_correction_skipped_while_arrivals_are_planned_bursty():
         return state.corrections.factor("ttft", M)
     assert run(True) == 1.0
     assert run(False) > 1.0
+
+
+# ---------------------------------------------------------------------- the decode factor (per-pool margin)
+@pytest.mark.parametrize("replicas,factor,expected", [
+    ({P: 4, D: 8}, 0.75, {P: 4, D: 6}),  # decode only; prefill is the plan's
+    ({P: 2, D: 5}, 0.75, {P: 2, D: 4}),  # rounded up
+    ({P: 1, D: 1}, 0.5, {P: 1, D: 1}),  # never below 1 where the ILP asked for any
+    ({P: 0, D: 0}, 0.75, {P: 0, D: 0}),  # nor above 0 where it asked for none
+    ({P: 3, D: 7}, 1.0, {P: 3, D: 7}),  # 1: the plan as it is
+])
+def test_scale_roles_table(replicas, factor, expected):
+    assert scale_roles(replicas, {M: factor}) == expected
+    assert scale_roles(replicas, {"other-model": factor}) == replicas  # the factor is per model
+
+
+@pytest.mark.parametrize("name,rates,snapshots,check", [
+    # steady load: decode = ceil(0.75 x the linear plan), prefill unchanged
+    ("steady", [4.0] * 10, {}, lambda f1, f75: f75[-1][D] == math.ceil(0.75 * f1[-1][D] - 1e-9) and f75[-1][P] == f1[-1][P]),
+    # a ramp: never down while rising, decode below the factor-1 fleet
+    ("ramp", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], {},
+     lambda f1, f75: all(b[D] >= a[D] for a, b in zip(f75, f75[1:])) and f75[-1][D] < f1[-1][D]),
+    # a trough between two peaks: the peak's decode (x 0.75) is held through it, never the factor-1 fleet
+    ("trough", [1.0] * 3 + [8.0] * 4 + [1.0] * 4 + [8.0] * 2, {},
+     lambda f1, f75: all(f[D] >= math.ceil(0.75 * 8 - 1e-9) for f in f75[7:11]) and all(a[D] <= b[D] for a, b in zip(f75, f1))),
+    # recurring spikes (spike memory holds the peak): the held fleet is the factor x the peak's plan
+    ("spike", ([8.0] * 3 + [1.0] * 14) * 2 + [1.0, 8.0], {},
+     lambda f1, f75: f75[-1][D] == math.ceil(0.75 * f1[-1][D] - 1e-9) and f75[-1][P] == f1[-1][P]),
+    # a KV-admission wait (300 requests waiting on the decode side): decode scales up in the same interval
+    ("kv-wait", [2.0] * 8, {7: obs(2.0, waiting_decode=300.0)}, lambda f1, f75: f75[7][D] > f75[6][D]),
+    # metrics missing: the last good fleet is held, factor or not
+    ("metrics-missing", [4.0] * 6, {5: obs(4.0, ok=False)}, lambda f1, f75: f75[5] == f75[4]),
+])
+def test_decode_factor_table(name, rates, snapshots, check):
+    f1 = replay(rates, cfg(), snapshots=snapshots)
+    f75 = replay(rates, cfg(decode_factor=0.75), snapshots=snapshots)
+    assert check(f1, f75), (name, f1, f75)
+
+
+def test_decode_factor_keeps_period_pre_scaling():
+    """The square wave of test_period_is_detected_and_pre_scaled: with the decode factor the fleet still
+    rises before the next high phase is observed, to the factor x the peak's decode."""
+    period = 20
+    rates = [6.0 if (k % period) < 4 else 1.0 for k in range(3 * period)][: 3 * period - 3]
+    with_period = replay(rates, cfg(spike_memory=False, decode_factor=0.75))
+    without = replay(rates, cfg(period=False, spike_memory=False, decode_factor=0.75))
+    assert total(with_period[-1]) > total(without[-1])
+    assert with_period[-1][D] >= math.ceil(0.75 * 6 - 1e-9)
+
+
+def test_decode_factor_default_is_below_one():
+    """The shipped default sizes decode below the plan (chosen on the tuning set, see ForecastConfig)."""
+    assert 0.6 < ForecastConfig().decode_factor < 1.0
