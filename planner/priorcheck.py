@@ -81,11 +81,21 @@ def predict_errors(vp: VariantPerf, p: Profile, pre_mask: np.ndarray | None = No
             np.abs(td - dec.itl_ms.to_numpy()) / dec.itl_ms.to_numpy())
 
 
+def _rows_at(raw: pd.DataFrame, points: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The rows of `raw` at the grid points of `points` (same key values), all columns kept."""
+    chosen = set(map(tuple, points[keys].astype(float).to_numpy()))
+    mask = [tuple(k) in chosen for k in raw[keys].astype(float).to_numpy()]
+    return raw[np.array(mask, dtype=bool)].reset_index(drop=True)
+
+
 def sparse_fit_errors(p: Profile, catalog: Catalog) -> HeldOut:
     """Fit on the checkerboard half of the points, errors on the other half."""
     pre, dec = _points(p)
     mp, md = checkerboard(pre, "isl", "batch"), checkerboard(dec, "batch", "context_tokens")
-    sparse = dataclasses.replace(p, prefill=pre[mp].drop(columns="n"), decode=dec[md].drop(columns="n"))
+    # The raw rows of the fitted grid points, every column kept: a vLLM profile's ttft_e2e_ms says
+    # its ttft_ms are engine steps (the overhead measured beside them), not client TTFTs.
+    sparse = dataclasses.replace(p, prefill=_rows_at(p.prefill, pre[mp], ["isl", "batch"]),
+                                 decode=_rows_at(p.decode, dec[md], ["batch", "context_tokens"]))
     vp, _, _ = fit_profile(sparse, catalog)
     e_pre, e_dec = predict_errors(vp, p, ~mp, ~md)
     return HeldOut(label(p), law_source(p.meta), e_pre, e_dec)

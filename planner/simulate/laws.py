@@ -22,7 +22,7 @@ from planner.perf import VariantPerf
 
 def prefill_batch_ms(perf: VariantPerf, sum_isl: float, sum_isl2: float) -> float:
     """One prefill forward pass over prompts with these token sums (sum of isl, sum of isl^2)."""
-    return perf.prefill_a_ms + perf.prefill_b_ms_per_token * sum_isl + perf.prefill_c_ms_per_token2 * sum_isl2
+    return perf.prefill_pass_ms(sum_isl, sum_isl2)  # a + max(floor, b*sum + c*sum2) (planner.perf)
 
 
 def chunk_cost_isl2(done: int, n: int) -> int:
