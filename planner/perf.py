@@ -323,21 +323,38 @@ def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllRed
     ]
 
 
-def fit_profile(profile: Profile, catalog: Catalog,
-                default_ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS) -> tuple[VariantPerf, FitReport, FitReport]:
+@dataclass(frozen=True)
+class LawForms:
+    """Which roofline-shaped terms the fitted laws carry (planner.perffit module doc). The defaults
+    are the forms leave-one-out cross-validation picks within the sparse halves of the vLLM
+    profiles (bench/calibrate_prior.py, part A0); all False gives the linear laws."""
+
+    prefill_floor: bool = True
+    """t = a + max(floor, b*sum(isl) + c*sum(isl^2)), floor <= the decode step at batch 1."""
+    decode_knee: bool = True
+    """+ kappa * max(0, batch - ridge batch) in the decode step."""
+
+
+DEFAULT_LAW_FORMS = LawForms()
+LINEAR_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=False)
+
+
+def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS,
+                forms: LawForms = DEFAULT_LAW_FORMS) -> tuple[VariantPerf, FitReport, FitReport]:
     """Measured VariantPerf of one profile, with the prefill and decode fit reports.
 
     A vLLM-measured profile's TTFT overhead is fitted (:func:`planner.perffit.fit_prefill_client`);
-    other sources measured no frontend and get `default_ttft_overhead_ms`."""
+    other sources measured no frontend and get `default_ttft_overhead_ms`. `forms` picks the law
+    terms (the default everywhere but the bench's cross-validation)."""
     meta = profile.meta
     model, gpu = model_of(catalog, meta.model, meta.weight_dtype, meta.kv_dtype), catalog.gpu(meta.gpu)
     pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
     share = route_share(model)
-    knee = ridge_batch(model, gpu)
+    knee = ridge_batch(model, gpu) if forms.decode_knee else None
     dcoef, drep = _fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy(), share, knee)
     al, be, ga, moe, kappa = dcoef
-    floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(pre.isl.min()))
+    floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(pre.isl.min())) if forms.prefill_floor else 0.0
     src = law_source(meta)
     step_timed = measured_ttft_overhead(profile.prefill) if src == "measured-vllm" else None
     if step_timed is not None:  # ttft_ms is the engine's prefill step; the overhead measured beside it
@@ -355,7 +372,7 @@ def fit_profile(profile: Profile, catalog: Catalog,
         prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c, prefill_floor_ms=floor,
         decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
         decode_moe_ms=moe, moe_route_share=share if moe > 0 else 0.0,
-        decode_knee_batch=knee if kappa > 0 else 0.0, decode_knee_ms_per_seq=kappa,
+        decode_knee_batch=knee if knee is not None and kappa > 0 else 0.0, decode_knee_ms_per_seq=kappa,
         kv_capacity_tokens=meta.kv_capacity_tokens,
         kv_bytes_per_token=kv_bytes_per_token_replica(model, meta.tp),
         kv_link_gb_s=gpu.kv_link_gb_s * meta.tp,
