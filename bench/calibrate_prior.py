@@ -39,9 +39,23 @@ sys.path.insert(0, str(ROOT))
 
 from planner.catalog import Catalog  # noqa: E402
 from planner.commlaw import load_allreduce  # noqa: E402
-from planner.perf import ALLREDUCE_DIR, DEFAULT_LAW_FORMS, DEFAULT_PROFILES_DIR, LINEAR_LAW_FORMS, LawForms, PerfModel  # noqa: E402
-from planner.priorcheck import (HeldOut, choose_forms, held_out_gpu_tp, leave_one_model_out, pooled,  # noqa: E402
-                                sparse_fit_errors)
+from planner.perf import (  # noqa: E402
+    ALLREDUCE_DIR,
+    DEFAULT_LAW_FORMS,
+    DEFAULT_PROFILES_DIR,
+    LINEAR_LAW_FORMS,
+    LawForms,
+    PerfModel,
+)
+from planner.priorcheck import (  # noqa: E402
+    HeldOut,
+    choose_forms,
+    form_name,
+    held_out_gpu_tp,
+    leave_one_model_out,
+    pooled,
+    sparse_fit_errors,
+)
 from planner.profiledata import iter_profiles, law_source  # noqa: E402
 
 
@@ -99,15 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     for c in ("phase", "form", "points", "CV median %", "CV p90 %", "chosen"):
         t0.add_column(c, justify="left" if c in ("phase", "form") else "right")
     for phase, forms in cv.items():
-        pick = "floor" if phase == "prefill" and chosen.prefill_floor else "knee" if phase == "decode" and chosen.decode_knee else "linear"
+        pick = form_name(chosen, phase)
         for name, st in forms.items():
-            t0.add_row(phase, name, f"{st['n']:.0f}", _pct(st["median"]), _pct(st["p90"]), "yes" if name == pick else "")
+            t0.add_row(phase, name, f"{st['n']:.0f}", _pct(st["median"]), _pct(st["p90"]),
+                       "yes" if name == pick else "")
     console.print(t0)
     console.print(f"A0 picks {_forms(chosen)}; the planner's laws: {_forms(DEFAULT_LAW_FORMS)}"
-                  + ("" if chosen == DEFAULT_LAW_FORMS else " [red](they differ: the planner's default is not what CV picks)"))
+                  + ("" if chosen == DEFAULT_LAW_FORMS
+                     else " [red](they differ: the planner's default is not what CV picks)"))
     sparse = [sparse_fit_errors(p, cat) for p in targets]
-    console.print(_table(f"A. laws ({_forms(DEFAULT_LAW_FORMS)}) fitted on half of each {target} profile (checkerboard), "
-                         "error on the other half", sparse))
+    console.print(_table(f"A. laws ({_forms(DEFAULT_LAW_FORMS)}) fitted on half of each {target} profile "
+                         "(checkerboard), error on the other half", sparse))
     linear = [sparse_fit_errors(p, cat, LINEAR_LAW_FORMS) for p in targets]
     console.print(_table("A'. the same with the linear laws (for comparison only)", linear))
     lomo_all = leave_one_model_out(profiles, cat, allreduce, target_source=target, calibrate_on="engines")
@@ -129,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"lomo_prefill_median_pct={_pct(la.get('prefill_median', float('nan')))} "
                   f"lomo_decode_median_pct={_pct(la.get('decode_median', float('nan')))} "
                   f"h100_prefill_median_pct={_pct(hc.get('prefill_median', float('nan')))} "
-                  f"h100_decode_median_pct={_pct(hc.get('decode_median', float('nan')))} forms={_forms(chosen).replace(' ', ',').replace('=', ':')}")
+                  f"h100_decode_median_pct={_pct(hc.get('decode_median', float('nan')))} "
+                  f"forms={_forms(chosen).replace(' ', ',').replace('=', ':')}")
     return 0
 
 

@@ -40,11 +40,10 @@ Where the laws come from (:class:`PerfModel`):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-
 import logging
 import os
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -55,9 +54,16 @@ import pandas as pd
 from planner.catalog import PROFILES_DIR, Catalog
 from planner.commlaw import AllReduceTable, load_allreduce
 from planner.errors import InputError
-from planner.perffit import FitReport, fit_decode, fit_prefill
-from planner.profiledata import Profile, central_points, iter_profiles
-from planner.validate import check_fit_support
+from planner.perffit import (  # law forms (issue 10)
+    FitReport,
+    experts_touched,
+    fit_decode,
+    fit_decode_knee,
+    fit_prefill_client_floor,
+    fit_prefill_floor,
+    knee_column,
+)
+from planner.profiledata import LAW_PREFERENCE, Profile, central_points, iter_profiles, law_source
 from planner.roofline import (
     DEFAULT_EFFICIENCY,
     Efficiency,
@@ -68,12 +74,10 @@ from planner.roofline import (
     kv_capacity_tokens,
     predict_ms,
     prefill_parts,
+    ridge_batch,
 )
-from planner.perffit import fit_decode_knee, fit_prefill_client_floor, fit_prefill_floor  # law forms (issue 10)
-from planner.perffit import experts_touched, knee_column
-from planner.roofline import ridge_batch
-from planner.profiledata import LAW_PREFERENCE, law_source
 from planner.schema import Dtype, LawSource, ModelSpec, precision_suffix
+from planner.validate import check_fit_support
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +292,8 @@ def route_share(model: ModelSpec) -> float:
 
 
 def _fit_decode(batch: np.ndarray, context: np.ndarray, itl_ms: np.ndarray,
-                share: float, knee_batch: float | None = None) -> tuple[tuple[float, float, float, float, float], FitReport]:
+                share: float, knee_batch: float | None = None
+                ) -> tuple[tuple[float, float, float, float, float], FitReport]:
     """The decode law (alpha, beta, gamma, moe, kappa): the MoE term for MoE models (moe = 0 for
     dense ones), the knee term past `knee_batch` (kappa = 0 where no point lies past it)."""
     if share > 0 or knee_batch is not None:
@@ -297,7 +302,8 @@ def _fit_decode(batch: np.ndarray, context: np.ndarray, itl_ms: np.ndarray,
     return (al, be, ga, 0.0, 0.0), rep
 
 
-def prefill_floor_bound_ms(decode_coef: tuple[float, ...], share: float, knee_batch: float | None, context: float) -> float:
+def prefill_floor_bound_ms(decode_coef: tuple[float, ...], share: float, knee_batch: float | None,
+                           context: float) -> float:
     """Upper bound of the prefill floor: the decode step at batch 1 and this context (it reads the
     same weights once, plus its own step overhead; planner.perffit module doc)."""
     al, be, ga, moe, kappa = decode_coef
@@ -358,13 +364,15 @@ def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: fl
     src = law_source(meta)
     step_timed = measured_ttft_overhead(profile.prefill) if src == "measured-vllm" else None
     if step_timed is not None:  # ttft_ms is the engine's prefill step; the overhead measured beside it
-        (a, b, c, floor), prep = fit_prefill_floor(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(), floor_max)
+        (a, b, c, floor), prep = fit_prefill_floor(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(),
+                                                   floor_max)
         over = step_timed
     elif src == "measured-vllm":
         (a, b, c, floor), prep, over = fit_prefill_client_floor(pre.isl.to_numpy(), pre.batch.to_numpy(),
                                                                 pre.ttft_ms.to_numpy(), dcoef[:4], share, floor_max)
     else:
-        (a, b, c, floor), prep = fit_prefill_floor(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(), floor_max)
+        (a, b, c, floor), prep = fit_prefill_floor(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(),
+                                                   floor_max)
         over = default_ttft_overhead_ms
     vp = VariantPerf(
         model=meta.model, gpu=meta.gpu, tp=meta.tp, source="measured",
@@ -411,7 +419,8 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     knee = ridge_batch(model, gpu)
     dcoef, drep = _fit_decode(db, ctx, t_dec, share, knee)
     al, be, ga, moe, kappa = dcoef
-    (a, b, c, floor), prep = fit_prefill_floor(isl, pb, t_pre, prefill_floor_bound_ms(dcoef, share, knee, float(isl.min())))
+    floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(isl.min()))
+    (a, b, c, floor), prep = fit_prefill_floor(isl, pb, t_pre, floor_max)
     vp = VariantPerf(
         model=model_name, gpu=gpu_name, tp=tp, source="prior",
         weight_dtype=weight_dtype, kv_dtype=kv_dtype, law_source="prior", ttft_overhead_ms=ttft_overhead_ms,

@@ -25,8 +25,15 @@ import pandas as pd
 
 from planner.catalog import Catalog
 from planner.commlaw import AllReduceTable
-from planner.perf import (DEFAULT_LAW_FORMS, LawForms, PerfModel, VariantPerf, client_ttft_rows, fit_profile,
-                          quiet_extrapolation)
+from planner.perf import (
+    DEFAULT_LAW_FORMS,
+    LawForms,
+    PerfModel,
+    VariantPerf,
+    client_ttft_rows,
+    fit_profile,
+    quiet_extrapolation,
+)
 from planner.profiledata import Profile, central_points, law_source
 
 
@@ -119,10 +126,10 @@ def sparse_cv_errors(p: Profile, catalog: Catalog, forms: LawForms) -> HeldOut:
             loo = dataclasses.replace(p, prefill=_rows_at(p.prefill, pre_keep, ["isl", "batch"]),
                                       decode=_rows_at(p.decode, dec_keep, ["batch", "context_tokens"]))
             vp, _, _ = fit_profile(loo, catalog, forms=forms)
-            one = dataclasses.replace(p, prefill=_rows_at(p.prefill, pts.iloc[[i]], ["isl", "batch"]) if phase == "prefill"
-                                      else p.prefill,
-                                      decode=_rows_at(p.decode, pts.iloc[[i]], ["batch", "context_tokens"]) if phase == "decode"
-                                      else p.decode)
+            if phase == "prefill":
+                one = dataclasses.replace(p, prefill=_rows_at(p.prefill, pts.iloc[[i]], ["isl", "batch"]))
+            else:
+                one = dataclasses.replace(p, decode=_rows_at(p.decode, pts.iloc[[i]], ["batch", "context_tokens"]))
             e_pre, e_dec = predict_errors(vp, one)
             errs[phase].append(float((e_pre if phase == "prefill" else e_dec)[0]))
     return HeldOut(label(p), law_source(p.meta), np.array(errs["prefill"]), np.array(errs["decode"]))
@@ -133,6 +140,13 @@ FORM_CANDIDATES: dict[str, dict[str, LawForms]] = {
     "decode": {"linear": LawForms(decode_knee=False), "knee": LawForms(decode_knee=True)},
 }
 """Law forms the planner's consumers can evaluate (planner.perf.VariantPerf), per phase."""
+
+
+def form_name(forms: LawForms, phase: str) -> str:
+    """The FORM_CANDIDATES name of `forms` for one phase."""
+    if phase == "prefill":
+        return "floor" if forms.prefill_floor else "linear"
+    return "knee" if forms.decode_knee else "linear"
 
 
 def choose_forms(profiles: list[Profile], catalog: Catalog) -> tuple[LawForms, dict[str, dict[str, dict[str, float]]]]:

@@ -116,12 +116,11 @@ def test_cv_never_reads_the_held_out_half(root: Path, cat: Catalog) -> None:
 
 
 def test_choose_forms_reports_every_candidate(root: Path, cat: Catalog) -> None:
-    from planner.priorcheck import FORM_CANDIDATES, choose_forms
+    from planner.priorcheck import FORM_CANDIDATES, choose_forms, form_name
 
     ps = [p for p in iter_profiles(root) if p.meta.weight_dtype == "bf16"]
     chosen, stats = choose_forms(ps, cat)
     for phase, cands in FORM_CANDIDATES.items():
         assert set(stats[phase]) == set(cands)
         best = min(stats[phase].values(), key=lambda s: (s["p90"], s["median"]))
-        picked = "floor" if phase == "prefill" and chosen.prefill_floor else "knee" if phase == "decode" and chosen.decode_knee else "linear"
-        assert stats[phase][picked]["p90"] == pytest.approx(best["p90"])
+        assert stats[phase][form_name(chosen, phase)]["p90"] == pytest.approx(best["p90"])
