@@ -206,7 +206,7 @@ class VariantPerf:
             t += self.decode_knee_ms_per_seq * max(0.0, batch - self.decode_knee_batch)
         if self.decode_moe_ms <= 0.0 or self.moe_route_share <= 0.0:
             return t
-        return t + self.decode_moe_ms * (1.0 - (1.0 - self.moe_route_share) ** max(batch, 0.0))
+        return float(t + self.decode_moe_ms * (1.0 - (1.0 - self.moe_route_share) ** max(batch, 0.0)))
 
     @property
     def decode_fixed_is_constant(self) -> bool:

@@ -132,7 +132,7 @@ def prefill_floor_ms(a: float, b: float, c: float, floor: float, isl: np.ndarray
     """The prefill law a + max(floor, b*batch*isl + c*batch*isl^2), ms."""
     isl = np.asarray(isl, dtype=float)
     batch = np.asarray(batch, dtype=float)
-    return a + np.maximum(floor, b * batch * isl + c * batch * isl * isl)
+    return np.asarray(a + np.maximum(floor, b * batch * isl + c * batch * isl * isl), dtype=float)
 
 
 def fit_prefill_floor(isl: np.ndarray, batch: np.ndarray, ttft_ms: np.ndarray,
@@ -155,7 +155,7 @@ def fit_prefill_floor(isl: np.ndarray, batch: np.ndarray, ttft_ms: np.ndarray,
 
         def resid(z: np.ndarray) -> np.ndarray:
             x = z * scale
-            return (prefill_floor_ms(x[0], x[1], x[2], x[3], isl, batch) - y) / y
+            return np.asarray((prefill_floor_ms(x[0], x[1], x[2], x[3], isl, batch) - y) / y, dtype=float)
 
         cost = float(np.sum(resid(best / scale) ** 2))
         for share in (0.0, 0.25, 0.5, 0.75, 1.0):
