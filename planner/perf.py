@@ -305,9 +305,11 @@ def _fit_decode(batch: np.ndarray, context: np.ndarray, itl_ms: np.ndarray,
 def prefill_floor_bound_ms(decode_coef: tuple[float, ...], share: float, knee_batch: float | None,
                            context: float) -> float:
     """Upper bound of the prefill floor: the decode step at batch 1 and this context (it reads the
-    same weights once, plus its own step overhead; planner.perffit module doc)."""
+    same weights once, plus its own step overhead; planner.perffit module doc). A MoE pass over
+    `context` prompt tokens reads the experts those tokens touch, not those of one token (as the
+    overhead rule of planner.perffit.fit_prefill_client)."""
     al, be, ga, moe, kappa = decode_coef
-    touched = float(experts_touched(1.0, share)) if share > 0 else 0.0
+    touched = float(experts_touched(context, share)) if share > 0 else 0.0
     return al + be + ga * context + moe * touched + kappa * float(knee_column(1.0, knee_batch))
 
 
@@ -341,7 +343,7 @@ class LawForms:
     """+ kappa * max(0, batch - ridge batch) in the decode step."""
 
 
-DEFAULT_LAW_FORMS = LawForms()
+DEFAULT_LAW_FORMS = LawForms(prefill_floor=True, decode_knee=True)
 LINEAR_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=False)
 
 
@@ -395,7 +397,8 @@ def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: fl
 
 def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff: Efficiency = DEFAULT_EFFICIENCY,
                   allreduce: AllReduceTable | None = None, weight_dtype: Dtype = "bf16", kv_dtype: Dtype = "bf16",
-                  ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS) -> tuple[VariantPerf, FitReport, FitReport] | None:
+                  ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS,
+                  forms: LawForms = DEFAULT_LAW_FORMS) -> tuple[VariantPerf, FitReport, FitReport] | None:
     """Roofline-prior VariantPerf of (model, gpu, tp, weight dtype, KV dtype), or None when it can't
     run (see module docstring).
 
@@ -416,10 +419,10 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     t_pre = predict_ms(prefill_parts(model, gpu, tp, isl, pb, allreduce), eff, "prefill")
     t_dec = predict_ms(decode_parts(model, gpu, tp, db, ctx, allreduce), eff, "decode")
     share = route_share(model)
-    knee = ridge_batch(model, gpu)
+    knee = ridge_batch(model, gpu) if forms.decode_knee else None
     dcoef, drep = _fit_decode(db, ctx, t_dec, share, knee)
     al, be, ga, moe, kappa = dcoef
-    floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(isl.min()))
+    floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(isl.min())) if forms.prefill_floor else 0.0
     (a, b, c, floor), prep = fit_prefill_floor(isl, pb, t_pre, floor_max)
     vp = VariantPerf(
         model=model_name, gpu=gpu_name, tp=tp, source="prior",
@@ -427,7 +430,7 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
         prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c, prefill_floor_ms=floor,
         decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
         decode_moe_ms=moe, moe_route_share=share if moe > 0 else 0.0,
-        decode_knee_batch=knee if kappa > 0 else 0.0, decode_knee_ms_per_seq=kappa,
+        decode_knee_batch=knee if knee is not None and kappa > 0 else 0.0, decode_knee_ms_per_seq=kappa,
         kv_capacity_tokens=kv, kv_bytes_per_token=kv_bytes_per_token_replica(model, tp),
         kv_link_gb_s=gpu.kv_link_gb_s * tp,
     )
