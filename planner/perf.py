@@ -1,8 +1,12 @@
 """Performance model of one variant: prefill and decode step laws, KV capacity, KV transfer.
 
 Laws (DESIGN.md), fitted on measured profiles where they exist, else a roofline prior:
-  prefill time of a batch  t_p = a + b * sum(isl) + c * sum(isl^2)      [ms]
-  decode step time         t_d = alpha + beta * batch + gamma * sum(context)   [ms]
+  prefill time of a batch  t_p = a + max(floor, b * sum(isl) + c * sum(isl^2))      [ms]
+  decode step time         t_d = alpha + beta * batch + gamma * sum(context)
+                                 [+ moe * experts_touched(batch)] [+ kappa * max(0, batch - knee)]   [ms]
+(floor: a short pass is memory bound, bounded by the decode step at batch 1; knee: the GPU's ridge
+batch, planner.roofline.ridge_batch; planner.perffit says why, :class:`LawForms` selects the terms,
+bench/calibrate_prior.py part A0 chose them by cross-validation within sparse profiles.)
 KV transfer of one prompt:   isl * kv_bytes_per_token / link + fixed latency.
 
 A variant is (model, GPU, tp, weight dtype, KV dtype); bf16/bf16 unless a profile or a pool id
