@@ -21,8 +21,8 @@ Deterministic (no sampling): one run, no repeats needed.
 
 Usage: .venv/bin/python bench/calibrate_prior.py [--profiles DIR] [--target measured-vllm|measured-torch]
 Last line: RESULT sparse_p90_pct=... (max of the phases) sparse_prefill_p90_pct=... sparse_decode_p90_pct=...
-           linear_sparse_p90_pct=... lomo_prefill_median_pct=... lomo_decode_median_pct=...
-           h100_prefill_median_pct=... h100_decode_median_pct=... forms=<A0's choice>
+           linear_sparse_p90_pct=... a0_sparse_{prefill,decode}_p90_pct=... (A0's forms) lomo_prefill_median_pct=... lomo_decode_median_pct=...
+           h100_prefill_median_pct=... h100_decode_median_pct=... forms=<the planner's> a0_forms=<A0's choice>
 """
 
 from __future__ import annotations
@@ -120,12 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     console.print(t0)
     console.print(f"A0 picks {_forms(chosen)}; the planner's laws: {_forms(DEFAULT_LAW_FORMS)}"
                   + ("" if chosen == DEFAULT_LAW_FORMS
-                     else " [red](they differ: the planner's default is not what CV picks)"))
+                     else " (they differ: planner.perf.LawForms says why)"))
     sparse = [sparse_fit_errors(p, cat) for p in targets]
     console.print(_table(f"A. laws ({_forms(DEFAULT_LAW_FORMS)}) fitted on half of each {target} profile "
                          "(checkerboard), error on the other half", sparse))
     linear = [sparse_fit_errors(p, cat, LINEAR_LAW_FORMS) for p in targets]
     console.print(_table("A'. the same with the linear laws (for comparison only)", linear))
+    picked = sparse if chosen == DEFAULT_LAW_FORMS else [sparse_fit_errors(p, cat, chosen) for p in targets]
+    if chosen != DEFAULT_LAW_FORMS:
+        console.print(_table(f"A''. the same with A0's forms ({_forms(chosen)}; for comparison only)", picked))
     lomo_all = leave_one_model_out(profiles, cat, allreduce, target_source=target, calibrate_on="engines")
     console.print(_table(f"B1. prior calibrated without the model (the planner's default: serving-engine profiles, "
                          f"no torch reference once vLLM profiles exist), predicting its {target} profiles", lomo_all))
@@ -136,17 +139,20 @@ def main(argv: list[str] | None = None) -> int:
     h100 = held_out_gpu_tp(profiles, cat, args.h100_gpu, allreduce)
     console.print(_table(f"C. prior calibrated without {args.h100_gpu}, predicting its tp >= 2 profiles", h100))
 
-    sp, la, hc, li = pooled(sparse), pooled(lomo_all), pooled(h100), pooled(linear)
+    sp, la, hc, li, pk = pooled(sparse), pooled(lomo_all), pooled(h100), pooled(linear), pooled(picked)
     sp90 = max(sp.get("prefill_p90", float("nan")), sp.get("decode_p90", float("nan")))
     li90 = max(li.get("prefill_p90", float("nan")), li.get("decode_p90", float("nan")))
     print(f"RESULT target={target} sparse_p90_pct={_pct(sp90)} "
           f"sparse_prefill_p90_pct={_pct(sp.get('prefill_p90', float('nan')))} "
           f"sparse_decode_p90_pct={_pct(sp.get('decode_p90', float('nan')))} linear_sparse_p90_pct={_pct(li90)} "
+          f"a0_sparse_prefill_p90_pct={_pct(pk.get('prefill_p90', float('nan')))} "
+          f"a0_sparse_decode_p90_pct={_pct(pk.get('decode_p90', float('nan')))} "
                   f"lomo_prefill_median_pct={_pct(la.get('prefill_median', float('nan')))} "
                   f"lomo_decode_median_pct={_pct(la.get('decode_median', float('nan')))} "
                   f"h100_prefill_median_pct={_pct(hc.get('prefill_median', float('nan')))} "
                   f"h100_decode_median_pct={_pct(hc.get('decode_median', float('nan')))} "
-                  f"forms={_forms(chosen).replace(' ', ',').replace('=', ':')}")
+                  f"forms={_forms(DEFAULT_LAW_FORMS).replace(' ', ',').replace('=', ':')} "
+                  f"a0_forms={_forms(chosen).replace(' ', ',').replace('=', ':')}")
     return 0
 
 

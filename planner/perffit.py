@@ -17,8 +17,9 @@ Both are roofline-shaped (planner/roofline.py: time = max(compute, memory)):
   H200 shows it (Llama-3.1-8B, context 512: 8.1 ms at batch 128, 19.6 ms at 256; Qwen3-32B: 25.6,
   41.0 ms), a convexity no linear term follows. knee comes from the catalog, kappa is fitted; it is
   0 (the linear law) where no point lies past the knee.
-Chosen by leave-one-out cross-validation within the sparse halves of the vLLM profiles
-(bench/calibrate_prior.py, part A0) among forms the planner's consumers can evaluate.
+Scored by leave-one-out cross-validation within the sparse halves of the vLLM profiles
+(bench/calibrate_prior.py, part A0) among forms the planner's consumers can evaluate; which the
+planner uses by default is planner.perf.LawForms (the knee; the floor is opt-in).
 
 Coefficients are constrained >= 0 (``scipy.optimize.nnls``) so the laws are monotone in every
 size: latency never falls as a prompt, a batch or a context grows, also outside the measured range.

@@ -284,7 +284,6 @@ def test_a_bursty_class_gets_more_prefill_replicas(perf, catalog) -> None:
         wl = Workload(models={"llama-3.1-8b": ModelEntry(slo=Slo(ttft_ms=400, itl_ms=30))},
                       classes=[RequestClass(id="c", model="llama-3.1-8b", isl=1024, osl=128, rate_rps=20.0, burstiness=burst)])
         plan = plan_workload(wl, fleet, perf, catalog)
-        # prefill GPUs (replicas x tp): the planner may buy the capacity as a wider replica instead of a second one
-        return sum(p.replicas * p.tp for m in plan.models.values() for p in m.pools if p.role == "prefill")
+        return sum(p.replicas for m in plan.models.values() for p in m.pools if p.role == "prefill")
 
     assert prefill_replicas(Burstiness(idc_1s=10.0)) > prefill_replicas(None)
