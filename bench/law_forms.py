@@ -169,9 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             cv, held = score(f, n, (isl, pb), t, mp, floor_max)
             out.setdefault(("prefill", name), []).append((label(p), cv, held))
     short = [label(p).split(" ")[0].replace("/H200-141GB/tp1", "") for p in profiles]
-    t = Table(title=f"law forms on {len(profiles)} vLLM profiles: CV within the sparse halves (chooses) | held-out halves "
-                    "(reports); pooled |rel err| %")
-    for col in ("phase", "form", "CV median", "CV p90", "held-out median", "held-out p90", *[f"p90 {s}" for s in short]):
+    t = Table(title=f"law forms on {len(profiles)} vLLM profiles: CV within the sparse halves (chooses) | "
+                    "held-out halves (reports); pooled |rel err| %")
+    cols = ("phase", "form", "CV median", "CV p90", "held-out median", "held-out p90", *[f"p90 {s}" for s in short])
+    for col in cols:
         t.add_column(col, justify="left" if col in ("phase", "form") else "right")
     result = []
     for (phase, name), rows in out.items():
@@ -181,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * np.median(held):.1f}", f"{100 * np.percentile(held, 90):.1f}",
                   *[f"{100 * np.percentile(r[2], 90):.0f}" for r in rows])
         key = f"{phase}_{name.replace('@', '_').replace('+', '_').replace('-', '_')}"
-        result.append(f"{key}_cv_p90_pct={100 * np.percentile(cv, 90):.1f} {key}_heldout_p90_pct={100 * np.percentile(held, 90):.1f}")
+        result.append(f"{key}_cv_p90_pct={100 * np.percentile(cv, 90):.1f} "
+                      f"{key}_heldout_p90_pct={100 * np.percentile(held, 90):.1f}")
     console.print(t)
     n_pre = sum(len(_points(p)[0]) for p in profiles)
     n_dec = sum(len(_points(p)[1]) for p in profiles)
