@@ -124,3 +124,17 @@ def test_choose_forms_reports_every_candidate(root: Path, cat: Catalog) -> None:
         assert set(stats[phase]) == set(cands)
         best = min(stats[phase].values(), key=lambda s: (s["p90"], s["median"]))
         assert stats[phase][form_name(chosen, phase)]["p90"] == pytest.approx(best["p90"])
+
+
+def test_law_forms_bench_scores_every_form_and_refuses_a_missing_root(root: Path, tmp_path: Path) -> None:
+    bench = [sys.executable, str(REPO / "bench" / "law_forms.py")]
+    bad = subprocess.run([*bench, "--profiles", str(root / "missing")], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and "missing" in bad.stdout
+    empty = subprocess.run([*bench, "--profiles", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert empty.returncode == 2 and "no vLLM-measured profile" in empty.stdout
+    out = subprocess.run([*bench, "--profiles", str(root)], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    fields = dict(kv.split("=") for kv in out.stdout.strip().splitlines()[-1].split()[1:])
+    assert {"decode_knee_ridge_heldout_p90_pct", "prefill_floor_cv_p90_pct", "decode_roofline_max_cv_p90_pct"} <= set(fields)
+    # the synthetic profiles are a roofline without a knee: the knee form is no worse than the linear one
+    assert float(fields["decode_knee_ridge_heldout_p90_pct"]) <= float(fields["decode_linear_heldout_p90_pct"]) + 0.5
