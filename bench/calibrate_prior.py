@@ -1,7 +1,14 @@
 """Held-out error of the performance laws and of the re-calibrated roofline prior (planner.priorcheck).
 
-A. Sparse profile: per profile of the target backend, fit the laws on a checkerboard half of its
-   points and predict the other half (goal: p90 <= 10% on vLLM profiles).
+A0. Law forms: the sparse half of every target profile is the checkerboard over the sorted grid
+   values ((rank of isl + rank of batch) even; decode: batch and context), a fixed rule. Within
+   those halves only, leave-one-out cross-validation scores each candidate form per phase
+   (prefill: linear / floor; decode: linear / knee past the ridge batch; planner.priorcheck.
+   FORM_CANDIDATES) and picks the lowest pooled p90, then median. The held-out halves are not read.
+A. Sparse profile: per profile of the target backend, fit the laws (the planner's forms,
+   planner.perf.DEFAULT_LAW_FORMS; the bench says whether A0 picked the same) on the checkerboard
+   half of its points and predict the other half (goal: p90 <= 10% on vLLM profiles); the linear
+   laws' held-out errors are shown beside them for comparison (not used to choose anything).
 B. Leave one model out: calibrate the prior without one model, predict that model's target
    profiles; calibrated as the planner does (serving engines: no torch reference once vLLM
    profiles exist), on every other profile, and on target-backend profiles only. Goal: median <=
@@ -13,8 +20,9 @@ profile yet, the torch reference decoder's profiles are the target, and the tabl
 Deterministic (no sampling): one run, no repeats needed.
 
 Usage: .venv/bin/python bench/calibrate_prior.py [--profiles DIR] [--target measured-vllm|measured-torch]
-Last line: RESULT sparse_p90_pct=... lomo_prefill_median_pct=... lomo_decode_median_pct=...
-           h100_prefill_median_pct=... h100_decode_median_pct=...
+Last line: RESULT sparse_p90_pct=... (max of the phases) sparse_prefill_p90_pct=... sparse_decode_p90_pct=...
+           linear_sparse_p90_pct=... a0_sparse_{prefill,decode}_p90_pct=... (A0's forms) lomo_prefill_median_pct=... lomo_decode_median_pct=...
+           h100_prefill_median_pct=... h100_decode_median_pct=... forms=<the planner's> a0_forms=<A0's choice>
 """
 
 from __future__ import annotations
@@ -31,13 +39,32 @@ sys.path.insert(0, str(ROOT))
 
 from planner.catalog import Catalog  # noqa: E402
 from planner.commlaw import load_allreduce  # noqa: E402
-from planner.perf import ALLREDUCE_DIR, DEFAULT_PROFILES_DIR, PerfModel  # noqa: E402
-from planner.priorcheck import HeldOut, held_out_gpu_tp, leave_one_model_out, pooled, sparse_fit_errors  # noqa: E402
+from planner.perf import (  # noqa: E402
+    ALLREDUCE_DIR,
+    DEFAULT_LAW_FORMS,
+    DEFAULT_PROFILES_DIR,
+    LINEAR_LAW_FORMS,
+    LawForms,
+    PerfModel,
+)
+from planner.priorcheck import (  # noqa: E402
+    HeldOut,
+    choose_forms,
+    form_name,
+    held_out_gpu_tp,
+    leave_one_model_out,
+    pooled,
+    sparse_fit_errors,
+)
 from planner.profiledata import iter_profiles, law_source  # noqa: E402
 
 
 def _pct(x: float) -> str:
     return "-" if x != x else f"{100 * x:.1f}"
+
+
+def _forms(f: LawForms) -> str:
+    return f"prefill={'floor' if f.prefill_floor else 'linear'} decode={'knee' if f.decode_knee else 'linear'}"
 
 
 def _table(title: str, rows: list[HeldOut]) -> Table:
@@ -80,8 +107,28 @@ def main(argv: list[str] | None = None) -> int:
                   f"decode {e.decode_step_overhead_ms:.2f} ms, tp exponent {e.tp_exponent:.3f}; "
                   f"in-sample median {_pct(e.median_rel_err or float('nan'))}%; TTFT overhead {pm.ttft_overhead_ms:.2f} ms")
 
-    sparse = [sparse_fit_errors(p, cat) for p in profiles if law_source(p.meta) == target]
-    console.print(_table(f"A. laws fitted on half of each {target} profile (checkerboard), error on the other half", sparse))
+    targets = [p for p in profiles if law_source(p.meta) == target]
+    chosen, cv = choose_forms(targets, cat)
+    t0 = Table(title="A0. law forms: leave-one-out within the sparse halves only (pooled |rel err| %)")
+    for c in ("phase", "form", "points", "CV median %", "CV p90 %", "chosen"):
+        t0.add_column(c, justify="left" if c in ("phase", "form") else "right")
+    for phase, forms in cv.items():
+        pick = form_name(chosen, phase)
+        for name, st in forms.items():
+            t0.add_row(phase, name, f"{st['n']:.0f}", _pct(st["median"]), _pct(st["p90"]),
+                       "yes" if name == pick else "")
+    console.print(t0)
+    console.print(f"A0 picks {_forms(chosen)}; the planner's laws: {_forms(DEFAULT_LAW_FORMS)}"
+                  + ("" if chosen == DEFAULT_LAW_FORMS
+                     else " (they differ: planner.perf.LawForms says why)"))
+    sparse = [sparse_fit_errors(p, cat) for p in targets]
+    console.print(_table(f"A. laws ({_forms(DEFAULT_LAW_FORMS)}) fitted on half of each {target} profile "
+                         "(checkerboard), error on the other half", sparse))
+    linear = [sparse_fit_errors(p, cat, LINEAR_LAW_FORMS) for p in targets]
+    console.print(_table("A'. the same with the linear laws (for comparison only)", linear))
+    picked = sparse if chosen == DEFAULT_LAW_FORMS else [sparse_fit_errors(p, cat, chosen) for p in targets]
+    if chosen != DEFAULT_LAW_FORMS:
+        console.print(_table(f"A''. the same with A0's forms ({_forms(chosen)}; for comparison only)", picked))
     lomo_all = leave_one_model_out(profiles, cat, allreduce, target_source=target, calibrate_on="engines")
     console.print(_table(f"B1. prior calibrated without the model (the planner's default: serving-engine profiles, "
                          f"no torch reference once vLLM profiles exist), predicting its {target} profiles", lomo_all))
@@ -92,13 +139,20 @@ def main(argv: list[str] | None = None) -> int:
     h100 = held_out_gpu_tp(profiles, cat, args.h100_gpu, allreduce)
     console.print(_table(f"C. prior calibrated without {args.h100_gpu}, predicting its tp >= 2 profiles", h100))
 
-    sp, la, hc = pooled(sparse), pooled(lomo_all), pooled(h100)
+    sp, la, hc, li, pk = pooled(sparse), pooled(lomo_all), pooled(h100), pooled(linear), pooled(picked)
     sp90 = max(sp.get("prefill_p90", float("nan")), sp.get("decode_p90", float("nan")))
+    li90 = max(li.get("prefill_p90", float("nan")), li.get("decode_p90", float("nan")))
     print(f"RESULT target={target} sparse_p90_pct={_pct(sp90)} "
+          f"sparse_prefill_p90_pct={_pct(sp.get('prefill_p90', float('nan')))} "
+          f"sparse_decode_p90_pct={_pct(sp.get('decode_p90', float('nan')))} linear_sparse_p90_pct={_pct(li90)} "
+          f"a0_sparse_prefill_p90_pct={_pct(pk.get('prefill_p90', float('nan')))} "
+          f"a0_sparse_decode_p90_pct={_pct(pk.get('decode_p90', float('nan')))} "
                   f"lomo_prefill_median_pct={_pct(la.get('prefill_median', float('nan')))} "
                   f"lomo_decode_median_pct={_pct(la.get('decode_median', float('nan')))} "
                   f"h100_prefill_median_pct={_pct(hc.get('prefill_median', float('nan')))} "
-                  f"h100_decode_median_pct={_pct(hc.get('decode_median', float('nan')))}")
+                  f"h100_decode_median_pct={_pct(hc.get('decode_median', float('nan')))} "
+                  f"forms={_forms(DEFAULT_LAW_FORMS).replace(' ', ',').replace('=', ':')} "
+                  f"a0_forms={_forms(chosen).replace(' ', ',').replace('=', ':')}")
     return 0
 
 

@@ -112,10 +112,12 @@ def scale_perf(vp: VariantPerf, ttft_factor: float, itl_factor: float) -> Varian
         prefill_a_ms=vp.prefill_a_ms * ttft_factor,
         prefill_b_ms_per_token=vp.prefill_b_ms_per_token * ttft_factor,
         prefill_c_ms_per_token2=vp.prefill_c_ms_per_token2 * ttft_factor,
+        prefill_floor_ms=vp.prefill_floor_ms * ttft_factor,
         decode_alpha_ms=vp.decode_alpha_ms * itl_factor,
         decode_beta_ms_per_seq=vp.decode_beta_ms_per_seq * itl_factor,
         decode_gamma_ms_per_token=vp.decode_gamma_ms_per_token * itl_factor,
         decode_moe_ms=vp.decode_moe_ms * itl_factor,
+        decode_knee_ms_per_seq=vp.decode_knee_ms_per_seq * itl_factor,
     )
 
 

@@ -367,14 +367,16 @@ def _batch_fixed_point(perf: VariantPerf, k: float) -> float:
     """N = k · fixed(N): alpha for dense laws (closed form); a MoE law's fixed part grows with the
     experts N touches (concave, bounded), so iterate from N = k·alpha; it rises monotonically."""
     n = k * perf.decode_alpha_ms
-    if perf.decode_moe_ms <= 0.0:
+    if perf.decode_fixed_is_constant:
         return n
     for _ in range(200):
         nxt = k * perf.decode_fixed_ms(n)
         if abs(nxt - n) <= 1e-9 * max(1.0, n):
             return nxt
         n = nxt
-    return n
+    # A knee term (planner.perf: kappa per sequence past the ridge batch) with k * kappa >= 1 grows
+    # the batch without bound: the replica cannot keep up.
+    return n if perf.decode_knee_ms_per_seq <= 0.0 or k * perf.decode_knee_ms_per_seq < 1.0 else math.inf
 
 
 def _batch_quantile(mean_batch: float, percentile: float, idc: float = 1.0) -> float:

@@ -1,8 +1,13 @@
 """Performance model of one variant: prefill and decode step laws, KV capacity, KV transfer.
 
 Laws (DESIGN.md), fitted on measured profiles where they exist, else a roofline prior:
-  prefill time of a batch  t_p = a + b * sum(isl) + c * sum(isl^2)      [ms]
-  decode step time         t_d = alpha + beta * batch + gamma * sum(context)   [ms]
+  prefill time of a batch  t_p = a + max(floor, b * sum(isl) + c * sum(isl^2))      [ms]
+  decode step time         t_d = alpha + beta * batch + gamma * sum(context)
+                                 [+ moe * experts_touched(batch)] [+ kappa * max(0, batch - knee)]   [ms]
+(floor: a short pass is memory bound, bounded by the decode step at batch 1; knee: the GPU's ridge
+batch, planner.roofline.ridge_batch; planner.perffit says why; :class:`LawForms` selects the terms:
+by default the knee, the floor opt-in (its docstring says why); bench/calibrate_prior.py part A0
+scores them by cross-validation within sparse profiles.)
 KV transfer of one prompt:   isl * kv_bytes_per_token / link + fixed latency.
 
 A variant is (model, GPU, tp, weight dtype, KV dtype); bf16/bf16 unless a profile or a pool id
@@ -40,11 +45,10 @@ Where the laws come from (:class:`PerfModel`):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-
 import logging
 import os
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -55,9 +59,16 @@ import pandas as pd
 from planner.catalog import PROFILES_DIR, Catalog
 from planner.commlaw import AllReduceTable, load_allreduce
 from planner.errors import InputError
-from planner.perffit import FitReport, fit_decode, fit_prefill
-from planner.profiledata import Profile, central_points, iter_profiles
-from planner.validate import check_fit_support
+from planner.perffit import (  # law forms (issue 10)
+    FitReport,
+    experts_touched,
+    fit_decode,
+    fit_decode_knee,
+    fit_prefill_client_floor,
+    fit_prefill_floor,
+    knee_column,
+)
+from planner.profiledata import LAW_PREFERENCE, Profile, central_points, iter_profiles, law_source
 from planner.roofline import (
     DEFAULT_EFFICIENCY,
     Efficiency,
@@ -68,11 +79,11 @@ from planner.roofline import (
     kv_capacity_tokens,
     predict_ms,
     prefill_parts,
+    ridge_batch,
 )
-from planner.perffit import fit_decode_moe, fit_prefill_client  # precision and overhead terms
-from planner.profiledata import LAW_PREFERENCE, law_source
 from planner.schema import Dtype, LawSource, ModelSpec, precision_suffix
 from profiles import format as pfmt
+from planner.validate import check_fit_support
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +193,33 @@ class VariantPerf:
     experts its batch touches, 1 - (1 - moe_route_share)^batch (planner.perffit.fit_decode_moe)."""
     moe_route_share: float = 0.0
     """experts_per_token / experts of a MoE model; 0 for dense models (no MoE term)."""
+    # --- added by the law-form work (issue 10): roofline-shaped terms, 0 = the linear laws
+    prefill_floor_ms: float = 0.0
+    """Memory-bound floor of a prefill pass (one weight read): t = a + max(floor, b*sum(isl) + c*sum(isl^2))."""
+    decode_knee_batch: float = 0.0
+    """Ridge batch past which decode GEMMs are compute bound (planner.roofline.ridge_batch); 0: no knee term."""
+    decode_knee_ms_per_seq: float = 0.0
+    """Extra step time per sequence past the knee: a step adds kappa * max(0, batch - knee)."""
 
     def decode_fixed_ms(self, batch: float) -> float:
-        """The step cost that does not grow linearly with the batch: alpha, plus the experts a MoE batch reads."""
+        """The step cost that does not grow linearly with the batch: alpha, plus the experts a MoE
+        batch reads, plus the compute-bound excess past the knee (kappa * max(0, batch - knee))."""
+        t = self.decode_alpha_ms
+        if self.decode_knee_ms_per_seq > 0.0 and self.decode_knee_batch > 0.0:
+            t += self.decode_knee_ms_per_seq * max(0.0, batch - self.decode_knee_batch)
         if self.decode_moe_ms <= 0.0 or self.moe_route_share <= 0.0:
-            return self.decode_alpha_ms
-        return self.decode_alpha_ms + self.decode_moe_ms * (1.0 - (1.0 - self.moe_route_share) ** max(batch, 0.0))
+            return t
+        return float(t + self.decode_moe_ms * (1.0 - (1.0 - self.moe_route_share) ** max(batch, 0.0)))
+
+    @property
+    def decode_fixed_is_constant(self) -> bool:
+        """Whether decode_fixed_ms is alpha at every batch (no MoE and no knee term)."""
+        return (self.decode_moe_ms <= 0.0 or self.moe_route_share <= 0.0) and self.decode_knee_ms_per_seq <= 0.0
+
+    def prefill_pass_ms(self, sum_isl: float, sum_isl2: float) -> float:
+        """One prefill forward pass over prompts with these token sums: a + max(floor, b*sum + c*sum2)."""
+        return self.prefill_a_ms + max(self.prefill_floor_ms,
+                                       self.prefill_b_ms_per_token * sum_isl + self.prefill_c_ms_per_token2 * sum_isl2)
 
     @property
     def precision(self) -> str:
@@ -204,7 +236,7 @@ class VariantPerf:
             _warn_extrapolation(self, "isl", isl, self.max_isl_measured)
         if self.max_prefill_batch_measured is not None and batch > self.max_prefill_batch_measured * EXTRAPOLATION_SLACK:
             _warn_extrapolation(self, "prefill batch", batch, self.max_prefill_batch_measured)
-        return self.prefill_a_ms + self.prefill_b_ms_per_token * batch * isl + self.prefill_c_ms_per_token2 * batch * isl * isl
+        return self.prefill_pass_ms(batch * isl, batch * isl * isl)
 
     def decode_step_ms(self, batch: float, context: float) -> float:
         """One decode step of `batch` sequences whose mean context is `context` tokens."""
@@ -263,12 +295,25 @@ def route_share(model: ModelSpec) -> float:
 
 
 def _fit_decode(batch: np.ndarray, context: np.ndarray, itl_ms: np.ndarray,
-                share: float) -> tuple[tuple[float, float, float, float], FitReport]:
-    """The decode law with the MoE term for MoE models, the linear law (moe = 0) for dense ones."""
-    if share > 0:
-        return fit_decode_moe(batch, context, itl_ms, share)
+                share: float, knee_batch: float | None = None
+                ) -> tuple[tuple[float, float, float, float, float], FitReport]:
+    """The decode law (alpha, beta, gamma, moe, kappa): the MoE term for MoE models (moe = 0 for
+    dense ones), the knee term past `knee_batch` (kappa = 0 where no point lies past it)."""
+    if share > 0 or knee_batch is not None:
+        return fit_decode_knee(batch, context, itl_ms, share, knee_batch)
     (al, be, ga), rep = fit_decode(batch, context, itl_ms)
-    return (al, be, ga, 0.0), rep
+    return (al, be, ga, 0.0, 0.0), rep
+
+
+def prefill_floor_bound_ms(decode_coef: tuple[float, ...], share: float, knee_batch: float | None,
+                           context: float) -> float:
+    """Upper bound of the prefill floor: the decode step at batch 1 and this context (it reads the
+    same weights once, plus its own step overhead; planner.perffit module doc). A MoE pass over
+    `context` prompt tokens reads the experts those tokens touch, not those of one token (as the
+    overhead rule of planner.perffit.fit_prefill_client)."""
+    al, be, ga, moe, kappa = decode_coef
+    touched = float(experts_touched(context, share)) if share > 0 else 0.0
+    return al + be + ga * context + moe * touched + kappa * float(knee_column(1.0, knee_batch))
 
 
 def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None,
@@ -289,35 +334,68 @@ def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllRed
     ]
 
 
-def fit_profile(profile: Profile, catalog: Catalog,
-                default_ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS) -> tuple[VariantPerf, FitReport, FitReport]:
+@dataclass(frozen=True)
+class LawForms:
+    """Which roofline-shaped terms the fitted laws carry (planner.perffit module doc); all False
+    gives the linear laws.
+
+    Default: the decode knee, not the prefill floor. Leave-one-out cross-validation within the
+    sparse halves of the vLLM profiles (bench/calibrate_prior.py, part A0) prefers both (decode CV
+    p90 22.0% vs 27.0%; prefill CV median 3.7% vs 5.9%, p90 tied at 43.9%). The floor is left off
+    by default for its consumers, not its fit: the simulator's and the capacity model's mixed
+    (chunked-prefill) step is max(decode fixed, a) + marginal terms, and with the floor `a` is the
+    compute-bound intercept only (Llama-3.1-8B vLLM H200: 5.43 ms, 6.78 under the linear law), so
+    mixed steps get cheaper: bench/fidelity.py's real-vLLM-under-load ITL p90 error rises from
+    41.8% to 49.9% (the knee alone: 41.0%), and the Splitwise/torch-reference prefill laws move
+    up to 33% at single points (the default plan $65.76/h -> $68.16/h). The knee changes nothing
+    where no point lies past the ridge batch (every non-H200 profile bundled)."""
+
+    prefill_floor: bool = False
+    """t = a + max(floor, b*sum(isl) + c*sum(isl^2)), floor <= the decode step at batch 1."""
+    decode_knee: bool = True
+    """+ kappa * max(0, batch - ridge batch) in the decode step."""
+
+
+DEFAULT_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=True)
+LINEAR_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=False)
+
+
+def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS,
+                forms: LawForms = DEFAULT_LAW_FORMS) -> tuple[VariantPerf, FitReport, FitReport]:
     """Measured VariantPerf of one profile, with the prefill and decode fit reports.
 
     A vLLM-measured profile's TTFT overhead is fitted (:func:`planner.perffit.fit_prefill_client`);
-    other sources measured no frontend and get `default_ttft_overhead_ms`."""
+    other sources measured no frontend and get `default_ttft_overhead_ms`. `forms` picks the law
+    terms (the default everywhere but the bench's cross-validation)."""
     meta = profile.meta
     model, gpu = model_of(catalog, meta.model, meta.weight_dtype, meta.kv_dtype), catalog.gpu(meta.gpu)
     pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
     share = route_share(model)
-    (al, be, ga, moe), drep = _fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy(), share)
+    knee = ridge_batch(model, gpu) if forms.decode_knee else None
+    dcoef, drep = _fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy(), share, knee)
+    al, be, ga, moe, kappa = dcoef
+    floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(pre.isl.min())) if forms.prefill_floor else 0.0
     src = law_source(meta)
     step_timed = measured_ttft_overhead(profile.prefill) if src == "measured-vllm" else None
     if step_timed is not None:  # ttft_ms is the engine's prefill step; the overhead measured beside it
-        (a, b, c), prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
+        (a, b, c, floor), prep = fit_prefill_floor(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(),
+                                                   floor_max)
         over = step_timed
     elif src == "measured-vllm":
-        (a, b, c), prep, over = fit_prefill_client(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(),
-                                                   (al, be, ga, moe), share)
+        (a, b, c, floor), prep, over = fit_prefill_client_floor(pre.isl.to_numpy(), pre.batch.to_numpy(),
+                                                                pre.ttft_ms.to_numpy(), dcoef[:4], share, floor_max)
     else:
-        (a, b, c), prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
+        (a, b, c, floor), prep = fit_prefill_floor(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(),
+                                                   floor_max)
         over = default_ttft_overhead_ms
     vp = VariantPerf(
         model=meta.model, gpu=meta.gpu, tp=meta.tp, source="measured",
         weight_dtype=meta.weight_dtype, kv_dtype=meta.kv_dtype, law_source=src, ttft_overhead_ms=over,
-        prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c,
+        prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c, prefill_floor_ms=floor,
         decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
         decode_moe_ms=moe, moe_route_share=share if moe > 0 else 0.0,
+        decode_knee_batch=knee if knee is not None and kappa > 0 else 0.0, decode_knee_ms_per_seq=kappa,
         kv_capacity_tokens=meta.kv_capacity_tokens,
         kv_bytes_per_token=kv_bytes_per_token_replica(model, meta.tp),
         kv_link_gb_s=gpu.kv_link_gb_s * meta.tp,
@@ -332,7 +410,8 @@ def fit_profile(profile: Profile, catalog: Catalog,
 
 def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff: Efficiency = DEFAULT_EFFICIENCY,
                   allreduce: AllReduceTable | None = None, weight_dtype: Dtype = "bf16", kv_dtype: Dtype = "bf16",
-                  ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS) -> tuple[VariantPerf, FitReport, FitReport] | None:
+                  ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS,
+                  forms: LawForms = DEFAULT_LAW_FORMS) -> tuple[VariantPerf, FitReport, FitReport] | None:
     """Roofline-prior VariantPerf of (model, gpu, tp, weight dtype, KV dtype), or None when it can't
     run (see module docstring).
 
@@ -352,15 +431,19 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     db, ctx = db[keep], ctx[keep]
     t_pre = predict_ms(prefill_parts(model, gpu, tp, isl, pb, allreduce), eff, "prefill")
     t_dec = predict_ms(decode_parts(model, gpu, tp, db, ctx, allreduce), eff, "decode")
-    (a, b, c), prep = fit_prefill(isl, pb, t_pre)
     share = route_share(model)
-    (al, be, ga, moe), drep = _fit_decode(db, ctx, t_dec, share)
+    knee = ridge_batch(model, gpu) if forms.decode_knee else None
+    dcoef, drep = _fit_decode(db, ctx, t_dec, share, knee)
+    al, be, ga, moe, kappa = dcoef
+    floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(isl.min())) if forms.prefill_floor else 0.0
+    (a, b, c, floor), prep = fit_prefill_floor(isl, pb, t_pre, floor_max)
     vp = VariantPerf(
         model=model_name, gpu=gpu_name, tp=tp, source="prior",
         weight_dtype=weight_dtype, kv_dtype=kv_dtype, law_source="prior", ttft_overhead_ms=ttft_overhead_ms,
-        prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c,
+        prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c, prefill_floor_ms=floor,
         decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
         decode_moe_ms=moe, moe_route_share=share if moe > 0 else 0.0,
+        decode_knee_batch=knee if knee is not None and kappa > 0 else 0.0, decode_knee_ms_per_seq=kappa,
         kv_capacity_tokens=kv, kv_bytes_per_token=kv_bytes_per_token_replica(model, tp),
         kv_link_gb_s=gpu.kv_link_gb_s * tp,
     )

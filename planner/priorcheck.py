@@ -25,7 +25,15 @@ import pandas as pd
 
 from planner.catalog import Catalog
 from planner.commlaw import AllReduceTable
-from planner.perf import PerfModel, VariantPerf, client_ttft_rows, fit_profile, quiet_extrapolation
+from planner.perf import (
+    DEFAULT_LAW_FORMS,
+    LawForms,
+    PerfModel,
+    VariantPerf,
+    client_ttft_rows,
+    fit_profile,
+    quiet_extrapolation,
+)
 from planner.profiledata import Profile, central_points, law_source
 
 
@@ -81,14 +89,82 @@ def predict_errors(vp: VariantPerf, p: Profile, pre_mask: np.ndarray | None = No
             np.abs(td - dec.itl_ms.to_numpy()) / dec.itl_ms.to_numpy())
 
 
-def sparse_fit_errors(p: Profile, catalog: Catalog) -> HeldOut:
+def _rows_at(raw: pd.DataFrame, points: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The rows of `raw` at the grid points of `points` (same key values), all columns kept."""
+    chosen = set(map(tuple, points[keys].astype(float).to_numpy()))
+    mask = [tuple(k) in chosen for k in raw[keys].astype(float).to_numpy()]
+    return raw[np.array(mask, dtype=bool)].reset_index(drop=True)
+
+
+def sparse_fit_errors(p: Profile, catalog: Catalog, forms: LawForms = DEFAULT_LAW_FORMS) -> HeldOut:
     """Fit on the checkerboard half of the points, errors on the other half."""
     pre, dec = _points(p)
     mp, md = checkerboard(pre, "isl", "batch"), checkerboard(dec, "batch", "context_tokens")
-    sparse = dataclasses.replace(p, prefill=pre[mp].drop(columns="n"), decode=dec[md].drop(columns="n"))
-    vp, _, _ = fit_profile(sparse, catalog)
+    # The raw rows of the fitted grid points, every column kept: a vLLM profile's ttft_e2e_ms says
+    # its ttft_ms are engine steps (the overhead measured beside them), not client TTFTs.
+    sparse = dataclasses.replace(p, prefill=_rows_at(p.prefill, pre[mp], ["isl", "batch"]),
+                                 decode=_rows_at(p.decode, dec[md], ["batch", "context_tokens"]))
+    vp, _, _ = fit_profile(sparse, catalog, forms=forms)
     e_pre, e_dec = predict_errors(vp, p, ~mp, ~md)
     return HeldOut(label(p), law_source(p.meta), e_pre, e_dec)
+
+
+def sparse_cv_errors(p: Profile, catalog: Catalog, forms: LawForms) -> HeldOut:
+    """Leave-one-out errors WITHIN the sparse (checkerboard) half: each of its grid points is
+    predicted by the laws fitted on the rest of that half. The held-out half is never read, so these
+    errors may choose the law forms while the held-out half reports them (:func:`choose_forms`)."""
+    pre, dec = _points(p)
+    mp, md = checkerboard(pre, "isl", "batch"), checkerboard(dec, "batch", "context_tokens")
+    fit_pre, fit_dec = pre[mp].reset_index(drop=True), dec[md].reset_index(drop=True)
+    errs: dict[str, list[float]] = {"prefill": [], "decode": []}
+    for phase, pts in (("prefill", fit_pre), ("decode", fit_dec)):
+        for i in range(len(pts)):
+            keep = np.ones(len(pts), dtype=bool)
+            keep[i] = False
+            pre_keep = fit_pre[keep] if phase == "prefill" else fit_pre
+            dec_keep = fit_dec[keep] if phase == "decode" else fit_dec
+            loo = dataclasses.replace(p, prefill=_rows_at(p.prefill, pre_keep, ["isl", "batch"]),
+                                      decode=_rows_at(p.decode, dec_keep, ["batch", "context_tokens"]))
+            vp, _, _ = fit_profile(loo, catalog, forms=forms)
+            if phase == "prefill":
+                one = dataclasses.replace(p, prefill=_rows_at(p.prefill, pts.iloc[[i]], ["isl", "batch"]))
+            else:
+                one = dataclasses.replace(p, decode=_rows_at(p.decode, pts.iloc[[i]], ["batch", "context_tokens"]))
+            e_pre, e_dec = predict_errors(vp, one)
+            errs[phase].append(float((e_pre if phase == "prefill" else e_dec)[0]))
+    return HeldOut(label(p), law_source(p.meta), np.array(errs["prefill"]), np.array(errs["decode"]))
+
+
+FORM_CANDIDATES: dict[str, dict[str, LawForms]] = {
+    "prefill": {"linear": LawForms(prefill_floor=False), "floor": LawForms(prefill_floor=True)},
+    "decode": {"linear": LawForms(decode_knee=False), "knee": LawForms(decode_knee=True)},
+}
+"""Law forms the planner's consumers can evaluate (planner.perf.VariantPerf), per phase."""
+
+
+def form_name(forms: LawForms, phase: str) -> str:
+    """The FORM_CANDIDATES name of `forms` for one phase."""
+    if phase == "prefill":
+        return "floor" if forms.prefill_floor else "linear"
+    return "knee" if forms.decode_knee else "linear"
+
+
+def choose_forms(profiles: list[Profile], catalog: Catalog) -> tuple[LawForms, dict[str, dict[str, dict[str, float]]]]:
+    """Per phase, the candidate form with the lowest pooled p90 of :func:`sparse_cv_errors` (the
+    goal's statistic), then the lowest median, then the simpler (listed first); returns the chosen
+    forms and every candidate's CV stats. Lexicographic because the p90 of ~26 points is often one
+    and the same worst point under every form."""
+    stats: dict[str, dict[str, dict[str, float]]] = {}
+    chosen: dict[str, LawForms] = {}
+    for phase, cands in FORM_CANDIDATES.items():
+        stats[phase] = {}
+        for name, forms in cands.items():
+            s = pooled([sparse_cv_errors(p, catalog, forms) for p in profiles])
+            stats[phase][name] = {"median": s[f"{phase}_median"], "p90": s[f"{phase}_p90"], "n": s[f"{phase}_n"]}
+        best = min(cands, key=lambda n: (round(stats[phase][n]["p90"], 6), round(stats[phase][n]["median"], 6),
+                                         list(cands).index(n)))
+        chosen[phase] = cands[best]
+    return LawForms(prefill_floor=chosen["prefill"].prefill_floor, decode_knee=chosen["decode"].decode_knee), stats
 
 
 def _prior_errors(pm: PerfModel, targets: Iterable[Profile]) -> list[HeldOut]:

@@ -178,6 +178,16 @@ def matmul_tflops(model: ModelSpec, gpu: GpuType) -> float:
     return gpu.bf16_tflops
 
 
+def ridge_batch(model: ModelSpec, gpu: GpuType) -> float:
+    """Decode batch at which a step's weight GEMMs turn compute bound, from datasheet peaks: each
+    weight (dtype_bytes bytes, read once per step) does 2 FLOPs per sequence, so the arithmetic
+    intensity is 2 * batch / dtype_bytes FLOP/byte, equal to the ridge point peak_flops / hbm_bytes
+    at batch = matmul_tflops / hbm_tb_s * dtype_bytes / 2 (H200: 206 for bf16 and for fp8; H100 SXM:
+    295; A100: 153 for bf16). Independent of tp (each GPU holds 1/tp of the weights and sees the whole batch).
+    The knee of the decode law (planner.perffit)."""
+    return matmul_tflops(model, gpu) / gpu.hbm_tb_s * model.dtype_bytes / 2.0
+
+
 def _compute_ms(model: ModelSpec, gpu: GpuType, tp: int, matmul_flops: np.ndarray, attn_flops: np.ndarray) -> np.ndarray:
     """Weight GEMMs at the weights' tensor-core peak, attention scores at the BF16 peak."""
     return (matmul_flops / matmul_tflops(model, gpu) + attn_flops / gpu.bf16_tflops) / (tp * 1e12) * 1e3

@@ -248,3 +248,58 @@ def test_profile_of_unknown_gpu_is_named(tmp_path: Path, cat: Catalog, profiles:
     with pytest.raises(InputError) as e:
         PerfModel.load(catalog=cat, profiles_dir=tmp_path)
     assert e.value.field == "gpu" and e.value.path.endswith("meta.yaml") and "X9" in e.value.expected
+
+
+def test_decode_knee_follows_a_convex_batch_term_and_vanishes_without_points_past_it() -> None:
+    """Past the ridge batch the knee term is recovered; with no point past it the law is the linear one."""
+    from planner.perffit import fit_decode_knee
+
+    b, ctx = (a.ravel().astype(float) for a in np.meshgrid([1, 8, 32, 128, 256], [512, 2048, 8192]))
+    truth = 4.5 + 0.02 * b + 2e-5 * b * ctx + 0.16 * np.maximum(0.0, b - 206.0)
+    (al, be, ga, moe, kappa), rep = fit_decode_knee(b, ctx, truth, 0.0, 206.0)
+    assert kappa == pytest.approx(0.16, rel=1e-3) and al == pytest.approx(4.5, rel=1e-3) and moe == 0.0
+    assert rep.max_rel_err < 1e-6
+    lin, _ = fit_decode(b, ctx, truth)
+    assert max(abs(lin[0] + lin[1] * b + lin[2] * b * ctx - truth) / truth) > 0.05  # the linear law cannot
+    small = b <= 128
+    (al2, be2, ga2, _, kappa2), _ = fit_decode_knee(b[small], ctx[small], truth[small], 0.0, 206.0)
+    lin2, _ = fit_decode(b[small], ctx[small], truth[small])
+    assert kappa2 == 0.0 and (al2, be2, ga2) == pytest.approx(lin2)
+
+
+def test_prefill_floor_is_bounded_and_never_worse_than_linear() -> None:
+    """a + max(floor, b*T + c*S2): the floor is recovered up to its bound; bound 0 is the linear law."""
+    from planner.perffit import fit_prefill_floor, prefill_floor_ms
+
+    isl, pb = (a.ravel().astype(float) for a in np.meshgrid([128, 512, 2048, 8192], [1, 4]))
+    truth = prefill_floor_ms(5.0, 0.02, 3e-7, 4.5, isl, pb)
+    (a, b, c, floor), rep = fit_prefill_floor(isl, pb, truth, floor_max_ms=4.8)
+    assert rep.max_rel_err < 0.01 and floor <= 4.8 and floor == pytest.approx(4.5, rel=0.05)
+    (a1, b1, c1, f1), rep1 = fit_prefill_floor(isl, pb, truth, floor_max_ms=0.0)
+    lin, lrep = fit_prefill(isl, pb, truth)
+    assert f1 == 0.0 and (a1, b1, c1) == pytest.approx(lin) and rep.max_rel_err <= lrep.max_rel_err
+    (_, _, _, f2), _ = fit_prefill_floor(isl, pb, truth, floor_max_ms=2.0)
+    assert f2 <= 2.0 + 1e-9
+
+
+def test_variant_perf_evaluates_floor_and_knee(pm: PerfModel) -> None:
+    """VariantPerf's prefill_ms/decode_step_ms and the hooks the simulator and capacity read agree."""
+    from dataclasses import replace
+
+    from planner.capacity import decode_latency
+    from planner.simulate.laws import prefill_batch_ms
+
+    vp = next(iter(pm.measured.values()))
+    vp = replace(vp, prefill_floor_ms=50.0, decode_knee_batch=100.0, decode_knee_ms_per_seq=0.5, max_isl_measured=None,
+                 max_prefill_batch_measured=None, max_decode_batch_measured=None, max_context_measured=None)
+    assert vp.prefill_ms(1, 1) == pytest.approx(vp.prefill_a_ms + 50.0)
+    assert prefill_batch_ms(vp, 3 * 4096, 3 * 4096**2) == pytest.approx(vp.prefill_ms(4096, 3))
+    lin = replace(vp, decode_knee_ms_per_seq=0.0)
+    assert vp.decode_step_ms(100, 1000) == pytest.approx(lin.decode_step_ms(100, 1000))
+    assert vp.decode_step_ms(150, 1000) - lin.decode_step_ms(150, 1000) == pytest.approx(25.0)
+    assert not vp.decode_fixed_is_constant and lin.decode_fixed_is_constant == (lin.decode_moe_ms <= 0.0)
+    # the capacity model's Little's-law batch follows the knee: ITL at a load past the knee is above the linear law's
+    rates = [r for r in np.linspace(0.5, 400.0, 800) if 110 < decode_latency(lin, 1000, 200, r, 50).batch < 250]
+    assert rates, "no load puts the linear law's batch past the knee"
+    hi, lo = decode_latency(vp, 1000, 200, rates[0], 50), decode_latency(lin, 1000, 200, rates[0], 50)
+    assert hi.batch > lo.batch and hi.itl_ms > lo.itl_ms

@@ -84,3 +84,57 @@ def test_bench_runs_on_any_profile_root(root: Path) -> None:
     assert last.startswith("RESULT target=measured-vllm sparse_p90_pct=")
     bad = subprocess.run([*bench, "--profiles", str(root / "missing")], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and "missing" in bad.stdout
+
+
+def test_cv_never_reads_the_held_out_half(root: Path, cat: Catalog) -> None:
+    """The forms are chosen on the sparse halves only: rewriting every held-out point leaves the
+    cross-validation errors unchanged, while the held-out errors move."""
+    import dataclasses
+
+    from planner.perf import DEFAULT_LAW_FORMS, LINEAR_LAW_FORMS
+    from planner.priorcheck import _points, sparse_cv_errors
+
+    p = next(q for q in iter_profiles(root) if q.meta.model == "qwen3-32b")
+    pre, dec = _points(p)
+    mp, md = checkerboard(pre, "isl", "batch"), checkerboard(dec, "batch", "context_tokens")
+    spoiled_pre = p.prefill.copy()
+    out_pre = set(map(tuple, pre[~mp][["isl", "batch"]].astype(float).to_numpy()))
+    hit = np.array([tuple(k) in out_pre for k in spoiled_pre[["isl", "batch"]].astype(float).to_numpy()])
+    spoiled_pre.loc[hit, "ttft_ms"] *= 3.0
+    spoiled_dec = p.decode.copy()
+    out_dec = set(map(tuple, dec[~md][["batch", "context_tokens"]].astype(float).to_numpy()))
+    hit = np.array([tuple(k) in out_dec for k in spoiled_dec[["batch", "context_tokens"]].astype(float).to_numpy()])
+    spoiled_dec.loc[hit, "itl_ms"] *= 3.0
+    spoiled = dataclasses.replace(p, prefill=spoiled_pre, decode=spoiled_dec)
+    for forms in (LINEAR_LAW_FORMS, DEFAULT_LAW_FORMS):
+        a, b = sparse_cv_errors(p, cat, forms), sparse_cv_errors(spoiled, cat, forms)
+        np.testing.assert_allclose(a.prefill_rel_err, b.prefill_rel_err)
+        np.testing.assert_allclose(a.decode_rel_err, b.decode_rel_err)
+        assert a.prefill_rel_err.size == int(mp.sum()) and a.decode_rel_err.size == int(md.sum())
+    held, held_spoiled = sparse_fit_errors(p, cat), sparse_fit_errors(spoiled, cat)
+    assert held_spoiled.prefill_rel_err.min() > held.prefill_rel_err.max()
+
+
+def test_choose_forms_reports_every_candidate(root: Path, cat: Catalog) -> None:
+    from planner.priorcheck import FORM_CANDIDATES, choose_forms, form_name
+
+    ps = [p for p in iter_profiles(root) if p.meta.weight_dtype == "bf16"]
+    chosen, stats = choose_forms(ps, cat)
+    for phase, cands in FORM_CANDIDATES.items():
+        assert set(stats[phase]) == set(cands)
+        best = min(stats[phase].values(), key=lambda s: (s["p90"], s["median"]))
+        assert stats[phase][form_name(chosen, phase)]["p90"] == pytest.approx(best["p90"])
+
+
+def test_law_forms_bench_scores_every_form_and_refuses_a_missing_root(root: Path, tmp_path: Path) -> None:
+    bench = [sys.executable, str(REPO / "bench" / "law_forms.py")]
+    bad = subprocess.run([*bench, "--profiles", str(root / "missing")], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and "missing" in bad.stdout
+    empty = subprocess.run([*bench, "--profiles", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert empty.returncode == 2 and "no vLLM-measured profile" in empty.stdout
+    out = subprocess.run([*bench, "--profiles", str(root)], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    fields = dict(kv.split("=") for kv in out.stdout.strip().splitlines()[-1].split()[1:])
+    assert {"decode_knee_ridge_heldout_p90_pct", "prefill_floor_cv_p90_pct", "decode_roofline_max_cv_p90_pct"} <= set(fields)
+    # the synthetic profiles are a roofline without a knee: the knee form is no worse than the linear one
+    assert float(fields["decode_knee_ridge_heldout_p90_pct"]) <= float(fields["decode_linear_heldout_p90_pct"]) + 0.5

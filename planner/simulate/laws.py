@@ -2,8 +2,8 @@
 
 Pure functions of a :class:`planner.perf.VariantPerf` and batch shape (DESIGN.md, Performance model):
 
-* prefill of a batch:   t = a + b * sum(isl) + c * sum(isl^2)
-* decode step:          t = alpha + beta * batch + gamma * sum(context)
+* prefill of a batch:   t = a + max(floor, b * sum(isl) + c * sum(isl^2))  (floor 0: linear)
+* decode step:          t = fixed(batch) + beta * batch + gamma * sum(context); fixed = alpha [+ MoE] [+ knee]
 * mixed (chunked prefill) step: one forward pass carries the decodes and the prefill chunks, so the
   fixed cost is paid once (the larger of the two fixed terms) and the marginal terms add. A chunk of
   `n` tokens of a prompt of which `done` tokens are already in the cache costs
@@ -22,7 +22,7 @@ from planner.perf import VariantPerf
 
 def prefill_batch_ms(perf: VariantPerf, sum_isl: float, sum_isl2: float) -> float:
     """One prefill forward pass over prompts with these token sums (sum of isl, sum of isl^2)."""
-    return perf.prefill_a_ms + perf.prefill_b_ms_per_token * sum_isl + perf.prefill_c_ms_per_token2 * sum_isl2
+    return perf.prefill_pass_ms(sum_isl, sum_isl2)  # a + max(floor, b*sum + c*sum2) (planner.perf)
 
 
 def chunk_cost_isl2(done: int, n: int) -> int:
