@@ -140,6 +140,7 @@ from scipy import stats
 
 from planner.perf import VariantPerf
 from planner.schema import Burstiness
+from planner.simulate.laws import FRONTEND_MS_PER_RUNNING, frontend_delay_ms
 
 # Bisection tolerance on the capacity, relative: 0.1% of the rate is far below profiling noise.
 _RATE_RTOL = 1e-3
@@ -487,8 +488,9 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
 
 
 def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float,
-                  arrivals: ArrivalShape = POISSON) -> Latency:
-    """TTFT and ITL at the percentile of a colocated replica with chunked prefill (module doc, Mixed)."""
+                  arrivals: ArrivalShape = POISSON, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING) -> Latency:
+    """TTFT and ITL at the percentile of a colocated replica with chunked prefill (module doc, Mixed).
+    `frontend_ms_per_running`: the frontend's delay per running request (module doc, Mixed)."""
     work = _mixed_prompt_work_ms(perf, isl)
     rho_p = rate_rps * work / 1000.0
     saturated = Latency(ttft_ms=math.inf, itl_ms=math.inf, batch=math.inf, utilization=math.inf)
@@ -528,7 +530,7 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     chunk_cap_ms = perf.prefill_b_ms_per_token * chunk_tokens + perf.prefill_c_ms_per_token2 * chunk_tokens * isl
     itl = min(itl, perf.decode_step_ms(n_p, ctx) + chunk_cap_ms)
     return Latency(
-        ttft_ms=perf.ttft_overhead_ms + wait + t_step,
+        ttft_ms=frontend_delay_ms(perf, n, frontend_ms_per_running) + wait + t_step,
         itl_ms=itl,
         batch=n_p,
         utilization=max(rho_eff, n / perf.max_num_seqs),
