@@ -441,7 +441,7 @@ def _generalized_poisson_quantile(theta: float, eta: float, percentile: float) -
 
 def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
                                    step_ms: float, chunk_tokens: float, decode_busy: float,
-                                   idc: float = 1.0) -> tuple[float, float, float]:
+                                   idc: float = 1.0, chunk_fixed_ms: float = 0.0) -> tuple[float, float, float]:
     """(p-quantile of the wait before a prompt's first chunk step, that step's duration, ρ of the
     prefill stream) in a mixed replica whose decode part of a step takes `step_ms`.
 
@@ -464,11 +464,11 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
     b_max = max(1.0, math.floor(chunk_tokens / isl))
     b = 1.0
     for _ in range(50):  # the same monotone fixed point as `_prefill_batch`
-        nb = min(b_max, max(1.0, rate_rps * (steps * step_ms + b * work) / 1000.0))
+        nb = min(b_max, max(1.0, rate_rps * (steps * (step_ms + chunk_fixed_ms) + b * work) / 1000.0))
         if abs(nb - b) < 1e-6:
             break
         b = nb
-    t_step = steps * step_ms + b * work
+    t_step = steps * (step_ms + chunk_fixed_ms) + b * work
     tail = 1.0 - percentile / 100.0
     rho_g = min(1.0, rate_rps * t_step / (1000.0 * b))
     pi_d = min(1.0 - rho_g, decode_busy)
@@ -479,7 +479,7 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
         gated = (rho_g + pi_d - tail) / (rho_g / t_step + pi_d / step_ms)
     else:
         gated = 0.0
-    service = work + step_ms * isl / chunk_tokens
+    service = work + (step_ms + chunk_fixed_ms) * isl / chunk_tokens
     saturated = wait_quantile_ms(rate_rps, service, percentile, idc)
     wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
     if idc != 1.0 and math.isfinite(wait):
@@ -491,29 +491,40 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
                   arrivals: ArrivalShape = POISSON, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING) -> Latency:
     """TTFT and ITL at the percentile of a colocated replica with chunked prefill (module doc, Mixed).
     `frontend_ms_per_running`: the frontend's delay per running request (module doc, Mixed)."""
-    work = _mixed_prompt_work_ms(perf, isl)
-    rho_p = rate_rps * work / 1000.0
     saturated = Latency(ttft_ms=math.inf, itl_ms=math.inf, batch=math.inf, utilization=math.inf)
-    if rho_p >= 1.0:
-        return saturated
     ctx = isl + osl / 2.0
-    n = _mixed_decode_batch(perf, rate_rps, osl, ctx, rho_p)
     idc = arrivals.replica_idc  # mixed replicas: the per-replica split (module doc, Bursty arrivals)
-    n_p = _batch_quantile(n, percentile, idc)
-    if not math.isfinite(n_p) or n_p >= perf.max_batched_tokens:
-        return saturated
-    step_ms = perf.decode_step_ms(n, ctx)
-    chunk_tokens = perf.max_batched_tokens - n
-    wait, t_step, rho_eff = mixed_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, step_ms, chunk_tokens,
-                                                             decode_busy=1.0 - math.exp(-n), idc=idc)
-    if not math.isfinite(wait):
-        return saturated
+    base_work = _mixed_prompt_work_ms(perf, isl)
+    # A chunk-carrying step pays the larger fixed cost (laws.mixed_step_ms: max(decode fixed, prefill
+    # a)), so each such step costs `extra` more than a decode-only one; a prompt takes `steps`/b of
+    # them (b prompts share a step). b needs the step time, which needs the batch: two passes, the
+    # first without the extra (module doc, Mixed).
+    work, extra = base_work, 0.0
+    for _ in range(2):
+        rho_p = rate_rps * work / 1000.0
+        if rho_p >= 1.0:
+            return saturated
+        n = _mixed_decode_batch(perf, rate_rps, osl, ctx, rho_p)
+        n_p = _batch_quantile(n, percentile, idc)
+        if not math.isfinite(n_p) or n_p >= perf.max_batched_tokens:
+            return saturated
+        step_ms = perf.decode_step_ms(n, ctx)
+        chunk_tokens = perf.max_batched_tokens - n
+        wait, t_step, rho_eff = mixed_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, step_ms, chunk_tokens,
+                                                                 decode_busy=1.0 - math.exp(-n), idc=idc,
+                                                                 chunk_fixed_ms=extra)
+        if not math.isfinite(wait):
+            return saturated
+        steps = max(1.0, math.ceil(isl / chunk_tokens))
+        b = max(1.0, (t_step - steps * (step_ms + extra)) / base_work)
+        extra = max(0.0, perf.prefill_a_ms - perf.decode_fixed_ms(n))
+        work = base_work + extra * steps / b
     # ITL: the decode steps of the request's life plus the prompts chunked into them.
     decode_steps = max(osl - 1.0, 1.0)
     life_decode_ms = decode_steps * step_ms
     # Prompts that queued behind the request during its own prefill are chunked during its life too.
     # Its mean sojourn: half a chunk step (the mean gated residual) plus the M/D/1 mean wait ρD/(2(1-ρ)).
-    own_sojourn_ms = 0.5 * t_step + rho_eff * (work + step_ms * isl / chunk_tokens) / (2.0 * (1.0 - rho_eff))
+    own_sojourn_ms = 0.5 * t_step + rho_eff * (base_work + (step_ms + extra) * isl / chunk_tokens) / (2.0 * (1.0 - rho_eff))
     theta = rate_rps * (life_decode_ms + own_sojourn_ms) / 1000.0
     if idc > 1.0:
         # Clustered prompts (module doc): the busy-period count with variance × idc, plus the
@@ -528,9 +539,16 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     # A step carries at most `chunk_tokens` of prefill (their cost ≈ b·C + c·C·isl, the mean chunk
     # position): the stretch saturates there.
     chunk_cap_ms = perf.prefill_b_ms_per_token * chunk_tokens + perf.prefill_c_ms_per_token2 * chunk_tokens * isl
-    itl = min(itl, perf.decode_step_ms(n_p, ctx) + chunk_cap_ms)
+    itl = min(itl, perf.decode_step_ms(n_p, ctx) + extra + chunk_cap_ms)
+    # The prompt's own step: chunks fill the budget FCFS, so the prompts that arrived while it waited
+    # (λ·min(its wait, the mean sojourn), queued behind it) ride in its step up to the budget C, lengthening it (vLLM's
+    # scheduler and laws.mixed_step_ms; module doc, Mixed).
+    steps = max(1.0, math.ceil(isl / chunk_tokens))
+    b_mean = max(1.0, (t_step - steps * (step_ms + extra)) / base_work)
+    b_own = max(b_mean, min(chunk_tokens / isl, b_mean + rate_rps * min(wait, own_sojourn_ms) / 1000.0))
+    t_own = t_step + (b_own - b_mean) * base_work
     return Latency(
-        ttft_ms=frontend_delay_ms(perf, n, frontend_ms_per_running) + wait + t_step,
+        ttft_ms=frontend_delay_ms(perf, n, frontend_ms_per_running) + wait + t_own,
         itl_ms=itl,
         batch=n_p,
         utilization=max(rho_eff, n / perf.max_num_seqs),
