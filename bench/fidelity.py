@@ -23,14 +23,19 @@ the same cases, and the SLO a prefill replica sized by each model keeps in simul
 Part 4, real vLLM under load: the committed Poisson rate sweep of a real vLLM 0.26.0 mixed replica
 (``--load-sweep``, default profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm/load_sweep.csv: open loop,
 seeded, per-request rows, ISL 1k and 4k, several rates) against the capacity model
-(capacity.mixed_latency) and the simulator at the same rates, both with the laws fitted on the vLLM
-profile in the same folder: TTFT and ITL p50/p90/p99 and the saturation rate (see
+(capacity.mixed_latency, at the rate each sample offered) and the simulator (replaying the recorded
+arrivals), both with the laws fitted on the vLLM profile in the same folder: TTFT and ITL
+p50/p90/p99, the 5-95% range of the p90 that n Poisson requests give by chance (simulated), the
+frontend constant fitted on ISL 1024 and held out on 4096 and the reverse, and the measured
+saturation rate (first tokens served below 0.9 x offered) against the model's (see
 :func:`part_vllm_load`).
 
 Usage: .venv/bin/python bench/fidelity.py [--workload W.yaml] [--requests N] [--seeds K] [--no-bursty] [--load-sweep CSV]
 Last line: RESULT ttft_p90_mape_pct=... itl_p90_mape_pct=... (prefill TTFT and decode ITL, part 1),
-then burst_* (part 3, held-out IDC levels), poisson_on_burst_* (the Poisson model on them) and the
-real-vLLM-under-load errors of part 4.
+then the real-vLLM-under-load errors of part 4 (vllm_load_*: p90 MAPE of model and simulator below
+saturation, ISL 1024 the tuning rows of the one constant, 4096 held out; *_in_band_pct: share of
+points whose measured p90 lies in the chance band; saturation error when a point saturated), then
+burst_* (part 3, held-out IDC levels) and poisson_on_burst_* (the Poisson model on them).
 """
 
 from __future__ import annotations
@@ -207,6 +212,7 @@ LOAD_PCTS = (50.0, 90.0, 99.0)
 # overload leaves ~1.2 s of backlog, several TTFTs, while below saturation the last first token
 # comes one TTFT (< 0.5 s here) after the last arrival.
 SERVED_SHARE_SATURATED = 0.9
+VLLM_LOAD_MAPE_KEYS = ("vllm_load_ttft_p90_model", "vllm_load_itl_p90_model", "vllm_load_ttft_p90_sim", "vllm_load_itl_p90_sim")
 # Poisson samples per point for the sampling band of a p90 measured on n requests.
 BAND_SAMPLES = 40
 
@@ -441,7 +447,9 @@ def main() -> None:
     print(f"RESULT ttft_p90_mape_pct={m['prefill_ttft']:.1f} itl_p90_mape_pct={m['decode_itl']:.1f} "
           f"mixed_ttft_p90_mape_pct={m['mixed_ttft']:.1f} mixed_itl_p90_mape_pct={m['mixed_itl']:.1f} "
           f"measured_prefill_mape_pct={m['measured_prefill']:.1f} measured_decode_mape_pct={m['measured_decode']:.1f} "
-          + " ".join(f"{k}_mape_pct={np.mean(v) if v else math.nan:.1f}" for k, v in e3.items())
+          + " ".join(f"{k}_mape_pct={np.mean(e3[k]) if e3.get(k) else math.nan:.1f}" for k in VLLM_LOAD_MAPE_KEYS)
+          + " " + " ".join(f"{k}_pct={np.mean(e3[k]) if e3.get(k) else math.nan:.0f}" for k in ("vllm_load_ttft_p90_in_band", "vllm_load_itl_p90_in_band"))
+          + f" vllm_load_saturation_err_pct={np.mean(e3['vllm_load_saturation_err']) if e3.get('vllm_load_saturation_err') else math.nan:.1f}"
           + burst)
 
 
