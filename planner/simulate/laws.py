@@ -22,7 +22,6 @@ import math
 from planner.errors import InputError
 from planner.perf import VariantPerf
 
-
 # Extra frontend latency per request already running on a mixed vLLM replica, ms (TTFT only). vLLM's
 # API server streams every running request's tokens on the same event loop that admits a new one,
 # so a prompt reaches the engine later the more streams are open. Source: the real vLLM 0.26.0 load
