@@ -123,6 +123,15 @@ queue (IDC at 1 s and 10 s, log-linear between).
       (IDC_n - 1)/2, taken geometric: P(J >= j) = q^j, q = (IDC_n - 1)/(IDC_n + 1) (exact for
       geometric clusters). D = T(b_max)/b_max, the per-prompt time of full batches (a cluster
       fills them).
+    Considered and rejected (issue 9 follow-up): the cluster-mates behind a request joining its own
+      batch, TTFT = W_p + T(min(b_max, b + (IDC_n - 1)/2)) (and b_own + (IDC_n - 1)/2 in the mixed
+      step). Against the simulator's median of 10 seeds it lowers the prefill TTFT p90 MAPE from
+      10.2% to 7.7% on the tuning IDC 3 and 10 and from 11.0% to 7.5% held out (IDC 2 and 6; mixed
+      TTFT 17.8/15.7% -> 13.5/11.0%), mostly on the 70B classes (-16..-21% -> within 10%), but it
+      over-predicts fast prefills at low load (llama-3.1-8b chat at 0.3 of saturation: +23..+32%;
+      tests/test_capacity_burst.py's IDC-4 case: +28% prefill, +31% mixed): mates arrive over the
+      cluster's spread (0.1 s in the simulator) and miss a batch that starts sooner. Doing it right
+      needs the spread of a cluster measured with the workload, which Burstiness does not carry.
     W_p: the p-quantile of W_h + J·D, both taken as an atom at 0 plus an exponential tail
       (W_h: P(W_h > 0) = max(ρ_batch, ρ), scale fitted to the Poisson-model quantile of W_h;
       J·D: P > 0 = q, mean D/ln(1/q)), summed as independent (hypoexponential) and solved for
