@@ -320,6 +320,42 @@ def _band(perf: VariantPerf, p: LoadPoint, per_running: float) -> dict[str, tupl
     return {k: (float(np.percentile(v, 5)), float(np.percentile(v, 50)), float(np.percentile(v, 95))) for k, v in p90.items()}
 
 
+def step_composition_check(perf: VariantPerf, points: list[LoadPoint], con: Console) -> None:
+    """Does a prompt stall a decoding request once (its marginal prefill cost W, in one step) or on
+    every step? From the measured per-request rows alone: a request's decode life
+    (e2e - TTFT) = (osl-1)·(x0 + x1·N̄) + w·K, N̄ the mean number of requests decoding during its
+    life, K the other prompts whose first token came during it (their prefill ran in its steps);
+    least squares over the requests of one ISL. vLLM's scheduler (decodes first, prompt chunks in
+    the budget left, one forward pass) predicts w = the prompt's marginal cost in a mixed step,
+    W + (a - decode fixed)^+ (laws.mixed_step_ms)."""
+    t = Table(title="Step composition from the measured rows: decode life = (osl-1)(x0 + x1 N) + w K")
+    for c in ("ISL", "requests", "x0 ms", "laws: alpha", "x1 ms/seq", "laws: beta + gamma ctx", "w ms per prompt",
+              "laws: W + (a - alpha)", "median |fit err| %"):
+        t.add_column(c, justify="right")
+    for isl in sorted({p.isl for p in points}):
+        rows_x, rows_y = [], []
+        for p in points:
+            if p.isl != isl:
+                continue
+            first = p.sent_s + p.ttft_ms / 1e3
+            done = first + p.itl_ms * (p.osl - 1) / 1e3
+            for i in range(p.n):
+                k = int(np.sum((first > first[i]) & (first < done[i])))
+                grid = np.linspace(first[i], done[i], 50)
+                n_bar = float(np.mean([np.sum((first < g) & (done > g)) for g in grid]))
+                rows_x.append([p.osl - 1.0, (p.osl - 1.0) * n_bar, float(k)])
+                rows_y.append((done[i] - first[i]) * 1e3)
+        x, y = np.asarray(rows_x), np.asarray(rows_y)
+        coef = np.linalg.lstsq(x, y, rcond=None)[0]
+        err = float(np.median(np.abs(x @ coef - y) / y) * 100.0)
+        law = (perf.prefill_b_ms_per_token * isl + perf.prefill_c_ms_per_token2 * isl * isl
+               + max(0.0, perf.prefill_a_ms - perf.decode_fixed_ms(1.0)))
+        ctx = isl + points[0].osl / 2.0
+        t.add_row(str(isl), str(len(y)), f"{coef[0]:.2f}", f"{perf.decode_fixed_ms(1.0):.2f}", f"{coef[1]:.3f}",
+                  f"{perf.decode_beta_ms_per_seq + perf.decode_gamma_ms_per_token * ctx:.3f}", f"{coef[2]:.1f}", f"{law:.1f}", f"{err:.1f}")
+    con.print(t)
+
+
 def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console) -> dict[str, list[float]]:
     """Measured TTFT/ITL p50/p90/p99 of a real vLLM mixed replica under Poisson load vs the capacity
     model and the simulator (laws fitted on the vLLM profile next to the sweep file).
@@ -345,6 +381,7 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console) -> dic
         return out
     points = read_load_sweep(sweep_csv)
     perf, _, _ = fit_profile(load_profile(sweep_csv.parent), Catalog.load())
+    step_composition_check(perf, points, con)
     isls = sorted({p.isl for p in points})
     sat_model = {(p.isl, p.osl): model_saturation_rps(perf, "mixed", p.isl, p.osl) for p in points}
     sat_meas: dict[tuple[int, int], float] = {}
