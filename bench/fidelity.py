@@ -23,14 +23,22 @@ the same cases, and the SLO a prefill replica sized by each model keeps in simul
 Part 4, real vLLM under load: the committed Poisson rate sweep of a real vLLM 0.26.0 mixed replica
 (``--load-sweep``, default profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm/load_sweep.csv: open loop,
 seeded, per-request rows, ISL 1k and 4k, several rates) against the capacity model
-(capacity.mixed_latency) and the simulator at the same rates, both with the laws fitted on the vLLM
-profile in the same folder: TTFT and ITL p50/p90/p99 and the saturation rate (see
+(capacity.mixed_latency, at the rate each sample offered) and the simulator (replaying the recorded
+arrivals), both with the laws fitted on the vLLM profile in the same folder: TTFT and ITL
+p50/p90/p99, the 5-95% range of the p90 that n Poisson requests give by chance (simulated), the
+frontend constant fitted on ISL 1024 and held out on 4096 and the reverse, and the measured
+saturation rate (first tokens served below 0.9 x offered) against the model's (see
 :func:`part_vllm_load`).
 
-Usage: .venv/bin/python bench/fidelity.py [--workload W.yaml] [--requests N] [--seeds K] [--no-bursty] [--load-sweep CSV]
+Usage: .venv/bin/python bench/fidelity.py [--workload W.yaml] [--requests N] [--seeds K] [--burst-seeds K] [--no-bursty]
+       [--load-sweep CSV]
 Last line: RESULT ttft_p90_mape_pct=... itl_p90_mape_pct=... (prefill TTFT and decode ITL, part 1),
-then burst_* (part 3, held-out IDC levels), poisson_on_burst_* (the Poisson model on them) and the
-real-vLLM-under-load errors of part 4.
+then the real-vLLM-under-load errors of part 4 (vllm_load_*: p90 MAPE of model and simulator below
+saturation, ISL 1024 the tuning rows of the one constant, 4096 held out; *_in_band_pct: share of
+points whose measured p90 lies in the chance band; *_model_vs_band: the model against the median
+p90 of n simulated Poisson requests from an empty replica, its error without the sample's luck;
+vllm_load_heldout_*: ISL 4096 only; saturation error when a point saturated), then
+burst_* (part 3, held-out IDC levels) and poisson_on_burst_* (the Poisson model on them).
 """
 
 from __future__ import annotations
@@ -202,78 +210,259 @@ def part2(pm: PerfModel, data: Path, con: Console) -> dict[str, list[float]]:
 
 VLLM_LOAD_SWEEP = ROOT / "profiles" / "data" / "llama-3.1-8b" / "H200-141GB" / "tp1" / "vllm" / "load_sweep.csv"
 LOAD_PCTS = (50.0, 90.0, 99.0)
+# A rate point is saturated when the replica served first tokens at less than this share of the
+# offered rate over the run (a queue that grows for the whole run); 0.9: a 12-s run at 10%
+# overload leaves ~1.2 s of backlog, several TTFTs, while below saturation the last first token
+# comes one TTFT (< 0.5 s here) after the last arrival.
+SERVED_SHARE_SATURATED = 0.9
+VLLM_LOAD_MAPE_KEYS = ("vllm_load_ttft_p90_model", "vllm_load_itl_p90_model", "vllm_load_ttft_p90_sim", "vllm_load_itl_p90_sim")
+# Poisson samples per point for the sampling band of a p90 measured on n requests.
+BAND_SAMPLES = 40
 
 
-def _sim_mixed_percentiles(perf: VariantPerf, isl: int, osl: int, rate: float, n: int, seed: int) -> dict[str, float]:
-    """TTFT and per-request ITL percentiles (ms) of one simulated mixed replica under Poisson arrivals."""
-    arr = poisson(rate, n, isl, osl, np.random.default_rng(seed))
+@dataclasses.dataclass(frozen=True)
+class LoadPoint:
+    """One rate point of a real load sweep: the recorded arrivals and what was measured."""
+
+    isl: int
+    osl: int
+    rate_rps: float
+    """Nominal (offered) rate of the sweep."""
+    sent_s: np.ndarray
+    ttft_ms: np.ndarray
+    itl_ms: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.sent_s)
+
+    @property
+    def realised_rps(self) -> float:
+        """Rate of this sample: (n - 1) gaps over the span of the arrivals (Poisson MLE). A 12-s
+        sample at 6 rps nominal arrived at 4.8 rps: the model is asked about what was offered."""
+        span = float(self.sent_s.max() - self.sent_s.min())
+        return (self.n - 1) / span if span > 0 else self.rate_rps
+
+    @property
+    def served_rps(self) -> float:
+        """Rate at which first tokens left over the run (equals the offered rate unless saturated)."""
+        first = np.sort(self.sent_s + self.ttft_ms / 1e3)
+        span = float(first[-1] - self.sent_s.min())
+        return (self.n - 1) / span if span > 0 else math.inf
+
+    @property
+    def saturated(self) -> bool:
+        return self.served_rps < SERVED_SHARE_SATURATED * self.realised_rps
+
+
+def _mixed_sim(perf: VariantPerf, isl: int, osl: int, t_s: np.ndarray, per_running: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """One simulated mixed replica fed arrivals `t_s` (no warm-up dropped: the measured replica also
+    started empty); returns the request rows and the requests in the system at each arrival."""
+    n = len(t_s)
+    arr = Arrivals(t_s.astype(float), np.zeros(n, dtype=np.int64), np.full(n, isl), np.full(n, osl), ("c",))
     slo = {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=PERCENTILE)}
-    sim = FleetSimulator([PoolSpec("m/mixed/g/tp1", "mixed", perf, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())}, arr, slo, seed=seed)
+    sim = FleetSimulator([PoolSpec("m/mixed/g/tp1", "mixed", perf, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())}, arr, slo,
+                         frontend_ms_per_running=per_running)
     sim.run()
-    df = build_report(sim).requests.iloc[n // 10:]
-    return {f"{k}_p{q:g}": float(np.nanpercentile(df[f"{k}_ms"], q)) for k in ("ttft", "itl") for q in LOAD_PCTS}
+    done = np.asarray(sim.req.t_done[:n], dtype=float)
+    in_system = np.array([int(np.sum((t_s < t) & (done > t))) for t in t_s])
+    return build_report(sim).requests, in_system
+
+
+def _pcts(ttft: np.ndarray, itl: np.ndarray) -> dict[str, float]:
+    return {f"{k}_p{q:g}": float(np.nanpercentile(v, q)) for k, v in (("ttft", ttft), ("itl", itl)) for q in LOAD_PCTS}
+
+
+def fit_frontend_ms_per_running(perf: VariantPerf, points: list[LoadPoint]) -> float:
+    """The frontend's TTFT delay per request in the system (laws.FRONTEND_MS_PER_RUNNING): least
+    squares through the origin of measured TTFT - simulated TTFT (the same arrivals replayed, no
+    per-running term) on the requests in the system at arrival, over `points` (a tuning split)."""
+    xs, ys = [], []
+    for p in points:
+        df, in_sys = _mixed_sim(perf, p.isl, p.osl, p.sent_s, 0.0)
+        xs.append(in_sys.astype(float))
+        ys.append(p.ttft_ms - df.ttft_ms.to_numpy())
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    return max(0.0, float(np.dot(x, y) / np.dot(x, x))) if np.dot(x, x) > 0 else 0.0
+
+
+def read_load_sweep(sweep_csv: Path) -> list[LoadPoint]:
+    df = pd.read_csv(sweep_csv)
+    missing = [c for c in ("isl", "osl", "rate_rps", "sent_s", "ttft_ms", "itl_ms") if c not in df.columns]
+    if missing:
+        print(f"{sweep_csv}: missing columns {missing} (expected the profiler's load_sweep.csv)", file=sys.stderr)
+        raise SystemExit(2)
+    return [LoadPoint(int(isl), int(osl), float(rate), g.sent_s.to_numpy(float), g.ttft_ms.to_numpy(float), g.itl_ms.to_numpy(float))
+            for (isl, osl, rate), g in df.groupby(["isl", "osl", "rate_rps"])]
+
+
+def _point_errors(perf: VariantPerf, p: LoadPoint, per_running: float) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """(measured, model at the sample's rate, simulator replaying the sample's arrivals) percentiles."""
+    meas = _pcts(p.ttft_ms, p.itl_ms)
+    model = {}
+    for q in LOAD_PCTS:
+        lat = capacity.mixed_latency(perf, float(p.isl), float(p.osl), p.realised_rps, q, frontend_ms_per_running=per_running)
+        model[f"ttft_p{q:g}"], model[f"itl_p{q:g}"] = lat.ttft_ms, lat.itl_ms
+    df, _ = _mixed_sim(perf, p.isl, p.osl, p.sent_s, per_running)
+    return meas, model, _pcts(df.ttft_ms.to_numpy(), df.itl_ms.to_numpy())
+
+
+def _band(perf: VariantPerf, p: LoadPoint, per_running: float) -> dict[str, tuple[float, float, float]]:
+    """5-95% range of the p90 that a sample of n Poisson arrivals at the sample's rate gives in the
+    simulator (replica starting empty, as measured): how far a p90 of n requests moves by chance."""
+    rng = np.random.default_rng(12345)
+    p90 = {"ttft": [], "itl": []}
+    for _ in range(BAND_SAMPLES):
+        t = np.concatenate([[0.0], np.cumsum(rng.exponential(1.0 / p.realised_rps, p.n - 1))])
+        df, _ = _mixed_sim(perf, p.isl, p.osl, t, per_running)
+        for k in p90:
+            p90[k].append(float(np.nanpercentile(df[f"{k}_ms"], PERCENTILE)))
+    return {k: (float(np.percentile(v, 5)), float(np.percentile(v, 50)), float(np.percentile(v, 95))) for k, v in p90.items()}
+
+
+def step_composition_check(perf: VariantPerf, points: list[LoadPoint], con: Console) -> None:
+    """Does a prompt stall a decoding request once (its marginal prefill cost W, in one step) or on
+    every step? From the measured per-request rows alone: a request's decode life
+    (e2e - TTFT) = (osl-1)·(x0 + x1·N̄) + w·K, N̄ the mean number of requests decoding during its
+    life, K the other prompts whose first token came during it (their prefill ran in its steps);
+    least squares over the requests of one ISL. vLLM's scheduler (decodes first, prompt chunks in
+    the budget left, one forward pass) predicts w = the prompt's marginal cost in a mixed step,
+    W + (a - decode fixed)^+ (laws.mixed_step_ms)."""
+    t = Table(title="Step composition from the measured rows: decode life = (osl-1)(x0 + x1 N) + w K")
+    for c in ("ISL", "requests", "x0 ms", "laws: alpha", "x1 ms/seq", "laws: beta + gamma ctx", "w ms per prompt",
+              "laws: W + (a - alpha)", "median |fit err| %"):
+        t.add_column(c, justify="right")
+    for isl in sorted({p.isl for p in points}):
+        rows_x, rows_y = [], []
+        for p in points:
+            if p.isl != isl:
+                continue
+            first = p.sent_s + p.ttft_ms / 1e3
+            done = first + p.itl_ms * (p.osl - 1) / 1e3
+            for i in range(p.n):
+                k = int(np.sum((first > first[i]) & (first < done[i])))
+                grid = np.linspace(first[i], done[i], 50)
+                n_bar = float(np.mean([np.sum((first < g) & (done > g)) for g in grid]))
+                rows_x.append([p.osl - 1.0, (p.osl - 1.0) * n_bar, float(k)])
+                rows_y.append((done[i] - first[i]) * 1e3)
+        x, y = np.asarray(rows_x), np.asarray(rows_y)
+        coef = np.linalg.lstsq(x, y, rcond=None)[0]
+        err = float(np.median(np.abs(x @ coef - y) / y) * 100.0)
+        law = (perf.prefill_b_ms_per_token * isl + perf.prefill_c_ms_per_token2 * isl * isl
+               + max(0.0, perf.prefill_a_ms - perf.decode_fixed_ms(1.0)))
+        ctx = isl + points[0].osl / 2.0
+        t.add_row(str(isl), str(len(y)), f"{coef[0]:.2f}", f"{perf.decode_fixed_ms(1.0):.2f}", f"{coef[1]:.3f}",
+                  f"{perf.decode_beta_ms_per_seq + perf.decode_gamma_ms_per_token * ctx:.3f}", f"{coef[2]:.1f}", f"{law:.1f}", f"{err:.1f}")
+    con.print(t)
 
 
 def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console) -> dict[str, list[float]]:
-    """Measured TTFT/ITL p50/p90/p99 of a real vLLM replica under Poisson load vs the capacity model and
-    the simulator (laws fitted on the vLLM profile next to the sweep file). Errors are kept for rates
-    below the model's saturation; the saturation rate is compared with the highest rate the replica
-    sustained (median TTFT under 1 s; if every measured rate was sustained, only a lower bound)."""
+    """Measured TTFT/ITL p50/p90/p99 of a real vLLM mixed replica under Poisson load vs the capacity
+    model and the simulator (laws fitted on the vLLM profile next to the sweep file).
+
+    Like with like: the model is asked about the rate each sample actually offered (`realised_rps`;
+    the sweep's 12-s samples fall up to 20% below the nominal rate) and the simulator replays the
+    recorded arrival times (the same clusters, the same empty start). The one constant of the
+    comparison, the frontend's delay per running request (laws.FRONTEND_MS_PER_RUNNING), is fitted
+    on one ISL and reported on the other (both splits); the RESULT uses the shipped constant, which
+    is the ISL-1024 fit (ISL 4096 held out). Errors are kept below saturation (measured and model);
+    the measured saturation rate is the served first-token rate of the first saturated point
+    (`LoadPoint.saturated`), compared with the model's (`model_saturation_rps`) when reached.
+    `n_sim` and `seeds` are unused (the replay is deterministic; the band uses BAND_SAMPLES)."""
     from planner.catalog import Catalog
     from planner.perf import fit_profile
     from planner.profiledata import load_profile
+    from planner.simulate.laws import FRONTEND_MS_PER_RUNNING
 
-    out: dict[str, list[float]] = {"vllm_load_ttft_p90_model": [], "vllm_load_itl_p90_model": [],
-                                   "vllm_load_ttft_p90_sim": [], "vllm_load_itl_p90_sim": []}
+    keys = ("vllm_load_ttft_p90_model", "vllm_load_itl_p90_model", "vllm_load_ttft_p90_sim", "vllm_load_itl_p90_sim")
+    out: dict[str, list[float]] = {k: [] for k in keys}
     if not sweep_csv.is_file():
         con.print(f"[yellow]part 4 skipped: {sweep_csv} not found[/]")
         return out
-    df = pd.read_csv(sweep_csv)
-    missing = [c for c in ("isl", "osl", "rate_rps", "ttft_ms", "itl_ms") if c not in df.columns]
-    if missing:
-        raise SystemExit(f"{sweep_csv}: missing columns {missing} (expected the profiler's load_sweep.csv)")
+    points = read_load_sweep(sweep_csv)
     perf, _, _ = fit_profile(load_profile(sweep_csv.parent), Catalog.load())
+    step_composition_check(perf, points, con)
+    isls = sorted({p.isl for p in points})
+    sat_model = {(p.isl, p.osl): model_saturation_rps(perf, "mixed", p.isl, p.osl) for p in points}
+    sat_meas: dict[tuple[int, int], float] = {}
+    for p in sorted(points, key=lambda p: p.realised_rps):
+        if p.saturated and (p.isl, p.osl) not in sat_meas:
+            sat_meas[(p.isl, p.osl)] = p.served_rps
+
+    def below(p: LoadPoint) -> bool:
+        return p.realised_rps < min(sat_model[(p.isl, p.osl)], sat_meas.get((p.isl, p.osl), math.inf))
+
+    # Frontend constant, both splits: fit on one ISL, errors on the other.
+    split_rows = []
+    for tune in isls:
+        fit = fit_frontend_ms_per_running(perf, [p for p in points if p.isl == tune and below(p)])
+        for held in isls:
+            if held == tune:
+                continue
+            e: dict[str, list[float]] = {k: [] for k in keys}
+            for p in points:
+                if p.isl != held or not below(p):
+                    continue
+                meas, model, sim = _point_errors(perf, p, fit)
+                for k in ("ttft", "itl"):
+                    e[f"vllm_load_{k}_p90_model"].append(ape(meas[f"{k}_p90"], model[f"{k}_p90"]))
+                    e[f"vllm_load_{k}_p90_sim"].append(ape(meas[f"{k}_p90"], sim[f"{k}_p90"]))
+            split_rows.append((tune, held, fit, {k: float(np.mean(v)) if v else math.nan for k, v in e.items()}))
+            if tune == isls[0]:  # the shipped constant's split: its held-out rows go to the RESULT line
+                for k, v in e.items():
+                    out.setdefault(k.replace("vllm_load_", "vllm_load_heldout_"), []).extend(v)
+
     t = Table(title=f"Real vLLM under Poisson load ({sweep_csv.relative_to(ROOT) if sweep_csv.is_relative_to(ROOT) else sweep_csv}): "
-                    f"measured / capacity model / simulator, ms")
-    for c in ("ISL", "rate rps", "n", "TTFT p50", "TTFT p90", "TTFT p99", "ITL p50", "ITL p90", "ITL p99", "p90 err % (model, sim)"):
+                    f"measured / capacity model at the sample's rate / simulator replaying its arrivals, ms; "
+                    f"frontend {FRONTEND_MS_PER_RUNNING:g} ms per running request (fitted on ISL 1024)")
+    for c in ("ISL", "rate nominal / sample", "n", "TTFT p50", "TTFT p90", "TTFT p99", "ITL p50", "ITL p90", "ITL p99",
+              "p90 err % (model, sim)", "sim p90 of n Poisson: 5/50/95%"):
         t.add_column(c, justify="right")
-    sat_rows = []
-    for (isl, osl), g in df.groupby(["isl", "osl"]):
-        sat_model = model_saturation_rps(perf, "mixed", int(isl), int(osl))
-        sustained = [r for r, gg in g.groupby("rate_rps") if np.nanpercentile(gg.ttft_ms, 50) < 1000.0]
-        sat_rows.append((int(isl), max(sustained) if sustained else float("nan"), len(sustained) == g.rate_rps.nunique(), sat_model))
-        for rate, gg in g.groupby("rate_rps"):
-            meas = {f"{k}_p{q:g}": float(np.nanpercentile(gg[f"{k}_ms"], q)) for k in ("ttft", "itl") for q in LOAD_PCTS}
-            model = {}
-            for q in LOAD_PCTS:
-                lat = capacity.mixed_latency(perf, float(isl), float(osl), float(rate), q)
-                model[f"ttft_p{q:g}"], model[f"itl_p{q:g}"] = lat.ttft_ms, lat.itl_ms
-            sims = [_sim_mixed_percentiles(perf, int(isl), int(osl), float(rate), n_sim, s) for s in range(seeds)]
-            sim = {k: float(np.median([x[k] for x in sims])) for k in sims[0]}
-            below = rate < sat_model
-            errs = []
+    for p in points:
+        meas, model, sim = _point_errors(perf, p, FRONTEND_MS_PER_RUNNING)
+        band = _band(perf, p, FRONTEND_MS_PER_RUNNING)
+        ok = below(p)
+        errs = []
+        for k in ("ttft", "itl"):
+            em, es = ape(meas[f"{k}_p90"], model[f"{k}_p90"]), ape(meas[f"{k}_p90"], sim[f"{k}_p90"])
+            if ok and math.isfinite(em):
+                out[f"vllm_load_{k}_p90_model"].append(em)
+                out[f"vllm_load_{k}_p90_sim"].append(es)
+            errs.append(f"{k} {em:.0f}, {es:.0f}")
+
+        def cell(k: str) -> str:
+            return f"{meas[k]:.1f} / {model[k]:.1f} / {sim[k]:.1f}"
+
+        t.add_row(f"{p.isl}{' (tuning)' if p.isl == isls[0] else ' (held out)'}", f"{p.rate_rps:g} / {p.realised_rps:.2f}", str(p.n),
+                  *(cell(f"{k}_p{q:g}") for k in ("ttft", "itl") for q in LOAD_PCTS),
+                  "; ".join(errs) + ("" if ok else " (saturated)"),
+                  "; ".join(f"{k} {band[k][0]:.{d}f}/{band[k][1]:.{d}f}/{band[k][2]:.{d}f}" for k, d in (("ttft", 0), ("itl", 1))))
+        if ok:
             for k in ("ttft", "itl"):
-                em, es = ape(meas[f"{k}_p90"], model[f"{k}_p90"]), ape(meas[f"{k}_p90"], sim[f"{k}_p90"])
-                if below and math.isfinite(em):
-                    out[f"vllm_load_{k}_p90_model"].append(em)
-                    out[f"vllm_load_{k}_p90_sim"].append(es)
-                errs.append(f"{k} {em:.0f}, {es:.0f}")
-
-            def cell(k: str) -> str:
-                return f"{meas[k]:.1f} / {model[k]:.1f} / {sim[k]:.1f}"
-
-            t.add_row(str(isl), f"{rate:g}", str(len(gg)), *(cell(f"{k}_p{q:g}") for k in ("ttft", "itl") for q in LOAD_PCTS),
-                      "; ".join(errs) + ("" if below else " (past model saturation)"))
+                # the model against what n Poisson requests from an empty replica give in the simulator
+                # (median of the band): the model's own error, without this sample's luck
+                out.setdefault(f"vllm_load_{k}_p90_model_vs_band", []).append(ape(band[k][1], model[f"{k}_p90"]))
+                inside = band[k][0] <= meas[f"{k}_p90"] <= band[k][2]
+                out.setdefault(f"vllm_load_{k}_p90_in_band", []).append(100.0 * inside)
     con.print(t)
-    for isl, sustained, all_ok, sat_model in sat_rows:
-        if all_ok and sat_model >= sustained:
-            verdict = "consistent: the sweep did not reach saturation, so the rate itself is not checked"
-        elif all_ok:
-            verdict = f"too pessimistic by at least {(1 - sat_model / sustained) * 100:.0f}%"
+    st = Table(title="Frontend constant by split: fitted on one ISL, p90 MAPE % on the other (held out)")
+    for c in ("tuning ISL", "held-out ISL", "ms per running", "TTFT model", "ITL model", "TTFT sim", "ITL sim"):
+        st.add_column(c, justify="right")
+    for tune, held, fit, e in split_rows:
+        st.add_row(str(tune), str(held), f"{fit:.3f}", *(f"{e[k]:.1f}" for k in keys[:1] + keys[1:2] + keys[2:]))
+    con.print(st)
+    for (isl, osl), sm in sorted(sat_model.items()):
+        top = max(p.realised_rps for p in points if (p.isl, p.osl) == (isl, osl))
+        if (isl, osl) in sat_meas:
+            meas_sat = sat_meas[(isl, osl)]
+            out.setdefault("vllm_load_saturation_err", []).append(ape(meas_sat, sm))
+            con.print(f"ISL {isl}: measured saturation {meas_sat:.2f} rps (first tokens served at the first saturated point); "
+                      f"capacity model {sm:.2f} rps: {(sm / meas_sat - 1) * 100:+.0f}%")
         else:
-            verdict = f"{(sat_model / sustained - 1) * 100:+.0f}% against the highest sustained rate"
-        con.print(f"ISL {isl}: replica sustained {'every rate up to' if all_ok else 'up to'} {sustained:g} rps (median TTFT < 1 s); "
-                  f"capacity model saturates at {sat_model:.1f} rps: {verdict}")
+            con.print(f"ISL {isl}: no saturated point up to {top:.2f} rps offered (served >= {SERVED_SHARE_SATURATED:g} x offered "
+                      f"at every rate); capacity model saturates at {sm:.2f} rps: "
+                      + ("consistent, the rate itself is not checked" if sm >= top else
+                         f"too pessimistic by at least {(1 - sm / top) * 100:.0f}%"))
     return out
 
 
@@ -284,6 +473,9 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=4000, help="requests per simulated point")
     ap.add_argument("--seeds", type=int, default=3, help="repeats per point (median taken)")
     ap.add_argument("--bursty", action=argparse.BooleanOptionalAction, default=True, help="part 3: clustered arrivals")
+    # The simulator's p90 under clustered arrivals moves by +-20-40% between seeds at IDC 6-10 (the
+    # median of 3 seeds and of 10 differ by up to 20%), so the referee of part 3 takes 10 seeds.
+    ap.add_argument("--burst-seeds", type=int, default=10, help="part 3: repeats per bursty point (median taken)")
     ap.add_argument("--load-sweep", type=Path, default=VLLM_LOAD_SWEEP, help="a real vLLM replica's load_sweep.csv (part 4)")
     args = ap.parse_args()
     con = Console(width=160)
@@ -300,11 +492,18 @@ def main() -> None:
     for k, v in {**e1, **{f"measured_{k}": v for k, v in e2.items()}}.items():
         summary.add_row(k, str(len(v)), f"{m[k]:.1f}")
     con.print(summary)
-    burst = part3(pm, wl, args.requests, args.seeds, con) if args.bursty else ""
+    burst = part3(pm, wl, args.requests, args.burst_seeds, con) if args.bursty else ""
     print(f"RESULT ttft_p90_mape_pct={m['prefill_ttft']:.1f} itl_p90_mape_pct={m['decode_itl']:.1f} "
           f"mixed_ttft_p90_mape_pct={m['mixed_ttft']:.1f} mixed_itl_p90_mape_pct={m['mixed_itl']:.1f} "
           f"measured_prefill_mape_pct={m['measured_prefill']:.1f} measured_decode_mape_pct={m['measured_decode']:.1f} "
-          + " ".join(f"{k}_mape_pct={np.mean(v) if v else math.nan:.1f}" for k, v in e3.items())
+          + " ".join(f"{k}_mape_pct={np.mean(e3[k]) if e3.get(k) else math.nan:.1f}" for k in VLLM_LOAD_MAPE_KEYS)
+          + " " + " ".join(f"{k}_pct={np.mean(e3[k]) if e3.get(k) else math.nan:.0f}" for k in ("vllm_load_ttft_p90_in_band", "vllm_load_itl_p90_in_band"))
+          + " " + " ".join(f"{k}_mape_pct={np.mean(e3[k]) if e3.get(k) else math.nan:.1f}"
+                           for k in ("vllm_load_ttft_p90_model_vs_band", "vllm_load_itl_p90_model_vs_band"))
+          + " " + " ".join(f"{k.replace('vllm_load_', 'vllm_load_heldout_')}_mape_pct="
+                           f"{np.mean(e3[k.replace('vllm_load_', 'vllm_load_heldout_')]) if e3.get(k.replace('vllm_load_', 'vllm_load_heldout_')) else math.nan:.1f}"
+                           for k in VLLM_LOAD_MAPE_KEYS)
+          + f" vllm_load_saturation_err_pct={np.mean(e3['vllm_load_saturation_err']) if e3.get('vllm_load_saturation_err') else math.nan:.1f}"
           + burst)
 
 

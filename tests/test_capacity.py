@@ -173,3 +173,36 @@ def test_busy_period_prompt_count_quantile_matches_monte_carlo() -> None:
         counts.append(total)
     for pct in (50.0, 90.0, 99.0):
         assert _generalized_poisson_quantile(lam * x, lam * work, pct) == pytest.approx(np.percentile(counts, pct), abs=1.0)
+
+
+def test_mixed_frontend_delay_grows_with_the_running_batch_only_where_a_frontend_is_modelled() -> None:
+    """The frontend term (laws.FRONTEND_MS_PER_RUNNING) adds `per_running x mean decoding batch` to the
+    mixed TTFT when the laws carry a frontend (ttft_overhead_ms > 0), nothing to the ITL, and nothing at
+    all for laws without one (torch-reference / prior profiles keep their numbers)."""
+    from planner.capacity import mixed_latency
+
+    with_fe = _perf(ttft_overhead_ms=5.0)
+    lo = mixed_latency(with_fe, 1024, 128, 3.0, 90.0, frontend_ms_per_running=0.0)
+    hi = mixed_latency(with_fe, 1024, 128, 3.0, 90.0, frontend_ms_per_running=2.0)
+    assert hi.itl_ms == lo.itl_ms
+    assert hi.ttft_ms > lo.ttft_ms + 1.0  # a few requests decode at 3 rps
+    busier = mixed_latency(with_fe, 1024, 128, 6.0, 90.0, frontend_ms_per_running=2.0)
+    busier0 = mixed_latency(with_fe, 1024, 128, 6.0, 90.0, frontend_ms_per_running=0.0)
+    assert busier.ttft_ms - busier0.ttft_ms > hi.ttft_ms - lo.ttft_ms  # more running -> more delay
+    bare = _perf()
+    assert mixed_latency(bare, 1024, 128, 3.0, 90.0, frontend_ms_per_running=2.0).ttft_ms == \
+        mixed_latency(bare, 1024, 128, 3.0, 90.0, frontend_ms_per_running=0.0).ttft_ms
+
+
+def test_mixed_chunk_steps_pay_the_prefill_fixed_cost() -> None:
+    """A chunk-carrying step costs max(decode fixed, prefill a) (laws.mixed_step_ms): raising the prefill
+    fixed cost above the decode one raises the mixed ITL and TTFT at the same load, and lowers the rate at
+    which the model saturates; below the decode fixed cost it changes nothing."""
+    from planner.capacity import mixed_latency
+
+    base = _perf(prefill_a_ms=7.0, decode_alpha_ms=7.0)
+    dearer = _perf(prefill_a_ms=17.0, decode_alpha_ms=7.0)
+    cheaper = _perf(prefill_a_ms=1.0, decode_alpha_ms=7.0)
+    a, b, c = (mixed_latency(p, 1024, 128, 8.0, 90.0) for p in (base, dearer, cheaper))
+    assert b.itl_ms > a.itl_ms and b.ttft_ms > a.ttft_ms
+    assert c.itl_ms == pytest.approx(a.itl_ms) and c.ttft_ms == pytest.approx(a.ttft_ms)

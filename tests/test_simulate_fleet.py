@@ -374,3 +374,32 @@ def test_requests_still_in_the_frontend_at_the_end_of_the_trace_are_served():
     sim.run()
     assert np.all(np.isfinite(sim.req.t_done)), sim.req.t_done
     assert np.all(np.asarray(sim.req.t_pf_start) >= 8.0e-3 - 1e-12)  # the overhead delays the engine's start
+
+
+def test_mixed_frontend_delay_per_running_request():
+    """On a mixed replica whose laws carry a frontend (ttft_overhead_ms > 0) a request reaches the engine
+    `ttft_overhead_ms + per_running x running` after arrival (laws.frontend_delay_ms): an idle replica's
+    first request is not delayed by the per-running term, one arriving while others run is, by at least
+    the term less one decode step (it joins at a step boundary); without a frontend nothing changes."""
+    from planner.simulate.arrivals import Arrivals
+    from planner.simulate.fleet import ClassRoute, PoolSpec
+    from planner.schema import Slo
+
+    def ttfts(perf: VariantPerf, per_running: float) -> np.ndarray:
+        t = np.array([0.0, 0.05, 0.10, 0.15])  # the last three arrive while the earlier ones decode
+        arr = Arrivals(t, np.zeros(4, dtype=np.int64), np.full(4, 256), np.full(4, 200), ("c",))
+        sim = FleetSimulator([PoolSpec("m/mixed/g/tp1", "mixed", perf, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())}, arr,
+                             {"c": Slo(ttft_ms=1e9, itl_ms=1e9)}, frontend_ms_per_running=per_running)
+        sim.run()
+        return build_report(sim).requests.ttft_ms.to_numpy()
+
+    import dataclasses
+
+    fe = dataclasses.replace(P, ttft_overhead_ms=5.0)
+    base, slow = ttfts(fe, 0.0), ttfts(fe, 20.0)
+    assert slow[0] == pytest.approx(base[0])  # idle replica: only the fixed overhead
+    step_ms = 7.0 + 0.05 * 4 + 5e-5 * 4 * 456  # one decode step of the batch, at most
+    for k in (1, 2, 3):  # k requests running at its arrival
+        assert slow[k] >= base[k] + 20.0 * k - step_ms - 1e-6
+    bare = P  # no frontend in the laws: the per-running term does nothing
+    assert np.allclose(ttfts(bare, 20.0), ttfts(bare, 0.0))

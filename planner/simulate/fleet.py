@@ -37,7 +37,7 @@ from planner.perf import lookup_variant_perf
 from planner.schema import Plan, Slo, Variant, Workload
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.engine import BatchReplica, EventQueue, PrefillReplica, Requests
-from planner.simulate.laws import check_perf
+from planner.simulate.laws import FRONTEND_MS_PER_RUNNING, check_perf, frontend_delay_ms
 
 PerfLookup = Callable[..., Optional[VariantPerf]]
 """(model, gpu, tp[, weight_dtype, kv_dtype]) -> laws (see planner.perf.lookup_variant_perf)."""
@@ -138,7 +138,7 @@ class FleetSimulator:
 
     def __init__(self, pools: list[PoolSpec], routes: dict[str, ClassRoute], arrivals: Arrivals, slos: dict[str, Slo],
                  *, seed: int = 0, startup_delay_s: float = 0.0, sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
-                 allow_empty_pools: bool = False):
+                 allow_empty_pools: bool = False, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING):
         if len(arrivals) == 0:
             raise InputError(None, "arrivals", "no requests to simulate")
         self.pool_list = [Pool(i, s) for i, s in enumerate(pools)]
@@ -146,6 +146,8 @@ class FleetSimulator:
         self.arrivals = arrivals
         self.slos = slos
         self.startup_delay_s = startup_delay_s
+        self.frontend_ms_per_running = frontend_ms_per_running
+        """Frontend delay per request running on a mixed replica (laws.FRONTEND_MS_PER_RUNNING)."""
         self.sample_interval_s = sample_interval_s
         self.events = EventQueue()
         self.now = 0.0
@@ -407,7 +409,12 @@ class FleetSimulator:
             return
         pool = self.pool_list[req.pf_pool[rid]]
         pool.arrived_total += 1
-        over_ms = pool.perf.ttft_overhead_ms  # the frontend's per-request latency before the engine sees it
+        # the frontend's per-request latency before the engine sees it; on a mixed replica it grows
+        # with the streams it is serving (laws.frontend_delay_ms), the mean over the pool's replicas
+        running = 0.0
+        if pool.role == "mixed" and pool.ready and self.frontend_ms_per_running > 0:
+            running = sum(r.running for r in pool.ready) / len(pool.ready)
+        over_ms = frontend_delay_ms(pool.perf, running, self.frontend_ms_per_running)
         if over_ms > 0:
             self.events.push(t + over_ms / 1e3, self._reach_engine, (pool, rid))
         else:

@@ -9,6 +9,9 @@ Pure functions of a :class:`planner.perf.VariantPerf` and batch shape (DESIGN.md
   `n` tokens of a prompt of which `done` tokens are already in the cache costs
   ``b*n + c*((done+n)^2 - done^2)``, so the chunks of one prompt sum to exactly its unchunked cost.
 
+* frontend delay before the engine sees a request (mixed replicas behind vLLM's API server):
+  ``ttft_overhead_ms + FRONTEND_MS_PER_RUNNING * running``, see :data:`FRONTEND_MS_PER_RUNNING`.
+
 Only the public fields of VariantPerf are read, so a perf model that fits these laws plugs in as is.
 """
 
@@ -18,6 +21,24 @@ import math
 
 from planner.errors import InputError
 from planner.perf import VariantPerf
+
+# Extra frontend latency per request already running on a mixed vLLM replica, ms (TTFT only). vLLM's
+# API server streams every running request's tokens on the same event loop that admits a new one,
+# so a prompt reaches the engine later the more streams are open. Source: the real vLLM 0.26.0 load
+# sweep of llama-3.1-8b on H200 (profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm/load_sweep.csv),
+# ISL 1024 rows only (tuning; ISL 4096 held out): least squares through the origin of the per-request
+# residual (measured TTFT - the simulator's, replaying the same arrivals) on the requests running at
+# arrival; bench/fidelity.py part 4 refits it and reports both splits. Applies where the laws carry a
+# frontend (ttft_overhead_ms > 0, i.e. laws fitted on a real engine's client-side TTFT).
+FRONTEND_MS_PER_RUNNING = 0.52
+
+
+def frontend_delay_ms(perf: VariantPerf, running: float, per_running_ms: float = FRONTEND_MS_PER_RUNNING) -> float:
+    """Time from a request's arrival to the engine seeing it: the frontend's fixed overhead plus
+    `per_running_ms` per request already running on the replica (0 where the laws have no frontend)."""
+    if perf.ttft_overhead_ms <= 0:
+        return 0.0
+    return perf.ttft_overhead_ms + per_running_ms * max(0.0, running)
 
 
 def prefill_batch_ms(perf: VariantPerf, sum_isl: float, sum_isl2: float) -> float:
