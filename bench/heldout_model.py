@@ -1,0 +1,81 @@
+"""How well the planner predicts a model it has no profile of: the roofline prior against real vLLM points.
+
+    .venv/bin/python bench/heldout_model.py \
+        [--model qwen3-14b] [--gpu H200-141GB] [--tp 1] [--dir profiles/runs/2026-12-02-s2/qwen3-14b-partial]
+
+`--dir` holds a vLLM profiler's prefill.csv / decode.csv (the profile format's columns) of a model that
+has NO profile under profiles/data/, so `PerfModel.get` answers from the prior calibrated on the other
+models' profiles (bench/calibrate_prior.py). The default is qwen3-14b on the H200 at tp1, measured by
+`planner profile --backend vllm --dummy-weights` on 2026-12-02 (profiles/gpu_session.py plan s2; the
+session's device time ended mid-sweep, so only 12 prefill and 9 decode points: batch 1-32). Nothing here
+is fitted: every prediction is the prior's. Prefill compares the step time (`ttft_ms`, blocker method)
+with `prefill_ms`; decode the time per token with `decode_step_ms`.
+Last line: RESULT model=... prefill_median_pct= prefill_p90_pct= decode_median_pct= decode_p90_pct= points=
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from planner.catalog import Catalog  # noqa: E402
+from planner.perf import PerfModel  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="qwen3-14b")
+    ap.add_argument("--gpu", default="H200-141GB")
+    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--dir", type=Path, default=ROOT / "profiles" / "runs" / "2026-12-02-s2" / "qwen3-14b-partial")
+    a = ap.parse_args(argv)
+    cat = Catalog.load()
+    if a.model.lower() not in cat.models:
+        print(f"--model: unknown model {a.model!r}; the catalog has {', '.join(sorted(cat.models))}", file=sys.stderr)
+        return 2
+    model = a.model.lower()
+    try:
+        pre = pd.read_csv(a.dir / "prefill.csv")
+        dec = pd.read_csv(a.dir / "decode.csv")
+    except (OSError, pd.errors.ParserError) as exc:
+        print(f"{a.dir}: expected prefill.csv and decode.csv of a profile ({exc})", file=sys.stderr)
+        return 2
+    pm = PerfModel.load(cat)
+    if pm.is_measured(model, a.gpu, a.tp):
+        print(f"{model} on {a.gpu} tp{a.tp} has a profile under profiles/data: not a held-out model", file=sys.stderr)
+        return 2
+    v = pm.get(model, a.gpu, a.tp)
+    if v is None:
+        print(f"no prior for {model} on {a.gpu} tp{a.tp} (GPU unknown or the model does not fit)", file=sys.stderr)
+        return 3
+    tab = Table(title=f"{model} {a.gpu} tp{a.tp}: prior ({v.source}) vs measured vLLM, ms")
+    for c in ("phase", "x", "batch", "measured", "prior", "err %"):
+        tab.add_column(c, justify="right")
+    errs: dict[str, list[float]] = {"prefill": [], "decode": []}
+    for r in pre.itertuples():
+        pred = v.prefill_ms(float(r.isl), float(r.batch))
+        errs["prefill"].append(abs(pred - r.ttft_ms) / r.ttft_ms * 100)
+        tab.add_row("prefill", f"isl {r.isl}", str(r.batch), f"{r.ttft_ms:.1f}", f"{pred:.1f}", f"{errs['prefill'][-1]:.1f}")
+    for r in dec.itertuples():
+        pred = v.decode_step_ms(float(r.batch), float(r.context_tokens))
+        errs["decode"].append(abs(pred - r.itl_ms) / r.itl_ms * 100)
+        tab.add_row("decode", f"ctx {r.context_tokens}", str(r.batch), f"{r.itl_ms:.2f}", f"{pred:.2f}", f"{errs['decode'][-1]:.1f}")
+    Console().print(tab)
+    res = {f"{ph}_{k}_pct": (float(np.median(e)) if k == "median" else float(np.percentile(e, 90))) if e else float("nan")
+           for ph, e in errs.items() for k in ("median", "p90")}
+    print(f"RESULT model={model} " + " ".join(f"{k}={x:.1f}" for k, x in res.items())
+          + f" points={len(errs['prefill']) + len(errs['decode'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
