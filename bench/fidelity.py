@@ -356,7 +356,8 @@ def step_composition_check(perf: VariantPerf, points: list[LoadPoint], con: Cons
     con.print(t)
 
 
-def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console) -> dict[str, list[float]]:
+def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
+                   profile_dir: Path | None = None) -> dict[str, list[float]]:
     """Measured TTFT/ITL p50/p90/p99 of a real vLLM mixed replica under Poisson load vs the capacity
     model and the simulator (laws fitted on the vLLM profile next to the sweep file).
 
@@ -380,7 +381,8 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console) -> dic
         con.print(f"[yellow]part 4 skipped: {sweep_csv} not found[/]")
         return out
     points = read_load_sweep(sweep_csv)
-    perf, _, _ = fit_profile(load_profile(sweep_csv.parent), Catalog.load())
+    # the laws of the replica that was swept: the profile beside the sweep unless --load-profile names one
+    perf, _, _ = fit_profile(load_profile(profile_dir or sweep_csv.parent), Catalog.load())
     step_composition_check(perf, points, con)
     isls = sorted({p.isl for p in points})
     sat_model = {(p.isl, p.osl): model_saturation_rps(perf, "mixed", p.isl, p.osl) for p in points}
@@ -477,13 +479,19 @@ def main() -> None:
     # median of 3 seeds and of 10 differ by up to 20%), so the referee of part 3 takes 10 seeds.
     ap.add_argument("--burst-seeds", type=int, default=10, help="part 3: repeats per bursty point (median taken)")
     ap.add_argument("--load-sweep", type=Path, default=VLLM_LOAD_SWEEP, help="a real vLLM replica's load_sweep.csv (part 4)")
+    ap.add_argument("--load-profile", type=Path, default=None,
+                    help="part 4: the profile directory of the swept replica (default: the sweep's own folder)")
     args = ap.parse_args()
     con = Console(width=160)
     pm = PerfModel.load()
     wl = load_model(Workload, args.workload)
     e1 = part1(pm, wl, args.requests, args.seeds, con)
     e2 = part2(pm, args.data, con)
-    e3 = part_vllm_load(args.load_sweep, max(1000, args.requests // 2), args.seeds, con)
+    prof_dir = args.load_profile or args.load_sweep.parent
+    if args.load_sweep.is_file() and not (prof_dir / "prefill.csv").is_file():
+        print(f"{prof_dir}: no profile (prefill.csv) for the swept replica's laws; name one with --load-profile", file=sys.stderr)
+        sys.exit(2)
+    e3 = part_vllm_load(args.load_sweep, max(1000, args.requests // 2), args.seeds, con, args.load_profile)
     m = {k: (float(np.mean(v)) if v else math.nan) for k, v in {**e1, **{f"measured_{k}": v for k, v in e2.items()}}.items()}
     summary = Table(title="MAPE %")
     summary.add_column("comparison")
