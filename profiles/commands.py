@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from enum import Enum
 from typing import Optional
 
 import typer
@@ -20,6 +21,14 @@ import typer
 from planner.console import friendly_errors
 from planner.errors import InputError
 
+
+
+
+class PrefillMethod(str, Enum):
+    """How the vLLM backend times a prefill point (profiles/backends/vllm.py's module doc)."""
+
+    engine = "engine"
+    blocker = "blocker"
 
 def _friendly(fn):  # type: ignore[no-untyped-def]
     """planner.console.friendly_errors, and Ctrl-C says that the measured points are kept."""
@@ -129,6 +138,10 @@ def register(app: typer.Typer) -> None:
         decode_tokens: int = typer.Option(64, min=16, help="tokens generated per decode stream in the steady-state window"),
         repeats: int = typer.Option(3, min=1, help="timings per point (the median is kept)"),
         decode_repeats: Optional[int] = typer.Option(None, min=1, help="timings per decode point (default: --repeats)"),
+        prefill_budget_frac: float = typer.Option(0.3, min=0.05, max=1.0, help="share of --time-budget-s / --deadline-unix-s the prefill sweep may use"),
+        prefill_method: PrefillMethod = typer.Option(PrefillMethod.engine, case_sensitive=False,
+                                           help="vllm: how a prefill point is timed: 'engine' (vLLM's own prefill-time histogram) "
+                                                "or 'blocker' (the first runs' client-side method); profiles/backends/vllm.py says why"),
         max_point_kv_tokens: Optional[int] = typer.Option(None, min=1, help="skip decode points holding more KV tokens than this"),
         ttft_cap_ms: float = typer.Option(30000.0, help="stop growing a prefill dimension past this latency"),
         itl_cap_ms: float = typer.Option(500.0, help="stop growing a decode dimension past this latency"),
@@ -220,7 +233,8 @@ def register(app: typer.Typer) -> None:
                                   extra_args=shlex.split(extra_args), server_cmd=shlex.split(server_cmd))
         cfg = VllmRunConfig(model=model, gpu=gpu, tp=tp, out=Path(directory), endpoint=endpoint, launch=launch,
                             prefill_isl=pi, prefill_batch=pb, decode_batch=db, decode_context=dc, decode_tokens=decode_tokens,
-                            repeats=repeats, decode_repeats=decode_repeats, max_point_kv_tokens=max_point_kv_tokens, ttft_cap_ms=ttft_cap_ms, itl_cap_ms=itl_cap_ms, max_num_seqs=max_num_seqs,
+                            repeats=repeats, decode_repeats=decode_repeats, prefill_method=prefill_method.value, prefill_budget_frac=prefill_budget_frac,
+                            max_point_kv_tokens=max_point_kv_tokens, ttft_cap_ms=ttft_cap_ms, itl_cap_ms=itl_cap_ms, max_num_seqs=max_num_seqs,
                             max_batched_tokens=max_num_batched_tokens, health_timeout_s=health_timeout_s,
                             kv_capacity_override=kv_capacity, time_scale=time_scale, rates=_floats(rates, "rates"),
                             rate_isl=rate_isl, rate_osl=rate_osl, rate_requests=rate_requests,

@@ -53,6 +53,7 @@ class Variant:
     rates: str | None = None  # the Poisson load sweep, run in the same server after the profile
     rate_s: float = 0.0
     extra: list[str] = field(default_factory=list)
+    prefill_frac: float = 0.3  # share of the sweep time the prefill sweep may use
     tag: str = ""  # suffix of the output folder (e.g. "-loadsat": a load-only run beside the profile)
 
     @property
@@ -80,7 +81,35 @@ PLAN_S2 = [
     Variant("llama-3.2-3b", startup_s=100, sweep_s=100),
     Variant("qwen3-30b-a3b", startup_s=125, sweep_s=110),
 ]
-PLANS = {"s1": PLAN, "s2": PLAN_S2}
+# The third session (2026-12-03, morning; raw results in profiles/runs/2026-12-03-s3): prefill again with
+# the client-side *step* method (a decoding blocker's token gaps; dropped since, module doc of
+# profiles/backends/vllm.py) where
+# the blocker method failed (FP8 weights: batches split over steps; the MoE: client TTFT only) and on
+# bf16 where it worked (the two methods side by side); decode there is a one-point placeholder, the
+# committed decode sweeps stay. Then the two held-out models in full (the s2 run was cut).
+def _prefill_only(model: str, startup_s: float, quantization: str | None = None, tag: str = "-step") -> Variant:
+    return Variant(model, startup_s=startup_s, sweep_s=60, quantization=quantization, decode_batch="1",
+                   decode_context="512", prefill_frac=0.9, tag=tag)
+
+
+PLAN_S3 = [
+    _prefill_only("llama-3.1-8b", 140, quantization="fp8"),
+    _prefill_only("qwen3-30b-a3b", 125),
+    _prefill_only("llama-3.1-8b", 110),
+    Variant("qwen3-14b", startup_s=130, sweep_s=120),
+    Variant("llama-3.2-3b", startup_s=100, sweep_s=100),
+]
+# The fourth (2026-12-03, late morning): prefill by the engine method (vLLM's own prefill-time histogram)
+# where the committed profiles' prefill is doubtful (FP8 weights: the blocker method's split batches;
+# the MoE: client TTFT only; llama-3.2-3b: measured by the dropped step method) and on bf16 llama-3.1-8b,
+# whose blocker-method prefill and client TTFT agree, to check the method against both.
+PLAN_S4 = [
+    _prefill_only("llama-3.1-8b", 140, quantization="fp8", tag="-engine"),
+    _prefill_only("llama-3.1-8b", 110, tag="-engine"),
+    _prefill_only("qwen3-30b-a3b", 125, tag="-engine"),
+    _prefill_only("llama-3.2-3b", 100, tag="-engine"),
+]
+PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4}
 
 
 def log(out: Path, msg: str) -> None:
@@ -142,6 +171,7 @@ def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, ser
            "--max-model-len", "17408", "--prefill-isl", v.prefill_isl, "--prefill-batch", v.prefill_batch,
            "--decode-batch", v.decode_batch, "--decode-context", v.decode_context, "--max-point-kv-tokens", str(v.max_kv),
            "--repeats", "3", "--decode-repeats", "2", "--deadline-unix-s", f"{sweep_end:.0f}",
+           "--prefill-budget-frac", f"{v.prefill_frac:g}",
            "--health-timeout-s", f"{health_s:.0f}", "--no-progress", "--time-scale", f"{time_scale:g}"]
     if v.quantization:
         cmd += ["--quantization", v.quantization]
@@ -158,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--deadline-unix-s", type=float, required=True, help="every server stopped by then")
     ap.add_argument("--server-cmd", default=SERVER_CMD)
-    ap.add_argument("--plan", choices=sorted(PLANS), default="s1", help="which session plan (PLAN, PLAN_S2)")
+    ap.add_argument("--plan", choices=sorted(PLANS), default="s1", help="which session plan (PLAN, PLAN_S2, PLAN_S3, PLAN_S4)")
     ap.add_argument("--only", default=None, help="comma list of variant labels to run (default: the whole plan)")
     ap.add_argument("--time-scale", type=float, default=1.0, help="emulated rehearsal only")
     ap.add_argument("--scale-plan", type=float, default=1.0, help="rehearsal: multiply the plan's times by this")

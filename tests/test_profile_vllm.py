@@ -106,10 +106,11 @@ def test_cli_profile_attaches_to_an_endpoint(tmp_path):
 
 def test_server_dying_mid_sweep_is_a_clear_error_and_points_are_kept(tmp_path):
     with EmulatorFleet(LAW, time_scale=0.2) as fleet:
-        # Prefill points cost 2 tokens each (blocker + prompt); die inside the decode sweep.
+        # With the blocker method prefill points cost 2 tokens each (blocker + prompt), a count this
+        # test can place (the step method's blocker decodes a variable number); die inside the decode sweep.
         fleet.servers[0].faults.kill_after_tokens = 40
         cfg = small_cfg(tmp_path, fleet.urls[0], prefill_isl=(128, 256), prefill_batch=(1, 2), decode_batch=(4,),
-                        decode_context=(256, 512), time_scale=0.2)
+                        decode_context=(256, 512), time_scale=0.2, prefill_method="blocker")
         with pytest.raises(ServerDied) as err:
             run_profile(cfg)
     msg = str(err.value)

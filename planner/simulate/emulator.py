@@ -343,8 +343,8 @@ class EmulatedEngine:
             # --- apply the step, stamped with its scheduled (virtual) end
             t = self._step_end / self.time_scale
             self.steps += 1
-            self.m.iter_tokens.observe(pre_tokens + len(decodes))
             emitted = 0
+            completed_prompt_tokens = 0
             for r in decodes:
                 self.m.itl.observe(t - (r.last_token or t))
                 r.generated += 1
@@ -355,11 +355,17 @@ class EmulatedEngine:
                 r.prefilled += n
                 if r.prefilled >= r.prompt_tokens:
                     r.generated = 1
+                    completed_prompt_tokens += r.prompt_tokens
                     r.first_token = r.last_token = t
                     self.m.ttft.observe(t - r.arrival)
                     self.m.prompt_tokens.inc(r.prompt_tokens)
                     r.out.put_nowait(1)
                     emitted += 1
+            # vLLM V1's IterationStats: per output batch, generated tokens plus the whole prompt of each
+            # request whose prefill completed in it (a partial prefill chunk counts nothing); a step
+            # with no output records no iteration.
+            if emitted:
+                self.m.iter_tokens.observe(completed_prompt_tokens + emitted)
             self.m.generation_tokens.inc(emitted)
             self.tokens_generated_total += emitted
             still: list[_Req] = []
@@ -528,6 +534,32 @@ class EmulatedServer:
         self._want_ids = bool(body.get("return_token_ids", False))
         return n_prompt, max_tokens, stream, include_usage, model
 
+    async def _completions_batch(self, body: dict[str, Any], prompts: list[Any]) -> web.Response:
+        """A list of prompts in one non-streamed request (OpenAI batch form): one engine request each,
+        all submitted at once (so an idle engine schedules them together, as vLLM's frontend adds a
+        list's prompts back to back); choices in prompt order."""
+        try:
+            if body.get("stream"):
+                raise BadRequest("a list of prompts is served non-streamed only by this emulator")
+            parsed = [self._parse({**body, "prompt": p}) for p in prompts]
+        except BadRequest as exc:
+            return self._error(400, str(exc))
+        assert self.engine is not None
+        reqs = [_Req(f"cmpl-{next(self._ids)}-{i}", n, mt, self.engine.now()) for i, (n, mt, _s, _u, _m) in enumerate(parsed)]
+        for r in reqs:
+            self.engine.submit(r)
+        for r in reqs:
+            while await r.out.get() is not None:
+                pass
+            if not r.done:
+                raise web.HTTPServiceUnavailable()
+        model = parsed[0][4]
+        choices = [{"index": i, "text": "".join(_token_text(k) for k in range(r.generated)), "logprobs": None,
+                    "finish_reason": "length", "stop_reason": None} for i, r in enumerate(reqs)]
+        n_p, n_g = sum(r.prompt_tokens for r in reqs), sum(r.generated for r in reqs)
+        return web.json_response({"id": reqs[0].rid, "object": "text_completion", "created": int(time.time()), "model": model,
+                                  "choices": choices, "usage": {"prompt_tokens": n_p, "completion_tokens": n_g, "total_tokens": n_p + n_g}})
+
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         if self._dead or self.engine is None:
             raise web.HTTPServiceUnavailable()
@@ -535,6 +567,9 @@ class EmulatedServer:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             return self._error(400, "request body is not valid JSON")
+        prompt = body.get("prompt") if isinstance(body, dict) else None
+        if isinstance(prompt, list) and len(prompt) > 1 and all(isinstance(p, (str, list)) for p in prompt):
+            return await self._completions_batch(body, prompt)
         try:
             n_prompt, max_tokens, stream, include_usage, model = self._parse(body)
         except BadRequest as exc:

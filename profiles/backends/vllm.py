@@ -12,7 +12,24 @@ prompt of random token ids of exact length, distinct per request so no prefix ca
   the engine start on the first before the others arrive; so a *blocker* prompt is sent first,
   and the batch while the engine is busy with it: the batch then waits and is scheduled together
   in the next step. Prefill time = last first-token of the batch - the blocker's first token. Both
-  pass the same HTTP path, so the client's latency cancels. Median of `repeats`.
+  pass the same HTTP path, so the client's latency cancels. Median of `repeats`. This is the
+  ``--prefill-method blocker`` of the first vLLM runs; its weakness showed on vLLM 0.26.0: a batch
+  reaching the engine after the blocker's step ended starts at once, one request a step (FP8
+  Llama-3.1-8B: 4 x 512 tokens measured 62 ms where 1 x 2048 takes 35; 128 x 1 anywhere in 1.3-14
+  ms), and a short blocker step on an MoE model lets chunked prefill pack the batch into it.
+* prefill, ``--prefill-method engine`` (the default): the engine's own clock. vLLM records per request
+  ``vllm:request_prefill_time_seconds`` = first-token time - first-scheduled time, both engine-core
+  timestamps, so no HTTP, tokenisation or client delay is in it. A point is one non-streamed request
+  whose prompt is the list of `batch` prompts (``max_tokens`` 1) on an idle server; its time is the
+  change of the histogram's sum over the change of its count, read from ``/metrics`` before and after.
+  The list's prompts are added to the engine back to back; a sample where they did not share one step
+  (``vllm:iteration_tokens_total`` counted more than one output step) is measured again
+  (:func:`engine_prefill_sample`). A batch larger than one step's token budget spreads over steps
+  that its requests do not share, so those points (batch > 1 only) use the blocker method above.
+  Tried and dropped on vLLM 0.26.0 (2026-12-03, profiles/runs/2026-12-03-s3): a *decoding* blocker
+  whose token gaps mark the steps, read on the client: the chunks' client arrival times are not the
+  engine's step times (bf16 Llama-3.1-8B 2048 x 1 measured 23.7 ms against 50.5 ms by the blocker
+  method and 55 ms client TTFT; 128 x 1 at 2.3 ms, under one decode step).
 * decode (batch, context): `batch` streams with prompts of `context - decode_tokens/2` tokens and
   ``ignore_eos``, long enough to outlast the staggered prefills. Steady state = the window where
   every stream is decoding (after the last first token, before the first stream ends). ITL per
@@ -43,7 +60,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Awaitable, Callable, Sequence
 
 import httpx
 
@@ -58,6 +75,10 @@ TOKEN_ID_LOW, TOKEN_ID_HIGH = 100, 10_000
 # Blocker prompt for prefill points: long enough that its step outlasts sending a batch (a 2048-token
 # prefill of an 8B model takes ~60 ms on an H100: profiles/data/llama-3.1-8b), capped by the token budget.
 BLOCKER_TOKENS = 2048
+# Engine method (module doc): attempts at a sample whose prompts shared one step, and how long the
+# histogram may take to show a finished request (it is updated when the response is produced).
+ENGINE_ATTEMPTS = 5
+ENGINE_METRICS_WAIT_S = 5.0
 # Minimum pure-decode gaps per stream for a steady-state ITL (fewer = a noisy slope).
 MIN_WINDOW_GAPS = 8
 DEFAULT_HEALTH_TIMEOUT_S = 900.0  # loading a large model with --load-format dummy still compiles CUDA graphs: minutes
@@ -381,6 +402,62 @@ def decode_itl_s(results: Sequence[StreamResult], batch: int, context: int, deco
     return statistics.median(slopes)
 
 
+@dataclass(frozen=True)
+class EngineCounters:
+    """The cumulative engine counters the engine method reads from ``/metrics`` (summed over engines)."""
+
+    prefill_sum_s: float
+    prefill_count: int
+    output_steps: int
+
+
+def engine_counters(metrics_text: str, url: str = "") -> EngineCounters:
+    """``vllm:request_prefill_time_seconds`` sum and count and ``vllm:iteration_tokens_total`` count."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    want = {"vllm:request_prefill_time_seconds_sum": 0.0, "vllm:request_prefill_time_seconds_count": 0.0,
+            "vllm:iteration_tokens_total_count": 0.0}
+    seen: set[str] = set()
+    try:
+        for fam in text_string_to_metric_families(metrics_text):
+            for smp in fam.samples:
+                if smp.name in want:
+                    want[smp.name] += float(smp.value)
+                    seen.add(smp.name)
+    except Exception as exc:  # noqa: BLE001 - the parser raises bare ValueErrors of many kinds
+        raise ProfilerError(f"{url}/metrics: not Prometheus text format ({exc})") from None
+    missing = sorted(set(want) - seen)
+    if missing:
+        raise ProfilerError(f"{url}/metrics: no {', '.join(missing)} (vLLM >= 0.10 exports them); "
+                            "use --prefill-method blocker for this server")
+    return EngineCounters(prefill_sum_s=want["vllm:request_prefill_time_seconds_sum"],
+                          prefill_count=int(want["vllm:request_prefill_time_seconds_count"]),
+                          output_steps=int(want["vllm:iteration_tokens_total_count"]))
+
+
+@dataclass(frozen=True)
+class EngineSample:
+    """One prefill sample of the engine method: the requests' mean prefill time and the output steps."""
+
+    ms: float
+    steps: int
+
+    @property
+    def one_step(self) -> bool:
+        return self.steps == 1
+
+
+def engine_prefill_sample(before: EngineCounters, after: EngineCounters, batch: int) -> EngineSample | None:
+    """The batch's mean engine prefill time between two scrapes; None unless exactly `batch` requests
+    finished in between (another client's request would be mixed in). `steps` counts the engine's
+    output steps in between: 1 when the batch's prompts were scheduled together and fit one step."""
+    done = after.prefill_count - before.prefill_count
+    if done != batch or batch < 1:
+        return None
+    return EngineSample(ms=(after.prefill_sum_s - before.prefill_sum_s) / batch * 1e3,
+                        steps=after.output_steps - before.output_steps)
+
+
 class VllmClient:
     """Async OpenAI-completions client that records when each streamed token arrives."""
 
@@ -485,6 +562,55 @@ class VllmClient:
         return (last - b.first) / self.time_scale * 1e3
 
     _blocker_lead_s = 0.005
+
+    async def counters(self) -> EngineCounters:
+        try:
+            r = await self.http.get(f"{self.url}/metrics")
+            r.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ServerDied(f"{self.url}/metrics: {_describe_http_error(exc)}") from None
+        return engine_counters(r.text, self.url)
+
+    async def complete_batch(self, isl: int, batch: int) -> None:
+        """One non-streamed completion of `batch` prompts of `isl` token ids (a list prompt), max_tokens 1."""
+        prompt: list[int] | list[list[int]] = self.prompt(isl) if batch == 1 else [self.prompt(isl) for _ in range(batch)]
+        body = {"model": self.model, "prompt": prompt, "max_tokens": 1, "ignore_eos": True, "temperature": 0.0}
+        try:
+            r = await self.http.post(f"{self.url}/v1/completions", json=body)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError, httpx.WriteError) as exc:
+            raise ServerDied(f"{self.url}: the server dropped the connection mid-request ({_describe_http_error(exc)})") from None
+        except httpx.TimeoutException as exc:
+            raise ProfilerError(f"{self.url}: request timed out ({type(exc).__name__})") from None
+        if r.status_code != 200:
+            raise ProfilerError(f"{self.url}/v1/completions answered HTTP {r.status_code}: {r.text[:300]}")
+
+    async def prefill_engine_ms(self, isl: int, batch: int) -> float:
+        """Engine-clock prefill time of `batch` prompts of `isl` tokens sharing one step (engine method,
+        module doc): up to ENGINE_ATTEMPTS samples until the prompts shared a step."""
+        last: EngineSample | None = None
+        t0 = time.monotonic()
+        try:
+            for _ in range(ENGINE_ATTEMPTS):
+                before = await self.counters()
+                await self.complete_batch(isl, batch)
+                waited = time.monotonic()
+                while True:
+                    after = await self.counters()
+                    if after.prefill_count - before.prefill_count >= batch or time.monotonic() - waited > ENGINE_METRICS_WAIT_S:
+                        break
+                    await asyncio.sleep(0.005)
+                sample = engine_prefill_sample(before, after, batch)
+                if sample is None:
+                    continue
+                last = sample
+                if batch == 1 or sample.one_step:
+                    break
+        finally:
+            self.busy_wall_s += time.monotonic() - t0
+        if last is None:
+            raise ProfilerError(f"{self.url}: vllm:request_prefill_time_seconds did not count exactly {batch} requests "
+                                f"for a batch of {batch} in {ENGINE_ATTEMPTS} tries (is another client using the server?)")
+        return last.ms
 
     async def calibrate_blocker(self, blocker_tokens: int) -> float:
         """Blocker TTFT alone (wall s); sets the lead before the batch is sent.
@@ -612,6 +738,9 @@ class VllmRunConfig:
     """No rate run starts after this Unix time."""
     prefill_budget_frac: float = 0.3
     """Share of time_budget_s the prefill sweep may use."""
+    prefill_method: str = "engine"
+    """How a prefill point is timed: "engine" (the engine's own prefill-time histogram; batches over one
+    step's token budget by the blocker method) or "blocker" (the first runs' method); module doc."""
     e2e_repeats: int = 3
     e2e_batches: tuple[int, ...] = (1,)
     """Prefill batches whose client-side TTFT on an idle server (ttft_e2e_ms) is also measured."""
@@ -642,6 +771,12 @@ def _progress(enabled: bool):
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
 
 
+def uses_blocker(cfg: VllmRunConfig, p: sweep.PrefillPoint) -> bool:
+    """Whether a prefill point is timed by the blocker method (module doc): always with
+    --prefill-method blocker; with engine, a batch of several prompts over one step's token budget."""
+    return cfg.prefill_method == "blocker" or (p.batch > 1 and p.batch * p.isl > cfg.max_batched_tokens)
+
+
 async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: ManagedServer | None) -> RunSummary:
     store = pfmt.ProfileStore(cfg.out)
     kv = cfg.kv_capacity_override or info.kv_capacity_tokens
@@ -668,7 +803,7 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
         with _progress(cfg.progress) as prog:
             t_pre = prog.add_task("prefill", total=len(pre_pts)) if prog else None
             t_dec = prog.add_task("decode", total=len(dec_pts)) if prog else None
-            if pre_pts:
+            if any(uses_blocker(cfg, p) for p in pre_pts):
                 await client.calibrate_blocker(blocker)
 
             def advance(task):
@@ -690,9 +825,14 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
                 central, _raised = sweep.central_with_floor(samples, floor)
                 return samples, central
 
+            def prefill_once(p: sweep.PrefillPoint) -> Callable[[], Awaitable[float]]:
+                if uses_blocker(cfg, p):
+                    return lambda: client.prefill_ms(p.isl, p.batch, blocker)
+                return lambda: client.prefill_engine_ms(p.isl, p.batch)
+
             async def measure_prefill_async(p: sweep.PrefillPoint) -> float:
                 samples, central = await measured_with_floor(p.key, store.prefill_done(),
-                                                             lambda: client.prefill_ms(p.isl, p.batch, blocker), cfg.repeats)
+                                                             prefill_once(p), cfg.repeats)
                 e2e = [await client.prefill_e2e_ms(p.isl, p.batch) for _ in range(cfg.e2e_repeats)] if p.batch in cfg.e2e_batches else []
                 loop_samples[p.key] = (samples, central, e2e)
                 return central
@@ -818,8 +958,8 @@ def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url
         max_num_seqs=cfg.max_num_seqs, max_batched_tokens=cfg.max_batched_tokens,
         date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), backend="vllm",
         weight_dtype=cfg.weight_dtype, kv_dtype=cfg.kv_dtype, device_name=cfg.device_name,
-        notes=(f"measured over HTTP at {url} (served model '{info.model}'); prefill = one step of the batch (blocker "
-               f"method; ttft_e2e_ms = client-side TTFT on an idle server), decode = steady-state time per token "
+        notes=(f"measured over HTTP at {url} (served model '{info.model}'); prefill = the engine steps of the batch ("
+               f"{cfg.prefill_method} method; ttft_e2e_ms = client-side TTFT on an idle server), decode = steady-state time per token "
                f"(tokens from token_ids/usage, not chunks); rows are medians of >= {cfg.repeats} repeats (more where a "
                f"point fell below the monotone floor; 'raised' marks a median raised to it)"
                + (f"; emulated clock time_scale={cfg.time_scale:g}" if cfg.time_scale != 1.0 else "")),
