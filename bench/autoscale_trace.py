@@ -4,7 +4,7 @@
         [--slo ttft_ms=2000,itl_ms=100,percentile=99] [--startup-s 180] [--interval-s 60]
         [--target-attainment 0.99] [--only NAME,...] [--ablations] [--no-cache] [--out DIR]
 
-Scenarios: the synthetic traffic families of planner.synth (on/off bursts, sines of several periods
+Scenarios: the synthetic traffic families of planner.io.synth (on/off bursts, sines of several periods
 and amplitudes, a step surge, a flash crowd, a diurnal ramp, clustered sub-second arrivals,
 heavy-tailed lengths; 40 simulated minutes each) plus the bundled one-hour Azure LLM conversation
 trace. They are split, BEFORE any default was chosen, into a TUNING set (where the controller's
@@ -95,16 +95,16 @@ from controllers.config import (ControllerConfig, CorrectConfig, ForecastConfig,
 from controllers.loop import Controller  # noqa: E402
 from controllers.metrics import ControllerMetrics  # noqa: E402
 from controllers.observe import SimulatorObserver  # noqa: E402
-from planner.catalog import Catalog  # noqa: E402
-from planner.errors import InputError  # noqa: E402
-from planner.perf import PerfModel  # noqa: E402
-from planner.planning import plan_workload  # noqa: E402
-from planner.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, RequestClass, Slo, Workload  # noqa: E402
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.errors import InputError  # noqa: E402
+from planner.perf.laws import PerfModel  # noqa: E402
+from planner.planning.assemble import plan_workload  # noqa: E402
+from planner.io.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, RequestClass, Slo, Workload  # noqa: E402
 from planner.simulate.arrivals import trace_arrivals  # noqa: E402
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
-from planner.synth import synth  # noqa: E402
-from planner.workload import bucket_trace, read_trace  # noqa: E402
+from planner.io.synth import synth  # noqa: E402
+from planner.io.traces import bucket_trace, read_trace  # noqa: E402
 
 DEFAULT_TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
 REFS_VERSION = 2  # bump when the reference computations change (invalidates the cache)
@@ -115,7 +115,7 @@ SCENARIO_S = 2400.0  # 40 simulated minutes per synthetic scenario (CPU budget: 
 class Scenario:
     name: str
     split: str  # "tuning" | "held-out"
-    family: str  # planner.synth family, or "file"
+    family: str  # planner.io.synth family, or "file"
     seed: int = 0
     params: tuple[tuple[str, float], ...] = ()
     path: Path | None = None

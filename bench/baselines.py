@@ -29,12 +29,12 @@ sys.path.insert(0, str(REPO))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from planner.catalog import Catalog  # noqa: E402
-from planner.fileio import load_model  # noqa: E402
-from planner.perf import PerfModel  # noqa: E402
-from planner.planning import build_instance, plan_workload  # noqa: E402
-from planner.schema import Fleet, Slo, Workload  # noqa: E402
-from planner.workload import bucket_trace, read_trace  # noqa: E402
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.files import load_model  # noqa: E402
+from planner.perf.laws import PerfModel  # noqa: E402
+from planner.planning.assemble import build_instance, plan_workload  # noqa: E402
+from planner.io.schema import Fleet, Slo, Workload  # noqa: E402
+from planner.io.traces import bucket_trace, read_trace  # noqa: E402
 
 DEFAULT_TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
 

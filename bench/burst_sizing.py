@@ -1,5 +1,5 @@
 """Right-sizing of burst-aware plans: the plan's prefill replicas against the smallest prefill pool
-whose simulated TTFT p90 meets the SLO, on clustered arrivals (planner/capacity.py, "Pool of
+whose simulated TTFT p90 meets the SLO, on clustered arrivals (planner/planning/capacity.py, "Pool of
 replicas").
 
 Part 1, synthetic: the `--model` classes of `--workload` (default: the example's llama-2-70b chat
@@ -40,16 +40,16 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from planner.catalog import Catalog  # noqa: E402
-from planner.errors import InputError  # noqa: E402
-from planner.fileio import load_model  # noqa: E402
-from planner.perf import PerfModel, quiet_extrapolation  # noqa: E402
-from planner.planning import plan_workload  # noqa: E402
-from planner.schema import Burstiness, Fleet, Plan, Slo, Workload  # noqa: E402
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.errors import InputError  # noqa: E402
+from planner.io.files import load_model  # noqa: E402
+from planner.perf.laws import PerfModel, quiet_extrapolation  # noqa: E402
+from planner.planning.assemble import plan_workload  # noqa: E402
+from planner.io.schema import Burstiness, Fleet, Plan, Slo, Workload  # noqa: E402
 from planner.simulate.arrivals import Arrivals, clustered_times, retime_clustered, trace_arrivals  # noqa: E402
 from planner.simulate.fleet import FleetSimulator  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
-from planner.workload import bucket_trace, read_trace  # noqa: E402
+from planner.io.traces import bucket_trace, read_trace  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TUNING_IDC = (3.0, 10.0)

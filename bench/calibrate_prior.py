@@ -1,12 +1,12 @@
-"""Held-out error of the performance laws and of the re-calibrated roofline prior (planner.priorcheck).
+"""Held-out error of the performance laws and of the re-calibrated roofline prior (planner.perf.heldout).
 
 A0. Law forms: the sparse half of every target profile is the checkerboard over the sorted grid
    values ((rank of isl + rank of batch) even; decode: batch and context), a fixed rule. Within
    those halves only, leave-one-out cross-validation scores each candidate form per phase
-   (prefill: linear / floor; decode: linear / knee past the ridge batch; planner.priorcheck.
+   (prefill: linear / floor; decode: linear / knee past the ridge batch; planner.perf.heldout.
    FORM_CANDIDATES) and picks the lowest pooled p90, then median. The held-out halves are not read.
 A. Sparse profile: per profile of the target backend, fit the laws (the planner's forms,
-   planner.perf.DEFAULT_LAW_FORMS; the bench says whether A0 picked the same) on the checkerboard
+   planner.perf.laws.DEFAULT_LAW_FORMS; the bench says whether A0 picked the same) on the checkerboard
    half of its points and predict the other half (goal: p90 <= 10% on vLLM profiles); the linear
    laws' held-out errors are shown beside them for comparison (not used to choose anything).
 B. Leave one model out: calibrate the prior without one model, predict that model's target
@@ -37,9 +37,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.catalog import Catalog  # noqa: E402
-from planner.commlaw import load_allreduce  # noqa: E402
-from planner.perf import (  # noqa: E402
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.perf.allreduce import load_allreduce  # noqa: E402
+from planner.perf.laws import (  # noqa: E402
     ALLREDUCE_DIR,
     DEFAULT_LAW_FORMS,
     DEFAULT_PROFILES_DIR,
@@ -47,7 +47,7 @@ from planner.perf import (  # noqa: E402
     LawForms,
     PerfModel,
 )
-from planner.priorcheck import (  # noqa: E402
+from planner.perf.heldout import (  # noqa: E402
     HeldOut,
     choose_forms,
     form_name,
@@ -56,7 +56,7 @@ from planner.priorcheck import (  # noqa: E402
     pooled,
     sparse_fit_errors,
 )
-from planner.profiledata import iter_profiles, law_source  # noqa: E402
+from planner.perf.profiledata import iter_profiles, law_source  # noqa: E402
 
 
 def _pct(x: float) -> str:
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(t0)
     console.print(f"A0 picks {_forms(chosen)}; the planner's laws: {_forms(DEFAULT_LAW_FORMS)}"
                   + ("" if chosen == DEFAULT_LAW_FORMS
-                     else " (they differ: planner.perf.LawForms says why)"))
+                     else " (they differ: planner.perf.laws.LawForms says why)"))
     sparse = [sparse_fit_errors(p, cat) for p in targets]
     console.print(_table(f"A. laws ({_forms(DEFAULT_LAW_FORMS)}) fitted on half of each {target} profile "
                          "(checkerboard), error on the other half", sparse))

@@ -1,4 +1,4 @@
-"""Fidelity of the queueing model (planner.capacity) against the simulator, and of the simulator
+"""Fidelity of the queueing model (planner.planning.capacity) against the simulator, and of the simulator
 against measured batch latencies (Splitwise Llama2-70B, ../shared/data/splitwise-perf).
 
 Part 1, model vs simulation: for each class of the workload (default: examples/default) and each
@@ -58,10 +58,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from planner import capacity  # noqa: E402
-from planner.fileio import load_model  # noqa: E402
-from planner.perf import PerfModel, VariantPerf  # noqa: E402
-from planner.schema import Slo, Workload  # noqa: E402
+from planner.planning import capacity  # noqa: E402
+from planner.io.files import load_model  # noqa: E402
+from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
+from planner.io.schema import Slo, Workload  # noqa: E402
 from planner.simulate.arrivals import Arrivals  # noqa: E402
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
@@ -370,9 +370,9 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
     the measured saturation rate is the served first-token rate of the first saturated point
     (`LoadPoint.saturated`), compared with the model's (`model_saturation_rps`) when reached.
     `n_sim` and `seeds` are unused (the replay is deterministic; the band uses BAND_SAMPLES)."""
-    from planner.catalog import Catalog
-    from planner.perf import fit_profile
-    from planner.profiledata import load_profile
+    from planner.io.catalog import Catalog
+    from planner.perf.laws import fit_profile
+    from planner.perf.profiledata import load_profile
     from planner.simulate.laws import FRONTEND_MS_PER_RUNNING
 
     keys = ("vllm_load_ttft_p90_model", "vllm_load_itl_p90_model", "vllm_load_ttft_p90_sim", "vllm_load_itl_p90_sim")

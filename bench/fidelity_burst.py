@@ -1,4 +1,4 @@
-"""Bursty section of bench/fidelity.py: the burst-aware queueing model (planner.capacity, module doc
+"""Bursty section of bench/fidelity.py: the burst-aware queueing model (planner.planning.capacity, module doc
 "Bursty arrivals") against the simulator fed clustered arrivals (planner.simulate.arrivals.
 clustered_times, a Neyman-Scott process of the given 1-s IDC).
 
@@ -25,9 +25,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from planner import capacity
-from planner.perf import PerfModel, VariantPerf
-from planner.schema import Burstiness, Slo, Workload
+from planner.planning import capacity
+from planner.perf.laws import PerfModel, VariantPerf
+from planner.io.schema import Burstiness, Slo, Workload
 from planner.simulate.arrivals import Arrivals, clustered_times
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
 from planner.simulate.report import build_report

@@ -27,8 +27,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.catalog import Catalog  # noqa: E402
-from planner.perf import PerfModel  # noqa: E402
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.perf.laws import PerfModel  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

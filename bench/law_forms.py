@@ -1,13 +1,13 @@
 """Candidate law forms on the vLLM profiles: cross-validated within the sparse halves, reported on the held-out halves.
 
 Wider than bench/calibrate_prior.py part A0, which scores only the forms the planner's consumers
-(planner.simulate.laws, planner.capacity) can evaluate: here also forms that would need new
+(planner.simulate.laws, planner.planning.capacity) can evaluate: here also forms that would need new
 consumer code, to show what each buys. Every form is fitted the same way: ``scipy.optimize.
 least_squares`` on relative residuals, coefficients >= 0, several starts, best kept.
 
 Decode (b = batch, c = context, s = share of MoE experts the batch touches, 0 for dense):
   linear        alpha + beta*b + gamma*b*c + moe*s                              (today's law)
-  knee@ridge    linear + kappa*max(0, b - ridge)   ridge = planner.roofline.ridge_batch (catalog)
+  knee@ridge    linear + kappa*max(0, b - ridge)   ridge = planner.perf.prior.ridge_batch (catalog)
   quadratic     linear + q*b^2
   roofline-max  alpha + beta*b + max(w + gamma*b*c + moe*s, k*b)   (memory vs compute of GEMMs)
 Prefill (T = b*isl, S2 = b*isl^2):
@@ -17,7 +17,7 @@ Prefill (T = b*isl, S2 = b*isl^2):
   floor+per-seq floor + d*b
   chunk-steps   a*ceil(T/8192) + beta*T + c*S2        (vLLM's token budget splits long batches)
 
-Split: the checkerboard of planner.priorcheck (rank(x) + rank(y) even = sparse half), a fixed rule.
+Split: the checkerboard of planner.perf.heldout (rank(x) + rank(y) even = sparse half), a fixed rule.
 "CV" = leave-one-out within the sparse half only (what may choose a form); "held-out" = the other
 half (what reports it). Prefill rows are fitted as measured (ttft_ms; the MoE profile's rows are
 client TTFTs, its overhead lands in the intercept). Deterministic: one run.
@@ -42,12 +42,12 @@ from scipy.optimize import least_squares
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.catalog import Catalog  # noqa: E402
-from planner.perf import DEFAULT_PROFILES_DIR, model_of, route_share  # noqa: E402
-from planner.perffit import experts_touched  # noqa: E402
-from planner.priorcheck import _points, checkerboard, label  # noqa: E402
-from planner.profiledata import iter_profiles, law_source  # noqa: E402
-from planner.roofline import ridge_batch  # noqa: E402
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.perf.laws import DEFAULT_PROFILES_DIR, model_of, route_share  # noqa: E402
+from planner.perf.fit import experts_touched  # noqa: E402
+from planner.perf.heldout import _points, checkerboard, label  # noqa: E402
+from planner.perf.profiledata import iter_profiles, law_source  # noqa: E402
+from planner.perf.prior import ridge_batch  # noqa: E402
 
 Arr = np.ndarray
 TOKEN_BUDGET = 8192  # vLLM's --max-num-batched-tokens of every committed vLLM profile (meta.yaml)

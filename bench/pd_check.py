@@ -1,11 +1,11 @@
-"""P:D check: the planner's predictions against a measured 1P1D pair profile (planner/pairprofile.py).
+"""P:D check: the planner's predictions against a measured 1P1D pair profile (planner/perf/pairprofile.py).
 
 Two tables:
 
 1. KV hand-off per ISL: measured (median of the unloaded repeats of handoff.csv), the law fitted on
-   them (planner/handoff.py) and the planner's prior (catalog link + 2 ms), with relative errors.
+   them (planner/perf/handoff.py) and the planner's prior (catalog link + 2 ms), with relative errors.
 2. Latency under load (load.csv): for each measured rate, the predicted TTFT and ITL percentiles
-   (planner/capacity.py `latency`) of the 1P1D pair (prefill role with the fitted hand-off, decode
+   (planner/planning/capacity.py `latency`) of the 1P1D pair (prefill role with the fitted hand-off, decode
    role) and of one aggregated replica (mixed role) against the measured ones; and, per rate and
    percentile, whether the planner and the measurement agree on which of the two serves that load
    with the lower ITL and the lower TTFT (the P:D decision in miniature; within 5% is a tie, not a
@@ -35,11 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from planner.capacity import latency  # noqa: E402
-from planner.errors import PlannerError  # noqa: E402
-from planner.handoff import HandoffFit, compare_with_prior, fit_pair  # noqa: E402
-from planner.pairprofile import PairProfile, load_pair_profile  # noqa: E402
-from planner.perf import PerfModel, VariantPerf, quiet_extrapolation  # noqa: E402
+from planner.planning.capacity import latency  # noqa: E402
+from planner.io.errors import PlannerError  # noqa: E402
+from planner.perf.handoff import HandoffFit, compare_with_prior, fit_pair  # noqa: E402
+from planner.perf.pairprofile import PairProfile, load_pair_profile  # noqa: E402
+from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation  # noqa: E402
 
 PERCENTILES = (50, 90, 99)
 TIE_REL = 0.05
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     print(res["handoff"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     keys = ["handoff_fit_max_err", "handoff_prior_max_err"]
     if "load" in res:
-        print("\nLatency under load: predicted (planner/capacity.py) vs measured, per mode, rate and percentile")
+        print("\nLatency under load: predicted (planner/planning/capacity.py) vs measured, per mode, rate and percentile")
         print(res["load"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         print("\nWhich serves the load with the lower latency (1P1D pair vs one mixed replica)")
         print(res["decisions"].to_string(index=False))

@@ -42,9 +42,9 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from planner.perf import PerfModel  # noqa: E402
-from planner.perffit import fit_decode, fit_prefill  # noqa: E402
-from planner.profiledata import central_points, load_profile  # noqa: E402
+from planner.perf.laws import PerfModel  # noqa: E402
+from planner.perf.fit import fit_decode, fit_prefill  # noqa: E402
+from planner.perf.profiledata import central_points, load_profile  # noqa: E402
 from planner.simulate.emulator import EmulatorFleet  # noqa: E402
 from profiles import format as pfmt  # noqa: E402
 from profiles import sweep  # noqa: E402

@@ -24,9 +24,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.fileio import load_model  # noqa: E402
-from planner.perf import VariantPerf  # noqa: E402
-from planner.schema import Workload  # noqa: E402
+from planner.io.files import load_model  # noqa: E402
+from planner.perf.laws import VariantPerf  # noqa: E402
+from planner.io.schema import Workload  # noqa: E402
 from planner.simulate.arrivals import poisson_arrivals  # noqa: E402
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
@@ -34,7 +34,7 @@ from planner.simulate.report import build_report  # noqa: E402
 
 def laws() -> VariantPerf:
     try:
-        from planner.perf import PerfModel
+        from planner.perf.laws import PerfModel
 
         p = PerfModel.load().get("llama-3.1-8b", "H100-SXM-80GB", 1)
         if p is not None:

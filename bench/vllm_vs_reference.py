@@ -5,7 +5,7 @@
 For every ``<model>/<gpu>/tp<N>[-fp8][-kvfp8]/vllm/`` profile: the decode step at batch 1, 32 and 128
 (context 2048) and the prefill of one prompt of 512 and 4096 tokens, as measured on vLLM, as measured
 by the torch reference decoder of the same model and GPU (``tp<N>/``, bf16; '-' where there is none),
-and the roofline floor max(FLOPs / peak, bytes / HBM bandwidth) at datasheet rates (planner.roofline's
+and the roofline floor max(FLOPs / peak, bytes / HBM bandwidth) at datasheet rates (planner.perf.prior's
 FLOP and byte counts; FP8 weights halve the weight bytes and use the FP8 tensor-core peak, an FP8 KV
 cache halves the KV bytes). Points a profile lacks are '-', never interpolated.
 Last line: RESULT with the median vLLM/reference ratio of decode and of prefill over all cells.
@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.catalog import Catalog  # noqa: E402
-from planner.profiledata import central_points, load_profile  # noqa: E402
-from planner.roofline import kv_bytes_per_token_replica, weight_bytes_touched  # noqa: E402
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.perf.profiledata import central_points, load_profile  # noqa: E402
+from planner.perf.prior import kv_bytes_per_token_replica, weight_bytes_touched  # noqa: E402
 
 DECODE_POINTS = [(1, 2048), (32, 2048), (128, 2048)]
 PREFILL_POINTS = [(512, 1), (4096, 1)]

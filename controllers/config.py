@@ -2,7 +2,7 @@
 
 `planner control --config C.yaml` reads this. Every knob has a default that suits a small
 production fleet; the values and where they come from are documented on each field. Errors name
-the file and the field (planner.fileio.load_model).
+the file and the field (planner.io.files.load_model).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from planner.fileio import load_model, parse_model, read_yaml
-from planner.schema import Fleet, Slo
+from planner.io.files import load_model, parse_model, read_yaml
+from planner.io.schema import Fleet, Slo
 
 
 class _Strict(BaseModel):

@@ -16,12 +16,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from planner.perf import VariantPerf, lookup_variant_perf
-from planner.slo_metrics import SloMetric
+from planner.perf.laws import VariantPerf, lookup_variant_perf
+from planner.planning.slo_metrics import SloMetric
 
 
 class PerfSource(Protocol):
-    """What the planning core needs of a performance model (planner.perf.PerfModel)."""
+    """What the planning core needs of a performance model (planner.perf.laws.PerfModel)."""
 
     def get(self, model: str, gpu: str, tp: int) -> VariantPerf | None: ...
 
@@ -156,13 +156,13 @@ def predict_at_load(
     comparing it with latency observed at a different (usually lower) load on a different fleet
     would learn the forecast's headroom as model error. So the comparison point is recomputed:
     each routed pool (weight w, n ready replicas) gets arrival * w / n per replica and
-    planner.capacity.latency gives its percentile; TTFT is the worst prefill-side pool, ITL the
+    planner.planning.capacity.latency gives its percentile; TTFT is the worst prefill-side pool, ITL the
     worst decode-side pool. None when no routed pool has a ready replica or the model says a pool
     is saturated at this load (a queueing regime: nothing to learn about service times).
     """
-    from planner.capacity import latency
-    from planner.perf import quiet_extrapolation
-    from planner.schema import Variant
+    from planner.planning.capacity import latency
+    from planner.perf.laws import quiet_extrapolation
+    from planner.io.schema import Variant
 
     ttft = itl = 0.0
     seen = False
@@ -175,7 +175,7 @@ def predict_at_load(
         if vp is None:
             continue
         # the observed operating point may lie outside the profiled range: the plan itself already
-        # carries the extrapolation notes, so the probe stays quiet (as planner.planning's probes do)
+        # carries the extrapolation notes, so the probe stays quiet (as planner.planning.assemble's probes do)
         with quiet_extrapolation():
             lat = latency(vp, v.role, isl, osl, arrival_rps * w / n, percentile)
         if v.role in ("prefill", "mixed"):
@@ -209,8 +209,8 @@ def predict_service(
     decode batch per ready replica (running / ready) at the mean context isl + osl / 2 (the
     context grows from isl to isl + osl over a request), per output token. None when no routed pool
     has a ready replica; a side without an observation predicts None."""
-    from planner.perf import quiet_extrapolation
-    from planner.schema import Variant
+    from planner.perf.laws import quiet_extrapolation
+    from planner.io.schema import Variant
 
     pf_pred: float | None = None
     dc_pred: float | None = None

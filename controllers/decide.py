@@ -3,7 +3,7 @@
 No I/O, no clock, no Prometheus or Kubernetes: the loop (controllers.loop) observes, elects a
 leader, applies and records around it; the bench (bench/autoscale_trace.py), the tests and the live
 loop run this same function. The only call out is the injected planner (`Planner.plan_fn`, the ILP
-of planner.planning by default), a deterministic function of its inputs.
+of planner.planning.assemble by default), a deterministic function of its inputs.
 
 Stages (issue 9 says why each exists; the traces that motivated them are in the issue; the
 defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see controllers/config.py):
@@ -33,7 +33,7 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
             and a STATIC CAP (a level seen before is planned at most cap x the history's peak). Lengths planned = token rate / request rate; the
             arrival dispersion planned = the mean IDC (1 s, 10 s) of the intervals in the envelope
             window (Observation.arrival_idc), passed as the class's `burstiness` so that the ILP
-            sizes prefill with the burst-aware capacity (planner.capacity);
+            sizes prefill with the burst-aware capacity (planner.planning.capacity);
   correct   bounded factors on the prefill and decode laws. With correct.source = "service"
             from vLLM's per-request SERVICE times (prefill time, time per output token: no queueing)
             vs the laws at the observed batch (controllers.correct.predict_service), learned every
@@ -73,8 +73,8 @@ from controllers.correct import (ITL_BUCKETS_MS, TTFT_BUCKETS_MS, CorrectedPerf,
 from controllers.forecast import forecast_upper
 from controllers.guard import GuardState, guard, hold
 from controllers.observe import ModelObservation, Observation
-from planner.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, Plan, RequestClass, Slo, Variant, Workload
-from planner.slo_metrics import SloMetric
+from planner.io.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, Plan, RequestClass, Slo, Variant, Workload
+from planner.planning.slo_metrics import SloMetric
 
 # Lengths assumed before any request was seen (the rate is 0 then, so they only keep the class valid).
 DEFAULT_ISL, DEFAULT_OSL = 1024, 128
@@ -460,7 +460,7 @@ def update_headroom(mem: ModelMemory, ratio: float | None, waiting: float, cfg: 
 
 def planned_burstiness(mem: ModelMemory, cfg: ControllerConfig) -> Burstiness | None:
     """The arrival dispersion planned for: the mean over the envelope window of the intervals' IDCs
-    at 1 s and 10 s (the pooled within-interval dispersion, as planner.workload.measure_burstiness
+    at 1 s and 10 s (the pooled within-interval dispersion, as planner.io.traces.measure_burstiness
     pools it within minutes); None (Poisson) when no interval observed it or the mean 1-s IDC is
     within `burst_min_idc` of 1 (counting noise of 60 one-second bins: sd of a Poisson IDC ~
     sqrt(2 / 59) = 0.18)."""

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from planner.schema import Variant
+from planner.io.schema import Variant
 
 K8sObject = dict[str, Any]
 """A workload as the API server returns it (camelCase JSON; the kubernetes client types custom objects

@@ -23,12 +23,12 @@ from controllers.decide import Decision as Verdict
 from controllers.decide import PlanFn, PoolStatus, Snapshot, State, decide, initial_state
 from controllers.metrics import ControllerMetrics, DecisionLog
 from controllers.observers import ModelObservation, Observation, Observer
-from planner.schema import Fleet, Plan, Workload
-from planner.slo_metrics import SloMetric
+from planner.io.schema import Fleet, Plan, Workload
+from planner.planning.slo_metrics import SloMetric
 
 if TYPE_CHECKING:
-    from planner.catalog import Catalog
-    from planner.perf import PerfModel
+    from planner.io.catalog import Catalog
+    from planner.perf.laws import PerfModel
 
 log = logging.getLogger("pd_planner.controller")
 
@@ -39,10 +39,10 @@ ObservedValue = float | dict[str, float] | None
 
 
 def default_plan_fn(backend: str = "highs", time_limit_s: float = 10.0, catalog: Catalog | None = None) -> PlanFn:
-    """planner.planning.plan_workload with the controller's backend and time limit."""
+    """planner.planning.assemble.plan_workload with the controller's backend and time limit."""
 
     def plan(workload: Workload, fleet: Fleet, perf: PerfSource) -> Plan:
-        from planner.planning import plan_workload
+        from planner.planning.assemble import plan_workload
 
         # the planner reads a performance model through `get` (CorrectedPerf delegates the rest to the PerfModel it wraps)
         return plan_workload(workload, fleet, cast("PerfModel", perf), catalog=catalog, backend=backend,

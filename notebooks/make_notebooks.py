@@ -27,7 +27,7 @@ import pandas as pd
 
 import planner
 from planner import laws, load_fleet, load_workload, solve, whatif
-from planner.perf import ExtrapolationWarning
+from planner.perf.laws import ExtrapolationWarning
 
 # Plans say which latency laws are measured and which are roofline priors (the `source` column of
 # plan.pools()); the per-law extrapolation warnings would only clutter the cells, so they are quiet here.
@@ -165,7 +165,7 @@ WHATIF = [
 # What if? Traffic, GPU prices, GPU mix, SLOs, P->D pairing
 
 Operators ask before they buy GPUs or sign an SLO. Each question below is one call to
-`planner.whatif`, which re-solves the plan for each point and returns a DataFrame (one row per
+`planner.planning.whatif`, which re-solves the plan for each point and returns a DataFrame (one row per
 ILP solve: cost, GPUs by type, share of traffic served disaggregated, binding constraints).
 Inputs: the bundled two-model example (`examples/default`).
 '''),
@@ -473,7 +473,7 @@ If the trace is not present, the notebook says so and skips the replay.
 '''),
     code(SETUP),
     code('''
-from planner.workload import bucket_trace, read_trace
+from planner.io.traces import bucket_trace, read_trace
 
 TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
 HAVE_TRACE = TRACE.is_file()

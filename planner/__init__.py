@@ -5,7 +5,7 @@
     plan = solve(wl, fl)                      # a Plan with .pools(), .classes() and an HTML repr
     whatif.traffic(wl, fl, [0.5, 1, 2, 4])    # a pandas DataFrame, one row per ILP solve
 
-Names are resolved lazily (PEP 562 module `__getattr__`), so `import planner.errors` from the CLI
+Names are resolved lazily (PEP 562 module `__getattr__`), so `import planner.io.errors` from the CLI
 or a controller does not pay for the solvers, pandas or the simulator.
 
   records  Workload, Fleet, Slo, RequestClass, ModelEntry, GpuInventory, FleetLimits, Plan, Variant
@@ -26,30 +26,30 @@ from typing import Any
 
 _EXPORTS: dict[str, tuple[str, str | None]] = {
     # records
-    "Workload": ("planner.schema", "Workload"),
-    "Fleet": ("planner.schema", "Fleet"),
-    "Slo": ("planner.schema", "Slo"),
-    "RequestClass": ("planner.schema", "RequestClass"),
-    "ModelEntry": ("planner.schema", "ModelEntry"),
-    "GpuInventory": ("planner.schema", "GpuInventory"),
-    "FleetLimits": ("planner.schema", "FleetLimits"),
-    "Plan": ("planner.schema", "Plan"),
-    "Variant": ("planner.schema", "Variant"),
-    "SolvedPlan": ("planner.api_repr", "SolvedPlan"),
+    "Workload": ("planner.io.schema", "Workload"),
+    "Fleet": ("planner.io.schema", "Fleet"),
+    "Slo": ("planner.io.schema", "Slo"),
+    "RequestClass": ("planner.io.schema", "RequestClass"),
+    "ModelEntry": ("planner.io.schema", "ModelEntry"),
+    "GpuInventory": ("planner.io.schema", "GpuInventory"),
+    "FleetLimits": ("planner.io.schema", "FleetLimits"),
+    "Plan": ("planner.io.schema", "Plan"),
+    "Variant": ("planner.io.schema", "Variant"),
+    "SolvedPlan": ("planner.solvedplan", "SolvedPlan"),
     # inputs and outputs
     "load_workload": ("planner.api", "load_workload"),
     "load_fleet": ("planner.api", "load_fleet"),
     "workload_from_trace": ("planner.api", "workload_from_trace"),
-    "load_plan": ("planner.plan", "load_plan"),
+    "load_plan": ("planner.io.planfile", "load_plan"),
     "save": ("planner.api", "save"),
-    "Catalog": ("planner.catalog", "Catalog"),
+    "Catalog": ("planner.io.catalog", "Catalog"),
     # solving and checking
     "solve": ("planner.api", "solve"),
     "headroom": ("planner.api", "headroom"),
     "laws": ("planner.api", "laws"),
     "simulate_plan": ("planner.api", "simulate"),
     # what-if sweeps (the module itself)
-    "whatif": ("planner.whatif", None),
+    "whatif": ("planner.planning.whatif", None),
 }
 
 __all__ = sorted([*_EXPORTS, "simulate"])

@@ -16,10 +16,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from planner.api_repr import SolvedPlan
-from planner.catalog import Catalog
-from planner.fileio import load_model
-from planner.schema import Fleet, Plan, Slo, Workload
+from planner.solvedplan import SolvedPlan
+from planner.io.catalog import Catalog
+from planner.io.files import load_model
+from planner.io.schema import Fleet, Plan, Slo, Workload
 
 PathLike = str | os.PathLike[str]
 
@@ -37,14 +37,14 @@ def load_fleet(path: PathLike) -> Fleet:
 def workload_from_trace(path: PathLike, slo: Slo | dict[str, Slo], model: str | None = None,
                         isl_buckets: int = 3, osl_buckets: int = 2, rate_quantile: float | None = None) -> Workload:
     """Bucket a request trace CSV (product or Azure columns) into request classes with rates."""
-    from planner.workload import bucket_trace, read_trace
+    from planner.io.traces import bucket_trace, read_trace
 
     return bucket_trace(read_trace(path, model), slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile)
 
 
 @functools.lru_cache(maxsize=4)
 def _laws(profiles_dir: str | None) -> tuple[Catalog, Any]:
-    from planner.perf import PerfModel
+    from planner.perf.laws import PerfModel
 
     catalog = Catalog.load()
     return catalog, PerfModel.load(catalog=catalog, profiles_dir=profiles_dir)
@@ -65,7 +65,7 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
     Returns a :class:`SolvedPlan` (a `Plan` with `.pools()`, `.classes()` DataFrames and a readable
     repr). An infeasible instance is not an exception: the plan has `feasible=False` and a diagnosis.
     """
-    from planner.planning import plan_workload
+    from planner.planning.assemble import plan_workload
 
     from solvers.objectives import as_objective
 
@@ -88,7 +88,7 @@ def headroom(workload: Workload, fleet: Fleet, **solve_kw: Any) -> SolvedPlan:
 
 def save(plan: Plan, path: PathLike) -> Path:
     """Write a plan file (YAML, or JSON for *.json) atomically; returns the path."""
-    from planner.plan import save_plan
+    from planner.io.planfile import save_plan
 
     save_plan(path, plan)
     return Path(path)
@@ -100,7 +100,7 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float = 600.0, trace
     (`.classes`: per-class percentiles and SLO attainment; `.requests`; `.pools` timelines).
 
     Arrivals are Poisson at the workload's class rates for `duration_s` seconds, or, with `trace`
-    (a DataFrame from `planner.workload.read_trace`, or a CSV path), the trace's own requests mapped
+    (a DataFrame from `planner.io.traces.read_trace`, or a CSV path), the trace's own requests mapped
     to the workload's classes (the first `duration_s` seconds of it)."""
     import numpy as np
 
@@ -117,7 +117,7 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float = 600.0, trace
     else:
         import pandas as pd
 
-        from planner.workload import read_trace
+        from planner.io.traces import read_trace
 
         single = next(iter(workload.models)) if len(workload.models) == 1 else None
         df = trace if isinstance(trace, pd.DataFrame) else read_trace(trace, model=single)

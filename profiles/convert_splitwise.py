@@ -20,7 +20,7 @@ Mapping (one output row per input row, so the five repeats stay as samples):
   (prompt_time 794 ms vs 6,633 ms on A100; token_time 42 ms vs 52 ms on H100): the run did not
   process a full batch (e.g. preemption), so the numbers don't measure the point they are labelled with.
 - KV capacity (not in the source): derived as vLLM sizes it, (memory x tp x 0.9 - weights -
-  runtime/activation reserve) / KV bytes per token (planner.roofline.kv_capacity_tokens).
+  runtime/activation reserve) / KV bytes per token (planner.perf.prior.kv_capacity_tokens).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from planner.catalog import Catalog
-from planner.fileio import read_csv
-from planner.profiledata import ProfileMeta, profile_dir, write_profile
-from planner.roofline import GPU_MEMORY_UTILIZATION, kv_capacity_tokens
+from planner.io.catalog import Catalog
+from planner.io.files import read_csv
+from planner.perf.profiledata import ProfileMeta, profile_dir, write_profile
+from planner.perf.prior import GPU_MEMORY_UTILIZATION, kv_capacity_tokens
 
 MODEL = "llama-2-70b"
 HARDWARE = {"a100-80gb": "A100-80GB", "h100-80gb": "H100-SXM-80GB"}
@@ -82,7 +82,7 @@ def convert(src_csv: str | Path, out_root: str | Path, catalog: Catalog | None =
                 engine_flags=[f"--tensor-parallel-size {tp}"],
                 kv_capacity_tokens=kv,
                 kv_capacity_note=(f"derived, not measured: (memory_gib*tp*{GPU_MEMORY_UTILIZATION} - weights - runtime and "
-                                  "activation reserve) / kv_bytes_per_token (planner.roofline.kv_capacity_tokens)"),
+                                  "activation reserve) / kv_bytes_per_token (planner.perf.prior.kv_capacity_tokens)"),
                 date=DATE, backend=BACKEND, source=SOURCE,
                 device_name=f"{hw} (Splitwise hardware label)",
                 notes=("prefill ttft_ms = prompt_time (whole batch, one pass); decode itl_ms = token_time at "

@@ -3,8 +3,8 @@ the code that reads and writes a profile directory.
 
 One contract for everyone who touches a profile: the profiler (:mod:`profiles.sweep` picks points
 on these grids; :class:`ProfileStore` writes them as the backends measure), the planner's loader
-(:mod:`planner.profiledata` validates what is read against these columns and meta keys), the
-roofline prior (:mod:`planner.perf` fits its laws on the same grids, so a prior and a later
+(:mod:`planner.perf.profiledata` validates what is read against these columns and meta keys), the
+roofline prior (:mod:`planner.perf.laws` fits its laws on the same grids, so a prior and a later
 measurement line up point for point) and the tests.
 
 Standard library only (csv, dataclasses, os, pathlib, statistics, tempfile), plus PyYAML imported
@@ -42,7 +42,7 @@ from typing import Any
 
 # --------------------------------------------------------------------------- grids (DESIGN.md "Profiler")
 # Identical for every GPU so that profiles line up point for point; the roofline prior is fitted on
-# the same points (planner.perf.prior_variant).
+# the same points (planner.perf.laws.prior_variant).
 #   prefill: isl {128 .. 16384} x batch {1, 2, 4, 8}, one forward pass -> TTFT;
 #   decode:  batch {1 .. 256} x context {512 .. 8192}, steady-state ITL.
 PREFILL_ISL: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
@@ -121,7 +121,7 @@ CENTRAL_STATS = ("median", "p50", "mean")
 
 # --------------------------------------------------------------------------- meta.yaml
 META_REQUIRED: tuple[str, ...] = ("model", "gpu", "tp", "engine", "kv_capacity_tokens", "date", "backend")
-"""Keys every meta.yaml has (planner.profiledata.ProfileMeta's fields without a default)."""
+"""Keys every meta.yaml has (planner.perf.profiledata.ProfileMeta's fields without a default)."""
 META_KEYS: tuple[str, ...] = (
     "model", "gpu", "tp", "engine", "engine_version", "engine_flags", "kv_capacity_tokens", "kv_capacity_note",
     "max_num_seqs", "max_batched_tokens", "date", "backend", "source", "device_name", "weight_dtype", "kv_dtype",
@@ -141,7 +141,7 @@ def write_atomic(path: str | os.PathLike[str], text: str,
     (0666 less the umask), not mkstemp's 0600 (issue 11).
 
     `create_error(path, exc)` turns a failure to create the folder or the temporary file (nothing
-    written yet) into the caller's exception (planner.fileio.write_atomic: an InputError naming the
+    written yet) into the caller's exception (planner.io.files.write_atomic: an InputError naming the
     file); without it the OSError propagates."""
     p = Path(path)
     try:
@@ -252,7 +252,7 @@ def parse_cell(column: str, text: str) -> Cell:
 def read_table(path: str | os.PathLike[str]) -> list[Row]:
     """The rows of a profile CSV (empty cells left out), or [] when the file does not exist.
 
-    No validation beyond parsing: planner.profiledata checks columns, values and monotonicity."""
+    No validation beyond parsing: planner.perf.profiledata checks columns, values and monotonicity."""
     p = Path(path)
     if not p.is_file():
         return []
@@ -261,7 +261,7 @@ def read_table(path: str | os.PathLike[str]) -> list[Row]:
 
 
 def read_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """meta.yaml of a profile directory as a plain mapping (planner.profiledata.read_meta validates it)."""
+    """meta.yaml of a profile directory as a plain mapping (planner.perf.profiledata.read_meta validates it)."""
     import yaml
 
     data = yaml.safe_load((Path(directory) / META_FILE).read_text(encoding="utf-8"))

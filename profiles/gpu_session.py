@@ -146,7 +146,7 @@ def stop_leftover_server(pid_file: Path) -> None:
 def tokenizer_loads(model: str, out: Path) -> bool:
     """Write `model`'s weightless folder and load its tokenizer and config with transformers, as vLLM
     will (one subprocess, ~10 s): False means serve with --skip-tokenizer-init instead."""
-    from planner.catalog import Catalog
+    from planner.io.catalog import Catalog
     from profiles.modeldir import write_model_dir
 
     d = write_model_dir(Catalog.load().model(model), out / "_models" / model)

@@ -3,7 +3,7 @@
 vLLM needs a model's architecture (``config.json``) and a tokenizer, not its weights, to run it with
 random weights (``--load-format dummy``); the timings of a dense or MoE decoder depend on its shapes
 only. This module writes that folder from the catalog: sizes from ``profiles/models.yaml``
-(:class:`planner.schema.ModelSpec`), serving facts (architecture class, rope, context length, norm eps,
+(:class:`planner.io.schema.ModelSpec`), serving facts (architecture class, rope, context length, norm eps,
 bos/eos) from ``profiles/model_configs.yaml``. The tokenizer is a WordLevel ``tokenizer.json`` (the
 serialisation format of the Hugging Face ``tokenizers`` library) with one entry per vocabulary id,
 so any token id the profiler sends (and any id the random weights sample) decodes.
@@ -21,8 +21,8 @@ from typing import Mapping
 
 import yaml
 
-from planner.errors import InputError
-from planner.schema import ModelSpec
+from planner.io.errors import InputError
+from planner.io.schema import ModelSpec
 
 MODEL_CONFIGS_PATH = Path(__file__).resolve().parent / "model_configs.yaml"
 # What config.json says the weights are: the catalog's dtype_bytes 2 = bfloat16 (models.yaml header).

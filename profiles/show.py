@@ -1,6 +1,6 @@
 """``planner profile show DIR``: the fitted laws of a profile, their residuals, and a PNG.
 
-The laws are fitted exactly as the planner fits them (:mod:`planner.perffit`, non-negative least
+The laws are fitted exactly as the planner fits them (:mod:`planner.perf.fit`, non-negative least
 squares on relative error), so what this shows is what ``planner solve`` will use.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from planner.perffit import FitReport, experts_touched, fit_decode, fit_decode_moe, fit_prefill
-from planner.perf import measured_ttft_overhead
-from planner.perffit import fit_prefill_client
-from planner.profiledata import Profile, central_points, law_source, load_profile
+from planner.perf.fit import FitReport, experts_touched, fit_decode, fit_decode_moe, fit_prefill
+from planner.perf.laws import measured_ttft_overhead
+from planner.perf.fit import fit_prefill_client
+from planner.perf.profiledata import Profile, central_points, law_source, load_profile
 from profiles.format import META_FILE, VLLM_SUBDIR
 
 
@@ -27,7 +27,7 @@ class ProfileFit:
     profile: Profile
     prefill_coef: tuple[float, float, float]
     decode_coef: tuple[float, ...]
-    """(alpha, beta, gamma) or, for a MoE model, (alpha, beta, gamma, moe) (planner.perffit.fit_decode_moe)."""
+    """(alpha, beta, gamma) or, for a MoE model, (alpha, beta, gamma, moe) (planner.perf.fit.fit_decode_moe)."""
     prefill_report: FitReport
     decode_report: FitReport
     prefill_points: pd.DataFrame
@@ -109,8 +109,8 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
 
 def _route_share(model: str) -> float:
     """k/E of a catalog MoE model, 0 for dense or unknown models."""
-    from planner.catalog import Catalog
-    from planner.perf import route_share
+    from planner.io.catalog import Catalog
+    from planner.perf.laws import route_share
 
     cat = Catalog.load()
     return route_share(cat.models[model]) if model in cat.models else 0.0

@@ -231,7 +231,7 @@ def run_sweep(
 
 # --------------------------------------------------------------------------- monotone output
 # A point whose median falls more than this below the largest latency at smaller work (either axis,
-# the other fixed) is measured again. Kept below planner.profiledata.MONOTONE_TOLERANCE (15%), the
+# the other fixed) is measured again. Kept below planner.perf.profiledata.MONOTONE_TOLERANCE (15%), the
 # drop its loader refuses, so a profile this module writes is always one the loader accepts.
 MONOTONE_MARGIN = 0.10
 # How many times a point's repeats are run again before its central value is raised to the floor.
@@ -295,7 +295,7 @@ def adaptive_subset(
        the fits without them disagree most with the fit on all points is where the law is least
        certain: measure it (ties: the key farthest, in log space, from anything measured). Repeat.
     Stops at `budget_points`. `fit_predict(measured, query)` fits the law on `measured` and
-    returns its predictions at `query` (the caller owns the law: planner.perffit).
+    returns its predictions at `query` (the caller owns the law: planner.perf.fit).
     """
     budget = min(budget_points, len(keys))
     measured: dict[Key, float] = {}

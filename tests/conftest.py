@@ -25,7 +25,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def catalog():
     """The bundled catalogs (profiles/gpus.yaml, profiles/models.yaml)."""
-    from planner.catalog import Catalog
+    from planner.io.catalog import Catalog
 
     return Catalog.load()
 
@@ -33,6 +33,6 @@ def catalog():
 @pytest.fixture(scope="session")
 def perf(catalog):
     """Laws of the bundled profiles and the prior calibrated on them (read-only in tests)."""
-    from planner.perf import PerfModel
+    from planner.perf.laws import PerfModel
 
     return PerfModel.load(catalog=catalog)

@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from planner.webserve import serve_app
+from planner.io.webserve import serve_app
 
 LWS_GROUP = "leaderworkerset.x-k8s.io"
 KIND_OF_OBJECT = {"Deployment": "deployment", "LeaderWorkerSet": "leaderworkerset", "DisaggregatedSet": "disaggregatedset",

@@ -1,4 +1,4 @@
-"""The pool of replicas for clustered arrivals (planner/capacity.py, "Pool of replicas"): the model's
+"""The pool of replicas for clustered arrivals (planner/planning/capacity.py, "Pool of replicas"): the model's
 classes share a variant's pool, a pool sees the IDC of its share of the model's stream spread over
 its replicas, and burst-aware plans are sized near the smallest pool that keeps the SLO in the
 simulator (bench/burst_sizing.py has the full table)."""
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner.capacity import ArrivalShape, ClassLoad, capacity, latency, pool_class_capacities, replica_arrivals
-from planner.perf import quiet_extrapolation
-from planner.schema import Burstiness, Fleet, ModelEntry, RequestClass, Slo, Workload
+from planner.planning.capacity import ArrivalShape, ClassLoad, capacity, latency, pool_class_capacities, replica_arrivals
+from planner.perf.laws import quiet_extrapolation
+from planner.io.schema import Burstiness, Fleet, ModelEntry, RequestClass, Slo, Workload
 from planner.simulate.arrivals import Arrivals, clustered_times, retime_clustered
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
 from planner.simulate.report import build_report

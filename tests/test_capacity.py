@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.capacity import capacity, decode_latency, latency, prefill_latency, wait_quantile_ms
-from planner.perf import VariantPerf
+from planner.planning.capacity import capacity, decode_latency, latency, prefill_latency, wait_quantile_ms
+from planner.perf.laws import VariantPerf
 
 
 def _perf(**kw: float) -> VariantPerf:
@@ -111,7 +111,7 @@ _MIXED_70B = dict(prefill_a_ms=25.0, prefill_b_ms_per_token=0.089, prefill_c_ms_
 
 def _simulate_mixed_p90(perf: VariantPerf, isl: int, osl: int, rate_rps: float, n: int, seed: int) -> tuple[float, float]:
     """(TTFT p90, ITL p90) ms of ONE mixed replica under Poisson arrivals (as bench/fidelity.py builds it)."""
-    from planner.schema import Slo
+    from planner.io.schema import Slo
     from planner.simulate.arrivals import Arrivals
     from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
     from planner.simulate.report import build_report
@@ -159,7 +159,7 @@ def test_mixed_latency_monotone_in_load_and_finite_below_saturation() -> None:
 
 def test_busy_period_prompt_count_quantile_matches_monte_carlo() -> None:
     """The generalized-Poisson quantile is the count of prompts served in an M/D/1 busy period opened by work x."""
-    from planner.capacity import _generalized_poisson_quantile
+    from planner.planning.capacity import _generalized_poisson_quantile
 
     rng = np.random.default_rng(3)
     lam, work, x = 2.0, 0.3, 3.0  # req/s, s per prompt (ρ = 0.6), initial decode work in s
@@ -179,7 +179,7 @@ def test_mixed_frontend_delay_grows_with_the_running_batch_only_where_a_frontend
     """The frontend term (laws.FRONTEND_MS_PER_RUNNING) adds `per_running x mean decoding batch` to the
     mixed TTFT when the laws carry a frontend (ttft_overhead_ms > 0), nothing to the ITL, and nothing at
     all for laws without one (torch-reference / prior profiles keep their numbers)."""
-    from planner.capacity import mixed_latency
+    from planner.planning.capacity import mixed_latency
 
     with_fe = _perf(ttft_overhead_ms=5.0)
     lo = mixed_latency(with_fe, 1024, 128, 3.0, 90.0, frontend_ms_per_running=0.0)
@@ -198,7 +198,7 @@ def test_mixed_chunk_steps_pay_the_prefill_fixed_cost() -> None:
     """A chunk-carrying step costs max(decode fixed, prefill a) (laws.mixed_step_ms): raising the prefill
     fixed cost above the decode one raises the mixed ITL and TTFT at the same load, and lowers the rate at
     which the model saturates; below the decode fixed cost it changes nothing."""
-    from planner.capacity import mixed_latency
+    from planner.planning.capacity import mixed_latency
 
     base = _perf(prefill_a_ms=7.0, decode_alpha_ms=7.0)
     dearer = _perf(prefill_a_ms=17.0, decode_alpha_ms=7.0)

@@ -1,5 +1,5 @@
 """Burstiness in the workload: measured from traces, validated from YAML, clustered arrivals in the
-simulator, and the burst-aware capacity model (planner/capacity.py, "Bursty arrivals")."""
+simulator, and the burst-aware capacity model (planner/planning/capacity.py, "Bursty arrivals")."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from planner.capacity import (POISSON, ArrivalShape, capacity, class_capacity, kv_burst_tokens, latency,
+from planner.planning.capacity import (POISSON, ArrivalShape, capacity, class_capacity, kv_burst_tokens, latency,
                               realised_arrivals, replica_arrivals)
-from planner.cli import app
-from planner.console import EXIT_BAD_INPUT
-from planner.fileio import load_model
-from planner.perf import quiet_extrapolation
-from planner.planning import plan_workload
-from planner.schema import Burstiness, Fleet, ModelEntry, RequestClass, Slo, Workload
+from planner.cli.main import app
+from planner.cli.console import EXIT_BAD_INPUT
+from planner.io.files import load_model
+from planner.perf.laws import quiet_extrapolation
+from planner.planning.assemble import plan_workload
+from planner.io.schema import Burstiness, Fleet, ModelEntry, RequestClass, Slo, Workload
 from planner.simulate.arrivals import Arrivals, clustered_times, poisson_arrivals
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
 from planner.simulate.report import build_report
-from planner.workload import measure_burstiness
+from planner.io.traces import measure_burstiness
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "default"
@@ -189,13 +189,13 @@ def test_a_split_over_pools_keeps_more_of_each_cluster(perf, catalog) -> None:
     assert realised_arrivals(b, 10.0, 1000, 1000.0, 1.0, 2).replica_idc == pytest.approx(4.5)
     assert realised_arrivals(b, 10.0, 1000, 1000.0, 0.5, 1).replica_idc == pytest.approx(5.0)
     assert realised_arrivals(b, 10.0, 1000, 1000.0, 0.5, 2).replica_idc == pytest.approx(2.5)
-    from planner.planning import _burstier_splits, build_instance
+    from planner.planning.assemble import _burstier_splits, build_instance
     from solvers.backends import solve as solve_problem
 
     fleet = load_model(Fleet, EXAMPLE / "fleet.yaml")
     wl = load_model(Workload, EXAMPLE / "workload.yaml")
     wl = wl.model_copy(update={"classes": [c.model_copy(update={"burstiness": Burstiness(idc_1s=8.0)}) for c in wl.classes]})
-    from planner.planning import _BURST_REPLANS, _SPLIT_RTOL
+    from planner.planning.assemble import _BURST_REPLANS, _SPLIT_RTOL
 
     shapes: dict = {}
     for _ in range(_BURST_REPLANS + 1):  # the rounds plan_workload allows

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from planner.catalog import Catalog
-from planner.errors import InputError
-from planner.schema import Fleet, GpuInventory
+from planner.io.catalog import Catalog
+from planner.io.errors import InputError
+from planner.io.schema import Fleet, GpuInventory
 
 REQUIRED_GPUS = ["H100-SXM-80GB", "H200-141GB", "A100-80GB", "A10G", "L4", "L40S", "B200", "MI300X"]
 

@@ -22,7 +22,7 @@ import yaml
 
 from controllers.config import ControllerConfig
 from helm_lite import Renderer
-from planner.schema import Fleet
+from planner.io.schema import Fleet
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "pd-planner"

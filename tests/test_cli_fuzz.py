@@ -22,10 +22,10 @@ from solvers_check import replica_violations, routable
 from typer.testing import CliRunner
 
 from planner.api import laws
-from planner.cli import app
-from planner.fileio import load_model
-from planner.planning import build_instance
-from planner.schema import Fleet, Plan, Workload
+from planner.cli.main import app
+from planner.io.files import load_model
+from planner.planning.assemble import build_instance
+from planner.io.schema import Fleet, Plan, Workload
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples/default"

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from planner.cli import app
+from planner.cli.main import app
 
 REPO = Path(__file__).resolve().parents[1]
 W = str(REPO / "examples/default/workload.yaml")
@@ -159,8 +159,8 @@ CASES = [
 
 
 def _huge_workload() -> str:
-    """More (class, variant) pairs than planner.validate.MAX_CLASS_VARIANT_PAIRS on the default fleet (36 variants/model)."""
-    from planner.validate import MAX_CLASS_VARIANT_PAIRS
+    """More (class, variant) pairs than planner.io.validate.MAX_CLASS_VARIANT_PAIRS on the default fleet (36 variants/model)."""
+    from planner.io.validate import MAX_CLASS_VARIANT_PAIRS
 
     n = MAX_CLASS_VARIANT_PAIRS // 36 + 1
     rows = "".join(f"  - {{id: c{i}, model: llama-3.1-8b, isl: {100 + i % 900}, osl: 100, rate_rps: 0.01}}\n" for i in range(n))
@@ -225,9 +225,9 @@ def test_every_bad_input_gets_a_clear_answer(case: Case, tmp_path: Path) -> None
 def test_the_diagnosed_shortfall_is_exactly_what_is_missing(tmp_path: Path) -> None:
     """'needs 23 more' with 1 H100: 24 H100 serve the default workload, 23 do not."""
     from planner.api import laws
-    from planner.planning import plan_workload
-    from planner.schema import Fleet
-    from planner.validate import load_workload_fleet
+    from planner.planning.assemble import plan_workload
+    from planner.io.schema import Fleet
+    from planner.io.validate import load_workload_fleet
 
     catalog, perf = laws()
     wl, _ = load_workload_fleet(W, F, catalog)
@@ -275,8 +275,8 @@ def test_rate_quantile_classes_sum_to_at_most_the_busiest_window() -> None:
     import numpy as np
     import pandas as pd
 
-    from planner.schema import Slo
-    from planner.workload import bucket_trace
+    from planner.io.schema import Slo
+    from planner.io.traces import bucket_trace
 
     # minute 0: 60 short + 10 long requests; minute 1: 10 short + 60 long
     t = np.concatenate([np.linspace(0, 59, 60), np.linspace(0, 59, 10), np.linspace(60, 119, 10), np.linspace(60, 119, 60)])
@@ -297,7 +297,7 @@ def test_rate_quantile_classes_sum_to_at_most_the_busiest_window() -> None:
 def test_atomic_writers_follow_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
     """Both atomic writers (the planner's and profiles.format's, which it wraps and the GPU-side
     profiler uses) give 0666 less the umask, not 0600."""
-    from planner.fileio import write_atomic
+    from planner.io.files import write_atomic
     from profiles.format import write_atomic as sweep_write_atomic
 
     old = os.umask(umask)

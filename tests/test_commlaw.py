@@ -1,4 +1,4 @@
-"""Measured all-reduce laws (planner.commlaw) and their use in the roofline prior's TP term.
+"""Measured all-reduce laws (planner.perf.allreduce) and their use in the roofline prior's TP term.
 
 The bundled table (profiles/data/allreduce/H100-SXM-80GB) was measured on 4 real H100s with
 profiles/backends/allreduce.py; the synthetic tables check the interpolation and the law.
@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.catalog import Catalog
-from planner.commlaw import fit_ring, load_allreduce, table_from_frame
-from planner.errors import InputError
-from planner.perf import ALLREDUCE_DIR, DEFAULT_PROFILES_DIR, PerfModel
-from planner.roofline import ALLREDUCES_PER_LAYER, decode_parts
+from planner.io.catalog import Catalog
+from planner.perf.allreduce import fit_ring, load_allreduce, table_from_frame
+from planner.io.errors import InputError
+from planner.perf.laws import ALLREDUCE_DIR, DEFAULT_PROFILES_DIR, PerfModel
+from planner.perf.prior import ALLREDUCES_PER_LAYER, decode_parts
 
 SIZES = np.array([2.0**k for k in range(13, 29)])
 

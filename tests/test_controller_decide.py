@@ -1,10 +1,10 @@
 """Table-driven cases for the controller's pure decision controllers.decide.decide(), and the
-synthetic traffic families of planner.synth.
+synthetic traffic families of planner.io.synth.
 
 The proposal stage is injected: these tests give decide() a linear planner (one prefill replica per
 2 req/s, one decode replica per 1 req/s of planned load, backlog included) instead of the ILP, so each
 case states exactly what the forecast and guard stages must do with a load shape; one case runs the
-real ILP (planner.planning) to show the seam is the same one the live loop uses. No I/O and no clock:
+real ILP (planner.planning.assemble) to show the seam is the same one the live loop uses. No I/O and no clock:
 time is the `now` argument.
 """
 
@@ -20,8 +20,8 @@ from controllers.decide import (ModelMemory, PoolStatus, Snapshot, State, decide
                                 queue_matters, recurring_level, recurring_spikes, scale_roles, slo_ratio, spike_episodes, update_headroom,
                                 stabilization_s)
 from controllers.observe import ModelObservation, Observation
-from planner.schema import Fleet, FleetLimits, GpuInventory, ModelPlan, Plan, PoolPlan, SolverInfo, Slo, Workload
-from planner.synth import FAMILIES, index_of_dispersion, synth
+from planner.io.schema import Fleet, FleetLimits, GpuInventory, ModelPlan, Plan, PoolPlan, SolverInfo, Slo, Workload
+from planner.io.synth import FAMILIES, index_of_dispersion, synth
 
 M = "m"
 P, D = f"{M}/prefill/H100/tp1", f"{M}/decode/H100/tp1"
@@ -282,7 +282,7 @@ class _OneLaw:
     """The bundled llama-2-70b/H100 tp2 laws served for any variant (the linear planner's pools)."""
 
     def __init__(self) -> None:
-        from planner.perf import PerfModel
+        from planner.perf.laws import PerfModel
 
         self.vp = PerfModel.load().get("llama-2-70b", "H100-SXM-80GB", 2)
 
@@ -352,9 +352,9 @@ def test_latency_source_waits_out_the_samples_of_a_drained_queue():
 
 
 def test_with_the_real_ilp():
-    """The same decide() with planner.planning's ILP (the live loop's default plan_fn)."""
+    """The same decide() with planner.planning.assemble's ILP (the live loop's default plan_fn)."""
     from controllers.loop import default_plan_fn
-    from planner.perf import PerfModel
+    from planner.perf.laws import PerfModel
 
     model, gpu = "llama-2-70b", "H100-SXM-80GB"
     c = ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={model: ModelConfig(slo=SLO)})
@@ -369,7 +369,7 @@ def test_with_the_real_ilp():
     assert any("forecast.plan_utilization" in r and "0.85" in r for r in v.reasons), v.reasons
 
 
-# ---------------------------------------------------------------------- planner.synth
+# ---------------------------------------------------------------------- planner.io.synth
 DUR = 2400.0
 
 
@@ -429,8 +429,8 @@ def test_synth_heavy_tail_and_seed():
 def test_synth_cli_writes_a_trace_read_trace_reads(tmp_path):
     from typer.testing import CliRunner
 
-    from planner.cli import app
-    from planner.workload import read_trace
+    from planner.cli.main import app
+    from planner.io.traces import read_trace
 
     out = tmp_path / "t.csv"
     r = CliRunner().invoke(app, ["workload", "synth", "sine", "--duration-s", "300", "--param", "peak_rps=3", "-o", str(out)])

@@ -28,7 +28,7 @@ from controllers.actuate import KubernetesActuator
 from controllers.config import ControllerConfig, ForecastConfig, GuardConfig, ModelConfig, PrometheusConfig
 from controllers.loop import Controller
 from controllers.observe import PrometheusObserver
-from planner.schema import Fleet, FleetLimits, GpuInventory, Slo
+from planner.io.schema import Fleet, FleetLimits, GpuInventory, Slo
 from planner.simulate.emulator import EmulatorFleet
 
 pytestmark = pytest.mark.slow  # ~40 s wall: three load phases of a few control intervals each
@@ -96,7 +96,7 @@ class Kubelet:
 
 @pytest.fixture(scope="module")
 def perf():
-    from planner.perf import PerfModel
+    from planner.perf.laws import PerfModel
 
     return PerfModel.load()
 

@@ -1,4 +1,4 @@
-"""The control loop with the real ILP (planner.planning) and KubernetesActuator on the FAKE
+"""The control loop with the real ILP (planner.planning.assemble) and KubernetesActuator on the FAKE
 Kubernetes API server (tests/controller_k8s_fake.py: no kube-apiserver can run here).
 Observations are given as records (what Prometheus would report), or come from an unreachable
 Prometheus URL, to drive the safety scenarios: Prometheus down, API 500, solver infeasible -> hold.
@@ -13,7 +13,7 @@ from controllers.config import ControllerConfig, GuardConfig, ModelConfig, Prome
 from controllers.loop import Controller
 from controllers.observe import ModelObservation, Observation, PrometheusObserver
 from controller_k8s_fake import FakeK8sServer
-from planner.schema import Fleet, FleetLimits, GpuInventory, Slo
+from planner.io.schema import Fleet, FleetLimits, GpuInventory, Slo
 
 MODEL, GPU, NS = "llama-2-70b", "H100-SXM-80GB", "llm"
 P, D = f"{MODEL}/prefill/{GPU}/tp2", f"{MODEL}/decode/{GPU}/tp2"
@@ -37,7 +37,7 @@ def obs(rate: float, t: float, waiting_prefill: float = 0.0) -> Observation:
 
 @pytest.fixture(scope="module")
 def perf():
-    from planner.perf import PerfModel
+    from planner.perf.laws import PerfModel
 
     return PerfModel.load()
 
@@ -135,8 +135,8 @@ def test_dry_run_changes_nothing(env):
 
 def test_run_once_hands_the_decision_over_and_records_slo_metrics(env):
     """Controller.run is the only loop (`planner control` prints through on_decision); the record
-    carries every SLO metric's observation and correction factor (planner.slo_metrics)."""
-    from planner.slo_metrics import SloMetric
+    carries every SLO metric's observation and correction factor (planner.planning.slo_metrics)."""
+    from planner.planning.slo_metrics import SloMetric
 
     srv, ctl, given, clock = env
     given.next = obs(8.0, 0)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from controllers.config import ControllerConfig
-from planner.schema import Fleet
+from planner.io.schema import Fleet
 
 DEPLOY = Path(__file__).resolve().parents[1] / "controllers" / "deploy"
 K8S_VERSION = "1.30.0"  # oldest supported minor of the clusters we target (LWS needs >= 1.26)

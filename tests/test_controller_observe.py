@@ -15,7 +15,7 @@ import pytest
 from controllers.config import PrometheusConfig
 from controllers.observe import PrometheusObserver
 from controller_prom import PrometheusServer, require_prometheus, wait_for
-from planner.perf import VariantPerf
+from planner.perf.laws import VariantPerf
 from planner.simulate.emulator import EmulatorFleet
 
 MODEL = "llama-3.1-8b"

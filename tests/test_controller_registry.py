@@ -14,15 +14,15 @@ from pydantic import ValidationError
 
 from controllers.actuators import ACTUATORS, Actuation, ActuatorContext, ApplyRequest, ApplyResult, PoolState
 from controllers.actuators.file import FileActuator
-from controllers.commands import build_controller
+from planner.cli.control import build_controller
 from controllers.config import ActuatorConfig, ControllerConfig, ForecastConfig, ModelConfig
 from controllers.correct import Corrections
 from controllers.forecasters import FORECASTERS, ForecastInputs
 from controllers.observers import OBSERVERS, ModelObservation, Observation, ObserverContext
 from controllers.registry import Registry
-from planner.errors import InputError
-from planner.schema import Fleet, FleetLimits, GpuInventory, Slo
-from planner.slo_metrics import SloMetric
+from planner.io.errors import InputError
+from planner.io.schema import Fleet, FleetLimits, GpuInventory, Slo
+from planner.planning.slo_metrics import SloMetric
 
 MODEL, GPU = "llama-2-70b", "H100-SXM-80GB"
 P, D = f"{MODEL}/prefill/{GPU}/tp2", f"{MODEL}/decode/{GPU}/tp2"
@@ -43,7 +43,7 @@ def busy(t_s: float, rate_rps: float = 8.0) -> Observation:
 
 @pytest.fixture(scope="module")
 def perf():
-    from planner.perf import PerfModel
+    from planner.perf.laws import PerfModel
 
     return PerfModel.load()
 
@@ -215,7 +215,7 @@ def test_every_slo_metric_is_a_bound_an_observation_and_a_correction():
 def test_planner_control_refuses_an_unregistered_actuator_naming_file_field_and_choices(tmp_path):
     from typer.testing import CliRunner
 
-    from planner.cli import app
+    from planner.cli.main import app
 
     (tmp_path / "fleet.yaml").write_text("gpus: {H100-SXM-80GB: {available: 8}}\n")
     conf = tmp_path / "c.yaml"

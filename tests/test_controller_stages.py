@@ -11,7 +11,7 @@ from controllers.config import GuardConfig
 from controllers.correct import CorrectedPerf, Corrections, update_corrections, update_factor
 from controllers.forecast import forecast_upper
 from controllers.guard import GuardState, guard
-from planner.perf import VariantPerf
+from planner.perf.laws import VariantPerf
 
 P, D = "m/prefill/H100/tp1", "m/decode/H100/tp1"
 

@@ -16,7 +16,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from planner.perf import VariantPerf
+from planner.perf.laws import VariantPerf
 from planner.simulate.emulator import EmulatorFleet, Faults
 from planner.simulate.laws import decode_stretch_ms
 

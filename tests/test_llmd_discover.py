@@ -16,10 +16,10 @@ import yaml
 
 from controller_k8s_fake import FakeK8sServer
 from controllers.actuate import ApplyRequest, DiscoveryError, KubernetesActuator
-from controllers.commands import label_scheme
+from planner.cli.control import label_scheme
 from controllers.config import ControllerConfig, LabelsConfig, ModelConfig
 from controllers.discover import discover, model_label_map, preset_scheme, sanitize_label_value, tp_from_args
-from planner.schema import Slo
+from planner.io.schema import Slo
 
 FIXTURE = Path(__file__).parent / "fixtures" / "llmd" / "output-pd.yaml"
 NS = "llm-d"
@@ -203,9 +203,9 @@ def test_gpu_from_the_nodes_of_running_pods():
 def test_loop_holds_and_says_why_when_a_workload_cannot_be_read():
     """`planner control`'s wiring: a decode Deployment without llm-d.ai/role holds the loop with the
     workload and the missing label named, and nothing is scaled."""
-    from controllers.commands import build_controller
+    from planner.cli.control import build_controller
     from controllers.config import ActuatorConfig, LeaderConfig
-    from planner.schema import Fleet
+    from planner.io.schema import Fleet
 
     d = docs()[1]
     d["spec"]["template"]["metadata"]["labels"].pop("llm-d.ai/role")

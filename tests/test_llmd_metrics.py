@@ -111,9 +111,9 @@ def test_leader_only_export_real_counts_and_one_series_for_keda(tmp_path):
 
 def test_planner_control_wiring_in_metrics_mode():
     """`planner control` with actuator.kind metrics: targets read from the cluster, lease-gated export."""
-    from controllers.commands import build_controller
+    from planner.cli.control import build_controller
     from controllers.config import ControllerConfig, ModelConfig
-    from planner.schema import Fleet, Slo
+    from planner.io.schema import Fleet, Slo
 
     cfg = ControllerConfig(fleet="-", models={MODEL: ModelConfig(served_name=SERVED, slo=Slo(ttft_ms=2000, itl_ms=50))},
                            actuator={"kind": "metrics", "namespace": NS, "in_cluster": False})
@@ -130,10 +130,10 @@ def test_planner_control_wiring_in_metrics_mode():
 
 
 def test_no_cluster_is_a_clear_input_error(monkeypatch, tmp_path):
-    from controllers.commands import build_controller
+    from planner.cli.control import build_controller
     from controllers.config import ControllerConfig, ModelConfig
-    from planner.errors import InputError
-    from planner.schema import Fleet, Slo
+    from planner.io.errors import InputError
+    from planner.io.schema import Fleet, Slo
 
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing-kubeconfig"))
     monkeypatch.setenv("HOME", str(tmp_path))

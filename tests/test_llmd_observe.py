@@ -17,7 +17,7 @@ from controller_prom import require_prometheus, wait_for
 from controllers.config import ControllerConfig, LabelsConfig, ModelConfig, PrometheusConfig, RoutingConfig
 from controllers.observe import PrometheusObserver
 from llmd_exporters import FakeEpp, FakeVllmPod, PodLoad, PodMonitorPrometheus, podmonitor_relabelings
-from planner.schema import Fleet, FleetLimits, GpuInventory, Slo
+from planner.io.schema import Fleet, FleetLimits, GpuInventory, Slo
 
 ROOT = Path(__file__).resolve().parents[1]
 PODMONITOR = ROOT / "controllers" / "deploy" / "examples" / "podmonitor.yaml"
@@ -119,8 +119,8 @@ def test_llmd_fixture_end_to_end_discovered_observed_scaled_routed(tmp_path):
     the one deployed, the decode Deployment is scaled, the HTTPRoute's InferencePool backendRef
     gets the whole decode share, and no ConfigMap is written (export off by default)."""
     require_prometheus()
-    from controllers.commands import build_controller
-    from planner.perf import PerfModel
+    from planner.cli.control import build_controller
+    from planner.perf.laws import PerfModel
 
     # 60 requests/s of 1000 output tokens: 60,000 decode tokens/s, several TP2 H100 replicas of an
     # 8B model at a 30 ms p90 ITL (bundled llama-3.1-8b profile), one is deployed

@@ -17,11 +17,11 @@ from pydantic import ValidationError
 
 from controllers.actuate import PAIRING_KEY, ROUTING_KEY, ApplyRequest, KubernetesActuator, MetricsActuator
 from controller_k8s_fake import FakeK8sServer
-from planner.errors import InputError
-from planner.fileio import dump_yaml, load_model, write_atomic
-from planner.plan import explain, load_plan
-from planner.planning import plan_workload
-from planner.schema import Fleet, Plan, Variant, Workload
+from planner.io.errors import InputError
+from planner.io.files import dump_yaml, load_model, write_atomic
+from planner.io.planfile import explain, load_plan
+from planner.planning.assemble import plan_workload
+from planner.io.schema import Fleet, Plan, Variant, Workload
 from planner.simulate.arrivals import poisson_arrivals
 from planner.simulate.fleet import FleetSimulator
 from solvers.backends import BACKENDS, solve

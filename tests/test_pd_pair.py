@@ -22,10 +22,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from planner.errors import InputError
-from planner.handoff import fit_handoff, fit_pair, handoff_laws
-from planner.pairprofile import iter_pair_profiles, load_pair_profile
-from planner.perf import KV_TRANSFER_FIXED_MS, PerfModel, VariantPerf
+from planner.io.errors import InputError
+from planner.perf.handoff import fit_handoff, fit_pair, handoff_laws
+from planner.perf.pairprofile import iter_pair_profiles, load_pair_profile
+from planner.perf.laws import KV_TRANSFER_FIXED_MS, PerfModel, VariantPerf
 from planner.simulate.emulator import EmulatorFleet
 from planner.simulate.kvconnector import pair_fleet
 from profiles.backends.launch_env import NO_MULTICAST_ENV, server_env

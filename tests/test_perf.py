@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner.catalog import Catalog
-from planner.errors import InputError
-from planner.perf import DEFAULT_PROFILES_DIR, ExtrapolationWarning, PerfModel, observations
-from planner.perffit import fit_decode, fit_prefill
-from planner.profiledata import ProfileMeta, iter_profiles, profile_dir, write_profile
-from planner.roofline import (
+from planner.io.catalog import Catalog
+from planner.io.errors import InputError
+from planner.perf.laws import DEFAULT_PROFILES_DIR, ExtrapolationWarning, PerfModel, observations
+from planner.perf.fit import fit_decode, fit_prefill
+from planner.perf.profiledata import ProfileMeta, iter_profiles, profile_dir, write_profile
+from planner.perf.prior import (
     DEFAULT_EFFICIENCY,
     Efficiency,
     Observation,
@@ -124,9 +124,9 @@ def test_prior_predicts_held_out_h100_tensor_parallel(cat: Catalog) -> None:
     Two parts of the prior carry TP: the all-reduce term (measured on real H100s) and the fitted
     sub-linear TP scaling. Without them the held-out medians were 21% (prefill) and 10% (decode).
     """
-    from planner.commlaw import load_allreduce
-    from planner.perf import ALLREDUCE_DIR
-    from planner.profiledata import central_points
+    from planner.perf.allreduce import load_allreduce
+    from planner.perf.laws import ALLREDUCE_DIR
+    from planner.perf.profiledata import central_points
 
     profs = list(iter_profiles(DEFAULT_PROFILES_DIR))
     pm = PerfModel.from_profiles(cat, [p for p in profs if p.meta.gpu != "H100-SXM-80GB"],
@@ -156,7 +156,7 @@ def test_prior_predicts_held_out_gpu(cat: Catalog, profiles: list) -> None:
         vp = pm_a100.get(p.meta.model, p.meta.gpu, p.meta.tp)
         assert vp is not None and vp.source == "prior"
         dec = [o for o in observations(p, cat) if o.phase == "decode"][0]
-        from planner.profiledata import central_points
+        from planner.perf.profiledata import central_points
 
         pts = central_points(p.decode, ["batch", "context_tokens"], "itl_ms")
         pred = np.array([vp.decode_step_ms(b, c) for b, c in zip(pts.batch, pts.context_tokens)])
@@ -252,7 +252,7 @@ def test_profile_of_unknown_gpu_is_named(tmp_path: Path, cat: Catalog, profiles:
 
 def test_decode_knee_follows_a_convex_batch_term_and_vanishes_without_points_past_it() -> None:
     """Past the ridge batch the knee term is recovered; with no point past it the law is the linear one."""
-    from planner.perffit import fit_decode_knee
+    from planner.perf.fit import fit_decode_knee
 
     b, ctx = (a.ravel().astype(float) for a in np.meshgrid([1, 8, 32, 128, 256], [512, 2048, 8192]))
     truth = 4.5 + 0.02 * b + 2e-5 * b * ctx + 0.16 * np.maximum(0.0, b - 206.0)
@@ -269,7 +269,7 @@ def test_decode_knee_follows_a_convex_batch_term_and_vanishes_without_points_pas
 
 def test_prefill_floor_is_bounded_and_never_worse_than_linear() -> None:
     """a + max(floor, b*T + c*S2): the floor is recovered up to its bound; bound 0 is the linear law."""
-    from planner.perffit import fit_prefill_floor, prefill_floor_ms
+    from planner.perf.fit import fit_prefill_floor, prefill_floor_ms
 
     isl, pb = (a.ravel().astype(float) for a in np.meshgrid([128, 512, 2048, 8192], [1, 4]))
     truth = prefill_floor_ms(5.0, 0.02, 3e-7, 4.5, isl, pb)
@@ -286,7 +286,7 @@ def test_variant_perf_evaluates_floor_and_knee(pm: PerfModel) -> None:
     """VariantPerf's prefill_ms/decode_step_ms and the hooks the simulator and capacity read agree."""
     from dataclasses import replace
 
-    from planner.capacity import decode_latency
+    from planner.planning.capacity import decode_latency
     from planner.simulate.laws import prefill_batch_ms
 
     vp = next(iter(pm.measured.values()))

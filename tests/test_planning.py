@@ -9,16 +9,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from planner.capacity import latency
-from planner.catalog import Catalog
-from planner.cli import app
-from planner.console import EXIT_BAD_INPUT, EXIT_INFEASIBLE
-from planner.errors import InputError
-from planner.fileio import load_model
-from planner.perf import PerfModel, quiet_extrapolation
-from planner.plan import diff, load_plan, save_plan
-from planner.planning import build_instance, plan_workload
-from planner.schema import Fleet, ModelEntry, RequestClass, Slo, Workload
+from planner.planning.capacity import latency
+from planner.io.catalog import Catalog
+from planner.cli.main import app
+from planner.cli.console import EXIT_BAD_INPUT, EXIT_INFEASIBLE
+from planner.io.errors import InputError
+from planner.io.files import load_model
+from planner.perf.laws import PerfModel, quiet_extrapolation
+from planner.io.planfile import diff, load_plan, save_plan
+from planner.planning.assemble import build_instance, plan_workload
+from planner.io.schema import Fleet, ModelEntry, RequestClass, Slo, Workload
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "default"
@@ -75,7 +75,7 @@ def test_plan_predictions_are_the_capacity_models_at_the_planned_load(example, e
     pool = next(p for p in mp.pools if p.role == "decode")
     inst_perf = perf.get("llama-2-70b", pool.gpu, pool.tp)
     worst = 0.0
-    from planner.capacity import capacity
+    from planner.planning.capacity import capacity
 
     for c in (c for c in wl.classes if c.model == "llama-2-70b" and mp.routing[c.id].get(pool.id)):
         slo = wl.slo_of(c)
@@ -234,7 +234,7 @@ def test_cli_workload_from_azure_trace(tmp_path: Path, shared_data: Path) -> Non
 
 
 def test_slo_costs_tighter_never_cheaper_looser_never_dearer(example, perf, catalog, example_plan) -> None:
-    from planner.planning import slo_costs
+    from planner.planning.assemble import slo_costs
 
     wl, fl = example
     costs = slo_costs(wl, fl, perf, catalog)

@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.capacity import latency
-from planner.catalog import Catalog
-from planner.errors import InputError
-from planner.perf import DEFAULT_TTFT_OVERHEAD_MS, PerfModel, prior_variant, quiet_extrapolation
-from planner.planning import build_instance, to_plan
-from planner.profiledata import ProfileMeta, iter_profiles, profile_dir, write_profile
-from planner.roofline import (GIB, Efficiency, Observation, calibrate, decode_parts, kv_capacity_tokens, predict_ms,
+from planner.planning.capacity import latency
+from planner.io.catalog import Catalog
+from planner.io.errors import InputError
+from planner.perf.laws import DEFAULT_TTFT_OVERHEAD_MS, PerfModel, prior_variant, quiet_extrapolation
+from planner.planning.assemble import build_instance, to_plan
+from planner.perf.profiledata import ProfileMeta, iter_profiles, profile_dir, write_profile
+from planner.perf.prior import (GIB, Efficiency, Observation, calibrate, decode_parts, kv_capacity_tokens, predict_ms,
                               prefill_parts)
-from planner.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, RequestClass, Slo, Variant, Workload
+from planner.io.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, RequestClass, Slo, Variant, Workload
 from solvers.backends import solve
 from solvers_check import violations
 
@@ -268,7 +268,7 @@ def test_plan_picks_fp8_where_cheaper_and_the_checker_accepts_it(cat: Catalog) -
                     for pre, decs in by_pre.items():
                         assert all(Variant.parse(d).kv_dtype == Variant.parse(pre).kv_dtype for d in decs)
             # the simulator parses the FP8 pool ids, takes their laws and the plan holds its SLOs
-            from planner.simulate.verify import verify
+            from planner.simulate.attainment import verify
 
             rep = verify(plan, wl, pm.get, duration_s=60.0, seed=3)
             assert rep.ok, rep.classes
@@ -278,8 +278,8 @@ def test_plan_picks_fp8_where_cheaper_and_the_checker_accepts_it(cat: Catalog) -
 # --------------------------------------------------------------------------- MoE decode term
 def test_moe_decode_term_is_fitted_and_used(tmp_path: Path, cat: Catalog) -> None:
     """A MoE step reads the experts its batch touches: 1 - (1 - k/E)^batch of them (Qwen3-30B-A3B: k/E = 8/128)."""
-    from planner.capacity import _decode_batch_mean
-    from planner.perffit import experts_touched, fit_decode_moe
+    from planner.planning.capacity import _decode_batch_mean
+    from planner.perf.fit import experts_touched, fit_decode_moe
 
     share = 8 / 128
     db, ctx = (a.ravel() for a in np.meshgrid([1, 2, 4, 8, 16, 32, 64, 128, 256], [512, 2048]))
@@ -335,11 +335,11 @@ def test_controller_reads_fp8_pool_ids_from_labels() -> None:
 
 
 def test_plan_file_round_trip_keeps_precision_and_checks_ids(tmp_path: Path, cat: Catalog) -> None:
-    from planner.plan import load_plan, save_plan
+    from planner.io.planfile import load_plan, save_plan
 
     wl, fl = _fp8_case(["bf16", "fp8"])
     pm = PerfModel.from_profiles(cat, [])
-    from planner.planning import plan_workload
+    from planner.planning.assemble import plan_workload
 
     plan = plan_workload(wl, fl, pm, cat)
     path = tmp_path / "plan.yaml"
@@ -374,8 +374,8 @@ def test_the_vllm_profilers_format_loads(cat: Catalog) -> None:
 def test_simulator_adds_the_ttft_overhead_to_every_request() -> None:
     """The frontend's per-request latency delays each request before the engine sees it: TTFT grows
     by it, the engines' work (and so ITL) does not change."""
-    from planner.perf import VariantPerf
-    from planner.schema import ModelPlan, Plan, PoolPlan, SolverInfo
+    from planner.perf.laws import VariantPerf
+    from planner.io.schema import ModelPlan, Plan, PoolPlan, SolverInfo
     from planner.simulate.arrivals import poisson_arrivals
     from planner.simulate.fleet import FleetSimulator
     from planner.simulate.report import build_report

@@ -1,4 +1,4 @@
-"""Held-out checks of laws and prior (planner.priorcheck, bench/calibrate_prior.py) on synthetic
+"""Held-out checks of laws and prior (planner.perf.heldout, bench/calibrate_prior.py) on synthetic
 vLLM-format profiles generated from a known roofline: what is recoverable must be recovered."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.catalog import Catalog
-from planner.priorcheck import checkerboard, leave_one_model_out, pooled, sparse_fit_errors
-from planner.profiledata import ProfileMeta, iter_profiles, profile_dir, write_profile
-from planner.roofline import Efficiency, decode_parts, predict_ms, prefill_parts
+from planner.io.catalog import Catalog
+from planner.perf.heldout import checkerboard, leave_one_model_out, pooled, sparse_fit_errors
+from planner.perf.profiledata import ProfileMeta, iter_profiles, profile_dir, write_profile
+from planner.perf.prior import Efficiency, decode_parts, predict_ms, prefill_parts
 
 REPO = Path(__file__).resolve().parents[1]
 GPU = "H200-141GB"
@@ -91,8 +91,8 @@ def test_cv_never_reads_the_held_out_half(root: Path, cat: Catalog) -> None:
     cross-validation errors unchanged, while the held-out errors move."""
     import dataclasses
 
-    from planner.perf import DEFAULT_LAW_FORMS, LINEAR_LAW_FORMS
-    from planner.priorcheck import _points, sparse_cv_errors
+    from planner.perf.laws import DEFAULT_LAW_FORMS, LINEAR_LAW_FORMS
+    from planner.perf.heldout import _points, sparse_cv_errors
 
     p = next(q for q in iter_profiles(root) if q.meta.model == "qwen3-32b")
     pre, dec = _points(p)
@@ -116,7 +116,7 @@ def test_cv_never_reads_the_held_out_half(root: Path, cat: Catalog) -> None:
 
 
 def test_choose_forms_reports_every_candidate(root: Path, cat: Catalog) -> None:
-    from planner.priorcheck import FORM_CANDIDATES, choose_forms, form_name
+    from planner.perf.heldout import FORM_CANDIDATES, choose_forms, form_name
 
     ps = [p for p in iter_profiles(root) if p.meta.weight_dtype == "bf16"]
     chosen, stats = choose_forms(ps, cat)

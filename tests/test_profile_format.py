@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from planner.errors import InputError
-from planner.profiledata import ProfileMeta, iter_profiles, load_profile, write_profile
+from planner.io.errors import InputError
+from planner.perf.profiledata import ProfileMeta, iter_profiles, load_profile, write_profile
 from profiles import format as pfmt
 from profiles import sweep
 
@@ -101,7 +101,7 @@ def test_profiler_grid_is_the_format_grid():
 
 
 def test_one_atomic_writer_with_the_planners_error_on_top(tmp_path: Path):
-    from planner.fileio import write_atomic
+    from planner.io.files import write_atomic
 
     (tmp_path / "f").write_text("x")
     with pytest.raises(OSError):  # the GPU side: the OSError as it is

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from planner.catalog import Catalog
-from planner.errors import InputError
+from planner.io.catalog import Catalog
+from planner.io.errors import InputError
 from profiles.modeldir import hf_config, load_serving_facts, word_level_tokenizer, write_model_dir
 
 

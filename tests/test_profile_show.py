@@ -41,7 +41,7 @@ def test_h200_decodes_faster_than_h100_at_batch_one():
 
 
 def test_planner_uses_the_gpu_profiles_as_measured():
-    from planner.perf import PerfModel
+    from planner.perf.laws import PerfModel
 
     pm = PerfModel.load()
     for model, gpu in (("llama-3.1-8b", "H100-SXM-80GB"), ("llama-3.1-8b", "H200-141GB"), ("qwen3-32b", "H200-141GB")):
@@ -53,7 +53,7 @@ def test_planner_uses_the_gpu_profiles_as_measured():
 def test_show_cli_prints_laws_and_saves_png(tmp_path):
     from typer.testing import CliRunner
 
-    from planner.cli import app
+    from planner.cli.main import app
 
     png = tmp_path / "h100.png"
     res = CliRunner().invoke(app, ["profile", "show", str(GPU_PROFILES[0]), "--png", str(png)])
@@ -66,7 +66,7 @@ def test_show_cli_prints_laws_and_saves_png(tmp_path):
 def test_show_on_a_bad_directory_is_a_clear_error(tmp_path):
     from typer.testing import CliRunner
 
-    from planner.cli import app
+    from planner.cli.main import app
 
     res = CliRunner().invoke(app, ["profile", "show", str(tmp_path)])
     assert res.exit_code == 2 and "meta.yaml" in res.output and "not found" in res.output

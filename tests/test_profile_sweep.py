@@ -61,7 +61,7 @@ def test_resumed_points_are_not_measured_again_and_keep_their_stop():
 
 
 def test_profile_store_is_resumable_and_readable_by_the_planner(tmp_path):
-    from planner.profiledata import read_decode, read_prefill
+    from planner.perf.profiledata import read_decode, read_prefill
 
     st = pfmt.ProfileStore(tmp_path)
     st.add_prefill(128, 1, [10.0, 12.0, 11.0])

@@ -12,12 +12,12 @@ from profiles.backends.torch_ref import TINY, RefDecoder, correctness_check, loa
 
 
 def test_shapes_from_the_catalog_match_the_planner_catalog():
-    """Shapes is the stdlib view of planner.schema.ModelSpec (GPU machines lack pydantic): for every
+    """Shapes is the stdlib view of planner.io.schema.ModelSpec (GPU machines lack pydantic): for every
     dense model of the catalog, the same architecture numbers and the same KV bytes per token (the
     meta.yaml's kv_capacity_tokens divides by it); parameters differ by the norm weights only."""
     import dataclasses
 
-    from planner.catalog import Catalog
+    from planner.io.catalog import Catalog
 
     cat = Catalog.load()
     dense = [name for name in cat.models if cat.model(name).moe is None]
@@ -53,9 +53,9 @@ def test_correctness_check_passes_and_catches_a_broken_cache(monkeypatch):
 
 
 def test_tiny_cpu_profile_is_loadable_and_resumable(tmp_path, capsys):
-    from planner.profiledata import read_meta
+    from planner.perf.profiledata import read_meta
     from profiles.format import DECODE, PREFILL
-    from planner.fileio import read_csv
+    from planner.io.files import read_csv
 
     args = ["--model", "tiny", "--gpu", "H100-SXM-80GB", "--out", str(tmp_path), "--device", "cpu", "--check",
             "--prefill-isl", "16,32", "--prefill-batch", "1,2", "--decode-batch", "1,2,4", "--decode-context", "16,32",

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner.perf import VariantPerf
-from planner.perffit import fit_decode, fit_prefill
-from planner.profiledata import central_points, load_profile
+from planner.perf.laws import VariantPerf
+from planner.perf.fit import fit_decode, fit_prefill
+from planner.perf.profiledata import central_points, load_profile
 from planner.simulate.emulator import EmulatorFleet
 from profiles.backends.vllm import (LaunchConfig, MalformedStream, ProfilerError, ServerDied, VllmRunConfig,
                                     read_kv_capacity, run_profile)
@@ -84,7 +84,7 @@ def test_resume_skips_points_already_measured(tmp_path):
 def test_cli_profile_attaches_to_an_endpoint(tmp_path):
     from typer.testing import CliRunner
 
-    from planner.cli import app
+    from planner.cli.main import app
 
     with EmulatorFleet(LAW, time_scale=0.2) as fleet:
         res = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--endpoint", fleet.urls[0], "--model", "llama-3.1-8b",
@@ -148,7 +148,7 @@ def test_unreachable_endpoint_is_a_clear_error(tmp_path):
 def test_cli_error_exit_code_2_on_unreachable_endpoint(tmp_path):
     from typer.testing import CliRunner
 
-    from planner.cli import app
+    from planner.cli.main import app
 
     res = CliRunner().invoke(app, ["profile", "--endpoint", f"http://127.0.0.1:{_free_port()}", "--model", "llama-3.1-8b",
                                    "--gpu", "H100-SXM-80GB", "--out", str(tmp_path), "--health-timeout-s", "0.3"])
@@ -161,7 +161,7 @@ FAKE_VLLM = textwrap.dedent('''\
     #!{python}
     """FAKE `vllm serve` for tests: parses the flags the profiler passes and serves the emulator."""
     import argparse, sys
-    from planner.perf import VariantPerf
+    from planner.perf.laws import VariantPerf
     from planner.simulate.emulator import serve_forever
     ap = argparse.ArgumentParser()
     ap.add_argument("cmd"); ap.add_argument("model")
@@ -311,7 +311,7 @@ FAKE_API_SERVER = textwrap.dedent('''\
     """FAKE `python -m vllm.entrypoints.openai.api_server` for tests: records its argv and the model
     folder it was given, then serves the emulator."""
     import argparse, json, shutil, sys
-    from planner.perf import VariantPerf
+    from planner.perf.laws import VariantPerf
     from planner.simulate.emulator import serve_forever
     ap = argparse.ArgumentParser()
     ap.add_argument("--model"); ap.add_argument("--served-model-name"); ap.add_argument("--port", type=int); ap.add_argument("--host")
@@ -337,7 +337,7 @@ def test_cli_dummy_weights_writes_the_model_folder_and_maps_fp8_flags(tmp_path):
 
     from typer.testing import CliRunner
 
-    from planner.cli import app
+    from planner.cli.main import app
 
     fake = tmp_path / "api_server"
     argv_file, copy_dir = tmp_path / "argv.txt", tmp_path / "model_copy"
@@ -365,7 +365,7 @@ def test_cli_dummy_weights_writes_the_model_folder_and_maps_fp8_flags(tmp_path):
 
 
 def test_profile_dirs_follow_the_precision_contract():
-    from profiles.commands import dtype_of, vllm_profile_dir
+    from planner.cli.profile import dtype_of, vllm_profile_dir
 
     assert dtype_of("fp8") == "fp8" and dtype_of("fp8_e4m3") == "fp8" and dtype_of(None) == "bf16" and dtype_of("auto") == "bf16"
     assert vllm_profile_dir(Path("d"), "m", "g", 2, "fp8", "bf16") == Path("d/m/g/tp2-fp8/vllm")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.errors import InputError
-from planner.profiledata import (
+from planner.io.errors import InputError
+from planner.perf.profiledata import (
     ProfileMeta,
     central_points,
     iter_profiles,

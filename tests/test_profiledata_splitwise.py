@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from planner.perf import DEFAULT_PROFILES_DIR
-from planner.profiledata import iter_profiles
+from planner.perf.laws import DEFAULT_PROFILES_DIR
+from planner.perf.profiledata import iter_profiles
 from profiles.convert_splitwise import convert
 
 

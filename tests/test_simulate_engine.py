@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planner.perf import VariantPerf
-from planner.schema import Slo
+from planner.perf.laws import VariantPerf
+from planner.io.schema import Slo
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
 from planner.simulate.laws import chunk_cost_isl2, decode_stretch_ms, decode_steps_within, mixed_step_ms

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.errors import InputError
-from planner.fileio import dump_yaml, write_atomic
-from planner.perf import VariantPerf
-from planner.schema import ModelPlan, Plan, PoolPlan, SolverInfo, Workload
+from planner.io.errors import InputError
+from planner.io.files import dump_yaml, write_atomic
+from planner.perf.laws import VariantPerf
+from planner.io.schema import ModelPlan, Plan, PoolPlan, SolverInfo, Workload
 from planner.simulate.arrivals import normalise_trace, poisson_arrivals, trace_arrivals
-from planner.simulate.cli_run import run_simulate
+from planner.cli.simulate_run import run_simulate
 from planner.simulate.fleet import FleetSimulator
 from planner.simulate.report import build_report, plot_report
-from planner.simulate.verify import tightened_utilization, verify
+from planner.simulate.attainment import tightened_utilization, verify
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -186,7 +186,7 @@ def test_bad_plans():
 def test_cli_bad_input_exits_2(tmp_path: Path):
     from typer.testing import CliRunner
 
-    from planner.cli import app
+    from planner.cli.main import app
 
     r = CliRunner().invoke(app, ["simulate", "--plan", str(tmp_path / "missing.yaml"), "--workload", str(tmp_path / "w.yaml")])
     assert r.exit_code == 2 and "file not found" in r.output
@@ -284,7 +284,7 @@ def test_set_routing_bad_input_changes_nothing():
     with pytest.raises(InputError, match="unknown class 'm/nope'"):
         sim.set_routing({"m/nope": {MIX_H: 1.0}})
     assert sim.req.pf_pool == pf and sim.req.dc_pool == dc  # validated before anything changed
-    # rounded weights as planner/planning.py writes them (4 decimals) are accepted
+    # rounded weights as planner/planning/assemble.py writes them (4 decimals) are accepted
     sim.set_routing({"m/chat": {PRE_H: 0.3333, MIX_H: 0.6666, DEC_H: 1.0}})
 
 
@@ -319,8 +319,8 @@ def test_controller_replay_moves_a_class_to_a_new_pool():
     from controllers.loop import Controller
     from controllers.metrics import ControllerMetrics
     from controllers.observe import SimulatorObserver
-    from planner.perf import PerfModel
-    from planner.schema import Fleet, FleetLimits, GpuInventory, Slo
+    from planner.perf.laws import PerfModel
+    from planner.io.schema import Fleet, FleetLimits, GpuInventory, Slo
 
     A, B = MIX_H, "m/mixed/L4/tp1"
     start = Plan(solver=SolverInfo(backend="test", status="optimal"), models={"m": ModelPlan(
@@ -362,7 +362,7 @@ def test_requests_still_in_the_frontend_at_the_end_of_the_trace_are_served():
     trace ends; the run must wait for them (a burst at t=0 once ended the run with every request unserved)."""
     import dataclasses
 
-    from planner.schema import Slo
+    from planner.io.schema import Slo
     from planner.simulate.arrivals import Arrivals
     from planner.simulate.fleet import ClassRoute, PoolSpec
 
@@ -383,7 +383,7 @@ def test_mixed_frontend_delay_per_running_request():
     the term less one decode step (it joins at a step boundary); without a frontend nothing changes."""
     from planner.simulate.arrivals import Arrivals
     from planner.simulate.fleet import ClassRoute, PoolSpec
-    from planner.schema import Slo
+    from planner.io.schema import Slo
 
     def ttfts(perf: VariantPerf, per_running: float) -> np.ndarray:
         t = np.array([0.0, 0.05, 0.10, 0.15])  # the last three arrive while the earlier ones decode

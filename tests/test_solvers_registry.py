@@ -141,7 +141,7 @@ def test_row_kinds_are_an_enum_with_their_names() -> None:
 
 # --------------------------------------------------------------------------- the CLI reads the registries
 def test_cli_choices_and_help_come_from_the_registries(extra_backend: str) -> None:
-    from planner.cli import app
+    from planner.cli.main import app
 
     runner = CliRunner()
     res = runner.invoke(app, ["solve", "--workload", "w.yaml", "--fleet", "f.yaml", "--backend", "nope"])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from planner.catalog import Catalog
-from planner.perf import PerfModel
-from planner.planning import plan_workload
-from planner.schema import Fleet, ModelEntry, RequestClass, Slo, Workload
-from planner.verify import verify_and_resolve
+from planner.io.catalog import Catalog
+from planner.perf.laws import PerfModel
+from planner.planning.assemble import plan_workload
+from planner.io.schema import Fleet, ModelEntry, RequestClass, Slo, Workload
+from planner.planning.verify import verify_and_resolve
 
 
 def test_under_provisioned_plan_is_caught_and_re_solved() -> None:

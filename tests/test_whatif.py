@@ -1,4 +1,4 @@
-"""What-if sweeps behave like the questions they answer (planner.whatif, planner.api).
+"""What-if sweeps behave like the questions they answer (planner.planning.whatif, planner.api).
 
 Every comparison between two solves is made against the solver's proven bound, not just its
 incumbent: if B's feasible set is contained in A's, then cost(B) >= optimum(A) >= bound(A). That holds
@@ -17,8 +17,8 @@ import pytest
 
 from planner import whatif
 from planner.api import headroom, solve
-from planner.api_repr import SolvedPlan
-from planner.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, Plan, RequestClass, Slo, Workload
+from planner.solvedplan import SolvedPlan
+from planner.io.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, Plan, RequestClass, Slo, Workload
 
 # A small instance (one model, two GPU types, tp 1-2) so that each solve takes a fraction of a second.
 MODEL = "llama-3.1-8b"
@@ -207,7 +207,7 @@ def test_input_transformations_are_pure_and_do_what_they_say() -> None:
 
 # --------------------------------------------------------------------------- API and repr
 def test_solved_plan_is_a_plan_with_tables_and_readable_reprs(tmp_path) -> None:
-    from planner.plan import load_plan, save_plan
+    from planner.io.planfile import load_plan, save_plan
 
     plan = solve(WL, FLEET)
     assert isinstance(plan, SolvedPlan) and isinstance(plan, Plan) and plan.feasible
@@ -237,11 +237,11 @@ def test_public_api_names_resolve_lazily() -> None:
     import planner
     import planner.api
 
-    assert planner.solve is planner.api.solve and planner.whatif is whatif
+    assert planner.solve is planner.api.solve and planner.planning.whatif is whatif
     assert {"Workload", "Fleet", "Slo", "load_workload", "load_fleet", "solve", "simulate", "whatif"} <= set(planner.__all__)
     with pytest.raises(AttributeError):
         planner.no_such_name  # noqa: B018
-    code = "import sys, planner.schema; print(sorted(m for m in ('solvers', 'planner.whatif', 'planner.api') if m in sys.modules))"
+    code = "import sys, planner.io.schema; print(sorted(m for m in ('solvers', 'planner.planning.whatif', 'planner.api') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", "importing a submodule must not load the solvers or the sweeps"
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from controllers.config import ControllerConfig
 from controllers.registry import Registry
-from planner.errors import InputError
-from planner.schema import Fleet
+from planner.io.errors import InputError
+from planner.io.schema import Fleet
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient

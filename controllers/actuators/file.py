@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 
 from controllers.actuators.base import ACTUATORS, Actuation, ActuatorContext, ApplyRequest, ApplyResult, PoolState
-from planner.errors import InputError
-from planner.fileio import write_atomic
+from planner.io.errors import InputError
+from planner.io.files import write_atomic
 
 
 class FileActuator:

@@ -42,8 +42,8 @@ from controllers.discover import (
     model_label_map,
     preset_scheme,
 )
-from planner.errors import InputError
-from planner.schema import Variant, parse_tp_part
+from planner.io.errors import InputError
+from planner.io.schema import Variant, parse_tp_part
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from controllers.actuators.base import ACTUATORS, Actuation, ActuatorContext, ApplyRequest, ApplyResult, PoolState
 from controllers.discover import Target
-from planner.schema import Variant
+from planner.io.schema import Variant
 
 LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 """A Kubernetes label value (what an HPA External metric's selector.matchLabels accepts)."""

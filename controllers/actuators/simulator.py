@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar, runtime_checkable
 
 from controllers.actuators.base import ACTUATORS, Actuation, ActuatorContext, ApplyRequest, ApplyResult, PoolState
-from planner.errors import InputError
+from planner.io.errors import InputError
 
 V = TypeVar("V")
 

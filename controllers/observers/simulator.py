@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from controllers.observers.base import OBSERVERS, ModelObservation, Observation, ObserverContext
-from planner.errors import InputError
+from planner.io.errors import InputError
 
 if TYPE_CHECKING:
     from planner.simulate.fleet import FleetSimulator, PoolObservation
@@ -151,7 +151,7 @@ class SimulatorObserver:
 @OBSERVERS.register("simulator", "planner.simulate's FleetSimulator, what Prometheus would report (replays)")
 def build(ctx: ObserverContext) -> SimulatorObserver:
     """A SimulatorObserver on `ctx.sim`: pools map to models by their ids, classes by the simulator's routes."""
-    from planner.schema import Variant
+    from planner.io.schema import Variant
     from planner.simulate.fleet import FleetSimulator
 
     if not isinstance(ctx.sim, FleetSimulator):

@@ -1,11 +1,11 @@
 """Request arrivals for the simulator: Poisson (or clustered) processes of a Workload's classes, or a trace.
 
-A class with `burstiness` (planner.schema.Burstiness) gets over-dispersed arrivals from
+A class with `burstiness` (planner.io.schema.Burstiness) gets over-dispersed arrivals from
 :func:`clustered_times` with its rate and 1-second IDC instead of a Poisson process.
 Both give an :class:`Arrivals` record of parallel numpy arrays sorted by time. Poisson classes draw
 exponential gaps with the class rate and use the class's mean lengths (the planner's view of a
 class); a trace keeps each request's own lengths, and maps it to a class by its ``class_id`` column
-or else to the nearest (log isl, log osl) class of its model (:func:`planner.workload.assign_classes`).
+or else to the nearest (log isl, log osl) class of its model (:func:`planner.io.traces.assign_classes`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from planner.errors import InputError
-from planner.schema import Workload
+from planner.io.errors import InputError
+from planner.io.schema import Workload
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
 def trace_arrivals(trace: pd.DataFrame, workload: Workload, source: str = "<trace>", model: str | None = None,
                    duration_s: float | None = None) -> Arrivals:
     """Arrivals of a trace (either column convention); requests are mapped to the workload's classes."""
-    from planner.workload import assign_classes
+    from planner.io.traces import assign_classes
 
     df = normalise_trace(trace, source, model)
     if duration_s is not None:

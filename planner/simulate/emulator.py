@@ -55,10 +55,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from planner.perf import VariantPerf
+from planner.perf.laws import VariantPerf
 from planner.simulate.kvconnector import KvConnectorEmulation
 from planner.simulate.laws import check_perf, chunk_cost_isl2, mixed_step_ms
-from planner.webserve import serve_app
+from planner.io.webserve import serve_app
 
 # vLLM's default KV block size in tokens (vllm CacheConfig.block_size default 16 on CUDA).
 BLOCK_SIZE_TOKENS = 16
@@ -206,7 +206,7 @@ def _weights_of(model: str) -> tuple[float, float]:
     """(parameters, weight bytes) of a catalog model for the estimated FLOP/byte counters; (0, 0) if unknown.
     Cached: replicas start inside the fleet's event loop, which must not stall on reading the catalog."""
     try:
-        from planner.catalog import Catalog
+        from planner.io.catalog import Catalog
 
         spec = Catalog.load().model(model)
         return float(spec.active_params), float(spec.weight_bytes)

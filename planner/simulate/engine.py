@@ -28,7 +28,7 @@ import heapq
 from collections import deque
 from typing import Any, Callable
 
-from planner.perf import VariantPerf
+from planner.perf.laws import VariantPerf
 from planner.simulate.laws import chunk_cost_isl2, decode_stretch_ms, decode_steps_within, mixed_step_ms, prefill_batch_ms
 
 NAN = float("nan")

@@ -31,23 +31,23 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from planner.errors import InputError
-from planner.perf import VariantPerf
-from planner.perf import lookup_variant_perf
-from planner.schema import Plan, Slo, Variant, Workload
+from planner.io.errors import InputError
+from planner.perf.laws import VariantPerf
+from planner.perf.laws import lookup_variant_perf
+from planner.io.schema import Plan, Slo, Variant, Workload
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.engine import BatchReplica, EventQueue, PrefillReplica, Requests
 from planner.simulate.laws import FRONTEND_MS_PER_RUNNING, check_perf, frontend_delay_ms
 
 PerfLookup = Callable[..., Optional[VariantPerf]]
-"""(model, gpu, tp[, weight_dtype, kv_dtype]) -> laws (see planner.perf.lookup_variant_perf)."""
+"""(model, gpu, tp[, weight_dtype, kv_dtype]) -> laws (see planner.perf.laws.lookup_variant_perf)."""
 
 # Default spacing of the pool timelines (queue, KV usage, utilization), seconds: fine enough for a
 # 10-minute run, ~360 rows per pool for an hour.
 DEFAULT_SAMPLE_INTERVAL_S = 10.0
 # After the last arrival, keep simulating until every request is done or this long has passed (s).
 DEFAULT_DRAIN_S = 1800.0
-# Tolerance on a class's routing weights summing to 1 (per side): planner/planning.py rounds each
+# Tolerance on a class's routing weights summing to 1 (per side): planner/planning/assemble.py rounds each
 # weight to 4 decimals (_WEIGHT_DIGITS), so a sum over up to ~20 pools is off by at most ~1e-3.
 WEIGHT_SUM_TOL = 1e-3
 

@@ -1,6 +1,6 @@
 """Step-time laws of one engine iteration, shared by the fleet simulator and the emulated server.
 
-Pure functions of a :class:`planner.perf.VariantPerf` and batch shape (DESIGN.md, Performance model):
+Pure functions of a :class:`planner.perf.laws.VariantPerf` and batch shape (DESIGN.md, Performance model):
 
 * prefill of a batch:   t = a + max(floor, b * sum(isl) + c * sum(isl^2))  (floor 0: linear)
 * decode step:          t = fixed(batch) + beta * batch + gamma * sum(context); fixed = alpha [+ MoE] [+ knee]
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 
-from planner.errors import InputError
-from planner.perf import VariantPerf
+from planner.io.errors import InputError
+from planner.perf.laws import VariantPerf
 
 # Extra frontend latency per request already running on a mixed vLLM replica, ms (TTFT only). vLLM's
 # API server streams every running request's tokens on the same event loop that admits a new one,
@@ -43,7 +43,7 @@ def frontend_delay_ms(perf: VariantPerf, running: float, per_running_ms: float =
 
 def prefill_batch_ms(perf: VariantPerf, sum_isl: float, sum_isl2: float) -> float:
     """One prefill forward pass over prompts with these token sums (sum of isl, sum of isl^2)."""
-    return perf.prefill_pass_ms(sum_isl, sum_isl2)  # a + max(floor, b*sum + c*sum2) (planner.perf)
+    return perf.prefill_pass_ms(sum_isl, sum_isl2)  # a + max(floor, b*sum + c*sum2) (planner.perf.laws)
 
 
 def chunk_cost_isl2(done: int, n: int) -> int:

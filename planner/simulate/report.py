@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from planner.schema import Slo
+from planner.io.schema import Slo
 
 PERCENTILES = (50, 90, 99)
 

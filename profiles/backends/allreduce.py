@@ -1,7 +1,7 @@
 """Measure the all-reduce of tensor parallelism on this host's GPUs (NCCL through torch.distributed).
 
 Tensor-parallel replicas all-reduce the hidden state twice per layer (after attention and after the
-FFN); the roofline prior (planner/roofline.py) charges each all-reduce a fixed latency plus ring
+FFN); the roofline prior (planner/perf/prior.py) charges each all-reduce a fixed latency plus ring
 bytes over a link bandwidth. This measures both on real GPUs, for every power-of-two group size up
 to the GPUs present, in two modes:
 

@@ -1,4 +1,4 @@
-"""Measure a 1P1D disaggregated pair into a pair profile (format: planner/pairprofile.py).
+"""Measure a 1P1D disaggregated pair into a pair profile (format: planner/perf/pairprofile.py).
 
 One prefill and one decode vLLM instance (launched here with a KV connector, profiles/backends/
 pd_launch.py, or attached to), the 1P1D proxy (profiles/backends/pd_proxy.py) started in-process in
@@ -39,8 +39,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from planner.errors import PlannerError
-from planner.pairprofile import HANDOFF_COLUMNS, LOAD_COLUMNS, PairMeta, pair_dir
+from planner.io.errors import PlannerError
+from planner.perf.pairprofile import HANDOFF_COLUMNS, LOAD_COLUMNS, PairMeta, pair_dir
 from profiles import format as pfmt
 from profiles.backends.pd_launch import PairLaunch, pair_launch
 from profiles.backends.pd_proxy import PREFILL_MS_HEADER, PdProxy, ProxyConfig
@@ -213,8 +213,8 @@ def _default_kv(cfg: PairRunConfig, side: str) -> str | None:
 
 # --------------------------------------------------------------------------- the run
 def _write(cfg: PairRunConfig, summary: PairSummary, engine_version: str | None) -> None:
-    from planner.catalog import Catalog
-    from planner.roofline import kv_bytes_per_token_replica
+    from planner.io.catalog import Catalog
+    from planner.perf.prior import kv_bytes_per_token_replica
 
     kvb = cfg.kv_bytes_per_token or kv_bytes_per_token_replica(Catalog.load().model(cfg.model), cfg.prefill_tp)
     meta = PairMeta(
@@ -295,7 +295,7 @@ def _measure_mixed(cfg: PairRunConfig, served: str | None, servers: list[Managed
 
 def _mixed_only(cfg: PairRunConfig) -> PairSummary:
     """Add mixed load rows to the existing pair profile in cfg.out (its pd rows and hand-off stay)."""
-    from planner.pairprofile import load_pair_profile
+    from planner.perf.pairprofile import load_pair_profile
 
     prof = load_pair_profile(cfg.out)
     summary = PairSummary(out=cfg.out)
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     import shlex
 
     try:
-        from planner.catalog import Catalog
+        from planner.io.catalog import Catalog
 
         cat = Catalog.load()
         spec = cat.model(a.model)

@@ -36,7 +36,7 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
-from planner.webserve import serve_app
+from planner.io.webserve import serve_app
 
 Connector = Literal["nixl", "p2p-nccl"]
 PREFILL_MS_HEADER = "X-PD-Prefill-Ms"

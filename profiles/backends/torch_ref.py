@@ -58,7 +58,7 @@ MODELS_YAML = Path(__file__).resolve().parents[1] / "models.yaml"
 
 # vLLM's defaults, so the torch profile's KV capacity is comparable with an engine's:
 # --gpu-memory-utilization 0.9 (vllm EngineArgs.gpu_memory_utilization default) and a profile
-# forward of max_num_batched_tokens = 8192 tokens (V1 online-serving default, see planner/perf.py).
+# forward of max_num_batched_tokens = 8192 tokens (V1 online-serving default, see planner/perf/laws.py).
 DEFAULT_MEM_FRACTION = 0.9
 PROFILE_RUN_TOKENS = 8192
 # RoPE base frequency of Llama-3 (config.json rope_theta: 500000.0); the value changes no timing.
@@ -73,7 +73,7 @@ INIT_STD = 0.02
 # =========================================================================== shapes
 @dataclass(frozen=True)
 class Shapes:
-    """The architecture numbers the decoder needs (a subset of planner.schema.ModelSpec)."""
+    """The architecture numbers the decoder needs (a subset of planner.io.schema.ModelSpec)."""
 
     name: str
     layers: int
@@ -377,7 +377,7 @@ KV_CAPACITY_NOTE = (
 
 
 def profile_meta(rec: dict) -> dict:
-    """The ProfileMeta fields (planner/profiledata.py) of a run record; the rest stays in run.yaml."""
+    """The ProfileMeta fields (planner/perf/profiledata.py) of a run record; the rest stays in run.yaml."""
     f = rec["engine_flags"]
     flags = [
         f"--dtype={f['dtype']}",

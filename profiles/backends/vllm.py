@@ -64,7 +64,7 @@ from typing import Awaitable, Callable, Sequence
 
 import httpx
 
-from planner.errors import PlannerError
+from planner.io.errors import PlannerError
 from profiles import format as pfmt
 from profiles import sweep
 from profiles.backends.launch_env import server_env
@@ -812,7 +812,7 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
             # run_sweep is synchronous (shared with the torch backend): measure points through the loop.
             # Each point: `repeats` timings; a median below the monotone floor (jitter on a busy
             # machine) is measured again, and raised to the floor if it stays below, so the profile
-            # written is always one planner.profiledata accepts. The spread stays in the min/max columns.
+            # written is always one planner.perf.profiledata accepts. The spread stays in the min/max columns.
             loop_samples: dict = {}
 
             async def measured_with_floor(key, done, once, repeats) -> tuple[list[float], float]:
@@ -948,7 +948,7 @@ def _write_goodput(path: Path, rows: list[dict]) -> None:
 def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url: str) -> dict:
     import datetime as dt
 
-    from planner.profiledata import ProfileMeta
+    from planner.perf.profiledata import ProfileMeta
 
     note = (f"vllm:cache_config_info num_gpu_blocks={info.num_gpu_blocks} x block_size={info.block_size}"
             if not cfg.kv_capacity_override else "given with --kv-capacity")

@@ -21,7 +21,7 @@ Runs (all on H200-141GB, vLLM 0.26.0 from shared/tools/vllm-offline, weightless 
    ``bench/pd_check.py`` on it.
 
 Expected time of a profile = server start-up + the sweep's GPU time predicted by the planner's own
-laws (roofline prior of the variant, planner/perf.py) for every point of the grid x repeats, times
+laws (roofline prior of the variant, planner/perf/laws.py) for every point of the grid x repeats, times
 OVERHEAD for HTTP, scheduling and the blocker requests; GPU-minutes = wall minutes x GPUs held.
 The device tool allows 10 minutes per command: every profile command carries an absolute deadline
 for its sweeps (``--deadline-unix-s``, start-up included in the 540 s) and is resumable, so a run
@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from planner.perf import PerfModel, VariantPerf, quiet_extrapolation  # noqa: E402
+from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation  # noqa: E402
 from profiles import sweep  # noqa: E402
 from profiles.backends.launch_env import NO_MULTICAST_ENV, OFFLINE_ENV_DEFAULTS  # noqa: E402
 
@@ -145,7 +145,7 @@ def pair_run(pm: PerfModel, model: str = "llama-3.1-8b", rates: tuple[float, ...
     cmds = [
         "python3 -c 'import msgpack' || pip install --no-index --find-links wheels msgpack  # P2pNcclConnector imports "
         "msgpack, not in the bundle: carry its wheel (here: pip download msgpack --python-version 3.12 --only-binary=:all: -d wheels)",
-        f"{env_prefix()} python3 -c \"from planner.catalog import Catalog; from profiles.modeldir import write_model_dir; "
+        f"{env_prefix()} python3 -c \"from planner.io.catalog import Catalog; from profiles.modeldir import write_model_dir; "
         f"write_model_dir(Catalog.load().model('{model}'), '/tmp/models/{model}')\"",
         pair + " --modes pd      # call 1: the pair (hand-off sweep + load through the proxy)",
         pair + " --modes mixed   # call 2: one mixed instance on GPU 0 at the same rates",

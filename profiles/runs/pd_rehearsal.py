@@ -25,9 +25,9 @@ for p in (str(REPO), str(REPO / "bench")):
 
 import pd_check  # noqa: E402
 
-from planner.handoff import fit_pair  # noqa: E402
-from planner.pairprofile import load_pair_profile  # noqa: E402
-from planner.perf import PerfModel  # noqa: E402
+from planner.perf.handoff import fit_pair  # noqa: E402
+from planner.perf.pairprofile import load_pair_profile  # noqa: E402
+from planner.perf.laws import PerfModel  # noqa: E402
 from planner.simulate.kvconnector import pair_fleet  # noqa: E402
 from profiles.backends.pd_pair import PairRunConfig, run_pair  # noqa: E402
 

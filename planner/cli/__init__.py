@@ -1,0 +1,1 @@
+"""The `planner` command line (Typer + Rich): every command, and the console it prints to."""

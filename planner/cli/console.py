@@ -1,0 +1,45 @@
+"""The terminal the CLI prints to: Rich, wide enough for its tables when output is not a terminal."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from planner.io.errors import PlannerError
+
+EXIT_BAD_INPUT = 2
+"""Exit code of every command on bad input (the message names file, field and expectation)."""
+EXIT_INFEASIBLE = 3
+"""Exit code of `planner solve` when the instance is infeasible (the plan file still says why)."""
+
+F = TypeVar("F", bound=Callable[..., object])
+
+# Pools tables carry ids like "llama-3.1-8b/prefill/H100-SXM-80GB/tp1": at Rich's 80-column default
+# for pipes and CI logs they would be cut; 160 columns keep a row on one line.
+PIPE_WIDTH = 160
+
+
+def stdout_console() -> Console:
+    """A Console on stdout: the terminal's width, or PIPE_WIDTH when stdout is not a terminal."""
+    return Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn a PlannerError into one red line on stderr and EXIT_BAD_INPUT (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return fn(*args, **kwargs)
+        except PlannerError as exc:
+            # soft_wrap: one logical line however long the path in it, so logs and greps see it whole;
+            # escape: messages quote user input, which may hold Rich markup such as "[red]".
+            Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,89 @@
+"""`planner control`: run the controller from a config file (see controllers/config.py).
+
+    planner control --config C.yaml [--dry-run] [--once]
+
+--dry-run prints the decision and the diff against the fleet and changes nothing;
+--once runs one interval and exits (cron-style use, and smoke tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from controllers.actuators.kubernetes import kube_api_client, label_scheme
+from controllers.config import ControllerConfig, load_config
+from controllers.correct import PerfSource
+from planner.cli.console import friendly_errors
+from planner.io.schema import Fleet
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from controllers.loop import Controller, Decision
+
+__all__ = ["build_controller", "kube_api_client", "label_scheme", "register"]
+
+
+def build_controller(cfg: ControllerConfig, fleet: Fleet, dry_run: bool, api_client: ApiClient | None = None,
+                     perf: PerfSource | None = None, sim: object | None = None,
+                     clock: Callable[[], float] | None = None) -> Controller:
+    """Wire the observer and the actuator registered under `cfg.observer` and `cfg.actuator.kind`
+    (controllers/observers/, controllers/actuators/), the elector the actuator asks for, and the
+    metrics; the parts tests swap (Kubernetes client, performance model, simulator) are arguments."""
+    from controllers.actuators import ActuatorContext, build_actuator
+    from controllers.loop import Controller
+    from controllers.metrics import ControllerMetrics
+    from controllers.observers import ObserverContext, build_observer
+
+    metrics = ControllerMetrics()
+    observer = build_observer(ObserverContext(cfg, sim=sim))
+    actuation = build_actuator(ActuatorContext(cfg, fleet, metrics.registry, api_client=api_client,
+                                               make_api_client=kube_api_client, sim=sim, clock=clock))
+    if perf is None:
+        from planner.perf.laws import PerfModel
+
+        perf = PerfModel.load()
+    return Controller(cfg, fleet, observer, actuation.actuator, perf, metrics=metrics, elector=actuation.elector,
+                      dry_run=dry_run)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("control")
+    @friendly_errors
+    def control(
+        config: Annotated[Path, typer.Option("--config", help="controller config YAML (controllers/deploy/configmap.yaml shows one)")],
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="print the decision and diff; change nothing")] = False,
+        once: Annotated[bool, typer.Option("--once", help="one interval, then exit")] = False,
+    ) -> None:
+        """Observe -> forecast -> correct -> re-plan -> guard -> apply, every interval."""
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        cfg, fleet = load_config(config)
+        from planner.io.catalog import Catalog
+        from planner.io.validate import check_controller_config
+
+        # --once (with --dry-run: the validate-a-config mode) also connects to Prometheus once.
+        check_controller_config(cfg, fleet, Catalog.load(), config, probe=once)
+        ctl = build_controller(cfg, fleet, dry_run or cfg.dry_run)
+        if cfg.record.metrics_port and not once:
+            ctl.metrics.serve(cfg.record.metrics_port)
+
+        def show(d: Decision) -> None:
+            typer.echo(f"[{d.outcome}] t={d.t_s:.0f} forecast_rps={ {m: round(v, 3) for m, v in d.forecast_rps.items()} }")
+            for r in d.reasons:
+                typer.echo(f"  {r}")
+            for e in d.errors:
+                typer.echo(f"  error: {e}")
+            if d.proposal is not None:
+                pools = sorted(set(d.current) | set(d.proposal))
+                typer.echo("optimiser proposal (before the guard):")
+                for p in pools:
+                    a, b = d.current.get(p, 0), d.proposal.get(p, 0)
+                    typer.echo(f"  {p}: {a} -> {b}" + ("" if a != b else " (same)"))
+            typer.echo(("would change:\n" if ctl.dry_run else "changes:\n") + d.diff_text() if d.changes else "no change")
+
+        ctl.run(once=once, on_decision=show)

@@ -1,0 +1,190 @@
+"""The `planner` command line: solve, explain, workload; other parts register their commands.
+
+Exit codes: 0 success; 2 bad input (the message names file, field and expectation); 3 the
+instance is infeasible (the plan file is still written, with its diagnosis).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from planner.cli.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
+from planner.io.schema import Plan
+
+from solvers import backend_help, backend_names, choices_text, objective_help, objective_names  # the registries
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM.")
+workload_app = typer.Typer(no_args_is_help=True, help="Workloads: traces -> request classes.")
+app.add_typer(workload_app, name="workload")
+console = stdout_console()
+
+def plan_table(plan: Plan, title: str = "Plan") -> Table:
+    """Pools of a plan with utilization and the predicted percentiles of the classes they serve."""
+    from planner.io.schema import precision_suffix
+
+    t = Table(title=title)
+    for col, just in (("model", "left"), ("role", "left"), ("GPU", "left"), ("tp", "right"), ("replicas", "right"),
+                      ("GPUs", "right"), ("$/h", "right"), ("util", "right"), ("TTFT ms", "right"), ("ITL ms", "right"), ("laws", "left")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for model, mp in plan.models.items():
+        for p in mp.pools:
+            pct = next((mp.predicted[c].percentile for c, w in mp.routing.items() if w.get(p.id, 0) > 0 and c in mp.predicted), None)
+            ttft, itl = p.ttft_ms, p.itl_ms
+            t.add_row(model, p.role, p.gpu, f"{p.tp}{precision_suffix(p.weight_dtype, p.kv_dtype)}", str(p.replicas), str(p.gpus), f"{p.cost_per_hour:,.2f}",
+                      f"{p.utilization:.0%}",
+                      f"{ttft:.0f} (p{pct:g})" if ttft is not None and pct else "-",
+                      f"{itl:.1f} (p{pct:g})" if itl is not None and pct else "-", p.law_source or p.source)
+    return t
+
+
+def print_plan(plan: Plan) -> None:
+    """The plan's pools table, totals and solver facts (or its diagnosis when infeasible)."""
+    if not plan.feasible:
+        console.print("[bold red]Infeasible.[/] What binds and what would make it feasible:")
+        for d in plan.diagnosis:
+            console.print(f"  • {d}")
+        return
+    console.print(plan_table(plan))
+    gpus = ", ".join(f"{n} x {g}" for g, n in sorted(plan.gpus.items()))
+    power = f"   power {plan.power_kw:,.1f} kW at TDP" if plan.power_kw is not None else ""
+    console.print(f"[bold]Total[/]: ${plan.cost_per_hour:,.2f}/h   GPUs: {gpus}{power}")
+    for model, mp in plan.models.items():
+        console.print(f"  {model}: P:D = {mp.pd_ratio:.2f}" if mp.pd_ratio else f"  {model}: aggregated (mixed) only")
+    s = plan.solver
+    gap = f"{s.gap * 100:.3f}%" if s.gap is not None else "n/a"
+    for n in plan.notes:
+        console.print(f"[yellow]note:[/] {n}", highlight=False)
+    unit = f" {s.objective_unit}" if s.objective_unit else ""
+    num = lambda x: "n/a" if x is None else f"{x:,.6g}{unit}"  # noqa: E731
+    console.print(f"Solver: {s.backend} {s.status}, objective {num(s.objective)}, bound {num(s.bound)}, gap {gap}, {s.seconds:.2f}s")
+    if plan.load_multiplier is not None:
+        console.print(f"[bold]Load multiplier[/]: {plan.load_multiplier:.3f}x the workload fits this fleet within SLO")
+
+
+@app.command()
+@friendly_errors
+def solve(
+    workload: Path = typer.Option(..., "--workload", "-w", help="workload YAML (models with SLOs, request classes)"),
+    fleet: Path = typer.Option(..., "--fleet", "-f", help="fleet YAML (GPU inventory, limits, current replicas)"),
+    profiles: Optional[Path] = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
+    backend: str = typer.Option("highs", "--backend", "-b", help=backend_help()),
+    objective: str = typer.Option("cost", "--objective", help=objective_help()),
+    time_limit_s: float = typer.Option(10.0, "--time-limit", min=0.01, max=86400.0, help="solver time limit, seconds"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the plan here (.yaml or .json)"),
+    verify: bool = typer.Option(False, "--verify", help="simulate the plan; tighten and re-solve where SLO attainment is short"),
+    verify_rounds: int = typer.Option(3, "--verify-rounds", min=0, help="most re-solves when verifying"),
+    seed: int = typer.Option(0, "--seed", help="simulation seed (with --verify)"),
+    slo_cost: bool = typer.Option(True, "--slo-cost/--no-slo-cost", help="also price each SLO term (re-solves with each bound tightened/loosened 25%)"),
+) -> None:
+    """Cheapest plan (pools, replicas, routing) that meets the workload's SLOs on the fleet."""
+    from planner.io.catalog import Catalog
+    from planner.io.files import check_writable
+    from planner.perf.laws import PerfModel
+    from planner.io.planfile import save_plan
+    from planner.planning.assemble import plan_workload
+    from planner.io.validate import check_profiles_found, load_workload_fleet
+
+    if backend not in backend_names():
+        raise typer.BadParameter(f"--backend must be {choices_text(backend_names())}, got {backend!r}")
+    if objective not in objective_names():
+        raise typer.BadParameter(f"--objective must be {choices_text(objective_names())}, got {objective!r}")
+    if output is not None:
+        check_writable(output, "--output")  # before the solve, so that no work is lost
+    catalog = Catalog.load()
+    wl, fl = load_workload_fleet(workload, fleet, catalog)
+    perf = PerfModel.load(catalog=catalog, profiles_dir=profiles)
+    check_profiles_found(len(perf.measured), profiles)
+    with console.status("solving the ILP…"):
+        plan = plan_workload(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s, objective=objective)
+    if slo_cost and plan.feasible and objective == "cost":
+        from planner.planning.assemble import slo_costs
+
+        with console.status("pricing each SLO term…"):
+            plan.slo_costs = slo_costs(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s)
+    if verify and plan.feasible:
+        from planner.planning.verify import verify_and_resolve
+
+        plan = verify_and_resolve(wl, fl, perf, catalog, plan, backend=backend, time_limit_s=time_limit_s,
+                                  rounds=verify_rounds, seed=seed, console=console)
+    print_plan(plan)
+    if output is not None:
+        save_plan(output, plan)
+        console.print(f"plan written to {output}")
+    if not plan.feasible:
+        raise typer.Exit(EXIT_INFEASIBLE)
+
+
+@app.command("explain")
+@friendly_errors
+def explain_cmd(plan_path: Path = typer.Argument(..., help="plan file written by `planner solve`")) -> None:
+    """Binding constraints of a plan and what each class is predicted to see against its SLO."""
+    from planner.io.planfile import explain, load_plan
+
+    for line in explain(load_plan(plan_path)):
+        console.print(line, highlight=False)
+
+
+@workload_app.command("from-trace")
+@friendly_errors
+def workload_from_trace(
+    trace: Path = typer.Argument(..., help="trace CSV: timestamp,model,input_tokens,output_tokens (or the Azure columns)"),
+    model: Optional[str] = typer.Option(None, "--model", help="model of a trace without a model column"),
+    ttft_ms: float = typer.Option(1000.0, "--ttft-ms", help="TTFT bound of the SLO, ms"),
+    itl_ms: float = typer.Option(50.0, "--itl-ms", help="ITL bound of the SLO, ms"),
+    percentile: float = typer.Option(90.0, "--percentile", help="SLO percentile"),
+    isl_buckets: int = typer.Option(3, "--isl-buckets", min=1, max=100, help="input-length buckets per model"),
+    osl_buckets: int = typer.Option(2, "--osl-buckets", min=1, max=100, help="output-length buckets per model"),
+    rate_quantile: Optional[float] = typer.Option(None, "--rate-quantile", help="size classes for this quantile of the per-minute rate (e.g. 0.9) instead of the mean"),
+    poisson: bool = typer.Option(False, "--poisson", help="do not measure burstiness: the classes are Poisson"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the workload YAML here"),
+) -> None:
+    """Bucket a request trace into request classes (ISL x OSL per model) with rates."""
+    from planner.io.errors import InputError
+    from planner.io.files import check_writable, dump_yaml, write_atomic
+    from planner.io.validate import slo_from_options
+    from planner.io.traces import bucket_trace, read_trace
+
+    slo = slo_from_options(ttft_ms, itl_ms, percentile)
+    if rate_quantile is not None and not (0.0 <= rate_quantile <= 1.0):
+        raise InputError(None, "--rate-quantile", f"expected a quantile in [0, 1] (e.g. 0.9), got {rate_quantile:g}")
+    if output is not None:
+        check_writable(output, "--output")
+    tr = read_trace(trace, model)
+    wl = bucket_trace(tr, slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile, burstiness=not poisson)
+    t = Table(title=f"{len(tr)} requests over {tr['t_s'].max():.0f} s")
+    for col in ("class", "isl", "osl", "rate req/s", "IDC 1s", "IDC 10s", "p99 prompt tok/s"):
+        t.add_column(col)
+    for c in wl.classes:
+        b = c.burstiness
+        t.add_row(c.id, str(c.isl), str(c.osl), f"{c.rate_rps:.3f}", f"{b.idc_1s:.2f}" if b else "-",
+                  f"{b.idc_10s:.2f}" if b and b.idc_10s is not None else "-",
+                  f"{b.p99_prompt_tokens_per_s:.0f}" if b and b.p99_prompt_tokens_per_s is not None else "-")
+    console.print(t)
+    text = dump_yaml(wl.model_dump(mode="json", exclude_none=True))
+    if output is not None:
+        write_atomic(output, text)
+        console.print(f"workload written to {output}")
+    else:
+        sys.stdout.write(text)
+
+
+# --- command registrations (each part adds one import + call here)
+from planner.cli.simulate import register as _register_simulate; _register_simulate(app)  # noqa: E402,E702 (simulate, emulate)
+from planner.cli.whatif import register as _register_whatif; _register_whatif(app)  # noqa: E402,E702 (whatif)
+from planner.cli.control import register as _register_control; _register_control(app)  # noqa: E402,E702 (control)
+from planner.cli.profile import register as _register_profile; _register_profile(app)  # noqa: E402,E702 (profile, profile show)
+from planner.cli.synth import register as _register_synth; _register_synth(workload_app)  # noqa: E402,E702 (workload synth)
+# --- end of command registrations
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

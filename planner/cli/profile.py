@@ -1,0 +1,283 @@
+"""``planner profile ...`` (measure a variant into a profile directory) and ``planner profile show DIR``.
+
+  planner profile --backend vllm --model llama-3.1-8b --gpu H100-SXM-80GB --tp 1            # launch vllm serve
+  planner profile --backend vllm --endpoint http://host:8000 --model ... --gpu ... --tp 1  # attach
+  planner profile --backend torch --model llama-3.1-8b --gpu H100-SXM-80GB                 # reference decoder
+  planner profile show profiles/data/llama-3.1-8b/H100-SXM-80GB/tp1
+
+The output directory defaults to profiles/data/<model>/<gpu>/tp<N> of the package; it is resumable:
+points already there are not measured again.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from enum import Enum
+from typing import Optional
+
+import typer
+
+from planner.cli.console import friendly_errors
+from planner.io.errors import InputError
+
+
+
+
+class PrefillMethod(str, Enum):
+    """How the vLLM backend times a prefill point (profiles/backends/vllm.py's module doc)."""
+
+    engine = "engine"
+    blocker = "blocker"
+
+def _friendly(fn):  # type: ignore[no-untyped-def]
+    """planner.cli.console.friendly_errors, and Ctrl-C says that the measured points are kept."""
+    checked = friendly_errors(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return checked(*args, **kwargs)
+        except KeyboardInterrupt:
+            from rich.console import Console
+
+            Console(stderr=True).print("[yellow]interrupted:[/] measured points are kept; rerun the same command to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _ints(text: Optional[str], default, field: str):
+    from profiles import sweep
+
+    try:
+        return sweep.parse_int_list(text, default)
+    except ValueError as exc:
+        raise InputError(None, field, str(exc)) from None
+
+
+def _floats(text: Optional[str], field: str) -> tuple[float, ...]:
+    if not text:
+        return ()
+    try:
+        vals = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise InputError(None, field, f"expected a comma-separated list of numbers, got {text!r}") from None
+    if any(v <= 0 for v in vals):
+        raise InputError(None, field, f"expected positive rates, got {text!r}")
+    return vals
+
+
+def _rates_by_isl(text: Optional[str]) -> dict[int, tuple[float, ...]]:
+    """'1024=3,8,14;4096=2,4' -> {1024: (3, 8, 14), 4096: (2, 4)}."""
+    out: dict[int, tuple[float, ...]] = {}
+    for part in (text or "").split(";"):
+        if not part.strip():
+            continue
+        isl, sep, rates = part.partition("=")
+        if not sep or not isl.strip().isdigit() or int(isl) <= 0:
+            raise InputError(None, "rates_by_isl", f"expected ISL=RATE,RATE;... with a positive integer ISL, got {part!r}")
+        out[int(isl)] = _floats(rates, "rates_by_isl")
+    return out
+
+
+def _rate_isls(by_isl: Optional[str], isls: Optional[str], isl: int) -> tuple[int, ...]:
+    if by_isl and not isls:
+        return tuple(_rates_by_isl(by_isl))
+    return _ints(isls, (isl,), "rate_isls")
+
+
+def dtype_of(engine_flag: Optional[str]) -> str:
+    """The precision contract's dtype ('bf16' or 'fp8') of a vLLM --quantization / --kv-cache-dtype value."""
+    return "fp8" if (engine_flag or "").lower().startswith("fp8") else "bf16"
+
+
+def variant_dir_name(tp: int, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> str:
+    """tp<N>[-fp8][-kvfp8] (precision contract: -fp8 = FP8 weights, -kvfp8 = FP8 KV cache)."""
+    return f"tp{tp}" + ("-fp8" if weight_dtype == "fp8" else "") + ("-kvfp8" if kv_dtype == "fp8" else "")
+
+
+def vllm_profile_dir(root: Path, model: str, gpu: str, tp: int, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> Path:
+    """Where a vLLM-measured profile lives: <root>/<model>/<gpu>/tp<N>[-fp8][-kvfp8]/vllm/."""
+    return Path(root) / model / gpu / variant_dir_name(tp, weight_dtype, kv_dtype) / "vllm"
+
+
+def register(app: typer.Typer) -> None:
+    profile_app = typer.Typer(help="Measure a variant's latency curves into a profile directory; `show` views one.")
+
+    @profile_app.callback(invoke_without_command=True)
+    @_friendly
+    def profile(
+        ctx: typer.Context,
+        backend: str = typer.Option("vllm", help="vllm (launch vllm serve or attach to --endpoint) or torch (reference decoder on this GPU)"),
+        model: Optional[str] = typer.Option(None, help="model name in profiles/models.yaml"),
+        gpu: Optional[str] = typer.Option(None, help="GPU type name in profiles/gpus.yaml (names the profile)"),
+        tp: int = typer.Option(1, min=1, help="tensor-parallel size"),
+        out: Optional[Path] = typer.Option(None, help="profile directory (default profiles/data/<model>/<gpu>/tp<N>)"),
+        endpoint: Optional[str] = typer.Option(None, help="attach to a running vLLM server at this URL instead of launching one"),
+        hf_model: Optional[str] = typer.Option(None, help="what vllm serve loads (default: the catalog's hf_id)"),
+        max_num_batched_tokens: int = typer.Option(8192, min=1, help="vllm --max-num-batched-tokens (V1 default 8192)"),
+        max_num_seqs: int = typer.Option(256, min=1, help="vllm --max-num-seqs (default 256)"),
+        gpu_memory_utilization: float = typer.Option(0.9, min=0.05, max=1.0, help="vllm --gpu-memory-utilization"),
+        dummy_weights: bool = typer.Option(True, "--dummy-weights/--real-weights", help="--load-format dummy: profile the architecture without downloading weights (launch mode writes the model folder itself from profiles/models.yaml + model_configs.yaml unless --hf-model is given)"),
+        model_dir: Optional[Path] = typer.Option(None, help="with --dummy-weights: where to write the weightless model folder (default: a temporary folder)"),
+        quantization: Optional[str] = typer.Option(None, help="vllm --quantization (fp8 = FP8 weights; profile dir suffix -fp8)"),
+        kv_cache_dtype: Optional[str] = typer.Option(None, help="vllm --kv-cache-dtype (fp8 = FP8 KV cache; profile dir suffix -kvfp8)"),
+        max_model_len: Optional[int] = typer.Option(None, min=2, help="vllm --max-model-len (default: the model's context length)"),
+        skip_tokenizer_init: bool = typer.Option(False, help="vllm --skip-tokenizer-init (no tokenizer is written; prompts are token ids)"),
+        time_budget_s: Optional[float] = typer.Option(None, min=1.0, help="wall seconds for the prefill+decode sweeps; points not started in time are skipped"),
+        deadline_unix_s: Optional[float] = typer.Option(None, help="absolute end (Unix time) of the prefill+decode sweeps"),
+        rate_deadline_unix_s: Optional[float] = typer.Option(None, help="no rate run starts after this Unix time"),
+        port: int = typer.Option(8000, help="port of the launched server"),
+        server_cmd: str = typer.Option("vllm serve", help="command that starts the server (its model argument and flags are appended)"),
+        extra_args: str = typer.Option("", help="more flags for the launched server, one string"),
+        prefill_isl: Optional[str] = typer.Option(None, help="comma list (default 128..16384)"),
+        prefill_batch: Optional[str] = typer.Option(None, help="comma list (default 1,2,4,8)"),
+        decode_batch: Optional[str] = typer.Option(None, help="comma list (default 1..256)"),
+        decode_context: Optional[str] = typer.Option(None, help="comma list (default 512..8192)"),
+        decode_tokens: int = typer.Option(64, min=16, help="tokens generated per decode stream in the steady-state window"),
+        repeats: int = typer.Option(3, min=1, help="timings per point (the median is kept)"),
+        decode_repeats: Optional[int] = typer.Option(None, min=1, help="timings per decode point (default: --repeats)"),
+        prefill_budget_frac: float = typer.Option(0.3, min=0.05, max=1.0, help="share of --time-budget-s / --deadline-unix-s the prefill sweep may use"),
+        prefill_method: PrefillMethod = typer.Option(PrefillMethod.engine, case_sensitive=False,
+                                           help="vllm: how a prefill point is timed: 'engine' (vLLM's own prefill-time histogram) "
+                                                "or 'blocker' (the first runs' client-side method); profiles/backends/vllm.py says why"),
+        max_point_kv_tokens: Optional[int] = typer.Option(None, min=1, help="skip decode points holding more KV tokens than this"),
+        ttft_cap_ms: float = typer.Option(30000.0, help="stop growing a prefill dimension past this latency"),
+        itl_cap_ms: float = typer.Option(500.0, help="stop growing a decode dimension past this latency"),
+        health_timeout_s: Optional[float] = typer.Option(None, help="how long to wait for /health (launch: 900 s, attach: 30 s)"),
+        kv_capacity: Optional[int] = typer.Option(None, min=1, help="KV capacity in tokens, if /metrics does not say"),
+        time_scale: float = typer.Option(1.0, min=1e-4, help="emulated servers only: wall seconds per emulated second"),
+        rates: Optional[str] = typer.Option(None, help="request-rate sweep (req/s, comma list) for goodput.csv"),
+        rate_isl: int = typer.Option(1024, min=1), rate_osl: int = typer.Option(128, min=1),
+        rate_requests: int = typer.Option(200, min=1, help="requests per rate (at least)"),
+        rate_isls: Optional[str] = typer.Option(None, help="rate sweep ISLs, comma list (default: --rate-isl); per-request rows -> load_sweep.csv"),
+        rates_by_isl: Optional[str] = typer.Option(None, help="rates per ISL, e.g. '1024=3,8,14;4096=2,4,6' (ISLs in this order)"),
+        rate_duration_s: float = typer.Option(0.0, min=0.0, help="if > 0: each rate sends max(rate-requests, rate x this) requests"),
+        saturation_ttft_ms: Optional[float] = typer.Option(None, help="stop raising an ISL's rate once the median TTFT passes this"),
+        slo_ttft_ms: Optional[float] = typer.Option(None, help="goodput: TTFT bound"),
+        slo_itl_ms: Optional[float] = typer.Option(None, help="goodput: ITL bound"),
+        device: str = typer.Option("cuda", help="torch backend: device"),
+        check: bool = typer.Option(True, "--check/--no-check", help="torch backend: correctness check first"),
+        progress: bool = typer.Option(True, "--progress/--no-progress"),
+    ) -> None:
+        """Measure prefill and decode curves of one variant (resumable; see `planner profile show`)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from planner.io.catalog import Catalog
+        from planner.cli.console import stdout_console
+        from planner.perf.profiledata import profile_dir
+
+        if not model or not gpu:
+            raise InputError(None, "model" if not model else "gpu", "--model and --gpu are required (names from profiles/models.yaml and profiles/gpus.yaml)")
+        cat = Catalog.load()
+        spec = cat.model(model)
+        cat.gpu(gpu)
+        if backend == "vllm":
+            directory = out or vllm_profile_dir(Path(__file__).resolve().parent / "data", model, gpu, tp,
+                                                dtype_of(quantization), dtype_of(kv_cache_dtype))
+        else:
+            directory = out or profile_dir(Path(__file__).resolve().parent / "data", model, gpu, tp)
+        console = stdout_console()
+        from profiles import format as pfmt
+
+        pi = _ints(prefill_isl, pfmt.PREFILL_ISL, "prefill_isl")
+        pb = _ints(prefill_batch, pfmt.PREFILL_BATCH, "prefill_batch")
+        db = _ints(decode_batch, pfmt.DECODE_BATCH, "decode_batch")
+        dc = _ints(decode_context, pfmt.DECODE_CONTEXT, "decode_context")
+        if backend == "torch":
+            from profiles.backends import torch_ref
+
+            argv = ["--model", model, "--gpu", gpu, "--tp", str(tp), "--out", str(directory), "--device", device,
+                    "--prefill-isl", ",".join(map(str, pi)), "--prefill-batch", ",".join(map(str, pb)),
+                    "--decode-batch", ",".join(map(str, db)), "--decode-context", ",".join(map(str, dc)),
+                    "--mem-fraction", str(gpu_memory_utilization), "--ttft-cap-ms", str(ttft_cap_ms), "--itl-cap-ms", str(itl_cap_ms)]
+            if check:
+                argv.append("--check")
+            if kv_capacity:
+                argv += ["--kv-capacity", str(kv_capacity)]
+            try:
+                code = torch_ref.main(argv)
+            except ModuleNotFoundError as exc:
+                raise InputError(None, "backend", f"the torch backend needs PyTorch ({exc}); pip install torch") from None
+            except SystemExit as exc:
+                raise InputError(None, "backend", str(exc)) from None
+            raise typer.Exit(code)
+        if backend != "vllm":
+            raise InputError(None, "backend", f"expected 'vllm' or 'torch', got {backend!r}")
+        import shlex
+
+        import tempfile
+
+        from profiles.backends.vllm import LaunchConfig, VllmRunConfig, run_profile
+
+        launch = None
+        tmp_model_dir = None
+        if endpoint is None:
+            what = hf_model or spec.hf_id or model
+            if dummy_weights and hf_model is None:
+                from profiles.modeldir import load_serving_facts, write_model_dir
+
+                facts = load_serving_facts(model)  # before any work: a model without facts is exit 2
+                if model_dir is None:
+                    tmp_model_dir = tempfile.TemporaryDirectory(prefix=f"pdp-{model}-")
+                    model_dir = Path(tmp_model_dir.name)
+                what = str(write_model_dir(spec, model_dir, facts, tokenizer=not skip_tokenizer_init))
+                if max_model_len is None:
+                    max_model_len = facts.max_position_embeddings
+            launch = LaunchConfig(model=what, served_model_name=model, tp=tp,
+                                  max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+                                  gpu_memory_utilization=gpu_memory_utilization, load_format_dummy=dummy_weights,
+                                  max_model_len=max_model_len, quantization=quantization, kv_cache_dtype=kv_cache_dtype,
+                                  skip_tokenizer_init=skip_tokenizer_init, port=port,
+                                  extra_args=shlex.split(extra_args), server_cmd=shlex.split(server_cmd))
+        cfg = VllmRunConfig(model=model, gpu=gpu, tp=tp, out=Path(directory), endpoint=endpoint, launch=launch,
+                            prefill_isl=pi, prefill_batch=pb, decode_batch=db, decode_context=dc, decode_tokens=decode_tokens,
+                            repeats=repeats, decode_repeats=decode_repeats, prefill_method=prefill_method.value, prefill_budget_frac=prefill_budget_frac,
+                            max_point_kv_tokens=max_point_kv_tokens, ttft_cap_ms=ttft_cap_ms, itl_cap_ms=itl_cap_ms, max_num_seqs=max_num_seqs,
+                            max_batched_tokens=max_num_batched_tokens, health_timeout_s=health_timeout_s,
+                            kv_capacity_override=kv_capacity, time_scale=time_scale, rates=_floats(rates, "rates"),
+                            rate_isl=rate_isl, rate_osl=rate_osl, rate_requests=rate_requests,
+                            rate_isls=_rate_isls(rates_by_isl, rate_isls, rate_isl), rates_by_isl=_rates_by_isl(rates_by_isl),
+                            rate_duration_s=rate_duration_s,
+                            saturation_ttft_ms=saturation_ttft_ms, time_budget_s=time_budget_s,
+                            deadline_unix_s=deadline_unix_s, rate_deadline_unix_s=rate_deadline_unix_s,
+                            weight_dtype=dtype_of(quantization), kv_dtype=dtype_of(kv_cache_dtype),
+                            slo_ttft_ms=slo_ttft_ms, slo_itl_ms=slo_itl_ms, progress=progress)
+        try:
+            summary = run_profile(cfg)
+        finally:
+            if tmp_model_dir is not None:
+                tmp_model_dir.cleanup()
+        p, d = summary.prefill, summary.decode
+        console.print(f"profile written to {directory}: KV capacity {summary.kv_capacity_tokens:,} tokens; "
+                      f"prefill {len(p.measured)} measured, {len(p.resumed)} resumed, {len(p.dominated)} skipped; "
+                      f"decode {len(d.measured)} measured, {len(d.resumed)} resumed, {len(d.dominated)} skipped; "
+                      f"GPU busy {summary.gpu_seconds:.1f} s")
+        for k, why in {**p.stop_reasons, **d.stop_reasons}.items():
+            console.print(f"  stopped at {k}: {why}")
+
+    @profile_app.command("show")
+    @_friendly
+    def show(
+        directory: Path = typer.Argument(..., help="profile directory (meta.yaml, prefill.csv, decode.csv)"),
+        png: Optional[Path] = typer.Option(None, help="where to save the plot (default out/<model>-<gpu>-tp<N>-fit.png, "
+                                           "never inside the tracked profile folder)"),
+    ) -> None:
+        """Print the fitted laws and residuals of a profile, and save a PNG of points vs fitted curves."""
+        from planner.cli.console import stdout_console
+        from profiles.show import fit_profile_dir, render, save_png
+
+        from planner.io.files import check_writable
+
+        if png is not None:
+            check_writable(png, "--png")
+        fit = fit_profile_dir(directory)
+
+        console = stdout_console()
+        render(fit, console)
+        m = fit.profile.meta
+        path = save_png(fit, png or Path("out") / f"{m.model}-{m.gpu}-tp{m.tp}-fit.png")
+        console.print(f"plot saved to {path}")
+
+    app.add_typer(profile_app, name="profile")

@@ -1,0 +1,81 @@
+"""CLI commands of the simulation area: ``planner simulate`` and ``planner emulate``.
+
+Registered into the lead's Typer app by ``register(app)`` (one line in planner/cli/main.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+from planner.cli.console import friendly_errors
+from planner.io.errors import InputError
+from planner.perf.laws import VariantPerf, lookup_variant_perf
+from planner.io.schema import Variant
+
+PerfLookup = Callable[..., Optional[VariantPerf]]
+
+
+def default_perf_lookup() -> PerfLookup:
+    """`PerfModel.load().get` when the performance model exists; a clear error otherwise."""
+    try:
+        from planner.perf.laws import PerfModel  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise InputError(None, "perf", "the performance model (planner.perf.laws.PerfModel) is not available in this build") from exc
+    pm = PerfModel.load()
+    return lambda model, gpu, tp, weight_dtype="bf16", kv_dtype="bf16": pm.get(model, gpu, tp, weight_dtype, kv_dtype)
+
+
+def lookup_variant(perf_lookup: PerfLookup, pool_id: str, where: str = "--variant") -> VariantPerf:
+    try:
+        v = Variant.parse(pool_id)
+    except ValueError as exc:
+        raise InputError(None, where, str(exc)) from exc
+    perf = lookup_variant_perf(perf_lookup, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)
+    if perf is None:
+        raise InputError(None, where, f"no performance model for {v.model} on {v.gpu} tp{v.tp}{v.precision} (unknown model or GPU in the catalogs)")
+    return perf
+
+
+def register(app: typer.Typer) -> None:
+    """Add `simulate` and `emulate` to the planner CLI."""
+
+    @app.command("emulate")
+    @friendly_errors
+    def emulate(
+        variant: str = typer.Option(..., help="pool id model/role/gpu/tpN whose latency laws time the tokens"),
+        port: int = typer.Option(8000, help="first port; replica i listens on port+i"),
+        replicas: int = typer.Option(1, min=1, help="replicas in this process"),
+        host: str = typer.Option("127.0.0.1", help="bind address"),
+        time_scale: float = typer.Option(1.0, min=1e-4, help="wall seconds per emulated second (0.1 = 10x faster)"),
+        served_model_name: Optional[str] = typer.Option(None, help="model name in the API (default: the variant's model)"),
+    ) -> None:
+        """Serve emulated vLLM replicas (OpenAI completions + vLLM /metrics) timed by the performance model."""
+        from rich.console import Console
+
+        from planner.simulate.emulator import serve_forever
+        from planner.io.validate import check_port_free
+
+        check_port_free(host, port, replicas)  # before start-up: a busy port is exit 2, not a thread's traceback
+        perf = lookup_variant(default_perf_lookup(), variant)
+        Console().print(f"emulating {variant} ({perf.source} laws) on {host}:{port}..{port + replicas - 1}, time_scale={time_scale}; Ctrl-C stops")
+        serve_forever(perf, port=port, replicas=replicas, host=host, time_scale=time_scale, model_name=served_model_name)
+
+    @app.command("simulate")
+    @friendly_errors
+    def simulate(
+        plan: Path = typer.Option(..., help="plan YAML/JSON (planner solve output)"),
+        trace: Optional[Path] = typer.Option(None, help="trace CSV: timestamp, model, input_tokens, output_tokens (or Azure columns)"),
+        workload: Optional[Path] = typer.Option(None, help="workload YAML with Poisson classes"),
+        duration: Optional[float] = typer.Option(None, help="seconds of arrivals to simulate (default: whole trace, or 600 s)"),
+        seed: int = typer.Option(0, help="random seed (arrivals, routing)"),
+        png: Optional[Path] = typer.Option(Path("out/simulation.png"), help="where to save the latency plot (its folder is created)"),
+        model: Optional[str] = typer.Option(None, help="model of a trace without a model column (e.g. the Azure trace)"),
+    ) -> None:
+        """Replay a trace or a workload against a plan; per-class latency percentiles and SLO attainment."""
+        from planner.cli.simulate_run import run_simulate
+
+        run_simulate(plan=plan, trace=trace, workload=workload, duration=duration, seed=seed, png=png, model=model,
+                     perf_lookup=default_perf_lookup())

@@ -1,0 +1,147 @@
+"""`planner simulate`: load a plan and a workload or trace, simulate, print tables, save a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from planner.cli.console import stdout_console
+from planner.io.errors import InputError
+from planner.io.files import load_model
+from planner.io.schema import ModelEntry, Plan, Slo, Workload
+from planner.simulate.arrivals import Arrivals, poisson_arrivals, trace_arrivals
+from planner.simulate.fleet import FleetSimulator, PerfLookup
+from planner.simulate.report import SimReport, build_report, plot_report
+
+# Simulated seconds of Poisson arrivals when --duration is not given with --workload.
+DEFAULT_WORKLOAD_DURATION_S = 600.0
+# Most requests one simulation holds. The simulator keeps every request's record (~1 kB each with its
+# events and report row, measured with tracemalloc on the default plan), so 2e6 requests is ~2 GB:
+# what a 2-core CI machine with 8 GB can afford beside the test suite.
+MAX_SIM_REQUESTS = 2_000_000
+
+
+def check_duration(duration: Optional[float], wl: Optional[Workload], where: str = "--duration") -> None:
+    """A positive, finite duration whose expected arrivals fit MAX_SIM_REQUESTS (checked before any work)."""
+    if duration is None:
+        return
+    if not (np.isfinite(duration) and duration > 0):
+        raise InputError(None, where, f"expected seconds > 0, got {duration:g}")
+    if wl is not None:
+        expected = duration * sum(c.rate_rps for c in wl.classes)
+        if expected > MAX_SIM_REQUESTS:
+            most = MAX_SIM_REQUESTS / max(sum(c.rate_rps for c in wl.classes), 1e-12)
+            raise InputError(None, where, f"{duration:g} s at the workload's {sum(c.rate_rps for c in wl.classes):g} req/s is "
+                             f"~{expected:,.0f} requests, over the simulator's limit of {MAX_SIM_REQUESTS:,} (bounded memory); "
+                             f"expected at most {most:,.0f} s")
+
+
+def plan_slos(plan: Plan) -> dict[str, Slo]:
+    """Per model, the SLO the plan was solved for (from its class predictions)."""
+    out: dict[str, Slo] = {}
+    for model, mp in plan.models.items():
+        for pr in mp.predicted.values():
+            if pr.slo_ttft_ms is not None or pr.slo_itl_ms is not None:
+                out[model] = Slo(ttft_ms=pr.slo_ttft_ms, itl_ms=pr.slo_itl_ms, percentile=pr.percentile)
+                break
+    return out
+
+
+def load_arrivals(plan: Plan, trace: Optional[Path], workload: Optional[Path], duration: Optional[float],
+                  seed: int, model: Optional[str] = None) -> tuple[Arrivals, Workload]:
+    """Arrivals and the classes they belong to. With a trace and no workload, the trace is bucketed
+    with `planner workload`'s defaults and its class ids must match the plan's routing."""
+    if trace is None and workload is None:
+        raise InputError(None, "--trace/--workload", "give a trace CSV or a workload YAML to simulate")
+    wl = load_model(Workload, workload) if workload is not None else None
+    check_duration(duration, wl)
+    if trace is None:
+        assert wl is not None
+        return poisson_arrivals(wl, duration or DEFAULT_WORKLOAD_DURATION_S, np.random.default_rng(seed)), wl
+    import pandas as pd
+
+    from planner.io.traces import bucket_trace, read_trace
+
+    single = model or (next(iter(plan.models)) if len(plan.models) == 1 else None)
+    try:
+        head = pd.read_csv(trace, nrows=0)
+    except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(str(trace), None, f"cannot read the trace ({exc})") from exc
+    if "model" not in head.columns and single is None:
+        raise InputError(str(trace), "model", f"the trace has no model column and the plan has several models ({sorted(plan.models)}): pass --model")
+    df = read_trace(trace, model=None if "model" in head.columns else single)
+    if wl is None:
+        slos = plan_slos(plan)
+        missing = sorted(set(df["model"]) - set(slos))
+        if missing:
+            raise InputError(str(trace), "model", f"trace models {missing} are not in the plan (plan models: {sorted(plan.models)})")
+        wl = bucket_trace(df, slos)
+        routed = {c for mp in plan.models.values() for c in mp.routing}
+        unknown = [c.id for c in wl.classes if c.id not in routed]
+        if unknown:
+            raise InputError(str(trace), "classes", f"bucketing the trace gives classes {unknown} that the plan does not route; "
+                             "pass the workload the plan was solved for with --workload")
+    df = df.rename(columns={"t_s": "timestamp"})
+    return trace_arrivals(df, wl, str(trace), duration_s=duration), wl
+
+
+def class_table(rep: SimReport) -> Table:
+    t = Table(title=f"Simulated classes ({rep.arrivals_s:,.0f} s of arrivals, {len(rep.requests):,} requests, {rep.events:,} events)")
+    for col in ("class", "reqs", "TTFT p50/p90/p99 ms", "ITL p50/p90/p99 ms", "e2e p90 ms", "SLO", "attainment", "goodput rps"):
+        t.add_column(col, justify="left" if col in ("class", "SLO") else "right")
+    for r in rep.classes.itertuples():
+        slo = []
+        if r.slo_ttft_ms == r.slo_ttft_ms:
+            slo.append(f"TTFT<={r.slo_ttft_ms:g}")
+        if r.slo_itl_ms == r.slo_itl_ms:
+            slo.append(f"ITL<={r.slo_itl_ms:g}")
+        att = f"{r.attainment:.1%}"
+        att = f"[green]{att}[/]" if r.slo_holds else f"[red]{att}[/]"
+        t.add_row(str(r.class_id), f"{r.requests:,}",
+                  f"{r.ttft_p50_ms:.0f}/{r.ttft_p90_ms:.0f}/{r.ttft_p99_ms:.0f}",
+                  f"{r.itl_p50_ms:.1f}/{r.itl_p90_ms:.1f}/{r.itl_p99_ms:.1f}", f"{r.e2e_p90_ms:,.0f}",
+                  (" ".join(slo) + f" @p{r.slo_percentile:g}") if slo else "-", att, f"{r.goodput_rps:.2f}")
+    return t
+
+
+def pool_table(rep: SimReport) -> Table:
+    t = Table(title="Pools")
+    for col in ("pool", "role", "replicas", "utilization", "queue mean/max", "KV mean/max"):
+        t.add_column(col, justify="left" if col in ("pool", "role") else "right")
+    for pid, r in rep.pool_summary().iterrows():
+        t.add_row(str(pid), r["role"], str(int(r["replicas"])), f"{r['utilization']:.0%}",
+                  f"{r['queue_mean']:.1f}/{int(r['queue_max'])}", f"{r['kv_mean']:.0%}/{r['kv_max']:.0%}")
+    return t
+
+
+def run_simulate(*, plan: Path, trace: Optional[Path], workload: Optional[Path], duration: Optional[float], seed: int,
+                 png: Optional[Path], perf_lookup: PerfLookup, console: Console | None = None,
+                 model: Optional[str] = None) -> SimReport:
+    from planner.io.planfile import load_plan
+
+    from planner.io.files import check_writable
+
+    console = console or stdout_console()
+    check_duration(duration, None)
+    if png is not None:
+        check_writable(png, "--png")
+    p = load_plan(plan)
+    if not p.feasible:
+        raise InputError(str(plan), "feasible", "the plan is infeasible: nothing to simulate")
+    arr, wl = load_arrivals(p, trace, workload, duration, seed, model)
+    sim = FleetSimulator.from_plan(p, perf_lookup, arr, wl, seed=seed + 1)
+    sim.run()
+    rep = build_report(sim)
+    console.print(class_table(rep))
+    console.print(pool_table(rep))
+    if png is not None:
+        plot_report(rep, png)
+        console.print(f"plot: {png}")
+    return rep
+
+
+__all__ = ["run_simulate", "load_arrivals", "plan_slos", "ModelEntry"]

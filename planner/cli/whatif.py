@@ -1,0 +1,207 @@
+"""`planner whatif`: the scaling and price questions on the command line, as Rich tables.
+
+    planner whatif -w examples/default/workload.yaml -f examples/default/fleet.yaml \\
+        --traffic 0.5,1,2,4 --price H100-SXM-80GB=2.5 --add-gpu H200-141GB=16 --remove-gpu L40S
+
+prints (1) cost and GPUs when every class's rate is multiplied by each --traffic factor, and
+(2) the baseline next to each single change (a GPU price, GPUs added, a GPU type removed), with
+the cost change against the baseline. `--headroom` adds how much more traffic the fleet as it
+stands takes within SLO; `--pairing` what it costs to pair prefill and decode only on the same GPU
+type (and TP). Each row is one ILP solve (planner.planning.whatif). Registered into the lead's
+Typer app by ``register(app)`` (one line in planner/cli/main.py).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from planner.cli.console import stdout_console
+from planner.io.errors import InputError
+from solvers import backend_help, backend_names, choices_text  # the registry of solver backends
+
+DEFAULT_TRAFFIC = "0.5,1,2,4"
+
+
+def parse_factors(text: str, option: str = "--traffic") -> list[float]:
+    """'0.5,1,2' -> [0.5, 1.0, 2.0]; every factor must be a positive number."""
+    out: list[float] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            f = float(part)
+        except ValueError:
+            raise InputError(None, option, f"expected comma-separated positive numbers (e.g. {DEFAULT_TRAFFIC}), got {part!r}") from None
+        if not math.isfinite(f) or f <= 0:
+            raise InputError(None, option, f"expected positive factors, got {part!r}")
+        out.append(f)
+    if not out:
+        raise InputError(None, option, f"expected at least one factor (e.g. {DEFAULT_TRAFFIC})")
+    return out
+
+
+def parse_assignments(items: list[str], option: str, what: str, integer: bool = False) -> dict[str, float]:
+    """['H100=2.5', 'L40S=1'] -> {'H100': 2.5, 'L40S': 1.0}; values must be positive."""
+    out: dict[str, float] = {}
+    for item in items:
+        gpu, sep, value = item.partition("=")
+        gpu, value = gpu.strip(), value.strip()
+        try:
+            v = int(value) if integer else float(value)
+        except ValueError:
+            v = None
+        if not sep or not gpu or v is None or not math.isfinite(v) or v <= 0:
+            raise InputError(None, option, f"expected GPU={what} with a positive {'integer' if integer else 'number'}, got {item!r}")
+        out[gpu] = float(v)
+    return out
+
+
+def _cost_where(df: pd.DataFrame, key: str, value: object) -> float | None:
+    """The cost of the row whose `key` is `value` (the baseline a table compares against), if any."""
+    b = df.loc[df[key] == value, "cost_per_hour"]
+    return float(b.iloc[0]) if len(b) else None
+
+
+def _money(x: float) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"${x:,.2f}"
+
+
+def _gpu_mix(row: pd.Series, gpu_cols: list[str]) -> str:
+    parts = [f"{int(row[c])} {c.removeprefix('gpus_')}" for c in gpu_cols if pd.notna(row[c]) and row[c] > 0]
+    return "\n".join(parts) or "-"
+
+
+def results_table(df: pd.DataFrame, key: str, key_title: str, title: str, baseline_cost: float | None) -> Table:
+    """A what-if DataFrame as a Rich table: key, cost, change vs baseline, GPUs, mix (one type a line),
+    share of requests served disaggregated, and a note (solver status when not proven optimal, or why
+    a point is infeasible)."""
+    t = Table(title=title)
+    for col, just in ((key_title, "left"), ("$/h", "right"), ("vs base", "right"), ("GPUs", "right"),
+                      ("GPU mix", "left"), ("P/D", "right"), ("note", "left")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    gpu_cols = [c for c in df.columns if c.startswith("gpus_")]
+    for _, r in df.iterrows():
+        k = r[key]
+        key_txt = f"x{k:g}" if isinstance(k, float) else str(k)
+        if r["feasible"]:
+            delta = "-"
+            if baseline_cost and not math.isnan(baseline_cost):
+                delta = f"{(r['cost_per_hour'] / baseline_cost - 1):+.1%}"
+            share = r["disaggregated_share"]
+            t.add_row(key_txt, _money(r["cost_per_hour"]), delta, str(int(r["gpus"])), _gpu_mix(r, gpu_cols),
+                      "-" if pd.isna(share) else f"{share:.0%}", "" if r["status"] == "optimal" else str(r["status"]))
+        else:
+            t.add_row(key_txt, "[red]infeasible[/]", "-", "-", "-", "-", str(r["diagnosis"]))
+    return t
+
+
+def summarise_binding(binding: str) -> str:
+    """Binding constraints, '; '-joined, in short: every non-capacity one in full, pools at their
+    utilization target counted (at the max-load optimum nearly every pool is)."""
+    parts = [b for b in binding.split("; ") if b]
+    at_target = [b for b in parts if b.startswith("pool ") and "utilization target" in b]
+    rest = [b for b in parts if b not in at_target]
+    if at_target:
+        rest.append(f"{len(at_target)} pool(s) at their utilization target")
+    return "; ".join(rest) or "none"
+
+
+def register(app: typer.Typer) -> None:
+    """Add `whatif` to the planner CLI."""
+
+    @app.command("whatif")
+    def whatif_cmd(
+        workload: Path = typer.Option(..., "--workload", "-w", help="workload YAML (models with SLOs, request classes)"),
+        fleet: Path = typer.Option(..., "--fleet", "-f", help="fleet YAML (GPU inventory, limits)"),
+        traffic: Optional[str] = typer.Option(None, "--traffic", help=f"comma-separated traffic factors (default {DEFAULT_TRAFFIC} when no other question is asked)"),
+        price: list[str] = typer.Option([], "--price", help="GPU=USD per GPU-hour; repeat for several GPU types"),
+        add_gpu: list[str] = typer.Option([], "--add-gpu", help="GPU=count: add this many GPUs of a type (new or existing); repeatable"),
+        remove_gpu: list[str] = typer.Option([], "--remove-gpu", help="GPU type to remove from the fleet; repeatable"),
+        headroom: bool = typer.Option(False, "--headroom", help="also: how much more traffic the fleet as it stands takes within SLO"),
+        pairing: bool = typer.Option(False, "--pairing", help="also: what restricting P->D pairing to the same GPU type (and TP) costs"),
+        profiles: Optional[Path] = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
+        backend: str = typer.Option("highs", "--backend", "-b", help=backend_help()),
+        time_limit_s: float = typer.Option(10.0, "--time-limit", help="solver time limit per point, seconds"),
+        csv: Optional[Path] = typer.Option(None, "--csv", help="also write all rows to this CSV (atomically)"),
+    ) -> None:
+        """What if traffic grows, GPU prices change, or GPU types are added or removed? Cost and GPUs per case."""
+        from planner import whatif
+        from planner.cli.console import friendly_errors
+        from planner.io.files import write_csv_atomic
+        from planner.io.schema import Fleet, Workload
+
+        @friendly_errors
+        def run() -> None:
+            if backend not in backend_names():
+                raise InputError(None, "--backend", f"expected {choices_text(backend_names())}, got {backend!r}")
+            from planner.api import laws
+            from planner.io.files import check_writable
+            from planner.io.validate import check_profiles_found, load_workload_fleet
+
+            if csv is not None:
+                check_writable(csv, "--csv")  # before the solves, so that no work is lost
+            catalog, perf = laws(profiles)
+            check_profiles_found(len(perf.measured), profiles)
+            wl, fl = load_workload_fleet(workload, fleet, catalog)
+            prices = parse_assignments(price, "--price", "USD_per_hour")
+            adds = {g: int(n) for g, n in parse_assignments(add_gpu, "--add-gpu", "count", integer=True).items()}
+            for g in [*prices, *remove_gpu]:
+                if g not in fl.gpus:
+                    opt = "--price" if g in prices else "--remove-gpu"
+                    raise InputError(str(fleet), f"gpus.{g}", f"{opt} names GPU type '{g}', which the fleet does not have "
+                                     f"(fleet GPUs: {', '.join(sorted(fl.gpus))})")
+            for g in adds:
+                catalog.gpu(g)  # an unknown GPU type is an InputError naming the catalog
+            kw = dict(perf=perf, catalog=catalog, backend=backend, time_limit_s=time_limit_s)
+            console = stdout_console()
+            frames: list[pd.DataFrame] = []
+            asked_changes = bool(prices or adds or remove_gpu)
+            factors = parse_factors(traffic) if traffic is not None else (
+                None if asked_changes or headroom or pairing else parse_factors(DEFAULT_TRAFFIC))
+
+            if factors:
+                with console.status(f"solving {len(factors)} traffic points…"):
+                    df = whatif.traffic(wl, fl, factors, **kw)
+                console.print(results_table(df, "traffic_factor", "traffic", "What if traffic changes? (every class's rate x factor)",
+                                            _cost_where(df, "traffic_factor", 1.0)))
+                frames.append(df.assign(question="traffic"))
+            if asked_changes:
+                scen: dict[str, tuple[Workload, Fleet]] = {"baseline": (wl, fl)}
+                for g, p in prices.items():
+                    scen[f"{g} at ${p:g}/h"] = (wl, whatif.with_price(fl, g, p))
+                for g, n in adds.items():
+                    scen[f"+{n} {g}"] = (wl, whatif.with_gpu(fl, g, n))
+                for g in remove_gpu:
+                    scen[f"without {g}"] = (wl, whatif.without_gpu(fl, g))
+                with console.status(f"solving {len(scen)} scenarios…"):
+                    df = whatif.compare(scen, **kw)
+                console.print(results_table(df, "scenario", "scenario", "What if GPU prices or the GPU mix change?",
+                                            _cost_where(df, "scenario", "baseline")))
+                frames.append(df.assign(question="fleet"))
+            if pairing:
+                with console.status("solving 3 pairing policies…"):
+                    df = whatif.pairing(wl, fl, **kw)
+                console.print(results_table(df, "pairing", "P->D pairing", "What if prefill may hand KV only to the same GPU type (and TP)?",
+                                            _cost_where(df, "pairing", "any")))
+                frames.append(df.assign(question="pairing"))
+            if headroom:
+                with console.status("solving for the largest load multiplier…"):
+                    df = whatif.headroom(wl, fl, **kw)
+                r = df.iloc[0]
+                if r["feasible"]:
+                    console.print(f"[bold]Headroom[/]: this fleet serves {r['load_multiplier']:.2f}x today's traffic within SLO "
+                                  f"({int(r['gpus'])} of {int(r['inventory_gpus'])} GPUs); what binds: {summarise_binding(r['binding'])}")
+                else:
+                    console.print(f"[bold red]Headroom[/]: the fleet cannot serve today's traffic within SLO: {r['diagnosis']}")
+                frames.append(df.assign(question="headroom"))
+            if csv is not None and frames:
+                write_csv_atomic(csv, pd.concat(frames, ignore_index=True))
+                console.print(f"rows written to {csv}")
+
+        run()

@@ -1,0 +1,127 @@
+"""Plan files: read, write, diff against a fleet's current replicas, and explain.
+
+The plan file is the product's contract with outside tools (the controller, the router, the
+simulator): top-level `cost_per_hour`, `gpus`, `solver`, `models` with pools, routing and
+predictions (see :class:`planner.io.schema.Plan`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from planner.io.errors import InputError
+from planner.io.files import load_model, write_model
+from planner.io.schema import PREFILL_SIDE, Plan, Variant
+
+
+def load_plan(path: str | os.PathLike[str]) -> Plan:
+    """Read and validate a plan file, checking that its routing names its own pools and sums to 1."""
+    plan = load_model(Plan, path)
+    for model, mp in plan.models.items():
+        for i, p in enumerate(mp.pools):
+            try:
+                v = Variant.parse(p.id)
+            except ValueError as exc:
+                raise InputError(str(path), f"models.{model}.pools[{i}].id", str(exc)) from None
+            got = (v.model, v.role, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)
+            if got != (model, p.role, p.gpu, p.tp, p.weight_dtype, p.kv_dtype):
+                raise InputError(str(path), f"models.{model}.pools[{i}]",
+                                 f"id '{p.id}' disagrees with the pool's model/role/gpu/tp/weight_dtype/kv_dtype "
+                                 f"({model}, {p.role}, {p.gpu}, {p.tp}, {p.weight_dtype}, {p.kv_dtype})")
+        roles = {p.id: p.role for p in mp.pools}
+        for i, pool in enumerate(mp.pools):
+            if pool.replicas < 0 or pool.tp <= 0:
+                raise InputError(str(path), f"models.{model}.pools[{i}]", f"expected replicas >= 0 and tp > 0, got {pool.replicas} and {pool.tp}")
+        for cid, weights in mp.routing.items():
+            for pool_id, w in weights.items():
+                if not (0.0 <= w <= 1.0):  # also false for NaN
+                    raise InputError(str(path), f"models.{model}.routing.{cid}.{pool_id}", f"expected a routing weight in [0, 1], got {w!r}")
+                if pool_id not in roles:
+                    raise InputError(str(path), f"models.{model}.routing.{cid}.{pool_id}", "routing names a pool that is not in the plan's pools")
+            for side, side_roles in (("prefill-side", PREFILL_SIDE), ("decode", ("decode",))):
+                tot = sum(w for p, w in weights.items() if roles[p] in side_roles)
+                if tot and abs(tot - 1.0) > 1e-3:
+                    raise InputError(str(path), f"models.{model}.routing.{cid}", f"{side} weights must sum to 1 (got {tot:.4f})")
+        for cid, by_prefill in mp.pairing.items():
+            for pid, weights in by_prefill.items():
+                where = f"models.{model}.pairing.{cid}.{pid}"
+                for d, w in weights.items():
+                    if not (0.0 <= w <= 1.0):
+                        raise InputError(str(path), f"{where}.{d}", f"expected a pairing weight in [0, 1], got {w!r}")
+                if roles.get(pid) != "prefill":
+                    raise InputError(str(path), where, "pairing is keyed by the class's prefill pools; this is not one of the plan's prefill pools")
+                bad = [d for d in weights if roles.get(d) != "decode"]
+                if bad:
+                    raise InputError(str(path), f"{where}.{bad[0]}", "pairing names a pool that is not one of the plan's decode pools")
+                if abs(sum(weights.values()) - 1.0) > 1e-3:
+                    raise InputError(str(path), where, f"decode weights of a prefill pool must sum to 1 (got {sum(weights.values()):.4f})")
+    return plan
+
+
+def save_plan(path: str | os.PathLike[str], plan: Plan) -> None:
+    """Write a plan atomically (YAML, or JSON when the path ends in .json)."""
+    write_model(path, plan)
+
+
+@dataclass(frozen=True)
+class PoolChange:
+    pool: str
+    current: int
+    desired: int
+
+    @property
+    def delta(self) -> int:
+        return self.desired - self.current
+
+
+def diff(plan: Plan, current: dict[str, int]) -> list[PoolChange]:
+    """Pools whose replicas differ between the fleet's `current` state and the plan (sorted by pool)."""
+    desired = plan.replicas()
+    pools = sorted(set(desired) | set(current))
+    return [PoolChange(p, current.get(p, 0), desired.get(p, 0)) for p in pools if current.get(p, 0) != desired.get(p, 0)]
+
+
+def explain(plan: Plan) -> list[str]:
+    """The plan in sentences: what binds, what each class is predicted to see against its SLO."""
+    lines: list[str] = []
+    if not plan.feasible:
+        lines.append("The plan is INFEASIBLE:")
+        lines += [f"  - {d}" for d in plan.diagnosis]
+        return lines
+    s = plan.solver
+    gap = f", gap {s.gap * 100:.2f}%" if s.gap is not None else ""
+    lines.append(f"Cost ${plan.cost_per_hour:,.2f}/h on {sum(plan.gpus.values())} GPUs "
+                 f"({', '.join(f'{n} {g}' for g, n in sorted(plan.gpus.items()))}); solver {s.backend} {s.status}{gap} in {s.seconds:.2f}s.")
+    if plan.load_multiplier is not None:
+        lines.append(f"This fleet serves {plan.load_multiplier:.2f}x the workload within SLO.")
+    lines.append("Binding constraints:" if plan.binding else "No constraint binds besides the SLO capacities themselves.")
+    lines += [f"  - {b}" for b in plan.binding]
+    for model, mp in plan.models.items():
+        pd = f"P:D = {mp.pd_ratio:.2f} (GPUs)" if mp.pd_ratio else "no disaggregated pools"
+        lines.append(f"Model {model}: {pd}")
+        for p in mp.pools:
+            lines.append(f"  pool {p.id}: {p.replicas} x tp{p.tp} = {p.gpus} GPUs, ${p.cost_per_hour:,.2f}/h, "
+                         f"utilization {p.utilization:.0%} of SLO capacity ({p.law_source or p.source} laws"
+                         + (f"; weights {p.weight_dtype}, KV cache {p.kv_dtype})" if (p.weight_dtype, p.kv_dtype) != ("bf16", "bf16") else ")"))
+        for cid, pr in mp.predicted.items():
+            terms = []
+            if pr.slo_ttft_ms is not None:
+                terms.append(f"TTFT p{pr.percentile:g} {pr.ttft_ms:.0f}/{pr.slo_ttft_ms:g} ms")
+            if pr.slo_itl_ms is not None:
+                terms.append(f"ITL p{pr.percentile:g} {pr.itl_ms:.1f}/{pr.slo_itl_ms:g} ms")
+            lines.append(f"  class {cid}: {', '.join(terms)}; {pr.disaggregated_share:.0%} disaggregated")
+            for pid, weights in mp.pairing.get(cid, {}).items():
+                lines.append(f"    KV from {pid} -> " + ", ".join(f"{d} {w:.0%}" for d, w in sorted(weights.items())))
+    if plan.slo_costs:
+        lines.append("What each SLO costs (re-solved with the bound tightened / loosened):")
+        for sc in plan.slo_costs:
+            def fmt(c: float | None) -> str:
+                if c is None:
+                    return "infeasible"
+                d = c - plan.cost_per_hour
+                return f"${c:,.2f}/h ({'+' if d >= 0 else '-'}${abs(d):,.2f})"
+            lines.append(f"  {sc.model} {sc.metric.upper()} p{sc.percentile:g} {sc.bound_ms:g} ms: "
+                         f"at {sc.tighter_ms:g} ms {fmt(sc.tighter_cost_per_hour)}; at {sc.looser_ms:g} ms {fmt(sc.looser_cost_per_hour)}")
+    lines += [f"Note: {n}" for n in plan.notes]
+    return lines

@@ -1,0 +1,146 @@
+"""Synthetic request traces of named traffic families, for testing autoscalers on load they were not tuned on.
+
+Each family is an arrival process plus a length distribution; `synth(family, ...)` returns a trace
+in the columns `planner.io.traces.read_trace` reads (timestamp, model, input_tokens, output_tokens),
+so the bench, `planner workload from-trace` and the simulator take it like any production trace.
+The families are the shapes reported against autoscalers (see issue 9):
+
+  mmpp        on/off bursts: a two-state Markov-modulated Poisson process (exponential sojourns);
+  sine        a sine between a trickle and a peak (period and amplitude are parameters);
+  step        step surges: the rate jumps to a new level and later falls back part of the way;
+  flash       a flash crowd: `factor` x the base rate for a few minutes;
+  diurnal     a slow ramp up then down (half a sine over the whole trace, the shape of a day);
+  clustered   clustered sub-second arrivals: a Neyman-Scott process (Poisson cluster centres, a
+              geometric number of requests per cluster spread over ~`spread_s`), index of dispersion of
+              1-second counts ~ 2 x cluster size, the production pattern of issue 9;
+  heavytail   Poisson arrivals with heavy-tailed (log-normal, sigma 1.2) prompt and output lengths.
+
+Arrivals of an inhomogeneous Poisson process with rate r(t) are drawn per one-second bin
+(count ~ Poisson(integral of r over the bin), times uniform inside it), which is exact for rates
+that are constant within a second. Lengths default to a log-normal fitted by moments to the
+bundled Azure conversation trace (prompt mean 1,155 / sd 1,109 tokens, output mean 211 / sd 163),
+clipped so that prompt + output fit `max_context` (4,096 for Llama-2).
+Deterministic given `seed`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+# Azure LLM inference trace 2023, conversation (bundled): moments of ContextTokens / GeneratedTokens.
+AZURE_PROMPT_MEAN, AZURE_PROMPT_SD = 1155.0, 1109.0
+AZURE_OUTPUT_MEAN, AZURE_OUTPUT_SD = 211.0, 163.0
+# Llama-2's context window (the bench's default model): prompt + output must fit it.
+DEFAULT_MAX_CONTEXT = 4096
+
+
+@dataclass(frozen=True)
+class Family:
+    """A named traffic family: its parameters (with defaults) and what it models."""
+
+    name: str
+    doc: str
+    params: dict[str, float] = field(default_factory=dict)
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("mmpp", "on/off bursts (2-state MMPP)", {"on_rps": 8.0, "off_rps": 1.0, "on_s": 120.0, "off_s": 240.0}),
+    Family("sine", "sine between a trickle and a peak", {"base_rps": 0.3, "peak_rps": 6.0, "period_s": 900.0}),
+    Family("step", "step surge then partial fall", {"low_rps": 2.0, "high_rps": 6.0, "up_at_s": 900.0, "down_at_s": 2100.0,
+                                                    "after_rps": 3.0}),
+    Family("flash", "flash crowd: factor x base for a few minutes", {"base_rps": 1.5, "factor": 10.0, "at_s": 1200.0,
+                                                                    "length_s": 180.0}),
+    Family("diurnal", "slow ramp up and down (half a sine)", {"low_rps": 0.5, "high_rps": 7.0}),
+    Family("clustered", "clustered sub-second arrivals (Neyman-Scott)", {"rate_rps": 4.0, "cluster_size": 8.0,
+                                                                         "spread_s": 0.2}),
+    Family("heavytail", "Poisson arrivals, heavy-tailed lengths", {"rate_rps": 3.0, "sigma": 1.2}),
+)}
+
+
+def _lognormal(rng: np.random.Generator, mean: float, sd: float, n: int) -> np.ndarray:
+    """Log-normal draws with the given mean and standard deviation (moment matching)."""
+    s2 = math.log(1.0 + (sd / mean) ** 2)
+    return rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2), n)
+
+
+def _poisson_times(rng: np.random.Generator, rate: Callable[[np.ndarray], np.ndarray], duration_s: float) -> np.ndarray:
+    """Inhomogeneous Poisson arrivals: per one-second bin, Poisson(rate at the bin's midpoint) uniform times."""
+    starts = np.arange(0.0, duration_s, 1.0)
+    counts = rng.poisson(np.maximum(rate(starts + 0.5), 0.0))
+    t = np.repeat(starts, counts) + rng.random(int(counts.sum()))
+    return np.sort(t[t < duration_s])
+
+
+def _arrivals(family: str, p: dict[str, float], rng: np.random.Generator, duration_s: float) -> np.ndarray:
+    if family == "mmpp":
+        edges, on, t = [], rng.random() < p["on_s"] / (p["on_s"] + p["off_s"]), 0.0
+        while t < duration_s:
+            d = rng.exponential(p["on_s"] if on else p["off_s"])
+            edges.append((t, t + d, p["on_rps"] if on else p["off_rps"]))
+            t, on = t + d, not on
+        lo = np.array([e[0] for e in edges])
+        rates = np.array([e[2] for e in edges])
+        return _poisson_times(rng, lambda x: rates[np.searchsorted(lo, x, side="right") - 1], duration_s)
+    if family == "sine":
+        mid, amp = (p["peak_rps"] + p["base_rps"]) / 2, (p["peak_rps"] - p["base_rps"]) / 2
+        # starts at the trough (-cos): the controller first meets a ramp
+        return _poisson_times(rng, lambda x: mid - amp * np.cos(2 * np.pi * x / p["period_s"]), duration_s)
+    if family == "step":
+        return _poisson_times(rng, lambda x: np.where(x < p["up_at_s"], p["low_rps"],
+                                                      np.where(x < p["down_at_s"], p["high_rps"], p["after_rps"])), duration_s)
+    if family == "flash":
+        return _poisson_times(rng, lambda x: np.where((x >= p["at_s"]) & (x < p["at_s"] + p["length_s"]),
+                                                      p["base_rps"] * p["factor"], p["base_rps"]), duration_s)
+    if family == "diurnal":
+        return _poisson_times(rng, lambda x: p["low_rps"] + (p["high_rps"] - p["low_rps"]) * np.sin(np.pi * x / duration_s),
+                              duration_s)
+    if family == "clustered":
+        m = max(1.0, p["cluster_size"])
+        centres = _poisson_times(rng, lambda x: np.full_like(x, p["rate_rps"] / m), duration_s)
+        # geometric cluster sizes with mean m (support 1, 2, ...)
+        sizes = rng.geometric(1.0 / m, centres.size)
+        t = np.repeat(centres, sizes) + rng.exponential(p["spread_s"], int(sizes.sum()))
+        return np.sort(t[t < duration_s])
+    if family == "heavytail":
+        return _poisson_times(rng, lambda x: np.full_like(x, p["rate_rps"]), duration_s)
+    raise KeyError(family)
+
+
+def synth(family: str, duration_s: float = 2400.0, seed: int = 0, model: str = "llama-2-70b",
+          max_context: int = DEFAULT_MAX_CONTEXT, **overrides: float) -> pd.DataFrame:
+    """A trace of `family` (see FAMILIES) over `duration_s` seconds: columns timestamp (s), model,
+    input_tokens, output_tokens. `overrides` replace the family's parameters by name."""
+    if family not in FAMILIES:
+        raise KeyError(f"unknown traffic family '{family}' (known: {', '.join(FAMILIES)})")
+    params = dict(FAMILIES[family].params)
+    unknown = set(overrides) - set(params)
+    if unknown:
+        raise KeyError(f"family '{family}' has no parameter {', '.join(sorted(unknown))} (has: {', '.join(params)})")
+    params.update({k: float(v) for k, v in overrides.items()})
+    rng = np.random.default_rng(seed)
+    t = _arrivals(family, params, rng, float(duration_s))
+    n = t.size
+    if family == "heavytail":
+        sig = params["sigma"]
+        # same medians as the Azure fit, log-sd sigma: a long tail of very long prompts and outputs
+        isl = rng.lognormal(math.log(AZURE_PROMPT_MEAN) - 0.5 * math.log(1 + (AZURE_PROMPT_SD / AZURE_PROMPT_MEAN) ** 2), sig, n)
+        osl = rng.lognormal(math.log(AZURE_OUTPUT_MEAN) - 0.5 * math.log(1 + (AZURE_OUTPUT_SD / AZURE_OUTPUT_MEAN) ** 2), sig, n)
+    else:
+        isl = _lognormal(rng, AZURE_PROMPT_MEAN, AZURE_PROMPT_SD, n)
+        osl = _lognormal(rng, AZURE_OUTPUT_MEAN, AZURE_OUTPUT_SD, n)
+    osl = np.clip(np.rint(osl), 1, max_context // 4).astype(np.int64)
+    isl = np.clip(np.rint(isl), 1, max_context - osl).astype(np.int64)
+    return pd.DataFrame({"timestamp": np.round(t, 4), "model": model, "input_tokens": isl, "output_tokens": osl})
+
+
+def index_of_dispersion(t_s: np.ndarray, window_s: float, duration_s: float) -> float:
+    """Variance / mean of the arrival counts in consecutive windows (1 for a Poisson process)."""
+    counts = np.bincount((np.asarray(t_s) // window_s).astype(int), minlength=int(duration_s // window_s))
+    counts = counts[: int(duration_s // window_s)]
+    mean = counts.mean()
+    return float(counts.var() / mean) if mean > 0 else 0.0

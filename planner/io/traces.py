@@ -1,0 +1,209 @@
+"""Request traces and their bucketing into request classes.
+
+A trace is a CSV of requests: `timestamp, model, input_tokens, output_tokens` (the product's
+format), or the Azure LLM inference trace's `TIMESTAMP, ContextTokens, GeneratedTokens` (Patel et
+al., "Splitwise", ISCA 2024), whose model is given by the caller. Bucketing splits each model's
+requests at quantiles of input and output length (log-spaced lengths bunch at the quantiles the
+operator cares about), and gives each bucket its mean lengths and its rate over the trace's span.
+Each class also gets its measured arrival over-dispersion (`measure_burstiness`), which the
+capacity model uses in place of the Poisson assumption.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from planner.io.errors import InputError
+from planner.io.files import read_csv
+from planner.io.schema import MIN_IDC, Burstiness, ModelEntry, RequestClass, Slo, Workload
+
+# Column names of the Azure LLM inference trace 2023 (Azure/AzurePublicDataset).
+AZURE_COLUMNS = {"TIMESTAMP": "timestamp", "ContextTokens": "input_tokens", "GeneratedTokens": "output_tokens"}
+
+
+def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.DataFrame:
+    """A trace as a DataFrame with columns t_s (seconds from the first request), model, input_tokens,
+    output_tokens, sorted by time. `model` names the model for traces without a model column."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(str(p), None, "file not found")
+    try:
+        head = pd.read_csv(p, nrows=0)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(str(p), None, f"expected a CSV with a header row (timestamp, model, input_tokens, "
+                         f"output_tokens or the Azure columns), could not read one ({exc})") from None
+    if set(AZURE_COLUMNS) <= set(head.columns):
+        df = read_csv(p, {"TIMESTAMP": "any", "ContextTokens": "numeric", "GeneratedTokens": "numeric"})
+        df = df.rename(columns=AZURE_COLUMNS)
+    else:
+        df = read_csv(p, {"timestamp": "any", "input_tokens": "numeric", "output_tokens": "numeric"})
+    if df.empty:
+        raise InputError(str(p), None, "the trace has no requests")
+    if "model" not in df.columns:
+        if model is None:
+            raise InputError(str(p), "model", "the trace has no model column: pass the model name (--model)")
+        df["model"] = model
+    elif model is not None:
+        df = df[df["model"] == model]
+        if df.empty:
+            raise InputError(str(p), "model", f"no request of model '{model}' in the trace")
+    ts = df["timestamp"]
+    if pd.api.types.is_numeric_dtype(ts):
+        t = ts.astype(float)
+    else:
+        parsed = pd.to_datetime(ts, errors="coerce")
+        if parsed.isna().any():
+            row = int(parsed.isna().values.argmax())
+            raise InputError(str(p), "timestamp", f"expected seconds or a date-time; row {row + 2} has {ts.iloc[row]!r}")
+        t = (parsed - parsed.min()).dt.total_seconds()
+    for col in ("input_tokens", "output_tokens"):
+        if (df[col] < 0).any():
+            row = int((df[col] < 0).values.argmax())
+            raise InputError(str(p), col, f"expected token counts >= 0; row {row + 2} has {df[col].iloc[row]}")
+    out = pd.DataFrame({
+        "t_s": t.to_numpy() - float(np.min(t)),
+        "model": df["model"].astype(str).to_numpy(),
+        "input_tokens": np.maximum(df["input_tokens"].to_numpy(dtype=np.int64), 1),
+        "output_tokens": np.maximum(df["output_tokens"].to_numpy(dtype=np.int64), 1),
+    })
+    return out.sort_values("t_s", kind="stable").reset_index(drop=True)
+
+
+# Burstiness is measured within windows of this length so that a trend over minutes (a diurnal
+# ramp, a surge) is not counted as burstiness: the rate a planner re-plans for moves at this
+# scale, so only variation faster than it must be absorbed by the replicas.
+TREND_WINDOW_S = 60.0
+# Fewest bins a window must hold for their variance to mean anything: the six 10-s bins of a
+# minute (with fewer, one draw decides the estimate; a shorter trace gets no idc_10s).
+_MIN_BINS_PER_WINDOW = 6
+# Percentile of the one-second prompt-token bursts that decode KV capacity is sized for.
+BURST_PERCENTILE = 99.0
+
+
+def _idc_within(t_s: np.ndarray, bin_s: float, window_s: float, n_windows: int) -> float:
+    """Index of dispersion (variance/mean) of `bin_s` counts, the variance taken within each
+    `window_s` window around that window's own mean (unbiased, ddof=1) and pooled over windows."""
+    per = int(window_s // bin_s)
+    if per < _MIN_BINS_PER_WINDOW:
+        return math.nan
+    counts = np.bincount((t_s // bin_s).astype(np.int64), minlength=n_windows * per)[: n_windows * per]
+    c = counts.reshape(n_windows, per).astype(float)
+    var = c.var(axis=1, ddof=1)
+    mean = float(c.mean())
+    return float(var.mean()) / mean if mean > 0 else 1.0
+
+
+def measure_burstiness(t_s: np.ndarray, input_tokens: np.ndarray, span_s: float) -> Burstiness:
+    """Arrival over-dispersion of one class's requests (times in s from the trace's start).
+
+    * idc_1s, idc_10s: variance/mean of 1-s and 10-s counts within each minute (TREND_WINDOW_S),
+      pooled over the trace's whole minutes (its whole seconds when it is shorter; an IDC is
+      left out when a window holds fewer than six of its bins): 1 for Poisson, > 1 for
+      clustered arrivals; a minute-scale trend does not raise it.
+    * ca2: squared coefficient of variation of inter-arrival gaps, each gap scaled by its minute's
+      mean rate (again so that the trend does not count): 1 for Poisson.
+    * p99_prompt_tokens_per_s: the BURST_PERCENTILE of the prompt tokens arriving per second.
+    """
+    t = np.sort(np.asarray(t_s, dtype=float))
+    t = t - float(t.min()) if t.size else t
+    # a trace shorter than a minute is one window of its whole seconds (a partly empty window would
+    # count its empty tail as burstiness)
+    window = TREND_WINDOW_S if span_s >= TREND_WINDOW_S else max(2.0, float(math.floor(span_s)))
+    n_win = max(1, int(span_s // window))
+    keep = t < n_win * window
+    idc1 = _idc_within(t[keep], 1.0, window, n_win)
+    idc10 = _idc_within(t[keep], 10.0, window, n_win)
+    minute = (t // window).astype(np.int64)
+    per_min = np.bincount(minute)
+    gaps = np.diff(t)
+    rate = per_min[minute[1:]] / window  # the gap's minute's mean rate
+    scaled = gaps * rate
+    ca2 = float(scaled.var() / scaled.mean() ** 2) if scaled.size > 1 and scaled.mean() > 0 else 1.0
+    tok = np.bincount(t.astype(np.int64), weights=np.asarray(input_tokens, dtype=float)[np.argsort(t_s, kind="stable")],
+                      minlength=max(1, int(math.ceil(span_s))))
+    p99 = float(np.percentile(tok, BURST_PERCENTILE))
+    if not math.isfinite(idc1):  # a trace of a few seconds says nothing about its dispersion: Poisson
+        idc1 = 1.0
+    return Burstiness(idc_1s=round(max(idc1, MIN_IDC), 3),
+                      idc_10s=round(max(idc10, MIN_IDC), 3) if math.isfinite(idc10) else None,
+                      ca2=round(ca2, 3), p99_prompt_tokens_per_s=round(p99, 1))
+
+
+def _class_burstiness(own: Burstiness, model: Burstiness) -> Burstiness:
+    """A class's burstiness: its own ca2 and prompt-token burst, the larger of its and its model's IDCs."""
+    idc_10s = None if own.idc_10s is None or model.idc_10s is None else max(own.idc_10s, model.idc_10s)
+    return own.model_copy(update={"idc_1s": max(own.idc_1s, model.idc_1s), "idc_10s": idc_10s})
+
+
+def _edges(values: np.ndarray, buckets: int) -> np.ndarray:
+    """Inner bucket edges at equal-count quantiles, de-duplicated (few distinct lengths -> fewer buckets)."""
+    if buckets <= 1:
+        return np.array([])
+    qs = np.quantile(values, np.linspace(0, 1, buckets + 1)[1:-1])
+    return np.unique(qs)
+
+
+def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: int = 3, osl_buckets: int = 2,
+                 duration_s: float | None = None, rate_quantile: float | None = None, window_s: float = 60.0,
+                 burstiness: bool = False) -> Workload:
+    """Request classes from a trace: ISL x OSL buckets per model, rates over the trace's span.
+
+    With `burstiness` (`planner workload from-trace` sets it unless --poisson) each class carries
+    its measured over-dispersion (`measure_burstiness`); without, the classes are Poisson. A class's
+    IDCs are the larger of its own and its model's: the model's pools serve every class of the model,
+    so they see the clusters of the model's whole stream, which a class's own (thinned) stream
+    understates (a cluster of B requests spread over k classes leaves each an IDC of about
+    1 + (IDC - 1)/k).
+
+    `rate_quantile` (e.g. 0.9) sizes the model for that quantile of its per-`window_s` rate instead
+    of the mean (plan for the busy minutes of a bursty trace, not the average); each class gets its
+    share of requests of that rate, so the classes sum to the model's quantile rate and never above
+    the trace's busiest window (each class at its own quantile would: their peaks need not coincide).
+    """
+    slos = slo if isinstance(slo, dict) else {m: slo for m in trace["model"].unique()}
+    span = duration_s or max(float(trace["t_s"].max() - trace["t_s"].min()), 1.0)
+    classes: list[RequestClass] = []
+    t0 = float(trace["t_s"].min())
+    for model, df in trace.groupby("model", sort=True):
+        if model not in slos:
+            raise InputError(None, "slo", f"no SLO given for model '{model}'")
+        model_burst = measure_burstiness(df["t_s"].to_numpy() - t0, df["input_tokens"].to_numpy(), span) if burstiness else None
+        ie, oe = _edges(df["input_tokens"].to_numpy(), isl_buckets), _edges(df["output_tokens"].to_numpy(), osl_buckets)
+        ib = np.searchsorted(ie, df["input_tokens"].to_numpy(), side="right")
+        ob = np.searchsorted(oe, df["output_tokens"].to_numpy(), side="right")
+        model_rate = len(df) / span
+        if rate_quantile is not None:
+            per_window = np.bincount((df["t_s"].to_numpy() // window_s).astype(int),
+                                     minlength=int(span // window_s) + 1) / window_s
+            model_rate = max(model_rate, float(np.quantile(per_window, rate_quantile)))
+        for (i, o), g in df.groupby([ib, ob], sort=True):
+            rate = model_rate * len(g) / len(df)
+            classes.append(RequestClass(
+                id=f"{model}/isl{i}-osl{o}",
+                model=str(model),
+                isl=int(round(g["input_tokens"].mean())),
+                osl=int(round(g["output_tokens"].mean())),
+                rate_rps=round(rate, 6),
+                burstiness=_class_burstiness(measure_burstiness(g["t_s"].to_numpy() - t0, g["input_tokens"].to_numpy(), span),
+                                             model_burst) if model_burst is not None else None,
+            ))
+    return Workload(models={m: ModelEntry(slo=s) for m, s in slos.items() if m in set(trace["model"])}, classes=classes)
+
+
+def assign_classes(trace: pd.DataFrame, workload: Workload) -> np.ndarray:
+    """Class id of each trace request: the class of its model nearest in (log isl, log osl)."""
+    out = np.empty(len(trace), dtype=object)
+    for model, idx in trace.groupby("model").groups.items():
+        cls = [c for c in workload.classes if c.model == model]
+        if not cls:
+            raise InputError(None, "model", f"trace model '{model}' has no class in the workload")
+        centers = np.log([[c.isl, c.osl] for c in cls])
+        pts = np.log(trace.loc[idx, ["input_tokens", "output_tokens"]].to_numpy(dtype=float))
+        d = ((pts[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+        out[np.asarray(idx)] = np.array([c.id for c in cls], dtype=object)[d.argmin(axis=1)]
+    return out

@@ -1,0 +1,181 @@
+"""Checks of the user's inputs at the command-line boundary, once, before any work is done.
+
+The schema (planner/io/schema.py) checks what one file says on its own (types, signs, finite numbers,
+consistent limits); this module checks what needs a catalog or a second input: a workload's
+prompts against the model's own context length, model and GPU names against the catalogs (the
+message names the USER's file, not the catalog), an instance small enough to plan in bounded
+memory, a profile root that holds profiles, a free port, a controller config that can work.
+Every failure is an :class:`~planner.io.errors.InputError` (exit 2) naming file, field and expectation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+from urllib.parse import urlparse
+
+from planner.io.errors import InputError
+from planner.io.files import load_model, parse_model
+from planner.io.schema import Fleet, Slo, Variant, Workload
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from controllers.config import ControllerConfig
+    from planner.io.catalog import Catalog
+    from planner.perf.fit import FitReport
+
+# Largest planning instance accepted: (request class, candidate variant) pairs, each one capacity
+# evaluation and one ILP column. 240 classes x 1920 variants is the largest size bench/solve_scaling.py
+# measures (1.4 s, README "Benchmarks"); beyond it neither time nor memory has been measured, and a
+# 5 MB workload (~50k classes) took minutes and 5.8 GB (issue 11).
+MAX_CLASS_VARIANT_PAIRS = 240 * 1920
+
+# A least-squares law needs at least as many distinct points as it has coefficients: both laws of
+# planner.perf.fit have three (a, b, c and alpha, beta, gamma).
+LAW_COEFFICIENTS = 3
+
+# Valid TCP ports (RFC 6335: 0 is reserved, 16-bit field).
+MAX_PORT = 65535
+
+
+def check_workload(wl: Workload, catalog: "Catalog", path: str | os.PathLike[str]) -> None:
+    """Models known, at least one class with traffic, every prompt + output within the model's context."""
+    p = str(path)
+    for m in wl.models:
+        if m not in catalog.models:
+            raise InputError(p, f"models.{m}", f"unknown model '{m}'; known (profiles/models.yaml): {', '.join(sorted(catalog.models))}")
+    if not wl.classes:
+        raise InputError(p, "classes", "expected at least one request class, got an empty list")
+    if all(c.rate_rps == 0 for c in wl.classes):
+        raise InputError(p, "classes", "every class has rate_rps 0, so there is nothing to plan; expected a rate > 0")
+    for i, c in enumerate(wl.classes):
+        spec = catalog.models[c.model]
+        if spec.max_context is not None and c.isl + c.osl > spec.max_context:
+            raise InputError(p, f"classes[{i}].isl", f"class {c.id}: isl + osl = {c.isl + c.osl} tokens exceeds {c.model}'s "
+                             f"context length of {spec.max_context} tokens (max_position_embeddings, profiles/models.yaml); "
+                             "expected isl + osl <= the context length")
+
+
+def check_fleet(fl: Fleet, catalog: "Catalog", path: str | os.PathLike[str]) -> None:
+    """GPU types known; `current` pools on the fleet's GPUs, of known models, at allowed TP sizes."""
+    p = str(path)
+    for g in fl.gpus:
+        if g not in catalog.gpus:
+            raise InputError(p, f"gpus.{g}", f"unknown GPU type '{g}'; known (profiles/gpus.yaml): {', '.join(sorted(catalog.gpus))}")
+    for pool in fl.current:
+        v = Variant.parse(pool)  # the schema checked the form
+        if v.gpu not in fl.gpus:
+            raise InputError(p, f"current.{pool}", f"GPU type '{v.gpu}' is not in the fleet's gpus ({', '.join(sorted(fl.gpus))})")
+        if v.model not in catalog.models:
+            raise InputError(p, f"current.{pool}", f"unknown model '{v.model}'; known: {', '.join(sorted(catalog.models))}")
+        if v.role not in fl.limits.roles:
+            raise InputError(p, f"current.{pool}", f"role '{v.role}' is not in limits.roles {fl.limits.roles}")
+
+
+def check_size(wl: Workload, fl: Fleet, path: str | os.PathLike[str]) -> None:
+    """Refuse an instance larger than the largest measured one (bounded time and memory)."""
+    variants_per_model = len(fl.gpus) * len(fl.limits.allowed_tp) * len(fl.limits.roles)
+    pairs = len(wl.classes) * variants_per_model
+    if pairs > MAX_CLASS_VARIANT_PAIRS:
+        most = max(1, MAX_CLASS_VARIANT_PAIRS // max(variants_per_model, 1))
+        raise InputError(str(path), "classes", f"{len(wl.classes)} classes x {variants_per_model} candidate variants per model = "
+                         f"{pairs:,} (class, variant) pairs exceeds the limit of {MAX_CLASS_VARIANT_PAIRS:,} (the largest instance "
+                         f"bench/solve_scaling.py measures); expected at most {most:,} classes on this fleet: merge classes "
+                         "(`planner workload from-trace` with fewer buckets) or narrow limits.allowed_tp / limits.roles")
+
+
+def load_workload_fleet(workload: str | os.PathLike[str], fleet: str | os.PathLike[str],
+                        catalog: "Catalog") -> tuple[Workload, Fleet]:
+    """Read and check a workload and a fleet together (the inputs of solve and whatif)."""
+    wl = load_model(Workload, workload)
+    fl = load_model(Fleet, fleet)
+    check_workload(wl, catalog, workload)
+    check_fleet(fl, catalog, fleet)
+    check_size(wl, fl, workload)
+    return wl, fl
+
+
+def check_profiles_found(measured: int, profiles_dir: Optional[str | os.PathLike[str]]) -> None:
+    """A --profiles root that yields no profile is an error, not a silent fall-back to the prior."""
+    if profiles_dir is not None and measured == 0:
+        raise InputError(str(profiles_dir), "--profiles", "no profile found; expected <model>/<gpu>/tp<N>/ folders holding "
+                         "meta.yaml, prefill.csv and decode.csv (see profiles/data); leave --profiles out for the bundled ones")
+
+
+def check_fit_support(profile_path: str | os.PathLike[str], prefill: "FitReport", decode: "FitReport") -> None:
+    """Refuse a profile whose points cannot determine its laws (a one-row prefill.csv fits 0 ms/token)."""
+    for name, rep in (("prefill.csv", prefill), ("decode.csv", decode)):
+        if rep.n_points < LAW_COEFFICIENTS:
+            raise InputError(str(Path(profile_path) / name), None,
+                             f"{rep.n_points} distinct measured point(s) cannot support the {LAW_COEFFICIENTS}-coefficient law "
+                             f"{rep.law}; expected at least {LAW_COEFFICIENTS} distinct sizes (the fit would be degenerate)")
+
+
+def slo_from_options(ttft_ms: Optional[float], itl_ms: Optional[float], percentile: float) -> Slo:
+    """An SLO from command-line options; a bad value names the option (--ttft-ms, --itl-ms, --percentile)."""
+    for opt, v in (("--ttft-ms", ttft_ms), ("--itl-ms", itl_ms)):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise InputError(None, opt, f"expected a finite number of milliseconds > 0, got {v:g}")
+    if not (0 < percentile < 100):
+        raise InputError(None, "--percentile", f"expected 0 < percentile < 100, got {percentile:g}")
+    return parse_model(Slo, {"ttft_ms": ttft_ms, "itl_ms": itl_ms, "percentile": percentile}, None, "slo")
+
+
+def check_port_free(host: str, port: int, count: int = 1, option: str = "--port") -> None:
+    """Ports port..port+count-1 can be bound on `host` (else a server would die after start-up);
+    port 0 asks the OS for free ones."""
+    if port == 0:
+        return
+    if not (1 <= port and port + count - 1 <= MAX_PORT):
+        raise InputError(None, option, f"expected ports within 1..{MAX_PORT}, got {port}..{port + count - 1}")
+    for p in range(port, port + count):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, p))
+            except OSError as exc:
+                raise InputError(None, option, f"cannot listen on {host}:{p} ({exc.strerror}); "
+                                 "expected a free port (is another server running there?)") from None
+
+
+def check_url(url: str, path: str | os.PathLike[str], field: str) -> None:
+    """An http(s) URL with a host (a typo such as 'htp:/x' must not pass for a server)."""
+    u = urlparse(url)
+    try:
+        port_ok = u.port is None or 1 <= u.port <= MAX_PORT
+    except ValueError:
+        port_ok = False
+    if u.scheme not in ("http", "https") or not u.hostname or not port_ok:
+        raise InputError(str(path), field, f"expected an http(s) URL with a host, e.g. http://prometheus:9090, got {url!r}")
+
+
+def check_reachable(url: str, path: str | os.PathLike[str], field: str, timeout_s: float = 3.0) -> None:
+    """The server at `url` accepts a TCP connection (used by `planner control --dry-run --once`)."""
+    u = urlparse(url)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    try:
+        with socket.create_connection((u.hostname, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InputError(str(path), field, f"cannot connect to {u.hostname}:{port} ({exc.strerror or exc}); "
+                         "expected a reachable Prometheus") from None
+
+
+def check_controller_config(cfg: "ControllerConfig", fleet: Fleet, catalog: "Catalog", path: str | os.PathLike[str],
+                            probe: bool) -> None:
+    """What `planner control` needs to work: a well-formed (and, with `probe`, reachable) Prometheus
+    URL, models the catalog knows, a metrics port that exists, GPU types the catalog knows.
+
+    `probe` (dry-run + once: the validate-a-config mode) also connects to Prometheus once."""
+    p = str(path)
+    check_url(cfg.prometheus.url, p, "prometheus.url")
+    for m in cfg.models:
+        if m not in catalog.models:
+            raise InputError(p, f"models.{m}", f"unknown model '{m}'; known (profiles/models.yaml): {', '.join(sorted(catalog.models))}")
+    port = cfg.record.metrics_port
+    if port is not None and not (1 <= port <= MAX_PORT):
+        raise InputError(p, "record.metrics_port", f"expected a TCP port in 1..{MAX_PORT} (or null: off), got {port}")
+    check_fleet(fleet, catalog, cfg.fleet)
+    if probe:
+        check_reachable(cfg.prometheus.url, p, "prometheus.url", timeout_s=min(cfg.prometheus.timeout_s, 5.0))

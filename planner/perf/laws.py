@@ -1,0 +1,573 @@
+"""Performance model of one variant: prefill and decode step laws, KV capacity, KV transfer.
+
+Laws (DESIGN.md), fitted on measured profiles where they exist, else a roofline prior:
+  prefill time of a batch  t_p = a + max(floor, b * sum(isl) + c * sum(isl^2))      [ms]
+  decode step time         t_d = alpha + beta * batch + gamma * sum(context)
+                                 [+ moe * experts_touched(batch)] [+ kappa * max(0, batch - knee)]   [ms]
+(floor: a short pass is memory bound, bounded by the decode step at batch 1; knee: the GPU's ridge
+batch, planner.perf.prior.ridge_batch; planner.perf.fit says why; :class:`LawForms` selects the terms:
+by default the knee, the floor opt-in (its docstring says why); bench/calibrate_prior.py part A0
+scores them by cross-validation within sparse profiles.)
+KV transfer of one prompt:   isl * kv_bytes_per_token / link + fixed latency.
+
+A variant is (model, GPU, tp, weight dtype, KV dtype); bf16/bf16 unless a profile or a pool id
+says fp8 (``tp<N>-fp8``, ``-kvfp8``). FP8 weights halve the linear layers' bytes and run their GEMMs
+at the FP8 tensor-core peak; an FP8 KV cache halves KV bytes, so KV capacity about doubles.
+
+Overheads (terms of the laws, fitted, non-negative):
+- ``ttft_overhead_ms``: fixed per-request latency outside the engine's forward passes (HTTP
+  frontend, tokenization, scheduling, detokenization of the first token). It adds to every TTFT but
+  occupies no GPU time. The vLLM profiler times a prefill step inside the engine (``ttft_ms``) and,
+  for some points, the TTFT a client sees on an idle server (``ttft_e2e_ms``): the overhead is the
+  median difference (:func:`measured_ttft_overhead`). A vLLM profile whose prefill rows are client
+  TTFTs (no ``ttft_e2e_ms``) gets what its smallest prefill exceeds a decode step of batch 1 (both
+  read the weights once; :func:`planner.perf.fit.fit_prefill_client`), the law fitted on the rest. Laws from
+  other sources (torch reference, Splitwise, prior) measured no frontend and get the median of the
+  vLLM profiles' values, else :data:`DEFAULT_TTFT_OVERHEAD_MS`.
+- the per-step scheduling cost is a term of the roofline (``Efficiency.*_step_overhead_ms``,
+  fitted across models of different depth) and is inside the measured laws' intercepts.
+
+Where the laws come from (:class:`PerfModel`):
+- **measured**: a profile directory ``<profiles>/<model>/<gpu>/tp<N>[-fp8][-kvfp8]/[vllm/]`` exists;
+  with several profiles of a variant the vLLM-measured one wins (``profiledata.LAW_PREFERENCE``) and
+  ``law_source`` says which was used (measured-vllm, measured-torch, splitwise). The laws are fitted
+  with non-negative least squares on the central value of every measured point
+  (:mod:`planner.perf.fit`); KV capacity, max_num_seqs and the token budget come from its meta.yaml.
+  The measured ranges are kept; a query beyond them warns (:class:`ExtrapolationWarning`) once per
+  variant and axis.
+- **prior**: no profile. The roofline of :mod:`planner.perf.prior`, with efficiency factors calibrated
+  on ALL measured points of all profiles (defaults when none exist), is evaluated on the profiler's
+  default grid (DESIGN.md) and the same laws are fitted to it, so priors and measurements have one
+  shape. KV capacity is derived as vLLM sizes it. None when the weights don't fit, tp does not divide
+  the attention heads (vLLM requires it) or tp exceeds one node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from planner.io.catalog import PROFILES_DIR, Catalog
+from planner.perf.allreduce import AllReduceTable, load_allreduce
+from planner.io.errors import InputError
+from planner.perf.fit import (  # law forms (issue 10)
+    FitReport,
+    experts_touched,
+    fit_decode,
+    fit_decode_knee,
+    fit_prefill_client_floor,
+    fit_prefill_floor,
+    knee_column,
+)
+from planner.perf.profiledata import LAW_PREFERENCE, Profile, central_points, iter_profiles, law_source
+from planner.perf.prior import (
+    DEFAULT_EFFICIENCY,
+    Efficiency,
+    Observation,
+    calibrate,
+    decode_parts,
+    kv_bytes_per_token_replica,
+    kv_capacity_tokens,
+    predict_ms,
+    prefill_parts,
+    ridge_batch,
+)
+from planner.io.schema import Dtype, LawSource, ModelSpec, precision_suffix
+from profiles import format as pfmt
+from planner.io.validate import check_fit_support
+
+log = logging.getLogger(__name__)
+
+# vLLM V1 engine defaults (vllm/config: max_num_seqs=256; max_num_batched_tokens 8192 for online
+# serving with chunked prefill); used when a profile does not record its own.
+DEFAULT_MAX_NUM_SEQS = 256
+DEFAULT_MAX_BATCHED_TOKENS = 8192
+# Fixed KV-transfer set-up latency (connector handshake + first RDMA op), ms. NIXL/Mooncake report
+# single-digit ms for small transfers; 2 ms is a conservative round number.
+KV_TRANSFER_FIXED_MS = 2.0
+DEFAULT_PROFILES_DIR = PROFILES_DIR / "data"
+ALLREDUCE_DIR = "allreduce"
+"""Subdirectory of a profile root holding measured all-reduce times (<gpu>/allreduce.csv)."""
+"""Bundled example profiles (Splitwise Llama2-70B on A100/H100)."""
+
+# The prior is fitted on the profiler's default grids (profiles.format.PREFILL_ISL ..., DESIGN.md
+# "Profiler"): the same points a profile would measure, so a prior and a later measurement are
+# comparable point for point.
+# Per-request TTFT overhead of vLLM's frontend when no vLLM profile measured one, by the rule of
+# perffit.fit_prefill_client on the facts in shared/tools/vllm-offline/README.md (vLLM 0.26.0, H200,
+# Llama-3.1-8B shapes, CUDA graphs): TTFT 17.4 ms at 128 prompt tokens, ITL 4.86 ms at batch 1;
+# 17.4 - 4.86 = 12.5 ms (issue 10 quotes ~13-19 ms).
+DEFAULT_TTFT_OVERHEAD_MS = 12.5
+VariantKey = tuple[str, str, int, str, str]
+"""(model, gpu, tp, weight dtype, KV dtype)."""
+# Queries this far past the measured maximum are still "inside" (grid rounding); beyond, warn.
+EXTRAPOLATION_SLACK = 1.05
+
+
+class ExtrapolationWarning(UserWarning):
+    """A measured law is evaluated beyond the range it was measured on."""
+
+
+_quiet_depth = 0
+
+
+@contextlib.contextmanager
+def quiet_extrapolation() -> Iterator[None]:
+    """No extrapolation warnings inside: for probes that deliberately evaluate laws far past any
+    operating point (the capacity search); callers check the operating points they settle on.
+    A warning skipped here is not counted as given, so the first real one still shows."""
+    global _quiet_depth
+    _quiet_depth += 1
+    try:
+        yield
+    finally:
+        _quiet_depth -= 1
+
+
+_warned: set[tuple[str, str, int, str, str]] = set()
+
+
+def _warn_extrapolation(vp: "VariantPerf", axis: str, value: float, limit: float) -> None:
+    key = (vp.model, vp.gpu, vp.tp, vp.precision, axis)
+    if _quiet_depth or key in _warned:
+        return
+    _warned.add(key)
+    msg = (f"{vp.model}/{vp.gpu}/tp{vp.tp}{vp.precision}: {axis}={value:g} is beyond the measured range (max {limit:g}); "
+           f"the fitted law is extrapolated")
+    log.warning(msg)
+    warnings.warn(msg, ExtrapolationWarning, stacklevel=3)
+
+
+@dataclass(frozen=True)
+class VariantPerf:
+    """Latency laws of one (model, GPU, tp, weight dtype, KV dtype) engine, in ms; `source` says
+    measured or prior, `law_source` which measurement (measured-vllm, measured-torch, splitwise)."""
+
+    model: str
+    gpu: str
+    tp: int
+    source: Literal["measured", "prior"]
+    prefill_a_ms: float
+    prefill_b_ms_per_token: float
+    prefill_c_ms_per_token2: float
+    decode_alpha_ms: float
+    decode_beta_ms_per_seq: float
+    decode_gamma_ms_per_token: float
+    kv_capacity_tokens: int
+    kv_bytes_per_token: int
+    kv_link_gb_s: float
+    """KV-transfer bandwidth of one replica, GB/s (per-GPU link x tp)."""
+    kv_fixed_ms: float = KV_TRANSFER_FIXED_MS
+    """Fixed KV-transfer latency, ms (fitted on a measured pair profile where one exists: planner/perf/handoff.py)."""
+    max_num_seqs: int = DEFAULT_MAX_NUM_SEQS
+    max_batched_tokens: int = DEFAULT_MAX_BATCHED_TOKENS
+    prefill_rel_err: float = 0.0
+    """Median relative residual of the prefill fit (0 for priors: unknown)."""
+    decode_rel_err: float = 0.0
+    # --- added by the performance-model work: measured ranges (None for priors: nothing measured)
+    prefill_max_rel_err: float = 0.0
+    """Largest relative residual of the prefill fit (0 for priors)."""
+    decode_max_rel_err: float = 0.0
+    max_isl_measured: int | None = None
+    max_prefill_batch_measured: int | None = None
+    max_decode_batch_measured: int | None = None
+    max_context_measured: int | None = None
+    # --- added by the precision/overhead work
+    weight_dtype: Dtype = "bf16"
+    kv_dtype: Dtype = "bf16"
+    law_source: LawSource | None = None
+    """measured-vllm, measured-torch, splitwise, measured or prior (None: unknown, hand-built laws)."""
+    ttft_overhead_ms: float = 0.0
+    """Fixed per-request latency outside the forward passes (frontend); adds to TTFT, not to GPU time."""
+    decode_moe_ms: float = 0.0
+    """MoE: time to read every expert's weights once; a step adds decode_moe_ms x the share of
+    experts its batch touches, 1 - (1 - moe_route_share)^batch (planner.perf.fit.fit_decode_moe)."""
+    moe_route_share: float = 0.0
+    """experts_per_token / experts of a MoE model; 0 for dense models (no MoE term)."""
+    # --- added by the law-form work (issue 10): roofline-shaped terms, 0 = the linear laws
+    prefill_floor_ms: float = 0.0
+    """Memory-bound floor of a prefill pass (one weight read): t = a + max(floor, b*sum(isl) + c*sum(isl^2))."""
+    decode_knee_batch: float = 0.0
+    """Ridge batch past which decode GEMMs are compute bound (planner.perf.prior.ridge_batch); 0: no knee term."""
+    decode_knee_ms_per_seq: float = 0.0
+    """Extra step time per sequence past the knee: a step adds kappa * max(0, batch - knee)."""
+
+    def decode_fixed_ms(self, batch: float) -> float:
+        """The step cost that does not grow linearly with the batch: alpha, plus the experts a MoE
+        batch reads, plus the compute-bound excess past the knee (kappa * max(0, batch - knee))."""
+        t = self.decode_alpha_ms
+        if self.decode_knee_ms_per_seq > 0.0 and self.decode_knee_batch > 0.0:
+            t += self.decode_knee_ms_per_seq * max(0.0, batch - self.decode_knee_batch)
+        if self.decode_moe_ms <= 0.0 or self.moe_route_share <= 0.0:
+            return t
+        return float(t + self.decode_moe_ms * (1.0 - (1.0 - self.moe_route_share) ** max(batch, 0.0)))
+
+    @property
+    def decode_fixed_is_constant(self) -> bool:
+        """Whether decode_fixed_ms is alpha at every batch (no MoE and no knee term)."""
+        return (self.decode_moe_ms <= 0.0 or self.moe_route_share <= 0.0) and self.decode_knee_ms_per_seq <= 0.0
+
+    def prefill_pass_ms(self, sum_isl: float, sum_isl2: float) -> float:
+        """One prefill forward pass over prompts with these token sums: a + max(floor, b*sum + c*sum2)."""
+        return self.prefill_a_ms + max(self.prefill_floor_ms,
+                                       self.prefill_b_ms_per_token * sum_isl + self.prefill_c_ms_per_token2 * sum_isl2)
+
+    @property
+    def precision(self) -> str:
+        """'' for bf16/bf16, else '-fp8' and/or '-kvfp8' (as in pool ids)."""
+        return precision_suffix(self.weight_dtype, self.kv_dtype)
+
+    @property
+    def key(self) -> VariantKey:
+        return (self.model, self.gpu, self.tp, self.weight_dtype, self.kv_dtype)
+
+    def prefill_ms(self, isl: float, batch: float = 1.0) -> float:
+        """Time to prefill `batch` prompts of `isl` tokens each, in one forward pass."""
+        if self.max_isl_measured is not None and isl > self.max_isl_measured * EXTRAPOLATION_SLACK:
+            _warn_extrapolation(self, "isl", isl, self.max_isl_measured)
+        if self.max_prefill_batch_measured is not None and batch > self.max_prefill_batch_measured * EXTRAPOLATION_SLACK:
+            _warn_extrapolation(self, "prefill batch", batch, self.max_prefill_batch_measured)
+        return self.prefill_pass_ms(batch * isl, batch * isl * isl)
+
+    def decode_step_ms(self, batch: float, context: float) -> float:
+        """One decode step of `batch` sequences whose mean context is `context` tokens."""
+        if self.max_decode_batch_measured is not None and batch > self.max_decode_batch_measured * EXTRAPOLATION_SLACK:
+            _warn_extrapolation(self, "decode batch", batch, self.max_decode_batch_measured)
+        if self.max_context_measured is not None and context > self.max_context_measured * EXTRAPOLATION_SLACK:
+            _warn_extrapolation(self, "context", context, self.max_context_measured)
+        return self.decode_fixed_ms(batch) + self.decode_beta_ms_per_seq * batch + self.decode_gamma_ms_per_token * batch * context
+
+    def kv_transfer_ms(self, isl: float, peer_link_gb_s: float | None = None) -> float:
+        """Ship one prompt's KV cache to a decode replica; the slower side's link sets the pace."""
+        link = self.kv_link_gb_s if peer_link_gb_s is None else min(self.kv_link_gb_s, peer_link_gb_s)
+        return self.kv_fixed_ms + isl * self.kv_bytes_per_token / (link * 1e9) * 1e3
+
+
+def lookup_variant_perf(lookup: Callable[..., "VariantPerf | None"], model: str, gpu: str, tp: int,
+                        weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> "VariantPerf | None":
+    """Call a (model, gpu, tp[, weight_dtype, kv_dtype]) lookup; bf16/bf16 variants pass three
+    arguments only, so lookups written before precision existed keep working."""
+    if weight_dtype == "bf16" and kv_dtype == "bf16":
+        return lookup(model, gpu, tp)
+    return lookup(model, gpu, tp, weight_dtype, kv_dtype)
+
+
+# --------------------------------------------------------------------------- building blocks
+def model_of(catalog: Catalog, name: str, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> ModelSpec:
+    """The catalog's model served at this precision (sizes per weight and per KV element)."""
+    return catalog.model(name).with_precision(weight_dtype, kv_dtype)
+
+
+TTFT_E2E_COLUMN = "ttft_e2e_ms"
+"""Optional prefill.csv column of the vLLM profiler: client-side TTFT of the point on an idle server."""
+
+
+def measured_ttft_overhead(prefill: "pd.DataFrame") -> float | None:
+    """Median of ttft_e2e_ms - ttft_ms over the rows that have both (>= 0); None without such rows."""
+    if TTFT_E2E_COLUMN not in prefill.columns:
+        return None
+    rows = prefill[prefill[TTFT_E2E_COLUMN].notna()]
+    if "stat" in rows.columns:
+        rows = rows[rows["stat"].astype(str).str.strip().str.lower().isin(("median", "p50", "mean", "sample"))]
+    if rows.empty:
+        return None
+    return max(0.0, float(np.median(rows[TTFT_E2E_COLUMN].astype(float) - rows["ttft_ms"].astype(float))))
+
+
+def client_ttft_rows(profile: Profile) -> bool:
+    """Whether a profile's prefill rows are client TTFTs (overhead included): vLLM-measured without
+    the profiler's separate step timing (ttft_e2e_ms)."""
+    return law_source(profile.meta) == "measured-vllm" and measured_ttft_overhead(profile.prefill) is None
+
+
+def route_share(model: ModelSpec) -> float:
+    """experts_per_token / experts (0 for dense models): the shape of the MoE decode term."""
+    return model.moe.experts_per_token / model.moe.experts if model.moe is not None else 0.0
+
+
+def _fit_decode(batch: np.ndarray, context: np.ndarray, itl_ms: np.ndarray,
+                share: float, knee_batch: float | None = None
+                ) -> tuple[tuple[float, float, float, float, float], FitReport]:
+    """The decode law (alpha, beta, gamma, moe, kappa): the MoE term for MoE models (moe = 0 for
+    dense ones), the knee term past `knee_batch` (kappa = 0 where no point lies past it)."""
+    if share > 0 or knee_batch is not None:
+        return fit_decode_knee(batch, context, itl_ms, share, knee_batch)
+    (al, be, ga), rep = fit_decode(batch, context, itl_ms)
+    return (al, be, ga, 0.0, 0.0), rep
+
+
+def prefill_floor_bound_ms(decode_coef: tuple[float, ...], share: float, knee_batch: float | None,
+                           context: float) -> float:
+    """Upper bound of the prefill floor: the decode step at batch 1 and this context (it reads the
+    same weights once, plus its own step overhead; planner.perf.fit module doc). A MoE pass over
+    `context` prompt tokens reads the experts those tokens touch, not those of one token (as the
+    overhead rule of planner.perf.fit.fit_prefill_client)."""
+    al, be, ga, moe, kappa = decode_coef
+    touched = float(experts_touched(context, share)) if share > 0 else 0.0
+    return al + be + ga * context + moe * touched + kappa * float(knee_column(1.0, knee_batch))
+
+
+def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None,
+                 ttft_overhead_ms: float = 0.0) -> list[Observation]:
+    """A profile's central points with their ideal roofline parts (for calibration).
+
+    `ttft_overhead_ms` is taken off the prefill times first: the roofline models GPU time only."""
+    meta = profile.meta
+    model, gpu, tp = model_of(catalog, meta.model, meta.weight_dtype, meta.kv_dtype), catalog.gpu(meta.gpu), meta.tp
+    ar = (allreduce or {}).get(profile.meta.gpu)
+    pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
+    dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
+    ttft = np.maximum(pre.ttft_ms.to_numpy() - ttft_overhead_ms, 0.05 * pre.ttft_ms.to_numpy())
+    return [
+        Observation("prefill", prefill_parts(model, gpu, tp, pre.isl.to_numpy(), pre.batch.to_numpy(), ar), ttft),
+        Observation("decode", decode_parts(model, gpu, tp, dec.batch.to_numpy(), dec.context_tokens.to_numpy(), ar),
+                    dec.itl_ms.to_numpy()),
+    ]
+
+
+@dataclass(frozen=True)
+class LawForms:
+    """Which roofline-shaped terms the fitted laws carry (planner.perf.fit module doc); all False
+    gives the linear laws.
+
+    Default: the decode knee, not the prefill floor. Leave-one-out cross-validation within the
+    sparse halves of the vLLM profiles (bench/calibrate_prior.py, part A0) prefers both (decode CV
+    p90 22.0% vs 27.0%; prefill CV median 3.7% vs 5.9%, p90 tied at 43.9%). The floor is left off
+    by default for its consumers, not its fit: the simulator's and the capacity model's mixed
+    (chunked-prefill) step is max(decode fixed, a) + marginal terms, and with the floor `a` is the
+    compute-bound intercept only (Llama-3.1-8B vLLM H200: 5.43 ms, 6.78 under the linear law), so
+    mixed steps get cheaper: bench/fidelity.py's real-vLLM-under-load ITL p90 error rises from
+    41.8% to 49.9% (the knee alone: 41.0%), and the Splitwise/torch-reference prefill laws move
+    up to 33% at single points (the default plan $65.76/h -> $68.16/h). The knee changes nothing
+    where no point lies past the ridge batch (every non-H200 profile bundled)."""
+
+    prefill_floor: bool = False
+    """t = a + max(floor, b*sum(isl) + c*sum(isl^2)), floor <= the decode step at batch 1."""
+    decode_knee: bool = True
+    """+ kappa * max(0, batch - ridge batch) in the decode step."""
+
+
+DEFAULT_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=True)
+LINEAR_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=False)
+
+
+def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS,
+                forms: LawForms = DEFAULT_LAW_FORMS) -> tuple[VariantPerf, FitReport, FitReport]:
+    """Measured VariantPerf of one profile, with the prefill and decode fit reports.
+
+    A vLLM-measured profile's TTFT overhead is fitted (:func:`planner.perf.fit.fit_prefill_client`);
+    other sources measured no frontend and get `default_ttft_overhead_ms`. `forms` picks the law
+    terms (the default everywhere but the bench's cross-validation)."""
+    meta = profile.meta
+    model, gpu = model_of(catalog, meta.model, meta.weight_dtype, meta.kv_dtype), catalog.gpu(meta.gpu)
+    pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
+    dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
+    share = route_share(model)
+    knee = ridge_batch(model, gpu) if forms.decode_knee else None
+    dcoef, drep = _fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy(), share, knee)
+    al, be, ga, moe, kappa = dcoef
+    floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(pre.isl.min())) if forms.prefill_floor else 0.0
+    src = law_source(meta)
+    step_timed = measured_ttft_overhead(profile.prefill) if src == "measured-vllm" else None
+    if step_timed is not None:  # ttft_ms is the engine's prefill step; the overhead measured beside it
+        (a, b, c, floor), prep = fit_prefill_floor(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(),
+                                                   floor_max)
+        over = step_timed
+    elif src == "measured-vllm":
+        (a, b, c, floor), prep, over = fit_prefill_client_floor(pre.isl.to_numpy(), pre.batch.to_numpy(),
+                                                                pre.ttft_ms.to_numpy(), dcoef[:4], share, floor_max)
+    else:
+        (a, b, c, floor), prep = fit_prefill_floor(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(),
+                                                   floor_max)
+        over = default_ttft_overhead_ms
+    vp = VariantPerf(
+        model=meta.model, gpu=meta.gpu, tp=meta.tp, source="measured",
+        weight_dtype=meta.weight_dtype, kv_dtype=meta.kv_dtype, law_source=src, ttft_overhead_ms=over,
+        prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c, prefill_floor_ms=floor,
+        decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
+        decode_moe_ms=moe, moe_route_share=share if moe > 0 else 0.0,
+        decode_knee_batch=knee if knee is not None and kappa > 0 else 0.0, decode_knee_ms_per_seq=kappa,
+        kv_capacity_tokens=meta.kv_capacity_tokens,
+        kv_bytes_per_token=kv_bytes_per_token_replica(model, meta.tp),
+        kv_link_gb_s=gpu.kv_link_gb_s * meta.tp,
+        max_num_seqs=meta.max_num_seqs, max_batched_tokens=meta.max_batched_tokens,
+        prefill_rel_err=prep.median_rel_err, decode_rel_err=drep.median_rel_err,
+        prefill_max_rel_err=prep.max_rel_err, decode_max_rel_err=drep.max_rel_err,
+        max_isl_measured=int(pre.isl.max()), max_prefill_batch_measured=int(pre.batch.max()),
+        max_decode_batch_measured=int(dec.batch.max()), max_context_measured=int(dec.context_tokens.max()),
+    )
+    return vp, prep, drep
+
+
+def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff: Efficiency = DEFAULT_EFFICIENCY,
+                  allreduce: AllReduceTable | None = None, weight_dtype: Dtype = "bf16", kv_dtype: Dtype = "bf16",
+                  ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS,
+                  forms: LawForms = DEFAULT_LAW_FORMS) -> tuple[VariantPerf, FitReport, FitReport] | None:
+    """Roofline-prior VariantPerf of (model, gpu, tp, weight dtype, KV dtype), or None when it can't
+    run (see module docstring).
+
+    The returned fit reports say how well the linear laws follow the roofline on the default grid.
+    """
+    model, gpu = model_of(catalog, model_name, weight_dtype, kv_dtype), catalog.gpu(gpu_name)
+    if tp > gpu.gpus_per_node or model.heads % tp != 0:
+        return None
+    kv = kv_capacity_tokens(model, gpu, tp, max_batched_tokens=DEFAULT_MAX_BATCHED_TOKENS, max_num_seqs=DEFAULT_MAX_NUM_SEQS)
+    if kv is None:
+        return None
+    isl, pb = (a.ravel() for a in np.meshgrid(pfmt.PREFILL_ISL, pfmt.PREFILL_BATCH))
+    keep = isl * pb <= max(kv, pfmt.PREFILL_ISL[0])
+    isl, pb = isl[keep], pb[keep]
+    db, ctx = (a.ravel() for a in np.meshgrid(pfmt.DECODE_BATCH, pfmt.DECODE_CONTEXT))
+    keep = db * ctx <= max(kv, pfmt.DECODE_CONTEXT[0])
+    db, ctx = db[keep], ctx[keep]
+    t_pre = predict_ms(prefill_parts(model, gpu, tp, isl, pb, allreduce), eff, "prefill")
+    t_dec = predict_ms(decode_parts(model, gpu, tp, db, ctx, allreduce), eff, "decode")
+    share = route_share(model)
+    knee = ridge_batch(model, gpu) if forms.decode_knee else None
+    dcoef, drep = _fit_decode(db, ctx, t_dec, share, knee)
+    al, be, ga, moe, kappa = dcoef
+    floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(isl.min())) if forms.prefill_floor else 0.0
+    (a, b, c, floor), prep = fit_prefill_floor(isl, pb, t_pre, floor_max)
+    vp = VariantPerf(
+        model=model_name, gpu=gpu_name, tp=tp, source="prior",
+        weight_dtype=weight_dtype, kv_dtype=kv_dtype, law_source="prior", ttft_overhead_ms=ttft_overhead_ms,
+        prefill_a_ms=a, prefill_b_ms_per_token=b, prefill_c_ms_per_token2=c, prefill_floor_ms=floor,
+        decode_alpha_ms=al, decode_beta_ms_per_seq=be, decode_gamma_ms_per_token=ga,
+        decode_moe_ms=moe, moe_route_share=share if moe > 0 else 0.0,
+        decode_knee_batch=knee if knee is not None and kappa > 0 else 0.0, decode_knee_ms_per_seq=kappa,
+        kv_capacity_tokens=kv, kv_bytes_per_token=kv_bytes_per_token_replica(model, tp),
+        kv_link_gb_s=gpu.kv_link_gb_s * tp,
+    )
+    return vp, prep, drep
+
+
+def preferred_profiles(profiles: list[Profile]) -> tuple[dict[VariantKey, Profile], dict[VariantKey, list[LawSource]]]:
+    """The profile the model uses per variant (``LAW_PREFERENCE``: vLLM-measured first), and every
+    variant's available law sources, preferred first. Two profiles of one variant from the same
+    source are ambiguous: an InputError naming both."""
+    by_key: dict[VariantKey, list[Profile]] = {}
+    for p in profiles:
+        m = p.meta
+        by_key.setdefault((m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype), []).append(p)
+    chosen: dict[VariantKey, Profile] = {}
+    alts: dict[VariantKey, list[LawSource]] = {}
+    for key, ps in by_key.items():
+        ps = sorted(ps, key=lambda p: LAW_PREFERENCE.index(law_source(p.meta)))
+        srcs = [law_source(p.meta) for p in ps]
+        if len(set(srcs)) < len(srcs):
+            dup = [p for p in ps if srcs.count(law_source(p.meta)) > 1]
+            raise InputError(str(dup[1].path / "meta.yaml"), "backend",
+                             f"two {law_source(dup[1].meta)} profiles of one variant ({dup[0].path} and {dup[1].path}); keep one")
+        chosen[key] = ps[0]
+        alts[key] = srcs
+    return chosen, alts
+
+
+# --------------------------------------------------------------------------- the model
+@dataclass
+class PerfModel:
+    """Latency laws of every variant (model, GPU, tp, weight dtype, KV dtype): measured where
+    profiled (the preferred profile where several exist), calibrated roofline prior elsewhere."""
+
+    catalog: Catalog
+    measured: dict[VariantKey, VariantPerf]
+    efficiency: Efficiency
+    fit_reports: dict[VariantKey, tuple[FitReport, FitReport]] = field(default_factory=dict)
+    """variant key -> (prefill, decode) fit reports: of measured fits, and of priors once queried."""
+    profiles_dir: str | None = None
+    allreduce: dict[str, AllReduceTable] = field(default_factory=dict)
+    """Measured tensor-parallel all-reduce times per GPU type (<profiles>/allreduce/<gpu>/), for the prior."""
+    ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS
+    """Per-request frontend overhead given to laws that did not measure one (median of the vLLM profiles')."""
+    alternatives: dict[VariantKey, list[LawSource]] = field(default_factory=dict)
+    """variant key -> the law sources of every profile found for it, preferred first."""
+    _cache: dict[VariantKey, VariantPerf | None] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, catalog: Catalog | None = None, profiles_dir: str | os.PathLike[str] | None = None) -> "PerfModel":
+        """Fit every profile under `profiles_dir` (default: the bundled profiles/data) and calibrate the prior."""
+        cat = catalog or Catalog.load()
+        root = Path(profiles_dir) if profiles_dir is not None else DEFAULT_PROFILES_DIR
+        profiles = list(iter_profiles(root)) if root.is_dir() or profiles_dir is not None else []
+        allreduce = load_allreduce(root / ALLREDUCE_DIR)
+        for g in allreduce:
+            cat.gpu(g)  # an unknown GPU type is an InputError naming the catalog
+        pm = cls.from_profiles(cat, profiles, str(root), allreduce)
+        from planner.perf.handoff import apply_handoff_laws  # measured P->D hand-offs (pair-tp<P>-tp<D>/ profiles)
+
+        return apply_handoff_laws(pm, root)
+
+    @classmethod
+    def from_profiles(cls, catalog: Catalog, profiles: list[Profile], profiles_dir: str | None = None,
+                      allreduce: dict[str, AllReduceTable] | None = None,
+                      calibrate_on: Literal["engines", "all"] = "engines") -> "PerfModel":
+        """Fit the preferred profile of every variant and calibrate the prior on them (GPU time:
+        the fitted TTFT overheads are taken off vLLM-measured prefill rows first).
+
+        calibrate_on="engines" (default): once any vLLM-measured profile exists, the prior is
+        calibrated on serving engines only (vLLM, Splitwise's engine, other engines), not on the
+        torch reference decoder, whose attention is 1.65-2x slower than vLLM's kernels (issue 10):
+        the prior predicts what vLLM would do. "all": every preferred profile."""
+        for p in profiles:
+            for name, known in ((p.meta.model, catalog.models), (p.meta.gpu, catalog.gpus)):
+                if name not in known:
+                    field_name = "model" if known is catalog.models else "gpu"
+                    raise InputError(str(p.path / "meta.yaml"), field_name,
+                                     f"'{name}' is not in the catalog; known: {', '.join(sorted(known))}")
+        chosen, alternatives = preferred_profiles(profiles)
+        fits = {key: fit_profile(p, catalog) for key, p in chosen.items()}
+        vllm_over = [vp.ttft_overhead_ms for vp, _, _ in fits.values() if vp.law_source == "measured-vllm"]
+        over = float(np.median(vllm_over)) if vllm_over else DEFAULT_TTFT_OVERHEAD_MS
+        measured: dict[VariantKey, VariantPerf] = {}
+        reports: dict[VariantKey, tuple[FitReport, FitReport]] = {}
+        obs: list[Observation] = []
+        for key, (vp, prep, drep) in fits.items():
+            check_fit_support(chosen[key].path, prep, drep)  # too few points: refuse, not a degenerate law
+            if vp.law_source != "measured-vllm":
+                vp = replace(vp, ttft_overhead_ms=over)
+            measured[key] = vp
+            reports[key] = (prep, drep)
+        skip_torch = calibrate_on == "engines" and bool(vllm_over)
+        used = [key for key in fits if not (skip_torch and measured[key].law_source == "measured-torch")]
+        for key in used:
+            took_off = measured[key].ttft_overhead_ms if client_ttft_rows(chosen[key]) else 0.0
+            obs.extend(observations(chosen[key], catalog, allreduce, ttft_overhead_ms=took_off))
+        names = sorted({f"{k[0]}/{k[1]}" for k in used})
+        eff = calibrate(obs, source=f"calibrated on {len(used)} profiles ({', '.join(names)})") if obs else DEFAULT_EFFICIENCY
+        return cls(catalog=catalog, measured=measured, efficiency=eff, fit_reports=reports, profiles_dir=profiles_dir,
+                   allreduce=dict(allreduce or {}), ttft_overhead_ms=over, alternatives=alternatives)
+
+    def is_measured(self, model: str, gpu: str, tp: int, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> bool:
+        return (model, gpu, tp, weight_dtype, kv_dtype) in self.measured
+
+    def get(self, model: str, gpu: str, tp: int, weight_dtype: Dtype = "bf16", kv_dtype: Dtype = "bf16") -> VariantPerf | None:
+        """Laws of the variant: the measured fit, else the calibrated prior; None if it can't run."""
+        key = (model, gpu, tp, weight_dtype, kv_dtype)
+        if key in self.measured:
+            return self.measured[key]
+        if key not in self._cache:
+            got = prior_variant(model, gpu, tp, self.catalog, self.efficiency, self.allreduce.get(gpu),
+                                weight_dtype=weight_dtype, kv_dtype=kv_dtype, ttft_overhead_ms=self.ttft_overhead_ms)
+            if got is None:
+                self._cache[key] = None
+            else:
+                self._cache[key] = got[0]
+                self.fit_reports[key] = (got[1], got[2])
+        return self._cache[key]
+
+    def roofline_ms(self, model: str, gpu: str, tp: int, phase: Literal["prefill", "decode"], x: float, y: float,
+                    weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> float:
+        """Calibrated roofline time of one point (prefill: x=isl, y=batch; decode: x=batch, y=context), GPU time."""
+        m, g = model_of(self.catalog, model, weight_dtype, kv_dtype), self.catalog.gpu(gpu)
+        ar = self.allreduce.get(gpu)
+        parts = prefill_parts(m, g, tp, [x], [y], ar) if phase == "prefill" else decode_parts(m, g, tp, [x], [y], ar)
+        return float(predict_ms(parts, self.efficiency, phase)[0])

@@ -1,0 +1,292 @@
+"""Roofline prior: ideal prefill and decode times of (model, GPU, tp) from catalog facts, KV capacity,
+and the calibration of efficiency factors on measured profiles.
+
+Ideal time of one forward pass on a tp-way tensor-parallel replica (every GPU holds 1/tp of the
+weights and of the KV heads):
+
+  compute_ms = FLOPs / (tp * bf16_tflops)             FLOPs = tokens * flops_per_token
+                                                            + attention-score FLOPs (causal: isl^2/2)
+  memory_ms  = bytes / (tp * hbm_tb_s)                bytes = weights touched + KV read
+  comm_ms    = 2 all-reduces per layer (after attention and after the FFN) of tokens*hidden*dtype
+               bytes each: measured times where the GPU type has them (planner.perf.allreduce), else the
+               ring algorithm on the datasheet link, 2*(tp-1)/tp * bytes / intra_link + a fixed latency
+  time_ms    = layers * overhead_per_layer
+               + max(compute_ms / eff_compute, memory_ms / eff_bw) * tp**tp_exponent + comm_ms
+
+tp_exponent (fitted, 0 = ideal 1/tp speed-up) says how far tensor parallelism falls short of
+linear: each GPU's slice of a GEMM is narrower and runs further from peak. On the bundled profiles
+it fits ~0.3, and it halves the prior's held-out error on H100 tp2-8 (see tests/test_perf.py).
+
+MoE: every token runs `experts_per_token` experts (FLOPs from active parameters), but the weights
+READ per step are those of the distinct experts touched by the batch: each expert is missed by one
+token with probability 1 - k/E, so the expected touched share is 1 - (1 - k/E)^tokens (uniform routing).
+
+The fixed overhead is per layer (kernel launches, norms, sampling amortised) so that it transfers
+between models of different depth. Efficiency factors and overheads are fitted on every measured
+point that exists (:func:`calibrate`, ``scipy.optimize.least_squares`` on relative residuals);
+without profiles, :data:`DEFAULT_EFFICIENCY` applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from planner.perf.allreduce import AllReduceTable
+from planner.io.schema import GpuType, ModelSpec
+
+GIB = 2**30
+# vLLM's default --gpu-memory-utilization (vllm/config: CacheConfig.gpu_memory_utilization = 0.9).
+GPU_MEMORY_UTILIZATION = 0.9
+# Memory per GPU outside weights, activations and KV: CUDA context, NCCL buffers, CUDA graphs. vLLM
+# start-up logs of 8B-70B models show roughly 0.5-1.5 GiB of "non-torch" + graph memory; 1 GiB.
+RUNTIME_RESERVE_GIB_PER_GPU = 1.0
+# Latency of one small all-reduce inside a node (NCCL / vLLM custom all-reduce on NVLink, nccl-tests
+# small-message latency is ~5-20 us); 10 us.
+ALLREDUCE_LATENCY_S = 10e-6
+TP_EXPONENT_MAX = 1.0
+# Upper bound of the fitted per-step overhead: vLLM V1's CPU-side step (scheduler, input prep,
+# sampler) is ~1-5 ms per step on Hopper hosts (vLLM V1 blog, 2025); 20 ms leaves room and still
+# stops the fit trading it against the per-layer term when both explain the data equally.
+STEP_OVERHEAD_MAX_MS = 20.0
+"""Upper bound of the fitted TP exponent: at 1 a larger TP would not speed a pass up at all."""
+ALLREDUCES_PER_LAYER = 2  # Megatron-style TP: one after attention (o_proj), one after the FFN (down_proj)
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Achieved share of peak rates, and fixed per-layer overheads (ms), shared by all variants."""
+
+    compute: float
+    bandwidth: float
+    prefill_overhead_ms_per_layer: float
+    decode_overhead_ms_per_layer: float
+    source: str
+    prefill_overhead_ms_tbs_per_layer: float = 0.0
+    """Bandwidth-bound part of the per-layer overhead, ms x TB/s: divided by the GPU's hbm_tb_s."""
+    decode_overhead_ms_tbs_per_layer: float = 0.0
+    tp_exponent: float = 0.0
+    """Sub-linear tensor-parallel scaling: compute and memory time are multiplied by tp**tp_exponent
+    (0: ideal 1/tp speed-up). Narrower per-GPU matrices run further from peak; the Splitwise tp2/4/8
+    profiles show it (without it the prior is 25-45% too fast at tp4-8)."""
+    prefill_step_overhead_ms: float = 0.0
+    """Fixed cost of one engine step regardless of depth (scheduling, input preparation, sampling):
+    with the per-layer overhead, told apart only across models of different layer counts."""
+    decode_step_overhead_ms: float = 0.0
+    n_points: int = 0
+    median_rel_err: float | None = None
+    max_rel_err: float | None = None
+
+
+# Used when no profile exists. compute 0.5: large-batch prefill in vLLM-class engines reaches roughly
+# 40-60% model-FLOPs utilisation (e.g. Databricks, "LLM Inference Performance Engineering: Best
+# Practices", 2023); bandwidth 0.7: the same post reports ~60-70% memory-bandwidth utilisation for
+# decode; 0.02 ms per layer of step overhead is ~1-2 ms per step for 32-80-layer models, the order
+# of vLLM V1's CUDA-graph decode step overhead.
+DEFAULT_EFFICIENCY = Efficiency(0.5, 0.7, 0.02, 0.02, source="defaults (no profiles to calibrate on)")
+
+
+# --------------------------------------------------------------------------- sizes
+def kv_bytes_per_token_replica(model: ModelSpec, tp: int) -> int:
+    """KV bytes per token over the whole replica: KV heads are split over tp, replicated if tp > kv_heads."""
+    return model.kv_bytes_per_token * max(1, -(-tp // model.kv_heads))
+
+
+def moe_expert_params(model: ModelSpec) -> int:
+    """Parameters in routed experts (all layers); 0 for dense models."""
+    if model.moe is None:
+        return 0
+    return model.layers * 3 * model.hidden * model.moe.expert_intermediate * model.moe.experts
+
+
+def weight_bytes_touched(model: ModelSpec, tokens: float) -> float:
+    """Weight bytes read by one forward pass over `tokens` tokens (all of them for dense models)."""
+    if model.moe is None:
+        return float(model.weight_bytes)
+    m = model.moe
+    touched = 1.0 - (1.0 - m.experts_per_token / m.experts) ** max(tokens, 1.0)
+    expert = moe_expert_params(model)
+    return float(model.weight_bytes - expert * (1.0 - touched) * model.dtype_bytes)
+
+
+def activation_bytes_per_gpu(model: ModelSpec, tp: int, max_batched_tokens: int, max_num_seqs: int) -> float:
+    """Peak activation memory vLLM reserves from its profiling run (largest step: max_batched_tokens).
+
+    Hidden-size tensors (residual, norms, q/k/v, attention out: ~4 x hidden) are full size on each
+    GPU; the FFN's gate+up outputs are split over tp; logits of the sampled rows are fp32.
+    """
+    ffn = model.intermediate if model.moe is None else model.moe.experts_per_token * model.moe.expert_intermediate
+    per_token = (4 * model.hidden + 2 * ffn / tp) * model.activation_bytes
+    return max_batched_tokens * per_token + max_num_seqs * model.vocab * 4
+
+
+def kv_capacity_tokens(
+    model: ModelSpec,
+    gpu: GpuType,
+    tp: int,
+    gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION,
+    max_batched_tokens: int = 8192,
+    max_num_seqs: int = 256,
+) -> int | None:
+    """KV-cache capacity of one replica in tokens, as vLLM would size it; None if the weights don't fit.
+
+    (memory_gib * tp * utilization - weights - tp * (runtime reserve + activations)) / KV bytes per token.
+    """
+    budget = tp * (gpu.memory_gib * GIB * gpu_memory_utilization - RUNTIME_RESERVE_GIB_PER_GPU * GIB
+                   - activation_bytes_per_gpu(model, tp, max_batched_tokens, max_num_seqs))
+    free = budget - model.weight_bytes
+    if free <= 0:
+        return None
+    tokens = int(free // kv_bytes_per_token_replica(model, tp))
+    return tokens if tokens > 0 else None
+
+
+# --------------------------------------------------------------------------- ideal times
+@dataclass(frozen=True)
+class IdealParts:
+    """Unscaled parts of one forward pass, ms (before efficiencies and overheads)."""
+
+    compute_ms: np.ndarray
+    memory_ms: np.ndarray
+    comm_ms: np.ndarray
+    layers: int
+    hbm_tb_s: float
+    tp: int = 1
+
+
+def _comm_ms(model: ModelSpec, gpu: GpuType, tp: int, tokens: np.ndarray, allreduce: AllReduceTable | None = None) -> np.ndarray:
+    if tp == 1:
+        return np.zeros_like(tokens, dtype=float)
+    nbytes = tokens * model.hidden * model.activation_bytes  # activations stay bf16 under FP8 weights
+    if allreduce is not None:
+        per = allreduce.seconds(tp, nbytes)
+    else:
+        per = 2.0 * (tp - 1) / tp * nbytes / (gpu.intra_link_gb_s * 1e9) + ALLREDUCE_LATENCY_S
+    return model.layers * ALLREDUCES_PER_LAYER * per * 1e3
+
+
+def matmul_tflops(model: ModelSpec, gpu: GpuType) -> float:
+    """Peak of the weight GEMMs: the FP8 tensor-core peak for FP8 weights (vLLM's W8A8 kernels,
+    e.g. CutlassFP8ScaledMM on Hopper) where the GPU has one, else the BF16 peak (FP8 weights on
+    GPUs without FP8 tensor cores run weight-only kernels, e.g. Marlin on Ampere: BF16 math)."""
+    if model.dtype_bytes == 1 and gpu.fp8_tflops is not None:
+        return gpu.fp8_tflops
+    return gpu.bf16_tflops
+
+
+def ridge_batch(model: ModelSpec, gpu: GpuType) -> float:
+    """Decode batch at which a step's weight GEMMs turn compute bound, from datasheet peaks: each
+    weight (dtype_bytes bytes, read once per step) does 2 FLOPs per sequence, so the arithmetic
+    intensity is 2 * batch / dtype_bytes FLOP/byte, equal to the ridge point peak_flops / hbm_bytes
+    at batch = matmul_tflops / hbm_tb_s * dtype_bytes / 2 (H200: 206 for bf16 and for fp8; H100 SXM:
+    295; A100: 153 for bf16). Independent of tp (each GPU holds 1/tp of the weights and sees the whole batch).
+    The knee of the decode law (planner.perf.fit)."""
+    return matmul_tflops(model, gpu) / gpu.hbm_tb_s * model.dtype_bytes / 2.0
+
+
+def _compute_ms(model: ModelSpec, gpu: GpuType, tp: int, matmul_flops: np.ndarray, attn_flops: np.ndarray) -> np.ndarray:
+    """Weight GEMMs at the weights' tensor-core peak, attention scores at the BF16 peak."""
+    return (matmul_flops / matmul_tflops(model, gpu) + attn_flops / gpu.bf16_tflops) / (tp * 1e12) * 1e3
+
+
+def prefill_parts(model: ModelSpec, gpu: GpuType, tp: int, isl: Sequence[float] | np.ndarray, batch: Sequence[float] | np.ndarray,
+                  allreduce: AllReduceTable | None = None) -> IdealParts:
+    """Ideal parts of prefilling `batch` prompts of `isl` tokens in one pass (arrays broadcast)."""
+    isl = np.asarray(isl, dtype=float)
+    batch = np.asarray(batch, dtype=float)
+    tokens = isl * batch
+    attn = batch * model.attn_flops_per_token_per_ctx * isl * (isl + 1) / 2
+    compute = _compute_ms(model, gpu, tp, tokens * model.flops_per_token, attn)
+    wbytes = np.vectorize(lambda t: weight_bytes_touched(model, t))(tokens)
+    kv_write = tokens * kv_bytes_per_token_replica(model, tp)
+    memory = (wbytes + kv_write) / (tp * gpu.hbm_tb_s * 1e12) * 1e3
+    return IdealParts(compute, memory, _comm_ms(model, gpu, tp, tokens, allreduce), model.layers, gpu.hbm_tb_s, tp)
+
+
+def decode_parts(model: ModelSpec, gpu: GpuType, tp: int, batch: Sequence[float] | np.ndarray, context: Sequence[float] | np.ndarray,
+                 allreduce: AllReduceTable | None = None) -> IdealParts:
+    """Ideal parts of one decode step of `batch` sequences with mean context `context` (arrays broadcast)."""
+    batch = np.asarray(batch, dtype=float)
+    context = np.asarray(context, dtype=float)
+    compute = _compute_ms(model, gpu, tp, batch * model.flops_per_token, batch * model.attn_flops_per_token_per_ctx * context)
+    wbytes = np.vectorize(lambda b: weight_bytes_touched(model, b))(batch)
+    kv_read = batch * context * kv_bytes_per_token_replica(model, tp)
+    memory = (wbytes + kv_read) / (tp * gpu.hbm_tb_s * 1e12) * 1e3
+    return IdealParts(compute, memory, _comm_ms(model, gpu, tp, batch, allreduce), model.layers, gpu.hbm_tb_s, tp)
+
+
+OVERLAP = "max"
+"""How compute and memory time combine: "max" (perfect overlap, the classic roofline) or "sum" (none)."""
+
+
+def predict_ms(parts: IdealParts, eff: Efficiency, phase: str) -> np.ndarray:
+    """Roofline time of a forward pass given efficiencies: overhead + combine(compute, memory) + comm."""
+    if phase == "prefill":
+        over = eff.prefill_overhead_ms_per_layer + eff.prefill_overhead_ms_tbs_per_layer / parts.hbm_tb_s
+    else:
+        over = eff.decode_overhead_ms_per_layer + eff.decode_overhead_ms_tbs_per_layer / parts.hbm_tb_s
+    c, m = parts.compute_ms / eff.compute, parts.memory_ms / eff.bandwidth
+    body = np.maximum(c, m) if OVERLAP == "max" else c + m
+    step = eff.prefill_step_overhead_ms if phase == "prefill" else eff.decode_step_overhead_ms
+    return step + parts.layers * over + body * parts.tp ** eff.tp_exponent + parts.comm_ms
+
+
+# --------------------------------------------------------------------------- calibration
+@dataclass(frozen=True)
+class Observation:
+    """Measured points of one variant and phase with their ideal parts."""
+
+    phase: str  # "prefill" | "decode"
+    parts: IdealParts
+    measured_ms: np.ndarray
+
+
+def calibrate(observations: Sequence[Observation], source: str = "calibrated") -> Efficiency:
+    """Fit efficiencies and per-layer overheads to measured points.
+
+    Parameters: eff_compute, eff_bw, and per phase a fixed per-layer overhead (ms) and a
+    bandwidth-bound one (ms x TB/s, divided by the GPU's HBM TB/s: small kernels such as norms,
+    rotary and sampling are memory-latency bound and run faster on faster memory). Least squares on
+    relative residuals (``scipy.optimize.least_squares``); efficiencies bounded to (0.01, 1]
+    (nothing beats the datasheet peak), overheads to [0, 5]. A phase with no observation keeps
+    the default overheads.
+    """
+    obs = [o for o in observations if len(o.measured_ms)]
+    if not obs:
+        return DEFAULT_EFFICIENCY
+    has = {o.phase for o in obs}
+    d = DEFAULT_EFFICIENCY
+
+    def eff_of(x: np.ndarray) -> Efficiency:
+        pre = (x[2], x[4], x[7]) if "prefill" in has else (d.prefill_overhead_ms_per_layer, d.prefill_overhead_ms_tbs_per_layer,
+                                                            d.prefill_step_overhead_ms)
+        dec = (x[3], x[5], x[8]) if "decode" in has else (d.decode_overhead_ms_per_layer, d.decode_overhead_ms_tbs_per_layer,
+                                                           d.decode_step_overhead_ms)
+        return Efficiency(float(x[0]), float(x[1]), float(pre[0]), float(dec[0]), source,
+                          prefill_overhead_ms_tbs_per_layer=float(pre[1]), decode_overhead_ms_tbs_per_layer=float(dec[1]),
+                          tp_exponent=float(x[6]), prefill_step_overhead_ms=float(pre[2]), decode_step_overhead_ms=float(dec[2]))
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        e = eff_of(x)
+        return np.concatenate([(predict_ms(o.parts, e, o.phase) - o.measured_ms) / o.measured_ms for o in obs])
+
+    # The fixed and the bandwidth-scaled overheads can only be told apart across GPUs of different
+    # HBM speed; with one, they are collinear and the scaled part is pinned to ~0.
+    scaled_max = 5.0 if len({o.parts.hbm_tb_s for o in obs}) >= 2 else 1e-9
+    # The TP exponent needs profiles at two or more TP sizes; with one it stays at 0 (ideal scaling).
+    tp_max = TP_EXPONENT_MAX if len({o.parts.tp for o in obs}) >= 2 else 1e-9
+    # The per-step overhead is told apart from the per-layer one only across models of different depth.
+    step_max = STEP_OVERHEAD_MAX_MS if len({o.parts.layers for o in obs}) >= 2 else 1e-9
+    x0 = np.array([d.compute, d.bandwidth, d.prefill_overhead_ms_per_layer, d.decode_overhead_ms_per_layer,
+                   scaled_max / 2 if scaled_max < 1 else 0.01, scaled_max / 2 if scaled_max < 1 else 0.01,
+                   tp_max / 2 if tp_max < 1e-6 else 0.1, step_max / 2 if step_max < 1 else 0.5, step_max / 2 if step_max < 1 else 0.5])
+    sol = least_squares(resid, x0, bounds=([0.01, 0.01, 0, 0, 0, 0, 0, 0, 0],
+                                           [1.0, 1.0, 5, 5, scaled_max, scaled_max, tp_max, step_max, step_max]),
+                        x_scale=[0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.1, 0.5, 0.5])
+    rel = np.abs(resid(sol.x))
+    e = eff_of(sol.x)
+    return dataclasses.replace(e, n_points=int(rel.size), median_rel_err=float(np.median(rel)), max_rel_err=float(rel.max()))

@@ -1,0 +1,793 @@
+"""Capacity of one replica under SLO: the largest arrival rate it can take alone.
+
+Pure queueing maths over a :class:`~planner.perf.laws.VariantPerf`; no I/O. For each (class, variant)
+the planner asks `capacity(...)`; the ILP then treats classes that share a replica as consuming
+fractions of it (Mélange, Griggs et al. 2024). Latency predictions at a given load come from the
+same formulas, so the plan's predicted percentiles and its capacities are consistent.
+
+Prefill (role ``prefill``), after DistServe (Zhong et al., OSDI 2024, §3.1) which models a
+prefill instance as an M/D/1 queue:
+    vLLM batches waiting prompts up to ``max_batched_tokens``. With arrival rate λ and batch
+    size b the batch time is T(b) = prefill_ms(isl, b) and the per-request service time
+    D = T(b)/b; b solves the fixed point b = clip(λ·T(b), 1, b_max) (the prompts that arrive
+    during one batch form the next one).  ρ = λ·D.
+    M/D/1 mean wait (Pollaczek-Khinchine with zero service variance):
+        E[W] = ρ·D / (2(1-ρ))
+    Tail: the standard exponential approximation P(W > t) ≈ ρ·exp(-t·ρ/E[W]) (probability of
+    waiting ρ, conditional wait exponential with mean E[W]/ρ; exact in the heavy-traffic limit,
+    Kingman 1962), so the p-quantile is
+        W_p = (E[W]/ρ) · ln(ρ / (1-p))   if ρ > 1-p, else 0.
+    TTFT_p = W_p + T(b) + KV transfer + one decode step (the first token leaves the decode
+    replica at its next step boundary). `prefill_wait_quantile_ms` refines W_p for batching.
+
+Decode (role ``decode``), continuous batching:
+    A request holds a batch slot for osl steps, so by Little's law the mean batch is
+    N = λ·osl·t(N)/1000 with step time t(N) = α + β·N + γ·N·ctx, ctx = isl + osl/2 the mean
+    context. Solved in closed form: N = λ·osl·α / (1000 - λ·osl·(β + γ·ctx)).
+    The number of requests in a continuous-batching decoder is that of an M/G/∞ system, which
+    is Poisson(N) whatever the service distribution; the p-quantile batch N_p is its quantile
+    and ITL_p = t(N_p). Feasibility also needs N_p ≤ max_num_seqs and N_p·(isl+osl) ≤ KV
+    capacity (a sequence's cache grows to isl+osl tokens; vLLM preempts when it runs out).
+    ITL here is the per-request mean inter-token latency (vLLM's TPOT) at the percentile.
+
+Mixed (role ``mixed``, colocated vLLM with chunked prefill, Agrawal et al. "Sarathi-Serve",
+OSDI 2024, stall-free batching): every step first carries the N running decodes, then prefill
+chunks FCFS in the token budget left, C = max_batched_tokens - N. A step with chunks costs
+t_d(N) + (their prefill cost): the fixed cost is paid once, and a prompt's chunks sum to its
+unchunked marginal cost W = b·isl + c·isl² (planner/simulate/laws.py, mixed_step_ms).
+    Prefill share ρ_p = λ·W/1000: the share of the engine's time spent on prompts, so decode
+    steps are stretched by 1/(1-ρ_p) on average. Little's law for the decoding batch (a request
+    decodes osl-1 steps after its first token): N = λ·(osl-1)·t_d(N) / ((1-ρ_p)·1000).
+ITL (per-request mean, vLLM's TPOT): a request's life is its osl-1 decode steps, x = (osl-1)·t_d(N),
+plus the W of every prompt chunked while it lives. Prompts arriving during the life lengthen it,
+so the count K of prompts chunked in it is that of an M/D/1 busy period opened by work x: the
+generalized Poisson law GP(θ = λx', η = ρ_p) (Takács 1962; Consul & Jain 1973), mean θ/(1-η),
+variance θ/(1-η)³, where x' = x + the request's own mean prefill sojourn (the prompts that queued
+behind it are chunked during its life). Its mean ITL averages the interference over its life:
+    ITL_p = t_d(N_p) + K_p·W/(osl-1),   at most t_d(N_p) + (cost of C prompt tokens)
+(a step carries at most C prefill tokens: the stretch saturates), N_p the Poisson(N) quantile.
+TTFT: the prefill stream is a batch-service queue whose batches are the prompts admitted at a step
+boundary; a prompt takes k = ceil(isl/C) steps, a step carrying b prompts lasts
+T(b) = k·t_d + b·W, b = clip(λ·T(b), 1, b_max = floor(C/isl)) as for the prefill role. The wait
+combines, as in `prefill_wait_quantile_ms`, max(g, s) + min(g, s)·(1 - 1/b_max):
+    g: the residual of the step in flight: uniform on (0, T) with probability ρ_g = λT/b (a
+       chunk-carrying step), uniform on (0, t_d) with probability min(1-ρ_g, P(N>0)) (a
+       decode-only step), else 0 (idle replica); g is the p-quantile of that mixture;
+    s: the M/D/1 wait (`wait_quantile_ms`) of a server that is the share of each step left to
+       prefill: service D = W + t_d·isl/C per prompt; it diverges at λ·D = 1.
+    TTFT_p = frontend + wait_p + T_own   (the first token leaves at the end of the prompt's last chunk step).
+  Step composition as vLLM 0.26's scheduler builds it (running decodes first, then waiting prompts'
+  chunks FCFS in the budget left; laws.mixed_step_ms):
+    * a chunk-carrying step pays the larger fixed cost, max(decode fixed, prefill a), so it costs
+      e = (a - decode fixed)^+ more than a decode-only step; a prompt takes k/b such steps, so its
+      work is W' = W + e·k/b (ρ_p, the decode stretch and the ITL use W'; T(b) = k·(t_d + e) + b·W).
+      Found on the vLLM llama-3.1-8b profile (a = 6.8 ms, alpha = 4.6 ms): without it the model
+      under-predicted the simulator's decoding batch by 12% at ρ_p 0.54 (ISL 1k).
+    * the prompt's own step also carries the chunks of the prompts that queued behind it, up to the
+      budget: b_own = min(C/isl, b + λ·min(wait_p, mean sojourn)), T_own = T(b) + (b_own - b)·W.
+      At ISL 4k (C/isl ≈ 2) a prompt that waited shares its step with the next one's chunk and
+      its first token comes ~W later; without it the model was 24-26% under the simulator's TTFT p90.
+    * frontend: vLLM's API server admits a request on the event loop that streams the running
+      requests' tokens, so it reaches the engine `ttft_overhead_ms + FRONTEND_MS_PER_RUNNING·N` after
+      arrival (planner/simulate/laws.py, fitted on the real vLLM load sweep's ISL 1k rows).
+    No constant here is tuned on the comparison it is reported on: the first two are the laws' step
+    composition; the frontend constant is fitted on ISL 1k and reported on ISL 4k, and the reverse
+    (bench/fidelity.py part 4).
+Checked against the simulator in bench/fidelity.py (mixed rows) and tests/test_capacity.py, and
+against real vLLM under load in bench/fidelity.py part 4.
+
+Bursty arrivals (a class with `burstiness`, planner.io.schema.Burstiness; absent = Poisson and every
+number above is unchanged). Arrivals that come in clusters are modelled as a compound-Poisson
+stream (M^X): clusters at rate λ/E[B], B requests each. Its index of dispersion of counts is
+IDC = E[B²]/E[B] (1 for Poisson), which is what `planner workload from-trace` measures within
+each minute (a minute-scale trend is re-planned for, not absorbed). The IDC used is the one at
+the TTFT SLO's time scale, `Burstiness.idc_at(ttft_ms/1000)`: the wait that decides the SLO
+builds up over windows of about the TTFT, so over-dispersion at that scale is what fills the
+queue (IDC at 1 s and 10 s, log-linear between).
+  Pool of replicas (`pool_class_capacities`, `ArrivalShape.replicas`): the IDC is that of the
+  stream a pool of n replicas receives; least-loaded routing (the simulator's, and llm-d's
+  load-aware scorers') spreads a cluster of B evenly, ⌊B/n⌋ or ⌈B/n⌉ per replica, so one replica
+  sees clusters of about B/n and
+      IDC_n = E[(B/n)²]/E[B/n] ≈ IDC/n,   at least 1 (B < n leaves each replica one request or none)
+  (`ArrivalShape.replica_idc`; random routing would split Binomial(B, 1/n): 1 + (IDC - 1)/n. On
+  the tuning IDC levels of bench/fidelity.py's pool rows the even split is within 13% of the
+  simulator, the binomial one 33%, always above; held-out 24% vs 37%).
+  What n is decides the plan's size. A class's IDC is its model stream's (the clusters mix the
+  model's classes, planner/io/traces.py), and all the model's classes routed to a variant share
+  its pool, so n is the smallest pool of the variant that carries the model's whole stream:
+      n* = min { n : n >= Σ_c λ_c / c_c(n) },
+  c_c(n) the per-replica capacity of class c at IDC_n (it rises with n, so the need falls; found
+  by doubling, then bisection; classes the variant cannot serve at any n are left out). Sizing
+  each class alone (its own smallest pool, `class_capacity`) puts a small class's clusters on one
+  or two replicas, undiluted: on the clustered Azure case (bench/burst_sizing.py) that asked for
+  14 prefill replicas where 6 keep the SLO. When the solution gives a pool fewer replicas than
+  n*, or spreads the model over several pools, a pool taking share s of the model's requests
+  (routing weights draw the pool per request: a random thinning) sees IDC 1 + (IDC - 1)·s over
+  its own replicas (`realised_arrivals`); planner/planning/assemble.py re-solves with the realised shapes
+  of the pairs whose capacity they lower by more than 1%, first as a fixed point (each round
+  assumes the last solution's split), then, if the solver alternates, accumulating (each round
+  only tightens). The plan's predictions use the shape its capacities were computed for.
+  Considered and rejected on the tuning levels: a central-queue pool model (Erlang C for the
+  probability of waiting, Allen-Cunneen's G/G/c mean C(n, nρ)·D/(n(1-ρ))·(IDC + 0)/2 for the head
+  wait, the J mates ahead served n at a time, ⌊J/n⌋·D). It reduces to the formulas below at
+  n = 1 but under-predicts the simulator's pools of 3 and 6 replicas by 25% on average (up to
+  58%): least-loaded routing without jockeying, prefill batches formed per replica and clusters
+  that arrive over ~0.1 s keep a request behind its own replica's work, closer to the even split.
+  Prefill wait (M^X/D/1 decomposition, Burke 1975; Chaudhry & Templeton 1983): a request's wait is
+  its cluster head's wait plus the service of the cluster-mates ahead of it, W = W_h + J·D.
+    W_h: the Poisson wait above with the saturation term's mean scaled as Kingman's G/G/1
+      (heavy-traffic exact; Allen-Cunneen for G/G/c): E[W] = ρD/(2(1-ρ)) · (ca² + cs²)/(1 + cs²)
+      with cs² = 0 (deterministic batches) and ca² = IDC_n, i.e. E[W] = ρD·IDC_n/(2(1-ρ)); this
+      is also exactly the head wait of M^X/D/1 (λ/E[B]·E[(BD)²]/(2(1-ρ)) = ρD·IDC/(2(1-ρ))).
+    J: mates ahead in the own cluster, P(J = j) = P(B > j)/E[B], mean E[B(B-1)]/(2E[B]) =
+      (IDC_n - 1)/2, taken geometric: P(J >= j) = q^j, q = (IDC_n - 1)/(IDC_n + 1) (exact for
+      geometric clusters). D = T(b_max)/b_max, the per-prompt time of full batches (a cluster
+      fills them).
+    Considered and rejected (issue 9 follow-up): the cluster-mates behind a request joining its own
+      batch, TTFT = W_p + T(min(b_max, b + (IDC_n - 1)/2)) (and b_own + (IDC_n - 1)/2 in the mixed
+      step). Against the simulator's median of 10 seeds it lowers the prefill TTFT p90 MAPE from
+      10.2% to 7.7% on the tuning IDC 3 and 10 and from 11.0% to 7.5% held out (IDC 2 and 6; mixed
+      TTFT 17.8/15.7% -> 13.5/11.0%), mostly on the 70B classes (-16..-21% -> within 10%), but it
+      over-predicts fast prefills at low load (llama-3.1-8b chat at 0.3 of saturation: +23..+32%;
+      tests/test_capacity_burst.py's IDC-4 case: +28% prefill, +31% mixed): mates arrive over the
+      cluster's spread (0.1 s in the simulator) and miss a batch that starts sooner. Doing it right
+      needs the spread of a cluster measured with the workload, which Burstiness does not carry.
+    W_p: the p-quantile of W_h + J·D, both taken as an atom at 0 plus an exponential tail
+      (W_h: P(W_h > 0) = max(ρ_batch, ρ), scale fitted to the Poisson-model quantile of W_h;
+      J·D: P > 0 = q, mean D/ln(1/q)), summed as independent (hypoexponential) and solved for
+      P(W > t) = 1 - p by bisection. At vanishing load only J·D remains: clustered prompts wait
+      for each other even on an idle replica, which is why a bursty class's capacity can be 0 on
+      a slow variant. IDC < 1 (more regular than Poisson) only shortens the Kingman term.
+  Mixed: the same for the prefill stream's wait (D = W + t_d·isl/C). ITL: the prompts chunked in a
+    request's life are clustered: the busy-period count keeps its mean θ/(1-η) and its variance
+    grows to IDC_n·θ/(1-η)³ (compound arrivals), plus the request's own cluster-mates behind it
+    (geometric, mean (IDC_n - 1)/2, variance (IDC_n² - 1)/4); K_p is the p-quantile of a negative
+    binomial with the sum's mean and variance.
+  Decode (and the mixed decoding batch): a request sees the M^X/G/∞ occupancy, compound Poisson
+    of mean N and variance IDC_n·N, plus its own cluster-mates, which decode beside it for its
+    whole life (J_ahead + J_behind: mean IDC_n - 1, variance (IDC_n² - 1)/2); N_p is the
+    p-quantile of a negative binomial with the sum's mean and variance (-> Poisson(N) at IDC 1).
+  KV burst (decode and mixed): a p99 one-second prompt burst (tokens P, ratio r = P/(λ·isl·1 s)
+    to the mean second, per replica in proportion to its share of the rate) is admitted before
+    the batch drains, so a replica at rate λ needs
+        N·(isl + osl/2) + (r - 1)·λ·isl·1 s <= KV capacity      (binding 'kv_burst'),
+    the mean batch's cache plus the burst's prompts beyond the mean second's.
+Checked against the simulator fed clustered arrivals (planner.simulate.arrivals.clustered_times)
+in bench/fidelity.py (part 3) and tests/test_capacity_burst.py; plan sizes against the smallest
+pool that keeps the SLO in simulation in bench/burst_sizing.py and tests/test_burst_pool.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scipy import stats
+
+from planner.perf.laws import VariantPerf
+from planner.io.schema import Burstiness
+from planner.simulate.laws import FRONTEND_MS_PER_RUNNING, frontend_delay_ms
+
+# Bisection tolerance on the capacity, relative: 0.1% of the rate is far below profiling noise.
+_RATE_RTOL = 1e-3
+# Below this rate a replica is treated as unable to serve the class (req/s): one request per
+# ~3 hours is no capacity worth planning with.
+_MIN_RATE_RPS = 1e-4
+# Largest pool a bursty class's capacity search considers (replicas of one variant): far beyond
+# any single model's serving pool; the search stops there.
+_MAX_POOL_REPLICAS = 4096
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Predicted latencies at one load, ms, at the requested percentile; inf when saturated."""
+
+    ttft_ms: float = 0.0
+    itl_ms: float = 0.0
+    batch: float = 0.0
+    utilization: float = 0.0
+    """Share of the replica's raw throughput in use (ρ for prefill; batch/slots for decode)."""
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """One replica's SLO capacity for one class and why it stops there."""
+
+    rate_rps: float
+    binding: str
+    """What limits it: 'ttft', 'itl', 'kv', 'kv_burst', 'max_num_seqs', 'throughput' or 'unreachable'."""
+    best_ttft_ms: float
+    best_itl_ms: float
+    """Latencies at vanishing load: what this variant can do at best (for explanations)."""
+
+
+@dataclass(frozen=True)
+class ArrivalShape:
+    """How the arrivals one replica sees depart from Poisson (module doc, Bursty arrivals)."""
+
+    idc: float = 1.0
+    """Index of dispersion of counts at the TTFT SLO's time scale of the stream the pool of
+    `replicas` receives (1: Poisson); with `replicas` 1, what one replica sees."""
+    burst_ratio: float = 1.0
+    """p99 one-second prompt tokens over the mean prompt tokens per second (<= 1: no burst)."""
+    replicas: int = 1
+    """Replicas of the pool that shares the stream behind least-loaded routing (module doc, Pool
+    of replicas): prefill waits are those of the pool; decode batches see `replica_idc`."""
+
+    @property
+    def replica_idc(self) -> float:
+        """The IDC one replica of the pool sees: clusters spread evenly, about idc/n, at least 1
+        (a cluster smaller than the pool leaves each replica one request or none); an
+        under-dispersed stream (idc < 1) stays as regular."""
+        if self.idc <= 1.0 or self.replicas <= 1:
+            return self.idc
+        return max(1.0, self.idc / self.replicas)
+
+
+POISSON = ArrivalShape()
+# Window of the prompt-token burst that decode KV must absorb, s: `Burstiness.p99_prompt_tokens_per_s`
+# is measured over 1-s windows (planner/io/traces.py).
+BURST_WINDOW_S = 1.0
+
+
+def replica_arrivals(burst: Burstiness | None, rate_rps: float, isl: float, ttft_ms: float | None,
+                     replicas: float) -> ArrivalShape:
+    """What a pool of `replicas` replicas sharing a class of `rate_rps` sees of its `burst`iness.
+
+    IDC at the TTFT SLO's time scale (1 s without a TTFT bound) of the pool's stream, with the
+    pool size: prefill waits are the pool's (module doc, Pool of replicas), and one replica sees
+    `ArrivalShape.replica_idc` (clusters split evenly by least-loaded routing, about idc/n). The
+    burst ratio is scale-free: a burst split over the replicas in proportion to their share of
+    the rate keeps its ratio to the mean.
+    """
+    if burst is None:
+        return POISSON
+    idc = burst.idc_at((ttft_ms or 1000.0) / 1000.0)
+    n = max(1, int(round(replicas)))
+    ratio = 1.0
+    if burst.p99_prompt_tokens_per_s is not None and rate_rps > 0:
+        ratio = burst.p99_prompt_tokens_per_s / (rate_rps * isl * BURST_WINDOW_S)
+    return ArrivalShape(idc=idc, burst_ratio=max(1.0, ratio), replicas=n)
+
+
+def realised_arrivals(burst: Burstiness, rate_rps: float, isl: float, ttft_ms: float | None, share: float,
+                      replicas: float) -> ArrivalShape:
+    """What a pool of `replicas` sees when a plan sends it `share` of the class: the routing weights
+    pick the pool per request, a random split, Binomial(B, share) of a cluster of B, so the
+    pool's IDC is 1 + (idc - 1)·share; the pool then spreads it over its replicas (`replica_arrivals`)."""
+    pooled = burst.model_copy(update={"idc_1s": 1.0 + (burst.idc_1s - 1.0) * share,
+                                      "idc_10s": None if burst.idc_10s is None else 1.0 + (burst.idc_10s - 1.0) * share})
+    return replica_arrivals(pooled, rate_rps, isl, ttft_ms, replicas)
+
+
+def _cluster_ahead(idc: float) -> float:
+    """q of the geometric number J of a request's own cluster-mates ahead of it, P(J >= j) = q^j:
+    mean q/(1-q) = (idc - 1)/2 = E[B(B-1)]/(2E[B]) for a compound-Poisson stream of IDC idc."""
+    return (idc - 1.0) / (idc + 1.0) if idc > 1.0 else 0.0
+
+
+def _sum_tail(a: float, mean_a: float, c: float, mean_c: float, t: float) -> float:
+    """P(X + Y > t) for independent X = 0 w.p. 1-a else Exp(mean_a), Y = 0 w.p. 1-c else Exp(mean_c)."""
+    ea = math.exp(-t / mean_a) if mean_a > 0 else 0.0
+    ec = math.exp(-t / mean_c) if mean_c > 0 else 0.0
+    if mean_a <= 0 or mean_c <= 0:
+        both = ea + ec
+    elif abs(mean_a - mean_c) <= 1e-9 * max(mean_a, mean_c):
+        both = (1.0 + t / mean_a) * ea  # Erlang-2
+    else:
+        both = (mean_a * ea - mean_c * ec) / (mean_a - mean_c)  # hypoexponential
+    return a * (1.0 - c) * ea + c * (1.0 - a) * ec + a * c * both
+
+
+def _burst_wait_quantile_ms(head_wait_ms: float, head_busy: float, service_ms: float, idc: float,
+                            percentile: float) -> float:
+    """p-quantile of head wait + own-cluster wait (module doc, Bursty arrivals)."""
+    tail = 1.0 - percentile / 100.0
+    q = _cluster_ahead(idc)
+    a = min(1.0, head_busy)
+    mean_a = head_wait_ms / math.log(a / tail) if head_wait_ms > 0 and a > tail else 0.0
+    mean_c = service_ms / math.log(1.0 / q) if q > 0 else 0.0
+    if mean_a <= 0 and mean_c <= 0:
+        return 0.0
+    if _sum_tail(a, mean_a, q, mean_c, 0.0) <= tail:
+        return 0.0
+    hi = max(mean_a, mean_c)
+    while _sum_tail(a, mean_a, q, mean_c, hi) > tail:
+        hi *= 2.0
+    lo = 0.0
+    for _ in range(60):  # bisection on a decreasing tail; 60 halvings are far below a microsecond
+        mid = 0.5 * (lo + hi)
+        if _sum_tail(a, mean_a, q, mean_c, mid) > tail:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def wait_quantile_ms(rate_rps: float, service_ms: float, percentile: float, idc: float = 1.0) -> float:
+    """p-quantile of the M/D/1 waiting time (exponential-tail approximation, see module doc); with
+    `idc` != 1 the mean wait is Kingman's G/D/1 one, ρD·idc/(2(1-ρ)) (module doc, Bursty arrivals)."""
+    rho = rate_rps * service_ms / 1000.0
+    if rho >= 1.0:
+        return math.inf
+    if rho <= 0.0:
+        return 0.0
+    mean_wait = rho * service_ms / (2.0 * (1.0 - rho))
+    if idc != 1.0:
+        mean_wait *= idc
+    tail = 1.0 - percentile / 100.0
+    if rho <= tail:
+        return 0.0
+    return (mean_wait / rho) * math.log(rho / tail)
+
+
+def _prefill_batch(perf: VariantPerf, isl: float, rate_rps: float) -> tuple[float, float, float]:
+    """(batch size b, batch time T(b) ms, largest batch b_max) of a prefill replica at `rate_rps`.
+
+    Each batch takes the prompts that arrived during the previous one: b = clip(λ·T(b), 1, b_max).
+    """
+    b_max = max(1.0, math.floor(perf.max_batched_tokens / isl)) if isl <= perf.max_batched_tokens else 1.0
+    b = 1.0
+    for _ in range(50):  # the map is monotone and contracting below saturation; 50 steps is plenty
+        t = perf.prefill_ms(isl, b)
+        nb = min(b_max, max(1.0, rate_rps * t / 1000.0))
+        if abs(nb - b) < 1e-6:
+            break
+        b = nb
+    return b, perf.prefill_ms(isl, b), b_max
+
+
+def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
+                             idc: float = 1.0) -> tuple[float, float, float]:
+    """(p-quantile of the wait before a request's batch starts, that batch's time, utilization).
+
+    Two effects, combined as max(g, s) + min(g, s)·(1 - 1/b_max): they add up when batches can
+    grow (a request waits out the current batch and, at high load, a backlog), and the larger
+    one alone counts when every prompt fills a batch (b_max = 1, a plain M/D/1 queue):
+    * gated batching: a request arriving while a batch of length C = T(b) runs (probability ρ,
+      the busy share) waits its residual, uniform on (0, C) for deterministic batches, so
+      P(W > t) = ρ(1 - t/C) and W_p = C(1 - (1-p)/ρ);
+    * saturation: at the largest batch the replica is an M/D/1 queue of per-request service
+      D = T(b_max)/b_max, whose wait (see `wait_quantile_ms`) diverges at the throughput limit.
+    With `idc` != 1 (bursty arrivals) this is the wait of a cluster's head, to which the wait
+    behind its own cluster-mates is added (module doc, Bursty arrivals); `idc` is what one
+    replica sees (`ArrivalShape.replica_idc`).
+    """
+    b, t_batch, b_max = _prefill_batch(perf, isl, rate_rps)
+    rho = min(1.0, rate_rps * t_batch / (1000.0 * b))
+    tail = 1.0 - percentile / 100.0
+    gated = t_batch * (1.0 - tail / rho) if rho > tail else 0.0
+    service = perf.prefill_ms(isl, b_max) / b_max
+    saturated = wait_quantile_ms(rate_rps, service, percentile, idc)
+    wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
+    util = rate_rps * service / 1000.0
+    if idc != 1.0 and math.isfinite(wait):
+        wait = _burst_wait_quantile_ms(wait, max(rho, util), service, idc, percentile)
+    return wait, t_batch, util
+
+
+def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool = True,
+                    arrivals: ArrivalShape = POISSON) -> Latency:
+    """TTFT at the percentile of a prefill replica taking `rate_rps` of prompts of `isl` tokens.
+
+    With `kv_transfer`, the KV cache's trip to the decode replica and that replica's next step
+    boundary (where the first token leaves; half a batch-1 step of these laws, the decode pool
+    being unknown here) are included."""
+    wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, arrivals.replica_idc)
+    # Half a step: the mean residual of the decode replica's step cycle at a random arrival.
+    kv = perf.kv_transfer_ms(isl) + 0.5 * perf.decode_step_ms(1.0, isl) if kv_transfer else 0.0
+    b, _, _ = _prefill_batch(perf, isl, rate_rps)
+    # ttft_overhead_ms: the frontend's fixed per-request latency (planner.perf.laws), no GPU time.
+    return Latency(ttft_ms=perf.ttft_overhead_ms + wait + t_batch + kv, batch=b, utilization=util)
+
+
+def _decode_batch_mean(perf: VariantPerf, rate_rps: float, osl: float, ctx: float, stretch: float = 1.0) -> float:
+    """Little's law batch N = λ·osl·t(N)·stretch/1000, closed form; inf when it diverges."""
+    slope = perf.decode_beta_ms_per_seq + perf.decode_gamma_ms_per_token * ctx
+    denom = 1000.0 - rate_rps * osl * slope * stretch
+    if denom <= 0.0:
+        return math.inf
+    return _batch_fixed_point(perf, rate_rps * osl * stretch / denom)
+
+
+def _batch_fixed_point(perf: VariantPerf, k: float) -> float:
+    """N = k · fixed(N): alpha for dense laws (closed form); a MoE law's fixed part grows with the
+    experts N touches (concave, bounded), so iterate from N = k·alpha; it rises monotonically."""
+    n = k * perf.decode_alpha_ms
+    if perf.decode_fixed_is_constant:
+        return n
+    for _ in range(200):
+        nxt = k * perf.decode_fixed_ms(n)
+        if abs(nxt - n) <= 1e-9 * max(1.0, n):
+            return nxt
+        n = nxt
+    # A knee term (planner.perf.laws: kappa per sequence past the ridge batch) with k * kappa >= 1 grows
+    # the batch without bound: the replica cannot keep up.
+    return n if perf.decode_knee_ms_per_seq <= 0.0 or k * perf.decode_knee_ms_per_seq < 1.0 else math.inf
+
+
+def _batch_quantile(mean_batch: float, percentile: float, idc: float = 1.0) -> float:
+    """p-quantile of the M/G/∞ occupancy, Poisson(mean); at least one sequence (the request itself).
+    With clustered arrivals (`idc` > 1) a request sees the M^X/G/∞ occupancy (compound Poisson,
+    mean N, variance idc·N) plus its own cluster-mates (size-biased cluster less itself: mean
+    idc - 1, variance (idc² - 1)/2 for geometric clusters); the sum is taken negative binomial
+    with that mean and variance (module doc)."""
+    if math.isinf(mean_batch):
+        return math.inf
+    if idc > 1.0:
+        mu = mean_batch + (idc - 1.0)
+        var = mean_batch * idc + (idc * idc - 1.0) / 2.0
+        return max(1.0, float(stats.nbinom.ppf(percentile / 100.0, mu * mu / (var - mu), mu / var)))
+    return max(1.0, float(stats.poisson.ppf(percentile / 100.0, mean_batch)))
+
+
+def decode_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float,
+                   arrivals: ArrivalShape = POISSON) -> Latency:
+    """ITL at the percentile of a decode replica taking `rate_rps` requests of (isl, osl)."""
+    ctx = isl + osl / 2.0
+    n = _decode_batch_mean(perf, rate_rps, osl, ctx)
+    n_p = _batch_quantile(n, percentile, arrivals.replica_idc)
+    itl = perf.decode_step_ms(n_p, ctx) if math.isfinite(n_p) else math.inf
+    return Latency(itl_ms=itl, batch=n_p, utilization=n / perf.max_num_seqs if math.isfinite(n) else math.inf)
+
+
+def _mixed_prompt_work_ms(perf: VariantPerf, isl: float) -> float:
+    """W: the marginal cost of one prompt's prefill inside mixed steps (its chunks sum to it exactly;
+    the step's fixed cost is paid by the decodes it rides with)."""
+    return perf.prefill_b_ms_per_token * isl + perf.prefill_c_ms_per_token2 * isl * isl
+
+
+def _mixed_decode_batch(perf: VariantPerf, rate_rps: float, osl: float, ctx: float, rho_p: float) -> float:
+    """Little's law for the decoding batch of a mixed replica: a request decodes osl-1 steps after
+    its first token, each step stretched by the prefill share, N = λ·(osl-1)·t_d(N)/((1-ρ_p)·1000).
+    Closed form as in `_decode_batch_mean`; inf when it diverges."""
+    slope = perf.decode_beta_ms_per_seq + perf.decode_gamma_ms_per_token * ctx
+    lam_steps = rate_rps * max(osl - 1.0, 1.0) / ((1.0 - rho_p) * 1000.0)
+    denom = 1.0 - lam_steps * slope
+    if denom <= 0.0:
+        return math.inf
+    return _batch_fixed_point(perf, lam_steps / denom)
+
+
+def _generalized_poisson_quantile(theta: float, eta: float, percentile: float) -> float:
+    """p-quantile of the generalized (Lagrangian) Poisson law GP(θ, η) (Consul & Jain 1973),
+    P(K = k) = θ(θ + kη)^(k-1) e^(-θ-kη) / k!: the number of customers served in an M/D/1 busy
+    period opened by work x, with θ = λx and η = ρ (Takács 1962). Mean θ/(1-η), var θ/(1-η)^3."""
+    if theta <= 0.0:
+        return 0.0
+    q = percentile / 100.0
+    mean = theta / (1.0 - eta)
+    k_max = int(mean + 50.0 * math.sqrt(theta / (1.0 - eta) ** 3) + 50.0)  # far beyond any percentile used
+    cdf = math.exp(-theta)  # k = 0
+    for k in range(1, k_max + 1):
+        if cdf >= q:
+            return float(k - 1)
+        log_pk = math.log(theta) + (k - 1) * math.log(theta + k * eta) - theta - k * eta - math.lgamma(k + 1.0)
+        cdf += math.exp(log_pk)
+    return float(k_max)
+
+
+def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
+                                   step_ms: float, chunk_tokens: float, decode_busy: float,
+                                   idc: float = 1.0, chunk_fixed_ms: float = 0.0) -> tuple[float, float, float]:
+    """(p-quantile of the wait before a prompt's first chunk step, that step's duration, ρ of the
+    prefill stream) in a mixed replica whose decode part of a step takes `step_ms`.
+
+    The prefill stream is a batch-service queue (see module doc): the prompts admitted at a step
+    boundary share that step's `chunk_tokens` budget, b_max = floor(chunk_tokens/isl) of them.
+    As for `prefill_wait_quantile_ms`, two effects combine as max(g, s) + min(g, s)·(1 - 1/b_max):
+    * gated residual: a prompt waits for the step in flight to end. With probability ρ_g (the time
+      share of chunk-carrying steps, of length T = k·t_d + b·W) the residual is uniform on (0, T),
+      with probability π_d = min(1 - ρ_g, `decode_busy`) a decode-only step, uniform on (0, t_d)
+      (`decode_busy` = P(N > 0), the share of time some request is decoding), else the replica
+      is idle and the prompt starts at once;
+    * saturation: an M/D/1 queue whose server is the share of each step left to prefill, service
+      D = W + t_d·isl/chunk_tokens per prompt (Sarathi-Serve's stall-free batching: the budget
+      left after the decodes), which diverges at λ·D = 1.
+    With `idc` != 1 the saturation term is Kingman's and the wait behind the prompt's own
+    cluster-mates is added, as for the prefill role (module doc, Bursty arrivals).
+    """
+    work = _mixed_prompt_work_ms(perf, isl)
+    steps = max(1.0, math.ceil(isl / chunk_tokens))
+    b_max = max(1.0, math.floor(chunk_tokens / isl))
+    b = 1.0
+    for _ in range(50):  # the same monotone fixed point as `_prefill_batch`
+        nb = min(b_max, max(1.0, rate_rps * (steps * (step_ms + chunk_fixed_ms) + b * work) / 1000.0))
+        if abs(nb - b) < 1e-6:
+            break
+        b = nb
+    t_step = steps * (step_ms + chunk_fixed_ms) + b * work
+    tail = 1.0 - percentile / 100.0
+    rho_g = min(1.0, rate_rps * t_step / (1000.0 * b))
+    pi_d = min(1.0 - rho_g, decode_busy)
+    # P(R > t) = ρ_g(1 - t/T) + π_d(1 - t/t_d)^+ = tail, solved piecewise (0 when idle enough).
+    if rho_g * (1.0 - step_ms / t_step) >= tail:
+        gated = t_step * (1.0 - tail / rho_g)
+    elif rho_g + pi_d > tail:
+        gated = (rho_g + pi_d - tail) / (rho_g / t_step + pi_d / step_ms)
+    else:
+        gated = 0.0
+    service = work + (step_ms + chunk_fixed_ms) * isl / chunk_tokens
+    saturated = wait_quantile_ms(rate_rps, service, percentile, idc)
+    wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
+    if idc != 1.0 and math.isfinite(wait):
+        wait = _burst_wait_quantile_ms(wait, max(rho_g, rate_rps * service / 1000.0), service, idc, percentile)
+    return wait, t_step, rate_rps * service / 1000.0
+
+
+def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float,
+                  arrivals: ArrivalShape = POISSON, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING) -> Latency:
+    """TTFT and ITL at the percentile of a colocated replica with chunked prefill (module doc, Mixed).
+    `frontend_ms_per_running`: the frontend's delay per running request (module doc, Mixed)."""
+    saturated = Latency(ttft_ms=math.inf, itl_ms=math.inf, batch=math.inf, utilization=math.inf)
+    ctx = isl + osl / 2.0
+    idc = arrivals.replica_idc  # mixed replicas: the per-replica split (module doc, Bursty arrivals)
+    base_work = _mixed_prompt_work_ms(perf, isl)
+    # A chunk-carrying step pays the larger fixed cost (laws.mixed_step_ms: max(decode fixed, prefill
+    # a)), so each such step costs `extra` more than a decode-only one; a prompt takes `steps`/b of
+    # them (b prompts share a step). b needs the step time, which needs the batch: two passes, the
+    # first without the extra (module doc, Mixed).
+    work, extra = base_work, 0.0
+    for _ in range(2):
+        rho_p = rate_rps * work / 1000.0
+        if rho_p >= 1.0:
+            return saturated
+        n = _mixed_decode_batch(perf, rate_rps, osl, ctx, rho_p)
+        n_p = _batch_quantile(n, percentile, idc)
+        if not math.isfinite(n_p) or n_p >= perf.max_batched_tokens:
+            return saturated
+        step_ms = perf.decode_step_ms(n, ctx)
+        chunk_tokens = perf.max_batched_tokens - n
+        wait, t_step, rho_eff = mixed_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, step_ms, chunk_tokens,
+                                                                 decode_busy=1.0 - math.exp(-n), idc=idc,
+                                                                 chunk_fixed_ms=extra)
+        if not math.isfinite(wait):
+            return saturated
+        steps = max(1.0, math.ceil(isl / chunk_tokens))
+        b = max(1.0, (t_step - steps * (step_ms + extra)) / base_work)
+        extra = max(0.0, perf.prefill_a_ms - perf.decode_fixed_ms(n))
+        work = base_work + extra * steps / b
+    # ITL: the decode steps of the request's life plus the prompts chunked into them.
+    decode_steps = max(osl - 1.0, 1.0)
+    life_decode_ms = decode_steps * step_ms
+    # Prompts that queued behind the request during its own prefill are chunked during its life too.
+    # Its mean sojourn: half a chunk step (the mean gated residual) plus the M/D/1 mean wait ρD/(2(1-ρ)).
+    own_sojourn_ms = 0.5 * t_step + rho_eff * (base_work + (step_ms + extra) * isl / chunk_tokens) / (2.0 * (1.0 - rho_eff))
+    theta = rate_rps * (life_decode_ms + own_sojourn_ms) / 1000.0
+    if idc > 1.0:
+        # Clustered prompts (module doc): the busy-period count with variance × idc, plus the
+        # request's own cluster-mates behind it (geometric, mean (idc - 1)/2), all chunked in its
+        # life; negative binomial with the sum's mean and variance.
+        mu = theta / (1.0 - rho_p) + (idc - 1.0) / 2.0
+        var = idc * theta / (1.0 - rho_p) ** 3 + (idc * idc - 1.0) / 4.0
+        k_p = float(stats.nbinom.ppf(percentile / 100.0, mu * mu / (var - mu), mu / var)) if var > mu else mu
+    else:
+        k_p = _generalized_poisson_quantile(theta, rho_p, percentile)
+    itl = perf.decode_step_ms(n_p, ctx) + k_p * work / decode_steps
+    # A step carries at most `chunk_tokens` of prefill (their cost ≈ b·C + c·C·isl, the mean chunk
+    # position): the stretch saturates there.
+    chunk_cap_ms = perf.prefill_b_ms_per_token * chunk_tokens + perf.prefill_c_ms_per_token2 * chunk_tokens * isl
+    itl = min(itl, perf.decode_step_ms(n_p, ctx) + extra + chunk_cap_ms)
+    # The prompt's own step: chunks fill the budget FCFS, so the prompts that arrived while it waited
+    # (λ·min(its wait, the mean sojourn), queued behind it) ride in its step up to the budget C, lengthening it (vLLM's
+    # scheduler and laws.mixed_step_ms; module doc, Mixed).
+    steps = max(1.0, math.ceil(isl / chunk_tokens))
+    b_mean = max(1.0, (t_step - steps * (step_ms + extra)) / base_work)
+    b_own = max(b_mean, min(chunk_tokens / isl, b_mean + rate_rps * min(wait, own_sojourn_ms) / 1000.0))
+    t_own = t_step + (b_own - b_mean) * base_work
+    return Latency(
+        ttft_ms=frontend_delay_ms(perf, n, frontend_ms_per_running) + wait + t_own,
+        itl_ms=itl,
+        batch=n_p,
+        utilization=max(rho_eff, n / perf.max_num_seqs),
+    )
+
+
+def latency(perf: VariantPerf, role: str, isl: float, osl: float, rate_rps: float, percentile: float,
+            arrivals: ArrivalShape = POISSON) -> Latency:
+    """Predicted latency of `role` on this variant at a load; the single entry point for predictions.
+    `arrivals` describes bursty arrivals (default Poisson: the numbers are those of the Poisson model)."""
+    if role == "prefill":
+        return prefill_latency(perf, isl, rate_rps, percentile, arrivals=arrivals)
+    if role == "decode":
+        return decode_latency(perf, isl, osl, rate_rps, percentile, arrivals)
+    if role == "mixed":
+        return mixed_latency(perf, isl, osl, rate_rps, percentile, arrivals)
+    raise ValueError(f"unknown role {role!r}")
+
+
+def _violations(perf: VariantPerf, role: str, isl: float, osl: float, rate: float, percentile: float,
+                ttft_ms: float | None, itl_ms: float | None, arrivals: ArrivalShape = POISSON) -> list[str]:
+    """The SLO terms and engine limits violated at `rate` (empty when it fits)."""
+    lat = latency(perf, role, isl, osl, rate, percentile, arrivals)
+    out: list[str] = []
+    if role in ("prefill", "mixed") and not math.isfinite(lat.ttft_ms):
+        out.append("throughput")
+    elif role in ("decode", "mixed") and not math.isfinite(lat.itl_ms):
+        out.append("throughput")
+    if role in ("prefill", "mixed") and ttft_ms is not None and lat.ttft_ms > ttft_ms:
+        out.append("ttft")
+    if role in ("decode", "mixed"):
+        if itl_ms is not None and lat.itl_ms > itl_ms:
+            out.append("itl")
+        if lat.batch > perf.max_num_seqs:
+            out.append("max_num_seqs")
+        if lat.batch * (isl + osl) > perf.kv_capacity_tokens:
+            out.append("kv")
+        elif arrivals.burst_ratio > 1.0 and math.isfinite(lat.batch) and kv_burst_tokens(
+                perf, role, isl, osl, rate, arrivals) > perf.kv_capacity_tokens:
+            out.append("kv_burst")
+    return out
+
+
+def kv_burst_tokens(perf: VariantPerf, role: str, isl: float, osl: float, rate_rps: float,
+                    arrivals: ArrivalShape) -> float:
+    """KV tokens in use during a p99 one-second prompt burst (module doc, Bursty arrivals): the
+    mean batch's cache N·(isl + osl/2) plus the prompts of the burst beyond the mean second,
+    (r - 1)·λ·isl·1 s, which are admitted before the batch can drain."""
+    ctx = isl + osl / 2.0
+    if role == "mixed":
+        n = _mixed_decode_batch(perf, rate_rps, osl, ctx, rate_rps * _mixed_prompt_work_ms(perf, isl) / 1000.0)
+    else:
+        n = _decode_batch_mean(perf, rate_rps, osl, ctx)
+    return n * ctx + (arrivals.burst_ratio - 1.0) * rate_rps * isl * BURST_WINDOW_S
+
+
+def capacity(perf: VariantPerf, role: str, isl: float, osl: float, percentile: float,
+             ttft_ms: float | None = None, itl_ms: float | None = None,
+             arrivals: ArrivalShape = POISSON) -> Capacity:
+    """Largest arrival rate one replica of `perf` in `role` takes alone with the SLO holding.
+
+    The SLO terms that apply to the role are checked: TTFT for prefill (it includes the KV
+    transfer), ITL for decode, both for mixed. Returns rate 0 with binding 'unreachable' or
+    the violated term when even a vanishing load misses the SLO.
+    """
+    best = latency(perf, role, isl, osl, _MIN_RATE_RPS, percentile, arrivals)
+    best_ttft = best.ttft_ms if role != "decode" else 0.0
+    best_itl = best.itl_ms if role != "prefill" else 0.0
+    at_zero = _violations(perf, role, isl, osl, _MIN_RATE_RPS, percentile, ttft_ms, itl_ms, arrivals)
+    if at_zero:
+        return Capacity(0.0, at_zero[0] if at_zero[0] != "throughput" else "unreachable", best_ttft, best_itl)
+
+    # Upper bracket: the raw throughput bound of the role (saturation), where latency diverges.
+    hi = 1.0
+    while not _violations(perf, role, isl, osl, hi, percentile, ttft_ms, itl_ms, arrivals):
+        hi *= 2.0
+        if hi > 1e7:  # 10M req/s per replica: the laws are degenerate, not a real capacity
+            raise ValueError(f"capacity of {perf.model}/{role}/{perf.gpu}/tp{perf.tp} does not saturate; check its laws")
+    lo = hi / 2.0 if hi > 1.0 else _MIN_RATE_RPS
+
+    if _violations(perf, role, isl, osl, lo, percentile, ttft_ms, itl_ms, arrivals):  # hi == 1 already violated
+        lo = _MIN_RATE_RPS
+    # Bisection on a monotone predicate, keeping lo feasible and hi infeasible; 60 halvings
+    # reach any rtol above 1e-18, so the loop is bounded.
+    for _ in range(60):
+        if hi - lo <= _RATE_RTOL * hi:
+            break
+        mid = 0.5 * (lo + hi)
+        if _violations(perf, role, isl, osl, mid, percentile, ttft_ms, itl_ms, arrivals):
+            hi = mid
+        else:
+            lo = mid
+    rate = lo
+    binding = _violations(perf, role, isl, osl, hi, percentile, ttft_ms, itl_ms, arrivals)
+    return Capacity(rate, binding[0] if binding else "throughput", best_ttft, best_itl)
+
+
+def class_capacity(perf: VariantPerf, role: str, isl: float, osl: float, percentile: float,
+                   ttft_ms: float | None, itl_ms: float | None, burst: Burstiness | None,
+                   class_rate_rps: float) -> tuple[Capacity, ArrivalShape]:
+    """One replica's capacity for a class of `class_rate_rps` with its `burst`iness, and the arrival
+    shape it was computed for (the plan's predictions must use the same one), the class alone on
+    the variant (the planner sizes all of a model's classes together: `pool_class_capacities`).
+
+    Poisson classes (`burst` None) get exactly `capacity(...)`. A bursty class's per-replica IDC
+    falls with the number n of replicas that share it (`replica_arrivals`), and so its per-replica
+    capacity c(n) rises with n: the capacity is that of the smallest pool of this variant that
+    carries the class alone, the least n >= ceil(λ / c_Poisson) with n·c(n) >= λ (n·c(n) grows
+    with n; found by doubling, then bisection). Classes sharing the pool only make it larger, so
+    the split is at least the one assumed: the estimate errs on the safe side."""
+    base = capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms)
+    if burst is None:
+        return base, POISSON
+
+    def at(n: int) -> tuple[Capacity, ArrivalShape]:
+        shape = replica_arrivals(burst, class_rate_rps, isl, ttft_ms, n)
+        return capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms, shape), shape
+
+    if base.rate_rps <= 0 or class_rate_rps <= 0:
+        return at(1)
+    lo = math.ceil(class_rate_rps / base.rate_rps)
+    best = at(lo)
+    if lo * best[0].rate_rps >= class_rate_rps:
+        return best
+    hi = lo
+    while hi < _MAX_POOL_REPLICAS:
+        hi = min(2 * hi, _MAX_POOL_REPLICAS)
+        best = at(hi)
+        if hi * best[0].rate_rps >= class_rate_rps:
+            break
+    else:
+        return best  # not even the largest pool carries it: its capacity, the ILP will say infeasible
+    while hi - lo > 1:  # lo does not carry the class, hi does
+        mid = (lo + hi) // 2
+        trial = at(mid)
+        if mid * trial[0].rate_rps >= class_rate_rps:
+            hi, best = mid, trial
+        else:
+            lo = mid
+    return best
+
+
+@dataclass(frozen=True)
+class ClassLoad:
+    """One class of a model as a pool sees it: lengths, SLO and rate (`pool_class_capacities`)."""
+
+    isl: float
+    osl: float
+    percentile: float
+    ttft_ms: float | None
+    itl_ms: float | None
+    burst: Burstiness | None
+    rate_rps: float
+
+
+def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassLoad]) -> list[tuple[Capacity, ArrivalShape]]:
+    """Per-replica capacities of the classes of one model on one variant when they share its pool,
+    with the arrival shape each was computed for (module doc, Pool of replicas).
+
+    The model's classes share the variant's pool, so its clusters are spread over that pool's n
+    replicas, not over a pool sized for one class alone: n is the smallest pool that carries
+    them all, the least n with n >= Σ λ_c / c_c(n) (c_c(n) rises with n, so the need falls;
+    doubling, then bisection). A cluster's members are of the model's classes in proportion to
+    their rates, so a request waits behind mates of the mix's mean per-prompt time. Classes
+    without burstiness get exactly `capacity(...)` (the Poisson model). When the solution gives
+    the pool fewer replicas, or spreads a class over several pools, planner/planning/assemble.py re-solves
+    with the realised split (`realised_arrivals`)."""
+    def at(n: int) -> list[tuple[Capacity, ArrivalShape]]:
+        out = []
+        for c in classes:
+            if c.burst is None:
+                out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms), POISSON))
+                continue
+            shape = replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n)
+            out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
+        return out
+
+    if all(c.burst is None for c in classes):
+        return at(1)
+    # Classes this variant cannot serve even in the largest pool are left to other variants: they
+    # do not size its pool.
+    largest = at(_MAX_POOL_REPLICAS)
+    servable = [cap.rate_rps > 0 for cap, _ in largest]
+
+    def carries(n: int, caps: list[tuple[Capacity, ArrivalShape]]) -> bool:
+        need = 0.0
+        for c, ok, (cap, _) in zip(classes, servable, caps):
+            if c.rate_rps > 0 and ok:
+                if cap.rate_rps <= 0:
+                    return False
+                need += c.rate_rps / cap.rate_rps
+        return n >= need
+
+    lo, best = 1, at(1)
+    if carries(1, best):
+        return best
+    hi = 1
+    while hi < _MAX_POOL_REPLICAS:
+        hi = min(2 * hi, _MAX_POOL_REPLICAS)
+        best = at(hi)
+        if carries(hi, best):
+            break
+        lo = hi
+    else:
+        return largest  # not even the largest pool carries them: the ILP will say infeasible
+    while hi - lo > 1:  # lo does not carry the classes, hi does
+        mid = (lo + hi) // 2
+        trial = at(mid)
+        if carries(mid, trial):
+            hi, best = mid, trial
+        else:
+            lo = mid
+    return best

@@ -1,0 +1,326 @@
+"""What-if sweeps: change one input (traffic, prices, GPU mix, SLOs, roles, inventory), re-solve, tabulate.
+
+Each sweep point is one ILP solve (`planner.api.solve`), so a sweep costs (points x ~0.1-1 s). Every
+function returns a pandas DataFrame with one row per point and the same result columns:
+
+  feasible, cost_per_hour (USD/h; NaN when infeasible), gpus (total), gpus_<type> per GPU type,
+  disaggregated_share (rate-weighted share of requests served by prefill+decode pools),
+  load_multiplier (max-load mode only), bound (the solver's proven lower bound on the objective;
+  USD/h for objective 'cost': the optimum lies in [bound, cost_per_hour]),
+  binding (constraints that bind, '; '-joined),
+  status (solver), solve_s (seconds), diagnosis (first line, when infeasible)
+
+The input transformations (`with_price`, `with_gpu`, `without_gpu`, `with_roles`, `with_slo`,
+`scale_slo`) are pure functions returning new `Workload`/`Fleet` records, usable on their own.
+The catalog and performance laws are loaded once (see `planner.api.laws`) and shared by the points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from planner.api import solve
+from planner.io.schema import (
+    Fleet,
+    GpuInventory,
+    ModelEntry,
+    PairingPolicy,
+    Plan,
+    RequestClass,
+    Role,
+    Slo,
+    Variant,
+    Workload,
+)
+
+# Roles of the two deployment styles compared by `disaggregation_map`.
+AGGREGATED_ROLES: tuple[Role, ...] = ("mixed",)
+DISAGGREGATED_ROLES: tuple[Role, ...] = ("prefill", "decode")
+
+RESULT_COLUMNS = ["feasible", "cost_per_hour", "gpus", "disaggregated_share", "load_multiplier",
+                  "bound", "binding", "status", "solve_s", "diagnosis"]
+
+
+# --------------------------------------------------------------------------- input transformations
+def with_price(fleet: Fleet, gpu: str, price_per_hour: float) -> Fleet:
+    """`fleet` with GPU type `gpu` priced at `price_per_hour` USD per GPU-hour (must be in the fleet)."""
+    if gpu not in fleet.gpus:
+        raise KeyError(f"GPU type '{gpu}' is not in the fleet ({', '.join(sorted(fleet.gpus))})")
+    gpus = dict(fleet.gpus)
+    gpus[gpu] = gpus[gpu].model_copy(update={"price_per_hour": float(price_per_hour)})
+    return fleet.model_copy(update={"gpus": gpus})
+
+
+def with_gpu(fleet: Fleet, gpu: str, available: int, price_per_hour: float | None = None) -> Fleet:
+    """`fleet` with `available` more GPUs of type `gpu` (a new type is added with the catalog price
+    unless `price_per_hour` is given)."""
+    gpus = dict(fleet.gpus)
+    old = gpus.get(gpu)
+    have = old.available if old is not None else 0
+    price = price_per_hour if price_per_hour is not None else (old.price_per_hour if old is not None else None)
+    gpus[gpu] = GpuInventory(available=have + int(available), price_per_hour=price)
+    return fleet.model_copy(update={"gpus": gpus})
+
+
+def without_gpu(fleet: Fleet, gpu: str) -> Fleet:
+    """`fleet` without GPU type `gpu` (its current pools are dropped too)."""
+    if gpu not in fleet.gpus:
+        raise KeyError(f"GPU type '{gpu}' is not in the fleet ({', '.join(sorted(fleet.gpus))})")
+    gpus = {g: inv for g, inv in fleet.gpus.items() if g != gpu}
+    current = {p: n for p, n in fleet.current.items() if Variant.parse(p).gpu != gpu}
+    return fleet.model_copy(update={"gpus": gpus, "current": current})
+
+
+def with_inventory_factor(fleet: Fleet, factor: float) -> Fleet:
+    """`fleet` with every GPU type's available count multiplied by `factor` (rounded down)."""
+    gpus = {g: inv.model_copy(update={"available": int(math.floor(inv.available * factor + 1e-9))})
+            for g, inv in fleet.gpus.items()}
+    return fleet.model_copy(update={"gpus": gpus})
+
+
+def with_pairing(fleet: Fleet, policy: PairingPolicy) -> Fleet:
+    """`fleet` whose prefill pools may hand KV only to decode pools on the same GPU type ('same_gpu'),
+    the same type and TP ('same_gpu_tp'), or to any ('any'); its forbid_pairs rules are kept."""
+    limits = fleet.limits.model_copy(update={"pairing": policy})
+    return fleet.model_copy(update={"limits": limits})
+
+
+def with_roles(fleet: Fleet, roles: Iterable[Role]) -> Fleet:
+    """`fleet` whose policy allows only engine roles `roles` (e.g. ['mixed'] = aggregated serving)."""
+    limits = fleet.limits.model_copy(update={"roles": list(roles)})
+    return fleet.model_copy(update={"limits": limits})
+
+
+def with_slo(workload: Workload, ttft_ms: float | None = None, itl_ms: float | None = None,
+             models: Iterable[str] | None = None, percentile: float | None = None) -> Workload:
+    """`workload` with the SLO bounds of `models` (default: all) set to the values given (others kept).
+
+    Per-class SLO overrides of those models are replaced too, so the new bounds hold for every class."""
+    chosen = set(models) if models is not None else set(workload.models)
+    unknown = chosen - set(workload.models)
+    if unknown:
+        raise KeyError(f"models {sorted(unknown)} are not in the workload ({', '.join(sorted(workload.models))})")
+
+    def _new(slo: Slo) -> Slo:
+        upd: dict[str, Any] = {}
+        if ttft_ms is not None:
+            upd["ttft_ms"] = float(ttft_ms)
+        if itl_ms is not None:
+            upd["itl_ms"] = float(itl_ms)
+        if percentile is not None:
+            upd["percentile"] = float(percentile)
+        return Slo(**{**slo.model_dump(), **upd})
+
+    models_new = {m: (ModelEntry(slo=_new(e.slo)) if m in chosen else e) for m, e in workload.models.items()}
+    classes = [c.model_copy(update={"slo": None}) if c.model in chosen else c for c in workload.classes]
+    return Workload(models=models_new, classes=classes)
+
+
+def scale_slo(workload: Workload, factor: float, ttft: bool = True, itl: bool = True) -> Workload:
+    """`workload` with every SLO bound (model defaults and class overrides) multiplied by `factor`
+    (< 1 tightens). `ttft`/`itl` choose which bounds move."""
+    def _scaled(slo: Slo) -> Slo:
+        d = slo.model_dump()
+        if ttft and d["ttft_ms"] is not None:
+            d["ttft_ms"] = d["ttft_ms"] * factor
+        if itl and d["itl_ms"] is not None:
+            d["itl_ms"] = d["itl_ms"] * factor
+        return Slo(**d)
+
+    models = {m: ModelEntry(slo=_scaled(e.slo)) for m, e in workload.models.items()}
+    classes = [c.model_copy(update={"slo": _scaled(c.slo)}) if c.slo is not None else c for c in workload.classes]
+    return Workload(models=models, classes=classes)
+
+
+# --------------------------------------------------------------------------- one row per solve
+def plan_row(plan: Plan, workload: Workload) -> dict[str, Any]:
+    """The result columns of one solved point (see the module docstring)."""
+    total_rate = sum(c.rate_rps for c in workload.classes)
+    disagg = float("nan")
+    if plan.feasible and total_rate > 0:
+        shares = {cid: pr.disaggregated_share for mp in plan.models.values() for cid, pr in mp.predicted.items()}
+        disagg = sum(shares.get(c.id, 0.0) * c.rate_rps for c in workload.classes) / total_rate
+    row: dict[str, Any] = {
+        "feasible": plan.feasible,
+        "cost_per_hour": plan.cost_per_hour if plan.feasible else float("nan"),
+        "gpus": sum(plan.gpus.values()) if plan.feasible else float("nan"),
+        "disaggregated_share": disagg,
+        "load_multiplier": plan.load_multiplier if plan.load_multiplier is not None else float("nan"),
+        "bound": plan.solver.bound if plan.feasible and plan.solver.bound is not None else float("nan"),
+        "binding": "; ".join(plan.binding),
+        "status": plan.solver.status,
+        "solve_s": plan.solver.seconds,
+        "diagnosis": plan.diagnosis[0] if plan.diagnosis else "",
+    }
+    for g, n in sorted(plan.gpus.items()):
+        row[f"gpus_{g}"] = n
+    return row
+
+
+def _frame(rows: list[dict[str, Any]], keys: Sequence[str]) -> pd.DataFrame:
+    """Rows -> DataFrame: key columns first, result columns, then gpus_<type> (0 where a feasible
+    plan uses none of that type, NaN where the point is infeasible)."""
+    df = pd.DataFrame(rows)
+    gpu_cols = sorted(c for c in df.columns if c.startswith("gpus_"))
+    for c in gpu_cols:
+        df[c] = df[c].where(df[c].notna() | ~df["feasible"], 0)
+    return df[[*keys, *RESULT_COLUMNS, *gpu_cols]]
+
+
+def _solve_row(workload: Workload, fleet: Fleet, keys: dict[str, Any], **solve_kw: Any) -> dict[str, Any]:
+    return {**keys, **plan_row(solve(workload, fleet, **solve_kw), workload)}
+
+
+# --------------------------------------------------------------------------- sweeps
+def compare(scenarios: Mapping[str, tuple[Workload, Fleet]], **solve_kw: Any) -> pd.DataFrame:
+    """Solve named (workload, fleet) scenarios; one row each, keyed by `scenario`."""
+    rows = [_solve_row(wl, fl, {"scenario": name}, **solve_kw) for name, (wl, fl) in scenarios.items()]
+    return _frame(rows, ["scenario"])
+
+
+def traffic(workload: Workload, fleet: Fleet, factors: Iterable[float] = (0.5, 1.0, 2.0, 4.0),
+            **solve_kw: Any) -> pd.DataFrame:
+    """Every class's rate times each factor -> cost and GPUs. Keys: traffic_factor, rate_rps (total)."""
+    rows = []
+    for f in factors:
+        wl = workload.scaled(float(f))
+        rows.append(_solve_row(wl, fleet, {"traffic_factor": float(f),
+                                           "rate_rps": sum(c.rate_rps for c in wl.classes)}, **solve_kw))
+    return _frame(rows, ["traffic_factor", "rate_rps"])
+
+
+def gpu_price(workload: Workload, fleet: Fleet, gpu: str, prices: Iterable[float], **solve_kw: Any) -> pd.DataFrame:
+    """GPU type `gpu` at each price (USD per GPU-hour) -> cost and GPU mix. Keys: gpu, price_per_hour."""
+    rows = [_solve_row(workload, with_price(fleet, gpu, p), {"gpu": gpu, "price_per_hour": float(p)}, **solve_kw)
+            for p in prices]
+    return _frame(rows, ["gpu", "price_per_hour"])
+
+
+def prices(workload: Workload, fleet: Fleet, changes: Mapping[str, float], **solve_kw: Any) -> pd.DataFrame:
+    """The baseline, each price change alone, and (with two or more) all together. Key: scenario."""
+    scen: dict[str, tuple[Workload, Fleet]] = {"baseline": (workload, fleet)}
+    for g, p in changes.items():
+        scen[f"{g} at ${p:g}/h"] = (workload, with_price(fleet, g, p))
+    if len(changes) > 1:
+        fl = fleet
+        for g, p in changes.items():
+            fl = with_price(fl, g, p)
+        scen["all price changes"] = (workload, fl)
+    return compare(scen, **solve_kw)
+
+
+def gpu_mix(workload: Workload, fleet: Fleet, add: Mapping[str, int] | None = None,
+            remove: Iterable[str] = (), **solve_kw: Any) -> pd.DataFrame:
+    """The baseline, then adding `count` GPUs of each type in `add`, then removing each type in
+    `remove`, one change at a time. Key: scenario."""
+    scen: dict[str, tuple[Workload, Fleet]] = {"baseline": (workload, fleet)}
+    for g, n in (add or {}).items():
+        scen[f"+{n} {g}"] = (workload, with_gpu(fleet, g, n))
+    for g in remove:
+        scen[f"without {g}"] = (workload, without_gpu(fleet, g))
+    return compare(scen, **solve_kw)
+
+
+def slo_tightening(workload: Workload, fleet: Fleet, factors: Iterable[float] = (1.0, 0.8, 0.6, 0.5),
+                   ttft: bool = True, itl: bool = True, **solve_kw: Any) -> pd.DataFrame:
+    """Every SLO bound times each factor (< 1 = tighter) -> cost and GPUs. Key: slo_factor."""
+    rows = [_solve_row(scale_slo(workload, float(f), ttft=ttft, itl=itl), fleet, {"slo_factor": float(f)}, **solve_kw)
+            for f in factors]
+    return _frame(rows, ["slo_factor"])
+
+
+def _pareto(df: pd.DataFrame) -> np.ndarray:
+    """True where no other feasible point has bounds at least as tight (TTFT and ITL) and a cost at
+    most as high, with one of the three strictly better: the points worth choosing between."""
+    t, i, c = (df[k].to_numpy(dtype=float) for k in ("ttft_ms", "itl_ms", "cost_per_hour"))
+    ok = df["feasible"].to_numpy(dtype=bool)
+    out = np.zeros(len(df), dtype=bool)
+    for k in range(len(df)):
+        if not ok[k]:
+            continue
+        dom = ok & (t <= t[k]) & (i <= i[k]) & (c <= c[k]) & ((t < t[k]) | (i < i[k]) | (c < c[k]))
+        out[k] = not dom.any()
+    return out
+
+
+def slo_frontier(workload: Workload, fleet: Fleet, ttft_ms: Iterable[float], itl_ms: Iterable[float],
+                 models: Iterable[str] | None = None, **solve_kw: Any) -> pd.DataFrame:
+    """Cost over a TTFT x ITL grid of SLO bounds (applied to `models`, default all).
+
+    Keys: ttft_ms, itl_ms. Adds `frontier`: True on the Pareto frontier (no tighter-or-equal SLO point
+    is as cheap)."""
+    ms = list(models) if models is not None else None
+    rows = [_solve_row(with_slo(workload, t, i, ms), fleet, {"ttft_ms": float(t), "itl_ms": float(i)}, **solve_kw)
+            for t in ttft_ms for i in itl_ms]
+    df = _frame(rows, ["ttft_ms", "itl_ms"])
+    df.insert(2, "frontier", _pareto(df))
+    return df
+
+
+def single_class(model: str, isl: int, osl: int, rate_rps: float, slo: Slo) -> Workload:
+    """A one-model, one-class workload (the unit of the disaggregation map)."""
+    return Workload(models={model: ModelEntry(slo=slo)},
+                    classes=[RequestClass(id=f"{model}/isl{isl}-osl{osl}", model=model, isl=int(isl), osl=int(osl),
+                                          rate_rps=float(rate_rps))])
+
+
+def disaggregation_map(fleet: Fleet, model: str, slo: Slo, isl: Iterable[int], osl: Iterable[int],
+                       rate_rps: float = 10.0, **solve_kw: Any) -> pd.DataFrame:
+    """Where disaggregation pays: for each (ISL, OSL), the cheapest aggregated plan (mixed replicas only)
+    and the cheapest disaggregated one (prefill + decode pools only), at `rate_rps` of one class.
+
+    Keys: isl, osl. Columns: cost_aggregated, cost_disaggregated (USD/h, NaN when infeasible),
+    gpus_aggregated, gpus_disaggregated, cost_ratio = aggregated / disaggregated (> 1: P/D is
+    cheaper), pd_ratio (prefill GPUs / decode GPUs of the P/D plan), winner."""
+    agg_fleet, pd_fleet = with_roles(fleet, AGGREGATED_ROLES), with_roles(fleet, DISAGGREGATED_ROLES)
+    rows = []
+    for i in isl:
+        for o in osl:
+            wl = single_class(model, int(i), int(o), rate_rps, slo)
+            a = solve(wl, agg_fleet, **solve_kw)
+            d = solve(wl, pd_fleet, **solve_kw)
+            ca = a.cost_per_hour if a.feasible else float("nan")
+            cd = d.cost_per_hour if d.feasible else float("nan")
+            if a.feasible and d.feasible:
+                winner = "disaggregated" if cd < ca else "aggregated" if ca < cd else "tie"
+            else:
+                winner = "aggregated" if a.feasible else "disaggregated" if d.feasible else "neither"
+            pd_ratio = d.models[model].pd_ratio if d.feasible and model in d.models else None
+            rows.append({
+                "isl": int(i), "osl": int(o),
+                "cost_aggregated": ca, "cost_disaggregated": cd,
+                "gpus_aggregated": a.total_gpus if a.feasible else float("nan"),
+                "gpus_disaggregated": d.total_gpus if d.feasible else float("nan"),
+                "cost_ratio": ca / cd if a.feasible and d.feasible and cd > 0 else float("nan"),
+                "pd_ratio": pd_ratio if pd_ratio is not None else float("nan"),
+                "winner": winner,
+            })
+    return pd.DataFrame(rows)
+
+
+def pairing(workload: Workload, fleet: Fleet,
+            policies: Iterable[PairingPolicy] = ("any", "same_gpu", "same_gpu_tp"), **solve_kw: Any) -> pd.DataFrame:
+    """What restricting P->D pairing costs: the plan when prefill may hand KV to any decode pool, only
+    to the same GPU type, or only to the same type and TP (e.g. no RDMA between node pools, or a KV
+    connector without heterogeneous-TP support). Key: pairing."""
+    rows = [_solve_row(workload, with_pairing(fleet, p), {"pairing": p}, **solve_kw) for p in policies]
+    return _frame(rows, ["pairing"])
+
+
+def headroom(workload: Workload, fleet: Fleet, inventory_factors: Iterable[float] = (1.0,),
+             **solve_kw: Any) -> pd.DataFrame:
+    """How much more traffic a fixed fleet serves within SLO (objective 'max_load'), for the fleet
+    with its inventory scaled by each factor. Keys: inventory_factor, inventory_gpus (GPUs available).
+
+    `load_multiplier` is the common factor on every class's rate that still fits (1.0 = today)."""
+    rows = []
+    for f in inventory_factors:
+        fl = with_inventory_factor(fleet, float(f))
+        keys = {"inventory_factor": float(f), "inventory_gpus": sum(inv.available for inv in fl.gpus.values())}
+        rows.append(_solve_row(workload, fl, keys, objective="max_load", **solve_kw))
+    return _frame(rows, ["inventory_factor", "inventory_gpus"])

@@ -1,0 +1,104 @@
+"""Verify a plan by simulation: per-class SLO attainment against the SLO's percentile claim, and
+which pools are at fault where it falls short.
+
+Blame (per request that missed its SLO, in a class whose attainment is short):
+* ITL over its bound -> the pool that decoded it (decode pool, or the mixed pool);
+* TTFT over its bound -> the larger of: prefill-side time (queue + prefill, the prefill or mixed
+  pool) and the wait for admission into a decode batch (the decode pool: KV or batch slots full);
+* never finished or rejected -> the pool it was stuck in.
+A pool's fault share is its blamed requests over all blamed requests; pools at or above
+`fault_share` (default 20%) are *at fault*. `planner solve --verify` tightens their utilization
+(:func:`tightened_utilization`) and re-solves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from planner.io.schema import Plan, Workload
+from planner.simulate.arrivals import Arrivals, poisson_arrivals
+from planner.simulate.fleet import FleetSimulator, PerfLookup
+from planner.simulate.report import SimReport, build_report
+
+# Default simulated time for a verification, seconds: 10 minutes of Poisson arrivals gives
+# thousands of requests per class at planning rates, enough for a stable p90/p99.
+DEFAULT_VERIFY_DURATION_S = 600.0
+# A pool carrying at least this share of the blame for missed SLOs is "at fault".
+DEFAULT_FAULT_SHARE = 0.2
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    """Every class meets its SLO's percentile claim."""
+    classes: pd.DataFrame
+    """Per class: attainment, slo_percentile, slo_holds, TTFT/ITL percentiles (from SimReport)."""
+    failing: list[str]
+    pools_at_fault: dict[str, float]
+    """Pool id -> share of the blame for missed SLOs in failing classes (only pools >= fault_share)."""
+    blame: dict[str, float] = field(default_factory=dict)
+    """Every pool's blame share (including those under the threshold)."""
+    sim: SimReport | None = None
+
+    def summary(self) -> list[str]:
+        lines = []
+        for r in self.classes.itertuples():
+            mark = "ok" if r.slo_holds else "SHORT"
+            lines.append(f"{r.class_id}: attainment {r.attainment:.1%} vs p{r.slo_percentile:g} claim -> {mark}")
+        for pid, s in self.pools_at_fault.items():
+            lines.append(f"pool {pid} at fault for {s:.0%} of missed requests")
+        return lines
+
+
+def blame_pools(rep: SimReport, slos: dict, failing: list[str]) -> dict[str, float]:
+    """Share of missed-SLO requests (in failing classes) blamed on each pool; see module doc."""
+    df = rep.requests
+    miss = df[df["class_id"].isin(failing) & ~df["met_slo"]]
+    if miss.empty:
+        return {}
+    counts: dict[str, float] = {}
+    for cid, g in miss.groupby("class_id"):
+        slo = slos.get(cid)
+        decoder = np.where(g["decode_pool"] != "", g["decode_pool"], g["prefill_pool"])
+        itl_bad = np.zeros(len(g), dtype=bool) if slo is None or slo.itl_ms is None else (g["itl_ms"].to_numpy() > slo.itl_ms)
+        pre_side = np.nan_to_num(g["queue_ms"].to_numpy(), nan=np.inf) + np.nan_to_num(g["prefill_ms"].to_numpy(), nan=0.0)
+        kv_wait = np.nan_to_num(g["kv_wait_ms"].to_numpy(), nan=np.inf)
+        stuck_pre = np.isnan(g["prefill_ms"].to_numpy()) | g["rejected"].to_numpy()
+        who = np.where(itl_bad, decoder, np.where(stuck_pre | (pre_side >= kv_wait), g["prefill_pool"], decoder))
+        for p, n in zip(*np.unique(who.astype(str), return_counts=True)):
+            counts[p] = counts.get(p, 0.0) + float(n)
+    tot = sum(counts.values())
+    return dict(sorted(((p, n / tot) for p, n in counts.items()), key=lambda kv: -kv[1]))
+
+
+def verify(plan: Plan, workload: Workload, perf_lookup: PerfLookup, *, duration_s: float = DEFAULT_VERIFY_DURATION_S,
+           seed: int = 0, arrivals: Arrivals | None = None, fault_share: float = DEFAULT_FAULT_SHARE) -> VerifyReport:
+    """Simulate `plan` under `workload` (Poisson, or the given arrivals) and judge each class's SLO."""
+    arr = arrivals if arrivals is not None else poisson_arrivals(workload, duration_s, np.random.default_rng(seed))
+    sim = FleetSimulator.from_plan(plan, perf_lookup, arr, workload, seed=seed + 1)
+    sim.run()
+    rep = build_report(sim)
+    failing = [r.class_id for r in rep.classes.itertuples() if not r.slo_holds]
+    blame = blame_pools(rep, sim.slos, failing)
+    at_fault = {p: s for p, s in blame.items() if s >= fault_share}
+    if failing and not at_fault and blame:
+        p0 = next(iter(blame))
+        at_fault = {p0: blame[p0]}
+    return VerifyReport(ok=not failing, classes=rep.classes, failing=failing, pools_at_fault=at_fault, blame=blame, sim=rep)
+
+
+def tightened_utilization(current: dict[str, float], report: VerifyReport, step: float = 0.15,
+                          floor: float = 0.2) -> dict[str, float]:
+    """New target utilization per pool id: pools at fault lose `step` x their blame share's weight
+    relative to the worst (the worst loses the whole step), never below `floor`; others unchanged."""
+    out = dict(current)
+    if not report.pools_at_fault:
+        return out
+    worst = max(report.pools_at_fault.values())
+    for p, s in report.pools_at_fault.items():
+        u = current.get(p, 1.0)
+        out[p] = max(floor, u * (1.0 - step * s / worst))
+    return out
