@@ -80,7 +80,7 @@ class SolvedPlan(Plan):
 
     def explain(self) -> str:
         """The plan in sentences (planner.io.planfile.explain), as one string."""
-        from planner.io.planfile import explain
+        from planner.planning.explain import explain
 
         return "\n".join(explain(self))
 

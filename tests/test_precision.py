@@ -14,7 +14,8 @@ from planner.planning.capacity import latency
 from planner.io.catalog import Catalog
 from planner.io.errors import InputError
 from planner.perf.laws import DEFAULT_TTFT_OVERHEAD_MS, PerfModel, prior_variant, quiet_extrapolation
-from planner.planning.assemble import build_instance, to_plan
+from planner.planning.assemble import to_plan
+from planner.planning.instance import build_instance
 from planner.perf.profiledata import ProfileMeta, iter_profiles, profile_dir, write_profile
 from planner.perf.prior import (GIB, Efficiency, Observation, calibrate, decode_parts, kv_capacity_tokens, predict_ms,
                               prefill_parts)

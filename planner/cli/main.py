@@ -123,7 +123,8 @@ def solve(
 @friendly_errors
 def explain_cmd(plan_path: Path = typer.Argument(..., help="plan file written by `planner solve`")) -> None:
     """Binding constraints of a plan and what each class is predicted to see against its SLO."""
-    from planner.io.planfile import explain, load_plan
+    from planner.io.planfile import load_plan
+    from planner.planning.explain import explain
 
     for line in explain(load_plan(plan_path)):
         console.print(line, highlight=False)
