@@ -11,9 +11,8 @@ or a controller does not pay for the solvers, pandas or the simulator.
   records  Workload, Fleet, Slo, RequestClass, ModelEntry, GpuInventory, FleetLimits, Plan, Variant
   inputs   load_workload, load_fleet, workload_from_trace, load_plan, save
   solving  solve, headroom, laws (catalog + performance model, cached), SolvedPlan
-  checking simulate(plan, workload, ...) -> SimReport (discrete-event simulation of a plan); the
-           name is also the simulator's package planner/simulate/, made callable (see below);
-           simulate_plan is the same function under a name of its own
+  checking simulate_plan(plan, workload, ...) -> SimReport (discrete-event simulation of a plan;
+           `planner.simulate` is the simulator's package, planner/simulate/)
   what-if  whatif (module: traffic, gpu_price, prices, gpu_mix, slo_tightening, slo_frontier,
            disaggregation_map, headroom, compare and the input transformations)
 """
@@ -21,7 +20,6 @@ or a controller does not pay for the solvers, pandas or the simulator.
 from __future__ import annotations
 
 import importlib
-import types
 from typing import Any
 
 _EXPORTS: dict[str, tuple[str, str | None]] = {
@@ -52,26 +50,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "whatif": ("planner.planning.whatif", None),
 }
 
-__all__ = sorted([*_EXPORTS, "simulate"])
-
-
-class _CallableSimulatePackage(types.ModuleType):
-    """`planner.simulate` is the simulator's package *and* the API's `simulate(plan, workload, ...)`.
-
-    Python binds `planner.simulate` to the subpackage as soon as anything imports it, so a plain
-    function of that name could not stay exported; instead the package module is given this class,
-    whose `__call__` forwards to :func:`planner.api.simulate`. `planner.simulate.fleet` and friends
-    are untouched. The package's own __init__ is a docstring, so importing it here costs nothing."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from planner.api import simulate as _simulate
-
-        return _simulate(*args, **kwargs)
-
-
-from planner import simulate  # noqa: E402  (the package; made callable below)
-
-simulate.__class__ = _CallableSimulatePackage
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,5 @@
-"""The `planner` command line: solve, explain, workload; other parts register their commands.
+"""The `planner` command line's root app: solve, explain and workload from-trace here; every other
+command is in a module of planner/cli/ that adds it with `register(app)` below.
 
 Exit codes: 0 success; 2 bad input (the message names file, field and expectation); 3 the
 instance is infeasible (the plan file is still written, with its diagnosis).
@@ -13,6 +14,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from planner.cli import control, profile, simulate, synth, whatif
 from planner.cli.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
 from planner.io.schema import Plan
 
@@ -174,13 +176,12 @@ def workload_from_trace(
         sys.stdout.write(text)
 
 
-# --- command registrations (each part adds one import + call here)
-from planner.cli.simulate import register as _register_simulate; _register_simulate(app)  # noqa: E402,E702 (simulate, emulate)
-from planner.cli.whatif import register as _register_whatif; _register_whatif(app)  # noqa: E402,E702 (whatif)
-from planner.cli.control import register as _register_control; _register_control(app)  # noqa: E402,E702 (control)
-from planner.cli.profile import register as _register_profile; _register_profile(app)  # noqa: E402,E702 (profile, profile show)
-from planner.cli.synth import register as _register_synth; _register_synth(workload_app)  # noqa: E402,E702 (workload synth)
-# --- end of command registrations
+# --- the other commands, one module of planner/cli/ each
+simulate.register(app)  # simulate, emulate
+whatif.register(app)  # whatif
+control.register(app)  # control
+profile.register(app)  # profile, profile show
+synth.register(workload_app)  # workload synth
 
 
 def main() -> None:  # pragma: no cover - console entry

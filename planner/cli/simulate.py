@@ -1,6 +1,7 @@
-"""CLI commands of the simulation area: ``planner simulate`` and ``planner emulate``.
+"""``planner simulate`` and ``planner emulate``: the simulator and the emulated vLLM server on the command line.
 
-Registered into the lead's Typer app by ``register(app)`` (one line in planner/cli/main.py).
+``register(app)`` adds them to the root app (planner/cli/main.py); the work of ``simulate`` is in
+planner/cli/simulate_run.py.
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ PerfLookup = Callable[..., Optional[VariantPerf]]
 
 
 def default_perf_lookup() -> PerfLookup:
-    """`PerfModel.load().get` when the performance model exists; a clear error otherwise."""
-    try:
-        from planner.perf.laws import PerfModel  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise InputError(None, "perf", "the performance model (planner.perf.laws.PerfModel) is not available in this build") from exc
+    """`PerfModel.load().get`: the bundled profiles' laws of a (model, gpu, tp, precision)."""
+    from planner.perf.laws import PerfModel
+
     pm = PerfModel.load()
     return lambda model, gpu, tp, weight_dtype="bf16", kv_dtype="bf16": pm.get(model, gpu, tp, weight_dtype, kv_dtype)
 

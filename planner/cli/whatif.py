@@ -7,8 +7,9 @@ prints (1) cost and GPUs when every class's rate is multiplied by each --traffic
 (2) the baseline next to each single change (a GPU price, GPUs added, a GPU type removed), with
 the cost change against the baseline. `--headroom` adds how much more traffic the fleet as it
 stands takes within SLO; `--pairing` what it costs to pair prefill and decode only on the same GPU
-type (and TP). Each row is one ILP solve (planner.planning.whatif). Registered into the lead's
-Typer app by ``register(app)`` (one line in planner/cli/main.py).
+type (and TP). Each row is one ILP solve (planner.planning.whatif).
+
+``register(app)`` adds the command to the root app (planner/cli/main.py).
 """
 
 from __future__ import annotations

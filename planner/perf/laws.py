@@ -117,7 +117,42 @@ class ExtrapolationWarning(UserWarning):
     """A measured law is evaluated beyond the range it was measured on."""
 
 
-_quiet_depth = 0
+class ExtrapolationWarnings:
+    """Warn once per (variant, axis) that a measured law is evaluated past its measured range.
+
+    The registry of warnings given and the depth of `quiet()` blocks are this object's state, not
+    the module's: `EXTRAPOLATION_WARNINGS` is the process's one registry (what every VariantPerf
+    warns through), and `reset()` forgets what was given (a test, or a new session in a notebook)."""
+
+    def __init__(self) -> None:
+        self._given: set[tuple[str, str, int, str, str]] = set()
+        self._quiet_depth = 0
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """No extrapolation warnings inside; a warning skipped here is not counted as given."""
+        self._quiet_depth += 1
+        try:
+            yield
+        finally:
+            self._quiet_depth -= 1
+
+    def warn(self, vp: VariantPerf, axis: str, value: float, limit: float) -> None:
+        """Log and `warnings.warn` an ExtrapolationWarning, the first time for this variant and axis."""
+        key = (vp.model, vp.gpu, vp.tp, vp.precision, axis)
+        if self._quiet_depth or key in self._given:
+            return
+        self._given.add(key)
+        msg = (f"{vp.model}/{vp.gpu}/tp{vp.tp}{vp.precision}: {axis}={value:g} is beyond the measured range (max {limit:g}); "
+               f"the fitted law is extrapolated")
+        log.warning(msg)
+        warnings.warn(msg, ExtrapolationWarning, stacklevel=3)  # the caller of the VariantPerf method
+
+    def reset(self) -> None:
+        self._given.clear()
+
+
+EXTRAPOLATION_WARNINGS = ExtrapolationWarnings()
 
 
 @contextlib.contextmanager
@@ -125,26 +160,8 @@ def quiet_extrapolation() -> Iterator[None]:
     """No extrapolation warnings inside: for probes that deliberately evaluate laws far past any
     operating point (the capacity search); callers check the operating points they settle on.
     A warning skipped here is not counted as given, so the first real one still shows."""
-    global _quiet_depth
-    _quiet_depth += 1
-    try:
+    with EXTRAPOLATION_WARNINGS.quiet():
         yield
-    finally:
-        _quiet_depth -= 1
-
-
-_warned: set[tuple[str, str, int, str, str]] = set()
-
-
-def _warn_extrapolation(vp: "VariantPerf", axis: str, value: float, limit: float) -> None:
-    key = (vp.model, vp.gpu, vp.tp, vp.precision, axis)
-    if _quiet_depth or key in _warned:
-        return
-    _warned.add(key)
-    msg = (f"{vp.model}/{vp.gpu}/tp{vp.tp}{vp.precision}: {axis}={value:g} is beyond the measured range (max {limit:g}); "
-           f"the fitted law is extrapolated")
-    log.warning(msg)
-    warnings.warn(msg, ExtrapolationWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -233,17 +250,17 @@ class VariantPerf:
     def prefill_ms(self, isl: float, batch: float = 1.0) -> float:
         """Time to prefill `batch` prompts of `isl` tokens each, in one forward pass."""
         if self.max_isl_measured is not None and isl > self.max_isl_measured * EXTRAPOLATION_SLACK:
-            _warn_extrapolation(self, "isl", isl, self.max_isl_measured)
+            EXTRAPOLATION_WARNINGS.warn(self, "isl", isl, self.max_isl_measured)
         if self.max_prefill_batch_measured is not None and batch > self.max_prefill_batch_measured * EXTRAPOLATION_SLACK:
-            _warn_extrapolation(self, "prefill batch", batch, self.max_prefill_batch_measured)
+            EXTRAPOLATION_WARNINGS.warn(self, "prefill batch", batch, self.max_prefill_batch_measured)
         return self.prefill_pass_ms(batch * isl, batch * isl * isl)
 
     def decode_step_ms(self, batch: float, context: float) -> float:
         """One decode step of `batch` sequences whose mean context is `context` tokens."""
         if self.max_decode_batch_measured is not None and batch > self.max_decode_batch_measured * EXTRAPOLATION_SLACK:
-            _warn_extrapolation(self, "decode batch", batch, self.max_decode_batch_measured)
+            EXTRAPOLATION_WARNINGS.warn(self, "decode batch", batch, self.max_decode_batch_measured)
         if self.max_context_measured is not None and context > self.max_context_measured * EXTRAPOLATION_SLACK:
-            _warn_extrapolation(self, "context", context, self.max_context_measured)
+            EXTRAPOLATION_WARNINGS.warn(self, "context", context, self.max_context_measured)
         return self.decode_fixed_ms(batch) + self.decode_beta_ms_per_seq * batch + self.decode_gamma_ms_per_token * batch * context
 
     def kv_transfer_ms(self, isl: float, peer_link_gb_s: float | None = None) -> float:
