@@ -16,10 +16,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from planner.solvedplan import SolvedPlan
 from planner.io.catalog import Catalog
 from planner.io.files import load_model
 from planner.io.schema import Fleet, Plan, Slo, Workload
+from planner.solvedplan import SolvedPlan
 
 PathLike = str | os.PathLike[str]
 
@@ -66,7 +66,6 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
     repr). An infeasible instance is not an exception: the plan has `feasible=False` and a diagnosis.
     """
     from planner.planning.assemble import plan_workload
-
     from solvers.objectives import as_objective
 
     as_objective(objective)  # ValueError naming the registered objectives

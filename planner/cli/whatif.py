@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 import typer
@@ -120,16 +119,17 @@ def register(app: typer.Typer) -> None:
     def whatif_cmd(
         workload: Path = typer.Option(..., "--workload", "-w", help="workload YAML (models with SLOs, request classes)"),
         fleet: Path = typer.Option(..., "--fleet", "-f", help="fleet YAML (GPU inventory, limits)"),
-        traffic: Optional[str] = typer.Option(None, "--traffic", help=f"comma-separated traffic factors (default {DEFAULT_TRAFFIC} when no other question is asked)"),
+        traffic: str | None = typer.Option(
+            None, "--traffic", help=f"comma-separated traffic factors (default {DEFAULT_TRAFFIC} when no other question is asked)"),
         price: list[str] = typer.Option([], "--price", help="GPU=USD per GPU-hour; repeat for several GPU types"),
         add_gpu: list[str] = typer.Option([], "--add-gpu", help="GPU=count: add this many GPUs of a type (new or existing); repeatable"),
         remove_gpu: list[str] = typer.Option([], "--remove-gpu", help="GPU type to remove from the fleet; repeatable"),
         headroom: bool = typer.Option(False, "--headroom", help="also: how much more traffic the fleet as it stands takes within SLO"),
         pairing: bool = typer.Option(False, "--pairing", help="also: what restricting P->D pairing to the same GPU type (and TP) costs"),
-        profiles: Optional[Path] = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
+        profiles: Path | None = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
         backend: str = typer.Option("highs", "--backend", "-b", help=backend_help()),
         time_limit_s: float = typer.Option(10.0, "--time-limit", help="solver time limit per point, seconds"),
-        csv: Optional[Path] = typer.Option(None, "--csv", help="also write all rows to this CSV (atomically)"),
+        csv: Path | None = typer.Option(None, "--csv", help="also write all rows to this CSV (atomically)"),
     ) -> None:
         """What if traffic grows, GPU prices change, or GPU types are added or removed? Cost and GPUs per case."""
         from planner import whatif

@@ -57,8 +57,10 @@ import numpy as np
 import pandas as pd
 
 from planner.io.catalog import PROFILES_DIR, Catalog
-from planner.perf.allreduce import AllReduceTable, load_allreduce
 from planner.io.errors import InputError
+from planner.io.schema import Dtype, LawSource, ModelSpec, precision_suffix
+from planner.io.validate import check_fit_support
+from planner.perf.allreduce import AllReduceTable, load_allreduce
 from planner.perf.fit import (  # law forms (issue 10)
     FitReport,
     experts_touched,
@@ -68,7 +70,6 @@ from planner.perf.fit import (  # law forms (issue 10)
     fit_prefill_floor,
     knee_column,
 )
-from planner.perf.profiledata import LAW_PREFERENCE, Profile, central_points, iter_profiles, law_source
 from planner.perf.prior import (
     DEFAULT_EFFICIENCY,
     Efficiency,
@@ -81,9 +82,8 @@ from planner.perf.prior import (
     prefill_parts,
     ridge_batch,
 )
-from planner.io.schema import Dtype, LawSource, ModelSpec, precision_suffix
+from planner.perf.profiledata import LAW_PREFERENCE, Profile, central_points, iter_profiles, law_source
 from profiles import format as pfmt
-from planner.io.validate import check_fit_support
 
 log = logging.getLogger(__name__)
 
@@ -269,8 +269,8 @@ class VariantPerf:
         return self.kv_fixed_ms + isl * self.kv_bytes_per_token / (link * 1e9) * 1e3
 
 
-def lookup_variant_perf(lookup: Callable[..., "VariantPerf | None"], model: str, gpu: str, tp: int,
-                        weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> "VariantPerf | None":
+def lookup_variant_perf(lookup: Callable[..., VariantPerf | None], model: str, gpu: str, tp: int,
+                        weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> VariantPerf | None:
     """Call a (model, gpu, tp[, weight_dtype, kv_dtype]) lookup; bf16/bf16 variants pass three
     arguments only, so lookups written before precision existed keep working."""
     if weight_dtype == "bf16" and kv_dtype == "bf16":
@@ -288,7 +288,7 @@ TTFT_E2E_COLUMN = "ttft_e2e_ms"
 """Optional prefill.csv column of the vLLM profiler: client-side TTFT of the point on an idle server."""
 
 
-def measured_ttft_overhead(prefill: "pd.DataFrame") -> float | None:
+def measured_ttft_overhead(prefill: pd.DataFrame) -> float | None:
     """Median of ttft_e2e_ms - ttft_ms over the rows that have both (>= 0); None without such rows."""
     if TTFT_E2E_COLUMN not in prefill.columns:
         return None
@@ -510,7 +510,7 @@ class PerfModel:
     _cache: dict[VariantKey, VariantPerf | None] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, catalog: Catalog | None = None, profiles_dir: str | os.PathLike[str] | None = None) -> "PerfModel":
+    def load(cls, catalog: Catalog | None = None, profiles_dir: str | os.PathLike[str] | None = None) -> PerfModel:
         """Fit every profile under `profiles_dir` (default: the bundled profiles/data) and calibrate the prior."""
         cat = catalog or Catalog.load()
         root = Path(profiles_dir) if profiles_dir is not None else DEFAULT_PROFILES_DIR
@@ -526,7 +526,7 @@ class PerfModel:
     @classmethod
     def from_profiles(cls, catalog: Catalog, profiles: list[Profile], profiles_dir: str | None = None,
                       allreduce: dict[str, AllReduceTable] | None = None,
-                      calibrate_on: Literal["engines", "all"] = "engines") -> "PerfModel":
+                      calibrate_on: Literal["engines", "all"] = "engines") -> PerfModel:
         """Fit the preferred profile of every variant and calibrate the prior on them (GPU time:
         the fitted TTFT overheads are taken off vLLM-measured prefill rows first).
 

@@ -129,7 +129,7 @@ def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], Arr
     for c in inst.workload.classes:
         model_rate[c.model] = model_rate.get(c.model, 0.0) + c.rate_rps * scale
     pool_flow: dict[str, float] = {}
-    for (cid, vid), flow in sol.flow.items():
+    for (_, vid), flow in sol.flow.items():
         pool_flow[vid] = pool_flow.get(vid, 0.0) + max(flow, 0.0)
     for (cid, vid), flow in sol.flow.items():
         c = next(x for x in inst.workload.classes if x.id == cid)
@@ -176,7 +176,7 @@ def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalo
 # --------------------------------------------------------------------------- solution -> plan
 def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str, batch: float) -> list[str]:
     """Where a planned operating point lies beyond the measured range of a measured law."""
-    out = []
+    out: list[str] = []
     if vp.source != "measured":
         return out
     if role != "decode" and vp.max_isl_measured and c.isl > vp.max_isl_measured * 1.05:
@@ -184,7 +184,8 @@ def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: s
     if role != "prefill" and vp.max_decode_batch_measured and batch > vp.max_decode_batch_measured * 1.05:
         out.append(f"{pool_id}: planned decode batch {batch:.0f} exceeds the measured {vp.max_decode_batch_measured}; decode law extrapolated")
     if role != "prefill" and vp.max_context_measured and c.isl + c.osl > vp.max_context_measured * 1.05:
-        out.append(f"{pool_id}: class {c.id} context ({c.isl + c.osl} tokens) exceeds the measured {vp.max_context_measured}; decode law extrapolated")
+        out.append(f"{pool_id}: class {c.id} context ({c.isl + c.osl} tokens) exceeds the measured {vp.max_context_measured}; "
+                   "decode law extrapolated")
     return out
 
 

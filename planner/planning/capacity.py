@@ -165,8 +165,8 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from planner.perf.laws import VariantPerf
 from planner.io.schema import Burstiness
+from planner.perf.laws import VariantPerf
 from planner.simulate.laws import FRONTEND_MS_PER_RUNNING, frontend_delay_ms
 
 # Bisection tolerance on the capacity, relative: 0.1% of the rate is far below profiling noise.
@@ -764,7 +764,7 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
 
     def carries(n: int, caps: list[tuple[Capacity, ArrivalShape]]) -> bool:
         need = 0.0
-        for c, ok, (cap, _) in zip(classes, servable, caps):
+        for c, ok, (cap, _) in zip(classes, servable, caps, strict=True):
             if c.rate_rps > 0 and ok:
                 if cap.rate_rps <= 0:
                     return False

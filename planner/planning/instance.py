@@ -104,7 +104,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
         classes = [c for c in workload.classes if c.model == model]
         too_wide: list[str] = []
         too_big: list[str] = []
-        for gpu, inv in fleet.gpus.items():
+        for gpu in fleet.gpus:
             gpn = catalog.gpu(gpu).gpus_per_node
             # TP sizes x the weight and KV precisions the operator allows (limits.allowed_dtypes; default bf16 only)
             for tp, wd, kd in ((t, w, k) for t in lim.allowed_tp for w in lim.allowed_dtypes for k in lim.allowed_dtypes):
@@ -128,7 +128,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                             pooled = pool_class_capacities(vp, role, loads)
                         if pooled_cache is not None:
                             pooled_cache[(model, v.id)] = pooled
-                    for c, ld, (cap, shape) in zip(classes, loads, pooled):
+                    for c, ld, (cap, shape) in zip(classes, loads, pooled, strict=True):
                         fixed = (arrivals or {}).get((c.id, v.id))
                         if fixed is not None:
                             with quiet_extrapolation():

@@ -55,10 +55,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from planner.io.webserve import serve_app
 from planner.perf.laws import VariantPerf
 from planner.simulate.kvconnector import KvConnectorEmulation
 from planner.simulate.laws import check_perf, chunk_cost_isl2, mixed_step_ms
-from planner.io.webserve import serve_app
 
 # vLLM's default KV block size in tokens (vllm CacheConfig.block_size default 16 on CUDA).
 BLOCK_SIZE_TOKENS = 16
@@ -158,11 +158,15 @@ class _Metrics:
         self.generation_tokens = Counter("vllm:generation_tokens", "Number of generation tokens processed.", labels, registry=r).labels(*lv)
         self.num_preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", labels, registry=r).labels(*lv)
         # Prefix caching is off in the emulator (as the profiler runs vLLM): queries counted, never hits.
-        self.prefix_queries = Counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.", labels, registry=r).labels(*lv)
-        self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", labels, registry=r).labels(*lv)
+        self.prefix_queries = Counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.",
+                                      labels, registry=r).labels(*lv)
+        self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.",
+                                   labels, registry=r).labels(*lv)
         # Estimated per-GPU FLOPs and bytes read (vLLM 0.26.0's MFU counters): 2 FLOPs per weight per token.
-        self.est_flops = Counter("vllm:estimated_flops_per_gpu", "Estimated number of floating point operations per GPU.", labels, registry=r).labels(*lv)
-        self.est_read = Counter("vllm:estimated_read_bytes_per_gpu", "Estimated number of bytes read from memory per GPU.", labels, registry=r).labels(*lv)
+        self.est_flops = Counter("vllm:estimated_flops_per_gpu", "Estimated number of floating point operations per GPU.",
+                                 labels, registry=r).labels(*lv)
+        self.est_read = Counter("vllm:estimated_read_bytes_per_gpu", "Estimated number of bytes read from memory per GPU.",
+                                labels, registry=r).labels(*lv)
         succ = Counter("vllm:request_success", "Count of successfully processed requests.", labels + ["finished_reason"], registry=r)
         self.success = {reason: succ.labels(*lv, reason) for reason in FINISH_REASONS}
         tok_b = build_1_2_5_buckets(max_model_len)
@@ -182,7 +186,8 @@ class _Metrics:
         self.queue = h("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", REQUEST_LATENCY_BUCKETS_S)
         self.prefill_time = h("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", REQUEST_LATENCY_BUCKETS_S)
         self.decode_time = h("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", REQUEST_LATENCY_BUCKETS_S)
-        self.inference_time = h("vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.", REQUEST_LATENCY_BUCKETS_S)
+        self.inference_time = h("vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.",
+                                REQUEST_LATENCY_BUCKETS_S)
         blocks = perf.kv_capacity_tokens // BLOCK_SIZE_TOKENS
         # Labels as vLLM 0.26.0 writes them (vllm-offline README): every CacheConfig field as a
         # string, None as "None", plus the derived KV size in tokens and the max concurrency at max_model_len.
@@ -201,7 +206,7 @@ class _Metrics:
         Gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig", list(info), registry=r).labels(**info).set(1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _weights_of(model: str) -> tuple[float, float]:
     """(parameters, weight bytes) of a catalog model for the estimated FLOP/byte counters; (0, 0) if unknown.
     Cached: replicas start inside the fleet's event loop, which must not stall on reading the catalog."""
@@ -414,7 +419,7 @@ class EmulatedServer:
 
     def __init__(self, perf: VariantPerf, model_name: str | None = None, *, time_scale: float = 1.0,
                  max_model_len: int | None = None, faults: Faults | None = None,
-                 kv_connector: "KvConnectorEmulation | None" = None):
+                 kv_connector: KvConnectorEmulation | None = None):
         check_perf(perf, f"emulator {perf.model}/{perf.gpu}/tp{perf.tp}")
         if time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale}")
@@ -645,7 +650,7 @@ class EmulatorFleet:
         assert self._loop is not None, "fleet not started"
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def start(self) -> "EmulatorFleet":
+    def start(self) -> EmulatorFleet:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="emulator-fleet", daemon=True)
         self._thread.start()
@@ -679,7 +684,7 @@ class EmulatorFleet:
         self._loop.close()
         self._loop = None
 
-    def __enter__(self) -> "EmulatorFleet":
+    def __enter__(self) -> EmulatorFleet:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

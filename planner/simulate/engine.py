@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from planner.perf.laws import VariantPerf
-from planner.simulate.laws import chunk_cost_isl2, decode_stretch_ms, decode_steps_within, mixed_step_ms, prefill_batch_ms
+from planner.simulate.laws import chunk_cost_isl2, decode_steps_within, decode_stretch_ms, mixed_step_ms, prefill_batch_ms
 
 NAN = float("nan")
 

@@ -26,20 +26,19 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 
 from planner.io.errors import InputError
-from planner.perf.laws import VariantPerf
-from planner.perf.laws import lookup_variant_perf
 from planner.io.schema import Plan, Slo, Variant, Workload
+from planner.perf.laws import VariantPerf, lookup_variant_perf
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.engine import BatchReplica, EventQueue, PrefillReplica, Requests
 from planner.simulate.laws import FRONTEND_MS_PER_RUNNING, check_perf, frontend_delay_ms
 
-PerfLookup = Callable[..., Optional[VariantPerf]]
+PerfLookup = Callable[..., VariantPerf | None]
 """(model, gpu, tp[, weight_dtype, kv_dtype]) -> laws (see planner.perf.laws.lookup_variant_perf)."""
 
 # Default spacing of the pool timelines (queue, KV usage, utilization), seconds: fine enough for a
@@ -163,7 +162,7 @@ class FleetSimulator:
         self.class_model: dict[str, str] = {cid: r.model for cid, r in routes.items()}
         """Class id -> model, for callers that route per model (the controller's actuator)."""
         self._route(routes, arrivals, self.rng, allow_empty_pools, {s.id: s.replicas for s in pools})
-        for p, s in zip(self.pool_list, pools):
+        for p, s in zip(self.pool_list, pools, strict=True):
             for _ in range(s.replicas):
                 p.ready.append(self._make_replica(p))
         self.next_arrival = 0
@@ -197,7 +196,8 @@ class FleetSimulator:
             for p in used:
                 pool = self.pool_list[p]
                 if replicas[pool.id] <= 0 and not allow_empty:
-                    raise InputError(None, f"pools.{pool.id}.replicas", f"class {cid} is routed to this pool but it has 0 replicas (zero-capacity pool)")
+                    raise InputError(None, f"pools.{pool.id}.replicas",
+                                     f"class {cid} is routed to this pool but it has 0 replicas (zero-capacity pool)")
         # requests that can never fit the KV cache of their decode/mixed pool are rejected up front
         self.req.pf_pool = pf.tolist()
         self.req.dc_pool = dc.tolist()
@@ -238,7 +238,7 @@ class FleetSimulator:
 
     @classmethod
     def from_plan(cls, plan: Plan, perf_lookup: PerfLookup, arrivals: Arrivals, workload: Workload | None = None,
-                  **kw) -> "FleetSimulator":
+                  **kw) -> FleetSimulator:
         """Pools and routing of a plan; SLOs from the workload (else the plan's predictions)."""
         specs: list[PoolSpec] = []
         index: dict[str, int] = {}
@@ -256,7 +256,8 @@ class FleetSimulator:
         for cid in arrivals.class_ids:
             model = class_model.get(cid) or next((m for m, mp in plan.models.items() if cid in mp.routing), None)
             if model is None or model not in plan.models:
-                raise InputError(None, f"models.{model or cid}", f"class '{cid}' (model {model}) is not in the plan (plan models: {sorted(plan.models)})")
+                raise InputError(None, f"models.{model or cid}",
+                                 f"class '{cid}' (model {model}) is not in the plan (plan models: {sorted(plan.models)})")
             mp = plan.models[model]
             weights = mp.routing.get(cid)
             if weights is None:
@@ -357,7 +358,7 @@ class FleetSimulator:
             return
         rej = self._rejected(pf[sel], dc[sel], self.arrivals.isl[sel], self.arrivals.osl[sel])
         # write in place: the lists are shared with the engine
-        for i, p, d, r in zip(sel.tolist(), pf[sel].tolist(), dc[sel].tolist(), rej.tolist()):
+        for i, p, d, r in zip(sel.tolist(), pf[sel].tolist(), dc[sel].tolist(), rej.tolist(), strict=True):
             req.pf_pool[i], req.dc_pool[i], req.rejected[i] = p, d, r
 
     def set_replicas(self, pool_id: str, n: int, ready_at_s: float | None = None) -> None:
@@ -538,7 +539,7 @@ class FleetSimulator:
                 kv_usage=float(np.mean([r.kv_usage() for r in reps])) if reps else 0.0,
                 ttft_s=np.asarray(ttft, dtype=float), itl_s=np.asarray(itl, dtype=float),
                 prefill_s=np.asarray(pf, dtype=float))
-        return Observation(self.now, out, {c: int(n) for c, n in zip(self.arrivals.class_ids, self.arrived_by_class)})
+        return Observation(self.now, out, {c: int(n) for c, n in zip(self.arrivals.class_ids, self.arrived_by_class, strict=True)})
 
 
 def _load(rep) -> int:
