@@ -12,20 +12,22 @@ points already there are not measured again.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import typer
 
-from planner.cli.console import friendly_errors
+from planner.cli.console import F, friendly_errors
 from planner.io.errors import InputError
 
 
-def _friendly(fn):  # type: ignore[no-untyped-def]
+def _friendly(fn: F) -> F:
     """planner.cli.console.friendly_errors, and Ctrl-C says that the measured points are kept."""
     checked = friendly_errors(fn)
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return checked(*args, **kwargs)
         except KeyboardInterrupt:
@@ -34,10 +36,10 @@ def _friendly(fn):  # type: ignore[no-untyped-def]
             Console(stderr=True).print("[yellow]interrupted:[/] measured points are kept; rerun the same command to resume")
             raise typer.Exit(130) from None
 
-    return wrapper
+    return cast(F, wrapper)
 
 
-def _ints(text: str | None, default, field: str):
+def _ints(text: str | None, default: Sequence[int], field: str) -> tuple[int, ...]:
     from profiles import sweep
 
     try:
@@ -241,6 +243,7 @@ def register(app: typer.Typer) -> None:
             if tmp_model_dir is not None:
                 tmp_model_dir.cleanup()
         p, d = summary.prefill, summary.decode
+        assert p is not None and d is not None, "run_profile returns after both sweeps"
         console.print(f"profile written to {directory}: KV capacity {summary.kv_capacity_tokens:,} tokens; "
                       f"prefill {len(p.measured)} measured, {len(p.resumed)} resumed, {len(p.dominated)} skipped; "
                       f"decode {len(d.measured)} measured, {len(d.resumed)} resumed, {len(d.dominated)} skipped; "

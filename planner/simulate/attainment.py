@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from planner.io.schema import Plan, Workload
+from planner.io.schema import Plan, Slo, Workload
 from planner.simulate.arrivals import Arrivals, poisson_arrivals
 from planner.simulate.fleet import FleetSimulator, PerfLookup
 from planner.simulate.report import SimReport, build_report
@@ -53,7 +53,7 @@ class VerifyReport:
         return lines
 
 
-def blame_pools(rep: SimReport, slos: dict, failing: list[str]) -> dict[str, float]:
+def blame_pools(rep: SimReport, slos: dict[str, Slo], failing: list[str]) -> dict[str, float]:
     """Share of missed-SLO requests (in failing classes) blamed on each pool; see module doc."""
     df = rep.requests
     miss = df[df["class_id"].isin(failing) & ~df["met_slo"]]

@@ -48,6 +48,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,7 +127,7 @@ class _Req:
     prompt_tokens: int
     max_tokens: int
     arrival: float
-    out: asyncio.Queue = field(default_factory=asyncio.Queue)
+    out: asyncio.Queue[int | None] = field(default_factory=asyncio.Queue)
     prefilled: int = 0
     generated: int = 0
     admitted: float | None = None
@@ -234,8 +235,8 @@ class EmulatedEngine:
         self.tokens_generated_total = 0
         self.steps = 0
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        self.on_token = None  # callback(engine) after each step, used by the kill fault
+        self._task: asyncio.Task[None] | None = None
+        self.on_token: Callable[[EmulatedEngine], None] | None = None  # after each step, used by the kill fault
         self._step_end = 0.0  # wall-clock (monotonic) end of the last step, for back-to-back steps
         # Virtual time (busy-machine robustness, issue 11): while steps run back to back, each starts
         # at the previous one's scheduled end, not when the event loop got round to it, and tokens are
@@ -477,7 +478,7 @@ class EmulatedServer:
     async def _die(self) -> None:
         """Abrupt death: drop every open connection without a clean end, then close the port."""
         for s in list(self._streams):
-            tr = s._req.transport if s._req is not None else None  # type: ignore[attr-defined]
+            tr = s._req.transport if s._req is not None else None
             if tr is not None:
                 tr.abort()
         await self.astop()
@@ -556,7 +557,10 @@ class EmulatedServer:
         req.prefilled = n_prompt - 1 if remote else 0
         self.engine.submit(req)
         created = int(time.time())
-        usage = lambda: {"prompt_tokens": n_prompt, "completion_tokens": req.generated, "total_tokens": n_prompt + req.generated}  # noqa: E731
+
+        def usage() -> dict[str, int]:
+            return {"prompt_tokens": n_prompt, "completion_tokens": req.generated, "total_tokens": n_prompt + req.generated}
+
         if not stream:
             while await req.out.get() is not None:
                 pass
