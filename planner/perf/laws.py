@@ -103,7 +103,7 @@ ALLREDUCE_DIR = "allreduce"
 # "Profiler"): the same points a profile would measure, so a prior and a later measurement are
 # comparable point for point.
 # Per-request TTFT overhead of vLLM's frontend when no vLLM profile measured one, by the rule of
-# perffit.fit_prefill_client on the facts in shared/tools/vllm-offline/README.md (vLLM 0.26.0, H200,
+# planner.perf.fit.fit_prefill_client on the facts in shared/tools/vllm-offline/README.md (vLLM 0.26.0, H200,
 # Llama-3.1-8B shapes, CUDA graphs): TTFT 17.4 ms at 128 prompt tokens, ITL 4.86 ms at batch 1;
 # 17.4 - 4.86 = 12.5 ms (issue 10 quotes ~13-19 ms).
 DEFAULT_TTFT_OVERHEAD_MS = 12.5
