@@ -287,7 +287,7 @@ def test_variant_perf_evaluates_floor_and_knee(pm: PerfModel) -> None:
     from dataclasses import replace
 
     from planner.planning.capacity import decode_latency
-    from planner.simulate.laws import prefill_batch_ms
+    from planner.simulate.steptime import prefill_batch_ms
 
     vp = next(iter(pm.measured.values()))
     vp = replace(vp, prefill_floor_ms=50.0, decode_knee_batch=100.0, decode_knee_ms_per_seq=0.5, max_isl_measured=None,

@@ -130,7 +130,7 @@ def test_ttft_overhead_is_fitted_from_a_vllm_profile(tmp_path: Path, cat: Catalo
     assert prior is not None and prior.ttft_overhead_ms == pytest.approx(12.0, abs=0.05)
     # the overhead is latency, not GPU time: it adds to TTFT at any load and takes no capacity (half the
     # overhead, not none: a law with no measured frontend also drops the load-dependent frontend delay,
-    # planner/simulate/laws.FRONTEND_MS_PER_RUNNING)
+    # planner.simulate.steptime.FRONTEND_MS_PER_RUNNING)
     half = dataclasses.replace(vp, ttft_overhead_ms=vp.ttft_overhead_ms / 2)
     for role in ("prefill", "mixed"):
         for rate in (0.5, 5.0):

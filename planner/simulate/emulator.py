@@ -22,7 +22,7 @@ tested end to end without GPUs. What it reproduces:
 * Timing: a live engine loop per replica that schedules like vLLM V1 (continuous batching; each step
   carries one token per running decode plus prefill chunks up to ``max_batched_tokens``; FCFS
   admission while ``max_num_seqs`` and the KV cache allow) and sleeps each step for the time of
-  :func:`planner.simulate.laws.mixed_step_ms`. Latency under concurrency therefore follows the law.
+  :func:`planner.simulate.steptime.mixed_step_ms`. Latency under concurrency therefore follows the law.
 
 Choices written down:
 * A string prompt counts ``ceil(len(chars)/4)`` tokens (OpenAI's rule of thumb, ~4 characters per
@@ -59,7 +59,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from planner.io.webserve import serve_app
 from planner.perf.laws import VariantPerf
 from planner.simulate.kvconnector import KvConnectorEmulation
-from planner.simulate.laws import check_perf, chunk_cost_isl2, mixed_step_ms
+from planner.simulate.steptime import check_perf, chunk_cost_isl2, mixed_step_ms
 
 # vLLM's default KV block size in tokens (vllm CacheConfig.block_size default 16 on CUDA).
 BLOCK_SIZE_TOKENS = 16

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from planner.perf.laws import VariantPerf
-from planner.simulate.laws import chunk_cost_isl2, decode_steps_within, decode_stretch_ms, mixed_step_ms, prefill_batch_ms
+from planner.simulate.steptime import chunk_cost_isl2, decode_steps_within, decode_stretch_ms, mixed_step_ms, prefill_batch_ms
 
 if TYPE_CHECKING:  # the fleet owns the replicas; imported for its types only, so imports stay one-way
     from planner.simulate.fleet import FleetSimulator, Pool

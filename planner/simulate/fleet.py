@@ -37,7 +37,7 @@ from planner.io.schema import Plan, Slo, Variant, Workload
 from planner.perf.laws import VariantPerf, lookup_variant_perf
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.engine import BatchReplica, EventQueue, PrefillReplica, Requests
-from planner.simulate.laws import FRONTEND_MS_PER_RUNNING, check_perf, frontend_delay_ms
+from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING, check_perf, frontend_delay_ms
 
 PerfLookup = Callable[..., VariantPerf | None]
 Replica = PrefillReplica | BatchReplica
