@@ -20,7 +20,30 @@ or a controller does not pay for the solvers, pandas or the simulator.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what a type checker sees of the lazy names below (the same objects; `X as X` re-exports)
+    from planner.api import headroom as headroom
+    from planner.api import laws as laws
+    from planner.api import load_fleet as load_fleet
+    from planner.api import load_workload as load_workload
+    from planner.api import save as save
+    from planner.api import simulate as simulate_plan  # noqa: F401  (exported under this name)
+    from planner.api import solve as solve
+    from planner.api import workload_from_trace as workload_from_trace
+    from planner.io.catalog import Catalog as Catalog
+    from planner.io.planfile import load_plan as load_plan
+    from planner.io.schema import Fleet as Fleet
+    from planner.io.schema import FleetLimits as FleetLimits
+    from planner.io.schema import GpuInventory as GpuInventory
+    from planner.io.schema import ModelEntry as ModelEntry
+    from planner.io.schema import Plan as Plan
+    from planner.io.schema import RequestClass as RequestClass
+    from planner.io.schema import Slo as Slo
+    from planner.io.schema import Variant as Variant
+    from planner.io.schema import Workload as Workload
+    from planner.planning import whatif as whatif
+    from planner.solvedplan import SolvedPlan as SolvedPlan
 
 _EXPORTS: dict[str, tuple[str, str | None]] = {
     # records

@@ -133,6 +133,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """What if traffic grows, GPU prices change, or GPU types are added or removed? Cost and GPUs per case."""
         from planner import whatif
+        from planner.api import SolveOptions
         from planner.cli.console import friendly_errors
         from planner.io.files import write_csv_atomic
         from planner.io.schema import Fleet, Workload
@@ -159,7 +160,7 @@ def register(app: typer.Typer) -> None:
                                      f"(fleet GPUs: {', '.join(sorted(fl.gpus))})")
             for g in adds:
                 catalog.gpu(g)  # an unknown GPU type is an InputError naming the catalog
-            kw = dict(perf=perf, catalog=catalog, backend=backend, time_limit_s=time_limit_s)
+            kw: SolveOptions = {"perf": perf, "catalog": catalog, "backend": backend, "time_limit_s": time_limit_s}
             console = stdout_console()
             frames: list[pd.DataFrame] = []
             asked_changes = bool(prices or adds or remove_gpu)

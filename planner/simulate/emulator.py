@@ -48,9 +48,9 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -60,6 +60,8 @@ from planner.io.webserve import serve_app
 from planner.perf.laws import VariantPerf
 from planner.simulate.kvconnector import KvConnectorEmulation
 from planner.simulate.steptime import check_perf, chunk_cost_isl2, mixed_step_ms
+
+T = TypeVar("T")
 
 # vLLM's default KV block size in tokens (vllm CacheConfig.block_size default 16 on CUDA).
 BLOCK_SIZE_TOKENS = 16
@@ -172,7 +174,7 @@ class _Metrics:
         self.success = {reason: succ.labels(*lv, reason) for reason in FINISH_REASONS}
         tok_b = build_1_2_5_buckets(max_model_len)
 
-        def h(name: str, doc: str, buckets: list[float]) -> Any:
+        def h(name: str, doc: str, buckets: list[float]) -> Histogram:
             return Histogram(name, doc, labels, buckets=buckets, registry=r).labels(*lv)
 
         self.req_prompt = h("vllm:request_prompt_tokens", "Number of prefill tokens processed.", tok_b)
@@ -505,7 +507,7 @@ class EmulatedServer:
     def _error(status: int, msg: str) -> web.Response:
         return web.json_response({"object": "error", "message": msg, "type": "BadRequestError", "param": None, "code": status}, status=status)
 
-    def _parse(self, body: Any) -> tuple[int, int, bool, bool, str]:
+    def _parse(self, body: object) -> tuple[int, int, bool, bool, str]:
         if not isinstance(body, dict):
             raise BadRequest("request body must be a JSON object")
         model = body.get("model", self.model_name)
@@ -650,7 +652,7 @@ class EmulatorFleet:
     def urls(self) -> list[str]:
         return [s.url for s in self.servers]
 
-    def _call(self, coro: Any, timeout: float = 30.0) -> Any:
+    def _call(self, coro: Coroutine[object, object, T], timeout: float = 30.0) -> T:
         assert self._loop is not None, "fleet not started"
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
