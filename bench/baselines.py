@@ -32,7 +32,8 @@ from rich.table import Table  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
-from planner.planning.assemble import build_instance, plan_workload  # noqa: E402
+from planner.planning.assemble import plan_workload  # noqa: E402
+from planner.planning.instance import build_instance  # noqa: E402
 from planner.io.schema import Fleet, Slo, Workload  # noqa: E402
 from planner.io.traces import bucket_trace, read_trace  # noqa: E402
 

@@ -373,7 +373,7 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
     from planner.io.catalog import Catalog
     from planner.perf.laws import fit_profile
     from planner.perf.profiledata import load_profile
-    from planner.simulate.laws import FRONTEND_MS_PER_RUNNING
+    from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING
 
     keys = ("vllm_load_ttft_p90_model", "vllm_load_itl_p90_model", "vllm_load_ttft_p90_sim", "vllm_load_itl_p90_sim")
     out: dict[str, list[float]] = {k: [] for k in keys}

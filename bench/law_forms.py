@@ -1,7 +1,7 @@
 """Candidate law forms on the vLLM profiles: cross-validated within the sparse halves, reported on the held-out halves.
 
 Wider than bench/calibrate_prior.py part A0, which scores only the forms the planner's consumers
-(planner.simulate.laws, planner.planning.capacity) can evaluate: here also forms that would need new
+(planner.simulate.steptime, planner.planning.capacity) can evaluate: here also forms that would need new
 consumer code, to show what each buys. Every form is fitted the same way: ``scipy.optimize.
 least_squares`` on relative residuals, coefficients >= 0, several starts, best kept.
 

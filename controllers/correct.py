@@ -160,9 +160,9 @@ def predict_at_load(
     worst decode-side pool. None when no routed pool has a ready replica or the model says a pool
     is saturated at this load (a queueing regime: nothing to learn about service times).
     """
-    from planner.planning.capacity import latency
-    from planner.perf.laws import quiet_extrapolation
     from planner.io.schema import Variant
+    from planner.perf.laws import quiet_extrapolation
+    from planner.planning.capacity import latency
 
     ttft = itl = 0.0
     seen = False
@@ -209,8 +209,8 @@ def predict_service(
     decode batch per ready replica (running / ready) at the mean context isl + osl / 2 (the
     context grows from isl to isl + osl over a request), per output token. None when no routed pool
     has a ready replica; a side without an observation predicts None."""
-    from planner.perf.laws import quiet_extrapolation
     from planner.io.schema import Variant
+    from planner.perf.laws import quiet_extrapolation
 
     pf_pred: float | None = None
     dc_pred: float | None = None

@@ -115,7 +115,7 @@ minutes of Poisson arrivals through the plan's pools and routing (batching, KV t
 admission) and measures each request.
 '''),
     code('''
-rep = planner.simulate(plan, wl, duration_s=300, seed=0)
+rep = planner.simulate_plan(plan, wl, duration_s=300, seed=0)
 rep.classes[["class_id", "requests", "ttft_p90_ms", "slo_ttft_ms", "itl_p90_ms", "slo_itl_ms", "attainment", "slo_holds"]]
 '''),
     code('''
@@ -165,7 +165,7 @@ WHATIF = [
 # What if? Traffic, GPU prices, GPU mix, SLOs, P->D pairing
 
 Operators ask before they buy GPUs or sign an SLO. Each question below is one call to
-`planner.planning.whatif`, which re-solves the plan for each point and returns a DataFrame (one row per
+`planner.whatif`, which re-solves the plan for each point and returns a DataFrame (one row per
 ILP solve: cost, GPUs by type, share of traffic served disaggregated, binding constraints).
 Inputs: the bundled two-model example (`examples/default`).
 '''),

@@ -11,9 +11,8 @@ or a controller does not pay for the solvers, pandas or the simulator.
   records  Workload, Fleet, Slo, RequestClass, ModelEntry, GpuInventory, FleetLimits, Plan, Variant
   inputs   load_workload, load_fleet, workload_from_trace, load_plan, save
   solving  solve, headroom, laws (catalog + performance model, cached), SolvedPlan
-  checking simulate(plan, workload, ...) -> SimReport (discrete-event simulation of a plan); the
-           name is also the simulator's package planner/simulate/, made callable (see below);
-           simulate_plan is the same function under a name of its own
+  checking simulate_plan(plan, workload, ...) -> SimReport (discrete-event simulation of a plan;
+           `planner.simulate` is the simulator's package, planner/simulate/)
   what-if  whatif (module: traffic, gpu_price, prices, gpu_mix, slo_tightening, slo_frontier,
            disaggregation_map, headroom, compare and the input transformations)
 """
@@ -21,8 +20,30 @@ or a controller does not pay for the solvers, pandas or the simulator.
 from __future__ import annotations
 
 import importlib
-import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what a type checker sees of the lazy names below (the same objects; `X as X` re-exports)
+    from planner.api import headroom as headroom
+    from planner.api import laws as laws
+    from planner.api import load_fleet as load_fleet
+    from planner.api import load_workload as load_workload
+    from planner.api import save as save
+    from planner.api import simulate as simulate_plan  # noqa: F401  (exported under this name)
+    from planner.api import solve as solve
+    from planner.api import workload_from_trace as workload_from_trace
+    from planner.io.catalog import Catalog as Catalog
+    from planner.io.planfile import load_plan as load_plan
+    from planner.io.schema import Fleet as Fleet
+    from planner.io.schema import FleetLimits as FleetLimits
+    from planner.io.schema import GpuInventory as GpuInventory
+    from planner.io.schema import ModelEntry as ModelEntry
+    from planner.io.schema import Plan as Plan
+    from planner.io.schema import RequestClass as RequestClass
+    from planner.io.schema import Slo as Slo
+    from planner.io.schema import Variant as Variant
+    from planner.io.schema import Workload as Workload
+    from planner.planning import whatif as whatif
+    from planner.solvedplan import SolvedPlan as SolvedPlan
 
 _EXPORTS: dict[str, tuple[str, str | None]] = {
     # records
@@ -52,26 +73,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "whatif": ("planner.planning.whatif", None),
 }
 
-__all__ = sorted([*_EXPORTS, "simulate"])
-
-
-class _CallableSimulatePackage(types.ModuleType):
-    """`planner.simulate` is the simulator's package *and* the API's `simulate(plan, workload, ...)`.
-
-    Python binds `planner.simulate` to the subpackage as soon as anything imports it, so a plain
-    function of that name could not stay exported; instead the package module is given this class,
-    whose `__call__` forwards to :func:`planner.api.simulate`. `planner.simulate.fleet` and friends
-    are untouched. The package's own __init__ is a docstring, so importing it here costs nothing."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from planner.api import simulate as _simulate
-
-        return _simulate(*args, **kwargs)
-
-
-from planner import simulate  # noqa: E402  (the package; made callable below)
-
-simulate.__class__ = _CallableSimulatePackage
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

@@ -14,14 +14,37 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
-from planner.solvedplan import SolvedPlan
 from planner.io.catalog import Catalog
 from planner.io.files import load_model
 from planner.io.schema import Fleet, Plan, Slo, Workload
+from planner.solvedplan import SolvedPlan
+
+if TYPE_CHECKING:  # imported when used: `import planner.api` stays light
+    import pandas as pd
+
+    from planner.perf.laws import PerfModel
+    from planner.simulate.report import SimReport
 
 PathLike = str | os.PathLike[str]
+
+
+class SolveOptions(TypedDict, total=False):
+    """`solve`'s keyword options other than the objective (what `headroom` and the what-if sweeps pass on)."""
+
+    backend: str
+    time_limit_s: float
+    mip_gap: float
+    perf: PerfModel | None
+    catalog: Catalog | None
+    profiles_dir: PathLike | None
+
+
+class SolveKwargs(SolveOptions, total=False):
+    """All of `solve`'s keyword options."""
+
+    objective: str
 
 
 def load_workload(path: PathLike) -> Workload:
@@ -43,20 +66,20 @@ def workload_from_trace(path: PathLike, slo: Slo | dict[str, Slo], model: str | 
 
 
 @functools.lru_cache(maxsize=4)
-def _laws(profiles_dir: str | None) -> tuple[Catalog, Any]:
+def _laws(profiles_dir: str | None) -> tuple[Catalog, PerfModel]:
     from planner.perf.laws import PerfModel
 
     catalog = Catalog.load()
     return catalog, PerfModel.load(catalog=catalog, profiles_dir=profiles_dir)
 
 
-def laws(profiles_dir: PathLike | None = None) -> tuple[Catalog, Any]:
+def laws(profiles_dir: PathLike | None = None) -> tuple[Catalog, PerfModel]:
     """(catalog, PerfModel) for `profiles_dir` (default: the bundled profiles), loaded once and cached."""
     return _laws(None if profiles_dir is None else str(profiles_dir))
 
 
 def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend: str = "highs",
-          time_limit_s: float = 10.0, mip_gap: float = 1e-4, perf: Any = None, catalog: Catalog | None = None,
+          time_limit_s: float = 10.0, mip_gap: float = 1e-4, perf: PerfModel | None = None, catalog: Catalog | None = None,
           profiles_dir: PathLike | None = None) -> SolvedPlan:
     """The cheapest plan for `workload` on `fleet` (objective 'cost'), the fewest GPUs ('gpus'), the
     least board power ('power'), or the largest common traffic multiplier the fleet serves within
@@ -66,7 +89,6 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
     repr). An infeasible instance is not an exception: the plan has `feasible=False` and a diagnosis.
     """
     from planner.planning.assemble import plan_workload
-
     from solvers.objectives import as_objective
 
     as_objective(objective)  # ValueError naming the registered objectives
@@ -79,7 +101,7 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
     return SolvedPlan.of(plan)
 
 
-def headroom(workload: Workload, fleet: Fleet, **solve_kw: Any) -> SolvedPlan:
+def headroom(workload: Workload, fleet: Fleet, **solve_kw: Unpack[SolveOptions]) -> SolvedPlan:
     """How much more traffic this fixed fleet takes within SLO: `solve(..., objective='max_load')`.
 
     The answer is `plan.load_multiplier` (1.0 = today's rates; 2.0 = twice every class's rate)."""
@@ -94,8 +116,8 @@ def save(plan: Plan, path: PathLike) -> Path:
     return Path(path)
 
 
-def simulate(plan: Plan, workload: Workload, *, duration_s: float = 600.0, trace: Any = None, seed: int = 0,
-             perf: Any = None, profiles_dir: PathLike | None = None) -> Any:
+def simulate(plan: Plan, workload: Workload, *, duration_s: float = 600.0, trace: PathLike | pd.DataFrame | None = None,
+             seed: int = 0, perf: PerfModel | None = None, profiles_dir: PathLike | None = None) -> SimReport:
     """Run the plan through the discrete-event fleet simulator; returns a `SimReport`
     (`.classes`: per-class percentiles and SLO attainment; `.requests`; `.pools` timelines).
 

@@ -63,7 +63,7 @@ class SolvedPlan(Plan):
     """A `Plan` with DataFrame views and a readable repr (text and HTML); nothing else changes."""
 
     @classmethod
-    def of(cls, plan: Plan) -> "SolvedPlan":
+    def of(cls, plan: Plan) -> SolvedPlan:
         """Wrap an existing plan (a copy of its fields; the original is not touched)."""
         if isinstance(plan, cls):
             return plan
@@ -80,7 +80,7 @@ class SolvedPlan(Plan):
 
     def explain(self) -> str:
         """The plan in sentences (planner.io.planfile.explain), as one string."""
-        from planner.io.planfile import explain
+        from planner.planning.explain import explain
 
         return "\n".join(explain(self))
 
@@ -113,8 +113,8 @@ class SolvedPlan(Plan):
             items = "".join(f"<li>{html.escape(d)}</li>" for d in self.diagnosis)
             return head + f"<p>What binds and what would make it feasible:</p><ul>{items}</ul>"
         pools = self.pools()
-        pools_html = pools.to_html(index=False, float_format=lambda x: f"{x:,.2f}", border=0)
-        classes_html = self.classes().to_html(index=False, float_format=lambda x: f"{x:,.1f}", border=0)
+        pools_html: str = pools.to_html(index=False, float_format=lambda x: f"{x:,.2f}", border=0)
+        classes_html: str = self.classes().to_html(index=False, float_format=lambda x: f"{x:,.1f}", border=0)
         binding = ""
         if self.binding:
             binding = "<p>Binding: " + "; ".join(html.escape(b) for b in self.binding) + "</p>"

@@ -189,7 +189,8 @@ def test_a_split_over_pools_keeps_more_of_each_cluster(perf, catalog) -> None:
     assert realised_arrivals(b, 10.0, 1000, 1000.0, 1.0, 2).replica_idc == pytest.approx(4.5)
     assert realised_arrivals(b, 10.0, 1000, 1000.0, 0.5, 1).replica_idc == pytest.approx(5.0)
     assert realised_arrivals(b, 10.0, 1000, 1000.0, 0.5, 2).replica_idc == pytest.approx(2.5)
-    from planner.planning.assemble import _burstier_splits, build_instance
+    from planner.planning.assemble import _burstier_splits
+    from planner.planning.instance import build_instance
     from solvers.backends import solve as solve_problem
 
     fleet = load_model(Fleet, EXAMPLE / "fleet.yaml")

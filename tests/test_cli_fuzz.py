@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from planner.api import laws
 from planner.cli.main import app
 from planner.io.files import load_model
-from planner.planning.assemble import build_instance
+from planner.planning.instance import build_instance
 from planner.io.schema import Fleet, Plan, Workload
 
 REPO = Path(__file__).resolve().parents[1]

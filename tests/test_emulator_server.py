@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from planner.perf.laws import VariantPerf
 from planner.simulate.emulator import EmulatorFleet, Faults
-from planner.simulate.laws import decode_stretch_ms
+from planner.simulate.steptime import decode_stretch_ms
 
 pytestmark = pytest.mark.timeout(60)
 

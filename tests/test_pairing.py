@@ -19,7 +19,8 @@ from controllers.actuate import PAIRING_KEY, ROUTING_KEY, ApplyRequest, Kubernet
 from controller_k8s_fake import FakeK8sServer
 from planner.io.errors import InputError
 from planner.io.files import dump_yaml, load_model, write_atomic
-from planner.io.planfile import explain, load_plan
+from planner.io.planfile import load_plan
+from planner.planning.explain import explain
 from planner.planning.assemble import plan_workload
 from planner.io.schema import Fleet, Plan, Variant, Workload
 from planner.simulate.arrivals import poisson_arrivals

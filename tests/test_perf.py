@@ -235,6 +235,25 @@ def test_extrapolation_warns_once(pm: PerfModel) -> None:
         vp.decode_step_ms(512, 1024)  # already warned for this variant and axis
 
 
+def test_extrapolation_registry_is_explicit_state(pm: PerfModel) -> None:
+    """A registry's warn-once set is its own: quiet() skips without counting, reset() forgets."""
+    from planner.perf.laws import ExtrapolationWarnings
+
+    vp = pm.get("llama-2-70b", "H100-SXM-80GB", 8)
+    reg = ExtrapolationWarnings()
+    with reg.quiet(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg.warn(vp, "isl", 40000, 8192)  # quiet: not given
+    with pytest.warns(ExtrapolationWarning, match="isl=40000"):
+        reg.warn(vp, "isl", 40000, 8192)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg.warn(vp, "isl", 50000, 8192)  # given once for this variant and axis
+    reg.reset()
+    with pytest.warns(ExtrapolationWarning, match="isl=50000"):
+        reg.warn(vp, "isl", 50000, 8192)
+
+
 def test_no_profiles_uses_defaults(tmp_path: Path, cat: Catalog) -> None:
     pm0 = PerfModel.load(catalog=cat, profiles_dir=tmp_path)
     assert pm0.efficiency == DEFAULT_EFFICIENCY and not pm0.measured
@@ -287,7 +306,7 @@ def test_variant_perf_evaluates_floor_and_knee(pm: PerfModel) -> None:
     from dataclasses import replace
 
     from planner.planning.capacity import decode_latency
-    from planner.simulate.laws import prefill_batch_ms
+    from planner.simulate.steptime import prefill_batch_ms
 
     vp = next(iter(pm.measured.values()))
     vp = replace(vp, prefill_floor_ms=50.0, decode_knee_batch=100.0, decode_knee_ms_per_seq=0.5, max_isl_measured=None,

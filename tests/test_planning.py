@@ -17,7 +17,8 @@ from planner.io.errors import InputError
 from planner.io.files import load_model
 from planner.perf.laws import PerfModel, quiet_extrapolation
 from planner.io.planfile import diff, load_plan, save_plan
-from planner.planning.assemble import build_instance, plan_workload
+from planner.planning.assemble import plan_workload
+from planner.planning.instance import build_instance
 from planner.io.schema import Fleet, ModelEntry, RequestClass, Slo, Workload
 
 REPO = Path(__file__).resolve().parents[1]

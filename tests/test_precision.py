@@ -14,7 +14,8 @@ from planner.planning.capacity import latency
 from planner.io.catalog import Catalog
 from planner.io.errors import InputError
 from planner.perf.laws import DEFAULT_TTFT_OVERHEAD_MS, PerfModel, prior_variant, quiet_extrapolation
-from planner.planning.assemble import build_instance, to_plan
+from planner.planning.assemble import to_plan
+from planner.planning.instance import build_instance
 from planner.perf.profiledata import ProfileMeta, iter_profiles, profile_dir, write_profile
 from planner.perf.prior import (GIB, Efficiency, Observation, calibrate, decode_parts, kv_capacity_tokens, predict_ms,
                               prefill_parts)
@@ -129,7 +130,7 @@ def test_ttft_overhead_is_fitted_from_a_vllm_profile(tmp_path: Path, cat: Catalo
     assert prior is not None and prior.ttft_overhead_ms == pytest.approx(12.0, abs=0.05)
     # the overhead is latency, not GPU time: it adds to TTFT at any load and takes no capacity (half the
     # overhead, not none: a law with no measured frontend also drops the load-dependent frontend delay,
-    # planner/simulate/laws.FRONTEND_MS_PER_RUNNING)
+    # planner.simulate.steptime.FRONTEND_MS_PER_RUNNING)
     half = dataclasses.replace(vp, ttft_overhead_ms=vp.ttft_overhead_ms / 2)
     for role in ("prefill", "mixed"):
         for rate in (0.5, 5.0):

@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 
-from planner.perf import VariantPerf
+from planner.perf.laws import VariantPerf
 from planner.simulate.emulator import EmulatorFleet
 from profiles.backends.vllm import (EngineCounters, ProfilerError, VllmClient, engine_counters,
                                     engine_prefill_sample)

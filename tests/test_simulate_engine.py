@@ -10,7 +10,7 @@ from planner.perf.laws import VariantPerf
 from planner.io.schema import Slo
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
-from planner.simulate.laws import chunk_cost_isl2, decode_stretch_ms, decode_steps_within, mixed_step_ms
+from planner.simulate.steptime import chunk_cost_isl2, decode_stretch_ms, decode_steps_within, mixed_step_ms
 from planner.simulate.report import build_report
 
 P = VariantPerf(model="m", gpu="H100", tp=1, source="prior", prefill_a_ms=15.0, prefill_b_ms_per_token=0.06,

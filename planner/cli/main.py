@@ -1,4 +1,5 @@
-"""The `planner` command line: solve, explain, workload; other parts register their commands.
+"""The `planner` command line's root app: solve, explain and workload from-trace here; every other
+command is in a module of planner/cli/ that adds it with `register(app)` below.
 
 Exit codes: 0 success; 2 bad input (the message names file, field and expectation); 3 the
 instance is infeasible (the plan file is still written, with its diagnosis).
@@ -8,15 +9,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
+from planner.cli import control, profile, simulate, synth, whatif
 from planner.cli.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
 from planner.io.schema import Plan
-
 from solvers import backend_help, backend_names, choices_text, objective_help, objective_names  # the registries
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM.")
 workload_app = typer.Typer(no_args_is_help=True, help="Workloads: traces -> request classes.")
@@ -35,7 +36,8 @@ def plan_table(plan: Plan, title: str = "Plan") -> Table:
         for p in mp.pools:
             pct = next((mp.predicted[c].percentile for c, w in mp.routing.items() if w.get(p.id, 0) > 0 and c in mp.predicted), None)
             ttft, itl = p.ttft_ms, p.itl_ms
-            t.add_row(model, p.role, p.gpu, f"{p.tp}{precision_suffix(p.weight_dtype, p.kv_dtype)}", str(p.replicas), str(p.gpus), f"{p.cost_per_hour:,.2f}",
+            t.add_row(model, p.role, p.gpu, f"{p.tp}{precision_suffix(p.weight_dtype, p.kv_dtype)}", str(p.replicas), str(p.gpus),
+                      f"{p.cost_per_hour:,.2f}",
                       f"{p.utilization:.0%}",
                       f"{ttft:.0f} (p{pct:g})" if ttft is not None and pct else "-",
                       f"{itl:.1f} (p{pct:g})" if itl is not None and pct else "-", p.law_source or p.source)
@@ -60,7 +62,10 @@ def print_plan(plan: Plan) -> None:
     for n in plan.notes:
         console.print(f"[yellow]note:[/] {n}", highlight=False)
     unit = f" {s.objective_unit}" if s.objective_unit else ""
-    num = lambda x: "n/a" if x is None else f"{x:,.6g}{unit}"  # noqa: E731
+
+    def num(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:,.6g}{unit}"
+
     console.print(f"Solver: {s.backend} {s.status}, objective {num(s.objective)}, bound {num(s.bound)}, gap {gap}, {s.seconds:.2f}s")
     if plan.load_multiplier is not None:
         console.print(f"[bold]Load multiplier[/]: {plan.load_multiplier:.3f}x the workload fits this fleet within SLO")
@@ -71,23 +76,24 @@ def print_plan(plan: Plan) -> None:
 def solve(
     workload: Path = typer.Option(..., "--workload", "-w", help="workload YAML (models with SLOs, request classes)"),
     fleet: Path = typer.Option(..., "--fleet", "-f", help="fleet YAML (GPU inventory, limits, current replicas)"),
-    profiles: Optional[Path] = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
+    profiles: Path | None = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
     backend: str = typer.Option("highs", "--backend", "-b", help=backend_help()),
     objective: str = typer.Option("cost", "--objective", help=objective_help()),
     time_limit_s: float = typer.Option(10.0, "--time-limit", min=0.01, max=86400.0, help="solver time limit, seconds"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the plan here (.yaml or .json)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write the plan here (.yaml or .json)"),
     verify: bool = typer.Option(False, "--verify", help="simulate the plan; tighten and re-solve where SLO attainment is short"),
     verify_rounds: int = typer.Option(3, "--verify-rounds", min=0, help="most re-solves when verifying"),
     seed: int = typer.Option(0, "--seed", help="simulation seed (with --verify)"),
-    slo_cost: bool = typer.Option(True, "--slo-cost/--no-slo-cost", help="also price each SLO term (re-solves with each bound tightened/loosened 25%)"),
+    slo_cost: bool = typer.Option(True, "--slo-cost/--no-slo-cost",
+                                  help="also price each SLO term (re-solves with each bound tightened/loosened 25%)"),
 ) -> None:
     """Cheapest plan (pools, replicas, routing) that meets the workload's SLOs on the fleet."""
     from planner.io.catalog import Catalog
     from planner.io.files import check_writable
-    from planner.perf.laws import PerfModel
     from planner.io.planfile import save_plan
-    from planner.planning.assemble import plan_workload
     from planner.io.validate import check_profiles_found, load_workload_fleet
+    from planner.perf.laws import PerfModel
+    from planner.planning.assemble import plan_workload
 
     if backend not in backend_names():
         raise typer.BadParameter(f"--backend must be {choices_text(backend_names())}, got {backend!r}")
@@ -123,7 +129,8 @@ def solve(
 @friendly_errors
 def explain_cmd(plan_path: Path = typer.Argument(..., help="plan file written by `planner solve`")) -> None:
     """Binding constraints of a plan and what each class is predicted to see against its SLO."""
-    from planner.io.planfile import explain, load_plan
+    from planner.io.planfile import load_plan
+    from planner.planning.explain import explain
 
     for line in explain(load_plan(plan_path)):
         console.print(line, highlight=False)
@@ -133,21 +140,22 @@ def explain_cmd(plan_path: Path = typer.Argument(..., help="plan file written by
 @friendly_errors
 def workload_from_trace(
     trace: Path = typer.Argument(..., help="trace CSV: timestamp,model,input_tokens,output_tokens (or the Azure columns)"),
-    model: Optional[str] = typer.Option(None, "--model", help="model of a trace without a model column"),
+    model: str | None = typer.Option(None, "--model", help="model of a trace without a model column"),
     ttft_ms: float = typer.Option(1000.0, "--ttft-ms", help="TTFT bound of the SLO, ms"),
     itl_ms: float = typer.Option(50.0, "--itl-ms", help="ITL bound of the SLO, ms"),
     percentile: float = typer.Option(90.0, "--percentile", help="SLO percentile"),
     isl_buckets: int = typer.Option(3, "--isl-buckets", min=1, max=100, help="input-length buckets per model"),
     osl_buckets: int = typer.Option(2, "--osl-buckets", min=1, max=100, help="output-length buckets per model"),
-    rate_quantile: Optional[float] = typer.Option(None, "--rate-quantile", help="size classes for this quantile of the per-minute rate (e.g. 0.9) instead of the mean"),
+    rate_quantile: float | None = typer.Option(
+        None, "--rate-quantile", help="size classes for this quantile of the per-minute rate (e.g. 0.9) instead of the mean"),
     poisson: bool = typer.Option(False, "--poisson", help="do not measure burstiness: the classes are Poisson"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the workload YAML here"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write the workload YAML here"),
 ) -> None:
     """Bucket a request trace into request classes (ISL x OSL per model) with rates."""
     from planner.io.errors import InputError
     from planner.io.files import check_writable, dump_yaml, write_atomic
-    from planner.io.validate import slo_from_options
     from planner.io.traces import bucket_trace, read_trace
+    from planner.io.validate import slo_from_options
 
     slo = slo_from_options(ttft_ms, itl_ms, percentile)
     if rate_quantile is not None and not (0.0 <= rate_quantile <= 1.0):
@@ -173,13 +181,12 @@ def workload_from_trace(
         sys.stdout.write(text)
 
 
-# --- command registrations (each part adds one import + call here)
-from planner.cli.simulate import register as _register_simulate; _register_simulate(app)  # noqa: E402,E702 (simulate, emulate)
-from planner.cli.whatif import register as _register_whatif; _register_whatif(app)  # noqa: E402,E702 (whatif)
-from planner.cli.control import register as _register_control; _register_control(app)  # noqa: E402,E702 (control)
-from planner.cli.profile import register as _register_profile; _register_profile(app)  # noqa: E402,E702 (profile, profile show)
-from planner.cli.synth import register as _register_synth; _register_synth(workload_app)  # noqa: E402,E702 (workload synth)
-# --- end of command registrations
+# --- the other commands, one module of planner/cli/ each
+simulate.register(app)  # simulate, emulate
+whatif.register(app)  # whatif
+control.register(app)  # control
+profile.register(app)  # profile, profile show
+synth.register(workload_app)  # workload synth
 
 
 def main() -> None:  # pragma: no cover - console entry

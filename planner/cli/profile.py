@@ -12,30 +12,30 @@ points already there are not measured again.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
-from enum import Enum
-from typing import Optional
+from typing import cast
 
 import typer
 
-from planner.cli.console import friendly_errors
+from planner.cli.console import F, friendly_errors
 from planner.io.errors import InputError
 
 
-
-
-class PrefillMethod(str, Enum):
+class PrefillMethod(StrEnum):
     """How the vLLM backend times a prefill point (profiles/backends/vllm.py's module doc)."""
 
     engine = "engine"
     blocker = "blocker"
 
-def _friendly(fn):  # type: ignore[no-untyped-def]
+
+def _friendly(fn: F) -> F:
     """planner.cli.console.friendly_errors, and Ctrl-C says that the measured points are kept."""
     checked = friendly_errors(fn)
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return checked(*args, **kwargs)
         except KeyboardInterrupt:
@@ -44,10 +44,10 @@ def _friendly(fn):  # type: ignore[no-untyped-def]
             Console(stderr=True).print("[yellow]interrupted:[/] measured points are kept; rerun the same command to resume")
             raise typer.Exit(130) from None
 
-    return wrapper
+    return cast(F, wrapper)
 
 
-def _ints(text: Optional[str], default, field: str):
+def _ints(text: str | None, default: Sequence[int], field: str) -> tuple[int, ...]:
     from profiles import sweep
 
     try:
@@ -56,7 +56,7 @@ def _ints(text: Optional[str], default, field: str):
         raise InputError(None, field, str(exc)) from None
 
 
-def _floats(text: Optional[str], field: str) -> tuple[float, ...]:
+def _floats(text: str | None, field: str) -> tuple[float, ...]:
     if not text:
         return ()
     try:
@@ -68,7 +68,7 @@ def _floats(text: Optional[str], field: str) -> tuple[float, ...]:
     return vals
 
 
-def _rates_by_isl(text: Optional[str]) -> dict[int, tuple[float, ...]]:
+def _rates_by_isl(text: str | None) -> dict[int, tuple[float, ...]]:
     """'1024=3,8,14;4096=2,4' -> {1024: (3, 8, 14), 4096: (2, 4)}."""
     out: dict[int, tuple[float, ...]] = {}
     for part in (text or "").split(";"):
@@ -81,13 +81,13 @@ def _rates_by_isl(text: Optional[str]) -> dict[int, tuple[float, ...]]:
     return out
 
 
-def _rate_isls(by_isl: Optional[str], isls: Optional[str], isl: int) -> tuple[int, ...]:
+def _rate_isls(by_isl: str | None, isls: str | None, isl: int) -> tuple[int, ...]:
     if by_isl and not isls:
         return tuple(_rates_by_isl(by_isl))
     return _ints(isls, (isl,), "rate_isls")
 
 
-def dtype_of(engine_flag: Optional[str]) -> str:
+def dtype_of(engine_flag: str | None) -> str:
     """The precision contract's dtype ('bf16' or 'fp8') of a vLLM --quantization / --kv-cache-dtype value."""
     return "fp8" if (engine_flag or "").lower().startswith("fp8") else "bf16"
 
@@ -110,53 +110,60 @@ def register(app: typer.Typer) -> None:
     def profile(
         ctx: typer.Context,
         backend: str = typer.Option("vllm", help="vllm (launch vllm serve or attach to --endpoint) or torch (reference decoder on this GPU)"),
-        model: Optional[str] = typer.Option(None, help="model name in profiles/models.yaml"),
-        gpu: Optional[str] = typer.Option(None, help="GPU type name in profiles/gpus.yaml (names the profile)"),
+        model: str | None = typer.Option(None, help="model name in profiles/models.yaml"),
+        gpu: str | None = typer.Option(None, help="GPU type name in profiles/gpus.yaml (names the profile)"),
         tp: int = typer.Option(1, min=1, help="tensor-parallel size"),
-        out: Optional[Path] = typer.Option(None, help="profile directory (default profiles/data/<model>/<gpu>/tp<N>)"),
-        endpoint: Optional[str] = typer.Option(None, help="attach to a running vLLM server at this URL instead of launching one"),
-        hf_model: Optional[str] = typer.Option(None, help="what vllm serve loads (default: the catalog's hf_id)"),
+        out: Path | None = typer.Option(None, help="profile directory (default profiles/data/<model>/<gpu>/tp<N>)"),
+        endpoint: str | None = typer.Option(None, help="attach to a running vLLM server at this URL instead of launching one"),
+        hf_model: str | None = typer.Option(None, help="what vllm serve loads (default: the catalog's hf_id)"),
         max_num_batched_tokens: int = typer.Option(8192, min=1, help="vllm --max-num-batched-tokens (V1 default 8192)"),
         max_num_seqs: int = typer.Option(256, min=1, help="vllm --max-num-seqs (default 256)"),
         gpu_memory_utilization: float = typer.Option(0.9, min=0.05, max=1.0, help="vllm --gpu-memory-utilization"),
-        dummy_weights: bool = typer.Option(True, "--dummy-weights/--real-weights", help="--load-format dummy: profile the architecture without downloading weights (launch mode writes the model folder itself from profiles/models.yaml + model_configs.yaml unless --hf-model is given)"),
-        model_dir: Optional[Path] = typer.Option(None, help="with --dummy-weights: where to write the weightless model folder (default: a temporary folder)"),
-        quantization: Optional[str] = typer.Option(None, help="vllm --quantization (fp8 = FP8 weights; profile dir suffix -fp8)"),
-        kv_cache_dtype: Optional[str] = typer.Option(None, help="vllm --kv-cache-dtype (fp8 = FP8 KV cache; profile dir suffix -kvfp8)"),
-        max_model_len: Optional[int] = typer.Option(None, min=2, help="vllm --max-model-len (default: the model's context length)"),
+        dummy_weights: bool = typer.Option(
+            True, "--dummy-weights/--real-weights",
+            help="--load-format dummy: profile the architecture without downloading weights (launch mode writes the model folder "
+                 "itself from profiles/models.yaml + model_configs.yaml unless --hf-model is given)"),
+        model_dir: Path | None = typer.Option(
+            None, help="with --dummy-weights: where to write the weightless model folder (default: a temporary folder)"),
+        quantization: str | None = typer.Option(None, help="vllm --quantization (fp8 = FP8 weights; profile dir suffix -fp8)"),
+        kv_cache_dtype: str | None = typer.Option(None, help="vllm --kv-cache-dtype (fp8 = FP8 KV cache; profile dir suffix -kvfp8)"),
+        max_model_len: int | None = typer.Option(None, min=2, help="vllm --max-model-len (default: the model's context length)"),
         skip_tokenizer_init: bool = typer.Option(False, help="vllm --skip-tokenizer-init (no tokenizer is written; prompts are token ids)"),
-        time_budget_s: Optional[float] = typer.Option(None, min=1.0, help="wall seconds for the prefill+decode sweeps; points not started in time are skipped"),
-        deadline_unix_s: Optional[float] = typer.Option(None, help="absolute end (Unix time) of the prefill+decode sweeps"),
-        rate_deadline_unix_s: Optional[float] = typer.Option(None, help="no rate run starts after this Unix time"),
+        time_budget_s: float | None = typer.Option(
+            None, min=1.0, help="wall seconds for the prefill+decode sweeps; points not started in time are skipped"),
+        deadline_unix_s: float | None = typer.Option(None, help="absolute end (Unix time) of the prefill+decode sweeps"),
+        rate_deadline_unix_s: float | None = typer.Option(None, help="no rate run starts after this Unix time"),
         port: int = typer.Option(8000, help="port of the launched server"),
         server_cmd: str = typer.Option("vllm serve", help="command that starts the server (its model argument and flags are appended)"),
         extra_args: str = typer.Option("", help="more flags for the launched server, one string"),
-        prefill_isl: Optional[str] = typer.Option(None, help="comma list (default 128..16384)"),
-        prefill_batch: Optional[str] = typer.Option(None, help="comma list (default 1,2,4,8)"),
-        decode_batch: Optional[str] = typer.Option(None, help="comma list (default 1..256)"),
-        decode_context: Optional[str] = typer.Option(None, help="comma list (default 512..8192)"),
+        prefill_isl: str | None = typer.Option(None, help="comma list (default 128..16384)"),
+        prefill_batch: str | None = typer.Option(None, help="comma list (default 1,2,4,8)"),
+        decode_batch: str | None = typer.Option(None, help="comma list (default 1..256)"),
+        decode_context: str | None = typer.Option(None, help="comma list (default 512..8192)"),
         decode_tokens: int = typer.Option(64, min=16, help="tokens generated per decode stream in the steady-state window"),
         repeats: int = typer.Option(3, min=1, help="timings per point (the median is kept)"),
-        decode_repeats: Optional[int] = typer.Option(None, min=1, help="timings per decode point (default: --repeats)"),
-        prefill_budget_frac: float = typer.Option(0.3, min=0.05, max=1.0, help="share of --time-budget-s / --deadline-unix-s the prefill sweep may use"),
+        decode_repeats: int | None = typer.Option(None, min=1, help="timings per decode point (default: --repeats)"),
+        prefill_budget_frac: float = typer.Option(0.3, min=0.05, max=1.0,
+                                                  help="share of --time-budget-s / --deadline-unix-s the prefill sweep may use"),
         prefill_method: PrefillMethod = typer.Option(PrefillMethod.engine, case_sensitive=False,
-                                           help="vllm: how a prefill point is timed: 'engine' (vLLM's own prefill-time histogram) "
-                                                "or 'blocker' (the first runs' client-side method); profiles/backends/vllm.py says why"),
-        max_point_kv_tokens: Optional[int] = typer.Option(None, min=1, help="skip decode points holding more KV tokens than this"),
+                                                     help="vllm: how a prefill point is timed: 'engine' (vLLM's own prefill-time "
+                                                          "histogram) or 'blocker' (the first runs' client-side method); "
+                                                          "profiles/backends/vllm.py says why"),
+        max_point_kv_tokens: int | None = typer.Option(None, min=1, help="skip decode points holding more KV tokens than this"),
         ttft_cap_ms: float = typer.Option(30000.0, help="stop growing a prefill dimension past this latency"),
         itl_cap_ms: float = typer.Option(500.0, help="stop growing a decode dimension past this latency"),
-        health_timeout_s: Optional[float] = typer.Option(None, help="how long to wait for /health (launch: 900 s, attach: 30 s)"),
-        kv_capacity: Optional[int] = typer.Option(None, min=1, help="KV capacity in tokens, if /metrics does not say"),
+        health_timeout_s: float | None = typer.Option(None, help="how long to wait for /health (launch: 900 s, attach: 30 s)"),
+        kv_capacity: int | None = typer.Option(None, min=1, help="KV capacity in tokens, if /metrics does not say"),
         time_scale: float = typer.Option(1.0, min=1e-4, help="emulated servers only: wall seconds per emulated second"),
-        rates: Optional[str] = typer.Option(None, help="request-rate sweep (req/s, comma list) for goodput.csv"),
+        rates: str | None = typer.Option(None, help="request-rate sweep (req/s, comma list) for goodput.csv"),
         rate_isl: int = typer.Option(1024, min=1), rate_osl: int = typer.Option(128, min=1),
         rate_requests: int = typer.Option(200, min=1, help="requests per rate (at least)"),
-        rate_isls: Optional[str] = typer.Option(None, help="rate sweep ISLs, comma list (default: --rate-isl); per-request rows -> load_sweep.csv"),
-        rates_by_isl: Optional[str] = typer.Option(None, help="rates per ISL, e.g. '1024=3,8,14;4096=2,4,6' (ISLs in this order)"),
+        rate_isls: str | None = typer.Option(None, help="rate sweep ISLs, comma list (default: --rate-isl); per-request rows -> load_sweep.csv"),
+        rates_by_isl: str | None = typer.Option(None, help="rates per ISL, e.g. '1024=3,8,14;4096=2,4,6' (ISLs in this order)"),
         rate_duration_s: float = typer.Option(0.0, min=0.0, help="if > 0: each rate sends max(rate-requests, rate x this) requests"),
-        saturation_ttft_ms: Optional[float] = typer.Option(None, help="stop raising an ISL's rate once the median TTFT passes this"),
-        slo_ttft_ms: Optional[float] = typer.Option(None, help="goodput: TTFT bound"),
-        slo_itl_ms: Optional[float] = typer.Option(None, help="goodput: ITL bound"),
+        saturation_ttft_ms: float | None = typer.Option(None, help="stop raising an ISL's rate once the median TTFT passes this"),
+        slo_ttft_ms: float | None = typer.Option(None, help="goodput: TTFT bound"),
+        slo_itl_ms: float | None = typer.Option(None, help="goodput: ITL bound"),
         device: str = typer.Option("cuda", help="torch backend: device"),
         check: bool = typer.Option(True, "--check/--no-check", help="torch backend: correctness check first"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
@@ -164,12 +171,13 @@ def register(app: typer.Typer) -> None:
         """Measure prefill and decode curves of one variant (resumable; see `planner profile show`)."""
         if ctx.invoked_subcommand is not None:
             return
-        from planner.io.catalog import Catalog
         from planner.cli.console import stdout_console
+        from planner.io.catalog import Catalog
         from planner.perf.profiledata import profile_dir
 
         if not model or not gpu:
-            raise InputError(None, "model" if not model else "gpu", "--model and --gpu are required (names from profiles/models.yaml and profiles/gpus.yaml)")
+            raise InputError(None, "model" if not model else "gpu",
+                             "--model and --gpu are required (names from profiles/models.yaml and profiles/gpus.yaml)")
         cat = Catalog.load()
         spec = cat.model(model)
         cat.gpu(gpu)
@@ -206,7 +214,6 @@ def register(app: typer.Typer) -> None:
         if backend != "vllm":
             raise InputError(None, "backend", f"expected 'vllm' or 'torch', got {backend!r}")
         import shlex
-
         import tempfile
 
         from profiles.backends.vllm import LaunchConfig, VllmRunConfig, run_profile
@@ -233,8 +240,9 @@ def register(app: typer.Typer) -> None:
                                   extra_args=shlex.split(extra_args), server_cmd=shlex.split(server_cmd))
         cfg = VllmRunConfig(model=model, gpu=gpu, tp=tp, out=Path(directory), endpoint=endpoint, launch=launch,
                             prefill_isl=pi, prefill_batch=pb, decode_batch=db, decode_context=dc, decode_tokens=decode_tokens,
-                            repeats=repeats, decode_repeats=decode_repeats, prefill_method=prefill_method.value, prefill_budget_frac=prefill_budget_frac,
-                            max_point_kv_tokens=max_point_kv_tokens, ttft_cap_ms=ttft_cap_ms, itl_cap_ms=itl_cap_ms, max_num_seqs=max_num_seqs,
+                            repeats=repeats, decode_repeats=decode_repeats, max_point_kv_tokens=max_point_kv_tokens,
+                            prefill_method=prefill_method.value, prefill_budget_frac=prefill_budget_frac,
+                            ttft_cap_ms=ttft_cap_ms, itl_cap_ms=itl_cap_ms, max_num_seqs=max_num_seqs,
                             max_batched_tokens=max_num_batched_tokens, health_timeout_s=health_timeout_s,
                             kv_capacity_override=kv_capacity, time_scale=time_scale, rates=_floats(rates, "rates"),
                             rate_isl=rate_isl, rate_osl=rate_osl, rate_requests=rate_requests,
@@ -250,6 +258,7 @@ def register(app: typer.Typer) -> None:
             if tmp_model_dir is not None:
                 tmp_model_dir.cleanup()
         p, d = summary.prefill, summary.decode
+        assert p is not None and d is not None, "run_profile returns after both sweeps"
         console.print(f"profile written to {directory}: KV capacity {summary.kv_capacity_tokens:,} tokens; "
                       f"prefill {len(p.measured)} measured, {len(p.resumed)} resumed, {len(p.dominated)} skipped; "
                       f"decode {len(d.measured)} measured, {len(d.resumed)} resumed, {len(d.dominated)} skipped; "
@@ -261,14 +270,13 @@ def register(app: typer.Typer) -> None:
     @_friendly
     def show(
         directory: Path = typer.Argument(..., help="profile directory (meta.yaml, prefill.csv, decode.csv)"),
-        png: Optional[Path] = typer.Option(None, help="where to save the plot (default out/<model>-<gpu>-tp<N>-fit.png, "
+        png: Path | None = typer.Option(None, help="where to save the plot (default out/<model>-<gpu>-tp<N>-fit.png, "
                                            "never inside the tracked profile folder)"),
     ) -> None:
         """Print the fitted laws and residuals of a profile, and save a PNG of points vs fitted curves."""
         from planner.cli.console import stdout_console
-        from profiles.show import fit_profile_dir, render, save_png
-
         from planner.io.files import check_writable
+        from profiles.show import fit_profile_dir, render, save_png
 
         if png is not None:
             check_writable(png, "--png")

@@ -1,29 +1,28 @@
-"""CLI commands of the simulation area: ``planner simulate`` and ``planner emulate``.
+"""``planner simulate`` and ``planner emulate``: the simulator and the emulated vLLM server on the command line.
 
-Registered into the lead's Typer app by ``register(app)`` (one line in planner/cli/main.py).
+``register(app)`` adds them to the root app (planner/cli/main.py); the work of ``simulate`` is in
+planner/cli/simulate_run.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import typer
 
 from planner.cli.console import friendly_errors
 from planner.io.errors import InputError
-from planner.perf.laws import VariantPerf, lookup_variant_perf
 from planner.io.schema import Variant
+from planner.perf.laws import VariantPerf, lookup_variant_perf
 
-PerfLookup = Callable[..., Optional[VariantPerf]]
+PerfLookup = Callable[..., VariantPerf | None]
 
 
 def default_perf_lookup() -> PerfLookup:
-    """`PerfModel.load().get` when the performance model exists; a clear error otherwise."""
-    try:
-        from planner.perf.laws import PerfModel  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise InputError(None, "perf", "the performance model (planner.perf.laws.PerfModel) is not available in this build") from exc
+    """`PerfModel.load().get`: the bundled profiles' laws of a (model, gpu, tp, precision)."""
+    from planner.perf.laws import PerfModel
+
     pm = PerfModel.load()
     return lambda model, gpu, tp, weight_dtype="bf16", kv_dtype="bf16": pm.get(model, gpu, tp, weight_dtype, kv_dtype)
 
@@ -50,13 +49,13 @@ def register(app: typer.Typer) -> None:
         replicas: int = typer.Option(1, min=1, help="replicas in this process"),
         host: str = typer.Option("127.0.0.1", help="bind address"),
         time_scale: float = typer.Option(1.0, min=1e-4, help="wall seconds per emulated second (0.1 = 10x faster)"),
-        served_model_name: Optional[str] = typer.Option(None, help="model name in the API (default: the variant's model)"),
+        served_model_name: str | None = typer.Option(None, help="model name in the API (default: the variant's model)"),
     ) -> None:
         """Serve emulated vLLM replicas (OpenAI completions + vLLM /metrics) timed by the performance model."""
         from rich.console import Console
 
-        from planner.simulate.emulator import serve_forever
         from planner.io.validate import check_port_free
+        from planner.simulate.emulator import serve_forever
 
         check_port_free(host, port, replicas)  # before start-up: a busy port is exit 2, not a thread's traceback
         perf = lookup_variant(default_perf_lookup(), variant)
@@ -67,12 +66,12 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def simulate(
         plan: Path = typer.Option(..., help="plan YAML/JSON (planner solve output)"),
-        trace: Optional[Path] = typer.Option(None, help="trace CSV: timestamp, model, input_tokens, output_tokens (or Azure columns)"),
-        workload: Optional[Path] = typer.Option(None, help="workload YAML with Poisson classes"),
-        duration: Optional[float] = typer.Option(None, help="seconds of arrivals to simulate (default: whole trace, or 600 s)"),
+        trace: Path | None = typer.Option(None, help="trace CSV: timestamp, model, input_tokens, output_tokens (or Azure columns)"),
+        workload: Path | None = typer.Option(None, help="workload YAML with Poisson classes"),
+        duration: float | None = typer.Option(None, help="seconds of arrivals to simulate (default: whole trace, or 600 s)"),
         seed: int = typer.Option(0, help="random seed (arrivals, routing)"),
-        png: Optional[Path] = typer.Option(Path("out/simulation.png"), help="where to save the latency plot (its folder is created)"),
-        model: Optional[str] = typer.Option(None, help="model of a trace without a model column (e.g. the Azure trace)"),
+        png: Path | None = typer.Option(Path("out/simulation.png"), help="where to save the latency plot (its folder is created)"),
+        model: str | None = typer.Option(None, help="model of a trace without a model column (e.g. the Azure trace)"),
     ) -> None:
         """Replay a trace or a workload against a plan; per-class latency percentiles and SLO attainment."""
         from planner.cli.simulate_run import run_simulate

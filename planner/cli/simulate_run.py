@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from rich.console import Console
@@ -25,7 +24,7 @@ DEFAULT_WORKLOAD_DURATION_S = 600.0
 MAX_SIM_REQUESTS = 2_000_000
 
 
-def check_duration(duration: Optional[float], wl: Optional[Workload], where: str = "--duration") -> None:
+def check_duration(duration: float | None, wl: Workload | None, where: str = "--duration") -> None:
     """A positive, finite duration whose expected arrivals fit MAX_SIM_REQUESTS (checked before any work)."""
     if duration is None:
         return
@@ -51,8 +50,8 @@ def plan_slos(plan: Plan) -> dict[str, Slo]:
     return out
 
 
-def load_arrivals(plan: Plan, trace: Optional[Path], workload: Optional[Path], duration: Optional[float],
-                  seed: int, model: Optional[str] = None) -> tuple[Arrivals, Workload]:
+def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duration: float | None,
+                  seed: int, model: str | None = None) -> tuple[Arrivals, Workload]:
     """Arrivals and the classes they belong to. With a trace and no workload, the trace is bucketed
     with `planner workload`'s defaults and its class ids must match the plan's routing."""
     if trace is None and workload is None:
@@ -118,12 +117,11 @@ def pool_table(rep: SimReport) -> Table:
     return t
 
 
-def run_simulate(*, plan: Path, trace: Optional[Path], workload: Optional[Path], duration: Optional[float], seed: int,
-                 png: Optional[Path], perf_lookup: PerfLookup, console: Console | None = None,
-                 model: Optional[str] = None) -> SimReport:
-    from planner.io.planfile import load_plan
-
+def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, duration: float | None, seed: int,
+                 png: Path | None, perf_lookup: PerfLookup, console: Console | None = None,
+                 model: str | None = None) -> SimReport:
     from planner.io.files import check_writable
+    from planner.io.planfile import load_plan
 
     console = console or stdout_console()
     check_duration(duration, None)

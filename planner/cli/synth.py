@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,13 +24,13 @@ def register(workload_app: typer.Typer) -> None:
         param: list[str] = typer.Option([], "--param", help="family parameter override NAME=VALUE (repeatable)"),
         azure_columns: bool = typer.Option(False, "--azure-columns",
                                            help="write TIMESTAMP,ContextTokens,GeneratedTokens (the Azure trace's columns)"),
-        output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the CSV here (default: stdout)"),
+        output: Path | None = typer.Option(None, "--output", "-o", help="write the CSV here (default: stdout)"),
     ) -> None:
         """A synthetic request trace (CSV) of one traffic family, for autoscaler scenarios."""
         import pandas as pd
 
         from planner.io.files import write_atomic
-        from planner.io.synth import FAMILIES, synth
+        from planner.io.synth import DEFAULT_MAX_CONTEXT, FAMILIES, synth
 
         if family not in FAMILIES:
             raise InputError(None, "family", f"one of {', '.join(FAMILIES)}; got '{family}'")
@@ -46,7 +45,7 @@ def register(workload_app: typer.Typer) -> None:
                 overrides[name] = float(value)
             except ValueError:
                 raise InputError(None, f"--param {name}", f"a number; got '{value}'") from None
-        df = synth(family, duration_s, seed, model, **overrides)
+        df = synth(family, duration_s, seed, model, DEFAULT_MAX_CONTEXT, **overrides)
         if azure_columns:
             base = pd.Timestamp("2024-01-01")
             df = pd.DataFrame({"TIMESTAMP": (base + pd.to_timedelta(df["timestamp"], unit="s")).dt.strftime("%Y-%m-%d %H:%M:%S.%f"),

@@ -7,15 +7,15 @@ prints (1) cost and GPUs when every class's rate is multiplied by each --traffic
 (2) the baseline next to each single change (a GPU price, GPUs added, a GPU type removed), with
 the cost change against the baseline. `--headroom` adds how much more traffic the fleet as it
 stands takes within SLO; `--pairing` what it costs to pair prefill and decode only on the same GPU
-type (and TP). Each row is one ILP solve (planner.planning.whatif). Registered into the lead's
-Typer app by ``register(app)`` (one line in planner/cli/main.py).
+type (and TP). Each row is one ILP solve (planner.planning.whatif).
+
+``register(app)`` adds the command to the root app (planner/cli/main.py).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 import typer
@@ -119,19 +119,21 @@ def register(app: typer.Typer) -> None:
     def whatif_cmd(
         workload: Path = typer.Option(..., "--workload", "-w", help="workload YAML (models with SLOs, request classes)"),
         fleet: Path = typer.Option(..., "--fleet", "-f", help="fleet YAML (GPU inventory, limits)"),
-        traffic: Optional[str] = typer.Option(None, "--traffic", help=f"comma-separated traffic factors (default {DEFAULT_TRAFFIC} when no other question is asked)"),
+        traffic: str | None = typer.Option(
+            None, "--traffic", help=f"comma-separated traffic factors (default {DEFAULT_TRAFFIC} when no other question is asked)"),
         price: list[str] = typer.Option([], "--price", help="GPU=USD per GPU-hour; repeat for several GPU types"),
         add_gpu: list[str] = typer.Option([], "--add-gpu", help="GPU=count: add this many GPUs of a type (new or existing); repeatable"),
         remove_gpu: list[str] = typer.Option([], "--remove-gpu", help="GPU type to remove from the fleet; repeatable"),
         headroom: bool = typer.Option(False, "--headroom", help="also: how much more traffic the fleet as it stands takes within SLO"),
         pairing: bool = typer.Option(False, "--pairing", help="also: what restricting P->D pairing to the same GPU type (and TP) costs"),
-        profiles: Optional[Path] = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
+        profiles: Path | None = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
         backend: str = typer.Option("highs", "--backend", "-b", help=backend_help()),
         time_limit_s: float = typer.Option(10.0, "--time-limit", help="solver time limit per point, seconds"),
-        csv: Optional[Path] = typer.Option(None, "--csv", help="also write all rows to this CSV (atomically)"),
+        csv: Path | None = typer.Option(None, "--csv", help="also write all rows to this CSV (atomically)"),
     ) -> None:
         """What if traffic grows, GPU prices change, or GPU types are added or removed? Cost and GPUs per case."""
         from planner import whatif
+        from planner.api import SolveOptions
         from planner.cli.console import friendly_errors
         from planner.io.files import write_csv_atomic
         from planner.io.schema import Fleet, Workload
@@ -158,7 +160,7 @@ def register(app: typer.Typer) -> None:
                                      f"(fleet GPUs: {', '.join(sorted(fl.gpus))})")
             for g in adds:
                 catalog.gpu(g)  # an unknown GPU type is an InputError naming the catalog
-            kw = dict(perf=perf, catalog=catalog, backend=backend, time_limit_s=time_limit_s)
+            kw: SolveOptions = {"perf": perf, "catalog": catalog, "backend": backend, "time_limit_s": time_limit_s}
             console = stdout_console()
             frames: list[pd.DataFrame] = []
             asked_changes = bool(prices or adds or remove_gpu)

@@ -58,7 +58,7 @@ class Catalog:
         cls,
         gpus_path: str | os.PathLike[str] | None = None,
         models_path: str | os.PathLike[str] | None = None,
-    ) -> "Catalog":
+    ) -> Catalog:
         """Load both catalogs; paths default to the package's profiles/gpus.yaml and models.yaml."""
         gp = Path(gpus_path) if gpus_path is not None else DEFAULT_GPUS_PATH
         mp = Path(models_path) if models_path is not None else DEFAULT_MODELS_PATH

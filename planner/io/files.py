@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pandas as pd
 import yaml
@@ -19,8 +19,9 @@ from profiles import format as pfmt
 M = TypeVar("M", bound=BaseModel)
 
 
-def read_yaml(path: str | os.PathLike[str]) -> Any:
-    """Parse a YAML file; a missing file or a syntax error becomes an InputError naming the file."""
+def read_yaml(path: str | os.PathLike[str]) -> object:
+    """Parse a YAML file (a tree of dicts, lists and scalars: callers narrow it, or let `parse_model`
+    validate it); a missing file or a syntax error becomes an InputError naming the file."""
     p = Path(path)
     if not p.is_file():
         raise InputError(str(p), None, "file not found")
@@ -32,7 +33,8 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
         raise InputError(str(p), None, f"cannot read the file ({exc.strerror})") from exc
     try:
         # The C loader when PyYAML has it: a 5 MB workload parses in a second instead of ~30 s.
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        tree: object = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return tree
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -57,7 +59,7 @@ def validation_to_input_error(path: str | None, exc: ValidationError, prefix: st
     return InputError(path, field or None, msg)
 
 
-def parse_model(model: type[M], data: Any, path: str | None = None, prefix: str = "") -> M:
+def parse_model(model: type[M], data: object, path: str | None = None, prefix: str = "") -> M:
     """Validate `data` into `model`, raising InputError (file, field, expectation) on failure."""
     if data is None:
         raise InputError(path, prefix or None, f"expected a mapping for {model.__name__}, the file is empty")
@@ -131,7 +133,7 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     pfmt.write_atomic(p, text, create_error=cannot_create)
 
 
-def dump_yaml(data: Any) -> str:
+def dump_yaml(data: object) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 

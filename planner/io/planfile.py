@@ -1,4 +1,4 @@
-"""Plan files: read, write, diff against a fleet's current replicas, and explain.
+"""Plan files: read, write, and diff against a fleet's current replicas (explained in planner/planning/explain.py).
 
 The plan file is the product's contract with outside tools (the controller, the router, the
 simulator): top-level `cost_per_hour`, `gpus`, `solver`, `models` with pools, routing and
@@ -80,48 +80,3 @@ def diff(plan: Plan, current: dict[str, int]) -> list[PoolChange]:
     desired = plan.replicas()
     pools = sorted(set(desired) | set(current))
     return [PoolChange(p, current.get(p, 0), desired.get(p, 0)) for p in pools if current.get(p, 0) != desired.get(p, 0)]
-
-
-def explain(plan: Plan) -> list[str]:
-    """The plan in sentences: what binds, what each class is predicted to see against its SLO."""
-    lines: list[str] = []
-    if not plan.feasible:
-        lines.append("The plan is INFEASIBLE:")
-        lines += [f"  - {d}" for d in plan.diagnosis]
-        return lines
-    s = plan.solver
-    gap = f", gap {s.gap * 100:.2f}%" if s.gap is not None else ""
-    lines.append(f"Cost ${plan.cost_per_hour:,.2f}/h on {sum(plan.gpus.values())} GPUs "
-                 f"({', '.join(f'{n} {g}' for g, n in sorted(plan.gpus.items()))}); solver {s.backend} {s.status}{gap} in {s.seconds:.2f}s.")
-    if plan.load_multiplier is not None:
-        lines.append(f"This fleet serves {plan.load_multiplier:.2f}x the workload within SLO.")
-    lines.append("Binding constraints:" if plan.binding else "No constraint binds besides the SLO capacities themselves.")
-    lines += [f"  - {b}" for b in plan.binding]
-    for model, mp in plan.models.items():
-        pd = f"P:D = {mp.pd_ratio:.2f} (GPUs)" if mp.pd_ratio else "no disaggregated pools"
-        lines.append(f"Model {model}: {pd}")
-        for p in mp.pools:
-            lines.append(f"  pool {p.id}: {p.replicas} x tp{p.tp} = {p.gpus} GPUs, ${p.cost_per_hour:,.2f}/h, "
-                         f"utilization {p.utilization:.0%} of SLO capacity ({p.law_source or p.source} laws"
-                         + (f"; weights {p.weight_dtype}, KV cache {p.kv_dtype})" if (p.weight_dtype, p.kv_dtype) != ("bf16", "bf16") else ")"))
-        for cid, pr in mp.predicted.items():
-            terms = []
-            if pr.slo_ttft_ms is not None:
-                terms.append(f"TTFT p{pr.percentile:g} {pr.ttft_ms:.0f}/{pr.slo_ttft_ms:g} ms")
-            if pr.slo_itl_ms is not None:
-                terms.append(f"ITL p{pr.percentile:g} {pr.itl_ms:.1f}/{pr.slo_itl_ms:g} ms")
-            lines.append(f"  class {cid}: {', '.join(terms)}; {pr.disaggregated_share:.0%} disaggregated")
-            for pid, weights in mp.pairing.get(cid, {}).items():
-                lines.append(f"    KV from {pid} -> " + ", ".join(f"{d} {w:.0%}" for d, w in sorted(weights.items())))
-    if plan.slo_costs:
-        lines.append("What each SLO costs (re-solved with the bound tightened / loosened):")
-        for sc in plan.slo_costs:
-            def fmt(c: float | None) -> str:
-                if c is None:
-                    return "infeasible"
-                d = c - plan.cost_per_hour
-                return f"${c:,.2f}/h ({'+' if d >= 0 else '-'}${abs(d):,.2f})"
-            lines.append(f"  {sc.model} {sc.metric.upper()} p{sc.percentile:g} {sc.bound_ms:g} ms: "
-                         f"at {sc.tighter_ms:g} ms {fmt(sc.tighter_cost_per_hour)}; at {sc.looser_ms:g} ms {fmt(sc.looser_cost_per_hour)}")
-    lines += [f"Note: {n}" for n in plan.notes]
-    return lines

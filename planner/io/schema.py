@@ -19,6 +19,10 @@ ROLES: tuple[Role, ...] = ("prefill", "decode", "mixed")
 PREFILL_SIDE: tuple[Role, ...] = ("prefill", "mixed")
 Source = Literal["measured", "prior"]
 Dtype = Literal["bf16", "fp8"]
+
+
+def _bf16_only() -> list[Dtype]:
+    return ["bf16"]
 """Precision of weights or of the KV cache. bf16 is vLLM's default ("auto" on bf16 checkpoints);
 fp8 weights are vLLM's ``--quantization fp8`` (per-tensor E4M3, embeddings and lm_head stay bf16),
 an fp8 KV cache is ``--kv-cache-dtype fp8``."""
@@ -107,7 +111,7 @@ class ModelSpec(_Strict):
     max_context: int | None = Field(default=None, gt=0, description="longest prompt + output the model takes, tokens "
                                     "(config.json max_position_embeddings); None: unchecked")
 
-    def with_precision(self, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> "ModelSpec":
+    def with_precision(self, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> ModelSpec:
         """This model served with `weight_dtype` weights and a `kv_dtype` KV cache.
 
         FP8 weights (vLLM ``--quantization fp8``) quantize the linear layers only: embeddings and
@@ -194,7 +198,7 @@ class Slo(_Strict):
     percentile: float = Field(default=90.0, gt=0, lt=100)
 
     @model_validator(mode="after")
-    def _some_bound(self) -> "Slo":
+    def _some_bound(self) -> Slo:
         if self.ttft_ms is None and self.itl_ms is None:
             raise ValueError("an SLO needs ttft_ms, itl_ms or both")
         return self
@@ -248,7 +252,7 @@ class RequestClass(_Strict):
     slo: Slo | None = Field(default=None, description="overrides the model's SLO")
     burstiness: Burstiness | None = Field(default=None, description="arrival over-dispersion; absent = Poisson")
 
-    def scaled(self, factor: float) -> "RequestClass":
+    def scaled(self, factor: float) -> RequestClass:
         """This class with its rate multiplied by `factor`. The superposition of independent copies
         keeps the IDCs and ca2; the prompt-token burst grows with the rate."""
         update: dict[str, object] = {"rate_rps": self.rate_rps * factor}
@@ -269,7 +273,7 @@ class Workload(_Strict):
     classes: list[RequestClass]
 
     @model_validator(mode="after")
-    def _check(self) -> "Workload":
+    def _check(self) -> Workload:
         seen: set[str] = set()
         for i, c in enumerate(self.classes):
             if c.model not in self.models:
@@ -282,7 +286,7 @@ class Workload(_Strict):
     def slo_of(self, c: RequestClass) -> Slo:
         return c.slo or self.models[c.model].slo
 
-    def scaled(self, factor: float) -> "Workload":
+    def scaled(self, factor: float) -> Workload:
         """The same workload with every class rate multiplied by `factor`."""
         return self.model_copy(update={"classes": [c.scaled(factor) for c in self.classes]})
 
@@ -349,7 +353,7 @@ class FleetLimits(_Strict):
     pairing: PairingPolicy = Field(default="any", description="which prefill pools may ship KV to which decode pools: "
                                    "any (vLLM's KV connectors allow heterogeneous GPUs and TP), same_gpu, same_gpu_tp")
     forbid_pairs: list[PairRule] = Field(default_factory=list, description="P->D pairings the fleet cannot run")
-    allowed_dtypes: list[Dtype] = Field(default_factory=lambda: ["bf16"], min_length=1,
+    allowed_dtypes: list[Dtype] = Field(default_factory=_bf16_only, min_length=1,
                                         description="weight and KV-cache precisions the planner may choose (bf16, fp8); "
                                                     "default bf16 only: FP8 changes model outputs, so an operator opts in")
 
@@ -371,7 +375,7 @@ class FleetLimits(_Strict):
         return self.pairing == "same_gpu_tp" or any(r.names_tp for r in self.forbid_pairs)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "FleetLimits":
+    def _consistent(self) -> FleetLimits:
         if self.pd_ratio_min is not None and self.pd_ratio_max is not None and self.pd_ratio_min > self.pd_ratio_max:
             raise ValueError(f"pd_ratio_min ({self.pd_ratio_min:g}) must not exceed pd_ratio_max ({self.pd_ratio_max:g})")
         if self.max_replicas_per_pool is not None and self.max_replicas_per_pool < self.default_min_replicas:
@@ -448,7 +452,7 @@ class Variant(_Strict):
         return precision_suffix(self.weight_dtype, self.kv_dtype)
 
     @classmethod
-    def parse(cls, pool_id: str) -> "Variant":
+    def parse(cls, pool_id: str) -> Variant:
         try:
             model, role, gpu, tp_part = pool_id.rsplit("/", 3)
             tp, w, kv = parse_tp_part(tp_part)

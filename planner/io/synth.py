@@ -26,8 +26,8 @@ Deterministic given `seed`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -104,8 +104,8 @@ def _arrivals(family: str, p: dict[str, float], rng: np.random.Generator, durati
         centres = _poisson_times(rng, lambda x: np.full_like(x, p["rate_rps"] / m), duration_s)
         # geometric cluster sizes with mean m (support 1, 2, ...)
         sizes = rng.geometric(1.0 / m, centres.size)
-        t = np.repeat(centres, sizes) + rng.exponential(p["spread_s"], int(sizes.sum()))
-        return np.sort(t[t < duration_s])
+        times = np.repeat(centres, sizes) + rng.exponential(p["spread_s"], int(sizes.sum()))
+        return np.sort(times[times < duration_s])
     if family == "heavytail":
         return _poisson_times(rng, lambda x: np.full_like(x, p["rate_rps"]), duration_s)
     raise KeyError(family)

@@ -14,7 +14,7 @@ import math
 import os
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from planner.io.errors import InputError
@@ -40,7 +40,7 @@ LAW_COEFFICIENTS = 3
 MAX_PORT = 65535
 
 
-def check_workload(wl: Workload, catalog: "Catalog", path: str | os.PathLike[str]) -> None:
+def check_workload(wl: Workload, catalog: Catalog, path: str | os.PathLike[str]) -> None:
     """Models known, at least one class with traffic, every prompt + output within the model's context."""
     p = str(path)
     for m in wl.models:
@@ -58,7 +58,7 @@ def check_workload(wl: Workload, catalog: "Catalog", path: str | os.PathLike[str
                              "expected isl + osl <= the context length")
 
 
-def check_fleet(fl: Fleet, catalog: "Catalog", path: str | os.PathLike[str]) -> None:
+def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> None:
     """GPU types known; `current` pools on the fleet's GPUs, of known models, at allowed TP sizes."""
     p = str(path)
     for g in fl.gpus:
@@ -87,7 +87,7 @@ def check_size(wl: Workload, fl: Fleet, path: str | os.PathLike[str]) -> None:
 
 
 def load_workload_fleet(workload: str | os.PathLike[str], fleet: str | os.PathLike[str],
-                        catalog: "Catalog") -> tuple[Workload, Fleet]:
+                        catalog: Catalog) -> tuple[Workload, Fleet]:
     """Read and check a workload and a fleet together (the inputs of solve and whatif)."""
     wl = load_model(Workload, workload)
     fl = load_model(Fleet, fleet)
@@ -97,14 +97,14 @@ def load_workload_fleet(workload: str | os.PathLike[str], fleet: str | os.PathLi
     return wl, fl
 
 
-def check_profiles_found(measured: int, profiles_dir: Optional[str | os.PathLike[str]]) -> None:
+def check_profiles_found(measured: int, profiles_dir: str | os.PathLike[str] | None) -> None:
     """A --profiles root that yields no profile is an error, not a silent fall-back to the prior."""
     if profiles_dir is not None and measured == 0:
         raise InputError(str(profiles_dir), "--profiles", "no profile found; expected <model>/<gpu>/tp<N>/ folders holding "
                          "meta.yaml, prefill.csv and decode.csv (see profiles/data); leave --profiles out for the bundled ones")
 
 
-def check_fit_support(profile_path: str | os.PathLike[str], prefill: "FitReport", decode: "FitReport") -> None:
+def check_fit_support(profile_path: str | os.PathLike[str], prefill: FitReport, decode: FitReport) -> None:
     """Refuse a profile whose points cannot determine its laws (a one-row prefill.csv fits 0 ms/token)."""
     for name, rep in (("prefill.csv", prefill), ("decode.csv", decode)):
         if rep.n_points < LAW_COEFFICIENTS:
@@ -113,7 +113,7 @@ def check_fit_support(profile_path: str | os.PathLike[str], prefill: "FitReport"
                              f"{rep.law}; expected at least {LAW_COEFFICIENTS} distinct sizes (the fit would be degenerate)")
 
 
-def slo_from_options(ttft_ms: Optional[float], itl_ms: Optional[float], percentile: float) -> Slo:
+def slo_from_options(ttft_ms: float | None, itl_ms: float | None, percentile: float) -> Slo:
     """An SLO from command-line options; a bad value names the option (--ttft-ms, --itl-ms, --percentile)."""
     for opt, v in (("--ttft-ms", ttft_ms), ("--itl-ms", itl_ms)):
         if v is not None and not (math.isfinite(v) and v > 0):
@@ -162,7 +162,7 @@ def check_reachable(url: str, path: str | os.PathLike[str], field: str, timeout_
                          "expected a reachable Prometheus") from None
 
 
-def check_controller_config(cfg: "ControllerConfig", fleet: Fleet, catalog: "Catalog", path: str | os.PathLike[str],
+def check_controller_config(cfg: ControllerConfig, fleet: Fleet, catalog: Catalog, path: str | os.PathLike[str],
                             probe: bool) -> None:
     """What `planner control` needs to work: a well-formed (and, with `probe`, reachable) Prometheus
     URL, models the catalog knows, a metrics port that exists, GPU types the catalog knows.

@@ -63,7 +63,8 @@ class AllReduceTable:
         law = self.laws[n_gpus]
         inside = np.exp(np.interp(np.log(np.clip(b, xs[0], xs[-1])), np.log(xs), np.log(ts)))
         beyond = ts[-1] + 2.0 * (n_gpus - 1) / n_gpus * np.maximum(b - xs[-1], 0.0) / law.bus_bytes_per_s
-        return np.where(b > xs[-1], beyond, inside)
+        seconds: np.ndarray = np.where(b > xs[-1], beyond, inside)
+        return seconds
 
 
 def fit_ring(n_gpus: int, nbytes: np.ndarray, seconds: np.ndarray) -> RingLaw:

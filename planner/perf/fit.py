@@ -97,7 +97,8 @@ def experts_touched(batch: np.ndarray | float, route_share: float) -> np.ndarray
     b = np.asarray(batch, dtype=float)
     if route_share <= 0:
         return np.zeros_like(b)
-    return 1.0 - (1.0 - route_share) ** np.maximum(b, 0.0)
+    share: np.ndarray = 1.0 - (1.0 - route_share) ** np.maximum(b, 0.0)
+    return share
 
 
 def fit_decode_moe(batch: np.ndarray, context: np.ndarray, itl_ms: np.ndarray,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,7 @@ from planner.io.catalog import Catalog
 from planner.perf.pairprofile import PairProfile, iter_pair_profiles
 
 if TYPE_CHECKING:
-    from planner.perf.laws import PerfModel
+    from planner.perf.laws import PerfModel, VariantKey, VariantPerf
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def fit_pair(profile: PairProfile) -> HandoffFit:
     return fit_handoff(h.isl.to_numpy(), h.kv_transfer_ms.to_numpy(), profile.meta.kv_bytes_per_token)
 
 
-def compare_with_prior(fit: HandoffFit, prior_ms) -> pd.DataFrame:  # noqa: ANN001 - any callable isl -> ms
+def compare_with_prior(fit: HandoffFit, prior_ms: Callable[[float], float]) -> pd.DataFrame:
     """fit.table plus the planner's prior law (`prior_ms(isl)`, e.g. VariantPerf.kv_transfer_ms) and its error."""
     t = fit.table.copy()
     t["prior_ms"] = [float(prior_ms(float(i))) for i in t.isl]
@@ -118,14 +119,14 @@ def handoff_laws(root: str | os.PathLike[str], catalog: Catalog | None = None) -
     return out
 
 
-def apply_handoff_laws(pm: "PerfModel", root: str | os.PathLike[str]) -> "PerfModel":
+def apply_handoff_laws(pm: PerfModel, root: str | os.PathLike[str]) -> PerfModel:
     """Give the prefill variants of the pair profiles under `root` their fitted hand-off law; returns `pm`.
 
     The laws are set on the VariantPerf objects the model hands out (measured fits, and priors, which
     the model computes and caches here), found by identity in its stores, so this works whatever
     the stores are keyed by."""
     laws = handoff_laws(root, pm.catalog)
-    stores = [pm.measured, pm._cache]  # noqa: SLF001 - the model's own stores; see docstring
+    stores: list[dict[VariantKey, VariantPerf] | dict[VariantKey, VariantPerf | None]] = [pm.measured, pm._cache]  # noqa: SLF001 - the model's own stores; see docstring
     for (model, gpu, tp), (link, fixed) in laws.items():
         if model not in pm.catalog.models or gpu not in pm.catalog.gpus:
             continue

@@ -70,7 +70,8 @@ def checkerboard(df: pd.DataFrame, x: str, y: str) -> np.ndarray:
     """Boolean mask of the fitted half: (rank of x + rank of y) even over the sorted grid values."""
     ix = df[x].rank(method="dense").astype(int).to_numpy()
     iy = df[y].rank(method="dense").astype(int).to_numpy()
-    return (ix + iy) % 2 == 0
+    mask: np.ndarray = (ix + iy) % 2 == 0
+    return mask
 
 
 def predict_errors(vp: VariantPerf, p: Profile, pre_mask: np.ndarray | None = None,
@@ -83,8 +84,8 @@ def predict_errors(vp: VariantPerf, p: Profile, pre_mask: np.ndarray | None = No
         dec = dec[dec_mask]
     over = vp.ttft_overhead_ms if client_ttft_rows(p) else 0.0  # compare like with like
     with quiet_extrapolation():  # held-out points may lie past the fitted ones: that is the test
-        tp = np.array([over + vp.prefill_ms(i, b) for i, b in zip(pre.isl, pre.batch)])
-        td = np.array([vp.decode_step_ms(b, c) for b, c in zip(dec.batch, dec.context_tokens)])
+        tp = np.array([over + vp.prefill_ms(i, b) for i, b in zip(pre.isl, pre.batch, strict=True)])
+        td = np.array([vp.decode_step_ms(b, c) for b, c in zip(dec.batch, dec.context_tokens, strict=True)])
     return (np.abs(tp - pre.ttft_ms.to_numpy()) / pre.ttft_ms.to_numpy(),
             np.abs(td - dec.itl_ms.to_numpy()) / dec.itl_ms.to_numpy())
 

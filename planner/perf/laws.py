@@ -57,8 +57,10 @@ import numpy as np
 import pandas as pd
 
 from planner.io.catalog import PROFILES_DIR, Catalog
-from planner.perf.allreduce import AllReduceTable, load_allreduce
 from planner.io.errors import InputError
+from planner.io.schema import Dtype, LawSource, ModelSpec, precision_suffix
+from planner.io.validate import check_fit_support
+from planner.perf.allreduce import AllReduceTable, load_allreduce
 from planner.perf.fit import (  # law forms (issue 10)
     FitReport,
     experts_touched,
@@ -68,7 +70,6 @@ from planner.perf.fit import (  # law forms (issue 10)
     fit_prefill_floor,
     knee_column,
 )
-from planner.perf.profiledata import LAW_PREFERENCE, Profile, central_points, iter_profiles, law_source
 from planner.perf.prior import (
     DEFAULT_EFFICIENCY,
     Efficiency,
@@ -81,9 +82,8 @@ from planner.perf.prior import (
     prefill_parts,
     ridge_batch,
 )
-from planner.io.schema import Dtype, LawSource, ModelSpec, precision_suffix
+from planner.perf.profiledata import LAW_PREFERENCE, Profile, central_points, iter_profiles, law_source
 from profiles import format as pfmt
-from planner.io.validate import check_fit_support
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ ALLREDUCE_DIR = "allreduce"
 # "Profiler"): the same points a profile would measure, so a prior and a later measurement are
 # comparable point for point.
 # Per-request TTFT overhead of vLLM's frontend when no vLLM profile measured one, by the rule of
-# perffit.fit_prefill_client on the facts in shared/tools/vllm-offline/README.md (vLLM 0.26.0, H200,
+# planner.perf.fit.fit_prefill_client on the facts in shared/tools/vllm-offline/README.md (vLLM 0.26.0, H200,
 # Llama-3.1-8B shapes, CUDA graphs): TTFT 17.4 ms at 128 prompt tokens, ITL 4.86 ms at batch 1;
 # 17.4 - 4.86 = 12.5 ms (issue 10 quotes ~13-19 ms).
 DEFAULT_TTFT_OVERHEAD_MS = 12.5
@@ -117,7 +117,42 @@ class ExtrapolationWarning(UserWarning):
     """A measured law is evaluated beyond the range it was measured on."""
 
 
-_quiet_depth = 0
+class ExtrapolationWarnings:
+    """Warn once per (variant, axis) that a measured law is evaluated past its measured range.
+
+    The registry of warnings given and the depth of `quiet()` blocks are this object's state, not
+    the module's: `EXTRAPOLATION_WARNINGS` is the process's one registry (what every VariantPerf
+    warns through), and `reset()` forgets what was given (a test, or a new session in a notebook)."""
+
+    def __init__(self) -> None:
+        self._given: set[tuple[str, str, int, str, str]] = set()
+        self._quiet_depth = 0
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """No extrapolation warnings inside; a warning skipped here is not counted as given."""
+        self._quiet_depth += 1
+        try:
+            yield
+        finally:
+            self._quiet_depth -= 1
+
+    def warn(self, vp: VariantPerf, axis: str, value: float, limit: float) -> None:
+        """Log and `warnings.warn` an ExtrapolationWarning, the first time for this variant and axis."""
+        key = (vp.model, vp.gpu, vp.tp, vp.precision, axis)
+        if self._quiet_depth or key in self._given:
+            return
+        self._given.add(key)
+        msg = (f"{vp.model}/{vp.gpu}/tp{vp.tp}{vp.precision}: {axis}={value:g} is beyond the measured range (max {limit:g}); "
+               f"the fitted law is extrapolated")
+        log.warning(msg)
+        warnings.warn(msg, ExtrapolationWarning, stacklevel=3)  # the caller of the VariantPerf method
+
+    def reset(self) -> None:
+        self._given.clear()
+
+
+EXTRAPOLATION_WARNINGS = ExtrapolationWarnings()
 
 
 @contextlib.contextmanager
@@ -125,26 +160,8 @@ def quiet_extrapolation() -> Iterator[None]:
     """No extrapolation warnings inside: for probes that deliberately evaluate laws far past any
     operating point (the capacity search); callers check the operating points they settle on.
     A warning skipped here is not counted as given, so the first real one still shows."""
-    global _quiet_depth
-    _quiet_depth += 1
-    try:
+    with EXTRAPOLATION_WARNINGS.quiet():
         yield
-    finally:
-        _quiet_depth -= 1
-
-
-_warned: set[tuple[str, str, int, str, str]] = set()
-
-
-def _warn_extrapolation(vp: "VariantPerf", axis: str, value: float, limit: float) -> None:
-    key = (vp.model, vp.gpu, vp.tp, vp.precision, axis)
-    if _quiet_depth or key in _warned:
-        return
-    _warned.add(key)
-    msg = (f"{vp.model}/{vp.gpu}/tp{vp.tp}{vp.precision}: {axis}={value:g} is beyond the measured range (max {limit:g}); "
-           f"the fitted law is extrapolated")
-    log.warning(msg)
-    warnings.warn(msg, ExtrapolationWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -233,17 +250,17 @@ class VariantPerf:
     def prefill_ms(self, isl: float, batch: float = 1.0) -> float:
         """Time to prefill `batch` prompts of `isl` tokens each, in one forward pass."""
         if self.max_isl_measured is not None and isl > self.max_isl_measured * EXTRAPOLATION_SLACK:
-            _warn_extrapolation(self, "isl", isl, self.max_isl_measured)
+            EXTRAPOLATION_WARNINGS.warn(self, "isl", isl, self.max_isl_measured)
         if self.max_prefill_batch_measured is not None and batch > self.max_prefill_batch_measured * EXTRAPOLATION_SLACK:
-            _warn_extrapolation(self, "prefill batch", batch, self.max_prefill_batch_measured)
+            EXTRAPOLATION_WARNINGS.warn(self, "prefill batch", batch, self.max_prefill_batch_measured)
         return self.prefill_pass_ms(batch * isl, batch * isl * isl)
 
     def decode_step_ms(self, batch: float, context: float) -> float:
         """One decode step of `batch` sequences whose mean context is `context` tokens."""
         if self.max_decode_batch_measured is not None and batch > self.max_decode_batch_measured * EXTRAPOLATION_SLACK:
-            _warn_extrapolation(self, "decode batch", batch, self.max_decode_batch_measured)
+            EXTRAPOLATION_WARNINGS.warn(self, "decode batch", batch, self.max_decode_batch_measured)
         if self.max_context_measured is not None and context > self.max_context_measured * EXTRAPOLATION_SLACK:
-            _warn_extrapolation(self, "context", context, self.max_context_measured)
+            EXTRAPOLATION_WARNINGS.warn(self, "context", context, self.max_context_measured)
         return self.decode_fixed_ms(batch) + self.decode_beta_ms_per_seq * batch + self.decode_gamma_ms_per_token * batch * context
 
     def kv_transfer_ms(self, isl: float, peer_link_gb_s: float | None = None) -> float:
@@ -252,8 +269,8 @@ class VariantPerf:
         return self.kv_fixed_ms + isl * self.kv_bytes_per_token / (link * 1e9) * 1e3
 
 
-def lookup_variant_perf(lookup: Callable[..., "VariantPerf | None"], model: str, gpu: str, tp: int,
-                        weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> "VariantPerf | None":
+def lookup_variant_perf(lookup: Callable[..., VariantPerf | None], model: str, gpu: str, tp: int,
+                        weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> VariantPerf | None:
     """Call a (model, gpu, tp[, weight_dtype, kv_dtype]) lookup; bf16/bf16 variants pass three
     arguments only, so lookups written before precision existed keep working."""
     if weight_dtype == "bf16" and kv_dtype == "bf16":
@@ -271,7 +288,7 @@ TTFT_E2E_COLUMN = "ttft_e2e_ms"
 """Optional prefill.csv column of the vLLM profiler: client-side TTFT of the point on an idle server."""
 
 
-def measured_ttft_overhead(prefill: "pd.DataFrame") -> float | None:
+def measured_ttft_overhead(prefill: pd.DataFrame) -> float | None:
     """Median of ttft_e2e_ms - ttft_ms over the rows that have both (>= 0); None without such rows."""
     if TTFT_E2E_COLUMN not in prefill.columns:
         return None
@@ -493,7 +510,7 @@ class PerfModel:
     _cache: dict[VariantKey, VariantPerf | None] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, catalog: Catalog | None = None, profiles_dir: str | os.PathLike[str] | None = None) -> "PerfModel":
+    def load(cls, catalog: Catalog | None = None, profiles_dir: str | os.PathLike[str] | None = None) -> PerfModel:
         """Fit every profile under `profiles_dir` (default: the bundled profiles/data) and calibrate the prior."""
         cat = catalog or Catalog.load()
         root = Path(profiles_dir) if profiles_dir is not None else DEFAULT_PROFILES_DIR
@@ -509,7 +526,7 @@ class PerfModel:
     @classmethod
     def from_profiles(cls, catalog: Catalog, profiles: list[Profile], profiles_dir: str | None = None,
                       allreduce: dict[str, AllReduceTable] | None = None,
-                      calibrate_on: Literal["engines", "all"] = "engines") -> "PerfModel":
+                      calibrate_on: Literal["engines", "all"] = "engines") -> PerfModel:
         """Fit the preferred profile of every variant and calibrate the prior on them (GPU time:
         the fitted TTFT overheads are taken off vLLM-measured prefill rows first).
 

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from planner.perf.allreduce import AllReduceTable
 from planner.io.schema import GpuType, ModelSpec
+from planner.perf.allreduce import AllReduceTable
 
 GIB = 2**30
 # vLLM's default --gpu-memory-utilization (vllm/config: CacheConfig.gpu_memory_utilization = 0.9).
@@ -232,7 +232,8 @@ def predict_ms(parts: IdealParts, eff: Efficiency, phase: str) -> np.ndarray:
     c, m = parts.compute_ms / eff.compute, parts.memory_ms / eff.bandwidth
     body = np.maximum(c, m) if OVERLAP == "max" else c + m
     step = eff.prefill_step_overhead_ms if phase == "prefill" else eff.decode_step_overhead_ms
-    return step + parts.layers * over + body * parts.tp ** eff.tp_exponent + parts.comm_ms
+    ms: np.ndarray = step + parts.layers * over + body * parts.tp ** eff.tp_exponent + parts.comm_ms
+    return ms
 
 
 # --------------------------------------------------------------------------- calibration

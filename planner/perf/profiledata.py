@@ -40,8 +40,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.io.errors import InputError
-from planner.io.schema import LawSource, parse_tp_part, precision_suffix
 from planner.io.files import parse_model, read_csv, read_yaml
+from planner.io.schema import LawSource, parse_tp_part, precision_suffix
 from profiles import format as pfmt
 from profiles.format import CENTRAL_STATS, DECODE, MIXED, PREFILL, VLLM_SUBDIR, TableFormat
 
@@ -176,7 +176,8 @@ def _read_table(path: Path, table: TableFormat) -> pd.DataFrame:
     if df.empty:
         raise InputError(str(path), None, f"expected at least one measurement row with columns {list(columns)}")
     sizes = table.sizes
-    _check_values(df, path, positive=columns if "prefill_tokens" not in columns else tuple(c for c in columns if c != "prefill_tokens"), integral=sizes)
+    positive = columns if "prefill_tokens" not in columns else tuple(c for c in columns if c != "prefill_tokens")
+    _check_values(df, path, positive=positive, integral=sizes)
     if "prefill_tokens" in columns and (df["prefill_tokens"] < 0).any():
         i = int((df["prefill_tokens"] < 0).to_numpy().nonzero()[0][0])
         raise InputError(str(path), "prefill_tokens", f"expected a number >= 0; line {i + 2} has {df['prefill_tokens'].iloc[i]!r}")

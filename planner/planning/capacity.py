@@ -34,7 +34,7 @@ Mixed (role ``mixed``, colocated vLLM with chunked prefill, Agrawal et al. "Sara
 OSDI 2024, stall-free batching): every step first carries the N running decodes, then prefill
 chunks FCFS in the token budget left, C = max_batched_tokens - N. A step with chunks costs
 t_d(N) + (their prefill cost): the fixed cost is paid once, and a prompt's chunks sum to its
-unchunked marginal cost W = b·isl + c·isl² (planner/simulate/laws.py, mixed_step_ms).
+unchunked marginal cost W = b·isl + c·isl² (planner/simulate/steptime.py, mixed_step_ms).
     Prefill share ρ_p = λ·W/1000: the share of the engine's time spent on prompts, so decode
     steps are stretched by 1/(1-ρ_p) on average. Little's law for the decoding batch (a request
     decodes osl-1 steps after its first token): N = λ·(osl-1)·t_d(N) / ((1-ρ_p)·1000).
@@ -69,7 +69,7 @@ combines, as in `prefill_wait_quantile_ms`, max(g, s) + min(g, s)·(1 - 1/b_max)
       its first token comes ~W later; without it the model was 24-26% under the simulator's TTFT p90.
     * frontend: vLLM's API server admits a request on the event loop that streams the running
       requests' tokens, so it reaches the engine `ttft_overhead_ms + FRONTEND_MS_PER_RUNNING·N` after
-      arrival (planner/simulate/laws.py, fitted on the real vLLM load sweep's ISL 1k rows).
+      arrival (planner/simulate/steptime.py, fitted on the real vLLM load sweep's ISL 1k rows).
     No constant here is tuned on the comparison it is reported on: the first two are the laws' step
     composition; the frontend constant is fitted on ISL 1k and reported on ISL 4k, and the reverse
     (bench/fidelity.py part 4).
@@ -165,9 +165,9 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from planner.perf.laws import VariantPerf
 from planner.io.schema import Burstiness
-from planner.simulate.laws import FRONTEND_MS_PER_RUNNING, frontend_delay_ms
+from planner.perf.laws import VariantPerf
+from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING, frontend_delay_ms
 
 # Bisection tolerance on the capacity, relative: 0.1% of the rate is far below profiling noise.
 _RATE_RTOL = 1e-3
@@ -764,7 +764,7 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
 
     def carries(n: int, caps: list[tuple[Capacity, ArrivalShape]]) -> bool:
         need = 0.0
-        for c, ok, (cap, _) in zip(classes, servable, caps):
+        for c, ok, (cap, _) in zip(classes, servable, caps, strict=True):
             if c.rate_rps > 0 and ok:
                 if cap.rate_rps <= 0:
                     return False

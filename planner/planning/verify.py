@@ -12,9 +12,9 @@ from __future__ import annotations
 from rich.console import Console
 
 from planner.io.catalog import Catalog
+from planner.io.schema import Fleet, Plan, Workload
 from planner.perf.laws import PerfModel
 from planner.planning.assemble import plan_workload
-from planner.io.schema import Fleet, Plan, Workload
 from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S, VerifyReport, tightened_utilization, verify
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
 
-from planner.api import solve
+from planner.api import SolveKwargs, SolveOptions, solve
 from planner.io.schema import (
     Fleet,
     GpuInventory,
@@ -172,19 +172,19 @@ def _frame(rows: list[dict[str, Any]], keys: Sequence[str]) -> pd.DataFrame:
     return df[[*keys, *RESULT_COLUMNS, *gpu_cols]]
 
 
-def _solve_row(workload: Workload, fleet: Fleet, keys: dict[str, Any], **solve_kw: Any) -> dict[str, Any]:
+def _solve_row(workload: Workload, fleet: Fleet, keys: dict[str, Any], **solve_kw: Unpack[SolveKwargs]) -> dict[str, Any]:
     return {**keys, **plan_row(solve(workload, fleet, **solve_kw), workload)}
 
 
 # --------------------------------------------------------------------------- sweeps
-def compare(scenarios: Mapping[str, tuple[Workload, Fleet]], **solve_kw: Any) -> pd.DataFrame:
+def compare(scenarios: Mapping[str, tuple[Workload, Fleet]], **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Solve named (workload, fleet) scenarios; one row each, keyed by `scenario`."""
     rows = [_solve_row(wl, fl, {"scenario": name}, **solve_kw) for name, (wl, fl) in scenarios.items()]
     return _frame(rows, ["scenario"])
 
 
 def traffic(workload: Workload, fleet: Fleet, factors: Iterable[float] = (0.5, 1.0, 2.0, 4.0),
-            **solve_kw: Any) -> pd.DataFrame:
+            **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Every class's rate times each factor -> cost and GPUs. Keys: traffic_factor, rate_rps (total)."""
     rows = []
     for f in factors:
@@ -194,14 +194,14 @@ def traffic(workload: Workload, fleet: Fleet, factors: Iterable[float] = (0.5, 1
     return _frame(rows, ["traffic_factor", "rate_rps"])
 
 
-def gpu_price(workload: Workload, fleet: Fleet, gpu: str, prices: Iterable[float], **solve_kw: Any) -> pd.DataFrame:
+def gpu_price(workload: Workload, fleet: Fleet, gpu: str, prices: Iterable[float], **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """GPU type `gpu` at each price (USD per GPU-hour) -> cost and GPU mix. Keys: gpu, price_per_hour."""
     rows = [_solve_row(workload, with_price(fleet, gpu, p), {"gpu": gpu, "price_per_hour": float(p)}, **solve_kw)
             for p in prices]
     return _frame(rows, ["gpu", "price_per_hour"])
 
 
-def prices(workload: Workload, fleet: Fleet, changes: Mapping[str, float], **solve_kw: Any) -> pd.DataFrame:
+def prices(workload: Workload, fleet: Fleet, changes: Mapping[str, float], **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """The baseline, each price change alone, and (with two or more) all together. Key: scenario."""
     scen: dict[str, tuple[Workload, Fleet]] = {"baseline": (workload, fleet)}
     for g, p in changes.items():
@@ -215,7 +215,7 @@ def prices(workload: Workload, fleet: Fleet, changes: Mapping[str, float], **sol
 
 
 def gpu_mix(workload: Workload, fleet: Fleet, add: Mapping[str, int] | None = None,
-            remove: Iterable[str] = (), **solve_kw: Any) -> pd.DataFrame:
+            remove: Iterable[str] = (), **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """The baseline, then adding `count` GPUs of each type in `add`, then removing each type in
     `remove`, one change at a time. Key: scenario."""
     scen: dict[str, tuple[Workload, Fleet]] = {"baseline": (workload, fleet)}
@@ -227,7 +227,7 @@ def gpu_mix(workload: Workload, fleet: Fleet, add: Mapping[str, int] | None = No
 
 
 def slo_tightening(workload: Workload, fleet: Fleet, factors: Iterable[float] = (1.0, 0.8, 0.6, 0.5),
-                   ttft: bool = True, itl: bool = True, **solve_kw: Any) -> pd.DataFrame:
+                   ttft: bool = True, itl: bool = True, **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Every SLO bound times each factor (< 1 = tighter) -> cost and GPUs. Key: slo_factor."""
     rows = [_solve_row(scale_slo(workload, float(f), ttft=ttft, itl=itl), fleet, {"slo_factor": float(f)}, **solve_kw)
             for f in factors]
@@ -249,7 +249,7 @@ def _pareto(df: pd.DataFrame) -> np.ndarray:
 
 
 def slo_frontier(workload: Workload, fleet: Fleet, ttft_ms: Iterable[float], itl_ms: Iterable[float],
-                 models: Iterable[str] | None = None, **solve_kw: Any) -> pd.DataFrame:
+                 models: Iterable[str] | None = None, **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Cost over a TTFT x ITL grid of SLO bounds (applied to `models`, default all).
 
     Keys: ttft_ms, itl_ms. Adds `frontier`: True on the Pareto frontier (no tighter-or-equal SLO point
@@ -270,7 +270,7 @@ def single_class(model: str, isl: int, osl: int, rate_rps: float, slo: Slo) -> W
 
 
 def disaggregation_map(fleet: Fleet, model: str, slo: Slo, isl: Iterable[int], osl: Iterable[int],
-                       rate_rps: float = 10.0, **solve_kw: Any) -> pd.DataFrame:
+                       rate_rps: float = 10.0, **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Where disaggregation pays: for each (ISL, OSL), the cheapest aggregated plan (mixed replicas only)
     and the cheapest disaggregated one (prefill + decode pools only), at `rate_rps` of one class.
 
@@ -304,7 +304,7 @@ def disaggregation_map(fleet: Fleet, model: str, slo: Slo, isl: Iterable[int], o
 
 
 def pairing(workload: Workload, fleet: Fleet,
-            policies: Iterable[PairingPolicy] = ("any", "same_gpu", "same_gpu_tp"), **solve_kw: Any) -> pd.DataFrame:
+            policies: Iterable[PairingPolicy] = ("any", "same_gpu", "same_gpu_tp"), **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """What restricting P->D pairing costs: the plan when prefill may hand KV to any decode pool, only
     to the same GPU type, or only to the same type and TP (e.g. no RDMA between node pools, or a KV
     connector without heterogeneous-TP support). Key: pairing."""
@@ -313,7 +313,7 @@ def pairing(workload: Workload, fleet: Fleet,
 
 
 def headroom(workload: Workload, fleet: Fleet, inventory_factors: Iterable[float] = (1.0,),
-             **solve_kw: Any) -> pd.DataFrame:
+             **solve_kw: Unpack[SolveOptions]) -> pd.DataFrame:
     """How much more traffic a fixed fleet serves within SLO (objective 'max_load'), for the fleet
     with its inventory scaled by each factor. Keys: inventory_factor, inventory_gpus (GPUs available).
 

@@ -155,7 +155,8 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
         d = d.rename(columns={"t_s": "timestamp"})
     for col in ("timestamp", "input_tokens", "output_tokens"):
         if col not in d.columns:
-            raise InputError(source, col, f"missing column; expected timestamp, input_tokens, output_tokens (or Azure's TIMESTAMP, ContextTokens, GeneratedTokens), found {list(df.columns)}")
+            raise InputError(source, col, "missing column; expected timestamp, input_tokens, output_tokens (or Azure's TIMESTAMP, "
+                             f"ContextTokens, GeneratedTokens), found {list(df.columns)}")
     if d.empty:
         raise InputError(source, None, "the trace has no requests")
     ts = d["timestamp"]
@@ -172,7 +173,8 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
     back = np.flatnonzero(np.diff(t) < 0)
     if back.size:
         i = int(back[0]) + 1
-        raise InputError(source, "timestamp", f"expected a trace sorted by time; row {i} ({t[i]:.3f} s) is earlier than row {i - 1} ({t[i - 1]:.3f} s)")
+        raise InputError(source, "timestamp",
+                         f"expected a trace sorted by time; row {i} ({t[i]:.3f} s) is earlier than row {i - 1} ({t[i - 1]:.3f} s)")
     for col in ("input_tokens", "output_tokens"):
         v = pd.to_numeric(d[col], errors="coerce")
         if v.isna().any() or (v < 0).any():

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from planner.io.schema import Plan, Workload
+from planner.io.schema import Plan, Slo, Workload
 from planner.simulate.arrivals import Arrivals, poisson_arrivals
 from planner.simulate.fleet import FleetSimulator, PerfLookup
 from planner.simulate.report import SimReport, build_report
@@ -53,7 +53,7 @@ class VerifyReport:
         return lines
 
 
-def blame_pools(rep: SimReport, slos: dict, failing: list[str]) -> dict[str, float]:
+def blame_pools(rep: SimReport, slos: dict[str, Slo], failing: list[str]) -> dict[str, float]:
     """Share of missed-SLO requests (in failing classes) blamed on each pool; see module doc."""
     df = rep.requests
     miss = df[df["class_id"].isin(failing) & ~df["met_slo"]]
@@ -68,7 +68,7 @@ def blame_pools(rep: SimReport, slos: dict, failing: list[str]) -> dict[str, flo
         kv_wait = np.nan_to_num(g["kv_wait_ms"].to_numpy(), nan=np.inf)
         stuck_pre = np.isnan(g["prefill_ms"].to_numpy()) | g["rejected"].to_numpy()
         who = np.where(itl_bad, decoder, np.where(stuck_pre | (pre_side >= kv_wait), g["prefill_pool"], decoder))
-        for p, n in zip(*np.unique(who.astype(str), return_counts=True)):
+        for p, n in zip(*np.unique(who.astype(str), return_counts=True), strict=True):
             counts[p] = counts.get(p, 0.0) + float(n)
     tot = sum(counts.values())
     return dict(sorted(((p, n / tot) for p, n in counts.items()), key=lambda kv: -kv[1]))

@@ -22,7 +22,7 @@ tested end to end without GPUs. What it reproduces:
 * Timing: a live engine loop per replica that schedules like vLLM V1 (continuous batching; each step
   carries one token per running decode plus prefill chunks up to ``max_batched_tokens``; FCFS
   admission while ``max_num_seqs`` and the KV cache allow) and sleeps each step for the time of
-  :func:`planner.simulate.laws.mixed_step_ms`. Latency under concurrency therefore follows the law.
+  :func:`planner.simulate.steptime.mixed_step_ms`. Latency under concurrency therefore follows the law.
 
 Choices written down:
 * A string prompt counts ``ceil(len(chars)/4)`` tokens (OpenAI's rule of thumb, ~4 characters per
@@ -48,17 +48,20 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from planner.io.webserve import serve_app
 from planner.perf.laws import VariantPerf
 from planner.simulate.kvconnector import KvConnectorEmulation
-from planner.simulate.laws import check_perf, chunk_cost_isl2, mixed_step_ms
-from planner.io.webserve import serve_app
+from planner.simulate.steptime import check_perf, chunk_cost_isl2, mixed_step_ms
+
+T = TypeVar("T")
 
 # vLLM's default KV block size in tokens (vllm CacheConfig.block_size default 16 on CUDA).
 BLOCK_SIZE_TOKENS = 16
@@ -126,7 +129,7 @@ class _Req:
     prompt_tokens: int
     max_tokens: int
     arrival: float
-    out: asyncio.Queue = field(default_factory=asyncio.Queue)
+    out: asyncio.Queue[int | None] = field(default_factory=asyncio.Queue)
     prefilled: int = 0
     generated: int = 0
     admitted: float | None = None
@@ -158,16 +161,20 @@ class _Metrics:
         self.generation_tokens = Counter("vllm:generation_tokens", "Number of generation tokens processed.", labels, registry=r).labels(*lv)
         self.num_preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", labels, registry=r).labels(*lv)
         # Prefix caching is off in the emulator (as the profiler runs vLLM): queries counted, never hits.
-        self.prefix_queries = Counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.", labels, registry=r).labels(*lv)
-        self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", labels, registry=r).labels(*lv)
+        self.prefix_queries = Counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.",
+                                      labels, registry=r).labels(*lv)
+        self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.",
+                                   labels, registry=r).labels(*lv)
         # Estimated per-GPU FLOPs and bytes read (vLLM 0.26.0's MFU counters): 2 FLOPs per weight per token.
-        self.est_flops = Counter("vllm:estimated_flops_per_gpu", "Estimated number of floating point operations per GPU.", labels, registry=r).labels(*lv)
-        self.est_read = Counter("vllm:estimated_read_bytes_per_gpu", "Estimated number of bytes read from memory per GPU.", labels, registry=r).labels(*lv)
+        self.est_flops = Counter("vllm:estimated_flops_per_gpu", "Estimated number of floating point operations per GPU.",
+                                 labels, registry=r).labels(*lv)
+        self.est_read = Counter("vllm:estimated_read_bytes_per_gpu", "Estimated number of bytes read from memory per GPU.",
+                                labels, registry=r).labels(*lv)
         succ = Counter("vllm:request_success", "Count of successfully processed requests.", labels + ["finished_reason"], registry=r)
         self.success = {reason: succ.labels(*lv, reason) for reason in FINISH_REASONS}
         tok_b = build_1_2_5_buckets(max_model_len)
 
-        def h(name: str, doc: str, buckets: list[float]) -> Any:
+        def h(name: str, doc: str, buckets: list[float]) -> Histogram:
             return Histogram(name, doc, labels, buckets=buckets, registry=r).labels(*lv)
 
         self.req_prompt = h("vllm:request_prompt_tokens", "Number of prefill tokens processed.", tok_b)
@@ -182,7 +189,8 @@ class _Metrics:
         self.queue = h("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", REQUEST_LATENCY_BUCKETS_S)
         self.prefill_time = h("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", REQUEST_LATENCY_BUCKETS_S)
         self.decode_time = h("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", REQUEST_LATENCY_BUCKETS_S)
-        self.inference_time = h("vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.", REQUEST_LATENCY_BUCKETS_S)
+        self.inference_time = h("vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.",
+                                REQUEST_LATENCY_BUCKETS_S)
         blocks = perf.kv_capacity_tokens // BLOCK_SIZE_TOKENS
         # Labels as vLLM 0.26.0 writes them (vllm-offline README): every CacheConfig field as a
         # string, None as "None", plus the derived KV size in tokens and the max concurrency at max_model_len.
@@ -201,7 +209,7 @@ class _Metrics:
         Gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig", list(info), registry=r).labels(**info).set(1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _weights_of(model: str) -> tuple[float, float]:
     """(parameters, weight bytes) of a catalog model for the estimated FLOP/byte counters; (0, 0) if unknown.
     Cached: replicas start inside the fleet's event loop, which must not stall on reading the catalog."""
@@ -229,8 +237,8 @@ class EmulatedEngine:
         self.tokens_generated_total = 0
         self.steps = 0
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        self.on_token = None  # callback(engine) after each step, used by the kill fault
+        self._task: asyncio.Task[None] | None = None
+        self.on_token: Callable[[EmulatedEngine], None] | None = None  # after each step, used by the kill fault
         self._step_end = 0.0  # wall-clock (monotonic) end of the last step, for back-to-back steps
         # Virtual time (busy-machine robustness, issue 11): while steps run back to back, each starts
         # at the previous one's scheduled end, not when the event loop got round to it, and tokens are
@@ -420,7 +428,7 @@ class EmulatedServer:
 
     def __init__(self, perf: VariantPerf, model_name: str | None = None, *, time_scale: float = 1.0,
                  max_model_len: int | None = None, faults: Faults | None = None,
-                 kv_connector: "KvConnectorEmulation | None" = None):
+                 kv_connector: KvConnectorEmulation | None = None):
         check_perf(perf, f"emulator {perf.model}/{perf.gpu}/tp{perf.tp}")
         if time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale}")
@@ -478,7 +486,7 @@ class EmulatedServer:
     async def _die(self) -> None:
         """Abrupt death: drop every open connection without a clean end, then close the port."""
         for s in list(self._streams):
-            tr = s._req.transport if s._req is not None else None  # type: ignore[attr-defined]
+            tr = s._req.transport if s._req is not None else None
             if tr is not None:
                 tr.abort()
         await self.astop()
@@ -505,7 +513,7 @@ class EmulatedServer:
     def _error(status: int, msg: str) -> web.Response:
         return web.json_response({"object": "error", "message": msg, "type": "BadRequestError", "param": None, "code": status}, status=status)
 
-    def _parse(self, body: Any) -> tuple[int, int, bool, bool, str]:
+    def _parse(self, body: object) -> tuple[int, int, bool, bool, str]:
         if not isinstance(body, dict):
             raise BadRequest("request body must be a JSON object")
         model = body.get("model", self.model_name)
@@ -534,7 +542,7 @@ class EmulatedServer:
         self._want_ids = bool(body.get("return_token_ids", False))
         return n_prompt, max_tokens, stream, include_usage, model
 
-    async def _completions_batch(self, body: dict[str, Any], prompts: list[Any]) -> web.Response:
+    async def _completions_batch(self, body: dict[str, object], prompts: list[object]) -> web.Response:
         """A list of prompts in one non-streamed request (OpenAI batch form): one engine request each,
         all submitted at once (so an idle engine schedules them together, as vLLM's frontend adds a
         list's prompts back to back); choices in prompt order."""
@@ -586,7 +594,10 @@ class EmulatedServer:
         req.prefilled = n_prompt - 1 if remote else 0
         self.engine.submit(req)
         created = int(time.time())
-        usage = lambda: {"prompt_tokens": n_prompt, "completion_tokens": req.generated, "total_tokens": n_prompt + req.generated}  # noqa: E731
+
+        def usage() -> dict[str, int]:
+            return {"prompt_tokens": n_prompt, "completion_tokens": req.generated, "total_tokens": n_prompt + req.generated}
+
         if not stream:
             while await req.out.get() is not None:
                 pass
@@ -676,11 +687,11 @@ class EmulatorFleet:
     def urls(self) -> list[str]:
         return [s.url for s in self.servers]
 
-    def _call(self, coro: Any, timeout: float = 30.0) -> Any:
+    def _call(self, coro: Coroutine[object, object, T], timeout: float = 30.0) -> T:
         assert self._loop is not None, "fleet not started"
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def start(self) -> "EmulatorFleet":
+    def start(self) -> EmulatorFleet:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="emulator-fleet", daemon=True)
         self._thread.start()
@@ -714,7 +725,7 @@ class EmulatorFleet:
         self._loop.close()
         self._loop = None
 
-    def __enter__(self) -> "EmulatorFleet":
+    def __enter__(self) -> EmulatorFleet:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

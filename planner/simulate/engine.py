@@ -26,10 +26,14 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from planner.perf.laws import VariantPerf
-from planner.simulate.laws import chunk_cost_isl2, decode_stretch_ms, decode_steps_within, mixed_step_ms, prefill_batch_ms
+from planner.simulate.steptime import chunk_cost_isl2, decode_steps_within, decode_stretch_ms, mixed_step_ms, prefill_batch_ms
+
+if TYPE_CHECKING:  # the fleet owns the replicas; imported for its types only, so imports stay one-way
+    from planner.simulate.fleet import FleetSimulator, Pool
 
 NAN = float("nan")
 
@@ -74,7 +78,7 @@ class PrefillReplica:
     __slots__ = ("sim", "pool", "perf", "queue", "busy", "load", "busy_ms", "batch_tokens", "done_requests",
                  "prompt_tokens", "draining")
 
-    def __init__(self, sim: Any, pool: Any, perf: VariantPerf):
+    def __init__(self, sim: FleetSimulator, pool: Pool, perf: VariantPerf):
         self.sim = sim
         self.pool = pool
         self.perf = perf
@@ -156,7 +160,7 @@ class BatchReplica:
                  "ver", "stepping", "load", "busy_ms", "done_requests", "gen_tokens", "prompt_tokens", "draining",
                  "my_ctx0", "cap", "max_seqs")
 
-    def __init__(self, sim: Any, pool: Any, perf: VariantPerf, mixed: bool):
+    def __init__(self, sim: FleetSimulator, pool: Pool, perf: VariantPerf, mixed: bool):
         self.sim = sim
         self.pool = pool
         self.perf = perf

@@ -26,20 +26,33 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TypedDict, Unpack
 
 import numpy as np
 
 from planner.io.errors import InputError
-from planner.perf.laws import VariantPerf
-from planner.perf.laws import lookup_variant_perf
 from planner.io.schema import Plan, Slo, Variant, Workload
+from planner.perf.laws import VariantPerf, lookup_variant_perf
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.engine import BatchReplica, EventQueue, PrefillReplica, Requests
-from planner.simulate.laws import FRONTEND_MS_PER_RUNNING, check_perf, frontend_delay_ms
+from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING, check_perf, frontend_delay_ms
 
-PerfLookup = Callable[..., Optional[VariantPerf]]
+PerfLookup = Callable[..., VariantPerf | None]
+Replica = PrefillReplica | BatchReplica
+TimelineRow = tuple[float, str, str, int, int, int, int, float, float]
+"""t_s, pool_id, role, replicas, starting, running, waiting, kv_usage, utilization (SimReport.timeline)."""
+
+
+class SimOptions(TypedDict, total=False):
+    """FleetSimulator's keyword options, as `from_plan` passes them on."""
+
+    seed: int
+    startup_delay_s: float
+    sample_interval_s: float
+    allow_empty_pools: bool
+    frontend_ms_per_running: float
 """(model, gpu, tp[, weight_dtype, kv_dtype]) -> laws (see planner.perf.laws.lookup_variant_perf)."""
 
 # Default spacing of the pool timelines (queue, KV usage, utilization), seconds: fine enough for a
@@ -80,9 +93,9 @@ class Pool:
         self.id = spec.id
         self.role = spec.role
         self.perf = spec.perf
-        self.ready: list = []
-        self.starting: list = []
-        self.draining: list = []
+        self.ready: list[Replica] = []
+        self.starting: list[Replica] = []
+        self.draining: list[Replica] = []
         self.pending: deque[int] = deque()
         self.new_done: list[int] = []     # rids finished here since the last observe
         self.new_prefilled: list[int] = []
@@ -95,7 +108,7 @@ class Pool:
     def active(self) -> int:
         return len(self.ready) + len(self.starting)
 
-    def replicas_all(self) -> list:
+    def replicas_all(self) -> list[Replica]:
         return self.ready + self.starting + self.draining
 
 
@@ -163,19 +176,19 @@ class FleetSimulator:
         self.class_model: dict[str, str] = {cid: r.model for cid, r in routes.items()}
         """Class id -> model, for callers that route per model (the controller's actuator)."""
         self._route(routes, arrivals, self.rng, allow_empty_pools, {s.id: s.replicas for s in pools})
-        for p, s in zip(self.pool_list, pools):
+        for p, s in zip(self.pool_list, pools, strict=True):
             for _ in range(s.replicas):
                 p.ready.append(self._make_replica(p))
         self.next_arrival = 0
         self.arrived_by_class = np.zeros(len(arrivals.class_ids), dtype=np.int64)
         # bound on events: every request causes a handful; mixed prefill steps ~ prompt tokens / budget.
         self.max_events = 200 * len(arrivals) + int(arrivals.isl.sum()) // 64 + 1_000_000
-        self.timeline: list[tuple] = []
+        self.timeline: list[TimelineRow] = []
         self._last_busy = {p.id: 0.0 for p in self.pool_list}
         self.events.push(0.0, self._sample, None)
 
     # ----------------------------------------------------------------- construction
-    def _make_replica(self, pool: Pool):
+    def _make_replica(self, pool: Pool) -> Replica:
         if pool.role == "prefill":
             return PrefillReplica(self, pool, pool.perf)
         return BatchReplica(self, pool, pool.perf, mixed=pool.role == "mixed")
@@ -197,7 +210,8 @@ class FleetSimulator:
             for p in used:
                 pool = self.pool_list[p]
                 if replicas[pool.id] <= 0 and not allow_empty:
-                    raise InputError(None, f"pools.{pool.id}.replicas", f"class {cid} is routed to this pool but it has 0 replicas (zero-capacity pool)")
+                    raise InputError(None, f"pools.{pool.id}.replicas",
+                                     f"class {cid} is routed to this pool but it has 0 replicas (zero-capacity pool)")
         # requests that can never fit the KV cache of their decode/mixed pool are rejected up front
         self.req.pf_pool = pf.tolist()
         self.req.dc_pool = dc.tolist()
@@ -234,11 +248,12 @@ class FleetSimulator:
         """Requests that can never fit the KV cache of their decode (or mixed) pool."""
         kv_pool = np.where(dc >= 0, dc, pf)
         cap = np.array([p.perf.kv_capacity_tokens for p in self.pool_list])[kv_pool]
-        return (np.asarray(isl) + np.asarray(osl)) > cap
+        rejected: np.ndarray = (np.asarray(isl) + np.asarray(osl)) > cap
+        return rejected
 
     @classmethod
     def from_plan(cls, plan: Plan, perf_lookup: PerfLookup, arrivals: Arrivals, workload: Workload | None = None,
-                  **kw) -> "FleetSimulator":
+                  **kw: Unpack[SimOptions]) -> FleetSimulator:
         """Pools and routing of a plan; SLOs from the workload (else the plan's predictions)."""
         specs: list[PoolSpec] = []
         index: dict[str, int] = {}
@@ -254,14 +269,17 @@ class FleetSimulator:
         slos: dict[str, Slo] = {}
         class_model = {c.id: c.model for c in workload.classes} if workload else {}
         for cid in arrivals.class_ids:
-            model = class_model.get(cid) or next((m for m, mp in plan.models.items() if cid in mp.routing), None)
-            if model is None or model not in plan.models:
-                raise InputError(None, f"models.{model or cid}", f"class '{cid}' (model {model}) is not in the plan (plan models: {sorted(plan.models)})")
+            found = class_model.get(cid) or next((m for m, mp in plan.models.items() if cid in mp.routing), None)
+            if found is None or found not in plan.models:
+                raise InputError(None, f"models.{found or cid}",
+                                 f"class '{cid}' (model {found}) is not in the plan (plan models: {sorted(plan.models)})")
+            model = found
             mp = plan.models[model]
             weights = mp.routing.get(cid)
             if weights is None:
                 raise InputError(None, f"models.{model}.routing", f"no routing weights for class '{cid}'")
-            pre, dec = [], []
+            pre: list[tuple[int, float]] = []
+            dec: list[tuple[int, float]] = []
             for pid, w in weights.items():
                 if w <= 0:
                     continue
@@ -357,7 +375,7 @@ class FleetSimulator:
             return
         rej = self._rejected(pf[sel], dc[sel], self.arrivals.isl[sel], self.arrivals.osl[sel])
         # write in place: the lists are shared with the engine
-        for i, p, d, r in zip(sel.tolist(), pf[sel].tolist(), dc[sel].tolist(), rej.tolist()):
+        for i, p, d, r in zip(sel.tolist(), pf[sel].tolist(), dc[sel].tolist(), rej.tolist(), strict=True):
             req.pf_pool[i], req.dc_pool[i], req.rejected[i] = p, d, r
 
     def set_replicas(self, pool_id: str, n: int, ready_at_s: float | None = None) -> None:
@@ -383,7 +401,7 @@ class FleetSimulator:
             rep.draining = True
             pool.draining.append(rep)
 
-    def _make_ready(self, t: float, arg: tuple) -> None:
+    def _make_ready(self, t: float, arg: tuple[Pool, Replica]) -> None:
         pool, rep = arg
         if rep.draining:
             return
@@ -420,7 +438,7 @@ class FleetSimulator:
         else:
             self._dispatch(pool, t, rid)
 
-    def _reach_engine(self, t: float, arg: tuple) -> None:
+    def _reach_engine(self, t: float, arg: tuple[Pool, int]) -> None:
         pool, rid = arg
         self._dispatch(pool, t, rid)
 
@@ -538,10 +556,10 @@ class FleetSimulator:
                 kv_usage=float(np.mean([r.kv_usage() for r in reps])) if reps else 0.0,
                 ttft_s=np.asarray(ttft, dtype=float), itl_s=np.asarray(itl, dtype=float),
                 prefill_s=np.asarray(pf, dtype=float))
-        return Observation(self.now, out, {c: int(n) for c, n in zip(self.arrivals.class_ids, self.arrived_by_class)})
+        return Observation(self.now, out, {c: int(n) for c, n in zip(self.arrivals.class_ids, self.arrived_by_class, strict=True)})
 
 
-def _load(rep) -> int:
+def _load(rep: Replica) -> int:
     return rep.load
 
 

@@ -29,9 +29,13 @@ import asyncio
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client import CollectorRegistry, Histogram
+
+if TYPE_CHECKING:
+    from planner.perf.laws import VariantPerf
+    from planner.simulate.emulator import EmulatorFleet
 
 # NixlConnector's transfer-time histogram buckets, seconds (vllm/distributed/kv_transfer/kv_connector/
 # v1/nixl_connector.py, NixlPromMetrics: [0.001 .. 5.0]).
@@ -71,7 +75,7 @@ class KvConnectorEmulation:
         """Emulated time to move `isl` tokens of KV cache."""
         return self.fixed_ms + isl * self.kv_bytes_per_token / (self.link_gb_s * 1e9) * 1e3
 
-    def is_remote_prefill(self, body: dict, request_id: str | None) -> bool:
+    def is_remote_prefill(self, body: dict[str, Any], request_id: str | None) -> bool:
         """Whether a request on this instance gets its prompt's KV from a prefill instance."""
         if self.role != "consumer":
             return False
@@ -80,7 +84,7 @@ class KvConnectorEmulation:
             return True
         return bool(request_id and P2P_REQUEST_ID.search(request_id))
 
-    def producer_params(self, body: dict, host: str, port: int | None, n_prompt: int) -> dict | None:
+    def producer_params(self, body: dict[str, Any], host: str, port: int | None, n_prompt: int) -> dict[str, Any] | None:
         """kv_transfer_params a producer returns for a ``do_remote_decode`` request (None otherwise)."""
         params = body.get("kv_transfer_params")
         if self.role != "producer" or not (isinstance(params, dict) and params.get("do_remote_decode")):
@@ -100,8 +104,8 @@ class KvConnectorEmulation:
         return ms
 
 
-def pair_fleet(prefill_perf, decode_perf, *, link_gb_s: float, fixed_ms: float, time_scale: float = 1.0,
-               mixed_perf=None, model_name: str | None = None):
+def pair_fleet(prefill_perf: VariantPerf, decode_perf: VariantPerf, *, link_gb_s: float, fixed_ms: float, time_scale: float = 1.0,
+               mixed_perf: VariantPerf | None = None, model_name: str | None = None) -> EmulatorFleet:
     """An :class:`~planner.simulate.emulator.EmulatorFleet` of a 1P1D pair: servers[0] the prefill
     (producer), servers[1] the decode (consumer) instance, and servers[2] a plain mixed instance when
     `mixed_perf` is given (the aggregated replica the P:D check compares with). Not started."""

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from planner.io.schema import Slo
+
+if TYPE_CHECKING:
+    from planner.simulate.fleet import FleetSimulator
 
 PERCENTILES = (50, 90, 99)
 
@@ -50,7 +54,7 @@ class SimReport:
         })
 
 
-def build_report(sim) -> SimReport:  # sim: FleetSimulator (untyped to keep imports one-way)
+def build_report(sim: FleetSimulator) -> SimReport:  # fleet.py is imported for its type only: imports stay one-way
     req = sim.req
     pools = [p.id for p in sim.pool_list]
     t_arr = np.asarray(req.t_arr)
@@ -101,7 +105,7 @@ def build_report(sim) -> SimReport:  # sim: FleetSimulator (untyped to keep impo
     rows = []
     for cid, g in df.groupby("class_id", sort=False):
         slo = sim.slos.get(cid)
-        row: dict = {"class_id": cid, "requests": len(g), "finished": int(g["finished"].sum())}
+        row: dict[str, Any] = {"class_id": cid, "requests": len(g), "finished": int(g["finished"].sum())}
         for col in ("ttft_ms", "itl_ms", "e2e_ms"):
             v = g[col].to_numpy()
             v = v[~np.isnan(v)]

@@ -97,7 +97,8 @@ def decode_steps_within(perf: VariantPerf, batch: int, sum_context: float, elaps
 def check_perf(perf: VariantPerf, where: str) -> None:
     """Reject laws that would make an engine step free or a replica hold nothing (a simulation would not end)."""
     if perf.decode_alpha_ms + perf.decode_beta_ms_per_seq <= 0:
-        raise InputError(where, "decode", f"decode step time must be positive at batch 1; got alpha={perf.decode_alpha_ms}, beta={perf.decode_beta_ms_per_seq}")
+        raise InputError(where, "decode",
+                         f"decode step time must be positive at batch 1; got alpha={perf.decode_alpha_ms}, beta={perf.decode_beta_ms_per_seq}")
     if perf.prefill_a_ms + perf.prefill_b_ms_per_token <= 0:
         raise InputError(where, "prefill", f"prefill time must be positive; got a={perf.prefill_a_ms}, b={perf.prefill_b_ms_per_token}")
     if min(perf.prefill_a_ms, perf.prefill_b_ms_per_token, perf.prefill_c_ms_per_token2, perf.decode_alpha_ms,
@@ -106,4 +107,5 @@ def check_perf(perf: VariantPerf, where: str) -> None:
     if perf.kv_capacity_tokens <= 0:
         raise InputError(where, "kv_capacity_tokens", f"a replica must hold some KV cache; got {perf.kv_capacity_tokens} (zero-capacity pool)")
     if perf.max_num_seqs <= 0 or perf.max_batched_tokens <= 0:
-        raise InputError(where, "max_num_seqs", f"max_num_seqs and max_batched_tokens must be positive; got {perf.max_num_seqs}, {perf.max_batched_tokens}")
+        raise InputError(where, "max_num_seqs",
+                         f"max_num_seqs and max_batched_tokens must be positive; got {perf.max_num_seqs}, {perf.max_batched_tokens}")

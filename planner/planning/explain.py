@@ -1,0 +1,157 @@
+"""Plans and infeasible instances in English: binding constraints, diagnoses, what each class sees.
+
+`explain(plan)` is `planner explain`'s text; `explain_infeasible(inst)` is an infeasible plan's
+`diagnosis` (which SLO, class or inventory binds and what would make the instance feasible);
+`describe_binding` words one binding constraint of the ILP.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from planner.io.schema import Plan
+from solvers.constraints import Binding, Family
+from solvers.diagnose import diagnose
+
+if TYPE_CHECKING:
+    from planner.planning.instance import Instance
+
+
+def explain(plan: Plan) -> list[str]:
+    """The plan in sentences: what binds, what each class is predicted to see against its SLO."""
+    lines: list[str] = []
+    if not plan.feasible:
+        lines.append("The plan is INFEASIBLE:")
+        lines += [f"  - {d}" for d in plan.diagnosis]
+        return lines
+    s = plan.solver
+    gap = f", gap {s.gap * 100:.2f}%" if s.gap is not None else ""
+    lines.append(f"Cost ${plan.cost_per_hour:,.2f}/h on {sum(plan.gpus.values())} GPUs "
+                 f"({', '.join(f'{n} {g}' for g, n in sorted(plan.gpus.items()))}); solver {s.backend} {s.status}{gap} in {s.seconds:.2f}s.")
+    if plan.load_multiplier is not None:
+        lines.append(f"This fleet serves {plan.load_multiplier:.2f}x the workload within SLO.")
+    lines.append("Binding constraints:" if plan.binding else "No constraint binds besides the SLO capacities themselves.")
+    lines += [f"  - {b}" for b in plan.binding]
+    for model, mp in plan.models.items():
+        pd = f"P:D = {mp.pd_ratio:.2f} (GPUs)" if mp.pd_ratio else "no disaggregated pools"
+        lines.append(f"Model {model}: {pd}")
+        for p in mp.pools:
+            lines.append(f"  pool {p.id}: {p.replicas} x tp{p.tp} = {p.gpus} GPUs, ${p.cost_per_hour:,.2f}/h, "
+                         f"utilization {p.utilization:.0%} of SLO capacity ({p.law_source or p.source} laws"
+                         + (f"; weights {p.weight_dtype}, KV cache {p.kv_dtype})" if (p.weight_dtype, p.kv_dtype) != ("bf16", "bf16") else ")"))
+        for cid, pr in mp.predicted.items():
+            terms = []
+            if pr.slo_ttft_ms is not None:
+                terms.append(f"TTFT p{pr.percentile:g} {pr.ttft_ms:.0f}/{pr.slo_ttft_ms:g} ms")
+            if pr.slo_itl_ms is not None:
+                terms.append(f"ITL p{pr.percentile:g} {pr.itl_ms:.1f}/{pr.slo_itl_ms:g} ms")
+            lines.append(f"  class {cid}: {', '.join(terms)}; {pr.disaggregated_share:.0%} disaggregated")
+            for pid, weights in mp.pairing.get(cid, {}).items():
+                lines.append(f"    KV from {pid} -> " + ", ".join(f"{d} {w:.0%}" for d, w in sorted(weights.items())))
+    if plan.slo_costs:
+        lines.append("What each SLO costs (re-solved with the bound tightened / loosened):")
+        for sc in plan.slo_costs:
+            def fmt(c: float | None) -> str:
+                if c is None:
+                    return "infeasible"
+                d = c - plan.cost_per_hour
+                return f"${c:,.2f}/h ({'+' if d >= 0 else '-'}${abs(d):,.2f})"
+            lines.append(f"  {sc.model} {sc.metric.upper()} p{sc.percentile:g} {sc.bound_ms:g} ms: "
+                         f"at {sc.tighter_ms:g} ms {fmt(sc.tighter_cost_per_hour)}; at {sc.looser_ms:g} ms {fmt(sc.looser_cost_per_hour)}")
+    lines += [f"Note: {n}" for n in plan.notes]
+    return lines
+
+
+def describe_binding(inst: Instance, name: Binding) -> str:
+    """A binding constraint in words (inventory[H100] -> 'GPU inventory: all 8 H100 GPUs are used')."""
+    kind, target = name.family, name.target
+    if kind == Family.INVENTORY:
+        return f"GPU inventory: all {inst.fleet.gpus[target].available} {target} GPUs are used" if target in inst.fleet.gpus else str(name)
+    if kind == Family.KV_LINK:
+        return f"KV-transfer link bandwidth of pool {target} is saturated"
+    if kind == Family.PD_RATIO:
+        return f"P:D ratio bound of model {target}"
+    if kind == Family.STEP:
+        return f"step limit (max_step={inst.fleet.limits.max_step}) on pool {target}"
+    if kind == Family.MIN_REPLICAS:
+        return f"minimum replicas of model {target}"
+    if kind == Family.CAPACITY:
+        return f"pool {target} is at its utilization target ({inst.fleet.limits.utilization:g})"
+    return str(name)
+
+
+def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
+    """'G needs K more GPUs' per GPU type, from the fewest-GPU plan with unlimited inventory."""
+    have = {g: inv.available for g, inv in inst.fleet.gpus.items()}
+    plan_txt = ", ".join(f"{n} x {g}" for g, n in sorted(need.items()) if n > 0)
+    return [f"GPU inventory binds: {g} needs {n - have.get(g, 0)} more GPUs ({have.get(g, 0)} available; the fewest-GPU "
+            f"plan that serves the workload within SLO uses {sum(need.values())} GPUs: {plan_txt}); add them or relax the SLOs or rates"
+            for g, n in sorted(need.items()) if n > have.get(g, 0)] or [
+        f"GPU inventory binds: the fewest-GPU plan within SLO uses {plan_txt}, yet the limits (min_replicas, max_step, "
+        "pd_ratio) keep it out of reach with the available GPUs; relax them or add GPUs"]
+
+
+def explain_infeasible(inst: Instance) -> list[str]:
+    """Which SLO, class or inventory binds, and what would make the instance feasible, in words."""
+    assert inst.problem is not None
+    out: list[str] = []
+    wl = inst.workload
+    for c in wl.classes:
+        slo = wl.slo_of(c)
+        caps = {vid: cap for (cid, vid), cap in inst.caps.items() if cid == c.id}
+        for side, roles in (("prefill", ("prefill", "mixed")), ("decode", ("decode", "mixed"))):
+            side_caps = {vid: cap for vid, cap in caps.items() if inst.variants[vid].role in roles}
+            if c.rate_rps <= 0 or any(cap.rate_rps > 0 for cap in side_caps.values()):
+                continue
+            if not side_caps:
+                if c.model in inst.no_fit:
+                    if inst.no_fit[c.model] not in out:
+                        out.append(inst.no_fit[c.model])
+                else:
+                    out.append(f"class {c.id}: no {side}-side pool is allowed for model {c.model} "
+                               f"(limits.roles {inst.fleet.limits.roles}); allow mixed, or both prefill and decode")
+                continue
+            if side == "prefill":
+                vid, cap = min(side_caps.items(), key=lambda kv: kv[1].best_ttft_ms)
+                v = inst.variants[vid]
+                out.append(f"TTFT p{slo.percentile:g} {slo.ttft_ms:g} ms for class {c.id} is out of reach on every GPU; "
+                           f"the best is {cap.best_ttft_ms:.0f} ms on {v.gpu} tp{v.tp} ({v.role}): "
+                           f"relax the TTFT SLO to >= {math.ceil(cap.best_ttft_ms * 1.05)} ms or add a faster GPU type")
+            else:
+                vid, cap = min(side_caps.items(), key=lambda kv: kv[1].best_itl_ms)
+                v = inst.variants[vid]
+                out.append(f"ITL p{slo.percentile:g} {slo.itl_ms:g} ms for class {c.id} is out of reach on every GPU; "
+                           f"the best is {cap.best_itl_ms:.1f} ms on {v.gpu} tp{v.tp} ({v.role}): "
+                           f"relax the ITL SLO to >= {math.ceil(cap.best_itl_ms * 1.05)} ms or add a faster GPU type")
+    if out:
+        return out
+    if inst.gpu_need is not None:
+        return _shortfall_lines(inst, inst.gpu_need)
+    if not inst.problem.variants:
+        return ["no candidate pool: no variant of the workload's models can run on the fleet's available GPUs"]
+    for r in diagnose(inst.problem):
+        if r.kind == Family.INVENTORY:
+            have = inst.fleet.gpus[r.target].available if r.target in inst.fleet.gpus else 0
+            out.append(f"GPU inventory binds: {r.target} needs {math.ceil(r.amount)} more GPUs "
+                       f"({have} available); add them or relax the SLOs")
+        elif r.kind == Family.UNSERVED:
+            out.append(f"class {r.target}: {r.amount:.3g} req/s cannot be served within SLO by any fleet the limits allow")
+        elif r.kind == Family.NO_VARIANT:
+            out.append(f"class {r.target}: no {r.detail} variant can serve it within SLO")
+        elif r.kind == Family.NO_PAIRING:
+            out.append(f"class {r.target}: its prefill meets the SLO only on {', '.join(r.prefill_keys)} and its decode only on "
+                       f"{', '.join(r.decode_keys)}, and the fleet forbids every such pairing "
+                       f"(limits.pairing={inst.fleet.limits.pairing}, {len(inst.fleet.limits.forbid_pairs)} forbid_pairs rules); "
+                       f"allow one of these pairings, allow mixed pools, or relax the SLO")
+        elif r.kind == Family.MIN_REPLICAS:
+            out.append(f"minimum replicas of model {r.target} ({r.detail} side) do not fit: "
+                       f"lower min_replicas by {math.ceil(r.amount)} or add GPUs")
+        elif r.kind == Family.PD_RATIO:
+            out.append(f"the P:D ratio bound ({r.detail}) of model {r.target} is off by {r.amount:.3g} GPUs: relax pd_ratio_{r.detail}")
+        elif r.kind == Family.STEP:
+            out.append(f"pool {r.target} must move {math.ceil(r.amount)} replicas {r.detail} beyond max_step "
+                       f"({inst.fleet.limits.max_step}): raise max_step or re-plan over several intervals")
+        else:
+            out.append(f"{r.kind} {r.target}: relax by {r.amount:.3g} {r.unit}".strip())
+    return out or ["the solver found no feasible plan; no single relaxation explains it"]

@@ -1,0 +1,191 @@
+"""The planning instance: candidate variants of a workload on a fleet, their laws, their capacities
+under SLO per request class, and the ILP `Problem` over them (pure apart from the laws).
+
+Variants are model x role x GPU type x tp (x precision) allowed by the fleet's limits and that fit
+in memory; `build_instance` computes every (class, variant) capacity and the problem a backend
+solves (planner/planning/assemble.py turns the solution into a plan).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from planner.io.catalog import Catalog
+from planner.io.errors import InputError
+from planner.io.schema import Fleet, Variant, Workload, parse_selector
+from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation
+from planner.planning.capacity import ArrivalShape, Capacity, ClassLoad, capacity, pool_class_capacities
+from solvers.problem import ClassSpec, Problem, VariantSpec
+
+
+@dataclass
+class Instance:
+    """The planning instance: candidate variants with their laws and per-class capacities."""
+
+    workload: Workload
+    fleet: Fleet
+    variants: dict[str, Variant] = field(default_factory=dict)
+    perf: dict[str, VariantPerf] = field(default_factory=dict)
+    caps: dict[tuple[str, str], Capacity] = field(default_factory=dict)
+    arrivals: dict[tuple[str, str], ArrivalShape] = field(default_factory=dict)
+    """Per (class, variant): the arrival shape its capacity was computed for (Poisson unless bursty)."""
+    price_per_hour: dict[str, float] = field(default_factory=dict)
+    """Per GPU type, after fleet overrides."""
+    power_known: bool = True
+    """Whether the catalog gives the board power of every GPU type of the fleet (else no power_kw)."""
+    problem: Problem | None = None
+    no_fit: dict[str, str] = field(default_factory=dict)
+    """Per model without any variant: why none (TP beyond a node, or weights beyond memory), in words."""
+    gpu_need: dict[str, int] | None = None
+    """When infeasible only for want of GPUs: GPUs per type of the fewest-GPU plan with unlimited inventory."""
+
+
+def _validate(workload: Workload, fleet: Fleet, catalog: Catalog) -> None:
+    for m in workload.models:
+        catalog.model(m)  # raises InputError naming the catalog and the known models
+    for g in fleet.gpus:
+        catalog.gpu(g)
+    for pool_id in fleet.current:
+        try:
+            Variant.parse(pool_id)
+        except ValueError as exc:
+            raise InputError(None, f"current.{pool_id}", str(exc)) from exc
+    for i, rule in enumerate(fleet.limits.forbid_pairs):
+        for side in ("prefill", "decode"):
+            gpu = parse_selector(getattr(rule, side))[0]
+            if gpu != "*" and gpu not in fleet.gpus:
+                raise InputError(None, f"limits.forbid_pairs[{i}].{side}",
+                                 f"GPU type '{gpu}' is not in the fleet's gpus ({', '.join(sorted(fleet.gpus))}) or '*'")
+
+
+def _pair_key(v: Variant, by_tp: bool) -> str:
+    """What the fleet's pairing rules see of a variant: its GPU type, and its TP when they name one;
+    an FP8 KV cache is part of the key (its blocks can only go to a decode pool of the same KV dtype)."""
+    return (f"{v.gpu}/tp{v.tp}" if by_tp else v.gpu) + ("/kvfp8" if v.kv_dtype == "fp8" else "")
+
+
+def _forbidden_pairs(variants: list[Variant], fleet: Fleet) -> frozenset[tuple[str, str]]:
+    """(prefill key, decode key) pairs the fleet's limits forbid, over the candidate variants.
+
+    A KV cache moves prefill -> decode as raw blocks, so pools of different KV dtypes never pair."""
+    lim = fleet.limits
+    pre = [v for v in variants if v.role == "prefill"]
+    dec = [v for v in variants if v.role == "decode"]
+    return frozenset((_pair_key(p, lim.pairing_by_tp), _pair_key(d, lim.pairing_by_tp)) for p in pre for d in dec
+                     if p.kv_dtype != d.kv_dtype or (lim.pairing_restricted and lim.pair_forbidden(p.gpu, p.tp, d.gpu, d.tp)))
+
+
+def _kv_bytes_ratio(catalog: Catalog, vp: VariantPerf) -> float:
+    """bf16 KV bytes per token of the variant's model over the variant's (2 for an FP8 KV cache)."""
+    return catalog.model(vp.model).kv_bytes_per_token / catalog.model(vp.model).with_precision("bf16", vp.kv_dtype).kv_bytes_per_token
+
+
+def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,
+                   objective: str = "cost", utilization: dict[str, float] | None = None,
+                   arrivals: dict[tuple[str, str], ArrivalShape] | None = None,
+                   pooled_cache: dict[tuple[str, str], list[tuple[Capacity, ArrivalShape]]] | None = None) -> Instance:
+    """Variants, capacities and the ILP problem for `workload` on `fleet` (pure apart from the laws).
+
+    `utilization` overrides the fleet's target utilization per pool id (verification tightens
+    the pools a simulation found at fault). `arrivals` fixes the arrival shape of some (class,
+    variant) pairs of bursty classes (`plan_workload` passes the split a solution realised)."""
+    _validate(workload, fleet, catalog)
+    if objective == "power":
+        for g in fleet.gpus:
+            if catalog.gpu(g).power_w is None:
+                raise InputError(catalog.gpus_path, f"{g}.power_w", "objective 'power' needs the board power of every GPU type in the fleet")
+    lim = fleet.limits
+    inst = Instance(workload=workload, fleet=fleet)
+    inst.price_per_hour = {g: inv.price_per_hour or catalog.gpu(g).price_per_hour for g, inv in fleet.gpus.items()}
+    inst.power_known = all(catalog.gpu(g).power_w is not None for g in fleet.gpus)
+    current = {Variant.parse(k).id: v for k, v in fleet.current.items()}
+
+    for model in workload.models:
+        classes = [c for c in workload.classes if c.model == model]
+        too_wide: list[str] = []
+        too_big: list[str] = []
+        for gpu in fleet.gpus:
+            gpn = catalog.gpu(gpu).gpus_per_node
+            # TP sizes x the weight and KV precisions the operator allows (limits.allowed_dtypes; default bf16 only)
+            for tp, wd, kd in ((t, w, k) for t in lim.allowed_tp for w in lim.allowed_dtypes for k in lim.allowed_dtypes):
+                if tp > gpn:  # tensor parallelism stays inside one node's NVLink domain
+                    too_wide.append(f"{gpu} (tp{tp} > {gpn} GPUs per node)")
+                    continue
+                vp = perf.get(model, gpu, tp, wd, kd)
+                if vp is None:  # weights do not fit at this tp
+                    too_big.append(f"{gpu} tp{tp}")
+                    continue
+                for role in lim.roles:
+                    v = Variant(model=model, role=role, gpu=gpu, tp=tp, weight_dtype=wd, kv_dtype=kd)
+                    inst.variants[v.id] = v
+                    inst.perf[v.id] = vp
+                    # the model's classes share the variant's pool (capacity.pool_class_capacities)
+                    loads = [ClassLoad(c.isl, c.osl, workload.slo_of(c).percentile, workload.slo_of(c).ttft_ms,
+                                       workload.slo_of(c).itl_ms, c.burstiness, c.rate_rps) for c in classes]
+                    pooled = (pooled_cache or {}).get((model, v.id))
+                    if pooled is None:
+                        with quiet_extrapolation():
+                            pooled = pool_class_capacities(vp, role, loads)
+                        if pooled_cache is not None:
+                            pooled_cache[(model, v.id)] = pooled
+                    for c, ld, (cap, shape) in zip(classes, loads, pooled, strict=True):
+                        fixed = (arrivals or {}).get((c.id, v.id))
+                        if fixed is not None:
+                            with quiet_extrapolation():
+                                cap = capacity(vp, role, c.isl, c.osl, ld.percentile, ld.ttft_ms, ld.itl_ms, fixed)
+                            shape = fixed
+                        inst.caps[(c.id, v.id)], inst.arrivals[(c.id, v.id)] = cap, shape
+        if not any(v.model == model for v in inst.variants.values()):
+            inst.no_fit[model] = _no_fit_reason(model, fleet, catalog, too_wide, too_big)
+
+    specs: list[VariantSpec] = []
+    for vid, v in inst.variants.items():
+        if not any(inst.caps[(c.id, vid)].rate_rps > 0 for c in workload.classes if c.model == v.model) and not current.get(vid):
+            continue  # serves nothing under SLO: not a candidate (kept in caps for the diagnosis)
+        if fleet.gpus[v.gpu].available < v.tp and not current.get(vid):
+            continue  # not even one replica fits the inventory
+        specs.append(VariantSpec(
+            id=vid, group=v.model, side=v.role, resource=v.gpu, units=v.tp,
+            cost=v.tp * inst.price_per_hour[v.gpu],
+            power_w=v.tp * (catalog.gpu(v.gpu).power_w or 0.0),
+            utilization=(utilization or {}).get(vid, lim.utilization),
+            max_replicas=lim.max_replicas_per_pool,
+            current=current.get(vid, 0),
+            # Classes state their KV bytes at bf16; a pool whose KV bytes per token are fewer (FP8 KV)
+            # moves that many more requests over the same link, so its link counts in bf16 bytes.
+            link_bytes_per_s=inst.perf[vid].kv_link_gb_s * 1e9 * _kv_bytes_ratio(catalog, inst.perf[vid]),
+            pair_key=_pair_key(v, lim.pairing_by_tp),
+        ))
+    kept = {s.id for s in specs}
+    inst.problem = Problem(
+        classes=[ClassSpec(id=c.id, group=c.model, rate=c.rate_rps,
+                           kv_bytes=c.isl * catalog.model(c.model).kv_bytes_per_token) for c in workload.classes],
+        variants=specs,
+        capacity={k: cap.rate_rps for k, cap in inst.caps.items() if k[1] in kept and cap.rate_rps > 0},
+        inventory={g: inv.available for g, inv in fleet.gpus.items()},
+        min_replicas_per_group={m: lim.min_replicas.get(m, lim.default_min_replicas) for m in workload.models},
+        pd_ratio_bounds={m: (lim.pd_ratio_min, lim.pd_ratio_max) for m in workload.models
+                         if lim.pd_ratio_min is not None or lim.pd_ratio_max is not None},
+        max_step=lim.max_step if current else None,
+        churn_cost=lim.churn_cost_per_replica if current else 0.0,
+        objective=objective,  # type: ignore[arg-type]
+        forbidden_pairs=_forbidden_pairs([inst.variants[s.id] for s in specs], fleet),
+    )
+    return inst
+
+
+def _no_fit_reason(model: str, fleet: Fleet, catalog: Catalog, too_wide: list[str], too_big: list[str]) -> str:
+    """Why model `model` has no variant on the fleet, with the advice that would give it one."""
+    spec = catalog.model(model)
+    weights_gib = spec.weight_bytes / 2**30
+    tps = fleet.limits.allowed_tp
+    if not too_big:  # every allowed TP is wider than a node
+        widest = max(catalog.gpu(g).gpus_per_node for g in fleet.gpus)
+        return (f"model {model}: every allowed TP size {tps} exceeds the GPUs per node of the fleet's GPU types "
+                f"({', '.join(too_wide)}); tensor parallelism stays within one node: allow a TP size <= {widest}")
+    wider = sorted({catalog.gpu(g).gpus_per_node for g in fleet.gpus} - set(tps))
+    fits_wider = [f"{g} tp{catalog.gpu(g).gpus_per_node}" for g in fleet.gpus
+                  if catalog.gpu(g).gpus_per_node > max(tps) and weights_gib < catalog.gpu(g).memory_gib * catalog.gpu(g).gpus_per_node]
+    advice = (f"allow TP {fits_wider[0].split(' tp')[1]} ({', '.join(fits_wider)})" if fits_wider and wider
+              else "add a GPU type with more memory per node")
+    return (f"model {model}: its {weights_gib:,.0f} GiB of weights and KV cache do not fit on {', '.join(too_big)}; {advice}")
