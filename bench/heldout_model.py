@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/heldout_model.py \
         [--model qwen3-14b] [--gpu H200-141GB] [--tp 1] [--dir profiles/runs/2026-12-02-s2/qwen3-14b-partial]
+        [--decode-dir DIR] [--skip-prefill]
 
 `--dir` holds a vLLM profiler's prefill.csv / decode.csv (the profile format's columns) of a model that
 has NO profile under profiles/data/, so `PerfModel.get` answers from the prior calibrated on the other
 models' profiles (bench/calibrate_prior.py). The default is qwen3-14b on the H200 at tp1, measured by
 `planner profile --backend vllm --dummy-weights` on 2026-12-02 (profiles/gpu_session.py plan s2; the
-session's device time ended mid-sweep, so only 12 prefill and 9 decode points: batch 1-32). Nothing here
+session's device time ended mid-sweep: 12 prefill and 9 decode points), with decode from the full sweep of
+2026-12-03 (plan s3: 11 points, batch 1-128; its prefill was timed by a method since dropped). Nothing here
 is fitted: every prediction is the prior's. Prefill compares the step time (`ttft_ms`, blocker method)
 with `prefill_ms`; decode the time per token with `decode_step_ms`.
 Last line: RESULT model=... prefill_median_pct= prefill_p90_pct= decode_median_pct= decode_p90_pct= points=
@@ -36,18 +38,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="qwen3-14b")
     ap.add_argument("--gpu", default="H200-141GB")
     ap.add_argument("--tp", type=int, default=1)
-    ap.add_argument("--dir", type=Path, default=ROOT / "profiles" / "runs" / "2026-12-02-s2" / "qwen3-14b-partial")
+    ap.add_argument("--dir", type=Path, default=ROOT / "profiles" / "runs" / "2026-12-02-s2" / "qwen3-14b-partial",
+                    help="folder of prefill.csv (and decode.csv unless --decode-dir)")
+    ap.add_argument("--decode-dir", type=Path, default=None,
+                    help="decode.csv from here instead (default for qwen3-14b: the full 2026-12-03 sweep)")
+    ap.add_argument("--skip-prefill", action="store_true", help="decode only (a run whose prefill is not trusted)")
     a = ap.parse_args(argv)
+    if a.decode_dir is None:
+        full = ROOT / "profiles" / "runs" / "2026-12-03-s3" / "qwen3-14b"
+        a.decode_dir = full if a.model.lower() == "qwen3-14b" and a.dir.name == "qwen3-14b-partial" else a.dir
     cat = Catalog.load()
     if a.model.lower() not in cat.models:
         print(f"--model: unknown model {a.model!r}; the catalog has {', '.join(sorted(cat.models))}", file=sys.stderr)
         return 2
     model = a.model.lower()
     try:
-        pre = pd.read_csv(a.dir / "prefill.csv")
-        dec = pd.read_csv(a.dir / "decode.csv")
+        pre = pd.read_csv(a.dir / "prefill.csv").iloc[0:0] if a.skip_prefill else pd.read_csv(a.dir / "prefill.csv")
+        dec = pd.read_csv(a.decode_dir / "decode.csv")
     except (OSError, pd.errors.ParserError) as exc:
-        print(f"{a.dir}: expected prefill.csv and decode.csv of a profile ({exc})", file=sys.stderr)
+        print(f"{a.dir} / {a.decode_dir}: expected prefill.csv and decode.csv of a profile ({exc})", file=sys.stderr)
         return 2
     pm = PerfModel.load(cat)
     if pm.is_measured(model, a.gpu, a.tp):
