@@ -89,11 +89,22 @@ class ForecastConfig(_Strict):
     min_points_trend: int = Field(default=15, ge=3, description="below this many points: no trend (simple exponential smoothing); "
                                   "a damped-trend ETS has 5 parameters, ~3 points per parameter")
     # ---- the decision of controllers.decide (issue 9): what the fleet is planned for
-    short: Literal["trend", "fit", "ets"] = Field(
+    short: str = Field(
         default="trend",
-        description="short forecast competing with the envelope: 'trend' = last value + the smallest rise of the "
-                    "last `trend_points` intervals (when all rose) x the horizon; 'ets' = forecast_upper (statsmodels ETS, "
+        description="short forecast competing with the envelope, a name registered in controllers.forecasters: "
+                    "'trend' = last value + the smallest rise of the last `trend_points` intervals (when all rose) x "
+                    "the horizon; 'fit' = a significant least-squares slope; 'ets' = forecast_upper (statsmodels ETS, "
                     "~0.1 s per series per interval)")
+
+    @field_validator("short")
+    @classmethod
+    def _registered_forecaster(cls, v: str) -> str:
+        from controllers.forecasters import FORECASTERS  # the registry imports this module: looked up when validating
+
+        if v not in FORECASTERS:
+            raise ValueError(f"one of {', '.join(FORECASTERS.names())} (registered in controllers/forecasters.py)")
+        return v
+
     trend_points: int = Field(
         default=2, ge=2,
         description="intervals the short trend looks at (the smallest rise among them is extrapolated). Chosen on the "

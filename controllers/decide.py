@@ -70,7 +70,7 @@ import numpy as np
 from controllers.config import ControllerConfig
 from controllers.correct import (ITL_BUCKETS_MS, TTFT_BUCKETS_MS, CorrectedPerf, Corrections, PerfSource, predict_at_load,
                                  predict_service, update_corrections)
-from controllers.forecast import forecast_upper
+from controllers.forecasters import FORECASTERS, ForecastInputs
 from controllers.guard import GuardState, guard, hold
 from controllers.observe import ModelObservation, Observation
 from planner.io.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, Plan, RequestClass, Slo, Variant, Workload
@@ -350,16 +350,12 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
         env = max(env, held) if held is not None else env
         if trend is not None:
             short = float(s[-1]) * trend
-        elif f.short == "fit":
-            short = fit_forecast(s, steps, f.trend_fit_points, f.trend_fit_z)
-        elif f.short == "ets":
-            short = forecast_upper(list(s), iv, horizon_s(cfg), f.quantile, f.season_s, f.min_points_trend).upper
         else:
-            # the noise test of every series uses the request count of the last interval
-            short = short_forecast(s, steps, f.trend_points, None, f.trend_noise_sigmas,
-                                   float(y[-1]) * iv if y.size else None)
-            if f.trend_max_factor is not None:  # at most factor x the recent peak (>= the last value)
-                short = min(short, f.trend_max_factor * env)
+            # forecast.short names a registered forecaster (controllers.forecasters); the noise test of
+            # every series uses the request count of the last interval
+            inputs = ForecastInputs(cfg, steps=steps, horizon_s=horizon_s(cfg),
+                                    count_per_interval=float(y[-1]) * iv if y.size else None, envelope=env)
+            short = FORECASTERS.get(f.short).factory(s, inputs)
         if f.trend_history_cap is not None and s.size >= 2 and float(s[:-1].max()) >= float(s[-1]):
             # a level seen before: extrapolate at most to cap x the highest rate of the history (the
             # fleet that peak needed is what the best static fleet would hold); a NEW high is a ramp

@@ -30,6 +30,9 @@ class ForecastInputs:
     """Start-up + one interval (controllers.decide.horizon_s)."""
     count_per_interval: float | None = None
     """Requests of the last interval (the trend's counting-noise test); None: no test."""
+    envelope: float | None = None
+    """The series' recent-peak envelope (controllers.decide); the trend is capped at
+    forecast.trend_max_factor x it when that is set. None: no cap."""
 
 
 ShortForecaster = Callable[[np.ndarray, ForecastInputs], float]
@@ -41,7 +44,10 @@ def trend(series: np.ndarray, x: ForecastInputs) -> float:
     from controllers.decide import short_forecast
 
     f = x.cfg.forecast
-    return short_forecast(series, x.steps, f.trend_points, None, f.trend_noise_sigmas, x.count_per_interval)
+    short = short_forecast(series, x.steps, f.trend_points, None, f.trend_noise_sigmas, x.count_per_interval)
+    if f.trend_max_factor is not None and x.envelope is not None:  # at most factor x the recent peak
+        short = min(short, f.trend_max_factor * x.envelope)
+    return short
 
 
 @FORECASTERS.register("fit", "last value + a least-squares slope of the last trend_fit_points, when significant")
