@@ -277,14 +277,16 @@ def test_kv_burst_grows_the_decode_pool(perf, catalog) -> None:
     assert stormy > calm
 
 
-def test_a_bursty_class_gets_more_prefill_replicas(perf, catalog) -> None:
+def test_a_bursty_class_gets_more_prefill_gpus(perf, catalog) -> None:
+    """Clustered arrivals (IDC 10) need more prefill capacity at the same mean rate: more prefill GPUs
+    (more replicas, or a wider tensor-parallel one: the ILP picks whichever is cheaper)."""
     fleet = load_model(Fleet, EXAMPLE / "fleet.yaml")
     fleet = fleet.model_copy(update={"limits": fleet.limits.model_copy(update={"roles": ["prefill", "decode"]})})
 
-    def prefill_replicas(burst: Burstiness | None) -> int:
+    def prefill_gpus(burst: Burstiness | None) -> int:
         wl = Workload(models={"llama-3.1-8b": ModelEntry(slo=Slo(ttft_ms=400, itl_ms=30))},
                       classes=[RequestClass(id="c", model="llama-3.1-8b", isl=1024, osl=128, rate_rps=20.0, burstiness=burst)])
         plan = plan_workload(wl, fleet, perf, catalog)
-        return sum(p.replicas for m in plan.models.values() for p in m.pools if p.role == "prefill")
+        return sum(p.replicas * p.tp for m in plan.models.values() for p in m.pools if p.role == "prefill")
 
-    assert prefill_replicas(Burstiness(idc_1s=10.0)) > prefill_replicas(None)
+    assert prefill_gpus(Burstiness(idc_1s=10.0)) > prefill_gpus(None)
