@@ -16,6 +16,13 @@ from planner.io.files import load_model, parse_model, read_yaml
 from planner.io.schema import Fleet, Slo
 
 
+def _one_of(v: str, names: list[str], where: str) -> str:
+    """`v` if it is a registered name, else the ValueError pydantic reports (the choices and where they live)."""
+    if v not in names:
+        raise ValueError(f"one of {', '.join(names)} (registered in {where})")
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -101,9 +108,7 @@ class ForecastConfig(_Strict):
     def _registered_forecaster(cls, v: str) -> str:
         from controllers.forecasters import FORECASTERS  # the registry imports this module: looked up when validating
 
-        if v not in FORECASTERS:
-            raise ValueError(f"one of {', '.join(FORECASTERS.names())} (registered in controllers/forecasters.py)")
-        return v
+        return _one_of(v, FORECASTERS.names(), "controllers/forecasters.py")
 
     trend_points: int = Field(
         default=2, ge=2,
@@ -380,9 +385,7 @@ class ActuatorConfig(_Strict):
     def _registered(cls, v: str) -> str:
         from controllers.actuators import ACTUATORS  # the registry imports this module: looked up when validating
 
-        if v not in ACTUATORS:
-            raise ValueError(f"one of {', '.join(ACTUATORS.names())} (registered in controllers/actuators/)")
-        return v
+        return _one_of(v, ACTUATORS.names(), "controllers/actuators/")
 
 
 class LeaderConfig(_Strict):
@@ -475,18 +478,14 @@ class ControllerConfig(_Strict):
     def _registered(cls, v: str) -> str:
         from controllers.observers import OBSERVERS  # the registry imports this module: looked up when validating
 
-        if v not in OBSERVERS:
-            raise ValueError(f"one of {', '.join(OBSERVERS.names())} (registered in controllers/observers/)")
-        return v
+        return _one_of(v, OBSERVERS.names(), "controllers/observers/")
 
     @field_validator("backend")
     @classmethod
     def _backend_registered(cls, v: str) -> str:
         from solvers import backend_names
 
-        if v not in backend_names():
-            raise ValueError(f"one of {', '.join(backend_names())} (registered in solvers/runners/)")
-        return v
+        return _one_of(v, list(backend_names()), "solvers/runners/")
 
 
 def load_config(path: str | Path) -> tuple[ControllerConfig, Fleet]:
