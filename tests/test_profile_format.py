@@ -68,8 +68,8 @@ def test_profiler_writes_the_documented_columns_and_4_decimals(tmp_path: Path):
 
 
 def test_profile_store_resumes_a_directory_with_a_text_column(tmp_path: Path):
-    # qwen3-30b-a3b's vLLM prefill.csv carries a `source` note column; resuming must not choke on it.
-    src = DATA / "qwen3-30b-a3b" / "H200-141GB" / "tp1" / "vllm" / "prefill.csv"
+    # qwen3-30b-a3b's earlier vLLM prefill (client TTFT) carries a `source` note column; resuming must not choke on it.
+    src = DATA / "qwen3-30b-a3b" / "H200-141GB" / "tp1" / "vllm" / "prefill_client_ttft.csv"
     shutil.copy(src, tmp_path / "prefill.csv")
     rows = pfmt.ProfileStore(tmp_path).prefill_rows
     assert rows and all(r["source"] == "ttft_e2e_ms" and isinstance(r["isl"], int) for r in rows)
