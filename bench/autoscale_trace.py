@@ -26,6 +26,13 @@ replicas; added replicas become ready `startup` seconds later (all policies). Po
                  ahead of its interval (the replicas active at k = max of the needs of k .. k +
                  start-up), released as soon as no longer needed, never above the best static fleet
                  (so it is at most as costly). `gpu_hours_vs_oracle` is against it.
+  reactive       what any policy without foresight can reach, the yardstick of the controller's
+                 forecasting: a perfect observer that, at each interval, requests the ILP plan for s x the
+                 EXACT rate and mean lengths of the interval just ended (ready one start-up later like
+                 every policy's; released at once; never above the best static fleet); s by the same
+                 bisection. Where it needs the static fleet all along (its GPU-hours = the static's), no
+                 policy that only reacts beats static there: the surges are shorter than start-up + one
+                 interval. A forecaster may beat it (a period seen before), never on a first surge.
 The adaptive policies start from the hindsight schedule's first fleet (the need of the first
 start-up, known to both). GPU-hours count replicas from the moment they are requested. SLO
 attainment: share of requests meeting the SLO (TTFT and mean ITL both within the bound). References
@@ -68,7 +75,7 @@ intervals; capping it loses the 15-min sine's first ramp, 0.905), the double hol
 troughs it releases with foreknowledge. sine-15min's 0.9885: 78 of its 91 misses are in interval 4,
 whose fleet was decided at t = 60 s from one observation of 0.4 req/s (the sine reaches 4.5).
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
-worst_gpu_hours_vs_oracle=<all> scenarios=<n> (with --trace: every figure is that trace's).
+worst_gpu_hours_vs_oracle=<all> worst_gpu_hours_vs_reactive=<all> scenarios=<n> (with --trace: every figure is that trace's).
 """
 
 from __future__ import annotations
@@ -107,7 +114,7 @@ from planner.io.synth import synth  # noqa: E402
 from planner.io.traces import bucket_trace, read_trace  # noqa: E402
 
 DEFAULT_TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
-REFS_VERSION = 2  # bump when the reference computations change (invalidates the cache)
+REFS_VERSION = 3  # bump when the reference computations change (invalidates the cache)
 SCENARIO_S = 2400.0  # 40 simulated minutes per synthetic scenario (CPU budget: the whole suite < ~15 min)
 
 
@@ -229,7 +236,7 @@ class Bench:
         self.rate_rps = np.bincount(idx, minlength=self.n_iv)[: self.n_iv] / self.iv
         self.isl = self._mean_by(idx, self.trace["input_tokens"].to_numpy())
         self.osl = self._mean_by(idx, self.trace["output_tokens"].to_numpy())
-        self._plans: dict[tuple[float, int, int], dict[str, int]] = {}
+        self._plans: dict[tuple[float, int, int], tuple[dict[str, int] | None, str]] = {}
         self.sims = 0
 
     def _mean_by(self, idx: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -237,22 +244,27 @@ class Bench:
         c = np.bincount(idx, minlength=self.n_iv)[: self.n_iv]
         return np.where(c > 0, s / np.maximum(c, 1), float(v.mean()))
 
-    def plan_for(self, rate: float, isl: float, osl: float) -> dict[str, int]:
-        """The ILP's cheapest fleet for one class (cached on rate to 0.1%, lengths to the token)."""
+    def plan_for(self, rate: float, isl: float, osl: float, cap: dict[str, int] | None = None) -> dict[str, int]:
+        """The ILP's cheapest fleet for one class (cached on rate to 0.1%, lengths to the token). A rate
+        beyond the inventory: with `cap` (a capped schedule) the cap, whose fleet that plan would
+        exceed; without, exit 3 with the ILP's diagnosis."""
         key = (round(rate, 3), max(1, round(isl)), max(1, round(osl)))
         if key not in self._plans:
             if rate <= 0:
-                self._plans[key] = {self.P: 1, self.D: 1}
+                self._plans[key] = ({self.P: 1, self.D: 1}, "")
             else:
                 w = Workload(models={self.model: ModelEntry(slo=self.slo)},
                              classes=[RequestClass(id=self.model, model=self.model, isl=key[1], osl=key[2], rate_rps=rate)])
                 plan = plan_workload(w, self.fleet, self.perf, catalog=self.catalog, backend="highs")
-                if not plan.feasible:
-                    fail(f"no feasible plan at {rate:.2f} req/s on {self.args.gpus_available} {self.gpu}: "
-                         f"{'; '.join(plan.diagnosis)}", 3)
                 r = plan.replicas()
-                self._plans[key] = {self.P: max(1, r.get(self.P, 0)), self.D: max(1, r.get(self.D, 0))}
-        return dict(self._plans[key])
+                self._plans[key] = (({self.P: max(1, r.get(self.P, 0)), self.D: max(1, r.get(self.D, 0))}, "")
+                                    if plan.feasible else (None, "; ".join(plan.diagnosis)))
+        fleet, why = self._plans[key]
+        if fleet is None:
+            if cap is None:
+                fail(f"no feasible plan at {rate:.2f} req/s on {self.args.gpus_available} {self.gpu}: {why}", 3)
+            return dict(cap)
+        return dict(fleet)
 
     def new_sim(self, initial: dict[str, int]) -> FleetSimulator:
         pools = [PoolSpec(self.P, "prefill", self.vp, initial[self.P]), PoolSpec(self.D, "decode", self.vp, initial[self.D])]
@@ -317,21 +329,22 @@ class Bench:
     def schedule(self, s: float, cap: dict[str, int] | None = None) -> list[dict[str, int]]:
         """Hindsight: per interval the plan for s x its actual rate, requested one start-up ahead,
         never above `cap` (the best static fleet, which meets the target on its own)."""
-        need = [self.plan_for(s * float(self.rate_rps[k]), float(self.isl[k]), float(self.osl[k])) for k in range(self.n_iv)]
+        need = [self.plan_for(s * float(self.rate_rps[k]), float(self.isl[k]), float(self.osl[k]), cap)
+                for k in range(self.n_iv)]
         ahead = int(math.ceil(self.args.startup_s / self.iv))
         return [{p: min(max(n[p] for n in need[k: k + ahead + 1]), (cap or {}).get(p, 10**9)) for p in (self.P, self.D)}
                 for k in range(self.n_iv)]
 
-    def hindsight(self, target: float, cap: dict[str, int] | None = None) -> Run:
-        """The smallest multiplier s (bisection) whose capped schedule meets the target in a full
-        simulation; with the cap, s large enough gives the static fleet itself, so the search
-        always ends on a schedule at most as costly as the best static fleet."""
+    def _smallest_multiplier(self, name: str, schedule: Callable[[float], list[dict[str, int]]], target: float) -> Run:
+        """The smallest multiplier s (bisection, 6 halvings) whose schedule meets the target in a full
+        simulation; with schedules capped at the best static fleet, s large enough gives the static
+        fleet itself, so the search always ends on a schedule at most as costly as it."""
         runs: dict[float, Run] = {}
 
         def attempt(s: float) -> Run:
             if s not in runs:
-                sched = self.schedule(s, cap)
-                runs[s] = self.run("hindsight", lambda k, t, sim, cur: sched[k], sched[0])
+                sched = schedule(s)
+                runs[s] = self.run(name, lambda k, t, sim, cur: sched[k], sched[0])
             return runs[s]
 
         lo, hi = 0.5, 1.0
@@ -346,6 +359,29 @@ class Bench:
         r = attempt(hi)
         r.note = f"s={hi:.3f}"
         return r
+
+    def hindsight(self, target: float, cap: dict[str, int] | None = None) -> Run:
+        """The cheapest capped hindsight schedule (:meth:`schedule`) meeting the target."""
+        return self._smallest_multiplier("hindsight", lambda s: self.schedule(s, cap), target)
+
+    def reactive_schedule(self, s: float, cap: dict[str, int] | None = None) -> list[dict[str, int]]:
+        """A perfect observer without foresight: at each interval the plan for s x the rate and mean
+        lengths of the interval just ended (exact, no estimation noise), requested then (ready one
+        start-up later, as every policy's), released at once; never above `cap`. Interval 0 has seen
+        nothing yet and gets the plan of its own rate (the same first fleet as the hindsight's)."""
+        out = []
+        for k in range(self.n_iv):
+            j = max(0, k - 1)
+            need = self.plan_for(s * float(self.rate_rps[j]), float(self.isl[j]), float(self.osl[j]), cap)
+            out.append({p: min(need[p], (cap or {}).get(p, 10**9)) for p in (self.P, self.D)})
+        return out
+
+    def reactive(self, target: float, cap: dict[str, int] | None = None) -> Run:
+        """What any policy that only reacts can reach: the cheapest capped reactive schedule
+        (:meth:`reactive_schedule`) meeting the target. Where it needs s so large that it is the
+        static fleet all along (its GPU-hours = the static's), no controller without foresight
+        beats the static fleet there: the surges are shorter than start-up + one interval."""
+        return self._smallest_multiplier("reactive", lambda s: self.reactive_schedule(s, cap), target)
 
     # ------------------------------------------------------------------ the controller
     def controller(self, name: str = "controller", overrides: dict[str, dict[str, object]] | None = None) -> Run:
@@ -411,18 +447,20 @@ def cache_key(trace: pd.DataFrame, args: argparse.Namespace) -> str:
     return h.hexdigest()[:16]
 
 
-def references(b: Bench, args: argparse.Namespace) -> tuple[Run, Run]:
+def references(b: Bench, args: argparse.Namespace) -> tuple[Run, Run, Run]:
+    """(best static, hindsight, reactive), cached per scenario."""
     path = args.out / "cache" / f"refs-{cache_key(b.trace, args)}.json"
     if not args.no_cache and path.is_file():
         d = json.loads(path.read_text())
-        return Run(**d["static"]), Run(**d["hindsight"])
+        return Run(**d["static"]), Run(**d["hindsight"]), Run(**d["reactive"])
     st = b.best_static(args.target_attainment)
     hs = b.hindsight(args.target_attainment, cap=b.static_fleet)
+    rx = b.reactive(args.target_attainment, cap=b.static_fleet)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"static": st.__dict__, "hindsight": hs.__dict__}))
+    tmp.write_text(json.dumps({"static": st.__dict__, "hindsight": hs.__dict__, "reactive": rx.__dict__}))
     tmp.replace(path)
-    return st, hs
+    return st, hs, rx
 
 
 def resolve_model(name: str, catalog: Catalog) -> str:
@@ -472,21 +510,22 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {args.model} on {args.gpu} tp{args.tp}; SLO {parse_slo(args.slo).describe()}; start-up {args.startup_s:g} s; "
           f"interval {args.interval_s:g} s; target attainment {args.target_attainment:g}; {len(scenarios)} scenarios")
     hdr = (f"{'scenario':<17}{'set':<9}{'req':>7}{'ctl GPU-h':>10}{'ctl att.':>9}{'hindsight':>10}{'att.':>7}"
-           f"{'static':>8}{'att.':>7}{'ctl/hind':>9}{'ctl/stat':>9}{'wall s':>8}")
+           f"{'static':>8}{'att.':>7}{'reactive':>9}{'att.':>7}{'ctl/hind':>9}{'ctl/stat':>9}{'ctl/react':>10}{'wall s':>8}")
     print(hdr)
     rows = []
     for sc, tr in traces:
         t0 = time.perf_counter()
         b = Bench(tr, args, catalog, perf, sc.name)
-        st, hs = references(b, args)
+        st, hs, rx = references(b, args)
         b.hindsight_first = {b.P: hs.series[0][1], b.D: hs.series[0][2]}
         ctl = b.controller()
-        row = {"scenario": sc.name, "split": sc.split, "ctl": ctl, "static": st, "hindsight": hs, "requests": len(tr),
+        row = {"scenario": sc.name, "split": sc.split, "ctl": ctl, "static": st, "hindsight": hs, "reactive": rx, "requests": len(tr),
                "wall_s": time.perf_counter() - t0, "bench": b}
         rows.append(row)
         print(f"{sc.name:<17}{sc.split:<9}{len(tr):>7}{ctl.gpu_hours:>10.2f}{ctl.attainment:>9.4f}{hs.gpu_hours:>10.2f}"
-              f"{hs.attainment:>7.3f}{st.gpu_hours:>8.2f}{st.attainment:>7.3f}{ctl.gpu_hours / hs.gpu_hours:>9.3f}"
-              f"{ctl.gpu_hours / st.gpu_hours:>9.3f}{row['wall_s']:>8.1f}", flush=True)
+              f"{hs.attainment:>7.3f}{st.gpu_hours:>8.2f}{st.attainment:>7.3f}{rx.gpu_hours:>9.2f}{rx.attainment:>7.3f}"
+              f"{ctl.gpu_hours / hs.gpu_hours:>9.3f}{ctl.gpu_hours / st.gpu_hours:>9.3f}{ctl.gpu_hours / rx.gpu_hours:>10.3f}"
+              f"{row['wall_s']:>8.1f}", flush=True)
     worst_att = min(rows, key=lambda r: r["ctl"].attainment)
     worst_ratio = max(rows, key=lambda r: r["ctl"].gpu_hours / r["hindsight"].gpu_hours)
     print(f"worst attainment: {worst_att['scenario']} {worst_att['ctl'].attainment:.4f}; worst GPU-hours vs hindsight: "
@@ -497,6 +536,10 @@ def main(argv: list[str] | None = None) -> None:
                                                and r["ctl"].gpu_hours <= r["static"].gpu_hours)]
     print(f"goal (att >= {args.target_attainment:g} and >= static, GPU-h <= 1.15 x hindsight and <= static) missed on: "
           f"{', '.join(goal) or 'none'}")
+    static_bound = [r["scenario"] for r in rows if r["reactive"].gpu_hours >= r["static"].gpu_hours - 1e-9]
+    print(f"reactive reference at the static fleet's cost (no policy without foresight beats static there): "
+          f"{', '.join(static_bound) or 'none'}")
+    worst_rx = max(rows, key=lambda r: r["ctl"].gpu_hours / r["reactive"].gpu_hours)
     if args.ablations:
         print("\nablations (tuning set): GPU-hours / attainment per scenario, without one mechanism each")
         tun = [r for r in rows if r["split"] == "tuning"]
@@ -513,6 +556,7 @@ def main(argv: list[str] | None = None) -> None:
                f"slo_attainment={az['ctl'].attainment:.4f} " if az else "gpu_hours_vs_oracle=nan slo_attainment=nan ")
     print(f"RESULT {az_part}worst_attainment={worst_att['ctl'].attainment:.4f} "
           f"worst_gpu_hours_vs_oracle={worst_ratio['ctl'].gpu_hours / worst_ratio['hindsight'].gpu_hours:.3f} "
+          f"worst_gpu_hours_vs_reactive={worst_rx['ctl'].gpu_hours / worst_rx['reactive'].gpu_hours:.3f} "
           f"scenarios={len(rows)}")
 
 
