@@ -55,6 +55,7 @@ class Variant:
     extra: list[str] = field(default_factory=list)
     prefill_frac: float = 0.3  # share of the sweep time the prefill sweep may use
     tag: str = ""  # suffix of the output folder (e.g. "-loadsat": a load-only run beside the profile)
+    server_env: dict[str, str] = field(default_factory=dict)  # extra environment of this variant's server
 
     @property
     def label(self) -> str:
@@ -120,7 +121,15 @@ PLAN_S5 = [
             decode_context="512", prefill_frac=0.9, tag="-engine"),
     _prefill_only("llama-3.2-3b", 100, tag="-engine"),
 ]
-PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5}
+# The sixth (2026-12-03, session 2): the MoE again, with vLLM's routing simulator drawing each token's
+# experts uniformly at random (VLLM_MOE_ROUTING_SIMULATION_STRATEGY, vLLM 0.26 envs.py): with dummy
+# weights the real router's choices are whatever random gate weights give, and s5's MoE prefill was
+# neither smooth in tokens nor stable between launches. Prefill and decode, to compare with s5 and s2.
+PLAN_S6 = [
+    Variant("qwen3-30b-a3b", startup_s=150, sweep_s=200, decode_batch="1,8,32,128,256", decode_context="512,2048",
+            prefill_frac=0.45, tag="-uniform", server_env={"VLLM_MOE_ROUTING_SIMULATION_STRATEGY": "uniform_random"}),
+]
+PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6}
 
 
 def log(out: Path, msg: str) -> None:
@@ -199,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--deadline-unix-s", type=float, required=True, help="every server stopped by then")
     ap.add_argument("--server-cmd", default=SERVER_CMD)
-    ap.add_argument("--plan", choices=sorted(PLANS), default="s1", help="which session plan (PLAN, PLAN_S2, ..., PLAN_S5)")
+    ap.add_argument("--plan", choices=sorted(PLANS), default="s1", help="which session plan (PLAN, PLAN_S2, ..., PLAN_S6)")
     ap.add_argument("--only", default=None, help="comma list of variant labels to run (default: the whole plan)")
     ap.add_argument("--time-scale", type=float, default=1.0, help="emulated rehearsal only")
     ap.add_argument("--scale-plan", type=float, default=1.0, help="rehearsal: multiply the plan's times by this")
@@ -254,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd.append("--skip-tokenizer-init")
         t0 = time.time()
         with (out / f"cli-{i}-{v.label}.log").open("w") as cli_log:
-            proc = subprocess.Popen(cmd, env=env, stdout=cli_log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(cmd, env={**env, **v.server_env}, stdout=cli_log, stderr=subprocess.STDOUT)
             try:
                 rc = proc.wait(timeout=max(30.0, hard_end - now))
             except subprocess.TimeoutExpired:
