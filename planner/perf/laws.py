@@ -357,15 +357,18 @@ class LawForms:
     gives the linear laws.
 
     Default: the decode knee, not the prefill floor. Leave-one-out cross-validation within the
-    sparse halves of the vLLM profiles (bench/calibrate_prior.py, part A0) prefers both (decode CV
-    p90 22.0% vs 27.0%; prefill CV median 3.7% vs 5.9%, p90 tied at 43.9%). The floor is left off
-    by default for its consumers, not its fit: the simulator's and the capacity model's mixed
-    (chunked-prefill) step is max(decode fixed, a) + marginal terms, and with the floor `a` is the
-    compute-bound intercept only (Llama-3.1-8B vLLM H200: 5.43 ms, 6.78 under the linear law), so
-    mixed steps get cheaper: bench/fidelity.py's real-vLLM-under-load ITL p90 error rises from
-    41.8% to 49.9% (the knee alone: 41.0%), and the Splitwise/torch-reference prefill laws move
-    up to 33% at single points (the default plan $65.76/h -> $68.16/h). The knee changes nothing
-    where no point lies past the ridge batch (every non-H200 profile bundled)."""
+    sparse halves of the vLLM profiles (bench/calibrate_prior.py, part A0) prefers both (prefill CV
+    median 6.8% vs 9.1%; decode CV p90 22.0% vs 27.0%); on the dense models' held-out halves the
+    floor gives 4.4% p90 against the linear law's 12.6%, and the prior calibrated with it predicts an
+    unprofiled model better (leave-one-model-out prefill median 14.9% vs 17.2%; measured 2026-12-03
+    on the engine-timed prefill). The floor is left off by default for the closed-form capacity
+    model, the planner's own: its mixed (chunked-prefill) step pays max(decode fixed, a) plus the
+    chunk's marginal b*n, and under the floor b is the steeper slope above the floor, so the ITL
+    stretch it predicts near saturation rises: bench/fidelity.py part 4 on the real-vLLM sweep past
+    saturation (profiles/runs/2026-12-02-s2) gives capacity-model TTFT / ITL p90 errors 46.0% / 81.8%
+    with the floor against 26.9% / 49.4% without (the simulator improves: 10.7% / 10.4% against
+    16.8% / 16.0%), and the default plan moves $65.76/h -> $68.16/h. The knee changes nothing where
+    no point lies past the ridge batch (every non-H200 profile bundled)."""
 
     prefill_floor: bool = False
     """t = a + max(floor, b*sum(isl) + c*sum(isl^2)), floor <= the decode step at batch 1."""
