@@ -285,3 +285,39 @@ def test_power_objective_minimises_board_watts(example, perf, catalog, example_p
     assert "A100-80GB.power_w" in str(e.value) and str(gpus) in str(e.value)
     # a cost plan on that catalog says nothing of power rather than a partial sum
     assert plan_workload(wl, fl, perf, cat2).power_kw is None
+
+
+def test_each_measured_pool_says_how_well_its_laws_fit_their_own_points(example_plan) -> None:
+    """A plan carries, per pool on measured laws, the law's median misfit on its profile for the phases
+    the pool runs (a mixed pool both, a prefill pool prefill only); pools on the prior carry none."""
+    pools = [p for m in example_plan.models.values() for p in m.pools]
+    assert any(p.law_fit_err for p in pools)
+    for p in pools:
+        if p.source != "measured":
+            assert p.law_fit_err is None
+            continue
+        assert p.law_fit_err is not None
+        assert set(p.law_fit_err) == {"prefill": {"prefill"}, "decode": {"decode"}}.get(p.role, {"prefill", "decode"})
+        assert all(0 <= e < 1 for e in p.law_fit_err.values())
+
+
+@pytest.mark.parametrize(("role", "prefill_med", "decode_med", "notes"), [
+    ("prefill", 0.20, 0.50, ["prefill"]),        # a prefill pool never runs the decode law
+    ("decode", 0.20, 0.05, []),                  # nor a decode pool the prefill law
+    ("mixed", 0.12, 0.11, ["prefill", "decode"]),
+    ("mixed", 0.10, 0.02, []),                   # at the bound: no note (strictly above 10%)
+])
+def test_a_law_that_misses_its_own_points_gets_a_note(role: str, prefill_med: float, decode_med: float,
+                                                      notes: list[str], perf) -> None:
+    """MISFIT_NOTE_FRACTION (10%, issue 10's held-out target) decides which laws the plan warns about."""
+    from dataclasses import replace
+
+    from planner.planning.assemble import _misfit_notes
+
+    vp = perf.get("llama-3.1-8b", "H200-141GB", 1)
+    assert vp is not None and vp.source == "measured"
+    vp = replace(vp, prefill_rel_err=prefill_med, prefill_max_rel_err=0.4, decode_rel_err=decode_med, decode_max_rel_err=0.6)
+    got = _misfit_notes(vp, "pool", role)
+    assert [n.split(" law ")[0].split()[-1] for n in got] == notes
+    assert all("pool: its" in n for n in got)
+    assert _misfit_notes(replace(vp, source="prior"), "pool", role) == []

@@ -487,6 +487,9 @@ class PoolPlan(BaseModel):
                                          "splitwise, measured (another backend) or prior (calibrated roofline)")
     ttft_ms: float | None = Field(default=None, description="worst predicted TTFT of the classes routed here, at their SLO percentile")
     itl_ms: float | None = Field(default=None, description="worst predicted ITL of the classes routed here, at their SLO percentile")
+    law_fit_err: dict[str, float] | None = Field(
+        default=None, description="measured laws only: median relative error of the law on its own profile's points, "
+                                  "per phase the pool runs ('prefill', 'decode'); None for the prior")
 
 
 class ClassPrediction(BaseModel):

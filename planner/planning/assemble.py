@@ -174,6 +174,41 @@ def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalo
 
 
 # --------------------------------------------------------------------------- solution -> plan
+# A measured law whose median misfit on its own profile exceeds this fraction gets a note in the plan:
+# the held-out error issue 10 sets as the goal of a law fitted from a sparse profile (p90 <= 10%), so a
+# law missing the points it was fitted on by more than that at the median is a known-uncertain input
+# (e.g. qwen3-30b-a3b on vLLM 0.26: its prefill is not a smooth function of tokens,
+# profiles/runs/2026-12-03-s6/README.md).
+MISFIT_NOTE_FRACTION = 0.10
+
+
+def _phases(role: str) -> tuple[str, ...]:
+    return {"prefill": ("prefill",), "decode": ("decode",)}.get(role, ("prefill", "decode"))
+
+
+def _law_fit_err(vp: VariantPerf, role: str) -> dict[str, float] | None:
+    """Median relative misfit of a measured law on its own points, per phase the role runs."""
+    if vp.source != "measured":
+        return None
+    errs = {"prefill": vp.prefill_rel_err, "decode": vp.decode_rel_err}
+    out = {ph: round(float(e), 4) for ph in _phases(role) if (e := errs[ph]) is not None}
+    return out or None
+
+
+def _misfit_notes(vp: VariantPerf, pool_id: str, role: str) -> list[str]:
+    """A note per phase whose measured law misses its own points by more than MISFIT_NOTE_FRACTION."""
+    if vp.source != "measured":
+        return []
+    errs = {"prefill": (vp.prefill_rel_err, vp.prefill_max_rel_err), "decode": (vp.decode_rel_err, vp.decode_max_rel_err)}
+    out = []
+    for ph in _phases(role):
+        med, worst = errs[ph]
+        if med is not None and med > MISFIT_NOTE_FRACTION:
+            out.append(f"{pool_id}: its {ph} law misses its own measured points by {med:.0%} at the median "
+                       f"({(worst or med):.0%} at worst); predictions for this pool carry that error")
+    return out
+
+
 def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str, batch: float) -> list[str]:
     """Where a planned operating point lies beyond the measured range of a measured law."""
     out: list[str] = []
@@ -245,7 +280,9 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
             utilization=round(load[vid] / n, 4),
             source=inst.perf[vid].source,
             weight_dtype=v.weight_dtype, kv_dtype=v.kv_dtype, law_source=inst.perf[vid].law_source,
+            law_fit_err=_law_fit_err(inst.perf[vid], v.role),
         )
+        plan.notes.extend(_misfit_notes(inst.perf[vid], vid, v.role))
         plan.gpus[v.gpu] = plan.gpus.get(v.gpu, 0) + n * v.tp
     plan.cost_per_hour = round(sum(p.cost_per_hour for p in pools.values()), 4)
     watts = {s.id: s.power_w for s in inst.problem.variants}

@@ -39,6 +39,7 @@ def explain(plan: Plan) -> list[str]:
         for p in mp.pools:
             lines.append(f"  pool {p.id}: {p.replicas} x tp{p.tp} = {p.gpus} GPUs, ${p.cost_per_hour:,.2f}/h, "
                          f"utilization {p.utilization:.0%} of SLO capacity ({p.law_source or p.source} laws"
+                         + (", fit " + " / ".join(f"{ph} {e:.0%}" for ph, e in p.law_fit_err.items()) if p.law_fit_err else "")
                          + (f"; weights {p.weight_dtype}, KV cache {p.kv_dtype})" if (p.weight_dtype, p.kv_dtype) != ("bf16", "bf16") else ")"))
         for cid, pr in mp.predicted.items():
             terms = []
