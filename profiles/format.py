@@ -123,7 +123,8 @@ CENTRAL_STATS = ("median", "p50", "mean")
 META_REQUIRED: tuple[str, ...] = ("model", "gpu", "tp", "engine", "kv_capacity_tokens", "date", "backend")
 """Keys every meta.yaml has (planner.perf.profiledata.ProfileMeta's fields without a default)."""
 META_KEYS: tuple[str, ...] = (
-    "model", "gpu", "tp", "engine", "engine_version", "engine_flags", "kv_capacity_tokens", "kv_capacity_note",
+    "model", "gpu", "tp", "engine", "engine_version", "engine_flags", "engine_env", "kv_capacity_tokens",
+    "kv_capacity_note",
     "max_num_seqs", "max_batched_tokens", "date", "backend", "source", "device_name", "weight_dtype", "kv_dtype",
     "notes",
 )

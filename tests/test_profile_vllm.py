@@ -160,7 +160,7 @@ def test_cli_error_exit_code_2_on_unreachable_endpoint(tmp_path):
 FAKE_VLLM = textwrap.dedent('''\
     #!{python}
     """FAKE `vllm serve` for tests: parses the flags the profiler passes and serves the emulator."""
-    import argparse, sys
+    import argparse, os, sys
     from planner.perf.laws import VariantPerf
     from planner.simulate.emulator import serve_forever
     ap = argparse.ArgumentParser()
@@ -168,7 +168,7 @@ FAKE_VLLM = textwrap.dedent('''\
     ap.add_argument("--served-model-name"); ap.add_argument("--port", type=int); ap.add_argument("--host")
     ap.add_argument("--max-num-seqs", type=int); ap.add_argument("--max-num-batched-tokens", type=int)
     a, _ = ap.parse_known_args()
-    open("{argv_file}", "w").write(" ".join(sys.argv[1:]))
+    open("{argv_file}", "w").write(" ".join(sys.argv[1:]) + " ROUTING=" + os.environ.get("VLLM_MOE_ROUTING_SIMULATION_STRATEGY", ""))
     perf = VariantPerf(model=a.served_model_name, gpu="H100-SXM-80GB", tp=1, source="measured", prefill_a_ms=5.0,
         prefill_b_ms_per_token=0.01, prefill_c_ms_per_token2=0.0, decode_alpha_ms=5.0, decode_beta_ms_per_seq=0.1,
         decode_gamma_ms_per_token=1e-4, kv_capacity_tokens=50000, kv_bytes_per_token=131072, kv_link_gb_s=50.0,
@@ -183,7 +183,8 @@ def test_launch_mode_starts_and_stops_the_server(tmp_path):
     fake.write_text(FAKE_VLLM.format(python=sys.executable, argv_file=argv_file))
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     launch = LaunchConfig(model="meta-llama/Llama-3.1-8B-Instruct", served_model_name="llama-3.1-8b", port=_free_port(),
-                          max_num_seqs=64, server_cmd=[str(fake), "serve"])
+                          max_num_seqs=64, server_cmd=[str(fake), "serve"],
+                          env={"VLLM_MOE_ROUTING_SIMULATION_STRATEGY": "uniform_random"})
     out = tmp_path / "prof"
     cfg = small_cfg(out, None, endpoint=None, launch=launch, prefill_isl=(128,), prefill_batch=(1, 2), decode_batch=(1, 2),
                     decode_context=(256,), time_scale=0.2, health_timeout_s=60)
@@ -195,6 +196,9 @@ def test_launch_mode_starts_and_stops_the_server(tmp_path):
         assert flag in argv
     meta = load_profile(out).meta
     assert "--load-format" in meta.engine_flags and meta.engine == "vllm"
+    # The launch's own VLLM_* setting reached the server and is recorded with the flags.
+    assert "ROUTING=uniform_random" in argv
+    assert meta.engine_env.get("VLLM_MOE_ROUTING_SIMULATION_STRATEGY") == "uniform_random"
     # The server we started is gone: its port refuses connections.
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", launch.port)) != 0

@@ -65,6 +65,10 @@ class ProfileMeta(BaseModel):
     engine: str = Field(description="serving engine, e.g. 'vllm'")
     engine_version: str | None = None
     engine_flags: list[str] = Field(default_factory=list, description="command-line flags the engine ran with")
+    engine_env: dict[str, str] = Field(
+        default_factory=dict, description="the engine's own environment settings it ran with (vLLM: its VLLM_* "
+                                          "variables, e.g. VLLM_MOE_ROUTING_SIMULATION_STRATEGY), which change what is "
+                                          "measured as much as a flag")
     kv_capacity_tokens: int = Field(gt=0, description="KV-cache capacity of one replica, tokens")
     kv_capacity_note: str | None = Field(default=None, description="how kv_capacity_tokens was obtained")
     max_num_seqs: int = Field(default=256, gt=0, description="engine's max concurrent sequences (vLLM default 256)")

@@ -169,6 +169,11 @@ class LaunchConfig:
         skip = 1 if self.server_cmd and self.server_cmd[-1] == "serve" else 2
         return self.argv()[len(self.server_cmd) + skip:]
 
+    def engine_env(self) -> dict[str, str]:
+        """The launched server's VLLM_* variables, for meta.yaml (the environment it gets: inherited,
+        the launch's own, the offline bundle's defaults)."""
+        return {k: v for k, v in sorted(server_env(self.env).items()) if k.startswith("VLLM_")}
+
 
 class ManagedServer:
     """A ``vllm serve`` subprocess we started: its own process group, output to a log file, and
@@ -945,7 +950,8 @@ def _write_goodput(path: Path, rows: list[dict]) -> None:
     _write_rows(path, rows, list(rows[0]))
 
 
-def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url: str) -> dict:
+def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url: str,
+          env: dict[str, str] | None = None) -> dict:
     import datetime as dt
 
     from planner.perf.profiledata import ProfileMeta
@@ -954,7 +960,7 @@ def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url
             if not cfg.kv_capacity_override else "given with --kv-capacity")
     meta = ProfileMeta(
         model=cfg.model, gpu=cfg.gpu, tp=cfg.tp, engine="vllm", engine_version=cfg.engine_version,
-        engine_flags=flags, kv_capacity_tokens=kv, kv_capacity_note=note,
+        engine_flags=flags, engine_env=env or {}, kv_capacity_tokens=kv, kv_capacity_note=note,
         max_num_seqs=cfg.max_num_seqs, max_batched_tokens=cfg.max_batched_tokens,
         date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), backend="vllm",
         weight_dtype=cfg.weight_dtype, kv_dtype=cfg.kv_dtype, device_name=cfg.device_name,
@@ -964,7 +970,10 @@ def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url
                f"point fell below the monotone floor; 'raised' marks a median raised to it)"
                + (f"; emulated clock time_scale={cfg.time_scale:g}" if cfg.time_scale != 1.0 else "")),
     )
-    return meta.model_dump(mode="json", exclude_none=True)
+    out = meta.model_dump(mode="json", exclude_none=True)
+    if not out.get("engine_env"):
+        out.pop("engine_env", None)  # attached servers and engines with no VLLM_* setting: the key is left out
+    return out
 
 
 def run_profile(cfg: VllmRunConfig) -> RunSummary:
@@ -1005,7 +1014,7 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
                   "prefill": _outcome_dict(summary.prefill), "decode": _outcome_dict(summary.decode)}
         store = pfmt.ProfileStore(cfg.out)
         if store.prefill_rows and store.decode_rows:
-            store.write_record(record, _meta(cfg, info, kv, flags, url))
+            store.write_record(record, _meta(cfg, info, kv, flags, url, cfg.launch.engine_env() if cfg.launch is not None else None))
         else:
             pfmt.write_atomic(cfg.out / pfmt.RUN_FILE, pfmt.yaml_text(record))
         return summary
