@@ -332,8 +332,12 @@ class Bench:
         need = [self.plan_for(s * float(self.rate_rps[k]), float(self.isl[k]), float(self.osl[k]), cap)
                 for k in range(self.n_iv)]
         ahead = int(math.ceil(self.args.startup_s / self.iv))
-        return [{p: min(max(n[p] for n in need[k: k + ahead + 1]), (cap or {}).get(p, 10**9)) for p in (self.P, self.D)}
+        return [self._capped({p: max(n[p] for n in need[k: k + ahead + 1]) for p in (self.P, self.D)}, cap)
                 for k in range(self.n_iv)]
+
+    def _capped(self, fleet: dict[str, int], cap: dict[str, int] | None) -> dict[str, int]:
+        """`fleet`, each pool at most `cap`'s (the best static fleet) where a cap is given."""
+        return {p: min(n, (cap or {}).get(p, n)) for p, n in fleet.items()}
 
     def _smallest_multiplier(self, name: str, schedule: Callable[[float], list[dict[str, int]]], target: float) -> Run:
         """The smallest multiplier s (bisection, 6 halvings) whose schedule meets the target in a full
@@ -369,12 +373,9 @@ class Bench:
         lengths of the interval just ended (exact, no estimation noise), requested then (ready one
         start-up later, as every policy's), released at once; never above `cap`. Interval 0 has seen
         nothing yet and gets the plan of its own rate (the same first fleet as the hindsight's)."""
-        out = []
-        for k in range(self.n_iv):
-            j = max(0, k - 1)
-            need = self.plan_for(s * float(self.rate_rps[j]), float(self.isl[j]), float(self.osl[j]), cap)
-            out.append({p: min(need[p], (cap or {}).get(p, 10**9)) for p in (self.P, self.D)})
-        return out
+        seen = [max(0, k - 1) for k in range(self.n_iv)]
+        return [self._capped(self.plan_for(s * float(self.rate_rps[j]), float(self.isl[j]), float(self.osl[j]), cap), cap)
+                for j in seen]
 
     def reactive(self, target: float, cap: dict[str, int] | None = None) -> Run:
         """What any policy that only reacts can reach: the cheapest capped reactive schedule
@@ -528,6 +529,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{row['wall_s']:>8.1f}", flush=True)
     worst_att = min(rows, key=lambda r: r["ctl"].attainment)
     worst_ratio = max(rows, key=lambda r: r["ctl"].gpu_hours / r["hindsight"].gpu_hours)
+    worst_rx = max(rows, key=lambda r: r["ctl"].gpu_hours / r["reactive"].gpu_hours)
     print(f"worst attainment: {worst_att['scenario']} {worst_att['ctl'].attainment:.4f}; worst GPU-hours vs hindsight: "
           f"{worst_ratio['scenario']} {worst_ratio['ctl'].gpu_hours / worst_ratio['hindsight'].gpu_hours:.3f}")
     goal = [r["scenario"] for r in rows if not (r["ctl"].attainment >= args.target_attainment
@@ -542,7 +544,6 @@ def main(argv: list[str] | None = None) -> None:
     beyond = [f"{r['scenario']} {r['reactive'].gpu_hours / r['hindsight'].gpu_hours:.2f}x" for r in rows
               if r["reactive"].gpu_hours > 1.15 * r["hindsight"].gpu_hours]
     print(f"reactive reference above 1.15 x hindsight (the goal's cost bound needs foresight there): {', '.join(beyond) or 'none'}")
-    worst_rx = max(rows, key=lambda r: r["ctl"].gpu_hours / r["reactive"].gpu_hours)
     if args.ablations:
         print("\nablations (tuning set): GPU-hours / attainment per scenario, without one mechanism each")
         tun = [r for r in rows if r["split"] == "tuning"]

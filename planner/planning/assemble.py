@@ -191,22 +191,16 @@ def _law_fit_err(vp: VariantPerf, role: str) -> dict[str, float] | None:
     if vp.source != "measured":
         return None
     errs = {"prefill": vp.prefill_rel_err, "decode": vp.decode_rel_err}
-    out = {ph: round(float(e), 4) for ph in _phases(role) if (e := errs[ph]) is not None}
-    return out or None
+    return {ph: round(float(errs[ph]), 4) for ph in _phases(role)}
 
 
 def _misfit_notes(vp: VariantPerf, pool_id: str, role: str) -> list[str]:
-    """A note per phase whose measured law misses its own points by more than MISFIT_NOTE_FRACTION."""
-    if vp.source != "measured":
-        return []
-    errs = {"prefill": (vp.prefill_rel_err, vp.prefill_max_rel_err), "decode": (vp.decode_rel_err, vp.decode_max_rel_err)}
-    out = []
-    for ph in _phases(role):
-        med, worst = errs[ph]
-        if med is not None and med > MISFIT_NOTE_FRACTION:
-            out.append(f"{pool_id}: its {ph} law misses its own measured points by {med:.0%} at the median "
-                       f"({(worst or med):.0%} at worst); predictions for this pool carry that error")
-    return out
+    """A note per phase whose measured law misses its own points by more than MISFIT_NOTE_FRACTION
+    at the median (:func:`_law_fit_err`)."""
+    worst = {"prefill": vp.prefill_max_rel_err, "decode": vp.decode_max_rel_err}
+    return [f"{pool_id}: its {ph} law misses its own measured points by {med:.0%} at the median "
+            f"({max(worst[ph], med):.0%} at worst); predictions for this pool carry that error"
+            for ph, med in (_law_fit_err(vp, role) or {}).items() if med > MISFIT_NOTE_FRACTION]
 
 
 def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str, batch: float) -> list[str]:
