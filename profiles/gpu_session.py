@@ -129,7 +129,21 @@ PLAN_S6 = [
     Variant("qwen3-30b-a3b", startup_s=150, sweep_s=200, decode_batch="1,8,32,128,256", decode_context="512,2048",
             prefill_frac=0.45, tag="-uniform", server_env={"VLLM_MOE_ROUTING_SIMULATION_STRATEGY": "uniform_random"}),
 ]
-PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6}
+# The seventh (2026-12-03, session 3): issue 10's under-load check on more than one model. Poisson load
+# sweeps past the capacity model's saturation rate (qwen3-32b: 8.7 rps at ISL 1024, 2.05 at 4096;
+# llama-3.2-3b, held out of every calibration: 55 / 16.7; the MoE: 34.7 / 10.8; OSL 128, from the
+# committed laws) with a one-point profile grid, so the server's time goes to the rates.
+def _load_only(model: str, startup_s: float, rates: str, rate_s: float) -> Variant:
+    return Variant(model, startup_s=startup_s, sweep_s=25, prefill_isl="512", prefill_batch="1", decode_batch="1",
+                   decode_context="512", rates=rates, rate_s=rate_s, tag="-loadsat")
+
+
+PLAN_S7 = [
+    _load_only("qwen3-32b", 150, "1024=3,5,6.5,7.5,8.5,10;4096=0.8,1.3,1.7,2,2.4", 240),
+    _load_only("llama-3.2-3b", 100, "1024=15,30,40,48,55,62;4096=5,9,12,14.5,17,20", 200),
+    _load_only("qwen3-30b-a3b", 150, "1024=8,16,24,30,36,42;4096=3,6,8,10,12,14", 200),
+]
+PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7}
 
 
 def log(out: Path, msg: str) -> None:
@@ -208,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--deadline-unix-s", type=float, required=True, help="every server stopped by then")
     ap.add_argument("--server-cmd", default=SERVER_CMD)
-    ap.add_argument("--plan", choices=sorted(PLANS), default="s1", help="which session plan (PLAN, PLAN_S2, ..., PLAN_S6)")
+    ap.add_argument("--plan", choices=sorted(PLANS), default="s1", help="which session plan (PLAN, PLAN_S2, ..., PLAN_S7)")
     ap.add_argument("--only", default=None, help="comma list of variant labels to run (default: the whole plan)")
     ap.add_argument("--time-scale", type=float, default=1.0, help="emulated rehearsal only")
     ap.add_argument("--scale-plan", type=float, default=1.0, help="rehearsal: multiply the plan's times by this")
