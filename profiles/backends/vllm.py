@@ -733,6 +733,12 @@ class VllmRunConfig:
     rate_duration_s: float = 0.0
     """If > 0: each rate sends max(rate_requests, rate x this) requests (same arrival span per rate)."""
     rate_seed: int = 0
+    rate_warmup_s: float = 5.0
+    """Seconds of Poisson arrivals at an ISL's highest rate sent before its measured rates and not recorded
+    (0: none). Kernels compiled on the first use of a token count stall the engine otherwise: vLLM 0.26's
+    fused-MoE Triton kernel (its jit_monitor: "Triton kernel JIT compilation during inference: fused_moe_kernel.
+    This causes a latency spike"), which put 1.9-s TTFTs into the MoE's first measured rate of session s7
+    (profiles/runs/2026-12-03-s7/README.md). The highest rate reaches the largest mixed-step token counts."""
     saturation_ttft_ms: float | None = None
     """Stop raising an ISL's rate once the median TTFT passes this (the queue grows without bound)."""
     time_budget_s: float | None = None
@@ -766,6 +772,8 @@ class RunSummary:
     decode: sweep.SweepOutcome | None = None
     gpu_seconds: float = 0.0
     goodput_rows: list[dict] = field(default_factory=list)
+    rate_warmup_requests: int = 0
+    """Requests sent to warm the engine up before the rate sweep's measured runs (not in load_sweep.csv)."""
 
 
 def _progress(enabled: bool):
@@ -925,7 +933,13 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
     and the whole sweep at `deadline` (time.monotonic)."""
     rows: list[dict] = []
     for isl in cfg.rate_isls:
-        for k, rate in enumerate(sorted(cfg.rates_by_isl.get(isl, cfg.rates))):
+        isl_rates = sorted(cfg.rates_by_isl.get(isl, cfg.rates))
+        if cfg.rate_warmup_s > 0 and isl_rates and (deadline is None or time.monotonic() < deadline):
+            # warm-up, not recorded (VllmRunConfig.rate_warmup_s): its own seed, apart from the measured runs'
+            n_warm = max(2, math.ceil(isl_rates[-1] * cfg.rate_warmup_s))
+            await client.rate_run(isl_rates[-1], isl, cfg.rate_osl, n_warm, seed=cfg.rate_seed - 1)
+            summary.rate_warmup_requests += n_warm
+        for k, rate in enumerate(isl_rates):
             if deadline is not None and time.monotonic() > deadline:
                 return
             n = max(cfg.rate_requests, math.ceil(rate * cfg.rate_duration_s)) if cfg.rate_duration_s else cfg.rate_requests
@@ -1010,7 +1024,8 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
         summary = asyncio.run(_run_async(cfg, url, info, server))
         record = {"url": url, "served_model": info.model, "max_model_len": info.max_model_len, "kv_capacity_tokens": kv,
                   "num_gpu_blocks": info.num_gpu_blocks, "block_size": info.block_size, "time_scale": cfg.time_scale,
-                  "gpu_seconds": round(summary.gpu_seconds, 3),
+                  "gpu_seconds": round(summary.gpu_seconds, 3), "rate_warmup_requests": summary.rate_warmup_requests,
+                  "rate_warmup_s": cfg.rate_warmup_s,
                   "prefill": _outcome_dict(summary.prefill), "decode": _outcome_dict(summary.decode)}
         store = pfmt.ProfileStore(cfg.out)
         if store.prefill_rows and store.decode_rows:
