@@ -1,0 +1,73 @@
+"""bench/vllm_under_load.py: its inputs are checked before any work, and its comparison is exact where it must be.
+
+A load sweep written by the simulator itself (the laws of a committed vLLM profile, Poisson arrivals from an
+empty replica, the shipped frontend constant) stands in for a real one: replaying its arrivals must give back its
+own latencies (0% error), and the closed-form model against the simulator in steady state must stay within the
+15% the bench's goal names, at loads well below saturation.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import vllm_under_load as vul  # noqa: E402
+from fidelity import _mixed_sim, model_saturation_rps  # noqa: E402
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.perf.laws import fit_profile  # noqa: E402
+from planner.perf.profiledata import load_profile  # noqa: E402
+from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING  # noqa: E402
+
+PROFILE = REPO / "profiles" / "data" / "llama-3.1-8b" / "H200-141GB" / "tp1" / "vllm"
+
+
+@pytest.mark.parametrize("arg, says", [
+    ("{tmp}/missing.csv", "file not found"),
+    ("{tmp}/sweep.csv={tmp}", "holds no profile"),
+])
+def test_bad_sweep_is_exit_2_naming_the_file(tmp_path, capsys, arg, says):
+    (tmp_path / "sweep.csv").write_text("isl,osl,rate_rps,sent_s,ttft_ms,itl_ms\n1024,128,1,0,10,5\n")
+    with pytest.raises(SystemExit) as exc:
+        vul.main(["--sweep", arg.format(tmp=tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and says in err and str(tmp_path) in err
+
+
+def test_missing_columns_are_exit_2(tmp_path, capsys):
+    (tmp_path / "sweep.csv").write_text("isl,osl,rate_rps\n1024,128,1\n")
+    with pytest.raises(SystemExit) as exc:
+        vul.main(["--sweep", f"{tmp_path / 'sweep.csv'}={PROFILE}"])
+    assert exc.value.code == 2 and "missing columns" in capsys.readouterr().err
+
+
+def test_a_sweep_the_simulator_wrote_is_replayed_exactly_and_the_model_tracks_its_steady_state(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(vul, "STEADY_REQUESTS", 600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        perf = fit_profile(load_profile(PROFILE), Catalog.load())[0]
+        rows = []
+        for isl in (1024, 4096):
+            sat = model_saturation_rps(perf, "mixed", isl, 128)
+            for share in (0.3, 0.5):
+                rng = np.random.default_rng(int(isl * share))
+                t = np.concatenate([[0.0], np.cumsum(rng.exponential(1.0 / (share * sat), 59))])
+                df, _ = _mixed_sim(perf, isl, 128, t, FRONTEND_MS_PER_RUNNING)
+                rows += [{"isl": isl, "osl": 128, "rate_rps": round(share * sat, 3), "sent_s": s, "ttft_ms": a, "itl_ms": b}
+                         for s, a, b in zip(t, df.ttft_ms, df.itl_ms, strict=True)]
+    sweep = tmp_path / "load_sweep.csv"
+    pd.DataFrame(rows).to_csv(sweep, index=False)
+    assert vul.main(["--sweep", f"{sweep}={PROFILE}"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    result = dict(kv.split("=") for kv in last.split()[1:])
+    assert result["sweeps"] == "1" and result["points"] == "4"
+    assert float(result["ttft_p90_sim_mape_pct"]) < 0.5 and float(result["itl_p90_sim_mape_pct"]) < 0.5
+    assert float(result["steady_ttft_p90_model_vs_sim_mape_pct"]) < 15.0
+    assert float(result["steady_itl_p90_model_vs_sim_mape_pct"]) < 15.0
