@@ -356,27 +356,31 @@ class LawForms:
     """Which roofline-shaped terms the fitted laws carry (planner.perf.fit module doc); all False
     gives the linear laws.
 
-    Default: the decode knee, not the prefill floor. Leave-one-out cross-validation within the
-    sparse halves of the vLLM profiles (bench/calibrate_prior.py, part A0) prefers both (prefill CV
-    median 6.8% vs 9.1%; decode CV p90 22.0% vs 27.0%); on the dense models' held-out halves the
-    floor gives 4.4% p90 against the linear law's 12.6%, and the prior calibrated with it predicts an
-    unprofiled model better (leave-one-model-out prefill median 14.9% vs 17.2%; measured 2026-12-03
-    on the engine-timed prefill). The floor is left off by default for the closed-form capacity
-    model, the planner's own: its mixed (chunked-prefill) step pays max(decode fixed, a) plus the
-    chunk's marginal b*n, and under the floor b is the steeper slope above the floor, so the ITL
-    stretch it predicts near saturation rises: bench/fidelity.py part 4 on the real-vLLM sweep past
-    saturation (profiles/runs/2026-12-02-s2) gives capacity-model TTFT / ITL p90 errors 46.0% / 81.8%
-    with the floor against 26.9% / 49.4% without (the simulator improves: 10.7% / 10.4% against
-    16.8% / 16.0%), and the default plan moves $65.76/h -> $68.16/h. The knee changes nothing where
-    no point lies past the ridge batch (every non-H200 profile bundled)."""
+    Default: both, the decode knee and the prefill floor, chosen on the tuning evidence (2026-12-03,
+    engine-timed vLLM prefill): leave-one-out cross-validation within the sparse halves of the vLLM
+    profiles (bench/calibrate_prior.py, part A0: prefill CV median 6.8% vs 9.1% linear; decode CV p90
+    22.0% vs 27.0%); the prior calibrated with it predicts an unprofiled model better (leave one model
+    out, prefill median 14.9% vs 17.2%); the simulator replaying the tuning load sweep of real vLLM
+    (llama-3.1-8b, bench/fidelity.py part 4) 10.6% / 5.1% TTFT / ITL p90 vs 11.8% / 6.8%; Splitwise
+    prefill batches (part 2) 31.9% vs 35.6%; the closed-form model against the simulator unchanged
+    (part 1 within 0.3 points; bench/vllm_under_load.py steady state on the tuning sweeps 6.6 / 6.4% vs
+    6.5 / 6.6%). The floor was off until then because the capacity model's errors against the sweep past
+    saturation (profiles/runs/2026-12-02-s2) grow with it (TTFT / ITL p90 46.0% / 81.8% vs 26.9% /
+    49.4%): those 12-s samples from an empty replica are transient near saturation and the model
+    predicts the steady state (bench/vllm_under_load.py shows it; the model against the simulator in
+    steady state there: 11.1 / 12.2% vs 13.8 / 12.1%). Held out, reported: the four dense variants'
+    sparse-half prefill p90 4.4% vs 12.6%; qwen3-14b 13.7% vs 14.2%; H100 tp2-8 10.4% vs 11.7%; the
+    qwen3-32b load sweep in replay 14.4% / 4.4% vs 11.7% / 2.7%. The default plan (make run) costs
+    $68.16/h with it, $65.76/h with the linear prefill. The knee changes nothing where no point lies
+    past the ridge batch (every non-H200 profile bundled)."""
 
-    prefill_floor: bool = False
+    prefill_floor: bool = True
     """t = a + max(floor, b*sum(isl) + c*sum(isl^2)), floor <= the decode step at batch 1."""
     decode_knee: bool = True
     """+ kappa * max(0, batch - ridge batch) in the decode step."""
 
 
-DEFAULT_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=True)
+DEFAULT_LAW_FORMS = LawForms(prefill_floor=True, decode_knee=True)
 LINEAR_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=False)
 
 
