@@ -71,3 +71,13 @@ def test_a_sweep_the_simulator_wrote_is_replayed_exactly_and_the_model_tracks_it
     assert float(result["ttft_p90_sim_mape_pct"]) < 0.5 and float(result["itl_p90_sim_mape_pct"]) < 0.5
     assert float(result["steady_ttft_p90_model_vs_sim_mape_pct"]) < 15.0
     assert float(result["steady_itl_p90_model_vs_sim_mape_pct"]) < 15.0
+
+
+@pytest.mark.parametrize("rate, sat, expected_s", [
+    (0.0, 10.0, 0.1),                      # an idle queue relaxes in one service time
+    (2.5, 10.0, 0.1 / (1 - 0.5) ** 2),     # rho 0.25: sqrt 0.5
+    (9.0, 10.0, 0.1 / (1 - 0.9 ** 0.5) ** 2),
+    (10.0, 10.0, float("inf")),            # saturated: never
+])
+def test_relaxation_time_is_the_mm1_one(rate, sat, expected_s):
+    assert vul.relaxation_s(rate, sat) == pytest.approx(expected_s)
