@@ -18,8 +18,10 @@ steady_ttft_p90_model_vs_sim_mape_pct=... steady_itl_p90_model_vs_sim_mape_pct=.
 ISLs that saturated> saturation_worst_pct=...`` (``*_sim_*``: the simulator replaying each sample's arrivals;
 ``heldout_*``: every row but the constant's tuning rows, llama-3.1-8b ISL 1024; ``steady_*``: the capacity model
 against the simulator in steady state at the same rates, see STEADY_REQUESTS; ``reachable_*``: the capacity model
-against the measured p90 on the points whose sample could reach the steady state, see RELAX_SHARE; the line also
-carries ``reachable_points``).
+against the measured p90 on the points whose sample could reach the steady state, see RELAX_SHARE, with
+``reachable_points``; ``band_*``: the capacity model against the median p90 that n Poisson requests from an empty
+replica give in the simulator, its error without the sample's luck, and ``*_in_band_pct``: the share of points
+whose measured p90 lies within that chance band's 5-95%, both from bench/fidelity.py's part 4).
 """
 
 from __future__ import annotations
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if not sweeps:
         print("no load sweep found (profiles/data/**/load_sweep.csv); name one with --sweep", file=sys.stderr)
         return 2
-    con = Console(width=200)
+    con = Console(width=320)
     rows, pooled, held = [], {}, {}
     sat_errs: list[float] = []
     for sweep, prof in sweeps:
@@ -182,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         for k in ("ttft", "itl"):
             pooled.setdefault(f"steady_{k}", []).extend(steady[k])
             pooled.setdefault(f"reach_{k}", []).extend(reach[k])
+            pooled.setdefault(f"band_{k}", []).extend(e.get(f"vllm_load_{k}_p90_model_vs_band", []))
+            pooled.setdefault(f"inband_{k}", []).extend(e.get(f"vllm_load_{k}_p90_in_band", []))
         is_tuning = sweep.resolve() == TUNING_SWEEP.resolve()
         # rows of this sweep held out of the frontend constant: all but llama-3.1-8b ISL 1024
         for k in ("vllm_load_ttft_p90_model", "vllm_load_itl_p90_model", "vllm_load_ttft_p90_sim", "vllm_load_itl_p90_sim"):
@@ -195,15 +199,21 @@ def main(argv: list[str] | None = None) -> int:
                        ("vllm_load_ttft_p90_model", "vllm_load_itl_p90_model", "vllm_load_ttft_p90_sim", "vllm_load_itl_p90_sim")),
                      *(float(np.mean(steady[k])) if steady[k] else math.nan for k in ("ttft", "itl")),
                      len(reach["ttft"]), *(float(np.mean(reach[k])) if reach[k] else math.nan for k in ("ttft", "itl")),
+                     *(float(np.mean(e[f"vllm_load_{k}_p90_model_vs_band"])) if e.get(f"vllm_load_{k}_p90_model_vs_band")
+                       else math.nan for k in ("ttft", "itl")),
+                     *(float(np.mean(e[f"vllm_load_{k}_p90_in_band"])) if e.get(f"vllm_load_{k}_p90_in_band")
+                       else math.nan for k in ("ttft", "itl")),
                      ", ".join(f"{s:.0f}" for s in sat) or "-", "tuning (ISL 1024)" if is_tuning else "held out"))
     t = Table(title=f"Real vLLM 0.26.0 under Poisson load, per sweep: p90 MAPE % below saturation (goal <= {GOAL_P90_PCT:g}), "
                     f"saturation-rate error % per ISL that saturated (goal <= {GOAL_SATURATION_PCT:g})")
     for c in ("sweep", "points", "TTFT model", "ITL model", "TTFT sim (replay)", "ITL sim (replay)",
               "TTFT model vs steady sim", "ITL model vs steady sim", "steady-reachable points",
-              "TTFT model there", "ITL model there", "saturation err %", "frontend constant"):
+              "TTFT model there", "ITL model there", "TTFT model vs chance band", "ITL model vs chance band",
+              "TTFT measured in band %", "ITL measured in band %", "saturation err %", "frontend constant"):
         t.add_column(c, justify="right")
     for r in rows:
-        t.add_row(r[0], str(r[1]), *(f"{x:.1f}" for x in r[2:8]), str(r[8]), f"{r[9]:.1f}", f"{r[10]:.1f}", r[11], r[12])
+        t.add_row(r[0], str(r[1]), *(f"{x:.1f}" for x in r[2:8]), str(r[8]), *(f"{x:.1f}" for x in r[9:13]),
+                  *(f"{x:.0f}" for x in r[13:15]), r[15], r[16])
     con.print(t)
 
     def m(d: dict[str, list[float]], k: str) -> float:
@@ -218,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
           f"steady_itl_p90_model_vs_sim_mape_pct={m(pooled, 'steady_itl'):.1f} "
           f"reachable_points={len(pooled.get('reach_ttft', []))} "
           f"reachable_ttft_p90_model_mape_pct={m(pooled, 'reach_ttft'):.1f} reachable_itl_p90_model_mape_pct={m(pooled, 'reach_itl'):.1f} "
+          f"band_ttft_p90_model_mape_pct={m(pooled, 'band_ttft'):.1f} band_itl_p90_model_mape_pct={m(pooled, 'band_itl'):.1f} "
+          f"ttft_p90_in_band_pct={m(pooled, 'inband_ttft'):.0f} itl_p90_in_band_pct={m(pooled, 'inband_itl'):.0f} "
           f"saturation_err_pct={float(np.mean(sat_errs)) if sat_errs else math.nan:.1f} "
           f"saturation_worst_pct={max(sat_errs) if sat_errs else math.nan:.1f}")
     return 0
