@@ -19,7 +19,7 @@ Both are roofline-shaped (planner/perf/prior.py: time = max(compute, memory)):
   0 (the linear law) where no point lies past the knee.
 Scored by leave-one-out cross-validation within the sparse halves of the vLLM profiles
 (bench/calibrate_prior.py, part A0) among forms the planner's consumers can evaluate; which the
-planner uses by default is planner.perf.laws.LawForms (the knee; the floor is opt-in).
+planner uses by default is planner.perf.laws.LawForms (both the knee and the floor since 2026-12-03).
 
 Coefficients are constrained >= 0 (``scipy.optimize.nnls``) so the laws are monotone in every
 size: latency never falls as a prompt, a batch or a context grows, also outside the measured range.
