@@ -332,6 +332,30 @@ def test_rate_sweep_warms_up_at_each_isls_highest_rate_without_recording_it(tmp_
     assert served[1.5] - served[0.0] == 8
 
 
+def test_each_prefill_point_is_sent_once_untimed_before_its_timed_repeats(tmp_path, monkeypatch):
+    """VllmRunConfig.prefill_warmup: one untimed batch per prefill point, before its timed repeats (kernels
+    compiled on a token count's first use would stall the first timed repeat); off, none. The warm-up is counted
+    at VllmClient.warm_up (a spy around the real call), because timed repeats vary with re-measurement."""
+    from profiles.backends.vllm import VllmClient
+
+    real = VllmClient.warm_up
+    for warm in (False, True):
+        calls: list[tuple[int, int]] = []
+
+        async def spy(self, isl, batch, calls=calls):
+            calls.append((isl, batch))
+            await real(self, isl, batch)
+
+        monkeypatch.setattr(VllmClient, "warm_up", spy)
+        out = tmp_path / f"w{warm}"
+        with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+            cfg = small_cfg(out, fleet.urls[0], prefill_isl=(128, 256), prefill_batch=(1, 2), decode_batch=(1,),
+                            decode_context=(256,), time_scale=0.2, prefill_warmup=warm)
+            run_profile(cfg)
+        assert len((out / "prefill.csv").read_text().splitlines()) == 5  # header + the 4 timed points
+        assert sorted(calls) == ([(128, 1), (128, 2), (256, 1), (256, 2)] if warm else [])
+
+
 def _requests_served(url: str) -> int:
     """Finished requests the (emulated) server counted, from its /metrics."""
     import urllib.request

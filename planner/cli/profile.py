@@ -145,6 +145,9 @@ def register(app: typer.Typer) -> None:
         decode_repeats: int | None = typer.Option(None, min=1, help="timings per decode point (default: --repeats)"),
         prefill_budget_frac: float = typer.Option(0.3, min=0.05, max=1.0,
                                                   help="share of --time-budget-s / --deadline-unix-s the prefill sweep may use"),
+        prefill_warmup: bool = typer.Option(True, "--prefill-warmup/--no-prefill-warmup",
+                                            help="send each prefill point once, untimed, before timing it (kernels "
+                                                 "compiled on first use stall the first run)"),
         prefill_method: PrefillMethod = typer.Option(PrefillMethod.engine, case_sensitive=False,
                                                      help="vllm: how a prefill point is timed: 'engine' (vLLM's own prefill-time "
                                                           "histogram) or 'blocker' (the first runs' client-side method); "
@@ -243,7 +246,7 @@ def register(app: typer.Typer) -> None:
         cfg = VllmRunConfig(model=model, gpu=gpu, tp=tp, out=Path(directory), endpoint=endpoint, launch=launch,
                             prefill_isl=pi, prefill_batch=pb, decode_batch=db, decode_context=dc, decode_tokens=decode_tokens,
                             repeats=repeats, decode_repeats=decode_repeats, max_point_kv_tokens=max_point_kv_tokens,
-                            prefill_method=prefill_method.value, prefill_budget_frac=prefill_budget_frac,
+                            prefill_method=prefill_method.value, prefill_budget_frac=prefill_budget_frac, prefill_warmup=prefill_warmup,
                             ttft_cap_ms=ttft_cap_ms, itl_cap_ms=itl_cap_ms, max_num_seqs=max_num_seqs,
                             max_batched_tokens=max_num_batched_tokens, health_timeout_s=health_timeout_s,
                             kv_capacity_override=kv_capacity, time_scale=time_scale, rates=_floats(rates, "rates"),

@@ -589,6 +589,10 @@ class VllmClient:
         if r.status_code != 200:
             raise ProfilerError(f"{self.url}/v1/completions answered HTTP {r.status_code}: {r.text[:300]}")
 
+    async def warm_up(self, isl: int, batch: int) -> None:
+        """One untimed batch of `batch` prompts of `isl` tokens (VllmRunConfig.prefill_warmup)."""
+        await self.complete_batch(isl, batch)
+
     async def prefill_engine_ms(self, isl: int, batch: int) -> float:
         """Engine-clock prefill time of `batch` prompts of `isl` tokens sharing one step (engine method,
         module doc): up to ENGINE_ATTEMPTS samples until the prompts shared a step."""
@@ -733,6 +737,10 @@ class VllmRunConfig:
     rate_duration_s: float = 0.0
     """If > 0: each rate sends max(rate_requests, rate x this) requests (same arrival span per rate)."""
     rate_seed: int = 0
+    prefill_warmup: bool = True
+    """Send each prefill point's batch once, untimed, before its timed repeats: a token count the engine has not
+    run yet may compile a kernel on first use (vLLM 0.26's fused-MoE Triton kernel warned so at the first
+    prefill points of every MoE launch in sessions s5, s6 and s7), which would stall the first repeat."""
     rate_warmup_s: float = 5.0
     """Seconds of Poisson arrivals at an ISL's highest rate sent before its measured rates and not recorded
     (0: none). Kernels compiled on the first use of a token count stall the engine otherwise: vLLM 0.26's
@@ -844,6 +852,8 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
                 return lambda: client.prefill_engine_ms(p.isl, p.batch)
 
             async def measure_prefill_async(p: sweep.PrefillPoint) -> float:
+                if cfg.prefill_warmup:
+                    await client.warm_up(p.isl, p.batch)
                 samples, central = await measured_with_floor(p.key, store.prefill_done(),
                                                              prefill_once(p), cfg.repeats)
                 e2e = [await client.prefill_e2e_ms(p.isl, p.batch) for _ in range(cfg.e2e_repeats)] if p.batch in cfg.e2e_batches else []
@@ -1025,7 +1035,7 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
         record = {"url": url, "served_model": info.model, "max_model_len": info.max_model_len, "kv_capacity_tokens": kv,
                   "num_gpu_blocks": info.num_gpu_blocks, "block_size": info.block_size, "time_scale": cfg.time_scale,
                   "gpu_seconds": round(summary.gpu_seconds, 3), "rate_warmup_requests": summary.rate_warmup_requests,
-                  "rate_warmup_s": cfg.rate_warmup_s,
+                  "rate_warmup_s": cfg.rate_warmup_s, "prefill_warmup": cfg.prefill_warmup,
                   "prefill": _outcome_dict(summary.prefill), "decode": _outcome_dict(summary.decode)}
         store = pfmt.ProfileStore(cfg.out)
         if store.prefill_rows and store.decode_rows:
