@@ -356,8 +356,29 @@ def step_composition_check(perf: VariantPerf, points: list[LoadPoint], con: Cons
     con.print(t)
 
 
+@dataclasses.dataclass(frozen=True)
+class Saturation:
+    """Saturation rates of a load sweep per (isl, osl): the capacity model's, and the measured one (the
+    served first-token rate of the first saturated point, `LoadPoint.saturated`) where a point saturated."""
+
+    model: dict[tuple[int, int], float]
+    measured: dict[tuple[int, int], float]
+
+    def below(self, p: LoadPoint) -> bool:
+        """Whether `p` offered less than both saturation rates (the points the errors are kept on)."""
+        return p.realised_rps < min(self.model[(p.isl, p.osl)], self.measured.get((p.isl, p.osl), math.inf))
+
+
+def saturation(perf: VariantPerf, points: list[LoadPoint]) -> Saturation:
+    measured: dict[tuple[int, int], float] = {}
+    for p in sorted(points, key=lambda p: p.realised_rps):
+        if p.saturated and (p.isl, p.osl) not in measured:
+            measured[(p.isl, p.osl)] = p.served_rps
+    return Saturation({(p.isl, p.osl): model_saturation_rps(perf, "mixed", p.isl, p.osl) for p in points}, measured)
+
+
 def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
-                   profile_dir: Path | None = None) -> dict[str, list[float]]:
+                   profile_dir: Path | None = None, perf: VariantPerf | None = None) -> dict[str, list[float]]:
     """Measured TTFT/ITL p50/p90/p99 of a real vLLM mixed replica under Poisson load vs the capacity
     model and the simulator (laws fitted on the vLLM profile next to the sweep file).
 
@@ -369,7 +390,8 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
     is the ISL-1024 fit (ISL 4096 held out). Errors are kept below saturation (measured and model);
     the measured saturation rate is the served first-token rate of the first saturated point
     (`LoadPoint.saturated`), compared with the model's (`model_saturation_rps`) when reached.
-    `n_sim` and `seeds` are unused (the replay is deterministic; the band uses BAND_SAMPLES)."""
+    `n_sim` and `seeds` are unused (the replay is deterministic; the band uses BAND_SAMPLES). `perf`: the
+    swept replica's laws when the caller has fitted them already (else fitted on `profile_dir`)."""
     from planner.io.catalog import Catalog
     from planner.perf.laws import fit_profile
     from planner.perf.profiledata import load_profile
@@ -382,17 +404,12 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
         return out
     points = read_load_sweep(sweep_csv)
     # the laws of the replica that was swept: the profile beside the sweep unless --load-profile names one
-    perf, _, _ = fit_profile(load_profile(profile_dir or sweep_csv.parent), Catalog.load())
+    if perf is None:
+        perf, _, _ = fit_profile(load_profile(profile_dir or sweep_csv.parent), Catalog.load())
     step_composition_check(perf, points, con)
     isls = sorted({p.isl for p in points})
-    sat_model = {(p.isl, p.osl): model_saturation_rps(perf, "mixed", p.isl, p.osl) for p in points}
-    sat_meas: dict[tuple[int, int], float] = {}
-    for p in sorted(points, key=lambda p: p.realised_rps):
-        if p.saturated and (p.isl, p.osl) not in sat_meas:
-            sat_meas[(p.isl, p.osl)] = p.served_rps
-
-    def below(p: LoadPoint) -> bool:
-        return p.realised_rps < min(sat_model[(p.isl, p.osl)], sat_meas.get((p.isl, p.osl), math.inf))
+    sat = saturation(perf, points)
+    sat_model, sat_meas, below = sat.model, sat.measured, sat.below
 
     # Frontend constant, both splits: fit on one ISL, errors on the other.
     split_rows = []

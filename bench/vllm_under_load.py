@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from fidelity import PERCENTILE, _mixed_sim, model_saturation_rps, part_vllm_load, read_load_sweep  # noqa: E402
+from fidelity import PERCENTILE, LoadPoint, Saturation, _mixed_sim, part_vllm_load, read_load_sweep, saturation  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
@@ -49,7 +49,6 @@ from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING  # noqa: E402
 
 # The sweep the frontend constant was fitted on (its ISL-1024 rows): laws.FRONTEND_MS_PER_RUNNING's source.
 TUNING_SWEEP = ROOT / "profiles" / "data" / "llama-3.1-8b" / "H200-141GB" / "tp1" / "vllm" / "load_sweep.csv"
-TUNING_ISL = 1024
 # Sweeps kept outside profiles/data (past saturation; a held-out model whose profile is a session's run) and
 # the profile of the swept replica.
 EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
@@ -94,18 +93,12 @@ def parse_sweep(arg: str) -> tuple[Path, Path]:
     return sp, pd_
 
 
-def steady_errors(perf: VariantPerf, sweep: Path) -> dict[str, list[float]]:
+def steady_errors(perf: VariantPerf, points: list[LoadPoint], sat: Saturation) -> dict[str, list[float]]:
     """|model - simulator in steady state| / simulator, %, TTFT and ITL p90, at the realised rate of every
-    point of `sweep` below saturation (the model's and the measured)."""
-    points = read_load_sweep(sweep)
-    sat_model = {(p.isl, p.osl): model_saturation_rps(perf, "mixed", p.isl, p.osl) for p in points}
-    sat_meas: dict[tuple[int, int], float] = {}
-    for p in sorted(points, key=lambda p: p.realised_rps):
-        if p.saturated and (p.isl, p.osl) not in sat_meas:
-            sat_meas[(p.isl, p.osl)] = p.served_rps
+    point below saturation (the model's and the measured)."""
     out: dict[str, list[float]] = {"ttft": [], "itl": []}
     for p in points:
-        if p.realised_rps >= min(sat_model[(p.isl, p.osl)], sat_meas.get((p.isl, p.osl), math.inf)):
+        if not sat.below(p):
             continue
         sims = []
         for seed in range(STEADY_SEEDS):
@@ -134,20 +127,23 @@ def relaxation_s(rate_rps: float, saturation_rps: float) -> float:
     return math.inf if rho >= 1.0 else 1.0 / saturation_rps / (1.0 - math.sqrt(rho)) ** 2
 
 
-def reachable_errors(perf: VariantPerf, sweep: Path) -> dict[str, list[float]]:
+def reachable_errors(perf: VariantPerf, points: list[LoadPoint], sat: Saturation) -> dict[str, list[float]]:
     """|model - measured| / measured, %, TTFT and ITL p90, on the points whose sample could reach the
     steady state the model predicts (relaxation time <= RELAX_SHARE x the sample's arrival span)."""
     out: dict[str, list[float]] = {"ttft": [], "itl": []}
-    for p in read_load_sweep(sweep):
-        sat = model_saturation_rps(perf, "mixed", p.isl, p.osl)
+    for p in points:
         span = float(p.sent_s.max() - p.sent_s.min())
-        if p.saturated or relaxation_s(p.realised_rps, sat) > RELAX_SHARE * span:
+        if p.saturated or relaxation_s(p.realised_rps, sat.model[(p.isl, p.osl)]) > RELAX_SHARE * span:
             continue
         lat = capacity.mixed_latency(perf, float(p.isl), float(p.osl), p.realised_rps, PERCENTILE)
         for k, model in (("ttft", lat.ttft_ms), ("itl", lat.itl_ms)):
             meas = float(np.nanpercentile(p.ttft_ms if k == "ttft" else p.itl_ms, PERCENTILE))
             out[k].append(abs(model - meas) / meas * 100.0)
     return out
+
+
+def _mean(xs: list[float] | None) -> float:
+    return float(np.mean(xs)) if xs else math.nan
 
 
 def label_of(sweep: Path) -> str:
@@ -177,10 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     for sweep, prof in sweeps:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # extrapolation warnings of the laws are in the tables
-            e = part_vllm_load(sweep, 0, 0, con, prof)
             perf = fit_profile(load_profile(prof), Catalog.load())[0]
-            steady = steady_errors(perf, sweep)
-            reach = reachable_errors(perf, sweep)
+            e = part_vllm_load(sweep, 0, 0, con, prof, perf=perf)
+            points = read_load_sweep(sweep)
+            sat = saturation(perf, points)
+            steady = steady_errors(perf, points, sat)
+            reach = reachable_errors(perf, points, sat)
         for k in ("ttft", "itl"):
             pooled.setdefault(f"steady_{k}", []).extend(steady[k])
             pooled.setdefault(f"reach_{k}", []).extend(reach[k])
@@ -192,18 +190,16 @@ def main(argv: list[str] | None = None) -> int:
             pooled.setdefault(k, []).extend(e.get(k, []))
             src = e.get(k.replace("vllm_load_", "vllm_load_heldout_"), []) if is_tuning else e.get(k, [])
             held.setdefault(k, []).extend(src)
-        sat = e.get("vllm_load_saturation_err", [])
-        sat_errs.extend(sat)
+        sat_err = e.get("vllm_load_saturation_err", [])
+        sat_errs.extend(sat_err)
         rows.append((label_of(sweep), len(e.get("vllm_load_ttft_p90_model", [])),
-                     *(float(np.mean(e[k])) if e.get(k) else math.nan for k in
+                     *(_mean(e.get(k)) for k in
                        ("vllm_load_ttft_p90_model", "vllm_load_itl_p90_model", "vllm_load_ttft_p90_sim", "vllm_load_itl_p90_sim")),
-                     *(float(np.mean(steady[k])) if steady[k] else math.nan for k in ("ttft", "itl")),
-                     len(reach["ttft"]), *(float(np.mean(reach[k])) if reach[k] else math.nan for k in ("ttft", "itl")),
-                     *(float(np.mean(e[f"vllm_load_{k}_p90_model_vs_band"])) if e.get(f"vllm_load_{k}_p90_model_vs_band")
-                       else math.nan for k in ("ttft", "itl")),
-                     *(float(np.mean(e[f"vllm_load_{k}_p90_in_band"])) if e.get(f"vllm_load_{k}_p90_in_band")
-                       else math.nan for k in ("ttft", "itl")),
-                     ", ".join(f"{s:.0f}" for s in sat) or "-", "tuning (ISL 1024)" if is_tuning else "held out"))
+                     *(_mean(steady[k]) for k in ("ttft", "itl")),
+                     len(reach["ttft"]), *(_mean(reach[k]) for k in ("ttft", "itl")),
+                     *(_mean(e.get(f"vllm_load_{k}_p90_model_vs_band")) for k in ("ttft", "itl")),
+                     *(_mean(e.get(f"vllm_load_{k}_p90_in_band")) for k in ("ttft", "itl")),
+                     ", ".join(f"{x:.0f}" for x in sat_err) or "-", "tuning (ISL 1024)" if is_tuning else "held out"))
     t = Table(title=f"Real vLLM 0.26.0 under Poisson load, per sweep: p90 MAPE % below saturation (goal <= {GOAL_P90_PCT:g}), "
                     f"saturation-rate error % per ISL that saturated (goal <= {GOAL_SATURATION_PCT:g})")
     for c in ("sweep", "points", "TTFT model", "ITL model", "TTFT sim (replay)", "ITL sim (replay)",
@@ -217,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     con.print(t)
 
     def m(d: dict[str, list[float]], k: str) -> float:
-        return float(np.mean(d[k])) if d.get(k) else math.nan
+        return _mean(d.get(k))
 
     print(f"RESULT sweeps={len(sweeps)} points={len(pooled.get('vllm_load_ttft_p90_model', []))} "
           f"ttft_p90_model_mape_pct={m(pooled, 'vllm_load_ttft_p90_model'):.1f} itl_p90_model_mape_pct={m(pooled, 'vllm_load_itl_p90_model'):.1f} "
@@ -230,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
           f"reachable_ttft_p90_model_mape_pct={m(pooled, 'reach_ttft'):.1f} reachable_itl_p90_model_mape_pct={m(pooled, 'reach_itl'):.1f} "
           f"band_ttft_p90_model_mape_pct={m(pooled, 'band_ttft'):.1f} band_itl_p90_model_mape_pct={m(pooled, 'band_itl'):.1f} "
           f"ttft_p90_in_band_pct={m(pooled, 'inband_ttft'):.0f} itl_p90_in_band_pct={m(pooled, 'inband_itl'):.0f} "
-          f"saturation_err_pct={float(np.mean(sat_errs)) if sat_errs else math.nan:.1f} "
+          f"saturation_err_pct={_mean(sat_errs):.1f} "
           f"saturation_worst_pct={max(sat_errs) if sat_errs else math.nan:.1f}")
     return 0
 

@@ -134,9 +134,10 @@ PLAN_S6 = [
 # sweeps past the capacity model's saturation rate (qwen3-32b: 8.7 rps at ISL 1024, 2.05 at 4096;
 # llama-3.2-3b, held out of every calibration: 55 / 16.7; the MoE: 34.7 / 10.8; OSL 128, from the
 # committed laws) with a one-point profile grid, so the server's time goes to the rates.
-def _load_only(model: str, startup_s: float, rates: str, rate_s: float) -> Variant:
+def _load_only(model: str, startup_s: float, rates: str, rate_s: float, rate_duration_s: float = 12.0,
+               tag: str = "-loadsat") -> Variant:
     return Variant(model, startup_s=startup_s, sweep_s=25, prefill_isl="512", prefill_batch="1", decode_batch="1",
-                   decode_context="512", rates=rates, rate_s=rate_s, tag="-loadsat")
+                   decode_context="512", rates=rates, rate_s=rate_s, rate_duration_s=rate_duration_s, tag=tag)
 
 
 PLAN_S7 = [
@@ -149,8 +150,7 @@ PLAN_S7 = [
 # queue builds as in the model's steady state (the 12-s samples stay transient: s7 README). (2) The MoE's load
 # sweep again, now with the profiler's warm-up before the measured rates (the JIT stalls of s7).
 PLAN_S8 = [
-    Variant("llama-3.1-8b", startup_s=110, sweep_s=25, prefill_isl="512", prefill_batch="1", decode_batch="1",
-            decode_context="512", rates="4096=6.5,7.5,8.2", rate_s=260, rate_duration_s=60.0, tag="-steady"),
+    _load_only("llama-3.1-8b", 110, "4096=6.5,7.5,8.2", 260, rate_duration_s=60.0, tag="-steady"),
     _load_only("qwen3-30b-a3b", 150, "1024=8,16,24,30,36,42;4096=3,6,8,10,12,14", 230),
 ]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
