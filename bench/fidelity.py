@@ -348,8 +348,7 @@ def step_composition_check(perf: VariantPerf, points: list[LoadPoint], con: Cons
         x, y = np.asarray(rows_x), np.asarray(rows_y)
         coef = np.linalg.lstsq(x, y, rcond=None)[0]
         err = float(np.median(np.abs(x @ coef - y) / y) * 100.0)
-        law = (perf.prefill_b_ms_per_token * isl + perf.prefill_c_ms_per_token2 * isl * isl
-               + max(0.0, perf.prefill_a_ms - perf.decode_fixed_ms(1.0)))
+        law = perf.prefill_marginal_ms(isl, isl * isl) + max(0.0, perf.prefill_a_ms - perf.decode_fixed_ms(1.0))
         ctx = isl + points[0].osl / 2.0
         t.add_row(str(isl), str(len(y)), f"{coef[0]:.2f}", f"{perf.decode_fixed_ms(1.0):.2f}", f"{coef[1]:.3f}",
                   f"{perf.decode_beta_ms_per_seq + perf.decode_gamma_ms_per_token * ctx:.3f}", f"{coef[2]:.1f}", f"{law:.1f}", f"{err:.1f}")

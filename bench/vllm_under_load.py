@@ -54,8 +54,15 @@ TUNING_SWEEP = ROOT / "profiles" / "data" / "llama-3.1-8b" / "H200-141GB" / "tp1
 EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     ("profiles/runs/2026-12-02-s2/llama-3.1-8b-loadsat/load_sweep.csv", "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
     ("profiles/runs/2026-12-03-s7/qwen3-32b/H200-141GB/tp1-loadsat/vllm/load_sweep.csv", "profiles/data/qwen3-32b/H200-141GB/tp1/vllm"),
-    ("profiles/runs/2026-12-03-s7/qwen3-30b-a3b/H200-141GB/tp1-loadsat/vllm/load_sweep.csv",
+    # The MoE's s7 sweep is not here: vLLM compiled fused-MoE kernels during its first rates (jit_monitor
+    # warnings, s7 README); s8 measured it again after the profiler's warm-ups, in two server launches.
+    ("profiles/runs/2026-12-03-s8/qwen3-30b-a3b/H200-141GB/tp1-warm/vllm/load_sweep.csv",
      "profiles/data/qwen3-30b-a3b/H200-141GB/tp1/vllm"),
+    ("profiles/runs/2026-12-03-s8/launch2/qwen3-30b-a3b/H200-141GB/tp1-warm/vllm/load_sweep.csv",
+     "profiles/data/qwen3-30b-a3b/H200-141GB/tp1/vllm"),
+    # Steady state near saturation: 60 s of arrivals per rate (the others: 12 s).
+    ("profiles/runs/2026-12-03-s8/llama-3.1-8b/H200-141GB/tp1-steady/vllm/load_sweep.csv",
+     "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
     ("profiles/runs/2026-12-03-s7/llama-3.2-3b/H200-141GB/tp1-loadsat/vllm/load_sweep.csv",
      "profiles/runs/2026-12-03-s7/llama-3.2-3b-profile"),
 )

@@ -148,13 +148,22 @@ PLAN_S7 = [
 # The eighth (prepared 2026-12-03 for the next lent GPU): what s7 left. (1) The steady state near saturation on
 # real vLLM: llama-3.1-8b at ISL 4096, 73-92% of the capacity model's 8.9 rps, 60 s of arrivals per rate, so the
 # queue builds as in the model's steady state (the 12-s samples stay transient: s7 README). (2) The MoE's load
-# sweep again, now with the profiler's warm-up before the measured rates (the JIT stalls of s7).
+# sweep again, now with the profiler's warm-ups (each prefill point once untimed, 5 s of arrivals before the
+# rates: the fused-MoE JIT stalls of s5-s7), in one launch with its prefill grid (is the spread of s5 the JIT's?).
 PLAN_S8 = [
     _load_only("llama-3.1-8b", 110, "4096=6.5,7.5,8.2", 260, rate_duration_s=60.0, tag="-steady"),
-    _load_only("qwen3-30b-a3b", 150, "1024=8,16,24,30,36,42;4096=3,6,8,10,12,14", 230),
+    Variant("qwen3-30b-a3b", startup_s=150, sweep_s=70, decode_batch="1", decode_context="512", prefill_frac=0.95,
+            rates="1024=8,16,24,30,36,42;4096=3,6,8,10,12,14", rate_s=230, tag="-warm"),
+]
+# The ninth (2026-12-03, session 4, after s8): the MoE's prefill at the token counts between the grid's points,
+# batch 1, engine method, warmed up: under load at ISL 1024 its TTFT is ~2x the law's (s8 README), and the grid
+# (512, 2048) never measured 1,024 tokens; 2,048 already costs as much as 4,096.
+PLAN_S9 = [
+    Variant("qwen3-30b-a3b", startup_s=150, sweep_s=60, prefill_isl="256,768,1024,1536,2048,3072,4096", prefill_batch="1",
+            decode_batch="1", decode_context="512", prefill_frac=0.95, tag="-dense-grid"),
 ]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
-         "s8": PLAN_S8}
+         "s8": PLAN_S8, "s9": PLAN_S9}
 
 
 def log(out: Path, msg: str) -> None:

@@ -217,6 +217,12 @@ class VariantPerf:
     """Ridge batch past which decode GEMMs are compute bound (planner.perf.prior.ridge_batch); 0: no knee term."""
     decode_knee_ms_per_seq: float = 0.0
     """Extra step time per sequence past the knee: a step adds kappa * max(0, batch - knee)."""
+    # --- added by the MoE prefill work (issue 10): the measured points where no law follows them
+    prefill_table_tokens: tuple[float, ...] = ()
+    """Tokens per prefill pass of the measured points (ascending); () = the law alone (dense models, priors)."""
+    prefill_table_ratio: tuple[float, ...] = ()
+    """Measured / law at those tokens: a pass costs the law times this ratio, interpolated in log tokens
+    and held at the ends (:func:`prefill_token_table`); a mixed step adds the same excess to its chunks."""
 
     def decode_fixed_ms(self, batch: float) -> float:
         """The step cost that does not grow linearly with the batch: alpha, plus the experts a MoE
@@ -234,9 +240,30 @@ class VariantPerf:
         return (self.decode_moe_ms <= 0.0 or self.moe_route_share <= 0.0) and self.decode_knee_ms_per_seq <= 0.0
 
     def prefill_pass_ms(self, sum_isl: float, sum_isl2: float) -> float:
-        """One prefill forward pass over prompts with these token sums: a + max(floor, b*sum + c*sum2)."""
+        """One prefill forward pass over prompts with these token sums: a + max(floor, b*sum + c*sum2),
+        times the measured table's ratio at sum_isl tokens where the variant has one (MoE)."""
+        return self._law_pass_ms(sum_isl, sum_isl2) + self.prefill_excess_ms(sum_isl, sum_isl2)
+
+    def _law_pass_ms(self, sum_isl: float, sum_isl2: float) -> float:
         return self.prefill_a_ms + max(self.prefill_floor_ms,
                                        self.prefill_b_ms_per_token * sum_isl + self.prefill_c_ms_per_token2 * sum_isl2)
+
+    def prefill_excess_ms(self, sum_isl: float, sum_isl2: float) -> float:
+        """What the measured token table adds to the law's pass of sum_isl tokens: law x (ratio - 1);
+        0 without a table, negative where the measurement ran faster than the law."""
+        if not self.prefill_table_tokens:
+            return 0.0
+        r = table_ratio(self.prefill_table_tokens, self.prefill_table_ratio, sum_isl)
+        return self._law_pass_ms(sum_isl, sum_isl2) * (r - 1.0)
+
+    def prefill_marginal_ms(self, tokens: float, isl2: float) -> float:
+        """The cost of `tokens` prefill tokens riding in a mixed (chunked-prefill) step, whose fixed cost
+        the step pays once: b*tokens + c*isl2, plus the token table's excess at that many tokens (MoE),
+        never below 0 (planner.simulate.steptime.mixed_step_ms, the capacity model's mixed replica)."""
+        m = self.prefill_b_ms_per_token * tokens + self.prefill_c_ms_per_token2 * isl2
+        if not self.prefill_table_tokens:
+            return m
+        return max(0.0, m + self.prefill_excess_ms(tokens, isl2))
 
     @property
     def precision(self) -> str:
@@ -351,6 +378,39 @@ def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllRed
     ]
 
 
+def table_ratio(tokens: tuple[float, ...], ratio: tuple[float, ...], sum_isl: float) -> float:
+    """The measured/law ratio at `sum_isl` tokens: linear in log tokens between the table's points,
+    the end values beyond them."""
+    if len(tokens) == 1:
+        return ratio[0]
+    return float(np.interp(np.log(max(sum_isl, 1.0)), np.log(tokens), ratio))
+
+
+def prefill_token_table(isl: np.ndarray, batch: np.ndarray, measured_ms: np.ndarray,
+                        law_ms: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The measured prefill of an MoE as a table over tokens per pass: (tokens, measured / law), the
+    median ratio where several points share a token count.
+
+    Why: vLLM's fused-MoE Triton kernel takes its tile configuration from a table keyed by the
+    number of tokens in the step, "an irregular grid of batch sizes" (vllm fused_moe.py,
+    get_moe_configs), so an MoE's prefill time is a step function of tokens that no smooth law
+    follows. Measured on qwen3-30b-a3b, H200, vLLM 0.26.0 (profiles/runs/2026-12-03-s9): 512 tokens
+    24 ms, 768 tokens 62 ms, 1,024 tokens 90 ms, 2,048 tokens 91 ms, 4,096 tokens 82 ms, 8,192 tokens
+    150 ms; the law fitted on the grid's 128-16,384 tokens puts 1,024 tokens at ~45 ms, and a replica
+    under load at ISL 1,024 had twice the TTFT the law predicts (s8). Dense models' laws follow their
+    points within the repeats' spread (median residual 1-3%), so they keep the law alone.
+
+    Evidence (nothing in the table was fitted to a load sweep; bench/calibrate_prior.py part A,
+    bench/vllm_under_load.py): within the MoE's profile, laws fitted on half the points miss the
+    other half by 16.9% p90 with the table, 24.9% without; the simulator replaying the MoE's two
+    warmed-up load sweeps (s8) misses TTFT / ITL p90 by 35.6 / 15.6% and 34.4 / 12.4% with it, 43.0 /
+    25.3% and 42.1 / 26.0% without (most of the TTFT rest is one 2-s engine stall per launch)."""
+    tokens = np.asarray(isl, dtype=float) * np.asarray(batch, dtype=float)
+    rat = np.asarray(measured_ms, dtype=float) / np.maximum(np.asarray(law_ms, dtype=float), 1e-9)
+    df = pd.DataFrame({"tokens": tokens, "ratio": rat}).groupby("tokens", sort=True)["ratio"].median()
+    return tuple(float(t) for t in df.index), tuple(float(r) for r in df.to_numpy())
+
+
 @dataclass(frozen=True)
 class LawForms:
     """Which roofline-shaped terms the fitted laws carry (planner.perf.fit module doc); all False
@@ -380,10 +440,13 @@ class LawForms:
     """t = a + max(floor, b*sum(isl) + c*sum(isl^2)), floor <= the decode step at batch 1."""
     decode_knee: bool = True
     """+ kappa * max(0, batch - ridge batch) in the decode step."""
+    moe_prefill_table: bool = True
+    """An MoE's measured prefill: the law times the measured/law ratio by tokens per pass
+    (:func:`prefill_token_table`; its docstring says why and what chose it)."""
 
 
-DEFAULT_LAW_FORMS = LawForms(prefill_floor=True, decode_knee=True)
-LINEAR_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=False)
+DEFAULT_LAW_FORMS = LawForms(prefill_floor=True, decode_knee=True, moe_prefill_table=True)
+LINEAR_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=False, moe_prefill_table=False)
 
 
 def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS,
@@ -431,6 +494,12 @@ def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: fl
         max_isl_measured=int(pre.isl.max()), max_prefill_batch_measured=int(pre.batch.max()),
         max_decode_batch_measured=int(dec.batch.max()), max_context_measured=int(dec.context_tokens.max()),
     )
+    if forms.moe_prefill_table and share > 0:
+        law = np.array([vp.prefill_pass_ms(i * b, b * i * i) for i, b in zip(pre.isl, pre.batch, strict=True)])
+        # client TTFTs (no engine-timed rows) carry the fitted overhead; the law's pass does not
+        client = over if step_timed is None and src == "measured-vllm" else 0.0
+        tokens, ratio = prefill_token_table(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy() - client, law)
+        vp = replace(vp, prefill_table_tokens=tokens, prefill_table_ratio=ratio)
     return vp, prep, drep
 
 

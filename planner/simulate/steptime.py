@@ -2,12 +2,14 @@
 
 Pure functions of a :class:`planner.perf.laws.VariantPerf` and batch shape (DESIGN.md, Performance model):
 
-* prefill of a batch:   t = a + max(floor, b * sum(isl) + c * sum(isl^2))  (floor 0: linear)
+* prefill of a batch:   t = a + max(floor, b * sum(isl) + c * sum(isl^2))  (floor 0: linear), times the
+  measured token table's ratio at sum(isl) for an MoE (planner.perf.laws.prefill_token_table)
 * decode step:          t = fixed(batch) + beta * batch + gamma * sum(context); fixed = alpha [+ MoE] [+ knee]
 * mixed (chunked prefill) step: one forward pass carries the decodes and the prefill chunks, so the
   fixed cost is paid once (the larger of the two fixed terms) and the marginal terms add. A chunk of
   `n` tokens of a prompt of which `done` tokens are already in the cache costs
-  ``b*n + c*((done+n)^2 - done^2)``, so the chunks of one prompt sum to exactly its unchunked cost.
+  ``b*n + c*((done+n)^2 - done^2)``, so the chunks of one prompt sum to exactly its unchunked cost
+  (an MoE's chunks add the token table's excess at the step's prefill tokens: VariantPerf.prefill_marginal_ms).
 
 * frontend delay before the engine sees a request (mixed replicas behind vLLM's API server):
   ``ttft_overhead_ms + FRONTEND_MS_PER_RUNNING * running``, see :data:`FRONTEND_MS_PER_RUNNING`.
@@ -58,7 +60,7 @@ def mixed_step_ms(perf: VariantPerf, batch: int, sum_context: float, prefill_tok
     both marginal costs (chunked prefill piggybacks on the decode step, as in vLLM's scheduler).
     """
     dec = perf.decode_beta_ms_per_seq * batch + perf.decode_gamma_ms_per_token * sum_context
-    pre = perf.prefill_b_ms_per_token * prefill_tokens + perf.prefill_c_ms_per_token2 * prefill_isl2
+    pre = perf.prefill_marginal_ms(prefill_tokens, prefill_isl2) if prefill_tokens > 0 else 0.0
     if prefill_tokens <= 0:
         return perf.decode_fixed_ms(batch) + dec
     if batch <= 0:
