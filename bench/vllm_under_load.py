@@ -21,12 +21,15 @@ against the simulator in steady state at the same rates, see STEADY_REQUESTS; ``
 against the measured p90 on the points whose sample could reach the steady state, see RELAX_SHARE, with
 ``reachable_points``; ``band_*``: the capacity model against the median p90 that n Poisson requests from an empty
 replica give in the simulator, its error without the sample's luck, and ``*_in_band_pct``: the share of points
-whose measured p90 lies within that chance band's 5-95%, both from bench/fidelity.py's part 4).
+whose measured p90 lies within that chance band's 5-95%, both from bench/fidelity.py's part 4;
+``stalled_samples``: samples below saturation whose p90 is a server-wide pause, see STALL_MIN_GAP_S, listed in
+their own table and kept in every figure above).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import warnings
@@ -149,6 +152,36 @@ def reachable_errors(perf: VariantPerf, points: list[LoadPoint], sat: Saturation
     return out
 
 
+# A server stall: the engine delivers no first token for STALL_MIN_GAP_S (and STALL_GAP_FACTOR x the sample's
+# median first-token gap) while requests arrive. Seen once per MoE launch in s8 (profiles/runs/2026-12-03-s8:
+# 2.1 s and 1.7 s with 17 and 14 arrivals, against median gaps of ~0.1 s); a Poisson stream at the sample's rate
+# leaves such a gap with probability ~exp(-arrivals in it). Thresholds for flagging, not a model constant.
+STALL_MIN_GAP_S = 1.0
+STALL_GAP_FACTOR = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Stall:
+    """The longest pause in first-token delivery of one sample and the requests that arrived during it."""
+
+    gap_s: float
+    arrivals: int
+
+
+def longest_stall(point: LoadPoint) -> Stall | None:
+    """The sample's longest first-token gap if it is a stall (see STALL_MIN_GAP_S), else None."""
+    first = np.sort(point.sent_s + point.ttft_ms / 1e3)
+    if first.size < 3:
+        return None
+    gaps = np.diff(first)
+    i = int(np.argmax(gaps))
+    gap = float(gaps[i])
+    if gap < max(STALL_MIN_GAP_S, STALL_GAP_FACTOR * float(np.median(gaps))):
+        return None
+    arrived = int(np.sum((point.sent_s > first[i]) & (point.sent_s < first[i + 1])))
+    return Stall(gap_s=gap, arrivals=arrived) if arrived > 0 else None
+
+
 def _mean(xs: list[float] | None) -> float:
     return float(np.mean(xs)) if xs else math.nan
 
@@ -157,7 +190,11 @@ def label_of(sweep: Path) -> str:
     """`<model> (<session run>)` for a session's sweep, `<model>/<gpu>/<variant>` for a committed one."""
     rel = sweep.resolve().relative_to(ROOT) if sweep.resolve().is_relative_to(ROOT) else sweep
     if rel.parts[:2] == ("profiles", "runs") and len(rel.parts) > 4:
-        return f"{rel.parts[3].removesuffix('-loadsat')} ({rel.parts[2]})"
+        gpu_i = next((i for i, p in enumerate(rel.parts) if p.endswith("GB") and i > 3), None)
+        if gpu_i is None:
+            return f"{rel.parts[3].removesuffix('-loadsat')} ({rel.parts[2]})"
+        within = ", ".join(rel.parts[3:gpu_i - 1])  # a sub-run of the session, e.g. its second launch
+        return f"{rel.parts[gpu_i - 1]} ({rel.parts[2]}{', ' + within if within else ''})"
     parts = sweep.resolve().parts
     for i, p in enumerate(parts):
         if p.endswith("GB") and 0 < i < len(parts) - 1:  # <model>/<gpu>/<variant>
@@ -177,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     con = Console(width=320)
     rows, pooled, held = [], {}, {}
     sat_errs: list[float] = []
+    stalls: list[tuple[str, LoadPoint, Stall, bool]] = []
     for sweep, prof in sweeps:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # extrapolation warnings of the laws are in the tables
@@ -186,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             sat = saturation(perf, points)
             steady = steady_errors(perf, points, sat)
             reach = reachable_errors(perf, points, sat)
+        for p in points:
+            st = longest_stall(p)
+            if st is not None:
+                stalls.append((label_of(sweep), p, st, sat.below(p)))
         for k in ("ttft", "itl"):
             pooled.setdefault(f"steady_{k}", []).extend(steady[k])
             pooled.setdefault(f"reach_{k}", []).extend(reach[k])
@@ -218,6 +260,15 @@ def main(argv: list[str] | None = None) -> int:
         t.add_row(r[0], str(r[1]), *(f"{x:.1f}" for x in r[2:8]), str(r[8]), *(f"{x:.1f}" for x in r[9:13]),
                   *(f"{x:.0f}" for x in r[13:15]), r[15], r[16])
     con.print(t)
+    if stalls:
+        ts = Table(title=f"Samples with a server stall (no first token for >= {STALL_MIN_GAP_S:g} s and "
+                         f">= {STALL_GAP_FACTOR:g}x the median gap while requests arrived): their p90 is the stall's")
+        for c in ("sweep", "ISL", "rate rps", "gap s", "arrivals during it", "below saturation"):
+            ts.add_column(c, justify="right")
+        for lab, p, st, below in stalls:
+            ts.add_row(lab.replace("\n", " "), str(p.isl), f"{p.rate_rps:g}", f"{st.gap_s:.2f}", str(st.arrivals),
+                       "yes" if below else "no")
+        con.print(ts)
 
     def m(d: dict[str, list[float]], k: str) -> float:
         return _mean(d.get(k))
@@ -233,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
           f"reachable_ttft_p90_model_mape_pct={m(pooled, 'reach_ttft'):.1f} reachable_itl_p90_model_mape_pct={m(pooled, 'reach_itl'):.1f} "
           f"band_ttft_p90_model_mape_pct={m(pooled, 'band_ttft'):.1f} band_itl_p90_model_mape_pct={m(pooled, 'band_itl'):.1f} "
           f"ttft_p90_in_band_pct={m(pooled, 'inband_ttft'):.0f} itl_p90_in_band_pct={m(pooled, 'inband_itl'):.0f} "
+          f"stalled_samples={sum(1 for *_, below in stalls if below)} "
           f"saturation_err_pct={_mean(sat_errs):.1f} "
           f"saturation_worst_pct={max(sat_errs) if sat_errs else math.nan:.1f}")
     return 0

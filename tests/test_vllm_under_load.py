@@ -81,3 +81,34 @@ def test_a_sweep_the_simulator_wrote_is_replayed_exactly_and_the_model_tracks_it
 ])
 def test_relaxation_time_is_the_mm1_one(rate, sat, expected_s):
     assert vul.relaxation_s(rate, sat) == pytest.approx(expected_s)
+
+
+def _sample(pause_at_s: float | None, pause_s: float, rate_rps: float = 8.0, seed: int = 3):
+    """Poisson arrivals with a 50-ms TTFT each; with a pause, every request arriving during it gets its first
+    token when the pause ends (a server-wide stall, as the MoE's in profiles/runs/2026-12-03-s8)."""
+    from fidelity import LoadPoint
+
+    rng = np.random.default_rng(seed)
+    sent = np.cumsum(rng.exponential(1.0 / rate_rps, int(rate_rps * 14)))
+    first = sent + 0.05
+    if pause_at_s is not None:
+        stalled = (first >= pause_at_s) & (sent < pause_at_s + pause_s)
+        first[stalled] = pause_at_s + pause_s + 0.01 * np.arange(int(stalled.sum()))
+    arrived = int(np.sum((sent > pause_at_s) & (sent < pause_at_s + pause_s))) if pause_at_s is not None else 0
+    point = LoadPoint(isl=1024, osl=128, rate_rps=rate_rps, sent_s=sent, ttft_ms=(first - sent) * 1e3,
+                      itl_ms=np.full(sent.size, 20.0))
+    return point, arrived
+
+
+@pytest.mark.parametrize("pause_at_s, pause_s, stall", [
+    (None, 0.0, False),   # steady Poisson service: no stall
+    (5.0, 0.4, False),    # a short hiccup, within a few median gaps
+    (5.0, 2.0, True),     # the MoE's 2-s pause
+    (0.5, 1.7, True),     # at the start of the sample
+])
+def test_longest_stall_flags_a_server_wide_pause_and_counts_its_arrivals(pause_at_s, pause_s, stall):
+    point, arrived = _sample(pause_at_s, pause_s)
+    st = vul.longest_stall(point)
+    assert (st is not None) == stall
+    if stall:
+        assert st.gap_s == pytest.approx(pause_s, abs=0.3) and st.arrivals == arrived and arrived >= 5
