@@ -321,3 +321,25 @@ def test_a_law_that_misses_its_own_points_gets_a_note(role: str, prefill_med: fl
     assert [n.split(" law ")[0].split()[-1] for n in got] == notes
     assert all("pool: its" in n for n in got)
     assert _misfit_notes(replace(vp, source="prior"), "pool", role) == []
+
+
+@pytest.mark.parametrize(("role", "says"), [
+    ("prefill", []),                               # its passes are the measured table's
+    ("mixed", ["--verify", "decode"]),             # the closed form takes the law: say how to check it
+    ("decode", []),
+])
+def test_an_moe_prefill_table_changes_what_the_misfit_note_says(role: str, says: list[str], perf) -> None:
+    """With a measured token table (planner.perf.laws.prefill_token_table) a prefill pool needs no
+    prefill-misfit note, and a mixed pool's note points at `planner solve --verify`."""
+    from dataclasses import replace
+
+    from planner.planning.assemble import _misfit_notes
+
+    vp = perf.get("llama-3.1-8b", "H200-141GB", 1)
+    assert vp is not None
+    vp = replace(vp, prefill_rel_err=0.2, prefill_max_rel_err=0.6, decode_rel_err=0.2 if "decode" in says else 0.01,
+                 decode_max_rel_err=0.3, prefill_table_tokens=(512.0, 1024.0), prefill_table_ratio=(1.0, 2.0))
+    got = " | ".join(_misfit_notes(vp, "pool", role))
+    assert all(w in got for w in says) and (got == "") == (not says)
+    if role == "mixed":
+        assert "predictions for this pool carry that error" in got  # the decode note is unchanged

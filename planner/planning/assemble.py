@@ -196,11 +196,24 @@ def _law_fit_err(vp: VariantPerf, role: str) -> dict[str, float] | None:
 
 def _misfit_notes(vp: VariantPerf, pool_id: str, role: str) -> list[str]:
     """A note per phase whose measured law misses its own points by more than MISFIT_NOTE_FRACTION
-    at the median (:func:`_law_fit_err`)."""
+    at the median (:func:`_law_fit_err`). Where an MoE's measured prefill token table stands in for
+    the law (planner.perf.laws.prefill_token_table) a prefill pool's passes are the measurement's, so
+    no note; a mixed pool's closed form still takes the law's per-prompt work (capacity.py
+    `_mixed_prompt_work_ms`) while the simulator takes the table, so the note says how to check it."""
     worst = {"prefill": vp.prefill_max_rel_err, "decode": vp.decode_max_rel_err}
-    return [f"{pool_id}: its {ph} law misses its own measured points by {med:.0%} at the median "
-            f"({max(worst[ph], med):.0%} at worst); predictions for this pool carry that error"
-            for ph, med in (_law_fit_err(vp, role) or {}).items() if med > MISFIT_NOTE_FRACTION]
+    notes: list[str] = []
+    for ph, med in (_law_fit_err(vp, role) or {}).items():
+        if med <= MISFIT_NOTE_FRACTION:
+            continue
+        head = (f"{pool_id}: its {ph} law misses its own measured points by {med:.0%} at the median "
+                f"({max(worst[ph], med):.0%} at worst)")
+        if ph == "prefill" and vp.prefill_table_tokens:
+            if role != "prefill":
+                notes.append(f"{head}; the simulator reads the measured token table, this pool's closed form the "
+                             "law: `planner solve --verify` checks the plan against the table")
+            continue
+        notes.append(f"{head}; predictions for this pool carry that error")
+    return notes
 
 
 def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str, batch: float) -> list[str]:
