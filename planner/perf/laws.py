@@ -2,6 +2,7 @@
 
 Laws (DESIGN.md), fitted on measured profiles where they exist, else a roofline prior:
   prefill time of a batch  t_p = a + max(floor, b * sum(isl) + c * sum(isl^2))      [ms]
+                           [x the measured/law ratio at sum(isl) tokens: an MoE's token table, prefill_token_table]
   decode step time         t_d = alpha + beta * batch + gamma * sum(context)
                                  [+ moe * experts_touched(batch)] [+ kappa * max(0, batch - knee)]   [ms]
 (floor: a short pass is memory bound, bounded by the decode step at batch 1; knee: the GPU's ridge
@@ -396,8 +397,8 @@ def prefill_token_table(isl: np.ndarray, batch: np.ndarray, measured_ms: np.ndar
     get_moe_configs), so an MoE's prefill time is a step function of tokens that no smooth law
     follows. Measured on qwen3-30b-a3b, H200, vLLM 0.26.0 (profiles/runs/2026-12-03-s9): 512 tokens
     24 ms, 768 tokens 62 ms, 1,024 tokens 90 ms, 2,048 tokens 91 ms, 4,096 tokens 82 ms, 8,192 tokens
-    150 ms; the law fitted on the grid's 128-16,384 tokens puts 1,024 tokens at ~45 ms, and a replica
-    under load at ISL 1,024 had twice the TTFT the law predicts (s8). Dense models' laws follow their
+    150 ms; the law fitted on these points puts them at 29, 37, 54 and 90 ms for 512-4,096 tokens, and
+    a replica under load at ISL 1,024 had twice the TTFT the law predicts (s8). Dense models' laws follow their
     points within the repeats' spread (median residual 1-3%), so they keep the law alone.
 
     Evidence (nothing in the table was fitted to a load sweep; bench/calibrate_prior.py part A,
