@@ -244,9 +244,14 @@ class LoadPoint:
         return (self.n - 1) / span if span > 0 else self.rate_rps
 
     @property
+    def first_token_s(self) -> np.ndarray:
+        """When each request's first token left, s, in time order."""
+        return np.sort(self.sent_s + self.ttft_ms / 1e3)
+
+    @property
     def served_rps(self) -> float:
         """Rate at which first tokens left over the run (equals the offered rate unless saturated)."""
-        first = np.sort(self.sent_s + self.ttft_ms / 1e3)
+        first = self.first_token_s
         span = float(first[-1] - self.sent_s.min())
         return (self.n - 1) / span if span > 0 else math.inf
 

@@ -170,7 +170,7 @@ class Stall:
 
 def longest_stall(point: LoadPoint) -> Stall | None:
     """The sample's longest first-token gap if it is a stall (see STALL_MIN_GAP_S), else None."""
-    first = np.sort(point.sent_s + point.ttft_ms / 1e3)
+    first = point.first_token_s
     if first.size < 3:
         return None
     gaps = np.diff(first)

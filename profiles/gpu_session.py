@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--deadline-unix-s", type=float, required=True, help="every server stopped by then")
     ap.add_argument("--server-cmd", default=SERVER_CMD)
-    ap.add_argument("--plan", choices=sorted(PLANS), default="s1", help="which session plan (PLAN, PLAN_S2, ..., PLAN_S8)")
+    ap.add_argument("--plan", choices=sorted(PLANS), default="s1", help="which session plan (PLANS: s1 = PLAN, s2 = PLAN_S2, ...)")
     ap.add_argument("--only", default=None, help="comma list of variant labels to run (default: the whole plan)")
     ap.add_argument("--time-scale", type=float, default=1.0, help="emulated rehearsal only")
     ap.add_argument("--scale-plan", type=float, default=1.0, help="rehearsal: multiply the plan's times by this")

@@ -243,7 +243,10 @@ class VariantPerf:
     def prefill_pass_ms(self, sum_isl: float, sum_isl2: float) -> float:
         """One prefill forward pass over prompts with these token sums: a + max(floor, b*sum + c*sum2),
         times the measured table's ratio at sum_isl tokens where the variant has one (MoE)."""
-        return self._law_pass_ms(sum_isl, sum_isl2) + self.prefill_excess_ms(sum_isl, sum_isl2)
+        t = self._law_pass_ms(sum_isl, sum_isl2)
+        if self.prefill_table_tokens:
+            t *= table_ratio(self.prefill_table_tokens, self.prefill_table_ratio, sum_isl)
+        return t
 
     def _law_pass_ms(self, sum_isl: float, sum_isl2: float) -> float:
         return self.prefill_a_ms + max(self.prefill_floor_ms,
@@ -260,7 +263,8 @@ class VariantPerf:
     def prefill_marginal_ms(self, tokens: float, isl2: float) -> float:
         """The cost of `tokens` prefill tokens riding in a mixed (chunked-prefill) step, whose fixed cost
         the step pays once: b*tokens + c*isl2, plus the token table's excess at that many tokens (MoE),
-        never below 0 (planner.simulate.steptime.mixed_step_ms, the capacity model's mixed replica)."""
+        never below 0 (planner.simulate.steptime.mixed_step_ms; the closed-form mixed replica keeps the law's
+        marginal, planner.planning.capacity._mixed_prompt_work_ms says why)."""
         m = self.prefill_b_ms_per_token * tokens + self.prefill_c_ms_per_token2 * isl2
         if not self.prefill_table_tokens:
             return m
@@ -382,8 +386,6 @@ def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllRed
 def table_ratio(tokens: tuple[float, ...], ratio: tuple[float, ...], sum_isl: float) -> float:
     """The measured/law ratio at `sum_isl` tokens: linear in log tokens between the table's points,
     the end values beyond them."""
-    if len(tokens) == 1:
-        return ratio[0]
     return float(np.interp(np.log(max(sum_isl, 1.0)), np.log(tokens), ratio))
 
 

@@ -60,9 +60,9 @@ def mixed_step_ms(perf: VariantPerf, batch: int, sum_context: float, prefill_tok
     both marginal costs (chunked prefill piggybacks on the decode step, as in vLLM's scheduler).
     """
     dec = perf.decode_beta_ms_per_seq * batch + perf.decode_gamma_ms_per_token * sum_context
-    pre = perf.prefill_marginal_ms(prefill_tokens, prefill_isl2) if prefill_tokens > 0 else 0.0
     if prefill_tokens <= 0:
         return perf.decode_fixed_ms(batch) + dec
+    pre = perf.prefill_marginal_ms(prefill_tokens, prefill_isl2)
     if batch <= 0:
         return perf.prefill_a_ms + pre
     return max(perf.decode_fixed_ms(batch), perf.prefill_a_ms) + dec + pre
