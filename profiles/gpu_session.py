@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 # vLLM 0.26.0 needs this without flashinfer (vllm-offline README); the others keep it offline.
@@ -162,8 +162,19 @@ PLAN_S9 = [
     Variant("qwen3-30b-a3b", startup_s=150, sweep_s=60, prefill_isl="256,768,1024,1536,2048,3072,4096", prefill_batch="1",
             decode_batch="1", decode_context="512", prefill_frac=0.95, tag="-dense-grid"),
 ]
+# The tenth (2026-12-03, session 5): per-step timings under load. vLLM 0.26 logs every engine iteration with
+# --enable-logging-iteration-details (its context requests/tokens, generation requests and elapsed ms;
+# vllm/v1/metrics/loggers.py), so the composition of real mixed steps is measured, not inferred from request
+# times: where an MoE's prefill cost lands (the prompt's own step or its riders), and the 8B's +8% per
+# prompt near saturation (s8). Load-only runs with the profiler's warm-ups; 30-40 s of arrivals per rate.
+_ITER = ["--extra-args=--enable-logging-iteration-details"]
+PLAN_S10 = [
+    replace(_load_only("qwen3-30b-a3b", 150, "1024=8,16,24;4096=6,10", 230, rate_duration_s=30.0, tag="-iter"), extra=_ITER),
+    replace(_load_only("llama-3.1-8b", 110, "4096=6.5,8.2;1024=20,30", 230, rate_duration_s=40.0, tag="-iter"), extra=_ITER),
+    replace(_load_only("qwen3-32b", 150, "1024=5,7.5;4096=1.3,2", 230, rate_duration_s=40.0, tag="-iter"), extra=_ITER),
+]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
-         "s8": PLAN_S8, "s9": PLAN_S9}
+         "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10}
 
 
 def log(out: Path, msg: str) -> None:
