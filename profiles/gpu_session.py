@@ -173,8 +173,12 @@ PLAN_S10 = [
     replace(_load_only("llama-3.1-8b", 110, "4096=6.5,8.2;1024=20,30", 230, rate_duration_s=40.0, tag="-iter"), extra=_ITER),
     replace(_load_only("qwen3-32b", 150, "1024=5,7.5;4096=1.3,2", 230, rate_duration_s=40.0, tag="-iter"), extra=_ITER),
 ]
+# The eleventh (2026-12-03, session 5, after s10): the MoE's run of s10 again in a second server launch, to check on
+# launch-to-launch spread the share of its token table that mixed steps pay (chosen on s10, laws.MOE_TABLE_MIXED_SHARE).
+PLAN_S11 = [replace(PLAN_S10[0], tag="-iter2")]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
-         "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10}
+         "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
+         "s11": PLAN_S11}
 
 
 def log(out: Path, msg: str) -> None:

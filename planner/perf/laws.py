@@ -114,7 +114,8 @@ VariantKey = tuple[str, str, int, str, str]
 # prompt's tokens pay inside a mixed (chunked-prefill) step. Chosen on real vLLM's engine steps under load
 # (profiles/runs/2026-12-03-s10, bench/step_composition.py, qwen3-30b-a3b: the busy seconds' measured / laws
 # median at ISL 1,024 / 4,096 is 1.218 / 0.942 at share 0, 1.007 / 0.986 at 0.5, 0.881 / 1.025 at 1, the
-# pooled error least at 0.5-0.6); reported on the request timings of s8's two launches it was not chosen on
+# pooled error least at 0.5-0.6); held out: a second launch's steps (s10/launch2: 1.091 / 0.998, 7.6% median
+# error; the law alone 16.9%, the whole table 7.6%) and the request timings of s8's two launches
 # (bench/vllm_under_load.py). Why below 1 is not known: the batch-1 table times prefill-only passes, while
 # vLLM's fused-MoE kernel takes its tile configuration from the step's total tokens, decodes included.
 MOE_TABLE_MIXED_SHARE = 0.5
