@@ -20,8 +20,9 @@ seconds carry it as noise, not bias. For an MoE with a measured prefill token ta
 (the simulator's) and the law alone are both reported.
 
 Last line: ``RESULT runs=<n> seconds=<busy seconds> dense_step_err_pct=<median |measured/laws - 1| over the
-dense runs' seconds> moe_step_err_pct=<the same, MoE, with the table> moe_law_step_err_pct=<MoE, law alone>
-dense_prefill_k=<median k_p over the dense (run, ISL) cells> moe_prefill_k=<MoE, with the table>``.
+dense runs' seconds> moe_step_err_pct=<the same, MoE runs, with the table at its mixed-step share>
+moe_heldout_step_err_pct=<the same, MoE runs other than the share's tuning run> moe_law_step_err_pct=<MoE, law
+alone> dense_prefill_k=<median k_p over the dense (run, ISL) cells> moe_prefill_k=<MoE, with the table>``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,12 @@ from profiles.iterations import read_iterations  # noqa: E402
 S10 = ROOT / "profiles" / "runs" / "2026-12-03-s10"
 DEFAULT_RUNS: tuple[tuple[str, str], ...] = tuple(
     (f"{S10}/{m}/H200-141GB/tp1-iter/vllm/iterations.csv.gz", f"{ROOT}/profiles/data/{m}/H200-141GB/tp1/vllm")
-    for m in ("llama-3.1-8b", "qwen3-32b", "qwen3-30b-a3b"))
+    for m in ("llama-3.1-8b", "qwen3-32b", "qwen3-30b-a3b")) + (
+    # the MoE again in a second server launch (s11), held out of planner.perf.laws.MOE_TABLE_MIXED_SHARE
+    (f"{S10}/launch2/qwen3-30b-a3b/H200-141GB/tp1-iter/vllm/iterations.csv.gz",
+     f"{ROOT}/profiles/data/qwen3-30b-a3b/H200-141GB/tp1/vllm"),)
+# Runs whose steps chose a default (MOE_TABLE_MIXED_SHARE: s10's MoE launch); every other run is held out of it.
+TUNING_RUNS = (f"{S10}/qwen3-30b-a3b/H200-141GB/tp1-iter/vllm/iterations.csv.gz",)
 # A prompt's size is recognised when its tokens (a step's context tokens over its context requests) lie
 # within this share of one of the sweep's ISLs; the steps after it inherit it (chunks, decode-only steps).
 ISL_MATCH_SHARE = 0.1
@@ -162,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     for col in ("run", "ISL", "laws", "busy s", "mean batch", "steps/s", "mixed steps/s", "prefill share",
                 "measured/laws median", "p10", "p90", "k_decode", "k_prefill"):
         table.add_column(col, justify="right" if col not in ("run", "laws") else "left")
-    pooled: dict[str, list[float]] = {"dense": [], "moe": [], "moe_law": []}
+    pooled: dict[str, list[float]] = {"dense": [], "moe": [], "moe_law": [], "moe_heldout": []}
     k_p: dict[str, list[float]] = {"dense": [], "moe": []}
     n_sec = 0
     for it_path, prof, it, isls, osl in runs:
@@ -173,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             if perf.prefill_table_tokens:
                 variants = [("laws + MoE table", perf),
                             ("law alone", dataclasses.replace(perf, prefill_table_tokens=(), prefill_table_ratio=()))]
-            name = perf.model
+            launch = next((p for p in it_path.parts if p.startswith("launch")), "")
+            name = perf.model + (f" ({launch})" if launch else "")
+            held_out = str(it_path.resolve()) not in {str(Path(t).resolve()) for t in TUNING_RUNS}
             for label, vp in variants:
                 sec = busy_seconds(it, vp, isls, osl)
                 if label != "law alone":
@@ -185,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                                   f"{c.k_decode:.3f}", f"{c.k_prefill:.3f}")
                     key = "dense" if not perf.prefill_table_tokens else ("moe" if label != "law alone" else "moe_law")
                     pooled[key].extend(np.abs(c.ratios - 1.0) * 100.0)
+                    if key == "moe" and held_out:
+                        pooled["moe_heldout"].extend(np.abs(c.ratios - 1.0) * 100.0)
                     if key in k_p:
                         k_p[key].append(c.k_prefill)
     con.print(table)
@@ -193,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         return f"{float(np.median(v)):.1f}" if v else "nan"
 
     print(f"RESULT runs={len(runs)} seconds={n_sec} dense_step_err_pct={med(pooled['dense'])} moe_step_err_pct={med(pooled['moe'])} "
+          f"moe_heldout_step_err_pct={med(pooled['moe_heldout'])} "
           f"moe_law_step_err_pct={med(pooled['moe_law'])} dense_prefill_k={float(np.median(k_p['dense'])) if k_p['dense'] else float('nan'):.3f} "
           f"moe_prefill_k={float(np.median(k_p['moe'])) if k_p['moe'] else float('nan'):.3f}")
     return 0

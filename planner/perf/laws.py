@@ -272,8 +272,9 @@ class VariantPerf:
     def prefill_marginal_ms(self, tokens: float, isl2: float) -> float:
         """The cost of `tokens` prefill tokens riding in a mixed (chunked-prefill) step, whose fixed cost
         the step pays once: b*tokens + c*isl2, plus MOE_TABLE_MIXED_SHARE of the token table's excess at that
-        many tokens (MoE; real vLLM's mixed steps pay about half of it), never below 0 (planner.simulate.steptime.mixed_step_ms; the closed-form mixed replica keeps the law's
-        marginal, planner.planning.capacity._mixed_prompt_work_ms says why)."""
+        many tokens (MoE; real vLLM's mixed steps pay about half of it), never below 0
+        (planner.simulate.steptime.mixed_step_ms; the closed-form mixed replica keeps the law's marginal,
+        planner.planning.capacity._mixed_prompt_work_ms says why)."""
         m = self.prefill_b_ms_per_token * tokens + self.prefill_c_ms_per_token2 * isl2
         if not self.prefill_table_tokens:
             return m
