@@ -99,7 +99,7 @@ def step_parts_ms(perf: VariantPerf, it: pd.DataFrame, isl: np.ndarray, osl: flo
     its prompt tokens add (mixed_step_ms minus that)."""
     dec = np.zeros(len(it))
     full = np.zeros(len(it))
-    for i, (g, t, s) in enumerate(zip(it.gen_requests.to_numpy(), it.ctx_tokens.to_numpy(), isl)):
+    for i, (g, t, s) in enumerate(zip(it.gen_requests.to_numpy(), it.ctx_tokens.to_numpy(), isl, strict=True)):
         ctx = float(g) * (float(s) + osl / 2.0)
         dec[i] = mixed_step_ms(perf, int(g), ctx, 0, 0.0) if g > 0 else 0.0
         full[i] = mixed_step_ms(perf, int(g), ctx, int(t), float(t) * float(s)) if t > 0 else dec[i]

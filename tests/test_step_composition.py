@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import step_composition as sc  # noqa: E402
+
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.laws import fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
