@@ -22,6 +22,8 @@ against the measured p90 on the points whose sample could reach the steady state
 ``reachable_points``; ``band_*``: the capacity model against the median p90 that n Poisson requests from an empty
 replica give in the simulator, its error without the sample's luck, and ``*_in_band_pct``: the share of points
 whose measured p90 lies within that chance band's 5-95%, both from bench/fidelity.py's part 4;
+``grid_*``: the capacity model against the steady-state simulator off the measured points, each swept profile's
+laws at the lengths and loads of GRID_ISL/GRID_OSL/GRID_LOADS, its own error apart from real vLLM;
 ``stalled_samples``: samples below saturation whose p90 is a server-wide pause, see STALL_MIN_GAP_S, listed in
 their own table and kept in every figure above).
 """
@@ -43,7 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from fidelity import PERCENTILE, LoadPoint, Saturation, _mixed_sim, part_vllm_load, read_load_sweep, saturation  # noqa: E402
+from fidelity import (PERCENTILE, LoadPoint, Saturation, _mixed_sim, model_saturation_rps, part_vllm_load,  # noqa: E402
+                      read_load_sweep, saturation)
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
@@ -121,6 +124,35 @@ def steady_errors(perf: VariantPerf, points: list[LoadPoint], sat: Saturation) -
         lat = capacity.mixed_latency(perf, float(p.isl), float(p.osl), p.realised_rps, PERCENTILE)
         out["ttft"].append(abs(lat.ttft_ms - sim_ttft) / sim_ttft * 100.0)
         out["itl"].append(abs(lat.itl_ms - sim_itl) / sim_itl * 100.0)
+    return out
+
+
+# The closed form against the steady-state simulator OFF the measured points: each swept profile's laws at
+# prompt and output lengths no load sweep used, at shares of the model's own saturation rate (the closed form's
+# own error, apart from real vLLM and the samples' luck). Same steady-state settings as steady_errors.
+GRID_ISL = (512, 2048)
+GRID_OSL = (128, 256)
+GRID_LOADS = (0.3, 0.5, 0.7, 0.85)
+
+
+def grid_errors(perf: VariantPerf) -> dict[str, list[float]]:
+    """Signed (model - steady simulator) / simulator, %, TTFT and ITL p90, over GRID_ISL x GRID_OSL x GRID_LOADS."""
+    out: dict[str, list[float]] = {"ttft": [], "itl": []}
+    for isl in GRID_ISL:
+        for osl in GRID_OSL:
+            sat = model_saturation_rps(perf, "mixed", isl, osl)
+            for load in GRID_LOADS:
+                rate = load * sat
+                sims = []
+                for seed in range(STEADY_SEEDS):
+                    t = np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate, STEADY_REQUESTS))
+                    df, _ = _mixed_sim(perf, isl, osl, t, FRONTEND_MS_PER_RUNNING)
+                    df = df.iloc[int(STEADY_WARMUP * STEADY_REQUESTS):]
+                    sims.append((float(np.nanpercentile(df.ttft_ms, PERCENTILE)), float(np.nanpercentile(df.itl_ms, PERCENTILE))))
+                sim_ttft, sim_itl = np.median(np.asarray(sims), axis=0)
+                lat = capacity.mixed_latency(perf, float(isl), float(osl), rate, PERCENTILE)
+                out["ttft"].append((lat.ttft_ms - sim_ttft) / sim_ttft * 100.0)
+                out["itl"].append((lat.itl_ms - sim_itl) / sim_itl * 100.0)
     return out
 
 
@@ -249,6 +281,23 @@ def main(argv: list[str] | None = None) -> int:
                      *(_mean(e.get(f"vllm_load_{k}_p90_model_vs_band")) for k in ("ttft", "itl")),
                      *(_mean(e.get(f"vllm_load_{k}_p90_in_band")) for k in ("ttft", "itl")),
                      ", ".join(f"{x:.0f}" for x in sat_err) or "-", "tuning (ISL 1024)" if is_tuning else "held out"))
+    grid_rows, grid_pooled = [], {"ttft": [], "itl": []}
+    for prof in dict.fromkeys(prof for _, prof in sweeps):  # each profile once, in sweep order
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gperf = fit_profile(load_profile(prof), Catalog.load())[0]
+            g = grid_errors(gperf)
+        grid_rows.append((f"{gperf.model}/{gperf.gpu}/tp{gperf.tp}{gperf.precision}", g))
+        for k in ("ttft", "itl"):
+            grid_pooled[k].extend(abs(x) for x in g[k])
+    tg = Table(title=f"The capacity model vs the steady-state simulator off the measured points (ISL {GRID_ISL}, OSL "
+                     f"{GRID_OSL}, {', '.join(f'{x:g}' for x in GRID_LOADS)} of the model's saturation): p90 error %")
+    for c in ("profile", "points", "TTFT MAPE", "TTFT worst", "ITL MAPE", "ITL worst"):
+        tg.add_column(c, justify="right")
+    for lab, g in grid_rows:
+        tg.add_row(lab, str(len(g["ttft"])), f"{_mean([abs(x) for x in g['ttft']]):.1f}", f"{max(g['ttft'], key=abs):+.1f}",
+                   f"{_mean([abs(x) for x in g['itl']]):.1f}", f"{max(g['itl'], key=abs):+.1f}")
+    con.print(tg)
     t = Table(title=f"Real vLLM 0.26.0 under Poisson load, per sweep: p90 MAPE % below saturation (goal <= {GOAL_P90_PCT:g}), "
                     f"saturation-rate error % per ISL that saturated (goal <= {GOAL_SATURATION_PCT:g})")
     for c in ("sweep", "points", "TTFT model", "ITL model", "TTFT sim (replay)", "ITL sim (replay)",
@@ -284,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
           f"reachable_ttft_p90_model_mape_pct={m(pooled, 'reach_ttft'):.1f} reachable_itl_p90_model_mape_pct={m(pooled, 'reach_itl'):.1f} "
           f"band_ttft_p90_model_mape_pct={m(pooled, 'band_ttft'):.1f} band_itl_p90_model_mape_pct={m(pooled, 'band_itl'):.1f} "
           f"ttft_p90_in_band_pct={m(pooled, 'inband_ttft'):.0f} itl_p90_in_band_pct={m(pooled, 'inband_itl'):.0f} "
+          f"grid_ttft_p90_model_vs_sim_mape_pct={_mean(grid_pooled['ttft']):.1f} "
+          f"grid_itl_p90_model_vs_sim_mape_pct={_mean(grid_pooled['itl']):.1f} "
           f"stalled_samples={sum(1 for *_, below in stalls if below)} "
           f"saturation_err_pct={_mean(sat_errs):.1f} "
           f"saturation_worst_pct={max(sat_errs) if sat_errs else math.nan:.1f}")
