@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from fidelity import (PERCENTILE, LoadPoint, Saturation, _mixed_sim, model_saturation_rps, part_vllm_load,  # noqa: E402
-                      read_load_sweep, saturation)
+from fidelity import PERCENTILE, LoadPoint, Saturation, _mixed_sim, model_saturation_rps, part_vllm_load, read_load_sweep, saturation  # noqa: E402
+
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
