@@ -108,3 +108,13 @@ def test_the_bench_refuses_a_run_without_its_sweep_beside_it(tmp_path: Path, cap
     log.write_text(line("12-03 15:00:00", 0, 1, 1024, 3) + "\n")
     assert sc.main(["--run", f"{log}={PROFILE}"]) == 2
     assert "no load_sweep.csv beside it" in capsys.readouterr().err
+
+
+def test_a_parsed_table_round_trips_through_csv_gz_and_a_missing_column_is_named(tmp_path: Path) -> None:
+    df = parse_iteration_lines([line("12-03 15:00:00", 0, 1, 1024, 3), line("12-03 15:00:01", 1, 0, 0, 4, elapsed=4.5, kv=12.5)])
+    path = tmp_path / "iterations.csv.gz"
+    df.to_csv(path, index=False)
+    pd.testing.assert_frame_equal(read_iterations(path), df)
+    df.drop(columns=["gen_requests"]).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match="bad.csv: missing columns gen_requests"):
+        read_iterations(tmp_path / "bad.csv")
