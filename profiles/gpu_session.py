@@ -167,7 +167,9 @@ PLAN_S9 = [
 # vllm/v1/metrics/loggers.py), so the composition of real mixed steps is measured, not inferred from request
 # times: where an MoE's prefill cost lands (the prompt's own step or its riders), and the 8B's +8% per
 # prompt near saturation (s8). Load-only runs with the profiler's warm-ups; 30-40 s of arrivals per rate.
-_ITER = ["--extra-args=--enable-logging-iteration-details"]
+# (s10 and s11 ran with "--extra-args=--enable-logging-iteration-details" and the table was parsed afterwards;
+# `planner profile --log-iterations` now adds the flag and writes iterations.csv.gz itself)
+_ITER = ["--log-iterations"]
 PLAN_S10 = [
     replace(_load_only("qwen3-30b-a3b", 150, "1024=8,16,24;4096=6,10", 230, rate_duration_s=30.0, tag="-iter"), extra=_ITER),
     replace(_load_only("llama-3.1-8b", 110, "4096=6.5,8.2;1024=20,30", 230, rate_duration_s=40.0, tag="-iter"), extra=_ITER),

@@ -26,8 +26,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a table is built: the profiler imports this module on GPU machines
+    import pandas as pd
 
 _LINE = re.compile(
     r"INFO (?P<second>\d\d-\d\d \d\d:\d\d:\d\d) .*?Iteration\((?P<iteration>\d+)\): "
@@ -35,12 +37,17 @@ _LINE = re.compile(
     r"(?P<gen_requests>\d+) generation requests, (?P<gen_tokens>\d+) generation tokens, "
     r"iteration elapsed time: (?P<elapsed_ms>[\d.]+) ms(?P<dummy> \(dummy\))?, GPU KV cache usage: (?P<kv_usage_pct>[\d.]+)%")
 
+# vLLM 0.26's server flag that turns the lines on, and the table the profiler writes from them beside the profile.
+ITERATION_FLAG = "--enable-logging-iteration-details"
+ITERATIONS_FILE = "iterations.csv.gz"
 COLUMNS = ("second", "iteration", "ctx_requests", "ctx_tokens", "gen_requests", "gen_tokens", "elapsed_ms", "kv_usage_pct")
 
 
 def parse_iteration_lines(lines: Iterable[str]) -> pd.DataFrame:
     """One row per logged (non-dummy) iteration, in log order; other lines are skipped. Columns: COLUMNS
     (``second`` is the log's 'MM-DD HH:MM:SS' text, the rest numbers)."""
+    import pandas as pd
+
     rows = []
     for line in lines:
         m = _LINE.search(line)
@@ -55,6 +62,8 @@ def parse_iteration_lines(lines: Iterable[str]) -> pd.DataFrame:
 def read_iterations(path: Path) -> pd.DataFrame:
     """A vLLM server log (any name but *.csv / *.csv.gz) or a table written by :func:`parse_iteration_lines`
     (CSV, gzipped or not). Raises ValueError naming the file when it holds no iteration or lacks a column."""
+    import pandas as pd
+
     if path.name.endswith((".csv", ".csv.gz")):
         df = pd.read_csv(path, dtype={"second": str})
         missing = [c for c in COLUMNS if c not in df.columns]
@@ -66,3 +75,18 @@ def read_iterations(path: Path) -> pd.DataFrame:
     if df.empty:
         raise ValueError(f"{path}: no vLLM iteration line (serve with --enable-logging-iteration-details)")
     return df
+
+
+def write_iterations(server_log: Path, out: Path) -> int:
+    """Parse `server_log`'s iteration lines into `out` (gzipped CSV, written whole or not at all); the number of
+    rows, 0 (and nothing written) when the log has none or is missing."""
+    if not server_log.is_file():
+        return 0
+    with server_log.open(errors="replace") as fh:
+        df = parse_iteration_lines(fh)
+    if df.empty:
+        return 0
+    tmp = out.with_name(out.name + ".part")
+    df.to_csv(tmp, index=False, compression="gzip")
+    tmp.replace(out)
+    return len(df)

@@ -23,6 +23,7 @@ from planner.perf.laws import VariantPerf
 from planner.perf.fit import fit_decode, fit_prefill
 from planner.perf.profiledata import central_points, load_profile
 from planner.simulate.emulator import EmulatorFleet
+from profiles.iterations import ITERATION_FLAG, ITERATIONS_FILE, read_iterations
 from profiles.backends.vllm import (LaunchConfig, MalformedStream, ProfilerError, ServerDied, VllmRunConfig,
                                     read_kv_capacity, run_profile)
 
@@ -169,6 +170,11 @@ FAKE_VLLM = textwrap.dedent('''\
     ap.add_argument("--max-num-seqs", type=int); ap.add_argument("--max-num-batched-tokens", type=int)
     a, _ = ap.parse_known_args()
     open("{argv_file}", "w").write(" ".join(sys.argv[1:]) + " ROUTING=" + os.environ.get("VLLM_MOE_ROUTING_SIMULATION_STRATEGY", ""))
+    if "--enable-logging-iteration-details" in sys.argv:  # vLLM 0.26 logs each engine step (loggers.py's format)
+        for i in range(3):
+            print(f"(APIServer pid=1) INFO 12-03 15:02:1{{i}} [loggers.py:182] Engine 000: Iteration({{i}}): 1 context requests, "
+                  f"128 context tokens, {{i}} generation requests, {{i}} generation tokens, iteration elapsed time: 5.00 ms, "
+                  "GPU KV cache usage: 1.0%", flush=True)
     perf = VariantPerf(model=a.served_model_name, gpu="H100-SXM-80GB", tp=1, source="measured", prefill_a_ms=5.0,
         prefill_b_ms_per_token=0.01, prefill_c_ms_per_token2=0.0, decode_alpha_ms=5.0, decode_beta_ms_per_seq=0.1,
         decode_gamma_ms_per_token=1e-4, kv_capacity_tokens=50000, kv_bytes_per_token=131072, kv_link_gb_s=50.0,
@@ -202,6 +208,33 @@ def test_launch_mode_starts_and_stops_the_server(tmp_path):
     # The server we started is gone: its port refuses connections.
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", launch.port)) != 0
+
+
+@pytest.mark.parametrize("log_iterations", [True, False])
+def test_launch_with_the_iteration_log_writes_its_table_beside_the_profile(tmp_path, log_iterations):
+    fake = tmp_path / "vllm"
+    fake.write_text(FAKE_VLLM.format(python=sys.executable, argv_file=tmp_path / "argv.txt"))
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    launch = LaunchConfig(model="m", served_model_name="llama-3.1-8b", port=_free_port(), server_cmd=[str(fake), "serve"],
+                          extra_args=[ITERATION_FLAG] if log_iterations else [])
+    out = tmp_path / "prof"
+    run_profile(small_cfg(out, None, endpoint=None, launch=launch, prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1,),
+                          decode_context=(256,), time_scale=0.2, health_timeout_s=60))
+    table = out / ITERATIONS_FILE
+    assert table.is_file() == log_iterations
+    if log_iterations:
+        assert list(read_iterations(table).gen_requests) == [0, 1, 2]
+
+
+def test_log_iterations_with_an_endpoint_is_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    r = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--model", "llama-3.1-8b", "--gpu", "H200-141GB",
+                                 "--endpoint", "http://127.0.0.1:9", "--log-iterations", "--out", str(tmp_path / "p")])
+    assert r.exit_code == 2 and "--log-iterations needs launch mode" in r.output
+    assert not (tmp_path / "p").exists()
 
 
 def test_launch_of_a_missing_executable_is_a_clear_error(tmp_path):

@@ -136,6 +136,10 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8000, help="port of the launched server"),
         server_cmd: str = typer.Option("vllm serve", help="command that starts the server (its model argument and flags are appended)"),
         extra_args: str = typer.Option("", help="more flags for the launched server, one string"),
+        log_iterations: bool = typer.Option(
+            False, help="launch mode: serve with vLLM's per-step log (--enable-logging-iteration-details) and write its "
+                        "table beside the profile (iterations.csv.gz, for bench/step_composition.py); the logging slows "
+                        "the API server, so this run's client-side latencies are not comparable with runs without it"),
         prefill_isl: str | None = typer.Option(None, help="comma list (default 128..16384)"),
         prefill_batch: str | None = typer.Option(None, help="comma list (default 1,2,4,8)"),
         decode_batch: str | None = typer.Option(None, help="comma list (default 1..256)"),
@@ -222,9 +226,13 @@ def register(app: typer.Typer) -> None:
         import tempfile
 
         from profiles.backends.vllm import LaunchConfig, VllmRunConfig, run_profile
+        from profiles.iterations import ITERATION_FLAG
 
         launch = None
         tmp_model_dir = None
+        if log_iterations and endpoint is not None:
+            raise InputError(None, "log_iterations", "--log-iterations needs launch mode (the server's own flag); "
+                                                     "with --endpoint serve with --enable-logging-iteration-details yourself")
         if endpoint is None:
             what = hf_model or spec.hf_id or model
             if dummy_weights and hf_model is None:
@@ -242,7 +250,9 @@ def register(app: typer.Typer) -> None:
                                   gpu_memory_utilization=gpu_memory_utilization, load_format_dummy=dummy_weights,
                                   max_model_len=max_model_len, quantization=quantization, kv_cache_dtype=kv_cache_dtype,
                                   skip_tokenizer_init=skip_tokenizer_init, port=port,
-                                  extra_args=shlex.split(extra_args), server_cmd=shlex.split(server_cmd))
+                                  extra_args=shlex.split(extra_args) + ([ITERATION_FLAG]
+                                                                        if log_iterations else []),
+                                  server_cmd=shlex.split(server_cmd))
         cfg = VllmRunConfig(model=model, gpu=gpu, tp=tp, out=Path(directory), endpoint=endpoint, launch=launch,
                             prefill_isl=pi, prefill_batch=pb, decode_batch=db, decode_context=dc, decode_tokens=decode_tokens,
                             repeats=repeats, decode_repeats=decode_repeats, max_point_kv_tokens=max_point_kv_tokens,

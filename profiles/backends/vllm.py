@@ -68,6 +68,7 @@ from planner.io.errors import PlannerError
 from profiles import format as pfmt
 from profiles import sweep
 from profiles.backends.launch_env import server_env
+from profiles.iterations import ITERATION_FLAG, ITERATIONS_FILE, write_iterations
 
 # Token ids drawn for prompts: [100, 10000) exists in every modern tokenizer (vocab >= 32000) and
 # skips the low ids where special tokens live (Llama-3: 128000+, Llama-2: 0-2, Qwen: 151643+).
@@ -1046,6 +1047,9 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
     finally:
         if server is not None:
             server.stop()
+            if ITERATION_FLAG in server.cfg.argv():
+                # vLLM's per-step log (planner profile --log-iterations) as a table beside the profile
+                write_iterations(cfg.out / "server.log", cfg.out / ITERATIONS_FILE)
         if threading_is_main():
             signal.signal(signal.SIGTERM, prev_term)
 
