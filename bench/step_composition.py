@@ -3,8 +3,9 @@
     .venv/bin/python bench/step_composition.py                      # the committed s10 runs
     .venv/bin/python bench/step_composition.py --run ITER=PROFILE_DIR [--run ...]
 
-ITER is the ``iterations.csv.gz`` that ``planner profile --backend vllm --log-iterations --rates-by-isl ...`` writes
-beside its load sweep, or any vLLM server log of a load sweep served with ``--enable-logging-iteration-details``; the ``load_sweep.csv`` beside it gives the sweep's ISLs and OSL;
+ITER is the ``iterations.csv.gz`` that ``planner profile --backend vllm --log-iterations --rates-by-isl ...``
+writes beside its load sweep, or any vLLM server log of a load sweep served with
+``--enable-logging-iteration-details``; the ``load_sweep.csv`` beside it gives the sweep's ISLs and OSL;
 PROFILE_DIR is the profile the laws are fitted on (never the run itself: the load sweep is held out of it).
 
 Method (profiles/iterations.py says why the logged ``elapsed_ms`` cannot be used): vLLM logs each step's
