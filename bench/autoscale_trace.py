@@ -74,6 +74,13 @@ intervals; capping it loses the 15-min sine's first ramp, 0.905), the double hol
 (envelope window, then the scale-down window: both required by issue 9) and, against hindsight, the
 troughs it releases with foreknowledge. sine-15min's 0.9885: 78 of its 91 misses are in interval 4,
 whose fleet was decided at t = 60 s from one observation of 0.4 req/s (the sine reaches 4.5).
+Tried at stop 22 and not kept (tuning set, sum 47.17 GPU-h at worst attainment 0.9871 with the defaults): planned
+lengths from the envelope window's pooled means (the planned rate x the window's tokens / requests, instead of the
+token rates planned like the request rate): 48.50, step surge 0.9967 -> 0.8457, sine-15min -> 0.9518 (the token
+series' own trend carries the ramps' headroom); the same with the token trend kept: 48.77, attainment unchanged.
+Releasing starting replicas once the queue they were asked for drains (at its observed shrink rate) before they
+are ready: no effect on the tuning set; on mmpp-spiky, where its decision log suggested it, 11.33 -> 9.93 GPU-h but
+0.9172 -> 0.8994 attainment (the released surplus was serving the next spike).
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
 worst_gpu_hours_vs_oracle=<all> worst_gpu_hours_vs_reactive=<all> scenarios=<n> (with --trace: every figure is that trace's).
 """
