@@ -118,3 +118,29 @@ def test_a_parsed_table_round_trips_through_csv_gz_and_a_missing_column_is_named
     df.drop(columns=["gen_requests"]).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(ValueError, match="bad.csv: missing columns gen_requests"):
         read_iterations(tmp_path / "bad.csv")
+
+
+def test_the_emulators_iteration_log_gives_back_its_own_step_law(tmp_path: Path) -> None:
+    """End to end on the emulated vLLM (planner.simulate.emulator, a stand-in for a GPU server): a Poisson load
+    sweep through the profiler, the engine logging each step in vLLM's format on its emulated clock; the busy
+    seconds' steps must sum to the emulator's own law, measured / laws ~1 (edge noise only)."""
+    from planner.perf.laws import VariantPerf
+    from planner.simulate.emulator import EmulatorFleet
+    from profiles.backends.vllm import VllmRunConfig, run_profile
+
+    law = VariantPerf(model="llama-3.1-8b", gpu="H100-SXM-80GB", tp=1, source="measured", prefill_a_ms=30.0,
+                      prefill_b_ms_per_token=0.06, prefill_c_ms_per_token2=3e-6, decode_alpha_ms=30.0,
+                      decode_beta_ms_per_seq=0.3, decode_gamma_ms_per_token=4e-4, kv_capacity_tokens=120_000,
+                      kv_bytes_per_token=131072, kv_link_gb_s=50.0)
+    lines: list[str] = []
+    with EmulatorFleet(law, time_scale=0.2, iteration_log=lines.append) as fleet:
+        run_profile(VllmRunConfig(model="llama-3.1-8b", gpu="H100-SXM-80GB", tp=1, out=tmp_path, endpoint=fleet.urls[0],
+                                  prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1,), decode_context=(256,),
+                                  decode_tokens=16, repeats=1, progress=False, time_scale=0.2, rate_isls=(512,),
+                                  rates_by_isl={512: (8.0,)}, rate_requests=20, rate_duration_s=20.0, rate_osl=16,
+                                  rate_warmup_s=0.0))
+    it = parse_iteration_lines(lines)
+    assert len(it) > 300 and (it.ctx_tokens > 0).any()
+    (cell,) = sc.cells("emulator", sc.busy_seconds(it, law, [512], 16.0))
+    assert cell.seconds >= 8
+    assert cell.median == pytest.approx(1.0, abs=0.05)

@@ -50,6 +50,8 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="bind address"),
         time_scale: float = typer.Option(1.0, min=1e-4, help="wall seconds per emulated second (0.1 = 10x faster)"),
         served_model_name: str | None = typer.Option(None, help="model name in the API (default: the variant's model)"),
+        log_iterations: bool = typer.Option(False, help="print every engine step as vLLM's --enable-logging-iteration-details "
+                                                        "does (profiles/iterations.py, bench/step_composition.py read it)"),
     ) -> None:
         """Serve emulated vLLM replicas (OpenAI completions + vLLM /metrics) timed by the performance model."""
         from rich.console import Console
@@ -60,7 +62,8 @@ def register(app: typer.Typer) -> None:
         check_port_free(host, port, replicas)  # before start-up: a busy port is exit 2, not a thread's traceback
         perf = lookup_variant(default_perf_lookup(), variant)
         Console().print(f"emulating {variant} ({perf.source} laws) on {host}:{port}..{port + replicas - 1}, time_scale={time_scale}; Ctrl-C stops")
-        serve_forever(perf, port=port, replicas=replicas, host=host, time_scale=time_scale, model_name=served_model_name)
+        serve_forever(perf, port=port, replicas=replicas, host=host, time_scale=time_scale, model_name=served_model_name,
+                      log_iterations=log_iterations)
 
     @app.command("simulate")
     @friendly_errors

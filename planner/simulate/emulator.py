@@ -222,6 +222,17 @@ def _weights_of(model: str) -> tuple[float, float]:
         return 0.0, 0.0
 
 
+def iteration_line(index: int, t_s: float, ctx_requests: int, ctx_tokens: int, gen_requests: int, step_ms: float,
+                   kv_usage: float) -> str:
+    """One step as vLLM 0.26's LoggingStatLogger logs it with --enable-logging-iteration-details
+    (vllm/v1/metrics/loggers.py), its timestamp `t_s` (emulated seconds) at the logger's one-second resolution.
+    The emulator's "elapsed" is the whole step (vLLM's misses the kernel launches: profiles/iterations.py)."""
+    stamp = time.strftime("%m-%d %H:%M:%S", time.gmtime(t_s))
+    return (f"INFO {stamp} [loggers.py:182] Engine 000: Iteration({index}): {ctx_requests} context requests, "
+            f"{ctx_tokens} context tokens, {gen_requests} generation requests, {gen_requests} generation tokens, "
+            f"iteration elapsed time: {step_ms:.2f} ms, GPU KV cache usage: {kv_usage * 100:.1f}%")
+
+
 class EmulatedEngine:
     """One replica's scheduler loop: vLLM-V1-like continuous batching timed by the step law."""
 
@@ -239,6 +250,9 @@ class EmulatedEngine:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.on_token: Callable[[EmulatedEngine], None] | None = None  # after each step, used by the kill fault
+        # vLLM 0.26's per-step log (--enable-logging-iteration-details; profiles/iterations.py reads it): a line
+        # per step in vLLM's format, stamped with the step's end on the emulated clock; None: not logged
+        self.iteration_log: Callable[[str], None] | None = None
         self._step_end = 0.0  # wall-clock (monotonic) end of the last step, for back-to-back steps
         # Virtual time (busy-machine robustness, issue 11): while steps run back to back, each starts
         # at the previous one's scheduled end, not when the event loop got round to it, and tokens are
@@ -389,6 +403,9 @@ class EmulatedEngine:
             tokens_step = pre_tokens + len(decodes)
             self.m.est_flops.inc(2.0 * self._weights * tokens_step)
             self.m.est_read.inc(self._weight_bytes + p.kv_bytes_per_token * (sum_ctx + pre_tokens))
+            if self.iteration_log is not None:
+                self.iteration_log(iteration_line(self.steps - 1, t, len(chunks), pre_tokens, len(decodes), step_ms,
+                                                  self._kv_usage()))
             if self.on_token is not None:
                 self.on_token(self)
 
@@ -428,8 +445,10 @@ class EmulatedServer:
 
     def __init__(self, perf: VariantPerf, model_name: str | None = None, *, time_scale: float = 1.0,
                  max_model_len: int | None = None, faults: Faults | None = None,
-                 kv_connector: KvConnectorEmulation | None = None):
+                 kv_connector: KvConnectorEmulation | None = None, iteration_log: Callable[[str], None] | None = None):
         check_perf(perf, f"emulator {perf.model}/{perf.gpu}/tp{perf.tp}")
+        self.iteration_log = iteration_log
+        """Where the engine's per-step lines go (vLLM's --enable-logging-iteration-details); None: nowhere."""
         if time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {time_scale}")
         self.perf = perf
@@ -460,6 +479,7 @@ class EmulatedServer:
         self.host = host
         self.engine = EmulatedEngine(self.perf, self.model_name, self.time_scale, self.max_model_len, self.metrics)
         self.engine.on_token = self._check_kill
+        self.engine.iteration_log = self.iteration_log
         self.engine.faults = self.faults
         self.engine.start()
         app = web.Application()
@@ -667,8 +687,10 @@ class EmulatorFleet:
     """
 
     def __init__(self, perf: VariantPerf | list[VariantPerf], replicas: int = 1, *, model_name: str | None = None,
-                 time_scale: float = 1.0, host: str = "127.0.0.1", base_port: int = 0, max_model_len: int | None = None):
+                 time_scale: float = 1.0, host: str = "127.0.0.1", base_port: int = 0, max_model_len: int | None = None,
+                 iteration_log: Callable[[str], None] | None = None):
         perfs = perf if isinstance(perf, list) else [perf] * replicas
+        self.iteration_log = iteration_log
         if not perfs:
             raise ValueError("an emulator fleet needs at least one replica")
         self.host = host
@@ -681,7 +703,8 @@ class EmulatorFleet:
         self._thread: threading.Thread | None = None
 
     def _make(self, perf: VariantPerf) -> EmulatedServer:
-        return EmulatedServer(perf, self.model_name, time_scale=self.time_scale, max_model_len=self.max_model_len)
+        return EmulatedServer(perf, self.model_name, time_scale=self.time_scale, max_model_len=self.max_model_len,
+                              iteration_log=self.iteration_log)
 
     @property
     def urls(self) -> list[str]:
@@ -733,9 +756,11 @@ class EmulatorFleet:
 
 
 def serve_forever(perf: VariantPerf, *, port: int, replicas: int = 1, host: str = "127.0.0.1", time_scale: float = 1.0,
-                  model_name: str | None = None) -> None:
-    """Blocking entry point of ``planner emulate``: replicas on port, port+1, ... until Ctrl-C."""
-    fleet = EmulatorFleet(perf, replicas, model_name=model_name, time_scale=time_scale, host=host, base_port=port)
+                  model_name: str | None = None, log_iterations: bool = False) -> None:
+    """Blocking entry point of ``planner emulate``: replicas on port, port+1, ... until Ctrl-C; with
+    `log_iterations`, every step's line on stdout as vLLM's --enable-logging-iteration-details prints it."""
+    fleet = EmulatorFleet(perf, replicas, model_name=model_name, time_scale=time_scale, host=host, base_port=port,
+                          iteration_log=(lambda line: print(line, flush=True)) if log_iterations else None)
     fleet.start()
     try:
         while True:
