@@ -106,6 +106,19 @@ def parse_sweep(arg: str) -> tuple[Path, Path]:
     return sp, pd_
 
 
+def steady_sim_p90(perf: VariantPerf, isl: int, osl: int, rate_rps: float) -> tuple[float, float]:
+    """The simulator's steady-state TTFT and ITL p90 at `rate_rps`: STEADY_REQUESTS Poisson arrivals, the first
+    STEADY_WARMUP share dropped, the median over STEADY_SEEDS seeds."""
+    sims = []
+    for seed in range(STEADY_SEEDS):
+        t = np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate_rps, STEADY_REQUESTS))
+        df, _ = _mixed_sim(perf, isl, osl, t, FRONTEND_MS_PER_RUNNING)
+        df = df.iloc[int(STEADY_WARMUP * STEADY_REQUESTS):]
+        sims.append((float(np.nanpercentile(df.ttft_ms, PERCENTILE)), float(np.nanpercentile(df.itl_ms, PERCENTILE))))
+    ttft, itl = np.median(np.asarray(sims), axis=0)
+    return float(ttft), float(itl)
+
+
 def steady_errors(perf: VariantPerf, points: list[LoadPoint], sat: Saturation) -> dict[str, list[float]]:
     """|model - simulator in steady state| / simulator, %, TTFT and ITL p90, at the realised rate of every
     point below saturation (the model's and the measured)."""
@@ -113,14 +126,7 @@ def steady_errors(perf: VariantPerf, points: list[LoadPoint], sat: Saturation) -
     for p in points:
         if not sat.below(p):
             continue
-        sims = []
-        for seed in range(STEADY_SEEDS):
-            rng = np.random.default_rng(seed)
-            t = np.cumsum(rng.exponential(1.0 / p.realised_rps, STEADY_REQUESTS))
-            df, _ = _mixed_sim(perf, p.isl, p.osl, t, FRONTEND_MS_PER_RUNNING)
-            df = df.iloc[int(STEADY_WARMUP * STEADY_REQUESTS):]
-            sims.append((float(np.nanpercentile(df.ttft_ms, PERCENTILE)), float(np.nanpercentile(df.itl_ms, PERCENTILE))))
-        sim_ttft, sim_itl = np.median(np.asarray(sims), axis=0)
+        sim_ttft, sim_itl = steady_sim_p90(perf, p.isl, p.osl, p.realised_rps)
         lat = capacity.mixed_latency(perf, float(p.isl), float(p.osl), p.realised_rps, PERCENTILE)
         out["ttft"].append(abs(lat.ttft_ms - sim_ttft) / sim_ttft * 100.0)
         out["itl"].append(abs(lat.itl_ms - sim_itl) / sim_itl * 100.0)
@@ -143,13 +149,7 @@ def grid_errors(perf: VariantPerf) -> dict[str, list[float]]:
             sat = model_saturation_rps(perf, "mixed", isl, osl)
             for load in GRID_LOADS:
                 rate = load * sat
-                sims = []
-                for seed in range(STEADY_SEEDS):
-                    t = np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate, STEADY_REQUESTS))
-                    df, _ = _mixed_sim(perf, isl, osl, t, FRONTEND_MS_PER_RUNNING)
-                    df = df.iloc[int(STEADY_WARMUP * STEADY_REQUESTS):]
-                    sims.append((float(np.nanpercentile(df.ttft_ms, PERCENTILE)), float(np.nanpercentile(df.itl_ms, PERCENTILE))))
-                sim_ttft, sim_itl = np.median(np.asarray(sims), axis=0)
+                sim_ttft, sim_itl = steady_sim_p90(perf, isl, osl, rate)
                 lat = capacity.mixed_latency(perf, float(isl), float(osl), rate, PERCENTILE)
                 out["ttft"].append((lat.ttft_ms - sim_ttft) / sim_ttft * 100.0)
                 out["itl"].append((lat.itl_ms - sim_itl) / sim_itl * 100.0)
@@ -247,10 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     rows, pooled, held = [], {}, {}
     sat_errs: list[float] = []
     stalls: list[tuple[str, LoadPoint, Stall, bool]] = []
+    fitted: dict[Path, VariantPerf] = {}  # each swept profile's laws, fitted once (the grid reuses them)
     for sweep, prof in sweeps:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # extrapolation warnings of the laws are in the tables
-            perf = fit_profile(load_profile(prof), Catalog.load())[0]
+            if prof.resolve() not in fitted:
+                fitted[prof.resolve()] = fit_profile(load_profile(prof), Catalog.load())[0]
+            perf = fitted[prof.resolve()]
             e = part_vllm_load(sweep, 0, 0, con, prof, perf=perf)
             points = read_load_sweep(sweep)
             sat = saturation(perf, points)
@@ -282,10 +285,9 @@ def main(argv: list[str] | None = None) -> int:
                      *(_mean(e.get(f"vllm_load_{k}_p90_in_band")) for k in ("ttft", "itl")),
                      ", ".join(f"{x:.0f}" for x in sat_err) or "-", "tuning (ISL 1024)" if is_tuning else "held out"))
     grid_rows, grid_pooled = [], {"ttft": [], "itl": []}
-    for prof in dict.fromkeys(prof for _, prof in sweeps):  # each profile once, in sweep order
+    for gperf in fitted.values():  # each profile once, in sweep order
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            gperf = fit_profile(load_profile(prof), Catalog.load())[0]
             g = grid_errors(gperf)
         grid_rows.append((f"{gperf.model}/{gperf.gpu}/tp{gperf.tp}{gperf.precision}", g))
         for k in ("ttft", "itl"):

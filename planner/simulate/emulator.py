@@ -690,9 +690,9 @@ class EmulatorFleet:
                  time_scale: float = 1.0, host: str = "127.0.0.1", base_port: int = 0, max_model_len: int | None = None,
                  iteration_log: Callable[[str], None] | None = None):
         perfs = perf if isinstance(perf, list) else [perf] * replicas
-        self.iteration_log = iteration_log
         if not perfs:
             raise ValueError("an emulator fleet needs at least one replica")
+        self.iteration_log = iteration_log
         self.host = host
         self.base_port = base_port
         self.time_scale = time_scale
