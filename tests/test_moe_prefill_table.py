@@ -83,5 +83,8 @@ def test_mixed_step_carries_the_excess_at_its_prefill_tokens_and_never_goes_nega
         assert extra == pytest.approx(max(-marginal, MOE_TABLE_MIXED_SHARE * vp.prefill_excess_ms(tokens, tokens * tokens)))
     # at 1,024 tokens the measured pass is ~2x the law's: a mixed step is longer by a share of that excess
     assert vp.prefill_excess_ms(1024, 1024**2) > 30.0
+    # a step without decodes is a prefill pass as the profile measured it: the whole table, not the mixed share
+    for tokens in (512, 1024, 2048):
+        assert mixed_step_ms(vp, 0, 0.0, tokens, float(tokens * tokens)) == pytest.approx(vp.prefill_ms(tokens, 1))
     # decode-only steps are untouched
     assert mixed_step_ms(vp, 16, 16000.0, 0, 0.0) == mixed_step_ms(bare, 16, 16000.0, 0, 0.0)

@@ -56,15 +56,18 @@ def chunk_cost_isl2(done: int, n: int) -> int:
 def mixed_step_ms(perf: VariantPerf, batch: int, sum_context: float, prefill_tokens: int, prefill_isl2: float) -> float:
     """One engine step with `batch` decodes (contexts summing to `sum_context`) and prefill chunks.
 
-    No decodes: the prefill law. No prefill: the decode law. Both: one fixed cost (the larger) plus
-    both marginal costs (chunked prefill piggybacks on the decode step, as in vLLM's scheduler).
+    No decodes: a prefill pass (VariantPerf.prefill_pass_ms: its floor and an MoE's whole token table, as the
+    profile measured it). No prefill: the decode law. Both: one fixed cost (the larger) plus both marginal
+    costs (chunked prefill piggybacks on the decode step, as in vLLM's scheduler; an MoE's chunks pay
+    MOE_TABLE_MIXED_SHARE of its table's excess).
     """
     dec = perf.decode_beta_ms_per_seq * batch + perf.decode_gamma_ms_per_token * sum_context
     if prefill_tokens <= 0:
         return perf.decode_fixed_ms(batch) + dec
-    pre = perf.prefill_marginal_ms(prefill_tokens, prefill_isl2)
     if batch <= 0:
-        return perf.prefill_a_ms + pre
+        # no decode rides along: the step is a prefill pass, as the profile measured it (an MoE's whole token table)
+        return perf.prefill_pass_ms(prefill_tokens, prefill_isl2)
+    pre = perf.prefill_marginal_ms(prefill_tokens, prefill_isl2)
     return max(perf.decode_fixed_ms(batch), perf.prefill_a_ms) + dec + pre
 
 
