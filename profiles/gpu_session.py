@@ -178,9 +178,24 @@ PLAN_S10 = [
 # The eleventh (2026-12-03, session 5, after s10): the MoE's run of s10 again in a second server launch, to check on
 # launch-to-launch spread the share of its token table that mixed steps pay (chosen on s10, laws.MOE_TABLE_MIXED_SHARE).
 PLAN_S11 = [replace(PLAN_S10[0], tag="-iter2")]
+# The twelfth (2026-12-03, session 6): two models nobody here catalogued, imported from their Hugging Face
+# config.json by `planner catalog import-hf` (examples/byo-model/catalog; run with PLANNER_CATALOG set to it):
+# their real vLLM profiles hold out the roofline prior on a new dense shape (Mistral-Nemo 12B: head_dim 128 with
+# hidden 5120, a 131k vocabulary) and a new MoE (Mixtral 8x7B: 8 experts of 14,336, top-2), and Nemo's Poisson
+# load sweep (0.3-1.15 of the prior's saturation, 25.8 rps at ISL 1024 and 6.3 at 4096; 20 s per rate) checks
+# the whole prediction under load on a model no law was fitted to.
+PLAN_S12 = [
+    Variant("mistral-nemo-12b", startup_s=140, sweep_s=150, max_kv=250_000,
+            rates="1024=8,13,18,22,26,30;4096=2,3,4.4,5.3,6.3,7.2", rate_s=280, rate_duration_s=20.0),
+    Variant("mixtral-8x7b", startup_s=260, sweep_s=160, max_kv=200_000, prefill_isl="128,512,2048,4096,8192"),
+]
+# The thirteenth (same session, after s12): Mixtral's Poisson load sweep, a held-out check of the MoE's mixed-step
+# share of its token table (laws.MOE_TABLE_MIXED_SHARE, chosen on qwen3-30b-a3b) and of the whole prediction on an
+# MoE no law or constant was fitted to; rates up to ~1.15x the saturation that s12's measured profile gives.
+PLAN_S13 = [_load_only("mixtral-8x7b", 150, "1024=5,9,13,16,19,22;4096=1.3,2.2,3,3.6,4.3,5", 300, rate_duration_s=20.0)]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
-         "s11": PLAN_S11}
+         "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13}
 
 
 def log(out: Path, msg: str) -> None:

@@ -43,22 +43,41 @@ class ServingFacts:
     eos_token_id: int
     rope_scaling: Mapping[str, object] | None = None
     norm_topk_prob: bool | None = None
+    # config.json keys copied verbatim (an imported model's, planner/io/hfconfig.py: activation, biases,
+    # sliding window, ...); the sizes and the facts above are always the catalog's
+    extra: Mapping[str, object] | None = None
 
 
 _REQUIRED = ("architecture", "model_type", "max_position_embeddings", "rope_theta", "rms_norm_eps", "bos_token_id", "eos_token_id")
 
 
-def load_serving_facts(model: str, path: str | os.PathLike[str] = MODEL_CONFIGS_PATH) -> ServingFacts:
-    """The entry of `model` in model_configs.yaml; a missing model or field is an InputError naming it."""
-    p = Path(path)
+def _read_facts_file(p: Path) -> dict:
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(str(p), None, f"expected a readable YAML mapping ({exc})") from None
-    entry = data.get(model)
-    if not isinstance(entry, dict):
-        raise InputError(str(p), model, f"no serving facts for model {model!r} (known: {', '.join(sorted(data))}); "
-                         "add its architecture, rope and context length from its config.json")
+    if not isinstance(data, dict):
+        raise InputError(str(p), None, f"expected a mapping of model -> serving facts, got {type(data).__name__}")
+    return data
+
+
+def load_serving_facts(model: str, path: str | os.PathLike[str] | None = None) -> ServingFacts:
+    """The entry of `model` in model_configs.yaml; a missing model or field is an InputError naming it.
+    Without `path`: the user's catalog folder's model_configs.yaml (planner/io/catalog.py) where it has
+    the model, else the bundled one."""
+    from planner.io.catalog import user_catalog_file
+
+    files = [Path(path)] if path is not None else [f for f in (user_catalog_file("model_configs.yaml"), MODEL_CONFIGS_PATH) if f]
+    known: list[str] = []
+    for p in files:
+        data = _read_facts_file(p)
+        known += [str(k) for k in data]
+        if isinstance(data.get(model), dict):
+            break
+    else:
+        raise InputError(" + ".join(map(str, files)), model, f"no serving facts for model {model!r} (known: {', '.join(sorted(set(known)))}); "
+                         "add its architecture, rope and context length from its config.json (`planner catalog import-hf`)")
+    entry = data[model]
     missing = [k for k in _REQUIRED if k not in entry]
     if missing:
         raise InputError(str(p), f"{model}.{missing[0]}", f"required to write config.json (missing: {missing})")
@@ -98,21 +117,46 @@ def hf_config(spec: ModelSpec, facts: ServingFacts) -> dict:
         cfg.update({"mlp_bias": False, "pretraining_tp": 1})
     if facts.model_type.startswith("qwen3"):
         cfg.update({"use_sliding_window": False, "sliding_window": None, "max_window_layers": spec.layers})
+    if facts.extra:
+        cfg.update({k: v for k, v in facts.extra.items() if k not in _CATALOG_KEYS})
     if spec.moe is not None:
-        m = spec.moe
-        if m.shared_experts:
-            raise InputError(None, f"{spec.name}.moe.shared_experts", "shared experts are not written for a Qwen3-MoE config; profile this model with real weights")
-        cfg.update({
-            "num_experts": m.experts,                     # Qwen3-MoE config keys
-            "num_experts_per_tok": m.experts_per_token,
-            "moe_intermediate_size": m.expert_intermediate,
-            "decoder_sparse_step": 1,                     # every layer is MoE
-            "mlp_only_layers": [],
-            "norm_topk_prob": bool(facts.norm_topk_prob),
-            "output_router_logits": False,
-            "router_aux_loss_coef": 0.001,
-        })
+        cfg.update(_moe_keys(spec, facts))
     return cfg
+
+
+# config.json keys that come from the catalog entry and the serving facts, never from `extra`.
+_CATALOG_KEYS = {"architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                 "num_key_value_heads", "head_dim", "vocab_size", "max_position_embeddings", "rope_theta", "rope_scaling",
+                 "rms_norm_eps", "tie_word_embeddings", "bos_token_id", "eos_token_id", "torch_dtype", "num_experts",
+                 "num_local_experts", "num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size"}
+
+
+def _moe_keys(spec: ModelSpec, facts: ServingFacts) -> dict[str, object]:
+    """The experts in the config keys of the model's family (transformers' configuration_<model_type>.py)."""
+    m = spec.moe
+    assert m is not None
+    if facts.model_type == "mixtral":  # every expert is intermediate_size wide; no shared expert in the family
+        if m.shared_experts:
+            raise InputError(None, f"{spec.name}.moe.shared_experts", "Mixtral configs have no shared expert; expected 0")
+        return {"num_local_experts": m.experts, "num_experts_per_tok": m.experts_per_token, "intermediate_size": m.expert_intermediate}
+    if facts.model_type in ("qwen3_moe", "qwen2_moe", "olmoe"):
+        keys: dict[str, object] = {
+            "num_experts": m.experts, "num_experts_per_tok": m.experts_per_token, "moe_intermediate_size": m.expert_intermediate,
+            "norm_topk_prob": bool(facts.norm_topk_prob), "output_router_logits": False,
+        }
+        if facts.model_type != "olmoe":
+            keys.update({"decoder_sparse_step": 1, "mlp_only_layers": []})  # every layer is MoE
+        if facts.model_type == "qwen3_moe":
+            keys["router_aux_loss_coef"] = 0.001
+            if m.shared_experts:
+                raise InputError(None, f"{spec.name}.moe.shared_experts", "Qwen3-MoE configs have no shared expert; expected 0")
+        elif facts.model_type == "qwen2_moe":
+            keys["shared_expert_intermediate_size"] = m.shared_experts * m.expert_intermediate
+        elif m.shared_experts:
+            raise InputError(None, f"{spec.name}.moe.shared_experts", "OLMoE configs have no shared expert; expected 0")
+        return keys
+    raise InputError(None, f"{spec.name}.model_type", f"MoE config keys of model type {facts.model_type!r} are not known; expected "
+                     "mixtral, qwen2_moe, qwen3_moe or olmoe (profile this model with its real config and weights)")
 
 
 def special_tokens(facts: ServingFacts) -> dict[int, str]:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+os.environ.pop("PLANNER_CATALOG", None)  # session fixtures too see the bundled catalogs (see _bundled_catalog_only)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _bundled_catalog_only(monkeypatch):
+    """Every test sees the bundled catalogs: a PLANNER_CATALOG of the developer's shell is masked, and one a
+    test sets (or `planner --catalog` sets in-process under CliRunner) is undone after it."""
+    monkeypatch.setenv("PLANNER_CATALOG", "")
 
 
 @pytest.fixture(scope="session")

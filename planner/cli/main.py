@@ -13,8 +13,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from planner.cli import control, profile, simulate, synth, whatif
+from planner.cli import catalog, control, profile, simulate, synth, whatif
 from planner.cli.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
+from planner.io.errors import InputError
 from planner.io.schema import Plan
 from solvers import backend_help, backend_names, choices_text, objective_help, objective_names  # the registries
 
@@ -23,6 +24,26 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 workload_app = typer.Typer(no_args_is_help=True, help="Workloads: traces -> request classes.")
 app.add_typer(workload_app, name="workload")
 console = stdout_console()
+
+
+@app.callback()
+def root(
+    catalog_dir: Path | None = typer.Option(
+        None, "--catalog", envvar="PLANNER_CATALOG",
+        help="your catalog folder (models.yaml, gpus.yaml, model_configs.yaml in the bundled formats): its models and "
+             "GPU types are added to the bundled ones, a bundled name replaced; `planner catalog import-hf` writes one"),
+) -> None:
+    """Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM."""
+    import os
+
+    from planner.io.catalog import CATALOG_ENV, user_catalog_dir
+
+    if catalog_dir is not None:
+        os.environ[CATALOG_ENV] = str(catalog_dir)
+        try:
+            user_catalog_dir()  # a folder holding a catalog file, checked before any command runs
+        except InputError as exc:
+            raise typer.BadParameter(exc.expected, param_hint=f"--catalog '{catalog_dir}'") from None
 
 def plan_table(plan: Plan, title: str = "Plan") -> Table:
     """Pools of a plan with utilization and the predicted percentiles of the classes they serve."""
@@ -186,6 +207,7 @@ simulate.register(app)  # simulate, emulate
 whatif.register(app)  # whatif
 control.register(app)  # control
 profile.register(app)  # profile, profile show
+catalog.register(app)  # catalog import-hf, catalog list
 synth.register(workload_app)  # workload synth
 
 

@@ -3,6 +3,13 @@
 Each catalog file is a mapping ``name -> fields``; the name is the key (a ``name`` field inside the
 entry, if given, must agree). Derived sizes (weight bytes, KV bytes per token, FLOPs per token) live
 on :class:`planner.io.schema.ModelSpec`. Every error names the file, the entry/field and the expectation.
+
+A user's own catalog (models and GPUs the bundled files do not list) is a folder holding any of
+``models.yaml``, ``gpus.yaml`` and ``model_configs.yaml`` in the bundled files' formats, named by the
+environment variable ``PLANNER_CATALOG`` (the CLI's ``planner --catalog DIR`` sets it; notebooks and the
+controller's deployment set it directly). Its entries are added to the bundled ones; an entry of a
+bundled name replaces the bundled entry. ``planner catalog import-hf`` writes such a folder from a
+model's Hugging Face ``config.json`` (planner/io/hfconfig.py).
 """
 
 from __future__ import annotations
@@ -23,6 +30,31 @@ PROFILES_DIR = Path(profiles.__file__).resolve().parent
 """The package's bundled profile folder (catalogs and profiles/data)."""
 DEFAULT_GPUS_PATH = PROFILES_DIR / "gpus.yaml"
 DEFAULT_MODELS_PATH = PROFILES_DIR / "models.yaml"
+CATALOG_ENV = "PLANNER_CATALOG"
+"""Environment variable naming the user's catalog folder (module doc)."""
+USER_FILES = ("models.yaml", "gpus.yaml", "model_configs.yaml")
+"""The files a user catalog folder may hold, in the bundled files' formats."""
+
+
+def user_catalog_dir() -> Path | None:
+    """The user's catalog folder from ``PLANNER_CATALOG``, or None when unset or empty.
+    A value that is not a folder holding at least one of USER_FILES is an InputError naming it."""
+    raw = os.environ.get(CATALOG_ENV, "").strip()
+    if not raw:
+        return None
+    d = Path(raw).expanduser()
+    if not d.is_dir() or not any((d / f).is_file() for f in USER_FILES):
+        raise InputError(str(d), None, f"expected a catalog folder holding any of {', '.join(USER_FILES)} "
+                         f"(from --catalog or ${CATALOG_ENV}); write one with `planner catalog import-hf`")
+    return d
+
+
+def user_catalog_file(name: str) -> Path | None:
+    """`name` (one of USER_FILES) in the user's catalog folder, if it is there."""
+    d = user_catalog_dir()
+    if d is None or not (d / name).is_file():
+        return None
+    return d / name
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -59,10 +91,21 @@ class Catalog:
         gpus_path: str | os.PathLike[str] | None = None,
         models_path: str | os.PathLike[str] | None = None,
     ) -> Catalog:
-        """Load both catalogs; paths default to the package's profiles/gpus.yaml and models.yaml."""
+        """Load both catalogs. A path given is loaded alone; a path left out is the package's
+        profiles/gpus.yaml or models.yaml with the user's catalog folder's file over it (module doc)."""
         gp = Path(gpus_path) if gpus_path is not None else DEFAULT_GPUS_PATH
         mp = Path(models_path) if models_path is not None else DEFAULT_MODELS_PATH
-        return cls(gpus=_load_mapping(GpuType, gp), models=_load_mapping(ModelSpec, mp), gpus_path=str(gp), models_path=str(mp))
+        gpus, models = _load_mapping(GpuType, gp), _load_mapping(ModelSpec, mp)
+        gps, mps = str(gp), str(mp)
+        user_gpus = user_catalog_file("gpus.yaml") if gpus_path is None else None
+        user_models = user_catalog_file("models.yaml") if models_path is None else None
+        if user_gpus is not None:
+            gpus = {**gpus, **_load_mapping(GpuType, user_gpus)}
+            gps = f"{user_gpus} (over {gp})"
+        if user_models is not None:
+            models = {**models, **_load_mapping(ModelSpec, user_models)}
+            mps = f"{user_models} (over {mp})"
+        return cls(gpus=gpus, models=models, gpus_path=gps, models_path=mps)
 
     def gpu(self, name: str) -> GpuType:
         """The GPU type called `name`; an unknown name is an InputError listing the known ones."""

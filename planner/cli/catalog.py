@@ -1,0 +1,111 @@
+"""`planner catalog`: the models and GPU types the planner knows, and a user's own catalog folder.
+
+`planner catalog import-hf CONFIG.json --name NAME --into DIR` writes a model nobody catalogued into DIR
+(models.yaml + model_configs.yaml, the bundled files' formats; planner/io/hfconfig.py says what is
+carried); `planner --catalog DIR <command>` (or ``PLANNER_CATALOG=DIR``) then plans, simulates and
+profiles it like a bundled one. `planner catalog list` shows what is known and where it comes from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+import yaml
+from rich.table import Table
+
+from planner.cli.console import friendly_errors, stdout_console
+from planner.io.errors import InputError
+
+catalog_app = typer.Typer(no_args_is_help=True, help="Catalogs: the models and GPU types known; add your own.")
+
+
+def _read_mapping(p: Path) -> dict[str, object]:
+    """An existing catalog file of the folder as a mapping ({} when absent)."""
+    if not p.exists():
+        return {}
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(str(p), None, f"expected a readable YAML mapping ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(str(p), None, f"expected a mapping of name -> entry, got {type(data).__name__}")
+    return {str(k): v for k, v in data.items()}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `catalog` group (import-hf, list) to the root app."""
+    app.add_typer(catalog_app, name="catalog")
+
+    @catalog_app.command("import-hf")
+    @friendly_errors
+    def import_hf(
+        config: Path = typer.Argument(..., help="the model's Hugging Face config.json"),
+        name: str = typer.Option(..., "--name", help="catalog name of the model (the workload's models.<name>), lower case"),
+        into: Path = typer.Option(..., "--into", help="catalog folder to add it to (created; use with planner --catalog DIR)"),
+        hf_id: str | None = typer.Option(None, "--hf-id", help="Hugging Face id, for the record (default: the config's _name_or_path)"),
+        force: bool = typer.Option(False, "--force", help="replace an entry of that name already in the folder"),
+    ) -> None:
+        """Add a model to a catalog folder from its config.json: sizes (models.yaml) and serving facts
+        (model_configs.yaml, for weightless profiling)."""
+        from planner.io.files import write_atomic
+        from planner.io.hfconfig import from_hf_config
+
+        if not name or name != name.lower() or any(c in name for c in "/ \t"):
+            raise InputError(None, "--name", f"a lower-case name without '/' or spaces (it is part of pool ids); got {name!r}")
+        try:
+            cfg = json.loads(config.read_text())
+        except OSError as exc:
+            raise InputError(str(config), None, f"expected a readable config.json ({exc.strerror})") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(str(config), None, f"expected JSON ({exc})") from None
+        imported = from_hf_config(cfg, name, str(config), hf_id)
+        if into.exists() and not into.is_dir():
+            raise InputError(str(into), "--into", "exists and is not a folder; expected a catalog folder")
+        models_file, facts_file = into / "models.yaml", into / "model_configs.yaml"
+        models, facts = _read_mapping(models_file), _read_mapping(facts_file)
+        if (name in models or name in facts) and not force:
+            raise InputError(str(models_file if name in models else facts_file), name,
+                             "already holds this model; pass --force to replace it, or another --name")
+        models[name] = imported.spec.model_dump(exclude={"name"}, exclude_none=True,
+                                                exclude_defaults=False)
+        facts[name] = imported.facts
+        header = (f"# Catalog folder written by `planner catalog import-hf` (use: planner --catalog {into} ...).\n"
+                  "# Formats: the bundled profiles/models.yaml and profiles/model_configs.yaml.\n")
+        into.mkdir(parents=True, exist_ok=True)
+        write_atomic(models_file, header + yaml.safe_dump(models, sort_keys=False))
+        write_atomic(facts_file, header + yaml.safe_dump(facts, sort_keys=False))
+        con = stdout_console()
+        s = imported.spec
+        moe = f", MoE {s.moe.experts} experts, top-{s.moe.experts_per_token}" if s.moe else ""
+        con.print(f"{name}: {s.params / 1e9:.2f} B parameters ({s.active_params / 1e9:.2f} B active){moe}, "
+                  f"KV {s.kv_bytes_per_token / 1024:.0f} KiB per token (bf16), context {s.max_context or 'unchecked'}")
+        for n in imported.notes:
+            con.print(f"[yellow]note:[/] {n}", highlight=False)
+        con.print(f"written to {models_file} and {facts_file}; plan it with: planner --catalog {into} solve ...")
+
+    @catalog_app.command("list")
+    @friendly_errors
+    def list_catalog() -> None:
+        """Models and GPU types known (bundled, and the --catalog folder's)."""
+        from planner.io.catalog import Catalog, user_catalog_file
+
+        cat = Catalog.load()
+        user_models = set(_read_mapping(p)) if (p := user_catalog_file("models.yaml")) else set()
+        user_gpus = set(_read_mapping(p)) if (p := user_catalog_file("gpus.yaml")) else set()
+        con = stdout_console()
+        t = Table(title="Models")
+        for col in ("model", "params B", "active B", "KV KiB/token", "context", "from"):
+            t.add_column(col, justify="left" if col in ("model", "from") else "right")
+        for m, s in sorted(cat.models.items()):
+            t.add_row(m, f"{s.params / 1e9:.2f}", f"{s.active_params / 1e9:.2f}", f"{s.kv_bytes_per_token / 1024:.0f}",
+                      str(s.max_context or "-"), "catalog folder" if m in user_models else "bundled")
+        con.print(t)
+        g = Table(title="GPU types")
+        for col in ("GPU", "memory GiB", "HBM TB/s", "bf16 TFLOP/s", "$/h", "from"):
+            g.add_column(col, justify="left" if col in ("GPU", "from") else "right")
+        for n, gt in sorted(cat.gpus.items()):
+            g.add_row(n, f"{gt.memory_gib:g}", f"{gt.hbm_tb_s:g}", f"{gt.bf16_tflops:g}", f"{gt.price_per_hour:.2f}",
+                      "catalog folder" if n in user_gpus else "bundled")
+        con.print(g)

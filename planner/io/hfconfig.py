@@ -1,0 +1,212 @@
+"""A catalog entry from a model's Hugging Face ``config.json``: the sizes models.yaml holds and the
+serving facts model_configs.yaml holds, so a model nobody here catalogued can be planned (roofline
+prior) and profiled weightless (``planner profile --backend vllm --dummy-weights``).
+
+Pure: :func:`from_hf_config` maps a parsed config to records and says what it could not carry;
+`planner catalog import-hf` (planner/cli/catalog.py) reads the file and writes the folder.
+
+What the planner's cost model describes, and so what is imported (planner/perf/prior.py): a decoder-only
+transformer with grouped-query attention over the whole context and a SwiGLU FFN, dense or a
+mixture of experts on every layer. Refused, with the field that says so (exit 2, nothing written):
+multi-head latent attention (DeepSeek-V2/V3's ``kv_lora_rank``: its KV cache is not heads x head_dim),
+layers of linear attention or state-space mixers (``layer_types`` other than full/sliding attention,
+Mamba-style ``ssm_*`` / ``mamba_*`` keys), MoE on some layers only (``decoder_sparse_step`` != 1,
+``mlp_only_layers``, ``first_k_dense_replace``), multimodal wrappers (``text_config``: import the text
+model's config). Carried with a note: a sliding window (the KV cache and attention are modelled over the
+whole context, which over-states both: the safe side), quantized checkpoints (the entry describes the
+bf16 model; FP8 pools are the fleet's ``limits.allowed_dtypes``), float32 checkpoints (vLLM serves them
+in bf16 by default, ``--dtype auto``).
+
+Key names, per family (transformers' configuration_<model_type>.py): sizes ``num_hidden_layers``,
+``hidden_size``, ``num_attention_heads``, ``num_key_value_heads`` (absent = MHA), ``head_dim`` (absent
+= hidden / heads), ``intermediate_size``, ``vocab_size``, ``max_position_embeddings``; experts
+``num_local_experts`` (Mixtral) or ``num_experts`` (Qwen2/3-MoE, OLMoE), ``num_experts_per_tok``,
+``moe_intermediate_size`` (Mixtral: the expert width is ``intermediate_size``), Qwen2-MoE's shared
+expert ``shared_expert_intermediate_size`` (counted as that width over the expert width experts).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from planner.io.errors import InputError
+from planner.io.schema import ModelSpec, MoeSpec
+
+# Keys of config.json that say the model is outside what the cost model describes (module doc).
+_MLA_KEYS = ("kv_lora_rank", "q_lora_rank")
+_PARTIAL_MOE_KEYS = ("first_k_dense_replace", "moe_layer_freq")
+_SSM_PREFIXES = ("ssm_", "mamba_", "linear_conv", "linear_key", "linear_num")
+# Attention kinds of `layer_types` the model carries (the rest are linear attention / SSM mixers).
+_ATTENTION_LAYER_TYPES = {"full_attention", "sliding_attention"}
+# Keys not copied into the weightless folder's config.json: provenance, loader-only and quantization
+# entries (the folder is served with --load-format dummy in bf16), and what hf_config computes.
+_NOT_COPIED = {"_name_or_path", "transformers_version", "auto_map", "quantization_config", "torch_dtype", "dtype",
+               "architectures", "model_type",
+               # written by profiles.modeldir.hf_config from the catalog entry and the facts above
+               "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+               "head_dim", "vocab_size", "max_position_embeddings", "rope_theta", "rope_scaling", "rope_parameters",
+               "rms_norm_eps", "tie_word_embeddings", "bos_token_id", "eos_token_id", "num_local_experts", "num_experts",
+               "num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size", "norm_topk_prob"}
+# The checkpoint dtypes vLLM serves at 2 bytes per weight with --dtype auto (float32 is cast to bf16).
+_HALF_DTYPES = {"bfloat16", "float16", "bf16", "fp16", "half"}
+
+
+@dataclass(frozen=True)
+class ImportedModel:
+    """A model's catalog entry (models.yaml), serving facts (model_configs.yaml) and what was not carried."""
+
+    spec: ModelSpec
+    facts: dict[str, object]
+    notes: list[str] = field(default_factory=list)
+
+
+def _int(cfg: Mapping[str, object], key: str, src: str, default: int | None = None) -> int:
+    """A positive integer field of the config; absent (with no default) or not an integer is an InputError."""
+    v = cfg.get(key, default)
+    if v is None:
+        raise InputError(src, key, "required (a positive integer) to size the model")
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise InputError(src, key, f"expected a positive integer, got {v!r}")
+    return v
+
+
+def _refuse_unmodelled(cfg: Mapping[str, object], src: str) -> None:
+    """InputError naming the first field that puts the model outside the cost model (module doc)."""
+    if "text_config" in cfg:
+        raise InputError(src, "text_config", "a multimodal wrapper; import the text model's config.json (its text_config) instead")
+    for k in _MLA_KEYS:
+        if cfg.get(k):
+            raise InputError(src, k, "multi-head latent attention (DeepSeek-style) is not modelled: its KV cache is a "
+                             "latent of kv_lora_rank, not heads x head_dim; expected grouped-query attention")
+    types = cfg.get("layer_types")
+    if isinstance(types, list):
+        other = sorted({str(t) for t in types} - _ATTENTION_LAYER_TYPES)
+        if other:
+            raise InputError(src, "layer_types", f"layers of {', '.join(other)} are not modelled; expected attention layers only "
+                             f"({', '.join(sorted(_ATTENTION_LAYER_TYPES))})")
+    for k in cfg:
+        if k.startswith(_SSM_PREFIXES):
+            raise InputError(src, k, "state-space / linear-attention mixers are not modelled; expected a transformer decoder")
+    for k in _PARTIAL_MOE_KEYS:
+        if cfg.get(k):
+            raise InputError(src, k, "experts on some layers only are not modelled; expected every layer dense or every layer MoE")
+    step = cfg.get("decoder_sparse_step", 1)
+    if step not in (None, 1):
+        raise InputError(src, "decoder_sparse_step", f"MoE every {step} layers is not modelled; expected 1 (every layer)")
+    if cfg.get("mlp_only_layers"):
+        raise InputError(src, "mlp_only_layers", "dense layers among MoE layers are not modelled; expected an empty list")
+
+
+def _moe(cfg: Mapping[str, object], src: str, notes: list[str]) -> MoeSpec | None:
+    """The experts of a MoE config, None for a dense one."""
+    key = next((k for k in ("num_local_experts", "num_experts") if cfg.get(k)), None)
+    if key is None:
+        return None
+    experts = _int(cfg, key, src)
+    top_k = _int(cfg, "num_experts_per_tok", src)
+    width_key = "moe_intermediate_size" if cfg.get("moe_intermediate_size") else "intermediate_size"
+    width = _int(cfg, width_key, src)
+    shared = 0
+    shared_width = cfg.get("shared_expert_intermediate_size")
+    if isinstance(shared_width, int) and shared_width > 0:
+        shared = max(1, round(shared_width / width))
+        notes.append(f"shared expert of {shared_width} counted as {shared} expert(s) of {width} (shared_expert_intermediate_size)")
+    if top_k > experts:
+        raise InputError(src, "num_experts_per_tok", f"{top_k} experts per token exceeds the {experts} experts ({key})")
+    return MoeSpec(experts=experts, experts_per_token=top_k, expert_intermediate=width, shared_experts=shared)
+
+
+def _float(v: object, default: float) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)) else default
+
+
+def _rope(cfg: Mapping[str, object]) -> tuple[float, dict[str, object] | None]:
+    """(rope theta, rope scaling) from the old keys or transformers 5's ``rope_parameters``."""
+    params = cfg.get("rope_parameters")
+    if isinstance(params, Mapping):
+        theta = _float(params.get("rope_theta", cfg.get("rope_theta")), 10000.0)
+        scaling: dict[str, object] = {str(k): v for k, v in params.items() if k != "rope_theta"}
+        if scaling.get("rope_type") == "default":
+            scaling = {}
+        return theta, (scaling or None)
+    old = cfg.get("rope_scaling")
+    return _float(cfg.get("rope_theta"), 10000.0), ({str(k): v for k, v in old.items()} if isinstance(old, Mapping) else None)
+
+
+def _token_id(cfg: Mapping[str, object], key: str, default: int, notes: list[str]) -> int:
+    v = cfg.get(key)
+    if isinstance(v, list) and v:
+        v = v[0]
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+        return v
+    notes.append(f"{key} absent; {default} used for the weightless folder's tokenizer")
+    return default
+
+
+def from_hf_config(cfg: Mapping[str, object], name: str, source: str, hf_id: str | None = None) -> ImportedModel:
+    """The catalog entry of the model `cfg` (a parsed config.json read from `source`) describes.
+
+    Raises InputError naming `source` and the field when the model is outside the cost model or a size
+    is missing (module doc); everything it could carry only approximately is listed in `notes`."""
+    if not isinstance(cfg, Mapping):
+        raise InputError(source, None, "expected a JSON object (a Hugging Face config.json)")
+    _refuse_unmodelled(cfg, source)
+    notes: list[str] = []
+    archs = cfg.get("architectures")
+    if not (isinstance(archs, list) and archs and isinstance(archs[0], str)):
+        raise InputError(source, "architectures", "expected a list naming the model class vLLM serves (e.g. ['LlamaForCausalLM'])")
+    model_type = cfg.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        raise InputError(source, "model_type", "expected the transformers model type (e.g. 'llama')")
+    hidden = _int(cfg, "hidden_size", source)
+    heads = _int(cfg, "num_attention_heads", source)
+    kv_heads = _int(cfg, "num_key_value_heads", source, default=heads)
+    if heads % kv_heads:
+        raise InputError(source, "num_key_value_heads", f"{kv_heads} must divide num_attention_heads {heads}")
+    head_dim = cfg.get("head_dim")
+    if head_dim is None:
+        if hidden % heads:
+            raise InputError(source, "head_dim", f"absent and hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
+        head_dim = hidden // heads
+    head_dim = _int({"head_dim": head_dim}, "head_dim", source)
+    moe = _moe(cfg, source, notes)
+    dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
+    if dtype not in _HALF_DTYPES:
+        notes.append(f"checkpoint dtype {dtype}: modelled as served in bf16 (vLLM --dtype auto casts float32 to bf16)")
+    quant = cfg.get("quantization_config")
+    if isinstance(quant, Mapping):
+        method = quant.get("quant_method", "?")
+        notes.append(f"quantization_config ({method}) not carried: the entry is the bf16 model; allow FP8 pools with "
+                     "the fleet's limits.allowed_dtypes (int4 methods are not modelled)")
+    window = cfg.get("sliding_window")
+    if isinstance(window, int) and window > 0 and cfg.get("use_sliding_window", True) is not False:
+        notes.append(f"sliding window of {window} tokens modelled as full attention over the context "
+                     "(KV cache and attention time over-stated beyond the window: the safe side)")
+    tied = cfg.get("tie_word_embeddings")
+    if tied is None:
+        notes.append("tie_word_embeddings absent: untied embeddings assumed (the larger weight count)")
+    max_pos = cfg.get("max_position_embeddings")
+    max_context = max_pos if isinstance(max_pos, int) and max_pos > 0 else None
+    if max_context is None:
+        notes.append("max_position_embeddings absent: prompt lengths are not checked against a context length")
+    spec = ModelSpec(
+        name=name, hf_id=hf_id or (str(cfg["_name_or_path"]) if cfg.get("_name_or_path") else None),
+        layers=_int(cfg, "num_hidden_layers", source), hidden=hidden, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+        intermediate=_int(cfg, "intermediate_size", source), vocab=_int(cfg, "vocab_size", source),
+        tied_embeddings=bool(tied), max_context=max_context, moe=moe)
+    theta, scaling = _rope(cfg)
+    eps = _float(cfg.get("rms_norm_eps", cfg.get("layer_norm_eps")), 1e-6)
+    facts: dict[str, object] = {
+        "architecture": archs[0], "model_type": model_type,
+        "max_position_embeddings": max_context or 32768,
+        "rope_theta": theta, "rope_scaling": dict(scaling) if scaling else None,
+        "rms_norm_eps": eps,
+        "bos_token_id": _token_id(cfg, "bos_token_id", 1, notes),
+        "eos_token_id": _token_id(cfg, "eos_token_id", 2, notes),
+    }
+    if moe is not None and "norm_topk_prob" in cfg:
+        facts["norm_topk_prob"] = bool(cfg["norm_topk_prob"])
+    facts["extra"] = {k: v for k, v in cfg.items() if k not in _NOT_COPIED}
+    return ImportedModel(spec=spec, facts=facts, notes=notes)

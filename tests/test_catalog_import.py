@@ -1,0 +1,165 @@
+"""A model nobody catalogued: `planner catalog import-hf` (planner/io/hfconfig.py) writes its catalog entry from
+its Hugging Face config.json into a folder, and `planner --catalog DIR` / PLANNER_CATALOG plans and profiles it.
+
+The two example configs (examples/byo-model/) are Mixtral-8x7B-v0.1's and Mistral-Nemo-Base-2407's public
+config.json; their published sizes (46.7 B parameters, 12.9 B active; 12.2 B) check the import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from planner.cli.main import app
+from planner.io.catalog import Catalog
+from planner.io.errors import InputError
+from planner.io.hfconfig import from_hf_config
+from profiles.modeldir import hf_config, load_serving_facts, write_model_dir
+
+REPO = Path(__file__).resolve().parents[1]
+BYO = REPO / "examples" / "byo-model"
+runner = CliRunner()
+
+
+def _cfg(name: str) -> dict:
+    return json.loads((BYO / f"{name}.config.json").read_text())
+
+
+@pytest.mark.parametrize("model", sorted(Catalog.load().models))
+def test_a_bundled_models_own_config_imports_back_to_its_catalog_entry(model):
+    """The weightless folder's config.json of each bundled model, imported, gives back the catalog entry and the
+    serving facts: import and export agree on every size, MoE field and fact."""
+    spec, facts = Catalog.load().model(model), load_serving_facts(model)
+    imported = from_hf_config(hf_config(spec, facts), model, "config.json", spec.hf_id)
+    assert imported.spec == spec
+    for k in ("architecture", "model_type", "max_position_embeddings", "rope_theta", "rms_norm_eps", "bos_token_id", "eos_token_id"):
+        assert imported.facts[k] == getattr(facts, k), k
+    assert (imported.facts["rope_scaling"] or None) == (dict(facts.rope_scaling) if facts.rope_scaling else None)
+
+
+def test_mixtral_and_nemo_import_with_their_published_sizes():
+    mx = from_hf_config(_cfg("mixtral-8x7b"), "mixtral-8x7b", "mixtral.json")
+    assert mx.spec.moe is not None and (mx.spec.moe.experts, mx.spec.moe.experts_per_token, mx.spec.moe.expert_intermediate) == (8, 2, 14336)
+    assert mx.spec.params / 1e9 == pytest.approx(46.7, abs=0.1) and mx.spec.active_params / 1e9 == pytest.approx(12.9, abs=0.1)
+    assert mx.notes == []  # sliding_window null, bf16, tied flag given: nothing approximated
+    nemo = from_hf_config(_cfg("mistral-nemo-12b"), "mistral-nemo-12b", "nemo.json")
+    assert (nemo.spec.hidden, nemo.spec.heads, nemo.spec.head_dim) == (5120, 32, 128)  # head_dim is not hidden / heads
+    assert nemo.spec.params / 1e9 == pytest.approx(12.2, abs=0.1) and nemo.spec.hf_id == "mistralai/Mistral-Nemo-Base-2407"
+    assert nemo.spec.kv_bytes_per_token == 2 * 40 * 8 * 128 * 2
+
+
+def _refused(cfg: dict) -> InputError:
+    with pytest.raises(InputError) as e:
+        from_hf_config(cfg, "m", "user/config.json")
+    assert e.value.path == "user/config.json"
+    return e.value
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"kv_lora_rank": 512, "q_lora_rank": 1536}, "kv_lora_rank"),                  # DeepSeek's latent attention
+    ({"layer_types": ["linear_attention", "full_attention"]}, "layer_types"),      # hybrid linear attention
+    ({"mamba_d_state": 16}, "mamba_d_state"),                                      # a state-space mixer
+    ({"num_experts": 64, "num_experts_per_tok": 4, "decoder_sparse_step": 2}, "decoder_sparse_step"),
+    ({"num_experts": 64, "num_experts_per_tok": 4, "mlp_only_layers": [0]}, "mlp_only_layers"),
+    ({"text_config": {"hidden_size": 4096}}, "text_config"),                       # a multimodal wrapper
+    ({"hidden_size": None}, "hidden_size"),
+    ({"num_key_value_heads": 5}, "num_key_value_heads"),                          # does not divide 32 heads
+    ({"num_local_experts": 8, "num_experts_per_tok": 9}, "num_experts_per_tok"),
+    ({"architectures": []}, "architectures"),
+])
+def test_what_the_cost_model_does_not_describe_is_refused_naming_the_field(change, field):
+    cfg = {**_cfg("mistral-nemo-12b"), **change}
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    assert _refused(cfg).field == field
+
+
+def test_approximations_are_said():
+    cfg = {**_cfg("mistral-nemo-12b"), "sliding_window": 4096, "quantization_config": {"quant_method": "fp8"}, "torch_dtype": "float32"}
+    del cfg["tie_word_embeddings"]
+    notes = " | ".join(from_hf_config(cfg, "m", "c.json").notes)
+    for word in ("sliding window of 4096", "quantization_config (fp8)", "float32", "tie_word_embeddings absent"):
+        assert word in notes
+
+
+def test_qwen2_moe_shared_expert_counts_as_expert_widths_and_is_written_back():
+    cfg = {**_cfg("mistral-nemo-12b"), "architectures": ["Qwen2MoeForCausalLM"], "model_type": "qwen2_moe", "num_experts": 60,
+           "num_experts_per_tok": 4, "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632}
+    im = from_hf_config(cfg, "qwen1.5-moe", "c.json")
+    assert im.spec.moe is not None and im.spec.moe.shared_experts == 4 and "shared expert" in im.notes[0]
+    from profiles.modeldir import ServingFacts
+
+    out = hf_config(im.spec, ServingFacts(**im.facts))  # type: ignore[arg-type]
+    assert out["shared_expert_intermediate_size"] == 5632 and out["num_experts"] == 60
+
+
+def _import(into: Path, name: str, *extra: str):
+    return runner.invoke(app, ["catalog", "import-hf", str(BYO / f"{name}.config.json"), "--name", name, "--into", str(into), *extra])
+
+
+def test_import_then_plan_and_write_the_weightless_folder(tmp_path, monkeypatch):
+    cat = tmp_path / "cat"
+    for m in ("mixtral-8x7b", "mistral-nemo-12b"):
+        r = _import(cat, m)
+        assert r.exit_code == 0, r.output
+    assert set(yaml.safe_load((cat / "models.yaml").read_text())) == {"mixtral-8x7b", "mistral-nemo-12b"}
+    before = (cat / "models.yaml").read_text()
+    again = _import(cat, "mixtral-8x7b")
+    assert again.exit_code == 2 and "--force" in again.output and (cat / "models.yaml").read_text() == before
+    assert _import(cat, "mixtral-8x7b", "--force").exit_code == 0
+
+    wl = tmp_path / "w.yaml"
+    wl.write_text(yaml.safe_dump({"models": {"mixtral-8x7b": {"slo": {"ttft_ms": 800, "itl_ms": 40, "percentile": 90}}},
+                                  "classes": [{"id": "mx/chat", "model": "mixtral-8x7b", "isl": 2000, "osl": 300, "rate_rps": 6}]}))
+    fl = tmp_path / "f.yaml"
+    fl.write_text(yaml.safe_dump({"gpus": {"H200-141GB": {"available": 8}}, "limits": {"allowed_tp": [1, 2]}}))
+    missing = runner.invoke(app, ["solve", "-w", str(wl), "-f", str(fl)])
+    assert missing.exit_code == 2 and "import-hf" in missing.output
+    out = tmp_path / "plan.yaml"
+    r = runner.invoke(app, ["--catalog", str(cat), "solve", "-w", str(wl), "-f", str(fl), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    plan = yaml.safe_load(out.read_text())
+    assert plan["models"]["mixtral-8x7b"]["pools"]
+
+    monkeypatch.setenv("PLANNER_CATALOG", str(cat))
+    spec = Catalog.load().model("mixtral-8x7b")
+    d = write_model_dir(spec, tmp_path / "folder", tokenizer=False)
+    written = json.loads((d / "config.json").read_text())
+    assert written["num_local_experts"] == 8 and written["num_experts_per_tok"] == 2 and "num_experts" not in written
+    assert written["architectures"] == ["MixtralForCausalLM"] and written["router_aux_loss_coef"] == 0.02  # a copied key
+    assert Catalog.load().model("llama-3.1-8b").hidden == 4096  # the bundled entries stay
+
+
+def test_a_bad_catalog_folder_or_entry_is_exit_2_naming_it(tmp_path, monkeypatch):
+    r = runner.invoke(app, ["--catalog", str(tmp_path / "nope"), "catalog", "list"])
+    assert r.exit_code == 2 and "catalog folder" in r.output
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    (cat / "models.yaml").write_text(yaml.safe_dump({"my-model": {"layers": 0, "hidden": 4096}}))
+    r = runner.invoke(app, ["--catalog", str(cat), "catalog", "list"])
+    assert r.exit_code == 2 and str(cat / "models.yaml") in r.output.replace("\n", "") and "my-model" in r.output
+    (cat / "models.yaml").write_text("x: [")
+    r = runner.invoke(app, ["--catalog", str(cat), "catalog", "list"])
+    assert r.exit_code == 2 and "models.yaml" in r.output
+    bad = tmp_path / "c.json"
+    bad.write_text("{not json")
+    r = runner.invoke(app, ["catalog", "import-hf", str(bad), "--name", "m", "--into", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "expected JSON" in r.output and not (tmp_path / "o").exists()
+    r = runner.invoke(app, ["catalog", "import-hf", str(BYO / "mixtral-8x7b.config.json"), "--name", "Mixtral/8x7b",
+                            "--into", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--name" in r.output and not (tmp_path / "o").exists()
+
+
+def test_the_committed_example_catalog_is_what_import_writes(tmp_path):
+    """examples/byo-model/catalog (used by profiles/gpu_session.py plan s12) is the import of the two configs."""
+    for m in ("mixtral-8x7b", "mistral-nemo-12b"):
+        assert _import(tmp_path, m).exit_code == 0
+    for f in ("models.yaml", "model_configs.yaml"):
+        ours = yaml.safe_load((tmp_path / f).read_text())
+        committed = yaml.safe_load((BYO / "catalog" / f).read_text())
+        for m in ours:
+            ours[m].pop("hf_id", None)
+            committed[m].pop("hf_id", None)
+        assert ours == committed, f
