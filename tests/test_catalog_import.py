@@ -163,3 +163,24 @@ def test_the_committed_example_catalog_is_what_import_writes(tmp_path):
             ours[m].pop("hf_id", None)
             committed[m].pop("hf_id", None)
         assert ours == committed, f
+
+
+def test_profiles_in_the_catalog_folder_are_the_models_measured_laws(tmp_path, monkeypatch):
+    """A profile under DIR/profiles/ (the profiles/data layout; here the real vLLM profile of mistral-nemo-12b, s12)
+    makes that variant measured, with the bundled profiles still there and in the prior's calibration."""
+    from planner.perf.laws import PerfModel
+
+    cat = tmp_path / "cat"
+    assert _import(cat, "mistral-nemo-12b").exit_code == 0
+    monkeypatch.setenv("PLANNER_CATALOG", str(cat))
+    assert PerfModel.load().get("mistral-nemo-12b", "H200-141GB", 1).law_source == "prior"
+    src = REPO / "profiles" / "runs" / "2026-12-03-s12" / "mistral-nemo-12b" / "H200-141GB" / "tp1" / "vllm"
+    dst = cat / "profiles" / "mistral-nemo-12b" / "H200-141GB" / "tp1" / "vllm"
+    dst.mkdir(parents=True)
+    for f in ("meta.yaml", "prefill.csv", "decode.csv"):
+        (dst / f).write_text((src / f).read_text())
+    pm = PerfModel.load()
+    nemo = pm.get("mistral-nemo-12b", "H200-141GB", 1)
+    assert nemo.law_source == "measured-vllm" and nemo.decode_step_ms(1, 2048) == pytest.approx(7.29, rel=0.05)
+    assert pm.is_measured("llama-3.1-8b", "H200-141GB", 1)  # the bundled profiles stay
+    assert "mistral-nemo-12b" in pm.efficiency.source  # and the user's profile joins the prior's calibration

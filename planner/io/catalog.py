@@ -8,7 +8,8 @@ A user's own catalog (models and GPUs the bundled files do not list) is a folder
 ``models.yaml``, ``gpus.yaml`` and ``model_configs.yaml`` in the bundled files' formats, named by the
 environment variable ``PLANNER_CATALOG`` (the CLI's ``planner --catalog DIR`` sets it; notebooks and the
 controller's deployment set it directly). Its entries are added to the bundled ones; an entry of a
-bundled name replaces the bundled entry. ``planner catalog import-hf`` writes such a folder from a
+bundled name replaces the bundled entry. Its ``profiles/`` subfolder (the profiles/data layout) holds the
+user's measured profiles, fitted beside the bundled ones (planner.perf.laws.PerfModel.load). ``planner catalog import-hf`` writes such a folder from a
 model's Hugging Face ``config.json`` (planner/io/hfconfig.py).
 """
 

@@ -558,6 +558,11 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     return vp, prep, drep
 
 
+def _variant_key(p: Profile) -> VariantKey:
+    m = p.meta
+    return (m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype)
+
+
 def preferred_profiles(profiles: list[Profile]) -> tuple[dict[VariantKey, Profile], dict[VariantKey, list[LawSource]]]:
     """The profile the model uses per variant (``LAW_PREFERENCE``: vLLM-measured first), and every
     variant's available law sources, preferred first. Two profiles of one variant from the same
@@ -602,10 +607,19 @@ class PerfModel:
 
     @classmethod
     def load(cls, catalog: Catalog | None = None, profiles_dir: str | os.PathLike[str] | None = None) -> PerfModel:
-        """Fit every profile under `profiles_dir` (default: the bundled profiles/data) and calibrate the prior."""
+        """Fit every profile under `profiles_dir` and calibrate the prior. Default: the bundled
+        profiles/data plus the ``profiles/`` folder of the user's catalog folder (planner/io/catalog.py,
+        PLANNER_CATALOG), same layout; a user profile replaces a bundled one of the same variant and source."""
+        from planner.io.catalog import user_catalog_dir
+
         cat = catalog or Catalog.load()
         root = Path(profiles_dir) if profiles_dir is not None else DEFAULT_PROFILES_DIR
         profiles = list(iter_profiles(root)) if root.is_dir() or profiles_dir is not None else []
+        user = user_catalog_dir() if profiles_dir is None else None
+        if user is not None and (user / "profiles").is_dir():
+            mine = list(iter_profiles(user / "profiles"))
+            replaced = {(_variant_key(p), law_source(p.meta)) for p in mine}
+            profiles = [p for p in profiles if (_variant_key(p), law_source(p.meta)) not in replaced] + mine
         allreduce = load_allreduce(root / ALLREDUCE_DIR)
         for g in allreduce:
             cat.gpu(g)  # an unknown GPU type is an InputError naming the catalog
