@@ -184,3 +184,26 @@ def test_profiles_in_the_catalog_folder_are_the_models_measured_laws(tmp_path, m
     assert nemo.law_source == "measured-vllm" and nemo.decode_step_ms(1, 2048) == pytest.approx(7.29, rel=0.05)
     assert pm.is_measured("llama-3.1-8b", "H200-141GB", 1)  # the bundled profiles stay
     assert "mistral-nemo-12b" in pm.efficiency.source  # and the user's profile joins the prior's calibration
+
+
+def test_a_gpu_type_of_the_catalog_folder_is_planned_on(tmp_path):
+    """A GPU nobody catalogued (an H20-like part: 96 GB at 4.0 TB/s, 148 dense bf16 TFLOP/s, an illustrative price)
+    in the folder's gpus.yaml is a fleet's GPU type like a bundled one, planned with the prior; without the folder the
+    fleet is exit 2 naming the GPU and how to add it."""
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    (cat / "gpus.yaml").write_text(yaml.safe_dump({"H20-96GB": {
+        "vendor": "nvidia", "memory_gib": 95.0, "hbm_tb_s": 4.0, "bf16_tflops": 148.0, "fp8_tflops": 296.0,
+        "intra_link_gb_s": 450.0, "kv_link_gb_s": 50.0, "gpus_per_node": 8, "price_per_hour": 1.5, "power_w": 400}}))
+    wl = tmp_path / "w.yaml"
+    wl.write_text(yaml.safe_dump({"models": {"llama-3.1-8b": {"slo": {"ttft_ms": 1000, "itl_ms": 40, "percentile": 90}}},
+                                  "classes": [{"id": "c", "model": "llama-3.1-8b", "isl": 1024, "osl": 128, "rate_rps": 5}]}))
+    fl = tmp_path / "f.yaml"
+    fl.write_text(yaml.safe_dump({"gpus": {"H20-96GB": {"available": 8}}, "limits": {"allowed_tp": [1]}}))
+    r = runner.invoke(app, ["solve", "-w", str(wl), "-f", str(fl)])
+    assert r.exit_code == 2 and "H20-96GB" in r.output and "gpus.yaml" in r.output
+    out = tmp_path / "plan.yaml"
+    r = runner.invoke(app, ["--catalog", str(cat), "solve", "-w", str(wl), "-f", str(fl), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    pools = yaml.safe_load(out.read_text())["models"]["llama-3.1-8b"]["pools"]
+    assert pools and {p["gpu"] for p in pools} == {"H20-96GB"}
