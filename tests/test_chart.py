@@ -35,7 +35,8 @@ VARIANTS = {
     "defaults": {},
     "all-on": {"routing": {"inferencePoolRoutes": {"llama-3.1-8b": "llm-d-route"}, "exportConfigMap": True},
                "rbac": {"gatewayRouting": True, "httpRouteNames": ["llm-d-route"]},
-               "labels": {"defaultGpu": "H100-SXM-80GB", "gpuFromNodes": True}},
+               "labels": {"defaultGpu": "H100-SXM-80GB", "gpuFromNodes": True},
+               "catalog": {"configMap": "my-catalog"}},
     "minimal": {"rbac": {"leaderWorkerSets": False, "disaggregatedSets": False},
                 "monitoring": {"serviceMonitor": {"enabled": False}, "podMonitor": {"enabled": False}},
                 "actuator": {"kind": "metrics"}},
@@ -172,3 +173,32 @@ def test_dockerfile_multistage_nonroot_planner_entrypoint():
     assert users and users[-1].split(":")[0] not in ("root", "0")
     entry = [line for line in text.splitlines() if line.startswith("ENTRYPOINT")]
     assert entry and json.loads(entry[-1].split(None, 1)[1])[0] == "planner"
+
+
+def test_a_user_catalog_configmap_is_mounted_and_named_by_planner_catalog(monkeypatch):
+    """catalog.configMap mounts the user's catalog (planner catalog import-hf's folder as a ConfigMap) read-only and
+    points PLANNER_CATALOG at it; by default neither exists. With the variable set as the pod would have it, a
+    controller config naming a model of that catalog passes the controller's own start-up check."""
+    from planner.io.catalog import Catalog
+    from planner.io.errors import InputError
+    from planner.io.validate import check_controller_config
+
+    for values, mounted in (({}, False), ({"catalog": {"configMap": "my-catalog"}}, True)):
+        dep = next(d for d in render(values) if d["kind"] == "Deployment")
+        pod = dep["spec"]["template"]["spec"]
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        vols = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+        assert ("PLANNER_CATALOG" in env) == mounted and ("catalog" in vols) == mounted
+        if mounted:
+            assert vols["catalog"]["configMap"]["name"] == "my-catalog"
+            assert mounts["catalog"]["readOnly"] and mounts["catalog"]["mountPath"] == env["PLANNER_CATALOG"]
+    monkeypatch.setenv("PLANNER_CATALOG", str(ROOT / "examples" / "byo-model" / "catalog"))
+    cfg = ControllerConfig.model_validate({"models": {"mixtral-8x7b": {"served_name": "mistralai/Mixtral-8x7B-v0.1",
+                                                                          "slo": {"ttft_ms": 2000, "itl_ms": 60, "percentile": 99}}},
+                                           "prometheus": {"url": "http://127.0.0.1:9090"}, "fleet": "fleet.yaml"})
+    fleet = Fleet.model_validate({"gpus": {"H200-141GB": {"available": 8}}})
+    check_controller_config(cfg, fleet, Catalog.load(), "controller.yaml", probe=False)
+    monkeypatch.setenv("PLANNER_CATALOG", "")
+    with pytest.raises(InputError, match="import-hf"):
+        check_controller_config(cfg, fleet, Catalog.load(), "controller.yaml", probe=False)
