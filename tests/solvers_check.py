@@ -3,7 +3,8 @@
 `violations(problem, solution)` re-reads the constraints from DESIGN.md and problem.py's docs and
 lists every one a solution breaks. `brute_force(problem, n_max)` enumerates replica vectors in
 cost order and asks scipy's `linprog` whether some routing of the flows fits; the first that does
-is the optimum (exact when every variant's replicas are bounded by `n_max`).
+is the optimum (exact when every variant's replicas are bounded by `n_max`). Vectors on which a
+class cannot fit even alone are passed over without an LP (a necessary condition: same answer).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def violations(problem: Problem, sol: Solution, tol: float = 1e-6) -> list[str]:
                     out.append(f"forbidden pairing {a}->{b} carries {y} req/s of {c.id}")
             for s_, pos in (("prefill", 1), ("decode", 2)):
                 for key in {var[v].key for v in var if side[v] == s_}:
-                    routed = sum(f for (k, v), f in sol.flow.items() if k == c.id and side[v] == s_ and var[v].key == key)
+                    routed = sum(f for (k, v), f in sol.flow.items()
+                                 if k == c.id and side[v] == s_ and var[v].key == key)
                     paired = sum(y for kk, y in sol.pair_flow.items() if kk[0] == c.id and kk[pos] == key)
                     if abs(routed - paired) > tol * max(1.0, routed):
                         out.append(f"pair flows of {c.id} at {s_} key {key}: {paired} != routed {routed}")
@@ -159,12 +161,48 @@ def routable(problem: Problem, n: dict[str, int], mu: float = 1.0) -> bool:
     return res.status == 0
 
 
+def _grid_costs(problem: Problem, grid: np.ndarray) -> np.ndarray:
+    """fleet_cost of every row of `grid` (replica counts, columns in variant order), bit for bit: the same
+    float operations in the same order (per-replica weights summed left to right, then churn)."""
+    weight = OBJECTIVES[Objective(problem.objective)].weight
+    cost = np.zeros(len(grid))
+    for j, v in enumerate(problem.variants):
+        cost = cost + weight(v) * grid[:, j]
+    current = np.array([v.current for v in problem.variants], dtype=grid.dtype)
+    return cost + problem.churn_cost * np.abs(grid - current).sum(axis=1)
+
+
+def _may_route(problem: Problem, grid: np.ndarray) -> np.ndarray:
+    """False only for rows that `routable` rejects (a necessary condition, so skipping them changes nothing):
+    a class's rate must fit on its prefill+mixed replicas and on its decode+mixed ones, each replica taking at
+    most capacity x utilization of that class alone. (Prefill + mixed flow covers the rate; decode flow equals
+    prefill flow, so decode + mixed capacity must reach it too.) The margin keeps the LP's tolerances on the
+    side of `routable`: only rates beyond the bound by 1e-4 relative are rejected here."""
+    ok = np.ones(len(grid), dtype=bool)
+    for c in problem.classes:
+        room = {"prefill": np.zeros(len(grid)), "decode": np.zeros(len(grid)), "mixed": np.zeros(len(grid))}
+        for j, v in enumerate(problem.variants):
+            cap = problem.capacity.get((c.id, v.id), 0.0)
+            if v.group == c.group and cap > 0:
+                room[v.side] = room[v.side] + cap * v.utilization * grid[:, j]
+        for side in ("prefill", "decode"):
+            ok &= c.rate <= (room[side] + room["mixed"]) * (1 + 1e-4) + 1e-6
+    return ok
+
+
 def brute_force(problem: Problem, n_max: int) -> tuple[float, dict[str, int]] | None:
-    """Cheapest replica vector in {0..n_max}^V that satisfies every constraint; None if none does."""
+    """Cheapest replica vector in {0..n_max}^V that satisfies every constraint; None if none does.
+
+    Vectors are tried in cost order (stable: ties in itertools.product order); a vector whose classes
+    cannot fit even one at a time on its replicas (`_may_route`) is passed over without solving its LP.
+    """
     ids = [v.id for v in problem.variants]
-    vectors = [dict(zip(ids, ks)) for ks in itertools.product(range(n_max + 1), repeat=len(ids))]
-    vectors.sort(key=lambda n: fleet_cost(problem, n))
-    for n in vectors:
+    grid = np.array(list(itertools.product(range(n_max + 1), repeat=len(ids))), dtype=np.int64).reshape(-1, len(ids))
+    candidates = _may_route(problem, grid)
+    for i in np.argsort(_grid_costs(problem, grid), kind="stable"):
+        if not candidates[i]:
+            continue
+        n = dict(zip(ids, (int(k) for k in grid[i]), strict=True))
         if not replica_violations(problem, n) and routable(problem, n):
             return fleet_cost(problem, n), n
     return None
@@ -175,7 +213,7 @@ def max_multiplier(problem: Problem, n_max: int, hi: float = 1e3) -> float:
     ids = [v.id for v in problem.variants]
     best = 0.0
     for ks in itertools.product(range(n_max + 1), repeat=len(ids)):
-        n = dict(zip(ids, ks))
+        n = dict(zip(ids, ks, strict=True))
         if replica_violations(problem, n) or not routable(problem, n, best):
             continue
         lo_, hi_ = best, hi

@@ -6,6 +6,9 @@ pre-existing output file is left as it was; on exit 0 the plan is one the indepe
 (tests/solvers_check.py, which shares no code with `solvers`) accepts: replicas within inventory,
 bounds and limits, and a routing of every class's rate that fits the replicas' capacities.
 Examples are bounded (max_examples) and deadline-free, so a busy machine only makes it slower.
+A solve/explain/simulate input drawn again (hypothesis repeats some: a zero-width slice deleted,
+duplicated or replaced by nothing leaves a file as it was; small generated dicts recur) runs once:
+the commands are deterministic in their input, so a repeat would give the same verdict (`_check_run`).
 """
 
 from __future__ import annotations
@@ -121,8 +124,31 @@ def _dump(obj: object) -> str:
     return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True, width=1000)
 
 
+_PASSED: dict[tuple[object, ...], int] = {}
+"""Exit code of each solve/explain/simulate command (`_by_value`) whose run passed every check in _check_run."""
+
+
+def _by_value(argv: list[str]) -> tuple[object, ...]:
+    """argv with each file or folder argument replaced by its contents: the command's input, whatever the
+    temporary paths (the output file, still holding PRECIOUS before the run, is part of it too)."""
+    def value(arg: str) -> object:
+        p = Path(arg)
+        if p.is_file():
+            return ("file", p.read_bytes())
+        if p.is_dir():
+            return ("dir", tuple(sorted((str(f.relative_to(p)), f.read_bytes()) for f in p.rglob("*") if f.is_file())))
+        return arg
+
+    return tuple(value(a) for a in argv)
+
+
 def _check_run(argv: list[str], out: Path | None, workload: Path | None = None, fleet: Path | None = None,
                profiles: Path | None = None) -> int:
+    # solve/explain/simulate: every check of their run is below, so an input that passed them is not run again
+    # (its callers read nothing back). Other commands' callers read the output file: they always run.
+    key = _by_value(argv) if argv[0] in ("solve", "explain", "simulate") else None
+    if key is not None and key in _PASSED:
+        return _PASSED[key]
     r = runner.invoke(app, argv)
     text = r.output
     assert r.exit_code in (0, 2, 3), f"exit {r.exit_code} for {argv}\n{text}\n{r.exc_info}"
@@ -133,6 +159,8 @@ def _check_run(argv: list[str], out: Path | None, workload: Path | None = None, 
         assert out.read_text() == PRECIOUS, "a failed run replaced the existing output file"
     if out is not None and r.exit_code == 0 and argv[0] == "solve":
         _assert_checker_accepts(out, workload, fleet, profiles)
+    if key is not None:
+        _PASSED[key] = r.exit_code  # only once every check passed: a failing input fails again on replay
     return r.exit_code
 
 
@@ -164,14 +192,19 @@ def _solve(tmp: Path, wl_text: str | None = None, fl_text: str | None = None, pr
     return _check_run(argv, out, w, f, profiles)
 
 
-@settings(SETTINGS, max_examples=40)
+# 30 examples: the first 30 of the 40 this ran before (derandomized, the draws do not depend on max_examples), which
+# hold every kind the 40 did: exit codes 0, 2 and 3, two models, no classes, an unknown model, a bad ISL, a bad GPU
+# count, every limit (a bad allowed_tp and bad roles among them) and a current fleet.
+@settings(SETTINGS, max_examples=30)
 @given(wl=workloads(), fl=fleets())
 def test_generated_workloads_and_fleets(wl: dict, fl: dict) -> None:
     with tempfile.TemporaryDirectory() as d:
         _solve(Path(d), _dump(wl), _dump(fl))
 
 
-@SETTINGS
+# 12 examples: the first 12 of the 25 this ran before (derandomized, the draws do not depend on max_examples), which
+# hold every mutation the 25 did: delete, replace and truncate of both files, duplicate of fleet.yaml; exit 0 and 2.
+@settings(SETTINGS, max_examples=12)
 @given(data=st.data(), which=st.sampled_from(["workload.yaml", "fleet.yaml"]))
 def test_mutated_example_files(data: st.DataObject, which: str) -> None:
     text = mutate_text((EXAMPLE / which).read_text(), data)

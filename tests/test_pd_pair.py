@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL, GPU = "llama-3.1-8b", "H100-SXM-80GB"
 LINK_GB_S, FIXED_MS = 2.0, 5.0  # the emulated connector's true law (slow link: transfer >> HTTP noise)
 SCALE = 0.2
+LOAD_REQUESTS = 12  # Poisson requests per rate and mode: at 1 req/s they span ~12 emulated s (~2.4 s wall)
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +51,16 @@ def perf() -> VariantPerf:
 
 @pytest.fixture(scope="module")
 def pair_profile(perf, tmp_path_factory):
-    """One driver run (NIXL-style hand-off) through the proxy against an emulated pair + a mixed instance."""
+    """One driver run (NIXL-style hand-off) through the proxy against an emulated pair + a mixed instance: 2 requests
+    at each of 3 ISLs for the hand-off, then LOAD_REQUESTS (12) at 1 and at 4 req/s through the pair and the mixed
+    instance (~8 s). The load rows feed the P:D check: the pair's TTFT is ~3x the mixed instance's at both rates
+    (~160 vs ~55 ms p50), plain in 12 requests."""
     out = tmp_path_factory.mktemp("pair") / MODEL / GPU / "pair-tp1-tp1"
     with pair_fleet(perf, perf, link_gb_s=LINK_GB_S, fixed_ms=FIXED_MS, time_scale=SCALE, mixed_perf=perf) as f:
         p, d, m = f.urls
         cfg = PairRunConfig(model=MODEL, gpu=GPU, out=out, prefill_url=p, decode_url=d, mixed_url=m, connector="nixl",
-                            isls=(1024, 4096, 16384), repeats=2, rates=(1.0, 4.0), load_requests=30, load_isl=1024,
-                            load_osl=32, time_scale=SCALE, backend="emulator")
+                            isls=(1024, 4096, 16384), repeats=2, rates=(1.0, 4.0), load_requests=LOAD_REQUESTS,
+                            load_isl=1024, load_osl=32, time_scale=SCALE, backend="emulator")
         summary = run_pair(cfg)
         transfers = f.servers[1].kv_connector.transfers
     return out, summary, transfers
@@ -96,7 +100,7 @@ def test_driver_writes_a_valid_pair_profile(pair_profile):
     h = prof.handoff
     assert len(h) == 6 and sorted(set(h.isl)) == [1024, 4096, 16384]
     # one transfer per measured request plus the warm-up, plus one per load request through the pair
-    assert transfers == 6 + 1 + 2 * 30
+    assert transfers == 6 + 1 + 2 * LOAD_REQUESTS
     # the split adds up, and each part is positive
     assert np.allclose(h.prefill_ms + h.kv_transfer_ms + h.first_decode_ms, h.ttft_ms, rtol=1e-3)
     assert (h.prefill_ms > 0).all() and (h.first_decode_ms > 0).all()

@@ -3,9 +3,10 @@ vLLM-format profiles generated from a known roofline: what is recoverable must b
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import importlib.util
+import shutil
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,8 @@ import pytest
 
 from planner.io.catalog import Catalog
 from planner.perf.heldout import checkerboard, leave_one_model_out, pooled, sparse_fit_errors
-from planner.perf.profiledata import ProfileMeta, iter_profiles, profile_dir, write_profile
 from planner.perf.prior import Efficiency, decode_parts, predict_ms, prefill_parts
+from planner.perf.profiledata import ProfileMeta, iter_profiles, profile_dir, write_profile
 
 REPO = Path(__file__).resolve().parents[1]
 GPU = "H200-141GB"
@@ -55,6 +56,22 @@ def root(tmp_path_factory, cat: Catalog) -> Path:
     return r
 
 
+def _subset_root(root: Path, dest: Path, variants: list[tuple[str, str]]) -> Path:
+    """A profile root holding only `variants` ((model, tp dir)) of `root`, copied (the benches' inputs)."""
+    for model, tp_dir in variants:
+        shutil.copytree(root / model / GPU / tp_dir, dest / model / GPU / tp_dir)
+    return dest
+
+
+def _bench(name: str) -> ModuleType:
+    """bench/<name>.py as a module, to call its main(argv) in-process (what `python bench/<name>.py` runs)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_checkerboard_interleaves() -> None:
     df = pd.DataFrame({"x": [1, 1, 2, 2, 4, 4], "y": [1, 2, 1, 2, 1, 2]})
     assert checkerboard(df, "x", "y").tolist() == [True, False, False, True, True, False]
@@ -76,14 +93,19 @@ def test_leave_one_model_out_recovers_an_unprofiled_model(root: Path, cat: Catal
     assert s["prefill_median"] < 0.05 and s["decode_median"] < 0.05
 
 
-def test_bench_runs_on_any_profile_root(root: Path) -> None:
-    bench = [sys.executable, str(REPO / "bench" / "calibrate_prior.py")]
-    out = subprocess.run([*bench, "--profiles", str(root)], capture_output=True, text=True, cwd=REPO)
-    assert out.returncode == 0, out.stderr
-    last = out.stdout.strip().splitlines()[-1]
+def test_bench_runs_on_any_profile_root(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/calibrate_prior.py (main, in-process) on a profile root outside profiles/data: two of the fixture's
+    profiles, two models (llama-3.1-8b bf16, llama-3.1-70b fp8), so that every part runs, part B's
+    leave-one-model-out included; a missing root is refused with exit code 2."""
+    bench = _bench("calibrate_prior")
+    two = _subset_root(root, tmp_path / "two", [("llama-3.1-8b", "tp1"), ("llama-3.1-70b", "tp1-fp8")])
+    assert bench.main(["--profiles", str(two)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("RESULT target=measured-vllm sparse_p90_pct=")
-    bad = subprocess.run([*bench, "--profiles", str(root / "missing")], capture_output=True, text=True, cwd=REPO)
-    assert bad.returncode == 2 and "missing" in bad.stdout
+    fields = dict(kv.split("=") for kv in last.split()[1:])
+    assert fields["lomo_prefill_median_pct"] != "-" and fields["lomo_decode_median_pct"] != "-"  # part B ran
+    assert bench.main(["--profiles", str(root / "missing")]) == 2
+    assert "missing" in capsys.readouterr().out
 
 
 def test_cv_never_reads_the_held_out_half(root: Path, cat: Catalog) -> None:
@@ -91,8 +113,8 @@ def test_cv_never_reads_the_held_out_half(root: Path, cat: Catalog) -> None:
     cross-validation errors unchanged, while the held-out errors move."""
     import dataclasses
 
-    from planner.perf.laws import DEFAULT_LAW_FORMS, LINEAR_LAW_FORMS
     from planner.perf.heldout import _points, sparse_cv_errors
+    from planner.perf.laws import DEFAULT_LAW_FORMS, LINEAR_LAW_FORMS
 
     p = next(q for q in iter_profiles(root) if q.meta.model == "qwen3-32b")
     pre, dec = _points(p)
@@ -126,15 +148,22 @@ def test_choose_forms_reports_every_candidate(root: Path, cat: Catalog) -> None:
         assert stats[phase][form_name(chosen, phase)]["p90"] == pytest.approx(best["p90"])
 
 
-def test_law_forms_bench_scores_every_form_and_refuses_a_missing_root(root: Path, tmp_path: Path) -> None:
-    bench = [sys.executable, str(REPO / "bench" / "law_forms.py")]
-    bad = subprocess.run([*bench, "--profiles", str(root / "missing")], capture_output=True, text=True, cwd=REPO)
-    assert bad.returncode == 2 and "missing" in bad.stdout
-    empty = subprocess.run([*bench, "--profiles", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
-    assert empty.returncode == 2 and "no vLLM-measured profile" in empty.stdout
-    out = subprocess.run([*bench, "--profiles", str(root)], capture_output=True, text=True, cwd=REPO)
-    assert out.returncode == 0, out.stderr
-    fields = dict(kv.split("=") for kv in out.stdout.strip().splitlines()[-1].split()[1:])
-    assert {"decode_knee_ridge_heldout_p90_pct", "prefill_floor_cv_p90_pct", "decode_roofline_max_cv_p90_pct"} <= set(fields)
+def test_law_forms_bench_scores_every_form_and_refuses_a_missing_root(root: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/law_forms.py (main, in-process) on one of the fixture's four profiles (llama-3.1-70b fp8: 18 prefill
+    and 20 decode points; the bench's cost grows with each profile, ~8 s apiece), after refusing a missing root and
+    one without vLLM profiles (exit code 2). Every form is scored on any one profile; the decode forms compared
+    below score alike on each of the four (0.0% held-out p90: the synthetic decode points are an exact roofline)."""
+    bench = _bench("law_forms")
+    assert bench.main(["--profiles", str(root / "missing")]) == 2
+    assert "missing" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert bench.main(["--profiles", str(tmp_path / "empty")]) == 2
+    assert "no vLLM-measured profile" in capsys.readouterr().out
+    one = _subset_root(root, tmp_path / "one", [("llama-3.1-70b", "tp1-fp8")])
+    assert bench.main(["--profiles", str(one)]) == 0
+    fields = dict(kv.split("=") for kv in capsys.readouterr().out.strip().splitlines()[-1].split()[1:])
+    assert {"decode_knee_ridge_heldout_p90_pct", "prefill_floor_cv_p90_pct",
+            "decode_roofline_max_cv_p90_pct"} <= set(fields)
     # the synthetic profiles are a roofline without a knee: the knee form is no worse than the linear one
     assert float(fields["decode_knee_ridge_heldout_p90_pct"]) <= float(fields["decode_linear_heldout_p90_pct"]) + 0.5
