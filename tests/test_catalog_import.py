@@ -76,6 +76,12 @@ def test_what_the_cost_model_does_not_describe_is_refused_naming_the_field(chang
     assert _refused(cfg).field == field
 
 
+def test_a_null_kv_heads_is_multi_head_attention():
+    """Older configs write num_key_value_heads: null for MHA (transformers' default: the attention heads)."""
+    cfg = {**_cfg("mistral-nemo-12b"), "num_key_value_heads": None}
+    assert from_hf_config(cfg, "m", "c.json").spec.kv_heads == 32
+
+
 def test_approximations_are_said():
     cfg = {**_cfg("mistral-nemo-12b"), "sliding_window": 4096, "quantization_config": {"quant_method": "fp8"}, "torch_dtype": "float32"}
     del cfg["tie_word_embeddings"]

@@ -64,7 +64,9 @@ class ImportedModel:
 
 def _int(cfg: Mapping[str, object], key: str, src: str, default: int | None = None) -> int:
     """A positive integer field of the config; absent (with no default) or not an integer is an InputError."""
-    v = cfg.get(key, default)
+    v = cfg.get(key)
+    if v is None:  # absent or null: the family's default where it has one
+        v = default
     if v is None:
         raise InputError(src, key, "required (a positive integer) to size the model")
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
