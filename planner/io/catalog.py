@@ -113,14 +113,16 @@ class Catalog:
         try:
             return self.gpus[name]
         except KeyError:
-            raise InputError(self.gpus_path, name, f"unknown GPU type '{name}'; known: {', '.join(sorted(self.gpus))}") from None
+            raise InputError(self.gpus_path, name, f"unknown GPU type '{name}'; known: {', '.join(sorted(self.gpus))}; add one in a "
+                             "gpus.yaml of your catalog folder (`planner --catalog DIR ...`)") from None
 
     def model(self, name: str) -> ModelSpec:
         """The model called `name`; an unknown name is an InputError listing the known ones."""
         try:
             return self.models[name]
         except KeyError:
-            raise InputError(self.models_path, name, f"unknown model '{name}'; known: {', '.join(sorted(self.models))}") from None
+            raise InputError(self.models_path, name, f"unknown model '{name}'; known: {', '.join(sorted(self.models))}; add one with "
+                             "`planner catalog import-hf CONFIG.json --into DIR` and `planner --catalog DIR ...`") from None
 
     def price(self, gpu: str, fleet: Fleet | None = None) -> float:
         """USD per GPU-hour of `gpu`: the fleet's override where it gives one, else the catalog's default."""
