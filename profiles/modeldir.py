@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-import yaml
-
 from planner.io.errors import InputError
 from planner.io.schema import ModelSpec
 
@@ -51,26 +49,17 @@ class ServingFacts:
 _REQUIRED = ("architecture", "model_type", "max_position_embeddings", "rope_theta", "rms_norm_eps", "bos_token_id", "eos_token_id")
 
 
-def _read_facts_file(p: Path) -> dict:
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(str(p), None, f"expected a readable YAML mapping ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(str(p), None, f"expected a mapping of model -> serving facts, got {type(data).__name__}")
-    return data
-
-
 def load_serving_facts(model: str, path: str | os.PathLike[str] | None = None) -> ServingFacts:
     """The entry of `model` in model_configs.yaml; a missing model or field is an InputError naming it.
     Without `path`: the user's catalog folder's model_configs.yaml (planner/io/catalog.py) where it has
     the model, else the bundled one."""
     from planner.io.catalog import user_catalog_file
+    from planner.io.files import read_yaml_mapping
 
     files = [Path(path)] if path is not None else [f for f in (user_catalog_file("model_configs.yaml"), MODEL_CONFIGS_PATH) if f]
     known: list[str] = []
     for p in files:
-        data = _read_facts_file(p)
+        data = read_yaml_mapping(p)
         known += [str(k) for k in data]
         if isinstance(data.get(model), dict):
             break
@@ -118,17 +107,12 @@ def hf_config(spec: ModelSpec, facts: ServingFacts) -> dict:
     if facts.model_type.startswith("qwen3"):
         cfg.update({"use_sliding_window": False, "sliding_window": None, "max_window_layers": spec.layers})
     if facts.extra:
-        cfg.update({k: v for k, v in facts.extra.items() if k not in _CATALOG_KEYS})
+        from planner.io.hfconfig import CATALOG_CONFIG_KEYS
+
+        cfg.update({k: v for k, v in facts.extra.items() if k not in CATALOG_CONFIG_KEYS})
     if spec.moe is not None:
         cfg.update(_moe_keys(spec, facts))
     return cfg
-
-
-# config.json keys that come from the catalog entry and the serving facts, never from `extra`.
-_CATALOG_KEYS = {"architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                 "num_key_value_heads", "head_dim", "vocab_size", "max_position_embeddings", "rope_theta", "rope_scaling",
-                 "rms_norm_eps", "tie_word_embeddings", "bos_token_id", "eos_token_id", "torch_dtype", "num_experts",
-                 "num_local_experts", "num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size"}
 
 
 def _moe_keys(spec: ModelSpec, facts: ServingFacts) -> dict[str, object]:

@@ -23,15 +23,9 @@ catalog_app = typer.Typer(no_args_is_help=True, help="Catalogs: the models and G
 
 def _read_mapping(p: Path) -> dict[str, object]:
     """An existing catalog file of the folder as a mapping ({} when absent)."""
-    if not p.exists():
-        return {}
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(str(p), None, f"expected a readable YAML mapping ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(str(p), None, f"expected a mapping of name -> entry, got {type(data).__name__}")
-    return {str(k): v for k, v in data.items()}
+    from planner.io.files import read_yaml_mapping
+
+    return read_yaml_mapping(p) if p.exists() else {}
 
 
 def register(app: typer.Typer) -> None:

@@ -41,6 +41,17 @@ def read_yaml(path: str | os.PathLike[str]) -> object:
         raise InputError(str(p), None, f"malformed YAML ({loc}{getattr(exc, 'problem', exc)})") from exc
 
 
+def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, object]:
+    """A YAML file that holds a mapping (an empty file is {}), keys as strings; anything else is an
+    InputError naming the file (read_yaml's errors otherwise)."""
+    tree = read_yaml(path)
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise InputError(str(path), None, f"expected a mapping of name -> entry, got {type(tree).__name__}")
+    return {str(k): v for k, v in tree.items()}
+
+
 def validation_to_input_error(path: str | None, exc: ValidationError, prefix: str = "") -> InputError:
     """The first pydantic error as an InputError: dotted field path and the expectation in words."""
     err = exc.errors()[0]

@@ -40,15 +40,17 @@ _PARTIAL_MOE_KEYS = ("first_k_dense_replace", "moe_layer_freq")
 _SSM_PREFIXES = ("ssm_", "mamba_", "linear_conv", "linear_key", "linear_num")
 # Attention kinds of `layer_types` the model carries (the rest are linear attention / SSM mixers).
 _ATTENTION_LAYER_TYPES = {"full_attention", "sliding_attention"}
-# Keys not copied into the weightless folder's config.json: provenance, loader-only and quantization
-# entries (the folder is served with --load-format dummy in bf16), and what hf_config computes.
-_NOT_COPIED = {"_name_or_path", "transformers_version", "auto_map", "quantization_config", "torch_dtype", "dtype",
-               "architectures", "model_type",
-               # written by profiles.modeldir.hf_config from the catalog entry and the facts above
-               "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-               "head_dim", "vocab_size", "max_position_embeddings", "rope_theta", "rope_scaling", "rope_parameters",
-               "rms_norm_eps", "tie_word_embeddings", "bos_token_id", "eos_token_id", "num_local_experts", "num_experts",
-               "num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size", "norm_topk_prob"}
+CATALOG_CONFIG_KEYS = frozenset({
+    "architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+    "num_key_value_heads", "head_dim", "vocab_size", "max_position_embeddings", "rope_theta", "rope_scaling",
+    "rope_parameters", "rms_norm_eps", "tie_word_embeddings", "bos_token_id", "eos_token_id", "torch_dtype",
+    "num_local_experts", "num_experts", "num_experts_per_tok", "moe_intermediate_size",
+    "shared_expert_intermediate_size", "norm_topk_prob"})
+"""config.json keys that come from the catalog entry and the serving facts (profiles.modeldir.hf_config writes
+them); never taken from, nor kept in, the facts' verbatim `extra`."""
+# Keys not copied into the weightless folder's config.json: provenance, loader-only and quantization entries (the
+# folder is served with --load-format dummy in bf16), and what hf_config computes.
+_NOT_COPIED = CATALOG_CONFIG_KEYS | {"_name_or_path", "transformers_version", "auto_map", "quantization_config", "dtype"}
 # The checkpoint dtypes vLLM serves at 2 bytes per weight with --dtype auto (float32 is cast to bf16).
 _HALF_DTYPES = {"bfloat16", "float16", "bf16", "fp16", "half"}
 

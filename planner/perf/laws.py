@@ -569,8 +569,7 @@ def preferred_profiles(profiles: list[Profile]) -> tuple[dict[VariantKey, Profil
     source are ambiguous: an InputError naming both."""
     by_key: dict[VariantKey, list[Profile]] = {}
     for p in profiles:
-        m = p.meta
-        by_key.setdefault((m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype), []).append(p)
+        by_key.setdefault(_variant_key(p), []).append(p)
     chosen: dict[VariantKey, Profile] = {}
     alts: dict[VariantKey, list[LawSource]] = {}
     for key, ps in by_key.items():
