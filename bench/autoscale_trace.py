@@ -111,7 +111,7 @@ from controllers.metrics import ControllerMetrics  # noqa: E402
 from controllers.observe import SimulatorObserver  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
-from planner.perf.laws import PerfModel  # noqa: E402
+from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
 from planner.io.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, RequestClass, Slo, Workload  # noqa: E402
 from planner.simulate.arrivals import trace_arrivals  # noqa: E402
@@ -448,8 +448,11 @@ def read_trace_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("t_s", kind="stable").reset_index(drop=True)
 
 
-def cache_key(trace: pd.DataFrame, args: argparse.Namespace) -> str:
+def cache_key(trace: pd.DataFrame, args: argparse.Namespace, vp: VariantPerf | None = None) -> str:
+    """The references' cache key: the trace, the run's settings and the variant's laws (`vp`, its repr: a
+    re-fitted profile or a re-calibrated prior changes the references)."""
     h = hashlib.sha1(pd.util.hash_pandas_object(trace, index=False).values.tobytes())
+    h.update(repr(vp).encode())
     h.update(json.dumps([REFS_VERSION, args.model, args.gpu, args.tp, args.slo, args.startup_s, args.interval_s,
                          args.target_attainment, args.gpus_available]).encode())
     return h.hexdigest()[:16]
@@ -457,7 +460,7 @@ def cache_key(trace: pd.DataFrame, args: argparse.Namespace) -> str:
 
 def references(b: Bench, args: argparse.Namespace) -> tuple[Run, Run, Run]:
     """(best static, hindsight, reactive), cached per scenario."""
-    path = args.out / "cache" / f"refs-{cache_key(b.trace, args)}.json"
+    path = args.out / "cache" / f"refs-{cache_key(b.trace, args, b.vp)}.json"
     if not args.no_cache and path.is_file():
         d = json.loads(path.read_text())
         return Run(**d["static"]), Run(**d["hindsight"]), Run(**d["reactive"])

@@ -9,6 +9,10 @@ A. Sparse profile: per profile of the target backend, fit the laws (the planner'
    planner.perf.laws.DEFAULT_LAW_FORMS; the bench says whether A0 picked the same) on the checkerboard
    half of its points and predict the other half (goal: p90 <= 10% on vLLM profiles); the linear
    laws' held-out errors are shown beside them for comparison (not used to choose anything).
+B0. Calibration loss: leave one model out (as B1) under each candidate loss of the calibration's least squares
+   (planner.perf.prior.CALIBRATION_LOSSES: plain, and soft-L1 / Huber / Cauchy at 5, 10, 20% relative error);
+   the rule picks the lowest larger median of prefill and decode, then the lowest larger p90. This is the
+   tuning set of that choice; the held-out models are those of examples/byo-model (bench/heldout_model.py).
 B. Leave one model out: calibrate the prior without one model, predict that model's target
    profiles; calibrated as the planner does (serving engines: no torch reference once vLLM
    profiles exist), on every other profile, and on target-backend profiles only. Goal: median <=
@@ -24,6 +28,7 @@ Last line: RESULT sparse_p90_pct=... (max of the phases) sparse_prefill_p90_pct=
            linear_sparse_p90_pct=... a0_sparse_{prefill,decode}_p90_pct=... (A0's forms)
            dense_sparse_prefill_p90_pct=... dense_a0_sparse_prefill_p90_pct=... (dense models only) lomo_prefill_median_pct=... lomo_decode_median_pct=...
            h100_prefill_median_pct=... h100_decode_median_pct=... forms=<the planner's> a0_forms=<A0's choice>
+           loss=<the planner's calibration loss> b0_loss=<B0's choice>
 """
 
 from __future__ import annotations
@@ -51,12 +56,14 @@ from planner.perf.laws import (  # noqa: E402
 from planner.perf.heldout import (  # noqa: E402
     HeldOut,
     choose_forms,
+    choose_loss,
     form_name,
     held_out_gpu_tp,
     leave_one_model_out,
     pooled,
     sparse_fit_errors,
 )
+from planner.perf.prior import CALIBRATION_LOSSES, DEFAULT_CALIBRATION_LOSS  # noqa: E402
 from planner.perf.profiledata import iter_profiles, law_source  # noqa: E402
 
 
@@ -130,6 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     picked = sparse if chosen == DEFAULT_LAW_FORMS else [sparse_fit_errors(p, cat, chosen) for p in targets]
     if chosen != DEFAULT_LAW_FORMS:
         console.print(_table(f"A''. the same with A0's forms ({_forms(chosen)}; for comparison only)", picked))
+    loss_pick, loss_stats = choose_loss(profiles, cat, allreduce, CALIBRATION_LOSSES, target_source=target)
+    tb = Table(title="B0. calibration loss: leave one model out (as B1) with each candidate loss (pooled |rel err| %; "
+                     "the rule: lowest larger median, then lowest larger p90)")
+    for c in ("loss", "prefill median %", "prefill p90 %", "decode median %", "decode p90 %", "chosen", "planner's"):
+        tb.add_column(c, justify="left" if c == "loss" else "right")
+    for loss, st in loss_stats.items():
+        tb.add_row(loss.label, _pct(st["prefill_median"]), _pct(st["prefill_p90"]), _pct(st["decode_median"]),
+                   _pct(st["decode_p90"]), "yes" if loss == loss_pick else "", "yes" if loss == DEFAULT_CALIBRATION_LOSS else "")
+    console.print(tb)
+    console.print(f"B0 picks {loss_pick.label}; the planner's calibration loss: {DEFAULT_CALIBRATION_LOSS.label}")
     lomo_all = leave_one_model_out(profiles, cat, allreduce, target_source=target, calibrate_on="engines")
     console.print(_table(f"B1. prior calibrated without the model (the planner's default: serving-engine profiles, "
                          f"no torch reference once vLLM profiles exist), predicting its {target} profiles", lomo_all))
@@ -159,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"h100_prefill_median_pct={_pct(hc.get('prefill_median', float('nan')))} "
                   f"h100_decode_median_pct={_pct(hc.get('decode_median', float('nan')))} "
                   f"forms={_forms(DEFAULT_LAW_FORMS).replace(' ', ',').replace('=', ':')} "
-                  f"a0_forms={_forms(chosen).replace(' ', ',').replace('=', ':')}")
+                  f"a0_forms={_forms(chosen).replace(' ', ',').replace('=', ':')} "
+                  f"loss={DEFAULT_CALIBRATION_LOSS.label.replace(' ', ':')} b0_loss={loss_pick.label.replace(' ', ':')}")
     return 0
 
 

@@ -3,6 +3,7 @@
     .venv/bin/python bench/heldout_model.py \
         [--model qwen3-14b] [--gpu H200-141GB] [--tp 1] [--dir profiles/runs/2026-12-02-s2/qwen3-14b-partial]
         [--decode-dir DIR] [--skip-prefill]
+    .venv/bin/python bench/heldout_model.py --set     # every committed held-out model, one row each, pooled
 
 `--dir` holds a vLLM profiler's prefill.csv / decode.csv (the profile format's columns) of a model that
 has NO profile under profiles/data/, so `PerfModel.get` answers from the prior calibrated on the other
@@ -12,7 +13,11 @@ session's device time ended mid-sweep: 12 prefill and 9 decode points), with dec
 2026-12-03 (plan s3: 11 points, batch 1-128; its prefill was timed by a method since dropped). Nothing here
 is fitted: every prediction is the prior's. Prefill compares the step time (`ttft_ms`, blocker method)
 with `prefill_ms`; decode the time per token with `decode_step_ms`.
+`--set` runs the committed held-out set (HELD_OUT below: every real vLLM profile of a model that no
+calibration, law form or constant was ever chosen on; the models of examples/byo-model need its catalog, which
+the bench sets as PLANNER_CATALOG when none is set) and prints one row per model and the pooled errors.
 Last line: RESULT model=... prefill_median_pct= prefill_p90_pct= decode_median_pct= decode_p90_pct= points=
+      (--set: RESULT models=<n> and the same statistics pooled over every point of every model)
 """
 
 from __future__ import annotations
@@ -29,8 +34,77 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.io.catalog import Catalog  # noqa: E402
-from planner.perf.laws import PerfModel  # noqa: E402
+from planner.io.catalog import CATALOG_ENV, Catalog  # noqa: E402
+from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
+
+RUNS = ROOT / "profiles" / "runs"
+BYO_CATALOG = ROOT / "examples" / "byo-model" / "catalog"
+HELD_OUT: tuple[tuple[str, Path, Path], ...] = (
+    # (model, folder of prefill.csv, folder of decode.csv), all H200 tp1 bf16, vLLM 0.26.0
+    ("qwen3-14b", RUNS / "2026-12-02-s2" / "qwen3-14b-partial", RUNS / "2026-12-03-s3" / "qwen3-14b"),
+    ("llama-3.2-3b", RUNS / "2026-12-03-s7" / "llama-3.2-3b-profile", RUNS / "2026-12-03-s7" / "llama-3.2-3b-profile"),
+    ("mistral-nemo-12b", *(2 * (RUNS / "2026-12-03-s12" / "mistral-nemo-12b" / "H200-141GB" / "tp1" / "vllm",))),
+    ("mixtral-8x7b", *(2 * (RUNS / "2026-12-03-s12" / "mixtral-8x7b" / "H200-141GB" / "tp1" / "vllm",))),
+)
+
+
+def errors(v: VariantPerf, pre: pd.DataFrame, dec: pd.DataFrame, tab: Table | None = None) -> dict[str, list[float]]:
+    """|prior - measured| / measured in % per phase over the measured rows (a row of `tab` per point if given)."""
+    errs: dict[str, list[float]] = {"prefill": [], "decode": []}
+    for r in pre.itertuples():
+        pred = v.prefill_ms(float(r.isl), float(r.batch))
+        errs["prefill"].append(abs(pred - r.ttft_ms) / r.ttft_ms * 100)
+        if tab is not None:
+            tab.add_row("prefill", f"isl {r.isl}", str(r.batch), f"{r.ttft_ms:.1f}", f"{pred:.1f}", f"{errs['prefill'][-1]:.1f}")
+    for r in dec.itertuples():
+        pred = v.decode_step_ms(float(r.batch), float(r.context_tokens))
+        errs["decode"].append(abs(pred - r.itl_ms) / r.itl_ms * 100)
+        if tab is not None:
+            tab.add_row("decode", f"ctx {r.context_tokens}", str(r.batch), f"{r.itl_ms:.2f}", f"{pred:.2f}", f"{errs['decode'][-1]:.1f}")
+    return errs
+
+
+def stats(errs: dict[str, list[float]]) -> dict[str, float]:
+    return {f"{ph}_{k}_pct": (float(np.median(e)) if k == "median" else float(np.percentile(e, 90))) if e else float("nan")
+            for ph, e in errs.items() for k in ("median", "p90")}
+
+
+def run_set(gpu: str, tp: int) -> int:
+    """Every model of HELD_OUT against the prior: a row each and the pooled errors."""
+    import os
+
+    if not os.environ.get(CATALOG_ENV, "").strip():
+        os.environ[CATALOG_ENV] = str(BYO_CATALOG)
+    cat = Catalog.load()
+    pm = PerfModel.load(cat)
+    tab = Table(title=f"Held-out models ({gpu} tp{tp}, real vLLM 0.26.0) against the prior ({pm.efficiency.source}): |rel err| %")
+    for c in ("model", "moe", "prefill n", "prefill median", "prefill p90", "decode n", "decode median", "decode p90"):
+        tab.add_column(c, justify="left" if c == "model" else "right")
+    pooled: dict[str, list[float]] = {"prefill": [], "decode": []}
+    for model, pdir, ddir in HELD_OUT:
+        if model not in cat.models:
+            print(f"{model}: not in the catalog (set {CATALOG_ENV}={BYO_CATALOG} or unset it)", file=sys.stderr)
+            return 2
+        if pm.is_measured(model, gpu, tp):
+            print(f"{model} on {gpu} tp{tp} has a profile in the calibration set: not a held-out model", file=sys.stderr)
+            return 2
+        v = pm.get(model, gpu, tp)
+        if v is None:
+            print(f"no prior for {model} on {gpu} tp{tp}", file=sys.stderr)
+            return 3
+        e = errors(v, pd.read_csv(pdir / "prefill.csv"), pd.read_csv(ddir / "decode.csv"))
+        st = stats(e)
+        tab.add_row(model, "yes" if cat.model(model).moe else "", str(len(e["prefill"])), f"{st['prefill_median_pct']:.1f}",
+                    f"{st['prefill_p90_pct']:.1f}", str(len(e["decode"])), f"{st['decode_median_pct']:.1f}", f"{st['decode_p90_pct']:.1f}")
+        for ph in pooled:
+            pooled[ph].extend(e[ph])
+    st = stats(pooled)
+    tab.add_row("all points", "", str(len(pooled["prefill"])), f"{st['prefill_median_pct']:.1f}", f"{st['prefill_p90_pct']:.1f}",
+                str(len(pooled["decode"])), f"{st['decode_median_pct']:.1f}", f"{st['decode_p90_pct']:.1f}")
+    Console(width=120).print(tab)
+    print(f"RESULT models={len(HELD_OUT)} " + " ".join(f"{k}={x:.1f}" for k, x in st.items())
+          + f" points={len(pooled['prefill']) + len(pooled['decode'])}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decode-dir", type=Path, default=None,
                     help="decode.csv from here instead (default for qwen3-14b: the full 2026-12-03 sweep)")
     ap.add_argument("--skip-prefill", action="store_true", help="decode only (a run whose prefill is not trusted)")
+    ap.add_argument("--set", action="store_true", help="the committed held-out set (HELD_OUT), pooled")
     a = ap.parse_args(argv)
+    if a.set:
+        return run_set(a.gpu, a.tp)
     if a.decode_dir is None:
         full = ROOT / "profiles" / "runs" / "2026-12-03-s3" / "qwen3-14b"
         a.decode_dir = full if a.model.lower() == "qwen3-14b" and a.dir.name == "qwen3-14b-partial" else a.dir
@@ -69,18 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     tab = Table(title=f"{model} {a.gpu} tp{a.tp}: prior ({v.source}) vs measured vLLM, ms")
     for c in ("phase", "x", "batch", "measured", "prior", "err %"):
         tab.add_column(c, justify="right")
-    errs: dict[str, list[float]] = {"prefill": [], "decode": []}
-    for r in pre.itertuples():
-        pred = v.prefill_ms(float(r.isl), float(r.batch))
-        errs["prefill"].append(abs(pred - r.ttft_ms) / r.ttft_ms * 100)
-        tab.add_row("prefill", f"isl {r.isl}", str(r.batch), f"{r.ttft_ms:.1f}", f"{pred:.1f}", f"{errs['prefill'][-1]:.1f}")
-    for r in dec.itertuples():
-        pred = v.decode_step_ms(float(r.batch), float(r.context_tokens))
-        errs["decode"].append(abs(pred - r.itl_ms) / r.itl_ms * 100)
-        tab.add_row("decode", f"ctx {r.context_tokens}", str(r.batch), f"{r.itl_ms:.2f}", f"{pred:.2f}", f"{errs['decode'][-1]:.1f}")
+    errs = errors(v, pre, dec, tab)
     Console().print(tab)
-    res = {f"{ph}_{k}_pct": (float(np.median(e)) if k == "median" else float(np.percentile(e, 90))) if e else float("nan")
-           for ph, e in errs.items() for k in ("median", "p90")}
+    res = stats(errs)
     print(f"RESULT model={model} " + " ".join(f"{k}={x:.1f}" for k, x in res.items())
           + f" points={len(errs['prefill']) + len(errs['decode'])}")
     return 0

@@ -57,6 +57,7 @@ class Variant:
     tag: str = ""  # suffix of the output folder (e.g. "-loadsat": a load-only run beside the profile)
     server_env: dict[str, str] = field(default_factory=dict)  # extra environment of this variant's server
     rate_duration_s: float = 12.0  # arrivals per rate of the load sweep, s (each rate sends max(20, rate x this))
+    max_model_len: int = 17408  # the server's --max-model-len: the longest grid prompt + its output, within the model's context
 
     @property
     def label(self) -> str:
@@ -193,9 +194,22 @@ PLAN_S12 = [
 # share of its token table (laws.MOE_TABLE_MIXED_SHARE, chosen on qwen3-30b-a3b) and of the whole prediction on an
 # MoE no law or constant was fitted to; rates up to ~1.15x the saturation that s12's measured profile gives.
 PLAN_S13 = [_load_only("mixtral-8x7b", 150, "1024=5,9,13,16,19,22;4096=1.3,2.2,3,3.6,4.3,5", 300, rate_duration_s=20.0)]
+# The fourteenth (2026-12-03, session 7): two more models nobody here catalogued (examples/byo-model, imported from
+# their public config.json; run with PLANNER_CATALOG set to its catalog), a fresh held-out set for the prior as
+# re-calibrated this session (the robust calibration loss, chosen on the bundled leave-one-model-out set only):
+# Qwen2.5-14B (dense, 48 layers of hidden 5120 with QKV biases, a 152k vocabulary) with a Poisson load sweep (0.3-1.15
+# of the saturation the prior gives, ~22 rps at ISL 1024 and ~5.4 at 4096; 20 s per rate) and Qwen1.5-MoE-A2.7B (a
+# small MoE: 24 layers, 60 experts of 1,408 top-4 plus a shared expert of 5,632; context 8,192, so its grid stops
+# at 6,144-token prompts).
+PLAN_S14 = [
+    Variant("qwen2.5-14b", startup_s=150, sweep_s=170, max_kv=250_000,
+            rates="1024=7,12,16,20,23,26;4096=1.8,2.8,3.8,4.6,5.4,6.2", rate_s=280, rate_duration_s=20.0),
+    Variant("qwen1.5-moe-a2.7b", startup_s=150, sweep_s=130, prefill_isl="128,512,2048,4096,6144",
+            decode_context="512,2048,6144", max_model_len=8192),
+]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
-         "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13}
+         "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14}
 
 
 def log(out: Path, msg: str) -> None:
@@ -254,7 +268,7 @@ def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, ser
     cmd = [sys.executable, "-m", "profiles.vllm_cli", "profile", "--backend", "vllm", "--dummy-weights",
            "--model", v.model, "--gpu", GPU, "--tp", "1", "--out", str(out / v.model / GPU / vdir / "vllm"),
            "--model-dir", str(out / "_models" / v.model), "--server-cmd", server_cmd,
-           "--max-model-len", "17408", "--prefill-isl", v.prefill_isl, "--prefill-batch", v.prefill_batch,
+           "--max-model-len", str(v.max_model_len), "--prefill-isl", v.prefill_isl, "--prefill-batch", v.prefill_batch,
            "--decode-batch", v.decode_batch, "--decode-context", v.decode_context, "--max-point-kv-tokens", str(v.max_kv),
            "--repeats", "3", "--decode-repeats", "2", "--deadline-unix-s", f"{sweep_end:.0f}",
            "--prefill-budget-frac", f"{v.prefill_frac:g}",

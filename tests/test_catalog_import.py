@@ -51,6 +51,19 @@ def test_mixtral_and_nemo_import_with_their_published_sizes():
     assert nemo.spec.kv_bytes_per_token == 2 * 40 * 8 * 128 * 2
 
 
+def test_qwen25_and_qwen15_moe_import_with_their_published_sizes():
+    """The two models of device session s14 (profiles/gpu_session.py PLAN_S14): Qwen2.5-14B's model card says 14.7 B
+    parameters, 48 layers, 40 query / 8 KV heads; Qwen1.5-MoE-A2.7B's 14.3 B in all and 2.7 B activated."""
+    q = from_hf_config(_cfg("qwen2.5-14b"), "qwen2.5-14b", "q.json")
+    assert q.spec.moe is None and (q.spec.layers, q.spec.heads, q.spec.kv_heads, q.spec.head_dim) == (48, 40, 8, 128)
+    assert q.spec.params / 1e9 == pytest.approx(14.7, abs=0.1)
+    moe = from_hf_config(_cfg("qwen1.5-moe-a2.7b"), "qwen1.5-moe-a2.7b", "m.json")
+    assert moe.spec.moe is not None and (moe.spec.moe.experts, moe.spec.moe.experts_per_token) == (60, 4)
+    assert moe.spec.moe.shared_experts == 4  # the shared expert of 5,632 as four of the routed width 1,408
+    assert moe.spec.params / 1e9 == pytest.approx(14.3, abs=0.1) and moe.spec.active_params / 1e9 == pytest.approx(2.7, abs=0.05)
+    assert moe.spec.max_context == 8192
+
+
 def _refused(cfg: dict) -> InputError:
     with pytest.raises(InputError) as e:
         from_hf_config(cfg, "m", "user/config.json")
@@ -159,8 +172,8 @@ def test_a_bad_catalog_folder_or_entry_is_exit_2_naming_it(tmp_path, monkeypatch
 
 
 def test_the_committed_example_catalog_is_what_import_writes(tmp_path):
-    """examples/byo-model/catalog (used by profiles/gpu_session.py plan s12) is the import of the two configs."""
-    for m in ("mixtral-8x7b", "mistral-nemo-12b"):
+    """examples/byo-model/catalog (used by profiles/gpu_session.py plans s12-s14) is the import of its four configs."""
+    for m in ("mixtral-8x7b", "mistral-nemo-12b", "qwen2.5-14b", "qwen1.5-moe-a2.7b"):
         assert _import(tmp_path, m).exit_code == 0
     for f in ("models.yaml", "model_configs.yaml"):
         ours = yaml.safe_load((tmp_path / f).read_text())

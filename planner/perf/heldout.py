@@ -34,6 +34,7 @@ from planner.perf.laws import (
     fit_profile,
     quiet_extrapolation,
 )
+from planner.perf.prior import DEFAULT_CALIBRATION_LOSS, CalibrationLoss
 from planner.perf.profiledata import Profile, central_points, law_source
 
 
@@ -182,10 +183,12 @@ def _prior_errors(pm: PerfModel, targets: Iterable[Profile]) -> list[HeldOut]:
 
 
 def leave_one_model_out(profiles: list[Profile], catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None,
-                        target_source: str = "measured-vllm", calibrate_on: str = "engines") -> list[HeldOut]:
+                        target_source: str = "measured-vllm", calibrate_on: str = "engines",
+                        loss: CalibrationLoss = DEFAULT_CALIBRATION_LOSS) -> list[HeldOut]:
     """Per model with a `target_source` profile: calibrate on the other models' profiles and predict
     that model's. calibrate_on: 'engines' (the planner's default, PerfModel.from_profiles), 'all'
-    (every preferred profile, torch reference included) or 'same' (`target_source` profiles only)."""
+    (every preferred profile, torch reference included) or 'same' (`target_source` profiles only);
+    `loss`: the calibration's (planner.perf.prior.CalibrationLoss)."""
     targets = [p for p in profiles if law_source(p.meta) == target_source]
     out: list[HeldOut] = []
     for model in sorted({p.meta.model for p in targets}):
@@ -194,16 +197,33 @@ def leave_one_model_out(profiles: list[Profile], catalog: Catalog, allreduce: di
         if not calib:
             continue
         pm = PerfModel.from_profiles(catalog, calib, allreduce=allreduce,
-                                     calibrate_on="all" if calibrate_on == "all" else "engines")
+                                     calibrate_on="all" if calibrate_on == "all" else "engines", loss=loss)
         out.extend(_prior_errors(pm, [p for p in targets if p.meta.model == model]))
     return out
 
 
 def held_out_gpu_tp(profiles: list[Profile], catalog: Catalog, gpu: str, allreduce: dict[str, AllReduceTable] | None = None,
-                    min_tp: int = 2) -> list[HeldOut]:
+                    min_tp: int = 2, loss: CalibrationLoss = DEFAULT_CALIBRATION_LOSS) -> list[HeldOut]:
     """Calibrate without `gpu`'s profiles, predict its profiles of tp >= `min_tp`."""
-    pm = PerfModel.from_profiles(catalog, [p for p in profiles if p.meta.gpu != gpu], allreduce=allreduce)
+    pm = PerfModel.from_profiles(catalog, [p for p in profiles if p.meta.gpu != gpu], allreduce=allreduce, loss=loss)
     return _prior_errors(pm, [p for p in profiles if p.meta.gpu == gpu and p.meta.tp >= min_tp])
+
+
+def choose_loss(profiles: list[Profile], catalog: Catalog, allreduce: dict[str, AllReduceTable] | None,
+                candidates: Iterable[CalibrationLoss], target_source: str = "measured-vllm",
+                ) -> tuple[CalibrationLoss, dict[CalibrationLoss, dict[str, float]]]:
+    """Score each calibration loss by :func:`leave_one_model_out` (calibrated as the planner does) and pick the
+    lowest larger-of-the-two pooled medians (prefill, decode: issue 10's goal is both), then the lower larger p90,
+    then the earlier candidate. Returns the choice and every candidate's pooled stats."""
+    stats = {loss: pooled(leave_one_model_out(profiles, catalog, allreduce, target_source, "engines", loss)) for loss in candidates}
+    order = list(stats)
+
+    def key(loss: CalibrationLoss) -> tuple[float, float, int]:
+        s = stats[loss]
+        return (round(max(s["prefill_median"], s["decode_median"]), 6), round(max(s["prefill_p90"], s["decode_p90"]), 6),
+                order.index(loss))
+
+    return min(order, key=key), stats
 
 
 def pooled(rows: list[HeldOut]) -> dict[str, float]:
