@@ -45,6 +45,8 @@ HELD_OUT: tuple[tuple[str, Path, Path], ...] = (
     ("llama-3.2-3b", RUNS / "2026-12-03-s7" / "llama-3.2-3b-profile", RUNS / "2026-12-03-s7" / "llama-3.2-3b-profile"),
     ("mistral-nemo-12b", *(2 * (RUNS / "2026-12-03-s12" / "mistral-nemo-12b" / "H200-141GB" / "tp1" / "vllm",))),
     ("mixtral-8x7b", *(2 * (RUNS / "2026-12-03-s12" / "mixtral-8x7b" / "H200-141GB" / "tp1" / "vllm",))),
+    ("qwen2.5-14b", *(2 * (RUNS / "2026-12-03-s14" / "qwen2.5-14b" / "H200-141GB" / "tp1" / "vllm",))),
+    ("qwen1.5-moe-a2.7b", *(2 * (RUNS / "2026-12-03-s14" / "qwen1.5-moe-a2.7b" / "H200-141GB" / "tp1" / "vllm",))),
 )
 
 
