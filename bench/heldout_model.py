@@ -13,7 +13,7 @@ session's device time ended mid-sweep: 12 prefill and 9 decode points), with dec
 2026-12-03 (plan s3: 11 points, batch 1-128; its prefill was timed by a method since dropped). Nothing here
 is fitted: every prediction is the prior's. Prefill compares the step time (`ttft_ms`, blocker method)
 with `prefill_ms`; decode the time per token with `decode_step_ms`.
-`--set` runs the committed held-out set (HELD_OUT below: every real vLLM profile of a model that no
+`--set` runs the committed held-out set (planner.perf.heldout.HELD_OUT_SET: every real vLLM profile of a model that no
 calibration, law form or constant was ever chosen on; the models of examples/byo-model need its catalog, which
 the bench sets as PLANNER_CATALOG when none is set) and prints one row per model and the pooled errors.
 Last line: RESULT model=... prefill_median_pct= prefill_p90_pct= decode_median_pct= decode_p90_pct= points=
@@ -35,19 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from planner.io.catalog import CATALOG_ENV, Catalog  # noqa: E402
-from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
-
-RUNS = ROOT / "profiles" / "runs"
-BYO_CATALOG = ROOT / "examples" / "byo-model" / "catalog"
-HELD_OUT: tuple[tuple[str, Path, Path], ...] = (
-    # (model, folder of prefill.csv, folder of decode.csv), all H200 tp1 bf16, vLLM 0.26.0
-    ("qwen3-14b", RUNS / "2026-12-02-s2" / "qwen3-14b-partial", RUNS / "2026-12-03-s3" / "qwen3-14b"),
-    ("llama-3.2-3b", RUNS / "2026-12-03-s7" / "llama-3.2-3b-profile", RUNS / "2026-12-03-s7" / "llama-3.2-3b-profile"),
-    ("mistral-nemo-12b", *(2 * (RUNS / "2026-12-03-s12" / "mistral-nemo-12b" / "H200-141GB" / "tp1" / "vllm",))),
-    ("mixtral-8x7b", *(2 * (RUNS / "2026-12-03-s12" / "mixtral-8x7b" / "H200-141GB" / "tp1" / "vllm",))),
-    ("qwen2.5-14b", *(2 * (RUNS / "2026-12-03-s14" / "qwen2.5-14b" / "H200-141GB" / "tp1" / "vllm",))),
-    ("qwen1.5-moe-a2.7b", *(2 * (RUNS / "2026-12-03-s14" / "qwen1.5-moe-a2.7b" / "H200-141GB" / "tp1" / "vllm",))),
+from planner.perf.heldout import (  # noqa: E402
+    BYO_CATALOG_DIR,
+    HELD_OUT_SET,
+    PRIOR_HELD_OUT,
+    held_out_set_errors,
+    pooled,
+    prior_accuracy,
 )
+from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 
 
 def errors(v: VariantPerf, pre: pd.DataFrame, dec: pd.DataFrame, tab: Table | None = None) -> dict[str, list[float]]:
@@ -72,40 +68,41 @@ def stats(errs: dict[str, list[float]]) -> dict[str, float]:
 
 
 def run_set(gpu: str, tp: int) -> int:
-    """Every model of HELD_OUT against the prior: a row each and the pooled errors."""
+    """Every model of planner.perf.heldout.HELD_OUT_SET against the prior: a row each and the pooled errors."""
     import os
 
     if not os.environ.get(CATALOG_ENV, "").strip():
-        os.environ[CATALOG_ENV] = str(BYO_CATALOG)
+        os.environ[CATALOG_ENV] = str(BYO_CATALOG_DIR)
     cat = Catalog.load()
+    missing = [m for m, _, _ in HELD_OUT_SET if m not in cat.models]
+    if missing:
+        print(f"{', '.join(missing)}: not in the catalog (set {CATALOG_ENV}={BYO_CATALOG_DIR} or unset it)", file=sys.stderr)
+        return 2
     pm = PerfModel.load(cat)
+    try:
+        rows = held_out_set_errors(pm, cat, gpu, tp)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     tab = Table(title=f"Held-out models ({gpu} tp{tp}, real vLLM 0.26.0) against the prior ({pm.efficiency.source}): |rel err| %")
-    for c in ("model", "moe", "prefill n", "prefill median", "prefill p90", "decode n", "decode median", "decode p90"):
+    for c in ("model", "prefill n", "prefill median", "prefill p90", "decode n", "decode median", "decode p90"):
         tab.add_column(c, justify="left" if c == "model" else "right")
-    pooled: dict[str, list[float]] = {"prefill": [], "decode": []}
-    for model, pdir, ddir in HELD_OUT:
-        if model not in cat.models:
-            print(f"{model}: not in the catalog (set {CATALOG_ENV}={BYO_CATALOG} or unset it)", file=sys.stderr)
-            return 2
-        if pm.is_measured(model, gpu, tp):
-            print(f"{model} on {gpu} tp{tp} has a profile in the calibration set: not a held-out model", file=sys.stderr)
-            return 2
-        v = pm.get(model, gpu, tp)
-        if v is None:
-            print(f"no prior for {model} on {gpu} tp{tp}", file=sys.stderr)
-            return 3
-        e = errors(v, pd.read_csv(pdir / "prefill.csv"), pd.read_csv(ddir / "decode.csv"))
-        st = stats(e)
-        tab.add_row(model, "yes" if cat.model(model).moe else "", str(len(e["prefill"])), f"{st['prefill_median_pct']:.1f}",
-                    f"{st['prefill_p90_pct']:.1f}", str(len(e["decode"])), f"{st['decode_median_pct']:.1f}", f"{st['decode_p90_pct']:.1f}")
-        for ph in pooled:
-            pooled[ph].extend(e[ph])
-    st = stats(pooled)
-    tab.add_row("all points", "", str(len(pooled["prefill"])), f"{st['prefill_median_pct']:.1f}", f"{st['prefill_p90_pct']:.1f}",
-                str(len(pooled["decode"])), f"{st['decode_median_pct']:.1f}", f"{st['decode_p90_pct']:.1f}")
+    groups = [(r.label, [r]) for r in rows] + [
+        ("dense points", [r for r in rows if r.label.endswith("(dense)")]),
+        ("MoE points", [r for r in rows if r.label.endswith("(moe)")]), ("all points", rows)]
+    for name, rs in groups:
+        st = pooled(rs)
+        tab.add_row(name, f"{st['prefill_n']:.0f}", f"{100 * st['prefill_median']:.1f}", f"{100 * st['prefill_p90']:.1f}",
+                    f"{st['decode_n']:.0f}", f"{100 * st['decode_median']:.1f}", f"{100 * st['decode_p90']:.1f}")
     Console(width=120).print(tab)
-    print(f"RESULT models={len(HELD_OUT)} " + " ".join(f"{k}={x:.1f}" for k, x in st.items())
-          + f" points={len(pooled['prefill']) + len(pooled['decode'])}")
+    acc = prior_accuracy(rows)
+    if acc != PRIOR_HELD_OUT:
+        print(f"note: planner.perf.heldout.PRIOR_HELD_OUT (quoted by the planner's notes) is {PRIOR_HELD_OUT}; "
+              f"this run gives {acc}: update it")
+    st = pooled(rows)
+    print(f"RESULT models={len(rows)} " + " ".join(f"{ph}_{k}_pct={100 * st[f'{ph}_{k}']:.1f}" for ph in ("prefill", "decode")
+                                                    for k in ("median", "p90"))
+          + f" points={st['prefill_n'] + st['decode_n']:.0f}")
     return 0
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from planner.io.catalog import Catalog
+from planner.io.catalog import PROFILES_DIR, Catalog
 from planner.perf.allreduce import AllReduceTable
 from planner.perf.laws import (
     DEFAULT_LAW_FORMS,
@@ -232,3 +232,65 @@ def pooled(rows: list[HeldOut]) -> dict[str, float]:
         return {}
     both = HeldOut("all", "-", np.concatenate([r.prefill_rel_err for r in rows]), np.concatenate([r.decode_rel_err for r in rows]))
     return both.stats()
+
+
+# --------------------------------------------------------------------------- the committed held-out set
+RUNS_DIR = PROFILES_DIR / "runs"
+BYO_CATALOG_DIR = PROFILES_DIR.parent / "examples" / "byo-model" / "catalog"
+"""The catalog folder of the held-out models that are not in the bundled catalog (PLANNER_CATALOG)."""
+HELD_OUT_SET: tuple[tuple[str, str, str], ...] = (
+    # (model, folder of prefill.csv, folder of decode.csv) under profiles/runs; all H200 tp1 bf16, vLLM 0.26.0
+    ("qwen3-14b", "2026-12-02-s2/qwen3-14b-partial", "2026-12-03-s3/qwen3-14b"),
+    ("llama-3.2-3b", "2026-12-03-s7/llama-3.2-3b-profile", "2026-12-03-s7/llama-3.2-3b-profile"),
+    ("mistral-nemo-12b", *(2 * ("2026-12-03-s12/mistral-nemo-12b/H200-141GB/tp1/vllm",))),
+    ("mixtral-8x7b", *(2 * ("2026-12-03-s12/mixtral-8x7b/H200-141GB/tp1/vllm",))),
+    ("qwen2.5-14b", *(2 * ("2026-12-03-s14/qwen2.5-14b/H200-141GB/tp1/vllm",))),
+    ("qwen1.5-moe-a2.7b", *(2 * ("2026-12-03-s14/qwen1.5-moe-a2.7b/H200-141GB/tp1/vllm",))),
+)
+"""Every real vLLM profile of a model that no calibration, law form or constant was chosen on (their sessions'
+READMEs under profiles/runs say when and how each was measured)."""
+
+
+@dataclass(frozen=True)
+class PriorAccuracy:
+    """Median |relative error| of the roofline prior on held-out models, per phase and kind of model."""
+
+    dense_prefill: float
+    dense_decode: float
+    moe_prefill: float
+    moe_decode: float
+    models: int
+
+
+PRIOR_HELD_OUT = PriorAccuracy(dense_prefill=0.068, dense_decode=0.058, moe_prefill=0.354, moe_decode=0.041, models=6)
+"""What :func:`held_out_set_errors` gives with the bundled profiles (bench/heldout_model.py --set; a test holds the
+two together): the planner's notes on pools planned from the prior quote it."""
+
+
+def held_out_set_errors(pm: PerfModel, catalog: Catalog, gpu: str = "H200-141GB", tp: int = 1) -> list[HeldOut]:
+    """The prior of `pm` against each model of HELD_OUT_SET (the catalog must know them all: the bundled one with
+    BYO_CATALOG_DIR over it); a model with a profile in `pm`'s calibration is an error, not a held-out model."""
+    out = []
+    for model, pdir, ddir in HELD_OUT_SET:
+        if pm.is_measured(model, gpu, tp):
+            raise ValueError(f"{model} on {gpu} tp{tp} has a profile in the calibration set: not a held-out model")
+        vp = pm.get(model, gpu, tp)
+        if vp is None:
+            raise ValueError(f"no prior for {model} on {gpu} tp{tp}")
+        pre = central_points(pd.read_csv(RUNS_DIR / pdir / "prefill.csv"), ["isl", "batch"], "ttft_ms")
+        dec = central_points(pd.read_csv(RUNS_DIR / ddir / "decode.csv"), ["batch", "context_tokens"], "itl_ms")
+        with quiet_extrapolation():
+            tp_ms = np.array([vp.prefill_ms(i, b) for i, b in zip(pre.isl, pre.batch, strict=True)])
+            td_ms = np.array([vp.decode_step_ms(b, c) for b, c in zip(dec.batch, dec.context_tokens, strict=True)])
+        kind = "moe" if catalog.model(model).moe is not None else "dense"
+        out.append(HeldOut(f"{model} ({kind})", "prior", np.abs(tp_ms - pre.ttft_ms.to_numpy()) / pre.ttft_ms.to_numpy(),
+                           np.abs(td_ms - dec.itl_ms.to_numpy()) / dec.itl_ms.to_numpy()))
+    return out
+
+
+def prior_accuracy(rows: list[HeldOut]) -> PriorAccuracy:
+    """Pooled medians of :func:`held_out_set_errors`' rows, dense and MoE apart."""
+    dense = pooled([r for r in rows if r.label.endswith("(dense)")])
+    moe = pooled([r for r in rows if r.label.endswith("(moe)")])
+    return PriorAccuracy(round(dense["prefill_median"], 3), round(dense["decode_median"], 3), round(moe["prefill_median"], 3),
+                         round(moe["decode_median"], 3), len(rows))

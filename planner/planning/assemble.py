@@ -23,6 +23,7 @@ from planner.io.schema import (
     SolverInfo,
     Workload,
 )
+from planner.perf.heldout import PRIOR_HELD_OUT
 from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation
 from planner.planning.capacity import (
     POISSON,
@@ -216,6 +217,26 @@ def _misfit_notes(vp: VariantPerf, pool_id: str, role: str) -> list[str]:
     return notes
 
 
+def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
+    """Per model with pools planned from the roofline prior (no profile of the variant): how far the prior missed
+    real vLLM on held-out models (planner.perf.heldout.PRIOR_HELD_OUT) and how to measure instead."""
+    a = PRIOR_HELD_OUT
+    notes = []
+    for model in inst.workload.models:
+        ids = [vid for vid, p in pools.items() if inst.variants[vid].model == model and p.source == "prior"]
+        if not ids:
+            continue
+        moe = model in inst.moe_models
+        pre, dec = (a.moe_prefill, a.moe_decode) if moe else (a.dense_prefill, a.dense_decode)
+        notes.append(
+            f"{model}: {', '.join(ids)} planned from the roofline prior (no profile of {'it' if len(ids) == 1 else 'them'}); "
+            f"on {a.models} models held out on real vLLM 0.26 it missed {'MoE' if moe else 'dense'} models' prefill by "
+            f"{pre:.0%} and decode by {dec:.0%} at the median (bench/heldout_model.py --set)"
+            + ("; an MoE's prefill follows vLLM's fused-MoE kernel configuration, not its FLOPs" if moe else "")
+            + f": measure it (planner profile --backend vllm --dummy-weights --model {model} ...) before relying on the plan")
+    return notes
+
+
 def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str, batch: float) -> list[str]:
     """Where a planned operating point lies beyond the measured range of a measured law."""
     out: list[str] = []
@@ -291,6 +312,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
         )
         plan.notes.extend(_misfit_notes(inst.perf[vid], vid, v.role))
         plan.gpus[v.gpu] = plan.gpus.get(v.gpu, 0) + n * v.tp
+    plan.notes.extend(_prior_notes(inst, pools))
     plan.cost_per_hour = round(sum(p.cost_per_hour for p in pools.values()), 4)
     watts = {s.id: s.power_w for s in inst.problem.variants}
     plan.power_kw = round(sum(watts[vid] * p.replicas for vid, p in pools.items()) / 1e3, 3) if inst.power_known else None

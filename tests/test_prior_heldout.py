@@ -1,0 +1,88 @@
+"""The roofline prior's held-out accuracy: the committed held-out set, the figures the planner quotes, and the
+plan's note on pools planned from the prior.
+
+The held-out set (planner.perf.heldout.HELD_OUT_SET) is real vLLM 0.26.0 profiles under profiles/runs of six
+models that no calibration, law form or constant was chosen on; two of them are only in the example catalog
+(examples/byo-model/catalog), which the tests set as PLANNER_CATALOG where they need it."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner.io.catalog import CATALOG_ENV, Catalog
+from planner.io.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, RequestClass, Slo, Workload
+from planner.perf.heldout import (
+    BYO_CATALOG_DIR,
+    HELD_OUT_SET,
+    PRIOR_HELD_OUT,
+    RUNS_DIR,
+    held_out_set_errors,
+    pooled,
+    prior_accuracy,
+)
+from planner.perf.laws import PerfModel
+
+
+@pytest.fixture(scope="module")
+def with_byo():
+    mp = pytest.MonkeyPatch()
+    mp.setenv(CATALOG_ENV, str(BYO_CATALOG_DIR))
+    cat = Catalog.load()
+    yield cat, PerfModel.load(cat)
+    mp.undo()
+
+
+def test_the_held_out_profiles_are_committed_and_none_is_calibrated_on(with_byo):
+    cat, pm = with_byo
+    for model, pdir, ddir in HELD_OUT_SET:
+        assert (RUNS_DIR / pdir / "prefill.csv").is_file() and (RUNS_DIR / ddir / "decode.csv").is_file(), model
+        assert model in cat.models and not pm.is_measured(model, "H200-141GB", 1), model
+        assert all(model not in name for name in pm.efficiency.source.split("(", 1)[1].split(", ")), model
+
+
+def test_the_quoted_accuracy_is_what_the_held_out_set_gives(with_byo):
+    """PRIOR_HELD_OUT (in the planner's notes) = the held-out set's pooled medians with the bundled profiles: a change
+    of the prior's calibration that moves them must update the figures the plans quote."""
+    cat, pm = with_byo
+    rows = held_out_set_errors(pm, cat)
+    assert prior_accuracy(rows) == PRIOR_HELD_OUT
+    # issue 10's goal for an unprofiled model, on the models it was never fitted to: dense within 15% at the median
+    dense = pooled([r for r in rows if r.label.endswith("(dense)")])
+    assert dense["prefill_median"] <= 0.15 and dense["decode_median"] <= 0.15
+
+
+def test_a_model_in_the_calibration_is_not_held_out(with_byo):
+    cat, _ = with_byo
+    from planner.perf.heldout import RUNS_DIR as runs
+    from planner.perf.profiledata import iter_profiles
+
+    profile = next(p for p in iter_profiles(runs / "2026-12-03-s14") if p.meta.model == "qwen2.5-14b")
+    pm = PerfModel.from_profiles(cat, [profile])
+    with pytest.raises(ValueError, match="qwen2.5-14b.*calibration set"):
+        held_out_set_errors(pm, cat)
+
+
+def _plan_notes(model: str, profiles_dir=None) -> list[str]:
+    from planner.api import solve
+
+    w = Workload(models={model: ModelEntry(slo=Slo(ttft_ms=2000, itl_ms=100, percentile=90))},
+                 classes=[RequestClass(id="c", model=model, isl=1024, osl=128, rate_rps=4)])
+    f = Fleet(gpus={"H200-141GB": GpuInventory(available=16)}, limits=FleetLimits(allowed_tp=[1]))
+    cat = Catalog.load()
+    return solve(w, f, perf=PerfModel.load(cat), catalog=cat).notes
+
+
+@pytest.mark.parametrize(("model", "kind", "prefill"), [
+    ("qwen1.5-moe-a2.7b", "MoE", PRIOR_HELD_OUT.moe_prefill),
+    ("qwen2.5-14b", "dense", PRIOR_HELD_OUT.dense_prefill),
+])
+def test_a_plan_from_the_prior_says_how_far_the_prior_missed(model, kind, prefill, monkeypatch):
+    monkeypatch.setenv(CATALOG_ENV, str(BYO_CATALOG_DIR))
+    notes = [n for n in _plan_notes(model) if "roofline prior" in n]
+    assert len(notes) == 1, notes
+    assert f"{kind} models' prefill by {prefill:.0%}" in notes[0] and f"--model {model}" in notes[0]
+    assert ("fused-MoE" in notes[0]) == (kind == "MoE")
+
+
+def test_a_profiled_model_gets_no_prior_note():
+    assert not [n for n in _plan_notes("llama-3.1-8b") if "roofline prior" in n]
