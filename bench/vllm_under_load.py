@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -47,7 +48,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from fidelity import PERCENTILE, LoadPoint, Saturation, _mixed_sim, model_saturation_rps, part_vllm_load, read_load_sweep, saturation  # noqa: E402
 
-from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.catalog import CATALOG_ENV, Catalog  # noqa: E402
+from planner.perf.heldout import BYO_CATALOG_DIR  # noqa: E402
 from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
 from planner.planning import capacity  # noqa: E402
@@ -71,6 +73,14 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
      "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
     ("profiles/runs/2026-12-03-s7/llama-3.2-3b/H200-141GB/tp1-loadsat/vllm/load_sweep.csv",
      "profiles/runs/2026-12-03-s7/llama-3.2-3b-profile"),
+    # Models imported from their config.json (examples/byo-model; their catalog is set as PLANNER_CATALOG when none
+    # is): held out of every choice, measured after the laws, the simulator and the constants were fixed.
+    ("profiles/runs/2026-12-03-s12/mistral-nemo-12b/H200-141GB/tp1/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-03-s12/mistral-nemo-12b/H200-141GB/tp1/vllm"),
+    ("profiles/runs/2026-12-03-s12/mixtral-8x7b/H200-141GB/tp1-loadsat/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-03-s12/mixtral-8x7b/H200-141GB/tp1/vllm"),
+    ("profiles/runs/2026-12-03-s14/qwen2.5-14b/H200-141GB/tp1/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-03-s14/qwen2.5-14b/H200-141GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
@@ -239,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweep", action="append", default=None, metavar="SWEEP.csv[=PROFILE_DIR]",
                     help="a load sweep and the profile of the swept replica (default: every committed sweep)")
     a = ap.parse_args(argv)
+    if not a.sweep and not os.environ.get(CATALOG_ENV, "").strip():
+        os.environ[CATALOG_ENV] = str(BYO_CATALOG_DIR)  # the imported models of the default sweeps
     sweeps = [parse_sweep(s) for s in a.sweep] if a.sweep else default_sweeps()
     if not sweeps:
         print("no load sweep found (profiles/data/**/load_sweep.csv); name one with --sweep", file=sys.stderr)
