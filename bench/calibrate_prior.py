@@ -12,7 +12,11 @@ A. Sparse profile: per profile of the target backend, fit the laws (the planner'
 B0. Calibration loss: leave one model out (as B1) under each candidate loss of the calibration's least squares
    (planner.perf.prior.CALIBRATION_LOSSES: plain, and soft-L1 / Huber / Cauchy at 5, 10, 20% relative error);
    the rule picks the lowest larger median of prefill and decode, then the lowest larger p90. This is the
-   tuning set of that choice; the held-out models are those of examples/byo-model (bench/heldout_model.py).
+   tuning set of that choice; the held-out models are planner.perf.heldout.HELD_OUT_SET (bench/heldout_model.py --set).
+B0b. The MoE share of the compute efficiency (planner.perf.prior.Calibration.moe_share), with B0's loss: leave one
+   model out over the bundled profiles and those of heldout.TUNING_EXTRA_PROFILES (Mixtral-8x7B: a second MoE, so
+   that leaving one MoE out still leaves one to fit the share on; its catalog, examples/byo-model/catalog, is set as
+   PLANNER_CATALOG when none is), the same rule.
 B. Leave one model out: calibrate the prior without one model, predict that model's target
    profiles; calibrated as the planner does (serving engines: no torch reference once vLLM
    profiles exist), on every other profile, and on target-backend profiles only. Goal: median <=
@@ -28,12 +32,14 @@ Last line: RESULT sparse_p90_pct=... (max of the phases) sparse_prefill_p90_pct=
            linear_sparse_p90_pct=... a0_sparse_{prefill,decode}_p90_pct=... (A0's forms)
            dense_sparse_prefill_p90_pct=... dense_a0_sparse_prefill_p90_pct=... (dense models only) lomo_prefill_median_pct=... lomo_decode_median_pct=...
            h100_prefill_median_pct=... h100_decode_median_pct=... forms=<the planner's> a0_forms=<A0's choice>
-           loss=<the planner's calibration loss> b0_loss=<B0's choice>
+           calibration=<the planner's> b0_loss=<B0's choice> b0b=<B0b's choice>
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -43,7 +49,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.catalog import CATALOG_ENV, Catalog  # noqa: E402
 from planner.perf.allreduce import load_allreduce  # noqa: E402
 from planner.perf.laws import (  # noqa: E402
     ALLREDUCE_DIR,
@@ -56,15 +62,18 @@ from planner.perf.laws import (  # noqa: E402
 from planner.perf.heldout import (  # noqa: E402
     HeldOut,
     choose_forms,
-    choose_loss,
+    BYO_CATALOG_DIR,
+    RUNS_DIR,
+    TUNING_EXTRA_PROFILES,
+    choose_calibration,
     form_name,
     held_out_gpu_tp,
     leave_one_model_out,
     pooled,
     sparse_fit_errors,
 )
-from planner.perf.prior import CALIBRATION_LOSSES, DEFAULT_CALIBRATION_LOSS  # noqa: E402
-from planner.perf.profiledata import iter_profiles, law_source  # noqa: E402
+from planner.perf.prior import CALIBRATION_LOSSES, DEFAULT_CALIBRATION  # noqa: E402
+from planner.perf.profiledata import iter_profiles, law_source, load_profile  # noqa: E402
 
 
 def _pct(x: float) -> str:
@@ -101,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.profiles.is_dir():
         console.print(f"[red]{args.profiles}: profile root directory not found")
         return 2
+    if not os.environ.get(CATALOG_ENV, "").strip():
+        os.environ[CATALOG_ENV] = str(BYO_CATALOG_DIR)  # the models of TUNING_EXTRA_PROFILES (part B0b)
     cat = Catalog.load()
     profiles = list(iter_profiles(args.profiles))
     allreduce = load_allreduce(args.profiles / ALLREDUCE_DIR)
@@ -137,16 +148,30 @@ def main(argv: list[str] | None = None) -> int:
     picked = sparse if chosen == DEFAULT_LAW_FORMS else [sparse_fit_errors(p, cat, chosen) for p in targets]
     if chosen != DEFAULT_LAW_FORMS:
         console.print(_table(f"A''. the same with A0's forms ({_forms(chosen)}; for comparison only)", picked))
-    loss_pick, loss_stats = choose_loss(profiles, cat, allreduce, CALIBRATION_LOSSES, target_source=target)
+    loss_pick, loss_stats = choose_calibration(profiles, cat, allreduce, CALIBRATION_LOSSES, target_source=target)
     tb = Table(title="B0. calibration loss: leave one model out (as B1) with each candidate loss (pooled |rel err| %; "
                      "the rule: lowest larger median, then lowest larger p90)")
     for c in ("loss", "prefill median %", "prefill p90 %", "decode median %", "decode p90 %", "chosen", "planner's"):
         tb.add_column(c, justify="left" if c == "loss" else "right")
     for loss, st in loss_stats.items():
         tb.add_row(loss.label, _pct(st["prefill_median"]), _pct(st["prefill_p90"]), _pct(st["decode_median"]),
-                   _pct(st["decode_p90"]), "yes" if loss == loss_pick else "", "yes" if loss == DEFAULT_CALIBRATION_LOSS else "")
+                   _pct(st["decode_p90"]), "yes" if loss == loss_pick else "",
+                   "yes" if (loss.name, loss.f_scale) == (DEFAULT_CALIBRATION.name, DEFAULT_CALIBRATION.f_scale) else "")
     console.print(tb)
-    console.print(f"B0 picks {loss_pick.label}; the planner's calibration loss: {DEFAULT_CALIBRATION_LOSS.label}")
+    console.print(f"B0 picks {loss_pick.label}; the planner's calibration loss: {DEFAULT_CALIBRATION.label}")
+    # B0b: the MoE share, with B0's loss, on the bundled profiles and a second MoE's (heldout.TUNING_EXTRA_PROFILES)
+    extra = [load_profile(RUNS_DIR / d) for d in TUNING_EXTRA_PROFILES]
+    share_cands = [dataclasses.replace(loss_pick, moe_share=False), dataclasses.replace(loss_pick, moe_share=True)]
+    share_pick, share_stats = choose_calibration(profiles + extra, cat, allreduce, share_cands, target_source=target)
+    tbb = Table(title=f"B0b. the MoE share of the compute efficiency: leave one model out over the bundled profiles and "
+                      f"{', '.join(p.meta.model for p in extra)}'s (pooled |rel err| %; the same rule)")
+    for c in ("calibration", "prefill median %", "prefill p90 %", "decode median %", "decode p90 %", "chosen", "planner's"):
+        tbb.add_column(c, justify="left" if c == "calibration" else "right")
+    for cand, st in share_stats.items():
+        tbb.add_row(cand.label, _pct(st["prefill_median"]), _pct(st["prefill_p90"]), _pct(st["decode_median"]),
+                    _pct(st["decode_p90"]), "yes" if cand == share_pick else "", "yes" if cand == DEFAULT_CALIBRATION else "")
+    console.print(tbb)
+    console.print(f"B0b picks {share_pick.label}; the planner's calibration: {DEFAULT_CALIBRATION.label}")
     lomo_all = leave_one_model_out(profiles, cat, allreduce, target_source=target, calibrate_on="engines")
     console.print(_table(f"B1. prior calibrated without the model (the planner's default: serving-engine profiles, "
                          f"no torch reference once vLLM profiles exist), predicting its {target} profiles", lomo_all))
@@ -177,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"h100_decode_median_pct={_pct(hc.get('decode_median', float('nan')))} "
                   f"forms={_forms(DEFAULT_LAW_FORMS).replace(' ', ',').replace('=', ':')} "
                   f"a0_forms={_forms(chosen).replace(' ', ',').replace('=', ':')} "
-                  f"loss={DEFAULT_CALIBRATION_LOSS.label.replace(' ', ':')} b0_loss={loss_pick.label.replace(' ', ':')}")
+                  f"calibration={DEFAULT_CALIBRATION.label.replace(' + ', '+').replace(' ', ':')} "
+                  f"b0_loss={loss_pick.label.replace(' ', ':')} b0b={share_pick.label.replace(' + ', '+').replace(' ', ':')}")
     return 0
 
 

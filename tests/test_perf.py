@@ -118,6 +118,34 @@ def test_calibration_recovers_known_efficiencies(cat: Catalog) -> None:
     assert one.tp_exponent < 1e-6
 
 
+def test_calibration_recovers_an_moe_share_and_pins_it_without_both_kinds(cat: Catalog) -> None:
+    """Efficiency.moe_compute: synthetic points of a dense and an MoE model whose MoE compute runs at 0.6 x the dense
+    efficiency; the robust calibration finds 0.6; without the MoE (or without a dense model) it stays at 1, as it
+    does with moe_share off."""
+    import dataclasses
+
+    from planner.perf.prior import DEFAULT_CALIBRATION
+
+    truth = Efficiency(0.7, 0.85, 0.02, 0.01, "truth", prefill_step_overhead_ms=2.0, decode_step_overhead_ms=1.0,
+                       moe_compute=0.6)
+    gpu = cat.gpu("H200-141GB")
+    obs = {}
+    for name in ("llama-3.1-8b", "qwen3-32b", "qwen3-30b-a3b"):
+        model = cat.model(name)
+        isl, b = (a.ravel() for a in np.meshgrid([128, 1024, 4096, 8192], [1, 4]))
+        p = prefill_parts(model, gpu, 1, isl, b)
+        bb, ctx = (a.ravel() for a in np.meshgrid([1, 8, 64, 256], [512, 4096]))
+        d = decode_parts(model, gpu, 1, bb, ctx)
+        obs[name] = [Observation("prefill", p, predict_ms(p, truth, "prefill")), Observation("decode", d, predict_ms(d, truth, "decode"))]
+    every = [o for v in obs.values() for o in v]
+    got = calibrate(every)
+    assert got.moe_compute == pytest.approx(0.6, rel=0.03) and got.compute == pytest.approx(0.7, rel=0.03)
+    assert calibrate(obs["llama-3.1-8b"] + obs["qwen3-32b"]).moe_compute == pytest.approx(1.0, abs=1e-6)
+    assert calibrate(obs["qwen3-30b-a3b"]).moe_compute == pytest.approx(1.0, abs=1e-6)
+    off = calibrate(every, calibration=dataclasses.replace(DEFAULT_CALIBRATION, moe_share=False))
+    assert off.moe_compute == pytest.approx(1.0, abs=1e-6) and off.median_rel_err > got.median_rel_err
+
+
 def test_prior_predicts_held_out_h100_tensor_parallel(cat: Catalog) -> None:
     """Calibrate on every bundled profile except H100's, then predict H100 tp2/4/8 (Splitwise).
 
@@ -216,9 +244,9 @@ def test_prior_close_to_measured_in_sample(cat: Catalog, profiles: list) -> None
     them, within 35% at batch 1 and 32. (The planner's robust loss gives the worst-fitting points less weight
     by design, tp8's decode among them: 36% there; its held-out errors are the tests below and
     bench/calibrate_prior.py.)"""
-    from planner.perf.prior import CalibrationLoss
+    from planner.perf.prior import Calibration
 
-    pm = PerfModel.from_profiles(cat, profiles, str(DEFAULT_PROFILES_DIR), loss=CalibrationLoss("linear"))
+    pm = PerfModel.from_profiles(cat, profiles, str(DEFAULT_PROFILES_DIR), calibration=Calibration("linear"))
     for tp in (2, 4, 8):
         meas = pm.get("llama-2-70b", "H100-SXM-80GB", tp)
         for b in (1, 32):

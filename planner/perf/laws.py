@@ -72,9 +72,9 @@ from planner.perf.fit import (  # law forms (issue 10)
     knee_column,
 )
 from planner.perf.prior import (
-    DEFAULT_CALIBRATION_LOSS,
+    DEFAULT_CALIBRATION,
     DEFAULT_EFFICIENCY,
-    CalibrationLoss,
+    Calibration,
     Efficiency,
     Observation,
     calibrate,
@@ -633,15 +633,15 @@ class PerfModel:
     def from_profiles(cls, catalog: Catalog, profiles: list[Profile], profiles_dir: str | None = None,
                       allreduce: dict[str, AllReduceTable] | None = None,
                       calibrate_on: Literal["engines", "all"] = "engines",
-                      loss: CalibrationLoss = DEFAULT_CALIBRATION_LOSS) -> PerfModel:
+                      calibration: Calibration = DEFAULT_CALIBRATION) -> PerfModel:
         """Fit the preferred profile of every variant and calibrate the prior on them (GPU time:
         the fitted TTFT overheads are taken off vLLM-measured prefill rows first).
 
         calibrate_on="engines" (default): once any vLLM-measured profile exists, the prior is
         calibrated on serving engines only (vLLM, Splitwise's engine, other engines), not on the
         torch reference decoder, whose attention is 1.65-2x slower than vLLM's kernels (issue 10):
-        the prior predicts what vLLM would do. "all": every preferred profile. `loss`: the calibration's
-        (planner.perf.prior.CalibrationLoss; bench/calibrate_prior.py part B0 compares the candidates)."""
+        the prior predicts what vLLM would do. "all": every preferred profile. `calibration`: the calibration's
+        (planner.perf.prior.Calibration; bench/calibrate_prior.py part B0 compares the candidates)."""
         for p in profiles:
             for name, known in ((p.meta.model, catalog.models), (p.meta.gpu, catalog.gpus)):
                 if name not in known:
@@ -667,7 +667,7 @@ class PerfModel:
             took_off = measured[key].ttft_overhead_ms if client_ttft_rows(chosen[key]) else 0.0
             obs.extend(observations(chosen[key], catalog, allreduce, ttft_overhead_ms=took_off))
         names = sorted({f"{k[0]}/{k[1]}" for k in used})
-        eff = (calibrate(obs, source=f"calibrated on {len(used)} profiles ({', '.join(names)})", loss=loss) if obs
+        eff = (calibrate(obs, source=f"calibrated on {len(used)} profiles ({', '.join(names)})", calibration=calibration) if obs
                else DEFAULT_EFFICIENCY)
         return cls(catalog=catalog, measured=measured, efficiency=eff, fit_reports=reports, profiles_dir=profiles_dir,
                    allreduce=dict(allreduce or {}), ttft_overhead_ms=over, alternatives=alternatives)
