@@ -80,7 +80,8 @@ def test_a_plan_from_the_prior_says_how_far_the_prior_missed(model, kind, prefil
     monkeypatch.setenv(CATALOG_ENV, str(BYO_CATALOG_DIR))
     notes = [n for n in _plan_notes(model) if "roofline prior" in n]
     assert len(notes) == 1, notes
-    assert f"{kind} model(s) held out" in notes[0] and f"missed prefill by {prefill:.0%}" in notes[0] and f"--model {model}" in notes[0]
+    n = PRIOR_HELD_OUT.moe_models if kind == "MoE" else PRIOR_HELD_OUT.models - PRIOR_HELD_OUT.moe_models
+    assert f"on {n} {kind} model{'' if n == 1 else 's'} held out" in notes[0] and f"missed prefill by {prefill:.0%}" in notes[0] and f"--model {model}" in notes[0]
     assert ("fused-MoE" in notes[0]) == (kind == "MoE")
 
 

@@ -228,9 +228,10 @@ def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
             continue
         moe = model in inst.moe_models
         pre, dec = (a.moe_prefill, a.moe_decode) if moe else (a.dense_prefill, a.dense_decode)
+        n_held = a.moe_models if moe else a.models - a.moe_models
         notes.append(
             f"{model}: {', '.join(ids)} planned from the roofline prior (no profile of {'it' if len(ids) == 1 else 'them'}); "
-            f"on the {a.moe_models if moe else a.models - a.moe_models} {'MoE' if moe else 'dense'} model(s) held out on real "
+            f"on {n_held} {'MoE' if moe else 'dense'} model{'' if n_held == 1 else 's'} held out on real "
             f"vLLM 0.26 it missed prefill by {pre:.0%} and decode by {dec:.0%} at the median (bench/heldout_model.py --set)"
             + ("; an MoE's prefill follows vLLM's fused-MoE kernel configuration, not its FLOPs" if moe else "")
             + f": measure it (planner profile --backend vllm --dummy-weights --model {model} ...) before relying on the plan")
