@@ -27,7 +27,7 @@ The target backend is vLLM (`--target measured-vllm`); where the profile root ho
 profile yet, the torch reference decoder's profiles are the target, and the table says so.
 Deterministic (no sampling): one run, no repeats needed.
 
-Usage: .venv/bin/python bench/calibrate_prior.py [--profiles DIR] [--target measured-vllm|measured-torch]
+Usage: .venv/bin/python bench/calibrate_prior.py [--profiles DIR] [--target measured-vllm|measured-torch] [--losses linear,huber:0.05,...]
 Last line: RESULT sparse_p90_pct=... (max of the phases) sparse_prefill_p90_pct=... sparse_decode_p90_pct=...
            linear_sparse_p90_pct=... a0_sparse_{prefill,decode}_p90_pct=... (A0's forms)
            dense_sparse_prefill_p90_pct=... dense_a0_sparse_prefill_p90_pct=... (dense models only) lomo_prefill_median_pct=... lomo_decode_median_pct=...
@@ -105,11 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", default="measured-vllm", choices=["measured-vllm", "measured-torch", "splitwise", "measured"],
                     help="which profiles are predicted (falls back to measured-torch when none is found)")
     ap.add_argument("--h100-gpu", default="H100-SXM-80GB", help="GPU type held out in part C")
+    known = {c.label.replace(" ", ":"): c for c in CALIBRATION_LOSSES}
+    ap.add_argument("--losses", default=None,
+                    help=f"part B0's candidates, comma-separated (default: all of {', '.join(known)})")
     args = ap.parse_args(argv)
     console = Console(width=140)
     if not args.profiles.is_dir():
         console.print(f"[red]{args.profiles}: profile root directory not found")
         return 2
+    names = [n.strip() for n in args.losses.split(",") if n.strip()] if args.losses else list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        console.print(f"[red]--losses: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
+        return 2
+    candidates = [known[n] for n in names]
     if not os.environ.get(CATALOG_ENV, "").strip():
         os.environ[CATALOG_ENV] = str(BYO_CATALOG_DIR)  # the models of TUNING_EXTRA_PROFILES (part B0b)
     cat = Catalog.load()
@@ -148,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     picked = sparse if chosen == DEFAULT_LAW_FORMS else [sparse_fit_errors(p, cat, chosen) for p in targets]
     if chosen != DEFAULT_LAW_FORMS:
         console.print(_table(f"A''. the same with A0's forms ({_forms(chosen)}; for comparison only)", picked))
-    loss_pick, loss_stats = choose_calibration(profiles, cat, allreduce, CALIBRATION_LOSSES, target_source=target)
+    loss_pick, loss_stats = choose_calibration(profiles, cat, allreduce, candidates, target_source=target)
     tb = Table(title="B0. calibration loss: leave one model out (as B1) with each candidate loss (pooled |rel err| %; "
                      "the rule: lowest larger median, then lowest larger p90)")
     for c in ("loss", "prefill median %", "prefill p90 %", "decode median %", "decode p90 %", "chosen", "planner's"):

@@ -96,16 +96,20 @@ def test_leave_one_model_out_recovers_an_unprofiled_model(root: Path, cat: Catal
 def test_bench_runs_on_any_profile_root(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """bench/calibrate_prior.py (main, in-process) on a profile root outside profiles/data: two of the fixture's
     profiles, two models (llama-3.1-8b bf16, llama-3.1-70b fp8), so that every part runs, part B's
-    leave-one-model-out included; a missing root is refused with exit code 2."""
+    leave-one-model-out included (part B0 on two of its candidate losses); a missing root and an unknown loss are
+    refused with exit code 2."""
     bench = _bench("calibrate_prior")
     two = _subset_root(root, tmp_path / "two", [("llama-3.1-8b", "tp1"), ("llama-3.1-70b", "tp1-fp8")])
-    assert bench.main(["--profiles", str(two)]) == 0
+    assert bench.main(["--profiles", str(two), "--losses", "linear,huber:0.05"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("RESULT target=measured-vllm sparse_p90_pct=")
     fields = dict(kv.split("=") for kv in last.split()[1:])
     assert fields["lomo_prefill_median_pct"] != "-" and fields["lomo_decode_median_pct"] != "-"  # part B ran
+    assert fields["b0_loss"] in ("linear", "huber:0.05") and fields["calibration"] == "huber:0.05+moe:share"
     assert bench.main(["--profiles", str(root / "missing")]) == 2
     assert "missing" in capsys.readouterr().out
+    assert bench.main(["--profiles", str(two), "--losses", "huber:0.5"]) == 2
+    assert "--losses: unknown huber:0.5" in capsys.readouterr().out
 
 
 def test_cv_never_reads_the_held_out_half(root: Path, cat: Catalog) -> None:
