@@ -302,8 +302,9 @@ def calibrate(observations: Sequence[Observation], source: str = "calibrated",
     Parameters: eff_compute, eff_bw, and per phase a fixed per-layer overhead (ms) and a
     bandwidth-bound one (ms x TB/s, divided by the GPU's HBM TB/s: small kernels such as norms,
     rotary and sampling are memory-latency bound and run faster on faster memory). Least squares on
-    relative residuals (``scipy.optimize.least_squares``) with the robust `loss` (:class:`Calibration`;
-    the reported median / max errors are the plain relative residuals); efficiencies bounded to (0.01, 1]
+    relative residuals (``scipy.optimize.least_squares``) with `calibration`'s loss, and an MoE's share of the
+    compute efficiency where it says so (:class:`Calibration`; the reported median / max errors are the plain
+    relative residuals); efficiencies bounded to (0.01, 1]
     (nothing beats the datasheet peak), overheads to [0, 5]. A phase with no observation keeps
     the default overheads.
     """
