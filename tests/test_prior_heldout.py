@@ -62,12 +62,27 @@ def test_a_model_in_the_calibration_is_not_held_out(with_byo):
         held_out_set_errors(pm, cat)
 
 
-def _plan_notes(model: str, profiles_dir=None) -> list[str]:
+def test_the_quoted_gpu_figures_are_the_held_out_gpu_types():
+    """PRIOR_HELD_OUT_GPU = bench/calibrate_prior.py part C on the bundled profiles (the prior without any H100
+    profile, predicting Splitwise's H100 tp2-8)."""
+    from planner.perf.allreduce import load_allreduce
+    from planner.perf.heldout import PRIOR_HELD_OUT_GPU as g
+    from planner.perf.heldout import held_out_gpu_tp
+    from planner.perf.laws import ALLREDUCE_DIR, DEFAULT_PROFILES_DIR
+    from planner.perf.profiledata import iter_profiles
+
+    rows = held_out_gpu_tp(list(iter_profiles(DEFAULT_PROFILES_DIR)), Catalog.load(), g.gpu,
+                           load_allreduce(DEFAULT_PROFILES_DIR / ALLREDUCE_DIR), min_tp=g.min_tp)
+    st = pooled(rows)
+    assert (round(st["prefill_median"], 3), round(st["decode_median"], 3)) == (g.prefill, g.decode)
+
+
+def _plan_notes(model: str, gpu: str = "H200-141GB") -> list[str]:
     from planner.api import solve
 
     w = Workload(models={model: ModelEntry(slo=Slo(ttft_ms=2000, itl_ms=100, percentile=90))},
                  classes=[RequestClass(id="c", model=model, isl=1024, osl=128, rate_rps=4)])
-    f = Fleet(gpus={"H200-141GB": GpuInventory(available=16)}, limits=FleetLimits(allowed_tp=[1]))
+    f = Fleet(gpus={gpu: GpuInventory(available=16)}, limits=FleetLimits(allowed_tp=[1]))
     cat = Catalog.load()
     return solve(w, f, perf=PerfModel.load(cat), catalog=cat).notes
 
@@ -83,6 +98,15 @@ def test_a_plan_from_the_prior_says_how_far_the_prior_missed(model, kind, prefil
     n = PRIOR_HELD_OUT.moe_models if kind == "MoE" else PRIOR_HELD_OUT.models - PRIOR_HELD_OUT.moe_models
     assert f"on {n} {kind} model{'' if n == 1 else 's'} held out" in notes[0] and f"missed prefill by {prefill:.0%}" in notes[0] and f"--model {model}" in notes[0]
     assert ("fused-MoE" in notes[0]) == (kind == "MoE")
+    assert "no profile of any model" not in notes[0]  # the H200 has profiles
+
+
+def test_a_gpu_type_without_any_profile_is_said_with_its_held_out_figures():
+    from planner.perf.heldout import PRIOR_HELD_OUT_GPU as g
+
+    notes = [n for n in _plan_notes("llama-3.1-8b", gpu="L40S") if "roofline prior" in n]
+    assert len(notes) == 1 and "L40S has no profile of any model" in notes[0], notes
+    assert f"missed by {g.prefill:.0%} / {g.decode:.0%}" in notes[0]
 
 
 def test_a_profiled_model_gets_no_prior_note():

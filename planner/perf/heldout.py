@@ -273,6 +273,22 @@ PRIOR_HELD_OUT = PriorAccuracy(dense_prefill=0.073, dense_decode=0.055, moe_pref
 two together): the planner's notes on pools planned from the prior quote it."""
 
 
+@dataclass(frozen=True)
+class GpuHeldOut:
+    """Median |relative error| of the prior on the profiles of a GPU type left out of its calibration."""
+
+    gpu: str
+    min_tp: int
+    prefill: float
+    decode: float
+
+
+PRIOR_HELD_OUT_GPU = GpuHeldOut("H100-SXM-80GB", 2, prefill=0.103, decode=0.059)
+""":func:`held_out_gpu_tp` on the bundled profiles (bench/calibrate_prior.py part C: Splitwise's H100 tp2-8, the
+prior calibrated without any H100 profile; a test holds the two together): quoted by the planner's notes on pools of
+a GPU type no profile measured."""
+
+
 def held_out_set_errors(pm: PerfModel, catalog: Catalog, gpu: str = "H200-141GB", tp: int = 1) -> list[HeldOut]:
     """The prior of `pm` against each model of HELD_OUT_SET (the catalog must know them all: the bundled one with
     BYO_CATALOG_DIR over it); a model with a profile in `pm`'s calibration is an error, not a held-out model."""

@@ -23,7 +23,7 @@ from planner.io.schema import (
     SolverInfo,
     Workload,
 )
-from planner.perf.heldout import PRIOR_HELD_OUT
+from planner.perf.heldout import PRIOR_HELD_OUT, PRIOR_HELD_OUT_GPU
 from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation
 from planner.planning.capacity import (
     POISSON,
@@ -229,11 +229,16 @@ def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
         moe = model in inst.moe_models
         pre, dec = (a.moe_prefill, a.moe_decode) if moe else (a.dense_prefill, a.dense_decode)
         n_held = a.moe_models if moe else a.models - a.moe_models
+        g = PRIOR_HELD_OUT_GPU
+        unprofiled = sorted({inst.variants[vid].gpu for vid in ids} - inst.profiled_gpus)
         notes.append(
             f"{model}: {', '.join(ids)} planned from the roofline prior (no profile of {'it' if len(ids) == 1 else 'them'}); "
             f"on {n_held} {'MoE' if moe else 'dense'} model{'' if n_held == 1 else 's'} held out on real "
             f"vLLM 0.26 it missed prefill by {pre:.0%} and decode by {dec:.0%} at the median (bench/heldout_model.py --set)"
             + ("; an MoE's prefill follows vLLM's fused-MoE kernel configuration, not its FLOPs" if moe else "")
+            + (f"; {', '.join(unprofiled)} {'has' if len(unprofiled) == 1 else 'have'} no profile of any model: on a GPU type "
+               f"held out of the calibration ({g.gpu} tp{g.min_tp}+) it missed by {g.prefill:.0%} / {g.decode:.0%}"
+               if unprofiled else "")
             + f": measure it (planner profile --backend vllm --dummy-weights --model {model} ...) before relying on the plan")
     return notes
 

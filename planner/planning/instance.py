@@ -38,6 +38,8 @@ class Instance:
     """Per model without any variant: why none (TP beyond a node, or weights beyond memory), in words."""
     moe_models: frozenset[str] = frozenset()
     """The workload's mixture-of-experts models (the plan's notes on laws from the prior tell them apart)."""
+    profiled_gpus: frozenset[str] = frozenset()
+    """GPU types with a measured profile of some model (the prior on any other type is extrapolated further)."""
     gpu_need: dict[str, int] | None = None
     """When infeasible only for want of GPUs: GPUs per type of the fewest-GPU plan with unlimited inventory."""
 
@@ -98,7 +100,8 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                 raise InputError(catalog.gpus_path, f"{g}.power_w", "objective 'power' needs the board power of every GPU type in the fleet")
     lim = fleet.limits
     inst = Instance(workload=workload, fleet=fleet,
-                    moe_models=frozenset(m for m in workload.models if catalog.model(m).moe is not None))
+                    moe_models=frozenset(m for m in workload.models if catalog.model(m).moe is not None),
+                    profiled_gpus=frozenset(key[1] for key in perf.measured))
     inst.price_per_hour = {g: inv.price_per_hour or catalog.gpu(g).price_per_hour for g, inv in fleet.gpus.items()}
     inst.power_known = all(catalog.gpu(g).power_w is not None for g in fleet.gpus)
     current = {Variant.parse(k).id: v for k, v in fleet.current.items()}
