@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -49,8 +49,21 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.io.catalog import CATALOG_ENV, Catalog  # noqa: E402
+from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.allreduce import load_allreduce  # noqa: E402
+from planner.perf.heldout import (  # noqa: E402
+    RUNS_DIR,
+    TUNING_EXTRA_PROFILES,
+    HeldOut,
+    choose_calibration,
+    choose_forms,
+    form_name,
+    held_out_gpu_tp,
+    leave_one_model_out,
+    pooled,
+    sparse_fit_errors,
+    use_byo_catalog_unless_set,
+)
 from planner.perf.laws import (  # noqa: E402
     ALLREDUCE_DIR,
     DEFAULT_LAW_FORMS,
@@ -59,20 +72,7 @@ from planner.perf.laws import (  # noqa: E402
     LawForms,
     PerfModel,
 )
-from planner.perf.heldout import (  # noqa: E402
-    HeldOut,
-    choose_forms,
-    BYO_CATALOG_DIR,
-    RUNS_DIR,
-    TUNING_EXTRA_PROFILES,
-    choose_calibration,
-    form_name,
-    held_out_gpu_tp,
-    leave_one_model_out,
-    pooled,
-    sparse_fit_errors,
-)
-from planner.perf.prior import CALIBRATION_LOSSES, DEFAULT_CALIBRATION  # noqa: E402
+from planner.perf.prior import CALIBRATION_LOSSES, DEFAULT_CALIBRATION, Calibration  # noqa: E402
 from planner.perf.profiledata import iter_profiles, law_source, load_profile  # noqa: E402
 
 
@@ -99,6 +99,18 @@ def _table(title: str, rows: list[HeldOut]) -> Table:
     return t
 
 
+def _choice_table(title: str, what: str, stats: dict[Calibration, dict[str, float]], pick: Calibration,
+                  planners: Callable[[Calibration], bool]) -> Table:
+    """Parts B0 / B0b: each candidate calibration's pooled errors, the one the rule picks and the planner's."""
+    t = Table(title=title)
+    for c in (what, "prefill median %", "prefill p90 %", "decode median %", "decode p90 %", "chosen", "planner's"):
+        t.add_column(c, justify="left" if c == what else "right")
+    for cand, st in stats.items():
+        t.add_row(cand.label, _pct(st["prefill_median"]), _pct(st["prefill_p90"]), _pct(st["decode_median"]),
+                  _pct(st["decode_p90"]), "yes" if cand == pick else "", "yes" if planners(cand) else "")
+    return t
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profiles", type=Path, default=DEFAULT_PROFILES_DIR, help="profile root (default: the bundled profiles/data)")
@@ -119,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]--losses: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
         return 2
     candidates = [known[n] for n in names]
-    if not os.environ.get(CATALOG_ENV, "").strip():
-        os.environ[CATALOG_ENV] = str(BYO_CATALOG_DIR)  # the models of TUNING_EXTRA_PROFILES (part B0b)
+    use_byo_catalog_unless_set()  # the models of TUNING_EXTRA_PROFILES (part B0b)
     cat = Catalog.load()
     profiles = list(iter_profiles(args.profiles))
     allreduce = load_allreduce(args.profiles / ALLREDUCE_DIR)
@@ -158,28 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     if chosen != DEFAULT_LAW_FORMS:
         console.print(_table(f"A''. the same with A0's forms ({_forms(chosen)}; for comparison only)", picked))
     loss_pick, loss_stats = choose_calibration(profiles, cat, allreduce, candidates, target_source=target)
-    tb = Table(title="B0. calibration loss: leave one model out (as B1) with each candidate loss (pooled |rel err| %; "
-                     "the rule: lowest larger median, then lowest larger p90)")
-    for c in ("loss", "prefill median %", "prefill p90 %", "decode median %", "decode p90 %", "chosen", "planner's"):
-        tb.add_column(c, justify="left" if c == "loss" else "right")
-    for loss, st in loss_stats.items():
-        tb.add_row(loss.label, _pct(st["prefill_median"]), _pct(st["prefill_p90"]), _pct(st["decode_median"]),
-                   _pct(st["decode_p90"]), "yes" if loss == loss_pick else "",
-                   "yes" if (loss.name, loss.f_scale) == (DEFAULT_CALIBRATION.name, DEFAULT_CALIBRATION.f_scale) else "")
-    console.print(tb)
+    console.print(_choice_table("B0. calibration loss: leave one model out (as B1) with each candidate loss (pooled |rel err| %; "
+                                "the rule: lowest larger median, then lowest larger p90)", "loss", loss_stats, loss_pick,
+                                lambda c: (c.name, c.f_scale) == (DEFAULT_CALIBRATION.name, DEFAULT_CALIBRATION.f_scale)))
     console.print(f"B0 picks {loss_pick.label}; the planner's calibration loss: {DEFAULT_CALIBRATION.label}")
     # B0b: the MoE share, with B0's loss, on the bundled profiles and a second MoE's (heldout.TUNING_EXTRA_PROFILES)
     extra = [load_profile(RUNS_DIR / d) for d in TUNING_EXTRA_PROFILES]
     share_cands = [dataclasses.replace(loss_pick, moe_share=False), dataclasses.replace(loss_pick, moe_share=True)]
     share_pick, share_stats = choose_calibration(profiles + extra, cat, allreduce, share_cands, target_source=target)
-    tbb = Table(title=f"B0b. the MoE share of the compute efficiency: leave one model out over the bundled profiles and "
-                      f"{', '.join(p.meta.model for p in extra)}'s (pooled |rel err| %; the same rule)")
-    for c in ("calibration", "prefill median %", "prefill p90 %", "decode median %", "decode p90 %", "chosen", "planner's"):
-        tbb.add_column(c, justify="left" if c == "calibration" else "right")
-    for cand, st in share_stats.items():
-        tbb.add_row(cand.label, _pct(st["prefill_median"]), _pct(st["prefill_p90"]), _pct(st["decode_median"]),
-                    _pct(st["decode_p90"]), "yes" if cand == share_pick else "", "yes" if cand == DEFAULT_CALIBRATION else "")
-    console.print(tbb)
+    console.print(_choice_table(f"B0b. the MoE share of the compute efficiency: leave one model out over the bundled profiles "
+                                f"and {', '.join(p.meta.model for p in extra)}'s (pooled |rel err| %; the same rule)",
+                                "calibration", share_stats, share_pick, lambda c: c == DEFAULT_CALIBRATION))
     console.print(f"B0b picks {share_pick.label}; the planner's calibration: {DEFAULT_CALIBRATION.label}")
     lomo_all = leave_one_model_out(profiles, cat, allreduce, target_source=target, calibrate_on="engines")
     console.print(_table(f"B1. prior calibrated without the model (the planner's default: serving-engine profiles, "

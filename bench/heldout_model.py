@@ -39,40 +39,35 @@ from planner.perf.heldout import (  # noqa: E402
     BYO_CATALOG_DIR,
     HELD_OUT_SET,
     PRIOR_HELD_OUT,
+    HeldOut,
     held_out_set_errors,
     pooled,
+    predict_points,
     prior_accuracy,
+    use_byo_catalog_unless_set,
 )
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 
 
-def errors(v: VariantPerf, pre: pd.DataFrame, dec: pd.DataFrame, tab: Table | None = None) -> dict[str, list[float]]:
-    """|prior - measured| / measured in % per phase over the measured rows (a row of `tab` per point if given)."""
-    errs: dict[str, list[float]] = {"prefill": [], "decode": []}
-    for r in pre.itertuples():
-        pred = v.prefill_ms(float(r.isl), float(r.batch))
-        errs["prefill"].append(abs(pred - r.ttft_ms) / r.ttft_ms * 100)
-        if tab is not None:
-            tab.add_row("prefill", f"isl {r.isl}", str(r.batch), f"{r.ttft_ms:.1f}", f"{pred:.1f}", f"{errs['prefill'][-1]:.1f}")
-    for r in dec.itertuples():
-        pred = v.decode_step_ms(float(r.batch), float(r.context_tokens))
-        errs["decode"].append(abs(pred - r.itl_ms) / r.itl_ms * 100)
-        if tab is not None:
-            tab.add_row("decode", f"ctx {r.context_tokens}", str(r.batch), f"{r.itl_ms:.2f}", f"{pred:.2f}", f"{errs['decode'][-1]:.1f}")
-    return errs
+def errors(v: VariantPerf, pre: pd.DataFrame, dec: pd.DataFrame, tab: Table) -> HeldOut:
+    """The prior's |relative errors| on the measured rows (planner.perf.heldout.predict_points), a row of `tab` each."""
+    tp, td = predict_points(v, pre, dec)
+    e_pre, e_dec = np.abs(tp - pre.ttft_ms.to_numpy()) / pre.ttft_ms.to_numpy(), np.abs(td - dec.itl_ms.to_numpy()) / dec.itl_ms.to_numpy()
+    for r, pred, e in zip(pre.itertuples(), tp, e_pre, strict=True):
+        tab.add_row("prefill", f"isl {r.isl}", str(r.batch), f"{r.ttft_ms:.1f}", f"{pred:.1f}", f"{100 * e:.1f}")
+    for r, pred, e in zip(dec.itertuples(), td, e_dec, strict=True):
+        tab.add_row("decode", f"ctx {r.context_tokens}", str(r.batch), f"{r.itl_ms:.2f}", f"{pred:.2f}", f"{100 * e:.1f}")
+    return HeldOut(v.model, "prior", e_pre, e_dec)
 
 
-def stats(errs: dict[str, list[float]]) -> dict[str, float]:
-    return {f"{ph}_{k}_pct": (float(np.median(e)) if k == "median" else float(np.percentile(e, 90))) if e else float("nan")
-            for ph, e in errs.items() for k in ("median", "p90")}
+def result_fields(st: dict[str, float]) -> str:
+    """The RESULT line's statistics, in %, from HeldOut.stats / pooled."""
+    return " ".join(f"{ph}_{k}_pct={100 * st[f'{ph}_{k}']:.1f}" for ph in ("prefill", "decode") for k in ("median", "p90"))
 
 
 def run_set(gpu: str, tp: int) -> int:
     """Every model of planner.perf.heldout.HELD_OUT_SET against the prior: a row each and the pooled errors."""
-    import os
-
-    if not os.environ.get(CATALOG_ENV, "").strip():
-        os.environ[CATALOG_ENV] = str(BYO_CATALOG_DIR)
+    use_byo_catalog_unless_set()
     cat = Catalog.load()
     missing = [m for m, _, _ in HELD_OUT_SET if m not in cat.models]
     if missing:
@@ -88,8 +83,7 @@ def run_set(gpu: str, tp: int) -> int:
     for c in ("model", "prefill n", "prefill median", "prefill p90", "decode n", "decode median", "decode p90"):
         tab.add_column(c, justify="left" if c == "model" else "right")
     groups = [(r.label, [r]) for r in rows] + [
-        ("dense points", [r for r in rows if r.label.endswith("(dense)")]),
-        ("MoE points", [r for r in rows if r.label.endswith("(moe)")]), ("all points", rows)]
+        ("dense points", [r for r in rows if not r.moe]), ("MoE points", [r for r in rows if r.moe]), ("all points", rows)]
     for name, rs in groups:
         st = pooled(rs)
         tab.add_row(name, f"{st['prefill_n']:.0f}", f"{100 * st['prefill_median']:.1f}", f"{100 * st['prefill_p90']:.1f}",
@@ -100,9 +94,7 @@ def run_set(gpu: str, tp: int) -> int:
         print(f"note: planner.perf.heldout.PRIOR_HELD_OUT (quoted by the planner's notes) is {PRIOR_HELD_OUT}; "
               f"this run gives {acc}: update it")
     st = pooled(rows)
-    print(f"RESULT models={len(rows)} " + " ".join(f"{ph}_{k}_pct={100 * st[f'{ph}_{k}']:.1f}" for ph in ("prefill", "decode")
-                                                    for k in ("median", "p90"))
-          + f" points={st['prefill_n'] + st['decode_n']:.0f}")
+    print(f"RESULT models={len(rows)} {result_fields(st)} points={st['prefill_n'] + st['decode_n']:.0f}")
     return 0
 
 
@@ -145,11 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     tab = Table(title=f"{model} {a.gpu} tp{a.tp}: prior ({v.source}) vs measured vLLM, ms")
     for c in ("phase", "x", "batch", "measured", "prior", "err %"):
         tab.add_column(c, justify="right")
-    errs = errors(v, pre, dec, tab)
+    st = errors(v, pre, dec, tab).stats()
     Console().print(tab)
-    res = stats(errs)
-    print(f"RESULT model={model} " + " ".join(f"{k}={x:.1f}" for k, x in res.items())
-          + f" points={len(errs['prefill']) + len(errs['decode'])}")
+    print(f"RESULT model={model} {result_fields(st)} points={st['prefill_n'] + st['decode_n']:.0f}")
     return 0
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -48,8 +47,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from fidelity import PERCENTILE, LoadPoint, Saturation, _mixed_sim, model_saturation_rps, part_vllm_load, read_load_sweep, saturation  # noqa: E402
 
-from planner.io.catalog import CATALOG_ENV, Catalog  # noqa: E402
-from planner.perf.heldout import BYO_CATALOG_DIR  # noqa: E402
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
 from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
 from planner.planning import capacity  # noqa: E402
@@ -249,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweep", action="append", default=None, metavar="SWEEP.csv[=PROFILE_DIR]",
                     help="a load sweep and the profile of the swept replica (default: every committed sweep)")
     a = ap.parse_args(argv)
-    if not a.sweep and not os.environ.get(CATALOG_ENV, "").strip():
-        os.environ[CATALOG_ENV] = str(BYO_CATALOG_DIR)  # the imported models of the default sweeps
+    if not a.sweep:
+        use_byo_catalog_unless_set()  # the imported models of the default sweeps
     sweeps = [parse_sweep(s) for s in a.sweep] if a.sweep else default_sweeps()
     if not sweeps:
         print("no load sweep found (profiles/data/**/load_sweep.csv); name one with --sweep", file=sys.stderr)

@@ -17,13 +17,14 @@ adds the per-request overhead; other backends timed forward passes only, so it d
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from planner.io.catalog import PROFILES_DIR, Catalog
+from planner.io.catalog import CATALOG_ENV, PROFILES_DIR, Catalog
 from planner.perf.allreduce import AllReduceTable
 from planner.perf.laws import (
     DEFAULT_LAW_FORMS,
@@ -46,6 +47,8 @@ class HeldOut:
     law_source: str
     prefill_rel_err: np.ndarray
     decode_rel_err: np.ndarray
+    moe: bool = False
+    """The model is a mixture of experts (the held-out set's figures are quoted per kind)."""
 
     def stats(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -75,6 +78,24 @@ def checkerboard(df: pd.DataFrame, x: str, y: str) -> np.ndarray:
     return mask
 
 
+def predict_points(vp: VariantPerf, pre: pd.DataFrame, dec: pd.DataFrame, ttft_overhead_ms: float = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """`vp`'s prefill time (plus `ttft_overhead_ms`) at each row of `pre` (isl, batch) and decode step at each row
+    of `dec` (batch, context_tokens), ms."""
+    with quiet_extrapolation():  # held-out points may lie past the fitted ones: that is the test
+        tp = np.array([ttft_overhead_ms + vp.prefill_ms(float(i), float(b)) for i, b in zip(pre.isl, pre.batch, strict=True)])
+        td = np.array([vp.decode_step_ms(float(b), float(c)) for b, c in zip(dec.batch, dec.context_tokens, strict=True)])
+    return tp, td
+
+
+def rel_errors(vp: VariantPerf, pre: pd.DataFrame, dec: pd.DataFrame, ttft_overhead_ms: float = 0.0
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """|predicted - measured| / measured of :func:`predict_points` against `pre.ttft_ms` and `dec.itl_ms`."""
+    tp, td = predict_points(vp, pre, dec, ttft_overhead_ms)
+    return (np.abs(tp - pre.ttft_ms.to_numpy()) / pre.ttft_ms.to_numpy(),
+            np.abs(td - dec.itl_ms.to_numpy()) / dec.itl_ms.to_numpy())
+
+
 def predict_errors(vp: VariantPerf, p: Profile, pre_mask: np.ndarray | None = None,
                    dec_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Relative errors of `vp` on the profile's points (those selected by the masks, default all)."""
@@ -84,11 +105,7 @@ def predict_errors(vp: VariantPerf, p: Profile, pre_mask: np.ndarray | None = No
     if dec_mask is not None:
         dec = dec[dec_mask]
     over = vp.ttft_overhead_ms if client_ttft_rows(p) else 0.0  # compare like with like
-    with quiet_extrapolation():  # held-out points may lie past the fitted ones: that is the test
-        tp = np.array([over + vp.prefill_ms(i, b) for i, b in zip(pre.isl, pre.batch, strict=True)])
-        td = np.array([vp.decode_step_ms(b, c) for b, c in zip(dec.batch, dec.context_tokens, strict=True)])
-    return (np.abs(tp - pre.ttft_ms.to_numpy()) / pre.ttft_ms.to_numpy(),
-            np.abs(td - dec.itl_ms.to_numpy()) / dec.itl_ms.to_numpy())
+    return rel_errors(vp, pre, dec, over)
 
 
 def _rows_at(raw: pd.DataFrame, points: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -238,6 +255,13 @@ def pooled(rows: list[HeldOut]) -> dict[str, float]:
 RUNS_DIR = PROFILES_DIR / "runs"
 BYO_CATALOG_DIR = PROFILES_DIR.parent / "examples" / "byo-model" / "catalog"
 """The catalog folder of the held-out models that are not in the bundled catalog (PLANNER_CATALOG)."""
+
+
+def use_byo_catalog_unless_set() -> None:
+    """Set PLANNER_CATALOG to BYO_CATALOG_DIR where no user catalog is set (the benches that read the imported
+    models' profiles); a catalog the user set is kept."""
+    if not os.environ.get(CATALOG_ENV, "").strip():
+        os.environ[CATALOG_ENV] = str(BYO_CATALOG_DIR)
 HELD_OUT_SET: tuple[tuple[str, str, str], ...] = (
     # (model, folder of prefill.csv, folder of decode.csv) under profiles/runs; all H200 tp1 bf16, vLLM 0.26.0
     ("qwen3-14b", "2026-12-02-s2/qwen3-14b-partial", "2026-12-03-s3/qwen3-14b"),
@@ -265,6 +289,10 @@ class PriorAccuracy:
     moe_decode: float
     models: int
     moe_models: int
+
+    @property
+    def dense_models(self) -> int:
+        return self.models - self.moe_models
 
 
 PRIOR_HELD_OUT = PriorAccuracy(dense_prefill=0.073, dense_decode=0.055, moe_prefill=0.532, moe_decode=0.028, models=5,
@@ -301,19 +329,13 @@ def held_out_set_errors(pm: PerfModel, catalog: Catalog, gpu: str = "H200-141GB"
             raise ValueError(f"no prior for {model} on {gpu} tp{tp}")
         pre = central_points(pd.read_csv(RUNS_DIR / pdir / "prefill.csv"), ["isl", "batch"], "ttft_ms")
         dec = central_points(pd.read_csv(RUNS_DIR / ddir / "decode.csv"), ["batch", "context_tokens"], "itl_ms")
-        with quiet_extrapolation():
-            tp_ms = np.array([vp.prefill_ms(i, b) for i, b in zip(pre.isl, pre.batch, strict=True)])
-            td_ms = np.array([vp.decode_step_ms(b, c) for b, c in zip(dec.batch, dec.context_tokens, strict=True)])
-        kind = "moe" if catalog.model(model).moe is not None else "dense"
-        out.append(HeldOut(f"{model} ({kind})", "prior", np.abs(tp_ms - pre.ttft_ms.to_numpy()) / pre.ttft_ms.to_numpy(),
-                           np.abs(td_ms - dec.itl_ms.to_numpy()) / dec.itl_ms.to_numpy()))
+        moe = catalog.model(model).moe is not None
+        out.append(HeldOut(f"{model} ({'moe' if moe else 'dense'})", "prior", *rel_errors(vp, pre, dec), moe=moe))
     return out
 
 
 def prior_accuracy(rows: list[HeldOut]) -> PriorAccuracy:
     """Pooled medians of :func:`held_out_set_errors`' rows, dense and MoE apart."""
-    dense = pooled([r for r in rows if r.label.endswith("(dense)")])
-    moe = pooled([r for r in rows if r.label.endswith("(moe)")])
-    n_moe = sum(r.label.endswith("(moe)") for r in rows)
+    dense, moe = pooled([r for r in rows if not r.moe]), pooled([r for r in rows if r.moe])
     return PriorAccuracy(round(dense["prefill_median"], 3), round(dense["decode_median"], 3), round(moe["prefill_median"], 3),
-                         round(moe["decode_median"], 3), len(rows), n_moe)
+                         round(moe["decode_median"], 3), len(rows), sum(r.moe for r in rows))
