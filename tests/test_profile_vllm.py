@@ -346,26 +346,28 @@ def test_rate_sweep_writes_per_request_rows_per_isl(tmp_path):
     assert {r["rate_rps"] for r in summary.goodput_rows} == {1.0, 2.0, 4.0} and "ttft_ms_p99" in summary.goodput_rows[0]
 
 
-def test_rate_sweep_warms_up_at_each_isls_highest_rate_without_recording_it(tmp_path):
+def test_rate_sweep_warms_up_at_each_isls_highest_and_lowest_rate_without_recording_it(tmp_path):
     """The warm-up requests (VllmRunConfig.rate_warmup_s) reach the server but not load_sweep.csv; run.yaml
-    says how many were sent: ceil(4 rps x 1.5 s) = 6 at ISL 128, max(2, ceil(1 x 1.5)) = 2 at 256."""
+    says how many were sent: at the highest rate ceil(4 rps x 1.5 s) = 6 at ISL 128, max(2, ceil(1 x 1.5)) = 2
+    at 256 (its only rate); with rate_warmup_ends also at ISL 128's lowest rate, ceil(2 x 1.5) = 3."""
     import pandas as pd
     import yaml
 
     served = {}
-    for warmup_s, expected in ((0.0, 0), (1.5, 8)):
-        out = tmp_path / f"w{warmup_s}"
+    for warmup_s, ends, expected in ((0.0, True, 0), (1.5, False, 8), (1.5, True, 11)):
+        out = tmp_path / f"w{warmup_s}-{ends}"
         with EmulatorFleet(LAW, time_scale=0.2) as fleet:
             cfg = small_cfg(out, fleet.urls[0], prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1,), decode_context=(256,),
                             time_scale=0.2, rate_isls=(128, 256), rates_by_isl={128: (2.0, 4.0), 256: (1.0,)}, rate_requests=6,
-                            rate_osl=8, rate_seed=3, rate_warmup_s=warmup_s)
+                            rate_osl=8, rate_seed=3, rate_warmup_s=warmup_s, rate_warmup_ends=ends)
             summary = run_profile(cfg)
-            served[warmup_s] = _requests_served(fleet.urls[0])
+            served[(warmup_s, ends)] = _requests_served(fleet.urls[0])
         rows = pd.read_csv(out / "load_sweep.csv")
         assert len(rows) == 18 and summary.rate_warmup_requests == expected
-        assert yaml.safe_load((out / "run.yaml").read_text())["rate_warmup_requests"] == expected
+        run = yaml.safe_load((out / "run.yaml").read_text())
+        assert run["rate_warmup_requests"] == expected and run["rate_warmup_ends"] is ends
     # the same profile points and measured rates; the warm-up's requests on top
-    assert served[1.5] - served[0.0] == 8
+    assert served[(1.5, False)] - served[(0.0, True)] == 8 and served[(1.5, True)] - served[(0.0, True)] == 11
 
 
 def test_each_prefill_point_is_sent_once_untimed_before_its_timed_repeats(tmp_path, monkeypatch):

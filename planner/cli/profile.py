@@ -170,6 +170,9 @@ def register(app: typer.Typer) -> None:
         rate_duration_s: float = typer.Option(0.0, min=0.0, help="if > 0: each rate sends max(rate-requests, rate x this) requests"),
         rate_warmup_s: float = typer.Option(5.0, min=0.0, help="seconds of arrivals at an ISL's highest rate sent first and "
                                             "not recorded (kernels compiled on first use stall the engine; 0: none)"),
+        rate_warmup_ends: bool = typer.Option(True, "--rate-warmup-ends/--rate-warmup-highest",
+                                              help="warm up at the ISL's lowest rate too, after the highest (a low rate's "
+                                                   "step shapes compile kernels the highest rate's never did)"),
         saturation_ttft_ms: float | None = typer.Option(None, help="stop raising an ISL's rate once the median TTFT passes this"),
         slo_ttft_ms: float | None = typer.Option(None, help="goodput: TTFT bound"),
         slo_itl_ms: float | None = typer.Option(None, help="goodput: ITL bound"),
@@ -262,7 +265,7 @@ def register(app: typer.Typer) -> None:
                             kv_capacity_override=kv_capacity, time_scale=time_scale, rates=_floats(rates, "rates"),
                             rate_isl=rate_isl, rate_osl=rate_osl, rate_requests=rate_requests,
                             rate_isls=_rate_isls(rates_by_isl, rate_isls, rate_isl), rates_by_isl=_rates_by_isl(rates_by_isl),
-                            rate_duration_s=rate_duration_s, rate_warmup_s=rate_warmup_s,
+                            rate_duration_s=rate_duration_s, rate_warmup_s=rate_warmup_s, rate_warmup_ends=rate_warmup_ends,
                             saturation_ttft_ms=saturation_ttft_ms, time_budget_s=time_budget_s,
                             deadline_unix_s=deadline_unix_s, rate_deadline_unix_s=rate_deadline_unix_s,
                             weight_dtype=dtype_of(quantization), kv_dtype=dtype_of(kv_cache_dtype),

@@ -743,11 +743,20 @@ class VllmRunConfig:
     run yet may compile a kernel on first use (vLLM 0.26's fused-MoE Triton kernel warned so at the first
     prefill points of every MoE launch in sessions s5, s6 and s7), which would stall the first repeat."""
     rate_warmup_s: float = 5.0
-    """Seconds of Poisson arrivals at an ISL's highest rate sent before its measured rates and not recorded
-    (0: none). Kernels compiled on the first use of a token count stall the engine otherwise: vLLM 0.26's
-    fused-MoE Triton kernel (its jit_monitor: "Triton kernel JIT compilation during inference: fused_moe_kernel.
-    This causes a latency spike"), which put 1.9-s TTFTs into the MoE's first measured rate of session s7
-    (profiles/runs/2026-12-03-s7/README.md). The highest rate reaches the largest mixed-step token counts."""
+    """Seconds of Poisson arrivals sent before an ISL's measured rates and not recorded, at its highest rate and
+    then (`rate_warmup_ends`) at its lowest (0: none). Kernels compiled on the first use of a token count stall the
+    engine otherwise: vLLM 0.26's fused-MoE Triton kernel (its jit_monitor: "Triton kernel JIT compilation during
+    inference: fused_moe_kernel. This causes a latency spike"), which put 1.9-s TTFTs into the MoE's first
+    measured rate of session s7 (profiles/runs/2026-12-03-s7/README.md). The highest rate reaches the largest
+    mixed-step token counts."""
+    rate_warmup_ends: bool = True
+    """Warm up at the lowest rate too (after the highest). Why: with the highest-rate warm-up alone, every MoE
+    launch of s8, s10 and s11 (four of four) still paused its engine for ~2 s early in the LOWEST rate (vLLM's
+    per-step log of s10 has no step at all in those seconds, while requests were running), after the fused-MoE
+    JIT warning of the warm-up: at the highest rate the steps fill the token budget (one token count), at a low
+    rate each step holds one prompt plus a few decodes (token counts the budget-filling steps never had), and
+    Triton compiles a kernel per shape class it has not seen (it specialises integer arguments on divisibility
+    by 16). False: the highest rate only (the runs before s15)."""
     saturation_ttft_ms: float | None = None
     """Stop raising an ISL's rate once the median TTFT passes this (the queue grows without bound)."""
     time_budget_s: float | None = None
@@ -946,10 +955,12 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
     for isl in cfg.rate_isls:
         isl_rates = sorted(cfg.rates_by_isl.get(isl, cfg.rates))
         if cfg.rate_warmup_s > 0 and isl_rates and (deadline is None or time.monotonic() < deadline):
-            # warm-up, not recorded (VllmRunConfig.rate_warmup_s): its own seed, apart from the measured runs'
-            n_warm = max(2, math.ceil(isl_rates[-1] * cfg.rate_warmup_s))
-            await client.rate_run(isl_rates[-1], isl, cfg.rate_osl, n_warm, seed=cfg.rate_seed - 1)
-            summary.rate_warmup_requests += n_warm
+            # warm-up, not recorded (VllmRunConfig.rate_warmup_s, rate_warmup_ends): seeds apart from the measured runs'
+            ends = [isl_rates[-1]] + ([isl_rates[0]] if cfg.rate_warmup_ends and len(isl_rates) > 1 else [])
+            for j, warm_rate in enumerate(ends):
+                n_warm = max(2, math.ceil(warm_rate * cfg.rate_warmup_s))
+                await client.rate_run(warm_rate, isl, cfg.rate_osl, n_warm, seed=cfg.rate_seed - 1 - j)
+                summary.rate_warmup_requests += n_warm
         for k, rate in enumerate(isl_rates):
             if deadline is not None and time.monotonic() > deadline:
                 return
@@ -1036,7 +1047,7 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
         record = {"url": url, "served_model": info.model, "max_model_len": info.max_model_len, "kv_capacity_tokens": kv,
                   "num_gpu_blocks": info.num_gpu_blocks, "block_size": info.block_size, "time_scale": cfg.time_scale,
                   "gpu_seconds": round(summary.gpu_seconds, 3), "rate_warmup_requests": summary.rate_warmup_requests,
-                  "rate_warmup_s": cfg.rate_warmup_s, "prefill_warmup": cfg.prefill_warmup,
+                  "rate_warmup_s": cfg.rate_warmup_s, "rate_warmup_ends": cfg.rate_warmup_ends, "prefill_warmup": cfg.prefill_warmup,
                   "prefill": _outcome_dict(summary.prefill), "decode": _outcome_dict(summary.decode)}
         store = pfmt.ProfileStore(cfg.out)
         if store.prefill_rows and store.decode_rows:
