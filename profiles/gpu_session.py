@@ -207,15 +207,22 @@ PLAN_S14 = [
     Variant("qwen1.5-moe-a2.7b", startup_s=150, sweep_s=130, prefill_isl="128,512,2048,4096,6144",
             decode_context="512,2048,6144", max_model_len=8192),
 ]
-# The fifteenth (2026-12-04, session 8): the MoEs' load sweeps again with the warm-up at both ends of each ISL's
-# rates (VllmRunConfig.rate_warmup_ends, new this session). With the highest-rate warm-up alone every MoE launch
-# (s8 twice, s10, s11) paused its engine ~2 s early in the lowest rate: vLLM's per-step log of s10 has no step in
-# those seconds while requests ran. The same rates and durations as the stalled sweeps (s8's qwen3-30b-a3b, s13's
-# Mixtral), so the stall count is compared like for like.
+# The fifteenth (2026-12-04, session 8). (1) The MoE's load sweep again with the warm-up at both ends of each ISL's
+# rates (VllmRunConfig.rate_warmup_ends, new this session): with the highest-rate warm-up alone every MoE launch (s8
+# twice, s10, s11) paused its engine ~2 s early in the lowest rate (vLLM's per-step log of s10 has no step in those
+# seconds while requests ran). Same rates and durations as s8's stalled sweeps, so the stall count compares like for
+# like. (2) Why both small-expert MoEs prefill 768-4,096 tokens in a flat ~80-90 ms where 512 take 16-24 ms: vLLM
+# 0.26 captures CUDA graphs only up to min(2 x max_num_seqs, 512) tokens (its CompilationConfig docstring), so a
+# step over 512 tokens runs eagerly; the prefill grid again with graphs captured up to 4,096 tokens tells whether
+# the plateau is the eager path's (then a launch-bound floor) or the kernels' (Mixtral's large experts show none).
+_GRAPHS_4K = ["--extra-args=--cudagraph-capture-sizes 1 2 4 8 16 32 64 128 256 512 768 1024 1536 2048 3072 4096"]
 PLAN_S15 = [
     _load_only("qwen3-30b-a3b", 150, "1024=8,16,24,30,36,42;4096=3,6,8,10,12,14", 230, tag="-warm2"),
-    _load_only("mixtral-8x7b", 150, "1024=5,9,13,16,19,22;4096=1.3,2.2,3,3.6,4.3,5", 300, rate_duration_s=20.0,
-               tag="-loadsat-warm2"),
+    Variant("qwen3-30b-a3b", startup_s=200, sweep_s=60, prefill_isl="256,512,768,1024,2048,4096,8192", prefill_batch="1",
+            decode_batch="1", decode_context="512", prefill_frac=0.95, tag="-graphs4k", extra=_GRAPHS_4K),
+    Variant("qwen1.5-moe-a2.7b", startup_s=200, sweep_s=60, prefill_isl="256,512,768,1024,2048,4096,6144",
+            prefill_batch="1", decode_batch="1", decode_context="512", prefill_frac=0.95, tag="-graphs4k",
+            extra=_GRAPHS_4K, max_model_len=8192),
 ]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
