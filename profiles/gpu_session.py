@@ -217,12 +217,12 @@ PLAN_S14 = [
 # the plateau is the eager path's (then a launch-bound floor) or the kernels' (Mixtral's large experts show none).
 _GRAPHS_4K = ["--extra-args=--cudagraph-capture-sizes 1 2 4 8 16 32 64 128 256 512 768 1024 1536 2048 3072 4096"]
 PLAN_S15 = [
-    _load_only("qwen3-30b-a3b", 150, "1024=8,16,24,30,36,42;4096=3,6,8,10,12,14", 230, tag="-warm2"),
     Variant("qwen3-30b-a3b", startup_s=200, sweep_s=60, prefill_isl="256,512,768,1024,2048,4096,8192", prefill_batch="1",
             decode_batch="1", decode_context="512", prefill_frac=0.95, tag="-graphs4k", extra=_GRAPHS_4K),
     Variant("qwen1.5-moe-a2.7b", startup_s=200, sweep_s=60, prefill_isl="256,512,768,1024,2048,4096,6144",
             prefill_batch="1", decode_batch="1", decode_context="512", prefill_frac=0.95, tag="-graphs4k",
             extra=_GRAPHS_4K, max_model_len=8192),
+    _load_only("qwen3-30b-a3b", 150, "1024=8,16,24,30,36,42;4096=3,6,8,10,12,14", 230, tag="-warm2"),
 ]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
