@@ -67,6 +67,10 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
      "profiles/data/qwen3-30b-a3b/H200-141GB/tp1/vllm"),
     ("profiles/runs/2026-12-03-s8/launch2/qwen3-30b-a3b/H200-141GB/tp1-warm/vllm/load_sweep.csv",
      "profiles/data/qwen3-30b-a3b/H200-141GB/tp1/vllm"),
+    # s15: the same rates with the warm-up at both ends of each ISL's rates (rate_warmup_ends): the ~2-s
+    # stall both s8 launches had at 8 rps (vLLM compiling kernels for low-rate step shapes) is gone.
+    ("profiles/runs/2026-12-04-s15/qwen3-30b-a3b/H200-141GB/tp1-warm2/vllm/load_sweep.csv",
+     "profiles/data/qwen3-30b-a3b/H200-141GB/tp1/vllm"),
     # Steady state near saturation: 60 s of arrivals per rate (the others: 12 s).
     ("profiles/runs/2026-12-03-s8/llama-3.1-8b/H200-141GB/tp1-steady/vllm/load_sweep.csv",
      "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
