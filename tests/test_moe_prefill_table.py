@@ -1,7 +1,7 @@
 """An MoE's measured prefill as a token table (planner.perf.laws.prefill_token_table).
 
-vLLM's fused-MoE kernel picks its tiles by the tokens in the step, so the MoE's prefill is a step
-function of tokens (profiles/runs/2026-12-03-s8 README): the perf model multiplies the law by the
+vLLM runs steps over its default CUDA-graph sizes (512 tokens) without a graph, so a small-expert MoE's
+prefill is a step function of tokens (profiles/runs/2026-12-03-s8, 2026-12-04-s15 READMEs): the perf model multiplies the law by the
 measured/law ratio at the pass's tokens; dense models keep the law alone. Real data: the committed
 qwen3-30b-a3b and llama-3.1-8b H200 vLLM profiles.
 """

@@ -343,3 +343,35 @@ def test_an_moe_prefill_table_changes_what_the_misfit_note_says(role: str, says:
     assert all(w in got for w in says) and (got == "") == (not says)
     if role == "mixed":
         assert "predictions for this pool carry that error" in got  # the decode note is unchanged
+
+
+_RUNS = "profiles/runs"
+
+
+@pytest.mark.parametrize(("profile_dir", "noted"), [
+    ("profiles/data/qwen3-30b-a3b/H200-141GB/tp1/vllm", True),                          # default graphs: 2.9x at 1,024
+    (f"{_RUNS}/2026-12-03-s14/qwen1.5-moe-a2.7b/H200-141GB/tp1/vllm", True),            # default graphs: 2.2x at 2,048
+    (f"{_RUNS}/2026-12-04-s15/qwen3-30b-a3b/H200-141GB/tp1-graphs4k/vllm", False),      # graphs to 4,096 tokens
+    (f"{_RUNS}/2026-12-04-s15/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k/vllm", False),
+    (f"{_RUNS}/2026-12-03-s12/mixtral-8x7b/H200-141GB/tp1/vllm", False),                # large experts: no jump
+    ("profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm", False),                          # dense: no token table
+])
+def test_an_moe_prefill_past_the_cuda_graph_limit_gets_a_note(profile_dir: str, noted: bool, monkeypatch) -> None:
+    """A small-expert MoE profiled with vLLM 0.26's default CUDA-graph sizes (up to 512 tokens) prefills larger
+    steps launch-bound; the plan says how to profile a deployment with larger graphs (profiles/runs/2026-12-04-s15).
+    Real vLLM profiles of both kinds, with and without the larger graphs; the decode pool never gets the note."""
+    from pathlib import Path
+
+    from planner.io.catalog import CATALOG_ENV, Catalog
+    from planner.perf.laws import fit_profile
+    from planner.perf.profiledata import load_profile
+    from planner.planning.assemble import _graph_limit_notes
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv(CATALOG_ENV, str(root / "examples" / "byo-model" / "catalog"))
+    vp, _, _ = fit_profile(load_profile(root / profile_dir), Catalog.load())
+    for role in ("prefill", "mixed"):
+        got = _graph_limit_notes(vp, "pool", role)
+        assert bool(got) == noted, (role, got)
+        assert all("--cudagraph-capture-sizes" in n and n.startswith("pool: ") for n in got)
+    assert _graph_limit_notes(vp, "pool", "decode") == []

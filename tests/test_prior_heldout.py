@@ -97,7 +97,7 @@ def test_a_plan_from_the_prior_says_how_far_the_prior_missed(model, kind, prefil
     assert len(notes) == 1, notes
     n = PRIOR_HELD_OUT.moe_models if kind == "MoE" else PRIOR_HELD_OUT.dense_models
     assert f"on {n} {kind} model{'' if n == 1 else 's'} held out" in notes[0] and f"missed prefill by {prefill:.0%}" in notes[0] and f"--model {model}" in notes[0]
-    assert ("fused-MoE" in notes[0]) == (kind == "MoE")
+    assert ("CUDA graphs" in notes[0]) == (kind == "MoE")
     assert "no profile of any model" not in notes[0]  # the H200 has profiles
 
 

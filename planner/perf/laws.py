@@ -118,8 +118,8 @@ VariantKey = tuple[str, str, int, str, str]
 # median at ISL 1,024 / 4,096 is 1.218 / 0.942 at share 0, 1.007 / 0.986 at 0.5, 0.881 / 1.025 at 1, the
 # pooled error least at 0.5-0.6); held out: a second launch's steps (s10/launch2: 1.091 / 0.998, 7.6% median
 # error; the law alone 16.9%, the whole table 7.6%) and the request timings of s8's two launches
-# (bench/vllm_under_load.py). Why below 1 is not known: the batch-1 table times prefill-only passes, while
-# vLLM's fused-MoE kernel takes its tile configuration from the step's total tokens, decodes included.
+# (bench/vllm_under_load.py). Why below 1 is not known (the table's excess is the steps run without a CUDA
+# graph past 512 tokens, profiles/runs/2026-12-04-s15; a mixed step's mix of decodes and chunks is not a batch-1 pass).
 MOE_TABLE_MIXED_SHARE = 0.5
 # Queries this far past the measured maximum are still "inside" (grid rounding); beyond, warn.
 EXTRAPOLATION_SLACK = 1.05
@@ -406,10 +406,12 @@ def prefill_token_table(isl: np.ndarray, batch: np.ndarray, measured_ms: np.ndar
     """The measured prefill of an MoE as a table over tokens per pass: (tokens, measured / law), the
     median ratio where several points share a token count.
 
-    Why: vLLM's fused-MoE Triton kernel takes its tile configuration from a table keyed by the
-    number of tokens in the step, "an irregular grid of batch sizes" (vllm fused_moe.py,
-    get_moe_configs), so an MoE's prefill time is a step function of tokens that no smooth law
-    follows. Measured on qwen3-30b-a3b, H200, vLLM 0.26.0 (profiles/runs/2026-12-03-s9): 512 tokens
+    Why: with its default CUDA-graph sizes (up to 512 tokens, vLLM 0.26's CompilationConfig) vLLM runs
+    larger steps without a graph, and a small-expert MoE's many small kernels per layer make those
+    steps launch-bound: its prefill time is a step function of tokens that no smooth law follows
+    (first put down to the fused-MoE kernel's tile table; profiles/runs/2026-12-04-s15 found the graph
+    limit: captured to 4,096 tokens, 1,024 tokens take 29 ms instead of 90 and the table is flat within
+    3%). Measured on qwen3-30b-a3b, H200, vLLM 0.26.0 (profiles/runs/2026-12-03-s9): 512 tokens
     24 ms, 768 tokens 62 ms, 1,024 tokens 90 ms, 2,048 tokens 91 ms, 4,096 tokens 82 ms, 8,192 tokens
     150 ms; the law fitted on these points puts them at 29, 37, 54 and 90 ms for 512-4,096 tokens, and
     a replica under load at ISL 1,024 had twice the TTFT the law predicts (s8). Dense models' laws follow their
