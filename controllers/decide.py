@@ -17,7 +17,8 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
                 (realised peak over the horizon) / (base planned for then), clipped;
               * a SHORT forecast a horizon of start-up + one interval ahead (the last value plus
                 the smallest rise of the last few intervals when all rose: a sustained ramp; or
-                ETS, forecast.short = "ets");
+                ETS, forecast.short = "ets"); a one-interval JUMP of the request rate (>=
+                trend_jump_ratio x the interval before) is planned as the new level, every series alike;
               * with SPIKE MEMORY (forecast.spike_memory): when the history holds >= spike_min_count
                 separate spikes above spike_ratio x its median, the envelope is at least the held
                 level: the whole history's peak (spike_hold "peak") or the highest level reached by
@@ -50,8 +51,9 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
   guard     hold the last good plan when metrics or the solver fail; scale-down only to the max
             recommendation of a window >= start-up + lag + one interval (with hold_trend=False the
             window remembers the plan without the trend term and the backlog classes, and
-            guard.keep_starting keeps replicas still starting while requests wait); no scale-down while the
-            model's rate rose in the last `rise_intervals` or its queue grows; >= 1 replica per role
+            guard.keep_starting keeps replicas still starting while requests wait; never below the
+            proposal itself, guard.never_below_proposal); no scale-down while the model's rate rose in the
+            last `rise_intervals` near its envelope (>= rise_min_share x it) or its queue grows; >= 1 replica per role
             while the model has traffic in the envelope window (no scale-to-zero on a quiet minute).
 
 State is immutable (frozen dataclasses holding tuples and fresh dicts); every call returns a new one.
@@ -337,9 +339,12 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     # batching of a fleet that keeps up, not a sign that the held level is too low
     queued = queue_matters(waiting, float(y[-1]) if y.size else 0.0, f.queue_min_s)
 
-    def plan_series(series: tuple[float, ...], trend: float | None = None) -> tuple[float, float, float, float]:
+    def plan_series(series: tuple[float, ...], trend: float | None = None,
+                    jump_cap: bool = False) -> tuple[float, float, float, float]:
         """(planned, envelope, short, seasonal) of one series; `trend`: the request rate's short
-        forecast / its last value, applied to this series' last value instead of its own trend."""
+        forecast / its last value, applied to this series' last value instead of its own trend;
+        `jump_cap`: the request rate jumped (forecast.trend_jump_ratio): this series' trend is not extrapolated
+        past trend_jump_steps intervals (every series alike, so the lengths planned stay the observed ones)."""
         s = np.asarray(series, dtype=float)
         if s.size == 0:
             return 0.0, 0.0, 0.0, 0.0
@@ -356,6 +361,9 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
             inputs = ForecastInputs(cfg, steps=steps, horizon_s=horizon_s(cfg),
                                     count_per_interval=float(y[-1]) * iv if y.size else None, envelope=env)
             short = FORECASTERS.get(f.short).factory(s, inputs)
+        if jump_cap and trend is None and s.size >= 2:
+            # a one-interval jump: extrapolated trend_jump_steps intervals at most, not the whole horizon
+            short = max(float(s[-1]), min(short, float(s[-1]) + (float(s[-1]) - float(s[-2])) * f.trend_jump_steps))
         if f.trend_history_cap is not None and s.size >= 2 and float(s[:-1].max()) >= float(s[-1]):
             # a level seen before: extrapolate at most to cap x the highest rate of the history (the
             # fleet that peak needed is what the best static fleet would hold); a NEW high is a ramp
@@ -371,12 +379,14 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
             planned = max(float(s[-1]), min(planned, f.static_cap * float(s.max())))
         return planned, env, short, seas
 
-    rate, env, short, seas = plan_series(mem.rate_rps)
+    # a JUMP of the request rate (>= trend_jump_ratio x the interval before) is planned as a level, not a trend
+    jumped = bool(f.trend_jump_ratio is not None and y.size >= 2 and y[-1] > 0 and y[-1] >= f.trend_jump_ratio * y[-2])
+    rate, env, short, seas = plan_series(mem.rate_rps, jump_cap=jumped)
     # token rates follow the request rate's trend (their own 2-point trends would extrapolate the
     # minute-to-minute swings of mean lengths) unless forecast.token_trend
     follow = None if f.token_trend or not y.size or y[-1] <= 0 else short / float(y[-1])
-    ptok = plan_series(mem.prompt_tps, follow)[0]
-    otok = plan_series(mem.output_tps, follow)[0]
+    ptok = plan_series(mem.prompt_tps, follow, jump_cap=jumped)[0]
+    otok = plan_series(mem.output_tps, follow, jump_cap=jumped)[0]
     k = f.rise_intervals
     rising = False
     if k > 0 and y.size >= 2:
@@ -385,6 +395,8 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
         # deviations of the difference of two Poisson counts (sqrt(a + b) requests over one interval)
         noise = f.rise_noise_sigmas * np.sqrt(np.maximum(tail[1:] + tail[:-1], 0.0) / iv)
         rising = bool(np.any(tail[1:] > np.maximum(tail[:-1] * (1 + f.rise_tolerance), tail[:-1] + noise) + 1e-9))
+        # in a trough (last rate below rise_min_share x the envelope) a rise does not veto a scale-down
+        rising = rising and float(y[-1]) >= f.rise_min_share * env
     traffic = bool(y.size and float(y[in_env].max()) > 0) or waiting > 0
     return ModelForecast(rate, ptok, otok, env, margin, short, seas, period * iv if period else None, rising, traffic)
 

@@ -125,6 +125,8 @@ def guard(
                         f"(max recommendation in {window:g}s)"
                     )
                 target[pool] = min(stable, cur)
+                if cfg.never_below_proposal:
+                    target[pool] = max(target[pool], rec)
         else:
             target[pool] = cur
         if target[pool] != cur:

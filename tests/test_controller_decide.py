@@ -109,8 +109,9 @@ def test_release_trend_scales_down_sooner_after_a_jump_that_stops():
     """A jump (2 -> 6 req/s) is extrapolated by the trend; with hold_trend=False the scale-down window
     remembers only the envelope plan, so the trend's surplus goes once the rise stops."""
     rates = [2.0] * 4 + [6.0] * 8
-    held = replay(rates, cfg(hold_trend=True))
-    released = replay(rates)  # hold_trend=False is the default (chosen on the tuning set)
+    nj = {"trend_jump_ratio": None}  # a 3x jump is planned as a level by default (tested below): here, the trend's
+    held = replay(rates, cfg(hold_trend=True, **nj))
+    released = replay(rates, cfg(**nj))  # hold_trend=False is the default (chosen on the tuning set)
     assert held[4] == released[4] and held[4][D] > 6  # the same scale-up at the jump
     assert total(released[8]) < total(held[8])
     assert all(f[D] >= 6 for f in released[5:])  # never below the load that did arrive
@@ -121,10 +122,11 @@ def test_trend_to_a_level_seen_before_is_capped_by_the_history_peak():
     the same jump later, to a level the history has seen, at most to trend_history_cap (2) x 8."""
     rates = [2.0] * 3 + [8.0] * 2 + [1.0] * 12 + [2.0, 8.0]
     # the second 8 is a recurring spike: spike memory (tested below) would cap it at the peak itself
-    fleets = replay(rates, cfg(spike_memory=False))
+    # (and a 4x jump is a level by default, trend_jump_ratio: the trend's extrapolation is what is tested here)
+    fleets = replay(rates, cfg(spike_memory=False, trend_jump_ratio=None))
     assert fleets[3][D] >= 32
     assert 8 <= fleets[18][D] <= 16
-    assert replay(rates, cfg(trend_history_cap=None, spike_memory=False))[18][D] >= 32  # without the cap: the full trend
+    assert replay(rates, cfg(trend_history_cap=None, spike_memory=False, trend_jump_ratio=None))[18][D] >= 32
 
 
 def test_starting_replicas_are_kept_while_requests_wait():
@@ -510,7 +512,8 @@ def test_static_cap_bounds_the_plan_at_the_history_peak_unless_a_queue_waits():
     cap is off (the backlog signal must reach the optimiser) once they are more than queue_min_s (1 s)
     of arrivals."""
     rates = [8.0] * 3 + [1.0] * 12 + [2.0, 8.0]
-    nsm = {"spike_memory": False}  # the second 8 is a recurring spike: isolate the cap from spike memory
+    # the second 8 is a recurring spike and a 4x jump: isolate the cap from spike memory and the jump rule
+    nsm = {"spike_memory": False, "trend_jump_ratio": None}
     assert replay(rates, cfg(**nsm))[-1][D] >= 16
     assert replay(rates, cfg(static_cap=1.0, **nsm))[-1][D] == 8
     queued = {len(rates) - 1: obs(8.0, waiting_prefill=9.0)}  # > 1 s of 8 req/s
@@ -535,7 +538,8 @@ def test_spike_memory_holds_the_peak_of_recurring_spikes_instead_of_chasing_each
     memory, a level seen before x trend_history_cap 2)."""
     cycle = [8.0] * 3 + [1.0] * 14  # off longer than the envelope window (2 x (180 + 60) s = 8 intervals)
     rates = cycle * 3
-    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False}  # isolate the memory from the period
+    # isolate the memory from the period and from the jump rule (1 -> 8 is an 8x jump, planned as a level by default)
+    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False, "trend_jump_ratio": None}
     c_on, c_off = cfg(**flat), cfg(spike_memory=False, **flat)
     on, off = replay(rates, c_on), replay(rates, c_off)
     third_off_end, third_on = 2 * len(cycle) - 1, 2 * len(cycle)
@@ -553,7 +557,8 @@ def test_a_small_queue_does_not_lift_the_held_level(waiting, queue_min_s, lifted
     plan at the held peak unless the queue holds more than queue_min_s seconds of arrivals."""
     cycle = [8.0] * 3 + [1.0] * 14
     rates = cycle * 2 + [1.0, 8.0]
-    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False, "queue_min_s": queue_min_s}
+    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False, "queue_min_s": queue_min_s,
+            "trend_jump_ratio": None}  # the trend a lifted cap lets through (8x jump: a level by default)
     k = len(rates) - 1
     fleets = replay(rates, cfg(**flat), snapshots={k: obs(8.0, waiting_prefill=waiting)})
     # the linear planner adds the backlog (waiting / (start-up + interval)) to the 8 req/s held
@@ -671,3 +676,52 @@ def test_decode_factor_keeps_period_pre_scaling():
 def test_decode_factor_default_is_below_one():
     """The shipped default sizes decode below the plan (chosen on the tuning set, see ForecastConfig)."""
     assert 0.6 < ForecastConfig().decode_factor < 1.0
+
+
+# ---------------------------------------------------------------------- stop 25: rise veto in troughs, jumps, guard
+def _forecast(rates: list[float], **forecast: object):
+    """model_forecast over a rate history (one sample per interval), nothing waiting."""
+    from controllers.decide import model_forecast
+
+    mem = ModelMemory(t_s=tuple(k * IV for k in range(len(rates))), rate_rps=tuple(rates),
+                      prompt_tps=tuple(r * 1000 for r in rates), output_tps=tuple(r * 200 for r in rates))
+    return model_forecast(mem, cfg(**forecast), 0.0)
+
+
+@pytest.mark.parametrize(("rates", "share", "rising"), [
+    ([8.0, 8.0, 2.0, 1.0, 1.5], 0.7, False),   # a rise in the trough (1.5 < 0.7 x 8): not a veto
+    ([8.0, 8.0, 2.0, 1.0, 1.5], 0.0, True),    # the former rule: any rise vetoes
+    ([8.0, 8.0, 5.0, 5.0, 6.0], 0.7, True),    # near the peak (6 >= 5.6): a ramp back, vetoed
+    ([8.0, 8.0, 5.0, 5.0, 4.0], 0.7, False),   # falling: never a veto
+])
+def test_the_rise_veto_applies_near_the_envelope_only(rates, share, rising):
+    """forecast.rise_min_share: a rise in a trough is counting noise or a ramp the envelope covers."""
+    assert _forecast(rates, rise_min_share=share).rising is rising
+
+
+@pytest.mark.parametrize(("rates", "ratio", "steps", "short"), [
+    ([2.0, 2.0, 2.0, 8.0], 3.0, 0, 8.0),      # 4x in one interval: planned as the new level
+    ([2.0, 2.0, 2.0, 8.0], None, 0, 32.0),    # without the rule: 8 + 6 x 4 steps (start-up + interval ahead)
+    ([2.0, 2.0, 2.0, 8.0], 3.0, 1, 14.0),     # one step of the jump extrapolated
+    ([2.0, 2.0, 3.0, 5.0], 3.0, 0, 13.0),     # a ramp (< 3x per interval): 5 + its last rise 2 x 4 steps
+    ([0.0, 0.0, 0.0, 4.0], 3.0, 0, 4.0),      # from nothing: a jump
+])
+def test_a_jump_is_planned_as_a_level_not_extrapolated(rates, ratio, steps, short):
+    """forecast.trend_jump_ratio / trend_jump_steps on the request rate; the token rates follow the same rule,
+    so the lengths planned (token rate / request rate) stay the observed ones."""
+    f = _forecast(rates, trend_jump_ratio=ratio, trend_jump_steps=steps, trend_history_cap=None, spike_memory=False)
+    assert f.short_rps == pytest.approx(short)
+    assert f.prompt_tps / f.rate_rps == pytest.approx(1000.0)
+
+
+@pytest.mark.parametrize(("never_below", "expected"), [(True, 6), (False, 4)])
+def test_the_guard_never_scales_below_the_proposal(never_below, expected):
+    """The stabilization window remembers hold_proposal (the plan without trend and backlog terms); a
+    scale-down stops at the proposal itself when guard.never_below_proposal (the default since stop 25)."""
+    from controllers.guard import GuardState, guard
+
+    g = GuardConfig(scale_down_cooldown_s=0, scale_down_stabilization_s=120.0, never_below_proposal=never_below)
+    st = GuardState()
+    guard(g, st, 0.0, {"p": 10}, {"p": 4}, metrics_ok=True, hold_proposal={"p": 4})
+    out = guard(g, st, 300.0, {"p": 10}, {"p": 6}, metrics_ok=True, hold_proposal={"p": 4})
+    assert out.target["p"] == expected
