@@ -13,7 +13,7 @@ Budgets, inventory, step limits and churn live in the ILP. The guard only:
     (`coming`: the capacity asked for to drain that backlog must serve before it is judged);
   - blocks scale-down of a pool whose queue is growing (a safety veto; the scale-UP that queues
     call for is produced by the ILP itself, because the loop feeds the backlog into the load);
-  - never goes below the configured floor per pool.
+  - never goes below the configured floor per pool, nor (never_below_proposal) below the proposal itself.
 State is kept in `GuardState` so that the decisions are a pure function of inputs and state.
 """
 
@@ -125,8 +125,10 @@ def guard(
                         f"(max recommendation in {window:g}s)"
                     )
                 target[pool] = min(stable, cur)
-                if cfg.never_below_proposal:
-                    target[pool] = max(target[pool], rec)
+                if cfg.never_below_proposal and target[pool] < rec:
+                    reasons.append(f"{pool}: scale-down {cur}->{rec}: the window remembers at most {stable}, "
+                                   "below the proposal; kept at the proposal")
+                    target[pool] = rec
         else:
             target[pool] = cur
         if target[pool] != cur:

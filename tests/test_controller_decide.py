@@ -725,3 +725,4 @@ def test_the_guard_never_scales_below_the_proposal(never_below, expected):
     guard(g, st, 0.0, {"p": 10}, {"p": 4}, metrics_ok=True, hold_proposal={"p": 4})
     out = guard(g, st, 300.0, {"p": 10}, {"p": 6}, metrics_ok=True, hold_proposal={"p": 4})
     assert out.target["p"] == expected
+    assert any("kept at the proposal" in r for r in out.reasons) == never_below
