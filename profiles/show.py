@@ -184,6 +184,22 @@ def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:
     return out
 
 
+def graph_advice(profile: Profile) -> str | None:
+    """What planner.perf.graphs says of the profile as the planner fits it (an MoE's prefill carrying vLLM's default
+    CUDA-graph limit), or None; None too where the catalog does not know the model (the plot and tables still show)."""
+    from planner.io.catalog import Catalog
+    from planner.io.errors import PlannerError
+    from planner.perf.graphs import graph_limit
+    from planner.perf.laws import fit_profile
+
+    try:
+        vp, _, _ = fit_profile(profile, Catalog.load())
+    except (PlannerError, KeyError):
+        return None
+    g = graph_limit(vp)
+    return g.advice() if g is not None else None
+
+
 def render(fit: ProfileFit, console) -> None:
     """Print the laws and both residual tables with Rich."""
     from rich.table import Table

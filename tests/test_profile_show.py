@@ -70,3 +70,18 @@ def test_show_on_a_bad_directory_is_a_clear_error(tmp_path):
 
     res = CliRunner().invoke(app, ["profile", "show", str(tmp_path)])
     assert res.exit_code == 2 and "meta.yaml" in res.output and "not found" in res.output
+
+
+@pytest.mark.parametrize(("profile", "noted"), [
+    (DATA / "qwen3-30b-a3b" / "H200-141GB" / "tp1" / "vllm", True),   # vLLM's default graphs: the plateau
+    (DATA / "llama-3.1-8b" / "H200-141GB" / "tp1" / "vllm", False),   # dense: no token table, no note
+], ids=["moe-default-graphs", "dense"])
+def test_show_says_when_an_moe_profile_carries_the_cuda_graph_limit(profile, noted, tmp_path):
+    """`planner profile show` prints planner.perf.graphs' advice where the plan would (real vLLM 0.26 profiles)."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    res = CliRunner().invoke(app, ["profile", "show", str(profile), "--png", str(tmp_path / "fit.png")])
+    assert res.exit_code == 0, res.output
+    assert ("CUDA-graph" in res.output) == noted

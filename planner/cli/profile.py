@@ -294,7 +294,7 @@ def register(app: typer.Typer) -> None:
         """Print the fitted laws and residuals of a profile, and save a PNG of points vs fitted curves."""
         from planner.cli.console import stdout_console
         from planner.io.files import check_writable
-        from profiles.show import fit_profile_dir, render, save_png
+        from profiles.show import fit_profile_dir, graph_advice, render, save_png
 
         if png is not None:
             check_writable(png, "--png")
@@ -303,6 +303,9 @@ def register(app: typer.Typer) -> None:
         console = stdout_console()
         render(fit, console)
         m = fit.profile.meta
+        advice = graph_advice(fit.profile)
+        if advice:
+            console.print(f"note: {advice}")
         path = save_png(fit, png or Path("out") / f"{m.model}-{m.gpu}-tp{m.tp}-fit.png")
         console.print(f"plot saved to {path}")
 

@@ -23,8 +23,9 @@ from planner.io.schema import (
     SolverInfo,
     Workload,
 )
+from planner.perf.graphs import graph_limit
 from planner.perf.heldout import PRIOR_HELD_OUT, PRIOR_HELD_OUT_GPU
-from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation, table_ratio
+from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation
 from planner.planning.capacity import (
     POISSON,
     ArrivalShape,
@@ -217,44 +218,12 @@ def _misfit_notes(vp: VariantPerf, pool_id: str, role: str) -> list[str]:
     return notes
 
 
-# vLLM 0.26 captures CUDA graphs for steps of up to min(2 x max_num_seqs, 512) tokens by default (its
-# CompilationConfig docstring); larger steps run without graphs. A small-expert MoE's larger prefill steps are then
-# launch-bound: qwen3-30b-a3b on the H200 took 24 ms for 512 tokens and 90 ms for 1,024 by default, 24 and 29 ms
-# with graphs captured to 4,096 tokens (profiles/runs/2026-12-04-s15).
-VLLM_DEFAULT_GRAPH_TOKENS = 512
-# An MoE's measured prefill stands beside its smooth law as a table of measured / law by tokens per pass
-# (planner.perf.laws.prefill_token_table). Where the ratio past the graph limit (513-2,048 tokens) rises over the
-# ratio at it by more than this factor, the rise is taken for the graph limit. Source, the H200 vLLM profiles:
-# small-expert MoEs with the default graphs 1.59-2.93 (qwen3-30b-a3b in s6, s8, s9 and the bundled profile;
-# qwen1.5-moe-a2.7b 2.15); with graphs captured to 4,096 tokens 0.98 and 1.01 (s15); Mixtral-8x7B (8 large
-# experts) 0.94.
-GRAPH_LIMIT_JUMP = 1.3
-
-
 def _graph_limit_notes(vp: VariantPerf, pool_id: str, role: str) -> list[str]:
-    """A note where a measured MoE prefill runs further above its smooth law just past vLLM's default CUDA-graph
-    size than at it (GRAPH_LIMIT_JUMP): with graphs captured to larger sizes the deployment could prefill those
-    steps 1.1-3.1x faster (s15), which the plan can only count on if the profile was measured with the same flags."""
-    if vp.source != "measured" or not vp.prefill_table_tokens or role == "decode":
-        return []
-    n = VLLM_DEFAULT_GRAPH_TOKENS
-    past = [t for t in vp.prefill_table_tokens if n < t <= 4 * n]
-    if not past:
-        return []
-
-    def ratio(t: float) -> float:
-        return table_ratio(vp.prefill_table_tokens, vp.prefill_table_ratio, t)
-
-    worst = max(past, key=ratio)
-    jump = ratio(worst) / ratio(n)
-    if jump <= GRAPH_LIMIT_JUMP:
-        return []
-    return [f"{pool_id}: its measured prefill at {worst:,.0f} tokens per pass runs {jump:.1f}x further above its law "
-            f"than at {n}, the mark of vLLM's default CUDA-graph sizes (up to {n} tokens) on a small-expert MoE: with "
-            "graphs captured to 4,096 tokens two such MoEs prefilled 1-4k-token steps 1.1-3.1x faster "
-            "(profiles/runs/2026-12-04-s15); where the deployment may set --cudagraph-capture-sizes, profile it with "
-            "those flags (planner profile --backend vllm --extra-args '--cudagraph-capture-sizes ...') and plan from "
-            "that profile"]
+    """A note where a measured MoE prefill carries vLLM's default CUDA-graph limit (planner.perf.graphs): with
+    graphs captured to larger sizes the deployment could prefill those steps 1.1-3.1x faster (s15), which the
+    plan can only count on if the profile was measured with the same flags. Not for decode pools."""
+    g = graph_limit(vp) if role != "decode" else None
+    return [f"{pool_id}: {g.advice()}"] if g is not None else []
 
 
 def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
