@@ -81,16 +81,24 @@ series' own trend carries the ramps' headroom); the same with the token trend ke
 Releasing starting replicas once the queue they were asked for drains (at its observed shrink rate) before they
 are ready: no effect on the tuning set; on mmpp-spiky, where its decision log suggested it, 11.33 -> 9.93 GPU-h but
 0.9172 -> 0.8994 attainment (the released surplus was serving the next spike).
-Third pass (stop 25, tuning set, sum 47.17 -> 46.00 GPU-h, every tuning scenario's attainment within 0.0001; held
-out 82.25 -> 71.12): where the surplus over the reactive reference came from, by ablation: the rise veto in
-troughs (counting noise rising in a trough held the trough's fleet) and the trend extrapolating one-interval jumps
-4 steps ahead. forecast.rise_min_share 0.7 (the veto applies while the last rate is >= 0.7 x the envelope) and
-forecast.trend_jump_ratio 3 (a >= 3x one-interval rise of the request rate is planned as a level, every series
-alike); guard.never_below_proposal (no tuning effect: a scale-down stops at the proposal, backlog included, not
-below it at the window's maximum of plans without the backlog). Held out: flash-crowd 18.53 -> 12.93 GPU-h,
-mmpp-spiky 11.33 -> 7.33, clustered-4 9.33 -> 8.20, sine-10min-high 9.60 -> 9.43, azure 16.33 -> 16.10, the
-attainments unchanged but mmpp-spiky's 0.9172 -> 0.8994: the trough veto had held capacity its next spike used
-(with the veto everywhere and the jump rule: 7.03 GPU-h at 0.9172; measured after the choice, not used for it).
+Third pass (stop 25), kept out of the defaults: by ablation the largest surplus over the reactive reference came
+from the rise veto in troughs and from the trend extrapolating one-interval jumps 4 steps. On the tuning scenarios
+as drawn, forecast.rise_min_share 0.7 and forecast.trend_jump_ratio 3 cut 47.17 -> 46.00 GPU-h at the same
+attainment (held out 82.25 -> 71.12, mmpp-spiky 0.917 -> 0.899). On NEW DRAWS of the tuning families (--reseed
+100,200,300; tuning families only) the jump rule lowers every draw's worst attainment (sine 0.984 -> 0.946, step
+surge 0.849 -> 0.817, on/off bursts 0.763 -> 0.729) and the trough rule the 15-min sine's on two draws (0.978 ->
+0.967, 0.956 -> 0.952): both stay options (rows rise-near-peak, jump-as-level). The same draws show the controller
+itself far less sure than the canonical seeds say: worst attainment 0.954, 0.849 and 0.763 on the three new draws
+(0.987 on the canonical one). Kept: guard.never_below_proposal (a scale-down stops at the proposal, backlog
+included, not below it at the window's maximum of plans without the backlog; no change on any draw; held out
+flash-crowd 18.53 -> 18.60 GPU-h at the same attainment).
+Found with the new draws, not fixed yet: clustered-8 +100 / +200 cost 44.7 / 48.5 GPU-h (hindsight 12.1) because
+the controller proposed 71-81 prefill replicas at ~4.5 req/s in a few intervals. The burst-aware capacity sizes a
+pool at n* = min{n : n >= lambda / c(n)} (c(n) rises with n as clusters spread over more replicas), and the ILP
+then takes c(n*) per replica linearly. With a bursty interval's IDC (e.g. 12 at 1 s, 24 at 10 s) at 4.83 req/s:
+n* = 5, c(5) = 2.03, so the ILP plans 3 replicas; at 3 the real c(3) is 0 (own-cluster wait past the SLO), and the
+realised-arrivals re-solve (planner/planning/assemble.py) collapses or runs away. A pool whose capacity assumes n*
+replicas needs n* of them (a 0-or->=n* constraint in the ILP).
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
 worst_gpu_hours_vs_oracle=<all> worst_gpu_hours_vs_reactive=<all> scenarios=<n> (with --trace: every figure is that trace's).
 """
@@ -103,7 +111,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, NoReturn
 
@@ -191,8 +199,8 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "corr-learn-bursty": {"correct": {"skip_when_bursty": False}},
     "decode-factor-1": {"forecast": {"decode_factor": 1.0}},
     "queue-min-0": {"forecast": {"queue_min_s": 0.0}},
-    "rise-veto-trough": {"forecast": {"rise_min_share": 0.0}},
-    "trend-extrap-jump": {"forecast": {"trend_jump_ratio": None}},
+    "rise-near-peak": {"forecast": {"rise_min_share": 0.7}},
+    "jump-as-level": {"forecast": {"trend_jump_ratio": 3.0}},
     "below-proposal": {"guard": {"never_below_proposal": False}},
 }
 
@@ -507,6 +515,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--target-attainment", type=float, default=0.99, help="attainment the references must reach")
     ap.add_argument("--only", default=None, help="comma-separated scenario names (default: all)")
     ap.add_argument("--ablations", action="store_true", help="also run the controller without each mechanism (tuning set)")
+    ap.add_argument("--reseed", default=None, help="comma-separated seed offsets: run every synthetic scenario (after "
+                    "--only) once per offset, its seed + offset (0 = the scenario as it is), e.g. 0,100,200,300")
     ap.add_argument("--no-cache", action="store_true", help="recompute the references")
     ap.add_argument("--decision-log", default=None)
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench")
@@ -529,6 +539,15 @@ def main(argv: list[str] | None = None) -> None:
             if unknown:
                 fail(f"--only: unknown scenario {', '.join(sorted(unknown))} (known: {', '.join(s.name for s in scenarios)})")
             scenarios = [s for s in scenarios if s.name in names]
+        if args.reseed:
+            # new seeds of the synthetic scenarios (the bundled trace has none): a default chosen on one draw of
+            # a family must hold on others (stop 25 found two that did not)
+            try:
+                offs = [int(x) for x in args.reseed.split(",") if x.strip()]
+            except ValueError:
+                fail(f"--reseed: expected comma-separated integers, got '{args.reseed}'")
+            scenarios = [replace(s, name=f"{s.name}-s{o}" if o else s.name, seed=s.seed + o)
+                         for o in offs for s in scenarios if s.family != "file"]
     traces = [(sc, load_trace(sc, args)) for sc in scenarios]  # all input read and checked before any work
     perf = PerfModel.load(catalog=catalog)
     print(f"model {args.model} on {args.gpu} tp{args.tp}; SLO {parse_slo(args.slo).describe()}; start-up {args.startup_s:g} s; "

@@ -17,8 +17,8 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
                 (realised peak over the horizon) / (base planned for then), clipped;
               * a SHORT forecast a horizon of start-up + one interval ahead (the last value plus
                 the smallest rise of the last few intervals when all rose: a sustained ramp; or
-                ETS, forecast.short = "ets"); a one-interval JUMP of the request rate (>=
-                trend_jump_ratio x the interval before) is planned as the new level, every series alike;
+                ETS, forecast.short = "ets"); optionally (forecast.trend_jump_ratio, off) a one-interval
+                JUMP of the request rate is planned as the new level, every series alike;
               * with SPIKE MEMORY (forecast.spike_memory): when the history holds >= spike_min_count
                 separate spikes above spike_ratio x its median, the envelope is at least the held
                 level: the whole history's peak (spike_hold "peak") or the highest level reached by
@@ -53,7 +53,7 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
             window remembers the plan without the trend term and the backlog classes, and
             guard.keep_starting keeps replicas still starting while requests wait; never below the
             proposal itself, guard.never_below_proposal); no scale-down while the model's rate rose in the
-            last `rise_intervals` near its envelope (>= rise_min_share x it) or its queue grows; >= 1 replica per role
+            last `rise_intervals` (optionally only near its envelope: rise_min_share, off) or its queue grows; >= 1 replica per role
             while the model has traffic in the envelope window (no scale-to-zero on a quiet minute).
 
 State is immutable (frozen dataclasses holding tuples and fresh dicts); every call returns a new one.

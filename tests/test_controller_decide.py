@@ -109,9 +109,8 @@ def test_release_trend_scales_down_sooner_after_a_jump_that_stops():
     """A jump (2 -> 6 req/s) is extrapolated by the trend; with hold_trend=False the scale-down window
     remembers only the envelope plan, so the trend's surplus goes once the rise stops."""
     rates = [2.0] * 4 + [6.0] * 8
-    nj = {"trend_jump_ratio": None}  # a 3x jump is planned as a level by default (tested below): here, the trend's
-    held = replay(rates, cfg(hold_trend=True, **nj))
-    released = replay(rates, cfg(**nj))  # hold_trend=False is the default (chosen on the tuning set)
+    held = replay(rates, cfg(hold_trend=True))
+    released = replay(rates)  # hold_trend=False is the default (chosen on the tuning set)
     assert held[4] == released[4] and held[4][D] > 6  # the same scale-up at the jump
     assert total(released[8]) < total(held[8])
     assert all(f[D] >= 6 for f in released[5:])  # never below the load that did arrive
@@ -122,11 +121,10 @@ def test_trend_to_a_level_seen_before_is_capped_by_the_history_peak():
     the same jump later, to a level the history has seen, at most to trend_history_cap (2) x 8."""
     rates = [2.0] * 3 + [8.0] * 2 + [1.0] * 12 + [2.0, 8.0]
     # the second 8 is a recurring spike: spike memory (tested below) would cap it at the peak itself
-    # (and a 4x jump is a level by default, trend_jump_ratio: the trend's extrapolation is what is tested here)
-    fleets = replay(rates, cfg(spike_memory=False, trend_jump_ratio=None))
+    fleets = replay(rates, cfg(spike_memory=False))
     assert fleets[3][D] >= 32
     assert 8 <= fleets[18][D] <= 16
-    assert replay(rates, cfg(trend_history_cap=None, spike_memory=False, trend_jump_ratio=None))[18][D] >= 32
+    assert replay(rates, cfg(trend_history_cap=None, spike_memory=False))[18][D] >= 32  # without the cap: the full trend
 
 
 def test_starting_replicas_are_kept_while_requests_wait():
@@ -512,8 +510,7 @@ def test_static_cap_bounds_the_plan_at_the_history_peak_unless_a_queue_waits():
     cap is off (the backlog signal must reach the optimiser) once they are more than queue_min_s (1 s)
     of arrivals."""
     rates = [8.0] * 3 + [1.0] * 12 + [2.0, 8.0]
-    # the second 8 is a recurring spike and a 4x jump: isolate the cap from spike memory and the jump rule
-    nsm = {"spike_memory": False, "trend_jump_ratio": None}
+    nsm = {"spike_memory": False}  # the second 8 is a recurring spike: isolate the cap from spike memory
     assert replay(rates, cfg(**nsm))[-1][D] >= 16
     assert replay(rates, cfg(static_cap=1.0, **nsm))[-1][D] == 8
     queued = {len(rates) - 1: obs(8.0, waiting_prefill=9.0)}  # > 1 s of 8 req/s
@@ -538,8 +535,7 @@ def test_spike_memory_holds_the_peak_of_recurring_spikes_instead_of_chasing_each
     memory, a level seen before x trend_history_cap 2)."""
     cycle = [8.0] * 3 + [1.0] * 14  # off longer than the envelope window (2 x (180 + 60) s = 8 intervals)
     rates = cycle * 3
-    # isolate the memory from the period and from the jump rule (1 -> 8 is an 8x jump, planned as a level by default)
-    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False, "trend_jump_ratio": None}
+    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False}  # isolate the memory from the period
     c_on, c_off = cfg(**flat), cfg(spike_memory=False, **flat)
     on, off = replay(rates, c_on), replay(rates, c_off)
     third_off_end, third_on = 2 * len(cycle) - 1, 2 * len(cycle)
@@ -557,8 +553,7 @@ def test_a_small_queue_does_not_lift_the_held_level(waiting, queue_min_s, lifted
     plan at the held peak unless the queue holds more than queue_min_s seconds of arrivals."""
     cycle = [8.0] * 3 + [1.0] * 14
     rates = cycle * 2 + [1.0, 8.0]
-    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False, "queue_min_s": queue_min_s,
-            "trend_jump_ratio": None}  # the trend a lifted cap lets through (8x jump: a level by default)
+    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False, "queue_min_s": queue_min_s}
     k = len(rates) - 1
     fleets = replay(rates, cfg(**flat), snapshots={k: obs(8.0, waiting_prefill=waiting)})
     # the linear planner adds the backlog (waiting / (start-up + interval)) to the 8 req/s held
@@ -695,7 +690,7 @@ def _forecast(rates: list[float], **forecast: object):
     ([8.0, 8.0, 5.0, 5.0, 4.0], 0.7, False),   # falling: never a veto
 ])
 def test_the_rise_veto_applies_near_the_envelope_only(rates, share, rising):
-    """forecast.rise_min_share: a rise in a trough is counting noise or a ramp the envelope covers."""
+    """forecast.rise_min_share (off by default: controllers/config.py says why): a rise in a trough does not veto."""
     assert _forecast(rates, rise_min_share=share).rising is rising
 
 
@@ -707,8 +702,8 @@ def test_the_rise_veto_applies_near_the_envelope_only(rates, share, rising):
     ([0.0, 0.0, 0.0, 4.0], 3.0, 0, 4.0),      # from nothing: a jump
 ])
 def test_a_jump_is_planned_as_a_level_not_extrapolated(rates, ratio, steps, short):
-    """forecast.trend_jump_ratio / trend_jump_steps on the request rate; the token rates follow the same rule,
-    so the lengths planned (token rate / request rate) stay the observed ones."""
+    """forecast.trend_jump_ratio / trend_jump_steps (off by default: controllers/config.py says why) on the request
+    rate; the token rates follow the same rule, so the lengths planned (token rate / request rate) stay observed."""
     f = _forecast(rates, trend_jump_ratio=ratio, trend_jump_steps=steps, trend_history_cap=None, spike_memory=False)
     assert f.short_rps == pytest.approx(short)
     assert f.prompt_tps / f.rate_rps == pytest.approx(1000.0)
