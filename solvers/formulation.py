@@ -16,12 +16,15 @@ Variables
   d[v]    continuous >= 0 |n[v] - current[v]| (only when churn_cost > 0)
   y[c,a>b] continuous >= 0 rate of class c prefilled on pair key a and decoded on pair key b (only
           when the problem forbids some pairs; keys are GPU types, or GPU type and TP)
+  u[v]    binary         pool v is used (only for a pool whose capacities assume k_v > 1 replicas:
+          a bursty class's clusters spread over them, VariantSpec.min_when_used)
 
 Constraints (one comment each where they are built, in this order): coverage[c], pairing[c] (or,
 with forbidden pairs, pair_out[c,a] / pair_in[c,b]),
 capacity[v], kv_out[v] / kv_in[v], open[c,v] (a valid inequality that tightens the LP bound),
-inventory[r], min_prefill[g] / min_decode[g], pd_ratio_min[g] / pd_ratio_max[g],
-step_up[v] / step_down[v], churn_up[v] / churn_down[v]. Objective at the end of `build`.
+pool_min[v] / pool_open[v] (n[v] = 0 or n[v] >= k_v), inventory[r], min_prefill[g] / min_decode[g],
+pd_ratio_min[g] / pd_ratio_max[g], step_up[v] / step_down[v], churn_up[v] / churn_down[v].
+Objective at the end of `build`.
 
 `build(problem, elastic=True)` adds non-negative slack variables to the rows that can be relaxed
 (demand, inventory, min replicas, P:D ratio, step limits) and minimises them lexicographically;
@@ -52,6 +55,8 @@ class RowKind(StrEnum):
     KV_OUT = "kv_out"
     KV_IN = "kv_in"
     OPEN = "open"
+    POOL_MIN = "pool_min"
+    POOL_OPEN = "pool_open"
     INVENTORY = "inventory"
     MIN_PREFILL = "min_prefill"
     MIN_DECODE = "min_decode"
@@ -79,6 +84,10 @@ class Slack(NamedTuple):
     target: str
     detail: str = ""
     """min_replicas: the side (prefill|decode); pd_ratio: the bound (min|max); step: up|down."""
+
+_POOL_BIG_M = 10_000
+"""Replicas a pool with no bound of its own (no max_replicas, no inventory of its GPU type) may take in the
+pool_open row."""
 
 MU_CAP = 1e4
 """Upper bound on the load multiplier: a finite cap so that an unlimited fleet reports 'hit the cap'
@@ -227,6 +236,17 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
                     # sliver of a replica: the facility-location strengthening, it tightens the LP bound.
                     m.row(RowKind.OPEN, f"{cid},{v.id}", {m.x[(cid, v.id)]: 1.0, m.n[v.id]: -rates[cid]}, "<=", 0.0,
                           cut=True)
+
+        k = v.min_when_used
+        if k > 1 and not elastic:
+            # pool_min[v] / pool_open[v]: a pool whose capacities assume k replicas (a bursty class's clusters
+            # spread over k) has 0 or >= k: n_v >= k * u_v and n_v <= U * u_v, u_v binary (used).
+            u = m.var(f"u[{v.id}]", ub=1.0, integer=True)
+            big = m.vars[m.n[v.id]].ub
+            if big is None:
+                big = float(problem.inventory.get(v.resource, _POOL_BIG_M * max(v.units, 1))) / max(v.units, 1)
+            m.row(RowKind.POOL_MIN, v.id, {m.n[v.id]: 1.0, u: -float(k)}, ">=", 0.0)
+            m.row(RowKind.POOL_OPEN, v.id, {m.n[v.id]: 1.0, u: -max(float(big), float(k))}, "<=", 0.0)
 
     for res, available in problem.inventory.items():
         # inventory[r]: the GPUs of resource r in use do not exceed those available.

@@ -52,6 +52,10 @@ class VariantSpec:
     """Board power of one replica, W (objective "power")."""
     pair_key: str = ""
     """What pairing rules see of this variant (e.g. its GPU type, or GPU type and TP); '' means `resource`."""
+    min_when_used: int = 0
+    """Replicas its capacities assume once it serves anything: n = 0 or n >= this (a bursty class's pool size
+    n*, planner.planning.capacity.pool_class_capacities: its clusters spread over n* replicas, and fewer
+    would not carry the per-replica capacity given). 0 or 1: no such floor."""
 
     @property
     def key(self) -> str:

@@ -290,3 +290,32 @@ def test_a_bursty_class_gets_more_prefill_gpus(perf, catalog) -> None:
         return sum(p.replicas * p.tp for m in plan.models.values() for p in m.pools if p.role == "prefill")
 
     assert prefill_gpus(Burstiness(idc_1s=10.0)) > prefill_gpus(None)
+
+
+@pytest.mark.parametrize(("idc_1s", "idc_10s"), [(6.0, 12.0), (10.0, 20.0), (12.0, 24.0)])
+def test_a_bursty_pool_gets_the_replicas_its_capacity_assumes(idc_1s, idc_10s):
+    """The shared capacity of a bursty class assumes its clusters spread over the pool's n* replicas
+    (pool_class_capacities); the ILP gives a pool 0 or >= n* replicas (VariantSpec.min_when_used). Without it,
+    llama-2-70b at 4.83 req/s with IDC 12 / 24 was planned 3 prefill replicas on c(5) = 2.03 req/s each, where 3
+    carry nothing (c(3) = 0): infeasible after the realised re-solve, and 71-81 replicas in the controller's
+    intervals (bench/autoscale_trace.py --reseed 100)."""
+    from planner.io.catalog import Catalog
+    from planner.io.schema import Burstiness, Fleet, FleetLimits, GpuInventory, ModelEntry, RequestClass, Slo, Workload
+    from planner.perf.laws import PerfModel, quiet_extrapolation
+    from planner.planning.assemble import plan_workload
+    from planner.planning.instance import build_instance
+
+    cat = Catalog.load()
+    perf = PerfModel.load(catalog=cat)
+    fleet = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=400)},
+                  limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"], default_min_replicas=1, utilization=1.0))
+    wl = Workload(models={"llama-2-70b": ModelEntry(slo=Slo(ttft_ms=2000, itl_ms=100, percentile=99))},
+                  classes=[RequestClass(id="c", model="llama-2-70b", isl=1153, osl=200, rate_rps=4.83,
+                                        burstiness=Burstiness(idc_1s=idc_1s, idc_10s=idc_10s))])
+    with quiet_extrapolation():
+        inst = build_instance(wl, fleet, perf, cat, "cost", None, None)
+        plan = plan_workload(wl, fleet, perf, cat)
+    assert plan.feasible
+    for pool_id, n in plan.replicas().items():
+        assert n >= inst.pool_min.get(pool_id, 0), (pool_id, n, inst.pool_min)
+    assert plan.replicas()["llama-2-70b/prefill/H100-SXM-80GB/tp2"] <= 8  # not the 71-81 of the runaway

@@ -29,6 +29,8 @@ class Instance:
     caps: dict[tuple[str, str], Capacity] = field(default_factory=dict)
     arrivals: dict[tuple[str, str], ArrivalShape] = field(default_factory=dict)
     """Per (class, variant): the arrival shape its capacity was computed for (Poisson unless bursty)."""
+    pool_min: dict[str, int] = field(default_factory=dict)
+    """Per variant: the pool size its bursty classes' shared capacities assume (0: none; solvers' min_when_used)."""
     price_per_hour: dict[str, float] = field(default_factory=dict)
     """Per GPU type, after fleet overrides."""
     power_known: bool = True
@@ -134,6 +136,10 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                             pooled = pool_class_capacities(vp, role, loads)
                         if pooled_cache is not None:
                             pooled_cache[(model, v.id)] = pooled
+                    # the pool size the shared capacities assume (0 or >= it in the ILP: VariantSpec.min_when_used)
+                    inst.pool_min[v.id] = max([sh.replicas for c, (cp, sh) in zip(classes, pooled, strict=True)
+                                               if c.burstiness is not None and c.rate_rps > 0 and cp.rate_rps > 0],
+                                              default=0)
                     for c, ld, (cap, shape) in zip(classes, loads, pooled, strict=True):
                         fixed = (arrivals or {}).get((c.id, v.id))
                         if fixed is not None:
@@ -161,6 +167,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
             # moves that many more requests over the same link, so its link counts in bf16 bytes.
             link_bytes_per_s=inst.perf[vid].kv_link_gb_s * 1e9 * _kv_bytes_ratio(catalog, inst.perf[vid]),
             pair_key=_pair_key(v, lim.pairing_by_tp),
+            min_when_used=inst.pool_min.get(vid, 0),
         ))
     kept = {s.id for s in specs}
     inst.problem = Problem(
