@@ -92,13 +92,14 @@ itself far less sure than the canonical seeds say: worst attainment 0.954, 0.849
 (0.987 on the canonical one). Kept: guard.never_below_proposal (a scale-down stops at the proposal, backlog
 included, not below it at the window's maximum of plans without the backlog; no change on any draw; held out
 flash-crowd 18.53 -> 18.60 GPU-h at the same attainment).
-Found with the new draws, not fixed yet: clustered-8 +100 / +200 cost 44.7 / 48.5 GPU-h (hindsight 12.1) because
-the controller proposed 71-81 prefill replicas at ~4.5 req/s in a few intervals. The burst-aware capacity sizes a
-pool at n* = min{n : n >= lambda / c(n)} (c(n) rises with n as clusters spread over more replicas), and the ILP
-then takes c(n*) per replica linearly. With a bursty interval's IDC (e.g. 12 at 1 s, 24 at 10 s) at 4.83 req/s:
-n* = 5, c(5) = 2.03, so the ILP plans 3 replicas; at 3 the real c(3) is 0 (own-cluster wait past the SLO), and the
-realised-arrivals re-solve (planner/planning/assemble.py) collapses or runs away. A pool whose capacity assumes n*
-replicas needs n* of them (a 0-or->=n* constraint in the ILP).
+Found with the new draws and fixed (stop 25): clustered-8 +100 / +200 cost 44.7 / 48.5 GPU-h (hindsight 12.1): the
+controller proposed 71-81 prefill replicas at ~4.5 req/s in a few intervals. The burst-aware capacity sizes a pool
+at n* = min{n : n >= lambda / c(n)} (c(n) rises with n as clusters spread over more replicas), and the ILP took
+c(n*) per replica linearly: with a bursty interval's IDC (12 at 1 s, 24 at 10 s) at 4.83 req/s, n* = 5, c(5) = 2.03,
+so it planned 3 replicas, where c(3) = 0, and the realised-arrivals re-solve collapsed or ran away. The ILP now
+gives such a pool 0 or >= n* replicas (VariantSpec.min_when_used): clustered-8's draws 12.77 / 44.70 / 48.47 /
+14.33 -> 11.70 / 14.43 / 15.03 / 12.40 GPU-h, attainment 0.999 / 0.992 / 0.9995 / 1.000 -> 0.994 / 0.993 / 0.991
+/ 0.995; the other families and the held-out scenarios unchanged.
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
 worst_gpu_hours_vs_oracle=<all> worst_gpu_hours_vs_reactive=<all> scenarios=<n> (with --trace: every figure is that trace's).
 """
