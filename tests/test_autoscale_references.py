@@ -76,3 +76,25 @@ def test_a_surge_shorter_than_start_up_needs_the_static_fleet_without_foresight(
     s_hind, s_react = float(hind.note.removeprefix("s=")), float(react.note.removeprefix("s="))
     assert s_react >= factor * s_hind
     assert react.gpu_hours > 2 * hind.gpu_hours
+
+
+@pytest.mark.parametrize(("flag", "exit_code", "says"), [
+    ("--reseed=x", 2, "--reseed: expected comma-separated integers"),
+    ("--only=nope", 2, "--only: unknown scenario nope"),
+])
+def test_bad_bench_flags_are_one_line_exit_2_before_any_work(flag, exit_code, says, capsys, monkeypatch):
+    """bench/autoscale_trace.py checks --reseed (new draws of each synthetic scenario) and --only before any work."""
+    monkeypatch.setattr(sys, "argv", ["autoscale_trace.py", flag])
+    with pytest.raises(SystemExit) as e:
+        at.main()
+    assert e.value.code == exit_code
+    assert says in capsys.readouterr().err
+
+
+def test_reseed_draws_each_synthetic_scenario_anew():
+    """--reseed 0,100: the scenario as it is and a new draw of its family (seed + 100), which differs."""
+    sc = next(s for s in at.SCENARIOS if s.name == "mmpp-onoff")
+    args = _args(only=None, trace=None)
+    a = at.load_trace(sc, args)
+    b = at.load_trace(at.replace(sc, seed=sc.seed + 100), args)
+    assert len(a) > 100 and len(b) > 100 and not a["t_s"].equals(b["t_s"])
