@@ -86,7 +86,7 @@ class Slack(NamedTuple):
     """min_replicas: the side (prefill|decode); pd_ratio: the bound (min|max); step: up|down."""
 
 _POOL_BIG_M = 10_000
-"""Replicas a pool with no bound of its own (no max_replicas, no inventory of its GPU type) may take in the
+"""Replicas a pool whose n[v] has no upper bound (no max_replicas, no inventory of its GPU type) may take in the
 pool_open row."""
 
 MU_CAP = 1e4
@@ -242,9 +242,8 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
             # pool_min[v] / pool_open[v]: a pool whose capacities assume k replicas (a bursty class's clusters
             # spread over k) has 0 or >= k: n_v >= k * u_v and n_v <= U * u_v, u_v binary (used).
             u = m.var(f"u[{v.id}]", ub=1.0, integer=True)
-            big = m.vars[m.n[v.id]].ub
-            if big is None:
-                big = float(problem.inventory.get(v.resource, _POOL_BIG_M * max(v.units, 1))) / max(v.units, 1)
+            ub_n = m.vars[m.n[v.id]].ub  # max_replicas, inventory and step limit, as set above
+            big = float(_POOL_BIG_M if ub_n is None else ub_n)
             m.row(RowKind.POOL_MIN, v.id, {m.n[v.id]: 1.0, u: -float(k)}, ">=", 0.0)
             m.row(RowKind.POOL_OPEN, v.id, {m.n[v.id]: 1.0, u: -max(float(big), float(k))}, "<=", 0.0)
 
