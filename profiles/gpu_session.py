@@ -224,9 +224,23 @@ PLAN_S15 = [
             extra=_GRAPHS_4K, max_model_len=8192),
     _load_only("qwen3-30b-a3b", 150, "1024=8,16,24,30,36,42;4096=3,6,8,10,12,14", 230, tag="-warm2"),
 ]
+# The sixteenth (2026-12-04, session 9): every MoE of the prior's calibration and held-out sets profiled with CUDA graphs
+# captured to 4,096 tokens (s15's flags), so the prior's MoE share is calibrated on the kernels' cost and not on vLLM's
+# default graph limit (planner/perf/graphs.py): qwen3-30b-a3b's full grid plus s15's load sweep again with graphs (does
+# the under-load error of the MoE change with them?), the held-out qwen1.5-moe-a2.7b's full grid, and Mixtral's prefill
+# (its decode steps are within the default's captured sizes).
+PLAN_S16 = [
+    Variant("qwen3-30b-a3b", startup_s=200, sweep_s=150, prefill_isl="128,512,1024,2048,4096,8192,16384",
+            rates="1024=8,16,24,30,36,42;4096=3,6,8,10,12,14", rate_s=230, tag="-graphs4k", extra=_GRAPHS_4K),
+    Variant("qwen1.5-moe-a2.7b", startup_s=200, sweep_s=130, prefill_isl="128,512,1024,2048,4096,6144",
+            decode_context="512,2048,6144", max_model_len=8192, tag="-graphs4k", extra=_GRAPHS_4K),
+    Variant("mixtral-8x7b", startup_s=300, sweep_s=60, max_kv=200_000, prefill_isl="128,512,1024,2048,4096,8192",
+            prefill_batch="1", decode_batch="1", decode_context="512", prefill_frac=0.95, tag="-graphs4k",
+            extra=_GRAPHS_4K),
+]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
-         "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15}
+         "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16}
 
 
 def log(out: Path, msg: str) -> None:
