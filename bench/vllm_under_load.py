@@ -84,6 +84,14 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
      "profiles/runs/2026-12-03-s12/mixtral-8x7b/H200-141GB/tp1/vllm"),
     ("profiles/runs/2026-12-03-s14/qwen2.5-14b/H200-141GB/tp1/vllm/load_sweep.csv",
      "profiles/runs/2026-12-03-s14/qwen2.5-14b/H200-141GB/tp1/vllm"),
+    # s16: the MoEs served with CUDA graphs captured to 4,096 tokens (planner/perf/graphs.py), each set against the
+    # laws of its own graphs-to-4k profile: qwen3-30b-a3b in two launches (s15's rates), qwen1.5-moe held out.
+    ("profiles/runs/2026-12-04-s16/qwen3-30b-a3b/H200-141GB/tp1-graphs4k/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-04-s16/qwen3-30b-a3b/H200-141GB/tp1-graphs4k/vllm"),
+    ("profiles/runs/2026-12-04-s16/qwen3-30b-a3b/H200-141GB/tp1-graphs4k-loadsat/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-04-s16/qwen3-30b-a3b/H200-141GB/tp1-graphs4k/vllm"),
+    ("profiles/runs/2026-12-04-s16/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k-loadsat/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-04-s16/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near

@@ -273,6 +273,11 @@ HELD_OUT_SET: tuple[tuple[str, str, str], ...] = (
 """Every real vLLM profile of a model that no calibration, law form or constant was chosen on (their sessions'
 READMEs under profiles/runs say when and how each was measured). Mixtral-8x7B (s12) was here until it joined the
 tuning set of the MoE share (TUNING_EXTRA_PROFILES)."""
+HELD_OUT_MOE_GRAPHS: tuple[str, str] = ("qwen1.5-moe-a2.7b", "2026-12-04-s16/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k/vllm")
+"""The held-out MoE profiled again with CUDA graphs captured to 4,096 tokens (s16, `--cudagraph-capture-sizes ... 4096`):
+at vLLM's default sizes its prefill steps of 513-4,096 tokens run eagerly, launch-bound at ~85-92 ms whatever their
+FLOPs (planner/perf/graphs.py), which no roofline can predict; with graphs they follow the FLOPs. The prior's error on
+it is quoted beside the default-graph one (:data:`PRIOR_HELD_OUT_MOE_GRAPHS`)."""
 TUNING_EXTRA_PROFILES: tuple[str, ...] = ("2026-12-03-s12/mixtral-8x7b/H200-141GB/tp1/vllm",)
 """Profiles under profiles/runs (models of BYO_CATALOG_DIR) added to the bundled ones in the tuning set of the MoE share
 (planner.perf.prior.DEFAULT_CALIBRATION, bench/calibrate_prior.py part B0b): a second MoE, so that leaving one model
@@ -299,6 +304,12 @@ PRIOR_HELD_OUT = PriorAccuracy(dense_prefill=0.073, dense_decode=0.055, moe_pref
                                moe_models=1)
 """What :func:`held_out_set_errors` gives with the bundled profiles (bench/heldout_model.py --set; a test holds the
 two together): the planner's notes on pools planned from the prior quote it."""
+
+
+PRIOR_HELD_OUT_MOE_GRAPHS = (0.106, 0.024)
+"""(prefill, decode) median |relative error| of the prior on HELD_OUT_MOE_GRAPHS (:func:`held_out_moe_graphs_errors`;
+bench/heldout_model.py --set prints it; a test holds the two together): quoted by the plan's note on an MoE pool
+planned from the prior, beside PRIOR_HELD_OUT's default-graph figure."""
 
 
 @dataclass(frozen=True)
@@ -332,6 +343,19 @@ def held_out_set_errors(pm: PerfModel, catalog: Catalog, gpu: str = "H200-141GB"
         moe = catalog.model(model).moe is not None
         out.append(HeldOut(f"{model} ({'moe' if moe else 'dense'})", "prior", *rel_errors(vp, pre, dec), moe=moe))
     return out
+
+
+def held_out_moe_graphs_errors(pm: PerfModel, catalog: Catalog, gpu: str = "H200-141GB", tp: int = 1) -> HeldOut:
+    """The prior of `pm` against HELD_OUT_MOE_GRAPHS (the held-out MoE served with CUDA graphs to 4,096 tokens)."""
+    model, pdir = HELD_OUT_MOE_GRAPHS
+    if pm.is_measured(model, gpu, tp):
+        raise ValueError(f"{model} on {gpu} tp{tp} has a profile in the calibration set: not a held-out model")
+    vp = pm.get(model, gpu, tp)
+    if vp is None:
+        raise ValueError(f"no prior for {model} on {gpu} tp{tp}")
+    pre = central_points(pd.read_csv(RUNS_DIR / pdir / "prefill.csv"), ["isl", "batch"], "ttft_ms")
+    dec = central_points(pd.read_csv(RUNS_DIR / pdir / "decode.csv"), ["batch", "context_tokens"], "itl_ms")
+    return HeldOut(f"{model} (moe, graphs to 4,096)", "prior", *rel_errors(vp, pre, dec), moe=True)
 
 
 def prior_accuracy(rows: list[HeldOut]) -> PriorAccuracy:

@@ -24,7 +24,7 @@ from planner.io.schema import (
     Workload,
 )
 from planner.perf.graphs import graph_limit
-from planner.perf.heldout import PRIOR_HELD_OUT, PRIOR_HELD_OUT_GPU
+from planner.perf.heldout import PRIOR_HELD_OUT, PRIOR_HELD_OUT_GPU, PRIOR_HELD_OUT_MOE_GRAPHS
 from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation
 from planner.planning.capacity import (
     POISSON,
@@ -245,7 +245,9 @@ def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
             f"on {n_held} {'MoE' if moe else 'dense'} model{'' if n_held == 1 else 's'} held out on real "
             f"vLLM 0.26 it missed prefill by {pre:.0%} and decode by {dec:.0%} at the median (bench/heldout_model.py --set)"
             + ("; an MoE's prefill of 513-4,096-token steps runs without CUDA graphs at vLLM's default sizes, "
-               "launch-bound, not as its FLOPs" if moe else "")
+               "launch-bound, not as its FLOPs: served with graphs captured to 4,096 tokens "
+               f"(--cudagraph-capture-sizes) the same MoE's prefill was within {PRIOR_HELD_OUT_MOE_GRAPHS[0]:.0%}"
+               if moe else "")
             + (f"; {', '.join(unprofiled)} {'has' if len(unprofiled) == 1 else 'have'} no profile of any model: on a GPU type "
                f"held out of the calibration ({g.gpu} tp{g.min_tp}+) it missed by {g.prefill:.0%} / {g.decode:.0%}"
                if unprofiled else "")
