@@ -104,7 +104,7 @@ Fourth pass (stop 26), the first default chosen on all 20 tuning draws at once (
 runs chosen ablation rows): the worst draw (mmpp-onoff +300, 0.763) lost its bursts to KV admission after the
 decode pool was released to forecast.decode_factor 0.75 x the plan. decode_factor 0.8: on/off bursts +300 / +200
 0.763 / 0.951 -> 0.991 / 1.000, worst draw 0.763 -> 0.850 (step surge +200: its first 3x step, which the reactive
-reference meets only at the static fleet's size), 204.6 -> 205.1 GPU-h in sum; 0.85 / 1.0 reach the same worst
+reference meets only at nearly the static fleet's cost, 6.80 vs 6.83 GPU-h), 204.6 -> 205.1 GPU-h in sum; 0.85 / 1.0 reach the same worst
 at 219-224. Held out, reported only: canonical RESULT gpu_hours_vs_oracle 1.471 -> 1.483, slo_attainment 0.9989 ->
 0.9988, worst 0.5263 (flash-crowd) unchanged; on draws +100 / +200 mmpp-spiky 0.918 / 0.916 -> 1.000 / 1.000.
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
