@@ -328,34 +328,31 @@ prior calibrated without any H100 profile; a test holds the two together): quote
 a GPU type no profile measured."""
 
 
-def held_out_set_errors(pm: PerfModel, catalog: Catalog, gpu: str = "H200-141GB", tp: int = 1) -> list[HeldOut]:
-    """The prior of `pm` against each model of HELD_OUT_SET (the catalog must know them all: the bundled one with
-    BYO_CATALOG_DIR over it); a model with a profile in `pm`'s calibration is an error, not a held-out model."""
-    out = []
-    for model, pdir, ddir in HELD_OUT_SET:
-        if pm.is_measured(model, gpu, tp):
-            raise ValueError(f"{model} on {gpu} tp{tp} has a profile in the calibration set: not a held-out model")
-        vp = pm.get(model, gpu, tp)
-        if vp is None:
-            raise ValueError(f"no prior for {model} on {gpu} tp{tp}")
-        pre = central_points(pd.read_csv(RUNS_DIR / pdir / "prefill.csv"), ["isl", "batch"], "ttft_ms")
-        dec = central_points(pd.read_csv(RUNS_DIR / ddir / "decode.csv"), ["batch", "context_tokens"], "itl_ms")
-        moe = catalog.model(model).moe is not None
-        out.append(HeldOut(f"{model} ({'moe' if moe else 'dense'})", "prior", *rel_errors(vp, pre, dec), moe=moe))
-    return out
-
-
-def held_out_moe_graphs_errors(pm: PerfModel, catalog: Catalog, gpu: str = "H200-141GB", tp: int = 1) -> HeldOut:
-    """The prior of `pm` against HELD_OUT_MOE_GRAPHS (the held-out MoE served with CUDA graphs to 4,096 tokens)."""
-    model, pdir = HELD_OUT_MOE_GRAPHS
+def _prior_row(pm: PerfModel, catalog: Catalog, model: str, pdir: str, ddir: str, gpu: str, tp: int,
+               suffix: str = "") -> HeldOut:
+    """The prior of `pm` for `model` against the prefill.csv of RUNS_DIR/pdir and the decode.csv of RUNS_DIR/ddir; a
+    model with a profile in `pm`'s calibration is an error, not a held-out model."""
     if pm.is_measured(model, gpu, tp):
         raise ValueError(f"{model} on {gpu} tp{tp} has a profile in the calibration set: not a held-out model")
     vp = pm.get(model, gpu, tp)
     if vp is None:
         raise ValueError(f"no prior for {model} on {gpu} tp{tp}")
     pre = central_points(pd.read_csv(RUNS_DIR / pdir / "prefill.csv"), ["isl", "batch"], "ttft_ms")
-    dec = central_points(pd.read_csv(RUNS_DIR / pdir / "decode.csv"), ["batch", "context_tokens"], "itl_ms")
-    return HeldOut(f"{model} (moe, graphs to 4,096)", "prior", *rel_errors(vp, pre, dec), moe=True)
+    dec = central_points(pd.read_csv(RUNS_DIR / ddir / "decode.csv"), ["batch", "context_tokens"], "itl_ms")
+    moe = catalog.model(model).moe is not None
+    return HeldOut(f"{model} ({'moe' if moe else 'dense'}{suffix})", "prior", *rel_errors(vp, pre, dec), moe=moe)
+
+
+def held_out_set_errors(pm: PerfModel, catalog: Catalog, gpu: str = "H200-141GB", tp: int = 1) -> list[HeldOut]:
+    """The prior of `pm` against each model of HELD_OUT_SET (the catalog must know them all: the bundled one with
+    BYO_CATALOG_DIR over it)."""
+    return [_prior_row(pm, catalog, model, pdir, ddir, gpu, tp) for model, pdir, ddir in HELD_OUT_SET]
+
+
+def held_out_moe_graphs_errors(pm: PerfModel, catalog: Catalog, gpu: str = "H200-141GB", tp: int = 1) -> HeldOut:
+    """The prior of `pm` against HELD_OUT_MOE_GRAPHS (the held-out MoE served with CUDA graphs to 4,096 tokens)."""
+    model, pdir = HELD_OUT_MOE_GRAPHS
+    return _prior_row(pm, catalog, model, pdir, pdir, gpu, tp, suffix=", graphs to 4,096")
 
 
 def prior_accuracy(rows: list[HeldOut]) -> PriorAccuracy:
