@@ -81,9 +81,12 @@ def test_a_surge_shorter_than_start_up_needs_the_static_fleet_without_foresight(
 @pytest.mark.parametrize(("flag", "exit_code", "says"), [
     ("--reseed=x", 2, "--reseed: expected comma-separated integers"),
     ("--only=nope", 2, "--only: unknown scenario nope"),
+    ("--variants=no-envelope,nope", 2, "--variants: unknown row nope"),
+    ("--variants=,", 2, "--variants: unknown row (none given)"),
 ])
 def test_bad_bench_flags_are_one_line_exit_2_before_any_work(flag, exit_code, says, capsys, monkeypatch):
-    """bench/autoscale_trace.py checks --reseed (new draws of each synthetic scenario) and --only before any work."""
+    """bench/autoscale_trace.py checks --reseed (new draws of each synthetic scenario), --only and --variants (the
+    ablation rows to run) before any work."""
     monkeypatch.setattr(sys, "argv", ["autoscale_trace.py", flag])
     with pytest.raises(SystemExit) as e:
         at.main()
