@@ -115,7 +115,8 @@ no-rise-veto -5.0%, 8 (diurnal 0.958); stab-60s -2.9%, 7; no-burstiness -0.0%, 6
 11 below each (sine 0.913-0.958); rise-noise-2sd -2.5%, 5; trend-cap-1.15 -1.1%, 3; static-cap-1.0 -0.7%, 3;
 jump-as-level -1.9%, 2 (sine +100 0.958, step +200 0.818); rise-near-peak -2.2%, 1 (clustered-8 +100 0.9891);
 slo-headroom -1.0%, 1 (0.9893); trend-max-2 -4.5%, 6 and trend-max-3 -1.2%, 2 (the
-15-min sine's ramps, 0.908-0.979: its trend runs far above the envelope for good reason); hold-trend +8.7%, 1 (mmpp +100 0.9889) but worst 0.935 (step +200 0.850 -> 0.999:
+15-min sine's ramps, 0.908-0.979: its trend runs far above the envelope for good reason); trend-noise-1 / -2
+(no rise within 1 / 2 sd of counting noise extrapolated) +0.8% / +1.0%, 2 / 4 below (diurnal 0.944-0.970); hold-trend +8.7%, 1 (mmpp +100 0.9889) but worst 0.935 (step +200 0.850 -> 0.999:
 the trend-inflated plans of earlier noise held into the step, the canonical step's "surplus" again, at 1.7x the
 static fleet's cost); util-0.85 +12.0%, corr-service +4.5%, spike-hold-level +5.0%, queue-min-0 +2.0%. Only two
 rows save GPU-hours without losing a draw: fixed-margin (-1.1%) and release-start (-0.2%). The learned margin (an
@@ -231,6 +232,8 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "spike-min-1": {"forecast": {"spike_min_count": 1}},
     "trend-max-2": {"forecast": {"trend_max_factor": 2.0}},
     "trend-max-3": {"forecast": {"trend_max_factor": 3.0}},
+    "trend-noise-1": {"forecast": {"trend_noise_sigmas": 1.0}},
+    "trend-noise-2": {"forecast": {"trend_noise_sigmas": 2.0}},
 }
 
 

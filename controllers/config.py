@@ -139,7 +139,8 @@ class ForecastConfig(_Strict):
     trend_noise_sigmas: float = Field(
         default=0.0, ge=0,
         description="a rise of the request rate below this many standard deviations of Poisson counting noise "
-                    "(sqrt(2 x rate / interval)) is not extrapolated; 0: every rise is")
+                    "(sqrt(2 x rate / interval)) is not extrapolated; 0: every rise is. On the 20 tuning draws of stop 26 "
+                    "(rows trend-noise-1 / -2): +0.8% / +1.0% GPU-h and diurnal falls to 0.970 / 0.944: 0 kept")
     trend_max_factor: float | None = Field(
         default=None, ge=1,
         description="the short forecast is at most this x the recent-peak envelope (>= the last value); None: no cap. "
