@@ -535,7 +535,8 @@ def test_spike_memory_holds_the_peak_of_recurring_spikes_instead_of_chasing_each
     memory, a level seen before x trend_history_cap 2)."""
     cycle = [8.0] * 3 + [1.0] * 14  # off longer than the envelope window (2 x (180 + 60) s = 8 intervals)
     rates = cycle * 3
-    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False}  # isolate the memory from the period
+    # isolate the memory from the period and from the jump rule (which alone plans a 1 -> 8 jump as a level)
+    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False, "trend_jump_ratio": None}
     c_on, c_off = cfg(**flat), cfg(spike_memory=False, **flat)
     on, off = replay(rates, c_on), replay(rates, c_off)
     third_off_end, third_on = 2 * len(cycle) - 1, 2 * len(cycle)
@@ -553,7 +554,7 @@ def test_a_small_queue_does_not_lift_the_held_level(waiting, queue_min_s, lifted
     plan at the held peak unless the queue holds more than queue_min_s seconds of arrivals."""
     cycle = [8.0] * 3 + [1.0] * 14
     rates = cycle * 2 + [1.0, 8.0]
-    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False, "queue_min_s": queue_min_s}
+    flat = {"learn_margin": False, "margin_prior": 1.0, "period": False, "queue_min_s": queue_min_s, "trend_jump_ratio": None}
     k = len(rates) - 1
     fleets = replay(rates, cfg(**flat), snapshots={k: obs(8.0, waiting_prefill=waiting)})
     # the linear planner adds the backlog (waiting / (start-up + interval)) to the 8 req/s held
@@ -702,11 +703,23 @@ def test_the_rise_veto_applies_near_the_envelope_only(rates, share, rising):
     ([0.0, 0.0, 0.0, 4.0], 3.0, 0, 4.0),      # from nothing: a jump
 ])
 def test_a_jump_is_planned_as_a_level_not_extrapolated(rates, ratio, steps, short):
-    """forecast.trend_jump_ratio / trend_jump_steps (off by default: controllers/config.py says why) on the request
+    """forecast.trend_jump_ratio / trend_jump_steps (5 and 0 by default: controllers/config.py says why) on the request
     rate; the token rates follow the same rule, so the lengths planned (token rate / request rate) stay observed."""
     f = _forecast(rates, trend_jump_ratio=ratio, trend_jump_steps=steps, trend_history_cap=None, spike_memory=False)
     assert f.short_rps == pytest.approx(short)
     assert f.prompt_tps / f.rate_rps == pytest.approx(1000.0)
+
+
+@pytest.mark.parametrize(("rates", "short"), [
+    ([2.0, 2.0, 2.0, 12.0], 12.0),   # 6x in one interval (a flash crowd, an on-burst): planned as the new level
+    ([0.3, 0.3, 0.3, 1.2], 4.8),     # 4x out of a trickle (a ramp's first interval): 1.2 + 0.9 x 4 steps
+    ([2.0, 2.0, 3.0, 5.0], 13.0),    # a ramp: 5 + its last rise 2 x 4 steps
+])
+def test_the_default_jump_rule_tells_a_jump_from_a_ramp(rates, short):
+    """forecast.trend_jump_ratio's default (5, chosen on the 20 tuning draws: controllers/config.py): a >= 5x
+    one-interval rise is planned as a level; smaller rises, a ramp out of a trickle included, keep the trend."""
+    f = _forecast(rates, trend_history_cap=None, spike_memory=False)
+    assert f.short_rps == pytest.approx(short)
 
 
 @pytest.mark.parametrize(("never_below", "expected"), [(True, 6), (False, 4)])
