@@ -109,8 +109,8 @@ def test_release_trend_scales_down_sooner_after_a_jump_that_stops():
     """A jump (2 -> 6 req/s) is extrapolated by the trend; with hold_trend=False the scale-down window
     remembers only the envelope plan, so the trend's surplus goes once the rise stops."""
     rates = [2.0] * 4 + [6.0] * 8
-    held = replay(rates, cfg(hold_trend=True))
-    released = replay(rates)  # hold_trend=False is the default (chosen on the tuning set)
+    held = replay(rates)  # hold_trend=True is the default (chosen on the 20 tuning draws: controllers/config.py)
+    released = replay(rates, cfg(hold_trend=False))
     assert held[4] == released[4] and held[4][D] > 6  # the same scale-up at the jump
     assert total(released[8]) < total(held[8])
     assert all(f[D] >= 6 for f in released[5:])  # never below the load that did arrive
@@ -486,7 +486,7 @@ def test_headroom_factor_table(name):
 def test_headroom_off_keeps_factor_one():
     mem = ModelMemory()
     for _ in range(10):
-        mem = update_headroom(mem, 0.1, 0, cfg(), 1.0)
+        mem = update_headroom(mem, 0.1, 0, cfg(headroom=False), 1.0)
     assert mem.headroom == 1.0
 
 
@@ -497,7 +497,7 @@ def test_headroom_shrinks_the_plan_while_latency_is_low_and_restores_it_near_the
     snaps = {k: _lat_obs(10.0, 600, 30) for k in range(n)}
     flat = {"learn_margin": False, "margin_prior": 1.0}  # the envelope itself: the factor is all that changes
     on = replay([10.0] * n, cfg(headroom=True, **flat), snaps)
-    off = replay([10.0] * n, cfg(**flat), snaps)
+    off = replay([10.0] * n, cfg(headroom=False, **flat), snaps)
     assert off[-1][D] == 10 and on[-1][D] == 7
     snaps2 = dict(snaps) | {n: _lat_obs(10.0, 1800, 30)}
     back = replay([10.0] * (n + 1), cfg(headroom=True, **flat), snaps2)
@@ -691,7 +691,7 @@ def _forecast(rates: list[float], **forecast: object):
     ([8.0, 8.0, 5.0, 5.0, 4.0], 0.7, False),   # falling: never a veto
 ])
 def test_the_rise_veto_applies_near_the_envelope_only(rates, share, rising):
-    """forecast.rise_min_share (off by default: controllers/config.py says why): a rise in a trough does not veto."""
+    """forecast.rise_min_share (0.7 by default: controllers/config.py says why): a rise in a trough does not veto."""
     assert _forecast(rates, rise_min_share=share).rising is rising
 
 
