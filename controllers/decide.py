@@ -17,7 +17,7 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
                 (realised peak over the horizon) / (base planned for then), clipped;
               * a SHORT forecast a horizon of start-up + one interval ahead (the last value plus
                 the smallest rise of the last few intervals when all rose: a sustained ramp; or
-                ETS, forecast.short = "ets"); optionally (forecast.trend_jump_ratio, off) a one-interval
+                ETS, forecast.short = "ets"); with forecast.trend_jump_ratio (5 by default) a >= 5x one-interval
                 JUMP of the request rate is planned as the new level, every series alike;
               * with SPIKE MEMORY (forecast.spike_memory): when the history holds >= spike_min_count
                 separate spikes above spike_ratio x its median, the envelope is at least the held
