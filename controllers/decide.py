@@ -49,11 +49,11 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
             the optimiser in the same interval), at utilization `forecast.plan_utilization` (1.0: the
             headroom is in the forecast, not added twice);
   guard     hold the last good plan when metrics or the solver fail; scale-down only to the max
-            recommendation of a window >= start-up + lag + one interval (with hold_trend=False the
-            window remembers the plan without the trend term and the backlog classes, and
+            recommendation of a window >= start-up + lag + one interval (the window remembers the plan
+            without the backlog classes, and without the trend term with hold_trend=False;
             guard.keep_starting keeps replicas still starting while requests wait; never below the
             proposal itself, guard.never_below_proposal); no scale-down while the model's rate rose in the
-            last `rise_intervals` (optionally only near its envelope: rise_min_share, off) or its queue grows; >= 1 replica per role
+            last `rise_intervals` (only near its envelope: rise_min_share, 0.7 by default) or its queue grows; >= 1 replica per role
             while the model has traffic in the envelope window (no scale-to-zero on a quiet minute).
 
 State is immutable (frozen dataclasses holding tuples and fresh dicts); every call returns a new one.
