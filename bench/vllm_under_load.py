@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from fidelity import PERCENTILE, LoadPoint, Saturation, _mixed_sim, model_saturation_rps, part_vllm_load, read_load_sweep, saturation  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.errors import PlannerError  # noqa: E402
 from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
 from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
@@ -92,6 +93,14 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
      "profiles/runs/2026-12-04-s16/qwen3-30b-a3b/H200-141GB/tp1-graphs4k/vllm"),
     ("profiles/runs/2026-12-04-s16/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k-loadsat/vllm/load_sweep.csv",
      "profiles/runs/2026-12-04-s16/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k/vllm"),
+    # s17: the steady state, 60 s of arrivals per rate at 50/70/85% of the laws' saturation, on two held-out models
+    # (qwen1.5-moe with s16's graphs, mistral-nemo-12b) and on llama-3.1-8b at ISL 1024 (s8 measured its ISL 4096).
+    ("profiles/runs/2026-12-04-s17/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k-steady/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-04-s16/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k/vllm"),
+    ("profiles/runs/2026-12-04-s17/mistral-nemo-12b/H200-141GB/tp1-steady/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-03-s12/mistral-nemo-12b/H200-141GB/tp1/vllm"),
+    ("profiles/runs/2026-12-04-s17/llama-3.1-8b/H200-141GB/tp1-steady1k/vllm/load_sweep.csv",
+     "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
@@ -124,6 +133,11 @@ def parse_sweep(arg: str) -> tuple[Path, Path]:
               f"name one with SWEEP.csv=PROFILE_DIR", file=sys.stderr)
         raise SystemExit(2)
     read_load_sweep(sp)  # exits 2 on missing columns
+    try:  # the swept model must be in the catalog (the imported models' one unless PLANNER_CATALOG is set)
+        Catalog.load().model(load_profile(pd_).meta.model)
+    except PlannerError as e:
+        print(f"--sweep {arg}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     return sp, pd_
 
 
@@ -260,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweep", action="append", default=None, metavar="SWEEP.csv[=PROFILE_DIR]",
                     help="a load sweep and the profile of the swept replica (default: every committed sweep)")
     a = ap.parse_args(argv)
-    if not a.sweep:
-        use_byo_catalog_unless_set()  # the imported models of the default sweeps
+    use_byo_catalog_unless_set()  # the imported models (default sweeps and --sweep alike)
     sweeps = [parse_sweep(s) for s in a.sweep] if a.sweep else default_sweeps()
     if not sweeps:
         print("no load sweep found (profiles/data/**/load_sweep.csv); name one with --sweep", file=sys.stderr)

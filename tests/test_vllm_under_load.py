@@ -115,3 +115,27 @@ def test_longest_stall_flags_a_server_wide_pause_and_counts_its_arrivals(pause_a
     assert (st is not None) == stall
     if stall:
         assert st.gap_s == pytest.approx(pause_s, abs=0.3) and st.arrivals == arrived and arrived >= 5
+
+
+def test_a_sweep_of_an_unknown_model_is_exit_2_and_an_imported_one_is_found(tmp_path, capsys, monkeypatch):
+    """The swept profile's model must be in the catalog (the imported models' one unless PLANNER_CATALOG is set):
+    an unknown one is exit 2 naming it, checked before any work; an imported one (mistral-nemo-12b, s17) parses
+    without PLANNER_CATALOG being set by hand."""
+    import shutil
+
+    from planner.perf.heldout import CATALOG_ENV
+
+    monkeypatch.delenv(CATALOG_ENV, raising=False)
+    prof = tmp_path / "prof"
+    shutil.copytree(PROFILE, prof)
+    meta = prof / "meta.yaml"
+    meta.write_text(meta.read_text().replace("model: llama-3.1-8b", "model: no-such-model"))
+    with pytest.raises(SystemExit) as exc:
+        vul.main(["--sweep", f"{PROFILE / 'load_sweep.csv'}={prof}"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "no-such-model" in err
+    monkeypatch.delenv(CATALOG_ENV, raising=False)
+    vul.use_byo_catalog_unless_set()
+    sweep = REPO / "profiles/runs/2026-12-04-s17/mistral-nemo-12b/H200-141GB/tp1-steady/vllm/load_sweep.csv"
+    nemo = REPO / "profiles/runs/2026-12-03-s12/mistral-nemo-12b/H200-141GB/tp1/vllm"
+    assert vul.parse_sweep(f"{sweep}={nemo}") == (sweep, nemo)

@@ -55,7 +55,7 @@ combines, as in `prefill_wait_quantile_ms`, max(g, s) + min(g, s)·(1 - 1/b_max)
        decode-only step), else 0 (idle replica); g is the p-quantile of that mixture;
     s: the M/D/1 wait (`wait_quantile_ms`) of a server that is the share of each step left to
        prefill: service D = W + t_d·isl/C per prompt; it diverges at λ·D = 1.
-    TTFT_p = frontend + wait_p + T_own   (the first token leaves at the end of the prompt's last chunk step).
+    TTFT_p = frontend + async + wait_p + T_own   (the first token leaves at the end of the prompt's last chunk step).
   Step composition as vLLM 0.26's scheduler builds it (running decodes first, then waiting prompts'
   chunks FCFS in the budget left; laws.mixed_step_ms):
     * a chunk-carrying step pays the larger fixed cost, max(decode fixed, prefill a), so it costs
@@ -70,6 +70,11 @@ combines, as in `prefill_wait_quantile_ms`, max(g, s) + min(g, s)·(1 - 1/b_max)
     * frontend: vLLM's API server admits a request on the event loop that streams the running
       requests' tokens, so it reaches the engine `ttft_overhead_ms + FRONTEND_MS_PER_RUNNING·N` after
       arrival (planner/simulate/steptime.py, fitted on the real vLLM load sweep's ISL 1k rows).
+    * async scheduling (vLLM 0.26's default, steptime.ASYNC_SCHEDULING): the engine schedules step k+1
+      while step k runs, so a prompt that reaches it during step k first runs in step k+2; TTFT_p gains
+      the mean of step k+1, ρ_g·T + min(1 - ρ_g, P(N>0))·t_d (a shift, not a quantile: that step is
+      one draw, correlated with the gated residual it follows). It moved the steady-state simulator's
+      TTFT p90 toward 60-s real samples (profiles/runs/2026-12-04-s17).
     No constant here is tuned on the comparison it is reported on: the first two are the laws' step
     composition; the frontend constant is fitted on ISL 1k and reported on ISL 4k, and the reverse
     (bench/fidelity.py part 4).
@@ -168,7 +173,7 @@ from scipy import special, stats
 
 from planner.io.schema import Burstiness
 from planner.perf.laws import VariantPerf
-from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING, frontend_delay_ms
+from planner.simulate.steptime import ASYNC_SCHEDULING, FRONTEND_MS_PER_RUNNING, frontend_delay_ms
 
 # Bisection tolerance on the capacity, relative: 0.1% of the rate is far below profiling noise.
 _RATE_RTOL = 1e-3
@@ -491,9 +496,34 @@ def _generalized_poisson_quantile(theta: float, eta: float, percentile: float) -
     return math.inf
 
 
+def _async_gated_quantile_ms(rho_g: float, t_step: float, pi_d: float, step_ms: float, tail: float) -> float:
+    """The t with P(R > t) = `tail` where R is the step in flight's residual plus the step already scheduled after
+    it (async scheduling). In flight: a chunk-carrying step (probability `rho_g`, residual uniform on (0, T)),
+    followed by another one while prompts keep the prefill stream busy (probability ρ_g again), else by a
+    decode-only step: shift ρ_g·T + (1 - ρ_g)·t_d; or a decode-only step (probability `pi_d`, residual uniform
+    on (0, t_d)), scheduled when no prompt waited, so followed by one: shift t_d; else idle, 0.
+    P(R > t) is piecewise linear and non-increasing: bisection."""
+    if rho_g + pi_d <= tail:
+        return 0.0
+    parts = ((rho_g, t_step, rho_g * t_step + (1.0 - rho_g) * step_ms), (pi_d, step_ms, step_ms))
+
+    def over(t: float) -> float:
+        return sum(p * min(1.0, max(0.0, 1.0 - (t - shift) / length)) for p, length, shift in parts if length > 0)
+
+    lo, hi = 0.0, max(length + shift for _, length, shift in parts)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if over(mid) > tail:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
 def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
                                    step_ms: float, chunk_tokens: float, decode_busy: float,
-                                   idc: float = 1.0, chunk_fixed_ms: float = 0.0) -> tuple[float, float, float]:
+                                   idc: float = 1.0, chunk_fixed_ms: float = 0.0,
+                                   async_scheduling: bool = False) -> tuple[float, float, float]:
     """(p-quantile of the wait before a prompt's first chunk step, that step's duration, ρ of the
     prefill stream) in a mixed replica whose decode part of a step takes `step_ms`.
 
@@ -510,6 +540,8 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
       left after the decodes), which diverges at λ·D = 1.
     With `idc` != 1 the saturation term is Kingman's and the wait behind the prompt's own
     cluster-mates is added, as for the prefill role (module doc, Bursty arrivals).
+    With `async_scheduling` the step after the one in flight was scheduled without the prompt, so the gated
+    residual gains that step (`_async_gated_quantile_ms`; module doc, Mixed).
     """
     work = _mixed_prompt_work_ms(perf, isl)
     steps = max(1.0, math.ceil(isl / chunk_tokens))
@@ -525,7 +557,9 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
     rho_g = min(1.0, rate_rps * t_step / (1000.0 * b))
     pi_d = min(1.0 - rho_g, decode_busy)
     # P(R > t) = ρ_g(1 - t/T) + π_d(1 - t/t_d)^+ = tail, solved piecewise (0 when idle enough).
-    if rho_g * (1.0 - step_ms / t_step) >= tail:
+    if async_scheduling:
+        gated = _async_gated_quantile_ms(rho_g, t_step, pi_d, step_ms, tail)
+    elif rho_g * (1.0 - step_ms / t_step) >= tail:
         gated = t_step * (1.0 - tail / rho_g)
     elif rho_g + pi_d > tail:
         gated = (rho_g + pi_d - tail) / (rho_g / t_step + pi_d / step_ms)
@@ -540,9 +574,11 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
 
 
 def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float,
-                  arrivals: ArrivalShape = POISSON, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING) -> Latency:
+                  arrivals: ArrivalShape = POISSON, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING,
+                  async_scheduling: bool = ASYNC_SCHEDULING) -> Latency:
     """TTFT and ITL at the percentile of a colocated replica with chunked prefill (module doc, Mixed).
-    `frontend_ms_per_running`: the frontend's delay per running request (module doc, Mixed)."""
+    `frontend_ms_per_running`: the frontend's delay per running request; `async_scheduling`: the step already
+    scheduled when the request reaches the engine (module doc, Mixed)."""
     saturated = Latency(ttft_ms=math.inf, itl_ms=math.inf, batch=math.inf, utilization=math.inf)
     ctx = isl + osl / 2.0
     idc = arrivals.replica_idc  # mixed replicas: the per-replica split (module doc, Bursty arrivals)
@@ -564,7 +600,7 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
         chunk_tokens = perf.max_batched_tokens - n
         wait, t_step, rho_eff = mixed_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, step_ms, chunk_tokens,
                                                                  decode_busy=1.0 - math.exp(-n), idc=idc,
-                                                                 chunk_fixed_ms=extra)
+                                                                 chunk_fixed_ms=extra, async_scheduling=async_scheduling)
         if not math.isfinite(wait):
             return saturated
         steps = max(1.0, math.ceil(isl / chunk_tokens))

@@ -11,6 +11,10 @@ The simulation advances by batch changes, not by token (DESIGN.md, Verification 
   for the step boundary in flight), and -- for ``mixed`` -- each step that carries prefill chunks
   (chunked prefill sharing the step's token budget with the decodes, :func:`laws.mixed_step_ms`),
   which is how prefill interference inflates the ITL of the running decodes.
+* ``mixed`` replicas schedule asynchronously, as vLLM 0.26 does by default (its log: "Asynchronous
+  scheduling is enabled"): the engine schedules step k+1 while step k runs, so a request that reaches
+  the engine during step k misses step k+1 and joins step k+2 (``steptime.ASYNC_SCHEDULING``,
+  ``FleetSimulator(async_scheduling=...)``). An idle engine schedules an arrival at once.
 * KV admission reserves isl + osl tokens per request (a sequence's cache grows to that; we do
   not model preemption): requests wait FCFS when the cache or ``max_num_seqs`` is full.
 
@@ -158,7 +162,7 @@ class BatchReplica:
 
     __slots__ = ("sim", "pool", "perf", "mixed", "t0", "n", "b", "ctx0", "fin", "waiting_q", "prefilling", "kv_res",
                  "ver", "stepping", "load", "busy_ms", "done_requests", "gen_tokens", "prompt_tokens", "draining",
-                 "my_ctx0", "cap", "max_seqs")
+                 "my_ctx0", "cap", "max_seqs", "deferred", "step_start", "step_cutoff", "step_dt")
 
     def __init__(self, sim: FleetSimulator, pool: Pool, perf: VariantPerf, mixed: bool):
         self.sim = sim
@@ -184,6 +188,10 @@ class BatchReplica:
         self.draining = False
         self.cap = perf.kv_capacity_tokens
         self.max_seqs = perf.max_num_seqs
+        self.deferred: list[int] = []              # mixed, async: arrived during the step in flight, miss the next one
+        self.step_start = 0.0                      # the chunk step in flight: its start, s
+        self.step_cutoff = -1.0                    # ... the time its schedule was made (arrivals up to it belong in it), s
+        self.step_dt = 0.0                         # ... its duration, ms
 
     # ----------------------------------------------------------------- observation
     @property
@@ -191,7 +199,7 @@ class BatchReplica:
         return self.b + len(self.prefilling)
 
     def waiting(self) -> int:
-        return len(self.waiting_q)
+        return len(self.waiting_q) + len(self.deferred)
 
     def kv_usage(self) -> float:
         """Tokens in the cache (contexts of the batch + prefilled parts) over capacity."""
@@ -201,8 +209,34 @@ class BatchReplica:
     # ----------------------------------------------------------------- events
     def arrive(self, t: float, rid: int) -> None:
         req = self.sim.req
-        self.waiting_q.append(rid)
         self.load += req.isl[rid] + req.osl[rid]
+        if self.mixed and self.sim.async_scheduling and (self.stepping or self.b > 0):
+            # The step after the one in flight is already scheduled (module doc): the request joins the one after.
+            if self.stepping:
+                if t <= self.step_cutoff < self.step_start:
+                    # The state ran ahead to a step scheduled at step_cutoff, after this arrival: it belongs in it.
+                    self.ver += 1
+                    self.busy_ms -= self.step_dt
+                    self.stepping = False
+                    self.waiting_q.append(rid)
+                    self._admit()
+                    self._start_step(self.step_cutoff)
+                    return
+                self.deferred.append(rid)  # queued at the end of the step in flight, admitted at the next boundary
+                return
+            self._sync(t)  # to the end of the decode step in flight
+            cutoff = self.t0  # the step after next is scheduled when the one in flight ends
+            if self.b > 0:
+                self._advance(self.n + 1)  # the step already scheduled runs without it
+            self.waiting_q.append(rid)
+            self._admit()
+            if self.prefilling:
+                self.ver += 1
+                self._start_step(cutoff)
+            else:
+                self._schedule()
+            return
+        self.waiting_q.append(rid)
         if self.stepping:
             return  # picked up at the end of the step in flight
         self._sync(t)
@@ -303,7 +337,9 @@ class BatchReplica:
         self._schedule()
 
     # ----------------------------------------------------------------- mixed: chunked-prefill steps
-    def _start_step(self) -> None:
+    def _start_step(self, cutoff: float = -1.0) -> None:
+        """Start a chunk-carrying step at t0. `cutoff`: when its schedule was made, if after the present event
+        (async scheduling: an arrival up to then is put in it, `arrive`)."""
         budget = self.perf.max_batched_tokens - self.b
         chunks: list[tuple[list[int], int]] = []
         tokens = 0
@@ -321,10 +357,13 @@ class BatchReplica:
         dt = mixed_step_ms(self.perf, self.b, self.ctx0 + self.b * self.n, tokens, isl2)
         self.busy_ms += dt
         self.stepping = True
+        self.step_start, self.step_cutoff, self.step_dt = self.t0, cutoff, dt
         self.sim.events.push(self.t0 + dt / 1e3, self._on_step, (self.ver, chunks))
 
     def _on_step(self, t: float, arg: tuple[int, list[tuple[list[int], int]]]) -> None:
-        _, chunks = arg
+        ver, chunks = arg
+        if ver != self.ver:
+            return  # re-planned before it started (`arrive`)
         self.stepping = False
         self.t0 = t
         self.n += 1  # the decodes of this step produced one token each
@@ -347,5 +386,19 @@ class BatchReplica:
             req.t_pf_end[rid] = t
             self.prompt_tokens += req.isl[rid]
             self._join_batch(rid, req)
+        self._admit()
+        if not self.deferred:
+            self._schedule()
+            return
+        # Arrivals of the step that just ended missed the step scheduled during it (async scheduling): that step
+        # runs first (a chunk step if prompts are prefilling, else one decode step), then they are admitted.
+        deferred, self.deferred = self.deferred, []
+        if self.prefilling:
+            self._schedule()  # the chunk step already scheduled; they are admitted at its end
+            self.waiting_q.extend(deferred)
+            return
+        if self.b > 0:
+            self._advance(self.n + 1)
+        self.waiting_q.extend(deferred)
         self._admit()
         self._schedule()

@@ -37,7 +37,7 @@ from planner.io.schema import Plan, Slo, Variant, Workload
 from planner.perf.laws import VariantPerf, lookup_variant_perf
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.engine import BatchReplica, EventQueue, PrefillReplica, Requests
-from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING, check_perf, frontend_delay_ms
+from planner.simulate.steptime import ASYNC_SCHEDULING, FRONTEND_MS_PER_RUNNING, check_perf, frontend_delay_ms
 
 PerfLookup = Callable[..., VariantPerf | None]
 Replica = PrefillReplica | BatchReplica
@@ -53,6 +53,7 @@ class SimOptions(TypedDict, total=False):
     sample_interval_s: float
     allow_empty_pools: bool
     frontend_ms_per_running: float
+    async_scheduling: bool
 """(model, gpu, tp[, weight_dtype, kv_dtype]) -> laws (see planner.perf.laws.lookup_variant_perf)."""
 
 # Default spacing of the pool timelines (queue, KV usage, utilization), seconds: fine enough for a
@@ -151,7 +152,8 @@ class FleetSimulator:
 
     def __init__(self, pools: list[PoolSpec], routes: dict[str, ClassRoute], arrivals: Arrivals, slos: dict[str, Slo],
                  *, seed: int = 0, startup_delay_s: float = 0.0, sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
-                 allow_empty_pools: bool = False, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING):
+                 allow_empty_pools: bool = False, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING,
+                 async_scheduling: bool = ASYNC_SCHEDULING):
         if len(arrivals) == 0:
             raise InputError(None, "arrivals", "no requests to simulate")
         self.pool_list = [Pool(i, s) for i, s in enumerate(pools)]
@@ -161,6 +163,8 @@ class FleetSimulator:
         self.startup_delay_s = startup_delay_s
         self.frontend_ms_per_running = frontend_ms_per_running
         """Frontend delay per request running on a mixed replica (laws.FRONTEND_MS_PER_RUNNING)."""
+        self.async_scheduling = async_scheduling
+        """Mixed replicas schedule step k+2 during step k (steptime.ASYNC_SCHEDULING)."""
         self.sample_interval_s = sample_interval_s
         self.events = EventQueue()
         self.now = 0.0
@@ -512,7 +516,8 @@ class FleetSimulator:
     def all_done(self) -> bool:
         if self.next_arrival < len(self.req.t_arr):
             return False
-        return all(not r.queue and not r.busy if isinstance(r, PrefillReplica) else (r.b == 0 and not r.waiting_q and not r.prefilling)
+        return all(not r.queue and not r.busy if isinstance(r, PrefillReplica)
+                   else (r.b == 0 and not r.waiting_q and not r.deferred and not r.prefilling)
                    for p in self.pool_list for r in p.replicas_all()) and not any(p.pending for p in self.pool_list) \
             and not any(fn == self._kv_arrived or fn == self._reach_engine for _, _, fn, _ in self.events.heap)
 

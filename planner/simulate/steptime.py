@@ -31,8 +31,18 @@ from planner.perf.laws import VariantPerf
 # ISL 1024 rows only (tuning; ISL 4096 held out): least squares through the origin of the per-request
 # residual (measured TTFT - the simulator's, replaying the same arrivals) on the requests running at
 # arrival; bench/fidelity.py part 4 refits it and reports both splits. Applies where the laws carry a
-# frontend (ttft_overhead_ms > 0, i.e. laws fitted on a real engine's client-side TTFT).
-FRONTEND_MS_PER_RUNNING = 0.52
+# frontend (ttft_overhead_ms > 0, i.e. laws fitted on a real engine's client-side TTFT). Refitted with
+# ASYNC_SCHEDULING in the simulator (2026-12-04): 0.52 -> 0.27, the step that async scheduling adds having
+# been most of what the constant absorbed.
+FRONTEND_MS_PER_RUNNING = 0.27
+
+# vLLM 0.26.0's engine core schedules the next step while the current one runs (async scheduling, on by
+# default: "Asynchronous scheduling is enabled" in every server log of profiles/runs/2026-12-04-s17; vLLM's
+# EngineCore.step_with_batch_queue): a request seen during step k is first scheduled into step k+2
+# (planner/simulate/engine.py's mixed replica; capacity.mixed_latency adds the mean of that step). Mixed
+# replicas only: the real load sweeps that show it are of mixed replicas; a decode replica's admission keeps
+# its one-boundary wait until a disaggregated deployment is measured.
+ASYNC_SCHEDULING = True
 
 
 def frontend_delay_ms(perf: VariantPerf, running: float, per_running_ms: float = FRONTEND_MS_PER_RUNNING) -> float:
