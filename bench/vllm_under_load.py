@@ -23,7 +23,8 @@ against the measured p90 on the points whose sample could reach the steady state
 replica give in the simulator, its error without the sample's luck, and ``*_in_band_pct``: the share of points
 whose measured p90 lies within that chance band's 5-95%, both from bench/fidelity.py's part 4;
 ``grid_*``: the capacity model against the steady-state simulator off the measured points, each swept profile's
-laws at the lengths and loads of GRID_ISL/GRID_OSL/GRID_LOADS, its own error apart from real vLLM;
+laws at the lengths and loads of GRID_ISL/GRID_OSL/GRID_LOADS, its own error apart from real vLLM; ``grid_long_*``:
+the same at long prompts (GRID_LONG_*), with the signed mean (``*_bias_pct``: negative, the model below the simulator);
 ``stalled_samples``: samples below saturation whose p90 is a server-wide pause, see STALL_MIN_GAP_S, listed in
 their own table and kept in every figure above).
 """
@@ -174,15 +175,22 @@ def steady_errors(perf: VariantPerf, points: list[LoadPoint], sat: Saturation) -
 GRID_ISL = (512, 2048)
 GRID_OSL = (128, 256)
 GRID_LOADS = (0.3, 0.5, 0.7, 0.85)
+# Long prompts apart (RAG-like classes): where a prompt fills the step budget on its own, the closed form falls
+# below the simulator as the load grows (grid_long_* of the RESULT, with the signed mean: the bias).
+GRID_LONG_ISL = (4096, 8192)
+GRID_LONG_OSL = (128,)
+GRID_LONG_LOADS = (0.5, 0.7, 0.85)
 
 
-def grid_errors(perf: VariantPerf) -> dict[str, list[float]]:
-    """Signed (model - steady simulator) / simulator, %, TTFT and ITL p90, over GRID_ISL x GRID_OSL x GRID_LOADS."""
+def grid_errors(perf: VariantPerf, isls: tuple[int, ...] = GRID_ISL, osls: tuple[int, ...] = GRID_OSL,
+                loads: tuple[float, ...] = GRID_LOADS) -> dict[str, list[float]]:
+    """Signed (model - steady simulator) / simulator, %, TTFT and ITL p90, over `isls` x `osls` x `loads` (shares
+    of the model's saturation rate; default GRID_ISL x GRID_OSL x GRID_LOADS)."""
     out: dict[str, list[float]] = {"ttft": [], "itl": []}
-    for isl in GRID_ISL:
-        for osl in GRID_OSL:
+    for isl in isls:
+        for osl in osls:
             sat = model_saturation_rps(perf, "mixed", isl, osl)
-            for load in GRID_LOADS:
+            for load in loads:
                 rate = load * sat
                 sim_ttft, sim_itl = steady_sim_p90(perf, isl, osl, rate)
                 lat = capacity.mixed_latency(perf, float(isl), float(osl), rate, PERCENTILE)
@@ -321,13 +329,17 @@ def main(argv: list[str] | None = None) -> int:
                      *(_mean(e.get(f"vllm_load_{k}_p90_in_band")) for k in ("ttft", "itl")),
                      ", ".join(f"{x:.0f}" for x in sat_err) or "-", "tuning (ISL 1024)" if is_tuning else "held out"))
     grid_rows, grid_pooled = [], {"ttft": [], "itl": []}
+    long_rows, long_signed = [], {"ttft": [], "itl": []}
     for gperf in fitted.values():  # each profile once, in sweep order
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             g = grid_errors(gperf)
+            gl = grid_errors(gperf, GRID_LONG_ISL, GRID_LONG_OSL, GRID_LONG_LOADS)
         grid_rows.append((f"{gperf.model}/{gperf.gpu}/tp{gperf.tp}{gperf.precision}", g))
+        long_rows.append((f"{gperf.model}/{gperf.gpu}/tp{gperf.tp}{gperf.precision}", gl))
         for k in ("ttft", "itl"):
             grid_pooled[k].extend(abs(x) for x in g[k])
+            long_signed[k].extend(gl[k])
     tg = Table(title=f"The capacity model vs the steady-state simulator off the measured points (ISL {GRID_ISL}, OSL "
                      f"{GRID_OSL}, {', '.join(f'{x:g}' for x in GRID_LOADS)} of the model's saturation): p90 error %")
     for c in ("profile", "points", "TTFT MAPE", "TTFT worst", "ITL MAPE", "ITL worst"):
@@ -336,6 +348,14 @@ def main(argv: list[str] | None = None) -> int:
         tg.add_row(lab, str(len(g["ttft"])), f"{_mean([abs(x) for x in g['ttft']]):.1f}", f"{max(g['ttft'], key=abs):+.1f}",
                    f"{_mean([abs(x) for x in g['itl']]):.1f}", f"{max(g['itl'], key=abs):+.1f}")
     con.print(tg)
+    tl = Table(title=f"Long prompts: the capacity model vs the steady-state simulator (ISL {GRID_LONG_ISL}, OSL {GRID_LONG_OSL}, "
+                     f"{', '.join(f'{x:g}' for x in GRID_LONG_LOADS)} of the model's saturation): p90 error %, signed mean = bias")
+    for c in ("profile", "points", "TTFT MAPE", "TTFT bias", "ITL MAPE", "ITL bias"):
+        tl.add_column(c, justify="right")
+    for lab, g in long_rows:
+        tl.add_row(lab, str(len(g["ttft"])), *(f"{v:{f}}" for k in ("ttft", "itl")
+                                                for v, f in ((_mean([abs(x) for x in g[k]]), ".1f"), (_mean(g[k]), "+.1f"))))
+    con.print(tl)
     t = Table(title=f"Real vLLM 0.26.0 under Poisson load, per sweep: p90 MAPE % below saturation (goal <= {GOAL_P90_PCT:g}), "
                     f"saturation-rate error % per ISL that saturated (goal <= {GOAL_SATURATION_PCT:g})")
     for c in ("sweep", "points", "TTFT model", "ITL model", "TTFT sim (replay)", "ITL sim (replay)",
@@ -373,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
           f"ttft_p90_in_band_pct={m(pooled, 'inband_ttft'):.0f} itl_p90_in_band_pct={m(pooled, 'inband_itl'):.0f} "
           f"grid_ttft_p90_model_vs_sim_mape_pct={_mean(grid_pooled['ttft']):.1f} "
           f"grid_itl_p90_model_vs_sim_mape_pct={_mean(grid_pooled['itl']):.1f} "
+          f"grid_long_ttft_p90_model_vs_sim_mape_pct={_mean([abs(x) for x in long_signed['ttft']]):.1f} "
+          f"grid_long_ttft_p90_bias_pct={_mean(long_signed['ttft']):+.1f} "
+          f"grid_long_itl_p90_model_vs_sim_mape_pct={_mean([abs(x) for x in long_signed['itl']]):.1f} "
+          f"grid_long_itl_p90_bias_pct={_mean(long_signed['itl']):+.1f} "
           f"stalled_samples={sum(1 for *_, below in stalls if below)} "
           f"saturation_err_pct={_mean(sat_errs):.1f} "
           f"saturation_worst_pct={max(sat_errs) if sat_errs else math.nan:.1f}")
