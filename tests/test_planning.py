@@ -375,3 +375,18 @@ def test_an_moe_prefill_past_the_cuda_graph_limit_gets_a_note(profile_dir: str, 
         assert bool(got) == noted, (role, got)
         assert all("--cudagraph-capture-sizes" in n and n.startswith("pool: ") for n in got)
     assert _graph_limit_notes(vp, "pool", "decode") == []
+
+
+@pytest.mark.parametrize("isl, noted", [(1024, False), (4096, True)])
+def test_a_mixed_pool_with_prompts_that_fill_a_step_says_to_verify(perf, catalog, isl: int, noted: bool) -> None:
+    """Where a mixed pool's prompts fill half a step's token budget or more (4,096 of 8,192), the closed form runs
+    below the simulator (assemble.MIXED_LONG_PROMPT_BIAS_PCT): the plan says so and points at --verify; at 1,024
+    tokens it does not."""
+    wl = _one_class(rate=2.0, isl=isl, ttft_ms=3000.0, itl_ms=80.0)
+    fl = Fleet(gpus={"H200-141GB": {"available": 8}}, limits={"roles": ["mixed"], "allowed_tp": [1]})
+    plan = plan_workload(wl, fl, perf, catalog)
+    assert plan.feasible
+    said = [n for n in plan.notes if "fill half a step" in n]
+    assert bool(said) == noted, plan.notes
+    if noted:
+        assert "--verify" in said[0] and f"{isl}-token" in said[0]

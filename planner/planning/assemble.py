@@ -255,6 +255,23 @@ def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
     return notes
 
 
+# The closed form's mixed-replica bias where one prompt fills half a step's token budget or more (floor(C/isl) <= 1),
+# against the steady-state simulator at ISL 4,096 / 8,192, 50-85% load, every swept vLLM profile: TTFT p90 -16.8%,
+# ITL p90 -12.8% (bench/vllm_under_load.py, grid_long_*; profiles/runs/2026-12-04-s17/README.md says why).
+MIXED_LONG_PROMPT_BIAS_PCT = (-16.8, -12.8)
+
+
+def _long_prompt_mixed_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str) -> list[str]:
+    """A note where a mixed pool takes prompts that fill half its step budget or more: there the closed form
+    predicts below the simulator (MIXED_LONG_PROMPT_BIAS_PCT), so the plan should be checked with --verify."""
+    if role != "mixed" or 2 * c.isl < vp.max_batched_tokens:
+        return []
+    ttft, itl = MIXED_LONG_PROMPT_BIAS_PCT
+    return [f"{pool_id}: class {c.id}'s {c.isl}-token prompts fill half a step's {vp.max_batched_tokens}-token budget or "
+            f"more; there the closed form's TTFT / ITL p90 run {-ttft:.0f}% / {-itl:.0f}% below the simulator's at 50-85% "
+            "load (bench/vllm_under_load.py): `planner solve --verify` checks the plan in the simulator"]
+
+
 def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str, batch: float) -> list[str]:
     """Where a planned operating point lies beyond the measured range of a measured law."""
     out: list[str] = []
@@ -286,6 +303,7 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
             lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile,
                           inst.arrivals.get((c.id, vid), POISSON))
         notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch) if n not in notes)
+        notes.extend(n for n in _long_prompt_mixed_notes(inst.perf[vid], vid, c, v.role) if n not in notes)
         if v.role in PREFILL_SIDE:
             ttft = max(ttft, lat.ttft_ms)
             pool.ttft_ms = round(max(pool.ttft_ms or 0.0, lat.ttft_ms), 2)
