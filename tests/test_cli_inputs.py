@@ -186,8 +186,10 @@ def _bad_plan(t: Callable[[str, str | bytes], str], weight: float) -> str:
     mp = plan["models"]["llama-3.1-8b"]
     cid, w = next(iter(mp["routing"].items()))
     pre = [p["id"] for p in mp["pools"] if p["role"] in ("prefill", "mixed")]
-    if len(pre) < 2:  # give the class a second prefill-side pool to spread weight over
-        extra = dict(next(p for p in mp["pools"] if p["id"] == pre[0]), id=pre[0].replace("/tp", "/tp") + "-b")
+    if len(pre) < 2:  # give the class a second prefill-side pool (the same one at twice the TP) to spread weight over
+        base = next(p for p in mp["pools"] if p["id"] == pre[0])
+        tp = 2 * int(base["tp"])
+        extra = dict(base, id=pre[0].rsplit("/tp", 1)[0] + f"/tp{tp}", tp=tp, gpus=tp * int(base["replicas"]))
         mp["pools"].append(extra)
         pre.append(extra["id"])
     for p in pre:
