@@ -154,7 +154,9 @@ queue (IDC at 1 s and 10 s, log-linear between).
       a slow variant. IDC < 1 (more regular than Poisson) only shortens the Kingman term.
   Mixed: the same for the prefill stream's wait (D = W + t_d·isl/C). ITL: the prompts chunked in a
     request's life are clustered: the busy-period count keeps its mean θ/(1-η) and its variance
-    grows to IDC_n·θ/(1-η)³ (compound arrivals), plus the request's own cluster-mates behind it
+    grows to IDC_n·θ/((1-η)(1-η')²) (compound arrivals; η' the batch feedback's branching, Mixed above:
+    on bench/fidelity.py's bursty mixed rows the ITL p90 MAPE went 23.1 -> 21.4% at the tuning IDC 3 and
+    10, 19.3 -> 17.3% held out at IDC 2 and 6, against IDC_n·θ/(1-η)³), plus the request's own cluster-mates behind it
     (geometric, mean (IDC_n - 1)/2, variance (IDC_n² - 1)/4); K_p is the p-quantile of a negative
     binomial with the sum's mean and variance.
   Decode (and the mixed decoding batch): a request sees the M^X/G/∞ occupancy, compound Poisson
@@ -633,7 +635,7 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
         # request's own cluster-mates behind it (geometric, mean (idc - 1)/2), all chunked in its
         # life; negative binomial with the sum's mean and variance.
         mu = theta / (1.0 - rho_p) + (idc - 1.0) / 2.0
-        var = idc * theta / (1.0 - rho_p) ** 3 + (idc * idc - 1.0) / 4.0
+        var = idc * theta / ((1.0 - rho_p) * (1.0 - eta) ** 2) + (idc * idc - 1.0) / 4.0
         k_p = float(stats.nbinom.ppf(percentile / 100.0, mu * mu / (var - mu), mu / var)) if var > mu else mu
     else:
         k_p = _generalized_poisson_quantile(theta * (1.0 - eta) / (1.0 - rho_p), eta, percentile)
