@@ -30,8 +30,7 @@ def _ttft_ms(t_s: list[float], isl: int, osl: list[int], async_scheduling: bool)
                          {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=90.0)}, frontend_ms_per_running=0.0,
                          async_scheduling=async_scheduling)
     sim.run()
-    return build_report(sim).requests.sort_values("rid").ttft_ms.to_numpy() if "rid" in build_report(sim).requests else \
-        build_report(sim).requests.ttft_ms.to_numpy()
+    return build_report(sim).requests.ttft_ms.to_numpy()
 
 
 @pytest.mark.parametrize(

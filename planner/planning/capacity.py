@@ -176,7 +176,7 @@ pool that keeps the SLO in simulation in bench/burst_sizing.py and tests/test_bu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -315,13 +315,18 @@ def _burst_wait_quantile_ms(head_wait_ms: float, head_busy: float, service_ms: f
         return 0.0
     if _sum_tail(a, mean_a, q, mean_c, 0.0) <= tail:
         return 0.0
-    hi = max(mean_a, mean_c)
-    while _sum_tail(a, mean_a, q, mean_c, hi) > tail:
+    return _tail_quantile(lambda t: _sum_tail(a, mean_a, q, mean_c, t), tail, max(mean_a, mean_c))
+
+
+def _tail_quantile(over: Callable[[float], float], tail: float, hi: float) -> float:
+    """The t at which a non-increasing tail `over`(t) = P(X > t) falls to `tail`: `hi` doubled until it is past
+    it, then bisection (60 halvings are far below a microsecond)."""
+    while over(hi) > tail:
         hi *= 2.0
     lo = 0.0
-    for _ in range(60):  # bisection on a decreasing tail; 60 halvings are far below a microsecond
+    for _ in range(60):
         mid = 0.5 * (lo + hi)
-        if _sum_tail(a, mean_a, q, mean_c, mid) > tail:
+        if over(mid) > tail:
             lo = mid
         else:
             hi = mid
@@ -405,9 +410,14 @@ def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: 
     return Latency(ttft_ms=perf.ttft_overhead_ms + wait + t_batch + kv, batch=b, utilization=util)
 
 
+def _decode_slope_ms(perf: VariantPerf, ctx: float) -> float:
+    """dt_d/dN: what one more sequence of context `ctx` adds to a decode step, ms (the law's β + γ·ctx)."""
+    return perf.decode_beta_ms_per_seq + perf.decode_gamma_ms_per_token * ctx
+
+
 def _decode_batch_mean(perf: VariantPerf, rate_rps: float, osl: float, ctx: float, stretch: float = 1.0) -> float:
     """Little's law batch N = λ·osl·t(N)·stretch/1000, closed form; inf when it diverges."""
-    slope = perf.decode_beta_ms_per_seq + perf.decode_gamma_ms_per_token * ctx
+    slope = _decode_slope_ms(perf, ctx)
     denom = 1000.0 - rate_rps * osl * slope * stretch
     if denom <= 0.0:
         return math.inf
@@ -470,7 +480,7 @@ def _mixed_decode_batch(perf: VariantPerf, rate_rps: float, osl: float, ctx: flo
     """Little's law for the decoding batch of a mixed replica: a request decodes osl-1 steps after
     its first token, each step stretched by the prefill share, N = λ·(osl-1)·t_d(N)/((1-ρ_p)·1000).
     Closed form as in `_decode_batch_mean`; inf when it diverges."""
-    slope = perf.decode_beta_ms_per_seq + perf.decode_gamma_ms_per_token * ctx
+    slope = _decode_slope_ms(perf, ctx)
     lam_steps = rate_rps * max(osl - 1.0, 1.0) / ((1.0 - rho_p) * 1000.0)
     denom = 1.0 - lam_steps * slope
     if denom <= 0.0:
@@ -513,7 +523,7 @@ def _async_gated_quantile_ms(rho_g: float, t_step: float, pi_d: float, step_ms: 
     followed by another one while prompts keep the prefill stream busy (probability ρ_g again), else by a
     decode-only step: shift ρ_g·T + (1 - ρ_g)·t_d; or a decode-only step (probability `pi_d`, residual uniform
     on (0, t_d)), scheduled when no prompt waited, so followed by one: shift t_d; else idle, 0.
-    P(R > t) is piecewise linear and non-increasing: bisection."""
+    P(R > t) is piecewise linear and non-increasing (`_tail_quantile`)."""
     if rho_g + pi_d <= tail:
         return 0.0
     parts = ((rho_g, t_step, rho_g * t_step + (1.0 - rho_g) * step_ms), (pi_d, step_ms, step_ms))
@@ -521,14 +531,7 @@ def _async_gated_quantile_ms(rho_g: float, t_step: float, pi_d: float, step_ms: 
     def over(t: float) -> float:
         return sum(p * min(1.0, max(0.0, 1.0 - (t - shift) / length)) for p, length, shift in parts if length > 0)
 
-    lo, hi = 0.0, max(length + shift for _, length, shift in parts)
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if over(mid) > tail:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    return _tail_quantile(over, tail, max(length + shift for _, length, shift in parts))
 
 
 def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
@@ -628,7 +631,7 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     # Each prompt chunked in the life then decodes beside the request for about half the rest of it, each step
     # slower by the decode law's slope: the busy period's branching is above λW for the count's spread (its mean
     # stays that of the fixed point, which already carries the mean batch; module doc, Mixed).
-    slope = perf.decode_beta_ms_per_seq + perf.decode_gamma_ms_per_token * ctx
+    slope = _decode_slope_ms(perf, ctx)
     eta = min(0.999, rho_p + rate_rps * slope * decode_steps / 2.0 / 1000.0)
     if idc > 1.0:
         # Clustered prompts (module doc): the busy-period count with variance × idc, plus the

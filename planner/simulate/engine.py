@@ -215,12 +215,11 @@ class BatchReplica:
             if self.stepping:
                 if t <= self.step_cutoff < self.step_start:
                     # The state ran ahead to a step scheduled at step_cutoff, after this arrival: it belongs in it.
-                    self.ver += 1
                     self.busy_ms -= self.step_dt
                     self.stepping = False
                     self.waiting_q.append(rid)
                     self._admit()
-                    self._start_step(self.step_cutoff)
+                    self._schedule(self.step_cutoff)  # a new version: the step's event is dropped
                     return
                 self.deferred.append(rid)  # queued at the end of the step in flight, admitted at the next boundary
                 return
@@ -230,11 +229,7 @@ class BatchReplica:
                 self._advance(self.n + 1)  # the step already scheduled runs without it
             self.waiting_q.append(rid)
             self._admit()
-            if self.prefilling:
-                self.ver += 1
-                self._start_step(cutoff)
-            else:
-                self._schedule()
+            self._schedule(cutoff)
             return
         self.waiting_q.append(rid)
         if self.stepping:
@@ -320,10 +315,12 @@ class BatchReplica:
             else:
                 self._join_batch(rid, req)
 
-    def _schedule(self) -> None:
+    def _schedule(self, cutoff: float = -1.0) -> None:
+        """Plan the next event from t0: a chunk step (its schedule made at `cutoff`, `_start_step`) or the decode
+        stretch to the next finish; a new version drops the events planned before."""
         self.ver += 1
         if self.mixed and self.prefilling:
-            self._start_step()
+            self._start_step(cutoff)
         elif self.b > 0:
             f = self.fin[0][0]
             dt = decode_stretch_ms(self.perf, self.b, self.ctx0 + self.b * self.n, f - self.n)
