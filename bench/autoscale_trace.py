@@ -253,6 +253,9 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "trend-max-3": {"forecast": {"trend_max_factor": 3.0}},
     "trend-noise-1": {"forecast": {"trend_noise_sigmas": 1.0}},
     "trend-noise-2": {"forecast": {"trend_noise_sigmas": 2.0}},
+    # stop 28: a spike must clear Poisson counting noise at the median rate too
+    "spike-noise-2": {"forecast": {"spike_noise_sigmas": 2.0}},
+    "spike-noise-3": {"forecast": {"spike_noise_sigmas": 3.0}},
     # the jump rule (forecast.trend_jump_ratio, 5 since stop 26): off, and the ratios around it
     "no-jump-rule": {"forecast": {"trend_jump_ratio": None}},
     "jump-1-step": {"forecast": {"trend_jump_ratio": 3.0, "trend_jump_steps": 1}},

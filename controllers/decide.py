@@ -276,13 +276,18 @@ def seasonal_ahead(y: np.ndarray, period: int, steps: int) -> float:
     return float(max(vals)) if vals else 0.0
 
 
-def spike_episodes(y: np.ndarray, ratio: float) -> list[tuple[int, int]]:
+def spike_episodes(y: np.ndarray, ratio: float, noise_sigmas: float = 0.0,
+                   interval_s: float | None = None) -> list[tuple[int, int]]:
     """The separate spikes of the history as index ranges [start, end): runs of consecutive intervals
-    whose rate exceeds `ratio` x the history's median (a run still going at the end counts). Pure."""
+    whose rate exceeds `ratio` x the history's median (a run still going at the end counts) and, with
+    `noise_sigmas` > 0, the median by that many standard deviations of a Poisson count at the median
+    rate over `interval_s` (sqrt(median / interval)): at a few requests per interval, 1.3 x the median
+    is one request of counting noise, not a spike that will come back. Pure."""
     if y.size < 3:
         return []
     med = float(np.median(y))
-    above = np.concatenate(([False], y > max(ratio * med, med + 1e-9), [False]))
+    noise = noise_sigmas * math.sqrt(max(med, 0.0) / interval_s) if noise_sigmas > 0 and interval_s else 0.0
+    above = np.concatenate(([False], y > max(ratio * med, med + noise, med + 1e-9), [False]))
     edges = np.flatnonzero(np.diff(above.astype(int)))
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
@@ -333,7 +338,7 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     # spike memory: spikes far above the median that came back >= spike_min_count times will come back
     # again; hold the history's peak (a long-memory envelope) instead of reacting to each one a
     # start-up late with a trend that overshoots
-    episodes = spike_episodes(y, f.spike_ratio) if f.spike_memory else []
+    episodes = spike_episodes(y, f.spike_ratio, f.spike_noise_sigmas, iv) if f.spike_memory else []
     # a queue lifts the caps on the plan (held level, static cap) only when it holds more than
     # queue_min_s seconds of the last arrival rate: a few prompts waiting at a burst's start are the
     # batching of a fleet that keeps up, not a sign that the held level is too low

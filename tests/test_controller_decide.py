@@ -528,6 +528,22 @@ def test_recurring_spikes_counts_separate_episodes(series, ratio, expected):
     assert recurring_spikes(np.asarray(series, dtype=float), ratio) == expected
 
 
+# the series that kept tests/test_controller_e2e.py's decode pool at its peak (CI, stop 27): a high phase
+# (3.1-4.4 req/s) and a low one at ~0.5 req/s of 15-s intervals, where 0.77 is 11 requests against the
+# median's 8 -- above 1.3 x the median, within one standard deviation of the counting noise
+E2E_LOW_PHASE = [0.0, 0.16, 0.55, 3.14, 4.06, 3.65, 4.42, 0.56, 0.40, 0.32, 0.77]
+
+
+@pytest.mark.parametrize("series,sigmas,interval_s,expected", [
+    (E2E_LOW_PHASE, 0.0, 15.0, 2),            # off: the one-request rise counts as a second spike
+    (E2E_LOW_PHASE, 2.0, 15.0, 1),            # 0.77 < 0.56 + 2 sqrt(0.56 / 15) = 0.95: noise
+    (E2E_LOW_PHASE, 2.0, 600.0, 2),           # the same rates over 10-min intervals (336 requests): a real spike
+    ([10, 10, 30, 10, 10, 30, 10], 2.0, 60.0, 2),  # far above the noise at 600 requests per interval: kept
+])
+def test_a_spike_must_clear_counting_noise(series, sigmas, interval_s, expected):
+    assert len(spike_episodes(np.asarray(series, dtype=float), 1.3, sigmas, interval_s)) == expected
+
+
 def test_spike_memory_holds_the_peak_of_recurring_spikes_instead_of_chasing_each():
     """On/off bursts 1 <-> 8 req/s (3 on, 14 off): once two bursts were seen the fleet holds the
     peak's plan through the off phase (envelope = history peak: decode >= 8 a whole off phase

@@ -122,7 +122,9 @@ def test_decode_pool_scales_up_with_load_and_down_after_stabilization(tmp_path, 
                 models={MODEL: ModelConfig(served_name=SERVED, slo=SLO)},
                 prometheus=PrometheusConfig(url=prom.url, rate_window_s=RATE_WINDOW_WALL_S, staleness_s=5, timeout_s=2),
                 # hold_trend: the window holds the peak recommendation, trend included (what is tested here);
-                # rise_noise_sigmas: the low phase has ~6 requests per interval, where a 5% "rise" is counting noise
+                # rise_noise_sigmas: the low phase has ~6 requests per interval, where a 5% "rise" is counting noise;
+                # spike_noise_sigmas (default 3) likewise: there 1.3 x the median (spike_ratio) is one extra request,
+                # and two such "spikes" held the high phase's peak for good (CI, stop 27: never scaled back down)
                 forecast=ForecastConfig(quantile=0.9, hold_trend=True, rise_noise_sigmas=2.0),
                 guard=GuardConfig(scale_down_stabilization_s=STAB_S, scale_down_cooldown_s=0.0),
             )
