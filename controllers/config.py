@@ -141,6 +141,16 @@ class ForecastConfig(_Strict):
     token_trend: bool = Field(default=True, description="token-rate series get their own short trend; False: they "
                               "follow the request rate's (last token rate x short / last rate). Tuning set: False saves "
                               "~5% GPU-hours but the 15-min sine falls from 0.990 to 0.954 attainment")
+    token_trend_max_ratio: float | None = Field(
+        default=1.5, ge=1,
+        description="with token_trend: a token rate's own short forecast is at most this x what the request rate's "
+                    "trend gives it (last token rate x short / last rate), so a one-interval rise of the MEAN LENGTH "
+                    "(heavy-tailed lengths: a few long requests move it) is not extrapolated over the whole horizon; "
+                    "None: no cap. Stop 28, on 24 tuning draws (the five families + heavy-tail-5rps, --reseed "
+                    "0,100,200,300; rows token-cap-1.25 / -1.5 / -2): 1.25 lowers the worst draw 0.935 -> 0.924; "
+                    "1.5 and 2 change only the heavy-tail draws, 63.8 -> 58.7 / 62.6 GPU-h at the same attainment; "
+                    "the smallest cap that loses no draw: 1.5. token_trend False (row token-follow) saves 26% there "
+                    "but the step surge falls 1.000 -> 0.878 (its flat phase's surplus)")
     trend_noise_sigmas: float = Field(
         default=0.0, ge=0,
         description="a rise of the request rate below this many standard deviations of Poisson counting noise "

@@ -345,11 +345,12 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     queued = queue_matters(waiting, float(y[-1]) if y.size else 0.0, f.queue_min_s)
 
     def plan_series(series: tuple[float, ...], trend: float | None = None,
-                    jump_cap: bool = False) -> tuple[float, float, float, float]:
+                    jump_cap: bool = False, short_cap: float | None = None) -> tuple[float, float, float, float]:
         """(planned, envelope, short, seasonal) of one series; `trend`: the request rate's short
         forecast / its last value, applied to this series' last value instead of its own trend;
         `jump_cap`: the request rate jumped (forecast.trend_jump_ratio): this series' trend is not extrapolated
-        past trend_jump_steps intervals (every series alike, so the lengths planned stay the observed ones)."""
+        past trend_jump_steps intervals (every series alike, so the lengths planned stay the observed ones);
+        `short_cap`: this series' own short forecast is at most this (>= its last value)."""
         s = np.asarray(series, dtype=float)
         if s.size == 0:
             return 0.0, 0.0, 0.0, 0.0
@@ -369,6 +370,8 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
         if jump_cap and trend is None and s.size >= 2:
             # a one-interval jump: extrapolated trend_jump_steps intervals at most, not the whole horizon
             short = max(float(s[-1]), min(short, float(s[-1]) + (float(s[-1]) - float(s[-2])) * f.trend_jump_steps))
+        if short_cap is not None and trend is None:
+            short = max(float(s[-1]), min(short, short_cap))
         if f.trend_history_cap is not None and s.size >= 2 and float(s[:-1].max()) >= float(s[-1]):
             # a level seen before: extrapolate at most to cap x the highest rate of the history (the
             # fleet that peak needed is what the best static fleet would hold); a NEW high is a ramp
@@ -389,9 +392,18 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     rate, env, short, seas = plan_series(mem.rate_rps, jump_cap=jumped)
     # token rates follow the request rate's trend (their own 2-point trends would extrapolate the
     # minute-to-minute swings of mean lengths) unless forecast.token_trend
-    follow = None if f.token_trend or not y.size or y[-1] <= 0 else short / float(y[-1])
-    ptok = plan_series(mem.prompt_tps, follow, jump_cap=jumped)[0]
-    otok = plan_series(mem.output_tps, follow, jump_cap=jumped)[0]
+    ratio = short / float(y[-1]) if y.size and y[-1] > 0 else None
+    follow = None if f.token_trend or ratio is None else ratio
+
+    def token_cap(series: tuple[float, ...]) -> float | None:
+        """forecast.token_trend_max_ratio: a token rate's own trend at most that x what the request rate's
+        trend gives it (a rise of the MEAN LENGTH is extrapolated that far at most)."""
+        if f.token_trend_max_ratio is None or ratio is None or not series:
+            return None
+        return float(series[-1]) * ratio * f.token_trend_max_ratio
+
+    ptok = plan_series(mem.prompt_tps, follow, jump_cap=jumped, short_cap=token_cap(mem.prompt_tps))[0]
+    otok = plan_series(mem.output_tps, follow, jump_cap=jumped, short_cap=token_cap(mem.output_tps))[0]
     k = f.rise_intervals
     rising = False
     if k > 0 and y.size >= 2:

@@ -750,3 +750,24 @@ def test_the_guard_never_scales_below_the_proposal(never_below, expected):
     out = guard(g, st, 300.0, {"p": 10}, {"p": 6}, metrics_ok=True, hold_proposal={"p": 4})
     assert out.target["p"] == expected
     assert any("kept at the proposal" in r for r in out.reasons) == never_below
+
+
+# ---------------------------------------------------------------------- stop 28: a mean-length rise is not a trend
+@pytest.mark.parametrize(("cap", "expected_tps"), [
+    (None, 1500.0 + 500.0 * 4),  # the own trend: the last rise x the horizon's 4 steps
+    (1.5, 1500.0 * 1.5),         # at most 1.5 x what the flat request rate gives the last token rate
+    (1.0, 1500.0),               # follow the request rate exactly
+])
+def test_a_mean_length_rise_is_extrapolated_at_most_token_trend_max_ratio(cap, expected_tps):
+    """Flat 5 req/s whose mean output length goes 200 -> 300 in the last interval (heavy-tailed lengths: a
+    few long requests): the output-token forecast is capped at token_trend_max_ratio x (last token rate x the
+    request rate's trend), while the request rate's own forecast is untouched."""
+    from controllers.decide import model_forecast
+
+    rates = [5.0] * 6
+    out = tuple([5.0 * 200] * 5 + [5.0 * 300])
+    mem = ModelMemory(t_s=tuple(k * IV for k in range(len(rates))), rate_rps=tuple(rates),
+                      prompt_tps=tuple(r * 1000 for r in rates), output_tps=out)
+    f = model_forecast(mem, cfg(token_trend_max_ratio=cap, learn_margin=False, margin_prior=1.0), 0.0)
+    assert f.output_tps == pytest.approx(expected_tps)
+    assert f.rate_rps == pytest.approx(5.0) and f.prompt_tps == pytest.approx(5000.0)
