@@ -11,6 +11,10 @@ Saturation: the largest rate at which the queueing model's prediction is finite 
 the grid is a share of the model's own saturation point (decode/mixed: also within
 max_num_seqs and the KV cache, past which the engine queues instead of batching).
 
+Part 1b, Poisson prefill pools: n = 2, 4, 8 replicas behind least-loaded routing at the same loads
+per replica; TTFT p90 of the pool model (capacity.pool_wait_quantile_ms) and of the per-replica model
+against the simulator (:func:`part1_pools`).
+
 Part 2, simulation vs measurement: b prompts of the measured size arrive together at an idle
 prefill replica (the simulator batches them into one pass) and at a decode replica; the
 simulated batch time and mean step time are compared with Splitwise's prompt_time and token_time
@@ -108,15 +112,17 @@ def poisson(rate: float, n: int, isl: int, osl: int, rng: np.random.Generator) -
     return Arrivals(t, np.zeros(n, dtype=np.int64), np.full(n, isl), np.full(n, osl), ("c",))
 
 
-def simulate_role(perf: VariantPerf, role: str, isl: int, osl: int, rate: float, n: int, seed: int) -> tuple[float, float]:
-    """(TTFT p90, ITL p90) in ms of one replica of `role`; the other side is over-provisioned."""
-    arr = poisson(rate, n, isl, osl, np.random.default_rng(seed))
+def simulate_role(perf: VariantPerf, role: str, isl: int, osl: int, rate: float, n: int, seed: int,
+                  replicas: int = 1) -> tuple[float, float]:
+    """(TTFT p90, ITL p90) in ms of one replica of `role` (prefill: a pool of `replicas` behind the
+    simulator's least-loaded routing, `rate` per replica); the other side is over-provisioned."""
+    arr = poisson(rate * replicas, n, isl, osl, np.random.default_rng(seed))
     slo = {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=PERCENTILE)}
     if role == "mixed":
         pools = [PoolSpec("m/mixed/g/tp1", "mixed", perf, 1)]
         route = ClassRoute("m", ((0, 1.0),), ())
     else:
-        n_pre = 1 if role == "prefill" else 64
+        n_pre = replicas if role == "prefill" else 64
         n_dec = 64 if role == "prefill" else 1
         pools = [PoolSpec("m/prefill/g/tp1", "prefill", perf, n_pre), PoolSpec("m/decode/g/tp1", "decode", perf, n_dec)]
         route = ClassRoute("m", ((0, 1.0),), ((1, 1.0),))
@@ -166,6 +172,38 @@ def part1(pm: PerfModel, wl: Workload, n: int, seeds: int, con: Console) -> dict
                 t.add_row(c.id, f"{role} {perf.source[:4]}", f"{load:.2f}", f"{rate:.2f}",
                           f"{s_ttft:.0f}" if show_t else "-", f"{lat.ttft_ms:.0f}" if show_t else "-",
                           f"{s_itl:.1f}" if show_i else "-", f"{lat.itl_ms:.1f}" if show_i else "-", err)
+    con.print(t)
+    return errs
+
+
+POOL_SIZES = (2, 4, 8)
+
+
+def part1_pools(pm: PerfModel, wl: Workload, n: int, seeds: int, con: Console) -> dict[str, list[float]]:
+    """Poisson prefill pools (capacity module doc, Pool of replicas, Poisson): n replicas behind the
+    simulator's least-loaded routing at LOADS x n x one replica's saturation rate; TTFT p90 of the pool
+    model (ArrivalShape(replicas=n)) and of the per-replica model it replaced (each replica an M/D/1
+    queue at 1/n of the rate) against the simulation. No parameter of the pool model was fitted."""
+    t = Table(title=f"Poisson prefill pools: model vs simulation, p{PERCENTILE:g}, {n} requests x {seeds} seeds (median)")
+    for c in ("class", "replicas", "load", "rate rps", "sim TTFT", "pool model", "err %", "per-replica model", "err %"):
+        t.add_column(c, justify="left" if c == "class" else "right")
+    errs: dict[str, list[float]] = {"pool_prefill_ttft": [], "pool_per_replica_ttft": [], "pool_prefill_signed": []}
+    for c in wl.classes:
+        perf = pm.get(c.model, GPU, 1) or pm.get(c.model, GPU, 4)
+        if perf is None:
+            continue
+        sat = model_saturation_rps(perf, "prefill", c.isl, c.osl)
+        for k in POOL_SIZES:
+            for load in LOADS:
+                rate = load * sat  # per replica
+                sim = float(np.median([simulate_role(perf, "prefill", c.isl, c.osl, rate, n, s, k)[0] for s in range(seeds)]))
+                pool = capacity.latency(perf, "prefill", c.isl, c.osl, rate, PERCENTILE, capacity.ArrivalShape(replicas=k)).ttft_ms
+                alone = capacity.latency(perf, "prefill", c.isl, c.osl, rate, PERCENTILE).ttft_ms
+                errs["pool_prefill_ttft"].append(ape(sim, pool))
+                errs["pool_prefill_signed"].append((pool - sim) / sim * 100.0)
+                errs["pool_per_replica_ttft"].append(ape(sim, alone))
+                t.add_row(c.id, str(k), f"{load:.2f}", f"{rate * k:.2f}", f"{sim:.0f}", f"{pool:.0f}", f"{ape(sim, pool):.1f}",
+                          f"{alone:.0f}", f"{ape(sim, alone):.1f}")
     con.print(t)
     return errs
 
@@ -507,6 +545,7 @@ def main() -> None:
     pm = PerfModel.load()
     wl = load_model(Workload, args.workload)
     e1 = part1(pm, wl, args.requests, args.seeds, con)
+    e1.update(part1_pools(pm, wl, args.requests, args.seeds, con))
     e2 = part2(pm, args.data, con)
     prof_dir = args.load_profile or args.load_sweep.parent
     if args.load_sweep.is_file() and not (prof_dir / "prefill.csv").is_file():
@@ -524,6 +563,8 @@ def main() -> None:
     burst = part3(pm, wl, args.requests, args.burst_seeds, con) if args.bursty else ""
     print(f"RESULT ttft_p90_mape_pct={m['prefill_ttft']:.1f} itl_p90_mape_pct={m['decode_itl']:.1f} "
           f"mixed_ttft_p90_mape_pct={m['mixed_ttft']:.1f} mixed_itl_p90_mape_pct={m['mixed_itl']:.1f} "
+          f"pool_ttft_p90_mape_pct={m['pool_prefill_ttft']:.1f} pool_ttft_p90_bias_pct={m['pool_prefill_signed']:.1f} "
+          f"pool_per_replica_ttft_p90_mape_pct={m['pool_per_replica_ttft']:.1f} "
           f"measured_prefill_mape_pct={m['measured_prefill']:.1f} measured_decode_mape_pct={m['measured_decode']:.1f} "
           + " ".join(f"{k}_mape_pct={np.mean(e3[k]) if e3.get(k) else math.nan:.1f}" for k in VLLM_LOAD_MAPE_KEYS)
           + " " + " ".join(f"{k}_pct={np.mean(e3[k]) if e3.get(k) else math.nan:.0f}" for k in ("vllm_load_ttft_p90_in_band", "vllm_load_itl_p90_in_band"))

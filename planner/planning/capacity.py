@@ -90,6 +90,25 @@ combines, as in `prefill_wait_quantile_ms`, max(g, s) + min(g, s)·(1 - 1/b_max)
 Checked against the simulator in bench/fidelity.py (mixed rows) and tests/test_capacity.py, and
 against real vLLM under load in bench/fidelity.py part 4.
 
+Pool of replicas, Poisson (`pool_wait_quantile_ms`, prefill role; stop 28). The M/D/1 above is one
+replica taking 1/n of the stream at random. Behind least-loaded routing (the simulator's, llm-d's
+load-aware scorers') a prompt waits only when every replica of the pool is busy: the probability is
+Erlang C, C(n, a) with a = n·λ·D (D the unbatched prompt time), and then
+  * gated: the first of the n prompts in service to end, P(W > t) = C·(1 - t/D)^n;
+  * saturation: the M/D/c conditional wait, exponential with Allen-Cunneen's mean D/(2n(1-ρ));
+the quantile is the larger of the two (n = 1: the M/D/1 terms above at b_max = 1, exactly). The
+prefill wait is the lower of this and the per-replica one (whose batching lifts it near saturation),
+so each errs on the safe side where the other does not apply. The pool size is that of the smallest
+pool that carries the model's classes on the variant (`pool_class_capacities`, as for bursty classes
+below), which the ILP gives the pool or none of. bench/fidelity.py part 1b (pools of 2, 4, 8, the
+example's prefill classes, loads 0.2-0.9 of saturation; no parameter fitted): TTFT p90 MAPE 16.7%,
+bias +6.9% (the per-replica model: 105.7%); the model runs up to 23% below the simulator at 50-80%
+load (least-loaded routing without jockeying waits more than a central queue) and above it at 90%
+(batch-1 service). Bursty classes keep the per-replica model with the even split below: the same pool
+model with Kingman's IDC (Allen-Cunneen ca² = IDC) under-sized every tuning case of
+bench/burst_sizing.py (IDC 3 and 10: 1 of 4 met the SLO, against 3 of 4), as the central-queue
+model rejected below did.
+
 Bursty arrivals (a class with `burstiness`, planner.io.schema.Burstiness; absent = Poisson and every
 number above is unchanged). Arrivals that come in clusters are modelled as a compound-Poisson
 stream (M^X): clusters at rate λ/E[B], B requests each. Its index of dispersion of counts is
@@ -350,6 +369,44 @@ def wait_quantile_ms(rate_rps: float, service_ms: float, percentile: float, idc:
     return (mean_wait / rho) * math.log(rho / tail)
 
 
+def erlang_c(servers: int, offered: float) -> float:
+    """Erlang C: the probability that a Poisson arrival waits in a pool of `servers` with `offered`
+    load a = λ·E[S] (Erlang B by its stable recursion B_k = a·B_{k-1}/(k + a·B_{k-1}), then
+    C = c·B/(c - a·(1 - B))); 1 at or above saturation (a >= c)."""
+    if offered <= 0.0:
+        return 0.0
+    if offered >= servers:
+        return 1.0
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = offered * b / (k + offered * b)
+    return servers * b / (servers - offered * (1.0 - b))
+
+
+def pool_wait_quantile_ms(service_ms: float, rate_rps: float, replicas: int, percentile: float) -> float:
+    """p-quantile of the wait of a Poisson stream on a pool of `replicas` prefill replicas behind
+    least-loaded routing, `rate_rps` per replica, one prompt of `service_ms` at a time (module doc,
+    Pool of replicas, Poisson). A prompt waits only when every replica is busy, with probability
+    C = Erlang C(n, a); then the larger of two effects, as in `prefill_wait_quantile_ms`:
+    * gated: the first of the n prompts in service to finish, n uniform residuals on (0, D):
+      P(W > t) = C·(1 - t/D)^n, so W_p = D·(1 - ((1-p)/C)^(1/n));
+    * saturation: the M/D/c queue's conditional wait, exponential with Allen-Cunneen's mean
+      D/(2n(1-ρ)) (cs² = 0, ca² = 1), so W_p = D/(2n(1-ρ))·ln(C/(1-p)).
+    With n = 1 both are exactly `prefill_wait_quantile_ms`'s terms at b_max = 1 (C = ρ)."""
+    n = max(1, int(replicas))
+    offered = n * rate_rps * service_ms / 1000.0
+    if offered >= n:
+        return math.inf
+    tail = 1.0 - percentile / 100.0
+    c = erlang_c(n, offered)
+    if c <= tail:
+        return 0.0
+    rho = offered / n
+    gated = service_ms * (1.0 - math.pow(tail / c, 1.0 / n))
+    saturated = service_ms / (2.0 * n * (1.0 - rho)) * math.log(c / tail)
+    return max(gated, saturated)
+
+
 def _prefill_batch(perf: VariantPerf, isl: float, rate_rps: float) -> tuple[float, float, float]:
     """(batch size b, batch time T(b) ms, largest batch b_max) of a prefill replica at `rate_rps`.
 
@@ -403,6 +460,11 @@ def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: 
     boundary (where the first token leaves; half a batch-1 step of these laws, the decode pool
     being unknown here) are included."""
     wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, arrivals.replica_idc)
+    if arrivals.idc <= 1.0 and arrivals.replicas > 1:
+        # a Poisson stream on a pool behind least-loaded routing waits only when every replica is busy
+        # (module doc, Pool of replicas, Poisson): the lower of the pooled wait at batch 1 and the
+        # per-replica one (which batching lifts near saturation); both err on the safe side
+        wait = min(wait, pool_wait_quantile_ms(perf.prefill_ms(isl, 1.0), rate_rps, arrivals.replicas, percentile))
     # Half a step: the mean residual of the decode replica's step cycle at a random arrival.
     kv = perf.kv_transfer_ms(isl) + 0.5 * perf.decode_step_ms(1.0, isl) if kv_transfer else 0.0
     b, _, _ = _prefill_batch(perf, isl, rate_rps)
@@ -823,21 +885,25 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
     without burstiness get exactly `capacity(...)` (the Poisson model). When the solution gives
     the pool fewer replicas, or spreads a class over several pools, planner/planning/assemble.py re-solves
     with the realised split (`realised_arrivals`)."""
+    pooled_poisson = role == "prefill"  # Poisson prefill waits are the pool's too (module doc, Pool of replicas, Poisson)
+
     def at(n: int) -> list[tuple[Capacity, ArrivalShape]]:
         out = []
         for c in classes:
             if c.burst is None:
-                out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms), POISSON))
+                shape = ArrivalShape(replicas=n) if pooled_poisson and n > 1 else POISSON
+                out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
                 continue
             shape = replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n)
             out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
         return out
 
-    if all(c.burst is None for c in classes):
+    if all(c.burst is None for c in classes) and not pooled_poisson:
         return at(1)
     # Classes this variant cannot serve even in the largest pool are left to other variants: they
-    # do not size its pool.
-    largest = at(_MAX_POOL_REPLICAS)
+    # do not size its pool. (A Poisson class's best TTFT is its unloaded one whatever the pool: servable
+    # at n = 1 or not at all, so an all-Poisson pool skips the largest pool's costly Erlang sums.)
+    largest = at(1) if all(c.burst is None for c in classes) else at(_MAX_POOL_REPLICAS)
     servable = [cap.rate_rps > 0 for cap, _ in largest]
 
     def carries(n: int, caps: list[tuple[Capacity, ArrivalShape]]) -> bool:

@@ -30,7 +30,8 @@ class Instance:
     arrivals: dict[tuple[str, str], ArrivalShape] = field(default_factory=dict)
     """Per (class, variant): the arrival shape its capacity was computed for (Poisson unless bursty)."""
     pool_min: dict[str, int] = field(default_factory=dict)
-    """Per variant: the pool size its bursty classes' shared capacities assume (0: none; solvers' min_when_used)."""
+    """Per variant: the pool size its classes' shared capacities assume (bursty classes, Poisson prefill pools;
+    0 or 1: none; solvers' min_when_used)."""
     price_per_hour: dict[str, float] = field(default_factory=dict)
     """Per GPU type, after fleet overrides."""
     power_known: bool = True
@@ -137,9 +138,9 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                         if pooled_cache is not None:
                             pooled_cache[(model, v.id)] = pooled
                     # the pool size the shared capacities assume (0 or >= it in the ILP: VariantSpec.min_when_used)
+                    # (bursty classes, and Poisson prefill pools whose waits are the pool's: capacity.pool_class_capacities)
                     inst.pool_min[v.id] = max([sh.replicas for c, (cp, sh) in zip(classes, pooled, strict=True)
-                                               if c.burstiness is not None and c.rate_rps > 0 and cp.rate_rps > 0],
-                                              default=0)
+                                               if c.rate_rps > 0 and cp.rate_rps > 0], default=0)
                     for c, ld, (cap, shape) in zip(classes, loads, pooled, strict=True):
                         fixed = (arrivals or {}).get((c.id, v.id))
                         if fixed is not None:
