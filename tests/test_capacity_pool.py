@@ -11,7 +11,7 @@ from planner.io.schema import Fleet, ModelEntry, RequestClass, Slo, Workload
 from planner.perf.laws import quiet_extrapolation
 from planner.planning.assemble import plan_workload
 from planner.planning.capacity import (POISSON, ArrivalShape, erlang_c, latency, pool_class_capacities,
-                                       pool_wait_quantile_ms, prefill_wait_quantile_ms, ClassLoad)
+                                       pool_servers, pool_wait_quantile_ms, prefill_wait_quantile_ms, ClassLoad)
 from planner.simulate.arrivals import Arrivals, poisson_arrivals
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
 from planner.simulate.report import build_report
@@ -117,3 +117,30 @@ def test_the_plan_gives_a_poisson_prefill_pool_what_meets_the_slo_in_simulation(
 
 def _arrivals(wl: Workload, duration_s: float, seed: int) -> Arrivals:
     return poisson_arrivals(wl, duration_s, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize(("shape", "servers"), [
+    (POISSON, 1),
+    (ArrivalShape(replicas=6), 6),                   # Poisson: the pool's replicas
+    (ArrivalShape(idc=2.0, replicas=8), 4),          # clusters of ~2 keep 2 replicas busy: 4 blocks
+    (ArrivalShape(idc=3.0, replicas=7), 2),
+    (ArrivalShape(idc=3.0, replicas=5), 1),          # one block: the per-replica model alone
+    (ArrivalShape(idc=10.0, replicas=9), 1),
+])
+def test_pool_servers_table(shape, servers):
+    assert pool_servers(shape) == servers
+
+
+def test_mild_clusters_on_a_large_pool_wait_as_fewer_pooled_servers(perf):
+    """IDC 2 on 8 replicas: the pooled wait (4 blocks) is below the per-replica clustered model and above
+    the Poisson pool of 8 (clusters keep replicas busy together); IDC 6 on 8 replicas: unchanged."""
+    vp = perf.get("llama-2-70b", GPU, 2)
+    rate = 0.6 * 1000.0 / vp.prefill_ms(1024, 1.0)
+    with quiet_extrapolation():
+        poisson_pool = latency(vp, "prefill", 1024, 100, rate, 90.0, ArrivalShape(replicas=8)).ttft_ms
+        mild = latency(vp, "prefill", 1024, 100, rate, 90.0, ArrivalShape(idc=2.0, replicas=8)).ttft_ms
+        mild_one = latency(vp, "prefill", 1024, 100, rate, 90.0, ArrivalShape(idc=2.0, replicas=1)).ttft_ms
+        strong = latency(vp, "prefill", 1024, 100, rate, 90.0, ArrivalShape(idc=6.0, replicas=8)).ttft_ms
+        strong_alone = prefill_wait_quantile_ms(vp, 1024, rate, 90.0, ArrivalShape(idc=6.0, replicas=8).replica_idc)[0]
+    assert poisson_pool <= mild < mild_one
+    assert strong >= strong_alone  # the per-replica clustered wait, nothing pooled
