@@ -108,6 +108,10 @@ def test_the_plan_gives_a_poisson_prefill_pool_what_meets_the_slo_in_simulation(
         plan = plan_workload(wl, fleet, perf, catalog)
         pre = [p for p in plan.models["llama-2-70b"].pools if p.role == "prefill"]
         assert len(pre) == 1 and 5 <= pre[0].replicas <= 7, pre
+        # the plan says what its size counts on, and what random routing would need (the one-replica model: 9-11)
+        note = next(n for n in plan.notes if n.startswith(pre[0].id) and "least-loaded" in n)
+        n_rr = int(note.split("would need about ")[1].split()[0])
+        assert n_rr > pre[0].replicas + 2, note
         sim = FleetSimulator.from_plan(plan, perf.get, _arrivals(wl, 600.0, 3), wl, seed=3)
         sim.run()
     df = build_report(sim).requests

@@ -8,7 +8,9 @@ percentiles and the binding constraints (here); an infeasible instance becomes a
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from dataclasses import replace
 
 from planner.io.catalog import Catalog
 from planner.io.schema import (
@@ -32,6 +34,7 @@ from planner.planning.capacity import (
     Capacity,
     capacity,
     latency,
+    pool_servers,
     realised_arrivals,
 )
 from planner.planning.explain import describe_binding, explain_infeasible
@@ -272,6 +275,33 @@ def _long_prompt_mixed_notes(vp: VariantPerf, pool_id: str, c: RequestClass, rol
             "load (bench/vllm_under_load.py): `planner solve --verify` checks the plan in the simulator"]
 
 
+def _routing_notes(inst: Instance, vid: str, pool: PoolPlan, flows: dict[str, float]) -> list[str]:
+    """A note where a prefill pool's size counts on least-loaded routing (capacity.py, Pool of replicas): a
+    prompt waits only when every replica is busy. Random or round-robin routing (a plain Kubernetes Service)
+    makes each replica a queue of its own; the note gives the replicas the one-replica model would need then,
+    at the same utilization target (the bursty classes' capacities already split their clusters evenly, and
+    keep the pooled ones here)."""
+    v = inst.variants[vid]
+    shapes = [inst.arrivals.get((cid, vid), POISSON) for cid in flows]
+    if v.role != "prefill" or not any(pool_servers(sh) > 1 for sh in shapes):
+        return []
+    need = 0.0
+    for cid, x in flows.items():
+        c = next(k for k in inst.workload.classes if k.id == cid)
+        slo = inst.workload.slo_of(c)
+        sh = inst.arrivals.get((cid, vid), POISSON)
+        alone = replace(sh, replicas=1) if sh.idc > 1.0 else POISSON
+        with quiet_extrapolation():
+            cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, alone).rate_rps
+        need += x / cap if cap > 0 else math.inf
+    util = inst.problem.variants[[s.id for s in inst.problem.variants].index(vid)].utilization if inst.problem else 1.0
+    n_rr = math.ceil(need / util - 1e-9) if math.isfinite(need) else None
+    return [f"{vid}: sized for least-loaded routing over its {pool.replicas} replicas (llm-d's load-aware scorers; the "
+            "simulator's): a prompt waits only when all are busy. With random or round-robin routing each replica "
+            "queues alone" + (f" and the pool would need about {n_rr} replicas" if n_rr else ", which this pool cannot carry")
+            + " (planner/planning/capacity.py, Pool of replicas)"]
+
+
 def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str, batch: float) -> list[str]:
     """Where a planned operating point lies beyond the measured range of a measured law."""
     out: list[str] = []
@@ -370,6 +400,9 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
             if inst.problem.forbidden_pairs and dec:
                 pairing[c.id] = _pool_pairing(inst, c.id, pre, dec, sol.pair_flow)
             predicted[c.id] = _class_prediction(inst, c, pools, flows, scale, plan.notes)
+        for vid in (vid for vid, p in pools.items() if inst.variants[vid].model == model):
+            pool_flows = {cid: fl[vid] for cid, fl in flows_by_class.items() if vid in fl}
+            plan.notes.extend(_routing_notes(inst, vid, pools[vid], pool_flows))
         p_gpus = sum(p.gpus for p in mpools if p.role == "prefill")
         d_gpus = sum(p.gpus for p in mpools if p.role == "decode")
         plan.models[model] = ModelPlan(
