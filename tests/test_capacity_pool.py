@@ -148,3 +148,17 @@ def test_mild_clusters_on_a_large_pool_wait_as_fewer_pooled_servers(perf):
         strong_alone = prefill_wait_quantile_ms(vp, 1024, rate, 90.0, ArrivalShape(idc=6.0, replicas=8).replica_idc)[0]
     assert poisson_pool <= mild < mild_one
     assert strong >= strong_alone  # the per-replica clustered wait, nothing pooled
+
+
+def test_a_pool_that_may_not_reach_its_carrying_size_keeps_the_one_replica_capacities(perf):
+    """max_replicas (the fleet's max_replicas_per_pool, or the GPUs the inventory holds) below the smallest
+    carrying pool n*: the capacities are the one-replica ones, valid at any size, so the variant stays usable
+    as it was before pooling (the ILP gives a pooled variant 0 or >= n* replicas)."""
+    vp = perf.get("llama-2-70b", GPU, 2)
+    loads = [ClassLoad(1024, 200, 90.0, 1000.0, 80.0, None, 12.0), ClassLoad(3000, 100, 90.0, 1000.0, 80.0, None, 4.5)]
+    with quiet_extrapolation():
+        n_star = pool_class_capacities(vp, "prefill", loads)[0][1].replicas
+        capped = pool_class_capacities(vp, "prefill", loads, max_replicas=n_star - 1)
+        roomy = pool_class_capacities(vp, "prefill", loads, max_replicas=n_star)
+    assert all(sh == POISSON for _, sh in capped) and all(sh.replicas == n_star for _, sh in roomy)
+    assert all(c.rate_rps < r.rate_rps for (c, _), (r, _) in zip(capped, roomy, strict=True))

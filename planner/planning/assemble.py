@@ -278,9 +278,9 @@ def _long_prompt_mixed_notes(vp: VariantPerf, pool_id: str, c: RequestClass, rol
 def _routing_notes(inst: Instance, vid: str, pool: PoolPlan, flows: dict[str, float]) -> list[str]:
     """A note where a prefill pool's size counts on least-loaded routing (capacity.py, Pool of replicas): a
     prompt waits only when every replica is busy. Random or round-robin routing (a plain Kubernetes Service)
-    makes each replica a queue of its own; the note gives the replicas the one-replica model would need then,
-    at the same utilization target (the bursty classes' capacities already split their clusters evenly, and
-    keep the pooled ones here)."""
+    makes each replica a queue of its own (a bursty class's cluster of B split Binomial(B, 1/n): IDC 1 + (IDC - 1)/n
+    per replica); the note gives the replicas the one-replica model would need then, at the same flows and
+    utilization target."""
     v = inst.variants[vid]
     shapes = [inst.arrivals.get((cid, vid), POISSON) for cid in flows]
     if v.role != "prefill" or not any(pool_servers(sh) > 1 for sh in shapes):
@@ -290,11 +290,11 @@ def _routing_notes(inst: Instance, vid: str, pool: PoolPlan, flows: dict[str, fl
         c = next(k for k in inst.workload.classes if k.id == cid)
         slo = inst.workload.slo_of(c)
         sh = inst.arrivals.get((cid, vid), POISSON)
-        alone = replace(sh, replicas=1) if sh.idc > 1.0 else POISSON
+        alone = replace(sh, idc=1.0 + (sh.idc - 1.0) / sh.replicas, replicas=1) if sh.idc > 1.0 else POISSON
         with quiet_extrapolation():
             cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, alone).rate_rps
         need += x / cap if cap > 0 else math.inf
-    util = inst.problem.variants[[s.id for s in inst.problem.variants].index(vid)].utilization if inst.problem else 1.0
+    util = next((spec.utilization for spec in inst.problem.variants if spec.id == vid), 1.0) if inst.problem else 1.0
     n_rr = math.ceil(need / util - 1e-9) if math.isfinite(need) else None
     return [f"{vid}: sized for least-loaded routing over its {pool.replicas} replicas (llm-d's load-aware scorers; the "
             "simulator's): a prompt waits only when all are busy. With random or round-robin routing each replica "

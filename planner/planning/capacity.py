@@ -891,7 +891,19 @@ class ClassLoad:
     rate_rps: float
 
 
-def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassLoad]) -> list[tuple[Capacity, ArrivalShape]]:
+def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassLoad],
+                          max_replicas: int | None = None) -> list[tuple[Capacity, ArrivalShape]]:
+    """`_pool_search`, unless a Poisson pool's smallest carrying size is more than `max_replicas` (the fleet's
+    max_replicas_per_pool, or what the GPU inventory holds of the variant): then the one-replica capacities
+    (valid for any pool size), so that a pool that may not grow to n* stays usable, as before pooling."""
+    found = _pool_search(perf, role, classes)
+    pooled = max((sh.replicas for _, sh in found), default=1)
+    if max_replicas is not None and pooled > max(1, max_replicas) and all(c.burst is None for c in classes):
+        return [(capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms), POISSON) for c in classes]
+    return found
+
+
+def _pool_search(perf: VariantPerf, role: str, classes: Sequence[ClassLoad]) -> list[tuple[Capacity, ArrivalShape]]:
     """Per-replica capacities of the classes of one model on one variant when they share its pool,
     with the arrival shape each was computed for (module doc, Pool of replicas).
 
@@ -900,7 +912,8 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
     them all, the least n with n >= Σ λ_c / c_c(n) (c_c(n) rises with n, so the need falls;
     doubling, then bisection). A cluster's members are of the model's classes in proportion to
     their rates, so a request waits behind mates of the mix's mean per-prompt time. Classes
-    without burstiness get exactly `capacity(...)` (the Poisson model). When the solution gives
+    without burstiness on a prefill pool wait as the pool too (module doc, Pool of replicas, Poisson); on
+    decode and mixed pools they get exactly `capacity(...)` (the Poisson model). When the solution gives
     the pool fewer replicas, or spreads a class over several pools, planner/planning/assemble.py re-solves
     with the realised split (`realised_arrivals`)."""
     pooled_poisson = role == "prefill"  # Poisson prefill waits are the pool's too (module doc, Pool of replicas, Poisson)

@@ -134,7 +134,11 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                     pooled = (pooled_cache or {}).get((model, v.id))
                     if pooled is None:
                         with quiet_extrapolation():
-                            pooled = pool_class_capacities(vp, role, loads)
+                            # the largest pool this variant may have: the fleet's limit and the GPUs it holds
+                            most = fleet.gpus[gpu].available // tp
+                            if lim.max_replicas_per_pool is not None:
+                                most = min(most, lim.max_replicas_per_pool)
+                            pooled = pool_class_capacities(vp, role, loads, most)
                         if pooled_cache is not None:
                             pooled_cache[(model, v.id)] = pooled
                     # the pool size the shared capacities assume (0 or >= it in the ILP: VariantSpec.min_when_used)
