@@ -72,12 +72,44 @@ def _gpu_need(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalo
     return dict(need)
 
 
+# Re-solves of a max-load plan at the load it found (a pool's capacities depend on the load it carries:
+# capacity.pool_class_capacities), until the factor moves by less than _LOAD_RTOL.
+_LOAD_REPLANS = 8
+_LOAD_RTOL = 0.01
+
+
 def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = None, catalog: Catalog | None = None,
                   backend: str = "highs", time_limit_s: float = 10.0, objective: str = "cost",
                   mip_gap: float = 1e-4, utilization: dict[str, float] | None = None) -> Plan:
-    """The cheapest plan (or, with objective='max_load', the largest common load factor)."""
+    """The cheapest plan (or, with objective='max_load', the largest common load factor).
+
+    With 'max_load', pooled capacities (prefill pools behind least-loaded routing, bursty classes) are those of
+    the pool the load needs, which the factor found changes: the workload is re-planned scaled by the factor so
+    far until it moves by less than 1%, and the plan's factor is their product (relative to `workload`)."""
     catalog = catalog or Catalog.load()
     perf = perf or PerfModel.load(catalog=catalog)
+    plan = _plan_once(workload, fleet, perf, catalog, backend, time_limit_s, objective, mip_gap, utilization)
+    if objective != "max_load":
+        return plan
+    total = 1.0
+    for _ in range(_LOAD_REPLANS):
+        mu = plan.load_multiplier
+        if not plan.feasible or mu is None or mu <= 0 or abs(mu - 1.0) <= _LOAD_RTOL:
+            break
+        total *= mu
+        nxt = _plan_once(workload.scaled(total), fleet, perf, catalog, backend, time_limit_s, objective, mip_gap, utilization)
+        if not nxt.feasible or nxt.load_multiplier is None:
+            total /= mu  # the rescaled instance found nothing better: keep the last consistent plan
+            break
+        plan = nxt
+    if plan.load_multiplier is not None:
+        plan.load_multiplier = total * plan.load_multiplier
+    return plan
+
+
+def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, backend: str, time_limit_s: float,
+               objective: str, mip_gap: float, utilization: dict[str, float] | None) -> Plan:
+    """One plan of `workload` (the burst fixed point below included; `plan_workload` says why max-load repeats it)."""
     pooled: dict[tuple[str, str], list[tuple[Capacity, ArrivalShape]]] = {}  # the same every round
     base = build_instance(workload, fleet, perf, catalog, objective, utilization, None, pooled)
     inst, sol = base, _solve(base, backend, time_limit_s, mip_gap)
