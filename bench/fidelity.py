@@ -36,7 +36,8 @@ saturation rate (first tokens served below 0.9 x offered) against the model's (s
 
 Usage: .venv/bin/python bench/fidelity.py [--workload W.yaml] [--requests N] [--seeds K] [--burst-seeds K] [--no-bursty]
        [--load-sweep CSV]
-Last line: RESULT ttft_p90_mape_pct=... itl_p90_mape_pct=... (prefill TTFT and decode ITL, part 1),
+Last line: RESULT ttft_p90_mape_pct=... itl_p90_mape_pct=... (prefill TTFT and decode ITL, part 1), mixed_*,
+pool_ttft_p90_mape_pct / pool_ttft_p90_bias_pct / pool_per_replica_ttft_p90_mape_pct (part 1b),
 then the real-vLLM-under-load errors of part 4 (vllm_load_*: p90 MAPE of model and simulator below
 saturation, ISL 1024 the tuning rows of the one constant, 4096 held out; *_in_band_pct: share of
 points whose measured p90 lies in the chance band; *_model_vs_band: the model against the median
