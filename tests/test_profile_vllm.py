@@ -57,6 +57,10 @@ def test_fitted_laws_recover_the_emulator_law_within_5_percent(tmp_path):
     # does not help). Each decode point is now the median of 3 samples (decode_repeats), which a single
     # stall cannot move; measured with three busy loops beside it: worst fitted point 0.3-0.7% off,
     # ~18 s instead of ~6.
+    # CI of stop 28 (two busy loops and other work beside the suite) failed here with "fewer than 8 steps where
+    # all 16 streams were decoding": the loaded client opened the 16 streams over more than 8 steps. The
+    # profiler now measures such a point again with more tokens per stream (DECODE_WINDOW_RETRIES; its own
+    # test below).
     with EmulatorFleet(LAW, time_scale=1.0) as fleet:
         summary = run_profile(small_cfg(tmp_path, fleet.urls[0], time_scale=1.0, decode_repeats=3))
     assert summary.kv_capacity_tokens == LAW.kv_capacity_tokens  # from vllm:cache_config_info
@@ -474,3 +478,38 @@ def test_profile_dirs_follow_the_precision_contract():
     assert vllm_profile_dir(Path("d"), "m", "g", 2, "fp8", "bf16") == Path("d/m/g/tp2-fp8/vllm")
     assert vllm_profile_dir(Path("d"), "m", "g", 1, "bf16", "fp8") == Path("d/m/g/tp1-kvfp8/vllm")
     assert vllm_profile_dir(Path("d"), "m", "g", 1) == Path("d/m/g/tp1/vllm")
+
+
+def test_a_decode_point_whose_streams_started_apart_is_measured_again_with_more_tokens():
+    """A fake client (no server: it makes up the token times) whose second stream starts so late that the
+    two decode together for only 3 steps (a loaded client opening its streams late): the point is measured
+    again with decode_tokens more per stream and gives the step time of the attempt that had the window;
+    when every attempt is short, it fails past DECODE_WINDOW_RETRIES with the advice to raise --decode-tokens."""
+    import asyncio
+
+    from profiles.backends import vllm as backend
+
+    step_s = 0.01
+
+    class StaggeredClient(backend.VllmClient):
+        def __init__(self, late_below_tokens: int):
+            super().__init__("http://fake", "m")
+            self.late_below_tokens, self.calls = late_below_tokens, []
+
+        async def stream(self, prompt_tokens: int, max_tokens: int) -> backend.StreamResult:
+            self.calls.append(max_tokens)
+            late = len(self.calls) % 2 == 0 and max_tokens < self.late_below_tokens
+            lag = max_tokens - 4 if late else 0  # the two share 3 steps
+            times = [(lag + i) * step_s for i in range(max_tokens)]
+            return backend.StreamResult(sent=0.0, token_times=times, completion_tokens=max_tokens)
+
+    stagger = 3  # ceil(2 x 248 / 8192) + 2 prefill steps, added by decode_ms
+    ok = StaggeredClient(late_below_tokens=30)
+    itl_ms, n = asyncio.run(ok.decode_ms(batch=2, context=256, decode_tokens=16, max_batched_tokens=8192))
+    assert n == 2 and itl_ms == pytest.approx(step_s * 1e3)
+    assert ok.calls == [16 + stagger] * 2 + [32 + stagger] * 2  # one retry, 16 more tokens per stream
+
+    never = StaggeredClient(late_below_tokens=10**6)
+    with pytest.raises(backend.ShortDecodeWindow, match="raise --decode-tokens"):
+        asyncio.run(never.decode_ms(batch=2, context=256, decode_tokens=16, max_batched_tokens=8192))
+    assert len(never.calls) == 2 * (backend.DECODE_WINDOW_RETRIES + 1)
