@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import replace
 
 from planner.io.catalog import Catalog
 from planner.io.schema import (
@@ -314,17 +313,16 @@ def _routing_notes(inst: Instance, vid: str, pool: PoolPlan, flows: dict[str, fl
     per replica); the note gives the replicas the one-replica model would need then, at the same flows and
     utilization target."""
     v = inst.variants[vid]
-    shapes = [inst.arrivals.get((cid, vid), POISSON) for cid in flows]
-    if v.role != "prefill" or not any(pool_servers(sh) > 1 for sh in shapes):
+    shapes = {cid: inst.arrivals.get((cid, vid), POISSON) for cid in flows}
+    if v.role != "prefill" or not any(pool_servers(sh) > 1 for sh in shapes.values()):
         return []
     need = 0.0
     for cid, x in flows.items():
         c = next(k for k in inst.workload.classes if k.id == cid)
         slo = inst.workload.slo_of(c)
-        sh = inst.arrivals.get((cid, vid), POISSON)
-        alone = replace(sh, idc=1.0 + (sh.idc - 1.0) / sh.replicas, replicas=1) if sh.idc > 1.0 else POISSON
         with quiet_extrapolation():
-            cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, alone).rate_rps
+            cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms,
+                           shapes[cid].randomly_routed()).rate_rps
         need += x / cap if cap > 0 else math.inf
     util = next((spec.utilization for spec in inst.problem.variants if spec.id == vid), 1.0) if inst.problem else 1.0
     n_rr = math.ceil(need / util - 1e-9) if math.isfinite(need) else None

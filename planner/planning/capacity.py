@@ -276,6 +276,12 @@ class ArrivalShape:
             return self.idc
         return max(1.0, self.idc / self.replicas)
 
+    def randomly_routed(self) -> ArrivalShape:
+        """What one replica of the pool sees under random or round-robin routing instead: a cluster of B split
+        Binomial(B, 1/n), IDC 1 + (IDC - 1)/n, queued alone (module doc, Pool of replicas)."""
+        idc = 1.0 + (self.idc - 1.0) / max(1, self.replicas) if self.idc > 1.0 else self.idc
+        return ArrivalShape(idc=idc, burst_ratio=self.burst_ratio, replicas=1)
+
 
 POISSON = ArrivalShape()
 # Window of the prompt-token burst that decode KV must absorb, s: `Burstiness.p99_prompt_tokens_per_s`
@@ -899,17 +905,6 @@ class ClassLoad:
 
 def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassLoad],
                           max_replicas: int | None = None) -> list[tuple[Capacity, ArrivalShape]]:
-    """`_pool_search`, unless a Poisson pool's smallest carrying size is more than `max_replicas` (the fleet's
-    max_replicas_per_pool, or what the GPU inventory holds of the variant): then the one-replica capacities
-    (valid for any pool size), so that a pool that may not grow to n* stays usable, as before pooling."""
-    found = _pool_search(perf, role, classes)
-    pooled = max((sh.replicas for _, sh in found), default=1)
-    if max_replicas is not None and pooled > max(1, max_replicas) and all(c.burst is None for c in classes):
-        return [(capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms), POISSON) for c in classes]
-    return found
-
-
-def _pool_search(perf: VariantPerf, role: str, classes: Sequence[ClassLoad]) -> list[tuple[Capacity, ArrivalShape]]:
     """Per-replica capacities of the classes of one model on one variant when they share its pool,
     with the arrival shape each was computed for (module doc, Pool of replicas).
 
@@ -921,7 +916,9 @@ def _pool_search(perf: VariantPerf, role: str, classes: Sequence[ClassLoad]) -> 
     without burstiness on a prefill pool wait as the pool too (module doc, Pool of replicas, Poisson); on
     decode and mixed pools they get exactly `capacity(...)` (the Poisson model). When the solution gives
     the pool fewer replicas, or spreads a class over several pools, planner/planning/assemble.py re-solves
-    with the realised split (`realised_arrivals`)."""
+    with the realised split (`realised_arrivals`). A Poisson pool that `max_replicas` (the fleet's
+    max_replicas_per_pool, or what the GPU inventory holds of the variant) keeps from reaching n* gets the
+    one-replica capacities (valid at any size), so that the variant stays usable as before pooling."""
     pooled_poisson = role == "prefill"  # Poisson prefill waits are the pool's too (module doc, Pool of replicas, Poisson)
 
     def at(n: int) -> list[tuple[Capacity, ArrivalShape]]:
@@ -935,13 +932,16 @@ def _pool_search(perf: VariantPerf, role: str, classes: Sequence[ClassLoad]) -> 
             out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
         return out
 
-    if all(c.burst is None for c in classes) and not pooled_poisson:
+    poisson = all(c.burst is None for c in classes)
+    if poisson and not pooled_poisson:
         return at(1)
     # Classes this variant cannot serve even in the largest pool are left to other variants: they
     # do not size its pool. (A Poisson class's best TTFT is its unloaded one whatever the pool: servable
     # at n = 1 or not at all, so an all-Poisson pool skips the largest pool's costly Erlang sums.)
-    largest = at(1) if all(c.burst is None for c in classes) else at(_MAX_POOL_REPLICAS)
+    largest = at(1) if poisson else at(_MAX_POOL_REPLICAS)
     servable = [cap.rate_rps > 0 for cap, _ in largest]
+    # the largest pool searched: a Poisson pool that may not reach n* falls back to `largest`, the one-replica capacities
+    limit = min(_MAX_POOL_REPLICAS, max(1, max_replicas)) if poisson and max_replicas is not None else _MAX_POOL_REPLICAS
 
     def carries(n: int, caps: list[tuple[Capacity, ArrivalShape]]) -> bool:
         need = 0.0
@@ -952,18 +952,18 @@ def _pool_search(perf: VariantPerf, role: str, classes: Sequence[ClassLoad]) -> 
                 need += c.rate_rps / cap.rate_rps
         return n >= need
 
-    lo, best = 1, at(1)
+    lo, best = 1, largest if poisson else at(1)
     if carries(1, best):
         return best
     hi = 1
-    while hi < _MAX_POOL_REPLICAS:
-        hi = min(2 * hi, _MAX_POOL_REPLICAS)
+    while hi < limit:
+        hi = min(2 * hi, limit)
         best = at(hi)
         if carries(hi, best):
             break
         lo = hi
     else:
-        return largest  # not even the largest pool carries them: the ILP will say infeasible
+        return largest  # not even the largest pool carries them: one replica's capacities (Poisson) or infeasible
     while hi - lo > 1:  # lo does not carry the classes, hi does
         mid = (lo + hi) // 2
         trial = at(mid)

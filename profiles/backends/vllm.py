@@ -653,20 +653,22 @@ class VllmClient:
         prompt = max(1, context - decode_tokens // 2)
         # Streams admitted early decode while later prompts prefill: add the steps that staggering takes.
         stagger = math.ceil(batch * prompt / max_batched_tokens) + 2
-        for attempt in range(DECODE_WINDOW_RETRIES + 1):
-            # each retry adds decode_tokens more per stream (DECODE_WINDOW_RETRIES says why)
-            max_tokens = decode_tokens * (attempt + 1) + stagger
+
+        async def attempt(max_tokens: int) -> tuple[float, int]:
             t0 = time.monotonic()
             try:
                 results = await asyncio.gather(*(self.stream(prompt, max_tokens) for _ in range(batch)))
             finally:
                 self.busy_wall_s += time.monotonic() - t0
+            return decode_itl_s(results, batch, context, decode_tokens) / self.time_scale * 1e3, len(results)
+
+        # each retry adds decode_tokens more per stream (DECODE_WINDOW_RETRIES says why); the last one's error stands
+        for k in range(DECODE_WINDOW_RETRIES):
             try:
-                return decode_itl_s(results, batch, context, decode_tokens) / self.time_scale * 1e3, len(results)
+                return await attempt(decode_tokens * (k + 1) + stagger)
             except ShortDecodeWindow:
-                if attempt == DECODE_WINDOW_RETRIES:
-                    raise
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                continue
+        return await attempt(decode_tokens * (DECODE_WINDOW_RETRIES + 1) + stagger)
 
     async def rate_run(self, rate_rps: float, isl: int, osl: int, n_requests: int, seed: int = 0) -> list[StreamResult]:
         """Poisson arrivals (emulated rate) of n_requests (isl, osl) requests; their stream results."""
