@@ -21,7 +21,7 @@ run: $(STAMP)
 
 ## Linters: ruff (style, imports, bug patterns) and mypy --strict (configured in pyproject.toml).
 ## Paths checked so far (all of planner/; of profiles/ only format.py); widen them as packages come clean.
-LINT_PATHS := solvers/ controllers/ profiles/format.py planner/
+LINT_PATHS := solvers/ controllers/ profiles/format.py profiles/engine_load.py planner/
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy $(LINT_PATHS)

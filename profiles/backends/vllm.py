@@ -35,7 +35,9 @@ prompt of random token ids of exact length, distinct per request so no prefix ca
   every stream is decoding (after the last first token, before the first stream ends). ITL per
   stream = slope of its token timestamps in that window; the point's ITL is the median over streams.
 * rate (optional): Poisson arrivals at `rate` req/s of (isl, osl) requests; TTFT and ITL
-  percentiles and goodput (requests meeting the SLO per second) -> goodput.csv.
+  percentiles and goodput (requests meeting the SLO per second) -> goodput.csv; the engine's own
+  account of each run from ``/metrics`` (steps, queue / prefill / decode times, running and waiting
+  gauges; profiles/engine_load.py) -> engine_load.csv.
 
 Emulated servers run on a compressed clock: ``time_scale`` = wall seconds per emulated second, and
 every measured wall duration is divided by it.
@@ -65,6 +67,7 @@ from typing import Awaitable, Callable, Sequence
 import httpx
 
 from planner.io.errors import PlannerError
+from profiles import engine_load
 from profiles import format as pfmt
 from profiles import sweep
 from profiles.backends.launch_env import server_env
@@ -578,6 +581,17 @@ class VllmClient:
 
     _blocker_lead_s = 0.005
 
+    async def metrics_text(self) -> str | None:
+        """``GET /metrics``'s text, or None when the server has none (an attached endpoint of another engine)."""
+        try:
+            r = await self.http.get(f"{self.url}/metrics")
+            r.raise_for_status()
+        except httpx.HTTPStatusError:
+            return None
+        except httpx.HTTPError as exc:
+            raise ServerDied(f"{self.url}/metrics: {_describe_http_error(exc)}") from None
+        return r.text
+
     async def counters(self) -> EngineCounters:
         try:
             r = await self.http.get(f"{self.url}/metrics")
@@ -756,6 +770,8 @@ class VllmRunConfig:
     rate_duration_s: float = 0.0
     """If > 0: each rate sends max(rate_requests, rate x this) requests (same arrival span per rate)."""
     rate_seed: int = 0
+    engine_account: bool = True
+    """Scrape /metrics around and during each measured rate run for the engine's account of it (engine_load.csv)."""
     prefill_warmup: bool = True
     """Send each prefill point's batch once, untimed, before its timed repeats: a token count the engine has not
     run yet may compile a kernel on first use (vLLM 0.26's fused-MoE Triton kernel warned so at the first
@@ -808,6 +824,8 @@ class RunSummary:
     decode: sweep.SweepOutcome | None = None
     gpu_seconds: float = 0.0
     goodput_rows: list[dict] = field(default_factory=list)
+    engine_load_rows: list[dict] = field(default_factory=list)
+    """The engine's own account of each measured rate run (profiles/engine_load.py) -> engine_load.csv."""
     rate_warmup_requests: int = 0
     """Requests sent to warm the engine up before the rate sweep's measured runs (not in load_sweep.csv)."""
 
@@ -964,6 +982,50 @@ def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, 
     return rows
 
 
+# The running / waiting gauges are read this often during a rate run (emulated seconds): 2 Hz keeps the
+# scrapes' cost on the API server small (one /metrics render each) and still gives ~120 samples a minute.
+GAUGE_SAMPLE_INTERVAL_S = 0.5
+
+
+async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: float, isl: int, n: int,
+                              seed: int) -> tuple[list[StreamResult], dict[str, float] | None]:
+    """One measured rate run with the engine's own account of it (profiles/engine_load.py): /metrics scraped
+    before, every GAUGE_SAMPLE_INTERVAL_S during, and after the run's last request finished. A server with no
+    parsable /metrics gives None and the run alone."""
+    def parse(text: str | None) -> engine_load.EngineLoadCounters | None:
+        if text is None:
+            return None
+        try:
+            return engine_load.parse_engine_load(text)
+        except ValueError:
+            return None
+
+    before = parse(await client.metrics_text()) if cfg.engine_account else None
+    samples: list[engine_load.EngineLoadCounters] = []
+
+    async def sample() -> None:
+        while True:
+            await asyncio.sleep(GAUGE_SAMPLE_INTERVAL_S * cfg.time_scale)
+            got = parse(await client.metrics_text())
+            if got is not None:
+                samples.append(got)
+
+    sampler = asyncio.create_task(sample()) if before is not None else None
+    t0 = time.monotonic()
+    try:
+        res = await client.rate_run(rate, isl, cfg.rate_osl, n, seed=seed)
+    finally:
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ServerDied):
+                await sampler
+    span_s = (time.monotonic() - t0) / cfg.time_scale
+    after = parse(await client.metrics_text()) if before is not None else None
+    if before is None or after is None:
+        return res, None
+    return res, engine_load.engine_load_row(before, after, samples, span_s, isl, cfg.rate_osl, rate)
+
+
 async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSummary", deadline: float | None, tick) -> None:
     """Open-loop Poisson runs (seeded) at each rate of cfg.rates for each ISL of cfg.rate_isls, ascending;
     per-request rows -> load_sweep.csv, percentiles and goodput -> goodput.csv. An ISL's sweep stops
@@ -984,7 +1046,10 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
                 return
             n = max(cfg.rate_requests, math.ceil(rate * cfg.rate_duration_s)) if cfg.rate_duration_s else cfg.rate_requests
             seed = cfg.rate_seed + k
-            res = await client.rate_run(rate, isl, cfg.rate_osl, n, seed=seed)
+            res, eng = await _accounted_rate_run(client, cfg, rate, isl, n, seed)
+            if eng is not None:
+                summary.engine_load_rows.append(eng)
+                _write_rows(cfg.out / "engine_load.csv", summary.engine_load_rows, engine_load.ENGINE_LOAD_COLUMNS)
             g = goodput_row(res, rate, isl, cfg.rate_osl, cfg.time_scale, cfg.slo_ttft_ms, cfg.slo_itl_ms)
             summary.goodput_rows.append(g)
             _write_goodput(cfg.out / "goodput.csv", summary.goodput_rows)
