@@ -34,9 +34,13 @@ HISTOGRAMS = {
 COUNTERS = {"preemptions": "vllm:num_preemptions", "generation_tokens": "vllm:generation_tokens",
             "prompt_tokens": "vllm:prompt_tokens"}
 GAUGES = {"running": "vllm:num_requests_running", "waiting": "vllm:num_requests_waiting"}
+# A decode-only step carries one token per running request, at most max_num_seqs (256, vLLM's default and the
+# profiler's): a step of more tokens carried a prompt's chunk (vllm:iteration_tokens_total has a bucket bound there).
+MAX_DECODE_ONLY_TOKENS = 256.0
 
 ENGINE_LOAD_COLUMNS = [
     "isl", "osl", "rate_rps", "span_s", "requests", "steps", "steps_per_s", "tokens_per_step_mean",
+    "steps_over_256_tokens",
     "queue_ms_mean", "prefill_ms_mean", "decode_ms_mean",
     "engine_ttft_ms_mean", "engine_ttft_ms_p90", "preemptions", "generation_tokens", "prompt_tokens",
     "running_mean", "running_max", "waiting_mean", "waiting_p90", "waiting_max", "gauge_samples",
@@ -55,6 +59,10 @@ class Histogram:
         prev = dict(before.buckets)
         return Histogram(self.sum - before.sum, self.count - before.count,
                          tuple((le, c - prev.get(le, 0.0)) for le, c in self.buckets))
+
+    def count_at_most(self, bound: float) -> float:
+        """Observations <= `bound`, which must be one of the bucket bounds (nan otherwise)."""
+        return dict(self.buckets).get(bound, math.nan)
 
     def quantile(self, q: float) -> float:
         """Prometheus' histogram_quantile: linear inside the bucket holding rank q·count; nan when empty.
@@ -151,6 +159,8 @@ def engine_load_row(before: EngineLoadCounters, after: EngineLoadCounters, gauge
         "requests": d["queue"].count if "queue" in d else math.nan,
         "steps": steps, "steps_per_s": steps / span_s if span_s > 0 else math.nan,
         "tokens_per_step_mean": d["step_tokens"].sum / steps if steps and steps > 0 else math.nan,
+        "steps_over_256_tokens": steps - d["step_tokens"].count_at_most(MAX_DECODE_ONLY_TOKENS)
+        if "step_tokens" in d else math.nan,
         "queue_ms_mean": _mean_ms(d.get("queue")), "prefill_ms_mean": _mean_ms(d.get("prefill")),
         "decode_ms_mean": _mean_ms(d.get("decode")),
         "engine_ttft_ms_mean": _mean_ms(d.get("engine_ttft")), "engine_ttft_ms_p90": _q_ms(d.get("engine_ttft"), 0.9),

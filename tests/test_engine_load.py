@@ -31,6 +31,7 @@ def test_histogram_delta_and_an_empty_one():
     assert (d.sum, d.count) == pytest.approx((0.6, 6.0))
     assert d.buckets == ((0.1, 1.0), (0.2, 3.0), (0.5, 5.0), (math.inf, 6.0))
     assert math.isnan(Histogram(0.0, 0.0, BUCKETS).quantile(0.9))
+    assert d.count_at_most(0.2) == 3.0 and math.isnan(d.count_at_most(0.3))
 
 
 METRICS = """\
@@ -86,6 +87,8 @@ def test_rate_sweep_writes_the_engines_account_of_each_rate(tmp_path):
     assert (rows.requests == 6).all() and (rows.generation_tokens == 6 * 8).all()
     assert list(rows.prompt_tokens) == [6 * 128, 6 * 128, 6 * 256]
     assert (rows.steps >= 8).all() and (rows.preemptions == 0).all()
+    # a step of more than 256 tokens carries a prompt, and each prompt (<= 256 tokens) is in one step
+    assert ((rows.steps_over_256_tokens >= 0) & (rows.steps_over_256_tokens <= rows.requests)).all()
     slow = rows.iloc[0]
     assert slow.prefill_ms_mean == pytest.approx(LAW.prefill_ms(128, 1), rel=0.25)
     assert slow.queue_ms_mean < LAW.prefill_ms(128, 1)
