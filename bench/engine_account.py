@@ -1,0 +1,152 @@
+"""Real vLLM under load, as its engine accounts for it: where a request's TTFT goes, and the laws' step time.
+
+    .venv/bin/python bench/engine_account.py [--run RUN_DIR=PROFILE_DIR ...]
+
+A RUN_DIR holds the profiler's ``load_sweep.csv`` (per request, client-side) and ``engine_load.csv`` (per rate,
+the engine's account from ``/metrics``: profiles/engine_load.py); PROFILE_DIR the profile whose fitted laws
+predict that replica (its own launch's grid, or the model's committed profile). Default: device session s18's
+runs (profiles/runs/2026-12-04-s18).
+
+Per rate, from the measurements alone:
+- the client's mean TTFT, and the engine's (``vllm:time_to_first_token_seconds``: from the request's arrival at
+  the frontend's engine client to its first token), the requests' mean WAITING time in the scheduler (queue) and
+  their first-scheduled-to-first-token time (prefill); client - engine TTFT is the HTTP and API-server part;
+- the steps the engine ran, those that carried a prompt's chunk (more than 256 tokens), and the mean step time
+  span / steps, which is the step's own time when the engine never idles (the running gauge never 0).
+
+Against the laws (planner.simulate.steptime.mixed_step_ms, the simulator's step): the mean step the laws give for
+the measured composition, the mean running batch decoding in every step and the run's prompt tokens spread
+evenly over its chunk-carrying steps. measured / laws > 1 means the real steps under load are slower than the
+laws fitted on the idle replica's profile grid.
+
+Last line: ``RESULT runs=<n> rates=<n> step_ratio_median=<x> step_ratio_worst=<x> frontend_ms_median=<ms>
+queue_share_median=<share of the engine's TTFT spent waiting>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
+from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
+from planner.perf.profiledata import load_profile  # noqa: E402
+from planner.simulate.steptime import mixed_step_ms  # noqa: E402
+
+S18 = "profiles/runs/2026-12-04-s18"
+DEFAULT_RUNS = [
+    (f"{S18}/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k-acct/vllm",
+     "profiles/runs/2026-12-04-s16/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k/vllm"),
+    (f"{S18}/llama-3.1-8b/H200-141GB/tp1-acct/vllm", "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
+    (f"{S18}/qwen2.5-14b/H200-141GB/tp1-steady/vllm", "profiles/runs/2026-12-03-s14/qwen2.5-14b/H200-141GB/tp1/vllm"),
+]
+
+
+@dataclass(frozen=True)
+class RateAccount:
+    """One rate run: the client's and the engine's TTFT, its parts, and the measured and laws' mean step."""
+
+    run: str
+    isl: int
+    rate_rps: float
+    client_ttft_ms: float
+    client_ttft_p90_ms: float
+    engine_ttft_ms: float
+    queue_ms: float
+    prefill_ms: float
+    running_mean: float
+    waiting_mean: float
+    steps: float
+    chunk_steps: float
+    step_ms: float
+    laws_step_ms: float
+
+    @property
+    def frontend_ms(self) -> float:
+        return self.client_ttft_ms - self.engine_ttft_ms
+
+    @property
+    def step_ratio(self) -> float:
+        return self.step_ms / self.laws_step_ms
+
+
+def laws_mean_step_ms(perf: VariantPerf, row: pd.Series) -> float:
+    """The laws' mean step over the run: every step decodes the mean running batch at mean context isl + osl/2;
+    the run's prompt tokens are spread evenly over its chunk-carrying steps (each chunk a whole prompt's share)."""
+    batch = max(0, round(float(row.running_mean)))
+    ctx = float(row.isl) + float(row.osl) / 2.0
+    steps, chunk_steps = float(row.steps), max(1.0, float(row.steps_over_256_tokens))
+    per_chunk = float(row.prompt_tokens) / chunk_steps
+    mixed = mixed_step_ms(perf, batch, batch * ctx, round(per_chunk), per_chunk * float(row.isl))
+    decode = mixed_step_ms(perf, batch, batch * ctx, 0, 0.0)
+    return (chunk_steps * mixed + (steps - chunk_steps) * decode) / steps
+
+
+def accounts(run_dir: Path, perf: VariantPerf) -> list[RateAccount]:
+    eng = pd.read_csv(run_dir / "engine_load.csv")
+    req = pd.read_csv(run_dir / "load_sweep.csv")
+    out = []
+    for _, row in eng.iterrows():
+        mine = req[(req.isl == row.isl) & ((req.rate_rps - row.rate_rps).abs() < 1e-6)]
+        out.append(RateAccount(
+            run=run_dir.parts[-4] if len(run_dir.parts) >= 4 else str(run_dir), isl=int(row.isl),
+            rate_rps=float(row.rate_rps), client_ttft_ms=float(mine.ttft_ms.mean()),
+            client_ttft_p90_ms=float(mine.ttft_ms.quantile(0.9)), engine_ttft_ms=float(row.engine_ttft_ms_mean),
+            queue_ms=float(row.queue_ms_mean), prefill_ms=float(row.prefill_ms_mean),
+            running_mean=float(row.running_mean), waiting_mean=float(row.waiting_mean), steps=float(row.steps),
+            chunk_steps=float(row.steps_over_256_tokens), step_ms=float(row.span_s) * 1e3 / float(row.steps),
+            laws_step_ms=laws_mean_step_ms(perf, row)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", action="append", default=None, metavar="RUN_DIR=PROFILE_DIR",
+                    help="a run folder (load_sweep.csv + engine_load.csv) and the profile of its laws; repeatable")
+    a = ap.parse_args(argv)
+    pairs = [tuple(r.split("=", 1)) for r in a.run] if a.run else DEFAULT_RUNS
+    use_byo_catalog_unless_set()
+    cat = Catalog.load()
+    rows: list[RateAccount] = []
+    for run, prof in pairs:
+        run_dir, prof_dir = (ROOT / run) if not Path(run).is_absolute() else Path(run), ROOT / prof
+        if not (run_dir / "engine_load.csv").is_file() or not (run_dir / "load_sweep.csv").is_file():
+            print(f"{run_dir}: expected load_sweep.csv and engine_load.csv there (planner profile --rates-by-isl)",
+                  file=sys.stderr)
+            return 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the laws' extrapolation warnings: a large batch is the point here
+            perf = fit_profile(load_profile(prof_dir), cat)[0]
+            rows += accounts(run_dir, perf)
+    t = Table(title="Real vLLM under load, the engine's account (means over each rate's requests; ms)")
+    for c in ("run", "ISL", "rate rps", "client TTFT (p90)", "engine TTFT", "queue", "prefill", "HTTP+frontend",
+              "running", "waiting", "steps (chunk)", "step measured", "step laws", "ratio"):
+        t.add_column(c, justify="right")
+    for r in rows:
+        t.add_row(r.run, str(r.isl), f"{r.rate_rps:g}", f"{r.client_ttft_ms:.0f} ({r.client_ttft_p90_ms:.0f})",
+                  f"{r.engine_ttft_ms:.0f}", f"{r.queue_ms:.0f}", f"{r.prefill_ms:.0f}", f"{r.frontend_ms:.0f}",
+                  f"{r.running_mean:.0f}", f"{r.waiting_mean:.1f}", f"{r.steps:.0f} ({r.chunk_steps:.0f})",
+                  f"{r.step_ms:.1f}", f"{r.laws_step_ms:.1f}", f"{r.step_ratio:.3f}")
+    Console(width=200).print(t)
+    ratios = [r.step_ratio for r in rows]
+    print(f"RESULT runs={len(pairs)} rates={len(rows)} step_ratio_median={statistics.median(ratios):.3f} "
+          f"step_ratio_worst={max(ratios, key=lambda x: abs(x - 1)):.3f} "
+          f"frontend_ms_median={statistics.median(r.frontend_ms for r in rows):.1f} "
+          f"queue_share_median={statistics.median(r.queue_ms / r.engine_ttft_ms for r in rows):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
