@@ -290,9 +290,10 @@ def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
 
 
 # The closed form's mixed-replica bias where one prompt fills half a step's token budget or more (floor(C/isl) <= 1),
-# against the steady-state simulator at ISL 4,096 / 8,192, 50-85% load, every swept vLLM profile: TTFT p90 -16.8%,
-# ITL p90 -10.4% (bench/vllm_under_load.py, grid_long_*; profiles/runs/2026-12-04-s17/README.md says why).
-MIXED_LONG_PROMPT_BIAS_PCT = (-16.8, -10.4)
+# against the steady-state simulator at ISL 4,096 / 8,192, 50-85% load, every swept vLLM profile: TTFT p90 -9.8%,
+# ITL p90 -10.4% (bench/vllm_under_load.py, grid_long_*; profiles/runs/2026-12-04-s17/README.md says why; TTFT was
+# -16.8% before a prompt longer than the budget took riders in its last step, capacity.mixed_latency).
+MIXED_LONG_PROMPT_BIAS_PCT = (-9.8, -10.4)
 
 
 def _long_prompt_mixed_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str) -> list[str]:

@@ -741,10 +741,11 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     itl = min(itl, perf.decode_step_ms(n_p, ctx) + extra + chunk_cap_ms)
     # The prompt's own step: chunks fill the budget FCFS, so the prompts that arrived while it waited
     # (λ·min(its wait, the mean sojourn), queued behind it) ride in its step up to the budget C, lengthening it (vLLM's
-    # scheduler and laws.mixed_step_ms; module doc, Mixed).
+    # scheduler and laws.mixed_step_ms; module doc, Mixed). A prompt longer than C ends in its `steps`-th step, whose
+    # room after its tail (steps·C - isl tokens) the next prompt's first chunk fills: riders up to steps·C/isl prompts.
     steps = max(1.0, math.ceil(isl / chunk_tokens))
     b_mean = max(1.0, (t_step - steps * (step_ms + extra)) / base_work)
-    b_own = max(b_mean, min(chunk_tokens / isl, b_mean + rate_rps * min(wait, own_sojourn_ms) / 1000.0))
+    b_own = max(b_mean, min(steps * chunk_tokens / isl, b_mean + rate_rps * min(wait, own_sojourn_ms) / 1000.0))
     t_own = t_step + (b_own - b_mean) * base_work
     return Latency(
         ttft_ms=frontend_delay_ms(perf, n, frontend_ms_per_running) + wait + t_own,
