@@ -298,6 +298,13 @@ class GpuInventory(_Strict):
 
 
 PairingPolicy = Literal["any", "same_gpu", "same_gpu_tp"]
+ReplicaRouting = Literal["least_loaded", "random"]
+"""How a request picks a replica within its pool (the plan's routing weights pick the pool):
+`least_loaded` behind a load-aware router (llm-d's scorers: queue depth, KV use; the simulator's key is the
+tokens queued), so a prompt waits only when every replica is busy; `random` behind a plain Kubernetes Service
+(kube-proxy picks an endpoint at random; round-robin queues the same way), so each replica queues alone.
+The capacity model sizes pools for it (planner/planning/capacity.py, Pool of replicas) and the simulator routes
+by it (planner/simulate/fleet.py)."""
 
 
 class PairRule(_Strict):
@@ -356,6 +363,10 @@ class FleetLimits(_Strict):
     allowed_dtypes: list[Dtype] = Field(default_factory=_bf16_only, min_length=1,
                                         description="weight and KV-cache precisions the planner may choose (bf16, fp8); "
                                                     "default bf16 only: FP8 changes model outputs, so an operator opts in")
+    routing: ReplicaRouting = Field(default="least_loaded",
+                                    description="how a request picks a replica of its pool: least_loaded (a load-aware "
+                                                "router such as llm-d's) or random (a plain Kubernetes Service); pools are "
+                                                "sized for it and `planner solve --verify` simulates it")
 
     def pair_forbidden(self, prefill_gpu: str, prefill_tp: int, decode_gpu: str, decode_tp: int) -> bool:
         """May a prefill on (prefill_gpu, prefill_tp) not hand its KV cache to a decode on (decode_gpu, decode_tp)?"""
@@ -539,6 +550,9 @@ class Plan(BaseModel):
     load_multiplier: float | None = Field(default=None, description="max-load mode: common traffic factor served")
     power_kw: float | None = Field(default=None, description="board power of the plan's GPUs at TDP, kW (profiles/gpus.yaml power_w)")
     slo_costs: list[SloCost] = Field(default_factory=list, description="cost of each SLO term (sensitivity)")
+    replica_routing: ReplicaRouting = Field(default="least_loaded",
+                                            description="how requests pick a replica within a pool, as the plan was sized "
+                                                        "for (the fleet's limits.routing); the simulator routes so")
     notes: list[str] = Field(default_factory=list)
 
     def replicas(self) -> dict[str, int]:

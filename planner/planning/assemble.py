@@ -173,7 +173,8 @@ def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], Arr
             continue
         slo = inst.workload.slo_of(c)
         share = min(1.0, pool_flow[vid] / model_rate[c.model])
-        shape = realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1))
+        shape = realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1),
+                                  inst.fleet.limits.routing)
         v = inst.variants[vid]
         with quiet_extrapolation():
             cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, shape)
@@ -312,7 +313,8 @@ def _routing_notes(inst: Instance, vid: str, pool: PoolPlan, flows: dict[str, fl
     prompt waits only when every replica is busy. Random or round-robin routing (a plain Kubernetes Service)
     makes each replica a queue of its own (a bursty class's cluster of B split Binomial(B, 1/n): IDC 1 + (IDC - 1)/n
     per replica); the note gives the replicas the one-replica model would need then, at the same flows and
-    utilization target."""
+    utilization target. A plan sized for random routing (limits.routing: random) has no such pool: no note
+    (`_random_routing_note` says what it was sized for)."""
     v = inst.variants[vid]
     shapes = {cid: inst.arrivals.get((cid, vid), POISSON) for cid in flows}
     if v.role != "prefill" or not any(pool_servers(sh) > 1 for sh in shapes.values()):
@@ -331,6 +333,15 @@ def _routing_notes(inst: Instance, vid: str, pool: PoolPlan, flows: dict[str, fl
             "simulator's): a prompt waits only when all are busy. With random or round-robin routing each replica "
             "queues alone" + (f" and the pool would need about {n_rr} replicas" if n_rr else ", which this pool cannot carry")
             + " (planner/planning/capacity.py, Pool of replicas)"]
+
+
+def _random_routing_note(inst: Instance) -> list[str]:
+    """The plan-wide note of a plan sized for random routing (the fleet's limits.routing: random)."""
+    if inst.fleet.limits.routing != "random":
+        return []
+    return ["sized for random routing (limits.routing: random; a plain Kubernetes Service): a request picks a replica "
+            "of its pool at random, so each replica queues alone and no prefill wait is pooled (planner/planning/capacity.py, "
+            "Pool of replicas, Random routing); `planner solve --verify` simulates it so"]
 
 
 def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str, batch: float) -> list[str]:
@@ -382,8 +393,10 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
     assert inst.problem is not None
     info = SolverInfo(backend=sol.backend, status=sol.status, objective=sol.objective, bound=sol.bound,
                       gap=sol.gap, seconds=round(sol.seconds, 4), objective_unit=_OBJECTIVE_UNIT.get(inst.problem.objective))
+    replica_routing = inst.fleet.limits.routing
     if not sol.ok:
-        return Plan(feasible=False, solver=info, diagnosis=explain_infeasible(inst), notes=[sol.message] if sol.message else [])
+        return Plan(feasible=False, solver=info, diagnosis=explain_infeasible(inst), notes=[sol.message] if sol.message else [],
+                    replica_routing=replica_routing)
 
     scale = sol.load_multiplier if inst.problem.objective == "max_load" and sol.load_multiplier else 1.0
     flows_by_class: dict[str, dict[str, float]] = defaultdict(dict)
@@ -393,7 +406,9 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
             flows_by_class[cid][vid] = x
             load[vid] += x / inst.problem.capacity[(cid, vid)]
 
-    plan = Plan(solver=info, load_multiplier=sol.load_multiplier if inst.problem.objective == "max_load" else None)
+    plan = Plan(solver=info, load_multiplier=sol.load_multiplier if inst.problem.objective == "max_load" else None,
+                replica_routing=replica_routing)
+    plan.notes.extend(_random_routing_note(inst))
     pools: dict[str, PoolPlan] = {}
     for vid, n in sorted(sol.replicas.items()):
         if n <= 0:

@@ -119,6 +119,17 @@ smaller worst under-prediction; 15.2 -> 13.2%, worst -20.2 -> -6.5%) and reporte
   largest 1.83 -> 1.38, median 1.22 -> 1.09. Rejected on the same cases: the pool of n with Kingman's
   IDC (Allen-Cunneen ca² = IDC), which met 1 of 4 tuning cases, as the central-queue model below did.
 
+Pool of replicas, Random routing (the fleet's `limits.routing: random`, `ArrivalShape.routing`): behind a
+plain Kubernetes Service (kube-proxy picks an endpoint at random; round-robin queues the same way) a prompt
+goes to a replica whatever its queue, so nothing is pooled: each replica is the one-replica model above
+taking 1/n of the stream (a random thinning of a Poisson stream is Poisson), `pool_servers` is 1, and a
+cluster of B is split Binomial(B, 1/n), so one replica sees IDC 1 + (IDC - 1)/n (`ArrivalShape.replica_idc`)
+instead of least-loaded's IDC/n. Poisson classes then get exactly `capacity(...)` (no pool search, no
+minimum pool size); bursty classes keep the search for the smallest carrying pool, whose per-replica IDC
+still falls with n. These are the numbers the least-loaded plan's routing note quotes
+(planner/planning/assemble.py); the simulator routes the same way (planner/simulate/fleet.py), so
+`planner solve --verify` checks such a plan under the routing it was sized for.
+
 Bursty arrivals (a class with `burstiness`, planner.io.schema.Burstiness; absent = Poisson and every
 number above is unchanged). Arrivals that come in clusters are modelled as a compound-Poisson
 stream (M^X): clusters at rate λ/E[B], B requests each. Its index of dispersion of counts is
@@ -206,12 +217,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import special, stats
 
-from planner.io.schema import Burstiness
+from planner.io.schema import Burstiness, ReplicaRouting
 from planner.perf.laws import VariantPerf
 from planner.simulate.steptime import ASYNC_SCHEDULING, FRONTEND_MS_PER_RUNNING, frontend_delay_ms
 
@@ -264,23 +275,28 @@ class ArrivalShape:
     burst_ratio: float = 1.0
     """p99 one-second prompt tokens over the mean prompt tokens per second (<= 1: no burst)."""
     replicas: int = 1
-    """Replicas of the pool that shares the stream behind least-loaded routing (module doc, Pool
-    of replicas): prefill waits are those of the pool; decode batches see `replica_idc`."""
+    """Replicas of the pool that shares the stream (module doc, Pool of replicas): behind least-loaded
+    routing prefill waits are those of the pool; decode batches see `replica_idc` either way."""
+    routing: ReplicaRouting = "least_loaded"
+    """How a request picks its replica within the pool (the fleet's limits.routing): `least_loaded` pools the
+    prefill wait and splits clusters evenly; `random` leaves each replica a queue of its own (`pool_servers` 1)
+    that sees a Binomial(B, 1/n) share of a cluster of B (module doc, Pool of replicas, Random routing)."""
 
     @property
     def replica_idc(self) -> float:
-        """The IDC one replica of the pool sees: clusters spread evenly, about idc/n, at least 1
-        (a cluster smaller than the pool leaves each replica one request or none); an
-        under-dispersed stream (idc < 1) stays as regular."""
+        """The IDC one replica of the pool sees. Least-loaded: clusters spread evenly, about idc/n, at least 1
+        (a cluster smaller than the pool leaves each replica one request or none). Random: a cluster of B split
+        Binomial(B, 1/n), 1 + (idc - 1)/n. An under-dispersed stream (idc < 1) stays as regular."""
         if self.idc <= 1.0 or self.replicas <= 1:
             return self.idc
+        if self.routing == "random":
+            return 1.0 + (self.idc - 1.0) / self.replicas
         return max(1.0, self.idc / self.replicas)
 
     def randomly_routed(self) -> ArrivalShape:
-        """What one replica of the pool sees under random or round-robin routing instead: a cluster of B split
-        Binomial(B, 1/n), IDC 1 + (IDC - 1)/n, queued alone (module doc, Pool of replicas)."""
-        idc = 1.0 + (self.idc - 1.0) / max(1, self.replicas) if self.idc > 1.0 else self.idc
-        return ArrivalShape(idc=idc, burst_ratio=self.burst_ratio, replicas=1)
+        """The same pool behind random or round-robin routing instead: each replica queues alone and sees a
+        cluster of B split Binomial(B, 1/n), IDC 1 + (IDC - 1)/n (module doc, Pool of replicas)."""
+        return replace(self, routing="random")
 
 
 POISSON = ArrivalShape()
@@ -290,14 +306,14 @@ BURST_WINDOW_S = 1.0
 
 
 def replica_arrivals(burst: Burstiness | None, rate_rps: float, isl: float, ttft_ms: float | None,
-                     replicas: float) -> ArrivalShape:
+                     replicas: float, routing: ReplicaRouting = "least_loaded") -> ArrivalShape:
     """What a pool of `replicas` replicas sharing a class of `rate_rps` sees of its `burst`iness.
 
     IDC at the TTFT SLO's time scale (1 s without a TTFT bound) of the pool's stream, with the
-    pool size: prefill waits are the pool's (module doc, Pool of replicas), and one replica sees
-    `ArrivalShape.replica_idc` (clusters split evenly by least-loaded routing, about idc/n). The
-    burst ratio is scale-free: a burst split over the replicas in proportion to their share of
-    the rate keeps its ratio to the mean.
+    pool size and its `routing`: behind least-loaded routing prefill waits are the pool's (module doc,
+    Pool of replicas), and one replica sees `ArrivalShape.replica_idc` (clusters split evenly, about
+    idc/n; random routing: binomially, 1 + (idc - 1)/n). The burst ratio is scale-free: a burst split
+    over the replicas in proportion to their share of the rate keeps its ratio to the mean.
     """
     if burst is None:
         return POISSON
@@ -306,17 +322,18 @@ def replica_arrivals(burst: Burstiness | None, rate_rps: float, isl: float, ttft
     ratio = 1.0
     if burst.p99_prompt_tokens_per_s is not None and rate_rps > 0:
         ratio = burst.p99_prompt_tokens_per_s / (rate_rps * isl * BURST_WINDOW_S)
-    return ArrivalShape(idc=idc, burst_ratio=max(1.0, ratio), replicas=n)
+    return ArrivalShape(idc=idc, burst_ratio=max(1.0, ratio), replicas=n, routing=routing)
 
 
 def realised_arrivals(burst: Burstiness, rate_rps: float, isl: float, ttft_ms: float | None, share: float,
-                      replicas: float) -> ArrivalShape:
+                      replicas: float, routing: ReplicaRouting = "least_loaded") -> ArrivalShape:
     """What a pool of `replicas` sees when a plan sends it `share` of the class: the routing weights
     pick the pool per request, a random split, Binomial(B, share) of a cluster of B, so the
-    pool's IDC is 1 + (idc - 1)·share; the pool then spreads it over its replicas (`replica_arrivals`)."""
+    pool's IDC is 1 + (idc - 1)·share; the pool then spreads it over its replicas by its `routing`
+    (`replica_arrivals`)."""
     pooled = burst.model_copy(update={"idc_1s": 1.0 + (burst.idc_1s - 1.0) * share,
                                       "idc_10s": None if burst.idc_10s is None else 1.0 + (burst.idc_10s - 1.0) * share})
-    return replica_arrivals(pooled, rate_rps, isl, ttft_ms, replicas)
+    return replica_arrivals(pooled, rate_rps, isl, ttft_ms, replicas, routing)
 
 
 def _cluster_ahead(idc: float) -> float:
@@ -429,7 +446,9 @@ def pool_servers(arrivals: ArrivalShape) -> int:
     """Servers of the pooled prefill wait (module doc, Pool of replicas, Poisson): the pool's replicas for a
     Poisson stream; for clusters of index of dispersion IDC split evenly, ⌊n/IDC⌋ blocks of IDC replicas
     that each take a cluster like one server, when there are at least 2 (else 1: the per-replica model
-    alone, whose IDC_n carries the clusters)."""
+    alone, whose IDC_n carries the clusters). Random routing pools nothing: 1 (each replica queues alone)."""
+    if arrivals.routing == "random":
+        return 1
     if arrivals.idc <= 1.0:
         return max(1, arrivals.replicas)
     blocks = int(arrivals.replicas // arrivals.idc)
@@ -905,7 +924,8 @@ class ClassLoad:
 
 
 def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassLoad],
-                          max_replicas: int | None = None) -> list[tuple[Capacity, ArrivalShape]]:
+                          max_replicas: int | None = None,
+                          routing: ReplicaRouting = "least_loaded") -> list[tuple[Capacity, ArrivalShape]]:
     """Per-replica capacities of the classes of one model on one variant when they share its pool,
     with the arrival shape each was computed for (module doc, Pool of replicas).
 
@@ -919,8 +939,12 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
     the pool fewer replicas, or spreads a class over several pools, planner/planning/assemble.py re-solves
     with the realised split (`realised_arrivals`). A Poisson pool that `max_replicas` (the fleet's
     max_replicas_per_pool, or what the GPU inventory holds of the variant) keeps from reaching n* gets the
-    one-replica capacities (valid at any size), so that the variant stays usable as before pooling."""
-    pooled_poisson = role == "prefill"  # Poisson prefill waits are the pool's too (module doc, Pool of replicas, Poisson)
+    one-replica capacities (valid at any size), so that the variant stays usable as before pooling.
+    With `routing` 'random' (module doc, Pool of replicas, Random routing) nothing is pooled: Poisson classes get
+    exactly `capacity(...)` on every role, and bursty classes the binomial split of their clusters over the n
+    replicas (`ArrivalShape.replica_idc`), still searched for the smallest carrying n."""
+    # Poisson prefill waits are the pool's too behind least-loaded routing (module doc, Pool of replicas, Poisson)
+    pooled_poisson = role == "prefill" and routing == "least_loaded"
 
     def at(n: int) -> list[tuple[Capacity, ArrivalShape]]:
         out = []
@@ -929,7 +953,7 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
                 shape = ArrivalShape(replicas=n) if pooled_poisson and n > 1 else POISSON
                 out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
                 continue
-            shape = replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n)
+            shape = replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n, routing)
             out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
         return out
 

@@ -2,8 +2,10 @@
 under SLO per request class, and the ILP `Problem` over them (pure apart from the laws).
 
 Variants are model x role x GPU type x tp (x precision) allowed by the fleet's limits and that fit
-in memory; `build_instance` computes every (class, variant) capacity and the problem a backend
-solves (planner/planning/assemble.py turns the solution into a plan).
+in memory; `build_instance` computes every (class, variant) capacity, for the replica routing the
+fleet's `limits.routing` names (least-loaded pools the prefill wait, random does not:
+planner/planning/capacity.py, Pool of replicas), and the problem a backend solves
+(planner/planning/assemble.py turns the solution into a plan).
 """
 
 from __future__ import annotations
@@ -138,11 +140,12 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                             most = fleet.gpus[gpu].available // tp
                             if lim.max_replicas_per_pool is not None:
                                 most = min(most, lim.max_replicas_per_pool)
-                            pooled = pool_class_capacities(vp, role, loads, most)
+                            pooled = pool_class_capacities(vp, role, loads, most, lim.routing)
                         if pooled_cache is not None:
                             pooled_cache[(model, v.id)] = pooled
                     # the pool size the shared capacities assume (0 or >= it in the ILP: VariantSpec.min_when_used)
-                    # (bursty classes, and Poisson prefill pools whose waits are the pool's: capacity.pool_class_capacities)
+                    # (bursty classes, and Poisson prefill pools whose waits are the pool's behind least-loaded routing:
+                    # capacity.pool_class_capacities; under random routing a Poisson pool assumes none)
                     inst.pool_min[v.id] = max([sh.replicas for c, (cp, sh) in zip(classes, pooled, strict=True)
                                                if c.rate_rps > 0 and cp.rate_rps > 0], default=0)
                     for c, ld, (cap, shape) in zip(classes, loads, pooled, strict=True):
