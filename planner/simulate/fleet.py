@@ -2,10 +2,14 @@
 
 Routing (as the plan says and as a P/D router does): each request draws its prefill-side pool
 (prefill or mixed) from its class's weights, and -- when that pool is a prefill pool -- its decode
-pool from the decode weights, with one seeded numpy Generator; within a pool it goes to the
-least-loaded ready replica (queued prompt tokens for prefill, reserved + waiting KV tokens for
-decode/mixed). The KV cache travels prefill -> decode in ``kv_transfer_ms`` with the slower side's
-link.
+pool from the decode weights, with one seeded numpy Generator; within a pool it goes, by
+``replica_routing`` (the plan's ``replica_routing``, from the fleet's ``limits.routing``):
+* ``least_loaded`` (default; llm-d's load-aware scorers): to the least-loaded ready replica (queued
+  prompt tokens for prefill, reserved + waiting KV tokens for decode/mixed);
+* ``random`` (a plain Kubernetes Service): to a ready replica drawn uniformly at random, whatever its
+  load, with a second seeded Generator of its own (so the pool draws, and with them the requests each
+  pool receives, are the same in both modes at the same seed).
+The KV cache travels prefill -> decode in ``kv_transfer_ms`` with the slower side's link.
 
 The fleet may change while it runs (for the controller's closed loop):
 ``sim.set_replicas(pool_id, n, ready_at_s)`` adds replicas that start taking traffic at
@@ -33,7 +37,7 @@ from typing import TypedDict, Unpack
 import numpy as np
 
 from planner.io.errors import InputError
-from planner.io.schema import Plan, Slo, Variant, Workload
+from planner.io.schema import Plan, ReplicaRouting, Slo, Variant, Workload
 from planner.perf.laws import VariantPerf, lookup_variant_perf
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.engine import BatchReplica, EventQueue, PrefillReplica, Requests
@@ -54,6 +58,7 @@ class SimOptions(TypedDict, total=False):
     allow_empty_pools: bool
     frontend_ms_per_running: float
     async_scheduling: bool
+    replica_routing: ReplicaRouting
 """(model, gpu, tp[, weight_dtype, kv_dtype]) -> laws (see planner.perf.laws.lookup_variant_perf)."""
 
 # Default spacing of the pool timelines (queue, KV usage, utilization), seconds: fine enough for a
@@ -64,6 +69,9 @@ DEFAULT_DRAIN_S = 1800.0
 # Tolerance on a class's routing weights summing to 1 (per side): planner/planning/assemble.py rounds each
 # weight to 4 decimals (_WEIGHT_DIGITS), so a sum over up to ~20 pools is off by at most ~1e-3.
 WEIGHT_SUM_TOL = 1e-3
+# Second entropy word of the replica-draw Generator under random routing: default_rng([seed, key]) hashes to a
+# SeedSequence other than default_rng(seed)'s, so the replica draws are a stream apart from the pool draws.
+_REPLICA_DRAW_KEY = 1
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,7 @@ class FleetSimulator:
     def __init__(self, pools: list[PoolSpec], routes: dict[str, ClassRoute], arrivals: Arrivals, slos: dict[str, Slo],
                  *, seed: int = 0, startup_delay_s: float = 0.0, sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
                  allow_empty_pools: bool = False, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING,
-                 async_scheduling: bool = ASYNC_SCHEDULING):
+                 async_scheduling: bool = ASYNC_SCHEDULING, replica_routing: ReplicaRouting = "least_loaded"):
         if len(arrivals) == 0:
             raise InputError(None, "arrivals", "no requests to simulate")
         self.pool_list = [Pool(i, s) for i, s in enumerate(pools)]
@@ -175,6 +183,10 @@ class FleetSimulator:
         self.req = req
         # one Generator for every routing draw: construction first, then each set_routing in turn
         self.rng = np.random.default_rng(seed)
+        self.replica_routing: ReplicaRouting = replica_routing
+        """How a request picks a ready replica of its pool (module doc): least_loaded or random."""
+        self.replica_rng = np.random.default_rng([seed, _REPLICA_DRAW_KEY])
+        """The replica draws of random routing (one per dispatch, in event order: deterministic for a seed)."""
         self.routes: dict[str, ClassRoute] = dict(routes)
         """Current routing per class (pool indices into pool_list); set_routing replaces entries."""
         self.class_model: dict[str, str] = {cid: r.model for cid, r in routes.items()}
@@ -258,7 +270,8 @@ class FleetSimulator:
     @classmethod
     def from_plan(cls, plan: Plan, perf_lookup: PerfLookup, arrivals: Arrivals, workload: Workload | None = None,
                   **kw: Unpack[SimOptions]) -> FleetSimulator:
-        """Pools and routing of a plan; SLOs from the workload (else the plan's predictions)."""
+        """Pools and routing of a plan; SLOs from the workload (else the plan's predictions). Replicas are
+        picked as the plan was sized for (`Plan.replica_routing`) unless `replica_routing` is given."""
         specs: list[PoolSpec] = []
         index: dict[str, int] = {}
         for model, mp in plan.models.items():
@@ -298,6 +311,7 @@ class FleetSimulator:
                 pr = mp.predicted[cid]
                 if pr.slo_ttft_ms is not None or pr.slo_itl_ms is not None:
                     slos[cid] = Slo(ttft_ms=pr.slo_ttft_ms, itl_ms=pr.slo_itl_ms, percentile=pr.percentile)
+        kw.setdefault("replica_routing", plan.replica_routing)
         return cls(specs, routes, arrivals, slos, **kw)
 
     # ----------------------------------------------------------------- fleet changes
@@ -421,7 +435,12 @@ class FleetSimulator:
         if not ready:
             pool.pending.append(rid)
             return
-        rep = ready[0] if len(ready) == 1 else min(ready, key=_load)
+        if len(ready) == 1:
+            rep = ready[0]
+        elif self.replica_routing == "random":
+            rep = ready[int(self.replica_rng.integers(len(ready)))]
+        else:
+            rep = min(ready, key=_load)
         rep.arrive(t, rid)
 
     def _arrive(self, t: float, rid: int) -> None:
