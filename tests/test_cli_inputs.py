@@ -97,6 +97,8 @@ CASES = [
          2, ("--profiles", "no profile found")),
     Case("pd_ratio_min > pd_ratio_max", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {pd_ratio_min: 3, pd_ratio_max: 1}")), *NS],
          2, ("{f}", "limits", "pd_ratio_min")),
+    Case("limits.routing: round_robin", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {routing: round_robin}")), *NS],
+         2, ("{f}", "limits.routing", "least_loaded", "random")),
     Case("negative current replicas", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("current: {llama-3.1-8b/decode/H100-SXM-80GB/tp1: -2}")), *NS],
          2, ("{f}", "current", ">= 0")),
     Case("current pool on an unknown GPU", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("current: {llama-3.1-8b/decode/B300/tp1: 2}")), *NS],
