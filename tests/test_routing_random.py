@@ -24,8 +24,15 @@ from planner.cli.main import app
 from planner.io.schema import Burstiness, Fleet, FleetLimits, ModelEntry, Plan, RequestClass, Slo, Workload
 from planner.perf.laws import quiet_extrapolation
 from planner.planning.assemble import plan_workload
-from planner.planning.capacity import (POISSON, ArrivalShape, ClassLoad, capacity, latency, pool_class_capacities,
-                                       pool_servers)
+from planner.planning.capacity import (
+    POISSON,
+    ArrivalShape,
+    ClassLoad,
+    capacity,
+    latency,
+    pool_class_capacities,
+    pool_servers,
+)
 from planner.planning.verify import verify_and_resolve
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.attainment import verify
@@ -82,7 +89,8 @@ def test_limits_routing_parses(limits, expected):
 def test_a_bad_limits_routing_exits_2_naming_file_field_and_allowed_values(tmp_path, bad):
     f = tmp_path / "fleet.yaml"
     f.write_text(yaml.safe_dump({"gpus": {GPU: {"available": 8}}, "limits": {"routing": bad}}))
-    res = CliRunner().invoke(app, ["solve", "-w", str(REPO / "examples/default/workload.yaml"), "-f", str(f), "--no-slo-cost"])
+    w = str(REPO / "examples/default/workload.yaml")
+    res = CliRunner().invoke(app, ["solve", "-w", w, "-f", str(f), "--no-slo-cost"])
     out = " ".join(res.output.split())
     assert res.exit_code == 2, res.output
     for word in (str(f), "limits.routing", "least_loaded", "random"):
@@ -230,8 +238,8 @@ def test_solve_verify_of_a_random_fleet_meets_the_slo_in_random_mode(tmp_path):
     w, f, out = tmp_path / "w.yaml", tmp_path / "f.yaml", tmp_path / "plan.yaml"
     w.write_text(yaml.safe_dump(_workload(12.0, 4.5).model_dump(mode="json", exclude_none=True)))
     f.write_text(yaml.safe_dump(_fleet("random").model_dump(mode="json", exclude_none=True)))
-    res = CliRunner().invoke(app, ["solve", "-w", str(w), "-f", str(f), "-o", str(out), "--verify", "--verify-rounds", "2",
-                                   "--no-slo-cost"])
+    res = CliRunner().invoke(app, ["solve", "-w", str(w), "-f", str(f), "-o", str(out),
+                                   "--verify", "--verify-rounds", "2", "--no-slo-cost"])
     assert res.exit_code == 0, res.output
     plan = Plan.model_validate(yaml.safe_load(out.read_text()))
     assert plan.replica_routing == "random"
@@ -244,7 +252,8 @@ def test_verify_and_resolve_re_solves_for_the_fleets_routing(plans, perf, catalo
     its simulation falls short, and the re-solve plans for the fleet's routing, which then meets the SLO."""
     start = plans[(16.5, "least_loaded")].model_copy(update={"replica_routing": "random"})
     with quiet_extrapolation():
-        plan = verify_and_resolve(_workload(12.0, 4.5), _fleet("random"), perf, catalog, start, rounds=1, duration_s=VERIFY_S)
+        plan = verify_and_resolve(_workload(12.0, 4.5), _fleet("random"), perf, catalog, start,
+                                  rounds=1, duration_s=VERIFY_S)
     assert plan.replica_routing == "random"
     assert _prefill_replicas(plan) > _prefill_replicas(start)
     assert any("after 1 re-solve(s): all classes meet their SLO" in n for n in plan.notes), plan.notes
