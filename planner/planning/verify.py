@@ -2,8 +2,11 @@
 percentile claim, tighten the target utilization of the pools at fault and re-solve.
 
 The capacity model is an approximation (classes sharing a replica, tail formulas); the
-discrete-event simulator is the referee. Each round lowers the utilization target of the pools
-the simulation blames (planner.simulate.attainment.tightened_utilization), so the ILP buys headroom
+discrete-event simulator is the referee. It routes requests within a pool as the plan was sized
+for (`Plan.replica_routing`, from the fleet's `limits.routing`: least-loaded or random), and the
+re-solves plan on the same fleet, so a plan for a plain Kubernetes Service is checked, and
+tightened, under random routing. Each round lowers the utilization target of the pools the
+simulation blames (planner.simulate.attainment.tightened_utilization), so the ILP buys headroom
 exactly where queues formed, and stops after `rounds` re-solves or when every class holds.
 """
 
