@@ -115,6 +115,8 @@ CASES = [
     Case("negative routing weight (explain)", lambda t: ["explain", _bad_plan(t, -0.5)], 2, ("{f}", "routing", "[0, 1]")),
     Case("routing weight > 1 (simulate)", lambda t: ["simulate", "--plan", _bad_plan(t, 1.5), "--workload", W, "--duration", "10", "--png", t("x.png", "")],
          2, ("{f}", "routing", "[0, 1]")),
+    Case("simulate --routing round_robin", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--routing", "round_robin"],
+         2, ("--routing", "least_loaded", "random")),
     Case("simulate --duration 0", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "0"], 2, ("--duration", "> 0")),
     Case("simulate --duration 1e12", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "1e12"],
          2, ("--duration", "limit")),

@@ -247,6 +247,21 @@ def test_solve_verify_of_a_random_fleet_meets_the_slo_in_random_mode(tmp_path):
     assert _prefill_replicas(plan) >= 11
 
 
+def test_planner_simulate_routing_overrides_the_plans(tmp_path, plans):
+    """`planner simulate --routing random` on a least-loaded plan says what it simulates against what the plan was
+    sized for; without --routing it simulates the plan's own routing."""
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(yaml.safe_dump(plans[(16.5, "least_loaded")].model_dump(mode="json")))
+    w = tmp_path / "w.yaml"
+    w.write_text(yaml.safe_dump(_workload(12.0, 4.5).model_dump(mode="json", exclude_none=True)))
+    base = ["simulate", "--plan", str(plan_file), "--workload", str(w), "--duration", "120",
+            "--png", str(tmp_path / "s.png")]
+    own, rand = (CliRunner().invoke(app, base + extra) for extra in ([], ["--routing", "random"]))
+    assert own.exit_code == 0 and rand.exit_code == 0, (own.output, rand.output)
+    assert "replica routing: least_loaded" in own.output and "sized for" not in own.output
+    assert "replica routing: random (--routing; the plan was sized for least_loaded)" in " ".join(rand.output.split())
+
+
 def test_verify_and_resolve_re_solves_for_the_fleets_routing(plans, perf, catalog):
     """The --verify loop on a random fleet handed the least-loaded plan (marked random, as behind a plain Service):
     its simulation falls short, and the re-solve plans for the fleet's routing, which then meets the SLO."""

@@ -75,9 +75,11 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="random seed (arrivals, routing)"),
         png: Path | None = typer.Option(Path("out/simulation.png"), help="where to save the latency plot (its folder is created)"),
         model: str | None = typer.Option(None, help="model of a trace without a model column (e.g. the Azure trace)"),
+        routing: str | None = typer.Option(None, help="how a request picks a replica of its pool: least_loaded or random "
+                                                      "(default: the plan's replica_routing, what it was sized for)"),
     ) -> None:
         """Replay a trace or a workload against a plan; per-class latency percentiles and SLO attainment."""
-        from planner.cli.simulate_run import run_simulate
+        from planner.cli.simulate_run import parse_routing, run_simulate
 
         run_simulate(plan=plan, trace=trace, workload=workload, duration=duration, seed=seed, png=png, model=model,
-                     perf_lookup=default_perf_lookup())
+                     perf_lookup=default_perf_lookup(), routing=parse_routing(routing))

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from planner.cli.console import stdout_console
 from planner.io.errors import InputError
 from planner.io.files import load_model
-from planner.io.schema import ModelEntry, Plan, Slo, Workload
+from planner.io.schema import REPLICA_ROUTINGS, ModelEntry, Plan, ReplicaRouting, Slo, Workload
 from planner.simulate.arrivals import Arrivals, poisson_arrivals, trace_arrivals
 from planner.simulate.fleet import FleetSimulator, PerfLookup
 from planner.simulate.report import SimReport, build_report, plot_report
@@ -117,9 +118,20 @@ def pool_table(rep: SimReport) -> Table:
     return t
 
 
+def parse_routing(value: str | None) -> ReplicaRouting | None:
+    """`--routing` as a ReplicaRouting (None: the plan's); anything else is a bad parameter (exit 2)."""
+    if value is None:
+        return None
+    for r in REPLICA_ROUTINGS:
+        if r == value:
+            return r
+    raise typer.BadParameter(f"--routing must be one of {', '.join(REPLICA_ROUTINGS)}, got {value!r}")
+
+
 def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, duration: float | None, seed: int,
                  png: Path | None, perf_lookup: PerfLookup, console: Console | None = None,
-                 model: str | None = None) -> SimReport:
+                 model: str | None = None, routing: ReplicaRouting | None = None) -> SimReport:
+    """Simulate `plan` and print its tables; `routing` overrides the plan's replica routing (what it was sized for)."""
     from planner.io.files import check_writable
     from planner.io.planfile import load_plan
 
@@ -131,9 +143,11 @@ def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, durat
     if not p.feasible:
         raise InputError(str(plan), "feasible", "the plan is infeasible: nothing to simulate")
     arr, wl = load_arrivals(p, trace, workload, duration, seed, model)
-    sim = FleetSimulator.from_plan(p, perf_lookup, arr, wl, seed=seed + 1)
+    sim = FleetSimulator.from_plan(p, perf_lookup, arr, wl, seed=seed + 1, replica_routing=routing or p.replica_routing)
     sim.run()
     rep = build_report(sim)
+    console.print(f"replica routing: {sim.replica_routing}" + (" (--routing; the plan was sized for "
+                                                               f"{p.replica_routing})" if routing and routing != p.replica_routing else ""))
     console.print(class_table(rep))
     console.print(pool_table(rep))
     if png is not None:

@@ -8,7 +8,7 @@ spelled in the field names (``_ms``, ``_rps``, ``_gib``, ``_tb_s``, ``_gb_s``, `
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -305,6 +305,7 @@ tokens queued), so a prompt waits only when every replica is busy; `random` behi
 (kube-proxy picks an endpoint at random; round-robin queues the same way), so each replica queues alone.
 The capacity model sizes pools for it (planner/planning/capacity.py, Pool of replicas) and the simulator routes
 by it (planner/simulate/fleet.py)."""
+REPLICA_ROUTINGS: tuple[ReplicaRouting, ...] = get_args(ReplicaRouting)
 
 
 class PairRule(_Strict):
