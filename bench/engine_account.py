@@ -123,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     for run, prof in pairs:
         run_dir, prof_dir = (ROOT / run) if not Path(run).is_absolute() else Path(run), ROOT / prof
         if not (run_dir / "engine_load.csv").is_file() or not (run_dir / "load_sweep.csv").is_file():
-            print(f"{run_dir}: expected load_sweep.csv and engine_load.csv there (planner profile --rates-by-isl)",
-                  file=sys.stderr)
+            hint = ("; the default runs are device session s18's (profiles/gpu_session.py PLAN_S18), not measured "
+                    "yet: pass --run RUN_DIR=PROFILE_DIR" if not a.run else "")
+            print(f"{run_dir}: expected load_sweep.csv and engine_load.csv there (planner profile --rates-by-isl)"
+                  f"{hint}", file=sys.stderr)
             return 2
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the laws' extrapolation warnings: a large batch is the point here
