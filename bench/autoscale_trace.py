@@ -37,8 +37,9 @@ The adaptive policies start from the hindsight schedule's first fleet (the need 
 start-up, known to both). GPU-hours count replicas from the moment they are requested. SLO
 attainment: share of requests meeting the SLO (TTFT and mean ITL both within the bound). References
 are cached per scenario under --out/cache (key: trace content, model, SLO, start-up, interval,
-target, REFS_VERSION); --no-cache recomputes. One run per cell: the simulation is deterministic
-given the seed, so repeats give identical numbers.
+target, routing, REFS_VERSION); --no-cache recomputes. `--routing random` sizes every plan for a plain
+Kubernetes Service and replays with random replica routing (the fleet's limits.routing). One run per
+cell: the simulation is deterministic given the seed, so repeats give identical numbers.
 What a reactive controller cannot do (said here so the table is read right): a surge shorter than
 one start-up + one observation interval (the flash crowd: 10x for 3 minutes against a 180 s start-up
 and 60 s interval) is over before any replica asked for on seeing it is ready; only capacity held
@@ -339,7 +340,8 @@ class Bench:
             fail(f"--model/--gpu/--tp: {self.model} has no performance law on {self.gpu} at tp{self.tp}")
         self.vp = vp
         self.fleet = Fleet(gpus={self.gpu: GpuInventory(available=args.gpus_available)},
-                           limits=FleetLimits(allowed_tp=[self.tp], roles=["prefill", "decode"], default_min_replicas=1))
+                           limits=FleetLimits(allowed_tp=[self.tp], roles=["prefill", "decode"], default_min_replicas=1,
+                                              routing=args.routing))
         self.iv = args.interval_s
         self.n_iv = int(math.ceil(self.arrivals.duration_s / self.iv)) + 1
         t = self.trace["t_s"].to_numpy()
@@ -381,7 +383,8 @@ class Bench:
         pools = [PoolSpec(self.P, "prefill", self.vp, initial[self.P]), PoolSpec(self.D, "decode", self.vp, initial[self.D])]
         routes = {self.cid: ClassRoute(self.model, ((0, 1.0),), ((1, 1.0),))}
         return FleetSimulator(pools, routes, self.arrivals, {self.cid: self.slo}, seed=0,
-                              startup_delay_s=self.args.startup_s, allow_empty_pools=True)
+                              startup_delay_s=self.args.startup_s, allow_empty_pools=True,
+                              replica_routing=self.args.routing)
 
     def run(self, name: str, policy: Callable[[int, float, FleetSimulator, dict[str, int]], dict[str, int]],
             initial: dict[str, int]) -> Run:
@@ -557,8 +560,11 @@ def cache_key(trace: pd.DataFrame, args: argparse.Namespace, vp: VariantPerf | N
     re-fitted profile or a re-calibrated prior changes the references)."""
     h = hashlib.sha1(pd.util.hash_pandas_object(trace, index=False).values.tobytes())
     h.update(repr(vp).encode())
-    h.update(json.dumps([REFS_VERSION, args.model, args.gpu, args.tp, args.slo, args.startup_s, args.interval_s,
-                         args.target_attainment, args.gpus_available]).encode())
+    settings = [REFS_VERSION, args.model, args.gpu, args.tp, args.slo, args.startup_s, args.interval_s,
+                args.target_attainment, args.gpus_available]
+    if args.routing != "least_loaded":  # keyed only off the default, so the default's cached references stay valid
+        settings.append(args.routing)
+    h.update(json.dumps(settings).encode())
     return h.hexdigest()[:16]
 
 
@@ -595,6 +601,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--slo", default="ttft_ms=2000,itl_ms=100,percentile=99")
     ap.add_argument("--startup-s", type=float, default=180.0, help="pod start-up (image + weights load), s")
     ap.add_argument("--interval-s", type=float, default=60.0, help="control interval, s")
+    ap.add_argument("--routing", choices=["least_loaded", "random"], default="least_loaded",
+                    help="replica routing the fleet runs (its limits.routing): plans are sized for it, the replay "
+                         "routes by it (random: a plain Kubernetes Service)")
     ap.add_argument("--target-attainment", type=float, default=0.99, help="attainment the references must reach")
     ap.add_argument("--only", default=None, help="comma-separated scenario names (default: all)")
     ap.add_argument("--ablations", action="store_true", help="also run the controller without each mechanism (tuning set)")
