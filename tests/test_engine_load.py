@@ -92,3 +92,17 @@ def test_rate_sweep_writes_the_engines_account_of_each_rate(tmp_path):
     slow = rows.iloc[0]
     assert slow.prefill_ms_mean == pytest.approx(LAW.prefill_ms(128, 1), rel=0.25)
     assert slow.queue_ms_mean < LAW.prefill_ms(128, 1)
+
+
+def test_without_the_engine_account_no_file_and_no_scrapes(tmp_path):
+    """engine_account False (planner profile --no-engine-account): the rate runs alone, no engine_load.csv."""
+    from profiles.backends.vllm import run_profile
+    from tests.test_profile_vllm import LAW, small_cfg
+
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        cfg = small_cfg(tmp_path, fleet.urls[0], prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1,),
+                        decode_context=(256,), time_scale=0.2, rate_isls=(128,), rates_by_isl={128: (2.0,)},
+                        rate_requests=4, rate_osl=8, engine_account=False)
+        summary = run_profile(cfg)
+    assert not (tmp_path / "engine_load.csv").exists() and summary.engine_load_rows == []
+    assert len(pd.read_csv(tmp_path / "load_sweep.csv")) == 4

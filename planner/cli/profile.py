@@ -173,6 +173,9 @@ def register(app: typer.Typer) -> None:
         rate_warmup_ends: bool = typer.Option(True, "--rate-warmup-ends/--rate-warmup-highest",
                                               help="warm up at the ISL's lowest rate too, after the highest (a low rate's "
                                                    "step shapes compile kernels the highest rate's never did)"),
+        engine_account: bool = typer.Option(True, "--engine-account/--no-engine-account",
+                                            help="scrape /metrics before, at 2 Hz during and after each rate run: the "
+                                                 "engine's own account of it in engine_load.csv (profiles/engine_load.py)"),
         saturation_ttft_ms: float | None = typer.Option(None, help="stop raising an ISL's rate once the median TTFT passes this"),
         slo_ttft_ms: float | None = typer.Option(None, help="goodput: TTFT bound"),
         slo_itl_ms: float | None = typer.Option(None, help="goodput: ITL bound"),
@@ -266,7 +269,7 @@ def register(app: typer.Typer) -> None:
                             rate_isl=rate_isl, rate_osl=rate_osl, rate_requests=rate_requests,
                             rate_isls=_rate_isls(rates_by_isl, rate_isls, rate_isl), rates_by_isl=_rates_by_isl(rates_by_isl),
                             rate_duration_s=rate_duration_s, rate_warmup_s=rate_warmup_s, rate_warmup_ends=rate_warmup_ends,
-                            saturation_ttft_ms=saturation_ttft_ms, time_budget_s=time_budget_s,
+                            engine_account=engine_account, saturation_ttft_ms=saturation_ttft_ms, time_budget_s=time_budget_s,
                             deadline_unix_s=deadline_unix_s, rate_deadline_unix_s=rate_deadline_unix_s,
                             weight_dtype=dtype_of(quantization), kv_dtype=dtype_of(kv_cache_dtype),
                             slo_ttft_ms=slo_ttft_ms, slo_itl_ms=slo_itl_ms, progress=progress)
