@@ -597,6 +597,7 @@ def part3(pm: PerfModel, wl: Workload, n: int, seeds: int, con: Console) -> str:
     return (f" burst_ttft_p90_mape_pct={mean['held_out_prefill_ttft']:.1f} burst_itl_p90_mape_pct={mean['held_out_decode_itl']:.1f}"
             f" burst_mixed_ttft_p90_mape_pct={mean['held_out_mixed_ttft']:.1f} burst_mixed_itl_p90_mape_pct={mean['held_out_mixed_itl']:.1f}"
             f" burst_pool_ttft_p90_mape_pct={mean['held_out_pool_prefill_ttft']:.1f}"
+            f" burst_random_pool_ttft_p90_mape_pct={mean['held_out_random_pool_prefill_ttft']:.1f}"
             f" burst_tuning_ttft_p90_mape_pct={mean['tuning_prefill_ttft']:.1f} burst_tuning_itl_p90_mape_pct={mean['tuning_decode_itl']:.1f}"
             f" poisson_on_burst_ttft_p90_mape_pct={mean_p['held_out_prefill_ttft']:.1f}"
             f" poisson_on_burst_itl_p90_mape_pct={mean_p['held_out_decode_itl']:.1f}"

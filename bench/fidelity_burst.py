@@ -6,7 +6,8 @@ Cases: every class of the workload x role (prefill / decode / mixed, one replica
 share of the Poisson model's saturation rate, as in part 1), plus pools of POOL_REPLICAS prefill
 replicas behind the simulator's least-loaded routing (the model's per-replica IDC there is
 max(1, IDC/n), module doc; the binomial split 1 + (IDC - 1)/n of random routing was the
-alternative, rejected on the tuning levels). The model's form was chosen while looking at IDC 3 and 10 (the
+alternative, rejected on the tuning levels), and the same pools behind random routing (the fleet's
+`limits.routing: random`: the model's binomial split, the simulator's random mode; reported, nothing chosen on it). The model's form was chosen while looking at IDC 3 and 10 (the
 TUNING levels); IDC 2 and 6 were never looked at before this bench reported them (HELD-OUT).
 Each case also gets the Poisson model's prediction (what the planner assumed before), and for the
 prefill role the rate the model allows at the class's TTFT SLO is simulated: the Poisson capacity
@@ -27,7 +28,7 @@ from rich.table import Table
 
 from planner.planning import capacity
 from planner.perf.laws import PerfModel, VariantPerf
-from planner.io.schema import Burstiness, Slo, Workload
+from planner.io.schema import Burstiness, ReplicaRouting, Slo, Workload
 from planner.simulate.arrivals import Arrivals, clustered_times
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
 from planner.simulate.report import build_report
@@ -58,9 +59,10 @@ def _arrivals(rate: float, idc: float, n: int, isl: int, osl: int, seed: int) ->
 
 
 def simulate_bursty(perf: VariantPerf, role: str, isl: int, osl: int, rate: float, idc: float, n: int, seed: int,
-                    replicas: int = 1) -> tuple[float, float]:
+                    replicas: int = 1, routing: ReplicaRouting = "least_loaded") -> tuple[float, float]:
     """(TTFT p90, ITL p90) ms of `replicas` replicas of `role` taking `rate` (in all) of clustered
-    arrivals of 1-s IDC `idc`; the other side is over-provisioned (as in fidelity.simulate_role)."""
+    arrivals of 1-s IDC `idc`, routed to a replica by `routing`; the other side is over-provisioned (as in
+    fidelity.simulate_role)."""
     arr = _arrivals(rate, idc, n, isl, osl, seed)
     slo = {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=PERCENTILE)}
     if role == "mixed":
@@ -71,7 +73,7 @@ def simulate_bursty(perf: VariantPerf, role: str, isl: int, osl: int, rate: floa
         n_dec = 64 if role == "prefill" else replicas
         pools = [PoolSpec("m/prefill/g/tp1", "prefill", perf, n_pre), PoolSpec("m/decode/g/tp1", "decode", perf, n_dec)]
         route = ClassRoute("m", ((0, 1.0),), ((1, 1.0),))
-    sim = FleetSimulator(pools, {"c": route}, arr, slo, seed=seed)
+    sim = FleetSimulator(pools, {"c": route}, arr, slo, seed=seed, replica_routing=routing)
     sim.run()
     df = build_report(sim).requests.iloc[len(arr) // 10:]  # drop the warm-up tenth
     return float(np.nanpercentile(df.ttft_ms, PERCENTILE)), float(np.nanpercentile(df.itl_ms, PERCENTILE))
@@ -84,7 +86,7 @@ def _ape(sim: float, model: float) -> float:
 def run(pm: PerfModel, wl: Workload, gpu: str, saturation: Callable[[VariantPerf, str, int, int], float],
         n: int, seeds: int, con: Console) -> Errors:
     """The bursty cases; `saturation(perf, role, isl, osl)` is fidelity.model_saturation_rps."""
-    keys = ("prefill_ttft", "decode_itl", "mixed_ttft", "mixed_itl", "pool_prefill_ttft")
+    keys = ("prefill_ttft", "decode_itl", "mixed_ttft", "mixed_itl", "pool_prefill_ttft", "random_pool_prefill_ttft")
     errs = Errors({f"{s}_{k}": [] for s in ("tuning", "held_out") for k in keys},
                   {f"{s}_{k}": [] for s in ("tuning", "held_out") for k in keys},
                   {f"{s}_{k}": [] for s in ("tuning", "held_out") for k in keys})
@@ -92,27 +94,30 @@ def run(pm: PerfModel, wl: Workload, gpu: str, saturation: Callable[[VariantPerf
     for c in ("class", "role", "n", "IDC", "split", "load", "sim TTFT", "model TTFT", "Poisson TTFT",
               "sim ITL", "model ITL", "Poisson ITL"):
         t.add_column(c, justify="left" if c in ("class", "role", "split") else "right")
-    cases = [(role, 1) for role in ("prefill", "decode", "mixed")] + [("prefill", POOL_REPLICAS)]
+    cases: list[tuple[str, int, ReplicaRouting]] = [(role, 1, "least_loaded") for role in ("prefill", "decode", "mixed")]
+    cases += [("prefill", POOL_REPLICAS, "least_loaded"), ("prefill", POOL_REPLICAS, "random")]
     for c in wl.classes:
         perf = pm.get(c.model, gpu, 1) or pm.get(c.model, gpu, 4)
         if perf is None:
             continue
-        for role, reps in cases:
+        for role, reps, routing in cases:
             sat = saturation(perf, role, c.isl, c.osl)
             for split, levels in (("tuning", TUNING_IDC), ("held_out", HELD_OUT_IDC)):
                 for idc in levels:
                     # the model's split of the clusters over the pool (capacity.replica_arrivals)
-                    shape = capacity.replica_arrivals(Burstiness(idc_1s=idc), 0.0, c.isl, None, reps)
+                    shape = capacity.replica_arrivals(Burstiness(idc_1s=idc), 0.0, c.isl, None, reps, routing)
                     for load in BURST_LOADS:
                         rate = load * sat  # per replica
-                        runs = [simulate_bursty(perf, role, c.isl, c.osl, rate * reps, idc, n, s, reps) for s in range(seeds)]
+                        runs = [simulate_bursty(perf, role, c.isl, c.osl, rate * reps, idc, n, s, reps, routing)
+                                for s in range(seeds)]
                         s_ttft = float(np.median([r[0] for r in runs]))
                         s_itl = float(np.median([r[1] for r in runs]))
                         lat = capacity.latency(perf, role, c.isl, c.osl, rate, PERCENTILE, shape)
                         poi = capacity.latency(perf, role, c.isl, c.osl, rate, PERCENTILE)
                         metrics = []
                         if role != "decode":
-                            metrics.append(("pool_prefill_ttft" if reps > 1 else f"{role}_ttft", s_ttft, lat.ttft_ms, poi.ttft_ms))
+                            pool_key = "random_pool_prefill_ttft" if routing == "random" else "pool_prefill_ttft"
+                            metrics.append((pool_key if reps > 1 else f"{role}_ttft", s_ttft, lat.ttft_ms, poi.ttft_ms))
                         if role != "prefill":
                             metrics.append((f"{role}_itl", s_itl, lat.itl_ms, poi.itl_ms))
                         for key, s_v, m_v, p_v in metrics:
@@ -120,7 +125,8 @@ def run(pm: PerfModel, wl: Workload, gpu: str, saturation: Callable[[VariantPerf
                             errs.poisson[f"{split}_{key}"].append(_ape(s_v, p_v))
                             errs.poisson_signed[f"{split}_{key}"].append((p_v - s_v) / s_v * 100.0)
                         show_t, show_i = role != "decode", role != "prefill"
-                        t.add_row(c.id, role, str(reps), f"{idc:g}", split, f"{load:.2f}",
+                        t.add_row(c.id, role, f"{reps}{' random' if routing == 'random' else ''}", f"{idc:g}", split,
+                                  f"{load:.2f}",
                                   f"{s_ttft:.0f}" if show_t else "-", f"{lat.ttft_ms:.0f}" if show_t else "-",
                                   f"{poi.ttft_ms:.0f}" if show_t else "-",
                                   f"{s_itl:.1f}" if show_i else "-", f"{lat.itl_ms:.1f}" if show_i else "-",
