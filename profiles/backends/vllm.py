@@ -987,6 +987,12 @@ def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, 
 GAUGE_SAMPLE_INTERVAL_S = 0.5
 
 
+def _finished(c: engine_load.EngineLoadCounters) -> float:
+    """Requests the engine's queue-time histogram has counted (one per finished request)."""
+    h = c.histograms.get("queue")
+    return h.count if h is not None else 0.0
+
+
 async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: float, isl: int, n: int,
                               seed: int) -> tuple[list[StreamResult], dict[str, float] | None]:
     """One measured rate run with the engine's own account of it (profiles/engine_load.py): /metrics scraped
@@ -1020,8 +1026,18 @@ async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: fl
             with contextlib.suppress(asyncio.CancelledError, ServerDied):
                 await sampler
     span_s = (time.monotonic() - t0) / cfg.time_scale
-    after = parse(await client.metrics_text()) if before is not None else None
-    if before is None or after is None:
+    if before is None:
+        return res, None
+    # the request histograms count a request when its response is produced, which may trail the client's last
+    # token: scrape until they count the run's n requests (at most ENGINE_METRICS_WAIT_S, as the engine method)
+    after = parse(await client.metrics_text())
+    waited = time.monotonic()
+    counts = "queue" in before.histograms
+    while (counts and after is not None and _finished(after) - _finished(before) < n
+           and time.monotonic() - waited < ENGINE_METRICS_WAIT_S):
+        await asyncio.sleep(0.05)
+        after = parse(await client.metrics_text())
+    if after is None:
         return res, None
     return res, engine_load.engine_load_row(before, after, samples, span_s, isl, cfg.rate_osl, rate)
 
