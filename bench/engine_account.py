@@ -14,13 +14,17 @@ Per rate, from the measurements alone:
 - the steps the engine ran, those that carried a prompt's chunk (more than 256 tokens), and the mean step time
   span / steps, which is the step's own time when the engine never idles (the running gauge never 0).
 
+The simulator replaying each rate's arrivals (bench/fidelity.py's mixed replica) gives the same parts: its mean TTFT,
+its engine queue (admission less arrival and the frontend delay it applied) and its admission-to-first-token.
+
 Against the laws (planner.simulate.steptime.mixed_step_ms, the simulator's step): the mean step the laws give for
 the measured composition, the mean running batch decoding in every step and the run's prompt tokens spread
 evenly over its chunk-carrying steps. measured / laws > 1 means the real steps under load are slower than the
 laws fitted on the idle replica's profile grid.
 
 Last line: ``RESULT runs=<n> rates=<n> step_ratio_median=<x> step_ratio_worst=<x> frontend_ms_median=<ms>
-queue_share_median=<share of the engine's TTFT spent waiting>``.
+queue_share_median=<share of the engine's TTFT spent waiting> sim_ttft_mean_err_pct=<median |sim - client| / client
+TTFT mean, %>``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -39,11 +44,13 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fidelity import _mixed_sim  # noqa: E402  (bench/: the mixed replica the other real-vLLM benches replay)
+
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
 from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
-from planner.simulate.steptime import mixed_step_ms  # noqa: E402
+from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING, frontend_delay_ms, mixed_step_ms  # noqa: E402
 
 S18 = "profiles/runs/2026-12-04-s18"
 DEFAULT_RUNS = [
@@ -72,6 +79,9 @@ class RateAccount:
     chunk_steps: float
     step_ms: float
     laws_step_ms: float
+    sim_ttft_ms: float
+    sim_queue_ms: float
+    sim_prefill_ms: float
 
     @property
     def frontend_ms(self) -> float:
@@ -94,12 +104,24 @@ def laws_mean_step_ms(perf: VariantPerf, row: pd.Series) -> float:
     return (chunk_steps * mixed + (steps - chunk_steps) * decode) / steps
 
 
+def simulated_parts_ms(perf: VariantPerf, isl: int, osl: int, sent_s: np.ndarray) -> tuple[float, float, float]:
+    """The simulator replaying the run's arrivals (bench/fidelity.py's mixed replica, its frontend constant): mean
+    TTFT, mean engine queue (admission minus arrival, less the frontend delay it applied: the laws' overhead plus
+    FRONTEND_MS_PER_RUNNING per request in the system) and mean admission-to-first-token, ms."""
+    df, in_system = _mixed_sim(perf, isl, osl, np.sort(sent_s), FRONTEND_MS_PER_RUNNING)
+    frontend = frontend_delay_ms(perf, 0.0) + FRONTEND_MS_PER_RUNNING * in_system.astype(float)
+    if perf.ttft_overhead_ms <= 0:
+        frontend = np.zeros(len(in_system))
+    return (float(df.ttft_ms.mean()), float((df.queue_ms.to_numpy() - frontend).mean()), float(df.prefill_ms.mean()))
+
+
 def accounts(run_dir: Path, perf: VariantPerf) -> list[RateAccount]:
     eng = pd.read_csv(run_dir / "engine_load.csv")
     req = pd.read_csv(run_dir / "load_sweep.csv")
     out = []
     for _, row in eng.iterrows():
         mine = req[(req.isl == row.isl) & ((req.rate_rps - row.rate_rps).abs() < 1e-6)]
+        sim_ttft, sim_queue, sim_prefill = simulated_parts_ms(perf, int(row.isl), int(row.osl), mine.sent_s.to_numpy())
         out.append(RateAccount(
             run=run_dir.parts[-4] if len(run_dir.parts) >= 4 else str(run_dir), isl=int(row.isl),
             rate_rps=float(row.rate_rps), client_ttft_ms=float(mine.ttft_ms.mean()),
@@ -107,7 +129,8 @@ def accounts(run_dir: Path, perf: VariantPerf) -> list[RateAccount]:
             queue_ms=float(row.queue_ms_mean), prefill_ms=float(row.prefill_ms_mean),
             running_mean=float(row.running_mean), waiting_mean=float(row.waiting_mean), steps=float(row.steps),
             chunk_steps=float(row.steps_over_256_tokens), step_ms=float(row.span_s) * 1e3 / float(row.steps),
-            laws_step_ms=laws_mean_step_ms(perf, row)))
+            laws_step_ms=laws_mean_step_ms(perf, row), sim_ttft_ms=sim_ttft, sim_queue_ms=sim_queue,
+            sim_prefill_ms=sim_prefill))
     return out
 
 
@@ -133,20 +156,23 @@ def main(argv: list[str] | None = None) -> int:
             perf = fit_profile(load_profile(prof_dir), cat)[0]
             rows += accounts(run_dir, perf)
     t = Table(title="Real vLLM under load, the engine's account (means over each rate's requests; ms)")
-    for c in ("run", "ISL", "rate rps", "client TTFT (p90)", "engine TTFT", "queue", "prefill", "HTTP+frontend",
-              "running", "waiting", "steps (chunk)", "step measured", "step laws", "ratio"):
+    for c in ("run", "ISL", "rate rps", "client TTFT (p90)", "sim TTFT", "engine TTFT", "queue (sim)", "prefill (sim)",
+              "HTTP+frontend", "running", "waiting", "steps (chunk)", "step measured", "step laws", "ratio"):
         t.add_column(c, justify="right")
     for r in rows:
         t.add_row(r.run, str(r.isl), f"{r.rate_rps:g}", f"{r.client_ttft_ms:.0f} ({r.client_ttft_p90_ms:.0f})",
-                  f"{r.engine_ttft_ms:.0f}", f"{r.queue_ms:.0f}", f"{r.prefill_ms:.0f}", f"{r.frontend_ms:.0f}",
+                  f"{r.sim_ttft_ms:.0f}", f"{r.engine_ttft_ms:.0f}", f"{r.queue_ms:.0f} ({r.sim_queue_ms:.0f})",
+                  f"{r.prefill_ms:.0f} ({r.sim_prefill_ms:.0f})", f"{r.frontend_ms:.0f}",
                   f"{r.running_mean:.0f}", f"{r.waiting_mean:.1f}", f"{r.steps:.0f} ({r.chunk_steps:.0f})",
                   f"{r.step_ms:.1f}", f"{r.laws_step_ms:.1f}", f"{r.step_ratio:.3f}")
     Console(width=200).print(t)
     ratios = [r.step_ratio for r in rows]
+    sim_err = [abs(r.sim_ttft_ms / r.client_ttft_ms - 1) * 100 for r in rows]
     print(f"RESULT runs={len(pairs)} rates={len(rows)} step_ratio_median={statistics.median(ratios):.3f} "
           f"step_ratio_worst={max(ratios, key=lambda x: abs(x - 1)):.3f} "
           f"frontend_ms_median={statistics.median(r.frontend_ms for r in rows):.1f} "
-          f"queue_share_median={statistics.median(r.queue_ms / r.engine_ttft_ms for r in rows):.2f}")
+          f"queue_share_median={statistics.median(r.queue_ms / r.engine_ttft_ms for r in rows):.2f} "
+          f"sim_ttft_mean_err_pct={statistics.median(sim_err):.1f}")
     return 0
 
 
