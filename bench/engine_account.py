@@ -22,6 +22,10 @@ the measured composition, the mean running batch decoding in every step and the 
 evenly over its chunk-carrying steps. measured / laws > 1 means the real steps under load are slower than the
 laws fitted on the idle replica's profile grid.
 
+Where a run has ``decode_engine.csv`` (decode points, profiles/engine_load.py), a second table sets the client's
+steady-window ITL beside the engine's mean inter-token gap per batch: the batch-256 question (is the client's jump
+over batch 128 the engine's or the API server's?).
+
 Last line: ``RESULT runs=<n> rates=<n> step_ratio_median=<x> step_ratio_worst=<x> frontend_ms_median=<ms>
 queue_share_median=<share of the engine's TTFT spent waiting> sim_ttft_mean_err_pct=<median |sim - client| / client
 TTFT mean, %>``.
@@ -58,6 +62,7 @@ DEFAULT_RUNS = [
      "profiles/runs/2026-12-04-s16/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k/vllm"),
     (f"{S18}/llama-3.1-8b/H200-141GB/tp1-acct/vllm", "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
     (f"{S18}/qwen2.5-14b/H200-141GB/tp1-steady/vllm", "profiles/runs/2026-12-03-s14/qwen2.5-14b/H200-141GB/tp1/vllm"),
+    (f"{S18}/llama-3.1-8b/H200-141GB/tp1-dec256/vllm", "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
 ]
 
 
@@ -134,6 +139,32 @@ def accounts(run_dir: Path, perf: VariantPerf) -> list[RateAccount]:
     return out
 
 
+def decode_table(pairs: list[tuple[str, str]]) -> None:
+    """Decode points with the engine's mean inter-token gap beside the client's ITL (decode_engine.csv), where a run
+    has them: a client ITL well above the engine's is the API server's streaming, not the engine's step."""
+    frames = []
+    for run, _prof in pairs:
+        f = (ROOT / run) / "decode_engine.csv"
+        if f.is_file():
+            d = pd.read_csv(f)
+            d["run"] = Path(run).parts[-4] if len(Path(run).parts) >= 4 else run
+            frames.append(d)
+    if not frames:
+        return
+    d = pd.concat(frames).groupby(["run", "batch", "context_tokens"], as_index=False)[
+        ["client_itl_ms", "client_mean_gap_ms", "engine_itl_ms_mean"]].median()
+    t = Table(title="Decode points: the client's steady-window ITL (the profile's), its mean gap over every token, and "
+                    "the engine's mean inter-token gap over the same tokens (median of repeats, ms)")
+    for c in ("run", "batch", "context", "client ITL (steady)", "client mean gap", "engine mean gap",
+              "client / engine"):
+        t.add_column(c, justify="right")
+    for r in d.itertuples():
+        t.add_row(str(r.run), str(r.batch), str(r.context_tokens), f"{r.client_itl_ms:.2f}",
+                  f"{r.client_mean_gap_ms:.2f}", f"{r.engine_itl_ms_mean:.2f}",
+                  f"{r.client_mean_gap_ms / r.engine_itl_ms_mean:.2f}")
+    Console(width=200).print(t)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", action="append", default=None, metavar="RUN_DIR=PROFILE_DIR",
@@ -145,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[RateAccount] = []
     for run, prof in pairs:
         run_dir, prof_dir = (ROOT / run) if not Path(run).is_absolute() else Path(run), ROOT / prof
+        if not (run_dir / "engine_load.csv").is_file() and (run_dir / "decode_engine.csv").is_file():
+            continue  # a decode-only run (decode_table below)
         if not (run_dir / "engine_load.csv").is_file() or not (run_dir / "load_sweep.csv").is_file():
             hint = ("; the default runs are device session s18's (profiles/gpu_session.py PLAN_S18), not measured "
                     "yet: pass --run RUN_DIR=PROFILE_DIR" if not a.run else "")
@@ -166,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r.running_mean:.0f}", f"{r.waiting_mean:.1f}", f"{r.steps:.0f} ({r.chunk_steps:.0f})",
                   f"{r.step_ms:.1f}", f"{r.laws_step_ms:.1f}", f"{r.step_ratio:.3f}")
     Console(width=200).print(t)
+    decode_table(pairs)
+    if not rows:
+        print(f"RESULT runs={len(pairs)} rates=0")
+        return 0
     ratios = [r.step_ratio for r in rows]
     sim_err = [abs(r.sim_ttft_ms / r.client_ttft_ms - 1) * 100 for r in rows]
     print(f"RESULT runs={len(pairs)} rates={len(rows)} step_ratio_median={statistics.median(ratios):.3f} "

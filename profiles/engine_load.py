@@ -15,7 +15,9 @@ This is the lightweight alternative to vLLM's per-step log (``--enable-logging-i
 the API server under load (profiles/runs/2026-12-03-s10/README.md: the 8B's TTFT p90 170 ms against 102 unlogged).
 
 Pure functions over the metrics text; the profiler (profiles/backends/vllm.py, the rate sweep) does the I/O and
-writes one :func:`engine_load_row` per rate to ``engine_load.csv``.
+writes one :func:`engine_load_row` per rate to ``engine_load.csv``, and one :func:`decode_engine_row` per decode
+point repeat to ``decode_engine.csv``: the engine's mean inter-token gap beside the client's, which says whether a
+large batch's client-side ITL is the engine's or the API server's (streaming 256 streams).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ HISTOGRAMS = {
     "prefill": "vllm:request_prefill_time_seconds",
     "decode": "vllm:request_decode_time_seconds",
     "engine_ttft": "vllm:time_to_first_token_seconds",
+    "engine_itl": "vllm:inter_token_latency_seconds",
     "step_tokens": "vllm:iteration_tokens_total",
 }
 COUNTERS = {"preemptions": "vllm:num_preemptions", "generation_tokens": "vllm:generation_tokens",
@@ -42,7 +45,8 @@ ENGINE_LOAD_COLUMNS = [
     "isl", "osl", "rate_rps", "span_s", "requests", "steps", "steps_per_s", "tokens_per_step_mean",
     "steps_over_256_tokens",
     "queue_ms_mean", "prefill_ms_mean", "decode_ms_mean",
-    "engine_ttft_ms_mean", "engine_ttft_ms_p90", "preemptions", "generation_tokens", "prompt_tokens",
+    "engine_ttft_ms_mean", "engine_ttft_ms_p90", "engine_itl_ms_mean", "preemptions", "generation_tokens",
+    "prompt_tokens",
     "running_mean", "running_max", "waiting_mean", "waiting_p90", "waiting_max", "gauge_samples",
 ]
 
@@ -140,6 +144,32 @@ def _pct(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+DECODE_ENGINE_COLUMNS = ["batch", "context_tokens", "repeat", "client_itl_ms", "client_mean_gap_ms",
+                         "engine_itl_ms_mean", "steps", "generation_tokens"]
+
+
+def decode_engine_row(before: EngineLoadCounters, after: EngineLoadCounters, batch: int, context: int, repeat: int,
+                      client_itl_ms: float, client_mean_gap_ms: float) -> dict[str, float]:
+    """One decode point's repeat as the engine saw it: the mean inter-token gap over every token of the point
+    (vLLM 0.26 times it on the engine core's output timestamps, so the API server's streaming is not in it), beside
+    the client's mean gap over the same tokens (`client_mean_gap_ms`: the staggered start's long gaps are in both)
+    and the client's steady-window ITL (the profile's point); steps and generated tokens. client_mean_gap_ms over
+    engine_itl_ms_mean above 1 is the API server's streaming delay."""
+    itl = after.histograms.get("engine_itl")
+    itl0 = before.histograms.get("engine_itl")
+    steps = after.histograms.get("step_tokens")
+    steps0 = before.histograms.get("step_tokens")
+
+    def ctr(k: str) -> float:
+        return after.counters[k] - before.counters[k] if k in after.counters and k in before.counters else math.nan
+
+    return {"batch": batch, "context_tokens": context, "repeat": repeat, "client_itl_ms": client_itl_ms,
+            "client_mean_gap_ms": client_mean_gap_ms,
+            "engine_itl_ms_mean": _mean_ms(itl.minus(itl0)) if itl is not None and itl0 is not None else math.nan,
+            "steps": steps.count - steps0.count if steps is not None and steps0 is not None else math.nan,
+            "generation_tokens": ctr("generation_tokens")}
+
+
 def engine_load_row(before: EngineLoadCounters, after: EngineLoadCounters, gauge_samples: list[EngineLoadCounters],
                     span_s: float, isl: int, osl: int, rate_rps: float) -> dict[str, float]:
     """One rate run's engine-side account (emulated seconds in `span_s`): steps and tokens per step, the
@@ -164,6 +194,7 @@ def engine_load_row(before: EngineLoadCounters, after: EngineLoadCounters, gauge
         "queue_ms_mean": _mean_ms(d.get("queue")), "prefill_ms_mean": _mean_ms(d.get("prefill")),
         "decode_ms_mean": _mean_ms(d.get("decode")),
         "engine_ttft_ms_mean": _mean_ms(d.get("engine_ttft")), "engine_ttft_ms_p90": _q_ms(d.get("engine_ttft"), 0.9),
+        "engine_itl_ms_mean": _mean_ms(d.get("engine_itl")),
         "preemptions": ctr("preemptions"), "generation_tokens": ctr("generation_tokens"),
         "prompt_tokens": ctr("prompt_tokens"),
         "running_mean": sum(running) / len(running) if running else math.nan,

@@ -255,12 +255,17 @@ PLAN_S17 = [
 # saturation grew through the minute (188 -> 426 ms median by sixths: a queue that does not settle) where both models
 # predict ~100 ms, at s17's 70% and 85% and between; llama-3.1-8b at s17's ISL-1,024 rates and s8's ISL 4,096 ones
 # (its closed form runs 22% low at 85%); then the steady state on qwen2.5-14b, a dense model held out of every choice
-# (50 / 70 / 85% of its laws' 18.3 and 4.86 rps).
+# (50 / 70 / 85% of its laws' 18.3 and 4.86 rps); last, llama-3.1-8b's decode points to batch 256 with the engine's
+# own inter-token gap (decode_engine.csv).
 PLAN_S18 = [
     replace(_load_only("qwen1.5-moe-a2.7b", 200, "1024=29,32.5,35.5", 240, rate_duration_s=60.0, tag="-graphs4k-acct"),
             extra=_GRAPHS_4K, max_model_len=8192),
     _load_only("llama-3.1-8b", 140, "1024=16.5,23,28;4096=6.1,7.4", 340, rate_duration_s=60.0, tag="-acct"),
     _load_only("qwen2.5-14b", 150, "1024=9.2,12.8,15.6;4096=3.4,4.1", 340, rate_duration_s=60.0, tag="-steady"),
+    # the batch-256 decode step (stop 24 on: the client's ITL jumps 1.2-2.4x from batch 128 to 256): decode points
+    # with the engine's own inter-token gap beside the client's (decode_engine.csv) say whether it is the engine's
+    Variant("llama-3.1-8b", startup_s=140, sweep_s=150, prefill_isl="512", prefill_batch="1",
+            decode_batch="1,32,128,192,256", decode_context="512,2048", prefill_frac=0.1, tag="-dec256"),
 ]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,

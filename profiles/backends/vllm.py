@@ -580,6 +580,9 @@ class VllmClient:
         return (last - b.first) / self.time_scale * 1e3
 
     _blocker_lead_s = 0.005
+    last_decode_mean_gap_ms: float = math.nan
+    """The last decode point's mean time per token after the first over all its streams and tokens (its staggered
+    start included), client-side: the same gaps the engine's inter-token histogram averages (decode_engine.csv)."""
 
     async def metrics_text(self) -> str | None:
         """``GET /metrics``'s text, or None when the server has none (an attached endpoint of another engine)."""
@@ -667,6 +670,7 @@ class VllmClient:
         prompt = max(1, context - decode_tokens // 2)
         # Streams admitted early decode while later prompts prefill: add the steps that staggering takes.
         stagger = math.ceil(batch * prompt / max_batched_tokens) + 2
+        gaps = [0.0, 0.0]  # every stream's (t_last - t_first) and (tokens - 1), over every attempt
 
         async def attempt(max_tokens: int) -> tuple[float, int]:
             t0 = time.monotonic()
@@ -674,6 +678,11 @@ class VllmClient:
                 results = await asyncio.gather(*(self.stream(prompt, max_tokens) for _ in range(batch)))
             finally:
                 self.busy_wall_s += time.monotonic() - t0
+            for r in results:
+                if r.tokens > 1:
+                    gaps[0] += r.last - r.first
+                    gaps[1] += r.tokens - 1
+            self.last_decode_mean_gap_ms = gaps[0] / gaps[1] / self.time_scale * 1e3 if gaps[1] else math.nan
             return decode_itl_s(results, batch, context, decode_tokens) / self.time_scale * 1e3, len(results)
 
         # each retry adds decode_tokens more per stream (DECODE_WINDOW_RETRIES says why); the last one's error stands
@@ -771,7 +780,8 @@ class VllmRunConfig:
     """If > 0: each rate sends max(rate_requests, rate x this) requests (same arrival span per rate)."""
     rate_seed: int = 0
     engine_account: bool = True
-    """Scrape /metrics around and during each measured rate run for the engine's account of it (engine_load.csv)."""
+    """Scrape /metrics around and during each measured rate run for the engine's account of it (engine_load.csv),
+    and around each decode point repeat for the engine's inter-token gap (decode_engine.csv)."""
     prefill_warmup: bool = True
     """Send each prefill point's batch once, untimed, before its timed repeats: a token count the engine has not
     run yet may compile a kernel on first use (vLLM 0.26's fused-MoE Triton kernel warned so at the first
@@ -825,6 +835,8 @@ class RunSummary:
     gpu_seconds: float = 0.0
     goodput_rows: list[dict] = field(default_factory=list)
     engine_load_rows: list[dict] = field(default_factory=list)
+    decode_engine_rows: list[dict] = field(default_factory=list)
+    """The engine's mean inter-token gap of each decode point repeat (profiles/engine_load.py) -> decode_engine.csv."""
     """The engine's own account of each measured rate run (profiles/engine_load.py) -> engine_load.csv."""
     rate_warmup_requests: int = 0
     """Requests sent to warm the engine up before the rate sweep's measured runs (not in load_sweep.csv)."""
@@ -908,7 +920,15 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
 
             async def measure_decode_async(p: sweep.DecodePoint) -> float:
                 async def once() -> float:
+                    before = await _engine_counters(client) if cfg.engine_account else None
                     ms, _n = await client.decode_ms(p.batch, p.context, cfg.decode_tokens, cfg.max_batched_tokens)
+                    after = await _engine_counters(client) if before is not None else None
+                    if before is not None and after is not None:
+                        repeat = sum(1 for r in summary.decode_engine_rows if (r["batch"], r["context_tokens"]) == p.key)
+                        summary.decode_engine_rows.append(engine_load.decode_engine_row(
+                            before, after, p.batch, p.context, repeat, ms, client.last_decode_mean_gap_ms))
+                        _write_rows(cfg.out / "decode_engine.csv", summary.decode_engine_rows,
+                                    engine_load.DECODE_ENGINE_COLUMNS)
                     return ms
                 samples, central = await measured_with_floor(p.key, store.decode_done(), once, cfg.decode_repeats or cfg.repeats)
                 loop_samples[p.key] = (samples, central)
@@ -987,6 +1007,17 @@ def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, 
 GAUGE_SAMPLE_INTERVAL_S = 0.5
 
 
+async def _engine_counters(client: VllmClient) -> engine_load.EngineLoadCounters | None:
+    """One /metrics scrape parsed for the engine's account, None when the server has none or it does not parse."""
+    text = await client.metrics_text()
+    if text is None:
+        return None
+    try:
+        return engine_load.parse_engine_load(text)
+    except ValueError:
+        return None
+
+
 def _finished(c: engine_load.EngineLoadCounters) -> float:
     """Requests the engine's queue-time histogram has counted (one per finished request)."""
     h = c.histograms.get("queue")
@@ -998,21 +1029,13 @@ async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: fl
     """One measured rate run with the engine's own account of it (profiles/engine_load.py): /metrics scraped
     before, every GAUGE_SAMPLE_INTERVAL_S during, and after the run's last request finished. A server with no
     parsable /metrics gives None and the run alone."""
-    def parse(text: str | None) -> engine_load.EngineLoadCounters | None:
-        if text is None:
-            return None
-        try:
-            return engine_load.parse_engine_load(text)
-        except ValueError:
-            return None
-
-    before = parse(await client.metrics_text()) if cfg.engine_account else None
+    before = await _engine_counters(client) if cfg.engine_account else None
     samples: list[engine_load.EngineLoadCounters] = []
 
     async def sample() -> None:
         while True:
             await asyncio.sleep(GAUGE_SAMPLE_INTERVAL_S * cfg.time_scale)
-            got = parse(await client.metrics_text())
+            got = await _engine_counters(client)
             if got is not None:
                 samples.append(got)
 
@@ -1030,13 +1053,13 @@ async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: fl
         return res, None
     # the request histograms count a request when its response is produced, which may trail the client's last
     # token: scrape until they count the run's n requests (at most ENGINE_METRICS_WAIT_S, as the engine method)
-    after = parse(await client.metrics_text())
+    after = await _engine_counters(client)
     waited = time.monotonic()
     counts = "queue" in before.histograms
     while (counts and after is not None and _finished(after) - _finished(before) < n
            and time.monotonic() - waited < ENGINE_METRICS_WAIT_S):
         await asyncio.sleep(0.05)
-        after = parse(await client.metrics_text())
+        after = await _engine_counters(client)
     if after is None:
         return res, None
     return res, engine_load.engine_load_row(before, after, samples, span_s, isl, cfg.rate_osl, rate)
