@@ -26,7 +26,7 @@ from planner.io.synth import synth  # noqa: E402
 def _args(**kw: object) -> argparse.Namespace:
     base = dict(model="llama-2-70b", gpu="H100-SXM-80GB", tp=2, gpus_available=256,
                 slo="ttft_ms=2000,itl_ms=100,percentile=99", startup_s=180.0, interval_s=60.0, decision_log=None,
-                target_attainment=0.99)
+                target_attainment=0.99, routing="least_loaded")
     return argparse.Namespace(**{**base, **kw})
 
 
