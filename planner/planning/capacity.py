@@ -73,9 +73,13 @@ combines, as in `prefill_wait_quantile_ms`, max(g, s) + min(g, s)·(1 - 1/b_max)
       Found on the vLLM llama-3.1-8b profile (a = 6.8 ms, alpha = 4.6 ms): without it the model
       under-predicted the simulator's decoding batch by 12% at ρ_p 0.54 (ISL 1k).
     * the prompt's own step also carries the chunks of the prompts that queued behind it, up to the
-      budget: b_own = min(C/isl, b + λ·min(wait_p, mean sojourn)), T_own = T(b) + (b_own - b)·W.
+      budget: b_own = min(k·C/isl, b + λ·min(wait_p, mean sojourn)), T_own = T(b) + (b_own - b)·W.
       At ISL 4k (C/isl ≈ 2) a prompt that waited shares its step with the next one's chunk and
       its first token comes ~W later; without it the model was 24-26% under the simulator's TTFT p90.
+      A prompt longer than C (k = ceil(isl/C) >= 2 steps) ends in a step whose room after its tail,
+      k·C - isl tokens, the next prompt's first chunk fills, so the cap is k·C/isl, not C/isl: at ISL 8k
+      (k = 2) the model was 20-23% under the steady simulator's TTFT p90 with C/isl, 5-11% with k·C/isl
+      (bench/vllm_under_load.py, grid_long rows).
     * frontend: vLLM's API server admits a request on the event loop that streams the running
       requests' tokens, so it reaches the engine `ttft_overhead_ms + FRONTEND_MS_PER_RUNNING·N` after
       arrival (planner/simulate/steptime.py, fitted on the real vLLM load sweep's ISL 1k rows).
