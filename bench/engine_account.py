@@ -97,6 +97,11 @@ class RateAccount:
         return self.step_ms / self.laws_step_ms
 
 
+def run_label(run_dir: Path) -> str:
+    """The model folder of a MODEL/GPU/VARIANT/vllm run directory (the whole path when shorter)."""
+    return run_dir.parts[-4] if len(run_dir.parts) >= 4 else str(run_dir)
+
+
 def laws_mean_step_ms(perf: VariantPerf, row: pd.Series) -> float:
     """The laws' mean step over the run: every step decodes the mean running batch at mean context isl + osl/2;
     the run's prompt tokens are spread evenly over its chunk-carrying steps (each chunk a whole prompt's share)."""
@@ -128,7 +133,7 @@ def accounts(run_dir: Path, perf: VariantPerf) -> list[RateAccount]:
         mine = req[(req.isl == row.isl) & ((req.rate_rps - row.rate_rps).abs() < 1e-6)]
         sim_ttft, sim_queue, sim_prefill = simulated_parts_ms(perf, int(row.isl), int(row.osl), mine.sent_s.to_numpy())
         out.append(RateAccount(
-            run=run_dir.parts[-4] if len(run_dir.parts) >= 4 else str(run_dir), isl=int(row.isl),
+            run=run_label(run_dir), isl=int(row.isl),
             rate_rps=float(row.rate_rps), client_ttft_ms=float(mine.ttft_ms.mean()),
             client_ttft_p90_ms=float(mine.ttft_ms.quantile(0.9)), engine_ttft_ms=float(row.engine_ttft_ms_mean),
             queue_ms=float(row.queue_ms_mean), prefill_ms=float(row.prefill_ms_mean),
@@ -147,7 +152,7 @@ def decode_table(pairs: list[tuple[str, str]]) -> None:
         f = (ROOT / run) / "decode_engine.csv"
         if f.is_file():
             d = pd.read_csv(f)
-            d["run"] = Path(run).parts[-4] if len(Path(run).parts) >= 4 else run
+            d["run"] = run_label(Path(run))
             frames.append(d)
     if not frames:
         return

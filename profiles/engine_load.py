@@ -144,6 +144,13 @@ def _pct(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+def _counter_delta(before: EngineLoadCounters, after: EngineLoadCounters, key: str) -> float:
+    """A counter's change between two scrapes; nan where either lacks it."""
+    if key not in after.counters or key not in before.counters:
+        return math.nan
+    return after.counters[key] - before.counters[key]
+
+
 DECODE_ENGINE_COLUMNS = ["batch", "context_tokens", "repeat", "client_itl_ms", "client_mean_gap_ms",
                          "engine_itl_ms_mean", "steps", "generation_tokens"]
 
@@ -160,14 +167,11 @@ def decode_engine_row(before: EngineLoadCounters, after: EngineLoadCounters, bat
     steps = after.histograms.get("step_tokens")
     steps0 = before.histograms.get("step_tokens")
 
-    def ctr(k: str) -> float:
-        return after.counters[k] - before.counters[k] if k in after.counters and k in before.counters else math.nan
-
     return {"batch": batch, "context_tokens": context, "repeat": repeat, "client_itl_ms": client_itl_ms,
             "client_mean_gap_ms": client_mean_gap_ms,
             "engine_itl_ms_mean": _mean_ms(itl.minus(itl0)) if itl is not None and itl0 is not None else math.nan,
             "steps": steps.count - steps0.count if steps is not None and steps0 is not None else math.nan,
-            "generation_tokens": ctr("generation_tokens")}
+            "generation_tokens": _counter_delta(before, after, "generation_tokens")}
 
 
 def engine_load_row(before: EngineLoadCounters, after: EngineLoadCounters, gauge_samples: list[EngineLoadCounters],
@@ -181,9 +185,6 @@ def engine_load_row(before: EngineLoadCounters, after: EngineLoadCounters, gauge
     running = [g.gauges["running"] for g in gauge_samples if "running" in g.gauges]
     waiting = [g.gauges["waiting"] for g in gauge_samples if "waiting" in g.gauges]
 
-    def ctr(k: str) -> float:
-        return after.counters[k] - before.counters[k] if k in after.counters and k in before.counters else math.nan
-
     return {
         "isl": isl, "osl": osl, "rate_rps": rate_rps, "span_s": span_s,
         "requests": d["queue"].count if "queue" in d else math.nan,
@@ -195,8 +196,9 @@ def engine_load_row(before: EngineLoadCounters, after: EngineLoadCounters, gauge
         "decode_ms_mean": _mean_ms(d.get("decode")),
         "engine_ttft_ms_mean": _mean_ms(d.get("engine_ttft")), "engine_ttft_ms_p90": _q_ms(d.get("engine_ttft"), 0.9),
         "engine_itl_ms_mean": _mean_ms(d.get("engine_itl")),
-        "preemptions": ctr("preemptions"), "generation_tokens": ctr("generation_tokens"),
-        "prompt_tokens": ctr("prompt_tokens"),
+        "preemptions": _counter_delta(before, after, "preemptions"),
+        "generation_tokens": _counter_delta(before, after, "generation_tokens"),
+        "prompt_tokens": _counter_delta(before, after, "prompt_tokens"),
         "running_mean": sum(running) / len(running) if running else math.nan,
         "running_max": max(running, default=math.nan),
         "waiting_mean": sum(waiting) / len(waiting) if waiting else math.nan, "waiting_p90": _pct(waiting, 0.9),

@@ -584,24 +584,24 @@ class VllmClient:
     """The last decode point's mean time per token after the first over all its streams and tokens (its staggered
     start included), client-side: the same gaps the engine's inter-token histogram averages (decode_engine.csv)."""
 
-    async def metrics_text(self) -> str | None:
-        """``GET /metrics``'s text, or None when the server has none (an attached endpoint of another engine)."""
+    async def metrics_text(self, required: bool = False) -> str | None:
+        """``GET /metrics``'s text. A server that answers with an HTTP error has none: None, or ServerDied where
+        it is `required`; a dropped connection is ServerDied either way."""
         try:
             r = await self.http.get(f"{self.url}/metrics")
             r.raise_for_status()
-        except httpx.HTTPStatusError:
+        except httpx.HTTPStatusError as exc:
+            if required:
+                raise ServerDied(f"{self.url}/metrics: {_describe_http_error(exc)}") from None
             return None
         except httpx.HTTPError as exc:
             raise ServerDied(f"{self.url}/metrics: {_describe_http_error(exc)}") from None
         return r.text
 
     async def counters(self) -> EngineCounters:
-        try:
-            r = await self.http.get(f"{self.url}/metrics")
-            r.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise ServerDied(f"{self.url}/metrics: {_describe_http_error(exc)}") from None
-        return engine_counters(r.text, self.url)
+        text = await self.metrics_text(required=True)
+        assert text is not None  # required: an HTTP error raised
+        return engine_counters(text, self.url)
 
     async def complete_batch(self, isl: int, batch: int) -> None:
         """One non-streamed completion of `batch` prompts of `isl` token ids (a list prompt), max_tokens 1."""
@@ -1007,15 +1007,19 @@ def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, 
 GAUGE_SAMPLE_INTERVAL_S = 0.5
 
 
-async def _engine_counters(client: VllmClient) -> engine_load.EngineLoadCounters | None:
-    """One /metrics scrape parsed for the engine's account, None when the server has none or it does not parse."""
-    text = await client.metrics_text()
+def _parsed(text: str | None) -> engine_load.EngineLoadCounters | None:
+    """/metrics text parsed for the engine's account, None when there is none or it does not parse."""
     if text is None:
         return None
     try:
         return engine_load.parse_engine_load(text)
     except ValueError:
         return None
+
+
+async def _engine_counters(client: VllmClient) -> engine_load.EngineLoadCounters | None:
+    """One /metrics scrape parsed for the engine's account (`_parsed`)."""
+    return _parsed(await client.metrics_text())
 
 
 def _finished(c: engine_load.EngineLoadCounters) -> float:
@@ -1030,14 +1034,14 @@ async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: fl
     before, every GAUGE_SAMPLE_INTERVAL_S during, and after the run's last request finished. A server with no
     parsable /metrics gives None and the run alone."""
     before = await _engine_counters(client) if cfg.engine_account else None
-    samples: list[engine_load.EngineLoadCounters] = []
+    texts: list[str] = []  # parsed after the run: a parse on the event loop that times the streams would delay them
 
     async def sample() -> None:
         while True:
             await asyncio.sleep(GAUGE_SAMPLE_INTERVAL_S * cfg.time_scale)
-            got = await _engine_counters(client)
-            if got is not None:
-                samples.append(got)
+            text = await client.metrics_text()
+            if text is not None:
+                texts.append(text)
 
     sampler = asyncio.create_task(sample()) if before is not None else None
     t0 = time.monotonic()
@@ -1062,6 +1066,7 @@ async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: fl
         after = await _engine_counters(client)
     if after is None:
         return res, None
+    samples = [c for c in map(_parsed, texts) if c is not None]
     return res, engine_load.engine_load_row(before, after, samples, span_s, isl, cfg.rate_osl, rate)
 
 
