@@ -258,6 +258,7 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "static-cap-1.0": {"forecast": {"static_cap": 1.0}},
     "corr-learn-bursty": {"correct": {"skip_when_bursty": False}},
     "decode-factor-1": {"forecast": {"decode_factor": 1.0}},
+    "length-spread": {"forecast": {"length_spread": True}},
     "queue-min-0": {"forecast": {"queue_min_s": 0.0}},
     "rise-share-0": {"forecast": {"rise_min_share": 0.0}},
     "rise-share-0.6": {"forecast": {"rise_min_share": 0.6}},
@@ -513,8 +514,10 @@ class Bench:
 
         def policy(k: int, t: float, sim: FleetSimulator, cur: dict[str, int]) -> dict[str, int]:
             if "ctl" not in holder:
+                ctx = self.catalog.model(self.model).max_context
                 obs = SimulatorObserver(sim, {self.P: self.model, self.D: self.model}, {self.model: self.slo.percentile},
-                                        model_of_class={self.cid: self.model})
+                                        model_of_class={self.cid: self.model},
+                                        max_model_len={self.model: ctx} if ctx else None)
                 act = SimulatorActuator(sim, self.args.startup_s, clock=lambda: sim.now, initial=cur)
                 holder["act"] = act
                 holder["ctl"] = Controller(cfg, self.fleet, obs, act, self.perf, metrics=ControllerMetrics(),

@@ -76,6 +76,7 @@ from controllers.forecasters import FORECASTERS, ForecastInputs
 from controllers.guard import GuardState, guard, hold
 from controllers.observe import ModelObservation, Observation
 from planner.io.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, Plan, RequestClass, Slo, Variant, Workload
+from planner.planning.lengths import LengthSpread, spread_from_histogram
 from planner.planning.slo_metrics import SloMetric
 
 # Lengths assumed before any request was seen (the rate is 0 then, so they only keep the class valid).
@@ -108,6 +109,9 @@ class Planner:
     plan_fn: PlanFn
     fleet: Fleet
     perf: PerfSource
+    max_context: Mapping[str, int] = field(default_factory=dict)
+    """model -> its context window, tokens (the catalog's max_context): where prompt lengths are clipped when the
+    prompt-length histogram's top bucket is open (forecast.length_spread)."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,10 @@ class ModelMemory:
     """Load factor the planned rate is multiplied by (forecast.headroom; see update_headroom)."""
     low_run: int = 0
     """Consecutive intervals with latency well below the SLO and no request waiting."""
+    prompt_buckets: tuple[tuple[float, tuple[tuple[float, float], ...]], ...] = ()
+    """(time, the interval's cumulative prompt-length histogram in prompts: ModelObservation.prompt_token_buckets
+    x the interval) of the intervals in the envelope window, newest last; the lengths' spread planned for is
+    read from their sum (`planned_spread`)."""
 
 
 @dataclass(frozen=True)
@@ -421,7 +429,8 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
 # ---------------------------------------------------------------------- memory update
 def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: float, isl: float | None,
               osl: float | None, completion_rps: float,
-              idc: Mapping[float, float] | None = None) -> ModelMemory:
+              idc: Mapping[float, float] | None = None,
+              prompt_buckets: tuple[tuple[float, float], ...] = ()) -> ModelMemory:
     n = history_len(cfg)
     lengths = (isl, osl) if isl and osl and completion_rps > 0 else mem.lengths
     li, lo = (isl, osl) if isl and osl else (lengths or (None, None))
@@ -440,7 +449,14 @@ def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: 
         else:
             pending.append((t0, base))
     d = idc or {}
+    # the prompt-length histograms of the envelope window, in prompts (rates x the interval since the last one)
+    dt = now - mem.t_s[-1] if mem.t_s else 0.0
+    hists = mem.prompt_buckets
+    if prompt_buckets and dt > 0:
+        hists = hists + ((now, tuple((le, r * dt) for le, r in prompt_buckets)),)
+    hists = tuple(h for h in hists if h[0] > now - envelope_s(cfg) + 1e-9)
     return replace(mem, t_s=t, rate_rps=rates, idc=(mem.idc + ((d.get(1.0), d.get(10.0)),))[-n:],
+                   prompt_buckets=hists,
                    prompt_tps=(mem.prompt_tps + (pt,))[-n:],
                    output_tps=(mem.output_tps + (ot,))[-n:], lengths=lengths, pending=tuple(pending),
                    errors=tuple(errors[-cfg.forecast.margin_history:]))
@@ -504,10 +520,26 @@ def planned_burstiness(mem: ModelMemory, cfg: ControllerConfig) -> Burstiness | 
 
 
 # ---------------------------------------------------------------------- the workload planned for
+def planned_spread(mem: ModelMemory, max_context: int | None) -> LengthSpread | None:
+    """The prompt lengths' spread planned for (forecast.length_spread): read from the summed prompt-length
+    histograms of the envelope window (planner/planning/lengths.py, spread_from_histogram), the open top
+    bucket closed at the model's context window. None: no histogram observed."""
+    if not mem.prompt_buckets:
+        return None
+    total: dict[float, float] = {}
+    for _, hist in mem.prompt_buckets:
+        for le, count in hist:
+            total[le] = total.get(le, 0.0) + count
+    edges = sorted(total)
+    return spread_from_histogram(edges, [total[e] for e in edges], None if max_context is None else float(max_context))
+
+
 def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str, ModelMemory],
-                 forecasts: Mapping[str, ModelForecast], backlog: bool = True) -> Workload:
-    """The classes planned for (lengths = planned token rates / planned rate) and, with `backlog`,
-    the backlog classes."""
+                 forecasts: Mapping[str, ModelForecast], backlog: bool = True,
+                 max_context: Mapping[str, int] | None = None) -> Workload:
+    """The classes planned for (lengths = planned token rates / planned rate; with forecast.length_spread, the
+    prompt lengths' spread observed: `planned_spread`) and, with `backlog`, the backlog classes."""
+    max_context = max_context or {}
     classes: list[RequestClass] = []
     drain = cfg.guard.queue_drain_s or horizon_s(cfg)
     for m, mo in obs.models.items():
@@ -518,9 +550,13 @@ def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str,
             # planned token rates (prefill work scales with prompt tokens, decode with output tokens)
             isl, osl = fc.prompt_tps / fc.rate_rps, fc.output_tps / fc.rate_rps
         isl_i, osl_i = max(1, round(isl)), max(1, round(osl))
+        spread = planned_spread(mem, max_context.get(m)) if cfg.forecast.length_spread else None
         # the SLO-headroom factor scales the arrivals planned for, never the backlog (requests that wait)
-        classes.append(RequestClass(id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc.rate_rps * mem.headroom,
-                                    burstiness=planned_burstiness(mem, cfg) if cfg.forecast.burstiness else None))
+        classes.append(RequestClass(
+            id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc.rate_rps * mem.headroom,
+            burstiness=planned_burstiness(mem, cfg) if cfg.forecast.burstiness else None,
+            isl_scv=round(spread.isl_scv, 4) if spread is not None and spread.isl_scv > 0 else None,
+            isl_max=max(isl_i, math.ceil(spread.isl_max)) if spread is not None and spread.isl_scv > 0 and spread.isl_max else None))
         w_prefill = sum(v for r, v in mo.waiting.items() if r == "prefill") if backlog else 0.0
         w_other = sum(v for r, v in mo.waiting.items() if r != "prefill") if backlog else 0.0
         if w_prefill > 0:
@@ -636,7 +672,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     forecasts: dict[str, ModelForecast] = {}
     for m, mo in obs.models.items():
         mem = _remember(memories.get(m, ModelMemory()), cfg, now, mo.arrival_rps, mo.mean_isl, mo.mean_osl, mo.completion_rps,
-                        mo.arrival_idc)
+                        mo.arrival_idc, mo.prompt_token_buckets)
         fc = model_forecast(mem, cfg, sum(mo.waiting.values()))
         mem = update_headroom(mem, slo_ratio(mo, cfg.models[m].slo if m in cfg.models else None), sum(mo.waiting.values()),
                               cfg, mo.arrival_rps / fc.envelope_rps if fc.envelope_rps > 0 else 0.0)
@@ -653,7 +689,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     hold_proposal: dict[str, int] | None = None
     plan: Plan | None = None
     solver_ok, solver_reason, solve_s = True, "", None
-    workload = workload_for(cfg, obs, memories, forecasts)
+    workload = workload_for(cfg, obs, memories, forecasts, max_context=state.planner.max_context)
     # the decode factor (a margin below 1 for the pool the capacity model over-sizes) is off for a model
     # with requests waiting for a decode slot now: its cache is full, the factor's premise fails, and
     # the backlog's scale-up must not be damped
@@ -683,7 +719,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
                 # remembering them locks in a fleet sized for a surge that is over)
                 steady = ({m: _scaled(f, max(f.envelope_rps * f.margin, f.seasonal_rps * f.margin, memories[m].rate_rps[-1]))
                            for m, f in forecasts.items()} if trend_leads else forecasts)
-                hold_plan = state.planner.plan_fn(workload_for(cfg, obs, memories, steady, backlog=False), fleet_now,
+                hold_plan = state.planner.plan_fn(workload_for(cfg, obs, memories, steady, backlog=False,
+                                                             max_context=state.planner.max_context), fleet_now,
                                                   CorrectedPerf(state.planner.perf, corrections))
                 if hold_plan.feasible and hold_plan.models:
                     hold_proposal = scale_roles(hold_plan.replicas(), factors)
@@ -731,5 +768,15 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
 
 
 def initial_state(cfg: ControllerConfig, plan_fn: PlanFn | Callable[[Workload, Fleet, PerfSource], Plan], fleet: Fleet,
-                  perf: PerfSource) -> State:
-    return State(cfg=cfg, planner=Planner(plan_fn=plan_fn, fleet=fleet, perf=perf))
+                  perf: PerfSource, max_context: Mapping[str, int] | None = None) -> State:
+    """The first state. `max_context`: each model's context window (default: the catalog's, where `perf` is a
+    planner.perf.laws.PerfModel that has one)."""
+    if max_context is None:
+        from planner.perf.laws import PerfModel
+        max_context = {}
+        if isinstance(perf, PerfModel):
+            for m in cfg.models:
+                spec = perf.catalog.models.get(m)
+                if spec is not None and spec.max_context:
+                    max_context[m] = spec.max_context
+    return State(cfg=cfg, planner=Planner(plan_fn=plan_fn, fleet=fleet, perf=perf, max_context=dict(max_context)))

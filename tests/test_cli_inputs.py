@@ -97,6 +97,12 @@ CASES = [
          2, ("--profiles", "no profile found")),
     Case("pd_ratio_min > pd_ratio_max", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {pd_ratio_min: 3, pd_ratio_max: 1}")), *NS],
          2, ("{f}", "limits", "pd_ratio_min")),
+    Case("isl_max below the mean isl", lambda t: ["solve", "-w", t("w.yaml", wl("  - {id: c, model: llama-3.1-8b, isl: 1024, osl: 128, "
+                                                                             "rate_rps: 10, isl_scv: 0.5, isl_max: 512}")), "-f", F, *NS],
+         2, ("{f}", "classes[0].isl_max", "isl_max >= isl")),
+    Case("negative isl_scv", lambda t: ["solve", "-w", t("w.yaml", wl("  - {id: c, model: llama-3.1-8b, isl: 1024, osl: 128, "
+                                                                   "rate_rps: 10, isl_scv: -0.5}")), "-f", F, *NS],
+         2, ("{f}", "isl_scv")),
     Case("limits.routing: round_robin", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {routing: round_robin}")), *NS],
          2, ("{f}", "limits.routing", "least_loaded", "random")),
     Case("negative current replicas", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("current: {llama-3.1-8b/decode/H100-SXM-80GB/tp1: -2}")), *NS],

@@ -220,6 +220,39 @@ def test_arrival_dispersion_is_passed_to_the_planned_class(idcs, expected_1s):
         assert b is not None and b.idc_1s == pytest.approx(expected_1s) and b.idc_10s == pytest.approx(25.0)
 
 
+INF = math.inf
+# 1-2-5 edges up to a 4k context, then +Inf; cumulative prompts per second of at most `le` tokens
+EDGES = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, INF]
+
+
+@pytest.mark.parametrize("hists,length_spread,context,expected", [
+    # every prompt in (1000, 2000] over both intervals: a uniform bucket's spread, longest at the edge
+    ([[0] * 10 + [2, 2], [0] * 10 + [3, 3]], True, 4096, (0.037, 2000)),
+    # prompts in the open top bucket too: it ends at the context window
+    ([[0] * 9 + [1, 2, 3], [0] * 9 + [1, 2, 3]], True, 4096, ("spread", 4096)),
+    # off (the default): the mean-length class
+    ([[0] * 10 + [2, 2], [0] * 10 + [3, 3]], False, 4096, None),
+    # not observed: nothing to plan from
+    ([[], []], True, 4096, None),
+])
+def test_prompt_length_spread_is_passed_to_the_planned_class(hists, length_spread, context, expected):
+    """forecast.length_spread plans the prompt-length histogram of the envelope window (summed over its
+    intervals) as the class's isl_scv / isl_max, the open top bucket closed at the model's context window."""
+    state: State = initial_state(cfg(length_spread=length_spread), linear_plan, FLEET, None,  # type: ignore[arg-type]
+                                 max_context={M: context})
+    for k, h in enumerate(hists):
+        o = obs(3.0)
+        o.models[M].prompt_token_buckets = tuple(zip(EDGES, [float(x) for x in h])) if h else ()
+        v, state = decide(state, Snapshot(metrics=o, pools={P: PoolStatus(2, 2), D: PoolStatus(3, 3)}), k * IV)
+    c = next(c for c in v.workload.classes if c.id == M)
+    if expected is None:
+        assert c.isl_scv is None and c.isl_max is None
+    elif expected[0] == "spread":
+        assert c.isl_scv is not None and c.isl_scv > 0.1 and c.isl_max == expected[1]
+    else:
+        assert c.isl_scv == pytest.approx(expected[0], abs=1e-3) and c.isl_max == expected[1]
+
+
 def test_metrics_missing_holds_the_last_good_plan():
     rates = [6.0] * 4 + [0.0] * 3
     bad = {k: obs(0.0, ok=False) for k in (4, 5, 6)}

@@ -8,6 +8,7 @@ tests/controller_prom.py). Skips when the Prometheus binary is missing.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import math
 
 import httpx
 import pytest
@@ -68,6 +69,9 @@ def test_observe_rates_lengths_latency(setup):
     assert m.itl_ms is not None and m.itl_ms > 0
     assert m.newest_sample_age_s is not None and m.newest_sample_age_s < 5
     assert "mixed" in m.running and "mixed" in m.kv_usage
+    # the prompt-length histogram (vllm:request_prompt_tokens, 1-2-5 buckets): every 512-token prompt in (500, 1000]
+    b = dict(m.prompt_token_buckets)
+    assert b[500.0] == 0 and b[math.inf] > 0 and b[1000.0] == pytest.approx(b[math.inf])
 
 
 def test_unreachable_prometheus_and_dead_targets_are_not_ok(setup):

@@ -44,6 +44,11 @@ class ModelObservation:
     tpot_ms: float | None = None
     """Mean per-request time per output token after the first (decode steps only, no queueing;
     vllm:request_time_per_output_token_seconds sum / count); None: not exported or no request."""
+    prompt_token_buckets: tuple[tuple[float, float], ...] = ()
+    """The prompt-length histogram of the interval's requests, cumulative as Prometheus keeps it: (upper edge
+    `le` in tokens, prompts per second of at most that many tokens), ascending, +inf last (vLLM's
+    vllm:request_prompt_tokens, 1-2-5 buckets up to max_model_len). The controller reads the lengths' spread
+    from it (planner/planning/lengths.py, spread_from_histogram); empty: not observed."""
     arrival_idc: dict[float, float] = field(default_factory=dict)
     """Arrival over-dispersion of the interval: {window_s: index of dispersion (variance / mean) of the
     arrival counts in consecutive windows of window_s} at 1 s and 10 s (1 for Poisson arrivals).

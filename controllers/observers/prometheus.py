@@ -183,6 +183,12 @@ class PrometheusObserver:
             mx_cnt = rate("vllm:request_prefill_time_seconds_count", side)
             tp_sum = rate("vllm:request_time_per_output_token_seconds_sum", side)
             tp_cnt = rate("vllm:request_time_per_output_token_seconds_count", side)
+            # the prompt-length histogram (cumulative per-second rates by le), for the lengths' spread
+            p_buckets: dict[str, list[tuple[float, float]]] = {}
+            for srs in self.query(f"sum by (model_name, le) (rate(vllm:request_prompt_tokens_bucket{side}[{w}]))"):
+                label, le, v = srs["metric"].get("model_name", ""), srs["metric"].get("le", ""), float(srs["value"][1])
+                if label in self.by_label and le and math.isfinite(v):
+                    p_buckets.setdefault(self.by_label[label], []).append((float(le), v * ts))
             ttft: dict[str, float] = {}
             itl: dict[str, float] = {}
             itl_src: dict[str, str] = {}
@@ -253,6 +259,7 @@ class PrometheusObserver:
                 ttft_source=ttft_src.get(m, ""),
                 prefill_time_ms=_ratio_ms(pf_sum, pf_cnt, m) if m in pf_cnt else _ratio_ms(mx_sum, mx_cnt, m),
                 tpot_ms=_ratio_ms(tp_sum, tp_cnt, m),
+                prompt_token_buckets=tuple(sorted(p_buckets.get(m, []))),
             )
         if problems:
             obs.ok = False

@@ -4,6 +4,7 @@ Registered as observer `simulator` (replays only: it needs the simulator).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from controllers.observers.base import OBSERVERS, ModelObservation, Observation, ObserverContext
 from planner.io.errors import InputError
+from planner.planning.lengths import build_1_2_5_buckets
 
 if TYPE_CHECKING:
     from planner.simulate.fleet import FleetSimulator, PoolObservation
@@ -58,13 +60,15 @@ class SimulatorObserver:
     decode/mixed pools)."""
 
     def __init__(self, sim: FleetSimulator, model_of_pool: dict[str, str], percentile: dict[str, float],
-                 model_of_class: dict[str, str] | None = None):
+                 model_of_class: dict[str, str] | None = None, max_model_len: dict[str, int] | None = None):
         self.sim = sim
         self.model_of = model_of_pool
         self.percentile = percentile
         self.model_of_class = model_of_class or {}
         """class id -> model: with it, arrivals come from the router's request counter
         (Observation.arrivals_total), the exact arrival count, instead of completions + growth."""
+        self.max_model_len = max_model_len or {}
+        """model -> its context window: vLLM's prompt-token buckets end there (+Inf above); absent: 10^9."""
         self._prev_arrived: dict[str, float] = {}
         self._prev: dict[str, PoolObservation] | None = None
         self._prev_t: float | None = None
@@ -135,9 +139,16 @@ class SimulatorObserver:
                 ts, cl = arrivals.t_s[lo_i:hi_i], arrivals.cls[lo_i:hi_i]
                 for m in out.models:
                     ks = [k for k, c in enumerate(arrivals.class_ids) if self.model_of_class.get(c) == m]
-                    tm = ts[np.isin(cl, ks)] - (t - dt)
+                    sel = np.isin(cl, ks)
+                    tm = ts[sel] - (t - dt)
                     out.models[m].arrival_idc = {w: v for w in ARRIVAL_IDC_WINDOWS_S
                                                  if (v := _idc(tm, w, dt)) is not None}
+                    # what vllm:request_prompt_tokens's buckets would hold of these prompts, per second
+                    edges = build_1_2_5_buckets(self.max_model_len.get(m, 10**9)) + [math.inf]
+                    isl = arrivals.isl[lo_i:hi_i][sel]
+                    if isl.size:
+                        cum = np.searchsorted(np.sort(isl), edges, side="right") / dt
+                        out.models[m].prompt_token_buckets = tuple(zip(edges, cum.tolist(), strict=True))
         first = self._prev_t is None or dt <= 0
         self._prev, self._prev_t = dict(o.pools), t
         if not out.models:

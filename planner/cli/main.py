@@ -170,6 +170,11 @@ def workload_from_trace(
     rate_quantile: float | None = typer.Option(
         None, "--rate-quantile", help="size classes for this quantile of the per-minute rate (e.g. 0.9) instead of the mean"),
     poisson: bool = typer.Option(False, "--poisson", help="do not measure burstiness: the classes are Poisson"),
+    length_spread: bool = typer.Option(
+        False, "--length-spread/--mean-lengths",
+        help="write each class's prompt-length spread (isl_scv, isl_max), so the prefill TTFT model waits as M/G/1 "
+             "and counts each request's own prompt (planner/planning/capacity.py, Prompt-length dispersion); off by "
+             "default: on bench/fidelity_lengths.py's tuning traces it bought replicas that passing plans did not need"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write the workload YAML here"),
 ) -> None:
     """Bucket a request trace into request classes (ISL x OSL per model) with rates."""
@@ -184,15 +189,18 @@ def workload_from_trace(
     if output is not None:
         check_writable(output, "--output")
     tr = read_trace(trace, model)
-    wl = bucket_trace(tr, slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile, burstiness=not poisson)
+    wl = bucket_trace(tr, slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile, burstiness=not poisson,
+                      length_spread=length_spread)
     t = Table(title=f"{len(tr)} requests over {tr['t_s'].max():.0f} s")
-    for col in ("class", "isl", "osl", "rate req/s", "IDC 1s", "IDC 10s", "p99 prompt tok/s"):
+    cols = ["class", "isl", "osl", "rate req/s", "IDC 1s", "IDC 10s", "p99 prompt tok/s"] + (["isl cv²", "isl max"] if length_spread else [])
+    for col in cols:
         t.add_column(col)
     for c in wl.classes:
         b = c.burstiness
         t.add_row(c.id, str(c.isl), str(c.osl), f"{c.rate_rps:.3f}", f"{b.idc_1s:.2f}" if b else "-",
                   f"{b.idc_10s:.2f}" if b and b.idc_10s is not None else "-",
-                  f"{b.p99_prompt_tokens_per_s:.0f}" if b and b.p99_prompt_tokens_per_s is not None else "-")
+                  f"{b.p99_prompt_tokens_per_s:.0f}" if b and b.p99_prompt_tokens_per_s is not None else "-",
+                  *([f"{c.isl_scv:.2f}" if c.isl_scv is not None else "-", str(c.isl_max or "-")] if length_spread else []))
     console.print(t)
     text = dump_yaml(wl.model_dump(mode="json", exclude_none=True))
     if output is not None:

@@ -63,6 +63,11 @@ class _Strict(BaseModel):
 # 2023 conversation trace's busiest second (../shared/data/README.md).
 MAX_RATE_RPS = 1e6
 
+# Largest squared CV of prompt lengths accepted. Lengths bounded by a context window of L tokens with mean m
+# have scv at most L/m - 1 (all-or-nothing lengths); 100 is a 1M-token window at a 10k-token mean, beyond any
+# serving deployment, so a larger value is a unit error (a variance given instead of its ratio to mean²).
+MAX_ISL_SCV = 100.0
+
 
 # --------------------------------------------------------------------------- catalogs
 class GpuType(_Strict):
@@ -251,6 +256,14 @@ class RequestClass(_Strict):
     rate_rps: float = Field(ge=0, le=MAX_RATE_RPS, description="arrival rate, requests/s")
     slo: Slo | None = Field(default=None, description="overrides the model's SLO")
     burstiness: Burstiness | None = Field(default=None, description="arrival over-dispersion; absent = Poisson")
+    isl_scv: float | None = Field(default=None, ge=0, le=MAX_ISL_SCV, allow_inf_nan=False,
+                                  description="squared coefficient of variation of the prompt lengths (variance / "
+                                              "mean²); absent = every prompt of `isl` tokens. The prefill TTFT "
+                                              "model waits as M/G/1 and counts each request's own prompt with it "
+                                              "(planner/planning/capacity.py, Prompt-length dispersion)")
+    isl_max: int | None = Field(default=None, gt=0, description="the longest prompt, tokens (the context window or "
+                                                               "the longest measured): the length law is clipped "
+                                                               "there; absent = unclipped")
 
     def scaled(self, factor: float) -> RequestClass:
         """This class with its rate multiplied by `factor`. The superposition of independent copies
@@ -280,6 +293,9 @@ class Workload(_Strict):
                 raise ValueError(f"classes[{i}].model: '{c.model}' is not listed under models ({sorted(self.models)})")
             if c.id in seen:
                 raise ValueError(f"classes[{i}].id: duplicate class id '{c.id}'")
+            if c.isl_max is not None and c.isl_max < c.isl:
+                raise ValueError(f"classes[{i}].isl_max: the longest prompt ({c.isl_max} tokens) is below the mean "
+                                 f"isl ({c.isl}); expected isl_max >= isl")
             seen.add(c.id)
         return self
 

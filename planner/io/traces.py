@@ -150,7 +150,7 @@ def _edges(values: np.ndarray, buckets: int) -> np.ndarray:
 
 def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: int = 3, osl_buckets: int = 2,
                  duration_s: float | None = None, rate_quantile: float | None = None, window_s: float = 60.0,
-                 burstiness: bool = False) -> Workload:
+                 burstiness: bool = False, length_spread: bool = False) -> Workload:
     """Request classes from a trace: ISL x OSL buckets per model, rates over the trace's span.
 
     With `burstiness` (`planner workload from-trace` sets it unless --poisson) each class carries
@@ -164,6 +164,10 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
     of the mean (plan for the busy minutes of a bursty trace, not the average); each class gets its
     share of requests of that rate, so the classes sum to the model's quantile rate and never above
     the trace's busiest window (each class at its own quantile would: their peaks need not coincide).
+
+    With `length_spread` each class states its prompts' squared CV (`isl_scv`) and its longest prompt
+    (`isl_max`), measured on its requests (planner/planning/lengths.py: the law the TTFT model and the
+    simulator's Poisson classes use); a class whose prompts are all of one length states none.
     """
     slos = slo if isinstance(slo, dict) else {m: slo for m in trace["model"].unique()}
     span = duration_s or max(float(trace["t_s"].max() - trace["t_s"].min()), 1.0)
@@ -183,6 +187,8 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
             model_rate = max(model_rate, float(np.quantile(per_window, rate_quantile)))
         for (i, o), g in df.groupby([ib, ob], sort=True):
             rate = model_rate * len(g) / len(df)
+            prompts = g["input_tokens"].to_numpy(dtype=float)
+            scv = float(prompts.var() / prompts.mean() ** 2) if length_spread and prompts.size >= 2 else 0.0
             classes.append(RequestClass(
                 id=f"{model}/isl{i}-osl{o}",
                 model=str(model),
@@ -191,6 +197,8 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
                 rate_rps=round(rate, 6),
                 burstiness=_class_burstiness(measure_burstiness(g["t_s"].to_numpy() - t0, g["input_tokens"].to_numpy(), span),
                                              model_burst) if model_burst is not None else None,
+                isl_scv=round(scv, 4) if scv > 0 else None,
+                isl_max=max(int(prompts.max()), int(round(prompts.mean()))) if scv > 0 else None,
             ))
     return Workload(models={m: ModelEntry(slo=s) for m, s in slos.items() if m in set(trace["model"])}, classes=classes)
 

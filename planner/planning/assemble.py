@@ -174,7 +174,7 @@ def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], Arr
         slo = inst.workload.slo_of(c)
         share = min(1.0, pool_flow[vid] / model_rate[c.model])
         shape = realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1),
-                                  inst.fleet.limits.routing)
+                                  inst.fleet.limits.routing, c.isl_scv or 0.0, c.isl_max)
         v = inst.variants[vid]
         with quiet_extrapolation():
             cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, shape)

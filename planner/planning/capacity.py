@@ -139,6 +139,29 @@ lower there; tests/test_routing_random.py). A plan's replicas mix classes, and a
 utilization the simulated p90 runs up to ~10% above the closed form (tests/test_capacity_pool.py's 16.5 req/s
 case: rag attainment 88-97% over seeds 0-5 against the p90 claim), so `--verify` may re-solve once.
 
+Prompt-length dispersion (a class with `isl_scv`, `ArrivalShape.isl_scv`; absent = every prompt of the class's
+mean length and every number above is unchanged; prefill role only). Real prompts spread (the Azure conversation
+trace's lengths have a CV near 1), and a prefill replica then serves an M/G/1 queue, not M/D/1:
+    * the lengths' law is a log-normal clipped at the longest prompt `isl_max`, with (mu, sigma) solved so that the
+      clipped law keeps the class's mean and scv (planner/planning/lengths.py), taken at K = 200 equal-probability
+      nodes x_k; their batch-1 passes S_k = prefill_ms(x_k) have mean S̄ and squared CV cs²;
+    * saturation: Kingman's G/G/1 mean wait ρD·(IDC + cs²)/(2(1-ρ)) (`wait_quantile_ms`), Pollaczek-Khinchine's
+      (1 + cs²)/2 at IDC 1, with the per-prompt service D scaled by S̄/prefill_ms(isl);
+    * gated: the batch in flight's residual is the equilibrium residual of the batch time, P(R > t) = E[(C - t)^+]/E[C]
+      (uniform on (0, C) for one C), a batch of b prompts having the mean batch time and cs²/b; behind least-loaded
+      routing the pool's gated term takes the batch-1 residual of the S_k and Allen-Cunneen's mean gains (1 + cs²);
+    * the request's own prompt: TTFT_p is the p-quantile of W + T_own, T_own,k = max(S_k, T(b) + S_k - S̄) + its KV
+      trip, with W an atom at 0 (mass 1 - busy) and an exponential tail through the wait's p-quantile:
+      P(W + T > t) = mean_k[1{T_k > t} + 1{T_k <= t}·busy·exp(-(t - T_k)/μ)] (`_wait_plus_own_quantile_ms`).
+  At scv -> 0 every term is the one above exactly (tests/test_lengths.py). Against the simulator replaying each
+  request's own prompt (bench/fidelity_lengths.py: one replica and pools of four behind least-loaded and random
+  routing, loads 0.3-0.7 of the batch-1 throughput, p90 and p99; nothing fitted), TTFT MAPE on the tuning rows
+  (llama-2-70b H100 tp2, Azure and sigma-1.4 lengths): mean length 41.0%, the law unclipped 15.6% (its far tail,
+  past the context window, put light-load p99s up to +89% high), clipped 8.9% (worst -18.2%); held out
+  (llama-3.1-8b and qwen3-32b on H200, sigma 1.2): 42.3 -> 8.1% (worst -22.9%). The split and the adoption rule
+  were written in that bench before its rows were run. Not modelled: a pool's classes waiting behind each other's
+  lengths (each class's wait uses its own law), the mixed role, and decode KV (mean lengths).
+
 Bursty arrivals (a class with `burstiness`, planner.io.schema.Burstiness; absent = Poisson and every
 number above is unchanged). Arrivals that come in clusters are modelled as a compound-Poisson
 stream (M^X): clusters at rate λ/E[B], B requests each. Its index of dispersion of counts is
@@ -224,6 +247,7 @@ pool that keeps the SLO in simulation in bench/burst_sizing.py and tests/test_bu
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -233,6 +257,7 @@ from scipy import special, stats
 
 from planner.io.schema import Burstiness, ReplicaRouting
 from planner.perf.laws import VariantPerf
+from planner.planning.lengths import prompt_length_nodes
 from planner.simulate.steptime import ASYNC_SCHEDULING, FRONTEND_MS_PER_RUNNING, frontend_delay_ms
 
 # Bisection tolerance on the capacity, relative: 0.1% of the rate is far below profiling noise.
@@ -290,6 +315,13 @@ class ArrivalShape:
     """How a request picks its replica within the pool (the fleet's limits.routing): `least_loaded` pools the
     prefill wait and splits clusters evenly; `random` leaves each replica a queue of its own (`pool_servers` 1)
     that sees a Binomial(B, 1/n) share of a cluster of B (module doc, Pool of replicas, Random routing)."""
+    isl_scv: float = 0.0
+    """Squared coefficient of variation of the prompt lengths in the stream (variance / mean²; 0: every prompt
+    has the class's mean length, the M/D/1 view). With it the prefill wait is M/G/1's and a request's own
+    prefill is that of its own prompt (module doc, Prompt-length dispersion)."""
+    isl_max: float | None = None
+    """The longest prompt of the stream (the context window, or the longest measured): the length law is
+    clipped there (None: unclipped)."""
 
     @property
     def replica_idc(self) -> float:
@@ -315,7 +347,8 @@ BURST_WINDOW_S = 1.0
 
 
 def replica_arrivals(burst: Burstiness | None, rate_rps: float, isl: float, ttft_ms: float | None,
-                     replicas: float, routing: ReplicaRouting = "least_loaded") -> ArrivalShape:
+                     replicas: float, routing: ReplicaRouting = "least_loaded", isl_scv: float = 0.0,
+                     isl_max: float | None = None) -> ArrivalShape:
     """What a pool of `replicas` replicas sharing a class of `rate_rps` sees of its `burst`iness.
 
     IDC at the TTFT SLO's time scale (1 s without a TTFT bound) of the pool's stream, with the
@@ -323,26 +356,29 @@ def replica_arrivals(burst: Burstiness | None, rate_rps: float, isl: float, ttft
     Pool of replicas), and one replica sees `ArrivalShape.replica_idc` (clusters split evenly, about
     idc/n; random routing: binomially, 1 + (idc - 1)/n). The burst ratio is scale-free: a burst split
     over the replicas in proportion to their share of the rate keeps its ratio to the mean.
+    `isl_scv` / `isl_max`: the class's prompt-length law (module doc, Prompt-length dispersion), carried as is.
     """
     if burst is None:
-        return POISSON
+        return replace(POISSON, isl_scv=isl_scv, isl_max=isl_max) if isl_scv > 0 else POISSON
     idc = burst.idc_at((ttft_ms or 1000.0) / 1000.0)
     n = max(1, int(round(replicas)))
     ratio = 1.0
     if burst.p99_prompt_tokens_per_s is not None and rate_rps > 0:
         ratio = burst.p99_prompt_tokens_per_s / (rate_rps * isl * BURST_WINDOW_S)
-    return ArrivalShape(idc=idc, burst_ratio=max(1.0, ratio), replicas=n, routing=routing)
+    return ArrivalShape(idc=idc, burst_ratio=max(1.0, ratio), replicas=n, routing=routing, isl_scv=isl_scv,
+                        isl_max=isl_max)
 
 
 def realised_arrivals(burst: Burstiness, rate_rps: float, isl: float, ttft_ms: float | None, share: float,
-                      replicas: float, routing: ReplicaRouting = "least_loaded") -> ArrivalShape:
+                      replicas: float, routing: ReplicaRouting = "least_loaded", isl_scv: float = 0.0,
+                      isl_max: float | None = None) -> ArrivalShape:
     """What a pool of `replicas` sees when a plan sends it `share` of the class: the routing weights
     pick the pool per request, a random split, Binomial(B, share) of a cluster of B, so the
     pool's IDC is 1 + (idc - 1)·share; the pool then spreads it over its replicas by its `routing`
     (`replica_arrivals`)."""
     pooled = burst.model_copy(update={"idc_1s": 1.0 + (burst.idc_1s - 1.0) * share,
                                       "idc_10s": None if burst.idc_10s is None else 1.0 + (burst.idc_10s - 1.0) * share})
-    return replica_arrivals(pooled, rate_rps, isl, ttft_ms, replicas, routing)
+    return replica_arrivals(pooled, rate_rps, isl, ttft_ms, replicas, routing, isl_scv, isl_max)
 
 
 def _cluster_ahead(idc: float) -> float:
@@ -379,13 +415,15 @@ def _burst_wait_quantile_ms(head_wait_ms: float, head_busy: float, service_ms: f
     return _tail_quantile(lambda t: _sum_tail(a, mean_a, q, mean_c, t), tail, max(mean_a, mean_c))
 
 
-def _tail_quantile(over: Callable[[float], float], tail: float, hi: float) -> float:
+def _tail_quantile(over: Callable[[float], float], tail: float, hi: float, rtol: float = 0.0) -> float:
     """The t at which a non-increasing tail `over`(t) = P(X > t) falls to `tail`: `hi` doubled until it is past
-    it, then bisection (60 halvings are far below a microsecond)."""
+    it, then bisection (60 halvings are far below a microsecond), or until the bracket is within `rtol` of it."""
     while over(hi) > tail:
         hi *= 2.0
     lo = 0.0
     for _ in range(60):
+        if hi - lo <= rtol * hi:
+            break
         mid = 0.5 * (lo + hi)
         if over(mid) > tail:
             lo = mid
@@ -394,17 +432,20 @@ def _tail_quantile(over: Callable[[float], float], tail: float, hi: float) -> fl
     return hi
 
 
-def wait_quantile_ms(rate_rps: float, service_ms: float, percentile: float, idc: float = 1.0) -> float:
+def wait_quantile_ms(rate_rps: float, service_ms: float, percentile: float, idc: float = 1.0,
+                     service_scv: float = 0.0) -> float:
     """p-quantile of the M/D/1 waiting time (exponential-tail approximation, see module doc); with
-    `idc` != 1 the mean wait is Kingman's G/D/1 one, ρD·idc/(2(1-ρ)) (module doc, Bursty arrivals)."""
+    `idc` != 1 the mean wait is Kingman's G/D/1 one, ρD·idc/(2(1-ρ)) (module doc, Bursty arrivals); with
+    `service_scv` (the service times' squared CV) Kingman's G/G/1, ρD·(idc + cs²)/(2(1-ρ)), which is
+    Pollaczek-Khinchine's M/G/1 mean at idc 1 (module doc, Prompt-length dispersion)."""
     rho = rate_rps * service_ms / 1000.0
     if rho >= 1.0:
         return math.inf
     if rho <= 0.0:
         return 0.0
     mean_wait = rho * service_ms / (2.0 * (1.0 - rho))
-    if idc != 1.0:
-        mean_wait *= idc
+    if idc != 1.0 or service_scv != 0.0:
+        mean_wait *= idc + service_scv
     tail = 1.0 - percentile / 100.0
     if rho <= tail:
         return 0.0
@@ -425,7 +466,8 @@ def erlang_c(servers: int, offered: float) -> float:
     return servers * b / (servers - offered * (1.0 - b))
 
 
-def pool_wait_quantile_ms(service_ms: float, rate_rps: float, replicas: int, percentile: float) -> float:
+def pool_wait_quantile_ms(service_ms: float, rate_rps: float, replicas: int, percentile: float,
+                          service_nodes_ms: np.ndarray | None = None) -> float:
     """p-quantile of the wait of a Poisson stream on a pool of `replicas` prefill replicas behind
     least-loaded routing, `rate_rps` per replica, one prompt of `service_ms` at a time (module doc,
     Pool of replicas, Poisson). A prompt waits only when every replica is busy, with probability
@@ -436,7 +478,10 @@ def pool_wait_quantile_ms(service_ms: float, rate_rps: float, replicas: int, per
       P(W > t) = C·(1 - t/D), so W_p = D·(1 - (1-p)/C);
     * saturation: the M/D/c queue's conditional wait, exponential with Allen-Cunneen's mean
       D/(2n(1-ρ)) (cs² = 0, ca² = 1), so W_p = D/(2n(1-ρ))·ln(C/(1-p)).
-    With n = 1 both are exactly `prefill_wait_quantile_ms`'s terms at b_max = 1 (C = ρ)."""
+    With n = 1 both are exactly `prefill_wait_quantile_ms`'s terms at b_max = 1 (C = ρ).
+    `service_nodes_ms` (equal-probability service times of prompts of dispersed lengths, mean `service_ms`):
+    the residual is the service's equilibrium residual, P(R > t) = E[(S - t)^+]/E[S], and Allen-Cunneen's
+    mean gains (1 + cs²) (module doc, Prompt-length dispersion)."""
     n = max(1, int(replicas))
     offered = n * rate_rps * service_ms / 1000.0
     if offered >= n:
@@ -446,9 +491,44 @@ def pool_wait_quantile_ms(service_ms: float, rate_rps: float, replicas: int, per
     if c <= tail:
         return 0.0
     rho = offered / n
-    gated = service_ms * (1.0 - tail / c)
-    saturated = service_ms / (2.0 * n * (1.0 - rho)) * math.log(c / tail)
+    if service_nodes_ms is None:
+        gated = service_ms * (1.0 - tail / c)
+        scv = 0.0
+    else:
+        gated = _residual_quantile_ms(service_nodes_ms, c, tail)
+        scv = float(service_nodes_ms.var() / service_nodes_ms.mean() ** 2)
+    saturated = service_ms * (1.0 + scv) / (2.0 * n * (1.0 - rho)) * math.log(c / tail)
     return max(gated, saturated)
+
+
+# Relative precision of the quantiles solved over the length law's nodes: 1e-5 of a TTFT (10 µs of a second) is far
+# below the law's own discretization, and stops each bisection after ~17 halvings instead of 60.
+_NODE_RTOL = 1e-5
+
+
+def _residual_quantile_ms(nodes_ms: np.ndarray, busy: float, tail: float) -> float:
+    """t with busy·P(R > t) = tail, R the equilibrium residual of a service of these equal-probability times,
+    P(R > t) = E[(S - t)^+]/E[S] (uniform on (0, S) for one S: t = S(1 - tail/busy)); 0 when busy <= tail."""
+    if busy <= tail:
+        return 0.0
+    mean = float(nodes_ms.mean())
+    return _tail_quantile(lambda t: busy * float(np.maximum(nodes_ms - t, 0.0).mean()) / mean, tail,
+                          float(nodes_ms.max()), _NODE_RTOL)
+
+
+def _wait_plus_own_quantile_ms(wait_ms: float, busy: float, own_ms: np.ndarray, tail: float) -> float:
+    """p-quantile of W + T for independent W (an atom at 0 of mass 1 - busy, else exponential, with its
+    p-quantile at `wait_ms`, as `_burst_wait_quantile_ms` takes a wait) and T uniform on the nodes `own_ms`:
+    P(W + T > t) = E[1{T > t} + 1{T <= t}·busy·exp(-(t - T)/μ)]. One node: `wait_ms` + T exactly."""
+    mean_w = wait_ms / math.log(busy / tail) if wait_ms > 0 and busy > tail else 0.0
+
+    def over(t: float) -> float:
+        late = own_ms > t
+        if mean_w <= 0:
+            return float(late.mean())
+        return float(np.where(late, 1.0, busy * np.exp(-np.maximum(t - own_ms, 0.0) / mean_w)).mean())
+
+    return _tail_quantile(over, tail, float(own_ms.max()) + wait_ms + 1e-9, _NODE_RTOL)
 
 
 def pool_servers(arrivals: ArrivalShape) -> int:
@@ -516,6 +596,8 @@ def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: 
     With `kv_transfer`, the KV cache's trip to the decode replica and that replica's next step
     boundary (where the first token leaves; half a batch-1 step of these laws, the decode pool
     being unknown here) are included."""
+    if arrivals.isl_scv > 0.0:
+        return _dispersed_prefill_latency(perf, isl, rate_rps, percentile, kv_transfer, arrivals)
     wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, arrivals.replica_idc)
     servers = pool_servers(arrivals)
     if servers > 1:
@@ -528,6 +610,57 @@ def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: 
     b, _, _ = _prefill_batch(perf, isl, rate_rps)
     # ttft_overhead_ms: the frontend's fixed per-request latency (planner.perf.laws), no GPU time.
     return Latency(ttft_ms=perf.ttft_overhead_ms + wait + t_batch + kv, batch=b, utilization=util)
+
+
+@functools.lru_cache(maxsize=4096)
+def _length_service_nodes(perf: VariantPerf, isl: float, isl_scv: float,
+                          isl_max: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(prompt lengths, their batch-1 prefill passes, their KV transfers), ms, at the length law's nodes
+    (planner/planning/lengths.py); cached: a capacity search asks for the same law at every rate it tries."""
+    x = prompt_length_nodes(isl, isl_scv, isl_max)
+    s = np.array([perf.prefill_pass_ms(xi, xi * xi) for xi in x])
+    kv = np.array([perf.kv_transfer_ms(xi) for xi in x])
+    for a in (s, kv):
+        a.setflags(write=False)
+    return x, s, kv
+
+
+def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool,
+                               arrivals: ArrivalShape) -> Latency:
+    """`prefill_latency` for prompts of dispersed lengths (module doc, Prompt-length dispersion): the same
+    terms, with the service law of `prompt_length_nodes` in place of one length."""
+    x, s, kv_nodes = _length_service_nodes(perf, float(isl), float(arrivals.isl_scv), arrivals.isl_max)
+    s_bar = float(s.mean())
+    cs2 = float(s.var()) / s_bar ** 2
+    b, t_batch, b_max = _prefill_batch(perf, isl, rate_rps)
+    rho = min(1.0, rate_rps * t_batch / (1000.0 * b))
+    tail = 1.0 - percentile / 100.0
+    # gated: the residual of the batch in flight; a batch of b prompts has the mean batch time and cs²/b
+    batch_nodes = np.maximum(t_batch * (1.0 + (s / s_bar - 1.0) / math.sqrt(b)), 0.0)
+    gated = _residual_quantile_ms(batch_nodes, rho, tail)
+    # saturation: the M/G/1 wait at the largest batch, per-prompt service scaled by the law's mean over lengths
+    service = perf.prefill_ms(isl, b_max) / b_max * s_bar / perf.prefill_ms(isl, 1.0)
+    idc = arrivals.replica_idc
+    saturated = wait_quantile_ms(rate_rps, service, percentile, idc, cs2)
+    wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
+    util = rate_rps * service / 1000.0
+    busy = max(rho, util)
+    if idc != 1.0 and math.isfinite(wait):
+        wait = _burst_wait_quantile_ms(wait, busy, service, idc, percentile)
+    servers = pool_servers(arrivals)
+    if servers > 1:
+        pooled = pool_wait_quantile_ms(s_bar, rate_rps, servers, percentile, s)
+        if pooled < wait:
+            wait, busy = pooled, erlang_c(servers, servers * rate_rps * s_bar / 1000.0)
+    if not math.isfinite(wait):
+        return Latency(ttft_ms=math.inf, batch=b, utilization=util)
+    # the request's own batch: the mean batch with its own prompt in place of a mean one, then its KV's trip
+    own = np.maximum(s, t_batch + s - s_bar)
+    if kv_transfer:
+        own = own + kv_nodes
+    first = _wait_plus_own_quantile_ms(wait, busy, own, tail)
+    step = 0.5 * perf.decode_step_ms(1.0, isl) if kv_transfer else 0.0
+    return Latency(ttft_ms=perf.ttft_overhead_ms + first + step, batch=b, utilization=util)
 
 
 def _decode_slope_ms(perf: VariantPerf, ctx: float) -> float:
@@ -876,7 +1009,7 @@ def capacity(perf: VariantPerf, role: str, isl: float, osl: float, percentile: f
 
 def class_capacity(perf: VariantPerf, role: str, isl: float, osl: float, percentile: float,
                    ttft_ms: float | None, itl_ms: float | None, burst: Burstiness | None,
-                   class_rate_rps: float) -> tuple[Capacity, ArrivalShape]:
+                   class_rate_rps: float, isl_scv: float = 0.0, isl_max: float | None = None) -> tuple[Capacity, ArrivalShape]:
     """One replica's capacity for a class of `class_rate_rps` with its `burst`iness, and the arrival
     shape it was computed for (the plan's predictions must use the same one), the class alone on
     the variant (the planner sizes all of a model's classes together: `pool_class_capacities`).
@@ -887,12 +1020,13 @@ def class_capacity(perf: VariantPerf, role: str, isl: float, osl: float, percent
     carries the class alone, the least n >= ceil(λ / c_Poisson) with n·c(n) >= λ (n·c(n) grows
     with n; found by doubling, then bisection). Classes sharing the pool only make it larger, so
     the split is at least the one assumed: the estimate errs on the safe side."""
-    base = capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms)
+    alone = replica_arrivals(None, class_rate_rps, isl, ttft_ms, 1, isl_scv=isl_scv, isl_max=isl_max)
+    base = capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms, alone)
     if burst is None:
-        return base, POISSON
+        return base, alone
 
     def at(n: int) -> tuple[Capacity, ArrivalShape]:
-        shape = replica_arrivals(burst, class_rate_rps, isl, ttft_ms, n)
+        shape = replica_arrivals(burst, class_rate_rps, isl, ttft_ms, n, isl_scv=isl_scv, isl_max=isl_max)
         return capacity(perf, role, isl, osl, percentile, ttft_ms, itl_ms, shape), shape
 
     if base.rate_rps <= 0 or class_rate_rps <= 0:
@@ -930,6 +1064,10 @@ class ClassLoad:
     itl_ms: float | None
     burst: Burstiness | None
     rate_rps: float
+    isl_scv: float = 0.0
+    """The prompt lengths' squared CV (module doc, Prompt-length dispersion); 0: all of `isl` tokens."""
+    isl_max: float | None = None
+    """The longest prompt, where the length law is clipped (None: unclipped)."""
 
 
 def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassLoad],
@@ -960,9 +1098,11 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
         for c in classes:
             if c.burst is None:
                 shape = ArrivalShape(replicas=n) if pooled_poisson and n > 1 else POISSON
+                if c.isl_scv > 0:
+                    shape = replace(shape, isl_scv=c.isl_scv, isl_max=c.isl_max)
                 out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
                 continue
-            shape = replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n, routing)
+            shape = replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n, routing, c.isl_scv, c.isl_max)
             out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
         return out
 

@@ -58,6 +58,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from planner.io.webserve import serve_app
 from planner.perf.laws import VariantPerf
+from planner.planning.lengths import build_1_2_5_buckets
 from planner.simulate.kvconnector import KvConnectorEmulation
 from planner.simulate.steptime import check_perf, chunk_cost_isl2, mixed_step_ms
 
@@ -87,19 +88,6 @@ FRONTEND_S_PER_RUNNING_REQUEST = 80e-6
 # Below this wall-clock lag a stream writer does not wait: asyncio's timers resolve ~1 ms, and a timer per
 # chunk would load the event loop that also times the engine's steps (a compressed clock makes lags tiny).
 MIN_LAG_WALL_S = 1e-3
-
-
-def build_1_2_5_buckets(max_value: int) -> list[float]:
-    """1, 2, 5, 10, 20, 50, ... up to max_value (vLLM's token-count histogram buckets)."""
-    out: list[float] = []
-    exp = 0
-    while True:
-        for m in (1, 2, 5):
-            v = m * 10**exp
-            if v > max_value:
-                return out
-            out.append(float(v))
-        exp += 1
 
 
 @dataclass
