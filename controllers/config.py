@@ -202,12 +202,12 @@ class ForecastConfig(_Strict):
     length_spread: bool = Field(default=False, description="plan the prompt lengths' spread observed (the prompt-length "
                                 "histogram of the envelope window: ModelObservation.prompt_token_buckets, vLLM's 1-2-5 buckets) "
                                 "as the class's isl_scv / isl_max, so that the prefill TTFT model waits as M/G/1 and counts "
-                                "each request's own prompt (planner/planning/capacity.py, Prompt-length dispersion). Off: every "
-                                "prompt of the mean length. Tuning draws (stop 30, 24 draws, row length-spread; the rule of "
-                                "bench/autoscale_trace.py): least-loaded routing, worst draw 0.9349 -> 0.9348 at +3.7% GPU-h "
-                                "(264.3 -> 274.1), so off; random routing, worst 0.902 -> 0.918 but step-surge 0.993 -> 0.975 "
-                                "and diurnal-s100 0.991 -> 0.987 fall below 0.99, at +37% GPU-h (322.8 -> 441.8): the prefill "
-                                "it buys does not reach the draws' misses (decode KV admission, surges)")
+                                "each request's own prompt (planner/planning/capacity.py, Prompt-length dispersion), the latency "
+                                "correction comparing with the same law. Off: every prompt of the mean length. Tuning draws "
+                                "(stop 30, 24 draws, row length-spread; the rule of bench/autoscale_trace.py): least-loaded "
+                                "routing, worst draw 0.9349 -> 0.8742 (step-surge +100: the flat phase keeps one prefill replica "
+                                "fewer) at +1.4% GPU-h (264.3 -> 268.0); random routing, worst 0.902 -> 0.867 (the same draw) "
+                                "at +6.2% (322.8 -> 342.7), though the clustered-8 draws rise 0.987-0.989 -> 0.992-0.997: off")
     burst_min_idc: float = Field(default=1.5, ge=0, description="a mean 1-s IDC below this is planned as Poisson (the "
                                  "IDC of 60 one-second Poisson counts has sd ~0.18; 1.5 is > 2.5 sd above 1)")
     rise_intervals: int = Field(default=2, ge=0, description="no scale-down while the rate rose in any of the last N "

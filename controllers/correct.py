@@ -149,6 +149,8 @@ def predict_at_load(
     isl: float,
     osl: float,
     percentile: float,
+    isl_scv: float = 0.0,
+    isl_max: float | None = None,
 ) -> dict[str, float] | None:
     """The model's TTFT/ITL percentiles for the load OBSERVED on the fleet that served it.
 
@@ -159,10 +161,12 @@ def predict_at_load(
     planner.planning.capacity.latency gives its percentile; TTFT is the worst prefill-side pool, ITL the
     worst decode-side pool. None when no routed pool has a ready replica or the model says a pool
     is saturated at this load (a queueing regime: nothing to learn about service times).
+    `isl_scv` / `isl_max`: the prompt-length spread the plan was made with (forecast.length_spread), so
+    that the spread's waiting is not learned again as model error.
     """
     from planner.io.schema import Variant
     from planner.perf.laws import quiet_extrapolation
-    from planner.planning.capacity import latency
+    from planner.planning.capacity import POISSON, ArrivalShape, latency
 
     ttft = itl = 0.0
     seen = False
@@ -177,7 +181,8 @@ def predict_at_load(
         # the observed operating point may lie outside the profiled range: the plan itself already
         # carries the extrapolation notes, so the probe stays quiet (as planner.planning.assemble's probes do)
         with quiet_extrapolation():
-            lat = latency(vp, v.role, isl, osl, arrival_rps * w / n, percentile)
+            lat = latency(vp, v.role, isl, osl, arrival_rps * w / n, percentile,
+                          ArrivalShape(isl_scv=isl_scv, isl_max=isl_max) if isl_scv > 0 else POISSON)
         if v.role in ("prefill", "mixed"):
             ttft = max(ttft, lat.ttft_ms)
         if v.role in ("decode", "mixed"):

@@ -601,8 +601,10 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
             continue
         if c.skip_when_bursty and state.cfg.forecast.burstiness and planned_burstiness(memories[m], state.cfg) is not None:
             continue  # the burst-aware capacity already plans the bursts' queueing: learning it again double-counts
+        spread = planned_spread(memories[m], state.planner.max_context.get(m)) if state.cfg.forecast.length_spread else None
         pred = predict_at_load(CorrectedPerf(state.planner.perf, state.corrections), dict(ready), mp.routing.get(m, {}),
-                               mo.arrival_rps, lengths[0], lengths[1], state.cfg.models[m].slo.percentile)
+                               mo.arrival_rps, lengths[0], lengths[1], state.cfg.models[m].slo.percentile,
+                               spread.isl_scv if spread is not None else 0.0, spread.isl_max if spread is not None else None)
         if pred is None:
             continue
         observed[m] = {k.key: getattr(mo, k.key) for k in SloMetric}

@@ -185,3 +185,17 @@ def test_simulator_observer_reports_vllm_s_prompt_histogram(vp70) -> None:
     per_s = 50 / 60.0
     assert b[500.0] == pytest.approx(per_s) and b[1000.0] == pytest.approx(2 * per_s)
     assert b[2000.0] == pytest.approx(4 * per_s) and b[math.inf] == pytest.approx(6 * per_s)
+
+
+def test_latency_correction_compares_with_the_planned_spread() -> None:
+    """The controller's correction compares observed latency with the law the plan was made with: a plan made with
+    the spread predicts the longer TTFT, so that the spread's waiting is not learned again as model error."""
+    from controllers.correct import predict_at_load
+
+    pm = PerfModel.load()
+    pools = {"llama-2-70b/prefill/H100-SXM-80GB/tp2": 2, "llama-2-70b/decode/H100-SXM-80GB/tp2": 4}
+    weights = {p: 1.0 for p in pools}
+    flat = predict_at_load(pm, pools, weights, 6.0, 1155, 211, 99.0)
+    spread = predict_at_load(pm, pools, weights, 6.0, 1155, 211, 99.0, 0.66, 4096)
+    assert flat is not None and spread is not None
+    assert spread["ttft_ms"] > 1.3 * flat["ttft_ms"] and spread["itl_ms"] == flat["itl_ms"]
