@@ -317,6 +317,42 @@ ax.set_title("What does restricting P->D pairing cost?")
 plt.tight_layout()
 plt.show()
 '''),
+    md('''
+## 7. Routing: what does a plain Kubernetes Service cost against load-aware routing?
+Behind llm-d's load-aware scorers (least-loaded) a prompt waits only when every replica of its pool is
+busy; behind a plain Service (random or round-robin) each replica queues alone, so the same SLO takes
+more replicas (`limits.routing` in the fleet file; `planner/planning/capacity.py`, "Pool of replicas").
+'''),
+    code('''
+routing = whatif.routing(wl, fl)
+routing[["routing", "feasible", "cost_per_hour", "gpus", *[c for c in routing.columns if c.startswith("gpus_")]]]
+'''),
+    md('''
+## 8. Prompt lengths: what does their spread cost, and what does ignoring it risk?
+A class's `isl` is a mean; real prompts spread (the Azure conversation trace's have a squared
+coefficient of variation near 0.66). A class may state it (`isl_scv`, and `isl_max`, the longest
+prompt: here each model's context window); the prefill TTFT model then waits as M/G/1 and counts
+each request's own prompt. Below: the plan's cost as the spread grows, then both plans, the
+mean-length one and the one sized for scv 0.66, simulated with prompts that do spread (the
+simulator draws each prompt from the class's law). Colocated (mixed) pools are still sized on
+mean lengths.
+'''),
+    code('''
+context = {m: catalog.model(m).max_context for m in wl.models}
+spread = whatif.length_spread(wl, fl, [0.0, 0.25, 0.66, 1.0], isl_max=context)
+spread[["isl_scv", "feasible", "cost_per_hour", "gpus", *[c for c in spread.columns if c.startswith("gpus_")]]]
+'''),
+    code('''
+wl_spread = whatif.with_length_spread(wl, 0.66, context)
+rows = []
+for name, w in (("sized for mean lengths", wl), ("sized for scv 0.66", wl_spread)):
+    p = solve(w, fl)
+    sim = planner.simulate_plan(p, wl_spread, duration_s=600)  # prompts that spread
+    c = sim.classes.set_index("class_id")
+    rows.append(pd.DataFrame({"plan": name, "cost_per_hour": p.cost_per_hour, "TTFT p90 ms": c.ttft_p90_ms,
+                              "SLO ms": c.slo_ttft_ms, "SLO holds": c.slo_holds}))
+pd.concat(rows).reset_index()
+'''),
 ]
 
 # --------------------------------------------------------------------------- 03 frontier

@@ -266,3 +266,20 @@ def test_restricting_pairing_is_never_cheaper() -> None:
     _no_cheaper(df.loc["same_gpu_tp"], df.loc["same_gpu"])
     fl = whatif.with_pairing(FLEET, "same_gpu")
     assert fl.limits.pairing == "same_gpu" and FLEET.limits.pairing == "any"  # pure
+
+
+def test_random_routing_and_prompt_spread_are_never_cheaper() -> None:
+    """Behind a plain Service each replica queues alone, and spread prompts wait longer and carry their own long
+    prompts (planner/planning/capacity.py): neither makes the plan cheaper, and a larger spread never costs less."""
+    routing = whatif.routing(WL, FLEET)
+    assert list(routing.routing) == ["least_loaded", "random"] and routing.feasible.all()
+    _no_cheaper(routing.iloc[1], routing.iloc[0])
+    spread = whatif.length_spread(WL, FLEET, [0.0, 0.5, 1.5], isl_max=8192)
+    assert spread.feasible.all()
+    for k in (1, 2):
+        _no_cheaper(spread.iloc[k], spread.iloc[k - 1])
+    wl = whatif.with_length_spread(WL, 0.5, {MODEL: 8192})
+    assert all(c.isl_scv == 0.5 and c.isl_max == 8192 for c in wl.classes)
+    assert all(c.isl_max is None for c in whatif.with_length_spread(WL, 0.5, {"other-model": 8192}).classes)
+    assert all(c.isl_scv is None for c in whatif.with_length_spread(WL, 0.0).classes)
+    assert WL.classes[0].isl_scv is None  # pure: the input is untouched

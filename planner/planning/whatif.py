@@ -10,8 +10,8 @@ function returns a pandas DataFrame with one row per point and the same result c
   binding (constraints that bind, '; '-joined),
   status (solver), solve_s (seconds), diagnosis (first line, when infeasible)
 
-The input transformations (`with_price`, `with_gpu`, `without_gpu`, `with_roles`, `with_slo`,
-`scale_slo`) are pure functions returning new `Workload`/`Fleet` records, usable on their own.
+The input transformations (`with_price`, `with_gpu`, `without_gpu`, `with_roles`, `with_routing`, `with_slo`,
+`scale_slo`, `with_length_spread`) are pure functions returning new `Workload`/`Fleet` records, usable on their own.
 The catalog and performance laws are loaded once (see `planner.api.laws`) and shared by the points.
 """
 
@@ -31,6 +31,7 @@ from planner.io.schema import (
     ModelEntry,
     PairingPolicy,
     Plan,
+    ReplicaRouting,
     RequestClass,
     Role,
     Slo,
@@ -88,6 +89,27 @@ def with_pairing(fleet: Fleet, policy: PairingPolicy) -> Fleet:
     the same type and TP ('same_gpu_tp'), or to any ('any'); its forbid_pairs rules are kept."""
     limits = fleet.limits.model_copy(update={"pairing": policy})
     return fleet.model_copy(update={"limits": limits})
+
+
+def with_routing(fleet: Fleet, routing: ReplicaRouting) -> Fleet:
+    """The fleet whose pools route requests to replicas this way (limits.routing)."""
+    return fleet.model_copy(update={"limits": fleet.limits.model_copy(update={"routing": routing})})
+
+
+def with_length_spread(workload: Workload, isl_scv: float | None,
+                       isl_max: int | Mapping[str, int] | None = None) -> Workload:
+    """The workload whose every class's prompts spread with squared CV `isl_scv` (None or 0: all of the mean
+    length), clipped at `isl_max` (one bound, or one per model, e.g. each model's context window; None or a model
+    left out: unclipped; raised to the class's mean where it is below it)."""
+    def cap(model: str) -> int | None:
+        return isl_max.get(model) if isinstance(isl_max, Mapping) else isl_max
+
+    classes = []
+    for c in workload.classes:
+        m = cap(c.model)
+        classes.append(c.model_copy(update={"isl_scv": isl_scv or None,
+                                            "isl_max": max(m, c.isl) if isl_scv and m is not None else None}))
+    return workload.model_copy(update={"classes": classes})
 
 
 def with_roles(fleet: Fleet, roles: Iterable[Role]) -> Fleet:
@@ -310,6 +332,26 @@ def pairing(workload: Workload, fleet: Fleet,
     connector without heterogeneous-TP support). Key: pairing."""
     rows = [_solve_row(workload, with_pairing(fleet, p), {"pairing": p}, **solve_kw) for p in policies]
     return _frame(rows, ["pairing"])
+
+
+def routing(workload: Workload, fleet: Fleet, policies: Iterable[ReplicaRouting] = ("least_loaded", "random"),
+            **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
+    """What the routing in front of each pool costs: least-loaded (llm-d's load-aware scorers) against random or
+    round-robin (a plain Kubernetes Service), where each replica queues alone (planner/planning/capacity.py, Pool
+    of replicas, Random routing). Key: routing."""
+    rows = [_solve_row(workload, with_routing(fleet, r), {"routing": r}, **solve_kw) for r in policies]
+    return _frame(rows, ["routing"])
+
+
+def length_spread(workload: Workload, fleet: Fleet, scvs: Iterable[float] = (0.0, 0.25, 0.5, 1.0),
+                  isl_max: int | Mapping[str, int] | None = None, **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
+    """What the spread of prompt lengths costs: every class's prompts at squared CV `scv` (0: all of the mean
+    length, the planner's view without `isl_scv`), clipped at `isl_max` (e.g. each model's context window: a
+    {model: tokens} mapping; planner/planning/
+    capacity.py, Prompt-length dispersion). The Azure conversation trace's prompts have scv ~0.66. Key: isl_scv."""
+    rows = [_solve_row(with_length_spread(workload, float(v), isl_max), fleet, {"isl_scv": float(v)}, **solve_kw)
+            for v in scvs]
+    return _frame(rows, ["isl_scv"])
 
 
 def headroom(workload: Workload, fleet: Fleet, inventory_factors: Iterable[float] = (1.0,),
