@@ -15,6 +15,11 @@ variant, a pool (one replica; four behind least-loaded routing; four behind rand
 The model gets the draws' mean and squared CV, what `planner workload from-trace` measures. Nothing is
 fitted.
 
+Mixed rows (stop 30, second pass): one colocated (chunked-prefill) replica, loads 0.3-0.7 of its mean-length
+capacity, outputs of OSL_MIXED tokens; the same split. Rule, written before they were run: the mixed TTFT term
+(capacity.py, Prompt-length dispersion, mixed) is adopted if on the tuning mixed rows its MAPE is lower than the
+mean-length model's and its worst under-prediction smaller. The first pass's rows are as they were.
+
 The split and the rule were written before any row was run: TUNING rows are llama-2-70b on H100 tp2
 (the controller bench's model) with the Azure law and the heavy-tail law of sigma 1.4 (the tuning
 heavy-tail-5rps family's); HELD-OUT rows are llama-3.1-8b and qwen3-32b on H200 (measured vLLM profiles)
@@ -34,9 +39,11 @@ spread is written by default if, on the TUNING traces and both routings, its pla
 many traces as the mean-length plans, and every passing spread plan has at most 1.25 x k* prefill replicas
 (the issue's right-sizing goal).
 
-Results (stop 30, `.venv/bin/python bench/fidelity_lengths.py`, ~70 s): part 1, tuning TTFT MAPE 41.0% (mean length)
--> 15.6% (the law unclipped) -> 8.9% (clipped at the longest prompt; worst -18.2%), so both passes of the rule adopt
-the term; held out 42.3 -> 8.1% (worst -22.9%). Part 2: every plan reaches 0.99 with or without the spread (12/12
+Results (stop 30, `.venv/bin/python bench/fidelity_lengths.py`, ~90 s): part 1, prefill rows, tuning TTFT MAPE 41.0%
+(mean length) -> 15.6% (the law unclipped) -> 8.9% (clipped at the longest prompt; worst -18.2%), so both passes of
+the rule adopt the term; held out 42.3 -> 8.1% (worst -22.9%). Mixed rows (second pass): tuning 37.0 -> 10.8% (worst
+-66.7 -> -49.3%: llama-2-70b's p99 at 0.7 load, where long prompts fill its 35,610-token KV cache and wait for
+admission, which no term models), adopted; held out 31.5 -> 5.0%. All rows: tuning 40.0 -> 9.4%, held out 39.6 -> 7.3%. Part 2: every plan reaches 0.99 with or without the spread (12/12
 tuning, 14/14 held out: sized for the busiest minute), and the spread plans' largest prefill / k* is 2.00 against
 the mean-length plans' 1.60 (+5.7% cost on the tuning traces): the rule fails, so `planner workload from-trace`
 writes the spread only with `--length-spread`.
@@ -75,6 +82,9 @@ PERCENTILES = (90.0, 99.0)
 POOLS = (("one", 1, "least_loaded"), ("ll-4", 4, "least_loaded"), ("random-4", 4, "random"))
 # Output lengths are irrelevant to a prefill pool's TTFT; a short fixed one keeps the decode side idle.
 OSL = 16
+# A mixed replica's prompts chunk into steps that carry its decodes: the Azure conversation trace's mean output
+# (planner.io.synth's AZURE_OUTPUT_MEAN, 211) rounded.
+OSL_MIXED = 200
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,18 @@ def draw_lengths(law: LengthLaw, n: int, rng: np.random.Generator, max_context: 
     mu = math.log(AZURE_PROMPT_MEAN) - base_s2 / 2  # the Azure median for every law, as synth's heavytail
     isl = rng.lognormal(mu, sigma, n)
     return np.clip(np.rint(isl), 1, max_context - OSL).astype(np.int64)
+
+
+def simulate_mixed(perf: VariantPerf, isl: np.ndarray, rate_rps: float, seed: int) -> np.ndarray:
+    """TTFT samples (ms) of one colocated (mixed, chunked-prefill) replica fed Poisson arrivals of these prompts."""
+    rng = np.random.default_rng(seed)
+    n = isl.size
+    t = np.cumsum(rng.exponential(1.0 / rate_rps, n))
+    arr = Arrivals(t, np.zeros(n, dtype=np.int64), isl, np.full(n, OSL_MIXED), ("c",))
+    sim = FleetSimulator([PoolSpec("m/mixed/g/tp1", "mixed", perf, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())}, arr,
+                         {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=99.0)}, seed=seed)
+    sim.run()
+    return build_report(sim).requests.ttft_ms.to_numpy()[n // 10:]
 
 
 def simulate(perf: VariantPerf, isl: np.ndarray, rate_rps: float, replicas: int, routing: str, seed: int) -> np.ndarray:
@@ -153,6 +175,21 @@ def rows_for(split: str, perf: VariantPerf, law: LengthLaw, n: int, seeds: int) 
                                                                   isl_max=longest)).ttft_ms
                 out.append(Row(split, f"{perf.model}/{perf.gpu}/tp{perf.tp}", f"{law.name} (cv² {scv:.2f})", pool, load, p,
                                sim_ms, flat, unclipped, disp))
+    # one colocated replica: loads are shares of its mean-length capacity with no SLO (throughput or KV binds)
+    with quiet_extrapolation():
+        top = capacity.capacity(perf, "mixed", mean, OSL_MIXED, 99.0).rate_rps
+    for load in LOADS:
+        rate = load * top
+        samples = [simulate_mixed(perf, isl, rate, seed) for seed in range(seeds)]
+        for p in PERCENTILES:
+            sim_ms = float(np.median([np.percentile(s, p) for s in samples]))
+            with quiet_extrapolation():
+                flat = capacity.latency(perf, "mixed", mean, OSL_MIXED, rate, p).ttft_ms
+                unclipped = capacity.latency(perf, "mixed", mean, OSL_MIXED, rate, p, capacity.ArrivalShape(isl_scv=scv)).ttft_ms
+                disp = capacity.latency(perf, "mixed", mean, OSL_MIXED, rate, p,
+                                        capacity.ArrivalShape(isl_scv=scv, isl_max=longest)).ttft_ms
+            out.append(Row(split, f"{perf.model}/{perf.gpu}/tp{perf.tp}", f"{law.name} (cv² {scv:.2f})", "mixed", load, p,
+                           sim_ms, flat, unclipped, disp))
     return out
 
 
@@ -280,6 +317,13 @@ def part1(pm: PerfModel, args: argparse.Namespace, con: Console) -> list[str]:
                   f"{r.err(r.unclipped_ms):+.1f}", f"{r.dispersed_ms:.0f}", f"{r.err(r.dispersed_ms):+.1f}")
     con.print(t)
     fields = []
+    for name, key in (("tuning", "tuning"), ("held-out", "held_out")):
+        sm = summary([r for r in rows if r.split == name and r.pool == "mixed"])
+        if sm:
+            con.print(f"{name}, mixed rows: MAPE mean-length {sm['mape_mean_len']:.1f}% -> dispersed {sm['mape_dispersed']:.1f}%; "
+                      f"worst under-prediction {sm['worst_under_mean_len']:+.1f}% -> {sm['worst_under_dispersed']:+.1f}%")
+            fields += [f"{key}_mixed_mape_pct_mean_len={sm['mape_mean_len']:.1f}",
+                       f"{key}_mixed_mape_pct_dispersed={sm['mape_dispersed']:.1f}"]
     for name, key in (("tuning", "tuning"), ("held-out", "held_out")):
         sm = summary([r for r in rows if r.split == name])
         if not sm:

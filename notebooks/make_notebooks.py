@@ -334,8 +334,8 @@ coefficient of variation near 0.66). A class may state it (`isl_scv`, and `isl_m
 prompt: here each model's context window); the prefill TTFT model then waits as M/G/1 and counts
 each request's own prompt. Below: the plan's cost as the spread grows, then both plans, the
 mean-length one and the one sized for scv 0.66, simulated with prompts that do spread (the
-simulator draws each prompt from the class's law). Colocated (mixed) pools are still sized on
-mean lengths.
+simulator draws each prompt from the class's law). The spread enters TTFT (prefill and colocated
+pools); ITL and decode KV stay on mean lengths.
 '''),
     code('''
 context = {m: catalog.model(m).max_context for m in wl.models}

@@ -140,7 +140,7 @@ utilization the simulated p90 runs up to ~10% above the closed form (tests/test_
 case: rag attainment 88-97% over seeds 0-5 against the p90 claim), so `--verify` may re-solve once.
 
 Prompt-length dispersion (a class with `isl_scv`, `ArrivalShape.isl_scv`; absent = every prompt of the class's
-mean length and every number above is unchanged; prefill role only). Real prompts spread (the Azure conversation
+mean length and every number above is unchanged; TTFT of the prefill and mixed roles). Real prompts spread (the Azure conversation
 trace's lengths have a CV near 1), and a prefill replica then serves an M/G/1 queue, not M/D/1:
     * the lengths' law is a log-normal clipped at the longest prompt `isl_max`, with (mu, sigma) solved so that the
       clipped law keeps the class's mean and scv (planner/planning/lengths.py), taken at K = 200 equal-probability
@@ -153,14 +153,20 @@ trace's lengths have a CV near 1), and a prefill replica then serves an M/G/1 qu
     * the request's own prompt: TTFT_p is the p-quantile of W + T_own, T_own,k = max(S_k, T(b) + S_k - S̄) + its KV
       trip, with W an atom at 0 (mass 1 - busy) and an exponential tail through the wait's p-quantile:
       P(W + T > t) = mean_k[1{T_k > t} + 1{T_k <= t}·busy·exp(-(t - T_k)/μ)] (`_wait_plus_own_quantile_ms`).
+    * mixed (colocated, chunked prefill; TTFT only): the saturation term's per-prompt service D = W + t_d·isl/C at
+      each node (its mean and cs²), and the own prompt's chunk steps and work in place of the mean prompt's,
+      T_own,k = max(k_k·t_d + W_k, T_own + (k_k - k)·(t_d + e) + W_k - W), combined with the wait as above; the
+      gated residual, the decoding batch and the ITL keep the mean prompt.
   At scv -> 0 every term is the one above exactly (tests/test_lengths.py). Against the simulator replaying each
   request's own prompt (bench/fidelity_lengths.py: one replica and pools of four behind least-loaded and random
   routing, loads 0.3-0.7 of the batch-1 throughput, p90 and p99; nothing fitted), TTFT MAPE on the tuning rows
   (llama-2-70b H100 tp2, Azure and sigma-1.4 lengths): mean length 41.0%, the law unclipped 15.6% (its far tail,
   past the context window, put light-load p99s up to +89% high), clipped 8.9% (worst -18.2%); held out
-  (llama-3.1-8b and qwen3-32b on H200, sigma 1.2): 42.3 -> 8.1% (worst -22.9%). The split and the adoption rule
-  were written in that bench before its rows were run. Not modelled: a pool's classes waiting behind each other's
-  lengths (each class's wait uses its own law), the mixed role, and decode KV (mean lengths).
+  (llama-3.1-8b and qwen3-32b on H200, sigma 1.2): 42.3 -> 8.1% (worst -22.9%). Mixed rows (one replica, loads
+  0.3-0.7 of its mean-length capacity): tuning 37.0 -> 10.8%, held out 31.5 -> 5.0%; the worst, -49%, is
+  llama-2-70b's p99 at 0.7 load, where long prompts fill the KV cache and wait for admission. The split and the
+  adoption rules were written in that bench before its rows were run. Not modelled: a pool's classes waiting
+  behind each other's lengths (each class's wait uses its own law), the mixed ITL, and decode KV (mean lengths).
 
 Bursty arrivals (a class with `burstiness`, planner.io.schema.Burstiness; absent = Poisson and every
 number above is unchanged). Arrivals that come in clusters are modelled as a compound-Poisson
@@ -790,7 +796,8 @@ def _async_gated_quantile_ms(rho_g: float, t_step: float, pi_d: float, step_ms: 
 def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
                                    step_ms: float, chunk_tokens: float, decode_busy: float,
                                    idc: float = 1.0, chunk_fixed_ms: float = 0.0,
-                                   async_scheduling: bool = False) -> tuple[float, float, float]:
+                                   async_scheduling: bool = False,
+                                   service_nodes_ms: np.ndarray | None = None) -> tuple[float, float, float]:
     """(p-quantile of the wait before a prompt's first chunk step, that step's duration, ρ of the
     prefill stream) in a mixed replica whose decode part of a step takes `step_ms`.
 
@@ -809,6 +816,8 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
     cluster-mates is added, as for the prefill role (module doc, Bursty arrivals).
     With `async_scheduling` the step after the one in flight was scheduled without the prompt, so the gated
     residual gains that step (`_async_gated_quantile_ms`; module doc, Mixed).
+    `service_nodes_ms`: the per-prompt services D of a dispersed length law (module doc, Prompt-length
+    dispersion): the saturation term is then M/G/1's at their mean and squared CV.
     """
     work = _mixed_prompt_work_ms(perf, isl)
     steps = max(1.0, math.ceil(isl / chunk_tokens))
@@ -833,7 +842,11 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
     else:
         gated = 0.0
     service = work + (step_ms + chunk_fixed_ms) * isl / chunk_tokens
-    saturated = wait_quantile_ms(rate_rps, service, percentile, idc)
+    scv = 0.0
+    if service_nodes_ms is not None:
+        service = float(service_nodes_ms.mean())
+        scv = float(service_nodes_ms.var()) / service ** 2
+    saturated = wait_quantile_ms(rate_rps, service, percentile, idc, scv)
     wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
     if idc != 1.0 and math.isfinite(wait):
         wait = _burst_wait_quantile_ms(wait, max(rho_g, rate_rps * service / 1000.0), service, idc, percentile)
@@ -848,6 +861,11 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     scheduled when the request reaches the engine (module doc, Mixed)."""
     saturated = Latency(ttft_ms=math.inf, itl_ms=math.inf, batch=math.inf, utilization=math.inf)
     ctx = isl + osl / 2.0
+    # prompt lengths of a dispersed law and their mixed-step work (module doc, Prompt-length dispersion): TTFT only
+    spread = None
+    if arrivals.isl_scv > 0.0:
+        x_nodes = prompt_length_nodes(float(isl), float(arrivals.isl_scv), arrivals.isl_max)
+        spread = (x_nodes, np.array([_mixed_prompt_work_ms(perf, float(xi)) for xi in x_nodes]))
     idc = arrivals.replica_idc  # mixed replicas: the per-replica split (module doc, Bursty arrivals)
     base_work = _mixed_prompt_work_ms(perf, isl)
     # A chunk-carrying step pays the larger fixed cost (laws.mixed_step_ms: max(decode fixed, prefill
@@ -865,9 +883,12 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
             return saturated
         step_ms = perf.decode_step_ms(n, ctx)
         chunk_tokens = perf.max_batched_tokens - n
+        # a dispersed length law (module doc, Prompt-length dispersion): each node's per-prompt service
+        d_nodes = None if spread is None else spread[1] + (step_ms + extra) * spread[0] / chunk_tokens
         wait, t_step, rho_eff = mixed_prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, step_ms, chunk_tokens,
                                                                  decode_busy=1.0 - math.exp(-n), idc=idc,
-                                                                 chunk_fixed_ms=extra, async_scheduling=async_scheduling)
+                                                                 chunk_fixed_ms=extra, async_scheduling=async_scheduling,
+                                                                 service_nodes_ms=d_nodes)
         if not math.isfinite(wait):
             return saturated
         steps = max(1.0, math.ceil(isl / chunk_tokens))
@@ -908,8 +929,17 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     b_mean = max(1.0, (t_step - steps * (step_ms + extra)) / base_work)
     b_own = max(b_mean, min(steps * chunk_tokens / isl, b_mean + rate_rps * min(wait, own_sojourn_ms) / 1000.0))
     t_own = t_step + (b_own - b_mean) * base_work
+    first = wait + t_own
+    if spread is not None:
+        # the request's own prompt: its chunk steps and its work in place of the mean prompt's, then W + T_own's
+        # p-quantile with the wait as an atom plus an exponential tail (`_wait_plus_own_quantile_ms`)
+        x_nodes, w_nodes = spread
+        own_steps = np.maximum(1.0, np.ceil(x_nodes / chunk_tokens))
+        own = np.maximum(own_steps * step_ms + w_nodes, t_own + (own_steps - steps) * (step_ms + extra) + w_nodes - base_work)
+        first = _wait_plus_own_quantile_ms(wait, max(rho_eff, min(1.0, rate_rps * t_step / (1000.0 * b_mean))), own,
+                                           1.0 - percentile / 100.0)
     return Latency(
-        ttft_ms=frontend_delay_ms(perf, n, frontend_ms_per_running) + wait + t_own,
+        ttft_ms=frontend_delay_ms(perf, n, frontend_ms_per_running) + first,
         itl_ms=itl,
         batch=n_p,
         utilization=max(rho_eff, n / perf.max_num_seqs),
