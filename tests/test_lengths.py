@@ -232,3 +232,24 @@ def test_mixed_spread_model_follows_the_simulator(vp70) -> None:
                                   capacity.ArrivalShape(isl_scv=scv, isl_max=cap)).ttft_ms
     assert flat < 0.8 * truth
     assert spread == pytest.approx(truth, rel=0.15)
+
+
+def test_from_trace_cli_notes_the_spread_and_writes_it_when_asked(tmp_path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    rng = np.random.default_rng(2)
+    n = 600
+    isl = draw_prompt_lengths(900, 0.6, 4000, n, rng)
+    rows = "".join(f"{0.5 * i},llama-3.1-8b,{isl[i]},{50 + i % 7 * 20}\n" for i in range(n))
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp,model,input_tokens,output_tokens\n" + rows)
+    plain = CliRunner().invoke(app, ["workload", "from-trace", str(trace), "-o", str(tmp_path / "w.yaml")])
+    assert plain.exit_code == 0 and "--length-spread states it" in plain.output
+    assert "isl_scv" not in (tmp_path / "w.yaml").read_text()
+    spread = CliRunner().invoke(app, ["workload", "from-trace", str(trace), "--length-spread", "-o", str(tmp_path / "s.yaml")])
+    assert spread.exit_code == 0 and "--length-spread states it" not in spread.output
+    classes = yaml.safe_load((tmp_path / "s.yaml").read_text())["classes"]
+    assert all(c["isl_scv"] > 0 and c["isl_max"] >= c["isl"] for c in classes)

@@ -202,6 +202,15 @@ def workload_from_trace(
                   f"{b.p99_prompt_tokens_per_s:.0f}" if b and b.p99_prompt_tokens_per_s is not None else "-",
                   *([f"{c.isl_scv:.2f}" if c.isl_scv is not None else "-", str(c.isl_max or "-")] if length_spread else []))
     console.print(t)
+    if not length_spread:
+        # what the mean-length classes leave out (bench/fidelity_lengths.py: at cv² ~0.66 mean-length TTFT runs
+        # 25-50% under the simulator's with the spread)
+        spread = max(((c.isl_scv or 0.0, c.id) for c in bucket_trace(tr, slo, isl_buckets, osl_buckets,
+                                                                      length_spread=True).classes), default=(0.0, ""))
+        if spread[0] > 0:
+            console.print(f"note: prompt lengths spread within the classes (largest cv² {spread[0]:.2f}, {spread[1]}); "
+                          "--length-spread states it, so that TTFT is sized for it (README, Prompt-length spread)",
+                          highlight=False)
     text = dump_yaml(wl.model_dump(mode="json", exclude_none=True))
     if output is not None:
         write_atomic(output, text)
