@@ -45,8 +45,8 @@ the rule adopt the term; held out 42.3 -> 8.1% (worst -22.9%). Mixed rows (secon
 -66.7 -> -49.3%: llama-2-70b's p99 at 0.7 load, where long prompts fill its 35,610-token KV cache and wait for
 admission, which no term models), adopted; held out 31.5 -> 5.0%. All rows: tuning 40.0 -> 9.4%, held out 39.6 -> 7.3%. Part 2: every plan reaches 0.99 with or without the spread (12/12
 tuning, 14/14 held out: sized for the busiest minute), and the spread plans' largest prefill / k* is 2.00 against
-the mean-length plans' 1.60 (+5.7% cost on the tuning traces): the rule fails, so `planner workload from-trace`
-writes the spread only with `--length-spread`.
+the mean-length plans' 1.60 (+5.7% cost on the tuning traces; +6.6% once decode KV is checked for the spread): the
+rule fails, so `planner workload from-trace` writes the spread only with `--length-spread`.
 
 Last line: RESULT tuning_mape_pct_mean_len=... tuning_mape_pct_dispersed=... held_out_mape_pct_mean_len=...
 held_out_mape_pct_dispersed=... (and the worst signed errors).

@@ -203,11 +203,13 @@ class ForecastConfig(_Strict):
                                 "histogram of the envelope window: ModelObservation.prompt_token_buckets, vLLM's 1-2-5 buckets) "
                                 "as the class's isl_scv / isl_max, so that the prefill TTFT model waits as M/G/1 and counts "
                                 "each request's own prompt (planner/planning/capacity.py, Prompt-length dispersion), the latency "
-                                "correction comparing with the same law. Off: every prompt of the mean length. Tuning draws "
-                                "(stop 30, 24 draws, row length-spread; the rule of bench/autoscale_trace.py): least-loaded "
-                                "routing, worst draw 0.9349 -> 0.8742 (step-surge +100: the flat phase keeps one prefill replica "
-                                "fewer) at +1.4% GPU-h (264.3 -> 268.0); random routing, worst 0.902 -> 0.867 (the same draw) "
-                                "at +6.2% (322.8 -> 342.7), though the clustered-8 draws rise 0.987-0.989 -> 0.992-0.997: off")
+                                "correction comparing with the same law (decode KV is checked for the spread too). Off: every prompt of "
+                                "the mean length. Tuning draws (stop 30, 24 draws, row length-spread; the rule of "
+                                "bench/autoscale_trace.py, worst draw first): least-loaded routing, worst draw 0.9349 -> 0.8742 "
+                                "(step-surge +100 keeps one prefill replica fewer in its flat phase) at +8.2% GPU-h (264.3 -> "
+                                "285.9); random routing, worst 0.902 -> 0.870 (the same draw) at +5.2% (322.8 -> 339.8), though "
+                                "there the draws below 0.99 fall from 15 to 8 (heavy-tail-5rps +300 0.966 -> 0.989 at 21.1 -> "
+                                "17.5 GPU-h: decode KV admission): off")
     burst_min_idc: float = Field(default=1.5, ge=0, description="a mean 1-s IDC below this is planned as Poisson (the "
                                  "IDC of 60 one-second Poisson counts has sd ~0.18; 1.5 is > 2.5 sd above 1)")
     rise_intervals: int = Field(default=2, ge=0, description="no scale-down while the rate rose in any of the last N "

@@ -253,3 +253,33 @@ def test_from_trace_cli_notes_the_spread_and_writes_it_when_asked(tmp_path) -> N
     assert spread.exit_code == 0 and "--length-spread states it" not in spread.output
     classes = yaml.safe_load((tmp_path / "s.yaml").read_text())["classes"]
     assert all(c["isl_scv"] > 0 and c["isl_max"] >= c["isl"] for c in classes)
+
+
+def test_decode_kv_is_checked_for_the_spread(vp70) -> None:
+    """A decode replica admits a sequence when its own isl + osl fits its KV cache (as vLLM does), so spread prompts
+    fill it sooner: the spread lowers the KV-bound capacity, and at 0.85 of that capacity the simulator's TTFT p99
+    stays within 2x its p90, where at 0.85 of the mean-length capacity admission waits push it past 2x."""
+    isl = draw_prompt_lengths(1155, 0.8, 4080, 4000, np.random.default_rng(3))
+    mean, shape = float(isl.mean()), capacity.ArrivalShape(isl_scv=float(isl.var() / isl.mean() ** 2), isl_max=float(isl.max()))
+    with quiet_extrapolation():
+        flat = capacity.capacity(vp70, "decode", mean, 200, 99.0, None, 100.0)
+        spread = capacity.capacity(vp70, "decode", mean, 200, 99.0, None, 100.0, shape)
+        lat = capacity.latency(vp70, "decode", mean, 200, 0.5 * flat.rate_rps, 99.0)
+    assert flat.binding == spread.binding == "kv" and spread.rate_rps < 0.95 * flat.rate_rps
+    assert capacity.kv_batch(lat, mean, 200, 99.0) == lat.batch  # no spread: the batch quantile as before
+
+    def tail_ratio(rate: float) -> float:
+        rs = []
+        for seed in range(3):
+            rng = np.random.default_rng(seed)
+            t = np.cumsum(rng.exponential(1.0 / rate, isl.size))
+            arr = Arrivals(t, np.zeros(isl.size, dtype=np.int64), isl, np.full(isl.size, 200), ("c",))
+            sim = FleetSimulator([PoolSpec("m/prefill/g/tp2", "prefill", vp70, 16), PoolSpec("m/decode/g/tp2", "decode", vp70, 1)],
+                                 {"c": ClassRoute("m", ((0, 1.0),), ((1, 1.0),))}, arr,
+                                 {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=99.0)}, seed=seed)
+            sim.run()
+            ttft = build_report(sim).requests.ttft_ms.to_numpy()[isl.size // 10:]
+            rs.append(np.percentile(ttft, 99) / np.percentile(ttft, 90))
+        return float(np.median(rs))
+
+    assert tail_ratio(0.85 * spread.rate_rps) < 2.0 < tail_ratio(0.85 * flat.rate_rps)
