@@ -259,6 +259,8 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "corr-learn-bursty": {"correct": {"skip_when_bursty": False}},
     "decode-factor-1": {"forecast": {"decode_factor": 1.0}},
     "length-spread": {"forecast": {"length_spread": True}},
+    "pooled-prediction": {"correct": {"pooled_prediction": True}},
+    "length-spread-pooled": {"forecast": {"length_spread": True}, "correct": {"pooled_prediction": True}},
     "queue-min-0": {"forecast": {"queue_min_s": 0.0}},
     "rise-share-0": {"forecast": {"rise_min_share": 0.0}},
     "rise-share-0.6": {"forecast": {"rise_min_share": 0.6}},

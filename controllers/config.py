@@ -394,6 +394,14 @@ class CorrectConfig(_Strict):
                     "48.3 at the same worst attainment (0.9885, sine-15min): on by default. Without it the latency "
                     "factor learns the clusters' queueing (TTFT factor 1.2 -> 1.6) and holds 7-11 prefill replicas "
                     "where the best static fleet holds 4")
+    pooled_prediction: bool = Field(
+        default=False,
+        description="with source 'latency': predict a least-loaded prefill pool's latency with the pooled wait the plan "
+                    "was sized with (planner/planning/capacity.py, Pool of replicas) instead of the one-replica model. "
+                    "Tuning draws (stop 30, 24 draws, least-loaded; random routing pools nothing, so it changes nothing "
+                    "there): worst 0.9349 -> 0.9322 (step-surge +300; heavy-tail-5rps +300 0.9993 -> 0.9817) at +4.1% GPU-h; with "
+                    "forecast.length_spread (row length-spread-pooled, which it was built for: without it that row's "
+                    "correction learned a TTFT factor ~0.74 in step-surge's flat phase) worst 0.9348 at +9.5%: off")
     max_waiting_to_learn: float = Field(
         default=0.0, ge=0,
         description="learn only from intervals (and the one before) with at most this many requests waiting on the "

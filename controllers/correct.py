@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from planner.perf.laws import VariantPerf, lookup_variant_perf
@@ -151,6 +151,7 @@ def predict_at_load(
     percentile: float,
     isl_scv: float = 0.0,
     isl_max: float | None = None,
+    routing: str = "one_replica",
 ) -> dict[str, float] | None:
     """The model's TTFT/ITL percentiles for the load OBSERVED on the fleet that served it.
 
@@ -181,8 +182,10 @@ def predict_at_load(
         # the observed operating point may lie outside the profiled range: the plan itself already
         # carries the extrapolation notes, so the probe stays quiet (as planner.planning.assemble's probes do)
         with quiet_extrapolation():
-            lat = latency(vp, v.role, isl, osl, arrival_rps * w / n, percentile,
-                          ArrivalShape(isl_scv=isl_scv, isl_max=isl_max) if isl_scv > 0 else POISSON)
+            shape = ArrivalShape(isl_scv=isl_scv, isl_max=isl_max) if isl_scv > 0 else POISSON
+            if routing == "least_loaded" and v.role == "prefill" and n > 1:
+                shape = replace(shape, replicas=n)  # the pool's wait, as the plan sized it (capacity.py, Pool of replicas)
+            lat = latency(vp, v.role, isl, osl, arrival_rps * w / n, percentile, shape)
         if v.role in ("prefill", "mixed"):
             ttft = max(ttft, lat.ttft_ms)
         if v.role in ("decode", "mixed"):

@@ -604,7 +604,8 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
         spread = planned_spread(memories[m], state.planner.max_context.get(m)) if state.cfg.forecast.length_spread else None
         pred = predict_at_load(CorrectedPerf(state.planner.perf, state.corrections), dict(ready), mp.routing.get(m, {}),
                                mo.arrival_rps, lengths[0], lengths[1], state.cfg.models[m].slo.percentile,
-                               spread.isl_scv if spread is not None else 0.0, spread.isl_max if spread is not None else None)
+                               spread.isl_scv if spread is not None else 0.0, spread.isl_max if spread is not None else None,
+                               state.planner.fleet.limits.routing if c.pooled_prediction else "one_replica")
         if pred is None:
             continue
         observed[m] = {k.key: getattr(mo, k.key) for k in SloMetric}
