@@ -67,6 +67,7 @@ from planner.planning import capacity  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.io.schema import Slo, Workload  # noqa: E402
+from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
 from planner.simulate.arrivals import Arrivals  # noqa: E402
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
@@ -270,10 +271,26 @@ class LoadPoint:
     sent_s: np.ndarray
     ttft_ms: np.ndarray
     itl_ms: np.ndarray
+    prompts: np.ndarray | None = None
+    """Each request's prompt tokens, in send order, where the run drew them from a spread (load_sweep.csv's
+    prompt_tokens with isl_scv > 0); None: every prompt of `isl` tokens."""
 
     @property
     def n(self) -> int:
         return len(self.sent_s)
+
+    @property
+    def shape(self) -> capacity.ArrivalShape:
+        """What the planner would know of the sample's prompts (what `planner workload from-trace --length-spread`
+        measures): their squared CV and the longest; Poisson of mean-length prompts without a spread."""
+        if self.prompts is None:
+            return capacity.POISSON
+        x = self.prompts.astype(float)
+        return capacity.ArrivalShape(isl_scv=float(x.var() / x.mean() ** 2), isl_max=float(x.max()))
+
+    @property
+    def mean_isl(self) -> float:
+        return float(self.isl) if self.prompts is None else float(self.prompts.mean())
 
     @property
     def realised_rps(self) -> float:
@@ -299,11 +316,14 @@ class LoadPoint:
         return self.served_rps < SERVED_SHARE_SATURATED * self.realised_rps
 
 
-def _mixed_sim(perf: VariantPerf, isl: int, osl: int, t_s: np.ndarray, per_running: float) -> tuple[pd.DataFrame, np.ndarray]:
+def _mixed_sim(perf: VariantPerf, isl: int, osl: int, t_s: np.ndarray, per_running: float,
+               prompts: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """One simulated mixed replica fed arrivals `t_s` (no warm-up dropped: the measured replica also
-    started empty); returns the request rows and the requests in the system at each arrival."""
+    started empty), of `prompts` tokens each where given (else `isl`); returns the request rows and the requests in
+    the system at each arrival."""
     n = len(t_s)
-    arr = Arrivals(t_s.astype(float), np.zeros(n, dtype=np.int64), np.full(n, isl), np.full(n, osl), ("c",))
+    lengths = np.full(n, isl) if prompts is None else np.asarray(prompts, dtype=np.int64)
+    arr = Arrivals(t_s.astype(float), np.zeros(n, dtype=np.int64), lengths, np.full(n, osl), ("c",))
     slo = {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=PERCENTILE)}
     sim = FleetSimulator([PoolSpec("m/mixed/g/tp1", "mixed", perf, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())}, arr, slo,
                          frontend_ms_per_running=per_running)
@@ -323,7 +343,7 @@ def fit_frontend_ms_per_running(perf: VariantPerf, points: list[LoadPoint]) -> f
     per-running term) on the requests in the system at arrival, over `points` (a tuning split)."""
     xs, ys = [], []
     for p in points:
-        df, in_sys = _mixed_sim(perf, p.isl, p.osl, p.sent_s, 0.0)
+        df, in_sys = _mixed_sim(perf, p.isl, p.osl, p.sent_s, 0.0, p.prompts)
         xs.append(in_sys.astype(float))
         ys.append(p.ttft_ms - df.ttft_ms.to_numpy())
     x, y = np.concatenate(xs), np.concatenate(ys)
@@ -336,8 +356,14 @@ def read_load_sweep(sweep_csv: Path) -> list[LoadPoint]:
     if missing:
         print(f"{sweep_csv}: missing columns {missing} (expected the profiler's load_sweep.csv)", file=sys.stderr)
         raise SystemExit(2)
-    return [LoadPoint(int(isl), int(osl), float(rate), g.sent_s.to_numpy(float), g.ttft_ms.to_numpy(float), g.itl_ms.to_numpy(float))
-            for (isl, osl, rate), g in df.groupby(["isl", "osl", "rate_rps"])]
+    if "isl_scv" not in df.columns or "prompt_tokens" not in df.columns:  # written before stop 30: no spread
+        df = df.assign(isl_scv=0.0, prompt_tokens=df["isl"])
+    out = []
+    for (isl, osl, rate, scv), g in df.groupby(["isl", "osl", "rate_rps", "isl_scv"]):
+        g = g.sort_values("sent_s", kind="stable")
+        out.append(LoadPoint(int(isl), int(osl), float(rate), g.sent_s.to_numpy(float), g.ttft_ms.to_numpy(float),
+                             g.itl_ms.to_numpy(float), g.prompt_tokens.to_numpy(np.int64) if scv > 0 else None))
+    return out
 
 
 def _point_errors(perf: VariantPerf, p: LoadPoint, per_running: float) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
@@ -345,9 +371,9 @@ def _point_errors(perf: VariantPerf, p: LoadPoint, per_running: float) -> tuple[
     meas = _pcts(p.ttft_ms, p.itl_ms)
     model = {}
     for q in LOAD_PCTS:
-        lat = capacity.mixed_latency(perf, float(p.isl), float(p.osl), p.realised_rps, q, frontend_ms_per_running=per_running)
+        lat = capacity.mixed_latency(perf, p.mean_isl, float(p.osl), p.realised_rps, q, p.shape, frontend_ms_per_running=per_running)
         model[f"ttft_p{q:g}"], model[f"itl_p{q:g}"] = lat.ttft_ms, lat.itl_ms
-    df, _ = _mixed_sim(perf, p.isl, p.osl, p.sent_s, per_running)
+    df, _ = _mixed_sim(perf, p.isl, p.osl, p.sent_s, per_running, p.prompts)
     return meas, model, _pcts(df.ttft_ms.to_numpy(), df.itl_ms.to_numpy())
 
 
@@ -358,7 +384,10 @@ def _band(perf: VariantPerf, p: LoadPoint, per_running: float) -> dict[str, tupl
     p90 = {"ttft": [], "itl": []}
     for _ in range(BAND_SAMPLES):
         t = np.concatenate([[0.0], np.cumsum(rng.exponential(1.0 / p.realised_rps, p.n - 1))])
-        df, _ = _mixed_sim(perf, p.isl, p.osl, t, per_running)
+        # a spread sample: prompts drawn from the law the planner would fit to it (planner/planning/lengths.py)
+        prompts = None if p.prompts is None else draw_prompt_lengths(
+            p.mean_isl, p.shape.isl_scv, int(p.shape.isl_max or p.isl), p.n, rng)
+        df, _ = _mixed_sim(perf, p.isl, p.osl, t, per_running, prompts)
         for k in p90:
             p90[k].append(float(np.nanpercentile(df[f"{k}_ms"], PERCENTILE)))
     return {k: (float(np.percentile(v, 5)), float(np.percentile(v, 50)), float(np.percentile(v, 95))) for k, v in p90.items()}

@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
 from fidelity import PERCENTILE, LoadPoint, Saturation, _mixed_sim, model_saturation_rps, part_vllm_load, read_load_sweep, saturation  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
@@ -142,13 +143,18 @@ def parse_sweep(arg: str) -> tuple[Path, Path]:
     return sp, pd_
 
 
-def steady_sim_p90(perf: VariantPerf, isl: int, osl: int, rate_rps: float) -> tuple[float, float]:
+def steady_sim_p90(perf: VariantPerf, isl: int, osl: int, rate_rps: float,
+                   shape: capacity.ArrivalShape = capacity.POISSON) -> tuple[float, float]:
     """The simulator's steady-state TTFT and ITL p90 at `rate_rps`: STEADY_REQUESTS Poisson arrivals, the first
-    STEADY_WARMUP share dropped, the median over STEADY_SEEDS seeds."""
+    STEADY_WARMUP share dropped, the median over STEADY_SEEDS seeds; with a spread `shape`, prompts of mean `isl`
+    drawn from its law (planner/planning/lengths.py)."""
     sims = []
     for seed in range(STEADY_SEEDS):
-        t = np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate_rps, STEADY_REQUESTS))
-        df, _ = _mixed_sim(perf, isl, osl, t, FRONTEND_MS_PER_RUNNING)
+        rng = np.random.default_rng(seed)
+        t = np.cumsum(rng.exponential(1.0 / rate_rps, STEADY_REQUESTS))
+        prompts = draw_prompt_lengths(isl, shape.isl_scv, None if shape.isl_max is None else int(shape.isl_max),
+                                      STEADY_REQUESTS, rng) if shape.isl_scv > 0 else None
+        df, _ = _mixed_sim(perf, isl, osl, t, FRONTEND_MS_PER_RUNNING, prompts)
         df = df.iloc[int(STEADY_WARMUP * STEADY_REQUESTS):]
         sims.append((float(np.nanpercentile(df.ttft_ms, PERCENTILE)), float(np.nanpercentile(df.itl_ms, PERCENTILE))))
     ttft, itl = np.median(np.asarray(sims), axis=0)
@@ -162,8 +168,8 @@ def steady_errors(perf: VariantPerf, points: list[LoadPoint], sat: Saturation) -
     for p in points:
         if not sat.below(p):
             continue
-        sim_ttft, sim_itl = steady_sim_p90(perf, p.isl, p.osl, p.realised_rps)
-        lat = capacity.mixed_latency(perf, float(p.isl), float(p.osl), p.realised_rps, PERCENTILE)
+        sim_ttft, sim_itl = steady_sim_p90(perf, round(p.mean_isl), p.osl, p.realised_rps, p.shape)
+        lat = capacity.mixed_latency(perf, p.mean_isl, float(p.osl), p.realised_rps, PERCENTILE, p.shape)
         out["ttft"].append(abs(lat.ttft_ms - sim_ttft) / sim_ttft * 100.0)
         out["itl"].append(abs(lat.itl_ms - sim_itl) / sim_itl * 100.0)
     return out
@@ -220,7 +226,7 @@ def reachable_errors(perf: VariantPerf, points: list[LoadPoint], sat: Saturation
         span = float(p.sent_s.max() - p.sent_s.min())
         if p.saturated or relaxation_s(p.realised_rps, sat.model[(p.isl, p.osl)]) > RELAX_SHARE * span:
             continue
-        lat = capacity.mixed_latency(perf, float(p.isl), float(p.osl), p.realised_rps, PERCENTILE)
+        lat = capacity.mixed_latency(perf, p.mean_isl, float(p.osl), p.realised_rps, PERCENTILE, p.shape)
         for k, model in (("ttft", lat.ttft_ms), ("itl", lat.itl_ms)):
             meas = float(np.nanpercentile(p.ttft_ms if k == "ttft" else p.itl_ms, PERCENTILE))
             out[k].append(abs(model - meas) / meas * 100.0)

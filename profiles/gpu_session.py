@@ -58,6 +58,7 @@ class Variant:
     server_env: dict[str, str] = field(default_factory=dict)  # extra environment of this variant's server
     rate_duration_s: float = 12.0  # arrivals per rate of the load sweep, s (each rate sends max(20, rate x this))
     max_model_len: int = 17408  # the server's --max-model-len: the longest grid prompt + its output, within the model's context
+    rate_isl_scv: float = 0.0  # spread of the load sweep's prompt lengths (squared CV; 0: every prompt of the ISL)
 
     @property
     def label(self) -> str:
@@ -267,10 +268,22 @@ PLAN_S18 = [
     Variant("llama-3.1-8b", startup_s=140, sweep_s=150, prefill_isl="512", prefill_batch="1",
             decode_batch="1,32,128,192,256", decode_context="512,2048", prefill_frac=0.1, tag="-dec256"),
 ]
+# The nineteenth (stop 30): s18, with real vLLM under prompts that spread third. The capacity model states a class's
+# prompt-length spread since stop 30 (planner/planning/capacity.py, Prompt-length dispersion; against the simulator
+# its mixed TTFT MAPE went 37.0 -> 10.8% on the tuning rows): llama-3.1-8b, the tuning model of every real-vLLM
+# choice, at ISL 1,024 on average with the Azure conversation trace's spread (squared CV 0.66), at 37 / 50 / 70% of
+# its laws' 32 rps, a minute each; bench/vllm_under_load.py replays each request's own prompt.
+PLAN_S19 = [
+    PLAN_S18[0],
+    PLAN_S18[1],
+    replace(_load_only("llama-3.1-8b", 140, "1024=12,16.5,23", 260, rate_duration_s=60.0, tag="-spread"), rate_isl_scv=0.66),
+    PLAN_S18[2],
+    PLAN_S18[3],
+]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
-         "s18": PLAN_S18}
+         "s18": PLAN_S18, "s19": PLAN_S19}
 
 
 def log(out: Path, msg: str) -> None:
@@ -341,6 +354,8 @@ def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, ser
     if v.rates and rate_end is not None:
         cmd += ["--rates-by-isl", v.rates, "--rate-osl", "128", "--rate-requests", "20",
                 "--rate-duration-s", f"{v.rate_duration_s:g}", "--saturation-ttft-ms", "2000", "--rate-deadline-unix-s", f"{rate_end:.0f}"]
+        if v.rate_isl_scv > 0:
+            cmd += ["--rate-isl-scv", f"{v.rate_isl_scv:g}"]
     return cmd + v.extra
 
 

@@ -356,6 +356,30 @@ def test_rate_sweep_writes_per_request_rows_per_isl(tmp_path):
     assert {r["rate_rps"] for r in summary.goodput_rows} == {1.0, 2.0, 4.0} and "ttft_ms_p99" in summary.goodput_rows[0]
 
 
+def test_rate_sweep_with_a_length_spread_draws_each_prompt_and_records_it(tmp_path):
+    """--rate-isl-scv: each request's prompt is drawn (seeded) from the clipped log-normal of mean ISL
+    (planner/planning/lengths.py), sent with that many tokens, and recorded (prompt_tokens, isl_scv) so that the
+    under-load benches replay it; bench/fidelity.py reads the sample's spread back."""
+    import sys
+
+    import pandas as pd
+
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        cfg = small_cfg(tmp_path, fleet.urls[0], prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1,), decode_context=(256,),
+                        time_scale=0.2, rate_isls=(256,), rates_by_isl={256: (4.0,)}, rate_requests=40, rate_osl=8,
+                        rate_seed=3, rate_isl_scv=0.6)
+        run_profile(cfg)
+    rows = pd.read_csv(tmp_path / "load_sweep.csv")
+    assert len(rows) == 40 and (rows.isl == 256).all() and (rows.isl_scv == 0.6).all()
+    x = rows.prompt_tokens.to_numpy(float)
+    assert x.std() > 0.3 * x.mean() and 150 < x.mean() < 400 and x.min() >= 1
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from fidelity import read_load_sweep
+
+    (p,) = read_load_sweep(tmp_path / "load_sweep.csv")
+    assert p.prompts is not None and p.mean_isl == pytest.approx(x.mean()) and p.shape.isl_scv > 0.1
+
+
 def test_rate_sweep_warms_up_at_each_isls_highest_and_lowest_rate_without_recording_it(tmp_path):
     """The warm-up requests (VllmRunConfig.rate_warmup_s) reach the server but not load_sweep.csv; run.yaml
     says how many were sent: at the highest rate ceil(4 rps x 1.5 s) = 6 at ISL 128, max(2, ceil(1 x 1.5)) = 2

@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import optimize, stats
+
+# Standard-library only (no SciPy): the GPU profiler draws prompts from this law on a machine that has numpy (torch's)
+# but not necessarily SciPy (profiles/backends/vllm.py, rate_run).
+_NORMAL = NormalDist()
 
 # Equal-probability nodes of a dispersed prompt-length law (planner/planning/capacity.py, Prompt-length
 # dispersion): the top node
@@ -34,10 +38,20 @@ LENGTH_NODES = 200
 def _clipped_lognormal_moments(mu: float, sigma: float, cap: float) -> tuple[float, float]:
     """(E[X], E[X²]) of X = min(Y, cap), Y log-normal (mu, sigma)."""
     lc = math.log(cap)
-    above = stats.norm.sf((lc - mu) / sigma)
-    m1 = math.exp(mu + sigma ** 2 / 2) * stats.norm.cdf((lc - mu - sigma ** 2) / sigma) + cap * above
-    m2 = math.exp(2 * mu + 2 * sigma ** 2) * stats.norm.cdf((lc - mu - 2 * sigma ** 2) / sigma) + cap ** 2 * above
+    above = 1.0 - _NORMAL.cdf((lc - mu) / sigma)
+    m1 = math.exp(mu + sigma ** 2 / 2) * _NORMAL.cdf((lc - mu - sigma ** 2) / sigma) + cap * above
+    m2 = math.exp(2 * mu + 2 * sigma ** 2) * _NORMAL.cdf((lc - mu - 2 * sigma ** 2) / sigma) + cap ** 2 * above
     return m1, m2
+
+
+def _root(f: Callable[[float], float], lo: float, hi: float, xtol: float) -> float:
+    """The x in [lo, hi] where the increasing f crosses 0 (bisection; f(lo) < 0 < f(hi))."""
+    for _ in range(200):
+        if hi - lo <= xtol:
+            break
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
+    return 0.5 * (lo + hi)
 
 
 def clipped_lognormal(isl: float, isl_scv: float, isl_max: float | None) -> tuple[float, float]:
@@ -50,9 +64,8 @@ def clipped_lognormal(isl: float, isl_scv: float, isl_max: float | None) -> tupl
         return math.log(isl) - s2 / 2, math.sqrt(s2)
 
     def mu_for(sigma: float) -> float:  # the clipped mean rises with mu: bisection in log space
-        return float(optimize.brentq(lambda mu: _clipped_lognormal_moments(mu, sigma, isl_max)[0] - isl,
-                                     math.log(isl) - 10.0 * sigma - 10.0, math.log(isl_max) + 10.0 * sigma + 10.0,
-                                     xtol=1e-10))
+        return _root(lambda mu: _clipped_lognormal_moments(mu, sigma, isl_max)[0] - isl,
+                     math.log(isl) - 10.0 * sigma - 10.0, math.log(isl_max) + 10.0 * sigma + 10.0, 1e-10)
 
     def scv_at(sigma: float) -> float:
         m1, m2 = _clipped_lognormal_moments(mu_for(sigma), sigma, isl_max)
@@ -63,7 +76,7 @@ def clipped_lognormal(isl: float, isl_scv: float, isl_max: float | None) -> tupl
         return mu_for(hi), hi
     if scv_at(lo) >= isl_scv:
         return mu_for(lo), lo
-    sigma = float(optimize.brentq(lambda sg: scv_at(sg) - isl_scv, lo, hi, xtol=1e-6))
+    sigma = _root(lambda sg: scv_at(sg) - isl_scv, lo, hi, 1e-6)
     return mu_for(sigma), sigma
 
 
@@ -74,7 +87,7 @@ def prompt_length_nodes(isl: float, isl_scv: float, isl_max: float | None = None
     `isl_max` with mean `isl` and squared CV `isl_scv` (`clipped_lognormal`), rescaled to mean `isl` exactly
     (the class's token rate is kept; the clip applied again takes off < 0.1%). Read-only: the array is cached."""
     mu, sigma = clipped_lognormal(isl, isl_scv, isl_max)
-    z = stats.norm.ppf((np.arange(nodes) + 0.5) / nodes)
+    z = np.array([_NORMAL.inv_cdf((k + 0.5) / nodes) for k in range(nodes)])
     x: np.ndarray = np.exp(mu + sigma * z)
     if isl_max is not None:
         x = np.minimum(x, isl_max)

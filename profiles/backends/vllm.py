@@ -355,6 +355,8 @@ class StreamResult:
     token_times: list[float]
     completion_tokens: int | None = None
     token_counts: list[int] = field(default_factory=list)
+    prompt_tokens: int | None = None
+    """The prompt's length as sent (a rate run with a length spread draws one per request)."""
 
     def __post_init__(self) -> None:
         if not self.token_counts:
@@ -693,21 +695,35 @@ class VllmClient:
                 continue
         return await attempt(decode_tokens * (DECODE_WINDOW_RETRIES + 1) + stagger)
 
-    async def rate_run(self, rate_rps: float, isl: int, osl: int, n_requests: int, seed: int = 0) -> list[StreamResult]:
-        """Poisson arrivals (emulated rate) of n_requests (isl, osl) requests; their stream results."""
+    async def rate_run(self, rate_rps: float, isl: int, osl: int, n_requests: int, seed: int = 0,
+                       isl_scv: float = 0.0, isl_max: int | None = None) -> list[StreamResult]:
+        """Poisson arrivals (emulated rate) of n_requests (isl, osl) requests; their stream results. With `isl_scv`
+        each prompt's length is drawn (seeded) from the clipped log-normal of mean `isl` and that squared CV,
+        clipped at `isl_max` (planner/planning/lengths.py), the law the planner sizes such a class with."""
         rng = random.Random(seed)
         t0 = time.monotonic()
 
-        async def one(delay: float) -> StreamResult:
+        async def one(delay: float, prompt: int) -> StreamResult:
             await asyncio.sleep(delay)
-            return await self.stream(isl, osl)
+            r = await self.stream(prompt, osl)
+            r.prompt_tokens = prompt
+            return r
 
         delays, t = [], 0.0
         for _ in range(n_requests):
             t += rng.expovariate(rate_rps) * self.time_scale
             delays.append(t)
+        if isl_scv > 0:
+            import numpy as np
+
+            from planner.planning.lengths import draw_prompt_lengths
+
+            # numpy seeds are non-negative; the warm-up runs use negative ones (VllmRunConfig.rate_warmup_s)
+            prompts = [int(x) for x in draw_prompt_lengths(isl, isl_scv, isl_max, n_requests, np.random.default_rng(seed % 2**32))]
+        else:
+            prompts = [isl] * n_requests
         try:
-            return await asyncio.gather(*(one(d) for d in delays))
+            return await asyncio.gather(*(one(d, k) for d, k in zip(delays, prompts, strict=True)))
         finally:
             self.busy_wall_s += time.monotonic() - t0
 
@@ -779,6 +795,10 @@ class VllmRunConfig:
     rate_duration_s: float = 0.0
     """If > 0: each rate sends max(rate_requests, rate x this) requests (same arrival span per rate)."""
     rate_seed: int = 0
+    rate_isl_scv: float = 0.0
+    """Squared CV of the rate sweep's prompt lengths (0: every prompt of the ISL): each request's prompt is drawn from
+    the clipped log-normal of mean ISL (planner/planning/lengths.py), clipped where prompt + output fit the
+    server's max model length. Real prompts spread (the Azure conversation trace's scv is ~0.66)."""
     engine_account: bool = True
     """Scrape /metrics around and during each measured rate run for the engine's account of it (engine_load.csv),
     and around each decode point repeat for the engine's inter-token gap (decode_engine.csv)."""
@@ -986,10 +1006,14 @@ async def run_sweep_async(points, measure, record, done, latency_cap_ms, on_poin
     return state.outcome
 
 
-LOAD_SWEEP_COLUMNS = ["isl", "osl", "rate_rps", "seed", "request", "sent_s", "ttft_ms", "itl_ms", "tokens", "e2e_ms"]
+LOAD_SWEEP_COLUMNS = ["isl", "osl", "rate_rps", "seed", "request", "sent_s", "ttft_ms", "itl_ms", "tokens", "e2e_ms",
+                      "prompt_tokens", "isl_scv"]
+"""`isl`: the run's mean prompt length; `prompt_tokens`: this request's (= isl without a spread); `isl_scv`: the
+squared CV its prompts were drawn with (0: all of `isl` tokens)."""
 
 
-def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, osl: int, seed: int, time_scale: float) -> list[dict]:
+def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, osl: int, seed: int, time_scale: float,
+                    isl_scv: float = 0.0) -> list[dict]:
     """One row per request of a Poisson rate run (emulated ms; sent_s from the run's first send)."""
     t0 = min(r.sent for r in results)
     rows = []
@@ -998,7 +1022,8 @@ def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, 
         rows.append({"isl": isl, "osl": osl, "rate_rps": rate_rps, "seed": seed, "request": i,
                      "sent_s": (r.sent - t0) / time_scale, "ttft_ms": (r.first - r.sent) / time_scale * 1e3,
                      "itl_ms": v / time_scale * 1e3 if v is not None else float("nan"), "tokens": r.tokens,
-                     "e2e_ms": (r.last - r.sent) / time_scale * 1e3})
+                     "e2e_ms": (r.last - r.sent) / time_scale * 1e3,
+                     "prompt_tokens": r.prompt_tokens if r.prompt_tokens is not None else isl, "isl_scv": isl_scv})
     return rows
 
 
@@ -1046,7 +1071,8 @@ async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: fl
     sampler = asyncio.create_task(sample()) if before is not None else None
     t0 = time.monotonic()
     try:
-        res = await client.rate_run(rate, isl, cfg.rate_osl, n, seed=seed)
+        res = await client.rate_run(rate, isl, cfg.rate_osl, n, seed=seed, isl_scv=cfg.rate_isl_scv,
+                                    isl_max=_rate_isl_max(cfg))
     finally:
         if sampler is not None:
             sampler.cancel()
@@ -1070,6 +1096,18 @@ async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: fl
     return res, engine_load.engine_load_row(before, after, samples, span_s, isl, cfg.rate_osl, rate)
 
 
+def _rate_isl_max(cfg: "VllmRunConfig") -> int | None:
+    """The longest prompt a spread rate sweep draws: what fits the server's max model length with the output (the
+    launch's --max-model-len, else the catalog's max_context of the model; None when neither is known: unclipped)."""
+    ctx = cfg.launch.max_model_len if cfg.launch is not None else None
+    if not ctx:
+        from planner.io.catalog import Catalog
+
+        spec = Catalog.load().models.get(cfg.model)
+        ctx = spec.max_context if spec is not None else None
+    return max(1, int(ctx) - cfg.rate_osl) if ctx else None
+
+
 async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSummary", deadline: float | None, tick) -> None:
     """Open-loop Poisson runs (seeded) at each rate of cfg.rates for each ISL of cfg.rate_isls, ascending;
     per-request rows -> load_sweep.csv, percentiles and goodput -> goodput.csv. An ISL's sweep stops
@@ -1083,7 +1121,8 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
             ends = [isl_rates[-1]] + ([isl_rates[0]] if cfg.rate_warmup_ends and len(isl_rates) > 1 else [])
             for j, warm_rate in enumerate(ends):
                 n_warm = max(2, math.ceil(warm_rate * cfg.rate_warmup_s))
-                await client.rate_run(warm_rate, isl, cfg.rate_osl, n_warm, seed=cfg.rate_seed - 1 - j)
+                await client.rate_run(warm_rate, isl, cfg.rate_osl, n_warm, seed=cfg.rate_seed - 1 - j,
+                                      isl_scv=cfg.rate_isl_scv, isl_max=_rate_isl_max(cfg))
                 summary.rate_warmup_requests += n_warm
         for k, rate in enumerate(isl_rates):
             if deadline is not None and time.monotonic() > deadline:
@@ -1097,7 +1136,7 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
             g = goodput_row(res, rate, isl, cfg.rate_osl, cfg.time_scale, cfg.slo_ttft_ms, cfg.slo_itl_ms)
             summary.goodput_rows.append(g)
             _write_goodput(cfg.out / "goodput.csv", summary.goodput_rows)
-            rows += load_sweep_rows(res, rate, isl, cfg.rate_osl, seed, cfg.time_scale)
+            rows += load_sweep_rows(res, rate, isl, cfg.rate_osl, seed, cfg.time_scale, cfg.rate_isl_scv)
             _write_rows(cfg.out / "load_sweep.csv", rows, LOAD_SWEEP_COLUMNS)
             if tick:
                 tick()
