@@ -102,32 +102,43 @@ def test_vanishing_spread_is_the_mean_length_model(vp70, replicas: int, routing:
     assert tiny.ttft_ms == pytest.approx(plain.ttft_ms, rel=1e-3)
 
 
-def _sim_ttft_p90(perf, isl: np.ndarray, rate_rps: float, seed: int) -> float:
-    rng = np.random.default_rng(seed)
-    t = np.cumsum(rng.exponential(1.0 / rate_rps, isl.size))
-    arr = Arrivals(t, np.zeros(isl.size, dtype=np.int64), isl, np.full(isl.size, 16), ("c",))
-    sim = FleetSimulator([PoolSpec("m/prefill/g/tp2", "prefill", perf, 1), PoolSpec("m/decode/g/tp2", "decode", perf, 64)],
-                         {"c": ClassRoute("m", ((0, 1.0),), ((1, 1.0),))}, arr,
-                         {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=90.0)}, seed=seed)
-    sim.run()
-    return float(np.percentile(build_report(sim).requests.ttft_ms.to_numpy()[isl.size // 10:], 90))
+def _sim_ttfts(perf, isl: np.ndarray, osl: int, rate_rps: float, role: str, seeds: int = 3) -> list[np.ndarray]:
+    """TTFT samples (ms, warm-up tenth dropped) of one replica of `role` fed Poisson arrivals of these prompts, per
+    seed: a prefill replica (with 64 decode replicas, or one: `role` 'prefill-1d', whose KV admission then shows)
+    or a colocated (mixed) one."""
+    out = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        t = np.cumsum(rng.exponential(1.0 / rate_rps, isl.size))
+        arr = Arrivals(t, np.zeros(isl.size, dtype=np.int64), isl, np.full(isl.size, osl), ("c",))
+        if role == "mixed":
+            pools, route = [PoolSpec("m/mixed/g/tp2", "mixed", perf, 1)], ClassRoute("m", ((0, 1.0),), ())
+        else:
+            n_pre, n_dec = (16, 1) if role == "prefill-1d" else (1, 64)
+            pools = [PoolSpec("m/prefill/g/tp2", "prefill", perf, n_pre), PoolSpec("m/decode/g/tp2", "decode", perf, n_dec)]
+            route = ClassRoute("m", ((0, 1.0),), ((1, 1.0),))
+        sim = FleetSimulator(pools, {"c": route}, arr, {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=90.0)}, seed=seed)
+        sim.run()
+        out.append(build_report(sim).requests.ttft_ms.to_numpy()[isl.size // 10:])
+    return out
 
 
-def test_spread_model_follows_the_simulator_where_the_mean_length_model_does_not(vp70) -> None:
-    """One replica fed Azure-like prompts (log-normal, scv ~0.65, clipped at the 4k context) at half load: the
-    simulator replays every prompt's own length. The mean-length model runs ~25-30% low (bench/fidelity_lengths.py);
-    the spread model within 15%."""
+@pytest.mark.parametrize("role,osl", [("prefill", 16), ("mixed", 200)])
+def test_spread_model_follows_the_simulator_where_the_mean_length_model_does_not(vp70, role: str, osl: int) -> None:
+    """One replica fed Azure-like prompts (log-normal, scv ~0.65, clipped at the 4k context) at half load (a prefill
+    replica: of its batch-1 throughput; a colocated one: of its mean-length capacity): the simulator replays every
+    prompt's own length. The mean-length TTFT p90 runs 25-35% low (bench/fidelity_lengths.py), the spread model's
+    within 15%."""
     isl = draw_prompt_lengths(1155, 0.8, 4080, 3000, np.random.default_rng(11))
-    scv, cap = float(isl.var() / isl.mean() ** 2), float(isl.max())
-    s_bar = float(np.mean([vp70.prefill_ms(float(x), 1.0) for x in isl]))
-    rate = 0.5 * 1000.0 / s_bar
-    sim = float(np.median([_sim_ttft_p90(vp70, isl, rate, seed) for seed in range(3)]))
+    scv, cap, mean = float(isl.var() / isl.mean() ** 2), float(isl.max()), float(isl.mean())
     with quiet_extrapolation():
-        flat = capacity.latency(vp70, "prefill", float(isl.mean()), 16, rate, 90.0).ttft_ms
-        spread = capacity.latency(vp70, "prefill", float(isl.mean()), 16, rate, 90.0,
-                                  capacity.ArrivalShape(isl_scv=scv, isl_max=cap)).ttft_ms
-    assert flat < 0.85 * sim
-    assert spread == pytest.approx(sim, rel=0.15)
+        rate = (0.5 * 1000.0 / float(np.mean([vp70.prefill_ms(float(x), 1.0) for x in isl])) if role == "prefill"
+                else 0.5 * capacity.capacity(vp70, "mixed", mean, osl, 99.0).rate_rps)
+        flat = capacity.latency(vp70, role, mean, osl, rate, 90.0).ttft_ms
+        spread = capacity.latency(vp70, role, mean, osl, rate, 90.0, capacity.ArrivalShape(isl_scv=scv, isl_max=cap)).ttft_ms
+    truth = float(np.median([np.percentile(x, 90) for x in _sim_ttfts(vp70, isl, osl, rate, role)]))
+    assert flat < 0.85 * truth
+    assert spread == pytest.approx(truth, rel=0.15)
 
 
 def test_spread_lowers_a_replicas_capacity(vp70) -> None:
@@ -209,31 +220,6 @@ def test_vanishing_spread_is_the_mean_length_model_for_a_mixed_replica(vp70, loa
     assert tiny.ttft_ms == pytest.approx(plain.ttft_ms, rel=1e-3) and tiny.itl_ms == plain.itl_ms
 
 
-def test_mixed_spread_model_follows_the_simulator(vp70) -> None:
-    """One colocated replica, Azure-like prompts (scv ~0.65 at the 4k clip), half its mean-length capacity: the
-    mean-length TTFT p90 runs ~35% under the simulator (bench/fidelity_lengths.py), the spread model within 15%."""
-    isl = draw_prompt_lengths(1155, 0.8, 4080, 3000, np.random.default_rng(11))
-    scv, cap = float(isl.var() / isl.mean() ** 2), float(isl.max())
-    with quiet_extrapolation():
-        rate = 0.5 * capacity.capacity(vp70, "mixed", float(isl.mean()), 200, 99.0).rate_rps
-    sims = []
-    for seed in range(3):
-        rng = np.random.default_rng(seed)
-        t = np.cumsum(rng.exponential(1.0 / rate, isl.size))
-        arr = Arrivals(t, np.zeros(isl.size, dtype=np.int64), isl, np.full(isl.size, 200), ("c",))
-        sim = FleetSimulator([PoolSpec("m/mixed/g/tp2", "mixed", vp70, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())}, arr,
-                             {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=90.0)}, seed=seed)
-        sim.run()
-        sims.append(np.percentile(build_report(sim).requests.ttft_ms.to_numpy()[isl.size // 10:], 90))
-    truth = float(np.median(sims))
-    with quiet_extrapolation():
-        flat = capacity.latency(vp70, "mixed", float(isl.mean()), 200, rate, 90.0).ttft_ms
-        spread = capacity.latency(vp70, "mixed", float(isl.mean()), 200, rate, 90.0,
-                                  capacity.ArrivalShape(isl_scv=scv, isl_max=cap)).ttft_ms
-    assert flat < 0.8 * truth
-    assert spread == pytest.approx(truth, rel=0.15)
-
-
 def test_from_trace_cli_notes_the_spread_and_writes_it_when_asked(tmp_path) -> None:
     import yaml
     from typer.testing import CliRunner
@@ -269,17 +255,6 @@ def test_decode_kv_is_checked_for_the_spread(vp70) -> None:
     assert capacity.kv_batch(lat, mean, 200, 99.0) == lat.batch  # no spread: the batch quantile as before
 
     def tail_ratio(rate: float) -> float:
-        rs = []
-        for seed in range(3):
-            rng = np.random.default_rng(seed)
-            t = np.cumsum(rng.exponential(1.0 / rate, isl.size))
-            arr = Arrivals(t, np.zeros(isl.size, dtype=np.int64), isl, np.full(isl.size, 200), ("c",))
-            sim = FleetSimulator([PoolSpec("m/prefill/g/tp2", "prefill", vp70, 16), PoolSpec("m/decode/g/tp2", "decode", vp70, 1)],
-                                 {"c": ClassRoute("m", ((0, 1.0),), ((1, 1.0),))}, arr,
-                                 {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=99.0)}, seed=seed)
-            sim.run()
-            ttft = build_report(sim).requests.ttft_ms.to_numpy()[isl.size // 10:]
-            rs.append(np.percentile(ttft, 99) / np.percentile(ttft, 90))
-        return float(np.median(rs))
+        return float(np.median([np.percentile(x, 99) / np.percentile(x, 90) for x in _sim_ttfts(vp70, isl, 200, rate, "prefill-1d")]))
 
     assert tail_ratio(0.85 * spread.rate_rps) < 2.0 < tail_ratio(0.85 * flat.rate_rps)
