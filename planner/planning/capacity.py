@@ -140,8 +140,9 @@ utilization the simulated p90 runs up to ~10% above the closed form (tests/test_
 case: rag attainment 88-97% over seeds 0-5 against the p90 claim), so `--verify` may re-solve once.
 
 Prompt-length dispersion (a class with `isl_scv`, `ArrivalShape.isl_scv`; absent = every prompt of the class's
-mean length and every number above is unchanged; TTFT of the prefill and mixed roles). Real prompts spread (the Azure conversation
-trace's lengths have a CV near 1), and a prefill replica then serves an M/G/1 queue, not M/D/1:
+mean length and every number above is unchanged; the TTFT of the prefill and mixed roles and the KV check of decode and
+mixed). Real prompts spread (the Azure conversation trace's lengths have a CV near 1), and a prefill replica then
+serves an M/G/1 queue, not M/D/1:
     * the lengths' law is a log-normal clipped at the longest prompt `isl_max`, with (mu, sigma) solved so that the
       clipped law keeps the class's mean and scv (planner/planning/lengths.py), taken at K = 200 equal-probability
       nodes x_k; their batch-1 passes S_k = prefill_ms(x_k) have mean S̄ and squared CV cs²;
@@ -152,7 +153,7 @@ trace's lengths have a CV near 1), and a prefill replica then serves an M/G/1 qu
       routing the pool's gated term takes the batch-1 residual of the S_k and Allen-Cunneen's mean gains (1 + cs²);
     * the request's own prompt: TTFT_p is the p-quantile of W + T_own, T_own,k = max(S_k, T(b) + S_k - S̄) + its KV
       trip, with W an atom at 0 (mass 1 - busy) and an exponential tail through the wait's p-quantile:
-      P(W + T > t) = mean_k[1{T_k > t} + 1{T_k <= t}·busy·exp(-(t - T_k)/μ)] (`_wait_plus_own_quantile_ms`).
+      P(W + T > t) = mean_k[1{T_k > t} + 1{T_k <= t}·busy·exp(-(t - T_k)/μ)] (`_wait_plus_own_quantile_ms`);
     * decode KV (decode and mixed): the simulator, like vLLM's scheduler, admits a sequence when its own isl + osl
       fits, so the cache a batch of N holds is a compound sum; `kv_batch` takes its p-quantile in sequences of the
       mean length (the batch's variance plus n·σ²/(isl + osl)²). On llama-2-70b H100 tp2 (35,610 KV tokens,
