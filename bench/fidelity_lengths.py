@@ -1,6 +1,7 @@
 """Prompt-length dispersion: the prefill TTFT model with and without it, against the simulator.
 
     .venv/bin/python bench/fidelity_lengths.py [--requests 6000] [--seeds 3] [--model NAME --gpu GPU --tp N]
+        [--trace FILE] [--no-fidelity | --no-plans]
 
 Why: the capacity model's prefill was M/D/1, every prompt of its class's mean length. Real prompt lengths
 spread (the Azure conversation trace's have a coefficient of variation near 1), and a replica that serves
@@ -231,10 +232,10 @@ def _with_prefill(plan: Plan, k: int) -> Plan:
     return plan.model_copy(update={"models": models})
 
 
-def plans_from_traces(pm: PerfModel, con: Console, target: float = 0.99) -> list[PlanRow]:
-    """Part 2 (module doc)."""
+def plans_from_traces(pm: PerfModel, con: Console, target: float = 0.99, trace: Path | None = None) -> list[PlanRow]:
+    """Part 2 (module doc); `trace`: that trace alone (any CSV `read_trace` reads), counted as held out."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from autoscale_trace import SCENARIO_S, SCENARIOS, read_trace_frame
+    from autoscale_trace import SCENARIO_S, SCENARIOS, Scenario, read_trace_frame
 
     from planner.io.catalog import Catalog
     from planner.io.schema import Fleet, FleetLimits, GpuInventory
@@ -246,7 +247,8 @@ def plans_from_traces(pm: PerfModel, con: Console, target: float = 0.99) -> list
     catalog = Catalog.load()
     slo = Slo(ttft_ms=2000.0, itl_ms=100.0, percentile=99.0)
     rows: list[PlanRow] = []
-    cases = [(sc, routing) for sc in SCENARIOS for routing in ("least_loaded", "random")]
+    scenarios = SCENARIOS if trace is None else (Scenario(trace.name, "held-out", "file", path=trace),)
+    cases = [(sc, routing) for sc in scenarios for routing in ("least_loaded", "random")]
     for sc, routing in track(cases, description="plans from traces", console=con):
         tr = (read_trace(sc.path, model="llama-2-70b") if sc.path is not None
               else read_trace_frame(synth(sc.family, SCENARIO_S, sc.seed, "llama-2-70b", **dict(sc.params))))
@@ -280,15 +282,20 @@ def main() -> None:
     ap.add_argument("--gpu", default=None)
     ap.add_argument("--tp", type=int, default=1)
     ap.add_argument("--plans", action=argparse.BooleanOptionalAction, default=True, help="part 2: plans from traces")
+    ap.add_argument("--trace", type=Path, default=None,
+                    help="part 2 on this trace alone (timestamp,model,input_tokens,output_tokens or the Azure columns)")
     ap.add_argument("--fidelity", action=argparse.BooleanOptionalAction, default=True, help="part 1: the model's rows")
     args = ap.parse_args()
     con = Console(width=160)
     pm = PerfModel.load()
+    if args.trace is not None and not args.trace.is_file():
+        print(f"--trace {args.trace}: file not found (expected a request trace CSV)", file=sys.stderr)
+        sys.exit(2)
     fields: list[str] = []
     if args.fidelity:
         fields += part1(pm, args, con)
     if args.plans:
-        fields += part2(pm, con)
+        fields += part2(pm, con, args.trace)
     print("RESULT " + " ".join(fields))
 
 
@@ -339,8 +346,14 @@ def part1(pm: PerfModel, args: argparse.Namespace, con: Console) -> list[str]:
     return fields + [f"rows={len(rows)}"]
 
 
-def part2(pm: PerfModel, con: Console) -> list[str]:
-    rows = plans_from_traces(pm, con)
+def part2(pm: PerfModel, con: Console, trace: Path | None = None) -> list[str]:
+    from planner.io.errors import InputError
+
+    try:
+        rows = plans_from_traces(pm, con, trace=trace)
+    except InputError as exc:
+        print(f"--trace: {exc}", file=sys.stderr)
+        sys.exit(2)
     t = Table(title="Static plans from traces (busiest minute), replayed on the trace: mean-length vs spread")
     for c in ("set", "trace", "routing", "plan", "attainment", "prefill", "k* (0.99)", "prefill / k*", "$/h"):
         t.add_column(c, justify="left" if c in ("set", "trace", "routing", "plan") else "right")
