@@ -258,3 +258,45 @@ def test_decode_kv_is_checked_for_the_spread(vp70) -> None:
         return float(np.median([np.percentile(x, 99) / np.percentile(x, 90) for x in _sim_ttfts(vp70, isl, 200, rate, "prefill-1d")]))
 
     assert tail_ratio(0.85 * spread.rate_rps) < 2.0 < tail_ratio(0.85 * flat.rate_rps)
+
+
+def test_pool_length_mixture_is_the_rate_weighted_law() -> None:
+    from planner.planning.capacity import ClassLoad, pool_length_mixture
+
+    short = ClassLoad(300, 100, 90.0, 1000.0, None, None, 3.0, 0.1, 600)
+    long = ClassLoad(3000, 100, 90.0, 1000.0, None, None, 1.0, 0.2, 4000)
+    mix = pool_length_mixture([short, long])
+    mean = (3 * 300 + 1 * 3000) / 4
+    second = (3 * 300**2 * 1.1 + 1 * 3000**2 * 1.2) / 4
+    assert mix is not None and mix.isl == pytest.approx(mean) and mix.isl_max == 4000
+    assert mix.isl_scv == pytest.approx(second / mean**2 - 1)
+    assert mix.on(capacity.POISSON).wait_isl == pytest.approx(mean)
+    plain = ClassLoad(300, 100, 90.0, 1000.0, None, None, 3.0)
+    assert pool_length_mixture([plain, ClassLoad(3000, 100, 90.0, 1000.0, None, None, 1.0)]) is None  # no spread: as before
+
+
+def test_a_short_class_waits_behind_the_long_prompts_of_its_pool() -> None:
+    """Two classes of one model, short (300 tokens) and long (3,000), both with a spread, share a prefill pool behind
+    random routing. FCFS puts the short class's prompts behind the long ones: predicted with the pool's mixture
+    (capacity.pool_length_mixture) its TTFT p90 is within 30% of the simulator's; with its own law alone it ran far
+    under (bench/fidelity_lengths.py part 3)."""
+    from planner.api import simulate as simulate_plan
+    from planner.api import solve
+    from planner.io.schema import Fleet, FleetLimits, GpuInventory
+
+    wl = Workload.model_validate({"models": {"llama-2-70b": {"slo": {"ttft_ms": 2000, "itl_ms": 100}}}, "classes": [
+        {"id": "short", "model": "llama-2-70b", "isl": 300, "osl": 100, "rate_rps": 3.0, "isl_scv": 0.2, "isl_max": 800},
+        {"id": "long", "model": "llama-2-70b", "isl": 3000, "osl": 100, "rate_rps": 1.0, "isl_scv": 0.1, "isl_max": 3900}]})
+    fleet = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=64)},
+                  limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"], routing="random"))
+    with quiet_extrapolation():
+        plan = solve(wl, fleet)
+        rep = simulate_plan(plan, wl, duration_s=1800.0)
+    pred = {c: v.ttft_ms for mp in plan.models.values() for c, v in mp.predicted.items()}
+    sim = rep.classes.set_index("class_id").ttft_p90_ms
+    assert pred["short"] == pytest.approx(sim["short"], rel=0.3)
+    n_prefill = sum(p.replicas for mp in plan.models.values() for p in mp.pools if p.role == "prefill")
+    # the short class alone on its replicas (random routing: 3 req/s over the pool), waiting behind its own law only
+    own = capacity.latency(PerfModel.load().get("llama-2-70b", "H100-SXM-80GB", 2), "prefill", 300, 100, 3.0 / n_prefill,
+                           90.0, capacity.ArrivalShape(isl_scv=0.2, isl_max=800)).ttft_ms
+    assert own < 0.7 * sim["short"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
 
 from planner.io.catalog import Catalog
 from planner.io.schema import (
@@ -175,6 +176,10 @@ def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], Arr
         share = min(1.0, pool_flow[vid] / model_rate[c.model])
         shape = realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1),
                                   inst.fleet.limits.routing, c.isl_scv or 0.0, c.isl_max)
+        assumed = inst.arrivals.get((cid, vid))
+        if assumed is not None and assumed.wait_isl > 0:  # the pool's length mixture (capacity.pool_length_mixture) stays
+            shape = replace(shape, wait_isl=assumed.wait_isl, wait_isl_scv=assumed.wait_isl_scv,
+                            wait_isl_max=assumed.wait_isl_max)
         v = inst.variants[vid]
         with quiet_extrapolation():
             cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, shape)

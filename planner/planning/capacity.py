@@ -160,6 +160,16 @@ serves an M/G/1 queue, not M/D/1:
       ISL ~1,155 at scv 0.66 and ~1,300 at 0.94, OSL 200) it lowers the KV-bound decode capacity 1.83 -> 1.65 and
       1.53 -> 1.28 req/s; at 0.85 of the mean-length capacity the simulator's TTFT p99 was 1.4-2.3 s (admission
       waits) against 0.7 s at 0.85 of the spread one, and at each capacity itself both reach ~2 s alike;
+    * classes sharing a pool (prefill role): FCFS makes every class wait behind the whole mix of prompts, a short
+      class behind the long ones, so the wait's law is the pool's: the model's classes mixed by rate
+      (`pool_length_mixture`: mean Σ w_c·isl_c, E[x²] = Σ w_c·isl_c²·(1 + scv_c), the longest prompt; the
+      ArrivalShape's wait fields), while each class keeps its own prompt's term. Only where a class states a spread:
+      the mean-length model, each class waiting behind its own length, is kept as chosen. bench/fidelity_lengths.py
+      part 3 (from-trace --length-spread's 3 x 2 classes of each scenario trace, planned behind least-loaded and
+      random routing, simulated with the classes' own laws; rule written before the held-out traces ran): per-class
+      TTFT p90 MAPE 32.6 -> 17.0% tuning (worst -79.3 -> -30.4%), 33.4 -> 15.8% held out (worst -77.3 -> -30.4%);
+      on least-loaded pools larger than the smallest carrying one the prediction keeps that pool's per-replica wait
+      and runs over, up to +170%;
     * mixed (colocated, chunked prefill; TTFT only): the saturation term's per-prompt service D = W + t_d·isl/C at
       each node (its mean and cs²), and the own prompt's chunk steps and work in place of the mean prompt's,
       T_own,k = max(k_k·t_d + W_k, T_own + (k_k - k)·(t_d + e) + W_k - W), combined with the wait as above; the
@@ -172,8 +182,8 @@ serves an M/G/1 queue, not M/D/1:
   (llama-3.1-8b and qwen3-32b on H200, sigma 1.2): 42.3 -> 8.1% (worst -22.9%). Mixed rows (one replica, loads
   0.3-0.7 of its mean-length capacity): tuning 37.0 -> 10.8%, held out 31.5 -> 5.0%; the worst, -49%, is
   llama-2-70b's p99 at 0.7 load, where long prompts fill the KV cache and wait for admission. The split and the
-  adoption rules were written in that bench before its rows were run. Not modelled: a pool's classes waiting
-  behind each other's lengths (each class's wait uses its own law), the decoding batch and ITL (mean lengths).
+  adoption rules were written in that bench before its rows were run. Not modelled: a colocated replica's classes
+  waiting behind each other's lengths (each uses its own law there), the decoding batch and ITL (mean lengths).
 
 Bursty arrivals (a class with `burstiness`, planner.io.schema.Burstiness; absent = Poisson and every
 number above is unchanged). Arrivals that come in clusters are modelled as a compound-Poisson
@@ -337,6 +347,13 @@ class ArrivalShape:
     isl_max: float | None = None
     """The longest prompt of the stream (the context window, or the longest measured): the length law is
     clipped there (None: unclipped)."""
+    wait_isl: float = 0.0
+    """The mean prompt of the whole stream the replica serves (the model's classes mixed by rate), whose prompts a
+    request waits behind (module doc, Prompt-length dispersion, classes sharing a pool); 0: its own class's law."""
+    wait_isl_scv: float = 0.0
+    """That mixture's squared CV (with `wait_isl`)."""
+    wait_isl_max: float | None = None
+    """That mixture's longest prompt (with `wait_isl`)."""
 
     @property
     def replica_idc(self) -> float:
@@ -611,7 +628,7 @@ def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: 
     With `kv_transfer`, the KV cache's trip to the decode replica and that replica's next step
     boundary (where the first token leaves; half a batch-1 step of these laws, the decode pool
     being unknown here) are included."""
-    if arrivals.isl_scv > 0.0:
+    if arrivals.isl_scv > 0.0 or arrivals.wait_isl > 0.0:
         return _dispersed_prefill_latency(perf, isl, rate_rps, percentile, kv_transfer, arrivals)
     wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, arrivals.replica_idc)
     servers = pool_servers(arrivals)
@@ -644,17 +661,21 @@ def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, p
                                arrivals: ArrivalShape) -> Latency:
     """`prefill_latency` for prompts of dispersed lengths (module doc, Prompt-length dispersion): the same
     terms, with the service law of `prompt_length_nodes` in place of one length."""
-    x, s, kv_nodes = _length_service_nodes(perf, float(isl), float(arrivals.isl_scv), arrivals.isl_max)
+    x, s_own, kv_nodes = _length_service_nodes(perf, float(isl), float(arrivals.isl_scv), arrivals.isl_max)
+    # the prompts waited behind: the pool's mixture of the model's classes where stated, else the class's own law
+    w_isl = arrivals.wait_isl if arrivals.wait_isl > 0 else float(isl)
+    s = s_own if arrivals.wait_isl <= 0 else _length_service_nodes(perf, float(w_isl), float(arrivals.wait_isl_scv),
+                                                                    arrivals.wait_isl_max)[1]
     s_bar = float(s.mean())
     cs2 = float(s.var()) / s_bar ** 2
-    b, t_batch, b_max = _prefill_batch(perf, isl, rate_rps)
+    b, t_batch, b_max = _prefill_batch(perf, w_isl, rate_rps)
     rho = min(1.0, rate_rps * t_batch / (1000.0 * b))
     tail = 1.0 - percentile / 100.0
     # gated: the residual of the batch in flight; a batch of b prompts has the mean batch time and cs²/b
     batch_nodes = np.maximum(t_batch * (1.0 + (s / s_bar - 1.0) / math.sqrt(b)), 0.0)
     gated = _residual_quantile_ms(batch_nodes, rho, tail)
     # saturation: the M/G/1 wait at the largest batch, per-prompt service scaled by the law's mean over lengths
-    service = perf.prefill_ms(isl, b_max) / b_max * s_bar / perf.prefill_ms(isl, 1.0)
+    service = perf.prefill_ms(w_isl, b_max) / b_max * s_bar / perf.prefill_ms(w_isl, 1.0)
     idc = arrivals.replica_idc
     saturated = wait_quantile_ms(rate_rps, service, percentile, idc, cs2)
     wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
@@ -670,7 +691,7 @@ def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, p
     if not math.isfinite(wait):
         return Latency(ttft_ms=math.inf, batch=b, utilization=util)
     # the request's own batch: the mean batch with its own prompt in place of a mean one, then its KV's trip
-    own = np.maximum(s, t_batch + s - s_bar)
+    own = np.maximum(s_own, t_batch + s_own - s_bar)
     if kv_transfer:
         own = own + kv_nodes
     first = _wait_plus_own_quantile_ms(wait, busy, own, tail)
@@ -1128,6 +1149,36 @@ class ClassLoad:
     """The longest prompt, where the length law is clipped (None: unclipped)."""
 
 
+@dataclass(frozen=True)
+class LengthMixture:
+    """The prompt-length law of a pool's whole stream: mean, squared CV and longest prompt (ArrivalShape's wait
+    fields)."""
+
+    isl: float
+    isl_scv: float
+    isl_max: float | None
+
+    def on(self, shape: ArrivalShape) -> ArrivalShape:
+        """`shape` with this mixture as the law its requests wait behind."""
+        return replace(shape, wait_isl=self.isl, wait_isl_scv=self.isl_scv, wait_isl_max=self.isl_max)
+
+
+def pool_length_mixture(classes: Sequence[ClassLoad]) -> LengthMixture | None:
+    """The prompt-length law of a pool's whole stream when its classes state their spread (module doc, Prompt-length
+    dispersion, classes sharing a pool): the classes' laws mixed by rate (mean, squared CV from
+    E[x²] = Σ w_c·isl_c²·(1 + scv_c), longest prompt). None when no class states a spread (the mean-length model,
+    each class waiting behind its own length, is kept as chosen) or no class has a rate."""
+    live = [c for c in classes if c.rate_rps > 0]
+    total = sum(c.rate_rps for c in live)
+    if total <= 0 or not any(c.isl_scv > 0 for c in live):
+        return None
+    mean = sum(c.rate_rps * c.isl for c in live) / total
+    second = sum(c.rate_rps * c.isl * c.isl * (1.0 + c.isl_scv) for c in live) / total
+    caps = [c.isl_max for c in live]
+    longest = None if any(m is None for m in caps) else max(float(m) for m in caps if m is not None)
+    return LengthMixture(mean, max(0.0, second / (mean * mean) - 1.0), longest)
+
+
 def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassLoad],
                           max_replicas: int | None = None,
                           routing: ReplicaRouting = "least_loaded") -> list[tuple[Capacity, ArrivalShape]]:
@@ -1150,6 +1201,7 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
     replicas (`ArrivalShape.replica_idc`), still searched for the smallest carrying n."""
     # Poisson prefill waits are the pool's too behind least-loaded routing (module doc, Pool of replicas, Poisson)
     pooled_poisson = role == "prefill" and routing == "least_loaded"
+    mix = pool_length_mixture(classes) if role == "prefill" else None
 
     def at(n: int) -> list[tuple[Capacity, ArrivalShape]]:
         out = []
@@ -1158,9 +1210,11 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
                 shape = ArrivalShape(replicas=n) if pooled_poisson and n > 1 else POISSON
                 if c.isl_scv > 0:
                     shape = replace(shape, isl_scv=c.isl_scv, isl_max=c.isl_max)
+                shape = mix.on(shape) if mix is not None else shape
                 out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
                 continue
             shape = replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n, routing, c.isl_scv, c.isl_max)
+            shape = mix.on(shape) if mix is not None else shape
             out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
         return out
 
