@@ -1,7 +1,7 @@
-"""Prompt-length dispersion: the prefill TTFT model with and without it, against the simulator.
+"""Prompt-length dispersion: the TTFT model with and without it against the simulator, and what it does to plans.
 
     .venv/bin/python bench/fidelity_lengths.py [--requests 6000] [--seeds 3] [--model NAME --gpu GPU --tp N]
-        [--trace FILE] [--no-fidelity | --no-plans]
+        [--trace FILE] [--no-fidelity] [--no-plans] [--no-classes]
 
 Why: the capacity model's prefill was M/D/1, every prompt of its class's mean length. Real prompt lengths
 spread (the Azure conversation trace's have a coefficient of variation near 1), and a replica that serves
@@ -16,17 +16,17 @@ variant, a pool (one replica; four behind least-loaded routing; four behind rand
 The model gets the draws' mean and squared CV, what `planner workload from-trace` measures. Nothing is
 fitted.
 
-Mixed rows (stop 30, second pass): one colocated (chunked-prefill) replica, loads 0.3-0.7 of its mean-length
-capacity, outputs of OSL_MIXED tokens; the same split. Rule, written before they were run: the mixed TTFT term
-(capacity.py, Prompt-length dispersion, mixed) is adopted if on the tuning mixed rows its MAPE is lower than the
-mean-length model's and its worst under-prediction smaller. The first pass's rows are as they were.
-
 The split and the rule were written before any row was run: TUNING rows are llama-2-70b on H100 tp2
 (the controller bench's model) with the Azure law and the heavy-tail law of sigma 1.4 (the tuning
 heavy-tail-5rps family's); HELD-OUT rows are llama-3.1-8b and qwen3-32b on H200 (measured vLLM profiles)
 and the heavy-tail law of sigma 1.2 (the held-out heavy-tail family's) on all three. The dispersion term
 is adopted if, on the tuning rows, its TTFT MAPE (p90 and p99 together) is lower than the mean-length
 model's and its worst under-prediction is smaller; the held-out rows are reported only.
+
+Mixed rows (stop 30, second pass): one colocated (chunked-prefill) replica, loads 0.3-0.7 of its mean-length
+capacity, outputs of OSL_MIXED tokens; the same split. Rule, written before they were run: the mixed TTFT term
+(capacity.py, Prompt-length dispersion, mixed) is adopted if on the tuning mixed rows its MAPE is lower than the
+mean-length model's and its worst under-prediction smaller. The first pass's rows are as they were.
 
 Part 2, plans from traces (`--plans`): what the spread does to a plan. Each scenario trace of
 bench/autoscale_trace.py (its TUNING / HELD-OUT split) goes through `planner workload from-trace`'s
@@ -51,7 +51,7 @@ the worst under-prediction shrinks. Tuning 32.6 -> 17.0% (worst -79.3 -> -30.4%)
 (worst -77.3 -> -30.4%). Its cost: over-predictions on least-loaded pools larger than the smallest carrying one
 (the plan's predictions keep that pool's per-replica wait), up to +170%.
 
-Results (stop 30, `.venv/bin/python bench/fidelity_lengths.py`, ~90 s): part 1, prefill rows, tuning TTFT MAPE 41.0%
+Results (stop 30, `.venv/bin/python bench/fidelity_lengths.py`, ~2 min): part 1, prefill rows, tuning TTFT MAPE 41.0%
 (mean length) -> 15.6% (the law unclipped) -> 8.9% (clipped at the longest prompt; worst -18.2%), so both passes of
 the rule adopt the term; held out 42.3 -> 8.1% (worst -22.9%). Mixed rows (second pass): tuning 37.0 -> 10.8% (worst
 -66.7 -> -49.3%: llama-2-70b's p99 at 0.7 load, where long prompts fill its 35,610-token KV cache and wait for
@@ -62,7 +62,8 @@ rule fails, so `planner workload from-trace` writes the spread only with `--leng
 (classes waiting behind their pool's mix) the spread plans' largest is 1.50 at +1.6% cost, still above 1.25: off.
 
 Last line: RESULT tuning_mape_pct_mean_len=... tuning_mape_pct_dispersed=... held_out_mape_pct_mean_len=...
-held_out_mape_pct_dispersed=... (and the worst signed errors).
+held_out_mape_pct_dispersed=... (and the worst signed errors; the mixed rows'; part 2's plans meeting 0.99, largest
+prefill / k* and cost; part 3's per-class MAPEs, own law and mixture).
 """
 
 from __future__ import annotations
