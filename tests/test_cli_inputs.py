@@ -126,6 +126,11 @@ CASES = [
     Case("simulate --duration 0", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "0"], 2, ("--duration", "> 0")),
     Case("simulate --duration 1e12", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "1e12"],
          2, ("--duration", "limit")),
+    Case("--verify-trace missing", lambda t: ["solve", "-w", W, "-f", F, "--verify-trace", str(Path(t("d/.keep", "")).parent / "none.csv"), *NS],
+         2, ("none.csv",)),
+    Case("--verify-trace of another model", lambda t: ["solve", "-w", W, "-f", F, "--verify-trace", t("t.csv",
+         "timestamp,model,input_tokens,output_tokens\n0.5,mistral-7b,100,20\n1.0,mistral-7b,120,20\n"), *NS],
+         2, ("{f}", "model", "mistral-7b")),
     Case("from-trace --isl-buckets 0", lambda t: ["workload", "from-trace", _trace(t), "--isl-buckets", "0"], 2, ("--isl-buckets",)),
     # --- tracebacks (exit 1) before
     Case("rate_rps .inf", lambda t: ["solve", "-w", t("w.yaml", wl(one(rate=".inf"))), "-f", F, *NS], 2, ("{f}", "classes[0].rate_rps", "finite")),

@@ -105,6 +105,12 @@ def solve(
     verify: bool = typer.Option(False, "--verify", help="simulate the plan; tighten and re-solve where SLO attainment is short"),
     verify_rounds: int = typer.Option(3, "--verify-rounds", min=0, help="most re-solves when verifying"),
     seed: int = typer.Option(0, "--seed", help="simulation seed (with --verify)"),
+    verify_trace: Path | None = typer.Option(
+        None, "--verify-trace",
+        help="verify (implies --verify) against this request trace's own requests, their arrival times and lengths, "
+             "instead of Poisson arrivals of the classes (timestamp,model,input_tokens,output_tokens or the Azure columns)"),
+    verify_duration_s: float | None = typer.Option(None, "--verify-duration-s", min=1.0,
+                                                   help="with --verify-trace: its first seconds only (default: all of it)"),
     slo_cost: bool = typer.Option(True, "--slo-cost/--no-slo-cost",
                                   help="also price each SLO term (re-solves with each bound tightened/loosened 25%)"),
 ) -> None:
@@ -124,6 +130,15 @@ def solve(
         check_writable(output, "--output")  # before the solve, so that no work is lost
     catalog = Catalog.load()
     wl, fl = load_workload_fleet(workload, fleet, catalog)
+    arrivals = None
+    if verify_trace is not None:  # read and mapped to the classes before any solve: a bad trace is exit 2, no work lost
+        from planner.io.traces import read_trace
+        from planner.simulate.arrivals import trace_arrivals
+
+        single = next(iter(wl.models)) if len(wl.models) == 1 else None
+        arrivals = trace_arrivals(read_trace(verify_trace, single).rename(columns={"t_s": "timestamp"}), wl,
+                                  str(verify_trace), model=single, duration_s=verify_duration_s)
+        verify = True
     perf = PerfModel.load(catalog=catalog, profiles_dir=profiles)
     check_profiles_found(len(perf.measured), profiles)
     with console.status("solving the ILP…"):
@@ -137,7 +152,8 @@ def solve(
         from planner.planning.verify import verify_and_resolve
 
         plan = verify_and_resolve(wl, fl, perf, catalog, plan, backend=backend, time_limit_s=time_limit_s,
-                                  rounds=verify_rounds, seed=seed, console=console)
+                                  rounds=verify_rounds, seed=seed, console=console, arrivals=arrivals,
+                                  arrivals_source=str(verify_trace) if verify_trace is not None else None)
     print_plan(plan)
     if output is not None:
         save_plan(output, plan)

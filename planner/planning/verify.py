@@ -18,17 +18,23 @@ from planner.io.catalog import Catalog
 from planner.io.schema import Fleet, Plan, Workload
 from planner.perf.laws import PerfModel
 from planner.planning.assemble import plan_workload
+from planner.simulate.arrivals import Arrivals
 from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S, VerifyReport, tightened_utilization, verify
 
 
 def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, plan: Plan, *,
                        backend: str = "highs", time_limit_s: float = 10.0, rounds: int = 3, seed: int = 0,
-                       duration_s: float = DEFAULT_VERIFY_DURATION_S, console: Console | None = None) -> Plan:
-    """The first plan whose simulation meets every class's SLO claim, or the last one tried (noted)."""
+                       duration_s: float = DEFAULT_VERIFY_DURATION_S, console: Console | None = None,
+                       arrivals: Arrivals | None = None, arrivals_source: str | None = None) -> Plan:
+    """The first plan whose simulation meets every class's SLO claim, or the last one tried (noted).
+
+    `arrivals` (e.g. a recorded trace's requests mapped to the workload's classes, `planner solve --verify-trace`):
+    every round replays them, their own arrival times and lengths, instead of Poisson arrivals of the classes;
+    `arrivals_source` names them in the plan's note."""
     util: dict[str, float] = {}
     report: VerifyReport | None = None
     for round_no in range(rounds + 1):
-        report = verify(plan, workload, perf.get, duration_s=duration_s, seed=seed)
+        report = verify(plan, workload, perf.get, duration_s=duration_s, seed=seed, arrivals=arrivals)
         if console is not None:
             console.print(f"[bold]verify round {round_no}[/]: cost ${plan.cost_per_hour:,.2f}/h")
             for line in report.summary():
@@ -44,6 +50,8 @@ def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalo
         plan = nxt
     assert report is not None
     att = ", ".join(f"{r.class_id} {r.attainment:.1%}" for r in report.classes.itertuples())
-    plan.notes.append(f"verified by simulation ({duration_s:g} s, seed {seed}) after {round_no} re-solve(s): "
+    what = (f"{arrivals_source or 'the given arrivals'} ({len(arrivals)} requests over {arrivals.duration_s:.0f} s)"
+            if arrivals is not None else f"{duration_s:g} s")
+    plan.notes.append(f"verified by simulation ({what}, seed {seed}) after {round_no} re-solve(s): "
                       f"{'all classes meet their SLO' if report.ok else 'SHORT: ' + ', '.join(report.failing)}; attainment {att}")
     return plan
