@@ -81,14 +81,19 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from planner.io.schema import Plan, Slo, Workload  # noqa: E402
+from planner.io.schema import Slo  # noqa: E402
 from planner.io.synth import AZURE_PROMPT_MEAN, AZURE_PROMPT_SD, DEFAULT_MAX_CONTEXT  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation  # noqa: E402
 from planner.planning import capacity  # noqa: E402
 from planner.simulate.arrivals import Arrivals  # noqa: E402
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
+from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING  # noqa: E402
+from burst_sizing import prefill_replicas, with_prefill  # noqa: E402
+from burst_sizing import simulate as simulate_plan_on  # noqa: E402
+from fidelity import _mixed_sim  # noqa: E402  (bench/: the mixed replica the real-vLLM benches replay)
 
 LOADS = (0.3, 0.5, 0.7)
 PERCENTILES = (90.0, 99.0)
@@ -124,15 +129,11 @@ def draw_lengths(law: LengthLaw, n: int, rng: np.random.Generator, max_context: 
 
 
 def simulate_mixed(perf: VariantPerf, isl: np.ndarray, rate_rps: float, seed: int) -> np.ndarray:
-    """TTFT samples (ms) of one colocated (mixed, chunked-prefill) replica fed Poisson arrivals of these prompts."""
-    rng = np.random.default_rng(seed)
-    n = isl.size
-    t = np.cumsum(rng.exponential(1.0 / rate_rps, n))
-    arr = Arrivals(t, np.zeros(n, dtype=np.int64), isl, np.full(n, OSL_MIXED), ("c",))
-    sim = FleetSimulator([PoolSpec("m/mixed/g/tp1", "mixed", perf, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())}, arr,
-                         {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=99.0)}, seed=seed)
-    sim.run()
-    return build_report(sim).requests.ttft_ms.to_numpy()[n // 10:]
+    """TTFT samples (ms) of one colocated (mixed, chunked-prefill) replica fed Poisson arrivals of these prompts
+    (bench/fidelity.py's replica, `_mixed_sim`), the warm-up tenth dropped."""
+    t = np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate_rps, isl.size))
+    df, _ = _mixed_sim(perf, int(round(isl.mean())), OSL_MIXED, t, FRONTEND_MS_PER_RUNNING, isl)
+    return df.ttft_ms.to_numpy()[isl.size // 10:]
 
 
 def simulate(perf: VariantPerf, isl: np.ndarray, rate_rps: float, replicas: int, routing: str, seed: int) -> np.ndarray:
@@ -232,22 +233,8 @@ class PlanRow:
     cost_per_hour: float
 
 
-def _attainment(plan: Plan, pm: PerfModel, arr: Arrivals, wl: Workload) -> float:
-    with quiet_extrapolation():
-        sim = FleetSimulator.from_plan(plan, pm.get, arr, wl, seed=0)
-        sim.run()
-    return float(build_report(sim).requests.met_slo.mean())
-
-
-def _with_prefill(plan: Plan, k: int) -> Plan:
-    models = {m: mp.model_copy(update={"pools": [p.model_copy(update={"replicas": k}) if p.role == "prefill" else p
-                                                   for p in mp.pools]}) for m, mp in plan.models.items()}
-    return plan.model_copy(update={"models": models})
-
-
 def plans_from_traces(pm: PerfModel, con: Console, target: float = 0.99, trace: Path | None = None) -> list[PlanRow]:
     """Part 2 (module doc); `trace`: that trace alone (any CSV `read_trace` reads), counted as held out."""
-    sys.path.insert(0, str(ROOT / "bench"))
     from autoscale_trace import SCENARIO_S, SCENARIOS, Scenario, read_trace_frame
 
     from planner.io.catalog import Catalog
@@ -272,14 +259,14 @@ def plans_from_traces(pm: PerfModel, con: Console, target: float = 0.99, trace: 
             with quiet_extrapolation():
                 plan = plan_workload(wl, fleet, pm, catalog)
             arr = trace_arrivals(tr, wl)
-            k_plan = sum(p.replicas for mp in plan.models.values() for p in mp.pools if p.role == "prefill")
-            att = _attainment(plan, pm, arr, wl)
+            k_plan = prefill_replicas(plan)
+            att = simulate_plan_on(plan, pm, arr, wl, 0)[1]
             lo, hi = 0, max(1, k_plan)  # lo fails (or 0), hi passes
-            while _attainment(_with_prefill(plan, hi), pm, arr, wl) < target and hi < 8 * max(1, k_plan):
+            while simulate_plan_on(with_prefill(plan, hi), pm, arr, wl, 0)[1] < target and hi < 8 * max(1, k_plan):
                 lo, hi = hi, 2 * hi
             while hi - lo > 1:
                 mid = (lo + hi) // 2
-                if _attainment(_with_prefill(plan, mid), pm, arr, wl) >= target:
+                if simulate_plan_on(with_prefill(plan, mid), pm, arr, wl, 0)[1] >= target:
                     hi = mid
                 else:
                     lo = mid
@@ -289,7 +276,6 @@ def plans_from_traces(pm: PerfModel, con: Console, target: float = 0.99, trace: 
 
 def classes_sharing_a_pool(pm: PerfModel, con: Console, split: str, mixture: bool) -> list[float]:
     """Part 3 (module doc): signed % errors of each class's predicted TTFT p90 against the simulated one."""
-    sys.path.insert(0, str(ROOT / "bench"))
     from autoscale_trace import SCENARIO_S, SCENARIOS, read_trace_frame
 
     from planner.api import simulate as simulate_plan

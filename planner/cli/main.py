@@ -205,8 +205,11 @@ def workload_from_trace(
     if output is not None:
         check_writable(output, "--output")
     tr = read_trace(trace, model)
-    wl = bucket_trace(tr, slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile, burstiness=not poisson,
-                      length_spread=length_spread)
+    # bucketed once with the spread measured; without --length-spread it is only noted, not written
+    measured = bucket_trace(tr, slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile, burstiness=not poisson,
+                            length_spread=True)
+    wl = measured if length_spread else measured.model_copy(update={"classes": [
+        c.model_copy(update={"isl_scv": None, "isl_max": None}) for c in measured.classes]})
     t = Table(title=f"{len(tr)} requests over {tr['t_s'].max():.0f} s")
     cols = ["class", "isl", "osl", "rate req/s", "IDC 1s", "IDC 10s", "p99 prompt tok/s"] + (["isl cv²", "isl max"] if length_spread else [])
     for col in cols:
@@ -221,8 +224,7 @@ def workload_from_trace(
     if not length_spread:
         # what the mean-length classes leave out (bench/fidelity_lengths.py: at cv² ~0.66 mean-length TTFT runs
         # 25-50% under the simulator's with the spread)
-        spread = max(((c.isl_scv or 0.0, c.id) for c in bucket_trace(tr, slo, isl_buckets, osl_buckets,
-                                                                      length_spread=True).classes), default=(0.0, ""))
+        spread = max(((c.isl_scv or 0.0, c.id) for c in measured.classes), default=(0.0, ""))
         if spread[0] > 0:
             console.print(f"note: prompt lengths spread within the classes (largest cv² {spread[0]:.2f}, {spread[1]}); "
                           "--length-spread states it, so that TTFT is sized for it (README, Prompt-length spread)",

@@ -592,6 +592,17 @@ def _prefill_batch(perf: VariantPerf, isl: float, rate_rps: float) -> tuple[floa
     return b, perf.prefill_ms(isl, b), b_max
 
 
+def _combined_wait_ms(gated: float, saturated: float, b_max: float, busy: float, service_ms: float, idc: float,
+                      percentile: float) -> float:
+    """The two waits of a batching replica combined (`prefill_wait_quantile_ms`): max(g, s) + min(g, s)·(1 - 1/b_max),
+    then, for bursty arrivals (`idc` != 1), the wait behind the request's own cluster-mates added (module doc,
+    Bursty arrivals). `busy`: the probability that a request waits at all."""
+    wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
+    if idc != 1.0 and math.isfinite(wait):
+        wait = _burst_wait_quantile_ms(wait, busy, service_ms, idc, percentile)
+    return wait
+
+
 def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, percentile: float,
                              idc: float = 1.0) -> tuple[float, float, float]:
     """(p-quantile of the wait before a request's batch starts, that batch's time, utilization).
@@ -614,11 +625,8 @@ def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, per
     gated = t_batch * (1.0 - tail / rho) if rho > tail else 0.0
     service = perf.prefill_ms(isl, b_max) / b_max
     saturated = wait_quantile_ms(rate_rps, service, percentile, idc)
-    wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
     util = rate_rps * service / 1000.0
-    if idc != 1.0 and math.isfinite(wait):
-        wait = _burst_wait_quantile_ms(wait, max(rho, util), service, idc, percentile)
-    return wait, t_batch, util
+    return _combined_wait_ms(gated, saturated, b_max, max(rho, util), service, idc, percentile), t_batch, util
 
 
 def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool = True,
@@ -646,22 +654,24 @@ def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: 
 
 @functools.lru_cache(maxsize=4096)
 def _length_service_nodes(perf: VariantPerf, isl: float, isl_scv: float,
-                          isl_max: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(prompt lengths, their batch-1 prefill passes, their KV transfers), ms, at the length law's nodes
-    (planner/planning/lengths.py); cached: a capacity search asks for the same law at every rate it tries."""
+                          isl_max: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(prompt lengths, their batch-1 prefill passes, their KV transfers, their work in mixed steps), ms, at the
+    length law's nodes (planner/planning/lengths.py); cached: a capacity search asks for the same law at every rate
+    it tries."""
     x = prompt_length_nodes(isl, isl_scv, isl_max)
     s = np.array([perf.prefill_pass_ms(xi, xi * xi) for xi in x])
     kv = np.array([perf.kv_transfer_ms(xi) for xi in x])
-    for a in (s, kv):
+    w = np.array([_mixed_prompt_work_ms(perf, float(xi)) for xi in x])
+    for a in (s, kv, w):
         a.setflags(write=False)
-    return x, s, kv
+    return x, s, kv, w
 
 
 def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool,
                                arrivals: ArrivalShape) -> Latency:
     """`prefill_latency` for prompts of dispersed lengths (module doc, Prompt-length dispersion): the same
     terms, with the service law of `prompt_length_nodes` in place of one length."""
-    x, s_own, kv_nodes = _length_service_nodes(perf, float(isl), float(arrivals.isl_scv), arrivals.isl_max)
+    _, s_own, kv_nodes, _ = _length_service_nodes(perf, float(isl), float(arrivals.isl_scv), arrivals.isl_max)
     # the prompts waited behind: the pool's mixture of the model's classes where stated, else the class's own law
     w_isl = arrivals.wait_isl if arrivals.wait_isl > 0 else float(isl)
     s = s_own if arrivals.wait_isl <= 0 else _length_service_nodes(perf, float(w_isl), float(arrivals.wait_isl_scv),
@@ -678,11 +688,9 @@ def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, p
     service = perf.prefill_ms(w_isl, b_max) / b_max * s_bar / perf.prefill_ms(w_isl, 1.0)
     idc = arrivals.replica_idc
     saturated = wait_quantile_ms(rate_rps, service, percentile, idc, cs2)
-    wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
     util = rate_rps * service / 1000.0
     busy = max(rho, util)
-    if idc != 1.0 and math.isfinite(wait):
-        wait = _burst_wait_quantile_ms(wait, busy, service, idc, percentile)
+    wait = _combined_wait_ms(gated, saturated, b_max, busy, service, idc, percentile)
     servers = pool_servers(arrivals)
     if servers > 1:
         pooled = pool_wait_quantile_ms(s_bar, rate_rps, servers, percentile, s)
@@ -729,18 +737,20 @@ def _batch_fixed_point(perf: VariantPerf, k: float) -> float:
     return n if perf.decode_knee_ms_per_seq <= 0.0 or k * perf.decode_knee_ms_per_seq < 1.0 else math.inf
 
 
-def _batch_quantile(mean_batch: float, percentile: float, idc: float = 1.0) -> float:
+def _batch_quantile(mean_batch: float, percentile: float, idc: float = 1.0, extra_variance: float = 0.0) -> float:
     """p-quantile of the M/G/∞ occupancy, Poisson(mean); at least one sequence (the request itself).
     With clustered arrivals (`idc` > 1) a request sees the M^X/G/∞ occupancy (compound Poisson,
     mean N, variance idc·N) plus its own cluster-mates (size-biased cluster less itself: mean
     idc - 1, variance (idc² - 1)/2 for geometric clusters); the sum is taken negative binomial
-    with that mean and variance (module doc)."""
+    with that mean and variance (module doc). `extra_variance` widens the law by that much (`kv_batch`: the spread
+    of the sequences' lengths), negative binomial too."""
     if math.isinf(mean_batch):
         return math.inf
-    if idc > 1.0:
-        mu = mean_batch + (idc - 1.0)
-        var = mean_batch * idc + (idc * idc - 1.0) / 2.0
-        return max(1.0, float(stats.nbinom.ppf(percentile / 100.0, mu * mu / (var - mu), mu / var)))
+    if idc > 1.0 or extra_variance > 0.0:
+        mu = mean_batch + (idc - 1.0 if idc > 1.0 else 0.0)
+        var = (mean_batch * idc + (idc * idc - 1.0) / 2.0 if idc > 1.0 else mean_batch) + extra_variance
+        if var > mu:
+            return max(1.0, float(stats.nbinom.ppf(percentile / 100.0, mu * mu / (var - mu), mu / var)))
     return max(1.0, float(stats.poisson.ppf(percentile / 100.0, mean_batch)))
 
 
@@ -878,10 +888,8 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
         service = float(service_nodes_ms.mean())
         scv = float(service_nodes_ms.var()) / service ** 2
     saturated = wait_quantile_ms(rate_rps, service, percentile, idc, scv)
-    wait = max(gated, saturated) + min(gated, saturated) * (1.0 - 1.0 / b_max)
-    if idc != 1.0 and math.isfinite(wait):
-        wait = _burst_wait_quantile_ms(wait, max(rho_g, rate_rps * service / 1000.0), service, idc, percentile)
-    return wait, t_step, rate_rps * service / 1000.0
+    util = rate_rps * service / 1000.0
+    return _combined_wait_ms(gated, saturated, b_max, max(rho_g, util), service, idc, percentile), t_step, util
 
 
 def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float,
@@ -895,8 +903,8 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     # prompt lengths of a dispersed law and their mixed-step work (module doc, Prompt-length dispersion): TTFT only
     spread = None
     if arrivals.isl_scv > 0.0:
-        x_nodes = prompt_length_nodes(float(isl), float(arrivals.isl_scv), arrivals.isl_max)
-        spread = (x_nodes, np.array([_mixed_prompt_work_ms(perf, float(xi)) for xi in x_nodes]))
+        x_nodes, _, _, w_nodes = _length_service_nodes(perf, float(isl), float(arrivals.isl_scv), arrivals.isl_max)
+        spread = (x_nodes, w_nodes)
     idc = arrivals.replica_idc  # mixed replicas: the per-replica split (module doc, Bursty arrivals)
     base_work = _mixed_prompt_work_ms(perf, isl)
     # A chunk-carrying step pays the larger fixed cost (laws.mixed_step_ms: max(decode fixed, prefill
@@ -1000,12 +1008,8 @@ def kv_batch(lat: Latency, isl: float, osl: float, percentile: float, arrivals: 
     n = lat.batch_mean
     if arrivals.isl_scv <= 0.0 or n <= 0.0 or not math.isfinite(lat.batch):
         return lat.batch
-    idc = arrivals.replica_idc
-    mu = n + (idc - 1.0 if idc > 1.0 else 0.0)
-    var = (n * idc + (idc * idc - 1.0) / 2.0 if idc > 1.0 else n) + n * arrivals.isl_scv * isl * isl / (isl + osl) ** 2
-    if var <= mu:
-        return lat.batch
-    return max(lat.batch, float(stats.nbinom.ppf(percentile / 100.0, mu * mu / (var - mu), mu / var)))
+    extra = n * arrivals.isl_scv * isl * isl / (isl + osl) ** 2
+    return max(lat.batch, _batch_quantile(n, percentile, arrivals.replica_idc, extra))
 
 
 def _violations(perf: VariantPerf, role: str, isl: float, osl: float, rate: float, percentile: float,

@@ -1054,10 +1054,11 @@ def _finished(c: engine_load.EngineLoadCounters) -> float:
 
 
 async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: float, isl: int, n: int,
-                              seed: int) -> tuple[list[StreamResult], dict[str, float] | None]:
+                              seed: int, isl_max: int | None = None) -> tuple[list[StreamResult], dict[str, float] | None]:
     """One measured rate run with the engine's own account of it (profiles/engine_load.py): /metrics scraped
     before, every GAUGE_SAMPLE_INTERVAL_S during, and after the run's last request finished. A server with no
-    parsable /metrics gives None and the run alone."""
+    parsable /metrics gives None and the run alone. `isl_max`: the longest prompt a spread run draws
+    (`_rate_isl_max`)."""
     before = await _engine_counters(client) if cfg.engine_account else None
     texts: list[str] = []  # parsed after the run: a parse on the event loop that times the streams would delay them
 
@@ -1072,7 +1073,7 @@ async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: fl
     t0 = time.monotonic()
     try:
         res = await client.rate_run(rate, isl, cfg.rate_osl, n, seed=seed, isl_scv=cfg.rate_isl_scv,
-                                    isl_max=_rate_isl_max(cfg))
+                                    isl_max=isl_max)
     finally:
         if sampler is not None:
             sampler.cancel()
@@ -1114,6 +1115,7 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
     at the first rate whose median TTFT passes cfg.saturation_ttft_ms (saturated: the queue grows),
     and the whole sweep at `deadline` (time.monotonic)."""
     rows: list[dict] = []
+    isl_max = _rate_isl_max(cfg) if cfg.rate_isl_scv > 0 else None  # once per sweep (it may read the catalog)
     for isl in cfg.rate_isls:
         isl_rates = sorted(cfg.rates_by_isl.get(isl, cfg.rates))
         if cfg.rate_warmup_s > 0 and isl_rates and (deadline is None or time.monotonic() < deadline):
@@ -1122,14 +1124,14 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
             for j, warm_rate in enumerate(ends):
                 n_warm = max(2, math.ceil(warm_rate * cfg.rate_warmup_s))
                 await client.rate_run(warm_rate, isl, cfg.rate_osl, n_warm, seed=cfg.rate_seed - 1 - j,
-                                      isl_scv=cfg.rate_isl_scv, isl_max=_rate_isl_max(cfg))
+                                      isl_scv=cfg.rate_isl_scv, isl_max=isl_max)
                 summary.rate_warmup_requests += n_warm
         for k, rate in enumerate(isl_rates):
             if deadline is not None and time.monotonic() > deadline:
                 return
             n = max(cfg.rate_requests, math.ceil(rate * cfg.rate_duration_s)) if cfg.rate_duration_s else cfg.rate_requests
             seed = cfg.rate_seed + k
-            res, eng = await _accounted_rate_run(client, cfg, rate, isl, n, seed)
+            res, eng = await _accounted_rate_run(client, cfg, rate, isl, n, seed, isl_max)
             if eng is not None:
                 summary.engine_load_rows.append(eng)
                 _write_rows(cfg.out / "engine_load.csv", summary.engine_load_rows, engine_load.ENGINE_LOAD_COLUMNS)
