@@ -49,7 +49,11 @@ waiting behind its own law (the first passes) vs behind the pool's mixture (`cap
 written before the held-out traces ran: the mixture is adopted if on the tuning traces the per-class MAPE falls and
 the worst under-prediction shrinks. Tuning 32.6 -> 17.0% (worst -79.3 -> -30.4%), adopted; held out 33.4 -> 15.8%
 (worst -77.3 -> -30.4%). Its cost: over-predictions on least-loaded pools larger than the smallest carrying one
-(the plan's predictions keep that pool's per-replica wait), up to +170%.
+(the plan's predictions keep that pool's per-replica wait), up to +170%. Fourth pass (stop 31; rule written before
+the run: adopted if the tuning per-class MAPE falls and the worst under-prediction does not grow): the plan predicts
+a least-loaded prefill pool's classes at the pool's PLANNED replicas (planner/planning/assemble.py,
+_class_prediction), not at the smallest carrying pool's: tuning 17.0 -> 9.0% (worst over +170.5 -> +9.9%, worst
+under -30.4% unchanged), adopted; held out 15.8 -> 9.8% (worst over +112.2 -> +26.6%).
 
 Results (stop 30, `.venv/bin/python bench/fidelity_lengths.py`, ~2 min): part 1, prefill rows, tuning TTFT MAPE 41.0%
 (mean length) -> 15.6% (the law unclipped) -> 8.9% (clipped at the longest prompt; worst -18.2%), so both passes of

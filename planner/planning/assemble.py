@@ -376,9 +376,13 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
         cap = inst.caps[(c.id, vid)].rate_rps
         # The class alone at the pool's utilization: the load that consumes the same capacity share.
         eq_rate = pool.utilization * cap
+        shape = inst.arrivals.get((c.id, vid), POISSON)
+        if v.role == "prefill" and inst.fleet.limits.routing == "least_loaded" and pool.replicas > shape.replicas:
+            # the capacity was sized for the smallest pool that carries the load (n*); the plan may hold more
+            # replicas (other classes, integrality), and behind least-loaded routing their wait is that pool's
+            shape = replace(shape, replicas=pool.replicas)
         with quiet_extrapolation():
-            lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile,
-                          inst.arrivals.get((c.id, vid), POISSON))
+            lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile, shape)
         notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch) if n not in notes)
         notes.extend(n for n in _long_prompt_mixed_notes(inst.perf[vid], vid, c, v.role) if n not in notes)
         if v.role in PREFILL_SIDE:
