@@ -210,6 +210,21 @@ class ForecastConfig(_Strict):
                                 "285.9); random routing, worst 0.902 -> 0.870 (the same draw) at +5.2% (322.8 -> 339.8), though "
                                 "there the draws below 0.99 fall from 15 to 8 (heavy-tail-5rps +300 0.966 -> 0.989 at 21.1 -> "
                                 "17.5 GPU-h: decode KV admission): off")
+    length_noise_sigmas: float = Field(
+        default=0.0, ge=0,
+        description="each interval's mean prompt and output lengths are pulled toward their envelope window's pooled "
+                    "mean by up to this many standard errors of a mean of that many lengths (the spread read from vLLM's "
+                    "vllm:request_prompt_tokens / vllm:request_generation_tokens histograms) before the token rates' "
+                    "envelope and trend are taken (controllers.decide.denoised_token_rate): heavy-tailed lengths move "
+                    "one interval's mean by chance, and the max and rise of noisy samples plan it as load; 0: off. "
+                    "Stop 31, on the 24 tuning draws (rows length-noise-1 / -2 / -3, length-noise-out-1 / -2; the rule of "
+                    "bench/autoscale_trace.py, worst draw first): GPU-hours 264.3 -> 249.2-258.9 (heavy-tail-5rps 14.47 "
+                    "-> 11.87-12.63), but every row lowers the worst draw (0.9349 -> 0.8669-0.9185) and 3-6 draws "
+                    "(sine-15min 0.9883 -> 0.9499 in every row: its ramps' headroom came from the lengths' chance "
+                    "rises, the output side's too): off")
+    length_noise_series: Literal["both", "output"] = Field(
+        default="both", description="which token rates length_noise_sigmas denoises: prompt and output, or the "
+                                    "output (decode) only")
     burst_min_idc: float = Field(default=1.5, ge=0, description="a mean 1-s IDC below this is planned as Poisson (the "
                                  "IDC of 60 one-second Poisson counts has sd ~0.18; 1.5 is > 2.5 sd above 1)")
     rise_intervals: int = Field(default=2, ge=0, description="no scale-down while the rate rose in any of the last N "

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from controllers.config import ControllerConfig, CorrectConfig, ForecastConfig, GuardConfig, ModelConfig
-from controllers.decide import (ModelMemory, PoolStatus, Snapshot, State, decide, detect_period, initial_state, short_forecast,
+from controllers.decide import (ModelMemory, PoolStatus, Snapshot, State, decide, denoised_token_rate, detect_period,
+                                histogram_scv, initial_state, short_forecast,
                                 queue_matters, recurring_level, recurring_spikes, scale_roles, slo_ratio, spike_episodes, update_headroom,
                                 stabilization_s)
 from controllers.observe import ModelObservation, Observation
@@ -251,6 +252,69 @@ def test_prompt_length_spread_is_passed_to_the_planned_class(hists, length_sprea
         assert c.isl_scv is not None and c.isl_scv > 0.1 and c.isl_max == expected[1]
     else:
         assert c.isl_scv == pytest.approx(expected[0], abs=1e-3) and c.isl_max == expected[1]
+
+
+# a heavy-tailed output law (log-normal, log-sd 1.4: scv e^1.96 - 1 ~ 6.1) over 300 requests an interval: the
+# standard error of one interval's mean is ~0.14 x the mean
+HT = (6.1, 300.0)
+
+
+@pytest.mark.parametrize("means,scv,z,expected", [
+    # a flat length law whose interval means move by chance (< 2 se ~ 0.29 x): every interval planned at the
+    # pooled mean of its window
+    ([300, 340, 270, 320], [HT] * 4, 2.0, "pooled"),
+    # a real shift (2x, > 2 se): it passes, less 2 se of the pooled mean
+    ([300, 300, 300, 600], [HT] * 4, 2.0, [300, 300, 300, 375 + (225 - 2 * 375 * math.sqrt(6.1 / 300))]),
+    # z = 0: the observed means as they are
+    ([300, 340, 270, 320], [HT] * 4, 0.0, [300, 340, 270, 320]),
+    # no spread observed (no histogram): nothing to tell chance from load, kept as observed
+    ([300, 340, 270, 320], [None] * 4, 2.0, [300, 340, 270, 320]),
+    # lengths all alike (scv 0): no chance part
+    ([300, 340, 270, 320], [(0.0, 300.0)] * 4, 2.0, [300, 340, 270, 320]),
+])
+def test_denoised_token_rate_removes_the_chance_part_of_mean_lengths(means, scv, z, expected):
+    """controllers.decide.denoised_token_rate: each interval's mean length is pulled toward its window's
+    pooled mean by up to z standard errors of a mean of n lengths of the observed spread (soft-threshold), so
+    heavy-tailed minutes do not plan their chance as load and a real shift of the lengths still passes."""
+    rate = np.full(len(means), 5.0)
+    tokens = rate * np.asarray(means, dtype=float)
+    got = denoised_token_rate(tokens, rate, scv, window=8, z=z) / rate
+    if expected == "pooled":
+        pooled = [float(np.mean(means[:i + 1])) for i in range(len(means))]
+        assert got == pytest.approx(pooled)
+    else:
+        assert got == pytest.approx(expected)
+
+
+def test_histogram_scv_reads_vllm_s_length_buckets():
+    """(scv, count) of one interval's cumulative per-second histogram: x the interval = counts; none without."""
+    per_s = [0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2]  # one in (100, 200], one in (500, 1000], per second
+    scv, n = histogram_scv(tuple(zip(EDGES, [float(x) for x in per_s])), 60.0)
+    assert n == pytest.approx(120.0)
+    m1, m2 = (150 + 750) / 2, ((100 ** 2 + 100 * 200 + 200 ** 2) / 3 + (500 ** 2 + 500 * 1000 + 1000 ** 2) / 3) / 2
+    assert scv == pytest.approx(m2 / m1 ** 2 - 1)
+    assert histogram_scv((), 60.0) is None and histogram_scv(tuple(zip(EDGES, [0.0] * 12)), 60.0) is None
+
+
+def test_length_noise_keeps_a_flat_heavy_tailed_load_flat():
+    """forecast.length_noise_sigmas end to end through decide(): a flat 5 req/s whose mean output length moves by
+    chance (250-350 tokens, a heavy-tailed law's histogram) is planned near its pooled mean, where without it the
+    longest-tailed minute's mean is planned as load (the output-token rate's envelope)."""
+    rng = np.random.default_rng(3)
+    osls = [300.0, 250.0, 350.0, 260.0, 340.0, 280.0, 330.0, 300.0]
+    planned = {}
+    for z in (0.0, 2.0):
+        state: State = initial_state(cfg(length_noise_sigmas=z), linear_plan, FLEET, None)  # type: ignore[arg-type]
+        for k, osl in enumerate(osls):
+            o = obs(5.0)
+            o.models[M].mean_osl = osl
+            draws = rng.lognormal(math.log(osl) - 0.98, 1.4, 300)
+            cum = np.searchsorted(np.sort(draws), EDGES, side="right") / IV
+            o.models[M].output_token_buckets = tuple(zip(EDGES, cum.tolist()))
+            v, state = decide(state, Snapshot(metrics=o, pools={P: PoolStatus(3, 3), D: PoolStatus(5, 5)}), k * IV)
+        planned[z] = next(c for c in v.workload.classes if c.id == M).osl
+    assert planned[0.0] == 350  # the window's largest mean: its envelope
+    assert planned[2.0] == pytest.approx(np.mean(osls), rel=0.05)
 
 
 def test_metrics_missing_holds_the_last_good_plan():

@@ -72,6 +72,9 @@ def test_observe_rates_lengths_latency(setup):
     # the prompt-length histogram (vllm:request_prompt_tokens, 1-2-5 buckets): every 512-token prompt in (500, 1000]
     b = dict(m.prompt_token_buckets)
     assert b[500.0] == 0 and b[math.inf] > 0 and b[1000.0] == pytest.approx(b[math.inf])
+    # and the output-length histogram (vllm:request_generation_tokens): every 32-token output in (20, 50]
+    g = dict(m.output_token_buckets)
+    assert g[20.0] == 0 and g[math.inf] > 0 and g[50.0] == pytest.approx(g[math.inf])
 
 
 def test_unreachable_prometheus_and_dead_targets_are_not_ok(setup):

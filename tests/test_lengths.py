@@ -184,7 +184,8 @@ def test_simulator_observer_reports_vllm_s_prompt_histogram(vp70) -> None:
 
     isl = np.array([300, 700, 1500, 1500, 3000, 5000] * 50, dtype=np.int64)
     t = np.linspace(0.5, 59.5, isl.size)
-    arr = Arrivals(t, np.zeros(isl.size, dtype=np.int64), isl, np.full(isl.size, 16), ("c",))
+    osl = np.array([16, 16, 16, 100, 100, 3000] * 50, dtype=np.int64)
+    arr = Arrivals(t, np.zeros(isl.size, dtype=np.int64), isl, osl, ("c",))
     sim = FleetSimulator([PoolSpec("m/prefill/g/tp2", "prefill", vp70, 8), PoolSpec("m/decode/g/tp2", "decode", vp70, 8)],
                          {"c": ClassRoute("m", ((0, 1.0),), ((1, 1.0),))}, arr,
                          {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=90.0)}, seed=0)
@@ -192,11 +193,16 @@ def test_simulator_observer_reports_vllm_s_prompt_histogram(vp70) -> None:
                                  model_of_class={"c": "m"}, max_model_len={"m": 4096})
     observer.observe()
     sim.run_until(60.0)
-    b = dict(observer.observe().models["m"].prompt_token_buckets)
+    mo = observer.observe().models["m"]
+    b = dict(mo.prompt_token_buckets)
     assert max(e for e in b if math.isfinite(e)) == 2000.0  # vLLM's last edge under a 4k context
     per_s = 50 / 60.0
     assert b[500.0] == pytest.approx(per_s) and b[1000.0] == pytest.approx(2 * per_s)
     assert b[2000.0] == pytest.approx(4 * per_s) and b[math.inf] == pytest.approx(6 * per_s)
+    # vllm:request_generation_tokens's buckets of the same requests' output lengths
+    g = dict(mo.output_token_buckets)
+    assert g[10.0] == 0 and g[20.0] == pytest.approx(3 * per_s) and g[100.0] == pytest.approx(5 * per_s)
+    assert g[2000.0] == pytest.approx(5 * per_s) and g[math.inf] == pytest.approx(6 * per_s)
 
 
 def test_latency_correction_compares_with_the_planned_spread() -> None:

@@ -49,6 +49,10 @@ class ModelObservation:
     `le` in tokens, prompts per second of at most that many tokens), ascending, +inf last (vLLM's
     vllm:request_prompt_tokens, 1-2-5 buckets up to max_model_len). The controller reads the lengths' spread
     from it (planner/planning/lengths.py, spread_from_histogram); empty: not observed."""
+    output_token_buckets: tuple[tuple[float, float], ...] = ()
+    """The output-length histogram of the interval, as `prompt_token_buckets` (vLLM's
+    vllm:request_generation_tokens, same buckets): the controller reads from it how far one interval's mean
+    output length moves by chance (forecast.length_noise_sigmas); empty: not observed."""
     arrival_idc: dict[float, float] = field(default_factory=dict)
     """Arrival over-dispersion of the interval: {window_s: index of dispersion (variance / mean) of the
     arrival counts in consecutive windows of window_s} at 1 s and 10 s (1 for Poisson arrivals).

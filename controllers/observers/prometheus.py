@@ -133,6 +133,15 @@ class PrometheusObserver:
                 out.setdefault(self.by_label[label], {})[role] = v
         return out
 
+    def _buckets(self, bucket_metric: str, sel: str, window: str, scale: float) -> dict[str, list[tuple[float, float]]]:
+        """model -> the cumulative histogram (le, per-second rate x `scale`) of `bucket_metric` over `window`."""
+        out: dict[str, list[tuple[float, float]]] = {}
+        for srs in self.query(f"sum by (model_name, le) (rate({bucket_metric}{sel}[{window}]))"):
+            label, le, v = srs["metric"].get("model_name", ""), srs["metric"].get("le", ""), float(srs["value"][1])
+            if label in self.by_label and le and math.isfinite(v):
+                out.setdefault(self.by_label[label], []).append((float(le), v * scale))
+        return out
+
     # ------------------------------------------------------------------ the observation
     def observe(self) -> Observation:
         w = f"{max(1, round(self.cfg.rate_window_s))}s"
@@ -184,11 +193,9 @@ class PrometheusObserver:
             tp_sum = rate("vllm:request_time_per_output_token_seconds_sum", side)
             tp_cnt = rate("vllm:request_time_per_output_token_seconds_count", side)
             # the prompt-length histogram (cumulative per-second rates by le), for the lengths' spread
-            p_buckets: dict[str, list[tuple[float, float]]] = {}
-            for srs in self.query(f"sum by (model_name, le) (rate(vllm:request_prompt_tokens_bucket{side}[{w}]))"):
-                label, le, v = srs["metric"].get("model_name", ""), srs["metric"].get("le", ""), float(srs["value"][1])
-                if label in self.by_label and le and math.isfinite(v):
-                    p_buckets.setdefault(self.by_label[label], []).append((float(le), v * ts))
+            p_buckets = self._buckets("vllm:request_prompt_tokens_bucket", side, w, ts)
+            # the output-length histogram, for how far one interval's mean output length moves by chance
+            g_buckets = self._buckets("vllm:request_generation_tokens_bucket", side, w, ts)
             ttft: dict[str, float] = {}
             itl: dict[str, float] = {}
             itl_src: dict[str, str] = {}
@@ -260,6 +267,7 @@ class PrometheusObserver:
                 prefill_time_ms=_ratio_ms(pf_sum, pf_cnt, m) if m in pf_cnt else _ratio_ms(mx_sum, mx_cnt, m),
                 tpot_ms=_ratio_ms(tp_sum, tp_cnt, m),
                 prompt_token_buckets=tuple(sorted(p_buckets.get(m, []))),
+                output_token_buckets=tuple(sorted(g_buckets.get(m, []))),
             )
         if problems:
             obs.ok = False

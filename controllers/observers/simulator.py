@@ -149,6 +149,12 @@ class SimulatorObserver:
                     if isl.size:
                         cum = np.searchsorted(np.sort(isl), edges, side="right") / dt
                         out.models[m].prompt_token_buckets = tuple(zip(edges, cum.tolist(), strict=True))
+                    # and vllm:request_generation_tokens's, of the same requests' output lengths (vLLM counts a
+                    # request when it finishes; the interval's arrivals stand for the same law)
+                    osl = arrivals.osl[lo_i:hi_i][sel]
+                    if osl.size:
+                        cum = np.searchsorted(np.sort(osl), edges, side="right") / dt
+                        out.models[m].output_token_buckets = tuple(zip(edges, cum.tolist(), strict=True))
         first = self._prev_t is None or dt <= 0
         self._prev, self._prev_t = dict(o.pools), t
         if not out.models:
