@@ -304,6 +304,10 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "length-noise-3": {"forecast": {"length_noise_sigmas": 3.0}},
     "length-noise-out-1": {"forecast": {"length_noise_sigmas": 1.0, "length_noise_series": "output"}},
     "length-noise-out-2": {"forecast": {"length_noise_sigmas": 2.0, "length_noise_series": "output"}},
+    "length-noise-out-2-df-0.9": {"forecast": {"length_noise_sigmas": 2.0, "length_noise_series": "output", "decode_factor": 0.9}},
+    "length-noise-out-2-df-1": {"forecast": {"length_noise_sigmas": 2.0, "length_noise_series": "output", "decode_factor": 1.0}},
+    "length-noise-2-df-0.9": {"forecast": {"length_noise_sigmas": 2.0, "decode_factor": 0.9}},
+    "length-noise-2-df-1": {"forecast": {"length_noise_sigmas": 2.0, "decode_factor": 1.0}},
 }
 
 
