@@ -55,6 +55,18 @@ a least-loaded prefill pool's classes at the pool's PLANNED replicas (planner/pl
 _class_prediction), not at the smallest carrying pool's: tuning 17.0 -> 9.0% (worst over +170.5 -> +9.9%, worst
 under -30.4% unchanged), adopted; held out 15.8 -> 9.8% (worst over +112.2 -> +26.6%).
 
+Part 4, output-length dispersion in the decode KV check (`--outputs`; stop 31): one KV-bound decode replica fed Poisson
+arrivals of fixed prompts and log-normal outputs (TUNING_OUTPUT_ROWS / HELD_OUT_OUTPUT_ROWS, the split written before
+the rows ran). The simulator's capacity is the rate (bisection) at which its p99 admission wait reaches what equal
+outputs give at the mean-length model's capacity; each model's capacity is set against it (model / simulator - 1).
+Rule, written before the run: adopted (`osl_scv` in the KV check, written by from-trace --length-spread, drawn by the
+simulator's Poisson classes) if the tuning rows' mean |error| falls and their worst over-estimate shrinks. Tuning
+(llama-2-70b H100 tp2, 1300 / 300, scv 0.5 / 1 / 2): 38.1% (worst +71.7%) -> 3.4% (worst +7.7%), adopted; held out
+(llama-2-70b A100 tp2 600 / 500 and qwen3-32b H200 tp1 3000 / 200, scv 0.7 / 1.5): 44.9% (worst +129.2%) -> 2.6%.
+With it, parts 2-3 (from-trace --length-spread's classes now state their outputs' spread): part 3 per-class MAPE 9.0
+-> 8.7% tuning, 9.8 -> 5.4% held out; part 2's spread plans cost +4.9% over the mean-length ones and their largest
+prefill / k* stays 1.50 (rule 1.25): from-trace's default stays off.
+
 Results (stop 30, `.venv/bin/python bench/fidelity_lengths.py`, ~2 min): part 1, prefill rows, tuning TTFT MAPE 41.0%
 (mean length) -> 15.6% (the law unclipped) -> 8.9% (clipped at the longest prompt; worst -18.2%), so both passes of
 the rule adopt the term; held out 42.3 -> 8.1% (worst -22.9%). Mixed rows (second pass): tuning 37.0 -> 10.8% (worst
@@ -67,7 +79,8 @@ rule fails, so `planner workload from-trace` writes the spread only with `--leng
 
 Last line: RESULT tuning_mape_pct_mean_len=... tuning_mape_pct_dispersed=... held_out_mape_pct_mean_len=...
 held_out_mape_pct_dispersed=... (and the worst signed errors; the mixed rows'; part 2's plans meeting 0.99, largest
-prefill / k* and cost; part 3's per-class MAPEs, own law and mixture).
+prefill / k* and cost; part 3's per-class MAPEs, own law and mixture; part 4's decode capacity errors,
+`*_outputs_cap_err_pct_mean_len` / `_dispersed`).
 """
 
 from __future__ import annotations
@@ -88,6 +101,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from planner.io.schema import Slo  # noqa: E402
+from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
 from planner.io.synth import AZURE_PROMPT_MEAN, AZURE_PROMPT_SD, DEFAULT_MAX_CONTEXT  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation  # noqa: E402
 from planner.planning import capacity  # noqa: E402
@@ -325,6 +339,89 @@ def part3(pm: PerfModel, con: Console) -> list[str]:
     return fields
 
 
+# Part 4, output-length dispersion in the decode KV check (stop 31): KV-bound decode variants at one length pair each,
+# log-normal outputs of these squared CVs. The split was written before the rows ran (RULES in the module doc).
+TUNING_OUTPUT_ROWS: tuple[tuple[str, str, int, int, int, tuple[float, ...]], ...] = (
+    ("llama-2-70b", "H100-SXM-80GB", 2, 1300, 300, (0.5, 1.0, 2.0)),
+)
+HELD_OUT_OUTPUT_ROWS: tuple[tuple[str, str, int, int, int, tuple[float, ...]], ...] = (
+    ("llama-2-70b", "A100-80GB", 2, 600, 500, (0.7, 1.5)),
+    ("qwen3-32b", "H200-141GB", 1, 3000, 200, (0.7, 1.5)),
+)
+# Bisection steps on the simulated decode capacity (2^-7 of the bracket: < 1% of the rate) and its bracket, x the
+# mean-length capacity.
+OUTPUT_BISECTION_STEPS = 7
+OUTPUT_BRACKET = (0.2, 1.3)
+
+
+def admission_wait_p99_ms(perf: VariantPerf, isl: int, osl: int, osl_scv: float, rate_rps: float, n: int,
+                          seeds: int) -> float:
+    """The p99 decode admission wait (first token after the KV arrives, ms) of ONE decode replica fed Poisson arrivals
+    of `isl`-token prompts and log-normal outputs of mean `osl` and squared CV `osl_scv` (the simulator's Poisson
+    classes' law), the prefill side over-provisioned; the median over `seeds` seeds, the first fifth dropped."""
+    vals = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        t = np.cumsum(rng.exponential(1.0 / rate_rps, n))
+        outs = np.minimum(draw_prompt_lengths(osl, osl_scv, None, n, rng), perf.kv_capacity_tokens - isl - 1)
+        arr = Arrivals(t, np.zeros(n, dtype=np.int64), np.full(n, isl), outs, ("c",))
+        pools = [PoolSpec("m/prefill/g/tp", "prefill", perf, 64), PoolSpec("m/decode/g/tp", "decode", perf, 1)]
+        sim = FleetSimulator(pools, {"c": ClassRoute("m", ((0, 1.0),), ((1, 1.0),))}, arr,
+                             {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=99.0)}, seed=seed)
+        with quiet_extrapolation():
+            sim.run()
+        df = build_report(sim).requests.iloc[n // 5:]
+        vals.append(float(np.percentile(df.kv_wait_ms.to_numpy(dtype=float), 99)))
+    return float(np.median(vals))
+
+
+def simulated_decode_capacity(perf: VariantPerf, isl: int, osl: int, osl_scv: float, pain_ms: float, cap0: float,
+                              n: int, seeds: int) -> float:
+    """The rate at which the simulated p99 admission wait reaches `pain_ms` (bisection over OUTPUT_BRACKET x cap0)."""
+    lo, hi = OUTPUT_BRACKET[0] * cap0, OUTPUT_BRACKET[1] * cap0
+    for _ in range(OUTPUT_BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if admission_wait_p99_ms(perf, isl, osl, osl_scv, mid, n, seeds) <= pain_ms else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def part4(pm: PerfModel, args: argparse.Namespace, con: Console) -> list[str]:
+    """Part 4 (module doc): each row's simulated decode capacity against the mean-length and the dispersed model's."""
+    t = Table(title="Output-length dispersion: one KV-bound decode replica's capacity, model vs simulator "
+                    "(error = model / simulator - 1; + = the model would under-size)")
+    for c in ("set", "variant", "isl/osl", "osl scv", "sim rps", "mean-length rps", "err %", "dispersed rps", "err %"):
+        t.add_column(c, justify="left" if c in ("set", "variant") else "right")
+    errs: dict[tuple[str, str], list[float]] = {}
+    rows = [("tuning", r) for r in TUNING_OUTPUT_ROWS] + [("held-out", r) for r in HELD_OUT_OUTPUT_ROWS]
+    n, seeds = args.output_requests, 2
+    for split, (model, gpu, tp, isl, osl, scvs) in track(rows, description="part 4: decode capacity", console=con):
+        perf = pm.get(model, gpu, tp)
+        if perf is None:
+            continue
+        with quiet_extrapolation():
+            cap0 = capacity.capacity(perf, "decode", isl, osl, 99.0, None, 100.0).rate_rps
+            # the pain the mean-length model accepts at its capacity, with every output of the mean length
+            pain = admission_wait_p99_ms(perf, isl, osl, 0.0, cap0, n, seeds)
+            for scv in scvs:
+                cap_d = capacity.capacity(perf, "decode", isl, osl, 99.0, None, 100.0,
+                                          capacity.ArrivalShape(osl_scv=scv)).rate_rps
+                sim = simulated_decode_capacity(perf, isl, osl, scv, pain, cap0, n, seeds)
+                e0, ed = (cap0 / sim - 1.0) * 100.0, (cap_d / sim - 1.0) * 100.0
+                errs.setdefault((split, "mean"), []).append(e0)
+                errs.setdefault((split, "disp"), []).append(ed)
+                t.add_row(split, f"{model}/{gpu}/tp{tp}", f"{isl}/{osl}", f"{scv:g}", f"{sim:.3f}", f"{cap0:.3f}",
+                          f"{e0:+.1f}", f"{cap_d:.3f}", f"{ed:+.1f}")
+    con.print(t)
+    fields = []
+    for split, key in (("tuning", "tuning"), ("held-out", "held_out")):
+        for kind, name in (("mean", "mean_len"), ("disp", "dispersed")):
+            e = np.array(errs.get((split, kind), [math.nan]))
+            con.print(f"{split}, decode capacity with dispersed outputs, {name}: mean |error| {np.mean(np.abs(e)):.1f}%, "
+                      f"worst over-estimate {e.max():+.1f}%")
+            fields.append(f"{key}_outputs_cap_err_pct_{name}={np.mean(np.abs(e)):.1f}")
+    return fields
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=6000, help="requests per simulated point")
@@ -337,6 +434,9 @@ def main() -> None:
                     help="part 2 on this trace alone (timestamp,model,input_tokens,output_tokens or the Azure columns)")
     ap.add_argument("--fidelity", action=argparse.BooleanOptionalAction, default=True, help="part 1: the model's rows")
     ap.add_argument("--classes", action=argparse.BooleanOptionalAction, default=True, help="part 3: classes sharing a pool")
+    ap.add_argument("--outputs", action=argparse.BooleanOptionalAction, default=True,
+                    help="part 4: output-length dispersion in the decode KV check")
+    ap.add_argument("--output-requests", type=int, default=6000, help="part 4: requests per simulated point")
     args = ap.parse_args()
     con = Console(width=160)
     pm = PerfModel.load()
@@ -350,6 +450,8 @@ def main() -> None:
         fields += part2(pm, con, args.trace)
     if args.classes and args.trace is None:
         fields += part3(pm, con)
+    if args.outputs and args.trace is None:
+        fields += part4(pm, args, con)
     print("RESULT " + " ".join(fields))
 
 

@@ -209,7 +209,10 @@ class ForecastConfig(_Strict):
                                 "(step-surge +100 keeps one prefill replica fewer in its flat phase) at +8.2% GPU-h (264.3 -> "
                                 "285.9); random routing, worst 0.902 -> 0.870 (the same draw) at +5.2% (322.8 -> 339.8), though "
                                 "there the draws below 0.99 fall from 15 to 8 (heavy-tail-5rps +300 0.966 -> 0.989 at 21.1 -> "
-                                "17.5 GPU-h: decode KV admission): off")
+                                "17.5 GPU-h: decode KV admission): off. Stop 31: it plans the outputs' spread too (vLLM's "
+                                "generation-token histogram: the class's osl_scv, the decode KV check's length-biased "
+                                "reservation); re-decided on the 24 draws (least-loaded): worst 0.9349 -> 0.8748 (step-surge "
+                                "+100), +19.9% GPU-h: off")
     length_noise_sigmas: float = Field(
         default=0.0, ge=0,
         description="each interval's mean prompt and output lengths are pulled toward their envelope window's pooled "

@@ -595,11 +595,25 @@ def planned_spread(mem: ModelMemory, max_context: int | None) -> LengthSpread | 
     return spread_from_histogram(edges, [total[e] for e in edges], None if max_context is None else float(max_context))
 
 
+def planned_output_scv(mem: ModelMemory, cfg: ControllerConfig) -> float | None:
+    """The output lengths' squared CV planned for (forecast.length_spread): the count-weighted mean of the envelope
+    window's intervals' (ModelObservation.output_token_buckets, vLLM's vllm:request_generation_tokens); None: not
+    observed."""
+    if not mem.length_scv or not mem.t_s:
+        return None
+    ts = np.asarray(mem.t_s, dtype=float)
+    keep = ts > ts[-1] - envelope_s(cfg) + 1e-9
+    seen = [x[1] for x, k in zip(mem.length_scv, keep[-len(mem.length_scv):]) if k and x[1] is not None]
+    total = sum(n for _, n in seen)
+    return sum(s * n for s, n in seen) / total if total > 0 else None
+
+
 def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str, ModelMemory],
                  forecasts: Mapping[str, ModelForecast], backlog: bool = True,
                  max_context: Mapping[str, int] | None = None) -> Workload:
     """The classes planned for (lengths = planned token rates / planned rate; with forecast.length_spread, the
-    prompt lengths' spread observed: `planned_spread`) and, with `backlog`, the backlog classes."""
+    prompt lengths' spread observed, `planned_spread`, and the outputs', `planned_output_scv`) and, with `backlog`,
+    the backlog classes."""
     max_context = max_context or {}
     classes: list[RequestClass] = []
     drain = cfg.guard.queue_drain_s or horizon_s(cfg)
@@ -612,12 +626,14 @@ def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str,
             isl, osl = fc.prompt_tps / fc.rate_rps, fc.output_tps / fc.rate_rps
         isl_i, osl_i = max(1, round(isl)), max(1, round(osl))
         spread = planned_spread(mem, max_context.get(m)) if cfg.forecast.length_spread else None
+        out_scv = planned_output_scv(mem, cfg) if cfg.forecast.length_spread else None
         # the SLO-headroom factor scales the arrivals planned for, never the backlog (requests that wait)
         classes.append(RequestClass(
             id=m, model=m, isl=isl_i, osl=osl_i, rate_rps=fc.rate_rps * mem.headroom,
             burstiness=planned_burstiness(mem, cfg) if cfg.forecast.burstiness else None,
             isl_scv=round(spread.isl_scv, 4) if spread is not None and spread.isl_scv > 0 else None,
-            isl_max=max(isl_i, math.ceil(spread.isl_max)) if spread is not None and spread.isl_scv > 0 and spread.isl_max else None))
+            isl_max=max(isl_i, math.ceil(spread.isl_max)) if spread is not None and spread.isl_scv > 0 and spread.isl_max else None,
+            osl_scv=round(out_scv, 4) if out_scv else None))
         w_prefill = sum(v for r, v in mo.waiting.items() if r == "prefill") if backlog else 0.0
         w_other = sum(v for r, v in mo.waiting.items() if r != "prefill") if backlog else 0.0
         if w_prefill > 0:

@@ -103,6 +103,9 @@ CASES = [
     Case("negative isl_scv", lambda t: ["solve", "-w", t("w.yaml", wl("  - {id: c, model: llama-3.1-8b, isl: 1024, osl: 128, "
                                                                    "rate_rps: 10, isl_scv: -0.5}")), "-f", F, *NS],
          2, ("{f}", "isl_scv")),
+    Case("negative osl_scv", lambda t: ["solve", "-w", t("w.yaml", wl("  - {id: c, model: llama-3.1-8b, isl: 1024, osl: 128, "
+                                                                   "rate_rps: 10, osl_scv: -1}")), "-f", F, *NS],
+         2, ("{f}", "osl_scv")),
     Case("limits.routing: round_robin", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {routing: round_robin}")), *NS],
          2, ("{f}", "limits.routing", "least_loaded", "random")),
     Case("negative current replicas", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("current: {llama-3.1-8b/decode/H100-SXM-80GB/tp1: -2}")), *NS],

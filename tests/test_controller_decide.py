@@ -317,6 +317,24 @@ def test_length_noise_keeps_a_flat_heavy_tailed_load_flat():
     assert planned[2.0] == pytest.approx(np.mean(osls), rel=0.05)
 
 
+@pytest.mark.parametrize("length_spread", [True, False])
+def test_output_length_spread_is_passed_to_the_planned_class(length_spread):
+    """forecast.length_spread also plans the output lengths' squared CV read from vLLM's generation-token histogram
+    (the envelope window's intervals, count-weighted) as the class's osl_scv (the decode KV check's length-biased
+    reservation); off: none."""
+    state: State = initial_state(cfg(length_spread=length_spread), linear_plan, FLEET, None)  # type: ignore[arg-type]
+    per_s = [0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2]  # one output in (100, 200], one in (500, 1000], per second
+    for k in range(3):
+        o = obs(3.0)
+        o.models[M].output_token_buckets = tuple(zip(EDGES, [float(x) for x in per_s]))
+        v, state = decide(state, Snapshot(metrics=o, pools={P: PoolStatus(2, 2), D: PoolStatus(3, 3)}), k * IV)
+    c = next(c for c in v.workload.classes if c.id == M)
+    if length_spread:
+        assert c.osl_scv == pytest.approx(histogram_scv(tuple(zip(EDGES, [float(x) for x in per_s])), IV)[0], abs=1e-4)
+    else:
+        assert c.osl_scv is None
+
+
 def test_metrics_missing_holds_the_last_good_plan():
     rates = [6.0] * 4 + [0.0] * 3
     bad = {k: obs(0.0, ok=False) for k in (4, 5, 6)}

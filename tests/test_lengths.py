@@ -174,7 +174,52 @@ def test_from_trace_states_the_spread_only_when_asked() -> None:
     c = spread.classes[0]
     assert c.isl_scv == pytest.approx(tr.input_tokens.var(ddof=0) / tr.input_tokens.mean() ** 2, rel=1e-3)
     assert c.isl_max == int(tr.input_tokens.max())
+    assert plain.classes[0].osl_scv is None  # the outputs' spread too, only when asked
+    assert c.osl_scv == pytest.approx(tr.output_tokens.var(ddof=0) / tr.output_tokens.mean() ** 2, rel=1e-3)
     assert isinstance(c, RequestClass)
+
+
+@pytest.mark.parametrize(("isl", "osl", "scv", "expected"), [
+    (1300, 300, 0.0, 1600.0),   # every output of the mean length: each sequence at its final length
+    (1300, 300, 1.0, 1900.0),   # exponential-like outputs: a running sequence holds isl + 2·osl on average
+    (600, 500, 1.5, 1850.0),
+])
+def test_kv_reserve_is_length_biased(isl, osl, scv, expected) -> None:
+    """capacity.kv_reserve_tokens: the running batch weighs each output by its length, isl + E[o²]/E[o]."""
+    assert capacity.kv_reserve_tokens(isl, osl, scv) == pytest.approx(expected)
+
+
+def test_output_spread_is_the_kv_capacity_the_simulator_shows(vp70) -> None:
+    """bench/fidelity_lengths.py part 4 in small: one KV-bound decode replica (llama-2-70b H100 tp2), outputs
+    log-normal at scv 1. At 0.85 of the capacity with outputs of one length, the simulated p99 admission wait is a few
+    steps; at 0.85 of the mean-length capacity, dispersed outputs fill the cache (seconds); at 0.85 of the capacity
+    the output spread gives (kv_reserve_tokens), the wait is a few steps again."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from fidelity_lengths import admission_wait_p99_ms
+
+    isl, osl = 1300, 300
+    with quiet_extrapolation():
+        cap0 = capacity.capacity(vp70, "decode", isl, osl, 99.0, None, 100.0).rate_rps
+        cap1 = capacity.capacity(vp70, "decode", isl, osl, 99.0, None, 100.0, capacity.ArrivalShape(osl_scv=1.0)).rate_rps
+    assert cap1 < 0.85 * cap0  # the spread costs the KV-bound replica more than 15% of its rate
+    equal = admission_wait_p99_ms(vp70, isl, osl, 0.0, 0.85 * cap0, 4000, 1)
+    mean_len = admission_wait_p99_ms(vp70, isl, osl, 1.0, 0.85 * cap0, 4000, 1)
+    spread = admission_wait_p99_ms(vp70, isl, osl, 1.0, 0.85 * cap1, 4000, 1)
+    assert mean_len > 10 * equal
+    assert spread < 3 * equal
+
+
+def test_poisson_classes_draw_outputs_from_their_law() -> None:
+    """A class with osl_scv draws its outputs (log-normal of that mean and scv); without it every output is osl."""
+    wl = _wl()
+    c = wl.classes[0].model_copy(update={"osl_scv": 1.0})
+    spread = poisson_arrivals(wl.model_copy(update={"classes": [c]}), 2000.0, np.random.default_rng(0))
+    assert spread.osl.mean() == pytest.approx(c.osl, rel=0.08)
+    assert spread.osl.var() / spread.osl.mean() ** 2 == pytest.approx(1.0, rel=0.3)
+    plain = poisson_arrivals(wl, 200.0, np.random.default_rng(0))
+    assert (plain.osl == wl.classes[0].osl).all()
 
 
 def test_simulator_observer_reports_vllm_s_prompt_histogram(vp70) -> None:

@@ -264,6 +264,11 @@ class RequestClass(_Strict):
     isl_max: int | None = Field(default=None, gt=0, description="the longest prompt, tokens (the context window or "
                                                                "the longest measured): the length law is clipped "
                                                                "there; absent = unclipped")
+    osl_scv: float | None = Field(default=None, ge=0, le=MAX_ISL_SCV, allow_inf_nan=False,
+                                  description="squared coefficient of variation of the output lengths; absent = every "
+                                              "output of `osl` tokens. The decode KV check counts the running batch's "
+                                              "reservations length-biased, isl + osl·(1 + osl_scv) per sequence "
+                                              "(planner/planning/capacity.py, Output-length dispersion)")
 
     def scaled(self, factor: float) -> RequestClass:
         """This class with its rate multiplied by `factor`. The superposition of independent copies

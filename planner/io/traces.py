@@ -165,7 +165,7 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
     share of requests of that rate, so the classes sum to the model's quantile rate and never above
     the trace's busiest window (each class at its own quantile would: their peaks need not coincide).
 
-    With `length_spread` each class states its prompts' squared CV (`isl_scv`) and its longest prompt
+    With `length_spread` each class states its prompts' squared CV (`isl_scv`), its outputs' (`osl_scv`) and its longest prompt
     (`isl_max`), measured on its requests (planner/planning/lengths.py: the law the TTFT model and the
     simulator's Poisson classes use); a class whose prompts are all of one length states none.
     """
@@ -189,6 +189,8 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
             rate = model_rate * len(g) / len(df)
             prompts = g["input_tokens"].to_numpy(dtype=float)
             scv = float(prompts.var() / prompts.mean() ** 2) if length_spread and prompts.size >= 2 else 0.0
+            outputs = g["output_tokens"].to_numpy(dtype=float)
+            o_scv = float(outputs.var() / outputs.mean() ** 2) if length_spread and outputs.size >= 2 and outputs.mean() > 0 else 0.0
             classes.append(RequestClass(
                 id=f"{model}/isl{i}-osl{o}",
                 model=str(model),
@@ -199,6 +201,7 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
                                              model_burst) if model_burst is not None else None,
                 isl_scv=round(scv, 4) if scv > 0 else None,
                 isl_max=max(int(prompts.max()), int(round(prompts.mean()))) if scv > 0 else None,
+                osl_scv=round(o_scv, 4) if o_scv > 0 else None,
             ))
     return Workload(models={m: ModelEntry(slo=s) for m, s in slos.items() if m in set(trace["model"])}, classes=classes)
 

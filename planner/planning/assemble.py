@@ -177,6 +177,8 @@ def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], Arr
         shape = realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1),
                                   inst.fleet.limits.routing, c.isl_scv or 0.0, c.isl_max)
         assumed = inst.arrivals.get((cid, vid))
+        if assumed is not None and assumed.osl_scv > 0:  # the output lengths' spread (decode KV) stays too
+            shape = replace(shape, osl_scv=assumed.osl_scv)
         if assumed is not None and assumed.wait_isl > 0:  # the pool's length mixture (capacity.pool_length_mixture) stays
             shape = replace(shape, wait_isl=assumed.wait_isl, wait_isl_scv=assumed.wait_isl_scv,
                             wait_isl_max=assumed.wait_isl_max)

@@ -185,6 +185,15 @@ serves an M/G/1 queue, not M/D/1:
   adoption rules were written in that bench before its rows were run. Not modelled: a colocated replica's classes
   waiting behind each other's lengths (each uses its own law there), the decoding batch and ITL (mean lengths).
 
+Output-length dispersion (a class with `osl_scv`, `ArrivalShape.osl_scv`; absent = every output of the class's mean
+length and every number above is unchanged; the KV check of decode and mixed). The simulator, like a cautious
+admission, reserves a sequence's isl + o tokens when it admits it, and the running batch is length-biased: a sequence
+stays in it for a time proportional to its output o, so the batch holds E[isl + o weighted by o] = isl + E[o²]/E[o]
+= isl + osl·(1 + scv) per sequence (`kv_reserve_tokens`; exact for any output law of that mean and scv), not
+isl + osl. `kv_batch` takes the batch's p-quantile with the reservations' variance over the biased batch
+(scv·isl² of the prompts; osl²(1 + s)²·s of log-normal outputs of scv s), in sequences of that mean reservation.
+bench/fidelity_lengths.py part 4 sets it against the simulator (one decode replica, KV-bound).
+
 Bursty arrivals (a class with `burstiness`, planner.io.schema.Burstiness; absent = Poisson and every
 number above is unchanged). Arrivals that come in clusters are modelled as a compound-Poisson
 stream (M^X): clusters at rate λ/E[B], B requests each. Its index of dispersion of counts is
@@ -354,6 +363,11 @@ class ArrivalShape:
     """That mixture's squared CV (with `wait_isl`)."""
     wait_isl_max: float | None = None
     """That mixture's longest prompt (with `wait_isl`)."""
+    osl_scv: float = 0.0
+    """Squared coefficient of variation of the output lengths (0: every output of the class's mean length). The
+    decode KV check then counts each running sequence's reservation as length-biased (module doc, Output-length
+    dispersion): a long output holds its cache longer, so the running batch holds isl + osl·(1 + scv) per sequence
+    on average, not isl + osl."""
 
     @property
     def replica_idc(self) -> float:
@@ -999,6 +1013,14 @@ def latency(perf: VariantPerf, role: str, isl: float, osl: float, rate_rps: floa
     raise ValueError(f"unknown role {role!r}")
 
 
+def kv_reserve_tokens(isl: float, osl: float, osl_scv: float = 0.0) -> float:
+    """Mean KV tokens a RUNNING sequence holds reserved (module doc, Output-length dispersion): isl + E[o²]/E[o] =
+    isl + osl·(1 + scv). The running batch is length-biased: a sequence is in it for a time proportional to its
+    output, so the mean reservation over the batch weighs each output o by o (exact for any output law of that
+    mean and scv). With every output of `osl` tokens: isl + osl, each sequence at its final length."""
+    return isl + osl * (1.0 + max(osl_scv, 0.0))
+
+
 def kv_batch(lat: Latency, isl: float, osl: float, percentile: float, arrivals: ArrivalShape = POISSON) -> float:
     """Sequences of the mean length isl + osl whose KV cache the replica must hold at the percentile (module doc,
     Decode: N_p). With a prompt-length spread (module doc, Prompt-length dispersion) the cache of a batch of N is a
@@ -1006,9 +1028,14 @@ def kv_batch(lat: Latency, isl: float, osl: float, percentile: float, arrivals: 
     length, the batch's law (`_batch_quantile`'s mean and variance) with n·σ²/(isl + osl)² more variance, taken
     negative binomial, as the simulator reserves each sequence's own isl + osl at admission."""
     n = lat.batch_mean
-    if arrivals.isl_scv <= 0.0 or n <= 0.0 or not math.isfinite(lat.batch):
+    if (arrivals.isl_scv <= 0.0 and arrivals.osl_scv <= 0.0) or n <= 0.0 or not math.isfinite(lat.batch):
         return lat.batch
-    extra = n * arrivals.isl_scv * isl * isl / (isl + osl) ** 2
+    reserve = kv_reserve_tokens(isl, osl, arrivals.osl_scv)
+    # the reservations' variance over the length-biased batch: the prompts' scv·isl² and, for log-normal outputs
+    # of scv s (E[o³]/E[o] = osl²(1 + s)³), the biased outputs' osl²(1 + s)²·s; in sequences of the mean reservation
+    s_o = max(arrivals.osl_scv, 0.0)
+    var = arrivals.isl_scv * isl * isl + s_o * osl * osl * (1.0 + s_o) ** 2
+    extra = n * var / reserve ** 2
     return max(lat.batch, _batch_quantile(n, percentile, arrivals.replica_idc, extra))
 
 
@@ -1028,7 +1055,7 @@ def _violations(perf: VariantPerf, role: str, isl: float, osl: float, rate: floa
             out.append("itl")
         if lat.batch > perf.max_num_seqs:
             out.append("max_num_seqs")
-        if kv_batch(lat, isl, osl, percentile, arrivals) * (isl + osl) > perf.kv_capacity_tokens:
+        if kv_batch(lat, isl, osl, percentile, arrivals) * kv_reserve_tokens(isl, osl, arrivals.osl_scv) > perf.kv_capacity_tokens:
             out.append("kv")
         elif arrivals.burst_ratio > 1.0 and math.isfinite(lat.batch) and kv_burst_tokens(
                 perf, role, isl, osl, rate, arrivals) > perf.kv_capacity_tokens:
@@ -1151,6 +1178,8 @@ class ClassLoad:
     """The prompt lengths' squared CV (module doc, Prompt-length dispersion); 0: all of `isl` tokens."""
     isl_max: float | None = None
     """The longest prompt, where the length law is clipped (None: unclipped)."""
+    osl_scv: float = 0.0
+    """The output lengths' squared CV (module doc, Output-length dispersion); 0: all of `osl` tokens."""
 
 
 @dataclass(frozen=True)
@@ -1214,10 +1243,14 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
                 shape = ArrivalShape(replicas=n) if pooled_poisson and n > 1 else POISSON
                 if c.isl_scv > 0:
                     shape = replace(shape, isl_scv=c.isl_scv, isl_max=c.isl_max)
+                if c.osl_scv > 0 and role != "prefill":
+                    shape = replace(shape, osl_scv=c.osl_scv)
                 shape = mix.on(shape) if mix is not None else shape
                 out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
                 continue
             shape = replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n, routing, c.isl_scv, c.isl_max)
+            if c.osl_scv > 0 and role != "prefill":
+                shape = replace(shape, osl_scv=c.osl_scv)
             shape = mix.on(shape) if mix is not None else shape
             out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
         return out

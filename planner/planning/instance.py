@@ -133,7 +133,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                     # the model's classes share the variant's pool (capacity.pool_class_capacities)
                     loads = [ClassLoad(c.isl, c.osl, workload.slo_of(c).percentile, workload.slo_of(c).ttft_ms,
                                        workload.slo_of(c).itl_ms, c.burstiness, c.rate_rps, c.isl_scv or 0.0,
-                                       c.isl_max) for c in classes]
+                                       c.isl_max, c.osl_scv or 0.0) for c in classes]
                     pooled = (pooled_cache or {}).get((model, v.id))
                     if pooled is None:
                         with quiet_extrapolation():

@@ -4,7 +4,7 @@ A class with `burstiness` (planner.io.schema.Burstiness) gets over-dispersed arr
 :func:`clustered_times` with its rate and 1-second IDC instead of a Poisson process.
 Both give an :class:`Arrivals` record of parallel numpy arrays sorted by time. Poisson classes draw
 exponential gaps with the class rate and use the class's mean lengths (the planner's view of a
-class), or draw prompts from its length law where it states one (`isl_scv`, `isl_max`:
+class), or draw prompts (and outputs: `osl_scv`) from its length law where it states one (`isl_scv`, `isl_max`:
 planner/planning/lengths.py); a trace keeps each request's own lengths, and maps it to a class by its ``class_id`` column
 or else to the nearest (log isl, log osl) class of its model (:func:`planner.io.traces.assign_classes`).
 """
@@ -125,7 +125,7 @@ def poisson_arrivals(workload: Workload, duration_s: float, rng: np.random.Gener
     (`clustered_times`) for a class with `burstiness`."""
     if duration_s <= 0:
         raise InputError(None, "duration", f"expected a positive duration in seconds, got {duration_s}")
-    ts, cs, ls = [], [], []
+    ts, cs, ls, os_ = [], [], [], []
     for k, c in enumerate(workload.classes):
         if c.rate_rps <= 0:
             continue
@@ -139,6 +139,8 @@ def poisson_arrivals(workload: Workload, duration_s: float, rng: np.random.Gener
         # the class's prompt-length law (planner/planning/lengths.py); without isl_scv every prompt is isl
         # long and no random number is drawn, so such workloads replay as before
         ls.append(draw_prompt_lengths(c.isl, c.isl_scv, c.isl_max, t_k.size, rng))
+        # and its outputs from their law where it states one (osl_scv; log-normal of that mean and scv, unclipped)
+        os_.append(draw_prompt_lengths(c.osl, c.osl_scv, None, t_k.size, rng) if c.osl_scv else np.full(t_k.size, c.osl, dtype=np.int64))
     ids = tuple(c.id for c in workload.classes)
     if not ts:
         raise InputError(None, "classes", "every class has rate 0: nothing to simulate")
@@ -147,7 +149,7 @@ def poisson_arrivals(workload: Workload, duration_s: float, rng: np.random.Gener
     order = np.argsort(t, kind="stable")
     t, cl = t[order], cl[order]
     isl = np.concatenate(ls)[order]
-    osl = np.array([c.osl for c in workload.classes], dtype=np.int64)[cl]
+    osl = np.concatenate(os_)[order]
     return Arrivals(t, cl, isl, osl, ids)
 
 
