@@ -192,7 +192,10 @@ stays in it for a time proportional to its output o, so the batch holds E[isl + 
 = isl + osl·(1 + scv) per sequence (`kv_reserve_tokens`; exact for any output law of that mean and scv), not
 isl + osl. `kv_batch` takes the batch's p-quantile with the reservations' variance over the biased batch
 (scv·isl² of the prompts; osl²(1 + s)²·s of log-normal outputs of scv s), in sequences of that mean reservation.
-bench/fidelity_lengths.py part 4 sets it against the simulator (one decode replica, KV-bound).
+bench/fidelity_lengths.py part 4 sets it against the simulator (one decode replica, KV-bound). vLLM 0.26 itself
+allocates KV blocks as a sequence grows and preempts when they run out: there the biased batch holds isl +
+osl·(1 + scv)/2 on average (the mean-length count isl + osl is that at scv 1), so this check is the simulator's
+and a cautious one; no measurement of vLLM with dispersed outputs has been made yet.
 
 Bursty arrivals (a class with `burstiness`, planner.io.schema.Burstiness; absent = Poisson and every
 number above is unchanged). Arrivals that come in clusters are modelled as a compound-Poisson
@@ -1022,11 +1025,12 @@ def kv_reserve_tokens(isl: float, osl: float, osl_scv: float = 0.0) -> float:
 
 
 def kv_batch(lat: Latency, isl: float, osl: float, percentile: float, arrivals: ArrivalShape = POISSON) -> float:
-    """Sequences of the mean length isl + osl whose KV cache the replica must hold at the percentile (module doc,
-    Decode: N_p). With a prompt-length spread (module doc, Prompt-length dispersion) the cache of a batch of N is a
-    compound sum, variance N·((isl + osl)² + σ²) for σ² = scv·isl² the prompts' variance: in sequences of the mean
-    length, the batch's law (`_batch_quantile`'s mean and variance) with n·σ²/(isl + osl)² more variance, taken
-    negative binomial, as the simulator reserves each sequence's own isl + osl at admission."""
+    """Sequences of the mean reservation (`kv_reserve_tokens`: isl + osl, or isl + osl·(1 + scv) with an output
+    spread) whose KV cache the replica must hold at the percentile (module doc, Decode: N_p). With a prompt-length
+    or output-length spread (module doc, Prompt-length and Output-length dispersion) the cache of a batch of N is a
+    compound sum, variance N·(r² + σ²) for r the mean reservation and σ² the reservations' variance: in sequences of
+    r, the batch's law (`_batch_quantile`'s mean and variance) with n·σ²/r² more variance, taken negative binomial,
+    as the simulator reserves each sequence's own isl + osl at admission."""
     n = lat.batch_mean
     if (arrivals.isl_scv <= 0.0 and arrivals.osl_scv <= 0.0) or n <= 0.0 or not math.isfinite(lat.batch):
         return lat.batch
