@@ -286,11 +286,13 @@ def test_from_trace_cli_notes_the_spread_and_writes_it_when_asked(tmp_path) -> N
     trace.write_text("timestamp,model,input_tokens,output_tokens\n" + rows)
     plain = CliRunner().invoke(app, ["workload", "from-trace", str(trace), "-o", str(tmp_path / "w.yaml")])
     assert plain.exit_code == 0 and "--length-spread states it" in plain.output
-    assert "isl_scv" not in (tmp_path / "w.yaml").read_text()
+    assert "output lengths spread" in plain.output
+    assert "isl_scv" not in (tmp_path / "w.yaml").read_text() and "osl_scv" not in (tmp_path / "w.yaml").read_text()
     spread = CliRunner().invoke(app, ["workload", "from-trace", str(trace), "--length-spread", "-o", str(tmp_path / "s.yaml")])
     assert spread.exit_code == 0 and "--length-spread states it" not in spread.output
     classes = yaml.safe_load((tmp_path / "s.yaml").read_text())["classes"]
     assert all(c["isl_scv"] > 0 and c["isl_max"] >= c["isl"] for c in classes)
+    assert all(c["osl_scv"] > 0 for c in classes if "osl_scv" in c) and any("osl_scv" in c for c in classes)
 
 
 def test_decode_kv_is_checked_for_the_spread(vp70) -> None:

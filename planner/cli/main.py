@@ -189,8 +189,10 @@ def workload_from_trace(
     length_spread: bool = typer.Option(
         False, "--length-spread/--mean-lengths",
         help="write each class's prompt-length spread (isl_scv, isl_max), so the prefill TTFT model waits as M/G/1 "
-             "and counts each request's own prompt (planner/planning/capacity.py, Prompt-length dispersion); off by "
-             "default: on bench/fidelity_lengths.py's tuning traces it bought replicas that passing plans did not need"),
+             "and counts each request's own prompt, and its output-length spread (osl_scv), so the decode KV check "
+             "counts the running batch's length-biased reservations (planner/planning/capacity.py, Prompt- and "
+             "Output-length dispersion); off by default: on bench/fidelity_lengths.py's tuning traces it bought "
+             "replicas that passing plans did not need"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write the workload YAML here"),
 ) -> None:
     """Bucket a request trace into request classes (ISL x OSL per model) with rates."""
@@ -209,9 +211,10 @@ def workload_from_trace(
     measured = bucket_trace(tr, slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile, burstiness=not poisson,
                             length_spread=True)
     wl = measured if length_spread else measured.model_copy(update={"classes": [
-        c.model_copy(update={"isl_scv": None, "isl_max": None}) for c in measured.classes]})
+        c.model_copy(update={"isl_scv": None, "isl_max": None, "osl_scv": None}) for c in measured.classes]})
     t = Table(title=f"{len(tr)} requests over {tr['t_s'].max():.0f} s")
-    cols = ["class", "isl", "osl", "rate req/s", "IDC 1s", "IDC 10s", "p99 prompt tok/s"] + (["isl cv²", "isl max"] if length_spread else [])
+    cols = ["class", "isl", "osl", "rate req/s", "IDC 1s", "IDC 10s", "p99 prompt tok/s"] + (
+        ["isl cv²", "isl max", "osl cv²"] if length_spread else [])
     for col in cols:
         t.add_column(col)
     for c in wl.classes:
@@ -219,7 +222,8 @@ def workload_from_trace(
         t.add_row(c.id, str(c.isl), str(c.osl), f"{c.rate_rps:.3f}", f"{b.idc_1s:.2f}" if b else "-",
                   f"{b.idc_10s:.2f}" if b and b.idc_10s is not None else "-",
                   f"{b.p99_prompt_tokens_per_s:.0f}" if b and b.p99_prompt_tokens_per_s is not None else "-",
-                  *([f"{c.isl_scv:.2f}" if c.isl_scv is not None else "-", str(c.isl_max or "-")] if length_spread else []))
+                  *([f"{c.isl_scv:.2f}" if c.isl_scv is not None else "-", str(c.isl_max or "-"),
+                     f"{c.osl_scv:.2f}" if c.osl_scv is not None else "-"] if length_spread else []))
     console.print(t)
     if not length_spread:
         # what the mean-length classes leave out (bench/fidelity_lengths.py: at cv² ~0.66 mean-length TTFT runs
@@ -229,6 +233,11 @@ def workload_from_trace(
             console.print(f"note: prompt lengths spread within the classes (largest cv² {spread[0]:.2f}, {spread[1]}); "
                           "--length-spread states it, so that TTFT is sized for it (README, Prompt-length spread)",
                           highlight=False)
+        out_spread = max(((c.osl_scv or 0.0, c.id) for c in measured.classes), default=(0.0, ""))
+        if out_spread[0] > 0:
+            console.print(f"note: output lengths spread within the classes (largest cv² {out_spread[0]:.2f}, "
+                          f"{out_spread[1]}); --length-spread states it, so that decode KV is sized for it (README, "
+                          "Output-length spread)", highlight=False)
     text = dump_yaml(wl.model_dump(mode="json", exclude_none=True))
     if output is not None:
         write_atomic(output, text)
