@@ -14,7 +14,7 @@ or a controller does not pay for the solvers, pandas or the simulator.
   checking simulate_plan(plan, workload, ...) -> SimReport (discrete-event simulation of a plan;
            `planner.simulate` is the simulator's package, planner/simulate/)
   what-if  whatif (module: traffic, gpu_price, prices, gpu_mix, slo_tightening, slo_frontier,
-           disaggregation_map, pairing, routing, length_spread, headroom, compare and the input
+           disaggregation_map, pairing, routing, length_spread, output_spread, headroom, compare and the input
            transformations)
 """
 

@@ -283,3 +283,21 @@ def test_random_routing_and_prompt_spread_are_never_cheaper() -> None:
     assert all(c.isl_max is None for c in whatif.with_length_spread(WL, 0.5, {"other-model": 8192}).classes)
     assert all(c.isl_scv is None for c in whatif.with_length_spread(WL, 0.0).classes)
     assert WL.classes[0].isl_scv is None  # pure: the input is untouched
+
+
+def test_output_spread_costs_decode_kv_where_it_binds() -> None:
+    """Outputs that spread hold the KV-bound decode pool's reservations longer (planner/planning/capacity.py,
+    Output-length dispersion): on llama-2-70b H100 tp2 (35,610 KV tokens) a larger spread never costs less, and scv 2
+    needs more decode replicas than outputs of one length; `with_output_spread` is pure."""
+    wl = Workload(models={"llama-2-70b": ModelEntry(slo=Slo(ttft_ms=2000, itl_ms=100, percentile=99))},
+                  classes=[RequestClass(id="chat", model="llama-2-70b", isl=1300, osl=300, rate_rps=4.0)])
+    fl = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=256)},
+               limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"]))
+    df = whatif.output_spread(wl, fl, [0.0, 1.0, 2.0])
+    assert list(df.osl_scv) == [0.0, 1.0, 2.0] and df.feasible.all()
+    for k in (1, 2):
+        _no_cheaper(df.iloc[k], df.iloc[k - 1])
+    assert df.iloc[2].cost_per_hour > df.iloc[0].cost_per_hour
+    assert all(c.osl_scv == 1.5 for c in whatif.with_output_spread(wl, 1.5).classes)
+    assert all(c.osl_scv is None for c in whatif.with_output_spread(wl, 0.0).classes)
+    assert wl.classes[0].osl_scv is None

@@ -112,6 +112,13 @@ def with_length_spread(workload: Workload, isl_scv: float | None,
     return workload.model_copy(update={"classes": classes})
 
 
+def with_output_spread(workload: Workload, osl_scv: float | None) -> Workload:
+    """The workload whose every class's output lengths spread with squared CV `osl_scv` (None or 0: all of the mean
+    length; planner/planning/capacity.py, Output-length dispersion)."""
+    return workload.model_copy(update={"classes": [c.model_copy(update={"osl_scv": osl_scv or None})
+                                                   for c in workload.classes]})
+
+
 def with_roles(fleet: Fleet, roles: Iterable[Role]) -> Fleet:
     """`fleet` whose policy allows only engine roles `roles` (e.g. ['mixed'] = aggregated serving)."""
     limits = fleet.limits.model_copy(update={"roles": list(roles)})
@@ -352,6 +359,16 @@ def length_spread(workload: Workload, fleet: Fleet, scvs: Iterable[float] = (0.0
     rows = [_solve_row(with_length_spread(workload, float(v), isl_max), fleet, {"isl_scv": float(v)}, **solve_kw)
             for v in scvs]
     return _frame(rows, ["isl_scv"])
+
+
+def output_spread(workload: Workload, fleet: Fleet, scvs: Iterable[float] = (0.0, 0.5, 1.0, 2.0),
+                  **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
+    """What the spread of output lengths costs: every class's outputs at squared CV `scv` (0: all of the mean length,
+    the planner's view without `osl_scv`). The running decode batch is length-biased, so a KV-bound decode pool holds
+    isl + osl·(1 + scv) tokens per sequence (planner/planning/capacity.py, Output-length dispersion). The Azure
+    conversation trace's outputs have scv ~0.60 over the whole trace. Key: osl_scv."""
+    rows = [_solve_row(with_output_spread(workload, float(v)), fleet, {"osl_scv": float(v)}, **solve_kw) for v in scvs]
+    return _frame(rows, ["osl_scv"])
 
 
 def headroom(workload: Workload, fleet: Fleet, inventory_factors: Iterable[float] = (1.0,),
