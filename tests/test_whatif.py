@@ -301,3 +301,19 @@ def test_output_spread_costs_decode_kv_where_it_binds() -> None:
     assert all(c.osl_scv == 1.5 for c in whatif.with_output_spread(wl, 1.5).classes)
     assert all(c.osl_scv is None for c in whatif.with_output_spread(wl, 0.0).classes)
     assert wl.classes[0].osl_scv is None
+
+
+def test_a_kv_bound_plan_notes_what_an_output_spread_would_cost() -> None:
+    """A class bound by a decode pool's KV cache with no osl_scv gets a note saying how much fewer of its requests a
+    replica takes at output scv 1 (planner/planning/assemble.py, _output_spread_notes); stating the spread, or a
+    pool the KV cache does not bind, gives none."""
+    wl = Workload(models={"llama-2-70b": ModelEntry(slo=Slo(ttft_ms=2000, itl_ms=100, percentile=99))},
+                  classes=[RequestClass(id="chat", model="llama-2-70b", isl=1300, osl=300, rate_rps=4.0)])
+    fl = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=256)},
+               limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"]))
+    notes = [n for n in solve(wl, fl).notes if "bound by the KV cache" in n]
+    assert len(notes) == 1 and "llama-2-70b/decode/H100-SXM-80GB/tp2" in notes[0] and "fewer of its requests" in notes[0]
+    stated = solve(whatif.with_output_spread(wl, 1.0), fl).notes
+    assert not any("bound by the KV cache" in n for n in stated)
+    roomy = solve(wl, fl.model_copy(update={"limits": fl.limits.model_copy(update={"allowed_tp": [4]})})).notes
+    assert not any("bound by the KV cache" in n for n in roomy)  # tp4: 495,079 KV tokens, ITL binds
