@@ -59,6 +59,8 @@ class Variant:
     rate_duration_s: float = 12.0  # arrivals per rate of the load sweep, s (each rate sends max(20, rate x this))
     max_model_len: int = 17408  # the server's --max-model-len: the longest grid prompt + its output, within the model's context
     rate_isl_scv: float = 0.0  # spread of the load sweep's prompt lengths (squared CV; 0: every prompt of the ISL)
+    rate_osl: int = 128  # the load sweep's mean output, tokens
+    rate_osl_scv: float = 0.0  # spread of the load sweep's output lengths (squared CV; 0: every output of rate_osl)
 
     @property
     def label(self) -> str:
@@ -280,10 +282,24 @@ PLAN_S19 = [
     PLAN_S18[2],
     PLAN_S18[3],
 ]
+# The twentieth (stop 31): s19, then what vLLM's KV cache does with outputs that spread. The planner's decode KV check
+# counts the running batch's reservations length-biased, isl + osl(1 + scv) per sequence, as the simulator reserves
+# a sequence's whole output at admission (planner/planning/capacity.py, Output-length dispersion); vLLM 0.26 allocates
+# blocks as a sequence grows and preempts when they run out, which would hold isl + osl(1 + scv)/2. llama-3.1-8b with
+# its cache cut to 4,096 blocks (65,536 tokens, --num-gpu-blocks-override) so that the KV cache binds at ISL 1,024 /
+# OSL 256: the mixed capacity is 16.2 rps with equal outputs and 14.6 at scv 1 (the laws of profiles/data); 13 / 15.5
+# / 17.5 rps, a minute each, with equal outputs and then at scv 1, the same server flags.
+_KV_64K = ["--extra-args=--num-gpu-blocks-override 4096"]
+PLAN_S20 = PLAN_S19 + [
+    replace(_load_only("llama-3.1-8b", 140, "1024=13,15.5,17.5", 260, rate_duration_s=60.0, tag="-kv64k"),
+            extra=_KV_64K, rate_osl=256),
+    replace(_load_only("llama-3.1-8b", 140, "1024=13,15.5,17.5", 260, rate_duration_s=60.0, tag="-kv64k-oslspread"),
+            extra=_KV_64K, rate_osl=256, rate_osl_scv=1.0),
+]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
-         "s18": PLAN_S18, "s19": PLAN_S19}
+         "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20}
 
 
 def log(out: Path, msg: str) -> None:
@@ -352,10 +368,12 @@ def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, ser
     if v.kv_cache_dtype:
         cmd += ["--kv-cache-dtype", v.kv_cache_dtype]
     if v.rates and rate_end is not None:
-        cmd += ["--rates-by-isl", v.rates, "--rate-osl", "128", "--rate-requests", "20",
+        cmd += ["--rates-by-isl", v.rates, "--rate-osl", str(v.rate_osl), "--rate-requests", "20",
                 "--rate-duration-s", f"{v.rate_duration_s:g}", "--saturation-ttft-ms", "2000", "--rate-deadline-unix-s", f"{rate_end:.0f}"]
         if v.rate_isl_scv > 0:
             cmd += ["--rate-isl-scv", f"{v.rate_isl_scv:g}"]
+        if v.rate_osl_scv > 0:
+            cmd += ["--rate-osl-scv", f"{v.rate_osl_scv:g}"]
     return cmd + v.extra
 
 

@@ -380,6 +380,23 @@ def test_rate_sweep_with_a_length_spread_draws_each_prompt_and_records_it(tmp_pa
     assert p.prompts is not None and p.mean_isl == pytest.approx(x.mean()) and p.shape.isl_scv > 0.1
 
 
+def test_rate_sweep_with_an_output_spread_draws_each_output_and_records_it(tmp_path):
+    """--rate-osl-scv: each request's max_tokens (its output: the requests ignore EOS) is drawn (seeded, a generator
+    of its own) from the log-normal of mean --rate-osl, the emulated server generates that many, and the rows say
+    so (tokens, osl_scv); the prompts stay those of the ISL."""
+    import pandas as pd
+
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        cfg = small_cfg(tmp_path, fleet.urls[0], prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1,), decode_context=(256,),
+                        time_scale=0.2, rate_isls=(256,), rates_by_isl={256: (4.0,)}, rate_requests=40, rate_osl=16,
+                        rate_seed=3, rate_osl_scv=1.0)
+        run_profile(cfg)
+    rows = pd.read_csv(tmp_path / "load_sweep.csv")
+    assert len(rows) == 40 and (rows.osl == 16).all() and (rows.osl_scv == 1.0).all() and (rows.prompt_tokens == 256).all()
+    y = rows.tokens.to_numpy(float)
+    assert y.std() > 0.4 * y.mean() and 8 < y.mean() < 32 and y.min() >= 1
+
+
 def test_rate_sweep_warms_up_at_each_isls_highest_and_lowest_rate_without_recording_it(tmp_path):
     """The warm-up requests (VllmRunConfig.rate_warmup_s) reach the server but not load_sweep.csv; run.yaml
     says how many were sent: at the highest rate ceil(4 rps x 1.5 s) = 6 at ISL 128, max(2, ceil(1 x 1.5)) = 2

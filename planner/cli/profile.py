@@ -172,6 +172,10 @@ def register(app: typer.Typer) -> None:
                                            help="spread of the rate sweep's prompt lengths (squared CV; e.g. 0.66, the Azure "
                                                 "conversation trace's): each prompt drawn from a log-normal of mean ISL clipped "
                                                 "at the max model length (0: every prompt of the ISL)"),
+        rate_osl_scv: float = typer.Option(0.0, min=0.0, max=100.0,
+                                           help="spread of the rate sweep's output lengths (squared CV): each request's "
+                                                "max_tokens drawn from a log-normal of mean --rate-osl, clipped where prompt "
+                                                "and output fit the max model length (0: every output of --rate-osl)"),
         rate_warmup_s: float = typer.Option(5.0, min=0.0, help="seconds of arrivals at an ISL's highest rate sent first and "
                                             "not recorded (kernels compiled on first use stall the engine; 0: none)"),
         rate_warmup_ends: bool = typer.Option(True, "--rate-warmup-ends/--rate-warmup-highest",
@@ -273,7 +277,7 @@ def register(app: typer.Typer) -> None:
                             rate_isl=rate_isl, rate_osl=rate_osl, rate_requests=rate_requests,
                             rate_isls=_rate_isls(rates_by_isl, rate_isls, rate_isl), rates_by_isl=_rates_by_isl(rates_by_isl),
                             rate_duration_s=rate_duration_s, rate_warmup_s=rate_warmup_s, rate_warmup_ends=rate_warmup_ends,
-                            rate_isl_scv=rate_isl_scv,
+                            rate_isl_scv=rate_isl_scv, rate_osl_scv=rate_osl_scv,
                             engine_account=engine_account, saturation_ttft_ms=saturation_ttft_ms, time_budget_s=time_budget_s,
                             deadline_unix_s=deadline_unix_s, rate_deadline_unix_s=rate_deadline_unix_s,
                             weight_dtype=dtype_of(quantization), kv_dtype=dtype_of(kv_cache_dtype),

@@ -696,16 +696,20 @@ class VllmClient:
         return await attempt(decode_tokens * (DECODE_WINDOW_RETRIES + 1) + stagger)
 
     async def rate_run(self, rate_rps: float, isl: int, osl: int, n_requests: int, seed: int = 0,
-                       isl_scv: float = 0.0, isl_max: int | None = None) -> list[StreamResult]:
+                       isl_scv: float = 0.0, isl_max: int | None = None, osl_scv: float = 0.0,
+                       max_len: int | None = None) -> list[StreamResult]:
         """Poisson arrivals (emulated rate) of n_requests (isl, osl) requests; their stream results. With `isl_scv`
         each prompt's length is drawn (seeded) from the clipped log-normal of mean `isl` and that squared CV,
-        clipped at `isl_max` (planner/planning/lengths.py), the law the planner sizes such a class with."""
+        clipped at `isl_max` (planner/planning/lengths.py), the law the planner sizes such a class with. With
+        `osl_scv` each request's max_tokens (its output: the requests ignore EOS) is drawn the same way from mean
+        `osl`, from a generator of its own (the prompts and arrivals stay those without it), and clipped where its
+        prompt and output fit `max_len` (the server's max model length; None: unclipped)."""
         rng = random.Random(seed)
         t0 = time.monotonic()
 
-        async def one(delay: float, prompt: int) -> StreamResult:
+        async def one(delay: float, prompt: int, out: int) -> StreamResult:
             await asyncio.sleep(delay)
-            r = await self.stream(prompt, osl)
+            r = await self.stream(prompt, out)
             r.prompt_tokens = prompt
             return r
 
@@ -722,8 +726,17 @@ class VllmClient:
             prompts = [int(x) for x in draw_prompt_lengths(isl, isl_scv, isl_max, n_requests, np.random.default_rng(seed % 2**32))]
         else:
             prompts = [isl] * n_requests
+        if osl_scv > 0:
+            import numpy as np
+
+            from planner.planning.lengths import draw_prompt_lengths
+
+            drawn = draw_prompt_lengths(osl, osl_scv, None, n_requests, np.random.default_rng([seed % 2**32, 1]))
+            outs = [max(1, min(int(x), max_len - k)) if max_len else int(x) for x, k in zip(drawn, prompts, strict=True)]
+        else:
+            outs = [osl] * n_requests
         try:
-            return await asyncio.gather(*(one(d, k) for d, k in zip(delays, prompts, strict=True)))
+            return await asyncio.gather(*(one(d, k, o) for d, k, o in zip(delays, prompts, outs, strict=True)))
         finally:
             self.busy_wall_s += time.monotonic() - t0
 
@@ -795,6 +808,11 @@ class VllmRunConfig:
     rate_duration_s: float = 0.0
     """If > 0: each rate sends max(rate_requests, rate x this) requests (same arrival span per rate)."""
     rate_seed: int = 0
+    rate_osl_scv: float = 0.0
+    """Squared CV of the rate sweep's output lengths (0: every output of rate_osl): each request's max_tokens is drawn
+    from the log-normal of mean rate_osl, clipped where prompt + output fit the server's max model length. A decode
+    batch holds long outputs longer (planner/planning/capacity.py, Output-length dispersion): this measures what
+    vLLM's KV cache does with them."""
     rate_isl_scv: float = 0.0
     """Squared CV of the rate sweep's prompt lengths (0: every prompt of the ISL): each request's prompt is drawn from
     the clipped log-normal of mean ISL (planner/planning/lengths.py), clipped where prompt + output fit the
@@ -1007,13 +1025,14 @@ async def run_sweep_async(points, measure, record, done, latency_cap_ms, on_poin
 
 
 LOAD_SWEEP_COLUMNS = ["isl", "osl", "rate_rps", "seed", "request", "sent_s", "ttft_ms", "itl_ms", "tokens", "e2e_ms",
-                      "prompt_tokens", "isl_scv"]
+                      "prompt_tokens", "isl_scv", "osl_scv"]
 """`isl`: the run's mean prompt length; `prompt_tokens`: this request's (= isl without a spread); `isl_scv`: the
-squared CV its prompts were drawn with (0: all of `isl` tokens)."""
+squared CV its prompts were drawn with (0: all of `isl` tokens); `osl`: the mean output, `tokens` this request's,
+`osl_scv` the squared CV its outputs were drawn with (0: all of `osl` tokens)."""
 
 
 def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, osl: int, seed: int, time_scale: float,
-                    isl_scv: float = 0.0) -> list[dict]:
+                    isl_scv: float = 0.0, osl_scv: float = 0.0) -> list[dict]:
     """One row per request of a Poisson rate run (emulated ms; sent_s from the run's first send)."""
     t0 = min(r.sent for r in results)
     rows = []
@@ -1023,7 +1042,8 @@ def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, 
                      "sent_s": (r.sent - t0) / time_scale, "ttft_ms": (r.first - r.sent) / time_scale * 1e3,
                      "itl_ms": v / time_scale * 1e3 if v is not None else float("nan"), "tokens": r.tokens,
                      "e2e_ms": (r.last - r.sent) / time_scale * 1e3,
-                     "prompt_tokens": r.prompt_tokens if r.prompt_tokens is not None else isl, "isl_scv": isl_scv})
+                     "prompt_tokens": r.prompt_tokens if r.prompt_tokens is not None else isl, "isl_scv": isl_scv,
+                     "osl_scv": osl_scv})
     return rows
 
 
@@ -1054,7 +1074,8 @@ def _finished(c: engine_load.EngineLoadCounters) -> float:
 
 
 async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: float, isl: int, n: int,
-                              seed: int, isl_max: int | None = None) -> tuple[list[StreamResult], dict[str, float] | None]:
+                              seed: int, isl_max: int | None = None,
+                              max_len: int | None = None) -> tuple[list[StreamResult], dict[str, float] | None]:
     """One measured rate run with the engine's own account of it (profiles/engine_load.py): /metrics scraped
     before, every GAUGE_SAMPLE_INTERVAL_S during, and after the run's last request finished. A server with no
     parsable /metrics gives None and the run alone. `isl_max`: the longest prompt a spread run draws
@@ -1073,7 +1094,7 @@ async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: fl
     t0 = time.monotonic()
     try:
         res = await client.rate_run(rate, isl, cfg.rate_osl, n, seed=seed, isl_scv=cfg.rate_isl_scv,
-                                    isl_max=isl_max)
+                                    isl_max=isl_max, osl_scv=cfg.rate_osl_scv, max_len=max_len)
     finally:
         if sampler is not None:
             sampler.cancel()
@@ -1109,13 +1130,19 @@ def _rate_isl_max(cfg: "VllmRunConfig") -> int | None:
     return max(1, int(ctx) - cfg.rate_osl) if ctx else None
 
 
+def _rate_max_len(cfg: "VllmRunConfig", isl_max: int | None) -> int | None:
+    """The server's max model length where an output spread must fit beside its prompt (`_rate_isl_max` gives it
+    less rate_osl); None without an output spread or a known length."""
+    return isl_max + cfg.rate_osl if cfg.rate_osl_scv > 0 and isl_max is not None else None
+
+
 async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSummary", deadline: float | None, tick) -> None:
     """Open-loop Poisson runs (seeded) at each rate of cfg.rates for each ISL of cfg.rate_isls, ascending;
     per-request rows -> load_sweep.csv, percentiles and goodput -> goodput.csv. An ISL's sweep stops
     at the first rate whose median TTFT passes cfg.saturation_ttft_ms (saturated: the queue grows),
     and the whole sweep at `deadline` (time.monotonic)."""
     rows: list[dict] = []
-    isl_max = _rate_isl_max(cfg) if cfg.rate_isl_scv > 0 else None  # once per sweep (it may read the catalog)
+    isl_max = _rate_isl_max(cfg) if cfg.rate_isl_scv > 0 or cfg.rate_osl_scv > 0 else None  # once per sweep (catalog)
     for isl in cfg.rate_isls:
         isl_rates = sorted(cfg.rates_by_isl.get(isl, cfg.rates))
         if cfg.rate_warmup_s > 0 and isl_rates and (deadline is None or time.monotonic() < deadline):
@@ -1124,21 +1151,23 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
             for j, warm_rate in enumerate(ends):
                 n_warm = max(2, math.ceil(warm_rate * cfg.rate_warmup_s))
                 await client.rate_run(warm_rate, isl, cfg.rate_osl, n_warm, seed=cfg.rate_seed - 1 - j,
-                                      isl_scv=cfg.rate_isl_scv, isl_max=isl_max)
+                                      isl_scv=cfg.rate_isl_scv, isl_max=isl_max if cfg.rate_isl_scv > 0 else None,
+                                      osl_scv=cfg.rate_osl_scv, max_len=_rate_max_len(cfg, isl_max))
                 summary.rate_warmup_requests += n_warm
         for k, rate in enumerate(isl_rates):
             if deadline is not None and time.monotonic() > deadline:
                 return
             n = max(cfg.rate_requests, math.ceil(rate * cfg.rate_duration_s)) if cfg.rate_duration_s else cfg.rate_requests
             seed = cfg.rate_seed + k
-            res, eng = await _accounted_rate_run(client, cfg, rate, isl, n, seed, isl_max)
+            res, eng = await _accounted_rate_run(client, cfg, rate, isl, n, seed, isl_max if cfg.rate_isl_scv > 0 else None,
+                                                 _rate_max_len(cfg, isl_max))
             if eng is not None:
                 summary.engine_load_rows.append(eng)
                 _write_rows(cfg.out / "engine_load.csv", summary.engine_load_rows, engine_load.ENGINE_LOAD_COLUMNS)
             g = goodput_row(res, rate, isl, cfg.rate_osl, cfg.time_scale, cfg.slo_ttft_ms, cfg.slo_itl_ms)
             summary.goodput_rows.append(g)
             _write_goodput(cfg.out / "goodput.csv", summary.goodput_rows)
-            rows += load_sweep_rows(res, rate, isl, cfg.rate_osl, seed, cfg.time_scale, cfg.rate_isl_scv)
+            rows += load_sweep_rows(res, rate, isl, cfg.rate_osl, seed, cfg.time_scale, cfg.rate_isl_scv, cfg.rate_osl_scv)
             _write_rows(cfg.out / "load_sweep.csv", rows, LOAD_SWEEP_COLUMNS)
             if tick:
                 tick()
