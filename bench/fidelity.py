@@ -274,6 +274,9 @@ class LoadPoint:
     prompts: np.ndarray | None = None
     """Each request's prompt tokens, in send order, where the run drew them from a spread (load_sweep.csv's
     prompt_tokens with isl_scv > 0); None: every prompt of `isl` tokens."""
+    outputs: np.ndarray | None = None
+    """Each request's output tokens, in send order, where the run drew them from a spread (load_sweep.csv's tokens
+    with osl_scv > 0); None: every output of `osl` tokens."""
 
     @property
     def n(self) -> int:
@@ -283,10 +286,14 @@ class LoadPoint:
     def shape(self) -> capacity.ArrivalShape:
         """What the planner would know of the sample's prompts (what `planner workload from-trace --length-spread`
         measures): their squared CV and the longest; Poisson of mean-length prompts without a spread."""
-        if self.prompts is None:
-            return capacity.POISSON
-        x = self.prompts.astype(float)
-        return capacity.ArrivalShape(isl_scv=float(x.var() / x.mean() ** 2), isl_max=float(x.max()))
+        shape = capacity.POISSON
+        if self.prompts is not None:
+            x = self.prompts.astype(float)
+            shape = capacity.ArrivalShape(isl_scv=float(x.var() / x.mean() ** 2), isl_max=float(x.max()))
+        if self.outputs is not None and self.outputs.mean() > 0:
+            y = self.outputs.astype(float)
+            shape = dataclasses.replace(shape, osl_scv=float(y.var() / y.mean() ** 2))
+        return shape
 
     @property
     def mean_isl(self) -> float:
@@ -317,13 +324,14 @@ class LoadPoint:
 
 
 def _mixed_sim(perf: VariantPerf, isl: int, osl: int, t_s: np.ndarray, per_running: float,
-               prompts: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+               prompts: np.ndarray | None = None, outputs: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """One simulated mixed replica fed arrivals `t_s` (no warm-up dropped: the measured replica also
-    started empty), of `prompts` tokens each where given (else `isl`); returns the request rows and the requests in
-    the system at each arrival."""
+    started empty), of `prompts` tokens each where given (else `isl`) and `outputs` tokens each where given (else
+    `osl`); returns the request rows and the requests in the system at each arrival."""
     n = len(t_s)
     lengths = np.full(n, isl) if prompts is None else np.asarray(prompts, dtype=np.int64)
-    arr = Arrivals(t_s.astype(float), np.zeros(n, dtype=np.int64), lengths, np.full(n, osl), ("c",))
+    outs = np.full(n, osl) if outputs is None else np.asarray(outputs, dtype=np.int64)
+    arr = Arrivals(t_s.astype(float), np.zeros(n, dtype=np.int64), lengths, outs, ("c",))
     slo = {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=PERCENTILE)}
     sim = FleetSimulator([PoolSpec("m/mixed/g/tp1", "mixed", perf, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())}, arr, slo,
                          frontend_ms_per_running=per_running)
@@ -343,7 +351,7 @@ def fit_frontend_ms_per_running(perf: VariantPerf, points: list[LoadPoint]) -> f
     per-running term) on the requests in the system at arrival, over `points` (a tuning split)."""
     xs, ys = [], []
     for p in points:
-        df, in_sys = _mixed_sim(perf, p.isl, p.osl, p.sent_s, 0.0, p.prompts)
+        df, in_sys = _mixed_sim(perf, p.isl, p.osl, p.sent_s, 0.0, p.prompts, p.outputs)
         xs.append(in_sys.astype(float))
         ys.append(p.ttft_ms - df.ttft_ms.to_numpy())
     x, y = np.concatenate(xs), np.concatenate(ys)
@@ -358,11 +366,14 @@ def read_load_sweep(sweep_csv: Path) -> list[LoadPoint]:
         raise SystemExit(2)
     if "isl_scv" not in df.columns or "prompt_tokens" not in df.columns:  # written before stop 30: no spread
         df = df.assign(isl_scv=0.0, prompt_tokens=df["isl"])
+    if "osl_scv" not in df.columns or "tokens" not in df.columns:  # written before stop 31: no output spread
+        df = df.assign(osl_scv=0.0, tokens=df.get("tokens", df["osl"]))
     out = []
-    for (isl, osl, rate, scv), g in df.groupby(["isl", "osl", "rate_rps", "isl_scv"]):
+    for (isl, osl, rate, scv, o_scv), g in df.groupby(["isl", "osl", "rate_rps", "isl_scv", "osl_scv"]):
         g = g.sort_values("sent_s", kind="stable")
         out.append(LoadPoint(int(isl), int(osl), float(rate), g.sent_s.to_numpy(float), g.ttft_ms.to_numpy(float),
-                             g.itl_ms.to_numpy(float), g.prompt_tokens.to_numpy(np.int64) if scv > 0 else None))
+                             g.itl_ms.to_numpy(float), g.prompt_tokens.to_numpy(np.int64) if scv > 0 else None,
+                             g.tokens.to_numpy(np.int64) if o_scv > 0 else None))
     return out
 
 
@@ -373,7 +384,7 @@ def _point_errors(perf: VariantPerf, p: LoadPoint, per_running: float) -> tuple[
     for q in LOAD_PCTS:
         lat = capacity.mixed_latency(perf, p.mean_isl, float(p.osl), p.realised_rps, q, p.shape, frontend_ms_per_running=per_running)
         model[f"ttft_p{q:g}"], model[f"itl_p{q:g}"] = lat.ttft_ms, lat.itl_ms
-    df, _ = _mixed_sim(perf, p.isl, p.osl, p.sent_s, per_running, p.prompts)
+    df, _ = _mixed_sim(perf, p.isl, p.osl, p.sent_s, per_running, p.prompts, p.outputs)
     return meas, model, _pcts(df.ttft_ms.to_numpy(), df.itl_ms.to_numpy())
 
 
@@ -387,7 +398,8 @@ def _band(perf: VariantPerf, p: LoadPoint, per_running: float) -> dict[str, tupl
         # a spread sample: prompts drawn from the law the planner would fit to it (planner/planning/lengths.py)
         prompts = None if p.prompts is None else draw_prompt_lengths(
             p.mean_isl, p.shape.isl_scv, int(p.shape.isl_max or p.isl), p.n, rng)
-        df, _ = _mixed_sim(perf, p.isl, p.osl, t, per_running, prompts)
+        outputs = None if p.outputs is None else draw_prompt_lengths(float(p.outputs.mean()), p.shape.osl_scv, None, p.n, rng)
+        df, _ = _mixed_sim(perf, p.isl, p.osl, t, per_running, prompts, outputs)
         for k in p90:
             p90[k].append(float(np.nanpercentile(df[f"{k}_ms"], PERCENTILE)))
     return {k: (float(np.percentile(v, 5)), float(np.percentile(v, 50)), float(np.percentile(v, 95))) for k, v in p90.items()}

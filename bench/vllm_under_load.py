@@ -154,7 +154,8 @@ def steady_sim_p90(perf: VariantPerf, isl: int, osl: int, rate_rps: float,
         t = np.cumsum(rng.exponential(1.0 / rate_rps, STEADY_REQUESTS))
         prompts = draw_prompt_lengths(isl, shape.isl_scv, None if shape.isl_max is None else int(shape.isl_max),
                                       STEADY_REQUESTS, rng) if shape.isl_scv > 0 else None
-        df, _ = _mixed_sim(perf, isl, osl, t, FRONTEND_MS_PER_RUNNING, prompts)
+        outputs = draw_prompt_lengths(osl, shape.osl_scv, None, STEADY_REQUESTS, rng) if shape.osl_scv > 0 else None
+        df, _ = _mixed_sim(perf, isl, osl, t, FRONTEND_MS_PER_RUNNING, prompts, outputs)
         df = df.iloc[int(STEADY_WARMUP * STEADY_REQUESTS):]
         sims.append((float(np.nanpercentile(df.ttft_ms, PERCENTILE)), float(np.nanpercentile(df.itl_ms, PERCENTILE))))
     ttft, itl = np.median(np.asarray(sims), axis=0)

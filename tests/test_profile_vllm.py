@@ -395,6 +395,14 @@ def test_rate_sweep_with_an_output_spread_draws_each_output_and_records_it(tmp_p
     assert len(rows) == 40 and (rows.osl == 16).all() and (rows.osl_scv == 1.0).all() and (rows.prompt_tokens == 256).all()
     y = rows.tokens.to_numpy(float)
     assert y.std() > 0.4 * y.mean() and 8 < y.mean() < 32 and y.min() >= 1
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from fidelity import read_load_sweep
+
+    (p,) = read_load_sweep(tmp_path / "load_sweep.csv")  # the benches replay each request's own output
+    assert p.prompts is None and p.outputs is not None and (p.outputs == rows.sort_values("sent_s").tokens.to_numpy()).all()
+    assert p.shape.osl_scv == pytest.approx(y.var() / y.mean() ** 2) and p.shape.isl_scv == 0
 
 
 def test_rate_sweep_warms_up_at_each_isls_highest_and_lowest_rate_without_recording_it(tmp_path):
