@@ -356,51 +356,44 @@ def test_rate_sweep_writes_per_request_rows_per_isl(tmp_path):
     assert {r["rate_rps"] for r in summary.goodput_rows} == {1.0, 2.0, 4.0} and "ttft_ms_p99" in summary.goodput_rows[0]
 
 
-def test_rate_sweep_with_a_length_spread_draws_each_prompt_and_records_it(tmp_path):
-    """--rate-isl-scv: each request's prompt is drawn (seeded) from the clipped log-normal of mean ISL
-    (planner/planning/lengths.py), sent with that many tokens, and recorded (prompt_tokens, isl_scv) so that the
-    under-load benches replay it; bench/fidelity.py reads the sample's spread back."""
+def _spread_sweep(tmp_path: Path, rate_osl: int, **spread: float):
+    """A 40-request rate run at ISL 256 and 4 rps on one emulated replica with the given spread (rate_isl_scv /
+    rate_osl_scv): load_sweep.csv's rows and the bench's read of it (bench/fidelity.py's read_load_sweep)."""
     import sys
 
     import pandas as pd
 
     with EmulatorFleet(LAW, time_scale=0.2) as fleet:
         cfg = small_cfg(tmp_path, fleet.urls[0], prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1,), decode_context=(256,),
-                        time_scale=0.2, rate_isls=(256,), rates_by_isl={256: (4.0,)}, rate_requests=40, rate_osl=8,
-                        rate_seed=3, rate_isl_scv=0.6)
+                        time_scale=0.2, rate_isls=(256,), rates_by_isl={256: (4.0,)}, rate_requests=40, rate_osl=rate_osl,
+                        rate_seed=3, **spread)
         run_profile(cfg)
-    rows = pd.read_csv(tmp_path / "load_sweep.csv")
-    assert len(rows) == 40 and (rows.isl == 256).all() and (rows.isl_scv == 0.6).all()
-    x = rows.prompt_tokens.to_numpy(float)
-    assert x.std() > 0.3 * x.mean() and 150 < x.mean() < 400 and x.min() >= 1
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from fidelity import read_load_sweep
 
     (p,) = read_load_sweep(tmp_path / "load_sweep.csv")
+    return pd.read_csv(tmp_path / "load_sweep.csv"), p
+
+
+def test_rate_sweep_with_a_length_spread_draws_each_prompt_and_records_it(tmp_path):
+    """--rate-isl-scv: each request's prompt is drawn (seeded) from the clipped log-normal of mean ISL
+    (planner/planning/lengths.py), sent with that many tokens, and recorded (prompt_tokens, isl_scv) so that the
+    under-load benches replay it; bench/fidelity.py reads the sample's spread back."""
+    rows, p = _spread_sweep(tmp_path, 8, rate_isl_scv=0.6)
+    assert len(rows) == 40 and (rows.isl == 256).all() and (rows.isl_scv == 0.6).all()
+    x = rows.prompt_tokens.to_numpy(float)
+    assert x.std() > 0.3 * x.mean() and 150 < x.mean() < 400 and x.min() >= 1
     assert p.prompts is not None and p.mean_isl == pytest.approx(x.mean()) and p.shape.isl_scv > 0.1
 
 
 def test_rate_sweep_with_an_output_spread_draws_each_output_and_records_it(tmp_path):
     """--rate-osl-scv: each request's max_tokens (its output: the requests ignore EOS) is drawn (seeded, a generator
     of its own) from the log-normal of mean --rate-osl, the emulated server generates that many, and the rows say
-    so (tokens, osl_scv); the prompts stay those of the ISL."""
-    import pandas as pd
-
-    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
-        cfg = small_cfg(tmp_path, fleet.urls[0], prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1,), decode_context=(256,),
-                        time_scale=0.2, rate_isls=(256,), rates_by_isl={256: (4.0,)}, rate_requests=40, rate_osl=16,
-                        rate_seed=3, rate_osl_scv=1.0)
-        run_profile(cfg)
-    rows = pd.read_csv(tmp_path / "load_sweep.csv")
+    so (tokens, osl_scv); the prompts stay those of the ISL. The benches replay each request's own output."""
+    rows, p = _spread_sweep(tmp_path, 16, rate_osl_scv=1.0)
     assert len(rows) == 40 and (rows.osl == 16).all() and (rows.osl_scv == 1.0).all() and (rows.prompt_tokens == 256).all()
     y = rows.tokens.to_numpy(float)
     assert y.std() > 0.4 * y.mean() and 8 < y.mean() < 32 and y.min() >= 1
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from fidelity import read_load_sweep
-
-    (p,) = read_load_sweep(tmp_path / "load_sweep.csv")  # the benches replay each request's own output
     assert p.prompts is None and p.outputs is not None and (p.outputs == rows.sort_values("sent_s").tokens.to_numpy()).all()
     assert p.shape.osl_scv == pytest.approx(y.var() / y.mean() ** 2) and p.shape.isl_scv == 0
 
