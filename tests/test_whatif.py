@@ -317,3 +317,18 @@ def test_a_kv_bound_plan_notes_what_an_output_spread_would_cost() -> None:
     assert not any("bound by the KV cache" in n for n in stated)
     roomy = solve(wl, fl.model_copy(update={"limits": fl.limits.model_copy(update={"allowed_tp": [4]})})).notes
     assert not any("bound by the KV cache" in n for n in roomy)  # tp4: 495,079 KV tokens, ITL binds
+
+
+def test_a_bursty_class_keeps_its_output_spread_through_the_realised_split() -> None:
+    """A bursty class (its pool's capacities re-solved with the realised split, assemble._burstier_splits) keeps its
+    osl_scv in the decode KV check: scv 2 never costs less than equal outputs, and buys decode replicas."""
+    wl = Workload(models={"llama-2-70b": ModelEntry(slo=Slo(ttft_ms=2000, itl_ms=100, percentile=99))},
+                  classes=[RequestClass(id="chat", model="llama-2-70b", isl=1300, osl=300, rate_rps=4.0,
+                                        burstiness={"idc_1s": 3.0, "idc_10s": 2.0})])
+    fl = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=256)},
+               limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"]))
+    plain, spread = solve(wl, fl), solve(whatif.with_output_spread(wl, 2.0), fl)
+    assert plain.feasible and spread.feasible
+    decode = {k: sum(p.replicas for mp in pl.models.values() for p in mp.pools if p.role == "decode")
+              for k, pl in (("plain", plain), ("spread", spread))}
+    assert spread.cost_per_hour >= plain.cost_per_hour and decode["spread"] > decode["plain"]
