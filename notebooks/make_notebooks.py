@@ -335,7 +335,7 @@ prompt: here each model's context window); the prefill TTFT model then waits as 
 each request's own prompt. Below: the plan's cost as the spread grows, then both plans, the
 mean-length one and the one sized for scv 0.66, simulated with prompts that do spread (the
 simulator draws each prompt from the class's law). The spread enters TTFT (prefill and colocated
-pools); ITL and decode KV stay on mean lengths.
+pools) and the decode KV check; ITL stays on mean lengths.
 '''),
     code('''
 context = {m: catalog.model(m).max_context for m in wl.models}
@@ -352,6 +352,27 @@ for name, w in (("sized for mean lengths", wl), ("sized for scv 0.66", wl_spread
     rows.append(pd.DataFrame({"plan": name, "cost_per_hour": p.cost_per_hour, "TTFT p90 ms": c.ttft_p90_ms,
                               "SLO ms": c.slo_ttft_ms, "SLO holds": c.slo_holds}))
 pd.concat(rows).reset_index()
+'''),
+    md('''
+## 9. Output lengths: what does their spread cost a decode pool?
+An `osl` is a mean too. A decode replica admits a sequence with room for its whole output, and a long output holds
+that room longer: the running batch is length-biased and holds `isl + osl·(1 + osl_scv)` tokens per sequence,
+not `isl + osl` (planner/planning/capacity.py, Output-length dispersion; `bench/fidelity_lengths.py` part 4: the
+mean-length KV capacity runs 14-72% above what the simulator sustains at scv 0.5-2, the spread's within 8%).
+It costs where decode is bound by its KV cache without slack. The example's plan notes name its KV-bound pools
+(10-15% fewer requests per replica at scv 1), but they hold enough spare replicas that the cost does not move (the
+first table); llama-2-70b alone on H100 tp2 (35,610 KV tokens) pays for it (the second).
+`planner workload from-trace --length-spread` measures the spread per class.
+'''),
+    code('''
+outs = whatif.output_spread(wl, fl, [0.0, 0.5, 1.0, 2.0])
+display(outs[["osl_scv", "feasible", "cost_per_hour", "gpus"]])
+kv_bound = planner.Workload(
+    models={"llama-2-70b": planner.ModelEntry(slo=planner.Slo(ttft_ms=2000, itl_ms=100, percentile=99))},
+    classes=[planner.RequestClass(id="chat", model="llama-2-70b", isl=1300, osl=300, rate_rps=4.0)])
+h100_tp2 = planner.Fleet(gpus={"H100-SXM-80GB": planner.GpuInventory(available=256)},
+                         limits=planner.FleetLimits(allowed_tp=[2], roles=["prefill", "decode"]))
+whatif.output_spread(kv_bound, h100_tp2, [0.0, 0.5, 1.0, 2.0])[["osl_scv", "feasible", "cost_per_hour", "gpus"]]
 '''),
 ]
 
