@@ -92,6 +92,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -154,17 +155,24 @@ def simulate_mixed(perf: VariantPerf, isl: np.ndarray, rate_rps: float, seed: in
     return df.ttft_ms.to_numpy()[isl.size // 10:]
 
 
+def pd_requests(perf: VariantPerf, t_s: np.ndarray, isl: np.ndarray, osl: np.ndarray, prefill_replicas: int,
+                decode_replicas: int, seed: int, routing: str = "least_loaded") -> pd.DataFrame:
+    """The request rows of one class on a prefill pool and a decode pool of `perf` (no SLO bound), arrivals `t_s`."""
+    arr = Arrivals(t_s, np.zeros(t_s.size, dtype=np.int64), isl, osl, ("c",))
+    pools = [PoolSpec("m/prefill/g/tp1", "prefill", perf, prefill_replicas),
+             PoolSpec("m/decode/g/tp1", "decode", perf, decode_replicas)]
+    sim = FleetSimulator(pools, {"c": ClassRoute("m", ((0, 1.0),), ((1, 1.0),))}, arr,
+                         {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=99.0)}, seed=seed, replica_routing=routing)  # type: ignore[arg-type]
+    sim.run()
+    return build_report(sim).requests
+
+
 def simulate(perf: VariantPerf, isl: np.ndarray, rate_rps: float, replicas: int, routing: str, seed: int) -> np.ndarray:
     """TTFT samples (ms) of a prefill pool of `replicas` fed Poisson arrivals of these prompts at `rate_rps`."""
     rng = np.random.default_rng(seed)
     n = isl.size
     t = np.cumsum(rng.exponential(1.0 / rate_rps, n))
-    arr = Arrivals(t, np.zeros(n, dtype=np.int64), isl, np.full(n, OSL), ("c",))
-    pools = [PoolSpec("m/prefill/g/tp1", "prefill", perf, replicas), PoolSpec("m/decode/g/tp1", "decode", perf, 64)]
-    sim = FleetSimulator(pools, {"c": ClassRoute("m", ((0, 1.0),), ((1, 1.0),))}, arr,
-                         {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=99.0)}, seed=seed, replica_routing=routing)  # type: ignore[arg-type]
-    sim.run()
-    df = build_report(sim).requests
+    df = pd_requests(perf, t, isl, np.full(n, OSL), replicas, 64, seed, routing)
     return df.ttft_ms.to_numpy()[n // 10:]  # the warm-up tenth dropped (the pool starts empty)
 
 
@@ -364,13 +372,8 @@ def admission_wait_p99_ms(perf: VariantPerf, isl: int, osl: int, osl_scv: float,
         rng = np.random.default_rng(seed)
         t = np.cumsum(rng.exponential(1.0 / rate_rps, n))
         outs = np.minimum(draw_prompt_lengths(osl, osl_scv, None, n, rng), perf.kv_capacity_tokens - isl - 1)
-        arr = Arrivals(t, np.zeros(n, dtype=np.int64), np.full(n, isl), outs, ("c",))
-        pools = [PoolSpec("m/prefill/g/tp", "prefill", perf, 64), PoolSpec("m/decode/g/tp", "decode", perf, 1)]
-        sim = FleetSimulator(pools, {"c": ClassRoute("m", ((0, 1.0),), ((1, 1.0),))}, arr,
-                             {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=99.0)}, seed=seed)
         with quiet_extrapolation():
-            sim.run()
-        df = build_report(sim).requests.iloc[n // 5:]
+            df = pd_requests(perf, t, np.full(n, isl), outs, 64, 1, seed).iloc[n // 5:]
         vals.append(float(np.percentile(df.kv_wait_ms.to_numpy(dtype=float), 99)))
     return float(np.median(vals))
 

@@ -65,7 +65,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping, Protocol
+from typing import Callable, Iterable, Mapping, Protocol
 
 import numpy as np
 
@@ -329,6 +329,14 @@ def histogram_scv(buckets: tuple[tuple[float, float], ...], dt_s: float) -> tupl
     return (spread.isl_scv, n) if spread is not None and n > 0 else None
 
 
+def pooled_scv(entries: Iterable[tuple[float, float] | None]) -> float | None:
+    """The count-weighted mean squared CV of intervals' (scv, count) pairs (`histogram_scv`), those observed; None
+    when none was. Pure."""
+    seen = [x for x in entries if x is not None]
+    total = sum(n for _, n in seen)
+    return sum(s * n for s, n in seen) / total if total > 0 else None
+
+
 def denoised_token_rate(tokens: np.ndarray, rate: np.ndarray, scv: list[tuple[float, float] | None],
                         window: int, z: float) -> np.ndarray:
     """A token-rate series (request rate x the interval's mean length) with the chance part of each interval's
@@ -349,15 +357,13 @@ def denoised_token_rate(tokens: np.ndarray, rate: np.ndarray, scv: list[tuple[fl
         req = float(rate[lo:i + 1].sum())
         if rate[i] <= 0 or req <= 0:
             continue
-        seen = [x for x in scv[lo:i + 1] if x is not None]
-        own = scv[i]
-        if own is None or not seen:
+        own, window_scv = scv[i], pooled_scv(scv[lo:i + 1])
+        if own is None or window_scv is None:
             continue
         n_i = own[1]
-        pooled_scv = sum(c * n for c, n in seen) / max(sum(n for _, n in seen), 1e-9)
         m_bar = float(tokens[lo:i + 1].sum()) / req
         m_i = float(tokens[i]) / float(rate[i])
-        se = m_bar * math.sqrt(max(pooled_scv, 0.0) / max(n_i, 1.0))
+        se = m_bar * math.sqrt(max(window_scv, 0.0) / max(n_i, 1.0))
         d = m_i - m_bar
         out[i] = float(rate[i]) * (m_bar + math.copysign(max(0.0, abs(d) - z * se), d))
     return out
@@ -599,13 +605,12 @@ def planned_output_scv(mem: ModelMemory, cfg: ControllerConfig) -> float | None:
     """The output lengths' squared CV planned for (forecast.length_spread): the count-weighted mean of the envelope
     window's intervals' (ModelObservation.output_token_buckets, vLLM's vllm:request_generation_tokens); None: not
     observed."""
-    if not mem.length_scv or not mem.t_s:
+    if not mem.t_s:
         return None
     ts = np.asarray(mem.t_s, dtype=float)
     keep = ts > ts[-1] - envelope_s(cfg) + 1e-9
-    seen = [x[1] for x, k in zip(mem.length_scv, keep[-len(mem.length_scv):]) if k and x[1] is not None]
-    total = sum(n for _, n in seen)
-    return sum(s * n for s, n in seen) / total if total > 0 else None
+    # length_scv is aligned with t_s (`_remember`)
+    return pooled_scv(x[1] for x, k in zip(mem.length_scv, keep, strict=False) if k)
 
 
 def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str, ModelMemory],

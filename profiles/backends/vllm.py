@@ -717,24 +717,18 @@ class VllmClient:
         for _ in range(n_requests):
             t += rng.expovariate(rate_rps) * self.time_scale
             delays.append(t)
-        if isl_scv > 0:
+        prompts, outs = [isl] * n_requests, [osl] * n_requests
+        if isl_scv > 0 or osl_scv > 0:
             import numpy as np
 
             from planner.planning.lengths import draw_prompt_lengths
 
             # numpy seeds are non-negative; the warm-up runs use negative ones (VllmRunConfig.rate_warmup_s)
-            prompts = [int(x) for x in draw_prompt_lengths(isl, isl_scv, isl_max, n_requests, np.random.default_rng(seed % 2**32))]
-        else:
-            prompts = [isl] * n_requests
-        if osl_scv > 0:
-            import numpy as np
-
-            from planner.planning.lengths import draw_prompt_lengths
-
-            drawn = draw_prompt_lengths(osl, osl_scv, None, n_requests, np.random.default_rng([seed % 2**32, 1]))
-            outs = [max(1, min(int(x), max_len - k)) if max_len else int(x) for x, k in zip(drawn, prompts, strict=True)]
-        else:
-            outs = [osl] * n_requests
+            if isl_scv > 0:
+                prompts = [int(x) for x in draw_prompt_lengths(isl, isl_scv, isl_max, n_requests, np.random.default_rng(seed % 2**32))]
+            if osl_scv > 0:
+                drawn = draw_prompt_lengths(osl, osl_scv, None, n_requests, np.random.default_rng([seed % 2**32, 1]))
+                outs = [max(1, min(int(x), max_len - k)) if max_len else int(x) for x, k in zip(drawn, prompts, strict=True)]
         try:
             return await asyncio.gather(*(one(d, k, o) for d, k, o in zip(delays, prompts, outs, strict=True)))
         finally:
@@ -1079,7 +1073,7 @@ async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: fl
     """One measured rate run with the engine's own account of it (profiles/engine_load.py): /metrics scraped
     before, every GAUGE_SAMPLE_INTERVAL_S during, and after the run's last request finished. A server with no
     parsable /metrics gives None and the run alone. `isl_max`: the longest prompt a spread run draws
-    (`_rate_isl_max`)."""
+    (`_rate_sweep`); `max_len`: where an output spread's prompt + output must fit."""
     before = await _engine_counters(client) if cfg.engine_account else None
     texts: list[str] = []  # parsed after the run: a parse on the event loop that times the streams would delay them
 
@@ -1118,22 +1112,16 @@ async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: fl
     return res, engine_load.engine_load_row(before, after, samples, span_s, isl, cfg.rate_osl, rate)
 
 
-def _rate_isl_max(cfg: "VllmRunConfig") -> int | None:
-    """The longest prompt a spread rate sweep draws: what fits the server's max model length with the output (the
-    launch's --max-model-len, else the catalog's max_context of the model; None when neither is known: unclipped)."""
+def _rate_max_model_len(cfg: "VllmRunConfig") -> int | None:
+    """The server's max model length, where a spread rate sweep's prompt and output must fit: the launch's
+    --max-model-len, else the catalog's max_context of the model; None when neither is known (unclipped)."""
     ctx = cfg.launch.max_model_len if cfg.launch is not None else None
     if not ctx:
         from planner.io.catalog import Catalog
 
         spec = Catalog.load().models.get(cfg.model)
         ctx = spec.max_context if spec is not None else None
-    return max(1, int(ctx) - cfg.rate_osl) if ctx else None
-
-
-def _rate_max_len(cfg: "VllmRunConfig", isl_max: int | None) -> int | None:
-    """The server's max model length where an output spread must fit beside its prompt (`_rate_isl_max` gives it
-    less rate_osl); None without an output spread or a known length."""
-    return isl_max + cfg.rate_osl if cfg.rate_osl_scv > 0 and isl_max is not None else None
+    return int(ctx) if ctx else None
 
 
 async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSummary", deadline: float | None, tick) -> None:
@@ -1142,7 +1130,11 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
     at the first rate whose median TTFT passes cfg.saturation_ttft_ms (saturated: the queue grows),
     and the whole sweep at `deadline` (time.monotonic)."""
     rows: list[dict] = []
-    isl_max = _rate_isl_max(cfg) if cfg.rate_isl_scv > 0 or cfg.rate_osl_scv > 0 else None  # once per sweep (catalog)
+    # once per sweep (it may read the catalog): the longest prompt a prompt spread draws (room left for the mean
+    # output) and the length an output spread's prompt + output must fit
+    ctx = _rate_max_model_len(cfg) if cfg.rate_isl_scv > 0 or cfg.rate_osl_scv > 0 else None
+    isl_max = max(1, ctx - cfg.rate_osl) if ctx is not None and cfg.rate_isl_scv > 0 else None
+    max_len = ctx if cfg.rate_osl_scv > 0 else None
     for isl in cfg.rate_isls:
         isl_rates = sorted(cfg.rates_by_isl.get(isl, cfg.rates))
         if cfg.rate_warmup_s > 0 and isl_rates and (deadline is None or time.monotonic() < deadline):
@@ -1151,16 +1143,14 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
             for j, warm_rate in enumerate(ends):
                 n_warm = max(2, math.ceil(warm_rate * cfg.rate_warmup_s))
                 await client.rate_run(warm_rate, isl, cfg.rate_osl, n_warm, seed=cfg.rate_seed - 1 - j,
-                                      isl_scv=cfg.rate_isl_scv, isl_max=isl_max if cfg.rate_isl_scv > 0 else None,
-                                      osl_scv=cfg.rate_osl_scv, max_len=_rate_max_len(cfg, isl_max))
+                                      isl_scv=cfg.rate_isl_scv, isl_max=isl_max, osl_scv=cfg.rate_osl_scv, max_len=max_len)
                 summary.rate_warmup_requests += n_warm
         for k, rate in enumerate(isl_rates):
             if deadline is not None and time.monotonic() > deadline:
                 return
             n = max(cfg.rate_requests, math.ceil(rate * cfg.rate_duration_s)) if cfg.rate_duration_s else cfg.rate_requests
             seed = cfg.rate_seed + k
-            res, eng = await _accounted_rate_run(client, cfg, rate, isl, n, seed, isl_max if cfg.rate_isl_scv > 0 else None,
-                                                 _rate_max_len(cfg, isl_max))
+            res, eng = await _accounted_rate_run(client, cfg, rate, isl, n, seed, isl_max, max_len)
             if eng is not None:
                 summary.engine_load_rows.append(eng)
                 _write_rows(cfg.out / "engine_load.csv", summary.engine_load_rows, engine_load.ENGINE_LOAD_COLUMNS)
