@@ -4,8 +4,8 @@
 
 A RUN_DIR holds the profiler's ``load_sweep.csv`` (per request, client-side) and ``engine_load.csv`` (per rate,
 the engine's account from ``/metrics``: profiles/engine_load.py); PROFILE_DIR the profile whose fitted laws
-predict that replica (its own launch's grid, or the model's committed profile). Default: device session s18's
-runs (profiles/runs/2026-12-04-s18).
+predict that replica (its own launch's grid, or the model's committed profile). Default: device session s20's
+runs (profiles/runs/2026-12-05-s20).
 
 Per rate, from the measurements alone:
 - the client's mean TTFT, and the engine's (``vllm:time_to_first_token_seconds``: from the request's arrival at
@@ -56,14 +56,11 @@ from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
 from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING, frontend_delay_ms, mixed_step_ms  # noqa: E402
 
-S18 = "profiles/runs/2026-12-04-s18"
-DEFAULT_RUNS = [
-    (f"{S18}/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k-acct/vllm",
-     "profiles/runs/2026-12-04-s16/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k/vllm"),
-    (f"{S18}/llama-3.1-8b/H200-141GB/tp1-acct/vllm", "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
-    (f"{S18}/qwen2.5-14b/H200-141GB/tp1-steady/vllm", "profiles/runs/2026-12-03-s14/qwen2.5-14b/H200-141GB/tp1/vllm"),
-    (f"{S18}/llama-3.1-8b/H200-141GB/tp1-dec256/vllm", "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
-]
+# Plan s18's runs were measured in s20 (profiles/runs/2026-12-05-s20, stop 32; s18's other variants were not run):
+# llama-3.1-8b's engine account at ISL 1,024 and 4,096, and the three other s20 sweeps, which record it too.
+S20 = "profiles/runs/2026-12-05-s20/llama-3.1-8b/H200-141GB"
+_LLAMA = "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"
+DEFAULT_RUNS = [(f"{S20}/{v}/vllm", _LLAMA) for v in ("tp1-acct", "tp1-spread", "tp1-kv64k", "tp1-kv64k-oslspread")]
 
 
 @dataclass(frozen=True)
@@ -184,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         if not (run_dir / "engine_load.csv").is_file() and (run_dir / "decode_engine.csv").is_file():
             continue  # a decode-only run (decode_table below)
         if not (run_dir / "engine_load.csv").is_file() or not (run_dir / "load_sweep.csv").is_file():
-            hint = ("; the default runs are device session s18's (profiles/gpu_session.py PLAN_S18), not measured "
-                    "yet: pass --run RUN_DIR=PROFILE_DIR" if not a.run else "")
+            hint = ("; the default runs are device session s20's (profiles/runs/2026-12-05-s20): is the checkout "
+                    "whole? Or pass --run RUN_DIR=PROFILE_DIR" if not a.run else "")
             print(f"{run_dir}: expected load_sweep.csv and engine_load.csv there (planner profile --rates-by-isl)"
                   f"{hint}", file=sys.stderr)
             return 2

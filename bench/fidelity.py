@@ -94,17 +94,21 @@ def decode_saturation_rps(perf: VariantPerf, isl: int, osl: int) -> float:
     return min(lam_n, 1000.0 / (osl * slope))
 
 
-def model_saturation_rps(perf: VariantPerf, role: str, isl: int, osl: int) -> float:
+def model_saturation_rps(perf: VariantPerf, role: str, isl: int, osl: int,
+                         arrivals: capacity.ArrivalShape = capacity.POISSON) -> float:
     """Largest rate at which the queueing model still predicts finite latency (bisection), so the
-    load grid is a share of the model's own saturation and every prediction is finite."""
+    load grid is a share of the model's own saturation and every prediction is finite. The KV cache is the
+    planner's own check (`capacity.kv_batch` x `capacity.kv_reserve_tokens`): with `arrivals` of an output spread
+    the running batch holds isl + osl(1 + scv) per sequence; Poisson mean lengths, isl + osl."""
     hi = 2.0 * max(prefill_saturation_rps(perf, isl), decode_saturation_rps(perf, isl, osl))
     lo = 0.0
     for _ in range(60):
         mid = (lo + hi) / 2
-        lat = capacity.latency(perf, role, isl, osl, mid, PERCENTILE)
+        lat = capacity.latency(perf, role, isl, osl, mid, PERCENTILE, arrivals)
         ok = math.isfinite(lat.ttft_ms) and math.isfinite(lat.itl_ms)
         if role != "prefill":  # engine limits: the batch must fit max_num_seqs and the KV cache
-            ok = ok and lat.batch <= perf.max_num_seqs and lat.batch * (isl + osl) <= perf.kv_capacity_tokens
+            kv = capacity.kv_batch(lat, isl, osl, PERCENTILE, arrivals) * capacity.kv_reserve_tokens(isl, osl, arrivals.osl_scv)
+            ok = ok and lat.batch <= perf.max_num_seqs and kv <= perf.kv_capacity_tokens
         lo, hi = (mid, hi) if ok else (lo, mid)
     return lo
 
@@ -458,7 +462,18 @@ def saturation(perf: VariantPerf, points: list[LoadPoint]) -> Saturation:
     for p in sorted(points, key=lambda p: p.realised_rps):
         if p.saturated and (p.isl, p.osl) not in measured:
             measured[(p.isl, p.osl)] = p.served_rps
-    return Saturation({(p.isl, p.osl): model_saturation_rps(perf, "mixed", p.isl, p.osl) for p in points}, measured)
+    return Saturation({(p.isl, p.osl): model_saturation_rps(perf, "mixed", p.isl, p.osl, output_spread(points, p.isl, p.osl))
+                       for p in points}, measured)
+
+
+def output_spread(points: list[LoadPoint], isl: int, osl: int) -> capacity.ArrivalShape:
+    """The output spread a planner would state for a sweep's (isl, osl): the squared CV of every output its points
+    drew (`LoadPoint.outputs`), Poisson mean lengths where they drew none (every sweep before stop 31)."""
+    outs = [p.outputs for p in points if (p.isl, p.osl) == (isl, osl) and p.outputs is not None]
+    if not outs:
+        return capacity.POISSON
+    y = np.concatenate(outs).astype(float)
+    return capacity.ArrivalShape(osl_scv=float(y.var() / y.mean() ** 2))
 
 
 def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,

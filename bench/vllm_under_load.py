@@ -53,7 +53,7 @@ from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import PlannerError  # noqa: E402
 from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
 from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
-from planner.perf.profiledata import load_profile  # noqa: E402
+from planner.perf.profiledata import load_profile, read_meta  # noqa: E402
 from planner.planning import capacity  # noqa: E402
 from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING  # noqa: E402
 
@@ -103,6 +103,18 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
      "profiles/runs/2026-12-03-s12/mistral-nemo-12b/H200-141GB/tp1/vllm"),
     ("profiles/runs/2026-12-04-s17/llama-3.1-8b/H200-141GB/tp1-steady1k/vllm/load_sweep.csv",
      "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
+    # s20 (stop 32), a minute per rate, measured after every law and constant was fixed: llama-3.1-8b under the Azure
+    # conversation trace's prompt spread (squared CV 0.66); the engine account at ISL 1,024 and 4,096; and with its KV
+    # cache cut to 65,536 tokens at OSL 256, equal outputs and outputs of squared CV 1 (swept_replica reads the cut
+    # cache from the sweep's meta.yaml; bench/vllm_kv_outputs.py sets the cache itself against the planner's check).
+    ("profiles/runs/2026-12-05-s20/llama-3.1-8b/H200-141GB/tp1-spread/vllm/load_sweep.csv",
+     "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
+    ("profiles/runs/2026-12-05-s20/llama-3.1-8b/H200-141GB/tp1-acct/vllm/load_sweep.csv",
+     "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
+    ("profiles/runs/2026-12-05-s20/llama-3.1-8b/H200-141GB/tp1-kv64k/vllm/load_sweep.csv",
+     "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
+    ("profiles/runs/2026-12-05-s20/llama-3.1-8b/H200-141GB/tp1-kv64k-oslspread/vllm/load_sweep.csv",
+     "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
@@ -120,6 +132,17 @@ def default_sweeps() -> list[tuple[Path, Path]]:
     found = [(p, p.parent) for p in sorted((ROOT / "profiles" / "data").rglob("load_sweep.csv"))]
     found += [(ROOT / s, ROOT / d) for s, d in EXTRA_SWEEPS if (ROOT / s).is_file()]
     return found
+
+
+def swept_replica(perf: VariantPerf, sweep: Path) -> VariantPerf:
+    """The profile's laws with the swept server's own KV cache: a sweep run with its cache cut (plan s20's
+    ``--num-gpu-blocks-override 4096``, so that the cache binds) states it in the meta.yaml beside it; every
+    other sweep's server holds the profile's."""
+    meta = sweep.parent / "meta.yaml"
+    if not meta.is_file():
+        return perf
+    kv = read_meta(meta).kv_capacity_tokens
+    return perf if kv == perf.kv_capacity_tokens else dataclasses.replace(perf, kv_capacity_tokens=kv)
 
 
 def parse_sweep(arg: str) -> tuple[Path, Path]:
@@ -275,8 +298,9 @@ def label_of(sweep: Path) -> str:
         gpu_i = next((i for i, p in enumerate(rel.parts) if p.endswith("GB") and i > 3), None)
         if gpu_i is None:
             return f"{rel.parts[3].removesuffix('-loadsat')} ({rel.parts[2]})"
-        within = ", ".join(rel.parts[3:gpu_i - 1])  # a sub-run of the session, e.g. its second launch
-        return f"{rel.parts[gpu_i - 1]} ({rel.parts[2]}{', ' + within if within else ''})"
+        # a sub-run of the session (e.g. its second launch) and the variant folder's tag (e.g. tp1-kv64k: kv64k)
+        within = [*rel.parts[3:gpu_i - 1], *([rel.parts[gpu_i + 1].partition("-")[2]] if len(rel.parts) > gpu_i + 2 else [])]
+        return f"{rel.parts[gpu_i - 1]} ({', '.join([rel.parts[2], *(w for w in within if w)])})"
     parts = sweep.resolve().parts
     for i, p in enumerate(parts):
         if p.endswith("GB") and 0 < i < len(parts) - 1:  # <model>/<gpu>/<variant>
@@ -304,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore")  # extrapolation warnings of the laws are in the tables
             if prof.resolve() not in fitted:
                 fitted[prof.resolve()] = fit_profile(load_profile(prof), Catalog.load())[0]
-            perf = fitted[prof.resolve()]
+            perf = swept_replica(fitted[prof.resolve()], sweep)
             e = part_vllm_load(sweep, 0, 0, con, prof, perf=perf)
             points = read_load_sweep(sweep)
             sat = saturation(perf, points)

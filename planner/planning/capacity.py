@@ -194,8 +194,11 @@ isl + osl. `kv_batch` takes the batch's p-quantile with the reservations' varian
 (scv·isl² of the prompts; osl²(1 + s)²·s of log-normal outputs of scv s), in sequences of that mean reservation.
 bench/fidelity_lengths.py part 4 sets it against the simulator (one decode replica, KV-bound). vLLM 0.26 itself
 allocates KV blocks as a sequence grows and preempts when they run out: there the biased batch holds isl +
-osl·(1 + scv)/2 on average (the mean-length count isl + osl is that at scv 1), so this check is the simulator's
-and a cautious one; no measurement of vLLM with dispersed outputs has been made yet.
+osl·(1 + scv)/2 on average, and so it does, measured (bench/vllm_kv_outputs.py, plan s20: llama-3.1-8b on the H200
+with its cache cut to 65,536 tokens, ISL 1,024 / OSL 256: 1,205 and 1,284 tokens per running sequence with the
+cache full, at scv 0 and 0.92, against 1,152 and 1,269). But with the cache full vLLM preempts and recomputes ~200
+sequences a minute, and it served 16.49 and 15.67 req/s at saturation: this check (16.20, 14.77) is 1.7% and 5.8%
+below that, where the on-demand count (16.96, 16.15) would be 2.9% and 3.1% above it. The check stays.
 
 Bursty arrivals (a class with `burstiness`, planner.io.schema.Burstiness; absent = Poisson and every
 number above is unchanged). Arrivals that come in clusters are modelled as a compound-Poisson

@@ -16,7 +16,10 @@ The simulation advances by batch changes, not by token (DESIGN.md, Verification 
   the engine during step k misses step k+1 and joins step k+2 (``steptime.ASYNC_SCHEDULING``,
   ``FleetSimulator(async_scheduling=...)``). An idle engine schedules an arrival at once.
 * KV admission reserves isl + osl tokens per request (a sequence's cache grows to that; we do
-  not model preemption): requests wait FCFS when the cache or ``max_num_seqs`` is full.
+  not model preemption): requests wait FCFS when the cache or ``max_num_seqs`` is full. vLLM 0.26
+  allocates on demand and preempts instead; with its cache binding (bench/vllm_kv_outputs.py, plan s20)
+  its served rate at saturation is within 2-6% of this admission's check, but a replay of outputs that
+  spread waits longer than vLLM just below saturation (TTFT p90 993 ms against 296 at 15.5 req/s).
 
 Timing conventions (documented choices):
 * TTFT = arrival -> first token at the client. Disaggregated: prefill queue + prefill batch + KV

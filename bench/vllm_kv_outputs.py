@@ -1,0 +1,221 @@
+"""Real vLLM with its KV cache binding, outputs equal and spread: the planner's decode KV check against what vLLM
+served (issue 10 item 7, and issue 9's output-length dispersion).
+
+The planner's KV check (planner/planning/capacity.py, Output-length dispersion) counts each running sequence at
+its whole reservation, isl + osl(1 + scv): the simulator's admission, which reserves a sequence's output up front.
+vLLM 0.26 allocates blocks as a sequence grows and preempts (recomputes) one when they run out, so a running
+sequence holds on average isl + osl(1 + scv)/2 ("on demand": a length-biased sequence is half-way through its
+output). Which one should the planner count? Plan s20 (profiles/runs/2026-12-05-s20) measured llama-3.1-8b on the
+lent H200 with the cache cut to 65,536 tokens (``--num-gpu-blocks-override 4096``) at ISL 1,024 / OSL 256, with
+equal outputs and with log-normal outputs of squared CV 1, at 13 / 15.5 / 17.5 rps for a minute each.
+
+Per sweep this bench reports:
+
+* measured, per rate: TTFT p90, vLLM's preemptions and waiting queue (engine_load.csv), and the output tokens
+  served per second in the window WINDOW of the arrivals' span (after the queue has built, before arrivals stop);
+  at a saturated rate (the engine's waiting queue averaged >= SATURATED_WAITING requests) that is the replica's
+  capacity, in requests per second of the sample's mean output;
+* the KV tokens a running sequence held while the cache was full (vLLM's 10-s log lines, engine_log.txt: usage x
+  capacity / running, lines with a waiting queue and usage >= FULL_USAGE), against the reservation and the
+  on-demand mean;
+* the planner's check (the largest rate whose p90 batch fits: `capacity.capacity`, binding ``kv``) and the same
+  check counting on-demand sequences, each against the measured capacity (signed: positive, the check lets a plan
+  load the replica past what vLLM served);
+* the simulator replaying each sample (its reservation admission) beside the measured TTFT p90.
+
+    .venv/bin/python bench/vllm_kv_outputs.py                          # the s20 sweeps
+    .venv/bin/python bench/vllm_kv_outputs.py --sweep SWEEP.csv[=PROFILE_DIR] ...
+
+Last line: ``RESULT sweeps=<n> saturated=<sweeps with a saturated rate> check_vs_served_worst_pct=<the planner's
+check, max signed over the sweeps> check_vs_served_mean_abs_pct=... on_demand_vs_served_worst_pct=<the on-demand
+count> kv_per_running_err_pct_reservation=<mean abs, measured vs isl + osl(1 + scv)>
+kv_per_running_err_pct_on_demand=<... vs isl + osl(1 + scv)/2>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from fidelity import PERCENTILE, LoadPoint, _mixed_sim, read_load_sweep  # noqa: E402
+from vllm_under_load import parse_sweep, swept_replica  # noqa: E402
+
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
+from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
+from planner.perf.profiledata import load_profile  # noqa: E402
+from planner.planning import capacity  # noqa: E402
+from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING  # noqa: E402
+
+_S20 = "profiles/runs/2026-12-05-s20/llama-3.1-8b/H200-141GB"
+_LLAMA = "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"
+DEFAULT_SWEEPS = (f"{_S20}/tp1-kv64k/vllm/load_sweep.csv={_LLAMA}", f"{_S20}/tp1-kv64k-oslspread/vllm/load_sweep.csv={_LLAMA}")
+# The share of a sample's arrival span over which the served output rate is taken: from a third in (a saturated
+# replica's queue has built by then: at 17.5 rps the s20 samples' waiting queue passed 20 requests within 20 s)
+# to 0.92 (the last arrivals' outputs have not started; a minute's sample: 20-55 s).
+WINDOW = (1 / 3, 0.92)
+# A rate is saturated when vLLM's waiting queue averaged at least this many requests over the run; the s20 samples
+# below saturation averaged 0.0-0.65 (a queue that empties), the saturated ones 24-32.
+SATURATED_WAITING = 5.0
+# vLLM's 10-s log lines taken as a full cache: usage at least this share with requests waiting.
+FULL_USAGE = 0.95
+_LOG_LINE = re.compile(r"Running: (\d+) reqs, Waiting: (\d+) reqs, GPU KV cache usage: ([\d.]+)%")
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One rate of a KV-bound sweep: what vLLM did, and the simulator's replay."""
+
+    rate_rps: float
+    realised_rps: float
+    mean_output: float
+    osl_scv: float
+    ttft_p90_ms: float
+    sim_ttft_p90_ms: float
+    served_rps: float
+    """Output tokens served per second in WINDOW, over the sample's mean output."""
+    preemptions: float
+    waiting_mean: float
+
+    @property
+    def saturated(self) -> bool:
+        return self.waiting_mean >= SATURATED_WAITING
+
+
+def served_output_rps(p: LoadPoint) -> float:
+    """Output tokens per second the replica produced in WINDOW of the sample's arrival span (each request's
+    tokens spread evenly between its first and last token), in requests of the sample's mean output."""
+    tokens = p.outputs.astype(float) if p.outputs is not None else np.full(p.n, float(p.osl))
+    t_first = p.sent_s + p.ttft_ms / 1e3
+    t_last = t_first + p.itl_ms * (tokens - 1) / 1e3
+    span = float(p.sent_s.max() - p.sent_s.min())
+    a, b = p.sent_s.min() + WINDOW[0] * span, p.sent_s.min() + WINDOW[1] * span
+    overlap = np.clip(np.minimum(t_last, b) - np.maximum(t_first, a), 0.0, None)
+    rate_tok = float(np.sum((tokens - 1) * overlap / np.maximum(t_last - t_first, 1e-9))) / (b - a)
+    return rate_tok / float(tokens.mean())
+
+
+def engine_rows(sweep: Path) -> pd.DataFrame | None:
+    path = sweep.parent / "engine_load.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def kv_per_running(sweep: Path, kv_tokens: int) -> float:
+    """Mean KV tokens per running sequence over vLLM's 10-s log lines with a full cache (NaN without the log)."""
+    path = sweep.parent / "engine_log.txt"
+    if not path.is_file():
+        return math.nan
+    per = [float(u) / 100.0 * kv_tokens / int(r) for r, w, u in _LOG_LINE.findall(path.read_text())
+           if int(w) > 0 and int(r) > 0 and float(u) / 100.0 >= FULL_USAGE]
+    return float(np.mean(per)) if per else math.nan
+
+
+def kv_check_rps(perf: VariantPerf, isl: float, osl: float, shape: capacity.ArrivalShape, reserve_tokens: float) -> float:
+    """Largest rate whose p90 running batch (`capacity.kv_batch`) of `reserve_tokens` per sequence fits the cache:
+    the planner's check with another count per sequence (bisection)."""
+    lo, hi = 0.0, 200.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lat = capacity.latency(perf, "mixed", isl, osl, mid, PERCENTILE, shape)
+        ok = math.isfinite(lat.itl_ms) and capacity.kv_batch(lat, isl, osl, PERCENTILE, shape) * reserve_tokens <= perf.kv_capacity_tokens
+        lo, hi = (mid, hi) if ok else (lo, mid)
+    return lo
+
+
+def rate_points(perf: VariantPerf, sweep: Path) -> list[RatePoint]:
+    eng = engine_rows(sweep)
+    out = []
+    for p in read_load_sweep(sweep):
+        df, _ = _mixed_sim(perf, p.isl, p.osl, p.sent_s, FRONTEND_MS_PER_RUNNING, p.prompts, p.outputs)
+        row = None if eng is None else eng[np.isclose(eng.rate_rps, p.rate_rps) & (eng.isl == p.isl)]
+        pre, wait = (math.nan, math.nan) if row is None or row.empty else (float(row.preemptions.iloc[0]), float(row.waiting_mean.iloc[0]))
+        y = p.outputs.astype(float) if p.outputs is not None else np.full(p.n, float(p.osl))
+        out.append(RatePoint(p.rate_rps, p.realised_rps, float(y.mean()), float(y.var() / y.mean() ** 2),
+                             float(np.percentile(p.ttft_ms, PERCENTILE)), float(np.nanpercentile(df.ttft_ms, PERCENTILE)),
+                             served_output_rps(p), pre, wait))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sweep", action="append", default=None, metavar="SWEEP.csv[=PROFILE_DIR]",
+                    help="a KV-bound load sweep and the profile of the swept replica (default: plan s20's two)")
+    a = ap.parse_args(argv)
+    use_byo_catalog_unless_set()
+    sweeps = [parse_sweep(s if a.sweep else str(ROOT / s.split("=")[0]) + "=" + str(ROOT / s.split("=")[1]))
+              for s in (a.sweep or DEFAULT_SWEEPS)]
+    con = Console(width=240)
+    pts = Table(title=f"Real vLLM with its KV cache binding: per rate, measured TTFT p90 / simulator replay (reservation "
+                      f"admission), vLLM's preemptions and waiting queue, output served in {WINDOW[0]:.2f}-{WINDOW[1]:.2f} "
+                      f"of the span (requests/s of the mean output)")
+    for c in ("sweep", "rate nominal / sample", "outputs mean / scv", "TTFT p90 measured", "TTFT p90 sim", "preemptions",
+              "waiting mean", "served rps", "saturated"):
+        pts.add_column(c, justify="right")
+    summ = Table(title="The KV check against vLLM's capacity (requests/s; error signed: + = the check above what vLLM served) "
+                       "and the KV tokens a running sequence held with the cache full")
+    for c in ("sweep", "KV tokens", "outputs scv", "vLLM served (saturated)", "planner check (reservation)", "err %",
+              "on-demand check", "err %", "KV per running: vLLM", "reservation", "on demand"):
+        summ.add_column(c, justify="right")
+    check_err, od_err, kv_res_err, kv_od_err = [], [], [], []
+    for sweep, prof in sweeps:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            perf = swept_replica(fit_profile(load_profile(prof), Catalog.load())[0], sweep)
+            points = rate_points(perf, sweep)
+        label = sweep.parent.parent.name
+        for r in points:
+            pts.add_row(label, f"{r.rate_rps:g} / {r.realised_rps:.2f}", f"{r.mean_output:.0f} / {r.osl_scv:.2f}",
+                        f"{r.ttft_p90_ms:.0f}", f"{r.sim_ttft_p90_ms:.0f}", f"{r.preemptions:.0f}", f"{r.waiting_mean:.2f}",
+                        f"{r.served_rps:.2f}", "yes" if r.saturated else "")
+        first = read_load_sweep(sweep)[0]
+        isl, osl = float(first.mean_isl), float(first.osl)
+        sat = [r for r in points if r.saturated]
+        # the spread a planner would state for the saturated sample (its own outputs), else the sweep's first
+        scv = sat[0].osl_scv if sat else points[0].osl_scv
+        shape = capacity.ArrivalShape(osl_scv=scv)
+        res_tok, od_tok = capacity.kv_reserve_tokens(isl, osl, scv), isl + osl * (1.0 + scv) / 2.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            check = capacity.capacity(perf, "mixed", isl, osl, PERCENTILE, None, None, shape).rate_rps
+            on_demand = kv_check_rps(perf, isl, osl, shape, od_tok)
+        served = sat[0].served_rps if sat else math.nan
+        e_c, e_o = 100.0 * (check / served - 1.0), 100.0 * (on_demand / served - 1.0)
+        if sat:
+            check_err.append(e_c)
+            od_err.append(e_o)
+        kv_meas = kv_per_running(sweep, perf.kv_capacity_tokens)
+        if math.isfinite(kv_meas):
+            kv_res_err.append(abs(100.0 * (res_tok / kv_meas - 1.0)))
+            kv_od_err.append(abs(100.0 * (od_tok / kv_meas - 1.0)))
+        summ.add_row(label, f"{perf.kv_capacity_tokens:,}", f"{scv:.2f}", f"{served:.2f}", f"{check:.2f}", f"{e_c:+.1f}",
+                     f"{on_demand:.2f}", f"{e_o:+.1f}", f"{kv_meas:,.0f}", f"{res_tok:,.0f}", f"{od_tok:,.0f}")
+    con.print(pts)
+    con.print(summ)
+
+    def mean(xs: list[float]) -> float:
+        return float(np.mean(xs)) if xs else math.nan
+
+    print(f"RESULT sweeps={len(sweeps)} saturated={len(check_err)} "
+          f"check_vs_served_worst_pct={max(check_err) if check_err else math.nan:+.1f} "
+          f"check_vs_served_mean_abs_pct={mean([abs(x) for x in check_err]):.1f} "
+          f"on_demand_vs_served_worst_pct={max(od_err) if od_err else math.nan:+.1f} "
+          f"kv_per_running_err_pct_reservation={mean(kv_res_err):.1f} kv_per_running_err_pct_on_demand={mean(kv_od_err):.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
