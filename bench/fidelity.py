@@ -69,6 +69,7 @@ from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.io.schema import Slo, Workload  # noqa: E402
 from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
 from planner.simulate.arrivals import Arrivals  # noqa: E402
+from planner.simulate.engine import KvPolicy  # noqa: E402
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
 
@@ -328,17 +329,19 @@ class LoadPoint:
 
 
 def _mixed_sim(perf: VariantPerf, isl: int, osl: int, t_s: np.ndarray, per_running: float,
-               prompts: np.ndarray | None = None, outputs: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+               prompts: np.ndarray | None = None, outputs: np.ndarray | None = None,
+               kv_policy: KvPolicy = "on_demand") -> tuple[pd.DataFrame, np.ndarray]:
     """One simulated mixed replica fed arrivals `t_s` (no warm-up dropped: the measured replica also
     started empty), of `prompts` tokens each where given (else `isl`) and `outputs` tokens each where given (else
-    `osl`); returns the request rows and the requests in the system at each arrival."""
+    `osl`), holding KV by `kv_policy` (planner/simulate/engine.py); returns the request rows and the requests in
+    the system at each arrival."""
     n = len(t_s)
     lengths = np.full(n, isl) if prompts is None else np.asarray(prompts, dtype=np.int64)
     outs = np.full(n, osl) if outputs is None else np.asarray(outputs, dtype=np.int64)
     arr = Arrivals(t_s.astype(float), np.zeros(n, dtype=np.int64), lengths, outs, ("c",))
     slo = {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=PERCENTILE)}
     sim = FleetSimulator([PoolSpec("m/mixed/g/tp1", "mixed", perf, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())}, arr, slo,
-                         frontend_ms_per_running=per_running)
+                         frontend_ms_per_running=per_running, kv_policy=kv_policy)
     sim.run()
     done = np.asarray(sim.req.t_done[:n], dtype=float)
     in_system = np.array([int(np.sum((t_s < t) & (done > t))) for t in t_s])

@@ -186,8 +186,9 @@ serves an M/G/1 queue, not M/D/1:
   waiting behind each other's lengths (each uses its own law there), the decoding batch and ITL (mean lengths).
 
 Output-length dispersion (a class with `osl_scv`, `ArrivalShape.osl_scv`; absent = every output of the class's mean
-length and every number above is unchanged; the KV check of decode and mixed). The simulator, like a cautious
-admission, reserves a sequence's isl + o tokens when it admits it, and the running batch is length-biased: a sequence
+length and every number above is unchanged; the KV check of decode and mixed). The simulator's decode replicas,
+like a cautious admission, reserve a sequence's isl + o tokens when they admit it (its mixed replicas allocate on
+demand as vLLM does, since stop 32: planner/simulate/engine.py), and the running batch is length-biased: a sequence
 stays in it for a time proportional to its output o, so the batch holds E[isl + o weighted by o] = isl + E[o²]/E[o]
 = isl + osl·(1 + scv) per sequence (`kv_reserve_tokens`; exact for any output law of that mean and scv), not
 isl + osl. `kv_batch` takes the batch's p-quantile with the reservations' variance over the biased batch

@@ -15,11 +15,22 @@ The simulation advances by batch changes, not by token (DESIGN.md, Verification 
   scheduling is enabled"): the engine schedules step k+1 while step k runs, so a request that reaches
   the engine during step k misses step k+1 and joins step k+2 (``steptime.ASYNC_SCHEDULING``,
   ``FleetSimulator(async_scheduling=...)``). An idle engine schedules an arrival at once.
-* KV admission reserves isl + osl tokens per request (a sequence's cache grows to that; we do
-  not model preemption): requests wait FCFS when the cache or ``max_num_seqs`` is full. vLLM 0.26
-  allocates on demand and preempts instead; with its cache binding (bench/vllm_kv_outputs.py, plan s20)
-  its served rate at saturation is within 2-6% of this admission's check, but a replay of outputs that
-  spread waits longer than vLLM just below saturation (TTFT p90 993 ms against 296 at 15.5 req/s).
+* KV admission, decode replicas (and mixed ones under ``kv_policy="reserve"``): a request reserves
+  isl + osl tokens (a sequence's cache grows to that; no preemption) and requests wait FCFS when the
+  cache or ``max_num_seqs`` is full. Replaying real vLLM with its cache binding (bench/vllm_kv_outputs.py,
+  plan s20) this admission waits too long just below saturation with outputs that spread (TTFT p90
+  993 ms against 296 measured at 15.5 req/s) and too little at saturation (1,015 ms against 3,177).
+* ``kv_policy="on_demand"``, the default for mixed replicas since stop 32 (the rule in
+  bench/vllm_kv_outputs.py's notes): a mixed replica allocates as vLLM 0.26 does. On the six s20 samples its
+  replay's TTFT p90 is within 11.9% of vLLM's (56.3% reserving) and its served rate at saturation within
+  0.9%. Decode replicas keep the reservation (a preempted request there would recompute on the decode
+  instance, which this model has no prefill step for). A request is
+  admitted when its prompt fits beside what the running requests hold now (their prompts and the tokens
+  generated so far; a prefilling prompt counted whole), each decode step adds a token per sequence, and
+  when the next step does not fit the most recently admitted running request is preempted (vLLM's FCFS
+  policy pops the last of its running list): its cache is freed, it goes back to the head of the queue,
+  and when admitted again it recomputes its prompt and the tokens it had generated as one prompt, then
+  goes on from there (its first token is the one the client already had).
 
 Timing conventions (documented choices):
 * TTFT = arrival -> first token at the client. Disaggregated: prefill queue + prefill batch + KV
@@ -34,7 +45,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from planner.perf.laws import VariantPerf
 from planner.simulate.steptime import chunk_cost_isl2, decode_steps_within, decode_stretch_ms, mixed_step_ms, prefill_batch_ms
@@ -43,6 +54,8 @@ if TYPE_CHECKING:  # the fleet owns the replicas; imported for its types only, s
     from planner.simulate.fleet import FleetSimulator, Pool
 
 NAN = float("nan")
+KvPolicy = Literal["reserve", "on_demand"]
+"""How a mixed replica holds KV (module doc): reserved whole at admission, or allocated on demand with preemption."""
 
 
 class EventQueue:
@@ -165,7 +178,8 @@ class BatchReplica:
 
     __slots__ = ("sim", "pool", "perf", "mixed", "t0", "n", "b", "ctx0", "fin", "waiting_q", "prefilling", "kv_res",
                  "ver", "stepping", "load", "busy_ms", "done_requests", "gen_tokens", "prompt_tokens", "draining",
-                 "my_ctx0", "cap", "max_seqs", "deferred", "step_start", "step_cutoff", "step_dt")
+                 "my_ctx0", "cap", "max_seqs", "deferred", "step_start", "step_cutoff", "step_dt", "on_demand",
+                 "resume", "admitted", "adm_seq", "preemptions")
 
     def __init__(self, sim: FleetSimulator, pool: Pool, perf: VariantPerf, mixed: bool):
         self.sim = sim
@@ -195,6 +209,12 @@ class BatchReplica:
         self.step_start = 0.0                      # the chunk step in flight: its start, s
         self.step_cutoff = -1.0                    # ... the time its schedule was made (arrivals up to it belong in it), s
         self.step_dt = 0.0                         # ... its duration, ms
+        # on-demand KV (module doc): mixed replicas of a FleetSimulator(kv_policy="on_demand")
+        self.on_demand = mixed and sim.kv_policy == "on_demand"
+        self.resume: dict[int, tuple[int, int]] = {}  # preempted rid -> (tokens to recompute, tokens generated)
+        self.admitted: dict[int, int] = {}         # running rid -> admission order (the preemption victim: the last)
+        self.adm_seq = 0
+        self.preemptions = 0
 
     # ----------------------------------------------------------------- observation
     @property
@@ -258,7 +278,20 @@ class BatchReplica:
             self.t0 = t
 
     def _advance(self, target: int) -> None:
-        """Run decode steps up to step `target`, finishing requests at their exact boundaries."""
+        """Run decode steps up to step `target`, finishing requests at their exact boundaries (on-demand KV:
+        preempting where the next step would not fit, `_make_room`)."""
+        if self.on_demand:
+            while self.b > 0 and target > self.n:
+                stop = min(target, self.fin[0][0], self.n + self._steps_that_fit())
+                if stop > self.n:
+                    self._advance_plain(stop)
+                elif not self._make_room():
+                    self._advance_plain(target)  # a lone request larger than the cache: it runs on (never in vLLM)
+                    return
+            return
+        self._advance_plain(target)
+
+    def _advance_plain(self, target: int) -> None:
         perf = self.perf
         fin = self.fin
         req = self.sim.req
@@ -278,8 +311,54 @@ class BatchReplica:
             self.t0 += dt / 1e3
             self.n = target
 
+    # ----------------------------------------------------------------- on-demand KV (module doc)
+    def _prompt(self, rid: int) -> int:
+        """Tokens `rid` prefills: its prompt, or after a preemption its prompt and the tokens it had generated."""
+        r = self.resume.get(rid)
+        return self.sim.req.isl[rid] if r is None else r[0]
+
+    def _held_tokens(self) -> int:
+        """KV tokens the running requests hold now: decoding contexts, and each prefilling prompt counted whole."""
+        return self.ctx0 + self.b * self.n + sum(self._prompt(rid) for rid, _ in self.prefilling)
+
+    def _steps_that_fit(self) -> int:
+        """Decode steps the cache takes before it is full (each adds one token per decoding sequence)."""
+        return max(0, (self.cap - self._held_tokens()) // self.b) if self.b > 0 else 1 << 60
+
+    def _make_room(self) -> bool:
+        """Preempt the most recently admitted running request until the next step fits; False when only one
+        runs (it is not preempted for itself)."""
+        while self.b > 0 and self._steps_that_fit() < 1:
+            if len(self.admitted) <= 1:
+                return False
+            self._preempt(max(self.admitted, key=self.admitted.__getitem__))
+        return True
+
+    def _preempt(self, rid: int) -> None:
+        """Free `rid`'s cache and put it back at the head of the queue (vLLM: recompute on resume)."""
+        req = self.sim.req
+        del self.admitted[rid]
+        self.kv_res -= req.isl[rid] + req.osl[rid]
+        self.preemptions += 1
+        for i, item in enumerate(self.prefilling):
+            if item[0] == rid:  # still prefilling: its computed chunks are dropped
+                del self.prefilling[i]
+                self.waiting_q.appendleft(rid)
+                return
+        c0 = self.my_ctx0.pop(rid)
+        prompt, gen_before = self.resume.get(rid, (req.isl[rid], 0))
+        generated = gen_before + 1 + self.n - (prompt - c0)  # its first token at joining, one more per step since
+        self.resume[rid] = (req.isl[rid] + generated, generated)
+        self.b -= 1
+        self.ctx0 -= c0
+        self.fin = [(f, r) for f, r in self.fin if r != rid]
+        heapq.heapify(self.fin)
+        self.waiting_q.appendleft(rid)
+
     def _finish(self, rid: int, req: Requests) -> None:
         self.b -= 1
+        self.admitted.pop(rid, None)
+        self.resume.pop(rid, None)
         self.ctx0 -= self.my_ctx0.pop(rid)
         need = req.isl[rid] + req.osl[rid]
         self.kv_res -= need
@@ -290,10 +369,16 @@ class BatchReplica:
         self.sim.request_done(self.t0, rid, self)
 
     def _join_batch(self, rid: int, req: Requests) -> None:
-        """Request holds its first token at boundary t0; it decodes osl-1 more steps."""
-        req.t_first[rid] = self.t0
-        rest = req.osl[rid] - 1
-        c0 = req.isl[rid] - self.n
+        """Request holds its first token at boundary t0; it decodes osl-1 more steps (a preempted one: its next
+        token, and the rest of its output)."""
+        r = self.resume.get(rid)
+        if r is None:
+            req.t_first[rid] = self.t0
+            rest = req.osl[rid] - 1
+            c0 = req.isl[rid] - self.n
+        else:
+            rest = req.osl[rid] - r[1] - 1
+            c0 = r[0] - self.n
         self.my_ctx0[rid] = c0
         self.ctx0 += c0
         self.b += 1
@@ -305,15 +390,26 @@ class BatchReplica:
     def _admit(self) -> None:
         req = self.sim.req
         q = self.waiting_q
+        held = self._held_tokens() if self.on_demand else 0
         while q:
             rid = q[0]
             need = req.isl[rid] + req.osl[rid]
-            if self.b + len(self.prefilling) >= self.max_seqs or self.kv_res + need > self.cap:
+            if self.b + len(self.prefilling) >= self.max_seqs:
+                break
+            if self.on_demand:  # its prompt beside what the running hold now (module doc)
+                prompt = self._prompt(rid)
+                if held + prompt > self.cap and (self.b or self.prefilling):
+                    break
+                held += prompt
+                self.adm_seq += 1
+                self.admitted[rid] = self.adm_seq
+            elif self.kv_res + need > self.cap:
                 break
             q.popleft()
             self.kv_res += need
             if self.mixed:
-                req.t_pf_start[rid] = self.t0
+                if rid not in self.resume:
+                    req.t_pf_start[rid] = self.t0
                 self.prefilling.append([rid, 0])
             else:
                 self._join_batch(rid, req)
@@ -322,17 +418,22 @@ class BatchReplica:
         """Plan the next event from t0: a chunk step (its schedule made at `cutoff`, `_start_step`) or the decode
         stretch to the next finish; a new version drops the events planned before."""
         self.ver += 1
+        if self.on_demand:
+            self._make_room()  # the next step's tokens fit (it may preempt a prefilling prompt)
         if self.mixed and self.prefilling:
             self._start_step(cutoff)
         elif self.b > 0:
             f = self.fin[0][0]
+            if self.on_demand:  # the stretch ends where the cache is full, if before the next finish
+                f = min(f, self.n + max(1, self._steps_that_fit()))
             dt = decode_stretch_ms(self.perf, self.b, self.ctx0 + self.b * self.n, f - self.n)
-            self.sim.events.push(self.t0 + dt / 1e3, self._on_finish, self.ver)
+            self.sim.events.push(self.t0 + dt / 1e3, self._on_finish, (self.ver, f))
 
-    def _on_finish(self, t: float, ver: int) -> None:
+    def _on_finish(self, t: float, arg: tuple[int, int]) -> None:
+        ver, target = arg
         if ver != self.ver:
             return  # superseded by a later join
-        self._advance(self.fin[0][0])
+        self._advance(target)
         self._admit()
         self._schedule()
 
@@ -349,7 +450,7 @@ class BatchReplica:
             if budget <= 0:
                 break
             rid, done = item
-            n = min(isl[rid] - done, budget)
+            n = min((isl[rid] if rid not in self.resume else self.resume[rid][0]) - done, budget)
             chunks.append((item, n))
             tokens += n
             isl2 += chunk_cost_isl2(done, n)
@@ -371,7 +472,7 @@ class BatchReplica:
         completed = []
         for item, k in chunks:
             item[1] += k
-            if item[1] >= req.isl[item[0]]:
+            if item[1] >= (req.isl[item[0]] if item[0] not in self.resume else self.resume[item[0]][0]):
                 completed.append(item)
         if completed:
             ids = {id(x) for x in completed}
@@ -383,8 +484,9 @@ class BatchReplica:
             self._finish(rid, req)
         for item in completed:
             rid = item[0]
-            req.t_pf_end[rid] = t
-            self.prompt_tokens += req.isl[rid]
+            if rid not in self.resume:
+                req.t_pf_end[rid] = t
+            self.prompt_tokens += self._prompt(rid)
             self._join_batch(rid, req)
         self._admit()
         if not self.deferred:

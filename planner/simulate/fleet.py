@@ -40,7 +40,7 @@ from planner.io.errors import InputError
 from planner.io.schema import Plan, ReplicaRouting, Slo, Variant, Workload
 from planner.perf.laws import VariantPerf, lookup_variant_perf
 from planner.simulate.arrivals import Arrivals
-from planner.simulate.engine import BatchReplica, EventQueue, PrefillReplica, Requests
+from planner.simulate.engine import BatchReplica, EventQueue, KvPolicy, PrefillReplica, Requests
 from planner.simulate.steptime import ASYNC_SCHEDULING, FRONTEND_MS_PER_RUNNING, check_perf, frontend_delay_ms
 
 PerfLookup = Callable[..., VariantPerf | None]
@@ -161,7 +161,8 @@ class FleetSimulator:
     def __init__(self, pools: list[PoolSpec], routes: dict[str, ClassRoute], arrivals: Arrivals, slos: dict[str, Slo],
                  *, seed: int = 0, startup_delay_s: float = 0.0, sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
                  allow_empty_pools: bool = False, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING,
-                 async_scheduling: bool = ASYNC_SCHEDULING, replica_routing: ReplicaRouting = "least_loaded"):
+                 async_scheduling: bool = ASYNC_SCHEDULING, replica_routing: ReplicaRouting = "least_loaded",
+                 kv_policy: KvPolicy = "on_demand"):
         if len(arrivals) == 0:
             raise InputError(None, "arrivals", "no requests to simulate")
         self.pool_list = [Pool(i, s) for i, s in enumerate(pools)]
@@ -173,6 +174,10 @@ class FleetSimulator:
         """Frontend delay per request running on a mixed replica (laws.FRONTEND_MS_PER_RUNNING)."""
         self.async_scheduling = async_scheduling
         """Mixed replicas schedule step k+2 during step k (steptime.ASYNC_SCHEDULING)."""
+        self.kv_policy: KvPolicy = kv_policy
+        """How mixed replicas hold KV (engine module doc): ``on_demand`` as vLLM 0.26 allocates, preempting the most
+        recently admitted request when the cache is full (the default: bench/vllm_kv_outputs.py), or ``reserve`` a
+        request's whole isl + osl at admission (the default before stop 32; decode replicas always reserve)."""
         self.sample_interval_s = sample_interval_s
         self.events = EventQueue()
         self.now = 0.0
