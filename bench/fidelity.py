@@ -71,7 +71,7 @@ from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
 from planner.simulate.arrivals import Arrivals  # noqa: E402
 from planner.simulate.engine import KvPolicy  # noqa: E402
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec  # noqa: E402
-from planner.simulate.report import build_report  # noqa: E402
+from planner.simulate.report import SimReport, build_report  # noqa: E402
 
 # GPU the default example's classes are checked on (the planner's default example runs on H100).
 GPU = "H100-SXM-80GB"
@@ -335,6 +335,14 @@ def _mixed_sim(perf: VariantPerf, isl: int, osl: int, t_s: np.ndarray, per_runni
     started empty), of `prompts` tokens each where given (else `isl`) and `outputs` tokens each where given (else
     `osl`), holding KV by `kv_policy` (planner/simulate/engine.py); returns the request rows and the requests in
     the system at each arrival."""
+    rep, in_system = mixed_sim_report(perf, isl, osl, t_s, per_running, prompts, outputs, kv_policy)
+    return rep.requests, in_system
+
+
+def mixed_sim_report(perf: VariantPerf, isl: int, osl: int, t_s: np.ndarray, per_running: float,
+                     prompts: np.ndarray | None = None, outputs: np.ndarray | None = None,
+                     kv_policy: KvPolicy = "on_demand") -> tuple[SimReport, np.ndarray]:
+    """`_mixed_sim` with the whole report (the pool's timeline and preemptions too)."""
     n = len(t_s)
     lengths = np.full(n, isl) if prompts is None else np.asarray(prompts, dtype=np.int64)
     outs = np.full(n, osl) if outputs is None else np.asarray(outputs, dtype=np.int64)
@@ -345,7 +353,7 @@ def _mixed_sim(perf: VariantPerf, isl: int, osl: int, t_s: np.ndarray, per_runni
     sim.run()
     done = np.asarray(sim.req.t_done[:n], dtype=float)
     in_system = np.array([int(np.sum((t_s < t) & (done > t))) for t in t_s])
-    return build_report(sim).requests, in_system
+    return build_report(sim), in_system
 
 
 def _pcts(ttft: np.ndarray, itl: np.ndarray) -> dict[str, float]:

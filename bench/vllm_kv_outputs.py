@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from fidelity import PERCENTILE, LoadPoint, _mixed_sim, read_load_sweep  # noqa: E402
+from fidelity import PERCENTILE, LoadPoint, mixed_sim_report, read_load_sweep  # noqa: E402
 from vllm_under_load import parse_sweep, swept_replica  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
@@ -103,6 +103,8 @@ class RatePoint:
     sim_ttft_p90_ms: dict[str, float]
     """The simulator's replay of the sample, per KV policy."""
     sim_served_rps: dict[str, float]
+    sim_preemptions: int
+    """The on-demand replay's preemptions (vLLM's: `preemptions`)."""
     served_rps: float
     """Output tokens served per second in WINDOW, over the sample's mean output."""
     preemptions: float
@@ -157,9 +159,12 @@ def rate_points(perf: VariantPerf, sweep: Path) -> list[RatePoint]:
     eng = engine_rows(sweep)
     out = []
     for p in read_load_sweep(sweep):
-        sim_p90, sim_served = {}, {}
+        sim_p90, sim_served, sim_pre = {}, {}, 0
         for policy in POLICIES:
-            df, _ = _mixed_sim(perf, p.isl, p.osl, p.sent_s, FRONTEND_MS_PER_RUNNING, p.prompts, p.outputs, policy)
+            report, _ = mixed_sim_report(perf, p.isl, p.osl, p.sent_s, FRONTEND_MS_PER_RUNNING, p.prompts, p.outputs, policy)
+            df = report.requests
+            if policy == "on_demand":
+                sim_pre = int(report.pool_summary().preemptions.sum())
             sim_p90[policy] = float(np.nanpercentile(df.ttft_ms, PERCENTILE))
             sim_served[policy] = served_output_rps(dataclasses.replace(p, ttft_ms=df.ttft_ms.to_numpy(float),
                                                                        itl_ms=df.itl_ms.to_numpy(float)))
@@ -167,7 +172,7 @@ def rate_points(perf: VariantPerf, sweep: Path) -> list[RatePoint]:
         pre, wait = (math.nan, math.nan) if row is None or row.empty else (float(row.preemptions.iloc[0]), float(row.waiting_mean.iloc[0]))
         y = p.outputs.astype(float) if p.outputs is not None else np.full(p.n, float(p.osl))
         out.append(RatePoint(p.rate_rps, p.realised_rps, float(y.mean()), float(y.var() / y.mean() ** 2),
-                             float(np.percentile(p.ttft_ms, PERCENTILE)), sim_p90, sim_served,
+                             float(np.percentile(p.ttft_ms, PERCENTILE)), sim_p90, sim_served, sim_pre,
                              served_output_rps(p), pre, wait))
     return out
 
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"(KV on demand / reserved), vLLM's preemptions and waiting queue, output served in "
                       f"{WINDOW[0]:.2f}-{WINDOW[1]:.2f} of the span (requests/s of the mean output; measured / on demand / reserved)")
     for c in ("sweep", "rate nominal / sample", "outputs mean / scv", "TTFT p90 measured", "sim on demand", "sim reserved",
-              "preemptions", "waiting mean", "served rps", "saturated"):
+              "preemptions vLLM / sim", "waiting mean", "served rps", "saturated"):
         pts.add_column(c, justify="right")
     summ = Table(title="The KV check against vLLM's capacity (requests/s; error signed: + = the check above what vLLM served) "
                        "and the KV tokens a running sequence held with the cache full")
@@ -203,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         label = sweep.parent.parent.name
         for r in points:
             pts.add_row(label, f"{r.rate_rps:g} / {r.realised_rps:.2f}", f"{r.mean_output:.0f} / {r.osl_scv:.2f}",
-                        f"{r.ttft_p90_ms:.0f}", *(f"{r.sim_ttft_p90_ms[k]:.0f}" for k in POLICIES), f"{r.preemptions:.0f}",
+                        f"{r.ttft_p90_ms:.0f}", *(f"{r.sim_ttft_p90_ms[k]:.0f}" for k in POLICIES),
+                        f"{r.preemptions:.0f} / {r.sim_preemptions}",
                         f"{r.waiting_mean:.2f}", " / ".join(f"{x:.2f}" for x in (r.served_rps, *r.sim_served_rps.values())),
                         "yes" if r.saturated else "")
             for k in POLICIES:

@@ -60,6 +60,7 @@ def test_a_request_admitted_on_demand_is_preempted_when_the_cache_fills_and_reco
     r_res, r_od = build_report(res).requests, build_report(od).requests
     rep = _replica(od)
     assert rep.preemptions == 1 and _replica(res).preemptions == 0
+    assert build_report(od).pool_summary().preemptions.tolist() == [1]  # the report counts it
     assert r_od.finished.all() and r_res.finished.all()
     assert r_od.ttft_ms[1] < 0.1 * r_res.ttft_ms[1]  # on demand it starts at once
     assert r_od.e2e_ms[1] > r_od.e2e_ms[0]

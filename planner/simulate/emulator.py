@@ -28,7 +28,9 @@ Choices written down:
 * A string prompt counts ``ceil(len(chars)/4)`` tokens (OpenAI's rule of thumb, ~4 characters per
   token); token-id prompts count exactly. Generation always runs to ``max_tokens`` (no EOS model), so
   ``finished_reason`` is ``length``; ``ignore_eos`` is accepted and changes nothing.
-* KV admission reserves prompt + max_tokens tokens (no preemption), the same rule as the simulator.
+* KV admission reserves prompt + max_tokens tokens (no preemption), the rule of the simulator's decode
+  replicas and of its mixed ones before stop 32; they now allocate on demand and preempt as vLLM 0.26 does
+  (planner/simulate/engine.py), which the emulator does not yet (its vllm:num_preemptions stays 0).
   The KV-usage gauge reports blocks actually filled (prompt done + generated), in 16-token blocks.
 * ``time_scale`` = wall seconds per emulated second (0.01 runs 100x faster than real time). Latency
   histograms record emulated seconds; clients measuring wall time must divide by ``time_scale``.

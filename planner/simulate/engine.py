@@ -97,6 +97,7 @@ class PrefillReplica:
 
     __slots__ = ("sim", "pool", "perf", "queue", "busy", "load", "busy_ms", "batch_tokens", "done_requests",
                  "prompt_tokens", "draining")
+    preemptions = 0  # a prefill replica holds no KV between batches: it never preempts
 
     def __init__(self, sim: FleetSimulator, pool: Pool, perf: VariantPerf):
         self.sim = sim

@@ -45,7 +45,7 @@ from planner.simulate.steptime import ASYNC_SCHEDULING, FRONTEND_MS_PER_RUNNING,
 
 PerfLookup = Callable[..., VariantPerf | None]
 Replica = PrefillReplica | BatchReplica
-TimelineRow = tuple[float, str, str, int, int, int, int, float, float]
+TimelineRow = tuple[float, str, str, int, int, int, int, float, float, int]
 """t_s, pool_id, role, replicas, starting, running, waiting, kv_usage, utilization (SimReport.timeline)."""
 
 
@@ -557,7 +557,7 @@ class FleetSimulator:
                                   sum(r.running for r in reps),
                                   sum(r.waiting() for r in reps) + len(p.pending),
                                   float(np.mean([r.kv_usage() for r in reps])) if reps else 0.0,
-                                  min(util, 1.0)))
+                                  min(util, 1.0), sum(r.preemptions for r in p.replicas_all())))
         if self.next_arrival < len(self.req.t_arr) or len(self.events.heap) > 0:
             self.events.push(t + dt, self._sample, None)
 

@@ -31,7 +31,8 @@ class SimReport:
     classes: pd.DataFrame
     """One row per class: count, TTFT/ITL/e2e p50/p90/p99 (ms), SLO bounds, attainment, goodput_rps, slo_holds."""
     pools: pd.DataFrame
-    """Pool timelines: t_s, pool_id, role, replicas, starting, running, waiting, kv_usage, utilization."""
+    """Pool timelines: t_s, pool_id, role, replicas, starting, running, waiting, kv_usage, utilization, preemptions
+    (cumulative over the pool's replicas: mixed replicas with on-demand KV, planner/simulate/engine.py)."""
     duration_s: float
     """Simulated time until the last request finished (or the drain limit)."""
     events: int
@@ -39,7 +40,7 @@ class SimReport:
     """Span of the arrivals, seconds (goodput is per second of this)."""
 
     def pool_summary(self) -> pd.DataFrame:
-        """Per pool: mean utilization, mean and max queue, mean and max KV usage over the run."""
+        """Per pool: mean utilization, mean and max queue, mean and max KV usage over the run, and its preemptions."""
         if self.pools.empty:
             return pd.DataFrame()
         g = self.pools.groupby("pool_id")
@@ -51,6 +52,7 @@ class SimReport:
             "queue_max": g["waiting"].max(),
             "kv_mean": g["kv_usage"].mean(),
             "kv_max": g["kv_usage"].max(),
+            "preemptions": g["preemptions"].max(),
         })
 
 
@@ -123,7 +125,7 @@ def build_report(sim: FleetSimulator) -> SimReport:  # fleet.py is imported for 
         rows.append(row)
     classes = pd.DataFrame(rows)
     timeline = pd.DataFrame(sim.timeline, columns=["t_s", "pool_id", "role", "replicas", "starting", "running", "waiting",
-                                                   "kv_usage", "utilization"])
+                                                   "kv_usage", "utilization", "preemptions"])
     return SimReport(df, classes, timeline, float(getattr(sim, "end_s", sim.now)), sim.events_processed, span)
 
 
