@@ -296,10 +296,29 @@ PLAN_S20 = PLAN_S19 + [
     replace(_load_only("llama-3.1-8b", 140, "1024=13,15.5,17.5", 260, rate_duration_s=60.0, tag="-kv64k-oslspread"),
             extra=_KV_64K, rate_osl=256, rate_osl_scv=1.0),
 ]
+# The twenty-first (prepared at stop 32): the held-out check of what s20 decided. s20 measured vLLM's KV cache binding on
+# llama-3.1-8b alone (ISL 1,024 / OSL 256), and on those six samples the simulator's mixed replicas were switched to
+# on-demand KV with preemption and the planner's reservation check was kept (bench/vllm_kv_outputs.py). Here a model and
+# a shape held out of both: mistral-nemo-12b (imported, examples/byo-model) with its cache cut to 6,144 blocks (98,304
+# tokens) at ISL 2,048 / OSL 512, outputs of squared CV 1 first, then equal; the planner's check gives 3.77 / 4.18 rps
+# (scv 1 / 0), so 3.4 / 4.0 / 4.7 rps, 90 s each. The rule, written before the run (notes of stop 32): the on-demand
+# default stands if its replay's TTFT p90 MAPE is <= 20% and below the reservation's; the check stands if it is at or
+# below vLLM's served rate at saturation and within 10% of it. Then what s18 left: the MoE's engine account,
+# qwen2.5-14b's steady state, and llama-3.1-8b's decode to batch 256.
+_KV_96K = ["--extra-args=--num-gpu-blocks-override 6144"]
+PLAN_S21 = [
+    replace(_load_only("mistral-nemo-12b", 150, "2048=3.4,4,4.7", 420, rate_duration_s=90.0, tag="-kv96k-oslspread"),
+            extra=_KV_96K, rate_osl=512, rate_osl_scv=1.0),
+    replace(_load_only("mistral-nemo-12b", 150, "2048=3.4,4,4.7", 420, rate_duration_s=90.0, tag="-kv96k"),
+            extra=_KV_96K, rate_osl=512),
+    PLAN_S18[0],
+    PLAN_S18[2],
+    PLAN_S18[3],
+]
 PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
-         "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20}
+         "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21}
 
 
 def log(out: Path, msg: str) -> None:
