@@ -146,6 +146,28 @@ def test_kv_capacity_queues_requests():
         assert r.status_code == 400 and "maximum context length" in r.json()["message"]
 
 
+@pytest.mark.parametrize("policy, preempts", [("on_demand", True), ("reserve", False)])
+def test_a_full_cache_preempts_on_demand_and_every_token_is_served(policy, preempts):
+    """Five 300-token prompts of 100 tokens each on a 1,000-token cache. On demand (vLLM 0.26's allocation, the
+    default) three start, their growing outputs fill the cache, and the last admitted is preempted
+    (vllm:num_preemptions) and recomputed; reserving 400 each, two run at a time and nothing is preempted. Either
+    way every request returns its 100 tokens."""
+    small = VariantPerf(**{**PERF.__dict__, "kv_capacity_tokens": 1000})
+    with EmulatorFleet(small, time_scale=SCALE, kv_policy=policy) as f:
+        url = f.urls[0]
+
+        async def go() -> list[dict]:
+            async with httpx.AsyncClient(timeout=60) as c:
+                tasks = [c.post(url + "/v1/completions", json={"prompt": [1] * 300, "max_tokens": 100}) for _ in range(5)]
+                return [r.json() for r in await asyncio.gather(*tasks)]
+
+        bodies = asyncio.run(go())
+        assert [b["usage"]["completion_tokens"] for b in bodies] == [100] * 5
+        n = sample(metrics(url), "vllm:num_preemptions", "_total")
+        assert (n > 0) == preempts
+        assert f.servers[0].engine is not None and f.servers[0].engine.preemptions == n
+
+
 def test_bad_requests_are_400(fleet):
     url = fleet.urls[0]
     assert httpx.post(url + "/v1/completions", content=b"{nope").status_code == 400

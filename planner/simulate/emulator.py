@@ -28,9 +28,13 @@ Choices written down:
 * A string prompt counts ``ceil(len(chars)/4)`` tokens (OpenAI's rule of thumb, ~4 characters per
   token); token-id prompts count exactly. Generation always runs to ``max_tokens`` (no EOS model), so
   ``finished_reason`` is ``length``; ``ignore_eos`` is accepted and changes nothing.
-* KV admission reserves prompt + max_tokens tokens (no preemption), the rule of the simulator's decode
-  replicas and of its mixed ones before stop 32; they now allocate on demand and preempt as vLLM 0.26 does
-  (planner/simulate/engine.py), which the emulator does not yet (its vllm:num_preemptions stays 0).
+* KV on demand, as vLLM 0.26 allocates and as the simulator's mixed replicas do (planner/simulate/engine.py;
+  ``kv_policy="reserve"`` for the old rule, prompt + max_tokens reserved at admission): a waiting request is
+  admitted when its prompt fits beside what the running hold (decoding: prompt + generated; prefilling: the
+  whole prompt), and none is admitted in a step that preempted; before each step, while the decodes' next
+  tokens do not fit, the most recently admitted running request is preempted (``vllm:num_preemptions``),
+  put back at the head of the queue, and when admitted again re-prefills its prompt and the tokens it had
+  generated, then emits its next token.
   The KV-usage gauge reports blocks actually filled (prompt done + generated), in 16-token blocks.
 * ``time_scale`` = wall seconds per emulated second (0.01 runs 100x faster than real time). Latency
   histograms record emulated seconds; clients measuring wall time must divide by ``time_scale``.
@@ -61,6 +65,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from planner.io.webserve import serve_app
 from planner.perf.laws import VariantPerf
 from planner.planning.lengths import build_1_2_5_buckets
+from planner.simulate.engine import KvPolicy
 from planner.simulate.kvconnector import KvConnectorEmulation
 from planner.simulate.steptime import check_perf, chunk_cost_isl2, mixed_step_ms
 
@@ -122,6 +127,8 @@ class _Req:
     out: asyncio.Queue[int | None] = field(default_factory=asyncio.Queue)
     prefilled: int = 0
     generated: int = 0
+    recompute: int = 0
+    """Generated tokens to re-prefill after a preemption (its prefill is then prompt + these)."""
     admitted: float | None = None
     first_token: float | None = None
     last_token: float | None = None
@@ -226,8 +233,11 @@ def iteration_line(index: int, t_s: float, ctx_requests: int, ctx_tokens: int, g
 class EmulatedEngine:
     """One replica's scheduler loop: vLLM-V1-like continuous batching timed by the step law."""
 
-    def __init__(self, perf: VariantPerf, model_name: str, time_scale: float, max_model_len: int, metrics: _Metrics):
+    def __init__(self, perf: VariantPerf, model_name: str, time_scale: float, max_model_len: int, metrics: _Metrics,
+                 kv_policy: KvPolicy = "on_demand"):
         self.perf = perf
+        self.kv_policy: KvPolicy = kv_policy
+        self.preemptions = 0
         self.model_name = model_name
         self.time_scale = time_scale
         self.max_model_len = max_model_len
@@ -279,8 +289,40 @@ class EmulatedEngine:
             r.out.put_nowait(None)
 
     def _kv_usage(self) -> float:
-        blocks = sum(math.ceil((r.prefilled + r.generated) / BLOCK_SIZE_TOKENS) for r in self.running)
+        blocks = sum(math.ceil((r.prompt_tokens + r.generated if self._decoding(r) else r.prefilled) / BLOCK_SIZE_TOKENS)
+                     for r in self.running)
         return min(1.0, blocks * BLOCK_SIZE_TOKENS / self.perf.kv_capacity_tokens)
+
+    @staticmethod
+    def _target(r: _Req) -> int:
+        """Tokens `r` prefills: its prompt, and after a preemption the tokens it had generated too."""
+        return r.prompt_tokens + r.recompute
+
+    def _decoding(self, r: _Req) -> bool:
+        return r.prefilled >= self._target(r)
+
+    def _held(self, r: _Req) -> int:
+        """KV tokens a running request holds for on-demand admission: decoding, its prompt and what it generated;
+        prefilling, its whole prefill (as the simulator counts it)."""
+        return r.prompt_tokens + r.generated if self._decoding(r) else self._target(r)
+
+    def _preempt_for_decodes(self) -> bool:
+        """On demand: while the decodes' next tokens do not fit, preempt the most recently admitted running request
+        (vLLM's FCFS policy: the last of its running list). True when one was preempted."""
+        cap = self.perf.kv_capacity_tokens
+        preempted = False
+        while len(self.running) > 1:
+            decoding = sum(1 for r in self.running if self._decoding(r))
+            if sum(self._held(r) for r in self.running) + decoding <= cap:
+                break
+            victim = self.running.pop()
+            victim.recompute = victim.generated
+            victim.prefilled = 0
+            self.waiting.appendleft(victim)
+            self.preemptions += 1
+            self.m.num_preemptions.inc()
+            preempted = True
+        return preempted
 
     MAX_LAG_S = 1.0
     """Most emulated seconds the virtual clock may trail the wall before it resyncs."""
@@ -304,8 +346,11 @@ class EmulatedEngine:
                 self._idle = True
                 await self._wake.wait()
             # --- schedule one step (vLLM V1: running requests first, then admit waiting FCFS)
+            on_demand = self.kv_policy == "on_demand"
+            preempted = on_demand and self._preempt_for_decodes()
+            held = sum(self._held(r) for r in self.running) if on_demand else 0
             budget = p.max_batched_tokens
-            decodes = [r for r in self.running if r.prefilled >= r.prompt_tokens]
+            decodes = [r for r in self.running if self._decoding(r)]
             budget -= len(decodes)
             sum_ctx = sum(r.prompt_tokens + r.generated for r in decodes)
             chunks: list[tuple[_Req, int]] = []
@@ -313,23 +358,29 @@ class EmulatedEngine:
             if not self.running and self.waiting:  # nothing to do before the first arrival: jump to it
                 start = max(start, self.waiting[0].arrival * self.time_scale)
             for r in self.running:
-                if r.prefilled < r.prompt_tokens and budget > 0:
-                    n = min(r.prompt_tokens - r.prefilled, budget)
+                if not self._decoding(r) and budget > 0:
+                    n = min(self._target(r) - r.prefilled, budget)
                     chunks.append((r, n))
                     budget -= n
-            while (self.waiting and budget > 0 and len(self.running) < p.max_num_seqs
+            while (self.waiting and budget > 0 and len(self.running) < p.max_num_seqs and not preempted
                    and self.waiting[0].arrival * self.time_scale <= start):  # arrived by this step's (virtual) start
                 r = self.waiting[0]
-                need = r.prompt_tokens + r.max_tokens
-                if self.kv_reserved + need > p.kv_capacity_tokens:
-                    break
+                if on_demand:
+                    if self.running and held + self._target(r) > p.kv_capacity_tokens:
+                        break
+                    held += self._target(r)
+                else:
+                    need = r.prompt_tokens + r.max_tokens
+                    if self.kv_reserved + need > p.kv_capacity_tokens:
+                        break
+                    self.kv_reserved += need
                 self.waiting.popleft()
-                self.kv_reserved += need
-                r.admitted = start / self.time_scale
-                self.m.queue.observe(r.admitted - r.arrival)
-                self.m.prefix_queries.inc(r.prompt_tokens)
+                if r.admitted is None:  # a resumed request keeps its first admission
+                    r.admitted = start / self.time_scale
+                    self.m.queue.observe(r.admitted - r.arrival)
+                    self.m.prefix_queries.inc(r.prompt_tokens)
                 self.running.append(r)
-                n = min(r.prompt_tokens - r.prefilled, budget)  # a remote-prefilled prompt has its KV already
+                n = min(self._target(r) - r.prefilled, budget)  # a remote-prefilled prompt has its KV already
                 chunks.append((r, n))
                 budget -= n
             if not decodes and not chunks:
@@ -365,7 +416,14 @@ class EmulatedEngine:
                 emitted += 1
             for r, n in chunks:
                 r.prefilled += n
-                if r.prefilled >= r.prompt_tokens:
+                if r.recompute and self._decoding(r):  # a resumed request: its next token, not a first one
+                    completed_prompt_tokens += self._target(r)
+                    self.m.itl.observe(t - (r.last_token or t))
+                    r.generated += 1
+                    r.last_token = t
+                    r.out.put_nowait(1)
+                    emitted += 1
+                elif self._decoding(r):
                     r.generated = 1
                     completed_prompt_tokens += r.prompt_tokens
                     r.first_token = r.last_token = t
@@ -401,7 +459,8 @@ class EmulatedEngine:
 
     def _finish(self, r: _Req, t: float, reason: str) -> None:
         r.done = True
-        self.kv_reserved -= r.prompt_tokens + r.max_tokens
+        if self.kv_policy == "reserve":
+            self.kv_reserved -= r.prompt_tokens + r.max_tokens
         self.m.success[reason].inc()
         self.m.req_prompt.observe(r.prompt_tokens)
         self.m.req_gen.observe(r.generated)
@@ -435,8 +494,11 @@ class EmulatedServer:
 
     def __init__(self, perf: VariantPerf, model_name: str | None = None, *, time_scale: float = 1.0,
                  max_model_len: int | None = None, faults: Faults | None = None,
-                 kv_connector: KvConnectorEmulation | None = None, iteration_log: Callable[[str], None] | None = None):
+                 kv_connector: KvConnectorEmulation | None = None, iteration_log: Callable[[str], None] | None = None,
+                 kv_policy: KvPolicy = "on_demand"):
         check_perf(perf, f"emulator {perf.model}/{perf.gpu}/tp{perf.tp}")
+        self.kv_policy: KvPolicy = kv_policy
+        """How the engine holds KV (module doc): on demand with preemption, as vLLM 0.26, or reserved at admission."""
         self.iteration_log = iteration_log
         """Where the engine's per-step lines go (vLLM's --enable-logging-iteration-details); None: nowhere."""
         if time_scale <= 0:
@@ -467,7 +529,8 @@ class EmulatedServer:
     # --------------------------------------------------------------- lifecycle (inside the loop)
     async def astart(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        self.engine = EmulatedEngine(self.perf, self.model_name, self.time_scale, self.max_model_len, self.metrics)
+        self.engine = EmulatedEngine(self.perf, self.model_name, self.time_scale, self.max_model_len, self.metrics,
+                                     self.kv_policy)
         self.engine.on_token = self._check_kill
         self.engine.iteration_log = self.iteration_log
         self.engine.faults = self.faults
@@ -678,8 +741,9 @@ class EmulatorFleet:
 
     def __init__(self, perf: VariantPerf | list[VariantPerf], replicas: int = 1, *, model_name: str | None = None,
                  time_scale: float = 1.0, host: str = "127.0.0.1", base_port: int = 0, max_model_len: int | None = None,
-                 iteration_log: Callable[[str], None] | None = None):
+                 iteration_log: Callable[[str], None] | None = None, kv_policy: KvPolicy = "on_demand"):
         perfs = perf if isinstance(perf, list) else [perf] * replicas
+        self.kv_policy: KvPolicy = kv_policy
         if not perfs:
             raise ValueError("an emulator fleet needs at least one replica")
         self.iteration_log = iteration_log
@@ -694,7 +758,7 @@ class EmulatorFleet:
 
     def _make(self, perf: VariantPerf) -> EmulatedServer:
         return EmulatedServer(perf, self.model_name, time_scale=self.time_scale, max_model_len=self.max_model_len,
-                              iteration_log=self.iteration_log)
+                              iteration_log=self.iteration_log, kv_policy=self.kv_policy)
 
     @property
     def urls(self) -> list[str]:
