@@ -21,9 +21,9 @@ The simulation advances by batch changes, not by token (DESIGN.md, Verification 
   plan s20) this admission waits too long just below saturation with outputs that spread (TTFT p90
   993 ms against 296 measured at 15.5 req/s) and too little at saturation (1,015 ms against 3,177).
 * ``kv_policy="on_demand"``, the default for mixed replicas since stop 32 (the rule in
-  bench/vllm_kv_outputs.py's notes): a mixed replica allocates as vLLM 0.26 does. On the six s20 samples its
-  replay's TTFT p90 is within 11.9% of vLLM's (56.3% reserving) and its served rate at saturation within
-  0.9%. Decode replicas keep the reservation (a preempted request there would recompute on the decode
+  bench/vllm_kv_outputs.py's notes): a mixed replica allocates as vLLM 0.26 does. On the six s20 samples
+  its replay's TTFT p90 MAPE against vLLM is 11.9% (56.3% reserving; 24% at worst) and its served rate
+  at saturation within 0.9%. Decode replicas keep the reservation (a preempted request there would recompute on the decode
   instance, which this model has no prefill step for). A request is
   admitted when its prompt fits beside what the running requests hold now (their prompts and the tokens
   generated so far; a prefilling prompt counted whole), each decode step adds a token per sequence, and
