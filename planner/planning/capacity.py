@@ -1034,7 +1034,8 @@ def kv_batch(lat: Latency, isl: float, osl: float, percentile: float, arrivals: 
     or output-length spread (module doc, Prompt-length and Output-length dispersion) the cache of a batch of N is a
     compound sum, variance N·(r² + σ²) for r the mean reservation and σ² the reservations' variance: in sequences of
     r, the batch's law (`_batch_quantile`'s mean and variance) with n·σ²/r² more variance, taken negative binomial,
-    as the simulator reserves each sequence's own isl + osl at admission."""
+    as the simulator's decode replicas reserve each sequence's own isl + osl at admission (module doc, Output-length
+    dispersion: the check vLLM's on-demand cache was measured against)."""
     n = lat.batch_mean
     if (arrivals.isl_scv <= 0.0 and arrivals.osl_scv <= 0.0) or n <= 0.0 or not math.isfinite(lat.batch):
         return lat.batch
