@@ -126,6 +126,8 @@ CASES = [
          2, ("{f}", "routing", "[0, 1]")),
     Case("simulate --routing round_robin", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--routing", "round_robin"],
          2, ("--routing", "least_loaded", "random")),
+    Case("simulate --kv-policy lazy", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--kv-policy", "lazy"],
+         2, ("--kv-policy", "on_demand", "reserve")),
     Case("simulate --duration 0", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "0"], 2, ("--duration", "> 0")),
     Case("simulate --duration 1e12", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "1e12"],
          2, ("--duration", "limit")),

@@ -403,3 +403,24 @@ def test_mixed_frontend_delay_per_running_request():
         assert slow[k] >= base[k] + 20.0 * k - step_ms - 1e-6
     bare = P  # no frontend in the laws: the per-running term does nothing
     assert np.allclose(ttfts(bare, 20.0), ttfts(bare, 0.0))
+
+
+def test_simulate_runs_a_plan_with_either_kv_policy(tmp_path: Path):
+    """run_simulate (planner simulate --kv-policy) on a plan whose mixed replica has a 12,000-token cache: on demand
+    (the default) it preempts and its pool table counts it; reserving, nothing is preempted; both serve every request."""
+    import yaml
+
+    from planner.cli.simulate_run import run_simulate
+
+    plan_file, w_file = tmp_path / "plan.yaml", tmp_path / "w.yaml"
+    plan_file.write_text(yaml.safe_dump(make_plan(n_pre=1, n_dec=1, n_mix=1, mix_share=0.9).model_dump(mode="json")))
+    w_file.write_text(yaml.safe_dump(WL.model_dump(mode="json", exclude_none=True)))
+    small = VariantPerf(**{**P.__dict__, "kv_capacity_tokens": 12_000})
+    reps = {}
+    for policy in ("on_demand", "reserve"):
+        reps[policy] = run_simulate(plan=plan_file, trace=None, workload=w_file, duration=30.0, seed=0, png=None,
+                                    perf_lookup=lookup({"H100": small}), kv_policy=policy)
+    pre = {k: int(r.pool_summary().loc["m/mixed/H100/tp1", "preemptions"]) for k, r in reps.items()}
+    assert pre["on_demand"] > 0 and pre["reserve"] == 0
+    for r in reps.values():
+        assert r.requests.finished.all()

@@ -77,9 +77,12 @@ def register(app: typer.Typer) -> None:
         model: str | None = typer.Option(None, help="model of a trace without a model column (e.g. the Azure trace)"),
         routing: str | None = typer.Option(None, help="how a request picks a replica of its pool: least_loaded or random "
                                                       "(default: the plan's replica_routing, what it was sized for)"),
+        kv_policy: str = typer.Option("on_demand", help="how mixed replicas hold KV: on_demand (as vLLM 0.26: blocks as a "
+                                                         "sequence grows, preempting when full) or reserve (prompt + output "
+                                                         "reserved at admission)"),
     ) -> None:
         """Replay a trace or a workload against a plan; per-class latency percentiles and SLO attainment."""
-        from planner.cli.simulate_run import parse_routing, run_simulate
+        from planner.cli.simulate_run import parse_kv_policy, parse_routing, run_simulate
 
         run_simulate(plan=plan, trace=trace, workload=workload, duration=duration, seed=seed, png=png, model=model,
-                     perf_lookup=default_perf_lookup(), routing=parse_routing(routing))
+                     perf_lookup=default_perf_lookup(), routing=parse_routing(routing), kv_policy=parse_kv_policy(kv_policy))

@@ -14,6 +14,7 @@ from planner.io.errors import InputError
 from planner.io.files import load_model
 from planner.io.schema import REPLICA_ROUTINGS, ModelEntry, Plan, ReplicaRouting, Slo, Workload
 from planner.simulate.arrivals import Arrivals, poisson_arrivals, trace_arrivals
+from planner.simulate.engine import KV_POLICIES, KvPolicy
 from planner.simulate.fleet import FleetSimulator, PerfLookup
 from planner.simulate.report import SimReport, build_report, plot_report
 
@@ -110,11 +111,12 @@ def class_table(rep: SimReport) -> Table:
 
 def pool_table(rep: SimReport) -> Table:
     t = Table(title="Pools")
-    for col in ("pool", "role", "replicas", "utilization", "queue mean/max", "KV mean/max"):
+    for col in ("pool", "role", "replicas", "utilization", "queue mean/max", "KV mean/max", "preemptions"):
         t.add_column(col, justify="left" if col in ("pool", "role") else "right")
     for pid, r in rep.pool_summary().iterrows():
         t.add_row(str(pid), r["role"], str(int(r["replicas"])), f"{r['utilization']:.0%}",
-                  f"{r['queue_mean']:.1f}/{int(r['queue_max'])}", f"{r['kv_mean']:.0%}/{r['kv_max']:.0%}")
+                  f"{r['queue_mean']:.1f}/{int(r['queue_max'])}", f"{r['kv_mean']:.0%}/{r['kv_max']:.0%}",
+                  f"{int(r['preemptions']):,}")
     return t
 
 
@@ -128,10 +130,20 @@ def parse_routing(value: str | None) -> ReplicaRouting | None:
     raise typer.BadParameter(f"--routing must be one of {', '.join(REPLICA_ROUTINGS)}, got {value!r}")
 
 
+def parse_kv_policy(value: str) -> KvPolicy:
+    """`--kv-policy` as a KvPolicy (planner/simulate/engine.py); anything else is a bad parameter (exit 2)."""
+    for k in KV_POLICIES:
+        if k == value:
+            return k
+    raise typer.BadParameter(f"--kv-policy must be one of {', '.join(KV_POLICIES)}, got {value!r}")
+
+
 def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, duration: float | None, seed: int,
                  png: Path | None, perf_lookup: PerfLookup, console: Console | None = None,
-                 model: str | None = None, routing: ReplicaRouting | None = None) -> SimReport:
-    """Simulate `plan` and print its tables; `routing` overrides the plan's replica routing (what it was sized for)."""
+                 model: str | None = None, routing: ReplicaRouting | None = None,
+                 kv_policy: KvPolicy = "on_demand") -> SimReport:
+    """Simulate `plan` and print its tables; `routing` overrides the plan's replica routing (what it was sized for);
+    `kv_policy`: how its mixed replicas hold KV."""
     from planner.io.files import check_writable
     from planner.io.planfile import load_plan
 
@@ -143,7 +155,8 @@ def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, durat
     if not p.feasible:
         raise InputError(str(plan), "feasible", "the plan is infeasible: nothing to simulate")
     arr, wl = load_arrivals(p, trace, workload, duration, seed, model)
-    sim = FleetSimulator.from_plan(p, perf_lookup, arr, wl, seed=seed + 1, replica_routing=routing or p.replica_routing)
+    sim = FleetSimulator.from_plan(p, perf_lookup, arr, wl, seed=seed + 1, replica_routing=routing or p.replica_routing,
+                                   kv_policy=kv_policy)
     sim.run()
     rep = build_report(sim)
     console.print(f"replica routing: {sim.replica_routing}" + (" (--routing; the plan was sized for "

@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # the fleet owns the replicas; imported for its types only, s
 NAN = float("nan")
 KvPolicy = Literal["reserve", "on_demand"]
 """How a mixed replica holds KV (module doc): reserved whole at admission, or allocated on demand with preemption."""
+KV_POLICIES: tuple[KvPolicy, ...] = ("on_demand", "reserve")
 
 
 class EventQueue:

@@ -59,6 +59,7 @@ class SimOptions(TypedDict, total=False):
     frontend_ms_per_running: float
     async_scheduling: bool
     replica_routing: ReplicaRouting
+    kv_policy: KvPolicy
 """(model, gpu, tp[, weight_dtype, kv_dtype]) -> laws (see planner.perf.laws.lookup_variant_perf)."""
 
 # Default spacing of the pool timelines (queue, KV usage, utilization), seconds: fine enough for a
