@@ -95,12 +95,14 @@ def decode_saturation_rps(perf: VariantPerf, isl: int, osl: int) -> float:
     return min(lam_n, 1000.0 / (osl * slope))
 
 
-def model_saturation_rps(perf: VariantPerf, role: str, isl: int, osl: int,
-                         arrivals: capacity.ArrivalShape = capacity.POISSON) -> float:
+def model_saturation_rps(perf: VariantPerf, role: str, isl: float, osl: float,
+                         arrivals: capacity.ArrivalShape = capacity.POISSON, reserve_tokens: float | None = None) -> float:
     """Largest rate at which the queueing model still predicts finite latency (bisection), so the
     load grid is a share of the model's own saturation and every prediction is finite. The KV cache is the
     planner's own check (`capacity.kv_batch` x `capacity.kv_reserve_tokens`): with `arrivals` of an output spread
-    the running batch holds isl + osl(1 + scv) per sequence; Poisson mean lengths, isl + osl."""
+    the running batch holds isl + osl(1 + scv) per sequence; Poisson mean lengths, isl + osl. `reserve_tokens`
+    counts a sequence otherwise (bench/vllm_kv_outputs.py: the on-demand count)."""
+    per_seq = capacity.kv_reserve_tokens(isl, osl, arrivals.osl_scv) if reserve_tokens is None else reserve_tokens
     hi = 2.0 * max(prefill_saturation_rps(perf, isl), decode_saturation_rps(perf, isl, osl))
     lo = 0.0
     for _ in range(60):
@@ -108,7 +110,7 @@ def model_saturation_rps(perf: VariantPerf, role: str, isl: int, osl: int,
         lat = capacity.latency(perf, role, isl, osl, mid, PERCENTILE, arrivals)
         ok = math.isfinite(lat.ttft_ms) and math.isfinite(lat.itl_ms)
         if role != "prefill":  # engine limits: the batch must fit max_num_seqs and the KV cache
-            kv = capacity.kv_batch(lat, isl, osl, PERCENTILE, arrivals) * capacity.kv_reserve_tokens(isl, osl, arrivals.osl_scv)
+            kv = capacity.kv_batch(lat, isl, osl, PERCENTILE, arrivals) * per_seq
             ok = ok and lat.batch <= perf.max_num_seqs and kv <= perf.kv_capacity_tokens
         lo, hi = (mid, hi) if ok else (lo, mid)
     return lo

@@ -64,12 +64,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from fidelity import PERCENTILE, LoadPoint, mixed_sim_report, read_load_sweep  # noqa: E402
+from fidelity import PERCENTILE, LoadPoint, mixed_sim_report, model_saturation_rps, read_load_sweep  # noqa: E402
 from vllm_under_load import parse_sweep, swept_replica  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
-from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
+from planner.perf.laws import VariantPerf, fit_profile, quiet_extrapolation  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
 from planner.planning import capacity  # noqa: E402
 from planner.simulate.engine import KvPolicy  # noqa: E402
@@ -143,18 +143,6 @@ def kv_per_running(sweep: Path, kv_tokens: int) -> float:
     return float(np.mean(per)) if per else math.nan
 
 
-def kv_check_rps(perf: VariantPerf, isl: float, osl: float, shape: capacity.ArrivalShape, reserve_tokens: float) -> float:
-    """Largest rate whose p90 running batch (`capacity.kv_batch`) of `reserve_tokens` per sequence fits the cache:
-    the planner's check with another count per sequence (bisection)."""
-    lo, hi = 0.0, 200.0
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lat = capacity.latency(perf, "mixed", isl, osl, mid, PERCENTILE, shape)
-        ok = math.isfinite(lat.itl_ms) and capacity.kv_batch(lat, isl, osl, PERCENTILE, shape) * reserve_tokens <= perf.kv_capacity_tokens
-        lo, hi = (mid, hi) if ok else (lo, mid)
-    return lo
-
-
 def rate_points(perf: VariantPerf, sweep: Path) -> list[RatePoint]:
     eng = engine_rows(sweep)
     out = []
@@ -170,8 +158,8 @@ def rate_points(perf: VariantPerf, sweep: Path) -> list[RatePoint]:
                                                                        itl_ms=df.itl_ms.to_numpy(float)))
         row = None if eng is None else eng[np.isclose(eng.rate_rps, p.rate_rps) & (eng.isl == p.isl)]
         pre, wait = (math.nan, math.nan) if row is None or row.empty else (float(row.preemptions.iloc[0]), float(row.waiting_mean.iloc[0]))
-        y = p.outputs.astype(float) if p.outputs is not None else np.full(p.n, float(p.osl))
-        out.append(RatePoint(p.rate_rps, p.realised_rps, float(y.mean()), float(y.var() / y.mean() ** 2),
+        mean_output = float(p.outputs.mean()) if p.outputs is not None else float(p.osl)
+        out.append(RatePoint(p.rate_rps, p.realised_rps, mean_output, p.shape.osl_scv,
                              float(np.percentile(p.ttft_ms, PERCENTILE)), sim_p90, sim_served, sim_pre,
                              served_output_rps(p), pre, wait))
     return out
@@ -223,10 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         scv = sat[0].osl_scv if sat else points[0].osl_scv
         shape = capacity.ArrivalShape(osl_scv=scv)
         res_tok, od_tok = capacity.kv_reserve_tokens(isl, osl, scv), isl + osl * (1.0 + scv) / 2.0
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_extrapolation():  # the laws' range notes are the other benches'
             warnings.simplefilter("ignore")
             check = capacity.capacity(perf, "mixed", isl, osl, PERCENTILE, None, None, shape).rate_rps
-            on_demand = kv_check_rps(perf, isl, osl, shape, od_tok)
+            on_demand = model_saturation_rps(perf, "mixed", isl, osl, shape, reserve_tokens=od_tok)
         served = sat[0].served_rps if sat else math.nan
         e_c, e_o = 100.0 * (check / served - 1.0), 100.0 * (on_demand / served - 1.0)
         if sat:

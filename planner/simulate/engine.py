@@ -447,12 +447,11 @@ class BatchReplica:
         chunks: list[tuple[list[int], int]] = []
         tokens = 0
         isl2 = 0
-        isl = self.sim.req.isl
         for item in self.prefilling:
             if budget <= 0:
                 break
             rid, done = item
-            n = min((isl[rid] if rid not in self.resume else self.resume[rid][0]) - done, budget)
+            n = min(self._prompt(rid) - done, budget)
             chunks.append((item, n))
             tokens += n
             isl2 += chunk_cost_isl2(done, n)
@@ -474,7 +473,7 @@ class BatchReplica:
         completed = []
         for item, k in chunks:
             item[1] += k
-            if item[1] >= (req.isl[item[0]] if item[0] not in self.resume else self.resume[item[0]][0]):
+            if item[1] >= self._prompt(item[0]):
                 completed.append(item)
         if completed:
             ids = {id(x) for x in completed}
