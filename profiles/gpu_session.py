@@ -315,7 +315,20 @@ PLAN_S21 = [
     PLAN_S18[2],
     PLAN_S18[3],
 ]
-PLANS = {"s1": PLAN, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
+# The first on an H100 (stop 33; the lent machine was an H100 80GB HBM3, hardware no law, prior or constant was ever
+# fitted on with vLLM): issue 10's profiles "on H100 too if that GPU is lent". The prior's and today's planner's
+# predictions were written down before the run (profiles/runs/<date>-h1/README.md). llama-3.1-8b first, its profile and
+# then a Poisson load sweep around the prior's mixed saturation (31.7 rps at ISL 1,024 and 8.1 at 4,096, OSL 128;
+# the H100 torch-reference profile the planner uses today says 25.4 / 6.4), 25 s per rate; then the MoE and FP8
+# weights as deployed (vLLM's defaults), then qwen3-32b, whose bf16 weights leave ~30k tokens of KV on 80 GB.
+PLAN_H1 = [
+    Variant("llama-3.1-8b", startup_s=120, sweep_s=100, rates="1024=16,23,29,34,39;4096=4,5.7,7.2,8.5,9.8", rate_s=250,
+            rate_duration_s=20.0),
+    Variant("qwen3-30b-a3b", startup_s=160, sweep_s=130, max_kv=120_000),
+    Variant("llama-3.1-8b", startup_s=140, sweep_s=90, quantization="fp8"),
+    Variant("qwen3-32b", startup_s=160, sweep_s=150, prefill_isl="128,512,2048,4096,8192", max_kv=26_000),
+]
+PLANS = {"s1": PLAN, "h1": PLAN_H1, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
          "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21}
@@ -372,10 +385,10 @@ def tokenizer_loads(model: str, out: Path) -> bool:
 
 
 def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, server_cmd: str, health_s: float,
-            time_scale: float) -> list[str]:
+            time_scale: float, gpu: str = GPU) -> list[str]:
     vdir = vdir_of(v)
     cmd = [sys.executable, "-m", "profiles.vllm_cli", "profile", "--backend", "vllm", "--dummy-weights",
-           "--model", v.model, "--gpu", GPU, "--tp", "1", "--out", str(out / v.model / GPU / vdir / "vllm"),
+           "--model", v.model, "--gpu", gpu, "--tp", "1", "--out", str(out / v.model / gpu / vdir / "vllm"),
            "--model-dir", str(out / "_models" / v.model), "--server-cmd", server_cmd,
            "--max-model-len", str(v.max_model_len), "--prefill-isl", v.prefill_isl, "--prefill-batch", v.prefill_batch,
            "--decode-batch", v.decode_batch, "--decode-context", v.decode_context, "--max-point-kv-tokens", str(v.max_kv),
@@ -403,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server-cmd", default=SERVER_CMD)
     ap.add_argument("--plan", choices=sorted(PLANS), default="s1", help="which session plan (PLANS: s1 = PLAN, s2 = PLAN_S2, ...)")
     ap.add_argument("--only", default=None, help="comma list of variant labels to run (default: the whole plan)")
+    ap.add_argument("--gpu", default=GPU, help="the catalog's name of the lent GPU (profiles/gpus.yaml), e.g. H100-SXM-80GB")
     ap.add_argument("--time-scale", type=float, default=1.0, help="emulated rehearsal only")
     ap.add_argument("--scale-plan", type=float, default=1.0, help="rehearsal: multiply the plan's times by this")
     ap.add_argument("--check-tokenizer", action=argparse.BooleanOptionalAction, default=True,
@@ -468,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                     proc.kill()
                     rc = proc.wait()
                 log(out, f"{v.label}: stopped at its time limit")
-        stop_leftover_server(out / v.model / GPU / vdir_of(v) / "vllm" / "server.pid")
+        stop_leftover_server(out / v.model / a.gpu / vdir_of(v) / "vllm" / "server.pid")
         tail = (out / f"cli-{i}-{v.label}.log").read_text(errors="replace")[-2500:]
         log(out, f"{v.label}: exit {rc} after {time.time() - t0:.0f} s\n{tail}")
     (out / "DONE").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + "\n")
