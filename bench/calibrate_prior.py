@@ -22,6 +22,13 @@ B. Leave one model out: calibrate the prior without one model, predict that mode
    profiles exist), on every other profile, and on target-backend profiles only. Goal: median <=
    15%, prefill and decode.
 C. Splitwise H100 tp2-8: calibrate without H100, predict its tp >= 2 profiles (as tests/test_perf.py).
+D. Torch reference or prior (planner.perf.heldout.torch_reference_vs_prior): per variant measured by both vLLM and the
+   torch reference decoder, the torch reference's laws and the prior calibrated without the model, each against the
+   vLLM points. The rule (stop 33, written before it was run): the loader stops using a torch-reference profile where
+   the prior's pooled (prefill and decode) median is at least D_MARGIN_PCT points below the torch reference's and its
+   pooled p90 not above, on every such variant. It held on both (llama-3.1-8b, qwen3-32b on the H200): the tuning set
+   of that choice; the held-out check is plan h1 (profiles/gpu_session.py, vLLM on an H100, where the bundled
+   H100 profiles of those models are the torch reference's).
 
 The target backend is vLLM (`--target measured-vllm`); where the profile root holds no vLLM
 profile yet, the torch reference decoder's profiles are the target, and the table says so.
@@ -33,6 +40,8 @@ Last line: RESULT sparse_p90_pct=... (max of the phases) sparse_prefill_p90_pct=
            dense_sparse_prefill_p90_pct=... dense_a0_sparse_prefill_p90_pct=... (dense models only) lomo_prefill_median_pct=... lomo_decode_median_pct=...
            h100_prefill_median_pct=... h100_decode_median_pct=... forms=<the planner's> a0_forms=<A0's choice>
            calibration=<the planner's> b0_loss=<B0's choice> b0b=<B0b's choice>
+           d_torch_median_pct=... d_torch_p90_pct=... d_prior_median_pct=... d_prior_p90_pct=... (pooled over part D's
+           variants) d_rule=prior|torch (what part D's rule picks)
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -52,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.allreduce import load_allreduce  # noqa: E402
 from planner.perf.heldout import (  # noqa: E402
+    torch_reference_vs_prior,
     RUNS_DIR,
     TUNING_EXTRA_PROFILES,
     HeldOut,
@@ -97,6 +108,12 @@ def _table(title: str, rows: list[HeldOut]) -> Table:
         t.add_row("[bold]all points", f"{s['prefill_n']:.0f}", _pct(s["prefill_median"]), _pct(s["prefill_p90"]),
                   f"{s['decode_n']:.0f}", _pct(s["decode_median"]), _pct(s["decode_p90"]))
     return t
+
+
+# Part D's rule: the prior replaces a torch-reference profile only where it is at least this many points better at the
+# median (pooled prefill and decode |rel err|): a margin above the spread of a refit on the same points (the sparse
+# fits of part A move the median by ~1-2 points).
+D_MARGIN_PCT = 2.0
 
 
 def _choice_table(title: str, what: str, stats: dict[Calibration, dict[str, float]], pick: Calibration,
@@ -191,6 +208,25 @@ def main(argv: list[str] | None = None) -> int:
     h100 = held_out_gpu_tp(profiles, cat, args.h100_gpu, allreduce)
     console.print(_table(f"C. prior calibrated without {args.h100_gpu}, predicting its tp >= 2 profiles", h100))
 
+    tvp = torch_reference_vs_prior(profiles, cat, allreduce)
+    td = Table(title="D. torch reference or prior: each variant's vLLM points predicted by its torch-reference laws and by the "
+                     "prior calibrated without the model (|rel err| %, prefill and decode pooled)")
+    for c in ("variant", "points", "torch median", "torch p90", "prior median", "prior p90", "rule"):
+        td.add_column(c, justify="left" if c == "variant" else "right")
+    d_ok = bool(tvp)
+    for r in tvp:
+        et = np.r_[r.torch.prefill_rel_err, r.torch.decode_rel_err]
+        ep = np.r_[r.prior.prefill_rel_err, r.prior.decode_rel_err]
+        ok = (np.median(ep) <= np.median(et) - D_MARGIN_PCT / 100 and np.percentile(ep, 90) <= np.percentile(et, 90))
+        d_ok = d_ok and bool(ok)
+        td.add_row(r.label, str(et.size), _pct(float(np.median(et))), _pct(float(np.percentile(et, 90))),
+                   _pct(float(np.median(ep))), _pct(float(np.percentile(ep, 90))), "prior" if ok else "torch")
+    console.print(td)
+    all_t = np.concatenate([np.r_[r.torch.prefill_rel_err, r.torch.decode_rel_err] for r in tvp]) if tvp else np.array([np.nan])
+    all_p = np.concatenate([np.r_[r.prior.prefill_rel_err, r.prior.decode_rel_err] for r in tvp]) if tvp else np.array([np.nan])
+    console.print(f"D's rule picks {'the prior' if d_ok else 'the torch reference'} for variants whose only profile is the "
+                  f"torch reference's; the loader uses the prior (planner.perf.laws.PerfModel.from_profiles)")
+
     sp, la, hc, li, pk = pooled(sparse), pooled(lomo_all), pooled(h100), pooled(linear), pooled(picked)
     # dense models apart: the MoE's prefill is not a smooth function of tokens on vLLM 0.26 (2,048-token
     # steps spread 71-108 ms within one launch; profiles/runs/2026-12-03-s6/README.md)
@@ -212,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"forms={_forms(DEFAULT_LAW_FORMS).replace(' ', ',').replace('=', ':')} "
                   f"a0_forms={_forms(chosen).replace(' ', ',').replace('=', ':')} "
                   f"calibration={DEFAULT_CALIBRATION.label.replace(' + ', '+').replace(' ', ':')} "
-                  f"b0_loss={loss_pick.label.replace(' ', ':')} b0b={share_pick.label.replace(' + ', '+').replace(' ', ':')}")
+                  f"b0_loss={loss_pick.label.replace(' ', ':')} b0b={share_pick.label.replace(' + ', '+').replace(' ', ':')} "
+                  f"d_torch_median_pct={_pct(float(np.median(all_t)))} d_torch_p90_pct={_pct(float(np.percentile(all_t, 90)))} "
+                  f"d_prior_median_pct={_pct(float(np.median(all_p)))} d_prior_p90_pct={_pct(float(np.percentile(all_p, 90)))} "
+                  f"d_rule={'prior' if d_ok else 'torch'}")
     return 0
 
 

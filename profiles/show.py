@@ -80,6 +80,13 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
     elif d.name == VLLM_SUBDIR and (d.parent / META_FILE).is_file():
         others = (f"{d.parent} ({law_source(load_profile(d.parent).meta)}): not used, this vllm/ profile is preferred",)
     prof = load_profile(d)
+    if used and law_source(prof.meta) == "measured-torch":
+        vllm_root = _vllm_profiles_root(d)
+        if vllm_root is not None:  # the loader's rule (planner.perf.laws.PerfModel.from_profiles)
+            used = False
+            others = (f"the roofline prior calibrated on the vLLM profiles under {vllm_root}: the planner uses it instead "
+                      "(a torch-reference profile is used only where no vLLM profile exists; bench/calibrate_prior.py part D "
+                      "says why)",)
     pre = central_points(prof.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(prof.decode, ["batch", "context_tokens"], "itl_ms")
     pc, prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
@@ -105,6 +112,15 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
     return ProfileFit(prof, pc, dc, prep, drep, pre, dec, law_source=src, ttft_overhead_ms=over, others=others,
                       client_ttft=src == "measured-vllm" and step_timed is None, route_share=share,
                       used_by_planner=used)
+
+
+def _vllm_profiles_root(d: Path) -> Path | None:
+    """The first profile root with a vLLM profile among those the planner loads with this one: DIR's own root
+    (``<root>/<model>/<gpu>/tp<N>``) and the bundled profiles/data; None when neither holds one."""
+    from planner.perf.laws import DEFAULT_PROFILES_DIR
+
+    roots = ([d.parents[2]] if len(d.parents) > 2 else []) + [Path(DEFAULT_PROFILES_DIR)]
+    return next((r for r in roots if any(r.glob(f"*/*/*/{VLLM_SUBDIR}/{META_FILE}"))), None)
 
 
 def _route_share(model: str) -> float:

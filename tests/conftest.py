@@ -46,3 +46,18 @@ def perf(catalog):
     from planner.perf.laws import PerfModel
 
     return PerfModel.load(catalog=catalog)
+
+
+@pytest.fixture(scope="session")
+def h100_torch_laws(catalog, perf):
+    """llama-3.1-8b on the H100, fitted from its bundled torch-reference profile with the TTFT overhead the planner
+    gives non-vLLM laws: a fixed, measured law set for the capacity formulas' checks against the simulator (set on
+    these laws when the planner still planned with them; it plans that variant from the prior since stop 33, and a
+    formula check should not move with the loader's choice)."""
+    from dataclasses import replace
+
+    from planner.perf.laws import fit_profile
+    from planner.perf.profiledata import load_profile
+
+    d = Path(__file__).resolve().parents[1] / "profiles" / "data" / "llama-3.1-8b" / "H100-SXM-80GB" / "tp1"
+    return replace(fit_profile(load_profile(d), catalog)[0], ttft_overhead_ms=perf.ttft_overhead_ms)

@@ -140,12 +140,8 @@ def test_workload_arrivals_are_clustered_only_for_bursty_classes() -> None:
 
 
 # ----------------------------------------------------------------------------- capacity model
-def _chat(perf):
-    return perf.get("llama-3.1-8b", "H100-SXM-80GB", 1)
-
-
-def test_poisson_numbers_are_unchanged_without_burstiness(perf) -> None:
-    vp = _chat(perf)
+def test_poisson_numbers_are_unchanged_without_burstiness(h100_torch_laws) -> None:
+    vp = h100_torch_laws  # the laws these checks were set on (tests/conftest.py)
     for role in ("prefill", "decode", "mixed"):
         for rate in (2.0, 10.0, 20.0):
             assert latency(vp, role, 1024, 128, rate, 90.0) == latency(vp, role, 1024, 128, rate, 90.0, POISSON)
@@ -153,8 +149,8 @@ def test_poisson_numbers_are_unchanged_without_burstiness(perf) -> None:
         assert class_capacity(vp, role, 1024, 128, 90.0, 400.0, 30.0, None, 40.0) == (plain, POISSON)
 
 
-def test_capacity_falls_as_idc_rises(perf) -> None:
-    vp = _chat(perf)
+def test_capacity_falls_as_idc_rises(h100_torch_laws) -> None:
+    vp = h100_torch_laws  # the laws these checks were set on (tests/conftest.py)
     for role in ("prefill", "decode", "mixed"):
         caps = [capacity(vp, role, 1024, 128, 90.0, 400.0, 30.0, ArrivalShape(idc=i)).rate_rps for i in (1.0, 2.0, 4.0, 8.0)]
         assert all(a > b for a, b in zip(caps, caps[1:])), (role, caps)
@@ -163,7 +159,7 @@ def test_capacity_falls_as_idc_rises(perf) -> None:
         capacity(vp, "prefill", 1024, 128, 90.0, 400.0).rate_rps
 
 
-def test_replicas_dilute_the_clusters(perf) -> None:
+def test_replicas_dilute_the_clusters(h100_torch_laws) -> None:
     """Least-loaded routing spreads a cluster of B evenly: per-replica IDC max(1, IDC/n) (regular
     streams stay regular); the bursty class's capacity search finds the smallest pool that carries it."""
     b = Burstiness(idc_1s=9.0)
@@ -173,7 +169,7 @@ def test_replicas_dilute_the_clusters(perf) -> None:
     assert replica_arrivals(Burstiness(idc_1s=0.5), 10.0, 1000, 1000.0, 4).replica_idc == 0.5
     # the pool keeps the stream's IDC and its size (prefill waits are the pool's)
     assert replica_arrivals(b, 10.0, 1000, 1000.0, 3).idc == 9.0 and replica_arrivals(b, 10.0, 1000, 1000.0, 3).replicas == 3
-    vp = _chat(perf)
+    vp = h100_torch_laws  # the laws these checks were set on (tests/conftest.py)
     small, s_shape = class_capacity(vp, "prefill", 1024, 128, 90.0, 400.0, None, b, 5.0)
     big, b_shape = class_capacity(vp, "prefill", 1024, 128, 90.0, 400.0, None, b, 200.0)
     assert b_shape.replicas > s_shape.replicas and big.rate_rps > small.rate_rps
@@ -239,10 +235,10 @@ def _simulate_one_replica(vp, role: str, rate: float, idc: float, n: int, seed: 
 
 
 @pytest.mark.parametrize("role, rate", [("prefill", 15.0), ("mixed", 10.0)])
-def test_burst_aware_ttft_p90_matches_the_simulator_on_clustered_arrivals(perf, role: str, rate: float) -> None:
+def test_burst_aware_ttft_p90_matches_the_simulator_on_clustered_arrivals(h100_torch_laws, role: str, rate: float) -> None:
     """One replica, clustered arrivals of IDC 4 (deterministic simulator, seeds 0 and 1, 3000 requests):
     the burst-aware TTFT p90 is within 25% of the simulated one; the Poisson model is off by > 40%."""
-    vp = _chat(perf)
+    vp = h100_torch_laws  # the laws these checks were set on (tests/conftest.py)
     sim = float(np.mean([_simulate_one_replica(vp, role, rate, 4.0, 3000, s)[0] for s in (0, 1)]))
     with quiet_extrapolation():
         burst = latency(vp, role, 1024, 128, rate, 90.0, ArrivalShape(idc=4.0)).ttft_ms
@@ -251,10 +247,10 @@ def test_burst_aware_ttft_p90_matches_the_simulator_on_clustered_arrivals(perf, 
     assert poisson < 0.6 * sim, (poisson, sim)
 
 
-def test_kv_burst_grows_the_decode_pool(perf, catalog) -> None:
+def test_kv_burst_grows_the_decode_pool(perf, h100_torch_laws, catalog) -> None:
     """A p99 one-second prompt burst beyond the decode replicas' KV cache (steady KV + the burst's
     excess prompts) binds 'kv_burst' and the plan gets more decode replicas."""
-    vp = _chat(perf)
+    vp = h100_torch_laws  # the laws these checks were set on (tests/conftest.py)
     shape = ArrivalShape(burst_ratio=40.0)
     cap = capacity(vp, "decode", 1024, 128, 90.0, itl_ms=30.0, arrivals=shape)
     plain = capacity(vp, "decode", 1024, 128, 90.0, itl_ms=30.0)

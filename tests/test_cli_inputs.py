@@ -163,7 +163,7 @@ CASES = [
     Case("workload too large to plan", lambda t: ["solve", "-w", t("w.yaml", _huge_workload()), "-f", F, *NS], 2, ("{f}", "limit")),
     # --- infeasible: the diagnosis's numbers and advice are right
     Case("1 H100 for the default workload", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(gpus="  H100-SXM-80GB: {available: 1}")), *NS],
-         3, ("H100-SXM-80GB needs 21 more GPUs", "1 available")),
+         3, ("H100-SXM-80GB needs 20 more GPUs", "1 available")),
     Case("allowed_tp: [16]", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {allowed_tp: [16]}")), *NS],
          3, ("GPUs per node", "allow a TP size <= 8")),
     # --- planner control --dry-run --once validates the config
@@ -245,7 +245,7 @@ def test_every_bad_input_gets_a_clear_answer(case: Case, tmp_path: Path) -> None
 
 
 def test_the_diagnosed_shortfall_is_exactly_what_is_missing(tmp_path: Path) -> None:
-    """'needs 21 more' with 1 H100: 22 H100 serve the default workload, 21 do not."""
+    """'needs 20 more' with 1 H100: 21 H100 serve the default workload, 20 do not."""
     from planner.api import laws
     from planner.planning.assemble import plan_workload
     from planner.io.schema import Fleet
@@ -253,7 +253,7 @@ def test_the_diagnosed_shortfall_is_exactly_what_is_missing(tmp_path: Path) -> N
 
     catalog, perf = laws()
     wl, _ = load_workload_fleet(W, F, catalog)
-    for n, feasible in ((22, True), (21, False)):
+    for n, feasible in ((21, True), (20, False)):
         plan = plan_workload(wl, Fleet(gpus={"H100-SXM-80GB": {"available": n}}), perf, catalog)
         assert plan.feasible is feasible
 

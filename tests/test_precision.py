@@ -203,6 +203,34 @@ def test_loader_prefers_the_vllm_profile_and_says_so(tmp_path: Path, cat: Catalo
     assert any("measured-torch" in ln and "not used" in ln for ln in lines)
 
 
+def test_a_torch_only_variant_is_planned_from_the_prior_once_vllm_profiles_exist(tmp_path: Path, cat: Catalog) -> None:
+    """The loader's rule (planner.perf.laws.PerfModel.from_profiles; bench/calibrate_prior.py part D chose it): with any
+    vLLM profile loaded, a variant measured only by the torch reference decoder is planned from the prior calibrated on
+    the serving engines, and the torch profile is listed, not used; with calibrate_on="all", or with no vLLM profile
+    at all, its laws are used."""
+    torch_laws = dict(over_ms=0.0, fixed_ms=6.0, b_ms=0.03, alpha=5.7, beta=0.02, gamma=5e-5)
+    _synthetic_profile(tmp_path, "torch", **torch_laws)  # bf16: torch reference only
+    _synthetic_profile(tmp_path, "vllm", over_ms=11.0, fixed_ms=3.0, b_ms=0.013, alpha=3.0, beta=0.01, gamma=1e-5, w="fp8", kv="fp8")
+    pm = PerfModel.load(cat, tmp_path)
+    vp = pm.get(M8, GPU, 1)
+    assert vp is not None and vp.source == "prior" and not pm.is_measured(M8, GPU, 1)
+    assert vp.decode_alpha_ms != pytest.approx(5.7, rel=0.05)  # not the torch laws
+    assert pm.alternatives[(M8, GPU, 1, "bf16", "bf16")] == ["measured-torch"]
+    assert pm.get(M8, GPU, 1, "fp8", "fp8").law_source == "measured-vllm"  # type: ignore[union-attr]
+    every = PerfModel.from_profiles(cat, list(iter_profiles(tmp_path)), calibrate_on="all").get(M8, GPU, 1)
+    assert every is not None and every.law_source == "measured-torch" and every.decode_alpha_ms == pytest.approx(5.7, rel=1e-3)
+    only = tmp_path / "torch-only"
+    _synthetic_profile(only, "torch", **torch_laws)
+    alone = PerfModel.load(cat, only).get(M8, GPU, 1)
+    assert alone is not None and alone.law_source == "measured-torch"
+    # `planner profile show` says which laws the planner uses for that directory
+    from profiles.show import fit_profile_dir, law_lines
+
+    shown = fit_profile_dir(tmp_path / M8 / GPU / "tp1")
+    assert shown.law_source == "measured-torch" and not shown.used_by_planner
+    assert any("roofline prior" in ln and str(tmp_path) in ln for ln in law_lines(shown))
+
+
 def test_loader_checks_precision_and_backend_against_the_layout(tmp_path: Path, cat: Catalog) -> None:
     d = _synthetic_profile(tmp_path, "vllm", over_ms=11.0, fixed_ms=4.9, b_ms=0.025, alpha=4.8, beta=0.02, gamma=2e-5, w="fp8")
     meta = (d / "meta.yaml").read_text()
@@ -217,8 +245,10 @@ def test_loader_checks_precision_and_backend_against_the_layout(tmp_path: Path, 
 def test_bundled_profiles_load_with_their_law_sources(cat: Catalog) -> None:
     pm = PerfModel.load(cat)
     srcs = {vp.law_source for vp in pm.measured.values()}
-    assert "splitwise" in srcs and "measured-torch" in srcs
-    assert all(vp.law_source in ("measured-vllm", "measured-torch", "splitwise", "measured") for vp in pm.measured.values())
+    assert "splitwise" in srcs and "measured-vllm" in srcs
+    # the bundled torch-reference profiles (H100, and the H200 ones beside vLLM's) are listed, not used
+    assert "measured-torch" not in srcs and any("measured-torch" in a for a in pm.alternatives.values())
+    assert all(vp.law_source in ("measured-vllm", "splitwise", "measured") for vp in pm.measured.values())
 
 
 # --------------------------------------------------------------------------- planning

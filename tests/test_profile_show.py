@@ -40,14 +40,22 @@ def test_h200_decodes_faster_than_h100_at_batch_one():
     assert 1.1 < a / b < 3.35 / 4.8 * 2
 
 
-def test_planner_uses_the_gpu_profiles_as_measured():
+def test_planner_uses_vllm_profiles_and_the_prior_where_only_torch_measured():
+    """The H200 variants have vLLM profiles beside the torch ones: the planner uses vLLM's. The H100 variant has only the
+    torch reference's: the planner plans it from the vLLM-calibrated prior (bench/calibrate_prior.py part D), which
+    predicts it faster than the torch reference decoder measured it, as vLLM's kernels ran on the H200 (0.65-0.88x)."""
     from planner.perf.laws import PerfModel
 
     pm = PerfModel.load()
-    for model, gpu in (("llama-3.1-8b", "H100-SXM-80GB"), ("llama-3.1-8b", "H200-141GB"), ("qwen3-32b", "H200-141GB")):
-        assert pm.is_measured(model, gpu, 1)
+    for model, gpu in (("llama-3.1-8b", "H200-141GB"), ("qwen3-32b", "H200-141GB")):
         vp = pm.get(model, gpu, 1)
-        assert vp.source == "measured" and vp.kv_capacity_tokens > 100_000
+        assert vp.law_source == "measured-vllm" and vp.kv_capacity_tokens > 100_000
+    vp = pm.get("llama-3.1-8b", "H100-SXM-80GB", 1)
+    assert vp.source == "prior" and pm.alternatives[("llama-3.1-8b", "H100-SXM-80GB", 1, "bf16", "bf16")] == ["measured-torch"]
+    torch = fit_profile_dir(GPU_PROFILES[0])
+    assert not torch.used_by_planner and any("roofline prior" in ln for ln in law_lines(torch))
+    assert vp.decode_step_ms(128, 2048) < decode_law_ms(torch.decode_coef, 128, 2048)
+    assert vp.prefill_ms(4096, 1) < prefill_law_ms(torch.prefill_coef, 4096, 1)
 
 
 def test_show_cli_prints_laws_and_saves_png(tmp_path):

@@ -233,6 +233,11 @@ def register(app: typer.Typer) -> None:
                 raise InputError(None, "backend", f"the torch backend needs PyTorch ({exc}); pip install torch") from None
             except SystemExit as exc:
                 raise InputError(None, "backend", str(exc)) from None
+            if code == 0:
+                typer.echo(f"note: the planner uses a torch-reference profile only where no vLLM profile is loaded; with the "
+                           f"bundled ones it plans {model} on {gpu} from the roofline prior calibrated on them, which missed "
+                           "vLLM less than the torch reference decoder where both were measured (bench/calibrate_prior.py "
+                           "part D): `planner profile --backend vllm --dummy-weights` measures what the planner uses", err=True)
             raise typer.Exit(code)
         if backend != "vllm":
             raise InputError(None, "backend", f"expected 'vllm' or 'torch', got {backend!r}")

@@ -9,6 +9,10 @@ Three questions, each answered on points the fit or calibration did not see:
    one model, then predict that model's profiles point by point. Goal: median <= 15%.
 3. **Unprofiled tensor-parallel sizes** (:func:`held_out_gpu_tp`): calibrate without one GPU type,
    predict its tp >= 2 profiles (the Splitwise H100 tp2-8 case of tests/test_perf.py).
+4. **Torch reference or prior** (:func:`torch_reference_vs_prior`): where a variant has both a vLLM profile and a
+   torch-reference one, which would have planned it better without the vLLM one: the torch reference decoder's
+   laws, or the prior calibrated without any profile of the model. It chose the loader's rule (PerfModel.from_profiles:
+   with vLLM profiles present a torch-reference profile is not used).
 
 TTFT is compared as measured: a vLLM profile's prefill rows are client TTFTs, so the prediction
 adds the per-request overhead; other backends timed forward passes only, so it does not.
@@ -217,6 +221,45 @@ def leave_one_model_out(profiles: list[Profile], catalog: Catalog, allreduce: di
                                      calibrate_on="all" if calibrate_on == "all" else "engines", calibration=calibration)
         out.extend(_prior_errors(pm, [p for p in targets if p.meta.model == model]))
     return out
+
+
+@dataclass(frozen=True)
+class TorchVsPrior:
+    """One variant measured by both vLLM and the torch reference decoder: two predictions of its vLLM points."""
+
+    label: str
+    torch: HeldOut
+    """The torch-reference profile's fitted laws, with the TTFT overhead the planner gives non-vLLM laws (the median
+    of the other vLLM profiles')."""
+    prior: HeldOut
+    """The prior calibrated as the planner does on every profile of the OTHER models."""
+
+
+def torch_reference_vs_prior(profiles: list[Profile], catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None,
+                             calibration: Calibration = DEFAULT_CALIBRATION) -> list[TorchVsPrior]:
+    """Per variant with a vLLM profile and a torch-reference profile: the errors on the vLLM profile's points of the
+    torch reference's laws and of the prior calibrated without the model (leave one model out, as
+    :func:`leave_one_model_out`). Question 4 of the module doc."""
+    torch_of = {_key(p): p for p in profiles if law_source(p.meta) == "measured-torch"}
+    out: list[TorchVsPrior] = []
+    for target in profiles:
+        if law_source(target.meta) != "measured-vllm" or _key(target) not in torch_of:
+            continue
+        m = target.meta
+        others = PerfModel.from_profiles(catalog, [p for p in profiles if p.meta.model != m.model], allreduce=allreduce,
+                                         calibration=calibration)
+        vp_t = dataclasses.replace(fit_profile(torch_of[_key(target)], catalog)[0], ttft_overhead_ms=others.ttft_overhead_ms)
+        vp_p = others.get(m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype)
+        if vp_p is None:
+            continue
+        out.append(TorchVsPrior(label(target), HeldOut(label(torch_of[_key(target)]), "measured-torch", *predict_errors(vp_t, target)),
+                                HeldOut(f"{m.model} prior", "prior", *predict_errors(vp_p, target))))
+    return out
+
+
+def _key(p: Profile) -> tuple[str, str, int, str, str]:
+    m = p.meta
+    return (m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype)
 
 
 def held_out_gpu_tp(profiles: list[Profile], catalog: Catalog, gpu: str, allreduce: dict[str, AllReduceTable] | None = None,

@@ -31,7 +31,9 @@ Overheads (terms of the laws, fitted, non-negative):
 Where the laws come from (:class:`PerfModel`):
 - **measured**: a profile directory ``<profiles>/<model>/<gpu>/tp<N>[-fp8][-kvfp8]/[vllm/]`` exists;
   with several profiles of a variant the vLLM-measured one wins (``profiledata.LAW_PREFERENCE``) and
-  ``law_source`` says which was used (measured-vllm, measured-torch, splitwise). The laws are fitted
+  ``law_source`` says which was used (measured-vllm, measured-torch, splitwise). Once any vLLM profile is
+  loaded, a variant measured only by the torch reference decoder is planned from the prior instead (its
+  profile stays in ``alternatives``; :meth:`PerfModel.from_profiles` says why). The laws are fitted
   with non-negative least squares on the central value of every measured point
   (:mod:`planner.perf.fit`); KV capacity, max_num_seqs and the token budget come from its meta.yaml.
   The measured ranges are kept; a query beyond them warns (:class:`ExtrapolationWarning`) once per
@@ -665,6 +667,14 @@ class PerfModel:
             reports[key] = (prep, drep)
         skip_torch = calibrate_on == "engines" and bool(vllm_over)
         used = [key for key in fits if not (skip_torch and measured[key].law_source == "measured-torch")]
+        if skip_torch:
+            # Nor are its laws used: a variant whose only profile is the torch reference decoder's is planned from the
+            # prior calibrated on the serving engines. Where both exist, that prior (leaving the model out) missed vLLM
+            # by 13.4% / 3.6% at the median where the torch reference's laws missed by 26.1% / 19.5% (llama-3.1-8b,
+            # qwen3-32b on the H200; bench/calibrate_prior.py part D): its attention runs 1.2-1.5x slower than vLLM's
+            # kernels. The profile stays listed in `alternatives`, and is used again with calibrate_on="all".
+            for key in [k for k, vp in measured.items() if vp.law_source == "measured-torch"]:
+                del measured[key], reports[key]
         for key in used:
             took_off = measured[key].ttft_overhead_ms if client_ttft_rows(chosen[key]) else 0.0
             obs.extend(observations(chosen[key], catalog, allreduce, ttft_overhead_ms=took_off))

@@ -283,13 +283,16 @@ def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
         g = PRIOR_HELD_OUT_GPU
         unprofiled = sorted({inst.variants[vid].gpu for vid in ids} - inst.profiled_gpus)
         notes.append(
-            f"{model}: {', '.join(ids)} planned from the roofline prior (no profile of {'it' if len(ids) == 1 else 'them'}); "
+            f"{model}: {', '.join(ids)} planned from the roofline prior (no vLLM profile of {'it' if len(ids) == 1 else 'them'}); "
             f"on {n_held} {'MoE' if moe else 'dense'} model{'' if n_held == 1 else 's'} held out on real "
             f"vLLM 0.26 it missed prefill by {pre:.0%} and decode by {dec:.0%} at the median (bench/heldout_model.py --set)"
             + ("; an MoE's prefill of 513-4,096-token steps runs without CUDA graphs at vLLM's default sizes, "
                "launch-bound, not as its FLOPs: served with graphs captured to 4,096 tokens "
                f"(--cudagraph-capture-sizes) the same MoE's prefill was within {PRIOR_HELD_OUT_MOE_GRAPHS[0]:.0%}"
                if moe else "")
+            + (f"; {', '.join(sorted(set(ids) & inst.torch_unused))}: the torch reference decoder's profile is not used "
+               "(vLLM's kernels run 0.65-0.88x its times; where both exist the prior missed vLLM less: bench/calibrate_prior.py "
+               "part D)" if set(ids) & inst.torch_unused else "")
             + (f"; {', '.join(unprofiled)} {'has' if len(unprofiled) == 1 else 'have'} no profile of any model: on a GPU type "
                f"held out of the calibration ({g.gpu} tp{g.min_tp}+) it missed by {g.prefill:.0%} / {g.decode:.0%}"
                if unprofiled else "")

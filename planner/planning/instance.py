@@ -45,6 +45,9 @@ class Instance:
     """The workload's mixture-of-experts models (the plan's notes on laws from the prior tell them apart)."""
     profiled_gpus: frozenset[str] = frozenset()
     """GPU types with a measured profile of some model (the prior on any other type is extrapolated further)."""
+    torch_unused: frozenset[str] = frozenset()
+    """Variant ids planned from the prior although a torch-reference profile of them exists (the loader's rule,
+    planner.perf.laws.PerfModel.from_profiles): the plan's notes say so."""
     gpu_need: dict[str, int] | None = None
     """When infeasible only for want of GPUs: GPUs per type of the fewest-GPU plan with unlimited inventory."""
 
@@ -130,6 +133,8 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                     v = Variant(model=model, role=role, gpu=gpu, tp=tp, weight_dtype=wd, kv_dtype=kd)
                     inst.variants[v.id] = v
                     inst.perf[v.id] = vp
+                    if vp.source == "prior" and "measured-torch" in perf.alternatives.get((model, gpu, tp, wd, kd), []):
+                        inst.torch_unused |= {v.id}
                     # the model's classes share the variant's pool (capacity.pool_class_capacities)
                     loads = [ClassLoad(c.isl, c.osl, workload.slo_of(c).percentile, workload.slo_of(c).ttft_ms,
                                        workload.slo_of(c).itl_ms, c.burstiness, c.rate_rps, c.isl_scv or 0.0,
