@@ -1,0 +1,53 @@
+"""profiles/gpu_session.py's plans: what a lent GPU will run, checked before device time is spent on it.
+
+No GPU and no server here: the plans' variants and the profiler commands they build are checked (the session's
+run itself is the real vLLM run on the lent machine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from planner.io.catalog import Catalog
+from planner.perf.laws import PerfModel, quiet_extrapolation
+from profiles import gpu_session as gs
+
+H100 = "H100-SXM-80GB"
+
+
+def test_every_plan_names_catalog_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundled catalog, or for the imported models of plans s12-s21 examples/byo-model/catalog (PLANNER_CATALOG)."""
+    from planner.io.catalog import CATALOG_ENV
+    from planner.perf.heldout import BYO_CATALOG_DIR
+
+    cat = Catalog.load()
+    monkeypatch.setenv(CATALOG_ENV, str(BYO_CATALOG_DIR))
+    byo = Catalog.load()
+    for name, plan in gs.PLANS.items():
+        for v in plan:
+            assert v.model in cat.models or v.model in byo.models, (name, v.model)
+
+
+def test_plan_h1_fits_one_h100_and_lands_under_its_name(tmp_path: Path) -> None:
+    """Plan h1 (the first vLLM run on an H100): each variant's weights fit one H100 with KV for its longest request, its
+    decode grid stays within the KV the prior expects, and its results and profiler flags name the H100."""
+    pm = PerfModel.load()
+    with quiet_extrapolation():
+        for v in gs.PLAN_H1:
+            vp = pm.get(v.model, H100, 1, "fp8" if v.quantization else "bf16", "fp8" if v.kv_cache_dtype else "bf16")
+            assert vp is not None, v.label
+            assert vp.kv_capacity_tokens >= v.max_model_len, (v.label, vp.kv_capacity_tokens)
+            assert v.max_kv <= vp.kv_capacity_tokens, (v.label, v.max_kv, vp.kv_capacity_tokens)
+            cmd = gs.command(v, tmp_path, 0.0, 1.0, "srv", 60.0, 1.0, gpu=H100)
+            assert cmd[cmd.index("--gpu") + 1] == H100
+            assert Path(cmd[cmd.index("--out") + 1]).parts[-3:-1] == (H100, gs.vdir_of(v))
+    assert [v.label for v in gs.PLAN_H1][0] == "llama-3.1-8b" and gs.PLAN_H1[0].rates
+
+
+@pytest.mark.parametrize("argv", [["--plan", "h1"], ["--plan", "h1", "--gpu", H100]])
+def test_the_session_cli_takes_the_gpu(argv: list[str], tmp_path: Path) -> None:
+    """A deadline already past: every variant is reported as not run, nothing is launched, DONE is written."""
+    assert gs.main(["--out", str(tmp_path), "--deadline-unix-s", "0", *argv]) == 0
+    log = (tmp_path / "session.log").read_text()
+    assert log.count("not run") == len(gs.PLAN_H1) and (tmp_path / "DONE").is_file()
