@@ -378,3 +378,34 @@ def test_verify_trace_checks_the_plan_on_the_recorded_requests(tmp_path) -> None
     on_trace = run.invoke(app, ["solve", "-w", str(wl), "-f", fleet, "--no-slo-cost", "--verify-trace", str(trace),
                                 "--verify-rounds", "0"])
     assert on_trace.exit_code == 0 and "SHORT" in on_trace.output and "clustered.csv" in on_trace.output
+    # the note says why, in the trace's numbers: its clusters, which the Poisson classes leave out
+    assert "index of dispersion of 1-s counts" in on_trace.output.replace("\n", " ")
+
+
+def test_a_short_verify_on_a_trace_says_what_the_trace_has_that_the_workload_lacks() -> None:
+    """planner.planning.verify.trace_shortfall_hints: a steady Poisson trace gives none; minutes of on/off load name
+    the busiest minute against the planned rate; clusters within minutes are named only while the classes are
+    Poisson (a workload that states its burstiness was already sized for them)."""
+    from planner.io.schema import Burstiness, RequestClass, Slo, Workload
+    from planner.planning.verify import trace_shortfall_hints
+    from planner.simulate.arrivals import Arrivals, clustered_times
+
+    def arrivals(t: np.ndarray) -> Arrivals:
+        n = t.size
+        return Arrivals(t, np.zeros(n, dtype=np.int64), np.full(n, 1000), np.full(n, 100), ("c",))
+
+    def workload(rate: float, burst: Burstiness | None = None) -> Workload:
+        return Workload(models={"llama-2-70b": {"slo": Slo(ttft_ms=1000, itl_ms=60)}},
+                        classes=[RequestClass(id="c", model="llama-2-70b", isl=1000, osl=100, rate_rps=rate, burstiness=burst)])
+
+    rng = np.random.default_rng(0)
+    steady = np.sort(rng.uniform(0, 1200, 3600))
+    assert trace_shortfall_hints(arrivals(steady), workload(3.0)) == []
+    on_off = np.sort(np.r_[rng.uniform(0, 600, 600), rng.uniform(600, 1200, 4200)])  # 1 then 7 req/s
+    hints = trace_shortfall_hints(arrivals(on_off), workload(4.0))
+    assert len(hints) == 1 and "busiest minute" in hints[0] and "1.8x the 4.00 req/s" in hints[0]
+    clustered = clustered_times(3.0, 10.0, 1200.0, np.random.default_rng(1))
+    named = trace_shortfall_hints(arrivals(clustered), workload(clustered.size / 1200.0))
+    assert any("cluster within minutes" in h for h in named)
+    stated = trace_shortfall_hints(arrivals(clustered), workload(clustered.size / 1200.0, Burstiness(idc_1s=10.0)))
+    assert not any("cluster within minutes" in h for h in stated)
