@@ -1,6 +1,7 @@
 """Profile several vLLM variants back to back on one lent GPU, inside a fixed device-time budget.
 
     PYTHONPATH=/tmp/site:. python3 -m profiles.gpu_session --out /tmp/res --deadline-unix-s $((`date +%s` + 1400))
+    ... --plan h1 --gpu H100-SXM-80GB     # the lent card's catalog name (the profiler refuses one the driver contradicts)
 
 Each variant is one ``planner profile --backend vllm --dummy-weights`` run (profiles.vllm_cli, in a
 subprocess): the model folder is written from the catalog, ``vllm serve`` starts with CUDA graphs

@@ -256,6 +256,22 @@ def test_launch_of_a_missing_executable_is_a_clear_error(tmp_path):
         run_profile(small_cfg(tmp_path, None, endpoint=None, launch=launch))
 
 
+def test_a_launch_on_another_card_than_gpu_names_is_refused_before_the_server_starts(tmp_path):
+    """The profile would be filed (and planned) under --gpu: on a machine whose driver names another card the profiler
+    stops before launching (the missing executable here would otherwise be the error), and writes nothing."""
+    from profiles.backends.vllm import check_device_is_gpu
+
+    launch = LaunchConfig(model="m", served_model_name="llama-3.1-8b", server_cmd=[str(tmp_path / "no-vllm"), "serve"])
+    with pytest.raises(ProfilerError, match="--gpu H100-SXM-80GB: this machine's GPU is 'NVIDIA H200'"):
+        run_profile(small_cfg(tmp_path / "p", None, endpoint=None, launch=launch, device_name="NVIDIA H200"))
+    assert not (tmp_path / "p").exists()
+    for gpu, name in (("H100-SXM-80GB", "NVIDIA H100 80GB HBM3"), ("H200-141GB", "NVIDIA H200"),
+                      ("A100-80GB", "NVIDIA A100-SXM4-80GB"), ("L40S", "NVIDIA L40S"), ("H200-141GB", None)):
+        check_device_is_gpu(gpu, name)  # the cards the catalog names, as their drivers name them; no GPU: no check
+    with pytest.raises(ProfilerError, match="not the A100 that --gpu names"):
+        check_device_is_gpu("A100-80GB", "NVIDIA H100 80GB HBM3")
+
+
 def test_kv_capacity_parsing_errors():
     text = '# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{block_size="16",num_gpu_blocks="100"} 1.0\n'
     assert read_kv_capacity(text) == (100, 16)

@@ -1203,6 +1203,10 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
     """Launch or attach, measure, write cfg.out; the launched server is stopped however this ends."""
     if (cfg.endpoint is None) == (cfg.launch is None):
         raise ProfilerError("give either an endpoint to attach to or a launch configuration, not both or neither")
+    if cfg.launch is not None:  # before the server starts: a profile filed under another GPU's name would plan that GPU
+        if cfg.device_name is None:
+            cfg.device_name = local_device_name()
+        check_device_is_gpu(cfg.gpu, cfg.device_name)
     server: ManagedServer | None = None
     prev_term = signal.getsignal(signal.SIGTERM)
 
@@ -1220,8 +1224,6 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
             wait_healthy(url, cfg.health_timeout_s or DEFAULT_HEALTH_TIMEOUT_S, server)
             flags = cfg.launch.engine_flags()
             cfg.weight_dtype, cfg.kv_dtype = cfg.launch.weight_dtype, cfg.launch.kv_dtype
-            if cfg.device_name is None:
-                cfg.device_name = local_device_name()
         else:
             url = cfg.endpoint.rstrip("/")  # type: ignore[union-attr]
             wait_healthy(url, cfg.health_timeout_s or DEFAULT_ATTACH_TIMEOUT_S)
@@ -1250,6 +1252,19 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
                 write_iterations(cfg.out / "server.log", cfg.out / ITERATIONS_FILE)
         if threading_is_main():
             signal.signal(signal.SIGTERM, prev_term)
+
+
+def check_device_is_gpu(gpu: str, device_name: str | None) -> None:
+    """A launched server runs on this machine's first GPU: refuse (before any work) to file its profile under `gpu` when
+    the driver names another card. The catalog name's first part is the card's model (H100-SXM-80GB: H100, A100-80GB:
+    A100, L40S), which NVIDIA's driver names carry ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB"). No GPU or no
+    driver (None, an emulated rehearsal): nothing to check."""
+    if device_name is None:
+        return
+    card = gpu.split("-")[0].lower()
+    if card and card not in device_name.lower():
+        raise ProfilerError(f"--gpu {gpu}: this machine's GPU is '{device_name}' (nvidia-smi), not the {gpu.split('-')[0]} that "
+                            "--gpu names; name the catalog's entry for this card (profiles/gpus.yaml), or add one")
 
 
 def local_device_name() -> str | None:
