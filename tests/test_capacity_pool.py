@@ -127,12 +127,34 @@ def _arrivals(wl: Workload, duration_s: float, seed: int) -> Arrivals:
     (POISSON, 1),
     (ArrivalShape(replicas=6), 6),                   # Poisson: the pool's replicas
     (ArrivalShape(idc=2.0, replicas=8), 4),          # clusters of ~2 keep 2 replicas busy: 4 blocks
-    (ArrivalShape(idc=3.0, replicas=7), 2),
-    (ArrivalShape(idc=3.0, replicas=5), 1),          # one block: the per-replica model alone
-    (ArrivalShape(idc=10.0, replicas=9), 1),
+    (ArrivalShape(idc=3.0, replicas=7), 7 / 3),      # not whole: pooled_wait_ms interpolates (stop 33, rule B2)
+    (ArrivalShape(idc=3.0, replicas=5), 5 / 3),
+    (ArrivalShape(idc=10.0, replicas=9), 0.9),       # less than one block: the per-replica model alone
+    (ArrivalShape(idc=3.0, replicas=5, routing="random"), 1),
 ])
 def test_pool_servers_table(shape, servers):
-    assert pool_servers(shape) == servers
+    assert pool_servers(shape) == pytest.approx(servers)
+
+
+def test_a_fractional_block_count_waits_between_its_whole_neighbours(perf):
+    """pooled_wait_ms at c = n/IDC servers lies between floor(c) and ceil(c) servers' waits (linear), so the wait
+    falls smoothly as replicas are added (no step at n = 2·IDC, where floor(n/IDC) first reached 2 before stop 33);
+    below one block nothing is pooled."""
+    from planner.planning.capacity import pool_wait_quantile_ms, pooled_wait_ms
+
+    vp = perf.get("llama-2-70b", GPU, 2)
+    d = vp.prefill_ms(1024, 1.0)
+    rate = 0.5 * 1000.0 / d
+    waits = []
+    for n in range(3, 13):
+        got = pooled_wait_ms(d, rate, ArrivalShape(idc=3.0, replicas=n), 90.0)
+        assert got is not None and 0.0 <= got[1] <= 1.0
+        waits.append(got[0])
+        lo, hi = (pool_wait_quantile_ms(d, rate, k, 90.0) for k in (n // 3, n // 3 + 1))
+        assert min(lo, hi) - 1e-9 <= got[0] <= max(lo, hi) + 1e-9
+    assert all(b <= a + 1e-9 for a, b in zip(waits, waits[1:])) and waits[-1] < waits[0]
+    assert pooled_wait_ms(d, rate, ArrivalShape(idc=3.0, replicas=2), 90.0) is None
+    assert pooled_wait_ms(d, rate, ArrivalShape(idc=3.0, replicas=9, routing="random"), 90.0) is None
 
 
 def test_mild_clusters_on_a_large_pool_wait_as_fewer_pooled_servers(perf):

@@ -101,14 +101,14 @@ def test_a_bad_limits_routing_exits_2_naming_file_field_and_allowed_values(tmp_p
 @pytest.mark.parametrize(("shape", "replica_idc", "servers"), [
     (ArrivalShape(replicas=6), 1.0, 6),                                     # least-loaded Poisson: pooled
     (ArrivalShape(replicas=6, routing="random"), 1.0, 1),                   # random: each replica alone
-    (ArrivalShape(idc=9.0, replicas=3), 3.0, 1),                            # least-loaded: even split, idc/n
+    (ArrivalShape(idc=9.0, replicas=3), 3.0, 1 / 3),                        # least-loaded: even split, idc/n; < 1 block
     (ArrivalShape(idc=9.0, replicas=4, routing="random"), 3.0, 1),          # random: binomial, 1 + (idc - 1)/n
     (ArrivalShape(idc=2.0, replicas=8).randomly_routed(), 1.125, 1),        # the routing note's shape
     (ArrivalShape(idc=0.5, replicas=4, routing="random"), 0.5, 1),          # under-dispersed stays as regular
 ])
 def test_random_routing_arrival_shape_table(shape, replica_idc, servers):
     assert shape.replica_idc == pytest.approx(replica_idc)
-    assert pool_servers(shape) == servers
+    assert pool_servers(shape) == pytest.approx(servers)
 
 
 def test_random_routing_poisson_capacities_are_the_one_replica_ones(perf):
