@@ -137,6 +137,13 @@ CASES = [
          "timestamp,model,input_tokens,output_tokens\n0.5,mistral-7b,100,20\n1.0,mistral-7b,120,20\n"), *NS],
          2, ("{f}", "model", "mistral-7b")),
     Case("from-trace --isl-buckets 0", lambda t: ["workload", "from-trace", _trace(t), "--isl-buckets", "0"], 2, ("--isl-buckets",)),
+    # an empty timestamp cell reads as NaN (found by tests/test_cli_fuzz.py on a clean clone, stop 33); inf the same
+    Case("from-trace with an empty timestamp", lambda t: ["workload", "from-trace", t("t.csv",
+         "timestamp,model,input_tokens,output_tokens\n,llama-3.1-8b,0,0\n"), "--model", "llama-3.1-8b"],
+         2, ("{f}", "timestamp", "row 2 has nothing")),
+    Case("from-trace with an infinite timestamp", lambda t: ["workload", "from-trace", t("t.csv",
+         "timestamp,model,input_tokens,output_tokens\n1,llama-3.1-8b,10,5\ninf,llama-3.1-8b,3,4\n")],
+         2, ("{f}", "timestamp", "row 3 has inf")),
     # --- tracebacks (exit 1) before
     Case("rate_rps .inf", lambda t: ["solve", "-w", t("w.yaml", wl(one(rate=".inf"))), "-f", F, *NS], 2, ("{f}", "classes[0].rate_rps", "finite")),
     Case("rate_rps 1e308", lambda t: ["solve", "-w", t("w.yaml", wl(one(rate="1e308"))), "-f", F, *NS], 2, ("{f}", "classes[0].rate_rps")),

@@ -55,6 +55,11 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.Dat
     ts = df["timestamp"]
     if pd.api.types.is_numeric_dtype(ts):
         t = ts.astype(float)
+        bad = ~np.isfinite(t.to_numpy())
+        if bad.any():  # an empty cell reads as NaN: a request with no arrival time
+            row = int(bad.argmax())
+            raise InputError(str(p), "timestamp", f"expected seconds or a date-time on every row; row {row + 2} has "
+                             f"{'nothing' if pd.isna(ts.iloc[row]) else ts.iloc[row]}")
     else:
         parsed = pd.to_datetime(ts, errors="coerce")
         if parsed.isna().any():
