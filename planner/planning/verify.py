@@ -39,11 +39,12 @@ def trace_shortfall_hints(arrivals: Arrivals, workload: Workload) -> list[str]:
     workload's classes are Poisson (first: measuring it is the cheaper fix where both apply), and its busiest minute
     against the rate planned for (a time-varying load). Pure; [] when neither applies."""
     t = np.asarray(arrivals.t_s, dtype=float)
-    planned = sum(c.rate_rps for c in workload.classes if c.id in set(arrivals.class_ids))
+    classes = [c for c in workload.classes if c.id in set(arrivals.class_ids)]
+    planned = sum(c.rate_rps for c in classes)
     if t.size < 2 or planned <= 0:
         return []
     hints = []
-    poisson = all(c.burstiness is None for c in workload.classes if c.id in set(arrivals.class_ids))
+    poisson = all(c.burstiness is None for c in classes)
     idc = measure_burstiness(t, arrivals.isl, float(t[-1])).idc_1s
     if poisson and idc >= CLUSTERED_IDC:
         hints.append(f"its arrivals cluster within minutes (index of dispersion of 1-s counts {idc:.1f}; Poisson: 1) "
