@@ -132,3 +132,25 @@ def test_a_bursty_plan_is_near_the_smallest_passing_pool(perf, catalog) -> None:
     k = bench.prefill_replicas(plan)
     k_min = bench.smallest_prefill(plan, perf, arrs, wl, k)
     assert k <= 1.5 * k_min, (k, k_min)
+
+
+def test_clusters_larger_than_the_pool_are_noted(perf, catalog) -> None:
+    """A plan whose prefill pool is smaller than its class's clusters (IDC 10 on a few replicas: n/IDC < 1, where the
+    capacity model ran up to 28% below the simulator) says so and points to --verify; with clusters smaller than the
+    pool (IDC 1.5), or none, it does not."""
+    from planner.planning.assemble import plan_workload
+
+    def notes(burst: Burstiness | None) -> list[str]:
+        wl = Workload(models={"llama-2-70b": ModelEntry(slo=Slo(ttft_ms=1000, itl_ms=80))},
+                      classes=[RequestClass(id="chat", model="llama-2-70b", isl=1024, osl=200, rate_rps=4.0, burstiness=burst)])
+        fleet = Fleet.model_validate({"gpus": {"H100-SXM-80GB": {"available": 512}},
+                                      "limits": {"allowed_tp": [2], "roles": ["prefill", "decode"]}})
+        with quiet_extrapolation():
+            plan = plan_workload(wl, fleet, perf, catalog)
+        pre = [p for p in plan.models["llama-2-70b"].pools if p.role == "prefill"]
+        assert plan.feasible and pre and pre[0].replicas < 10
+        return [n for n in plan.notes if "larger than the pool" in n]
+
+    big = notes(Burstiness(idc_1s=10.0))
+    assert len(big) == 1 and "IDC 10" in big[0] and "--verify" in big[0]
+    assert notes(Burstiness(idc_1s=1.5)) == [] and notes(None) == []
