@@ -1,7 +1,8 @@
 """Profile several vLLM variants back to back on one lent GPU, inside a fixed device-time budget.
 
     PYTHONPATH=/tmp/site:. python3 -m profiles.gpu_session --out /tmp/res --deadline-unix-s $((`date +%s` + 1400))
-    ... --plan h1 --gpu H100-SXM-80GB     # the lent card's catalog name (the profiler refuses one the driver contradicts)
+    ... --plan h1 [--gpu H100-SXM-80GB]   # the lent card's catalog name; default: the one nvidia-smi names (the
+                                          # profiler refuses a --gpu that the driver contradicts)
 
 Each variant is one ``planner profile --backend vllm --dummy-weights`` run (profiles.vllm_cli, in a
 subprocess): the model folder is written from the catalog, ``vllm serve`` starts with CUDA graphs
@@ -417,12 +418,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server-cmd", default=SERVER_CMD)
     ap.add_argument("--plan", choices=sorted(PLANS), default="s1", help="which session plan (PLANS: s1 = PLAN, s2 = PLAN_S2, ...)")
     ap.add_argument("--only", default=None, help="comma list of variant labels to run (default: the whole plan)")
-    ap.add_argument("--gpu", default=GPU, help="the catalog's name of the lent GPU (profiles/gpus.yaml), e.g. H100-SXM-80GB")
+    ap.add_argument("--gpu", default="auto", help="the catalog's name of the lent GPU (profiles/gpus.yaml), e.g. H100-SXM-80GB; "
+                    f"auto: the catalog entry of the card nvidia-smi names, else {GPU}")
     ap.add_argument("--time-scale", type=float, default=1.0, help="emulated rehearsal only")
     ap.add_argument("--scale-plan", type=float, default=1.0, help="rehearsal: multiply the plan's times by this")
     ap.add_argument("--check-tokenizer", action=argparse.BooleanOptionalAction, default=True,
                     help="load each word-level tokenizer with transformers first; fall back to --skip-tokenizer-init")
     a = ap.parse_args(argv)
+    if a.gpu == "auto":
+        from planner.io.catalog import Catalog
+        from profiles.backends.vllm import catalog_gpu_of_device, local_device_name
+
+        a.gpu = catalog_gpu_of_device(local_device_name(), sorted(Catalog.load().gpus)) or GPU
     out = a.out
     out.mkdir(parents=True, exist_ok=True)
     plan = [v for v in PLANS[a.plan] if a.only is None or v.label in a.only.split(",")]
@@ -442,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         room -= need
         kept.append(v)
     plan = kept
-    log(out, f"session: {len(plan)} variants, deadline in {a.deadline_unix_s - time.time():.0f} s")
+    log(out, f"session: {len(plan)} variants on {a.gpu}, deadline in {a.deadline_unix_s - time.time():.0f} s")
     tok_ok: dict[str, bool] = {}
     for i, v in enumerate(plan):
         now = time.time()

@@ -51,3 +51,14 @@ def test_the_session_cli_takes_the_gpu(argv: list[str], tmp_path: Path) -> None:
     assert gs.main(["--out", str(tmp_path), "--deadline-unix-s", "0", *argv]) == 0
     log = (tmp_path / "session.log").read_text()
     assert log.count("not run") == len(gs.PLAN_H1) and (tmp_path / "DONE").is_file()
+
+
+def test_the_session_names_the_lent_card_by_default() -> None:
+    """--gpu auto: the catalog entry whose card model nvidia-smi names (the cards the lent machines had), none where the
+    card is unknown or not there (the session then keeps its plans' H200 and the profiler's check stops a mismatch)."""
+    from profiles.backends.vllm import catalog_gpu_of_device
+
+    names = sorted(Catalog.load().gpus)
+    assert catalog_gpu_of_device("NVIDIA H100 80GB HBM3", names) == H100
+    assert catalog_gpu_of_device("NVIDIA H200", names) == "H200-141GB"
+    assert catalog_gpu_of_device("NVIDIA B300", names) is None and catalog_gpu_of_device(None, names) is None

@@ -1267,6 +1267,16 @@ def check_device_is_gpu(gpu: str, device_name: str | None) -> None:
                             "--gpu names; name the catalog's entry for this card (profiles/gpus.yaml), or add one")
 
 
+def catalog_gpu_of_device(device_name: str | None, gpu_names: list[str]) -> str | None:
+    """The catalog's GPU name for the card the driver names, where exactly one catalog entry's card model (its name's
+    first part, as `check_device_is_gpu` reads it) is in the driver's name; None otherwise (no GPU, an unknown card,
+    or several entries of one card: the caller must name it)."""
+    if device_name is None:
+        return None
+    hits = [g for g in gpu_names if g.split("-")[0] and g.split("-")[0].lower() in device_name.lower()]
+    return hits[0] if len(hits) == 1 else None
+
+
 def local_device_name() -> str | None:
     """The first GPU's name as the driver reports it (nvidia-smi), or None where there is none."""
     try:
