@@ -93,3 +93,30 @@ def test_show_says_when_an_moe_profile_carries_the_cuda_graph_limit(profile, not
     res = CliRunner().invoke(app, ["profile", "show", str(profile), "--png", str(tmp_path / "fit.png")])
     assert res.exit_code == 0, res.output
     assert ("CUDA-graph" in res.output) == noted
+
+
+def test_predict_says_what_the_planner_assumes_for_a_variant():
+    """`planner profile predict`: the laws' source and the predicted grid, the same numbers the planner uses; a variant
+    that cannot run is exit 3 with the reason; a bad dtype or GPU is exit 2 naming it."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+    from planner.perf.laws import PerfModel
+
+    run = CliRunner()
+    res = run.invoke(app, ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB",
+                           "--decode-batch", "128", "--decode-context", "2048", "--prefill-isl", "4096"])
+    assert res.exit_code == 0, res.output
+    out = res.output.replace("\n", " ")
+    assert "laws from prior" in out and "measured-torch" in out and "predicted, not measured" in out
+    vp = PerfModel.load().get("llama-3.1-8b", "H100-SXM-80GB", 1)
+    assert f"{vp.decode_step_ms(128.0, 2048.0):.2f}" in out and f"{vp.ttft_overhead_ms + vp.prefill_ms(4096.0, 1.0):.1f}" in out
+    res = run.invoke(app, ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H200-141GB", "--decode-batch", "1"])
+    assert res.exit_code == 0 and "laws from measured-vllm" in res.output and "predicted, not measured" not in res.output
+    res = run.invoke(app, ["profile", "predict", "--model", "qwen3-32b", "--gpu", "L40S"])
+    assert res.exit_code == 3 and "cannot run" in res.output
+    for args, field in ((["--kv-dtype", "fp4"], "--kv-dtype"), (["--gpu", "B300"], "B300")):
+        base = {"--model": "llama-3.1-8b", "--gpu": "H200-141GB"}
+        argv = ["profile", "predict", *[x for k, v in base.items() if k not in args for x in (k, v)], *args]
+        res = run.invoke(app, argv)
+        assert res.exit_code == 2 and field in res.output and "Traceback" not in res.output, res.output

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import cast
 
 import typer
+from rich.table import Table
 
 from planner.cli.console import F, friendly_errors
 from planner.io.errors import InputError
@@ -325,5 +326,68 @@ def register(app: typer.Typer) -> None:
             console.print(f"note: {advice}")
         path = save_png(fit, png or Path("out") / f"{m.model}-{m.gpu}-tp{m.tp}-fit.png")
         console.print(f"plot saved to {path}")
+
+    @profile_app.command("predict")
+    @_friendly
+    def predict(
+        model: str = typer.Option(..., help="catalog model"),
+        gpu: str = typer.Option(..., help="catalog GPU type"),
+        tp: int = typer.Option(1, min=1, help="tensor-parallel size"),
+        weight_dtype: str = typer.Option("bf16", help="bf16 or fp8 (vLLM --quantization fp8)"),
+        kv_dtype: str = typer.Option("bf16", help="bf16 or fp8 (vLLM --kv-cache-dtype fp8)"),
+        prefill_isl: str | None = typer.Option(None, help="comma list (default: the profiler's prefill grid)"),
+        decode_batch: str | None = typer.Option(None, help="comma list (default: the profiler's decode batches)"),
+        decode_context: str | None = typer.Option(None, help="comma list (default: the profiler's decode contexts)"),
+        profiles: Path | None = typer.Option(None, help="profile root (default: the bundled profiles and your catalog's)"),
+    ) -> None:
+        """What the planner assumes for one variant before (or instead of) measuring it: where its laws come from (a
+        measured profile, or the roofline prior calibrated on the measured ones), one prompt's TTFT per ISL (the
+        per-request overhead included), the decode step per batch and context, and the KV capacity. Exit 3 where the
+        variant cannot run (weights beyond the GPUs' memory, or a TP size the model or node does not allow)."""
+        from planner.cli.console import EXIT_INFEASIBLE, stdout_console
+        from planner.io.catalog import Catalog
+        from planner.io.schema import DTYPES
+        from planner.perf.laws import PerfModel, quiet_extrapolation
+        from profiles import format as pfmt
+
+        for name, value in (("--weight-dtype", weight_dtype), ("--kv-dtype", kv_dtype)):
+            if value not in DTYPES:
+                raise InputError(None, name, f"expected one of {', '.join(DTYPES)}, got {value!r}")
+        isls = _ints(prefill_isl, pfmt.PREFILL_ISL, "prefill_isl")
+        batches = _ints(decode_batch, pfmt.DECODE_BATCH, "decode_batch")
+        contexts = _ints(decode_context, pfmt.DECODE_CONTEXT, "decode_context")
+        catalog = Catalog.load()
+        catalog.model(model)  # an unknown name is an InputError naming the catalog and the known ones
+        catalog.gpu(gpu)
+        perf = PerfModel.load(catalog=catalog, profiles_dir=profiles)
+        vp = perf.get(model, gpu, tp, weight_dtype, kv_dtype)  # type: ignore[arg-type]
+        console = stdout_console()
+        variant = f"{model} on {gpu} tp{tp}, weights {weight_dtype}, KV {kv_dtype}"
+        if vp is None:
+            console.print(f"{variant}: cannot run (the weights do not fit the GPUs' memory at this TP, or the TP size "
+                          "does not divide the model's attention heads or exceeds one node)")
+            raise typer.Exit(EXIT_INFEASIBLE)
+        others = perf.alternatives.get((model, gpu, tp, weight_dtype, kv_dtype), [])
+        source = vp.law_source or vp.source
+        console.print(f"{variant}: laws from {source}"
+                      + (f" (profiles of it: {', '.join(others)}; the prior is used where none is vLLM's or the engine's)"
+                         if source == "prior" and others else "")
+                      + f"; KV capacity {vp.kv_capacity_tokens:,} tokens; TTFT overhead {vp.ttft_overhead_ms:.1f} ms")
+        with quiet_extrapolation():
+            pre = Table(title="prefill TTFT, ms")
+            for c in ("isl", "TTFT ms"):
+                pre.add_column(c, justify="right")
+            for isl in isls:
+                pre.add_row(str(isl), f"{vp.ttft_overhead_ms + vp.prefill_ms(float(isl), 1.0):.1f}")
+            dec = Table(title="decode step, ms: batch x context")
+            dec.add_column("batch", justify="right")
+            for ctx in contexts:
+                dec.add_column(str(ctx), justify="right")
+            for b in batches:
+                dec.add_row(str(b), *(f"{vp.decode_step_ms(float(b), float(ctx)):.2f}" for ctx in contexts))
+        console.print(pre)
+        console.print(dec)
+        if source == "prior":
+            console.print("note: predicted, not measured: `planner profile --backend vllm --dummy-weights` measures it")
 
     app.add_typer(profile_app, name="profile")
