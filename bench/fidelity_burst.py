@@ -13,7 +13,9 @@ Each case also gets the Poisson model's prediction (what the planner assumed bef
 prefill role the rate the model allows at the class's TTFT SLO is simulated: the Poisson capacity
 against the burst-aware one, as the share of requests whose simulated TTFT p90 keeps the SLO.
 
-Run by bench/fidelity.py (use --no-bursty to skip it); see that file for the command line.
+Run by bench/fidelity.py (use --no-bursty to skip it); see that file for the command line. The larger least-loaded
+pools (5 and 7 replicas; n/IDC below and above 1) run alone: `python bench/fidelity_burst.py [--sizes 5,7]
+[--tuning-idc 3,10] [--held-out-idc 4,8] [--requests 1500] [--seeds 5] [--workload W]`, last line RESULT.
 """
 
 from __future__ import annotations
@@ -169,3 +171,129 @@ def capacity_check(pm: PerfModel, wl: Workload, gpu: str, n: int, seeds: int, co
             t.add_row(*row)
     con.print(t)
     return out
+
+
+# Larger least-loaded pools (stop 33's rule B2): sizes where clusters span several blocks of replicas (n/IDC >= 1)
+# and where they are larger than the pool (n/IDC < 1). Tuning IDC levels as above; held-out levels of their own,
+# never looked at while the pooled model (capacity.pooled_wait_ms, n/IDC servers) was chosen.
+POOL_SIZES = (5, 7)
+POOL_TUNING_IDC = (3.0, 10.0)
+POOL_HELD_OUT_IDC = (4.0, 8.0)
+
+
+@dataclass
+class PoolRow:
+    """One larger-pool case: the simulator's and the model's TTFT p90 (ms) at a per-replica load."""
+
+    cls: str
+    replicas: int
+    idc: float
+    split: str
+    load: float
+    sim_ttft_ms: float
+    model_ttft_ms: float
+
+    @property
+    def blocks(self) -> float:
+        """n/IDC: the pool's blocks of IDC replicas (< 1: clusters larger than the pool)."""
+        return self.replicas / self.idc
+
+    @property
+    def signed_pct(self) -> float:
+        return (self.model_ttft_ms - self.sim_ttft_ms) / self.sim_ttft_ms * 100.0
+
+
+def pool_sizes(pm: PerfModel, wl: Workload, gpu: str, saturation: Callable[[VariantPerf, str, int, int], float],
+               n: int, seeds: int, con: Console, sizes: tuple[int, ...] = POOL_SIZES,
+               tuning_idc: tuple[float, ...] = POOL_TUNING_IDC,
+               held_out_idc: tuple[float, ...] = POOL_HELD_OUT_IDC) -> list[PoolRow]:
+    """Prefill pools of `sizes` replicas behind least-loaded routing under clustered arrivals: every class x size x
+    IDC (tuning and held-out levels) x load (BURST_LOADS of the Poisson saturation, per replica); the model's TTFT
+    p90 at the pool's shape (capacity.replica_arrivals) against the simulator's (median of `seeds`, `n` requests
+    per replica)."""
+    rows: list[PoolRow] = []
+    t = Table(title=f"Least-loaded prefill pools under clustered arrivals, p{PERCENTILE:g}, {n} requests per replica "
+                    f"x {seeds} seeds (median)")
+    for c in ("class", "n", "IDC", "n/IDC", "split", "load", "sim TTFT", "model TTFT", "model vs sim %"):
+        t.add_column(c, justify="left" if c in ("class", "split") else "right")
+    for c in wl.classes:
+        perf = pm.get(c.model, gpu, 1) or pm.get(c.model, gpu, 4)
+        if perf is None:
+            continue
+        sat = saturation(perf, "prefill", c.isl, c.osl)
+        for reps in sizes:
+            for split, levels in (("tuning", tuning_idc), ("held_out", held_out_idc)):
+                for idc in levels:
+                    shape = capacity.replica_arrivals(Burstiness(idc_1s=idc), 0.0, c.isl, None, reps)
+                    for load in BURST_LOADS:
+                        rate = load * sat
+                        sims = [simulate_bursty(perf, "prefill", c.isl, c.osl, rate * reps, idc, n * reps, s, reps)[0]
+                                for s in range(seeds)]
+                        lat = capacity.latency(perf, "prefill", c.isl, c.osl, rate, PERCENTILE, shape)
+                        row = PoolRow(c.id, reps, idc, split, load, float(np.median(sims)), lat.ttft_ms)
+                        rows.append(row)
+                        t.add_row(c.id, str(reps), f"{idc:g}", f"{row.blocks:.2f}", split, f"{load:.2f}",
+                                  f"{row.sim_ttft_ms:.0f}", f"{row.model_ttft_ms:.0f}", f"{row.signed_pct:+.1f}")
+    con.print(t)
+    return rows
+
+
+def pool_summary(rows: list[PoolRow]) -> dict[str, float]:
+    """MAPE and worst signed error per split, and the same over the rows whose clusters are larger than the pool."""
+    out: dict[str, float] = {}
+    for split in ("tuning", "held_out"):
+        for part, sel in (("", lambda r: True), ("_small", lambda r: r.blocks < 1.0), ("_blocks", lambda r: r.blocks >= 1.0)):
+            rs = [r for r in rows if r.split == split and sel(r)]
+            signed = [r.signed_pct for r in rs]
+            out[f"{split}{part}_mape_pct"] = float(np.mean(np.abs(signed))) if rs else math.nan
+            out[f"{split}{part}_worst_under_pct"] = float(min(signed)) if rs else math.nan
+            out[f"{split}{part}_points"] = float(len(rs))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python bench/fidelity_burst.py --pools [--workload W] [--requests N] [--seeds S] [--sizes 5,7]`: the larger
+    pools alone (the rest runs from bench/fidelity.py)."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from planner.io.files import load_model
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import fidelity
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--workload", type=Path, default=fidelity.ROOT / "examples" / "default" / "workload.yaml")
+    ap.add_argument("--requests", type=int, default=1500, help="requests per replica per simulated point")
+    ap.add_argument("--seeds", type=int, default=5, help="repeats per point (median taken)")
+    ap.add_argument("--sizes", default=",".join(map(str, POOL_SIZES)), help="pool sizes, comma-separated")
+    ap.add_argument("--tuning-idc", default=",".join(f"{x:g}" for x in POOL_TUNING_IDC), help="tuning IDC levels")
+    ap.add_argument("--held-out-idc", default=",".join(f"{x:g}" for x in POOL_HELD_OUT_IDC), help="held-out IDC levels")
+    args = ap.parse_args(argv)
+    con = Console(width=160)
+    wl = load_model(Workload, args.workload)
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    levels = {k: tuple(float(x) for x in v.split(",") if x) for k, v in (("tuning", args.tuning_idc),
+                                                                           ("held_out", args.held_out_idc))}
+    rows = pool_sizes(PerfModel.load(), wl, fidelity.GPU, fidelity.model_saturation_rps, args.requests, args.seeds,
+                      con, sizes, levels["tuning"], levels["held_out"])
+    s = pool_summary(rows)
+    t = Table(title="Larger pools: model vs simulator TTFT p90 (signed: < 0 under-predicts)")
+    for c in ("split", "rows", "points", "MAPE %", "worst under %"):
+        t.add_column(c, justify="left" if c in ("split", "rows") else "right")
+    for split in ("tuning", "held_out"):
+        for part, name in (("", "all"), ("_blocks", "n/IDC >= 1"), ("_small", "n/IDC < 1")):
+            t.add_row(split, name, f"{s[f'{split}{part}_points']:.0f}", f"{s[f'{split}{part}_mape_pct']:.1f}",
+                      f"{s[f'{split}{part}_worst_under_pct']:+.1f}")
+    con.print(t)
+    print(f"RESULT tuning_pool_mape_pct={s['tuning_mape_pct']:.1f} held_out_pool_mape_pct={s['held_out_mape_pct']:.1f} "
+          f"tuning_small_pool_mape_pct={s['tuning_small_mape_pct']:.1f} "
+          f"held_out_small_pool_mape_pct={s['held_out_small_mape_pct']:.1f} "
+          f"held_out_small_pool_worst_under_pct={s['held_out_small_worst_under_pct']:.1f} "
+          f"held_out_blocks_pool_mape_pct={s['held_out_blocks_mape_pct']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
