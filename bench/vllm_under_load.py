@@ -205,8 +205,10 @@ def steady_errors(perf: VariantPerf, points: list[LoadPoint], sat: Saturation) -
 GRID_ISL = (512, 2048)
 GRID_OSL = (128, 256)
 GRID_LOADS = (0.3, 0.5, 0.7, 0.85)
-# Long prompts apart (RAG-like classes): where a prompt fills the step budget on its own, the closed form falls
-# below the simulator as the load grows (grid_long_* of the RESULT, with the signed mean: the bias).
+# Long prompts apart (RAG-like classes): where a prompt fills the step budget on its own, the closed form fell below
+# the simulator as the load grew (grid_long_* of the RESULT, with the signed mean: the bias; ITL -10.5% until stop 34
+# counted in a request's life the prompts queued behind it until its first token, -0.3% since: capacity.py module doc,
+# Mixed, rule R3, whose tuning set was ISL 4,096 and held-out set ISL 6,144 / 12,288).
 GRID_LONG_ISL = (4096, 8192)
 GRID_LONG_OSL = (128,)
 GRID_LONG_LOADS = (0.5, 0.7, 0.85)
