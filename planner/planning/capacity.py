@@ -52,14 +52,13 @@ prompt arriving until its first token being behind it (`_own_wait_ms` + T(b)).
   closed form's life was shorter than the count K it used. At long prompts the simulator showed it (llama-3.1-8b,
   ISL 8,192, 85% load: a life held 23 prompts on average against the model's 17, the running batch 23 against
   12). Against the steady simulator (bench/vllm_under_load.py grid_errors, every swept vLLM profile's laws, OSL
-  128, 50/70/85% load), ITL / TTFT p90 MAPE: tuning, ISL 4,096, dense profiles 12.5 / 12.3% -> 3.8 / 7.5% (all
-  profiles 10.8 / 12.8 -> 6.7 / 8.5%; the MoE rows, above the simulator for their token table, 8.6 -> 10.3% ITL);
+  128, 50/70/85% load), ITL / TTFT p90 MAPE: tuning, ISL 4,096, dense profiles 12.5 / 12.3% -> 3.8 / 11.4% (all
+  profiles 10.8 / 12.8 -> 6.7 / 11.8%; the MoE rows, above the simulator for their token table, 8.6 -> 10.3% ITL);
   the short grid (ISL 512 / 2,048 x OSL 128 / 256, 30-85% load) 4.3 / 9.9 -> 4.2 / 9.8%. Held out, never run
-  before the decision: ISL 6,144 and 12,288, ITL 21.3 -> 11.4% (dense 23.0 -> 8.7%). The riders of the prompt's
-  own step (T_own below) keep the wait alone (only the prompts that arrive before its step can ride in it): the
-  code first evaluated gave them the whole sojourn, which moved no ITL and put TTFT 22% over the simulator in
-  tests/test_capacity.py's long-prompt case (and +6.3% on the short grid's dense rows); with the wait alone the
-  tuning TTFT is 12.8 -> 11.8% and the short grid's 9.9 -> 9.8%.
+  before the decision: ISL 6,144 and 12,288, 21.3 / 12.0 -> 11.4 / 11.0% (dense ITL 23.0 -> 8.7%). The riders of
+  the prompt's own step (T_own below) keep the wait alone (only the prompts that arrive before its step can ride in
+  it): the code first evaluated gave them the whole sojourn, which moved no ITL and put TTFT 22% over the simulator
+  in tests/test_capacity.py's long-prompt case (+6.3% on the short grid's dense rows, 7.5% tuning dense TTFT MAPE).
 The count's spread is wider than that busy period's: a prompt
 chunked in the life then decodes beside the request for about half of the rest of it, each step slower
 by the decode law's slope s = β + γ·ctx, so each prompt brings λ·s·(osl-1)/2 more arrivals than λW.
@@ -850,9 +849,9 @@ def _mixed_decode_batch(perf: VariantPerf, rate_rps: float, osl: float, ctx: flo
                         sojourn_ms: float = 0.0) -> float:
     """Little's law for the decoding batch of a mixed replica: a request decodes osl-1 steps after
     its first token, each step stretched by the prefill share, and the prompts that queued behind it during its
-    `sojourn_ms` (`_own_wait_ms` + its own chunk step) are chunked during its life: the life is the one the ITL's prompt count takes,
-    ((osl-1)·t_d(N) + ρ_p·S)/(1-ρ_p), and N = λ·that/1000 (module doc, Mixed). Closed form as in
-    `_decode_batch_mean`; inf when it diverges."""
+    `sojourn_ms` S (`_own_wait_ms` + its own chunk step) are chunked during its life: the life is the one the
+    ITL's prompt count takes, ((osl-1)·t_d(N) + ρ_p·S)/(1-ρ_p), and N = λ·that/1000 (module doc, Mixed). Closed
+    form as in `_decode_batch_mean`; inf when it diverges."""
     slope = _decode_slope_ms(perf, ctx)
     lam_steps = rate_rps * max(osl - 1.0, 1.0) / ((1.0 - rho_p) * 1000.0)
     denom = 1.0 - lam_steps * slope
