@@ -81,6 +81,11 @@ def simulate_bursty(perf: VariantPerf, role: str, isl: int, osl: int, rate: floa
     return float(np.nanpercentile(df.ttft_ms, PERCENTILE)), float(np.nanpercentile(df.itl_ms, PERCENTILE))
 
 
+def class_perf(pm: PerfModel, model: str, gpu: str) -> VariantPerf | None:
+    """The variant a bursty case runs a class's model on: tp1, else tp4 (the example's 70B), else none."""
+    return pm.get(model, gpu, 1) or pm.get(model, gpu, 4)
+
+
 def _ape(sim: float, model: float) -> float:
     return abs(model - sim) / sim * 100.0
 
@@ -99,7 +104,7 @@ def run(pm: PerfModel, wl: Workload, gpu: str, saturation: Callable[[VariantPerf
     cases: list[tuple[str, int, ReplicaRouting]] = [(role, 1, "least_loaded") for role in ("prefill", "decode", "mixed")]
     cases += [("prefill", POOL_REPLICAS, "least_loaded"), ("prefill", POOL_REPLICAS, "random")]
     for c in wl.classes:
-        perf = pm.get(c.model, gpu, 1) or pm.get(c.model, gpu, 4)
+        perf = class_perf(pm, c.model, gpu)
         if perf is None:
             continue
         for role, reps, routing in cases:
@@ -146,7 +151,7 @@ def capacity_check(pm: PerfModel, wl: Workload, gpu: str, n: int, seeds: int, co
         t.add_column(c, justify="left" if c == "class" else "right")
     out: dict[str, list[float]] = {"poisson_ratio": [], "burst_ratio": [], "cap_ratio": []}
     for c in wl.classes:
-        perf = pm.get(c.model, gpu, 1) or pm.get(c.model, gpu, 4)
+        perf = class_perf(pm, c.model, gpu)
         slo = wl.slo_of(c)
         if perf is None or slo.ttft_ms is None:
             continue
@@ -217,7 +222,7 @@ def pool_sizes(pm: PerfModel, wl: Workload, gpu: str, saturation: Callable[[Vari
     for c in ("class", "n", "IDC", "n/IDC", "split", "load", "sim TTFT", "model TTFT", "model vs sim %"):
         t.add_column(c, justify="left" if c in ("class", "split") else "right")
     for c in wl.classes:
-        perf = pm.get(c.model, gpu, 1) or pm.get(c.model, gpu, 4)
+        perf = class_perf(pm, c.model, gpu)
         if perf is None:
             continue
         sat = saturation(perf, "prefill", c.isl, c.osl)

@@ -36,21 +36,22 @@ from planner.perf.profiledata import load_profile  # noqa: E402
 def swept_laws(models: set[str] | None = None) -> list[VariantPerf]:
     """Each swept profile's laws once, in sweep order (as bench/vllm_under_load.py fits them)."""
     vul.use_byo_catalog_unless_set()
+    catalog = Catalog.load()
     fitted: dict[Path, VariantPerf] = {}
     for _, prof in vul.default_sweeps():
         if prof.resolve() in fitted:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            vp = fit_profile(load_profile(prof), Catalog.load())[0]
+            vp = fit_profile(load_profile(prof), catalog)[0]
         if models is None or vp.model in models:
             fitted[prof.resolve()] = vp
     return list(fitted.values())
 
 
-def is_moe(vp: VariantPerf) -> bool:
+def is_moe(vp: VariantPerf, catalog: Catalog) -> bool:
     """An MoE model by the catalog (its `moe` spec: experts and experts per token)."""
-    return Catalog.load().model(vp.model).moe is not None
+    return catalog.model(vp.model).moe is not None
 
 
 def _parse(text: str, kind: type) -> tuple:
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     isls, osls, loads = _parse(a.isl, int), _parse(a.osl, int), _parse(a.loads, float)
     models = {m.strip() for m in a.models.split(",")} if a.models else None
     laws = swept_laws(models)
+    catalog = Catalog.load()
     if not laws:
         print(f"--models: no swept profile of {sorted(models or [])}", file=sys.stderr)
         return 2
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             g = vul.grid_errors(vp, isls, osls, loads)
-        kind = "moe" if is_moe(vp) else "dense"
+        kind = "moe" if is_moe(vp, catalog) else "dense"
         for k in ("ttft", "itl"):
             err[(kind, k)].extend(g[k])
         t.add_row(f"{vp.model}/{vp.gpu}/tp{vp.tp}{vp.precision}", kind, " ".join(f"{x:+.1f}" for x in g["ttft"]),

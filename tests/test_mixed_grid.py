@@ -35,7 +35,8 @@ def test_one_model_one_point_prints_its_errors_and_a_result_line(capsys) -> None
 
 def test_the_moe_is_told_apart_by_the_catalog() -> None:
     laws = mixed_grid.swept_laws({"qwen3-30b-a3b", "llama-3.1-8b"})
-    kinds = {vp.model: mixed_grid.is_moe(vp) for vp in laws}
+    catalog = mixed_grid.Catalog.load()
+    kinds = {vp.model: mixed_grid.is_moe(vp, catalog) for vp in laws}
     assert kinds == {"qwen3-30b-a3b": True, "llama-3.1-8b": False}
 
 

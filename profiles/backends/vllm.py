@@ -1254,6 +1254,12 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
             signal.signal(signal.SIGTERM, prev_term)
 
 
+def _card_model(gpu: str) -> str:
+    """The card model of a catalog GPU name, lower case: its first part (H100-SXM-80GB: h100, A100-80GB: a100, L40S:
+    l40s), which NVIDIA's driver names carry."""
+    return gpu.split("-")[0].lower()
+
+
 def check_device_is_gpu(gpu: str, device_name: str | None) -> None:
     """A launched server runs on this machine's first GPU: refuse (before any work) to file its profile under `gpu` when
     the driver names another card. The catalog name's first part is the card's model (H100-SXM-80GB: H100, A100-80GB:
@@ -1261,7 +1267,7 @@ def check_device_is_gpu(gpu: str, device_name: str | None) -> None:
     driver (None, an emulated rehearsal): nothing to check."""
     if device_name is None:
         return
-    card = gpu.split("-")[0].lower()
+    card = _card_model(gpu)
     if card and card not in device_name.lower():
         raise ProfilerError(f"--gpu {gpu}: this machine's GPU is '{device_name}' (nvidia-smi), not the {gpu.split('-')[0]} that "
                             "--gpu names; name the catalog's entry for this card (profiles/gpus.yaml), or add one")
@@ -1273,7 +1279,7 @@ def catalog_gpu_of_device(device_name: str | None, gpu_names: list[str]) -> str 
     or several entries of one card: the caller must name it)."""
     if device_name is None:
         return None
-    hits = [g for g in gpu_names if g.split("-")[0] and g.split("-")[0].lower() in device_name.lower()]
+    hits = [g for g in gpu_names if _card_model(g) and _card_model(g) in device_name.lower()]
     return hits[0] if len(hits) == 1 else None
 
 
