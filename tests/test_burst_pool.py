@@ -136,7 +136,7 @@ def test_a_bursty_plan_is_near_the_smallest_passing_pool(perf, catalog) -> None:
 
 def test_clusters_larger_than_the_pool_are_noted(perf, catalog) -> None:
     """A plan whose prefill pool is smaller than its class's clusters (IDC 10 on a few replicas: n/IDC < 1, where the
-    capacity model ran up to 28% below the simulator) says so and points to --verify; with clusters smaller than the
+    capacity model ran up to 36% below the simulator) says so and points to --verify; with clusters smaller than the
     pool (IDC 1.5), or none, it does not."""
     from planner.planning.assemble import plan_workload
 
