@@ -257,6 +257,56 @@ def torch_reference_vs_prior(profiles: list[Profile], catalog: Catalog, allreduc
     return out
 
 
+D_MARGIN_PCT = 2.0
+"""Part D's rule (bench/calibrate_prior.py, stop 33): the prior replaces a torch-reference profile only where it is at
+least this many points better at the median (pooled prefill and decode |rel err|): a margin above the spread of a refit
+on the same points (the sparse fits of part A move the median by ~1-2 points)."""
+
+
+def prior_beats_torch(prior_err: np.ndarray, torch_err: np.ndarray) -> bool:
+    """Part D's rule on pooled |relative errors| of one set of points: the prior's median at least D_MARGIN_PCT points
+    below the torch reference's, and its p90 not above."""
+    return bool(np.median(prior_err) <= np.median(torch_err) - D_MARGIN_PCT / 100
+                and np.percentile(prior_err, 90) <= np.percentile(torch_err, 90))
+
+
+@dataclass(frozen=True)
+class RunHeldOut:
+    """One variant of a new run (a GPU or model the bundled profiles lack): its vLLM points predicted by the laws the
+    planner uses for it, and by its torch-reference profile's laws where one is bundled."""
+
+    label: str
+    planner: HeldOut
+    """The laws `PerfModel.get` answers with (the prior for a variant with no vLLM profile)."""
+    torch: HeldOut | None
+    """The bundled torch-reference profile's laws with the planner's TTFT overhead; None where none is bundled."""
+
+
+def held_out_runs(pm: PerfModel, catalog: Catalog, runs: Iterable[Profile], bundled: Iterable[Profile]) -> list[RunHeldOut]:
+    """Score every vLLM profile of `runs` against the laws `pm` plans it with. A variant that `pm` fitted from a
+    measured profile is an error (it would not be held out); torch-reference profiles of `bundled` with the same
+    (model, GPU, tp, dtypes) are scored beside it (the question of bench/calibrate_prior.py part D, on a new run)."""
+    torch_of = {_key(p): p for p in bundled if law_source(p.meta) == "measured-torch"}
+    out: list[RunHeldOut] = []
+    for target in runs:
+        if law_source(target.meta) != "measured-vllm":
+            continue
+        m = target.meta
+        if pm.is_measured(m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype):
+            raise ValueError(f"{label(target)}: the planner already fits this variant from a profile; not held out")
+        vp = pm.get(m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype)
+        if vp is None:
+            raise ValueError(f"{label(target)}: the planner has no laws for this variant (it does not fit the GPU)")
+        moe = catalog.model(m.model).moe is not None
+        mine = HeldOut(label(target), vp.source, *predict_errors(vp, target), moe=moe)
+        ref = None
+        if _key(target) in torch_of:
+            vp_t = dataclasses.replace(fit_profile(torch_of[_key(target)], catalog)[0], ttft_overhead_ms=pm.ttft_overhead_ms)
+            ref = HeldOut(label(torch_of[_key(target)]), "measured-torch", *predict_errors(vp_t, target), moe=moe)
+        out.append(RunHeldOut(label(target), mine, ref))
+    return out
+
+
 def _key(p: Profile) -> tuple[str, str, int, str, str]:
     m = p.meta
     return (m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype)

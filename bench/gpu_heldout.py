@@ -1,0 +1,142 @@
+"""A new run held out: the planner's laws for variants it has no vLLM profile of, against a run that measured them.
+
+    .venv/bin/python bench/gpu_heldout.py --runs profiles/runs/<date>-h1 [--gpu H100-SXM-80GB] [--goal-pct 15]
+
+`--runs` is a folder laid out as profiles/data (``<model>/<gpu>/tp<N>[-fp8][-kvfp8]/vllm/``, what
+`profiles.gpu_session` writes): every vLLM profile under it (of `--gpu` where given) is predicted by the laws
+`PerfModel.load()` gives that variant from the bundled profiles (the prior, calibrated on every bundled profile; a
+variant already fitted from a bundled profile is refused: it would not be held out) and, where profiles/data holds
+the variant's torch-reference profile, by that profile's laws with the planner's TTFT overhead. Nothing is fitted on
+the run. Written for plan h1 (the first vLLM run on an H100, a card no law, prior or constant was fitted on with vLLM):
+its rules, written before the run (profiles/runs/plan-h1-predictions.txt), are
+  H1 (report): the prior's |error| per variant, median and p90, beside the torch reference's; issue 10's goal is a
+     median <= 15% (`--goal-pct`);
+  H2 (decision): the prior replaces a torch-only variant where, pooled over every variant with both, its median is
+     >= planner.perf.heldout.D_MARGIN_PCT points below the torch reference's and its p90 not above
+     (planner.perf.heldout.prior_beats_torch, part D of bench/calibrate_prior.py on the H200 pairs).
+Models outside the bundled catalog are read from examples/byo-model/catalog when no PLANNER_CATALOG is set.
+Deterministic (no sampling): one run, no repeats.
+
+Last line: RESULT variants=<n> points=<n> prior_prefill_median_pct= prior_decode_median_pct= prior_median_pct=
+           prior_p90_pct= (pooled, prefill and decode) within_goal=<variants whose median meets --goal-pct>
+           torch_variants=<n> torch_median_pct= torch_p90_pct= prior_on_torch_median_pct= prior_on_torch_p90_pct=
+           (pooled over the variants with a torch reference) h2_rule=prior|torch|none
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from planner.io.errors import InputError  # noqa: E402
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.perf.heldout import (  # noqa: E402
+    HeldOut,
+    RunHeldOut,
+    held_out_runs,
+    pooled,
+    prior_beats_torch,
+    use_byo_catalog_unless_set,
+)
+from planner.perf.laws import DEFAULT_PROFILES_DIR, PerfModel  # noqa: E402
+from planner.perf.profiledata import iter_profiles, law_source  # noqa: E402
+
+
+def _pct(x: float) -> str:
+    return "-" if np.isnan(x) else f"{100 * x:.1f}"
+
+
+def both(h: HeldOut) -> np.ndarray:
+    """Prefill and decode |relative errors| of one row, pooled."""
+    return np.r_[h.prefill_rel_err, h.decode_rel_err]
+
+
+def summary(rows: list[RunHeldOut], goal: float) -> dict[str, float | str]:
+    """The RESULT line's figures (fractions; NaN where no row has them)."""
+    nan = float("nan")
+    pl = pooled([r.planner for r in rows])
+    allp = np.concatenate([both(r.planner) for r in rows])
+    paired = [r for r in rows if r.torch is not None]
+    tor = np.concatenate([both(r.torch) for r in paired if r.torch is not None]) if paired else np.array([])
+    pri = np.concatenate([both(r.planner) for r in paired]) if paired else np.array([])
+    return {
+        "variants": len(rows), "points": int(allp.size),
+        "prior_prefill_median": pl["prefill_median"], "prior_decode_median": pl["decode_median"],
+        "prior_median": float(np.median(allp)), "prior_p90": float(np.percentile(allp, 90)),
+        "within_goal": sum(float(np.median(both(r.planner))) <= goal for r in rows),
+        "torch_variants": len(paired),
+        "torch_median": float(np.median(tor)) if tor.size else nan, "torch_p90": float(np.percentile(tor, 90)) if tor.size else nan,
+        "prior_on_torch_median": float(np.median(pri)) if pri.size else nan,
+        "prior_on_torch_p90": float(np.percentile(pri, 90)) if pri.size else nan,
+        "h2_rule": ("prior" if prior_beats_torch(pri, tor) else "torch") if tor.size else "none",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=Path, required=True, help="folder of profiles laid out as profiles/data")
+    ap.add_argument("--gpu", default=None, help="only the profiles of this catalog GPU (default: every one)")
+    ap.add_argument("--goal-pct", type=float, default=15.0, help="issue 10's goal for a variant's median |error|, %%")
+    a = ap.parse_args(argv)
+    use_byo_catalog_unless_set()
+    if not a.runs.is_dir():
+        print(f"--runs {a.runs}: not a folder", file=sys.stderr)
+        return 2
+    try:
+        runs = [p for p in iter_profiles(a.runs) if a.gpu is None or p.meta.gpu == a.gpu]
+        cat = Catalog.load()
+        bundled = list(iter_profiles(DEFAULT_PROFILES_DIR))
+    except InputError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    runs = [p for p in runs if law_source(p.meta) == "measured-vllm"]
+    if not runs:
+        print(f"--runs {a.runs}: no vLLM profile{' of ' + a.gpu if a.gpu else ''} under it "
+              "(expected <model>/<gpu>/tp<N>[-fp8][-kvfp8]/vllm/meta.yaml)", file=sys.stderr)
+        return 2
+    unknown = sorted({p.meta.model for p in runs} - set(cat.models))
+    if unknown:
+        print(f"--runs {a.runs}: model(s) {', '.join(unknown)} not in the catalog; set PLANNER_CATALOG", file=sys.stderr)
+        return 2
+    try:
+        rows = held_out_runs(PerfModel.load(cat), cat, runs, bundled)
+    except ValueError as exc:
+        print(f"--runs {a.runs}: {exc}", file=sys.stderr)
+        return 2
+    goal = a.goal_pct / 100
+    tab = Table(title=f"{a.runs}: each vLLM profile predicted by the planner's laws (no fit on the run) and by the bundled "
+                      "torch-reference profile where one exists; |rel err| %")
+    for c in ("variant", "laws", "prefill pts", "prefill median", "prefill p90", "decode pts", "decode median", "decode p90",
+              "median (both)", f"<= {a.goal_pct:g}%", "torch median", "torch p90", "H2 (this variant)"):
+        tab.add_column(c, justify="left" if c == "variant" else "right")
+    for r in rows:
+        s = r.planner.stats()
+        med = float(np.median(both(r.planner)))
+        if r.torch is not None:
+            t = both(r.torch)
+            torch_cells = [_pct(float(np.median(t))), _pct(float(np.percentile(t, 90))),
+                           "prior" if prior_beats_torch(both(r.planner), t) else "torch"]
+        else:
+            torch_cells = ["-", "-", "-"]
+        tab.add_row(r.label, r.planner.law_source, f"{s['prefill_n']:.0f}", _pct(s["prefill_median"]), _pct(s["prefill_p90"]),
+                    f"{s['decode_n']:.0f}", _pct(s["decode_median"]), _pct(s["decode_p90"]), _pct(med),
+                    "yes" if med <= goal else "no", *torch_cells)
+    Console(width=200).print(tab)
+    sm = summary(rows, goal)
+    print(f"H2 over the {sm['torch_variants']} variant(s) with a torch reference: {sm['h2_rule']}"
+          + (" (the loader's choice since d3b5e7f is the prior)" if sm["h2_rule"] != "none" else ""))
+    fields = " ".join(f"{k}={v}" if isinstance(v, (int, str)) else f"{k}_pct={_pct(v)}" for k, v in sm.items())
+    print(f"RESULT {fields}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""bench/gpu_heldout.py: a new run's vLLM profiles against the planner's laws and the bundled torch reference."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner.io.catalog import Catalog
+from planner.perf.heldout import HeldOut, RunHeldOut, held_out_runs, prior_beats_torch
+from planner.perf.laws import DEFAULT_PROFILES_DIR, PerfModel
+from planner.perf.profiledata import iter_profiles
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("gpu_heldout", ROOT / "bench" / "gpu_heldout.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_heldout"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _result(out: str) -> dict[str, str]:
+    line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1]
+    return dict(kv.split("=", 1) for kv in line.split()[1:])
+
+
+def _h200_vllm_as(tmp_path: Path, gpu: str) -> Path:
+    """A run folder holding the bundled H200 llama-3.1-8b vLLM profile relabelled as `gpu` (its numbers are not that
+    GPU's: the test checks the bench's bookkeeping, not the prior's accuracy)."""
+    src = DEFAULT_PROFILES_DIR / "llama-3.1-8b" / "H200-141GB" / "tp1" / "vllm"
+    dst = tmp_path / "run" / "llama-3.1-8b" / gpu / "tp1" / "vllm"
+    dst.mkdir(parents=True)
+    for f in ("prefill.csv", "decode.csv"):
+        shutil.copy(src / f, dst / f)
+    (dst / "meta.yaml").write_text((src / "meta.yaml").read_text().replace("gpu: H200-141GB", f"gpu: {gpu}"))
+    return tmp_path / "run"
+
+
+def test_held_out_run_pairs_the_torch_reference(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PLANNER_CATALOG", raising=False)
+    run = _h200_vllm_as(tmp_path, "H100-SXM-80GB")
+    assert _bench().main(["--runs", str(run)]) == 0
+    res = _result(capsys.readouterr().out)
+    assert res["variants"] == "1" and res["torch_variants"] == "1"  # the bundled H100 torch profile is paired
+    assert res["h2_rule"] in ("prior", "torch")
+    assert float(res["torch_median_pct"]) > 0 and float(res["prior_median_pct"]) > 0
+    assert res["prior_median_pct"] == res["prior_on_torch_median_pct"]  # the one variant is the paired one
+
+
+def test_held_out_rows_use_the_prior_and_are_scored_on_every_point(tmp_path):
+    run = _h200_vllm_as(tmp_path, "H100-SXM-80GB")
+    cat = Catalog.load()
+    profiles = list(iter_profiles(run))
+    rows = held_out_runs(PerfModel.load(cat), cat, profiles, list(iter_profiles(DEFAULT_PROFILES_DIR)))
+    assert len(rows) == 1 and rows[0].planner.law_source == "prior" and rows[0].torch is not None
+    assert rows[0].planner.prefill_rel_err.size > 0 and rows[0].planner.decode_rel_err.size > 0
+    assert rows[0].torch.decode_rel_err.size == rows[0].planner.decode_rel_err.size
+
+
+def test_a_bundled_variant_is_not_held_out(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PLANNER_CATALOG", raising=False)
+    run = _h200_vllm_as(tmp_path, "H200-141GB")  # the planner fits this variant from profiles/data
+    assert _bench().main(["--runs", str(run)]) == 2
+    assert "not held out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_bad_runs_folder_exits_2(tmp_path, capsys, make):
+    path = tmp_path / "nothing"
+    if make == "empty":
+        path.mkdir()
+    assert _bench().main(["--runs", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("prior", "torch", "want"), [
+    ([0.05, 0.06, 0.07], [0.10, 0.11, 0.12], True),   # better by 5 points, p90 lower
+    ([0.09, 0.10, 0.11], [0.10, 0.11, 0.12], False),  # better by 1 point: within D_MARGIN_PCT
+    ([0.01, 0.02, 0.90], [0.10, 0.11, 0.12], False),  # median far better, p90 worse
+])
+def test_prior_beats_torch_rule(prior, torch, want):
+    assert prior_beats_torch(np.array(prior), np.array(torch)) is want
+
+
+def test_summary_without_torch_reference_says_none():
+    e = np.array([0.1, 0.2])
+    row = RunHeldOut("x", HeldOut("x", "prior", e, e), None)
+    sm = _bench().summary([row], 0.15)
+    assert sm["h2_rule"] == "none" and sm["torch_variants"] == 0 and sm["within_goal"] == 0
