@@ -205,7 +205,7 @@ from planner.io.synth import synth  # noqa: E402
 from planner.io.traces import bucket_trace, read_trace  # noqa: E402
 
 DEFAULT_TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
-REFS_VERSION = 3  # bump when the reference computations change (invalidates the cache)
+REFS_VERSION = 4  # bump when the reference computations change (invalidates the cache)
 SCENARIO_S = 2400.0  # 40 simulated minutes per synthetic scenario (CPU budget: the whole suite < ~15 min)
 
 
@@ -279,6 +279,9 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     # stop 26, on 20 tuning draws (--reseed 0,100,200,300): the former decode factor and the next step up
     "decode-factor-0.75": {"forecast": {"decode_factor": 0.75}},
     "decode-factor-0.85": {"forecast": {"decode_factor": 0.85}},
+    # stop 35 (rule D2), the simulator's decode replicas allocating KV on demand: two steps down
+    "decode-factor-0.7": {"forecast": {"decode_factor": 0.7}},
+    "decode-factor-0.6": {"forecast": {"decode_factor": 0.6}},
     # spike memory from the first spike: every sine and diurnal peak counts as one (sine-15min +100 0.984 -> 0.881)
     "spike-min-1": {"forecast": {"spike_min_count": 1}},
     "trend-max-2": {"forecast": {"trend_max_factor": 2.0}},

@@ -66,6 +66,10 @@ simulator's Poisson classes) if the tuning rows' mean |error| falls and their wo
 With it, parts 2-3 (from-trace --length-spread's classes now state their outputs' spread): part 3 per-class MAPE 9.0
 -> 8.7% tuning, 9.8 -> 5.4% held out; part 2's spread plans cost +4.9% over the mean-length ones and their largest
 prefill / k* stays 1.50 (rule 1.25): from-trace's default stays off.
+Since stop 35 the simulator's decode replicas allocate KV on demand, as vLLM does (rule D1, planner/simulate/engine.py);
+part 4 runs both admissions. On demand the dispersed check sits below the simulator (8.1% tuning, 11.8% held out on
+average; worst over-estimate -2.5% / +2.3%: on the safe side) and the mean-length one above it (21.7% / 22.3%, worst
++40.6% / +69.2%); reserving, the figures above (3.4% / 2.6%; RESULT fields `..._reserve`).
 
 Results (stop 30, `.venv/bin/python bench/fidelity_lengths.py`, ~2 min): part 1, prefill rows, tuning TTFT MAPE 41.0%
 (mean length) -> 15.6% (the law unclipped) -> 8.9% (clipped at the longest prompt; worst -18.2%), so both passes of
@@ -107,6 +111,7 @@ from planner.io.synth import AZURE_PROMPT_MEAN, AZURE_PROMPT_SD, DEFAULT_MAX_CON
 from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation  # noqa: E402
 from planner.planning import capacity  # noqa: E402
 from planner.simulate.arrivals import Arrivals  # noqa: E402
+from planner.simulate.engine import KvPolicy  # noqa: E402
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
 from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING  # noqa: E402
@@ -156,13 +161,16 @@ def simulate_mixed(perf: VariantPerf, isl: np.ndarray, rate_rps: float, seed: in
 
 
 def pd_requests(perf: VariantPerf, t_s: np.ndarray, isl: np.ndarray, osl: np.ndarray, prefill_replicas: int,
-                decode_replicas: int, seed: int, routing: str = "least_loaded") -> pd.DataFrame:
-    """The request rows of one class on a prefill pool and a decode pool of `perf` (no SLO bound), arrivals `t_s`."""
+                decode_replicas: int, seed: int, routing: str = "least_loaded",
+                decode_kv_policy: KvPolicy = "on_demand") -> pd.DataFrame:
+    """The request rows of one class on a prefill pool and a decode pool of `perf` (no SLO bound), arrivals `t_s`;
+    the decode replicas hold KV by `decode_kv_policy` (planner/simulate/engine.py)."""
     arr = Arrivals(t_s, np.zeros(t_s.size, dtype=np.int64), isl, osl, ("c",))
     pools = [PoolSpec("m/prefill/g/tp1", "prefill", perf, prefill_replicas),
              PoolSpec("m/decode/g/tp1", "decode", perf, decode_replicas)]
     sim = FleetSimulator(pools, {"c": ClassRoute("m", ((0, 1.0),), ((1, 1.0),))}, arr,
-                         {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=99.0)}, seed=seed, replica_routing=routing)  # type: ignore[arg-type]
+                         {"c": Slo(ttft_ms=1e9, itl_ms=1e9, percentile=99.0)}, seed=seed, replica_routing=routing,  # type: ignore[arg-type]
+                         decode_kv_policy=decode_kv_policy)
     sim.run()
     return build_report(sim).requests
 
@@ -363,7 +371,7 @@ OUTPUT_BRACKET = (0.2, 1.3)
 
 
 def admission_wait_p99_ms(perf: VariantPerf, isl: int, osl: int, osl_scv: float, rate_rps: float, n: int,
-                          seeds: int) -> float:
+                          seeds: int, decode_kv_policy: KvPolicy = "on_demand") -> float:
     """The p99 decode admission wait (first token after the KV arrives, ms) of ONE decode replica fed Poisson arrivals
     of `isl`-token prompts and log-normal outputs of mean `osl` and squared CV `osl_scv` (the simulator's Poisson
     classes' law), the prefill side over-provisioned; the median over `seeds` seeds, the first fifth dropped."""
@@ -373,42 +381,51 @@ def admission_wait_p99_ms(perf: VariantPerf, isl: int, osl: int, osl_scv: float,
         t = np.cumsum(rng.exponential(1.0 / rate_rps, n))
         outs = np.minimum(draw_prompt_lengths(osl, osl_scv, None, n, rng), perf.kv_capacity_tokens - isl - 1)
         with quiet_extrapolation():
-            df = pd_requests(perf, t, np.full(n, isl), outs, 64, 1, seed).iloc[n // 5:]
+            df = pd_requests(perf, t, np.full(n, isl), outs, 64, 1, seed, decode_kv_policy=decode_kv_policy).iloc[n // 5:]
         vals.append(float(np.percentile(df.kv_wait_ms.to_numpy(dtype=float), 99)))
     return float(np.median(vals))
 
 
 def simulated_decode_capacity(perf: VariantPerf, isl: int, osl: int, osl_scv: float, pain_ms: float, cap0: float,
-                              n: int, seeds: int) -> float:
+                              n: int, seeds: int, decode_kv_policy: KvPolicy = "on_demand") -> float:
     """The rate at which the simulated p99 admission wait reaches `pain_ms` (bisection over OUTPUT_BRACKET x cap0)."""
     lo, hi = OUTPUT_BRACKET[0] * cap0, OUTPUT_BRACKET[1] * cap0
     for _ in range(OUTPUT_BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if admission_wait_p99_ms(perf, isl, osl, osl_scv, mid, n, seeds) <= pain_ms else (lo, mid)
+        wait = admission_wait_p99_ms(perf, isl, osl, osl_scv, mid, n, seeds, decode_kv_policy)
+        lo, hi = (mid, hi) if wait <= pain_ms else (lo, mid)
     return 0.5 * (lo + hi)
 
 
 def part4(pm: PerfModel, args: argparse.Namespace, con: Console) -> list[str]:
-    """Part 4 (module doc): each row's simulated decode capacity against the mean-length and the dispersed model's."""
-    t = Table(title="Output-length dispersion: one KV-bound decode replica's capacity, model vs simulator "
-                    "(error = model / simulator - 1; + = the model would under-size)")
+    """Part 4 (module doc): each row's simulated decode capacity against the mean-length and the dispersed model's,
+    with the simulator's decode replicas allocating on demand (its default since stop 35, as vLLM does) and reserving
+    isl + osl (the admission the check was written against, stop 31): RESULT fields `..._reserve` for the latter."""
+    fields = part4_policy(pm, args, con, "on_demand")
+    return fields + [f.replace("=", "_reserve=", 1) for f in part4_policy(pm, args, con, "reserve")]
+
+
+def part4_policy(pm: PerfModel, args: argparse.Namespace, con: Console, policy: KvPolicy) -> list[str]:
+    """Part 4 with the simulator's decode replicas holding KV by `policy`."""
+    t = Table(title=f"Output-length dispersion: one KV-bound decode replica's capacity, model vs simulator (decode KV "
+                    f"{policy}; error = model / simulator - 1; + = the model would under-size)")
     for c in ("set", "variant", "isl/osl", "osl scv", "sim rps", "mean-length rps", "err %", "dispersed rps", "err %"):
         t.add_column(c, justify="left" if c in ("set", "variant") else "right")
     errs: dict[tuple[str, str], list[float]] = {}
     rows = [("tuning", r) for r in TUNING_OUTPUT_ROWS] + [("held-out", r) for r in HELD_OUT_OUTPUT_ROWS]
     n, seeds = args.output_requests, 2
-    for split, (model, gpu, tp, isl, osl, scvs) in track(rows, description="part 4: decode capacity", console=con):
+    for split, (model, gpu, tp, isl, osl, scvs) in track(rows, description=f"part 4: decode capacity ({policy})", console=con):
         perf = pm.get(model, gpu, tp)
         if perf is None:
             continue
         with quiet_extrapolation():
             cap0 = capacity.capacity(perf, "decode", isl, osl, 99.0, None, 100.0).rate_rps
             # the pain the mean-length model accepts at its capacity, with every output of the mean length
-            pain = admission_wait_p99_ms(perf, isl, osl, 0.0, cap0, n, seeds)
+            pain = admission_wait_p99_ms(perf, isl, osl, 0.0, cap0, n, seeds, policy)
             for scv in scvs:
                 cap_d = capacity.capacity(perf, "decode", isl, osl, 99.0, None, 100.0,
                                           capacity.ArrivalShape(osl_scv=scv)).rate_rps
-                sim = simulated_decode_capacity(perf, isl, osl, scv, pain, cap0, n, seeds)
+                sim = simulated_decode_capacity(perf, isl, osl, scv, pain, cap0, n, seeds, policy)
                 e0, ed = (cap0 / sim - 1.0) * 100.0, (cap_d / sim - 1.0) * 100.0
                 errs.setdefault((split, "mean"), []).append(e0)
                 errs.setdefault((split, "disp"), []).append(ed)
@@ -419,7 +436,7 @@ def part4(pm: PerfModel, args: argparse.Namespace, con: Console) -> list[str]:
     for split, key in (("tuning", "tuning"), ("held-out", "held_out")):
         for kind, name in (("mean", "mean_len"), ("disp", "dispersed")):
             e = np.array(errs.get((split, kind), [math.nan]))
-            con.print(f"{split}, decode capacity with dispersed outputs, {name}: mean |error| {np.mean(np.abs(e)):.1f}%, "
+            con.print(f"{split}, decode capacity with dispersed outputs ({policy}), {name}: mean |error| {np.mean(np.abs(e)):.1f}%, "
                       f"worst over-estimate {e.max():+.1f}%")
             fields.append(f"{key}_outputs_cap_err_pct_{name}={np.mean(np.abs(e)):.1f}")
     return fields

@@ -254,3 +254,73 @@ def test_on_demand_kv_serves_every_token_once_on_random_loads(seed):
         assert rep.finished[served].all()
         assert sum(r.gen_tokens for r in sim.pool_list[0].ready) == int(osl[served].sum())
         assert (rep.ttft_ms[served] >= 0).all() and (rep.itl_ms[served] >= 0).all()
+
+
+# --------------------------------------------------------------------------- on-demand KV on decode replicas (P/D)
+# FleetSimulator(decode_kv_policy="on_demand"), the default since stop 35 (rule D1): vLLM 0.26 admits a request whose
+# prompt KV arrives from a prefill instance by the same allocation as any other and recomputes a preempted one on the
+# decode instance; these check the bookkeeping of that path.
+
+def _run_pd_kv(arr: Arrivals, policy: str, kv_tokens: int, n_dec: int = 1, **kw) -> FleetSimulator:
+    perf = VariantPerf(**{**P.__dict__, "kv_capacity_tokens": kv_tokens, **kw})
+    pools = [PoolSpec("m/prefill/H100/tp1", "prefill", P, 1), PoolSpec("m/decode/H100/tp1", "decode", perf, n_dec)]
+    sim = FleetSimulator(pools, {"c": ClassRoute("m", ((0, 1.0),), ((1, 1.0),))}, arr, {"c": Slo(ttft_ms=1e9, itl_ms=1e9)},
+                         decode_kv_policy=policy)
+    sim.run()
+    return sim
+
+
+def _decode_replicas(sim: FleetSimulator) -> list[BatchReplica]:
+    reps = [r for r in sim.pool_list[1].ready if isinstance(r, BatchReplica)]
+    assert reps
+    return reps
+
+
+def test_decode_replica_with_room_gives_the_same_requests_under_both_policies():
+    rng = np.random.default_rng(11)
+    n = 200
+    arr = arrivals(np.cumsum(rng.exponential(1 / 2.0, n)), rng.integers(200, 3000, n), rng.integers(10, 600, n))
+    a, b = _run_pd_kv(arr, "reserve", 400_000), _run_pd_kv(arr, "on_demand", 400_000)
+    ra, rb = build_report(a).requests, build_report(b).requests
+    assert ra.ttft_ms.tolist() == rb.ttft_ms.tolist() and ra.e2e_ms.tolist() == rb.e2e_ms.tolist()
+    assert _decode_replicas(b)[0].preemptions == 0
+
+
+def test_decode_replica_on_demand_admits_at_once_preempts_and_recomputes_on_itself():
+    """Two 1,000-token prompts of 400-token outputs, their KV shipped to one decode replica of a 2,400-token cache.
+    Reserving 1,400 each, the second's first token waits for the first request to finish; on demand both decode at
+    once until the cache is full, then the last admitted is preempted and recomputed on the decode replica (its prompt
+    and the ~200 tokens it had generated as one prefill), after the first finishes. Every output token once."""
+    arr = arrivals([0.0, 0.0], [1000, 1000], [400, 400])
+    res, od = _run_pd_kv(arr, "reserve", 2400), _run_pd_kv(arr, "on_demand", 2400)
+    r_res, r_od = build_report(res).requests, build_report(od).requests
+    rep = _decode_replicas(od)[0]
+    assert rep.preemptions == 1 and _decode_replicas(res)[0].preemptions == 0
+    summary = build_report(od).pool_summary()
+    assert dict(zip(summary.index if "pool_id" not in summary else summary.pool_id, summary.preemptions, strict=True)) == {
+        "m/prefill/H100/tp1": 0, "m/decode/H100/tp1": 1}
+    assert r_od.finished.all() and r_res.finished.all()
+    assert r_od.ttft_ms[1] < 0.2 * r_res.ttft_ms[1]
+    assert r_od.e2e_ms[1] > r_od.e2e_ms[0]
+    assert rep.gen_tokens == 800
+    assert 1000 + 150 < rep.prompt_tokens < 1000 + 260  # only the recompute is prefilled on the decode replica
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_decode_on_demand_serves_every_token_once_on_random_loads(seed):
+    """Random bursts on random small decode caches, budgets, batch limits and 1-2 decode replicas: every request
+    finishes, the decode replicas produce exactly the outputs asked for, latencies >= 0, never more KV held than the
+    cache at a schedule."""
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(5, 80))
+    cap = int(rng.integers(3000, 30000))
+    isl, osl = rng.integers(50, min(2500, cap // 2), n), rng.integers(1, 800, n)
+    t = np.sort(rng.uniform(0, rng.uniform(0.1, 5.0), n))
+    sim = _run_pd_kv(arrivals(t, isl, osl), "on_demand", cap, n_dec=int(rng.integers(1, 3)),
+                     max_batched_tokens=int(rng.choice([512, 2048, 8192])), max_num_seqs=int(rng.choice([8, 64, 256])))
+    rep = build_report(sim).requests
+    served = ~rep.rejected.to_numpy()
+    assert rep.finished[served].all()
+    assert sum(r.gen_tokens for r in _decode_replicas(sim)) == int(osl[served].sum())
+    assert (rep.ttft_ms[served] >= 0).all() and (rep.itl_ms[served] >= 0).all()
+    assert all(r._held_tokens() <= cap for r in _decode_replicas(sim))

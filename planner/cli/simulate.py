@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         model: str | None = typer.Option(None, help="model of a trace without a model column (e.g. the Azure trace)"),
         routing: str | None = typer.Option(None, help="how a request picks a replica of its pool: least_loaded or random "
                                                       "(default: the plan's replica_routing, what it was sized for)"),
-        kv_policy: str = typer.Option("on_demand", help="how mixed replicas hold KV: on_demand (as vLLM 0.26: blocks as a "
+        kv_policy: str = typer.Option("on_demand", help="how mixed and decode replicas hold KV: on_demand (as vLLM 0.26: blocks as a "
                                                          "sequence grows, preempting when full) or reserve (prompt + output "
                                                          "reserved at admission)"),
     ) -> None:

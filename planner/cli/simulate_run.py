@@ -143,7 +143,7 @@ def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, durat
                  model: str | None = None, routing: ReplicaRouting | None = None,
                  kv_policy: KvPolicy = "on_demand") -> SimReport:
     """Simulate `plan` and print its tables; `routing` overrides the plan's replica routing (what it was sized for);
-    `kv_policy`: how its mixed replicas hold KV."""
+    `kv_policy`: how its mixed and decode replicas hold KV."""
     from planner.io.files import check_writable
     from planner.io.planfile import load_plan
 
@@ -156,7 +156,7 @@ def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, durat
         raise InputError(str(plan), "feasible", "the plan is infeasible: nothing to simulate")
     arr, wl = load_arrivals(p, trace, workload, duration, seed, model)
     sim = FleetSimulator.from_plan(p, perf_lookup, arr, wl, seed=seed + 1, replica_routing=routing or p.replica_routing,
-                                   kv_policy=kv_policy)
+                                   kv_policy=kv_policy, decode_kv_policy=kv_policy)
     sim.run()
     rep = build_report(sim)
     console.print(f"replica routing: {sim.replica_routing}" + (" (--routing; the plan was sized for "

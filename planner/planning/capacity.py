@@ -1099,8 +1099,9 @@ def kv_batch(lat: Latency, isl: float, osl: float, percentile: float, arrivals: 
     or output-length spread (module doc, Prompt-length and Output-length dispersion) the cache of a batch of N is a
     compound sum, variance N·(r² + σ²) for r the mean reservation and σ² the reservations' variance: in sequences of
     r, the batch's law (`_batch_quantile`'s mean and variance) with n·σ²/r² more variance, taken negative binomial,
-    as the simulator's decode replicas reserve each sequence's own isl + osl at admission (module doc, Output-length
-    dispersion: the check vLLM's on-demand cache was measured against)."""
+    as a decode replica reserving each sequence's own isl + osl at admission would hold (module doc, Output-length
+    dispersion: the check vLLM's on-demand cache was measured against; the simulator's decode replicas allocate on
+    demand since stop 35, against which this check is on the safe side, bench/fidelity_lengths.py part 4)."""
     n = lat.batch_mean
     if (arrivals.isl_scv <= 0.0 and arrivals.osl_scv <= 0.0) or n <= 0.0 or not math.isfinite(lat.batch):
         return lat.batch

@@ -15,7 +15,8 @@ The simulation advances by batch changes, not by token (DESIGN.md, Verification 
   scheduling is enabled"): the engine schedules step k+1 while step k runs, so a request that reaches
   the engine during step k misses step k+1 and joins step k+2 (``steptime.ASYNC_SCHEDULING``,
   ``FleetSimulator(async_scheduling=...)``). An idle engine schedules an arrival at once.
-* KV admission, decode replicas (and mixed ones under ``kv_policy="reserve"``): a request reserves
+* KV admission under ``reserve`` (mixed replicas with ``kv_policy="reserve"``, decode replicas with
+  ``decode_kv_policy="reserve"``; the decode replicas' default until stop 35): a request reserves
   isl + osl tokens (a sequence's cache grows to that; no preemption) and requests wait FCFS when the
   cache or ``max_num_seqs`` is full. Replaying real vLLM with its cache binding (bench/vllm_kv_outputs.py,
   plan s20) this admission waits too long just below saturation with outputs that spread (TTFT p90
@@ -23,14 +24,20 @@ The simulation advances by batch changes, not by token (DESIGN.md, Verification 
 * ``kv_policy="on_demand"``, the default for mixed replicas since stop 32 (the rule in
   bench/vllm_kv_outputs.py's notes): a mixed replica allocates as vLLM 0.26 does. On the six s20 samples
   its replay's TTFT p90 MAPE against vLLM is 11.9% (56.3% reserving; 24% at worst) and its served rate
-  at saturation within 0.9%. Decode replicas keep the reservation (a preempted request there would recompute on the decode
-  instance, which this model has no prefill step for). A request is
-  admitted when its prompt fits beside what the running requests hold now (their prompts and the tokens
-  generated so far; a prefilling prompt counted whole), each decode step adds a token per sequence, and
+  at saturation within 0.9%. A request is admitted when its prompt fits beside what the running requests
+  hold now (their prompts and the tokens generated so far; a prefilling prompt counted whole), each decode
+  step adds a token per sequence, and
   when the next step does not fit the most recently admitted running request is preempted (vLLM's FCFS
   policy pops the last of its running list): its cache is freed, it goes back to the head of the queue,
   and when admitted again it recomputes its prompt and the tokens it had generated as one prompt, then
   goes on from there (its first token is the one the client already had).
+* ``decode_kv_policy="on_demand"``, the default for decode replicas since stop 35 (rule D1, its notes): vLLM 0.26's
+  scheduler admits a request whose prompt KV arrives from a prefill instance (NixlConnector: the prompt's tokens
+  counted as externally computed) by the same block allocation as any waiting request, grows it per token and, when
+  a running request's next block does not fit, preempts the last admitted; that one is recomputed on the decode
+  instance. Here a decode replica admits a shipped prompt as above (its first token is released at admission) and
+  recomputes a preempted request with chunk steps on itself (``mixed_step_ms`` of its laws). Unmeasured on P/D vLLM
+  (one GPU lent): it rests on the engine's code and on the mixed replicas' measurement.
 
 Timing conventions (documented choices):
 * TTFT = arrival -> first token at the client. Disaggregated: prefill queue + prefill batch + KV
@@ -211,8 +218,9 @@ class BatchReplica:
         self.step_start = 0.0                      # the chunk step in flight: its start, s
         self.step_cutoff = -1.0                    # ... the time its schedule was made (arrivals up to it belong in it), s
         self.step_dt = 0.0                         # ... its duration, ms
-        # on-demand KV (module doc): mixed replicas of a FleetSimulator(kv_policy="on_demand")
-        self.on_demand = mixed and sim.kv_policy == "on_demand"
+        # on-demand KV (module doc): mixed replicas of a FleetSimulator(kv_policy="on_demand"), decode replicas of one
+        # with decode_kv_policy="on_demand"
+        self.on_demand = (sim.kv_policy if mixed else sim.decode_kv_policy) == "on_demand"
         self.resume: dict[int, tuple[int, int]] = {}  # preempted rid -> (tokens to recompute, tokens generated)
         self.admitted: dict[int, int] = {}         # running rid -> admission order (the preemption victim: the last)
         self.adm_seq = 0
@@ -409,8 +417,8 @@ class BatchReplica:
                 break
             q.popleft()
             self.kv_res += need
-            if self.mixed:
-                if rid not in self.resume:
+            if self.mixed or rid in self.resume:  # a decode replica recomputes a preempted request itself
+                if self.mixed and rid not in self.resume:
                     req.t_pf_start[rid] = self.t0
                 self.prefilling.append([rid, 0])
             else:
@@ -422,7 +430,7 @@ class BatchReplica:
         self.ver += 1
         if self.on_demand:
             self._make_room()  # the next step's tokens fit (it may preempt a prefilling prompt)
-        if self.mixed and self.prefilling:
+        if self.prefilling:  # mixed: prompts; decode: the recompute of a preempted request
             self._start_step(cutoff)
         elif self.b > 0:
             f = self.fin[0][0]

@@ -60,6 +60,7 @@ class SimOptions(TypedDict, total=False):
     async_scheduling: bool
     replica_routing: ReplicaRouting
     kv_policy: KvPolicy
+    decode_kv_policy: KvPolicy
 """(model, gpu, tp[, weight_dtype, kv_dtype]) -> laws (see planner.perf.laws.lookup_variant_perf)."""
 
 # Default spacing of the pool timelines (queue, KV usage, utilization), seconds: fine enough for a
@@ -163,7 +164,7 @@ class FleetSimulator:
                  *, seed: int = 0, startup_delay_s: float = 0.0, sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
                  allow_empty_pools: bool = False, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING,
                  async_scheduling: bool = ASYNC_SCHEDULING, replica_routing: ReplicaRouting = "least_loaded",
-                 kv_policy: KvPolicy = "on_demand"):
+                 kv_policy: KvPolicy = "on_demand", decode_kv_policy: KvPolicy = "on_demand"):
         if len(arrivals) == 0:
             raise InputError(None, "arrivals", "no requests to simulate")
         self.pool_list = [Pool(i, s) for i, s in enumerate(pools)]
@@ -178,7 +179,11 @@ class FleetSimulator:
         self.kv_policy: KvPolicy = kv_policy
         """How mixed replicas hold KV (engine module doc): ``on_demand`` as vLLM 0.26 allocates, preempting the most
         recently admitted request when the cache is full (the default: bench/vllm_kv_outputs.py), or ``reserve`` a
-        request's whole isl + osl at admission (the default before stop 32; decode replicas always reserve)."""
+        request's whole isl + osl at admission (the default before stop 32)."""
+        self.decode_kv_policy: KvPolicy = decode_kv_policy
+        """How decode replicas (P/D) hold KV: ``on_demand`` (the default since stop 35, rule D1: vLLM 0.26 admits a
+        request whose prompt KV comes from a prefill instance by the same allocation as any other, and recomputes a
+        preempted one on the decode instance) or ``reserve`` (isl + osl at admission, the default before)."""
         self.sample_interval_s = sample_interval_s
         self.events = EventQueue()
         self.now = 0.0
