@@ -165,6 +165,15 @@ before the run: the coordinate-descent rule above): GPU-hours 264.3 -> 249.2-258
 0.8669-0.9185 in every row (z 1 / 2 / 3 on both token rates; z 1 / 2 on the output only) and sine-15min 0.9883 ->
 0.9499: off (rows length-noise-*). What it shows: the ramps' headroom the sine and the step surge need comes partly
 from the chance rises of the lengths, not from a term made for it.
+Ninth pass (stop 35): the simulator's decode replicas allocate KV on demand, as vLLM's scheduler does (rule D1,
+planner/simulate/engine.py; references recomputed, REFS_VERSION 4). The controller is unchanged and its GPU-hours
+barely move (Azure 15.87 -> 15.90); the references exploit the on-demand cache and get cheaper (Azure hindsight
+11.03 -> 9.63, flash-crowd 8.47 -> 4.33), so the cost ratios rise: RESULT 1.438 / 0.9999 / 0.5263 / 1.794 -> 1.651 /
+0.9988 / 0.5263 / 2.385. Attainment rises where the first ramp waited for decode KV: sine-15min 0.9883 -> 0.9941,
+diurnal 0.9923 -> 0.9953, mmpp-spiky 0.8994 -> 0.9152; every tuning scenario >= 0.99. `--routing random`: 1.270 /
+0.9939 / 0.5138 / 1.876 -> 1.614 / 0.9956 / 0.5155 / 1.789. The decode factor re-chosen on the 24 tuning draws by the
+stop-26 rule (rule D2; rows decode-factor-0.6 / 0.7 / 0.75 / 0.85): worst draw 0.581 / 0.747 / 0.747 / 0.935 against
+0.935 at 0.8, which also has fewer GPU-hours than 0.85 (263.1 against 279.4): 0.8 stays.
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
 worst_gpu_hours_vs_oracle=<all> worst_gpu_hours_vs_reactive=<all> scenarios=<n> (with --trace: every figure is that trace's).
 """
