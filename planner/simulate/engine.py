@@ -26,11 +26,10 @@ The simulation advances by batch changes, not by token (DESIGN.md, Verification 
   its replay's TTFT p90 MAPE against vLLM is 11.9% (56.3% reserving; 24% at worst) and its served rate
   at saturation within 0.9%. A request is admitted when its prompt fits beside what the running requests
   hold now (their prompts and the tokens generated so far; a prefilling prompt counted whole), each decode
-  step adds a token per sequence, and
-  when the next step does not fit the most recently admitted running request is preempted (vLLM's FCFS
-  policy pops the last of its running list): its cache is freed, it goes back to the head of the queue,
-  and when admitted again it recomputes its prompt and the tokens it had generated as one prompt, then
-  goes on from there (its first token is the one the client already had).
+  step adds a token per sequence, and when the next step does not fit the most recently admitted running
+  request is preempted (vLLM's FCFS policy pops the last of its running list): its cache is freed, it goes
+  back to the head of the queue, and when admitted again it recomputes its prompt and the tokens it had
+  generated as one prompt, then goes on from there (its first token is the one the client already had).
 * ``decode_kv_policy="on_demand"``, the default for decode replicas since stop 35 (rule D1, its notes): vLLM 0.26's
   scheduler admits a request whose prompt KV arrives from a prefill instance (NixlConnector: the prompt's tokens
   counted as externally computed) by the same block allocation as any waiting request, grows it per token and, when
