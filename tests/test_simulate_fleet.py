@@ -405,42 +405,26 @@ def test_mixed_frontend_delay_per_running_request():
     assert np.allclose(ttfts(bare, 20.0), ttfts(bare, 0.0))
 
 
-def test_simulate_runs_a_plan_with_either_kv_policy(tmp_path: Path):
-    """run_simulate (planner simulate --kv-policy) on a plan whose mixed replica has a 12,000-token cache: on demand
-    (the default) it preempts and its pool table counts it; reserving, nothing is preempted; both serve every request."""
+@pytest.mark.parametrize(("mix_share", "kv_tokens", "pool"), [
+    (0.9, 12_000, "m/mixed/H100/tp1"),   # the mixed replica binds
+    (0.1, 6_000, "m/decode/H100/tp1"),   # the decode replica binds: --kv-policy sets it too (stop 35)
+])
+def test_simulate_runs_a_plan_with_either_kv_policy(tmp_path: Path, mix_share: float, kv_tokens: int, pool: str):
+    """run_simulate (planner simulate --kv-policy) on a plan whose replicas have a small cache: on demand (the
+    default) the binding pool preempts and its pool table counts it; reserving, nothing is preempted; both serve
+    every request."""
     import yaml
 
     from planner.cli.simulate_run import run_simulate
 
     plan_file, w_file = tmp_path / "plan.yaml", tmp_path / "w.yaml"
-    plan_file.write_text(yaml.safe_dump(make_plan(n_pre=1, n_dec=1, n_mix=1, mix_share=0.9).model_dump(mode="json")))
+    plan_file.write_text(yaml.safe_dump(make_plan(n_pre=1, n_dec=1, n_mix=1, mix_share=mix_share).model_dump(mode="json")))
     w_file.write_text(yaml.safe_dump(WL.model_dump(mode="json", exclude_none=True)))
-    small = VariantPerf(**{**P.__dict__, "kv_capacity_tokens": 12_000})
-    reps = {}
-    for policy in ("on_demand", "reserve"):
-        reps[policy] = run_simulate(plan=plan_file, trace=None, workload=w_file, duration=30.0, seed=0, png=None,
-                                    perf_lookup=lookup({"H100": small}), kv_policy=policy)
-    pre = {k: int(r.pool_summary().loc["m/mixed/H100/tp1", "preemptions"]) for k, r in reps.items()}
-    assert pre["on_demand"] > 0 and pre["reserve"] == 0
-    for r in reps.values():
-        assert r.requests.finished.all()
-
-
-def test_simulate_kv_policy_sets_the_decode_replicas_too(tmp_path: Path):
-    """planner simulate --kv-policy holds the decode replicas' KV the same way (stop 35): on a plan whose decode
-    replica has a 6,000-token cache, on demand it preempts (the pool table counts it), reserving it never does."""
-    import yaml
-
-    from planner.cli.simulate_run import run_simulate
-
-    plan_file, w_file = tmp_path / "plan.yaml", tmp_path / "w.yaml"
-    plan_file.write_text(yaml.safe_dump(make_plan(n_pre=1, n_dec=1, n_mix=1, mix_share=0.1).model_dump(mode="json")))
-    w_file.write_text(yaml.safe_dump(WL.model_dump(mode="json", exclude_none=True)))
-    small = VariantPerf(**{**P.__dict__, "kv_capacity_tokens": 6_000})
+    small = VariantPerf(**{**P.__dict__, "kv_capacity_tokens": kv_tokens})
     pre = {}
     for policy in ("on_demand", "reserve"):
         rep = run_simulate(plan=plan_file, trace=None, workload=w_file, duration=30.0, seed=0, png=None,
                            perf_lookup=lookup({"H100": small}), kv_policy=policy)
-        pre[policy] = int(rep.pool_summary().loc["m/decode/H100/tp1", "preemptions"])
+        pre[policy] = int(rep.pool_summary().loc[pool, "preemptions"])
         assert rep.requests.finished.all()
     assert pre["on_demand"] > 0 and pre["reserve"] == 0
