@@ -211,15 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         td.add_column(c, justify="left" if c == "variant" else "right")
     d_ok = bool(tvp)
     for r in tvp:
-        et = np.r_[r.torch.prefill_rel_err, r.torch.decode_rel_err]
-        ep = np.r_[r.prior.prefill_rel_err, r.prior.decode_rel_err]
+        et = r.torch.all_rel_err()
+        ep = r.prior.all_rel_err()
         ok = prior_beats_torch(ep, et)
         d_ok = d_ok and bool(ok)
         td.add_row(r.label, str(et.size), _pct(float(np.median(et))), _pct(float(np.percentile(et, 90))),
                    _pct(float(np.median(ep))), _pct(float(np.percentile(ep, 90))), "prior" if ok else "torch")
     console.print(td)
-    all_t = np.concatenate([np.r_[r.torch.prefill_rel_err, r.torch.decode_rel_err] for r in tvp]) if tvp else np.array([np.nan])
-    all_p = np.concatenate([np.r_[r.prior.prefill_rel_err, r.prior.decode_rel_err] for r in tvp]) if tvp else np.array([np.nan])
+    all_t = np.concatenate([r.torch.all_rel_err() for r in tvp]) if tvp else np.array([np.nan])
+    all_p = np.concatenate([r.prior.all_rel_err() for r in tvp]) if tvp else np.array([np.nan])
     console.print(f"D's rule picks {'the prior' if d_ok else 'the torch reference'} for variants whose only profile is the "
                   f"torch reference's; the loader uses the prior (planner.perf.laws.PerfModel.from_profiles)")
 

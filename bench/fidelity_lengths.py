@@ -401,12 +401,11 @@ def part4(pm: PerfModel, args: argparse.Namespace, con: Console) -> list[str]:
     """Part 4 (module doc): each row's simulated decode capacity against the mean-length and the dispersed model's,
     with the simulator's decode replicas allocating on demand (its default since stop 35, as vLLM does) and reserving
     isl + osl (the admission the check was written against, stop 31): RESULT fields `..._reserve` for the latter."""
-    fields = part4_policy(pm, args, con, "on_demand")
-    return fields + [f.replace("=", "_reserve=", 1) for f in part4_policy(pm, args, con, "reserve")]
+    return part4_policy(pm, args, con, "on_demand", "") + part4_policy(pm, args, con, "reserve", "_reserve")
 
 
-def part4_policy(pm: PerfModel, args: argparse.Namespace, con: Console, policy: KvPolicy) -> list[str]:
-    """Part 4 with the simulator's decode replicas holding KV by `policy`."""
+def part4_policy(pm: PerfModel, args: argparse.Namespace, con: Console, policy: KvPolicy, suffix: str) -> list[str]:
+    """Part 4 with the simulator's decode replicas holding KV by `policy`; RESULT field names end in `suffix`."""
     t = Table(title=f"Output-length dispersion: one KV-bound decode replica's capacity, model vs simulator (decode KV "
                     f"{policy}; error = model / simulator - 1; + = the model would under-size)")
     for c in ("set", "variant", "isl/osl", "osl scv", "sim rps", "mean-length rps", "err %", "dispersed rps", "err %"):
@@ -438,7 +437,7 @@ def part4_policy(pm: PerfModel, args: argparse.Namespace, con: Console, policy: 
             e = np.array(errs.get((split, kind), [math.nan]))
             con.print(f"{split}, decode capacity with dispersed outputs ({policy}), {name}: mean |error| {np.mean(np.abs(e)):.1f}%, "
                       f"worst over-estimate {e.max():+.1f}%")
-            fields.append(f"{key}_outputs_cap_err_pct_{name}={np.mean(np.abs(e)):.1f}")
+            fields.append(f"{key}_outputs_cap_err_pct_{name}{suffix}={np.mean(np.abs(e)):.1f}")
     return fields
 
 

@@ -39,7 +39,6 @@ sys.path.insert(0, str(ROOT))
 from planner.io.errors import InputError  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.heldout import (  # noqa: E402
-    HeldOut,
     RunHeldOut,
     held_out_runs,
     pooled,
@@ -54,24 +53,19 @@ def _pct(x: float) -> str:
     return "-" if np.isnan(x) else f"{100 * x:.1f}"
 
 
-def both(h: HeldOut) -> np.ndarray:
-    """Prefill and decode |relative errors| of one row, pooled."""
-    return np.r_[h.prefill_rel_err, h.decode_rel_err]
-
-
 def summary(rows: list[RunHeldOut], goal: float) -> dict[str, float | str]:
     """The RESULT line's figures (fractions; NaN where no row has them)."""
     nan = float("nan")
     pl = pooled([r.planner for r in rows])
-    allp = np.concatenate([both(r.planner) for r in rows])
+    allp = np.concatenate([r.planner.all_rel_err() for r in rows])
     paired = [r for r in rows if r.torch is not None]
-    tor = np.concatenate([both(r.torch) for r in paired if r.torch is not None]) if paired else np.array([])
-    pri = np.concatenate([both(r.planner) for r in paired]) if paired else np.array([])
+    tor = np.concatenate([r.torch.all_rel_err() for r in paired if r.torch is not None]) if paired else np.array([])
+    pri = np.concatenate([r.planner.all_rel_err() for r in paired]) if paired else np.array([])
     return {
         "variants": len(rows), "points": int(allp.size),
         "prior_prefill_median": pl["prefill_median"], "prior_decode_median": pl["decode_median"],
         "prior_median": float(np.median(allp)), "prior_p90": float(np.percentile(allp, 90)),
-        "within_goal": sum(float(np.median(both(r.planner))) <= goal for r in rows),
+        "within_goal": sum(float(np.median(r.planner.all_rel_err())) <= goal for r in rows),
         "torch_variants": len(paired),
         "torch_median": float(np.median(tor)) if tor.size else nan, "torch_p90": float(np.percentile(tor, 90)) if tor.size else nan,
         "prior_on_torch_median": float(np.median(pri)) if pri.size else nan,
@@ -119,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         tab.add_column(c, justify="left" if c == "variant" else "right")
     for r in rows:
         s = r.planner.stats()
-        med = float(np.median(both(r.planner)))
+        med = float(np.median(r.planner.all_rel_err()))
         if r.torch is not None:
-            t = both(r.torch)
+            t = r.torch.all_rel_err()
             torch_cells = [_pct(float(np.median(t))), _pct(float(np.percentile(t, 90))),
-                           "prior" if prior_beats_torch(both(r.planner), t) else "torch"]
+                           "prior" if prior_beats_torch(r.planner.all_rel_err(), t) else "torch"]
         else:
             torch_cells = ["-", "-", "-"]
         tab.add_row(r.label, r.planner.law_source, f"{s['prefill_n']:.0f}", _pct(s["prefill_median"]), _pct(s["prefill_p90"]),

@@ -157,10 +157,16 @@ def test_deterministic_for_a_seed_and_routing_follows_weights():
 # FleetSimulator(kv_policy="on_demand"), planner/simulate/engine.py: a mixed replica allocates as vLLM 0.26 does,
 # preempting the most recently admitted request when the cache is full, and changes nothing while it has room.
 
-def _run_kv(arr: Arrivals, policy: str, kv_tokens: int) -> FleetSimulator:
-    perf = VariantPerf(**{**P.__dict__, "kv_capacity_tokens": kv_tokens})
-    sim = FleetSimulator([PoolSpec("m/mixed/H100/tp1", "mixed", perf, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())}, arr,
-                         {"c": Slo(ttft_ms=1e9, itl_ms=1e9)}, kv_policy=policy)
+def _run_kv(arr: Arrivals, policy: str, kv_tokens: int, pd: bool = False, n_dec: int = 1, **kw) -> FleetSimulator:
+    """One mixed replica with a `kv_tokens` cache holding KV by `policy`; with `pd`, a prefill replica of P and
+    `n_dec` decode replicas of that cache (and the laws' `kw`) holding it by `policy` instead."""
+    perf = VariantPerf(**{**P.__dict__, "kv_capacity_tokens": kv_tokens, **kw})
+    if pd:
+        pools = [PoolSpec("m/prefill/H100/tp1", "prefill", P, 1), PoolSpec("m/decode/H100/tp1", "decode", perf, n_dec)]
+        route, policies = ClassRoute("m", ((0, 1.0),), ((1, 1.0),)), {"decode_kv_policy": policy}
+    else:
+        pools, route, policies = [PoolSpec("m/mixed/H100/tp1", "mixed", perf, 1)], ClassRoute("m", ((0, 1.0),), ()), {"kv_policy": policy}
+    sim = FleetSimulator(pools, {"c": route}, arr, {"c": Slo(ttft_ms=1e9, itl_ms=1e9)}, **policies)
     sim.run()
     return sim
 
@@ -261,15 +267,6 @@ def test_on_demand_kv_serves_every_token_once_on_random_loads(seed):
 # prompt KV arrives from a prefill instance by the same allocation as any other and recomputes a preempted one on the
 # decode instance; these check the bookkeeping of that path.
 
-def _run_pd_kv(arr: Arrivals, policy: str, kv_tokens: int, n_dec: int = 1, **kw) -> FleetSimulator:
-    perf = VariantPerf(**{**P.__dict__, "kv_capacity_tokens": kv_tokens, **kw})
-    pools = [PoolSpec("m/prefill/H100/tp1", "prefill", P, 1), PoolSpec("m/decode/H100/tp1", "decode", perf, n_dec)]
-    sim = FleetSimulator(pools, {"c": ClassRoute("m", ((0, 1.0),), ((1, 1.0),))}, arr, {"c": Slo(ttft_ms=1e9, itl_ms=1e9)},
-                         decode_kv_policy=policy)
-    sim.run()
-    return sim
-
-
 def _decode_replicas(sim: FleetSimulator) -> list[BatchReplica]:
     reps = [r for r in sim.pool_list[1].ready if isinstance(r, BatchReplica)]
     assert reps
@@ -280,7 +277,7 @@ def test_decode_replica_with_room_gives_the_same_requests_under_both_policies():
     rng = np.random.default_rng(11)
     n = 200
     arr = arrivals(np.cumsum(rng.exponential(1 / 2.0, n)), rng.integers(200, 3000, n), rng.integers(10, 600, n))
-    a, b = _run_pd_kv(arr, "reserve", 400_000), _run_pd_kv(arr, "on_demand", 400_000)
+    a, b = _run_kv(arr, "reserve", 400_000, pd=True), _run_kv(arr, "on_demand", 400_000, pd=True)
     ra, rb = build_report(a).requests, build_report(b).requests
     assert ra.ttft_ms.tolist() == rb.ttft_ms.tolist() and ra.e2e_ms.tolist() == rb.e2e_ms.tolist()
     assert _decode_replicas(b)[0].preemptions == 0
@@ -292,7 +289,7 @@ def test_decode_replica_on_demand_admits_at_once_preempts_and_recomputes_on_itse
     once until the cache is full, then the last admitted is preempted and recomputed on the decode replica (its prompt
     and the ~200 tokens it had generated as one prefill), after the first finishes. Every output token once."""
     arr = arrivals([0.0, 0.0], [1000, 1000], [400, 400])
-    res, od = _run_pd_kv(arr, "reserve", 2400), _run_pd_kv(arr, "on_demand", 2400)
+    res, od = _run_kv(arr, "reserve", 2400, pd=True), _run_kv(arr, "on_demand", 2400, pd=True)
     r_res, r_od = build_report(res).requests, build_report(od).requests
     rep = _decode_replicas(od)[0]
     assert rep.preemptions == 1 and _decode_replicas(res)[0].preemptions == 0
@@ -325,7 +322,7 @@ def test_decode_on_demand_serves_every_token_once_on_random_loads(seed, monkeypa
             held.append(self._held_tokens())
 
     monkeypatch.setattr(BatchReplica, "_schedule", spy)
-    sim = _run_pd_kv(arrivals(t, isl, osl), "on_demand", cap, n_dec=int(rng.integers(1, 3)),
+    sim = _run_kv(arrivals(t, isl, osl), "on_demand", cap, pd=True, n_dec=int(rng.integers(1, 3)),
                      max_batched_tokens=int(rng.choice([512, 2048, 8192])), max_num_seqs=int(rng.choice([8, 64, 256])))
     rep = build_report(sim).requests
     served = ~rep.rejected.to_numpy()

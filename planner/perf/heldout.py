@@ -54,6 +54,11 @@ class HeldOut:
     moe: bool = False
     """The model is a mixture of experts (the held-out set's figures are quoted per kind)."""
 
+    def all_rel_err(self) -> np.ndarray:
+        """Prefill and decode errors pooled (the unit of part D's rule, `prior_beats_torch`)."""
+        both: np.ndarray = np.concatenate([self.prefill_rel_err, self.decode_rel_err])
+        return both
+
     def stats(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for phase, e in (("prefill", self.prefill_rel_err), ("decode", self.decode_rel_err)):
@@ -248,7 +253,7 @@ def torch_reference_vs_prior(profiles: list[Profile], catalog: Catalog, allreduc
         m = target.meta
         others = PerfModel.from_profiles(catalog, [p for p in profiles if p.meta.model != m.model], allreduce=allreduce,
                                          calibration=calibration)
-        vp_t = dataclasses.replace(fit_profile(torch_of[_key(target)], catalog)[0], ttft_overhead_ms=others.ttft_overhead_ms)
+        vp_t = _torch_laws(torch_of[_key(target)], catalog, others.ttft_overhead_ms)
         vp_p = others.get(m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype)
         if vp_p is None:
             continue
@@ -301,10 +306,15 @@ def held_out_runs(pm: PerfModel, catalog: Catalog, runs: Iterable[Profile], bund
         mine = HeldOut(label(target), vp.source, *predict_errors(vp, target), moe=moe)
         ref = None
         if _key(target) in torch_of:
-            vp_t = dataclasses.replace(fit_profile(torch_of[_key(target)], catalog)[0], ttft_overhead_ms=pm.ttft_overhead_ms)
+            vp_t = _torch_laws(torch_of[_key(target)], catalog, pm.ttft_overhead_ms)
             ref = HeldOut(label(torch_of[_key(target)]), "measured-torch", *predict_errors(vp_t, target), moe=moe)
         out.append(RunHeldOut(label(target), mine, ref))
     return out
+
+
+def _torch_laws(torch: Profile, catalog: Catalog, ttft_overhead_ms: float) -> VariantPerf:
+    """A torch-reference profile's fitted laws with the TTFT overhead the planner gives non-vLLM laws."""
+    return dataclasses.replace(fit_profile(torch, catalog)[0], ttft_overhead_ms=ttft_overhead_ms)
 
 
 def _key(p: Profile) -> tuple[str, str, int, str, str]:
