@@ -115,6 +115,12 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
      "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
     ("profiles/runs/2026-12-05-s20/llama-3.1-8b/H200-141GB/tp1-kv64k-oslspread/vllm/load_sweep.csv",
      "profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm"),
+    # s21 (stop 36), 90 s per rate: mistral-nemo-12b with its KV cache cut to 98,304 tokens at ISL 2,048 / OSL 512,
+    # equal outputs and outputs of squared CV 1 (bench/vllm_kv_outputs.py's held-out pair).
+    ("profiles/runs/2026-12-05-s21/mistral-nemo-12b/H200-141GB/tp1-kv96k/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-03-s12/mistral-nemo-12b/H200-141GB/tp1/vllm"),
+    ("profiles/runs/2026-12-05-s21/mistral-nemo-12b/H200-141GB/tp1-kv96k-oslspread/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-03-s12/mistral-nemo-12b/H200-141GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
