@@ -174,6 +174,16 @@ diurnal 0.9923 -> 0.9953, mmpp-spiky 0.8994 -> 0.9152; every tuning scenario >= 
 0.9939 / 0.5138 / 1.876 -> 1.614 / 0.9956 / 0.5155 / 1.789. The decode factor re-chosen on the 24 tuning draws by the
 stop-26 rule (rule D2; rows decode-factor-0.6 / 0.7 / 0.75 / 0.85): worst draw 0.581 / 0.747 / 0.747 / 0.935 against
 0.935 at 0.8, which also has fewer GPU-hours than 0.85 (263.1 against 279.4): 0.8 stays.
+Tenth pass (stop 36): the planner checks a least-loaded decode pool's KV as one cache (rule Q1, planner/planning/
+capacity.py, Pool of decode replicas; references recomputed, REFS_VERSION 5). With the controller planning with it
+too (rule D3; row kv-pooled), the 24 tuning draws' worst fell 0.935 -> 0.748 at decode_factor 0.8 (0.749 at 0.9 and
+at 1.0, rows decode-factor-0.9 / -1): mmpp-onoff +300's spike memory held the pooled plan of the 7.25 req/s peak it
+had seen (3 decode replicas), the next on-burst came at 8.9 req/s, and 73-175 requests waited for decode KV for four
+minutes. The per-replica check's surplus was the controller's headroom for a burst above the recent peak, on a wall
+that takes a start-up to move; so the controller keeps it (forecast.decode_kv_pooling False; rule D4): every tuning
+draw as before but heavy-tail-5rps +100 (0.9999 -> 0.9975, its first five minutes on the hindsight's smaller first
+fleet), worst 0.9348 unchanged. The references plan with the pooled check; their GPU-hours moved little (the
+bisection's multiplier absorbs a capacity model's scale): RESULT unchanged, 1.651 / 0.9988 / 0.5263 / 2.385.
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
 worst_gpu_hours_vs_oracle=<all> worst_gpu_hours_vs_reactive=<all> scenarios=<n> (with --trace: every figure is that trace's).
 """
@@ -214,7 +224,7 @@ from planner.io.synth import synth  # noqa: E402
 from planner.io.traces import bucket_trace, read_trace  # noqa: E402
 
 DEFAULT_TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
-REFS_VERSION = 4  # bump when the reference computations change (invalidates the cache)
+REFS_VERSION = 5  # bump when the reference computations change (invalidates the cache)
 SCENARIO_S = 2400.0  # 40 simulated minutes per synthetic scenario (CPU budget: the whole suite < ~15 min)
 
 
@@ -291,6 +301,10 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     # stop 35 (rule D2), the simulator's decode replicas allocating KV on demand: two steps down
     "decode-factor-0.7": {"forecast": {"decode_factor": 0.7}},
     "decode-factor-0.6": {"forecast": {"decode_factor": 0.6}},
+    # stop 36 (rule D3), the decode KV check pooled behind least-loaded routing: the step between 0.8 and 1
+    "decode-factor-0.9": {"forecast": {"decode_factor": 0.9}},
+    # stop 36 (rule D4): the controller with the planner's pooled decode KV check (rule D3's runs)
+    "kv-pooled": {"forecast": {"decode_kv_pooling": True}},
     # spike memory from the first spike: every sine and diurnal peak counts as one (sine-15min +100 0.984 -> 0.881)
     "spike-min-1": {"forecast": {"spike_min_count": 1}},
     "trend-max-2": {"forecast": {"trend_max_factor": 2.0}},

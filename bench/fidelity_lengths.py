@@ -71,6 +71,17 @@ part 4 runs both admissions. On demand the dispersed check sits below the simula
 average; worst over-estimate -2.5% / +2.3%: on the safe side) and the mean-length one above it (21.7% / 22.3%, worst
 +40.6% / +69.2%); reserving, the figures above (3.4% / 2.6%; RESULT fields `..._reserve`).
 
+Part 5, decode pools behind least-loaded routing (`--pools`; stop 36, rule Q1 written before its run): part 4's
+generator on decode pools of 2, 4 and 8 replicas (KV on demand), the simulated capacity being the rate at which the
+pool's p99 admission wait reaches part 4's pain (one replica, equal outputs, at the mean-length model's capacity);
+each form's m x per-replica capacity is set against it. Rule: among the pooled forms whose tuning worst over-estimate
+is <= +5%, the lowest tuning mean |error|, if below the per-replica check's. Tuning (llama-2-70b H100 tp2, 1,300 / 300,
+scv 0 and 1): per replica 27.8% (worst -39.1%, every row below), pool + one reservation per replica 12.9% (worst
+over -8.8%), pool 8.6% (worst over -4.6%): the pool without headroom adopted (capacity.KV_POOL_HEADROOM_SEQS 0). Held
+out (llama-2-70b A100 tp2 600 / 500 and qwen3-32b H200 3,000 / 200, scv 0 and 1.5): 16.8% (worst over -0.3%) ->
+8.5% (worst over +10.7%: the A100 rows with equal outputs at 4 and 8 replicas, whose 500-token lives the least-loaded
+router balances less evenly than the model's even split); with headroom 8.9% (worst +8.0%).
+
 Results (stop 30, `.venv/bin/python bench/fidelity_lengths.py`, ~2 min): part 1, prefill rows, tuning TTFT MAPE 41.0%
 (mean length) -> 15.6% (the law unclipped) -> 8.9% (clipped at the longest prompt; worst -18.2%), so both passes of
 the rule adopt the term; held out 42.3 -> 8.1% (worst -22.9%). Mixed rows (second pass): tuning 37.0 -> 10.8% (worst
@@ -84,7 +95,7 @@ rule fails, so `planner workload from-trace` writes the spread only with `--leng
 Last line: RESULT tuning_mape_pct_mean_len=... tuning_mape_pct_dispersed=... held_out_mape_pct_mean_len=...
 held_out_mape_pct_dispersed=... (and the worst signed errors; the mixed rows'; part 2's plans meeting 0.99, largest
 prefill / k* and cost; part 3's per-class MAPEs, own law and mixture; part 4's decode capacity errors,
-`*_outputs_cap_err_pct_mean_len` / `_dispersed`).
+`*_outputs_cap_err_pct_mean_len` / `_dispersed`; part 5's `*_pool_kv_err_pct_<form>` and `*_pool_kv_worst_pct_<form>`).
 """
 
 from __future__ import annotations
@@ -371,28 +382,32 @@ OUTPUT_BRACKET = (0.2, 1.3)
 
 
 def admission_wait_p99_ms(perf: VariantPerf, isl: int, osl: int, osl_scv: float, rate_rps: float, n: int,
-                          seeds: int, decode_kv_policy: KvPolicy = "on_demand") -> float:
-    """The p99 decode admission wait (first token after the KV arrives, ms) of ONE decode replica fed Poisson arrivals
-    of `isl`-token prompts and log-normal outputs of mean `osl` and squared CV `osl_scv` (the simulator's Poisson
-    classes' law), the prefill side over-provisioned; the median over `seeds` seeds, the first fifth dropped."""
+                          seeds: int, decode_kv_policy: KvPolicy = "on_demand", replicas: int = 1) -> float:
+    """The p99 decode admission wait (first token after the KV arrives, ms) of a decode pool of `replicas` (ONE by
+    default; least-loaded routing) fed Poisson arrivals of `isl`-token prompts and log-normal outputs of mean `osl`
+    and squared CV `osl_scv` (the simulator's Poisson classes' law), the prefill side over-provisioned; the median
+    over `seeds` seeds, the first fifth dropped."""
     vals = []
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
         t = np.cumsum(rng.exponential(1.0 / rate_rps, n))
         outs = np.minimum(draw_prompt_lengths(osl, osl_scv, None, n, rng), perf.kv_capacity_tokens - isl - 1)
         with quiet_extrapolation():
-            df = pd_requests(perf, t, np.full(n, isl), outs, 64, 1, seed, decode_kv_policy=decode_kv_policy).iloc[n // 5:]
+            df = pd_requests(perf, t, np.full(n, isl), outs, 64, replicas, seed,
+                             decode_kv_policy=decode_kv_policy).iloc[n // 5:]
         vals.append(float(np.percentile(df.kv_wait_ms.to_numpy(dtype=float), 99)))
     return float(np.median(vals))
 
 
 def simulated_decode_capacity(perf: VariantPerf, isl: int, osl: int, osl_scv: float, pain_ms: float, cap0: float,
-                              n: int, seeds: int, decode_kv_policy: KvPolicy = "on_demand") -> float:
-    """The rate at which the simulated p99 admission wait reaches `pain_ms` (bisection over OUTPUT_BRACKET x cap0)."""
-    lo, hi = OUTPUT_BRACKET[0] * cap0, OUTPUT_BRACKET[1] * cap0
+                              n: int, seeds: int, decode_kv_policy: KvPolicy = "on_demand", replicas: int = 1,
+                              bracket: tuple[float, float] = OUTPUT_BRACKET) -> float:
+    """The rate at which the simulated p99 admission wait of a pool of `replicas` reaches `pain_ms` (bisection over
+    `bracket` x cap0)."""
+    lo, hi = bracket[0] * cap0, bracket[1] * cap0
     for _ in range(OUTPUT_BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
-        wait = admission_wait_p99_ms(perf, isl, osl, osl_scv, mid, n, seeds, decode_kv_policy)
+        wait = admission_wait_p99_ms(perf, isl, osl, osl_scv, mid, n, seeds, decode_kv_policy, replicas)
         lo, hi = (mid, hi) if wait <= pain_ms else (lo, mid)
     return 0.5 * (lo + hi)
 
@@ -441,6 +456,79 @@ def part4_policy(pm: PerfModel, args: argparse.Namespace, con: Console, policy: 
     return fields
 
 
+# Part 5, decode pools behind least-loaded routing (stop 36, rule Q1 in the module doc): part 4's generator and pain on
+# pools of POOL_SIZES replicas; rows (isl, osl, output scvs) per variant, the split written before the rows ran.
+POOL_SIZES = (2, 4, 8)
+TUNING_POOL_ROWS: tuple[tuple[str, str, int, int, int, tuple[float, ...]], ...] = (
+    ("llama-2-70b", "H100-SXM-80GB", 2, 1300, 300, (0.0, 1.0)),
+)
+HELD_OUT_POOL_ROWS: tuple[tuple[str, str, int, int, int, tuple[float, ...]], ...] = (
+    ("llama-2-70b", "A100-80GB", 2, 600, 500, (0.0, 1.5)),
+    ("qwen3-32b", "H200-141GB", 1, 3000, 200, (0.0, 1.5)),
+)
+# The pooled capacity may pass m x one replica's (the pool shares its cache): the bisection's bracket, x that.
+POOL_BRACKET = (0.5, 2.0)
+# The forms set against the simulator: the per-replica check (each replica its 1/m share), the pool's check with one
+# reservation of headroom per replica (capacity.KV_POOL_HEADROOM_SEQS) and with none (perfect balance).
+POOL_FORMS: tuple[tuple[str, int, float], ...] = (("per-replica", 1, 0.0), ("pool + 1", 0, 1.0), ("pool", 0, 0.0))
+
+
+def pool_model_rps(perf: VariantPerf, isl: int, osl: int, scv: float, m: int, pooled: bool, headroom: float) -> float:
+    """The planner's decode capacity of a pool of `m` (m x one replica's): pooled or per replica, with `headroom`
+    reservations per replica (capacity.KV_POOL_HEADROOM_SEQS, set for the call)."""
+    saved = capacity.KV_POOL_HEADROOM_SEQS
+    capacity.KV_POOL_HEADROOM_SEQS = headroom
+    try:
+        shape = capacity.ArrivalShape(osl_scv=scv, kv_pool=m if pooled else 1)
+        return m * capacity.capacity(perf, "decode", isl, osl, 99.0, None, 100.0, shape).rate_rps
+    finally:
+        capacity.KV_POOL_HEADROOM_SEQS = saved
+
+
+def part5(pm: PerfModel, args: argparse.Namespace, con: Console) -> list[str]:
+    """Part 5 (module doc): each row's simulated decode pool capacity (least-loaded, KV on demand) against the
+    planner's per-replica check and the pooled forms. Error = model / simulator - 1 (+: the model would load the pool
+    past what the simulator holds at part 4's pain)."""
+    t = Table(title="Decode pools behind least-loaded routing: KV-bound capacity, model vs simulator (req/s; error = "
+                    "model / simulator - 1; + = the model would overload the pool)")
+    for c in ("set", "variant", "isl/osl", "osl scv", "replicas", "sim rps", *(f"{f} err %" for f, _, _ in POOL_FORMS)):
+        t.add_column(c, justify="left" if c in ("set", "variant") else "right")
+    errs: dict[tuple[str, str], list[float]] = {}
+    rows = [("tuning", r) for r in TUNING_POOL_ROWS] + [("held-out", r) for r in HELD_OUT_POOL_ROWS]
+    seeds = 2
+    cases = [(split, row, scv, m) for split, row in rows for scv in row[5] for m in POOL_SIZES]
+    pains: dict[tuple[str, str, int], tuple[float, float]] = {}
+    for split, (model, gpu, tp, isl, osl, _), scv, m in track(cases, description="part 5: decode pools", console=con):
+        perf = pm.get(model, gpu, tp)
+        if perf is None:
+            continue
+        with quiet_extrapolation():
+            if (model, gpu, tp) not in pains:
+                cap0 = capacity.capacity(perf, "decode", isl, osl, 99.0, None, 100.0).rate_rps
+                pain = admission_wait_p99_ms(perf, isl, osl, 0.0, cap0, args.output_requests, seeds)
+                pains[(model, gpu, tp)] = (cap0, pain)
+            cap0, pain = pains[(model, gpu, tp)]
+            sim = simulated_decode_capacity(perf, isl, osl, scv, pain, m * cap0, args.output_requests * m, seeds,
+                                            replicas=m, bracket=POOL_BRACKET)
+            cells = []
+            for form, per_replica, headroom in POOL_FORMS:
+                e = (pool_model_rps(perf, isl, osl, scv, m, not per_replica, headroom) / sim - 1.0) * 100.0
+                errs.setdefault((split, form), []).append(e)
+                cells.append(f"{e:+.1f}")
+        t.add_row(split, f"{model}/{gpu}/tp{tp}", f"{isl}/{osl}", f"{scv:g}", str(m), f"{sim:.3f}", *cells)
+    con.print(t)
+    fields = []
+    for split, key in (("tuning", "tuning"), ("held-out", "held_out")):
+        for form, _, _ in POOL_FORMS:
+            e = np.array(errs.get((split, form), [math.nan]))
+            name = form.replace(" + 1", "_headroom").replace("-", "_").replace(" ", "_")
+            con.print(f"{split}, decode pools, {form}: mean |error| {np.mean(np.abs(e)):.1f}%, "
+                      f"worst over-estimate {e.max():+.1f}%")
+            fields += [f"{key}_pool_kv_err_pct_{name}={np.mean(np.abs(e)):.1f}",
+                       f"{key}_pool_kv_worst_pct_{name}={e.max():+.1f}"]
+    return fields
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=6000, help="requests per simulated point")
@@ -455,7 +543,10 @@ def main() -> None:
     ap.add_argument("--classes", action=argparse.BooleanOptionalAction, default=True, help="part 3: classes sharing a pool")
     ap.add_argument("--outputs", action=argparse.BooleanOptionalAction, default=True,
                     help="part 4: output-length dispersion in the decode KV check")
-    ap.add_argument("--output-requests", type=int, default=6000, help="part 4: requests per simulated point")
+    ap.add_argument("--output-requests", type=int, default=6000,
+                    help="parts 4-5: requests per simulated point (x replicas)")
+    ap.add_argument("--pools", action=argparse.BooleanOptionalAction, default=True,
+                    help="part 5: decode pools behind least-loaded routing")
     args = ap.parse_args()
     con = Console(width=160)
     pm = PerfModel.load()
@@ -471,6 +562,8 @@ def main() -> None:
         fields += part3(pm, con)
     if args.outputs and args.trace is None:
         fields += part4(pm, args, con)
+    if args.pools and args.trace is None:
+        fields += part5(pm, args, con)
     print("RESULT " + " ".join(fields))
 
 

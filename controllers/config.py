@@ -336,6 +336,16 @@ class ForecastConfig(_Strict):
                     "an 8 req/s level. Tuning set: 0 -> 48.6 GPU-h in sum, 0.5 / 1 / 2 s all 47.3 (mmpp-onoff "
                     "12.4 -> 11.1 at 0.9906 -> 0.9903, the rest unchanged); 1 s = half the 2 s TTFT SLO, the "
                     "middle of the flat range. The backlog classes still plan for every waiting request")
+    decode_kv_pooling: bool = Field(
+        default=False,
+        description="plan decode pools with the fleet's pooled KV check (limits.decode_kv_pooling; planner/planning/"
+                    "capacity.py, Pool of decode replicas) instead of each replica's own share. Off: a decode pool's KV "
+                    "is a wall that takes a start-up to move, and the per-replica check's surplus is the controller's "
+                    "headroom for a burst above the recent peak. Source (stop 36, rules D3 and D4 in the bench's "
+                    "docstring): on the 24 tuning draws (bench/autoscale_trace.py --only <the six tuning scenarios> "
+                    "--reseed 0,100,200,300) the pooled check took the worst draw 0.935 -> 0.748 at decode_factor 0.8 "
+                    "(0.749 at 0.9 and 1.0): mmpp-onoff +300's on-burst above the held peak waited for decode KV for "
+                    "four minutes.")
     decode_factor: float = Field(
         default=0.8, gt=0, le=1,
         description="the ILP's decode replicas are multiplied by this (rounded up, >= 1 where the ILP asks for any): "

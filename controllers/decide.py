@@ -789,6 +789,9 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
                                f"instead of the fleet's limits.utilization {fleet_now.limits.utilization:g}")
             fleet_now = fleet_now.model_copy(update={"limits": fleet_now.limits.model_copy(
                 update={"utilization": cfg.forecast.plan_utilization})})
+        if fleet_now.limits.decode_kv_pooling != cfg.forecast.decode_kv_pooling:  # the controller's KV headroom (config)
+            fleet_now = fleet_now.model_copy(update={"limits": fleet_now.limits.model_copy(
+                update={"decode_kv_pooling": cfg.forecast.decode_kv_pooling})})
         t0 = time.perf_counter()  # only reported (solve_s), never decided on
         cand = state.planner.plan_fn(workload, fleet_now, CorrectedPerf(state.planner.perf, corrections))
         solve_s = cand.solver.seconds or (time.perf_counter() - t0)

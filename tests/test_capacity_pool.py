@@ -10,7 +10,7 @@ import pytest
 from planner.io.schema import Fleet, ModelEntry, RequestClass, Slo, Workload
 from planner.perf.laws import quiet_extrapolation
 from planner.planning.assemble import plan_workload
-from planner.planning.capacity import (POISSON, ArrivalShape, erlang_c, latency, pool_class_capacities,
+from planner.planning.capacity import (POISSON, ArrivalShape, capacity, erlang_c, latency, pool_class_capacities,
                                        pool_servers, pool_wait_quantile_ms, prefill_wait_quantile_ms, ClassLoad)
 from planner.simulate.arrivals import Arrivals, poisson_arrivals
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
@@ -83,16 +83,26 @@ def test_pool_model_follows_the_simulator_where_the_per_replica_one_doubles_it(p
 def test_poisson_prefill_capacities_assume_the_smallest_carrying_pool(perf):
     """The classes of a model share the variant's prefill pool: their capacities are those of the
     smallest pool n* that carries them (n* > 1 at 16.5 req/s), above the one-replica capacities;
-    decode capacities are the one-replica ones (its batch, not a queue, sets them)."""
+    a decode pool's KV cache is pooled the same way (rule Q1 of stop 36), and under random routing
+    neither is: decode capacities are then the one-replica ones."""
     vp = perf.get("llama-2-70b", GPU, 2)
     loads = [ClassLoad(1024, 200, 90.0, 1000.0, 80.0, None, 12.0), ClassLoad(3000, 100, 90.0, 1000.0, 80.0, None, 4.5)]
     with quiet_extrapolation():
         pooled = pool_class_capacities(vp, "prefill", loads)
         decode = pool_class_capacities(vp, "decode", loads)
+        decode_random = pool_class_capacities(vp, "decode", loads, routing="random")
+        alone = [capacity(vp, "decode", ld.isl, ld.osl, ld.percentile, ld.ttft_ms, ld.itl_ms) for ld in loads]
     n = pooled[0][1].replicas
     assert n > 1 and all(sh.replicas == n for _, sh in pooled)
     assert n >= sum(ld.rate_rps / cap.rate_rps for ld, (cap, _) in zip(loads, pooled, strict=True))
-    assert all(sh == POISSON for _, sh in decode)
+    m = decode[0][1].kv_pool
+    # no minimum pool size (replicas 1): a smaller pool is re-solved with its own (planner/planning/assemble.py)
+    assert m > 1 and all(sh.kv_pool == m and sh.replicas == 1 for _, sh in decode)
+    assert m >= sum(ld.rate_rps / cap.rate_rps for ld, (cap, _) in zip(loads, decode, strict=True))
+    assert all(cap.rate_rps >= one.rate_rps for (cap, _), one in zip(decode, alone, strict=True))
+    assert any(cap.rate_rps > 1.05 * one.rate_rps for (cap, _), one in zip(decode, alone, strict=True))
+    assert all(sh == POISSON for _, sh in decode_random)
+    assert [c.rate_rps for c, _ in decode_random] == [c.rate_rps for c in alone]
 
 
 def test_the_plan_gives_a_poisson_prefill_pool_what_meets_the_slo_in_simulation(perf, catalog):

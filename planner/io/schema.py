@@ -389,6 +389,12 @@ class FleetLimits(_Strict):
                                     description="how a request picks a replica of its pool: least_loaded (a load-aware "
                                                 "router such as llm-d's) or random (a plain Kubernetes Service); pools are "
                                                 "sized for it and `planner solve --verify` simulates it")
+    decode_kv_pooling: bool = Field(default=True,
+                                    description="behind least_loaded routing, check a decode pool's KV cache as one "
+                                                "cache shared by its replicas (planner/planning/capacity.py, Pool of decode "
+                                                "replicas); false: each replica holds its own share's p99 batch, the "
+                                                "surplus the autoscaling controller keeps as burst headroom "
+                                                "(forecast.decode_kv_pooling)")
 
     def pair_forbidden(self, prefill_gpu: str, prefill_tp: int, decode_gpu: str, decode_tp: int) -> bool:
         """May a prefill on (prefill_gpu, prefill_tp) not hand its KV cache to a decode on (decode_gpu, decode_tp)?"""

@@ -153,7 +153,9 @@ _SPLIT_RTOL = 0.01
 
 def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], ArrivalShape]:
     """(class, variant) pairs of bursty classes whose realised split is burstier than their capacity
-    assumed, with that split's arrival shape (`realised_arrivals`).
+    assumed, with that split's arrival shape (`realised_arrivals`); and of Poisson classes on a decode pool
+    whose KV the capacity pooled over more replicas than the solution gave it (capacity.py, Pool of decode
+    replicas), with the pool it got.
 
     A bursty class's capacities assume its model's whole stream fills the smallest carrying pool of
     each variant (`pool_class_capacities`); the solution may instead spread the model over several
@@ -170,13 +172,26 @@ def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], Arr
         pool_flow[vid] = pool_flow.get(vid, 0.0) + max(flow, 0.0)
     for (cid, vid), flow in sol.flow.items():
         c = next(x for x in inst.workload.classes if x.id == cid)
-        if c.burstiness is None or flow <= 0 or c.rate_rps <= 0:
+        if flow <= 0 or c.rate_rps <= 0:
             continue
         slo = inst.workload.slo_of(c)
+        assumed = inst.arrivals.get((cid, vid))
+        if c.burstiness is None:
+            # a Poisson class on a decode pool whose KV is pooled (capacity.py, Pool of decode replicas): the capacity
+            # assumed the smallest pool carrying the model alone; a smaller pool shares less cache
+            got = max(1, sol.replicas.get(vid, 1))
+            if assumed is None or assumed.kv_pool <= got:
+                continue
+            v = inst.variants[vid]
+            small = replace(assumed, kv_pool=got)
+            with quiet_extrapolation():
+                cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, small)
+            if cap.rate_rps < inst.caps[(cid, vid)].rate_rps * (1.0 - _SPLIT_RTOL):
+                out[(cid, vid)] = small
+            continue
         share = min(1.0, pool_flow[vid] / model_rate[c.model])
         shape = realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1),
                                   inst.fleet.limits.routing, c.isl_scv or 0.0, c.isl_max)
-        assumed = inst.arrivals.get((cid, vid))
         if assumed is not None and assumed.osl_scv > 0:  # the output lengths' spread (decode KV) stays too
             shape = replace(shape, osl_scv=assumed.osl_scv)
         if assumed is not None and assumed.wait_isl > 0:  # the pool's length mixture (capacity.pool_length_mixture) stays
@@ -367,29 +382,38 @@ def _large_cluster_notes(vid: str, c: RequestClass, role: str, shape: ArrivalSha
 
 def _routing_notes(inst: Instance, vid: str, pool: PoolPlan, flows: dict[str, float]) -> list[str]:
     """A note where a prefill pool's size counts on least-loaded routing (capacity.py, Pool of replicas): a
-    prompt waits only when every replica is busy. Random or round-robin routing (a plain Kubernetes Service)
+    prompt waits only when every replica is busy; likewise where a decode pool's KV is checked as one cache
+    (capacity.py, Pool of decode replicas). Random or round-robin routing (a plain Kubernetes Service)
     makes each replica a queue of its own (a bursty class's cluster of B split Binomial(B, 1/n): IDC 1 + (IDC - 1)/n
     per replica); the note gives the replicas the one-replica model would need then, at the same flows and
     utilization target. A plan sized for random routing (limits.routing: random) has no such pool: no note
     (`_random_routing_note` says what it was sized for)."""
     v = inst.variants[vid]
     shapes = {cid: inst.arrivals.get((cid, vid), POISSON) for cid in flows}
-    if v.role != "prefill" or not any(pool_servers(sh) > 1 for sh in shapes.values()):
+    if v.role == "prefill" and any(pool_servers(sh) > 1 for sh in shapes.values()):
+        alone = {cid: sh.randomly_routed() for cid, sh in shapes.items()}
+    elif v.role == "decode" and any(sh.kv_pool > 1 for sh in shapes.values()):
+        alone = {cid: replace(sh, kv_pool=1).randomly_routed() for cid, sh in shapes.items()}
+    else:
         return []
     need = 0.0
     for cid, x in flows.items():
         c = next(k for k in inst.workload.classes if k.id == cid)
         slo = inst.workload.slo_of(c)
         with quiet_extrapolation():
-            cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms,
-                           shapes[cid].randomly_routed()).rate_rps
+            cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, alone[cid]).rate_rps
         need += x / cap if cap > 0 else math.inf
     util = next((spec.utilization for spec in inst.problem.variants if spec.id == vid), 1.0) if inst.problem else 1.0
     n_rr = math.ceil(need / util - 1e-9) if math.isfinite(need) else None
+    would = f" and the pool would need about {n_rr} replicas" if n_rr else ", which this pool cannot carry"
+    if v.role == "decode":
+        return [f"{vid}: its KV cache checked as one shared by its {pool.replicas} replicas behind least-loaded routing "
+                "(llm-d's KV-utilisation scorer; the simulator's): a request goes to the replica holding the least KV. "
+                "With random or round-robin routing each replica holds its own share" + would
+                + " (planner/planning/capacity.py, Pool of decode replicas)"]
     return [f"{vid}: sized for least-loaded routing over its {pool.replicas} replicas (llm-d's load-aware scorers; the "
             "simulator's): a prompt waits only when all are busy. With random or round-robin routing each replica "
-            "queues alone" + (f" and the pool would need about {n_rr} replicas" if n_rr else ", which this pool cannot carry")
-            + " (planner/planning/capacity.py, Pool of replicas)"]
+            "queues alone" + would + " (planner/planning/capacity.py, Pool of replicas)"]
 
 
 def _random_routing_note(inst: Instance) -> list[str]:

@@ -168,6 +168,25 @@ lower there; tests/test_routing_random.py). A plan's replicas mix classes, and a
 utilization the simulated p90 runs up to ~10% above the closed form (tests/test_capacity_pool.py's 16.5 req/s
 case: rag attainment 88-97% over seeds 0-5 against the p90 claim), so `--verify` may re-solve once.
 
+Pool of decode replicas (`ArrivalShape.kv_pool`, decode role behind least-loaded routing; stop 36, rule Q1). The
+decode KV check above takes one replica's p-quantile batch as Poisson(N) of a random 1/m share of the stream. The
+simulator (and llm-d's KV-utilisation and queue scorers) sends each request to the decode replica holding the least
+KV, so a pool of m shares one cache: the check is the pool's occupancy quantile (mean m·N, m times the per-replica
+variance with the lengths' spread, clusters at the pool stream's IDC) shared evenly, Q_p(pool)/m plus
+KV_POOL_HEADROOM_SEQS reservations per replica (0: chosen against 1 on the tuning rows below). The ITL and
+max_num_seqs checks stay per replica (safe side: the pooled batch per replica is tighter). bench/fidelity_lengths.py
+part 5 (pools of 2, 4 and 8, KV on demand; the simulated capacity is the rate at which the pool's p99 admission wait
+reaches what one replica shows at the mean-length model's capacity): tuning rows (llama-2-70b H100 tp2, 1,300 / 300,
+output scv 0 and 1) mean |error| 27.8% per replica (worst -39.1%), 12.9% with one reservation of headroom, 8.6% with
+none (worst over-estimate -4.6%); held out (llama-2-70b A100 tp2 600 / 500 and qwen3-32b H200 3,000 / 200, scv 0 and
+1.5) 16.8% -> 8.5%, worst over-estimate -0.3% -> +10.7% (the A100 rows with equal outputs: the pool balances 500-token
+lives less evenly than the model assumes). `pool_class_capacities` assumes the smallest pool n* that carries the
+model's classes alone (kv_pool n*, `replicas` left at 1: no minimum pool size in the ILP, so a model may still split
+its decode over GPU types); where the solution gives a pool fewer replicas, planner/planning/assemble.py re-solves with
+the capacity at the pool it got. Random routing, mixed pools, bursty classes (part 5 tested Poisson arrivals; with
+clusters the pooled form came out above the per-replica one by about a sequence per replica, bench/burst_sizing.py's
+tuning plan / smallest 1.17 -> 1.33) and a fleet with limits.decode_kv_pooling false keep kv_pool 1.
+
 Prompt-length dispersion (a class with `isl_scv`, `ArrivalShape.isl_scv`; absent = every prompt of the class's
 mean length and every number above is unchanged; the TTFT of the prefill and mixed roles and the KV check of decode and
 mixed). Real prompts spread (the Azure conversation trace's lengths have a CV near 1), and a prefill replica then
@@ -404,6 +423,10 @@ class ArrivalShape:
     decode KV check then counts each running sequence's reservation as length-biased (module doc, Output-length
     dispersion): a long output holds its cache longer, so the running batch holds isl + osl·(1 + scv) per sequence
     on average, not isl + osl."""
+    kv_pool: int = 1
+    """Decode replicas whose KV caches the check pools (module doc, Pool of decode replicas): behind least-loaded
+    routing a request goes to the decode replica holding the least KV, so a pool of m shares one cache, less what the
+    balancing leaves unused. 1: each replica checks its own 1/m share of the stream (random routing, mixed pools)."""
 
     @property
     def replica_idc(self) -> float:
@@ -1093,6 +1116,13 @@ def kv_reserve_tokens(isl: float, osl: float, osl_scv: float = 0.0) -> float:
     return isl + osl * (1.0 + max(osl_scv, 0.0))
 
 
+# Pool of decode replicas (module doc): the KV a pool's balancing leaves unusable, in reservations per replica. Rule
+# Q1 of stop 36 (bench/fidelity_lengths.py part 5, the tuning rows) set 1 (an arrival waits only when even the
+# least-loaded replica lacks room for one reservation) against 0 (perfect balance): mean |error| 12.9% / 8.6%, worst
+# over-estimate -8.8% / -4.6%; 0 was chosen (per-replica check: 27.8%).
+KV_POOL_HEADROOM_SEQS = 0.0
+
+
 def kv_batch(lat: Latency, isl: float, osl: float, percentile: float, arrivals: ArrivalShape = POISSON) -> float:
     """Sequences of the mean reservation (`kv_reserve_tokens`: isl + osl, or isl + osl·(1 + scv) with an output
     spread) whose KV cache the replica must hold at the percentile (module doc, Decode: N_p). With a prompt-length
@@ -1103,7 +1133,9 @@ def kv_batch(lat: Latency, isl: float, osl: float, percentile: float, arrivals: 
     dispersion: the check vLLM's on-demand cache was measured against; the simulator's decode replicas allocate on
     demand since stop 35, against which this check is on the safe side, bench/fidelity_lengths.py part 4)."""
     n = lat.batch_mean
-    if (arrivals.isl_scv <= 0.0 and arrivals.osl_scv <= 0.0) or n <= 0.0 or not math.isfinite(lat.batch):
+    m = arrivals.kv_pool
+    spread = arrivals.isl_scv > 0.0 or arrivals.osl_scv > 0.0
+    if (not spread and m <= 1) or n <= 0.0 or not math.isfinite(lat.batch):
         return lat.batch
     reserve = kv_reserve_tokens(isl, osl, arrivals.osl_scv)
     # the reservations' variance over the length-biased batch: the prompts' scv·isl² and, for log-normal outputs
@@ -1111,6 +1143,10 @@ def kv_batch(lat: Latency, isl: float, osl: float, percentile: float, arrivals: 
     s_o = max(arrivals.osl_scv, 0.0)
     var = arrivals.isl_scv * isl * isl + s_o * osl * osl * (1.0 + s_o) ** 2
     extra = n * var / reserve ** 2
+    if m > 1:
+        # a pool of m behind least-loaded routing (module doc, Pool of decode replicas): the pool's occupancy (m·N,
+        # m times the variance, clusters at the pool stream's IDC) shared evenly, plus the headroom per replica
+        return _batch_quantile(m * n, percentile, arrivals.idc, m * extra) / m + KV_POOL_HEADROOM_SEQS
     return max(lat.batch, _batch_quantile(n, percentile, arrivals.replica_idc, extra))
 
 
@@ -1289,7 +1325,8 @@ def pool_length_mixture(classes: Sequence[ClassLoad]) -> LengthMixture | None:
 
 def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassLoad],
                           max_replicas: int | None = None,
-                          routing: ReplicaRouting = "least_loaded") -> list[tuple[Capacity, ArrivalShape]]:
+                          routing: ReplicaRouting = "least_loaded",
+                          kv_pooling: bool = True) -> list[tuple[Capacity, ArrivalShape]]:
     """Per-replica capacities of the classes of one model on one variant when they share its pool,
     with the arrival shape each was computed for (module doc, Pool of replicas).
 
@@ -1306,8 +1343,11 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
     one-replica capacities (valid at any size), so that the variant stays usable as before pooling.
     With `routing` 'random' (module doc, Pool of replicas, Random routing) nothing is pooled: Poisson classes get
     exactly `capacity(...)` on every role, and bursty classes the binomial split of their clusters over the n
-    replicas (`ArrivalShape.replica_idc`), still searched for the smallest carrying n."""
-    # Poisson prefill waits are the pool's too behind least-loaded routing (module doc, Pool of replicas, Poisson)
+    replicas (`ArrivalShape.replica_idc`), still searched for the smallest carrying n. `kv_pooling` False (the fleet's
+    limits.decode_kv_pooling): a decode pool's KV is checked per replica even behind least-loaded routing."""
+    # Poisson prefill waits are the pool's too behind least-loaded routing (module doc, Pool of replicas, Poisson), and
+    # so is a decode pool's KV cache (module doc, Pool of decode replicas)
+    pooled_kv = role == "decode" and routing == "least_loaded" and kv_pooling
     pooled_poisson = role == "prefill" and routing == "least_loaded"
     mix = pool_length_mixture(classes) if role == "prefill" else None
 
@@ -1320,9 +1360,12 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
                     shape = replace(shape, isl_scv=c.isl_scv, isl_max=c.isl_max)
                 if c.osl_scv > 0 and role != "prefill":
                     shape = replace(shape, osl_scv=c.osl_scv)
+                if pooled_kv and n > 1:
+                    shape = replace(shape, kv_pool=n)
                 shape = mix.on(shape) if mix is not None else shape
                 out.append((capacity(perf, role, c.isl, c.osl, c.percentile, c.ttft_ms, c.itl_ms, shape), shape))
                 continue
+            # a bursty class keeps the per-replica KV check: rule Q1 tested the pooled one on Poisson arrivals only
             shape = replica_arrivals(c.burst, c.rate_rps, c.isl, c.ttft_ms, n, routing, c.isl_scv, c.isl_max)
             if c.osl_scv > 0 and role != "prefill":
                 shape = replace(shape, osl_scv=c.osl_scv)
@@ -1331,7 +1374,7 @@ def pool_class_capacities(perf: VariantPerf, role: str, classes: Sequence[ClassL
         return out
 
     poisson = all(c.burst is None for c in classes)
-    if poisson and not pooled_poisson:
+    if poisson and not (pooled_poisson or pooled_kv):
         return at(1)
     # Classes this variant cannot serve even in the largest pool are left to other variants: they
     # do not size its pool. (A Poisson class's best TTFT is its unloaded one whatever the pool: servable

@@ -146,7 +146,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                             most = fleet.gpus[gpu].available // tp
                             if lim.max_replicas_per_pool is not None:
                                 most = min(most, lim.max_replicas_per_pool)
-                            pooled = pool_class_capacities(vp, role, loads, most, lim.routing)
+                            pooled = pool_class_capacities(vp, role, loads, most, lim.routing, lim.decode_kv_pooling)
                         if pooled_cache is not None:
                             pooled_cache[(model, v.id)] = pooled
                     # the pool size the shared capacities assume (0 or >= it in the ILP: VariantSpec.min_when_used)
