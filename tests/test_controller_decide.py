@@ -886,3 +886,24 @@ def test_a_mean_length_rise_is_extrapolated_at_most_token_trend_max_ratio(cap, e
     f = model_forecast(mem, cfg(token_trend_max_ratio=cap, learn_margin=False, margin_prior=1.0), 0.0)
     assert f.output_tps == pytest.approx(expected_tps)
     assert f.rate_rps == pytest.approx(5.0) and f.prompt_tps == pytest.approx(5000.0)
+
+
+@pytest.mark.parametrize(("pooling", "seen"), [(None, False), (False, False), (True, True)])
+def test_the_controller_plans_decode_kv_per_replica_unless_told(pooling, seen):
+    """The fleet's limits.decode_kv_pooling defaults to the pooled check (planner/planning/capacity.py, Pool of decode
+    replicas); the controller's plans take forecast.decode_kv_pooling instead (default False: the per-replica
+    surplus is its burst headroom, rules D3 and D4 of stop 36), whatever the fleet file says."""
+    fleets: list[Fleet] = []
+
+    def recording_plan(workload: Workload, fleet: Fleet, perf: object) -> Plan:
+        fleets.append(fleet)
+        return linear_plan(workload, fleet, perf)
+
+    c = cfg() if pooling is None else cfg(decode_kv_pooling=pooling)
+    state: State = initial_state(c, recording_plan, FLEET, None)  # type: ignore[arg-type]
+    cur = {P: 1, D: 1}
+    for k in range(3):
+        snap = Snapshot(metrics=obs(2.0), pools={p: PoolStatus(n, n) for p, n in cur.items()})
+        _, state = decide(state, snap, k * IV)
+    assert FLEET.limits.decode_kv_pooling is True
+    assert fleets and all(f.limits.decode_kv_pooling is seen for f in fleets)
