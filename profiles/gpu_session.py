@@ -317,6 +317,19 @@ PLAN_S21 = [
     PLAN_S18[2],
     PLAN_S18[3],
 ]
+# The twenty-second (prepared at stop 36): what s21 left. Its spread-output sweep ran 3.4 and 4 rps only (the device
+# time ran out before 4.7), so rule K2's second half ("the check stands if it is at or below vLLM's served rate at
+# saturation and within 10% of it") was judged with equal outputs alone. Rule K3 (written at stop 36, before this
+# run): the same bar with outputs of squared CV 1 -- the planner's check gives 3.75 rps there, vLLM served 3.99 without
+# a queue -- at 4.7 and 5.2 rps, 90 s each (one saturated point is enough for the bar; ~5 min of device time with the
+# server's start). Then llama-3.1-8b's decode at batch 160 / 192 / 224 (s21 measured 192 25% above the laws' knee,
+# with repeats 30% apart), two repeats each (the session's --decode-repeats).
+PLAN_S22 = [
+    replace(_load_only("mistral-nemo-12b", 150, "2048=4.7,5.2", 230, rate_duration_s=90.0, tag="-kv96k-oslspread-sat"),
+            extra=_KV_96K, rate_osl=512, rate_osl_scv=1.0),
+    Variant("llama-3.1-8b", startup_s=140, sweep_s=120, prefill_isl="512", prefill_batch="1",
+            decode_batch="128,160,192,224,256", decode_context="512", prefill_frac=0.1, tag="-dec192"),
+]
 # The first on an H100 (stop 33; the lent machine was an H100 80GB HBM3, hardware no law, prior or constant was ever
 # fitted on with vLLM): issue 10's profiles "on H100 too if that GPU is lent". The prior's and today's planner's
 # predictions were written down before the run (profiles/runs/<date>-h1/README.md). llama-3.1-8b first, its profile and
@@ -333,7 +346,7 @@ PLAN_H1 = [
 PLANS = {"s1": PLAN, "h1": PLAN_H1, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
-         "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21}
+         "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21, "s22": PLAN_S22}
 
 
 def log(out: Path, msg: str) -> None:
