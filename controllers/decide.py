@@ -781,17 +781,18 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     factors = {m: 1.0 if sum(v for r, v in mo.waiting.items() if r == "decode") > 0 else cfg.forecast.decode_factor
                for m, mo in obs.models.items()}
     try:
-        fleet_now = state.planner.fleet.model_copy(update={"current": {p: n for p, n in current.items() if n > 0}})
-        if cfg.forecast.plan_utilization is not None:  # the forecast carries the headroom (see config)
+        fleet_now = state.planner.fleet
+        # the controller's own limits: its decode KV headroom (forecast.decode_kv_pooling) and, where set, the
+        # utilization its forecast carries the headroom for (see config)
+        limits: dict[str, object] = {"decode_kv_pooling": cfg.forecast.decode_kv_pooling}
+        if cfg.forecast.plan_utilization is not None:
             if abs(cfg.forecast.plan_utilization - fleet_now.limits.utilization) > 1e-9:
                 # said in every decision: the user's fleet file says otherwise
                 reasons.append(f"planned at utilization {cfg.forecast.plan_utilization:g} (forecast.plan_utilization) "
                                f"instead of the fleet's limits.utilization {fleet_now.limits.utilization:g}")
-            fleet_now = fleet_now.model_copy(update={"limits": fleet_now.limits.model_copy(
-                update={"utilization": cfg.forecast.plan_utilization})})
-        if fleet_now.limits.decode_kv_pooling != cfg.forecast.decode_kv_pooling:  # the controller's KV headroom (config)
-            fleet_now = fleet_now.model_copy(update={"limits": fleet_now.limits.model_copy(
-                update={"decode_kv_pooling": cfg.forecast.decode_kv_pooling})})
+            limits["utilization"] = cfg.forecast.plan_utilization
+        fleet_now = fleet_now.model_copy(update={"current": {p: n for p, n in current.items() if n > 0},
+                                                 "limits": fleet_now.limits.model_copy(update=limits)})
         t0 = time.perf_counter()  # only reported (solve_s), never decided on
         cand = state.planner.plan_fn(workload, fleet_now, CorrectedPerf(state.planner.perf, corrections))
         solve_s = cand.solver.seconds or (time.perf_counter() - t0)

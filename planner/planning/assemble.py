@@ -114,7 +114,8 @@ def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catal
     base = build_instance(workload, fleet, perf, catalog, objective, utilization, None, pooled)
     inst, sol = base, _solve(base, backend, time_limit_s, mip_gap)
     # 1. Fixed point: each round assumes, for the pairs the last solution used, the split it realised
-    #    where that is burstier than the shared pool's (`_burstier_splits` against the base caps);
+    #    where that is burstier than the shared pool's, or a decode pool smaller than its pooled KV assumed
+    #    (`_burstier_splits` against the base caps);
     #    the first solution consistent with its own assumption is the plan.
     shapes: dict[tuple[str, str], ArrivalShape] = {}
     for _ in range(_BURST_REPLANS):
@@ -182,26 +183,21 @@ def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], Arr
             got = max(1, sol.replicas.get(vid, 1))
             if assumed is None or assumed.kv_pool <= got:
                 continue
-            v = inst.variants[vid]
-            small = replace(assumed, kv_pool=got)
-            with quiet_extrapolation():
-                cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, small)
-            if cap.rate_rps < inst.caps[(cid, vid)].rate_rps * (1.0 - _SPLIT_RTOL):
-                out[(cid, vid)] = small
-            continue
-        share = min(1.0, pool_flow[vid] / model_rate[c.model])
-        shape = realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1),
-                                  inst.fleet.limits.routing, c.isl_scv or 0.0, c.isl_max)
-        if assumed is not None and assumed.osl_scv > 0:  # the output lengths' spread (decode KV) stays too
-            shape = replace(shape, osl_scv=assumed.osl_scv)
-        if assumed is not None and assumed.wait_isl > 0:  # the pool's length mixture (capacity.pool_length_mixture) stays
-            shape = replace(shape, wait_isl=assumed.wait_isl, wait_isl_scv=assumed.wait_isl_scv,
-                            wait_isl_max=assumed.wait_isl_max)
+            shape = replace(assumed, kv_pool=got)
+        else:
+            share = min(1.0, pool_flow[vid] / model_rate[c.model])
+            shape = realised_arrivals(c.burstiness, c.rate_rps, c.isl, slo.ttft_ms, share, sol.replicas.get(vid, 1),
+                                      inst.fleet.limits.routing, c.isl_scv or 0.0, c.isl_max)
+            if assumed is not None and assumed.osl_scv > 0:  # the output lengths' spread (decode KV) stays too
+                shape = replace(shape, osl_scv=assumed.osl_scv)
+            if assumed is not None and assumed.wait_isl > 0:  # the pool's length mixture (pool_length_mixture) stays
+                shape = replace(shape, wait_isl=assumed.wait_isl, wait_isl_scv=assumed.wait_isl_scv,
+                                wait_isl_max=assumed.wait_isl_max)
         v = inst.variants[vid]
         with quiet_extrapolation():
             cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, shape)
-        # the realised split waits longer; 1% spares the solver's degenerate flows (a split that moves
-        # by a hair between solves) and is far below the model's error (bench/fidelity.py)
+        # the realised split (or the smaller pool) serves less; 1% spares the solver's degenerate flows (a split that
+        # moves by a hair between solves) and is far below the model's error (bench/fidelity.py)
         if cap.rate_rps < inst.caps[(cid, vid)].rate_rps * (1.0 - _SPLIT_RTOL):
             out[(cid, vid)] = shape
     return out
