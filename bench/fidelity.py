@@ -490,7 +490,8 @@ def output_spread(points: list[LoadPoint], isl: int, osl: int) -> capacity.Arriv
 
 
 def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
-                   profile_dir: Path | None = None, perf: VariantPerf | None = None) -> dict[str, list[float]]:
+                   profile_dir: Path | None = None, perf: VariantPerf | None = None,
+                   tuning_sweep: bool = True) -> dict[str, list[float]]:
     """Measured TTFT/ITL p50/p90/p99 of a real vLLM mixed replica under Poisson load vs the capacity
     model and the simulator (laws fitted on the vLLM profile next to the sweep file).
 
@@ -503,7 +504,9 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
     the measured saturation rate is the served first-token rate of the first saturated point
     (`LoadPoint.saturated`), compared with the model's (`model_saturation_rps`) when reached.
     `n_sim` and `seeds` are unused (the replay is deterministic; the band uses BAND_SAMPLES). `perf`: the
-    swept replica's laws when the caller has fitted them already (else fitted on `profile_dir`)."""
+    swept replica's laws when the caller has fitted them already (else fitted on `profile_dir`). `tuning_sweep`:
+    whether this sweep's first ISL is the frontend constant's tuning set (the table's row labels); False for every
+    other sweep, all of whose rows are held out of it."""
     from planner.io.catalog import Catalog
     from planner.perf.laws import fit_profile
     from planner.perf.profiledata import load_profile
@@ -564,7 +567,7 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
         def cell(k: str) -> str:
             return f"{meas[k]:.1f} / {model[k]:.1f} / {sim[k]:.1f}"
 
-        t.add_row(f"{p.isl}{' (tuning)' if p.isl == isls[0] else ' (held out)'}", f"{p.rate_rps:g} / {p.realised_rps:.2f}", str(p.n),
+        t.add_row(f"{p.isl}{' (tuning)' if tuning_sweep and p.isl == isls[0] else ' (held out)'}", f"{p.rate_rps:g} / {p.realised_rps:.2f}", str(p.n),
                   *(cell(f"{k}_p{q:g}") for k in ("ttft", "itl") for q in LOAD_PCTS),
                   "; ".join(errs) + ("" if ok else " (saturated)"),
                   "; ".join(f"{k} {band[k][0]:.{d}f}/{band[k][1]:.{d}f}/{band[k][2]:.{d}f}" for k, d in (("ttft", 0), ("itl", 1))))

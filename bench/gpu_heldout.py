@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                       "torch-reference profile where one exists; |rel err| %")
     for c in ("variant", "laws", "prefill pts", "prefill median", "prefill p90", "decode pts", "decode median", "decode p90",
               "median (both)", f"<= {a.goal_pct:g}%", "torch median", "torch p90", "H2 (this variant)"):
-        tab.add_column(c, justify="left" if c == "variant" else "right")
+        tab.add_column(c, justify="left" if c == "variant" else "right", no_wrap=c == "variant")
     for r in rows:
         s = r.planner.stats()
         med = float(np.median(r.planner.all_rel_err()))

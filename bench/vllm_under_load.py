@@ -332,12 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     stalls: list[tuple[str, LoadPoint, Stall, bool]] = []
     fitted: dict[Path, VariantPerf] = {}  # each swept profile's laws, fitted once (the grid reuses them)
     for sweep, prof in sweeps:
+        is_tuning = sweep.resolve() == TUNING_SWEEP.resolve()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # extrapolation warnings of the laws are in the tables
             if prof.resolve() not in fitted:
                 fitted[prof.resolve()] = fit_profile(load_profile(prof), Catalog.load())[0]
             perf = swept_replica(fitted[prof.resolve()], sweep)
-            e = part_vllm_load(sweep, 0, 0, con, prof, perf=perf)
+            e = part_vllm_load(sweep, 0, 0, con, prof, perf=perf, tuning_sweep=is_tuning)
             points = read_load_sweep(sweep)
             sat = saturation(perf, points)
             steady = steady_errors(perf, points, sat)
@@ -351,7 +352,6 @@ def main(argv: list[str] | None = None) -> int:
             pooled.setdefault(f"reach_{k}", []).extend(reach[k])
             pooled.setdefault(f"band_{k}", []).extend(e.get(f"vllm_load_{k}_p90_model_vs_band", []))
             pooled.setdefault(f"inband_{k}", []).extend(e.get(f"vllm_load_{k}_p90_in_band", []))
-        is_tuning = sweep.resolve() == TUNING_SWEEP.resolve()
         # rows of this sweep held out of the frontend constant: all but llama-3.1-8b ISL 1024
         for k in ("vllm_load_ttft_p90_model", "vllm_load_itl_p90_model", "vllm_load_ttft_p90_sim", "vllm_load_itl_p90_sim"):
             pooled.setdefault(k, []).extend(e.get(k, []))

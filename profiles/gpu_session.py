@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             log(out, f"{v.label}: load sweep {'until +%.0f s' % (rate_end - now) if rate_end else 'skipped'} (spare {spare:.0f} s)")
         hard_end = (rate_end or sweep_end) + 60 * a.scale_plan
         cmd = command(v, out, sweep_end, rate_end, a.server_cmd, health_s=max(60.0, left - min_sweep),
-                      time_scale=a.time_scale)
+                      time_scale=a.time_scale, gpu=a.gpu)
         log(out, f"{v.label}: start, sweeps until +{sweep_end - now:.0f} s: {' '.join(cmd[2:])}")
         cmd += ["--port", str(8000 + i)]
         if a.check_tokenizer and v.model not in tok_ok:

@@ -62,3 +62,27 @@ def test_the_session_names_the_lent_card_by_default() -> None:
     assert catalog_gpu_of_device("NVIDIA H100 80GB HBM3", names) == H100
     assert catalog_gpu_of_device("NVIDIA H200", names) == "H200-141GB"
     assert catalog_gpu_of_device("NVIDIA B300", names) is None and catalog_gpu_of_device(None, names) is None
+
+
+def test_the_session_hands_its_gpu_to_every_profiler_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The session's card reaches each profiler command (stop 37: `--gpu H100-SXM-80GB` was logged by the session but
+    the commands still named the plans' H200, and the profiler refused the H100). The profiler itself is replaced by a
+    process that exits at once (it needs vLLM and a GPU); the commands are recorded as the session built them."""
+    import sys
+    import time
+
+    built: list[list[str]] = []
+    real_command = gs.command
+
+    def recording(*args: object, **kwargs: object) -> list[str]:
+        built.append(real_command(*args, **kwargs))  # type: ignore[arg-type]
+        return [sys.executable, "-c", "pass"]
+
+    monkeypatch.setattr(gs, "command", recording)
+    argv = ["--out", str(tmp_path), "--deadline-unix-s", str(time.time() + 10_000), "--plan", "h1", "--gpu", H100,
+            "--no-check-tokenizer"]
+    assert gs.main(argv) == 0
+    assert len(built) == len(gs.PLAN_H1)
+    for cmd in built:
+        assert cmd[cmd.index("--gpu") + 1] == H100
+        assert H100 in Path(cmd[cmd.index("--out") + 1]).parts
