@@ -4,8 +4,9 @@
 
 `--runs` is a folder laid out as profiles/data (``<model>/<gpu>/tp<N>[-fp8][-kvfp8]/vllm/``, what
 `profiles.gpu_session` writes): every vLLM profile under it (of `--gpu` where given) is predicted by the laws
-`PerfModel.load()` gives that variant from the bundled profiles (the prior, calibrated on every bundled profile; a
-variant already fitted from a bundled profile is refused: it would not be held out) and, where profiles/data holds
+`PerfModel.load()` gives that variant from the bundled profiles, less every bundled vLLM profile of a variant the run
+measured (the run's own, once bundled: plan h1's since stop 37), so the laws are the prior calibrated without them, as
+before the run; and, where profiles/data holds
 the variant's torch-reference profile, by that profile's laws with the planner's TTFT overhead. Nothing is fitted on
 the run. Written for plan h1 (the first vLLM run on an H100, a card no law, prior or constant was fitted on with vLLM):
 its rules, written before the run (profiles/runs/plan-h1-predictions.txt), are
@@ -41,11 +42,12 @@ from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.heldout import (  # noqa: E402
     RunHeldOut,
     held_out_runs,
+    perf_leaving_out,
     pooled,
     prior_beats_torch,
     use_byo_catalog_unless_set,
 )
-from planner.perf.laws import DEFAULT_PROFILES_DIR, PerfModel  # noqa: E402
+from planner.perf.laws import DEFAULT_PROFILES_DIR  # noqa: E402
 from planner.perf.profiledata import iter_profiles, law_source  # noqa: E402
 
 
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--runs {a.runs}: model(s) {', '.join(unknown)} not in the catalog; set PLANNER_CATALOG", file=sys.stderr)
         return 2
     try:
-        rows = held_out_runs(PerfModel.load(cat), cat, runs, bundled)
+        rows = held_out_runs(perf_leaving_out(runs, cat), cat, runs, bundled)
     except ValueError as exc:
         print(f"--runs {a.runs}: {exc}", file=sys.stderr)
         return 2

@@ -235,17 +235,20 @@ def part_b(args, console) -> float:
 
 
 def _session_walls(data: Path) -> dict[str, float]:
-    """{'<model>/<variant dir>': wall seconds} from the GPU session logs ('<label>: exit N after S s')."""
+    """{'<model>/<gpu>/<variant dir>': wall seconds} from the GPU session logs ('<label>: exit 0 after S s'): each
+    label's run that wrote its profile (a launch that failed at once, exit 2 after 2 s, held no GPU worth counting)."""
     import re
 
     walls: dict[str, float] = {}
     for log in sorted(data.glob("vllm-*-session-*.log")):
-        text = log.read_text()
-        starts = dict(re.findall(r"^\S+ (\S+): start, .*?--out \S*?/([^/\s]+/[^/\s]+/[^/\s]+)/vllm", text, re.M))
-        for label, secs in re.findall(r"^\S+ (\S+): exit -?\d+ after (\d+) s", text, re.M):
-            if label in starts:
-                model, _gpu, vdir = starts[label].split("/")
-                walls[f"{model}/{vdir}"] = float(secs)
+        starts: dict[str, str] = {}
+        for line in log.read_text().splitlines():
+            m = re.match(r"^\S+ (\S+): start, .*?--out \S*?/([^/\s]+/[^/\s]+/[^/\s]+)/vllm", line)
+            if m:
+                starts[m.group(1)] = m.group(2)  # the label's latest start: the exit line below is its run's
+            m = re.match(r"^\S+ (\S+): exit 0 after (\d+) s", line)
+            if m and m.group(1) in starts:
+                walls[starts[m.group(1)]] = float(m.group(2))
     return walls
 
 
@@ -273,7 +276,7 @@ def part_c(console) -> tuple[float, float]:
                 errs += list(heldout_errors(pts, fit, pred))
         e = np.array(errs)
         run = yaml.safe_load((d / "run.yaml").read_text()) if (d / "run.yaml").is_file() else {}
-        key = f"{p.meta.model}/{d.parent.name}"
+        key = f"{p.meta.model}/{p.meta.gpu}/{d.parent.name}"
         held = walls.get(key, float("nan")) / 60
         if held == held:
             total_min += held

@@ -130,3 +130,22 @@ def test_pooling_never_makes_a_plan_dearer(perf, catalog):
         pooled, per = plan_workload(wl, fleet, perf, catalog), plan_workload(wl, off, perf, catalog)
     assert pooled.feasible and per.feasible
     assert pooled.cost_per_hour <= per.cost_per_hour + 1e-6, (pooled.cost_per_hour, per.cost_per_hour)
+
+
+def test_routing_notes_only_where_random_routing_needs_more_replicas(perf, catalog):
+    """The bundled example's plan notes a pool's reliance on least-loaded routing only where random routing would need
+    more replicas than the pool has (stop 37: its one-replica decode pool was noted as needing "about 1 replicas")."""
+    import re
+    from pathlib import Path
+
+    from planner.io.validate import load_workload_fleet
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "default"
+    wl, fleet = load_workload_fleet(root / "workload.yaml", root / "fleet.yaml", catalog)
+    with quiet_extrapolation():
+        plan = plan_workload(wl, fleet, perf, catalog)
+    routing = [n for n in plan.notes if "would need about" in n]
+    assert routing, plan.notes  # the example has a prefill pool of 3 that random routing would make 4
+    for n in routing:
+        m = re.search(r"(?:by|over) its (\d+) replicas.*would need about (\d+) replicas", n)
+        assert m is not None and int(m.group(2)) > int(m.group(1)), n

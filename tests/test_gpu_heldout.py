@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from planner.io.catalog import Catalog
-from planner.perf.heldout import HeldOut, RunHeldOut, held_out_runs, prior_beats_torch
+from planner.perf.heldout import HeldOut, RunHeldOut, held_out_runs, perf_leaving_out, prior_beats_torch
 from planner.perf.laws import DEFAULT_PROFILES_DIR, PerfModel
 from planner.perf.profiledata import iter_profiles
 
@@ -59,17 +59,37 @@ def test_held_out_rows_use_the_prior_and_are_scored_on_every_point(tmp_path):
     run = _h200_vllm_as(tmp_path, "H100-SXM-80GB")
     cat = Catalog.load()
     profiles = list(iter_profiles(run))
-    rows = held_out_runs(PerfModel.load(cat), cat, profiles, list(iter_profiles(DEFAULT_PROFILES_DIR)))
+    rows = held_out_runs(perf_leaving_out(profiles, cat), cat, profiles, list(iter_profiles(DEFAULT_PROFILES_DIR)))
     assert len(rows) == 1 and rows[0].planner.law_source == "prior" and rows[0].torch is not None
     assert rows[0].planner.prefill_rel_err.size > 0 and rows[0].planner.decode_rel_err.size > 0
     assert rows[0].torch.decode_rel_err.size == rows[0].planner.decode_rel_err.size
 
 
-def test_a_bundled_variant_is_not_held_out(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("PLANNER_CATALOG", raising=False)
+def test_a_variant_fitted_from_a_profile_is_not_held_out(tmp_path):
+    """held_out_runs refuses laws fitted from a profile of the run's variant (they would not be held out); the bench
+    leaves such profiles out first (perf_leaving_out), so a run already bundled is scored against the prior."""
     run = _h200_vllm_as(tmp_path, "H200-141GB")  # the planner fits this variant from profiles/data
-    assert _bench().main(["--runs", str(run)]) == 2
-    assert "not held out" in capsys.readouterr().err
+    cat = Catalog.load()
+    profiles = list(iter_profiles(run))
+    with pytest.raises(ValueError, match="not held out"):
+        held_out_runs(PerfModel.load(cat), cat, profiles, [])
+    pm = perf_leaving_out(profiles, cat)
+    assert not pm.is_measured("llama-3.1-8b", "H200-141GB", 1) and PerfModel.load(cat).is_measured("llama-3.1-8b", "H200-141GB", 1)
+    assert pm.is_measured("llama-3.1-8b", "H200-141GB", 1, "fp8")  # other variants of the model keep their profiles
+    assert held_out_runs(pm, cat, profiles, [])[0].planner.law_source == "prior"
+
+
+def test_plan_h1_is_held_out_after_its_profiles_were_bundled(capsys, monkeypatch):
+    """Plan h1's H100 profiles are in profiles/data since stop 37; the bench still scores them against the prior
+    calibrated without them, and gives the figures its README quotes (rule H1, written before the run)."""
+    monkeypatch.delenv("PLANNER_CATALOG", raising=False)
+    run = ROOT / "profiles" / "runs" / "2026-12-05-h1"
+    assert _bench().main(["--runs", str(run), "--gpu", "H100-SXM-80GB"]) == 0
+    res = _result(capsys.readouterr().out)
+    assert (res["variants"], res["points"], res["prior_median_pct"], res["within_goal"], res["h2_rule"]) == (
+        "4", "84", "10.8", "3", "prior")
+    assert f"`RESULT variants=4 points=84 prior_prefill_median_pct={res['prior_prefill_median_pct']}" in (
+        run / "README.md").read_text()
 
 
 @pytest.mark.parametrize("make", ["missing", "empty"])

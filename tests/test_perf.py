@@ -69,13 +69,20 @@ def test_bundled_model_loads_every_profile(cat: Catalog, profiles: list) -> None
     full = PerfModel.load(catalog=cat)
     every = list(iter_profiles(DEFAULT_PROFILES_DIR))
     variants = {(p.meta.model, p.meta.gpu, p.meta.tp, p.meta.weight_dtype, p.meta.kv_dtype) for p in every}
-    # one law per variant (a vLLM profile and a torch-reference one of the same variant make one); a variant measured
-    # only by the torch reference decoder is listed but planned from the vLLM-calibrated prior (laws.PerfModel.from_profiles)
+    # one law per variant (a vLLM profile and a torch-reference one of the same variant make one); since stop 37 every
+    # bundled torch-reference variant also has a vLLM profile (plan h1's H100 runs), and vLLM's is the one planned with
     torch_only = {k for k, srcs in full.alternatives.items() if srcs == ["measured-torch"]}
-    assert torch_only == {("llama-3.1-8b", "H100-SXM-80GB", 1, "bf16", "bf16"), ("qwen3-32b", "H100-SXM-80GB", 1, "bf16", "bf16")}
-    assert set(full.measured) == variants - torch_only and len(variants) > len(profiles)
+    assert torch_only == set()
+    assert set(full.measured) == variants and len(variants) > len(profiles)
     assert sum(len(v) for v in full.alternatives.values()) == len(every)
-    assert full.get("llama-3.1-8b", "H100-SXM-80GB", 1).source == "prior"
+    h100 = ("llama-3.1-8b", "H100-SXM-80GB", 1, "bf16", "bf16")
+    assert full.measured[h100].law_source == "measured-vllm" and full.alternatives[h100] == ["measured-vllm", "measured-torch"]
+    # a variant measured only by the torch reference decoder is listed but planned from the vLLM-calibrated prior
+    # (laws.PerfModel.from_profiles): the H100 one, its vLLM profile left out
+    without = PerfModel.load(catalog=cat, leave_out=lambda p: p.meta.gpu == "H100-SXM-80GB" and p.meta.backend == "vllm")
+    assert {k for k, srcs in without.alternatives.items() if srcs == ["measured-torch"]} == {
+        h100, ("qwen3-32b", "H100-SXM-80GB", 1, "bf16", "bf16")}
+    assert without.get("llama-3.1-8b", "H100-SXM-80GB", 1).source == "prior"
 
 
 # --------------------------------------------------------------------------- fitting

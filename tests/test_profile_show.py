@@ -40,20 +40,42 @@ def test_h200_decodes_faster_than_h100_at_batch_one():
     assert 1.1 < a / b < 3.35 / 4.8 * 2
 
 
-def test_planner_uses_vllm_profiles_and_the_prior_where_only_torch_measured():
-    """The H200 variants have vLLM profiles beside the torch ones: the planner uses vLLM's. The H100 variant has only the
-    torch reference's: the planner plans it from the vLLM-calibrated prior (bench/calibrate_prior.py part D), which
-    predicts it faster than the torch reference decoder measured it, as vLLM's kernels ran on the H200 (0.65-0.88x)."""
+def _without_h100_vllm(p) -> bool:
+    """Leave out the H100 vLLM profiles (plan h1's, bundled at stop 37): the H100 variants are then torch-only, as
+    they were before, the case of a variant only the torch reference decoder measured."""
+    return p.meta.gpu == "H100-SXM-80GB" and p.meta.backend == "vllm"
+
+
+def _copy_without_h100_vllm(tmp_path: Path) -> Path:
+    """A copy of profiles/data less the H100 vLLM profiles (the same case as `_without_h100_vllm`, for the commands
+    that take a profile root)."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(DATA, root)
+    for d in root.glob("*/H100-SXM-80GB/*/vllm"):
+        shutil.rmtree(d)
+    return root
+
+
+def test_planner_uses_vllm_profiles_and_the_prior_where_only_torch_measured(tmp_path):
+    """The H200 and H100 variants have vLLM profiles beside the torch ones: the planner uses vLLM's. A variant with only
+    the torch reference's (the H100 one, its vLLM profile left out) is planned from the vLLM-calibrated prior
+    (bench/calibrate_prior.py part D), which predicts it faster than the torch reference decoder measured it, as
+    vLLM's kernels ran on the H200 (0.65-0.88x) and the H100 (0.78-0.93x)."""
     from planner.perf.laws import PerfModel
 
     pm = PerfModel.load()
-    for model, gpu in (("llama-3.1-8b", "H200-141GB"), ("qwen3-32b", "H200-141GB")):
+    for model, gpu in (("llama-3.1-8b", "H200-141GB"), ("qwen3-32b", "H200-141GB"), ("llama-3.1-8b", "H100-SXM-80GB")):
         vp = pm.get(model, gpu, 1)
         assert vp.law_source == "measured-vllm" and vp.kv_capacity_tokens > 100_000
+    pm = PerfModel.load(leave_out=_without_h100_vllm)
     vp = pm.get("llama-3.1-8b", "H100-SXM-80GB", 1)
     assert vp.source == "prior" and pm.alternatives[("llama-3.1-8b", "H100-SXM-80GB", 1, "bf16", "bf16")] == ["measured-torch"]
     torch = fit_profile_dir(GPU_PROFILES[0])
-    assert not torch.used_by_planner and any("roofline prior" in ln for ln in law_lines(torch))
+    assert not torch.used_by_planner and any("(measured-vllm): the planner uses this one instead" in ln for ln in law_lines(torch))
+    alone = fit_profile_dir(_copy_without_h100_vllm(tmp_path) / "llama-3.1-8b" / "H100-SXM-80GB" / "tp1")
+    assert not alone.used_by_planner and any("roofline prior" in ln for ln in law_lines(alone))
     assert vp.decode_step_ms(128, 2048) < decode_law_ms(torch.decode_coef, 128, 2048)
     assert vp.prefill_ms(4096, 1) < prefill_law_ms(torch.prefill_coef, 4096, 1)
 
@@ -95,7 +117,7 @@ def test_show_says_when_an_moe_profile_carries_the_cuda_graph_limit(profile, not
     assert ("CUDA-graph" in res.output) == noted
 
 
-def test_predict_says_what_the_planner_assumes_for_a_variant():
+def test_predict_says_what_the_planner_assumes_for_a_variant(tmp_path):
     """`planner profile predict`: the laws' source and the predicted grid, the same numbers the planner uses; a variant
     that cannot run is exit 3 with the reason; a bad dtype or GPU is exit 2 naming it."""
     from typer.testing import CliRunner
@@ -104,12 +126,14 @@ def test_predict_says_what_the_planner_assumes_for_a_variant():
     from planner.perf.laws import PerfModel
 
     run = CliRunner()
-    res = run.invoke(app, ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB",
+    root = _copy_without_h100_vllm(tmp_path)  # a variant only the torch reference measured
+    res = run.invoke(app, ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--profiles", str(root),
                            "--decode-batch", "128", "--decode-context", "2048", "--prefill-isl", "4096"])
     assert res.exit_code == 0, res.output
     out = res.output.replace("\n", " ")
     assert "laws from prior" in out and "measured-torch" in out and "predicted, not measured" in out
-    vp = PerfModel.load().get("llama-3.1-8b", "H100-SXM-80GB", 1)
+    vp = PerfModel.load(profiles_dir=root).get("llama-3.1-8b", "H100-SXM-80GB", 1)
+    assert vp.source == "prior"
     assert f"{vp.decode_step_ms(128.0, 2048.0):.2f}" in out and f"{vp.ttft_overhead_ms + vp.prefill_ms(4096.0, 1.0):.1f}" in out
     res = run.invoke(app, ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H200-141GB", "--decode-batch", "1"])
     assert res.exit_code == 0 and "laws from measured-vllm" in res.output and "predicted, not measured" not in res.output

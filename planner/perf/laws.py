@@ -564,7 +564,7 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     return vp, prep, drep
 
 
-def _variant_key(p: Profile) -> VariantKey:
+def variant_key(p: Profile) -> VariantKey:
     m = p.meta
     return (m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype)
 
@@ -575,7 +575,7 @@ def preferred_profiles(profiles: list[Profile]) -> tuple[dict[VariantKey, Profil
     source are ambiguous: an InputError naming both."""
     by_key: dict[VariantKey, list[Profile]] = {}
     for p in profiles:
-        by_key.setdefault(_variant_key(p), []).append(p)
+        by_key.setdefault(variant_key(p), []).append(p)
     chosen: dict[VariantKey, Profile] = {}
     alts: dict[VariantKey, list[LawSource]] = {}
     for key, ps in by_key.items():
@@ -611,10 +611,13 @@ class PerfModel:
     _cache: dict[VariantKey, VariantPerf | None] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, catalog: Catalog | None = None, profiles_dir: str | os.PathLike[str] | None = None) -> PerfModel:
+    def load(cls, catalog: Catalog | None = None, profiles_dir: str | os.PathLike[str] | None = None,
+             leave_out: Callable[[Profile], bool] | None = None) -> PerfModel:
         """Fit every profile under `profiles_dir` and calibrate the prior. Default: the bundled
         profiles/data plus the ``profiles/`` folder of the user's catalog folder (planner/io/catalog.py,
-        PLANNER_CATALOG), same layout; a user profile replaces a bundled one of the same variant and source."""
+        PLANNER_CATALOG), same layout; a user profile replaces a bundled one of the same variant and source.
+        `leave_out`: profiles for which it is true are neither fitted nor calibrated on (a held-out check of a run
+        whose profiles were bundled since, bench/gpu_heldout.py)."""
         from planner.io.catalog import user_catalog_dir
 
         cat = catalog or Catalog.load()
@@ -623,8 +626,10 @@ class PerfModel:
         user = user_catalog_dir() if profiles_dir is None else None
         if user is not None and (user / "profiles").is_dir():
             mine = list(iter_profiles(user / "profiles"))
-            replaced = {(_variant_key(p), law_source(p.meta)) for p in mine}
-            profiles = [p for p in profiles if (_variant_key(p), law_source(p.meta)) not in replaced] + mine
+            replaced = {(variant_key(p), law_source(p.meta)) for p in mine}
+            profiles = [p for p in profiles if (variant_key(p), law_source(p.meta)) not in replaced] + mine
+        if leave_out is not None:
+            profiles = [p for p in profiles if not leave_out(p)]
         allreduce = load_allreduce(root / ALLREDUCE_DIR)
         for g in allreduce:
             cat.gpu(g)  # an unknown GPU type is an InputError naming the catalog

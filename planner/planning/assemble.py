@@ -382,7 +382,8 @@ def _routing_notes(inst: Instance, vid: str, pool: PoolPlan, flows: dict[str, fl
     (capacity.py, Pool of decode replicas). Random or round-robin routing (a plain Kubernetes Service)
     makes each replica a queue of its own (a bursty class's cluster of B split Binomial(B, 1/n): IDC 1 + (IDC - 1)/n
     per replica); the note gives the replicas the one-replica model would need then, at the same flows and
-    utilization target. A plan sized for random routing (limits.routing: random) has no such pool: no note
+    utilization target; no note where that many replicas is no more than the pool has (the routing changes nothing
+    there). A plan sized for random routing (limits.routing: random) has no such pool: no note
     (`_random_routing_note` says what it was sized for)."""
     v = inst.variants[vid]
     shapes = {cid: inst.arrivals.get((cid, vid), POISSON) for cid in flows}
@@ -401,6 +402,8 @@ def _routing_notes(inst: Instance, vid: str, pool: PoolPlan, flows: dict[str, fl
         need += x / cap if cap > 0 else math.inf
     util = next((spec.utilization for spec in inst.problem.variants if spec.id == vid), 1.0) if inst.problem else 1.0
     n_rr = math.ceil(need / util - 1e-9) if math.isfinite(need) else None
+    if n_rr is not None and n_rr <= pool.replicas:
+        return []  # the routing makes no difference to this pool's size: nothing to say
     would = f" and the pool would need about {n_rr} replicas" if n_rr else ", which this pool cannot carry"
     if v.role == "decode":
         return [f"{vid}: its KV cache checked as one shared by its {pool.replicas} replicas behind least-loaded routing "

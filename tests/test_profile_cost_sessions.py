@@ -1,0 +1,47 @@
+"""bench/profile_cost.py, Part C: the GPU time each real vLLM profile took, read from the device sessions' logs
+(profiles/data/vllm-<gpu>-session-<date>.log, what profiles/gpu_session.py writes)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import profile_cost  # noqa: E402
+
+
+def _start(label: str, model: str, gpu: str, vdir: str) -> str:
+    return (f"15:06:14 {label}: start, sweeps until +220 s: profiles.vllm_cli profile --backend vllm --model {model} "
+            f"--gpu {gpu} --tp 1 --out /tmp/res/{model}/{gpu}/{vdir}/vllm --model-dir /tmp/res/_models/{model}")
+
+
+def test_each_profile_gets_its_own_cards_run_and_failed_launches_count_nothing(tmp_path: Path) -> None:
+    """Two cards' logs holding the same model and variant folder: each profile gets the time of its own card's run. A
+    launch that died at once (exit 2 after 2 s, stop 37's H100 session, whose first commands named the wrong card) is
+    neither counted nor allowed to hide the successful run of the same label after it."""
+    (tmp_path / "vllm-h100-session-2026-12-05.log").write_text("\n".join([
+        _start("llama-3.1-8b", "llama-3.1-8b", "H200-141GB", "tp1"),
+        "15:05:17 llama-3.1-8b: exit 2 after 2 s",
+        _start("llama-3.1-8b", "llama-3.1-8b", "H100-SXM-80GB", "tp1"),
+        "15:14:33 llama-3.1-8b: exit 0 after 483 s",
+        _start("qwen3-32b", "qwen3-32b", "H100-SXM-80GB", "tp1"),
+        "15:23:01 qwen3-32b: exit 0 after 253 s",
+    ]) + "\n")
+    (tmp_path / "vllm-h200-session-2026-12-02.log").write_text("\n".join([
+        _start("llama-3.1-8b", "llama-3.1-8b", "H200-141GB", "tp1"),
+        "10:00:00 llama-3.1-8b: exit 0 after 326 s",
+    ]) + "\n")
+    walls = profile_cost._session_walls(tmp_path)
+    assert walls == {"llama-3.1-8b/H100-SXM-80GB/tp1": 483.0, "qwen3-32b/H100-SXM-80GB/tp1": 253.0,
+                     "llama-3.1-8b/H200-141GB/tp1": 326.0}
+
+
+def test_every_bundled_vllm_profile_has_its_session_time() -> None:
+    """Every vLLM profile in profiles/data has its GPU time in a bundled session log (issue 10: GPU minutes per
+    variant), under its own card."""
+    walls = profile_cost._session_walls(REPO / "profiles" / "data")
+    for meta in sorted((REPO / "profiles" / "data").glob("*/*/tp*/vllm/meta.yaml")):
+        model, gpu, vdir = meta.parts[-5], meta.parts[-4], meta.parts[-3]
+        assert f"{model}/{gpu}/{vdir}" in walls, (model, gpu, vdir, sorted(walls))
