@@ -31,6 +31,12 @@ D. Torch reference or prior (planner.perf.heldout.torch_reference_vs_prior): per
    both (llama-3.1-8b, qwen3-32b on the H200): the tuning set of that choice; the held-out check is plan h1
    (profiles/gpu_session.py, vLLM on an H100, where the bundled H100 profiles of those models are the torch reference's).
 
+F. The FP8 share of the compute efficiency (planner.perf.prior.Calibration.fp8_share; rule F1, written at stop 37
+   before its run, planner.perf.heldout.fp8_share_rule): each card's FP8-weight vLLM profile predicted by the prior
+   calibrated on every other profile, the other card's FP8 one in, without and with the share; the tuning row is the
+   H200's (FP8_TUNING_GPU), the H100's is held out, and part B0's leave-one-model-out with the planner's calibration
+   without and with the share. The share is fitted only if the rule holds.
+
 The target backend is vLLM (`--target measured-vllm`); where the profile root holds no vLLM
 profile yet, the torch reference decoder's profiles are the target, and the table says so.
 Deterministic (no sampling): one run, no repeats needed.
@@ -42,7 +48,9 @@ Last line: RESULT sparse_p90_pct=... (max of the phases) sparse_prefill_p90_pct=
            h100_prefill_median_pct=... h100_decode_median_pct=... forms=<the planner's> a0_forms=<A0's choice>
            calibration=<the planner's> b0_loss=<B0's choice> b0b=<B0b's choice>
            d_torch_median_pct=... d_torch_p90_pct=... d_prior_median_pct=... d_prior_p90_pct=... (pooled over part D's
-           variants) d_rule=prior|torch (what part D's rule picks)
+           variants) d_rule=prior|torch (what part D's rule picks) f_tuning_prefill_median_pct_off= ..._on=
+           f_tuning_decode_median_pct_off= ..._on= f_heldout_prefill_median_pct_off= ..._on= f_lomo_prefill_median_pct_off=
+           ..._on= f_rule=on|off (part F)
 """
 
 from __future__ import annotations
@@ -71,6 +79,9 @@ from planner.perf.heldout import (  # noqa: E402
     choose_calibration,
     choose_forms,
     form_name,
+    fp8_cross_errors,
+    fp8_share_rule,
+    FP8_TUNING_GPU,
     held_out_gpu_tp,
     leave_one_model_out,
     pooled,
@@ -223,6 +234,37 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"D's rule picks {'the prior' if d_ok else 'the torch reference'} for variants whose only profile is the "
                   f"torch reference's; the loader uses the prior (planner.perf.laws.PerfModel.from_profiles)")
 
+    # F: the FP8 share (rule F1): each card's FP8 profile from the other's, and leave one model out, without and with it
+    f_cals = (dataclasses.replace(DEFAULT_CALIBRATION, fp8_share=False), dataclasses.replace(DEFAULT_CALIBRATION, fp8_share=True))
+    f_rows = [fp8_cross_errors(profiles, cat, allreduce, c) for c in f_cals]
+    _, f_lomo = choose_calibration(profiles, cat, allreduce, f_cals, target_source=target)
+    tf = Table(title="F. FP8 weights on another card: each FP8 vLLM profile predicted by the prior calibrated on every other "
+                     "profile, without / with the FP8 share of the compute efficiency (median |rel err| %)")
+    for c in ("target", "role", "prefill off", "prefill on", "decode off", "decode on"):
+        tf.add_column(c, justify="left" if c in ("target", "role") else "right")
+    for off, on in zip(*f_rows, strict=True):
+        a, b = off.stats(), on.stats()
+        tf.add_row(off.label, "tuning" if FP8_TUNING_GPU in off.label else "held out", _pct(a["prefill_median"]),
+                   _pct(b["prefill_median"]), _pct(a["decode_median"]), _pct(b["decode_median"]))
+    console.print(tf)
+    nan = float("nan")
+    tune = [(off, on) for off, on in zip(*f_rows, strict=True) if FP8_TUNING_GPU in off.label]
+    held = [(off, on) for off, on in zip(*f_rows, strict=True) if FP8_TUNING_GPU not in off.label]
+    f_ok = bool(tune) and fp8_share_rule(tune[0][0], tune[0][1], f_lomo[f_cals[0]], f_lomo[f_cals[1]])
+    console.print(f"F's rule (F1): {'fit' if f_ok else 'do not fit'} the FP8 share; leave one model out, prefill / decode "
+                  f"median without {_pct(f_lomo[f_cals[0]]['prefill_median'])} / {_pct(f_lomo[f_cals[0]]['decode_median'])}%, "
+                  f"with {_pct(f_lomo[f_cals[1]]['prefill_median'])} / {_pct(f_lomo[f_cals[1]]['decode_median'])}%; "
+                  f"the planner's calibration: {DEFAULT_CALIBRATION.label}")
+
+    def _f(rows: list[tuple[HeldOut, HeldOut]], k: str, i: int) -> str:
+        return _pct(rows[0][i].stats()[k]) if rows else _pct(nan)
+
+    f_fields = (f"f_tuning_prefill_median_pct_off={_f(tune, 'prefill_median', 0)} f_tuning_prefill_median_pct_on={_f(tune, 'prefill_median', 1)} "
+                f"f_tuning_decode_median_pct_off={_f(tune, 'decode_median', 0)} f_tuning_decode_median_pct_on={_f(tune, 'decode_median', 1)} "
+                f"f_heldout_prefill_median_pct_off={_f(held, 'prefill_median', 0)} f_heldout_prefill_median_pct_on={_f(held, 'prefill_median', 1)} "
+                f"f_lomo_prefill_median_pct_off={_pct(f_lomo[f_cals[0]]['prefill_median'])} "
+                f"f_lomo_prefill_median_pct_on={_pct(f_lomo[f_cals[1]]['prefill_median'])} f_rule={'on' if f_ok else 'off'}")
+
     sp, la, hc, li, pk = pooled(sparse), pooled(lomo_all), pooled(h100), pooled(linear), pooled(picked)
     # dense models apart: the MoE's prefill is not a smooth function of tokens on vLLM 0.26 (2,048-token
     # steps spread 71-108 ms within one launch; profiles/runs/2026-12-03-s6/README.md)
@@ -247,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"b0_loss={loss_pick.label.replace(' ', ':')} b0b={share_pick.label.replace(' + ', '+').replace(' ', ':')} "
                   f"d_torch_median_pct={_pct(float(np.median(all_t)))} d_torch_p90_pct={_pct(float(np.percentile(all_t, 90)))} "
                   f"d_prior_median_pct={_pct(float(np.median(all_p)))} d_prior_p90_pct={_pct(float(np.percentile(all_p, 90)))} "
-                  f"d_rule={'prior' if d_ok else 'torch'}")
+                  f"d_rule={'prior' if d_ok else 'torch'} {f_fields}")
     return 0
 
 

@@ -383,3 +383,35 @@ def test_variant_perf_evaluates_floor_and_knee(pm: PerfModel) -> None:
     assert rates, "no load puts the linear law's batch past the knee"
     hi, lo = decode_latency(vp, 1000, 200, rates[0], 50), decode_latency(lin, 1000, 200, rates[0], 50)
     assert hi.batch > lo.batch and hi.itl_ms > lo.itl_ms
+
+
+def test_calibration_recovers_an_fp8_share_only_when_asked_and_with_both_kinds(cat: Catalog) -> None:
+    """Efficiency.fp8_compute: synthetic points of llama-3.1-8b with BF16 and FP8 weights on the H100 whose FP8 weight
+    GEMMs run at 0.75 x the BF16 GEMMs' share of their peak. With Calibration.fp8_share the fit finds 0.75 (and FP8
+    prefill slows accordingly); with one kind of weights only it stays at 1; off (the planner's default, rule F1 at
+    stop 37) it is not a parameter at all: the fit is the one without the share."""
+    import dataclasses
+
+    from planner.perf.laws import model_of
+    from planner.perf.prior import DEFAULT_CALIBRATION
+
+    truth = Efficiency(0.7, 0.85, 0.02, 0.01, "truth", prefill_step_overhead_ms=2.0, decode_step_overhead_ms=1.0,
+                       fp8_compute=0.75)
+    gpu = cat.gpu("H100-SXM-80GB")
+    obs = {}
+    for dt in ("bf16", "fp8"):
+        model = model_of(cat, "llama-3.1-8b", dt, "bf16")
+        isl, b = (a.ravel() for a in np.meshgrid([128, 1024, 4096, 8192], [1, 4]))
+        p = prefill_parts(model, gpu, 1, isl, b)
+        bb, ctx = (a.ravel() for a in np.meshgrid([1, 8, 64, 256], [512, 4096]))
+        d = decode_parts(model, gpu, 1, bb, ctx)
+        assert (np.any(np.asarray(p.fp8_gemm_ms) > 0)) == (dt == "fp8")
+        obs[dt] = [Observation("prefill", p, predict_ms(p, truth, "prefill")), Observation("decode", d, predict_ms(d, truth, "decode"))]
+    every = obs["bf16"] + obs["fp8"]
+    on = dataclasses.replace(DEFAULT_CALIBRATION, fp8_share=True)
+    got = calibrate(every, calibration=on)
+    assert got.fp8_compute == pytest.approx(0.75, rel=0.03) and got.compute == pytest.approx(0.7, rel=0.03)
+    assert calibrate(obs["bf16"], calibration=on).fp8_compute == 1.0 and calibrate(obs["fp8"], calibration=on).fp8_compute == 1.0
+    off = calibrate(every)
+    assert DEFAULT_CALIBRATION.fp8_share is False and off.fp8_compute == 1.0 and off.median_rel_err > got.median_rel_err
+    assert "fp8 share" in on.label and "fp8 share" not in DEFAULT_CALIBRATION.label

@@ -7,6 +7,7 @@ models that no calibration, law form or constant was chosen on; two of them are 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from planner.io.catalog import CATALOG_ENV, Catalog
@@ -123,3 +124,22 @@ def test_a_gpu_type_without_any_profile_is_said_with_its_held_out_figures():
 
 def test_a_profiled_model_gets_no_prior_note():
     assert not [n for n in _plan_notes("llama-3.1-8b") if "roofline prior" in n]
+
+
+@pytest.mark.parametrize(("tune_off", "tune_on", "lomo_on", "fit"), [
+    ((0.169, 0.032), (0.088, 0.036), (0.157, 0.075), False),  # stop 37's figures: the LOMO prefill median rose 0.7 point
+    ((0.169, 0.032), (0.088, 0.036), (0.154, 0.075), True),   # the same with a LOMO rise of 0.4
+    ((0.169, 0.032), (0.155, 0.032), (0.150, 0.075), False),  # a tuning gain of 1.4 points: below the 2 the rule asks
+    ((0.169, 0.032), (0.088, 0.045), (0.150, 0.075), False),  # the decode median rose 1.3 points
+])
+def test_fp8_share_rule(tune_off, tune_on, lomo_on, fit):
+    """Rule F1 (planner.perf.heldout.fp8_share_rule): the FP8 share is fitted where the tuning prefill median falls by >= 2
+    points, its decode median rises by <= 1 and the leave-one-model-out medians by <= 0.5 each (LOMO without: 15.0 / 7.5%)."""
+    from planner.perf.heldout import HeldOut, fp8_share_rule
+
+    def row(pre: float, dec: float) -> HeldOut:
+        return HeldOut("t", "prior", np.array([pre]), np.array([dec]))
+
+    lomo_off = {"prefill_median": 0.150, "decode_median": 0.075}
+    got = fp8_share_rule(row(*tune_off), row(*tune_on), lomo_off, {"prefill_median": lomo_on[0], "decode_median": lomo_on[1]})
+    assert got is fit

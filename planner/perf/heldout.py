@@ -14,6 +14,11 @@ Three questions, each answered on points the fit or calibration did not see:
    laws, or the prior calibrated without any profile of the model. It chose the loader's rule (PerfModel.from_profiles:
    with vLLM profiles present a torch-reference profile is not used).
 
+5. **FP8 weights on another card** (:func:`fp8_cross_errors`): each FP8-weight vLLM profile predicted by the prior
+   calibrated on every other profile (the other card's FP8 profile in): whether an FP8 share of the compute efficiency
+   (planner.perf.prior.Calibration.fp8_share) carries from one card to the other (rule F1, bench/calibrate_prior.py
+   part F).
+
 TTFT is compared as measured: a vLLM profile's prefill rows are client TTFTs, so the prediction
 adds the per-request overhead; other backends timed forward passes only, so it does not.
 """
@@ -324,6 +329,36 @@ def held_out_runs(pm: PerfModel, catalog: Catalog, runs: Iterable[Profile], bund
 def _torch_laws(torch: Profile, catalog: Catalog, ttft_overhead_ms: float) -> VariantPerf:
     """A torch-reference profile's fitted laws with the TTFT overhead the planner gives non-vLLM laws."""
     return dataclasses.replace(fit_profile(torch, catalog)[0], ttft_overhead_ms=ttft_overhead_ms)
+
+
+def fp8_cross_errors(profiles: list[Profile], catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None,
+                     calibration: Calibration = DEFAULT_CALIBRATION) -> list[HeldOut]:
+    """Each FP8-weight vLLM profile predicted by the prior calibrated (with `calibration`) on every other profile,
+    the other cards' FP8 profiles included. Question 5 of the module doc."""
+    out: list[HeldOut] = []
+    for t in profiles:
+        if law_source(t.meta) != "measured-vllm" or t.meta.weight_dtype != "fp8":
+            continue
+        pm = PerfModel.from_profiles(catalog, [p for p in profiles if p is not t], allreduce=allreduce, calibration=calibration)
+        out.extend(_prior_errors(pm, [t]))
+    return out
+
+
+FP8_TUNING_GPU = "H200-141GB"
+"""Rule F1's tuning target (written at stop 37 before its run): the H200's FP8 profile, predicted with the H100's in the
+calibration; the H100's, predicted from the H200's (plan h1's run, bench/gpu_heldout.py), is held out of the choice."""
+F1_MIN_GAIN_PCT, F1_MAX_DECODE_RISE_PCT, F1_MAX_LOMO_RISE_PCT = 2.0, 1.0, 0.5
+"""Rule F1: the FP8 share is fitted where the tuning prefill median falls by >= 2 points, its decode median rises by
+<= 1 point, and part B0's pooled leave-one-model-out medians rise by <= 0.5 point each."""
+
+
+def fp8_share_rule(tune_off: HeldOut, tune_on: HeldOut, lomo_off: dict[str, float], lomo_on: dict[str, float]) -> bool:
+    """Rule F1 (:data:`F1_MIN_GAIN_PCT` and its siblings) on the tuning row without and with the FP8 share and on the
+    leave-one-model-out pooled stats of both."""
+    off, on = tune_off.stats(), tune_on.stats()
+    return bool(100 * (off["prefill_median"] - on["prefill_median"]) >= F1_MIN_GAIN_PCT
+                and 100 * (on["decode_median"] - off["decode_median"]) <= F1_MAX_DECODE_RISE_PCT
+                and all(100 * (lomo_on[k] - lomo_off[k]) <= F1_MAX_LOMO_RISE_PCT for k in ("prefill_median", "decode_median")))
 
 
 def held_out_gpu_tp(profiles: list[Profile], catalog: Catalog, gpu: str, allreduce: dict[str, AllReduceTable] | None = None,
