@@ -329,12 +329,16 @@ PLAN_S21 = [
 # engine's steps from a frontend that falls behind 256 streams. Rule K4 (written at stop 37, before this run): if the
 # engine's own pure-decode step time at batch 256 (iterations.csv.gz; bench/step_composition.py) is within 15% of the
 # laws of the bundled H200 profile fitted without the batch-256 point, the jump is the frontend's, and the profiler
-# takes its decode points past batch 128 from the engine's steps; else the laws need a term for it.
+# takes its decode points past batch 128 from the engine's steps; else the laws need a term for it
+# (bench/decode_steps.py --run <its iterations.csv.gz>=profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm --without-batch
+# 256). 256 tokens per stream (the profiler's default: 64) give each batch-256 point ~5 s of pure decode steps, ~4
+# whole seconds of the engine's log.
 PLAN_S22 = [
     replace(_load_only("mistral-nemo-12b", 150, "2048=4.7,5.2", 230, rate_duration_s=90.0, tag="-kv96k-oslspread-sat"),
             extra=_KV_96K, rate_osl=512, rate_osl_scv=1.0),
     Variant("llama-3.1-8b", startup_s=140, sweep_s=120, prefill_isl="512", prefill_batch="1",
-            decode_batch="128,160,192,224,256", decode_context="512", prefill_frac=0.1, tag="-dec192", extra=_ITER),
+            decode_batch="128,160,192,224,256", decode_context="512", prefill_frac=0.1, tag="-dec192",
+            extra=[*_ITER, "--decode-tokens", "256"]),
 ]
 # The first on an H100 (stop 33; the lent machine was an H100 80GB HBM3, hardware no law, prior or constant was ever
 # fitted on with vLLM): issue 10's profiles "on H100 too if that GPU is lent". The prior's and today's planner's
