@@ -305,6 +305,9 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "decode-factor-0.9": {"forecast": {"decode_factor": 0.9}},
     # stop 36 (rule D4): the controller with the planner's pooled decode KV check (rule D3's runs)
     "kv-pooled": {"forecast": {"decode_kv_pooling": True}},
+    # rule R2 (stop 37): the pooled check with the decode pools' scale-down window 2x / 3x
+    "kv-pooled-dwin-2": {"forecast": {"decode_kv_pooling": True}, "guard": {"decode_stabilization_factor": 2.0}},
+    "kv-pooled-dwin-3": {"forecast": {"decode_kv_pooling": True}, "guard": {"decode_stabilization_factor": 3.0}},
     # spike memory from the first spike: every sine and diurnal peak counts as one (sine-15min +100 0.984 -> 0.881)
     "spike-min-1": {"forecast": {"spike_min_count": 1}},
     "trend-max-2": {"forecast": {"trend_max_factor": 2.0}},

@@ -448,6 +448,16 @@ class GuardConfig(_Strict):
                     "lag + one interval, the time a released replica takes to come back once the load is seen again "
                     "(issue 9: the former 60 s let the fleet shrink in the trough right before the next ramp)",
     )
+    decode_stabilization_factor: float = Field(
+        default=1.0, ge=1.0,
+        description="the decode pools' scale-down window is this x the window (prefill's stays as it is): a decode pool "
+                    "released in a trough leaves the next burst short of KV for a start-up (rule R2, stop 37: with "
+                    "forecast.decode_kv_pooling on, mmpp-onoff +300 lost one decode replica 60 s before a burst); 1: "
+                    "the same window for every pool. Rule R2 on the 24 tuning draws, with the pooled check (rows "
+                    "kv-pooled-dwin-2 / -3): 2 restores mmpp-onoff +300 (0.748 -> 0.999) and step-surge +100 (0.873 -> "
+                    "1.000) at 252.8 GPU-h against the defaults' 262.7, but the 15-min sine's ramps still lose what "
+                    "the pooled check loses there (0.994 -> 0.979; +300 0.976 -> 0.932, the worst draw below the "
+                    "defaults' 0.935); 3 the same at 262.6: not adopted, 1 with the per-replica check")
     min_replicas: dict[str, int] = Field(default_factory=dict, description="pool id -> floor (safety, also given to the ILP)")
     hold_backlog: bool = Field(
         default=False,

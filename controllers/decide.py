@@ -830,6 +830,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
               and (mo := obs.models.get(model_of.get(p, Variant.parse(p).model))) is not None and sum(mo.waiting.values()) > 0}
     g = guard(cfg.guard, gstate, now, current, proposal, metrics_ok=True, solver_ok=solver_ok, solver_reason=solver_reason,
               queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg), coming=coming,
+              decode_pools={p for p in pools if Variant.parse(p).role == "decode"},
               hold_proposal={p: min(n, (proposal or {}).get(p, n)) for p, n in hold_proposal.items()} if hold_proposal else None)
     target = dict(g.target)
     reasons.extend(g.reasons)

@@ -71,6 +71,7 @@ def guard(
     stabilization_s: float | None = None,
     hold_proposal: dict[str, int] | None = None,
     coming: set[str] | frozenset[str] = frozenset(),
+    decode_pools: set[str] | frozenset[str] = frozenset(),
 ) -> GuardDecision:
     """Decide the replicas to apply now; mutates `state` (history, last change, last good).
 
@@ -78,7 +79,8 @@ def guard(
     `stabilization_s`: the window when cfg.scale_down_stabilization_s is None (the caller derives
     it from start-up and lag); `hold_proposal`: what the stabilization window remembers instead of
     the proposal (the controller's plan without its short-lived trend term); `coming`: pools whose
-    starting replicas are kept (requests wait for them)."""
+    starting replicas are kept (requests wait for them); `decode_pools`: pools whose window is
+    cfg.decode_stabilization_factor x the window."""
     window = cfg.scale_down_stabilization_s if cfg.scale_down_stabilization_s is not None else (stabilization_s or 0.0)
     if not metrics_ok:
         return hold(state, current, f"metrics unusable ({metrics_reason or 'missing or stale'})")
@@ -95,7 +97,8 @@ def guard(
         if not hist and window > 0:
             hist.append((now_s, cur))  # seed: the fleet as found counts as a recommendation
         hist.append((now_s, max(hold_proposal.get(pool, 0), floor) if hold_proposal is not None else rec))
-        while hist and hist[0][0] < now_s - window:
+        w = window * (cfg.decode_stabilization_factor if pool in decode_pools else 1.0)
+        while hist and hist[0][0] < now_s - w:
             hist.popleft()
         since = now_s - state.last_change_s.get(pool, float("-inf"))
         if rec > cur:
@@ -122,7 +125,7 @@ def guard(
                 if stable > rec:
                     reasons.append(
                         f"{pool}: scale-down {cur}->{rec} stabilised to {min(stable, cur)} "
-                        f"(max recommendation in {window:g}s)"
+                        f"(max recommendation in {w:g}s)"
                     )
                 target[pool] = min(stable, cur)
                 if cfg.never_below_proposal and target[pool] < rec:

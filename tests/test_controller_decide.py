@@ -907,3 +907,42 @@ def test_the_controller_plans_decode_kv_per_replica_unless_told(pooling, seen):
         _, state = decide(state, snap, k * IV)
     assert FLEET.limits.decode_kv_pooling is True
     assert fleets and all(f.limits.decode_kv_pooling is seen for f in fleets)
+
+
+# ---------------------------------------------------------------------- stop 37: the decode pools' longer window
+@pytest.mark.parametrize(("factor", "t_s", "prefill", "decode"), [
+    (1.0, 150.0, 10, 10),  # within the 120-s window: both remember the 10 proposed at t = 60
+    (1.0, 200.0, 4, 4),    # past it: both follow the proposal
+    (2.0, 200.0, 4, 10),   # the decode pool's window is 240 s: it still remembers 10
+    (2.0, 320.0, 4, 4),    # past 240 s the decode pool follows too
+])
+def test_the_decode_pools_window_is_the_factor_times_the_window(factor, t_s, prefill, decode):
+    """guard.decode_stabilization_factor (rule R2): a decode pool shrinks to the largest recommendation within factor x
+    the scale-down window, a prefill pool within the window itself; the pools are told apart by decide() (the
+    `decode_pools` it passes), here given by hand."""
+    from controllers.guard import GuardState, guard
+
+    g = GuardConfig(scale_down_cooldown_s=0, scale_down_stabilization_s=120.0, decode_stabilization_factor=factor)
+    st = GuardState()
+    guard(g, st, 0.0, {P: 4, D: 4}, {P: 4, D: 4}, metrics_ok=True, decode_pools={D})
+    guard(g, st, 60.0, {P: 4, D: 4}, {P: 10, D: 10}, metrics_ok=True, decode_pools={D})
+    out = guard(g, st, t_s, {P: 10, D: 10}, {P: 4, D: 4}, metrics_ok=True, decode_pools={D})
+    assert (out.target[P], out.target[D]) == (prefill, decode)
+
+
+def test_decide_gives_the_guard_its_decode_pools():
+    """decide() marks the decode pools by their role: with the factor at 3 the decode pool stays up after a one-interval
+    spike for 3 x the window, while the prefill pool comes down after one window (envelope, spike memory and rise veto
+    off, so that the window alone holds capacity)."""
+    c = cfg(spike_memory=False, envelope_factor=0.0, rise_intervals=0, learn_margin=False, margin_prior=1.0)
+    rates = [2.0] * 3 + [10.0] + [2.0] * 10
+    for factor in (1.0, 3.0):
+        g = GuardConfig(scale_down_cooldown_s=0, scale_down_stabilization_s=120.0, decode_stabilization_factor=factor)
+        fleets = replay(rates, c.model_copy(update={"guard": g}))
+        high_p = [k for k, f in enumerate(fleets) if f[P] == fleets[3][P]]
+        high_d = [k for k, f in enumerate(fleets) if f[D] == fleets[3][D]]
+        assert fleets[3][D] > fleets[2][D] and fleets[3][P] > fleets[2][P]  # the spike is planned for
+        if factor == 1.0:
+            assert high_d == high_p, fleets
+        else:
+            assert max(high_d) >= max(high_p) + 4, fleets  # 360 s against 120 s: four intervals more at least
