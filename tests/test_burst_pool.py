@@ -5,16 +5,22 @@ simulator (bench/burst_sizing.py has the full table)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_loader import load_bench
 
-from planner.planning.capacity import ArrivalShape, ClassLoad, capacity, latency, pool_class_capacities, replica_arrivals
-from planner.perf.laws import quiet_extrapolation
 from planner.io.schema import Burstiness, Fleet, ModelEntry, RequestClass, Slo, Workload
+from planner.perf.laws import quiet_extrapolation
+from planner.planning.capacity import (
+    ArrivalShape,
+    ClassLoad,
+    capacity,
+    latency,
+    pool_class_capacities,
+    replica_arrivals,
+)
 from planner.simulate.arrivals import Arrivals, clustered_times, retime_clustered
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
 from planner.simulate.report import build_report
@@ -23,12 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("burst_sizing", REPO / "bench" / "burst_sizing.py")
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules["burst_sizing"] = mod  # its dataclasses resolve their annotations through it
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("burst_sizing")
 
 
 def test_prefill_wait_is_monotone_in_pool_size_and_idc(h100_torch_laws) -> None:

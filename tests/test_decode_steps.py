@@ -5,24 +5,18 @@ profiles/iterations.py reads it, batch 128 then batch 256, with prefill seconds 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from bench_loader import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 H200 = ROOT / "profiles" / "data" / "llama-3.1-8b" / "H200-141GB" / "tp1" / "vllm"
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("decode_steps", ROOT / "bench" / "decode_steps.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["decode_steps"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("decode_steps")
 
 
 def _log(tmp_path: Path) -> Path:
@@ -46,10 +40,12 @@ def _log(tmp_path: Path) -> Path:
         add(s, 50, 0, 256)
     run = tmp_path / "run"
     run.mkdir()
-    pd.DataFrame(rows, columns=["second", "iteration", "ctx_requests", "ctx_tokens", "gen_requests", "gen_tokens",
-                                "elapsed_ms", "kv_usage_pct"]).to_csv(run / "iterations.csv.gz", index=False, compression="gzip")
+    cols = ["second", "iteration", "ctx_requests", "ctx_tokens", "gen_requests", "gen_tokens", "elapsed_ms",
+            "kv_usage_pct"]
+    pd.DataFrame(rows, columns=cols).to_csv(run / "iterations.csv.gz", index=False, compression="gzip")
     pd.DataFrame({"batch": [128, 256], "context_tokens": [512, 512], "itl_ms": [10.3, 24.0], "stat": ["median"] * 2,
-                  "itl_ms_min": [10.2, 22.0], "itl_ms_max": [10.4, 26.0], "repeats": [2, 2]}).to_csv(run / "decode.csv", index=False)
+                  "itl_ms_min": [10.2, 22.0], "itl_ms_max": [10.4, 26.0], "repeats": [2, 2]}).to_csv(run / "decode.csv",
+                                                                                                    index=False)
     return run / "iterations.csv.gz"
 
 
@@ -58,7 +54,7 @@ def test_only_whole_seconds_of_one_batch_count(tmp_path):
 
     sec = _bench().pure_decode_seconds(read_iterations(_log(tmp_path)))
     assert list(sec.second.dt.second) == [3, 4, 5, 10, 11, 12, 13]
-    assert set(zip(sec.batch, sec.step_ms)) == {(128, 10.0), (256, 20.0)}
+    assert set(zip(sec.batch, sec.step_ms, strict=True)) == {(128, 10.0), (256, 20.0)}
 
 
 @pytest.mark.parametrize(("engine_ms", "laws_ms", "want"), [

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_loader import load_bench
 
 from planner.io.catalog import Catalog
 from planner.perf.heldout import HeldOut, RunHeldOut, held_out_runs, perf_leaving_out, prior_beats_torch
@@ -19,12 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("gpu_heldout", ROOT / "bench" / "gpu_heldout.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_heldout"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("gpu_heldout")
 
 
 def _result(out: str) -> dict[str, str]:

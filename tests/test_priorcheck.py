@@ -3,7 +3,6 @@ vLLM-format profiles generated from a known roofline: what is recoverable must b
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 from types import ModuleType
@@ -11,6 +10,7 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 import pytest
+from bench_loader import load_bench
 
 from planner.io.catalog import Catalog
 from planner.perf.heldout import checkerboard, leave_one_model_out, pooled, sparse_fit_errors
@@ -65,11 +65,7 @@ def _subset_root(root: Path, dest: Path, variants: list[tuple[str, str]]) -> Pat
 
 def _bench(name: str) -> ModuleType:
     """bench/<name>.py as a module, to call its main(argv) in-process (what `python bench/<name>.py` runs)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench(name)
 
 
 def test_checkerboard_interleaves() -> None:
