@@ -236,34 +236,37 @@ def main(argv: list[str] | None = None) -> int:
 
     # F: the FP8 share (rule F1): each card's FP8 profile from the other's, and leave one model out, without and with it
     f_cals = (dataclasses.replace(DEFAULT_CALIBRATION, fp8_share=False), dataclasses.replace(DEFAULT_CALIBRATION, fp8_share=True))
-    f_rows = [fp8_cross_errors(profiles, cat, allreduce, c) for c in f_cals]
+    # per FP8 target: whether it is the tuning row, its errors without and with the share
+    f_pairs = [(FP8_TUNING_GPU in off.label, off, on)
+               for off, on in zip(*(fp8_cross_errors(profiles, cat, allreduce, c) for c in f_cals), strict=True)]
     _, f_lomo = choose_calibration(profiles, cat, allreduce, f_cals, target_source=target)
+    lomo_off, lomo_on = (f_lomo[c] for c in f_cals)
     tf = Table(title="F. FP8 weights on another card: each FP8 vLLM profile predicted by the prior calibrated on every other "
                      "profile, without / with the FP8 share of the compute efficiency (median |rel err| %)")
     for c in ("target", "role", "prefill off", "prefill on", "decode off", "decode on"):
         tf.add_column(c, justify="left" if c in ("target", "role") else "right")
-    for off, on in zip(*f_rows, strict=True):
+    for tuning, off, on in f_pairs:
         a, b = off.stats(), on.stats()
-        tf.add_row(off.label, "tuning" if FP8_TUNING_GPU in off.label else "held out", _pct(a["prefill_median"]),
-                   _pct(b["prefill_median"]), _pct(a["decode_median"]), _pct(b["decode_median"]))
+        tf.add_row(off.label, "tuning" if tuning else "held out", _pct(a["prefill_median"]), _pct(b["prefill_median"]),
+                   _pct(a["decode_median"]), _pct(b["decode_median"]))
     console.print(tf)
-    nan = float("nan")
-    tune = [(off, on) for off, on in zip(*f_rows, strict=True) if FP8_TUNING_GPU in off.label]
-    held = [(off, on) for off, on in zip(*f_rows, strict=True) if FP8_TUNING_GPU not in off.label]
-    f_ok = bool(tune) and fp8_share_rule(tune[0][0], tune[0][1], f_lomo[f_cals[0]], f_lomo[f_cals[1]])
+    tune = next(((off, on) for tuning, off, on in f_pairs if tuning), None)
+    held = next(((off, on) for tuning, off, on in f_pairs if not tuning), None)
+    f_ok = tune is not None and fp8_share_rule(tune[0], tune[1], lomo_off, lomo_on)
     console.print(f"F's rule (F1): {'fit' if f_ok else 'do not fit'} the FP8 share; leave one model out, prefill / decode "
-                  f"median without {_pct(f_lomo[f_cals[0]]['prefill_median'])} / {_pct(f_lomo[f_cals[0]]['decode_median'])}%, "
-                  f"with {_pct(f_lomo[f_cals[1]]['prefill_median'])} / {_pct(f_lomo[f_cals[1]]['decode_median'])}%; "
+                  f"median without {_pct(lomo_off['prefill_median'])} / {_pct(lomo_off['decode_median'])}%, "
+                  f"with {_pct(lomo_on['prefill_median'])} / {_pct(lomo_on['decode_median'])}%; "
                   f"the planner's calibration: {DEFAULT_CALIBRATION.label}")
 
-    def _f(rows: list[tuple[HeldOut, HeldOut]], k: str, i: int) -> str:
-        return _pct(rows[0][i].stats()[k]) if rows else _pct(nan)
+    def _med(pair: tuple[HeldOut, HeldOut] | None, i: int, k: str) -> str:
+        return _pct(pair[i].stats()[k] if pair else float("nan"))
 
-    f_fields = (f"f_tuning_prefill_median_pct_off={_f(tune, 'prefill_median', 0)} f_tuning_prefill_median_pct_on={_f(tune, 'prefill_median', 1)} "
-                f"f_tuning_decode_median_pct_off={_f(tune, 'decode_median', 0)} f_tuning_decode_median_pct_on={_f(tune, 'decode_median', 1)} "
-                f"f_heldout_prefill_median_pct_off={_f(held, 'prefill_median', 0)} f_heldout_prefill_median_pct_on={_f(held, 'prefill_median', 1)} "
-                f"f_lomo_prefill_median_pct_off={_pct(f_lomo[f_cals[0]]['prefill_median'])} "
-                f"f_lomo_prefill_median_pct_on={_pct(f_lomo[f_cals[1]]['prefill_median'])} f_rule={'on' if f_ok else 'off'}")
+    f_fields = " ".join(f"f_{name}_median_pct_{state}={_med(pair, i, k)}"
+                        for name, pair, k in (("tuning_prefill", tune, "prefill_median"), ("tuning_decode", tune, "decode_median"),
+                                              ("heldout_prefill", held, "prefill_median"))
+                        for i, state in enumerate(("off", "on")))
+    f_fields += (f" f_lomo_prefill_median_pct_off={_pct(lomo_off['prefill_median'])} "
+                 f"f_lomo_prefill_median_pct_on={_pct(lomo_on['prefill_median'])} f_rule={'on' if f_ok else 'off'}")
 
     sp, la, hc, li, pk = pooled(sparse), pooled(lomo_all), pooled(h100), pooled(linear), pooled(picked)
     # dense models apart: the MoE's prefill is not a smooth function of tokens on vLLM 0.26 (2,048-token

@@ -820,17 +820,18 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         solver_ok, solver_reason = False, f"{type(exc).__name__}: {exc}"
         errors.append(f"propose: {solver_reason}")
     # guard
-    pools = sorted(set(current) | set(proposal or {}))
-    model_of = {p: Variant.parse(p).model for p in pools}
+    pools = sorted(set(current) | set(proposal or {}))  # the platform's pools (current) are among them
+    parsed = {p: Variant.parse(p) for p in pools}
+    model_of = {p: v.model for p, v in parsed.items()}
     queue_growing = {p for p in current if (mo := obs.models.get(model_of[p])) is not None
-                     and mo.waiting_growth_per_s.get(Variant.parse(p).role, 0.0) > 0 and mo.waiting.get(Variant.parse(p).role, 0.0) > 0}
+                     and mo.waiting_growth_per_s.get(parsed[p].role, 0.0) > 0 and mo.waiting.get(parsed[p].role, 0.0) > 0}
     rising = {p for p in pools if (fc := forecasts.get(model_of[p])) is not None and fc.rising}
     # capacity coming: replicas asked for (desired) and not ready yet, while the model has a backlog
     coming = {p for p, st in snapshot.pools.items() if st.desired > st.ready and cfg.guard.keep_starting
-              and (mo := obs.models.get(model_of.get(p, Variant.parse(p).model))) is not None and sum(mo.waiting.values()) > 0}
+              and (mo := obs.models.get(model_of[p])) is not None and sum(mo.waiting.values()) > 0}
     g = guard(cfg.guard, gstate, now, current, proposal, metrics_ok=True, solver_ok=solver_ok, solver_reason=solver_reason,
               queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg), coming=coming,
-              decode_pools={p for p in pools if Variant.parse(p).role == "decode"},
+              decode_pools={p for p, v in parsed.items() if v.role == "decode"},
               hold_proposal={p: min(n, (proposal or {}).get(p, n)) for p, n in hold_proposal.items()} if hold_proposal else None)
     target = dict(g.target)
     reasons.extend(g.reasons)

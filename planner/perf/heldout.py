@@ -39,6 +39,7 @@ from planner.perf.laws import (
     DEFAULT_LAW_FORMS,
     LawForms,
     PerfModel,
+    VariantKey,
     VariantPerf,
     client_ttft_rows,
     fit_profile,
@@ -251,7 +252,7 @@ def torch_reference_vs_prior(profiles: list[Profile], catalog: Catalog, allreduc
     """Per variant with a vLLM profile and a torch-reference profile: the errors on the vLLM profile's points of the
     torch reference's laws and of the prior calibrated without the model (leave one model out, as
     :func:`leave_one_model_out`). Question 4 of the module doc."""
-    torch_of = {variant_key(p): p for p in profiles if law_source(p.meta) == "measured-torch"}
+    torch_of = _torch_profiles(profiles)
     out: list[TorchVsPrior] = []
     for target in profiles:
         if law_source(target.meta) != "measured-vllm" or variant_key(target) not in torch_of:
@@ -305,7 +306,7 @@ def held_out_runs(pm: PerfModel, catalog: Catalog, runs: Iterable[Profile], bund
     """Score every vLLM profile of `runs` against the laws `pm` plans it with. A variant that `pm` fitted from a
     measured profile is an error (it would not be held out); torch-reference profiles of `bundled` with the same
     (model, GPU, tp, dtypes) are scored beside it (the question of bench/calibrate_prior.py part D, on a new run)."""
-    torch_of = {variant_key(p): p for p in bundled if law_source(p.meta) == "measured-torch"}
+    torch_of = _torch_profiles(bundled)
     out: list[RunHeldOut] = []
     for target in runs:
         if law_source(target.meta) != "measured-vllm":
@@ -324,6 +325,11 @@ def held_out_runs(pm: PerfModel, catalog: Catalog, runs: Iterable[Profile], bund
             ref = HeldOut(label(torch_of[variant_key(target)]), "measured-torch", *predict_errors(vp_t, target), moe=moe)
         out.append(RunHeldOut(label(target), mine, ref))
     return out
+
+
+def _torch_profiles(profiles: Iterable[Profile]) -> dict[VariantKey, Profile]:
+    """The torch-reference profiles of `profiles` by variant (model, GPU, tp, dtypes)."""
+    return {variant_key(p): p for p in profiles if law_source(p.meta) == "measured-torch"}
 
 
 def _torch_laws(torch: Profile, catalog: Catalog, ttft_overhead_ms: float) -> VariantPerf:

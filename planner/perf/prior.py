@@ -191,13 +191,17 @@ def _comm_ms(model: ModelSpec, gpu: GpuType, tp: int, tokens: np.ndarray, allred
     return model.layers * ALLREDUCES_PER_LAYER * per * 1e3
 
 
+def _fp8_peak(model: ModelSpec, gpu: GpuType) -> float | None:
+    """The FP8 tensor-core peak where the weight GEMMs run on it (FP8 weights on a GPU that has one), else None."""
+    return gpu.fp8_tflops if model.dtype_bytes == 1 else None
+
+
 def matmul_tflops(model: ModelSpec, gpu: GpuType) -> float:
     """Peak of the weight GEMMs: the FP8 tensor-core peak for FP8 weights (vLLM's W8A8 kernels,
     e.g. CutlassFP8ScaledMM on Hopper) where the GPU has one, else the BF16 peak (FP8 weights on
     GPUs without FP8 tensor cores run weight-only kernels, e.g. Marlin on Ampere: BF16 math)."""
-    if model.dtype_bytes == 1 and gpu.fp8_tflops is not None:
-        return gpu.fp8_tflops
-    return gpu.bf16_tflops
+    peak = _fp8_peak(model, gpu)
+    return peak if peak is not None else gpu.bf16_tflops
 
 
 def ridge_batch(model: ModelSpec, gpu: GpuType) -> float:
@@ -216,8 +220,7 @@ def _compute_ms(model: ModelSpec, gpu: GpuType, tp: int, matmul_flops: np.ndarra
     at the BF16 peak."""
     gemm = matmul_flops / matmul_tflops(model, gpu) / (tp * 1e12) * 1e3
     attn = attn_flops / gpu.bf16_tflops / (tp * 1e12) * 1e3
-    fp8 = model.dtype_bytes == 1 and gpu.fp8_tflops is not None
-    return gemm + attn, (gemm if fp8 else np.zeros_like(gemm))
+    return gemm + attn, (gemm if _fp8_peak(model, gpu) is not None else np.zeros_like(gemm))
 
 
 def prefill_parts(model: ModelSpec, gpu: GpuType, tp: int, isl: Sequence[float] | np.ndarray, batch: Sequence[float] | np.ndarray,
