@@ -353,7 +353,18 @@ PLAN_H1 = [
     Variant("llama-3.1-8b", startup_s=140, sweep_s=90, quantization="fp8"),
     Variant("qwen3-32b", startup_s=160, sweep_s=150, prefill_isl="128,512,2048,4096,8192", max_kv=26_000),
 ]
-PLANS = {"s1": PLAN, "h1": PLAN_H1, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
+# The second on an H100 (stop 38, rules K4h and F2 written before it ran, in the session's note): rule K4 on the card's
+# FP8-weight llama-3.1-8b, whose bundled profile showed the batch-256 jump (8.33 -> 21.09 ms from batch 128 to 256 at
+# context 512); then a second and a third model with FP8 weights, qwen3-32b (the prior's tuning set: rule F2 re-runs
+# rule F1 with it) and qwen3-14b (held out: in HELD_OUT_SET, never calibrated on); then the MoE's FP8 weights if time
+# is left. qwen3-32b's FP8 weights (~33 GB) leave ~130k tokens of KV on 80 GB.
+PLAN_H2 = [
+    replace(PLAN_S22[1], quantization="fp8"),
+    Variant("qwen3-32b", startup_s=170, sweep_s=150, quantization="fp8", prefill_isl="128,512,2048,4096,8192", max_kv=100_000),
+    Variant("qwen3-14b", startup_s=150, sweep_s=120, quantization="fp8"),
+    Variant("qwen3-30b-a3b", startup_s=170, sweep_s=130, quantization="fp8", max_kv=120_000),
+]
+PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
          "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21, "s22": PLAN_S22}

@@ -29,12 +29,13 @@ def test_every_plan_names_catalog_models(monkeypatch: pytest.MonkeyPatch) -> Non
             assert v.model in cat.models or v.model in byo.models, (name, v.model)
 
 
-def test_plan_h1_fits_one_h100_and_lands_under_its_name(tmp_path: Path) -> None:
-    """Plan h1 (the first vLLM run on an H100): each variant's weights fit one H100 with KV for its longest request, its
+@pytest.mark.parametrize("plan", ["h1", "h2"])
+def test_the_h100_plans_fit_one_h100_and_land_under_its_name(plan: str, tmp_path: Path) -> None:
+    """Plans h1 and h2 (vLLM on an H100): each variant's weights fit one H100 with KV for its longest request, its
     decode grid stays within the KV the prior expects, and its results and profiler flags name the H100."""
     pm = PerfModel.load()
     with quiet_extrapolation():
-        for v in gs.PLAN_H1:
+        for v in gs.PLANS[plan]:
             vp = pm.get(v.model, H100, 1, "fp8" if v.quantization else "bf16", "fp8" if v.kv_cache_dtype else "bf16")
             assert vp is not None, v.label
             assert vp.kv_capacity_tokens >= v.max_model_len, (v.label, vp.kv_capacity_tokens)
@@ -43,6 +44,9 @@ def test_plan_h1_fits_one_h100_and_lands_under_its_name(tmp_path: Path) -> None:
             assert cmd[cmd.index("--gpu") + 1] == H100
             assert Path(cmd[cmd.index("--out") + 1]).parts[-3:-1] == (H100, gs.vdir_of(v))
     assert [v.label for v in gs.PLAN_H1][0] == "llama-3.1-8b" and gs.PLAN_H1[0].rates
+    # h2's first variant is rule K4h's: the FP8 llama decode grid to batch 256 with vLLM's per-step log
+    k4h = gs.PLAN_H2[0]
+    assert k4h.quantization == "fp8" and "--log-iterations" in k4h.extra and k4h.decode_batch.endswith("256")
 
 
 @pytest.mark.parametrize("argv", [["--plan", "h1"], ["--plan", "h1", "--gpu", H100]])
