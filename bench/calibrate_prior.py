@@ -105,7 +105,7 @@ def _pct(x: float) -> str:
 
 
 def _forms(f: LawForms) -> str:
-    return f"prefill={'floor' if f.prefill_floor else 'linear'} decode={'knee' if f.decode_knee else 'linear'}"
+    return f"prefill={form_name(f, 'prefill')} decode={form_name(f, 'decode')}"
 
 
 def _table(title: str, rows: list[HeldOut]) -> Table:

@@ -121,6 +121,10 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
      "profiles/runs/2026-12-03-s12/mistral-nemo-12b/H200-141GB/tp1/vllm"),
     ("profiles/runs/2026-12-05-s21/mistral-nemo-12b/H200-141GB/tp1-kv96k-oslspread/vllm/load_sweep.csv",
      "profiles/runs/2026-12-03-s12/mistral-nemo-12b/H200-141GB/tp1/vllm"),
+    # h2 (stop 38), 20 s per rate on the lent H100: qwen3-14b with FP8 weights, a model, card and weight type no
+    # constant was fitted on (rates chosen before its laws were known; its profile from the same session).
+    ("profiles/runs/2026-12-05-h2/qwen3-14b/H100-SXM-80GB/tp1-fp8-load/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-05-h2/qwen3-14b/H100-SXM-80GB/tp1-fp8/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near

@@ -363,6 +363,8 @@ PLAN_H2 = [
     Variant("qwen3-32b", startup_s=170, sweep_s=150, quantization="fp8", prefill_isl="128,512,2048,4096,8192", max_kv=100_000),
     Variant("qwen3-14b", startup_s=150, sweep_s=120, quantization="fp8"),
     Variant("qwen3-30b-a3b", startup_s=170, sweep_s=130, quantization="fp8", max_kv=120_000),
+    replace(_load_only("qwen3-14b", 150, "1024=8,13,18,23,28,33;4096=2.5,4,5.5,7,8.5", 330, rate_duration_s=20.0,
+                       tag="-load"), quantization="fp8"),
 ]
 PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,

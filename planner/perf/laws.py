@@ -61,7 +61,7 @@ import pandas as pd
 
 from planner.io.catalog import PROFILES_DIR, Catalog
 from planner.io.errors import InputError
-from planner.io.schema import Dtype, LawSource, ModelSpec, precision_suffix
+from planner.io.schema import Dtype, GpuType, LawSource, ModelSpec, precision_suffix
 from planner.io.validate import check_fit_support
 from planner.perf.allreduce import AllReduceTable, load_allreduce
 from planner.perf.fit import (  # law forms (issue 10)
@@ -430,6 +430,12 @@ def prefill_token_table(isl: np.ndarray, batch: np.ndarray, measured_ms: np.ndar
     return tuple(float(t) for t in df.index), tuple(float(r) for r in df.to_numpy())
 
 
+KNEE128_BATCH = 128.0
+"""Rule K5's knee cap: the largest decode batch below the step-time jump in every bundled vLLM profile that measured
+batch 256 (llama-3.1-8b on the H200 in BF16 and FP8, 2.4x batch 128's step; on the H100 in FP8, 2.5x), where the
+bytes a step reads grow ~1.3-1.5x; plan h2's per-step log put the jump in the engine (bench/decode_steps.py)."""
+
+
 @dataclass(frozen=True)
 class LawForms:
     """Which roofline-shaped terms the fitted laws carry (planner.perf.fit module doc); all False
@@ -453,18 +459,36 @@ class LawForms:
     sparse-half prefill p90 4.4% vs 12.6%; qwen3-14b 13.7% vs 14.2%; H100 tp2-8 10.4% vs 11.7%; the
     qwen3-32b load sweep in replay 14.4% / 4.4% vs 11.7% / 2.7%. The default plan (make run) costs
     $68.16/h with it, $65.76/h with the linear prefill. The knee changes nothing where no point lies
-    past the ridge batch (every non-H200 profile bundled)."""
+    past the ridge batch (every non-H200 profile bundled).
+    Stop 38, rule K5 (written before its fit): the decode knee at min(ridge, KNEE128_BATCH), the batch past which
+    vLLM 0.26's own step jumps on the H200 and the H100 alike; part A0 picks it (decode CV median 1.7% against the
+    ridge knee's 2.1%, p90 26.4% for both). Held out, reported: the H100 FP8 llama-3.1-8b laws at batch 160 / 192 /
+    224 against the engine's steps (plan h2) -4 / -2 / -14% against -7 / -16 / -33%; qwen3-14b FP8 on the H100, sparse
+    half decode p90 1.8% against 8.6%."""
 
     prefill_floor: bool = True
     """t = a + max(floor, b*sum(isl) + c*sum(isl^2)), floor <= the decode step at batch 1."""
     decode_knee: bool = True
     """+ kappa * max(0, batch - ridge batch) in the decode step."""
+    decode_knee_max_batch: float | None = None
+    """Where set, the knee sits at min(ridge batch, this): the candidate "knee128" of rule K5 (stop 38; vLLM 0.26's
+    own decode step jumps past batch 128 on the H100, whose ridge is 295: bench/decode_steps.py on plan h2's run).
+    None: the knee at the ridge."""
     moe_prefill_table: bool = True
     """An MoE's measured prefill: the law times the measured/law ratio by tokens per pass
     (:func:`prefill_token_table`; its docstring says why and what chose it)."""
 
 
-DEFAULT_LAW_FORMS = LawForms(prefill_floor=True, decode_knee=True, moe_prefill_table=True)
+def decode_knee_batch(model: ModelSpec, gpu: GpuType, forms: LawForms) -> float | None:
+    """The batch past which the decode law adds its knee term under `forms` (None: no knee term)."""
+    if not forms.decode_knee:
+        return None
+    ridge = ridge_batch(model, gpu)
+    return ridge if forms.decode_knee_max_batch is None else min(ridge, forms.decode_knee_max_batch)
+
+
+DEFAULT_LAW_FORMS = LawForms(prefill_floor=True, decode_knee=True, moe_prefill_table=True,
+                             decode_knee_max_batch=KNEE128_BATCH)
 LINEAR_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=False, moe_prefill_table=False)
 
 
@@ -480,7 +504,7 @@ def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: fl
     pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
     share = route_share(model)
-    knee = ridge_batch(model, gpu) if forms.decode_knee else None
+    knee = decode_knee_batch(model, gpu, forms)
     dcoef, drep = _fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy(), share, knee)
     al, be, ga, moe, kappa = dcoef
     floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(pre.isl.min())) if forms.prefill_floor else 0.0
@@ -546,7 +570,7 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     t_pre = predict_ms(prefill_parts(model, gpu, tp, isl, pb, allreduce), eff, "prefill")
     t_dec = predict_ms(decode_parts(model, gpu, tp, db, ctx, allreduce), eff, "decode")
     share = route_share(model)
-    knee = ridge_batch(model, gpu) if forms.decode_knee else None
+    knee = decode_knee_batch(model, gpu, forms)
     dcoef, drep = _fit_decode(db, ctx, t_dec, share, knee)
     al, be, ga, moe, kappa = dcoef
     floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(isl.min())) if forms.prefill_floor else 0.0

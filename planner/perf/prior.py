@@ -300,7 +300,7 @@ CALIBRATION_LOSSES: tuple[Calibration, ...] = (
 )
 """Candidate losses of bench/calibrate_prior.py part B0 (scored by leave-one-model-out on the bundled vLLM
 profiles, the tuning set; the rule: the lowest larger of the two pooled medians, prefill and decode)."""
-DEFAULT_CALIBRATION = Calibration("huber", 0.05, moe_share=True)
+DEFAULT_CALIBRATION = Calibration("huber", 0.05, moe_share=True, fp8_share=True)
 """The loss: chosen by bench/calibrate_prior.py part B0 on the bundled leave-one-model-out set (five vLLM variants of
 three models; the candidates' medians in profiles/runs/2026-12-03-s14/README.md): prefill / decode median 17.2 /
 11.8% with plain least squares, 11.9 / 10.0% with Huber at 5%. The MoE share: chosen by part B0b with that loss, by
@@ -308,10 +308,14 @@ the same rule, on leave-one-model-out over the bundled profiles and Mixtral-8x7B
 the bundled set holds one MoE, and leaving it out leaves the share unfitted, so that set cannot score it): 17.4 /
 6.3% without, 10.1 / 7.7% with (each MoE predicted from the other: qwen3-30b-a3b 28 -> 11%, Mixtral 28 -> 8% at the
 prefill median). Held out of both choices: planner.perf.heldout.HELD_OUT_SET (bench/heldout_model.py --set).
-The FP8 share (`fp8_share`) stays off by rule F1 (stop 37, bench/calibrate_prior.py part F): predicting the H200's
-FP8 profile with the H100's in the calibration, it cut the prefill median 16.9 -> 8.8% (decode 3.2 -> 3.6%), but it
-raised the leave-one-model-out prefill median 15.0 -> 15.7%, past the rule's 0.5 point (held out, the H100's FP8
-profile from the H200's: 22.0 -> 8.6%; reported, not chosen on)."""
+The FP8 share (`fp8_share`): fitted by rule F2 (stop 38, bench/calibrate_prior.py part F, rule F1's thresholds).
+Rule F1 (stop 37) had left it off: with one FP8 model, leaving that model out left the share unfitted, and the
+leave-one-model-out prefill median rose 15.0 -> 15.7%, past the rule's 0.5 point. Plan h2 (profiles/runs/2026-12-05-h2)
+bundled the FP8 profiles of qwen3-32b and qwen3-30b-a3b on the H100; with them, predicting the H200's FP8 llama-3.1-8b
+profile, the share cut the prefill median 16.0 -> 7.6% (decode 3.5 -> 4.0%), and leave-one-model-out 16.5 / 7.0% ->
+12.7 / 7.0%. Held out, reported and not chosen on: qwen3-14b with FP8 weights on the H100 (a model never calibrated
+on) 22.6 / 6.1% -> 6.6 / 5.1% (prefill / decode median); the BF16 held-out set (HELD_OUT_SET) 7.7 / 2.4% -> 10.8 /
+2.5%."""
 
 
 @dataclass(frozen=True)
