@@ -184,6 +184,11 @@ that takes a start-up to move; so the controller keeps it (forecast.decode_kv_po
 draw as before but heavy-tail-5rps +100 (0.9999 -> 0.9975, its first five minutes on the hindsight's smaller first
 fleet), worst 0.9348 unchanged. The references plan with the pooled check; their GPU-hours moved little (the
 bisection's multiplier absorbs a capacity model's scale): RESULT unchanged, 1.651 / 0.9988 / 0.5263 / 2.385.
+Rules R2 and R3 (stops 37 and 38, each written before its run; rows kv-pooled-dwin-*): with the pooled check, a 2x
+decode scale-down window fixes the troughs (mmpp-onoff +300 0.748 -> 0.999) but not the 15-min sine's ramps; more
+decode slack does not fix them either: at decode factor 0.85 and 0.9 the sine draw stays at 0.9787 (both rows the same
+GPU-hours there) and sine-15min +300 at 0.9321, below the defaults' worst 0.9348, at 264.5 / 273.2 GPU-h against 262.7:
+neither adopted, the defaults stand. The ramp's loss is not the decode pool's count.
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
 worst_gpu_hours_vs_oracle=<all> worst_gpu_hours_vs_reactive=<all> scenarios=<n> (with --trace: every figure is that trace's).
 """
@@ -308,6 +313,11 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     # rule R2 (stop 37): the pooled check with the decode pools' scale-down window 2x / 3x
     "kv-pooled-dwin-2": {"forecast": {"decode_kv_pooling": True}, "guard": {"decode_stabilization_factor": 2.0}},
     "kv-pooled-dwin-3": {"forecast": {"decode_kv_pooling": True}, "guard": {"decode_stabilization_factor": 3.0}},
+    # rule R3 (stop 38): the pooled check, the 2x decode window (troughs) and more decode slack (ramps)
+    "kv-pooled-dwin-2-df-0.85": {"forecast": {"decode_kv_pooling": True, "decode_factor": 0.85},
+                                 "guard": {"decode_stabilization_factor": 2.0}},
+    "kv-pooled-dwin-2-df-0.9": {"forecast": {"decode_kv_pooling": True, "decode_factor": 0.9},
+                                "guard": {"decode_stabilization_factor": 2.0}},
     # spike memory from the first spike: every sine and diurnal peak counts as one (sine-15min +100 0.984 -> 0.881)
     "spike-min-1": {"forecast": {"spike_min_count": 1}},
     "trend-max-2": {"forecast": {"trend_max_factor": 2.0}},
