@@ -189,6 +189,12 @@ decode scale-down window fixes the troughs (mmpp-onoff +300 0.748 -> 0.999) but 
 decode slack does not fix them either: at decode factor 0.85 and 0.9 the sine draw stays at 0.9787 (both rows the same
 GPU-hours there) and sine-15min +300 at 0.9321, below the defaults' worst 0.9348, at 264.5 / 273.2 GPU-h against 262.7:
 neither adopted, the defaults stand. The ramp's loss is not the decode pool's count.
+Rule R4 (stop 38, written before its run, after reading the sine's decision log): with the pooled check the first
+ramp's plan asked no change at t=120 s, so the latency correction learned at t=180 s (factor 0.975) and cut prefill
+2 -> 1 on the ramp. correct.learn_while_rising False learns nothing while the load rises (rows no-learn-rising,
+kv-pooled-no-learn-rising): alone 264.07 GPU-h at the defaults' worst 0.9348 (no draw lower, but dearer than 262.70);
+with the pooled check 245.20 at worst 0.7483 (step-surge +300), sine-15min 0.9817: neither adopted. The pooled check
+had sized decode at t=120 s for the trend's 2.88 req/s, where 4.9 req/s arrived by 360 s.
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
 worst_gpu_hours_vs_oracle=<all> worst_gpu_hours_vs_reactive=<all> scenarios=<n> (with --trace: every figure is that trace's).
 """
@@ -318,6 +324,9 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
                                  "guard": {"decode_stabilization_factor": 2.0}},
     "kv-pooled-dwin-2-df-0.9": {"forecast": {"decode_kv_pooling": True, "decode_factor": 0.9},
                                 "guard": {"decode_stabilization_factor": 2.0}},
+    # rule R4 (stop 38): no correction learned while the load rises, alone and with the pooled check
+    "no-learn-rising": {"correct": {"learn_while_rising": False}},
+    "kv-pooled-no-learn-rising": {"forecast": {"decode_kv_pooling": True}, "correct": {"learn_while_rising": False}},
     # spike memory from the first spike: every sine and diurnal peak counts as one (sine-15min +100 0.984 -> 0.881)
     "spike-min-1": {"forecast": {"spike_min_count": 1}},
     "trend-max-2": {"forecast": {"trend_max_factor": 2.0}},

@@ -435,6 +435,12 @@ class CorrectConfig(_Strict):
         description="learn only from intervals (and the one before) with at most this many requests waiting on the "
                     "model: latency sampled while a queue forms or drains is queueing delay, not a slower model "
                     "(issue 9: learning it clipped the factor at 2 and overshot to 60 GPUs after a peak)")
+    learn_while_rising: bool = Field(
+        default=True,
+        description="False: no correction (latency or service) is learned for a model whose load is rising (the "
+                    "forecast's rise test, the guard's scale-down veto): a factor learned on a ramp moves the plan "
+                    "while it must not shrink (rule R4, stop 38: on sine-15min with the pooled decode check a TTFT "
+                    "factor 0.975 learned at 5 req/s on the first ramp cut prefill 2 -> 1)")
 
 
 class GuardConfig(_Strict):

@@ -650,8 +650,9 @@ def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str,
 
 # ---------------------------------------------------------------------- correction
 def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], ready: Mapping[str, int],
-           settled: bool) -> tuple[Corrections, dict[str, int], list[str]]:
-    """New correction factors (see the module docstring), the quiet flags, and notes."""
+           settled: bool, rising: frozenset[str] = frozenset()) -> tuple[Corrections, dict[str, int], list[str]]:
+    """New correction factors (see the module docstring), the quiet flags, and notes. `rising`: models whose load
+    is rising, learned from only with correct.learn_while_rising."""
     c = state.cfg.correct
     quiet_now = {m: (state.models[m].quiet + 1 if m in state.models else 1)
                  if settled and sum(mo.waiting.values()) <= c.max_waiting_to_learn else 0 for m, mo in obs.models.items()}
@@ -666,6 +667,8 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
         lengths = memories[m].lengths
         if mp is None or mo.completion_rps < c.min_rate_rps or not lengths:
             continue
+        if m in rising and not c.learn_while_rising:
+            continue  # a factor learned on a ramp moves the plan while it must not shrink (rule R4)
         if c.source == "service" and (mo.prefill_time_ms is not None or mo.tpot_ms is not None):
             # service times carry no queueing delay: learned whatever the queues do (issue 9)
             running = sum(v for r, v in mo.running.items() if r in ("decode", "mixed")) if mo.running else None
@@ -766,7 +769,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         forecasts[m] = fc
     # correct
     settled = all(ready.get(p, 0) >= n for p, n in current.items())
-    corrections, quiet, notes = _learn(state, obs, memories, ready, settled)
+    corrections, quiet, notes = _learn(state, obs, memories, ready, settled,
+                                       frozenset(m for m, fc in forecasts.items() if fc.rising))
     reasons.extend(notes)
     memories = {m: replace(mem, quiet=quiet.get(m, 0)) for m, mem in memories.items()}
     # propose

@@ -446,6 +446,37 @@ def test_latency_source_learns_nothing_while_a_queue_waits():
     assert _service_run(0.7, source="latency") == (1.0, 1.0)
 
 
+@pytest.mark.parametrize("learn_while_rising", [True, False])
+def test_no_correction_is_learned_on_a_ramp_when_asked(learn_while_rising):
+    """Rule R4 (correct.learn_while_rising): service times 0.7 x the laws on a load that rises 30% an interval. With
+    learning on the ramp (the default) the decode factor moves toward 0.7; with it off both factors stay at 1 while
+    the load rises, and are learned once it levels off."""
+    perf = _OneLaw()
+    vp = perf.vp
+    c = ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={M: ModelConfig(slo=SLO)},
+                         correct=CorrectConfig(source="service", learn_while_rising=learn_while_rising),
+                         guard=GuardConfig(scale_down_cooldown_s=0))
+    state: State = initial_state(c, linear_plan, FLEET, perf)  # type: ignore[arg-type]
+    pools = {P: PoolStatus(1, 1), D: PoolStatus(1, 1)}
+    rates = [0.2 * 1.3 ** k for k in range(8)]
+    rates += [rates[-1]] * 8
+    itl = []
+    for k, rate in enumerate(rates):
+        o = Observation(t_s=0.0, ok=True, models={M: ModelObservation(
+            model=M, completion_rps=rate, arrival_rps=rate, mean_isl=1000, mean_osl=200,
+            waiting={"prefill": 0.0, "decode": 0.0}, running={"prefill": 1, "decode": 4},
+            waiting_growth_per_s={"prefill": 0.0, "decode": 0.0}, ttft_ms=500.0, itl_ms=40.0,
+            prefill_time_ms=0.7 * vp.prefill_ms(1000, 1.0), tpot_ms=0.7 * vp.decode_step_ms(4.0, 1000 + 200 / 2))})
+        v, state = decide(state, Snapshot(metrics=o, pools=pools), k * IV)
+        itl.append(state.corrections.factor("itl", M))
+    on_ramp = itl[7]
+    if learn_while_rising:
+        assert on_ramp < 0.9, itl
+    else:
+        assert on_ramp == 1.0, itl
+    assert itl[-1] == pytest.approx(0.7, rel=0.05), itl  # learned either way once the load is level
+
+
 def test_latency_source_waits_out_the_samples_of_a_drained_queue():
     """After a queue, latency samples (taken at completion) still carry its delay: with source
     'latency' nothing is learned in the first quiet_intervals_to_learn - 1 (2) quiet intervals; the
