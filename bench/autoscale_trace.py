@@ -195,6 +195,10 @@ ramp's plan asked no change at t=120 s, so the latency correction learned at t=1
 kv-pooled-no-learn-rising): alone 264.07 GPU-h at the defaults' worst 0.9348 (no draw lower, but dearer than 262.70);
 with the pooled check 245.20 at worst 0.7483 (step-surge +300), sine-15min 0.9817: neither adopted. The pooled check
 had sized decode at t=120 s for the trend's 2.88 req/s, where 4.9 req/s arrived by 360 s.
+Rule R5 (stop 38): the pooled check only while no load rises (forecast.decode_kv_pooling_when_rising False; rows
+kv-pooled-unless-rising[-dwin-2]): 257.77 GPU-h (12 draws cheaper at the same attainment) but mmpp-onoff +300 0.7483
+(its trough is level, so the pooled check applies there); with the 2x decode window worst 0.9349 but sine-15min +300
+0.9757 -> 0.9732 at 270.83 GPU-h: neither adopted.
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
 worst_gpu_hours_vs_oracle=<all> worst_gpu_hours_vs_reactive=<all> scenarios=<n> (with --trace: every figure is that trace's).
 """
@@ -327,6 +331,10 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     # rule R4 (stop 38): no correction learned while the load rises, alone and with the pooled check
     "no-learn-rising": {"correct": {"learn_while_rising": False}},
     "kv-pooled-no-learn-rising": {"forecast": {"decode_kv_pooling": True}, "correct": {"learn_while_rising": False}},
+    # rule R5 (stop 38): the pooled check only while no load rises, alone and with the 2x decode window
+    "kv-pooled-unless-rising": {"forecast": {"decode_kv_pooling": True, "decode_kv_pooling_when_rising": False}},
+    "kv-pooled-unless-rising-dwin-2": {"forecast": {"decode_kv_pooling": True, "decode_kv_pooling_when_rising": False},
+                                       "guard": {"decode_stabilization_factor": 2.0}},
     # spike memory from the first spike: every sine and diurnal peak counts as one (sine-15min +100 0.984 -> 0.881)
     "spike-min-1": {"forecast": {"spike_min_count": 1}},
     "trend-max-2": {"forecast": {"trend_max_factor": 2.0}},

@@ -346,6 +346,11 @@ class ForecastConfig(_Strict):
                     "--reseed 0,100,200,300) the pooled check took the worst draw 0.935 -> 0.748 at decode_factor 0.8 "
                     "(0.749 at 0.9 and 1.0): mmpp-onoff +300's on-burst above the held peak waited for decode KV for "
                     "four minutes.")
+    decode_kv_pooling_when_rising: bool = Field(
+        default=True,
+        description="with decode_kv_pooling on: False plans decode with the per-replica check while any model's load "
+                    "is rising (the forecast's rise test), the pooled one only while it is level or falling (rule R5, "
+                    "stop 38: the pooled check's losses on the 15-min sine were its smaller decode plan on the ramps)")
     decode_factor: float = Field(
         default=0.8, gt=0, le=1,
         description="the ILP's decode replicas are multiplied by this (rounded up, >= 1 where the ILP asks for any): "

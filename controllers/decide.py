@@ -788,7 +788,9 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         fleet_now = state.planner.fleet
         # the controller's own limits: its decode KV headroom (forecast.decode_kv_pooling) and, where set, the
         # utilization its forecast carries the headroom for (see config)
-        limits: dict[str, object] = {"decode_kv_pooling": cfg.forecast.decode_kv_pooling}
+        pooled = cfg.forecast.decode_kv_pooling and (cfg.forecast.decode_kv_pooling_when_rising
+                                                     or not any(fc.rising for fc in forecasts.values()))
+        limits: dict[str, object] = {"decode_kv_pooling": pooled}
         if cfg.forecast.plan_utilization is not None:
             if abs(cfg.forecast.plan_utilization - fleet_now.limits.utilization) > 1e-9:
                 # said in every decision: the user's fleet file says otherwise

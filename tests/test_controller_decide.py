@@ -940,6 +940,33 @@ def test_the_controller_plans_decode_kv_per_replica_unless_told(pooling, seen):
     assert fleets and all(f.limits.decode_kv_pooling is seen for f in fleets)
 
 
+@pytest.mark.parametrize(("when_rising", "seen"), [
+    (True, [True] * 8),  # the pooled check throughout (the option's default)
+    # per replica while the load rises (the rise test looks at the last intervals: one more after the last rise),
+    # pooled once level
+    (False, [True, True] + [False] * 5 + [True]),
+])
+def test_the_pooled_decode_check_can_wait_out_a_ramp(when_rising, seen):
+    """Rule R5 (forecast.decode_kv_pooling_when_rising): with the pooled check on and this False, the controller plans
+    decode per replica while the model's load rises (the forecast's rise test) and pooled while it is level."""
+    fleets: list[Fleet] = []
+
+    def recording_plan(workload: Workload, fleet: Fleet, perf: object) -> Plan:
+        fleets.append(fleet)
+        return linear_plan(workload, fleet, perf)
+
+    c = cfg(decode_kv_pooling=True, decode_kv_pooling_when_rising=when_rising)
+    state: State = initial_state(c, recording_plan, FLEET, None)  # type: ignore[arg-type]
+    rates = [2.0, 2.0, 3.0, 4.5, 6.75, 10.0, 10.0, 10.0]
+    got = []
+    for k, r in enumerate(rates):
+        n = len(fleets)
+        snap = Snapshot(metrics=obs(r), pools={P: PoolStatus(1, 1), D: PoolStatus(1, 1)})
+        _, state = decide(state, snap, k * IV)
+        got.append(fleets[-1].limits.decode_kv_pooling if len(fleets) > n else None)
+    assert got == seen, str(got)
+
+
 # ---------------------------------------------------------------------- stop 37: the decode pools' longer window
 @pytest.mark.parametrize(("factor", "t_s", "prefill", "decode"), [
     (1.0, 150.0, 10, 10),  # within the 120-s window: both remember the 10 proposed at t = 60
