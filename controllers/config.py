@@ -337,20 +337,30 @@ class ForecastConfig(_Strict):
                     "12.4 -> 11.1 at 0.9906 -> 0.9903, the rest unchanged); 1 s = half the 2 s TTFT SLO, the "
                     "middle of the flat range. The backlog classes still plan for every waiting request")
     decode_kv_pooling: bool = Field(
-        default=False,
-        description="plan decode pools with the fleet's pooled KV check (limits.decode_kv_pooling; planner/planning/"
-                    "capacity.py, Pool of decode replicas) instead of each replica's own share. Off: a decode pool's KV "
-                    "is a wall that takes a start-up to move, and the per-replica check's surplus is the controller's "
-                    "headroom for a burst above the recent peak. Source (stop 36, rules D3 and D4 in the bench's "
-                    "docstring): on the 24 tuning draws (bench/autoscale_trace.py --only <the six tuning scenarios> "
-                    "--reseed 0,100,200,300) the pooled check took the worst draw 0.935 -> 0.748 at decode_factor 0.8 "
-                    "(0.749 at 0.9 and 1.0): mmpp-onoff +300's on-burst above the held peak waited for decode KV for "
-                    "four minutes.")
-    decode_kv_pooling_when_rising: bool = Field(
         default=True,
+        description="plan decode pools with the fleet's pooled KV check (limits.decode_kv_pooling; planner/planning/"
+                    "capacity.py, Pool of decode replicas) instead of each replica's own share, where the two options "
+                    "below allow it. The per-replica check's surplus is the controller's headroom for a burst above the "
+                    "recent peak on a wall that takes a start-up to move: pooled at every level, the 24 tuning draws' "
+                    "worst fell 0.935 -> 0.748 (stop 36, rules D3 and D4: mmpp-onoff +300's on-burst after a trough waited "
+                    "for decode KV for four minutes), and the 15-min sine lost its ramps (rules R2-R5). Since stop 38 "
+                    "(rule R6) the pooled check applies only at a level near the recent peak: per replica on ramps and in "
+                    "troughs. Source: bench/autoscale_trace.py --only <the six tuning scenarios> --reseed 0,100,200,300: "
+                    "262.68 -> 258.19 GPU-h at worst 0.9348 -> 0.9349, no draw lower; on 12 fresh draws (--reseed 400,500) "
+                    "134.04 -> 132.27 at the same worst (0.8113, mmpp-onoff +400) and no draw lower. False: per replica "
+                    "always (the default until stop 38)")
+    decode_kv_pooling_when_rising: bool = Field(
+        default=False,
         description="with decode_kv_pooling on: False plans decode with the per-replica check while any model's load "
-                    "is rising (the forecast's rise test), the pooled one only while it is level or falling (rule R5, "
-                    "stop 38: the pooled check's losses on the 15-min sine were its smaller decode plan on the ramps)")
+                    "is rising (the forecast's rise test), the pooled one only while it is level or falling (rules R5 "
+                    "and R6, stop 38: the pooled check's losses on the 15-min sine were its smaller decode plan on the "
+                    "ramps); True: on ramps too")
+    decode_kv_pooling_min_share: float | None = Field(
+        default=0.7, ge=0, le=1,
+        description="with decode_kv_pooling on: the pooled check only while every model's last rate is at least this "
+                    "share of its recent-peak envelope: in a trough the per-replica check's surplus is the next burst's "
+                    "headroom (rule R6, stop 38; 0.7 = rise_min_share, the rise veto's own trough bound, not tuned "
+                    "here: with no bound, rule R5, mmpp-onoff +300 fell 0.9985 -> 0.7483); None: at any level")
     decode_factor: float = Field(
         default=0.8, gt=0, le=1,
         description="the ILP's decode replicas are multiplied by this (rounded up, >= 1 where the ILP asks for any): "

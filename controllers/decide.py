@@ -786,10 +786,14 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
                for m, mo in obs.models.items()}
     try:
         fleet_now = state.planner.fleet
-        # the controller's own limits: its decode KV headroom (forecast.decode_kv_pooling) and, where set, the
+        # the controller's own limits: its decode KV headroom (forecast.decode_kv_pooling: pooled only at a level near
+        # the recent peak by default, rule R6; per replica on a ramp or in a trough) and, where set, the
         # utilization its forecast carries the headroom for (see config)
-        pooled = cfg.forecast.decode_kv_pooling and (cfg.forecast.decode_kv_pooling_when_rising
-                                                     or not any(fc.rising for fc in forecasts.values()))
+        share = cfg.forecast.decode_kv_pooling_min_share
+        pooled = (cfg.forecast.decode_kv_pooling
+                  and (cfg.forecast.decode_kv_pooling_when_rising or not any(fc.rising for fc in forecasts.values()))
+                  and (share is None or all(obs.models[m].arrival_rps >= share * fc.envelope_rps
+                                            for m, fc in forecasts.items())))
         limits: dict[str, object] = {"decode_kv_pooling": pooled}
         if cfg.forecast.plan_utilization is not None:
             if abs(cfg.forecast.plan_utilization - fleet_now.limits.utilization) > 1e-9:

@@ -919,11 +919,12 @@ def test_a_mean_length_rise_is_extrapolated_at_most_token_trend_max_ratio(cap, e
     assert f.rate_rps == pytest.approx(5.0) and f.prompt_tps == pytest.approx(5000.0)
 
 
-@pytest.mark.parametrize(("pooling", "seen"), [(None, False), (False, False), (True, True)])
-def test_the_controller_plans_decode_kv_per_replica_unless_told(pooling, seen):
+@pytest.mark.parametrize(("pooling", "seen"), [(None, True), (False, False), (True, True)])
+def test_the_controller_plans_decode_kv_as_its_own_option_says(pooling, seen):
     """The fleet's limits.decode_kv_pooling defaults to the pooled check (planner/planning/capacity.py, Pool of decode
-    replicas); the controller's plans take forecast.decode_kv_pooling instead (default False: the per-replica
-    surplus is its burst headroom, rules D3 and D4 of stop 36), whatever the fleet file says."""
+    replicas); the controller's plans take forecast.decode_kv_pooling instead, whatever the fleet file says: False,
+    per replica always (the default until stop 38: the per-replica surplus is burst headroom, rules D3 and D4 of stop
+    36); on (the default since rule R6), pooled at a level load like this one's."""
     fleets: list[Fleet] = []
 
     def recording_plan(workload: Workload, fleet: Fleet, perf: object) -> Plan:
@@ -963,6 +964,29 @@ def test_the_pooled_decode_check_can_wait_out_a_ramp(when_rising, seen):
         n = len(fleets)
         snap = Snapshot(metrics=obs(r), pools={P: PoolStatus(1, 1), D: PoolStatus(1, 1)})
         _, state = decide(state, snap, k * IV)
+        got.append(fleets[-1].limits.decode_kv_pooling if len(fleets) > n else None)
+    assert got == seen, str(got)
+
+
+@pytest.mark.parametrize(("share", "seen"), [
+    (None, [True] * 6),  # pooled at any level
+    (0.7, [True] * 3 + [False] * 3),  # per replica in the trough: 3 req/s is below 0.7 x the envelope's 10
+])
+def test_the_pooled_decode_check_can_stay_off_in_troughs(share, seen):
+    """Rule R6 (forecast.decode_kv_pooling_min_share): with the pooled check on, a model whose last rate falls below
+    this share of its recent-peak envelope is planned with the per-replica check (the next burst's headroom)."""
+    fleets: list[Fleet] = []
+
+    def recording_plan(workload: Workload, fleet: Fleet, perf: object) -> Plan:
+        fleets.append(fleet)
+        return linear_plan(workload, fleet, perf)
+
+    state: State = initial_state(cfg(decode_kv_pooling=True, decode_kv_pooling_min_share=share), recording_plan, FLEET,
+                                 None)  # type: ignore[arg-type]
+    got = []
+    for k, r in enumerate([10.0, 10.0, 10.0, 3.0, 3.0, 3.0]):
+        n = len(fleets)
+        _, state = decide(state, Snapshot(metrics=obs(r), pools={P: PoolStatus(1, 1), D: PoolStatus(1, 1)}), k * IV)
         got.append(fleets[-1].limits.decode_kv_pooling if len(fleets) > n else None)
     assert got == seen, str(got)
 
