@@ -228,7 +228,8 @@ class VariantPerf:
     prefill_floor_ms: float = 0.0
     """Memory-bound floor of a prefill pass (one weight read): t = a + max(floor, b*sum(isl) + c*sum(isl^2))."""
     decode_knee_batch: float = 0.0
-    """Ridge batch past which decode GEMMs are compute bound (planner.perf.prior.ridge_batch); 0: no knee term."""
+    """Batch past which the decode step grows by kappa per sequence: the ridge batch where decode GEMMs turn compute
+    bound (planner.perf.prior.ridge_batch), capped at KNEE128_BATCH by default (rule K5); 0: no knee term."""
     decode_knee_ms_per_seq: float = 0.0
     """Extra step time per sequence past the knee: a step adds kappa * max(0, batch - knee)."""
     # --- added by the MoE prefill work (issue 10): the measured points where no law follows them
@@ -469,7 +470,8 @@ class LawForms:
     prefill_floor: bool = True
     """t = a + max(floor, b*sum(isl) + c*sum(isl^2)), floor <= the decode step at batch 1."""
     decode_knee: bool = True
-    """+ kappa * max(0, batch - ridge batch) in the decode step."""
+    """+ kappa * max(0, batch - knee) in the decode step, the knee at the ridge batch or below it
+    (decode_knee_max_batch; :func:`decode_knee_batch`)."""
     decode_knee_max_batch: float | None = None
     """Where set, the knee sits at min(ridge batch, this): the candidate "knee128" of rule K5 (stop 38; vLLM 0.26's
     own decode step jumps past batch 128 on the H100, whose ridge is 295: bench/decode_steps.py on plan h2's run).

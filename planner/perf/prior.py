@@ -210,7 +210,7 @@ def ridge_batch(model: ModelSpec, gpu: GpuType) -> float:
     intensity is 2 * batch / dtype_bytes FLOP/byte, equal to the ridge point peak_flops / hbm_bytes
     at batch = matmul_tflops / hbm_tb_s * dtype_bytes / 2 (H200: 206 for bf16 and for fp8; H100 SXM:
     295; A100: 153 for bf16). Independent of tp (each GPU holds 1/tp of the weights and sees the whole batch).
-    The knee of the decode law (planner.perf.fit)."""
+    The decode law's knee sits here or below (planner.perf.laws.decode_knee_batch: min(ridge, 128) by default)."""
     return matmul_tflops(model, gpu) / gpu.hbm_tb_s * model.dtype_bytes / 2.0
 
 
