@@ -8,6 +8,7 @@ least_squares`` on relative residuals, coefficients >= 0, several starts, best k
 Decode (b = batch, c = context, s = share of MoE experts the batch touches, 0 for dense):
   linear        alpha + beta*b + gamma*b*c + moe*s                              (today's law)
   knee@ridge    linear + kappa*max(0, b - ridge)   ridge = planner.perf.prior.ridge_batch (catalog)
+  knee@128      linear + kappa*max(0, b - min(ridge, 128))   the planner's since rule K5 (stop 38; laws.KNEE128_BATCH)
   quadratic     linear + q*b^2
   roofline-max  alpha + beta*b + max(w + gamma*b*c + moe*s, k*b)   (memory vs compute of GEMMs)
 Prefill (T = b*isl, S2 = b*isl^2):
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from planner.io.catalog import Catalog  # noqa: E402
-from planner.perf.laws import DEFAULT_PROFILES_DIR, model_of, route_share  # noqa: E402
+from planner.perf.laws import DEFAULT_PROFILES_DIR, KNEE128_BATCH, model_of, route_share  # noqa: E402
 from planner.perf.fit import experts_touched  # noqa: E402
 from planner.perf.heldout import _points, checkerboard, label  # noqa: E402
 from planner.perf.profiledata import iter_profiles, law_source  # noqa: E402
@@ -89,8 +90,13 @@ def p_chunk(x: Arr, isl: Arr, b: Arr) -> Arr:
     return x[0] * np.ceil(b * isl / TOKEN_BUDGET) + x[1] * b * isl + x[2] * b * isl * isl
 
 
+def d_knee128(x: Arr, b: Arr, c: Arr, s: Arr, knee: float) -> Arr:
+    return d_knee(x, b, c, s, min(knee, KNEE128_BATCH))
+
+
 DECODE: dict[str, tuple[Callable[..., Arr], int]] = {
-    "linear": (d_linear, 4), "knee@ridge": (d_knee, 5), "quadratic": (d_quad, 5), "roofline-max": (d_max, 6)}
+    "linear": (d_linear, 4), "knee@ridge": (d_knee, 5), "knee@128": (d_knee128, 5), "quadratic": (d_quad, 5),
+    "roofline-max": (d_max, 6)}
 PREFILL: dict[str, tuple[Callable[..., Arr], int]] = {
     "linear": (p_linear, 3), "per-seq": (p_seq, 4), "floor": (p_floor, 4), "floor+per-seq": (p_floor_seq, 5),
     "chunk-steps": (p_chunk, 3)}
