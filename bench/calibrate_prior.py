@@ -33,9 +33,11 @@ D. Torch reference or prior (planner.perf.heldout.torch_reference_vs_prior): per
 
 F. The FP8 share of the compute efficiency (planner.perf.prior.Calibration.fp8_share; rule F1, written at stop 37
    before its run, planner.perf.heldout.fp8_share_rule): each card's FP8-weight vLLM profile predicted by the prior
-   calibrated on every other profile, the other card's FP8 one in, without and with the share; the tuning row is the
-   H200's (FP8_TUNING_GPU), the H100's is held out, and part B0's leave-one-model-out with the planner's calibration
-   without and with the share. The share is fitted only if the rule holds.
+   calibrated on every other profile, the other FP8 ones in, without and with the share; the tuning row is the
+   H200's (FP8_TUNING_GPU), the others are reported (the first of them, the H100's llama-3.1-8b, in the RESULT line as
+   f_heldout_*; since stop 38 the others are in the calibration too), and part B0's leave-one-model-out with the
+   planner's calibration without and with the share. The share is fitted only if the rule holds (rule F2 at stop 38:
+   F1's thresholds with plan h2's FP8 profiles bundled; it held, the planner fits the share).
 
 The target backend is vLLM (`--target measured-vllm`); where the profile root holds no vLLM
 profile yet, the torch reference decoder's profiles are the target, and the table says so.
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         tf.add_column(c, justify="left" if c in ("target", "role") else "right")
     for tuning, off, on in f_pairs:
         a, b = off.stats(), on.stats()
-        tf.add_row(off.label, "tuning" if tuning else "held out", _pct(a["prefill_median"]), _pct(b["prefill_median"]),
+        tf.add_row(off.label, "tuning" if tuning else "reported", _pct(a["prefill_median"]), _pct(b["prefill_median"]),
                    _pct(a["decode_median"]), _pct(b["decode_median"]))
     console.print(tf)
     tune = next(((off, on) for tuning, off, on in f_pairs if tuning), None)

@@ -648,6 +648,18 @@ def workload_for(cfg: ControllerConfig, obs: Observation, memories: Mapping[str,
     return Workload(models={m: ModelEntry(slo=mc.slo) for m, mc in cfg.models.items() if m in obs.models}, classes=classes)
 
 
+def decode_kv_pooled(cfg: ControllerConfig, obs: Observation, forecasts: Mapping[str, ModelForecast],
+                     rising_models: frozenset[str]) -> bool:
+    """Whether this decision plans decode pools with the pooled KV check (forecast.decode_kv_pooling and its two
+    conditions, rules R5 and R6): never while a model's load rises unless decode_kv_pooling_when_rising, and only
+    while every model's last rate is at least decode_kv_pooling_min_share of its recent-peak envelope."""
+    f = cfg.forecast
+    share = f.decode_kv_pooling_min_share
+    return bool(f.decode_kv_pooling and (f.decode_kv_pooling_when_rising or not rising_models)
+                and (share is None or all(obs.models[m].arrival_rps >= share * fc.envelope_rps
+                                          for m, fc in forecasts.items())))
+
+
 # ---------------------------------------------------------------------- correction
 def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], ready: Mapping[str, int],
            settled: bool, rising: frozenset[str] = frozenset()) -> tuple[Corrections, dict[str, int], list[str]]:
@@ -769,8 +781,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         forecasts[m] = fc
     # correct
     settled = all(ready.get(p, 0) >= n for p, n in current.items())
-    corrections, quiet, notes = _learn(state, obs, memories, ready, settled,
-                                       frozenset(m for m, fc in forecasts.items() if fc.rising))
+    rising_models = frozenset(m for m, fc in forecasts.items() if fc.rising)
+    corrections, quiet, notes = _learn(state, obs, memories, ready, settled, rising_models)
     reasons.extend(notes)
     memories = {m: replace(mem, quiet=quiet.get(m, 0)) for m, mem in memories.items()}
     # propose
@@ -789,12 +801,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         # the controller's own limits: its decode KV headroom (forecast.decode_kv_pooling: pooled only at a level near
         # the recent peak by default, rule R6; per replica on a ramp or in a trough) and, where set, the
         # utilization its forecast carries the headroom for (see config)
-        share = cfg.forecast.decode_kv_pooling_min_share
-        pooled = (cfg.forecast.decode_kv_pooling
-                  and (cfg.forecast.decode_kv_pooling_when_rising or not any(fc.rising for fc in forecasts.values()))
-                  and (share is None or all(obs.models[m].arrival_rps >= share * fc.envelope_rps
-                                            for m, fc in forecasts.items())))
-        limits: dict[str, object] = {"decode_kv_pooling": pooled}
+        limits: dict[str, object] = {"decode_kv_pooling": decode_kv_pooled(cfg, obs, forecasts, rising_models)}
         if cfg.forecast.plan_utilization is not None:
             if abs(cfg.forecast.plan_utilization - fleet_now.limits.utilization) > 1e-9:
                 # said in every decision: the user's fleet file says otherwise
@@ -835,7 +842,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     model_of = {p: v.model for p, v in parsed.items()}
     queue_growing = {p for p in current if (mo := obs.models.get(model_of[p])) is not None
                      and mo.waiting_growth_per_s.get(parsed[p].role, 0.0) > 0 and mo.waiting.get(parsed[p].role, 0.0) > 0}
-    rising = {p for p in pools if (fc := forecasts.get(model_of[p])) is not None and fc.rising}
+    rising = {p for p in pools if model_of[p] in rising_models}
     # capacity coming: replicas asked for (desired) and not ready yet, while the model has a backlog
     coming = {p for p, st in snapshot.pools.items() if st.desired > st.ready and cfg.guard.keep_starting
               and (mo := obs.models.get(model_of[p])) is not None and sum(mo.waiting.values()) > 0}

@@ -204,8 +204,8 @@ def choose_forms(profiles: list[Profile], catalog: Catalog) -> tuple[LawForms, d
         best = min(cands, key=lambda n: (round(stats[phase][n]["p90"], 6), round(stats[phase][n]["median"], 6),
                                          list(cands).index(n)))
         chosen[phase] = cands[best]
-    return LawForms(prefill_floor=chosen["prefill"].prefill_floor, decode_knee=chosen["decode"].decode_knee,
-                    decode_knee_max_batch=chosen["decode"].decode_knee_max_batch), stats
+    # the decode candidate's forms (every decode field, the knee's cap included) with the prefill choice
+    return dataclasses.replace(chosen["decode"], prefill_floor=chosen["prefill"].prefill_floor), stats
 
 
 def _prior_errors(pm: PerfModel, targets: Iterable[Profile]) -> list[HeldOut]:
