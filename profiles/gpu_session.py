@@ -370,7 +370,14 @@ PLAN_H2 = [
 # MoE's FP8 weights (tuning, bundled: the prior's weak point with one FP8 MoE profile, the H100's), then qwen3-14b's FP8
 # weights (held out: in HELD_OUT_SET, never calibrated on), the same variants as plan h2's on the other card.
 PLAN_S23 = [PLAN_H2[3], PLAN_H2[2]]
-PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
+# The third on an H100 (stop 39, rule H3 written before it ran, in the session's note), if the H200 is not lent: issue 10
+# item 3's FP8 KV cache on the second card (llama-3.1-8b, tuning: bundled), then llama-3.2-3b bf16 (held out: in
+# HELD_OUT_SET, never calibrated on; the prior's first held-out model on the H100 that no H100 run of it informed).
+PLAN_H3 = [
+    Variant("llama-3.1-8b", startup_s=120, sweep_s=90, kv_cache_dtype="fp8"),
+    Variant("llama-3.2-3b", startup_s=110, sweep_s=90),
+]
+PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
          "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21, "s22": PLAN_S22, "s23": PLAN_S23}
