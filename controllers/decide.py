@@ -62,19 +62,21 @@ State is immutable (frozen dataclasses holding tuples and fresh dicts); every ca
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Mapping, Protocol
 
 import numpy as np
+from scipy import integrate, stats
 
 from controllers.config import ControllerConfig
 from controllers.correct import (ITL_BUCKETS_MS, TTFT_BUCKETS_MS, CorrectedPerf, Corrections, PerfSource, predict_at_load,
                                  predict_service, update_corrections)
 from controllers.forecasters import FORECASTERS, ForecastInputs
 from controllers.guard import GuardState, guard, hold
-from controllers.observe import ModelObservation, Observation
+from controllers.observe import ARRIVAL_PEAK_WINDOWS_S, ModelObservation, Observation
 from planner.io.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, Plan, RequestClass, Slo, Variant, Workload
 from planner.planning.lengths import LengthSpread, spread_from_histogram
 from planner.planning.slo_metrics import SloMetric
@@ -143,6 +145,9 @@ class ModelMemory:
     """Per interval, aligned with t_s: ((squared CV, count) of its prompt lengths, the same of its output lengths),
     read from the interval's length histograms (ModelObservation.prompt_token_buckets / output_token_buckets);
     None: not observed. How far the interval's mean lengths move by chance (`denoised_token_rate`)."""
+    peak_rps: tuple[float | None, ...] = ()
+    """Per interval, aligned with t_s: its sub-interval peak rate (ModelObservation.arrival_peak_rps at
+    ARRIVAL_PEAK_WINDOWS_S[0]); None: not observed."""
 
 
 @dataclass(frozen=True)
@@ -369,6 +374,27 @@ def denoised_token_rate(tokens: np.ndarray, rate: np.ndarray, scv: list[tuple[fl
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def expected_max_normal(n: int) -> float:
+    """E[max of n independent standard normals] (0 for n = 1; 1.267 for 6): how far above its mean the highest of
+    n Poisson windows lies by chance, in standard deviations (normal approximation)."""
+    if n <= 1:
+        return 0.0
+    val, _ = integrate.quad(lambda x: x * n * stats.norm.pdf(x) * stats.norm.cdf(x) ** (n - 1), -np.inf, np.inf)
+    return float(val)
+
+
+def peak_level(rate_rps: float, peak_rps: float | None, interval_s: float, window_s: float, extra_sigmas: float) -> float:
+    """The on-level an interval's sub-interval peak shows (forecast.peak_envelope): the peak less what the highest
+    of interval / window Poisson windows at the interval's mean rate exceeds it by on average (e_n standard
+    deviations, sqrt(rate / window) each) and `extra_sigmas` more; never below the mean. None: the mean."""
+    if peak_rps is None or rate_rps <= 0:
+        return rate_rps
+    n = max(1, int(interval_s // window_s))
+    sd = math.sqrt(rate_rps / window_s)
+    return max(rate_rps, peak_rps - (expected_max_normal(n) + extra_sigmas) * sd)
+
+
 def queue_matters(waiting: float, rate_rps: float, queue_min_s: float) -> bool:
     """Whether `waiting` requests are a queue that lifts the plan's caps: more than `queue_min_s`
     seconds of arrivals at `rate_rps` (any request waiting when queue_min_s is 0, or with no
@@ -405,6 +431,13 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     # queue_min_s seconds of the last arrival rate: a few prompts waiting at a burst's start are the
     # batching of a fleet that keeps up, not a sign that the held level is too low
     queued = queue_matters(waiting, float(y[-1]) if y.size else 0.0, f.queue_min_s)
+    # the envelope of each series counts the intervals' sub-interval on-levels (forecast.peak_envelope, rule R7):
+    # each interval's value x its level / mean rate
+    env_mult = None
+    if f.peak_envelope and len(mem.peak_rps) == y.size and y.size:
+        w = ARRIVAL_PEAK_WINDOWS_S[0]
+        env_mult = np.array([peak_level(r, p, iv, w, f.peak_noise_sigmas) / r if r > 0 else 1.0
+                             for r, p in zip(y.tolist(), mem.peak_rps, strict=True)])
 
     def plan_series(series: tuple[float, ...], trend: float | None = None,
                     jump_cap: bool = False, short_cap: float | None = None) -> tuple[float, float, float, float]:
@@ -416,7 +449,7 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
         s = np.asarray(series, dtype=float)
         if s.size == 0:
             return 0.0, 0.0, 0.0, 0.0
-        env = float(s[in_env].max())
+        env = float((s * env_mult)[in_env].max()) if env_mult is not None and env_mult.size == s.size else float(s[in_env].max())
         held = None
         if len(episodes) >= f.spike_min_count:
             held = float(s.max()) if f.spike_hold == "peak" else recurring_level(s, episodes, f.spike_min_count)
@@ -494,7 +527,8 @@ def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: 
               osl: float | None, completion_rps: float,
               idc: Mapping[float, float] | None = None,
               prompt_buckets: tuple[tuple[float, float], ...] = (),
-              output_buckets: tuple[tuple[float, float], ...] = ()) -> ModelMemory:
+              output_buckets: tuple[tuple[float, float], ...] = (),
+              peak: Mapping[float, float] | None = None) -> ModelMemory:
     n = history_len(cfg)
     lengths = (isl, osl) if isl and osl and completion_rps > 0 else mem.lengths
     li, lo = (isl, osl) if isl and osl else (lengths or (None, None))
@@ -522,7 +556,9 @@ def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: 
     # a history that did not record spreads from its start is padded with None (aligned with t_s)
     scv = (((None, None),) * (len(mem.t_s) - len(mem.length_scv)) + mem.length_scv
            + ((histogram_scv(prompt_buckets, dt), histogram_scv(output_buckets, dt)),))[-n:]
-    return replace(mem, t_s=t, rate_rps=rates, idc=(mem.idc + ((d.get(1.0), d.get(10.0)),))[-n:],
+    peaks = (((None,) * (len(mem.t_s) - len(mem.peak_rps)) + mem.peak_rps
+              + ((peak or {}).get(ARRIVAL_PEAK_WINDOWS_S[0]),))[-n:])
+    return replace(mem, t_s=t, rate_rps=rates, idc=(mem.idc + ((d.get(1.0), d.get(10.0)),))[-n:], peak_rps=peaks,
                    prompt_buckets=hists, length_scv=scv,
                    prompt_tps=(mem.prompt_tps + (pt,))[-n:],
                    output_tps=(mem.output_tps + (ot,))[-n:], lengths=lengths, pending=tuple(pending),
@@ -772,7 +808,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     forecasts: dict[str, ModelForecast] = {}
     for m, mo in obs.models.items():
         mem = _remember(memories.get(m, ModelMemory()), cfg, now, mo.arrival_rps, mo.mean_isl, mo.mean_osl, mo.completion_rps,
-                        mo.arrival_idc, mo.prompt_token_buckets, mo.output_token_buckets)
+                        mo.arrival_idc, mo.prompt_token_buckets, mo.output_token_buckets, mo.arrival_peak_rps)
         fc = model_forecast(mem, cfg, sum(mo.waiting.values()))
         mem = update_headroom(mem, slo_ratio(mo, cfg.models[m].slo if m in cfg.models else None), sum(mo.waiting.values()),
                               cfg, mo.arrival_rps / fc.envelope_rps if fc.envelope_rps > 0 else 0.0)

@@ -17,8 +17,8 @@ from controllers.observers import (
     build_observer,
 )
 from controllers.observers.prometheus import ITL_PER_TOKEN, ROLE_VALUES, TPOT_REQUEST, PromError, PrometheusObserver
-from controllers.observers.simulator import ARRIVAL_IDC_WINDOWS_S, SimulatorObserver
+from controllers.observers.simulator import ARRIVAL_IDC_WINDOWS_S, ARRIVAL_PEAK_WINDOWS_S, SimulatorObserver
 
-__all__ = ["ARRIVAL_IDC_WINDOWS_S", "ITL_PER_TOKEN", "OBSERVERS", "ROLE_VALUES", "TPOT_REQUEST", "ModelObservation",
+__all__ = ["ARRIVAL_IDC_WINDOWS_S", "ARRIVAL_PEAK_WINDOWS_S", "ITL_PER_TOKEN", "OBSERVERS", "ROLE_VALUES", "TPOT_REQUEST", "ModelObservation",
            "Observation", "Observer", "ObserverContext", "PromError", "PrometheusObserver", "SimulatorObserver",
            "build_observer"]

@@ -59,6 +59,11 @@ class ModelObservation:
     Needs per-request arrival times (the router's log, or the simulator); vLLM's Prometheus counters,
     scraped every 15-30 s, cannot resolve 1-s clusters, so the Prometheus observer leaves it empty
     (the controller then plans Poisson arrivals unless the workload states burstiness)."""
+    arrival_peak_rps: dict[float, float] = field(default_factory=dict)
+    """The interval's sub-interval peak: {window_s: the highest arrival rate over consecutive windows of window_s
+    inside the interval} at 10 s. An on-burst shorter than the interval shows here at its level where the
+    interval's mean shows a fraction of it (forecast.peak_envelope). Needs per-request arrival times, as
+    `arrival_idc`; the Prometheus observer leaves it empty (the interval's mean then stands)."""
 
 
 @dataclass

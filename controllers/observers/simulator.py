@@ -20,6 +20,17 @@ if TYPE_CHECKING:
 
 ARRIVAL_IDC_WINDOWS_S = (1.0, 10.0)
 """Time scales of the arrival dispersion observed (the workload's Burstiness.idc_1s / idc_10s)."""
+ARRIVAL_PEAK_WINDOWS_S = (10.0,)
+"""Time scale of the sub-interval peak rate observed (ModelObservation.arrival_peak_rps): the IDC's 10 s."""
+
+
+def _peak_rps(t_s: np.ndarray, window_s: float, span_s: float) -> float | None:
+    """The highest arrival rate over the whole windows of [0, span_s); None with < 2 windows."""
+    n = int(span_s // window_s)
+    if n < 2:
+        return None
+    counts = np.bincount((t_s // window_s).astype(int), minlength=n)[:n] if t_s.size else np.zeros(n)
+    return float(counts.max()) / window_s
 
 
 def _idc(t_s: np.ndarray, window_s: float, span_s: float) -> float | None:
@@ -143,6 +154,8 @@ class SimulatorObserver:
                     tm = ts[sel] - (t - dt)
                     out.models[m].arrival_idc = {w: v for w in ARRIVAL_IDC_WINDOWS_S
                                                  if (v := _idc(tm, w, dt)) is not None}
+                    out.models[m].arrival_peak_rps = {w: v for w in ARRIVAL_PEAK_WINDOWS_S
+                                                      if (v := _peak_rps(tm, w, dt)) is not None}
                     # what vllm:request_prompt_tokens's buckets would hold of these prompts, per second
                     edges = build_1_2_5_buckets(self.max_model_len.get(m, 10**9)) + [math.inf]
                     isl = arrivals.isl[lo_i:hi_i][sel]
