@@ -396,6 +396,8 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "peak-envelope": {"forecast": {"peak_envelope": True, "peak_noise_sigmas": 0.0}},
     "peak-envelope-1sd": {"forecast": {"peak_envelope": True, "peak_noise_sigmas": 1.0}},
     "no-peak-envelope": {"forecast": {"peak_envelope": False}},  # the default before rule R7
+    # rule R7p: the 30-s peak, what a Prometheus subquery resolves at a 15-s scrape
+    "peak-envelope-30s": {"forecast": {"peak_envelope": True, "peak_window_s": 30.0}},
 }
 
 

@@ -76,7 +76,7 @@ from controllers.correct import (ITL_BUCKETS_MS, TTFT_BUCKETS_MS, CorrectedPerf,
                                  predict_service, update_corrections)
 from controllers.forecasters import FORECASTERS, ForecastInputs
 from controllers.guard import GuardState, guard, hold
-from controllers.observe import ARRIVAL_PEAK_WINDOWS_S, ModelObservation, Observation
+from controllers.observe import ModelObservation, Observation
 from planner.io.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, Plan, RequestClass, Slo, Variant, Workload
 from planner.planning.lengths import LengthSpread, spread_from_histogram
 from planner.planning.slo_metrics import SloMetric
@@ -145,9 +145,10 @@ class ModelMemory:
     """Per interval, aligned with t_s: ((squared CV, count) of its prompt lengths, the same of its output lengths),
     read from the interval's length histograms (ModelObservation.prompt_token_buckets / output_token_buckets);
     None: not observed. How far the interval's mean lengths move by chance (`denoised_token_rate`)."""
-    peak_rps: tuple[float | None, ...] = ()
-    """Per interval, aligned with t_s: its sub-interval peak rate (ModelObservation.arrival_peak_rps at
-    ARRIVAL_PEAK_WINDOWS_S[0]); None: not observed."""
+    peak_rps: tuple[tuple[float, float, int] | None, ...] = ()
+    """Per interval, aligned with t_s: (its sub-interval peak rate, the window it was read over, the windows in the
+    span the mean rate was taken over), from ModelObservation.arrival_peak_rps at forecast.peak_window_s or else
+    its smallest window; None: not observed."""
 
 
 @dataclass(frozen=True)
@@ -384,13 +385,24 @@ def expected_max_normal(n: int) -> float:
     return float(val)
 
 
-def peak_level(rate_rps: float, peak_rps: float | None, interval_s: float, window_s: float, extra_sigmas: float) -> float:
+def observed_peak(mo: ModelObservation, cfg: ControllerConfig, since_s: float | None) -> tuple[float, float, int] | None:
+    """(peak rate, window, windows in the span) of one observation: the window forecast.peak_window_s names, else
+    the smallest one observed; the span is the observation's own (Prometheus: its rate window) or else the time
+    since the previous observation (the interval for the first). None: no peak observed."""
+    if not mo.arrival_peak_rps:
+        return None
+    w = cfg.forecast.peak_window_s if cfg.forecast.peak_window_s in mo.arrival_peak_rps else min(mo.arrival_peak_rps)
+    span = mo.arrival_peak_span_s or since_s or cfg.interval_s
+    return mo.arrival_peak_rps[w], w, max(1, int(span // w + 1e-9))
+
+
+def peak_level(rate_rps: float, peak_rps: float | None, windows: int, window_s: float, extra_sigmas: float) -> float:
     """The on-level an interval's sub-interval peak shows (forecast.peak_envelope): the peak less what the highest
-    of interval / window Poisson windows at the interval's mean rate exceeds it by on average (e_n standard
+    of `windows` Poisson windows of window_s at the interval's mean rate exceeds it by on average (e_n standard
     deviations, sqrt(rate / window) each) and `extra_sigmas` more; never below the mean. None: the mean."""
     if peak_rps is None or rate_rps <= 0:
         return rate_rps
-    n = max(1, int(interval_s // window_s))
+    n = max(1, windows)
     sd = math.sqrt(rate_rps / window_s)
     return max(rate_rps, peak_rps - (expected_max_normal(n) + extra_sigmas) * sd)
 
@@ -435,8 +447,7 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     # each interval's value x its level / mean rate
     env_mult = None
     if f.peak_envelope and len(mem.peak_rps) == y.size and y.size:
-        w = ARRIVAL_PEAK_WINDOWS_S[0]
-        env_mult = np.array([peak_level(r, p, iv, w, f.peak_noise_sigmas) / r if r > 0 else 1.0
+        env_mult = np.array([peak_level(r, p[0], p[2], p[1], f.peak_noise_sigmas) / r if r > 0 and p is not None else 1.0
                              for r, p in zip(y.tolist(), mem.peak_rps, strict=True)])
 
     def plan_series(series: tuple[float, ...], trend: float | None = None,
@@ -528,7 +539,7 @@ def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: 
               idc: Mapping[float, float] | None = None,
               prompt_buckets: tuple[tuple[float, float], ...] = (),
               output_buckets: tuple[tuple[float, float], ...] = (),
-              peak: Mapping[float, float] | None = None) -> ModelMemory:
+              peak: tuple[float, float, int] | None = None) -> ModelMemory:
     n = history_len(cfg)
     lengths = (isl, osl) if isl and osl and completion_rps > 0 else mem.lengths
     li, lo = (isl, osl) if isl and osl else (lengths or (None, None))
@@ -556,8 +567,7 @@ def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: 
     # a history that did not record spreads from its start is padded with None (aligned with t_s)
     scv = (((None, None),) * (len(mem.t_s) - len(mem.length_scv)) + mem.length_scv
            + ((histogram_scv(prompt_buckets, dt), histogram_scv(output_buckets, dt)),))[-n:]
-    peaks = (((None,) * (len(mem.t_s) - len(mem.peak_rps)) + mem.peak_rps
-              + ((peak or {}).get(ARRIVAL_PEAK_WINDOWS_S[0]),))[-n:])
+    peaks = ((None,) * (len(mem.t_s) - len(mem.peak_rps)) + mem.peak_rps + (peak,))[-n:]
     return replace(mem, t_s=t, rate_rps=rates, idc=(mem.idc + ((d.get(1.0), d.get(10.0)),))[-n:], peak_rps=peaks,
                    prompt_buckets=hists, length_scv=scv,
                    prompt_tps=(mem.prompt_tps + (pt,))[-n:],
@@ -807,8 +817,10 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     memories = dict(state.models)
     forecasts: dict[str, ModelForecast] = {}
     for m, mo in obs.models.items():
-        mem = _remember(memories.get(m, ModelMemory()), cfg, now, mo.arrival_rps, mo.mean_isl, mo.mean_osl, mo.completion_rps,
-                        mo.arrival_idc, mo.prompt_token_buckets, mo.output_token_buckets, mo.arrival_peak_rps)
+        prev = memories.get(m, ModelMemory())
+        since_s = now - prev.t_s[-1] if prev.t_s else None
+        mem = _remember(prev, cfg, now, mo.arrival_rps, mo.mean_isl, mo.mean_osl, mo.completion_rps,
+                        mo.arrival_idc, mo.prompt_token_buckets, mo.output_token_buckets, observed_peak(mo, cfg, since_s))
         fc = model_forecast(mem, cfg, sum(mo.waiting.values()))
         mem = update_headroom(mem, slo_ratio(mo, cfg.models[m].slo if m in cfg.models else None), sum(mo.waiting.values()),
                               cfg, mo.arrival_rps / fc.envelope_rps if fc.envelope_rps > 0 else 0.0)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from controllers.config import PrometheusConfig
-from controllers.observe import PrometheusObserver
+from controllers.observe import Observation, PrometheusObserver
 from controller_prom import PrometheusServer, require_prometheus, wait_for
 from planner.perf.laws import VariantPerf
 from planner.simulate.emulator import EmulatorFleet
@@ -97,3 +97,25 @@ def test_unknown_model_is_missing(setup):
     obs = PrometheusObserver(cfg, {"other": "other-model"}, {"other": 90.0})
     o = obs.observe()
     assert not o.ok and "no vLLM metrics for model other" in o.reason
+
+
+def test_arrival_peak_subquery_sees_a_burst_shorter_than_the_window(setup):
+    """prometheus.peak_window_s: a burst of 48 requests, then nothing; over a 5-s rate window the 2-s peak of the
+    arrival estimate is well above its mean, reported in emulated seconds with the window and span it was read
+    over (what forecast.peak_envelope denoises with). Off (None, the default): nothing is reported."""
+    fleet, prom = setup
+    cfg = PrometheusConfig(url=prom.url, rate_window_s=5, staleness_s=5.0, timeout_s=2, peak_window_s=2)
+    obs = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0}, time_scale=TIME_SCALE)
+    wait_for(lambda: obs.observe().ok, 15)
+    with cf.ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda i: send(fleet.urls[i % 2], 256, 4), range(48)))
+    w = 2 / TIME_SCALE
+
+    def burst_seen(x: Observation) -> Observation | None:
+        # scrapes land every 500 ms and the subquery's steps are aligned to the clock: the burst shows in the peak
+        # once both have caught up with it, while the 5-s mean still holds it
+        m = x.models.get(MODEL) if x.ok else None
+        return x if m is not None and m.arrival_rps > 0 and m.arrival_peak_rps.get(w, 0.0) > 1.5 * m.arrival_rps else None
+    o = wait_for(lambda: burst_seen(obs.observe()), 15)
+    assert set(o.models[MODEL].arrival_peak_rps) == {w} and o.models[MODEL].arrival_peak_span_s == pytest.approx(5 / TIME_SCALE)
+    assert observer(prom.url).observe().models[MODEL].arrival_peak_rps == {}

@@ -32,7 +32,7 @@ def test_expected_max_of_standard_normals(n, expected):
     (0.0, 0.0, 0.0, 0.0),                                    # no traffic
 ])
 def test_peak_level_denoises_the_highest_window(rate, peak, extra, expected):
-    assert peak_level(rate, peak, 60.0, 10.0, extra) == pytest.approx(expected, rel=1e-3)
+    assert peak_level(rate, peak, 6, 10.0, extra) == pytest.approx(expected, rel=1e-3)
 
 
 def test_peak_level_of_poisson_arrivals_is_their_rate_on_average():
@@ -46,7 +46,7 @@ def test_peak_level_of_poisson_arrivals_is_their_rate_on_average():
             t = np.sort(rng.uniform(0, 60.0, rng.poisson(rate * 60.0)))
             p = _peak_rps(t, 10.0, 60.0)
             raw.append(p)
-            levels.append(peak_level(t.size / 60.0, p, 60.0, 10.0, 0.0))
+            levels.append(peak_level(t.size / 60.0, p, 6, 10.0, 0.0))
         assert rate <= np.mean(levels) <= 1.08 * rate
         assert np.mean(raw) > 1.1 * rate
 

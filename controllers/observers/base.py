@@ -61,9 +61,13 @@ class ModelObservation:
     (the controller then plans Poisson arrivals unless the workload states burstiness)."""
     arrival_peak_rps: dict[float, float] = field(default_factory=dict)
     """The interval's sub-interval peak: {window_s: the highest arrival rate over consecutive windows of window_s
-    inside the interval} at 10 s. An on-burst shorter than the interval shows here at its level where the
-    interval's mean shows a fraction of it (forecast.peak_envelope). Needs per-request arrival times, as
-    `arrival_idc`; the Prometheus observer leaves it empty (the interval's mean then stands)."""
+    inside the span} (the simulator: 10 s and 30 s over the interval; Prometheus: prometheus.peak_window_s over its
+    rate window, a subquery of the same arrival estimate as `arrival_rps`). An on-burst shorter than the interval
+    shows here at its level where the interval's mean shows a fraction of it (forecast.peak_envelope). Empty: not
+    observed (the interval's mean then stands)."""
+    arrival_peak_span_s: float | None = None
+    """The span `arrival_peak_rps` and `arrival_rps` were taken over (the windows in it: span / window_s); None: the
+    time since the previous observation (the simulator's)."""
 
 
 @dataclass

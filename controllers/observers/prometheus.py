@@ -27,6 +27,9 @@ from the pod's pd-planner.io/role, name set by `role_label`):
   running/waiting sum by role of vllm:num_requests_{running,waiting}, and deriv() of waiting; the
                   endpoint picker's flow-control queue (`epp_queue_metric`, by model_name) is added
                   as waiting["gateway"]: requests held there still need a prefill and a decode
+  arrival peak    (prometheus.peak_window_s, off by default) max_over_time of the arrival estimate above over
+                  windows of peak_window_s stepping through the rate window (a subquery): the sub-interval peak
+                  forecast.peak_envelope reads, over rate_window_s / peak_window_s windows
   KV usage        avg by role of vllm:kv_cache_usage_perc
   service times   rate(vllm:request_prefill_time_seconds_sum) / rate(..._count) (prefill side) and
                   the same of vllm:request_time_per_output_token_seconds (decode side): per-request
@@ -179,6 +182,22 @@ class PrometheusObserver:
             pf_inflight = self._by_model(
                 f"sum by (model_name) (deriv(vllm:num_requests_waiting{pf}[{w}]) + deriv(vllm:num_requests_running{pf}[{w}]))"
             )
+            # the sub-interval peak of the same arrival estimate (prometheus.peak_window_s): a subquery stepping one
+            # window at a time through the rate window
+            pw = self.cfg.peak_window_s
+            peak: dict[str, float] = {}
+            pf_peak: dict[str, float] = {}
+            if pw is not None:
+                pws = f"{max(1, round(pw))}s"
+
+                def arrivals_peak(sel: str) -> dict[str, float]:
+                    # completions + in-flight growth; completions alone where a window holds too few samples of the
+                    # gauges for deriv() (PromQL's `or`)
+                    done = f"sum by (model_name) (rate(vllm:request_success_total{sel}[{pws}]))"
+                    est = (f"({done} + sum by (model_name) (deriv(vllm:num_requests_waiting{sel}[{pws}]) "
+                           f"+ deriv(vllm:num_requests_running{sel}[{pws}]))) or {done}")
+                    return self._by_model(f"max_over_time(({est})[{w}:{pws}])")
+                peak, pf_peak = arrivals_peak(side), arrivals_peak(pf)
             kv = self._by_model_role(f"avg by (model_name, {rl}) (vllm:kv_cache_usage_perc{allsel})")
             nolabel = self._sel(f'{rl}=""')
             unlabelled = self._by_model(f"count by (model_name) (vllm:num_requests_running{nolabel})") \
@@ -246,8 +265,10 @@ class PrometheusObserver:
             comp = completion.get(m, 0.0) * ts
             if m in pf_completion:
                 arr = max(0.0, (pf_completion[m] + pf_inflight.get(m, 0.0)) * ts)
+                pk = pf_peak.get(m)
             else:
                 arr = max(0.0, comp + inflight.get(m, 0.0) * ts)
+                pk = peak.get(m)
             obs.models[m] = ModelObservation(
                 model=m,
                 completion_rps=comp,
@@ -268,6 +289,8 @@ class PrometheusObserver:
                 tpot_ms=_ratio_ms(tp_sum, tp_cnt, m),
                 prompt_token_buckets=tuple(sorted(p_buckets.get(m, []))),
                 output_token_buckets=tuple(sorted(g_buckets.get(m, []))),
+                arrival_peak_rps={pw / ts: max(arr, pk * ts)} if pw is not None and pk is not None else {},
+                arrival_peak_span_s=self.cfg.rate_window_s / ts if pw is not None else None,
             )
         if problems:
             obs.ok = False

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 ARRIVAL_IDC_WINDOWS_S = (1.0, 10.0)
 """Time scales of the arrival dispersion observed (the workload's Burstiness.idc_1s / idc_10s)."""
-ARRIVAL_PEAK_WINDOWS_S = (10.0,)
-"""Time scale of the sub-interval peak rate observed (ModelObservation.arrival_peak_rps): the IDC's 10 s."""
+ARRIVAL_PEAK_WINDOWS_S = (10.0, 30.0)
+"""Time scales of the sub-interval peak rate observed (ModelObservation.arrival_peak_rps): the IDC's 10 s (the
+simulator's default, forecast.peak_window_s), and 30 s, what a Prometheus subquery resolves at a 15-s scrape."""
 
 
 def _peak_rps(t_s: np.ndarray, window_s: float, span_s: float) -> float | None:
