@@ -99,6 +99,7 @@ from planner.perf.laws import (  # noqa: E402
     PerfModel,
 )
 from planner.perf.prior import CALIBRATION_LOSSES, DEFAULT_CALIBRATION, Calibration  # noqa: E402
+from planner.perf.floor import physical_profiles  # noqa: E402
 from planner.perf.profiledata import iter_profiles, law_source, load_profile  # noqa: E402
 
 
@@ -159,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     candidates = [known[n] for n in names]
     use_byo_catalog_unless_set()  # the models of TUNING_EXTRA_PROFILES (part B0b)
     cat = Catalog.load()
-    profiles = list(iter_profiles(args.profiles))
+    # the profiles the planner uses: one faster than its roofline floor is left out (rule V1, planner/perf/floor.py)
+    profiles, unphysical = physical_profiles(list(iter_profiles(args.profiles)), cat)
+    for _, why in unphysical:
+        console.print(f"[yellow]left out: {why}")
     allreduce = load_allreduce(args.profiles / ALLREDUCE_DIR)
     target = args.target
     if not any(law_source(p.meta) == target for p in profiles):

@@ -48,6 +48,7 @@ from planner.perf.heldout import (  # noqa: E402
     use_byo_catalog_unless_set,
 )
 from planner.perf.laws import DEFAULT_PROFILES_DIR  # noqa: E402
+from planner.perf.floor import physical_profiles  # noqa: E402
 from planner.perf.profiledata import iter_profiles, law_source  # noqa: E402
 
 
@@ -101,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted({p.meta.model for p in runs} - set(cat.models))
     if unknown:
         print(f"--runs {a.runs}: model(s) {', '.join(unknown)} not in the catalog; set PLANNER_CATALOG", file=sys.stderr)
+        return 2
+    # a run faster than its roofline floor measured something the deployed model never does (rule V1): not scored
+    runs, unphysical = physical_profiles(runs, cat)
+    for _, why in unphysical:
+        print(f"left out: {why}")
+    if not runs:
+        print(f"--runs {a.runs}: every vLLM profile under it is below its roofline floor (left out above)", file=sys.stderr)
         return 2
     try:
         rows = held_out_runs(perf_leaving_out(runs, cat), cat, runs, bundled)

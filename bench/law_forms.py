@@ -47,6 +47,7 @@ from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.laws import DEFAULT_PROFILES_DIR, KNEE128_BATCH, model_of, route_share  # noqa: E402
 from planner.perf.fit import experts_touched  # noqa: E402
 from planner.perf.heldout import _points, checkerboard, label  # noqa: E402
+from planner.perf.floor import physical_profiles  # noqa: E402
 from planner.perf.profiledata import iter_profiles, law_source  # noqa: E402
 from planner.perf.prior import ridge_batch  # noqa: E402
 
@@ -154,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]{args.profiles}: profile root directory not found")
         return 2
     cat = Catalog.load()
-    profiles = [p for p in iter_profiles(args.profiles) if law_source(p.meta) == "measured-vllm"]
+    # the profiles the planner fits: one faster than its roofline floor is left out (rule V1, planner/perf/floor.py)
+    profiles = [p for p in physical_profiles(list(iter_profiles(args.profiles)), cat)[0] if law_source(p.meta) == "measured-vllm"]
     if not profiles:
         console.print(f"[red]{args.profiles}: no vLLM-measured profile (meta.yaml backend: vllm)")
         return 2

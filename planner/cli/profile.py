@@ -202,6 +202,10 @@ def register(app: typer.Typer) -> None:
         if not model or not gpu:
             raise InputError(None, "model" if not model else "gpu",
                              "--model and --gpu are required (names from profiles/models.yaml and profiles/gpus.yaml)")
+        from planner.perf.floor import floor_breaches, floor_reason
+        from planner.perf.profiledata import load_profile
+        from profiles.backends.launch_env import moe_dummy_env
+
         cat = Catalog.load()
         spec = cat.model(model)
         cat.gpu(gpu)
@@ -272,7 +276,8 @@ def register(app: typer.Typer) -> None:
                                   skip_tokenizer_init=skip_tokenizer_init, port=port,
                                   extra_args=shlex.split(extra_args) + ([ITERATION_FLAG]
                                                                         if log_iterations else []),
-                                  server_cmd=shlex.split(server_cmd))
+                                  server_cmd=shlex.split(server_cmd),
+                                  env=moe_dummy_env(spec.moe is not None, dummy_weights))
         cfg = VllmRunConfig(model=model, gpu=gpu, tp=tp, out=Path(directory), endpoint=endpoint, launch=launch,
                             prefill_isl=pi, prefill_batch=pb, decode_batch=db, decode_context=dc, decode_tokens=decode_tokens,
                             repeats=repeats, decode_repeats=decode_repeats, max_point_kv_tokens=max_point_kv_tokens,
@@ -301,6 +306,10 @@ def register(app: typer.Typer) -> None:
                       f"GPU busy {summary.gpu_seconds:.1f} s")
         for k, why in {**p.stop_reasons, **d.stop_reasons}.items():
             console.print(f"  stopped at {k}: {why}")
+        written = load_profile(Path(directory))
+        breaches = floor_breaches(written, cat)
+        if breaches:  # rule V1: the planner will not use it
+            console.print(f"[yellow]warning: {floor_reason(written, breaches)}")
 
     @profile_app.command("show")
     @_friendly
@@ -373,6 +382,9 @@ def register(app: typer.Typer) -> None:
                       + (f" (profiles of it: {', '.join(others)}; the prior is used where none is vLLM's or the engine's)"
                          if source == "prior" and others else "")
                       + f"; KV capacity {vp.kv_capacity_tokens:,} tokens; TTFT overhead {vp.ttft_overhead_ms:.1f} ms")
+        bad = perf.unphysical.get((model, gpu, tp, weight_dtype, kv_dtype))
+        if bad:
+            console.print(f"[yellow]not used: {bad}")
         with quiet_extrapolation():
             pre = Table(title="prefill TTFT, ms")
             for c in ("isl", "TTFT ms"):

@@ -73,6 +73,7 @@ from planner.perf.fit import (  # law forms (issue 10)
     fit_prefill_floor,
     knee_column,
 )
+from planner.perf.floor import physical_profiles
 from planner.perf.prior import (
     DEFAULT_CALIBRATION,
     DEFAULT_EFFICIENCY,
@@ -634,6 +635,9 @@ class PerfModel:
     """Per-request frontend overhead given to laws that did not measure one (median of the vLLM profiles')."""
     alternatives: dict[VariantKey, list[LawSource]] = field(default_factory=dict)
     """variant key -> the law sources of every profile found for it, preferred first."""
+    unphysical: dict[VariantKey, str] = field(default_factory=dict)
+    """variant key -> why its measured profile is not used: points below the roofline floor (planner.perf.floor, rule
+    V1); the variant takes its next profile or the prior."""
     _cache: dict[VariantKey, VariantPerf | None] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -683,6 +687,13 @@ class PerfModel:
                     field_name = "model" if known is catalog.models else "gpu"
                     raise InputError(str(p.path / "meta.yaml"), field_name,
                                      f"'{name}' is not in the catalog; known: {', '.join(sorted(known))}")
+        # a profile faster than the roofline allows does not measure the deployed model (rule V1): neither its laws
+        # nor the prior's calibration use it
+        profiles, reasons = physical_profiles(profiles, catalog)
+        unphysical: dict[VariantKey, str] = {}
+        for bad, why in reasons:
+            unphysical[variant_key(bad)] = why
+            log.info(why)
         chosen, alternatives = preferred_profiles(profiles)
         fits = {key: fit_profile(p, catalog) for key, p in chosen.items()}
         vllm_over = [vp.ttft_overhead_ms for vp, _, _ in fits.values() if vp.law_source == "measured-vllm"]
@@ -713,7 +724,7 @@ class PerfModel:
         eff = (calibrate(obs, source=f"calibrated on {len(used)} profiles ({', '.join(names)})", calibration=calibration) if obs
                else DEFAULT_EFFICIENCY)
         return cls(catalog=catalog, measured=measured, efficiency=eff, fit_reports=reports, profiles_dir=profiles_dir,
-                   allreduce=dict(allreduce or {}), ttft_overhead_ms=over, alternatives=alternatives)
+                   allreduce=dict(allreduce or {}), ttft_overhead_ms=over, alternatives=alternatives, unphysical=unphysical)
 
     def is_measured(self, model: str, gpu: str, tp: int, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> bool:
         return (model, gpu, tp, weight_dtype, kv_dtype) in self.measured

@@ -48,6 +48,9 @@ class Instance:
     torch_unused: frozenset[str] = frozenset()
     """Variant ids planned from the prior although a torch-reference profile of them exists (the loader's rule,
     planner.perf.laws.PerfModel.from_profiles): the plan's notes say so."""
+    unphysical: dict[str, str] = field(default_factory=dict)
+    """Variant id -> why its measured profile is not used (faster than the roofline allows: planner.perf.floor, rule
+    V1); the variant is planned from the prior and the plan's notes say so."""
     gpu_need: dict[str, int] | None = None
     """When infeasible only for want of GPUs: GPUs per type of the fewest-GPU plan with unlimited inventory."""
 
@@ -135,6 +138,8 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                     inst.perf[v.id] = vp
                     if vp.source == "prior" and "measured-torch" in perf.alternatives.get((model, gpu, tp, wd, kd), []):
                         inst.torch_unused |= {v.id}
+                    if vp.source == "prior" and (model, gpu, tp, wd, kd) in perf.unphysical:
+                        inst.unphysical[v.id] = perf.unphysical[(model, gpu, tp, wd, kd)]
                     # the model's classes share the variant's pool (capacity.pool_class_capacities)
                     loads = [ClassLoad(c.isl, c.osl, workload.slo_of(c).percentile, workload.slo_of(c).ttft_ms,
                                        workload.slo_of(c).itl_ms, c.burstiness, c.rate_rps, c.isl_scv or 0.0,

@@ -34,3 +34,21 @@ def server_env(extra: Mapping[str, str] | None = None, base: Mapping[str, str] |
     env.update(NO_MULTICAST_ENV)
     return env
 
+
+MOE_DUMMY_ROUTING_ENV = {"VLLM_MOE_ROUTING_SIMULATION_STRATEGY": "uniform_random"}
+"""Given to a launched server of a mixture-of-experts model served with dummy weights (``planner profile
+--dummy-weights``) unless the user's environment sets the variable: every token's experts drawn uniformly at random
+(vLLM 0.26 envs.py), the balanced routing a trained router's load balancing approaches. Why (rule V1, stop 39): with
+FP8 weights quantized online from dummy ones, vLLM's router sent a batch to few experts (qwen3-30b-a3b on the H100:
+decode steps below the roofline floor, planner/perf/floor.py); with bf16 dummy weights the router already spread
+tokens, and uniform routing measured the same decode within 1-2% (profiles/runs/2026-12-03-s6)."""
+
+
+def moe_dummy_env(is_moe: bool, dummy_weights: bool, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """MOE_DUMMY_ROUTING_ENV for a weightless MoE launch, less what the environment `base` (default os.environ)
+    already sets; {} otherwise."""
+    if not (is_moe and dummy_weights):
+        return {}
+    have = os.environ if base is None else base
+    return {k: v for k, v in MOE_DUMMY_ROUTING_ENV.items() if k not in have}
+
