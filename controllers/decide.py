@@ -14,7 +14,10 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
                 observation lag) (a replica released now is missing for a whole start-up if the
                 load comes back, and the last lag of load is not seen yet), times a MARGIN learned
                 from the controller's own forecast errors: the `margin_quantile` of
-                (realised peak over the horizon) / (base planned for then), clipped;
+                (realised peak over the horizon) / (base planned for then), clipped; with
+                forecast.peak_envelope (rule R7) each interval counts at its sub-interval ON-LEVEL, the
+                highest 10-s arrival rate less what Poisson windows' maximum exceeds the mean by (`peak_level`),
+                so a burst shorter than the interval is remembered at its level, not its interval's mean;
               * a SHORT forecast a horizon of start-up + one interval ahead (the last value plus
                 the smallest rise of the last few intervals when all rose: a sustained ramp; or
                 ETS, forecast.short = "ets"); with forecast.trend_jump_ratio (5 by default) a >= 5x one-interval
@@ -66,7 +69,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Callable, Iterable, Mapping, NamedTuple, Protocol
 
 import numpy as np
 from scipy import integrate, stats
@@ -145,10 +148,18 @@ class ModelMemory:
     """Per interval, aligned with t_s: ((squared CV, count) of its prompt lengths, the same of its output lengths),
     read from the interval's length histograms (ModelObservation.prompt_token_buckets / output_token_buckets);
     None: not observed. How far the interval's mean lengths move by chance (`denoised_token_rate`)."""
-    peak_rps: tuple[tuple[float, float, int] | None, ...] = ()
-    """Per interval, aligned with t_s: (its sub-interval peak rate, the window it was read over, the windows in the
-    span the mean rate was taken over), from ModelObservation.arrival_peak_rps at forecast.peak_window_s or else
-    its smallest window; None: not observed."""
+    peak_rps: tuple[Peak | None, ...] = ()
+    """Per interval, aligned with t_s: its sub-interval peak (`observed_peak`: ModelObservation.arrival_peak_rps at
+    forecast.peak_window_s or else its smallest window); None: not observed."""
+
+
+class Peak(NamedTuple):
+    """One interval's sub-interval peak (forecast.peak_envelope): the highest arrival rate over windows of `window_s`,
+    and how many such windows the span of the interval's mean rate holds (what the denoising counts)."""
+
+    rate_rps: float
+    window_s: float
+    windows: int
 
 
 @dataclass(frozen=True)
@@ -385,15 +396,15 @@ def expected_max_normal(n: int) -> float:
     return float(val)
 
 
-def observed_peak(mo: ModelObservation, cfg: ControllerConfig, since_s: float | None) -> tuple[float, float, int] | None:
-    """(peak rate, window, windows in the span) of one observation: the window forecast.peak_window_s names, else
+def observed_peak(mo: ModelObservation, cfg: ControllerConfig, since_s: float | None) -> Peak | None:
+    """The sub-interval peak of one observation: the window forecast.peak_window_s names, else
     the smallest one observed; the span is the observation's own (Prometheus: its rate window) or else the time
     since the previous observation (the interval for the first). None: no peak observed."""
     if not mo.arrival_peak_rps:
         return None
     w = cfg.forecast.peak_window_s if cfg.forecast.peak_window_s in mo.arrival_peak_rps else min(mo.arrival_peak_rps)
     span = mo.arrival_peak_span_s or since_s or cfg.interval_s
-    return mo.arrival_peak_rps[w], w, max(1, int(span // w + 1e-9))
+    return Peak(mo.arrival_peak_rps[w], w, max(1, int(span // w + 1e-9)))
 
 
 def peak_level(rate_rps: float, peak_rps: float | None, windows: int, window_s: float, extra_sigmas: float) -> float:
@@ -447,8 +458,8 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     # each interval's value x its level / mean rate
     env_mult = None
     if f.peak_envelope and len(mem.peak_rps) == y.size and y.size:
-        env_mult = np.array([peak_level(r, p[0], p[2], p[1], f.peak_noise_sigmas) / r if r > 0 and p is not None else 1.0
-                             for r, p in zip(y.tolist(), mem.peak_rps, strict=True)])
+        env_mult = np.array([peak_level(r, p.rate_rps, p.windows, p.window_s, f.peak_noise_sigmas) / r
+                             if r > 0 and p is not None else 1.0 for r, p in zip(y.tolist(), mem.peak_rps, strict=True)])
 
     def plan_series(series: tuple[float, ...], trend: float | None = None,
                     jump_cap: bool = False, short_cap: float | None = None) -> tuple[float, float, float, float]:
@@ -539,7 +550,7 @@ def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: 
               idc: Mapping[float, float] | None = None,
               prompt_buckets: tuple[tuple[float, float], ...] = (),
               output_buckets: tuple[tuple[float, float], ...] = (),
-              peak: tuple[float, float, int] | None = None) -> ModelMemory:
+              peak: Peak | None = None) -> ModelMemory:
     n = history_len(cfg)
     lengths = (isl, osl) if isl and osl and completion_rps > 0 else mem.lengths
     li, lo = (isl, osl) if isl and osl else (lengths or (None, None))
