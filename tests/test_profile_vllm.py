@@ -496,8 +496,8 @@ FAKE_API_SERVER = textwrap.dedent('''\
 def test_cli_dummy_weights_writes_the_model_folder_and_maps_fp8_flags(tmp_path):
     """`planner profile --backend vllm --dummy-weights --quantization fp8 --kv-cache-dtype fp8` (launch
     mode, a FAKE api_server that serves the emulator): the server gets a weightless MoE model folder
-    written from the catalog, the fp8 flags, and the profile lands in tp1-fp8-kvfp8/vllm with the dtypes
-    of the precision contract in meta.yaml."""
+    written from the catalog, the fp8 flags, uniformly random MoE routing, and the profile lands in tp1-fp8-kvfp8/vllm
+    with the dtypes of the precision contract in meta.yaml."""
     import json
 
     from typer.testing import CliRunner
@@ -527,6 +527,9 @@ def test_cli_dummy_weights_writes_the_model_folder_and_maps_fp8_flags(tmp_path):
     assert len(tok["model"]["vocab"]) == 151936 and {t["id"] for t in tok["added_tokens"]} == {151643, 151645}
     meta = load_profile(out).meta
     assert (meta.weight_dtype, meta.kv_dtype, meta.backend, meta.engine_version) == ("fp8", "fp8", "vllm", "vllm 0.26.0")
+    # a weightless MoE is served with uniformly random routing unless the environment says otherwise (rule V1), and
+    # the profile records it with the flags
+    assert meta.engine_env.get("VLLM_MOE_ROUTING_SIMULATION_STRATEGY") == "uniform_random"
 
 
 def test_profile_dirs_follow_the_precision_contract():
