@@ -25,10 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import PlannerError  # noqa: E402
-from planner.perf.floor import FLOOR_RATIO  # noqa: E402
+from planner.perf.floor import FLOOR_RATIO, point_times  # noqa: E402
 from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
-from planner.perf.prior import decode_parts, prefill_parts  # noqa: E402
-from planner.perf.profiledata import Profile, central_points, iter_profiles, law_source  # noqa: E402
+from planner.perf.profiledata import Profile, iter_profiles, law_source  # noqa: E402
 
 
 def default_roots() -> list[Path]:
@@ -44,22 +43,11 @@ def default_roots() -> list[Path]:
 
 def lowest_ratios(p: Profile, cat: Catalog) -> tuple[float, float]:
     """(lowest prefill ratio, lowest decode ratio) of measured / ideal over the profile's central points (nan: none)."""
-    m = p.meta
-    model, gpu = cat.model(m.model).with_precision(m.weight_dtype, m.kv_dtype), cat.gpu(m.gpu)
-    out = []
-    pre = central_points(p.prefill, ["isl", "batch"], "ttft_ms") if not p.prefill.empty else None
-    if pre is not None and not pre.empty:
-        parts = prefill_parts(model, gpu, m.tp, pre.isl.to_numpy(float), pre.batch.to_numpy(float))
-        out.append(float(np.min(pre.ttft_ms.to_numpy(float) / np.maximum(parts.compute_ms, parts.memory_ms))))
-    else:
-        out.append(float("nan"))
-    dec = central_points(p.decode, ["batch", "context_tokens"], "itl_ms") if not p.decode.empty else None
-    if dec is not None and not dec.empty:
-        parts = decode_parts(model, gpu, m.tp, dec.batch.to_numpy(float), dec.context_tokens.to_numpy(float))
-        out.append(float(np.min(dec.itl_ms.to_numpy(float) / np.maximum(parts.compute_ms, parts.memory_ms))))
-    else:
-        out.append(float("nan"))
-    return out[0], out[1]
+    pts = point_times(p, cat)
+
+    def lowest(phase: str) -> float:
+        return min((x.ratio for x in pts if x.phase == phase), default=float("nan"))
+    return lowest("prefill"), lowest("decode")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,3 +98,18 @@ def test_the_planner_plans_the_breaching_variant_from_the_prior_and_says_why(cat
 ])
 def test_weightless_moe_launches_route_uniformly_unless_told(moe, dummy, env, expected) -> None:
     assert moe_dummy_env(moe, dummy, base=env) == expected
+
+
+def test_the_bench_lists_the_breach_and_the_legitimate_range(capsys, tmp_path) -> None:
+    """bench/roofline_floor.py on the bundled profiles: one breaching profile, the rest at >= 1.19x in decode; a
+    missing folder is exit 2 naming it."""
+    from bench_loader import load_bench
+
+    bench = load_bench("roofline_floor")
+    assert bench.main(["--profiles", str(DATA)]) == 0
+    res = dict(kv.split("=") for kv in capsys.readouterr().out.strip().splitlines()[-1].split()[1:])
+    assert res["breaching"] == "1" and float(res["lowest_decode_ratio"]) < 1.0
+    assert float(res["lowest_legit_decode_ratio"]) >= 1.0 and float(res["lowest_legit_prefill_ratio"]) >= 1.0
+    missing = tmp_path / "nothing"
+    assert bench.main(["--profiles", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err

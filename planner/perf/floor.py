@@ -30,7 +30,7 @@ legitimate ratio is 1.05 (prefill) and 1.19 (decode)."""
 
 @dataclass(frozen=True)
 class FloorBreach:
-    """One measured point faster than the roofline allows."""
+    """One measured point against its ideal roofline time (a breach where the ratio is below FLOOR_RATIO)."""
 
     phase: str
     """'prefill' or 'decode'."""
@@ -44,30 +44,33 @@ class FloorBreach:
         return self.measured_ms / self.ideal_ms
 
 
-def floor_breaches(p: Profile, catalog: Catalog) -> list[FloorBreach]:
-    """Every central point of `p` (the fits' points) below FLOOR_RATIO x its ideal roofline time, worst first.
-    A model or GPU the catalog does not know has no floor here (the loader refuses it elsewhere)."""
+def point_times(p: Profile, catalog: Catalog) -> list[FloorBreach]:
+    """Every central point of `p` (the fits' points) with its measured and ideal roofline time, prefill then decode
+    (a FloorBreach whatever its ratio). A model or GPU the catalog does not know gives none (the loader refuses it
+    elsewhere)."""
     m = p.meta
     if m.model not in catalog.models or m.gpu not in catalog.gpus:
         return []
     model = catalog.model(m.model).with_precision(m.weight_dtype, m.kv_dtype)
     gpu = catalog.gpu(m.gpu)
     out: list[FloorBreach] = []
-    pre = central_points(p.prefill, ["isl", "batch"], "ttft_ms") if not p.prefill.empty else None
-    if pre is not None and not pre.empty:
-        parts = prefill_parts(model, gpu, m.tp, pre.isl.to_numpy(float), pre.batch.to_numpy(float))
+    phases = (("prefill", p.prefill, ("isl", "batch"), "ttft_ms", prefill_parts, "{1} x {0}-token prompts"),
+              ("decode", p.decode, ("batch", "context_tokens"), "itl_ms", decode_parts, "batch {0} x context {1}"))
+    for phase, raw, axes, value, parts_of, where in phases:
+        pts = central_points(raw, list(axes), value) if not raw.empty else None
+        if pts is None or pts.empty:
+            continue
+        x, y = pts[axes[0]].to_numpy(float), pts[axes[1]].to_numpy(float)
+        parts = parts_of(model, gpu, m.tp, x, y)
         ideal = np.maximum(parts.compute_ms, parts.memory_ms)
-        for (isl, b, t), i in zip(pre[["isl", "batch", "ttft_ms"]].to_numpy(float), ideal, strict=True):
-            if t < FLOOR_RATIO * i:
-                out.append(FloorBreach("prefill", f"{int(b)} x {int(isl)}-token prompts", float(t), float(i)))
-    dec = central_points(p.decode, ["batch", "context_tokens"], "itl_ms") if not p.decode.empty else None
-    if dec is not None and not dec.empty:
-        parts = decode_parts(model, gpu, m.tp, dec.batch.to_numpy(float), dec.context_tokens.to_numpy(float))
-        ideal = np.maximum(parts.compute_ms, parts.memory_ms)
-        for (b, c, t), i in zip(dec[["batch", "context_tokens", "itl_ms"]].to_numpy(float), ideal, strict=True):
-            if t < FLOOR_RATIO * i:
-                out.append(FloorBreach("decode", f"batch {int(b)} x context {int(c)}", float(t), float(i)))
-    return sorted(out, key=lambda x: x.ratio)
+        for a, b, t, i in zip(x, y, pts[value].to_numpy(float), ideal, strict=True):
+            out.append(FloorBreach(phase, where.format(int(a), int(b)), float(t), float(i)))
+    return out
+
+
+def floor_breaches(p: Profile, catalog: Catalog) -> list[FloorBreach]:
+    """The points of :func:`point_times` below FLOOR_RATIO x their ideal roofline time, worst first."""
+    return sorted((x for x in point_times(p, catalog) if x.ratio < FLOOR_RATIO), key=lambda x: x.ratio)
 
 
 def floor_reason(p: Profile, breaches: list[FloorBreach]) -> str:
