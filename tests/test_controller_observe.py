@@ -75,6 +75,21 @@ def test_observe_rates_lengths_latency(setup):
     # and the output-length histogram (vllm:request_generation_tokens): every 32-token output in (20, 50]
     g = dict(m.output_token_buckets)
     assert g[20.0] == 0 and g[math.inf] > 0 and g[50.0] == pytest.approx(g[math.inf])
+    # the sub-interval peak is off by default; with prometheus.peak_window_s the burst of 48 requests, then nothing,
+    # shows a 2-s peak of the arrival estimate well above its 5-s mean, in emulated seconds with the window and span
+    # it was read over (what forecast.peak_envelope denoises with)
+    assert m.arrival_peak_rps == {} and m.arrival_peak_span_s is None
+    cfg = PrometheusConfig(url=prom.url, rate_window_s=5, staleness_s=5.0, timeout_s=2, peak_window_s=2)
+    peaky = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0}, time_scale=TIME_SCALE)
+    w = 2 / TIME_SCALE
+
+    def burst_seen(x: Observation) -> Observation | None:
+        # scrapes land every 500 ms and the subquery's steps are aligned to the clock: the burst shows in the peak
+        # once both have caught up with it, while the 5-s mean still holds it
+        mm = x.models.get(MODEL) if x.ok else None
+        return x if mm is not None and mm.arrival_rps > 0 and mm.arrival_peak_rps.get(w, 0.0) > 1.5 * mm.arrival_rps else None
+    o = wait_for(lambda: burst_seen(peaky.observe()), 15)
+    assert set(o.models[MODEL].arrival_peak_rps) == {w} and o.models[MODEL].arrival_peak_span_s == pytest.approx(5 / TIME_SCALE)
 
 
 def test_unreachable_prometheus_and_dead_targets_are_not_ok(setup):
@@ -98,24 +113,3 @@ def test_unknown_model_is_missing(setup):
     o = obs.observe()
     assert not o.ok and "no vLLM metrics for model other" in o.reason
 
-
-def test_arrival_peak_subquery_sees_a_burst_shorter_than_the_window(setup):
-    """prometheus.peak_window_s: a burst of 48 requests, then nothing; over a 5-s rate window the 2-s peak of the
-    arrival estimate is well above its mean, reported in emulated seconds with the window and span it was read
-    over (what forecast.peak_envelope denoises with). Off (None, the default): nothing is reported."""
-    fleet, prom = setup
-    cfg = PrometheusConfig(url=prom.url, rate_window_s=5, staleness_s=5.0, timeout_s=2, peak_window_s=2)
-    obs = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0}, time_scale=TIME_SCALE)
-    wait_for(lambda: obs.observe().ok, 15)
-    with cf.ThreadPoolExecutor(16) as ex:
-        list(ex.map(lambda i: send(fleet.urls[i % 2], 256, 4), range(48)))
-    w = 2 / TIME_SCALE
-
-    def burst_seen(x: Observation) -> Observation | None:
-        # scrapes land every 500 ms and the subquery's steps are aligned to the clock: the burst shows in the peak
-        # once both have caught up with it, while the 5-s mean still holds it
-        m = x.models.get(MODEL) if x.ok else None
-        return x if m is not None and m.arrival_rps > 0 and m.arrival_peak_rps.get(w, 0.0) > 1.5 * m.arrival_rps else None
-    o = wait_for(lambda: burst_seen(obs.observe()), 15)
-    assert set(o.models[MODEL].arrival_peak_rps) == {w} and o.models[MODEL].arrival_peak_span_s == pytest.approx(5 / TIME_SCALE)
-    assert observer(prom.url).observe().models[MODEL].arrival_peak_rps == {}
