@@ -219,7 +219,14 @@ peak-envelope-1sd: worst 0.8113 -> 0.8674, no draw lower, 390.47 -> 399.37 GPU-h
 (+2.6%); adopted (peak_envelope True, peak_noise_sigmas 1; row no-peak-envelope is the former default). The guard
 found a worse draw than any before, mmpp-onoff +700 at 0.7064 (0.7117 with R7). Held out, reported: RESULT 1.640 /
 0.9988 / 0.5263 / 2.385 / 1.472 -> 1.640 / 0.9988 / 0.5263 / 2.385 / 1.480 (mmpp-spiky 7.67 -> 7.83 GPU-h at 0.9152
--> 0.9177, heavy-tail 9.33 -> 9.37; the rest unchanged).
+-> 0.9177, heavy-tail 9.33 -> 9.37; the rest unchanged). Rule R7p: 30-s peak windows (what a Prometheus subquery
+resolves at a 15-s scrape; row peak-envelope-30s) give a worst draw of 0.8548 at 390.83 GPU-h: short of R7's, so the
+Prometheus observer's peak is off by default.
+Rule R8 (stop 39, written before its run): the cost alternatives re-measured under today's defaults on 48 tuning
+draws (--reseed 0-700; defaults 533.50 GPU-h at worst 0.7117): release-trend -4.4%, trend-noise-1 -0.5%, trend-noise-2
+-3.7%, trend-max-2 -3.2%, trend-max-3 -0.8%, token-follow -5.1%, length-noise-out-1 -2.6%, but every row lowers at
+least one draw below the lower of its default and 0.99 (trend-max-3 the fewest: sine-15min 0.9939 -> 0.9787): none
+adopted. The trend's surplus is what carries the step surges and the sines.
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
 worst_gpu_hours_vs_oracle=<all> worst_gpu_hours_vs_reactive=<all> scenarios=<n> (with --trace: every figure is that trace's).
 """
