@@ -24,12 +24,12 @@ from planner.perf.profiledata import Profile, central_points
 
 FLOOR_RATIO = 1.0
 """A point below this x its ideal roofline time breaches the floor. 1: only the physically impossible (the catalog's
-bandwidths and peaks are the spec sheets', which measured kernels do not exceed); the committed profiles' lowest
-legitimate ratio is 1.05 (prefill) and 1.19 (decode)."""
+bandwidths and peaks are the spec sheets', which measured kernels do not exceed); the other committed profiles' lowest
+ratios are 1.15 (prefill) and 1.19 (decode)."""
 
 
 @dataclass(frozen=True)
-class FloorBreach:
+class FloorPoint:
     """One measured point against its ideal roofline time (a breach where the ratio is below FLOOR_RATIO)."""
 
     phase: str
@@ -44,16 +44,15 @@ class FloorBreach:
         return self.measured_ms / self.ideal_ms
 
 
-def point_times(p: Profile, catalog: Catalog) -> list[FloorBreach]:
-    """Every central point of `p` (the fits' points) with its measured and ideal roofline time, prefill then decode
-    (a FloorBreach whatever its ratio). A model or GPU the catalog does not know gives none (the loader refuses it
-    elsewhere)."""
+def point_times(p: Profile, catalog: Catalog) -> list[FloorPoint]:
+    """Every central point of `p` (the fits' points) with its measured and ideal roofline time, prefill then decode.
+    A model or GPU the catalog does not know gives none (the loader refuses it elsewhere)."""
     m = p.meta
     if m.model not in catalog.models or m.gpu not in catalog.gpus:
         return []
     model = catalog.model(m.model).with_precision(m.weight_dtype, m.kv_dtype)
     gpu = catalog.gpu(m.gpu)
-    out: list[FloorBreach] = []
+    out: list[FloorPoint] = []
     phases = (("prefill", p.prefill, ("isl", "batch"), "ttft_ms", prefill_parts, "{1} x {0}-token prompts"),
               ("decode", p.decode, ("batch", "context_tokens"), "itl_ms", decode_parts, "batch {0} x context {1}"))
     for phase, raw, axes, value, parts_of, where in phases:
@@ -64,16 +63,16 @@ def point_times(p: Profile, catalog: Catalog) -> list[FloorBreach]:
         parts = parts_of(model, gpu, m.tp, x, y)
         ideal = np.maximum(parts.compute_ms, parts.memory_ms)
         for a, b, t, i in zip(x, y, pts[value].to_numpy(float), ideal, strict=True):
-            out.append(FloorBreach(phase, where.format(int(a), int(b)), float(t), float(i)))
+            out.append(FloorPoint(phase, where.format(int(a), int(b)), float(t), float(i)))
     return out
 
 
-def floor_breaches(p: Profile, catalog: Catalog) -> list[FloorBreach]:
+def floor_breaches(p: Profile, catalog: Catalog) -> list[FloorPoint]:
     """The points of :func:`point_times` below FLOOR_RATIO x their ideal roofline time, worst first."""
     return sorted((x for x in point_times(p, catalog) if x.ratio < FLOOR_RATIO), key=lambda x: x.ratio)
 
 
-def floor_reason(p: Profile, breaches: list[FloorBreach]) -> str:
+def floor_reason(p: Profile, breaches: list[FloorPoint]) -> str:
     """One line: which profile, how many points, the worst, and what it means."""
     w = breaches[0]
     return (f"{p.path}: {len(breaches)} point{'s' if len(breaches) > 1 else ''} faster than the roofline allows (worst: "
