@@ -396,15 +396,15 @@ def expected_max_normal(n: int) -> float:
     return float(val)
 
 
-def observed_peak(mo: ModelObservation, cfg: ControllerConfig, since_s: float | None) -> Peak | None:
-    """The sub-interval peak of one observation: the window forecast.peak_window_s names, else
-    the smallest one observed; the span is the observation's own (Prometheus: its rate window) or else the time
-    since the previous observation (the interval for the first). None: no peak observed."""
-    if not mo.arrival_peak_rps:
+def observed_peak(peaks: Mapping[float, float], span_s: float | None, cfg: ControllerConfig, since_s: float) -> Peak | None:
+    """The sub-interval peak of one observation (ModelObservation.arrival_peak_rps / arrival_peak_span_s): the window
+    forecast.peak_window_s names, else the smallest one observed; the span is the observation's own (Prometheus: its
+    rate window) or else the time since the previous observation (the interval for the first). None: none observed."""
+    if not peaks:
         return None
-    w = cfg.forecast.peak_window_s if cfg.forecast.peak_window_s in mo.arrival_peak_rps else min(mo.arrival_peak_rps)
-    span = mo.arrival_peak_span_s or since_s or cfg.interval_s
-    return Peak(mo.arrival_peak_rps[w], w, max(1, int(span // w + 1e-9)))
+    w = cfg.forecast.peak_window_s if cfg.forecast.peak_window_s in peaks else min(peaks)
+    span = span_s or since_s or cfg.interval_s
+    return Peak(peaks[w], w, max(1, int(span // w + 1e-9)))
 
 
 def peak_level(rate_rps: float, peak_rps: float | None, windows: int, window_s: float, extra_sigmas: float) -> float:
@@ -550,7 +550,7 @@ def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: 
               idc: Mapping[float, float] | None = None,
               prompt_buckets: tuple[tuple[float, float], ...] = (),
               output_buckets: tuple[tuple[float, float], ...] = (),
-              peak: Peak | None = None) -> ModelMemory:
+              peaks: Mapping[float, float] | None = None, peak_span_s: float | None = None) -> ModelMemory:
     n = history_len(cfg)
     lengths = (isl, osl) if isl and osl and completion_rps > 0 else mem.lengths
     li, lo = (isl, osl) if isl and osl else (lengths or (None, None))
@@ -578,8 +578,9 @@ def _remember(mem: ModelMemory, cfg: ControllerConfig, now: float, arrival_rps: 
     # a history that did not record spreads from its start is padded with None (aligned with t_s)
     scv = (((None, None),) * (len(mem.t_s) - len(mem.length_scv)) + mem.length_scv
            + ((histogram_scv(prompt_buckets, dt), histogram_scv(output_buckets, dt)),))[-n:]
-    peaks = ((None,) * (len(mem.t_s) - len(mem.peak_rps)) + mem.peak_rps + (peak,))[-n:]
-    return replace(mem, t_s=t, rate_rps=rates, idc=(mem.idc + ((d.get(1.0), d.get(10.0)),))[-n:], peak_rps=peaks,
+    peak = observed_peak(peaks or {}, peak_span_s, cfg, dt)
+    kept = ((None,) * (len(mem.t_s) - len(mem.peak_rps)) + mem.peak_rps + (peak,))[-n:]
+    return replace(mem, t_s=t, rate_rps=rates, idc=(mem.idc + ((d.get(1.0), d.get(10.0)),))[-n:], peak_rps=kept,
                    prompt_buckets=hists, length_scv=scv,
                    prompt_tps=(mem.prompt_tps + (pt,))[-n:],
                    output_tps=(mem.output_tps + (ot,))[-n:], lengths=lengths, pending=tuple(pending),
@@ -828,10 +829,9 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     memories = dict(state.models)
     forecasts: dict[str, ModelForecast] = {}
     for m, mo in obs.models.items():
-        prev = memories.get(m, ModelMemory())
-        since_s = now - prev.t_s[-1] if prev.t_s else None
-        mem = _remember(prev, cfg, now, mo.arrival_rps, mo.mean_isl, mo.mean_osl, mo.completion_rps,
-                        mo.arrival_idc, mo.prompt_token_buckets, mo.output_token_buckets, observed_peak(mo, cfg, since_s))
+        mem = _remember(memories.get(m, ModelMemory()), cfg, now, mo.arrival_rps, mo.mean_isl, mo.mean_osl, mo.completion_rps,
+                        mo.arrival_idc, mo.prompt_token_buckets, mo.output_token_buckets, mo.arrival_peak_rps,
+                        mo.arrival_peak_span_s)
         fc = model_forecast(mem, cfg, sum(mo.waiting.values()))
         mem = update_headroom(mem, slo_ratio(mo, cfg.models[m].slo if m in cfg.models else None), sum(mo.waiting.values()),
                               cfg, mo.arrival_rps / fc.envelope_rps if fc.envelope_rps > 0 else 0.0)
