@@ -304,7 +304,7 @@ def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
             + (f"; {', '.join(sorted(set(ids) & inst.torch_unused))}: the torch reference decoder's profile is not used "
                "(vLLM's kernels run 0.65-0.88x its times; where both exist the prior missed vLLM less: bench/calibrate_prior.py "
                "part D)" if set(ids) & inst.torch_unused else "")
-            + "".join(f"; {vid}: its profile {inst.unphysical[vid].split(': ', 1)[1]}" for vid in sorted(set(ids) & set(inst.unphysical)))
+            + "".join(f"; {vid}: its profile at {inst.unphysical[vid]}" for vid in sorted(set(ids) & set(inst.unphysical)))
             + (f"; {', '.join(unprofiled)} {'has' if len(unprofiled) == 1 else 'have'} no profile of any model: on a GPU type "
                f"held out of the calibration ({g.gpu} tp{g.min_tp}+) it missed by {g.prefill:.0%} / {g.decode:.0%}"
                if unprofiled else "")
