@@ -126,7 +126,7 @@ META_KEYS: tuple[str, ...] = (
     "model", "gpu", "tp", "engine", "engine_version", "engine_flags", "engine_env", "kv_capacity_tokens",
     "kv_capacity_note",
     "max_num_seqs", "max_batched_tokens", "date", "backend", "source", "device_name", "weight_dtype", "kv_dtype",
-    "notes",
+    "notes", "calibrate", "calibrate_note",
 )
 """Every key a meta.yaml may have, in ProfileMeta's order (the loader forbids others)."""
 

@@ -151,6 +151,8 @@ def law_lines(fit: ProfileFit) -> list[str]:
            + (", fitted from client TTFTs" if fit.client_ttft else ", measured: ttft_e2e_ms - ttft_ms") + ") + the prefill law"
            if fit.law_source == "measured-vllm" else ""),
         *(f"also for this variant: {o}" for o in fit.others),
+        *([f"not in the roofline prior's calibration (meta.yaml calibrate: false): {fit.profile.meta.calibrate_note or 'no reason given'}"]
+          if not fit.profile.meta.calibrate else []),
     ]
 
 

@@ -5,7 +5,9 @@ Why: a weightless profile (``--load-format dummy``) can measure something the de
 online FP8 quantization of dummy weights sent a MoE's batch to few experts (qwen3-30b-a3b with FP8 weights on the
 H100, plan h2): its decode step at batch 32 x 512 took 6.27 ms where reading every routed expert once takes 8.68 ms
 at the card's peak bandwidth, and from batch 8 to 128 its steps grew 4.6 -> 8.6 ms where the bf16 profile's grew
-4.7 -> 26.6 ms. Every other committed profile sits at 1.19x its ideal time or above (``bench/roofline_floor.py``).
+4.7 -> 26.6 ms. Every other committed profile sits at 1.19x its ideal time or above (``bench/roofline_floor.py``);
+re-measured with uniform routing (stop 40, profiles/runs/2026-12-05-h2v2) that variant lies at 1.47x, and that
+profile is the bundled one since (plan h2's stays in its runs folder, the breach tests/test_perf_floor.py holds).
 The ideal time is planner.perf.prior's: ``max(compute, memory)`` of :func:`prefill_parts` / :func:`decode_parts`
 at efficiency 1, with a MoE's experts touched as a uniform router spreads a batch's tokens (a trained router's
 load balancing approaches it). A profile with any point below it is not used for laws nor for the prior's

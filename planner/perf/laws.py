@@ -33,7 +33,9 @@ Where the laws come from (:class:`PerfModel`):
   with several profiles of a variant the vLLM-measured one wins (``profiledata.LAW_PREFERENCE``) and
   ``law_source`` says which was used (measured-vllm, measured-torch, splitwise). Once any vLLM profile is
   loaded, a variant measured only by the torch reference decoder is planned from the prior instead (its
-  profile stays in ``alternatives``; :meth:`PerfModel.from_profiles` says why). The laws are fitted
+  profile stays in ``alternatives``; :meth:`PerfModel.from_profiles` says why). A profile whose meta.yaml says
+  ``calibrate: false`` plans its variant but the prior is not calibrated on it (rule V2b, stop 40: the FP8 MoE on the
+  H100, whose engine ran untuned fallback fused-MoE kernels). The laws are fitted
   with non-negative least squares on the central value of every measured point
   (:mod:`planner.perf.fit`); KV capacity, max_num_seqs and the token budget come from its meta.yaml.
   The measured ranges are kept; a query beyond them warns (:class:`ExtrapolationWarning`) once per
@@ -709,6 +711,12 @@ class PerfModel:
             reports[key] = (prep, drep)
         skip_torch = calibrate_on == "engines" and bool(vllm_over)
         used = [key for key in fits if not (skip_torch and measured[key].law_source == "measured-torch")]
+        # a profile whose meta.yaml says calibrate: false plans its variant but leaves the prior alone (rule V2b, stop
+        # 40: an engine that ran untuned fallback kernels measures that fallback, not the efficiency the prior carries)
+        for key in [k for k in used if not chosen[k].meta.calibrate]:
+            used.remove(key)
+            log.info("%s: not in the prior's calibration (meta.yaml calibrate: false): %s", chosen[key].path,
+                     chosen[key].meta.calibrate_note or "no reason given")
         if skip_torch:
             # Nor are its laws used: a variant whose only profile is the torch reference decoder's is planned from the
             # prior calibrated on the serving engines. Where both exist, that prior (leaving the model out) missed vLLM

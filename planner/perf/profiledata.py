@@ -80,6 +80,11 @@ class ProfileMeta(BaseModel):
     weight_dtype: Literal["bf16", "fp8"] = Field(default="bf16", description="weight precision (precision contract)")
     kv_dtype: Literal["bf16", "fp8"] = Field(default="bf16", description="KV-cache precision (precision contract; bf16 = vLLM 'auto')")
     notes: str | None = None
+    calibrate: bool = Field(
+        default=True, description="false: the profile plans its own variant, but the roofline prior is not calibrated "
+                                  "on it (calibrate_note says why, e.g. the engine ran without tuned kernels for this "
+                                  "shape, so its efficiency is not the tuned kernels' the prior describes)")
+    calibrate_note: str | None = Field(default=None, description="why calibrate is false")
 
 
 LAW_PREFERENCE: tuple[LawSource, ...] = ("measured-vllm", "measured", "measured-torch", "splitwise")

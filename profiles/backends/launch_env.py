@@ -41,7 +41,8 @@ MOE_DUMMY_ROUTING_ENV = {"VLLM_MOE_ROUTING_SIMULATION_STRATEGY": "uniform_random
 (vLLM 0.26 envs.py), the balanced routing a trained router's load balancing approaches. Why (rule V1, stop 39): with
 FP8 weights quantized online from dummy ones, vLLM's router sent a batch to few experts (qwen3-30b-a3b on the H100:
 decode steps below the roofline floor, planner/perf/floor.py); with bf16 dummy weights the router already spread
-tokens, and uniform routing measured the same decode within 1-2% (profiles/runs/2026-12-03-s6)."""
+tokens, and uniform routing measured the same decode within 1-2% (profiles/runs/2026-12-03-s6). Re-measured with it
+(stop 40, profiles/runs/2026-12-05-h2v2), the FP8 MoE's decode at batch 8-128 took 1.4-2.1x the dummy router's."""
 
 
 def moe_dummy_env(is_moe: bool, dummy_weights: bool, base: Mapping[str, str] | None = None) -> dict[str, str]:
