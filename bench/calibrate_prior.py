@@ -42,6 +42,16 @@ F. The FP8 share of the compute efficiency (planner.perf.prior.Calibration.fp8_s
    f_heldout_*; since stop 38 the others are in the calibration too), and part B0's leave-one-model-out with the
    planner's calibration without and with the share. The share is fitted only if the rule holds (rule F2 at stop 38:
    F1's thresholds with plan h2's FP8 profiles bundled; it held, the planner fits the share).
+   Stop 40 (rules V2, V2b): the FP8 MoE on the H100 re-measured with uniform routing (profiles/runs/2026-12-05-h2v2,
+   1.47x its roofline floor) is bundled with meta.yaml `calibrate: false` (vLLM ran its fused-MoE kernels without a
+   tuned configuration): part F's row for it is the prior's first error on a physical FP8 MoE profile, 15.2 / 12.0%
+   (prefill / decode median, with the share; 19.6 / 10.9% without). Calibrated on instead, part D's guard failed
+   (llama-3.1-8b on the H200: the prior's p90 32.0 -> 38.6%, the torch reference's 35.6%) and leave-one-model-out read
+   13.5 / 7.6%; with `calibrate: false` D holds as before and leave-one-model-out reads 13.5 / 7.0% (11.8 / 6.4% at stop
+   39, when the profile was not a target: the prior misses this one widely, and so does part A's sparse law, whose
+   prefill p90 over every vLLM profile went 15.6 -> 22.9%: 93% on its flat 110-137 ms prefill from 2,048 to 8,192 tokens).
+   Then plan h3's llama-3.1-8b with an FP8 KV cache on the H100 was bundled (rule H3): leave-one-model-out 12.2 / 7.4%,
+   sparse prefill p90 20.3%, D still the prior (pooled 9.1 / 19.3% against the torch reference's 20.4 / 33.0%), F on.
 
 The target backend is vLLM (`--target measured-vllm`); where the profile root holds no vLLM
 profile yet, the torch reference decoder's profiles are the target, and the table says so.
