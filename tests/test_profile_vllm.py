@@ -218,6 +218,7 @@ def test_launch_mode_starts_and_stops_the_server(tmp_path):
     # The launch's own VLLM_* setting reached the server and is recorded with the flags.
     assert "ROUTING=uniform_random" in argv
     assert meta.engine_env.get("VLLM_MOE_ROUTING_SIMULATION_STRATEGY") == "uniform_random"
+    assert meta.calibrate  # no untuned-kernel warning in this server's log: calibrated on (rule V2b)
     # The server we started is gone: its port refuses connections.
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", launch.port)) != 0
@@ -485,6 +486,10 @@ FAKE_API_SERVER = textwrap.dedent('''\
     a, _ = ap.parse_known_args()
     open("{argv_file}", "w").write(" ".join(sys.argv[1:]))
     shutil.copytree(a.model, "{copy_dir}")
+    # vLLM 0.26's warning for a fused-MoE shape it has no tuned kernels for (verbatim but for the path)
+    print("(EngineCore pid=935) WARNING 12-05 23:38:15 [fused_moe.py:1107] Using default MoE config. Performance might "
+          "be sub-optimal! Config file not found at /site/vllm/model_executor/layers/fused_moe/configs/"
+          "E=128,N=768,device_name=NVIDIA_H200,dtype=fp8_w8a8.json", file=sys.stderr, flush=True)
     perf = VariantPerf(model=a.served_model_name, gpu="H200-141GB", tp=1, source="measured", prefill_a_ms=5.0,
         prefill_b_ms_per_token=0.01, prefill_c_ms_per_token2=0.0, decode_alpha_ms=5.0, decode_beta_ms_per_seq=0.1,
         decode_gamma_ms_per_token=1e-4, kv_capacity_tokens=50000, kv_bytes_per_token=65536, kv_link_gb_s=50.0,
@@ -530,6 +535,22 @@ def test_cli_dummy_weights_writes_the_model_folder_and_maps_fp8_flags(tmp_path):
     # a weightless MoE is served with uniformly random routing unless the environment says otherwise (rule V1), and
     # the profile records it with the flags
     assert meta.engine_env.get("VLLM_MOE_ROUTING_SIMULATION_STRATEGY") == "uniform_random"
+    # the server said it ran untuned fused-MoE kernels: the profile plans its variant but is not calibrated on (V2b)
+    assert meta.calibrate is False and "E=128,N=768,device_name=NVIDIA_H200,dtype=fp8_w8a8.json" in (meta.calibrate_note or "")
+
+
+@pytest.mark.parametrize("log,expected", [
+    ("", []),
+    ("INFO Avg prompt throughput: 0.0 tokens/s\n", []),
+    ("WARNING [fused_moe.py:1107] Using default MoE config. Performance might be sub-optimal! Config file not found at "
+     "/s/configs/E=60,N=1408,device_name=NVIDIA_H200.json\n" * 2, ["E=60,N=1408,device_name=NVIDIA_H200.json"]),
+    ("WARNING Using default MoE config.\n", ["Using default MoE config"]),
+])
+def test_untuned_kernel_configs_are_read_from_the_server_log(log, expected):
+    """profiles.backends.vllm.untuned_kernel_configs: each missing tuned configuration once, by file name."""
+    from profiles.backends.vllm import untuned_kernel_configs
+
+    assert untuned_kernel_configs(log) == expected
 
 
 def test_profile_dirs_follow_the_precision_contract():

@@ -216,12 +216,15 @@ class ManagedServer:
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
-    def log_tail(self, lines: int = 20) -> str:
+    def log_text(self) -> str:
+        """The server's log so far ("" when it cannot be read)."""
         try:
-            text = self.log_path.read_text(errors="replace").splitlines()
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text[-lines:])
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def stop(self, grace_s: float = 30.0) -> None:
         p = self.proc
@@ -1173,8 +1176,31 @@ def _write_goodput(path: Path, rows: list[dict]) -> None:
     _write_rows(path, rows, list(rows[0]))
 
 
+UNTUNED_KERNEL_WARNING = "Using default MoE config"
+"""What vLLM 0.26's fused-MoE layer logs (model_executor/layers/fused_moe/fused_moe.py) when it finds no tuned kernel
+configuration for the layer's shape, dtype and device and runs fallback tiles instead; the line goes on with "Config
+file not found at <path>/E=..,N=..,device_name=..[,dtype=..].json"."""
+
+
+def untuned_kernel_configs(server_log: str) -> list[str]:
+    """The kernel configurations a vLLM server log says it ran without tuning (the missing configuration files' names,
+    in order, once each; the warning's text where it names none). Rule V2b (stop 40): a profile measured on such
+    kernels plans its variant, but the roofline prior is not calibrated on it."""
+    found: list[str] = []
+    for line in server_log.splitlines():
+        if UNTUNED_KERNEL_WARNING not in line:
+            continue
+        tail = line.split("Config file not found at", 1)
+        name = tail[1].strip().rsplit("/", 1)[-1].rstrip(".") if len(tail) == 2 else UNTUNED_KERNEL_WARNING
+        if name not in found:
+            found.append(name)
+    return found
+
+
 def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url: str,
-          env: dict[str, str] | None = None) -> dict:
+          env: dict[str, str] | None = None, untuned: Sequence[str] = ()) -> dict:
+    """meta.yaml of a run; `untuned`: kernel configurations the server ran without tuning (untuned_kernel_configs),
+    which set calibrate: false with the reason."""
     import datetime as dt
 
     from planner.perf.profiledata import ProfileMeta
@@ -1192,10 +1218,16 @@ def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url
                f"(tokens from token_ids/usage, not chunks); rows are medians of >= {cfg.repeats} repeats (more where a "
                f"point fell below the monotone floor; 'raised' marks a median raised to it)"
                + (f"; emulated clock time_scale={cfg.time_scale:g}" if cfg.time_scale != 1.0 else "")),
+        calibrate=not untuned,
+        calibrate_note=(f"the server ran without tuned kernel configurations ({', '.join(untuned)} not found: vLLM's "
+                        "fallback tiles), so the roofline prior is not calibrated on this profile (rule V2b); its laws "
+                        "plan its variant" if untuned else None),
     )
     out = meta.model_dump(mode="json", exclude_none=True)
     if not out.get("engine_env"):
         out.pop("engine_env", None)  # attached servers and engines with no VLLM_* setting: the key is left out
+    if out.get("calibrate", True):
+        out.pop("calibrate", None)  # the default, left out as before
     return out
 
 
@@ -1240,7 +1272,9 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
                   "prefill": _outcome_dict(summary.prefill), "decode": _outcome_dict(summary.decode)}
         store = pfmt.ProfileStore(cfg.out)
         if store.prefill_rows and store.decode_rows:
-            store.write_record(record, _meta(cfg, info, kv, flags, url, cfg.launch.engine_env() if cfg.launch is not None else None))
+            untuned = untuned_kernel_configs(server.log_text()) if server is not None else []
+            store.write_record(record, _meta(cfg, info, kv, flags, url, cfg.launch.engine_env() if cfg.launch is not None else None,
+                                             untuned))
         else:
             pfmt.write_atomic(cfg.out / pfmt.RUN_FILE, pfmt.yaml_text(record))
         return summary
