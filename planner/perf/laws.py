@@ -710,11 +710,11 @@ class PerfModel:
             measured[key] = vp
             reports[key] = (prep, drep)
         skip_torch = calibrate_on == "engines" and bool(vllm_over)
-        used = [key for key in fits if not (skip_torch and measured[key].law_source == "measured-torch")]
         # a profile whose meta.yaml says calibrate: false plans its variant but leaves the prior alone (rule V2b, stop
         # 40: an engine that ran untuned fallback kernels measures that fallback, not the efficiency the prior carries)
-        for key in [k for k in used if not chosen[k].meta.calibrate]:
-            used.remove(key)
+        used = [key for key in fits if chosen[key].meta.calibrate
+                and not (skip_torch and measured[key].law_source == "measured-torch")]
+        for key in (k for k in fits if not chosen[k].meta.calibrate):
             log.info("%s: not in the prior's calibration (meta.yaml calibrate: false): %s", chosen[key].path,
                      chosen[key].meta.calibrate_note or "no reason given")
         if skip_torch:
