@@ -125,6 +125,10 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     # constant was fitted on (rates chosen before its laws were known; its profile from the same session).
     ("profiles/runs/2026-12-05-h2/qwen3-14b/H100-SXM-80GB/tp1-fp8-load/vllm/load_sweep.csv",
      "profiles/runs/2026-12-05-h2/qwen3-14b/H100-SXM-80GB/tp1-fp8/vllm"),
+    # v3 (stop 41), 20 s per rate on the lent H100: qwen2.5-14b bf16 (in HELD_OUT_SET; s14's rates, chosen on the H200
+    # before this card's laws were known; its profile from the same launch).
+    ("profiles/runs/2026-12-06-v3/qwen2.5-14b/H100-SXM-80GB/tp1/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-v3/qwen2.5-14b/H100-SXM-80GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
