@@ -111,6 +111,7 @@ from planner.perf.laws import (  # noqa: E402
     LINEAR_LAW_FORMS,
     LawForms,
     PerfModel,
+    TORCH_ONLY_LAWS,
 )
 from planner.perf.prior import CALIBRATION_LOSSES, DEFAULT_CALIBRATION, Calibration  # noqa: E402
 from planner.perf.floor import physical_profiles  # noqa: E402
@@ -252,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     all_t = np.concatenate([r.torch.all_rel_err() for r in tvp]) if tvp else np.array([np.nan])
     all_p = np.concatenate([r.prior.all_rel_err() for r in tvp]) if tvp else np.array([np.nan])
     console.print(f"D's rule picks {'the prior' if d_ok else 'the torch reference'} for variants whose only profile is the "
-                  f"torch reference's; the loader uses the prior (planner.perf.laws.PerfModel.from_profiles)")
+                  f"torch reference's; the loader uses {'the prior' if TORCH_ONLY_LAWS == 'prior' else 'the torch laws'} "
+                  "(planner.perf.laws.TORCH_ONLY_LAWS; a test holds it to this verdict)")
 
     # F: the FP8 share (rule F1): each card's FP8 profile from the other's, and leave one model out, without and with it
     f_cals = (dataclasses.replace(DEFAULT_CALIBRATION, fp8_share=False), dataclasses.replace(DEFAULT_CALIBRATION, fp8_share=True))

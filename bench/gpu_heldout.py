@@ -47,7 +47,7 @@ from planner.perf.heldout import (  # noqa: E402
     prior_beats_torch,
     use_byo_catalog_unless_set,
 )
-from planner.perf.laws import DEFAULT_PROFILES_DIR  # noqa: E402
+from planner.perf.laws import DEFAULT_PROFILES_DIR, TORCH_ONLY_LAWS  # noqa: E402
 from planner.perf.floor import physical_profiles  # noqa: E402
 from planner.perf.profiledata import iter_profiles, law_source  # noqa: E402
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     Console(width=200).print(tab)
     sm = summary(rows, goal)
     print(f"H2 over the {sm['torch_variants']} variant(s) with a torch reference: {sm['h2_rule']}"
-          + (" (the loader's choice since d3b5e7f is the prior)" if sm["h2_rule"] != "none" else ""))
+          + (f" (the loader's, part D's on the bundled pairs: {TORCH_ONLY_LAWS})" if sm["h2_rule"] != "none" else ""))
     fields = " ".join(f"{k}={v}" if isinstance(v, (int, str)) else f"{k}_pct={_pct(v)}" for k, v in sm.items())
     print(f"RESULT {fields}")
     return 0

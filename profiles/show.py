@@ -81,8 +81,10 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
         others = (f"{d.parent} ({law_source(load_profile(d.parent).meta)}): not used, this vllm/ profile is preferred",)
     prof = load_profile(d)
     if used and law_source(prof.meta) == "measured-torch":
+        from planner.perf import laws
+
         vllm_root = _vllm_profiles_root(d)
-        if vllm_root is not None:  # the loader's rule (planner.perf.laws.PerfModel.from_profiles)
+        if vllm_root is not None and laws.TORCH_ONLY_LAWS == "prior":  # the loader's rule (PerfModel.from_profiles)
             used = False
             others = (f"the roofline prior calibrated on the vLLM profiles under {vllm_root}: the planner uses it instead "
                       "(a torch-reference profile is used only where no vLLM profile exists; bench/calibrate_prior.py part D "

@@ -4,6 +4,7 @@ the TTFT-overhead and per-step overhead terms of the laws."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -203,32 +204,45 @@ def test_loader_prefers_the_vllm_profile_and_says_so(tmp_path: Path, cat: Catalo
     assert any("measured-torch" in ln and "not used" in ln for ln in lines)
 
 
-def test_a_torch_only_variant_is_planned_from_the_prior_once_vllm_profiles_exist(tmp_path: Path, cat: Catalog) -> None:
-    """The loader's rule (planner.perf.laws.PerfModel.from_profiles; bench/calibrate_prior.py part D chose it): with any
-    vLLM profile loaded, a variant measured only by the torch reference decoder is planned from the prior calibrated on
-    the serving engines, and the torch profile is listed, not used; with calibrate_on="all", or with no vLLM profile
-    at all, its laws are used."""
+@pytest.mark.parametrize("verdict", ["prior", "torch"])
+def test_a_torch_only_variant_is_planned_as_part_d_decides_once_vllm_profiles_exist(
+        tmp_path: Path, cat: Catalog, monkeypatch: pytest.MonkeyPatch, verdict: str) -> None:
+    """The loader's rule (planner.perf.laws.PerfModel.from_profiles, TORCH_ONLY_LAWS: bench/calibrate_prior.py part D
+    decides; "torch" since stop 41): with any vLLM profile loaded, the prior is calibrated on the serving engines only,
+    and a variant measured only by the torch reference decoder is planned from that prior ("prior": the torch profile is
+    listed, not used) or from its own torch laws ("torch"); with calibrate_on="all", or with no vLLM profile at all, its
+    laws are used either way."""
+    monkeypatch.setattr("planner.perf.laws.TORCH_ONLY_LAWS", verdict)
     torch_laws = dict(over_ms=0.0, fixed_ms=6.0, b_ms=0.03, alpha=5.7, beta=0.02, gamma=5e-5)
     _synthetic_profile(tmp_path, "torch", **torch_laws)  # bf16: torch reference only
     _synthetic_profile(tmp_path, "vllm", over_ms=11.0, fixed_ms=3.0, b_ms=0.013, alpha=3.0, beta=0.01, gamma=1e-5, w="fp8", kv="fp8")
     pm = PerfModel.load(cat, tmp_path)
     vp = pm.get(M8, GPU, 1)
-    assert vp is not None and vp.source == "prior" and not pm.is_measured(M8, GPU, 1)
-    assert vp.decode_alpha_ms != pytest.approx(5.7, rel=0.05)  # not the torch laws
-    assert pm.alternatives[(M8, GPU, 1, "bf16", "bf16")] == ["measured-torch"]
     assert pm.get(M8, GPU, 1, "fp8", "fp8").law_source == "measured-vllm"  # type: ignore[union-attr]
+    # the prior is calibrated without the torch profile either way: on the one vLLM profile alone
+    alone_vllm = tmp_path / "vllm-only"
+    shutil.copytree(tmp_path / M8 / GPU / "tp1-fp8-kvfp8", alone_vllm / M8 / GPU / "tp1-fp8-kvfp8")
+    assert pm.efficiency == PerfModel.load(cat, alone_vllm).efficiency
+    from profiles.show import fit_profile_dir, law_lines
+
+    shown = fit_profile_dir(tmp_path / M8 / GPU / "tp1")  # `planner profile show` says which laws the planner uses
+    assert shown.law_source == "measured-torch"
+    if verdict == "prior":
+        assert vp is not None and vp.source == "prior" and not pm.is_measured(M8, GPU, 1)
+        assert vp.decode_alpha_ms != pytest.approx(5.7, rel=0.05)  # not the torch laws
+        assert pm.alternatives[(M8, GPU, 1, "bf16", "bf16")] == ["measured-torch"]
+        assert not shown.used_by_planner
+        assert any("roofline prior" in ln and str(tmp_path) in ln for ln in law_lines(shown))
+    else:
+        assert vp is not None and vp.law_source == "measured-torch" and pm.is_measured(M8, GPU, 1)
+        assert vp.decode_alpha_ms == pytest.approx(5.7, rel=1e-3)
+        assert shown.used_by_planner
     every = PerfModel.from_profiles(cat, list(iter_profiles(tmp_path)), calibrate_on="all").get(M8, GPU, 1)
     assert every is not None and every.law_source == "measured-torch" and every.decode_alpha_ms == pytest.approx(5.7, rel=1e-3)
     only = tmp_path / "torch-only"
     _synthetic_profile(only, "torch", **torch_laws)
     alone = PerfModel.load(cat, only).get(M8, GPU, 1)
     assert alone is not None and alone.law_source == "measured-torch"
-    # `planner profile show` says which laws the planner uses for that directory
-    from profiles.show import fit_profile_dir, law_lines
-
-    shown = fit_profile_dir(tmp_path / M8 / GPU / "tp1")
-    assert shown.law_source == "measured-torch" and not shown.used_by_planner
-    assert any("roofline prior" in ln and str(tmp_path) in ln for ln in law_lines(shown))
 
 
 def test_loader_checks_precision_and_backend_against_the_layout(tmp_path: Path, cat: Catalog) -> None:

@@ -84,6 +84,9 @@ class GpuType(_Strict):
     gpus_per_node: int = Field(gt=0)
     price_per_hour: float = Field(gt=0, description="default on-demand price per GPU-hour, USD")
     power_w: float | None = Field(default=None, gt=0, description="board power (TDP), W")
+    driver_name: str | None = Field(default=None, description=(
+        "the device name the driver reports (nvidia-smi / torch.cuda.get_device_name), by which engines look up their "
+        "tuned kernel tables (planner.perf.kernel_tables)"))
 
 
 class MoeSpec(_Strict):

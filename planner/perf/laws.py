@@ -32,10 +32,11 @@ Where the laws come from (:class:`PerfModel`):
 - **measured**: a profile directory ``<profiles>/<model>/<gpu>/tp<N>[-fp8][-kvfp8]/[vllm/]`` exists;
   with several profiles of a variant the vLLM-measured one wins (``profiledata.LAW_PREFERENCE``) and
   ``law_source`` says which was used (measured-vllm, measured-torch, splitwise). Once any vLLM profile is
-  loaded, a variant measured only by the torch reference decoder is planned from the prior instead (its
-  profile stays in ``alternatives``; :meth:`PerfModel.from_profiles` says why). A profile whose meta.yaml says
-  ``calibrate: false`` plans its variant but the prior is not calibrated on it (rule V2b, stop 40: the FP8 MoE on the
-  H100, whose engine ran untuned fallback fused-MoE kernels). The laws are fitted
+  loaded, the prior is calibrated on the serving engines only, and a variant measured only by the torch reference
+  decoder is planned from its torch laws or from the prior as part D decides (:data:`TORCH_ONLY_LAWS`; with "prior"
+  its profile stays in ``alternatives``). A profile whose meta.yaml says ``calibrate: false`` plans its variant but
+  the prior is not calibrated on it (rules V2b and V3, stops 40-41: the MoE profiles whose engine ran vLLM's default
+  fused-MoE tiles, no tuned table for the shape: planner.perf.kernel_tables). The laws are fitted
   with non-negative least squares on the central value of every measured point
   (:mod:`planner.perf.fit`); KV capacity, max_num_seqs and the token budget come from its meta.yaml.
   The measured ranges are kept; a query beyond them warns (:class:`ExtrapolationWarning`) once per
@@ -103,6 +104,16 @@ DEFAULT_MAX_BATCHED_TOKENS = 8192
 # single-digit ms for small transfers; 2 ms is a conservative round number.
 KV_TRANSFER_FIXED_MS = 2.0
 DEFAULT_PROFILES_DIR = PROFILES_DIR / "data"
+TORCH_ONLY_LAWS: Literal["torch", "prior"] = "torch"
+"""What plans a variant whose only profile is the torch reference decoder's once vLLM profiles exist (the prior is
+calibrated on the serving engines either way): part D of bench/calibrate_prior.py decides (planner.perf.heldout.
+prior_beats_torch on every variant measured by both, the prior calibrated without the model: at least D_MARGIN_PCT
+points better at the median and no worse at the p90), and tests/test_perf.py holds this constant to D's verdict on the
+bundled profiles. "prior" from d3b5e7f (stop 33: the prior missed vLLM by 13.4% / 3.6% at the median where the torch
+reference's laws missed by 26.1% / 19.5%) to stop 40; "torch" since stop 41 (rule V3b): with the H100's bf16 MoE,
+measured on vLLM's default fused-MoE tiles, out of the prior's calibration (rule V3), D fails on llama-3.1-8b on the
+H200 at the p90 (40.6% against 35.6%; medians 11.5% against 26.1%). The torch reference runs 1.2-1.5x slower than
+vLLM's kernels, so its laws err on the side of more GPUs."""
 ALLREDUCE_DIR = "allreduce"
 """Subdirectory of a profile root holding measured all-reduce times (<gpu>/allreduce.csv)."""
 """Bundled example profiles (Splitwise Llama2-70B on A100/H100)."""
@@ -717,12 +728,10 @@ class PerfModel:
         for key in (k for k in fits if not chosen[k].meta.calibrate):
             log.info("%s: not in the prior's calibration (meta.yaml calibrate: false): %s", chosen[key].path,
                      chosen[key].meta.calibrate_note or "no reason given")
-        if skip_torch:
-            # Nor are its laws used: a variant whose only profile is the torch reference decoder's is planned from the
-            # prior calibrated on the serving engines. Where both exist, that prior (leaving the model out) missed vLLM
-            # by 13.4% / 3.6% at the median where the torch reference's laws missed by 26.1% / 19.5% (llama-3.1-8b,
-            # qwen3-32b on the H200; bench/calibrate_prior.py part D): its attention runs 1.2-1.5x slower than vLLM's
-            # kernels. The profile stays listed in `alternatives`, and is used again with calibrate_on="all".
+        if skip_torch and TORCH_ONLY_LAWS == "prior":
+            # Whether its laws are used is part D's verdict (TORCH_ONLY_LAWS): where it says "prior", a variant whose
+            # only profile is the torch reference decoder's is planned from the prior calibrated on the serving
+            # engines; the profile stays listed in `alternatives`, and is used again with calibrate_on="all".
             for key in [k for k, vp in measured.items() if vp.law_source == "measured-torch"]:
                 del measured[key], reports[key]
         for key in used:

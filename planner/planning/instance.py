@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from planner.io.catalog import Catalog
 from planner.io.errors import InputError
 from planner.io.schema import Fleet, Variant, Workload, parse_selector
+from planner.perf.kernel_tables import moe_kernel_tuning
 from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation
 from planner.planning.capacity import ArrivalShape, Capacity, ClassLoad, capacity, pool_class_capacities
 from solvers.problem import ClassSpec, Problem, VariantSpec
@@ -51,6 +52,10 @@ class Instance:
     unphysical: dict[str, str] = field(default_factory=dict)
     """Variant id -> why its measured profile is not used (faster than the roofline allows: planner.perf.floor, rule
     V1); the variant is planned from the prior and the plan's notes say so."""
+    untuned_moe: dict[str, str] = field(default_factory=dict)
+    """Variant id -> the fused-MoE table vLLM 0.26.0 would look up and does not ship, for MoE variants planned from the
+    prior (planner.perf.kernel_tables, rule V3): the engine runs default tiles there and the prior, which describes tuned
+    kernels, is likely optimistic; the plan's notes say so."""
     gpu_need: dict[str, int] | None = None
     """When infeasible only for want of GPUs: GPUs per type of the fewest-GPU plan with unlimited inventory."""
 
@@ -140,6 +145,10 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                         inst.torch_unused |= {v.id}
                     if vp.source == "prior" and (model, gpu, tp, wd, kd) in perf.unphysical:
                         inst.unphysical[v.id] = perf.unphysical[(model, gpu, tp, wd, kd)]
+                    if vp.source == "prior" and model in inst.moe_models:
+                        tuning = moe_kernel_tuning(catalog.model(model), catalog.gpu(gpu), tp, wd)
+                        if tuning.tuned is False and tuning.table is not None:
+                            inst.untuned_moe[v.id] = tuning.table
                     # the model's classes share the variant's pool (capacity.pool_class_capacities)
                     loads = [ClassLoad(c.isl, c.osl, workload.slo_of(c).percentile, workload.slo_of(c).ttft_ms,
                                        workload.slo_of(c).itl_ms, c.burstiness, c.rate_rps, c.isl_scv or 0.0,

@@ -1197,6 +1197,21 @@ def untuned_kernel_configs(server_log: str) -> list[str]:
     return found
 
 
+def untuned_by_engine_tables(cfg: VllmRunConfig) -> list[str]:
+    """Attach mode has no server log to read the warning from: the engine's shipped kernel tables say it instead (rule
+    V3, stop 41: planner.perf.kernel_tables, the lookup vLLM performs on the tables it ships). Empty where the variant
+    is dense, tuned, or the engine version, model or GPU is not one the tables or the catalog know."""
+    from planner.io.catalog import Catalog
+    from planner.perf.kernel_tables import moe_kernel_tuning
+
+    cat = Catalog.load()
+    if cfg.model not in cat.models or cfg.gpu not in cat.gpus:
+        return []
+    t = moe_kernel_tuning(cat.models[cfg.model], cat.gpus[cfg.gpu], cfg.tp, cfg.weight_dtype, cfg.engine_version or "",
+                          cfg.device_name)
+    return [f"{t.table}.json"] if t.tuned is False else []
+
+
 def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url: str,
           env: dict[str, str] | None = None, untuned: Sequence[str] = ()) -> dict:
     """meta.yaml of a run; `untuned`: kernel configurations the server ran without tuning (untuned_kernel_configs),
@@ -1272,7 +1287,8 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
                   "prefill": _outcome_dict(summary.prefill), "decode": _outcome_dict(summary.decode)}
         store = pfmt.ProfileStore(cfg.out)
         if store.prefill_rows and store.decode_rows:
-            untuned = untuned_kernel_configs(server.log_text()) if server is not None else []
+            untuned = (untuned_kernel_configs(server.log_text()) if server is not None
+                       else untuned_by_engine_tables(cfg))
             store.write_record(record, _meta(cfg, info, kv, flags, url, cfg.launch.engine_env() if cfg.launch is not None else None,
                                              untuned))
         else:

@@ -1,0 +1,160 @@
+"""MoE profiles on tuned or fallback kernels: vLLM's fused-MoE table lookup per profile, and how far the prior misses
+the ones measured on fallback tiles (rule V3, stop 41).
+
+    .venv/bin/python bench/untuned_kernels.py [--profiles DIR ...]
+
+Every vLLM profile of a mixture-of-experts model under `--profiles` (default: profiles/data, then profiles/runs; a
+variant found twice is taken from the first folder; profiles below their roofline floor, planner/perf/floor.py, are
+left out) gets the engine's table verdict (planner.perf.kernel_tables: the name vLLM 0.26.0 looks up, and whether it
+ships it), what its server log says where the run kept one (vLLM logs "Using configuration from .../<table>.json" or
+"Using default MoE config"), and its meta.yaml `calibrate` flag. For each profile on fallback tiles the roofline
+prior the planner uses for that variant when it has no profile of it (calibrated without it:
+planner.perf.heldout.perf_leaving_out) is set against the measured points: measured / prior, median per phase (> 1:
+the prior is optimistic). The planner's note on MoE variants it prices from the prior where vLLM has no tuned table
+quotes that range (planner.perf.kernel_tables.UNTUNED_MEASURED_OVER_PRIOR). Models outside the bundled catalog are read
+from examples/byo-model/catalog when no PLANNER_CATALOG is set. Deterministic: one run, no repeats.
+
+Last line: RESULT moe_profiles=<n> untuned=<n> log_checked=<n> log_agrees=<n> flag_agrees=<n of the bundled>
+           prefill_ratio_min= prefill_ratio_max= decode_ratio_min= decode_ratio_max= (measured / prior, untuned only)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.errors import InputError  # noqa: E402
+from planner.perf.floor import physical_profiles  # noqa: E402
+from planner.perf.heldout import _points, perf_leaving_out, predict_points, use_byo_catalog_unless_set  # noqa: E402
+from planner.perf.kernel_tables import KernelTuning, moe_kernel_tuning  # noqa: E402
+from planner.perf.laws import DEFAULT_PROFILES_DIR, client_ttft_rows, variant_key  # noqa: E402
+from planner.perf.profiledata import Profile, iter_profiles, law_source  # noqa: E402
+
+LOG_FILES = ("server.log", "server_log_excerpt.txt")
+TUNED_LINE = "Using configuration from"
+UNTUNED_LINE = "Using default MoE config"
+
+
+def log_verdict(p: Profile, table: str | None) -> bool | None:
+    """What the run's kept server log says of `table`: True (vLLM loaded it), False (it warned of default tiles),
+    None (no log kept, or the log names neither)."""
+    for name in LOG_FILES:
+        f = p.path / name
+        if not f.is_file():
+            continue
+        text = f.read_text(errors="replace")
+        if UNTUNED_LINE in text:
+            return False
+        if table is not None and f"{TUNED_LINE}" in text and f"{table}.json" in text:
+            return True
+    return None
+
+
+def measured_over_prior(p: Profile, catalog: Catalog) -> tuple[float, float]:
+    """Median measured / prior per phase (prefill, decode), the prior calibrated without this variant's profiles."""
+    pm = perf_leaving_out([p], catalog)
+    m = p.meta
+    vp = pm.get(m.model, m.gpu, m.tp, m.weight_dtype, m.kv_dtype)
+    if vp is None:
+        raise ValueError(f"{p.path}: the prior has no laws for this variant")
+    pre, dec = _points(p)
+    tp, td = predict_points(vp, pre, dec, vp.ttft_overhead_ms if client_ttft_rows(p) else 0.0)
+    return (float(np.median(pre.ttft_ms.to_numpy() / tp)), float(np.median(dec.itl_ms.to_numpy() / td)))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One variant: its first profile, the table verdict, whether that profile is bundled, and what a kept server log
+    of any run of the variant says (log_verdict; None: no run kept one)."""
+
+    profile: Profile
+    tuning: KernelTuning
+    bundled: bool
+    log: bool | None
+
+
+def collect(folders: list[Path], catalog: Catalog) -> list[Row]:
+    """A row per variant with a physical vLLM MoE profile, its profile from the first folder holding one; the log
+    verdict from any folder's run of the variant (a re-measure may have kept the log the bundled run did not)."""
+    first: dict[tuple, tuple[Profile, KernelTuning, bool]] = {}
+    logs: dict[tuple, bool] = {}
+    for folder in folders:
+        profs = [p for p in iter_profiles(folder) if law_source(p.meta) == "measured-vllm"
+                 and p.meta.model in catalog.models and catalog.model(p.meta.model).moe is not None]
+        profs, _ = physical_profiles(profs, catalog)
+        for p in profs:
+            key = variant_key(p)
+            m = p.meta
+            t = moe_kernel_tuning(catalog.model(m.model), catalog.gpu(m.gpu), m.tp, m.weight_dtype,
+                                  m.engine_version or "", m.device_name)
+            lv = log_verdict(p, t.table)
+            if lv is not None:
+                logs.setdefault(key, lv)
+            first.setdefault(key, (p, t, folder.resolve() == DEFAULT_PROFILES_DIR.resolve()))
+    return [Row(p, t, b, logs.get(key)) for key, (p, t, b) in first.items()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profiles", type=Path, nargs="+", default=None,
+                    help="folders laid out as profiles/data (default: profiles/data, then each of profiles/runs)")
+    a = ap.parse_args(argv)
+    use_byo_catalog_unless_set()
+    if a.profiles is None:
+        a.profiles = [DEFAULT_PROFILES_DIR, *sorted(d for d in (ROOT / "profiles" / "runs").iterdir() if d.is_dir())]
+    for f in a.profiles:
+        if not f.is_dir():
+            print(f"--profiles {f}: not a folder", file=sys.stderr)
+            return 2
+    try:
+        cat = Catalog.load()
+        rows = collect(a.profiles, cat)
+    except InputError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if not rows:
+        print(f"--profiles {' '.join(map(str, a.profiles))}: no vLLM profile of an MoE model", file=sys.stderr)
+        return 2
+    tab = Table(title="vLLM MoE profiles: the fused-MoE table vLLM looks up, whether it ships it, what a run's log "
+                      "says, and (fallback tiles only) measured / prior, median")
+    for c in ("profile", "table (.json)", "tuned", "log", "calibrate", "prefill x", "decode x"):
+        tab.add_column(c, justify="left" if c in ("profile", "table (.json)") else "right", no_wrap=c == "profile")
+    ratios: list[tuple[float, float]] = []
+    log_checked = log_agrees = flag_agrees = bundled = 0
+    for row in rows:
+        p, t, is_bundled, lv = row.profile, row.tuning, row.bundled, row.log
+        if lv is not None and t.tuned is not None:
+            log_checked += 1
+            log_agrees += lv == t.tuned
+        if is_bundled and t.tuned is not None:
+            bundled += 1
+            flag_agrees += p.meta.calibrate == t.tuned
+        cells = ["-", "-"]
+        if t.tuned is False:
+            r = measured_over_prior(p, cat)
+            ratios.append(r)
+            cells = [f"{r[0]:.2f}", f"{r[1]:.2f}"]
+        tab.add_row(str(p.path.relative_to(ROOT) if p.path.is_relative_to(ROOT) else p.path), t.table or "-",
+                    {True: "yes", False: "no", None: "?"}[t.tuned], {True: "tuned", False: "default", None: "-"}[lv],
+                    "yes" if p.meta.calibrate else "no", *cells)
+    Console(width=220).print(tab)
+    arr = np.array(ratios) if ratios else np.full((1, 2), np.nan)
+    print(f"RESULT moe_profiles={len(rows)} untuned={len(ratios)} log_checked={log_checked} log_agrees={log_agrees} "
+          f"flag_agrees={flag_agrees}/{bundled} prefill_ratio_min={arr[:, 0].min():.2f} "
+          f"prefill_ratio_max={arr[:, 0].max():.2f} "
+          f"decode_ratio_min={arr[:, 1].min():.2f} decode_ratio_max={arr[:, 1].max():.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
