@@ -171,3 +171,32 @@ def test_the_noted_range_is_what_the_bench_measures(monkeypatch: pytest.MonkeyPa
         got = sorted(r[i] for r in ratios)
         assert got[0] == pytest.approx(lo, abs=0.006) and got[-1] == pytest.approx(hi, abs=0.006)
         assert got[0] > 1.0  # the prior was optimistic on every one
+
+
+@pytest.mark.parametrize("gpu,tuned", [("H100-SXM-80GB", False), ("H200-141GB", True)])
+def test_profile_show_says_which_tiles_an_moe_profile_ran(gpu: str, tuned: bool) -> None:
+    from profiles.show import fit_profile_dir, law_lines
+
+    lines = [ln for ln in law_lines(fit_profile_dir(DATA / "qwen3-30b-a3b" / gpu / "tp1" / "vllm"))
+             if ln.startswith("fused-MoE kernels:")]
+    assert len(lines) == 1 and ("ships a tuned" in lines[0]) is tuned and ("default tiles" in lines[0]) is not tuned
+
+
+@pytest.mark.parametrize("gpu,expect", [
+    ("A100-80GB", "tune vLLM's kernel"),           # priced by the prior, default tiles: the advice
+    ("H100-SXM-80GB", "the measured laws include it"),  # measured on default tiles: said, nothing to add
+    ("H200-141GB", None),                          # tuned: no note
+])
+def test_profile_predict_notes_default_tiles(gpu: str, expect: str | None) -> None:
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    args = ["profile", "predict", "--model", "qwen3-30b-a3b", "--gpu", gpu, "--decode-batch", "8"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())  # the console wraps long lines
+    if expect is None:
+        assert "fused-MoE table" not in out
+    else:
+        assert expect in out and "E=128,N=768" in out

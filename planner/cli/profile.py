@@ -356,6 +356,7 @@ def register(app: typer.Typer) -> None:
         from planner.cli.console import EXIT_INFEASIBLE, stdout_console
         from planner.io.catalog import Catalog
         from planner.io.schema import DTYPES
+        from planner.perf.kernel_tables import default_tiles_advice, moe_kernel_tuning
         from planner.perf.laws import PerfModel, quiet_extrapolation
         from profiles import format as pfmt
 
@@ -385,6 +386,10 @@ def register(app: typer.Typer) -> None:
         bad = perf.unphysical.get((model, gpu, tp, weight_dtype, kv_dtype))
         if bad:
             console.print(f"[yellow]not used: {bad}")
+        tiles = moe_kernel_tuning(catalog.model(model), catalog.gpu(gpu), tp, weight_dtype)
+        if tiles.tuned is False and tiles.table is not None:  # rule V3 (planner.perf.kernel_tables)
+            console.print(f"[yellow]note: {default_tiles_advice([tiles.table])}" if source == "prior" else
+                          f"note: {tiles.note}; the measured laws include it")
         with quiet_extrapolation():
             pre = Table(title="prefill TTFT, ms")
             for c in ("isl", "TTFT ms"):

@@ -98,3 +98,16 @@ def moe_kernel_tuning(model: ModelSpec, gpu: GpuType, tp: int, weight_dtype: str
     table = fused_moe_table_name(model.moe.experts, model.moe.expert_intermediate // tp, name, weight_dtype)
     shipped = _tables().get(engine)
     return KernelTuning(table, None if shipped is None else table in shipped, engine)
+
+
+def default_tiles_advice(tables: list[str], subject: str = "it") -> str:
+    """What the planner says where the prior prices an MoE variant (`subject`) that vLLM 0.26.0 runs on default
+    fused-MoE tiles (`tables`: the missing table names): the prior describes tuned kernels and was optimistic on every
+    profile measured on default tiles (UNTUNED_MEASURED_OVER_PRIOR), and how to do better."""
+    pre, dec = UNTUNED_MEASURED_OVER_PRIOR["prefill"], UNTUNED_MEASURED_OVER_PRIOR["decode"]
+    return (f"vLLM 0.26.0 ships no tuned fused-MoE table for {subject} ({', '.join(f'{t}.json' for t in sorted(tables))}) "
+            f"and runs default tiles, slower than the tuned kernels the prior describes (on the {UNTUNED_PROFILES} MoE "
+            f"profiles measured on default tiles the runs took {pre[0]:.2f}-{pre[1]:.2f}x the prior's prefill and "
+            f"{dec[0]:.2f}-{dec[1]:.2f}x its decode at the median: bench/untuned_kernels.py); tune vLLM's kernel for the "
+            "shape (benchmarks/kernels/benchmark_moe.py --tune, VLLM_TUNED_CONFIG_FOLDER) or profile the variant as it "
+            "will run")

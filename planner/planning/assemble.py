@@ -27,7 +27,7 @@ from planner.io.schema import (
 )
 from planner.perf.graphs import graph_limit
 from planner.perf.heldout import PRIOR_HELD_OUT, PRIOR_HELD_OUT_GPU, PRIOR_HELD_OUT_MOE_GRAPHS
-from planner.perf.kernel_tables import UNTUNED_MEASURED_OVER_PRIOR, UNTUNED_PROFILES
+from planner.perf.kernel_tables import default_tiles_advice
 from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation
 from planner.planning.capacity import (
     POISSON,
@@ -282,19 +282,12 @@ def _graph_limit_notes(vp: VariantPerf, pool_id: str, role: str) -> list[str]:
 
 def _untuned_note(inst: Instance, ids: list[str]) -> str:
     """The part of a prior note for MoE pools that vLLM 0.26.0 runs on default fused-MoE tiles (no tuned table for the
-    shape on that GPU: planner.perf.kernel_tables, rule V3): the prior describes tuned kernels and was optimistic on
-    every MoE profile measured on default tiles."""
+    shape on that GPU: planner.perf.kernel_tables, rule V3)."""
     hit = sorted(set(ids) & set(inst.untuned_moe))
     if not hit:
         return ""
-    pre, dec = UNTUNED_MEASURED_OVER_PRIOR["prefill"], UNTUNED_MEASURED_OVER_PRIOR["decode"]
-    tables = ", ".join(sorted({inst.untuned_moe[vid] + ".json" for vid in hit}))
-    return (f"; {', '.join(hit)}: vLLM 0.26.0 ships no tuned fused-MoE table for {'it' if len(hit) == 1 else 'them'} "
-            f"({tables}) and runs default tiles, slower than the tuned kernels the prior describes (on the "
-            f"{UNTUNED_PROFILES} MoE profiles measured on default tiles the runs took {pre[0]:.2f}-{pre[1]:.2f}x the prior's "
-            f"prefill and {dec[0]:.2f}-{dec[1]:.2f}x its decode at the median: bench/untuned_kernels.py); tune vLLM's "
-            "kernel for the shape (benchmarks/kernels/benchmark_moe.py --tune, VLLM_TUNED_CONFIG_FOLDER) or profile the "
-            "variant as it will run")
+    tables = sorted({inst.untuned_moe[vid] for vid in hit})
+    return f"; {', '.join(hit)}: " + default_tiles_advice(tables, "it" if len(hit) == 1 else "them")
 
 
 def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
