@@ -52,11 +52,12 @@ class KernelTuning:
 
     @property
     def note(self) -> str:
+        engine = self.engine.replace("vllm", "vLLM", 1)  # as the project writes it elsewhere
         if self.tuned is None:
-            return f"no verdict on {self.engine}'s fused-MoE tables"
+            return f"no verdict on {engine}'s fused-MoE tables"
         if self.tuned:
-            return f"{self.engine} ships a tuned fused-MoE table ({self.table}.json)"
-        return (f"{self.engine} ships no tuned fused-MoE table for this shape ({self.table}.json not found): it runs "
+            return f"{engine} ships a tuned fused-MoE table ({self.table}.json)"
+        return (f"{engine} ships no tuned fused-MoE table for this shape ({self.table}.json not found): it runs "
                 "default tiles")
 
 
