@@ -446,3 +446,26 @@ def test_simulator_adds_the_ttft_overhead_to_every_request() -> None:
     assert done.sum() > 100
     assert (out[12.0].ttft_ms - out[0.0].ttft_ms).to_numpy()[done] == pytest.approx(12.0, abs=1e-6)
     assert out[12.0].itl_ms.to_numpy()[done] == pytest.approx(out[0.0].itl_ms.to_numpy()[done])
+
+
+@pytest.mark.parametrize("sources,noted", [
+    (["measured-torch"], ["llama-3.1-8b/decode/H100-SXM-80GB/tp1"]),
+    (["measured-vllm"], []),
+    ([None], []),                                   # the prior: its own note (assemble._prior_notes)
+    (["measured-torch", "measured-vllm"], ["llama-3.1-8b/decode/H100-SXM-80GB/tp1"]),
+])
+def test_a_plan_notes_pools_planned_from_the_torch_reference(sources: list, noted: list[str]) -> None:
+    """Where a variant's only profile is the torch reference decoder's (laws.TORCH_ONLY_LAWS "torch"), the plan says
+    its pool is likely larger than vLLM needs (vLLM ran 0.65-0.93x that decoder's times where both were measured)."""
+    from planner.io.schema import PoolPlan
+    from planner.planning.assemble import _torch_laws_notes
+
+    roles = ["decode", "prefill"]
+    pools = {f"llama-3.1-8b/{r}/H100-SXM-80GB/tp1": PoolPlan(
+        id=f"llama-3.1-8b/{r}/H100-SXM-80GB/tp1", role=r, gpu="H100-SXM-80GB", tp=1, replicas=1, gpus=1,  # type: ignore[arg-type]
+        cost_per_hour=2.99, utilization=0.5, source="prior" if s is None else "measured", law_source=s)
+        for r, s in zip(roles, sources, strict=False)}
+    notes = _torch_laws_notes(pools)
+    assert len(notes) == (1 if noted else 0)
+    if noted:
+        assert notes[0].startswith(", ".join(noted) + ":") and "larger than vLLM needs" in notes[0]

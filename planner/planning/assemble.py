@@ -290,6 +290,19 @@ def _untuned_note(inst: Instance, ids: list[str]) -> str:
     return f"; {', '.join(hit)}: " + default_tiles_advice(tables, "it" if len(hit) == 1 else "them")
 
 
+def _torch_laws_notes(pools: dict[str, PoolPlan]) -> list[str]:
+    """A note on pools planned from the torch reference decoder's profile (no vLLM profile of the variant; where vLLM
+    profiles exist, part D's verdict, planner.perf.laws.TORCH_ONLY_LAWS): vLLM's kernels ran 0.65-0.93x its times where
+    both were measured (H200 and H100 pairs, profiles/data/llama-3.1-8b/ROOFLINE.md), so such a pool is likely larger
+    than vLLM needs."""
+    ids = sorted(vid for vid, p in pools.items() if p.law_source == "measured-torch")
+    if not ids:
+        return []
+    return [f"{', '.join(ids)}: planned from the torch reference decoder's profile (no vLLM profile of "
+            f"{'it' if len(ids) == 1 else 'them'}): vLLM ran 0.65-0.93x that decoder's times where both were measured, "
+            "so the pool is likely larger than vLLM needs; measure it (planner profile --backend vllm --dummy-weights ...)"]
+
+
 def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
     """Per model with pools planned from the roofline prior (no profile of the variant): how far the prior missed
     real vLLM on held-out models (planner.perf.heldout.PRIOR_HELD_OUT) and how to measure instead."""
@@ -525,6 +538,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
         plan.notes.extend(_graph_limit_notes(inst.perf[vid], vid, v.role))
         plan.gpus[v.gpu] = plan.gpus.get(v.gpu, 0) + n * v.tp
     plan.notes.extend(_prior_notes(inst, pools))
+    plan.notes.extend(_torch_laws_notes(pools))
     plan.cost_per_hour = round(sum(p.cost_per_hour for p in pools.values()), 4)
     watts = {s.id: s.power_w for s in inst.problem.variants}
     plan.power_kw = round(sum(watts[vid] * p.replicas for vid, p in pools.items()) / 1e3, 3) if inst.power_known else None
