@@ -27,9 +27,11 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy $(LINT_PATHS)
 
 ## The test suite (unit, property, end-to-end on emulated servers, notebooks), after the linters.
+# Two workers, a test file per worker at a time (pytest-xdist --dist loadfile: a file's module fixtures are built
+# once): half the suite waits on emulated servers and notebook kernels, so the CI machine's two cores overlap it.
 test: lint
 	sh tests/setup_prometheus.sh
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(PY) bench/solve_scaling.py
