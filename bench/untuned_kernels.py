@@ -36,7 +36,7 @@ from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
 from planner.perf.floor import physical_profiles  # noqa: E402
 from planner.perf.heldout import _points, perf_leaving_out, predict_points, use_byo_catalog_unless_set  # noqa: E402
-from planner.perf.kernel_tables import KernelTuning, moe_kernel_tuning  # noqa: E402
+from planner.perf.kernel_tables import KernelTuning, profile_kernel_tuning  # noqa: E402
 from planner.perf.laws import DEFAULT_PROFILES_DIR, client_ttft_rows, variant_key  # noqa: E402
 from planner.perf.profiledata import Profile, iter_profiles, law_source  # noqa: E402
 
@@ -55,7 +55,7 @@ def log_verdict(p: Profile, table: str | None) -> bool | None:
         text = f.read_text(errors="replace")
         if UNTUNED_LINE in text:
             return False
-        if table is not None and f"{TUNED_LINE}" in text and f"{table}.json" in text:
+        if table is not None and TUNED_LINE in text and f"{table}.json" in text:
             return True
     return None
 
@@ -94,9 +94,8 @@ def collect(folders: list[Path], catalog: Catalog) -> list[Row]:
         profs, _ = physical_profiles(profs, catalog)
         for p in profs:
             key = variant_key(p)
-            m = p.meta
-            t = moe_kernel_tuning(catalog.model(m.model), catalog.gpu(m.gpu), m.tp, m.weight_dtype,
-                                  m.engine_version or "", m.device_name)
+            t = profile_kernel_tuning(p.meta, catalog)
+            assert t is not None  # the profiles above are of catalog models
             lv = log_verdict(p, t.table)
             if lv is not None:
                 logs.setdefault(key, lv)

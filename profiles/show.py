@@ -163,14 +163,10 @@ def _kernel_lines(p: Profile) -> list[str]:
     """For an MoE profile of a vLLM version whose fused-MoE tables are known (planner.perf.kernel_tables, rule V3):
     whether the engine ran tuned or default tiles."""
     from planner.io.catalog import Catalog
-    from planner.perf.kernel_tables import moe_kernel_tuning
+    from planner.perf.kernel_tables import profile_kernel_tuning
 
-    cat = Catalog.load()
-    m = p.meta
-    if m.model not in cat.models or m.gpu not in cat.gpus:
-        return []
-    t = moe_kernel_tuning(cat.models[m.model], cat.gpus[m.gpu], m.tp, m.weight_dtype, m.engine_version or "", m.device_name)
-    return [f"fused-MoE kernels: {t.note}"] if t.tuned is not None else []
+    t = profile_kernel_tuning(p.meta, Catalog.load())
+    return [f"fused-MoE kernels: {t.note}"] if t is not None and t.tuned is not None else []
 
 
 def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:

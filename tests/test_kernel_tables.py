@@ -19,6 +19,7 @@ from planner.perf.kernel_tables import (
     device_file_name,
     fused_moe_table_name,
     moe_kernel_tuning,
+    profile_kernel_tuning,
 )
 from planner.perf.laws import PerfModel
 from planner.perf.profiledata import iter_profiles, law_source
@@ -90,9 +91,8 @@ def test_every_bundled_vllm_moe_profile_is_calibrated_on_exactly_when_vllm_ran_t
         m = p.meta
         if law_source(m) != "measured-vllm" or cat.model(m.model).moe is None:
             continue
-        t = moe_kernel_tuning(cat.model(m.model), cat.gpu(m.gpu), m.tp, m.weight_dtype, m.engine_version or "",
-                              m.device_name)
-        assert t.tuned is not None, p.path
+        t = profile_kernel_tuning(m, cat)
+        assert t is not None and t.tuned is not None, p.path
         assert m.calibrate is t.tuned, (p.path, t.note)
         if not t.tuned:
             assert m.calibrate_note and "tuned" in m.calibrate_note

@@ -25,9 +25,11 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from planner.io.catalog import Catalog
 from planner.io.errors import InputError
 from planner.io.files import read_yaml_mapping
 from planner.io.schema import GpuType, ModelSpec
+from planner.perf.profiledata import ProfileMeta
 
 TABLES_FILE = Path(__file__).resolve().parents[2] / "profiles" / "engine_kernel_tables.yaml"
 KNOWN_ENGINE = "vllm 0.26.0"
@@ -99,6 +101,15 @@ def moe_kernel_tuning(model: ModelSpec, gpu: GpuType, tp: int, weight_dtype: str
     table = fused_moe_table_name(model.moe.experts, model.moe.expert_intermediate // tp, name, weight_dtype)
     shipped = _tables().get(engine)
     return KernelTuning(table, None if shipped is None else table in shipped, engine)
+
+
+def profile_kernel_tuning(meta: ProfileMeta, catalog: Catalog) -> KernelTuning | None:
+    """The lookup for a measured profile, with the engine version and driver name its meta.yaml records; None where the
+    catalog does not know the profile's model or GPU."""
+    if meta.model not in catalog.models or meta.gpu not in catalog.gpus:
+        return None
+    return moe_kernel_tuning(catalog.models[meta.model], catalog.gpus[meta.gpu], meta.tp, meta.weight_dtype,
+                             meta.engine_version or "", meta.device_name)
 
 
 def default_tiles_advice(tables: list[str], subject: str = "it") -> str:
