@@ -26,6 +26,11 @@ B. Leave one model out: calibrate the prior without one model, predict that mode
    profiles exist), on every other profile, and on target-backend profiles only. Goal: median <=
    15%, prefill and decode.
 C. Splitwise H100 tp2-8: calibrate without H100, predict its tp >= 2 profiles (as tests/test_perf.py).
+C2. Hardware not seen (report; nothing is chosen on it): per card with target profiles, the prior calibrated without
+   any profile of that card (Splitwise, torch reference and vLLM alike) predicts its target profiles, from the card's
+   catalog entry alone (planner.perf.heldout.leave_one_gpu_out); C2' leaves the predicted model out on every card too
+   (a new model on a new card). First run (stop 42, 22 bundled profiles): H100 unseen 8.0 / 9.5% (prefill / decode
+   median), H200 unseen 11.2 / 7.2%; with the model out too 14.0 / 8.6% and 14.4 / 11.2%.
 D. Torch reference or prior (planner.perf.heldout.torch_reference_vs_prior): per variant measured by both vLLM and the
    torch reference decoder, the torch reference's laws and the prior calibrated without the model, each against the
    vLLM points. The rule (stop 33, planner.perf.heldout.prior_beats_torch): the loader stops using a torch-reference
@@ -61,7 +66,8 @@ Usage: .venv/bin/python bench/calibrate_prior.py [--profiles DIR] [--target meas
 Last line: RESULT sparse_p90_pct=... (max of the phases) sparse_prefill_p90_pct=... sparse_decode_p90_pct=...
            linear_sparse_p90_pct=... a0_sparse_{prefill,decode}_p90_pct=... (A0's forms)
            dense_sparse_prefill_p90_pct=... dense_a0_sparse_prefill_p90_pct=... (dense models only) lomo_prefill_median_pct=... lomo_decode_median_pct=...
-           h100_prefill_median_pct=... h100_decode_median_pct=... forms=<the planner's> a0_forms=<A0's choice>
+           h100_prefill_median_pct=... h100_decode_median_pct=... logo_{prefill,decode}_median_pct=... (C2, pooled over
+           the cards) logmo_{prefill,decode}_median_pct=... (C2') forms=<the planner's> a0_forms=<A0's choice>
            calibration=<the planner's> b0_loss=<B0's choice> b0b=<B0b's choice>
            d_torch_median_pct=... d_torch_p90_pct=... d_prior_median_pct=... d_prior_p90_pct=... (pooled over part D's
            variants) d_rule=prior|torch (what part D's rule picks) f_tuning_prefill_median_pct_off= ..._on=
@@ -99,6 +105,7 @@ from planner.perf.heldout import (  # noqa: E402
     fp8_share_rule,
     FP8_TUNING_GPU,
     held_out_gpu_tp,
+    leave_one_gpu_out,
     leave_one_model_out,
     pooled,
     sparse_fit_errors,
@@ -235,6 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     console.print(_table(f"B3. the same, calibrated on other {target} profiles only (no Splitwise, no torch)", lomo_same))
     h100 = held_out_gpu_tp(profiles, cat, args.h100_gpu, allreduce)
     console.print(_table(f"C. prior calibrated without {args.h100_gpu}, predicting its tp >= 2 profiles", h100))
+    # C2: hardware not seen (report only, nothing chosen): each card's target profiles from the prior calibrated
+    # without any profile of that card, and without the card and the predicted model
+    logo = leave_one_gpu_out(profiles, cat, allreduce, target_source=target)
+    logmo = leave_one_gpu_out(profiles, cat, allreduce, target_source=target, model_too=True)
+    for gpu, rows in logo.items():
+        console.print(_table(f"C2. prior calibrated without any {gpu} profile, predicting its {target} profiles", rows))
+    for gpu, rows in logmo.items():
+        console.print(_table(f"C2'. prior calibrated without any {gpu} profile and without the predicted model on any card",
+                             rows))
+    logo_p, logmo_p = pooled([r for rows in logo.values() for r in rows]), pooled([r for rows in logmo.values() for r in rows])
 
     tvp = torch_reference_vs_prior(profiles, cat, allreduce)
     td = Table(title="D. torch reference or prior: each variant's vLLM points predicted by its torch-reference laws and by the "
@@ -308,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"lomo_decode_median_pct={_pct(la.get('decode_median', float('nan')))} "
                   f"h100_prefill_median_pct={_pct(hc.get('prefill_median', float('nan')))} "
                   f"h100_decode_median_pct={_pct(hc.get('decode_median', float('nan')))} "
+                  f"logo_prefill_median_pct={_pct(logo_p.get('prefill_median', float('nan')))} "
+                  f"logo_decode_median_pct={_pct(logo_p.get('decode_median', float('nan')))} "
+                  f"logmo_prefill_median_pct={_pct(logmo_p.get('prefill_median', float('nan')))} "
+                  f"logmo_decode_median_pct={_pct(logmo_p.get('decode_median', float('nan')))} "
                   f"forms={_forms(DEFAULT_LAW_FORMS).replace(' ', ',').replace('=', ':')} "
                   f"a0_forms={_forms(chosen).replace(' ', ',').replace('=', ':')} "
                   f"calibration={DEFAULT_CALIBRATION.label.replace(' + ', '+').replace(' ', ':')} "

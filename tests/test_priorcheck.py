@@ -13,7 +13,7 @@ import pytest
 from bench_loader import load_bench
 
 from planner.io.catalog import Catalog
-from planner.perf.heldout import checkerboard, leave_one_model_out, pooled, sparse_fit_errors
+from planner.perf.heldout import checkerboard, leave_one_gpu_out, leave_one_model_out, pooled, sparse_fit_errors
 from planner.perf.prior import Efficiency, decode_parts, predict_ms, prefill_parts
 from planner.perf.profiledata import ProfileMeta, iter_profiles, profile_dir, write_profile
 
@@ -23,9 +23,10 @@ TRUTH = Efficiency(0.55, 0.8, 0.02, 0.015, "truth", decode_step_overhead_ms=1.0,
 OVERHEAD_MS = 12.0
 
 
-def _write_roofline_profile(root: Path, cat: Catalog, model: str, w: str = "bf16", kv: str = "bf16") -> None:
+def _write_roofline_profile(root: Path, cat: Catalog, model: str, w: str = "bf16", kv: str = "bf16",
+                            gpu: str = GPU) -> None:
     """A vLLM-format profile whose points are the TRUTH roofline (+ the per-request TTFT overhead)."""
-    m, g = cat.model(model).with_precision(w, kv), cat.gpu(GPU)
+    m, g = cat.model(model).with_precision(w, kv), cat.gpu(gpu)
     isl, pb = (a.ravel() for a in np.meshgrid([128, 256, 512, 1024, 2048, 4096, 8192], [1, 2, 4]))
     keep = isl * pb <= 8192
     pre = pd.DataFrame({"isl": isl[keep], "batch": pb[keep]})
@@ -33,9 +34,9 @@ def _write_roofline_profile(root: Path, cat: Catalog, model: str, w: str = "bf16
     db, ctx = (a.ravel() for a in np.meshgrid([1, 4, 16, 64, 128], [512, 1024, 2048, 4096]))
     dec = pd.DataFrame({"batch": db, "context_tokens": ctx})
     dec["itl_ms"] = predict_ms(decode_parts(m, g, 1, dec.batch, dec.context_tokens), TRUTH, "decode")
-    meta = ProfileMeta(model=model, gpu=GPU, tp=1, engine="vllm", engine_version="0.26.0", kv_capacity_tokens=500_000,
+    meta = ProfileMeta(model=model, gpu=gpu, tp=1, engine="vllm", engine_version="0.26.0", kv_capacity_tokens=500_000,
                        date="2026-12-02", backend="vllm", weight_dtype=w, kv_dtype=kv)  # type: ignore[arg-type]
-    write_profile(profile_dir(root, model, GPU, 1, w, kv, vllm=True), meta, pre, dec)
+    write_profile(profile_dir(root, model, gpu, 1, w, kv, vllm=True), meta, pre, dec)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,28 @@ def test_leave_one_model_out_recovers_an_unprofiled_model(root: Path, cat: Catal
     assert s["prefill_median"] < 0.05 and s["decode_median"] < 0.05
 
 
+def test_leave_one_gpu_out_predicts_a_card_from_its_catalog_entry(tmp_path: Path, cat: Catalog) -> None:
+    """Two models profiled on two cards from one TRUTH efficiency: each card's profiles are recovered by the prior
+    calibrated on the other card alone (and, model_too, on the other model on the other card alone); every row is
+    of the card left out, so no row was predicted by a calibration that held its own points."""
+    for gpu in (GPU, "H100-SXM-80GB"):
+        for model in ("llama-3.1-8b", "qwen3-32b"):
+            _write_roofline_profile(tmp_path, cat, model, gpu=gpu)
+    profiles = list(iter_profiles(tmp_path))
+    for model_too in (False, True):
+        out = leave_one_gpu_out(profiles, cat, model_too=model_too)
+        assert set(out) == {GPU, "H100-SXM-80GB"}
+        for gpu, rows in out.items():
+            assert sorted(r.label.split("/")[0] for r in rows) == ["llama-3.1-8b", "qwen3-32b"]
+            assert all(r.label.split("/")[1] == gpu for r in rows)
+            s = pooled(rows)
+            # model_too calibrates on one profile (the other model on the other card): a looser bound
+            bound = 0.10 if model_too else 0.05
+            assert s["prefill_median"] < bound and s["decode_median"] < bound, (gpu, model_too, s)
+    # a single card: nothing to calibrate on once it is left out, so no row (not a prediction from nothing)
+    assert leave_one_gpu_out([p for p in profiles if p.meta.gpu == GPU], cat) == {GPU: []}
+
+
 def test_bench_runs_on_any_profile_root(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """bench/calibrate_prior.py (main, in-process) on a profile root outside profiles/data: two of the fixture's
     profiles, two models (llama-3.1-8b bf16, llama-3.1-70b fp8), so that every part runs, part B's
@@ -101,6 +124,7 @@ def test_bench_runs_on_any_profile_root(root: Path, tmp_path: Path, capsys: pyte
     assert last.startswith("RESULT target=measured-vllm sparse_p90_pct=")
     fields = dict(kv.split("=") for kv in last.split()[1:])
     assert fields["lomo_prefill_median_pct"] != "-" and fields["lomo_decode_median_pct"] != "-"  # part B ran
+    assert fields["logo_prefill_median_pct"] == "-"  # part C2: one card, nothing left to calibrate on without it
     assert fields["b0_loss"] in ("linear", "huber:0.05") and fields["calibration"] == "huber:0.05+moe:share+fp8:share"
     assert bench.main(["--profiles", str(root / "missing")]) == 2
     assert "missing" in capsys.readouterr().out

@@ -383,6 +383,33 @@ def held_out_gpu_tp(profiles: list[Profile], catalog: Catalog, gpu: str, allredu
     return _prior_errors(pm, [p for p in profiles if p.meta.gpu == gpu and p.meta.tp >= min_tp])
 
 
+def leave_one_gpu_out(profiles: list[Profile], catalog: Catalog, allreduce: dict[str, AllReduceTable] | None = None,
+                      target_source: str = "measured-vllm", model_too: bool = False,
+                      calibration: Calibration = DEFAULT_CALIBRATION) -> dict[str, list[HeldOut]]:
+    """Hardware not seen: per GPU type with a `target_source` profile, the prior calibrated without every profile of
+    that GPU (any source: Splitwise, torch reference, vLLM) predicting its `target_source` profiles; with `model_too`,
+    without the predicted model's profiles on any GPU as well (a new model on a new card, the strictest case).
+    GPU type -> rows. Why: the planner is asked for GPU types nobody profiled (a catalog entry's peak FLOP/s and
+    bandwidth are all it has); leave-one-model-out keeps every card in the calibration and cannot say how far the
+    prior carries to a card it has not seen."""
+    targets = [p for p in profiles if law_source(p.meta) == target_source]
+    out: dict[str, list[HeldOut]] = {}
+    for gpu in sorted({p.meta.gpu for p in targets}):
+        on_gpu = [p for p in targets if p.meta.gpu == gpu]
+        groups = [[p for p in on_gpu if p.meta.model == m] for m in sorted({p.meta.model for p in on_gpu})] \
+            if model_too else [on_gpu]
+        rows: list[HeldOut] = []
+        for group in groups:
+            left_out = {p.meta.model for p in group} if model_too else set()
+            calib = [p for p in profiles if p.meta.gpu != gpu and p.meta.model not in left_out]
+            if not calib:
+                continue
+            pm = PerfModel.from_profiles(catalog, calib, allreduce=allreduce, calibration=calibration)
+            rows.extend(_prior_errors(pm, group))
+        out[gpu] = rows
+    return out
+
+
 def choose_calibration(profiles: list[Profile], catalog: Catalog, allreduce: dict[str, AllReduceTable] | None,
                 candidates: Iterable[Calibration], target_source: str = "measured-vllm",
                 ) -> tuple[Calibration, dict[Calibration, dict[str, float]]]:
