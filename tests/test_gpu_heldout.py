@@ -81,6 +81,24 @@ def test_a_variant_fitted_from_a_profile_is_not_held_out(tmp_path):
     assert held_out_runs(pm, cat, profiles, [])[0].planner.law_source == "prior"
 
 
+def test_card_unseen_leaves_out_every_profile_of_the_card(tmp_path):
+    """--card-unseen: every bundled profile of the run's GPU type is left out of the laws (other models' vLLM, the
+    torch reference, Splitwise alike), so the prior sees the card from its catalog entry alone; other cards keep theirs."""
+    run = _h200_vllm_as(tmp_path, "H100-SXM-80GB")
+    cat = Catalog.load()
+    profiles = list(iter_profiles(run))
+    full = PerfModel.load(cat)
+    assert full.is_measured("qwen3-32b", "H100-SXM-80GB", 1)  # another model's bundled H100 profile
+    seen, unseen = perf_leaving_out(profiles, cat), perf_leaving_out(profiles, cat, card_unseen=True)
+    assert seen.is_measured("qwen3-32b", "H100-SXM-80GB", 1)
+    assert not any(k[1] == "H100-SXM-80GB" for k in unseen.measured)
+    assert unseen.is_measured("qwen3-32b", "H200-141GB", 1) and unseen.is_measured("llama-3.1-8b", "H200-141GB", 1)
+    rows = held_out_runs(unseen, cat, profiles, [])
+    assert len(rows) == 1 and rows[0].planner.law_source == "prior"
+    # the card's own profiles moved the prior: its prediction of the run differs once they are left out
+    assert not np.allclose(rows[0].planner.decode_rel_err, held_out_runs(seen, cat, profiles, [])[0].planner.decode_rel_err)
+
+
 def test_plan_h1_is_held_out_after_its_profiles_were_bundled(capsys, monkeypatch):
     """Plan h1's H100 profiles are in profiles/data since stop 37; the bench still scores them against the prior
     calibrated without them, and gives the figures its README quotes: rule H1's (written before the run) at stop 37,

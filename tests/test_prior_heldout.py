@@ -143,3 +143,22 @@ def test_fp8_share_rule(tune_off, tune_on, lomo_on, fit):
     lomo_off = {"prefill_median": 0.150, "decode_median": 0.075}
     got = fp8_share_rule(row(*tune_off), row(*tune_on), lomo_off, {"prefill_median": lomo_on[0], "decode_median": lomo_on[1]})
     assert got is fit
+
+
+def test_card_unseen_scores_the_held_out_set_without_any_profile_of_the_card(capsys, monkeypatch):
+    """bench/heldout_model.py --set --card-unseen: the held-out models on the H200 against the prior calibrated without
+    any H200 profile (a new model on a card nobody profiled); every model is scored and the errors differ from the
+    planner's own prior (which the H200's bundled profiles calibrate)."""
+    from bench_loader import load_bench
+
+    monkeypatch.delenv(CATALOG_ENV, raising=False)
+    bench = load_bench("heldout_model")
+
+    def result(argv: list[str]) -> dict[str, str]:
+        assert bench.main(argv) == 0
+        line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("RESULT ")][-1]
+        return dict(kv.split("=", 1) for kv in line.split()[1:])
+
+    seen, unseen = result(["--set"]), result(["--set", "--card-unseen"])
+    assert seen["models"] == unseen["models"] == str(len(HELD_OUT_SET)) and seen["points"] == unseen["points"]
+    assert (seen["prefill_median_pct"], seen["decode_median_pct"]) != (unseen["prefill_median_pct"], unseen["decode_median_pct"])

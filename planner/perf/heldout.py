@@ -300,15 +300,18 @@ class RunHeldOut:
     """The bundled torch-reference profile's laws with the planner's TTFT overhead; None where none is bundled."""
 
 
-def perf_leaving_out(runs: Iterable[Profile], catalog: Catalog) -> PerfModel:
+def perf_leaving_out(runs: Iterable[Profile], catalog: Catalog, card_unseen: bool = False) -> PerfModel:
     """The planner's laws as if no variant the `runs` measured had a profile: `PerfModel.load()` leaving out every
     bundled (or user) vLLM profile of those variants, so a run is held out of the laws it is scored against even after
     its profiles were bundled (plan h1's, at stop 37), and the prior is calibrated without them; their torch-reference
     profiles are left out too, so the variants get the prior whatever laws.TORCH_ONLY_LAWS says (the torch reference's
-    laws are scored beside it by :func:`held_out_runs`)."""
+    laws are scored beside it by :func:`held_out_runs`). `card_unseen`: every profile of the runs' GPU types is left
+    out too, of any source and model (a card nobody profiled: the prior from its catalog entry alone)."""
+    runs = list(runs)
     measured = {variant_key(p) for p in runs}
-    return PerfModel.load(catalog, leave_out=lambda p: law_source(p.meta) in ("measured-vllm", "measured-torch")
-                          and variant_key(p) in measured)
+    cards = {p.meta.gpu for p in runs} if card_unseen else set()
+    return PerfModel.load(catalog, leave_out=lambda p: p.meta.gpu in cards
+                          or (law_source(p.meta) in ("measured-vllm", "measured-torch") and variant_key(p) in measured))
 
 
 def held_out_runs(pm: PerfModel, catalog: Catalog, runs: Iterable[Profile], bundled: Iterable[Profile]) -> list[RunHeldOut]:
