@@ -129,6 +129,10 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     # before this card's laws were known; its profile from the same launch).
     ("profiles/runs/2026-12-06-v3/qwen2.5-14b/H100-SXM-80GB/tp1/vllm/load_sweep.csv",
      "profiles/runs/2026-12-06-v3/qwen2.5-14b/H100-SXM-80GB/tp1/vllm"),
+    # h6 (stop 42, rule H6), 20 s per rate on the lent H100: qwen3-14b bf16 (in HELD_OUT_SET), rates 0.35-1.2 of the
+    # capacity model's saturation on plan h5's profile of it (a separate launch, the same card type), set before the sweep.
+    ("profiles/runs/2026-12-06-h6/qwen3-14b/H100-SXM-80GB/tp1-load/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-h5/qwen3-14b/H100-SXM-80GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
