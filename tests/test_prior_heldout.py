@@ -89,6 +89,23 @@ def test_the_quoted_gpu_figures_are_the_held_out_gpu_types():
     assert (round(st["prefill_median"], 3), round(st["decode_median"], 3)) == (g.prefill, g.decode)
 
 
+def test_the_quoted_card_and_model_unseen_figures_are_part_c2():
+    """PRIOR_CARD_AND_MODEL_UNSEEN = bench/calibrate_prior.py part C2' on the bundled profiles (each vLLM profile from the
+    prior calibrated without its card and its model), pooled over the cards."""
+    from planner.perf.allreduce import load_allreduce
+    from planner.perf.heldout import PRIOR_CARD_AND_MODEL_UNSEEN, leave_one_gpu_out
+    from planner.perf.laws import ALLREDUCE_DIR, DEFAULT_PROFILES_DIR
+    from planner.perf.profiledata import iter_profiles
+
+    from planner.perf.floor import physical_profiles
+
+    cat = Catalog.load()
+    profiles, _ = physical_profiles(list(iter_profiles(DEFAULT_PROFILES_DIR)), cat)
+    out = leave_one_gpu_out(profiles, cat, load_allreduce(DEFAULT_PROFILES_DIR / ALLREDUCE_DIR), model_too=True)
+    st = pooled([r for rows in out.values() for r in rows])
+    assert (round(st["prefill_median"], 3), round(st["decode_median"], 3)) == PRIOR_CARD_AND_MODEL_UNSEEN
+
+
 def _plan_notes(model: str, gpu: str = "H200-141GB") -> list[str]:
     from planner.api import solve
 
@@ -120,6 +137,9 @@ def test_a_gpu_type_without_any_profile_is_said_with_its_held_out_figures():
     notes = [n for n in _plan_notes("llama-3.1-8b", gpu="L40S") if "roofline prior" in n]
     assert len(notes) == 1 and "L40S has no profile of any model" in notes[0], notes
     assert f"missed by {g.prefill:.0%} / {g.decode:.0%}" in notes[0]
+    from planner.perf.heldout import PRIOR_CARD_AND_MODEL_UNSEEN as u
+
+    assert f"both held out by {u[0]:.0%} / {u[1]:.0%}" in notes[0]
 
 
 def test_a_profiled_model_gets_no_prior_note():

@@ -523,6 +523,13 @@ prior calibrated without any H100 profile; a test holds the two together): quote
 a GPU type no profile measured."""
 
 
+PRIOR_CARD_AND_MODEL_UNSEEN = (0.142, 0.092)
+"""(prefill, decode) median |relative error| of the prior on every bundled vLLM profile, each predicted with its card
+and its model both left out of the calibration (:func:`leave_one_gpu_out` with model_too, pooled over the cards;
+bench/calibrate_prior.py part C2' prints it; a test holds the two together): quoted beside PRIOR_HELD_OUT_GPU by the
+planner's notes on pools of a GPU type no profile measured (stop 42)."""
+
+
 def _prior_row(pm: PerfModel, catalog: Catalog, model: str, pdir: str, ddir: str, gpu: str, tp: int,
                suffix: str = "") -> HeldOut:
     """The prior of `pm` for `model` against the prefill.csv of RUNS_DIR/pdir and the decode.csv of RUNS_DIR/ddir; a

@@ -26,7 +26,7 @@ from planner.io.schema import (
     Workload,
 )
 from planner.perf.graphs import graph_limit
-from planner.perf.heldout import PRIOR_HELD_OUT, PRIOR_HELD_OUT_GPU, PRIOR_HELD_OUT_MOE_GRAPHS
+from planner.perf.heldout import PRIOR_CARD_AND_MODEL_UNSEEN, PRIOR_HELD_OUT, PRIOR_HELD_OUT_GPU, PRIOR_HELD_OUT_MOE_GRAPHS
 from planner.perf.kernel_tables import default_tiles_advice
 from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation
 from planner.planning.capacity import (
@@ -331,7 +331,9 @@ def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
             + "".join(f"; {vid}: its profile at {inst.unphysical[vid]}" for vid in sorted(set(ids) & set(inst.unphysical)))
             + _untuned_note(inst, ids)
             + (f"; {', '.join(unprofiled)} {'has' if len(unprofiled) == 1 else 'have'} no profile of any model: on a GPU type "
-               f"held out of the calibration ({g.gpu} tp{g.min_tp}+) it missed by {g.prefill:.0%} / {g.decode:.0%}"
+               f"held out of the calibration ({g.gpu} tp{g.min_tp}+) it missed by {g.prefill:.0%} / {g.decode:.0%}, "
+               f"and on vLLM profiles whose card and model were both held out by {PRIOR_CARD_AND_MODEL_UNSEEN[0]:.0%} / "
+               f"{PRIOR_CARD_AND_MODEL_UNSEEN[1]:.0%} (bench/calibrate_prior.py part C2')"
                if unprofiled else "")
             + f": measure it (planner profile --backend vllm --dummy-weights --model {model} ...) before relying on the plan")
     return notes
