@@ -14,7 +14,9 @@ B0. Calibration loss: leave one model out (as B1) under each candidate loss of t
    the rule picks the lowest larger median of prefill and decode, then the lowest larger p90. This is the
    tuning set of that choice; the held-out models are planner.perf.heldout.HELD_OUT_SET (bench/heldout_model.py --set).
    Rule B1 (stop 39): the planner follows B0 / B0b's pick only if, re-run with it, part D's rule still picks the prior
-   and part F's still fits the FP8 share. B0 picks cauchy 0.05 now (leave-one-model-out 8.9 / 7.9% against Huber's
+   and part F's still fits the FP8 share. Rule B2 (stop 42) replaced it once part D picked the torch reference under
+   either loss: the planner's full calibration scored with each loss by part B1, D's verdict unchanged, F on: Cauchy
+   0.05 (9.9 / 8.6% against Huber's 10.4 / 9.5%), the planner's loss since. B0 picks cauchy 0.05 now (leave-one-model-out 8.9 / 7.9% against Huber's
    11.8 / 6.4% in the planner's pooling); with it D picks the torch reference (llama-3.1-8b on the H200: the prior's
    p90 38.5% against 35.6%) and F leaves the share off (decode +1.0 point): Huber 0.05 stays.
 B0b. The MoE share of the compute efficiency (planner.perf.prior.Calibration.moe_share), with B0's loss: leave one
@@ -29,8 +31,9 @@ C. Splitwise H100 tp2-8: calibrate without H100, predict its tp >= 2 profiles (a
 C2. Hardware not seen (report; nothing is chosen on it): per card with target profiles, the prior calibrated without
    any profile of that card (Splitwise, torch reference and vLLM alike) predicts its target profiles, from the card's
    catalog entry alone (planner.perf.heldout.leave_one_gpu_out); C2' leaves the predicted model out on every card too
-   (a new model on a new card). First run (stop 42, 22 bundled profiles): H100 unseen 8.0 / 9.5% (prefill / decode
-   median), H200 unseen 11.2 / 7.2%; with the model out too 14.0 / 8.6% and 14.4 / 11.2%.
+   (a new model on a new card). First run (stop 42, 22 bundled profiles, Huber loss): H100 unseen 8.0 / 9.5% (prefill /
+   decode median), H200 unseen 11.2 / 7.2%; with the model out too 14.0 / 8.6% and 14.4 / 11.2%. With rule B2's Cauchy
+   loss: 7.4 / 7.7% and 5.9 / 5.6%; 12.3 / 8.5% and 11.2 / 9.8%.
 D. Torch reference or prior (planner.perf.heldout.torch_reference_vs_prior): per variant measured by both vLLM and the
    torch reference decoder, the torch reference's laws and the prior calibrated without the model, each against the
    vLLM points. The rule (stop 33, planner.perf.heldout.prior_beats_torch): the loader stops using a torch-reference

@@ -16,9 +16,9 @@ its rules, written before the run (profiles/runs/plan-h1-predictions.txt), are
      >= planner.perf.heldout.D_MARGIN_PCT points below the torch reference's and its p90 not above
      (planner.perf.heldout.prior_beats_torch, part D of bench/calibrate_prior.py on the H200 pairs).
 `--card-unseen` leaves every bundled profile of the runs' GPU types out as well (any model, any source): the card as
-if nobody had profiled it. On the four models held out of every calibration and measured on the H100 (llama-3.2-3b,
-mistral-nemo-12b, qwen2.5-14b, qwen3-14b FP8; stop 42): 6.7 / 4.4% (prefill / decode median) with the H100's bundled
-profiles, 8.2 / 14.7% without any (every variant within 15% at the median of both phases).
+if nobody had profiled it. On the six models held out of every calibration and measured on the H100 (llama-3.2-3b bf16
+and FP8, mistral-nemo-12b, qwen2.5-14b, qwen3-14b bf16 and FP8; stop 42, the Cauchy loss of rule B2): 5.0 / 4.2%
+(prefill / decode median) with the H100's bundled profiles, 7.3 / 9.1% without any (Huber: 6.8 / 4.6%, 8.4 / 13.2%).
 Models outside the bundled catalog are read from examples/byo-model/catalog when no PLANNER_CATALOG is set.
 Deterministic (no sampling): one run, no repeats.
 

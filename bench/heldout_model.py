@@ -15,8 +15,8 @@ session's device time ended mid-sweep: 12 prefill and 9 decode points), with dec
 is fitted: every prediction is the prior's. Prefill compares the step time (`ttft_ms`, blocker method)
 with `prefill_ms`; decode the time per token with `decode_step_ms`.
 `--card-unseen` (with --set): the prior calibrated without any bundled profile of --gpu too, a new model on a card
-nobody profiled (stop 42, the H200: 15.4 / 7.1% prefill / decode median, dense 12.8 / 5.6%, against 10.2 / 3.5% and
-8.3 / 2.7% with the H200's profiles).
+nobody profiled (stop 42, the H200, rule B2's Cauchy loss: 9.7 / 5.5% prefill / decode median, dense 7.6 / 3.9%, against
+7.9 / 3.3% and 6.1 / 3.1% with the H200's profiles; with Huber 15.4 / 7.1% against 10.2 / 3.5%).
 `--set` runs the committed held-out set (planner.perf.heldout.HELD_OUT_SET: every real vLLM profile of a model that no
 calibration, law form or constant was ever chosen on; the models of examples/byo-model need its catalog, which
 the bench sets as PLANNER_CATALOG when none is set) and prints one row per model and the pooled errors.

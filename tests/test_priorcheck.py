@@ -125,7 +125,7 @@ def test_bench_runs_on_any_profile_root(root: Path, tmp_path: Path, capsys: pyte
     fields = dict(kv.split("=") for kv in last.split()[1:])
     assert fields["lomo_prefill_median_pct"] != "-" and fields["lomo_decode_median_pct"] != "-"  # part B ran
     assert fields["logo_prefill_median_pct"] == "-"  # part C2: one card, nothing left to calibrate on without it
-    assert fields["b0_loss"] in ("linear", "huber:0.05") and fields["calibration"] == "huber:0.05+moe:share+fp8:share"
+    assert fields["b0_loss"] in ("linear", "huber:0.05") and fields["calibration"] == "cauchy:0.05+moe:share+fp8:share"
     assert bench.main(["--profiles", str(root / "missing")]) == 2
     assert "missing" in capsys.readouterr().out
     assert bench.main(["--profiles", str(two), "--losses", "huber:0.5"]) == 2

@@ -38,8 +38,9 @@ KNOWN_ENGINE = "vllm 0.26.0"
 _DTYPE_PART: dict[str, str | None] = {"bf16": None, "fp16": None, "fp8": "fp8_w8a8"}
 # Measured / prior, median per phase, (lowest, highest) over the vLLM MoE profiles measured on fallback tiles, the prior
 # calibrated without each (bench/untuned_kernels.py, stop 41: qwen3-30b-a3b bf16 and FP8 on the H100, qwen1.5-moe-a2.7b
-# on the H200, whose prefill also runs without CUDA graphs): the prior was optimistic on every one.
-UNTUNED_MEASURED_OVER_PRIOR = {"prefill": (1.10, 2.10), "decode": (1.03, 1.17)}
+# on the H200, whose prefill also runs without CUDA graphs): the prior was optimistic on every one. Stop 41 (Huber loss):
+# 1.10-2.10x / 1.03-1.17x; stop 42 (rule B2's Cauchy loss) below.
+UNTUNED_MEASURED_OVER_PRIOR = {"prefill": (1.12, 2.13), "decode": (1.04, 1.22)}
 UNTUNED_PROFILES = 3
 
 
