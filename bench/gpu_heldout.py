@@ -1,6 +1,7 @@
 """A new run held out: the planner's laws for variants it has no vLLM profile of, against a run that measured them.
 
     .venv/bin/python bench/gpu_heldout.py --runs profiles/runs/<date>-h1 [--gpu H100-SXM-80GB] [--goal-pct 15] [--card-unseen]
+    .venv/bin/python bench/gpu_heldout.py --held-out-set [--card-unseen]   # the held-out models' H100 runs (HELD_OUT_H100)
 
 `--runs` is a folder laid out as profiles/data (``<model>/<gpu>/tp<N>[-fp8][-kvfp8]/vllm/``, what
 `profiles.gpu_session` writes): every vLLM profile under it (of `--gpu` where given) is predicted by the laws
@@ -44,6 +45,8 @@ sys.path.insert(0, str(ROOT))
 from planner.io.errors import InputError  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.heldout import (  # noqa: E402
+    HELD_OUT_H100,
+    RUNS_DIR,
     RunHeldOut,
     held_out_runs,
     perf_leaving_out,
@@ -53,7 +56,7 @@ from planner.perf.heldout import (  # noqa: E402
 )
 from planner.perf.laws import DEFAULT_PROFILES_DIR, TORCH_ONLY_LAWS  # noqa: E402
 from planner.perf.floor import physical_profiles  # noqa: E402
-from planner.perf.profiledata import iter_profiles, law_source  # noqa: E402
+from planner.perf.profiledata import iter_profiles, law_source, load_profile  # noqa: E402
 
 
 def _pct(x: float) -> str:
@@ -83,7 +86,10 @@ def summary(rows: list[RunHeldOut], goal: float) -> dict[str, float | str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=Path, required=True, help="folder of profiles laid out as profiles/data")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--runs", type=Path, help="folder of profiles laid out as profiles/data")
+    src.add_argument("--held-out-set", action="store_true",
+                     help="the committed H100 runs of the held-out models (planner.perf.heldout.HELD_OUT_H100)")
     ap.add_argument("--gpu", default=None, help="only the profiles of this catalog GPU (default: every one)")
     ap.add_argument("--goal-pct", type=float, default=15.0, help="issue 10's goal for a variant's median |error|, %%")
     ap.add_argument("--card-unseen", action="store_true",
@@ -91,11 +97,14 @@ def main(argv: list[str] | None = None) -> int:
                          "if nobody had profiled it, the prior from its catalog entry alone")
     a = ap.parse_args(argv)
     use_byo_catalog_unless_set()
-    if not a.runs.is_dir():
+    if a.held_out_set:
+        a.runs = RUNS_DIR  # the label of the messages and the table
+    elif not a.runs.is_dir():
         print(f"--runs {a.runs}: not a folder", file=sys.stderr)
         return 2
     try:
-        runs = [p for p in iter_profiles(a.runs) if a.gpu is None or p.meta.gpu == a.gpu]
+        found = [load_profile(RUNS_DIR / d) for d in HELD_OUT_H100] if a.held_out_set else list(iter_profiles(a.runs))
+        runs = [p for p in found if a.gpu is None or p.meta.gpu == a.gpu]
         cat = Catalog.load()
         bundled = list(iter_profiles(DEFAULT_PROFILES_DIR))
     except InputError as exc:

@@ -460,6 +460,16 @@ HELD_OUT_SET: tuple[tuple[str, str, str], ...] = (
 """Every real vLLM profile of a model that no calibration, law form or constant was chosen on (their sessions'
 READMEs under profiles/runs say when and how each was measured). Mixtral-8x7B (s12) was here until it joined the
 tuning set of the MoE share (TUNING_EXTRA_PROFILES)."""
+HELD_OUT_H100: tuple[str, ...] = (
+    "2026-12-05-h2/qwen3-14b/H100-SXM-80GB/tp1-fp8/vllm",
+    "2026-12-06-h3/llama-3.2-3b/H100-SXM-80GB/tp1/vllm",
+    "2026-12-06-v3/qwen2.5-14b/H100-SXM-80GB/tp1/vllm",
+    "2026-12-06-h4/mistral-nemo-12b/H100-SXM-80GB/tp1/vllm",
+    "2026-12-06-h5/qwen3-14b/H100-SXM-80GB/tp1/vllm",
+    "2026-12-06-h7/llama-3.2-3b/H100-SXM-80GB/tp1-fp8/vllm",
+)
+"""Profile folders under profiles/runs of the HELD_OUT_SET models measured on the H100 (plans h2-h7, each run under a rule
+written before it, none calibrated on): `bench/gpu_heldout.py --held-out-set` scores them together."""
 HELD_OUT_MOE_GRAPHS: tuple[str, str] = ("qwen1.5-moe-a2.7b", "2026-12-04-s16/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k/vllm")
 """The held-out MoE profiled again with CUDA graphs captured to 4,096 tokens (s16, `--cudagraph-capture-sizes ... 4096`):
 at vLLM's default sizes its prefill steps of 513-4,096 tokens run eagerly, launch-bound at ~85-92 ms whatever their
