@@ -14,11 +14,12 @@ B0. Calibration loss: leave one model out (as B1) under each candidate loss of t
    the rule picks the lowest larger median of prefill and decode, then the lowest larger p90. This is the
    tuning set of that choice; the held-out models are planner.perf.heldout.HELD_OUT_SET (bench/heldout_model.py --set).
    Rule B1 (stop 39): the planner follows B0 / B0b's pick only if, re-run with it, part D's rule still picks the prior
-   and part F's still fits the FP8 share. Rule B2 (stop 42) replaced it once part D picked the torch reference under
-   either loss: the planner's full calibration scored with each loss by part B1, D's verdict unchanged, F on: Cauchy
-   0.05 (9.9 / 8.6% against Huber's 10.4 / 9.5%), the planner's loss since. B0 picks cauchy 0.05 now (leave-one-model-out 8.9 / 7.9% against Huber's
-   11.8 / 6.4% in the planner's pooling); with it D picks the torch reference (llama-3.1-8b on the H200: the prior's
-   p90 38.5% against 35.6%) and F leaves the share off (decode +1.0 point): Huber 0.05 stays.
+   and part F's still fits the FP8 share. At stop 39 B0 picked cauchy 0.05 (leave-one-model-out 8.9 / 7.9% against
+   Huber's 11.8 / 6.4% in the planner's pooling); with it D picked the torch reference (llama-3.1-8b on the H200: the
+   prior's p90 38.5% against 35.6%) and F left the share off (decode +1.0 point): Huber 0.05 stayed. Rule B2 (stop 42)
+   replaced B1 once part D picked the torch reference under either loss: the planner's full calibration scored with
+   each loss by part B1, D's verdict unchanged, F on: Cauchy 0.05 (9.9 / 8.6% against Huber's 10.4 / 9.5%), the
+   planner's loss since.
 B0b. The MoE share of the compute efficiency (planner.perf.prior.Calibration.moe_share), with B0's loss: leave one
    model out over the bundled profiles and those of heldout.TUNING_EXTRA_PROFILES (Mixtral-8x7B: a second MoE, so
    that leaving one MoE out still leaves one to fit the share on; its catalog, examples/byo-model/catalog, is set as

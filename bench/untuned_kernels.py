@@ -14,9 +14,10 @@ the prior is optimistic). The planner's note on MoE variants it prices from the 
 quotes that range (planner.perf.kernel_tables.UNTUNED_MEASURED_OVER_PRIOR). Models outside the bundled catalog are read
 from examples/byo-model/catalog when no PLANNER_CATALOG is set. Deterministic: one run, no repeats.
 
-With CUDA graphs captured to 4,096 tokens (GRAPHS_RUNS) the held-out small MoE's default-tile runs are 1.12x / 1.05x
-(H200) and 1.11x / 0.99x (H100, rule H5) the prior: its 2.10x on the H200 at vLLM's default graph sizes is mostly the
-eager prefill steps past 512 tokens, not the tiles.
+With CUDA graphs captured to 4,096 tokens (GRAPHS_RUNS) the held-out small MoE's default-tile runs are 1.15x / 1.06x
+(H200) and 1.14x / 1.02x (H100, rule H5) the prior (stop 42, rule B2's Cauchy loss; 1.12 / 1.05x and 1.11 / 0.99x with
+Huber): its 2.13x on the H200 at vLLM's default graph sizes is mostly the eager prefill steps past 512 tokens, not the
+tiles.
 
 Last line: RESULT moe_profiles=<n> untuned=<n> log_checked=<n> log_agrees=<n> flag_agrees=<n of the bundled>
            prefill_ratio_min= prefill_ratio_max= decode_ratio_min= decode_ratio_max= (measured / prior, untuned only)
