@@ -139,3 +139,28 @@ def test_a_sweep_of_an_unknown_model_is_exit_2_and_an_imported_one_is_found(tmp_
     sweep = REPO / "profiles/runs/2026-12-04-s17/mistral-nemo-12b/H200-141GB/tp1-steady/vllm/load_sweep.csv"
     nemo = REPO / "profiles/runs/2026-12-03-s12/mistral-nemo-12b/H200-141GB/tp1/vllm"
     assert vul.parse_sweep(f"{sweep}={nemo}") == (sweep, nemo)
+
+
+@pytest.mark.parametrize(("share", "duration_s", "keeps_up"), [
+    (0.5, 20.0, True),    # half the laws' saturation: the replay serves what is offered
+    (1.08, 20.0, True),   # 8% over it for 20 s from empty: the backlog is too short to show (the h6 case)
+    (1.6, 60.0, False),   # far over it for a minute: the queue grows for the whole sample
+])
+def test_replay_tells_whether_a_short_sample_can_show_saturation(share, duration_s, keeps_up):
+    """fidelity.replay_served_rps: the simulator replaying a sample's own arrivals with the swept replica's laws,
+    measured as LoadPoint.served_rps measures vLLM; the bench calls a busiest sample that kept up above the model's
+    saturation rate evidence against the model only where this replay could have saturated."""
+    from fidelity import SERVED_SHARE_SATURATED, LoadPoint, replay_served_rps
+
+    perf, _, _ = fit_profile(load_profile(PROFILE), Catalog.load())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rate = share * model_saturation_rps(perf, "mixed", 4096, 128)
+    rng = np.random.default_rng(7)
+    t = np.cumsum(rng.exponential(1.0 / rate, int(rate * duration_s)))
+    n = len(t)
+    p = LoadPoint(4096, 128, rate, t - t[0], np.zeros(n), np.zeros(n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        served = replay_served_rps(perf, p, FRONTEND_MS_PER_RUNNING)
+    assert (served >= SERVED_SHARE_SATURATED * p.realised_rps) == keeps_up, (share, served, p.realised_rps)
