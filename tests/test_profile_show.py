@@ -153,6 +153,14 @@ def test_predict_says_what_the_planner_assumes_for_a_variant(tmp_path):
     assert res.exit_code == 0, res.output
     out = res.output.replace("\n", " ")
     assert "laws from prior" in out and "predicted, not measured" in out
+    # the A100 has Splitwise's profiles: the held-out models' figure is quoted, not the unseen card's
+    from planner.perf.heldout import PRIOR_CARD_AND_MODEL_UNSEEN, PRIOR_HELD_OUT
+
+    assert f"on {PRIOR_HELD_OUT.dense_models} dense models held out" in out and "no profile of any model" not in out
+    res_l40s = run.invoke(app, ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "L40S", "--decode-batch", "1"])
+    text = res_l40s.output.replace("\n", " ")
+    assert res_l40s.exit_code == 0 and "L40S has no profile of any model" in text
+    assert f"prefill by {PRIOR_CARD_AND_MODEL_UNSEEN[0]:.0%} and decode by {PRIOR_CARD_AND_MODEL_UNSEEN[1]:.0%}" in text
     vp = PerfModel.load(profiles_dir=root).get("llama-3.1-8b", "A100-80GB", 1)
     assert vp.source == "prior" and f"{vp.decode_step_ms(128.0, 2048.0):.2f}" in out
     res = run.invoke(app, ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H200-141GB", "--decode-batch", "1"])

@@ -15,13 +15,17 @@ import functools
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import typer
 from rich.table import Table
 
 from planner.cli.console import F, friendly_errors
 from planner.io.errors import InputError
+
+if TYPE_CHECKING:  # the heavy modules load inside the commands (a fast --help)
+    from planner.io.catalog import Catalog
+    from planner.perf.laws import PerfModel
 
 
 class PrefillMethod(StrEnum):
@@ -405,6 +409,28 @@ def register(app: typer.Typer) -> None:
         console.print(pre)
         console.print(dec)
         if source == "prior":
-            console.print("note: predicted, not measured: `planner profile --backend vllm --dummy-weights` measures it")
+            console.print(f"note: predicted, not measured ({_prior_accuracy_note(perf, catalog, model, gpu)}): "
+                          "`planner profile --backend vllm --dummy-weights` measures it")
 
     app.add_typer(profile_app, name="profile")
+
+
+def _prior_accuracy_note(perf: PerfModel, catalog: Catalog, model: str, gpu: str) -> str:
+    """How far the roofline prior missed real vLLM where it had to guess as it does here: models held out of its
+    calibration on cards it was calibrated on (planner.perf.heldout.PRIOR_HELD_OUT, dense or MoE), or, for a GPU type
+    with no profile of any model, vLLM profiles whose card and model were both held out (PRIOR_CARD_AND_MODEL_UNSEEN)."""
+    from planner.perf.heldout import PRIOR_CARD_AND_MODEL_UNSEEN, PRIOR_HELD_OUT, PRIOR_HELD_OUT_MOE_GRAPHS
+
+    if not any(key[1] == gpu for key in perf.measured):
+        pre, dec = PRIOR_CARD_AND_MODEL_UNSEEN
+        return (f"{gpu} has no profile of any model: on vLLM profiles whose card and model were both held out of its "
+                f"calibration the prior missed prefill by {pre:.0%} and decode by {dec:.0%} at the median, "
+                "bench/calibrate_prior.py part C2'")
+    a = PRIOR_HELD_OUT
+    moe = catalog.model(model).moe is not None
+    pre, dec = (a.moe_prefill, a.moe_decode) if moe else (a.dense_prefill, a.dense_decode)
+    n = a.moe_models if moe else a.dense_models
+    return (f"on {n} {'MoE' if moe else 'dense'} model{'' if n == 1 else 's'} held out of its calibration the prior missed "
+            f"prefill by {pre:.0%} and decode by {dec:.0%} at the median, bench/heldout_model.py --set"
+            + (f"; served with CUDA graphs to 4,096 tokens the MoE's prefill by {PRIOR_HELD_OUT_MOE_GRAPHS[0]:.0%}"
+               if moe else ""))
