@@ -43,6 +43,7 @@ from planner.io.catalog import CATALOG_ENV, Catalog  # noqa: E402
 from planner.perf.heldout import (  # noqa: E402
     BYO_CATALOG_DIR,
     HELD_OUT_SET,
+    HELD_OUT_SET_CARD,
     PRIOR_HELD_OUT,
     PRIOR_HELD_OUT_MOE_GRAPHS,
     HeldOut,
@@ -84,7 +85,7 @@ def run_set(gpu: str, tp: int, card_unseen: bool = False) -> int:
         return 2
     pm = PerfModel.load(cat, leave_out=(lambda p: p.meta.gpu == gpu) if card_unseen else None)
     try:
-        rows = held_out_set_errors(pm, cat, gpu, tp)
+        rows = held_out_set_errors(pm, cat)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -97,7 +98,7 @@ def run_set(gpu: str, tp: int, card_unseen: bool = False) -> int:
         st = pooled(rs)
         tab.add_row(name, f"{st['prefill_n']:.0f}", f"{100 * st['prefill_median']:.1f}", f"{100 * st['prefill_p90']:.1f}",
                     f"{st['decode_n']:.0f}", f"{100 * st['decode_median']:.1f}", f"{100 * st['decode_p90']:.1f}")
-    graphs = held_out_moe_graphs_errors(pm, cat, gpu, tp)  # the same MoE served with CUDA graphs to 4,096 tokens
+    graphs = held_out_moe_graphs_errors(pm, cat)  # the same MoE served with CUDA graphs to 4,096 tokens
     gs = graphs.stats()
     tab.add_row(f"{graphs.label} (not pooled)", f"{gs['prefill_n']:.0f}", f"{100 * gs['prefill_median']:.1f}",
                 f"{100 * gs['prefill_p90']:.1f}", f"{gs['decode_n']:.0f}", f"{100 * gs['decode_median']:.1f}",
@@ -131,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --set: the prior calibrated without any bundled profile of --gpu too (a card nobody profiled)")
     a = ap.parse_args(argv)
     if a.set:
+        if (a.gpu, a.tp) != HELD_OUT_SET_CARD:
+            # the set's profiles were measured on one card: another --gpu would score that card's prior against them
+            print(f"--gpu {a.gpu} --tp {a.tp}: the held-out set (HELD_OUT_SET) was measured on {HELD_OUT_SET_CARD[0]} tp"
+                  f"{HELD_OUT_SET_CARD[1]}; the held-out models' H100 runs are scored by bench/gpu_heldout.py "
+                  "--held-out-set", file=sys.stderr)
+            return 2
         return run_set(a.gpu, a.tp, a.card_unseen)
     if a.decode_dir is None:
         full = ROOT / "profiles" / "runs" / "2026-12-03-s3" / "qwen3-14b"

@@ -182,3 +182,14 @@ def test_card_unseen_scores_the_held_out_set_without_any_profile_of_the_card(cap
     seen, unseen = result(["--set"]), result(["--set", "--card-unseen"])
     assert seen["models"] == unseen["models"] == str(len(HELD_OUT_SET)) and seen["points"] == unseen["points"]
     assert (seen["prefill_median_pct"], seen["decode_median_pct"]) != (unseen["prefill_median_pct"], unseen["decode_median_pct"])
+
+
+def test_the_held_out_set_is_scored_only_on_its_own_card(capsys, monkeypatch):
+    """bench/heldout_model.py --set on another --gpu would score that card's prior against the H200's measurements (a
+    silent wrong comparison): exit 2 naming the card the set was measured on and where the H100 runs are scored."""
+    from bench_loader import load_bench
+
+    monkeypatch.delenv(CATALOG_ENV, raising=False)
+    assert load_bench("heldout_model").main(["--set", "--gpu", "H100-SXM-80GB"]) == 2
+    err = capsys.readouterr().err
+    assert "--gpu H100-SXM-80GB" in err and "H200-141GB tp1" in err and "gpu_heldout.py --held-out-set" in err

@@ -460,6 +460,8 @@ HELD_OUT_SET: tuple[tuple[str, str, str], ...] = (
 """Every real vLLM profile of a model that no calibration, law form or constant was chosen on (their sessions'
 READMEs under profiles/runs say when and how each was measured). Mixtral-8x7B (s12) was here until it joined the
 tuning set of the MoE share (TUNING_EXTRA_PROFILES)."""
+HELD_OUT_SET_CARD: tuple[str, int] = ("H200-141GB", 1)
+"""The GPU type and TP size every profile of HELD_OUT_SET was measured on."""
 HELD_OUT_H100: tuple[str, ...] = (
     "2026-12-05-h2/qwen3-14b/H100-SXM-80GB/tp1-fp8/vllm",
     "2026-12-06-h3/llama-3.2-3b/H100-SXM-80GB/tp1/vllm",
@@ -557,15 +559,18 @@ def _prior_row(pm: PerfModel, catalog: Catalog, model: str, pdir: str, ddir: str
     return HeldOut(f"{model} ({'moe' if moe else 'dense'}{suffix})", "prior", *rel_errors(vp, pre, dec), moe=moe)
 
 
-def held_out_set_errors(pm: PerfModel, catalog: Catalog, gpu: str = "H200-141GB", tp: int = 1) -> list[HeldOut]:
-    """The prior of `pm` against each model of HELD_OUT_SET (the catalog must know them all: the bundled one with
-    BYO_CATALOG_DIR over it)."""
+def held_out_set_errors(pm: PerfModel, catalog: Catalog) -> list[HeldOut]:
+    """The prior of `pm` against each model of HELD_OUT_SET, on the card it was measured on (HELD_OUT_SET_CARD; the
+    catalog must know them all: the bundled one with BYO_CATALOG_DIR over it)."""
+    gpu, tp = HELD_OUT_SET_CARD
     return [_prior_row(pm, catalog, model, pdir, ddir, gpu, tp) for model, pdir, ddir in HELD_OUT_SET]
 
 
-def held_out_moe_graphs_errors(pm: PerfModel, catalog: Catalog, gpu: str = "H200-141GB", tp: int = 1) -> HeldOut:
-    """The prior of `pm` against HELD_OUT_MOE_GRAPHS (the held-out MoE served with CUDA graphs to 4,096 tokens)."""
+def held_out_moe_graphs_errors(pm: PerfModel, catalog: Catalog) -> HeldOut:
+    """The prior of `pm` against HELD_OUT_MOE_GRAPHS (the held-out MoE served with CUDA graphs to 4,096 tokens), on the
+    card it was measured on (HELD_OUT_SET_CARD)."""
     model, pdir = HELD_OUT_MOE_GRAPHS
+    gpu, tp = HELD_OUT_SET_CARD
     return _prior_row(pm, catalog, model, pdir, pdir, gpu, tp, suffix=", graphs to 4,096")
 
 
