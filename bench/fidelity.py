@@ -411,9 +411,7 @@ def replay_served_rps(perf: VariantPerf, p: LoadPoint, per_running: float) -> fl
     saturation at all. Where the replay keeps up too, a sample that kept up is no evidence that the laws are
     pessimistic (the steady state they predict is not reached within it)."""
     df, _ = _mixed_sim(perf, p.isl, p.osl, p.sent_s, per_running, p.prompts, p.outputs)
-    first = df.t_arr_s.to_numpy(dtype=float) + df.ttft_ms.to_numpy(dtype=float) / 1e3
-    span = float(np.nanmax(first) - p.sent_s.min())
-    return (p.n - 1) / span if span > 0 else math.inf
+    return dataclasses.replace(p, sent_s=df.t_arr_s.to_numpy(dtype=float), ttft_ms=df.ttft_ms.to_numpy(dtype=float)).served_rps
 
 
 def _band(perf: VariantPerf, p: LoadPoint, per_running: float) -> dict[str, tuple[float, float, float]]:

@@ -57,6 +57,7 @@ MoE's larger prefill steps then run eagerly (planner/perf/graphs.py), which the 
 Reported in their own table (the held-out qwen1.5-moe-a2.7b on both cards; rule H5, stop 42), not in the range the
 plan's note quotes."""
 TUNED_LINE = "Using configuration from"
+LOG_CELL = {True: "tuned", False: "default", None: "-"}  # a log_verdict in the tables
 UNTUNED_LINE = "Using default MoE config"
 
 
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             ratios.append(r)
             cells = [f"{r[0]:.2f}", f"{r[1]:.2f}"]
         tab.add_row(str(p.path.relative_to(ROOT) if p.path.is_relative_to(ROOT) else p.path), t.table or "-",
-                    {True: "yes", False: "no", None: "?"}[t.tuned], {True: "tuned", False: "default", None: "-"}[lv],
+                    {True: "yes", False: "no", None: "?"}[t.tuned], LOG_CELL[lv],
                     "yes" if p.meta.calibrate else "no", *cells)
     Console(width=220).print(tab)
     arr = np.array(ratios) if ratios else np.full((1, 2), np.nan)
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         g_ratios.append(r)
         lv = log_verdict(p, t.table)
         gtab.add_row(str(p.path.relative_to(ROOT)), t.table or "-", "no",
-                     {True: "tuned", False: "default", None: "-"}[lv], f"{r[0]:.2f}", f"{r[1]:.2f}")
+                     LOG_CELL[lv], f"{r[0]:.2f}", f"{r[1]:.2f}")
     if g_ratios:
         Console(width=220).print(gtab)
     garr = np.array(g_ratios) if g_ratios else np.full((1, 2), np.nan)

@@ -421,15 +421,13 @@ def _prior_accuracy_note(perf: PerfModel, catalog: Catalog, model: str, gpu: str
     with no profile of any model, vLLM profiles whose card and model were both held out (PRIOR_CARD_AND_MODEL_UNSEEN)."""
     from planner.perf.heldout import PRIOR_CARD_AND_MODEL_UNSEEN, PRIOR_HELD_OUT, PRIOR_HELD_OUT_MOE_GRAPHS
 
-    if not any(key[1] == gpu for key in perf.measured):
+    if gpu not in perf.profiled_gpus:
         pre, dec = PRIOR_CARD_AND_MODEL_UNSEEN
         return (f"{gpu} has no profile of any model: on vLLM profiles whose card and model were both held out of its "
                 f"calibration the prior missed prefill by {pre:.0%} and decode by {dec:.0%} at the median, "
                 "bench/calibrate_prior.py part C2'")
-    a = PRIOR_HELD_OUT
     moe = catalog.model(model).moe is not None
-    pre, dec = (a.moe_prefill, a.moe_decode) if moe else (a.dense_prefill, a.dense_decode)
-    n = a.moe_models if moe else a.dense_models
+    n, pre, dec = PRIOR_HELD_OUT.of_kind(moe)
     return (f"on {n} {'MoE' if moe else 'dense'} model{'' if n == 1 else 's'} held out of its calibration the prior missed "
             f"prefill by {pre:.0%} and decode by {dec:.0%} at the median, bench/heldout_model.py --set"
             + (f"; served with CUDA graphs to 4,096 tokens the MoE's prefill by {PRIOR_HELD_OUT_MOE_GRAPHS[0]:.0%}"

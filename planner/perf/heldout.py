@@ -498,6 +498,12 @@ class PriorAccuracy:
     def dense_models(self) -> int:
         return self.models - self.moe_models
 
+    def of_kind(self, moe: bool) -> tuple[int, float, float]:
+        """(held-out models, prefill median, decode median) of the MoE or the dense models."""
+        if moe:
+            return self.moe_models, self.moe_prefill, self.moe_decode
+        return self.dense_models, self.dense_prefill, self.dense_decode
+
 
 PRIOR_HELD_OUT = PriorAccuracy(dense_prefill=0.061, dense_decode=0.031, moe_prefill=0.53, moe_decode=0.062, models=5,
                                moe_models=1)

@@ -743,6 +743,11 @@ class PerfModel:
         return cls(catalog=catalog, measured=measured, efficiency=eff, fit_reports=reports, profiles_dir=profiles_dir,
                    allreduce=dict(allreduce or {}), ttft_overhead_ms=over, alternatives=alternatives, unphysical=unphysical)
 
+    @property
+    def profiled_gpus(self) -> frozenset[str]:
+        """The GPU types with a profile of any model (the others are priced from their catalog entry alone)."""
+        return frozenset(key[1] for key in self.measured)
+
     def is_measured(self, model: str, gpu: str, tp: int, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> bool:
         return (model, gpu, tp, weight_dtype, kv_dtype) in self.measured
 

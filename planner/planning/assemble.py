@@ -313,8 +313,7 @@ def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
         if not ids:
             continue
         moe = model in inst.moe_models
-        pre, dec = (a.moe_prefill, a.moe_decode) if moe else (a.dense_prefill, a.dense_decode)
-        n_held = a.moe_models if moe else a.dense_models
+        n_held, pre, dec = a.of_kind(moe)
         g = PRIOR_HELD_OUT_GPU
         unprofiled = sorted({inst.variants[vid].gpu for vid in ids} - inst.profiled_gpus)
         notes.append(

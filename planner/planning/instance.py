@@ -117,7 +117,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
     lim = fleet.limits
     inst = Instance(workload=workload, fleet=fleet,
                     moe_models=frozenset(m for m in workload.models if catalog.model(m).moe is not None),
-                    profiled_gpus=frozenset(key[1] for key in perf.measured))
+                    profiled_gpus=perf.profiled_gpus)
     inst.price_per_hour = {g: inv.price_per_hour or catalog.gpu(g).price_per_hour for g, inv in fleet.gpus.items()}
     inst.power_known = all(catalog.gpu(g).power_w is not None for g in fleet.gpus)
     current = {Variant.parse(k).id: v for k, v in fleet.current.items()}
