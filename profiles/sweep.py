@@ -255,6 +255,23 @@ def central_with_floor(samples: Sequence[float], floor: float) -> tuple[float, b
     return (floor, True) if m < floor else (m, False)
 
 
+def measured_with_floor(key: tuple[int, int], done: dict[tuple[int, int], float],
+                        measure_repeats: Callable[[], list[float]]) -> tuple[list[float], float]:
+    """(samples, central value) of one point: `measure_repeats()` (one round of repeats), run again up to
+    MONOTONE_RETRIES times while its median is below :func:`monotone_floor` of the points `done`, then the median
+    raised to the floor if it is still below (:func:`central_with_floor`), so a profile a backend writes is always
+    one the loader accepts (planner.perf.profiledata refuses a drop of over 15%). The torch backend's form; the vLLM
+    backend runs the same steps on its asynchronous client."""
+    samples = list(measure_repeats())
+    floor = monotone_floor(key, done)
+    for _ in range(MONOTONE_RETRIES):
+        if statistics.median(samples) >= floor:
+            break
+        samples += measure_repeats()
+    central, _raised = central_with_floor(samples, floor)
+    return samples, central
+
+
 # --------------------------------------------------------------------------- adaptive sampling
 def seed_subset(keys: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """Corners and midpoints of a 2-D grid of keys (both axes), the first points an adaptive

@@ -79,3 +79,66 @@ def test_seed_subset_has_corners_and_midpoints():
     seed = sweep.seed_subset(keys)
     assert {(1, 512), (1, 2048), (16, 512), (16, 2048), (4, 1024)} <= set(seed)
     assert len(seed) < len(keys)
+
+
+class _FakeOutOfMemory(RuntimeError):
+    """Stands in for torch.OutOfMemoryError (torch is an optional extra, absent in CI)."""
+
+
+def test_out_of_memory_stops_the_axis_without_holding_the_failed_pass():
+    """The torch backend turns a device out-of-memory error into a StopAxis that keeps no reference to it: raised
+    inside the except clause it kept the error as __context__, whose traceback held the failed pass's frames (and so
+    its device tensors): on the H100 the decode sweep's KV pool then could not be allocated (stop 43)."""
+    import gc
+    import weakref
+
+    from profiles import sweep
+    from profiles.backends.torch_ref import stop_on_out_of_memory
+
+    class Activation:
+        """A tensor the failed pass held in its frame."""
+
+    held: list[weakref.ref] = []
+
+    def failing_pass() -> float:
+        act = Activation()
+        held.append(weakref.ref(act))
+        raise _FakeOutOfMemory("CUDA out of memory. Tried to allocate 512.00 MiB\nmore detail")
+
+    with pytest.raises(sweep.StopAxis) as info:
+        stop_on_out_of_memory(failing_pass, _FakeOutOfMemory, "prefill isl=16384 batch=8")
+    stop = info.value
+    assert stop.__context__ is None and stop.__cause__ is None
+    assert stop.reason == "out of device memory at prefill isl=16384 batch=8: CUDA out of memory. Tried to allocate 512.00 MiB"
+    gc.disable()  # freed by reference counting alone, not only by a later collection
+    try:
+        assert held[0]() is None
+    finally:
+        gc.enable()
+    assert stop_on_out_of_memory(lambda: 3.5, _FakeOutOfMemory, "x") == 3.5
+    with pytest.raises(ValueError):  # any other error propagates
+        stop_on_out_of_memory(lambda: (_ for _ in ()).throw(ValueError("bad")), _FakeOutOfMemory, "x")
+
+
+@pytest.mark.parametrize(("rounds", "want_rounds", "want_central"), [
+    ([[20.0, 21.0, 22.0]], 1, 21.0),                                  # above the floor: one round
+    ([[10.0, 10.5, 11.0], [19.0, 19.5, 20.0], [19.0, 19.5, 20.0]], 3, 19.8),  # retried, still low: raised to 19.8
+    ([[10.0, 10.5, 11.0], [19.5, 19.8, 20.0], [19.9, 20.5, 21.0]], 3, 19.8),  # retried until the median clears it
+    ([[10.0, 10.5, 11.0], [30.0, 30.0, 30.0]], 2, 20.5),              # one retry lifts the pooled median
+])
+def test_measured_with_floor_retries_then_raises(rounds, want_rounds, want_central):
+    """The torch backend's points (stop 43: its first prefill point ran 17% above the next, and the loader refused the
+    profile): a round whose median is below 0.9 x the largest latency at smaller work is measured again, at most
+    MONOTONE_RETRIES times, and the central value is raised to that floor if still below it."""
+    done = {(128, 1): 22.0}  # floor for (256, 1): 0.9 x 22.0 = 19.8
+    it = iter(rounds)
+    calls = []
+
+    def one_round() -> list[float]:
+        calls.append(1)
+        return list(next(it))
+
+    samples, central = sweep.measured_with_floor((256, 1), done, one_round)
+    assert len(calls) == want_rounds == min(len(rounds), 1 + sweep.MONOTONE_RETRIES)
+    assert len(samples) == 3 * want_rounds
+    assert central == pytest.approx(want_central)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import gc
 import json
 import math
 import os
@@ -45,7 +46,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 import yaml
 
@@ -578,6 +579,25 @@ class BudgetExceeded(Exception):
     pass
 
 
+T = TypeVar("T")
+
+
+def stop_on_out_of_memory(measure: Callable[[], T], oom: type[BaseException], what: str) -> T:
+    """`measure()`, or a sweep.StopAxis where the device ran out of memory (larger points of that axis are skipped).
+
+    The StopAxis is raised outside the except clause on purpose: raised inside it (even `from None`), it keeps the
+    out-of-memory error as its __context__, whose traceback holds the failed pass's frames and so its activations and
+    caches on the device, and the sweep keeps the StopAxis. On the H100 (stop 43) qwen3-14b's largest prefill ran out
+    of memory, ~8 GiB stayed allocated, and the decode sweep's KV pool (vLLM's memory rule, sized without it) could
+    not be allocated: the run lost every decode point."""
+    try:
+        return measure()
+    except oom as exc:
+        reason = f"out of device memory at {what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    log(f"{reason}; larger points of this axis are skipped")
+    raise sweep.StopAxis(reason)
+
+
 def log(msg: str) -> None:
     print(f"[torch_ref {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -696,15 +716,19 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
             i[0] += 1
             return dec.prefill(toks[i[0] % 2], caches).argmax(-1)
 
-        try:
-            med, samples = median_ms(timer, fn, warmup=1, repeats=prefill_repeats(p.tokens))
-        except torch.OutOfMemoryError as exc:
-            raise sweep.StopAxis(f"out of device memory: {exc}") from None
+        warm = [1]
+
+        def repeats() -> list[float]:
+            w, warm[0] = warm[0], 0  # warm-up before the first round only
+            return median_ms(timer, fn, warmup=w, repeats=prefill_repeats(p.tokens))[1]
+
+        samples, central = stop_on_out_of_memory(lambda: sweep.measured_with_floor(p.key, store.prefill_done(), repeats),
+                                                 torch.OutOfMemoryError, f"prefill isl={p.isl} batch={p.batch}")
         measure_prefill.samples = samples
-        return med
+        return central
 
     def record_prefill(p, ms):
-        store.add_prefill(p.isl, p.batch, measure_prefill.samples)
+        store.add_prefill(p.isl, p.batch, measure_prefill.samples, central=ms)
         log(f"prefill isl={p.isl:6d} batch={p.batch:2d}: {ms:9.2f} ms")
 
     budget_hit = None
@@ -714,6 +738,7 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
     except BudgetExceeded as exc:
         budget_hit = str(exc)
     del pre_pool
+    gc.collect()  # exception tracebacks of stopped points form reference cycles that hold device tensors
     if is_cuda:
         torch.cuda.empty_cache()
 
@@ -733,18 +758,24 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
             check_budget()
             caches = pool.views(p.batch, p.context)
             tok = torch.randint(0, shapes.vocab, (p.batch,), generator=gen).to(dev)
-            try:
+
+            def replayed() -> tuple[list[float], float]:
                 runner = _make_decode_runner(dec, tok, caches, p.context - 1, use_graph=is_cuda, pool=gpool)
-                med, samples = median_ms(timer, runner.replay, warmup=3, repeats=cfg.decode_repeats, inner=cfg.decode_replays)
-            except torch.OutOfMemoryError as exc:
-                raise sweep.StopAxis(f"out of device memory: {exc}") from None
-            finally:
-                runner = None
+                warm = [3]
+
+                def repeats() -> list[float]:
+                    w, warm[0] = warm[0], 0
+                    return median_ms(timer, runner.replay, warmup=w, repeats=cfg.decode_repeats, inner=cfg.decode_replays)[1]
+
+                return sweep.measured_with_floor(p.key, store.decode_done(), repeats)
+
+            samples, med = stop_on_out_of_memory(replayed, torch.OutOfMemoryError,
+                                                 f"decode batch={p.batch} context={p.context}")
             measure_decode.samples = samples
             return med
 
         def record_decode(p, ms):
-            store.add_decode(p.batch, p.context, measure_decode.samples)
+            store.add_decode(p.batch, p.context, measure_decode.samples, central=ms)
             log(f"decode batch={p.batch:4d} context={p.context:5d}: {ms:8.3f} ms/step")
 
         try:
