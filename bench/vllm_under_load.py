@@ -135,6 +135,10 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     # capacity model's saturation on plan h5's profile of it (a separate launch, the same card type), set before the sweep.
     ("profiles/runs/2026-12-06-h6/qwen3-14b/H100-SXM-80GB/tp1-load/vllm/load_sweep.csv",
      "profiles/runs/2026-12-06-h5/qwen3-14b/H100-SXM-80GB/tp1/vllm"),
+    # h8 (stop 43, rule H8 written at stop 42 before it ran), 60 s per rate on the lent H100: the same variant at ISL
+    # 4,096 around the model's saturation (0.85-1.15 of 4.10 req/s), the steady state h6's 20-s samples could not reach.
+    ("profiles/runs/2026-12-06-h8/qwen3-14b/H100-SXM-80GB/tp1-steady4k/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-h5/qwen3-14b/H100-SXM-80GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
