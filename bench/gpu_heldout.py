@@ -8,7 +8,8 @@
 `PerfModel.load()` gives that variant from the bundled profiles, less every bundled vLLM profile of a variant the run
 measured (the run's own, once bundled: plan h1's since stop 37), so the laws are the prior calibrated without them, as
 before the run; and, where profiles/data holds
-the variant's torch-reference profile, by that profile's laws with the planner's TTFT overhead. Nothing is fitted on
+the variant's torch-reference profile (or the run folder, or HELD_OUT_H100_TORCH with --held-out-set), by that
+profile's laws with the planner's TTFT overhead. Nothing is fitted on
 the run. Written for plan h1 (the first vLLM run on an H100, a card no law, prior or constant was fitted on with vLLM):
 its rules, written before the run (profiles/runs/plan-h1-predictions.txt), are
   H1 (report): the prior's |error| per variant, median and p90, beside the torch reference's; issue 10's goal is a
@@ -46,6 +47,7 @@ from planner.io.errors import InputError  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.heldout import (  # noqa: E402
     HELD_OUT_H100,
+    HELD_OUT_H100_TORCH,
     RUNS_DIR,
     RunHeldOut,
     held_out_runs,
@@ -103,13 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--runs {a.runs}: not a folder", file=sys.stderr)
         return 2
     try:
-        found = [load_profile(RUNS_DIR / d) for d in HELD_OUT_H100] if a.held_out_set else list(iter_profiles(a.runs))
+        found = ([load_profile(RUNS_DIR / d) for d in HELD_OUT_H100 + HELD_OUT_H100_TORCH] if a.held_out_set
+                 else list(iter_profiles(a.runs)))
         runs = [p for p in found if a.gpu is None or p.meta.gpu == a.gpu]
         cat = Catalog.load()
         bundled = list(iter_profiles(DEFAULT_PROFILES_DIR))
     except InputError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    # torch-reference profiles of the run (or of the held-out set) are scored beside the prior like bundled ones
+    twins = [p for p in runs if law_source(p.meta) == "measured-torch"]
     runs = [p for p in runs if law_source(p.meta) == "measured-vllm"]
     if not runs:
         print(f"--runs {a.runs}: no vLLM profile{' of ' + a.gpu if a.gpu else ''} under it "
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--runs {a.runs}: every vLLM profile under it is below its roofline floor (left out above)", file=sys.stderr)
         return 2
     try:
-        rows = held_out_runs(perf_leaving_out(runs, cat, card_unseen=a.card_unseen), cat, runs, bundled)
+        rows = held_out_runs(perf_leaving_out(runs, cat, card_unseen=a.card_unseen), cat, runs, bundled + twins)
     except ValueError as exc:
         print(f"--runs {a.runs}: {exc}", file=sys.stderr)
         return 2

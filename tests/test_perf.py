@@ -50,13 +50,14 @@ def pm(cat: Catalog, profiles: list) -> PerfModel:
 
 def test_the_loader_plans_torch_only_variants_as_part_d_decides(cat: Catalog) -> None:
     """The loader plans torch-only variants from the prior or from their torch laws (laws.TORCH_ONLY_LAWS) by part D's
-    rule of bench/calibrate_prior.py: the prior only where, on every variant measured by both vLLM and the torch
-    reference decoder, the prior calibrated without the model misses the vLLM points by at least 2 points less at the
-    median (prefill and decode pooled) and no more at the p90 than the torch reference's laws. A change of profiles or
-    calibration that flips the verdict fails here until the constant follows (stop 41, rule V3b: it flipped to torch on
-    llama-3.1-8b on the H200 at the p90, while the prior stayed far ahead at the median on every variant)."""
+    rule of bench/calibrate_prior.py: the prior only where, pooled over every variant measured by both vLLM and the
+    torch reference decoder (rule D2, stop 43: planner.perf.heldout.part_d_verdict), the prior calibrated without the
+    model misses the vLLM points by at least 2 points less at the median (prefill and decode pooled) and no more at the
+    p90 than the torch reference's laws. A change of profiles or calibration that flips the verdict fails here until the
+    constant follows (stop 41, rule V3b, when the rule held per variant: it flipped to torch on llama-3.1-8b on the H200
+    at the p90, while the prior stayed far ahead at the median on every variant)."""
     from planner.perf.allreduce import load_allreduce
-    from planner.perf.heldout import prior_beats_torch, torch_reference_vs_prior
+    from planner.perf.heldout import part_d_verdict, prior_beats_torch, torch_reference_vs_prior
     from planner.perf.laws import ALLREDUCE_DIR
 
     rows = torch_reference_vs_prior(list(iter_profiles(DEFAULT_PROFILES_DIR)), cat, load_allreduce(DEFAULT_PROFILES_DIR / ALLREDUCE_DIR))
@@ -67,7 +68,7 @@ def test_the_loader_plans_torch_only_variants_as_part_d_decides(cat: Catalog) ->
         p = np.r_[r.prior.prefill_rel_err, r.prior.decode_rel_err]
         verdicts[r.label] = prior_beats_torch(p, t)
         assert np.median(p) <= np.median(t) - 0.02, r.label  # the prior's median lead holds on every variant
-    assert TORCH_ONLY_LAWS == ("prior" if all(verdicts.values()) else "torch"), verdicts
+    assert TORCH_ONLY_LAWS == ("prior" if part_d_verdict(rows) else "torch"), verdicts
 
 
 def test_a_profile_marked_calibrate_false_plans_its_variant_but_leaves_the_prior_alone(cat: Catalog) -> None:

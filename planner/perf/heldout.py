@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -288,6 +288,22 @@ def prior_beats_torch(prior_err: np.ndarray, torch_err: np.ndarray) -> bool:
                 and np.percentile(prior_err, 90) <= np.percentile(torch_err, 90))
 
 
+def part_d_verdict(rows: Sequence[TorchVsPrior]) -> bool:
+    """Part D's verdict (bench/calibrate_prior.py; planner.perf.laws.TORCH_ONLY_LAWS follows it): True (the prior plans
+    torch-only variants) where :func:`prior_beats_torch` holds on the errors pooled over every variant measured by both.
+
+    Pooled since stop 43 (rule D2, written at stop 42 before the pair it names was measured): D's per-variant form
+    (the prior on every variant) and the pooled form disagreed on the bundled four pairs (per variant: the torch
+    reference, by llama-3.1-8b's p90 on the H200; pooled: the prior, 7.7 / 22.2% against 20.4 / 33.0%). The next pair
+    measured by both outside the four, qwen3-14b on the H100 (plan d2), agreed with the pooled form: the prior 3.2%
+    (median) / 7.8% (p90) against the torch reference's 15.7 / 27.1%; the two other pairs of plan d2 (reported only)
+    agree too (qwen2.5-14b 5.7 / 17.0%, mistral-nemo-12b 4.5 / 15.5% at the median, prior / torch)."""
+    if not rows:
+        return False
+    return prior_beats_torch(np.concatenate([r.prior.all_rel_err() for r in rows]),
+                             np.concatenate([r.torch.all_rel_err() for r in rows]))
+
+
 @dataclass(frozen=True)
 class RunHeldOut:
     """One variant of a new run (a GPU or model the bundled profiles lack): its vLLM points predicted by the laws the
@@ -472,6 +488,15 @@ HELD_OUT_H100: tuple[str, ...] = (
 )
 """Profile folders under profiles/runs of the HELD_OUT_SET models measured on the H100 (plans h2-h7, each run under a rule
 written before it, none calibrated on): `bench/gpu_heldout.py --held-out-set` scores them together."""
+HELD_OUT_H100_TORCH: tuple[str, ...] = (
+    "2026-12-06-d2/qwen3-14b/H100-SXM-80GB/tp1",
+    "2026-12-06-d2/qwen2.5-14b/H100-SXM-80GB/tp1",
+    "2026-12-06-d2/mistral-nemo-12b/H100-SXM-80GB/tp1",
+)
+"""Torch-reference profiles (profiles/backends/torch_ref.py) of three HELD_OUT_H100 variants on the H100 (plan d2, stop
+43, rules D2b / D2c): the first pairs measured by both vLLM and the torch reference outside part D's four (rule D2).
+Kept in profiles/runs, not bundled: no loaded variant changes by them. `bench/gpu_heldout.py --held-out-set` scores
+them beside the prior."""
 HELD_OUT_MOE_GRAPHS: tuple[str, str] = ("qwen1.5-moe-a2.7b", "2026-12-04-s16/qwen1.5-moe-a2.7b/H200-141GB/tp1-graphs4k/vllm")
 """The held-out MoE profiled again with CUDA graphs captured to 4,096 tokens (s16, `--cudagraph-capture-sizes ... 4096`):
 at vLLM's default sizes its prefill steps of 513-4,096 tokens run eagerly, launch-bound at ~85-92 ms whatever their

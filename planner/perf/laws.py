@@ -104,7 +104,7 @@ DEFAULT_MAX_BATCHED_TOKENS = 8192
 # single-digit ms for small transfers; 2 ms is a conservative round number.
 KV_TRANSFER_FIXED_MS = 2.0
 DEFAULT_PROFILES_DIR = PROFILES_DIR / "data"
-TORCH_ONLY_LAWS: Literal["torch", "prior"] = "torch"
+TORCH_ONLY_LAWS: Literal["torch", "prior"] = "prior"
 """What plans a variant whose only profile is the torch reference decoder's once vLLM profiles exist (the prior is
 calibrated on the serving engines either way): part D of bench/calibrate_prior.py decides (planner.perf.heldout.
 prior_beats_torch on every variant measured by both, the prior calibrated without the model: at least D_MARGIN_PCT
@@ -112,8 +112,11 @@ points better at the median and no worse at the p90), and tests/test_perf.py hol
 bundled profiles. "prior" from d3b5e7f (stop 33: the prior missed vLLM by 13.4% / 3.6% at the median where the torch
 reference's laws missed by 26.1% / 19.5%) to stop 40; "torch" since stop 41 (rule V3b): with the H100's bf16 MoE,
 measured on vLLM's default fused-MoE tiles, out of the prior's calibration (rule V3), D fails on llama-3.1-8b on the
-H200 at the p90 (40.6% against 35.6%; medians 11.5% against 26.1%). The torch reference runs 1.2-1.5x slower than
-vLLM's kernels, so its laws err on the side of more GPUs."""
+H200 at the p90 (40.6% against 35.6%; medians 11.5% against 26.1%). "prior" again since stop 43 (rule D2: D's verdict
+is taken on the errors pooled over its variants, planner.perf.heldout.part_d_verdict; pooled, the prior misses by 7.7%
+at the median and 22.2% at the p90 where the torch reference misses by 20.4 / 33.0%, and the first pair measured
+after the rule, qwen3-14b on the H100, agreed: 3.2 / 7.8% against 15.7 / 27.1%). The torch reference runs 1.2-1.5x
+slower than vLLM's kernels, so its laws err on the side of more GPUs."""
 ALLREDUCE_DIR = "allreduce"
 """Subdirectory of a profile root holding measured all-reduce times (<gpu>/allreduce.csv)."""
 """Bundled example profiles (Splitwise Llama2-70B on A100/H100)."""
