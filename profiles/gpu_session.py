@@ -399,10 +399,14 @@ PLAN_H7 = [Variant("llama-3.2-3b", startup_s=110, sweep_s=90, quantization="fp8"
 # steady state at long prompts near the capacity model's saturation, which 20-s samples cannot show (bench/
 # vllm_under_load.py: on every ISL where vLLM kept up above the model's rate, the simulator replaying the sample kept up
 # too): the held-out qwen3-14b bf16, ISL 4,096, 60 s per rate at 0.85 / 0.95 / 1.05 / 1.15 of the model's 4.10 req/s.
+# Rule K3h (stop 43, written before it ran): rule K3's spread-output half on the H100 with plan h4's laws: the
+# reservation check gives 3.01 req/s there (scv 0.92), so 1.25x and 1.5x of it, 60 s each (the device time left).
+PLAN_K3H = [replace(_load_only("mistral-nemo-12b", 120, "2048=3.75,4.5", 200, rate_duration_s=60.0, tag="-kv96k-oslspread-sat"),
+                    extra=_KV_96K, rate_osl=512, rate_osl_scv=1.0)]
 PLAN_H8 = [_load_only("qwen3-14b", 150, "4096=3.5,3.9,4.3,4.7", 330, rate_duration_s=60.0, tag="-steady4k")]
 PLAN_H6 = [_load_only("qwen3-14b", 150, "1024=6,9.5,12.5,15,17.5,20;4096=1.4,2.3,3.1,3.7,4.3,4.9", 330,
                       rate_duration_s=20.0, tag="-load")]
-PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
+PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
          "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21, "s22": PLAN_S22, "s23": PLAN_S23}
