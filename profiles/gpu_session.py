@@ -38,6 +38,47 @@ GPU = "H200-141GB"
 MIN_SWEEP_S = 60.0
 # Stopping a server and freeing the GPU (SIGINT, engine shutdown), seconds.
 STOP_S = 15.0
+# After its rate deadline the profiler finishes the requests in flight (a saturated replica's queue) and writes its
+# files: the session waits this long more before stopping it.
+DRAIN_S = 60.0
+# Stopping a profiler past its time: SIGTERM, then this long for it to stop its server (its finally block) ...
+TERM_GRACE_S = 45.0
+# ... and stop_leftover_server's SIGINT and SIGKILL waits (20 + 5 s) if the server outlived it.
+LEFTOVER_STOP_S = 25.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """When one variant's profiler must be done (absolute unix times)."""
+
+    sweep_end: float
+    """End of its grid sweeps (the profiler's --deadline-unix-s)."""
+    rate_end: float | None
+    """End of its load sweep's arrivals (--rate-deadline-unix-s); None: no load sweep."""
+    hard_end: float
+    """When the session stops the profiler (SIGTERM) if it is still running."""
+
+
+def variant_window(now: float, deadline: float, startup_s: float, sweep_s: float, rate_s: float, has_rates: bool,
+                   later_min_s: float, later_full_s: float, scale: float = 1.0) -> Window:
+    """The time one variant gets so that the session keeps its promise, every server stopped by `deadline`, even
+    when this profiler has to be stopped: its hard end leaves the later variants' minimum plans (`later_min_s`) and
+    the stop's own waits (TERM_GRACE_S + LEFTOVER_STOP_S); its load sweep runs only with time to spare after every
+    later variant's full plan (`later_full_s`), and its arrivals end DRAIN_S before the hard end. Plan k3h (stop 43)
+    ran past its deadline by the drain and the stop's waits (the hard end was the rate deadline + 60 s, the rate
+    deadline itself near the session's deadline), and the device call that held it timed out before its files were
+    copied back: the run was lost."""
+    last = deadline - later_min_s - TERM_GRACE_S - LEFTOVER_STOP_S
+    sweep_end = min(now + startup_s + sweep_s, last)
+    rate_end = None
+    if has_rates:
+        spare = deadline - now - startup_s - sweep_s - later_full_s - STOP_S
+        if spare >= 60 * scale:
+            rate_end = min(sweep_end + min(spare, rate_s), last - DRAIN_S * scale)
+            if rate_end <= sweep_end:
+                rate_end = None
+    hard_end = min((rate_end + DRAIN_S * scale) if rate_end is not None else sweep_end + 60 * scale, last)
+    return Window(sweep_end, rate_end, hard_end)
 
 
 @dataclass
@@ -516,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     min_sweep = MIN_SWEEP_S * a.scale_plan
     env = {**os.environ, **SERVER_ENV}
     # Keep the longest prefix of the plan (in priority order) whose start-ups and minimum sweeps fit.
-    room, kept = a.deadline_unix_s - time.time(), []
+    room, kept = a.deadline_unix_s - time.time() - TERM_GRACE_S - LEFTOVER_STOP_S, []
     for v in plan:
         need = v.startup_s + min_sweep + STOP_S
         if need > room:
@@ -530,20 +571,16 @@ def main(argv: list[str] | None = None) -> int:
     for i, v in enumerate(plan):
         now = time.time()
         later = sum(w.startup_s + min_sweep + STOP_S for w in plan[i + 1:])
-        left = a.deadline_unix_s - now - later - STOP_S
+        left = a.deadline_unix_s - now - later - STOP_S - TERM_GRACE_S - LEFTOVER_STOP_S
         if left < v.startup_s + min_sweep:
             log(out, f"{v.label}: skipped, {left:.0f} s left for it (needs {v.startup_s + min_sweep:.0f})")
             continue
         planned_full = sum(w.startup_s + w.sweep_s + STOP_S for w in plan[i + 1:])
-        sweep_end = now + min(left, v.startup_s + v.sweep_s)
-        rate_end = None
+        win = variant_window(now, a.deadline_unix_s, v.startup_s, v.sweep_s, v.rate_s, bool(v.rates), later + STOP_S,
+                             planned_full, a.scale_plan)
+        sweep_end, rate_end, hard_end = win.sweep_end, win.rate_end, win.hard_end
         if v.rates:
-            # The load sweep runs only with time to spare after every later variant's full plan.
-            spare = a.deadline_unix_s - now - v.startup_s - v.sweep_s - planned_full - STOP_S
-            if spare >= 60 * a.scale_plan:
-                rate_end = sweep_end + min(spare, v.rate_s)
-            log(out, f"{v.label}: load sweep {'until +%.0f s' % (rate_end - now) if rate_end else 'skipped'} (spare {spare:.0f} s)")
-        hard_end = (rate_end or sweep_end) + 60 * a.scale_plan
+            log(out, f"{v.label}: load sweep {'until +%.0f s' % (rate_end - now) if rate_end else 'skipped'}")
         cmd = command(v, out, sweep_end, rate_end, a.server_cmd, health_s=max(60.0, left - min_sweep),
                       time_scale=a.time_scale, gpu=a.gpu)
         log(out, f"{v.label}: start, sweeps until +{sweep_end - now:.0f} s: {' '.join(cmd[2:])}")

@@ -90,3 +90,27 @@ def test_the_session_hands_its_gpu_to_every_profiler_command(monkeypatch: pytest
     for cmd in built:
         assert cmd[cmd.index("--gpu") + 1] == H100
         assert H100 in Path(cmd[cmd.index("--out") + 1]).parts
+
+
+@pytest.mark.parametrize(("left_s", "later_min_s", "later_full_s", "want_rates_s"), [
+    (295.0, 0.0, 0.0, 20.0),      # plan k3h's call (stop 43): 295 s after the install; the arrivals shrink, none overruns
+    (2000.0, 0.0, 0.0, 200.0),    # room to spare: the plan's rate_s
+    (2000.0, 400.0, 1850.0, None),  # the later variants' full plans leave no spare: no load sweep
+    (900.0, 300.0, 300.0, 200.0),   # a later variant's minimum is kept beyond this one's hard end
+])
+def test_every_profiler_is_stopped_before_the_session_deadline(left_s, later_min_s, later_full_s, want_rates_s) -> None:
+    """The session's promise (--deadline-unix-s: every server stopped by then) holds even when a profiler must be
+    stopped at its hard end: SIGTERM's grace and the leftover server's stop fit before the deadline, less the later
+    variants' minimum plans. Plan k3h's call ran 20 s past its device-call limit (the hard end was the rate deadline +
+    60 s, the rate deadline near the session's deadline) and lost its files."""
+    now = 1_000.0
+    deadline = now + left_s
+    w = gs.variant_window(now, deadline, startup_s=120.0, sweep_s=25.0, rate_s=200.0, has_rates=True,
+                          later_min_s=later_min_s, later_full_s=later_full_s)
+    assert w.hard_end + gs.TERM_GRACE_S + gs.LEFTOVER_STOP_S + later_min_s <= deadline + 1e-9
+    assert w.sweep_end <= w.hard_end
+    if want_rates_s is None:
+        assert w.rate_end is None
+    else:
+        assert w.rate_end is not None and w.rate_end - w.sweep_end == pytest.approx(want_rates_s)
+        assert w.hard_end - w.rate_end <= gs.DRAIN_S + 1e-9
