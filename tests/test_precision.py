@@ -208,7 +208,7 @@ def test_loader_prefers_the_vllm_profile_and_says_so(tmp_path: Path, cat: Catalo
 def test_a_torch_only_variant_is_planned_as_part_d_decides_once_vllm_profiles_exist(
         tmp_path: Path, cat: Catalog, monkeypatch: pytest.MonkeyPatch, verdict: str) -> None:
     """The loader's rule (planner.perf.laws.PerfModel.from_profiles, TORCH_ONLY_LAWS: bench/calibrate_prior.py part D
-    decides; "torch" since stop 41): with any vLLM profile loaded, the prior is calibrated on the serving engines only,
+    decides; "torch" at stops 41-42, "prior" since stop 43): with any vLLM profile loaded, the prior is calibrated on the serving engines only,
     and a variant measured only by the torch reference decoder is planned from that prior ("prior": the torch profile is
     listed, not used) or from its own torch laws ("torch"); with calibrate_on="all", or with no vLLM profile at all, its
     laws are used either way."""

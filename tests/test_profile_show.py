@@ -62,7 +62,7 @@ def _copy_without_h100_vllm(tmp_path: Path) -> Path:
 def test_planner_uses_vllm_profiles_and_part_d_decides_where_only_torch_measured(tmp_path, monkeypatch, verdict):
     """The H200 and H100 variants have vLLM profiles beside the torch ones: the planner uses vLLM's. A variant with only
     the torch reference's (the H100 one, its vLLM profile left out) is planned as part D of bench/calibrate_prior.py
-    decides (planner.perf.laws.TORCH_ONLY_LAWS; "torch" since stop 41): from the vLLM-calibrated prior, which predicts
+    decides (planner.perf.laws.TORCH_ONLY_LAWS; "torch" at stops 41-42, "prior" since stop 43): from the vLLM-calibrated prior, which predicts
     it faster than the torch reference decoder measured it, as vLLM's kernels ran on the H200 (0.65-0.88x) and the
     H100 (0.78-0.93x), or from its torch laws; `planner profile show` says which."""
     from planner.perf.laws import PerfModel

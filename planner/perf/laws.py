@@ -110,7 +110,7 @@ calibrated on the serving engines either way): part D of bench/calibrate_prior.p
 prior_beats_torch on every variant measured by both, the prior calibrated without the model: at least D_MARGIN_PCT
 points better at the median and no worse at the p90), and tests/test_perf.py holds this constant to D's verdict on the
 bundled profiles. "prior" from d3b5e7f (stop 33: the prior missed vLLM by 13.4% / 3.6% at the median where the torch
-reference's laws missed by 26.1% / 19.5%) to stop 40; "torch" since stop 41 (rule V3b): with the H100's bf16 MoE,
+reference's laws missed by 26.1% / 19.5%) to stop 40; "torch" from stop 41 to stop 42 (rule V3b): with the H100's bf16 MoE,
 measured on vLLM's default fused-MoE tiles, out of the prior's calibration (rule V3), D fails on llama-3.1-8b on the
 H200 at the p90 (40.6% against 35.6%; medians 11.5% against 26.1%). "prior" again since stop 43 (rule D2: D's verdict
 is taken on the errors pooled over its variants, planner.perf.heldout.part_d_verdict; pooled, the prior misses by 7.7%
