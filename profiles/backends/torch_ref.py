@@ -587,9 +587,10 @@ def stop_on_out_of_memory(measure: Callable[[], T], oom: type[BaseException], wh
 
     The StopAxis is raised outside the except clause on purpose: raised inside it (even `from None`), it keeps the
     out-of-memory error as its __context__, whose traceback holds the failed pass's frames and so its activations and
-    caches on the device, and the sweep keeps the StopAxis. On the H100 (stop 43) qwen3-14b's largest prefill ran out
-    of memory, ~8 GiB stayed allocated, and the decode sweep's KV pool (vLLM's memory rule, sized without it) could
-    not be allocated: the run lost every decode point."""
+    caches on the device, and the sweep keeps the StopAxis. On the H100 (stop 43) qwen3-14b's decode sweep could not
+    allocate its KV pool (vLLM's memory rule) with 77.4 GiB allocated where the weights and the pool need 68.8, after
+    its largest prefill point had most likely run out of memory: the run lost every decode point
+    (profiles/runs/2026-12-06-d2)."""
     try:
         return measure()
     except oom as exc:
