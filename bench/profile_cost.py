@@ -20,9 +20,13 @@ Part C, on the REAL vLLM profiles (profiles/data/*/*/tp*/vllm/, measured on a le
   profiles.gpu_session): GPU-minutes each run held the GPU (server start-up + sweeps + stop, from the
   session log next to them; the profiler's own busy time from run.yaml), and the error of the laws
   fitted on ~80% of each profile's points on the ~20% held out (every 5th point, sorted by size).
-  `--only-real` runs Parts B and C alone (no emulator).
+Part D, every real vLLM variant run of the device sessions kept under profiles/runs (held-out models, load sweeps,
+  re-measurements; their session*.log): GPU minutes from the server's start to its stop, per session and per variant,
+  against issue 10's 15 minutes per variant.
+  `--only-real` runs Parts B, C and D alone (no emulator).
 Last line: RESULT gpu_minutes=<adaptive, emulated> heldout_err_pct=<p90 |error| on held-out points, emulator> ...
-  vllm_gpu_minutes=<real vLLM runs, all variants> vllm_heldout_p90_pct=<Part C>
+  vllm_gpu_minutes=<real vLLM runs, all variants> vllm_heldout_p90_pct=<Part C> runs_variant_runs=<Part D's runs>
+  runs_gpu_minutes= runs_variant_median_minutes= runs_variant_max_minutes= runs_over_goal=<variants over 15 min>
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +56,7 @@ from profiles import sweep  # noqa: E402
 from profiles.backends.vllm import BLOCKER_TOKENS, VllmClient, VllmRunConfig, endpoint_info, run_profile  # noqa: E402
 
 DATA = REPO / "profiles" / "data"
+RUNS = REPO / "profiles" / "runs"
 
 
 def predict_prefill(measured: dict, query) -> list[float]:
@@ -142,7 +148,8 @@ def main() -> int:
     if args.only_real:
         b90 = part_b(args, console)
         c_min, c90 = part_c(console)
-        print(f"RESULT real_gpu_heldout_p90_pct={b90:.1f} vllm_gpu_minutes={c_min:.2f} vllm_heldout_p90_pct={c90:.1f}")
+        print(f"RESULT real_gpu_heldout_p90_pct={b90:.1f} vllm_gpu_minutes={c_min:.2f} vllm_heldout_p90_pct={c90:.1f} "
+              f"{_fields(part_d(console))}")
         return 0
 
     law = PerfModel.load().get(args.model, args.gpu, args.tp)
@@ -199,11 +206,12 @@ def main() -> int:
 
     real_p90 = [part_b(args, console)]
     c_min, c90 = part_c(console)
+    d_fields = _fields(part_d(console))
     print(f"RESULT gpu_minutes={sub_gpu_s / 60:.2f} heldout_err_pct={pct(e_all, 90):.1f} points={sub_pts} "
           f"full_gpu_minutes={full.gpu_seconds / 60:.2f} full_points={full_pts} heldout_p50_pct={pct(e_all, 50):.1f} "
           f"full_grid_fit_p90_pct={pct(floor, 90):.1f} real_gpu_heldout_p90_pct={max(real_p90):.1f} "
           f"vllm_gpu_minutes={c_min:.2f} vllm_heldout_p90_pct={c90:.1f} "
-          f"timer_noise_p90_ms={noise_p90_ms:.2f} noise_vs_shortest_step_pct={100 * noise_rel:.1f}")
+          f"timer_noise_p90_ms={noise_p90_ms:.2f} noise_vs_shortest_step_pct={100 * noise_rel:.1f} {d_fields}")
     return 0
 
 
@@ -234,22 +242,74 @@ def part_b(args, console) -> float:
     return max(real_p90) if real_p90 else float("nan")
 
 
-def _session_walls(data: Path) -> dict[str, float]:
-    """{'<model>/<gpu>/<variant dir>': wall seconds} from the GPU session logs ('<label>: exit 0 after S s'): each
+def _walls_of_log(log: Path) -> dict[str, float]:
+    """{'<model>/<gpu>/<variant dir>': wall seconds} of one GPU session log ('<label>: exit 0 after S s'): each
     label's run that wrote its profile (a launch that failed at once, exit 2 after 2 s, held no GPU worth counting)."""
     import re
 
     walls: dict[str, float] = {}
-    for log in sorted(data.glob("vllm-*-session-*.log")):
-        starts: dict[str, str] = {}
-        for line in log.read_text().splitlines():
-            m = re.match(r"^\S+ (\S+): start, .*?--out \S*?/([^/\s]+/[^/\s]+/[^/\s]+)/vllm", line)
-            if m:
-                starts[m.group(1)] = m.group(2)  # the label's latest start: the exit line below is its run's
-            m = re.match(r"^\S+ (\S+): exit 0 after (\d+) s", line)
-            if m and m.group(1) in starts:
-                walls[starts[m.group(1)]] = float(m.group(2))
+    starts: dict[str, str] = {}
+    for line in log.read_text().splitlines():
+        m = re.match(r"^\S+ (\S+): start, .*?--out \S*?/([^/\s]+/[^/\s]+/[^/\s]+)/vllm", line)
+        if m:
+            starts[m.group(1)] = m.group(2)  # the label's latest start: the exit line below is its run's
+        m = re.match(r"^\S+ (\S+): exit 0 after (\d+) s", line)
+        if m and m.group(1) in starts:
+            walls[starts[m.group(1)]] = float(m.group(2))
     return walls
+
+
+def _session_walls(data: Path) -> dict[str, float]:
+    """{'<model>/<gpu>/<variant dir>': wall seconds} from the bundled GPU session logs (:func:`_walls_of_log`)."""
+    walls: dict[str, float] = {}
+    for log in sorted(data.glob("vllm-*-session-*.log")):
+        walls.update(_walls_of_log(log))
+    return walls
+
+
+@dataclass(frozen=True)
+class VariantRun:
+    """One variant's run in a device session kept under profiles/runs."""
+
+    session: str
+    """The run folder (profiles/runs/<date>-<plan>)."""
+    variant: str
+    """<model>/<gpu>/<variant dir>."""
+    seconds: float
+    """From the server's start to its stop (the session log's 'exit 0 after S s')."""
+
+
+def runs_walls(runs: Path) -> list[VariantRun]:
+    """Every variant run of the device sessions under `runs` (their session*.log), in folder order."""
+    return [VariantRun(log.parent.name, key, s) for log in sorted(runs.glob("*/session*.log"))
+            for key, s in _walls_of_log(log).items()]
+
+
+GOAL_VARIANT_MIN = 15.0
+"""Issue 10: GPU time per variant <= 15 minutes."""
+
+
+def part_d(console) -> dict[str, float]:
+    """Part D: the GPU minutes of every variant run of the device sessions kept under profiles/runs (held-out models,
+    load sweeps, re-measurements), against issue 10's 15 minutes per variant."""
+    rows = runs_walls(RUNS)
+    td = Table(title=f"D. every real vLLM variant run of the device sessions under profiles/runs: GPU minutes held (server "
+                     f"start to stop; goal <= {GOAL_VARIANT_MIN:g} per variant)")
+    for c in ("session", "variants", "GPU-min", "longest variant", "GPU-min (longest)"):
+        td.add_column(c, justify="left" if c in ("session", "longest variant") else "right")
+    for session in sorted({r.session for r in rows}):
+        mine = [r for r in rows if r.session == session]
+        top = max(mine, key=lambda r: r.seconds)
+        td.add_row(session, str(len(mine)), f"{sum(r.seconds for r in mine) / 60:.1f}", top.variant, f"{top.seconds / 60:.1f}")
+    console.print(td)
+    minutes = np.array([r.seconds / 60 for r in rows]) if rows else np.array([np.nan])
+    return {"runs_variant_runs": float(len(rows)), "runs_gpu_minutes": float(np.nansum(minutes)),
+            "runs_variant_median_minutes": float(np.nanmedian(minutes)), "runs_variant_max_minutes": float(np.nanmax(minutes)),
+            "runs_over_goal": float(np.sum(minutes > GOAL_VARIANT_MIN))}
+
+
+def _fields(d: dict[str, float]) -> str:
+    return " ".join(f"{k}={int(v)}" if k in ("runs_variant_runs", "runs_over_goal") else f"{k}={v:.2f}" for k, v in d.items())
 
 
 def part_c(console) -> tuple[float, float]:

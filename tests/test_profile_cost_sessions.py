@@ -45,3 +45,28 @@ def test_every_bundled_vllm_profile_has_its_session_time() -> None:
     for meta in sorted((REPO / "profiles" / "data").glob("*/*/tp*/vllm/meta.yaml")):
         model, gpu, vdir = meta.parts[-5], meta.parts[-4], meta.parts[-3]
         assert f"{model}/{gpu}/{vdir}" in walls, (model, gpu, vdir, sorted(walls))
+
+
+def test_the_runs_sessions_are_read_per_run_folder(tmp_path: Path) -> None:
+    """Part D: every variant run of the device sessions kept under profiles/runs, by session folder; a failed launch
+    counts nothing (as in Part C)."""
+    for run, lines in (("2026-12-06-h8", [_start("q-steady", "qwen3-14b", "H100-SXM-80GB", "tp1-steady4k"),
+                                          "06:31:07 q-steady: exit 0 after 403 s"]),
+                       ("2026-12-05-s21", [_start("m", "mistral-nemo-12b", "H200-141GB", "tp1-kv96k"),
+                                           "18:00:00 m: exit 1 after 30 s",
+                                           _start("m2", "mistral-nemo-12b", "H200-141GB", "tp1-kv96k-oslspread"),
+                                           "18:09:00 m2: exit 0 after 415 s"])):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "session-x.log").write_text("\n".join(lines) + "\n")
+    rows = profile_cost.runs_walls(tmp_path)
+    assert [(r.session, r.variant, r.seconds) for r in rows] == [
+        ("2026-12-05-s21", "mistral-nemo-12b/H200-141GB/tp1-kv96k-oslspread", 415.0),
+        ("2026-12-06-h8", "qwen3-14b/H100-SXM-80GB/tp1-steady4k", 403.0)]
+
+
+def test_every_committed_session_log_yields_its_runs() -> None:
+    """Each session log under profiles/runs names at least one variant run that wrote its profile."""
+    rows = profile_cost.runs_walls(profile_cost.RUNS)
+    logs = sorted(profile_cost.RUNS.glob("*/session*.log"))
+    assert len(logs) >= 20
+    assert {log.parent.name for log in logs} == {r.session for r in rows}
