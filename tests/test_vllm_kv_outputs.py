@@ -115,4 +115,6 @@ def test_the_committed_sweeps_give_the_bench_its_verdict(capsys):
     assert float(vals["check_vs_served_worst_pct"]) < 0 < float(vals["on_demand_vs_served_worst_pct"])
     assert float(vals["kv_per_running_err_pct_on_demand"]) < float(vals["kv_per_running_err_pct_reservation"])
     assert float(vals["sim_ttft_p90_mape_pct_on_demand"]) < float(vals["sim_ttft_p90_mape_pct_reserve"]) - 5.0
+    # the stop-32 rule's part (a) on the tuning sweeps alone (s20), the figures that chose the default: 11.9 vs 56.3%
+    assert float(vals["tuning_sim_ttft_p90_mape_pct_on_demand"]) < float(vals["tuning_sim_ttft_p90_mape_pct_reserve"]) - 5.0
     assert abs(float(vals["sim_served_err_pct_on_demand"])) < 10.0
