@@ -325,8 +325,8 @@ def _prior_notes(inst: Instance, pools: dict[str, PoolPlan]) -> list[str]:
                f"(--cudagraph-capture-sizes) the same MoE's prefill was within {PRIOR_HELD_OUT_MOE_GRAPHS[0]:.0%}"
                if moe else "")
             + (f"; {', '.join(sorted(set(ids) & inst.torch_unused))}: the torch reference decoder's profile is not used "
-               "(vLLM's kernels run 0.65-0.88x its times; where both exist the prior missed vLLM less: bench/calibrate_prior.py "
-               "part D)" if set(ids) & inst.torch_unused else "")
+               "(vLLM's kernels ran 0.65-0.93x its times on the H200 and H100 pairs; where both exist the prior missed "
+               "vLLM less: bench/calibrate_prior.py part D)" if set(ids) & inst.torch_unused else "")
             + "".join(f"; {vid}: its profile at {inst.unphysical[vid]}" for vid in sorted(set(ids) & set(inst.unphysical)))
             + _untuned_note(inst, ids)
             + (f"; {', '.join(unprofiled)} {'has' if len(unprofiled) == 1 else 'have'} no profile of any model: on a GPU type "

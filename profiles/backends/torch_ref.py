@@ -16,7 +16,8 @@ What it does NOT model: the scheduler and
 sampling overheads, paged-attention block tables, tokenizer/HTTP, chunked-prefill interleaving.
 meta.yaml says ``backend: torch`` so nobody mistakes these curves for vLLM's. They are NOT a lower bound
 on an engine's latency: vLLM 0.26.0's kernels (FlashAttention-3, fused ops) ran 0.65-0.88x these times
-on the same H200 (profiles/data/llama-3.1-8b/ROOFLINE.md).
+on the same H200 (profiles/data/llama-3.1-8b/ROOFLINE.md), and 0.78-0.93x at the median on the H100 for three
+more models (profiles/runs/2026-12-06-d2).
 
 Measurements (same grids as the vLLM backend, profiles.sweep):
   prefill: one forward pass of `batch` prompts of `isl` tokens, logits of the last token, argmax;
