@@ -18,12 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 FAKE_SESSION = '''
 import argparse, os, pathlib, sys, time
 ap = argparse.ArgumentParser()
-for a in ("--plan", "--gpu", "--out", "--deadline-unix-s"):
+for a in ("--plan", "--gpu", "--out", "--deadline-unix-s", "--only"):
     ap.add_argument(a)
 a = ap.parse_args()
 out = pathlib.Path(a.out)
 (out / "pid").write_text(str(os.getpid()))
-(out / "session.log").write_text(f"plan {a.plan} gpu {a.gpu} deadline {a.deadline_unix_s}\\n")
+(out / "session.log").write_text(f"plan {a.plan} gpu {a.gpu} only {a.only} deadline {a.deadline_unix_s}\\n")
 (out / "m" / "vllm").mkdir(parents=True)
 (out / "m" / "vllm" / "prefill.csv").write_text("isl,batch,ttft_ms\\n512,1,30.0\\n")
 if os.environ.get("FAKE_HANG"):
@@ -32,7 +32,7 @@ if os.environ.get("FAKE_HANG"):
 '''
 
 
-def _call(tmp: Path, limit_s: int, grace_s: int, hang: bool) -> tuple[subprocess.CompletedProcess, Path, float]:
+def _call(tmp: Path, limit_s: int, grace_s: int, hang: bool, only: str = "") -> tuple[subprocess.CompletedProcess, Path, float]:
     parts, out, res = tmp / "parts", tmp / "out", tmp / "res"
     parts.mkdir()
     out.mkdir()
@@ -43,6 +43,9 @@ def _call(tmp: Path, limit_s: int, grace_s: int, hang: bool) -> tuple[subprocess
            "COLLECT_EXTRA_S": "1", "GRACE_S": str(grace_s), "SESSION_CMD": f"{sys.executable} {fake}"}
     if hang:
         env["FAKE_HANG"] = "1"
+    env.pop("ONLY", None)
+    if only:
+        env["ONLY"] = only
     t0 = time.time()
     proc = subprocess.run(["bash", "profiles/gpu/one_call.sh", "k3h", "H100-SXM-80GB", str(limit_s), str(parts)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
@@ -57,13 +60,13 @@ def _members(tgz: Path) -> dict[str, bytes]:
 def test_the_call_packs_the_session_when_it_ends(tmp_path: Path) -> None:
     """The session ends: its files are in $OUT/res.tgz (model folders and pid files left out), with its log beside,
     and the session got a deadline GRACE_S before the call's limit."""
-    proc, res, t0 = _call(tmp_path, limit_s=100, grace_s=45, hang=False)
+    proc, res, t0 = _call(tmp_path, limit_s=100, grace_s=45, hang=False, only="qwen3-14b-fp8")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     got = _members(tmp_path / "out" / "res.tgz")
     assert got["res/m/vllm/prefill.csv"].startswith(b"isl,batch")
     assert "res/DONE" in got
     log = (tmp_path / "out" / "session.log").read_text()
-    assert "plan k3h gpu H100-SXM-80GB" in log
+    assert "plan k3h gpu H100-SXM-80GB only qwen3-14b-fp8" in log
     deadline = float(log.split("deadline ")[1])
     assert t0 + 100 - 45 - 5 <= deadline <= t0 + 100 - 45 + 5
     assert "installed from" in (tmp_path / "out" / "install.log").read_text()

@@ -5,7 +5,8 @@
 # every SNAP_S seconds (collect.sh), so a call stopped at its limit still brings back everything written so far.
 # Why: plan k3h (stop 43) packed its results once, after the session, and the call hit its limit first: the run
 # was lost.
-# usage: one_call.sh PLAN GPU CALL_LIMIT_S [PARTS_DIR]      (env: PLANNER_CATALOG for imported models)
+# usage: one_call.sh PLAN GPU CALL_LIMIT_S [PARTS_DIR]      (env: PLANNER_CATALOG for imported models; ONLY=labels
+#        runs those variants of the plan alone, gpu_session --only: one call fits one variant of ~5 minutes)
 # e.g.   bash profiles/gpu/one_call.sh h8 H100-SXM-80GB 590
 # Test hooks (tests/test_gpu_one_call.py): RES (results folder, default /tmp/res), SESSION_CMD (replaces
 # `python3 -m profiles.gpu_session`), DRIVER_LOG, COLLECT_EXTRA_S (seconds collect.sh waits past the deadline, 20).
@@ -21,6 +22,8 @@ fi
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 rm -rf "$RES"; mkdir -p "$RES"
 # shellcheck disable=SC2086
+only=()
+[ -n "${ONLY:-}" ] && only=(--only "$ONLY")
 setsid nohup ${SESSION_CMD:-python3 -m profiles.gpu_session} --plan "$plan" --gpu "$gpu" --out "$RES" \
-    --deadline-unix-s "$deadline" > "$DRIVER_LOG" 2>&1 < /dev/null &
+    --deadline-unix-s "$deadline" "${only[@]}" > "$DRIVER_LOG" 2>&1 < /dev/null &
 bash "$here/collect.sh" $(( deadline - $(date +%s) + ${COLLECT_EXTRA_S:-20} ))
