@@ -73,10 +73,12 @@ def result_fields(st: dict[str, float]) -> str:
     return " ".join(f"{ph}_{k}_pct={100 * st[f'{ph}_{k}']:.1f}" for ph in ("prefill", "decode") for k in ("median", "p90"))
 
 
-def run_set(gpu: str, tp: int, card_unseen: bool = False) -> int:
-    """Every model of planner.perf.heldout.HELD_OUT_SET against the prior: a row each and the pooled errors.
-    `card_unseen`: the prior calibrated without any bundled profile of `gpu` too (a new model on a card nobody
-    profiled; the constants' check is skipped, they describe the planner's own prior)."""
+def run_set(card_unseen: bool = False) -> int:
+    """Every model of planner.perf.heldout.HELD_OUT_SET against the prior, on the card it was measured on
+    (HELD_OUT_SET_CARD): a row each and the pooled errors. `card_unseen`: the prior calibrated without any bundled
+    profile of that card too (a new model on a card nobody profiled; the constants' check is skipped, they describe
+    the planner's own prior)."""
+    gpu, tp = HELD_OUT_SET_CARD
     use_byo_catalog_unless_set()
     cat = Catalog.load()
     missing = [m for m, _, _ in HELD_OUT_SET if m not in cat.models]
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{HELD_OUT_SET_CARD[1]}; the held-out models' H100 runs are scored by bench/gpu_heldout.py "
                   "--held-out-set", file=sys.stderr)
             return 2
-        return run_set(a.gpu, a.tp, a.card_unseen)
+        return run_set(a.card_unseen)
     if a.decode_dir is None:
         full = ROOT / "profiles" / "runs" / "2026-12-03-s3" / "qwen3-14b"
         a.decode_dir = full if a.model.lower() == "qwen3-14b" and a.dir.name == "qwen3-14b-partial" else a.dir

@@ -289,7 +289,7 @@ GOAL_VARIANT_MIN = 15.0
 """Issue 10: GPU time per variant <= 15 minutes."""
 
 
-def part_d(console) -> dict[str, float]:
+def part_d(console) -> dict[str, int | float]:
     """Part D: the GPU minutes of every variant run of the device sessions kept under profiles/runs (held-out models,
     load sweeps, re-measurements), against issue 10's 15 minutes per variant."""
     rows = runs_walls(RUNS)
@@ -303,13 +303,13 @@ def part_d(console) -> dict[str, float]:
         td.add_row(session, str(len(mine)), f"{sum(r.seconds for r in mine) / 60:.1f}", top.variant, f"{top.seconds / 60:.1f}")
     console.print(td)
     minutes = np.array([r.seconds / 60 for r in rows]) if rows else np.array([np.nan])
-    return {"runs_variant_runs": float(len(rows)), "runs_gpu_minutes": float(np.nansum(minutes)),
+    return {"runs_variant_runs": len(rows), "runs_gpu_minutes": float(np.nansum(minutes)),
             "runs_variant_median_minutes": float(np.nanmedian(minutes)), "runs_variant_max_minutes": float(np.nanmax(minutes)),
-            "runs_over_goal": float(np.sum(minutes > GOAL_VARIANT_MIN))}
+            "runs_over_goal": int(np.sum(minutes > GOAL_VARIANT_MIN))}
 
 
-def _fields(d: dict[str, float]) -> str:
-    return " ".join(f"{k}={int(v)}" if k in ("runs_variant_runs", "runs_over_goal") else f"{k}={v:.2f}" for k, v in d.items())
+def _fields(d: dict[str, int | float]) -> str:
+    return " ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.2f}" for k, v in d.items())
 
 
 def part_c(console) -> tuple[float, float]:

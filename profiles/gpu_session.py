@@ -45,6 +45,8 @@ DRAIN_S = 60.0
 TERM_GRACE_S = 45.0
 # ... and stop_leftover_server's SIGINT and SIGKILL waits (20 + 5 s) if the server outlived it.
 LEFTOVER_STOP_S = 25.0
+FORCED_STOP_S = TERM_GRACE_S + LEFTOVER_STOP_S
+"""The longest a profiler stopped at its hard end may still hold the GPU: kept free before the session's deadline."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,12 @@ def variant_window(now: float, deadline: float, startup_s: float, sweep_s: float
                    later_min_s: float, later_full_s: float, scale: float = 1.0) -> Window:
     """The time one variant gets so that the session keeps its promise, every server stopped by `deadline`, even
     when this profiler has to be stopped: its hard end leaves the later variants' minimum plans (`later_min_s`) and
-    the stop's own waits (TERM_GRACE_S + LEFTOVER_STOP_S); its load sweep runs only with time to spare after every
+    the stop's own waits (FORCED_STOP_S); its load sweep runs only with time to spare after every
     later variant's full plan (`later_full_s`), and its arrivals end DRAIN_S before the hard end. Plan k3h (stop 43)
     ran past its deadline by the drain and the stop's waits (the hard end was the rate deadline + 60 s, the rate
     deadline itself near the session's deadline), and the device call that held it timed out before its files were
     copied back: the run was lost."""
-    last = deadline - later_min_s - TERM_GRACE_S - LEFTOVER_STOP_S
+    last = deadline - later_min_s - FORCED_STOP_S
     sweep_end = min(now + startup_s + sweep_s, last)
     rate_end = None
     if has_rates:
@@ -432,6 +434,8 @@ PLAN_H5 = [Variant("qwen3-14b", startup_s=150, sweep_s=120, max_kv=200_000), PLA
 # load sweep of the held-out qwen3-14b bf16 on the H100 (issue 10 item 7 on a model no constant was fitted on), its
 # rates 0.35-1.2 of the capacity model's mixed saturation on plan h5's profile (16.9 rps at ISL 1,024, 4.1 at 4,096,
 # OSL 128), computed before the sweep, 20 s per rate.
+PLAN_H6 = [_load_only("qwen3-14b", 150, "1024=6,9.5,12.5,15,17.5,20;4096=1.4,2.3,3.1,3.7,4.3,4.9", 330,
+                      rate_duration_s=20.0, tag="-load")]
 # The seventh on an H100 (stop 42, rule H7 written before it ran, in the session's note), if an H100 comes with ~450 s of
 # device time left: the held-out llama-3.2-3b with FP8 weights (the prior's FP8 share, fitted on other models, on a
 # model and size no calibration saw), profile only.
@@ -440,13 +444,11 @@ PLAN_H7 = [Variant("llama-3.2-3b", startup_s=110, sweep_s=90, quantization="fp8"
 # steady state at long prompts near the capacity model's saturation, which 20-s samples cannot show (bench/
 # vllm_under_load.py: on every ISL where vLLM kept up above the model's rate, the simulator replaying the sample kept up
 # too): the held-out qwen3-14b bf16, ISL 4,096, 60 s per rate at 0.85 / 0.95 / 1.05 / 1.15 of the model's 4.10 req/s.
+PLAN_H8 = [_load_only("qwen3-14b", 150, "4096=3.5,3.9,4.3,4.7", 330, rate_duration_s=60.0, tag="-steady4k")]
 # Rule K3h (stop 43, written before it ran): rule K3's spread-output half on the H100 with plan h4's laws: the
 # reservation check gives 3.01 req/s there (scv 0.92), so 1.25x and 1.5x of it, 60 s each (the device time left).
 PLAN_K3H = [replace(_load_only("mistral-nemo-12b", 120, "2048=3.75,4.5", 200, rate_duration_s=60.0, tag="-kv96k-oslspread-sat"),
                     extra=_KV_96K, rate_osl=512, rate_osl_scv=1.0)]
-PLAN_H8 = [_load_only("qwen3-14b", 150, "4096=3.5,3.9,4.3,4.7", 330, rate_duration_s=60.0, tag="-steady4k")]
-PLAN_H6 = [_load_only("qwen3-14b", 150, "1024=6,9.5,12.5,15,17.5,20;4096=1.4,2.3,3.1,3.7,4.3,4.9", 330,
-                      rate_duration_s=20.0, tag="-load")]
 PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
@@ -557,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     min_sweep = MIN_SWEEP_S * a.scale_plan
     env = {**os.environ, **SERVER_ENV}
     # Keep the longest prefix of the plan (in priority order) whose start-ups and minimum sweeps fit.
-    room, kept = a.deadline_unix_s - time.time() - TERM_GRACE_S - LEFTOVER_STOP_S, []
+    room, kept = a.deadline_unix_s - time.time() - FORCED_STOP_S, []
     for v in plan:
         need = v.startup_s + min_sweep + STOP_S
         if need > room:
@@ -571,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, v in enumerate(plan):
         now = time.time()
         later = sum(w.startup_s + min_sweep + STOP_S for w in plan[i + 1:])
-        left = a.deadline_unix_s - now - later - STOP_S - TERM_GRACE_S - LEFTOVER_STOP_S
+        left = a.deadline_unix_s - now - later - STOP_S - FORCED_STOP_S
         if left < v.startup_s + min_sweep:
             log(out, f"{v.label}: skipped, {left:.0f} s left for it (needs {v.startup_s + min_sweep:.0f})")
             continue

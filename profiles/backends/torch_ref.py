@@ -352,6 +352,18 @@ def median_ms(timer: Timer, fn, warmup: int, repeats: int, inner: int = 1) -> tu
     return statistics.median(samples), samples
 
 
+def timed_rounds(timer: Timer, fn, warmup: int, repeats: int, inner: int = 1) -> Callable[[], list[float]]:
+    """A round of `repeats` timings of `fn` per call (sweep.measured_with_floor may ask for more rounds), with the
+    `warmup` calls before the first round only."""
+    left = [warmup]
+
+    def one_round() -> list[float]:
+        w, left[0] = left[0], 0
+        return median_ms(timer, fn, warmup=w, repeats=repeats, inner=inner)[1]
+
+    return one_round
+
+
 def _sweep_summary(res) -> dict:  # type: ignore[no-untyped-def]
     """Counts of one sweep's outcome for the run record (run.yaml)."""
     return {"measured": len(res.measured), "resumed": len(res.resumed), "skipped": len(res.dominated),
@@ -718,13 +730,8 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
             i[0] += 1
             return dec.prefill(toks[i[0] % 2], caches).argmax(-1)
 
-        warm = [1]
-
-        def repeats() -> list[float]:
-            w, warm[0] = warm[0], 0  # warm-up before the first round only
-            return median_ms(timer, fn, warmup=w, repeats=prefill_repeats(p.tokens))[1]
-
-        samples, central = stop_on_out_of_memory(lambda: sweep.measured_with_floor(p.key, store.prefill_done(), repeats),
+        rounds = timed_rounds(timer, fn, warmup=1, repeats=prefill_repeats(p.tokens))
+        samples, central = stop_on_out_of_memory(lambda: sweep.measured_with_floor(p.key, store.prefill_done(), rounds),
                                                  torch.OutOfMemoryError, f"prefill isl={p.isl} batch={p.batch}")
         measure_prefill.samples = samples
         return central
@@ -763,13 +770,8 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
 
             def replayed() -> tuple[list[float], float]:
                 runner = _make_decode_runner(dec, tok, caches, p.context - 1, use_graph=is_cuda, pool=gpool)
-                warm = [3]
-
-                def repeats() -> list[float]:
-                    w, warm[0] = warm[0], 0
-                    return median_ms(timer, runner.replay, warmup=w, repeats=cfg.decode_repeats, inner=cfg.decode_replays)[1]
-
-                return sweep.measured_with_floor(p.key, store.decode_done(), repeats)
+                rounds = timed_rounds(timer, runner.replay, warmup=3, repeats=cfg.decode_repeats, inner=cfg.decode_replays)
+                return sweep.measured_with_floor(p.key, store.decode_done(), rounds)
 
             samples, med = stop_on_out_of_memory(replayed, torch.OutOfMemoryError,
                                                  f"decode batch={p.batch} context={p.context}")
