@@ -449,7 +449,12 @@ PLAN_H8 = [_load_only("qwen3-14b", 150, "4096=3.5,3.9,4.3,4.7", 330, rate_durati
 # reservation check gives 3.01 req/s there (scv 0.92), so 1.25x and 1.5x of it, 60 s each (the device time left).
 PLAN_K3H = [replace(_load_only("mistral-nemo-12b", 120, "2048=3.75,4.5", 200, rate_duration_s=60.0, tag="-kv96k-oslspread-sat"),
                     extra=_KV_96K, rate_osl=512, rate_osl_scv=1.0)]
-PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
+# Rule H9 (stop 44, written before it ran): a Poisson load sweep of the held-out mistral-nemo-12b bf16 on the H100
+# (no load sweep of it ran on that card), plan h6's design: 20 s per rate at 0.35-1.2 of the capacity model's mixed
+# saturation on plan h4's laws (20.54 req/s at ISL 1,024, 5.01 at 4,096, OSL 128), computed before the run.
+PLAN_H9 = [_load_only("mistral-nemo-12b", 140, "1024=7.2,12.3,16.4,19.5,21.6,24.6;4096=1.75,3,4,4.75,5.25,6", 330,
+                      rate_duration_s=20.0, tag="-load")]
+PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
          "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21, "s22": PLAN_S22, "s23": PLAN_S23}
