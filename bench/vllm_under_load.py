@@ -139,6 +139,14 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     # 4,096 around the model's saturation (0.85-1.15 of 4.10 req/s), the steady state h6's 20-s samples could not reach.
     ("profiles/runs/2026-12-06-h8/qwen3-14b/H100-SXM-80GB/tp1-steady4k/vllm/load_sweep.csv",
      "profiles/runs/2026-12-06-h5/qwen3-14b/H100-SXM-80GB/tp1/vllm"),
+    # h9 (stop 44, rule H9 written before it ran), 20 s per rate on the lent H100: the held-out mistral-nemo-12b bf16
+    # (imported), h6's design, rates 0.35-1.2 of the capacity model's saturation on plan h4's profile of it.
+    ("profiles/runs/2026-12-06-h9/mistral-nemo-12b/H100-SXM-80GB/tp1-load/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-h4/mistral-nemo-12b/H100-SXM-80GB/tp1/vllm"),
+    # h10 (stop 44, rule H10 written before it ran), 60 s per rate on the lent H100: the held-out qwen2.5-14b at ISL
+    # 4,096 around the model's saturation (0.95-1.32 of 4.02 req/s), where v3's 20-s samples had put it 12% low.
+    ("profiles/runs/2026-12-06-h10/qwen2.5-14b/H100-SXM-80GB/tp1-steady4k/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-v3/qwen2.5-14b/H100-SXM-80GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
