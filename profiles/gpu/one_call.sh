@@ -8,6 +8,7 @@
 # usage: one_call.sh PLAN GPU CALL_LIMIT_S [PARTS_DIR]      (env: PLANNER_CATALOG for imported models; ONLY=labels
 #        runs those variants of the plan alone, gpu_session --only: one call fits one variant of ~5 minutes)
 # e.g.   bash profiles/gpu/one_call.sh h8 H100-SXM-80GB 590
+# The parts' folders: `bash profiles/gpu/stage_bundle.sh BUNDLE_DIR` (.vllm_p0 .. .vllm_p2, each fits the carry).
 # Test hooks (tests/test_gpu_one_call.py): RES (results folder, default /tmp/res), SESSION_CMD (replaces
 # `python3 -m profiles.gpu_session`), DRIVER_LOG, COLLECT_EXTRA_S (seconds collect.sh waits past the deadline, 20).
 set -u
