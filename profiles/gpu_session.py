@@ -458,7 +458,10 @@ PLAN_H9 = [_load_only("mistral-nemo-12b", 140, "1024=7.2,12.3,16.4,19.5,21.6,24.
 # where plan v3's 20-s samples put the capacity model's saturation 12% low (4.55 req/s measured, 4.02 modelled):
 # 60 s per rate at 0.95-1.32 of 4.02, the top rate high enough to show a capacity up to 4.8 req/s.
 PLAN_H10 = [_load_only("qwen2.5-14b", 150, "4096=3.8,4.3,4.8,5.3", 330, rate_duration_s=60.0, tag="-steady4k")]
-PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
+# Rule H11 (stop 44, written before it ran): the steady state at ISL 4,096 of the held-out llama-3.2-3b bf16 on the H100,
+# 50 s per rate at 0.95-1.19 of the capacity model's 14.94 req/s on plan h3's laws (the device time left: ~480 s).
+PLAN_H11 = [_load_only("llama-3.2-3b", 110, "4096=14.2,16,17.8", 200, rate_duration_s=50.0, tag="-steady4k")]
+PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "h11": PLAN_H11, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
          "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21, "s22": PLAN_S22, "s23": PLAN_S23}
