@@ -147,6 +147,10 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     # 4,096 around the model's saturation (0.95-1.32 of 4.02 req/s), where v3's 20-s samples had put it 12% low.
     ("profiles/runs/2026-12-06-h10/qwen2.5-14b/H100-SXM-80GB/tp1-steady4k/vllm/load_sweep.csv",
      "profiles/runs/2026-12-06-v3/qwen2.5-14b/H100-SXM-80GB/tp1/vllm"),
+    # h11 (stop 44, rule H11 written before it ran), 50 s per rate on the lent H100: the held-out llama-3.2-3b at ISL
+    # 4,096 at 0.95 / 1.07 of the model's 14.94 req/s (the third rate not sent: the profiler's 2-s TTFT stop).
+    ("profiles/runs/2026-12-06-h11/llama-3.2-3b/H100-SXM-80GB/tp1-steady4k/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-h3/llama-3.2-3b/H100-SXM-80GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
