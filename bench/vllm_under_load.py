@@ -15,7 +15,9 @@ Goal (issue 10): p90 within 15% below saturation; the saturation rate within 10%
 Last line: ``RESULT sweeps=<n> points=<below saturation> ttft_p90_model_mape_pct=... itl_p90_model_mape_pct=...
 ttft_p90_sim_mape_pct=... itl_p90_sim_mape_pct=... heldout_ttft_p90_model_mape_pct=... heldout_itl_p90_model_mape_pct=...
 steady_ttft_p90_model_vs_sim_mape_pct=... steady_itl_p90_model_vs_sim_mape_pct=... saturation_err_pct=<mean over the
-ISLs that saturated> saturation_worst_pct=... unsaturated_below_model=<ISLs whose busiest sample kept up above the model's
+ISLs that saturated> saturation_worst_pct=... saturation_steady_isls=<of those, the ISLs whose first saturated sample
+spans >= fidelity.STEADY_SAMPLE_S: a steady-state reading> saturation_steady_err_pct=... saturation_steady_worst_pct=...
+unsaturated_below_model=<ISLs whose busiest sample kept up above the model's
 saturation rate> unsaturated_below_model_replay_too=<of those, where the simulator replaying that sample with the same
 laws kept up too: the sample cannot tell>`` (``*_sim_*``: the simulator replaying each sample's arrivals;
 ``heldout_*``: every row but the constant's tuning rows, llama-3.1-8b ISL 1024; ``steady_*``: the capacity model
@@ -359,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     con = Console(width=320)
     rows, pooled, held = [], {}, {}
     sat_errs: list[float] = []
+    steady_sat_errs: list[float] = []  # the same, where the first saturated sample was a steady-state one
     untold: list[float] = []  # per ISL kept up above the model's saturation: 1 where the replay kept up too
     stalls: list[tuple[str, LoadPoint, Stall, bool]] = []
     fitted: dict[Path, VariantPerf] = {}  # each swept profile's laws, fitted once (the grid reuses them)
@@ -390,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             held.setdefault(k, []).extend(src)
         sat_err = e.get("vllm_load_saturation_err", [])
         sat_errs.extend(sat_err)
+        steady_sat_errs.extend(e.get("vllm_load_saturation_err_steady", []))
         untold.extend(e.get("vllm_load_saturation_untold", []))
         rows.append((label_of(sweep), len(e.get("vllm_load_ttft_p90_model", [])),
                      *(_mean(e.get(k)) for k in
@@ -471,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
           f"stalled_samples={sum(1 for *_, below in stalls if below)} "
           f"saturation_err_pct={_mean(sat_errs):.1f} "
           f"saturation_worst_pct={max(sat_errs) if sat_errs else math.nan:.1f} "
+          f"saturation_steady_isls={len(steady_sat_errs)} saturation_steady_err_pct={_mean(steady_sat_errs):.1f} "
+          f"saturation_steady_worst_pct={max(steady_sat_errs) if steady_sat_errs else math.nan:.1f} "
           f"unsaturated_below_model={len(untold)} unsaturated_below_model_replay_too={int(sum(untold))}")
     return 0
 

@@ -164,3 +164,30 @@ def test_replay_tells_whether_a_short_sample_can_show_saturation(share, duration
         warnings.simplefilter("ignore")
         served = replay_served_rps(perf, p, FRONTEND_MS_PER_RUNNING)
     assert (served >= SERVED_SHARE_SATURATED * p.realised_rps) == keeps_up, (share, served, p.realised_rps)
+
+
+_V3 = "profiles/runs/2026-12-06-v3/qwen2.5-14b/H100-SXM-80GB/tp1/vllm"
+
+
+@pytest.mark.parametrize(("sweep", "steady_isls"), [
+    (f"{_V3}/load_sweep.csv", 0),  # 20-s samples: both ISLs saturated, neither a steady-state reading
+    ("profiles/runs/2026-12-06-h10/qwen2.5-14b/H100-SXM-80GB/tp1-steady4k/vllm/load_sweep.csv", 1),  # 60-s samples
+])
+def test_a_saturation_read_on_a_steady_state_sample_is_counted_apart(sweep, steady_isls, monkeypatch):
+    """fidelity.part_vllm_load keeps the saturation errors whose first saturated sample spans >= STEADY_SAMPLE_S
+    apart (the RESULT's saturation_steady_*): plan v3's 20-s samples read the held-out qwen2.5-14b's capacity at ISL
+    4,096 12% above the model, plan h10's minute-long ones 2%, on the same variant (committed sweeps)."""
+    from rich.console import Console
+
+    from fidelity import part_vllm_load
+
+    monkeypatch.setenv("PLANNER_CATALOG", str(REPO / "examples" / "byo-model" / "catalog"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e = part_vllm_load(REPO / sweep, 0, 0, Console(quiet=True), REPO / _V3)
+    steady = e.get("vllm_load_saturation_err_steady", [])
+    assert len(steady) == steady_isls
+    if steady_isls:
+        assert steady == e["vllm_load_saturation_err"] and max(steady) < 10.0
+    else:
+        assert max(e["vllm_load_saturation_err"]) > 10.0  # the short sample's reading at ISL 4,096
