@@ -102,6 +102,9 @@ class Variant:
     tag: str = ""  # suffix of the output folder (e.g. "-loadsat": a load-only run beside the profile)
     server_env: dict[str, str] = field(default_factory=dict)  # extra environment of this variant's server
     rate_duration_s: float = 12.0  # arrivals per rate of the load sweep, s (each rate sends max(20, rate x this))
+    # the profiler ends an ISL's rates after the first whose median TTFT passes this (the queue grows); a steady-state
+    # plan that must show the served rate's plateau sets it higher (plans h10 / h11 lost their top rate to the 2 s)
+    saturation_ttft_ms: float = 2000.0
     max_model_len: int = 17408  # the server's --max-model-len: the longest grid prompt + its output, within the model's context
     rate_isl_scv: float = 0.0  # spread of the load sweep's prompt lengths (squared CV; 0: every prompt of the ISL)
     rate_osl: int = 128  # the load sweep's mean output, tokens
@@ -534,7 +537,7 @@ def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, ser
         cmd += ["--kv-cache-dtype", v.kv_cache_dtype]
     if v.rates and rate_end is not None:
         cmd += ["--rates-by-isl", v.rates, "--rate-osl", str(v.rate_osl), "--rate-requests", "20",
-                "--rate-duration-s", f"{v.rate_duration_s:g}", "--saturation-ttft-ms", "2000", "--rate-deadline-unix-s", f"{rate_end:.0f}"]
+                "--rate-duration-s", f"{v.rate_duration_s:g}", "--saturation-ttft-ms", f"{v.saturation_ttft_ms:g}", "--rate-deadline-unix-s", f"{rate_end:.0f}"]
         if v.rate_isl_scv > 0:
             cmd += ["--rate-isl-scv", f"{v.rate_isl_scv:g}"]
         if v.rate_osl_scv > 0:

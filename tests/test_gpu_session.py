@@ -114,3 +114,15 @@ def test_every_profiler_is_stopped_before_the_session_deadline(left_s, later_min
     else:
         assert w.rate_end is not None and w.rate_end - w.sweep_end == pytest.approx(want_rates_s)
         assert w.hard_end - w.rate_end <= gs.DRAIN_S + 1e-9
+
+
+@pytest.mark.parametrize(("saturation_ttft_ms", "flag"), [(None, "2000"), (15_000.0, "15000")])
+def test_a_steady_state_plan_can_let_its_rates_run_past_the_profilers_ttft_stop(
+        saturation_ttft_ms: float | None, flag: str, tmp_path: Path) -> None:
+    """The profiler ends an ISL's rates after the first whose median TTFT passes --saturation-ttft-ms (plans h10 and
+    h11 lost their top rate to the 2 s at stop 44); a variant states its own, 2 s by default."""
+    from dataclasses import replace
+
+    v = gs.PLAN_H10[0] if saturation_ttft_ms is None else replace(gs.PLAN_H10[0], saturation_ttft_ms=saturation_ttft_ms)
+    cmd = gs.command(v, tmp_path, 0.0, 1.0, "srv", 60.0, 1.0, gpu=H100)
+    assert cmd[cmd.index("--saturation-ttft-ms") + 1] == flag
