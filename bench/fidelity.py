@@ -64,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from planner.planning import capacity  # noqa: E402
+from planner.planning.saturation import saturation_rps  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.io.schema import Slo, Workload  # noqa: E402
@@ -81,39 +82,11 @@ PERCENTILE = 90.0
 SPLITWISE_GPUS = {"a100-80gb": "A100-80GB", "h100-80gb": "H100-SXM-80GB"}
 
 
-def prefill_saturation_rps(perf: VariantPerf, isl: int) -> float:
-    b = max(1, perf.max_batched_tokens // isl) if isl <= perf.max_batched_tokens else 1
-    return b * 1000.0 / perf.prefill_ms(isl, b)
-
-
-def decode_saturation_rps(perf: VariantPerf, isl: int, osl: int) -> float:
-    ctx = isl + osl / 2
-    slope = perf.decode_beta_ms_per_seq + perf.decode_gamma_ms_per_token * ctx
-    n_max = min(perf.max_num_seqs, perf.kv_capacity_tokens / (isl + osl))
-    # Little: N = λ·osl·t(N)/1000  ->  λ at N = n_max, and the divergence rate 1000/(osl·slope)
-    lam_n = n_max * 1000.0 / (osl * perf.decode_step_ms(n_max, ctx))
-    return min(lam_n, 1000.0 / (osl * slope))
-
-
 def model_saturation_rps(perf: VariantPerf, role: str, isl: float, osl: float,
                          arrivals: capacity.ArrivalShape = capacity.POISSON, reserve_tokens: float | None = None) -> float:
-    """Largest rate at which the queueing model still predicts finite latency (bisection), so the
-    load grid is a share of the model's own saturation and every prediction is finite. The KV cache is the
-    planner's own check (`capacity.kv_batch` x `capacity.kv_reserve_tokens`): with `arrivals` of an output spread
-    the running batch holds isl + osl(1 + scv) per sequence; Poisson mean lengths, isl + osl. `reserve_tokens`
-    counts a sequence otherwise (bench/vllm_kv_outputs.py: the on-demand count)."""
-    per_seq = capacity.kv_reserve_tokens(isl, osl, arrivals.osl_scv) if reserve_tokens is None else reserve_tokens
-    hi = 2.0 * max(prefill_saturation_rps(perf, isl), decode_saturation_rps(perf, isl, osl))
-    lo = 0.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lat = capacity.latency(perf, role, isl, osl, mid, PERCENTILE, arrivals)
-        ok = math.isfinite(lat.ttft_ms) and math.isfinite(lat.itl_ms)
-        if role != "prefill":  # engine limits: the batch must fit max_num_seqs and the KV cache
-            kv = capacity.kv_batch(lat, isl, osl, PERCENTILE, arrivals) * per_seq
-            ok = ok and lat.batch <= perf.max_num_seqs and kv <= perf.kv_capacity_tokens
-        lo, hi = (mid, hi) if ok else (lo, mid)
-    return lo
+    """The capacity model's saturation rate at the bench's PERCENTILE (planner.planning.saturation.saturation_rps), so
+    the load grid is a share of the model's own saturation and every prediction is finite."""
+    return saturation_rps(perf, role, isl, osl, PERCENTILE, arrivals, reserve_tokens)
 
 
 def poisson(rate: float, n: int, isl: int, osl: int, rng: np.random.Generator) -> Arrivals:

@@ -61,7 +61,7 @@ def _ints(text: str | None, default: Sequence[int], field: str) -> tuple[int, ..
         raise InputError(None, field, str(exc)) from None
 
 
-def _floats(text: str | None, field: str) -> tuple[float, ...]:
+def _floats(text: str | None, field: str, what: str = "rates") -> tuple[float, ...]:
     if not text:
         return ()
     try:
@@ -69,8 +69,13 @@ def _floats(text: str | None, field: str) -> tuple[float, ...]:
     except ValueError:
         raise InputError(None, field, f"expected a comma-separated list of numbers, got {text!r}") from None
     if any(v <= 0 for v in vals):
-        raise InputError(None, field, f"expected positive rates, got {text!r}")
+        raise InputError(None, field, f"expected positive {what}, got {text!r}")
     return vals
+
+
+# Shares of the capacity model's saturation rate a load sweep offers by default (`planner profile rates`): the design
+# of plans h6 and h9 (stops 42 and 44), which measured the saturation of two held-out models within 1%.
+RATE_SHARES = (0.35, 0.6, 0.8, 0.95, 1.05, 1.2)
 
 
 def _rates_by_isl(text: str | None) -> dict[int, tuple[float, ...]]:
@@ -339,6 +344,48 @@ def register(app: typer.Typer) -> None:
             console.print(f"note: {advice}")
         path = save_png(fit, png or Path("out") / f"{m.model}-{m.gpu}-tp{m.tp}-fit.png")
         console.print(f"plot saved to {path}")
+
+    @profile_app.command("rates")
+    @_friendly
+    def rates(
+        directory: Path = typer.Argument(..., help="profile directory (meta.yaml, prefill.csv, decode.csv)"),
+        isl: str = typer.Option("1024,4096", help="comma list of prompt lengths, tokens"),
+        osl: int = typer.Option(128, min=1, help="output length, tokens"),
+        shares: str = typer.Option(",".join(f"{x:g}" for x in RATE_SHARES),
+                                   help="comma list of shares of the saturation rate to offer"),
+        percentile: float = typer.Option(90.0, min=50.0, max=99.99,
+                                         help="latency percentile the saturation is judged at (the benches' p90)"),
+    ) -> None:
+        """The request rate that saturates one replica with this profile's laws (the capacity model's own,
+        planner/planning/saturation.py), per prompt length, and a load sweep's rates as shares of it: the
+        `--rates-by-isl` value that makes `planner profile` straddle the replica's capacity (the shares default to the
+        design of the committed held-out sweeps, 0.35-1.2; a steady-state check wants >= 1.15 above it)."""
+        from planner.cli.console import stdout_console
+        from planner.io.catalog import Catalog
+        from planner.perf.laws import fit_profile, quiet_extrapolation
+        from planner.perf.profiledata import load_profile
+        from planner.planning.saturation import saturation_rps
+        from profiles.format import META_FILE, VLLM_SUBDIR
+
+        isls = _ints(isl, (), "isl")
+        if not isls or any(x <= 0 for x in isls):
+            raise InputError(None, "--isl", f"expected a comma-separated list of positive token counts, got {isl!r}")
+        share_list = _floats(shares, "--shares", "shares")
+        if not share_list:
+            raise InputError(None, "--shares", f"expected a comma-separated list of positive shares, got {shares!r}")
+        d = directory / VLLM_SUBDIR if not (directory / META_FILE).is_file() and (directory / VLLM_SUBDIR / META_FILE).is_file() else directory
+        with quiet_extrapolation():
+            perf, _, _ = fit_profile(load_profile(d), Catalog.load())
+            sat = {x: saturation_rps(perf, "mixed", float(x), float(osl), percentile) for x in isls}
+        console = stdout_console()
+        t = Table(title=f"{perf.model} on {perf.gpu} tp{perf.tp}: one mixed replica, OSL {osl}, Poisson arrivals, "
+                        f"saturation at p{percentile:g} by the capacity model")
+        for c in ("ISL", "saturation, req/s", "rates, req/s"):
+            t.add_column(c, justify="right")
+        for x in isls:
+            t.add_row(str(x), f"{sat[x]:.2f}", ", ".join(f"{sat[x] * f:.3g}" for f in share_list))
+        console.print(t)
+        console.print("--rates-by-isl " + ";".join(f"{x}=" + ",".join(f"{sat[x] * f:.3g}" for f in share_list) for x in isls))
 
     @profile_app.command("predict")
     @_friendly

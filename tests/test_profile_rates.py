@@ -1,0 +1,69 @@
+"""`planner profile rates DIR`: the capacity model's saturation rate of one replica with a profile's laws, and a load
+sweep's rates as shares of it (planner/planning/saturation.py). Plan h9 (stop 44) chose its rates by hand from plan
+h4's profile of the held-out mistral-nemo-12b on the H100 (20.54 req/s at ISL 1,024, 5.01 at 4,096) and measured
+20.71 at ISL 1,024: the command must give those numbers back, and refuse bad input before any fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from planner.cli.main import app
+from planner.io.catalog import Catalog
+from planner.perf.laws import fit_profile, quiet_extrapolation
+from planner.perf.profiledata import load_profile
+from planner.planning import capacity
+from planner.planning.saturation import saturation_rps
+
+REPO = Path(__file__).resolve().parents[1]
+H4 = REPO / "profiles/runs/2026-12-06-h4/mistral-nemo-12b/H100-SXM-80GB/tp1"  # its vllm/ profile is found below it
+BYO = REPO / "examples/byo-model/catalog"
+
+
+def test_the_rates_are_shares_of_the_models_own_saturation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANNER_CATALOG", str(BYO))
+    res = CliRunner().invoke(app, ["profile", "rates", str(H4), "--shares", "0.5,1.2"])
+    assert res.exit_code == 0, res.output
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith("--rates-by-isl ")
+    by_isl = {int(k): [float(x) for x in v.split(",")] for k, v in (p.split("=") for p in line.split()[1].split(";"))}
+    assert set(by_isl) == {1024, 4096}
+    assert by_isl[1024][1] == pytest.approx(1.2 * 20.54, rel=0.005) and by_isl[4096][0] == pytest.approx(0.5 * 5.01, rel=0.005)
+
+
+def test_just_below_the_saturation_the_model_is_finite_and_just_above_it_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the bisection finds: the closed form's latency is finite and the engine's limits hold a hair below the
+    returned rate, and they fail a hair above it."""
+    monkeypatch.setenv("PLANNER_CATALOG", str(BYO))
+    with quiet_extrapolation():
+        perf, _, _ = fit_profile(load_profile(H4 / "vllm"), Catalog.load())
+        for isl in (1024.0, 4096.0):
+            sat = saturation_rps(perf, "mixed", isl, 128.0, 90.0)
+            below = capacity.latency(perf, "mixed", isl, 128.0, 0.999 * sat, 90.0)
+            above = capacity.latency(perf, "mixed", isl, 128.0, 1.001 * sat, 90.0)
+            kv_above = capacity.kv_batch(above, isl, 128.0, 90.0) * capacity.kv_reserve_tokens(isl, 128.0)
+            assert below.ttft_ms < float("inf") and below.itl_ms < float("inf")
+            assert (above.ttft_ms == float("inf") or above.itl_ms == float("inf") or above.batch > perf.max_num_seqs
+                    or kv_above > perf.kv_capacity_tokens)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["/nonexistent"], "/nonexistent/meta.yaml"),
+    ([str(H4), "--isl", "abc"], "isl"),
+    ([str(H4), "--isl", "0"], "isl"),
+    ([str(H4), "--shares", "0,1"], "--shares"),
+    ([str(H4), "--shares", "x"], "--shares"),
+])
+def test_bad_input_is_exit_2_naming_what(args: list[str], says: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANNER_CATALOG", str(BYO))
+    res = CliRunner().invoke(app, ["profile", "rates", *args])
+    assert res.exit_code == 2 and says in res.output, res.output
+    assert "Traceback" not in res.output
+
+
+def test_a_model_missing_from_the_catalog_is_exit_2_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PLANNER_CATALOG", raising=False)
+    res = CliRunner().invoke(app, ["profile", "rates", str(H4)])
+    assert res.exit_code == 2 and "mistral-nemo-12b" in res.output, res.output
