@@ -30,6 +30,7 @@ def test_the_rates_are_shares_of_the_models_own_saturation(monkeypatch: pytest.M
     assert line.startswith("--rates-by-isl ")
     by_isl = {int(k): [float(x) for x in v.split(",")] for k, v in (p.split("=") for p in line.split()[1].split(";"))}
     assert set(by_isl) == {1024, 4096}
+    assert str(H4 / "vllm") in res.output.replace("\n", "")  # the profile the planner uses, said
     assert by_isl[1024][1] == pytest.approx(1.2 * 20.54, rel=0.005) and by_isl[4096][0] == pytest.approx(0.5 * 5.01, rel=0.005)
 
 

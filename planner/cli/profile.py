@@ -373,7 +373,8 @@ def register(app: typer.Typer) -> None:
         share_list = _floats(shares, "--shares", "shares")
         if not share_list:
             raise InputError(None, "--shares", f"expected a comma-separated list of positive shares, got {shares!r}")
-        d = directory / VLLM_SUBDIR if not (directory / META_FILE).is_file() and (directory / VLLM_SUBDIR / META_FILE).is_file() else directory
+        # the profile the planner uses: DIR's vllm/ one where DIR holds both (profiles/show.py says why)
+        d = directory / VLLM_SUBDIR if (directory / VLLM_SUBDIR / META_FILE).is_file() else directory
         with quiet_extrapolation():
             perf, _, _ = fit_profile(load_profile(d), Catalog.load())
             sat = {x: saturation_rps(perf, "mixed", float(x), float(osl), percentile) for x in isls}
@@ -385,6 +386,7 @@ def register(app: typer.Typer) -> None:
         for x in isls:
             t.add_row(str(x), f"{sat[x]:.2f}", ", ".join(f"{sat[x] * f:.3g}" for f in share_list))
         console.print(t)
+        console.print(f"laws fitted on {d}")
         console.print("--rates-by-isl " + ";".join(f"{x}=" + ",".join(f"{sat[x] * f:.3g}" for f in share_list) for x in isls))
 
     @profile_app.command("predict")
