@@ -359,7 +359,8 @@ def register(app: typer.Typer) -> None:
         """The request rate that saturates one replica with this profile's laws (the capacity model's own,
         planner/planning/saturation.py), per prompt length, and a load sweep's rates as shares of it: the
         `--rates-by-isl` value that makes `planner profile` straddle the replica's capacity (the shares default to the
-        design of the committed held-out sweeps, 0.35-1.2; a steady-state check wants >= 1.15 above it)."""
+        design of the committed held-out sweeps, 0.35-1.2; a steady-state check of the saturation rate wants its
+        top share at 1.15 or more, so that the served rate falls below 0.9 x the offered one)."""
         from planner.cli.console import stdout_console
         from planner.io.catalog import Catalog
         from planner.perf.laws import fit_profile, quiet_extrapolation
