@@ -3,7 +3,7 @@
 `saturation_rps` is the largest arrival rate at which the closed form still predicts a finite latency and the
 engine's limits hold (the running batch within max_num_seqs and, by the planner's own KV check, within the KV
 cache). It is what bench/fidelity.py and bench/vllm_under_load.py set real vLLM's measured saturation against
-(issue 10 item 7: within 10%; 31 committed sweeps, 5.6% mean) and what a load sweep's rates are planned as shares
+(issue 10 item 7: within 10%; the benches' RESULT lines say how close) and what a load sweep's rates are planned as shares
 of (`planner profile rates`), so that the sweep straddles the replica's capacity instead of guessing it.
 """
 
