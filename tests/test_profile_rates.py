@@ -68,3 +68,27 @@ def test_a_model_missing_from_the_catalog_is_exit_2_naming_it(monkeypatch: pytes
     monkeypatch.delenv("PLANNER_CATALOG", raising=False)
     res = CliRunner().invoke(app, ["profile", "rates", str(H4)])
     assert res.exit_code == 2 and "mistral-nemo-12b" in res.output, res.output
+
+
+def test_a_variant_by_name_gets_the_laws_the_planner_uses() -> None:
+    """--model / --gpu instead of a directory: the planner's laws for the variant. A bundled vLLM profile gives the same
+    rates as its directory; an unprofiled variant is planned from the roofline prior and says so; one that cannot run is
+    exit 3."""
+    run = CliRunner()
+    by_dir = run.invoke(app, ["profile", "rates", str(REPO / "profiles/data/llama-3.1-8b/H100-SXM-80GB/tp1")])
+    by_name = run.invoke(app, ["profile", "rates", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB"])
+    assert by_dir.exit_code == 0 and by_name.exit_code == 0, by_dir.output + by_name.output
+    assert by_dir.output.strip().splitlines()[-1] == by_name.output.strip().splitlines()[-1]
+    assert "measured-vllm" in by_name.output
+    prior = run.invoke(app, ["profile", "rates", "--model", "qwen3-32b", "--gpu", "A100-80GB", "--tp", "2"])
+    assert prior.exit_code == 0 and "laws from prior" in prior.output, prior.output
+    too_big = run.invoke(app, ["profile", "rates", "--model", "llama-3.1-70b", "--gpu", "L40S"])
+    assert too_big.exit_code == 3 and "cannot run" in too_big.output, too_big.output
+
+
+@pytest.mark.parametrize("args", [[], [str(H4), "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB"],
+                                  ["--model", "llama-3.1-8b"], ["--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB",
+                                                                "--weight-dtype", "int4"]])
+def test_neither_or_both_sources_or_a_bad_dtype_is_exit_2(args: list[str]) -> None:
+    res = CliRunner().invoke(app, ["profile", "rates", *args])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output

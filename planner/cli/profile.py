@@ -348,7 +348,13 @@ def register(app: typer.Typer) -> None:
     @profile_app.command("rates")
     @_friendly
     def rates(
-        directory: Path = typer.Argument(..., help="profile directory (meta.yaml, prefill.csv, decode.csv)"),
+        directory: Path | None = typer.Argument(None, help="profile directory (meta.yaml, prefill.csv, decode.csv); "
+                                                "or --model and --gpu: the laws the planner uses for that variant"),
+        model: str | None = typer.Option(None, help="catalog model (instead of a profile directory)"),
+        gpu: str | None = typer.Option(None, help="catalog GPU type (with --model)"),
+        tp: int = typer.Option(1, min=1, help="tensor-parallel size (with --model)"),
+        weight_dtype: str = typer.Option("bf16", help="bf16 or fp8 (with --model)"),
+        kv_dtype: str = typer.Option("bf16", help="bf16 or fp8 (with --model)"),
         isl: str = typer.Option("1024,4096", help="comma list of prompt lengths, tokens"),
         osl: int = typer.Option(128, min=1, help="output length, tokens"),
         shares: str = typer.Option(",".join(f"{x:g}" for x in RATE_SHARES),
@@ -360,13 +366,22 @@ def register(app: typer.Typer) -> None:
         planner/planning/saturation.py), per prompt length, and a load sweep's rates as shares of it: the
         `--rates-by-isl` value that makes `planner profile` straddle the replica's capacity (the shares default to the
         design of the committed held-out sweeps, 0.35-1.2; a steady-state check of the saturation rate wants its
-        top share at 1.15 or more, so that the served rate falls below 0.9 x the offered one)."""
-        from planner.cli.console import stdout_console
+        top share at 1.15 or more, so that the served rate falls below 0.9 x the offered one). With --model and --gpu
+        instead of a directory: the laws the planner uses for that variant (a bundled profile, or the roofline prior
+        before any is measured), so a first load sweep can be planned before profiling; exit 3 where it cannot run."""
+        from planner.cli.console import EXIT_INFEASIBLE, stdout_console
         from planner.io.catalog import Catalog
-        from planner.perf.laws import fit_profile, quiet_extrapolation
+        from planner.io.schema import DTYPES
+        from planner.perf.laws import PerfModel, fit_profile, quiet_extrapolation
         from planner.perf.profiledata import load_profile
         from planner.planning.saturation import saturation_rps
         from profiles.format import META_FILE, VLLM_SUBDIR
+
+        if (directory is None) == (model is None) or (model is None) != (gpu is None):
+            raise InputError(None, "directory", "expected a profile directory, or --model and --gpu (not both)")
+        for name, value in (("--weight-dtype", weight_dtype), ("--kv-dtype", kv_dtype)):
+            if value not in DTYPES:
+                raise InputError(None, name, f"expected one of {', '.join(DTYPES)}, got {value!r}")
 
         isls = _ints(isl, (), "isl")
         if not isls or any(x <= 0 for x in isls):
@@ -374,12 +389,26 @@ def register(app: typer.Typer) -> None:
         share_list = _floats(shares, "--shares", "shares")
         if not share_list:
             raise InputError(None, "--shares", f"expected a comma-separated list of positive shares, got {shares!r}")
-        # the profile the planner uses: DIR's vllm/ one where DIR holds both (profiles/show.py says why)
-        d = directory / VLLM_SUBDIR if (directory / VLLM_SUBDIR / META_FILE).is_file() else directory
-        with quiet_extrapolation():
-            perf, _, _ = fit_profile(load_profile(d), Catalog.load())
-            sat = {x: saturation_rps(perf, "mixed", float(x), float(osl), percentile) for x in isls}
         console = stdout_console()
+        with quiet_extrapolation():
+            if directory is not None:
+                # the profile the planner uses: DIR's vllm/ one where DIR holds both (profiles/show.py says why)
+                d = directory / VLLM_SUBDIR if (directory / VLLM_SUBDIR / META_FILE).is_file() else directory
+                perf, _, _ = fit_profile(load_profile(d), Catalog.load())
+                source = f"laws fitted on {d}"
+            else:
+                assert model is not None and gpu is not None  # checked above
+                catalog = Catalog.load()
+                catalog.model(model)  # an unknown name is an InputError naming the catalog and the known ones
+                catalog.gpu(gpu)
+                vp = PerfModel.load(catalog=catalog).get(model, gpu, tp, weight_dtype, kv_dtype)  # type: ignore[arg-type]
+                if vp is None:
+                    console.print(f"{model} on {gpu} tp{tp}: cannot run (the weights do not fit the GPUs' memory at this TP, "
+                                  "or the TP size does not divide the model's attention heads or exceeds one node)")
+                    raise typer.Exit(EXIT_INFEASIBLE)
+                perf = vp
+                source = f"laws from {vp.law_source or vp.source} (the planner's for this variant)"
+            sat = {x: saturation_rps(perf, "mixed", float(x), float(osl), percentile) for x in isls}
         t = Table(title=f"{perf.model} on {perf.gpu} tp{perf.tp}: one mixed replica, OSL {osl}, Poisson arrivals, "
                         f"saturation at p{percentile:g} by the capacity model")
         for c in ("ISL", "saturation, req/s", "rates, req/s"):
@@ -387,7 +416,7 @@ def register(app: typer.Typer) -> None:
         for x in isls:
             t.add_row(str(x), f"{sat[x]:.2f}", ", ".join(f"{sat[x] * f:.3g}" for f in share_list))
         console.print(t)
-        console.print(f"laws fitted on {d}")
+        console.print(source)
         console.print("--rates-by-isl " + ";".join(f"{x}=" + ",".join(f"{sat[x] * f:.3g}" for f in share_list) for x in isls))
 
     @profile_app.command("predict")
