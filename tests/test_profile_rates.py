@@ -92,3 +92,41 @@ def test_a_variant_by_name_gets_the_laws_the_planner_uses() -> None:
 def test_neither_or_both_sources_or_a_bad_dtype_is_exit_2(args: list[str]) -> None:
     res = CliRunner().invoke(app, ["profile", "rates", *args])
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+
+
+def test_the_profiler_sends_the_shares_of_the_planners_saturation_rate(tmp_path: Path) -> None:
+    """`planner profile --rate-shares`: the rate sweep's rates are the shares of the saturation rate the planner's
+    laws predict for the variant, computed before the run (the same as `planner profile rates --model`). Against the
+    emulated vLLM server (planner.simulate.emulator: a real GPU is an external system here)."""
+    import pandas as pd
+
+    from planner.cli.profile import rates_from_shares
+    from planner.perf.laws import PerfModel
+    from planner.simulate.emulator import EmulatorFleet
+
+    law = PerfModel.load().get("llama-3.1-8b", "H100-SXM-80GB", 1)
+    assert law is not None
+    with quiet_extrapolation():
+        want = rates_from_shares(law, (128,), 16, (0.03, 0.06))[128]
+    with EmulatorFleet(law, time_scale=0.2) as fleet:
+        res = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--endpoint", fleet.urls[0], "--model", "llama-3.1-8b",
+                                       "--gpu", "H100-SXM-80GB", "--out", str(tmp_path), "--prefill-isl", "128",
+                                       "--prefill-batch", "1", "--decode-batch", "1", "--decode-context", "256",
+                                       "--decode-tokens", "16", "--repeats", "1", "--time-scale", "0.2", "--no-progress",
+                                       "--rate-shares", "0.03,0.06", "--rate-isl", "128", "--rate-osl", "16",
+                                       "--rate-requests", "8", "--rate-warmup-s", "0"])
+    assert res.exit_code == 0, res.output
+    assert f"--rates-by-isl 128={want[0]:g},{want[1]:g}" in res.output.replace("\n", "")
+    rows = pd.read_csv(tmp_path / "load_sweep.csv")
+    assert sorted(rows.rate_rps.unique()) == pytest.approx(sorted(want))
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    (["--rate-shares", "0.5", "--rates", "2"], "one way"),
+    (["--rate-shares", "0,1"], "shares"),
+])
+def test_rate_shares_with_other_rates_or_bad_shares_is_exit_2_before_any_work(extra: list[str], says: str, tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--endpoint", "http://127.0.0.1:9", "--model",
+                                   "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--out", str(tmp_path), *extra])
+    assert res.exit_code == 2 and says in res.output, res.output
+    assert not any(tmp_path.iterdir())  # nothing written, no server contacted

@@ -25,7 +25,7 @@ from planner.io.errors import InputError
 
 if TYPE_CHECKING:  # the heavy modules load inside the commands (a fast --help)
     from planner.io.catalog import Catalog
-    from planner.perf.laws import PerfModel
+    from planner.perf.laws import PerfModel, VariantPerf
 
 
 class PrefillMethod(StrEnum):
@@ -76,6 +76,30 @@ def _floats(text: str | None, field: str, what: str = "rates") -> tuple[float, .
 # Shares of the capacity model's saturation rate a load sweep offers by default (`planner profile rates`): the design
 # of plans h6 and h9 (stops 42 and 44), which measured the saturation of two held-out models within 1%.
 RATE_SHARES = (0.35, 0.6, 0.8, 0.95, 1.05, 1.2)
+# The latency percentile a saturation rate is judged at here: the benches' (bench/fidelity.py PERCENTILE), whose
+# measured saturation rates planner/planning/saturation.py was checked against.
+RATE_PERCENTILE = 90.0
+
+
+def rates_from_shares(perf: VariantPerf, isls: Sequence[int], osl: int, shares: Sequence[float],
+                      percentile: float = RATE_PERCENTILE, osl_scv: float = 0.0,
+                      isl_scv: float = 0.0, isl_max: float | None = None) -> dict[int, tuple[float, ...]]:
+    """Per ISL, `shares` x the capacity model's saturation rate of one mixed replica with `perf`'s laws (prompts and
+    outputs spread as the rate sweep draws them), rounded to 3 significant digits as `--rates-by-isl` takes them."""
+    from planner.planning import capacity
+    from planner.planning.saturation import saturation_rps
+
+    shape = capacity.ArrivalShape(isl_scv=isl_scv, isl_max=isl_max, osl_scv=osl_scv)
+    out: dict[int, tuple[float, ...]] = {}
+    for x in isls:
+        sat = saturation_rps(perf, "mixed", float(x), float(osl), percentile, shape)
+        out[x] = tuple(float(f"{sat * f:.3g}") for f in shares)
+    return out
+
+
+def rates_by_isl_text(rates: dict[int, tuple[float, ...]]) -> str:
+    """{1024: (3.0, 8.0)} -> '1024=3,8' (the --rates-by-isl syntax)."""
+    return ";".join(f"{x}=" + ",".join(f"{r:g}" for r in rs) for x, rs in rates.items())
 
 
 def _rates_by_isl(text: str | None) -> dict[int, tuple[float, ...]]:
@@ -177,6 +201,10 @@ def register(app: typer.Typer) -> None:
         rate_requests: int = typer.Option(200, min=1, help="requests per rate (at least)"),
         rate_isls: str | None = typer.Option(None, help="rate sweep ISLs, comma list (default: --rate-isl); per-request rows -> load_sweep.csv"),
         rates_by_isl: str | None = typer.Option(None, help="rates per ISL, e.g. '1024=3,8,14;4096=2,4,6' (ISLs in this order)"),
+        rate_shares: str | None = typer.Option(None, help="the rates as shares of the saturation rate the planner predicts "
+                                               "for this variant before the run (`planner profile rates --model`), per "
+                                               "--rate-isls, e.g. 0.35,0.6,0.8,0.95,1.05,1.2; not with --rates / "
+                                               "--rates-by-isl"),
         rate_duration_s: float = typer.Option(0.0, min=0.0, help="if > 0: each rate sends max(rate-requests, rate x this) requests"),
         rate_isl_scv: float = typer.Option(0.0, min=0.0, max=100.0,
                                            help="spread of the rate sweep's prompt lengths (squared CV; e.g. 0.66, the Azure "
@@ -255,6 +283,27 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code)
         if backend != "vllm":
             raise InputError(None, "backend", f"expected 'vllm' or 'torch', got {backend!r}")
+        if rate_shares is not None:  # before any work: the rates the planner's laws put around the replica's capacity
+            if rates or rates_by_isl:
+                raise InputError(None, "rate_shares", "give the rates one way: --rate-shares, --rates or --rates-by-isl")
+            from planner.cli.console import EXIT_INFEASIBLE
+            from planner.perf.laws import PerfModel, quiet_extrapolation
+
+            vp = PerfModel.load(catalog=cat).get(model, gpu, tp, dtype_of(quantization), dtype_of(kv_cache_dtype))  # type: ignore[arg-type]
+            if vp is None:
+                console.print(f"{model} on {gpu} tp{tp}: cannot run (the weights do not fit the GPUs' memory at this TP, "
+                              "or the TP size does not divide the model's attention heads or exceeds one node)")
+                raise typer.Exit(EXIT_INFEASIBLE)
+            shares = _floats(rate_shares, "rate_shares", "shares")
+            if not shares:
+                raise InputError(None, "rate_shares", f"expected a comma-separated list of positive shares, got {rate_shares!r}")
+            isls_r = _rate_isls(None, rate_isls, rate_isl)
+            with quiet_extrapolation():
+                rates_by_isl = rates_by_isl_text(rates_from_shares(
+                    vp, isls_r, rate_osl, shares, osl_scv=rate_osl_scv, isl_scv=rate_isl_scv,
+                    isl_max=float(max_model_len) if max_model_len else None))
+            console.print(f"rate sweep: --rates-by-isl {rates_by_isl} (shares of the saturation rate predicted from "
+                          f"{vp.law_source or vp.source} laws)")
         import shlex
         import tempfile
 
@@ -359,7 +408,7 @@ def register(app: typer.Typer) -> None:
         osl: int = typer.Option(128, min=1, help="output length, tokens"),
         shares: str = typer.Option(",".join(f"{x:g}" for x in RATE_SHARES),
                                    help="comma list of shares of the saturation rate to offer"),
-        percentile: float = typer.Option(90.0, min=50.0, max=99.99,
+        percentile: float = typer.Option(RATE_PERCENTILE, min=50.0, max=99.99,
                                          help="latency percentile the saturation is judged at (the benches' p90)"),
     ) -> None:
         """The request rate that saturates one replica with this profile's laws (the capacity model's own,
@@ -409,15 +458,16 @@ def register(app: typer.Typer) -> None:
                 perf = vp
                 source = f"laws from {vp.law_source or vp.source} (the planner's for this variant)"
             sat = {x: saturation_rps(perf, "mixed", float(x), float(osl), percentile) for x in isls}
+            by_isl = rates_from_shares(perf, isls, osl, share_list, percentile)
         t = Table(title=f"{perf.model} on {perf.gpu} tp{perf.tp}: one mixed replica, OSL {osl}, Poisson arrivals, "
                         f"saturation at p{percentile:g} by the capacity model")
         for c in ("ISL", "saturation, req/s", "rates, req/s"):
             t.add_column(c, justify="right")
         for x in isls:
-            t.add_row(str(x), f"{sat[x]:.2f}", ", ".join(f"{sat[x] * f:.3g}" for f in share_list))
+            t.add_row(str(x), f"{sat[x]:.2f}", ", ".join(f"{r:g}" for r in by_isl[x]))
         console.print(t)
         console.print(source)
-        console.print("--rates-by-isl " + ";".join(f"{x}=" + ",".join(f"{sat[x] * f:.3g}" for f in share_list) for x in isls))
+        console.print("--rates-by-isl " + rates_by_isl_text(by_isl))
 
     @profile_app.command("predict")
     @_friendly
