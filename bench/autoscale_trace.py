@@ -327,6 +327,7 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "no-burstiness": {"forecast": {"burstiness": False}},
     # alternatives to a default, measured the same way
     "trend-3pts": {"forecast": {"trend_points": 3}},
+    "trend-min-history-3": {"forecast": {"trend_min_history": 3}},  # rule R9 (stop 44)
     "util-0.85": {"forecast": {"plan_utilization": None}},
     "release-trend": {"forecast": {"hold_trend": False}},
     "hold-backlog": {"guard": {"hold_backlog": True}},

@@ -125,6 +125,11 @@ class ForecastConfig(_Strict):
                     "and the step surge where 3 gave 0.95 / 0.87 (a fleet asked for one start-up late); cost +20-30%. "
                     "Extrapolating a single rise for one interval only, or capping at 1.25-2 x the envelope, cut "
                     "GPU-hours 10-30% on on/off bursts but the sine falls to 0.90-0.95 and the step to 0.87")
+    trend_min_history: int = Field(
+        default=2, ge=2,
+        description="the short trend extrapolates only once the model's history holds at least this many observations "
+                    "(2: the rise between the first two is extrapolated over the horizon). Measured by rule R9 (stop 44, "
+                    "row trend-min-history-3) on the 48 tuning draws")
     trend_fit_points: int = Field(default=4, ge=3, description="with short = 'fit': intervals of the least-squares slope")
     trend_fit_z: float = Field(default=2.0, ge=0, description="with short = 'fit': the slope is extrapolated only when at "
                                "least this many standard errors above 0 (a one-sided ~98% test at 2)")

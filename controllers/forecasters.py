@@ -44,6 +44,8 @@ def trend(series: np.ndarray, x: ForecastInputs) -> float:
     from controllers.decide import short_forecast
 
     f = x.cfg.forecast
+    if series.size < f.trend_min_history:  # too young a history to extrapolate (forecast.trend_min_history)
+        return float(series[-1]) if series.size else 0.0
     short = short_forecast(series, x.steps, f.trend_points, None, f.trend_noise_sigmas, x.count_per_interval)
     if f.trend_max_factor is not None and x.envelope is not None:  # at most factor x the recent peak
         short = min(short, f.trend_max_factor * x.envelope)

@@ -201,6 +201,23 @@ def test_forecasters_are_the_configs_short_choices_and_call_the_same_functions()
     assert FORECASTERS.get("trend").factory(y, x) > y[-1]  # a sustained ramp is extrapolated
 
 
+@pytest.mark.parametrize(("min_history", "series", "extrapolated"), [
+    (2, [3.17, 4.42], True),          # today's default: the first two observations' rise is a trend (the Azure case)
+    (3, [3.17, 4.42], False),         # rule R9's row: too young a history, the last value
+    (3, [3.17, 4.42, 5.48], True),    # from the third observation on, the same trend as before
+    (3, [], False),
+])
+def test_the_trend_waits_for_trend_min_history_observations(min_history, series, extrapolated):
+    """forecast.trend_min_history (rule R9, stop 44): the short trend extrapolates only once the history holds that
+    many observations; below it the forecast is the last value (0 with no history)."""
+    c = cfg()
+    c = c.model_copy(update={"forecast": c.forecast.model_copy(update={"trend_min_history": min_history})})
+    y = np.array(series, dtype=float)
+    got = FORECASTERS.get("trend").factory(y, ForecastInputs(c, steps=4, horizon_s=240.0, count_per_interval=None))
+    last = float(y[-1]) if y.size else 0.0
+    assert (got > last) == extrapolated and got >= last
+
+
 # ------------------------------------------------------------------ SLO metrics as data
 def test_every_slo_metric_is_a_bound_an_observation_and_a_correction():
     fields = set(Slo.model_fields)
