@@ -237,6 +237,13 @@ on each only with a multiplier that holds most of the static fleet (its GPU-hour
 step surges, bursts and spikes, 0.85-0.89x on the sine and the diurnal ramp). Row
 no-peak-envelope (R7 off) on the four tuning families' fresh draws: the same attainment on every draw (R7 neither
 caused nor cures these).
+Rule R9 (stop 44, written before its run): forecast.trend_min_history 3 (no trend from the first two observations;
+the held-out Azure trace's decision log had shown their rise planned as 9.4 req/s with 10 decode replicas held for 6
+minutes) on the 48 tuning draws (row trend-min-history-3): 533.49 -> 529.10 GPU-h (-0.8%), worst draw 0.7117 either
+way, but five draws below the lower of their default and 0.99 (sine-15min 0.9939 -> 0.9787, diurnal 0.9953 ->
+0.9782, diurnal +700 0.9957 -> 0.9430, heavy-tail-5rps +400 0.9998 -> 0.9875, mmpp-onoff +400 0.8674 -> 0.8541):
+not adopted (default 2). The first rise is the first ramp's headroom on the tuning families, as R8 found for the
+trend's other alternatives.
 Last line: RESULT gpu_hours_vs_oracle=<Azure> slo_attainment=<Azure> worst_attainment=<all>
 worst_gpu_hours_vs_oracle=<all> worst_gpu_hours_vs_reactive=<all> scenarios=<n> (with --trace: every figure is that trace's).
 """
