@@ -100,14 +100,14 @@ def test_the_profiler_sends_the_shares_of_the_planners_saturation_rate(tmp_path:
     emulated vLLM server (planner.simulate.emulator: a real GPU is an external system here)."""
     import pandas as pd
 
-    from planner.cli.profile import rates_from_shares
+    from planner.cli.profile import rates_from_shares, saturation_by_isl
     from planner.perf.laws import PerfModel
     from planner.simulate.emulator import EmulatorFleet
 
     law = PerfModel.load().get("llama-3.1-8b", "H100-SXM-80GB", 1)
     assert law is not None
     with quiet_extrapolation():
-        want = rates_from_shares(law, (128,), 16, (0.03, 0.06))[128]
+        want = rates_from_shares(saturation_by_isl(law, (128,), 16), (0.03, 0.06))[128]
     with EmulatorFleet(law, time_scale=0.2) as fleet:
         res = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--endpoint", fleet.urls[0], "--model", "llama-3.1-8b",
                                        "--gpu", "H100-SXM-80GB", "--out", str(tmp_path), "--prefill-isl", "128",

@@ -24,6 +24,8 @@ from planner.cli.console import F, friendly_errors
 from planner.io.errors import InputError
 
 if TYPE_CHECKING:  # the heavy modules load inside the commands (a fast --help)
+    from rich.console import Console
+
     from planner.io.catalog import Catalog
     from planner.perf.laws import PerfModel, VariantPerf
 
@@ -81,25 +83,42 @@ RATE_SHARES = (0.35, 0.6, 0.8, 0.95, 1.05, 1.2)
 RATE_PERCENTILE = 90.0
 
 
-def rates_from_shares(perf: VariantPerf, isls: Sequence[int], osl: int, shares: Sequence[float],
-                      percentile: float = RATE_PERCENTILE, osl_scv: float = 0.0,
-                      isl_scv: float = 0.0, isl_max: float | None = None) -> dict[int, tuple[float, ...]]:
-    """Per ISL, `shares` x the capacity model's saturation rate of one mixed replica with `perf`'s laws (prompts and
-    outputs spread as the rate sweep draws them), rounded to 3 significant digits as `--rates-by-isl` takes them."""
+def saturation_by_isl(perf: VariantPerf, isls: Sequence[int], osl: int, percentile: float = RATE_PERCENTILE,
+                      osl_scv: float = 0.0, isl_scv: float = 0.0, isl_max: float | None = None) -> dict[int, float]:
+    """Per ISL, the capacity model's saturation rate of one mixed replica with `perf`'s laws (prompts and outputs spread
+    as the rate sweep draws them; planner/planning/saturation.py)."""
     from planner.planning import capacity
     from planner.planning.saturation import saturation_rps
 
     shape = capacity.ArrivalShape(isl_scv=isl_scv, isl_max=isl_max, osl_scv=osl_scv)
-    out: dict[int, tuple[float, ...]] = {}
-    for x in isls:
-        sat = saturation_rps(perf, "mixed", float(x), float(osl), percentile, shape)
-        out[x] = tuple(float(f"{sat * f:.3g}") for f in shares)
-    return out
+    return {x: saturation_rps(perf, "mixed", float(x), float(osl), percentile, shape) for x in isls}
+
+
+def rates_from_shares(saturation: dict[int, float], shares: Sequence[float]) -> dict[int, tuple[float, ...]]:
+    """Per ISL, `shares` x its saturation rate, rounded to 3 significant digits as `--rates-by-isl` takes them."""
+    return {x: tuple(float(f"{sat * f:.3g}") for f in shares) for x, sat in saturation.items()}
 
 
 def rates_by_isl_text(rates: dict[int, tuple[float, ...]]) -> str:
     """{1024: (3.0, 8.0)} -> '1024=3,8' (the --rates-by-isl syntax)."""
     return ";".join(f"{x}=" + ",".join(f"{r:g}" for r in rs) for x, rs in rates.items())
+
+
+def _shares(text: str, field: str) -> tuple[float, ...]:
+    """A required comma list of positive shares (of a saturation rate)."""
+    shares = _floats(text, field, "shares")
+    if not shares:
+        raise InputError(None, field, f"expected a comma-separated list of positive shares, got {text!r}")
+    return shares
+
+
+def _cannot_run(console: Console, variant: str) -> typer.Exit:
+    """Say that `variant` cannot run (PerfModel.get gave no laws) and return the exit to raise: exit 3, infeasible."""
+    from planner.cli.console import EXIT_INFEASIBLE
+
+    console.print(f"{variant}: cannot run (the weights do not fit the GPUs' memory at this TP, or the TP size does not "
+                  "divide the model's attention heads or exceeds one node)")
+    return typer.Exit(EXIT_INFEASIBLE)
 
 
 def _rates_by_isl(text: str | None) -> dict[int, tuple[float, ...]]:
@@ -286,22 +305,16 @@ def register(app: typer.Typer) -> None:
         if rate_shares is not None:  # before any work: the rates the planner's laws put around the replica's capacity
             if rates or rates_by_isl:
                 raise InputError(None, "rate_shares", "give the rates one way: --rate-shares, --rates or --rates-by-isl")
-            from planner.cli.console import EXIT_INFEASIBLE
             from planner.perf.laws import PerfModel, quiet_extrapolation
 
             vp = PerfModel.load(catalog=cat).get(model, gpu, tp, dtype_of(quantization), dtype_of(kv_cache_dtype))  # type: ignore[arg-type]
             if vp is None:
-                console.print(f"{model} on {gpu} tp{tp}: cannot run (the weights do not fit the GPUs' memory at this TP, "
-                              "or the TP size does not divide the model's attention heads or exceeds one node)")
-                raise typer.Exit(EXIT_INFEASIBLE)
-            shares = _floats(rate_shares, "rate_shares", "shares")
-            if not shares:
-                raise InputError(None, "rate_shares", f"expected a comma-separated list of positive shares, got {rate_shares!r}")
-            isls_r = _rate_isls(None, rate_isls, rate_isl)
+                raise _cannot_run(console, f"{model} on {gpu} tp{tp}")
+            shares = _shares(rate_shares, "rate_shares")
             with quiet_extrapolation():
-                rates_by_isl = rates_by_isl_text(rates_from_shares(
-                    vp, isls_r, rate_osl, shares, osl_scv=rate_osl_scv, isl_scv=rate_isl_scv,
-                    isl_max=float(max_model_len) if max_model_len else None))
+                sat_r = saturation_by_isl(vp, _rate_isls(None, rate_isls, rate_isl), rate_osl, osl_scv=rate_osl_scv,
+                                          isl_scv=rate_isl_scv, isl_max=float(max_model_len) if max_model_len else None)
+            rates_by_isl = rates_by_isl_text(rates_from_shares(sat_r, shares))
             console.print(f"rate sweep: --rates-by-isl {rates_by_isl} (shares of the saturation rate predicted from "
                           f"{vp.law_source or vp.source} laws)")
         import shlex
@@ -418,12 +431,11 @@ def register(app: typer.Typer) -> None:
         top share at 1.15 or more, so that the served rate falls below 0.9 x the offered one). With --model and --gpu
         instead of a directory: the laws the planner uses for that variant (a bundled profile, or the roofline prior
         before any is measured), so a first load sweep can be planned before profiling; exit 3 where it cannot run."""
-        from planner.cli.console import EXIT_INFEASIBLE, stdout_console
+        from planner.cli.console import stdout_console
         from planner.io.catalog import Catalog
         from planner.io.schema import DTYPES
         from planner.perf.laws import PerfModel, fit_profile, quiet_extrapolation
         from planner.perf.profiledata import load_profile
-        from planner.planning.saturation import saturation_rps
         from profiles.format import META_FILE, VLLM_SUBDIR
 
         if (directory is None) == (model is None) or (model is None) != (gpu is None):
@@ -435,9 +447,7 @@ def register(app: typer.Typer) -> None:
         isls = _ints(isl, (), "isl")
         if not isls or any(x <= 0 for x in isls):
             raise InputError(None, "--isl", f"expected a comma-separated list of positive token counts, got {isl!r}")
-        share_list = _floats(shares, "--shares", "shares")
-        if not share_list:
-            raise InputError(None, "--shares", f"expected a comma-separated list of positive shares, got {shares!r}")
+        share_list = _shares(shares, "--shares")
         console = stdout_console()
         with quiet_extrapolation():
             if directory is not None:
@@ -452,13 +462,11 @@ def register(app: typer.Typer) -> None:
                 catalog.gpu(gpu)
                 vp = PerfModel.load(catalog=catalog).get(model, gpu, tp, weight_dtype, kv_dtype)  # type: ignore[arg-type]
                 if vp is None:
-                    console.print(f"{model} on {gpu} tp{tp}: cannot run (the weights do not fit the GPUs' memory at this TP, "
-                                  "or the TP size does not divide the model's attention heads or exceeds one node)")
-                    raise typer.Exit(EXIT_INFEASIBLE)
+                    raise _cannot_run(console, f"{model} on {gpu} tp{tp}")
                 perf = vp
                 source = f"laws from {vp.law_source or vp.source} (the planner's for this variant)"
-            sat = {x: saturation_rps(perf, "mixed", float(x), float(osl), percentile) for x in isls}
-            by_isl = rates_from_shares(perf, isls, osl, share_list, percentile)
+            sat = saturation_by_isl(perf, isls, osl, percentile)
+        by_isl = rates_from_shares(sat, share_list)
         t = Table(title=f"{perf.model} on {perf.gpu} tp{perf.tp}: one mixed replica, OSL {osl}, Poisson arrivals, "
                         f"saturation at p{percentile:g} by the capacity model")
         for c in ("ISL", "saturation, req/s", "rates, req/s"):
@@ -486,7 +494,7 @@ def register(app: typer.Typer) -> None:
         measured profile, or the roofline prior calibrated on the measured ones), one prompt's TTFT per ISL (the
         per-request overhead included), the decode step per batch and context, and the KV capacity. Exit 3 where the
         variant cannot run (weights beyond the GPUs' memory, or a TP size the model or node does not allow)."""
-        from planner.cli.console import EXIT_INFEASIBLE, stdout_console
+        from planner.cli.console import stdout_console
         from planner.io.catalog import Catalog
         from planner.io.schema import DTYPES
         from planner.perf.kernel_tables import default_tiles_advice, moe_kernel_tuning
@@ -507,9 +515,7 @@ def register(app: typer.Typer) -> None:
         console = stdout_console()
         variant = f"{model} on {gpu} tp{tp}, weights {weight_dtype}, KV {kv_dtype}"
         if vp is None:
-            console.print(f"{variant}: cannot run (the weights do not fit the GPUs' memory at this TP, or the TP size "
-                          "does not divide the model's attention heads or exceeds one node)")
-            raise typer.Exit(EXIT_INFEASIBLE)
+            raise _cannot_run(console, variant)
         others = perf.alternatives.get((model, gpu, tp, weight_dtype, kv_dtype), [])
         source = vp.law_source or vp.source
         console.print(f"{variant}: laws from {source}"
