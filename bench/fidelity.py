@@ -262,10 +262,31 @@ class LoadPoint:
     outputs: np.ndarray | None = None
     """Each request's output tokens, in send order, where the run drew them from a spread (load_sweep.csv's tokens
     with osl_scv > 0); None: every output of `osl` tokens."""
+    in_sample: np.ndarray | None = None
+    """Per request, in send order: False where it was sent in the rate's settle window (load_sweep.csv's settle = 1,
+    `planner profile --rate-settle-s`), so the measured percentiles leave it out while the replay still feeds its
+    arrival; None: every request is in the sample (sweeps without a settle window)."""
 
     @property
     def n(self) -> int:
         return len(self.sent_s)
+
+    @property
+    def settled(self) -> bool:
+        """Whether the sample follows a settle window (the replica was in its steady state when it began)."""
+        return self.in_sample is not None and not bool(self.in_sample.all())
+
+    def sample_of(self, per_request: np.ndarray) -> np.ndarray:
+        """The sample's entries of a per-request array in send order (all of them without a settle window)."""
+        return per_request if self.in_sample is None else per_request[self.in_sample]
+
+    @property
+    def sample_ttft_ms(self) -> np.ndarray:
+        return self.sample_of(self.ttft_ms)
+
+    @property
+    def sample_itl_ms(self) -> np.ndarray:
+        return self.sample_of(self.itl_ms)
 
     @property
     def shape(self) -> capacity.ArrivalShape:
@@ -363,24 +384,29 @@ def read_load_sweep(sweep_csv: Path) -> list[LoadPoint]:
         df = df.assign(isl_scv=0.0, prompt_tokens=df["isl"])
     if "osl_scv" not in df.columns or "tokens" not in df.columns:  # written before stop 31: no output spread
         df = df.assign(osl_scv=0.0, tokens=df.get("tokens", df["osl"]))
+    if "settle" not in df.columns:  # written before stop 45: no settle window
+        df = df.assign(settle=0)
     out = []
     for (isl, osl, rate, scv, o_scv), g in df.groupby(["isl", "osl", "rate_rps", "isl_scv", "osl_scv"]):
         g = g.sort_values("sent_s", kind="stable")
+        settle = g.settle.to_numpy(np.int64)
         out.append(LoadPoint(int(isl), int(osl), float(rate), g.sent_s.to_numpy(float), g.ttft_ms.to_numpy(float),
                              g.itl_ms.to_numpy(float), g.prompt_tokens.to_numpy(np.int64) if scv > 0 else None,
-                             g.tokens.to_numpy(np.int64) if o_scv > 0 else None))
+                             g.tokens.to_numpy(np.int64) if o_scv > 0 else None,
+                             settle == 0 if settle.any() else None))
     return out
 
 
 def _point_errors(perf: VariantPerf, p: LoadPoint, per_running: float) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
-    """(measured, model at the sample's rate, simulator replaying the sample's arrivals) percentiles."""
-    meas = _pcts(p.ttft_ms, p.itl_ms)
+    """(measured, model at the sample's rate, simulator replaying the sample's arrivals) percentiles; after a settle
+    window, of the sample's requests alone (the replay is fed the settle window's arrivals too, as vLLM was)."""
+    meas = _pcts(p.sample_ttft_ms, p.sample_itl_ms)
     model = {}
     for q in LOAD_PCTS:
         lat = capacity.mixed_latency(perf, p.mean_isl, float(p.osl), p.realised_rps, q, p.shape, frontend_ms_per_running=per_running)
         model[f"ttft_p{q:g}"], model[f"itl_p{q:g}"] = lat.ttft_ms, lat.itl_ms
     df, _ = _mixed_sim(perf, p.isl, p.osl, p.sent_s, per_running, p.prompts, p.outputs)
-    return meas, model, _pcts(df.ttft_ms.to_numpy(), df.itl_ms.to_numpy())
+    return meas, model, _pcts(p.sample_of(df.ttft_ms.to_numpy()), p.sample_of(df.itl_ms.to_numpy()))
 
 
 def replay_served_rps(perf: VariantPerf, p: LoadPoint, per_running: float) -> float:
@@ -394,7 +420,8 @@ def replay_served_rps(perf: VariantPerf, p: LoadPoint, per_running: float) -> fl
 
 def _band(perf: VariantPerf, p: LoadPoint, per_running: float) -> dict[str, tuple[float, float, float]]:
     """5-95% range of the p90 that a sample of n Poisson arrivals at the sample's rate gives in the
-    simulator (replica starting empty, as measured): how far a p90 of n requests moves by chance."""
+    simulator (replica starting empty, as measured; after a settle window, the p90 of the requests after as many
+    settle arrivals): how far a p90 of n requests moves by chance."""
     rng = np.random.default_rng(12345)
     p90 = {"ttft": [], "itl": []}
     for _ in range(BAND_SAMPLES):
@@ -405,7 +432,7 @@ def _band(perf: VariantPerf, p: LoadPoint, per_running: float) -> dict[str, tupl
         outputs = None if p.outputs is None else draw_prompt_lengths(float(p.outputs.mean()), p.shape.osl_scv, None, p.n, rng)
         df, _ = _mixed_sim(perf, p.isl, p.osl, t, per_running, prompts, outputs)
         for k in p90:
-            p90[k].append(float(np.nanpercentile(df[f"{k}_ms"], PERCENTILE)))
+            p90[k].append(float(np.nanpercentile(p.sample_of(df[f"{k}_ms"].to_numpy()), PERCENTILE)))
     return {k: (float(np.percentile(v, 5)), float(np.percentile(v, 50)), float(np.percentile(v, 95))) for k, v in p90.items()}
 
 
@@ -558,7 +585,8 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
         def cell(k: str) -> str:
             return f"{meas[k]:.1f} / {model[k]:.1f} / {sim[k]:.1f}"
 
-        t.add_row(f"{p.isl}{' (tuning)' if tuning_sweep and p.isl == isls[0] else ' (held out)'}", f"{p.rate_rps:g} / {p.realised_rps:.2f}", str(p.n),
+        n_cell = str(p.n) if not p.settled else f"{int(p.in_sample.sum())} (+{p.n - int(p.in_sample.sum())} settle)"
+        t.add_row(f"{p.isl}{' (tuning)' if tuning_sweep and p.isl == isls[0] else ' (held out)'}", f"{p.rate_rps:g} / {p.realised_rps:.2f}", n_cell,
                   *(cell(f"{k}_p{q:g}") for k in ("ttft", "itl") for q in LOAD_PCTS),
                   "; ".join(errs) + ("" if ok else " (saturated)"),
                   "; ".join(f"{k} {band[k][0]:.{d}f}/{band[k][1]:.{d}f}/{band[k][2]:.{d}f}" for k, d in (("ttft", 0), ("itl", 1))))
@@ -569,6 +597,10 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
                 out.setdefault(f"vllm_load_{k}_p90_model_vs_band", []).append(ape(band[k][1], model[f"{k}_p90"]))
                 inside = band[k][0] <= meas[f"{k}_p90"] <= band[k][2]
                 out.setdefault(f"vllm_load_{k}_p90_in_band", []).append(100.0 * inside)
+                if p.settled:  # a sample taken after a settle window: the steady state the model predicts
+                    out.setdefault(f"vllm_load_settled_{k}_p90_model", []).append(ape(meas[f"{k}_p90"], model[f"{k}_p90"]))
+                    out.setdefault(f"vllm_load_settled_{k}_p90_sim", []).append(ape(meas[f"{k}_p90"], sim[f"{k}_p90"]))
+                    out.setdefault(f"vllm_load_settled_{k}_p90_in_band", []).append(100.0 * inside)
     con.print(t)
     st = Table(title="Frontend constant by split: fitted on one ISL, p90 MAPE % on the other (held out)")
     for c in ("tuning ISL", "held-out ISL", "ms per running", "TTFT model", "ITL model", "TTFT sim", "ITL sim"):

@@ -30,7 +30,10 @@ whose measured p90 lies within that chance band's 5-95%, both from bench/fidelit
 laws at the lengths and loads of GRID_ISL/GRID_OSL/GRID_LOADS, its own error apart from real vLLM; ``grid_long_*``:
 the same at long prompts (GRID_LONG_*), with the signed mean (``*_bias_pct``: negative, the model below the simulator);
 ``stalled_samples``: samples below saturation whose p90 is a server-wide pause, see STALL_MIN_GAP_S, listed in
-their own table and kept in every figure above).
+their own table and kept in every figure above; ``settled_*``: the points whose sample followed a settle window
+(`planner profile --rate-settle-s`: the replica in its steady state when the sample began, the steady state the
+capacity model predicts), the capacity model's and the replay's p90 MAPE there and the share inside the chance band,
+which then draws the settle window's arrivals too).
 """
 
 from __future__ import annotations
@@ -292,7 +295,7 @@ def reachable_errors(perf: VariantPerf, points: list[LoadPoint], sat: Saturation
             continue
         lat = capacity.mixed_latency(perf, p.mean_isl, float(p.osl), p.realised_rps, PERCENTILE, p.shape)
         for k, model in (("ttft", lat.ttft_ms), ("itl", lat.itl_ms)):
-            meas = float(np.nanpercentile(p.ttft_ms if k == "ttft" else p.itl_ms, PERCENTILE))
+            meas = float(np.nanpercentile(p.sample_ttft_ms if k == "ttft" else p.sample_itl_ms, PERCENTILE))
             out[k].append(abs(model - meas) / meas * 100.0)
     return out
 
@@ -386,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
             pooled.setdefault(f"reach_{k}", []).extend(reach[k])
             pooled.setdefault(f"band_{k}", []).extend(e.get(f"vllm_load_{k}_p90_model_vs_band", []))
             pooled.setdefault(f"inband_{k}", []).extend(e.get(f"vllm_load_{k}_p90_in_band", []))
+            for src in ("model", "sim", "in_band"):  # samples taken after a settle window (the steady state)
+                pooled.setdefault(f"settled_{k}_{src}", []).extend(e.get(f"vllm_load_settled_{k}_p90_{src}", []))
         # rows of this sweep held out of the frontend constant: all but llama-3.1-8b ISL 1024
         for k in ("vllm_load_ttft_p90_model", "vllm_load_itl_p90_model", "vllm_load_ttft_p90_sim", "vllm_load_itl_p90_sim"):
             pooled.setdefault(k, []).extend(e.get(k, []))
@@ -477,7 +482,14 @@ def main(argv: list[str] | None = None) -> int:
           f"saturation_worst_pct={max(sat_errs) if sat_errs else math.nan:.1f} "
           f"saturation_steady_isls={len(steady_sat_errs)} saturation_steady_err_pct={_mean(steady_sat_errs):.1f} "
           f"saturation_steady_worst_pct={max(steady_sat_errs) if steady_sat_errs else math.nan:.1f} "
-          f"unsaturated_below_model={len(untold)} unsaturated_below_model_replay_too={int(sum(untold))}")
+          f"unsaturated_below_model={len(untold)} unsaturated_below_model_replay_too={int(sum(untold))} "
+          f"settled_points={len(pooled.get('settled_ttft_model', []))} "
+          f"settled_ttft_p90_model_mape_pct={m(pooled, 'settled_ttft_model'):.1f} "
+          f"settled_itl_p90_model_mape_pct={m(pooled, 'settled_itl_model'):.1f} "
+          f"settled_ttft_p90_sim_mape_pct={m(pooled, 'settled_ttft_sim'):.1f} "
+          f"settled_itl_p90_sim_mape_pct={m(pooled, 'settled_itl_sim'):.1f} "
+          f"settled_ttft_p90_in_band_pct={m(pooled, 'settled_ttft_in_band'):.0f} "
+          f"settled_itl_p90_in_band_pct={m(pooled, 'settled_itl_in_band'):.0f}")
     return 0
 
 

@@ -109,6 +109,8 @@ class Variant:
     rate_isl_scv: float = 0.0  # spread of the load sweep's prompt lengths (squared CV; 0: every prompt of the ISL)
     rate_osl: int = 128  # the load sweep's mean output, tokens
     rate_osl_scv: float = 0.0  # spread of the load sweep's output lengths (squared CV; 0: every output of rate_osl)
+    rate_seed: int = 0  # seed of each ISL's first rate (k-th: + k); every plan before h12 used 0
+    rate_settle_s: float = 0.0  # seconds of each rate's arrivals sent first and kept out of the sample (0: none)
 
     @property
     def label(self) -> str:
@@ -464,7 +466,16 @@ PLAN_H10 = [_load_only("qwen2.5-14b", 150, "4096=3.8,4.3,4.8,5.3", 330, rate_dur
 # Rule H11 (stop 44, written before it ran): the steady state at ISL 4,096 of the held-out llama-3.2-3b bf16 on the H100,
 # 50 s per rate at 0.95-1.19 of the capacity model's 14.94 req/s on plan h3's laws (the device time left: ~480 s).
 PLAN_H11 = [_load_only("llama-3.2-3b", 110, "4096=14.2,16,17.8", 200, rate_duration_s=50.0, tag="-steady4k")]
-PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "h11": PLAN_H11, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
+# Rule H12 (stop 45, written before it was implemented or run): the capacity model in the steady state on fresh arrivals,
+# two held-out models on the H100, one device call each (ONLY=<model>-steady): ISL 1,024 at 0.5 / 0.8 and ISL 4,096 at
+# 0.5 of the model's saturation (plan h5's laws: 16.92 / 4.10 req/s; plan h4's: 20.54 / 5.01), OSL 128; each rate 20 s
+# of settle arrivals kept out of the sample, then 70 s measured; seeds 4500 / 4600 (+ 1000 at ISL 4,096, + k at the k-th
+# rate): every earlier sweep drew seed k at each ISL's k-th rate.
+PLAN_H12 = [replace(_load_only("qwen3-14b", 150, "1024=8.46,13.54;4096=2.05", 330, rate_duration_s=70.0, tag="-steady"),
+                    rate_seed=4500, rate_settle_s=20.0, saturation_ttft_ms=10_000.0),
+            replace(_load_only("mistral-nemo-12b", 140, "1024=10.27,16.43;4096=2.51", 330, rate_duration_s=70.0, tag="-steady"),
+                    rate_seed=4600, rate_settle_s=20.0, saturation_ttft_ms=10_000.0)]
+PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "h11": PLAN_H11, "h12": PLAN_H12, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
          "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21, "s22": PLAN_S22, "s23": PLAN_S23}
@@ -542,6 +553,10 @@ def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, ser
             cmd += ["--rate-isl-scv", f"{v.rate_isl_scv:g}"]
         if v.rate_osl_scv > 0:
             cmd += ["--rate-osl-scv", f"{v.rate_osl_scv:g}"]
+        if v.rate_seed:
+            cmd += ["--rate-seed", str(v.rate_seed)]
+        if v.rate_settle_s > 0:
+            cmd += ["--rate-settle-s", f"{v.rate_settle_s:g}"]
     return cmd + v.extra
 
 

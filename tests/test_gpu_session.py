@@ -126,3 +126,13 @@ def test_a_steady_state_plan_can_let_its_rates_run_past_the_profilers_ttft_stop(
     v = gs.PLAN_H10[0] if saturation_ttft_ms is None else replace(gs.PLAN_H10[0], saturation_ttft_ms=saturation_ttft_ms)
     cmd = gs.command(v, tmp_path, 0.0, 1.0, "srv", 60.0, 1.0, gpu=H100)
     assert cmd[cmd.index("--saturation-ttft-ms") + 1] == flag
+
+
+def test_a_plan_can_draw_fresh_arrivals_and_settle_each_rate_first(tmp_path: Path) -> None:
+    """Plan h12 (rule H12) draws seeds no earlier sweep drew and sends each rate's first 20 s as a settle window kept
+    out of the sample; a plan that names neither passes neither flag (the profiler's defaults: seed 0, no window)."""
+    cmd = gs.command(gs.PLAN_H12[0], tmp_path, 0.0, 1.0, "srv", 60.0, 1.0, gpu=H100)
+    assert cmd[cmd.index("--rate-seed") + 1] == "4500" and cmd[cmd.index("--rate-settle-s") + 1] == "20"
+    assert gs.PLAN_H12[1].rate_seed != gs.PLAN_H12[0].rate_seed
+    plain = gs.command(gs.PLAN_H10[0], tmp_path, 0.0, 1.0, "srv", 60.0, 1.0, gpu=H100)
+    assert "--rate-seed" not in plain and "--rate-settle-s" not in plain

@@ -371,6 +371,36 @@ def test_rate_sweep_writes_per_request_rows_per_isl(tmp_path):
     assert sorted(rows.groupby(["isl", "rate_rps"]).size().to_dict().items()) == [((128, 2.0), 6), ((128, 4.0), 6), ((256, 1.0), 6)]
     assert (rows.tokens == 8).all() and (rows.ttft_ms > 0).all() and (rows.itl_ms > 0).all()
     assert {r["rate_rps"] for r in summary.goodput_rows} == {1.0, 2.0, 4.0} and "ttft_ms_p99" in summary.goodput_rows[0]
+    # the i-th ISL's k-th rate draws seed rate_seed + 1000 i + k: the ISLs of one sweep do not share arrival patterns
+    assert rows.groupby(["isl", "rate_rps"]).seed.first().to_dict() == {(128, 2.0): 3, (128, 4.0): 4, (256, 1.0): 1003}
+    assert (rows.settle == 0).all()
+
+
+def test_rate_sweep_settle_window_is_sent_first_and_kept_out_of_the_sample(tmp_path):
+    """--rate-settle-s: each rate first sends ceil(rate x settle) requests of the same seeded Poisson stream, recorded
+    with settle = 1 ahead of the sample's rows; goodput.csv's percentiles count the sample alone, and the bench's read
+    (bench/fidelity.py) keeps the settle requests' arrivals for the replay but out of the measured percentiles."""
+    import sys
+
+    import pandas as pd
+
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        cfg = small_cfg(tmp_path, fleet.urls[0], prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1,), decode_context=(256,),
+                        time_scale=0.2, rate_isls=(128,), rates_by_isl={128: (4.0,)}, rate_requests=10, rate_osl=8,
+                        rate_seed=3, rate_settle_s=1.5, rate_warmup_s=0.0)
+        summary = run_profile(cfg)
+    rows = pd.read_csv(tmp_path / "load_sweep.csv").sort_values("sent_s")
+    assert len(rows) == 16 and rows.settle.tolist() == [1] * 6 + [0] * 10  # ceil(4 x 1.5) = 6 settle requests first
+    (g,) = summary.goodput_rows
+    assert g["requests"] == 10
+    sample = rows[rows.settle == 0]
+    assert g["ttft_ms_p90"] == pytest.approx(float(sample.ttft_ms.quantile(0.9)), rel=1e-6)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from fidelity import read_load_sweep
+
+    (p,) = read_load_sweep(tmp_path / "load_sweep.csv")
+    assert p.n == 16 and p.in_sample is not None and p.in_sample.tolist() == [False] * 6 + [True] * 10
+    assert list(p.sample_ttft_ms) == pytest.approx(sample.ttft_ms.tolist())
 
 
 def _spread_sweep(tmp_path: Path, rate_osl: int, **spread: float):

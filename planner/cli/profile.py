@@ -225,6 +225,11 @@ def register(app: typer.Typer) -> None:
                                                "--rate-isls, e.g. 0.35,0.6,0.8,0.95,1.05,1.2; not with --rates / "
                                                "--rates-by-isl"),
         rate_duration_s: float = typer.Option(0.0, min=0.0, help="if > 0: each rate sends max(rate-requests, rate x this) requests"),
+        rate_seed: int = typer.Option(0, min=0, help="seed of each ISL's first rate's Poisson arrivals (its k-th rate: "
+                                      "this + k); a new seed draws samples independent of earlier sweeps'"),
+        rate_settle_s: float = typer.Option(0.0, min=0.0, help="seconds of each rate's arrivals sent first and kept out of "
+                                            "the sample (rows with settle = 1 in load_sweep.csv; goodput.csv counts the "
+                                            "rest): the replica reaches its steady state before the measured requests"),
         rate_isl_scv: float = typer.Option(0.0, min=0.0, max=100.0,
                                            help="spread of the rate sweep's prompt lengths (squared CV; e.g. 0.66, the Azure "
                                                 "conversation trace's): each prompt drawn from a log-normal of mean ISL clipped "
@@ -359,7 +364,7 @@ def register(app: typer.Typer) -> None:
                             rate_isl=rate_isl, rate_osl=rate_osl, rate_requests=rate_requests,
                             rate_isls=_rate_isls(rates_by_isl, rate_isls, rate_isl), rates_by_isl=_rates_by_isl(rates_by_isl),
                             rate_duration_s=rate_duration_s, rate_warmup_s=rate_warmup_s, rate_warmup_ends=rate_warmup_ends,
-                            rate_isl_scv=rate_isl_scv, rate_osl_scv=rate_osl_scv,
+                            rate_isl_scv=rate_isl_scv, rate_osl_scv=rate_osl_scv, rate_seed=rate_seed, rate_settle_s=rate_settle_s,
                             engine_account=engine_account, saturation_ttft_ms=saturation_ttft_ms, time_budget_s=time_budget_s,
                             deadline_unix_s=deadline_unix_s, rate_deadline_unix_s=rate_deadline_unix_s,
                             weight_dtype=dtype_of(quantization), kv_dtype=dtype_of(kv_cache_dtype),

@@ -805,6 +805,15 @@ class VllmRunConfig:
     rate_duration_s: float = 0.0
     """If > 0: each rate sends max(rate_requests, rate x this) requests (same arrival span per rate)."""
     rate_seed: int = 0
+    """Seed of the first ISL's first rate's Poisson arrivals: the i-th ISL's k-th rate draws seed this + RATE_SEED_ISL_STEP
+    x i + k. Every sweep run before stop 45 used 0 and drew seed k for every ISL's k-th rate, so the lowest rate of each
+    ISL of every such sweep replays one arrival pattern, scaled by its rate: a new seed gives samples independent of
+    theirs, and the ISLs of one sweep no longer share theirs."""
+    rate_settle_s: float = 0.0
+    """If > 0: each rate first sends this many seconds of its Poisson arrivals (part of the same seeded stream) whose
+    requests are kept out of the sample: the replica reaches its steady state before the measured requests arrive
+    (a sample from an empty replica holds fewer running sequences than the steady state for its first seconds to
+    tens of seconds). Their rows are in load_sweep.csv with settle = 1; goodput.csv counts the sample alone."""
     rate_osl_scv: float = 0.0
     """Squared CV of the rate sweep's output lengths (0: every output of rate_osl): each request's max_tokens is drawn
     from the log-normal of mean rate_osl, clipped where prompt + output fit the server's max model length. A decode
@@ -1021,16 +1030,22 @@ async def run_sweep_async(points, measure, record, done, latency_cap_ms, on_poin
     return state.outcome
 
 
+RATE_SEED_ISL_STEP = 1000
+"""Seeds between two ISLs' first rates (VllmRunConfig.rate_seed): more rates than this per ISL would share seeds."""
+
 LOAD_SWEEP_COLUMNS = ["isl", "osl", "rate_rps", "seed", "request", "sent_s", "ttft_ms", "itl_ms", "tokens", "e2e_ms",
-                      "prompt_tokens", "isl_scv", "osl_scv"]
+                      "prompt_tokens", "isl_scv", "osl_scv", "settle"]
 """`isl`: the run's mean prompt length; `prompt_tokens`: this request's (= isl without a spread); `isl_scv`: the
 squared CV its prompts were drawn with (0: all of `isl` tokens); `osl`: the mean output, `tokens` this request's,
-`osl_scv` the squared CV its outputs were drawn with (0: all of `osl` tokens)."""
+`osl_scv` the squared CV its outputs were drawn with (0: all of `osl` tokens); `settle`: 1 where the request was sent
+in the rate's settle window (VllmRunConfig.rate_settle_s) and is not part of the sample, else 0 (files written
+before stop 45 have no such column: every request is in the sample)."""
 
 
 def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, osl: int, seed: int, time_scale: float,
-                    isl_scv: float = 0.0, osl_scv: float = 0.0) -> list[dict]:
-    """One row per request of a Poisson rate run (emulated ms; sent_s from the run's first send)."""
+                    isl_scv: float = 0.0, osl_scv: float = 0.0, settle_requests: int = 0) -> list[dict]:
+    """One row per request of a Poisson rate run (emulated ms; sent_s from the run's first send); the first
+    `settle_requests` sent are the settle window's (settle = 1)."""
     t0 = min(r.sent for r in results)
     rows = []
     for i, r in enumerate(sorted(results, key=lambda r: r.sent)):
@@ -1040,7 +1055,7 @@ def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, 
                      "itl_ms": v / time_scale * 1e3 if v is not None else float("nan"), "tokens": r.tokens,
                      "e2e_ms": (r.last - r.sent) / time_scale * 1e3,
                      "prompt_tokens": r.prompt_tokens if r.prompt_tokens is not None else isl, "isl_scv": isl_scv,
-                     "osl_scv": osl_scv})
+                     "osl_scv": osl_scv, "settle": int(i < settle_requests)})
     return rows
 
 
@@ -1138,7 +1153,7 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
     ctx = _rate_max_model_len(cfg) if cfg.rate_isl_scv > 0 or cfg.rate_osl_scv > 0 else None
     isl_max = max(1, ctx - cfg.rate_osl) if ctx is not None and cfg.rate_isl_scv > 0 else None
     max_len = ctx if cfg.rate_osl_scv > 0 else None
-    for isl in cfg.rate_isls:
+    for i, isl in enumerate(cfg.rate_isls):
         isl_rates = sorted(cfg.rates_by_isl.get(isl, cfg.rates))
         if cfg.rate_warmup_s > 0 and isl_rates and (deadline is None or time.monotonic() < deadline):
             # warm-up, not recorded (VllmRunConfig.rate_warmup_s, rate_warmup_ends): seeds apart from the measured runs'
@@ -1152,15 +1167,18 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
             if deadline is not None and time.monotonic() > deadline:
                 return
             n = max(cfg.rate_requests, math.ceil(rate * cfg.rate_duration_s)) if cfg.rate_duration_s else cfg.rate_requests
-            seed = cfg.rate_seed + k
-            res, eng = await _accounted_rate_run(client, cfg, rate, isl, n, seed, isl_max, max_len)
+            n_settle = math.ceil(rate * cfg.rate_settle_s) if cfg.rate_settle_s > 0 else 0
+            seed = cfg.rate_seed + RATE_SEED_ISL_STEP * i + k
+            res, eng = await _accounted_rate_run(client, cfg, rate, isl, n_settle + n, seed, isl_max, max_len)
             if eng is not None:
                 summary.engine_load_rows.append(eng)
                 _write_rows(cfg.out / "engine_load.csv", summary.engine_load_rows, engine_load.ENGINE_LOAD_COLUMNS)
-            g = goodput_row(res, rate, isl, cfg.rate_osl, cfg.time_scale, cfg.slo_ttft_ms, cfg.slo_itl_ms)
+            # the sample: the requests sent after the settle window (rate_run returns them in send order)
+            g = goodput_row(res[n_settle:], rate, isl, cfg.rate_osl, cfg.time_scale, cfg.slo_ttft_ms, cfg.slo_itl_ms)
             summary.goodput_rows.append(g)
             _write_goodput(cfg.out / "goodput.csv", summary.goodput_rows)
-            rows += load_sweep_rows(res, rate, isl, cfg.rate_osl, seed, cfg.time_scale, cfg.rate_isl_scv, cfg.rate_osl_scv)
+            rows += load_sweep_rows(res, rate, isl, cfg.rate_osl, seed, cfg.time_scale, cfg.rate_isl_scv, cfg.rate_osl_scv,
+                                    n_settle)
             _write_rows(cfg.out / "load_sweep.csv", rows, LOAD_SWEEP_COLUMNS)
             if tick:
                 tick()
@@ -1284,6 +1302,7 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
                   "num_gpu_blocks": info.num_gpu_blocks, "block_size": info.block_size, "time_scale": cfg.time_scale,
                   "gpu_seconds": round(summary.gpu_seconds, 3), "rate_warmup_requests": summary.rate_warmup_requests,
                   "rate_warmup_s": cfg.rate_warmup_s, "rate_warmup_ends": cfg.rate_warmup_ends, "prefill_warmup": cfg.prefill_warmup,
+                  "rate_seed": cfg.rate_seed, "rate_settle_s": cfg.rate_settle_s,
                   "prefill": _outcome_dict(summary.prefill), "decode": _outcome_dict(summary.decode)}
         store = pfmt.ProfileStore(cfg.out)
         if store.prefill_rows and store.decode_rows:
