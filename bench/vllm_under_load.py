@@ -156,6 +156,17 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     # 4,096 at 0.95 / 1.07 of the model's 14.94 req/s (the third rate not sent: the profiler's 2-s TTFT stop).
     ("profiles/runs/2026-12-06-h11/llama-3.2-3b/H100-SXM-80GB/tp1-steady4k/vllm/load_sweep.csv",
      "profiles/runs/2026-12-06-h3/llama-3.2-3b/H100-SXM-80GB/tp1/vllm"),
+    # h12 (stop 45, rule H12 written before it ran), on the lent H100: the steady state on fresh arrivals (seeds 4500 /
+    # 4600; every sweep above drew seed k at each ISL's k-th rate), 20 s of settle arrivals kept out of each 70-s
+    # sample, at 0.5 / 0.8 (ISL 1,024) and 0.5 (ISL 4,096) of the model's saturation: the held-out qwen3-14b and
+    # mistral-nemo-12b (the settled_* RESULT fields).
+    ("profiles/runs/2026-12-06-h12/qwen3-14b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-h5/qwen3-14b/H100-SXM-80GB/tp1/vllm"),
+    ("profiles/runs/2026-12-06-h12/mistral-nemo-12b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-h4/mistral-nemo-12b/H100-SXM-80GB/tp1/vllm"),
+    # h13 (stop 45, rule H13 written before it ran): h12's design on llama-3.1-8b on the H100 (seed 4700).
+    ("profiles/runs/2026-12-06-h13/llama-3.1-8b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
+     "profiles/data/llama-3.1-8b/H100-SXM-80GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near

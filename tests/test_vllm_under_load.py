@@ -191,3 +191,58 @@ def test_a_saturation_read_on_a_steady_state_sample_is_counted_apart(sweep, stea
         assert steady == e["vllm_load_saturation_err"] and max(steady) < 10.0
     else:
         assert max(e["vllm_load_saturation_err"]) > 10.0  # the short sample's reading at ISL 4,096
+
+
+def _settled_sweep(path: Path, frontend_ms: float, settle_n: int = 40, n: int = 100) -> None:
+    """A sweep the simulator wrote with a settle window: `settle_n` requests (settle = 1) ahead of the sample's `n`,
+    ISL 1,024 at 0.6 of the laws' saturation (the shipped simulator unless the caller switched its admission)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        perf = fit_profile(load_profile(PROFILE), Catalog.load())[0]
+        rate = 0.6 * model_saturation_rps(perf, "mixed", 1024, 128)
+        rng = np.random.default_rng(7)
+        t = np.concatenate([[0.0], np.cumsum(rng.exponential(1.0 / rate, settle_n + n - 1))])
+        df, _ = _mixed_sim(perf, 1024, 128, t, frontend_ms)
+    pd.DataFrame({"isl": 1024, "osl": 128, "rate_rps": round(rate, 3), "sent_s": t, "ttft_ms": df.ttft_ms,
+                  "itl_ms": df.itl_ms, "settle": [1] * settle_n + [0] * n}).to_csv(path, index=False)
+
+
+def test_a_settled_sample_is_scored_on_its_own_requests_and_replayed_with_its_settle_arrivals(tmp_path, capsys):
+    """The settle window's requests feed the replay (the replica was loaded when the sample began) but stay out of
+    the measured percentiles: a simulator-written settled sweep replays exactly, and it counts in settled_*."""
+    sweep = tmp_path / "load_sweep.csv"
+    _settled_sweep(sweep, FRONTEND_MS_PER_RUNNING)
+    assert vul.main(["--sweep", f"{sweep}={PROFILE}"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    result = dict(kv.split("=") for kv in last.split()[1:])
+    assert result["settled_points"] == "1" and float(result["settled_ttft_p90_sim_mape_pct"]) < 0.5
+    assert float(result["settled_itl_p90_sim_mape_pct"]) < 0.5
+    # scored on the sample alone: with the settle rows' inter-token gaps made huge, the ITL errors do not move
+    df = pd.read_csv(sweep)
+    df.loc[df.settle == 1, "itl_ms"] = 1e3
+    df.to_csv(sweep, index=False)
+    assert vul.main(["--sweep", f"{sweep}={PROFILE}"]) == 0
+    again = dict(kv.split("=") for kv in capsys.readouterr().out.strip().splitlines()[-1].split()[1:])
+    assert again["settled_itl_p90_sim_mape_pct"] == result["settled_itl_p90_sim_mape_pct"]
+    assert again["settled_itl_p90_model_mape_pct"] == result["settled_itl_p90_model_mape_pct"]
+
+
+def test_the_admission_ablation_switches_the_simulator_and_refits_the_frontend(tmp_path):
+    """bench/admission_ablation.py (rule A45's alternative B): a sweep the one-boundary simulator wrote, with the
+    frontend constant the ablation refits, replays exactly under the ablation and not under the shipped async
+    admission. Subprocesses: the ablation replaces module defaults for the life of its process."""
+    import subprocess
+
+    sweep = tmp_path / "load_sweep.csv"
+    write = ("import sys; sys.path[:0] = ['tests', 'bench']; import admission_ablation as a; "
+             "fitted = a.use_boundary_admission(); import test_vllm_under_load as t; from pathlib import Path; "
+             f"t._settled_sweep(Path({str(sweep)!r}), fitted)")
+    subprocess.run([sys.executable, "-c", write], cwd=REPO, check=True, capture_output=True)
+
+    def result(script: str) -> dict[str, str]:
+        out = subprocess.run([sys.executable, f"bench/{script}", "--sweep", f"{sweep}={PROFILE}"], cwd=REPO,
+                             check=True, capture_output=True, text=True).stdout
+        return dict(kv.split("=") for kv in out.strip().splitlines()[-1].split()[1:])
+
+    assert float(result("admission_ablation.py")["settled_ttft_p90_sim_mape_pct"]) < 0.5
+    assert float(result("vllm_under_load.py")["settled_ttft_p90_sim_mape_pct"]) > 2.0
