@@ -130,3 +130,31 @@ def test_rate_shares_with_other_rates_or_bad_shares_is_exit_2_before_any_work(ex
                                    "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--out", str(tmp_path), *extra])
     assert res.exit_code == 2 and says in res.output, res.output
     assert not any(tmp_path.iterdir())  # nothing written, no server contacted
+
+
+@pytest.mark.parametrize(("keep_prefill", "keep_decode", "file", "field"), [
+    ("isl == 512 and batch == 1", None, "prefill.csv", "isl"),                     # one prompt-token total
+    (None, "batch == 8", "decode.csv", "batch"),                                   # one decode batch size
+    (None, "context_tokens == 512", "decode.csv", "context_tokens"),               # one decode context
+])
+def test_a_profile_whose_points_cannot_tell_the_laws_terms_apart_is_exit_2(
+        keep_prefill: str | None, keep_decode: str | None, file: str, field: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load-only run's one-point grid (plans h6-h13 write one beside their load_sweep.csv) fitted a prompt cost of
+    0 ms per token and the capacity model divided by it (a ZeroDivisionError traceback at stop 45): the fit now
+    refuses such a profile, naming the file, the axis and the flag that adds points."""
+    import shutil
+
+    import pandas as pd
+
+    monkeypatch.setenv("PLANNER_CATALOG", str(BYO))
+    prof = tmp_path / "prof"
+    shutil.copytree(H4 / "vllm", prof)
+    for name, query in (("prefill.csv", keep_prefill), ("decode.csv", keep_decode)):
+        if query is not None:
+            df = pd.read_csv(prof / name)
+            df.query(query).to_csv(prof / name, index=False)
+    res = CliRunner().invoke(app, ["profile", "rates", str(prof)])
+    assert res.exit_code == 2, res.output
+    assert f"{prof / file}" in res.output.replace("\n", "") and f"field '{field}'" in res.output
+    assert "Traceback" not in res.output
