@@ -109,7 +109,7 @@ class Variant:
     rate_isl_scv: float = 0.0  # spread of the load sweep's prompt lengths (squared CV; 0: every prompt of the ISL)
     rate_osl: int = 128  # the load sweep's mean output, tokens
     rate_osl_scv: float = 0.0  # spread of the load sweep's output lengths (squared CV; 0: every output of rate_osl)
-    rate_seed: int = 0  # seed of each ISL's first rate (k-th: + k); every plan before h12 used 0
+    rate_seed: int = 0  # the load sweep's seed (the i-th ISL's k-th rate: + 1000 i + k); every plan before h12 used 0
     rate_settle_s: float = 0.0  # seconds of each rate's arrivals sent first and kept out of the sample (0: none)
 
     @property

@@ -225,8 +225,9 @@ def register(app: typer.Typer) -> None:
                                                "--rate-isls, e.g. 0.35,0.6,0.8,0.95,1.05,1.2; not with --rates / "
                                                "--rates-by-isl"),
         rate_duration_s: float = typer.Option(0.0, min=0.0, help="if > 0: each rate sends max(rate-requests, rate x this) requests"),
-        rate_seed: int = typer.Option(0, min=0, help="seed of each ISL's first rate's Poisson arrivals (its k-th rate: "
-                                      "this + k); a new seed draws samples independent of earlier sweeps'"),
+        rate_seed: int = typer.Option(0, min=0, help="seed of the load sweep's Poisson arrivals: the i-th ISL's k-th "
+                                      "rate draws this + 1000 i + k; a new seed draws samples independent of earlier "
+                                      "sweeps'"),
         rate_settle_s: float = typer.Option(0.0, min=0.0, help="seconds of each rate's arrivals sent first and kept out of "
                                             "the sample (rows with settle = 1 in load_sweep.csv; goodput.csv counts the "
                                             "rest): the replica reaches its steady state before the measured requests"),
