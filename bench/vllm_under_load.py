@@ -58,6 +58,7 @@ from fidelity import PERCENTILE, LoadPoint, Saturation, _mixed_sim, model_satura
 
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import PlannerError  # noqa: E402
+from planner.io.validate import check_laws_identifiable  # noqa: E402
 from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
 from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile, read_meta  # noqa: E402
@@ -211,7 +212,9 @@ def parse_sweep(arg: str) -> tuple[Path, Path]:
         raise SystemExit(2)
     read_load_sweep(sp)  # exits 2 on missing columns
     try:  # the swept model must be in the catalog (the imported models' one unless PLANNER_CATALOG is set)
-        Catalog.load().model(load_profile(pd_).meta.model)
+        prof = load_profile(pd_)
+        Catalog.load().model(prof.meta.model)
+        check_laws_identifiable(pd_, prof.prefill, prof.decode)  # a load-only run's one-point grid is no profile
     except PlannerError as e:
         print(f"--sweep {arg}: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -141,8 +141,9 @@ def test_a_profile_whose_points_cannot_tell_the_laws_terms_apart_is_exit_2(
         keep_prefill: str | None, keep_decode: str | None, file: str, field: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A load-only run's one-point grid (plans h6-h13 write one beside their load_sweep.csv) fitted a prompt cost of
-    0 ms per token and the capacity model divided by it (a ZeroDivisionError traceback at stop 45): the fit now
-    refuses such a profile, naming the file, the axis and the flag that adds points."""
+    0 ms per token and the capacity model divided by it (a ZeroDivisionError traceback at stop 45): the command now
+    refuses such a profile before fitting (planner.io.validate.check_laws_identifiable), naming the file, the axis and
+    the flag that adds points."""
     import shutil
 
     import pandas as pd

@@ -440,6 +440,7 @@ def register(app: typer.Typer) -> None:
         from planner.cli.console import stdout_console
         from planner.io.catalog import Catalog
         from planner.io.schema import DTYPES
+        from planner.io.validate import check_laws_identifiable
         from planner.perf.laws import PerfModel, fit_profile, quiet_extrapolation
         from planner.perf.profiledata import load_profile
         from profiles.format import META_FILE, VLLM_SUBDIR
@@ -459,7 +460,9 @@ def register(app: typer.Typer) -> None:
             if directory is not None:
                 # the profile the planner uses: DIR's vllm/ one where DIR holds both (profiles/show.py says why)
                 d = directory / VLLM_SUBDIR if (directory / VLLM_SUBDIR / META_FILE).is_file() else directory
-                perf, _, _ = fit_profile(load_profile(d), Catalog.load())
+                prof = load_profile(d)
+                check_laws_identifiable(d, prof.prefill, prof.decode)  # a one-point grid: exit 2, not a traceback
+                perf, _, _ = fit_profile(prof, Catalog.load())
                 source = f"laws fitted on {d}"
             else:
                 assert model is not None and gpu is not None  # checked above

@@ -22,6 +22,8 @@ from planner.io.files import load_model, parse_model
 from planner.io.schema import Fleet, Slo, Variant, Workload
 
 if TYPE_CHECKING:  # pragma: no cover - types only
+    import pandas as pd
+
     from controllers.config import ControllerConfig
     from planner.io.catalog import Catalog
     from planner.perf.fit import FitReport
@@ -113,6 +115,24 @@ def check_fit_support(profile_path: str | os.PathLike[str], prefill: FitReport, 
             raise InputError(str(Path(profile_path) / name), None,
                              f"{rep.n_points} distinct measured point(s) cannot support the {LAW_COEFFICIENTS}-coefficient law "
                              f"{rep.law}; expected at least {LAW_COEFFICIENTS} distinct sizes (the fit would be degenerate)")
+
+
+def check_laws_identifiable(profile_path: str | os.PathLike[str], prefill: pd.DataFrame, decode: pd.DataFrame) -> None:
+    """A profile planned from directly (`planner profile rates DIR`, the under-load benches' --sweep) needs points that
+    tell its laws' terms apart: the prefill law a + b·tokens (+ c·tokens²) two prompt-token totals (ISL x batch) or
+    more, the decode law alpha + beta·batch + gamma·context two batch sizes and two contexts or more. A load-only run's
+    one-point grid fits a prompt cost of 0 ms per token, and the capacity model then divides by it (a traceback at
+    stop 45): an InputError naming the file, the axis and the profiler flag that adds points, instead.
+    (PerfModel.load's profiles pass check_fit_support; this is the stricter check for a directory named by hand.)"""
+    need = (("prefill.csv", "isl", prefill.isl * prefill.batch, "prompt-token totals (ISL x batch)", "--prefill-isl"),
+            ("decode.csv", "batch", decode.batch, "decode batch sizes", "--decode-batch"),
+            ("decode.csv", "context_tokens", decode.context_tokens, "decode contexts", "--decode-context"))
+    for name, column, values, what, flag in need:
+        found = sorted({int(v) for v in values})
+        if len(found) < 2:
+            raise InputError(str(Path(profile_path) / name), column,
+                             f"expected points at two or more {what} to fit the laws, found {found or 'none'}: "
+                             f"profile more ({flag})")
 
 
 def slo_from_options(ttft_ms: float | None, itl_ms: float | None, percentile: float) -> Slo:

@@ -511,23 +511,6 @@ DEFAULT_LAW_FORMS = LawForms(prefill_floor=True, decode_knee=True, moe_prefill_t
 LINEAR_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=False, moe_prefill_table=False)
 
 
-def check_identifiable(path: Path, pre: pd.DataFrame, dec: pd.DataFrame) -> None:
-    """The laws need points that tell their terms apart: the prefill law a + b·tokens (+ c·tokens²) two prompt-token
-    totals (ISL x batch) or more, the decode law alpha + beta·batch + gamma·context two batch sizes and two contexts or
-    more. A profile with fewer (a load-only run's one-point grid, a cut-short sweep) would fit a slope of 0 and plan
-    from it with confidence (the capacity model then divides by a prompt's zero cost): an InputError naming the file,
-    the axis and the flag that adds points, instead."""
-    need = (("prefill.csv", "isl", pre.isl * pre.batch, "prompt-token totals (ISL x batch)", "--prefill-isl"),
-            ("decode.csv", "batch", dec.batch, "decode batch sizes", "--decode-batch"),
-            ("decode.csv", "context_tokens", dec.context_tokens, "decode contexts", "--decode-context"))
-    for name, column, values, what, flag in need:
-        found = sorted({int(v) for v in values})
-        if len(found) < 2:
-            raise InputError(str(path / name), column,
-                             f"expected points at two or more {what} to fit the laws, found {found or 'none'}: "
-                             f"profile more ({flag})")
-
-
 def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS,
                 forms: LawForms = DEFAULT_LAW_FORMS) -> tuple[VariantPerf, FitReport, FitReport]:
     """Measured VariantPerf of one profile, with the prefill and decode fit reports.
@@ -539,7 +522,6 @@ def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: fl
     model, gpu = model_of(catalog, meta.model, meta.weight_dtype, meta.kv_dtype), catalog.gpu(meta.gpu)
     pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(profile.decode, ["batch", "context_tokens"], "itl_ms")
-    check_identifiable(profile.path, pre, dec)
     share = route_share(model)
     knee = decode_knee_batch(model, gpu, forms)
     dcoef, drep = _fit_decode(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy(), share, knee)
