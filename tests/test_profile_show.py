@@ -100,6 +100,22 @@ def test_show_cli_prints_laws_and_saves_png(tmp_path):
     assert "prefill  t =" in res.output and "decode   t =" in res.output and "residuals" in res.output
     assert png.stat().st_size > 20_000
     assert "KV capacity 443,725 tokens" in law_lines(fit_profile_dir(GPU_PROFILES[0]))[2]
+    assert "not determined" not in res.output
+
+
+def test_show_warns_where_the_points_cannot_determine_the_laws(tmp_path):
+    """A load-only run's one-point grid (plan h12's) fits every point exactly; show prints the fit, with a warning
+    naming the axis that needs more points (planner profile rates refuses the same directory, exit 2)."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    one_point = Path(__file__).resolve().parents[1] / "profiles/runs/2026-12-06-h12/qwen3-14b/H100-SXM-80GB/tp1-steady/vllm"
+    res = CliRunner(env={"PLANNER_CATALOG": str(DATA.parents[1] / "examples/byo-model/catalog")}).invoke(
+        app, ["profile", "show", str(one_point), "--png", str(tmp_path / "fit.png")])
+    assert res.exit_code == 0, res.output
+    text = res.output.replace("\n", " ")
+    assert "warning: the laws above are not determined by these points" in text and "--prefill-isl" in text
 
 
 def test_show_on_a_bad_directory_is_a_clear_error(tmp_path):

@@ -398,6 +398,7 @@ def register(app: typer.Typer) -> None:
         """Print the fitted laws and residuals of a profile, and save a PNG of points vs fitted curves."""
         from planner.cli.console import stdout_console
         from planner.io.files import check_writable
+        from planner.io.validate import check_laws_identifiable
         from profiles.show import fit_profile_dir, graph_advice, render, save_png
 
         if png is not None:
@@ -410,6 +411,10 @@ def register(app: typer.Typer) -> None:
         advice = graph_advice(fit.profile)
         if advice:
             console.print(f"note: {advice}")
+        try:  # a grid too small to tell the laws' terms apart fits them exactly: say so (planner profile rates refuses it)
+            check_laws_identifiable(fit.profile.path, fit.profile.prefill, fit.profile.decode)
+        except InputError as e:
+            console.print(f"[yellow]warning: the laws above are not determined by these points: {e}[/]")
         path = save_png(fit, png or Path("out") / f"{m.model}-{m.gpu}-tp{m.tp}-fit.png")
         console.print(f"plot saved to {path}")
 
