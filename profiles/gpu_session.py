@@ -480,7 +480,12 @@ PLAN_H12 = [replace(_load_only("qwen3-14b", 150, "1024=8.46,13.54;4096=2.05", 33
 # (async k+2 or next boundary, bench/admission_ablation.py) its settled samples follow. Seed 4700.
 PLAN_H13 = [replace(_load_only("llama-3.1-8b", 120, "1024=16,25.7;4096=4.01", 330, rate_duration_s=70.0, tag="-steady"),
                     rate_seed=4700, rate_settle_s=20.0, saturation_ttft_ms=10_000.0)]
-PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "h11": PLAN_H11, "h12": PLAN_H12, "h13": PLAN_H13, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
+# Rule H14 (stop 45, written before it was implemented or run): the settled design on the MoE qwen3-30b-a3b bf16 on the
+# H100 (default fused-MoE tiles; its bundled profile's laws: 20.27 req/s at ISL 1,024), 0.5 / 0.8 of it, 20 s settle +
+# 50 s measured per rate, seed 4800: the device time left at stop 45 (~400 s).
+PLAN_H14 = [replace(_load_only("qwen3-30b-a3b", 120, "1024=10.1,16.2", 200, rate_duration_s=50.0, tag="-steady"),
+                    rate_seed=4800, rate_settle_s=20.0, saturation_ttft_ms=10_000.0)]
+PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "h11": PLAN_H11, "h12": PLAN_H12, "h13": PLAN_H13, "h14": PLAN_H14, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
          "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21, "s22": PLAN_S22, "s23": PLAN_S23}
