@@ -625,3 +625,25 @@ def test_a_decode_point_whose_streams_started_apart_is_measured_again_with_more_
     with pytest.raises(backend.ShortDecodeWindow, match="raise --decode-tokens"):
         asyncio.run(never.decode_ms(batch=2, context=256, decode_tokens=16, max_batched_tokens=8192))
     assert len(never.calls) == 2 * (backend.DECODE_WINDOW_RETRIES + 1)
+
+
+def test_cli_profile_that_measures_nothing_is_exit_3_with_the_reason(tmp_path):
+    """Plan h14 (stop 45): the launched MoE server came up after both of the run's deadlines, no point was measured,
+    and the command ended on the loader's "meta.yaml: file not found" after printing "profile written". Now: exit 3
+    (the run could not measure), saying that nothing was written and why, and where run.yaml records it."""
+    import time
+
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        res = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--endpoint", fleet.urls[0], "--model", "llama-3.1-8b",
+                                       "--gpu", "H100-SXM-80GB", "--tp", "1", "--out", str(tmp_path), "--prefill-isl", "128,512",
+                                       "--decode-batch", "1,2", "--decode-context", "256,512", "--repeats", "1",
+                                       "--time-scale", "0.2", "--no-progress",
+                                       "--deadline-unix-s", f"{time.time() - 1:.0f}"])
+    assert res.exit_code == 3, res.output
+    text = res.output.replace("\n", " ")
+    assert "no profile written" in text and "time budget spent (12 points)" in text and "KV capacity" not in text
+    assert "file not found" not in text and (tmp_path / "run.yaml").is_file() and not (tmp_path / "meta.yaml").exists()

@@ -377,6 +377,18 @@ def register(app: typer.Typer) -> None:
                 tmp_model_dir.cleanup()
         p, d = summary.prefill, summary.decode
         assert p is not None and d is not None, "run_profile returns after both sweeps"
+        from planner.cli.console import EXIT_INFEASIBLE
+        from profiles.format import META_FILE
+
+        if not (Path(directory) / META_FILE).is_file():
+            # nothing measured (plan h14, stop 45: the server came up after the run's deadlines): say so, not the
+            # loader's "meta.yaml: file not found"
+            reasons = list({**p.stop_reasons, **d.stop_reasons}.values())
+            stops = "; ".join(f"{why} ({reasons.count(why)} points)" for why in dict.fromkeys(reasons)) or "no point ran"
+            console.print(f"[red]no profile written to {directory}: no prefill and decode point was measured ({stops}); "
+                          f"run.yaml there records the run. A launched server's start-up counts against --time-budget-s "
+                          f"and --deadline-unix-s: give the run more time.[/]")
+            raise typer.Exit(EXIT_INFEASIBLE)
         console.print(f"profile written to {directory}: KV capacity {summary.kv_capacity_tokens:,} tokens; "
                       f"prefill {len(p.measured)} measured, {len(p.resumed)} resumed, {len(p.dominated)} skipped; "
                       f"decode {len(d.measured)} measured, {len(d.resumed)} resumed, {len(d.dominated)} skipped; "
