@@ -482,7 +482,8 @@ PLAN_H13 = [replace(_load_only("llama-3.1-8b", 120, "1024=16,25.7;4096=4.01", 33
                     rate_seed=4700, rate_settle_s=20.0, saturation_ttft_ms=10_000.0)]
 # Rule H14 (stop 45, written before it was implemented or run): the settled design on the MoE qwen3-30b-a3b bf16 on the
 # H100 (default fused-MoE tiles; its bundled profile's laws: 20.27 req/s at ISL 1,024), 0.5 / 0.8 of it, 20 s settle +
-# 50 s measured per rate, seed 4800: the device time left at stop 45 (~400 s).
+# 50 s measured per rate, seed 4800: the device time left at stop 45 (~400 s). It measured nothing: the server took 153 s
+# to start (profiles/runs/2026-12-06-h14/README.md); a rerun needs startup_s >= 160 and a call of ~500 s.
 PLAN_H14 = [replace(_load_only("qwen3-30b-a3b", 120, "1024=10.1,16.2", 200, rate_duration_s=50.0, tag="-steady"),
                     rate_seed=4800, rate_settle_s=20.0, saturation_ttft_ms=10_000.0)]
 PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "h11": PLAN_H11, "h12": PLAN_H12, "h13": PLAN_H13, "h14": PLAN_H14, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
