@@ -65,8 +65,17 @@ def test_the_runs_sessions_are_read_per_run_folder(tmp_path: Path) -> None:
 
 
 def test_every_committed_session_log_yields_its_runs() -> None:
-    """Each session log under profiles/runs names at least one variant run that wrote its profile."""
+    """Each session log under profiles/runs names at least one variant run that wrote its profile, unless every
+    variant it launched exited non-zero (plan h14, stop 45: the server came up after the run's deadlines), which
+    counts nothing."""
+    import re
+
     rows = profile_cost.runs_walls(profile_cost.RUNS)
     logs = sorted(profile_cost.RUNS.glob("*/session*.log"))
     assert len(logs) >= 20
-    assert {log.parent.name for log in logs} == {r.session for r in rows}
+    with_runs = {r.session for r in rows}
+    assert with_runs <= {log.parent.name for log in logs}
+    for log in logs:
+        if log.parent.name not in with_runs:
+            text = log.read_text()
+            assert re.search(r": exit [1-9]\d* after", text) and not re.search(r": exit 0 after", text), log
