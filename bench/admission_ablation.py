@@ -32,32 +32,13 @@ from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
 from planner.perf.laws import fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
-from planner.planning import capacity  # noqa: E402
-from planner.simulate.fleet import FleetSimulator  # noqa: E402
-
-
-def _set_default(fn, name: str, value) -> None:
-    """Replace the default of keyword `name` of `fn` (a default bound when the module was imported)."""
-    kw = dict(fn.__kwdefaults__ or {})
-    if name in kw:
-        kw[name] = value
-        fn.__kwdefaults__ = kw
-        return
-    code = fn.__code__
-    names = code.co_varnames[:code.co_argcount]
-    defaults = list(fn.__defaults__ or ())
-    i = names.index(name) - (len(names) - len(defaults))
-    if i < 0:
-        raise ValueError(f"{fn.__qualname__} has no default for {name}")
-    defaults[i] = value
-    fn.__defaults__ = tuple(defaults)
 
 
 def use_boundary_admission() -> float:
     """Switch the simulator and the capacity model to one-boundary admission and refit the frontend constant on its
-    tuning split; returns the refitted constant (ms per running request), also set as the shipped one."""
-    _set_default(FleetSimulator.__init__, "async_scheduling", False)
-    _set_default(capacity.mixed_latency, "async_scheduling", False)
+    tuning split; returns the refitted constant (ms per running request), also set as the shipped one. Both read
+    steptime's constants when called (FleetSimulator, capacity.mixed_latency), so setting them here switches every
+    use in this process."""
     steptime.ASYNC_SCHEDULING = False
     use_byo_catalog_unless_set()
     with warnings.catch_warnings():
@@ -67,8 +48,6 @@ def use_boundary_admission() -> float:
         sat = fidelity.saturation(perf, points)
         tune = [p for p in points if p.isl == min(q.isl for q in points) and sat.below(p)]
         fitted = fidelity.fit_frontend_ms_per_running(perf, tune)
-    _set_default(FleetSimulator.__init__, "frontend_ms_per_running", fitted)
-    _set_default(capacity.mixed_latency, "frontend_ms_per_running", fitted)
     steptime.FRONTEND_MS_PER_RUNNING = fitted
     vllm_under_load.FRONTEND_MS_PER_RUNNING = fitted
     return fitted

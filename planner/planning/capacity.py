@@ -345,7 +345,8 @@ from scipy import special, stats
 from planner.io.schema import Burstiness, ReplicaRouting
 from planner.perf.laws import VariantPerf
 from planner.planning.lengths import prompt_length_nodes
-from planner.simulate.steptime import ASYNC_SCHEDULING, FRONTEND_MS_PER_RUNNING, frontend_delay_ms
+from planner.simulate import steptime
+from planner.simulate.steptime import frontend_delay_ms
 
 # Bisection tolerance on the capacity, relative: 0.1% of the rate is far below profiling noise.
 _RATE_RTOL = 1e-3
@@ -1000,11 +1001,16 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
 
 
 def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float,
-                  arrivals: ArrivalShape = POISSON, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING,
-                  async_scheduling: bool = ASYNC_SCHEDULING) -> Latency:
+                  arrivals: ArrivalShape = POISSON, frontend_ms_per_running: float | None = None,
+                  async_scheduling: bool | None = None) -> Latency:
     """TTFT and ITL at the percentile of a colocated replica with chunked prefill (module doc, Mixed).
     `frontend_ms_per_running`: the frontend's delay per running request; `async_scheduling`: the step already
-    scheduled when the request reaches the engine (module doc, Mixed)."""
+    scheduled when the request reaches the engine (module doc, Mixed); None: the shipped steptime constants, read at
+    the call."""
+    if frontend_ms_per_running is None:
+        frontend_ms_per_running = steptime.FRONTEND_MS_PER_RUNNING
+    if async_scheduling is None:
+        async_scheduling = steptime.ASYNC_SCHEDULING
     saturated = Latency(ttft_ms=math.inf, itl_ms=math.inf, batch=math.inf, utilization=math.inf)
     ctx = isl + osl / 2.0
     # prompt lengths of a dispersed law and their mixed-step work (module doc, Prompt-length dispersion): TTFT only

@@ -39,9 +39,10 @@ import numpy as np
 from planner.io.errors import InputError
 from planner.io.schema import Plan, ReplicaRouting, Slo, Variant, Workload
 from planner.perf.laws import VariantPerf, lookup_variant_perf
+from planner.simulate import steptime
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.engine import BatchReplica, EventQueue, KvPolicy, PrefillReplica, Requests
-from planner.simulate.steptime import ASYNC_SCHEDULING, FRONTEND_MS_PER_RUNNING, check_perf, frontend_delay_ms
+from planner.simulate.steptime import check_perf, frontend_delay_ms
 
 PerfLookup = Callable[..., VariantPerf | None]
 Replica = PrefillReplica | BatchReplica
@@ -162,8 +163,8 @@ class FleetSimulator:
 
     def __init__(self, pools: list[PoolSpec], routes: dict[str, ClassRoute], arrivals: Arrivals, slos: dict[str, Slo],
                  *, seed: int = 0, startup_delay_s: float = 0.0, sample_interval_s: float = DEFAULT_SAMPLE_INTERVAL_S,
-                 allow_empty_pools: bool = False, frontend_ms_per_running: float = FRONTEND_MS_PER_RUNNING,
-                 async_scheduling: bool = ASYNC_SCHEDULING, replica_routing: ReplicaRouting = "least_loaded",
+                 allow_empty_pools: bool = False, frontend_ms_per_running: float | None = None,
+                 async_scheduling: bool | None = None, replica_routing: ReplicaRouting = "least_loaded",
                  kv_policy: KvPolicy = "on_demand", decode_kv_policy: KvPolicy = "on_demand"):
         if len(arrivals) == 0:
             raise InputError(None, "arrivals", "no requests to simulate")
@@ -172,9 +173,11 @@ class FleetSimulator:
         self.arrivals = arrivals
         self.slos = slos
         self.startup_delay_s = startup_delay_s
-        self.frontend_ms_per_running = frontend_ms_per_running
-        """Frontend delay per request running on a mixed replica (laws.FRONTEND_MS_PER_RUNNING)."""
-        self.async_scheduling = async_scheduling
+        # None: the shipped constants, read when the simulator is built (bench/admission_ablation.py swaps them)
+        self.frontend_ms_per_running: float = (steptime.FRONTEND_MS_PER_RUNNING if frontend_ms_per_running is None
+                                               else frontend_ms_per_running)
+        """Frontend delay per request running on a mixed replica (steptime.FRONTEND_MS_PER_RUNNING)."""
+        self.async_scheduling: bool = steptime.ASYNC_SCHEDULING if async_scheduling is None else async_scheduling
         """Mixed replicas schedule step k+2 during step k (steptime.ASYNC_SCHEDULING)."""
         self.kv_policy: KvPolicy = kv_policy
         """How mixed replicas hold KV (engine module doc): ``on_demand`` as vLLM 0.26 allocates, preempting the most
