@@ -281,6 +281,11 @@ class LoadPoint:
         return per_request if self.in_sample is None else per_request[self.in_sample]
 
     @property
+    def sample_n(self) -> int:
+        """Requests in the sample (after the settle window)."""
+        return self.n if self.in_sample is None else int(self.in_sample.sum())
+
+    @property
     def sample_ttft_ms(self) -> np.ndarray:
         return self.sample_of(self.ttft_ms)
 
@@ -585,7 +590,7 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
         def cell(k: str) -> str:
             return f"{meas[k]:.1f} / {model[k]:.1f} / {sim[k]:.1f}"
 
-        n_cell = str(p.n) if not p.settled else f"{int(p.in_sample.sum())} (+{p.n - int(p.in_sample.sum())} settle)"
+        n_cell = str(p.n) if not p.settled else f"{p.sample_n} (+{p.n - p.sample_n} settle)"
         t.add_row(f"{p.isl}{' (tuning)' if tuning_sweep and p.isl == isls[0] else ' (held out)'}", f"{p.rate_rps:g} / {p.realised_rps:.2f}", n_cell,
                   *(cell(f"{k}_p{q:g}") for k in ("ttft", "itl") for q in LOAD_PCTS),
                   "; ".join(errs) + ("" if ok else " (saturated)"),

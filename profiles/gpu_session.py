@@ -466,26 +466,31 @@ PLAN_H10 = [_load_only("qwen2.5-14b", 150, "4096=3.8,4.3,4.8,5.3", 330, rate_dur
 # Rule H11 (stop 44, written before it ran): the steady state at ISL 4,096 of the held-out llama-3.2-3b bf16 on the H100,
 # 50 s per rate at 0.95-1.19 of the capacity model's 14.94 req/s on plan h3's laws (the device time left: ~480 s).
 PLAN_H11 = [_load_only("llama-3.2-3b", 110, "4096=14.2,16,17.8", 200, rate_duration_s=50.0, tag="-steady4k")]
+
+
+def _settled(model: str, startup_s: float, rates: str, rate_s: float, rate_duration_s: float, rate_seed: int) -> Variant:
+    """A load-only variant measuring the steady state (plans h12-h14): each rate's first 20 s of arrivals kept out of
+    the sample, fresh seeds, and no TTFT stop (the rates are below the model's saturation by design)."""
+    return replace(_load_only(model, startup_s, rates, rate_s, rate_duration_s=rate_duration_s, tag="-steady"),
+                   rate_seed=rate_seed, rate_settle_s=20.0, saturation_ttft_ms=10_000.0)
+
+
 # Rule H12 (stop 45, written before it was implemented or run): the capacity model in the steady state on fresh arrivals,
 # two held-out models on the H100, one device call each (ONLY=<model>-steady): ISL 1,024 at 0.5 / 0.8 and ISL 4,096 at
 # 0.5 of the model's saturation (plan h5's laws: 16.92 / 4.10 req/s; plan h4's: 20.54 / 5.01), OSL 128; each rate 20 s
 # of settle arrivals kept out of the sample, then 70 s measured; seeds 4500 / 4600 (+ 1000 at ISL 4,096, + k at the k-th
 # rate): every earlier sweep drew seed k at each ISL's k-th rate.
-PLAN_H12 = [replace(_load_only("qwen3-14b", 150, "1024=8.46,13.54;4096=2.05", 330, rate_duration_s=70.0, tag="-steady"),
-                    rate_seed=4500, rate_settle_s=20.0, saturation_ttft_ms=10_000.0),
-            replace(_load_only("mistral-nemo-12b", 140, "1024=10.27,16.43;4096=2.51", 330, rate_duration_s=70.0, tag="-steady"),
-                    rate_seed=4600, rate_settle_s=20.0, saturation_ttft_ms=10_000.0)]
+PLAN_H12 = [_settled("qwen3-14b", 150, "1024=8.46,13.54;4096=2.05", 330, 70.0, 4500),
+            _settled("mistral-nemo-12b", 140, "1024=10.27,16.43;4096=2.51", 330, 70.0, 4600)]
 # Rule H13 (stop 45, written before it was implemented or run): h12's design on llama-3.1-8b bf16 (the model of the
 # frontend constant's H200 tuning sweep) on the H100, its bundled profile's laws (32.08 / 8.02 req/s): which admission
 # (async k+2 or next boundary, bench/admission_ablation.py) its settled samples follow. Seed 4700.
-PLAN_H13 = [replace(_load_only("llama-3.1-8b", 120, "1024=16,25.7;4096=4.01", 330, rate_duration_s=70.0, tag="-steady"),
-                    rate_seed=4700, rate_settle_s=20.0, saturation_ttft_ms=10_000.0)]
+PLAN_H13 = [_settled("llama-3.1-8b", 120, "1024=16,25.7;4096=4.01", 330, 70.0, 4700)]
 # Rule H14 (stop 45, written before it was implemented or run): the settled design on the MoE qwen3-30b-a3b bf16 on the
 # H100 (default fused-MoE tiles; its bundled profile's laws: 20.27 req/s at ISL 1,024), 0.5 / 0.8 of it, 20 s settle +
 # 50 s measured per rate, seed 4800: the device time left at stop 45 (~400 s). It measured nothing: the server took 153 s
 # to start (profiles/runs/2026-12-06-h14/README.md); a rerun needs startup_s >= 160 and a call of ~500 s.
-PLAN_H14 = [replace(_load_only("qwen3-30b-a3b", 120, "1024=10.1,16.2", 200, rate_duration_s=50.0, tag="-steady"),
-                    rate_seed=4800, rate_settle_s=20.0, saturation_ttft_ms=10_000.0)]
+PLAN_H14 = [_settled("qwen3-30b-a3b", 120, "1024=10.1,16.2", 200, 50.0, 4800)]
 PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "h11": PLAN_H11, "h12": PLAN_H12, "h13": PLAN_H13, "h14": PLAN_H14, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
