@@ -491,7 +491,18 @@ PLAN_H13 = [_settled("llama-3.1-8b", 120, "1024=16,25.7;4096=4.01", 330, 70.0, 4
 # 50 s measured per rate, seed 4800: the device time left at stop 45 (~400 s). It measured nothing: the server took 153 s
 # to start (profiles/runs/2026-12-06-h14/README.md); a rerun needs startup_s >= 160 and a call of ~500 s.
 PLAN_H14 = [_settled("qwen3-30b-a3b", 120, "1024=10.1,16.2", 200, 50.0, 4800)]
-PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "h11": PLAN_H11, "h12": PLAN_H12, "h13": PLAN_H13, "h14": PLAN_H14, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
+# Rule H15 (stop 46, written before it was implemented or run): the settled design on the H200 with the bundled H200
+# profiles' laws (llama-3.1-8b 30.69 / 8.36 req/s, qwen3-32b 7.98 / 1.90): ISL 1,024 at 0.5 / 0.8 and ISL 4,096 at 0.5,
+# 20 s settle + 70 s measured, seeds 4900 / 5000. Rule A46 chooses the admission with llama-3.1-8b's points in its
+# tuning set and reports it on qwen3-32b's (held out). One call each (ONLY=<model>-steady).
+PLAN_H15 = [_settled("llama-3.1-8b", 120, "1024=15.3,24.6;4096=4.18", 330, 70.0, 4900),
+            _settled("qwen3-32b", 150, "1024=3.99,6.38;4096=0.952", 330, 70.0, 5000)]
+# Rule H16 (stop 46, written before it was implemented or run; if an H100 comes): plan h14 with the start-up the MoE
+# needs on the H100 (its server took 153 s) and 60 s measured, then the held-out qwen2.5-14b (plan v3's laws: 16.74 /
+# 4.02 req/s) at 0.5 / 0.8 and 0.5, seed 5100 (PLANNER_CATALOG=examples/byo-model/catalog).
+PLAN_H16 = [replace(PLAN_H14[0], startup_s=170, rate_duration_s=60.0),
+            _settled("qwen2.5-14b", 150, "1024=8.37,13.4;4096=2.01", 330, 70.0, 5100)]
+PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "h11": PLAN_H11, "h12": PLAN_H12, "h13": PLAN_H13, "h14": PLAN_H14, "h15": PLAN_H15, "h16": PLAN_H16, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
          "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
          "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21, "s22": PLAN_S22, "s23": PLAN_S23}
