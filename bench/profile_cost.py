@@ -19,13 +19,16 @@ Usage: python bench/profile_cost.py [--model llama-3.1-8b --gpu H100-SXM-80GB --
 Part C, on the REAL vLLM profiles (profiles/data/*/*/tp*/vllm/, measured on a lent GPU by
   profiles.gpu_session): GPU-minutes each run held the GPU (server start-up + sweeps + stop, from the
   session log next to them; the profiler's own busy time from run.yaml), and the error of the laws
-  fitted on ~80% of each profile's points on the ~20% held out (every 5th point, sorted by size).
+  fitted on ~80% of each profile's points on the ~20% held out (every 5th point, sorted by size): the planner's own
+  laws (planner.perf.laws.fit_profile: floor, knee, MoE terms and token table, as `planner solve` fits them; until
+  stop 46 this part fitted the bare linear / quadratic forms instead, which the planner does not use for these
+  profiles).
 Part D, every real vLLM variant run of the device sessions kept under profiles/runs (held-out models, load sweeps,
   re-measurements; their session*.log): GPU minutes from the server's start to its stop, per session and per variant,
   against issue 10's 15 minutes per variant.
   `--only-real` runs Parts B, C and D alone (no emulator).
 Last line: RESULT gpu_minutes=<adaptive, emulated> heldout_err_pct=<p90 |error| on held-out points, emulator> ...
-  vllm_gpu_minutes=<real vLLM runs, all variants> vllm_heldout_p90_pct=<Part C> runs_variant_runs=<Part D's runs>
+  vllm_gpu_minutes=<real vLLM runs, all variants> vllm_heldout_p90_pct=<Part C: the worst profile's held-out p90> runs_variant_runs=<Part D's runs>
   runs_gpu_minutes= runs_variant_median_minutes= runs_variant_max_minutes= runs_over_goal=<variants over 15 min>
 """
 
@@ -37,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +48,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.perf.heldout import subset_fit_errors  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
 from planner.perf.fit import fit_decode, fit_prefill  # noqa: E402
 from planner.perf.profiledata import central_points, load_profile  # noqa: E402
@@ -81,6 +88,16 @@ def heldout_errors(full: dict, subset: dict, predict) -> np.ndarray:
     pred = np.array(predict(subset, held))
     meas = np.array([full[k] for k in held])
     return np.abs(pred / meas - 1.0)
+
+
+def fitted_mask(size: pd.Series, tie: pd.Series) -> np.ndarray:
+    """Part C's split of one phase's grid points: sorted by size (prefill: batch x isl; decode: batch x context, `tie`
+    second), every 5th point from the third on is held out (~20%; the two smallest pin the intercept), the rest fitted.
+    Returns the mask of the fitted points, in the frame's order."""
+    order = np.lexsort((tie.to_numpy(), size.to_numpy()))
+    held = np.zeros(len(order), dtype=bool)
+    held[order[2::5]] = True
+    return ~held
 
 
 def pct(x: np.ndarray, q: float) -> float:
@@ -317,31 +334,31 @@ def part_c(console) -> tuple[float, float]:
     import yaml
 
     walls = _session_walls(DATA)
-    tc = Table(title="C. real vLLM profiles (lent GPU): GPU time and the laws' error on ~20% held-out points")
+    tc = Table(title="C. real vLLM profiles (lent GPU): GPU time and the planner's laws' error on ~20% held-out points")
     for c in ("profile", "points", "GPU-min held (start+sweeps)", "GPU-min measuring", "held-out pts", "held-out p50 %", "held-out p90 %"):
         tc.add_column(c, justify="right")
     total_min, p90s = 0.0, []
+    catalog = Catalog.load()
     for meta in sorted(DATA.glob("*/*/tp*/vllm/meta.yaml")):
         d = meta.parent
         p = load_profile(d)
-        pf = {(int(r.isl), int(r.batch)): float(r.ttft_ms) for r in central_points(p.prefill, ["isl", "batch"], "ttft_ms").itertuples()}
-        df = {(int(r.batch), int(r.context_tokens)): float(r.itl_ms) for r in central_points(p.decode, ["batch", "context_tokens"], "itl_ms").itertuples()}
-        errs, n_out = [], 0
-        for pts, pred in ((pf, predict_prefill), (df, predict_decode)):
-            keys = sorted(pts, key=lambda k: (k[0] * k[1], k))
-            out = keys[2::5]  # every 5th point, never the two smallest (they pin the intercept)
-            fit = {k: v for k, v in pts.items() if k not in out}
-            n_out += len(out)
-            if out and len(fit) >= 3:
-                errs += list(heldout_errors(pts, fit, pred))
-        e = np.array(errs)
+        pre = central_points(p.prefill, ["isl", "batch"], "ttft_ms")
+        dec = central_points(p.decode, ["batch", "context_tokens"], "itl_ms")
+        masks = [fitted_mask(pre.isl * pre.batch, pre.isl), fitted_mask(dec.batch * dec.context_tokens, dec.batch)]
+        n_out = int(sum((~m).sum() for m in masks))
+        if all(m.sum() >= 3 for m in masks):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                e = subset_fit_errors(p, catalog, *masks).all_rel_err()
+        else:
+            e = np.array([])
         run = yaml.safe_load((d / "run.yaml").read_text()) if (d / "run.yaml").is_file() else {}
         key = f"{p.meta.model}/{p.meta.gpu}/{d.parent.name}"
         held = walls.get(key, float("nan")) / 60
         if held == held:
             total_min += held
         p90s.append(pct(e, 90) if len(e) else float("nan"))
-        tc.add_row(f"{key}/vllm", f"{len(pf)} + {len(df)}", f"{held:.2f}", f"{run.get('gpu_seconds', float('nan')) / 60:.2f}",
+        tc.add_row(f"{key}/vllm", f"{len(pre)} + {len(dec)}", f"{held:.2f}", f"{run.get('gpu_seconds', float('nan')) / 60:.2f}",
                    str(n_out), f"{pct(e, 50):.1f}" if len(e) else "-", f"{p90s[-1]:.1f}")
     console.print(tc)
     console.print("GPU-min held = the whole run on the GPU from the session log (vLLM start-up with torch.compile and "

@@ -79,3 +79,31 @@ def test_every_committed_session_log_yields_its_runs() -> None:
         if log.parent.name not in with_runs:
             text = log.read_text()
             assert re.search(r": exit [1-9]\d* after", text) and not re.search(r": exit 0 after", text), log
+
+
+def test_part_c_holds_out_every_fifth_point_by_size_and_scores_the_planners_laws() -> None:
+    """Part C's split: sorted by size, every 5th point from the third on is held out (never the two smallest), in the
+    frame's own order; its errors are the planner's laws' (planner.perf.heldout.subset_fit_errors, the fit `planner
+    solve` uses), which with the checkerboard split gives exactly the sparse-profile check's errors."""
+    import numpy as np
+    import pandas as pd
+
+    from planner.io.catalog import Catalog
+    from planner.perf.heldout import _points, checkerboard, sparse_fit_errors, subset_fit_errors
+    from planner.perf.profiledata import load_profile
+
+    size = pd.Series([70, 10, 60, 20, 50, 30, 40, 80, 90, 100, 110, 5])
+    fitted = profile_cost.fitted_mask(size, pd.Series(range(12)))
+    held = sorted(size[~fitted])
+    assert held == [20, 70]  # sorted 5, 10, 20, ..., 110: the 3rd and the 8th smallest (indices 2 and 7)
+    prof = load_profile(REPO / "profiles/data/qwen3-32b/H200-141GB/tp1/vllm")
+    pre, dec = _points(prof)
+    cat = Catalog.load()
+    a = subset_fit_errors(prof, cat, checkerboard(pre, "isl", "batch"), checkerboard(dec, "batch", "context_tokens"))
+    b = sparse_fit_errors(prof, cat)
+    assert np.array_equal(a.all_rel_err(), b.all_rel_err())
+    # every point fitted but one: that point's error alone comes back
+    one = np.ones(len(pre), dtype=bool)
+    one[len(pre) // 2] = False
+    e = subset_fit_errors(prof, cat, one, np.ones(len(dec), dtype=bool))
+    assert e.prefill_rel_err.size == 1 and e.decode_rel_err.size == 0 and np.isfinite(e.prefill_rel_err).all()

@@ -135,13 +135,21 @@ def _rows_at(raw: pd.DataFrame, points: pd.DataFrame, keys: list[str]) -> pd.Dat
 def sparse_fit_errors(p: Profile, catalog: Catalog, forms: LawForms = DEFAULT_LAW_FORMS) -> HeldOut:
     """Fit on the checkerboard half of the points, errors on the other half."""
     pre, dec = _points(p)
-    mp, md = checkerboard(pre, "isl", "batch"), checkerboard(dec, "batch", "context_tokens")
+    return subset_fit_errors(p, catalog, checkerboard(pre, "isl", "batch"), checkerboard(dec, "batch", "context_tokens"),
+                             forms)
+
+
+def subset_fit_errors(p: Profile, catalog: Catalog, pre_mask: np.ndarray, dec_mask: np.ndarray,
+                      forms: LawForms = DEFAULT_LAW_FORMS) -> HeldOut:
+    """The planner's laws fitted on the grid points the masks select (over the central points of :func:`_points`,
+    prefill by (isl, batch), decode by (batch, context_tokens)), their errors on the points they leave out."""
+    pre, dec = _points(p)
     # The raw rows of the fitted grid points, every column kept: a vLLM profile's ttft_e2e_ms says
     # its ttft_ms are engine steps (the overhead measured beside them), not client TTFTs.
-    sparse = dataclasses.replace(p, prefill=_rows_at(p.prefill, pre[mp], ["isl", "batch"]),
-                                 decode=_rows_at(p.decode, dec[md], ["batch", "context_tokens"]))
+    sparse = dataclasses.replace(p, prefill=_rows_at(p.prefill, pre[pre_mask], ["isl", "batch"]),
+                                 decode=_rows_at(p.decode, dec[dec_mask], ["batch", "context_tokens"]))
     vp, _, _ = fit_profile(sparse, catalog, forms=forms)
-    e_pre, e_dec = predict_errors(vp, p, ~mp, ~md)
+    e_pre, e_dec = predict_errors(vp, p, ~pre_mask, ~dec_mask)
     return HeldOut(label(p), law_source(p.meta), e_pre, e_dec)
 
 
