@@ -1,17 +1,18 @@
-"""Rule A45's ablation (stop 45): bench/vllm_under_load.py with one-boundary admission instead of async scheduling.
+"""The admission ablation (rules A45, A46): bench/vllm_under_load.py with the other admission of a mixed replica.
 
-vLLM 0.26.0 schedules step k+1 while step k runs (async scheduling), so the simulator and the capacity model admit a
-prompt that reaches a busy mixed replica during step k into step k+2 (planner.simulate.steptime.ASYNC_SCHEDULING,
-adopted at stop 24 with the frontend constant refitted 0.52 -> 0.27 ms per running request). The alternative measured
-here admits it at the next step boundary (k+1, the behaviour before stop 24), in the simulator and the closed form
-alike, with the frontend constant refitted on its own tuning split (llama-3.1-8b H200 ISL 1,024 of the bundled sweep,
-bench/fidelity.py's fit_frontend_ms_per_running). Everything else is bench/vllm_under_load.py as shipped; its
-arguments pass through (--sweep ...).
+A prompt that reaches a busy mixed replica during step k is scheduled either into step k+2 (async scheduling, vLLM
+0.26.0's default engine loop: `--admission async`) or at the next step boundary, step k+1 (`--admission boundary`),
+in the simulator and the closed form alike (planner.simulate.steptime.ASYNC_SCHEDULING). The shipped admission is
+the boundary one since rule A46 (stop 46, chosen on settled samples of the steady state); stop 24 to stop 45
+shipped the async one. Whichever is measured, the frontend constant (steptime.FRONTEND_MS_PER_RUNNING) is refitted
+with it on its own tuning split (llama-3.1-8b H200 ISL 1,024 of the bundled sweep, bench/fidelity.py's
+fit_frontend_ms_per_running), as each was when it shipped. Everything else is bench/vllm_under_load.py as shipped;
+its arguments pass through (--sweep ...).
 
-    .venv/bin/python bench/admission_ablation.py                        # every committed sweep, alternative B
-    .venv/bin/python bench/admission_ablation.py --sweep SWEEP.csv=PROFILE_DIR
+    .venv/bin/python bench/admission_ablation.py                        # every committed sweep, the other admission
+    .venv/bin/python bench/admission_ablation.py --admission async --sweep SWEEP.csv=PROFILE_DIR
 
-Prints the fitted constant, then vllm_under_load.py's tables and its RESULT line (alternative B's figures).
+Prints the admission and the fitted constant, then vllm_under_load.py's tables and its RESULT line.
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
 from planner.perf.laws import fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
 
+ADMISSIONS = {"async": True, "boundary": False}
+"""--admission's names -> steptime.ASYNC_SCHEDULING."""
 
-def use_boundary_admission() -> float:
-    """Switch the simulator and the capacity model to one-boundary admission and refit the frontend constant on its
-    tuning split; returns the refitted constant (ms per running request), also set as the shipped one. Both read
-    steptime's constants when called (FleetSimulator, capacity.mixed_latency), so setting them here switches every
-    use in this process."""
-    steptime.ASYNC_SCHEDULING = False
+
+def use_admission(async_scheduling: bool) -> float:
+    """Switch the simulator and the capacity model to the admission `async_scheduling` names and refit the frontend
+    constant on its tuning split; returns the refitted constant (ms per running request), also set as the shipped
+    one. Both read steptime's constants when called (FleetSimulator, capacity.mixed_latency), so setting them here
+    switches every use in this process."""
+    steptime.ASYNC_SCHEDULING = async_scheduling
     use_byo_catalog_unless_set()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -54,10 +58,20 @@ def use_boundary_admission() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    fitted = use_boundary_admission()
-    print(f"one-boundary admission; frontend constant refitted on llama-3.1-8b H200 ISL 1024: {fitted:.3f} ms per "
-          "running request")
-    return vllm_under_load.main(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    shipped = next(name for name, flag in ADMISSIONS.items() if flag == steptime.ASYNC_SCHEDULING)
+    name = next(n for n in ADMISSIONS if n != shipped)
+    if "--admission" in args:
+        i = args.index("--admission")
+        if i + 1 >= len(args) or args[i + 1] not in ADMISSIONS:
+            print(f"--admission: expected one of {', '.join(ADMISSIONS)}", file=sys.stderr)
+            return 2
+        name = args[i + 1]
+        del args[i:i + 2]
+    fitted = use_admission(ADMISSIONS[name])
+    print(f"admission: {name} (shipped: {shipped}); frontend constant refitted on llama-3.1-8b H200 ISL 1024: "
+          f"{fitted:.3f} ms per running request")
+    return vllm_under_load.main(args)
 
 
 if __name__ == "__main__":

@@ -228,14 +228,15 @@ def test_a_settled_sample_is_scored_on_its_own_requests_and_replayed_with_its_se
 
 
 def test_the_admission_ablation_switches_the_simulator_and_refits_the_frontend(tmp_path):
-    """bench/admission_ablation.py (rule A45's alternative B): a sweep the one-boundary simulator wrote, with the
-    frontend constant the ablation refits, replays exactly under the ablation and not under the shipped async
-    admission. Subprocesses: the ablation replaces module defaults for the life of its process."""
+    """bench/admission_ablation.py (rules A45, A46): a sweep that the simulator with the admission not shipped wrote,
+    with the frontend constant the ablation refits for it, replays exactly under the ablation (whose default is that
+    admission) and not under the shipped one. Subprocesses: the ablation replaces module defaults for the life of
+    its process."""
     import subprocess
 
     sweep = tmp_path / "load_sweep.csv"
     write = ("import sys; sys.path[:0] = ['tests', 'bench']; import admission_ablation as a; "
-             "fitted = a.use_boundary_admission(); import test_vllm_under_load as t; from pathlib import Path; "
+             "fitted = a.use_admission(not a.steptime.ASYNC_SCHEDULING); import test_vllm_under_load as t; from pathlib import Path; "
              f"t._settled_sweep(Path({str(sweep)!r}), fitted)")
     subprocess.run([sys.executable, "-c", write], cwd=REPO, check=True, capture_output=True)
 
@@ -246,3 +247,16 @@ def test_the_admission_ablation_switches_the_simulator_and_refits_the_frontend(t
 
     assert float(result("admission_ablation.py")["settled_ttft_p90_sim_mape_pct"]) < 0.5
     assert float(result("vllm_under_load.py")["settled_ttft_p90_sim_mape_pct"]) > 2.0
+
+
+def test_the_admission_ablation_refuses_an_unknown_admission(capsys):
+    """`--admission` names one of the two admissions; anything else is exit 2 before any module is switched."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import admission_ablation
+
+    import planner.simulate.steptime as steptime
+
+    before = steptime.ASYNC_SCHEDULING, steptime.FRONTEND_MS_PER_RUNNING
+    assert admission_ablation.main(["--admission", "k+3"]) == 2
+    assert "--admission: expected one of async, boundary" in capsys.readouterr().err
+    assert (steptime.ASYNC_SCHEDULING, steptime.FRONTEND_MS_PER_RUNNING) == before

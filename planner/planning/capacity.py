@@ -99,11 +99,13 @@ combines, as in `prefill_wait_quantile_ms`, max(g, s) + min(g, s)·(1 - 1/b_max)
     * frontend: vLLM's API server admits a request on the event loop that streams the running
       requests' tokens, so it reaches the engine `ttft_overhead_ms + FRONTEND_MS_PER_RUNNING·N` after
       arrival (planner/simulate/steptime.py, fitted on the real vLLM load sweep's ISL 1k rows).
-    * async scheduling (vLLM 0.26's default, steptime.ASYNC_SCHEDULING): the engine schedules step k+1
-      while step k runs, so a prompt that reaches it during step k first runs in step k+2: g gains step
-      k+1 (`_async_gated_quantile_ms`), after a chunk-carrying step another one with probability ρ_g
-      (else a decode-only step), after a decode-only step a decode-only step. With it the simulator
-      replaying real arrivals moved from 21.4% to 17.6% TTFT p90 error (profiles/runs/2026-12-04-s17).
+    * admission (steptime.ASYNC_SCHEDULING): a prompt that reaches a busy engine during step k first runs
+      in step k+1 (the next boundary, shipped since rule A46 at stop 46: closer to vLLM on settled samples of
+      the steady state, profiles/runs/2026-12-06-h12 / -h13) or, with the flag on, in step k+2 (vLLM 0.26's
+      async scheduling schedules step k+1 while step k runs; shipped stop 24-45, chosen on samples from an
+      empty replica, profiles/runs/2026-12-04-s17): g then gains step k+1 (`_async_gated_quantile_ms`),
+      after a chunk-carrying step another one with probability ρ_g (else a decode-only step), after a
+      decode-only step a decode-only step.
     No constant here is tuned on the comparison it is reported on: the first two are the laws' step
     composition; the frontend constant is fitted on ISL 1k and reported on ISL 4k, and the reverse
     (bench/fidelity.py part 4).

@@ -11,10 +11,11 @@ The simulation advances by batch changes, not by token (DESIGN.md, Verification 
   for the step boundary in flight), and -- for ``mixed`` -- each step that carries prefill chunks
   (chunked prefill sharing the step's token budget with the decodes, :func:`laws.mixed_step_ms`),
   which is how prefill interference inflates the ITL of the running decodes.
-* ``mixed`` replicas schedule asynchronously, as vLLM 0.26 does by default (its log: "Asynchronous
-  scheduling is enabled"): the engine schedules step k+1 while step k runs, so a request that reaches
-  the engine during step k misses step k+1 and joins step k+2 (``steptime.ASYNC_SCHEDULING``,
-  ``FleetSimulator(async_scheduling=...)``). An idle engine schedules an arrival at once.
+* ``mixed`` replicas admit a request that reaches a busy engine during step k at the next boundary, step k+1
+  (rule A46, stop 46: closer to vLLM on settled samples), or, with ``steptime.ASYNC_SCHEDULING`` /
+  ``FleetSimulator(async_scheduling=True)``, as vLLM 0.26's async scheduling suggests (its log: "Asynchronous
+  scheduling is enabled": the engine schedules step k+1 while step k runs), at step k+2. An idle engine
+  schedules an arrival at once.
 * KV admission under ``reserve`` (mixed replicas with ``kv_policy="reserve"``, decode replicas with
   ``decode_kv_policy="reserve"``; the decode replicas' default until stop 35): a request reserves
   isl + osl tokens (a sequence's cache grows to that; no preemption) and requests wait FCFS when the

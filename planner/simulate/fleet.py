@@ -178,7 +178,7 @@ class FleetSimulator:
                                                else frontend_ms_per_running)
         """Frontend delay per request running on a mixed replica (steptime.FRONTEND_MS_PER_RUNNING)."""
         self.async_scheduling: bool = steptime.ASYNC_SCHEDULING if async_scheduling is None else async_scheduling
-        """Mixed replicas schedule step k+2 during step k (steptime.ASYNC_SCHEDULING)."""
+        """True: a mixed replica admits a request seen during step k into step k+2, else at step k+1 (steptime.ASYNC_SCHEDULING)."""
         self.kv_policy: KvPolicy = kv_policy
         """How mixed replicas hold KV (engine module doc): ``on_demand`` as vLLM 0.26 allocates, preempting the most
         recently admitted request when the cache is full (the default: bench/vllm_kv_outputs.py), or ``reserve`` a

@@ -33,16 +33,21 @@ from planner.perf.laws import VariantPerf
 # arrival; bench/fidelity.py part 4 refits it and reports both splits. Applies where the laws carry a
 # frontend (ttft_overhead_ms > 0, i.e. laws fitted on a real engine's client-side TTFT). Refitted with
 # ASYNC_SCHEDULING in the simulator (2026-12-04): 0.52 -> 0.27, the step that async scheduling adds having
-# been most of what the constant absorbed.
-FRONTEND_MS_PER_RUNNING = 0.27
+# been most of what the constant absorbed; refitted with admission at the next step boundary (rule A46, stop 46,
+# ASYNC_SCHEDULING below): 0.27 -> 0.659 (bench/admission_ablation.py prints the fit).
+FRONTEND_MS_PER_RUNNING = 0.659
 
-# vLLM 0.26.0's engine core schedules the next step while the current one runs (async scheduling, on by
-# default: "Asynchronous scheduling is enabled" in every server log of profiles/runs/2026-12-04-s17; vLLM's
-# EngineCore.step_with_batch_queue): a request seen during step k is first scheduled into step k+2
-# (planner/simulate/engine.py's mixed replica; capacity.mixed_latency adds the mean of that step). Mixed
-# replicas only: the real load sweeps that show it are of mixed replicas; a decode replica's admission keeps
-# its one-boundary wait until a disaggregated deployment is measured.
-ASYNC_SCHEDULING = True
+# Whether a request that reaches a busy mixed replica during step k is first scheduled into step k+2 (True) or at
+# the next step boundary, step k+1 (False). vLLM 0.26.0's engine core schedules the next step while the current one
+# runs (async scheduling, on by default: "Asynchronous scheduling is enabled" in every server log of
+# profiles/runs/2026-12-04-s17; vLLM's EngineCore.step_with_batch_queue), which suggested k+2 (stop 24, chosen on load
+# samples that started from an empty replica). Rule A46 (stop 46) chose between the two on samples of the steady
+# state (settled samples on fresh arrivals, profiles/runs/2026-12-06-h12 and -h13: three models on the H100, the
+# tuning set): the next boundary read closer to vLLM's TTFT p90 there (the simulator replaying the samples 18.8 ->
+# 8.4% MAPE, the closed form 20.1 -> 13.5%, ITL unchanged), and the held-out steady-state points of the rule are
+# reported under both (its run folder's README). Mixed replicas only; a decode replica's admission keeps its
+# one-boundary wait (capacity.mixed_latency and planner/simulate/engine.py read this flag when called).
+ASYNC_SCHEDULING = False
 
 
 def frontend_delay_ms(perf: VariantPerf, running: float, per_running_ms: float = FRONTEND_MS_PER_RUNNING) -> float:
