@@ -168,6 +168,10 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     # h13 (stop 45, rule H13 written before it ran): h12's design on llama-3.1-8b on the H100 (seed 4700).
     ("profiles/runs/2026-12-06-h13/llama-3.1-8b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
      "profiles/data/llama-3.1-8b/H100-SXM-80GB/tp1/vllm"),
+    # h16 (stop 46, rule H16 written before it ran): the settled design on the MoE qwen3-30b-a3b on the H100 (default
+    # fused-MoE tiles), ISL 1,024 at 0.5 / 0.8 of its laws' saturation, seed 4800: rule A46's held-out points.
+    ("profiles/runs/2026-12-06-h16/qwen3-30b-a3b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
+     "profiles/data/qwen3-30b-a3b/H100-SXM-80GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
