@@ -17,6 +17,7 @@ Prints the admission and the fitted constant, then vllm_under_load.py's tables a
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from pathlib import Path
@@ -58,16 +59,15 @@ def use_admission(async_scheduling: bool) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
     shipped = next(name for name, flag in ADMISSIONS.items() if flag == steptime.ASYNC_SCHEDULING)
-    name = next(n for n in ADMISSIONS if n != shipped)
-    if "--admission" in args:
-        i = args.index("--admission")
-        if i + 1 >= len(args) or args[i + 1] not in ADMISSIONS:
-            print(f"--admission: expected one of {', '.join(ADMISSIONS)}", file=sys.stderr)
-            return 2
-        name = args[i + 1]
-        del args[i:i + 2]
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--admission", choices=list(ADMISSIONS), default=next(n for n in ADMISSIONS if n != shipped),
+                    help="the admission to measure (default: the one not shipped)")
+    try:
+        known, args = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:  # argparse has printed what was expected
+        return int(e.code or 2)
+    name = known.admission
     fitted = use_admission(ADMISSIONS[name])
     print(f"admission: {name} (shipped: {shipped}); frontend constant refitted on llama-3.1-8b H200 ISL 1024: "
           f"{fitted:.3f} ms per running request")
