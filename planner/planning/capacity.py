@@ -1009,10 +1009,7 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     `frontend_ms_per_running`: the frontend's delay per running request; `async_scheduling`: the step already
     scheduled when the request reaches the engine (module doc, Mixed); None: the shipped steptime constants, read at
     the call."""
-    if frontend_ms_per_running is None:
-        frontend_ms_per_running = steptime.FRONTEND_MS_PER_RUNNING
-    if async_scheduling is None:
-        async_scheduling = steptime.ASYNC_SCHEDULING
+    frontend_ms_per_running, async_scheduling = steptime.mixed_admission(frontend_ms_per_running, async_scheduling)
     saturated = Latency(ttft_ms=math.inf, itl_ms=math.inf, batch=math.inf, utilization=math.inf)
     ctx = isl + osl / 2.0
     # prompt lengths of a dispersed law and their mixed-step work (module doc, Prompt-length dispersion): TTFT only

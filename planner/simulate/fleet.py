@@ -174,11 +174,13 @@ class FleetSimulator:
         self.slos = slos
         self.startup_delay_s = startup_delay_s
         # None: the shipped constants, read when the simulator is built (bench/admission_ablation.py swaps them)
-        self.frontend_ms_per_running: float = (steptime.FRONTEND_MS_PER_RUNNING if frontend_ms_per_running is None
-                                               else frontend_ms_per_running)
+        self.frontend_ms_per_running: float
         """Frontend delay per request running on a mixed replica (steptime.FRONTEND_MS_PER_RUNNING)."""
-        self.async_scheduling: bool = steptime.ASYNC_SCHEDULING if async_scheduling is None else async_scheduling
-        """True: a mixed replica admits a request seen during step k into step k+2, else at step k+1 (steptime.ASYNC_SCHEDULING)."""
+        self.async_scheduling: bool
+        """True: a mixed replica admits a request seen during step k into step k+2, else at step k+1
+        (steptime.ASYNC_SCHEDULING)."""
+        self.frontend_ms_per_running, self.async_scheduling = steptime.mixed_admission(frontend_ms_per_running,
+                                                                                      async_scheduling)
         self.kv_policy: KvPolicy = kv_policy
         """How mixed replicas hold KV (engine module doc): ``on_demand`` as vLLM 0.26 allocates, preempting the most
         recently admitted request when the cache is full (the default: bench/vllm_kv_outputs.py), or ``reserve`` a

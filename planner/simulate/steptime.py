@@ -50,12 +50,22 @@ FRONTEND_MS_PER_RUNNING = 0.659
 ASYNC_SCHEDULING = False
 
 
-def frontend_delay_ms(perf: VariantPerf, running: float, per_running_ms: float = FRONTEND_MS_PER_RUNNING) -> float:
+def mixed_admission(frontend_ms_per_running: float | None, async_scheduling: bool | None) -> tuple[float, bool]:
+    """A mixed replica's frontend constant and admission: the given values, or for None the shipped ones as this
+    module holds them when called (bench/admission_ablation.py swaps the module's constants; the simulator and the
+    capacity model both resolve through here)."""
+    return (FRONTEND_MS_PER_RUNNING if frontend_ms_per_running is None else frontend_ms_per_running,
+            ASYNC_SCHEDULING if async_scheduling is None else async_scheduling)
+
+
+def frontend_delay_ms(perf: VariantPerf, running: float, per_running_ms: float | None = None) -> float:
     """Time from a request's arrival to the engine seeing it: the frontend's fixed overhead plus
-    `per_running_ms` per request already running on the replica (0 where the laws have no frontend)."""
+    `per_running_ms` (None: FRONTEND_MS_PER_RUNNING when called) per request already running on the replica (0 where
+    the laws have no frontend)."""
     if perf.ttft_overhead_ms <= 0:
         return 0.0
-    return perf.ttft_overhead_ms + per_running_ms * max(0.0, running)
+    per_running, _ = mixed_admission(per_running_ms, None)
+    return perf.ttft_overhead_ms + per_running * max(0.0, running)
 
 
 def prefill_batch_ms(perf: VariantPerf, sum_isl: float, sum_isl2: float) -> float:
