@@ -602,6 +602,14 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
                 out.setdefault(f"vllm_load_{k}_p90_model_vs_band", []).append(ape(band[k][1], model[f"{k}_p90"]))
                 inside = band[k][0] <= meas[f"{k}_p90"] <= band[k][2]
                 out.setdefault(f"vllm_load_{k}_p90_in_band", []).append(100.0 * inside)
+                # signed, by prompt length (bench/vllm_under_load.py's bias table): the simulator's band median
+                # and the model against the measured p90; which of the two sits nearer vLLM at this ISL
+                m90 = meas[f"{k}_p90"]
+                for scope in ("", "settled_") if p.settled else ("",):  # settled samples also apart (the steady state)
+                    out.setdefault(f"vllm_load_{scope}{k}_p90_band_median_bias_isl{p.isl}", []).append(
+                        (band[k][1] - m90) / m90 * 100.0)
+                    out.setdefault(f"vllm_load_{scope}{k}_p90_model_bias_isl{p.isl}", []).append(
+                        (model[f"{k}_p90"] - m90) / m90 * 100.0)
                 if p.settled:  # a sample taken after a settle window: the steady state the model predicts
                     out.setdefault(f"vllm_load_settled_{k}_p90_model", []).append(ape(meas[f"{k}_p90"], model[f"{k}_p90"]))
                     out.setdefault(f"vllm_load_settled_{k}_p90_sim", []).append(ape(meas[f"{k}_p90"], sim[f"{k}_p90"]))

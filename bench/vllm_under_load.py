@@ -369,6 +369,26 @@ def label_of(sweep: Path) -> str:
     return sweep.parent.name
 
 
+def bias_table(by_isl: dict[tuple[str, str, str], list[float]]) -> Table:
+    """Signed p90 errors against the measured samples below saturation, by prompt length: the simulator's (the
+    median of its chance band: n Poisson arrivals at the sample's rate, as the sample was taken) and the closed
+    form's, all samples and the settled ones (taken after a settle window: the steady state) apart. Which of the two
+    sits nearer vLLM at each ISL, and on which side: where the closed form and the steady simulator disagree
+    (bench/mixed_grid.py), this says which one the real samples side with."""
+    t = Table(title="Signed p90 error vs the measured samples below saturation, by ISL: simulator (its chance band's "
+                    "median) and capacity model; mean %, and the share of samples the simulator reads above")
+    for c in ("ISL", "points", "TTFT sim", "TTFT sim above %", "TTFT model", "ITL sim", "ITL sim above %", "ITL model"):
+        t.add_column(c, justify="right")
+    for isl in sorted({i for _, _, i in by_isl}, key=lambda r: (int(r.split()[0]), r)):  # '4096' before '4096 settled'
+        sim = {k: by_isl.get((k, "band_median", isl), []) for k in ("ttft", "itl")}
+        mod = {k: by_isl.get((k, "model", isl), []) for k in ("ttft", "itl")}
+        t.add_row(str(isl), str(len(sim["ttft"])), *(cell for k in ("ttft", "itl") for cell in (
+            f"{_mean(sim[k]):+.1f}" if sim[k] else "-",
+            f"{100.0 * _mean([float(x > 0) for x in sim[k]]):.0f}" if sim[k] else "-",
+            f"{_mean(mod[k]):+.1f}" if mod[k] else "-")))
+    return t
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sweep", action="append", default=None, metavar="SWEEP.csv[=PROFILE_DIR]",
@@ -386,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     untold: list[float] = []  # per ISL kept up above the model's saturation: 1 where the replay kept up too
     stalls: list[tuple[str, LoadPoint, Stall, bool]] = []
     fitted: dict[Path, VariantPerf] = {}  # each swept profile's laws, fitted once (the grid reuses them)
+    by_isl: dict[tuple[str, str, str], list[float]] = {}  # (ttft|itl, band_median|model, 'ISL[ settled]') -> signed %
     for sweep, prof in sweeps:
         is_tuning = sweep.resolve() == TUNING_SWEEP.resolve()
         with warnings.catch_warnings():
@@ -407,6 +428,12 @@ def main(argv: list[str] | None = None) -> int:
             pooled.setdefault(f"reach_{k}", []).extend(reach[k])
             pooled.setdefault(f"band_{k}", []).extend(e.get(f"vllm_load_{k}_p90_model_vs_band", []))
             pooled.setdefault(f"inband_{k}", []).extend(e.get(f"vllm_load_{k}_p90_in_band", []))
+            for key, vals in e.items():  # signed biases by prompt length (the bias table below)
+                for scope in ("", "settled_"):
+                    for src in ("band_median", "model"):
+                        head = f"vllm_load_{scope}{k}_p90_{src}_bias_isl"
+                        if key.startswith(head):
+                            by_isl.setdefault((k, src, f"{key[len(head):]}{' settled' if scope else ''}"), []).extend(vals)
             for src in ("model", "sim", "in_band"):  # samples taken after a settle window (the steady state)
                 pooled.setdefault(f"settled_{k}_{src}", []).extend(e.get(f"vllm_load_settled_{k}_p90_{src}", []))
         # rows of this sweep held out of the frontend constant: all but llama-3.1-8b ISL 1024
@@ -465,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         t.add_row(r[0], str(r[1]), *(f"{x:.1f}" for x in r[2:8]), str(r[8]), *(f"{x:.1f}" for x in r[9:13]),
                   *(f"{x:.0f}" for x in r[13:15]), r[15], r[16])
     con.print(t)
+    con.print(bias_table(by_isl))
     if stalls:
         ts = Table(title=f"Samples with a server stall (no first token for >= {STALL_MIN_GAP_S:g} s and "
                          f">= {STALL_GAP_FACTOR:g}x the median gap while requests arrived): their p90 is the stall's")

@@ -260,3 +260,21 @@ def test_the_admission_ablation_refuses_an_unknown_admission(capsys):
     assert admission_ablation.main(["--admission", "k+3"]) == 2
     assert "--admission: invalid choice: 'k+3' (choose from" in capsys.readouterr().err
     assert (steptime.ASYNC_SCHEDULING, steptime.FRONTEND_MS_PER_RUNNING) == before
+
+
+def test_the_bias_table_groups_signed_errors_by_isl_with_settled_samples_apart():
+    """The by-ISL bias table: mean signed errors per ISL, settled rows after their ISL's, the share the simulator
+    reads above the measured p90, and a dash where a source has no samples."""
+    from rich.console import Console
+
+    by_isl = {("ttft", "band_median", "4096 settled"): [30.0, 20.0, -10.0], ("ttft", "model", "4096 settled"): [10.0],
+              ("ttft", "band_median", "1024"): [-20.0, 10.0], ("ttft", "model", "1024"): [-5.0, -15.0],
+              ("itl", "band_median", "1024"): [4.0], ("ttft", "band_median", "4096"): [1.0]}
+    con = Console(width=200, record=True)
+    con.print(vul.bias_table(by_isl))
+    rows = [line for line in con.export_text().splitlines() if line.startswith("│")]
+    cells = [[c.strip() for c in r.strip("│").split("│")] for r in rows]
+    assert [c[0] for c in cells] == ["1024", "4096", "4096 settled"]
+    one, settled = cells[0], cells[2]
+    assert one[1:5] == ["2", "-5.0", "50", "-10.0"] and one[5:7] == ["+4.0", "100"] and one[7] == "-"
+    assert settled[1:5] == ["3", "+13.3", "67", "+10.0"]
