@@ -9,7 +9,7 @@ The one constant of the comparison, the frontend's delay per running request
 other sweep (other models, ISL 4096) is held out of it, and the held-out rows are reported apart.
 
     .venv/bin/python bench/vllm_under_load.py                         # every committed sweep
-    .venv/bin/python bench/vllm_under_load.py --sweep SWEEP.csv[=PROFILE_DIR] ...
+    .venv/bin/python bench/vllm_under_load.py --sweep SWEEP.csv[=PROFILE_DIR] ... [--no-grid]   # no grids off the points
 
 Goal (issue 10): p90 within 15% below saturation; the saturation rate within 10%.
 Last line: ``RESULT sweeps=<n> points=<below saturation> ttft_p90_model_mape_pct=... itl_p90_model_mape_pct=...
@@ -393,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sweep", action="append", default=None, metavar="SWEEP.csv[=PROFILE_DIR]",
                     help="a load sweep and the profile of the swept replica (default: every committed sweep)")
+    ap.add_argument("--no-grid", action="store_true",
+                    help="skip the closed form against the steady simulator off the measured points (two grids per "
+                         "profile, most of a one-sweep run); their RESULT fields read nan")
     a = ap.parse_args(argv)
     use_byo_catalog_unless_set()  # the imported models (default sweeps and --sweep alike)
     sweeps = [parse_sweep(s) for s in a.sweep] if a.sweep else default_sweeps()
@@ -455,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
                      ", ".join(f"{x:.0f}" for x in sat_err) or "-", "tuning (ISL 1024)" if is_tuning else "held out"))
     grid_rows, grid_pooled = [], {"ttft": [], "itl": []}
     long_rows, long_signed = [], {"ttft": [], "itl": []}
-    for gperf in fitted.values():  # each profile once, in sweep order
+    for gperf in [] if a.no_grid else fitted.values():  # each profile once, in sweep order
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             g = grid_errors(gperf)

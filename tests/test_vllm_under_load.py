@@ -212,7 +212,7 @@ def test_a_settled_sample_is_scored_on_its_own_requests_and_replayed_with_its_se
     the measured percentiles: a simulator-written settled sweep replays exactly, and it counts in settled_*."""
     sweep = tmp_path / "load_sweep.csv"
     _settled_sweep(sweep, FRONTEND_MS_PER_RUNNING)
-    assert vul.main(["--sweep", f"{sweep}={PROFILE}"]) == 0
+    assert vul.main(["--sweep", f"{sweep}={PROFILE}", "--no-grid"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     result = dict(kv.split("=") for kv in last.split()[1:])
     assert result["settled_points"] == "1" and float(result["settled_ttft_p90_sim_mape_pct"]) < 0.5
@@ -221,10 +221,11 @@ def test_a_settled_sample_is_scored_on_its_own_requests_and_replayed_with_its_se
     df = pd.read_csv(sweep)
     df.loc[df.settle == 1, "itl_ms"] = 1e3
     df.to_csv(sweep, index=False)
-    assert vul.main(["--sweep", f"{sweep}={PROFILE}"]) == 0
+    assert vul.main(["--sweep", f"{sweep}={PROFILE}", "--no-grid"]) == 0
     again = dict(kv.split("=") for kv in capsys.readouterr().out.strip().splitlines()[-1].split()[1:])
     assert again["settled_itl_p90_sim_mape_pct"] == result["settled_itl_p90_sim_mape_pct"]
     assert again["settled_itl_p90_model_mape_pct"] == result["settled_itl_p90_model_mape_pct"]
+    assert result["grid_ttft_p90_model_vs_sim_mape_pct"] == "nan"  # --no-grid: the grids off the points skipped
 
 
 def test_the_admission_ablation_switches_the_simulator_and_refits_the_frontend(tmp_path):
@@ -241,7 +242,7 @@ def test_the_admission_ablation_switches_the_simulator_and_refits_the_frontend(t
     subprocess.run([sys.executable, "-c", write], cwd=REPO, check=True, capture_output=True)
 
     def result(script: str) -> dict[str, str]:
-        out = subprocess.run([sys.executable, f"bench/{script}", "--sweep", f"{sweep}={PROFILE}"], cwd=REPO,
+        out = subprocess.run([sys.executable, f"bench/{script}", "--sweep", f"{sweep}={PROFILE}", "--no-grid"], cwd=REPO,
                              check=True, capture_output=True, text=True).stdout
         return dict(kv.split("=") for kv in out.strip().splitlines()[-1].split()[1:])
 
