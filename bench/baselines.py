@@ -30,6 +30,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.errors import PlannerError  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
@@ -117,7 +118,7 @@ def run_case(name: str, wl: Workload, fleet: Fleet, perf: PerfModel, cat: Catalo
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workload", type=Path, default=REPO / "examples/default/workload.yaml")
     ap.add_argument("--fleet", type=Path, default=REPO / "examples/default/fleet.yaml")
@@ -130,15 +131,29 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--itl-sweep", default="40,50,80", help="extra rows: the trace workload at these ITL bounds (ms)")
     ap.add_argument("--scales", default="4", help="extra rows: the trace workload's rates times these factors")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
-    cat = Catalog.load()
-    perf = PerfModel.load(catalog=cat)
-    fleet = load_model(Fleet, args.fleet)
-    rows = [run_case("default example", load_model(Workload, args.workload), fleet, perf, cat, args.repeats)]
+    # every input checked before any work (exit 2 naming the file): a trace named on the command line must exist;
+    # the default one may be absent (a checkout without ../shared/data), its rows are then skipped
+    if args.trace != DEFAULT_TRACE and not args.trace.is_file():
+        print(f"error: --trace {args.trace}: file not found (expected a request trace CSV)", file=sys.stderr)
+        return 2
+    try:
+        cat = Catalog.load()
+        perf = PerfModel.load(catalog=cat)
+        try:
+            cat.model(args.model)  # the trace's model: in the catalog (an unknown one names the known ones)
+        except PlannerError as exc:
+            raise PlannerError(f"--model: {exc}") from None
+        fleet = load_model(Fleet, args.fleet)
+        workload = load_model(Workload, args.workload)
+        tr = read_trace(args.trace, args.model) if args.trace.is_file() else None
+    except PlannerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rows = [run_case("default example", workload, fleet, perf, cat, args.repeats)]
     trace_row = None
-    if args.trace.is_file():
-        tr = read_trace(args.trace, args.model)
+    if tr is not None:
         wl = bucket_trace(tr, Slo(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, percentile=args.percentile),
                           isl_buckets=3, osl_buckets=2, rate_quantile=args.rate_quantile)
         trace_row = run_case(f"{args.trace.name} ({args.model}) ITL {args.itl_ms:g} ms", wl, fleet, perf, cat, args.repeats)
@@ -166,7 +181,8 @@ def main() -> None:
     headline = trace_row or rows[0]
     print(f"RESULT saving_vs_best_baseline_pct={headline['saving_pct']:.2f} "
           f"saving_default_pct={rows[0]['saving_pct']:.2f} ours_per_hour={headline['ours']:.2f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from fidelity import _mixed_sim  # noqa: E402  (bench/: the mixed replica the other real-vLLM benches replay)
 
 from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.errors import PlannerError  # noqa: E402
 from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
 from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
@@ -172,10 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", action="append", default=None, metavar="RUN_DIR=PROFILE_DIR",
                     help="a run folder (load_sweep.csv + engine_load.csv) and the profile of its laws; repeatable")
     a = ap.parse_args(argv)
+    if a.run and any("=" not in r for r in a.run):
+        bad = next(r for r in a.run if "=" not in r)
+        print(f"--run {bad}: expected RUN_DIR=PROFILE_DIR (a run folder and the profile of its laws)", file=sys.stderr)
+        return 2
     pairs = [tuple(r.split("=", 1)) for r in a.run] if a.run else DEFAULT_RUNS
     use_byo_catalog_unless_set()
     cat = Catalog.load()
-    rows: list[RateAccount] = []
+    # every pair checked before any work (exit 2 naming the folder): the run's files, then its profile's laws
+    fits: list[tuple[Path, VariantPerf]] = []
     for run, prof in pairs:
         run_dir, prof_dir = (ROOT / run) if not Path(run).is_absolute() else Path(run), ROOT / prof
         if not (run_dir / "engine_load.csv").is_file() and (run_dir / "decode_engine.csv").is_file():
@@ -186,9 +192,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run_dir}: expected load_sweep.csv and engine_load.csv there (planner profile --rates-by-isl)"
                   f"{hint}", file=sys.stderr)
             return 2
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the laws' extrapolation warnings: a large batch is the point here
+                fits.append((run_dir, fit_profile(load_profile(prof_dir), cat)[0]))
+        except PlannerError as e:
+            print(f"--run {run}={prof}: the profile of its laws: {e}", file=sys.stderr)
+            return 2
+    rows: list[RateAccount] = []
+    for run_dir, perf in fits:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the laws' extrapolation warnings: a large batch is the point here
-            perf = fit_profile(load_profile(prof_dir), cat)[0]
+            warnings.simplefilter("ignore")
             rows += accounts(run_dir, perf)
     t = Table(title="Real vLLM under load, the engine's account (means over each rate's requests; ms)")
     for c in ("run", "ISL", "rate rps", "client TTFT (p90)", "sim TTFT", "engine TTFT", "queue (sim)", "prefill (sim)",

@@ -65,6 +65,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from planner.planning import capacity  # noqa: E402
 from planner.planning.saturation import saturation_rps  # noqa: E402
+from planner.io.errors import PlannerError  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.io.schema import Slo, Workload  # noqa: E402
@@ -650,7 +651,7 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workload", type=Path, default=ROOT / "examples" / "default" / "workload.yaml")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="public data directory")
@@ -663,17 +664,27 @@ def main() -> None:
     ap.add_argument("--load-sweep", type=Path, default=VLLM_LOAD_SWEEP, help="a real vLLM replica's load_sweep.csv (part 4)")
     ap.add_argument("--load-profile", type=Path, default=None,
                     help="part 4: the profile directory of the swept replica (default: the sweep's own folder)")
-    args = ap.parse_args()
-    con = Console(width=160)
-    pm = PerfModel.load()
-    wl = load_model(Workload, args.workload)
-    e1 = part1(pm, wl, args.requests, args.seeds, con)
-    e1.update(part1_pools(pm, wl, args.requests, args.seeds, con))
-    e2 = part2(pm, args.data, con)
+    args = ap.parse_args(argv)
+    # every input checked before any work (exit 2 naming the file): a load sweep named on the command line must
+    # exist (the default one may be absent: part 4 is then skipped), with a profile for its laws
+    if args.load_sweep != VLLM_LOAD_SWEEP and not args.load_sweep.is_file():
+        print(f"error: --load-sweep {args.load_sweep}: file not found (expected the profiler's load_sweep.csv)",
+              file=sys.stderr)
+        sys.exit(2)
     prof_dir = args.load_profile or args.load_sweep.parent
     if args.load_sweep.is_file() and not (prof_dir / "prefill.csv").is_file():
         print(f"{prof_dir}: no profile (prefill.csv) for the swept replica's laws; name one with --load-profile", file=sys.stderr)
         sys.exit(2)
+    con = Console(width=160)
+    try:
+        pm = PerfModel.load()
+        wl = load_model(Workload, args.workload)
+    except PlannerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    e1 = part1(pm, wl, args.requests, args.seeds, con)
+    e1.update(part1_pools(pm, wl, args.requests, args.seeds, con))
+    e2 = part2(pm, args.data, con)
     e3 = part_vllm_load(args.load_sweep, max(1000, args.requests // 2), args.seeds, con, args.load_profile)
     m = {k: (float(np.mean(v)) if v else math.nan) for k, v in {**e1, **{f"measured_{k}": v for k, v in e2.items()}}.items()}
     summary = Table(title="MAPE %")

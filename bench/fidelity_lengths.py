@@ -116,6 +116,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.errors import PlannerError  # noqa: E402
 from planner.io.schema import Slo  # noqa: E402
 from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
 from planner.io.synth import AZURE_PROMPT_MEAN, AZURE_PROMPT_SD, DEFAULT_MAX_CONTEXT  # noqa: E402
@@ -529,7 +531,7 @@ def part5(pm: PerfModel, args: argparse.Namespace, con: Console) -> list[str]:
     return fields
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=6000, help="requests per simulated point")
     ap.add_argument("--seeds", type=int, default=3, help="repeats per point (median of their percentiles)")
@@ -547,12 +549,18 @@ def main() -> None:
                     help="parts 4-5: requests per simulated point (x replicas)")
     ap.add_argument("--pools", action=argparse.BooleanOptionalAction, default=True,
                     help="part 5: decode pools behind least-loaded routing")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     con = Console(width=160)
     pm = PerfModel.load()
     if args.trace is not None and not args.trace.is_file():
         print(f"--trace {args.trace}: file not found (expected a request trace CSV)", file=sys.stderr)
         sys.exit(2)
+    if args.model:  # an unknown model: exit 2 naming the known ones, before any work
+        try:
+            Catalog.load().model(args.model)
+        except PlannerError as exc:
+            print(f"--model {args.model}: {exc}", file=sys.stderr)
+            sys.exit(2)
     fields: list[str] = []
     if args.fidelity:
         fields += part1(pm, args, con)

@@ -53,6 +53,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.errors import PlannerError  # noqa: E402
 from planner.perf.heldout import subset_fit_errors  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
 from planner.perf.fit import fit_decode, fit_prefill  # noqa: E402
@@ -148,7 +149,7 @@ def timer_noise_ms(samples: int = 200, sleep_s: float = 0.002) -> tuple[float, f
     return float(np.percentile(over, 50)), float(np.percentile(over, 90))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="llama-3.1-8b")
     ap.add_argument("--gpu", default="H100-SXM-80GB")
@@ -160,8 +161,20 @@ def main() -> int:
     ap.add_argument("--profiles", nargs="*", type=Path, default=None,
                     help="real profile directories for part B (default: every torch-backend profile under profiles/data)")
     ap.add_argument("--only-real", action="store_true", help="skip Part A (the emulator); Parts B and C only")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     console = Console(width=160)
+    # every input checked before any work (exit 2 naming what is wrong): the profiles of part B load, and the
+    # emulator's model, GPU and TP (part A) have a law
+    try:
+        for d in args.profiles or []:
+            load_profile(d)
+        law = None if args.only_real else PerfModel.load().get(args.model, args.gpu, args.tp)
+    except PlannerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.only_real and law is None:
+        print(f"error: --model/--gpu/--tp: no performance law for {args.model}/{args.gpu}/tp{args.tp}", file=sys.stderr)
+        return 2
     if args.only_real:
         b90 = part_b(args, console)
         c_min, c90 = part_c(console)
@@ -169,9 +182,7 @@ def main() -> int:
               f"{_fields(part_d(console))}")
         return 0
 
-    law = PerfModel.load().get(args.model, args.gpu, args.tp)
-    if law is None:
-        sys.exit(f"no performance law for {args.model}/{args.gpu}/tp{args.tp}")
+    assert law is not None  # checked above
     console.print(f"emulator law: {args.model}/{args.gpu}/tp{args.tp} ({law.source}): prefill a={law.prefill_a_ms:.3g} ms "
                   f"b={law.prefill_b_ms_per_token:.3g} c={law.prefill_c_ms_per_token2:.3g}; decode alpha={law.decode_alpha_ms:.3g} "
                   f"beta={law.decode_beta_ms_per_seq:.3g} gamma={law.decode_gamma_ms_per_token:.3g}; KV {law.kv_capacity_tokens:,} tokens; "

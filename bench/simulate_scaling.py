@@ -5,7 +5,10 @@ model's H100 tp1 laws when available, else the constants below); Poisson arrival
 ISL 2048, OSL 256 (issue #4). Reports wall seconds and events per second, median of repeats.
 
 Usage: .venv/bin/python bench/simulate_scaling.py [--duration 3600] [--rate 50] [--repeats 3] [--workload W.yaml]
-With --workload, its classes replace the single class (routing: all pools by the same weights).
+       [--trace T.csv]
+With --workload, its classes replace the single class (routing: all pools by the same weights). With --trace, the
+trace's first --duration seconds of requests (either column convention: planner.simulate.arrivals.normalise_trace;
+requests without a model column are the laws' model's) replace the Poisson arrivals, mapped to the classes.
 Last line: RESULT seconds=... events_per_s=...
 """
 
@@ -18,16 +21,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from planner.io.errors import InputError, PlannerError  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import VariantPerf  # noqa: E402
 from planner.io.schema import Workload  # noqa: E402
-from planner.simulate.arrivals import poisson_arrivals  # noqa: E402
+from planner.simulate.arrivals import poisson_arrivals, trace_arrivals  # noqa: E402
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
 
@@ -49,7 +54,7 @@ def laws() -> VariantPerf:
                        kv_bytes_per_token=131072, kv_link_gb_s=50.0)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=3600.0, help="simulated seconds of arrivals")
     ap.add_argument("--rate", type=float, default=50.0, help="requests per second")
@@ -57,18 +62,31 @@ def main() -> None:
     ap.add_argument("--decode", type=int, default=70)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workload", type=Path, default=None)
-    ap.add_argument("--trace", type=Path, default=None, help="(accepted for symmetry; use `planner simulate` for traces)")
-    args = ap.parse_args()
+    ap.add_argument("--trace", type=Path, default=None,
+                    help="simulate this request trace's arrivals (its first --duration seconds) instead of Poisson ones")
+    args = ap.parse_args(argv)
     perf = laws()
-    wl = load_model(Workload, args.workload) if args.workload else Workload.model_validate({
-        "models": {perf.model: {"slo": {"ttft_ms": 1000, "itl_ms": 50}}},
-        "classes": [{"id": "c", "model": perf.model, "isl": 2048, "osl": 256, "rate_rps": args.rate}]})
+    # every input checked before any work (exit 2 naming the file and the field)
+    try:
+        wl = load_model(Workload, args.workload) if args.workload else Workload.model_validate({
+            "models": {perf.model: {"slo": {"ttft_ms": 1000, "itl_ms": 50}}},
+            "classes": [{"id": "c", "model": perf.model, "isl": 2048, "osl": 256, "rate_rps": args.rate}]})
+        if args.trace is not None and not args.trace.is_file():
+            raise InputError(str(args.trace), None, "file not found (expected a request trace CSV)")
+        traced = None if args.trace is None else trace_arrivals(
+            pd.read_csv(args.trace), wl, str(args.trace), model=perf.model, duration_s=args.duration)
+    except PlannerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        print(f"error: --trace {args.trace}: not a CSV request trace ({str(exc).strip()})", file=sys.stderr)
+        return 2
     pools = [PoolSpec("p", "prefill", perf, args.prefill), PoolSpec("d", "decode", perf, args.decode)]
     routes = {c.id: ClassRoute(c.model, ((0, 1.0),), ((1, 1.0),)) for c in wl.classes}
     slos = {c.id: wl.slo_of(c) for c in wl.classes}
     rows = []
     for rep in range(args.repeats):
-        arr = poisson_arrivals(wl, args.duration, np.random.default_rng(rep))
+        arr = traced if traced is not None else poisson_arrivals(wl, args.duration, np.random.default_rng(rep))
         t0 = time.perf_counter()
         sim = FleetSimulator(pools, routes, arr, slos, seed=rep)
         sim.run()
@@ -85,7 +103,8 @@ def main() -> None:
     secs = statistics.median(r[2] for r in rows)
     eps = statistics.median(r[3] for r in rows)
     print(f"RESULT seconds={secs:.2f} events_per_s={eps:.0f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Every bench refuses bad input before any work: exit code 2, a one-line message naming the argument or the file
+and what was expected, no traceback (the project's standard for user input; benches take --trace / --workload /
+--model so that any input of the same format runs through them). Table-driven, in-process (each bench's main)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+NOPE_YAML, NOPE_CSV = "/nonexistent/w.yaml", "/nonexistent/t.csv"
+
+CASES = [
+    ("baselines", ["--workload", NOPE_YAML], NOPE_YAML),
+    ("baselines", ["--trace", NOPE_CSV], "--trace /nonexistent/t.csv: file not found"),
+    ("baselines", ["--model", "no-such-model"], "--model: "),
+    ("fidelity", ["--workload", NOPE_YAML], NOPE_YAML),
+    ("fidelity", ["--load-sweep", NOPE_CSV], "--load-sweep /nonexistent/t.csv: file not found"),
+    ("fidelity_burst", ["--workload", NOPE_YAML], NOPE_YAML),
+    ("fidelity_lengths", ["--model", "no-such-model"], "--model no-such-model: "),
+    ("profile_cost", ["--model", "no-such-model"], "unknown model 'no-such-model'"),
+    ("profile_cost", ["--only-real", "--profiles", "/nonexistent/profile"], "/nonexistent/profile/meta.yaml"),
+    ("profile_cost", ["--tp", "3"], "--model/--gpu/--tp: no performance law"),
+    ("simulate_scaling", ["--workload", NOPE_YAML], NOPE_YAML),
+    ("simulate_scaling", ["--trace", NOPE_CSV], NOPE_CSV),
+    ("simulate_scaling", ["--trace", str(REPO / "README.md")], "not a CSV request trace"),
+    ("engine_account", ["--run", "no-equals-sign"], "expected RUN_DIR=PROFILE_DIR"),
+]
+
+
+@pytest.mark.parametrize("bench, argv, says", CASES, ids=[f"{b}:{' '.join(a)}" for b, a, _ in CASES])
+def test_bad_input_is_exit_2_with_a_message_and_no_work(bench, argv, says, capsys):
+    main = importlib.import_module(bench).main
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # benches whose main exits itself
+        rc = e.code
+    out = capsys.readouterr()
+    assert rc == 2, out.err
+    assert says in out.err and "Traceback" not in out.err
+    assert "RESULT" not in out.out  # refused before any work
