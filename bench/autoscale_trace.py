@@ -273,7 +273,7 @@ from controllers.loop import Controller  # noqa: E402
 from controllers.metrics import ControllerMetrics  # noqa: E402
 from controllers.observe import SimulatorObserver  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
-from planner.io.errors import InputError  # noqa: E402
+from planner.io.errors import InputError, PlannerError  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
 from planner.io.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, RequestClass, Slo, Workload  # noqa: E402
@@ -764,9 +764,19 @@ def main(argv: list[str] | None = None) -> None:
         args.ablations = True
     catalog = Catalog.load()
     args.model = resolve_model(args.model, catalog)
+    try:
+        catalog.gpu(args.gpu)
+    except PlannerError as exc:
+        fail(f"--gpu: {exc}")
     parse_slo(args.slo)
     if not 0 < args.target_attainment <= 1:
         fail(f"--target-attainment: expected a share in (0, 1], got {args.target_attainment}")
+    if not args.startup_s >= 0:  # `not >=`: nan is refused too
+        fail(f"--startup-s: expected seconds >= 0, got {args.startup_s}")
+    if not args.interval_s > 0:
+        fail(f"--interval-s: expected seconds > 0, got {args.interval_s}")
+    if args.tp < 1 or args.gpus_available < 1:
+        fail(f"--tp / --gpus-available: expected whole numbers >= 1, got {args.tp} / {args.gpus_available}")
     if args.trace is not None:
         if not args.trace.is_file():
             fail(f"--trace: file not found: {args.trace}")

@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=None, help="comma-separated models (default: every swept profile)")
     a = ap.parse_args(argv)
     isls, osls, loads = _parse(a.isl, int), _parse(a.osl, int), _parse(a.loads, float)
+    if not all(0.0 < x < 1.0 for x in loads) or min(isls + osls, default=0) < 1 or not (isls and osls and loads):
+        print(f"expected --loads shares of saturation in (0, 1) and --isl / --osl whole numbers >= 1, got --loads "
+              f"{a.loads} --isl {a.isl} --osl {a.osl}", file=sys.stderr)
+        return 2
     models = {m.strip() for m in a.models.split(",")} if a.models else None
     laws = swept_laws(models)
     catalog = Catalog.load()

@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     perf = laws()
     # every input checked before any work (exit 2 naming the file and the field)
+    for flag, value in (("--duration", args.duration), ("--rate", args.rate), ("--prefill", args.prefill),
+                        ("--decode", args.decode), ("--repeats", args.repeats)):
+        if not value > 0:  # `not >`: nan is refused too
+            print(f"error: {flag}: expected a number > 0, got {value}", file=sys.stderr)
+            return 2
     try:
         wl = load_model(Workload, args.workload) if args.workload else Workload.model_validate({
             "models": {perf.model: {"slo": {"ttft_ms": 1000, "itl_ms": 50}}},

@@ -29,7 +29,12 @@ CASES = [
     ("simulate_scaling", ["--workload", NOPE_YAML], NOPE_YAML),
     ("simulate_scaling", ["--trace", NOPE_CSV], NOPE_CSV),
     ("simulate_scaling", ["--trace", str(REPO / "README.md")], "not a CSV request trace"),
+    ("simulate_scaling", ["--rate", "-1"], "--rate: expected a number > 0"),
     ("engine_account", ["--run", "no-equals-sign"], "expected RUN_DIR=PROFILE_DIR"),
+    ("autoscale_trace", ["--startup-s", "-5"], "--startup-s: expected seconds >= 0"),
+    ("autoscale_trace", ["--gpu", "no-such-gpu"], "--gpu: "),
+    ("autoscale_trace", ["--interval-s", "0"], "--interval-s: expected seconds > 0"),
+    ("mixed_grid", ["--loads", "2"], "--loads shares of saturation in (0, 1)"),
 ]
 
 
