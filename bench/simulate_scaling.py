@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         r = build_report(sim)
         rows.append((len(arr), sim.events_processed, secs, sim.events_processed / secs,
                      float(r.classes.ttft_p90_ms.iloc[0]), float(r.classes.itl_p90_ms.iloc[0])))
-    t = Table(title=f"{args.duration:.0f} s simulated, {args.prefill}P + {args.decode}D replicas ({perf.source} laws of {perf.model}), {args.rate:g} rps")
+    t = Table(title=f"{args.duration:.0f} s simulated, {args.prefill}P + {args.decode}D replicas ({perf.source} laws of {perf.model}), {f'the trace {args.trace.name}' if traced is not None else f'{args.rate:g} rps'}")
     for c in ("repeat", "requests", "events", "seconds", "events/s", "TTFT p90 ms", "ITL p90 ms"):
         t.add_column(c, justify="right")
     for i, (n, e, s, eps, tt, it) in enumerate(rows):

@@ -49,3 +49,20 @@ def test_bad_input_is_exit_2_with_a_message_and_no_work(bench, argv, says, capsy
     assert rc == 2, out.err
     assert says in out.err and "Traceback" not in out.err
     assert "RESULT" not in out.out  # refused before any work
+
+
+def test_simulate_scalings_trace_replaces_the_poisson_arrivals(tmp_path, capsys):
+    """`bench/simulate_scaling.py --trace` (accepted and ignored until stop 47): the trace's requests in the first
+    --duration seconds are the ones simulated, whatever --rate says."""
+    import pandas as pd
+
+    trace = tmp_path / "t.csv"
+    pd.DataFrame({"timestamp": [0.5 * i for i in range(30)], "input_tokens": 512, "output_tokens": 32}).to_csv(
+        trace, index=False)
+    main = importlib.import_module("simulate_scaling").main
+    assert main(["--trace", str(trace), "--duration", "10", "--repeats", "1", "--rate", "500",
+                 "--prefill", "2", "--decode", "2"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("│") and line.split("│")[1].strip() == "0")
+    assert row.split("│")[2].strip() == "20"  # requests: the 20 arrivals before t = 10 s, not 500 req/s x 10 s
+    assert out.strip().splitlines()[-1].startswith("RESULT seconds=")
