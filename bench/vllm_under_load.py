@@ -172,6 +172,11 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     # fused-MoE tiles), ISL 1,024 at 0.5 / 0.8 of its laws' saturation, seed 4800: rule A46's held-out points.
     ("profiles/runs/2026-12-06-h16/qwen3-30b-a3b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
      "profiles/data/qwen3-30b-a3b/H100-SXM-80GB/tp1/vllm"),
+    # h16's second variant (stop 47, rule H16 / 47-GPU written before it ran; run folder 2026-12-06-h16b): qwen2.5-14b
+    # settled on the H100 at ISL 1,024, 8.37 / 13.4 req/s (0.5 / 0.8 of plan v3's laws), seed 5100; its ISL-4,096
+    # rate did not run (the call's time limit); rule A46's second held-out model, laws of plan v3's profile.
+    ("profiles/runs/2026-12-06-h16b/qwen2.5-14b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-v3/qwen2.5-14b/H100-SXM-80GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near

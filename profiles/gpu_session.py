@@ -500,8 +500,9 @@ PLAN_H15 = [_settled("llama-3.1-8b", 120, "1024=15.3,24.6;4096=4.18", 330, 70.0,
 # Rule H16 (stop 46, written before it was implemented or run; if an H100 comes): plan h14 with the start-up the MoE
 # needs on the H100 (its server took 153 s) and 60 s measured, then the held-out qwen2.5-14b (plan v3's laws: 16.74 /
 # 4.02 req/s) at 0.5 / 0.8 and 0.5, seed 5100 (PLANNER_CATALOG=examples/byo-model/catalog). At stop 46 the MoE's points
-# ran (profiles/runs/2026-12-06-h16; its server started in ~106 s); qwen2.5-14b's did not (device time). Plan h15
-# (H200) did not run: no H200 came.
+# ran (profiles/runs/2026-12-06-h16; its server started in ~106 s); qwen2.5-14b's did not (device time) until stop 47
+# (profiles/runs/2026-12-06-h16b: its two ISL-1,024 rates; the ISL-4,096 rate hit the call's time limit). Plan h15
+# (H200) did not run: no H200 came at stops 46-47.
 PLAN_H16 = [replace(PLAN_H14[0], startup_s=170, rate_duration_s=60.0),
             _settled("qwen2.5-14b", 150, "1024=8.37,13.4;4096=2.01", 330, 70.0, 5100)]
 PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "h11": PLAN_H11, "h12": PLAN_H12, "h13": PLAN_H13, "h14": PLAN_H14, "h15": PLAN_H15, "h16": PLAN_H16, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
