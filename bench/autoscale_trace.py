@@ -258,7 +258,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -273,7 +273,8 @@ from controllers.loop import Controller  # noqa: E402
 from controllers.metrics import ControllerMetrics  # noqa: E402
 from controllers.observe import SimulatorObserver  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
-from planner.io.errors import InputError, PlannerError  # noqa: E402
+from bench_input import fail, refused_as_input  # noqa: E402
+from planner.io.errors import InputError  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
 from planner.io.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, RequestClass, Slo, Workload  # noqa: E402
@@ -424,12 +425,6 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     # rule R7p: the 30-s peak, what a Prometheus subquery resolves at a 15-s scrape
     "peak-envelope-30s": {"forecast": {"peak_envelope": True, "peak_window_s": 30.0}},
 }
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """One line on stderr and the exit code (2: bad input, 3: infeasible); no traceback."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
 
 
 def parse_slo(text: str) -> Slo:
@@ -764,10 +759,8 @@ def main(argv: list[str] | None = None) -> None:
         args.ablations = True
     catalog = Catalog.load()
     args.model = resolve_model(args.model, catalog)
-    try:
+    with refused_as_input("--gpu: "):
         catalog.gpu(args.gpu)
-    except PlannerError as exc:
-        fail(f"--gpu: {exc}")
     parse_slo(args.slo)
     if not 0 < args.target_attainment <= 1:
         fail(f"--target-attainment: expected a share in (0, 1], got {args.target_attainment}")

@@ -30,7 +30,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
-from planner.io.errors import PlannerError  # noqa: E402
+from bench_input import fail, refused_as_input  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
@@ -136,21 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     # every input checked before any work (exit 2 naming the file): a trace named on the command line must exist;
     # the default one may be absent (a checkout without ../shared/data), its rows are then skipped
     if args.trace != DEFAULT_TRACE and not args.trace.is_file():
-        print(f"error: --trace {args.trace}: file not found (expected a request trace CSV)", file=sys.stderr)
-        return 2
-    try:
+        fail(f"--trace {args.trace}: file not found (expected a request trace CSV)")
+    with refused_as_input():
         cat = Catalog.load()
         perf = PerfModel.load(catalog=cat)
-        try:
-            cat.model(args.model)  # the trace's model: in the catalog (an unknown one names the known ones)
-        except PlannerError as exc:
-            raise PlannerError(f"--model: {exc}") from None
+    with refused_as_input("--model: "):
+        cat.model(args.model)  # the trace's model: in the catalog (an unknown one names the known ones)
+    with refused_as_input():
         fleet = load_model(Fleet, args.fleet)
         workload = load_model(Workload, args.workload)
         tr = read_trace(args.trace, args.model) if args.trace.is_file() else None
-    except PlannerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     rows = [run_case("default example", workload, fleet, perf, cat, args.repeats)]
     trace_row = None
     if tr is not None:

@@ -65,7 +65,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from planner.planning import capacity  # noqa: E402
 from planner.planning.saturation import saturation_rps  # noqa: E402
-from planner.io.errors import PlannerError  # noqa: E402
+from bench_input import fail, refused_as_input  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.io.schema import Slo, Workload  # noqa: E402
@@ -668,20 +668,15 @@ def main(argv: list[str] | None = None) -> None:
     # every input checked before any work (exit 2 naming the file): a load sweep named on the command line must
     # exist (the default one may be absent: part 4 is then skipped), with a profile for its laws
     if args.load_sweep != VLLM_LOAD_SWEEP and not args.load_sweep.is_file():
-        print(f"error: --load-sweep {args.load_sweep}: file not found (expected the profiler's load_sweep.csv)",
-              file=sys.stderr)
-        sys.exit(2)
+        fail(f"--load-sweep {args.load_sweep}: file not found (expected the profiler's load_sweep.csv)")
     prof_dir = args.load_profile or args.load_sweep.parent
     if args.load_sweep.is_file() and not (prof_dir / "prefill.csv").is_file():
         print(f"{prof_dir}: no profile (prefill.csv) for the swept replica's laws; name one with --load-profile", file=sys.stderr)
         sys.exit(2)
     con = Console(width=160)
-    try:
+    with refused_as_input():
         pm = PerfModel.load()
         wl = load_model(Workload, args.workload)
-    except PlannerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
     e1 = part1(pm, wl, args.requests, args.seeds, con)
     e1.update(part1_pools(pm, wl, args.requests, args.seeds, con))
     e2 = part2(pm, args.data, con)

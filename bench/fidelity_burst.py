@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from pathlib import Path
 
-    from planner.io.errors import PlannerError
+    from bench_input import refused_as_input
     from planner.io.files import load_model
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -278,11 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--held-out-idc", default=",".join(f"{x:g}" for x in POOL_HELD_OUT_IDC), help="held-out IDC levels")
     args = ap.parse_args(argv)
     con = Console(width=160)
-    try:  # checked before any work: exit 2 naming the file
+    with refused_as_input():  # checked before any work: exit 2 naming the file
         wl = load_model(Workload, args.workload)
-    except PlannerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     sizes = tuple(int(s) for s in args.sizes.split(","))
     levels = {k: tuple(float(x) for x in v.split(",") if x) for k, v in (("tuning", args.tuning_idc),
                                                                            ("held_out", args.held_out_idc))}

@@ -116,8 +116,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_input import refused_as_input  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
-from planner.io.errors import PlannerError  # noqa: E402
 from planner.io.schema import Slo  # noqa: E402
 from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
 from planner.io.synth import AZURE_PROMPT_MEAN, AZURE_PROMPT_SD, DEFAULT_MAX_CONTEXT  # noqa: E402
@@ -556,11 +556,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"--trace {args.trace}: file not found (expected a request trace CSV)", file=sys.stderr)
         sys.exit(2)
     if args.model:  # an unknown model: exit 2 naming the known ones, before any work
-        try:
+        with refused_as_input(f"--model {args.model}: "):
             Catalog.load().model(args.model)
-        except PlannerError as exc:
-            print(f"--model {args.model}: {exc}", file=sys.stderr)
-            sys.exit(2)
     fields: list[str] = []
     if args.fidelity:
         fields += part1(pm, args, con)

@@ -53,7 +53,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
-from planner.io.errors import PlannerError  # noqa: E402
+from bench_input import fail, refused_as_input  # noqa: E402
 from planner.perf.heldout import subset_fit_errors  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
 from planner.perf.fit import fit_decode, fit_prefill  # noqa: E402
@@ -165,16 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=160)
     # every input checked before any work (exit 2 naming what is wrong): the profiles of part B load, and the
     # emulator's model, GPU and TP (part A) have a law
-    try:
+    with refused_as_input():
         for d in args.profiles or []:
             load_profile(d)
         law = None if args.only_real else PerfModel.load().get(args.model, args.gpu, args.tp)
-    except PlannerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     if not args.only_real and law is None:
-        print(f"error: --model/--gpu/--tp: no performance law for {args.model}/{args.gpu}/tp{args.tp}", file=sys.stderr)
-        return 2
+        fail(f"--model/--gpu/--tp: no performance law for {args.model}/{args.gpu}/tp{args.tp}")
     if args.only_real:
         b90 = part_b(args, console)
         c_min, c90 = part_c(console)

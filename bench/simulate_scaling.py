@@ -28,7 +28,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planner.io.errors import InputError, PlannerError  # noqa: E402
+from bench_input import fail, refused_as_input  # noqa: E402
+from planner.io.errors import InputError  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import VariantPerf  # noqa: E402
 from planner.io.schema import Workload  # noqa: E402
@@ -70,22 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     for flag, value in (("--duration", args.duration), ("--rate", args.rate), ("--prefill", args.prefill),
                         ("--decode", args.decode), ("--repeats", args.repeats)):
         if not value > 0:  # `not >`: nan is refused too
-            print(f"error: {flag}: expected a number > 0, got {value}", file=sys.stderr)
-            return 2
-    try:
+            fail(f"{flag}: expected a number > 0, got {value}")
+    with refused_as_input():
         wl = load_model(Workload, args.workload) if args.workload else Workload.model_validate({
             "models": {perf.model: {"slo": {"ttft_ms": 1000, "itl_ms": 50}}},
             "classes": [{"id": "c", "model": perf.model, "isl": 2048, "osl": 256, "rate_rps": args.rate}]})
         if args.trace is not None and not args.trace.is_file():
             raise InputError(str(args.trace), None, "file not found (expected a request trace CSV)")
-        traced = None if args.trace is None else trace_arrivals(
-            pd.read_csv(args.trace), wl, str(args.trace), model=perf.model, duration_s=args.duration)
-    except PlannerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        print(f"error: --trace {args.trace}: not a CSV request trace ({str(exc).strip()})", file=sys.stderr)
-        return 2
+        try:
+            traced = None if args.trace is None else trace_arrivals(
+                pd.read_csv(args.trace), wl, str(args.trace), model=perf.model, duration_s=args.duration)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            fail(f"--trace {args.trace}: not a CSV request trace ({str(exc).strip()})")
     pools = [PoolSpec("p", "prefill", perf, args.prefill), PoolSpec("d", "decode", perf, args.decode)]
     routes = {c.id: ClassRoute(c.model, ((0, 1.0),), ((1, 1.0),)) for c in wl.classes}
     slos = {c.id: wl.slo_of(c) for c in wl.classes}
