@@ -177,6 +177,10 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     # rate did not run (the call's time limit); rule A46's second held-out model, laws of plan v3's profile.
     ("profiles/runs/2026-12-06-h16b/qwen2.5-14b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
      "profiles/runs/2026-12-06-v3/qwen2.5-14b/H100-SXM-80GB/tp1/vllm"),
+    # h17 (stop 48, rule 48-GPU written before it ran): the same held-out qwen2.5-14b settled at ISL 4,096, 2.01 / 3.22
+    # req/s (0.5 / 0.8 of plan v3's 4.02), seed 6100: the long-prompt rate h16b could not reach.
+    ("profiles/runs/2026-12-06-h17/qwen2.5-14b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-v3/qwen2.5-14b/H100-SXM-80GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
