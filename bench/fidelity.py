@@ -53,6 +53,7 @@ import dataclasses
 import math
 import sys
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -513,9 +514,21 @@ def output_spread(points: list[LoadPoint], isl: int, osl: int) -> capacity.Arriv
     return capacity.ArrivalShape(osl_scv=float(y.var() / y.mean() ** 2))
 
 
+@dataclasses.dataclass(frozen=True)
+class P90Bias:
+    """One measured sample's signed p90 errors below saturation (bench/vllm_under_load.py's by-ISL bias table): the
+    simulator's chance-band median and the closed form against vLLM's p90, % of the measured value (+: reads above)."""
+
+    isl: int
+    settled: bool  # taken after a settle window (the steady state the closed form predicts)
+    metric: Literal["ttft", "itl"]
+    band_median_pct: float
+    model_pct: float
+
+
 def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
                    profile_dir: Path | None = None, perf: VariantPerf | None = None,
-                   tuning_sweep: bool = True) -> dict[str, list[float]]:
+                   tuning_sweep: bool = True, biases: list[P90Bias] | None = None) -> dict[str, list[float]]:
     """Measured TTFT/ITL p50/p90/p99 of a real vLLM mixed replica under Poisson load vs the capacity
     model and the simulator (laws fitted on the vLLM profile next to the sweep file).
 
@@ -530,7 +543,8 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
     `n_sim` and `seeds` are unused (the replay is deterministic; the band uses BAND_SAMPLES). `perf`: the
     swept replica's laws when the caller has fitted them already (else fitted on `profile_dir`). `tuning_sweep`:
     whether this sweep's first ISL is the frontend constant's tuning set (the table's row labels); False for every
-    other sweep, all of whose rows are held out of it."""
+    other sweep, all of whose rows are held out of it. `biases`: where given, each sample below saturation appends
+    its signed p90 errors (`P90Bias`, one per metric)."""
     from planner.io.catalog import Catalog
     from planner.perf.laws import fit_profile
     from planner.perf.profiledata import load_profile
@@ -606,11 +620,9 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
                 # signed, by prompt length (bench/vllm_under_load.py's bias table): the simulator's band median
                 # and the model against the measured p90; which of the two sits nearer vLLM at this ISL
                 m90 = meas[f"{k}_p90"]
-                for scope in ("", "settled_") if p.settled else ("",):  # settled samples also apart (the steady state)
-                    out.setdefault(f"vllm_load_{scope}{k}_p90_band_median_bias_isl{p.isl}", []).append(
-                        (band[k][1] - m90) / m90 * 100.0)
-                    out.setdefault(f"vllm_load_{scope}{k}_p90_model_bias_isl{p.isl}", []).append(
-                        (model[f"{k}_p90"] - m90) / m90 * 100.0)
+                if biases is not None:
+                    biases.append(P90Bias(p.isl, p.settled, k, (band[k][1] - m90) / m90 * 100.0,
+                                          (model[f"{k}_p90"] - m90) / m90 * 100.0))
                 if p.settled:  # a sample taken after a settle window: the steady state the model predicts
                     out.setdefault(f"vllm_load_settled_{k}_p90_model", []).append(ape(meas[f"{k}_p90"], model[f"{k}_p90"]))
                     out.setdefault(f"vllm_load_settled_{k}_p90_sim", []).append(ape(meas[f"{k}_p90"], sim[f"{k}_p90"]))

@@ -43,6 +43,7 @@ import dataclasses
 import math
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +54,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
-from fidelity import PERCENTILE, LoadPoint, Saturation, _mixed_sim, model_saturation_rps, part_vllm_load, read_load_sweep, saturation  # noqa: E402
+from fidelity import (  # noqa: E402
+    PERCENTILE,
+    LoadPoint,
+    P90Bias,
+    Saturation,
+    _mixed_sim,
+    model_saturation_rps,
+    part_vllm_load,
+    read_load_sweep,
+    saturation,
+)
 
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import PlannerError  # noqa: E402
@@ -63,6 +73,7 @@ from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
 from planner.perf.laws import VariantPerf, fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile, read_meta  # noqa: E402
 from planner.planning import capacity  # noqa: E402
+from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
 from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING  # noqa: E402
 
 # The sweep the frontend constant was fitted on (its ISL-1024 rows): laws.FRONTEND_MS_PER_RUNNING's source.
@@ -378,7 +389,7 @@ def label_of(sweep: Path) -> str:
     return sweep.parent.name
 
 
-def bias_table(by_isl: dict[tuple[str, str, str], list[float]]) -> Table:
+def bias_table(biases: Sequence[P90Bias]) -> Table:
     """Signed p90 errors against the measured samples below saturation, by prompt length: the simulator's (the
     median of its chance band: n Poisson arrivals at the sample's rate, as the sample was taken) and the closed
     form's, all samples and the settled ones (taken after a settle window: the steady state) apart. Which of the two
@@ -388,10 +399,14 @@ def bias_table(by_isl: dict[tuple[str, str, str], list[float]]) -> Table:
                     "median) and capacity model; mean %, and the share of samples the simulator reads above")
     for c in ("ISL", "points", "TTFT sim", "TTFT sim above %", "TTFT model", "ITL sim", "ITL sim above %", "ITL model"):
         t.add_column(c, justify="right")
-    for isl in sorted({i for _, _, i in by_isl}, key=lambda r: (int(r.split()[0]), r)):  # '4096' before '4096 settled'
-        sim = {k: by_isl.get((k, "band_median", isl), []) for k in ("ttft", "itl")}
-        mod = {k: by_isl.get((k, "model", isl), []) for k in ("ttft", "itl")}
-        t.add_row(str(isl), str(len(sim["ttft"])), *(cell for k in ("ttft", "itl") for cell in (
+    # one row per ISL over all its samples, then one over its settled samples alone where it has any
+    rows = sorted({(b.isl, False) for b in biases} | {(b.isl, True) for b in biases if b.settled})
+    for isl, settled_only in rows:
+        mine = [b for b in biases if b.isl == isl and (b.settled or not settled_only)]
+        sim = {k: [b.band_median_pct for b in mine if b.metric == k] for k in ("ttft", "itl")}
+        mod = {k: [b.model_pct for b in mine if b.metric == k] for k in ("ttft", "itl")}
+        label = f"{isl} settled" if settled_only else str(isl)
+        t.add_row(label, str(len(sim["ttft"])), *(cell for k in ("ttft", "itl") for cell in (
             f"{_mean(sim[k]):+.1f}" if sim[k] else "-",
             f"{100.0 * _mean([float(x > 0) for x in sim[k]]):.0f}" if sim[k] else "-",
             f"{_mean(mod[k]):+.1f}" if mod[k] else "-")))
@@ -418,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     untold: list[float] = []  # per ISL kept up above the model's saturation: 1 where the replay kept up too
     stalls: list[tuple[str, LoadPoint, Stall, bool]] = []
     fitted: dict[Path, VariantPerf] = {}  # each swept profile's laws, fitted once (the grid reuses them)
-    by_isl: dict[tuple[str, str, str], list[float]] = {}  # (ttft|itl, band_median|model, 'ISL[ settled]') -> signed %
+    biases: list[P90Bias] = []  # every sample's signed p90 errors (the by-ISL bias table)
     for sweep, prof in sweeps:
         is_tuning = sweep.resolve() == TUNING_SWEEP.resolve()
         with warnings.catch_warnings():
@@ -426,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             if prof.resolve() not in fitted:
                 fitted[prof.resolve()] = fit_profile(load_profile(prof), Catalog.load())[0]
             perf = swept_replica(fitted[prof.resolve()], sweep)
-            e = part_vllm_load(sweep, 0, 0, con, prof, perf=perf, tuning_sweep=is_tuning)
+            e = part_vllm_load(sweep, 0, 0, con, prof, perf=perf, tuning_sweep=is_tuning, biases=biases)
             points = read_load_sweep(sweep)
             sat = saturation(perf, points)
             steady = steady_errors(perf, points, sat)
@@ -440,12 +455,6 @@ def main(argv: list[str] | None = None) -> int:
             pooled.setdefault(f"reach_{k}", []).extend(reach[k])
             pooled.setdefault(f"band_{k}", []).extend(e.get(f"vllm_load_{k}_p90_model_vs_band", []))
             pooled.setdefault(f"inband_{k}", []).extend(e.get(f"vllm_load_{k}_p90_in_band", []))
-            for key, vals in e.items():  # signed biases by prompt length (the bias table below)
-                for scope in ("", "settled_"):
-                    for src in ("band_median", "model"):
-                        head = f"vllm_load_{scope}{k}_p90_{src}_bias_isl"
-                        if key.startswith(head):
-                            by_isl.setdefault((k, src, f"{key[len(head):]}{' settled' if scope else ''}"), []).extend(vals)
             for src in ("model", "sim", "in_band"):  # samples taken after a settle window (the steady state)
                 pooled.setdefault(f"settled_{k}_{src}", []).extend(e.get(f"vllm_load_settled_{k}_p90_{src}", []))
         # rows of this sweep held out of the frontend constant: all but llama-3.1-8b ISL 1024
@@ -504,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         t.add_row(r[0], str(r[1]), *(f"{x:.1f}" for x in r[2:8]), str(r[8]), *(f"{x:.1f}" for x in r[9:13]),
                   *(f"{x:.0f}" for x in r[13:15]), r[15], r[16])
     con.print(t)
-    con.print(bias_table(by_isl))
+    con.print(bias_table(biases))
     if stalls:
         ts = Table(title=f"Samples with a server stall (no first token for >= {STALL_MIN_GAP_S:g} s and "
                          f">= {STALL_GAP_FACTOR:g}x the median gap while requests arrived): their p90 is the stall's")

@@ -264,18 +264,22 @@ def test_the_admission_ablation_refuses_an_unknown_admission(capsys):
 
 
 def test_the_bias_table_groups_signed_errors_by_isl_with_settled_samples_apart():
-    """The by-ISL bias table: mean signed errors per ISL, settled rows after their ISL's, the share the simulator
-    reads above the measured p90, and a dash where a source has no samples."""
+    """The by-ISL bias table from the samples' typed records (fidelity.P90Bias): mean signed errors per ISL over all
+    its samples, then a row of its settled samples alone, the share the simulator reads above the measured p90, and
+    a dash where a metric has no sample at that ISL."""
+    from fidelity import P90Bias
     from rich.console import Console
 
-    by_isl = {("ttft", "band_median", "4096 settled"): [30.0, 20.0, -10.0], ("ttft", "model", "4096 settled"): [10.0],
-              ("ttft", "band_median", "1024"): [-20.0, 10.0], ("ttft", "model", "1024"): [-5.0, -15.0],
-              ("itl", "band_median", "1024"): [4.0], ("ttft", "band_median", "4096"): [1.0]}
+    biases = [P90Bias(1024, False, "ttft", -20.0, -5.0), P90Bias(1024, False, "ttft", 10.0, -15.0),
+              P90Bias(1024, False, "itl", 4.0, -2.0), P90Bias(4096, False, "ttft", 2.0, 2.0),
+              P90Bias(4096, True, "ttft", 30.0, 10.0), P90Bias(4096, True, "ttft", 20.0, 20.0),
+              P90Bias(4096, True, "ttft", -10.0, 0.0)]
     con = Console(width=200, record=True)
-    con.print(vul.bias_table(by_isl))
+    con.print(vul.bias_table(biases))
     rows = [line for line in con.export_text().splitlines() if line.startswith("│")]
     cells = [[c.strip() for c in r.strip("│").split("│")] for r in rows]
     assert [c[0] for c in cells] == ["1024", "4096", "4096 settled"]
-    one, settled = cells[0], cells[2]
-    assert one[1:5] == ["2", "-5.0", "50", "-10.0"] and one[5:7] == ["+4.0", "100"] and one[7] == "-"
-    assert settled[1:5] == ["3", "+13.3", "67", "+10.0"]
+    one, four, settled = cells
+    assert one[1:] == ["2", "-5.0", "50", "-10.0", "+4.0", "100", "-2.0"]
+    assert four[1:] == ["4", "+10.5", "75", "+8.0", "-", "-", "-"]  # every 4,096 sample, the settled ones too
+    assert settled[1:] == ["3", "+13.3", "67", "+10.0", "-", "-", "-"]
