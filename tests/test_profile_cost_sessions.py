@@ -82,7 +82,8 @@ def test_every_committed_session_log_yields_its_runs() -> None:
 
 
 def test_part_c_holds_out_every_fifth_point_by_size_and_scores_the_planners_laws() -> None:
-    """Part C's split: sorted by size, every 5th point from the third on is held out (never the two smallest), in the
+    """Part C's any-point split (its only one until stop 48; `fitted_mask`): sorted by size, every 5th point from the
+    third on is held out (never the two smallest), in the
     frame's own order; its errors are the planner's laws' (planner.perf.heldout.subset_fit_errors, the fit `planner
     solve` uses), which with the checkerboard split gives exactly the sparse-profile check's errors."""
     import numpy as np
@@ -107,3 +108,26 @@ def test_part_c_holds_out_every_fifth_point_by_size_and_scores_the_planners_laws
     one[len(pre) // 2] = False
     e = subset_fit_errors(prof, cat, one, np.ones(len(dec), dtype=bool))
     assert e.prefill_rel_err.size == 1 and e.decode_rel_err.size == 0 and np.isfinite(e.prefill_rel_err).all()
+
+
+def test_part_c_never_holds_out_the_points_a_sparse_profile_measures_first() -> None:
+    """Rule 48-C's split (profile_cost.sparse_profile_mask): the grid's corners and midpoints (profiles.sweep.
+    seed_subset, the first points an adaptive profile measures) are always fitted, ~20% of the grid is held out from
+    the rest, and on the H200 MoE profile the 16,384-token prompt that the every-5th split held out is now fitted."""
+    import pandas as pd
+
+    from planner.perf.profiledata import central_points, load_profile
+    from profiles.sweep import seed_subset
+
+    # a 5 x 4 grid: seed_subset takes 3 x 3 = 9 points; 4 of the 20 are held out, none of the 9
+    keys = pd.DataFrame([(x, y) for x in (128, 256, 512, 1024, 2048) for y in (1, 2, 4, 8)], columns=["isl", "batch"])
+    fitted = profile_cost.sparse_profile_mask(keys, keys.isl * keys.batch, keys.isl)
+    held = {tuple(map(int, r)) for r in keys[~fitted].itertuples(index=False, name=None)}
+    assert len(held) == 4 and not held & set(seed_subset([tuple(map(int, r)) for r in keys.itertuples(index=False, name=None)]))
+    prof = load_profile(REPO / "profiles/data/qwen3-30b-a3b/H200-141GB/tp1/vllm")
+    pre = central_points(prof.prefill, ["isl", "batch"], "ttft_ms")
+    new = profile_cost.sparse_profile_mask(pre[["isl", "batch"]], pre.isl * pre.batch, pre.isl)
+    old = profile_cost.fitted_mask(pre.isl * pre.batch, pre.isl)
+    largest = int((pre.isl * pre.batch).to_numpy().argmax())
+    assert not old[largest] and new[largest]
+    assert (~new).sum() == round(0.2 * len(pre))
