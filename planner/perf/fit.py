@@ -30,6 +30,7 @@ Pure functions: arrays in, coefficients and a :class:`FitReport` out.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,16 +139,19 @@ def prefill_floor_ms(a: float, b: float, c: float, floor: float, isl: np.ndarray
 
 
 def fit_prefill_floor(isl: np.ndarray, batch: np.ndarray, ttft_ms: np.ndarray,
-                      floor_max_ms: float) -> tuple[tuple[float, float, float, float], FitReport]:
+                      floor_max_ms: float, c_fixed: float | None = None) -> tuple[tuple[float, float, float, float], FitReport]:
     """(a, b, c, floor) of t = a + max(floor, b*batch*isl + c*batch*isl^2), all >= 0, floor <= floor_max_ms.
 
     The max makes the law non-linear: ``scipy.optimize.least_squares`` on relative residuals (as
     :func:`_fit`), started from the linear NNLS solution (floor 0) and from floors of 25/50/75/100%
     of its bound; the best start wins, so the fit is never worse in-sample than the linear law.
-    floor_max_ms <= 0 gives the linear law exactly."""
+    floor_max_ms <= 0 gives the linear law exactly. `c_fixed`: c is not fitted but held at this value (an MoE's
+    attention term from the roofline prior, LawForms.moe_attention_prior); a, b and the floor are fitted around it."""
     isl = np.asarray(isl, dtype=float)
     batch = np.asarray(batch, dtype=float)
     y = np.asarray(ttft_ms, dtype=float)
+    if c_fixed is not None:
+        return _fit_prefill_floor_c_fixed(isl, batch, y, floor_max_ms, float(c_fixed))
     (a0, b0, c0), rep0 = fit_prefill(isl, batch, y)
     best = np.array([a0, b0, c0, 0.0])
     if floor_max_ms > 0:
@@ -170,6 +174,33 @@ def fit_prefill_floor(isl: np.ndarray, batch: np.ndarray, ttft_ms: np.ndarray,
     rel = np.abs(prefill_floor_ms(a, b, c, floor, isl, batch) - y) / y
     return (a, b, c, floor), FitReport("prefill a + max(floor, b*sum(isl) + c*sum(isl^2))", len(y), (a, b, c, floor),
                                        float(np.median(rel)), float(rel.max()))
+
+
+def _fit_prefill_floor_c_fixed(isl: np.ndarray, batch: np.ndarray, y: np.ndarray, floor_max_ms: float,
+                               c: float) -> tuple[tuple[float, float, float, float], FitReport]:
+    """:func:`fit_prefill_floor` with c held: (a, b, floor) by least squares on relative residuals, all >= 0, the floor
+    <= floor_max_ms (0 where the bound is 0), started from the free fit's (a, b) and floors of 0-100% of the bound."""
+    (a0, b0, _), _ = fit_prefill(isl, batch, y)
+    tokens = batch * isl
+    fmax = max(floor_max_ms, 0.0)
+    scale = np.array([max(y.min(), 1e-6), max(y.max() / tokens.max(), 1e-12), max(fmax, 1e-9)])
+
+    def law(x: np.ndarray) -> np.ndarray:
+        return np.asarray(prefill_floor_ms(x[0], x[1], c, x[2], isl, batch), dtype=float)
+
+    def resid(z: np.ndarray) -> np.ndarray:
+        return np.asarray((law(z * scale) - y) / y, dtype=float)
+
+    best, cost = np.array([a0, b0, 0.0]), math.inf
+    for share in (0.0, 0.25, 0.5, 0.75, 1.0) if fmax > 0 else (0.0,):
+        x0 = np.clip(np.array([a0, b0, share * fmax * 0.999]) / scale, 0.0, [np.inf, np.inf, 1.0])
+        sol = least_squares(resid, x0, bounds=([0, 0, 0], [np.inf, np.inf, 1.0 if fmax > 0 else 1e-12]))
+        if 2 * sol.cost < cost:
+            cost, best = 2 * sol.cost, sol.x * scale
+    a, b, floor = (float(v) for v in best)
+    rel = np.abs(law(best) - y) / y
+    return (a, b, c, floor), FitReport("prefill a + max(floor, b*sum(isl) + c*sum(isl^2)), c from the prior", len(y),
+                                       (a, b, c, floor), float(np.median(rel)), float(rel.max()))
 
 
 def fit_prefill_client(isl: np.ndarray, batch: np.ndarray, ttft_ms: np.ndarray, decode_coef: tuple[float, ...],

@@ -91,7 +91,7 @@ from planner.perf.prior import (
     prefill_parts,
     ridge_batch,
 )
-from planner.perf.profiledata import LAW_PREFERENCE, Profile, central_points, iter_profiles, law_source
+from planner.perf.profiledata import LAW_PREFERENCE, Profile, ProfileMeta, central_points, iter_profiles, law_source
 from profiles import format as pfmt
 
 log = logging.getLogger(__name__)
@@ -496,6 +496,12 @@ class LawForms:
     moe_prefill_table: bool = True
     """An MoE's measured prefill: the law times the measured/law ratio by tokens per pass
     (:func:`prefill_token_table`; its docstring says why and what chose it)."""
+    moe_attention_prior: bool = False
+    """Where the MoE token table applies: the prefill attention coefficient c is the roofline prior's for the
+    profile's (model, GPU, TP, dtypes), not fitted (rule 48-M, stop 48). Why: an MoE's step-function prefill drags
+    the fitted c off its attention shape (qwen3-30b-a3b on the H200: 2.3e-7 ms per token^2 fitted, 7.9e-7 from the
+    prior, which the dense H200 profiles' fits match within 10%), and the table, keyed by tokens per pass, then
+    prices four 2,048-token prompts as one 8,192-token prompt."""
 
 
 def decode_knee_batch(model: ModelSpec, gpu: GpuType, forms: LawForms) -> float | None:
@@ -529,9 +535,10 @@ def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: fl
     floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(pre.isl.min())) if forms.prefill_floor else 0.0
     src = law_source(meta)
     step_timed = measured_ttft_overhead(profile.prefill) if src == "measured-vllm" else None
+    c_prior = _moe_attention_prior_c(meta, catalog, forms) if share > 0 and forms.moe_prefill_table else None
     if step_timed is not None:  # ttft_ms is the engine's prefill step; the overhead measured beside it
         (a, b, c, floor), prep = fit_prefill_floor(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(),
-                                                   floor_max)
+                                                   floor_max, c_fixed=c_prior)
         over = step_timed
     elif src == "measured-vllm":
         (a, b, c, floor), prep, over = fit_prefill_client_floor(pre.isl.to_numpy(), pre.batch.to_numpy(),
@@ -563,6 +570,16 @@ def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: fl
         tokens, ratio = prefill_token_table(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy() - client, law)
         vp = replace(vp, prefill_table_tokens=tokens, prefill_table_ratio=ratio)
     return vp, prep, drep
+
+
+def _moe_attention_prior_c(meta: ProfileMeta, catalog: Catalog, forms: LawForms) -> float | None:
+    """The roofline prior's prefill attention coefficient for this profile's variant, where
+    `forms.moe_attention_prior` asks for it (rule 48-M); None otherwise or where the prior cannot run the variant."""
+    if not forms.moe_attention_prior:
+        return None
+    prior = prior_variant(meta.model, meta.gpu, meta.tp, catalog, weight_dtype=meta.weight_dtype, kv_dtype=meta.kv_dtype,
+                          forms=replace(forms, moe_attention_prior=False))
+    return None if prior is None else prior[0].prefill_c_ms_per_token2
 
 
 def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff: Efficiency = DEFAULT_EFFICIENCY,
