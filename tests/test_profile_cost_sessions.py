@@ -131,3 +131,13 @@ def test_part_c_never_holds_out_the_points_a_sparse_profile_measures_first() -> 
     largest = int((pre.isl * pre.batch).to_numpy().argmax())
     assert not old[largest] and new[largest]
     assert (~new).sum() == round(0.2 * len(pre))
+
+
+def test_part_c_reports_the_worst_profile_and_the_h200_points_together() -> None:
+    """Part C's figures (profile_cost.PartC): the H200's held-out points pooled read at most the worst profile's p90
+    (the bundled H200 MoE is the worst H200 profile, its 5 points among 21)."""
+    from rich.console import Console
+
+    c = profile_cost.part_c(Console(quiet=True))
+    assert c.gpu_minutes > 0 and c.worst_p90_pct >= c.h200_pooled_p90_pct > 0
+    assert c.worst_any_point_p90_pct > 0
