@@ -54,7 +54,7 @@ import contextlib
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -255,6 +255,9 @@ class VariantPerf:
     prefill_table_ratio: tuple[float, ...] = ()
     """Measured / law at those tokens: a pass costs the law times this ratio, interpolated in log tokens
     and held at the ends (:func:`prefill_token_table`); a mixed step adds the same excess to its chunks."""
+    prefill_table_step_tokens: float = 0.0
+    """Where > 0, the table is not interpolated across this many tokens per pass (the engine's CUDA-graph limit:
+    LawForms.moe_table_graph_step, :func:`table_ratio`); 0 = interpolated across every point."""
 
     def decode_fixed_ms(self, batch: float) -> float:
         """The step cost that does not grow linearly with the batch: alpha, plus the experts a MoE
@@ -276,7 +279,7 @@ class VariantPerf:
         times the measured table's ratio at sum_isl tokens where the variant has one (MoE)."""
         t = self._law_pass_ms(sum_isl, sum_isl2)
         if self.prefill_table_tokens:
-            t *= table_ratio(self.prefill_table_tokens, self.prefill_table_ratio, sum_isl)
+            t *= table_ratio(self.prefill_table_tokens, self.prefill_table_ratio, sum_isl, self.prefill_table_step_tokens)
         return t
 
     def _law_pass_ms(self, sum_isl: float, sum_isl2: float) -> float:
@@ -288,7 +291,7 @@ class VariantPerf:
         0 without a table, negative where the measurement ran faster than the law."""
         if not self.prefill_table_tokens:
             return 0.0
-        r = table_ratio(self.prefill_table_tokens, self.prefill_table_ratio, sum_isl)
+        r = table_ratio(self.prefill_table_tokens, self.prefill_table_ratio, sum_isl, self.prefill_table_step_tokens)
         return self._law_pass_ms(sum_isl, sum_isl2) * (r - 1.0)
 
     def prefill_marginal_ms(self, tokens: float, isl2: float) -> float:
@@ -415,10 +418,34 @@ def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllRed
     ]
 
 
-def table_ratio(tokens: tuple[float, ...], ratio: tuple[float, ...], sum_isl: float) -> float:
+def table_ratio(tokens: tuple[float, ...], ratio: tuple[float, ...], sum_isl: float, step_tokens: float = 0.0) -> float:
     """The measured/law ratio at `sum_isl` tokens: linear in log tokens between the table's points,
-    the end values beyond them."""
-    return float(np.interp(np.log(max(sum_isl, 1.0)), np.log(tokens), ratio))
+    the end values beyond them. With `step_tokens` > 0 only the points on sum_isl's side of it (<= or >) are used
+    where that side has any: the table steps there instead of ramping across (an engine's CUDA-graph limit,
+    LawForms.moe_table_graph_step)."""
+    t, r = np.asarray(tokens, dtype=float), np.asarray(ratio, dtype=float)
+    if step_tokens > 0.0:
+        side = t <= step_tokens if sum_isl <= step_tokens else t > step_tokens
+        if side.any():
+            t, r = t[side], r[side]
+    return float(np.interp(np.log(max(sum_isl, 1.0)), np.log(t), r))
+
+
+def cuda_graph_limit_tokens(engine_flags: Sequence[str], max_num_seqs: int) -> float:
+    """The largest step (tokens) the engine ran in a CUDA graph: the largest of `--cudagraph-capture-sizes` or
+    `--max-cudagraph-capture-size` where its flags set them, else vLLM 0.26's default min(2 x max_num_seqs, 512)
+    (its CompilationConfig docstring; planner/perf/graphs.py)."""
+    words = " ".join(engine_flags).replace("=", " ").split()
+    sizes: list[float] = []
+    for i, w in enumerate(words):
+        if w.endswith("--cudagraph-capture-sizes"):
+            for v in words[i + 1:]:
+                if not v.isdigit():
+                    break
+                sizes.append(float(v))
+        elif w.endswith("--max-cudagraph-capture-size") and i + 1 < len(words) and words[i + 1].isdigit():
+            sizes.append(float(words[i + 1]))
+    return max(sizes) if sizes else float(min(2 * max_num_seqs, 512))
 
 
 def prefill_token_table(isl: np.ndarray, batch: np.ndarray, measured_ms: np.ndarray,
@@ -496,12 +523,23 @@ class LawForms:
     moe_prefill_table: bool = True
     """An MoE's measured prefill: the law times the measured/law ratio by tokens per pass
     (:func:`prefill_token_table`; its docstring says why and what chose it)."""
+    moe_table_graph_step: bool = False
+    """Where the MoE token table applies: it is not interpolated across the engine's CUDA-graph limit
+    (:func:`cuda_graph_limit_tokens`; rule 48-G, stop 48): a pass on one side takes the ratio of the table's points on
+    its side. Why: past the limit vLLM runs the step eagerly and a small-expert MoE's prefill jumps (planner/perf/
+    graphs.py); interpolating in log tokens between a 128- and a 2,048-token point put qwen3-30b-a3b FP8 on the H100
+    at 43 ms for 512 tokens where it measured 22 (its half-profile check, 93% off there). The default since stop 48
+    (rule 48-G, bench/moe_law_rules.py): on its tuning profiles (qwen3-30b-a3b on the H100, bf16 and FP8) the
+    half-profile prefill p90 16.2 -> 11.8% and 93.3 -> 22.5%, part C unchanged; held out, the H200 bf16 profile reads
+    worse (part C 18.3 -> 26.2%, half 33.1 -> 34.1%: its jump spreads over 512-1,024 tokens)."""
     moe_attention_prior: bool = False
     """Where the MoE token table applies: the prefill attention coefficient c is the roofline prior's for the
     profile's (model, GPU, TP, dtypes), not fitted (rule 48-M, stop 48). Why: an MoE's step-function prefill drags
     the fitted c off its attention shape (qwen3-30b-a3b on the H200: 2.3e-7 ms per token^2 fitted, 7.9e-7 from the
     prior, which the dense H200 profiles' fits match within 10%), and the table, keyed by tokens per pass, then
-    prices four 2,048-token prompts as one 8,192-token prompt."""
+    prices four 2,048-token prompts as one 8,192-token prompt. Not adopted (rule 48-M, bench/moe_law_rules.py): on its
+    tuning profiles (the H100 MoEs) the held-out checks got worse (half-profile prefill p90 16.2 -> 18.5%, part C
+    6.6 -> 8.5%); the held-out H200 profile would gain (part C 18.3 -> 5.1%)."""
 
 
 def decode_knee_batch(model: ModelSpec, gpu: GpuType, forms: LawForms) -> float | None:
@@ -513,7 +551,7 @@ def decode_knee_batch(model: ModelSpec, gpu: GpuType, forms: LawForms) -> float 
 
 
 DEFAULT_LAW_FORMS = LawForms(prefill_floor=True, decode_knee=True, moe_prefill_table=True,
-                             decode_knee_max_batch=KNEE128_BATCH)
+                             decode_knee_max_batch=KNEE128_BATCH, moe_table_graph_step=True)
 LINEAR_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=False, moe_prefill_table=False)
 
 
@@ -568,7 +606,8 @@ def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: fl
         # client TTFTs (no engine-timed rows) carry the fitted overhead; the law's pass does not
         client = over if step_timed is None and src == "measured-vllm" else 0.0
         tokens, ratio = prefill_token_table(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy() - client, law)
-        vp = replace(vp, prefill_table_tokens=tokens, prefill_table_ratio=ratio)
+        step = cuda_graph_limit_tokens(meta.engine_flags, meta.max_num_seqs) if forms.moe_table_graph_step else 0.0
+        vp = replace(vp, prefill_table_tokens=tokens, prefill_table_ratio=ratio, prefill_table_step_tokens=step)
     return vp, prep, drep
 
 
