@@ -19,7 +19,9 @@ Usage: python bench/profile_cost.py [--model llama-3.1-8b --gpu H100-SXM-80GB --
 Part C, on the REAL vLLM profiles (profiles/data/*/*/tp*/vllm/, measured on a lent GPU by
   profiles.gpu_session): GPU-minutes each run held the GPU (server start-up + sweeps + stop, from the
   session log next to them; the profiler's own busy time from run.yaml), and the error of the laws
-  fitted on ~80% of each profile's points on the ~20% held out (every 5th point, sorted by size): the planner's own
+  fitted on ~80% of each profile's points on the ~20% held out (those a sparse profile leaves out: never the grid's corners
+  and midpoints, which the profiler measures first, rule 48-C; the every-5th-by-size split beside, and every H200 profile's
+  held-out points pooled): the planner's own
   laws (planner.perf.laws.fit_profile: floor, knee, MoE terms and token table, as `planner solve` fits them; until
   stop 46 this part fitted the bare linear / quadratic forms instead, which the planner does not use for these
   profiles).
