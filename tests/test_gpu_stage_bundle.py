@@ -70,3 +70,26 @@ def test_a_bundle_whose_parts_do_not_match_its_checksum_changes_nothing(tmp_path
     assert (repo / ".vllm_p0" / "keep").read_text() == "an earlier staging"
     missing = _run(repo, tmp_path / "nowhere", tmp_path / "install.sh", 200_000)
     assert missing.returncode == 2 and "site.tar.xz.part" in missing.stderr
+
+
+def test_check_says_when_the_tree_has_grown_past_the_staged_folders(tmp_path: Path) -> None:
+    """`stage_bundle.sh --check` (stop 48: the first device call was refused because the tree had grown since the
+    folders were cut): 0 while every folder fits beside what the device copies, 1 naming the folder once a new
+    untracked (not ignored) file pushes it over; the folders stay as they were."""
+    repo = _repo(tmp_path)
+    bundle, _ = _bundle(tmp_path, 500_000, 3)
+    limit = 200_000
+    assert _run(repo, bundle, tmp_path / "install.sh", limit).returncode == 0
+    env = {**os.environ, "CARRY_LIMIT_BYTES": str(limit)}
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(SCRIPT), "--check"], cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    ok = check()
+    assert ok.returncode == 0 and "under the limit" in ok.stdout, ok.stderr
+    before = sorted((p.name, p.stat().st_size) for p in repo.glob(".vllm_p*/*"))
+    (repo / "new_run.csv").write_bytes(os.urandom(60_000))  # a new run folder's files, not yet committed
+    grown = check()
+    assert grown.returncode == 1 and ".vllm_p0" in grown.stderr and "re-stage" in grown.stderr
+    assert sorted((p.name, p.stat().st_size) for p in repo.glob(".vllm_p*/*")) == before

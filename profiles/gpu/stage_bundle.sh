@@ -11,11 +11,32 @@
 #        2 MiB: the device counts untracked, not-ignored files too), MAX_FOLDERS (default 8: one device call each).
 # Then: call i copies .vllm_p$i/* to /tmp/parts (carry [".vllm_p$i"]); the last call runs
 #        `cp .vllm_pK-1/* /tmp/parts/ && bash profiles/gpu/one_call.sh PLAN GPU 590` (profiles/gpu/one_call.sh).
+#        stage_bundle.sh --check: whether each staged folder still fits the carry limit beside what the device copies
+#        now (the tracked files and the untracked ones git does not ignore; exit 0, with the room left), or which does
+#        not (exit 1: re-stage). Why: stop 48's first call was refused (no device time) because the tree had grown
+#        since the folders were cut.
 set -euo pipefail
-bundle=${1:?usage: stage_bundle.sh BUNDLE_DIR [INSTALL_SH]}
-install_sh=${2:-../shared/tools/vllm-offline/install.sh}
 limit=${CARRY_LIMIT_BYTES:-$((64 * 1024 * 1024))}
 margin=${MARGIN_BYTES:-$((2 * 1024 * 1024))}
+if [ "${1:-}" = "--check" ]; then
+  [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$(pwd -P)" ] || { echo "run from the repository's root" >&2; exit 2; }
+  tree_bytes=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 stat -c %s 2>/dev/null \
+               | awk '{s += $1} END {print s + 0}')
+  ls -d .vllm_p[0-9]* > /dev/null 2>&1 || { echo "no staged folders (.vllm_p0 ...): stage_bundle.sh BUNDLE_DIR" >&2; exit 1; }
+  bad=0
+  for f in .vllm_p[0-9]*; do
+    n=$(( $(find "$f" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}') + tree_bytes ))
+    if [ "$n" -gt "$limit" ]; then
+      echo "$f: $n bytes with the $tree_bytes-byte tree, over the $limit-byte carry limit: re-stage" >&2
+      bad=1
+    else
+      echo "$f: $n bytes with the $tree_bytes-byte tree, $(( limit - n )) under the limit"
+    fi
+  done
+  exit "$bad"
+fi
+bundle=${1:?usage: stage_bundle.sh BUNDLE_DIR [INSTALL_SH]}
+install_sh=${2:-../shared/tools/vllm-offline/install.sh}
 ls "$bundle"/site.tar.xz.part* > /dev/null 2>&1 || { echo "$bundle: no site.tar.xz.part* (build.sh's output expected)" >&2; exit 2; }
 [ -f "$bundle/SHA256SUMS" ] || { echo "$bundle: no SHA256SUMS (build.sh's output expected)" >&2; exit 2; }
 [ -f "$install_sh" ] || { echo "$install_sh: not found (the bundle's install.sh)" >&2; exit 2; }
