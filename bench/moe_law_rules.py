@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_input import fail  # noqa: E402
-from profile_cost import sparse_profile_mask  # noqa: E402
+from profile_cost import part_c_masks  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.heldout import _points, checkerboard, subset_fit_errors, use_byo_catalog_unless_set  # noqa: E402
@@ -68,8 +68,7 @@ CANDIDATES = {"48-M": dataclasses.replace(BEFORE, moe_attention_prior=True),
 def figures(p: Profile, catalog: Catalog, forms: LawForms) -> tuple[float, float]:
     """(part C p90 %, half-profile prefill p90 %) of the laws `forms` fits on part of the profile."""
     pre, dec = _points(p)
-    part_c = [sparse_profile_mask(pre[["isl", "batch"]], pre.isl * pre.batch, pre.isl),
-              sparse_profile_mask(dec[["batch", "context_tokens"]], dec.batch * dec.context_tokens, dec.batch)]
+    part_c = part_c_masks(pre, dec)
     half = [checkerboard(pre, "isl", "batch"), checkerboard(dec, "batch", "context_tokens")]
     e_c = subset_fit_errors(p, catalog, *part_c, forms=forms).all_rel_err()
     e_h = subset_fit_errors(p, catalog, *half, forms=forms).prefill_rel_err

@@ -19,9 +19,9 @@ Usage: python bench/profile_cost.py [--model llama-3.1-8b --gpu H100-SXM-80GB --
 Part C, on the REAL vLLM profiles (profiles/data/*/*/tp*/vllm/, measured on a lent GPU by
   profiles.gpu_session): GPU-minutes each run held the GPU (server start-up + sweeps + stop, from the
   session log next to them; the profiler's own busy time from run.yaml), and the error of the laws
-  fitted on ~80% of each profile's points on the ~20% held out (those a sparse profile leaves out: never the grid's corners
-  and midpoints, which the profiler measures first, rule 48-C; the every-5th-by-size split beside, and every H200 profile's
-  held-out points pooled): the planner's own
+  fitted on ~80% of each profile's points on the ~20% held out (those a sparse profile leaves out: never the
+  grid's corners and midpoints, which the profiler measures first, rule 48-C; the every-5th-by-size split beside,
+  and every H200 profile's held-out points pooled): the planner's own
   laws (planner.perf.laws.fit_profile: floor, knee, MoE terms and token table, as `planner solve` fits them; until
   stop 46 this part fitted the bare linear / quadratic forms instead, which the planner does not use for these
   profiles).
@@ -125,6 +125,18 @@ def sparse_profile_mask(keys: pd.DataFrame, size: pd.Series, tie: pd.Series) -> 
     mask = np.ones(len(pairs), dtype=bool)
     mask[held] = False
     return mask
+
+
+def part_c_masks(pre: pd.DataFrame, dec: pd.DataFrame, sparse: bool = True) -> list[np.ndarray]:
+    """Part C's fitted-point masks of a profile's two phases (central points: prefill by isl x batch, decode by batch x
+    context): those a sparse profile keeps (`sparse_profile_mask`, rule 48-C), or with `sparse` False the any-point
+    split (`fitted_mask`)."""
+    axes = (("isl", "batch", pre.isl * pre.batch, pre.isl),
+            ("batch", "context_tokens", dec.batch * dec.context_tokens, dec.batch))
+    frames = (pre, dec)
+    if sparse:
+        return [sparse_profile_mask(f[[x, y]], size, tie) for f, (x, y, size, tie) in zip(frames, axes, strict=True)]
+    return [fitted_mask(size, tie) for _, _, size, tie in axes]
 
 
 def pct(x: np.ndarray, q: float) -> float:
@@ -404,11 +416,9 @@ def part_c(console) -> PartC:
         p = load_profile(d)
         pre = central_points(p.prefill, ["isl", "batch"], "ttft_ms")
         dec = central_points(p.decode, ["batch", "context_tokens"], "itl_ms")
-        sizes = [(pre.isl * pre.batch, pre.isl), (dec.batch * dec.context_tokens, dec.batch)]
-        masks = [sparse_profile_mask(pre[["isl", "batch"]], *sizes[0]),
-                 sparse_profile_mask(dec[["batch", "context_tokens"]], *sizes[1])]
+        masks = part_c_masks(pre, dec)
         e = errors(p, masks)
-        e_any = errors(p, [fitted_mask(*sz) for sz in sizes])
+        e_any = errors(p, part_c_masks(pre, dec, sparse=False))
         n_out = int(sum((~m).sum() for m in masks))
         run = yaml.safe_load((d / "run.yaml").read_text()) if (d / "run.yaml").is_file() else {}
         key = f"{p.meta.model}/{p.meta.gpu}/{d.parent.name}"

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.perf.laws import VariantPerf, table_ratio
+from planner.perf.laws import VLLM_DEFAULT_GRAPH_TOKENS, VariantPerf, table_ratio
 
-VLLM_DEFAULT_GRAPH_TOKENS = 512
-"""The largest step vLLM 0.26 captures in a CUDA graph by default (2 x max_num_seqs when that is smaller)."""
+__all__ = ["GRAPH_LIMIT_JUMP", "VLLM_DEFAULT_GRAPH_TOKENS", "GraphLimit", "graph_limit"]
 
 GRAPH_LIMIT_JUMP = 1.3
 """An MoE's measured prefill stands beside its smooth law as a table of measured / law by tokens per pass

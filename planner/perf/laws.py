@@ -418,17 +418,21 @@ def observations(profile: Profile, catalog: Catalog, allreduce: dict[str, AllRed
     ]
 
 
+VLLM_DEFAULT_GRAPH_TOKENS = 512
+"""The largest step vLLM 0.26 captures in a CUDA graph by default (2 x max_num_seqs when that is smaller; its
+CompilationConfig docstring; planner/perf/graphs.py reads what that does to an MoE's prefill)."""
+
+
 def table_ratio(tokens: tuple[float, ...], ratio: tuple[float, ...], sum_isl: float, step_tokens: float = 0.0) -> float:
     """The measured/law ratio at `sum_isl` tokens: linear in log tokens between the table's points,
     the end values beyond them. With `step_tokens` > 0 only the points on sum_isl's side of it (<= or >) are used
     where that side has any: the table steps there instead of ramping across (an engine's CUDA-graph limit,
     LawForms.moe_table_graph_step)."""
-    t, r = np.asarray(tokens, dtype=float), np.asarray(ratio, dtype=float)
     if step_tokens > 0.0:
-        side = t <= step_tokens if sum_isl <= step_tokens else t > step_tokens
-        if side.any():
-            t, r = t[side], r[side]
-    return float(np.interp(np.log(max(sum_isl, 1.0)), np.log(t), r))
+        side = [(t, r) for t, r in zip(tokens, ratio, strict=True) if (t <= step_tokens) == (sum_isl <= step_tokens)]
+        if side:
+            tokens, ratio = tuple(t for t, _ in side), tuple(r for _, r in side)
+    return float(np.interp(np.log(max(sum_isl, 1.0)), np.log(tokens), ratio))
 
 
 def cuda_graph_limit_tokens(engine_flags: Sequence[str], max_num_seqs: int) -> float:
@@ -445,7 +449,7 @@ def cuda_graph_limit_tokens(engine_flags: Sequence[str], max_num_seqs: int) -> f
                 sizes.append(float(v))
         elif w.endswith("--max-cudagraph-capture-size") and i + 1 < len(words) and words[i + 1].isdigit():
             sizes.append(float(words[i + 1]))
-    return max(sizes) if sizes else float(min(2 * max_num_seqs, 512))
+    return max(sizes) if sizes else float(min(2 * max_num_seqs, VLLM_DEFAULT_GRAPH_TOKENS))
 
 
 def prefill_token_table(isl: np.ndarray, batch: np.ndarray, measured_ms: np.ndarray,
@@ -533,8 +537,9 @@ class LawForms:
     half-profile prefill p90 16.2 -> 11.8% and 93.3 -> 22.5%, part C unchanged; held out, the H200 bf16 profile reads
     worse (part C 18.3 -> 26.2%, half 33.1 -> 34.1%: its jump spreads over 512-1,024 tokens)."""
     moe_attention_prior: bool = False
-    """Where the MoE token table applies: the prefill attention coefficient c is the roofline prior's for the
-    profile's (model, GPU, TP, dtypes), not fitted (rule 48-M, stop 48). Why: an MoE's step-function prefill drags
+    """Where the MoE token table applies (on a profile whose prefill the engine timed, as every bundled vLLM profile's):
+    the prefill attention coefficient c is the roofline prior's for the profile's (model, GPU, TP, dtypes), not fitted
+    (rule 48-M, stop 48). Why: an MoE's step-function prefill drags
     the fitted c off its attention shape (qwen3-30b-a3b on the H200: 2.3e-7 ms per token^2 fitted, 7.9e-7 from the
     prior, which the dense H200 profiles' fits match within 10%), and the table, keyed by tokens per pass, then
     prices four 2,048-token prompts as one 8,192-token prompt. Not adopted (rule 48-M, bench/moe_law_rules.py): on its
@@ -573,8 +578,8 @@ def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: fl
     floor_max = prefill_floor_bound_ms(dcoef, share, knee, float(pre.isl.min())) if forms.prefill_floor else 0.0
     src = law_source(meta)
     step_timed = measured_ttft_overhead(profile.prefill) if src == "measured-vllm" else None
-    c_prior = _moe_attention_prior_c(meta, catalog, forms) if share > 0 and forms.moe_prefill_table else None
     if step_timed is not None:  # ttft_ms is the engine's prefill step; the overhead measured beside it
+        c_prior = _moe_attention_prior_c(meta, catalog, forms) if share > 0 and forms.moe_prefill_table else None
         (a, b, c, floor), prep = fit_prefill_floor(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy(),
                                                    floor_max, c_fixed=c_prior)
         over = step_timed

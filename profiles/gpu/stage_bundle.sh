@@ -18,14 +18,15 @@
 set -euo pipefail
 limit=${CARRY_LIMIT_BYTES:-$((64 * 1024 * 1024))}
 margin=${MARGIN_BYTES:-$((2 * 1024 * 1024))}
+# bytes of the NUL-separated file names on stdin
+sum_sizes() { xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
 if [ "${1:-}" = "--check" ]; then
   [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$(pwd -P)" ] || { echo "run from the repository's root" >&2; exit 2; }
-  tree_bytes=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 stat -c %s 2>/dev/null \
-               | awk '{s += $1} END {print s + 0}')
+  tree_bytes=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | sum_sizes)
   ls -d .vllm_p[0-9]* > /dev/null 2>&1 || { echo "no staged folders (.vllm_p0 ...): stage_bundle.sh BUNDLE_DIR" >&2; exit 1; }
   bad=0
   for f in .vllm_p[0-9]*; do
-    n=$(( $(find "$f" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}') + tree_bytes ))
+    n=$(( $(find "$f" -type f -print0 | sum_sizes) + tree_bytes ))
     if [ "$n" -gt "$limit" ]; then
       echo "$f: $n bytes with the $tree_bytes-byte tree, over the $limit-byte carry limit: re-stage" >&2
       bad=1
@@ -41,7 +42,7 @@ ls "$bundle"/site.tar.xz.part* > /dev/null 2>&1 || { echo "$bundle: no site.tar.
 [ -f "$bundle/SHA256SUMS" ] || { echo "$bundle: no SHA256SUMS (build.sh's output expected)" >&2; exit 2; }
 [ -f "$install_sh" ] || { echo "$install_sh: not found (the bundle's install.sh)" >&2; exit 2; }
 [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$(pwd -P)" ] || { echo "run from the repository's root" >&2; exit 2; }
-tree_bytes=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
+tree_bytes=$(git ls-files -z | sum_sizes)
 extra_bytes=$(( $(stat -c %s "$install_sh") + $(stat -c %s "$bundle/SHA256SUMS") ))
 room=$(( limit - margin - tree_bytes - extra_bytes ))
 [ "$room" -gt 0 ] || { echo "the tracked tree ($tree_bytes bytes) leaves no room under $limit bytes" >&2; exit 2; }
