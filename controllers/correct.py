@@ -34,7 +34,8 @@ class Corrections:
     itl: dict[str, float] = field(default_factory=dict)
 
     def factor(self, metric: str, model: str) -> float:
-        return getattr(self, metric).get(model, 1.0)
+        table: dict[str, float] = getattr(self, metric)
+        return table.get(model, 1.0)
 
 
 # vLLM's histogram buckets (vllm/v1/metrics/loggers.py, 0.9-0.10), in ms: histogram_quantile()
@@ -152,7 +153,7 @@ def predict_at_load(
     isl_scv: float = 0.0,
     isl_max: float | None = None,
     routing: str = "one_replica",
-) -> dict[str, float] | None:
+) -> dict[str, float | None] | None:
     """The model's TTFT/ITL percentiles for the load OBSERVED on the fleet that served it.
 
     The plan's own prediction is for the forecast's upper quantile on the replicas then planned;

@@ -69,7 +69,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, NamedTuple, Protocol
+from typing import Callable, Iterable, Mapping, NamedTuple
 
 import numpy as np
 from scipy import integrate, stats
@@ -88,8 +88,9 @@ from planner.planning.slo_metrics import SloMetric
 DEFAULT_ISL, DEFAULT_OSL = 1024, 128
 
 
-class PlanFn(Protocol):
-    def __call__(self, workload: Workload, fleet: Fleet, perf: PerfSource) -> Plan: ...
+# How the controller plans: a workload on a fleet with given laws -> a plan (controllers.loop.default_plan_fn wraps
+# planner.api.solve; tests pass their own). Called positionally.
+PlanFn = Callable[[Workload, Fleet, PerfSource], Plan]
 
 
 @dataclass(frozen=True)
@@ -899,12 +900,12 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     pools = sorted(set(current) | set(proposal or {}))  # the platform's pools (current) are among them
     parsed = {p: Variant.parse(p) for p in pools}
     model_of = {p: v.model for p, v in parsed.items()}
-    queue_growing = {p for p in current if (mo := obs.models.get(model_of[p])) is not None
-                     and mo.waiting_growth_per_s.get(parsed[p].role, 0.0) > 0 and mo.waiting.get(parsed[p].role, 0.0) > 0}
+    queue_growing = {p for p in current if (mg := obs.models.get(model_of[p])) is not None
+                     and mg.waiting_growth_per_s.get(parsed[p].role, 0.0) > 0 and mg.waiting.get(parsed[p].role, 0.0) > 0}
     rising = {p for p in pools if model_of[p] in rising_models}
     # capacity coming: replicas asked for (desired) and not ready yet, while the model has a backlog
     coming = {p for p, st in snapshot.pools.items() if st.desired > st.ready and cfg.guard.keep_starting
-              and (mo := obs.models.get(model_of[p])) is not None and sum(mo.waiting.values()) > 0}
+              and (mw := obs.models.get(model_of[p])) is not None and sum(mw.waiting.values()) > 0}
     g = guard(cfg.guard, gstate, now, current, proposal, metrics_ok=True, solver_ok=solver_ok, solver_reason=solver_reason,
               queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg), coming=coming,
               decode_pools={p for p, v in parsed.items() if v.role == "decode"},
@@ -934,7 +935,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
             new_state)
 
 
-def initial_state(cfg: ControllerConfig, plan_fn: PlanFn | Callable[[Workload, Fleet, PerfSource], Plan], fleet: Fleet,
+def initial_state(cfg: ControllerConfig, plan_fn: PlanFn, fleet: Fleet,
                   perf: PerfSource, max_context: Mapping[str, int] | None = None) -> State:
     """The first state. `max_context`: each model's context window (default: the catalog's, where `perf` is a
     planner.perf.laws.PerfModel that has one)."""
