@@ -32,18 +32,20 @@ import pandas as pd
 
 from planner.io.catalog import Catalog
 from planner.io.files import read_csv
-from planner.perf.profiledata import ProfileMeta, profile_dir, write_profile
 from planner.perf.prior import GPU_MEMORY_UTILIZATION, kv_capacity_tokens
+from planner.perf.profiledata import ProfileMeta, profile_dir, write_profile
 
 MODEL = "llama-2-70b"
 HARDWARE = {"a100-80gb": "A100-80GB", "h100-80gb": "H100-SXM-80GB"}
 SOURCE = ("Mutinifni/splitwise-sim, data/perf_model.csv, commit 8f99e7dc9b407f4ce2488d03dd44c0b8b946dab0 "
-          "(MIT licence); Patel et al., 'Splitwise: Efficient Generative LLM Inference Using Phase Splitting', ISCA 2024")
+          "(MIT licence); Patel et al., 'Splitwise: Efficient Generative LLM Inference Using Phase Splitting', "
+          "ISCA 2024")
 BACKEND = "splitwise-measured (vLLM-like, see paper)"
 # The measurement date is not in the CSV; the data predate the paper's arXiv v1 (arXiv:2311.18677,
 # November 2023), so the month of that preprint is recorded.
 DATE = "2023-11"
-COLUMNS = {c: "numeric" for c in ("prompt_size", "batch_size", "token_size", "prompt_time", "token_time", "tensor_parallel")}
+COLUMNS = {c: "numeric"
+           for c in ("prompt_size", "batch_size", "token_size", "prompt_time", "token_time", "tensor_parallel")}
 COLUMNS["hardware"] = "any"
 COLUMNS["model"] = "any"
 
@@ -81,8 +83,9 @@ def convert(src_csv: str | Path, out_root: str | Path, catalog: Catalog | None =
                 model=MODEL, gpu=gpu_name, tp=tp, engine="splitwise", engine_version=None,
                 engine_flags=[f"--tensor-parallel-size {tp}"],
                 kv_capacity_tokens=kv,
-                kv_capacity_note=(f"derived, not measured: (memory_gib*tp*{GPU_MEMORY_UTILIZATION} - weights - runtime and "
-                                  "activation reserve) / kv_bytes_per_token (planner.perf.prior.kv_capacity_tokens)"),
+                kv_capacity_note=(f"derived, not measured: (memory_gib*tp*{GPU_MEMORY_UTILIZATION} - weights - "
+                                  "runtime and activation reserve) / kv_bytes_per_token "
+                                  "(planner.perf.prior.kv_capacity_tokens)"),
                 date=DATE, backend=BACKEND, source=SOURCE,
                 device_name=f"{hw} (Splitwise hardware label)",
                 notes=("prefill ttft_ms = prompt_time (whole batch, one pass); decode itl_ms = token_time at "

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 # vLLM 0.26.0 needs this without flashinfer (vllm-offline README); the others keep it offline.
-SERVER_ENV = {"VLLM_USE_FLASHINFER_SAMPLER": "0", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "PYTHONUNBUFFERED": "1"}
+SERVER_ENV = {"VLLM_USE_FLASHINFER_SAMPLER": "0", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
+              "PYTHONUNBUFFERED": "1"}
 SERVER_CMD = f"{sys.executable} -m vllm.entrypoints.openai.api_server"
 GPU = "H200-141GB"
 # A sweep needs at least this long to give a usable (if sparse) profile.
@@ -105,7 +106,8 @@ class Variant:
     # the profiler ends an ISL's rates after the first whose median TTFT passes this (the queue grows); a steady-state
     # plan that must show the served rate's plateau sets it higher (plans h10 / h11 lost their top rate to the 2 s)
     saturation_ttft_ms: float = 2000.0
-    max_model_len: int = 17408  # the server's --max-model-len: the longest grid prompt + its output, within the model's context
+    # the server's --max-model-len: the longest grid prompt + its output, within the model's context
+    max_model_len: int = 17408
     rate_isl_scv: float = 0.0  # spread of the load sweep's prompt lengths (squared CV; 0: every prompt of the ISL)
     rate_osl: int = 128  # the load sweep's mean output, tokens
     rate_osl_scv: float = 0.0  # spread of the load sweep's output lengths (squared CV; 0: every output of rate_osl)
@@ -213,8 +215,8 @@ PLAN_S8 = [
 # batch 1, engine method, warmed up: under load at ISL 1024 its TTFT is ~2x the law's (s8 README), and the grid
 # (512, 2048) never measured 1,024 tokens; 2,048 already costs as much as 4,096.
 PLAN_S9 = [
-    Variant("qwen3-30b-a3b", startup_s=150, sweep_s=60, prefill_isl="256,768,1024,1536,2048,3072,4096", prefill_batch="1",
-            decode_batch="1", decode_context="512", prefill_frac=0.95, tag="-dense-grid"),
+    Variant("qwen3-30b-a3b", startup_s=150, sweep_s=60, prefill_isl="256,768,1024,1536,2048,3072,4096",
+            prefill_batch="1", decode_batch="1", decode_context="512", prefill_frac=0.95, tag="-dense-grid"),
 ]
 # The tenth (2026-12-03, session 5): per-step timings under load. vLLM 0.26 logs every engine iteration with
 # --enable-logging-iteration-details (its context requests/tokens, generation requests and elapsed ms;
@@ -225,8 +227,10 @@ PLAN_S9 = [
 # `planner profile --log-iterations` now adds the flag and writes iterations.csv.gz itself)
 _ITER = ["--log-iterations"]
 PLAN_S10 = [
-    replace(_load_only("qwen3-30b-a3b", 150, "1024=8,16,24;4096=6,10", 230, rate_duration_s=30.0, tag="-iter"), extra=_ITER),
-    replace(_load_only("llama-3.1-8b", 110, "4096=6.5,8.2;1024=20,30", 230, rate_duration_s=40.0, tag="-iter"), extra=_ITER),
+    replace(_load_only("qwen3-30b-a3b", 150, "1024=8,16,24;4096=6,10", 230, rate_duration_s=30.0, tag="-iter"),
+            extra=_ITER),
+    replace(_load_only("llama-3.1-8b", 110, "4096=6.5,8.2;1024=20,30", 230, rate_duration_s=40.0, tag="-iter"),
+            extra=_ITER),
     replace(_load_only("qwen3-32b", 150, "1024=5,7.5;4096=1.3,2", 230, rate_duration_s=40.0, tag="-iter"), extra=_ITER),
 ]
 # The eleventh (2026-12-03, session 5, after s10): the MoE's run of s10 again in a second server launch, to check on
@@ -270,18 +274,19 @@ PLAN_S14 = [
 # the plateau is the eager path's (then a launch-bound floor) or the kernels' (Mixtral's large experts show none).
 _GRAPHS_4K = ["--extra-args=--cudagraph-capture-sizes 1 2 4 8 16 32 64 128 256 512 768 1024 1536 2048 3072 4096"]
 PLAN_S15 = [
-    Variant("qwen3-30b-a3b", startup_s=200, sweep_s=60, prefill_isl="256,512,768,1024,2048,4096,8192", prefill_batch="1",
-            decode_batch="1", decode_context="512", prefill_frac=0.95, tag="-graphs4k", extra=_GRAPHS_4K),
+    Variant("qwen3-30b-a3b", startup_s=200, sweep_s=60, prefill_isl="256,512,768,1024,2048,4096,8192",
+            prefill_batch="1", decode_batch="1", decode_context="512", prefill_frac=0.95, tag="-graphs4k",
+            extra=_GRAPHS_4K),
     Variant("qwen1.5-moe-a2.7b", startup_s=200, sweep_s=60, prefill_isl="256,512,768,1024,2048,4096,6144",
             prefill_batch="1", decode_batch="1", decode_context="512", prefill_frac=0.95, tag="-graphs4k",
             extra=_GRAPHS_4K, max_model_len=8192),
     _load_only("qwen3-30b-a3b", 150, "1024=8,16,24,30,36,42;4096=3,6,8,10,12,14", 230, tag="-warm2"),
 ]
-# The sixteenth (2026-12-04, session 9): every MoE of the prior's calibration and held-out sets profiled with CUDA graphs
-# captured to 4,096 tokens (s15's flags), so the prior's MoE share is calibrated on the kernels' cost and not on vLLM's
-# default graph limit (planner/perf/graphs.py): qwen3-30b-a3b's full grid plus s15's load sweep again with graphs (does
-# the under-load error of the MoE change with them?), the held-out qwen1.5-moe-a2.7b's full grid, and Mixtral's prefill
-# (its decode steps are within the default's captured sizes).
+# The sixteenth (2026-12-04, session 9): every MoE of the prior's calibration and held-out sets profiled with CUDA
+# graphs captured to 4,096 tokens (s15's flags), so the prior's MoE share is calibrated on the kernels' cost and not on
+# vLLM's default graph limit (planner/perf/graphs.py): qwen3-30b-a3b's full grid plus s15's load sweep again with graphs
+# (does the under-load error of the MoE change with them?), the held-out qwen1.5-moe-a2.7b's full grid, and Mixtral's
+# prefill (its decode steps are within the default's captured sizes).
 PLAN_S16 = [
     Variant("qwen3-30b-a3b", startup_s=200, sweep_s=150, prefill_isl="128,512,1024,2048,4096,8192,16384",
             rates="1024=8,16,24,30,36,42;4096=3,6,8,10,12,14", rate_s=230, tag="-graphs4k", extra=_GRAPHS_4K),
@@ -328,7 +333,8 @@ PLAN_S18 = [
 PLAN_S19 = [
     PLAN_S18[0],
     PLAN_S18[1],
-    replace(_load_only("llama-3.1-8b", 140, "1024=12,16.5,23", 260, rate_duration_s=60.0, tag="-spread"), rate_isl_scv=0.66),
+    replace(_load_only("llama-3.1-8b", 140, "1024=12,16.5,23", 260, rate_duration_s=60.0, tag="-spread"),
+            rate_isl_scv=0.66),
     PLAN_S18[2],
     PLAN_S18[3],
 ]
@@ -346,8 +352,8 @@ PLAN_S20 = PLAN_S19 + [
     replace(_load_only("llama-3.1-8b", 140, "1024=13,15.5,17.5", 260, rate_duration_s=60.0, tag="-kv64k-oslspread"),
             extra=_KV_64K, rate_osl=256, rate_osl_scv=1.0),
 ]
-# The twenty-first (prepared at stop 32): the held-out check of what s20 decided. s20 measured vLLM's KV cache binding on
-# llama-3.1-8b alone (ISL 1,024 / OSL 256), and on those six samples the simulator's mixed replicas were switched to
+# The twenty-first (prepared at stop 32): the held-out check of what s20 decided. s20 measured vLLM's KV cache binding
+# on llama-3.1-8b alone (ISL 1,024 / OSL 256), and on those six samples the simulator's mixed replicas were switched to
 # on-demand KV with preemption and the planner's reservation check was kept (bench/vllm_kv_outputs.py). Here a model and
 # a shape held out of both: mistral-nemo-12b (imported, examples/byo-model) with its cache cut to 6,144 blocks (98,304
 # tokens) at ISL 2,048 / OSL 512, outputs of squared CV 1 first, then equal; the planner's check gives 3.77 / 4.18 rps
@@ -373,11 +379,11 @@ PLAN_S21 = [
 # server's start). Then llama-3.1-8b's decode at batch 160 / 192 / 224 (s21 measured 192 25% above the laws' knee,
 # with repeats 30% apart), two repeats each (the session's --decode-repeats), with vLLM's per-step log: every bundled
 # llama-3.1-8b profile that measured batch 256 (H200 bf16 and FP8, H100 FP8 of plan h1) steps 2.4-2.6x slower at
-# batch 256 x context 512 than at 128, where the weights' and KV's bytes grow 1.5x; the client's stream timestamps cannot tell the
-# engine's steps from a frontend that falls behind 256 streams. Rule K4 (written at stop 37, before this run): if the
-# engine's own pure-decode step time at batch 256 (iterations.csv.gz; bench/step_composition.py) is within 15% of the
-# laws of the bundled H200 profile fitted without the batch-256 point, the jump is the frontend's, and the profiler
-# takes its decode points past batch 128 from the engine's steps; else the laws need a term for it
+# batch 256 x context 512 than at 128, where the weights' and KV's bytes grow 1.5x; the client's stream timestamps
+# cannot tell the engine's steps from a frontend that falls behind 256 streams. Rule K4 (written at stop 37, before this
+# run): if the engine's own pure-decode step time at batch 256 (iterations.csv.gz; bench/step_composition.py) is within
+# 15% of the laws of the bundled H200 profile fitted without the batch-256 point, the jump is the frontend's, and the
+# profiler takes its decode points past batch 128 from the engine's steps; else the laws need a term for it
 # (bench/decode_steps.py --run <its iterations.csv.gz>=profiles/data/llama-3.1-8b/H200-141GB/tp1/vllm --without-batch
 # 256). 256 tokens per stream (the profiler's default: 64) give each batch-256 point ~5 s of pure decode steps, ~4
 # whole seconds of the engine's log.
@@ -408,7 +414,8 @@ PLAN_H1 = [
 # is left. qwen3-32b's FP8 weights (~33 GB) leave ~130k tokens of KV on 80 GB.
 PLAN_H2 = [
     replace(PLAN_S22[1], quantization="fp8"),
-    Variant("qwen3-32b", startup_s=170, sweep_s=150, quantization="fp8", prefill_isl="128,512,2048,4096,8192", max_kv=100_000),
+    Variant("qwen3-32b", startup_s=170, sweep_s=150, quantization="fp8", prefill_isl="128,512,2048,4096,8192",
+            max_kv=100_000),
     Variant("qwen3-14b", startup_s=150, sweep_s=120, quantization="fp8"),
     Variant("qwen3-30b-a3b", startup_s=170, sweep_s=130, quantization="fp8", max_kv=120_000),
     replace(_load_only("qwen3-14b", 150, "1024=8,13,18,23,28,33;4096=2.5,4,5.5,7,8.5", 330, rate_duration_s=20.0,
@@ -418,8 +425,8 @@ PLAN_H2 = [
 # MoE's FP8 weights (tuning, bundled: the prior's weak point with one FP8 MoE profile, the H100's), then qwen3-14b's FP8
 # weights (held out: in HELD_OUT_SET, never calibrated on), the same variants as plan h2's on the other card.
 PLAN_S23 = [PLAN_H2[3], PLAN_H2[2]]
-# The third on an H100 (stop 39, rule H3 written before it ran, in the session's note), if the H200 is not lent: issue 10
-# item 3's FP8 KV cache on the second card (llama-3.1-8b, tuning: bundled), then llama-3.2-3b bf16 (held out: in
+# The third on an H100 (stop 39, rule H3 written before it ran, in the session's note), if the H200 is not lent: issue
+# 10 item 3's FP8 KV cache on the second card (llama-3.1-8b, tuning: bundled), then llama-3.2-3b bf16 (held out: in
 # HELD_OUT_SET, never calibrated on; the prior's first held-out model on the H100 that no H100 run of it informed).
 PLAN_H3 = [
     Variant("llama-3.1-8b", startup_s=120, sweep_s=90, kv_cache_dtype="fp8"),
@@ -435,14 +442,14 @@ PLAN_H4 = [Variant("mistral-nemo-12b", startup_s=140, sweep_s=130, max_kv=250_00
 # ships no E=60,N=1408 table for the H100, so by rule V3's lookup it runs default tiles); both need
 # PLANNER_CATALOG=examples/byo-model/catalog for the MoE.
 PLAN_H5 = [Variant("qwen3-14b", startup_s=150, sweep_s=120, max_kv=200_000), PLAN_S16[1]]
-# The sixth on an H100 (stop 42, rule H6 written before it ran, in the session's note), if an H100 comes again: a Poisson
-# load sweep of the held-out qwen3-14b bf16 on the H100 (issue 10 item 7 on a model no constant was fitted on), its
-# rates 0.35-1.2 of the capacity model's mixed saturation on plan h5's profile (16.9 rps at ISL 1,024, 4.1 at 4,096,
+# The sixth on an H100 (stop 42, rule H6 written before it ran, in the session's note), if an H100 comes again: a
+# Poisson load sweep of the held-out qwen3-14b bf16 on the H100 (issue 10 item 7 on a model no constant was fitted on),
+# its rates 0.35-1.2 of the capacity model's mixed saturation on plan h5's profile (16.9 rps at ISL 1,024, 4.1 at 4,096,
 # OSL 128), computed before the sweep, 20 s per rate.
 PLAN_H6 = [_load_only("qwen3-14b", 150, "1024=6,9.5,12.5,15,17.5,20;4096=1.4,2.3,3.1,3.7,4.3,4.9", 330,
                       rate_duration_s=20.0, tag="-load")]
-# The seventh on an H100 (stop 42, rule H7 written before it ran, in the session's note), if an H100 comes with ~450 s of
-# device time left: the held-out llama-3.2-3b with FP8 weights (the prior's FP8 share, fitted on other models, on a
+# The seventh on an H100 (stop 42, rule H7 written before it ran, in the session's note), if an H100 comes with ~450 s
+# of device time left: the held-out llama-3.2-3b with FP8 weights (the prior's FP8 share, fitted on other models, on a
 # model and size no calibration saw), profile only.
 PLAN_H7 = [Variant("llama-3.2-3b", startup_s=110, sweep_s=90, quantization="fp8")]
 # The eighth on an H100 (stop 42, rule H8 written before it ran, in the session's note; for a later session): the
@@ -452,7 +459,8 @@ PLAN_H7 = [Variant("llama-3.2-3b", startup_s=110, sweep_s=90, quantization="fp8"
 PLAN_H8 = [_load_only("qwen3-14b", 150, "4096=3.5,3.9,4.3,4.7", 330, rate_duration_s=60.0, tag="-steady4k")]
 # Rule K3h (stop 43, written before it ran): rule K3's spread-output half on the H100 with plan h4's laws: the
 # reservation check gives 3.01 req/s there (scv 0.92), so 1.25x and 1.5x of it, 60 s each (the device time left).
-PLAN_K3H = [replace(_load_only("mistral-nemo-12b", 120, "2048=3.75,4.5", 200, rate_duration_s=60.0, tag="-kv96k-oslspread-sat"),
+PLAN_K3H = [replace(_load_only("mistral-nemo-12b", 120, "2048=3.75,4.5", 200, rate_duration_s=60.0,
+                               tag="-kv96k-oslspread-sat"),
                     extra=_KV_96K, rate_osl=512, rate_osl_scv=1.0)]
 # Rule H9 (stop 44, written before it ran): a Poisson load sweep of the held-out mistral-nemo-12b bf16 on the H100
 # (no load sweep of it ran on that card), plan h6's design: 20 s per rate at 0.35-1.2 of the capacity model's mixed
@@ -463,23 +471,24 @@ PLAN_H9 = [_load_only("mistral-nemo-12b", 140, "1024=7.2,12.3,16.4,19.5,21.6,24.
 # where plan v3's 20-s samples put the capacity model's saturation 12% low (4.55 req/s measured, 4.02 modelled):
 # 60 s per rate at 0.95-1.32 of 4.02, the top rate high enough to show a capacity up to 4.8 req/s.
 PLAN_H10 = [_load_only("qwen2.5-14b", 150, "4096=3.8,4.3,4.8,5.3", 330, rate_duration_s=60.0, tag="-steady4k")]
-# Rule H11 (stop 44, written before it ran): the steady state at ISL 4,096 of the held-out llama-3.2-3b bf16 on the H100,
-# 50 s per rate at 0.95-1.19 of the capacity model's 14.94 req/s on plan h3's laws (the device time left: ~480 s).
+# Rule H11 (stop 44, written before it ran): the steady state at ISL 4,096 of the held-out llama-3.2-3b bf16 on the
+# H100, 50 s per rate at 0.95-1.19 of the capacity model's 14.94 req/s on plan h3's laws (the device time left: ~480 s).
 PLAN_H11 = [_load_only("llama-3.2-3b", 110, "4096=14.2,16,17.8", 200, rate_duration_s=50.0, tag="-steady4k")]
 
 
-def _settled(model: str, startup_s: float, rates: str, rate_s: float, rate_duration_s: float, rate_seed: int) -> Variant:
+def _settled(model: str, startup_s: float, rates: str, rate_s: float, rate_duration_s: float,
+             rate_seed: int) -> Variant:
     """A load-only variant measuring the steady state (plans h12-h14): each rate's first 20 s of arrivals kept out of
     the sample, fresh seeds, and no TTFT stop (the rates are below the model's saturation by design)."""
     return replace(_load_only(model, startup_s, rates, rate_s, rate_duration_s=rate_duration_s, tag="-steady"),
                    rate_seed=rate_seed, rate_settle_s=20.0, saturation_ttft_ms=10_000.0)
 
 
-# Rule H12 (stop 45, written before it was implemented or run): the capacity model in the steady state on fresh arrivals,
-# two held-out models on the H100, one device call each (ONLY=<model>-steady): ISL 1,024 at 0.5 / 0.8 and ISL 4,096 at
-# 0.5 of the model's saturation (plan h5's laws: 16.92 / 4.10 req/s; plan h4's: 20.54 / 5.01), OSL 128; each rate 20 s
-# of settle arrivals kept out of the sample, then 70 s measured; seeds 4500 / 4600 (+ 1000 at ISL 4,096, + k at the k-th
-# rate): every earlier sweep drew seed k at each ISL's k-th rate.
+# Rule H12 (stop 45, written before it was implemented or run): the capacity model in the steady state on fresh
+# arrivals, two held-out models on the H100, one device call each (ONLY=<model>-steady): ISL 1,024 at 0.5 / 0.8 and ISL
+# 4,096 at 0.5 of the model's saturation (plan h5's laws: 16.92 / 4.10 req/s; plan h4's: 20.54 / 5.01), OSL 128; each
+# rate 20 s of settle arrivals kept out of the sample, then 70 s measured; seeds 4500 / 4600 (+ 1000 at ISL 4,096, + k
+# at the k-th rate): every earlier sweep drew seed k at each ISL's k-th rate.
 PLAN_H12 = [_settled("qwen3-14b", 150, "1024=8.46,13.54;4096=2.05", 330, 70.0, 4500),
             _settled("mistral-nemo-12b", 140, "1024=10.27,16.43;4096=2.51", 330, 70.0, 4600)]
 # Rule H13 (stop 45, written before it was implemented or run): h12's design on llama-3.1-8b bf16 (the model of the
@@ -488,8 +497,8 @@ PLAN_H12 = [_settled("qwen3-14b", 150, "1024=8.46,13.54;4096=2.05", 330, 70.0, 4
 PLAN_H13 = [_settled("llama-3.1-8b", 120, "1024=16,25.7;4096=4.01", 330, 70.0, 4700)]
 # Rule H14 (stop 45, written before it was implemented or run): the settled design on the MoE qwen3-30b-a3b bf16 on the
 # H100 (default fused-MoE tiles; its bundled profile's laws: 20.27 req/s at ISL 1,024), 0.5 / 0.8 of it, 20 s settle +
-# 50 s measured per rate, seed 4800: the device time left at stop 45 (~400 s). It measured nothing: the server took 153 s
-# to start (profiles/runs/2026-12-06-h14/README.md); a rerun needs startup_s >= 160 and a call of ~500 s.
+# 50 s measured per rate, seed 4800: the device time left at stop 45 (~400 s). It measured nothing: the server took
+# 153 s to start (profiles/runs/2026-12-06-h14/README.md); a rerun needs startup_s >= 160 and a call of ~500 s.
 PLAN_H14 = [_settled("qwen3-30b-a3b", 120, "1024=10.1,16.2", 200, 50.0, 4800)]
 # Rule H15 (stop 46, written before it was implemented or run): the settled design on the H200 with the bundled H200
 # profiles' laws (llama-3.1-8b 30.69 / 8.36 req/s, qwen3-32b 7.98 / 1.90): ISL 1,024 at 0.5 / 0.8 and ISL 4,096 at 0.5,
@@ -506,16 +515,21 @@ PLAN_H15 = [_settled("llama-3.1-8b", 120, "1024=15.3,24.6;4096=4.18", 330, 70.0,
 PLAN_H16 = [replace(PLAN_H14[0], startup_s=170, rate_duration_s=60.0),
             _settled("qwen2.5-14b", 150, "1024=8.37,13.4;4096=2.01", 330, 70.0, 5100)]
 # Rule 48-GPU (stop 48, written before it was implemented or run; if an H100 comes): the held-out qwen2.5-14b settled at
-# ISL 4,096, the rate plan h16's call could not reach (2.01 req/s, 0.5 of plan v3's 4.02) and 0.8 of it, seed 6100 (h16's
-# design: + 1000 at ISL 4,096); PLANNER_CATALOG=examples/byo-model/catalog.
+# ISL 4,096, the rate plan h16's call could not reach (2.01 req/s, 0.5 of plan v3's 4.02) and 0.8 of it, seed 6100
+# (h16's design: + 1000 at ISL 4,096); PLANNER_CATALOG=examples/byo-model/catalog.
 PLAN_H17 = [_settled("qwen2.5-14b", 150, "4096=2.01,3.22", 330, 70.0, 6100)]
 # Rule 48-GPU-b (stop 48, written before it was implemented or run; if an H100 comes): the held-out mistral-nemo-12b
-# settled at ISL 4,096 at 0.65 / 0.8 of plan h4's laws' 5.01 req/s, seed 6200 (PLANNER_CATALOG=examples/byo-model/catalog):
-# more steady-state long-prompt points, where the simulator and the closed form disagree (bench/vllm_under_load.py).
+# settled at ISL 4,096 at 0.65 / 0.8 of plan h4's laws' 5.01 req/s, seed 6200
+# (PLANNER_CATALOG=examples/byo-model/catalog): more steady-state long-prompt points, where the simulator and the closed
+# form disagree (bench/vllm_under_load.py).
 PLAN_H18 = [_settled("mistral-nemo-12b", 140, "4096=3.26,4.01", 330, 70.0, 6200)]
-PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6, "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "h11": PLAN_H11, "h12": PLAN_H12, "h13": PLAN_H13, "h14": PLAN_H14, "h15": PLAN_H15, "h16": PLAN_H16, "h17": PLAN_H17, "h18": PLAN_H18, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
+PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6,
+         "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "h9": PLAN_H9, "h10": PLAN_H10, "h11": PLAN_H11,
+         "h12": PLAN_H12, "h13": PLAN_H13, "h14": PLAN_H14, "h15": PLAN_H15, "h16": PLAN_H16, "h17": PLAN_H17,
+         "h18": PLAN_H18, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5, "s6": PLAN_S6, "s7": PLAN_S7,
          "s8": PLAN_S8, "s9": PLAN_S9, "s10": PLAN_S10,
-         "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16, "s17": PLAN_S17,
+         "s11": PLAN_S11, "s12": PLAN_S12, "s13": PLAN_S13, "s14": PLAN_S14, "s15": PLAN_S15, "s16": PLAN_S16,
+         "s17": PLAN_S17,
          "s18": PLAN_S18, "s19": PLAN_S19, "s20": PLAN_S20, "s21": PLAN_S21, "s22": PLAN_S22, "s23": PLAN_S23}
 
 
@@ -557,7 +571,8 @@ def tokenizer_loads(model: str, out: Path) -> bool:
     from profiles.modeldir import write_model_dir
 
     d = write_model_dir(Catalog.load().model(model), out / "_models" / model)
-    code = ("import sys; from transformers import AutoConfig, AutoTokenizer; c = AutoConfig.from_pretrained(sys.argv[1]); "
+    code = ("import sys; from transformers import AutoConfig, AutoTokenizer; "
+            "c = AutoConfig.from_pretrained(sys.argv[1]); "
             "t = AutoTokenizer.from_pretrained(sys.argv[1]); ids = t('w5 w6 w7')['input_ids']; "
             "print(type(c).__name__, len(t), ids, repr(t.decode([5, 6, 7])))")
     try:
@@ -565,7 +580,8 @@ def tokenizer_loads(model: str, out: Path) -> bool:
     except subprocess.TimeoutExpired:
         log(out, f"{model}: tokenizer check timed out")
         return False
-    log(out, f"{model}: tokenizer check exit {res.returncode}: {res.stdout.strip()[-300:]} {res.stderr.strip()[-600:] if res.returncode else ''}")
+    log(out, f"{model}: tokenizer check exit {res.returncode}: {res.stdout.strip()[-300:]} "
+             f"{res.stderr.strip()[-600:] if res.returncode else ''}")
     return res.returncode == 0
 
 
@@ -576,7 +592,8 @@ def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, ser
            "--model", v.model, "--gpu", gpu, "--tp", "1", "--out", str(out / v.model / gpu / vdir / "vllm"),
            "--model-dir", str(out / "_models" / v.model), "--server-cmd", server_cmd,
            "--max-model-len", str(v.max_model_len), "--prefill-isl", v.prefill_isl, "--prefill-batch", v.prefill_batch,
-           "--decode-batch", v.decode_batch, "--decode-context", v.decode_context, "--max-point-kv-tokens", str(v.max_kv),
+           "--decode-batch", v.decode_batch, "--decode-context", v.decode_context,
+           "--max-point-kv-tokens", str(v.max_kv),
            "--repeats", "3", "--decode-repeats", "2", "--deadline-unix-s", f"{sweep_end:.0f}",
            "--prefill-budget-frac", f"{v.prefill_frac:g}",
            "--health-timeout-s", f"{health_s:.0f}", "--no-progress", "--time-scale", f"{time_scale:g}"]
@@ -586,7 +603,8 @@ def command(v: Variant, out: Path, sweep_end: float, rate_end: float | None, ser
         cmd += ["--kv-cache-dtype", v.kv_cache_dtype]
     if v.rates and rate_end is not None:
         cmd += ["--rates-by-isl", v.rates, "--rate-osl", str(v.rate_osl), "--rate-requests", "20",
-                "--rate-duration-s", f"{v.rate_duration_s:g}", "--saturation-ttft-ms", f"{v.saturation_ttft_ms:g}", "--rate-deadline-unix-s", f"{rate_end:.0f}"]
+                "--rate-duration-s", f"{v.rate_duration_s:g}", "--saturation-ttft-ms", f"{v.saturation_ttft_ms:g}",
+                "--rate-deadline-unix-s", f"{rate_end:.0f}"]
         if v.rate_isl_scv > 0:
             cmd += ["--rate-isl-scv", f"{v.rate_isl_scv:g}"]
         if v.rate_osl_scv > 0:
@@ -603,9 +621,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--deadline-unix-s", type=float, required=True, help="every server stopped by then")
     ap.add_argument("--server-cmd", default=SERVER_CMD)
-    ap.add_argument("--plan", choices=sorted(PLANS), default="s1", help="which session plan (PLANS: s1 = PLAN, s2 = PLAN_S2, ...)")
+    ap.add_argument("--plan", choices=sorted(PLANS), default="s1",
+                    help="which session plan (PLANS: s1 = PLAN, s2 = PLAN_S2, ...)")
     ap.add_argument("--only", default=None, help="comma list of variant labels to run (default: the whole plan)")
-    ap.add_argument("--gpu", default="auto", help="the catalog's name of the lent GPU (profiles/gpus.yaml), e.g. H100-SXM-80GB; "
+    ap.add_argument("--gpu", default="auto",
+                    help="the catalog's name of the lent GPU (profiles/gpus.yaml), e.g. H100-SXM-80GB; "
                     f"auto: the catalog entry of the card nvidia-smi names, else {GPU}")
     ap.add_argument("--time-scale", type=float, default=1.0, help="emulated rehearsal only")
     ap.add_argument("--scale-plan", type=float, default=1.0, help="rehearsal: multiply the plan's times by this")

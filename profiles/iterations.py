@@ -35,12 +35,14 @@ _LINE = re.compile(
     r"INFO (?P<second>\d\d-\d\d \d\d:\d\d:\d\d) .*?Iteration\((?P<iteration>\d+)\): "
     r"(?P<ctx_requests>\d+) context requests, (?P<ctx_tokens>\d+) context tokens, "
     r"(?P<gen_requests>\d+) generation requests, (?P<gen_tokens>\d+) generation tokens, "
-    r"iteration elapsed time: (?P<elapsed_ms>[\d.]+) ms(?P<dummy> \(dummy\))?, GPU KV cache usage: (?P<kv_usage_pct>[\d.]+)%")
+    r"iteration elapsed time: (?P<elapsed_ms>[\d.]+) ms(?P<dummy> \(dummy\))?, "
+    r"GPU KV cache usage: (?P<kv_usage_pct>[\d.]+)%")
 
 # vLLM 0.26's server flag that turns the lines on, and the table the profiler writes from them beside the profile.
 ITERATION_FLAG = "--enable-logging-iteration-details"
 ITERATIONS_FILE = "iterations.csv.gz"
-COLUMNS = ("second", "iteration", "ctx_requests", "ctx_tokens", "gen_requests", "gen_tokens", "elapsed_ms", "kv_usage_pct")
+COLUMNS = ("second", "iteration", "ctx_requests", "ctx_tokens", "gen_requests", "gen_tokens", "elapsed_ms",
+           "kv_usage_pct")
 
 
 def parse_iteration_lines(lines: Iterable[str]) -> pd.DataFrame:
@@ -53,7 +55,8 @@ def parse_iteration_lines(lines: Iterable[str]) -> pd.DataFrame:
         m = _LINE.search(line)
         if m is None or m.group("dummy"):
             continue
-        rows.append((m.group("second"), int(m.group("iteration")), int(m.group("ctx_requests")), int(m.group("ctx_tokens")),
+        rows.append((m.group("second"), int(m.group("iteration")), int(m.group("ctx_requests")),
+                     int(m.group("ctx_tokens")),
                      int(m.group("gen_requests")), int(m.group("gen_tokens")), float(m.group("elapsed_ms")),
                      float(m.group("kv_usage_pct"))))
     return pd.DataFrame(rows, columns=list(COLUMNS))

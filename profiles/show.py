@@ -9,15 +9,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from planner.perf.fit import FitReport, experts_touched, fit_decode, fit_decode_moe, fit_prefill
+from planner.perf.fit import FitReport, experts_touched, fit_decode, fit_decode_moe, fit_prefill, fit_prefill_client
 from planner.perf.laws import measured_ttft_overhead
-from planner.perf.fit import fit_prefill_client
 from planner.perf.profiledata import Profile, central_points, law_source, load_profile
 from profiles.format import META_FILE, VLLM_SUBDIR
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    from rich.console import Console
 
 
 @dataclass(frozen=True)
@@ -48,19 +52,21 @@ class ProfileFit:
     """Other profiles of the same variant that the planner does not use (their paths and sources)."""
 
 
-def prefill_law_ms(coef: tuple[float, float, float], isl, batch):
+def prefill_law_ms(coef: tuple[float, float, float], isl: npt.ArrayLike,
+                   batch: npt.ArrayLike) -> npt.NDArray[np.float64]:
     a, b, c = coef
-    isl = np.asarray(isl, dtype=float)
-    batch = np.asarray(batch, dtype=float)
-    return a + b * batch * isl + c * batch * isl * isl
+    isl_a = np.asarray(isl, dtype=np.float64)
+    batch_a = np.asarray(batch, dtype=np.float64)
+    return a + b * batch_a * isl_a + c * batch_a * isl_a * isl_a
 
 
-def decode_law_ms(coef: tuple[float, ...], batch, context, route_share: float = 0.0):
+def decode_law_ms(coef: tuple[float, ...], batch: npt.ArrayLike, context: npt.ArrayLike,
+                  route_share: float = 0.0) -> npt.NDArray[np.float64]:
     al, be, ga = coef[:3]
-    batch = np.asarray(batch, dtype=float)
-    context = np.asarray(context, dtype=float)
-    moe = coef[3] * experts_touched(batch, route_share) if len(coef) > 3 else 0.0
-    return al + be * batch + ga * batch * context + moe
+    batch_a = np.asarray(batch, dtype=np.float64)
+    context_a = np.asarray(context, dtype=np.float64)
+    moe = coef[3] * experts_touched(batch_a, route_share) if len(coef) > 3 else 0.0
+    return al + be * batch_a + ga * batch_a * context_a + moe
 
 
 def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
@@ -86,13 +92,14 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
         vllm_root = _vllm_profiles_root(d)
         if vllm_root is not None and laws.TORCH_ONLY_LAWS == "prior":  # the loader's rule (PerfModel.from_profiles)
             used = False
-            others = (f"the roofline prior calibrated on the vLLM profiles under {vllm_root}: the planner uses it instead "
-                      "(a torch-reference profile is used only where no vLLM profile exists; bench/calibrate_prior.py part D "
-                      "says why)",)
+            others = (f"the roofline prior calibrated on the vLLM profiles under {vllm_root}: the planner uses it "
+                      "instead (a torch-reference profile is used only where no vLLM profile exists; "
+                      "bench/calibrate_prior.py part D says why)",)
     pre = central_points(prof.prefill, ["isl", "batch"], "ttft_ms")
     dec = central_points(prof.decode, ["batch", "context_tokens"], "itl_ms")
     pc, prep = fit_prefill(pre.isl.to_numpy(), pre.batch.to_numpy(), pre.ttft_ms.to_numpy())
     share = _route_share(prof.meta.model)
+    dc: tuple[float, ...]  # (alpha, beta, gamma), and moe for a MoE model
     if share > 0:  # MoE: the experts a batch touches, as the planner fits it
         dc, drep = fit_decode_moe(dec.batch.to_numpy(), dec.context_tokens.to_numpy(), dec.itl_ms.to_numpy(), share)
     else:
@@ -141,19 +148,24 @@ def law_lines(fit: ProfileFit) -> list[str]:
            if len(fit.decode_coef) > 3 else "")
     return [
         f"prefill  t = {a:.4g} ms + {b:.4g} ms/token x sum(isl) + {c:.4g} ms/token^2 x sum(isl^2)   "
-        f"({fit.prefill_report.n_points} points, median |err| {fit.prefill_report.median_rel_err:.1%}, max {fit.prefill_report.max_rel_err:.1%})",
+        f"({fit.prefill_report.n_points} points, median |err| {fit.prefill_report.median_rel_err:.1%}, "
+        f"max {fit.prefill_report.max_rel_err:.1%})",
         f"decode   t = {al:.4g} ms + {be:.4g} ms/seq x batch + {ga:.4g} ms/token x batch x context{moe}   "
-        f"({fit.decode_report.n_points} points, median |err| {fit.decode_report.median_rel_err:.1%}, max {fit.decode_report.max_rel_err:.1%})",
-        f"KV capacity {fit.profile.meta.kv_capacity_tokens:,} tokens; backend {fit.profile.meta.backend}; engine {fit.profile.meta.engine}"
+        f"({fit.decode_report.n_points} points, median |err| {fit.decode_report.median_rel_err:.1%}, "
+        f"max {fit.decode_report.max_rel_err:.1%})",
+        f"KV capacity {fit.profile.meta.kv_capacity_tokens:,} tokens; backend {fit.profile.meta.backend}; "
+        f"engine {fit.profile.meta.engine}"
         + (f" on {fit.profile.meta.device_name}" if fit.profile.meta.device_name else ""),
         ("laws used by the planner: " if fit.used_by_planner else "NOT the laws the planner uses (see below): ")
         + f"{fit.law_source} ({fit.profile.path}); weights {fit.profile.meta.weight_dtype}, "
         f"KV cache {fit.profile.meta.kv_dtype}"
         + (f"; TTFT = {fit.ttft_overhead_ms:.3g} ms per-request overhead (frontend, no GPU time"
-           + (", fitted from client TTFTs" if fit.client_ttft else ", measured: ttft_e2e_ms - ttft_ms") + ") + the prefill law"
+           + (", fitted from client TTFTs" if fit.client_ttft else ", measured: ttft_e2e_ms - ttft_ms")
+           + ") + the prefill law"
            if fit.law_source == "measured-vllm" else ""),
         *(f"also for this variant: {o}" for o in fit.others),
-        *([f"not in the roofline prior's calibration (meta.yaml calibrate: false): {fit.profile.meta.calibrate_note or 'no reason given'}"]
+        *([f"not in the roofline prior's calibration (meta.yaml calibrate: false): "
+           f"{fit.profile.meta.calibrate_note or 'no reason given'}"]
           if not fit.profile.meta.calibrate else []),
         *_kernel_lines(fit.profile),
     ]
@@ -185,7 +197,8 @@ def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:
         col = colors[i % len(colors)]
         xs = np.geomspace(g.isl.min(), g.isl.max(), 64)
         ax1.plot(g.isl, g.ttft_ms, "o", color=col, label=f"batch {batch}")
-        ax1.plot(xs, fit.ttft_overhead_ms * fit.client_ttft + prefill_law_ms(fit.prefill_coef, xs, batch), "-", color=col, alpha=0.7)
+        ax1.plot(xs, fit.ttft_overhead_ms * fit.client_ttft + prefill_law_ms(fit.prefill_coef, xs, batch), "-",
+                 color=col, alpha=0.7)
     ax1.set(xscale="log", yscale="log", xlabel="input tokens per prompt (isl)", ylabel="prefill time (ms)",
             title=f"prefill: median |err| {fit.prefill_report.median_rel_err:.1%}")
     ax1.legend(fontsize=8)
@@ -231,7 +244,7 @@ def graph_advice(profile: Profile) -> str | None:
     return g.advice() if g is not None else None
 
 
-def render(fit: ProfileFit, console) -> None:
+def render(fit: ProfileFit, console: Console) -> None:
     """Print the laws and both residual tables with Rich."""
     from rich.table import Table
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from profiles.format import DECODE_BATCH, DECODE_CONTEXT, PREFILL_BATCH, PREFILL_ISL
 
@@ -82,7 +83,8 @@ def parse_int_list(text: str | None, default: Sequence[int]) -> tuple[int, ...]:
         try:
             v = int(item)
         except ValueError:
-            raise ValueError(f"expected a comma-separated list of positive integers, got {item!r} in {text!r}") from None
+            raise ValueError(
+                f"expected a comma-separated list of positive integers, got {item!r} in {text!r}") from None
         if v <= 0:
             raise ValueError(f"expected positive integers, got {v} in {text!r}")
         out.append(v)
@@ -124,6 +126,8 @@ def decode_grid(
 
 # --------------------------------------------------------------------------- the sweep loop
 Point = PrefillPoint | DecodePoint
+P = TypeVar("P", bound=Point)
+"""The point type of one sweep (all prefill or all decode points): its `measure` and `record` take that type."""
 
 
 @dataclass
@@ -154,7 +158,8 @@ class SweepState:
     """Bookkeeping of one sweep: which points are resumed, dominated by a stop, or to be measured.
     Shared by the synchronous (torch) and asynchronous (HTTP) loops."""
 
-    def __init__(self, done: dict[tuple[int, int], float] | Iterable[tuple[int, int]] = (), latency_cap_ms: float | None = None):
+    def __init__(self, done: dict[tuple[int, int], float] | Iterable[tuple[int, int]] = (),
+                 latency_cap_ms: float | None = None):
         self.done = dict(done) if isinstance(done, dict) else {k: 0.0 for k in done}
         self.cap = latency_cap_ms
         self.stops: list[tuple[int, int]] = []
@@ -187,7 +192,7 @@ class SweepState:
             self.stops.append(p.key)
             self.outcome.stop_reasons[p.key] = f"latency {ms:.1f} ms over the cap {self.cap:g} ms"
 
-    def settle(self, p: Point, result: float | StopAxis, record: Callable[[Point, float], None]) -> str:
+    def settle(self, p: P, result: float | StopAxis, record: Callable[[P, float], None]) -> str:
         """Book one measurement: a latency is recorded (on disk) and then checked against the cap
         ('measured'); a StopAxis stops its dimension ('skipped'). Shared by both sweep loops."""
         if isinstance(result, StopAxis):
@@ -199,12 +204,12 @@ class SweepState:
 
 
 def run_sweep(
-    points: Sequence[Point],
-    measure: Callable[[Point], float],
-    record: Callable[[Point, float], None],
+    points: Sequence[P],
+    measure: Callable[[P], float],
+    record: Callable[[P, float], None],
     done: dict[tuple[int, int], float] | Iterable[tuple[int, int]] = (),
     latency_cap_ms: float | None = None,
-    on_point: Callable[[Point, str], None] | None = None,
+    on_point: Callable[[P, str], None] | None = None,
 ) -> SweepOutcome:
     """Measure `points` in order; call `record` after each (the caller writes atomically there).
 
@@ -332,7 +337,7 @@ def adaptive_subset(
         score = [0.0] * len(cands)
         for w in sorted(loo, key=loo.__getitem__, reverse=True)[:n_probe]:
             alt = fit_predict({j: x for j, x in measured.items() if j != w}, cands)
-            score = [max(sc, abs(a / f - 1.0) if f > 0 else 0.0) for sc, a, f in zip(score, alt, full)]
+            score = [max(sc, abs(a / f - 1.0) if f > 0 else 0.0) for sc, a, f in zip(score, alt, full, strict=False)]
         best = max(range(len(cands)), key=lambda i: (round(score[i], 6), _log_dist_to(cands[i], measured)))
         measured[cands[best]] = measure(cands[best])
     return measured

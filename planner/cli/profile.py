@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the heavy modules load inside the commands (a fast --help)
     from rich.console import Console
 
     from planner.io.catalog import Catalog
+    from planner.io.schema import Dtype
     from planner.perf.laws import PerfModel, VariantPerf
 
 
@@ -140,7 +141,7 @@ def _rate_isls(by_isl: str | None, isls: str | None, isl: int) -> tuple[int, ...
     return _ints(isls, (isl,), "rate_isls")
 
 
-def dtype_of(engine_flag: str | None) -> str:
+def dtype_of(engine_flag: str | None) -> Dtype:
     """The precision contract's dtype ('bf16' or 'fp8') of a vLLM --quantization / --kv-cache-dtype value."""
     return "fp8" if (engine_flag or "").lower().startswith("fp8") else "bf16"
 
@@ -313,7 +314,7 @@ def register(app: typer.Typer) -> None:
                 raise InputError(None, "rate_shares", "give the rates one way: --rate-shares, --rates or --rates-by-isl")
             from planner.perf.laws import PerfModel, quiet_extrapolation
 
-            vp = PerfModel.load(catalog=cat).get(model, gpu, tp, dtype_of(quantization), dtype_of(kv_cache_dtype))  # type: ignore[arg-type]
+            vp = PerfModel.load(catalog=cat).get(model, gpu, tp, dtype_of(quantization), dtype_of(kv_cache_dtype))
             if vp is None:
                 raise _cannot_run(console, f"{model} on {gpu} tp{tp}")
             shares = _shares(rate_shares, "rate_shares")

@@ -28,6 +28,13 @@ import os
 import statistics
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from torch import Tensor
+    from torch.distributed import ProcessGroup
 
 SIZES_BYTES = [2**k for k in range(13, 29)]
 """8 KiB .. 256 MiB: decode steps of 1-512 sequences to prefills of 16k tokens, hidden 4096-8192, bf16."""
@@ -101,11 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _version(v) -> str:
+def _version(v: int | tuple[int, ...]) -> str:
     return ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
 
 
-def _time(x, group, mode: str, torch, dist) -> list[float]:
+def _time(x: Tensor, group: ProcessGroup, mode: str, torch: ModuleType, dist: ModuleType) -> list[float]:
     """Per-all-reduce times (us) of REPEATS loops of LOOP all-reduces of `x` over `group`."""
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     if mode == "graph":

@@ -54,8 +54,8 @@ class PairLaunch:
         return out
 
 
-def kv_transfer_config(connector: ConnectorName, role: Literal["prefill", "decode"]) -> dict:
-    """vLLM's --kv-transfer-config for one side of the pair."""
+def kv_transfer_config(connector: ConnectorName, role: Literal["prefill", "decode"]) -> dict[str, object]:
+    """vLLM's --kv-transfer-config for one side of the pair (a JSON blob, passed to vLLM as JSON)."""
     if connector == "nixl":
         return {"kv_connector": "NixlConnector", "kv_role": "kv_both"}
     producer = role == "prefill"
@@ -82,7 +82,9 @@ def pair_launch(hf_model: str, served_name: str, *, prefill_gpus: list[int], dec
     if connector not in ("p2p-nccl", "nixl"):
         raise ValueError(f"connector must be 'p2p-nccl' or 'nixl', got {connector!r}")
     cfgs = []
-    for i, (role, gpus, port) in enumerate((("prefill", prefill_gpus, prefill_port), ("decode", decode_gpus, decode_port))):
+    sides: tuple[tuple[Literal["prefill", "decode"], list[int], int], ...] = (
+        ("prefill", prefill_gpus, prefill_port), ("decode", decode_gpus, decode_port))
+    for i, (role, gpus, port) in enumerate(sides):
         env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)), "VLLM_HOST_IP": KV_HOST}
         if connector == "nixl":
             env["VLLM_NIXL_SIDE_CHANNEL_PORT"] = str(NIXL_SIDE_CHANNEL_PORTS[i])
@@ -92,7 +94,8 @@ def pair_launch(hf_model: str, served_name: str, *, prefill_gpus: list[int], dec
             gpu_memory_utilization=gpu_memory_utilization if role == "prefill" else decode_gpu_memory_utilization,
             port=port, server_cmd=list(server_cmd), env=env,
             extra_args=["--max-model-len", str(max_model_len),
-                        "--kv-transfer-config", json.dumps(kv_transfer_config(connector, role), separators=(",", ":"))]))
+                        "--kv-transfer-config",
+                        json.dumps(kv_transfer_config(connector, role), separators=(",", ":"))]))
     p2p = connector == "p2p-nccl"
     return PairLaunch(prefill=cfgs[0], decode=cfgs[1], connector=connector,
                       prefill_kv_addr=f"{KV_HOST}:{PREFILL_KV_PORT}" if p2p else None,

@@ -33,6 +33,7 @@ import datetime as dt
 import math
 import statistics
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,8 +101,8 @@ class PairRunConfig:
 @dataclass
 class PairSummary:
     out: Path
-    handoff_rows: list[dict] = field(default_factory=list)
-    load_rows: list[dict] = field(default_factory=list)
+    handoff_rows: list[dict[str, float]] = field(default_factory=list)
+    load_rows: list[pfmt.Row] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- measurements
@@ -123,10 +124,10 @@ async def connector_xfer_s(http: httpx.AsyncClient, url: str) -> float | None:
     return total
 
 
-def split_ttft(r: StreamResult, prefill_wall_ms: float, time_scale: float) -> dict:
+def split_ttft(r: StreamResult, prefill_wall_ms: float, time_scale: float) -> dict[str, float]:
     """TTFT of one unloaded pair request split into prefill, KV hand-off and first decode step (ms)."""
     ttft = (r.first - r.sent) / time_scale * 1e3
-    gaps = [b - a for a, b in zip(r.token_times, r.token_times[1:])]
+    gaps = [b - a for a, b in zip(r.token_times, r.token_times[1:], strict=False)]
     if not gaps:
         raise ProfilerError("a hand-off request streamed a single token: raise --decode-tokens")
     step = statistics.median(gaps) / time_scale * 1e3
@@ -136,7 +137,7 @@ def split_ttft(r: StreamResult, prefill_wall_ms: float, time_scale: float) -> di
             "first_decode_ms": step, "itl_ms": itl}
 
 
-async def handoff_sweep(proxy_url: str, decode_url: str, served: str, cfg: PairRunConfig) -> list[dict]:
+async def handoff_sweep(proxy_url: str, decode_url: str, served: str, cfg: PairRunConfig) -> list[dict[str, float]]:
     """Unloaded requests through the proxy at each ISL; one row per request (module docstring)."""
     client = VllmClient(proxy_url, served, time_scale=cfg.time_scale, seed=cfg.seed)
     seen: list[float] = []
@@ -147,7 +148,7 @@ async def handoff_sweep(proxy_url: str, decode_url: str, served: str, cfg: PairR
             seen.append(float(v))
 
     client.http.event_hooks["response"].append(on_response)
-    rows: list[dict] = []
+    rows: list[dict[str, float]] = []
     try:
         await client.stream(min(cfg.isls), 2)  # warm-up: connector handshake, CUDA graphs of small batches
         for isl in cfg.isls:
@@ -157,20 +158,23 @@ async def handoff_sweep(proxy_url: str, decode_url: str, served: str, cfg: PairR
                 r = await client.stream(isl, cfg.decode_tokens)
                 after = await connector_xfer_s(client.http, decode_url)
                 if not seen:
-                    raise ProfilerError(f"{proxy_url}: the answer lacks the {PREFILL_MS_HEADER} header (is it the pd proxy?)")
+                    raise ProfilerError(f"{proxy_url}: the answer lacks the {PREFILL_MS_HEADER} header "
+                                        "(is it the pd proxy?)")
                 row = {"isl": isl, "repeat": rep, **split_ttft(r, seen[-1], cfg.time_scale)}
-                row["xfer_ms_connector"] = (after - before) * 1e3 if before is not None and after is not None else math.nan
+                row["xfer_ms_connector"] = ((after - before) * 1e3 if before is not None and after is not None
+                                            else math.nan)
                 rows.append(row)
     finally:
         await client.aclose()
     return rows
 
 
-def load_row(mode: str, results: list[StreamResult], rate: float, isl: int, osl: int, time_scale: float) -> dict:
+def load_row(mode: str, results: list[StreamResult], rate: float, isl: int, osl: int, time_scale: float) -> pfmt.Row:
     """TTFT and per-request mean ITL percentiles of one rate run (emulated ms)."""
     ttft = [(r.first - r.sent) / time_scale * 1e3 for r in results]
-    itl = [(r.token_times[-1] - r.first) / (len(r.token_times) - 1) / time_scale * 1e3 for r in results if len(r.token_times) > 1]
-    row = {"mode": mode, "rate_rps": rate, "isl": isl, "osl": osl, "requests": len(results)}
+    itl = [(r.token_times[-1] - r.first) / (len(r.token_times) - 1) / time_scale * 1e3
+           for r in results if len(r.token_times) > 1]
+    row: pfmt.Row = {"mode": mode, "rate_rps": rate, "isl": isl, "osl": osl, "requests": len(results)}
     for q in (50, 90, 99):
         row[f"ttft_ms_p{q}"] = percentile(ttft, q)
     for q in (50, 90, 99):
@@ -178,7 +182,7 @@ def load_row(mode: str, results: list[StreamResult], rate: float, isl: int, osl:
     return row
 
 
-async def load_sweep(mode: str, url: str, served: str, cfg: PairRunConfig) -> list[dict]:
+async def load_sweep(mode: str, url: str, served: str, cfg: PairRunConfig) -> list[pfmt.Row]:
     client = VllmClient(url, served, time_scale=cfg.time_scale, seed=cfg.seed)
     rows = []
     try:
@@ -190,7 +194,8 @@ async def load_sweep(mode: str, url: str, served: str, cfg: PairRunConfig) -> li
     return rows
 
 
-async def _pair_async(cfg: PairRunConfig, prefill_url: str, decode_url: str, served: str) -> tuple[list[dict], list[dict]]:
+async def _pair_async(cfg: PairRunConfig, prefill_url: str, decode_url: str,
+                      served: str) -> tuple[list[dict[str, float]], list[pfmt.Row]]:
     proxy = PdProxy(ProxyConfig(prefill_url, decode_url, "nixl" if cfg.connector == "nixl" else "p2p-nccl",
                                 cfg.launch.prefill_kv_addr if cfg.launch else _default_kv(cfg, "prefill"),
                                 cfg.launch.decode_kv_addr if cfg.launch else _default_kv(cfg, "decode")))
@@ -218,13 +223,16 @@ def _write(cfg: PairRunConfig, summary: PairSummary, engine_version: str | None)
 
     kvb = cfg.kv_bytes_per_token or kv_bytes_per_token_replica(Catalog.load().model(cfg.model), cfg.prefill_tp)
     meta = PairMeta(
-        model=cfg.model, gpu=cfg.gpu, decode_gpu=cfg.decode_gpu or cfg.gpu, prefill_tp=cfg.prefill_tp, decode_tp=cfg.decode_tp,
+        model=cfg.model, gpu=cfg.gpu, decode_gpu=cfg.decode_gpu or cfg.gpu, prefill_tp=cfg.prefill_tp,
+        decode_tp=cfg.decode_tp,
         connector={"p2p-nccl": "P2pNcclConnector", "nixl": "NixlConnector"}.get(cfg.connector, cfg.connector),
         engine_version=engine_version, kv_bytes_per_token=kvb, backend=cfg.backend, time_scale=cfg.time_scale,
-        prefill_command=cfg.launch.prefill.argv() if cfg.launch else [], decode_command=cfg.launch.decode.argv() if cfg.launch else [],
-        date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        notes=(f"hand-off: {cfg.repeats} unloaded requests per ISL through profiles/backends/pd_proxy.py, {cfg.decode_tokens} "
-               f"tokens each; load: {cfg.load_requests} Poisson requests per rate of isl {cfg.load_isl}, osl {cfg.load_osl}"),
+        prefill_command=cfg.launch.prefill.argv() if cfg.launch else [],
+        decode_command=cfg.launch.decode.argv() if cfg.launch else [],
+        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        notes=(f"hand-off: {cfg.repeats} unloaded requests per ISL through profiles/backends/pd_proxy.py, "
+               f"{cfg.decode_tokens} tokens each; load: {cfg.load_requests} Poisson requests per rate of isl "
+               f"{cfg.load_isl}, osl {cfg.load_osl}"),
     )
     cfg.out.mkdir(parents=True, exist_ok=True)
     pfmt.write_atomic(cfg.out / "handoff.csv", _csv(summary.handoff_rows, HANDOFF_COLUMNS))
@@ -232,10 +240,11 @@ def _write(cfg: PairRunConfig, summary: PairSummary, engine_version: str | None)
         pfmt.write_atomic(cfg.out / "load.csv", _csv(summary.load_rows, LOAD_COLUMNS))
     else:  # a load.csv left by an earlier run would not belong to these hand-off rows
         (cfg.out / "load.csv").unlink(missing_ok=True)
-    pfmt.write_atomic(cfg.out / "meta.yaml", yaml.safe_dump(meta.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    pfmt.write_atomic(cfg.out / "meta.yaml",
+                      yaml.safe_dump(meta.model_dump(mode="json", exclude_none=True), sort_keys=False))
 
 
-def _csv(rows: list[dict], cols: tuple[str, ...]) -> str:
+def _csv(rows: Sequence[Mapping[str, pfmt.Cell]], cols: tuple[str, ...]) -> str:
     def fmt(v: object) -> str:
         if isinstance(v, float):
             return "" if math.isnan(v) else f"{v:.4f}"
@@ -261,7 +270,7 @@ def run_pair(cfg: PairRunConfig) -> PairSummary:
             p_url, d_url = servers[0].url, servers[1].url
         else:
             p_url, d_url = cfg.prefill_url.rstrip("/"), cfg.decode_url.rstrip("/")  # type: ignore[union-attr]
-        for url, srv in zip((p_url, d_url), servers or (None, None)):
+        for url, srv in zip((p_url, d_url), servers or (None, None), strict=True):
             wait_healthy(url, timeout, srv)
         served = endpoint_info(d_url).model
         version = server_version(d_url)
@@ -277,7 +286,7 @@ def run_pair(cfg: PairRunConfig) -> PairSummary:
             s.stop()
 
 
-def _measure_mixed(cfg: PairRunConfig, served: str | None, servers: list[ManagedServer]) -> list[dict]:
+def _measure_mixed(cfg: PairRunConfig, served: str | None, servers: list[ManagedServer]) -> list[pfmt.Row]:
     """Load rows of one aggregated instance (launched into `servers`, which the caller stops)."""
     mixed_url = cfg.mixed_url
     if not cfg.rates or (mixed_url is None and cfg.mixed_launch is None):
@@ -376,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             launch = pair_launch(a.hf_model or spec.hf_id or a.model, a.model, prefill_gpus=pg, decode_gpus=dg,
                                  connector=a.connector, server_cmd=tuple(shlex.split(a.server_cmd)))
             mixed = LaunchConfig(model=launch.prefill.model, served_model_name=a.model, tp=len(pg), port=8300,
-                                 server_cmd=list(launch.prefill.server_cmd), env={"CUDA_VISIBLE_DEVICES": a.prefill_gpus},
+                                 server_cmd=list(launch.prefill.server_cmd),
+                                 env={"CUDA_VISIBLE_DEVICES": a.prefill_gpus},
                                  extra_args=["--max-model-len", "20480"])
             if a.print_launch:
                 print("\n".join(launch.shell()))
@@ -388,9 +398,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ProfilerError(f"--rates: expected positive rates, got {a.rates!r}")
         root = Path(__file__).resolve().parents[1] / "data"
         cfg = PairRunConfig(model=a.model, gpu=a.gpu, decode_gpu=a.decode_gpu, prefill_tp=ptp, decode_tp=dtp,
-                            out=a.out or pair_dir(root, a.model, a.gpu, ptp, dtp), prefill_url=a.prefill, decode_url=a.decode,
-                            mixed_url=a.mixed, launch=launch if a.launch else None, mixed_launch=mixed if a.launch else None,
-                            connector=a.connector, isls=_ints(a.isl, "isl"), repeats=a.repeats, decode_tokens=a.decode_tokens,
+                            out=a.out or pair_dir(root, a.model, a.gpu, ptp, dtp), prefill_url=a.prefill,
+                            decode_url=a.decode, mixed_url=a.mixed, launch=launch if a.launch else None,
+                            mixed_launch=mixed if a.launch else None, connector=a.connector,
+                            isls=_ints(a.isl, "isl"), repeats=a.repeats, decode_tokens=a.decode_tokens,
                             rates=rates, load_isl=a.load_isl, load_osl=a.load_osl, load_requests=a.load_requests,
                             time_scale=a.time_scale, modes=_modes(a.modes))
         s = run_pair(cfg)

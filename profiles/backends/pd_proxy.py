@@ -39,6 +39,8 @@ from aiohttp import web
 from planner.io.webserve import serve_app
 
 Connector = Literal["nixl", "p2p-nccl"]
+JsonBody = dict[str, object]
+"""A completions request or answer body as the JSON it is (a JSON blob: its values are any JSON type)."""
 PREFILL_MS_HEADER = "X-PD-Prefill-Ms"
 # vLLM's toy proxy (tests/v1/kv_connector/nixl_integration/toy_proxy_server.py) asks the prefill
 # instance to keep the KV for a remote decode with exactly these fields.
@@ -61,10 +63,11 @@ class ProxyConfig:
         if self.connector not in ("nixl", "p2p-nccl"):
             raise ValueError(f"connector must be 'nixl' or 'p2p-nccl', got {self.connector!r}")
         if self.connector == "p2p-nccl" and not (self.prefill_kv_addr and self.decode_kv_addr):
-            raise ValueError("connector 'p2p-nccl' needs prefill_kv_addr and decode_kv_addr (ip:kv_port of each engine)")
+            raise ValueError("connector 'p2p-nccl' needs prefill_kv_addr and decode_kv_addr "
+                             "(ip:kv_port of each engine)")
 
 
-def prefill_request(body: dict, cfg: ProxyConfig) -> dict:
+def prefill_request(body: JsonBody, cfg: ProxyConfig) -> JsonBody:
     """The body sent to the prefill instance: one token, not streamed, KV kept for the decode side."""
     pre = {k: v for k, v in body.items() if k not in ("stream_options",)}
     pre.update(max_tokens=1, stream=False)
@@ -75,7 +78,7 @@ def prefill_request(body: dict, cfg: ProxyConfig) -> dict:
     return pre
 
 
-def decode_request(body: dict, prefill_answer: dict, cfg: ProxyConfig) -> dict:
+def decode_request(body: JsonBody, prefill_answer: JsonBody, cfg: ProxyConfig) -> JsonBody:
     """The body sent to the decode instance: the client's request plus the prefill's kv_transfer_params."""
     dec = dict(body)
     if cfg.connector == "nixl":
@@ -126,7 +129,8 @@ class PdProxy:
 
     @staticmethod
     def _error(status: int, msg: str) -> web.Response:
-        return web.json_response({"object": "error", "message": msg, "type": "ProxyError", "code": status}, status=status)
+        return web.json_response({"object": "error", "message": msg, "type": "ProxyError", "code": status},
+                                 status=status)
 
     async def _health(self, request: web.Request) -> web.Response:
         assert self._session is not None
@@ -159,8 +163,8 @@ class PdProxy:
         self.requests += 1
         headers = {"X-Request-Id": p2p_request_id(self.cfg)} if self.cfg.connector == "p2p-nccl" else {}
         try:
-            async with self._session.post(f"{self.cfg.prefill_url}/v1/completions", json=prefill_request(body, self.cfg),
-                                          headers=headers) as r:
+            async with self._session.post(f"{self.cfg.prefill_url}/v1/completions",
+                                          json=prefill_request(body, self.cfg), headers=headers) as r:
                 if r.status != 200:
                     return web.Response(status=r.status, body=await r.read(), content_type="application/json")
                 answer = await r.json(content_type=None)
@@ -175,9 +179,11 @@ class PdProxy:
         try:
             async with self._session.post(f"{self.cfg.decode_url}/v1/completions", json=dec, headers=headers) as r:
                 if r.status != 200 or not body.get("stream"):
-                    return web.Response(status=r.status, body=await r.read(), content_type="application/json", headers=extra)
-                resp = web.StreamResponse(status=200, headers={"Content-Type": r.headers.get("Content-Type", "text/event-stream"),
-                                                               "Cache-Control": "no-cache", **extra})
+                    return web.Response(status=r.status, body=await r.read(), content_type="application/json",
+                                        headers=extra)
+                resp = web.StreamResponse(status=200,
+                                          headers={"Content-Type": r.headers.get("Content-Type", "text/event-stream"),
+                                                   "Cache-Control": "no-cache", **extra})
                 await resp.prepare(request)
                 async for chunk in r.content.iter_any():
                     await resp.write(chunk)
@@ -190,7 +196,8 @@ class PdProxy:
 async def _serve(cfg: ProxyConfig, host: str, port: int) -> None:
     proxy = PdProxy(cfg)
     await proxy.astart(host, port)
-    print(f"pd-proxy on {proxy.url}: prefill {cfg.prefill_url} -> decode {cfg.decode_url} ({cfg.connector})", flush=True)
+    print(f"pd-proxy on {proxy.url}: prefill {cfg.prefill_url} -> decode {cfg.decode_url} ({cfg.connector})",
+          flush=True)
     try:
         await asyncio.Event().wait()
     finally:

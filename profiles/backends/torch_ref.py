@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import gc
 import json
 import math
@@ -45,9 +46,10 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -55,6 +57,14 @@ from profiles import format as pfmt
 from profiles import sweep
 
 # torch is imported lazily (functions below) so that `--help` and the pure helpers work without it.
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+KvViews = list[tuple["Tensor", "Tensor"]]
+"""Per-layer (K, V) cache views of one point, each [batch, kv_heads, ctx, head_dim] (KvPool.views)."""
+GraphPool = tuple[int, int]
+"""A CUDA-graph memory pool handle (torch.cuda.graph_pool_handle())."""
 
 MODELS_YAML = Path(__file__).resolve().parents[1] / "models.yaml"
 
@@ -120,7 +130,8 @@ def load_shapes(model: str, models_yaml: str | os.PathLike[str] = MODELS_YAML) -
         raise SystemExit(f"{path}: unknown model '{model}'; known: {', '.join(sorted(data))}")
     e = data[model]
     if e.get("moe"):
-        raise SystemExit(f"{path}: field '{model}.moe': the torch reference decoder has dense FFNs only; MoE models are not supported")
+        raise SystemExit(f"{path}: field '{model}.moe': the torch reference decoder has dense FFNs only; "
+                         "MoE models are not supported")
     try:
         return Shapes(
             name=model,
@@ -135,7 +146,8 @@ def load_shapes(model: str, models_yaml: str | os.PathLike[str] = MODELS_YAML) -
             kv_dtype_bytes=int(e.get("kv_dtype_bytes", 2)),
         )
     except KeyError as exc:
-        raise SystemExit(f"{path}: field '{model}.{exc.args[0]}': missing; the decoder needs layers, hidden, heads, kv_heads, head_dim, intermediate, vocab") from None
+        raise SystemExit(f"{path}: field '{model}.{exc.args[0]}': missing; the decoder needs layers, hidden, heads, "
+                         "kv_heads, head_dim, intermediate, vocab") from None
 
 
 # =========================================================================== the decoder
@@ -146,7 +158,8 @@ class RefDecoder:
     gate/up fused as vLLM does (QKVParallelLinear, MergedColumnParallelLinear).
     """
 
-    def __init__(self, shapes: Shapes, device: str = "cuda", dtype=None, seed: int = 0, rope: bool = True, max_pos: int = 32768):
+    def __init__(self, shapes: Shapes, device: str = "cuda", dtype: torch.dtype | None = None, seed: int = 0,
+                 rope: bool = True, max_pos: int = 32768):
         import torch
 
         self.torch = torch
@@ -160,7 +173,7 @@ class RefDecoder:
         s = shapes
         qkv_out = (s.heads + 2 * s.kv_heads) * s.head_dim
 
-        def w(*shape):
+        def w(*shape: int) -> Tensor:
             t = torch.empty(*shape, device=self.device, dtype=self.dtype)
             t.normal_(0.0, INIT_STD, generator=g)
             return t
@@ -168,7 +181,7 @@ class RefDecoder:
         self.embed = w(s.vocab, s.hidden)
         self.lm_head = w(s.vocab, s.hidden)
         self.final_norm = torch.ones(s.hidden, device=self.device, dtype=self.dtype)
-        self.layers = []
+        self.layers: list[dict[str, Tensor]] = []
         for _ in range(s.layers):
             self.layers.append(
                 {
@@ -181,7 +194,8 @@ class RefDecoder:
                 }
             )
         # RoPE tables in float32 (as HF/vLLM compute them), cast to the model dtype when applied.
-        inv = 1.0 / (ROPE_THETA ** (torch.arange(0, s.head_dim, 2, device=self.device, dtype=torch.float32) / s.head_dim))
+        inv = 1.0 / (ROPE_THETA ** (torch.arange(0, s.head_dim, 2, device=self.device, dtype=torch.float32)
+                                    / s.head_dim))
         pos = torch.arange(max_pos, device=self.device, dtype=torch.float32)
         freqs = torch.outer(pos, inv)
         self.cos = torch.cat([freqs.cos(), freqs.cos()], dim=-1).to(self.dtype)  # [max_pos, head_dim]
@@ -189,15 +203,15 @@ class RefDecoder:
         self.max_pos = max_pos
 
     # ------------------------------------------------------------------ pieces
-    def _rms(self, x, weight):
+    def _rms(self, x: Tensor, weight: Tensor) -> Tensor:
         return self.torch.nn.functional.rms_norm(x, (x.shape[-1],), weight, RMS_EPS)
 
     @staticmethod
-    def _rotate_half(x):
+    def _rotate_half(x: Tensor) -> Tensor:
         h = x.shape[-1] // 2
         return __import__("torch").cat([-x[..., h:], x[..., :h]], dim=-1)
 
-    def _apply_rope(self, x, cos, sin):
+    def _apply_rope(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         # x [B, n, S, d]; cos/sin [S, d]
         return x * cos + self._rotate_half(x) * sin
 
@@ -205,7 +219,7 @@ class RefDecoder:
     """How attention ran, decided on first use: 'flash+gqa' on GPU (FlashAttention-2 kernel of torch
     SDPA reading the grouped KV heads directly, no copy), else a named fallback."""
 
-    def _attend(self, q, k, v, causal: bool):
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:
         F = self.torch.nn.functional
         if self.device.type != "cuda":
             self.attention_backend = "sdpa-cpu+gqa"
@@ -228,9 +242,11 @@ class RefDecoder:
         self.attention_backend = "sdpa-fused+repeat_kv"
         rep = q.shape[1] // k.shape[1]
         with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
-            return F.scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1), is_causal=causal)
+            return F.scaled_dot_product_attention(q, k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1),
+                                                  is_causal=causal)
 
-    def _layer(self, x, lw, pos_cos, pos_sin, k_cache, v_cache, start: int, causal: bool):
+    def _layer(self, x: Tensor, lw: dict[str, Tensor], pos_cos: Tensor, pos_sin: Tensor, k_cache: Tensor,
+               v_cache: Tensor, start: int, causal: bool) -> Tensor:
         """One decoder layer on x [B, S, H]; writes this chunk's K/V at [start, start+S) of the cache
         views [B, kv_heads, ctx, d] and attends to cache positions [0, start+S)."""
         F = self.torch.nn.functional
@@ -261,22 +277,22 @@ class RefDecoder:
         return x + F.linear(F.silu(g) * u, lw["wdown"])
 
     # ------------------------------------------------------------------ passes
-    def prefill(self, tokens, caches):
+    def prefill(self, tokens: Tensor, caches: KvViews) -> Tensor:
         """tokens [B, S] -> logits of the last position [B, vocab]; fills caches[l] = (K, V) views
         of shape [B, kv_heads, >=S, head_dim] at positions [0, S)."""
         S = tokens.shape[1]
         x = self.embed[tokens]
         cos, sin = self.cos[:S], self.sin[:S]
-        for lw, (kc, vc) in zip(self.layers, caches):
+        for lw, (kc, vc) in zip(self.layers, caches, strict=False):
             x = self._layer(x, lw, cos, sin, kc, vc, 0, causal=True)
         x = self._rms(x[:, -1], self.final_norm)
         return self.torch.nn.functional.linear(x, self.lm_head)
 
-    def decode_step(self, tokens, caches, position: int):
+    def decode_step(self, tokens: Tensor, caches: KvViews, position: int) -> Tensor:
         """tokens [B] at `position` -> logits [B, vocab]; writes K/V at `position`, attends [0, position]."""
         x = self.embed[tokens].unsqueeze(1)
         cos, sin = self.cos[position : position + 1], self.sin[position : position + 1]
-        for lw, (kc, vc) in zip(self.layers, caches):
+        for lw, (kc, vc) in zip(self.layers, caches, strict=False):
             x = self._layer(x, lw, cos, sin, kc, vc, position, causal=False)
         x = self._rms(x[:, -1], self.final_norm)
         return self.torch.nn.functional.linear(x, self.lm_head)
@@ -289,7 +305,8 @@ class KvPool:
     over the first batch*ctx tokens of the pool: no allocation per point, contiguous for SDPA.
     """
 
-    def __init__(self, shapes: Shapes, tokens: int, device, dtype, fill_random: bool = True, seed: int = 1):
+    def __init__(self, shapes: Shapes, tokens: int, device: str | torch.device, dtype: torch.dtype,
+                 fill_random: bool = True, seed: int = 1):
         import torch
 
         self.s = shapes
@@ -304,20 +321,20 @@ class KvPool:
             for t in self.k + self.v:
                 t.normal_(0.0, 1.0, generator=g)
 
-    def views(self, batch: int, ctx: int):
+    def views(self, batch: int, ctx: int) -> KvViews:
         if batch * ctx > self.tokens:
             raise ValueError(f"KV pool holds {self.tokens} tokens, {batch}x{ctx} = {batch * ctx} requested")
         s = self.s
         n = batch * ctx * s.kv_heads * s.head_dim
         shape = (batch, s.kv_heads, ctx, s.head_dim)
-        return [(k[:n].view(shape), v[:n].view(shape)) for k, v in zip(self.k, self.v)]
+        return [(k[:n].view(shape), v[:n].view(shape)) for k, v in zip(self.k, self.v, strict=True)]
 
 
 # =========================================================================== timing
 class Timer:
     """Times a callable on the device: CUDA events around it on GPU, perf_counter on CPU."""
 
-    def __init__(self, device):
+    def __init__(self, device: str | torch.device):
         import torch
 
         self.torch = torch
@@ -333,18 +350,20 @@ class Timer:
                 fn()
             end.record()
             end.synchronize()
-            return start.elapsed_time(end) / inner
+            elapsed_ms: float = start.elapsed_time(end)  # torch.cuda.Event.elapsed_time: milliseconds
+            return elapsed_ms / inner
         t0 = time.perf_counter()
         for _ in range(inner):
             fn()
         return (time.perf_counter() - t0) * 1e3 / inner
 
-    def sync(self):
+    def sync(self) -> None:
         if self.cuda:
             self.torch.cuda.synchronize()
 
 
-def median_ms(timer: Timer, fn, warmup: int, repeats: int, inner: int = 1) -> tuple[float, list[float]]:
+def median_ms(timer: Timer, fn: Callable[[], object], warmup: int, repeats: int,
+              inner: int = 1) -> tuple[float, list[float]]:
     for _ in range(warmup):
         fn()
     timer.sync()
@@ -352,7 +371,8 @@ def median_ms(timer: Timer, fn, warmup: int, repeats: int, inner: int = 1) -> tu
     return statistics.median(samples), samples
 
 
-def timed_rounds(timer: Timer, fn, warmup: int, repeats: int, inner: int = 1) -> Callable[[], list[float]]:
+def timed_rounds(timer: Timer, fn: Callable[[], object], warmup: int, repeats: int,
+                 inner: int = 1) -> Callable[[], list[float]]:
     """A round of `repeats` timings of `fn` per call (sweep.measured_with_floor may ask for more rounds), with the
     `warmup` calls before the first round only."""
     left = [warmup]
@@ -364,7 +384,7 @@ def timed_rounds(timer: Timer, fn, warmup: int, repeats: int, inner: int = 1) ->
     return one_round
 
 
-def _sweep_summary(res) -> dict:  # type: ignore[no-untyped-def]
+def _sweep_summary(res: sweep.SweepOutcome) -> dict[str, int | dict[str, str]]:
     """Counts of one sweep's outcome for the run record (run.yaml)."""
     return {"measured": len(res.measured), "resumed": len(res.resumed), "skipped": len(res.dominated),
             "stops": {str(k): v for k, v in res.stop_reasons.items()}}
@@ -379,7 +399,7 @@ def prefill_repeats(tokens: int) -> int:
 class PlainProfileDir(pfmt.ProfileStore):
     """The profile directory of a torch run: meta.yaml holds the ProfileMeta fields of the run record."""
 
-    def write_meta(self, record: dict) -> None:  # type: ignore[override]
+    def write_meta(self, record: dict[str, Any]) -> None:
         super().write_record(record, profile_meta(record))
 
 
@@ -390,8 +410,9 @@ KV_CAPACITY_NOTE = (
 )
 
 
-def profile_meta(rec: dict) -> dict:
-    """The ProfileMeta fields (planner/perf/profiledata.py) of a run record; the rest stays in run.yaml."""
+def profile_meta(rec: dict[str, Any]) -> dict[str, Any]:
+    """The ProfileMeta fields (planner/perf/profiledata.py) of a run record; the rest stays in run.yaml.
+    Both are YAML blobs (the record as run_profile builds it, with its nested engine_flags)."""
     f = rec["engine_flags"]
     flags = [
         f"--dtype={f['dtype']}",
@@ -404,7 +425,8 @@ def profile_meta(rec: dict) -> dict:
     notes = (
         "torch reference decoder (random bf16 weights, real shapes from profiles/models.yaml, SDPA attention, "
         "static KV cache, CUDA-graph decode steps); no scheduler, sampling, paging or HTTP overheads, but not "
-        "a lower bound on an engine's latency (vLLM's kernels are faster). Rows are medians of repeated timings (CUDA events). "
+        "a lower bound on an engine's latency (vLLM's kernels are faster). "
+        "Rows are medians of repeated timings (CUDA events). "
         f"torch {rec.get('torch_version')}, CUDA {rec.get('cuda_version')}."
     )
     if rec.get("partial"):
@@ -429,13 +451,13 @@ def profile_meta(rec: dict) -> dict:
 
 
 # =========================================================================== checks
-def rel_err(a, b) -> float:
+def rel_err(a: Tensor, b: Tensor) -> float:
     """||a - b|| / ||b|| in float64."""
     a64, b64 = a.double(), b.double()
     return float((a64 - b64).norm() / b64.norm().clamp_min(1e-30))
 
 
-def reference_logits_fp64(dec: RefDecoder, tokens) -> "object":
+def reference_logits_fp64(dec: RefDecoder, tokens: Tensor) -> Tensor:
     """An independent float64 forward of the same weights, written plainly (explicit softmax with a
     causal mask, KV heads repeated, no SDPA, no cache) on the CPU: the check's ground truth."""
     import torch
@@ -445,15 +467,15 @@ def reference_logits_fp64(dec: RefDecoder, tokens) -> "object":
     tok = tokens.to(dev)
     B, S = tok.shape
 
-    def d(t):
+    def d(t: Tensor) -> Tensor:
         return t.detach().to(dev, torch.float64)
 
-    def rms(x, w):
+    def rms(x: Tensor, w: Tensor) -> Tensor:
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + RMS_EPS) * w
 
     cos, sin = d(dec.cos[:S]), d(dec.sin[:S])
 
-    def rope(x):
+    def rope(x: Tensor) -> Tensor:
         if not dec.rope:
             return x
         h = x.shape[-1] // 2
@@ -477,7 +499,8 @@ def reference_logits_fp64(dec: RefDecoder, tokens) -> "object":
     return rms(x[:, -1], d(dec.final_norm)) @ d(dec.lm_head).T
 
 
-def correctness_check(shapes: Shapes, device: str, layers: int = 2, batch: int = 2, seq: int = 64, seed: int = 7) -> dict:
+def correctness_check(shapes: Shapes, device: str, layers: int = 2, batch: int = 2, seq: int = 64,
+                      seed: int = 7) -> dict[str, float | bool | str]:
     """Build a `layers`-layer decoder with `shapes`' widths and check, on fresh random tokens:
     (1) prefill logits vs the float64 reference; (2) prefill of seq-1 tokens then one decode step
     (CUDA-graph captured on GPU) vs prefill of all seq tokens. Returns the relative errors and
@@ -504,6 +527,7 @@ def correctness_check(shapes: Shapes, device: str, layers: int = 2, batch: int =
     static_tok = tokens[:, seq - 1].clone()
     step = _make_decode_runner(dec, static_tok, caches, seq - 1, use_graph=torch.device(device).type == "cuda")
     step.replay()
+    assert step.logits is not None  # set by the step the runner ran (captured or eager)
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
     e_step = rel_err(step.logits.float().cpu(), full.float().cpu())
@@ -512,7 +536,8 @@ def correctness_check(shapes: Shapes, device: str, layers: int = 2, batch: int =
     ok_ref = e_ref < (3e-2 if dtype == torch.bfloat16 else 1e-4)
     ok_step = e_step < (3e-2 if dtype == torch.bfloat16 else 1e-4)
     finite = bool(torch.isfinite(full).all() and torch.isfinite(step.logits).all())
-    res = {"rel_err_prefill_vs_fp64": e_ref, "rel_err_decode_vs_prefill": e_step, "finite": finite, "dtype": str(dtype), "device": device}
+    res: dict[str, float | bool | str] = {"rel_err_prefill_vs_fp64": e_ref, "rel_err_decode_vs_prefill": e_step,
+                                          "finite": finite, "dtype": str(dtype), "device": device}
     if not (ok_ref and ok_step and finite):
         raise AssertionError(f"correctness check failed: {res}")
     return res
@@ -523,13 +548,14 @@ class _DecodeRunner:
     """One decode step over static tensors; `replay()` runs it (a CUDA graph on GPU, eager on CPU).
     The argmax of the step's logits is fed back as the next input token, like a real decode loop."""
 
-    def __init__(self, dec: RefDecoder, tokens, caches, position: int, use_graph: bool, pool=None):
+    def __init__(self, dec: RefDecoder, tokens: Tensor, caches: KvViews, position: int, use_graph: bool,
+                 pool: GraphPool | None = None):
         import torch
 
         self.torch = torch
         self.dec, self.tokens, self.caches, self.position = dec, tokens, caches, position
-        self.graph = None
-        self.logits = None
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.logits: Tensor | None = None
         if use_graph:
             # Warm-up and capture run the step, which feeds its argmax back into `tokens`:
             # restore the caller's input afterwards so the first replay sees it.
@@ -545,18 +571,19 @@ class _DecodeRunner:
                 self._eager()
             tokens.copy_(saved)
 
-    def _eager(self):
+    def _eager(self) -> None:
         self.logits = self.dec.decode_step(self.tokens, self.caches, self.position)
         self.tokens.copy_(self.logits.argmax(-1))
 
-    def replay(self):
+    def replay(self) -> None:
         if self.graph is not None:
             self.graph.replay()
         else:
             self._eager()
 
 
-def _make_decode_runner(dec, tokens, caches, position, use_graph, pool=None) -> _DecodeRunner:
+def _make_decode_runner(dec: RefDecoder, tokens: Tensor, caches: KvViews, position: int, use_graph: bool,
+                        pool: GraphPool | None = None) -> _DecodeRunner:
     return _DecodeRunner(dec, tokens, caches, position, use_graph, pool)
 
 
@@ -583,7 +610,7 @@ class RunConfig:
     rope: bool = True
     models_yaml: Path = MODELS_YAML
     kv_capacity_override: int | None = None
-    probe: dict | None = None
+    probe: dict[str, float] | None = None
     """Measured ceilings (bandwidth_probe) to record in run.yaml."""
     """Tiny/CPU runs: KV pool size in tokens instead of the memory-fraction rule (no device memory info)."""
 
@@ -616,20 +643,21 @@ def log(msg: str) -> None:
     print(f"[torch_ref {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def kv_capacity_tokens(shapes: Shapes, mem_fraction: float, peak_bytes: int, non_torch_bytes: int, total_bytes: int) -> int:
+def kv_capacity_tokens(shapes: Shapes, mem_fraction: float, peak_bytes: int, non_torch_bytes: int,
+                       total_bytes: int) -> int:
     """vLLM's rule (vllm/v1/worker/gpu_worker.determine_available_memory): the KV cache gets
     mem_fraction x total - (peak torch memory of a profile run, weights included) - non-torch memory."""
     avail = mem_fraction * total_bytes - peak_bytes - non_torch_bytes
     return max(0, int(avail // shapes.kv_bytes_per_token))
 
 
-def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
-    """Build the decoder, optionally check it, measure both grids into cfg.out; returns a summary."""
+def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict[str, object]:
+    """Build the decoder, optionally check it, measure both grids into cfg.out; returns a summary (a JSON blob)."""
     import torch
 
     t_start = time.monotonic()
 
-    def check_budget():
+    def check_budget() -> None:
         if cfg.budget_s is not None and time.monotonic() - t_start > cfg.budget_s:
             raise BudgetExceeded(f"time budget of {cfg.budget_s:.0f} s spent")
 
@@ -644,7 +672,7 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
     device_name = torch.cuda.get_device_name(dev) if is_cuda else f"cpu ({platform.processor() or platform.machine()})"
     log(f"device {device_name}; torch {torch.__version__}; model {shapes.name}: {shapes.params / 1e9:.2f} B params, "
         f"{shapes.weight_bytes / 2**30:.1f} GiB weights, {shapes.kv_bytes_per_token} KV B/token")
-    summary: dict = {"device_name": device_name, "model": cfg.model, "gpu": cfg.gpu}
+    summary: dict[str, object] = {"device_name": device_name, "model": cfg.model, "gpu": cfg.gpu}
     if is_cuda:
         torch.backends.cuda.matmul.allow_tf32 = False
 
@@ -654,7 +682,8 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
         log(f"correctness check passed in {time.monotonic() - t0:.1f} s: {summary['check']}")
 
     t0 = time.monotonic()
-    dec = RefDecoder(shapes, device=cfg.device, dtype=dtype, rope=cfg.rope, max_pos=max(max(cfg.prefill_isl), max(cfg.decode_context)) + 1)
+    dec = RefDecoder(shapes, device=cfg.device, dtype=dtype, rope=cfg.rope,
+                     max_pos=max(max(cfg.prefill_isl), max(cfg.decode_context)) + 1)
     timer = Timer(cfg.device)
     timer.sync()
     log(f"weights built in {time.monotonic() - t0:.1f} s")
@@ -671,7 +700,8 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
         torch.cuda.synchronize()
         # The profile run's own KV buffers are not part of vLLM's profile peak (vLLM runs it without
         # a KV cache), so subtract them.
-        peak = torch.cuda.max_memory_allocated(dev) - 2 * shapes.layers * prof_tokens * shapes.kv_heads * shapes.head_dim * 2
+        peak = (torch.cuda.max_memory_allocated(dev)
+                - 2 * shapes.layers * prof_tokens * shapes.kv_heads * shapes.head_dim * 2)
         del tmp_pool, tok
         torch.cuda.empty_cache()
         free_b, total_b = torch.cuda.mem_get_info(dev)
@@ -683,9 +713,10 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
     if cfg.kv_capacity_override is not None:
         kv_cap = cfg.kv_capacity_override
     summary["kv_capacity_tokens"] = kv_cap
-    log(f"KV capacity at memory fraction {cfg.mem_fraction}: {kv_cap} tokens ({kv_cap * shapes.kv_bytes_per_token / 2**30:.1f} GiB)")
+    log(f"KV capacity at memory fraction {cfg.mem_fraction}: {kv_cap} tokens "
+        f"({kv_cap * shapes.kv_bytes_per_token / 2**30:.1f} GiB)")
 
-    meta = {
+    meta: dict[str, Any] = {  # the run record (a YAML blob: run.yaml, and meta.yaml through profile_meta)
         "model": cfg.model,
         "gpu": cfg.gpu,
         "tp": cfg.tp,
@@ -701,13 +732,14 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
             "profile_run_tokens": PROFILE_RUN_TOKENS,
         },
         "kv_capacity_tokens": int(kv_cap),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "device_name": device_name,
         "torch_version": str(torch.__version__),
         "cuda_version": torch.version.cuda,
         "weight_bytes": shapes.weight_bytes,
         "kv_bytes_per_token": shapes.kv_bytes_per_token,
-        "notes": "reference decoder (random bf16 weights, real shapes); no scheduler, sampling, paging or HTTP overheads; not a lower bound on an engine's latency (vLLM's kernels are faster)",
+        "notes": "reference decoder (random bf16 weights, real shapes); no scheduler, sampling, paging or HTTP "
+                 "overheads; not a lower bound on an engine's latency (vLLM's kernels are faster)",
     }
     meta["max_num_seqs"] = max(cfg.decode_batch)
     if "check" in summary:
@@ -718,35 +750,39 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
     max_pre_tokens = max((p.tokens for p in pre_pts), default=0)
     pre_pool = KvPool(shapes, max_pre_tokens, dev, dtype, fill_random=False) if pre_pts else None
     gen = torch.Generator(device="cpu").manual_seed(123)
+    prefill_samples: list[float] = []  # the samples of the point just measured, for record_prefill
 
     def measure_prefill(p: sweep.PrefillPoint) -> float:
+        nonlocal prefill_samples
         check_budget()
         # Fresh random prompts per point, rotated between repeats (no caching effects on repeated input).
         toks = [torch.randint(0, shapes.vocab, (p.batch, p.isl), generator=gen).to(dev) for _ in range(2)]
+        assert pre_pool is not None  # there are prefill points to measure
         caches = pre_pool.views(p.batch, p.isl)
         i = [0]
 
-        def fn():
+        def fn() -> Tensor:
             i[0] += 1
             return dec.prefill(toks[i[0] % 2], caches).argmax(-1)
 
         rounds = timed_rounds(timer, fn, warmup=1, repeats=prefill_repeats(p.tokens))
         samples, central = stop_on_out_of_memory(lambda: sweep.measured_with_floor(p.key, store.prefill_done(), rounds),
                                                  torch.OutOfMemoryError, f"prefill isl={p.isl} batch={p.batch}")
-        measure_prefill.samples = samples
+        prefill_samples = samples
         return central
 
-    def record_prefill(p, ms):
-        store.add_prefill(p.isl, p.batch, measure_prefill.samples, central=ms)
+    def record_prefill(p: sweep.PrefillPoint, ms: float) -> None:
+        store.add_prefill(p.isl, p.batch, prefill_samples, central=ms)
         log(f"prefill isl={p.isl:6d} batch={p.batch:2d}: {ms:9.2f} ms")
 
-    budget_hit = None
+    budget_hit: str | None = None
     try:
-        res_p = sweep.run_sweep(pre_pts, measure_prefill, record_prefill, done=store.prefill_done(), latency_cap_ms=cfg.ttft_cap_ms)
+        res_p = sweep.run_sweep(pre_pts, measure_prefill, record_prefill, done=store.prefill_done(),
+                                latency_cap_ms=cfg.ttft_cap_ms)
         summary["prefill"] = _sweep_summary(res_p)
     except BudgetExceeded as exc:
         budget_hit = str(exc)
-    del pre_pool
+    pre_pool = None  # frees the pool (not `del`: measure_prefill closes over the name)
     gc.collect()  # exception tracebacks of stopped points form reference cycles that hold device tensors
     if is_cuda:
         torch.cuda.empty_cache()
@@ -761,29 +797,33 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
         log(f"KV pool of {pool_tokens} tokens allocated and filled in {time.monotonic() - t0:.1f} s")
         # Each graph gets its own private memory pool, freed with the graph (a pool handle shared
         # across graphs that are freed in between trips a caching-allocator assert in torch 2.11).
-        gpool = None
+        gpool: GraphPool | None = None
+        decode_samples: list[float] = []  # the samples of the point just measured, for record_decode
 
         def measure_decode(p: sweep.DecodePoint) -> float:
+            nonlocal decode_samples
             check_budget()
             caches = pool.views(p.batch, p.context)
             tok = torch.randint(0, shapes.vocab, (p.batch,), generator=gen).to(dev)
 
             def replayed() -> tuple[list[float], float]:
                 runner = _make_decode_runner(dec, tok, caches, p.context - 1, use_graph=is_cuda, pool=gpool)
-                rounds = timed_rounds(timer, runner.replay, warmup=3, repeats=cfg.decode_repeats, inner=cfg.decode_replays)
+                rounds = timed_rounds(timer, runner.replay, warmup=3, repeats=cfg.decode_repeats,
+                                      inner=cfg.decode_replays)
                 return sweep.measured_with_floor(p.key, store.decode_done(), rounds)
 
             samples, med = stop_on_out_of_memory(replayed, torch.OutOfMemoryError,
                                                  f"decode batch={p.batch} context={p.context}")
-            measure_decode.samples = samples
+            decode_samples = samples
             return med
 
-        def record_decode(p, ms):
-            store.add_decode(p.batch, p.context, measure_decode.samples, central=ms)
+        def record_decode(p: sweep.DecodePoint, ms: float) -> None:
+            store.add_decode(p.batch, p.context, decode_samples, central=ms)
             log(f"decode batch={p.batch:4d} context={p.context:5d}: {ms:8.3f} ms/step")
 
         try:
-            res_d = sweep.run_sweep(dec_pts, measure_decode, record_decode, done=store.decode_done(), latency_cap_ms=cfg.itl_cap_ms)
+            res_d = sweep.run_sweep(dec_pts, measure_decode, record_decode, done=store.decode_done(),
+                                    latency_cap_ms=cfg.itl_cap_ms)
             summary["decode"] = _sweep_summary(res_d)
         except BudgetExceeded as exc:
             budget_hit = str(exc)
@@ -802,7 +842,7 @@ def run_profile(cfg: RunConfig, shapes: Shapes | None = None) -> dict:
     return summary
 
 
-def bandwidth_probe(device: str = "cuda", gib: float = 4.0) -> dict:
+def bandwidth_probe(device: str = "cuda", gib: float = 4.0) -> dict[str, float]:
     """Measured ceilings (METHOD.md): device-to-device copy GB/s (read+write) and bf16 GEMM TFLOP/s."""
     import torch
 
@@ -810,7 +850,7 @@ def bandwidth_probe(device: str = "cuda", gib: float = 4.0) -> dict:
     n = int(gib * 2**30 // 2)
     a = torch.empty(n, device=device, dtype=torch.bfloat16).normal_()
     b = torch.empty_like(a)
-    ms, _ = median_ms(timer, lambda: b.copy_(a), warmup=3, repeats=10)
+    ms, _ = median_ms(timer, functools.partial(b.copy_, a), warmup=3, repeats=10)  # no closure: `del a, b` frees them
     copy_gb_s = 2 * n * 2 / (ms * 1e-3) / 1e9
     del a, b
     m = 8192
@@ -840,7 +880,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--itl-cap-ms", type=float, default=sweep.DEFAULT_ITL_CAP_MS)
     ap.add_argument("--decode-replays", type=int, default=10)
     ap.add_argument("--decode-repeats", type=int, default=5)
-    ap.add_argument("--budget-s", type=float, default=None, help="stop measuring after this many seconds (points so far are kept)")
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="stop measuring after this many seconds (points so far are kept)")
     ap.add_argument("--kv-capacity", type=int, default=None, help="KV pool tokens (overrides the memory-fraction rule)")
     ap.add_argument("--check", action="store_true", help="run the correctness check first")
     ap.add_argument("--probe", action="store_true", help="measure copy bandwidth and GEMM TFLOP/s first")
@@ -878,11 +919,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     shapes = TINY if args.model == "tiny" else None
-    summary = {}
+    summary: dict[str, object] = {}
     if args.probe and args.device.startswith("cuda"):
-        summary["probe"] = bandwidth_probe(args.device)
+        summary["probe"] = probe = bandwidth_probe(args.device)
         log(f"probe: {summary['probe']}")
-        cfg.probe = summary["probe"]
+        cfg.probe = probe
     summary.update(run_profile(cfg, shapes))
     if args.summary_json:
         pfmt.write_atomic(Path(args.summary_json), json.dumps(summary, indent=2, default=str))

@@ -60,18 +60,24 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
 
 import httpx
 
 from planner.io.errors import PlannerError
-from profiles import engine_load
+from profiles import engine_load, sweep
 from profiles import format as pfmt
-from profiles import sweep
 from profiles.backends.launch_env import server_env
 from profiles.iterations import ITERATION_FLAG, ITERATIONS_FILE, write_iterations
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from planner.io.schema import Dtype
 
 # Token ids drawn for prompts: [100, 10000) exists in every modern tokenizer (vocab >= 32000) and
 # skips the low ids where special tokens live (Llama-3: 128000+, Llama-2: 0-2, Qwen: 151643+).
@@ -168,12 +174,12 @@ class LaunchConfig:
         return args + list(self.extra_args)
 
     @property
-    def weight_dtype(self) -> str:
+    def weight_dtype(self) -> Dtype:
         """The precision contract's weight dtype: 'fp8' with --quantization fp8, else 'bf16'."""
         return "fp8" if (self.quantization or "").lower().startswith("fp8") else "bf16"
 
     @property
-    def kv_dtype(self) -> str:
+    def kv_dtype(self) -> Dtype:
         """The precision contract's KV dtype: 'fp8' with --kv-cache-dtype fp8*, else 'bf16' ('auto')."""
         return "fp8" if (self.kv_cache_dtype or "").lower().startswith("fp8") else "bf16"
 
@@ -195,22 +201,23 @@ class ManagedServer:
     def __init__(self, cfg: LaunchConfig, log_path: Path):
         self.cfg = cfg
         self.log_path = Path(log_path)
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.cfg.host}:{self.cfg.port}"
 
-    def start(self) -> "ManagedServer":
+    def start(self) -> ManagedServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         try:
-            self.proc = subprocess.Popen(self.cfg.argv(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-                                         env=server_env(self.cfg.env))
+            self.proc = subprocess.Popen(self.cfg.argv(), stdout=self._log, stderr=subprocess.STDOUT,
+                                         start_new_session=True, env=server_env(self.cfg.env))
         except FileNotFoundError as exc:
             self._log.close()
             raise ProfilerError(f"cannot launch the server: {shlex.join(self.cfg.argv()[:2])}: {exc.strerror}; "
-                                "install vLLM (pip install vllm) or attach to a running server with --endpoint URL") from None
+                                "install vLLM (pip install vllm) or attach to a running server with "
+                                "--endpoint URL") from None
         return self
 
     def exit_code(self) -> int | None:
@@ -246,7 +253,7 @@ class ManagedServer:
         if log is not None and not log.closed:
             log.close()
 
-    def __enter__(self) -> "ManagedServer":
+    def __enter__(self) -> ManagedServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -307,7 +314,8 @@ def read_kv_capacity(metrics_text: str, url: str = "") -> tuple[int, int]:
                 try:
                     return int(s.labels["num_gpu_blocks"]), int(s.labels["block_size"])
                 except (KeyError, ValueError):
-                    raise ProfilerError(f"{url}/metrics: vllm:cache_config_info lacks integer num_gpu_blocks/block_size labels: {s.labels}") from None
+                    raise ProfilerError(f"{url}/metrics: vllm:cache_config_info lacks integer "
+                                        f"num_gpu_blocks/block_size labels: {s.labels}") from None
     raise ProfilerError(f"{url}/metrics: no vllm:cache_config_info metric, so the KV capacity is unknown "
                         "(is this a vLLM server? pass --kv-capacity TOKENS to give it)")
 
@@ -326,10 +334,12 @@ def endpoint_info(url: str, timeout_s: float = 30.0) -> EndpointInfo:
         entry = models.json()["data"][0]
         model = str(entry["id"])
     except (ValueError, KeyError, IndexError, TypeError):
-        raise ProfilerError(f"{url}/v1/models: expected {{'data': [{{'id': MODEL, ...}}]}}, got {models.text[:200]!r}") from None
+        raise ProfilerError(f"{url}/v1/models: expected {{'data': [{{'id': MODEL, ...}}]}}, "
+                            f"got {models.text[:200]!r}") from None
     blocks, bs = read_kv_capacity(metrics.text, url)
     mml = entry.get("max_model_len")
-    return EndpointInfo(model=model, max_model_len=int(mml) if mml else None, kv_capacity_tokens=blocks * bs, num_gpu_blocks=blocks, block_size=bs)
+    return EndpointInfo(model=model, max_model_len=int(mml) if mml else None, kv_capacity_tokens=blocks * bs,
+                        num_gpu_blocks=blocks, block_size=bs)
 
 
 def server_version(url: str) -> str | None:
@@ -484,8 +494,8 @@ def engine_prefill_sample(before: EngineCounters, after: EngineCounters, batch: 
 class VllmClient:
     """Async OpenAI-completions client that records when each streamed token arrives."""
 
-    def __init__(self, url: str, model: str, time_scale: float = 1.0, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
-                 seed: int = 0, max_connections: int = 1024):
+    def __init__(self, url: str, model: str, time_scale: float = 1.0,
+                 request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S, seed: int = 0, max_connections: int = 1024):
         self.url = url.rstrip("/")
         self.model = model
         self.time_scale = time_scale
@@ -525,7 +535,8 @@ class VllmClient:
                     if not line or line.startswith(":"):
                         continue
                     if not line.startswith("data:"):
-                        raise MalformedStream(f"{self.url}/v1/completions: stream line is not an SSE 'data:' line: {line[:120]!r}")
+                        raise MalformedStream(f"{self.url}/v1/completions: stream line is not an SSE 'data:' line: "
+                                              f"{line[:120]!r}")
                     data = line[5:].strip()
                     if data == "[DONE]":
                         done = True
@@ -533,9 +544,11 @@ class VllmClient:
                     try:
                         chunk = json.loads(data)
                     except ValueError:
-                        raise MalformedStream(f"{self.url}/v1/completions: stream chunk is not JSON: {data[:120]!r}") from None
+                        raise MalformedStream(f"{self.url}/v1/completions: stream chunk is not JSON: "
+                                              f"{data[:120]!r}") from None
                     if not isinstance(chunk, dict):
-                        raise MalformedStream(f"{self.url}/v1/completions: stream chunk is not a JSON object: {data[:120]!r}")
+                        raise MalformedStream(f"{self.url}/v1/completions: stream chunk is not a JSON object: "
+                                              f"{data[:120]!r}")
                     now = time.monotonic()
                     choices = chunk.get("choices") or []
                     if choices:
@@ -550,11 +563,13 @@ class VllmClient:
                     if chunk.get("usage"):
                         usage_tokens = chunk["usage"].get("completion_tokens")
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError, httpx.WriteError) as exc:
-            raise ServerDied(f"{self.url}: the server dropped the connection mid-request ({_describe_http_error(exc)})") from None
+            raise ServerDied(f"{self.url}: the server dropped the connection mid-request "
+                             f"({_describe_http_error(exc)})") from None
         except httpx.TimeoutException as exc:
             raise ProfilerError(f"{self.url}: request timed out ({type(exc).__name__})") from None
         if not done:
-            raise ServerDied(f"{self.url}: the stream ended without 'data: [DONE]' after {len(times)} tokens (server died?)")
+            raise ServerDied(f"{self.url}: the stream ended without 'data: [DONE]' after {len(times)} tokens "
+                             "(server died?)")
         if not times:
             raise MalformedStream(f"{self.url}/v1/completions: the stream carried no tokens")
         return StreamResult(sent=sent, token_times=times, completion_tokens=usage_tokens, token_counts=counts)
@@ -610,12 +625,14 @@ class VllmClient:
 
     async def complete_batch(self, isl: int, batch: int) -> None:
         """One non-streamed completion of `batch` prompts of `isl` token ids (a list prompt), max_tokens 1."""
-        prompt: list[int] | list[list[int]] = self.prompt(isl) if batch == 1 else [self.prompt(isl) for _ in range(batch)]
+        prompt: list[int] | list[list[int]] = (self.prompt(isl) if batch == 1
+                                               else [self.prompt(isl) for _ in range(batch)])
         body = {"model": self.model, "prompt": prompt, "max_tokens": 1, "ignore_eos": True, "temperature": 0.0}
         try:
             r = await self.http.post(f"{self.url}/v1/completions", json=body)
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError, httpx.WriteError) as exc:
-            raise ServerDied(f"{self.url}: the server dropped the connection mid-request ({_describe_http_error(exc)})") from None
+            raise ServerDied(f"{self.url}: the server dropped the connection mid-request "
+                             f"({_describe_http_error(exc)})") from None
         except httpx.TimeoutException as exc:
             raise ProfilerError(f"{self.url}: request timed out ({type(exc).__name__})") from None
         if r.status_code != 200:
@@ -637,7 +654,8 @@ class VllmClient:
                 waited = time.monotonic()
                 while True:
                     after = await self.counters()
-                    if after.prefill_count - before.prefill_count >= batch or time.monotonic() - waited > ENGINE_METRICS_WAIT_S:
+                    if (after.prefill_count - before.prefill_count >= batch
+                            or time.monotonic() - waited > ENGINE_METRICS_WAIT_S):
                         break
                     await asyncio.sleep(0.005)
                 sample = engine_prefill_sample(before, after, batch)
@@ -650,7 +668,8 @@ class VllmClient:
             self.busy_wall_s += time.monotonic() - t0
         if last is None:
             raise ProfilerError(f"{self.url}: vllm:request_prefill_time_seconds did not count exactly {batch} requests "
-                                f"for a batch of {batch} in {ENGINE_ATTEMPTS} tries (is another client using the server?)")
+                                f"for a batch of {batch} in {ENGINE_ATTEMPTS} tries "
+                                "(is another client using the server?)")
         return last.ms
 
     async def calibrate_blocker(self, blocker_tokens: int) -> float:
@@ -670,7 +689,8 @@ class VllmClient:
         self._blocker_lead_s = max(0.001, min(0.8 * wall, overhead + (wall - overhead) / 4))
         return wall
 
-    async def decode_ms(self, batch: int, context: int, decode_tokens: int, max_batched_tokens: int) -> tuple[float, int]:
+    async def decode_ms(self, batch: int, context: int, decode_tokens: int,
+                        max_batched_tokens: int) -> tuple[float, int]:
         """Steady-state ITL (ms) of `batch` streams at mean context ~`context`; returns (itl_ms, streams used)."""
         prompt = max(1, context - decode_tokens // 2)
         # Streams admitted early decode while later prompts prefill: add the steps that staggering takes.
@@ -728,10 +748,12 @@ class VllmClient:
 
             # numpy seeds are non-negative; the warm-up runs use negative ones (VllmRunConfig.rate_warmup_s)
             if isl_scv > 0:
-                prompts = [int(x) for x in draw_prompt_lengths(isl, isl_scv, isl_max, n_requests, np.random.default_rng(seed % 2**32))]
+                prompts = [int(x) for x in draw_prompt_lengths(isl, isl_scv, isl_max, n_requests,
+                                                               np.random.default_rng(seed % 2**32))]
             if osl_scv > 0:
                 drawn = draw_prompt_lengths(osl, osl_scv, None, n_requests, np.random.default_rng([seed % 2**32, 1]))
-                outs = [max(1, min(int(x), max_len - k)) if max_len else int(x) for x, k in zip(drawn, prompts, strict=True)]
+                outs = [max(1, min(int(x), max_len - k)) if max_len else int(x)
+                        for x, k in zip(drawn, prompts, strict=True)]
         try:
             return await asyncio.gather(*(one(d, k, o) for d, k, o in zip(delays, prompts, outs, strict=True)))
         finally:
@@ -749,7 +771,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def goodput_row(results: Sequence[StreamResult], rate_rps: float, isl: int, osl: int, time_scale: float,
-                slo_ttft_ms: float | None, slo_itl_ms: float | None) -> dict:
+                slo_ttft_ms: float | None, slo_itl_ms: float | None) -> dict[str, float]:
     """Latency percentiles and goodput of one rate run (emulated ms and requests per emulated second)."""
     ttft = [(r.first - r.sent) / time_scale * 1e3 for r in results]
     itl = [v / time_scale * 1e3 for v in (r.decode_s_per_token() for r in results) if v is not None]
@@ -762,8 +784,10 @@ def goodput_row(results: Sequence[StreamResult], rate_rps: float, isl: int, osl:
             ok += 1
     span = (max(r.token_times[-1] for r in results) - min(r.sent for r in results)) / time_scale
     return {"rate_rps": rate_rps, "isl": isl, "osl": osl, "requests": len(results),
-            "ttft_ms_p50": percentile(ttft, 50), "ttft_ms_p90": percentile(ttft, 90), "ttft_ms_p99": percentile(ttft, 99),
-            "itl_ms_p50": percentile(itl, 50) if itl else float("nan"), "itl_ms_p90": percentile(itl, 90) if itl else float("nan"),
+            "ttft_ms_p50": percentile(ttft, 50), "ttft_ms_p90": percentile(ttft, 90),
+            "ttft_ms_p99": percentile(ttft, 99),
+            "itl_ms_p50": percentile(itl, 50) if itl else float("nan"),
+            "itl_ms_p90": percentile(itl, 90) if itl else float("nan"),
             "itl_ms_p99": percentile(itl, 99) if itl else float("nan"),
             "slo_attainment": ok / len(results), "goodput_rps": ok / span if span > 0 else float("nan")}
 
@@ -805,10 +829,10 @@ class VllmRunConfig:
     rate_duration_s: float = 0.0
     """If > 0: each rate sends max(rate_requests, rate x this) requests (same arrival span per rate)."""
     rate_seed: int = 0
-    """Seed of the first ISL's first rate's Poisson arrivals: the i-th ISL's k-th rate draws seed this + RATE_SEED_ISL_STEP
-    x i + k. Every sweep run before stop 45 used 0 and drew seed k for every ISL's k-th rate, so the lowest rate of each
-    ISL of every such sweep replays one arrival pattern, scaled by its rate: a new seed gives samples independent of
-    theirs, and the ISLs of one sweep no longer share theirs."""
+    """Seed of the first ISL's first rate's Poisson arrivals: the i-th ISL's k-th rate draws seed this
+    + RATE_SEED_ISL_STEP x i + k. Every sweep run before stop 45 used 0 and drew seed k for every ISL's k-th rate,
+    so the lowest rate of each ISL of every such sweep replays one arrival pattern, scaled by its rate: a new seed
+    gives samples independent of theirs, and the ISLs of one sweep no longer share theirs."""
     rate_settle_s: float = 0.0
     """If > 0: each rate first sends this many seconds of its Poisson arrivals (part of the same seeded stream) whose
     requests are kept out of the sample: the replica reaches its steady state before the measured requests arrive
@@ -861,8 +885,8 @@ class VllmRunConfig:
     e2e_repeats: int = 3
     e2e_batches: tuple[int, ...] = (1,)
     """Prefill batches whose client-side TTFT on an idle server (ttft_e2e_ms) is also measured."""
-    weight_dtype: str = "bf16"
-    kv_dtype: str = "bf16"
+    weight_dtype: Dtype = "bf16"
+    kv_dtype: Dtype = "bf16"
     device_name: str | None = None
     slo_ttft_ms: float | None = None
     slo_itl_ms: float | None = None
@@ -877,21 +901,22 @@ class RunSummary:
     prefill: sweep.SweepOutcome | None = None
     decode: sweep.SweepOutcome | None = None
     gpu_seconds: float = 0.0
-    goodput_rows: list[dict] = field(default_factory=list)
-    engine_load_rows: list[dict] = field(default_factory=list)
-    decode_engine_rows: list[dict] = field(default_factory=list)
+    goodput_rows: list[dict[str, float]] = field(default_factory=list)
+    engine_load_rows: list[dict[str, float]] = field(default_factory=list)
+    decode_engine_rows: list[dict[str, float]] = field(default_factory=list)
     """The engine's mean inter-token gap of each decode point repeat (profiles/engine_load.py) -> decode_engine.csv."""
     """The engine's own account of each measured rate run (profiles/engine_load.py) -> engine_load.csv."""
     rate_warmup_requests: int = 0
     """Requests sent to warm the engine up before the rate sweep's measured runs (not in load_sweep.csv)."""
 
 
-def _progress(enabled: bool):
+def _progress(enabled: bool) -> contextlib.AbstractContextManager[Progress | None]:
     if not enabled:
         return contextlib.nullcontext(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    transient=False)
 
 
 def uses_blocker(cfg: VllmRunConfig, p: sweep.PrefillPoint) -> bool:
@@ -912,12 +937,14 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
         n = len(store.prefill_rows) + len(store.decode_rows)
         extra = ""
         if server is not None and server.exit_code() is not None:
-            extra = f"; the server exited with code {server.exit_code()}, last lines of {server.log_path}:\n{server.log_tail(10)}"
+            extra = (f"; the server exited with code {server.exit_code()}, last lines of {server.log_path}:\n"
+                     f"{server.log_tail(10)}")
         return type(exc)(f"{exc} (during {what}); {n} measured points are kept in {cfg.out} (rerun to resume){extra}")
 
     max_isl = info.max_model_len
     pre_pts = sweep.prefill_grid(cfg.prefill_isl, cfg.prefill_batch, max_isl=max_isl)
-    dec_pts = sweep.decode_grid(cfg.decode_batch, cfg.decode_context, kv_capacity_tokens=min(kv, cfg.max_point_kv_tokens or kv),
+    dec_pts = sweep.decode_grid(cfg.decode_batch, cfg.decode_context,
+                                kv_capacity_tokens=min(kv, cfg.max_point_kv_tokens or kv),
                                 decode_tokens=cfg.decode_tokens, max_num_seqs=cfg.max_num_seqs)
     if max_isl:
         dec_pts = [p for p in dec_pts if p.context + cfg.decode_tokens < max_isl]
@@ -929,16 +956,20 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
             if any(uses_blocker(cfg, p) for p in pre_pts):
                 await client.calibrate_blocker(blocker)
 
-            def advance(task):
-                return (lambda p, status: prog.advance(task)) if prog else None
+            def advance(task: TaskID | None) -> Callable[[sweep.Point, str], None] | None:
+                return (lambda p, status: prog.advance(task)) if prog and task is not None else None
 
             # run_sweep is synchronous (shared with the torch backend): measure points through the loop.
             # Each point: `repeats` timings; a median below the monotone floor (jitter on a busy
             # machine) is measured again, and raised to the floor if it stays below, so the profile
             # written is always one planner.perf.profiledata accepts. The spread stays in the min/max columns.
-            loop_samples: dict = {}
+            # (samples, central, client-side TTFTs) of each prefill point; (samples, central) of each decode point
+            prefill_samples: dict[tuple[int, int], tuple[list[float], float, list[float]]] = {}
+            decode_samples: dict[tuple[int, int], tuple[list[float], float]] = {}
 
-            async def measured_with_floor(key, done, once, repeats) -> tuple[list[float], float]:
+            async def measured_with_floor(key: tuple[int, int], done: dict[tuple[int, int], float],
+                                          once: Callable[[], Awaitable[float]],
+                                          repeats: int) -> tuple[list[float], float]:
                 samples = [await once() for _ in range(repeats)]
                 floor = sweep.monotone_floor(key, done)
                 for _ in range(sweep.MONOTONE_RETRIES):
@@ -958,8 +989,9 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
                     await client.warm_up(p.isl, p.batch)
                 samples, central = await measured_with_floor(p.key, store.prefill_done(),
                                                              prefill_once(p), cfg.repeats)
-                e2e = [await client.prefill_e2e_ms(p.isl, p.batch) for _ in range(cfg.e2e_repeats)] if p.batch in cfg.e2e_batches else []
-                loop_samples[p.key] = (samples, central, e2e)
+                e2e = ([await client.prefill_e2e_ms(p.isl, p.batch) for _ in range(cfg.e2e_repeats)]
+                       if p.batch in cfg.e2e_batches else [])
+                prefill_samples[p.key] = (samples, central, e2e)
                 return central
 
             async def measure_decode_async(p: sweep.DecodePoint) -> float:
@@ -968,14 +1000,16 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
                     ms, _n = await client.decode_ms(p.batch, p.context, cfg.decode_tokens, cfg.max_batched_tokens)
                     after = await _engine_counters(client) if before is not None else None
                     if before is not None and after is not None:
-                        repeat = sum(1 for r in summary.decode_engine_rows if (r["batch"], r["context_tokens"]) == p.key)
+                        repeat = sum(1 for r in summary.decode_engine_rows
+                                     if (r["batch"], r["context_tokens"]) == p.key)
                         summary.decode_engine_rows.append(engine_load.decode_engine_row(
                             before, after, p.batch, p.context, repeat, ms, client.last_decode_mean_gap_ms))
                         _write_rows(cfg.out / "decode_engine.csv", summary.decode_engine_rows,
                                     engine_load.DECODE_ENGINE_COLUMNS)
                     return ms
-                samples, central = await measured_with_floor(p.key, store.decode_done(), once, cfg.decode_repeats or cfg.repeats)
-                loop_samples[p.key] = (samples, central)
+                samples, central = await measured_with_floor(p.key, store.decode_done(), once,
+                                                             cfg.decode_repeats or cfg.repeats)
+                decode_samples[p.key] = (samples, central)
                 return central
 
             t_start = time.monotonic()
@@ -988,18 +1022,24 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
             what = "the prefill sweep"
             summary.prefill = await run_sweep_async(
                 pre_pts, measure_prefill_async,
-                lambda p, ms: store.add_prefill(p.isl, p.batch, loop_samples[p.key][0], loop_samples[p.key][1], loop_samples[p.key][2]),
-                done=store.prefill_done(), latency_cap_ms=cfg.ttft_cap_ms, on_point=advance(t_pre), deadline=pre_deadline)
+                lambda p, ms: store.add_prefill(p.isl, p.batch, prefill_samples[p.key][0], prefill_samples[p.key][1],
+                                                prefill_samples[p.key][2]),
+                done=store.prefill_done(), latency_cap_ms=cfg.ttft_cap_ms, on_point=advance(t_pre),
+                deadline=pre_deadline)
             what = "the decode sweep"
             summary.decode = await run_sweep_async(
                 dec_pts, measure_decode_async,
-                lambda p, ms: store.add_decode(p.batch, p.context, loop_samples[p.key][0], loop_samples[p.key][1]),
+                lambda p, ms: store.add_decode(p.batch, p.context, decode_samples[p.key][0], decode_samples[p.key][1]),
                 done=store.decode_done(), latency_cap_ms=cfg.itl_cap_ms, on_point=advance(t_dec), deadline=deadline)
             if cfg.rates or cfg.rates_by_isl:
                 what = "the request-rate sweep"
-                t_rate = prog.add_task("rates", total=sum(len(cfg.rates_by_isl.get(i, cfg.rates)) for i in cfg.rate_isls)) if prog else None
-                rate_deadline = time.monotonic() + (cfg.rate_deadline_unix_s - time.time()) if cfg.rate_deadline_unix_s else None
-                await _rate_sweep(cfg, client, summary, rate_deadline, (lambda: prog.advance(t_rate)) if prog else None)
+                t_rate = (prog.add_task("rates",
+                                        total=sum(len(cfg.rates_by_isl.get(i, cfg.rates)) for i in cfg.rate_isls))
+                          if prog else None)
+                rate_deadline = (time.monotonic() + (cfg.rate_deadline_unix_s - time.time())
+                                 if cfg.rate_deadline_unix_s else None)
+                await _rate_sweep(cfg, client, summary, rate_deadline,
+                                  (lambda: prog.advance(t_rate)) if prog and t_rate is not None else None)
     except ProfilerError as exc:
         raise died_context(exc, what if "what" in locals() else "calibration") from None
     finally:
@@ -1008,7 +1048,10 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
     return summary
 
 
-async def run_sweep_async(points, measure, record, done, latency_cap_ms, on_point=None,
+async def run_sweep_async(points: Sequence[sweep.P], measure: Callable[[sweep.P], Awaitable[float]],
+                          record: Callable[[sweep.P, float], None],
+                          done: dict[tuple[int, int], float] | Iterable[tuple[int, int]], latency_cap_ms: float | None,
+                          on_point: Callable[[sweep.P, str], None] | None = None,
                           deadline: float | None = None) -> sweep.SweepOutcome:
     """:func:`profiles.sweep.run_sweep` with an async `measure` (same order, resumption and early stop);
     points not started by `deadline` (time.monotonic) are skipped with the reason 'time budget'."""
@@ -1020,6 +1063,7 @@ async def run_sweep_async(points, measure, record, done, latency_cap_ms, on_poin
             state.outcome.stop_reasons.setdefault(p.key, "time budget spent")
             status = "skipped"
         if status is None:
+            result: float | sweep.StopAxis
             try:
                 result = await measure(p)
             except sweep.StopAxis as stop:
@@ -1043,7 +1087,7 @@ before stop 45 have no such column: every request is in the sample)."""
 
 
 def load_sweep_rows(results: Sequence[StreamResult], rate_rps: float, isl: int, osl: int, seed: int, time_scale: float,
-                    isl_scv: float = 0.0, osl_scv: float = 0.0, settle_requests: int = 0) -> list[dict]:
+                    isl_scv: float = 0.0, osl_scv: float = 0.0, settle_requests: int = 0) -> list[dict[str, float]]:
     """One row per request of a Poisson rate run (emulated ms; sent_s from the run's first send); the first
     `settle_requests` sent are the settle window's (settle = 1)."""
     t0 = min(r.sent for r in results)
@@ -1085,7 +1129,7 @@ def _finished(c: engine_load.EngineLoadCounters) -> float:
     return h.count if h is not None else 0.0
 
 
-async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: float, isl: int, n: int,
+async def _accounted_rate_run(client: VllmClient, cfg: VllmRunConfig, rate: float, isl: int, n: int,
                               seed: int, isl_max: int | None = None,
                               max_len: int | None = None) -> tuple[list[StreamResult], dict[str, float] | None]:
     """One measured rate run with the engine's own account of it (profiles/engine_load.py): /metrics scraped
@@ -1130,7 +1174,7 @@ async def _accounted_rate_run(client: VllmClient, cfg: "VllmRunConfig", rate: fl
     return res, engine_load.engine_load_row(before, after, samples, span_s, isl, cfg.rate_osl, rate)
 
 
-def _rate_max_model_len(cfg: "VllmRunConfig") -> int | None:
+def _rate_max_model_len(cfg: VllmRunConfig) -> int | None:
     """The server's max model length, where a spread rate sweep's prompt and output must fit: the launch's
     --max-model-len, else the catalog's max_context of the model; None when neither is known (unclipped)."""
     ctx = cfg.launch.max_model_len if cfg.launch is not None else None
@@ -1142,12 +1186,13 @@ def _rate_max_model_len(cfg: "VllmRunConfig") -> int | None:
     return int(ctx) if ctx else None
 
 
-async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSummary", deadline: float | None, tick) -> None:
+async def _rate_sweep(cfg: VllmRunConfig, client: VllmClient, summary: RunSummary, deadline: float | None,
+                      tick: Callable[[], None] | None) -> None:
     """Open-loop Poisson runs (seeded) at each rate of cfg.rates for each ISL of cfg.rate_isls, ascending;
     per-request rows -> load_sweep.csv, percentiles and goodput -> goodput.csv. An ISL's sweep stops
     at the first rate whose median TTFT passes cfg.saturation_ttft_ms (saturated: the queue grows),
     and the whole sweep at `deadline` (time.monotonic)."""
-    rows: list[dict] = []
+    rows: list[dict[str, float]] = []
     # once per sweep (it may read the catalog): the longest prompt a prompt spread draws (room left for the mean
     # output) and the length an output spread's prompt + output must fit
     ctx = _rate_max_model_len(cfg) if cfg.rate_isl_scv > 0 or cfg.rate_osl_scv > 0 else None
@@ -1161,12 +1206,14 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
             for j, warm_rate in enumerate(ends):
                 n_warm = max(2, math.ceil(warm_rate * cfg.rate_warmup_s))
                 await client.rate_run(warm_rate, isl, cfg.rate_osl, n_warm, seed=cfg.rate_seed - 1 - j,
-                                      isl_scv=cfg.rate_isl_scv, isl_max=isl_max, osl_scv=cfg.rate_osl_scv, max_len=max_len)
+                                      isl_scv=cfg.rate_isl_scv, isl_max=isl_max, osl_scv=cfg.rate_osl_scv,
+                                      max_len=max_len)
                 summary.rate_warmup_requests += n_warm
         for k, rate in enumerate(isl_rates):
             if deadline is not None and time.monotonic() > deadline:
                 return
-            n = max(cfg.rate_requests, math.ceil(rate * cfg.rate_duration_s)) if cfg.rate_duration_s else cfg.rate_requests
+            n = (max(cfg.rate_requests, math.ceil(rate * cfg.rate_duration_s)) if cfg.rate_duration_s
+                 else cfg.rate_requests)
             n_settle = math.ceil(rate * cfg.rate_settle_s) if cfg.rate_settle_s > 0 else 0
             seed = cfg.rate_seed + RATE_SEED_ISL_STEP * i + k
             res, eng = await _accounted_rate_run(client, cfg, rate, isl, n_settle + n, seed, isl_max, max_len)
@@ -1177,8 +1224,8 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
             g = goodput_row(res[n_settle:], rate, isl, cfg.rate_osl, cfg.time_scale, cfg.slo_ttft_ms, cfg.slo_itl_ms)
             summary.goodput_rows.append(g)
             _write_goodput(cfg.out / "goodput.csv", summary.goodput_rows)
-            rows += load_sweep_rows(res, rate, isl, cfg.rate_osl, seed, cfg.time_scale, cfg.rate_isl_scv, cfg.rate_osl_scv,
-                                    n_settle)
+            rows += load_sweep_rows(res, rate, isl, cfg.rate_osl, seed, cfg.time_scale, cfg.rate_isl_scv,
+                                    cfg.rate_osl_scv, n_settle)
             _write_rows(cfg.out / "load_sweep.csv", rows, LOAD_SWEEP_COLUMNS)
             if tick:
                 tick()
@@ -1186,11 +1233,11 @@ async def _rate_sweep(cfg: "VllmRunConfig", client: VllmClient, summary: "RunSum
                 break
 
 
-def _write_rows(path: Path, rows: list[dict], cols: list[str]) -> None:
+def _write_rows(path: Path, rows: Sequence[Mapping[str, pfmt.Cell]], cols: list[str]) -> None:
     pfmt.write_atomic(path, pfmt.table_text(rows, cols))
 
 
-def _write_goodput(path: Path, rows: list[dict]) -> None:
+def _write_goodput(path: Path, rows: list[dict[str, float]]) -> None:
     _write_rows(path, rows, list(rows[0]))
 
 
@@ -1231,9 +1278,9 @@ def untuned_by_engine_tables(cfg: VllmRunConfig) -> list[str]:
 
 
 def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url: str,
-          env: dict[str, str] | None = None, untuned: Sequence[str] = ()) -> dict:
-    """meta.yaml of a run; `untuned`: kernel configurations the server ran without tuning (untuned_kernel_configs),
-    which set calibrate: false with the reason."""
+          env: dict[str, str] | None = None, untuned: Sequence[str] = ()) -> dict[str, object]:
+    """meta.yaml of a run (ProfileMeta dumped as JSON data); `untuned`: kernel configurations the server ran without
+    tuning (untuned_kernel_configs), which set calibrate: false with the reason."""
     import datetime as dt
 
     from planner.perf.profiledata import ProfileMeta
@@ -1244,10 +1291,11 @@ def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url
         model=cfg.model, gpu=cfg.gpu, tp=cfg.tp, engine="vllm", engine_version=cfg.engine_version,
         engine_flags=flags, engine_env=env or {}, kv_capacity_tokens=kv, kv_capacity_note=note,
         max_num_seqs=cfg.max_num_seqs, max_batched_tokens=cfg.max_batched_tokens,
-        date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), backend="vllm",
+        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), backend="vllm",
         weight_dtype=cfg.weight_dtype, kv_dtype=cfg.kv_dtype, device_name=cfg.device_name,
         notes=(f"measured over HTTP at {url} (served model '{info.model}'); prefill = the engine steps of the batch ("
-               f"{cfg.prefill_method} method; ttft_e2e_ms = client-side TTFT on an idle server), decode = steady-state time per token "
+               f"{cfg.prefill_method} method; ttft_e2e_ms = client-side TTFT on an idle server), "
+               "decode = steady-state time per token "
                f"(tokens from token_ids/usage, not chunks); rows are medians of >= {cfg.repeats} repeats (more where a "
                f"point fell below the monotone floor; 'raised' marks a median raised to it)"
                + (f"; emulated clock time_scale={cfg.time_scale:g}" if cfg.time_scale != 1.0 else "")),
@@ -1275,7 +1323,8 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
     server: ManagedServer | None = None
     prev_term = signal.getsignal(signal.SIGTERM)
 
-    def on_term(signum, frame):  # SIGTERM (e.g. from a job runner) stops like Ctrl-C: finally blocks run
+    # SIGTERM (e.g. from a job runner) stops like Ctrl-C: finally blocks run
+    def on_term(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt
 
     if threading_is_main():
@@ -1301,15 +1350,16 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
         record = {"url": url, "served_model": info.model, "max_model_len": info.max_model_len, "kv_capacity_tokens": kv,
                   "num_gpu_blocks": info.num_gpu_blocks, "block_size": info.block_size, "time_scale": cfg.time_scale,
                   "gpu_seconds": round(summary.gpu_seconds, 3), "rate_warmup_requests": summary.rate_warmup_requests,
-                  "rate_warmup_s": cfg.rate_warmup_s, "rate_warmup_ends": cfg.rate_warmup_ends, "prefill_warmup": cfg.prefill_warmup,
+                  "rate_warmup_s": cfg.rate_warmup_s, "rate_warmup_ends": cfg.rate_warmup_ends,
+                  "prefill_warmup": cfg.prefill_warmup,
                   "rate_seed": cfg.rate_seed, "rate_settle_s": cfg.rate_settle_s,
                   "prefill": _outcome_dict(summary.prefill), "decode": _outcome_dict(summary.decode)}
         store = pfmt.ProfileStore(cfg.out)
         if store.prefill_rows and store.decode_rows:
             untuned = (untuned_kernel_configs(server.log_text()) if server is not None
                        else untuned_by_engine_tables(cfg))
-            store.write_record(record, _meta(cfg, info, kv, flags, url, cfg.launch.engine_env() if cfg.launch is not None else None,
-                                             untuned))
+            store.write_record(record, _meta(cfg, info, kv, flags, url,
+                                             cfg.launch.engine_env() if cfg.launch is not None else None, untuned))
         else:
             pfmt.write_atomic(cfg.out / pfmt.RUN_FILE, pfmt.yaml_text(record))
         return summary
@@ -1338,7 +1388,8 @@ def check_device_is_gpu(gpu: str, device_name: str | None) -> None:
         return
     card = _card_model(gpu)
     if card and card not in device_name.lower():
-        raise ProfilerError(f"--gpu {gpu}: this machine's GPU is '{device_name}' (nvidia-smi), not the {gpu.split('-')[0]} that "
+        raise ProfilerError(f"--gpu {gpu}: this machine's GPU is '{device_name}' (nvidia-smi), "
+                            f"not the {gpu.split('-')[0]} that "
                             "--gpu names; name the catalog's entry for this card (profiles/gpus.yaml), or add one")
 
 
@@ -1355,14 +1406,15 @@ def catalog_gpu_of_device(device_name: str | None, gpu_names: list[str]) -> str 
 def local_device_name() -> str | None:
     """The first GPU's name as the driver reports it (nvidia-smi), or None where there is none."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return None
     name = out.stdout.strip().splitlines()
     return name[0].strip() if out.returncode == 0 and name else None
 
 
-def _outcome_dict(o: sweep.SweepOutcome | None) -> dict:
+def _outcome_dict(o: sweep.SweepOutcome | None) -> dict[str, int | dict[str, str]]:
     if o is None:
         return {}
     return {"measured": len(o.measured), "resumed": len(o.resumed), "skipped": len(o.dominated),

@@ -94,28 +94,35 @@ def sweep_seconds(vp: VariantPerf, repeats: int = REPEATS, decode_tokens: int = 
     with quiet_extrapolation():
         blocker_ms = vp.prefill_ms(min(2048, vp.max_batched_tokens), 1)
         total_ms = 0.0
-        for p in sweep.prefill_grid(PREFILL_ISL, PREFILL_BATCH, max_isl=MAX_MODEL_LEN):
-            total_ms += repeats * (blocker_ms + vp.prefill_ms(p.isl, p.batch))
-        for p in sweep.decode_grid(DECODE_BATCH, DECODE_CONTEXT, kv_capacity_tokens=min(vp.kv_capacity_tokens, MAX_POINT_KV),
-                                   decode_tokens=decode_tokens, max_num_seqs=vp.max_num_seqs):
-            stagger = -(-p.batch * p.context // vp.max_batched_tokens) + 2
-            total_ms += DECODE_REPEATS * (vp.prefill_ms(p.context, p.batch) + (decode_tokens + stagger) * vp.decode_step_ms(p.batch, p.context))
+        for pp in sweep.prefill_grid(PREFILL_ISL, PREFILL_BATCH, max_isl=MAX_MODEL_LEN):
+            total_ms += repeats * (blocker_ms + vp.prefill_ms(pp.isl, pp.batch))
+        for dp in sweep.decode_grid(DECODE_BATCH, DECODE_CONTEXT,
+                                    kv_capacity_tokens=min(vp.kv_capacity_tokens, MAX_POINT_KV),
+                                    decode_tokens=decode_tokens, max_num_seqs=vp.max_num_seqs):
+            stagger = -(-dp.batch * dp.context // vp.max_batched_tokens) + 2
+            total_ms += DECODE_REPEATS * (vp.prefill_ms(dp.context, dp.batch)
+                                          + (decode_tokens + stagger) * vp.decode_step_ms(dp.batch, dp.context))
     return total_ms / 1e3
 
 
 def tp_profile_run(pm: PerfModel, model: str, tp: int) -> Run:
     vp = pm.get(model, GPU, tp)
     if vp is None:
-        raise SystemExit(f"{model}/{GPU}/tp{tp}: the planner says it cannot run (weights do not fit or tp does not divide heads)")
+        raise SystemExit(f"{model}/{GPU}/tp{tp}: the planner says it cannot run "
+                         "(weights do not fit or tp does not divide heads)")
     sweep_s = OVERHEAD * sweep_seconds(vp)
     calls = max(1, -(-int(sweep_s) // int(CALL_S - STARTUP_S[model])))
     wall_min = (calls * STARTUP_S[model] + sweep_s) / 60.0
-    j = lambda xs: ",".join(map(str, xs))  # noqa: E731
+
+    def j(xs: tuple[int, ...]) -> str:
+        return ",".join(map(str, xs))
+
     out = f"profiles/data/{model}/{GPU}/tp{tp}/vllm"
-    cmd = (f"{env_prefix()} python3 -m profiles.vllm_cli profile --backend vllm --dummy-weights --model {model} --gpu {GPU} "
-           f"--tp {tp} --out {out} --model-dir /tmp/models/{model} --server-cmd {shlex.quote(SERVER_CMD)} "
+    cmd = (f"{env_prefix()} python3 -m profiles.vllm_cli profile --backend vllm --dummy-weights --model {model} "
+           f"--gpu {GPU} --tp {tp} --out {out} --model-dir /tmp/models/{model} --server-cmd {shlex.quote(SERVER_CMD)} "
            f"--max-model-len {MAX_MODEL_LEN} --prefill-isl {j(PREFILL_ISL)} --prefill-batch {j(PREFILL_BATCH)} "
-           f"--decode-batch {j(DECODE_BATCH)} --decode-context {j(DECODE_CONTEXT)} --max-point-kv-tokens {MAX_POINT_KV} "
+           f"--decode-batch {j(DECODE_BATCH)} --decode-context {j(DECODE_CONTEXT)} "
+           f"--max-point-kv-tokens {MAX_POINT_KV} "
            f"--repeats {REPEATS} --decode-repeats {DECODE_REPEATS} --health-timeout-s 600 "
            f"--deadline-unix-s $(( $(date +%s) + {int(CALL_S)} )) --no-progress")
     kind = "nvidia-h200-x2" if tp <= 2 else "nvidia-h200-x4"
@@ -128,36 +135,41 @@ def allreduce_run() -> Run:
     return Run("all-reduce H200 (groups of 2 and 4)", "nvidia-h200-x4", 4, ALLREDUCE_MIN, [cmd])
 
 
-def pair_run(pm: PerfModel, model: str = "llama-3.1-8b", rates: tuple[float, ...] = (2.0, 4.0, 8.0), requests: int = 200,
-             isl: int = 2048, osl: int = 128) -> Run:
+def pair_run(pm: PerfModel, model: str = "llama-3.1-8b", rates: tuple[float, ...] = (2.0, 4.0, 8.0),
+             requests: int = 200, isl: int = 2048, osl: int = 128) -> Run:
     vp = pm.get(model, GPU, 1)
     assert vp is not None
     isls = (1024, 2048, 4096, 8192, 16384)
     with quiet_extrapolation():
-        handoff_s = REPEATS * sum(vp.prefill_ms(i) + vp.kv_transfer_ms(i) + 32 * vp.decode_step_ms(1, i) for i in isls) / 1e3
+        handoff_s = REPEATS * sum(vp.prefill_ms(i) + vp.kv_transfer_ms(i) + 32 * vp.decode_step_ms(1, i)
+                                  for i in isls) / 1e3
         step_s = osl * vp.decode_step_ms(8, isl + osl / 2) / 1e3
     load_s = sum(requests / r + step_s for r in rates)  # arrivals span + the last requests' decode
     wall_min = (STARTUP_S[model] + handoff_s + load_s + STARTUP_S[model] + load_s) * OVERHEAD / 60.0
     r = ",".join(f"{x:g}" for x in rates)
-    pair = (f"{env_prefix()} python3 -m profiles.backends.pd_pair --model {model} --gpu {GPU} --launch --prefill-gpus 0 "
-            f"--decode-gpus 1 --connector p2p-nccl --hf-model /tmp/models/{model} --server-cmd {shlex.quote(SERVER_CMD)} "
+    pair = (f"{env_prefix()} python3 -m profiles.backends.pd_pair --model {model} --gpu {GPU} --launch "
+            f"--prefill-gpus 0 --decode-gpus 1 --connector p2p-nccl --hf-model /tmp/models/{model} "
+            f"--server-cmd {shlex.quote(SERVER_CMD)} "
             f"--repeats {REPEATS} --rates {r} --load-isl {isl} --load-osl {osl} --load-requests {requests}")
     cmds = [
         "python3 -c 'import msgpack' || pip install --no-index --find-links wheels msgpack  # P2pNcclConnector imports "
-        "msgpack, not in the bundle: carry its wheel (here: pip download msgpack --python-version 3.12 --only-binary=:all: -d wheels)",
-        f"{env_prefix()} python3 -c \"from planner.io.catalog import Catalog; from profiles.modeldir import write_model_dir; "
+        "msgpack, not in the bundle: carry its wheel "
+        "(here: pip download msgpack --python-version 3.12 --only-binary=:all: -d wheels)",
+        f"{env_prefix()} python3 -c \"from planner.io.catalog import Catalog; "
+        "from profiles.modeldir import write_model_dir; "
         f"write_model_dir(Catalog.load().model('{model}'), '/tmp/models/{model}')\"",
         pair + " --modes pd      # call 1: the pair (hand-off sweep + load through the proxy)",
         pair + " --modes mixed   # call 2: one mixed instance on GPU 0 at the same rates",
-        f"# then here, on the CPU, once the files are back: .venv/bin/python bench/pd_check.py --pair profiles/data/{model}/{GPU}/pair-tp1-tp1",
+        "# then here, on the CPU, once the files are back: .venv/bin/python bench/pd_check.py "
+        f"--pair profiles/data/{model}/{GPU}/pair-tp1-tp1",
     ]
     return Run(f"{model} 1P1D pair tp1->tp1 + mixed (2 calls)", "nvidia-h200-x2", 2, wall_min, cmds)
 
 
 def plan(pm: PerfModel | None = None) -> list[Run]:
     pm = pm or PerfModel.load()
-    return [tp_profile_run(pm, "llama-3.1-70b", 2), tp_profile_run(pm, "qwen3-32b", 2), tp_profile_run(pm, "llama-3.1-70b", 4),
-            allreduce_run(), pair_run(pm)]
+    return [tp_profile_run(pm, "llama-3.1-70b", 2), tp_profile_run(pm, "qwen3-32b", 2),
+            tp_profile_run(pm, "llama-3.1-70b", 4), allreduce_run(), pair_run(pm)]
 
 
 def main(argv: list[str] | None = None) -> int:

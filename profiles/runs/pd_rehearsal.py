@@ -23,11 +23,11 @@ for p in (str(REPO), str(REPO / "bench")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-import pd_check  # noqa: E402
+import pd_check  # type: ignore[import-not-found]  # noqa: E402  # bench/pd_check.py, on sys.path only at run time
 
 from planner.perf.handoff import fit_pair  # noqa: E402
-from planner.perf.pairprofile import load_pair_profile  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
+from planner.perf.pairprofile import load_pair_profile  # noqa: E402
 from planner.simulate.kvconnector import pair_fleet  # noqa: E402
 from profiles.backends.pd_pair import PairRunConfig, run_pair  # noqa: E402
 
@@ -54,16 +54,18 @@ def main(argv: list[str] | None = None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="pd-rehearsal-")
     out = a.out or Path(tmp.name) / a.model / a.gpu / "pair-tp1-tp1"  # type: ignore[union-attr]
     try:
-        with pair_fleet(vp, vp, link_gb_s=a.link_gb_s, fixed_ms=a.fixed_ms, time_scale=a.time_scale, mixed_perf=vp) as f:
+        with pair_fleet(vp, vp, link_gb_s=a.link_gb_s, fixed_ms=a.fixed_ms, time_scale=a.time_scale,
+                        mixed_perf=vp) as f:
             p, d, m = f.urls
-            run_pair(PairRunConfig(model=a.model, gpu=a.gpu, out=out, prefill_url=p, decode_url=d, mixed_url=m, connector="nixl",
+            run_pair(PairRunConfig(model=a.model, gpu=a.gpu, out=out, prefill_url=p, decode_url=d, mixed_url=m,
+                                   connector="nixl",
                                    isls=tuple(int(x) for x in a.isl.split(",")), repeats=a.repeats,
                                    rates=tuple(float(x) for x in a.rates.split(",")), load_requests=a.requests,
                                    load_isl=1024, load_osl=64, time_scale=a.time_scale, backend="emulator"))
         fit = fit_pair(load_pair_profile(out))
-        code = pd_check.main(["--pair", str(out)])
-        print(f"RESULT fit_link_gb_s={fit.link_gb_s:.3f} true_link_gb_s={a.link_gb_s:g} fit_fixed_ms={fit.fixed_ms:.2f} "
-              f"true_fixed_ms={a.fixed_ms:g}")
+        code: int = pd_check.main(["--pair", str(out)])  # bench/pd_check.main returns its exit code
+        print(f"RESULT fit_link_gb_s={fit.link_gb_s:.3f} true_link_gb_s={a.link_gb_s:g} "
+              f"fit_fixed_ms={fit.fixed_ms:.2f} true_fixed_ms={a.fixed_ms:g}")
         return code
     finally:
         if tmp is not None:
