@@ -132,10 +132,14 @@ def solve(
     wl, fl = load_workload_fleet(workload, fleet, catalog)
     arrivals = None
     if verify_trace is not None:  # read and mapped to the classes before any solve: a bad trace is exit 2, no work lost
-        from planner.io.traces import read_trace
+        from planner.io.traces import has_model_column, read_trace
         from planner.simulate.arrivals import trace_arrivals
 
         single = next(iter(wl.models)) if len(wl.models) == 1 else None
+        if single is None and not has_model_column(verify_trace):
+            raise InputError(str(verify_trace), "model", f"the trace has no model column and the workload has several "
+                             f"models ({', '.join(sorted(wl.models))}): --verify-trace needs a trace whose model column "
+                             "names them, or a workload of one model")
         arrivals = trace_arrivals(read_trace(verify_trace, single).rename(columns={"t_s": "timestamp"}), wl,
                                   str(verify_trace), model=single, duration_s=verify_duration_s)
         verify = True

@@ -26,6 +26,15 @@ from planner.io.schema import MIN_IDC, Burstiness, ModelEntry, RequestClass, Slo
 AZURE_COLUMNS = {"TIMESTAMP": "timestamp", "ContextTokens": "input_tokens", "GeneratedTokens": "output_tokens"}
 
 
+def has_model_column(path: str | os.PathLike[str]) -> bool:
+    """Whether the trace's header names a `model` column. A file that cannot be read as a CSV header counts as
+    having one, so that `read_trace` gives its own message for it."""
+    try:
+        return "model" in pd.read_csv(path, nrows=0).columns
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+        return True
+
+
 def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.DataFrame:
     """A trace as a DataFrame with columns t_s (seconds from the first request), model, input_tokens,
     output_tokens, sorted by time. `model` names the model for traces without a model column."""
