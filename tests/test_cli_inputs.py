@@ -141,6 +141,11 @@ CASES = [
     Case("--verify-trace without a model column, two models", lambda t: ["solve", "-w", W, "-f", F, "--verify-trace", t("t.csv",
          "TIMESTAMP,ContextTokens,GeneratedTokens\n0.5,100,20\n1.0,120,20\n"), *NS],
          2, ("{f}", "model", "llama-2-70b, llama-3.1-8b", "a workload of one model")),
+    Case("synth --param period_s=0", lambda t: ["workload", "synth", "sine", "--param", "period_s=0", "-o", t("d/.keep", "")],
+         2, ("--param period_s", "at least 2", "got 0")),
+    Case("synth --duration-s inf", lambda t: ["workload", "synth", "mmpp", "--duration-s", "inf"], 2, ("--duration-s", "got inf")),
+    Case("synth a negative rate", lambda t: ["workload", "synth", "step", "--param", "high_rps=-2"],
+         2, ("--param high_rps", "a rate", "got -2")),
     Case("from-trace --isl-buckets 0", lambda t: ["workload", "from-trace", _trace(t), "--isl-buckets", "0"], 2, ("--isl-buckets",)),
     # an empty timestamp cell reads as NaN (found by tests/test_cli_fuzz.py on a clean clone, stop 33); inf the same
     Case("from-trace with an empty timestamp", lambda t: ["workload", "from-trace", t("t.csv",

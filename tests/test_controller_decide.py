@@ -587,6 +587,50 @@ def test_synth_cli_writes_a_trace_read_trace_reads(tmp_path):
     assert r.exit_code == 2
 
 
+# (family, duration_s, overrides) -> the field named, a fragment of what is expected. Each was a traceback
+# (numpy's "lam value too large"), a hang (an MMPP sojourn of 0 s never ends) or a silent wrong trace (negative
+# rates drew nothing) before planner.io.synth.check_params (stop 49).
+BAD_SYNTH = {
+    "negative rate": ("sine", 600.0, {"base_rps": -1.0}, "base_rps", "a rate"),
+    "rate beyond the planner's range": ("clustered", 600.0, {"rate_rps": 1e9}, "rate_rps", "1e+06"),
+    "NaN rate": ("mmpp", 600.0, {"on_rps": math.nan}, "on_rps", "a rate"),
+    "infinite peak": ("sine", 600.0, {"peak_rps": math.inf}, "peak_rps", "a rate"),
+    "zero period": ("sine", 600.0, {"period_s": 0.0}, "period_s", "at least 2"),
+    "zero sojourn": ("mmpp", 600.0, {"on_s": 0.0}, "on_s", "at least 1"),
+    "clusters of no request": ("clustered", 600.0, {"cluster_size": 0.5}, "cluster_size", "at least 1"),
+    "sigma past every clip": ("heavytail", 600.0, {"sigma": 9.0}, "sigma", "[0, 5]"),
+    "infinite duration": ("heavytail", math.inf, {}, "duration_s", "(0, 1e+07]"),
+    "NaN duration": ("heavytail", math.nan, {}, "duration_s", "(0, 1e+07]"),
+    "too many requests": ("flash", 1e6, {"base_rps": 100.0}, "duration_s", "at most 1e+07 requests"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SYNTH, ids=list(BAD_SYNTH))
+def test_synth_refuses_what_it_cannot_draw(case):
+    family, duration_s, overrides, field, expected = BAD_SYNTH[case]
+    with pytest.raises(ValueError) as err:
+        synth(family, duration_s, seed=0, **overrides)
+    assert err.value.args[0] == field and expected in err.value.args[1], err.value.args
+
+
+def test_synth_defaults_and_the_bench_scenarios_are_within_bounds():
+    """Every family's defaults and every scenario of bench/autoscale_trace.py pass the check (it refuses none of the
+    traces the suite is made of)."""
+    import sys
+    from pathlib import Path
+
+    from planner.io.synth import check_params
+
+    for f in FAMILIES.values():
+        check_params(f.name, DUR, dict(f.params))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import autoscale_trace
+
+    for sc in autoscale_trace.SCENARIOS:
+        if sc.family in FAMILIES:
+            check_params(sc.family, autoscale_trace.SCENARIO_S, {**FAMILIES[sc.family].params, **dict(sc.params)})
+
+
 # ---------------------------------------------------------------------- SLO-headroom feedback, static cap (h9-ctl)
 def _lat_obs(rate: float, ttft_ms: float | None, itl_ms: float | None, waiting: float = 0.0) -> Observation:
     return Observation(t_s=0.0, ok=True, models={M: ModelObservation(

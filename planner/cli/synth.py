@@ -30,12 +30,10 @@ def register(workload_app: typer.Typer) -> None:
         import pandas as pd
 
         from planner.io.files import write_atomic
-        from planner.io.synth import DEFAULT_MAX_CONTEXT, FAMILIES, synth
+        from planner.io.synth import DEFAULT_MAX_CONTEXT, FAMILIES, check_params, synth
 
         if family not in FAMILIES:
             raise InputError(None, "family", f"one of {', '.join(FAMILIES)}; got '{family}'")
-        if duration_s <= 0:
-            raise InputError(None, "--duration-s", f"a positive number of seconds; got {duration_s:g}")
         overrides: dict[str, float] = {}
         for item in param:
             name, sep, value = item.partition("=")
@@ -45,6 +43,12 @@ def register(workload_app: typer.Typer) -> None:
                 overrides[name] = float(value)
             except ValueError:
                 raise InputError(None, f"--param {name}", f"a number; got '{value}'") from None
+        try:  # every value checked before any drawing: nothing is written for a trace that cannot be drawn
+            check_params(family, duration_s, {**FAMILIES[family].params, **overrides})
+        except ValueError as exc:
+            name, expected, got = exc.args
+            raise InputError(None, "--duration-s" if name == "duration_s" else f"--param {name}",
+                             f"{expected}; got {got}") from None
         df = synth(family, duration_s, seed, model, DEFAULT_MAX_CONTEXT, **overrides)
         if azure_columns:
             base = pd.Timestamp("2024-01-01")

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from planner.io.schema import MAX_RATE_RPS
+
 # Azure LLM inference trace 2023, conversation (bundled): moments of ContextTokens / GeneratedTokens.
 AZURE_PROMPT_MEAN, AZURE_PROMPT_SD = 1155.0, 1109.0
 AZURE_OUTPUT_MEAN, AZURE_OUTPUT_SD = 211.0, 163.0
@@ -60,6 +62,54 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                                                                          "spread_s": 0.2}),
     Family("heavytail", "Poisson arrivals, heavy-tailed lengths", {"rate_rps": 3.0, "sigma": 1.2}),
 )}
+
+
+# What a parameter may be, by name (each family's parameters are among these): (low, high, what it is). Inclusive
+# bounds. Why these: rates within the planner's input range (planner.io.schema.MAX_RATE_RPS); arrivals are drawn per
+# one-second bin (module doc), so an on/off sojourn under a second is no sojourn at all (and at 0 the MMPP never
+# leaves its first instant) and a period under two seconds aliases in the bins (Nyquist); a cluster has at least
+# one request; a log-normal's sigma beyond 5 puts the median prompt at e^-12.5 of the mean (every length clipped).
+PARAM_BOUNDS: dict[str, tuple[float, float, str]] = {
+    **{k: (0.0, MAX_RATE_RPS, "a rate, req/s") for k in
+       ("on_rps", "off_rps", "base_rps", "peak_rps", "low_rps", "high_rps", "after_rps", "rate_rps")},
+    "on_s": (1.0, math.inf, "a mean sojourn, s"), "off_s": (1.0, math.inf, "a mean sojourn, s"),
+    "period_s": (2.0, math.inf, "a period, s"),
+    "up_at_s": (0.0, math.inf, "a time, s"), "down_at_s": (0.0, math.inf, "a time, s"),
+    "at_s": (0.0, math.inf, "a time, s"), "length_s": (0.0, math.inf, "a length of time, s"),
+    "spread_s": (0.0, math.inf, "a mean spread, s"),
+    "factor": (0.0, math.inf, "a factor on the base rate"),
+    "cluster_size": (1.0, math.inf, "a mean number of requests per cluster"),
+    "sigma": (0.0, 5.0, "a log-normal sigma"),
+}
+# One-second rate bins over the trace: 1e7 s (~4 months) is ~80 MB of bins.
+MAX_DURATION_S = 1e7
+# Expected requests of a trace at its family's highest rate: 1e7 rows are ~0.3 GB of CSV, and the bench and the
+# simulator take hours on them (the bundled Azure trace has 19,366).
+MAX_REQUESTS = 1e7
+
+
+def _peak_rps(family: str, p: dict[str, float]) -> float:
+    """The highest arrival rate the family's parameters give (req/s)."""
+    if family == "flash":
+        return p["base_rps"] * max(1.0, p["factor"])
+    return max((v for k, v in p.items() if k.endswith("_rps")), default=0.0)
+
+
+def check_params(family: str, duration_s: float, params: dict[str, float]) -> None:
+    """Raise ValueError(field, expected, got) for a duration or a parameter a trace cannot be drawn from (see
+    PARAM_BOUNDS), or a trace too large to draw (MAX_REQUESTS), before any drawing."""
+    if not (math.isfinite(duration_s) and 0 < duration_s <= MAX_DURATION_S):
+        raise ValueError("duration_s", f"a number of seconds in (0, {MAX_DURATION_S:g}]", f"{duration_s:g}")
+    for name, value in params.items():
+        lo, hi, what = PARAM_BOUNDS[name]
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ValueError(name, f"{what}, at least {lo:g}" if hi == math.inf else f"{what} in [{lo:g}, {hi:g}]",
+                             f"{value:g}")
+    expected = _peak_rps(family, params) * duration_s
+    if expected > MAX_REQUESTS:
+        raise ValueError("duration_s", f"at most {MAX_REQUESTS:g} requests at the family's highest rate "
+                         f"({_peak_rps(family, params):g} req/s): a shorter trace or a lower rate",
+                         f"{expected:g} requests")
 
 
 def _lognormal(rng: np.random.Generator, mean: float, sd: float, n: int) -> np.ndarray:
@@ -114,7 +164,8 @@ def _arrivals(family: str, p: dict[str, float], rng: np.random.Generator, durati
 def synth(family: str, duration_s: float = 2400.0, seed: int = 0, model: str = "llama-2-70b",
           max_context: int = DEFAULT_MAX_CONTEXT, **overrides: float) -> pd.DataFrame:
     """A trace of `family` (see FAMILIES) over `duration_s` seconds: columns timestamp (s), model,
-    input_tokens, output_tokens. `overrides` replace the family's parameters by name."""
+    input_tokens, output_tokens. `overrides` replace the family's parameters by name; ValueError (check_params)
+    for a duration or parameter outside PARAM_BOUNDS."""
     if family not in FAMILIES:
         raise KeyError(f"unknown traffic family '{family}' (known: {', '.join(FAMILIES)})")
     params = dict(FAMILIES[family].params)
@@ -122,6 +173,7 @@ def synth(family: str, duration_s: float = 2400.0, seed: int = 0, model: str = "
     if unknown:
         raise KeyError(f"family '{family}' has no parameter {', '.join(sorted(unknown))} (has: {', '.join(params)})")
     params.update({k: float(v) for k, v in overrides.items()})
+    check_params(family, float(duration_s), params)
     rng = np.random.default_rng(seed)
     t = _arrivals(family, params, rng, float(duration_s))
     n = t.size
