@@ -146,6 +146,8 @@ CASES = [
     Case("synth --duration-s inf", lambda t: ["workload", "synth", "mmpp", "--duration-s", "inf"], 2, ("--duration-s", "got inf")),
     Case("synth a negative rate", lambda t: ["workload", "synth", "step", "--param", "high_rps=-2"],
          2, ("--param high_rps", "a rate", "got -2")),
+    Case("whatif --traffic past 1e6 req/s", lambda t: ["whatif", "-w", W, "-f", F, "--traffic", "1,1e9"],
+         2, ("--traffic", "factors up to", "got 1e+09")),
     Case("from-trace --isl-buckets 0", lambda t: ["workload", "from-trace", _trace(t), "--isl-buckets", "0"], 2, ("--isl-buckets",)),
     # an empty timestamp cell reads as NaN (found by tests/test_cli_fuzz.py on a clean clone, stop 33); inf the same
     Case("from-trace with an empty timestamp", lambda t: ["workload", "from-trace", t("t.csv",

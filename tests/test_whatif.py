@@ -68,6 +68,16 @@ def test_traffic_beyond_inventory_is_infeasible_with_a_reason(traffic_df: pd.Dat
     assert last["diagnosis"], "an infeasible point says why"
 
 
+def test_a_factor_past_the_planners_rate_range_is_refused_before_any_solve() -> None:
+    """20 req/s x 5e4 = 1e6 req/s is the schema's bound (MAX_RATE_RPS, the ILP's reliable range); one more factor
+    past it used to be solved into a confident diagnosis of billions of GPUs (stop 49)."""
+    from planner.io.schema import MAX_RATE_RPS
+
+    assert whatif.max_traffic_factor(WL) == pytest.approx(MAX_RATE_RPS / 20.0)
+    with pytest.raises(ValueError, match="at most 5e\\+04"):
+        whatif.traffic(WL, FLEET, [1.0, 6e4])
+
+
 def test_gpu_columns_add_up_to_total(traffic_df: pd.DataFrame) -> None:
     gpu_cols = [c for c in traffic_df.columns if c.startswith("gpus_")]
     assert gpu_cols and set(gpu_cols) <= {"gpus_H100-SXM-80GB", "gpus_A100-80GB"}

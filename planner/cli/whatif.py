@@ -136,7 +136,7 @@ def register(app: typer.Typer) -> None:
         from planner.api import SolveOptions
         from planner.cli.console import friendly_errors
         from planner.io.files import write_csv_atomic
-        from planner.io.schema import Fleet, Workload
+        from planner.io.schema import MAX_RATE_RPS, Fleet, Workload
 
         @friendly_errors
         def run() -> None:
@@ -167,6 +167,11 @@ def register(app: typer.Typer) -> None:
             factors = parse_factors(traffic) if traffic is not None else (
                 None if asked_changes or headroom or pairing else parse_factors(DEFAULT_TRAFFIC))
 
+            cap = whatif.max_traffic_factor(wl)
+            too_big = [f for f in factors or [] if f > cap]
+            if too_big:  # before any solve: the ILP is not reliable there (planner.io.schema.MAX_RATE_RPS)
+                raise InputError(None, "--traffic", f"factors up to {cap:.4g}, which keep every class of {workload} within "
+                                 f"{MAX_RATE_RPS:g} req/s (the planner's rate range); got {too_big[0]:g}")
             if factors:
                 with console.status(f"solving {len(factors)} traffic points…"):
                     df = whatif.traffic(wl, fl, factors, **kw)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from planner.api import SolveKwargs, SolveOptions, solve
 from planner.io.schema import (
+    MAX_RATE_RPS,
     Fleet,
     GpuInventory,
     ModelEntry,
@@ -212,9 +213,25 @@ def compare(scenarios: Mapping[str, tuple[Workload, Fleet]], **solve_kw: Unpack[
     return _frame(rows, ["scenario"])
 
 
+def max_traffic_factor(workload: Workload) -> float:
+    """The largest factor on every class's rate that keeps each within planner.io.schema.MAX_RATE_RPS, the range in
+    which the ILP's answer is reliable (schema.py says why); inf for a workload without traffic."""
+    top = max((c.rate_rps for c in workload.classes), default=0.0)
+    return MAX_RATE_RPS / top if top > 0 else math.inf
+
+
 def traffic(workload: Workload, fleet: Fleet, factors: Iterable[float] = (0.5, 1.0, 2.0, 4.0),
             **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
-    """Every class's rate times each factor -> cost and GPUs. Keys: traffic_factor, rate_rps (total)."""
+    """Every class's rate times each factor -> cost and GPUs. Keys: traffic_factor, rate_rps (total).
+
+    ValueError, before any solve, for a factor that takes a class beyond the planner's rate range
+    (`max_traffic_factor`)."""
+    factors = [float(f) for f in factors]
+    cap = max_traffic_factor(workload)
+    for f in factors:
+        if f > cap:
+            raise ValueError(f"traffic factor {f:g} takes the largest class beyond {MAX_RATE_RPS:g} req/s "
+                             f"(the planner's rate range): at most {cap:.4g}")
     rows = []
     for f in factors:
         wl = workload.scaled(float(f))
