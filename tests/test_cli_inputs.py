@@ -148,6 +148,12 @@ CASES = [
          2, ("--param high_rps", "a rate", "got -2")),
     Case("whatif --traffic past 1e6 req/s", lambda t: ["whatif", "-w", W, "-f", F, "--traffic", "1,1e9"],
          2, ("--traffic", "factors up to", "got 1e+09")),
+    Case("profile rates --shares nan", lambda t: ["profile", "rates", str(PROFILE_8B), "--shares", "0.5,nan"],
+         2, ("--shares", "positive finite", "nan")),
+    Case("profile --rates inf", lambda t: ["profile", "--backend", "vllm", "--endpoint", "http://127.0.0.1:1", "--model",
+                                           "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--rates", "1,inf",
+                                           "--out", str(Path(t("d/.keep", "")).parent / "p")],
+         2, ("rates", "positive finite", "inf")),
     Case("from-trace --isl-buckets 0", lambda t: ["workload", "from-trace", _trace(t), "--isl-buckets", "0"], 2, ("--isl-buckets",)),
     # an empty timestamp cell reads as NaN (found by tests/test_cli_fuzz.py on a clean clone, stop 33); inf the same
     Case("from-trace with an empty timestamp", lambda t: ["workload", "from-trace", t("t.csv",

@@ -12,6 +12,7 @@ points already there are not measured again.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -71,8 +72,8 @@ def _floats(text: str | None, field: str, what: str = "rates") -> tuple[float, .
         vals = tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
         raise InputError(None, field, f"expected a comma-separated list of numbers, got {text!r}") from None
-    if any(v <= 0 for v in vals):
-        raise InputError(None, field, f"expected positive {what}, got {text!r}")
+    if any(not (math.isfinite(v) and v > 0) for v in vals):  # NaN and inf passed "<= 0" (stop 49)
+        raise InputError(None, field, f"expected positive finite {what}, got {text!r}")
     return vals
 
 
