@@ -78,6 +78,18 @@ def test_a_factor_past_the_planners_rate_range_is_refused_before_any_solve() -> 
         whatif.traffic(WL, FLEET, [1.0, 6e4])
 
 
+@pytest.mark.parametrize("factors, message", [([math.nan], "finite number > 0"), ([-1.0], "finite number > 0"),
+                                              ([0.0], "finite number > 0"), ([], "no factor")])
+def test_traffic_refuses_factors_no_traffic_can_have(factors: list[float], message: str) -> None:
+    """A negative factor used to be solved (model_copy does not validate: negative rates reached the ILP), NaN was a
+    PuLP error, an empty list a pandas KeyError (stop 49)."""
+    with pytest.raises(ValueError, match=message):
+        whatif.traffic(WL, FLEET, factors)
+    if factors and not factors[0] == 0.0:
+        with pytest.raises(ValueError, match="finite number >= 0"):
+            WL.scaled(factors[0])
+
+
 def test_gpu_columns_add_up_to_total(traffic_df: pd.DataFrame) -> None:
     gpu_cols = [c for c in traffic_df.columns if c.startswith("gpus_")]
     assert gpu_cols and set(gpu_cols) <= {"gpus_H100-SXM-80GB", "gpus_A100-80GB"}

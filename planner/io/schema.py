@@ -275,7 +275,10 @@ class RequestClass(_Strict):
 
     def scaled(self, factor: float) -> RequestClass:
         """This class with its rate multiplied by `factor`. The superposition of independent copies
-        keeps the IDCs and ca2; the prompt-token burst grows with the rate."""
+        keeps the IDCs and ca2; the prompt-token burst grows with the rate. ValueError for a factor that is not a
+        finite number >= 0 (model_copy does not validate: a negative rate would reach the ILP)."""
+        if not (math.isfinite(factor) and factor >= 0):
+            raise ValueError(f"class {self.id}: a rate factor must be a finite number >= 0, got {factor!r}")
         update: dict[str, object] = {"rate_rps": self.rate_rps * factor}
         b = self.burstiness
         if b is not None and b.p99_prompt_tokens_per_s is not None:

@@ -224,11 +224,15 @@ def traffic(workload: Workload, fleet: Fleet, factors: Iterable[float] = (0.5, 1
             **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Every class's rate times each factor -> cost and GPUs. Keys: traffic_factor, rate_rps (total).
 
-    ValueError, before any solve, for a factor that takes a class beyond the planner's rate range
-    (`max_traffic_factor`)."""
+    ValueError, before any solve, for no factor, a factor that is not a finite number > 0, or one that takes a
+    class beyond the planner's rate range (`max_traffic_factor`)."""
     factors = [float(f) for f in factors]
+    if not factors:
+        raise ValueError("traffic: no factor given")
     cap = max_traffic_factor(workload)
     for f in factors:
+        if not (math.isfinite(f) and f > 0):
+            raise ValueError(f"traffic factor {f!r}: expected a finite number > 0")
         if f > cap:
             raise ValueError(f"traffic factor {f:g} takes the largest class beyond {MAX_RATE_RPS:g} req/s "
                              f"(the planner's rate range): at most {cap:.4g}")
