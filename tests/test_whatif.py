@@ -90,6 +90,21 @@ def test_traffic_refuses_factors_no_traffic_can_have(factors: list[float], messa
             WL.scaled(factors[0])
 
 
+def test_what_if_copies_are_validated_like_input_files() -> None:
+    """The helpers copied models with pydantic's model_copy(update=...), which does not validate: a price of -1
+    solved into a plan of -64 USD/h (found by hand on the Python API, stop 49). Now each copy is validated again."""
+    from pydantic import ValidationError
+
+    for bad in (lambda: whatif.gpu_price(WL, FLEET, "H100-SXM-80GB", [-1.0]),
+                lambda: whatif.gpu_price(WL, FLEET, "H100-SXM-80GB", [math.nan]),
+                lambda: whatif.gpu_mix(WL, FLEET, add={"H200-141GB": -4}),
+                lambda: whatif.headroom(WL, FLEET, [-1.0]),
+                lambda: whatif.length_spread(WL, FLEET, [-1.0]),
+                lambda: whatif.output_spread(WL, FLEET, [math.nan])):
+        with pytest.raises(ValidationError):
+            bad()
+
+
 def test_gpu_columns_add_up_to_total(traffic_df: pd.DataFrame) -> None:
     gpu_cols = [c for c in traffic_df.columns if c.startswith("gpus_")]
     assert gpu_cols and set(gpu_cols) <= {"gpus_H100-SXM-80GB", "gpus_A100-80GB"}

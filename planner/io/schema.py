@@ -8,7 +8,7 @@ spelled in the field names (``_ms``, ``_rps``, ``_gib``, ``_tb_s``, ``_gb_s``, `
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -54,6 +54,17 @@ def parse_tp_part(part: str) -> tuple[int, Dtype, Dtype]:
 class _Strict(BaseModel):
     # allow_inf_nan=False: `.inf` or `.nan` in a YAML number is never a meaningful rate, SLO or size.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def revalidated(model: _M) -> _M:
+    """`model` validated again from its own dump. pydantic's `model_copy(update=...)` does not validate, so a copy
+    made that way can hold what no input file could (a negative price, a NaN SLO): the what-if helpers
+    (planner/planning/whatif.py) return their copies through this, so a bad what-if value is a ValidationError
+    naming the field instead of a plan priced below zero (stop 49)."""
+    return type(model).model_validate(model.model_dump())
 
 
 # Largest class rate accepted, req/s. Not a traffic claim but the solver's dynamic range: HiGHS's

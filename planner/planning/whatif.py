@@ -38,6 +38,7 @@ from planner.io.schema import (
     Slo,
     Variant,
     Workload,
+    revalidated,
 )
 
 # Roles of the two deployment styles compared by `disaggregation_map`.
@@ -55,7 +56,7 @@ def with_price(fleet: Fleet, gpu: str, price_per_hour: float) -> Fleet:
         raise KeyError(f"GPU type '{gpu}' is not in the fleet ({', '.join(sorted(fleet.gpus))})")
     gpus = dict(fleet.gpus)
     gpus[gpu] = gpus[gpu].model_copy(update={"price_per_hour": float(price_per_hour)})
-    return fleet.model_copy(update={"gpus": gpus})
+    return revalidated(fleet.model_copy(update={"gpus": gpus}))
 
 
 def with_gpu(fleet: Fleet, gpu: str, available: int, price_per_hour: float | None = None) -> Fleet:
@@ -66,7 +67,7 @@ def with_gpu(fleet: Fleet, gpu: str, available: int, price_per_hour: float | Non
     have = old.available if old is not None else 0
     price = price_per_hour if price_per_hour is not None else (old.price_per_hour if old is not None else None)
     gpus[gpu] = GpuInventory(available=have + int(available), price_per_hour=price)
-    return fleet.model_copy(update={"gpus": gpus})
+    return revalidated(fleet.model_copy(update={"gpus": gpus}))
 
 
 def without_gpu(fleet: Fleet, gpu: str) -> Fleet:
@@ -75,26 +76,26 @@ def without_gpu(fleet: Fleet, gpu: str) -> Fleet:
         raise KeyError(f"GPU type '{gpu}' is not in the fleet ({', '.join(sorted(fleet.gpus))})")
     gpus = {g: inv for g, inv in fleet.gpus.items() if g != gpu}
     current = {p: n for p, n in fleet.current.items() if Variant.parse(p).gpu != gpu}
-    return fleet.model_copy(update={"gpus": gpus, "current": current})
+    return revalidated(fleet.model_copy(update={"gpus": gpus, "current": current}))
 
 
 def with_inventory_factor(fleet: Fleet, factor: float) -> Fleet:
     """`fleet` with every GPU type's available count multiplied by `factor` (rounded down)."""
     gpus = {g: inv.model_copy(update={"available": int(math.floor(inv.available * factor + 1e-9))})
             for g, inv in fleet.gpus.items()}
-    return fleet.model_copy(update={"gpus": gpus})
+    return revalidated(fleet.model_copy(update={"gpus": gpus}))
 
 
 def with_pairing(fleet: Fleet, policy: PairingPolicy) -> Fleet:
     """`fleet` whose prefill pools may hand KV only to decode pools on the same GPU type ('same_gpu'),
     the same type and TP ('same_gpu_tp'), or to any ('any'); its forbid_pairs rules are kept."""
     limits = fleet.limits.model_copy(update={"pairing": policy})
-    return fleet.model_copy(update={"limits": limits})
+    return revalidated(fleet.model_copy(update={"limits": limits}))
 
 
 def with_routing(fleet: Fleet, routing: ReplicaRouting) -> Fleet:
     """The fleet whose pools route requests to replicas this way (limits.routing)."""
-    return fleet.model_copy(update={"limits": fleet.limits.model_copy(update={"routing": routing})})
+    return revalidated(fleet.model_copy(update={"limits": fleet.limits.model_copy(update={"routing": routing})}))
 
 
 def with_length_spread(workload: Workload, isl_scv: float | None,
@@ -110,20 +111,20 @@ def with_length_spread(workload: Workload, isl_scv: float | None,
         m = cap(c.model)
         classes.append(c.model_copy(update={"isl_scv": isl_scv or None,
                                             "isl_max": max(m, c.isl) if isl_scv and m is not None else None}))
-    return workload.model_copy(update={"classes": classes})
+    return revalidated(workload.model_copy(update={"classes": classes}))
 
 
 def with_output_spread(workload: Workload, osl_scv: float | None) -> Workload:
     """The workload whose every class's output lengths spread with squared CV `osl_scv` (None or 0: all of the mean
     length; planner/planning/capacity.py, Output-length dispersion)."""
-    return workload.model_copy(update={"classes": [c.model_copy(update={"osl_scv": osl_scv or None})
-                                                   for c in workload.classes]})
+    return revalidated(workload.model_copy(update={"classes": [c.model_copy(update={"osl_scv": osl_scv or None})
+                                                               for c in workload.classes]}))
 
 
 def with_roles(fleet: Fleet, roles: Iterable[Role]) -> Fleet:
     """`fleet` whose policy allows only engine roles `roles` (e.g. ['mixed'] = aggregated serving)."""
     limits = fleet.limits.model_copy(update={"roles": list(roles)})
-    return fleet.model_copy(update={"limits": limits})
+    return revalidated(fleet.model_copy(update={"limits": limits}))
 
 
 def with_slo(workload: Workload, ttft_ms: float | None = None, itl_ms: float | None = None,
