@@ -11,6 +11,7 @@ or else to the nearest (log isl, log osl) class of its model (:func:`planner.io.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,8 +124,8 @@ def retime_clustered(t_s: np.ndarray, idc: float, rng: np.random.Generator, wind
 def poisson_arrivals(workload: Workload, duration_s: float, rng: np.random.Generator) -> Arrivals:
     """Independent arrivals of every class over [0, duration_s): Poisson, or clustered
     (`clustered_times`) for a class with `burstiness`."""
-    if duration_s <= 0:
-        raise InputError(None, "duration", f"expected a positive duration in seconds, got {duration_s}")
+    if not (math.isfinite(duration_s) and duration_s > 0):  # NaN passed "<= 0" into numpy (stop 49)
+        raise InputError(None, "duration", f"expected a positive finite duration in seconds, got {duration_s}")
     ts, cs, ls, os_ = [], [], [], []
     for k, c in enumerate(workload.classes):
         if c.rate_rps <= 0:
