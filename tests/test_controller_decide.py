@@ -608,9 +608,11 @@ BAD_SYNTH = {
 @pytest.mark.parametrize("case", BAD_SYNTH, ids=list(BAD_SYNTH))
 def test_synth_refuses_what_it_cannot_draw(case):
     family, duration_s, overrides, field, expected = BAD_SYNTH[case]
-    with pytest.raises(ValueError) as err:
+    from planner.io.synth import SynthParamError
+
+    with pytest.raises(SynthParamError) as err:
         synth(family, duration_s, seed=0, **overrides)
-    assert err.value.args[0] == field and expected in err.value.args[1], err.value.args
+    assert err.value.field == field and expected in err.value.expected, str(err.value)
 
 
 def test_synth_defaults_and_the_bench_scenarios_are_within_bounds():

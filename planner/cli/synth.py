@@ -30,7 +30,7 @@ def register(workload_app: typer.Typer) -> None:
         import pandas as pd
 
         from planner.io.files import write_atomic
-        from planner.io.synth import DEFAULT_MAX_CONTEXT, FAMILIES, check_params, synth
+        from planner.io.synth import DEFAULT_MAX_CONTEXT, FAMILIES, SynthParamError, check_params, synth
 
         if family not in FAMILIES:
             raise InputError(None, "family", f"one of {', '.join(FAMILIES)}; got '{family}'")
@@ -45,10 +45,9 @@ def register(workload_app: typer.Typer) -> None:
                 raise InputError(None, f"--param {name}", f"a number; got '{value}'") from None
         try:  # every value checked before any drawing: nothing is written for a trace that cannot be drawn
             check_params(family, duration_s, {**FAMILIES[family].params, **overrides})
-        except ValueError as exc:
-            name, expected, got = exc.args
-            raise InputError(None, "--duration-s" if name == "duration_s" else f"--param {name}",
-                             f"{expected}; got {got}") from None
+        except SynthParamError as exc:
+            raise InputError(None, "--duration-s" if exc.field == "duration_s" else f"--param {exc.field}",
+                             f"{exc.expected}; got {exc.got}") from None
         df = synth(family, duration_s, seed, model, DEFAULT_MAX_CONTEXT, **overrides)
         if azure_columns:
             base = pd.Timestamp("2024-01-01")

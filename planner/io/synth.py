@@ -88,6 +88,15 @@ MAX_DURATION_S = 1e7
 MAX_REQUESTS = 1e7
 
 
+class SynthParamError(ValueError):
+    """A duration or family parameter a trace cannot be drawn from: which (`field`: a parameter's name, or
+    "duration_s"), what it may be, and what was given."""
+
+    def __init__(self, field: str, expected: str, got: str) -> None:
+        super().__init__(f"{field}: {expected}; got {got}")
+        self.field, self.expected, self.got = field, expected, got
+
+
 def _peak_rps(family: str, p: dict[str, float]) -> float:
     """The highest arrival rate the family's parameters give (req/s)."""
     if family == "flash":
@@ -96,18 +105,18 @@ def _peak_rps(family: str, p: dict[str, float]) -> float:
 
 
 def check_params(family: str, duration_s: float, params: dict[str, float]) -> None:
-    """Raise ValueError(field, expected, got) for a duration or a parameter a trace cannot be drawn from (see
+    """Raise SynthParamError for a duration or a parameter a trace cannot be drawn from (see
     PARAM_BOUNDS), or a trace too large to draw (MAX_REQUESTS), before any drawing."""
     if not (math.isfinite(duration_s) and 0 < duration_s <= MAX_DURATION_S):
-        raise ValueError("duration_s", f"a number of seconds in (0, {MAX_DURATION_S:g}]", f"{duration_s:g}")
+        raise SynthParamError("duration_s", f"a number of seconds in (0, {MAX_DURATION_S:g}]", f"{duration_s:g}")
     for name, value in params.items():
         lo, hi, what = PARAM_BOUNDS[name]
         if not (math.isfinite(value) and lo <= value <= hi):
-            raise ValueError(name, f"{what}, at least {lo:g}" if hi == math.inf else f"{what} in [{lo:g}, {hi:g}]",
+            raise SynthParamError(name, f"{what}, at least {lo:g}" if hi == math.inf else f"{what} in [{lo:g}, {hi:g}]",
                              f"{value:g}")
     expected = _peak_rps(family, params) * duration_s
     if expected > MAX_REQUESTS:
-        raise ValueError("duration_s", f"at most {MAX_REQUESTS:g} requests at the family's highest rate "
+        raise SynthParamError("duration_s", f"at most {MAX_REQUESTS:g} requests at the family's highest rate "
                          f"({_peak_rps(family, params):g} req/s): a shorter trace or a lower rate",
                          f"{expected:g} requests")
 
@@ -164,7 +173,7 @@ def _arrivals(family: str, p: dict[str, float], rng: np.random.Generator, durati
 def synth(family: str, duration_s: float = 2400.0, seed: int = 0, model: str = "llama-2-70b",
           max_context: int = DEFAULT_MAX_CONTEXT, **overrides: float) -> pd.DataFrame:
     """A trace of `family` (see FAMILIES) over `duration_s` seconds: columns timestamp (s), model,
-    input_tokens, output_tokens. `overrides` replace the family's parameters by name; ValueError (check_params)
+    input_tokens, output_tokens. `overrides` replace the family's parameters by name; SynthParamError (check_params)
     for a duration or parameter outside PARAM_BOUNDS."""
     if family not in FAMILIES:
         raise KeyError(f"unknown traffic family '{family}' (known: {', '.join(FAMILIES)})")
