@@ -154,6 +154,12 @@ CASES = [
                                            "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--rates", "1,inf",
                                            "--out", str(Path(t("d/.keep", "")).parent / "p")],
          2, ("rates", "positive finite", "inf")),
+    # found by hand at stop 49: a trace at one instant got rates over a made-up 1-s span; timestamps of 1e300 s were
+    # an OverflowError traceback
+    Case("from-trace of one instant", lambda t: ["workload", "from-trace", t("t.csv", "timestamp,model,input_tokens,"
+         "output_tokens\n5,llama-3.1-8b,100,10\n5,llama-3.1-8b,120,10\n")], 2, ("{f}", "timestamp", "all 2 are at the same time")),
+    Case("from-trace spanning 1e300 s", lambda t: ["workload", "from-trace", t("t.csv", "timestamp,model,input_tokens,"
+         "output_tokens\n1e300,llama-3.1-8b,100,10\n2e300,llama-3.1-8b,120,10\n")], 2, ("{f}", "timestamp", "milliseconds")),
     Case("from-trace --isl-buckets 0", lambda t: ["workload", "from-trace", _trace(t), "--isl-buckets", "0"], 2, ("--isl-buckets",)),
     # an empty timestamp cell reads as NaN (found by tests/test_cli_fuzz.py on a clean clone, stop 33); inf the same
     Case("from-trace with an empty timestamp", lambda t: ["workload", "from-trace", t("t.csv",

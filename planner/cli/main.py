@@ -7,6 +7,7 @@ instance is infeasible (the plan file is still written, with its diagnosis).
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -18,6 +19,10 @@ from planner.cli.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
 from planner.io.errors import InputError
 from planner.io.schema import Plan
 from solvers import backend_help, backend_names, choices_text, objective_help, objective_names  # the registries
+
+# Below this many requests `workload from-trace` notes how uncertain the rates are: 100 Poisson arrivals give a
+# rate to +-10% (one standard error, 1/sqrt(n)).
+FEW_REQUESTS = 100
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM.")
@@ -211,6 +216,10 @@ def workload_from_trace(
     if output is not None:
         check_writable(output, "--output")
     tr = read_trace(trace, model)
+    if float(tr["t_s"].max()) <= 0:  # a rate is requests over the trace's span: none here (was a made-up 1-s span)
+        at_once = "it has one request" if len(tr) == 1 else f"all {len(tr)} are at the same time"
+        raise InputError(str(trace), "timestamp", "requests at more than one instant (a rate is requests over the "
+                         f"trace's span); {at_once}")
     # bucketed once with the spread measured; without --length-spread it is only noted, not written
     measured = bucket_trace(tr, slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile, burstiness=not poisson,
                             length_spread=True)
@@ -229,6 +238,10 @@ def workload_from_trace(
                   *([f"{c.isl_scv:.2f}" if c.isl_scv is not None else "-", str(c.isl_max or "-"),
                      f"{c.osl_scv:.2f}" if c.osl_scv is not None else "-"] if length_spread else []))
     console.print(t)
+    if len(tr) < FEW_REQUESTS:
+        console.print(f"note: {len(tr)} requests: each model's rate is known to about ±{100 / math.sqrt(len(tr)):.0f}% "
+                      "(one standard error of a Poisson count), a class's less; a longer trace narrows it",
+                      highlight=False)
     if not length_spread:
         # what the mean-length classes leave out (bench/fidelity_lengths.py: at cv² ~0.66 mean-length TTFT runs
         # 25-50% under the simulator's with the spread)

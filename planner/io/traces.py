@@ -35,6 +35,11 @@ def has_model_column(path: str | os.PathLike[str]) -> bool:
         return True
 
 
+# The longest trace read, s: burstiness is measured on one-second counts over the span (measure_burstiness), 1e7 of
+# them are ~80 MB; the synthetic traces have the same bound (planner.io.synth.MAX_DURATION_S). A month is 2.6e6 s.
+MAX_TRACE_SPAN_S = 1e7
+
+
 def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.DataFrame:
     """A trace as a DataFrame with columns t_s (seconds from the first request), model, input_tokens,
     output_tokens, sorted by time. `model` names the model for traces without a model column."""
@@ -75,6 +80,11 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.Dat
             row = int(parsed.isna().values.argmax())
             raise InputError(str(p), "timestamp", f"expected seconds or a date-time; row {row + 2} has {ts.iloc[row]!r}")
         t = (parsed - parsed.min()).dt.total_seconds()
+    span_s = float(np.max(t) - np.min(t))
+    if span_s > MAX_TRACE_SPAN_S:
+        raise InputError(str(p), "timestamp", f"timestamps spanning at most {MAX_TRACE_SPAN_S:g} s (~116 days: the "
+                         f"burstiness is measured on per-second counts); this trace spans {span_s:.4g} s (in "
+                         "milliseconds or nanoseconds? the column is read as seconds)")
     for col in ("input_tokens", "output_tokens"):
         if (df[col] < 0).any():
             row = int((df[col] < 0).values.argmax())
