@@ -30,7 +30,7 @@ def register(workload_app: typer.Typer) -> None:
         import pandas as pd
 
         from planner.io.files import write_atomic
-        from planner.io.synth import DEFAULT_MAX_CONTEXT, FAMILIES, SynthParamError, check_params, synth
+        from planner.io.synth import DEFAULT_MAX_CONTEXT, FAMILIES, SynthParamError, synth
 
         if family not in FAMILIES:
             raise InputError(None, "family", f"one of {', '.join(FAMILIES)}; got '{family}'")
@@ -43,12 +43,11 @@ def register(workload_app: typer.Typer) -> None:
                 overrides[name] = float(value)
             except ValueError:
                 raise InputError(None, f"--param {name}", f"a number; got '{value}'") from None
-        try:  # every value checked before any drawing: nothing is written for a trace that cannot be drawn
-            check_params(family, duration_s, {**FAMILIES[family].params, **overrides})
+        try:  # synth checks every value (check_params) before drawing: nothing is written for a trace it cannot draw
+            df = synth(family, duration_s, seed, model, DEFAULT_MAX_CONTEXT, **overrides)
         except SynthParamError as exc:
             raise InputError(None, "--duration-s" if exc.field == "duration_s" else f"--param {exc.field}",
                              f"{exc.expected}; got {exc.got}") from None
-        df = synth(family, duration_s, seed, model, DEFAULT_MAX_CONTEXT, **overrides)
         if azure_columns:
             base = pd.Timestamp("2024-01-01")
             df = pd.DataFrame({"TIMESTAMP": (base + pd.to_timedelta(df["timestamp"], unit="s")).dt.strftime("%Y-%m-%d %H:%M:%S.%f"),

@@ -167,14 +167,14 @@ def register(app: typer.Typer) -> None:
             factors = parse_factors(traffic) if traffic is not None else (
                 None if asked_changes or headroom or pairing else parse_factors(DEFAULT_TRAFFIC))
 
-            cap = whatif.max_traffic_factor(wl)
-            too_big = [f for f in factors or [] if f > cap]
-            if too_big:  # before any solve: the ILP is not reliable there (planner.io.schema.MAX_RATE_RPS)
-                raise InputError(None, "--traffic", f"factors up to {cap:.4g}, which keep every class of {workload} within "
-                                 f"{MAX_RATE_RPS:g} req/s (the planner's rate range); got {too_big[0]:g}")
             if factors:
-                with console.status(f"solving {len(factors)} traffic points…"):
-                    df = whatif.traffic(wl, fl, factors, **kw)
+                try:  # whatif.traffic checks every factor before its first solve (the ILP's rate range)
+                    with console.status(f"solving {len(factors)} traffic points…"):
+                        df = whatif.traffic(wl, fl, factors, **kw)
+                except whatif.TrafficFactorError as exc:
+                    raise InputError(None, "--traffic", f"factors up to {exc.cap:.4g}, which keep every class of "
+                                     f"{workload} within {MAX_RATE_RPS:g} req/s (the planner's rate range); "
+                                     f"got {exc.factor:g}") from None
                 console.print(results_table(df, "traffic_factor", "traffic", "What if traffic changes? (every class's rate x factor)",
                                             _cost_where(df, "traffic_factor", 1.0)))
                 frames.append(df.assign(question="traffic"))

@@ -214,6 +214,14 @@ def compare(scenarios: Mapping[str, tuple[Workload, Fleet]], **solve_kw: Unpack[
     return _frame(rows, ["scenario"])
 
 
+class TrafficFactorError(ValueError):
+    """A traffic factor no plan can be made for (`factor`; `cap` = max_traffic_factor of the workload)."""
+
+    def __init__(self, message: str, factor: float, cap: float) -> None:
+        super().__init__(message)
+        self.factor, self.cap = factor, cap
+
+
 def max_traffic_factor(workload: Workload) -> float:
     """The largest factor on every class's rate that keeps each within planner.io.schema.MAX_RATE_RPS, the range in
     which the ILP's answer is reliable (schema.py says why); inf for a workload without traffic."""
@@ -225,18 +233,18 @@ def traffic(workload: Workload, fleet: Fleet, factors: Iterable[float] = (0.5, 1
             **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Every class's rate times each factor -> cost and GPUs. Keys: traffic_factor, rate_rps (total).
 
-    ValueError, before any solve, for no factor, a factor that is not a finite number > 0, or one that takes a
-    class beyond the planner's rate range (`max_traffic_factor`)."""
+    TrafficFactorError (a ValueError), before any solve, for no factor, a factor that is not a finite number > 0, or
+    one that takes a class beyond the planner's rate range (`max_traffic_factor`)."""
     factors = [float(f) for f in factors]
-    if not factors:
-        raise ValueError("traffic: no factor given")
     cap = max_traffic_factor(workload)
+    if not factors:
+        raise TrafficFactorError("traffic: no factor given", math.nan, cap)
     for f in factors:
         if not (math.isfinite(f) and f > 0):
-            raise ValueError(f"traffic factor {f!r}: expected a finite number > 0")
+            raise TrafficFactorError(f"traffic factor {f!r}: expected a finite number > 0", f, cap)
         if f > cap:
-            raise ValueError(f"traffic factor {f:g} takes the largest class beyond {MAX_RATE_RPS:g} req/s "
-                             f"(the planner's rate range): at most {cap:.4g}")
+            raise TrafficFactorError(f"traffic factor {f:g} takes the largest class beyond {MAX_RATE_RPS:g} req/s "
+                                     f"(the planner's rate range): at most {cap:.4g}", f, cap)
     rows = []
     for f in factors:
         wl = workload.scaled(float(f))
