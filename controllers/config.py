@@ -643,7 +643,8 @@ class ControllerConfig(_Strict):
     backend: str = Field(default="highs", description="MILP backend: one registered in solvers/runners/")
     solver_time_limit_s: float = Field(default=10.0, gt=0)
     fleet: str = Field(description="Fleet YAML: GPU inventory and limits (current replicas are observed)")
-    models: dict[str, ModelConfig]
+    models: dict[str, ModelConfig] = Field(min_length=1, description="the models to control (at least one), by planner "
+                                                                    "model name")
     observer: str = Field(default="prometheus", description="where the metrics come from: an observer registered in "
                                                              "controllers/observers/ (prometheus; simulator for replays)")
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)

@@ -13,7 +13,7 @@ import html
 
 import pandas as pd
 
-from planner.io.schema import Plan
+from planner.io.schema import ModelPlan, Plan
 
 POOL_COLUMNS = ["model", "pool", "role", "gpu", "tp", "replicas", "gpus", "cost_per_hour", "utilization", "source"]
 CLASS_COLUMNS = ["model", "class", "percentile", "ttft_ms", "slo_ttft_ms", "itl_ms", "slo_itl_ms",
@@ -43,6 +43,13 @@ def classes_frame(plan: Plan) -> pd.DataFrame:
                          "meets_slo": _meets(pr.ttft_ms, pr.slo_ttft_ms) and _meets(pr.itl_ms, pr.slo_itl_ms),
                          "disaggregated_share": pr.disaggregated_share})
     return pd.DataFrame(rows, columns=CLASS_COLUMNS)
+
+
+def pd_summary(mp: ModelPlan) -> str:
+    """A model's P:D ratio in words; a model the workload gives no traffic gets no pools."""
+    if mp.pd_ratio:
+        return f"P:D {mp.pd_ratio:.2f}"
+    return "aggregated (mixed) only" if mp.pools else "no pools (the workload gives it no traffic)"
 
 
 def headline(plan: Plan) -> str:
@@ -95,8 +102,7 @@ class SolvedPlan(Plan):
             lines += [f"  - {d}" for d in self.diagnosis]
             return "\n".join(lines)
         for model, mp in self.models.items():
-            pd_txt = f"P:D {mp.pd_ratio:.2f}" if mp.pd_ratio else "aggregated (mixed) only" if mp.pools else "no pools"
-            lines.append(f"  {model}: {pd_txt}")
+            lines.append(f"  {model}: {pd_summary(mp)}")
             for p in mp.pools:
                 lines.append(f"    {p.role:<7} {p.gpu} tp{p.tp} x{p.replicas} = {p.gpus} GPUs  "
                              f"${p.cost_per_hour:,.2f}/h  util {p.utilization:.0%}  ({p.source})")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from planner.io.errors import InputError
 from planner.perf.fit import FitReport, experts_touched, fit_decode, fit_decode_moe, fit_prefill, fit_prefill_client
 from planner.perf.laws import measured_ttft_overhead
 from planner.perf.profiledata import Profile, central_points, law_source, load_profile
@@ -85,6 +86,12 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
             d = d / VLLM_SUBDIR
     elif d.name == VLLM_SUBDIR and (d.parent / META_FILE).is_file():
         others = (f"{d.parent} ({law_source(load_profile(d.parent).meta)}): not used, this vllm/ profile is preferred",)
+    elif d.is_dir() and not (d / META_FILE).is_file():
+        below = sorted(str(m.parent) for m in d.rglob(META_FILE))  # a model's or a GPU's folder, not a profile's
+        if below:
+            shown = ", ".join(below[:6]) + (f" and {len(below) - 6} more" if len(below) > 6 else "")
+            raise InputError(str(d), None, f"is not a profile directory (no {META_FILE}); "
+                             f"the profiles under it: {shown}")
     prof = load_profile(d)
     if used and law_source(prof.meta) == "measured-torch":
         from planner.perf import laws

@@ -169,6 +169,22 @@ def test_a_bad_catalog_folder_or_entry_is_exit_2_naming_it(tmp_path, monkeypatch
     r = runner.invoke(app, ["catalog", "import-hf", str(BYO / "mixtral-8x7b.config.json"), "--name", "Mixtral/8x7b",
                             "--into", str(tmp_path / "o")])
     assert r.exit_code == 2 and "--name" in r.output and not (tmp_path / "o").exists()
+    # found by hand at stop 50: a folder that cannot be created was a FileNotFoundError traceback
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = runner.invoke(app, ["catalog", "import-hf", str(BYO / "mixtral-8x7b.config.json"), "--name", "m",
+                            "--into", str(blocker / "sub")])
+    assert r.exit_code == 2 and "--into" in r.output and "Traceback" not in r.output
+
+
+def test_a_bundled_name_is_said_to_replace_the_bundled_model(tmp_path):
+    """Importing under a bundled model's name shadows it with that catalog folder (and its bundled profiles were measured
+    on the bundled model): the import says so; another name does not."""
+    cfg = str(BYO / "mistral-nemo-12b.config.json")
+    r = runner.invoke(app, ["catalog", "import-hf", cfg, "--name", "llama-3.1-8b", "--into", str(tmp_path / "a")])
+    assert r.exit_code == 0 and "'llama-3.1-8b' is a bundled model" in r.output.replace("\n", "")
+    r = runner.invoke(app, ["catalog", "import-hf", cfg, "--name", "my-nemo", "--into", str(tmp_path / "b")])
+    assert r.exit_code == 0 and "bundled model" not in r.output
 
 
 def test_the_committed_example_catalog_is_what_import_writes(tmp_path):

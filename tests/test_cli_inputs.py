@@ -196,7 +196,24 @@ CASES = [
     Case("1 H100 for the default workload", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(gpus="  H100-SXM-80GB: {available: 1}")), *NS],
          3, ("H100-SXM-80GB needs 20 more GPUs", "1 available")),
     Case("allowed_tp: [16]", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {allowed_tp: [16]}")), *NS],
-         3, ("GPUs per node", "allow a TP size <= 8")),
+         3, ("tp16 > 8 GPUs per node", "allow TP 1 (H100-SXM-80GB tp1)", "allow TP 2 (H100-SXM-80GB tp2)")),
+    # found by hand at stop 50: a TP size that does not divide the heads was told "its 15 GiB ... do not fit" on 3 x 80 GB
+    # and advised TP 8; floors of 100 replicas were told to "relax the SLOs or rates"
+    Case("allowed_tp: [3]", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {allowed_tp: [3]}")), *NS],
+         3, ("32 attention heads do not split evenly over H100-SXM-80GB tp3", "allow TP 1 (H100-SXM-80GB tp1)")),
+    Case("default_min_replicas: 100", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {default_min_replicas: 100}",
+         "  H100-SXM-80GB: {available: 64}")), *NS],
+         3, ("uses 300 GPUs", "279 of them only for the fleet's min-replica limits", "the fewest-GPU plan uses 21 GPUs",
+             "lower the min-replica limits")),
+    # found by hand at stop 50: a model the workload names without classes was printed "aggregated (mixed) only"
+    Case("a model without classes", lambda t: ["solve", "-w", t("w.yaml", wl(one(), models="llama-3.1-8b: {slo: {ttft_ms: 400}}\n"
+         "  llama-2-70b: {slo: {ttft_ms: 1500}}")), "-f", F, *NS], 0, ("llama-2-70b: no pools (the workload gives it no traffic)",)),
+    # found by hand at stop 50: a workload the plan was not solved for failed inside the simulator without naming the
+    # file; a negative seed was numpy's traceback
+    Case("simulate a workload the plan does not route", lambda t: ["simulate", "--plan", _good_plan(t), "--workload",
+         t("w.yaml", wl(one())), "--duration", "10", "--png", t("x.png", "")], 2, ("w.yaml", "classes[0].id", "not routed by the plan")),
+    Case("simulate --seed -1", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "10", "--seed", "-1"],
+         2, ("--seed",)),
     # --- planner control --dry-run --once validates the config
     Case("control: malformed Prometheus URL", lambda t: ["control", "--config", _ctl(t, lambda c: c["prometheus"].update(url="htp:/prom")), "--dry-run", "--once"],
          2, ("{f}", "prometheus.url")),
@@ -204,6 +221,18 @@ CASES = [
                                                         "--dry-run", "--once"], 2, ("{f}", "prometheus.url", "cannot connect")),
     Case("control: unknown model", lambda t: ["control", "--config", _ctl(t, lambda c: c["models"].update({"gpt-9": {"slo": {"ttft_ms": 100}}})),
                                                "--dry-run", "--once"], 2, ("{f}", "models.gpt-9", "unknown model")),
+    # found by hand at stop 50: "cannot run" gave three possible reasons (profile) or "unknown model or GPU" (emulate)
+    Case("profile predict --tp 3", lambda t: ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--tp", "3"],
+         3, ("cannot run: TP 3 does not divide the model's 32 attention heads",)),
+    Case("profile predict 70b on one L40S", lambda t: ["profile", "predict", "--model", "llama-3.1-70b", "--gpu", "L40S", "--tp", "1"],
+         3, ("cannot run: its 131 GiB of weights leave no room for a KV cache on 1 x",)),
+    Case("emulate a tp3 variant", lambda t: ["emulate", "--variant", "llama-3.1-8b/mixed/H100-SXM-80GB/tp3", "--port", "8000"],
+         2, ("--variant", "32 attention heads")),
+    Case("profile show on a model's folder", lambda t: ["profile", "show", str(REPO / "profiles/data/llama-3.1-8b")],
+         2, ("is not a profile directory", "the profiles under it", "llama-3.1-8b/H100-SXM-80GB/tp1")),
+    # found by hand at stop 50: a config with no models went on to connect to Prometheus
+    Case("control: no models", lambda t: ["control", "--config", _ctl(t, lambda c: c.update(models={})), "--dry-run", "--once"],
+         2, ("{f}", "models", "at least 1 item")),
     Case("control: metrics_port 99999", lambda t: ["control", "--config", _ctl(t, lambda c: c["record"].update(metrics_port=99999)), "--dry-run", "--once"],
          2, ("{f}", "record.metrics_port", "65535")),
 ]

@@ -43,7 +43,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Add a model to a catalog folder from its config.json: sizes (models.yaml) and serving facts
         (model_configs.yaml, for weightless profiling)."""
-        from planner.io.files import write_atomic
+        from planner.io.catalog import DEFAULT_MODELS_PATH, Catalog
+        from planner.io.files import check_writable, write_atomic
         from planner.io.hfconfig import from_hf_config
 
         if not name or name != name.lower() or any(c in name for c in "/ \t"):
@@ -58,6 +59,8 @@ def register(app: typer.Typer) -> None:
         if into.exists() and not into.is_dir():
             raise InputError(str(into), "--into", "exists and is not a folder; expected a catalog folder")
         models_file, facts_file = into / "models.yaml", into / "model_configs.yaml"
+        for f in (models_file, facts_file):
+            check_writable(f, "--into")  # before any work: a folder that cannot be created or written
         models, facts = _read_mapping(models_file), _read_mapping(facts_file)
         if (name in models or name in facts) and not force:
             raise InputError(str(models_file if name in models else facts_file), name,
@@ -75,7 +78,11 @@ def register(app: typer.Typer) -> None:
         moe = f", MoE {s.moe.experts} experts, top-{s.moe.experts_per_token}" if s.moe else ""
         con.print(f"{name}: {s.params / 1e9:.2f} B parameters ({s.active_params / 1e9:.2f} B active){moe}, "
                   f"KV {s.kv_bytes_per_token / 1024:.0f} KiB per token (bf16), context {s.max_context or 'unchecked'}")
-        for n in imported.notes:
+        notes = list(imported.notes)
+        if name in Catalog.load(models_path=DEFAULT_MODELS_PATH).models:
+            notes.append(f"'{name}' is a bundled model: with this catalog folder its entry replaces the bundled one, and the "
+                         f"bundled profiles of '{name}' were measured on the bundled model; use another --name unless it is the same model")
+        for n in notes:
             con.print(f"[yellow]note:[/] {n}", highlight=False)
         con.print(f"written to {models_file} and {facts_file}; plan it with: planner --catalog {into} solve ...")
 

@@ -18,6 +18,7 @@ from planner.cli import catalog, control, profile, simulate, synth, whatif
 from planner.cli.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
 from planner.io.errors import InputError
 from planner.io.schema import Plan
+from planner.solvedplan import pd_summary
 from solvers import backend_help, backend_names, choices_text, objective_help, objective_names  # the registries
 
 # Below this many requests `workload from-trace` notes how uncertain the rates are: 100 Poisson arrivals give a
@@ -82,7 +83,7 @@ def print_plan(plan: Plan) -> None:
     power = f"   power {plan.power_kw:,.1f} kW at TDP" if plan.power_kw is not None else ""
     console.print(f"[bold]Total[/]: ${plan.cost_per_hour:,.2f}/h   GPUs: {gpus}{power}")
     for model, mp in plan.models.items():
-        console.print(f"  {model}: P:D = {mp.pd_ratio:.2f}" if mp.pd_ratio else f"  {model}: aggregated (mixed) only")
+        console.print(f"  {model}: {pd_summary(mp)}")
     s = plan.solver
     gap = f"{s.gap * 100:.3f}%" if s.gap is not None else "n/a"
     for n in plan.notes:
@@ -109,7 +110,7 @@ def solve(
     output: Path | None = typer.Option(None, "--output", "-o", help="write the plan here (.yaml or .json)"),
     verify: bool = typer.Option(False, "--verify", help="simulate the plan; tighten and re-solve where SLO attainment is short"),
     verify_rounds: int = typer.Option(3, "--verify-rounds", min=0, help="most re-solves when verifying"),
-    seed: int = typer.Option(0, "--seed", help="simulation seed (with --verify)"),
+    seed: int = typer.Option(0, "--seed", min=0, help="simulation seed (with --verify)"),
     verify_trace: Path | None = typer.Option(
         None, "--verify-trace",
         help="verify (implies --verify) against this request trace's own requests, their arrival times and lengths, "

@@ -114,12 +114,13 @@ def _shares(text: str, field: str) -> tuple[float, ...]:
     return shares
 
 
-def _cannot_run(console: Console, variant: str) -> typer.Exit:
-    """Say that `variant` cannot run (PerfModel.get gave no laws) and return the exit to raise: exit 3, infeasible."""
+def _cannot_run(console: Console, variant: str, catalog: Catalog, model: str, gpu: str, tp: int,
+                weight_dtype: Dtype = "bf16", kv_dtype: Dtype = "bf16") -> typer.Exit:
+    """Say why `variant` cannot run (PerfModel.get gave no laws) and return the exit to raise: exit 3, infeasible."""
     from planner.cli.console import EXIT_INFEASIBLE
+    from planner.perf.laws import cannot_run_reason
 
-    console.print(f"{variant}: cannot run (the weights do not fit the GPUs' memory at this TP, or the TP size does not "
-                  "divide the model's attention heads or exceeds one node)")
+    console.print(f"{variant}: cannot run: {cannot_run_reason(catalog, model, gpu, tp, weight_dtype, kv_dtype)}")
     return typer.Exit(EXIT_INFEASIBLE)
 
 
@@ -317,7 +318,8 @@ def register(app: typer.Typer) -> None:
 
             vp = PerfModel.load(catalog=cat).get(model, gpu, tp, dtype_of(quantization), dtype_of(kv_cache_dtype))
             if vp is None:
-                raise _cannot_run(console, f"{model} on {gpu} tp{tp}")
+                raise _cannot_run(console, f"{model} on {gpu} tp{tp}", cat, model, gpu, tp, dtype_of(quantization),
+                                  dtype_of(kv_cache_dtype))
             shares = _shares(rate_shares, "rate_shares")
             with quiet_extrapolation():
                 sat_r = saturation_by_isl(vp, _rate_isls(None, rate_isls, rate_isl), rate_osl, osl_scv=rate_osl_scv,
@@ -490,7 +492,7 @@ def register(app: typer.Typer) -> None:
                 catalog.gpu(gpu)
                 vp = PerfModel.load(catalog=catalog).get(model, gpu, tp, weight_dtype, kv_dtype)  # type: ignore[arg-type]
                 if vp is None:
-                    raise _cannot_run(console, f"{model} on {gpu} tp{tp}")
+                    raise _cannot_run(console, f"{model} on {gpu} tp{tp}", catalog, model, gpu, tp, weight_dtype, kv_dtype)  # type: ignore[arg-type]
                 perf = vp
                 source = f"laws from {vp.law_source or vp.source} (the planner's for this variant)"
             sat = saturation_by_isl(perf, isls, osl, percentile)
@@ -543,7 +545,7 @@ def register(app: typer.Typer) -> None:
         console = stdout_console()
         variant = f"{model} on {gpu} tp{tp}, weights {weight_dtype}, KV {kv_dtype}"
         if vp is None:
-            raise _cannot_run(console, variant)
+            raise _cannot_run(console, variant, catalog, model, gpu, tp, weight_dtype, kv_dtype)  # type: ignore[arg-type]
         others = perf.alternatives.get((model, gpu, tp, weight_dtype, kv_dtype), [])
         source = vp.law_source or vp.source
         console.print(f"{variant}: laws from {source}"

@@ -34,7 +34,11 @@ def lookup_variant(perf_lookup: PerfLookup, pool_id: str, where: str = "--varian
         raise InputError(None, where, str(exc)) from exc
     perf = lookup_variant_perf(perf_lookup, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)
     if perf is None:
-        raise InputError(None, where, f"no performance model for {v.model} on {v.gpu} tp{v.tp}{v.precision} (unknown model or GPU in the catalogs)")
+        from planner.io.catalog import Catalog
+        from planner.perf.laws import cannot_run_reason
+
+        raise InputError(None, where, f"{v.model} cannot run on {v.gpu} tp{v.tp}{v.precision}: "
+                         f"{cannot_run_reason(Catalog.load(), v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)}")
     return perf
 
 
@@ -72,7 +76,7 @@ def register(app: typer.Typer) -> None:
         trace: Path | None = typer.Option(None, help="trace CSV: timestamp, model, input_tokens, output_tokens (or Azure columns)"),
         workload: Path | None = typer.Option(None, help="workload YAML with Poisson classes"),
         duration: float | None = typer.Option(None, help="seconds of arrivals to simulate (default: whole trace, or 600 s)"),
-        seed: int = typer.Option(0, help="random seed (arrivals, routing)"),
+        seed: int = typer.Option(0, min=0, help="random seed (arrivals, routing)"),
         png: Path | None = typer.Option(Path("out/simulation.png"), help="where to save the latency plot (its folder is created)"),
         model: str | None = typer.Option(None, help="model of a trace without a model column (e.g. the Azure trace)"),
         routing: str | None = typer.Option(None, help="how a request picks a replica of its pool: least_loaded or random "

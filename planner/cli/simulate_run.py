@@ -52,6 +52,18 @@ def plan_slos(plan: Plan) -> dict[str, Slo]:
     return out
 
 
+def _check_routed(plan: Plan, wl: Workload, path: str) -> None:
+    """Every class of the workload is one the plan routes (before any arrival is drawn), else exit 2 naming it."""
+    for i, c in enumerate(wl.classes):
+        mp = plan.models.get(c.model)
+        if mp is None:
+            raise InputError(path, f"classes[{i}].model", f"class '{c.id}' is of model {c.model}, which the plan does not "
+                             f"serve (plan models: {sorted(plan.models)}); solve this workload, or pass the one the plan was solved for")
+        if c.id not in mp.routing and c.rate_rps > 0:
+            raise InputError(path, f"classes[{i}].id", f"class '{c.id}' is not routed by the plan (its classes of {c.model}: "
+                             f"{sorted(mp.routing)}); solve this workload, or pass the one the plan was solved for")
+
+
 def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duration: float | None,
                   seed: int, model: str | None = None) -> tuple[Arrivals, Workload]:
     """Arrivals and the classes they belong to. With a trace and no workload, the trace is bucketed
@@ -60,6 +72,8 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
         raise InputError(None, "--trace/--workload", "give a trace CSV or a workload YAML to simulate")
     wl = load_model(Workload, workload) if workload is not None else None
     check_duration(duration, wl)
+    if wl is not None:
+        _check_routed(plan, wl, str(workload))
     if trace is None:
         assert wl is not None
         return poisson_arrivals(wl, duration or DEFAULT_WORKLOAD_DURATION_S, np.random.default_rng(seed)), wl

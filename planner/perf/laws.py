@@ -626,6 +626,41 @@ def _moe_attention_prior_c(meta: ProfileMeta, catalog: Catalog, forms: LawForms)
     return None if prior is None else prior[0].prefill_c_ms_per_token2
 
 
+RunBlocker = Literal["node", "heads", "memory"]
+
+
+def run_blocker(model: ModelSpec, gpu: GpuType, tp: int) -> RunBlocker | None:
+    """Why `model` cannot run on `gpu` at TP `tp` (the checks of `prior_variant`, in its order), None when it can:
+    'node', TP beyond one node's GPUs (tensor parallelism stays in one NVLink domain); 'heads', a TP that does not
+    divide the attention heads (vLLM splits them evenly over the ranks and refuses such a TP); 'memory', weights that
+    leave no room for a KV cache (`kv_capacity_tokens`)."""
+    if tp > gpu.gpus_per_node:
+        return "node"
+    if model.heads % tp:
+        return "heads"
+    if kv_capacity_tokens(model, gpu, tp, max_batched_tokens=DEFAULT_MAX_BATCHED_TOKENS, max_num_seqs=DEFAULT_MAX_NUM_SEQS) is None:
+        return "memory"
+    return None
+
+
+def cannot_run_reason(catalog: Catalog, model_name: str, gpu_name: str, tp: int, weight_dtype: Dtype = "bf16",
+                      kv_dtype: Dtype = "bf16") -> str:
+    """Why the variant gets no laws, in words with the numbers that decide it (`run_blocker`)."""
+    model, gpu = model_of(catalog, model_name, weight_dtype, kv_dtype), catalog.gpu(gpu_name)
+    blocker = run_blocker(model, gpu, tp)
+    return _blocker_text(blocker, model, gpu, tp) if blocker else "neither a profile nor the prior gives it laws"
+
+
+def _blocker_text(blocker: RunBlocker, model: ModelSpec, gpu: GpuType, tp: int) -> str:
+    """`run_blocker`'s answer in words, with the numbers that decide it."""
+    if blocker == "node":
+        return f"TP {tp} exceeds the {gpu.gpus_per_node} GPUs of a {gpu.name} node (tensor parallelism stays within one node)"
+    if blocker == "heads":
+        return f"TP {tp} does not divide the model's {model.heads} attention heads (vLLM splits them evenly over the TP ranks)"
+    return (f"its {model.weight_bytes / 2**30:,.0f} GiB of weights leave no room for a KV cache on {tp} x "
+            f"{gpu.memory_gib:g} GiB")
+
+
 def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff: Efficiency = DEFAULT_EFFICIENCY,
                   allreduce: AllReduceTable | None = None, weight_dtype: Dtype = "bf16", kv_dtype: Dtype = "bf16",
                   ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS,
@@ -636,11 +671,10 @@ def prior_variant(model_name: str, gpu_name: str, tp: int, catalog: Catalog, eff
     The returned fit reports say how well the linear laws follow the roofline on the default grid.
     """
     model, gpu = model_of(catalog, model_name, weight_dtype, kv_dtype), catalog.gpu(gpu_name)
-    if tp > gpu.gpus_per_node or model.heads % tp != 0:
+    if run_blocker(model, gpu, tp) is not None:
         return None
     kv = kv_capacity_tokens(model, gpu, tp, max_batched_tokens=DEFAULT_MAX_BATCHED_TOKENS, max_num_seqs=DEFAULT_MAX_NUM_SEQS)
-    if kv is None:
-        return None
+    assert kv is not None  # run_blocker's 'memory'
     isl, pb = (a.ravel() for a in np.meshgrid(pfmt.PREFILL_ISL, pfmt.PREFILL_BATCH))
     keep = isl * pb <= max(kv, pfmt.PREFILL_ISL[0])
     isl, pb = isl[keep], pb[keep]

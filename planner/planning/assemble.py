@@ -137,6 +137,13 @@ def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catal
             sol = _solve(inst, backend, time_limit_s, mip_gap)
     if not sol.ok and objective != "max_load":
         inst.gpu_need = _gpu_need(workload, fleet, perf, catalog, backend, time_limit_s)
+        lim = fleet.limits
+        if inst.gpu_need is not None and max([lim.default_min_replicas, *lim.min_replicas.values()]) > 1:
+            # how much of that need the operator's replica floors hold (one replica per side stays: it serves)
+            floor1 = lim.model_copy(update={"default_min_replicas": min(lim.default_min_replicas, 1),
+                                            "min_replicas": {m: min(n, 1) for m, n in lim.min_replicas.items()}})
+            inst.gpu_need_floor1 = _gpu_need(workload, fleet.model_copy(update={"limits": floor1}), perf, catalog,
+                                             backend, time_limit_s)
     return to_plan(inst, sol, perf)
 
 

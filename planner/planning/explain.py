@@ -83,11 +83,19 @@ def describe_binding(inst: Instance, name: Binding) -> str:
 
 
 def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
-    """'G needs K more GPUs' per GPU type, from the fewest-GPU plan with unlimited inventory."""
+    """'G needs K more GPUs' per GPU type, from the fewest-GPU plan with unlimited inventory; when the fleet's
+    min-replica limits hold part of that plan (`Instance.gpu_need_floor1`), how many GPUs they hold."""
     have = {g: inv.available for g, inv in inst.fleet.gpus.items()}
     plan_txt = ", ".join(f"{n} x {g}" for g, n in sorted(need.items()) if n > 0)
+    free = inst.gpu_need_floor1
+    held = sum(need.values()) - sum(free.values()) if free is not None else 0
+    floors = (f"; {held} of them only for the fleet's min-replica limits (limits.min_replicas / default_min_replicas: "
+              f"with at most 1 replica per side the fewest-GPU plan uses {sum(free.values())} GPUs)"
+              if free is not None and held > 0 else "")
+    relax = "lower the min-replica limits, add GPUs" if free is not None and held > 0 else "add them"
     return [f"GPU inventory binds: {g} needs {n - have.get(g, 0)} more GPUs ({have.get(g, 0)} available; the fewest-GPU "
-            f"plan that serves the workload within SLO uses {sum(need.values())} GPUs: {plan_txt}); add them or relax the SLOs or rates"
+            f"plan that serves the workload within SLO uses {sum(need.values())} GPUs: {plan_txt}{floors}); "
+            f"{relax} or relax the SLOs or rates"
             for g, n in sorted(need.items()) if n > have.get(g, 0)] or [
         f"GPU inventory binds: the fewest-GPU plan within SLO uses {plan_txt}, yet the limits (min_replicas, max_step, "
         "pd_ratio) keep it out of reach with the available GPUs; relax them or add GPUs"]

@@ -16,7 +16,7 @@ from planner.io.catalog import Catalog
 from planner.io.errors import InputError
 from planner.io.schema import Fleet, Variant, Workload, parse_selector
 from planner.perf.kernel_tables import moe_kernel_tuning
-from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation
+from planner.perf.laws import PerfModel, VariantPerf, model_of, quiet_extrapolation, run_blocker
 from planner.planning.capacity import ArrivalShape, Capacity, ClassLoad, capacity, pool_class_capacities
 from solvers.problem import ClassSpec, Problem, VariantSpec
 
@@ -58,6 +58,9 @@ class Instance:
     kernels, is likely optimistic; the plan's notes say so."""
     gpu_need: dict[str, int] | None = None
     """When infeasible only for want of GPUs: GPUs per type of the fewest-GPU plan with unlimited inventory."""
+    gpu_need_floor1: dict[str, int] | None = None
+    """The same with every min-replica limit above 1 lowered to 1 (only when the fleet sets one above 1): the
+    diagnosis tells how many of the needed GPUs the operator's replica floors hold."""
 
 
 def _validate(workload: Workload, fleet: Fleet, catalog: Catalog) -> None:
@@ -125,6 +128,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
     for model in workload.models:
         classes = [c for c in workload.classes if c.model == model]
         too_wide: list[str] = []
+        split: list[str] = []
         too_big: list[str] = []
         for gpu in fleet.gpus:
             gpn = catalog.gpu(gpu).gpus_per_node
@@ -134,8 +138,9 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                     too_wide.append(f"{gpu} (tp{tp} > {gpn} GPUs per node)")
                     continue
                 vp = perf.get(model, gpu, tp, wd, kd)
-                if vp is None:  # weights do not fit at this tp
-                    too_big.append(f"{gpu} tp{tp}")
+                if vp is None:  # a TP that does not divide the attention heads, or weights beyond memory
+                    blocker = run_blocker(model_of(catalog, model, wd, kd), catalog.gpu(gpu), tp)
+                    (split if blocker == "heads" else too_big).append(f"{gpu} tp{tp}")
                     continue
                 for role in lim.roles:
                     v = Variant(model=model, role=role, gpu=gpu, tp=tp, weight_dtype=wd, kv_dtype=kd)
@@ -176,7 +181,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
                             shape = fixed
                         inst.caps[(c.id, v.id)], inst.arrivals[(c.id, v.id)] = cap, shape
         if not any(v.model == model for v in inst.variants.values()):
-            inst.no_fit[model] = _no_fit_reason(model, fleet, catalog, too_wide, too_big)
+            inst.no_fit[model] = _no_fit_reason(model, fleet, catalog, perf, too_wide, split, too_big)
 
     specs: list[VariantSpec] = []
     for vid, v in inst.variants.items():
@@ -215,18 +220,29 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
     return inst
 
 
-def _no_fit_reason(model: str, fleet: Fleet, catalog: Catalog, too_wide: list[str], too_big: list[str]) -> str:
-    """Why model `model` has no variant on the fleet, with the advice that would give it one."""
+def _no_fit_reason(model: str, fleet: Fleet, catalog: Catalog, perf: PerfModel,
+                   too_wide: list[str], split: list[str], too_big: list[str]) -> str:
+    """Why model `model` has no variant on the fleet, with the advice that would give it one.
+
+    Three reasons, each named with the (GPU, TP) pairs it rules out: TP wider than a node (tensor parallelism stays
+    in one NVLink domain), a TP size that does not divide the model's attention heads (vLLM splits the heads over the
+    ranks and refuses such a TP), weights and KV cache beyond the GPUs' memory. The advice is the smallest TP size,
+    per GPU type of the fleet, at which the model runs (any allowed precision), else a GPU type with more memory."""
     spec = catalog.model(model)
-    weights_gib = spec.weight_bytes / 2**30
-    tps = fleet.limits.allowed_tp
-    if not too_big:  # every allowed TP is wider than a node
-        widest = max(catalog.gpu(g).gpus_per_node for g in fleet.gpus)
-        return (f"model {model}: every allowed TP size {tps} exceeds the GPUs per node of the fleet's GPU types "
-                f"({', '.join(too_wide)}); tensor parallelism stays within one node: allow a TP size <= {widest}")
-    wider = sorted({catalog.gpu(g).gpus_per_node for g in fleet.gpus} - set(tps))
-    fits_wider = [f"{g} tp{catalog.gpu(g).gpus_per_node}" for g in fleet.gpus
-                  if catalog.gpu(g).gpus_per_node > max(tps) and weights_gib < catalog.gpu(g).memory_gib * catalog.gpu(g).gpus_per_node]
-    advice = (f"allow TP {fits_wider[0].split(' tp')[1]} ({', '.join(fits_wider)})" if fits_wider and wider
+    why: list[str] = []
+    if too_wide:
+        why.append(f"TP beyond a node's GPUs on {', '.join(too_wide)}")
+    if split:
+        why.append(f"{spec.heads} attention heads do not split evenly over {', '.join(split)}")
+    if too_big:
+        why.append(f"its {spec.weight_bytes / 2**30:,.0f} GiB of weights and KV cache do not fit on {', '.join(too_big)}")
+    runs: list[tuple[int, str]] = []
+    for g in fleet.gpus:
+        gpn = catalog.gpu(g).gpus_per_node
+        smallest = next((t for t in range(1, gpn + 1) if any(
+            perf.get(model, g, t, wd, kd) is not None for wd in fleet.limits.allowed_dtypes for kd in fleet.limits.allowed_dtypes)), None)
+        if smallest is not None:
+            runs.append((smallest, f"{g} tp{smallest}"))
+    advice = (f"allow TP {min(runs)[0]} ({', '.join(name for _, name in sorted(runs))})" if runs
               else "add a GPU type with more memory per node")
-    return (f"model {model}: its {weights_gib:,.0f} GiB of weights and KV cache do not fit on {', '.join(too_big)}; {advice}")
+    return f"model {model}: no allowed TP size runs it ({'; '.join(why)}); {advice}"
