@@ -374,3 +374,23 @@ def test_a_bursty_class_keeps_its_output_spread_through_the_realised_split() -> 
     decode = {k: sum(p.replicas for mp in pl.models.values() for p in mp.pools if p.role == "decode")
               for k, pl in (("plain", plain), ("spread", spread))}
     assert spread.cost_per_hour >= plain.cost_per_hour and decode["spread"] > decode["plain"]
+
+
+@pytest.mark.parametrize("sweep, keys", [
+    (lambda: whatif.gpu_price(WL, FLEET, "H100-SXM-80GB", []), ["gpu", "price_per_hour"]),
+    (lambda: whatif.slo_tightening(WL, FLEET, []), ["slo_factor"]),
+    (lambda: whatif.slo_frontier(WL, FLEET, [], []), ["ttft_ms", "itl_ms"]),
+    (lambda: whatif.pairing(WL, FLEET, []), ["pairing"]),
+    (lambda: whatif.routing(WL, FLEET, []), ["routing"]),
+    (lambda: whatif.length_spread(WL, FLEET, []), ["isl_scv"]),
+    (lambda: whatif.output_spread(WL, FLEET, []), ["osl_scv"]),
+    (lambda: whatif.headroom(WL, FLEET, []), ["inventory_factor", "inventory_gpus"]),
+    (lambda: whatif.compare({}), ["scenario"]),
+    (lambda: whatif.disaggregation_map(FLEET, MODEL, SLO, [], []), list(whatif.DISAGGREGATION_COLUMNS)),
+])
+def test_an_empty_sweep_is_an_empty_frame_with_its_columns(sweep, keys) -> None:
+    """Found by hand at stop 50: an empty list of points was a pandas KeyError in eight sweeps (a (0, 0) frame in
+    disaggregation_map); a notebook filtering its points down to none gets no rows and the columns it indexes."""
+    df = sweep()
+    assert len(df) == 0 and list(df.columns[:len(keys)]) == keys
+    assert "feasible" in df.columns or "winner" in df.columns

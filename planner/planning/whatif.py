@@ -196,6 +196,8 @@ def plan_row(plan: Plan, workload: Workload) -> dict[str, Any]:
 def _frame(rows: list[dict[str, Any]], keys: Sequence[str]) -> pd.DataFrame:
     """Rows -> DataFrame: key columns first, result columns, then gpus_<type> (0 where a feasible
     plan uses none of that type, NaN where the point is infeasible)."""
+    if not rows:  # an empty sweep: no rows, the same columns (gpus_<type> are those of the plans found)
+        return pd.DataFrame(columns=[*keys, *RESULT_COLUMNS])
     df = pd.DataFrame(rows)
     gpu_cols = sorted(c for c in df.columns if c.startswith("gpus_"))
     for c in gpu_cols:
@@ -328,6 +330,11 @@ def single_class(model: str, isl: int, osl: int, rate_rps: float, slo: Slo) -> W
                                           rate_rps=float(rate_rps))])
 
 
+DISAGGREGATION_COLUMNS = ("isl", "osl", "cost_aggregated", "cost_disaggregated", "gpus_aggregated", "gpus_disaggregated",
+                          "cost_ratio", "pd_ratio", "winner")
+"""`disaggregation_map`'s columns (an empty grid gives them with no rows)."""
+
+
 def disaggregation_map(fleet: Fleet, model: str, slo: Slo, isl: Iterable[int], osl: Iterable[int],
                        rate_rps: float = 10.0, **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Where disaggregation pays: for each (ISL, OSL), the cheapest aggregated plan (mixed replicas only)
@@ -359,7 +366,7 @@ def disaggregation_map(fleet: Fleet, model: str, slo: Slo, isl: Iterable[int], o
                 "pd_ratio": pd_ratio if pd_ratio is not None else float("nan"),
                 "winner": winner,
             })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=DISAGGREGATION_COLUMNS)
 
 
 def pairing(workload: Workload, fleet: Fleet,
