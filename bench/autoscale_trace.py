@@ -258,7 +258,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -725,6 +725,20 @@ def resolve_model(name: str, catalog: Catalog) -> str:
     fail(f"--model: unknown model '{name}' (known: {', '.join(catalog.models)})")
 
 
+def undecided_attainment(rows: list[dict[str, Any]], target: float) -> list[str]:
+    """Scenarios whose controller attainment (a share of `requests`) cannot be told from `target`: the 95% Wilson
+    interval of the share holds it (a three-request trace at 1.0000 is as likely below 0.99 as above)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    out = []
+    for r in rows:
+        n = int(r["requests"])
+        lo, hi = proportion_confint(round(r["ctl"].attainment * n), n, alpha=0.05, method="wilson")
+        if lo <= target <= hi:
+            out.append(f"{r['scenario']} ({n} requests: {lo:.3f}-{hi:.3f})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trace", type=Path, default=None, help="run this trace alone (default: the scenario suite)")
@@ -823,6 +837,10 @@ def main(argv: list[str] | None = None) -> None:
                                                and r["ctl"].gpu_hours <= r["static"].gpu_hours)]
     print(f"goal (att >= {args.target_attainment:g} and >= static, GPU-h <= 1.15 x hindsight and <= static) missed on: "
           f"{', '.join(goal) or 'none'}")
+    unsure = undecided_attainment(rows, args.target_attainment)
+    if unsure:
+        print(f"too few requests to tell the controller's attainment from the target {args.target_attainment:g} (its 95% "
+              f"Wilson interval holds it): {', '.join(unsure)}")
     static_bound = [r["scenario"] for r in rows if r["reactive"].gpu_hours >= r["static"].gpu_hours - 1e-9]
     print(f"reactive reference at the static fleet's cost (no policy without foresight beats static there): "
           f"{', '.join(static_bound) or 'none'}")

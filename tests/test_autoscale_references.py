@@ -101,3 +101,18 @@ def test_reseed_draws_each_synthetic_scenario_anew():
     a = at.load_trace(sc, args)
     b = at.load_trace(at.replace(sc, seed=sc.seed + 100), args)
     assert len(a) > 100 and len(b) > 100 and not a["t_s"].equals(b["t_s"])
+
+
+@pytest.mark.parametrize("requests, attainment, undecided", [
+    (3, 1.0, True),         # Wilson 95%: 0.44-1.00 holds 0.99
+    (300, 1.0, True),       # 0.987-1.000 still holds it
+    (2000, 1.0, False),     # 0.998-1.000: above the target
+    (19_366, 0.9988, False),  # the Azure trace's controller: 0.9982-0.9992
+    (2000, 0.95, False),    # clearly below
+])
+def test_attainment_from_too_few_requests_is_said_undecided(requests, attainment, undecided) -> None:
+    """Found at stop 50: a three-request trace printed attainment 1.0000 and no goal missed, as sure as the Azure
+    trace's 19,366 requests; the bench now names the scenarios whose share cannot be told from the target."""
+    ctl = argparse.Namespace(attainment=attainment)
+    got = at.undecided_attainment([{"scenario": "s", "requests": requests, "ctl": ctl}], 0.99)
+    assert bool(got) is undecided
