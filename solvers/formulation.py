@@ -238,9 +238,11 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
                           cut=True)
 
         k = v.min_when_used
-        if k > 1 and not elastic:
+        if k > 1:
             # pool_min[v] / pool_open[v]: a pool whose capacities assume k replicas (a bursty class's clusters
-            # spread over k) has 0 or >= k: n_v >= k * u_v and n_v <= U * u_v, u_v binary (used).
+            # spread over k) has 0 or >= k: n_v >= k * u_v and n_v <= U * u_v, u_v binary (used). Kept in the
+            # elastic model (a structural fact of the capacities, not a policy to bend): without it the diagnosis
+            # found a step-limited fleet of one-replica pools feasible that the real model is not.
             u = m.var(f"u[{v.id}]", ub=1.0, integer=True)
             ub_n = m.vars[m.n[v.id]].ub  # max_replicas, inventory and step limit, as set above
             big = float(_POOL_BIG_M if ub_n is None else ub_n)

@@ -205,6 +205,17 @@ CASES = [
          "  H100-SXM-80GB: {available: 64}")), *NS],
          3, ("uses 300 GPUs", "279 of them only for the fleet's min-replica limits", "the fewest-GPU plan uses 21 GPUs",
              "lower the min-replica limits")),
+    # found by hand at stop 50: current pools beyond the inventory, or of a TP that cannot run, were accepted; a
+    # step-limited fleet was diagnosed "no single relaxation explains it" (the elastic model lacked the pool-size rows)
+    Case("current beyond the inventory", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(
+         "current: {llama-3.1-8b/mixed/H100-SXM-80GB/tp1: 200}", "  H100-SXM-80GB: {available: 64}")), *NS],
+         2, ("{f}", "gpus.H100-SXM-80GB.available", "hold 200 H100-SXM-80GB GPUs")),
+    Case("a current pool at tp3", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(
+         "current: {llama-3.1-8b/mixed/H100-SXM-80GB/tp3: 2}", "  H100-SXM-80GB: {available: 64}")), *NS],
+         2, ("{f}", "current.llama-3.1-8b/mixed/H100-SXM-80GB/tp3", "32 attention heads")),
+    Case("max_step 1 from two replicas", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(
+         "limits: {max_step: 1}\ncurrent: {llama-3.1-8b/mixed/H100-SXM-80GB/tp1: 2}", "  H100-SXM-80GB: {available: 64}")), *NS],
+         3, ("beyond max_step (1)", "raise max_step")),
     # found by hand at stop 50: a model the workload names without classes was printed "aggregated (mixed) only"
     Case("a model without classes", lambda t: ["solve", "-w", t("w.yaml", wl(one(), models="llama-3.1-8b: {slo: {ttft_ms: 400}}\n"
          "  llama-2-70b: {slo: {ttft_ms: 1500}}")), "-f", F, *NS], 0, ("llama-2-70b: no pools (the workload gives it no traffic)",)),

@@ -76,6 +76,19 @@ def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> No
             raise InputError(p, f"current.{pool}", f"unknown model '{v.model}'; known: {', '.join(sorted(catalog.models))}")
         if v.role not in fl.limits.roles:
             raise InputError(p, f"current.{pool}", f"role '{v.role}' is not in limits.roles {fl.limits.roles}")
+        from planner.perf.laws import cannot_run_reason, model_of, run_blocker  # laws import this module
+
+        if run_blocker(model_of(catalog, v.model, v.weight_dtype, v.kv_dtype), catalog.gpus[v.gpu], v.tp) is not None:
+            raise InputError(p, f"current.{pool}", f"no such pool can run: "
+                             f"{cannot_run_reason(catalog, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)}")
+    used: dict[str, int] = {}
+    for pool, n in fl.current.items():
+        v = Variant.parse(pool)
+        used[v.gpu] = used.get(v.gpu, 0) + n * v.tp
+    for g, n in sorted(used.items()):
+        if n > fl.gpus[g].available:
+            raise InputError(p, f"gpus.{g}.available", f"the current pools hold {n} {g} GPUs (replicas x TP) and the fleet "
+                             f"says {fl.gpus[g].available} are available; expected available >= the GPUs in use")
 
 
 def check_size(wl: Workload, fl: Fleet, path: str | os.PathLike[str]) -> None:

@@ -159,7 +159,8 @@ def explain_infeasible(inst: Instance) -> list[str]:
         elif r.kind == Family.PD_RATIO:
             out.append(f"the P:D ratio bound ({r.detail}) of model {r.target} is off by {r.amount:.3g} GPUs: relax pd_ratio_{r.detail}")
         elif r.kind == Family.STEP:
-            out.append(f"pool {r.target} must move {math.ceil(r.amount)} replicas {r.detail} beyond max_step "
+            n = math.ceil(r.amount)
+            out.append(f"pool {r.target} must move {n} replica{'s' if n != 1 else ''} {r.detail} beyond max_step "
                        f"({inst.fleet.limits.max_step}): raise max_step or re-plan over several intervals")
         else:
             out.append(f"{r.kind} {r.target}: relax by {r.amount:.3g} {r.unit}".strip())
