@@ -329,6 +329,33 @@ def test_the_diagnosed_shortfall_is_exactly_what_is_missing(tmp_path: Path) -> N
         assert plan.feasible is feasible
 
 
+def test_the_diagnosed_shortfall_counts_the_fleets_other_gpus() -> None:
+    """Found by hand at stop 50: 3,000 req/s on the default fleet (64 H100, 32 A100, 16 L40S) was told 'H100 needs 55
+    more GPUs', what the fewest-GPU plan with unlimited GPUs uses beyond the 64, while with the A100s in use 30 more
+    suffice: the diagnosis now states the fewest to add, and the planner agrees at that count and one below it."""
+    import re
+
+    from planner.api import laws
+    from planner.planning.assemble import plan_workload
+    from planner.io.schema import Workload
+    from planner.io.validate import load_workload_fleet
+
+    catalog, perf = laws()
+    _, fl = load_workload_fleet(W, F, catalog)
+    wl = Workload.model_validate({"models": {"llama-3.1-8b": {"slo": {"ttft_ms": 400, "itl_ms": 30}}},
+                                  "classes": [{"id": "a", "model": "llama-3.1-8b", "isl": 1024, "osl": 128, "rate_rps": 3000}]})
+    plan = plan_workload(wl, fl, perf, catalog)
+    assert not plan.feasible
+    k = int(re.search(r"H100-SXM-80GB needs (\d+) more GPUs", plan.diagnosis[0]).group(1))
+    assert k < 119 - 64  # fewer than the unlimited fewest-GPU plan's excess
+
+    def with_h100(n: int) -> bool:
+        gpus = {**fl.gpus, "H100-SXM-80GB": fl.gpus["H100-SXM-80GB"].model_copy(update={"available": n})}
+        return plan_workload(wl, fl.model_copy(update={"gpus": gpus}), perf, catalog).feasible
+
+    assert with_h100(64 + k) and not with_h100(64 + k - 1)
+
+
 def test_existing_output_survives_a_failed_run_and_new_files_follow_the_umask(tmp_path: Path) -> None:
     out = tmp_path / "plan.yaml"
     out.write_text("precious\n")

@@ -73,6 +73,47 @@ def _gpu_need(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalo
     return dict(need)
 
 
+def _gpu_shortfall(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, backend: str,
+                   time_limit_s: float, objective: str) -> dict[str, int] | None:
+    """The fewest GPUs to add, per type, with the fleet's own GPUs in use, that make the plan feasible: None when
+    even unlimited GPUs do not.
+
+    A start from the elastic model (`solvers.diagnose`, the fewest GPUs added over the instance with unlimited
+    inventory, held to the fleet's), then per type the smallest count the planner itself finds feasible, by
+    bisection with the other types' additions held (the elastic model's capacities are those of the largest
+    pools, which may differ a little from the fleet's: the planner's answer is the one the diagnosis states)."""
+    from solvers.constraints import Family
+    from solvers.diagnose import diagnose
+
+    unlimited = {g: inv.model_copy(update={"available": _UNLIMITED_GPUS}) for g, inv in fleet.gpus.items()}
+    inst = build_instance(workload, fleet.model_copy(update={"gpus": unlimited}), perf, catalog, objective)
+    if inst.problem is None or not inst.problem.variants:
+        return None
+    have = {g: inv.available for g, inv in fleet.gpus.items()}
+    found = diagnose(replace(inst.problem, inventory=have), backend, time_limit_s)
+    if any(r.kind != Family.INVENTORY for r in found):
+        return None  # something beside GPUs binds (unserved demand, policy rows): not a shortfall of GPUs
+
+    def feasible(extra: dict[str, int]) -> bool:
+        gpus = {g: inv.model_copy(update={"available": inv.available + extra.get(g, 0)}) for g, inv in fleet.gpus.items()}
+        return _plan_once(workload, fleet.model_copy(update={"gpus": gpus}), perf, catalog, backend, time_limit_s,
+                          objective, 1e-4, None, diagnose=False).feasible
+
+    add = {r.target: int(round(r.amount)) for r in found if r.amount > 0}
+    if not add or not feasible(add):
+        return None
+    for g in sorted(add):
+        lo, hi = -1, add[g]  # infeasible at lo (none, or the start), feasible at hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if mid >= 0 and feasible({**add, g: mid}):
+                hi = mid
+            else:
+                lo = mid
+        add[g] = hi
+    return {g: n for g, n in add.items() if n > 0}
+
+
 # Re-solves of a max-load plan at the load it found (a pool's capacities depend on the load it carries:
 # capacity.pool_class_capacities), until the factor moves by less than _LOAD_RTOL.
 _LOAD_REPLANS = 8
@@ -109,8 +150,9 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
 
 
 def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, backend: str, time_limit_s: float,
-               objective: str, mip_gap: float, utilization: dict[str, float] | None) -> Plan:
-    """One plan of `workload` (the burst fixed point below included; `plan_workload` says why max-load repeats it)."""
+               objective: str, mip_gap: float, utilization: dict[str, float] | None, diagnose: bool = True) -> Plan:
+    """One plan of `workload` (the burst fixed point below included; `plan_workload` says why max-load repeats it);
+    `diagnose=False` leaves an infeasible plan's GPU shortfall out (the shortfall's own feasibility checks)."""
     pooled: dict[tuple[str, str], list[tuple[Capacity, ArrivalShape]]] = {}  # the same every round
     base = build_instance(workload, fleet, perf, catalog, objective, utilization, None, pooled)
     inst, sol = base, _solve(base, backend, time_limit_s, mip_gap)
@@ -135,8 +177,10 @@ def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catal
             shapes.update(tighter)
             inst = build_instance(workload, fleet, perf, catalog, objective, utilization, shapes, pooled)
             sol = _solve(inst, backend, time_limit_s, mip_gap)
-    if not sol.ok and objective != "max_load":
+    if not sol.ok and objective != "max_load" and diagnose:
         inst.gpu_need = _gpu_need(workload, fleet, perf, catalog, backend, time_limit_s)
+        if inst.gpu_need is not None:
+            inst.gpu_added = _gpu_shortfall(workload, fleet, perf, catalog, backend, time_limit_s, objective)
         lim = fleet.limits
         if inst.gpu_need is not None and max([lim.default_min_replicas, *lim.min_replicas.values()]) > 1:
             # how much of that need the operator's replica floors hold (one replica per side stays: it serves)

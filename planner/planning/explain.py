@@ -83,8 +83,9 @@ def describe_binding(inst: Instance, name: Binding) -> str:
 
 
 def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
-    """'G needs K more GPUs' per GPU type, from the fewest-GPU plan with unlimited inventory; when the fleet's
-    min-replica limits hold part of that plan (`Instance.gpu_need_floor1`), how many GPUs they hold."""
+    """'G needs K more GPUs' per GPU type: the fewest to add with the fleet's own GPUs in use (`Instance.gpu_added`),
+    else what the fewest-GPU plan with unlimited inventory uses beyond them; when the fleet's min-replica limits hold
+    part of that plan (`Instance.gpu_need_floor1`), how many GPUs they hold."""
     have = {g: inv.available for g, inv in inst.fleet.gpus.items()}
     plan_txt = ", ".join(f"{n} x {g}" for g, n in sorted(need.items()) if n > 0)
     free = inst.gpu_need_floor1
@@ -93,6 +94,14 @@ def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
               f"with at most 1 replica per side the fewest-GPU plan uses {sum(free.values())} GPUs)"
               if free is not None and held > 0 else "")
     relax = "lower the min-replica limits, add GPUs" if free is not None and held > 0 else "add them"
+    added = inst.gpu_added
+    if added:  # the fewest GPUs to add with the fleet's own in use, each count checked by the planner
+        parts = (["the fleet's other GPUs"] if len(have) > 1 else []) + (["the other additions"] if len(added) > 1 else [])
+        beside = f"with {' and '.join(parts)}, " if parts else ""
+        return [f"GPU inventory binds: {g} needs {k} more GPUs ({have.get(g, 0)} available: {beside}"
+                f"{have.get(g, 0) + k} serve the workload within SLO and {have.get(g, 0) + k - 1} do not; "
+                f"the fewest-GPU plan with no inventory limit uses {sum(need.values())} GPUs: {plan_txt}{floors}); "
+                f"{relax} or relax the SLOs or rates" for g, k in sorted(added.items())]
     return [f"GPU inventory binds: {g} needs {n - have.get(g, 0)} more GPUs ({have.get(g, 0)} available; the fewest-GPU "
             f"plan that serves the workload within SLO uses {sum(need.values())} GPUs: {plan_txt}{floors}); "
             f"{relax} or relax the SLOs or rates"

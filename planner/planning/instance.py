@@ -58,6 +58,9 @@ class Instance:
     kernels, is likely optimistic; the plan's notes say so."""
     gpu_need: dict[str, int] | None = None
     """When infeasible only for want of GPUs: GPUs per type of the fewest-GPU plan with unlimited inventory."""
+    gpu_added: dict[str, int] | None = None
+    """When infeasible only for want of GPUs: the fewest GPUs to add per type with the fleet's own in use, each the
+    smallest count the planner finds feasible (planner.planning.assemble._gpu_shortfall); None when not found."""
     gpu_need_floor1: dict[str, int] | None = None
     """The same with every min-replica limit above 1 lowered to 1 (only when the fleet sets one above 1): the
     diagnosis tells how many of the needed GPUs the operator's replica floors hold."""
