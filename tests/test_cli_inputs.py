@@ -241,6 +241,17 @@ CASES = [
          2, ("--variant", "32 attention heads")),
     Case("profile show on a model's folder", lambda t: ["profile", "show", str(REPO / "profiles/data/llama-3.1-8b")],
          2, ("is not a profile directory", "the profiles under it", "llama-3.1-8b/H100-SXM-80GB/tp1")),
+    # found by hand at stop 50: a malformed endpoint, an unwritable --out and a TP that cannot run each waited out the
+    # 30-s health check (or a launch) before failing
+    Case("profile --endpoint notaurl", lambda t: ["profile", "--backend", "vllm", "--endpoint", "notaurl", "--model", "llama-3.1-8b",
+                                                  "--gpu", "H100-SXM-80GB", "--out", str(Path(t("d/.keep", "")).parent / "p")],
+         2, ("--endpoint", "http(s) URL", "notaurl")),
+    Case("profile --tp 3", lambda t: ["profile", "--backend", "vllm", "--endpoint", "http://127.0.0.1:1", "--model", "llama-3.1-8b",
+                                      "--gpu", "H100-SXM-80GB", "--tp", "3", "--out", str(Path(t("d/.keep", "")).parent / "p")],
+         2, ("--tp", "32 attention heads")),
+    Case("profile --out in a file", lambda t: ["profile", "--backend", "vllm", "--endpoint", "http://127.0.0.1:1", "--model",
+                                               "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--out", t("file", "x") + "/p"],
+         2, ("--out", "cannot create it")),
     # found by hand at stop 50: a config with no models went on to connect to Prometheus
     Case("control: no models", lambda t: ["control", "--config", _ctl(t, lambda c: c.update(models={})), "--dry-run", "--once"],
          2, ("{f}", "models", "at least 1 item")),

@@ -174,15 +174,16 @@ def check_port_free(host: str, port: int, count: int = 1, option: str = "--port"
                                  "expected a free port (is another server running there?)") from None
 
 
-def check_url(url: str, path: str | os.PathLike[str], field: str) -> None:
-    """An http(s) URL with a host (a typo such as 'htp:/x' must not pass for a server)."""
+def check_url(url: str, path: str | os.PathLike[str] | None, field: str, example: str = "http://prometheus:9090") -> None:
+    """An http(s) URL with a host (a typo such as 'htp:/x' must not pass for a server); `path` None: a CLI option."""
     u = urlparse(url)
     try:
         port_ok = u.port is None or 1 <= u.port <= MAX_PORT
     except ValueError:
         port_ok = False
     if u.scheme not in ("http", "https") or not u.hostname or not port_ok:
-        raise InputError(str(path), field, f"expected an http(s) URL with a host, e.g. http://prometheus:9090, got {url!r}")
+        raise InputError(None if path is None else str(path), field,
+                         f"expected an http(s) URL with a host, e.g. {example}, got {url!r}")
 
 
 def check_reachable(url: str, path: str | os.PathLike[str], field: str, timeout_s: float = 3.0) -> None:
