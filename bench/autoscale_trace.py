@@ -728,14 +728,13 @@ def resolve_model(name: str, catalog: Catalog) -> str:
 def undecided_attainment(rows: list[dict[str, Any]], target: float) -> list[str]:
     """Scenarios whose controller attainment (a share of `requests`) cannot be told from `target`: the 95% Wilson
     interval of the share holds it (a three-request trace at 1.0000 is as likely below 0.99 as above)."""
-    from statsmodels.stats.proportion import proportion_confint
+    from planner.simulate.attainment import undecided_share
 
     out = []
     for r in rows:
-        n = int(r["requests"])
-        lo, hi = proportion_confint(round(r["ctl"].attainment * n), n, alpha=0.05, method="wilson")
-        if lo <= target <= hi:
-            out.append(f"{r['scenario']} ({n} requests: {lo:.3f}-{hi:.3f})")
+        band = undecided_share(r["ctl"].attainment, int(r["requests"]), target)
+        if band is not None:
+            out.append(f"{r['scenario']} ({int(r['requests'])} requests: {band[0]:.3f}-{band[1]:.3f})")
     return out
 
 

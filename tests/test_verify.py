@@ -23,3 +23,20 @@ def test_under_provisioned_plan_is_caught_and_re_solved() -> None:
     assert "re-solve" in note and "after 0 re-solve" not in note
     assert "all classes meet their SLO" in note
     assert fixed.cost_per_hour > small.cost_per_hour
+
+
+def test_a_verdict_on_too_few_requests_is_said_unsupported() -> None:
+    """Found by hand at stop 50: `--verify-trace` on a three-request trace (or --verify of a 0.01-req/s class over
+    600 s) noted 'all classes meet their SLO' as surely as on thousands of requests. The note now says when the
+    attainment's 95% Wilson interval holds the percentile claim; more seconds of arrivals decide it."""
+    cat = Catalog.load()
+    perf = PerfModel.load(catalog=cat)
+    wl = Workload(models={"llama-3.1-8b": ModelEntry(slo=Slo(ttft_ms=600, itl_ms=40, percentile=90))},
+                  classes=[RequestClass(id="rare", model="llama-3.1-8b", isl=1000, osl=100, rate_rps=0.01)])
+    fleet = Fleet(gpus={"H100-SXM-80GB": {"available": 4}}, limits={"allowed_tp": [1]})
+    plan = plan_workload(wl, fleet, perf, cat)
+    short = verify_and_resolve(wl, fleet, perf, cat, plan.model_copy(deep=True), duration_s=600.0, seed=1)
+    assert any("rare:" in n and "cannot tell its attainment" in n and "p90 claim" in n for n in short.notes), short.notes
+    long = verify_and_resolve(wl, fleet, perf, cat, plan.model_copy(deep=True), duration_s=60_000.0, seed=1)
+    assert not any("cannot tell" in n for n in long.notes), long.notes
+    assert any("all classes meet their SLO" in n for n in long.notes)

@@ -116,7 +116,8 @@ def solve(
         help="verify (implies --verify) against this request trace's own requests, their arrival times and lengths, "
              "instead of Poisson arrivals of the classes (timestamp,model,input_tokens,output_tokens or the Azure columns)"),
     verify_duration_s: float | None = typer.Option(None, "--verify-duration-s", min=1.0,
-                                                   help="with --verify-trace: its first seconds only (default: all of it)"),
+                                                   help="with --verify-trace: its first seconds only (default: all of it); "
+                                                        "with --verify: seconds of Poisson arrivals (default 600)"),
     slo_cost: bool = typer.Option(True, "--slo-cost/--no-slo-cost",
                                   help="also price each SLO term (re-solves with each bound tightened/loosened 25%)"),
 ) -> None:
@@ -160,10 +161,13 @@ def solve(
             plan.slo_costs = slo_costs(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s)
     if verify and plan.feasible:
         from planner.planning.verify import verify_and_resolve
+        from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S
 
         plan = verify_and_resolve(wl, fl, perf, catalog, plan, backend=backend, time_limit_s=time_limit_s,
                                   rounds=verify_rounds, seed=seed, console=console, arrivals=arrivals,
-                                  arrivals_source=str(verify_trace) if verify_trace is not None else None)
+                                  arrivals_source=str(verify_trace) if verify_trace is not None else None,
+                                  duration_s=verify_duration_s if verify_duration_s and arrivals is None
+                                  else DEFAULT_VERIFY_DURATION_S)
     print_plan(plan)
     if output is not None:
         save_plan(output, plan)

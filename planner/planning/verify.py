@@ -21,7 +21,7 @@ from planner.io.traces import measure_burstiness
 from planner.perf.laws import PerfModel
 from planner.planning.assemble import plan_workload
 from planner.simulate.arrivals import Arrivals
-from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S, VerifyReport, tightened_utilization, verify
+from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S, VerifyReport, tightened_utilization, undecided_share, verify
 
 # A trace's busiest minute at least this many times the rate the workload plans for is called out when the plan stays
 # short on it: tightening a static plan's utilization (0.85 -> 0.52 over three rounds, about 1.6x the capacity) cannot
@@ -94,4 +94,21 @@ def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalo
                       f"{'all classes meet their SLO' if report.ok else 'SHORT: ' + ', '.join(report.failing)}; attainment {att}")
     if not report.ok and arrivals is not None:
         plan.notes.extend(f"verify: {h}" for h in trace_shortfall_hints(arrivals, workload))
+    plan.notes.extend(f"verify: {u}" for u in too_few_requests(report))
     return plan
+
+
+def too_few_requests(report: VerifyReport) -> list[str]:
+    """Classes whose verdict the simulated requests cannot support: their attainment's 95% Wilson interval holds the
+    SLO's percentile claim (three requests within SLO say as little about a p90 as three outside it)."""
+    out = []
+    for r in report.classes.itertuples():
+        if int(r.requests) == 0:
+            out.append(f"{r.class_id}: no simulated request: its SLO is not checked (a longer trace, or --verify --verify-duration-s)")
+            continue
+        band = undecided_share(float(r.attainment), int(r.requests), float(r.slo_percentile) / 100.0)
+        if band is not None:
+            out.append(f"{r.class_id}: {int(r.requests)} simulated requests cannot tell its attainment ({r.attainment:.1%}; "
+                       f"95% interval {band[0]:.1%}-{band[1]:.1%}) from its p{r.slo_percentile:g} claim: the verdict above "
+                       "is not supported; verify on a longer trace, or on more seconds of Poisson arrivals (--verify --verify-duration-s)")
+    return out

@@ -90,6 +90,18 @@ def verify(plan: Plan, workload: Workload, perf_lookup: PerfLookup, *, duration_
     return VerifyReport(ok=not failing, classes=rep.classes, failing=failing, pools_at_fault=at_fault, blame=blame, sim=rep)
 
 
+def undecided_share(share: float, n: int, claim: float, alpha: float = 0.05) -> tuple[float, float] | None:
+    """The (1 - alpha) Wilson interval of a share measured on `n` requests when it holds `claim` (e.g. 0.9 for a
+    p90 SLO): too few requests to tell the share from the claim; None when the interval is all above or all below
+    it. Used where a verdict rests on few requests (a verification on a short trace; the autoscaling bench)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if n <= 0:
+        return (0.0, 1.0)
+    lo, hi = proportion_confint(round(share * n), n, alpha=alpha, method="wilson")
+    return (float(lo), float(hi)) if lo <= claim <= hi else None
+
+
 def tightened_utilization(current: dict[str, float], report: VerifyReport, step: float = 0.15,
                           floor: float = 0.2) -> dict[str, float]:
     """New target utilization per pool id: pools at fault lose `step` x their blame share's weight
