@@ -367,6 +367,31 @@ def test_the_diagnosed_shortfall_counts_the_fleets_other_gpus() -> None:
     assert with_h100(64 + k) and not with_h100(64 + k - 1)
 
 
+def test_an_out_of_reach_slo_is_told_the_bound_the_fleet_plans_from() -> None:
+    """Found by hand at stop 50: a TTFT bound beyond every GPU was advised 'relax to >= 438 ms' (5% above the best
+    unloaded TTFT), with which 64 L40S still do not plan; the diagnosis now adds the least bound the fleet as it
+    stands plans from, which the planner confirms at that bound and 1 ms below it."""
+    import re
+
+    from planner.api import laws
+    from planner.io.schema import Fleet, Workload
+    from planner.planning.assemble import plan_workload
+    from planner.planning.whatif import with_slo
+
+    catalog, perf = laws()
+    fl = Fleet.model_validate({"gpus": {"L40S": {"available": 64}}, "limits": {"allowed_tp": [1]}})
+    wl = Workload.model_validate({"models": {"llama-3.1-8b": {"slo": {"ttft_ms": 400, "itl_ms": 30}}},
+                                  "classes": [{"id": "s", "model": "llama-3.1-8b", "isl": 6000, "osl": 300, "rate_rps": 6}]})
+    plan = plan_workload(wl, fl, perf, catalog)
+    assert not plan.feasible
+    line = next(d for d in plan.diagnosis if "out of reach" in d)
+    advised = int(re.search(r"relax the TTFT SLO to >= (\d+) ms", line).group(1))
+    least = float(re.search(r"plans from a TTFT bound of ([\d.]+) ms", line).group(1))
+    assert least >= advised
+    assert plan_workload(with_slo(wl, ttft_ms=least), fl, perf, catalog).feasible
+    assert not plan_workload(with_slo(wl, ttft_ms=least - 1), fl, perf, catalog).feasible
+
+
 def test_existing_output_survives_a_failed_run_and_new_files_follow_the_umask(tmp_path: Path) -> None:
     out = tmp_path / "plan.yaml"
     out.write_text("precious\n")

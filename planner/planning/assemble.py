@@ -114,6 +114,48 @@ def _gpu_shortfall(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
     return {g: n for g, n in add.items() if n > 0}
 
 
+# The SLO search of an out-of-reach bound: doublings of the advised bound before giving up, and the resolution (ms).
+_SLO_DOUBLINGS = 6
+_SLO_RESOLUTION_MS = 1.0
+
+
+def _slo_within_fleet(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, backend: str,
+                      time_limit_s: float, objective: str, inst: Instance) -> tuple[str, str, float] | None:
+    """The least bound (ms, to 1 ms) of the one out-of-reach (model, metric) with which the fleet plans: the advice
+    'relax to >= X' names where a pool gets under the bound at all, which the load may still need more GPUs for.
+    None when several models or metrics are out of reach, a class states its own SLO, or no bound up to 2^6 x the
+    advised one plans (then something else binds)."""
+    from planner.planning.explain import out_of_reach
+    from planner.planning.whatif import with_slo
+
+    found = out_of_reach(inst)
+    pairs = {(r.model, r.metric) for r in found}
+    if len(pairs) != 1 or any(r.per_class_slo for r in found):
+        return None
+    model, metric = next(iter(pairs))
+
+    def feasible(ms: float) -> bool:
+        wl = with_slo(workload, **({"ttft_ms": ms} if metric == "ttft" else {"itl_ms": ms}), models=[model])
+        return _plan_once(wl, fleet, perf, catalog, backend, time_limit_s, objective, 1e-4, None, diagnose=False).feasible
+
+    lo, hi = max(r.bound_ms for r in found), float(max(r.relax_to_ms for r in found))
+    for _ in range(_SLO_DOUBLINGS):
+        if feasible(hi):
+            break
+        lo, hi = hi, hi * 2
+    else:
+        return None
+    while hi - lo > _SLO_RESOLUTION_MS:
+        mid = math.ceil((lo + hi) / 2)
+        if mid >= hi:
+            break
+        if feasible(mid):
+            hi = mid
+        else:
+            lo = mid
+    return model, metric, float(math.ceil(hi))
+
+
 # Re-solves of a max-load plan at the load it found (a pool's capacities depend on the load it carries:
 # capacity.pool_class_capacities), until the factor moves by less than _LOAD_RTOL.
 _LOAD_REPLANS = 8
@@ -178,6 +220,7 @@ def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catal
             inst = build_instance(workload, fleet, perf, catalog, objective, utilization, shapes, pooled)
             sol = _solve(inst, backend, time_limit_s, mip_gap)
     if not sol.ok and objective != "max_load" and diagnose:
+        inst.slo_within_fleet = _slo_within_fleet(workload, fleet, perf, catalog, backend, time_limit_s, objective, inst)
         inst.gpu_need = _gpu_need(workload, fleet, perf, catalog, backend, time_limit_s)
         if inst.gpu_need is not None:
             inst.gpu_added = _gpu_shortfall(workload, fleet, perf, catalog, backend, time_limit_s, objective)

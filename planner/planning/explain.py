@@ -8,7 +8,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from planner.io.schema import Plan
 from solvers.constraints import Binding, Family
@@ -110,38 +111,70 @@ def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
         "pd_ratio) keep it out of reach with the available GPUs; relax them or add GPUs"]
 
 
-def explain_infeasible(inst: Instance) -> list[str]:
-    """Which SLO, class or inventory binds, and what would make the instance feasible, in words."""
-    assert inst.problem is not None
-    out: list[str] = []
+@dataclass(frozen=True)
+class OutOfReach:
+    """A class whose SLO bound no allowed pool meets even unloaded: the metric, its bound and the best any pool gets."""
+
+    class_id: str
+    model: str
+    metric: Literal["ttft", "itl"]
+    bound_ms: float
+    percentile: float
+    best_ms: float
+    variant: str
+    per_class_slo: bool
+    """The class states its own SLO (else its model's)."""
+
+    @property
+    def relax_to_ms(self) -> int:
+        """The bound the advice names: 5% above the best, so that some load fits under it."""
+        return math.ceil(self.best_ms * 1.05)
+
+
+def out_of_reach(inst: Instance) -> list[OutOfReach]:
+    """Classes with demand whose prefill side (TTFT) or decode side (ITL) has allowed pools and none of positive
+    capacity under the SLO: the SLO is beyond every GPU of the fleet."""
+    out: list[OutOfReach] = []
     wl = inst.workload
     for c in wl.classes:
         slo = wl.slo_of(c)
         caps = {vid: cap for (cid, vid), cap in inst.caps.items() if cid == c.id}
         for side, roles in (("prefill", ("prefill", "mixed")), ("decode", ("decode", "mixed"))):
             side_caps = {vid: cap for vid, cap in caps.items() if inst.variants[vid].role in roles}
-            if c.rate_rps <= 0 or any(cap.rate_rps > 0 for cap in side_caps.values()):
+            if c.rate_rps <= 0 or not side_caps or any(cap.rate_rps > 0 for cap in side_caps.values()):
                 continue
-            if not side_caps:
+            ttft = side == "prefill"
+            vid, cap = min(side_caps.items(), key=lambda kv: kv[1].best_ttft_ms if ttft else kv[1].best_itl_ms)
+            bound = slo.ttft_ms if ttft else slo.itl_ms
+            out.append(OutOfReach(c.id, c.model, "ttft" if ttft else "itl", float(bound or 0.0), slo.percentile,
+                                  cap.best_ttft_ms if ttft else cap.best_itl_ms, vid, c.slo is not None))
+    return out
+
+
+def explain_infeasible(inst: Instance) -> list[str]:
+    """Which SLO, class or inventory binds, and what would make the instance feasible, in words."""
+    assert inst.problem is not None
+    out: list[str] = []
+    wl = inst.workload
+    for c in wl.classes:
+        caps = {vid: cap for (cid, vid), cap in inst.caps.items() if cid == c.id}
+        for side, roles in (("prefill", ("prefill", "mixed")), ("decode", ("decode", "mixed"))):
+            if c.rate_rps > 0 and not any(inst.variants[vid].role in roles for vid in caps):
                 if c.model in inst.no_fit:
                     if inst.no_fit[c.model] not in out:
                         out.append(inst.no_fit[c.model])
                 else:
                     out.append(f"class {c.id}: no {side}-side pool is allowed for model {c.model} "
                                f"(limits.roles {inst.fleet.limits.roles}); allow mixed, or both prefill and decode")
-                continue
-            if side == "prefill":
-                vid, cap = min(side_caps.items(), key=lambda kv: kv[1].best_ttft_ms)
-                v = inst.variants[vid]
-                out.append(f"TTFT p{slo.percentile:g} {slo.ttft_ms:g} ms for class {c.id} is out of reach on every GPU; "
-                           f"the best is {cap.best_ttft_ms:.0f} ms on {v.gpu} tp{v.tp} ({v.role}): "
-                           f"relax the TTFT SLO to >= {math.ceil(cap.best_ttft_ms * 1.05)} ms or add a faster GPU type")
-            else:
-                vid, cap = min(side_caps.items(), key=lambda kv: kv[1].best_itl_ms)
-                v = inst.variants[vid]
-                out.append(f"ITL p{slo.percentile:g} {slo.itl_ms:g} ms for class {c.id} is out of reach on every GPU; "
-                           f"the best is {cap.best_itl_ms:.1f} ms on {v.gpu} tp{v.tp} ({v.role}): "
-                           f"relax the ITL SLO to >= {math.ceil(cap.best_itl_ms * 1.05)} ms or add a faster GPU type")
+    for o in out_of_reach(inst):
+        v = inst.variants[o.variant]
+        best = f"{o.best_ms:.0f}" if o.metric == "ttft" else f"{o.best_ms:.1f}"
+        fits = inst.slo_within_fleet
+        fleet_txt = (f"; the fleet as it stands plans from a {o.metric.upper()} bound of {fits[2]:g} ms"
+                     if fits is not None and fits[:2] == (o.model, o.metric) else "")
+        out.append(f"{o.metric.upper()} p{o.percentile:g} {o.bound_ms:g} ms for class {o.class_id} is out of reach on every "
+                   f"GPU; the best is {best} ms on {v.gpu} tp{v.tp} ({v.role}): relax the {o.metric.upper()} SLO to "
+                   f">= {o.relax_to_ms} ms or add a faster GPU type{fleet_txt}")
     if out:
         return out
     if inst.gpu_need is not None:

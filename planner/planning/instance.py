@@ -61,6 +61,9 @@ class Instance:
     gpu_added: dict[str, int] | None = None
     """When infeasible only for want of GPUs: the fewest GPUs to add per type with the fleet's own in use, each the
     smallest count the planner finds feasible (planner.planning.assemble._gpu_shortfall); None when not found."""
+    slo_within_fleet: tuple[str, str, float] | None = None
+    """When one model's TTFT or ITL bound is beyond every GPU: (model, 'ttft' | 'itl', the least bound in ms with which
+    the fleet plans), found by bisection (planner.planning.assemble._slo_within_fleet); None when not sought or found."""
     gpu_need_floor1: dict[str, int] | None = None
     """The same with every min-replica limit above 1 lowered to 1 (only when the fleet sets one above 1): the
     diagnosis tells how many of the needed GPUs the operator's replica floors hold."""
