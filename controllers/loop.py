@@ -45,8 +45,10 @@ def default_plan_fn(backend: str = "highs", time_limit_s: float = 10.0, catalog:
         from planner.planning.assemble import plan_workload
 
         # the planner reads a performance model through `get` (CorrectedPerf delegates the rest to the PerfModel it wraps)
+        # refine_diagnosis off: an infeasible re-plan holds and logs why; the bisections that make its numbers exact
+        # would cost a dozen solves every interval
         return plan_workload(workload, fleet, cast("PerfModel", perf), catalog=catalog, backend=backend,
-                             time_limit_s=time_limit_s)
+                             time_limit_s=time_limit_s, refine_diagnosis=False)
 
     return plan
 

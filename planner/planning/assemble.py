@@ -164,15 +164,21 @@ _LOAD_RTOL = 0.01
 
 def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = None, catalog: Catalog | None = None,
                   backend: str = "highs", time_limit_s: float = 10.0, objective: str = "cost",
-                  mip_gap: float = 1e-4, utilization: dict[str, float] | None = None) -> Plan:
+                  mip_gap: float = 1e-4, utilization: dict[str, float] | None = None,
+                  refine_diagnosis: bool = True) -> Plan:
     """The cheapest plan (or, with objective='max_load', the largest common load factor).
+
+    An infeasible plan's diagnosis states the fewest GPUs to add and the least SLO bound the fleet plans from, each
+    found by a bisection of re-plans; `refine_diagnosis=False` keeps to the fewest-GPU plan's one solve (the
+    controller, which re-plans every interval and only logs the diagnosis).
 
     With 'max_load', pooled capacities (prefill pools behind least-loaded routing, bursty classes) are those of
     the pool the load needs, which the factor found changes: the workload is re-planned scaled by the factor so
     far until it moves by less than 1%, and the plan's factor is their product (relative to `workload`)."""
     catalog = catalog or Catalog.load()
     perf = perf or PerfModel.load(catalog=catalog)
-    plan = _plan_once(workload, fleet, perf, catalog, backend, time_limit_s, objective, mip_gap, utilization)
+    plan = _plan_once(workload, fleet, perf, catalog, backend, time_limit_s, objective, mip_gap, utilization,
+                      refine=refine_diagnosis)
     if objective != "max_load":
         return plan
     total = 1.0
@@ -192,9 +198,11 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
 
 
 def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, backend: str, time_limit_s: float,
-               objective: str, mip_gap: float, utilization: dict[str, float] | None, diagnose: bool = True) -> Plan:
+               objective: str, mip_gap: float, utilization: dict[str, float] | None, diagnose: bool = True,
+               refine: bool = True) -> Plan:
     """One plan of `workload` (the burst fixed point below included; `plan_workload` says why max-load repeats it);
-    `diagnose=False` leaves an infeasible plan's GPU shortfall out (the shortfall's own feasibility checks)."""
+    `diagnose=False` leaves an infeasible plan's GPU shortfall out (the shortfall's own feasibility checks);
+    `refine=False` keeps the diagnosis to the fewest-GPU plan (no bisections: `plan_workload`'s refine_diagnosis)."""
     pooled: dict[tuple[str, str], list[tuple[Capacity, ArrivalShape]]] = {}  # the same every round
     base = build_instance(workload, fleet, perf, catalog, objective, utilization, None, pooled)
     inst, sol = base, _solve(base, backend, time_limit_s, mip_gap)
@@ -220,9 +228,10 @@ def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catal
             inst = build_instance(workload, fleet, perf, catalog, objective, utilization, shapes, pooled)
             sol = _solve(inst, backend, time_limit_s, mip_gap)
     if not sol.ok and objective != "max_load" and diagnose:
-        inst.slo_within_fleet = _slo_within_fleet(workload, fleet, perf, catalog, backend, time_limit_s, objective, inst)
+        if refine:
+            inst.slo_within_fleet = _slo_within_fleet(workload, fleet, perf, catalog, backend, time_limit_s, objective, inst)
         inst.gpu_need = _gpu_need(workload, fleet, perf, catalog, backend, time_limit_s)
-        if inst.gpu_need is not None:
+        if inst.gpu_need is not None and refine:
             inst.gpu_added = _gpu_shortfall(workload, fleet, perf, catalog, backend, time_limit_s, objective)
         lim = fleet.limits
         if inst.gpu_need is not None and max([lim.default_min_replicas, *lim.min_replicas.values()]) > 1:
