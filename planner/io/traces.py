@@ -40,6 +40,12 @@ def has_model_column(path: str | os.PathLike[str]) -> bool:
 MAX_TRACE_SPAN_S = 1e7
 
 
+def _file_row(df: pd.DataFrame, pos: int) -> int:
+    """The file's row number (the header is row 1) of `df`'s row at position `pos`: the index read_csv gave it, which
+    a filter by model keeps (positions after the filter are not the file's rows)."""
+    return int(df.index[pos]) + 2
+
+
 def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.DataFrame:
     """A trace as a DataFrame with columns t_s (seconds from the first request), model, input_tokens,
     output_tokens, sorted by time. `model` names the model for traces without a model column."""
@@ -72,13 +78,13 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.Dat
         bad = ~np.isfinite(t.to_numpy())
         if bad.any():  # an empty cell reads as NaN: a request with no arrival time
             row = int(bad.argmax())
-            raise InputError(str(p), "timestamp", f"expected seconds or a date-time on every row; row {row + 2} has "
+            raise InputError(str(p), "timestamp", f"expected seconds or a date-time on every row; row {_file_row(df, row)} has "
                              f"{'nothing' if pd.isna(ts.iloc[row]) else ts.iloc[row]}")
     else:
         parsed = pd.to_datetime(ts, errors="coerce")
         if parsed.isna().any():
             row = int(parsed.isna().values.argmax())
-            raise InputError(str(p), "timestamp", f"expected seconds or a date-time; row {row + 2} has {ts.iloc[row]!r}")
+            raise InputError(str(p), "timestamp", f"expected seconds or a date-time; row {_file_row(df, row)} has {ts.iloc[row]!r}")
         t = (parsed - parsed.min()).dt.total_seconds()
     span_s = float(np.max(t) - np.min(t))
     if span_s > MAX_TRACE_SPAN_S:
@@ -88,7 +94,7 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.Dat
     for col in ("input_tokens", "output_tokens"):
         if (df[col] < 0).any():
             row = int((df[col] < 0).values.argmax())
-            raise InputError(str(p), col, f"expected token counts >= 0; row {row + 2} has {df[col].iloc[row]}")
+            raise InputError(str(p), col, f"expected token counts >= 0; row {_file_row(df, row)} has {df[col].iloc[row]}")
     out = pd.DataFrame({
         "t_s": t.to_numpy() - float(np.min(t)),
         "model": df["model"].astype(str).to_numpy(),
