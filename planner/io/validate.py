@@ -78,7 +78,8 @@ def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> No
             raise InputError(p, f"current.{pool}", f"role '{v.role}' is not in limits.roles {fl.limits.roles}")
         from planner.perf.laws import cannot_run_reason, model_of, run_blocker  # laws import this module
 
-        if run_blocker(model_of(catalog, v.model, v.weight_dtype, v.kv_dtype), catalog.gpus[v.gpu], v.tp) is not None:
+        # TP beyond a node or not dividing the heads cannot exist; memory is the prior's estimate, not refused here
+        if run_blocker(model_of(catalog, v.model, v.weight_dtype, v.kv_dtype), catalog.gpus[v.gpu], v.tp) in ("node", "heads"):
             raise InputError(p, f"current.{pool}", f"no such pool can run: "
                              f"{cannot_run_reason(catalog, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)}")
     used: dict[str, int] = {}
