@@ -46,10 +46,13 @@ def classes_frame(plan: Plan) -> pd.DataFrame:
 
 
 def pd_summary(mp: ModelPlan) -> str:
-    """A model's P:D ratio in words; a model the workload gives no traffic gets no pools."""
+    """A model's P:D ratio in words; without pools, whether the workload gives it no traffic (no class routed) or none
+    of its classes is served (a max-load plan of factor 0: the fleet runs no pool of it within SLO)."""
     if mp.pd_ratio:
         return f"P:D {mp.pd_ratio:.2f}"
-    return "aggregated (mixed) only" if mp.pools else "no pools (the workload gives it no traffic)"
+    if mp.pools:
+        return "aggregated (mixed) only"
+    return "no pools: none of its classes is served" if mp.routing else "no pools (the workload gives it no traffic)"
 
 
 def headline(plan: Plan) -> str:

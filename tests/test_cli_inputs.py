@@ -220,6 +220,9 @@ CASES = [
     Case("max_step 1 from two replicas", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(
          "limits: {max_step: 1}\ncurrent: {llama-3.1-8b/mixed/H100-SXM-80GB/tp1: 2}", "  H100-SXM-80GB: {available: 64}")), *NS],
          3, ("beyond max_step (1)", "raise max_step")),
+    # found by hand at stop 50: max_load on one H100 'served 0.00x' and called llama-2-70b a model without traffic
+    Case("max_load where a model cannot run", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(gpus="  H100-SXM-80GB: {available: 1}")),
+         "--objective", "max_load", *NS], 0, ("llama-2-70b: no pools: none of its classes is served", "no share of the workload fits")),
     # found by hand at stop 50: a model the workload names without classes was printed "aggregated (mixed) only"
     Case("a model without classes", lambda t: ["solve", "-w", t("w.yaml", wl(one(), models="llama-3.1-8b: {slo: {ttft_ms: 400}}\n"
          "  llama-2-70b: {slo: {ttft_ms: 1500}}")), "-f", F, *NS], 0, ("llama-2-70b: no pools (the workload gives it no traffic)",)),

@@ -91,7 +91,7 @@ def print_plan(plan: Plan) -> None:
     unit = f" {s.objective_unit}" if s.objective_unit else ""
 
     def num(x: float | None) -> str:
-        return "n/a" if x is None else f"{x:,.6g}{unit}"
+        return "n/a" if x is None else f"{x + 0.0:,.6g}{unit}"  # + 0.0: a solver's -0.0 prints as 0
 
     console.print(f"Solver: {s.backend} {s.status}, objective {num(s.objective)}, bound {num(s.bound)}, gap {gap}, {s.seconds:.2f}s")
     if plan.load_multiplier is not None:

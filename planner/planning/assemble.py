@@ -194,6 +194,11 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
         plan = nxt
     if plan.load_multiplier is not None:
         plan.load_multiplier = total * plan.load_multiplier
+        unserved = sorted(m for m, mp in plan.models.items() if mp.routing and not mp.pools)
+        if plan.feasible and plan.load_multiplier <= _FLOW_EPS_RPS and unserved:
+            plan.notes.append(f"no share of the workload fits: this fleet runs no pool of {', '.join(unserved)} within its "
+                              "SLO, and max_load scales every model by one factor; `planner solve` without --objective "
+                              "max_load says what binds")
     return plan
 
 
