@@ -201,7 +201,10 @@ def register(app: typer.Typer) -> None:
                 with console.status("solving for the largest load multiplier…"):
                     df = whatif.headroom(wl, fl, **kw)
                 r = df.iloc[0]
-                if r["feasible"]:
+                if r["feasible"] and not r["load_multiplier"] > 0:  # factor 0: some model has no pool within SLO
+                    console.print("[bold red]Headroom[/]: this fleet serves no share of today's traffic within SLO: some "
+                                  "model has no pool the fleet can run within its SLO (`planner solve` says what binds)")
+                elif r["feasible"]:
                     console.print(f"[bold]Headroom[/]: this fleet serves {r['load_multiplier']:.2f}x today's traffic within SLO "
                                   f"({int(r['gpus'])} of {int(r['inventory_gpus'])} GPUs); what binds: {summarise_binding(r['binding'])}")
                 else:
