@@ -500,7 +500,8 @@ class Bench:
             else:
                 w = Workload(models={self.model: ModelEntry(slo=self.slo)},
                              classes=[RequestClass(id=self.model, model=self.model, isl=key[1], osl=key[2], rate_rps=rate)])
-                plan = plan_workload(w, self.fleet, self.perf, catalog=self.catalog, backend="highs")
+                plan = plan_workload(w, self.fleet, self.perf, catalog=self.catalog, backend="highs",
+                                     refine_diagnosis=False)  # feasibility and cost only
                 r = plan.replicas()
                 self._plans[key] = (({self.P: max(1, r.get(self.P, 0)), self.D: max(1, r.get(self.D, 0))}, "")
                                     if plan.feasible else (None, "; ".join(plan.diagnosis)))
@@ -653,7 +654,8 @@ class Bench:
                 holder["act"] = act
                 holder["ctl"] = Controller(cfg, self.fleet, obs, act, self.perf, metrics=ControllerMetrics(),
                                            clock=lambda: sim.now,
-                                           plan_fn=lambda w, f, p: plan_workload(w, f, p, catalog=self.catalog))
+                                           plan_fn=lambda w, f, p: plan_workload(w, f, p, catalog=self.catalog,
+                                                                                   refine_diagnosis=False))
             holder["ctl"].step()  # type: ignore[attr-defined]
             return dict(holder["act"]._desired)  # type: ignore[attr-defined]
 

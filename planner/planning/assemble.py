@@ -319,7 +319,10 @@ def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalo
     Class-level SLO overrides are left as they are; the model's default SLO is what moves.
     """
     out: list[SloCost] = []
+    served = {c.model for c in workload.classes if c.rate_rps > 0}
     for model, entry in workload.models.items():
+        if model not in served:  # no traffic: its bounds cost nothing either way
+            continue
         for metric in SloMetric:
             bound = getattr(entry.slo, metric.key)
             if bound is None:
@@ -329,7 +332,7 @@ def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalo
                 slo = entry.slo.model_copy(update={metric.key: b})
                 models = {**workload.models, model: entry.model_copy(update={"slo": slo})}
                 plan = plan_workload(workload.model_copy(update={"models": models}), fleet, perf, catalog,
-                                     backend=backend, time_limit_s=time_limit_s)
+                                     backend=backend, time_limit_s=time_limit_s, refine_diagnosis=False)  # cost only
                 costs[side] = plan.cost_per_hour if plan.feasible else None
             out.append(SloCost(model=model, metric=metric, percentile=entry.slo.percentile, bound_ms=bound,
                                tighter_ms=round(bound / factor, 2), tighter_cost_per_hour=costs["tighter"],

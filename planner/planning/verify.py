@@ -81,7 +81,8 @@ def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalo
             break
         base = {p.id: fleet.limits.utilization for m in plan.models.values() for p in m.pools}
         util = tightened_utilization({**base, **util}, report)
-        nxt = plan_workload(workload, fleet, perf, catalog, backend=backend, time_limit_s=time_limit_s, utilization=util)
+        nxt = plan_workload(workload, fleet, perf, catalog, backend=backend, time_limit_s=time_limit_s, utilization=util,
+                            refine_diagnosis=False)  # an infeasible re-solve is only noted
         if not nxt.feasible:
             plan.notes.append(f"verify: tightening utilization made the plan infeasible after {round_no + 1} round(s); kept the last feasible plan")
             break
