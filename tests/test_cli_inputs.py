@@ -261,6 +261,9 @@ CASES = [
     Case("profile --out in a file", lambda t: ["profile", "--backend", "vllm", "--endpoint", "http://127.0.0.1:1", "--model",
                                                "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--out", t("file", "x") + "/p"],
          2, ("--out", "cannot create it")),
+    # found by hand at stop 50: a host that does not resolve was blamed on --port ("expected a free port")
+    Case("emulate --host 999.1.1.1", lambda t: ["emulate", "--variant", "llama-3.1-8b/mixed/H100-SXM-80GB/tp1", "--port", "8000",
+                                                "--host", "999.1.1.1"], 2, ("--host", "cannot resolve '999.1.1.1'")),
     # found by hand at stop 50: a config with no models went on to connect to Prometheus
     Case("control: no models", lambda t: ["control", "--config", _ctl(t, lambda c: c.update(models={})), "--dry-run", "--once"],
          2, ("{f}", "models", "at least 1 item")),

@@ -10,6 +10,7 @@ Every failure is an :class:`~planner.io.errors.InputError` (exit 2) naming file,
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import socket
@@ -170,7 +171,13 @@ def check_port_free(host: str, port: int, count: int = 1, option: str = "--port"
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((host, p))
+            except socket.gaierror as exc:  # the host, not the port: a name that does not resolve
+                raise InputError(None, "--host", f"cannot resolve {host!r} ({exc.strerror}); expected a local address "
+                                 "or name (e.g. 127.0.0.1, 0.0.0.0)") from None
             except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL:  # an address that is not this machine's
+                    raise InputError(None, "--host", f"cannot listen on {host} ({exc.strerror}); expected an address "
+                                     "of this machine (e.g. 127.0.0.1, 0.0.0.0)") from None
                 raise InputError(None, option, f"cannot listen on {host}:{p} ({exc.strerror}); "
                                  "expected a free port (is another server running there?)") from None
 
