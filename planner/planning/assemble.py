@@ -160,6 +160,8 @@ def _slo_within_fleet(workload: Workload, fleet: Fleet, perf: PerfModel, catalog
 # capacity.pool_class_capacities), until the factor moves by less than _LOAD_RTOL.
 _LOAD_REPLANS = 8
 _LOAD_RTOL = 0.01
+# A load factor at or below this is the solver's zero (its feasibility tolerance, 1e-6 in HiGHS and CBC).
+_LOAD_ZERO = 1e-6
 
 
 def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = None, catalog: Catalog | None = None,
@@ -195,7 +197,7 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
     if plan.load_multiplier is not None:
         plan.load_multiplier = total * plan.load_multiplier
         unserved = sorted(m for m, mp in plan.models.items() if mp.routing and not mp.pools)
-        if plan.feasible and plan.load_multiplier <= _FLOW_EPS_RPS and unserved:
+        if plan.feasible and plan.load_multiplier <= _LOAD_ZERO and unserved:
             plan.notes.append(f"no share of the workload fits: this fleet runs no pool of {', '.join(unserved)} within its "
                               "SLO, and max_load scales every model by one factor; `planner solve` without --objective "
                               "max_load says what binds")
