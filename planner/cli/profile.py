@@ -314,14 +314,14 @@ def register(app: typer.Typer) -> None:
         # before any work (a launch or the endpoint's health wait): what no run could fix
         from planner.io.files import check_writable
         from planner.io.validate import check_url
-        from planner.perf.laws import cannot_run_reason, model_of, run_blocker
+        from planner.perf.laws import structural_blocker_reason
 
         if endpoint is not None:
             check_url(endpoint, None, "--endpoint", "http://127.0.0.1:8000")
         check_writable(Path(directory) / pfmt.META_FILE, "--out")
-        if run_blocker(model_of(cat, model, dtype_of(quantization), dtype_of(kv_cache_dtype)), cat.gpu(gpu), tp) in ("node", "heads"):
-            raise InputError(None, "--tp", f"{model} on {gpu}: " + cannot_run_reason(cat, model, gpu, tp, dtype_of(quantization),
-                                                                                       dtype_of(kv_cache_dtype)))
+        reason = structural_blocker_reason(cat, model, gpu, tp, dtype_of(quantization), dtype_of(kv_cache_dtype))
+        if reason is not None:
+            raise InputError(None, "--tp", f"{model} on {gpu}: {reason}")
         if rate_shares is not None:  # before any work: the rates the planner's laws put around the replica's capacity
             if rates or rates_by_isl:
                 raise InputError(None, "rate_shares", "give the rates one way: --rate-shares, --rates or --rates-by-isl")

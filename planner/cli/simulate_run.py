@@ -77,18 +77,13 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
     if trace is None:
         assert wl is not None
         return poisson_arrivals(wl, duration or DEFAULT_WORKLOAD_DURATION_S, np.random.default_rng(seed)), wl
-    import pandas as pd
-
-    from planner.io.traces import bucket_trace, read_trace
+    from planner.io.traces import bucket_trace, has_model_column, read_trace
 
     single = model or (next(iter(plan.models)) if len(plan.models) == 1 else None)
-    try:
-        head = pd.read_csv(trace, nrows=0)
-    except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(str(trace), None, f"cannot read the trace ({exc})") from exc
-    if "model" not in head.columns and single is None:
+    named = has_model_column(trace)  # an unreadable file counts as named: read_trace then says what is wrong with it
+    if not named and single is None:
         raise InputError(str(trace), "model", f"the trace has no model column and the plan has several models ({sorted(plan.models)}): pass --model")
-    df = read_trace(trace, model=None if "model" in head.columns else single)
+    df = read_trace(trace, model=None if named else single)
     if wl is None:
         slos = plan_slos(plan)
         missing = sorted(set(df["model"]) - set(slos))

@@ -63,12 +63,16 @@ def check_workload(wl: Workload, catalog: Catalog, path: str | os.PathLike[str])
 
 
 def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> None:
-    """GPU types known; `current` pools on the fleet's GPUs, of known models, at allowed TP sizes."""
+    """GPU types known; `current` pools on the fleet's GPUs, of known models and allowed roles, at TP sizes that can
+    run, holding no more GPUs of a type than are available."""
+    from planner.perf.laws import structural_blocker_reason  # laws import this module
+
     p = str(path)
     for g in fl.gpus:
         if g not in catalog.gpus:
             raise InputError(p, f"gpus.{g}", f"unknown GPU type '{g}'; known ({catalog.gpus_path}): {', '.join(sorted(catalog.gpus))}; "
                              "add a GPU type in a gpus.yaml of your catalog folder (`planner --catalog DIR ...`)")
+    used: dict[str, int] = {}  # GPUs the current pools hold, per type
     for pool in fl.current:
         v = Variant.parse(pool)  # the schema checked the form
         if v.gpu not in fl.gpus:
@@ -77,16 +81,10 @@ def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> No
             raise InputError(p, f"current.{pool}", f"unknown model '{v.model}'; known: {', '.join(sorted(catalog.models))}")
         if v.role not in fl.limits.roles:
             raise InputError(p, f"current.{pool}", f"role '{v.role}' is not in limits.roles {fl.limits.roles}")
-        from planner.perf.laws import cannot_run_reason, model_of, run_blocker  # laws import this module
-
-        # TP beyond a node or not dividing the heads cannot exist; memory is the prior's estimate, not refused here
-        if run_blocker(model_of(catalog, v.model, v.weight_dtype, v.kv_dtype), catalog.gpus[v.gpu], v.tp) in ("node", "heads"):
-            raise InputError(p, f"current.{pool}", f"no such pool can run: "
-                             f"{cannot_run_reason(catalog, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)}")
-    used: dict[str, int] = {}
-    for pool, n in fl.current.items():
-        v = Variant.parse(pool)
-        used[v.gpu] = used.get(v.gpu, 0) + n * v.tp
+        reason = structural_blocker_reason(catalog, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)
+        if reason is not None:
+            raise InputError(p, f"current.{pool}", f"no such pool can run: {reason}")
+        used[v.gpu] = used.get(v.gpu, 0) + fl.current[pool] * v.tp
     for g, n in sorted(used.items()):
         if n > fl.gpus[g].available:
             raise InputError(p, f"gpus.{g}.available", f"the current pools hold {n} {g} GPUs (replicas x TP) and the fleet "

@@ -651,6 +651,19 @@ def cannot_run_reason(catalog: Catalog, model_name: str, gpu_name: str, tp: int,
     return _blocker_text(blocker, model, gpu, tp) if blocker else "neither a profile nor the prior gives it laws"
 
 
+STRUCTURAL_BLOCKERS: frozenset[RunBlocker] = frozenset({"node", "heads"})
+"""What no deployment gets past (a TP beyond a node, or not dividing the heads). 'memory' is the prior's estimate of
+vLLM's memory use: it must not refuse a fleet that runs, nor a measurement that would tell."""
+
+
+def structural_blocker_reason(catalog: Catalog, model_name: str, gpu_name: str, tp: int, weight_dtype: Dtype = "bf16",
+                              kv_dtype: Dtype = "bf16") -> str | None:
+    """`cannot_run_reason` for the STRUCTURAL_BLOCKERS only (what input checks refuse); None otherwise."""
+    model, gpu = model_of(catalog, model_name, weight_dtype, kv_dtype), catalog.gpu(gpu_name)
+    blocker = run_blocker(model, gpu, tp)
+    return _blocker_text(blocker, model, gpu, tp) if blocker in STRUCTURAL_BLOCKERS else None
+
+
 def _blocker_text(blocker: RunBlocker, model: ModelSpec, gpu: GpuType, tp: int) -> str:
     """`run_blocker`'s answer in words, with the numbers that decide it."""
     if blocker == "node":

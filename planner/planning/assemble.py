@@ -55,12 +55,15 @@ _FLOW_EPS_RPS = 1e-6
 _WEIGHT_DIGITS = 4
 
 
-def _gpu_need(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, backend: str,
-              time_limit_s: float) -> dict[str, int] | None:
-    """GPUs per type of the fewest-GPU plan when every GPU type of the fleet is unlimited; None when
-    even that is infeasible (then inventory is not what binds)."""
+def _unlimited(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog) -> Instance:
+    """The instance of `workload` on `fleet` with every GPU type unlimited, minimising GPUs (the shortfall's start)."""
     unlimited = {g: inv.model_copy(update={"available": _UNLIMITED_GPUS}) for g, inv in fleet.gpus.items()}
-    inst = build_instance(workload, fleet.model_copy(update={"gpus": unlimited}), perf, catalog, "gpus")
+    return build_instance(workload, fleet.model_copy(update={"gpus": unlimited}), perf, catalog, "gpus")
+
+
+def _gpu_need(inst: Instance, backend: str, time_limit_s: float) -> dict[str, int] | None:
+    """GPUs per type of the fewest-GPU plan of `inst` (`_unlimited`: every GPU type of the fleet unlimited); None
+    when even that is infeasible (then inventory is not what binds)."""
     assert inst.problem is not None
     if not inst.problem.variants:
         return None
@@ -73,8 +76,8 @@ def _gpu_need(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalo
     return dict(need)
 
 
-def _gpu_shortfall(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, backend: str,
-                   time_limit_s: float, objective: str) -> dict[str, int] | None:
+def _gpu_shortfall(unlimited: Instance, workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,
+                   backend: str, time_limit_s: float, objective: str) -> dict[str, int] | None:
     """The fewest GPUs to add, per type, with the fleet's own GPUs in use, that make the plan feasible: None when
     even unlimited GPUs do not.
 
@@ -85,12 +88,12 @@ def _gpu_shortfall(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
     from solvers.constraints import Family
     from solvers.diagnose import diagnose
 
-    unlimited = {g: inv.model_copy(update={"available": _UNLIMITED_GPUS}) for g, inv in fleet.gpus.items()}
-    inst = build_instance(workload, fleet.model_copy(update={"gpus": unlimited}), perf, catalog, objective)
-    if inst.problem is None or not inst.problem.variants:
+    problem = unlimited.problem
+    if problem is None or not problem.variants:
         return None
     have = {g: inv.available for g, inv in fleet.gpus.items()}
-    found = diagnose(replace(inst.problem, inventory=have), backend, time_limit_s)
+    # the same problem held to the fleet's inventory, under the plan's own objective (the elastic model's tie-break)
+    found = diagnose(replace(problem, inventory=have, objective=objective), backend, time_limit_s)  # type: ignore[arg-type]
     if any(r.kind != Family.INVENTORY for r in found):
         return None  # something beside GPUs binds (unserved demand, policy rows): not a shortfall of GPUs
 
@@ -237,15 +240,16 @@ def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catal
     if not sol.ok and objective != "max_load" and diagnose:
         if refine:
             inst.slo_within_fleet = _slo_within_fleet(workload, fleet, perf, catalog, backend, time_limit_s, objective, inst)
-        inst.gpu_need = _gpu_need(workload, fleet, perf, catalog, backend, time_limit_s)
+        unlimited = _unlimited(workload, fleet, perf, catalog)  # built once: the need's solve, the shortfall's start
+        inst.gpu_need = _gpu_need(unlimited, backend, time_limit_s)
         if inst.gpu_need is not None and refine:
-            inst.gpu_added = _gpu_shortfall(workload, fleet, perf, catalog, backend, time_limit_s, objective)
+            inst.gpu_added = _gpu_shortfall(unlimited, workload, fleet, perf, catalog, backend, time_limit_s, objective)
         lim = fleet.limits
         if inst.gpu_need is not None and max([lim.default_min_replicas, *lim.min_replicas.values()]) > 1:
             # how much of that need the operator's replica floors hold (one replica per side stays: it serves)
             floor1 = lim.model_copy(update={"default_min_replicas": min(lim.default_min_replicas, 1),
                                             "min_replicas": {m: min(n, 1) for m, n in lim.min_replicas.items()}})
-            inst.gpu_need_floor1 = _gpu_need(workload, fleet.model_copy(update={"limits": floor1}), perf, catalog,
+            inst.gpu_need_floor1 = _gpu_need(_unlimited(workload, fleet.model_copy(update={"limits": floor1}), perf, catalog),
                                              backend, time_limit_s)
     return to_plan(inst, sol, perf)
 
