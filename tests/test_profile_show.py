@@ -188,3 +188,33 @@ def test_predict_says_what_the_planner_assumes_for_a_variant(tmp_path):
         argv = ["profile", "predict", *[x for k, v in base.items() if k not in args for x in (k, v)], *args]
         res = run.invoke(app, argv)
         assert res.exit_code == 2 and field in res.output and "Traceback" not in res.output, res.output
+
+
+def test_predict_gives_no_number_where_the_replica_cannot_serve():
+    """A prompt beyond the model's context, or a decode batch whose KV (batch x context tokens) exceeds the replica's
+    cache, gets '-' and a footnote, not a number the laws extrapolated (found by hand at stop 51: llama-2-70b, 4,096
+    tokens of context, was shown a 16,384-token TTFT and batches of 256 at 8,192 tokens)."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+    from planner.io.catalog import Catalog
+    from planner.perf.laws import PerfModel
+
+    vp = PerfModel.load().get("llama-2-70b", "H100-SXM-80GB", 2)
+    assert Catalog.load().model("llama-2-70b").max_context == 4096
+    kv = vp.kv_capacity_tokens
+    fits, over = 8, kv // 2048 + 1  # batches of 2,048-token sequences within and beyond the cache
+    res = CliRunner().invoke(app, ["profile", "predict", "--model", "llama-2-70b", "--gpu", "H100-SXM-80GB", "--tp", "2",
+                                   "--prefill-isl", "4096,8192", "--decode-batch", f"{fits},{over}",
+                                   "--decode-context", "2048"])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert f"{vp.ttft_overhead_ms + vp.prefill_ms(4096.0, 1.0):.1f}" in out
+    assert f"{vp.ttft_overhead_ms + vp.prefill_ms(8192.0, 1.0):.1f}" not in out
+    assert f"{vp.decode_step_ms(float(fits), 2048.0):.2f}" in out
+    assert f"{vp.decode_step_ms(float(over), 2048.0):.2f}" not in out
+    assert "4,096-token context" in out.replace("\n", " ") and f"{kv:,} tokens of its KV cache" in out.replace("\n", " ")
+    # within both limits: no footnote
+    res = CliRunner().invoke(app, ["profile", "predict", "--model", "llama-2-70b", "--gpu", "H100-SXM-80GB", "--tp", "2",
+                                   "--prefill-isl", "1024", "--decode-batch", "1", "--decode-context", "1024"])
+    assert res.exit_code == 0 and "cannot serve" not in res.output

@@ -272,8 +272,8 @@ def register(app: typer.Typer) -> None:
         from profiles.backends.launch_env import moe_dummy_env
 
         cat = Catalog.load()
-        spec = cat.model(model)
-        cat.gpu(gpu)
+        spec = cat.model(model, "--model")
+        cat.gpu(gpu, "--gpu")
         if backend == "vllm":
             directory = out or vllm_profile_dir(Path(__file__).resolve().parent / "data", model, gpu, tp,
                                                 dtype_of(quantization), dtype_of(kv_cache_dtype))
@@ -499,8 +499,8 @@ def register(app: typer.Typer) -> None:
             else:
                 assert model is not None and gpu is not None  # checked above
                 catalog = Catalog.load()
-                catalog.model(model)  # an unknown name is an InputError naming the catalog and the known ones
-                catalog.gpu(gpu)
+                catalog.model(model, "--model")  # an unknown name is an InputError naming the option and the known ones
+                catalog.gpu(gpu, "--gpu")
                 vp = PerfModel.load(catalog=catalog).get(model, gpu, tp, weight_dtype, kv_dtype)  # type: ignore[arg-type]
                 if vp is None:
                     raise _cannot_run(console, f"{model} on {gpu} tp{tp}", catalog, model, gpu, tp, weight_dtype, kv_dtype)  # type: ignore[arg-type]
@@ -549,8 +549,8 @@ def register(app: typer.Typer) -> None:
         batches = _ints(decode_batch, pfmt.DECODE_BATCH, "decode_batch")
         contexts = _ints(decode_context, pfmt.DECODE_CONTEXT, "decode_context")
         catalog = Catalog.load()
-        catalog.model(model)  # an unknown name is an InputError naming the catalog and the known ones
-        catalog.gpu(gpu)
+        catalog.model(model, "--model")  # an unknown name is an InputError naming the option and the known ones
+        catalog.gpu(gpu, "--gpu")
         perf = PerfModel.load(catalog=catalog, profiles_dir=profiles)
         vp = perf.get(model, gpu, tp, weight_dtype, kv_dtype)  # type: ignore[arg-type]
         console = stdout_console()
@@ -570,20 +570,31 @@ def register(app: typer.Typer) -> None:
         if tiles.tuned is False and tiles.table is not None:  # rule V3 (planner.perf.kernel_tables)
             console.print(f"[yellow]note: {default_tiles_advice([tiles.table])}" if source == "prior" else
                           f"note: {tiles.note}; the measured laws include it")
+        # a point the replica cannot serve gets no number (the laws would extrapolate one): a prompt beyond the model's
+        # context or the KV cache, a batch whose sequences' KV (batch x context tokens) exceeds the cache
+        max_context = catalog.model(model).max_context or math.inf
+        kv_tokens = vp.kv_capacity_tokens
         with quiet_extrapolation():
             pre = Table(title="prefill TTFT, ms")
             for c in ("isl", "TTFT ms"):
                 pre.add_column(c, justify="right")
             for isl in isls:
-                pre.add_row(str(isl), f"{vp.ttft_overhead_ms + vp.prefill_ms(float(isl), 1.0):.1f}")
+                pre.add_row(str(isl), "-" if isl > min(max_context, kv_tokens)
+                            else f"{vp.ttft_overhead_ms + vp.prefill_ms(float(isl), 1.0):.1f}")
             dec = Table(title="decode step, ms: batch x context")
             dec.add_column("batch", justify="right")
             for ctx in contexts:
                 dec.add_column(str(ctx), justify="right")
             for b in batches:
-                dec.add_row(str(b), *(f"{vp.decode_step_ms(float(b), float(ctx)):.2f}" for ctx in contexts))
+                dec.add_row(str(b), *("-" if ctx > max_context or b * ctx > kv_tokens
+                                      else f"{vp.decode_step_ms(float(b), float(ctx)):.2f}" for ctx in contexts))
         console.print(pre)
         console.print(dec)
+        if any(isl > min(max_context, kv_tokens) for isl in isls) or any(
+                ctx > max_context or b * ctx > kv_tokens for b in batches for ctx in contexts):
+            console.print("-: the replica cannot serve it: "
+                          + (f"beyond the model's {max_context:,}-token context or " if max_context < math.inf else "")
+                          + f"the {kv_tokens:,} tokens of its KV cache (a batch holds batch x context tokens)")
         if source == "prior":
             console.print(f"note: predicted, not measured ({_prior_accuracy_note(perf, catalog, model, gpu)}): "
                           "`planner profile --backend vllm --dummy-weights` measures it")

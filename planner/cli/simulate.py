@@ -32,13 +32,17 @@ def lookup_variant(perf_lookup: PerfLookup, pool_id: str, where: str = "--varian
         v = Variant.parse(pool_id)
     except ValueError as exc:
         raise InputError(None, where, str(exc)) from exc
+    from planner.io.catalog import Catalog
+
+    catalog = Catalog.load()
+    catalog.model(v.model, where)  # an unknown name is an InputError naming `where` and the known ones
+    catalog.gpu(v.gpu, where)
     perf = lookup_variant_perf(perf_lookup, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)
     if perf is None:
-        from planner.io.catalog import Catalog
         from planner.perf.laws import cannot_run_reason
 
         raise InputError(None, where, f"{v.model} cannot run on {v.gpu} tp{v.tp}{v.precision}: "
-                         f"{cannot_run_reason(Catalog.load(), v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)}")
+                         f"{cannot_run_reason(catalog, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)}")
     return perf
 
 

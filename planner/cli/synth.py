@@ -34,6 +34,8 @@ def register(workload_app: typer.Typer) -> None:
 
         if family not in FAMILIES:
             raise InputError(None, "family", f"one of {', '.join(FAMILIES)}; got '{family}'")
+        if not model.strip() or model != model.strip():
+            raise InputError(None, "--model", f"a model name without blanks around it (the trace's model column); got {model!r}")
         overrides: dict[str, float] = {}
         for item in param:
             name, sep, value = item.partition("=")
@@ -48,6 +50,9 @@ def register(workload_app: typer.Typer) -> None:
         except SynthParamError as exc:
             raise InputError(None, "--duration-s" if exc.field == "duration_s" else f"--param {exc.field}",
                              f"{exc.expected}; got {exc.got}") from None
+        if df.empty:  # every consumer of a trace refuses one without requests: say so here, write nothing
+            raise InputError(None, "--param", f"rates that draw at least one request in {duration_s:g} s; "
+                             f"{', '.join(f'{k}={v:g}' for k, v in overrides.items()) or 'these'} draw none")
         if azure_columns:
             base = pd.Timestamp("2024-01-01")
             df = pd.DataFrame({"TIMESTAMP": (base + pd.to_timedelta(df["timestamp"], unit="s")).dt.strftime("%Y-%m-%d %H:%M:%S.%f"),

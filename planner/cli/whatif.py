@@ -159,7 +159,7 @@ def register(app: typer.Typer) -> None:
                     raise InputError(str(fleet), f"gpus.{g}", f"{opt} names GPU type '{g}', which the fleet does not have "
                                      f"(fleet GPUs: {', '.join(sorted(fl.gpus))})")
             for g in adds:
-                catalog.gpu(g)  # an unknown GPU type is an InputError naming the catalog
+                catalog.gpu(g, "--add-gpu")  # an unknown GPU type is an InputError naming the option and the known ones
             kw: SolveOptions = {"perf": perf, "catalog": catalog, "backend": backend, "time_limit_s": time_limit_s}
             console = stdout_console()
             frames: list[pd.DataFrame] = []

@@ -15,7 +15,9 @@ model's Hugging Face ``config.json`` (planner/io/hfconfig.py).
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -77,6 +79,21 @@ def _load_mapping(model: type[M], path: Path) -> dict[str, M]:
     return out
 
 
+# Least difflib similarity ratio for a "did you mean": at 0.8, 'llama3-8b' finds 'llama-3.1-8b' (0.86) and 'B300' does
+# not find 'B200' (0.75), another card.
+_CLOSE_RATIO = 0.8
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """' (did you mean 'X'?)' for the known names that `name` begins (any case: 'h100' -> 'H100-SXM-80GB'), else the
+    one closest by difflib's ratio at _CLOSE_RATIO or above (an exact match but for case scores 1.0); '' where none."""
+    by_lower = {k.lower(): k for k in sorted(known)}
+    low = name.lower()
+    close = [k for k in by_lower if k.startswith(low)] if low else []
+    close = close or difflib.get_close_matches(low, list(by_lower), n=1, cutoff=_CLOSE_RATIO)
+    return f" (did you mean {' or '.join(repr(by_lower[c]) for c in close)}?)" if close else ""
+
+
 @dataclass(frozen=True)
 class Catalog:
     """The GPU types and models the planner knows, with the files they came from (for messages)."""
@@ -108,21 +125,32 @@ class Catalog:
             mps = f"{user_models} (over {mp})"
         return cls(gpus=gpus, models=models, gpus_path=gps, models_path=mps)
 
-    def gpu(self, name: str) -> GpuType:
-        """The GPU type called `name`; an unknown name is an InputError listing the known ones."""
+    def gpu(self, name: str, flag: str | None = None) -> GpuType:
+        """The GPU type called `name`; an unknown name is an InputError listing the known ones, naming the command-line
+        option `flag` where the user gave the name there (else the catalog file and the name)."""
         try:
             return self.gpus[name]
         except KeyError:
-            raise InputError(self.gpus_path, name, f"unknown GPU type '{name}'; known: {', '.join(sorted(self.gpus))}; add one in a "
-                             "gpus.yaml of your catalog folder (`planner --catalog DIR ...`)") from None
+            raise InputError(None if flag else self.gpus_path, flag or name, self.unknown_gpu_text(name)) from None
 
-    def model(self, name: str) -> ModelSpec:
-        """The model called `name`; an unknown name is an InputError listing the known ones."""
+    def model(self, name: str, flag: str | None = None) -> ModelSpec:
+        """The model called `name`; an unknown name is an InputError listing the known ones, naming the command-line
+        option `flag` where the user gave the name there (else the catalog file and the name)."""
         try:
             return self.models[name]
         except KeyError:
-            raise InputError(self.models_path, name, f"unknown model '{name}'; known: {', '.join(sorted(self.models))}; add one with "
-                             "`planner catalog import-hf CONFIG.json --into DIR` and `planner --catalog DIR ...`") from None
+            raise InputError(None if flag else self.models_path, flag or name, self.unknown_model_text(name)) from None
+
+    def unknown_model_text(self, name: str) -> str:
+        """What an unknown model name is told: the name nearest it, the known ones (and where), how to add one."""
+        return (f"unknown model '{name}'{_did_you_mean(name, self.models)}; known ({self.models_path}): "
+                f"{', '.join(sorted(self.models))}; add one with `planner catalog import-hf CONFIG.json --into DIR` and "
+                "`planner --catalog DIR ...`")
+
+    def unknown_gpu_text(self, name: str) -> str:
+        """What an unknown GPU type is told: the name nearest it, the known ones (and where), how to add one."""
+        return (f"unknown GPU type '{name}'{_did_you_mean(name, self.gpus)}; known ({self.gpus_path}): "
+                f"{', '.join(sorted(self.gpus))}; add one in a gpus.yaml of your catalog folder (`planner --catalog DIR ...`)")
 
     def price(self, gpu: str, fleet: Fleet | None = None) -> float:
         """USD per GPU-hour of `gpu`: the fleet's override where it gives one, else the catalog's default."""

@@ -68,10 +68,15 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.Dat
         if model is None:
             raise InputError(str(p), "model", "the trace has no model column: pass the model name (--model)")
         df["model"] = model
-    elif model is not None:
-        df = df[df["model"] == model]
-        if df.empty:
-            raise InputError(str(p), "model", f"no request of model '{model}' in the trace")
+    else:
+        blank = df["model"].isna() | (df["model"].astype(str).str.strip() == "")
+        if blank.any():  # an empty cell reads as NaN: a request of no model
+            raise InputError(str(p), "model", f"expected a model name on every row; row "
+                             f"{_file_row(df, int(blank.values.argmax()))} has nothing")
+        if model is not None:
+            df = df[df["model"] == model]
+            if df.empty:
+                raise InputError(str(p), "model", f"no request of model '{model}' in the trace")
     ts = df["timestamp"]
     if pd.api.types.is_numeric_dtype(ts):
         t = ts.astype(float)

@@ -48,8 +48,7 @@ def check_workload(wl: Workload, catalog: Catalog, path: str | os.PathLike[str])
     p = str(path)
     for m in wl.models:
         if m not in catalog.models:
-            raise InputError(p, f"models.{m}", f"unknown model '{m}'; known ({catalog.models_path}): {', '.join(sorted(catalog.models))}; "
-                             "add a model with `planner catalog import-hf CONFIG.json --into DIR` and `planner --catalog DIR ...`")
+            raise InputError(p, f"models.{m}", catalog.unknown_model_text(m))
     if not wl.classes:
         raise InputError(p, "classes", "expected at least one request class, got an empty list")
     if all(c.rate_rps == 0 for c in wl.classes):
@@ -70,15 +69,14 @@ def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> No
     p = str(path)
     for g in fl.gpus:
         if g not in catalog.gpus:
-            raise InputError(p, f"gpus.{g}", f"unknown GPU type '{g}'; known ({catalog.gpus_path}): {', '.join(sorted(catalog.gpus))}; "
-                             "add a GPU type in a gpus.yaml of your catalog folder (`planner --catalog DIR ...`)")
+            raise InputError(p, f"gpus.{g}", catalog.unknown_gpu_text(g))
     used: dict[str, int] = {}  # GPUs the current pools hold, per type
     for pool in fl.current:
         v = Variant.parse(pool)  # the schema checked the form
         if v.gpu not in fl.gpus:
             raise InputError(p, f"current.{pool}", f"GPU type '{v.gpu}' is not in the fleet's gpus ({', '.join(sorted(fl.gpus))})")
         if v.model not in catalog.models:
-            raise InputError(p, f"current.{pool}", f"unknown model '{v.model}'; known: {', '.join(sorted(catalog.models))}")
+            raise InputError(p, f"current.{pool}", catalog.unknown_model_text(v.model))
         if v.role not in fl.limits.roles:
             raise InputError(p, f"current.{pool}", f"role '{v.role}' is not in limits.roles {fl.limits.roles}")
         reason = structural_blocker_reason(catalog, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)
@@ -214,8 +212,7 @@ def check_controller_config(cfg: ControllerConfig, fleet: Fleet, catalog: Catalo
     check_url(cfg.prometheus.url, p, "prometheus.url")
     for m in cfg.models:
         if m not in catalog.models:
-            raise InputError(p, f"models.{m}", f"unknown model '{m}'; known ({catalog.models_path}): {', '.join(sorted(catalog.models))}; "
-                             "add a model with `planner catalog import-hf CONFIG.json --into DIR` and `planner --catalog DIR ...`")
+            raise InputError(p, f"models.{m}", catalog.unknown_model_text(m))
     port = cfg.record.metrics_port
     if port is not None and not (1 <= port <= MAX_PORT):
         raise InputError(p, "record.metrics_port", f"expected a TCP port in 1..{MAX_PORT} (or null: off), got {port}")
