@@ -90,7 +90,11 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
 
     Returns a :class:`SolvedPlan` (a `Plan` with `.pools()`, `.classes()` DataFrames and a readable
     repr). An infeasible instance is not an exception: the plan has `feasible=False` and a diagnosis.
+    Inputs are checked against the catalog as the CLI checks its files (planner.io.validate: models and GPU types
+    known, prompt + output within the model's context, current pools that can run): an InputError naming 'workload'
+    or 'fleet' and the field, not a plan for requests no replica can serve.
     """
+    from planner.io.validate import check_fleet, check_workload
     from planner.planning.assemble import plan_workload
     from solvers.objectives import as_objective
 
@@ -99,6 +103,8 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
         cat, pm = laws(profiles_dir)
         catalog = catalog or cat
         perf = perf or pm
+    check_workload(workload, catalog, "workload")
+    check_fleet(fleet, catalog, "fleet")
     plan = plan_workload(workload, fleet, perf, catalog, backend=backend, time_limit_s=time_limit_s,
                          objective=objective, mip_gap=mip_gap)
     return SolvedPlan.of(plan)

@@ -212,6 +212,36 @@ def test_disaggregation_map_solves_each_style_with_its_roles_only() -> None:
     assert dis.models[MODEL].pd_ratio is not None
 
 
+def test_the_map_prices_no_point_beyond_the_models_context() -> None:
+    """llama-2-70b takes 4,096 tokens: a point past it is 'beyond context' with no cost, not a plan no replica serves
+    (found by hand at stop 51: notebook 04 priced llama-2-70b at 8,192-token prompts)."""
+    fleet = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=64)}, limits=FleetLimits(allowed_tp=[2, 4]))
+    slo = Slo(ttft_ms=3000, itl_ms=100)
+    df = whatif.disaggregation_map(fleet, "llama-2-70b", slo, isl=[1024, 4000], osl=[64, 128], rate_rps=5.0)
+    beyond = df[df["isl"] + df["osl"] > 4096]
+    assert list(zip(beyond["isl"], beyond["osl"])) == [(4000, 128)]
+    assert (beyond["winner"] == "beyond context").all() and beyond["cost_aggregated"].isna().all()
+    assert (df.loc[df["isl"] + df["osl"] <= 4096, "winner"] != "beyond context").all()
+
+
+@pytest.mark.parametrize("what, workload, fleet, words", [
+    ("a prompt past the context", whatif.single_class("llama-2-70b", 8000, 10, 1.0, Slo(ttft_ms=9000, itl_ms=100)), FLEET,
+     ("workload", "classes[0].isl", "4096")),
+    ("an unknown model", whatif.single_class("llama-9", 100, 10, 1.0, SLO), FLEET, ("workload", "models.llama-9")),
+    ("an unknown GPU type", WL, Fleet(gpus={"B300": GpuInventory(available=8)}), ("fleet", "gpus.B300")),
+    ("no traffic", WL.scaled(0.0), FLEET, ("workload", "rate_rps 0")),
+])
+def test_solve_checks_its_inputs_as_the_cli_checks_files(what: str, workload: Workload, fleet: Fleet,
+                                                         words: tuple[str, ...]) -> None:
+    """The Python API refuses what `planner solve` refuses (found by hand at stop 51: `solve` planned 8,000-token
+    prompts for a 4,096-token model at $15.54/h)."""
+    from planner.io.errors import InputError
+
+    with pytest.raises(InputError) as exc:
+        solve(workload, fleet)
+    assert all(w in str(exc.value) for w in words), (what, str(exc.value))
+
+
 # --------------------------------------------------------------------------- transformations
 def test_input_transformations_are_pure_and_do_what_they_say() -> None:
     fl = FLEET.model_copy(update={"current": {f"{MODEL}/mixed/A100-80GB/tp1": 2, f"{MODEL}/mixed/H100-SXM-80GB/tp1": 1}})

@@ -119,8 +119,12 @@ def class_table(rep: SimReport) -> Table:
 
 
 def pool_table(rep: SimReport) -> Table:
-    t = Table(title="Pools")
-    for col in ("pool", "role", "replicas", "utilization", "queue mean/max", "KV mean/max", "preemptions"):
+    """Per pool over the run: replicas, busy time, queue, KV usage, preemptions. "busy" is the share of time a replica
+    runs a step, not the plan's "util" (the share of the pool's SLO capacity in use): a decode replica steps whenever
+    it holds one sequence, so it reads busy at a fraction of its capacity."""
+    t = Table(title="Pools", caption="busy: share of time a replica runs a step (the plan's util is the share of its "
+                                     "SLO capacity in use)")
+    for col in ("pool", "role", "replicas", "busy", "queue mean/max", "KV mean/max", "preemptions"):
         t.add_column(col, justify="left" if col in ("pool", "role") else "right")
     for pid, r in rep.pool_summary().iterrows():
         t.add_row(str(pid), r["role"], str(int(r["replicas"])), f"{r['utilization']:.0%}",

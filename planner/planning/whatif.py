@@ -342,11 +342,20 @@ def disaggregation_map(fleet: Fleet, model: str, slo: Slo, isl: Iterable[int], o
 
     Keys: isl, osl. Columns: cost_aggregated, cost_disaggregated (USD/h, NaN when infeasible),
     gpus_aggregated, gpus_disaggregated, cost_ratio = aggregated / disaggregated (> 1: P/D is
-    cheaper), pd_ratio (prefill GPUs / decode GPUs of the P/D plan), winner."""
+    cheaper), pd_ratio (prefill GPUs / decode GPUs of the P/D plan), winner. A point whose prompt + output exceeds
+    the model's context is a row of NaNs with winner 'beyond context' (no replica serves it; `solve` refuses it)."""
+    from planner.api import laws
+
+    catalog = solve_kw.get("catalog") or laws(solve_kw.get("profiles_dir"))[0]
+    max_context = catalog.model(model).max_context  # an unknown model: InputError before any solve
     agg_fleet, pd_fleet = with_roles(fleet, AGGREGATED_ROLES), with_roles(fleet, DISAGGREGATED_ROLES)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in isl:
         for o in osl:
+            if max_context is not None and int(i) + int(o) > max_context:
+                rows.append({**dict.fromkeys(DISAGGREGATION_COLUMNS, float("nan")), "isl": int(i), "osl": int(o),
+                             "winner": "beyond context"})
+                continue
             wl = single_class(model, int(i), int(o), rate_rps, slo)
             a = solve(wl, agg_fleet, **solve_kw)
             d = solve(wl, pd_fleet, **solve_kw)
