@@ -42,6 +42,9 @@ class Family(StrEnum):
     """Replicas of each side of a group with demand (target: group; detail prefill|decode)."""
     STEP = "step"
     """|replicas - current| <= max_step (target: variant; detail up|down)."""
+    POOL_SIZE = "pool_size"
+    """A pool at the fewest replicas its capacities assume (0 or >= k: a bursty class's clusters, or a shared queue,
+    spread over k; target: variant). Reported as binding only; never relaxed (a structural fact, not a policy)."""
     UNSERVED = "unserved"
     """Demand of a class no allowed fleet serves (target: class)."""
     NO_VARIANT = "no_variant"
@@ -59,7 +62,8 @@ class Family(StrEnum):
 _TARGET = {
     Family.INVENTORY: TargetKind.RESOURCE, Family.CAPACITY: TargetKind.VARIANT, Family.KV_LINK: TargetKind.VARIANT,
     Family.PD_RATIO: TargetKind.GROUP, Family.MIN_REPLICAS: TargetKind.GROUP, Family.STEP: TargetKind.VARIANT,
-    Family.UNSERVED: TargetKind.CLASS, Family.NO_VARIANT: TargetKind.CLASS, Family.NO_PAIRING: TargetKind.CLASS,
+    Family.POOL_SIZE: TargetKind.VARIANT, Family.UNSERVED: TargetKind.CLASS, Family.NO_VARIANT: TargetKind.CLASS,
+    Family.NO_PAIRING: TargetKind.CLASS,
     Family.SOLVER: TargetKind.BACKEND,
 }
 

@@ -72,7 +72,7 @@ REPORTED: dict[RowKind, Family] = {
     RowKind.INVENTORY: Family.INVENTORY, RowKind.CAPACITY: Family.CAPACITY, RowKind.KV_OUT: Family.KV_LINK,
     RowKind.KV_IN: Family.KV_LINK, RowKind.PD_RATIO_MIN: Family.PD_RATIO, RowKind.PD_RATIO_MAX: Family.PD_RATIO,
     RowKind.MIN_PREFILL: Family.MIN_REPLICAS, RowKind.MIN_DECODE: Family.MIN_REPLICAS, RowKind.STEP_UP: Family.STEP,
-    RowKind.STEP_DOWN: Family.STEP,
+    RowKind.STEP_DOWN: Family.STEP, RowKind.POOL_MIN: Family.POOL_SIZE,
 }
 """The row families a solution reports as binding, and the family each is reported under."""
 
@@ -357,8 +357,8 @@ def binding(model: LinearModel, values: list[float], tol: float = 1e-5) -> list[
     """The constraints of interest that are tight at `values` and actually carry load.
 
     Families reported: inventory[r], capacity[v] (pool at its target utilisation), kv_link[v],
-    pd_ratio[g], min_replicas[g], step[v]. A row whose terms are all zero at the solution (an
-    unused pool, say) is not reported: it constrains nothing.
+    pd_ratio[g], min_replicas[g], step[v], pool_size[v] (a pool at the replicas its capacities assume). A row whose
+    terms are all zero at the solution (an unused pool, say) is not reported: it constrains nothing.
     """
     out: list[Binding] = []
     for row in model.rows:

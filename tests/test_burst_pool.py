@@ -155,3 +155,32 @@ def test_clusters_larger_than_the_pool_are_noted(perf, catalog) -> None:
     big = notes(Burstiness(idc_1s=10.0))
     assert len(big) == 1 and "IDC 10" in big[0] and "--verify" in big[0]
     assert notes(Burstiness(idc_1s=1.5)) == [] and notes(None) == []
+
+
+def test_a_plan_held_at_its_burst_pool_size_says_so() -> None:
+    """A bursty class's pool may plan at a low utilization because fewer replicas would each take a larger share of
+    every burst: the plan names that (binding pool_size) where its replicas are the fewest its capacities assume, and
+    `planner explain` words it; a Poisson workload at the same rate has no such row (found by hand at stop 51:
+    explain said no constraint binds while a 3-replica pool stood at 22% of its SLO capacity)."""
+    from planner.api import laws
+    from planner.planning.assemble import plan_workload
+    from planner.planning.instance import build_instance
+
+    slo = Slo(ttft_ms=300, itl_ms=30)
+    fleet = Fleet.model_validate({"gpus": {"H100-SXM-80GB": {"available": 16}}, "limits": {"allowed_tp": [1]}})
+    burst = Burstiness(idc_1s=13.0, idc_10s=15.0, ca2=3.5, p99_prompt_tokens_per_s=15000.0)
+    catalog, perf = laws()
+
+    def wl(b: Burstiness | None) -> Workload:
+        return Workload(models={"llama-3.1-8b": ModelEntry(slo=slo)},
+                        classes=[RequestClass(id="c", model="llama-3.1-8b", isl=2000, osl=200, rate_rps=1.5, burstiness=b)])
+
+    plan = plan_workload(wl(burst), fleet, perf, catalog)
+    inst = build_instance(wl(burst), fleet, perf, catalog)
+    (pool,) = [p for mp in plan.models.values() for p in mp.pools]
+    held = [b for b in plan.binding if "the fewest over which its classes' bursts spread" in b]
+    assert inst.pool_min[pool.id] >= 2, "the case must be one whose capacity assumes a pool of several replicas"
+    assert (pool.replicas == inst.pool_min[pool.id]) == bool(held), (pool.replicas, inst.pool_min[pool.id], plan.binding)
+    assert held and f"holds {pool.replicas} replicas" in held[0]
+    poisson = plan_workload(wl(None), fleet, perf, catalog)
+    assert not any("bursts spread" in b for b in poisson.binding)

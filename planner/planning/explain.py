@@ -80,6 +80,14 @@ def describe_binding(inst: Instance, name: Binding) -> str:
         return f"minimum replicas of model {target}"
     if kind == Family.CAPACITY:
         return f"pool {target} is at its utilization target ({inst.fleet.limits.utilization:g})"
+    if kind == Family.POOL_SIZE:
+        k = inst.pool_min.get(target, 0)
+        bursty = any(c.burstiness is not None for c in inst.workload.classes if c.model == inst.variants[target].model)
+        if bursty:
+            return (f"pool {target} holds {k} replicas, the fewest over which its classes' bursts spread within SLO (with "
+                    "fewer, each replica takes a larger share of every burst and falls short): its utilization reads low "
+                    "for that reason")
+        return f"pool {target} holds {k} replicas, the fewest whose shared queue carries its load within SLO"
     return str(name)
 
 
