@@ -163,6 +163,10 @@ def test_headroom_of_a_roomy_fleet_is_above_one_and_feasible_at_that_load() -> N
     assert at.feasible and all(at.gpus.get(g, 0) <= inv.available for g, inv in FLEET.gpus.items())
     # ...and, when the max-load solve is proven optimal, clearly more does not
     plan = headroom(WL, FLEET)
+    # the solver line states the factor relative to the user's workload, as the plan's multiplier does (found by hand
+    # at stop 51: 'objective 1.00393 x load' beside 'load multiplier 5.057x', the last re-plan's own factor)
+    assert plan.solver.objective == pytest.approx(plan.load_multiplier, rel=1e-9)
+    assert plan.solver.bound is not None and plan.solver.bound >= plan.solver.objective * (1 - 1e-9)
     if plan.solver.status == "optimal":
         assert not solve(WL.scaled(plan.load_multiplier * 1.05), FLEET).feasible
 

@@ -199,6 +199,11 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
         plan = nxt
     if plan.load_multiplier is not None:
         plan.load_multiplier = total * plan.load_multiplier
+        # the solver's objective and bound are the last solve's factor, on the workload scaled by `total`: state them
+        # relative to `workload`, as the load multiplier is (the gap is relative, unchanged)
+        s = plan.solver
+        plan.solver = s.model_copy(update={"objective": None if s.objective is None else total * s.objective,
+                                           "bound": None if s.bound is None else total * s.bound})
         unserved = sorted(m for m, mp in plan.models.items() if mp.routing and not mp.pools)
         if plan.feasible and plan.load_multiplier <= _LOAD_ZERO and unserved:
             plan.notes.append(f"no share of the workload fits: this fleet runs no pool of {', '.join(unserved)} within its "
