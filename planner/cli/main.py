@@ -247,6 +247,11 @@ def workload_from_trace(
         console.print(f"note: {len(tr)} requests: each model's rate is known to about ±{100 / math.sqrt(len(tr)):.0f}% "
                       "(one standard error of a Poisson count), a class's less; a longer trace narrows it",
                       highlight=False)
+    elif len(tr) < FEW_REQUESTS * len(wl.classes):
+        console.print(f"note: {len(wl.classes):,} classes from {len(tr):,} requests ({len(tr) / len(wl.classes):.1f} a "
+                      f"class on average, fewer than {FEW_REQUESTS}): a class's rate is known to worse than "
+                      f"±{100 / math.sqrt(FEW_REQUESTS):.0f}%, and `planner solve`'s time grows with the classes; fewer "
+                      "buckets (--isl-buckets, --osl-buckets) pool them", highlight=False)
     if not length_spread:
         # what the mean-length classes leave out (bench/fidelity_lengths.py: at cv² ~0.66 mean-length TTFT runs
         # 25-50% under the simulator's with the spread)
