@@ -286,6 +286,7 @@ from planner.io.traces import bucket_trace, read_trace  # noqa: E402
 
 DEFAULT_TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
 REFS_VERSION = 6  # bump when the reference computations change (invalidates the cache); 6: rule A46's admission (stop 46)
+DEFAULT_MODEL = "llama-2-70b"  # the model of the Splitwise profiles (profiles/data), the suite's default
 SCENARIO_S = 2400.0  # 40 simulated minutes per synthetic scenario (CPU budget: the whole suite < ~15 min)
 
 
@@ -720,6 +721,22 @@ def references(b: Bench, args: argparse.Namespace) -> tuple[Run, Run, Run]:
     return st, hs, rx
 
 
+def trace_model(path: Path | None) -> str | None:
+    """The one model a --trace's model column names (None: no trace, no model column, or no readable one); a trace of
+    several models is refused here: the bench plans one model, which --model names."""
+    from planner.io.traces import has_model_column
+
+    if path is None or not path.is_file() or not has_model_column(path):
+        return None
+    try:
+        models = sorted(pd.read_csv(path, usecols=["model"])["model"].dropna().astype(str).unique())
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return None  # read_trace says what is wrong with it, in its words
+    if len(models) > 1:
+        fail(f"--model: {path} holds requests of {len(models)} models ({', '.join(models[:8])}); name the one to run")
+    return models[0] if models else None
+
+
 def resolve_model(name: str, catalog: Catalog) -> str:
     for m in catalog.models:
         if m.lower() == name.lower():
@@ -743,7 +760,8 @@ def undecided_attainment(rows: list[dict[str, Any]], target: float) -> list[str]
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trace", type=Path, default=None, help="run this trace alone (default: the scenario suite)")
-    ap.add_argument("--model", default="llama-2-70b", help="model with bundled profiles (case-insensitive)")
+    ap.add_argument("--model", default=None, help="model with bundled profiles (case-insensitive; default: the "
+                    f"--trace's own where its model column names one, else {DEFAULT_MODEL})")
     ap.add_argument("--gpu", default="H100-SXM-80GB")
     ap.add_argument("--tp", type=int, default=2)
     ap.add_argument("--gpus-available", type=int, default=256)
@@ -773,7 +791,7 @@ def main(argv: list[str] | None = None) -> None:
             fail(f"--variants: unknown row {', '.join(unknown_v) or '(none given)'} (known: {', '.join(ABLATIONS)})")
         args.ablations = True
     catalog = Catalog.load()
-    args.model = resolve_model(args.model, catalog)
+    args.model = resolve_model(args.model or trace_model(args.trace) or DEFAULT_MODEL, catalog)
     with refused_as_input("--gpu: "):
         catalog.gpu(args.gpu)
     parse_slo(args.slo)

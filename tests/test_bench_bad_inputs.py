@@ -35,6 +35,7 @@ CASES = [
     ("autoscale_trace", ["--gpu", "no-such-gpu"], "--gpu: "),
     ("autoscale_trace", ["--interval-s", "0"], "--interval-s: expected seconds > 0"),
     ("mixed_grid", ["--loads", "2"], "--loads shares of saturation in (0, 1)"),
+    ("autoscale_trace", ["--trace", str(REPO / "tests" / "fixtures" / "two_models_trace.csv")], "--model: "),
 ]
 
 
@@ -66,3 +67,19 @@ def test_simulate_scalings_trace_replaces_the_poisson_arrivals(tmp_path, capsys)
     row = next(line for line in out.splitlines() if line.startswith("│") and line.split("│")[1].strip() == "0")
     assert row.split("│")[2].strip() == "20"  # requests: the 20 arrivals before t = 10 s, not 500 req/s x 10 s
     assert out.strip().splitlines()[-1].startswith("RESULT seconds=")
+
+
+def test_autoscale_trace_runs_the_traces_own_model(tmp_path):
+    """`bench/autoscale_trace.py --trace T` of one model plans that model (found by hand at stop 51: a llama-3.1-8b
+    trace was refused, 'no request of model llama-2-70b in the trace', the default --model); --model still names one."""
+    import pandas as pd
+
+    bench = importlib.import_module("autoscale_trace")
+    trace = tmp_path / "t.csv"
+    pd.DataFrame({"timestamp": [0.5 * i for i in range(10)], "model": "llama-3.1-8b", "input_tokens": 512,
+                  "output_tokens": 32}).to_csv(trace, index=False)
+    assert bench.trace_model(trace) == "llama-3.1-8b"
+    assert bench.trace_model(None) is None
+    azure = tmp_path / "a.csv"  # the Azure columns carry no model: the default stands
+    pd.DataFrame({"TIMESTAMP": ["2024-01-01 00:00:00"], "ContextTokens": [10], "GeneratedTokens": [5]}).to_csv(azure, index=False)
+    assert bench.trace_model(azure) is None
