@@ -177,6 +177,32 @@ def test_cli_solve_writes_plan_and_explain_reads_it(tmp_path: Path) -> None:
     assert r2.exit_code == 0 and "Cost $" in r2.output and "class llama-2-70b/chat" in r2.output
 
 
+def test_the_plan_table_labels_a_pool_of_several_percentiles_with_each() -> None:
+    """A pool's TTFT / ITL is the worst of its classes, each at its own percentile: a pool serving a p90 and a p99
+    class is labelled with both (found by hand at stop 51: class b's p99 TTFT was printed as '107 (p90)')."""
+    from rich.console import Console
+
+    from planner.cli.main import plan_table
+    from planner.io.schema import Fleet, GpuInventory, ModelEntry, RequestClass, Slo, Workload
+    from planner.planning.assemble import plan_workload
+
+    wl = Workload(models={"llama-3.1-8b": ModelEntry(slo=Slo(ttft_ms=400, itl_ms=30, percentile=90))},
+                  classes=[RequestClass(id="a", model="llama-3.1-8b", isl=1024, osl=128, rate_rps=10),
+                           RequestClass(id="b", model="llama-3.1-8b", isl=1024, osl=128, rate_rps=10,
+                                        slo=Slo(ttft_ms=200, itl_ms=20, percentile=99))])
+    fleet = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=16)})
+
+    def text(plan) -> str:
+        c = Console(width=250, record=True)
+        c.print(plan_table(plan))
+        return c.export_text()
+
+    both = text(plan_workload(wl, fleet))
+    assert "(p90/p99)" in both and "each at its own SLO percentile" in both and "(p90)" not in both
+    one = text(plan_workload(wl.model_copy(update={"classes": wl.classes[:1]}), fleet))
+    assert "(p90)" in one and "p99" not in one and "each at its own" not in one
+
+
 @pytest.mark.parametrize(
     "mutate, field",
     [

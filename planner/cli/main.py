@@ -59,15 +59,22 @@ def plan_table(plan: Plan, title: str = "Plan") -> Table:
     for col, just in (("model", "left"), ("role", "left"), ("GPU", "left"), ("tp", "right"), ("replicas", "right"),
                       ("GPUs", "right"), ("$/h", "right"), ("util", "right"), ("TTFT ms", "right"), ("ITL ms", "right"), ("laws", "left")):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
+    mixed_pct = False
     for model, mp in plan.models.items():
         for p in mp.pools:
-            pct = next((mp.predicted[c].percentile for c, w in mp.routing.items() if w.get(p.id, 0) > 0 and c in mp.predicted), None)
+            # a pool's TTFT / ITL is the worst of its classes, each at its own SLO percentile: label every percentile
+            pcts = sorted({mp.predicted[c].percentile for c, w in mp.routing.items() if w.get(p.id, 0) > 0 and c in mp.predicted})
+            pct = "/".join(f"p{x:g}" for x in pcts)
+            mixed_pct |= len(pcts) > 1
             ttft, itl = p.ttft_ms, p.itl_ms
             t.add_row(model, p.role, p.gpu, f"{p.tp}{precision_suffix(p.weight_dtype, p.kv_dtype)}", str(p.replicas), str(p.gpus),
                       f"{p.cost_per_hour:,.2f}",
                       f"{p.utilization:.0%}",
-                      f"{ttft:.0f} (p{pct:g})" if ttft is not None and pct else "-",
-                      f"{itl:.1f} (p{pct:g})" if itl is not None and pct else "-", p.law_source or p.source)
+                      f"{ttft:.0f} ({pct})" if ttft is not None and pct else "-",
+                      f"{itl:.1f} ({pct})" if itl is not None and pct else "-", p.law_source or p.source)
+    if mixed_pct:
+        t.caption = ("several percentiles (pA/pB): the worst of the pool's classes, each at its own SLO percentile "
+                     "(`planner explain`: per class)")
     return t
 
 
