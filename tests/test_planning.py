@@ -275,6 +275,28 @@ def test_slo_costs_tighter_never_cheaper_looser_never_dearer(example, perf, cata
     assert itl70.tighter_cost_per_hour is None or itl70.tighter_cost_per_hour > example_plan.cost_per_hour
 
 
+def test_slo_costs_price_a_classs_own_slo(perf, catalog) -> None:
+    """A class's SLO override is a term of its own (found by hand at stop 51: only the model's SLO was priced, +$0.00
+    both ways, while the class's own p99 ITL held a second replica); a model's SLO that no class follows is not."""
+    from planner.io.schema import Fleet, GpuInventory, ModelEntry, RequestClass, Slo, Workload
+    from planner.planning.assemble import slo_costs
+
+    tight = Slo(ttft_ms=200, itl_ms=20, percentile=99)
+    wl = Workload(models={"llama-3.1-8b": ModelEntry(slo=Slo(ttft_ms=400, itl_ms=30, percentile=90))},
+                  classes=[RequestClass(id="a", model="llama-3.1-8b", isl=1024, osl=128, rate_rps=10),
+                           RequestClass(id="b", model="llama-3.1-8b", isl=1024, osl=128, rate_rps=10, slo=tight)])
+    fleet = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=16)})
+    base = plan_workload(wl, fleet, perf, catalog).cost_per_hour
+    costs = slo_costs(wl, fleet, perf, catalog)
+    assert {(c.class_id, c.metric) for c in costs} == {(None, "ttft"), (None, "itl"), ("b", "ttft"), ("b", "itl")}
+    b_itl = next(c for c in costs if c.class_id == "b" and c.metric == "itl")
+    assert b_itl.percentile == 99 and b_itl.bound_ms == 20
+    assert b_itl.looser_cost_per_hour is not None and b_itl.looser_cost_per_hour < base - 1e-6, "b's ITL binds here"
+    # every class with its own SLO: the model's SLO governs nothing and is not priced
+    own = wl.model_copy(update={"classes": [c.model_copy(update={"slo": tight}) for c in wl.classes]})
+    assert all(c.class_id is not None for c in slo_costs(own, fleet, perf, catalog))
+
+
 def test_step_limit_binds_and_is_diagnosed(perf, catalog) -> None:
     """Re-planning from a small fleet with max_step 1: a 60x load jump is infeasible in one step, said in words."""
     wl = _one_class(rate=5.0)

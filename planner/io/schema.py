@@ -573,6 +573,7 @@ class SloCost(BaseModel):
     """What one SLO term costs: the plan's cost with that bound tightened or loosened by `factor`."""
 
     model: str
+    class_id: str | None = Field(default=None, description="the class whose own SLO this is (None: the model's SLO)")
     metric: SloMetric
     percentile: float
     bound_ms: float

@@ -8,8 +8,10 @@ percentiles and the binding constraints (here); an infeasible instance becomes a
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 
 from planner.io.catalog import Catalog
@@ -21,6 +23,7 @@ from planner.io.schema import (
     Plan,
     PoolPlan,
     RequestClass,
+    Slo,
     SloCost,
     SolverInfo,
     Workload,
@@ -325,30 +328,52 @@ def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], Arr
 
 def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, factor: float = 1.25,
               backend: str = "highs", time_limit_s: float = 10.0) -> list[SloCost]:
-    """What each model's TTFT and ITL bound costs: re-solve with it divided and multiplied by `factor`.
+    """What each SLO term costs: re-solve with one bound divided and multiplied by `factor`, the others as they are.
 
-    Class-level SLO overrides are left as they are; the model's default SLO is what moves.
-    """
+    The terms are each model's TTFT and ITL bounds (where some class with traffic follows them) and each class's own
+    SLO override (a class with `slo`: its bounds move alone)."""
     out: list[SloCost] = []
-    served = {c.model for c in workload.classes if c.rate_rps > 0}
+    follows = {c.model for c in workload.classes if c.rate_rps > 0 and c.slo is None}  # classes under the model's SLO
+
+    def cost(wl: Workload) -> float | None:
+        plan = plan_workload(wl, fleet, perf, catalog, backend=backend, time_limit_s=time_limit_s,
+                             refine_diagnosis=False)  # cost only
+        return plan.cost_per_hour if plan.feasible else None
+
+    def term(model: str, class_id: str | None, slo: Slo, metric: SloMetric, with_slo: Callable[[Slo], Workload]) -> None:
+        bound = getattr(slo, metric.key)
+        if bound is None:
+            return
+        costs = {side: cost(with_slo(slo.model_copy(update={metric.key: b})))
+                 for side, b in (("tighter", bound / factor), ("looser", bound * factor))}
+        out.append(SloCost(model=model, class_id=class_id, metric=metric, percentile=slo.percentile, bound_ms=bound,
+                           tighter_ms=round(bound / factor, 2), tighter_cost_per_hour=costs["tighter"],
+                           looser_ms=round(bound * factor, 2), looser_cost_per_hour=costs["looser"]))
+
     for model, entry in workload.models.items():
-        if model not in served:  # no traffic: its bounds cost nothing either way
+        if model not in follows:  # no traffic under it: its bounds cost nothing either way
             continue
         for metric in SloMetric:
-            bound = getattr(entry.slo, metric.key)
-            if bound is None:
-                continue
-            costs: dict[str, float | None] = {}
-            for side, b in (("tighter", bound / factor), ("looser", bound * factor)):
-                slo = entry.slo.model_copy(update={metric.key: b})
-                models = {**workload.models, model: entry.model_copy(update={"slo": slo})}
-                plan = plan_workload(workload.model_copy(update={"models": models}), fleet, perf, catalog,
-                                     backend=backend, time_limit_s=time_limit_s, refine_diagnosis=False)  # cost only
-                costs[side] = plan.cost_per_hour if plan.feasible else None
-            out.append(SloCost(model=model, metric=metric, percentile=entry.slo.percentile, bound_ms=bound,
-                               tighter_ms=round(bound / factor, 2), tighter_cost_per_hour=costs["tighter"],
-                               looser_ms=round(bound * factor, 2), looser_cost_per_hour=costs["looser"]))
+            term(model, None, entry.slo, metric, functools.partial(_with_model_slo, workload, model))
+    for i, c in enumerate(workload.classes):
+        if c.slo is None or c.rate_rps <= 0:
+            continue
+        for metric in SloMetric:
+            term(c.model, c.id, c.slo, metric, functools.partial(_with_class_slo, workload, i))
     return out
+
+
+def _with_model_slo(workload: Workload, model: str, slo: Slo) -> Workload:
+    """`workload` with `model`'s SLO replaced (its classes without their own SLO follow it)."""
+    entry = workload.models[model]
+    return workload.model_copy(update={"models": {**workload.models, model: entry.model_copy(update={"slo": slo})}})
+
+
+def _with_class_slo(workload: Workload, index: int, slo: Slo) -> Workload:
+    """`workload` with the SLO of its class at `index` replaced."""
+    classes = list(workload.classes)
+    classes[index] = classes[index].model_copy(update={"slo": slo})
+    return workload.model_copy(update={"classes": classes})
 
 
 # --------------------------------------------------------------------------- solution -> plan

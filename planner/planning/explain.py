@@ -59,7 +59,8 @@ def explain(plan: Plan) -> list[str]:
                     return "infeasible"
                 d = c - plan.cost_per_hour
                 return f"${c:,.2f}/h ({'+' if d >= 0 else '-'}${abs(d):,.2f})"
-            lines.append(f"  {sc.model} {sc.metric.upper()} p{sc.percentile:g} {sc.bound_ms:g} ms: "
+            who = sc.model if sc.class_id is None else f"class {sc.class_id} ({sc.model})"
+            lines.append(f"  {who} {sc.metric.upper()} p{sc.percentile:g} {sc.bound_ms:g} ms: "
                          f"at {sc.tighter_ms:g} ms {fmt(sc.tighter_cost_per_hour)}; at {sc.looser_ms:g} ms {fmt(sc.looser_cost_per_hour)}")
     lines += [f"Note: {n}" for n in plan.notes]
     return lines
