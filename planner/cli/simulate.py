@@ -78,7 +78,8 @@ def register(app: typer.Typer) -> None:
     def simulate(
         plan: Path = typer.Option(..., help="plan YAML/JSON (planner solve output)"),
         trace: Path | None = typer.Option(None, help="trace CSV: timestamp, model, input_tokens, output_tokens (or Azure columns)"),
-        workload: Path | None = typer.Option(None, help="workload YAML with Poisson classes"),
+        workload: Path | None = typer.Option(None, help="workload YAML: its classes' arrivals, Poisson, or clustered "
+                                                 "where a class states its burstiness (planner.simulate.arrivals)"),
         duration: float | None = typer.Option(None, help="seconds of arrivals to simulate (default: whole trace, or 600 s)"),
         seed: int = typer.Option(0, min=0, help="random seed (arrivals, routing)"),
         png: Path | None = typer.Option(Path("out/simulation.png"), help="where to save the latency plot (its folder is created)"),
