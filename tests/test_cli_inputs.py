@@ -168,6 +168,13 @@ CASES = [
                                                    "-f", F, *NS], 2, ("{f}", "models.Llama-3.1-8B", "did you mean 'llama-3.1-8b'?")),
     Case("fleet GPU B300 (no near name)", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(gpus="  B300: {available: 8}")), *NS],
          2, ("{f}", "gpus.B300", "unknown GPU type 'B300'; known")),
+    # option names, not the function's parameters (found by hand at stop 51: "field 'rates_by_isl'")
+    Case("profile --rates-by-isl 1024=abc", lambda t: ["profile", "--backend", "vllm", "--endpoint", "http://127.0.0.1:1",
+                                                       "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--out",
+                                                       str(Path(t("d/.keep", "")).parent / "p"), "--rates-by-isl", "1024=abc"],
+         2, ("--rates-by-isl", "comma-separated list of numbers")),
+    Case("profile predict --decode-batch -1", lambda t: ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB",
+                                                         "--decode-batch", "-1"], 2, ("--decode-batch", "positive integers")),
     Case("whatif --traffic past 1e6 req/s", lambda t: ["whatif", "-w", W, "-f", F, "--traffic", "1,1e9"],
          2, ("--traffic", "factors up to", "got 1e+09")),
     Case("profile rates --shares nan", lambda t: ["profile", "rates", str(PROFILE_8B), "--shares", "0.5,nan"],

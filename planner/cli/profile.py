@@ -132,15 +132,15 @@ def _rates_by_isl(text: str | None) -> dict[int, tuple[float, ...]]:
             continue
         isl, sep, rates = part.partition("=")
         if not sep or not isl.strip().isdigit() or int(isl) <= 0:
-            raise InputError(None, "rates_by_isl", f"expected ISL=RATE,RATE;... with a positive integer ISL, got {part!r}")
-        out[int(isl)] = _floats(rates, "rates_by_isl")
+            raise InputError(None, "--rates-by-isl", f"expected ISL=RATE,RATE;... with a positive integer ISL, got {part!r}")
+        out[int(isl)] = _floats(rates, "--rates-by-isl")
     return out
 
 
 def _rate_isls(by_isl: str | None, isls: str | None, isl: int) -> tuple[int, ...]:
     if by_isl and not isls:
         return tuple(_rates_by_isl(by_isl))
-    return _ints(isls, (isl,), "rate_isls")
+    return _ints(isls, (isl,), "--rate-isls")
 
 
 def dtype_of(engine_flag: str | None) -> Dtype:
@@ -265,7 +265,7 @@ def register(app: typer.Typer) -> None:
         from planner.perf.profiledata import profile_dir
 
         if not model or not gpu:
-            raise InputError(None, "model" if not model else "gpu",
+            raise InputError(None, "--model" if not model else "--gpu",
                              "--model and --gpu are required (names from profiles/models.yaml and profiles/gpus.yaml)")
         from planner.perf.floor import floor_breaches, floor_reason
         from planner.perf.profiledata import load_profile
@@ -282,10 +282,10 @@ def register(app: typer.Typer) -> None:
         console = stdout_console()
         from profiles import format as pfmt
 
-        pi = _ints(prefill_isl, pfmt.PREFILL_ISL, "prefill_isl")
-        pb = _ints(prefill_batch, pfmt.PREFILL_BATCH, "prefill_batch")
-        db = _ints(decode_batch, pfmt.DECODE_BATCH, "decode_batch")
-        dc = _ints(decode_context, pfmt.DECODE_CONTEXT, "decode_context")
+        pi = _ints(prefill_isl, pfmt.PREFILL_ISL, "--prefill-isl")
+        pb = _ints(prefill_batch, pfmt.PREFILL_BATCH, "--prefill-batch")
+        db = _ints(decode_batch, pfmt.DECODE_BATCH, "--decode-batch")
+        dc = _ints(decode_context, pfmt.DECODE_CONTEXT, "--decode-context")
         if backend == "torch":
             from profiles.backends import torch_ref
 
@@ -300,9 +300,9 @@ def register(app: typer.Typer) -> None:
             try:
                 code = torch_ref.main(argv)
             except ModuleNotFoundError as exc:
-                raise InputError(None, "backend", f"the torch backend needs PyTorch ({exc}); pip install torch") from None
+                raise InputError(None, "--backend", f"the torch backend needs PyTorch ({exc}); pip install torch") from None
             except SystemExit as exc:
-                raise InputError(None, "backend", str(exc)) from None
+                raise InputError(None, "--backend", str(exc)) from None
             if code == 0:
                 typer.echo(f"note: the planner uses a torch-reference profile only where no vLLM profile is loaded; with the "
                            f"bundled ones it plans {model} on {gpu} from the roofline prior calibrated on them, which missed "
@@ -310,7 +310,7 @@ def register(app: typer.Typer) -> None:
                            "part D): `planner profile --backend vllm --dummy-weights` measures what the planner uses", err=True)
             raise typer.Exit(code)
         if backend != "vllm":
-            raise InputError(None, "backend", f"expected 'vllm' or 'torch', got {backend!r}")
+            raise InputError(None, "--backend", f"expected 'vllm' or 'torch', got {backend!r}")
         # before any work (a launch or the endpoint's health wait): what no run could fix
         from planner.io.files import check_writable
         from planner.io.validate import check_url
@@ -324,14 +324,14 @@ def register(app: typer.Typer) -> None:
             raise InputError(None, "--tp", f"{model} on {gpu}: {reason}")
         if rate_shares is not None:  # before any work: the rates the planner's laws put around the replica's capacity
             if rates or rates_by_isl:
-                raise InputError(None, "rate_shares", "give the rates one way: --rate-shares, --rates or --rates-by-isl")
+                raise InputError(None, "--rate-shares", "give the rates one way: --rate-shares, --rates or --rates-by-isl")
             from planner.perf.laws import PerfModel, quiet_extrapolation
 
             vp = PerfModel.load(catalog=cat).get(model, gpu, tp, dtype_of(quantization), dtype_of(kv_cache_dtype))
             if vp is None:
                 raise _cannot_run(console, f"{model} on {gpu} tp{tp}", cat, model, gpu, tp, dtype_of(quantization),
                                   dtype_of(kv_cache_dtype))
-            shares = _shares(rate_shares, "rate_shares")
+            shares = _shares(rate_shares, "--rate-shares")
             with quiet_extrapolation():
                 sat_r = saturation_by_isl(vp, _rate_isls(None, rate_isls, rate_isl), rate_osl, osl_scv=rate_osl_scv,
                                           isl_scv=rate_isl_scv, isl_max=float(max_model_len) if max_model_len else None)
@@ -347,7 +347,7 @@ def register(app: typer.Typer) -> None:
         launch = None
         tmp_model_dir = None
         if log_iterations and endpoint is not None:
-            raise InputError(None, "log_iterations", "--log-iterations needs launch mode (the server's own flag); "
+            raise InputError(None, "--log-iterations", "--log-iterations needs launch mode (the server's own flag); "
                                                      "with --endpoint serve with --enable-logging-iteration-details yourself")
         if endpoint is None:
             what = hf_model or spec.hf_id or model
@@ -376,7 +376,7 @@ def register(app: typer.Typer) -> None:
                             prefill_method=prefill_method.value, prefill_budget_frac=prefill_budget_frac, prefill_warmup=prefill_warmup,
                             ttft_cap_ms=ttft_cap_ms, itl_cap_ms=itl_cap_ms, max_num_seqs=max_num_seqs,
                             max_batched_tokens=max_num_batched_tokens, health_timeout_s=health_timeout_s,
-                            kv_capacity_override=kv_capacity, time_scale=time_scale, rates=_floats(rates, "rates"),
+                            kv_capacity_override=kv_capacity, time_scale=time_scale, rates=_floats(rates, "--rates"),
                             rate_isl=rate_isl, rate_osl=rate_osl, rate_requests=rate_requests,
                             rate_isls=_rate_isls(rates_by_isl, rate_isls, rate_isl), rates_by_isl=_rates_by_isl(rates_by_isl),
                             rate_duration_s=rate_duration_s, rate_warmup_s=rate_warmup_s, rate_warmup_ends=rate_warmup_ends,
@@ -478,12 +478,12 @@ def register(app: typer.Typer) -> None:
         from profiles.format import META_FILE, VLLM_SUBDIR
 
         if (directory is None) == (model is None) or (model is None) != (gpu is None):
-            raise InputError(None, "directory", "expected a profile directory, or --model and --gpu (not both)")
+            raise InputError(None, "DIRECTORY", "expected a profile directory, or --model and --gpu (not both)")
         for name, value in (("--weight-dtype", weight_dtype), ("--kv-dtype", kv_dtype)):
             if value not in DTYPES:
                 raise InputError(None, name, f"expected one of {', '.join(DTYPES)}, got {value!r}")
 
-        isls = _ints(isl, (), "isl")
+        isls = _ints(isl, (), "--isl")
         if not isls or any(x <= 0 for x in isls):
             raise InputError(None, "--isl", f"expected a comma-separated list of positive token counts, got {isl!r}")
         share_list = _shares(shares, "--shares")
@@ -545,9 +545,9 @@ def register(app: typer.Typer) -> None:
         for name, value in (("--weight-dtype", weight_dtype), ("--kv-dtype", kv_dtype)):
             if value not in DTYPES:
                 raise InputError(None, name, f"expected one of {', '.join(DTYPES)}, got {value!r}")
-        isls = _ints(prefill_isl, pfmt.PREFILL_ISL, "prefill_isl")
-        batches = _ints(decode_batch, pfmt.DECODE_BATCH, "decode_batch")
-        contexts = _ints(decode_context, pfmt.DECODE_CONTEXT, "decode_context")
+        isls = _ints(prefill_isl, pfmt.PREFILL_ISL, "--prefill-isl")
+        batches = _ints(decode_batch, pfmt.DECODE_BATCH, "--decode-batch")
+        contexts = _ints(decode_context, pfmt.DECODE_CONTEXT, "--decode-context")
         catalog = Catalog.load()
         catalog.model(model, "--model")  # an unknown name is an InputError naming the option and the known ones
         catalog.gpu(gpu, "--gpu")
