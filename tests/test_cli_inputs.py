@@ -175,6 +175,14 @@ CASES = [
          2, ("--rates-by-isl", "comma-separated list of numbers")),
     Case("profile predict --decode-batch -1", lambda t: ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB",
                                                          "--decode-batch", "-1"], 2, ("--decode-batch", "positive integers")),
+    # a --max-model-len vLLM refuses or that leaves nothing to measure: said before the launch / health wait (found by
+    # hand at stop 51: --max-model-len 10 waited on the server)
+    *[Case(f"profile --max-model-len {n}{' with rates' if rates else ''}", lambda t, n=n, rates=rates: [
+        "profile", "--backend", "vllm", "--endpoint", f"http://127.0.0.1:{closed_port()}", "--model", "llama-3.1-8b",
+        "--gpu", "H100-SXM-80GB", "--out", str(Path(t("d/.keep", "")).parent / "p"), "--max-model-len", str(n), *rates],
+        2, ("--max-model-len", says)) for n, rates, says in (
+            (10, [], "its shortest is 128 tokens"), (200000, [], "131,072 tokens"),
+            (1100, ["--rates", "1,2"], "ISL 1,024 + OSL 128 = 1,152"))],
     Case("whatif --traffic past 1e6 req/s", lambda t: ["whatif", "-w", W, "-f", F, "--traffic", "1,1e9"],
          2, ("--traffic", "factors up to", "got 1e+09")),
     Case("profile rates --shares nan", lambda t: ["profile", "rates", str(PROFILE_8B), "--shares", "0.5,nan"],
