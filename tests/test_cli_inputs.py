@@ -236,6 +236,9 @@ CASES = [
     # --- infeasible: the diagnosis's numbers and advice are right
     Case("1 H100 for the default workload", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(gpus="  H100-SXM-80GB: {available: 1}")), *NS],
          3, ("H100-SXM-80GB needs 20 more GPUs", "1 available")),
+    # found by hand at stop 51: a lowered headroom target multiplied the shortfall and the advice did not name it
+    Case("utilization 0.2 on 8 H100", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {utilization: 0.2}")), *NS],
+         3, ("needs", "raise limits.utilization (0.2, below the default 0.85)")),
     Case("allowed_tp: [16]", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {allowed_tp: [16]}")), *NS],
          3, ("tp16 > 8 GPUs per node", "allow TP 1 (H100-SXM-80GB tp1)", "allow TP 2 (H100-SXM-80GB tp2)")),
     # found by hand at stop 50: a TP size that does not divide the heads was told "its 15 GiB ... do not fit" on 3 x 80 GB

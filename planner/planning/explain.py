@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from planner.io.schema import Plan
+from planner.io.schema import FleetLimits, Plan
 from solvers.constraints import Binding, Family
 from solvers.diagnose import diagnose
 
@@ -104,6 +104,9 @@ def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
               f"with at most 1 replica per side the fewest-GPU plan uses {sum(free.values())} GPUs)"
               if free is not None and held > 0 else "")
     relax = "lower the min-replica limits, add GPUs" if free is not None and held > 0 else "add them"
+    util, util_default = inst.fleet.limits.utilization, FleetLimits.model_fields["utilization"].default
+    if util < util_default:  # the operator lowered the headroom target: it multiplies every pool's replicas
+        relax += f", raise limits.utilization ({util:g}, below the default {util_default:g})"
     added = inst.gpu_added
     if added:  # the fewest GPUs to add with the fleet's own in use, each count checked by the planner
         parts = (["the fleet's other GPUs"] if len(have) > 1 else []) + (["the other additions"] if len(added) > 1 else [])
