@@ -239,6 +239,8 @@ CASES = [
     # found by hand at stop 51: a lowered headroom target multiplied the shortfall and the advice did not name it
     Case("utilization 0.2 on 8 H100", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {utilization: 0.2}")), *NS],
          3, ("needs", "raise limits.utilization (0.2, below the default 0.85)")),
+    Case("min_replicas of a misspelt model", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {min_replicas: {llama-3.1-8B: 2}}")), *NS],
+         2, ("{f}", "limits.min_replicas.llama-3.1-8B", "did you mean 'llama-3.1-8b'?")),
     Case("allowed_tp: [16]", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {allowed_tp: [16]}")), *NS],
          3, ("tp16 > 8 GPUs per node", "allow TP 1 (H100-SXM-80GB tp1)", "allow TP 2 (H100-SXM-80GB tp2)")),
     # found by hand at stop 50: a TP size that does not divide the heads was told "its 15 GiB ... do not fit" on 3 x 80 GB
@@ -259,7 +261,7 @@ CASES = [
          2, ("{f}", "current.llama-3.1-8b/mixed/H100-SXM-80GB/tp3", "32 attention heads")),
     Case("max_step 1 from two replicas", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(
          "limits: {max_step: 1}\ncurrent: {llama-3.1-8b/mixed/H100-SXM-80GB/tp1: 2}", "  H100-SXM-80GB: {available: 64}")), *NS],
-         3, ("beyond max_step (1)", "raise max_step")),
+         3, ("where max_step allows 1 per re-plan", "raise max_step to")),
     # found by hand at stop 50: max_load on one H100 'served 0.00x' and called llama-2-70b a model without traffic
     Case("max_load where a model cannot run", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(gpus="  H100-SXM-80GB: {available: 1}")),
          "--objective", "max_load", *NS], 0, ("llama-2-70b: no pools: none of its classes is served", "no share of the workload fits")),
@@ -281,6 +283,13 @@ CASES = [
                                                         "--dry-run", "--once"], 2, ("{f}", "prometheus.url", "cannot connect")),
     Case("control: unknown model", lambda t: ["control", "--config", _ctl(t, lambda c: c["models"].update({"gpt-9": {"slo": {"ttft_ms": 100}}})),
                                                "--dry-run", "--once"], 2, ("{f}", "models.gpt-9", "unknown model")),
+    # found by hand at stop 51: a floor on a pool the controller never plans (another model, a GPU type not in the
+    # fleet, no pool id at all) was silently ignored
+    *[Case(f"control: guard.min_replicas {pool}", lambda t, pool=pool: ["control", "--config", _ctl(t, lambda c: c["guard"].update(
+        min_replicas={pool: 2})), "--dry-run", "--once"], 2, ("{f}", f"guard.min_replicas.{pool}", says))
+      for pool, says in (("llama-3.1-8b/decode/H100-SXM-80GB/tp1", "not one of the controller's models"),
+                         ("llama-2-70b/decode/A100-80GB/tp2", "not in the fleet's gpus"),
+                         ("llama-2-70b-decode", "expected a pool id"))],
     # found by hand at stop 50: "cannot run" gave three possible reasons (profile) or "unknown model or GPU" (emulate)
     Case("profile predict --tp 3", lambda t: ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--tp", "3"],
          3, ("cannot run: TP 3 does not divide the model's 32 attention heads",)),

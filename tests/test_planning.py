@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -309,7 +310,16 @@ def test_step_limit_binds_and_is_diagnosed(perf, catalog) -> None:
         assert abs(n - base.replicas().get(pool, 0)) <= 1
     jump = plan_workload(wl.scaled(60.0), stepped, perf, catalog)
     assert not jump.feasible
-    assert any("beyond max_step" in d for d in jump.diagnosis), jump.diagnosis
+    steps = [d for d in jump.diagnosis if "where max_step allows 1 per re-plan" in d]
+    assert steps, jump.diagnosis
+    # each pool's move is said from where it stands to where it must go, and the max_step named is one that plans
+    # (found by hand at stop 51: "must move 1 replica up beyond max_step (1)" for a pool that had to go from 0 to 2)
+    for d in steps:
+        pool, now, to = re.search(r"pool (\S+) must go from (\d+) to (\d+) replicas", d).groups()
+        assert int(now) == stepped.current.get(pool, 0) and abs(int(to) - int(now)) > 1
+    need = max(int(re.search(r"raise max_step to (\d+)", d).group(1)) for d in steps)
+    raised = stepped.model_copy(update={"limits": stepped.limits.model_copy(update={"max_step": need})})
+    assert plan_workload(wl.scaled(60.0), raised, perf, catalog).feasible
 
 
 def test_power_objective_minimises_board_watts(example, perf, catalog, example_plan, tmp_path: Path) -> None:

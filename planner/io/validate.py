@@ -70,6 +70,9 @@ def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> No
     for g in fl.gpus:
         if g not in catalog.gpus:
             raise InputError(p, f"gpus.{g}", catalog.unknown_gpu_text(g))
+    for m in fl.limits.min_replicas:  # a misspelt model's floor would be silently ignored
+        if m not in catalog.models:
+            raise InputError(p, f"limits.min_replicas.{m}", catalog.unknown_model_text(m))
     used: dict[str, int] = {}  # GPUs the current pools hold, per type
     for pool in fl.current:
         v = Variant.parse(pool)  # the schema checked the form
@@ -213,6 +216,17 @@ def check_controller_config(cfg: ControllerConfig, fleet: Fleet, catalog: Catalo
     for m in cfg.models:
         if m not in catalog.models:
             raise InputError(p, f"models.{m}", catalog.unknown_model_text(m))
+    for pool in cfg.guard.min_replicas:  # a floor on a pool the controller never plans would be silently ignored
+        try:
+            v = Variant.parse(pool)
+        except ValueError as exc:
+            raise InputError(p, f"guard.min_replicas.{pool}", f"expected a pool id model/role/gpu/tpN ({exc})") from None
+        if v.model not in cfg.models:
+            raise InputError(p, f"guard.min_replicas.{pool}", f"model '{v.model}' is not one of the controller's models "
+                             f"({', '.join(cfg.models)})")
+        if v.gpu not in fleet.gpus:
+            raise InputError(p, f"guard.min_replicas.{pool}", f"GPU type '{v.gpu}' is not in the fleet's gpus "
+                             f"({', '.join(sorted(fleet.gpus))})")
     port = cfg.record.metrics_port
     if port is not None and not (1 <= port <= MAX_PORT):
         raise InputError(p, "record.metrics_port", f"expected a TCP port in 1..{MAX_PORT} (or null: off), got {port}")

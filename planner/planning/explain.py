@@ -213,9 +213,14 @@ def explain_infeasible(inst: Instance) -> list[str]:
         elif r.kind == Family.PD_RATIO:
             out.append(f"the P:D ratio bound ({r.detail}) of model {r.target} is off by {r.amount:.3g} GPUs: relax pd_ratio_{r.detail}")
         elif r.kind == Family.STEP:
-            n = math.ceil(r.amount)
-            out.append(f"pool {r.target} must move {n} replica{'s' if n != 1 else ''} {r.detail} beyond max_step "
-                       f"({inst.fleet.limits.max_step}): raise max_step or re-plan over several intervals")
+            step = inst.fleet.limits.max_step or 0
+            move = step + math.ceil(r.amount)  # the elastic slack is the move beyond the step limit
+            now = inst.fleet.current.get(r.target, 0)
+            to = now + move if r.detail == "up" else now - move
+            over = (f"over {math.ceil(move / step)} re-plans of {step}" if step > 0 else "once max_step allows it "
+                    "(0 holds every pool where it is)")
+            out.append(f"pool {r.target} must go from {now} to {to} replicas, {move} {'more' if r.detail == 'up' else 'fewer'}"
+                       f", where max_step allows {step} per re-plan: raise max_step to {move}, or move {over}")
         else:
             out.append(f"{r.kind} {r.target}: relax by {r.amount:.3g} {r.unit}".strip())
     return out or ["the solver found no feasible plan; no single relaxation explains it"]
