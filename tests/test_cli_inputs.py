@@ -183,6 +183,14 @@ CASES = [
         2, ("--max-model-len", says)) for n, rates, says in (
             (10, [], "its shortest is 128 tokens"), (200000, [], "131,072 tokens"),
             (1100, ["--rates", "1,2"], "ISL 1,024 + OSL 128 = 1,152"))],
+    # found by hand at stop 51: a 200,000-token prompt on llama-3.1-8b (131,072 tokens of context) was replayed as
+    # served in 31 s where vLLM rejects it
+    Case("simulate a trace past the context", lambda t: ["simulate", "--plan", _good_plan(t), "--trace", t("t.csv",
+         "timestamp,model,input_tokens,output_tokens\n0.5,llama-3.1-8b,100,20\n1.0,llama-3.1-8b,200000,20\n")],
+         2, ("{f}", "input_tokens", "131,072", "row 3 has 200,000 + 20")),
+    Case("--verify-trace past the context", lambda t: ["solve", "-w", t("w.yaml", wl(one())), "-f", F, "--verify-trace", t("t.csv",
+         "timestamp,model,input_tokens,output_tokens\n0.5,llama-3.1-8b,100,20\n1.0,llama-3.1-8b,131000,100\n"), *NS],
+         2, ("{f}", "input_tokens", "row 3 has 131,000 + 100")),
     Case("whatif --traffic past 1e6 req/s", lambda t: ["whatif", "-w", W, "-f", F, "--traffic", "1,1e9"],
          2, ("--traffic", "factors up to", "got 1e+09")),
     Case("profile rates --shares nan", lambda t: ["profile", "rates", str(PROFILE_8B), "--shares", "0.5,nan"],

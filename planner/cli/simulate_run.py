@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from planner.cli.console import stdout_console
+from planner.io.catalog import Catalog
 from planner.io.errors import InputError
 from planner.io.files import load_model
 from planner.io.schema import REPLICA_ROUTINGS, ModelEntry, Plan, ReplicaRouting, Slo, Workload
@@ -83,7 +84,9 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
     named = has_model_column(trace)  # an unreadable file counts as named: read_trace then says what is wrong with it
     if not named and single is None:
         raise InputError(str(trace), "model", f"the trace has no model column and the plan has several models ({sorted(plan.models)}): pass --model")
-    df = read_trace(trace, model=None if named else single)
+    catalog = Catalog.load()  # the plan's models' context lengths: a request beyond one is refused, as vLLM does
+    df = read_trace(trace, model=None if named else single,
+                    contexts={m: catalog.models[m].max_context for m in plan.models if m in catalog.models})
     if wl is None:
         slos = plan_slos(plan)
         missing = sorted(set(df["model"]) - set(slos))

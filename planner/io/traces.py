@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +47,12 @@ def _file_row(df: pd.DataFrame, pos: int) -> int:
     return int(df.index[pos]) + 2
 
 
-def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.DataFrame:
+def read_trace(path: str | os.PathLike[str], model: str | None = None,
+               contexts: Mapping[str, int | None] | None = None) -> pd.DataFrame:
     """A trace as a DataFrame with columns t_s (seconds from the first request), model, input_tokens,
-    output_tokens, sorted by time. `model` names the model for traces without a model column."""
+    output_tokens, sorted by time. `model` names the model for traces without a model column. With `contexts`
+    (model -> context length, the catalog's max_context), a request whose prompt + output exceeds its model's is an
+    InputError naming its row: vLLM rejects it, so a replay must not serve it (`planner simulate`, `--verify-trace`)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(str(p), None, "file not found")
@@ -100,6 +104,15 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None) -> pd.Dat
         if (df[col] < 0).any():
             row = int((df[col] < 0).values.argmax())
             raise InputError(str(p), col, f"expected token counts >= 0; row {_file_row(df, row)} has {df[col].iloc[row]}")
+    for name, ctx in (contexts or {}).items():
+        if ctx is None:
+            continue
+        over = ((df["model"].astype(str) == name) & (df["input_tokens"] + df["output_tokens"] > ctx)).to_numpy()
+        if over.any():
+            row = int(over.argmax())
+            raise InputError(str(p), "input_tokens", f"requests within {name}'s context of {ctx:,} tokens (prompt + "
+                             f"output; vLLM rejects a longer one); row {_file_row(df, row)} has "
+                             f"{int(df['input_tokens'].iloc[row]):,} + {int(df['output_tokens'].iloc[row]):,}")
     out = pd.DataFrame({
         "t_s": t.to_numpy() - float(np.min(t)),
         "model": df["model"].astype(str).to_numpy(),
