@@ -860,6 +860,13 @@ def main(argv: list[str] | None = None) -> None:
     if unsure:
         print(f"too few requests to tell the controller's attainment from the target {args.target_attainment:g} (its 95% "
               f"Wilson interval holds it): {', '.join(unsure)}")
+    ctx = catalog.model(args.model).max_context
+    if ctx is not None:  # vLLM rejects these; the replay serves them (their laws extrapolated), the model's stand-in
+        over = [f"{sc.name} {n:,} of {len(tr):,} ({n / len(tr):.1%})" for sc, tr in traces
+                if (n := int((tr["input_tokens"] + tr["output_tokens"] > ctx).sum()))]
+        if over:
+            print(f"requests beyond {args.model}'s {ctx:,}-token context, which vLLM would reject and this replay serves "
+                  f"(the model stands in for one of a longer context): {', '.join(over)}")
     static_bound = [r["scenario"] for r in rows if r["reactive"].gpu_hours >= r["static"].gpu_hours - 1e-9]
     print(f"reactive reference at the static fleet's cost (no policy without foresight beats static there): "
           f"{', '.join(static_bound) or 'none'}")
