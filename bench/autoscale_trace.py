@@ -273,7 +273,7 @@ from controllers.loop import Controller  # noqa: E402
 from controllers.metrics import ControllerMetrics  # noqa: E402
 from controllers.observe import SimulatorObserver  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
-from bench_input import fail, refused_as_input  # noqa: E402
+from bench_input import fail, refused_as_input, trace_model  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
@@ -719,22 +719,6 @@ def references(b: Bench, args: argparse.Namespace) -> tuple[Run, Run, Run]:
     tmp.write_text(json.dumps({"static": st.__dict__, "hindsight": hs.__dict__, "reactive": rx.__dict__}))
     tmp.replace(path)
     return st, hs, rx
-
-
-def trace_model(path: Path | None) -> str | None:
-    """The one model a --trace's model column names (None: no trace, no model column, or no readable one); a trace of
-    several models is refused here: the bench plans one model, which --model names."""
-    from planner.io.traces import has_model_column
-
-    if path is None or not path.is_file() or not has_model_column(path):
-        return None
-    try:
-        models = sorted(pd.read_csv(path, usecols=["model"])["model"].dropna().astype(str).unique())
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
-        return None  # read_trace says what is wrong with it, in its words
-    if len(models) > 1:
-        fail(f"--model: {path} holds requests of {len(models)} models ({', '.join(models[:8])}); name the one to run")
-    return models[0] if models else None
 
 
 def resolve_model(name: str, catalog: Catalog) -> str:

@@ -30,7 +30,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
-from bench_input import fail, refused_as_input  # noqa: E402
+from bench_input import fail, refused_as_input, trace_model  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workload", type=Path, default=REPO / "examples/default/workload.yaml")
     ap.add_argument("--fleet", type=Path, default=REPO / "examples/default/fleet.yaml")
     ap.add_argument("--trace", type=Path, default=DEFAULT_TRACE)
-    ap.add_argument("--model", default="llama-2-70b", help="model the trace's requests are served by")
+    ap.add_argument("--model", default=None, help="model the trace's requests are served by (default: the trace's own "
+                    "where its model column names one, else llama-2-70b, the Splitwise profiles' model)")
     ap.add_argument("--ttft-ms", type=float, default=1000.0)
     ap.add_argument("--itl-ms", type=float, default=60.0)
     ap.add_argument("--percentile", type=float, default=90.0)
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     with refused_as_input():
         cat = Catalog.load()
         perf = PerfModel.load(catalog=cat)
+    args.model = args.model or trace_model(args.trace) or "llama-2-70b"
     with refused_as_input("--model: "):
         cat.model(args.model)  # the trace's model: in the catalog (an unknown one names the known ones)
     with refused_as_input():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 from planner.io.errors import PlannerError
@@ -27,3 +28,21 @@ def refused_as_input(prefix: str = "") -> Iterator[None]:
         yield
     except PlannerError as exc:
         fail(f"{prefix}{exc}")
+
+
+def trace_model(path: Path | None) -> str | None:
+    """The one model a --trace's model column names (None: no trace, no model column, or no readable one); a trace of
+    several models is refused here: the bench plans one model, which --model names."""
+    import pandas as pd
+
+    from planner.io.traces import has_model_column
+
+    if path is None or not path.is_file() or not has_model_column(path):
+        return None
+    try:
+        models = sorted(pd.read_csv(path, usecols=["model"])["model"].dropna().astype(str).unique())
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return None  # read_trace says what is wrong with it, in its words
+    if len(models) > 1:
+        fail(f"--model: {path} holds requests of {len(models)} models ({', '.join(models[:8])}); name the one to run")
+    return models[0] if models else None

@@ -36,6 +36,7 @@ CASES = [
     ("autoscale_trace", ["--interval-s", "0"], "--interval-s: expected seconds > 0"),
     ("mixed_grid", ["--loads", "2"], "--loads shares of saturation in (0, 1)"),
     ("autoscale_trace", ["--trace", str(REPO / "tests" / "fixtures" / "two_models_trace.csv")], "--model: "),
+    ("baselines", ["--trace", str(REPO / "tests" / "fixtures" / "two_models_trace.csv")], "--model: "),
 ]
 
 
@@ -69,12 +70,13 @@ def test_simulate_scalings_trace_replaces_the_poisson_arrivals(tmp_path, capsys)
     assert out.strip().splitlines()[-1].startswith("RESULT seconds=")
 
 
-def test_autoscale_trace_runs_the_traces_own_model(tmp_path):
-    """`bench/autoscale_trace.py --trace T` of one model plans that model (found by hand at stop 51: a llama-3.1-8b
-    trace was refused, 'no request of model llama-2-70b in the trace', the default --model); --model still names one."""
+def test_benches_run_the_traces_own_model(tmp_path):
+    """`bench/autoscale_trace.py --trace T` and `bench/baselines.py --trace T` of one model plan that model (found by
+    hand at stop 51: a llama-3.1-8b trace was refused, 'no request of model llama-2-70b in the trace', the default
+    --model); --model still names one (bench_input.trace_model)."""
     import pandas as pd
 
-    bench = importlib.import_module("autoscale_trace")
+    bench = importlib.import_module("bench_input")
     trace = tmp_path / "t.csv"
     pd.DataFrame({"timestamp": [0.5 * i for i in range(10)], "model": "llama-3.1-8b", "input_tokens": 512,
                   "output_tokens": 32}).to_csv(trace, index=False)
