@@ -12,6 +12,7 @@ laws is the slow part of a first solve; a what-if sweep solves the same instance
 from __future__ import annotations
 
 import functools
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, Unpack
@@ -99,6 +100,10 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
     from solvers.objectives import as_objective
 
     as_objective(objective)  # ValueError naming the registered objectives
+    if not (math.isfinite(time_limit_s) and time_limit_s > 0):  # `planner solve --time-limit` refuses these too
+        raise ValueError(f"time_limit_s must be a finite number of seconds > 0, got {time_limit_s!r}")
+    if not 0 <= mip_gap < 1:  # a relative gap; 1 accepts any incumbent as "optimal"
+        raise ValueError(f"mip_gap must be a relative gap in [0, 1), got {mip_gap!r}")
     if perf is None or catalog is None:
         cat, pm = laws(profiles_dir)
         catalog = catalog or cat

@@ -228,6 +228,16 @@ def test_the_map_prices_no_point_beyond_the_models_context() -> None:
     assert (df.loc[df["isl"] + df["osl"] <= 4096, "winner"] != "beyond context").all()
 
 
+@pytest.mark.parametrize("kw, says", [({"time_limit_s": 0}, "time_limit_s"), ({"time_limit_s": -1.0}, "time_limit_s"),
+                                      ({"time_limit_s": math.nan}, "time_limit_s"), ({"mip_gap": 2.0}, "mip_gap"),
+                                      ({"mip_gap": -0.1}, "mip_gap")])
+def test_solve_refuses_solver_options_that_mean_nothing(kw: dict, says: str) -> None:
+    """A time limit <= 0 ran HiGHS with no time and a gap of 2 called a 19%-gap plan optimal (found by hand at stop 51);
+    the CLI's --time-limit had its range, the API none."""
+    with pytest.raises(ValueError, match=says):
+        solve(WL, FLEET, **kw)
+
+
 @pytest.mark.parametrize("what, workload, fleet, words", [
     ("a prompt past the context", whatif.single_class("llama-2-70b", 8000, 10, 1.0, Slo(ttft_ms=9000, itl_ms=100)), FLEET,
      ("workload", "classes[0].isl", "4096")),
