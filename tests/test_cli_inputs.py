@@ -191,6 +191,9 @@ CASES = [
     Case("--verify-trace past the context", lambda t: ["solve", "-w", t("w.yaml", wl(one())), "-f", F, "--verify-trace", t("t.csv",
          "timestamp,model,input_tokens,output_tokens\n0.5,llama-3.1-8b,100,20\n1.0,llama-3.1-8b,131000,100\n"), *NS],
          2, ("{f}", "input_tokens", "row 3 has 131,000 + 100")),
+    # found by hand at stop 51: saturation rates for 200,000-token prompts on a 131,072-token model
+    Case("profile rates --isl past the context", lambda t: ["profile", "rates", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB",
+                                                            "--isl", "1024,200000"], 2, ("--isl", "131,072", "ISL 200,000 + 128")),
     Case("whatif --traffic past 1e6 req/s", lambda t: ["whatif", "-w", W, "-f", F, "--traffic", "1,1e9"],
          2, ("--traffic", "factors up to", "got 1e+09")),
     Case("profile rates --shares nan", lambda t: ["profile", "rates", str(PROFILE_8B), "--shares", "0.5,nan"],

@@ -159,3 +159,15 @@ def test_a_profile_whose_points_cannot_tell_the_laws_terms_apart_is_exit_2(
     assert res.exit_code == 2, res.output
     assert f"{prof / file}" in res.output.replace("\n", "") and f"field '{field}'" in res.output
     assert "Traceback" not in res.output
+
+
+def test_the_default_isls_beyond_the_context_are_left_out_with_a_note() -> None:
+    """llama-2-70b takes 4,096 tokens: the default --isl 1024,4096 keeps 1,024 and says why 4,096 went (found by hand at
+    stop 51: a rate for 4,096-token prompts plus 128 outputs was printed)."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    r = CliRunner().invoke(app, ["profile", "rates", "--model", "llama-2-70b", "--gpu", "H100-SXM-80GB", "--tp", "2"])
+    assert r.exit_code == 0, r.output
+    assert "ISL 4,096 left out" in r.output and "--rates-by-isl 1024=" in r.output and "4096=" not in r.output

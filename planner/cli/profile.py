@@ -97,6 +97,10 @@ def saturation_by_isl(perf: VariantPerf, isls: Sequence[int], osl: int, percenti
     return {x: saturation_rps(perf, "mixed", float(x), float(osl), percentile, shape) for x in isls}
 
 
+RATES_ISL_DEFAULT = "1024,4096"
+"""`planner profile rates --isl` default: the two prompt lengths of the committed held-out load sweeps."""
+
+
 def rates_from_shares(saturation: dict[int, float], shares: Sequence[float]) -> dict[int, tuple[float, ...]]:
     """Per ISL, `shares` x its saturation rate, rounded to 3 significant digits as `--rates-by-isl` takes them."""
     return {x: tuple(float(f"{sat * f:.3g}") for f in shares) for x, sat in saturation.items()}
@@ -477,7 +481,8 @@ def register(app: typer.Typer) -> None:
         tp: int = typer.Option(1, min=1, help="tensor-parallel size (with --model)"),
         weight_dtype: str = typer.Option("bf16", help="bf16 or fp8 (with --model)"),
         kv_dtype: str = typer.Option("bf16", help="bf16 or fp8 (with --model)"),
-        isl: str = typer.Option("1024,4096", help="comma list of prompt lengths, tokens"),
+        isl: str = typer.Option(RATES_ISL_DEFAULT, help="comma list of prompt lengths, tokens (the default's beyond the "
+                                "model's context are left out)"),
         osl: int = typer.Option(128, min=1, help="output length, tokens"),
         shares: str = typer.Option(",".join(f"{x:g}" for x in RATE_SHARES),
                                    help="comma list of shares of the saturation rate to offer"),
@@ -528,6 +533,16 @@ def register(app: typer.Typer) -> None:
                     raise _cannot_run(console, f"{model} on {gpu} tp{tp}", catalog, model, gpu, tp, weight_dtype, kv_dtype)  # type: ignore[arg-type]
                 perf = vp
                 source = f"laws from {vp.law_source or vp.source} (the planner's for this variant)"
+            known = Catalog.load().models
+            ctx = known[perf.model].max_context if perf.model in known else None
+            over = [x for x in isls if ctx is not None and x + osl > ctx]
+            if over and isl == RATES_ISL_DEFAULT and len(over) < len(isls):  # the default grid: keep what fits
+                console.print(f"note: ISL {', '.join(f'{x:,}' for x in over)} left out: beyond {perf.model}'s context "
+                              f"of {ctx:,} tokens with --osl {osl:,}")
+                isls = tuple(x for x in isls if x not in over)
+            elif over:  # a replica serves no such request: no saturation rate to give
+                raise InputError(None, "--isl", f"prompts within {perf.model}'s context of {ctx:,} tokens with the "
+                                 f"--osl {osl:,}; ISL {over[0]:,} + {osl:,} exceeds it")
             sat = saturation_by_isl(perf, isls, osl, percentile)
         by_isl = rates_from_shares(sat, share_list)
         t = Table(title=f"{perf.model} on {perf.gpu} tp{perf.tp}: one mixed replica, OSL {osl}, Poisson arrivals, "
