@@ -555,3 +555,16 @@ def test_from_trace_says_when_its_classes_rest_on_few_requests(tmp_path: Path, r
     assert r.exit_code == 0, out
     assert (f"note: {rows} requests: each model's rate" in out) == trace_note
     assert ("classes from" in out and "fewer buckets" in out) == class_note
+
+
+def test_from_trace_says_when_the_catalog_does_not_know_a_model(tmp_path: Path) -> None:
+    """The workload is written (the catalog may get the model later) with a note naming the nearest known model (found
+    by hand at stop 51: --model LLAMA-3.1-8b wrote a workload that `planner solve` then refused)."""
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp,input_tokens,output_tokens\n" + "".join(f"{i * 0.5},{100 + i},{20}\n" for i in range(150)))
+    for model, noted in (("LLAMA-3.1-8b", True), ("llama-3.1-8b", False)):
+        r = runner.invoke(app, ["workload", "from-trace", str(trace), "--model", model, "-o", str(tmp_path / "w.yaml")])
+        out = r.output.replace("\n", " ")
+        assert r.exit_code == 0 and (tmp_path / "w.yaml").is_file(), out
+        assert ("refuses this workload until the catalog knows LLAMA-3.1-8b" in out
+                and "did you mean 'llama-3.1-8b'?" in out) == noted, out

@@ -218,6 +218,7 @@ def workload_from_trace(
     output: Path | None = typer.Option(None, "--output", "-o", help="write the workload YAML here"),
 ) -> None:
     """Bucket a request trace into request classes (ISL x OSL per model) with rates."""
+    from planner.io.catalog import Catalog
     from planner.io.errors import InputError
     from planner.io.files import check_writable, dump_yaml, write_atomic
     from planner.io.traces import bucket_trace, read_trace
@@ -273,6 +274,10 @@ def workload_from_trace(
             console.print(f"note: output lengths spread within the classes (largest cv² {out_spread[0]:.2f}, "
                           f"{out_spread[1]}); --length-spread states it, so that decode KV is sized for it (README, "
                           "Output-length spread)", highlight=False)
+    catalog = Catalog.load()
+    for m in sorted(set(wl.models) - set(catalog.models)):  # written anyway (the catalog may get it), said now
+        console.print(f"note: `planner solve` refuses this workload until the catalog knows {m}: "
+                      f"{catalog.unknown_model_text(m)}", highlight=False)
     text = dump_yaml(wl.model_dump(mode="json", exclude_none=True))
     if output is not None:
         write_atomic(output, text)
