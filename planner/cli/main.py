@@ -160,7 +160,7 @@ def solve(
         verify = True
     perf = PerfModel.load(catalog=catalog, profiles_dir=profiles)
     check_profiles_found(len(perf.measured), profiles)
-    with console.status("solving the ILP…"):
+    with console.status(f"sizing {len(wl.classes):,} classes on every allowed pool, then solving the ILP…"):
         plan = plan_workload(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s, objective=objective)
     if slo_cost and plan.feasible and objective == "cost":
         from planner.planning.assemble import slo_costs
