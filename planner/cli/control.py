@@ -52,6 +52,12 @@ def build_controller(cfg: ControllerConfig, fleet: Fleet, dry_run: bool, api_cli
                       dry_run=dry_run)
 
 
+QUIET_LOGGERS = ("httpx", "httpcore", "planner.perf.laws")
+"""Loggers held at WARNING in the controller's log: the HTTP client's INFO is a line per Prometheus query (~20 an
+interval); the laws' INFO says which bundled profiles the roofline prior's calibration leaves out, a paragraph each
+at start-up, whatever models the controller serves (`planner profile show` and the plans' notes say what matters)."""
+
+
 def register(app: typer.Typer) -> None:
     @app.command("control")
     @friendly_errors
@@ -62,6 +68,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Observe -> forecast -> correct -> re-plan -> guard -> apply, every interval."""
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        for chatty in QUIET_LOGGERS:  # their INFO buried the decision (found by hand at stop 51)
+            logging.getLogger(chatty).setLevel(logging.WARNING)
         cfg, fleet = load_config(config)
         from planner.io.catalog import Catalog
         from planner.io.validate import check_controller_config
