@@ -194,6 +194,11 @@ CASES = [
     # found by hand at stop 51: saturation rates for 200,000-token prompts on a 131,072-token model
     Case("profile rates --isl past the context", lambda t: ["profile", "rates", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB",
                                                             "--isl", "1024,200000"], 2, ("--isl", "131,072", "ISL 200,000 + 128")),
+    # found by hand at stop 51: a flash crowd or a step after the trace's end drew a constant rate under the family's name
+    Case("synth flash after the trace", lambda t: ["workload", "synth", "flash", "--duration-s", "600"],
+         2, ("--param at_s", "before the trace ends at 600 s", "its default", "got 1200")),
+    Case("synth step down before up", lambda t: ["workload", "synth", "step", "--param", "up_at_s=100", "--param", "down_at_s=50"],
+         2, ("--param down_at_s", "at or after up_at_s (100 s)", "got 50")),
     Case("whatif --traffic past 1e6 req/s", lambda t: ["whatif", "-w", W, "-f", F, "--traffic", "1,1e9"],
          2, ("--traffic", "factors up to", "got 1e+09")),
     Case("profile rates --shares nan", lambda t: ["profile", "rates", str(PROFILE_8B), "--shares", "0.5,nan"],

@@ -114,6 +114,17 @@ def check_params(family: str, duration_s: float, params: dict[str, float]) -> No
         if not (math.isfinite(value) and lo <= value <= hi):
             raise SynthParamError(name, f"{what}, at least {lo:g}" if hi == math.inf else f"{what} in [{lo:g}, {hi:g}]",
                              f"{value:g}")
+    # the family's event must fall within the trace: a flash or a step after its end draws a constant rate under the
+    # family's name (found by hand at stop 51: `synth flash --duration-s 600` kept the default at_s of 1,200 s)
+    for name, what in (("at_s", "the flash crowd starts"), ("up_at_s", "the step up comes")):
+        if name in params and params[name] >= duration_s:
+            default = FAMILIES[family].params.get(name)
+            hint = f" (its default; pass --param {name}=... or a longer --duration-s)" if params[name] == default else ""
+            raise SynthParamError(name, f"a time before the trace ends at {duration_s:g} s, where {what}{hint}",
+                                  f"{params[name]:g}")
+    if family == "step" and params["down_at_s"] < params["up_at_s"]:
+        raise SynthParamError("down_at_s", f"a time at or after up_at_s ({params['up_at_s']:g} s): the step comes down "
+                              "after it goes up", f"{params['down_at_s']:g}")
     expected = _peak_rps(family, params) * duration_s
     if expected > MAX_REQUESTS:
         raise SynthParamError("duration_s", f"at most {MAX_REQUESTS:g} requests at the family's highest rate "
