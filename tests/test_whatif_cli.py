@@ -59,3 +59,18 @@ def test_pairing_question_prints_its_table(repo, tmp_path) -> None:
     df = pd.read_csv(out_csv).set_index("pairing")
     assert set(df.index) == {"any", "same_gpu", "same_gpu_tp"}
     assert df.loc["same_gpu_tp", "cost_per_hour"] >= df.loc["any", "bound"] - 0.05
+
+
+def test_a_what_if_plans_each_case_without_the_controllers_step_limit(repo, tmp_path) -> None:
+    """The controller example's fleet (max_step 4 from 1 prefill + 2 decode replicas): 8x the traffic is a fleet to
+    price, not 'infeasible' because a pool cannot grow by more than 4 in one re-plan (found by hand at stop 51)."""
+    wl = tmp_path / "w.yaml"
+    wl.write_text("models:\n  llama-2-70b: {slo: {ttft_ms: 2000, itl_ms: 100, percentile: 99}}\n"
+                  "classes:\n  - {id: chat, model: llama-2-70b, isl: 1024, osl: 200, rate_rps: 2}\n")
+    fleet = repo / "examples" / "controller" / "fleet.yaml"
+    res = CliRunner().invoke(app, ["whatif", "-w", str(wl), "-f", str(fleet), "--traffic", "1,8", "--csv",
+                                   str(tmp_path / "o.csv")])
+    assert res.exit_code == 0, res.output
+    assert "limits.max_step (4) paces the controller" in res.output.replace("\n", " ")
+    df = pd.read_csv(tmp_path / "o.csv")
+    assert df["feasible"].all(), df[["traffic_factor", "diagnosis"]]

@@ -165,6 +165,13 @@ def register(app: typer.Typer) -> None:
                 catalog.gpu(g, "--add-gpu")  # an unknown GPU type is an InputError naming the option and the known ones
             kw: SolveOptions = {"perf": perf, "catalog": catalog, "backend": backend, "time_limit_s": time_limit_s}
             console = stdout_console()
+            if fl.limits.max_step is not None and fl.current:
+                # the controller's pacing (found by hand at stop 51: traffic x8 was 'infeasible' because one pool could
+                # not grow by more than max_step in one re-plan): a what-if asks what the fleet costs at each point
+                console.print(f"note: {fleet}'s limits.max_step ({fl.limits.max_step}) paces the controller's re-plans "
+                              "from its current replicas; each case here is planned without it (the fleet that case "
+                              "needs, however many re-plans it takes to get there)", highlight=False)
+                fl = fl.model_copy(update={"limits": fl.limits.model_copy(update={"max_step": None})})
             frames: list[pd.DataFrame] = []
             asked_changes = bool(prices or adds or remove_gpu)
             factors = parse_factors(traffic) if traffic is not None else (
