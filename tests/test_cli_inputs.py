@@ -591,3 +591,24 @@ def test_control_keeps_chatty_loggers_out_of_its_log(tmp_path: Path) -> None:
     assert r.exit_code == 2  # the unreachable Prometheus: the loggers are set before any work
     assert set(QUIET_LOGGERS) >= {"httpx", "httpcore"}
     assert all(logging.getLogger(name).level == logging.WARNING for name in QUIET_LOGGERS)
+
+
+@pytest.mark.parametrize("cells, span_s", [
+    # Python's isoformat() drops zero microseconds: one trace holds both forms (found by hand at stop 51: refused)
+    (["2024-01-01 00:00:00", "2024-01-01 00:00:01.5", "2024-01-01 00:00:03"], 3.0),
+    (["2024-01-01T00:00:00Z", "2024-01-01T02:00:04+02:00", "2024-01-01T00:00:10Z"], 10.0),  # offsets that differ
+    (["2023-11-16 18:15:46.6805900", "2023-11-16 18:15:47.0000000", "2023-11-16 18:15:50.6805900"], 4.0),  # Azure's
+    (["01/02/2024 00:00:05", "01/02/2024 00:00:06", "01/02/2024 00:00:09"], 4.0),  # not ISO: pandas' inference
+])
+def test_traces_read_every_common_date_time_form(tmp_path: Path, cells: list[str], span_s: float) -> None:
+    """read_trace and the simulator's normalise_trace read the same date-times (planner.io.traces.parse_datetimes)."""
+    import pandas as pd
+
+    from planner.io.traces import read_trace
+    from planner.simulate.arrivals import normalise_trace
+
+    p = tmp_path / "t.csv"
+    p.write_text("timestamp,model,input_tokens,output_tokens\n" + "".join(f"{c},llama-3.1-8b,100,20\n" for c in cells))
+    assert float(read_trace(p)["t_s"].max()) == pytest.approx(span_s)
+    norm = normalise_trace(pd.read_csv(p), str(p))
+    assert float(norm["t_s"].max()) == pytest.approx(span_s)

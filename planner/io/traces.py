@@ -47,6 +47,19 @@ def _file_row(df: pd.DataFrame, pos: int) -> int:
     return int(df.index[pos]) + 2
 
 
+def parse_datetimes(ts: pd.Series) -> pd.Series:
+    """Date-time cells as UTC timestamps, NaT where a cell is not one. ISO 8601 in any of its forms first: with or
+    without fractional seconds, 'T' or a space, UTC offsets that differ (Python's isoformat() drops zero microseconds,
+    so one trace mixes '00:00:01' and '00:00:01.5'; pandas' inference from the first cell refused the second, found
+    by hand at stop 51); else pandas' inference from the first cell (other formats, e.g. '01/02/2024 00:00:05').
+    Cells without an offset are read as UTC."""
+    iso = pd.to_datetime(ts, errors="coerce", utc=True, format="ISO8601")
+    if not iso.isna().any():
+        return iso
+    inferred = pd.to_datetime(ts, errors="coerce", utc=True)
+    return inferred if inferred.isna().sum() < iso.isna().sum() else iso
+
+
 def read_trace(path: str | os.PathLike[str], model: str | None = None,
                contexts: Mapping[str, int | None] | None = None) -> pd.DataFrame:
     """A trace as a DataFrame with columns t_s (seconds from the first request), model, input_tokens,
@@ -90,7 +103,7 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
             raise InputError(str(p), "timestamp", f"expected seconds or a date-time on every row; row {_file_row(df, row)} has "
                              f"{'nothing' if pd.isna(ts.iloc[row]) else ts.iloc[row]}")
     else:
-        parsed = pd.to_datetime(ts, errors="coerce")
+        parsed = parse_datetimes(ts)
         if parsed.isna().any():
             row = int(parsed.isna().values.argmax())
             raise InputError(str(p), "timestamp", f"expected seconds or a date-time; row {_file_row(df, row)} has {ts.iloc[row]!r}")

@@ -19,6 +19,7 @@ import pandas as pd
 
 from planner.io.errors import InputError
 from planner.io.schema import Workload
+from planner.io.traces import parse_datetimes
 from planner.planning.lengths import draw_prompt_lengths
 
 
@@ -171,7 +172,7 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
     if pd.api.types.is_numeric_dtype(ts):
         t = ts.to_numpy(dtype=float)
     else:
-        parsed = pd.to_datetime(ts, errors="coerce")
+        parsed = parse_datetimes(ts)
         if parsed.isna().any():
             row = int(parsed.isna().to_numpy().argmax())
             raise InputError(source, "timestamp", f"expected seconds or a date-time; row {row} has {ts.iloc[row]!r}")
