@@ -114,9 +114,10 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
                          f"burstiness is measured on per-second counts); this trace spans {span_s:.4g} s (in "
                          "milliseconds or nanoseconds? the column is read as seconds)")
     for col in ("input_tokens", "output_tokens"):
-        if (df[col] < 0).any():
-            row = int((df[col] < 0).values.argmax())
-            raise InputError(str(p), col, f"expected token counts >= 0; row {_file_row(df, row)} has {df[col].iloc[row]}")
+        bad = ((df[col] < 0) | (df[col] != np.floor(df[col]))).to_numpy()  # a fraction: another column's numbers?
+        if bad.any():
+            row = int(bad.argmax())
+            raise InputError(str(p), col, f"expected whole token counts >= 0; row {_file_row(df, row)} has {df[col].iloc[row]}")
     for name, ctx in (contexts or {}).items():
         if ctx is None:
             continue
