@@ -202,6 +202,9 @@ CASES = [
          2, ("--param at_s", "before the trace ends at 600 s", "its default", "got 1200")),
     Case("synth step down before up", lambda t: ["workload", "synth", "step", "--param", "up_at_s=100", "--param", "down_at_s=50"],
          2, ("--param down_at_s", "at or after up_at_s (100 s)", "got 50")),
+    # found by hand at stop 51: --model was ignored for a trace with a model column (now: that model's requests)
+    Case("simulate --model not in the plan", lambda t: ["simulate", "--plan", _good_plan(t), "--trace", _trace(t), "--model", "qwen3-14b"],
+         2, ("--model", "a model of the plan", "llama-2-70b, llama-3.1-8b", "got 'qwen3-14b'")),
     Case("whatif --traffic past 1e6 req/s", lambda t: ["whatif", "-w", W, "-f", F, "--traffic", "1,1e9"],
          2, ("--traffic", "factors up to", "got 1e+09")),
     Case("profile rates --shares nan", lambda t: ["profile", "rates", str(PROFILE_8B), "--shares", "0.5,nan"],
@@ -615,3 +618,22 @@ def test_traces_read_every_common_date_time_form(tmp_path: Path, cells: list[str
     assert float(read_trace(p)["t_s"].max()) == pytest.approx(span_s)
     norm = normalise_trace(pd.read_csv(p), str(p))
     assert float(norm["t_s"].max()) == pytest.approx(span_s)
+
+
+def test_simulate_model_picks_that_models_requests_of_a_named_trace(tmp_path: Path) -> None:
+    """--model on a trace with a model column replays that model's requests alone (found by hand at stop 51: ignored)."""
+    rows = "".join(f"{i * 0.2},{'llama-3.1-8b' if i % 2 else 'llama-2-70b'},{500 + i % 5 * 100},50\n" for i in range(200))
+    trace = tmp_path / "two.csv"
+    trace.write_text("timestamp,model,input_tokens,output_tokens\n" + rows)
+    plan = tmp_path / "plan.yaml"
+    assert runner.invoke(app, ["solve", "-w", W, "-f", F, "-o", str(plan), *NS]).exit_code == 0
+
+    def simulated(*extra: str) -> str:
+        r = runner.invoke(app, ["simulate", "--plan", str(plan), "--workload", W, "--trace", str(trace),
+                                "--png", str(tmp_path / "s.png"), *extra])
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    assert "200 requests" in simulated()
+    one = simulated("--model", "llama-3.1-8b")
+    assert "100 requests" in one and "llama-2-70b/chat" not in one and "llama-3.1-8b/chat" in one

@@ -83,7 +83,8 @@ def register(app: typer.Typer) -> None:
         duration: float | None = typer.Option(None, help="seconds of arrivals to simulate (default: whole trace, or 600 s)"),
         seed: int = typer.Option(0, min=0, help="random seed (arrivals, routing)"),
         png: Path | None = typer.Option(Path("out/simulation.png"), help="where to save the latency plot (its folder is created)"),
-        model: str | None = typer.Option(None, help="model of a trace without a model column (e.g. the Azure trace)"),
+        model: str | None = typer.Option(None, help="model of a trace without a model column (e.g. the Azure "
+                                              "trace); with one, replay that model's requests alone"),
         routing: str | None = typer.Option(None, help="how a request picks a replica of its pool: least_loaded or random "
                                                       "(default: the plan's replica_routing, what it was sized for)"),
         kv_policy: str = typer.Option("on_demand", help="how mixed and decode replicas hold KV: on_demand (as vLLM 0.26: blocks as a "

@@ -85,7 +85,10 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
     if not named and single is None:
         raise InputError(str(trace), "model", f"the trace has no model column and the plan has several models ({sorted(plan.models)}): pass --model")
     catalog = Catalog.load()  # the plan's models' context lengths: a request beyond one is refused, as vLLM does
-    df = read_trace(trace, model=None if named else single,
+    if model is not None and model not in plan.models:
+        raise InputError(None, "--model", f"a model of the plan ({', '.join(sorted(plan.models))}); got {model!r}")
+    # --model names a trace's model where it has no model column, and picks that model's requests where it has one
+    df = read_trace(trace, model=model if named else single,
                     contexts={m: catalog.models[m].max_context for m in plan.models if m in catalog.models})
     if wl is None:
         slos = plan_slos(plan)
