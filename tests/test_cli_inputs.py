@@ -100,6 +100,11 @@ CASES = [
     Case("isl_max below the mean isl", lambda t: ["solve", "-w", t("w.yaml", wl("  - {id: c, model: llama-3.1-8b, isl: 1024, osl: 128, "
                                                                              "rate_rps: 10, isl_scv: 0.5, isl_max: 512}")), "-f", F, *NS],
          2, ("{f}", "classes[0].isl_max", "isl_max >= isl")),
+    # found by hand at stop 51: a longest prompt beyond the context sized the TTFT tail for prompts no replica takes
+    Case("isl_max past the context", lambda t: ["solve", "-w", t("w.yaml", wl("  - {id: c, model: llama-2-70b, isl: 1024, osl: 128, "
+                                                                            "rate_rps: 2, isl_scv: 0.5, isl_max: 9000}",
+                                                                            "llama-2-70b: {slo: {ttft_ms: 3000, itl_ms: 100}}")), "-f", F, *NS],
+         2, ("{f}", "classes[0].isl_max", "4096")),
     Case("negative isl_scv", lambda t: ["solve", "-w", t("w.yaml", wl("  - {id: c, model: llama-3.1-8b, isl: 1024, osl: 128, "
                                                                    "rate_rps: 10, isl_scv: -0.5}")), "-f", F, *NS],
          2, ("{f}", "isl_scv")),

@@ -59,6 +59,10 @@ def check_workload(wl: Workload, catalog: Catalog, path: str | os.PathLike[str])
             raise InputError(p, f"classes[{i}].isl", f"class {c.id}: isl + osl = {c.isl + c.osl} tokens exceeds {c.model}'s "
                              f"context length of {spec.max_context} tokens (max_position_embeddings, profiles/models.yaml); "
                              "expected isl + osl <= the context length")
+        if spec.max_context is not None and c.isl_max is not None and c.isl_max >= spec.max_context:
+            raise InputError(p, f"classes[{i}].isl_max", f"class {c.id}: its longest prompt, {c.isl_max} tokens, leaves no "
+                             f"room for an output token in {c.model}'s context of {spec.max_context} tokens "
+                             "(max_position_embeddings, profiles/models.yaml); expected isl_max < the context length")
 
 
 def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> None:
