@@ -59,10 +59,11 @@ def check_workload(wl: Workload, catalog: Catalog, path: str | os.PathLike[str])
             raise InputError(p, f"classes[{i}].isl", f"class {c.id}: isl + osl = {c.isl + c.osl} tokens exceeds {c.model}'s "
                              f"context length of {spec.max_context} tokens (max_position_embeddings, profiles/models.yaml); "
                              "expected isl + osl <= the context length")
-        if spec.max_context is not None and c.isl_max is not None and c.isl_max >= spec.max_context:
-            raise InputError(p, f"classes[{i}].isl_max", f"class {c.id}: its longest prompt, {c.isl_max} tokens, leaves no "
-                             f"room for an output token in {c.model}'s context of {spec.max_context} tokens "
-                             "(max_position_embeddings, profiles/models.yaml); expected isl_max < the context length")
+        # (the context itself is a bound the what-if helpers clip spreads at: whatif.with_length_spread)
+        if spec.max_context is not None and c.isl_max is not None and c.isl_max > spec.max_context:
+            raise InputError(p, f"classes[{i}].isl_max", f"class {c.id}: its longest prompt, {c.isl_max} tokens, exceeds "
+                             f"{c.model}'s context of {spec.max_context} tokens (max_position_embeddings, "
+                             "profiles/models.yaml); expected isl_max <= the context length")
 
 
 def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> None:
