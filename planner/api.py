@@ -156,8 +156,7 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float = 600.0, trace
         from planner.io.traces import read_trace
 
         single = next(iter(workload.models)) if len(workload.models) == 1 else None
-        catalog = laws(profiles_dir)[0]
-        contexts = {m: catalog.models[m].max_context for m in workload.models if m in catalog.models}
+        contexts = laws(profiles_dir)[0].contexts(workload.models)
         df = trace if isinstance(trace, pd.DataFrame) else read_trace(trace, model=single, contexts=contexts)
         df = df.rename(columns={"t_s": "timestamp"})
         arrivals = trace_arrivals(df, workload, str(trace) if not isinstance(trace, pd.DataFrame) else "<trace>",

@@ -154,8 +154,7 @@ def solve(
             raise InputError(str(verify_trace), "model", f"the trace has no model column and the workload has several "
                              f"models ({', '.join(sorted(wl.models))}): --verify-trace needs a trace whose model column "
                              "names them, or a workload of one model")
-        contexts = {m: catalog.models[m].max_context for m in wl.models}
-        arrivals = trace_arrivals(read_trace(verify_trace, single, contexts).rename(columns={"t_s": "timestamp"}), wl,
+        arrivals = trace_arrivals(read_trace(verify_trace, single, catalog.contexts(wl.models)).rename(columns={"t_s": "timestamp"}), wl,
                                   str(verify_trace), model=single, duration_s=verify_duration_s)
         verify = True
     perf = PerfModel.load(catalog=catalog, profiles_dir=profiles)

@@ -84,12 +84,11 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
     named = has_model_column(trace)  # an unreadable file counts as named: read_trace then says what is wrong with it
     if not named and single is None:
         raise InputError(str(trace), "model", f"the trace has no model column and the plan has several models ({sorted(plan.models)}): pass --model")
-    catalog = Catalog.load()  # the plan's models' context lengths: a request beyond one is refused, as vLLM does
     if model is not None and model not in plan.models:
         raise InputError(None, "--model", f"a model of the plan ({', '.join(sorted(plan.models))}); got {model!r}")
-    # --model names a trace's model where it has no model column, and picks that model's requests where it has one
-    df = read_trace(trace, model=model if named else single,
-                    contexts={m: catalog.models[m].max_context for m in plan.models if m in catalog.models})
+    # --model names a trace's model where it has no model column, and picks that model's requests where it has one;
+    # the plan's models' context lengths: a request beyond one is refused, as vLLM does
+    df = read_trace(trace, model=model if named else single, contexts=Catalog.load().contexts(plan.models))
     if wl is None:
         slos = plan_slos(plan)
         missing = sorted(set(df["model"]) - set(slos))

@@ -141,6 +141,11 @@ class Catalog:
         except KeyError:
             raise InputError(None if flag else self.models_path, flag or name, self.unknown_model_text(name)) from None
 
+    def contexts(self, models: Iterable[str]) -> dict[str, int | None]:
+        """Each known model's context length (max_context; None where the catalog does not state it), for a replay's
+        check of its requests (planner.io.traces.read_trace); models the catalog does not know are left out."""
+        return {m: self.models[m].max_context for m in models if m in self.models}
+
     def unknown_model_text(self, name: str) -> str:
         """What an unknown model name is told: the name nearest it, the known ones (and where), how to add one."""
         return (f"unknown model '{name}'{_did_you_mean(name, self.models)}; known ({self.models_path}): "
