@@ -210,6 +210,10 @@ CASES = [
     # found by hand at stop 51: --model was ignored for a trace with a model column (now: that model's requests)
     Case("simulate --model not in the plan", lambda t: ["simulate", "--plan", _good_plan(t), "--trace", _trace(t), "--model", "qwen3-14b"],
          2, ("--model", "a model of the plan", "llama-2-70b, llama-3.1-8b", "got 'qwen3-14b'")),
+    Case("profile --endpoint .../v1", lambda t: ["profile", "--backend", "vllm", "--endpoint", "http://127.0.0.1:8000/v1",
+                                                 "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--out",
+                                                 str(Path(t("d/.keep", "")).parent / "p")],
+         2, ("--endpoint", "root URL, e.g. http://127.0.0.1:8000", "not its OpenAI base")),
     Case("whatif --traffic past 1e6 req/s", lambda t: ["whatif", "-w", W, "-f", F, "--traffic", "1,1e9"],
          2, ("--traffic", "factors up to", "got 1e+09")),
     Case("profile rates --shares nan", lambda t: ["profile", "rates", str(PROFILE_8B), "--shares", "0.5,nan"],

@@ -340,6 +340,10 @@ def register(app: typer.Typer) -> None:
 
         if endpoint is not None:
             check_url(endpoint, None, "--endpoint", "http://127.0.0.1:8000")
+            if endpoint.rstrip("/").endswith("/v1"):  # the OpenAI base URL clients take (found by hand at stop 51: 404s)
+                raise InputError(None, "--endpoint", f"the server's root URL, e.g. {endpoint.rstrip('/')[:-3]} (the "
+                                 f"profiler reads /health, /v1/models and /metrics under it), not its OpenAI base; "
+                                 f"got {endpoint!r}")
         check_writable(Path(directory) / pfmt.META_FILE, "--out")
         reason = structural_blocker_reason(cat, model, gpu, tp, dtype_of(quantization), dtype_of(kv_cache_dtype))
         if reason is not None:
