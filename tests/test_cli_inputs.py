@@ -310,6 +310,8 @@ CASES = [
     # --- planner control --dry-run --once validates the config
     Case("control: malformed Prometheus URL", lambda t: ["control", "--config", _ctl(t, lambda c: c["prometheus"].update(url="htp:/prom")), "--dry-run", "--once"],
          2, ("{f}", "prometheus.url")),
+    Case("control: Prometheus URL with /api/v1", lambda t: ["control", "--config", _ctl(t, lambda c: c["prometheus"].update(
+        url="http://127.0.0.1:9090/api/v1")), "--dry-run", "--once"], 2, ("{f}", "prometheus.url", "e.g. http://127.0.0.1:9090,")),
     Case("control: unreachable Prometheus", lambda t: ["control", "--config", _ctl(t, lambda c: c["prometheus"].update(url=f"http://127.0.0.1:{closed_port()}")),
                                                         "--dry-run", "--once"], 2, ("{f}", "prometheus.url", "cannot connect")),
     Case("control: unknown model", lambda t: ["control", "--config", _ctl(t, lambda c: c["models"].update({"gpt-9": {"slo": {"ttft_ms": 100}}})),

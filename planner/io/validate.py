@@ -218,6 +218,9 @@ def check_controller_config(cfg: ControllerConfig, fleet: Fleet, catalog: Catalo
     `probe` (dry-run + once: the validate-a-config mode) also connects to Prometheus once."""
     p = str(path)
     check_url(cfg.prometheus.url, p, "prometheus.url")
+    if cfg.prometheus.url.rstrip("/").endswith("/api/v1"):  # the observer adds /api/v1/query itself
+        raise InputError(p, "prometheus.url", f"the server's root URL (or its route prefix), e.g. "
+                         f"{cfg.prometheus.url.rstrip('/')[:-7]}, not its API base; got {cfg.prometheus.url!r}")
     for m in cfg.models:
         if m not in catalog.models:
             raise InputError(p, f"models.{m}", catalog.unknown_model_text(m))
