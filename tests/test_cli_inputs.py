@@ -648,3 +648,19 @@ def test_simulate_model_picks_that_models_requests_of_a_named_trace(tmp_path: Pa
     assert "200 requests" in simulated()
     one = simulated("--model", "llama-3.1-8b")
     assert "100 requests" in one and "llama-2-70b/chat" not in one and "llama-3.1-8b/chat" in one
+
+
+def test_control_on_a_busy_metrics_port_is_exit_2(tmp_path: Path) -> None:
+    """record.metrics_port already taken: exit 2 naming the config and the field before any work (found by hand at
+    stop 51: an OSError traceback once the loop had started)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        cfg = yaml.safe_load((CTL / "config.yaml").read_text())
+        cfg["fleet"] = str(CTL / "fleet.yaml")
+        cfg["record"]["metrics_port"] = busy.getsockname()[1]
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+        r = runner.invoke(app, ["control", "--config", str(tmp_path / "c.yaml"), "--dry-run"])
+    assert r.exit_code == 2, r.output
+    assert "c.yaml" in r.output and "record.metrics_port" in r.output and "free port" in r.output
+    assert "Traceback" not in r.output

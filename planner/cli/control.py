@@ -52,6 +52,9 @@ def build_controller(cfg: ControllerConfig, fleet: Fleet, dry_run: bool, api_cli
                       dry_run=dry_run)
 
 
+METRICS_ADDR = "0.0.0.0"
+"""Where the controller serves its /metrics (every interface: Prometheus scrapes the pod's IP)."""
+
 QUIET_LOGGERS = ("httpx", "httpcore", "planner.perf.laws")
 """Loggers held at WARNING in the controller's log: the HTTP client's INFO is a line per Prometheus query (~20 an
 interval); the laws' INFO says which bundled profiles the roofline prior's calibration leaves out, a paragraph each
@@ -76,9 +79,17 @@ def register(app: typer.Typer) -> None:
 
         # --once (with --dry-run: the validate-a-config mode) also connects to Prometheus once.
         check_controller_config(cfg, fleet, Catalog.load(), config, probe=once)
+        if cfg.record.metrics_port and not once:  # before any work: a busy port was a traceback after start-up
+            from planner.io.errors import InputError
+            from planner.io.validate import check_port_free
+
+            try:
+                check_port_free(METRICS_ADDR, cfg.record.metrics_port, option="record.metrics_port")
+            except InputError as exc:
+                raise InputError(str(config), "record.metrics_port", exc.expected) from None
         ctl = build_controller(cfg, fleet, dry_run or cfg.dry_run)
         if cfg.record.metrics_port and not once:
-            ctl.metrics.serve(cfg.record.metrics_port)
+            ctl.metrics.serve(cfg.record.metrics_port, METRICS_ADDR)
 
         def show(d: Decision) -> None:
             typer.echo(f"[{d.outcome}] t={d.t_s:.0f} forecast_rps={ {m: round(v, 3) for m, v in d.forecast_rps.items()} }")
