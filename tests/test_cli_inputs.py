@@ -312,6 +312,10 @@ CASES = [
          2, ("{f}", "prometheus.url")),
     Case("control: Prometheus URL with /api/v1", lambda t: ["control", "--config", _ctl(t, lambda c: c["prometheus"].update(
         url="http://127.0.0.1:9090/api/v1")), "--dry-run", "--once"], 2, ("{f}", "prometheus.url", "e.g. http://127.0.0.1:9090,")),
+    # found by hand at stop 51: the message named the field without the file
+    Case("control: kubernetes actuator without a cluster", lambda t: ["control", "--config", _ctl(t, lambda c: c.update(
+        actuator={"kind": "kubernetes"}, record={"metrics_port": None}, prometheus={"url": "http://127.0.0.1:9"})), "--dry-run"],
+        2, ("{f}", "actuator.in_cluster", "a Kubernetes API to talk to")),
     Case("control: unreachable Prometheus", lambda t: ["control", "--config", _ctl(t, lambda c: c["prometheus"].update(url=f"http://127.0.0.1:{closed_port()}")),
                                                         "--dry-run", "--once"], 2, ("{f}", "prometheus.url", "cannot connect")),
     Case("control: unknown model", lambda t: ["control", "--config", _ctl(t, lambda c: c["models"].update({"gpt-9": {"slo": {"ttft_ms": 100}}})),
