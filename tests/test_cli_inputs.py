@@ -668,3 +668,21 @@ def test_control_on_a_busy_metrics_port_is_exit_2(tmp_path: Path) -> None:
     assert r.exit_code == 2, r.output
     assert "c.yaml" in r.output and "record.metrics_port" in r.output and "free port" in r.output
     assert "Traceback" not in r.output
+
+
+def test_simulating_a_plan_of_another_catalog_says_to_pass_it(tmp_path: Path) -> None:
+    """A plan made with `planner --catalog DIR` (here: its pools on a GPU type the bundled catalog lacks) and simulated
+    without it: exit 2 naming the plan, the pool and --catalog (found by hand at stop 51: the bundled gpus.yaml was
+    blamed)."""
+    def t(name: str, content: str) -> str:
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+        return str(p)
+
+    text = Path(_good_plan(t)).read_text().replace("H100-SXM-80GB", "B300")
+    plan = t("other.yaml", text)
+    r = runner.invoke(app, ["simulate", "--plan", plan, "--workload", W, "--duration", "10"])
+    out = r.output.replace("\n", "")
+    assert r.exit_code == 2, out
+    assert "other.yaml" in out and "/B300/" in out and "unknown GPU type 'B300'" in out and "same --catalog" in out

@@ -156,6 +156,19 @@ def parse_kv_policy(value: str) -> KvPolicy:
     raise typer.BadParameter(f"--kv-policy must be one of {', '.join(KV_POLICIES)}, got {value!r}")
 
 
+def _check_plan_catalog(plan: Plan, path: str) -> None:
+    """Every model and GPU type of the plan's pools is in the catalog the simulator times them with (found by hand at
+    stop 51: a plan made with `planner --catalog DIR` and simulated without it blamed the bundled gpus.yaml)."""
+    catalog = Catalog.load()
+    for model, mp in plan.models.items():
+        for pool in mp.pools:
+            if model not in catalog.models or pool.gpu not in catalog.gpus:
+                what = (catalog.unknown_model_text(model) if model not in catalog.models
+                        else catalog.unknown_gpu_text(pool.gpu))
+                raise InputError(path, f"models.{model}", f"pool {pool.id}: {what}; a plan made with `planner --catalog DIR` "
+                                 "is simulated with the same --catalog")
+
+
 def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, duration: float | None, seed: int,
                  png: Path | None, perf_lookup: PerfLookup, console: Console | None = None,
                  model: str | None = None, routing: ReplicaRouting | None = None,
@@ -172,6 +185,7 @@ def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, durat
     p = load_plan(plan)
     if not p.feasible:
         raise InputError(str(plan), "feasible", "the plan is infeasible: nothing to simulate")
+    _check_plan_catalog(p, str(plan))
     arr, wl = load_arrivals(p, trace, workload, duration, seed, model)
     sim = FleetSimulator.from_plan(p, perf_lookup, arr, wl, seed=seed + 1, replica_routing=routing or p.replica_routing,
                                    kv_policy=kv_policy, decode_kv_policy=kv_policy)
