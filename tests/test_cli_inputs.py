@@ -686,3 +686,19 @@ def test_simulating_a_plan_of_another_catalog_says_to_pass_it(tmp_path: Path) ->
     out = r.output.replace("\n", "")
     assert r.exit_code == 2, out
     assert "other.yaml" in out and "/B300/" in out and "unknown GPU type 'B300'" in out and "same --catalog" in out
+
+
+def test_messages_quote_a_files_numbers_as_written(tmp_path: Path) -> None:
+    """A profile's bad number is quoted as the number, not NumPy's repr (found by hand at stop 51: 'line 14 has
+    np.float64(-5.0)')."""
+    import numpy as np
+
+    from planner.io.errors import shown
+
+    assert shown(np.float64(-5.0)) == "-5.0" and shown(np.int64(3)) == "3" and shown("abc") == "'abc'"
+    d = tmp_path / "p"
+    shutil.copytree(PROFILE_8B, d)
+    with (d / "prefill.csv").open("a") as f:
+        f.write("1024,1,-5,median\n")
+    r = runner.invoke(app, ["profile", "show", str(d), "--png", str(tmp_path / "x.png")])
+    assert r.exit_code == 2 and "has -5.0" in r.output and "np." not in r.output, r.output

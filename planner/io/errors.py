@@ -23,3 +23,10 @@ class InputError(PlannerError):
         else:
             where = self.path or "input"
         super().__init__(f"{where}: {expected}")
+
+
+def shown(value: object) -> str:
+    """A cell of the user's file as a message quotes it: a NumPy scalar as the Python number it holds (NumPy 2 writes
+    `np.float64(-5.0)` for repr, found by hand at stop 51), anything else by repr."""
+    item = getattr(value, "item", None)
+    return repr(item() if callable(item) and type(value).__module__ == "numpy" else value)

@@ -39,7 +39,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from planner.io.errors import InputError
+from planner.io.errors import InputError, shown
 from planner.io.files import parse_model, read_csv, read_yaml
 from planner.io.schema import LawSource, parse_tp_part, precision_suffix
 from profiles import format as pfmt
@@ -130,12 +130,12 @@ def _check_values(df: pd.DataFrame, path: Path, positive: tuple[str, ...], integ
         bad = df[col] <= 0
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
-            raise InputError(str(path), col, f"expected a positive number; line {i + 2} has {df[col].iloc[i]!r}")
+            raise InputError(str(path), col, f"expected a positive number; line {i + 2} has {shown(df[col].iloc[i])}")
     for col in integral:
         bad = df[col] != df[col].round()
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
-            raise InputError(str(path), col, f"expected a whole number; line {i + 2} has {df[col].iloc[i]!r}")
+            raise InputError(str(path), col, f"expected a whole number; line {i + 2} has {shown(df[col].iloc[i])}")
 
 
 def _stat_groups(df: pd.DataFrame, path: Path) -> list[pd.DataFrame]:
@@ -147,7 +147,7 @@ def _stat_groups(df: pd.DataFrame, path: Path) -> list[pd.DataFrame]:
         bad = pct.isna() | (pct <= 0) | (pct >= 100)
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
-            raise InputError(str(path), "percentile", f"expected a number in (0, 100); line {i + 2} has {df['percentile'].iloc[i]!r}")
+            raise InputError(str(path), "percentile", f"expected a number in (0, 100); line {i + 2} has {shown(df['percentile'].iloc[i])}")
         return [g for _, g in df.groupby(pct, sort=True)]
     if "stat" in df.columns:
         s = df["stat"].astype(str).str.strip().str.lower()
@@ -189,7 +189,7 @@ def _read_table(path: Path, table: TableFormat) -> pd.DataFrame:
     _check_values(df, path, positive=positive, integral=sizes)
     if "prefill_tokens" in columns and (df["prefill_tokens"] < 0).any():
         i = int((df["prefill_tokens"] < 0).to_numpy().nonzero()[0][0])
-        raise InputError(str(path), "prefill_tokens", f"expected a number >= 0; line {i + 2} has {df['prefill_tokens'].iloc[i]!r}")
+        raise InputError(str(path), "prefill_tokens", f"expected a number >= 0; line {i + 2} has {shown(df['prefill_tokens'].iloc[i])}")
     for c in sizes:
         df[c] = df[c].astype(int)
     if table.axes is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from planner.io.errors import InputError
+from planner.io.errors import InputError, shown
 from planner.io.schema import Workload
 from planner.io.traces import parse_datetimes
 from planner.planning.lengths import draw_prompt_lengths
@@ -188,7 +188,7 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
         v = pd.to_numeric(d[col], errors="coerce")
         if v.isna().any() or (v < 0).any():
             row = int((v.isna() | (v < 0)).to_numpy().argmax())
-            raise InputError(source, col, f"expected token counts >= 0; row {row} has {d[col].iloc[row]!r}")
+            raise InputError(source, col, f"expected token counts >= 0; row {row} has {shown(d[col].iloc[row])}")
     out = pd.DataFrame({
         "t_s": t - t[0],
         "input_tokens": np.maximum(d["input_tokens"].to_numpy(dtype=np.int64), 1),
