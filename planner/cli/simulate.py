@@ -93,6 +93,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay a trace or a workload against a plan; per-class latency percentiles and SLO attainment."""
         from planner.cli.simulate_run import parse_kv_policy, parse_routing, run_simulate
+        from planner.io.catalog import Catalog
 
         run_simulate(plan=plan, trace=trace, workload=workload, duration=duration, seed=seed, png=png, model=model,
-                     perf_lookup=default_perf_lookup(), routing=parse_routing(routing), kv_policy=parse_kv_policy(kv_policy))
+                     perf_lookup=default_perf_lookup(), routing=parse_routing(routing), kv_policy=parse_kv_policy(kv_policy),
+                     catalog=Catalog.load())  # default_perf_lookup's: a plan of another catalog is said before any work

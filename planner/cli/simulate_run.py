@@ -156,10 +156,9 @@ def parse_kv_policy(value: str) -> KvPolicy:
     raise typer.BadParameter(f"--kv-policy must be one of {', '.join(KV_POLICIES)}, got {value!r}")
 
 
-def _check_plan_catalog(plan: Plan, path: str) -> None:
+def _check_plan_catalog(plan: Plan, path: str, catalog: Catalog) -> None:
     """Every model and GPU type of the plan's pools is in the catalog the simulator times them with (found by hand at
     stop 51: a plan made with `planner --catalog DIR` and simulated without it blamed the bundled gpus.yaml)."""
-    catalog = Catalog.load()
     for model, mp in plan.models.items():
         for pool in mp.pools:
             if model not in catalog.models or pool.gpu not in catalog.gpus:
@@ -172,9 +171,10 @@ def _check_plan_catalog(plan: Plan, path: str) -> None:
 def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, duration: float | None, seed: int,
                  png: Path | None, perf_lookup: PerfLookup, console: Console | None = None,
                  model: str | None = None, routing: ReplicaRouting | None = None,
-                 kv_policy: KvPolicy = "on_demand") -> SimReport:
+                 kv_policy: KvPolicy = "on_demand", catalog: Catalog | None = None) -> SimReport:
     """Simulate `plan` and print its tables; `routing` overrides the plan's replica routing (what it was sized for);
-    `kv_policy`: how its mixed and decode replicas hold KV."""
+    `kv_policy`: how its mixed and decode replicas hold KV; `catalog`: the one `perf_lookup` times the pools with,
+    whose models and GPU types the plan's pools must be (the CLI's; a test's own lookup passes none)."""
     from planner.io.files import check_writable
     from planner.io.planfile import load_plan
 
@@ -185,7 +185,8 @@ def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, durat
     p = load_plan(plan)
     if not p.feasible:
         raise InputError(str(plan), "feasible", "the plan is infeasible: nothing to simulate")
-    _check_plan_catalog(p, str(plan))
+    if catalog is not None:
+        _check_plan_catalog(p, str(plan), catalog)
     arr, wl = load_arrivals(p, trace, workload, duration, seed, model)
     sim = FleetSimulator.from_plan(p, perf_lookup, arr, wl, seed=seed + 1, replica_routing=routing or p.replica_routing,
                                    kv_policy=kv_policy, decode_kv_policy=kv_policy)
