@@ -80,18 +80,14 @@ def register(app: typer.Typer) -> None:
         # --once (with --dry-run: the validate-a-config mode) also connects to Prometheus once.
         check_controller_config(cfg, fleet, Catalog.load(), config, probe=once)
         from planner.io.errors import InputError
+        from planner.io.validate import check_port_free
 
-        if cfg.record.metrics_port and not once:  # before any work: a busy port was a traceback after start-up
-            from planner.io.validate import check_port_free
-
-            try:
+        try:  # a config field the controller cannot work with (a busy metrics port, no Kubernetes API): name the file
+            if cfg.record.metrics_port and not once:  # before any work: a busy port was a traceback after start-up
                 check_port_free(METRICS_ADDR, cfg.record.metrics_port, option="record.metrics_port")
-            except InputError as exc:
-                raise InputError(str(config), "record.metrics_port", exc.expected) from None
-        try:
             ctl = build_controller(cfg, fleet, dry_run or cfg.dry_run)
-        except InputError as exc:  # a config field the controller cannot work with (e.g. no Kubernetes API): name the file
-            raise InputError(str(config), exc.field, exc.expected) if exc.path is None else exc from None
+        except InputError as exc:
+            raise exc.in_file(str(config)) from None
         if cfg.record.metrics_port and not once:
             ctl.metrics.serve(cfg.record.metrics_port, METRICS_ADDR)
 

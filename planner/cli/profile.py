@@ -537,8 +537,7 @@ def register(app: typer.Typer) -> None:
                     raise _cannot_run(console, f"{model} on {gpu} tp{tp}", catalog, model, gpu, tp, weight_dtype, kv_dtype)  # type: ignore[arg-type]
                 perf = vp
                 source = f"laws from {vp.law_source or vp.source} (the planner's for this variant)"
-            known = Catalog.load().models
-            ctx = known[perf.model].max_context if perf.model in known else None
+            ctx = Catalog.load().contexts([perf.model]).get(perf.model)
             over = [x for x in isls if ctx is not None and x + osl > ctx]
             if over and isl == RATES_ISL_DEFAULT and len(over) < len(isls):  # the default grid: keep what fits
                 console.print(f"note: ISL {', '.join(f'{x:,}' for x in over)} left out: beyond {perf.model}'s context "

@@ -24,6 +24,10 @@ class InputError(PlannerError):
             where = self.path or "input"
         super().__init__(f"{where}: {expected}")
 
+    def in_file(self, path: str) -> InputError:
+        """This error told as one of the file `path`, where it named no file (a check of a value read from it)."""
+        return self if self.path else InputError(path, self.field, self.expected)
+
 
 def shown(value: object) -> str:
     """A cell of the user's file as a message quotes it: a NumPy scalar as the Python number it holds (NumPy 2 writes

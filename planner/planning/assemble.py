@@ -108,21 +108,31 @@ def _gpu_shortfall(unlimited: Instance, workload: Workload, fleet: Fleet, perf: 
     add = {r.target: int(round(r.amount)) for r in found if r.amount > 0}
     if not add or not feasible(add):
         return None
-    for g in sorted(add):
-        lo, hi = -1, add[g]  # infeasible at lo (none, or the start), feasible at hi
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if mid >= 0 and feasible({**add, g: mid}):
-                hi = mid
-            else:
-                lo = mid
-        add[g] = hi
+    for g in sorted(add):  # from below any count (-1) to the start, feasible, with the other types' additions held
+        add[g] = _least_feasible(-1, add[g], functools.partial(_with_count, feasible, add, g))
     return {g: n for g, n in add.items() if n > 0}
 
 
-# The SLO search of an out-of-reach bound: doublings of the advised bound before giving up, and the resolution (ms).
+def _with_count(feasible: Callable[[dict[str, int]], bool], add: dict[str, int], gpu: str, n: int) -> bool:
+    """Whether the plan is feasible with `add`, `gpu`'s addition set to `n`."""
+    return feasible({**add, gpu: n})
+
+
+def _least_feasible(lo: int, hi: int, feasible: Callable[[int], bool]) -> int:
+    """The least integer in (lo, hi] that `feasible` accepts, by bisection: `hi` is known to be, `lo` known not to be
+    (or below the range); feasibility rises with the integer (GPUs added, an SLO bound in ms). The diagnosis' counts
+    and bounds are each this search over re-plans."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if feasible(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+# The SLO search of an out-of-reach bound: doublings of the advised bound before giving up (then bisected to 1 ms).
 _SLO_DOUBLINGS = 6
-_SLO_RESOLUTION_MS = 1.0
 
 
 def _slo_within_fleet(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, backend: str,
@@ -151,15 +161,8 @@ def _slo_within_fleet(workload: Workload, fleet: Fleet, perf: PerfModel, catalog
         lo, hi = hi, hi * 2
     else:
         return None
-    while hi - lo > _SLO_RESOLUTION_MS:
-        mid = math.ceil((lo + hi) / 2)
-        if mid >= hi:
-            break
-        if feasible(mid):
-            hi = mid
-        else:
-            lo = mid
-    return model, metric, float(math.ceil(hi))
+    # to 1 ms: a bound at or below `lo` is as out of reach as `lo` itself (a tighter bound never plans)
+    return model, metric, float(_least_feasible(math.floor(lo), math.ceil(hi), feasible))
 
 
 # Re-solves of a max-load plan at the load it found (a pool's capacities depend on the load it carries:
