@@ -15,10 +15,10 @@ import typer
 import yaml
 from rich.table import Table
 
-from planner.cli.console import friendly_errors, stdout_console
+from planner.cli.console import command_group, friendly_errors, stdout_console
 from planner.io.errors import InputError
 
-catalog_app = typer.Typer(no_args_is_help=True, help="Catalogs: the models and GPU types known; add your own.")
+catalog_app = command_group("Catalogs: the models and GPU types known; add your own.")
 
 
 def _read_mapping(p: Path) -> dict[str, object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -23,6 +24,30 @@ F = TypeVar("F", bound=Callable[..., object])
 # Pools tables carry ids like "llama-3.1-8b/prefill/H100-SXM-80GB/tp1": at Rich's 80-column default
 # for pipes and CI logs they would be cut; 160 columns keep a row on one line.
 PIPE_WIDTH = 160
+
+def whole_summaries(app: typer.Typer) -> None:
+    """Give every command of app and its groups a short help: its help's first paragraph, which the command list
+    wraps whole. Without one, Click's list cuts the help to the width left of the name ('Cheapest plan (pools,
+    replicas, routing) that meets the...'). Call it once every command is registered."""
+    for command in app.registered_commands:
+        text = command.help or inspect.getdoc(command.callback) or ""
+        if command.short_help is None and text:
+            command.short_help = " ".join(text.split("\n\n")[0].split())
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            whole_summaries(group.typer_instance)
+            group_help = group.typer_instance.info.help
+            if isinstance(group_help, str):
+                group.short_help = " ".join(group_help.split("\n\n")[0].split())
+
+
+def command_group(help_text: str, *, no_args_is_help: bool = True) -> typer.Typer:
+    """A Typer app (the CLI or one of its groups) with the CLI's help layout: Click's plain one, not Rich's option
+    table. At 80 columns (a pipe's width, many terminals') Rich's table cut option names ('--max-num-batche…') and
+    quoted values ('(timestamp,model…') with an ellipsis and left 18 columns for the help; Click's keeps every name
+    whole and wraps the help at the terminal's width. Rich still prints the tables, progress bars and errors."""
+    return typer.Typer(rich_markup_mode=None, add_completion=False,
+                       no_args_is_help=no_args_is_help, help=help_text)
 
 
 def stdout_console() -> Console:

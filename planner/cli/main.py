@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from planner.cli import catalog, control, profile, simulate, synth, whatif
-from planner.cli.console import EXIT_INFEASIBLE, friendly_errors, stdout_console
+from planner.cli.console import EXIT_INFEASIBLE, command_group, friendly_errors, stdout_console, whole_summaries
 from planner.io.errors import InputError
 from planner.io.schema import Plan
 from planner.solvedplan import pd_summary
@@ -25,9 +25,8 @@ from solvers import backend_help, backend_names, choices_text, objective_help, o
 # rate to +-10% (one standard error, 1/sqrt(n)).
 FEW_REQUESTS = 100
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM.")
-workload_app = typer.Typer(no_args_is_help=True, help="Workloads: traces -> request classes.")
+app = command_group("Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM.")
+workload_app = command_group("Workloads: traces -> request classes.")
 app.add_typer(workload_app, name="workload")
 console = stdout_console()
 
@@ -292,6 +291,7 @@ control.register(app)  # control
 profile.register(app)  # profile, profile show
 catalog.register(app)  # catalog import-hf, catalog list
 synth.register(workload_app)  # workload synth
+whole_summaries(app)  # the command lists give each summary whole
 
 
 def main() -> None:  # pragma: no cover - console entry

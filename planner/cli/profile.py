@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, cast
 import typer
 from rich.table import Table
 
-from planner.cli.console import F, friendly_errors
+from planner.cli.console import F, command_group, friendly_errors
 from planner.io.errors import InputError
 
 if TYPE_CHECKING:  # the heavy modules load inside the commands (a fast --help)
@@ -181,7 +181,8 @@ def vllm_profile_dir(root: Path, model: str, gpu: str, tp: int, weight_dtype: st
 
 
 def register(app: typer.Typer) -> None:
-    profile_app = typer.Typer(help="Measure a variant's latency curves into a profile directory; `show` views one.")
+    profile_app = command_group("Measure a variant's latency curves into a profile directory; `show` views one.",
+                                no_args_is_help=False)
 
     @profile_app.callback(invoke_without_command=True)
     @_friendly
