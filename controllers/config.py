@@ -514,6 +514,15 @@ class GuardConfig(_Strict):
                     "the pooled check loses there (0.994 -> 0.979; +300 0.976 -> 0.932, the worst draw below the "
                     "defaults' 0.935); 3 the same at 262.6: not adopted, 1 with the per-replica check")
     min_replicas: dict[str, int] = Field(default_factory=dict, description="pool id -> floor (safety, also given to the ILP)")
+    scale_to_zero: bool = Field(
+        default=False,
+        description="release a model's last replica of a role once its traffic has been zero for the envelope window "
+                    "(forecast.floor_while_traffic keeps one while there is traffic); its next request then waits a "
+                    "start-up (startup_s). False (the default, found by hand at stop 52: the controller took a quiet "
+                    "model to 0 replicas 80 s after its last request): one replica per role of every configured model "
+                    "stays, as the HPA's minReplicas >= 1; scale-to-zero is opt-in there as in KEDA (minReplicaCount "
+                    "0) and llm-d's workload-variant-autoscaler. No tuning scenario has a model silent for an envelope "
+                    "window, so the benches' numbers are the same either way")
     hold_backlog: bool = Field(
         default=False,
         description="the scale-down window remembers plans that include the backlog classes; False: it remembers "

@@ -57,7 +57,8 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
             guard.keep_starting keeps replicas still starting while requests wait; never below the
             proposal itself, guard.never_below_proposal); no scale-down while the model's rate rose in the
             last `rise_intervals` (only near its envelope: rise_min_share, 0.7 by default) or its queue grows; >= 1 replica per role
-            while the model has traffic in the envelope window (no scale-to-zero on a quiet minute).
+            while the model has traffic in the envelope window (no scale-to-zero on a quiet minute), and
+            always unless guard.scale_to_zero.
 
 State is immutable (frozen dataclasses holding tuples and fresh dicts); every call returns a new one.
 """
@@ -914,7 +915,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     reasons.extend(g.reasons)
     if not g.held and cfg.forecast.floor_while_traffic:
         for m, fc in forecasts.items():
-            if not fc.traffic:
+            if not fc.traffic and cfg.guard.scale_to_zero:
                 continue
             by_role: dict[str, list[str]] = {}
             for p in target:
@@ -924,7 +925,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
                 if sum(target[p] for p in ps) == 0:
                     keep = max(ps, key=lambda p: (current.get(p, 0), (proposal or {}).get(p, 0), p))
                     target[keep] = 1
-                    reasons.append(f"{keep}: kept at 1 replica ({m} has traffic)")
+                    why = f"{m} has traffic" if fc.traffic else "guard.scale_to_zero is off"
+                    reasons.append(f"{keep}: kept at 1 replica ({why})")
         gstate.last_good = dict(target)
     new_plan = plan if plan is not None else state.last_plan
     new_state = replace(state, models=memories, corrections=corrections, guard=gstate, last_plan=new_plan)
