@@ -217,18 +217,20 @@ class Controller:
         self.metrics.plans.labels(outcome=d.outcome).inc()
         self.decisions.append(d)
         self.log.write(d.__dict__)
-        log.info("t=%.0f %s %s %s", d.t_s, d.outcome, d.changes or "", "; ".join(d.reasons))
         return d
 
     def run(self, once: bool = False, sleep: Callable[[float], None] = time.sleep,
             on_decision: Callable[[Decision], None] | None = None) -> None:
         """Step every interval (aligned to the clock) until interrupted; `once`: one step. Each
-        decision goes to `on_decision` (`planner control` prints it)."""
+        decision goes to `on_decision` (`planner control` prints it), else to the log in one INFO line (not both:
+        the terminal showed every reason twice, found by hand at stop 52)."""
         while True:
             start = self.clock()
             d = self.step()
             if on_decision is not None:
                 on_decision(d)
+            else:
+                log.info("t=%.0f %s %s %s", d.t_s, d.outcome, d.changes or "", "; ".join(d.reasons))
             if once:
                 return
             sleep(max(0.0, self.cfg.interval_s - (self.clock() - start)))

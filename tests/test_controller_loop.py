@@ -183,3 +183,37 @@ def test_planned_lengths_cover_length_swings_with_token_rates(perf, token_rates)
         assert planned_prompt_tps > 5.0 * isl_series[-1] * 1.2
     else:
         assert cls.isl == isl_series[-1]
+
+
+def test_a_decision_goes_to_the_printer_or_the_log_not_both(env, caplog):
+    """`planner control` prints every decision through on_decision; the loop's own INFO line repeated each reason
+    on the same terminal (found by hand at stop 52). Without a printer the log still carries it, once."""
+    import logging
+
+    srv, ctl, given, clock = env
+    given.next = obs(8.0, 0)
+    with caplog.at_level(logging.INFO, logger="pd_planner.controller"):
+        ctl.run(once=True, sleep=lambda s: None, on_decision=lambda d: None)
+        assert not [r for r in caplog.records if r.getMessage().startswith("t=")]
+        clock[0] = 60.0
+        given.next = obs(8.0, 60)
+        ctl.run(once=True, sleep=lambda s: None)
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("t=")]
+    assert len(lines) == 1 and lines[0].startswith("t=60 ")
+
+
+@pytest.mark.parametrize("scale_to_zero, last", [(False, (1, 1)), (True, (0, 0))])
+def test_a_silent_model_keeps_one_replica_per_role_unless_scale_to_zero(env, scale_to_zero, last):
+    """Found by hand at stop 52: 80 s after a model's last request the controller took both pools to 0 (its next
+    request would wait a start-up). guard.scale_to_zero (off by default, as the HPA's minReplicas >= 1) opts in."""
+    srv, ctl, given, clock = env
+    ctl.cfg.guard.scale_to_zero = scale_to_zero
+    seen = []
+    for k in range(16):  # 8 req/s for a minute, then silence for 15 minutes (> envelope window + stabilization)
+        clock[0] = 60.0 * k
+        given.next = obs(8.0 if k == 0 else 0.0, clock[0])
+        d = ctl.step()
+        seen.append(reps(srv))
+    assert min(min(r) for r in seen) == min(last) and seen[-1] == last
+    if not scale_to_zero:
+        assert any("guard.scale_to_zero is off" in r for r in d.reasons)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -92,7 +93,8 @@ def register(app: typer.Typer) -> None:
             ctl.metrics.serve(cfg.record.metrics_port, METRICS_ADDR)
 
         def show(d: Decision) -> None:
-            typer.echo(f"[{d.outcome}] t={d.t_s:.0f} forecast_rps={ {m: round(v, 3) for m, v in d.forecast_rps.items()} }")
+            when = datetime.fromtimestamp(d.t_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # was epoch seconds
+            typer.echo(f"[{d.outcome}] {when} forecast_rps={ {m: round(v, 3) for m, v in d.forecast_rps.items()} }")
             for r in d.reasons:
                 typer.echo(f"  {r}")
             for e in d.errors:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from planner.cli.console import friendly_errors
+from planner.cli.console import friendly_errors, stdout_console
 from planner.io.errors import InputError
 from planner.io.schema import Variant
 from planner.perf.laws import VariantPerf, lookup_variant_perf
@@ -62,14 +62,13 @@ def register(app: typer.Typer) -> None:
                                                         "does (profiles/iterations.py, bench/step_composition.py read it)"),
     ) -> None:
         """Serve emulated vLLM replicas (OpenAI completions + vLLM /metrics) timed by the performance model."""
-        from rich.console import Console
-
         from planner.io.validate import check_port_free
         from planner.simulate.emulator import serve_forever
 
         check_port_free(host, port, replicas)  # before start-up: a busy port is exit 2, not a thread's traceback
         perf = lookup_variant(default_perf_lookup(), variant)
-        Console().print(f"emulating {variant} ({perf.source} laws) on {host}:{port}..{port + replicas - 1}, time_scale={time_scale}; Ctrl-C stops")
+        stdout_console().print(f"emulating {variant} ({perf.source} laws) on {host}:{port}..{port + replicas - 1}, "
+                               f"time_scale={time_scale}; Ctrl-C stops", soft_wrap=True)  # one line in a log, whole
         serve_forever(perf, port=port, replicas=replicas, host=host, time_scale=time_scale, model_name=served_model_name,
                       log_iterations=log_iterations)
 
