@@ -105,6 +105,8 @@ class Controller:
         self.metrics = metrics or ControllerMetrics()
         self.log = DecisionLog(cfg.record.decision_log)
         self.elector = elector
+        if elector is None:  # no election: this replica is the only one and acts (found by hand at stop 52: it read 0)
+            self.metrics.leader.set(1)
         self.clock = clock
         self.dry_run = cfg.dry_run if dry_run is None else dry_run
         self.state: State = initial_state(cfg, plan_fn or default_plan_fn(cfg.backend, cfg.solver_time_limit_s), fleet, perf)

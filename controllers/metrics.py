@@ -11,7 +11,7 @@ Metrics (own registry, served on `record.metrics_port` at /metrics):
   pd_planner_solve_seconds                   histogram of ILP solve time
   pd_planner_forecast_rps{model}             planned (upper-quantile) request rate
   pd_planner_correction_factor{model,metric} bounded perf-model factors
-  pd_planner_leader                          1 when this replica leads
+  pd_planner_leader                          1 when this replica leads (always 1 without leader election)
 The decision log gets one JSON object per interval (appended and flushed, so a crash loses at most
 the line being written).
 """

@@ -217,3 +217,11 @@ def test_a_silent_model_keeps_one_replica_per_role_unless_scale_to_zero(env, sca
     assert min(min(r) for r in seen) == min(last) and seen[-1] == last
     if not scale_to_zero:
         assert any("guard.scale_to_zero is off" in r for r in d.reasons)
+
+
+def test_without_leader_election_the_replica_reports_that_it_leads(env):
+    """pd_planner_leader read 0 on a controller without election that was scaling the fleet (found by hand at stop 52):
+    a dashboard's 'no leader' alert would fire on every single-replica deployment."""
+    srv, ctl, given, clock = env
+    assert ctl.elector is None
+    assert ctl.metrics.registry.get_sample_value("pd_planner_leader") == 1.0
