@@ -146,6 +146,10 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float = 600.0, trace
 
     if not plan.feasible:
         raise ValueError("the plan is infeasible: nothing to simulate (see plan.diagnosis)")
+    if not (math.isfinite(duration_s) and duration_s > 0):  # was "field 'duration'", a name the API does not have
+        raise ValueError(f"duration_s must be a finite number of seconds > 0, got {duration_s!r}")
+    if seed < 0:  # was NumPy's "expected non-negative integer", which named nothing
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     if perf is None:
         perf = laws(profiles_dir)[1]
     if trace is None:

@@ -238,6 +238,17 @@ def test_solve_refuses_solver_options_that_mean_nothing(kw: dict, says: str) -> 
         solve(WL, FLEET, **kw)
 
 
+@pytest.mark.parametrize("kw, says", [({"duration_s": 0}, "duration_s"), ({"duration_s": math.nan}, "duration_s"),
+                                      ({"seed": -1}, "seed")])
+def test_simulate_names_the_argument_it_refuses(kw: dict, says: str) -> None:
+    """Found by hand at stop 52: simulate_plan(duration_s=0) said "field 'duration'" and seed=-1 NumPy's "expected
+    non-negative integer"; the message names the keyword the caller wrote."""
+    from planner import simulate_plan
+
+    with pytest.raises(ValueError, match=says):
+        simulate_plan(solve(WL, FLEET), WL, **kw)
+
+
 @pytest.mark.parametrize("what, workload, fleet, words", [
     ("a prompt past the context", whatif.single_class("llama-2-70b", 8000, 10, 1.0, Slo(ttft_ms=9000, itl_ms=100)), FLEET,
      ("workload", "classes[0].isl", "4096")),
