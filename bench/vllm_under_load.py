@@ -192,6 +192,10 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     # req/s (0.5 / 0.8 of plan v3's 4.02), seed 6100: the long-prompt rate h16b could not reach.
     ("profiles/runs/2026-12-06-h17/qwen2.5-14b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
      "profiles/runs/2026-12-06-v3/qwen2.5-14b/H100-SXM-80GB/tp1/vllm"),
+    # h18 (stop 52, rule 48-GPU-b written at stop 48 before it ran): the held-out mistral-nemo-12b settled at ISL
+    # 4,096, 3.26 / 4.01 req/s (0.65 / 0.8 of plan h4's laws' 5.01), seed 6200; laws of plan h4's profile.
+    ("profiles/runs/2026-12-07-h18/mistral-nemo-12b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-h4/mistral-nemo-12b/H100-SXM-80GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
