@@ -292,6 +292,24 @@ def test_kv_cache_full_stops_the_decode_dimension(tmp_path):
     assert (1, 256) in d.measured and (1, 512) in d.measured
     assert any("never decoded together" in why for why in d.stop_reasons.values())
     assert (16, 512) in d.dominated and (16, 512) not in d.measured
+    # both causes are named, the clock's too (found by hand at stop 52: at --time-scale 0.05 the message blamed a
+    # full KV cache that held 28x the point's tokens; the client's delays were 20x longer on the emulated clock)
+    why = next(w for w in d.stop_reasons.values() if "never decoded together" in w)
+    assert "KV cache or max_num_seqs" in why and "client opened them too far apart" in why and "--time-scale 0.2" in why
+
+
+def test_streams_that_never_overlap_are_told_apart_from_a_short_window():
+    """decode_itl_s: no step shared by all streams is StreamsNeverTogether (the axis stops, not retried: an emulator
+    run faster than its host measured steps 1.2-3.3x too long once retries made its streams overlap)."""
+    from profiles.backends.vllm import ShortDecodeWindow, StreamsNeverTogether, decode_itl_s
+
+    apart = [_stream(1.0, 0.010, 20, 1), _stream(2.0, 0.010, 20, 1)]  # the first ends at ~1.2 s, the second starts at 2 s
+    with pytest.raises(StreamsNeverTogether, match="the 2 streams never decoded together"):
+        decode_itl_s(apart, 2, 512, 16)
+    barely = [_stream(1.0, 0.010, 20, 1), _stream(1.17, 0.010, 20, 1)]  # two shared steps: a short window, retried
+    with pytest.raises(ShortDecodeWindow) as short:
+        decode_itl_s(barely, 2, 512, 16)
+    assert not isinstance(short.value, StreamsNeverTogether)
 
 
 # --------------------------------------------------------------------------- issue 10/11 additions

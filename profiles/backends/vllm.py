@@ -117,6 +117,12 @@ class ShortDecodeWindow(ProfilerError):
     """Fewer than MIN_WINDOW_GAPS steps in which every stream of a decode point was decoding."""
 
 
+class StreamsNeverTogether(ShortDecodeWindow):
+    """No step at all in which every stream of a decode point was decoding: the first ended before the last began.
+    The server held fewer at once than the grid assumed (its KV cache or max_num_seqs), or the client opened the
+    streams too far apart; not retried: the point's axis stops (VllmClient.decode_ms says why)."""
+
+
 # =========================================================================== the server process
 @dataclass
 class LaunchConfig:
@@ -412,9 +418,10 @@ def decode_itl_s(results: Sequence[StreamResult], batch: int, context: int, deco
     start = max(r.first for r in results)
     end = min(r.last for r in results)
     if end <= start:
-        # The first stream ended before the last one started: the engine never ran them as one
-        # batch (KV cache or max_num_seqs full, requests queued). Larger points will not fit either.
-        raise sweep.StopAxis(f"the {batch} streams never decoded together (KV cache or max_num_seqs full)")
+        # The first stream ended before the last one started: the engine never ran them as one batch (its KV cache
+        # or max_num_seqs full, requests queued), or the client sent them too far apart (decode_ms retries, then
+        # stops the axis saying which it can be).
+        raise StreamsNeverTogether(f"the {batch} streams never decoded together")
     if not all(r.counts_exact for r in results):
         per_req = [v for v in (r.decode_s_per_token() for r in results) if v is not None]
         if not per_req:
@@ -710,13 +717,27 @@ class VllmClient:
             self.last_decode_mean_gap_ms = gaps[0] / gaps[1] / self.time_scale * 1e3 if gaps[1] else math.nan
             return decode_itl_s(results, batch, context, decode_tokens) / self.time_scale * 1e3, len(results)
 
-        # each retry adds decode_tokens more per stream (DECODE_WINDOW_RETRIES says why); the last one's error stands
-        for k in range(DECODE_WINDOW_RETRIES):
-            try:
-                return await attempt(decode_tokens * (k + 1) + stagger)
-            except ShortDecodeWindow:
-                continue
-        return await attempt(decode_tokens * (DECODE_WINDOW_RETRIES + 1) + stagger)
+        try:
+            # each retry adds decode_tokens more per stream (DECODE_WINDOW_RETRIES says why); the last error stands
+            for k in range(DECODE_WINDOW_RETRIES):
+                try:
+                    return await attempt(decode_tokens * (k + 1) + stagger)
+                except StreamsNeverTogether:
+                    raise
+                except ShortDecodeWindow:
+                    continue
+            return await attempt(decode_tokens * (DECODE_WINDOW_RETRIES + 1) + stagger)
+        except StreamsNeverTogether as exc:
+            # Not retried, and larger points of the axis are skipped: a server that cannot hold them would only take
+            # longer, and an emulator run faster than its host keeps up with gives steps 1.2-3.3x too long once its
+            # streams do overlap (measured by hand at stop 52: --time-scale 0.05, batch 32-256, against 0.25). Both
+            # causes are named: the grid kept this point as fitting the KV capacity and max_num_seqs the profile
+            # assumes (the message blamed a full KV cache that held 28x the point's tokens).
+            slow = (f"; at --time-scale {self.time_scale:g} the client's and an emulator's own delays are "
+                    f"{1 / self.time_scale:.0f}x longer on the server's clock (a larger --time-scale)"
+                    if self.time_scale < 1 else "")
+            raise sweep.StopAxis(f"{exc}: the server held fewer at once (its KV cache or max_num_seqs smaller than the "
+                                 f"profile assumes) or the client opened them too far apart{slow}") from None
 
     async def rate_run(self, rate_rps: float, isl: int, osl: int, n_requests: int, seed: int = 0,
                        isl_scv: float = 0.0, isl_max: int | None = None, osl_scv: float = 0.0,
