@@ -291,3 +291,25 @@ def test_large_batch_streams_merge_tokens_into_chunks_and_list_their_ids():
     assert lone[0] == (40, 40, 40)  # one token per chunk at batch 1
     assert all(ids == usage == 40 for _, ids, usage in big)
     assert sum(ch for ch, _, _ in big) < 0.9 * 128 * 40  # many chunks carried several tokens
+
+
+def test_an_emulator_that_cannot_keep_up_says_so(caplog):
+    """Each resync of the virtual clock (it trailed the wall by more than MAX_LAG_S emulated seconds: this machine
+    cannot keep up) was counted and never shown (stop 52); the 1st, 2nd, 4th, ... are logged, naming the time scale."""
+    import logging
+
+    from planner.simulate.emulator import EmulatedEngine, EmulatedServer
+
+    server = EmulatedServer(PERF, time_scale=0.01)
+    engine = EmulatedEngine(PERF, server.model_name, 0.01, server.max_model_len, server.metrics)
+    engine._idle = False
+    with caplog.at_level(logging.WARNING, logger="pd_planner.emulator"):
+        for _ in range(5):
+            engine._step_end = time.monotonic() - 0.5  # 50 emulated s behind at 0.01
+            engine._step_start()
+    said = [r.getMessage() for r in caplog.records if r.name == "pd_planner.emulator"]
+    assert engine.resyncs == 5 and len(said) == 3  # the 1st, 2nd and 4th
+    assert "cannot keep up at --time-scale 0.01" in said[0] and "(4 times so far)" in said[2]
+    engine._step_end = time.monotonic()  # on time: no resync, nothing said
+    engine._step_start()
+    assert engine.resyncs == 5

@@ -49,6 +49,7 @@ import asyncio
 import functools
 import itertools
 import json
+import logging
 import math
 import random
 import threading
@@ -70,6 +71,7 @@ from planner.simulate.kvconnector import KvConnectorEmulation
 from planner.simulate.steptime import check_perf, chunk_cost_isl2, mixed_step_ms
 
 T = TypeVar("T")
+log = logging.getLogger("pd_planner.emulator")
 
 # vLLM's default KV block size in tokens (vllm CacheConfig.block_size default 16 on CUDA).
 BLOCK_SIZE_TOKENS = 16
@@ -335,6 +337,11 @@ class EmulatedEngine:
             return max(self._step_end, now)
         if now - self._step_end > self.MAX_LAG_S * self.time_scale:
             self.resyncs += 1
+            if self.resyncs & (self.resyncs - 1) == 0:  # the 1st, 2nd, 4th, 8th...: said, without flooding a log
+                # Stop 52: `resyncs` was counted and never shown; an emulator that cannot keep its clock now says so.
+                log.warning("emulated %s: the engine fell %.2f emulated s behind the wall (%d times so far): this "
+                            "machine cannot keep up at --time-scale %g, latencies read long (a larger --time-scale)",
+                            self.model_name, (now - self._step_end) / self.time_scale, self.resyncs, self.time_scale)
             return now
         return self._step_end
 
