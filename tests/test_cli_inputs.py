@@ -95,6 +95,9 @@ CASES = [
          2, ("{f}", "classes[0].isl", "131072")),
     Case("--profiles with no profile", lambda t: ["solve", "-w", W, "-f", F, "--profiles", str(Path(t("empty/.keep", "")).parent), *NS],
          2, ("--profiles", "no profile found")),
+    # found by hand at stop 52: README's `planner profile ... --out out/profile` wrote a folder --profiles refused unexplained
+    Case("--profiles naming one profile, not a root", lambda t: ["solve", "-w", W, "-f", F, "--profiles", str(PROFILE_8B / "vllm"), *NS],
+         2, ("no profile found", "This folder is itself one profile", "ROOT/llama-3.1-8b/H100-SXM-80GB/tp1/vllm/")),
     Case("pd_ratio_min > pd_ratio_max", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {pd_ratio_min: 3, pd_ratio_max: 1}")), *NS],
          2, ("{f}", "limits", "pd_ratio_min")),
     Case("isl_max below the mean isl", lambda t: ["solve", "-w", t("w.yaml", wl("  - {id: c, model: llama-3.1-8b, isl: 1024, osl: 128, "

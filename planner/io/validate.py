@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from planner.io.errors import InputError
 from planner.io.files import load_model, parse_model
-from planner.io.schema import Fleet, Slo, Variant, Workload
+from planner.io.schema import Fleet, Slo, Variant, Workload, precision_suffix
 
 if TYPE_CHECKING:  # pragma: no cover - types only
     import pandas as pd
@@ -121,10 +121,33 @@ def load_workload_fleet(workload: str | os.PathLike[str], fleet: str | os.PathLi
 
 
 def check_profiles_found(measured: int, profiles_dir: str | os.PathLike[str] | None) -> None:
-    """A --profiles root that yields no profile is an error, not a silent fall-back to the prior."""
+    """A --profiles root that yields no profile is an error, not a silent fall-back to the prior. A folder that is
+    itself one profile (what `planner profile --out DIR` writes) is told where it belongs under a root."""
     if profiles_dir is not None and measured == 0:
         raise InputError(str(profiles_dir), "--profiles", "no profile found; expected <model>/<gpu>/tp<N>/ folders holding "
-                         "meta.yaml, prefill.csv and decode.csv (see profiles/data); leave --profiles out for the bundled ones")
+                         "meta.yaml, prefill.csv and decode.csv (see profiles/data); leave --profiles out for the bundled "
+                         "ones" + _one_profile_hint(Path(profiles_dir)))
+
+
+def _one_profile_hint(folder: Path) -> str:
+    """'' unless `folder` (or its vllm/) holds a profile's meta.yaml: then the path under a root it belongs at (found
+    by hand at stop 52: README's `planner profile ... --out out/profile` wrote one that `--profiles out/profile` refused
+    without saying why)."""
+    import yaml
+
+    meta = next((p for p in (folder / "meta.yaml", folder / "vllm" / "meta.yaml") if p.is_file()), None)
+    if meta is None:
+        return ""
+    try:
+        m = yaml.safe_load(meta.read_text())
+        model, gpu, tp = str(m["model"]), str(m["gpu"]), int(m["tp"])
+        tail = precision_suffix(str(m.get("weight_dtype", "bf16")), str(m.get("kv_dtype", "bf16")))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return ""
+    sub = "vllm/" if meta.parent.name == "vllm" or m.get("backend") == "vllm" else ""
+    return (f". This folder is itself one profile ({meta}: {model} on {gpu}, tp {tp}): --profiles takes a root that holds "
+            f"it as ROOT/{model}/{gpu}/tp{tp}{tail}/{sub} (planner profile --out ROOT/{model}/{gpu}/tp{tp}{tail}/{sub} "
+            "writes it there)")
 
 
 def check_fit_support(profile_path: str | os.PathLike[str], prefill: FitReport, decode: FitReport) -> None:
