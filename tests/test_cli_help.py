@@ -47,6 +47,7 @@ def test_the_walk_finds_every_command() -> None:
 def test_help_names_every_option_whole(path: tuple[str, ...], command: object) -> None:
     text = _help(path)
     assert "…" not in text
+    assert "<list[" not in text  # a repeatable option shows what one value looks like ('--price GPU=USD')
     assert max(len(line) for line in text.splitlines()) <= WIDTH, text
     for param in getattr(command, "params", []):
         for opt in [*param.opts, *param.secondary_opts]:

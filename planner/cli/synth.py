@@ -21,7 +21,7 @@ def register(workload_app: typer.Typer) -> None:
         duration_s: float = typer.Option(2400.0, "--duration-s", help="trace length, s"),
         seed: int = typer.Option(0, "--seed", min=0, help="random seed (the trace is deterministic given it)"),
         model: str = typer.Option("llama-2-70b", "--model", help="model name written in the model column"),
-        param: list[str] = typer.Option([], "--param", help="family parameter override NAME=VALUE (repeatable)"),
+        param: list[str] = typer.Option([], "--param", metavar="NAME=VALUE", help="family parameter override NAME=VALUE (repeatable)"),
         azure_columns: bool = typer.Option(False, "--azure-columns",
                                            help="write TIMESTAMP,ContextTokens,GeneratedTokens (the Azure trace's columns)"),
         output: Path | None = typer.Option(None, "--output", "-o", help="write the CSV here (default: stdout)"),
