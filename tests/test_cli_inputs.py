@@ -136,6 +136,9 @@ CASES = [
          2, ("--routing", "least_loaded", "random")),
     Case("simulate --kv-policy lazy", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--kv-policy", "lazy"],
          2, ("--kv-policy", "on_demand", "reserve")),
+    # found by hand at stop 52: `explain --plan P` (as simulate takes it) was "No such option"; both forms read the plan
+    Case("explain with no plan", lambda t: ["explain"], 2, ("--plan", "one plan file", "got none")),
+    Case("explain with two plans", lambda t: ["explain", _good_plan(t), "--plan", _good_plan(t)], 2, ("--plan", "got two")),
     Case("simulate --duration 0", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "0"], 2, ("--duration", "> 0")),
     Case("simulate --duration 1e12", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "1e12"],
          2, ("--duration", "limit")),
@@ -705,3 +708,18 @@ def test_messages_quote_a_files_numbers_as_written(tmp_path: Path) -> None:
         f.write("1024,1,-5,median\n")
     r = runner.invoke(app, ["profile", "show", str(d), "--png", str(tmp_path / "x.png")])
     assert r.exit_code == 2 and "has -5.0" in r.output and "np." not in r.output, r.output
+
+
+def test_explain_reads_the_plan_as_an_argument_or_as_simulate_takes_it(tmp_path: Path) -> None:
+    """`planner explain PLAN` and `planner explain --plan PLAN` print the same (found by hand at stop 52: the second,
+    the form `planner simulate --plan` takes, was "No such option: --plan")."""
+    def t(name: str, content: str | bytes) -> str:
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
+        return str(p)
+
+    plan = _good_plan(t)
+    a = runner.invoke(app, ["explain", plan])
+    b = runner.invoke(app, ["explain", "--plan", plan])
+    assert a.exit_code == 0 and b.exit_code == 0 and "Binding constraints" in a.output and a.output == b.output

@@ -184,12 +184,21 @@ def solve(
 
 @app.command("explain")
 @friendly_errors
-def explain_cmd(plan_path: Path = typer.Argument(..., help="plan file written by `planner solve`")) -> None:
+def explain_cmd(
+    plan_path: Path | None = typer.Argument(None, help="plan file written by `planner solve`"),
+    plan_option: Path | None = typer.Option(None, "--plan", help="the plan file, as `planner simulate --plan` takes it"),
+) -> None:
     """Binding constraints of a plan and what each class is predicted to see against its SLO."""
+    from planner.io.errors import InputError
     from planner.io.planfile import load_plan
     from planner.planning.explain import explain
 
-    for line in explain(load_plan(plan_path)):
+    # `simulate` takes --plan; `explain --plan P` was "No such option" (found by hand at stop 52): either form is read
+    chosen = plan_path or plan_option
+    if chosen is None or (plan_path is not None and plan_option is not None):
+        raise InputError(None, "--plan", "one plan file, as `planner explain PLAN` or `planner explain --plan PLAN`; got "
+                         + ("none" if chosen is None else f"two ({plan_path} and {plan_option})"))
+    for line in explain(load_plan(chosen)):
         console.print(line, highlight=False)
 
 
