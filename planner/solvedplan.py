@@ -61,7 +61,7 @@ def headline(plan: Plan) -> str:
         return f"INFEASIBLE plan ({plan.solver.backend} {plan.solver.status})"
     gpus = ", ".join(f"{n} x {g}" for g, n in sorted(plan.gpus.items())) or "no GPUs"
     total = sum(plan.gpus.values())
-    out = f"${plan.cost_per_hour:,.2f}/h on {total} GPUs ({gpus})"
+    out = f"${plan.cost_per_hour:,.2f}/h on {total} GPU{'' if total == 1 else 's'} ({gpus})"
     if plan.load_multiplier is not None:
         out += f"; serves {plan.load_multiplier:.2f}x the workload"
     s = plan.solver

@@ -28,7 +28,8 @@ def explain(plan: Plan) -> list[str]:
         return lines
     s = plan.solver
     gap = f", gap {s.gap * 100:.2f}%" if s.gap is not None else ""
-    lines.append(f"Cost ${plan.cost_per_hour:,.2f}/h on {sum(plan.gpus.values())} GPUs "
+    n_gpus = sum(plan.gpus.values())
+    lines.append(f"Cost ${plan.cost_per_hour:,.2f}/h on {n_gpus} GPU{'' if n_gpus == 1 else 's'} "
                  f"({', '.join(f'{n} {g}' for g, n in sorted(plan.gpus.items()))}); solver {s.backend} {s.status}{gap} in {s.seconds:.2f}s.")
     if plan.load_multiplier is not None:
         lines.append(f"This fleet serves {plan.load_multiplier:.2f}x the workload within SLO.")
