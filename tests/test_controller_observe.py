@@ -113,3 +113,22 @@ def test_unknown_model_is_missing(setup):
     o = obs.observe()
     assert not o.ok and "no vLLM metrics for model other" in o.reason
 
+
+
+def test_the_validate_a_config_run_asks_prometheus_about_the_selector(tmp_path):
+    """`planner control --dry-run --once` checks the config against a REAL Prometheus (no targets needed): a selector
+    Prometheus cannot parse, and a URL that is not a Prometheus HTTP API, are exit 2 naming the field (found by hand
+    at stop 52: `selector: 'namespace="llm'` passed with rc 0 and every interval held on 'PromQL failed (HTTP 400)')."""
+    import pytest
+
+    from planner.io.errors import InputError
+    from planner.io.validate import check_prometheus_query
+
+    require_prometheus()
+    with PrometheusServer(tmp_path, {}) as prom:
+        check_prometheus_query(prom.url, 'namespace="llm"', "c.yaml")  # well-formed: no series is not an error here
+        check_prometheus_query(prom.url, "", "c.yaml")
+        with pytest.raises(InputError, match=r"c\.yaml: field 'prometheus\.selector': Prometheus refused .*unterminated"):
+            check_prometheus_query(prom.url, 'namespace="llm', "c.yaml")
+        with pytest.raises(InputError, match=r"field 'prometheus\.url': answered HTTP 404"):
+            check_prometheus_query(prom.url + "/not-prometheus", "", "c.yaml")

@@ -264,3 +264,27 @@ def check_controller_config(cfg: ControllerConfig, fleet: Fleet, catalog: Catalo
     check_fleet(fleet, catalog, cfg.fleet)
     if probe:
         check_reachable(cfg.prometheus.url, p, "prometheus.url", timeout_s=min(cfg.prometheus.timeout_s, 5.0))
+        check_prometheus_query(cfg.prometheus.url, cfg.prometheus.selector, p, timeout_s=min(cfg.prometheus.timeout_s, 5.0))
+
+
+def check_prometheus_query(url: str, selector: str, path: str, timeout_s: float = 5.0) -> None:
+    """The server at `url` answers the Prometheus HTTP API, and takes the config's label selector, as the controller's
+    queries put it (found by hand at stop 52: `selector: 'namespace="llm'` passed the validate-a-config run, rc 0,
+    and every interval then held on 'PromQL failed (HTTP 400)')."""
+    import httpx
+
+    promql = "vllm:num_requests_running" + ("{" + selector + "}" if selector else "")
+    try:
+        r = httpx.get(url.rstrip("/") + "/api/v1/query", params={"query": promql}, timeout=timeout_s)
+        body = r.json()
+    except httpx.HTTPError as exc:
+        raise InputError(path, "prometheus.url", f"no answer to /api/v1/query ({exc}); expected a Prometheus") from None
+    except ValueError:
+        raise InputError(path, "prometheus.url", f"answered HTTP {r.status_code} to /api/v1/query without JSON: not a "
+                         "Prometheus HTTP API (is a route prefix missing from the URL?)") from None
+    if r.status_code == 400 and selector:
+        raise InputError(path, "prometheus.selector", f"Prometheus refused {promql!r}: {body.get('error', body)}; "
+                         "expected PromQL label matchers such as 'namespace=\"llm\"'")
+    if r.status_code != 200 or not isinstance(body, dict) or body.get("status") != "success":
+        raise InputError(path, "prometheus.url", f"answered HTTP {r.status_code} to /api/v1/query ({str(body)[:200]}); "
+                         "expected a Prometheus HTTP API")
