@@ -112,6 +112,9 @@ def test_unknown_model_is_missing(setup):
     obs = PrometheusObserver(cfg, {"other": "other-model"}, {"other": 90.0})
     o = obs.observe()
     assert not o.ok and "no vLLM metrics for model other" in o.reason
+    # the labels Prometheus does have are named, and the field that maps them (found by hand at stop 52), once scraped
+    o = wait_for(lambda: (lambda r: r if SERVED in r.reason else None)(obs.observe()))
+    assert f"model_name {SERVED!r}" in o.reason and "served_name" in o.reason
 
 
 

@@ -113,6 +113,21 @@ class PrometheusObserver:
         series: list[PromSeries] = body["data"]["result"]
         return series
 
+    def _other_model_names(self, sel: str) -> str:
+        """'; Prometheus has vLLM series of model_name 'a', 'b' (...served_name...)' for the labels no configured model
+        reads, '' when there are none or the query fails (found by hand at stop 52: a config naming a model by its
+        planner name where vLLM exported its Hugging Face id said only that no metrics came)."""
+        try:
+            names = sorted({s["metric"].get("model_name", "") for s in
+                            self.query(f"count by (model_name) (vllm:num_requests_running{sel})")} - set(self.by_label) - {""})
+        except PromError:
+            return ""
+        if not names:
+            return ""
+        return ("; Prometheus has vLLM series of model_name " + ", ".join(repr(n) for n in names[:5])
+                + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                + ": set models.<name>.served_name to the label vLLM exports (its --served-model-name)")
+
     def _sel(self, *extra: str) -> str:
         parts = [p for p in (self.cfg.selector, *extra) if p]
         return "{" + ",".join(parts) + "}" if parts else ""
@@ -250,9 +265,12 @@ class PrometheusObserver:
 
         obs = Observation(t_s=now_s, ok=True)
         problems: list[str] = []
+        others: str | None = None  # the model_name labels Prometheus does have, asked once when a model has none
         for m in self.served:
             if m not in newest:
-                problems.append(f"no vLLM metrics for model {m} (model_name={self.served[m]!r})")
+                if others is None:
+                    others = self._other_model_names(allsel)
+                problems.append(f"no vLLM metrics for model {m} (model_name={self.served[m]!r}){others}")
                 continue
             if m in unlabelled:
                 problems.append(f"{int(unlabelled[m])} vLLM series of {m} have no {rl!r} label: relabel the pod's "
