@@ -261,6 +261,14 @@ def check_controller_config(cfg: ControllerConfig, fleet: Fleet, catalog: Catalo
     port = cfg.record.metrics_port
     if port is not None and not (1 <= port <= MAX_PORT):
         raise InputError(p, "record.metrics_port", f"expected a TCP port in 1..{MAX_PORT} (or null: off), got {port}")
+    log = cfg.record.decision_log
+    if log:  # a log that cannot be written was a traceback at start-up (found by hand at stop 52)
+        from planner.io.files import check_writable
+
+        try:
+            check_writable(log, "record.decision_log")
+        except InputError as exc:
+            raise InputError(p, "record.decision_log", f"{log}: {exc.expected}") from None
     check_fleet(fleet, catalog, cfg.fleet)
     if probe:
         check_reachable(cfg.prometheus.url, p, "prometheus.url", timeout_s=min(cfg.prometheus.timeout_s, 5.0))
