@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from planner.io.errors import InputError
 from planner.io.files import load_model, parse_model, read_yaml
 from planner.io.schema import Fleet, Slo
 
@@ -689,5 +690,8 @@ def load_config(path: str | Path) -> tuple[ControllerConfig, Fleet]:
     fleet_path = Path(cfg.fleet)
     if not fleet_path.is_absolute():
         fleet_path = p.parent / fleet_path
+    if not fleet_path.is_file():  # was "nope.yaml: file not found", without the config that named it (stop 52)
+        raise InputError(str(p), "fleet", f"a fleet YAML (relative to the config's folder); {fleet_path} is "
+                         + ("a directory" if fleet_path.is_dir() else "not found"))
     fleet = load_model(Fleet, fleet_path)
     return cfg, fleet

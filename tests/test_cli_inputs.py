@@ -361,6 +361,8 @@ CASES = [
          2, ("{f}", "models", "at least 1 item")),
     Case("control: metrics_port 99999", lambda t: ["control", "--config", _ctl(t, lambda c: c["record"].update(metrics_port=99999)), "--dry-run", "--once"],
          2, ("{f}", "record.metrics_port", "65535")),
+    Case("control: fleet file missing", lambda t: ["control", "--config", _ctl(t, lambda c: c.update(fleet="nope.yaml")),
+                                                   "--dry-run", "--once"], 2, ("{f}", "field 'fleet'", "nope.yaml is not found")),
     # found by hand at stop 52: a decision log that cannot be written was a traceback at start-up
     Case("control: decision_log a directory", lambda t: ["control", "--config", _ctl(t, lambda c: c["record"].update(
         decision_log=str(Path(t("logs/.keep", "")).parent))), "--dry-run", "--once"], 2, ("{f}", "record.decision_log", "is a directory")),
