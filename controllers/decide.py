@@ -81,7 +81,18 @@ from controllers.correct import (ITL_BUCKETS_MS, TTFT_BUCKETS_MS, CorrectedPerf,
 from controllers.forecasters import FORECASTERS, ForecastInputs
 from controllers.guard import GuardState, guard, hold
 from controllers.observe import ModelObservation, Observation
-from planner.io.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, Plan, RequestClass, Slo, Variant, Workload
+from planner.io.schema import (
+    MIN_IDC,
+    Burstiness,
+    Fleet,
+    GpuInventory,
+    ModelEntry,
+    Plan,
+    RequestClass,
+    Slo,
+    Variant,
+    Workload,
+)
 from planner.planning.lengths import LengthSpread, spread_from_histogram
 from planner.planning.slo_metrics import SloMetric
 
@@ -808,6 +819,16 @@ def _pairing(plan: Plan | None) -> dict[str, dict[str, dict[str, dict[str, float
             for m, mp in plan.models.items() if mp.pairing}
 
 
+def _less_held(fleet: Fleet, others: Mapping[str, PoolStatus]) -> dict[str, GpuInventory]:
+    """The fleet's inventory less the GPUs that pools of models not in the config hold (desired x TP)."""
+    held: dict[str, int] = {}
+    for p, st in others.items():
+        v = Variant.parse(p)
+        held[v.gpu] = held.get(v.gpu, 0) + st.desired * v.tp
+    return {g: inv.model_copy(update={"available": max(0, inv.available - held.get(g, 0))})
+            for g, inv in fleet.gpus.items()}
+
+
 def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, State]:
     """One interval's decision (see the module docstring). Pure except for the injected planner."""
     cfg = state.cfg
@@ -816,11 +837,22 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         g = hold(gstate, {}, f"platform unreachable ({snapshot.platform_error})")
         return Decision(t_s=now, target=g.target, held=True, reasons=tuple(g.reasons), hold_reason="platform",
                         errors=(f"read pools: {snapshot.platform_error}",)), state
+    # Only the configured models' pools are the controller's: another model's pools (labelled alike, another team's
+    # service) are left as they are and their GPUs are not free (found by hand at stop 52: the controller of
+    # llama-2-70b took a llama-3.1-8b Deployment of 3 replicas to 0 once its scale-down window had passed).
+    others = {p: st for p, st in snapshot.pools.items() if Variant.parse(p).model not in cfg.models}
+    snapshot = replace(snapshot, pools={p: st for p, st in snapshot.pools.items() if p not in others})
+    assert snapshot.pools is not None
     current = {p: s.desired for p, s in snapshot.pools.items()}
     ready = {p: s.ready for p, s in snapshot.pools.items()}
     obs = snapshot.metrics
     reasons: list[str] = []
     errors: list[str] = []
+    if any(st.desired > 0 for st in others.values()):
+        held_gpus = sum(st.desired * Variant.parse(p).tp for p, st in others.items())
+        reasons.append("left as they are (models not in the config): " + ", ".join(
+            f"{p} ({st.desired})" for p, st in sorted(others.items()) if st.desired > 0)
+            + f"; their {held_gpus} GPUs are not planned on")
     if not obs.ok:
         g = guard(cfg.guard, gstate, now, current, None, metrics_ok=False, metrics_reason=obs.reason,
                   stabilization_s=stabilization_s(cfg))
@@ -870,7 +902,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
                                f"instead of the fleet's limits.utilization {fleet_now.limits.utilization:g}")
             limits["utilization"] = cfg.forecast.plan_utilization
         fleet_now = fleet_now.model_copy(update={"current": {p: n for p, n in current.items() if n > 0},
-                                                 "limits": fleet_now.limits.model_copy(update=limits)})
+                                                 "limits": fleet_now.limits.model_copy(update=limits),
+                                                 "gpus": _less_held(fleet_now, others)})
         t0 = time.perf_counter()  # only reported (solve_s), never decided on
         cand = state.planner.plan_fn(workload, fleet_now, CorrectedPerf(state.planner.perf, corrections))
         solve_s = cand.solver.seconds or (time.perf_counter() - t0)

@@ -225,3 +225,24 @@ def test_without_leader_election_the_replica_reports_that_it_leads(env):
     srv, ctl, given, clock = env
     assert ctl.elector is None
     assert ctl.metrics.registry.get_sample_value("pd_planner_leader") == 1.0
+
+
+@pytest.mark.parametrize("other_replicas", [3, 62])
+def test_pools_of_models_not_in_the_config_are_left_alone(env, other_replicas):
+    """Found by hand at stop 52: a Deployment of another model (labelled alike: another team's service) went from 3
+    replicas to 0 once the scale-down window had passed, and its GPUs counted as free. Now it keeps its replicas and
+    its GPUs are not planned on: with 62 of the 64 GPUs held by it, the 12 GPUs llama-2-70b needs do not fit."""
+    srv, ctl, given, clock = env
+    srv.state.add_workload("deployment", NS, "other", {"pd-planner.io/model": "llama-3.1-8b", "pd-planner.io/role": "mixed",
+                                                       "pd-planner.io/gpu": GPU, "pd-planner.io/tp": "1"}, other_replicas)
+    for k in range(8):
+        clock[0] = 60.0 * k
+        given.next = obs(8.0, clock[0])
+        d = ctl.step()
+        assert srv.state.replicas("deployment", NS, "other") == other_replicas
+        assert "llama-3.1-8b/mixed/H100-SXM-80GB/tp1" not in d.target
+    assert any("left as they are" in r and f"their {other_replicas} GPUs" in r for r in d.reasons)
+    if other_replicas == 62:
+        assert reps(srv) == (1, 1) and d.outcome == "held"  # nothing fits beside them: the last good fleet holds
+    else:
+        assert reps(srv) == (2, 4)

@@ -26,6 +26,7 @@ from planner.io.schema import (
     Slo,
     SloCost,
     SolverInfo,
+    Variant,
     Workload,
 )
 from planner.perf.graphs import graph_limit
@@ -592,6 +593,20 @@ def _routing_notes(inst: Instance, vid: str, pool: PoolPlan, flows: dict[str, fl
             "queues alone" + would + " (planner/planning/capacity.py, Pool of replicas)"]
 
 
+def _unplanned_current_notes(fleet: Fleet, workload: Workload) -> list[str]:
+    """A note per model whose pools run now (fleet.current) but which the workload does not list: the plan holds none
+    of them, so applying it stops that model (found by hand at stop 52: two llama-2-70b replicas left the plan
+    without a word)."""
+    running: dict[str, int] = defaultdict(int)
+    for pid, n in fleet.current.items():
+        model = Variant.parse(pid).model
+        if n > 0 and model not in workload.models:
+            running[model] += n
+    return [f"the fleet runs {n} replica{'' if n == 1 else 's'} of {m} now (fleet.current), a model the workload does not "
+            "list: the plan holds none of them (applied, it stops that model; list it in the workload to keep it)"
+            for m, n in sorted(running.items())]
+
+
 def _random_routing_note(inst: Instance) -> list[str]:
     """The plan-wide note of a plan sized for random routing (the fleet's limits.routing: random)."""
     if inst.fleet.limits.routing != "random":
@@ -671,6 +686,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
 
     plan = Plan(solver=info, load_multiplier=sol.load_multiplier if inst.problem.objective == "max_load" else None,
                 replica_routing=replica_routing)
+    plan.notes.extend(_unplanned_current_notes(inst.fleet, inst.workload))
     plan.notes.extend(_random_routing_note(inst))
     pools: dict[str, PoolPlan] = {}
     for vid, n in sorted(sol.replicas.items()):
