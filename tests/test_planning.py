@@ -448,3 +448,18 @@ def test_a_mixed_pool_with_prompts_that_fill_a_step_says_to_verify(perf, catalog
     assert bool(said) == noted, plan.notes
     if noted:
         assert "--verify" in said[0] and f"{isl}-token" in said[0]
+
+
+def test_a_model_that_runs_now_but_the_workload_omits_is_noted():
+    """fleet.current holds two llama-2-70b replicas, the workload lists llama-3.1-8b only: the plan holds none of them
+    and says so (found by hand at stop 52: applied, such a plan stopped a model without a word)."""
+    from planner.io.schema import FleetLimits, GpuInventory
+
+    wl = Workload(models={"llama-3.1-8b": ModelEntry(slo=Slo(ttft_ms=1000, itl_ms=50))},
+                  classes=[RequestClass(id="c", model="llama-3.1-8b", isl=500, osl=100, rate_rps=2.0)])
+    fleet = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=16)}, limits=FleetLimits(allowed_tp=[1, 2]),
+                  current={"llama-2-70b/prefill/H100-SXM-80GB/tp2": 2, "llama-3.1-8b/mixed/H100-SXM-80GB/tp1": 1})
+    plan = plan_workload(wl, fleet, PerfModel.load())
+    said = [n for n in plan.notes if "llama-2-70b" in n]
+    assert plan.feasible and len(said) == 1 and "runs 2 replicas of llama-2-70b now" in said[0]
+    assert not any("llama-3.1-8b now" in n for n in plan.notes)
