@@ -840,7 +840,10 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     # Only the configured models' pools are the controller's: another model's pools (labelled alike, another team's
     # service) are left as they are and their GPUs are not free (found by hand at stop 52: the controller of
     # llama-2-70b took a llama-3.1-8b Deployment of 3 replicas to 0 once its scale-down window had passed).
-    others = {p: st for p, st in snapshot.pools.items() if Variant.parse(p).model not in cfg.models}
+    # Pools on a GPU type the fleet file does not list are outside the inventory the controller plans: left alone too.
+    fleet_gpus = state.planner.fleet.gpus
+    others = {p: st for p, st in snapshot.pools.items()
+              if Variant.parse(p).model not in cfg.models or Variant.parse(p).gpu not in fleet_gpus}
     snapshot = replace(snapshot, pools={p: st for p, st in snapshot.pools.items() if p not in others})
     assert snapshot.pools is not None
     current = {p: s.desired for p, s in snapshot.pools.items()}
@@ -848,11 +851,13 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     obs = snapshot.metrics
     reasons: list[str] = []
     errors: list[str] = []
-    if any(st.desired > 0 for st in others.values()):
-        held_gpus = sum(st.desired * Variant.parse(p).tp for p, st in others.items())
-        reasons.append("left as they are (models not in the config): " + ", ".join(
-            f"{p} ({st.desired})" for p, st in sorted(others.items()) if st.desired > 0)
-            + f"; their {held_gpus} GPUs are not planned on")
+    by_model = {p for p in others if Variant.parse(p).model not in cfg.models}
+    for why, pools_left in (("models not in the config", by_model), ("GPU types not in the fleet file", set(others) - by_model)):
+        left = {p: st for p, st in sorted(others.items()) if st.desired > 0 and p in pools_left}
+        if left:
+            reasons.append(f"left as they are ({why}): " + ", ".join(f"{p} ({st.desired})" for p, st in left.items())
+                           + f"; their {sum(st.desired * Variant.parse(p).tp for p, st in left.items())} GPUs are not "
+                           "planned on")
     if not obs.ok:
         g = guard(cfg.guard, gstate, now, current, None, metrics_ok=False, metrics_reason=obs.reason,
                   stabilization_s=stabilization_s(cfg))

@@ -246,3 +246,19 @@ def test_pools_of_models_not_in_the_config_are_left_alone(env, other_replicas):
         assert reps(srv) == (1, 1) and d.outcome == "held"  # nothing fits beside them: the last good fleet holds
     else:
         assert reps(srv) == (2, 4)
+
+
+def test_a_pool_on_a_gpu_type_the_fleet_file_omits_is_left_alone(env):
+    """A decode pool of the configured model on A100s, which the fleet file does not list (only H100s), went to 0 once
+    the scale-down window had passed (found by hand at stop 52): it is outside the inventory the controller plans,
+    so it keeps its replicas, and the reasons say why."""
+    srv, ctl, given, clock = env
+    srv.state.add_workload("deployment", NS, "d-a100", {"pd-planner.io/model": MODEL, "pd-planner.io/role": "decode",
+                                                        "pd-planner.io/gpu": "A100-80GB", "pd-planner.io/tp": "2"}, 3)
+    for k in range(8):
+        clock[0] = 60.0 * k
+        given.next = obs(8.0, clock[0])
+        d = ctl.step()
+        assert srv.state.replicas("deployment", NS, "d-a100") == 3
+    assert any(r.startswith("left as they are (GPU types not in the fleet file): llama-2-70b/decode/A100-80GB/tp2 (3)")
+               for r in d.reasons)
