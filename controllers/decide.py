@@ -58,7 +58,9 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
             proposal itself, guard.never_below_proposal); no scale-down while the model's rate rose in the
             last `rise_intervals` (only near its envelope: rise_min_share, 0.7 by default) or its queue grows; >= 1 replica per role
             while the model has traffic in the envelope window (no scale-to-zero on a quiet minute), and
-            always unless guard.scale_to_zero.
+            always unless guard.scale_to_zero. Pools of models not in the config, on GPU types the fleet file does
+            not list, or of a model whose metrics cannot be used this interval (Observation.unusable) are left as
+            they are, their GPUs taken from the inventory the others are planned on.
 
 State is immutable (frozen dataclasses holding tuples and fresh dicts); every call returns a new one.
 """
@@ -841,9 +843,13 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     # service) are left as they are and their GPUs are not free (found by hand at stop 52: the controller of
     # llama-2-70b took a llama-3.1-8b Deployment of 3 replicas to 0 once its scale-down window had passed).
     # Pools on a GPU type the fleet file does not list are outside the inventory the controller plans: left alone too.
+    # A model whose metrics cannot be used this interval (Observation.unusable) is held the same way, on its own: the
+    # other models are still planned (found by hand at stop 52: one model without series held every model's scaling).
     fleet_gpus = state.planner.fleet.gpus
+    held_models = set(snapshot.metrics.unusable) if snapshot.metrics.ok else set()
     others = {p: st for p, st in snapshot.pools.items()
-              if Variant.parse(p).model not in cfg.models or Variant.parse(p).gpu not in fleet_gpus}
+              if Variant.parse(p).model not in cfg.models or Variant.parse(p).gpu not in fleet_gpus
+              or Variant.parse(p).model in held_models}
     snapshot = replace(snapshot, pools={p: st for p, st in snapshot.pools.items() if p not in others})
     assert snapshot.pools is not None
     current = {p: s.desired for p, s in snapshot.pools.items()}
@@ -851,8 +857,12 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     obs = snapshot.metrics
     reasons: list[str] = []
     errors: list[str] = []
+    for m, why in sorted(snapshot.metrics.unusable.items()) if held_models else ():
+        reasons.append(f"hold {m}'s pools: metrics unusable ({why})")
     by_model = {p for p in others if Variant.parse(p).model not in cfg.models}
-    for why, pools_left in (("models not in the config", by_model), ("GPU types not in the fleet file", set(others) - by_model)):
+    by_metrics = {p for p in others if Variant.parse(p).model in held_models}
+    for why, pools_left in (("models not in the config", by_model),
+                            ("GPU types not in the fleet file", set(others) - by_model - by_metrics)):
         left = {p: st for p, st in sorted(others.items()) if st.desired > 0 and p in pools_left}
         if left:
             reasons.append(f"left as they are ({why}): " + ", ".join(f"{p} ({st.desired})" for p, st in left.items())

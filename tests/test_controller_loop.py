@@ -262,3 +262,19 @@ def test_a_pool_on_a_gpu_type_the_fleet_file_omits_is_left_alone(env):
         assert srv.state.replicas("deployment", NS, "d-a100") == 3
     assert any(r.startswith("left as they are (GPU types not in the fleet file): llama-2-70b/decode/A100-80GB/tp2 (3)")
                for r in d.reasons)
+
+
+def test_a_model_without_usable_metrics_is_held_on_its_own(env):
+    """Two configured models, one without vLLM series this interval (Observation.unusable): its pool keeps its replicas
+    and GPUs, the other is planned (found by hand at stop 52: one model without series held every model's scaling)."""
+    srv, ctl, given, clock = env
+    ctl.cfg.models["llama-3.1-8b"] = ModelConfig(slo=Slo(ttft_ms=1000, itl_ms=50, percentile=90))
+    srv.state.add_workload("deployment", NS, "small", {"pd-planner.io/model": "llama-3.1-8b", "pd-planner.io/role": "mixed",
+                                                       "pd-planner.io/gpu": GPU, "pd-planner.io/tp": "1"}, 2)
+    o = obs(8.0, 0)
+    o.unusable = {"llama-3.1-8b": "no vLLM metrics for model llama-3.1-8b (model_name='llama-3.1-8b')"}
+    given.next = o
+    d = ctl.step()
+    assert d.outcome == "applied" and reps(srv) == (2, 4)  # llama-2-70b scaled up as before
+    assert srv.state.replicas("deployment", NS, "small") == 2 and "llama-3.1-8b/mixed/H100-SXM-80GB/tp1" not in d.target
+    assert "hold llama-3.1-8b's pools: metrics unusable (no vLLM metrics for model llama-3.1-8b" in " ".join(d.reasons)

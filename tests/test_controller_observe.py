@@ -118,6 +118,16 @@ def test_unknown_model_is_missing(setup):
 
 
 
+def test_a_model_without_series_is_unusable_on_its_own(setup):
+    """Two configured models, one served: the observation is ok with the served one and names the other in `unusable`
+    (it failed as a whole before stop 52, which held every model's scaling); with no model usable it fails."""
+    fleet, prom = setup
+    cfg = PrometheusConfig(url=prom.url, rate_window_s=5, staleness_s=5)
+    both = PrometheusObserver(cfg, {MODEL: SERVED, "other": "other-model"}, {MODEL: 90.0, "other": 90.0}, time_scale=TIME_SCALE)
+    o = wait_for(lambda: (lambda r: r if r.ok and MODEL in r.models else None)(both.observe()))
+    assert set(o.unusable) == {"other"} and "no vLLM metrics for model other" in o.unusable["other"] and "other" not in o.models
+
+
 def test_the_validate_a_config_run_asks_prometheus_about_the_selector(tmp_path):
     """`planner control --dry-run --once` checks the config against a REAL Prometheus (no targets needed): a selector
     Prometheus cannot parse, and a URL that is not a Prometheus HTTP API, are exit 2 naming the field (found by hand

@@ -3,7 +3,8 @@
 An observer turns a metrics source into one `Observation` per interval: per model, the request
 rates, lengths, latency percentiles, queues and service times the decision needs
 (`ModelObservation`); `ok=False` with a reason when the source cannot be trusted (the guard then
-holds). An implementation registers a builder with `@OBSERVERS.register(name, summary)`; the builder
+holds), `unusable` naming a model whose metrics cannot be used while others' can (that model's pools are held on
+their own). An implementation registers a builder with `@OBSERVERS.register(name, summary)`; the builder
 gets an `ObserverContext` and returns the observer. `observer` in the controller config picks one
 by name; adding an observer is one module in controllers/observers/ (plus its tests).
 """
@@ -76,6 +77,9 @@ class Observation:
     ok: bool
     reason: str = ""
     models: dict[str, ModelObservation] = field(default_factory=dict)
+    unusable: dict[str, str] = field(default_factory=dict)
+    """Configured models whose metrics cannot be used this interval (no series, stale, unlabelled), with why: held on
+    their own while the others are planned; `ok` is False only when no model's metrics can be used."""
 
 
 class Observer(Protocol):
