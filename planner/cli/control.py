@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  error: {e}")
             if d.proposal is not None:
                 pools = sorted(set(d.current) | set(d.proposal))
-                typer.echo("optimiser proposal (before the guard):")
+                typer.echo("optimiser proposal (before the guard):" + ("" if pools else " no pool (no traffic to plan for)"))
                 for p in pools:
                     a, b = d.current.get(p, 0), d.proposal.get(p, 0)
                     typer.echo(f"  {p}: {a} -> {b}" + ("" if a != b else " (same)"))
