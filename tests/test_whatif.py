@@ -449,3 +449,11 @@ def test_an_empty_sweep_is_an_empty_frame_with_its_columns(sweep, keys) -> None:
     df = sweep()
     assert len(df) == 0 and list(df.columns[:len(keys)]) == keys
     assert "feasible" in df.columns or "winner" in df.columns
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5, True])
+def test_gpu_mix_refuses_additions_that_are_not_a_positive_count(n) -> None:
+    """gpu_mix(add={"L40S": -3}) ran a scenario named '+-3 L40S' (found by hand at stop 52); the CLI's --add-gpu refused
+    it already."""
+    with pytest.raises(ValueError, match="GPUs to add of L40S: expected an integer > 0"):
+        whatif.gpu_mix(WL, FLEET, add={"L40S": n})

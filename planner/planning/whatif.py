@@ -62,6 +62,9 @@ def with_price(fleet: Fleet, gpu: str, price_per_hour: float) -> Fleet:
 def with_gpu(fleet: Fleet, gpu: str, available: int, price_per_hour: float | None = None) -> Fleet:
     """`fleet` with `available` more GPUs of type `gpu` (a new type is added with the catalog price
     unless `price_per_hour` is given)."""
+    # `planner whatif --add-gpu G=0` is refused too; gpu_mix(add={"L40S": -3}) ran a scenario '+-3 L40S' (stop 52)
+    if not (isinstance(available, int | np.integer) and not isinstance(available, bool) and available > 0):
+        raise ValueError(f"GPUs to add of {gpu}: expected an integer > 0, got {available!r}")
     gpus = dict(fleet.gpus)
     old = gpus.get(gpu)
     have = old.available if old is not None else 0
