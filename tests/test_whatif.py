@@ -348,10 +348,8 @@ def test_simulate_reports_every_class() -> None:
     assert rep.classes["requests"].sum() == len(rep.requests) > 0
     with pytest.raises(ValueError, match="infeasible"):
         simulate_plan(solve(WL.scaled(100.0), FLEET), WL)
-    from planner.io.errors import InputError
-
-    for bad in (0.0, -1.0, math.nan, math.inf):  # NaN was a numpy error (stop 49)
-        with pytest.raises(InputError, match="positive finite duration"):
+    for bad in (0.0, -1.0, math.nan, math.inf):  # NaN was a numpy error (stop 49); the keyword is named (stop 52)
+        with pytest.raises(ValueError, match="duration_s must be a finite number of seconds > 0"):
             simulate_plan(plan, WL, duration_s=bad)
 
 
