@@ -97,7 +97,6 @@ def test_what_if_copies_are_validated_like_input_files() -> None:
 
     for bad in (lambda: whatif.gpu_price(WL, FLEET, "H100-SXM-80GB", [-1.0]),
                 lambda: whatif.gpu_price(WL, FLEET, "H100-SXM-80GB", [math.nan]),
-                lambda: whatif.gpu_mix(WL, FLEET, add={"H200-141GB": -4}),
                 lambda: whatif.headroom(WL, FLEET, [-1.0]),
                 lambda: whatif.length_spread(WL, FLEET, [-1.0]),
                 lambda: whatif.output_spread(WL, FLEET, [math.nan])):
