@@ -822,7 +822,8 @@ def _pairing(plan: Plan | None) -> dict[str, dict[str, dict[str, dict[str, float
 
 
 def _less_held(fleet: Fleet, others: Mapping[str, PoolStatus]) -> dict[str, GpuInventory]:
-    """The fleet's inventory less the GPUs that pools of models not in the config hold (desired x TP)."""
+    """The fleet's inventory less the GPUs the pools the controller leaves alone hold (desired x TP): other models',
+    pools on GPU types the fleet file does not list, a model's whose metrics cannot be used this interval."""
     held: dict[str, int] = {}
     for p, st in others.items():
         v = Variant.parse(p)
@@ -857,8 +858,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     obs = snapshot.metrics
     reasons: list[str] = []
     errors: list[str] = []
-    for m, why in sorted(snapshot.metrics.unusable.items()) if held_models else ():
-        reasons.append(f"hold {m}'s pools: metrics unusable ({why})")
+    if held_models:
+        reasons.extend(f"hold {m}'s pools: metrics unusable ({why})" for m, why in sorted(obs.unusable.items()))
     by_model = {p for p in others if Variant.parse(p).model not in cfg.models}
     by_metrics = {p for p in others if Variant.parse(p).model in held_models}
     for why, pools_left in (("models not in the config", by_model),

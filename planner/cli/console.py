@@ -25,6 +25,7 @@ F = TypeVar("F", bound=Callable[..., object])
 # for pipes and CI logs they would be cut; 160 columns keep a row on one line.
 PIPE_WIDTH = 160
 
+
 def whole_summaries(app: typer.Typer) -> None:
     """Give every command of app and its groups a short help: its help's first paragraph, which the command list
     wraps whole. Without one, Click's list cuts the help to the width left of the name ('Cheapest plan (pools,

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,7 +94,8 @@ def register(app: typer.Typer) -> None:
             ctl.metrics.serve(cfg.record.metrics_port, METRICS_ADDR)
 
         def show(d: Decision) -> None:
-            when = datetime.fromtimestamp(d.t_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # was epoch seconds
+            when = (datetime.fromtimestamp(d.t_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # was epoch seconds
+                    if math.isfinite(d.t_s) else "t=?")
             typer.echo(f"[{d.outcome}] {when} forecast_rps={ {m: round(v, 3) for m, v in d.forecast_rps.items()} }")
             for r in d.reasons:
                 typer.echo(f"  {r}")

@@ -121,12 +121,15 @@ def register(app: typer.Typer) -> None:
         fleet: Path = typer.Option(..., "--fleet", "-f", help="fleet YAML (GPU inventory, limits)"),
         traffic: str | None = typer.Option(
             None, "--traffic", help=f"comma-separated traffic factors (default {DEFAULT_TRAFFIC} when no other question is asked)"),
-        price: list[str] = typer.Option([], "--price", metavar="GPU=USD", help="GPU=USD per GPU-hour; repeatable: each change is a scenario of its own against "
-                                                  "the baseline"),
-        add_gpu: list[str] = typer.Option([], "--add-gpu", metavar="GPU=N", help="GPU=count: add this many GPUs of a type (new or existing); "
-                                                    "repeatable, each a scenario of its own"),
-        remove_gpu: list[str] = typer.Option([], "--remove-gpu", metavar="GPU", help="GPU type to remove from the fleet; repeatable, each a "
-                                                       "scenario of its own (not removed together)"),
+        price: list[str] = typer.Option(
+            [], "--price", metavar="GPU=USD",
+            help="GPU=USD per GPU-hour; repeatable: each change is a scenario of its own against the baseline"),
+        add_gpu: list[str] = typer.Option(
+            [], "--add-gpu", metavar="GPU=N",
+            help="GPU=count: add this many GPUs of a type (new or existing); repeatable, each a scenario of its own"),
+        remove_gpu: list[str] = typer.Option(
+            [], "--remove-gpu", metavar="GPU",
+            help="GPU type to remove from the fleet; repeatable, each a scenario of its own (not removed together)"),
         headroom: bool = typer.Option(False, "--headroom", help="also: how much more traffic the fleet as it stands takes within SLO"),
         pairing: bool = typer.Option(False, "--pairing", help="also: what restricting P->D pairing to the same GPU type (and TP) costs"),
         profiles: Path | None = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
