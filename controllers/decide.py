@@ -821,6 +821,25 @@ def _pairing(plan: Plan | None) -> dict[str, dict[str, dict[str, dict[str, float
             for m, mp in plan.models.items() if mp.pairing}
 
 
+def _floor_silent(proposal: Mapping[str, int] | None, current: Mapping[str, int],
+                  silent: set[str]) -> dict[str, int] | None:
+    """`proposal` with, for each model in `silent`, one replica on each role the proposal leaves at 0: on the pool of
+    that role running the most replicas now (none is started for a model that runs none)."""
+    if proposal is None or not silent:
+        return dict(proposal) if proposal is not None else None
+    out = dict(proposal)
+    by_role: dict[tuple[str, str], list[str]] = {}
+    for p in sorted(set(current) | set(out)):
+        v = Variant.parse(p)
+        if v.model in silent:
+            by_role.setdefault((v.model, v.role), []).append(p)
+    for ps in by_role.values():
+        running = [p for p in ps if current.get(p, 0) > 0]
+        if running and sum(out.get(p, 0) for p in ps) == 0:
+            out[max(running, key=lambda p: (current[p], p))] = 1
+    return out
+
+
 def _less_held(fleet: Fleet, others: Mapping[str, PoolStatus]) -> dict[str, GpuInventory]:
     """The fleet's inventory less the GPUs the pools the controller leaves alone hold (desired x TP): other models',
     pools on GPU types the fleet file does not list, a model's whose metrics cannot be used this interval."""
@@ -956,10 +975,18 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     # capacity coming: replicas asked for (desired) and not ready yet, while the model has a backlog
     coming = {p for p, st in snapshot.pools.items() if st.desired > st.ready and cfg.guard.keep_starting
               and (mw := obs.models.get(model_of[p])) is not None and sum(mw.waiting.values()) > 0}
-    g = guard(cfg.guard, gstate, now, current, proposal, metrics_ok=True, solver_ok=solver_ok, solver_reason=solver_reason,
+    # a silent model (no traffic in the envelope window) keeps one running replica per role unless guard.scale_to_zero:
+    # given to the guard as the proposal's floor, so that it neither plans a scale-down nor starts a cooldown for it
+    silent = ({m for m, fc in forecasts.items() if not fc.traffic}
+              if cfg.forecast.floor_while_traffic and not cfg.guard.scale_to_zero else set())
+    guarded = _floor_silent(proposal, current, silent)
+    reasons.extend(f"{p}: kept at 1 replica ({Variant.parse(p).model} has no traffic; guard.scale_to_zero is off)"
+                   for p, n in sorted((guarded or {}).items()) if n == 1 and (proposal or {}).get(p, 0) == 0)
+    g = guard(cfg.guard, gstate, now, current, guarded, metrics_ok=True, solver_ok=solver_ok, solver_reason=solver_reason,
               queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg), coming=coming,
               decode_pools={p for p, v in parsed.items() if v.role == "decode"},
-              hold_proposal={p: min(n, (proposal or {}).get(p, n)) for p, n in hold_proposal.items()} if hold_proposal else None)
+              hold_proposal=(_floor_silent({p: min(n, (proposal or {}).get(p, n)) for p, n in hold_proposal.items()},
+                                           current, silent) if hold_proposal else None))
     target = dict(g.target)
     reasons.extend(g.reasons)
     if not g.held and cfg.forecast.floor_while_traffic:

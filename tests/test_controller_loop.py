@@ -215,8 +215,9 @@ def test_a_silent_model_keeps_one_replica_per_role_unless_scale_to_zero(env, sca
         d = ctl.step()
         seen.append(reps(srv))
     assert min(min(r) for r in seen) == min(last) and seen[-1] == last
-    if not scale_to_zero:
-        assert any("guard.scale_to_zero is off" in r for r in d.reasons)
+    if not scale_to_zero:  # said, and the guard neither plans a scale-down nor starts a cooldown for it (stop 52)
+        assert any("has no traffic; guard.scale_to_zero is off" in r for r in d.reasons)
+        assert not any("scale-down" in r for r in d.reasons), d.reasons
 
 
 def test_without_leader_election_the_replica_reports_that_it_leads(env):
