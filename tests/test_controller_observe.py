@@ -128,6 +128,24 @@ def test_a_model_without_series_is_unusable_on_its_own(setup):
     assert set(o.unusable) == {"other"} and "no vLLM metrics for model other" in o.unusable["other"] and "other" not in o.models
 
 
+def test_a_rate_window_shorter_than_two_scrapes_is_not_read_as_no_traffic(tmp_path, monkeypatch):
+    """rate() over a window holding fewer than two scrapes gives no series: the model was read as 0 req/s under load
+    and planned 1 -> 0 (found by hand at stop 52, rate_window_s 1 at a 2-s scrape). Now the model is unusable, held,
+    with the window named. A REAL Prometheus scraping every 3 s, a 1-s window."""
+    import controller_prom
+
+    require_prometheus()
+    monkeypatch.setattr(controller_prom, "SCRAPE_INTERVAL", "3s")
+    with EmulatorFleet(PERF, replicas=1, model_name=SERVED, time_scale=TIME_SCALE) as fleet:
+        addrs = [u.removeprefix("http://") for u in fleet.urls]
+        with PrometheusServer(tmp_path, {f"{MODEL}/mixed/H100-SXM-80GB/tp1": ("mixed", addrs)}) as prom:
+            short = PrometheusObserver(PrometheusConfig(url=prom.url, rate_window_s=1, staleness_s=30), {MODEL: SERVED},
+                                       {MODEL: 90.0}, time_scale=TIME_SCALE)
+            o = wait_for(lambda: (lambda r: r if "no request rate" in r.unusable.get(MODEL, "") else None)(short.observe()))
+    assert not o.ok and MODEL not in o.models
+    assert "no request rate for llama-3.1-8b over prometheus.rate_window_s=1s" in o.unusable[MODEL]
+
+
 def test_the_validate_a_config_run_asks_prometheus_about_the_selector(tmp_path):
     """`planner control --dry-run --once` checks the config against a REAL Prometheus (no targets needed): a selector
     Prometheus cannot parse, and a URL that is not a Prometheus HTTP API, are exit 2 naming the field (found by hand

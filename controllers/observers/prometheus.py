@@ -277,6 +277,13 @@ class PrometheusObserver:
                                f"llm-d.ai/role onto it (controllers/deploy/examples/podmonitor.yaml); not read as mixed, which "
                                f"would count the prefill side's completions and prompts twice")
                 continue
+            if m not in completion and m not in pf_completion:
+                # the gauges are there but rate() over the window gave no series: fewer than two scrapes in it (found by
+                # hand at stop 52: rate_window_s 1 at a 2-s scrape read 6 req/s of load as 0 and planned 1 -> 0)
+                problems[m] = (f"no request rate for {m} over prometheus.rate_window_s={self.cfg.rate_window_s:g}s while "
+                               "its gauges are scraped: rate() needs two scrapes inside the window (use >= 4 scrape "
+                               "intervals)")
+                continue
             age = now_s - newest[m]
             if age > self.cfg.staleness_s:
                 problems[m] = f"metrics of {m} are stale (newest sample {age:.0f}s old > {self.cfg.staleness_s:g}s)"
