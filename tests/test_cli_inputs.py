@@ -361,6 +361,13 @@ CASES = [
          2, ("{f}", "models", "at least 1 item")),
     Case("control: metrics_port 99999", lambda t: ["control", "--config", _ctl(t, lambda c: c["record"].update(metrics_port=99999)), "--dry-run", "--once"],
          2, ("{f}", "record.metrics_port", "65535")),
+    # a misspelt key is told the nearest field at any depth (found by hand at stop 52: 'intervall_s' was only "not permitted")
+    Case("control: misspelt key", lambda t: ["control", "--config", _ctl(t, lambda c: c.update(intervall_s=10)), "--dry-run", "--once"],
+         2, ("{f}", "intervall_s", "did you mean 'interval_s'?")),
+    Case("control: misspelt nested key", lambda t: ["control", "--config", _ctl(t, lambda c: c["prometheus"].update(rate_windw_s=60)),
+                                                    "--dry-run", "--once"], 2, ("{f}", "prometheus.rate_windw_s", "did you mean 'rate_window_s'?")),
+    Case("fleet: misspelt key", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {allowd_tp: [1]}\n")), *NS],
+         2, ("{f}", "limits.allowd_tp", "did you mean 'allowed_tp'?")),
     Case("control: fleet file missing", lambda t: ["control", "--config", _ctl(t, lambda c: c.update(fleet="nope.yaml")),
                                                    "--dry-run", "--once"], 2, ("{f}", "field 'fleet'", "nope.yaml is not found")),
     # found by hand at stop 52: a decision log that cannot be written was a traceback at start-up

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import io
 import json
 import os
 import tempfile
+import typing
 from pathlib import Path
 from typing import TypeVar
 
@@ -77,7 +79,32 @@ def parse_model(model: type[M], data: object, path: str | None = None, prefix: s
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_to_input_error(path, exc, prefix) from exc
+        err = validation_to_input_error(path, exc, prefix)
+        first = exc.errors()[0]
+        loc = first.get("loc", ())
+        if first.get("type") == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            near = difflib.get_close_matches(loc[-1], sorted(_field_names(model)), n=1, cutoff=0.75)
+            if near:  # found by hand at stop 52: a controller config's 'intervall_s' was only "not permitted"
+                err = InputError(err.path, err.field, f"{err.expected}; did you mean '{near[0]}'?")
+        raise err from exc
+
+
+def _field_names(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
+    """Every field name of `model` and of the models its fields hold, at any depth (for "did you mean")."""
+    seen = set() if seen is None else seen
+    if model in seen:
+        return set()
+    seen.add(model)
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        names.add(name)
+        stack: list[object] = [info.annotation]
+        while stack:
+            t = stack.pop()
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                names |= _field_names(t, seen)
+            stack.extend(typing.get_args(t))
+    return names
 
 
 def load_model(model: type[M], path: str | os.PathLike[str]) -> M:
