@@ -368,6 +368,9 @@ CASES = [
                                                     "--dry-run", "--once"], 2, ("{f}", "prometheus.rate_windw_s", "did you mean 'rate_window_s'?")),
     Case("fleet: misspelt key", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {allowd_tp: [1]}\n")), *NS],
          2, ("{f}", "limits.allowd_tp", "did you mean 'allowed_tp'?")),
+    Case("control: two models on one served_name", lambda t: ["control", "--config", _ctl(t, lambda c: c["models"].update(
+        {"llama-3.1-8b": {"served_name": "meta-llama/Llama-2-70b-hf", "slo": {"ttft_ms": 500}}})), "--dry-run", "--once"],
+         2, ("{f}", "models.llama-3.1-8b.served_name", "is already models.llama-2-70b's")),
     Case("control: fleet file missing", lambda t: ["control", "--config", _ctl(t, lambda c: c.update(fleet="nope.yaml")),
                                                    "--dry-run", "--once"], 2, ("{f}", "field 'fleet'", "nope.yaml is not found")),
     # found by hand at stop 52: a decision log that cannot be written was a traceback at start-up

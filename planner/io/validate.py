@@ -247,6 +247,13 @@ def check_controller_config(cfg: ControllerConfig, fleet: Fleet, catalog: Catalo
     for m in cfg.models:
         if m not in catalog.models:
             raise InputError(p, f"models.{m}", catalog.unknown_model_text(m))
+    label_of: dict[str, str] = {}
+    for m, mc in cfg.models.items():  # two models on one label would read each other's metrics (found by hand, stop 52)
+        label = mc.served_name or m
+        if label in label_of:
+            raise InputError(p, f"models.{m}.served_name", f"the label vLLM exports this model under (its "
+                             f"--served-model-name), one per model; {label!r} is already models.{label_of[label]}'s")
+        label_of[label] = m
     for pool in cfg.guard.min_replicas:  # a floor on a pool the controller never plans would be silently ignored
         try:
             v = Variant.parse(pool)
