@@ -821,23 +821,24 @@ def _pairing(plan: Plan | None) -> dict[str, dict[str, dict[str, dict[str, float
             for m, mp in plan.models.items() if mp.pairing}
 
 
-def _floor_silent(proposal: Mapping[str, int] | None, current: Mapping[str, int],
-                  silent: set[str]) -> dict[str, int] | None:
-    """`proposal` with, for each model in `silent`, one replica on each role the proposal leaves at 0: on the pool of
-    that role running the most replicas now (none is started for a model that runs none)."""
-    if proposal is None or not silent:
-        return dict(proposal) if proposal is not None else None
-    out = dict(proposal)
-    by_role: dict[tuple[str, str], list[str]] = {}
-    for p in sorted(set(current) | set(out)):
-        v = Variant.parse(p)
-        if v.model in silent:
-            by_role.setdefault((v.model, v.role), []).append(p)
-    for ps in by_role.values():
-        running = [p for p in ps if current.get(p, 0) > 0]
-        if running and sum(out.get(p, 0) for p in ps) == 0:
-            out[max(running, key=lambda p: (current[p], p))] = 1
-    return out
+def _one_per_side(counts: Mapping[str, int], current: Mapping[str, int], proposal: Mapping[str, int], models: set[str],
+                  running_only: bool) -> tuple[dict[str, int], list[str]]:
+    """`counts` with one replica kept on each side (prefill: prefill or mixed pools; decode: decode or mixed) of each
+    model in `models` that `counts` leaves at 0 there: on the side's pool running the most replicas now (then the
+    proposal's, then the id); with `running_only`, only a pool that runs now (none is started). A mixed replica serves
+    both sides (found by hand at stop 52: floors per ROLE kept a mixed replica forever beside the prefill and decode
+    pools that had replaced it). Returns (the counts, the pools raised to 1)."""
+    out, kept = dict(counts), []
+    for m in sorted(models):
+        pools = [p for p in sorted(set(current) | set(out)) if Variant.parse(p).model == m]
+        for side in (("prefill", "mixed"), ("decode", "mixed")):
+            ps = [p for p in pools if Variant.parse(p).role in side]
+            cands = [p for p in ps if current.get(p, 0) > 0] if running_only else ps
+            if cands and sum(out.get(p, 0) for p in ps) == 0:
+                keep = max(cands, key=lambda p: (current.get(p, 0), proposal.get(p, 0), p))
+                out[keep] = 1
+                kept.append(keep)
+    return out, kept
 
 
 def _less_held(fleet: Fleet, others: Mapping[str, PoolStatus]) -> dict[str, GpuInventory]:
@@ -979,30 +980,23 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     # given to the guard as the proposal's floor, so that it neither plans a scale-down nor starts a cooldown for it
     silent = ({m for m, fc in forecasts.items() if not fc.traffic}
               if cfg.forecast.floor_while_traffic and not cfg.guard.scale_to_zero else set())
-    guarded = _floor_silent(proposal, current, silent)
+    guarded, kept = _one_per_side(proposal, current, proposal, silent, running_only=True) if proposal is not None else (None, [])
     reasons.extend(f"{p}: kept at 1 replica ({Variant.parse(p).model} has no traffic; guard.scale_to_zero is off)"
-                   for p, n in sorted((guarded or {}).items()) if n == 1 and (proposal or {}).get(p, 0) == 0)
+                   for p in kept)
     g = guard(cfg.guard, gstate, now, current, guarded, metrics_ok=True, solver_ok=solver_ok, solver_reason=solver_reason,
               queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg), coming=coming,
               decode_pools={p for p, v in parsed.items() if v.role == "decode"},
-              hold_proposal=(_floor_silent({p: min(n, (proposal or {}).get(p, n)) for p, n in hold_proposal.items()},
-                                           current, silent) if hold_proposal else None))
+              hold_proposal=(_one_per_side({p: min(n, (proposal or {}).get(p, n)) for p, n in hold_proposal.items()},
+                                           current, proposal or {}, silent, running_only=True)[0] if hold_proposal else None))
     target = dict(g.target)
     reasons.extend(g.reasons)
     if not g.held and cfg.forecast.floor_while_traffic:
-        for m, fc in forecasts.items():
-            if not fc.traffic and cfg.guard.scale_to_zero:
-                continue
-            by_role: dict[str, list[str]] = {}
-            for p in target:
-                if model_of.get(p, Variant.parse(p).model) == m:
-                    by_role.setdefault(Variant.parse(p).role, []).append(p)
-            for role, ps in by_role.items():
-                if sum(target[p] for p in ps) == 0:
-                    keep = max(ps, key=lambda p: (current.get(p, 0), (proposal or {}).get(p, 0), p))
-                    target[keep] = 1
-                    why = f"{m} has traffic" if fc.traffic else "guard.scale_to_zero is off"
-                    reasons.append(f"{keep}: kept at 1 replica ({why})")
+        floored = {m for m, fc in forecasts.items() if fc.traffic or not cfg.guard.scale_to_zero}
+        target, kept = _one_per_side(target, current, proposal or {}, floored, running_only=False)
+        for p in kept:
+            m = Variant.parse(p).model
+            reasons.append(f"{p}: kept at 1 replica ({m} has traffic)" if forecasts[m].traffic
+                           else f"{p}: kept at 1 replica ({m} has no traffic; guard.scale_to_zero is off)")
         gstate.last_good = dict(target)
     new_plan = plan if plan is not None else state.last_plan
     new_state = replace(state, models=memories, corrections=corrections, guard=gstate, last_plan=new_plan)

@@ -279,3 +279,18 @@ def test_a_model_without_usable_metrics_is_held_on_its_own(env):
     assert d.outcome == "applied" and reps(srv) == (2, 4)  # llama-2-70b scaled up as before
     assert srv.state.replicas("deployment", NS, "small") == 2 and "llama-3.1-8b/mixed/H100-SXM-80GB/tp1" not in d.target
     assert "hold llama-3.1-8b's pools: metrics unusable (no vLLM metrics for model llama-3.1-8b" in " ".join(d.reasons)
+
+
+def test_a_mixed_pool_replaced_by_prefill_and_decode_pools_is_released(env):
+    """The floor keeps one replica per SIDE (a mixed replica serves both): with prefill and decode pools serving the
+    model, its old mixed pool goes to 0 once the scale-down window has passed (found by hand at stop 52: a floor per
+    ROLE kept one mixed replica forever beside them)."""
+    srv, ctl, given, clock = env
+    srv.state.add_workload("deployment", NS, "m", {"pd-planner.io/model": MODEL, "pd-planner.io/role": "mixed",
+                                                   "pd-planner.io/gpu": GPU, "pd-planner.io/tp": "2"}, 3)
+    for k in range(8):
+        clock[0] = 60.0 * k
+        given.next = obs(8.0, clock[0])
+        d = ctl.step()
+    assert srv.state.replicas("deployment", NS, "m") == 0 and reps(srv) == (2, 4)
+    assert not any("kept at 1 replica" in r for r in d.reasons)
