@@ -419,8 +419,9 @@ class ForecastConfig(_Strict):
                     "Off (1) for a model with requests waiting for "
                     "a decode slot now (its cache is full), so a KV-admission wait scales decode up "
                     "the same interval (the backlog class). 1.0: the plan as it is (ablation decode-factor-1)")
-    floor_while_traffic: bool = Field(default=True, description="keep >= 1 replica per pool of a model with traffic "
-                                      "in the envelope window (no scale-to-zero on a quiet minute)")
+    floor_while_traffic: bool = Field(default=True, description="keep >= 1 replica per side (prefill, decode; a mixed "
+                                      "one serves both) of a model with traffic in the envelope window (no "
+                                      "scale-to-zero on a quiet minute)")
 
 
 class CorrectConfig(_Strict):
@@ -517,13 +518,14 @@ class GuardConfig(_Strict):
     min_replicas: dict[str, int] = Field(default_factory=dict, description="pool id -> floor (safety, also given to the ILP)")
     scale_to_zero: bool = Field(
         default=False,
-        description="release a model's last replica of a role once its traffic has been zero for the envelope window "
+        description="release a model's last replica of a side once its traffic has been zero for the envelope window "
                     "(forecast.floor_while_traffic keeps one while there is traffic); its next request then waits a "
                     "start-up (startup_s). False (the default, found by hand at stop 52: the controller took a quiet "
-                    "model to 0 replicas 80 s after its last request): one replica per role of every configured model "
-                    "stays, as the HPA's minReplicas >= 1; scale-to-zero is opt-in there as in KEDA (minReplicaCount "
-                    "0) and llm-d's workload-variant-autoscaler. No tuning scenario has a model silent for an envelope "
-                    "window, so the benches' numbers are the same either way")
+                    "model to 0 replicas 80 s after its last request): one replica per side (prefill, decode; a mixed "
+                    "one serves both) of every configured model stays, as the HPA's minReplicas >= 1; scale-to-zero "
+                    "is opt-in there as in KEDA (minReplicaCount 0) and llm-d's workload-variant-autoscaler. No tuning "
+                    "scenario has a model silent for an envelope window, so the benches' numbers are the same either "
+                    "way")
     hold_backlog: bool = Field(
         default=False,
         description="the scale-down window remembers plans that include the backlog classes; False: it remembers "

@@ -56,7 +56,7 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
             without the backlog classes, and without the trend term with hold_trend=False;
             guard.keep_starting keeps replicas still starting while requests wait; never below the
             proposal itself, guard.never_below_proposal); no scale-down while the model's rate rose in the
-            last `rise_intervals` (only near its envelope: rise_min_share, 0.7 by default) or its queue grows; >= 1 replica per role
+            last `rise_intervals` (only near its envelope: rise_min_share, 0.7 by default) or its queue grows; >= 1 replica per side
             while the model has traffic in the envelope window (no scale-to-zero on a quiet minute), and
             always unless guard.scale_to_zero. Pools of models not in the config, on GPU types the fleet file does
             not list, or of a model whose metrics cannot be used this interval (Observation.unusable) are left as
