@@ -281,8 +281,8 @@ class PrometheusObserver:
                 # the gauges are there but rate() over the window gave no series: fewer than two scrapes in it (found by
                 # hand at stop 52: rate_window_s 1 at a 2-s scrape read 6 req/s of load as 0 and planned 1 -> 0)
                 problems[m] = (f"no request rate for {m} over prometheus.rate_window_s={self.cfg.rate_window_s:g}s while "
-                               "its gauges are scraped: rate() needs two scrapes inside the window (use >= 4 scrape "
-                               "intervals)")
+                               "its gauges are scraped: rate() needs two scrapes inside the window (a scrape target or "
+                               "Prometheus just started, or a window shorter than two scrape intervals: use >= 4)")
                 continue
             age = now_s - newest[m]
             if age > self.cfg.staleness_s:
