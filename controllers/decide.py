@@ -991,12 +991,11 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     target = dict(g.target)
     reasons.extend(g.reasons)
     if not g.held and cfg.forecast.floor_while_traffic:
-        floored = {m for m, fc in forecasts.items() if fc.traffic or not cfg.guard.scale_to_zero}
-        target, kept = _one_per_side(target, current, proposal or {}, floored, running_only=False)
-        for p in kept:
-            m = Variant.parse(p).model
-            reasons.append(f"{p}: kept at 1 replica ({m} has traffic)" if forecasts[m].traffic
-                           else f"{p}: kept at 1 replica ({m} has no traffic; guard.scale_to_zero is off)")
+        # a model with traffic keeps a replica per side even where its plan has none; a silent model's floor is the
+        # guard's input above (it keeps a running replica, it never starts one)
+        target, kept = _one_per_side(target, current, proposal or {}, {m for m, fc in forecasts.items() if fc.traffic},
+                                     running_only=False)
+        reasons.extend(f"{p}: kept at 1 replica ({Variant.parse(p).model} has traffic)" for p in kept)
         gstate.last_good = dict(target)
     new_plan = plan if plan is not None else state.last_plan
     new_state = replace(state, models=memories, corrections=corrections, guard=gstate, last_plan=new_plan)

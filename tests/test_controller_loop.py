@@ -294,3 +294,18 @@ def test_a_mixed_pool_replaced_by_prefill_and_decode_pools_is_released(env):
         d = ctl.step()
     assert srv.state.replicas("deployment", NS, "m") == 0 and reps(srv) == (2, 4)
     assert not any("kept at 1 replica" in r for r in d.reasons)
+
+
+def test_a_silent_model_that_runs_nothing_is_not_started(env):
+    """A configured model with no traffic whose pools stand at 0 stays at 0: the floor keeps a running replica, it
+    does not start one (found in stop 52's review: the floor after the guard, widened to silent models, started one
+    replica per side for a model nobody asked anything of)."""
+    srv, ctl, given, clock = env
+    for role, name in (("prefill", "p"), ("decode", "d")):  # the env's two pools, at 0 replicas
+        srv.state.add_workload("deployment", NS, name, {"pd-planner.io/model": MODEL, "pd-planner.io/role": role,
+                                                        "pd-planner.io/gpu": GPU, "pd-planner.io/tp": "2"}, 0)
+    for k in range(4):
+        clock[0] = 60.0 * k
+        given.next = obs(0.0, clock[0])
+        ctl.step()
+    assert reps(srv) == (0, 0)
