@@ -841,11 +841,26 @@ def _one_per_side(counts: Mapping[str, int], current: Mapping[str, int], proposa
     return out, kept
 
 
-def _less_held(fleet: Fleet, others: Mapping[str, PoolStatus]) -> dict[str, GpuInventory]:
+def _left_alone(pools: Mapping[str, PoolStatus], cfg: ControllerConfig, fleet: Fleet,
+                held_models: set[str]) -> dict[str, tuple[PoolStatus, str]]:
+    """The pools this interval's decision leaves as they are, each with why: another model's (not in the config),
+    one on a GPU type the fleet file does not list, one of a model whose metrics cannot be used this interval."""
+    out: dict[str, tuple[PoolStatus, str]] = {}
+    for p, st in pools.items():
+        v = Variant.parse(p)
+        why = ("models not in the config" if v.model not in cfg.models else
+               "metrics unusable" if v.model in held_models else
+               "GPU types not in the fleet file" if v.gpu not in fleet.gpus else None)
+        if why is not None:
+            out[p] = (st, why)
+    return out
+
+
+def _less_held(fleet: Fleet, others: Mapping[str, tuple[PoolStatus, str]]) -> dict[str, GpuInventory]:
     """The fleet's inventory less the GPUs the pools the controller leaves alone hold (desired x TP): other models',
     pools on GPU types the fleet file does not list, a model's whose metrics cannot be used this interval."""
     held: dict[str, int] = {}
-    for p, st in others.items():
+    for p, (st, _why) in others.items():
         v = Variant.parse(p)
         held[v.gpu] = held.get(v.gpu, 0) + st.desired * v.tp
     return {g: inv.model_copy(update={"available": max(0, inv.available - held.get(g, 0))})
@@ -866,11 +881,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     # Pools on a GPU type the fleet file does not list are outside the inventory the controller plans: left alone too.
     # A model whose metrics cannot be used this interval (Observation.unusable) is held the same way, on its own: the
     # other models are still planned (found by hand at stop 52: one model without series held every model's scaling).
-    fleet_gpus = state.planner.fleet.gpus
     held_models = set(snapshot.metrics.unusable) if snapshot.metrics.ok else set()
-    others = {p: st for p, st in snapshot.pools.items()
-              if Variant.parse(p).model not in cfg.models or Variant.parse(p).gpu not in fleet_gpus
-              or Variant.parse(p).model in held_models}
+    others = _left_alone(snapshot.pools, cfg, state.planner.fleet, held_models)
     snapshot = replace(snapshot, pools={p: st for p, st in snapshot.pools.items() if p not in others})
     assert snapshot.pools is not None
     current = {p: s.desired for p, s in snapshot.pools.items()}
@@ -880,11 +892,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     errors: list[str] = []
     if held_models:
         reasons.extend(f"hold {m}'s pools: metrics unusable ({why})" for m, why in sorted(obs.unusable.items()))
-    by_model = {p for p in others if Variant.parse(p).model not in cfg.models}
-    by_metrics = {p for p in others if Variant.parse(p).model in held_models}
-    for why, pools_left in (("models not in the config", by_model),
-                            ("GPU types not in the fleet file", set(others) - by_model - by_metrics)):
-        left = {p: st for p, st in sorted(others.items()) if st.desired > 0 and p in pools_left}
+    for why in ("models not in the config", "GPU types not in the fleet file"):
+        left = {p: st for p, (st, w) in sorted(others.items()) if w == why and st.desired > 0}
         if left:
             reasons.append(f"left as they are ({why}): " + ", ".join(f"{p} ({st.desired})" for p, st in left.items())
                            + f"; their {sum(st.desired * Variant.parse(p).tp for p, st in left.items())} GPUs are not "

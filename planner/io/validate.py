@@ -133,21 +133,20 @@ def _one_profile_hint(folder: Path) -> str:
     """'' unless `folder` (or its vllm/) holds a profile's meta.yaml: then the path under a root it belongs at (found
     by hand at stop 52: README's `planner profile ... --out out/profile` wrote one that `--profiles out/profile` refused
     without saying why)."""
-    import yaml
+    from planner.perf.profiledata import law_source, read_meta
 
-    meta = next((p for p in (folder / "meta.yaml", folder / "vllm" / "meta.yaml") if p.is_file()), None)
-    if meta is None:
+    meta_path = next((p for p in (folder / "meta.yaml", folder / "vllm" / "meta.yaml") if p.is_file()), None)
+    if meta_path is None:
         return ""
     try:
-        m = yaml.safe_load(meta.read_text())
-        model, gpu, tp = str(m["model"]), str(m["gpu"]), int(m["tp"])
-        tail = precision_suffix(str(m.get("weight_dtype", "bf16")), str(m.get("kv_dtype", "bf16")))
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        m = read_meta(meta_path)  # the meta.yaml iter_profiles reads, with its checks
+    except (InputError, OSError):
         return ""
-    sub = "vllm/" if meta.parent.name == "vllm" or m.get("backend") == "vllm" else ""
-    return (f". This folder is itself one profile ({meta}: {model} on {gpu}, tp {tp}): --profiles takes a root that holds "
-            f"it as ROOT/{model}/{gpu}/tp{tp}{tail}/{sub} (planner profile --out ROOT/{model}/{gpu}/tp{tp}{tail}/{sub} "
-            "writes it there)")
+    tail = precision_suffix(m.weight_dtype, m.kv_dtype)
+    sub = "vllm/" if law_source(m) == "measured-vllm" else ""  # iter_profiles: vllm/ holds backend vllm
+    where = f"ROOT/{m.model}/{m.gpu}/tp{m.tp}{tail}/{sub}"
+    return (f". This folder is itself one profile ({meta_path}: {m.model} on {m.gpu}, tp {m.tp}): --profiles takes a "
+            f"root that holds it as {where} (planner profile --out {where} writes it there)")
 
 
 def check_fit_support(profile_path: str | os.PathLike[str], prefill: FitReport, decode: FitReport) -> None:
@@ -221,18 +220,6 @@ def check_url(url: str, path: str | os.PathLike[str] | None, field: str, example
                          f"expected an http(s) URL with a host, e.g. {example}, got {url!r}")
 
 
-def check_reachable(url: str, path: str | os.PathLike[str], field: str, timeout_s: float = 3.0) -> None:
-    """The server at `url` accepts a TCP connection (used by `planner control --dry-run --once`)."""
-    u = urlparse(url)
-    port = u.port or (443 if u.scheme == "https" else 80)
-    try:
-        with socket.create_connection((u.hostname, port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        raise InputError(str(path), field, f"cannot connect to {u.hostname}:{port} ({exc.strerror or exc}); "
-                         "expected a reachable Prometheus") from None
-
-
 def check_controller_config(cfg: ControllerConfig, fleet: Fleet, catalog: Catalog, path: str | os.PathLike[str],
                             probe: bool) -> None:
     """What `planner control` needs to work: a well-formed (and, with `probe`, reachable) Prometheus
@@ -278,20 +265,24 @@ def check_controller_config(cfg: ControllerConfig, fleet: Fleet, catalog: Catalo
             raise InputError(p, "record.decision_log", f"{log}: {exc.expected}") from None
     check_fleet(fleet, catalog, cfg.fleet)
     if probe:
-        check_reachable(cfg.prometheus.url, p, "prometheus.url", timeout_s=min(cfg.prometheus.timeout_s, 5.0))
         check_prometheus_query(cfg.prometheus.url, cfg.prometheus.selector, p, timeout_s=min(cfg.prometheus.timeout_s, 5.0))
 
 
 def check_prometheus_query(url: str, selector: str, path: str, timeout_s: float = 5.0) -> None:
-    """The server at `url` answers the Prometheus HTTP API, and takes the config's label selector, as the controller's
-    queries put it (found by hand at stop 52: `selector: 'namespace="llm'` passed the validate-a-config run, rc 0,
-    and every interval then held on 'PromQL failed (HTTP 400)')."""
+    """The server at `url` accepts a connection, answers the Prometheus HTTP API, and takes the config's label
+    selector as the controller's queries put it (found by hand at stop 52: `selector: 'namespace="llm'` passed the
+    validate-a-config run, rc 0, and every interval then held on 'PromQL failed (HTTP 400)'). One request: the
+    connection check (a TCP connect of its own before stop 52) is its first step."""
     import httpx
 
     promql = "vllm:num_requests_running" + ("{" + selector + "}" if selector else "")
     try:
         r = httpx.get(url.rstrip("/") + "/api/v1/query", params={"query": promql}, timeout=timeout_s)
         body = r.json()
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        u = urlparse(url)
+        raise InputError(path, "prometheus.url", f"cannot connect to {u.hostname}:{u.port or (443 if u.scheme == 'https' else 80)} "
+                         f"({exc}); expected a reachable Prometheus") from None
     except httpx.HTTPError as exc:
         raise InputError(path, "prometheus.url", f"no answer to /api/v1/query ({exc}); expected a Prometheus") from None
     except ValueError:

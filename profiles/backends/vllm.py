@@ -117,10 +117,10 @@ class ShortDecodeWindow(ProfilerError):
     """Fewer than MIN_WINDOW_GAPS steps in which every stream of a decode point was decoding."""
 
 
-class StreamsNeverTogether(ShortDecodeWindow):
+class StreamsNeverTogether(ProfilerError):
     """No step at all in which every stream of a decode point was decoding: the first ended before the last began.
     The server held fewer at once than the grid assumed (its KV cache or max_num_seqs), or the client opened the
-    streams too far apart; not retried: the point's axis stops (VllmClient.decode_ms says why)."""
+    streams too far apart; not a short window (not retried): the point's axis stops (VllmClient.decode_ms says why)."""
 
 
 # =========================================================================== the server process
@@ -722,8 +722,6 @@ class VllmClient:
             for k in range(DECODE_WINDOW_RETRIES):
                 try:
                     return await attempt(decode_tokens * (k + 1) + stagger)
-                except StreamsNeverTogether:
-                    raise
                 except ShortDecodeWindow:
                     continue
             return await attempt(decode_tokens * (DECODE_WINDOW_RETRIES + 1) + stagger)
