@@ -273,7 +273,7 @@ from controllers.loop import Controller  # noqa: E402
 from controllers.metrics import ControllerMetrics  # noqa: E402
 from controllers.observe import SimulatorObserver  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
-from bench_input import fail, refused_as_input, trace_model  # noqa: E402
+from bench_input import fail, known_gpu, known_model, trace_model  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
@@ -721,13 +721,6 @@ def references(b: Bench, args: argparse.Namespace) -> tuple[Run, Run, Run]:
     return st, hs, rx
 
 
-def resolve_model(name: str, catalog: Catalog) -> str:
-    for m in catalog.models:
-        if m.lower() == name.lower():
-            return m
-    fail(f"--model: unknown model '{name}' (known: {', '.join(catalog.models)})")
-
-
 def undecided_attainment(rows: list[dict[str, Any]], target: float) -> list[str]:
     """Scenarios whose controller attainment (a share of `requests`) cannot be told from `target`: the 95% Wilson
     interval of the share holds it (a three-request trace at 1.0000 is as likely below 0.99 as above)."""
@@ -775,9 +768,8 @@ def main(argv: list[str] | None = None) -> None:
             fail(f"--variants: unknown row {', '.join(unknown_v) or '(none given)'} (known: {', '.join(ABLATIONS)})")
         args.ablations = True
     catalog = Catalog.load()
-    args.model = resolve_model(args.model or trace_model(args.trace) or DEFAULT_MODEL, catalog)
-    with refused_as_input("--gpu: "):
-        catalog.gpu(args.gpu)
+    args.model = known_model(catalog, args.model or trace_model(args.trace) or DEFAULT_MODEL)
+    args.gpu = known_gpu(catalog, args.gpu)
     parse_slo(args.slo)
     if not 0 < args.target_attainment <= 1:
         fail(f"--target-attainment: expected a share in (0, 1], got {args.target_attainment}")

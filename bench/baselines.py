@@ -30,7 +30,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
-from bench_input import fail, refused_as_input, trace_model  # noqa: E402
+from bench_input import fail, known_model, refused_as_input, trace_model  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
@@ -142,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         cat = Catalog.load()
         perf = PerfModel.load(catalog=cat)
     args.model = args.model or trace_model(args.trace) or "llama-2-70b"
-    with refused_as_input("--model: "):
-        cat.model(args.model)  # the trace's model: in the catalog (an unknown one names the known ones)
+    args.model = known_model(cat, args.model)  # the trace's model: in the catalog (an unknown one names the known ones)
     with refused_as_input():
         fleet = load_model(Fleet, args.fleet)
         workload = load_model(Workload, args.workload)

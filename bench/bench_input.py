@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
+from planner.io.catalog import Catalog
 from planner.io.errors import PlannerError
 
 
@@ -46,3 +47,21 @@ def trace_model(path: Path | None) -> str | None:
     if len(models) > 1:
         fail(f"--model: {path} holds requests of {len(models)} models ({', '.join(models[:8])}); name the one to run")
     return models[0] if models else None
+
+
+def known_model(catalog: Catalog, name: str, flag: str = "--model") -> str:
+    """The catalog's spelling of model `name`, matched in any case ('LLAMA-3.1-8B' -> 'llama-3.1-8b'); an unknown one
+    fails naming `flag`, the nearest known name and where to add one (Catalog.unknown_model_text)."""
+    found = next((m for m in catalog.models if m.lower() == name.lower()), None)
+    if found is None:
+        fail(f"{flag}: {catalog.unknown_model_text(name)}")
+    return found
+
+
+def known_gpu(catalog: Catalog, name: str, flag: str = "--gpu") -> str:
+    """The catalog's spelling of GPU type `name`, matched in any case ('h100-sxm-80gb' -> 'H100-SXM-80GB'); an unknown
+    one fails naming `flag`, the nearest known name and where to add one (Catalog.unknown_gpu_text)."""
+    found = next((g for g in catalog.gpus if g.lower() == name.lower()), None)
+    if found is None:
+        fail(f"{flag}: {catalog.unknown_gpu_text(name)}")
+    return found

@@ -40,6 +40,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_input import fail, known_gpu, known_model  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
@@ -56,6 +57,7 @@ TUNING_IDC = (3.0, 10.0)
 HELD_OUT_IDC = (2.0, 6.0, 15.0)
 # Right-sizing goal of the task (issue 9 follow-up): at most 25% above the smallest passing pool.
 RATIO_GOAL = 1.25
+DEFAULT_MODEL = "llama-2-70b"  # the default example workload's model whose chat and rag classes part 1 sizes
 
 
 @dataclass
@@ -148,11 +150,25 @@ def smallest_prefill(plan: Plan, pm: PerfModel, arrs: list[Arrivals], wl: Worklo
     return hi
 
 
+def workload_model(base: Workload, asked: str | None, path: Path) -> str:
+    """The model of `base` whose classes part 1 sizes: `asked` (case-insensitive), else the workload's only model, else
+    the default example's llama-2-70b; anything else is refused naming --model and the workload's models."""
+    names = sorted(base.models)
+    if asked is None:
+        if len(names) == 1:
+            return names[0]
+        if DEFAULT_MODEL in base.models:
+            return DEFAULT_MODEL
+        fail(f"--model: {path} plans {len(names)} models ({', '.join(names)}); name the one whose classes to size")
+    found = next((m for m in names if m.lower() == asked.lower()), None)
+    if found is None:
+        fail(f"--model {asked}: not a model of {path} (its models: {', '.join(names)})")
+    return found
+
+
 def synthetic(args: argparse.Namespace, pm: PerfModel, catalog: Catalog, con: Console) -> list[Case]:
     base = load_model(Workload, args.workload)
-    model = next((m for m in base.models if m.lower() == args.model.lower()), None)
-    if model is None:
-        raise InputError(str(args.workload), "models", f"no model {args.model!r} (known: {sorted(base.models)})")
+    model = workload_model(base, args.model, args.workload)
     slo = Slo(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, percentile=90.0) if args.ttft_ms else None
     models = {model: base.models[model] if slo is None else base.models[model].model_copy(update={"slo": slo})}
     classes = [c for c in base.classes if c.model == model]
@@ -227,7 +243,8 @@ def trace_part(args: argparse.Namespace, pm: PerfModel, catalog: Catalog, con: C
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workload", type=Path, default=REPO / "examples" / "default" / "workload.yaml")
-    ap.add_argument("--model", default="llama-2-70b", help="model of --workload whose classes are sized (case-insensitive)")
+    ap.add_argument("--model", default=None, help="model of --workload whose classes are sized (case-insensitive; default: "
+                    f"the workload's only model, else {DEFAULT_MODEL})")
     ap.add_argument("--gpu", default="H100-SXM-80GB")
     ap.add_argument("--tp", type=int, default=2)
     ap.add_argument("--ttft-ms", type=float, default=1000.0, help="TTFT SLO of the synthetic cases (0: the workload's)")
@@ -249,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     con = Console(width=160)
     try:
         catalog = Catalog.load()
+        args.gpu = known_gpu(catalog, args.gpu)
+        args.trace_model = known_model(catalog, args.trace_model, "--trace-model")
         pm = PerfModel.load(catalog=catalog)
         cases = synthetic(args, pm, catalog, con)
         trace = {} if args.no_trace else trace_part(args, pm, catalog, con)

@@ -116,7 +116,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_input import refused_as_input  # noqa: E402
+from bench_input import known_gpu, known_model  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.schema import Slo  # noqa: E402
 from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
@@ -555,9 +555,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.trace is not None and not args.trace.is_file():
         print(f"--trace {args.trace}: file not found (expected a request trace CSV)", file=sys.stderr)
         sys.exit(2)
-    if args.model:  # an unknown model: exit 2 naming the known ones, before any work
-        with refused_as_input(f"--model {args.model}: "):
-            Catalog.load().model(args.model)
+    if args.model or args.gpu:  # an unknown model or GPU: exit 2 naming the known ones, before any work
+        cat = Catalog.load()
+        args.model = known_model(cat, args.model) if args.model else None
+        args.gpu = known_gpu(cat, args.gpu) if args.gpu else None
     fields: list[str] = []
     if args.fidelity:
         fields += part1(pm, args, con)

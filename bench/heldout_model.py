@@ -39,6 +39,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_input import known_gpu, known_model  # noqa: E402
+
 from planner.io.catalog import CATALOG_ENV, Catalog  # noqa: E402
 from planner.perf.heldout import (  # noqa: E402
     BYO_CATALOG_DIR,
@@ -145,10 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         full = ROOT / "profiles" / "runs" / "2026-12-03-s3" / "qwen3-14b"
         a.decode_dir = full if a.model.lower() == "qwen3-14b" and a.dir.name == "qwen3-14b-partial" else a.dir
     cat = Catalog.load()
-    if a.model.lower() not in cat.models:
-        print(f"--model: unknown model {a.model!r}; the catalog has {', '.join(sorted(cat.models))}", file=sys.stderr)
-        return 2
-    model = a.model.lower()
+    model = known_model(cat, a.model)
+    a.gpu = known_gpu(cat, a.gpu)
     try:
         pre = pd.read_csv(a.dir / "prefill.csv").iloc[0:0] if a.skip_prefill else pd.read_csv(a.dir / "prefill.csv")
         dec = pd.read_csv(a.decode_dir / "decode.csv")

@@ -57,7 +57,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
-from bench_input import fail, refused_as_input  # noqa: E402
+from bench_input import fail, known_gpu, known_model, refused_as_input  # noqa: E402
 from planner.perf.heldout import subset_fit_errors  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
 from planner.perf.fit import fit_decode, fit_prefill  # noqa: E402
@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=180)
     # every input checked before any work (exit 2 naming what is wrong): the profiles of part B load, and the
     # emulator's model, GPU and TP (part A) have a law
+    cat = Catalog.load()
+    args.model, args.gpu = known_model(cat, args.model), known_gpu(cat, args.gpu)
     with refused_as_input():
         for d in args.profiles or []:
             load_profile(d)

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from planner.io.catalog import Catalog  # noqa: E402
+from bench_input import known_gpu  # noqa: E402
 from planner.perf.profiledata import central_points, load_profile  # noqa: E402
 from planner.perf.prior import kv_bytes_per_token_replica, weight_bytes_touched  # noqa: E402
 
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT / "profiles" / "data")
     ap.add_argument("--gpu", default="H200-141GB")
     a = ap.parse_args(argv)
+    a.gpu = known_gpu(Catalog.load(), a.gpu)
     rs = rows(a.data, a.gpu)
     if not rs:
         print(f"{a.data}: no vLLM profiles (*/*/tp*/vllm/meta.yaml) for GPU {a.gpu}", file=sys.stderr)

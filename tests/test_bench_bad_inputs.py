@@ -22,8 +22,19 @@ CASES = [
     ("fidelity", ["--workload", NOPE_YAML], NOPE_YAML),
     ("fidelity", ["--load-sweep", NOPE_CSV], "--load-sweep /nonexistent/t.csv: file not found"),
     ("fidelity_burst", ["--workload", NOPE_YAML], NOPE_YAML),
-    ("fidelity_lengths", ["--model", "no-such-model"], "--model no-such-model: "),
-    ("profile_cost", ["--model", "no-such-model"], "unknown model 'no-such-model'"),
+    ("fidelity_lengths", ["--model", "no-such-model"], "--model: unknown model 'no-such-model'"),
+    ("fidelity_lengths", ["--model", "llama-3.1-8b", "--gpu", "h100"], "--gpu: unknown GPU type 'h100' (did you mean"),
+    # found by hand at stop 53: an unknown --gpu was a traceback (heldout_model) or blamed on the bundled gpus.yaml
+    ("heldout_model", ["--gpu", "no-such-gpu"], "--gpu: unknown GPU type 'no-such-gpu'"),
+    ("heldout_model", ["--model", "no-such-model"], "--model: unknown model 'no-such-model'"),
+    ("profile_cost", ["--gpu", "h200"], "--gpu: unknown GPU type 'h200' (did you mean 'H200-141GB'?)"),
+    ("vllm_vs_reference", ["--gpu", "no-such-gpu"], "--gpu: unknown GPU type 'no-such-gpu'"),
+    ("burst_sizing", ["--gpu", "no-such-gpu"], "--gpu: unknown GPU type"),
+    ("burst_sizing", ["--trace-model", "no-such-model"], "--trace-model: unknown model"),
+    # found by hand at stop 53: a --workload without llama-2-70b was refused as 'no model llama-2-70b' (the default)
+    ("burst_sizing", ["--workload", str(REPO / "tests" / "fixtures" / "two_model_workload.yaml")], "name the one whose"),
+    ("burst_sizing", ["--model", "no-such-model"], "--model no-such-model: not a model of"),
+    ("profile_cost", ["--model", "no-such-model"], "--model: unknown model 'no-such-model'"),
     ("profile_cost", ["--only-real", "--profiles", "/nonexistent/profile"], "/nonexistent/profile/meta.yaml"),
     ("profile_cost", ["--tp", "3"], "--model/--gpu/--tp: no performance law"),
     ("simulate_scaling", ["--workload", NOPE_YAML], NOPE_YAML),
@@ -85,3 +96,21 @@ def test_benches_run_the_traces_own_model(tmp_path):
     azure = tmp_path / "a.csv"  # the Azure columns carry no model: the default stands
     pd.DataFrame({"TIMESTAMP": ["2024-01-01 00:00:00"], "ContextTokens": [10], "GeneratedTokens": [5]}).to_csv(azure, index=False)
     assert bench.trace_model(azure) is None
+
+
+def test_burst_sizing_sizes_the_workloads_own_model():
+    """`bench/burst_sizing.py --workload W` without --model (found by hand at stop 53: refused unless W held the
+    default example's llama-2-70b): a one-model workload's model is the one sized, any case of --model finds its
+    model, and the default example keeps llama-2-70b."""
+    from planner.io.files import load_model
+    from planner.io.schema import Workload
+
+    bench = importlib.import_module("burst_sizing")
+    two = REPO / "tests" / "fixtures" / "two_model_workload.yaml"
+    wl = load_model(Workload, two)
+    one = wl.model_copy(update={"models": {"qwen3-14b": wl.models["qwen3-14b"]},
+                                "classes": [c for c in wl.classes if c.model == "qwen3-14b"]})
+    assert bench.workload_model(one, None, two) == "qwen3-14b"
+    assert bench.workload_model(wl, "QWEN3-14B", two) == "qwen3-14b"
+    default = load_model(Workload, REPO / "examples" / "default" / "workload.yaml")
+    assert bench.workload_model(default, None, two) == "llama-2-70b"
