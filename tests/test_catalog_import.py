@@ -82,6 +82,10 @@ def _refused(cfg: dict) -> InputError:
     ({"num_key_value_heads": 5}, "num_key_value_heads"),                          # does not divide 32 heads
     ({"num_local_experts": 8, "num_experts_per_tok": 9}, "num_experts_per_tok"),
     ({"architectures": []}, "architectures"),
+    ({"multi_query": True}, "multi_query"),                                        # Falcon-7B: one KV head, not 32
+    ({"num_kv_heads": 8}, "num_kv_heads"),                                         # Falcon-40B's key
+    ({"n_embd": 5120}, "n_embd"),                                                  # GPT-2 / GPT-BigCode key names
+    ({"model_type": "starcoder2", "num_experts": 8, "num_experts_per_tok": 2}, "model_type"),  # plain MLP with experts
 ])
 def test_what_the_cost_model_does_not_describe_is_refused_naming_the_field(change, field):
     cfg = {**_cfg("mistral-nemo-12b"), **change}
@@ -96,11 +100,56 @@ def test_a_null_kv_heads_is_multi_head_attention():
 
 
 def test_approximations_are_said():
-    cfg = {**_cfg("mistral-nemo-12b"), "sliding_window": 4096, "quantization_config": {"quant_method": "fp8"}, "torch_dtype": "float32"}
+    cfg = {**_cfg("mistral-nemo-12b"), "sliding_window": 4096, "quantization_config": {"quant_method": "fp8"}, "torch_dtype": "float32",
+           "model_type": "a_family_not_in_the_tables"}
     del cfg["tie_word_embeddings"]
     notes = " | ".join(from_hf_config(cfg, "m", "c.json").notes)
     for word in ("sliding window of 4096", "quantization_config (fp8)", "float32", "tie_word_embeddings absent"):
         assert word in notes
+
+
+def test_a_config_without_tie_word_embeddings_takes_its_familys_default():
+    """Found by hand at stop 53: Gemma-2-9B's config.json has no tie_word_embeddings; untied was assumed for every
+    family, 10.16 B parameters where transformers' Gemma2Config (tie_word_embeddings=True) and vLLM load 9.24 B. A
+    family's default is its configuration class's (planner/io/hfconfig.py's tables); one outside them keeps the note."""
+    gemma2 = {"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "hidden_size": 3584, "intermediate_size": 14336,
+              "num_hidden_layers": 42, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 256,
+              "vocab_size": 256000, "max_position_embeddings": 8192, "torch_dtype": "bfloat16"}
+    im = from_hf_config(gemma2, "gemma-2-9b", "c.json")
+    assert im.spec.tied_embeddings and im.spec.params / 1e9 == pytest.approx(9.24, abs=0.01)  # published: 9.24 B
+    assert not any("tie_word_embeddings" in n for n in im.notes)
+    llama_like = {**_cfg("mistral-nemo-12b")}
+    del llama_like["tie_word_embeddings"]
+    assert not from_hf_config(llama_like, "m", "c.json").spec.tied_embeddings  # MistralConfig: False
+    unknown = from_hf_config({**llama_like, "model_type": "my_family"}, "m", "c.json")
+    assert not unknown.spec.tied_embeddings and any("untied embeddings assumed" in n for n in unknown.notes)
+
+
+def test_a_plain_mlp_family_counts_two_ffn_matrices(tmp_path):
+    """Found by hand at stop 53: StarCoder2's MLP (c_fc, c_proj: no gate) was counted as SwiGLU's three matrices, 21.7 B
+    parameters for StarCoder2-15B (15.65 B with its tied embeddings): weights, FLOPs and the KV budget all off. A plain
+    family's FFN is 2 x hidden x intermediate, its activation peak holds the up projection alone, and the torch
+    reference decoder (SwiGLU only) refuses it."""
+    from planner.perf.prior import activation_bytes_per_gpu
+
+    sc2 = {"architectures": ["Starcoder2ForCausalLM"], "model_type": "starcoder2", "hidden_size": 6144,
+           "intermediate_size": 24576, "num_hidden_layers": 40, "num_attention_heads": 48, "num_key_value_heads": 4,
+           "vocab_size": 49152, "max_position_embeddings": 16384, "torch_dtype": "bfloat16"}
+    im = from_hf_config(sc2, "starcoder2-15b", "c.json")
+    spec = im.spec
+    assert not spec.gated_ffn and spec.ffn_params_per_layer == 2 * 6144 * 24576
+    per_layer_attn = 6144 * 6144 * 2 + 2 * 6144 * 4 * 128
+    assert spec.params == 40 * (per_layer_attn + 2 * 6144 * 24576) + 49152 * 6144  # tied (Starcoder2Config's default)
+    assert any("plain MLP of starcoder2" in n for n in im.notes)
+    gated = spec.model_copy(update={"gated_ffn": True})
+    diff = activation_bytes_per_gpu(gated, 1, 8192, 256) - activation_bytes_per_gpu(spec, 1, 8192, 256)
+    assert diff == 8192 * 24576 * spec.activation_bytes  # one FFN output (the gate's) fewer per token
+    from profiles.backends.torch_ref import load_shapes
+
+    models = tmp_path / "models.yaml"
+    models.write_text(yaml.safe_dump({"sc2": spec.model_dump(exclude={"name"}, exclude_none=True)}))
+    with pytest.raises(SystemExit, match="gated_ffn"):
+        load_shapes("sc2", models)
 
 
 def test_qwen2_moe_shared_expert_counts_as_expert_widths_and_is_written_back():

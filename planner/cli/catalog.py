@@ -65,8 +65,9 @@ def register(app: typer.Typer) -> None:
         if (name in models or name in facts) and not force:
             raise InputError(str(models_file if name in models else facts_file), name,
                              "already holds this model; pass --force to replace it, or another --name")
-        models[name] = imported.spec.model_dump(exclude={"name"}, exclude_none=True,
-                                                exclude_defaults=False)
+        # every size written out, but gated_ffn only where false (a plain MLP): the bundled models.yaml's form
+        models[name] = imported.spec.model_dump(exclude={"name"} | ({"gated_ffn"} if imported.spec.gated_ffn else set()),
+                                                exclude_none=True, exclude_defaults=False)
         facts[name] = imported.facts
         header = (f"# Catalog folder written by `planner catalog import-hf` (use: planner --catalog {into} ...).\n"
                   "# Formats: the bundled profiles/models.yaml and profiles/model_configs.yaml.\n")

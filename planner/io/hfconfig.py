@@ -6,13 +6,15 @@ Pure: :func:`from_hf_config` maps a parsed config to records and says what it co
 `planner catalog import-hf` (planner/cli/catalog.py) reads the file and writes the folder.
 
 What the planner's cost model describes, and so what is imported (planner/perf/prior.py): a decoder-only
-transformer with grouped-query attention over the whole context and a SwiGLU FFN, dense or a
-mixture of experts on every layer. Refused, with the field that says so (exit 2, nothing written):
+transformer with grouped-query attention over the whole context and a gated FFN (SwiGLU / GeGLU), dense or
+a mixture of experts on every layer; a dense plain MLP (up and down only) where the family has one
+(_PLAIN_FFN_TYPES). Refused, with the field that says so (exit 2, nothing written):
 multi-head latent attention (DeepSeek-V2/V3's ``kv_lora_rank``: its KV cache is not heads x head_dim),
 layers of linear attention or state-space mixers (``layer_types`` other than full/sliding attention,
 Mamba-style ``ssm_*`` / ``mamba_*`` keys), MoE on some layers only (``decoder_sparse_step`` != 1,
 ``mlp_only_layers``, ``first_k_dense_replace``), multimodal wrappers (``text_config``: import the text
-model's config). Carried with a note: a sliding window (the KV cache and attention are modelled over the
+model's config), GPT-2 / Falcon-style key names (``n_embd``, ``num_kv_heads``, ``multi_query``: read
+as Llama's keys they would mis-state the KV heads). Carried with a note: a sliding window (the KV cache and attention are modelled over the
 whole context, which over-states both: the safe side), quantized checkpoints (the entry describes the
 bf16 model; FP8 pools are the fleet's ``limits.allowed_dtypes``), float32 checkpoints (vLLM serves them
 in bf16 by default, ``--dtype auto``).
@@ -23,6 +25,8 @@ Key names, per family (transformers' configuration_<model_type>.py): sizes ``num
 ``num_local_experts`` (Mixtral) or ``num_experts`` (Qwen2/3-MoE, OLMoE), ``num_experts_per_tok``,
 ``moe_intermediate_size`` (Mixtral: the expert width is ``intermediate_size``), Qwen2-MoE's shared
 expert ``shared_expert_intermediate_size`` (counted as that width over the expert width experts).
+A config without ``tie_word_embeddings`` takes its family's default (_TIED_BY_DEFAULT / _UNTIED_BY_DEFAULT);
+of a family in neither, untied embeddings are assumed (the larger weight count), with a note.
 """
 
 from __future__ import annotations
@@ -51,6 +55,22 @@ them); never taken from, nor kept in, the facts' verbatim `extra`."""
 # Keys not copied into the weightless folder's config.json: provenance, loader-only and quantization entries (the
 # folder is served with --load-format dummy in bf16), and what hf_config computes.
 _NOT_COPIED = CATALOG_CONFIG_KEYS | {"_name_or_path", "transformers_version", "auto_map", "quantization_config", "dtype"}
+# Families whose dense MLP is plain, up and down matrices only (transformers' modeling_<type>.py, read in the 4.57.1
+# and 5.25.0 wheels at stop 53: phi fc1/fc2, starcoder2 c_fc/c_proj, gpt_neox dense_h_to_4h/dense_4h_to_h, nemotron
+# up_proj/down_proj with relu2, falcon dense_h_to_4h/dense_4h_to_h, gpt_bigcode c_fc/c_proj); every other family
+# imported is gated (gate, up, down).
+_PLAIN_FFN_TYPES = frozenset({"phi", "starcoder2", "gpt_neox", "nemotron", "falcon", "gpt_bigcode"})
+# tie_word_embeddings where config.json leaves it out: the family's configuration class default (the same wheels;
+# starcoder2 inherits PretrainedConfig's True in 4.57.1 and states True in 5.25.0).
+_TIED_BY_DEFAULT = frozenset({"gemma", "gemma2", "gemma3_text", "cohere", "cohere2", "ernie4_5", "starcoder2", "falcon",
+                              "gpt_bigcode"})
+_UNTIED_BY_DEFAULT = frozenset({
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "phi", "gpt_neox", "granite",
+    "granitemoe", "olmo", "olmo2", "olmoe", "gpt_oss", "nemotron", "stablelm", "glm4", "exaone4", "seed_oss",
+    "hunyuan_v1_dense", "minimax"})
+# GPT-2 / GPT-BigCode / Falcon key names: the sizes and KV heads under other keys than the ones read here.
+_LEGACY_KEYS = {"n_embd": "hidden_size", "n_head": "num_attention_heads", "n_layer": "num_hidden_layers",
+                "num_kv_heads": "num_key_value_heads", "multi_query": "num_key_value_heads"}
 # The checkpoint dtypes vLLM serves at 2 bytes per weight with --dtype auto (float32 is cast to bf16).
 _HALF_DTYPES = {"bfloat16", "float16", "bf16", "fp16", "half"}
 
@@ -80,6 +100,10 @@ def _refuse_unmodelled(cfg: Mapping[str, object], src: str) -> None:
     """InputError naming the first field that puts the model outside the cost model (module doc)."""
     if "text_config" in cfg:
         raise InputError(src, "text_config", "a multimodal wrapper; import the text model's config.json (its text_config) instead")
+    for k, ours in _LEGACY_KEYS.items():
+        if k in cfg:
+            raise InputError(src, k, "GPT-2 / Falcon-style keys are not read (taken for Llama's, the KV heads could be "
+                             f"mis-stated); expected Llama-style keys: import a copy with {ours} in its place")
     for k in _MLA_KEYS:
         if cfg.get(k):
             raise InputError(src, k, "multi-head latent attention (DeepSeek-style) is not modelled: its KV cache is a "
@@ -189,8 +213,15 @@ def from_hf_config(cfg: Mapping[str, object], name: str, source: str, hf_id: str
         notes.append(f"sliding window of {window} tokens modelled as full attention over the context "
                      "(KV cache and attention time over-stated beyond the window: the safe side)")
     tied = cfg.get("tie_word_embeddings")
-    if tied is None:
+    if tied is None and model_type in _TIED_BY_DEFAULT | _UNTIED_BY_DEFAULT:
+        tied = model_type in _TIED_BY_DEFAULT  # the family's default, as transformers and vLLM read the config
+    elif tied is None:
         notes.append("tie_word_embeddings absent: untied embeddings assumed (the larger weight count)")
+    gated = model_type not in _PLAIN_FFN_TYPES
+    if not gated and moe is not None:
+        raise InputError(source, "model_type", f"{model_type} with experts is not modelled; expected a dense {model_type}")
+    if not gated:
+        notes.append(f"plain MLP of {model_type} (up and down matrices, no gate): 2 x hidden x intermediate weights per layer")
     max_pos = cfg.get("max_position_embeddings")
     max_context = max_pos if isinstance(max_pos, int) and max_pos > 0 else None
     if max_context is None:
@@ -198,7 +229,7 @@ def from_hf_config(cfg: Mapping[str, object], name: str, source: str, hf_id: str
     spec = ModelSpec(
         name=name, hf_id=hf_id or (str(cfg["_name_or_path"]) if cfg.get("_name_or_path") else None),
         layers=_int(cfg, "num_hidden_layers", source), hidden=hidden, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
-        intermediate=_int(cfg, "intermediate_size", source), vocab=_int(cfg, "vocab_size", source),
+        intermediate=_int(cfg, "intermediate_size", source), gated_ffn=gated, vocab=_int(cfg, "vocab_size", source),
         tied_embeddings=bool(tied), max_context=max_context, moe=moe)
     theta, scaling = _rope(cfg)
     eps = _float(cfg.get("rms_norm_eps", cfg.get("layer_norm_eps")), 1e-6)

@@ -120,6 +120,9 @@ class ModelSpec(_Strict):
     kv_heads: int = Field(gt=0)
     head_dim: int = Field(gt=0)
     intermediate: int = Field(gt=0, description="dense FFN width (SwiGLU: 3 matrices)")
+    gated_ffn: bool = Field(default=True, description="dense FFN of gate, up and down matrices (SwiGLU / GeGLU: 3 x "
+                            "hidden x intermediate weights); false: up and down only (the plain GELU / ReLU^2 MLP of "
+                            "StarCoder2, Phi-2, GPT-NeoX, Nemotron: 2); a MoE's experts are gated")
     vocab: int = Field(gt=0)
     dtype_bytes: int = Field(default=2, gt=0, description="bytes per weight (bf16 = 2)")
     kv_dtype_bytes: int = Field(default=2, gt=0, description="bytes per KV element")
@@ -160,10 +163,15 @@ class ModelSpec(_Strict):
     @property
     def ffn_params_per_layer(self) -> int:
         if self.moe is None:
-            return 3 * self.hidden * self.intermediate
+            return self.ffn_matrices * self.hidden * self.intermediate
         m = self.moe
         router = self.hidden * m.experts
         return router + 3 * self.hidden * m.expert_intermediate * (m.experts + m.shared_experts)
+
+    @property
+    def ffn_matrices(self) -> int:
+        """Weight matrices of hidden x intermediate in a dense FFN: 3 gated (gate, up, down), 2 plain (up, down)."""
+        return 3 if self.gated_ffn else 2
 
     @property
     def active_ffn_params_per_layer(self) -> int:

@@ -134,10 +134,11 @@ def activation_bytes_per_gpu(model: ModelSpec, tp: int, max_batched_tokens: int,
     """Peak activation memory vLLM reserves from its profiling run (largest step: max_batched_tokens).
 
     Hidden-size tensors (residual, norms, q/k/v, attention out: ~4 x hidden) are full size on each
-    GPU; the FFN's gate+up outputs are split over tp; logits of the sampled rows are fp32.
+    GPU; the FFN's gate+up outputs (up alone in a plain MLP) are split over tp; logits of the sampled rows are fp32.
     """
     ffn = model.intermediate if model.moe is None else model.moe.experts_per_token * model.moe.expert_intermediate
-    per_token = (4 * model.hidden + 2 * ffn / tp) * model.activation_bytes
+    ffn_outputs = model.ffn_matrices - 1 if model.moe is None else 2  # gate + up, or up alone; experts are gated
+    per_token = (4 * model.hidden + ffn_outputs * ffn / tp) * model.activation_bytes
     return max_batched_tokens * per_token + max_num_seqs * model.vocab * 4
 
 

@@ -132,6 +132,9 @@ def load_shapes(model: str, models_yaml: str | os.PathLike[str] = MODELS_YAML) -
     if e.get("moe"):
         raise SystemExit(f"{path}: field '{model}.moe': the torch reference decoder has dense FFNs only; "
                          "MoE models are not supported")
+    if e.get("gated_ffn") is False:
+        raise SystemExit(f"{path}: field '{model}.gated_ffn': the torch reference decoder has gated (SwiGLU) FFNs "
+                         "only; a plain MLP is not supported (profile it with --backend vllm --dummy-weights)")
     try:
         return Shapes(
             name=model,
