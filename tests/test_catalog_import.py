@@ -126,7 +126,7 @@ def test_a_config_without_tie_word_embeddings_takes_its_familys_default():
 
 
 def test_a_plain_mlp_family_counts_two_ffn_matrices(tmp_path):
-    """Found by hand at stop 53: StarCoder2's MLP (c_fc, c_proj: no gate) was counted as SwiGLU's three matrices, 21.7 B
+    """Found by hand at stop 53: StarCoder2's MLP (c_fc, c_proj: no gate) was counted as SwiGLU's three matrices, 22.0 B
     parameters for StarCoder2-15B (15.65 B with its tied embeddings): weights, FLOPs and the KV budget all off. A plain
     family's FFN is 2 x hidden x intermediate, its activation peak holds the up projection alone, and the torch
     reference decoder (SwiGLU only) refuses it."""
