@@ -10,7 +10,8 @@ heavy-tailed lengths; 40 simulated minutes each) plus the bundled one-hour Azure
 trace. They are split, BEFORE any default was chosen, into a TUNING set (where the controller's
 defaults in controllers.config were chosen, and where the ablations run) and a HELD-OUT set (the
 split is the SCENARIOS table below and never changes). `--trace FILE` runs that trace alone (any
-trace with the Azure columns or timestamp,model,input_tokens,output_tokens).
+trace with the product's columns timestamp,model,input_tokens,output_tokens, or an Azure, BurstGPT or Mooncake
+trace: planner.io.traces).
 
 Each trace is replayed through planner.simulate's FleetSimulator: one prefill and one decode pool of
 `model` on `gpu` at tensor parallelism `tp`; every `interval` seconds a policy sets the pools'

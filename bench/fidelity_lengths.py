@@ -540,7 +540,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tp", type=int, default=1)
     ap.add_argument("--plans", action=argparse.BooleanOptionalAction, default=True, help="part 2: plans from traces")
     ap.add_argument("--trace", type=Path, default=None,
-                    help="part 2 on this trace alone (timestamp,model,input_tokens,output_tokens or the Azure columns)")
+                    help="part 2 on this trace alone (timestamp,model,input_tokens,output_tokens; or an Azure, BurstGPT or "
+                         "Mooncake trace)")
     ap.add_argument("--fidelity", action=argparse.BooleanOptionalAction, default=True, help="part 1: the model's rows")
     ap.add_argument("--classes", action=argparse.BooleanOptionalAction, default=True, help="part 3: classes sharing a pool")
     ap.add_argument("--outputs", action=argparse.BooleanOptionalAction, default=True,

@@ -61,7 +61,7 @@ def load_fleet(path: PathLike) -> Fleet:
 def workload_from_trace(path: PathLike, slo: Slo | dict[str, Slo], model: str | None = None,
                         isl_buckets: int = 3, osl_buckets: int = 2, rate_quantile: float | None = None,
                         length_spread: bool = False) -> Workload:
-    """Bucket a request trace CSV (product or Azure columns) into request classes with rates; with
+    """Bucket a request trace (product, Azure, BurstGPT or Mooncake format: planner.io.traces) into request classes with rates; with
     `length_spread` each class states its prompts' spread (isl_scv, isl_max), as `--length-spread` does."""
     from planner.io.traces import bucket_trace, read_trace
 

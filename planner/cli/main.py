@@ -120,7 +120,8 @@ def solve(
     verify_trace: Path | None = typer.Option(
         None, "--verify-trace",
         help="verify (implies --verify) against this request trace's own requests, their arrival times and lengths, "
-             "instead of Poisson arrivals of the classes (timestamp,model,input_tokens,output_tokens or the Azure columns)"),
+             "instead of Poisson arrivals of the classes (timestamp,model,input_tokens,output_tokens; or an Azure, "
+             "BurstGPT or Mooncake trace)"),
     verify_duration_s: float | None = typer.Option(None, "--verify-duration-s", min=1.0,
                                                    help="with --verify-trace: its first seconds only (default: all of it); "
                                                         "with --verify: seconds of Poisson arrivals (default 600)"),
@@ -205,7 +206,9 @@ def explain_cmd(
 @workload_app.command("from-trace")
 @friendly_errors
 def workload_from_trace(
-    trace: Path = typer.Argument(..., help="trace CSV: timestamp,model,input_tokens,output_tokens (or the Azure columns)"),
+    trace: Path = typer.Argument(..., help="trace CSV: timestamp,model,input_tokens,output_tokens; or an Azure "
+                                 "(TIMESTAMP,ContextTokens,GeneratedTokens), BurstGPT (Timestamp,Request tokens,Response "
+                                 "tokens) or Mooncake (JSON lines: timestamp ms, input_length, output_length) trace"),
     model: str | None = typer.Option(None, "--model", help="model of a trace without a model column"),
     ttft_ms: float = typer.Option(1000.0, "--ttft-ms", help="TTFT bound of the SLO, ms"),
     itl_ms: float = typer.Option(50.0, "--itl-ms", help="ITL bound of the SLO, ms"),

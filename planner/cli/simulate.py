@@ -76,7 +76,8 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def simulate(
         plan: Path = typer.Option(..., help="plan YAML/JSON (planner solve output)"),
-        trace: Path | None = typer.Option(None, help="trace CSV: timestamp, model, input_tokens, output_tokens (or Azure columns)"),
+        trace: Path | None = typer.Option(None, help="trace CSV: timestamp, model, input_tokens, output_tokens (or an "
+                                                     "Azure, BurstGPT or Mooncake trace)"),
         workload: Path | None = typer.Option(None, help="workload YAML: its classes' arrivals, Poisson, or clustered "
                                                  "where a class states its burstiness (planner.simulate.arrivals)"),
         duration: float | None = typer.Option(None, help="seconds of arrivals to simulate (default: whole trace, or 600 s)"),

@@ -121,6 +121,25 @@ def read_csv(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataF
         df = pd.read_csv(p)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(str(p), None, f"malformed CSV ({exc})") from exc
+    return check_columns(df, p, required, first_row=2)
+
+
+def read_json_lines(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataFrame:
+    """Read a JSON-lines file (one object per line) whose `required` keys ({name: 'numeric'|'any'}) every line has,
+    finite; rows are numbered as the file's lines."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(str(p), None, "file not found")
+    try:
+        df = pd.read_json(p, lines=True, dtype=False)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(str(p), None, f"malformed JSON lines, expected one object per line ({exc})") from exc
+    return check_columns(df, p, required, first_row=1)
+
+
+def check_columns(df: pd.DataFrame, p: Path, required: dict[str, str], first_row: int) -> pd.DataFrame:
+    """`df` with its `required` columns ({name: 'numeric'|'any'}) present and the numeric ones finite numbers; an
+    InputError names the column and the file's row (`first_row`: the file's number of df's first row)."""
     for col, kind in required.items():
         if col not in df.columns:
             raise InputError(str(p), col, f"missing column; expected columns {list(required)}, found {list(df.columns)}")
@@ -129,7 +148,9 @@ def read_csv(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataF
             bad = vals.isna() | ~vals.map(lambda v: pd.notna(v) and abs(v) != float("inf"))
             if bad.any():
                 row = int(bad.idxmax())
-                raise InputError(str(p), col, f"expected a finite number on every row; row {row + 2} has {df[col].iloc[row]!r}")
+                cell = df[col].iloc[row]
+                said = "nothing" if pd.isna(cell) else repr(cell.item() if hasattr(cell, "item") else cell)
+                raise InputError(str(p), col, f"expected a finite number on every row; row {row + first_row} has {said}")
             df[col] = vals
     return df
 

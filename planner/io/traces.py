@@ -1,8 +1,15 @@
 """Request traces and their bucketing into request classes.
 
 A trace is a CSV of requests: `timestamp, model, input_tokens, output_tokens` (the product's
-format), or the Azure LLM inference trace's `TIMESTAMP, ContextTokens, GeneratedTokens` (Patel et
-al., "Splitwise", ISCA 2024), whose model is given by the caller. Bucketing splits each model's
+format), or one of three public traces' formats, whose model is given by the caller: the Azure LLM
+inference trace's `TIMESTAMP, ContextTokens, GeneratedTokens` (Patel et al., "Splitwise", ISCA 2024;
+its 2024 release has the same columns), BurstGPT's `Timestamp, Model, Request tokens, Response tokens`
+(Wang et al., KDD 2025, github.com/HPMLL/BurstGPT: seconds from the trace's start; its Model column
+names the upstream service, ChatGPT or GPT-4, not a model served here, and is not read; a failed
+request's 0 response tokens count as 1, as every trace's), and Mooncake's JSON lines
+`{"timestamp": ms, "input_length", "output_length", "hash_ids"}` (Qin et al., FAST 2025,
+github.com/kvcache-ai/Mooncake: milliseconds from the trace's start; a `.jsonl` file or one whose first
+character is `{`). Bucketing splits each model's
 requests at quantiles of input and output length (log-spaced lengths bunch at the quantiles the
 operator cares about), and gives each bucket its mean lengths and its rate over the trace's span.
 Each class also gets its measured arrival over-dispersion (`measure_burstiness`), which the
@@ -20,16 +27,36 @@ import numpy as np
 import pandas as pd
 
 from planner.io.errors import InputError
-from planner.io.files import read_csv
+from planner.io.files import read_csv, read_json_lines
 from planner.io.schema import MIN_IDC, Burstiness, ModelEntry, RequestClass, Slo, Workload
 
 # Column names of the Azure LLM inference trace 2023 (Azure/AzurePublicDataset).
 AZURE_COLUMNS = {"TIMESTAMP": "timestamp", "ContextTokens": "input_tokens", "GeneratedTokens": "output_tokens"}
+# Column names of BurstGPT (HPMLL/BurstGPT, BurstGPT_*.csv): Timestamp in seconds from the trace's start.
+BURSTGPT_COLUMNS = {"Timestamp": "timestamp", "Request tokens": "input_tokens", "Response tokens": "output_tokens"}
+# Keys of Mooncake's traces (kvcache-ai/Mooncake, FAST25-release/traces/*.jsonl): timestamp in milliseconds.
+MOONCAKE_KEYS = {"timestamp": "timestamp", "input_length": "input_tokens", "output_length": "output_tokens"}
+MS_PER_S = 1000.0
+# Formats whose model the caller names (they have no column of the models served here).
+_FORMATS = "timestamp, model, input_tokens, output_tokens; or the Azure, BurstGPT or Mooncake traces' columns"
+
+
+def is_json_lines(path: Path) -> bool:
+    """Whether the trace is JSON lines (Mooncake's): a .jsonl name, or a first non-blank character '{'."""
+    if path.suffix.lower() == ".jsonl":
+        return True
+    try:
+        with path.open("rb") as f:
+            return f.read(4096).lstrip()[:1] == b"{"
+    except OSError:
+        return False
 
 
 def has_model_column(path: str | os.PathLike[str]) -> bool:
-    """Whether the trace's header names a `model` column. A file that cannot be read as a CSV header counts as
-    having one, so that `read_trace` gives its own message for it."""
+    """Whether the trace's header names a `model` column (JSON lines: never). A file that cannot be read as a CSV
+    header counts as having one, so that `read_trace` gives its own message for it."""
+    if is_json_lines(Path(path)):
+        return False
     try:
         return "model" in pd.read_csv(path, nrows=0).columns
     except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
@@ -42,9 +69,32 @@ MAX_TRACE_SPAN_S = 1e7
 
 
 def _file_row(df: pd.DataFrame, pos: int) -> int:
-    """The file's row number (the header is row 1) of `df`'s row at position `pos`: the index read_csv gave it, which
-    a filter by model keeps (positions after the filter are not the file's rows)."""
-    return int(df.index[pos]) + 2
+    """The file's row number of `df`'s row at position `pos` (a CSV's header is row 1; a JSON-lines file's first
+    line is row 1): the index the reader gave it, which a filter by model keeps (positions after the filter are not
+    the file's rows), plus the file's first data row (df.attrs['first_row'], 2 for a CSV)."""
+    return int(df.index[pos]) + int(df.attrs.get("first_row", 2))
+
+
+def _read_requests(p: Path) -> pd.DataFrame:
+    """The trace's rows with columns timestamp, input_tokens, output_tokens (and model where it has one), in the
+    file's order, from whichever format it is (module doc); Mooncake's milliseconds become seconds."""
+    if is_json_lines(p):
+        df = read_json_lines(p, {"timestamp": "numeric", "input_length": "numeric", "output_length": "numeric"})
+        df = df[list(MOONCAKE_KEYS)].rename(columns=MOONCAKE_KEYS)
+        df["timestamp"] = df["timestamp"] / MS_PER_S
+        df.attrs["first_row"] = 1
+        return df
+    try:
+        head = pd.read_csv(p, nrows=0)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(str(p), None, f"expected a CSV with a header row ({_FORMATS}), could not read one ({exc})") from None
+    if set(AZURE_COLUMNS) <= set(head.columns):
+        df = read_csv(p, {"TIMESTAMP": "any", "ContextTokens": "numeric", "GeneratedTokens": "numeric"})
+        return df.rename(columns=AZURE_COLUMNS)
+    if set(BURSTGPT_COLUMNS) <= set(head.columns):
+        df = read_csv(p, {"Timestamp": "numeric", "Request tokens": "numeric", "Response tokens": "numeric"})
+        return df[list(BURSTGPT_COLUMNS)].rename(columns=BURSTGPT_COLUMNS)  # its Model is the upstream service's
+    return read_csv(p, {"timestamp": "any", "input_tokens": "numeric", "output_tokens": "numeric"})
 
 
 def parse_datetimes(ts: pd.Series) -> pd.Series:
@@ -69,16 +119,7 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     p = Path(path)
     if not p.is_file():
         raise InputError(str(p), None, "file not found")
-    try:
-        head = pd.read_csv(p, nrows=0)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(str(p), None, f"expected a CSV with a header row (timestamp, model, input_tokens, "
-                         f"output_tokens or the Azure columns), could not read one ({exc})") from None
-    if set(AZURE_COLUMNS) <= set(head.columns):
-        df = read_csv(p, {"TIMESTAMP": "any", "ContextTokens": "numeric", "GeneratedTokens": "numeric"})
-        df = df.rename(columns=AZURE_COLUMNS)
-    else:
-        df = read_csv(p, {"timestamp": "any", "input_tokens": "numeric", "output_tokens": "numeric"})
+    df = _read_requests(p)
     if df.empty:
         raise InputError(str(p), None, "the trace has no requests")
     if "model" not in df.columns:

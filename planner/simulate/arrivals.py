@@ -19,7 +19,7 @@ import pandas as pd
 
 from planner.io.errors import InputError, shown
 from planner.io.schema import Workload
-from planner.io.traces import parse_datetimes
+from planner.io.traces import AZURE_COLUMNS, BURSTGPT_COLUMNS, MOONCAKE_KEYS, MS_PER_S, parse_datetimes
 from planner.planning.lengths import draw_prompt_lengths
 
 
@@ -156,16 +156,21 @@ def poisson_arrivals(workload: Workload, duration_s: float, rng: np.random.Gener
 
 
 def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None = None) -> pd.DataFrame:
-    """A trace DataFrame in either column convention -> columns t_s, model, input_tokens, output_tokens
-    (+ class_id when given). Accepts `timestamp` (seconds or date-times) or Azure's `TIMESTAMP`,
-    `ContextTokens`, `GeneratedTokens`. Empty or unsorted traces are an InputError."""
-    d = df.rename(columns={"TIMESTAMP": "timestamp", "ContextTokens": "input_tokens", "GeneratedTokens": "output_tokens"})
+    """A trace DataFrame in any column convention planner.io.traces reads -> columns t_s, model, input_tokens,
+    output_tokens (+ class_id when given). Accepts `timestamp` (seconds or date-times), Azure's `TIMESTAMP`,
+    `ContextTokens`, `GeneratedTokens`, BurstGPT's `Timestamp`, `Request tokens`, `Response tokens` (its `Model`, the
+    upstream service, is not read) or Mooncake's `timestamp` (ms), `input_length`, `output_length`. Empty or unsorted
+    traces are an InputError."""
+    mooncake = "input_length" in df.columns and "input_tokens" not in df.columns
+    d = df.rename(columns={**AZURE_COLUMNS, **BURSTGPT_COLUMNS, **MOONCAKE_KEYS})
+    if mooncake and pd.api.types.is_numeric_dtype(d["timestamp"]):
+        d["timestamp"] = d["timestamp"] / MS_PER_S
     if "t_s" in d.columns and "timestamp" not in d.columns:
         d = d.rename(columns={"t_s": "timestamp"})
     for col in ("timestamp", "input_tokens", "output_tokens"):
         if col not in d.columns:
-            raise InputError(source, col, "missing column; expected timestamp, input_tokens, output_tokens (or Azure's TIMESTAMP, "
-                             f"ContextTokens, GeneratedTokens), found {list(df.columns)}")
+            raise InputError(source, col, "missing column; expected timestamp, input_tokens, output_tokens (or an Azure, "
+                             f"BurstGPT or Mooncake trace's columns), found {list(df.columns)}")
     if d.empty:
         raise InputError(source, None, "the trace has no requests")
     ts = d["timestamp"]
