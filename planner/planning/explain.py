@@ -183,11 +183,17 @@ def explain_infeasible(inst: Instance) -> list[str]:
         v = inst.variants[o.variant]
         best = f"{o.best_ms:.0f}" if o.metric == "ttft" else f"{o.best_ms:.1f}"
         fits = inst.slo_within_fleet
-        fleet_txt = (f"; the fleet as it stands plans from a {o.metric.upper()} bound of {fits[2]:g} ms"
-                     if fits is not None and fits[:2] == (o.model, o.metric) else "")
-        out.append(f"{o.metric.upper()} p{o.percentile:g} {o.bound_ms:g} ms for class {o.class_id} is out of reach on every "
-                   f"GPU; the best is {best} ms on {v.gpu} tp{v.tp} ({v.role}): relax the {o.metric.upper()} SLO to "
-                   f">= {o.relax_to_ms} ms or add a faster GPU type{fleet_txt}")
+        least = fits[2] if fits is not None and fits[:2] == (o.model, o.metric) else None
+        metric = o.metric.upper()
+        if least is not None and least <= o.relax_to_ms:  # the searched bound is the tighter advice: it alone is said
+            advice, after = f"{least:g} ms (the least bound the fleet as it stands plans from)", ""
+        else:  # where a pool gets under the bound at all; the fleet's load may need a looser one, said after
+            advice = f"{o.relax_to_ms} ms"
+            article = "an" if metric == "ITL" else "a"  # 'an ITL', 'a TTFT', as they are read out
+            after = f"; the fleet as it stands plans from {article} {metric} bound of {least:g} ms" if least is not None else ""
+        out.append(f"{metric} p{o.percentile:g} {o.bound_ms:g} ms for class {o.class_id} is out of reach on every "
+                   f"GPU; the best is {best} ms on {v.gpu} tp{v.tp} ({v.role}): relax the {metric} SLO to "
+                   f">= {advice} or add a faster GPU type{after}")
     if out:
         return out
     if inst.gpu_need is not None:
