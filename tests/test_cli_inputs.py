@@ -358,6 +358,11 @@ CASES = [
     # found by hand at stop 50: a host that does not resolve was blamed on --port ("expected a free port")
     Case("emulate --host 999.1.1.1", lambda t: ["emulate", "--variant", "llama-3.1-8b/mixed/H100-SXM-80GB/tp1", "--port", "8000",
                                                 "--host", "999.1.1.1"], 2, ("--host", "cannot resolve '999.1.1.1'")),
+    # found by hand at stop 53: the emulator served 131,072 tokens of any model (a 20,000-token request to a
+    # 16,384-token model ran); its --max-model-len is the model's context at most, as vLLM's
+    Case("emulate --max-model-len past the context", lambda t: ["emulate", "--variant", "llama-2-70b/mixed/H100-SXM-80GB/tp4",
+                                                                "--port", "8000", "--max-model-len", "8192"],
+         2, ("--max-model-len", "llama-2-70b's context of 4,096 tokens")),
     # found by hand at stop 50: a config with no models went on to connect to Prometheus
     Case("control: no models", lambda t: ["control", "--config", _ctl(t, lambda c: c.update(models={})), "--dry-run", "--once"],
          2, ("{f}", "models", "at least 1 item")),
@@ -561,6 +566,21 @@ def test_profile_show_leaves_the_profile_folder_clean(tmp_path: Path, monkeypatc
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in PROFILE_8B.iterdir()) == before
     assert (tmp_path / "out/llama-3.1-8b-H100-SXM-80GB-tp1-fit.png").stat().st_size > 10_000
+
+
+def test_emulate_serves_the_models_context_as_vllm_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`planner emulate` without --max-model-len serves the model's context (llama-2-70b: 4,096), as `vllm serve`
+    defaults to the config's max_position_embeddings (found by hand at stop 53: 131,072 for every model)."""
+    import planner.simulate.emulator as emulator
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(emulator, "serve_forever", lambda perf, **kw: seen.update(kw))
+    r = runner.invoke(app, ["emulate", "--variant", "llama-2-70b/mixed/H100-SXM-80GB/tp4", "--port", str(closed_port())])
+    assert r.exit_code == 0, r.output
+    assert seen["max_model_len"] == 4096 and "max_model_len=4096" in r.output
+    r = runner.invoke(app, ["emulate", "--variant", "llama-2-70b/mixed/H100-SXM-80GB/tp4", "--port", str(closed_port()),
+                            "--max-model-len", "2048"])
+    assert r.exit_code == 0 and seen["max_model_len"] == 2048
 
 
 def test_emulate_on_a_busy_port_is_exit_2(tmp_path: Path) -> None:

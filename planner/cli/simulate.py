@@ -60,17 +60,26 @@ def register(app: typer.Typer) -> None:
         served_model_name: str | None = typer.Option(None, help="model name in the API (default: the variant's model)"),
         log_iterations: bool = typer.Option(False, help="print every engine step as vLLM's --enable-logging-iteration-details "
                                                         "does (profiles/iterations.py, bench/step_composition.py read it)"),
+        max_model_len: int | None = typer.Option(None, min=2, help="longest prompt + max_tokens served, as vllm "
+                                                 "--max-model-len (default: the model's context length, as vLLM's)"),
     ) -> None:
         """Serve emulated vLLM replicas (OpenAI completions + vLLM /metrics) timed by the performance model."""
+        from planner.io.catalog import Catalog
         from planner.io.validate import check_port_free
         from planner.simulate.emulator import serve_forever
 
         check_port_free(host, port, replicas)  # before start-up: a busy port is exit 2, not a thread's traceback
         perf = lookup_variant(default_perf_lookup(), variant)
+        context = Catalog.load().model(perf.model).max_context
+        if max_model_len is not None and context is not None and max_model_len > context:
+            raise InputError(None, "--max-model-len", f"at most {perf.model}'s context of {context:,} tokens (vLLM refuses "
+                             f"a longer one unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1); got {max_model_len:,}")
+        max_model_len = max_model_len or context  # None: the model states no context (the emulator's own cap)
         stdout_console().print(f"emulating {variant} ({perf.source} laws) on {host}:{port}..{port + replicas - 1}, "
-                               f"time_scale={time_scale}; Ctrl-C stops", soft_wrap=True)  # one line in a log, whole
+                               f"time_scale={time_scale}, max_model_len={max_model_len or 'unstated'}; Ctrl-C stops",
+                               soft_wrap=True)  # one line in a log, whole
         serve_forever(perf, port=port, replicas=replicas, host=host, time_scale=time_scale, model_name=served_model_name,
-                      log_iterations=log_iterations)
+                      log_iterations=log_iterations, max_model_len=max_model_len)
 
     @app.command("simulate")
     @friendly_errors

@@ -817,10 +817,12 @@ class EmulatorFleet:
 
 
 def serve_forever(perf: VariantPerf, *, port: int, replicas: int = 1, host: str = "127.0.0.1", time_scale: float = 1.0,
-                  model_name: str | None = None, log_iterations: bool = False) -> None:
+                  model_name: str | None = None, log_iterations: bool = False, max_model_len: int | None = None) -> None:
     """Blocking entry point of ``planner emulate``: replicas on port, port+1, ... until Ctrl-C; with
-    `log_iterations`, every step's line on stdout as vLLM's --enable-logging-iteration-details prints it."""
+    `log_iterations`, every step's line on stdout as vLLM's --enable-logging-iteration-details prints it;
+    `max_model_len` as vLLM's (a longer prompt + max_tokens is a 400)."""
     fleet = EmulatorFleet(perf, replicas, model_name=model_name, time_scale=time_scale, host=host, base_port=port,
+                          max_model_len=max_model_len,
                           iteration_log=(lambda line: print(line, flush=True)) if log_iterations else None)
     fleet.start()
     try:
