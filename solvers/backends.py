@@ -16,9 +16,11 @@ absent, the LP relaxation's, which every backend solves first (see `_first_stage
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from solvers.decompose import decomposable, solve_by_group
@@ -40,6 +42,30 @@ GROUP_SHARE = 0.5
 on the 20-model synthetic instances they take 1-3 s of a 10 s limit (bench/solve_scaling.py)."""
 FLOW_TOL = 1e-9
 """Flows below this share of the class's rate are numerical noise and are dropped."""
+
+
+GROUP_MEMO_ENTRIES = 512
+"""Per-group solutions proven optimal that `solve` keeps, by (backend, MIP gap, the group's problem): a re-plan that
+changes one model's classes (the SLO price list, the burst fixed point's rounds, the what-if sweeps) solves that model
+alone again (found by hand at stop 53: pricing a 7-model workload's 28 SLO terms re-solved all 7 models 56 times, 8
+minutes). A HiGHS, CBC or OR-Tools solve of the same problem to optimality is deterministic, so a kept answer is the
+one a new solve gives; one that stopped at its time limit is not kept."""
+_GROUP_MEMO: OrderedDict[tuple[str, float, str], Solution] = OrderedDict()
+
+
+def _group_solution(problem: Problem, backend: str, time_limit_s: float, mip_gap: float) -> Solution:
+    """`_solve_whole` of one group's problem, from the memo (GROUP_MEMO_ENTRIES) where an equal one was solved."""
+    key = (backend, mip_gap, repr(problem))  # a dataclass' repr: every field, floats to their last digit
+    kept = _GROUP_MEMO.get(key)
+    if kept is not None:
+        _GROUP_MEMO.move_to_end(key)
+        return copy.deepcopy(kept)
+    sol = _solve_whole(problem, backend, time_limit_s, mip_gap)
+    if sol.status == "optimal":
+        _GROUP_MEMO[key] = copy.deepcopy(sol)
+        while len(_GROUP_MEMO) > GROUP_MEMO_ENTRIES:
+            _GROUP_MEMO.popitem(last=False)
+    return sol
 
 
 def solve(problem: Problem, backend: str = DEFAULT_BACKEND, time_limit_s: float = 10.0,
@@ -65,7 +91,7 @@ def solve(problem: Problem, backend: str = DEFAULT_BACKEND, time_limit_s: float 
     found = [quick] if quick.ok else []
     bounds = [quick.bound] if quick.bound is not None else []
     def by_group(p: Problem, t: float, g: float) -> Solution:
-        return _solve_whole(p, backend, t, g)
+        return _group_solution(p, backend, t, g)
 
     groups = solve_by_group(problem, by_group, GROUP_SHARE * left(), mip_gap)
     if groups.solution is not None and groups.solution.status == "infeasible":

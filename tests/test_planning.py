@@ -20,7 +20,7 @@ from planner.perf.laws import PerfModel, quiet_extrapolation
 from planner.io.planfile import diff, load_plan, save_plan
 from planner.planning.assemble import plan_workload
 from planner.planning.instance import build_instance
-from planner.io.schema import Fleet, ModelEntry, RequestClass, Slo, Workload
+from planner.io.schema import Fleet, ModelEntry, Plan, RequestClass, Slo, Workload
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "default"
@@ -463,3 +463,35 @@ def test_a_model_that_runs_now_but_the_workload_omits_is_noted():
     said = [n for n in plan.notes if "llama-2-70b" in n]
     assert plan.feasible and len(said) == 1 and "runs 2 replicas of llama-2-70b now" in said[0]
     assert not any("llama-3.1-8b now" in n for n in plan.notes)
+
+
+def test_a_replan_resizes_only_the_pools_whose_inputs_moved(example, perf, catalog) -> None:
+    """Pools are memoised on their inputs (capacity.pool_class_capacities; found by hand at stop 53: pricing the SLO
+    terms of a 7-model workload re-sized every model's pools in each of 28 re-plans, 10 minutes): the same plan again
+    sizes no pool, one model's tighter TTFT re-sizes that model's pools alone, and each plan is the one an
+    unmemoised run gives."""
+    from planner.planning import capacity
+    from planner.planning.assemble import slo_terms
+
+    wl, fl = example
+    memo = capacity._pool_class_capacities_memo
+    def same(a: Plan, b: Plan) -> bool:  # all but the solver's wall time
+        return a.model_dump(exclude={"solver": {"seconds"}}) == b.model_dump(exclude={"solver": {"seconds"}})
+
+    memo.cache_clear()
+    first = plan_workload(wl, fl, perf, catalog)
+    sized = memo.cache_info().misses
+    assert sized > 0 and same(plan_workload(wl, fl, perf, catalog), first) and memo.cache_info().misses == sized
+    model, _, slo, metric, with_slo = next(t for t in slo_terms(wl) if t[0] == "llama-2-70b" and t[3].key == "ttft_ms")
+    tighter = with_slo(slo.model_copy(update={"ttft_ms": slo.ttft_ms / 1.25}))
+    before = memo.cache_info().misses
+    memoised = plan_workload(tighter, fl, perf, catalog)
+    moved = memo.cache_info().misses - before
+    memo.cache_clear()
+    assert same(plan_workload(tighter, fl, perf, catalog), memoised)
+    # the 70B model's pools, as many as a plan of its classes alone sizes; the 8B model's come from the memo
+    memo.cache_clear()
+    alone = tighter.model_copy(update={"models": {model: tighter.models[model]},
+                                       "classes": [c for c in tighter.classes if c.model == model]})
+    plan_workload(alone, fl, perf, catalog)
+    assert 0 < moved == memo.cache_info().misses < sized

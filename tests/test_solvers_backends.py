@@ -180,3 +180,35 @@ def test_contended_inventory_falls_back_to_the_whole_model():
     tiny.variants[:] = [v for v in tiny.variants if v.resource == "A"]
     tiny.capacity = {k: x for k, x in tiny.capacity.items() if k[1].endswith("/A")}
     assert solve(tiny, "highs").status == "infeasible"
+
+
+
+def test_a_models_optimal_answer_is_kept_and_given_again(monkeypatch):
+    """Per-group solutions proven optimal are kept (solvers.backends.GROUP_MEMO_ENTRIES; found by hand at stop 53: the
+    SLO price list of a 7-model workload re-solved all 7 models in each of 56 re-plans, 8 minutes): an equal problem
+    is answered from the memo with a fresh solve's answer, a changed one is solved, and an answer cut by its time
+    limit is not kept."""
+    import dataclasses
+
+    import solvers.backends as backends
+
+    backends._GROUP_MEMO.clear()
+    calls: list[Problem] = []
+    whole = backends._solve_whole
+    monkeypatch.setattr(backends, "_solve_whole", lambda p, *a, **k: calls.append(p) or whole(p, *a, **k))
+    prob = small_pd()
+    first = backends._group_solution(prob, "highs", 10.0, 1e-4)
+    again = backends._group_solution(small_pd(), "highs", 10.0, 1e-4)  # equal, not the same object
+    assert first.status == "optimal" and len(calls) == 1
+    assert (again.replicas, again.flow, again.objective) == (first.replicas, first.flow, first.objective)
+    again.replicas.clear()  # a caller's change does not reach the kept answer
+    assert backends._group_solution(prob, "highs", 10.0, 1e-4).replicas == first.replicas and len(calls) == 1
+    moved = dataclasses.replace(prob, classes=[dataclasses.replace(c, rate=c.rate * 1.5) for c in prob.classes])
+    assert backends._group_solution(moved, "highs", 10.0, 1e-4).objective != first.objective and len(calls) == 2
+    assert backends._group_solution(prob, "cbc", 10.0, 1e-4).status == "optimal" and len(calls) == 3  # per backend
+    cut = dataclasses.replace(prob, inventory={"H100": 10, "A100": 5})
+    monkeypatch.setattr(backends, "_solve_whole", lambda p, *a, **k: calls.append(p) or dataclasses.replace(
+        whole(p, *a, **k), status="time_limit"))
+    backends._group_solution(cut, "highs", 10.0, 1e-4)
+    backends._group_solution(cut, "highs", 10.0, 1e-4)
+    assert len(calls) == 5  # not kept: solved twice

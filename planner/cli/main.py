@@ -162,10 +162,22 @@ def solve(
     with console.status(f"sizing {len(wl.classes):,} classes on every allowed pool, then solving the ILP…"):
         plan = plan_workload(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s, objective=objective)
     if slo_cost and plan.feasible and objective == "cost":
-        from planner.planning.assemble import slo_costs
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with console.status("pricing each SLO term…"):
-            plan.slo_costs = slo_costs(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s)
+        from planner.planning.assemble import slo_costs, slo_terms
+
+        # two re-plans per term (tighter, looser): a bar, as a 7-model workload's 28 terms take minutes
+        with Progress(TextColumn("pricing each SLO term: {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("", total=len(slo_terms(wl)))
+            started = False
+
+            def on_term(name: str) -> None:
+                nonlocal started
+                bar.update(task, description=name, advance=1 if started else 0)
+                started = True
+
+            plan.slo_costs = slo_costs(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s, on_term=on_term)
     if verify and plan.feasible:
         from planner.planning.verify import verify_and_resolve
         from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S

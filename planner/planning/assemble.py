@@ -330,40 +330,46 @@ def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], Arr
     return out
 
 
-def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, factor: float = 1.25,
-              backend: str = "highs", time_limit_s: float = 10.0) -> list[SloCost]:
-    """What each SLO term costs: re-solve with one bound divided and multiplied by `factor`, the others as they are.
-
-    The terms are each model's TTFT and ITL bounds (where some class with traffic follows them) and each class's own
-    SLO override (a class with `slo`: its bounds move alone)."""
-    out: list[SloCost] = []
+def slo_terms(workload: Workload) -> list[tuple[str, str | None, Slo, SloMetric, Callable[[Slo], Workload]]]:
+    """The SLO terms `slo_costs` prices, each as (model, class id or None, its SLO, the metric, the workload with that
+    SLO replaced): each model's TTFT and ITL bounds (where some class with traffic follows them) and each class's own
+    SLO override (a class with `slo`: its bounds move alone); a bound the SLO leaves out is no term."""
+    out: list[tuple[str, str | None, Slo, SloMetric, Callable[[Slo], Workload]]] = []
     follows = {c.model for c in workload.classes if c.rate_rps > 0 and c.slo is None}  # classes under the model's SLO
+    for model, entry in workload.models.items():
+        if model not in follows:  # no traffic under it: its bounds cost nothing either way
+            continue
+        out += [(model, None, entry.slo, metric, functools.partial(_with_model_slo, workload, model))
+                for metric in SloMetric if getattr(entry.slo, metric.key) is not None]
+    for i, c in enumerate(workload.classes):
+        if c.slo is None or c.rate_rps <= 0:
+            continue
+        out += [(c.model, c.id, c.slo, metric, functools.partial(_with_class_slo, workload, i))
+                for metric in SloMetric if getattr(c.slo, metric.key) is not None]
+    return out
+
+
+def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, factor: float = 1.25,
+              backend: str = "highs", time_limit_s: float = 10.0,
+              on_term: Callable[[str], None] | None = None) -> list[SloCost]:
+    """What each SLO term (`slo_terms`) costs: re-solve with one bound divided and multiplied by `factor`, the others as
+    they are. `on_term` is told each term's name as it is priced (two re-plans each: a caller's progress bar)."""
+    out: list[SloCost] = []
 
     def cost(wl: Workload) -> float | None:
         plan = plan_workload(wl, fleet, perf, catalog, backend=backend, time_limit_s=time_limit_s,
                              refine_diagnosis=False)  # cost only
         return plan.cost_per_hour if plan.feasible else None
 
-    def term(model: str, class_id: str | None, slo: Slo, metric: SloMetric, with_slo: Callable[[Slo], Workload]) -> None:
+    for model, class_id, slo, metric, with_slo in slo_terms(workload):
+        if on_term is not None:
+            on_term(f"{class_id or model} {metric.key}")
         bound = getattr(slo, metric.key)
-        if bound is None:
-            return
         costs = {side: cost(with_slo(slo.model_copy(update={metric.key: b})))
                  for side, b in (("tighter", bound / factor), ("looser", bound * factor))}
         out.append(SloCost(model=model, class_id=class_id, metric=metric, percentile=slo.percentile, bound_ms=bound,
                            tighter_ms=round(bound / factor, 2), tighter_cost_per_hour=costs["tighter"],
                            looser_ms=round(bound * factor, 2), looser_cost_per_hour=costs["looser"]))
-
-    for model, entry in workload.models.items():
-        if model not in follows:  # no traffic under it: its bounds cost nothing either way
-            continue
-        for metric in SloMetric:
-            term(model, None, entry.slo, metric, functools.partial(_with_model_slo, workload, model))
-    for i, c in enumerate(workload.classes):
-        if c.slo is None or c.rate_rps <= 0:
-            continue
-        for metric in SloMetric:
-            term(c.model, c.id, c.slo, metric, functools.partial(_with_class_slo, workload, i))
     return out
 
 
