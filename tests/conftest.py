@@ -20,6 +20,17 @@ def _bundled_catalog_only(monkeypatch):
     monkeypatch.setenv("PLANNER_CATALOG", "")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_solve_memos():
+    """Every test starts with empty solve memos (planner.planning.capacity's pools, solvers.backends' per-model
+    answers): a test that fakes a solver or a law sees its fake run, not an answer an earlier test left."""
+    from planner.planning.capacity import _pool_class_capacities_memo
+    from solvers.backends import _GROUP_MEMO
+
+    _pool_class_capacities_memo.cache_clear()
+    _GROUP_MEMO.clear()
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
