@@ -46,6 +46,9 @@ CASES = [
     ("autoscale_trace", ["--gpu", "no-such-gpu"], "--gpu: "),
     ("autoscale_trace", ["--interval-s", "0"], "--interval-s: expected seconds > 0"),
     ("mixed_grid", ["--loads", "2"], "--loads shares of saturation in (0, 1)"),
+    ("plan_scaling", ["--sizes", "9x4"], "--sizes 9x4: 1 to 7 bundled models"),
+    ("plan_scaling", ["--sizes", "3by4"], "--sizes: expected MxC"),
+    ("plan_scaling", ["--workload", NOPE_YAML], NOPE_YAML),
     ("autoscale_trace", ["--trace", str(REPO / "tests" / "fixtures" / "two_models_trace.csv")], "--model: "),
     ("baselines", ["--trace", str(REPO / "tests" / "fixtures" / "two_models_trace.csv")], "--model: "),
 ]

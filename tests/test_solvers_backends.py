@@ -185,7 +185,7 @@ def test_contended_inventory_falls_back_to_the_whole_model():
 
 def test_a_models_optimal_answer_is_kept_and_given_again(monkeypatch):
     """Per-group solutions proven optimal are kept (solvers.backends.GROUP_MEMO_ENTRIES; found by hand at stop 53: the
-    SLO price list of a 7-model workload re-solved all 7 models in each of 56 re-plans, 8 minutes): an equal problem
+    SLO price list of a 7-model workload re-solved all 7 models in each of its 28 re-plans): an equal problem
     is answered from the memo with a fresh solve's answer, a changed one is solved, and an answer cut by its time
     limit is not kept."""
     import dataclasses
