@@ -48,8 +48,9 @@ GROUP_MEMO_ENTRIES = 512
 """Per-group solutions proven optimal that `solve` keeps, by (backend, MIP gap, the group's problem): a re-plan that
 changes one model's classes (the SLO price list, the burst fixed point's rounds, the what-if sweeps) solves that model
 alone again (found by hand at stop 53: pricing a 7-model workload's 14 SLO terms re-solved all 7 models in each of
-its 28 re-plans, 8 minutes with the pools already memoised). A HiGHS, CBC or OR-Tools solve of the same problem to optimality is deterministic, so a kept answer is the
-one a new solve gives; one that stopped at its time limit is not kept."""
+its 28 re-plans, 8 minutes with the pools already memoised). A HiGHS, CBC or OR-Tools solve of the same problem to
+optimality is deterministic, so a kept answer is the one a new solve gives; one that stopped at its time limit is not
+kept."""
 _GROUP_MEMO: OrderedDict[tuple[str, float, str], Solution] = OrderedDict()
 
 
