@@ -835,6 +835,7 @@ def test_public_traces_formats_are_read_as_the_products(tmp_path: Path, fmt: str
     ('{"timestamp": 0, "input_length": 10, "output_length": 5}\n{"timestamp": "x", "input_length": 1, "output_length": 1}\n',
      "timestamp", "row 2 has 'x'"),
     ('{"timestamp": 0, "input_length": 10, "output_length": 5}\nnot json\n', None, "malformed JSON lines"),
+    ("\n", None, "the trace has no requests"),
 ])
 def test_a_bad_json_lines_trace_is_exit_2_naming_the_line(tmp_path: Path, text: str, field: str | None, says: str) -> None:
     p = tmp_path / "t.jsonl"

@@ -482,8 +482,9 @@ def test_a_replan_resizes_only_the_pools_whose_inputs_moved(example, perf, catal
     first = plan_workload(wl, fl, perf, catalog)
     sized = memo.cache_info().misses
     assert sized > 0 and same(plan_workload(wl, fl, perf, catalog), first) and memo.cache_info().misses == sized
-    model, _, slo, metric, with_slo = next(t for t in slo_terms(wl) if t[0] == "llama-2-70b" and t[3].key == "ttft_ms")
-    tighter = with_slo(slo.model_copy(update={"ttft_ms": slo.ttft_ms / 1.25}))
+    term = next(t for t in slo_terms(wl) if t.model == "llama-2-70b" and t.metric.key == "ttft_ms")
+    model, slo = term.model, term.slo
+    tighter = term.with_slo(slo.model_copy(update={"ttft_ms": slo.ttft_ms / 1.25}))
     before = memo.cache_info().misses
     memoised = plan_workload(tighter, fl, perf, catalog)
     moved = memo.cache_info().misses - before

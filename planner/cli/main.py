@@ -166,7 +166,7 @@ def solve(
 
         from planner.planning.assemble import slo_costs, slo_terms
 
-        # two re-plans per term (tighter, looser): a bar, as a 7-model workload's 28 terms take minutes
+        # two re-plans per term (tighter, looser): a bar, as a 7-model workload's 14 terms take minutes
         with Progress(TextColumn("pricing each SLO term: {task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=True) as bar:
             task = bar.add_task("", total=len(slo_terms(wl)))

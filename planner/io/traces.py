@@ -37,7 +37,7 @@ BURSTGPT_COLUMNS = {"Timestamp": "timestamp", "Request tokens": "input_tokens", 
 # Keys of Mooncake's traces (kvcache-ai/Mooncake, FAST25-release/traces/*.jsonl): timestamp in milliseconds.
 MOONCAKE_KEYS = {"timestamp": "timestamp", "input_length": "input_tokens", "output_length": "output_tokens"}
 MS_PER_S = 1000.0
-# Formats whose model the caller names (they have no column of the models served here).
+# The formats a trace may be in, for messages.
 _FORMATS = "timestamp, model, input_tokens, output_tokens; or the Azure, BurstGPT or Mooncake traces' columns"
 
 
@@ -79,6 +79,9 @@ def _read_requests(p: Path) -> pd.DataFrame:
     """The trace's rows with columns timestamp, input_tokens, output_tokens (and model where it has one), in the
     file's order, from whichever format it is (module doc); Mooncake's milliseconds become seconds."""
     if is_json_lines(p):
+        with p.open("rb") as f:
+            if not f.read(4096).strip():  # blank: no line to read (pandas would say 'missing column')
+                raise InputError(str(p), None, "the trace has no requests")
         df = read_json_lines(p, {"timestamp": "numeric", "input_length": "numeric", "output_length": "numeric"})
         df = df[list(MOONCAKE_KEYS)].rename(columns=MOONCAKE_KEYS)
         df["timestamp"] = df["timestamp"] / MS_PER_S

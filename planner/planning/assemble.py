@@ -12,7 +12,7 @@ import functools
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from planner.io.catalog import Catalog
 from planner.io.schema import (
@@ -330,21 +330,36 @@ def _burstier_splits(inst: Instance, sol: Solution) -> dict[tuple[str, str], Arr
     return out
 
 
-def slo_terms(workload: Workload) -> list[tuple[str, str | None, Slo, SloMetric, Callable[[Slo], Workload]]]:
-    """The SLO terms `slo_costs` prices, each as (model, class id or None, its SLO, the metric, the workload with that
-    SLO replaced): each model's TTFT and ITL bounds (where some class with traffic follows them) and each class's own
-    SLO override (a class with `slo`: its bounds move alone); a bound the SLO leaves out is no term."""
-    out: list[tuple[str, str | None, Slo, SloMetric, Callable[[Slo], Workload]]] = []
+@dataclass(frozen=True)
+class SloTerm:
+    """One SLO bound `slo_costs` prices: a model's (class_id None: its classes without their own SLO follow it) or a
+    class's own, and how to write the workload with that SLO replaced."""
+
+    model: str
+    class_id: str | None
+    slo: Slo
+    metric: SloMetric
+    with_slo: Callable[[Slo], Workload]
+
+    @property
+    def name(self) -> str:
+        return f"{self.class_id or self.model} {self.metric.key}"
+
+
+def slo_terms(workload: Workload) -> list[SloTerm]:
+    """The SLO terms `slo_costs` prices: each model's TTFT and ITL bounds (where some class with traffic follows them)
+    and each class's own SLO override (a class with `slo`: its bounds move alone); a bound the SLO leaves out is none."""
+    out: list[SloTerm] = []
     follows = {c.model for c in workload.classes if c.rate_rps > 0 and c.slo is None}  # classes under the model's SLO
     for model, entry in workload.models.items():
         if model not in follows:  # no traffic under it: its bounds cost nothing either way
             continue
-        out += [(model, None, entry.slo, metric, functools.partial(_with_model_slo, workload, model))
+        out += [SloTerm(model, None, entry.slo, metric, functools.partial(_with_model_slo, workload, model))
                 for metric in SloMetric if getattr(entry.slo, metric.key) is not None]
     for i, c in enumerate(workload.classes):
         if c.slo is None or c.rate_rps <= 0:
             continue
-        out += [(c.model, c.id, c.slo, metric, functools.partial(_with_class_slo, workload, i))
+        out += [SloTerm(c.model, c.id, c.slo, metric, functools.partial(_with_class_slo, workload, i))
                 for metric in SloMetric if getattr(c.slo, metric.key) is not None]
     return out
 
@@ -361,13 +376,13 @@ def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalo
                              refine_diagnosis=False)  # cost only
         return plan.cost_per_hour if plan.feasible else None
 
-    for model, class_id, slo, metric, with_slo in slo_terms(workload):
+    for t in slo_terms(workload):
         if on_term is not None:
-            on_term(f"{class_id or model} {metric.key}")
-        bound = getattr(slo, metric.key)
-        costs = {side: cost(with_slo(slo.model_copy(update={metric.key: b})))
+            on_term(t.name)
+        bound = getattr(t.slo, t.metric.key)
+        costs = {side: cost(t.with_slo(t.slo.model_copy(update={t.metric.key: b})))
                  for side, b in (("tighter", bound / factor), ("looser", bound * factor))}
-        out.append(SloCost(model=model, class_id=class_id, metric=metric, percentile=slo.percentile, bound_ms=bound,
+        out.append(SloCost(model=t.model, class_id=t.class_id, metric=t.metric, percentile=t.slo.percentile, bound_ms=bound,
                            tighter_ms=round(bound / factor, 2), tighter_cost_per_hour=costs["tighter"],
                            looser_ms=round(bound * factor, 2), looser_cost_per_hour=costs["looser"]))
     return out

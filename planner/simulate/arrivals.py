@@ -163,7 +163,7 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
     traces are an InputError."""
     mooncake = "input_length" in df.columns and "input_tokens" not in df.columns
     d = df.rename(columns={**AZURE_COLUMNS, **BURSTGPT_COLUMNS, **MOONCAKE_KEYS})
-    if mooncake and pd.api.types.is_numeric_dtype(d["timestamp"]):
+    if mooncake and "timestamp" in d.columns and pd.api.types.is_numeric_dtype(d["timestamp"]):
         d["timestamp"] = d["timestamp"] / MS_PER_S
     if "t_s" in d.columns and "timestamp" not in d.columns:
         d = d.rename(columns={"t_s": "timestamp"})
