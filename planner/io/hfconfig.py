@@ -215,6 +215,8 @@ def from_hf_config(cfg: Mapping[str, object], name: str, source: str, hf_id: str
     tied = cfg.get("tie_word_embeddings")
     if tied is None and model_type in _TIED_BY_DEFAULT | _UNTIED_BY_DEFAULT:
         tied = model_type in _TIED_BY_DEFAULT  # the family's default, as transformers and vLLM read the config
+        notes.append(f"tie_word_embeddings absent: {'tied' if tied else 'untied'}, the default of transformers' "
+                     f"{model_type} configuration")
     elif tied is None:
         notes.append("tie_word_embeddings absent: untied embeddings assumed (the larger weight count)")
     gated = model_type not in _PLAIN_FFN_TYPES
