@@ -751,6 +751,10 @@ def main(argv: list[str] | None = None) -> None:
                          "routes by it (random: a plain Kubernetes Service)")
     ap.add_argument("--target-attainment", type=float, default=0.99, help="attainment the references must reach")
     ap.add_argument("--only", default=None, help="comma-separated scenario names (default: all)")
+    ap.add_argument("--drop-over-context", action="store_true",
+                    help="replay each scenario without the requests beyond --model's context (prompt + output), which "
+                         "vLLM rejects before any replica sees them (default: served, the model standing in for one "
+                         "of a longer context; the canonical RESULT)")
     ap.add_argument("--ablations", action="store_true", help="also run the controller without each mechanism (tuning set)")
     ap.add_argument("--variants", default=None, help="comma-separated ABLATIONS rows to run (implies --ablations; "
                     "default with --ablations: every row)")
@@ -802,6 +806,18 @@ def main(argv: list[str] | None = None) -> None:
             scenarios = [replace(s, name=f"{s.name}-s{o}" if o else s.name, seed=s.seed + o)
                          for o in offs for s in scenarios if s.family != "file"]
     traces = [(sc, load_trace(sc, args)) for sc in scenarios]  # all input read and checked before any work
+    if args.drop_over_context:  # rule 53-A: what vLLM would serve; the references are recomputed (keyed on the trace)
+        ctx = catalog.model(args.model).max_context
+        if ctx is None:
+            fail(f"--drop-over-context: {args.model} states no context length (catalog max_context)")
+        kept = [(sc, tr[(tr["input_tokens"] + tr["output_tokens"]) <= ctx].reset_index(drop=True)) for sc, tr in traces]
+        dropped = [f"{sc.name} {len(tr) - len(k):,} of {len(tr):,}" for (sc, tr), (_, k) in zip(traces, kept, strict=True)
+                   if len(k) < len(tr)]
+        print(f"dropped as vLLM would reject them (beyond {args.model}'s {ctx:,}-token context): {', '.join(dropped) or 'none'}")
+        empty = [sc.name for sc, k in kept if k.empty]
+        if empty:
+            fail(f"--drop-over-context: no request of {', '.join(empty)} fits {args.model}'s {ctx:,}-token context")
+        traces = kept
     perf = PerfModel.load(catalog=catalog)
     print(f"model {args.model} on {args.gpu} tp{args.tp}; SLO {parse_slo(args.slo).describe()}; start-up {args.startup_s:g} s; "
           f"interval {args.interval_s:g} s; target attainment {args.target_attainment:g}; {len(scenarios)} scenarios")

@@ -45,6 +45,8 @@ CASES = [
     ("autoscale_trace", ["--startup-s", "-5"], "--startup-s: expected seconds >= 0"),
     ("autoscale_trace", ["--gpu", "no-such-gpu"], "--gpu: "),
     ("autoscale_trace", ["--interval-s", "0"], "--interval-s: expected seconds > 0"),
+    ("autoscale_trace", ["--trace", str(REPO / "tests" / "fixtures" / "long_prompts_trace.csv"), "--model", "llama-2-70b",
+                         "--drop-over-context"], "--drop-over-context: no request of long_prompts_trace.csv fits"),
     ("mixed_grid", ["--loads", "2"], "--loads shares of saturation in (0, 1)"),
     ("plan_scaling", ["--sizes", "9x4"], "--sizes 9x4: 1 to 7 bundled models"),
     ("plan_scaling", ["--sizes", "3by4"], "--sizes: expected MxC"),
