@@ -844,3 +844,23 @@ def test_a_bad_json_lines_trace_is_exit_2_naming_the_line(tmp_path: Path, text: 
     assert r.exit_code == 2 and says in r.output and str(p) in r.output and "Traceback" not in r.output
     assert field is None or f"field '{field}'" in r.output
     assert not (tmp_path / "w.yaml").exists()
+
+
+def test_mooncakes_prefix_blocks_are_counted_and_said(tmp_path: Path) -> None:
+    """Mooncake's hash_ids name its prompts' blocks (equal ids, equal prefixes): from-trace says what share repeats an
+    earlier request's, the prefill vLLM's prefix cache could skip and the plan does not (prefix caching is not
+    modelled); a trace without them says nothing."""
+    from planner.io.traces import prefix_block_reuse
+
+    p = tmp_path / "t.jsonl"
+    rows = [{"timestamp": 100 * i, "input_length": 2000, "output_length": 100,
+             "hash_ids": ([1, 2, 3] if i % 2 else [10 + i]) + [1000 + i]} for i in range(20)]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # odd rows: 4 blocks, the shared three repeat from the second odd row on (9 x 3); even rows: 2 new blocks
+    assert prefix_block_reuse(p) == pytest.approx(27 / (10 * 4 + 10 * 2))
+    r = runner.invoke(app, ["workload", "from-trace", str(p), "--model", "llama-3.1-8b", "-o", str(tmp_path / "w.yaml")])
+    assert r.exit_code == 0 and "45% of the prompts' blocks" in r.output, r.output
+    assert prefix_block_reuse(_public_trace(tmp_path, "burstgpt")) is None
+    no_ids = tmp_path / "n.jsonl"
+    no_ids.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "hash_ids"}) + "\n" for r in rows))
+    assert prefix_block_reuse(no_ids) is None

@@ -243,7 +243,7 @@ def workload_from_trace(
     from planner.io.catalog import Catalog
     from planner.io.errors import InputError
     from planner.io.files import check_writable, dump_yaml, write_atomic
-    from planner.io.traces import bucket_trace, read_trace
+    from planner.io.traces import bucket_trace, prefix_block_reuse, read_trace
     from planner.io.validate import slo_from_options
 
     slo = slo_from_options(ttft_ms, itl_ms, percentile)
@@ -296,6 +296,11 @@ def workload_from_trace(
             console.print(f"note: output lengths spread within the classes (largest cv² {out_spread[0]:.2f}, "
                           f"{out_spread[1]}); --length-spread states it, so that decode KV is sized for it (README, "
                           "Output-length spread)", highlight=False)
+    reuse = prefix_block_reuse(trace)
+    if reuse:  # Mooncake's hash_ids: prefix caching is not modelled, every prompt token is prefilled (the safe side)
+        console.print(f"note: {reuse:.0%} of the prompts' blocks (the trace's hash_ids) repeat an earlier request's: vLLM's "
+                      "prefix cache could skip their prefill; the plan sizes prefill for every prompt token (prefix "
+                      "caching is not modelled)", highlight=False)
     catalog = Catalog.load()
     for m in sorted(set(wl.models) - set(catalog.models)):  # written anyway (the catalog may get it), said now
         console.print(f"note: `planner solve` refuses this workload until the catalog knows {m}: "

@@ -52,6 +52,31 @@ def is_json_lines(path: Path) -> bool:
         return False
 
 
+def prefix_block_reuse(path: str | os.PathLike[str]) -> float | None:
+    """The share of a JSON-lines trace's prompt blocks (Mooncake's `hash_ids`: one id per block of prompt tokens,
+    equal ids for equal prefixes) that an earlier request already sent: what vLLM's prefix cache could skip at best
+    (an unbounded cache). None for a trace without hash_ids. The planner sizes prefill for every prompt token."""
+    p = Path(path)
+    if not is_json_lines(p):
+        return None
+    try:
+        ids = pd.read_json(p, lines=True, dtype=False).get("hash_ids")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if ids is None:
+        return None
+    seen: set[object] = set()
+    total = repeated = 0
+    for row in ids:
+        if not isinstance(row, list):
+            continue
+        for h in row:
+            total += 1
+            repeated += h in seen
+            seen.add(h)
+    return repeated / total if total else None
+
+
 def has_model_column(path: str | os.PathLike[str]) -> bool:
     """Whether the trace's header names a `model` column (JSON lines: never). A file that cannot be read as a CSV
     header counts as having one, so that `read_trace` gives its own message for it."""
