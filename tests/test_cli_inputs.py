@@ -236,6 +236,9 @@ CASES = [
          "output_tokens\n5,llama-3.1-8b,100,10\n5,llama-3.1-8b,120,10\n")], 2, ("{f}", "timestamp", "all 2 are at the same time")),
     Case("from-trace spanning 1e300 s", lambda t: ["workload", "from-trace", t("t.csv", "timestamp,model,input_tokens,"
          "output_tokens\n1e300,llama-3.1-8b,100,10\n2e300,llama-3.1-8b,120,10\n")], 2, ("{f}", "timestamp", "milliseconds")),
+    # stop 53: a real four-month trace (BurstGPT's) was only asked whether its times were milliseconds
+    Case("from-trace spanning 122 days", lambda t: ["workload", "from-trace", t("t.csv", "timestamp,model,input_tokens,"
+         "output_tokens\n0,llama-3.1-8b,100,10\n10500000,llama-3.1-8b,120,10\n")], 2, ("{f}", "(122 days)", "cut it")),
     # found by hand at stop 50: with --model the row numbers counted the model's rows only (row 4 for the file's row 5)
     Case("from-trace --model: the file's row", lambda t: ["workload", "from-trace", t("t.csv", "timestamp,model,input_tokens,"
          "output_tokens\n0,llama-3.1-8b,100,10\n1,gpt-9,200,20\n2,llama-3.1-8b,300,30\n3,llama-3.1-8b,-5,30\n"),

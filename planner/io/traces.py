@@ -180,8 +180,9 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     span_s = float(np.max(t) - np.min(t))
     if span_s > MAX_TRACE_SPAN_S:
         raise InputError(str(p), "timestamp", f"timestamps spanning at most {MAX_TRACE_SPAN_S:g} s (~116 days: the "
-                         f"burstiness is measured on per-second counts); this trace spans {span_s:.4g} s (in "
-                         "milliseconds or nanoseconds? the column is read as seconds)")
+                         f"burstiness is measured on per-second counts); this trace spans {span_s:.4g} s "
+                         f"({span_s / 86400:,.0f} days): cut it to the period to plan for (a long public trace, e.g. "
+                         "BurstGPT's four months), or are its times in milliseconds or nanoseconds? (read as seconds)")
     for col in ("input_tokens", "output_tokens"):
         bad = ((df[col] < 0) | (df[col] != np.floor(df[col]))).to_numpy()  # a fraction: another column's numbers?
         if bad.any():
