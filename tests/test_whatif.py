@@ -454,3 +454,23 @@ def test_gpu_mix_refuses_additions_that_are_not_a_positive_count(n) -> None:
     it already."""
     with pytest.raises(ValueError, match="GPUs to add of L40S: expected an integer > 0"):
         whatif.gpu_mix(WL, FLEET, add={"L40S": n})
+
+
+def test_a_pools_notes_name_its_classes_once() -> None:
+    """What several classes of one pool leave to say is said once for the pool (found by hand at stop 53: a decode
+    pool of a 12-class model got 8 'planned decode batch N exceeds the measured 128' notes): the measured H200 MoE's
+    decode pool, planned beyond its measured batch for several classes, gets one batch note naming the largest and how
+    many classes; two KV-bound classes of one pool get one note naming both."""
+    from planner.planning.assemble import _PoolClassFacts, _pool_facts_notes
+
+    wl = Workload(models={"qwen3-30b-a3b": ModelEntry(slo=Slo(ttft_ms=2000, itl_ms=100, percentile=90))},
+                  classes=[RequestClass(id=f"c{i}", model="qwen3-30b-a3b", isl=512 + 100 * i, osl=256, rate_rps=20.0)
+                           for i in range(4)])
+    fl = Fleet(gpus={"H200-141GB": GpuInventory(available=64)},
+               limits=FleetLimits(allowed_tp=[1], roles=["prefill", "decode"]))
+    notes = solve(wl, fl).notes
+    batch = [n for n in notes if "planned decode batch" in n]
+    assert len(batch) == 1 and "up to" in batch[0] and "classes) exceeds the measured" in batch[0], notes
+    merged = _pool_facts_notes({"m/decode/G/tp1": _PoolClassFacts(kv_bound={"a": (256, 0.10), "b": (512, 0.15)})})
+    assert len(merged) == 1 and "classes a (256 tokens), b (512 tokens) are bound" in merged[0]
+    assert "their mean length" in merged[0] and "10-15% fewer of their requests" in merged[0]

@@ -12,7 +12,7 @@ import functools
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from planner.io.catalog import Catalog
 from planner.io.schema import (
@@ -539,23 +539,56 @@ NOTE_OUTPUT_SCV = 1.0
 NOTE_MIN_CAPACITY_LOSS = 0.05
 
 
-def _output_spread_notes(inst: Instance, vid: str, c: RequestClass) -> list[str]:
-    """A note where a class without an output spread (osl_scv) is bound by a decode or mixed pool's KV cache: there
-    the spread decides the rate (capacity.py, Output-length dispersion), and the note says what scv 1 would take."""
+@dataclass
+class _PoolClassFacts:
+    """What the classes routed to one pool left to say about it, said once per pool (`_pool_facts_notes`; found by
+    hand at stop 53: a pool of 8 classes got 8 'planned decode batch N exceeds the measured 128' notes)."""
+
+    measured_batch: int = 0
+    batch_over: dict[str, float] = field(default_factory=dict)
+    """Class id -> the decode batch planned beyond the measured one."""
+    kv_bound: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Class id -> (its output length, the share fewer of its requests a replica takes at output scv 1)."""
+
+
+def _output_spread_loss(inst: Instance, vid: str, c: RequestClass) -> float | None:
+    """Where a class without an output spread (osl_scv) is bound by a decode or mixed pool's KV cache, the share fewer
+    of its requests a replica takes at scv NOTE_OUTPUT_SCV (there the spread decides the rate: capacity.py, Output-length
+    dispersion); None where the KV cache does not bind it or the loss is below NOTE_MIN_CAPACITY_LOSS."""
     v = inst.variants[vid]
     cap = inst.caps.get((c.id, vid))
     if v.role not in ("decode", "mixed") or c.osl_scv is not None or cap is None or cap.binding != "kv" or cap.rate_rps <= 0:
-        return []
+        return None
     slo = inst.workload.slo_of(c)
     shape = replace(inst.arrivals.get((c.id, vid), POISSON), osl_scv=NOTE_OUTPUT_SCV)
     with quiet_extrapolation():
         spread = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, shape).rate_rps
     if spread > (1.0 - NOTE_MIN_CAPACITY_LOSS) * cap.rate_rps:
-        return []
-    return [f"{vid}: class {c.id} is bound by the KV cache with every output of {c.osl} tokens; outputs that spread "
-            f"hold more (a running sequence isl + osl·(1 + scv)), and at scv {NOTE_OUTPUT_SCV:g} a replica takes "
-            f"{100 * (1 - spread / cap.rate_rps):.0f}% fewer of its requests: `planner workload from-trace "
-            "--length-spread` states the spread (osl_scv)"]
+        return None
+    return 1.0 - spread / cap.rate_rps
+
+
+def _pool_facts_notes(facts: dict[str, _PoolClassFacts]) -> list[str]:
+    """One note per pool and kind of `facts`, its classes named together."""
+    out: list[str] = []
+    for vid, f in facts.items():
+        if f.batch_over:
+            many = len(f.batch_over) > 1
+            out.append(f"{vid}: planned decode batch {'up to ' if many else ''}{max(f.batch_over.values()):.0f}"
+                       f"{f' ({len(f.batch_over)} classes)' if many else ''} exceeds the measured {f.measured_batch}; "
+                       "decode law extrapolated")
+        if f.kv_bound:
+            ids = ", ".join(f"{cid} ({osl} tokens)" for cid, (osl, _) in f.kv_bound.items())
+            losses = sorted(100 * loss for _, loss in f.kv_bound.values())
+            span = f"{losses[0]:.0f}%" if round(losses[0]) == round(losses[-1]) else f"{losses[0]:.0f}-{losses[-1]:.0f}%"
+            one = len(f.kv_bound) == 1
+            out.append(f"{vid}: class{'' if one else 'es'} {ids} {'is' if one else 'are'} bound by the KV cache with "
+                       f"every output of {'its' if one else 'their'} mean length; outputs that spread hold more (a running "
+                       "sequence isl + "
+                       f"osl·(1 + scv)), and at scv {NOTE_OUTPUT_SCV:g} a replica takes {span} fewer of "
+                       f"{'its' if one else 'their'} requests: `planner workload from-trace --length-spread` states the "
+                       "spread (osl_scv)")
+    return out
 
 
 # Where a bursty class's clusters are larger than the prefill pool behind least-loaded routing (n / IDC < 1), the
@@ -637,15 +670,18 @@ def _random_routing_note(inst: Instance) -> list[str]:
             "Pool of replicas, Random routing); `planner solve --verify` simulates it so"]
 
 
-def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str, batch: float) -> list[str]:
-    """Where a planned operating point lies beyond the measured range of a measured law."""
+def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: str, batch: float,
+                         facts: _PoolClassFacts) -> list[str]:
+    """Where a planned operating point lies beyond the measured range of a measured law (a decode batch beyond it is
+    recorded in `facts`, said once per pool)."""
     out: list[str] = []
     if vp.source != "measured":
         return out
     if role != "decode" and vp.max_isl_measured and c.isl > vp.max_isl_measured * 1.05:
         out.append(f"{pool_id}: class {c.id} prompts ({c.isl} tokens) exceed the measured ISL ({vp.max_isl_measured}); prefill law extrapolated")
     if role != "prefill" and vp.max_decode_batch_measured and batch > vp.max_decode_batch_measured * 1.05:
-        out.append(f"{pool_id}: planned decode batch {batch:.0f} exceeds the measured {vp.max_decode_batch_measured}; decode law extrapolated")
+        facts.measured_batch = vp.max_decode_batch_measured
+        facts.batch_over[c.id] = batch
     if role != "prefill" and vp.max_context_measured and c.isl + c.osl > vp.max_context_measured * 1.05:
         out.append(f"{pool_id}: class {c.id} context ({c.isl + c.osl} tokens) exceeds the measured {vp.max_context_measured}; "
                    "decode law extrapolated")
@@ -653,8 +689,10 @@ def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: s
 
 
 def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan],
-                      flows: dict[str, float], rate_scale: float, notes: list[str]) -> ClassPrediction:
-    """Worst predicted percentile over the pools the class is routed to, at their planned load."""
+                      flows: dict[str, float], rate_scale: float, notes: list[str],
+                      facts: dict[str, _PoolClassFacts]) -> ClassPrediction:
+    """Worst predicted percentile over the pools the class is routed to, at their planned load (what to say of a pool
+    across its classes goes to `facts`)."""
     slo = inst.workload.slo_of(c)
     ttft = itl = 0.0
     disagg = 0.0
@@ -671,9 +709,12 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
             shape = replace(shape, replicas=pool.replicas)
         with quiet_extrapolation():
             lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile, shape)
-        notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch) if n not in notes)
+        pool_facts = facts.setdefault(vid, _PoolClassFacts())
+        notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch, pool_facts) if n not in notes)
         notes.extend(n for n in _long_prompt_mixed_notes(inst.perf[vid], vid, c, v.role) if n not in notes)
-        notes.extend(n for n in _output_spread_notes(inst, vid, c) if n not in notes)
+        loss = _output_spread_loss(inst, vid, c)
+        if loss is not None:
+            pool_facts.kv_bound[c.id] = (c.osl, loss)
         notes.extend(n for n in _large_cluster_notes(vid, c, v.role, shape, pool.replicas) if n not in notes)
         if v.role in PREFILL_SIDE:
             ttft = max(ttft, lat.ttft_ms)
@@ -736,6 +777,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
         routing: dict[str, dict[str, float]] = {}
         predicted: dict[str, ClassPrediction] = {}
         pairing: dict[str, dict[str, dict[str, float]]] = {}
+        facts: dict[str, _PoolClassFacts] = {}
         for c in (c for c in inst.workload.classes if c.model == model):
             flows = flows_by_class.get(c.id, {})
             pre = {v: x for v, x in flows.items() if inst.variants[v].role in PREFILL_SIDE}
@@ -746,7 +788,8 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
             routing[c.id] = w
             if inst.problem.forbidden_pairs and dec:
                 pairing[c.id] = _pool_pairing(inst, c.id, pre, dec, sol.pair_flow)
-            predicted[c.id] = _class_prediction(inst, c, pools, flows, scale, plan.notes)
+            predicted[c.id] = _class_prediction(inst, c, pools, flows, scale, plan.notes, facts)
+        plan.notes.extend(_pool_facts_notes(facts))
         for vid in (vid for vid, p in pools.items() if inst.variants[vid].model == model):
             pool_flows = {cid: fl[vid] for cid, fl in flows_by_class.items() if vid in fl}
             plan.notes.extend(_routing_notes(inst, vid, pools[vid], pool_flows))
