@@ -66,6 +66,24 @@ def test_plan_simulation_report_and_plot(tmp_path: Path):
     assert (tmp_path / "x.png").stat().st_size > 10_000
 
 
+def test_a_plot_of_many_classes_counts_them_instead_of_a_legend(tmp_path: Path, recwarn: pytest.WarningsRecorder):
+    """Found by hand at stop 53: a 7-model plan's 84 classes made legends taller than their panels and matplotlib
+    warned 'Tight layout not applied' on the user's terminal: past LEGEND_MAX_ENTRIES lines a panel says how many."""
+    import dataclasses
+
+    from planner.simulate.report import LEGEND_MAX_ENTRIES
+
+    arr = poisson_arrivals(WL, 60, np.random.default_rng(0))
+    sim = FleetSimulator.from_plan(make_plan(), lookup(), arr, WL, seed=1)
+    sim.run()
+    rep = build_report(sim)
+    many = LEGEND_MAX_ENTRIES + 78  # 90: the old legends overflowed their panels from about 60
+    reqs = pd.concat([rep.requests.assign(class_id=f"c{i}") for i in range(many)], ignore_index=True)
+    plot_report(dataclasses.replace(rep, requests=reqs), tmp_path / "many.png")
+    assert (tmp_path / "many.png").stat().st_size > 10_000
+    assert not [w for w in recwarn if "layout" in str(w.message).lower()]
+
+
 def test_azure_trace_mapping_by_nearest_class(shared_data: Path):
     raw = pd.read_csv(shared_data / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv", nrows=3000)
     arr = trace_arrivals(raw, WL, "azure", model="m", duration_s=60)

@@ -18,6 +18,8 @@ import pandas as pd
 from planner.io.schema import Slo
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from planner.simulate.fleet import FleetSimulator
 
 PERCENTILES = (50, 90, 99)
@@ -129,6 +131,20 @@ def build_report(sim: FleetSimulator) -> SimReport:  # fleet.py is imported for 
     return SimReport(df, classes, timeline, float(getattr(sim, "end_s", sim.now)), sim.events_processed, span)
 
 
+# Most lines a panel's legend names; beyond them the legend would not fit its panel (found by hand at stop 53: a
+# 7-model plan's 84 classes pushed matplotlib's tight_layout into a warning): the panel says how many lines it holds.
+LEGEND_MAX_ENTRIES = 12
+
+
+def _legend(a: Axes, what: str) -> None:
+    """The panel's legend, or where it has more than LEGEND_MAX_ENTRIES lines, a line count in its corner."""
+    named = [ln for ln in a.get_lines() if not str(ln.get_label()).startswith("_")]
+    if len(named) <= LEGEND_MAX_ENTRIES:
+        a.legend(fontsize=7)
+    else:
+        a.text(0.01, 0.99, f"{len(named)} {what} (see the tables)", transform=a.transAxes, va="top", fontsize=7)
+
+
 def plot_report(rep: SimReport, path: str | Path) -> None:
     """Latency CDFs per class (TTFT, ITL) and queue / KV-usage timelines per pool, as one PNG (atomic)."""
     import os
@@ -153,8 +169,8 @@ def plot_report(rep: SimReport, path: str | Path) -> None:
         a.grid(alpha=0.3)
         if row is not None:
             for b in row[col].dropna().unique():
-                a.axvline(b, ls="--", c="gray", lw=0.8)
-        a.legend(fontsize=7)
+                a.axvline(b, ls="--", c="gray", lw=0.8, label="_slo")
+        _legend(a, "classes")
     for pid, g in rep.pools.groupby("pool_id", sort=False):
         ax[1, 0].plot(g["t_s"], g["waiting"], label=pid)
         ax[1, 1].plot(g["t_s"], g["kv_usage"], label=pid)
@@ -163,7 +179,7 @@ def plot_report(rep: SimReport, path: str | Path) -> None:
     for a in ax[1]:
         a.set_xlabel("s")
         a.grid(alpha=0.3)
-        a.legend(fontsize=7)
+        _legend(a, "pools")
     fig.tight_layout()
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
