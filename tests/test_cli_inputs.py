@@ -823,6 +823,12 @@ def test_public_traces_formats_are_read_as_the_products(tmp_path: Path, fmt: str
     assert tr["input_tokens"].tolist() == [100 * (i + 1) for i in range(10)]
     assert tr["output_tokens"].tolist() == [20, 20, 20, 1, 20, 20, 20, 20, 20, 20]
     assert set(tr["model"]) == {"llama-3.1-8b"}
+    from planner.io.errors import InputError
+
+    with pytest.raises(InputError, match="pass the model name") as no_model:  # its format said, not 'no model column'
+        read_trace(p)
+    assert ("BurstGPT trace's Model column names the upstream service" if fmt == "burstgpt" else "Mooncake trace") in str(
+        no_model.value)
     raw = pd.read_json(p, lines=True) if fmt == "mooncake" else pd.read_csv(p)
     assert normalise_trace(raw, str(p), "llama-3.1-8b")["t_s"].tolist() == pytest.approx(tr["t_s"].tolist())
     out = tmp_path / "w.yaml"
