@@ -111,7 +111,7 @@ def _read_requests(p: Path) -> pd.DataFrame:
         df = df[list(MOONCAKE_KEYS)].rename(columns=MOONCAKE_KEYS)
         df["timestamp"] = df["timestamp"] / MS_PER_S
         df.attrs["first_row"] = 1
-        df.attrs["format"] = "a Mooncake trace (JSON lines) names no model"
+        df.attrs["no_model_why"] = "a Mooncake trace (JSON lines) names no model"
         return df
     try:
         head = pd.read_csv(p, nrows=0)
@@ -120,12 +120,12 @@ def _read_requests(p: Path) -> pd.DataFrame:
     if set(AZURE_COLUMNS) <= set(head.columns):
         df = read_csv(p, {"TIMESTAMP": "any", "ContextTokens": "numeric", "GeneratedTokens": "numeric"})
         df = df.rename(columns=AZURE_COLUMNS)
-        df.attrs["format"] = "an Azure trace names no model"
+        df.attrs["no_model_why"] = "an Azure trace names no model"
         return df
     if set(BURSTGPT_COLUMNS) <= set(head.columns):
         df = read_csv(p, {"Timestamp": "numeric", "Request tokens": "numeric", "Response tokens": "numeric"})
         df = df[list(BURSTGPT_COLUMNS)].rename(columns=BURSTGPT_COLUMNS)  # its Model is the upstream service's
-        df.attrs["format"] = "a BurstGPT trace's Model column names the upstream service (ChatGPT, GPT-4), not a model served here"
+        df.attrs["no_model_why"] = "a BurstGPT trace's Model column names the upstream service (ChatGPT, GPT-4), not a model served here"
         return df
     return read_csv(p, {"timestamp": "any", "input_tokens": "numeric", "output_tokens": "numeric"})
 
@@ -157,7 +157,7 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
         raise InputError(str(p), None, "the trace has no requests")
     if "model" not in df.columns:
         if model is None:
-            why = df.attrs.get("format", "the trace has no model column")
+            why = df.attrs.get("no_model_why", "the trace has no model column")
             raise InputError(str(p), "model", f"{why}: pass the model name (--model)")
         df["model"] = model
     else:
