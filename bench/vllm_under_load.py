@@ -196,6 +196,10 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     # 4,096, 3.26 / 4.01 req/s (0.65 / 0.8 of plan h4's laws' 5.01), seed 6200; laws of plan h4's profile.
     ("profiles/runs/2026-12-07-h18/mistral-nemo-12b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
      "profiles/runs/2026-12-06-h4/mistral-nemo-12b/H100-SXM-80GB/tp1/vllm"),
+    # h19 (stop 53, rule 53-GPU-b written before it ran): h18 again with fresh seeds (6300), whether h18's closed-form
+    # TTFT miss reproduces on new arrivals.
+    ("profiles/runs/2026-12-07-h19/mistral-nemo-12b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-h4/mistral-nemo-12b/H100-SXM-80GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
