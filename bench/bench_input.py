@@ -6,7 +6,7 @@ user input: the message names the argument or the file and what was expected).""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -49,19 +49,24 @@ def trace_model(path: Path | None) -> str | None:
     return models[0] if models else None
 
 
+def spelled_as(names: Iterable[str], name: str) -> str | None:
+    """The one of `names` that `name` is in any case ('LLAMA-3.1-8B' -> 'llama-3.1-8b'), None where none is."""
+    return next((k for k in names if k.lower() == name.lower()), None)
+
+
 def known_model(catalog: Catalog, name: str, flag: str = "--model") -> str:
-    """The catalog's spelling of model `name`, matched in any case ('LLAMA-3.1-8B' -> 'llama-3.1-8b'); an unknown one
-    fails naming `flag`, the nearest known name and where to add one (Catalog.unknown_model_text)."""
-    found = next((m for m in catalog.models if m.lower() == name.lower()), None)
+    """The catalog's spelling of model `name` (`spelled_as`); an unknown one fails naming `flag`, the nearest known name
+    and where to add one (Catalog.unknown_model_text)."""
+    found = spelled_as(catalog.models, name)
     if found is None:
         fail(f"{flag}: {catalog.unknown_model_text(name)}")
     return found
 
 
 def known_gpu(catalog: Catalog, name: str, flag: str = "--gpu") -> str:
-    """The catalog's spelling of GPU type `name`, matched in any case ('h100-sxm-80gb' -> 'H100-SXM-80GB'); an unknown
-    one fails naming `flag`, the nearest known name and where to add one (Catalog.unknown_gpu_text)."""
-    found = next((g for g in catalog.gpus if g.lower() == name.lower()), None)
+    """The catalog's spelling of GPU type `name` (`spelled_as`); an unknown one fails naming `flag`, the nearest known
+    name and where to add one (Catalog.unknown_gpu_text)."""
+    found = spelled_as(catalog.gpus, name)
     if found is None:
         fail(f"{flag}: {catalog.unknown_gpu_text(name)}")
     return found

@@ -40,7 +40,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_input import fail, known_gpu, known_model  # noqa: E402
+from bench_input import fail, known_gpu, known_model, spelled_as  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
@@ -160,7 +160,7 @@ def workload_model(base: Workload, asked: str | None, path: Path) -> str:
         if DEFAULT_MODEL in base.models:
             return DEFAULT_MODEL
         fail(f"--model: {path} plans {len(names)} models ({', '.join(names)}); name the one whose classes to size")
-    found = next((m for m in names if m.lower() == asked.lower()), None)
+    found = spelled_as(names, asked)
     if found is None:
         fail(f"--model {asked}: not a model of {path} (its models: {', '.join(names)})")
     return found

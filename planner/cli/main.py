@@ -170,14 +170,8 @@ def solve(
         with Progress(TextColumn("pricing each SLO term: {task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=True) as bar:
             task = bar.add_task("", total=len(slo_terms(wl)))
-            started = False
-
-            def on_term(name: str) -> None:
-                nonlocal started
-                bar.update(task, description=name, advance=1 if started else 0)
-                started = True
-
-            plan.slo_costs = slo_costs(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s, on_term=on_term)
+            plan.slo_costs = slo_costs(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s,
+                                       on_term=lambda done, name: bar.update(task, description=name, completed=done))
     if verify and plan.feasible:
         from planner.planning.verify import verify_and_resolve
         from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S

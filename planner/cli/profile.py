@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +23,7 @@ from rich.table import Table
 
 from planner.cli.console import F, command_group, friendly_errors
 from planner.io.errors import InputError
+from planner.io.validate import check_max_model_len
 
 if TYPE_CHECKING:  # the heavy modules load inside the commands (a fast --help)
     from rich.console import Console
@@ -148,14 +148,12 @@ def _rate_isls(by_isl: str | None, isls: str | None, isl: int) -> tuple[int, ...
     return _ints(isls, (isl,), "--rate-isls")
 
 
-def _check_max_model_len(max_model_len: int, context: int | None, prefill_isls: Sequence[int], rate_isls: Sequence[int],
-                         rate_osl: int) -> None:
-    """Before a launch or a health wait: a --max-model-len vLLM refuses (beyond the model's context, unless
-    VLLM_ALLOW_LONG_MAX_MODEL_LEN=1: vLLM's own check), or one that leaves no prefill point or cuts a rate sweep's
-    requests (prompt + output beyond it: the server rejects them), is exit 2."""
-    if context is not None and max_model_len > context and os.environ.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN") != "1":
-        raise InputError(None, "--max-model-len", f"at most the model's context length, {context:,} tokens (vLLM refuses "
-                         f"a longer one unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1); got {max_model_len:,}")
+def _check_max_model_len(max_model_len: int, model: str, context: int | None, prefill_isls: Sequence[int],
+                         rate_isls: Sequence[int], rate_osl: int) -> None:
+    """Before a launch or a health wait: a --max-model-len vLLM refuses (validate.check_max_model_len), or one that
+    leaves no prefill point or cuts a rate sweep's requests (prompt + output beyond it: the server rejects them), is
+    exit 2."""
+    check_max_model_len(max_model_len, model, context)
     if min(prefill_isls) >= max_model_len:
         raise InputError(None, "--max-model-len", f"room for a prompt of the prefill grid (its shortest is "
                          f"{min(prefill_isls):,} tokens, plus one output token); got {max_model_len:,}")
@@ -351,7 +349,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(None, "--tp", f"{model} on {gpu}: {reason}")
         if max_model_len is not None:
             sweeps_rates = bool(rates or rates_by_isl or rate_shares)  # the rate sweep runs only where rates are given
-            _check_max_model_len(max_model_len, spec.max_context, pi,
+            _check_max_model_len(max_model_len, model, spec.max_context, pi,
                                  _rate_isls(rates_by_isl, rate_isls, rate_isl) if sweeps_rates else (), rate_osl)
         if rate_shares is not None:  # before any work: the rates the planner's laws put around the replica's capacity
             if rates or rates_by_isl:

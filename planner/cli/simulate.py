@@ -65,15 +65,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve emulated vLLM replicas (OpenAI completions + vLLM /metrics) timed by the performance model."""
         from planner.io.catalog import Catalog
-        from planner.io.validate import check_port_free
+        from planner.io.validate import check_max_model_len, check_port_free
         from planner.simulate.emulator import serve_forever
 
         check_port_free(host, port, replicas)  # before start-up: a busy port is exit 2, not a thread's traceback
         perf = lookup_variant(default_perf_lookup(), variant)
         context = Catalog.load().model(perf.model).max_context
-        if max_model_len is not None and context is not None and max_model_len > context:
-            raise InputError(None, "--max-model-len", f"at most {perf.model}'s context of {context:,} tokens (vLLM refuses "
-                             f"a longer one unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1); got {max_model_len:,}")
+        if max_model_len is not None:
+            check_max_model_len(max_model_len, perf.model, context)
         max_model_len = max_model_len or context  # None: the model states no context (the emulator's own cap)
         stdout_console().print(f"emulating {variant} ({perf.source} laws) on {host}:{port}..{port + replicas - 1}, "
                                f"time_scale={time_scale}, max_model_len={max_model_len or 'unstated'}; Ctrl-C stops",

@@ -41,15 +41,29 @@ MS_PER_S = 1000.0
 _FORMATS = "timestamp, model, input_tokens, output_tokens; or the Azure, BurstGPT or Mooncake traces' columns"
 
 
-def is_json_lines(path: Path) -> bool:
-    """Whether the trace is JSON lines (Mooncake's): a .jsonl name, or a first non-blank character '{'."""
-    if path.suffix.lower() == ".jsonl":
-        return True
+def _head(path: Path) -> bytes:
+    """The file's first 4 KiB with the blanks before them dropped (b'' where it cannot be read)."""
     try:
         with path.open("rb") as f:
-            return f.read(4096).lstrip()[:1] == b"{"
+            return f.read(4096).lstrip()
     except OSError:
-        return False
+        return b""
+
+
+def is_json_lines(path: Path) -> bool:
+    """Whether the trace is JSON lines (Mooncake's): a .jsonl name, or a first non-blank character '{'."""
+    return path.suffix.lower() == ".jsonl" or _head(path)[:1] == b"{"
+
+
+def to_product_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """A trace frame in any format's columns (module doc) with the product's names: timestamp (s), input_tokens,
+    output_tokens; Azure's and BurstGPT's columns renamed, Mooncake's keys renamed and its milliseconds made seconds.
+    Other columns are kept (BurstGPT's Model, the upstream service's, is not the product's `model`)."""
+    mooncake = "input_length" in df.columns and "input_tokens" not in df.columns
+    d = df.rename(columns={**AZURE_COLUMNS, **BURSTGPT_COLUMNS, **MOONCAKE_KEYS})
+    if mooncake and "timestamp" in d.columns and pd.api.types.is_numeric_dtype(d["timestamp"]):
+        d["timestamp"] = d["timestamp"] / MS_PER_S
+    return d
 
 
 def prefix_block_reuse(path: str | os.PathLike[str]) -> float | None:
@@ -104,12 +118,10 @@ def _read_requests(p: Path) -> pd.DataFrame:
     """The trace's rows with columns timestamp, input_tokens, output_tokens (and model where it has one), in the
     file's order, from whichever format it is (module doc); Mooncake's milliseconds become seconds."""
     if is_json_lines(p):
-        with p.open("rb") as f:
-            if not f.read(4096).strip():  # blank: no line to read (pandas would say 'missing column')
-                raise InputError(str(p), None, "the trace has no requests")
+        if not _head(p):  # blank: no line to read (pandas would say 'missing column')
+            raise InputError(str(p), None, "the trace has no requests")
         df = read_json_lines(p, {"timestamp": "numeric", "input_length": "numeric", "output_length": "numeric"})
-        df = df[list(MOONCAKE_KEYS)].rename(columns=MOONCAKE_KEYS)
-        df["timestamp"] = df["timestamp"] / MS_PER_S
+        df = to_product_columns(df[list(MOONCAKE_KEYS)])
         df.attrs["first_row"] = 1
         df.attrs["no_model_why"] = "a Mooncake trace (JSON lines) names no model"
         return df
@@ -118,13 +130,12 @@ def _read_requests(p: Path) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(str(p), None, f"expected a CSV with a header row ({_FORMATS}), could not read one ({exc})") from None
     if set(AZURE_COLUMNS) <= set(head.columns):
-        df = read_csv(p, {"TIMESTAMP": "any", "ContextTokens": "numeric", "GeneratedTokens": "numeric"})
-        df = df.rename(columns=AZURE_COLUMNS)
+        df = to_product_columns(read_csv(p, {"TIMESTAMP": "any", "ContextTokens": "numeric", "GeneratedTokens": "numeric"}))
         df.attrs["no_model_why"] = "an Azure trace names no model"
         return df
     if set(BURSTGPT_COLUMNS) <= set(head.columns):
         df = read_csv(p, {"Timestamp": "numeric", "Request tokens": "numeric", "Response tokens": "numeric"})
-        df = df[list(BURSTGPT_COLUMNS)].rename(columns=BURSTGPT_COLUMNS)  # its Model is the upstream service's
+        df = to_product_columns(df[list(BURSTGPT_COLUMNS)])  # its Model is the upstream service's
         df.attrs["no_model_why"] = "a BurstGPT trace's Model column names the upstream service (ChatGPT, GPT-4), not a model served here"
         return df
     return read_csv(p, {"timestamp": "any", "input_tokens": "numeric", "output_tokens": "numeric"})

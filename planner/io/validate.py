@@ -43,6 +43,14 @@ LAW_COEFFICIENTS = 3
 MAX_PORT = 65535
 
 
+def check_max_model_len(max_model_len: int, model: str, context: int | None) -> None:
+    """A --max-model-len vLLM refuses is exit 2 before any work: beyond the model's context, unless
+    VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 (vLLM's own check); `planner profile` and `planner emulate` ask it alike."""
+    if context is not None and max_model_len > context and os.environ.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN") != "1":
+        raise InputError(None, "--max-model-len", f"at most {model}'s context of {context:,} tokens (vLLM refuses a "
+                         f"longer one unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1); got {max_model_len:,}")
+
+
 def check_workload(wl: Workload, catalog: Catalog, path: str | os.PathLike[str]) -> None:
     """Models known, at least one class with traffic, every prompt + output within the model's context."""
     p = str(path)

@@ -366,9 +366,10 @@ def slo_terms(workload: Workload) -> list[SloTerm]:
 
 def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, factor: float = 1.25,
               backend: str = "highs", time_limit_s: float = 10.0,
-              on_term: Callable[[str], None] | None = None) -> list[SloCost]:
+              on_term: Callable[[int, str], None] | None = None) -> list[SloCost]:
     """What each SLO term (`slo_terms`) costs: re-solve with one bound divided and multiplied by `factor`, the others as
-    they are. `on_term` is told each term's name as it is priced (two re-plans each: a caller's progress bar)."""
+    they are. `on_term` is told how many terms are priced and the next one's name (two re-plans each: a caller's
+    progress bar)."""
     out: list[SloCost] = []
 
     def cost(wl: Workload) -> float | None:
@@ -376,9 +377,9 @@ def slo_costs(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalo
                              refine_diagnosis=False)  # cost only
         return plan.cost_per_hour if plan.feasible else None
 
-    for t in slo_terms(workload):
+    for done, t in enumerate(slo_terms(workload)):
         if on_term is not None:
-            on_term(t.name)
+            on_term(done, t.name)
         bound = getattr(t.slo, t.metric.key)
         costs = {side: cost(t.with_slo(t.slo.model_copy(update={t.metric.key: b})))
                  for side, b in (("tighter", bound / factor), ("looser", bound * factor))}

@@ -19,7 +19,7 @@ import pandas as pd
 
 from planner.io.errors import InputError, shown
 from planner.io.schema import Workload
-from planner.io.traces import AZURE_COLUMNS, BURSTGPT_COLUMNS, MOONCAKE_KEYS, MS_PER_S, parse_datetimes
+from planner.io.traces import parse_datetimes, to_product_columns
 from planner.planning.lengths import draw_prompt_lengths
 
 
@@ -161,10 +161,7 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
     `ContextTokens`, `GeneratedTokens`, BurstGPT's `Timestamp`, `Request tokens`, `Response tokens` (its `Model`, the
     upstream service, is not read) or Mooncake's `timestamp` (ms), `input_length`, `output_length`. Empty or unsorted
     traces are an InputError."""
-    mooncake = "input_length" in df.columns and "input_tokens" not in df.columns
-    d = df.rename(columns={**AZURE_COLUMNS, **BURSTGPT_COLUMNS, **MOONCAKE_KEYS})
-    if mooncake and "timestamp" in d.columns and pd.api.types.is_numeric_dtype(d["timestamp"]):
-        d["timestamp"] = d["timestamp"] / MS_PER_S
+    d = to_product_columns(df)
     if "t_s" in d.columns and "timestamp" not in d.columns:
         d = d.rename(columns={"t_s": "timestamp"})
     for col in ("timestamp", "input_tokens", "output_tokens"):
