@@ -474,3 +474,26 @@ def test_a_pools_notes_name_its_classes_once() -> None:
     merged = _pool_facts_notes({"m/decode/G/tp1": _PoolClassFacts(kv_bound={"a": (256, 0.10), "b": (512, 0.15)})})
     assert len(merged) == 1 and "classes a (256 tokens), b (512 tokens) are bound" in merged[0]
     assert "their mean length" in merged[0] and "10-15% fewer of their requests" in merged[0]
+
+
+def _result_row(**kw: object) -> dict[str, object]:
+    return {c: kw.get(c) for c in whatif.RESULT_COLUMNS} | {k: v for k, v in kw.items() if k.startswith("gpus_")}
+
+
+def test_stacked_sweeps_count_every_gpu_type_as_an_integer_and_keep_the_gpu_columns_last() -> None:
+    """Two sweeps that bought different GPU types: in one table each feasible row counts 0 of the type it did not use,
+    an infeasible row none, counts are integers, and gpus_<type> come after the key and result columns (found by hand
+    at stop 54: `planner whatif --csv` left the traffic rows' L40S cell empty, wrote '3.0' GPUs, and put gpus_L40S
+    after the headroom's key columns)."""
+    traffic = pd.DataFrame([{"traffic_factor": 1.0, **_result_row(feasible=True, gpus=3, **{"gpus_H100": 3.0})},
+                            {"traffic_factor": 9.0, **_result_row(feasible=False, gpus=math.nan)}])
+    traffic = traffic[["traffic_factor", *whatif.RESULT_COLUMNS, "gpus_H100"]]
+    head = pd.DataFrame([{"inventory_factor": 1.0, **_result_row(feasible=True, gpus=5, gpus_L40S=4, gpus_H100=1)}])
+    df = whatif.stack({"traffic": traffic, "headroom": head})
+    assert list(df.columns) == ["question", "traffic_factor", "inventory_factor", *whatif.RESULT_COLUMNS,
+                                "gpus_H100", "gpus_L40S"]
+    assert list(df["question"]) == ["traffic", "traffic", "headroom"]
+    assert df.loc[0, "gpus_L40S"] == 0 and df.loc[2, "gpus_L40S"] == 4
+    assert df["gpus_L40S"].isna().tolist() == [False, True, False]  # the infeasible point bought nothing
+    assert str(df["gpus_H100"].dtype) == "Int64"
+    assert whatif.stack({}).columns[0] == "question"

@@ -31,6 +31,9 @@ def test_traffic_and_fleet_changes_print_tables_and_write_csv(repo, tmp_path) ->
     assert "baseline" in res.output and "without L40S" in res.output
     df = pd.read_csv(out_csv)
     assert set(df["question"]) == {"traffic", "fleet"}
+    gpu_cols = [c for c in df.columns if c.startswith("gpus_")]
+    assert gpu_cols and list(df.columns[-len(gpu_cols):]) == gpu_cols  # GPU counts last, as integers (no '3.0')
+    assert all(pd.api.types.is_integer_dtype(df[c]) for c in gpu_cols), df[gpu_cols].dtypes
     traffic = df[df["question"] == "traffic"].sort_values("traffic_factor")
     assert traffic["cost_per_hour"].iloc[1] >= traffic["bound"].iloc[0] - 0.05
     fleet = df[df["question"] == "fleet"].set_index("scenario")

@@ -175,7 +175,7 @@ def register(app: typer.Typer) -> None:
                               "from its current replicas; each case here is planned without it (the fleet that case "
                               "needs, however many re-plans it takes to get there)", highlight=False)
                 fl = fl.model_copy(update={"limits": fl.limits.model_copy(update={"max_step": None})})
-            frames: list[pd.DataFrame] = []
+            frames: dict[str, pd.DataFrame] = {}
             asked_changes = bool(prices or adds or remove_gpu)
             factors = parse_factors(traffic) if traffic is not None else (
                 None if asked_changes or headroom or pairing else parse_factors(DEFAULT_TRAFFIC))
@@ -190,7 +190,7 @@ def register(app: typer.Typer) -> None:
                                      f"got {exc.factor:g}") from None
                 console.print(results_table(df, "traffic_factor", "traffic", "What if traffic changes? (every class's rate x factor)",
                                             _cost_where(df, "traffic_factor", 1.0)))
-                frames.append(df.assign(question="traffic"))
+                frames["traffic"] = df
             if asked_changes:
                 scen: dict[str, tuple[Workload, Fleet]] = {"baseline": (wl, fl)}
                 for g, p in prices.items():
@@ -203,13 +203,13 @@ def register(app: typer.Typer) -> None:
                     df = whatif.compare(scen, **kw)
                 console.print(results_table(df, "scenario", "scenario", "What if GPU prices or the GPU mix change?",
                                             _cost_where(df, "scenario", "baseline")))
-                frames.append(df.assign(question="fleet"))
+                frames["fleet"] = df
             if pairing:
                 with console.status("solving 3 pairing policies…"):
                     df = whatif.pairing(wl, fl, **kw)
                 console.print(results_table(df, "pairing", "P->D pairing", "What if prefill may hand KV only to the same GPU type (and TP)?",
                                             _cost_where(df, "pairing", "any")))
-                frames.append(df.assign(question="pairing"))
+                frames["pairing"] = df
             if headroom:
                 with console.status("solving for the largest load multiplier…"):
                     df = whatif.headroom(wl, fl, **kw)
@@ -222,9 +222,9 @@ def register(app: typer.Typer) -> None:
                                   f"({int(r['gpus'])} of {int(r['inventory_gpus'])} GPUs); what binds: {summarise_binding(r['binding'])}")
                 else:
                     console.print(f"[bold red]Headroom[/]: the fleet cannot serve today's traffic within SLO: {r['diagnosis']}")
-                frames.append(df.assign(question="headroom"))
+                frames["headroom"] = df
             if csv is not None and frames:
-                write_csv_atomic(csv, pd.concat(frames, ignore_index=True))
+                write_csv_atomic(csv, whatif.stack(frames))
                 console.print(f"rows written to {csv}")
 
         run()

@@ -201,11 +201,31 @@ def _frame(rows: list[dict[str, Any]], keys: Sequence[str]) -> pd.DataFrame:
     plan uses none of that type, NaN where the point is infeasible)."""
     if not rows:  # an empty sweep: no rows, the same columns (gpus_<type> are those of the plans found)
         return pd.DataFrame(columns=[*keys, *RESULT_COLUMNS])
-    df = pd.DataFrame(rows)
+    return _gpu_columns_last(pd.DataFrame(rows), keys)
+
+
+def _gpu_columns_last(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """`keys`, the result columns, then gpus_<type> sorted: a count (integer) per GPU type, 0 where a feasible point
+    uses none of that type, missing (<NA>) where the point is infeasible; GPU counts are never written as 3.0."""
     gpu_cols = sorted(c for c in df.columns if c.startswith("gpus_"))
+    df = df.copy()
     for c in gpu_cols:
-        df[c] = df[c].where(df[c].notna() | ~df["feasible"], 0)
+        df[c] = df[c].where(df[c].notna() | ~df["feasible"].astype(bool), 0).astype("Int64")
     return df[[*keys, *RESULT_COLUMNS, *gpu_cols]]
+
+
+def stack(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Several sweeps' frames in one table, each row named by its question (the `frames` key) in a first column
+    `question`: the key columns of every sweep in order of appearance, the result columns, then every GPU type's
+    count, 0 where a feasible point of one sweep used none of a type another sweep used (found by hand at stop 54:
+    `planner whatif --csv` had left those cells empty and the L40S column after the others)."""
+    if not frames:
+        return pd.DataFrame(columns=["question", *RESULT_COLUMNS])
+    keys: list[str] = []
+    for df in frames.values():
+        keys += [c for c in df.columns if c not in RESULT_COLUMNS and not c.startswith("gpus_") and c not in keys]
+    both = pd.concat([df.assign(question=q) for q, df in frames.items()], ignore_index=True)
+    return _gpu_columns_last(both, ["question", *keys])
 
 
 def _solve_row(workload: Workload, fleet: Fleet, keys: dict[str, Any], **solve_kw: Unpack[SolveKwargs]) -> dict[str, Any]:
