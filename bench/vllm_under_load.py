@@ -200,6 +200,10 @@ EXTRA_SWEEPS: tuple[tuple[str, str], ...] = (
     # TTFT miss reproduces on new arrivals.
     ("profiles/runs/2026-12-07-h19/mistral-nemo-12b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
      "profiles/runs/2026-12-06-h4/mistral-nemo-12b/H100-SXM-80GB/tp1/vllm"),
+    # h20 (stop 54, rule 54-GPU-b written before it ran): h19 again with fresh seeds (6400), whether h19's closed-form
+    # ITL over-read reproduces on new arrivals.
+    ("profiles/runs/2026-12-07-h20/mistral-nemo-12b/H100-SXM-80GB/tp1-steady/vllm/load_sweep.csv",
+     "profiles/runs/2026-12-06-h4/mistral-nemo-12b/H100-SXM-80GB/tp1/vllm"),
 )
 GOAL_P90_PCT = 15.0
 # The capacity model predicts the steady state; a 12-s sample from an empty replica does not reach it near
