@@ -5,6 +5,7 @@ Helm's meaning, so that `helm template` renders the same manifests:
   {{ .Values.a.b }}  {{ .Release.Name }}  {{ .Release.Namespace }}  {{ .Chart.Version }}
   pipes: `| quote`, `| default X`, `| nindent N`, `| indent N`; `toYaml X` as the first stage
   {{- if X }} ... {{- else }} ... {{- end }}   (X a value; Helm truthiness: empty/0/false/nil are false)
+  {{ fail "message" }}: rendering stops with TemplateError(message), as Helm's `fail` stops `helm template`
   `{{-` trims the whitespace before the action, `-}}` the whitespace after it
 Values render as Go does: booleans lower case, nil as "<no value>" (an error here: a template
 that would print it is a chart bug). toYaml sorts keys like sigs.k8s.io/yaml. Anything else raises
@@ -84,6 +85,8 @@ class Renderer:
         words = shlex.split(stages[0], posix=False)
         if words[0] == "toYaml":
             val: Any = _to_yaml(self._term(words[1], where))
+        elif words[0] == "fail":  # Helm's fail: rendering stops with the message (a values error the chart names)
+            raise TemplateError(f"{where}: {self._term(words[1], where)}")
         elif words[0] == "not":
             val = not _truthy(self._term(words[1], where))
         elif len(words) == 1:

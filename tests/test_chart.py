@@ -37,6 +37,7 @@ VARIANTS = {
                "rbac": {"gatewayRouting": True, "httpRouteNames": ["llm-d-route"]},
                "labels": {"defaultGpu": "H100-SXM-80GB", "gpuFromNodes": True},
                "catalog": {"configMap": "my-catalog"}},
+    "catalog-volume": {"catalog": {"volume": {"persistentVolumeClaim": {"claimName": "my-catalog", "readOnly": True}}}},
     "minimal": {"rbac": {"leaderWorkerSets": False, "disaggregatedSets": False},
                 "monitoring": {"serviceMonitor": {"enabled": False}, "podMonitor": {"enabled": False}},
                 "actuator": {"kind": "metrics"}},
@@ -194,6 +195,49 @@ def test_a_user_catalog_configmap_is_mounted_and_named_by_planner_catalog(monkey
             assert vols["catalog"]["configMap"]["name"] == "my-catalog"
             assert mounts["catalog"]["readOnly"] and mounts["catalog"]["mountPath"] == env["PLANNER_CATALOG"]
     monkeypatch.setenv("PLANNER_CATALOG", str(ROOT / "examples" / "byo-model" / "catalog"))
+    _check_catalog_model(monkeypatch)
+
+
+def test_a_catalog_volume_mounts_a_whole_folder_with_its_profiles(monkeypatch, tmp_path):
+    """catalog.volume (any volume source: a PVC, an image volume) mounts a catalog folder with its measured profiles
+    (DIR/profiles/, which a ConfigMap's flat keys cannot hold; found by hand at stop 54: the chart had no way to give
+    the controller a profile measured with `planner profile`), read-only, named by PLANNER_CATALOG; the controller
+    then plans that model from the measured laws, not the roofline prior. Setting both catalog.configMap and
+    catalog.volume stops the rendering, naming both (Helm's fail)."""
+    import shutil
+
+    from helm_lite import TemplateError
+    from planner.io.catalog import Catalog
+    from planner.perf.laws import PerfModel
+
+    pvc = {"persistentVolumeClaim": {"claimName": "my-catalog", "readOnly": True}}
+    dep = next(d for d in render({"catalog": {"volume": pvc}}) if d["kind"] == "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    vols = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert vols["catalog"] == {"name": "catalog", **pvc}
+    assert mounts["catalog"]["readOnly"] and mounts["catalog"]["mountPath"] == env["PLANNER_CATALOG"]
+    with pytest.raises(TemplateError, match="catalog.configMap and catalog.volume"):
+        render({"catalog": {"configMap": "my-catalog", "volume": pvc}})
+    # the folder such a volume holds: the byo-model catalog and a measured profile of one of its models
+    folder = tmp_path / "my-catalog"
+    shutil.copytree(ROOT / "examples" / "byo-model" / "catalog", folder)
+    measured = ROOT / "profiles" / "runs" / "2026-12-06-h4" / "mistral-nemo-12b" / "H100-SXM-80GB" / "tp1" / "vllm"
+    shutil.copytree(measured, folder / "profiles" / "mistral-nemo-12b" / "H100-SXM-80GB" / "tp1" / "vllm")
+    monkeypatch.setenv("PLANNER_CATALOG", str(folder))
+    perf = PerfModel.load(Catalog.load())
+    assert ("mistral-nemo-12b", "H100-SXM-80GB", 1, "bf16", "bf16") in perf.measured
+    _check_catalog_model(monkeypatch)  # (leaves PLANNER_CATALOG empty)
+
+
+def _check_catalog_model(monkeypatch) -> None:
+    """A controller config naming a model of the PLANNER_CATALOG folder passes the controller's start-up check, and
+    fails it (naming import-hf) without the folder."""
+    from planner.io.catalog import Catalog
+    from planner.io.errors import InputError
+    from planner.io.validate import check_controller_config
+
     cfg = ControllerConfig.model_validate({"models": {"mixtral-8x7b": {"served_name": "mistralai/Mixtral-8x7B-v0.1",
                                                                           "slo": {"ttft_ms": 2000, "itl_ms": 60, "percentile": 99}}},
                                            "prometheus": {"url": "http://127.0.0.1:9090"}, "fleet": "fleet.yaml"})
