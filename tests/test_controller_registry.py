@@ -303,3 +303,24 @@ def test_a_new_forecaster_is_one_registration_and_decide_uses_it():
     assert calls and got.short_rps == 50.0 and got.rate_rps >= 50.0
     with pytest.raises(ValueError):
         ForecastConfig(short="test-const")  # gone with its registration
+
+
+def test_the_controller_names_the_models_it_can_only_plan_from_the_roofline_prior(monkeypatch):
+    """A model without a profile on any of the fleet's GPU types is planned from the roofline prior alone; `planner
+    control` warns of it at start-up as `planner solve` notes it (found by hand at stop 54: an imported model on a
+    cluster was planned from the prior without a word). A bundled model measured on the fleet's GPU is not named; the
+    same model on a fleet of only unprofiled GPUs is."""
+    from pathlib import Path
+
+    from planner.cli.control import prior_only_models, prior_only_warning
+    from planner.io.catalog import Catalog
+    from planner.perf.laws import PerfModel
+
+    monkeypatch.setenv("PLANNER_CATALOG", str(Path(__file__).resolve().parents[1] / "examples" / "byo-model" / "catalog"))
+    perf = PerfModel.load(Catalog.load())
+    assert "H100-SXM-80GB" in perf.measured_gpus("llama-3.1-8b") and not perf.measured_gpus("mistral-nemo-12b")
+    got = prior_only_models(["llama-3.1-8b", "mistral-nemo-12b"], ["H100-SXM-80GB", "L4"], perf.measured_gpus)
+    assert got == {"mistral-nemo-12b": ["H100-SXM-80GB", "L4"]}
+    assert prior_only_models(["llama-3.1-8b"], ["MI300X"], perf.measured_gpus) == {"llama-3.1-8b": ["MI300X"]}
+    says = prior_only_warning("mistral-nemo-12b", ["H100-SXM-80GB"])
+    assert "roofline prior" in says and "--model mistral-nemo-12b" in says and "catalog.volume" in says

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -54,6 +54,22 @@ def build_controller(cfg: ControllerConfig, fleet: Fleet, dry_run: bool, api_cli
                       dry_run=dry_run)
 
 
+def prior_only_models(models: Iterable[str], fleet_gpus: Iterable[str], measured_gpus: Callable[[str], frozenset[str]]
+                      ) -> dict[str, list[str]]:
+    """Models with no profile on any of the fleet's GPU types (-> those GPU types): the controller plans them from the
+    roofline prior alone, which `planner solve` notes on every plan and the controller had never said (found by hand
+    at stop 54 with an imported model on a cluster)."""
+    gpus = sorted(set(fleet_gpus))
+    return {m: gpus for m in models if not measured_gpus(m) & set(gpus)}
+
+
+def prior_only_warning(model: str, gpus: list[str]) -> str:
+    return (f"{model}: no measured profile on the fleet's GPU types ({', '.join(gpus)}): every plan for it comes from "
+            f"the roofline prior (`planner solve` says how far the prior missed held-out models); measure it "
+            f"(planner profile --backend vllm --dummy-weights --model {model} ...) and give the controller the profile "
+            "(the catalog folder's profiles/, the chart's catalog.volume)")
+
+
 METRICS_ADDR = "0.0.0.0"
 """Where the controller serves its /metrics (every interface: Prometheus scrapes the pod's IP)."""
 
@@ -92,6 +108,11 @@ def register(app: typer.Typer) -> None:
             raise exc.in_file(str(config)) from None
         if cfg.record.metrics_port and not once:
             ctl.metrics.serve(cfg.record.metrics_port, METRICS_ADDR)
+        from planner.perf.laws import PerfModel
+
+        if isinstance(ctl.perf, PerfModel):
+            for model, gpus in prior_only_models(cfg.models, fleet.gpus, ctl.perf.measured_gpus).items():
+                logging.getLogger("planner.control").warning("%s", prior_only_warning(model, gpus))
 
         def show(d: Decision) -> None:
             when = (datetime.fromtimestamp(d.t_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # was epoch seconds

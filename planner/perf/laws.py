@@ -859,6 +859,10 @@ class PerfModel:
         """The GPU types with a profile of any model (the others are priced from their catalog entry alone)."""
         return frozenset(key[1] for key in self.measured)
 
+    def measured_gpus(self, model: str) -> frozenset[str]:
+        """The GPU types with a profile of `model` (any TP and dtype): where its laws are measured, not the prior."""
+        return frozenset(key[1] for key in self.measured if key[0] == model)
+
     def is_measured(self, model: str, gpu: str, tp: int, weight_dtype: str = "bf16", kv_dtype: str = "bf16") -> bool:
         return (model, gpu, tp, weight_dtype, kv_dtype) in self.measured
 
