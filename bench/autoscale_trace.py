@@ -359,6 +359,8 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
     "rise-share-0.8": {"forecast": {"rise_min_share": 0.8}},
     "jump-as-level": {"forecast": {"trend_jump_ratio": 3.0, "trend_jump_steps": 0}},
     "below-proposal": {"guard": {"never_below_proposal": False}},
+    # rule 54-A (stop 54): a learned latency correction may raise the laws' times, never lower them
+    "corr-floor-1": {"correct": {"min_factor": 1.0}},
     # stop 26, on 20 tuning draws (--reseed 0,100,200,300): the former decode factor and the next step up
     "decode-factor-0.75": {"forecast": {"decode_factor": 0.75}},
     "decode-factor-0.85": {"forecast": {"decode_factor": 0.85}},
