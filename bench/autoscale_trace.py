@@ -283,7 +283,7 @@ from planner.simulate.arrivals import trace_arrivals  # noqa: E402
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
 from planner.io.synth import synth  # noqa: E402
-from planner.io.traces import bucket_trace, read_trace  # noqa: E402
+from planner.io.traces import bucket_trace, over_context, read_trace  # noqa: E402
 
 DEFAULT_TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
 REFS_VERSION = 6  # bump when the reference computations change (invalidates the cache); 6: rule A46's admission (stop 46)
@@ -812,7 +812,7 @@ def main(argv: list[str] | None = None) -> None:
         ctx = catalog.model(args.model).max_context
         if ctx is None:
             fail(f"--drop-over-context: {args.model} states no context length (catalog max_context)")
-        kept = [(sc, tr[(tr["input_tokens"] + tr["output_tokens"]) <= ctx].reset_index(drop=True)) for sc, tr in traces]
+        kept = [(sc, tr[~over_context(tr, {args.model: ctx})].reset_index(drop=True)) for sc, tr in traces]
         dropped = [f"{sc.name} {len(tr) - len(k):,} of {len(tr):,}" for (sc, tr), (_, k) in zip(traces, kept, strict=True)
                    if len(k) < len(tr)]
         print(f"dropped as vLLM would reject them (beyond {args.model}'s {ctx:,}-token context): {', '.join(dropped) or 'none'}")

@@ -98,6 +98,10 @@ def register(app: typer.Typer) -> None:
         kv_policy: str = typer.Option("on_demand", help="how mixed and decode replicas hold KV: on_demand (as vLLM 0.26: blocks as a "
                                                          "sequence grows, preempting when full) or reserve (prompt + output "
                                                          "reserved at admission)"),
+        drop_over_context: bool = typer.Option(
+            False, "--drop-over-context", help="leave out the trace's requests whose prompt + output exceed their "
+                                                "model's context, as vLLM refuses them (default: such a request is an "
+                                                "error naming its row)"),
     ) -> None:
         """Replay a trace or a workload against a plan; per-class latency percentiles and SLO attainment."""
         from planner.cli.simulate_run import parse_kv_policy, parse_routing, run_simulate
@@ -105,4 +109,5 @@ def register(app: typer.Typer) -> None:
 
         run_simulate(plan=plan, trace=trace, workload=workload, duration=duration, seed=seed, png=png, model=model,
                      perf_lookup=default_perf_lookup(), routing=parse_routing(routing), kv_policy=parse_kv_policy(kv_policy),
-                     catalog=Catalog.load())  # default_perf_lookup's: a plan of another catalog is said before any work
+                     # default_perf_lookup's catalog: a plan of another catalog is said before any work
+                     catalog=Catalog.load(), drop_over_context=drop_over_context)

@@ -66,9 +66,11 @@ def _check_routed(plan: Plan, wl: Workload, path: str) -> None:
 
 
 def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duration: float | None,
-                  seed: int, model: str | None = None) -> tuple[Arrivals, Workload]:
+                  seed: int, model: str | None = None, drop_over_context: bool = False,
+                  console: Console | None = None) -> tuple[Arrivals, Workload]:
     """Arrivals and the classes they belong to. With a trace and no workload, the trace is bucketed
-    with `planner workload`'s defaults and its class ids must match the plan's routing."""
+    with `planner workload`'s defaults and its class ids must match the plan's routing. `drop_over_context`: the
+    trace's requests beyond their model's context are left out (said on `console`) instead of refused."""
     if trace is None and workload is None:
         raise InputError(None, "--trace/--workload", "give a trace CSV or a workload YAML to simulate")
     wl = load_model(Workload, workload) if workload is not None else None
@@ -78,7 +80,7 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
     if trace is None:
         assert wl is not None
         return poisson_arrivals(wl, duration or DEFAULT_WORKLOAD_DURATION_S, np.random.default_rng(seed)), wl
-    from planner.io.traces import bucket_trace, has_model_column, read_trace
+    from planner.io.traces import bucket_trace, has_model_column, over_context_note, read_trace
 
     single = model or (next(iter(plan.models)) if len(plan.models) == 1 else None)
     named = has_model_column(trace)  # an unreadable file counts as named: read_trace then says what is wrong with it
@@ -88,7 +90,11 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
         raise InputError(None, "--model", f"a model of the plan ({', '.join(sorted(plan.models))}); got {model!r}")
     # --model names a trace's model where it has no model column, and picks that model's requests where it has one;
     # the plan's models' context lengths: a request beyond one is refused, as vLLM does
-    df = read_trace(trace, model=model if named else single, contexts=Catalog.load().contexts(plan.models))
+    df = read_trace(trace, model=model if named else single, contexts=Catalog.load().contexts(plan.models),
+                    drop_over_context=drop_over_context)
+    if df.attrs.get("over_context") and console is not None:
+        console.print(over_context_note(df.attrs["over_context"], Catalog.load().contexts(df.attrs["over_context"])),
+                      highlight=False)
     if wl is None:
         slos = plan_slos(plan)
         missing = sorted(set(df["model"]) - set(slos))
@@ -171,7 +177,8 @@ def _check_plan_catalog(plan: Plan, path: str, catalog: Catalog) -> None:
 def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, duration: float | None, seed: int,
                  png: Path | None, perf_lookup: PerfLookup, console: Console | None = None,
                  model: str | None = None, routing: ReplicaRouting | None = None,
-                 kv_policy: KvPolicy = "on_demand", catalog: Catalog | None = None) -> SimReport:
+                 kv_policy: KvPolicy = "on_demand", catalog: Catalog | None = None,
+                 drop_over_context: bool = False) -> SimReport:
     """Simulate `plan` and print its tables; `routing` overrides the plan's replica routing (what it was sized for);
     `kv_policy`: how its mixed and decode replicas hold KV; `catalog`: the one `perf_lookup` times the pools with,
     whose models and GPU types the plan's pools must be (the CLI's; a test's own lookup passes none)."""
@@ -187,7 +194,7 @@ def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, durat
         raise InputError(str(plan), "feasible", "the plan is infeasible: nothing to simulate")
     if catalog is not None:
         _check_plan_catalog(p, str(plan), catalog)
-    arr, wl = load_arrivals(p, trace, workload, duration, seed, model)
+    arr, wl = load_arrivals(p, trace, workload, duration, seed, model, drop_over_context, console)
     sim = FleetSimulator.from_plan(p, perf_lookup, arr, wl, seed=seed + 1, replica_routing=routing or p.replica_routing,
                                    kv_policy=kv_policy, decode_kv_policy=kv_policy)
     sim.run()

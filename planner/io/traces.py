@@ -154,12 +154,31 @@ def parse_datetimes(ts: pd.Series) -> pd.Series:
     return inferred if inferred.isna().sum() < iso.isna().sum() else iso
 
 
+def over_context(df: pd.DataFrame, contexts: Mapping[str, int | None]) -> np.ndarray:
+    """Which requests' prompt + output exceed their model's context (model -> context length; None or a model not
+    named: no limit): vLLM refuses them (HTTP 400), so no replica serves them."""
+    over = np.zeros(len(df), dtype=bool)
+    for name, ctx in contexts.items():
+        if ctx is not None:
+            over |= ((df["model"].astype(str) == name) & (df["input_tokens"] + df["output_tokens"] > ctx)).to_numpy()
+    return over
+
+
+def over_context_note(dropped: Mapping[str, int], contexts: Mapping[str, int | None]) -> str:
+    """What leaving out the requests beyond their model's context says (`read_trace`'s attrs["over_context"])."""
+    return "note: left out, as vLLM refuses them: " + "; ".join(
+        f"{n:,} request{'' if n == 1 else 's'} of {m} beyond its {contexts.get(m) or 0:,}-token context (prompt + output)"
+        for m, n in sorted(dropped.items()))
+
+
 def read_trace(path: str | os.PathLike[str], model: str | None = None,
-               contexts: Mapping[str, int | None] | None = None) -> pd.DataFrame:
+               contexts: Mapping[str, int | None] | None = None, drop_over_context: bool = False) -> pd.DataFrame:
     """A trace as a DataFrame with columns t_s (seconds from the first request), model, input_tokens,
     output_tokens, sorted by time. `model` names the model for traces without a model column. With `contexts`
     (model -> context length, the catalog's max_context), a request whose prompt + output exceeds its model's is an
-    InputError naming its row: vLLM rejects it, so a replay must not serve it (`planner simulate`, `--verify-trace`)."""
+    InputError naming its row: vLLM rejects it, so a replay must not serve it (`planner simulate`, `--verify-trace`);
+    with `drop_over_context` such requests are left out instead, their count per model in ``attrs["over_context"]``
+    (an InputError where none of a model's requests is left)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(str(p), None, "file not found")
@@ -205,22 +224,35 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
         if bad.any():
             row = int(bad.argmax())
             raise InputError(str(p), col, f"expected whole token counts >= 0; row {_file_row(df, row)} has {df[col].iloc[row]}")
-    for name, ctx in (contexts or {}).items():
-        if ctx is None:
-            continue
-        over = ((df["model"].astype(str) == name) & (df["input_tokens"] + df["output_tokens"] > ctx)).to_numpy()
-        if over.any():
-            row = int(over.argmax())
-            raise InputError(str(p), "input_tokens", f"requests within {name}'s context of {ctx:,} tokens (prompt + "
-                             f"output; vLLM rejects a longer one); row {_file_row(df, row)} has "
-                             f"{int(df['input_tokens'].iloc[row]):,} + {int(df['output_tokens'].iloc[row]):,}")
+    origin_s = float(np.min(t))  # the trace's own start, kept where its first requests are left out
+    over = over_context(df, contexts or {})
+    dropped: dict[str, int] = {}
+    if over.any() and not drop_over_context:
+        row = int(over.argmax())
+        name = str(df["model"].iloc[row])
+        raise InputError(str(p), "input_tokens", f"requests within {name}'s context of {(contexts or {})[name]:,} tokens "
+                         f"(prompt + output; vLLM rejects a longer one); row {_file_row(df, row)} has "
+                         f"{int(df['input_tokens'].iloc[row]):,} + {int(df['output_tokens'].iloc[row]):,} "
+                         f"({int(over.sum()):,} of the {len(df):,} requests are beyond their model's context; "
+                         "--drop-over-context leaves them out, as vLLM refuses them)")
+    if over.any():
+        dropped = {str(m): int(n) for m, n in df["model"][over].astype(str).value_counts().sort_index().items()}
+        left = set(df["model"][~over].astype(str))
+        for name in dropped:
+            if name not in left:
+                raise InputError(str(p), "input_tokens", f"requests within {name}'s context of "
+                                 f"{(contexts or {})[name]:,} tokens (prompt + output); none of its "
+                                 f"{dropped[name]:,} requests is")
+        df, t = df[~over], t[~over]
     out = pd.DataFrame({
-        "t_s": t.to_numpy() - float(np.min(t)),
+        "t_s": t.to_numpy() - origin_s,
         "model": df["model"].astype(str).to_numpy(),
         "input_tokens": np.maximum(df["input_tokens"].to_numpy(dtype=np.int64), 1),
         "output_tokens": np.maximum(df["output_tokens"].to_numpy(dtype=np.int64), 1),
     })
-    return out.sort_values("t_s", kind="stable").reset_index(drop=True)
+    out = out.sort_values("t_s", kind="stable").reset_index(drop=True)
+    out.attrs["over_context"] = dropped
+    return out
 
 
 # Burstiness is measured within windows of this length so that a trend over minutes (a diurnal

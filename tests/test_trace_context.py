@@ -1,0 +1,73 @@
+"""Requests beyond their model's context in a trace (found by hand at stop 54: the README's Azure example bucketed
+Llama-2-70B's 1,612 over-context requests into the workload's classes, and `planner simulate` then refused the same
+trace with no way on): `workload from-trace` leaves them out and says how many, `planner simulate` refuses them naming
+a row and the count, or leaves them out with --drop-over-context; vLLM refuses such a request (HTTP 400)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from planner.cli.main import app
+from planner.io.errors import InputError
+from planner.io.traces import read_trace
+
+REPO = Path(__file__).resolve().parents[1]
+HEAD = "timestamp,model,input_tokens,output_tokens\n"
+# llama-3.1-8b's context is 131,072 tokens (profiles/models.yaml): the first request is beyond it
+ROWS = "0.0,llama-3.1-8b,131000,100\n2.0,llama-3.1-8b,1000,100\n4.0,llama-3.1-8b,2000,100\n10.0,llama-3.1-8b,500,50\n"
+CTX = {"llama-3.1-8b": 131_072}
+
+
+def test_a_request_beyond_the_context_is_refused_with_its_row_and_the_count(tmp_path: Path) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text(HEAD + ROWS)
+    with pytest.raises(InputError) as e:
+        read_trace(f, contexts=CTX)
+    says = str(e.value)
+    assert "row 2 has 131,000 + 100" in says and "1 of the 4 requests" in says and "--drop-over-context" in says
+
+
+def test_left_out_requests_are_counted_and_the_trace_keeps_its_own_start(tmp_path: Path) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text(HEAD + ROWS)
+    df = read_trace(f, contexts=CTX, drop_over_context=True)
+    assert len(df) == 3 and df.attrs["over_context"] == {"llama-3.1-8b": 1}
+    assert df["t_s"].tolist() == [2.0, 4.0, 10.0]  # times from the trace's first request, the one left out
+    assert read_trace(f).attrs["over_context"] == {}  # no contexts: nothing checked, nothing left out
+    g = tmp_path / "all.csv"
+    g.write_text(HEAD + "0,llama-3.1-8b,131000,100\n1,llama-3.1-8b,140000,1\n")
+    with pytest.raises(InputError, match="none of its 2 requests"):
+        read_trace(g, contexts=CTX, drop_over_context=True)
+
+
+def test_from_trace_leaves_them_out_of_the_classes_and_says_so(tmp_path: Path) -> None:
+    f, out = tmp_path / "t.csv", tmp_path / "w.yaml"
+    f.write_text(HEAD + ROWS)
+    r = CliRunner().invoke(app, ["workload", "from-trace", str(f), "--isl-buckets", "1", "--osl-buckets", "1",
+                                 "--poisson", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "left out, as vLLM refuses them: 1 request of llama-3.1-8b beyond its 131,072-token context" in \
+        " ".join(r.output.split())
+    (cls,) = yaml.safe_load(out.read_text())["classes"]
+    assert cls["isl"] == round((1000 + 2000 + 500) / 3) and cls["rate_rps"] == pytest.approx(3 / 8.0)  # over the kept requests' span
+
+
+def test_simulate_drop_over_context_replays_the_rest(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    r = CliRunner().invoke(app, ["solve", "-w", str(REPO / "examples/default/workload.yaml"), "-f",
+                                 str(REPO / "examples/default/fleet.yaml"), "-o", str(plan)])
+    assert r.exit_code == 0, r.output
+    f = tmp_path / "t.csv"
+    f.write_text(HEAD + ROWS)
+    args = ["simulate", "--plan", str(plan), "--trace", str(f), "--workload", str(REPO / "examples/default/workload.yaml"),
+            "--png", str(tmp_path / "s.png")]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "--drop-over-context" in refused.output
+    ok = CliRunner().invoke(app, [*args, "--drop-over-context"])
+    assert ok.exit_code == 0, ok.output
+    assert "1 request of llama-3.1-8b beyond its 131,072-token context" in " ".join(ok.output.split())
+    assert "3 requests" in " ".join(ok.output.split())  # the class table's count: the three kept
