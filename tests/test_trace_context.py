@@ -71,3 +71,20 @@ def test_simulate_drop_over_context_replays_the_rest(tmp_path: Path) -> None:
     assert ok.exit_code == 0, ok.output
     assert "1 request of llama-3.1-8b beyond its 131,072-token context" in " ".join(ok.output.split())
     assert "3 requests" in " ".join(ok.output.split())  # the class table's count: the three kept
+
+
+def test_solve_verify_trace_drop_over_context(tmp_path: Path) -> None:
+    """`planner solve --verify-trace` reads the trace as `planner simulate` does: refused with the row and the count,
+    or verified on the requests vLLM would take with --drop-over-context."""
+    wl = tmp_path / "w.yaml"
+    wl.write_text("models:\n  llama-3.1-8b: {slo: {ttft_ms: 1000, itl_ms: 50, percentile: 90}}\n"
+                  "classes:\n  - {id: c, model: llama-3.1-8b, isl: 1200, osl: 90, rate_rps: 0.4}\n")
+    f = tmp_path / "t.csv"
+    f.write_text(HEAD + ROWS)
+    args = ["solve", "-w", str(wl), "-f", str(REPO / "examples/default/fleet.yaml"), "--verify-trace", str(f),
+            "--no-slo-cost"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "--drop-over-context" in refused.output
+    ok = CliRunner().invoke(app, [*args, "--drop-over-context"])
+    assert ok.exit_code == 0, ok.output
+    assert "1 request of llama-3.1-8b beyond its 131,072-token context" in " ".join(ok.output.split())

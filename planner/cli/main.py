@@ -125,6 +125,9 @@ def solve(
     verify_duration_s: float | None = typer.Option(None, "--verify-duration-s", min=1.0,
                                                    help="with --verify-trace: its first seconds only (default: all of it); "
                                                         "with --verify: seconds of Poisson arrivals (default 600)"),
+    drop_over_context: bool = typer.Option(
+        False, "--drop-over-context", help="with --verify-trace: leave out its requests beyond their model's context, as "
+                                           "vLLM refuses them (default: such a request is an error naming its row)"),
     slo_cost: bool = typer.Option(True, "--slo-cost/--no-slo-cost",
                                   help="also price each SLO term (re-solves with each bound tightened/loosened 25%)"),
 ) -> None:
@@ -146,7 +149,7 @@ def solve(
     wl, fl = load_workload_fleet(workload, fleet, catalog)
     arrivals = None
     if verify_trace is not None:  # read and mapped to the classes before any solve: a bad trace is exit 2, no work lost
-        from planner.io.traces import has_model_column, read_trace
+        from planner.io.traces import has_model_column, over_context_note, read_trace
         from planner.simulate.arrivals import trace_arrivals
 
         single = next(iter(wl.models)) if len(wl.models) == 1 else None
@@ -154,8 +157,12 @@ def solve(
             raise InputError(str(verify_trace), "model", f"the trace has no model column and the workload has several "
                              f"models ({', '.join(sorted(wl.models))}): --verify-trace needs a trace whose model column "
                              "names them, or a workload of one model")
-        arrivals = trace_arrivals(read_trace(verify_trace, single, catalog.contexts(wl.models)).rename(columns={"t_s": "timestamp"}), wl,
-                                  str(verify_trace), model=single, duration_s=verify_duration_s)
+        requests = read_trace(verify_trace, single, catalog.contexts(wl.models), drop_over_context=drop_over_context)
+        if requests.attrs.get("over_context"):
+            console.print(over_context_note(requests.attrs["over_context"], catalog.contexts(requests.attrs["over_context"])),
+                          highlight=False)
+        arrivals = trace_arrivals(requests.rename(columns={"t_s": "timestamp"}), wl, str(verify_trace), model=single,
+                                  duration_s=verify_duration_s)
         verify = True
     perf = PerfModel.load(catalog=catalog, profiles_dir=profiles)
     check_profiles_found(len(perf.measured), profiles)
