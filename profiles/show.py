@@ -6,6 +6,7 @@ squares on relative error), so what this shows is what ``planner solve`` will us
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from profiles.format import META_FILE, VLLM_SUBDIR
 
 if TYPE_CHECKING:
     import numpy.typing as npt
+    from matplotlib.axis import Axis
     from rich.console import Console
 
 
@@ -188,6 +190,27 @@ def _kernel_lines(p: Profile) -> list[str]:
     return [f"fused-MoE kernels: {t.note}"] if t is not None and t.tuned is not None else []
 
 
+# A log axis spanning fewer decades than this gets labels between its decades (2, 3, 5 x 10^k): a decode step of 9-20
+# ms fell between two decade ticks and showed one label, "10^1" (found by hand at stop 54); beyond it the decades
+# alone are labelled (minor labels would collide).
+FEW_DECADES = 1.5
+
+
+def label_log_axis(axis: Axis, lo: float, hi: float) -> None:
+    """Readable labels on a log `axis` whose view is [lo, hi], as plain numbers ("10", "15", "1000"): every decade, and
+    between them 1.2 ... 8 x 10^k within one decade, 2, 3, 5 x 10^k within FEW_DECADES."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else math.inf
+    if decades < 1:  # within one decade (9-20 ms): 10, 12, 15, 20, 25, 30, 40, 50, 60, 80
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)))
+    elif decades < FEW_DECADES:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(NullFormatter())
+
+
 def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:
     """Measured points (markers) against the fitted laws (lines): prefill TTFT vs isl per batch,
     decode ITL vs batch per context; log-log axes, both panels in one figure."""
@@ -217,11 +240,9 @@ def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:
     ax2.set(xscale="log", yscale="log", xlabel="decode batch (sequences)", ylabel="decode step / ITL (ms)",
             title=f"decode: median |err| {fit.decode_report.median_rel_err:.1%}")
     ax2.legend(fontsize=8)
-    from matplotlib.ticker import NullFormatter
-
-    for ax in (ax1, ax2):  # log axes: label the decades only, minor labels collide
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.yaxis.set_minor_formatter(NullFormatter())
+    for ax in (ax1, ax2):
+        label_log_axis(ax.xaxis, *ax.get_xlim())
+        label_log_axis(ax.yaxis, *ax.get_ylim())
     where = m.device_name or m.engine
     fig.suptitle(f"{m.model} on {m.gpu} tp{m.tp} ({m.backend}" + (f", {where}" if where != m.backend else "")
                  + ") - points measured, lines fitted")
