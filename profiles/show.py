@@ -6,7 +6,6 @@ squares on relative error), so what this shows is what ``planner solve`` will us
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from planner.io.errors import InputError
+from planner.io.plot_axes import label_log_axis
 from planner.perf.fit import FitReport, experts_touched, fit_decode, fit_decode_moe, fit_prefill, fit_prefill_client
 from planner.perf.laws import measured_ttft_overhead
 from planner.perf.profiledata import Profile, central_points, law_source, load_profile
@@ -23,7 +23,6 @@ from profiles.format import META_FILE, VLLM_SUBDIR
 
 if TYPE_CHECKING:
     import numpy.typing as npt
-    from matplotlib.axis import Axis
     from rich.console import Console
 
 
@@ -188,27 +187,6 @@ def _kernel_lines(p: Profile) -> list[str]:
 
     t = profile_kernel_tuning(p.meta, Catalog.load())
     return [f"fused-MoE kernels: {t.note}"] if t is not None and t.tuned is not None else []
-
-
-# A log axis spanning fewer decades than this gets labels between its decades (2, 3, 5 x 10^k): a decode step of 9-20
-# ms fell between two decade ticks and showed one label, "10^1" (found by hand at stop 54); beyond it the decades
-# alone are labelled (minor labels would collide).
-FEW_DECADES = 1.5
-
-
-def label_log_axis(axis: Axis, lo: float, hi: float) -> None:
-    """Readable labels on a log `axis` whose view is [lo, hi], as plain numbers ("10", "15", "1000"): every decade, and
-    between them 1.2 ... 8 x 10^k within one decade, 2, 3, 5 x 10^k within FEW_DECADES."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
-    decades = math.log10(hi / lo) if lo > 0 and hi > lo else math.inf
-    if decades < 1:  # within one decade (9-20 ms): 10, 12, 15, 20, 25, 30, 40, 50, 60, 80
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)))
-    elif decades < FEW_DECADES:
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
-    axis.set_major_formatter(plain)
-    axis.set_minor_formatter(NullFormatter())
 
 
 def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:

@@ -226,7 +226,7 @@ def _labels(lo: float, hi: float) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from profiles.show import label_log_axis
+    from planner.io.plot_axes import label_log_axis
 
     fig, ax = plt.subplots()
     ax.set_yscale("log")
@@ -243,4 +243,5 @@ def test_a_log_axis_within_one_decade_is_labelled_between_its_decades() -> None:
     mistral-nemo-12b's H100 profile): within a decade the axis is labelled at 10, 12, 15, 20; across decades the
     decades alone, as plain numbers."""
     assert _labels(9.0, 20.5) == ["10", "12", "15", "20"]
+    assert _labels(60.0, 2200.0) == ["100", "200", "300", "500", "1000", "2000"]
     assert _labels(8.0, 3000.0) == ["10", "100", "1000"]

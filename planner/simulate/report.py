@@ -155,6 +155,8 @@ def plot_report(rep: SimReport, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from planner.io.plot_axes import label_log_axis
+
     fig, ax = plt.subplots(2, 2, figsize=(13, 8))
     for cid, g in rep.requests.groupby("class_id", sort=False):
         for a, col in ((ax[0, 0], "ttft_ms"), (ax[0, 1], "itl_ms")):
@@ -170,6 +172,7 @@ def plot_report(rep: SimReport, path: str | Path) -> None:
         if row is not None:
             for b in row[col].dropna().unique():
                 a.axvline(b, ls="--", c="gray", lw=0.8, label="_slo")
+        label_log_axis(a.xaxis, *a.get_xlim())  # 30, 40, 60, 100 ms, not 3 x 10^1 ...
         _legend(a, "classes")
     for pid, g in rep.pools.groupby("pool_id", sort=False):
         ax[1, 0].plot(g["t_s"], g["waiting"], label=pid)
