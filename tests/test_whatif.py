@@ -480,11 +480,11 @@ def _result_row(**kw: object) -> dict[str, object]:
     return {c: kw.get(c) for c in whatif.RESULT_COLUMNS} | {k: v for k, v in kw.items() if k.startswith("gpus_")}
 
 
-def test_stacked_sweeps_count_every_gpu_type_as_an_integer_and_keep_the_gpu_columns_last() -> None:
+def test_stacked_sweeps_count_every_gpu_type_and_keep_the_gpu_columns_last() -> None:
     """Two sweeps that bought different GPU types: in one table each feasible row counts 0 of the type it did not use,
-    an infeasible row none, counts are integers, and gpus_<type> come after the key and result columns (found by hand
-    at stop 54: `planner whatif --csv` left the traffic rows' L40S cell empty, wrote '3.0' GPUs, and put gpus_L40S
-    after the headroom's key columns)."""
+    an infeasible row none, and gpus_<type> come after the key and result columns (found by hand
+    at stop 54: `planner whatif --csv` left the traffic rows' L40S cell empty and put gpus_L40S after the headroom's
+    key columns; files.CSV_FLOAT_FORMAT writes the counts as whole numbers, not '3.0')."""
     traffic = pd.DataFrame([{"traffic_factor": 1.0, **_result_row(feasible=True, gpus=3, **{"gpus_H100": 3.0})},
                             {"traffic_factor": 9.0, **_result_row(feasible=False, gpus=math.nan)}])
     traffic = traffic[["traffic_factor", *whatif.RESULT_COLUMNS, "gpus_H100"]]
@@ -495,5 +495,21 @@ def test_stacked_sweeps_count_every_gpu_type_as_an_integer_and_keep_the_gpu_colu
     assert list(df["question"]) == ["traffic", "traffic", "headroom"]
     assert df.loc[0, "gpus_L40S"] == 0 and df.loc[2, "gpus_L40S"] == 4
     assert df["gpus_L40S"].isna().tolist() == [False, True, False]  # the infeasible point bought nothing
-    assert str(df["gpus_H100"].dtype) == "Int64"
     assert whatif.stack({}).columns[0] == "question"
+
+
+def test_a_point_counts_the_gpus_it_planned_from_the_roofline_prior() -> None:
+    """`prior_gpus`: the GPUs of pools whose laws are the roofline prior (found by hand at stop 54: 16 B200s, a card
+    with no profile of any model, priced the fleet at -49% without a word). The added B200s are all prior; the
+    baseline's H100 pools of its measured models are not."""
+    from pathlib import Path
+
+    from planner import load_fleet, load_workload
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "default"
+    df = whatif.gpu_mix(load_workload(example / "workload.yaml"), load_fleet(example / "fleet.yaml"),
+                        add={"B200": 16}).set_index("scenario")
+    base, b200 = df.loc["baseline"], df.loc["+16 B200"]
+    assert base["feasible"] and b200["feasible"]
+    assert 0 <= base["prior_gpus"] < base["gpus"]
+    assert b200.get("gpus_B200", 0) > 0 and b200["prior_gpus"] >= b200["gpus_B200"]

@@ -4,6 +4,7 @@ Each sweep point is one ILP solve (`planner.api.solve`), so a sweep costs (point
 function returns a pandas DataFrame with one row per point and the same result columns:
 
   feasible, cost_per_hour (USD/h; NaN when infeasible), gpus (total), gpus_<type> per GPU type,
+  prior_gpus (of them, in pools planned from the roofline prior: no profile of the variant),
   disaggregated_share (rate-weighted share of requests served by prefill+decode pools),
   load_multiplier (max-load mode only), bound (the solver's proven lower bound on the objective;
   USD/h for objective 'cost': the optimum lies in [bound, cost_per_hour]),
@@ -45,7 +46,7 @@ from planner.io.schema import (
 AGGREGATED_ROLES: tuple[Role, ...] = ("mixed",)
 DISAGGREGATED_ROLES: tuple[Role, ...] = ("prefill", "decode")
 
-RESULT_COLUMNS = ["feasible", "cost_per_hour", "gpus", "disaggregated_share", "load_multiplier",
+RESULT_COLUMNS = ["feasible", "cost_per_hour", "gpus", "prior_gpus", "disaggregated_share", "load_multiplier",
                   "bound", "binding", "status", "solve_s", "diagnosis"]
 
 
@@ -183,6 +184,10 @@ def plan_row(plan: Plan, workload: Workload) -> dict[str, Any]:
         "feasible": plan.feasible,
         "cost_per_hour": plan.cost_per_hour if plan.feasible else float("nan"),
         "gpus": sum(plan.gpus.values()) if plan.feasible else float("nan"),
+        # found by hand at stop 54: `whatif --add-gpu B200=16` priced a fleet of B200s (no profile of any model) at
+        # -49% without a word that every law of it was the roofline prior's
+        "prior_gpus": sum(p.gpus for mp in plan.models.values() for p in mp.pools if p.source == "prior")
+        if plan.feasible else float("nan"),
         "disaggregated_share": disagg,
         "load_multiplier": plan.load_multiplier if plan.load_multiplier is not None else float("nan"),
         "bound": plan.solver.bound if plan.feasible and plan.solver.bound is not None else float("nan"),
@@ -205,12 +210,13 @@ def _frame(rows: list[dict[str, Any]], keys: Sequence[str]) -> pd.DataFrame:
 
 
 def _gpu_columns_last(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """`keys`, the result columns, then gpus_<type> sorted: a count (integer) per GPU type, 0 where a feasible point
-    uses none of that type, missing (<NA>) where the point is infeasible; GPU counts are never written as 3.0."""
+    """`keys`, the result columns, then gpus_<type> sorted: a count per GPU type, 0 where a feasible point uses none of
+    that type, NaN where the point is infeasible (as `gpus`; a CSV writes them as whole numbers,
+    files.CSV_FLOAT_FORMAT)."""
     gpu_cols = sorted(c for c in df.columns if c.startswith("gpus_"))
     df = df.copy()
     for c in gpu_cols:
-        df[c] = df[c].where(df[c].notna() | ~df["feasible"].astype(bool), 0).astype("Int64")
+        df[c] = df[c].where(df[c].notna() | ~df["feasible"].astype(bool), 0)
     return df[[*keys, *RESULT_COLUMNS, *gpu_cols]]
 
 
