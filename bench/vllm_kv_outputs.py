@@ -25,7 +25,7 @@ Per sweep this bench reports:
   (planner/simulate/engine.py): ``on_demand`` (vLLM's allocation and preemption, the default since stop 32) and
   ``reserve`` (a request's whole isl + osl reserved at admission, the default before).
 
-    .venv/bin/python bench/vllm_kv_outputs.py                          # the s20, s21, k3h and k3h2 sweeps
+    .venv/bin/python bench/vllm_kv_outputs.py                          # the s20, s21 and k3h-k3h3 sweeps
     .venv/bin/python bench/vllm_kv_outputs.py --sweep SWEEP.csv[=PROFILE_DIR] ...
 
 The simulator's default KV policy for mixed replicas was chosen here, by a rule written before its run (stop 32):
@@ -55,7 +55,7 @@ count> kv_per_running_err_pct_reservation=<mean abs, measured vs isl + osl(1 + s
 kv_per_running_err_pct_on_demand=<... vs isl + osl(1 + scv)/2> sim_ttft_p90_mape_pct_on_demand=<the replay's, every
 rate> sim_ttft_p90_mape_pct_reserve=... sim_served_err_pct_on_demand=<at the saturated rates, mean signed>
 sim_served_err_pct_reserve=... heldout_check_vs_served_worst_pct= heldout_sim_ttft_p90_mape_pct_{on_demand,reserve}= (plan
-s21's, k3h's and k3h2's sweeps) tuning_sim_ttft_p90_mape_pct_{on_demand,reserve}= (s20's)``; the unprefixed replay figures pool every
+s21's and k3h-k3h3's sweeps) tuning_sim_ttft_p90_mape_pct_{on_demand,reserve}= (s20's)``; the unprefixed replay figures pool every
 sweep.
 """
 
@@ -103,8 +103,10 @@ _K3H = ("profiles/runs/2026-12-06-k3h/mistral-nemo-12b/H100-SXM-80GB/tp1-kv96k-o
         "profiles/runs/2026-12-06-h4/mistral-nemo-12b/H100-SXM-80GB/tp1/vllm")
 # k3h2 (stop 54, rule 54-GPU-c written before it ran): k3h again with fresh seeds (6500), held out too.
 _K3H2 = _K3H.replace("2026-12-06-k3h/", "2026-12-07-k3h2/")
+# k3h3 (stop 54, rule 54-GPU-d written before it ran): a third draw (seeds 6600), held out too.
+_K3H3 = _K3H.replace("2026-12-06-k3h/", "2026-12-07-k3h3/")
 DEFAULT_SWEEPS = TUNING_SWEEPS + (f"{_S21}/tp1-kv96k/vllm/load_sweep.csv={_NEMO}",
-                                  f"{_S21}/tp1-kv96k-oslspread/vllm/load_sweep.csv={_NEMO}", _K3H, _K3H2)
+                                  f"{_S21}/tp1-kv96k-oslspread/vllm/load_sweep.csv={_NEMO}", _K3H, _K3H2, _K3H3)
 # The share of a sample's arrival span over which the served output rate is taken: from a third in (a saturated
 # replica's queue has built by then: at 17.5 rps the s20 samples' waiting queue passed 20 requests within 20 s)
 # to 0.92 (the last arrivals' outputs have not started; a minute's sample: 20-55 s).
