@@ -91,7 +91,10 @@ def test_the_quoted_gpu_figures_are_the_held_out_gpu_types():
 
 def test_the_quoted_card_and_model_unseen_figures_are_part_c2():
     """PRIOR_CARD_AND_MODEL_UNSEEN = bench/calibrate_prior.py part C2' on the bundled profiles (each vLLM profile from the
-    prior calibrated without its card and its model), pooled over the cards."""
+    prior calibrated without its card and its model), pooled over the cards, to the half point the plans' notes quote
+    it in (whole percents): the leave-one-out calibrations run on OpenBLAS, whose kernels differ by CPU, and on an AMD
+    EPYC the prefill median reads 0.121 where the machine that quoted it read 0.118 (found at stop 54, the same
+    code and packages)."""
     from planner.perf.allreduce import load_allreduce
     from planner.perf.heldout import PRIOR_CARD_AND_MODEL_UNSEEN, leave_one_gpu_out
     from planner.perf.laws import ALLREDUCE_DIR, DEFAULT_PROFILES_DIR
@@ -103,7 +106,8 @@ def test_the_quoted_card_and_model_unseen_figures_are_part_c2():
     profiles, _ = physical_profiles(list(iter_profiles(DEFAULT_PROFILES_DIR)), cat)
     out = leave_one_gpu_out(profiles, cat, load_allreduce(DEFAULT_PROFILES_DIR / ALLREDUCE_DIR), model_too=True)
     st = pooled([r for rows in out.values() for r in rows])
-    assert (round(st["prefill_median"], 3), round(st["decode_median"], 3)) == PRIOR_CARD_AND_MODEL_UNSEEN
+    assert st["prefill_median"] == pytest.approx(PRIOR_CARD_AND_MODEL_UNSEEN[0], abs=0.005)
+    assert st["decode_median"] == pytest.approx(PRIOR_CARD_AND_MODEL_UNSEEN[1], abs=0.005)
 
 
 def _plan_notes(model: str, gpu: str = "H200-141GB") -> list[str]:
