@@ -533,7 +533,7 @@ If the trace is not present, the notebook says so and skips the replay.
 '''),
     code(SETUP),
     code('''
-from planner.io.traces import bucket_trace, read_trace
+from planner.io.traces import bucket_trace, over_context_note, read_trace
 
 TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
 HAVE_TRACE = TRACE.is_file()
@@ -541,12 +541,10 @@ MODEL, GPU, TP = "llama-2-70b", "H100-SXM-80GB", 2
 SLO = planner.Slo(ttft_ms=2000, itl_ms=100, percentile=99)
 INTERVAL_S, STARTUP_S = 60.0, 180.0   # control interval; pod start-up (image pull + weight load)
 if HAVE_TRACE:
-    trace = read_trace(TRACE, model=MODEL)
     # vLLM refuses a request whose prompt + output exceed --max-model-len (the model's context): not served, not planned
     context = catalog.model(MODEL).max_context
-    fits = (trace.input_tokens + trace.output_tokens) <= context
-    print(f"{int((~fits).sum()):,} of {len(trace):,} requests exceed {MODEL}'s {context:,}-token context: left out")
-    trace = trace[fits].reset_index(drop=True)
+    trace = read_trace(TRACE, model=MODEL, contexts={MODEL: context}, drop_over_context=True)
+    print(over_context_note(trace, {MODEL: context}))
     print(f"{len(trace):,} requests over {trace.t_s.max() / 60:.1f} min; "
           f"input tokens median {trace.input_tokens.median():.0f}, output median {trace.output_tokens.median():.0f}")
 else:

@@ -157,10 +157,10 @@ def solve(
             raise InputError(str(verify_trace), "model", f"the trace has no model column and the workload has several "
                              f"models ({', '.join(sorted(wl.models))}): --verify-trace needs a trace whose model column "
                              "names them, or a workload of one model")
-        requests = read_trace(verify_trace, single, catalog.contexts(wl.models), drop_over_context=drop_over_context)
-        if requests.attrs.get("over_context"):
-            console.print(over_context_note(requests.attrs["over_context"], catalog.contexts(requests.attrs["over_context"])),
-                          highlight=False)
+        contexts = catalog.contexts(wl.models)
+        requests = read_trace(verify_trace, single, contexts, drop_over_context=drop_over_context)
+        if note := over_context_note(requests, contexts):
+            console.print(note, highlight=False)
         arrivals = trace_arrivals(requests.rename(columns={"t_s": "timestamp"}), wl, str(verify_trace), model=single,
                                   duration_s=verify_duration_s)
         verify = True
@@ -256,10 +256,10 @@ def workload_from_trace(
     # requests beyond their model's context (the catalog's, where it knows the model) are left out and said: vLLM
     # refuses them, so no class of the workload may hold them (found by hand at stop 54: the README's Azure example
     # bucketed Llama-2-70B's 1,612 over-context requests into its classes, and `planner simulate` then refused the trace)
-    tr = read_trace(trace, model, contexts=catalog.contexts(catalog.models), drop_over_context=True)
-    if tr.attrs.get("over_context"):
-        console.print(over_context_note(tr.attrs["over_context"], catalog.contexts(tr.attrs["over_context"])),
-                      highlight=False)
+    contexts = catalog.contexts(catalog.models)
+    tr = read_trace(trace, model, contexts=contexts, drop_over_context=True)
+    if note := over_context_note(tr, contexts):
+        console.print(note, highlight=False)
     if float(tr["t_s"].max()) <= 0:  # a rate is requests over the trace's span: none here (was a made-up 1-s span)
         at_once = "it has one request" if len(tr) == 1 else f"all {len(tr)} are at the same time"
         raise InputError(str(trace), "timestamp", "requests at more than one instant (a rate is requests over the "

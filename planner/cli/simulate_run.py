@@ -90,11 +90,10 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
         raise InputError(None, "--model", f"a model of the plan ({', '.join(sorted(plan.models))}); got {model!r}")
     # --model names a trace's model where it has no model column, and picks that model's requests where it has one;
     # the plan's models' context lengths: a request beyond one is refused, as vLLM does
-    df = read_trace(trace, model=model if named else single, contexts=Catalog.load().contexts(plan.models),
-                    drop_over_context=drop_over_context)
-    if df.attrs.get("over_context") and console is not None:
-        console.print(over_context_note(df.attrs["over_context"], Catalog.load().contexts(df.attrs["over_context"])),
-                      highlight=False)
+    contexts = Catalog.load().contexts(plan.models)
+    df = read_trace(trace, model=model if named else single, contexts=contexts, drop_over_context=drop_over_context)
+    if (note := over_context_note(df, contexts)) and console is not None:
+        console.print(note, highlight=False)
     if wl is None:
         slos = plan_slos(plan)
         missing = sorted(set(df["model"]) - set(slos))

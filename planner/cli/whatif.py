@@ -95,9 +95,8 @@ def results_table(df: pd.DataFrame, key: str, key_title: str, title: str, baseli
                 delta = f"{(r['cost_per_hour'] / baseline_cost - 1):+.1%}"
             share = r["disaggregated_share"]
             notes = [] if r["status"] == "optimal" else [str(r["status"])]
-            prior = r.get("prior_gpus")
-            if prior is not None and not pd.isna(prior) and prior > 0:
-                notes.append(f"{int(prior)} of {int(r['gpus'])} GPUs planned from the roofline prior (no profile)")
+            if r["prior_gpus"] > 0:
+                notes.append(f"{int(r['prior_gpus'])} of {int(r['gpus'])} GPUs planned from the roofline prior (no profile)")
             t.add_row(key_txt, _money(r["cost_per_hour"]), delta, str(int(r["gpus"])), _gpu_mix(r, gpu_cols),
                       "-" if pd.isna(share) else f"{share:.0%}", "; ".join(notes))
         else:

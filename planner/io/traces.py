@@ -164,8 +164,12 @@ def over_context(df: pd.DataFrame, contexts: Mapping[str, int | None]) -> np.nda
     return over
 
 
-def over_context_note(dropped: Mapping[str, int], contexts: Mapping[str, int | None]) -> str:
-    """What leaving out the requests beyond their model's context says (`read_trace`'s attrs["over_context"])."""
+def over_context_note(trace: pd.DataFrame, contexts: Mapping[str, int | None]) -> str | None:
+    """What `read_trace(..., contexts, drop_over_context=True)` left out (its attrs["over_context"]) says, with the
+    contexts it was read against; None where it left out nothing."""
+    dropped: Mapping[str, int] = trace.attrs.get("over_context") or {}
+    if not dropped:
+        return None
     return "note: left out, as vLLM refuses them: " + "; ".join(
         f"{n:,} request{'' if n == 1 else 's'} of {m} beyond its {contexts.get(m) or 0:,}-token context (prompt + output)"
         for m, n in sorted(dropped.items()))
@@ -225,12 +229,13 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
             row = int(bad.argmax())
             raise InputError(str(p), col, f"expected whole token counts >= 0; row {_file_row(df, row)} has {df[col].iloc[row]}")
     origin_s = float(np.min(t))  # the trace's own start, kept where its first requests are left out
-    over = over_context(df, contexts or {})
+    ctx = contexts or {}
+    over = over_context(df, ctx)
     dropped: dict[str, int] = {}
     if over.any() and not drop_over_context:
         row = int(over.argmax())
         name = str(df["model"].iloc[row])
-        raise InputError(str(p), "input_tokens", f"requests within {name}'s context of {(contexts or {})[name]:,} tokens "
+        raise InputError(str(p), "input_tokens", f"requests within {name}'s context of {ctx[name]:,} tokens "
                          f"(prompt + output; vLLM rejects a longer one); row {_file_row(df, row)} has "
                          f"{int(df['input_tokens'].iloc[row]):,} + {int(df['output_tokens'].iloc[row]):,} "
                          f"({int(over.sum()):,} of the {len(df):,} requests are beyond their model's context; "
@@ -241,7 +246,7 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
         for name in dropped:
             if name not in left:
                 raise InputError(str(p), "input_tokens", f"requests within {name}'s context of "
-                                 f"{(contexts or {})[name]:,} tokens (prompt + output); none of its "
+                                 f"{ctx[name]:,} tokens (prompt + output); none of its "
                                  f"{dropped[name]:,} requests is")
         df, t = df[~over], t[~over]
     out = pd.DataFrame({
