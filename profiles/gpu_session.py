@@ -534,9 +534,18 @@ PLAN_H20 = [_settled("mistral-nemo-12b", 140, "4096=3.26,4.01", 330, 70.0, 6400)
 PLAN_K3H2 = [replace(PLAN_K3H[0], rate_seed=6500)]
 # Rule 54-GPU-d (stop 54, written before it was implemented or run; an H100): a third draw (6600), k3h 8.4%, k3h2 146.8%
 PLAN_K3H3 = [replace(PLAN_K3H[0], rate_seed=6600)]
+# Rule 55-GPU-b (stop 55, written before it was implemented or run; an H100): plan k3h's design on the KV policy's
+# tuning model, llama-3.1-8b (plan s20 chose the on-demand replay on it, on the H200), on the H100: the reservation
+# check on profiles/data/llama-3.1-8b/H100-SXM-80GB/tp1 with the cache cut to 98,304 tokens gives 4.42 req/s (scv
+# 0.92), so 5.5 / 6.6 req/s (k3h's 1.25x / 1.5x). Tuning samples: is the replay pessimistic near the cache's limit on
+# the tuning model too? k3t2 is a second draw (seeds 6800).
+PLAN_K3T = [replace(_load_only("llama-3.1-8b", 140, "2048=5.5,6.6", 200, rate_duration_s=60.0,
+                               tag="-kv96k-oslspread-sat"),
+                    extra=_KV_96K, rate_osl=512, rate_osl_scv=1.0, rate_seed=6700)]
+PLAN_K3T2 = [replace(PLAN_K3T[0], rate_seed=6800)]
 PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6,
          "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "k3h2": PLAN_K3H2, "k3h3": PLAN_K3H3, "h9": PLAN_H9,
-         "h10": PLAN_H10, "h11": PLAN_H11,
+         "k3t": PLAN_K3T, "k3t2": PLAN_K3T2, "h10": PLAN_H10, "h11": PLAN_H11,
          "h12": PLAN_H12, "h13": PLAN_H13, "h14": PLAN_H14, "h15": PLAN_H15, "h16": PLAN_H16, "h17": PLAN_H17,
          "h18": PLAN_H18, "h19": PLAN_H19, "h20": PLAN_H20, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5,
          "s6": PLAN_S6, "s7": PLAN_S7,
