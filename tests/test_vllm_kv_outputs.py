@@ -118,3 +118,8 @@ def test_the_committed_sweeps_give_the_bench_its_verdict(capsys):
     # the stop-32 rule's part (a) on the tuning sweeps alone (s20), the figures that chose the default: 11.9 vs 56.3%
     assert float(vals["tuning_sim_ttft_p90_mape_pct_on_demand"]) < float(vals["tuning_sim_ttft_p90_mape_pct_reserve"]) - 5.0
     assert abs(float(vals["sim_served_err_pct_on_demand"])) < 10.0
+    # stop 55's diagnosis: held out, the replay's decode runs slow (its mean ITL above vLLM's), and with the decode law
+    # brought to vLLM's ITL (the controller's ITL correction) most of its TTFT p90 error goes: the KV mechanism is not
+    # what misses there, the law it runs on is (51.6% -> 11.9% when stop 55 measured it)
+    assert float(vals["heldout_sim_itl_mean_err_pct_on_demand"]) > 0
+    assert float(vals["heldout_sim_ttft_p90_mape_pct_itl_matched"]) < 0.5 * float(vals["heldout_sim_ttft_p90_mape_pct_on_demand"])
