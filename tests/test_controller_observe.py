@@ -74,7 +74,8 @@ def started(tmp_path_factory):
                 prom = stack.enter_context(PrometheusServer(tmp_path_factory.mktemp(name[:30]), targets))
             out[name] = (fleet, prom)
         # the Prometheus servers are stopped together, not one after another
-        stack.callback(lambda: [p.proc.terminate() for _, p in out.values() if p.proc is not None and p.proc.poll() is None])
+        stack.callback(lambda: [p.proc.terminate() for _, p in out.values()
+                                if p.proc is not None and p.proc.poll() is None])
         yield out
 
 

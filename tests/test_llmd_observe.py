@@ -86,13 +86,14 @@ def proms(tmp_path_factory):
             "pd": pods_and_prom(stack, "pd", pd, lambda: FakeEpp(EPP_METRIC, SERVED, 7), relabel),
             # llm-d-modelservice's own PodMonitor: no relabelings, so no role on the series
             "no_role": pods_and_prom(stack, "no_role", pd, None, []),
-            "gateway": pods_and_prom(stack, "gateway", pd, lambda: FakeEpp(EPP_METRIC, SERVED, 0, ttft_metric=GATEWAY_TTFT,
-                                                                           ttft_s=0.8), relabel),
+            "gateway": pods_and_prom(stack, "gateway", pd, lambda: FakeEpp(EPP_METRIC, SERVED, 0, ttft_s=0.8,
+                                                                           ttft_metric=GATEWAY_TTFT), relabel),
             "per_token": pods_and_prom(stack, "per_token", [("decode", DECODE)], None, relabel),
             "e2e": pods_and_prom(stack, "e2e", [("prefill", HEAVY_PREFILL), ("decode", HEAVY_DECODE)], None, relabel),
         }
         # the Prometheus servers are stopped together, not one after another
-        stack.callback(lambda: [p.proc.terminate() for p in out.values() if p.proc is not None and p.proc.poll() is None])
+        stack.callback(lambda: [p.proc.terminate() for p in out.values()
+                                if p.proc is not None and p.proc.poll() is None])
         yield out
 
 
