@@ -72,3 +72,27 @@ def h100_torch_laws(catalog, perf):
 
     d = Path(__file__).resolve().parents[1] / "profiles" / "data" / "llama-3.1-8b" / "H100-SXM-80GB" / "tp1"
     return replace(fit_profile(load_profile(d), catalog)[0], ttft_overhead_ms=perf.ttft_overhead_ms)
+
+
+# How `make test` (pytest -n 2 --dist loadfile) spreads the files: each file goes to one worker as a whole, and a worker
+# takes the next file of the queue when it is almost done with its own. xdist orders that queue by the files' number
+# of tests (its --loadscope-reorder default), which put the files of one or a few long tests last (the ~38-s
+# end-to-end controller run, the notebooks): one worker could still be running one of them long after the other had
+# emptied the queue. The longest files go first instead, longest first (worker-seconds measured idle on the 2-core
+# machine, stop 54: 53, 45, 38, 38, 27, 27, then 14 to 10 s), the rest after them in collection order; the two
+# workers then end within a few seconds of each other. A file's tests keep their order, and still run on one worker.
+LONGEST_FILES_FIRST = (
+    "test_profile_vllm.py", "test_notebooks.py", "test_cli_inputs.py", "test_controller_e2e.py", "test_cli_fuzz.py",
+    "test_priorcheck.py", "test_llmd_observe.py", "test_planning.py", "test_vllm_under_load.py",
+    "test_controller_observe.py", "test_pd_pair.py", "test_bench_bad_inputs.py", "test_profile_show.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist's option: keep the order of the collection below
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the others keep collection order

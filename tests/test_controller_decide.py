@@ -10,6 +10,7 @@ time is the `now` argument.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -393,13 +394,20 @@ def test_margin_is_learned_from_forecast_errors():
     assert v.forecasts[M].margin == pytest.approx(c.forecast.margin_min)
 
 
+@functools.cache
+def _bundled_70b_tp2_law():
+    """The bundled llama-2-70b/H100 tp2 laws, loaded once for the module (a frozen VariantPerf: sharing it between
+    tests gives each the same laws a load of its own did; PerfModel.load is ~0.5 s)."""
+    from planner.perf.laws import PerfModel
+
+    return PerfModel.load().get("llama-2-70b", "H100-SXM-80GB", 2)
+
+
 class _OneLaw:
     """The bundled llama-2-70b/H100 tp2 laws served for any variant (the linear planner's pools)."""
 
     def __init__(self) -> None:
-        from planner.perf.laws import PerfModel
-
-        self.vp = PerfModel.load().get("llama-2-70b", "H100-SXM-80GB", 2)
+        self.vp = _bundled_70b_tp2_law()
 
     def get(self, model: str, gpu: str, tp: int):
         return self.vp

@@ -8,6 +8,7 @@ tests/controller_prom.py). Skips when the Prometheus binary is missing.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import math
 
 import httpx
@@ -42,14 +43,46 @@ def observer(url: str, staleness_s: float = 5.0) -> PrometheusObserver:
     return PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0}, time_scale=TIME_SCALE)
 
 
-@pytest.fixture()
-def setup(tmp_path):
+SHARED_SETUP = ("test_observe_rates_lengths_latency", "test_unreachable_prometheus_and_dead_targets_are_not_ok",
+                "test_unknown_model_is_missing", "test_a_model_without_series_is_unusable_on_its_own")
+SLOW_SCRAPE = "test_a_rate_window_shorter_than_two_scrapes_is_not_read_as_no_traffic"
+
+
+@pytest.fixture(scope="module")
+def started(tmp_path_factory):
+    """Each test's own emulated replicas and its own REAL Prometheus scraping them (nothing is shared between two
+    tests: one test stops its replicas and its Prometheus), all started together at the module's start. A Prometheus
+    2.x scrapes its first target ~5 s after it starts (its service discovery hands the static targets to the scrape
+    manager on a fixed 5-s tick): started one test at a time these waits added up; started together they overlap, and
+    a test finds its Prometheus already scraping (it still waits until its observation holds what it asserts).
+    Test name -> (fleet, Prometheus): two replicas for each test of `setup`; one replica, scraped every 3 s, for
+    SLOW_SCRAPE."""
+    import controller_prom
+
     require_prometheus()
-    with EmulatorFleet(PERF, replicas=2, model_name=SERVED, time_scale=TIME_SCALE) as fleet:
-        addrs = [u.removeprefix("http://") for u in fleet.urls]
-        targets = {f"{MODEL}/mixed/H100-SXM-80GB/tp1": ("mixed", addrs)}
-        with PrometheusServer(tmp_path, targets) as prom:
-            yield fleet, prom
+    with contextlib.ExitStack() as stack:
+        out = {}
+        for name in (*SHARED_SETUP, SLOW_SCRAPE):
+            slow = name == SLOW_SCRAPE
+            fleet = stack.enter_context(EmulatorFleet(PERF, replicas=1 if slow else 2, model_name=SERVED,
+                                                      time_scale=TIME_SCALE))
+            addrs = [u.removeprefix("http://") for u in fleet.urls]
+            targets = {f"{MODEL}/mixed/H100-SXM-80GB/tp1": ("mixed", addrs)}
+            with pytest.MonkeyPatch.context() as mp:
+                if slow:  # the config is written when the server starts (these tests never reload it)
+                    mp.setattr(controller_prom, "SCRAPE_INTERVAL", "3s")
+                prom = stack.enter_context(PrometheusServer(tmp_path_factory.mktemp(name[:30]), targets))
+            out[name] = (fleet, prom)
+        # the Prometheus servers are stopped together, not one after another
+        stack.callback(lambda: [p.proc.terminate() for _, p in out.values()
+                                if p.proc is not None and p.proc.poll() is None])
+        yield out
+
+
+@pytest.fixture()
+def setup(request, started):
+    """(fleet of two emulated replicas, a REAL Prometheus scraping them), this test's own (see `started`)."""
+    return started[request.function.__name__]
 
 
 def test_observe_rates_lengths_latency(setup):
@@ -128,20 +161,14 @@ def test_a_model_without_series_is_unusable_on_its_own(setup):
     assert set(o.unusable) == {"other"} and "no vLLM metrics for model other" in o.unusable["other"] and "other" not in o.models
 
 
-def test_a_rate_window_shorter_than_two_scrapes_is_not_read_as_no_traffic(tmp_path, monkeypatch):
+def test_a_rate_window_shorter_than_two_scrapes_is_not_read_as_no_traffic(started):
     """rate() over a window holding fewer than two scrapes gives no series: the model was read as 0 req/s under load
     and planned 1 -> 0 (found by hand at stop 52, rate_window_s 1 at a 2-s scrape). Now the model is unusable, held,
-    with the window named. A REAL Prometheus scraping every 3 s, a 1-s window."""
-    import controller_prom
-
-    require_prometheus()
-    monkeypatch.setattr(controller_prom, "SCRAPE_INTERVAL", "3s")
-    with EmulatorFleet(PERF, replicas=1, model_name=SERVED, time_scale=TIME_SCALE) as fleet:
-        addrs = [u.removeprefix("http://") for u in fleet.urls]
-        with PrometheusServer(tmp_path, {f"{MODEL}/mixed/H100-SXM-80GB/tp1": ("mixed", addrs)}) as prom:
-            short = PrometheusObserver(PrometheusConfig(url=prom.url, rate_window_s=1, staleness_s=30), {MODEL: SERVED},
-                                       {MODEL: 90.0}, time_scale=TIME_SCALE)
-            o = wait_for(lambda: (lambda r: r if "no request rate" in r.unusable.get(MODEL, "") else None)(short.observe()))
+    with the window named. A REAL Prometheus scraping every 3 s (see `started`), a 1-s window."""
+    _, prom = started[SLOW_SCRAPE]
+    short = PrometheusObserver(PrometheusConfig(url=prom.url, rate_window_s=1, staleness_s=30), {MODEL: SERVED},
+                               {MODEL: 90.0}, time_scale=TIME_SCALE)
+    o = wait_for(lambda: (lambda r: r if "no request rate" in r.unusable.get(MODEL, "") else None)(short.observe()))
     assert not o.ok and MODEL not in o.models
     assert "no request rate for llama-3.1-8b over prometheus.rate_window_s=1s" in o.unusable[MODEL]
 

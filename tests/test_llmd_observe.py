@@ -7,6 +7,7 @@ whole loop on the llm-d-modelservice-shaped fixture on the FAKE Kubernetes API s
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "llmd" / "output-pd.yaml"
 MODEL, SERVED, LABEL = "llama-3.1-8b", "meta-llama/Llama-3.1-8B-Instruct", "meta-llama-llama-3-1-8b-instruct"
 NS = "llm-d"
 EPP_METRIC = "inference_extension_flow_control_queue_size"
+GATEWAY_TTFT = "gateway_request_ttft_seconds"  # whatever the gateway exports; named in the config
 
 
 def pod_labels(role: str | None) -> dict[str, str]:
@@ -54,13 +56,51 @@ def observer(url: str, **kw) -> PrometheusObserver:
     return PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0})
 
 
-def test_pd_observation_with_podmonitor_roles_request_itl_prefill_ttft_and_epp_queue(tmp_path):
+# The heavy decode side of the end-to-end test: 60 requests/s of 1000 output tokens: 60,000 decode tokens/s, several
+# TP2 H100 replicas of an 8B model at a 30 ms p90 ITL (bundled llama-3.1-8b profile), one is deployed
+HEAVY_DECODE = PodLoad(60.0, ISL, 1000, ttft_s=0.04, tpot_request_s=0.02, itl_token_s=0.02, running=200.0)
+HEAVY_PREFILL = PodLoad(60.0, ISL, 1, ttft_s=0.3, tpot_request_s=0.0, itl_token_s=0.0)
+
+
+@pytest.fixture(scope="module")
+def proms(tmp_path_factory):
+    """Each test's own fake pods and its own REAL Prometheus scraping them (nothing is shared between two tests),
+    all started together at the module's start. A Prometheus 2.x scrapes its first target ~5 s after it starts
+    (its service discovery hands the static targets to the scrape manager on a fixed 5-s tick) and each observation
+    then waits for a rate window of samples: started one test at a time these waits added up to ~9 s a test; started
+    together they overlap, and a test finds its Prometheus already scraping (it still waits until its observation
+    holds what it asserts). Test name -> its Prometheus."""
     require_prometheus()
-    with FakeVllmPod(SERVED, PREFILL) as pf, FakeVllmPod(SERVED, DECODE) as dc, FakeEpp(EPP_METRIC, SERVED, 7) as epp:
-        pods = [(pf.addr, pod_labels("prefill")), (dc.addr, pod_labels("decode")), (epp.addr, {})]
-        with PodMonitorPrometheus(tmp_path, pods, podmonitor_relabelings(PODMONITOR)) as prom:
-            obs = observer(prom.url)
-            o = wait_for(lambda: settled(obs.observe()), 40)
+
+    def pods_and_prom(stack: contextlib.ExitStack, name: str, loads, epp, relabelings):
+        # each server is made (its port picked) right before it starts listening, as the tests' `with` did
+        pods = [(stack.enter_context(FakeVllmPod(SERVED, load)).addr, pod_labels(role)) for role, load in loads]
+        if epp is not None:
+            pods.append((stack.enter_context(epp()).addr, {}))
+        return stack.enter_context(PodMonitorPrometheus(tmp_path_factory.mktemp(name), pods, relabelings))
+
+    relabel = podmonitor_relabelings(PODMONITOR)
+    pd = [("prefill", PREFILL), ("decode", DECODE)]
+    with contextlib.ExitStack() as stack:
+        out = {
+            "pd": pods_and_prom(stack, "pd", pd, lambda: FakeEpp(EPP_METRIC, SERVED, 7), relabel),
+            # llm-d-modelservice's own PodMonitor: no relabelings, so no role on the series
+            "no_role": pods_and_prom(stack, "no_role", pd, None, []),
+            "gateway": pods_and_prom(stack, "gateway", pd, lambda: FakeEpp(EPP_METRIC, SERVED, 0, ttft_s=0.8,
+                                                                           ttft_metric=GATEWAY_TTFT), relabel),
+            "per_token": pods_and_prom(stack, "per_token", [("decode", DECODE)], None, relabel),
+            "e2e": pods_and_prom(stack, "e2e", [("prefill", HEAVY_PREFILL), ("decode", HEAVY_DECODE)], None, relabel),
+        }
+        # the Prometheus servers are stopped together, not one after another
+        stack.callback(lambda: [p.proc.terminate() for p in out.values()
+                                if p.proc is not None and p.proc.poll() is None])
+        yield out
+
+
+def test_pd_observation_with_podmonitor_roles_request_itl_prefill_ttft_and_epp_queue(proms):
+    # prefill and decode pods labelled by role, the endpoint picker's queue at 7, the shipped PodMonitor's relabelings
+    obs = observer(proms["pd"].url)
+    o = wait_for(lambda: settled(obs.observe()), 40)
     m = o.models[MODEL]
     # rates and lengths from one side each: not doubled, not halved
     assert m.completion_rps == pytest.approx(RATE, rel=0.35)
@@ -76,75 +116,60 @@ def test_pd_observation_with_podmonitor_roles_request_itl_prefill_ttft_and_epp_q
     assert m.waiting.get("gateway") == pytest.approx(7.0)
 
 
-def test_series_without_role_label_fail_the_observation(tmp_path):
-    require_prometheus()
-    with FakeVllmPod(SERVED, PREFILL) as pf, FakeVllmPod(SERVED, DECODE) as dc:
-        # llm-d-modelservice's own PodMonitor: no relabelings, so no role on the series
-        pods = [(pf.addr, pod_labels("prefill")), (dc.addr, pod_labels("decode"))]
-        with PodMonitorPrometheus(tmp_path, pods, []) as prom:
-            obs = observer(prom.url)
-            o = wait_for(lambda: (lambda x: x if "no 'role' label" in x.reason else None)(obs.observe()), 30)
-            assert not o.ok and "llm-d.ai/role" in o.reason
-            # the old behaviour, explicitly asked for, reads them as one mixed pool (and doubles the rate)
-            mixed = wait_for(lambda: settled(observer(prom.url, missing_role="mixed").observe(), 2 * RATE), 40)
+def test_series_without_role_label_fail_the_observation(proms):
+    # llm-d-modelservice's own PodMonitor: no relabelings, so no role on the series
+    prom = proms["no_role"]
+    obs = observer(prom.url)
+    o = wait_for(lambda: (lambda x: x if "no 'role' label" in x.reason else None)(obs.observe()), 30)
+    assert not o.ok and "llm-d.ai/role" in o.reason
+    # the old behaviour, explicitly asked for, reads them as one mixed pool (and doubles the rate)
+    mixed = wait_for(lambda: settled(observer(prom.url, missing_role="mixed").observe(), 2 * RATE), 40)
     assert mixed.models[MODEL].completion_rps == pytest.approx(2 * RATE, rel=0.35)
     assert mixed.models[MODEL].mean_osl < OSL * 0.6  # prefill's 1-token completions halve the mean
 
 
-def test_gateway_ttft_when_configured(tmp_path):
-    require_prometheus()
-    gw = "gateway_request_ttft_seconds"  # whatever the gateway exports; named in the config
-    with FakeVllmPod(SERVED, PREFILL) as pf, FakeVllmPod(SERVED, DECODE) as dc, \
-            FakeEpp(EPP_METRIC, SERVED, 0, ttft_metric=gw, ttft_s=0.8) as epp:
-        pods = [(pf.addr, pod_labels("prefill")), (dc.addr, pod_labels("decode")), (epp.addr, {})]
-        with PodMonitorPrometheus(tmp_path, pods, podmonitor_relabelings(PODMONITOR)) as prom:
-            o = wait_for(lambda: settled(observer(prom.url, gateway_ttft_metric=gw).observe()), 40)
+def test_gateway_ttft_when_configured(proms):
+    # the endpoint picker's queue empty, and a gateway TTFT histogram fed 0.8 s
+    o = wait_for(lambda: settled(observer(proms["gateway"].url, gateway_ttft_metric=GATEWAY_TTFT).observe()), 40)
     m = o.models[MODEL]
     assert m.ttft_source == "gateway" and 500.0 < m.ttft_ms <= 1000.0  # bucket (0.5, 1.0] s
     assert "gateway" not in m.waiting  # an empty EPP queue is no backlog
 
 
-def test_per_token_itl_on_request(tmp_path):
-    require_prometheus()
-    with FakeVllmPod(SERVED, DECODE) as dc:
-        with PodMonitorPrometheus(tmp_path, [(dc.addr, pod_labels("decode"))], podmonitor_relabelings(PODMONITOR)) as prom:
-            obs = observer(prom.url, itl_metric="per_token")
-            o = wait_for(lambda: (lambda x: x if x.ok and x.models[MODEL].itl_ms else None)(obs.observe()), 30)
+def test_per_token_itl_on_request(proms):
+    # one decode pod
+    obs = observer(proms["per_token"].url, itl_metric="per_token")
+    o = wait_for(lambda: (lambda x: x if x.ok and x.models[MODEL].itl_ms else None)(obs.observe()), 30)
     assert 10.0 < o.models[MODEL].itl_ms <= 25.0
 
 
-def test_llmd_fixture_end_to_end_discovered_observed_scaled_routed(tmp_path):
+def test_llmd_fixture_end_to_end_discovered_observed_scaled_routed(proms):
     """`planner control`'s wiring (commands.build_controller) with the llm-d preset: the fixture's
     Deployments are found, the decode side's load (Prometheus) needs more decode replicas than
     the one deployed, the decode Deployment is scaled, the HTTPRoute's InferencePool backendRef
     gets the whole decode share, and no ConfigMap is written (export off by default)."""
-    require_prometheus()
     from planner.cli.control import build_controller
     from planner.perf.laws import PerfModel
 
-    # 60 requests/s of 1000 output tokens: 60,000 decode tokens/s, several TP2 H100 replicas of an
-    # 8B model at a 30 ms p90 ITL (bundled llama-3.1-8b profile), one is deployed
-    heavy_decode = PodLoad(60.0, ISL, 1000, ttft_s=0.04, tpot_request_s=0.02, itl_token_s=0.02, running=200.0)
-    heavy_prefill = PodLoad(60.0, ISL, 1, ttft_s=0.3, tpot_request_s=0.0, itl_token_s=0.0)
-    with FakeVllmPod(SERVED, heavy_prefill) as pf, FakeVllmPod(SERVED, heavy_decode) as dc, FakeK8sServer() as srv:
+    # the pods' load: HEAVY_PREFILL and HEAVY_DECODE (the decode side needs several replicas, one is deployed)
+    prom = proms["e2e"]
+    with FakeK8sServer() as srv:
         for d in yaml.safe_load_all(FIXTURE.read_text()):
             if d:
                 srv.state.add_object(d, NS)
-        pods = [(pf.addr, pod_labels("prefill")), (dc.addr, pod_labels("decode"))]
-        with PodMonitorPrometheus(tmp_path, pods, podmonitor_relabelings(PODMONITOR)) as prom:
-            cfg = ControllerConfig(
-                interval_s=30, startup_s=0, fleet="-",
-                models={MODEL: ModelConfig(served_name=SERVED, slo=Slo(ttft_ms=2000, itl_ms=30, percentile=90))},
-                prometheus=PrometheusConfig(url=prom.url, rate_window_s=4, staleness_s=10, timeout_s=2),
-                labels=LabelsConfig(),  # the default preset: llm-d
-                routing=RoutingConfig(inference_pool_routes={MODEL: "llm-d-route"}),
-                actuator={"namespace": NS, "in_cluster": False},
-            )
-            fleet = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=32)},
-                          limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"], default_min_replicas=1))
-            ctl = build_controller(cfg, fleet, dry_run=False, api_client=srv.api_client(), perf=PerfModel.load())
-            wait_for(lambda: settled(ctl.observer.observe(), 60.0), 40)
-            d = ctl.step()
+        cfg = ControllerConfig(
+            interval_s=30, startup_s=0, fleet="-",
+            models={MODEL: ModelConfig(served_name=SERVED, slo=Slo(ttft_ms=2000, itl_ms=30, percentile=90))},
+            prometheus=PrometheusConfig(url=prom.url, rate_window_s=4, staleness_s=10, timeout_s=2),
+            labels=LabelsConfig(),  # the default preset: llm-d
+            routing=RoutingConfig(inference_pool_routes={MODEL: "llm-d-route"}),
+            actuator={"namespace": NS, "in_cluster": False},
+        )
+        fleet = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=32)},
+                      limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"], default_min_replicas=1))
+        ctl = build_controller(cfg, fleet, dry_run=False, api_client=srv.api_client(), perf=PerfModel.load())
+        wait_for(lambda: settled(ctl.observer.observe(), 60.0), 40)
+        d = ctl.step()
     notes = f"{d.outcome} {d.reasons} {d.errors} current={d.current} target={d.target}"
     dec = f"{MODEL}/decode/H100-SXM-80GB/tp2"
     assert d.current == {f"{MODEL}/prefill/H100-SXM-80GB/tp2": 1, dec: 1}, notes
