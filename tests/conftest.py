@@ -79,7 +79,7 @@ def h100_torch_laws(catalog, perf):
 # of tests (its --loadscope-reorder default), which put the files of one or a few long tests last (the ~38-s
 # end-to-end controller run, the notebooks): one worker could still be running one of them long after the other had
 # emptied the queue. The longest files go first instead, longest first (worker-seconds measured idle on the 2-core
-# machine, stop 54: 53, 45, 38, 38, 27, 27, then 14 to 10 s), the rest after them in collection order; the two
+# machine, stop 55: 53, 45, 38, 38, 27, 27, then 14 to 10 s), the rest after them in collection order; the two
 # workers then end within a few seconds of each other. A file's tests keep their order, and still run on one worker.
 LONGEST_FILES_FIRST = (
     "test_profile_vllm.py", "test_notebooks.py", "test_cli_inputs.py", "test_controller_e2e.py", "test_cli_fuzz.py",
