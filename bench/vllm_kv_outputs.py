@@ -55,7 +55,7 @@ count> kv_per_running_err_pct_reservation=<mean abs, measured vs isl + osl(1 + s
 kv_per_running_err_pct_on_demand=<... vs isl + osl(1 + scv)/2> sim_ttft_p90_mape_pct_on_demand=<the replay's, every
 rate> sim_ttft_p90_mape_pct_reserve=... sim_served_err_pct_on_demand=<at the saturated rates, mean signed>
 sim_served_err_pct_reserve=... heldout_check_vs_served_worst_pct= heldout_sim_ttft_p90_mape_pct_{on_demand,reserve}= (plan
-s21's and k3h-k3h3's sweeps) tuning_sim_ttft_p90_mape_pct_{on_demand,reserve}= (s20's)
+s21's and k3h-k3h3's sweeps) tuning_sim_ttft_p90_mape_pct_{on_demand,reserve}= (s20's and k3t's)
 [,heldout_,tuning_]sim_itl_mean_err_pct_on_demand=<the on-demand replay's mean ITL against vLLM's, mean signed>
 {heldout,tuning}_sim_ttft_p90_mape_pct_itl_matched=<the on-demand replay with its decode law brought to vLLM's mean
 ITL, `itl_matched`>``; the unprefixed replay figures pool every sweep.
@@ -67,7 +67,11 @@ law brought to vLLM's ITL (`itl_matched`) the held-out TTFT p90 MAPE falls from 
 892 -> 239 ms against vLLM's 239). On the tuning samples the law is within 1.8% and the replay 11.0% off, 22.5% when
 matched (s20's saturated 17.5 req/s moves 2,934 -> 1,770 ms against vLLM's 3,177 for a decode 1.3% faster): at the
 cache's limit a TTFT p90 is ill-conditioned in the decode law (a few percent of law, tens of percent of p90), so the
-replay reads it no better than its law; the planner's reservation check keeps plans 2-11% below that limit.
+replay reads it no better than its law; the planner's reservation check keeps plans 2-14% below that limit.
+Plan k3t (stop 55, rule 55-GPU-b: k3h's design on the tuning model llama-3.1-8b, on the H100; a tuning sample) reads
+the plain replay -22% / -3% (TTFT p90 1,546 / 11,078 ms against vLLM's 1,988 / 11,383), its mean ITL 1.4% / 0.9% below
+vLLM's, matched -14% / +0%: on the tuning model the replay is not pessimistic near the limit; the check 13.9% below
+what vLLM served at saturation (5.14 req/s), the on-demand count 3.1% below.
 """
 
 from __future__ import annotations
@@ -117,6 +121,11 @@ _K3H = ("profiles/runs/2026-12-06-k3h/mistral-nemo-12b/H100-SXM-80GB/tp1-kv96k-o
 _K3H2 = _K3H.replace("2026-12-06-k3h/", "2026-12-07-k3h2/")
 # k3h3 (stop 54, rule 54-GPU-d written before it ran): a third draw (seeds 6600), held out too.
 _K3H3 = _K3H.replace("2026-12-06-k3h/", "2026-12-07-k3h3/")
+# k3t (stop 55, rule 55-GPU-b written before it ran): k3h's design on the KV policy's tuning model, llama-3.1-8b, on
+# the H100 (5.5 / 6.6 req/s, seeds 6700): a tuning sample.
+_K3T = ("profiles/runs/2026-12-07-k3t/llama-3.1-8b/H100-SXM-80GB/tp1-kv96k-oslspread-sat/vllm/load_sweep.csv="
+        "profiles/data/llama-3.1-8b/H100-SXM-80GB/tp1/vllm")
+TUNING_SWEEPS = TUNING_SWEEPS + (_K3T,)
 DEFAULT_SWEEPS = TUNING_SWEEPS + (f"{_S21}/tp1-kv96k/vllm/load_sweep.csv={_NEMO}",
                                   f"{_S21}/tp1-kv96k-oslspread/vllm/load_sweep.csv={_NEMO}", _K3H, _K3H2, _K3H3)
 # The share of a sample's arrival span over which the served output rate is taken: from a third in (a saturated
