@@ -48,6 +48,11 @@ Plan k3h (stop 44, rule K3h written at stop 43 before it ran; held out too) meas
 on the H100: the same model and cache, outputs of scv 1 at 3.75 / 4.5 req/s. 4.5 saturated (vLLM served 3.16 req/s);
 the check, at the saturated sample's output scv 1.42, gives 2.80: at or below, but 11.4% below, so it misses K3h's
 10% by 1.4 points (the on-demand count +1.8%); the on-demand replay's TTFT p90 is 8.4% off there (reserving: 901%).
+Stop 55 found those two figures mixed units: vLLM's served rate is counted in requests of the saturated sample's own
+mean output (577 tokens there), the check was computed at the 512 asked for. At the sample's own outputs (mean and
+scv, as a planner stating that traffic would) the check gives 2.47 req/s, **22.0% below** what vLLM served (the
+on-demand count -9.5%): conservative, and further from K3h's 10% than was reported; the equal-output sweeps and
+s20's (mean outputs as asked) are unchanged.
 
 Last line: ``RESULT sweeps=<n> saturated=<sweeps with a saturated rate> check_vs_served_worst_pct=<the planner's
 check, max signed over the sweeps> check_vs_served_mean_abs_pct=... on_demand_vs_served_worst_pct=<the on-demand
@@ -55,7 +60,7 @@ count> kv_per_running_err_pct_reservation=<mean abs, measured vs isl + osl(1 + s
 kv_per_running_err_pct_on_demand=<... vs isl + osl(1 + scv)/2> sim_ttft_p90_mape_pct_on_demand=<the replay's, every
 rate> sim_ttft_p90_mape_pct_reserve=... sim_served_err_pct_on_demand=<at the saturated rates, mean signed>
 sim_served_err_pct_reserve=... heldout_check_vs_served_worst_pct= heldout_sim_ttft_p90_mape_pct_{on_demand,reserve}= (plan
-s21's and k3h-k3h3's sweeps) tuning_sim_ttft_p90_mape_pct_{on_demand,reserve}= (s20's and k3t's)
+s21's and k3h-k3h3's sweeps) tuning_sim_ttft_p90_mape_pct_{on_demand,reserve}= (s20's, k3t's and k3t2's)
 [,heldout_,tuning_]sim_itl_mean_err_pct_on_demand=<the on-demand replay's mean ITL against vLLM's, mean signed>
 {heldout,tuning}_sim_ttft_p90_mape_pct_itl_matched=<the on-demand replay with its decode law brought to vLLM's mean
 ITL, `itl_matched`>``; the unprefixed replay figures pool every sweep.
@@ -67,11 +72,11 @@ law brought to vLLM's ITL (`itl_matched`) the held-out TTFT p90 MAPE falls from 
 892 -> 239 ms against vLLM's 239). On the tuning samples the law is within 1.8% and the replay 11.0% off, 22.5% when
 matched (s20's saturated 17.5 req/s moves 2,934 -> 1,770 ms against vLLM's 3,177 for a decode 1.3% faster): at the
 cache's limit a TTFT p90 is ill-conditioned in the decode law (a few percent of law, tens of percent of p90), so the
-replay reads it no better than its law; the planner's reservation check keeps plans 2-14% below that limit.
+replay reads it no better than its law; the planner's reservation check keeps plans 2-22% below that limit.
 Plan k3t (stop 55, rule 55-GPU-b: k3h's design on the tuning model llama-3.1-8b, on the H100; a tuning sample) reads
 the plain replay -22% / -3% (TTFT p90 1,546 / 11,078 ms against vLLM's 1,988 / 11,383), its mean ITL 1.4% / 0.9% below
-vLLM's, matched -14% / +0%: on the tuning model the replay is not pessimistic near the limit; the check 13.9% below
-what vLLM served at saturation (5.14 req/s), the on-demand count 3.1% below.
+vLLM's, matched -14% / +0%: on the tuning model the replay is not pessimistic near the limit; the check 13.6% below
+what vLLM served at saturation (5.14 req/s), the on-demand count 2.8% below.
 """
 
 from __future__ import annotations
@@ -125,7 +130,9 @@ _K3H3 = _K3H.replace("2026-12-06-k3h/", "2026-12-07-k3h3/")
 # the H100 (5.5 / 6.6 req/s, seeds 6700): a tuning sample.
 _K3T = ("profiles/runs/2026-12-07-k3t/llama-3.1-8b/H100-SXM-80GB/tp1-kv96k-oslspread-sat/vllm/load_sweep.csv="
         "profiles/data/llama-3.1-8b/H100-SXM-80GB/tp1/vllm")
-TUNING_SWEEPS = TUNING_SWEEPS + (_K3T,)
+# k3t2 (stop 55, rule 55-GPU-c written before it ran): k3t again with seeds 6800, a second tuning draw.
+_K3T2 = _K3T.replace("2026-12-07-k3t/", "2026-12-07-k3t2/")
+TUNING_SWEEPS = TUNING_SWEEPS + (_K3T, _K3T2)
 DEFAULT_SWEEPS = TUNING_SWEEPS + (f"{_S21}/tp1-kv96k/vllm/load_sweep.csv={_NEMO}",
                                   f"{_S21}/tp1-kv96k-oslspread/vllm/load_sweep.csv={_NEMO}", _K3H, _K3H2, _K3H3)
 # The share of a sample's arrival span over which the served output rate is taken: from a third in (a saturated
@@ -303,8 +310,11 @@ def main(argv: list[str] | None = None) -> int:
                 if r.saturated:
                     sim_served_err.setdefault(k, []).append(100.0 * (r.sim_served_rps[k] / r.served_rps - 1.0))
         first = read_load_sweep(sweep)[0]
-        isl, osl = float(first.mean_isl), float(first.osl)
         sat = [r for r in points if r.saturated]
+        # the outputs a planner would state: the saturated sample's own mean (its served rate is counted in requests
+        # of that mean; a draw of spread outputs runs 429-577 tokens where 512 were asked), else the sweep's
+        isl = float(first.mean_isl)
+        osl = sat[0].mean_output if sat else float(np.mean([r.mean_output for r in points]))
         # the spread a planner would state for the saturated sample (its own outputs), else the sweep's first
         scv = sat[0].osl_scv if sat else points[0].osl_scv
         shape = capacity.ArrivalShape(osl_scv=scv)
