@@ -69,8 +69,9 @@ Why the held-out replay misses (stop 55, a diagnostic; nothing chosen on it): on
 on-demand replay's mean ITL runs 4.3% above vLLM's (mistral-nemo-12b's decode law, 2-9% per point), and near the
 cache's limit a request's stay, the KV the running hold and the queue all scale with the decode step: with the decode
 law brought to vLLM's ITL (`itl_matched`) the held-out TTFT p90 MAPE falls from 51.6% to 11.9% (k3h2's 3.75 req/s:
-892 -> 239 ms against vLLM's 239). On the tuning samples the law is within 1.8% and the replay 11.0% off, 22.5% when
-matched (s20's saturated 17.5 req/s moves 2,934 -> 1,770 ms against vLLM's 3,177 for a decode 1.3% faster): at the
+892 -> 239 ms against vLLM's 239). On s20's six tuning samples the law is within 1.8% and the replay 11.0% off, 22.5%
+when matched (s20's saturated 17.5 req/s moves 2,934 -> 1,770 ms against vLLM's 3,177 for a decode 1.3% faster; with
+k3t's and k3t2's four points, all tuning: 10.6%, matched 15.7%, the law within 1.1%): at the
 cache's limit a TTFT p90 is ill-conditioned in the decode law (a few percent of law, tens of percent of p90), so the
 replay reads it no better than its law; the planner's reservation check keeps plans 2-22% below that limit.
 Plan k3t (stop 55, rule 55-GPU-b: k3h's design on the tuning model llama-3.1-8b, on the H100; a tuning sample) reads
@@ -145,8 +146,8 @@ SATURATED_WAITING = 5.0
 # vLLM's 10-s log lines taken as a full cache: usage at least this share with requests waiting.
 FULL_USAGE = 0.95
 POLICIES: tuple[KvPolicy, ...] = ("on_demand", "reserve")
-# Fixed-point rounds of `itl_matched`: the replay's mean ITL lands within 1% of vLLM's after two on every committed
-# sample (the second round moves the factor by <= 1.3%).
+# Fixed-point rounds of `itl_matched`: after two the matched replay's mean ITL is within 1.5% of vLLM's on every
+# committed sample (stop 55: 21 points).
 ITL_MATCH_ROUNDS = 2
 _LOG_LINE = re.compile(r"Running: (\d+) reqs, Waiting: (\d+) reqs, GPU KV cache usage: ([\d.]+)%")
 
