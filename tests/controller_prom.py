@@ -33,10 +33,20 @@ def require_prometheus() -> str:
     return b
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, never one this process handed out before: the servers of a module fixture are
+    given their ports together and bind them later (a Prometheus process seconds later), and the kernel may offer a
+    port again once its probe socket is closed (two servers on one port: "address already in use")."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 class PrometheusServer:
