@@ -282,11 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     held_check_err: list[float] = []
     held_sim_err: dict[str, list[float]] = {}
     tuning_sim_err: dict[str, list[float]] = {}
-    held_matched: list[float] = []
-    tuning_matched: list[float] = []
-    itl_err: list[float] = []
-    held_itl_err: list[float] = []
-    tuning_itl_err: list[float] = []
+    # per set (heldout, tuning): the ITL-matched replay's TTFT p90 error, the replay's mean ITL error (signed)
+    matched_err: dict[str, list[float]] = {"heldout": [], "tuning": []}
+    itl_err: dict[str, list[float]] = {"heldout": [], "tuning": []}
     for sweep, prof in sweeps:
         held = sweep.resolve() not in tuning
         with warnings.catch_warnings():
@@ -302,9 +300,9 @@ def main(argv: list[str] | None = None) -> int:
                         "yes" if r.saturated else "", f"{r.itl_ms_mean:.2f} / {r.sim_itl_ms_mean:.2f}",
                         f"{r.sim_ttft_p90_itl_matched_ms:.0f} ({r.itl_factor:.3f})")
             matched = abs(100.0 * (r.sim_ttft_p90_itl_matched_ms / r.ttft_p90_ms - 1.0))
-            (held_matched if held else tuning_matched).append(matched)
-            itl_err.append(100.0 * (r.sim_itl_ms_mean / r.itl_ms_mean - 1.0))
-            (held_itl_err if held else tuning_itl_err).append(itl_err[-1])
+            which = "heldout" if held else "tuning"
+            matched_err[which].append(matched)
+            itl_err[which].append(100.0 * (r.sim_itl_ms_mean / r.itl_ms_mean - 1.0))
             for k in POLICIES:
                 sim_err.setdefault(k, []).append(abs(100.0 * (r.sim_ttft_p90_ms[k] / r.ttft_p90_ms - 1.0)))
                 (held_sim_err if held else tuning_sim_err).setdefault(k, []).append(sim_err[k][-1])
@@ -353,10 +351,9 @@ def main(argv: list[str] | None = None) -> int:
           f"heldout_check_vs_served_worst_pct={max(held_check_err) if held_check_err else math.nan:+.1f} "
           + " ".join(f"heldout_sim_ttft_p90_mape_pct_{k}={mean(held_sim_err.get(k, [])):.1f}" for k in POLICIES) + " "
           + " ".join(f"tuning_sim_ttft_p90_mape_pct_{k}={mean(tuning_sim_err.get(k, [])):.1f}" for k in POLICIES) + " "
-          f"sim_itl_mean_err_pct_on_demand={mean(itl_err):+.1f} heldout_sim_itl_mean_err_pct_on_demand={mean(held_itl_err):+.1f} "
-          f"tuning_sim_itl_mean_err_pct_on_demand={mean(tuning_itl_err):+.1f} "
-          f"heldout_sim_ttft_p90_mape_pct_itl_matched={mean(held_matched):.1f} "
-          f"tuning_sim_ttft_p90_mape_pct_itl_matched={mean(tuning_matched):.1f}")
+          f"sim_itl_mean_err_pct_on_demand={mean(itl_err['heldout'] + itl_err['tuning']):+.1f} "
+          + " ".join(f"{k}_sim_itl_mean_err_pct_on_demand={mean(v):+.1f}" for k, v in itl_err.items()) + " "
+          + " ".join(f"{k}_sim_ttft_p90_mape_pct_itl_matched={mean(v):.1f}" for k, v in matched_err.items()))
     return 0
 
 

@@ -118,6 +118,14 @@ class PrometheusServer:
         self.stop()
 
 
+def terminate_together(servers: list[PrometheusServer]) -> None:
+    """Ask every running server of a module fixture to stop at once, so that their own `stop` (the fixture's exit) then
+    waits on processes already ending, not on one after another."""
+    for s in servers:
+        if s.proc is not None and s.proc.poll() is None:
+            s.proc.terminate()
+
+
 def wait_for(predicate, timeout_s: float = 20.0, every_s: float = 0.25):
     """Poll until predicate() is truthy; returns its value or raises AssertionError on timeout."""
     deadline = time.monotonic() + timeout_s

@@ -74,8 +74,7 @@ def started(tmp_path_factory):
                 prom = stack.enter_context(PrometheusServer(tmp_path_factory.mktemp(name[:30]), targets))
             out[name] = (fleet, prom)
         # the Prometheus servers are stopped together, not one after another
-        stack.callback(lambda: [p.proc.terminate() for _, p in out.values()
-                                if p.proc is not None and p.proc.poll() is None])
+        stack.callback(controller_prom.terminate_together, [p for _, p in out.values()])
         yield out
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from controller_k8s_fake import FakeK8sServer
-from controller_prom import require_prometheus, wait_for
+from controller_prom import require_prometheus, terminate_together, wait_for
 from controllers.config import ControllerConfig, LabelsConfig, ModelConfig, PrometheusConfig, RoutingConfig
 from controllers.observe import PrometheusObserver
 from llmd_exporters import FakeEpp, FakeVllmPod, PodLoad, PodMonitorPrometheus, podmonitor_relabelings
@@ -92,8 +92,7 @@ def proms(tmp_path_factory):
             "e2e": pods_and_prom(stack, "e2e", [("prefill", HEAVY_PREFILL), ("decode", HEAVY_DECODE)], None, relabel),
         }
         # the Prometheus servers are stopped together, not one after another
-        stack.callback(lambda: [p.proc.terminate() for p in out.values()
-                                if p.proc is not None and p.proc.poll() is None])
+        stack.callback(terminate_together, list(out.values()))
         yield out
 
 

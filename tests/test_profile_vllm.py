@@ -27,6 +27,8 @@ from profiles.iterations import ITERATION_FLAG, ITERATIONS_FILE, read_iterations
 from profiles.backends.vllm import (LaunchConfig, MalformedStream, ProfilerError, ServerDied, VllmRunConfig,
                                     read_kv_capacity, run_profile)
 
+from controller_prom import free_port
+
 # A law in the range of an 8B model on one GPU, with fixed costs large enough (30 ms) that the
 # emulator's own per-step wall-clock overhead (~1 ms of asyncio scheduling) stays well under 5%.
 LAW = VariantPerf(model="llama-3.1-8b", gpu="H100-SXM-80GB", tp=1, source="measured",
@@ -147,14 +149,8 @@ def test_health_timeout_names_the_last_answer(tmp_path):
             run_profile(small_cfg(tmp_path, fleet.urls[0], health_timeout_s=1.0))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_endpoint_is_a_clear_error(tmp_path):
-    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(ProfilerError, match=r"not healthy after 0.5 s; last answer: connection refused"):
         run_profile(small_cfg(tmp_path, url, health_timeout_s=0.5))
 
@@ -164,7 +160,7 @@ def test_cli_error_exit_code_2_on_unreachable_endpoint(tmp_path):
 
     from planner.cli.main import app
 
-    res = CliRunner().invoke(app, ["profile", "--endpoint", f"http://127.0.0.1:{_free_port()}", "--model", "llama-3.1-8b",
+    res = CliRunner().invoke(app, ["profile", "--endpoint", f"http://127.0.0.1:{free_port()}", "--model", "llama-3.1-8b",
                                    "--gpu", "H100-SXM-80GB", "--out", str(tmp_path), "--health-timeout-s", "0.3"])
     assert res.exit_code == 2 and "not healthy" in res.output
     res = CliRunner().invoke(app, ["profile", "--model", "no-such-model", "--gpu", "H100-SXM-80GB", "--out", str(tmp_path)])
@@ -201,7 +197,7 @@ def test_launch_mode_starts_and_stops_the_server(tmp_path):
     argv_file = tmp_path / "argv.txt"
     fake.write_text(FAKE_VLLM.format(python=sys.executable, argv_file=argv_file))
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    launch = LaunchConfig(model="meta-llama/Llama-3.1-8B-Instruct", served_model_name="llama-3.1-8b", port=_free_port(),
+    launch = LaunchConfig(model="meta-llama/Llama-3.1-8B-Instruct", served_model_name="llama-3.1-8b", port=free_port(),
                           max_num_seqs=64, server_cmd=[str(fake), "serve"],
                           env={"VLLM_MOE_ROUTING_SIMULATION_STRATEGY": "uniform_random"})
     out = tmp_path / "prof"
@@ -229,7 +225,7 @@ def test_launch_with_the_iteration_log_writes_its_table_beside_the_profile(tmp_p
     fake = tmp_path / "vllm"
     fake.write_text(FAKE_VLLM.format(python=sys.executable, argv_file=tmp_path / "argv.txt"))
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    launch = LaunchConfig(model="m", served_model_name="llama-3.1-8b", port=_free_port(), server_cmd=[str(fake), "serve"],
+    launch = LaunchConfig(model="m", served_model_name="llama-3.1-8b", port=free_port(), server_cmd=[str(fake), "serve"],
                           extra_args=[ITERATION_FLAG] if log_iterations else [])
     out = tmp_path / "prof"
     run_profile(small_cfg(out, None, endpoint=None, launch=launch, prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1,),
@@ -571,7 +567,7 @@ def test_cli_dummy_weights_writes_the_model_folder_and_maps_fp8_flags(tmp_path):
     root = tmp_path / "data"
     out = root / "qwen3-30b-a3b" / "H200-141GB" / "tp1-fp8-kvfp8" / "vllm"
     res = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--dummy-weights", "--model", "qwen3-30b-a3b", "--gpu", "H200-141GB",
-                                   "--out", str(out), "--server-cmd", str(fake), "--port", str(_free_port()),
+                                   "--out", str(out), "--server-cmd", str(fake), "--port", str(free_port()),
                                    "--quantization", "fp8", "--kv-cache-dtype", "fp8", "--max-model-len", "4096",
                                    "--prefill-isl", "128", "--prefill-batch", "1", "--decode-batch", "1", "--decode-context", "256",
                                    "--decode-tokens", "16", "--repeats", "1", "--time-scale", "0.2", "--no-progress",
