@@ -121,3 +121,33 @@ def test_bad_meta(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         load_profile(d)
     assert e.value.field == "kv_capacity_tokens" and e.value.path.endswith("meta.yaml")
+
+
+def test_a_profile_loaded_again_is_its_files_own_parse_and_the_callers_own_copy(tmp_path: Path) -> None:
+    """load_profile keeps the parse per digest of the files' bytes: a changed file (same size included) is parsed
+    anew, a file gone or failing its checks raises every time, and no two callers share a table."""
+    d = profile_dir(tmp_path, "llama-3.1-8b", "L4", 1)
+    write_profile(d, _meta(), _prefill(), _decode())
+    first = load_profile(d)
+    first.prefill.loc[0, "ttft_ms"] = 1e6  # a caller changing what it got ...
+    again = load_profile(d)  # ... changes nothing the next caller gets
+    assert again.prefill.loc[0, "ttft_ms"] == pytest.approx(_prefill().loc[0, "ttft_ms"])
+    assert again.meta == _meta() and again.prefill is not first.prefill
+    # the same directory's files changed in place, the file's size unchanged: the new values, not the kept parse
+    text = (d / "prefill.csv").read_text()
+    changed = text.replace("7.56", "7.57", 1)
+    assert changed != text and len(changed) == len(text)
+    (d / "prefill.csv").write_text(changed)
+    assert (np.isclose(load_profile(d).prefill["ttft_ms"], 7.57)).sum() == 1
+    # a copy elsewhere reads the same and names its own directory
+    other = profile_dir(tmp_path / "b", "llama-3.1-8b", "L4", 1)
+    write_profile(other, _meta(), _prefill(), _decode())
+    assert load_profile(other).path == other
+    # an empty mixed.csv beside files that parsed before fails its check, as it would on first sight
+    (other / "mixed.csv").write_text("")
+    with pytest.raises(InputError):
+        load_profile(other)
+    (other / "mixed.csv").unlink()
+    (other / "decode.csv").unlink()
+    with pytest.raises(InputError):
+        load_profile(other)

@@ -29,6 +29,7 @@ whose data files parse is complete.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Iterator
@@ -213,12 +214,55 @@ def read_meta(path: str | os.PathLike[str]) -> ProfileMeta:
     return parse_model(ProfileMeta, read_yaml(path), str(path))
 
 
+_PARSED_MAX = 256
+"""Profiles whose parse is kept (a few dozen are bundled; the bound keeps a long-running process's memory flat)."""
+_parsed: dict[bytes, Profile] = {}
+"""The files' bytes' digest -> the profile parsed and validated from them (load_profile's memo)."""
+
+
+def _files_digest(d: Path) -> bytes | None:
+    """Digest of a profile directory's files' bytes (None when a required one is missing: the parse reports it)."""
+    h = hashlib.blake2b(digest_size=20)
+    for name in (pfmt.META_FILE, PREFILL.file, DECODE.file, MIXED.file):
+        f = d / name
+        try:
+            data = f.read_bytes()
+        except FileNotFoundError:
+            if name != MIXED.file:
+                return None
+            h.update(name.encode() + b"\0absent")  # not the digest of an empty file, which fails its parse
+            continue
+        except OSError:
+            return None
+        h.update(name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+    return h.digest()
+
+
+def _copy_profile(p: Profile, d: Path) -> Profile:
+    """A profile no caller shares: its own tables and meta (a caller may change what it got)."""
+    return Profile(path=d, meta=p.meta.model_copy(deep=True), prefill=p.prefill.copy(), decode=p.decode.copy(),
+                   mixed=None if p.mixed is None else p.mixed.copy())
+
+
 def load_profile(directory: str | os.PathLike[str]) -> Profile:
-    """Load and validate one profile directory (meta.yaml, prefill.csv, decode.csv, optional mixed.csv)."""
+    """Load and validate one profile directory (meta.yaml, prefill.csv, decode.csv, optional mixed.csv).
+
+    Parsing and checking the tables is most of the laws' loading (PerfModel.load, ~0.3 of its ~0.6 s on the bundled
+    profiles), and a process loads the same files again and again (the CLI's commands, the controller's re-plans, the
+    tests): the parse is kept per digest of the files' bytes, so a changed file is parsed anew, and every call gets
+    its own copy. A file that fails its checks is never kept (the error is raised each time)."""
     d = Path(directory)
+    key = _files_digest(d)
+    if key is not None and key in _parsed:
+        return _copy_profile(_parsed[key], d)
     meta = read_meta(d / pfmt.META_FILE)
     mixed = read_mixed(d / MIXED.file) if (d / MIXED.file).is_file() else None
-    return Profile(path=d, meta=meta, prefill=read_prefill(d / PREFILL.file), decode=read_decode(d / DECODE.file), mixed=mixed)
+    prof = Profile(path=d, meta=meta, prefill=read_prefill(d / PREFILL.file), decode=read_decode(d / DECODE.file), mixed=mixed)
+    if key is not None and _files_digest(d) == key:  # kept only if no file changed while it was parsed
+        if len(_parsed) >= _PARSED_MAX:
+            _parsed.clear()
+        _parsed[key] = _copy_profile(prof, d)
+    return prof
 
 
 def iter_profiles(root: str | os.PathLike[str]) -> Iterator[Profile]:
