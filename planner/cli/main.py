@@ -244,7 +244,7 @@ def workload_from_trace(
     from planner.io.catalog import Catalog
     from planner.io.errors import InputError
     from planner.io.files import check_writable, dump_yaml, write_atomic
-    from planner.io.traces import bucket_trace, over_context_note, prefix_block_reuse, read_trace
+    from planner.io.traces import bucket_trace, busy_window_note, over_context_note, prefix_block_reuse, read_trace
     from planner.io.validate import slo_from_options
 
     slo = slo_from_options(ttft_ms, itl_ms, percentile)
@@ -304,6 +304,11 @@ def workload_from_trace(
             console.print(f"note: output lengths spread within the classes (largest cv² {out_spread[0]:.2f}, "
                           f"{out_spread[1]}); --length-spread states it, so that decode KV is sized for it (README, "
                           "Output-length spread)", highlight=False)
+    idc = {m: max((c.burstiness.idc_10s or c.burstiness.idc_1s if c.burstiness else 1.0) for c in wl.classes if c.model == m)
+           for m in wl.models}
+    written = {m: sum(c.rate_rps for c in wl.classes if c.model == m) for m in wl.models}
+    if busy := busy_window_note(tr, written, idc):
+        console.print(busy, highlight=False)
     reuse = prefix_block_reuse(trace)
     if reuse:  # Mooncake's hash_ids: prefix caching is not modelled, every prompt token is prefilled (the safe side)
         console.print(f"note: {reuse:.0%} of the prompts' blocks (the trace's hash_ids) repeat an earlier request's: vLLM's "

@@ -175,6 +175,56 @@ def over_context_note(trace: pd.DataFrame, contexts: Mapping[str, int | None]) -
         for m, n in sorted(dropped.items()))
 
 
+BUSY_WINDOW_ALPHA = 0.01
+"""A model's busiest window is noted when a steady Poisson stream at its mean rate would reach that count with less
+than this chance over the trace's windows (a Bonferroni bound: alpha / windows per window)."""
+
+
+def busy_window_note(trace: pd.DataFrame, written_rps: Mapping[str, float], idc: Mapping[str, float] | None = None,
+                     window_s: float = 60.0) -> str | None:
+    """Where a model's per-window rate moves beyond chance: its busiest whole window's rate against the rate its
+    classes are written at (`written_rps`, model -> the sum of its classes' rate_rps). A workload's classes carry ONE
+    rate per class (the mean, or --rate-quantile's quantile of the per-minute rates) and the arrivals' dispersion
+    within a minute (burstiness); a trace whose load moves from minute to minute (a flash crowd, a ramp) leaves the
+    plan for that rate short in its busy minutes, and nothing in the workload says so. None where every model's
+    busiest window is within what a steady stream at the rate written reaches over the trace's windows by chance
+    (1 - BUSY_WINDOW_ALPHA), or the trace spans fewer than two whole windows. The steady stream is Poisson, or, with
+    `idc` (model -> the index of dispersion its classes state at their longest scale, idc_10s), one whose window
+    counts spread that much more (normal approximation): clustered arrivals the workload already states do not count
+    as a moving load."""
+    from scipy.stats import norm, poisson
+
+    parts: list[str] = []
+    for model, df in trace.groupby("model", sort=True):
+        t = df["t_s"].to_numpy(dtype=float)
+        t = t - float(trace["t_s"].min())
+        windows = int(float(trace["t_s"].max() - trace["t_s"].min()) // window_s)  # whole windows only
+        if windows < 2:
+            continue
+        counts = np.bincount((t[t < windows * window_s] // window_s).astype(int), minlength=windows)
+        written = float(written_rps.get(str(model), 0.0)) * window_s  # requests per window
+        if written <= 0:
+            continue
+        d = max(1.0, float((idc or {}).get(str(model), 1.0)))
+        bound = max(float(poisson.ppf(1.0 - BUSY_WINDOW_ALPHA / windows, written)),
+                    written + float(norm.isf(BUSY_WINDOW_ALPHA / windows)) * math.sqrt(d * written))
+        busiest = int(counts.max())
+        if busiest <= bound:
+            continue
+        at = int(counts.argmax()) * window_s
+        parts.append(f"{model}'s busiest {window_s:g}-s window (from t = {at:,.0f} s) ran {busiest / window_s:.2f} "
+                     f"req/s, {busiest / written:.1f}x the {written / window_s:.2f} req/s its classes are written at "
+                     f"(a steady {'Poisson ' if d == 1.0 else ''}stream at that rate would reach {bound / window_s:.2f} "
+                     f"by chance{f' at the dispersion its classes state, IDC {d:.3g}' if d > 1.0 else ''})")
+    if not parts:
+        return None
+    return ("note: the load moves from minute to minute beyond chance: " + "; ".join(parts) + ". A plan for this "
+            "workload is sized for that rate, not for those minutes: --rate-quantile 1 sizes a fixed fleet for the "
+            "busiest one, "
+            "`planner solve --verify-trace TRACE` checks a plan on the trace's own arrivals, and the controller "
+            "(`planner control`) follows the load (README, The controller's decision)")
+
+
 def read_trace(path: str | os.PathLike[str], model: str | None = None,
                contexts: Mapping[str, int | None] | None = None, drop_over_context: bool = False) -> pd.DataFrame:
     """A trace as a DataFrame with columns t_s (seconds from the first request), model, input_tokens,
