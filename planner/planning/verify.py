@@ -80,11 +80,16 @@ def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalo
         if report.ok or round_no == rounds:
             break
         base = {p.id: fleet.limits.utilization for m in plan.models.values() for p in m.pools}
-        util = tightened_utilization({**base, **util}, report)
+        planned = {p.id: p.utilization for m in plan.models.values() for p in m.pools}
+        util = tightened_utilization({**base, **util}, report, planned=planned)
         nxt = plan_workload(workload, fleet, perf, catalog, backend=backend, time_limit_s=time_limit_s, utilization=util,
                             refine_diagnosis=False)  # an infeasible re-solve is only noted
         if not nxt.feasible:
             plan.notes.append(f"verify: tightening utilization made the plan infeasible after {round_no + 1} round(s); kept the last feasible plan")
+            break
+        if _replicas(nxt) == _replicas(plan):  # the same fleet simulates the same: another round would say nothing new
+            plan.notes.append(f"verify: round {round_no + 1}'s tightened utilization re-solved to the same pools and "
+                              "replicas (every pool at fault at its floor or bound elsewhere); stopped")
             break
         plan = nxt
     assert report is not None
@@ -102,6 +107,10 @@ def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalo
         plan.notes.extend(f"verify: {h}" for h in trace_shortfall_hints(arrivals, workload))
     plan.notes.extend(f"verify: {u}" for u in unsure)
     return plan
+
+
+def _replicas(plan: Plan) -> dict[str, int]:
+    return {p.id: p.replicas for m in plan.models.values() for p in m.pools}
 
 
 def too_few_requests(report: VerifyReport) -> list[str]:

@@ -103,14 +103,20 @@ def undecided_share(share: float, n: int, claim: float, alpha: float = 0.05) -> 
 
 
 def tightened_utilization(current: dict[str, float], report: VerifyReport, step: float = 0.15,
-                          floor: float = 0.2) -> dict[str, float]:
+                          floor: float = 0.2, planned: dict[str, float] | None = None) -> dict[str, float]:
     """New target utilization per pool id: pools at fault lose `step` x their blame share's weight
-    relative to the worst (the worst loses the whole step), never below `floor`; others unchanged."""
+    relative to the worst (the worst loses the whole step), never below `floor`; others unchanged.
+
+    `planned` (pool id -> the utilization the plan gives it, PoolPlan.utilization): a pool at fault is tightened from
+    the lower of its target and its planned utilization. A pool whose whole replicas leave it below its target (one
+    replica at 35% of its SLO capacity under a 0.85 target) is not bound by the target: tightening the target alone
+    re-solves to the same plan, round after round (found by hand at stop 56: three rounds of a flash crowd's trace
+    re-solved the one-GPU plan three times); from its planned utilization each round asks for more capacity."""
     out = dict(current)
     if not report.pools_at_fault:
         return out
     worst = max(report.pools_at_fault.values())
     for p, s in report.pools_at_fault.items():
-        u = current.get(p, 1.0)
+        u = min(current.get(p, 1.0), (planned or {}).get(p, 1.0))
         out[p] = max(floor, u * (1.0 - step * s / worst))
     return out
