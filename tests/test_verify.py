@@ -75,3 +75,34 @@ def test_a_round_asks_for_more_where_the_pool_sits_below_its_target(tmp_path) ->
     costs = [float(c.replace(",", "")) for c in __import__("re").findall(r"verify round \d+: cost \$([\d,.]+)/h", text)]
     assert len(costs) >= 2 and costs[0] < costs[1], text  # the first re-solve bought more than the plan it verified
     assert all(a < b for a, b in zip(costs, costs[1:])), costs  # no round re-solved to the fleet before it
+    # the plan says what it was solved with (explain's binding constraints do not show a verify's targets)
+    assert "utilization targets tightened" in text and "llama-3.1-8b/mixed/A100-80GB/tp1 0." in text, text
+
+
+def test_a_round_that_re_solves_to_the_same_fleet_stops(tmp_path) -> None:
+    """At the tightening's floor (a fleet whose limits.utilization is already 0.2) a re-solve gives the fleet it had;
+    simulating it again would say the same: verify stops there and says so instead of spending its rounds."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    rng = np.random.default_rng(57)
+    rows = []
+    for minute, rate in enumerate([2.0] * 5 + [40.0] + [2.0] * 4):
+        for t in np.sort(60.0 * minute + rng.uniform(0, 60.0, rng.poisson(rate * 60.0))):
+            rows.append(f"{t:.3f},llama-3.1-8b,{int(rng.integers(300, 2000))},{int(rng.integers(50, 300))}\n")
+    trace = tmp_path / "crowd.csv"
+    trace.write_text("timestamp,model,input_tokens,output_tokens\n" + "".join(rows))
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("gpus:\n  A100-80GB: {available: 8}\nlimits:\n  allowed_tp: [1]\n  roles: [mixed]\n  utilization: 0.2\n")
+    runner = CliRunner()
+    wl = tmp_path / "w.yaml"
+    assert runner.invoke(app, ["workload", "from-trace", str(trace), "--poisson", "--isl-buckets", "1", "--osl-buckets",
+                               "1", "-o", str(wl)]).exit_code == 0
+    r = runner.invoke(app, ["solve", "-w", str(wl), "-f", str(fleet), "--verify-trace", str(trace), "-o",
+                            str(tmp_path / "plan.yaml")])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "verify round 1" not in text and "round 1's tightened utilization re-solved to the same pools" in text, text
+    assert "after 0 re-solve(s): SHORT" in text

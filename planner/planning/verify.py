@@ -70,6 +70,7 @@ def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalo
     every round replays them, their own arrival times and lengths, instead of Poisson arrivals of the classes;
     `arrivals_source` names them in the plan's note."""
     util: dict[str, float] = {}
+    used: dict[str, float] = {}  # the targets the plan in hand was solved with
     report: VerifyReport | None = None
     for round_no in range(rounds + 1):
         report = verify(plan, workload, perf.get, duration_s=duration_s, seed=seed, arrivals=arrivals)
@@ -87,11 +88,11 @@ def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalo
         if not nxt.feasible:
             plan.notes.append(f"verify: tightening utilization made the plan infeasible after {round_no + 1} round(s); kept the last feasible plan")
             break
-        if _replicas(nxt) == _replicas(plan):  # the same fleet simulates the same: another round would say nothing new
-            plan.notes.append(f"verify: round {round_no + 1}'s tightened utilization re-solved to the same pools and "
-                              "replicas (every pool at fault at its floor or bound elsewhere); stopped")
+        if _simulated(nxt) == _simulated(plan):  # the same fleet and routing simulate the same: nothing new to learn
+            plan.notes.append(f"verify: round {round_no + 1}'s tightened utilization re-solved to the same pools, "
+                              "replicas and routing (every pool at fault at its floor or bound elsewhere); stopped")
             break
-        plan = nxt
+        plan, used = nxt, util
     assert report is not None
     att = ", ".join(f"{r.class_id} {r.attainment:.1%}" for r in report.classes.itertuples())
     what = (f"{arrivals_source or 'the given arrivals'} ({len(arrivals)} requests over {arrivals.duration_s:.0f} s)"
@@ -100,6 +101,11 @@ def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalo
     # the verdict says on its own line when some of it rests on too few requests (found by hand at stop 51: "all classes
     # meet their SLO" above six notes that none of the six could tell)
     caveat = f" ({len(unsure)} of {len(report.classes)} on too few requests to tell: notes below)" if unsure else ""
+    if tight := {p: u for p, u in used.items() if u < fleet.limits.utilization - 1e-9}:
+        # what the plan was solved with, which explain's binding constraints do not show
+        plan.notes.append("verify: utilization targets tightened (pools the simulation blamed; the fleet's "
+                          f"limits.utilization {fleet.limits.utilization:g} elsewhere): "
+                          + ", ".join(f"{p} {u:.2f}" for p, u in sorted(tight.items())))
     plan.notes.append(f"verified by simulation ({what}, seed {seed}) after {round_no} re-solve(s): "
                       f"{'all classes meet their SLO' if report.ok else 'SHORT: ' + ', '.join(report.failing)}{caveat}; "
                       f"attainment {att}")
@@ -109,8 +115,10 @@ def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalo
     return plan
 
 
-def _replicas(plan: Plan) -> dict[str, int]:
-    return {p.id: p.replicas for m in plan.models.values() for p in m.pools}
+def _simulated(plan: Plan) -> tuple[dict[str, int], dict[str, dict[str, dict[str, float]]]]:
+    """What the simulation of a plan depends on: its pools' replicas and its routing weights."""
+    return ({p.id: p.replicas for m in plan.models.values() for p in m.pools},
+            {name: m.routing for name, m in plan.models.items()})
 
 
 def too_few_requests(report: VerifyReport) -> list[str]:
