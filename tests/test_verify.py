@@ -44,35 +44,43 @@ def test_a_verdict_on_too_few_requests_is_said_unsupported() -> None:
     assert any("all classes meet their SLO;" in n for n in long.notes)
 
 
-def test_a_round_asks_for_more_where_the_pool_sits_below_its_target(tmp_path) -> None:
-    """Found by hand at stop 56: `planner solve --verify-trace` of a flash crowd's trace (its busiest minute 6x the
-    mean the workload plans for) re-solved the same one-A100 plan three times at ~52% attainment: one replica at 35% of
-    its SLO capacity is not bound by a target of 0.85 (or the 0.52 three rounds reach), so tightening the target alone
-    changed nothing. A pool at fault is now tightened from its planned utilization: the first re-solve buys capacity.
-    The trace is drawn here (Poisson within each minute, 6x in two minutes of ten)."""
+def _verify_a_crowd(tmp_path, rates_rps: list[float], seed: int, fleet_limits: str) -> str:
+    """`planner solve --verify-trace` on a drawn trace (Poisson within each minute at `rates_rps`, one per minute) of a
+    workload written at its mean rate, on up to 8 A100s at tp1, mixed pools; the command's output, whitespace joined."""
     import numpy as np
     from typer.testing import CliRunner
 
     from planner.cli.main import app
 
-    rng = np.random.default_rng(56)
+    rng = np.random.default_rng(seed)
     rows = []
-    for minute, rate in enumerate([2.0] * 4 + [12.0] * 2 + [2.0] * 4):
+    for minute, rate in enumerate(rates_rps):
         for t in np.sort(60.0 * minute + rng.uniform(0, 60.0, rng.poisson(rate * 60.0))):
             rows.append(f"{t:.3f},llama-3.1-8b,{int(rng.integers(300, 2000))},{int(rng.integers(50, 300))}\n")
     trace = tmp_path / "crowd.csv"
     trace.write_text("timestamp,model,input_tokens,output_tokens\n" + "".join(rows))
     fleet = tmp_path / "fleet.yaml"
-    fleet.write_text("gpus:\n  A100-80GB: {available: 8}\nlimits:\n  allowed_tp: [1]\n  roles: [mixed]\n")
+    fleet.write_text("gpus:\n  A100-80GB: {available: 8}\nlimits:\n  allowed_tp: [1]\n  roles: [mixed]\n" + fleet_limits)
     runner = CliRunner()
     wl = tmp_path / "w.yaml"
     assert runner.invoke(app, ["workload", "from-trace", str(trace), "--poisson", "--isl-buckets", "1", "--osl-buckets",
                                "1", "-o", str(wl)]).exit_code == 0
-    out = tmp_path / "plan.yaml"
-    r = runner.invoke(app, ["solve", "-w", str(wl), "-f", str(fleet), "--verify-trace", str(trace), "-o", str(out)])
+    r = runner.invoke(app, ["solve", "-w", str(wl), "-f", str(fleet), "--verify-trace", str(trace), "-o",
+                            str(tmp_path / "plan.yaml")])
     assert r.exit_code == 0, r.output
-    text = " ".join(r.output.split())
-    costs = [float(c.replace(",", "")) for c in __import__("re").findall(r"verify round \d+: cost \$([\d,.]+)/h", text)]
+    return " ".join(r.output.split())
+
+
+def test_a_round_asks_for_more_where_the_pool_sits_below_its_target(tmp_path) -> None:
+    """Found by hand at stop 56: `planner solve --verify-trace` of a flash crowd's trace (its busiest minute 6x the
+    mean the workload plans for) re-solved the same one-A100 plan three times at ~52% attainment: one replica at 35% of
+    its SLO capacity is not bound by a target of 0.85 (or the 0.52 three rounds reach), so tightening the target alone
+    changed nothing. A pool at fault is now tightened from its planned utilization: the first re-solve buys capacity.
+    The trace is drawn here (6x in two minutes of ten)."""
+    import re
+
+    text = _verify_a_crowd(tmp_path, [2.0] * 4 + [12.0] * 2 + [2.0] * 4, seed=56, fleet_limits="")
+    costs = [float(c.replace(",", "")) for c in re.findall(r"verify round \d+: cost \$([\d,.]+)/h", text)]
     assert len(costs) >= 2 and costs[0] < costs[1], text  # the first re-solve bought more than the plan it verified
     assert all(a < b for a, b in zip(costs, costs[1:])), costs  # no round re-solved to the fleet before it
     # the plan says what it was solved with (explain's binding constraints do not show a verify's targets)
@@ -82,27 +90,6 @@ def test_a_round_asks_for_more_where_the_pool_sits_below_its_target(tmp_path) ->
 def test_a_round_that_re_solves_to_the_same_fleet_stops(tmp_path) -> None:
     """At the tightening's floor (a fleet whose limits.utilization is already 0.2) a re-solve gives the fleet it had;
     simulating it again would say the same: verify stops there and says so instead of spending its rounds."""
-    import numpy as np
-    from typer.testing import CliRunner
-
-    from planner.cli.main import app
-
-    rng = np.random.default_rng(57)
-    rows = []
-    for minute, rate in enumerate([2.0] * 5 + [40.0] + [2.0] * 4):
-        for t in np.sort(60.0 * minute + rng.uniform(0, 60.0, rng.poisson(rate * 60.0))):
-            rows.append(f"{t:.3f},llama-3.1-8b,{int(rng.integers(300, 2000))},{int(rng.integers(50, 300))}\n")
-    trace = tmp_path / "crowd.csv"
-    trace.write_text("timestamp,model,input_tokens,output_tokens\n" + "".join(rows))
-    fleet = tmp_path / "fleet.yaml"
-    fleet.write_text("gpus:\n  A100-80GB: {available: 8}\nlimits:\n  allowed_tp: [1]\n  roles: [mixed]\n  utilization: 0.2\n")
-    runner = CliRunner()
-    wl = tmp_path / "w.yaml"
-    assert runner.invoke(app, ["workload", "from-trace", str(trace), "--poisson", "--isl-buckets", "1", "--osl-buckets",
-                               "1", "-o", str(wl)]).exit_code == 0
-    r = runner.invoke(app, ["solve", "-w", str(wl), "-f", str(fleet), "--verify-trace", str(trace), "-o",
-                            str(tmp_path / "plan.yaml")])
-    assert r.exit_code == 0, r.output
-    text = " ".join(r.output.split())
+    text = _verify_a_crowd(tmp_path, [2.0] * 5 + [40.0] + [2.0] * 4, seed=57, fleet_limits="  utilization: 0.2\n")
     assert "verify round 1" not in text and "round 1's tightened utilization re-solved to the same pools" in text, text
     assert "after 0 re-solve(s): SHORT" in text
