@@ -167,6 +167,34 @@ def test_cli_error_exit_code_2_on_unreachable_endpoint(tmp_path):
     assert res.exit_code == 2 and "unknown model" in res.output and "no-such-model" in res.output
 
 
+def test_an_out_folder_holding_another_variants_profile_is_refused_before_any_work(tmp_path):
+    """Found by hand: `planner profile --gpu H200-141GB --out DIR` on a DIR holding an H100 profile "resumed" all its
+    points (0 measured) and rewrote meta.yaml as an H200 profile. Now exit 2 naming meta.yaml and the field, before
+    the health wait (nothing listens at the endpoint: no server is needed) and with the folder untouched; the same
+    variant still resumes (it reaches the health wait)."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+    from profiles.format import write_profile_dir
+
+    meta = {"model": "llama-3.1-8b", "gpu": "H100-SXM-80GB", "tp": 1, "engine": "vllm", "backend": "vllm",
+            "kv_capacity_tokens": 100_000, "weight_dtype": "bf16", "kv_dtype": "bf16"}
+    write_profile_dir(tmp_path, meta, [{"isl": 128, "batch": 1, "ttft_ms": 10.0}],
+                      [{"batch": 1, "context_tokens": 256, "itl_ms": 5.0}])
+    before = (tmp_path / "meta.yaml").read_text()
+    base = ["profile", "--backend", "vllm", "--endpoint", f"http://127.0.0.1:{free_port()}", "--model", "llama-3.1-8b",
+            "--out", str(tmp_path), "--health-timeout-s", "0.3", "--no-progress"]
+    for extra, field in ((["--gpu", "H200-141GB"], "gpu"), (["--gpu", "H100-SXM-80GB", "--tp", "2"], "tp"),
+                         (["--gpu", "H100-SXM-80GB", "--quantization", "fp8"], "weight_dtype")):
+        r = CliRunner().invoke(app, base + extra)
+        out = " ".join(r.output.split())
+        assert r.exit_code == 2 and str(tmp_path / "meta.yaml") in out and f"field '{field}'" in out, r.output
+        assert "not healthy" not in out and "Traceback" not in out
+    assert (tmp_path / "meta.yaml").read_text() == before
+    r = CliRunner().invoke(app, base + ["--gpu", "H100-SXM-80GB"])
+    assert r.exit_code == 2 and "not healthy" in r.output  # the same variant passes the check
+
+
 FAKE_VLLM = textwrap.dedent('''\
     #!{python}
     """FAKE `vllm serve` for tests: parses the flags the profiler passes and serves the emulator."""

@@ -163,6 +163,26 @@ def _check_max_model_len(max_model_len: int, model: str, context: int | None, pr
                          f"= {over[0] + rate_osl:,} tokens; got {max_model_len:,}")
 
 
+def _check_resumes_the_same_variant(directory: Path, wanted: dict[str, tuple[object, str]]) -> None:
+    """Before any work: an --out folder holding a complete profile (its meta.yaml) is resumed, its points kept as
+    measured, so it must be of the variant this run measures; another's points would be relabelled as this one's
+    (found by hand: an H100 profile "resumed" under --gpu H200-141GB became an H200 profile, 0 points measured)."""
+    from planner.io.files import read_yaml_mapping
+    from profiles.format import META_FILE
+
+    path = directory / META_FILE
+    if not path.is_file():
+        return
+    meta = read_yaml_mapping(path)
+    defaults: dict[str, object] = {"weight_dtype": "bf16", "kv_dtype": "bf16"}
+    for field, (want, option) in wanted.items():
+        have = meta.get(field, defaults.get(field))
+        if have != want:
+            raise InputError(str(path), field, f"this run's {want!r} ({option}): --out holds a profile of another "
+                             f"variant ({field} {have!r}), whose points this run would keep as its own; give a new "
+                             "--out folder")
+
+
 def dtype_of(engine_flag: str | None) -> Dtype:
     """The precision contract's dtype ('bf16' or 'fp8') of a vLLM --quantization / --kv-cache-dtype value."""
     return "fp8" if (engine_flag or "").lower().startswith("fp8") else "bf16"
@@ -344,6 +364,10 @@ def register(app: typer.Typer) -> None:
                                  f"profiler reads /health, /v1/models and /metrics under it), not its OpenAI base; "
                                  f"got {endpoint!r}")
         check_writable(Path(directory) / pfmt.META_FILE, "--out")
+        _check_resumes_the_same_variant(Path(directory), {
+            "model": (model, "--model"), "gpu": (gpu, "--gpu"), "tp": (tp, "--tp"), "backend": ("vllm", "--backend"),
+            "weight_dtype": (dtype_of(quantization), "--quantization"),
+            "kv_dtype": (dtype_of(kv_cache_dtype), "--kv-cache-dtype")})
         reason = structural_blocker_reason(cat, model, gpu, tp, dtype_of(quantization), dtype_of(kv_cache_dtype))
         if reason is not None:
             raise InputError(None, "--tp", f"{model} on {gpu}: {reason}")
