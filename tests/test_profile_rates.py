@@ -70,6 +70,23 @@ def test_a_model_missing_from_the_catalog_is_exit_2_naming_it(monkeypatch: pytes
     assert res.exit_code == 2 and "mistral-nemo-12b" in res.output, res.output
 
 
+def test_a_profile_of_a_gpu_or_model_missing_from_the_catalog_names_its_meta_yaml(tmp_path: Path) -> None:
+    """Found by hand: a meta.yaml of gpu H100-SXM-8GB (a typo) was blamed on profiles/gpus.yaml, field 'H100-SXM-8GB';
+    the user's file and field are its meta.yaml's 'gpu' (or 'model'), as `planner solve --profiles` says."""
+    import shutil
+
+    import yaml
+
+    for field, typo in (("gpu", "H100-SXM-8GB"), ("model", "llama-3.1-8bx")):
+        d = tmp_path / field
+        shutil.copytree(REPO / "profiles/data/llama-3.1-8b/H100-SXM-80GB/tp1/vllm", d)
+        meta = yaml.safe_load((d / "meta.yaml").read_text())
+        (d / "meta.yaml").write_text(yaml.safe_dump({**meta, field: typo}))
+        res = CliRunner().invoke(app, ["profile", "rates", str(d)])
+        out = " ".join(res.output.split())
+        assert res.exit_code == 2 and f"{d / 'meta.yaml'}: field '{field}'" in out and typo in out, res.output
+
+
 def test_a_variant_by_name_gets_the_laws_the_planner_uses() -> None:
     """--model / --gpu instead of a directory: the planner's laws for the variant. A bundled vLLM profile gives the same
     rates as its directory; an unprofiled variant is planned from the roofline prior and says so; one that cannot run is

@@ -62,7 +62,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from planner.io.catalog import PROFILES_DIR, Catalog
+from planner.io.catalog import PROFILES_DIR, Catalog, _did_you_mean
 from planner.io.errors import InputError
 from planner.io.schema import Dtype, GpuType, LawSource, ModelSpec, precision_suffix
 from planner.io.validate import check_fit_support
@@ -560,6 +560,15 @@ DEFAULT_LAW_FORMS = LawForms(prefill_floor=True, decode_knee=True, moe_prefill_t
 LINEAR_LAW_FORMS = LawForms(prefill_floor=False, decode_knee=False, moe_prefill_table=False)
 
 
+def check_catalog_names(profile: Profile, catalog: Catalog) -> None:
+    """A profile's model and GPU must be the catalog's: else an InputError naming its meta.yaml and the field (found by
+    hand: `planner profile rates DIR` on a meta.yaml of gpu H100-SXM-8GB blamed profiles/gpus.yaml, not the user's file)."""
+    for name, known, field_name in ((profile.meta.model, catalog.models, "model"), (profile.meta.gpu, catalog.gpus, "gpu")):
+        if name not in known:
+            raise InputError(str(profile.path / "meta.yaml"), field_name,
+                             f"'{name}' is not in the catalog{_did_you_mean(name, known)}; known: {', '.join(sorted(known))}")
+
+
 def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: float = DEFAULT_TTFT_OVERHEAD_MS,
                 forms: LawForms = DEFAULT_LAW_FORMS) -> tuple[VariantPerf, FitReport, FitReport]:
     """Measured VariantPerf of one profile, with the prefill and decode fit reports.
@@ -567,6 +576,7 @@ def fit_profile(profile: Profile, catalog: Catalog, default_ttft_overhead_ms: fl
     A vLLM-measured profile's TTFT overhead is fitted (:func:`planner.perf.fit.fit_prefill_client`);
     other sources measured no frontend and get `default_ttft_overhead_ms`. `forms` picks the law
     terms (the default everywhere but the bench's cross-validation)."""
+    check_catalog_names(profile, catalog)
     meta = profile.meta
     model, gpu = model_of(catalog, meta.model, meta.weight_dtype, meta.kv_dtype), catalog.gpu(meta.gpu)
     pre = central_points(profile.prefill, ["isl", "batch"], "ttft_ms")
@@ -806,11 +816,7 @@ class PerfModel:
         the prior predicts what vLLM would do. "all": every preferred profile. `calibration`: the calibration's
         (planner.perf.prior.Calibration; bench/calibrate_prior.py part B0 compares the candidates)."""
         for p in profiles:
-            for name, known in ((p.meta.model, catalog.models), (p.meta.gpu, catalog.gpus)):
-                if name not in known:
-                    field_name = "model" if known is catalog.models else "gpu"
-                    raise InputError(str(p.path / "meta.yaml"), field_name,
-                                     f"'{name}' is not in the catalog; known: {', '.join(sorted(known))}")
+            check_catalog_names(p, catalog)
         # a profile faster than the roofline allows does not measure the deployed model (rule V1): neither its laws
         # nor the prior's calibration use it
         profiles, reasons = physical_profiles(profiles, catalog)
