@@ -245,3 +245,37 @@ def test_a_log_axis_within_one_decade_is_labelled_between_its_decades() -> None:
     assert _labels(9.0, 20.5) == ["10", "12", "15", "20"]
     assert _labels(60.0, 2200.0) == ["100", "200", "300", "500", "1000", "2000"]
     assert _labels(8.0, 3000.0) == ["10", "100", "1000"]
+
+
+def test_show_gives_the_planners_own_laws_and_residuals(tmp_path):
+    """Found by hand: `profile show` refitted a plain 3-term law, not the planner's (prefill floor, decode knee): on
+    the bundled H200 vLLM profile of llama-3.1-8b it printed decode residuals up to 26.5% where the law `planner solve`
+    uses misses by 0.9%, under the line 'laws used by the planner'. Its fitted column is now the planner's law at
+    every point, its medians the planner's; a meta.yaml naming a GPU the catalog lacks is exit 2 naming that file."""
+    import shutil
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+    from planner.io.catalog import Catalog
+    from planner.perf.laws import fit_profile
+    from planner.perf.profiledata import load_profile
+
+    d = DATA / "llama-3.1-8b" / "H200-141GB" / "tp1" / "vllm"
+    fit = fit_profile_dir(d)
+    vp, prep, drep = fit_profile(load_profile(d), Catalog.load())
+    for r in fit.decode_points.itertuples():
+        assert r.fit_ms == pytest.approx(vp.decode_step_ms(r.batch, r.context_tokens))
+    for r in fit.prefill_points.itertuples():
+        assert r.fit_ms == pytest.approx(vp.prefill_ms(r.isl, r.batch))  # engine-timed rows: the pass, no overhead
+    assert fit.decode_report.max_rel_err == pytest.approx(drep.max_rel_err) and drep.max_rel_err < 0.02
+    assert fit.prefill_report.median_rel_err == pytest.approx(prep.median_rel_err)
+    assert "max(0, batch - 128)" in law_lines(fit)[1] and "max(" in law_lines(fit)[0]
+    bad = tmp_path / "vllm"
+    shutil.copytree(d, bad)
+    meta = yaml.safe_load((bad / "meta.yaml").read_text())
+    (bad / "meta.yaml").write_text(yaml.safe_dump({**meta, "gpu": "H200-141"}))
+    res = CliRunner().invoke(app, ["profile", "show", str(bad), "--png", str(tmp_path / "f.png")])
+    assert res.exit_code == 2 and f"{bad / 'meta.yaml'}: field 'gpu'" in " ".join(res.output.split()), res.output
+    assert not (tmp_path / "f.png").exists()
