@@ -17,7 +17,7 @@ import pandas as pd
 from planner.io.catalog import Catalog
 from planner.io.errors import InputError
 from planner.io.plot_axes import label_log_axis
-from planner.perf.fit import FitReport, experts_touched, prefill_floor_ms
+from planner.perf.fit import FitReport, experts_touched
 from planner.perf.laws import VariantPerf, fit_profile, measured_ttft_overhead
 from planner.perf.profiledata import Profile, central_points, law_source, load_profile
 from profiles.format import META_FILE, VLLM_SUBDIR
@@ -120,8 +120,9 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
     pc = (vp.prefill_a_ms, vp.prefill_b_ms_per_token, vp.prefill_c_ms_per_token2)
     dc: tuple[float, ...] = (vp.decode_alpha_ms, vp.decode_beta_ms_per_seq, vp.decode_gamma_ms_per_token) + (
         (vp.decode_moe_ms,) if share > 0 else ())
-    pre = pre.assign(fit_ms=over * client + prefill_floor_ms(*pc, vp.prefill_floor_ms, pre.isl.to_numpy(),
-                                                             pre.batch.to_numpy()))
+    # the pass the planner prices, the MoE token table's ratio included where the variant has one
+    pre = pre.assign(fit_ms=[over * client + vp.prefill_pass_ms(float(b * i), float(b * i * i))
+                             for i, b in zip(pre.isl, pre.batch, strict=True)])
     pre = pre.assign(rel_err=(pre.fit_ms - pre.ttft_ms) / pre.ttft_ms)
     dec = dec.assign(fit_ms=[vp.decode_step_ms(float(b), float(c)) for b, c in zip(dec.batch, dec.context_tokens,
                                                                                    strict=True)])
@@ -149,10 +150,14 @@ def law_lines(fit: ProfileFit) -> list[str]:
     work = f"{b:.4g} ms/token x sum(isl) + {c:.4g} ms/token^2 x sum(isl^2)"
     knee = (f" + {vp.decode_knee_ms_per_seq:.4g} ms/seq x max(0, batch - {vp.decode_knee_batch:g})"
             if vp is not None and vp.decode_knee_ms_per_seq > 0 and vp.decode_knee_batch > 0 else "")
+    law = f"{a:.4g} ms + " + (f"max({floor:.4g} ms, {work})" if floor > 0 else work)
+    table = vp is not None and bool(vp.prefill_table_tokens)
+    err = fit.prefill_points["rel_err"].abs()  # of the pass the planner prices (the table's ratio included)
     return [
-        f"prefill  t = {a:.4g} ms + " + (f"max({floor:.4g} ms, {work})" if floor > 0 else work) + "   "
-        f"({fit.prefill_report.n_points} points, median |err| {fit.prefill_report.median_rel_err:.1%}, "
-        f"max {fit.prefill_report.max_rel_err:.1%})",
+        "prefill  t = " + (f"({law}) x the measured token table's ratio at sum(isl) ({len(vp.prefill_table_tokens)} "
+                           "sizes, MoE)" if table and vp is not None else law) + "   "
+        f"({fit.prefill_report.n_points} points, median |err| {float(err.median()):.1%}, max {float(err.max()):.1%}"
+        + (f"; the law alone {fit.prefill_report.median_rel_err:.1%}" if table else "") + ")",
         f"decode   t = {al:.4g} ms + {be:.4g} ms/seq x batch + {ga:.4g} ms/token x batch x context{moe}{knee}   "
         f"({fit.decode_report.n_points} points, median |err| {fit.decode_report.median_rel_err:.1%}, "
         f"max {fit.decode_report.max_rel_err:.1%})",
@@ -200,11 +205,12 @@ def save_png(fit: ProfileFit, path: str | os.PathLike[str]) -> Path:
         col = colors[i % len(colors)]
         xs = np.geomspace(g.isl.min(), g.isl.max(), 64)
         ax1.plot(g.isl, g.ttft_ms, "o", color=col, label=f"batch {batch}")
-        floor = fit.perf.prefill_floor_ms if fit.perf is not None else 0.0
-        ys = fit.ttft_overhead_ms * fit.client_ttft + prefill_floor_ms(*fit.prefill_coef, floor, xs, batch)
+        ys = (np.array([fit.perf.prefill_pass_ms(float(batch * x), float(batch * x * x)) for x in xs])
+              if fit.perf is not None else prefill_law_ms(fit.prefill_coef, xs, batch))
+        ys = fit.ttft_overhead_ms * fit.client_ttft + ys
         ax1.plot(xs, ys, "-", color=col, alpha=0.7)
     ax1.set(xscale="log", yscale="log", xlabel="input tokens per prompt (isl)", ylabel="prefill time (ms)",
-            title=f"prefill: median |err| {fit.prefill_report.median_rel_err:.1%}")
+            title=f"prefill: median |err| {float(pre['rel_err'].abs().median()):.1%}")
     ax1.legend(fontsize=8)
     for i, (ctx, g) in enumerate(dec.groupby("context_tokens")):
         col = colors[i % len(colors)]

@@ -279,3 +279,23 @@ def test_show_gives_the_planners_own_laws_and_residuals(tmp_path):
     res = CliRunner().invoke(app, ["profile", "show", str(bad), "--png", str(tmp_path / "f.png")])
     assert res.exit_code == 2 and f"{bad / 'meta.yaml'}: field 'gpu'" in " ".join(res.output.split()), res.output
     assert not (tmp_path / "f.png").exists()
+
+
+def test_show_prices_a_moe_prefill_with_its_token_table():
+    """The planner prices a MoE's prefill pass as its law x the measured token table's ratio (planner.perf.laws,
+    prefill_pass_ms); `profile show` gave the law alone (found in review at stop 56: on the bundled H200 qwen3-30b-a3b
+    profile it printed 19.6% median prefill error, the table-priced pass misses by under 1%)."""
+    from planner.io.catalog import Catalog
+    from planner.perf.laws import fit_profile
+    from planner.perf.profiledata import load_profile
+
+    d = DATA / "qwen3-30b-a3b" / "H200-141GB" / "tp1" / "vllm"
+    fit = fit_profile_dir(d)
+    vp, _, _ = fit_profile(load_profile(d), Catalog.load())
+    assert vp.prefill_table_tokens
+    over = fit.ttft_overhead_ms * fit.client_ttft
+    for r in fit.prefill_points.itertuples():
+        assert r.fit_ms == pytest.approx(over + vp.prefill_pass_ms(r.batch * r.isl, r.batch * r.isl**2))
+    line = " ".join(law_lines(fit)[0].split())
+    assert "x the measured token table's ratio at sum(isl)" in line and "the law alone 19.6%" in line, line
+    assert float(fit.prefill_points["rel_err"].abs().median()) < 0.01
