@@ -522,7 +522,10 @@ class GuardConfig(_Strict):
                     "1.000) at 252.8 GPU-h against the defaults' 262.7, but the 15-min sine's ramps still lose what "
                     "the pooled check loses there (0.994 -> 0.979; +300 0.976 -> 0.932, the worst draw below the "
                     "defaults' 0.935); 3 the same at 262.6: not adopted, 1 with the per-replica check")
-    min_replicas: dict[str, int] = Field(default_factory=dict, description="pool id -> floor (safety, also given to the ILP)")
+    min_replicas: dict[str, int] = Field(
+        default_factory=dict,
+        description="pool id -> floor (safety), applied by the guard on top of the ILP's proposal (the ILP does not "
+                    "see it); a pool of the fleet's roles and allowed TPs, the floors within its inventory")
     scale_to_zero: bool = Field(
         default=False,
         description="release a model's last replica of a side once its traffic has been zero for the envelope window "

@@ -338,6 +338,15 @@ CASES = [
       for pool, says in (("llama-3.1-8b/decode/H100-SXM-80GB/tp1", "not one of the controller's models"),
                          ("llama-2-70b/decode/A100-80GB/tp2", "not in the fleet's gpus"),
                          ("llama-2-70b-decode", "expected a pool id"))],
+    # found by hand: a floor of -1 passed; a floor on a role or TP the fleet does not plan created that pool (a prefill
+    # pool 0 -> 2 in a mixed-only fleet, a tp1 pool 0 -> 1 where allowed_tp is [2]); floors beyond the inventory asked
+    # for them (1 -> 20 replicas on 8 H100s). The example fleet: H100 x 32, allowed_tp [2], roles prefill and decode
+    *[Case(f"control: guard.min_replicas {pool}: {n}", lambda t, pool=pool, n=n: ["control", "--config", _ctl(
+        t, lambda c: c["guard"].update(min_replicas={pool: n})), "--dry-run", "--once"], 2, ("{f}", "guard.min_replicas", says))
+      for pool, n, says in (("llama-2-70b/decode/H100-SXM-80GB/tp2", -1, "expected a replica count >= 0, got -1"),
+                            ("llama-2-70b/mixed/H100-SXM-80GB/tp2", 2, "role 'mixed' is not in the fleet's limits.roles"),
+                            ("llama-2-70b/decode/H100-SXM-80GB/tp4", 1, "TP 4 is not in the fleet's limits.allowed_tp [2]"),
+                            ("llama-2-70b/decode/H100-SXM-80GB/tp2", 17, "the floors hold 34 H100-SXM-80GB GPUs"))],
     # found by hand at stop 50: "cannot run" gave three possible reasons (profile) or "unknown model or GPU" (emulate)
     Case("profile predict --tp 3", lambda t: ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--tp", "3"],
          3, ("cannot run: TP 3 does not divide the model's 32 attention heads",)),

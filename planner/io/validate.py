@@ -260,6 +260,27 @@ def check_controller_config(cfg: ControllerConfig, fleet: Fleet, catalog: Catalo
         if v.gpu not in fleet.gpus:
             raise InputError(p, f"guard.min_replicas.{pool}", f"GPU type '{v.gpu}' is not in the fleet's gpus "
                              f"({', '.join(sorted(fleet.gpus))})")
+        # found by hand: a floor of -1 passed; one on a role or TP the fleet's limits do not plan created that pool
+        # (a prefill pool 0 -> 2 in a mixed-only fleet); floors holding more GPUs than available asked for them (1 -> 20
+        # replicas on 8 H100s). The guard applies floors after the ILP, so nothing else stops them.
+        n = cfg.guard.min_replicas[pool]
+        if n < 0:
+            raise InputError(p, f"guard.min_replicas.{pool}", f"expected a replica count >= 0, got {n}")
+        if v.role not in fleet.limits.roles:
+            raise InputError(p, f"guard.min_replicas.{pool}", f"role '{v.role}' is not in the fleet's limits.roles "
+                             f"{fleet.limits.roles}")
+        if v.tp not in fleet.limits.allowed_tp:
+            raise InputError(p, f"guard.min_replicas.{pool}", f"TP {v.tp} is not in the fleet's limits.allowed_tp "
+                             f"{fleet.limits.allowed_tp}")
+    floor_gpus: dict[str, int] = {}  # GPUs the floors alone hold, per type
+    for pool, n in cfg.guard.min_replicas.items():
+        v = Variant.parse(pool)
+        floor_gpus[v.gpu] = floor_gpus.get(v.gpu, 0) + n * v.tp
+    for g, n in sorted(floor_gpus.items()):
+        if n > fleet.gpus[g].available:
+            raise InputError(p, "guard.min_replicas", f"the floors hold {n} {g} GPUs (replicas x TP) and the fleet "
+                             f"({cfg.fleet}) says {fleet.gpus[g].available} are available; expected floors within "
+                             "the inventory")
     port = cfg.record.metrics_port
     if port is not None and not (1 <= port <= MAX_PORT):
         raise InputError(p, "record.metrics_port", f"expected a TCP port in 1..{MAX_PORT} (or null: off), got {port}")
