@@ -281,6 +281,31 @@ def test_a_model_without_usable_metrics_is_held_on_its_own(env):
     assert "hold llama-3.1-8b's pools: metrics unusable (no vLLM metrics for model llama-3.1-8b" in " ".join(d.reasons)
 
 
+@pytest.mark.parametrize("held", [True, False])
+def test_the_printed_proposal_leaves_out_the_pools_the_decision_leaves_alone(env, held):
+    """Found by hand (`planner control --dry-run --once`, a held model's or another model's 3-replica pool): the printed
+    'optimiser proposal (before the guard)' listed it as '... 3 -> 0' while the reasons said it was left as it is; the
+    optimiser never planned it. `decision_text` (what the CLI prints) lists the controller's pools only. Observations
+    are given (Given: a stand-in for Prometheus), Kubernetes is the fake API server."""
+    from planner.cli.control import decision_text
+
+    srv, ctl, given, clock = env
+    small = "llama-3.1-8b/mixed/H100-SXM-80GB/tp1"
+    if held:
+        ctl.cfg.models["llama-3.1-8b"] = ModelConfig(slo=Slo(ttft_ms=1000, itl_ms=50, percentile=90))
+    srv.state.add_workload("deployment", NS, "small", {"pd-planner.io/model": "llama-3.1-8b", "pd-planner.io/role": "mixed",
+                                                       "pd-planner.io/gpu": GPU, "pd-planner.io/tp": "1"}, 3)
+    o = obs(8.0, 0)
+    if held:
+        o.unusable = {"llama-3.1-8b": "no vLLM metrics for model llama-3.1-8b (model_name='llama-3.1-8b')"}
+    given.next = o
+    d = ctl.step()
+    assert d.proposal is not None and small not in d.proposal and d.current[small] == 3
+    proposal_text = decision_text(d, dry_run=False).split("optimiser proposal (before the guard):")[1]
+    assert small not in proposal_text, proposal_text
+    assert f"{P}: 1 -> 2" in proposal_text and f"{D}: 1 -> 4" in proposal_text
+
+
 def test_a_mixed_pool_replaced_by_prefill_and_decode_pools_is_released(env):
     """The floor keeps one replica per SIDE (a mixed replica serves both): with prefill and decode pools serving the
     model, its old mixed pool goes to 0 once the scale-down window has passed (found by hand at stop 52: a floor per

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from controllers.loop import Controller, Decision
 
-__all__ = ["build_controller", "kube_api_client", "label_scheme", "register"]
+__all__ = ["build_controller", "decision_text", "kube_api_client", "label_scheme", "register"]
 
 
 def build_controller(cfg: ControllerConfig, fleet: Fleet, dry_run: bool, api_client: ApiClient | None = None,
@@ -68,6 +68,27 @@ def prior_only_warning(model: str, gpus: list[str]) -> str:
             f"the roofline prior (`planner solve` says how far the prior missed held-out models); measure it "
             f"(planner profile --backend vllm --dummy-weights --model {model} ...) and give the controller the profile "
             "(the catalog folder's profiles/, the chart's catalog.volume)")
+
+
+def decision_text(d: Decision, dry_run: bool) -> str:
+    """What `planner control` prints of one decision: outcome and time, forecasts, reasons, errors, the optimiser's
+    proposal against the pools the decision plans, and the diff. The proposal lists the pools of `d.target` (the
+    controller's this interval) and those the proposal names; a pool the decision leaves as it is (another model's,
+    a GPU type not in the fleet file, a model held for its metrics) is not in it (found by hand: a held model's
+    3-replica pool was printed 'optimiser proposal (before the guard): ...: 3 -> 0' while the reasons said it was held)."""
+    when = (datetime.fromtimestamp(d.t_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # was epoch seconds
+            if math.isfinite(d.t_s) else "t=?")
+    lines = [f"[{d.outcome}] {when} forecast_rps={ {m: round(v, 3) for m, v in d.forecast_rps.items()} }"]
+    lines += [f"  {r}" for r in d.reasons]
+    lines += [f"  error: {e}" for e in d.errors]
+    if d.proposal is not None:
+        pools = sorted(set(d.target) | set(d.proposal))
+        lines.append("optimiser proposal (before the guard):" + ("" if pools else " no pool (no traffic to plan for)"))
+        for p in pools:
+            a, b = d.current.get(p, 0), d.proposal.get(p, 0)
+            lines.append(f"  {p}: {a} -> {b}" + ("" if a != b else " (same)"))
+    lines.append(("would change:\n" if dry_run else "changes:\n") + d.diff_text() if d.changes else "no change")
+    return "\n".join(lines)
 
 
 METRICS_ADDR = "0.0.0.0"
@@ -114,20 +135,4 @@ def register(app: typer.Typer) -> None:
             for model, gpus in prior_only_models(cfg.models, fleet.gpus, ctl.perf.measured_gpus).items():
                 logging.getLogger("planner.control").warning("%s", prior_only_warning(model, gpus))
 
-        def show(d: Decision) -> None:
-            when = (datetime.fromtimestamp(d.t_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # was epoch seconds
-                    if math.isfinite(d.t_s) else "t=?")
-            typer.echo(f"[{d.outcome}] {when} forecast_rps={ {m: round(v, 3) for m, v in d.forecast_rps.items()} }")
-            for r in d.reasons:
-                typer.echo(f"  {r}")
-            for e in d.errors:
-                typer.echo(f"  error: {e}")
-            if d.proposal is not None:
-                pools = sorted(set(d.current) | set(d.proposal))
-                typer.echo("optimiser proposal (before the guard):" + ("" if pools else " no pool (no traffic to plan for)"))
-                for p in pools:
-                    a, b = d.current.get(p, 0), d.proposal.get(p, 0)
-                    typer.echo(f"  {p}: {a} -> {b}" + ("" if a != b else " (same)"))
-            typer.echo(("would change:\n" if ctl.dry_run else "changes:\n") + d.diff_text() if d.changes else "no change")
-
-        ctl.run(once=once, on_decision=show)
+        ctl.run(once=once, on_decision=lambda d: typer.echo(decision_text(d, ctl.dry_run)))
