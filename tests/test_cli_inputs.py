@@ -557,6 +557,27 @@ def test_a_least_bound_below_the_rule_of_thumb_is_the_only_advice() -> None:
     assert not plan_workload(with_slo(wl, ttft_ms=least - 1), fl, perf, catalog).feasible
 
 
+@pytest.mark.parametrize(("slo", "said", "unsaid"), [({"ttft_ms": 5}, "TTFT p90 5 ms", "ITL"),
+                                                       ({"itl_ms": 1}, "ITL p90 1 ms", "TTFT")])
+def test_an_slo_without_a_bound_on_one_metric_is_not_told_that_metric_is_out_of_reach(slo, said, unsaid) -> None:
+    """Found by hand (`planner control --dry-run --once`, an SLO of ttft_ms 5 only, mixed H100 pools): the hold said
+    "TTFT p90 5 ms ... is out of reach ...; ITL p90 0 ms for class llama-3.1-8b is out of reach on every GPU; ... relax
+    the ITL SLO to >= 7 ms": a bound nobody set, read as 0. A mixed pool that misses one side's bound has no capacity
+    on either side; only a metric the SLO bounds is out of reach. Unrefined, as the controller plans."""
+    from planner.api import laws
+    from planner.io.schema import Fleet, Workload
+    from planner.planning.assemble import plan_workload
+
+    catalog, perf = laws()
+    fl = Fleet.model_validate({"gpus": {"H100-SXM-80GB": {"available": 8}}, "limits": {"allowed_tp": [1], "roles": ["mixed"]}})
+    wl = Workload.model_validate({"models": {"llama-3.1-8b": {"slo": slo}},
+                                  "classes": [{"id": "c", "model": "llama-3.1-8b", "isl": 1000, "osl": 200, "rate_rps": 8}]})
+    plan = plan_workload(wl, fl, perf, catalog, refine_diagnosis=False)
+    assert not plan.feasible
+    lines = [d for d in plan.diagnosis if "out of reach" in d]
+    assert len(lines) == 1 and lines[0].startswith(said) and f"{unsaid} p90" not in lines[0], plan.diagnosis
+
+
 def test_existing_output_survives_a_failed_run_and_new_files_follow_the_umask(tmp_path: Path) -> None:
     out = tmp_path / "plan.yaml"
     out.write_text("precious\n")

@@ -157,9 +157,13 @@ def out_of_reach(inst: Instance) -> list[OutOfReach]:
             if c.rate_rps <= 0 or not side_caps or any(cap.rate_rps > 0 for cap in side_caps.values()):
                 continue
             ttft = side == "prefill"
-            vid, cap = min(side_caps.items(), key=lambda kv: kv[1].best_ttft_ms if ttft else kv[1].best_itl_ms)
             bound = slo.ttft_ms if ttft else slo.itl_ms
-            out.append(OutOfReach(c.id, c.model, "ttft" if ttft else "itl", float(bound or 0.0), slo.percentile,
+            if bound is None:
+                # no bound on this side's metric: it is not what is out of reach (found by hand: a TTFT-only SLO of
+                # 5 ms on mixed pools was also told "ITL p90 0 ms ... is out of reach", a bound nobody set)
+                continue
+            vid, cap = min(side_caps.items(), key=lambda kv: kv[1].best_ttft_ms if ttft else kv[1].best_itl_ms)
+            out.append(OutOfReach(c.id, c.model, "ttft" if ttft else "itl", float(bound), slo.percentile,
                                   cap.best_ttft_ms if ttft else cap.best_itl_ms, vid, c.slo is not None))
     return out
 
