@@ -188,6 +188,8 @@ def solve(
                                   arrivals_source=str(verify_trace) if verify_trace is not None else None,
                                   duration_s=verify_duration_s if verify_duration_s and arrivals is None
                                   else DEFAULT_VERIFY_DURATION_S)
+    if profiles is not None:  # said in the plan, so that `planner simulate` times its pools with the same laws
+        plan.profiles_root = str(profiles.resolve())
     print_plan(plan)
     if output is not None:
         save_plan(output, plan)

@@ -607,6 +607,10 @@ class Plan(BaseModel):
     replica_routing: ReplicaRouting = Field(default="least_loaded",
                                             description="how requests pick a replica within a pool, as the plan was sized "
                                                         "for (the fleet's limits.routing); the simulator routes so")
+    profiles_root: str | None = Field(
+        default=None, description="the profile root the plan was solved with (`planner solve --profiles`, absolute); "
+                                  "None: the bundled profiles and the catalog folder's. `planner simulate` times the "
+                                  "pools with the same laws")
     notes: list[str] = Field(default_factory=list)
 
     def replicas(self) -> dict[str, int]:
