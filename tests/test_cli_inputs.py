@@ -319,6 +319,11 @@ CASES = [
     Case("simulate --seed -1", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "10", "--seed", "-1"],
          2, ("--seed",)),
     # --- planner control --dry-run --once validates the config
+    # found by hand at stop 56 (a helper): a folder given for the config was "file not found"
+    Case("control: --config a folder", lambda t: ["control", "--config", str(Path(t("cfgdir/.keep", "")).parent), "--dry-run",
+                                                 "--once"], 2, ("is a folder, expected a file",)),
+    Case("solve: -w a folder", lambda t: ["solve", "-w", str(Path(t("wdir/.keep", "")).parent), "-f", F, *NS], 2,
+         ("wdir", "is a folder, expected a file")),
     Case("control: malformed Prometheus URL", lambda t: ["control", "--config", _ctl(t, lambda c: c["prometheus"].update(url="htp:/prom")), "--dry-run", "--once"],
          2, ("{f}", "prometheus.url")),
     Case("control: Prometheus URL with /api/v1", lambda t: ["control", "--config", _ctl(t, lambda c: c["prometheus"].update(

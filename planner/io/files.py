@@ -21,12 +21,18 @@ from profiles import format as pfmt
 M = TypeVar("M", bound=BaseModel)
 
 
+def not_a_file(p: Path) -> InputError:
+    """The error for a path that is not a readable file: a folder says so (found by hand at stop 56: `planner control
+    --config DIR` said "file not found" of a folder that is there)."""
+    return InputError(str(p), None, "is a folder, expected a file" if p.is_dir() else "file not found")
+
+
 def read_yaml(path: str | os.PathLike[str]) -> object:
     """Parse a YAML file (a tree of dicts, lists and scalars: callers narrow it, or let `parse_model`
     validate it); a missing file or a syntax error becomes an InputError naming the file."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(str(p), None, "file not found")
+        raise not_a_file(p)
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -116,7 +122,7 @@ def read_csv(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataF
     """Read a CSV whose `required` columns ({name: 'numeric'|'any'}) must exist and be finite."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(str(p), None, "file not found")
+        raise not_a_file(p)
     try:
         df = pd.read_csv(p)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -129,7 +135,7 @@ def read_json_lines(path: str | os.PathLike[str], required: dict[str, str]) -> p
     finite; rows are numbered as the file's lines."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(str(p), None, "file not found")
+        raise not_a_file(p)
     try:
         df = pd.read_json(p, lines=True, dtype=False)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from planner.io.errors import InputError
-from planner.io.files import read_csv, read_json_lines
+from planner.io.files import not_a_file, read_csv, read_json_lines
 from planner.io.schema import MIN_IDC, Burstiness, ModelEntry, RequestClass, Slo, Workload
 
 # Column names of the Azure LLM inference trace 2023 (Azure/AzurePublicDataset).
@@ -235,7 +235,7 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     (an InputError where none of a model's requests is left)."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(str(p), None, "file not found")
+        raise not_a_file(p)
     df = _read_requests(p)
     if df.empty:
         raise InputError(str(p), None, "the trace has no requests")
