@@ -188,3 +188,16 @@ def test_the_default_isls_beyond_the_context_are_left_out_with_a_note() -> None:
     r = CliRunner().invoke(app, ["profile", "rates", "--model", "llama-2-70b", "--gpu", "H100-SXM-80GB", "--tp", "2"])
     assert r.exit_code == 0, r.output
     assert "ISL 4,096 left out" in r.output and "--rates-by-isl 1024=" in r.output and "4096=" not in r.output
+
+
+def test_isls_beyond_the_profiles_measured_range_are_said() -> None:
+    """Found by hand at stop 56 (a helper): `profile rates DIR` gave a saturation rate at ISL 4,096 for a profile
+    measured to ISL 2,048 with no word, where `planner solve` notes an extrapolated law. The laws' search stays quiet;
+    the ISLs past the measured prompts (or whose context passes the measured contexts) are said by name."""
+    d = Path(__file__).resolve().parents[1] / "profiles" / "data" / "llama-3.1-8b" / "H100-SXM-80GB" / "tp1"
+    res = CliRunner().invoke(app, ["profile", "rates", str(d), "--isl", "1024,8192,32768"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "note: ISL 32,768 beyond the measured range (prompts to 16,384 tokens" in text, text
+    res = CliRunner().invoke(app, ["profile", "rates", str(d), "--isl", "1024,8192"])
+    assert res.exit_code == 0 and "beyond the measured range" not in " ".join(res.output.split()), res.output

@@ -183,6 +183,22 @@ def _check_resumes_the_same_variant(directory: Path, wanted: dict[str, tuple[obj
                              "--out folder")
 
 
+def _rates_extrapolation_note(perf: VariantPerf, isls: Sequence[int], osl: int) -> str | None:
+    """`planner profile rates` searches the laws far past any operating point (quietly); the ISLs whose prompts, or
+    whose prompt + output context, lie beyond what the profile measured are said, as `planner solve` says of a plan
+    (found by hand at stop 56, by a helper: ISL 4,096 on a profile measured to ISL 2,048 gave 7.26 req/s, no word)."""
+    from planner.perf.laws import EXTRAPOLATION_SLACK
+
+    far = [x for x in isls if (perf.max_isl_measured is not None and x > perf.max_isl_measured * EXTRAPOLATION_SLACK)
+           or (perf.max_context_measured is not None and x + osl > perf.max_context_measured * EXTRAPOLATION_SLACK)]
+    if not far:
+        return None
+    return (f"note: ISL {', '.join(f'{x:,}' for x in far)} beyond the measured range (prompts to "
+            f"{perf.max_isl_measured or 0:,} tokens, decode contexts to {perf.max_context_measured or 0:,}): their "
+            "saturation rates extrapolate the fitted laws; a profile measured that far (planner profile --prefill-isl, "
+            "--decode-context) decides them")
+
+
 def dtype_of(engine_flag: str | None) -> Dtype:
     """The precision contract's dtype ('bf16' or 'fp8') of a vLLM --quantization / --kv-cache-dtype value."""
     return "fp8" if (engine_flag or "").lower().startswith("fp8") else "bf16"
@@ -579,6 +595,8 @@ def register(app: typer.Typer) -> None:
             t.add_row(str(x), f"{sat[x]:.2f}", ", ".join(f"{r:g}" for r in by_isl[x]))
         console.print(t)
         console.print(source)
+        if note := _rates_extrapolation_note(perf, isls, osl):
+            console.print(note, highlight=False)
         console.print("--rates-by-isl " + rates_by_isl_text(by_isl))
 
     @profile_app.command("predict")
