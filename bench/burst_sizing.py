@@ -40,7 +40,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_input import fail, known_gpu, known_model, spelled_as  # noqa: E402
+from bench_input import fail, known_gpu, known_model, spelled_as, trace_model  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
@@ -202,15 +202,18 @@ def synthetic(args: argparse.Namespace, pm: PerfModel, catalog: Catalog, con: Co
     return cases
 
 
-def trace_part(args: argparse.Namespace, pm: PerfModel, catalog: Catalog, con: Console) -> dict[str, float]:
-    tr = read_trace(args.trace, model=args.trace_model)
-    if args.trace_model:
-        tr = tr.assign(model=args.trace_model)
+def part2_inputs(args: argparse.Namespace) -> tuple[pd.DataFrame, Fleet]:
+    """Part 2's trace and fleet, read and checked before any work: the trace's requests of --trace-model (default: the
+    trace's own model where its model column names one, else the default example's llama-2-70b)."""
+    return read_trace(args.trace, model=args.trace_model).assign(model=args.trace_model), load_model(Fleet, args.fleet)
+
+
+def trace_part(args: argparse.Namespace, tr: pd.DataFrame, fleet: Fleet, pm: PerfModel, catalog: Catalog,
+               con: Console) -> dict[str, float]:
     if args.trace_duration_s:
         tr = tr[tr.t_s < args.trace_duration_s].reset_index(drop=True)
     tr = tr.assign(t_s=retime_clustered(tr.t_s.to_numpy(), args.retime_idc, np.random.default_rng(args.retime_seed)))
     slo = Slo(ttft_ms=args.trace_ttft_ms, itl_ms=args.trace_itl_ms, percentile=90.0)
-    fleet = load_model(Fleet, args.fleet)
     fleet = fleet.model_copy(update={"limits": fleet.limits.model_copy(update={"roles": ["prefill", "decode"]})})
     out: dict[str, float] = {}
     t = Table(title=f"{Path(args.trace).name} re-timed to 1-s IDC {args.retime_idc:g} ({len(tr)} requests), "
@@ -254,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--no-trace", action="store_true", help="skip part 2")
     ap.add_argument("--trace", type=Path, default=REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv")
-    ap.add_argument("--trace-model", default="llama-2-70b", help="model of a trace without a model column")
+    ap.add_argument("--trace-model", default=None, help="model of a trace without a model column (case-insensitive; "
+                    f"default: the trace's own where its model column names one, else {DEFAULT_MODEL})")
     ap.add_argument("--trace-duration-s", type=float, default=0.0, help="first seconds of the trace (0: all)")
     ap.add_argument("--retime-idc", type=float, default=10.0, help="1-s IDC of the re-timed trace")
     ap.add_argument("--retime-seed", type=int, default=0)
@@ -267,10 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         catalog = Catalog.load()
         args.gpu = known_gpu(catalog, args.gpu)
-        args.trace_model = known_model(catalog, args.trace_model, "--trace-model")
+        args.trace_model = known_model(catalog, args.trace_model or (None if args.no_trace else trace_model(args.trace))
+                                       or DEFAULT_MODEL, "--trace-model")
+        part2 = None if args.no_trace else part2_inputs(args)  # checked before part 1's minutes of work
         pm = PerfModel.load(catalog=catalog)
         cases = synthetic(args, pm, catalog, con)
-        trace = {} if args.no_trace else trace_part(args, pm, catalog, con)
+        trace = {} if part2 is None else trace_part(args, *part2, pm, catalog, con)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

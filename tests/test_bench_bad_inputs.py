@@ -119,3 +119,28 @@ def test_burst_sizing_sizes_the_workloads_own_model():
     assert bench.workload_model(wl, "QWEN3-14B", two) == "qwen3-14b"
     default = load_model(Workload, REPO / "examples" / "default" / "workload.yaml")
     assert bench.workload_model(default, None, two) == "llama-2-70b"
+
+
+def test_burst_sizing_runs_the_traces_own_model_and_reads_it_before_part_1(tmp_path, monkeypatch, capsys):
+    """`bench/burst_sizing.py --trace T` of a llama-3.1-8b trace (found by hand: refused after part 1's work, 'no
+    request of model 'llama-2-70b' in the trace', the default --trace-model overriding the trace's model column; a
+    missing --trace likewise failed only after part 1): part 2 plans the trace's own model, and its inputs are read
+    before part 1 runs."""
+    import pandas as pd
+
+    bench = importlib.import_module("burst_sizing")
+    case = bench.Case("held_out", 2.0, 1.0, 1, True, 1, True, 1.0, 1)
+    monkeypatch.setattr(bench, "synthetic", lambda *a: [case, bench.Case("tuning", 3.0, 1.0, 1, True, 1, True, 1.0, 1)])
+    trace = tmp_path / "t.csv"
+    pd.DataFrame({"timestamp": [0.5 * i for i in range(20)], "model": "llama-3.1-8b", "input_tokens": 512,
+                  "output_tokens": 32}).to_csv(trace, index=False)
+    assert bench.main(["--trace", str(trace), "--retime-idc", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "RESULT" in out and "trace_cost_burst=" in out
+
+    def part_1(*a):
+        raise AssertionError("part 1 ran before --trace was read")
+
+    monkeypatch.setattr(bench, "synthetic", part_1)
+    assert bench.main(["--trace", NOPE_CSV]) == 2
+    assert NOPE_CSV in capsys.readouterr().err
