@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         r = build_report(sim)
         rows.append((len(arr), sim.events_processed, secs, sim.events_processed / secs,
                      float(r.classes.ttft_p90_ms.iloc[0]), float(r.classes.itl_p90_ms.iloc[0])))
-    t = Table(title=f"{args.duration:.0f} s simulated, {args.prefill}P + {args.decode}D replicas ({perf.source} laws of {perf.model}), {f'the trace {args.trace.name}' if traced is not None else f'{args.rate:g} rps'}")
+    load = (f"the trace {args.trace.name}" if traced is not None else f"{args.rate:g} rps" if args.workload is None
+            else f"{sum(c.rate_rps for c in wl.classes):.3g} rps, the {len(wl.classes)} classes of {args.workload.name}")
+    t = Table(title=f"{args.duration:.0f} s simulated, {args.prefill}P + {args.decode}D replicas ({perf.source} laws of {perf.model}), {load}")
     for c in ("repeat", "requests", "events", "seconds", "events/s", "TTFT p90 ms", "ITL p90 ms"):
         t.add_column(c, justify="right")
     for i, (n, e, s, eps, tt, it) in enumerate(rows):

@@ -144,3 +144,16 @@ def test_burst_sizing_runs_the_traces_own_model_and_reads_it_before_part_1(tmp_p
     monkeypatch.setattr(bench, "synthetic", part_1)
     assert bench.main(["--trace", NOPE_CSV]) == 2
     assert NOPE_CSV in capsys.readouterr().err
+
+
+def test_simulate_scalings_title_states_the_workloads_rate(tmp_path, capsys):
+    """`bench/simulate_scaling.py --workload W` (found by hand: a 4.6 req/s workload's table was titled '50 rps', the
+    --rate its classes replace): the title states the workload's rate and classes."""
+    wl = tmp_path / "w.yaml"
+    wl.write_text("models: {llama-3.1-8b: {slo: {ttft_ms: 1000, itl_ms: 50}}}\nclasses:\n"
+                  "- {id: a, model: llama-3.1-8b, isl: 512, osl: 32, rate_rps: 1.5}\n"
+                  "- {id: b, model: llama-3.1-8b, isl: 1024, osl: 64, rate_rps: 2.5}\n")
+    main = importlib.import_module("simulate_scaling").main
+    assert main(["--workload", str(wl), "--duration", "10", "--repeats", "1", "--prefill", "2", "--decode", "2"]) == 0
+    title = " ".join(capsys.readouterr().out.split("┏")[0].split())
+    assert "4 rps, the 2 classes of w.yaml" in title and "50 rps" not in title
