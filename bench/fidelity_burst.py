@@ -257,13 +257,13 @@ def pool_summary(rows: list[PoolRow]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python bench/fidelity_burst.py --pools [--workload W] [--requests N] [--seeds S] [--sizes 5,7]`: the larger
-    pools alone (the rest runs from bench/fidelity.py)."""
+    """`python bench/fidelity_burst.py [--workload W] [--requests N] [--seeds S] [--sizes 5,7]`: the larger pools
+    alone (the rest runs from bench/fidelity.py)."""
     import argparse
     import sys
     from pathlib import Path
 
-    from bench_input import refused_as_input
+    from bench_input import fail, refused_as_input
     from planner.io.files import load_model
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -280,9 +280,21 @@ def main(argv: list[str] | None = None) -> int:
     con = Console(width=160)
     with refused_as_input():  # checked before any work: exit 2 naming the file
         wl = load_model(Workload, args.workload)
-    sizes = tuple(int(s) for s in args.sizes.split(","))
-    levels = {k: tuple(float(x) for x in v.split(",") if x) for k, v in (("tuning", args.tuning_idc),
-                                                                           ("held_out", args.held_out_idc))}
+    try:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+    except ValueError:
+        fail(f"--sizes: expected comma-separated replica counts (e.g. 5,7), got '{args.sizes}'")
+    if min(sizes) < 1:
+        fail(f"--sizes: expected replica counts >= 1, got '{args.sizes}'")
+    levels = {}
+    for flag, key, text in (("--tuning-idc", "tuning", args.tuning_idc),
+                            ("--held-out-idc", "held_out", args.held_out_idc)):
+        try:
+            levels[key] = tuple(float(x) for x in text.split(",") if x)
+        except ValueError:
+            fail(f"{flag}: expected comma-separated IDC levels (e.g. 3,10), got '{text}'")
+        if not all(x > 0 for x in levels[key]):  # `not >`: nan is refused too
+            fail(f"{flag}: expected IDC levels > 0, got '{text}'")
     rows = pool_sizes(PerfModel.load(), wl, fidelity.GPU, fidelity.model_saturation_rps, args.requests, args.seeds,
                       con, sizes, levels["tuning"], levels["held_out"])
     s = pool_summary(rows)

@@ -22,6 +22,10 @@ CASES = [
     ("fidelity", ["--workload", NOPE_YAML], NOPE_YAML),
     ("fidelity", ["--load-sweep", NOPE_CSV], "--load-sweep /nonexistent/t.csv: file not found"),
     ("fidelity_burst", ["--workload", NOPE_YAML], NOPE_YAML),
+    # found by hand: a traceback (ValueError: invalid literal for int() with base 10: 'abc')
+    ("fidelity_burst", ["--sizes", "abc"], "--sizes: expected comma-separated replica counts"),
+    ("fidelity_burst", ["--sizes", "0"], "--sizes: expected replica counts >= 1"),
+    ("fidelity_burst", ["--held-out-idc", "4,x"], "--held-out-idc: expected comma-separated IDC levels"),
     ("fidelity_lengths", ["--model", "no-such-model"], "--model: unknown model 'no-such-model'"),
     ("fidelity_lengths", ["--model", "llama-3.1-8b", "--gpu", "h100"], "--gpu: unknown GPU type 'h100' (did you mean"),
     # found by hand at stop 53: an unknown --gpu was a traceback (heldout_model) or blamed on the bundled gpus.yaml
@@ -181,3 +185,17 @@ def test_simulate_scalings_latency_is_every_requests(tmp_path, monkeypatch, caps
     req = reports[0].requests
     assert ttft == round(float(np.nanpercentile(req.ttft_ms, 90)))
     assert itl == round(float(np.nanpercentile(req.itl_ms, 90)), 1)
+
+
+def test_fidelity_bursts_help_names_only_options_it_takes(capsys):
+    """`bench/fidelity_burst.py --help` (found by hand: its usage read `python bench/fidelity_burst.py --pools ...`,
+    and `--pools` was refused, 'unrecognized arguments: --pools'): every option the help names is one it takes."""
+    import re
+
+    main = importlib.import_module("fidelity_burst").main
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    taken = set(re.findall(r"^  (--[a-z-]+)", text, re.M)) | {"--help"}
+    named = set(re.findall(r"(--[a-z][a-z-]*)", text))
+    assert named <= taken, named - taken
