@@ -282,7 +282,7 @@ from controllers.loop import Controller  # noqa: E402
 from controllers.metrics import ControllerMetrics  # noqa: E402
 from controllers.observe import SimulatorObserver  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
-from bench_input import fail, known_gpu, known_model, trace_model  # noqa: E402
+from bench_input import fail, known_gpu, known_model, not_found, trace_model  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
@@ -797,7 +797,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"--tp / --gpus-available: expected whole numbers >= 1, got {args.tp} / {args.gpus_available}")
     if args.trace is not None:
         if not args.trace.is_file():
-            fail(f"--trace: file not found: {args.trace}")
+            fail(f"--trace: {not_found(args.trace)}: {args.trace}")
         scenarios = [Scenario(args.trace.name, "given", "file", path=args.trace)]
     else:
         scenarios = list(SCENARIOS)

@@ -30,7 +30,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
-from bench_input import fail, known_model, refused_as_input, trace_model  # noqa: E402
+from bench_input import fail, known_model, not_found, positive_floats, refused_as_input, trace_model  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
@@ -136,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # every input checked before any work (exit 2 naming the file): a trace named on the command line must exist;
     # the default one may be absent (a checkout without ../shared/data), its rows are then skipped
+    itl_sweep, scales = positive_floats(args.itl_sweep, "--itl-sweep"), positive_floats(args.scales, "--scales")
     if args.trace != DEFAULT_TRACE and not args.trace.is_file():
-        fail(f"--trace {args.trace}: file not found (expected a request trace CSV)")
+        fail(f"--trace {args.trace}: {not_found(args.trace)} (expected a request trace CSV)")
     with refused_as_input():
         cat = Catalog.load()
         perf = PerfModel.load(catalog=cat)
@@ -154,13 +155,13 @@ def main(argv: list[str] | None = None) -> int:
                           isl_buckets=3, osl_buckets=2, rate_quantile=args.rate_quantile)
         trace_row = run_case(f"{args.trace.name} ({args.model}) ITL {args.itl_ms:g} ms", wl, fleet, perf, cat, args.repeats)
         rows.append(trace_row)
-        for itl in (float(x) for x in args.itl_sweep.split(",") if x):
+        for itl in itl_sweep:
             wl_i = bucket_trace(tr, Slo(ttft_ms=args.ttft_ms, itl_ms=itl, percentile=args.percentile),
                                 isl_buckets=3, osl_buckets=2, rate_quantile=args.rate_quantile)
             rows.append(run_case(f"  same, ITL {itl:g} ms", wl_i, fleet, perf, cat, 1))
         big_fleet = fleet.model_copy(update={"gpus": {g: inv.model_copy(update={"available": inv.available * 8})
                                                       for g, inv in fleet.gpus.items()}})
-        for k in (float(x) for x in args.scales.split(",") if x):
+        for k in scales:
             rows.append(run_case(f"  same, traffic x{k:g} (inventory x8)", wl.scaled(k), big_fleet, perf, cat, 1))
     else:
         print(f"trace {args.trace} not found: skipping the trace case", file=sys.stderr)

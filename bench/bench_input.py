@@ -21,6 +21,24 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
+def positive_floats(text: str, flag: str) -> tuple[float, ...]:
+    """A comma list of positive numbers, or exit 2 naming the flag (found by hand at stop 56: `baselines.py --itl-sweep
+    abc` was a traceback)."""
+    try:
+        out = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        fail(f"{flag}: expected comma-separated positive numbers, got '{text}'")
+    if not all(x > 0 for x in out):  # `not >`: nan is refused too
+        fail(f"{flag}: expected comma-separated positive numbers, got '{text}'")
+    return out
+
+
+def not_found(path: Path) -> str:
+    """What a missing input is: a folder says so (found by hand at stop 56: `--trace DIR` said "file not found" of a
+    folder that is there), as planner.io.files.not_a_file does for the CLI."""
+    return "is a folder, expected a file" if Path(path).is_dir() else "file not found"
+
+
 @contextmanager
 def refused_as_input(prefix: str = "") -> Iterator[None]:
     """Reading and checking inputs inside this block: a PlannerError (a missing file, a field out of its schema, an

@@ -66,7 +66,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from planner.planning import capacity  # noqa: E402
 from planner.planning.saturation import saturation_rps  # noqa: E402
-from bench_input import fail, refused_as_input  # noqa: E402
+from bench_input import fail, not_found, refused_as_input  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.io.schema import Slo, Workload  # noqa: E402
@@ -680,7 +680,7 @@ def main(argv: list[str] | None = None) -> None:
     # every input checked before any work (exit 2 naming the file): a load sweep named on the command line must
     # exist (the default one may be absent: part 4 is then skipped), with a profile for its laws
     if args.load_sweep != VLLM_LOAD_SWEEP and not args.load_sweep.is_file():
-        fail(f"--load-sweep {args.load_sweep}: file not found (expected the profiler's load_sweep.csv)")
+        fail(f"--load-sweep {args.load_sweep}: {not_found(args.load_sweep)} (expected the profiler's load_sweep.csv)")
     prof_dir = args.load_profile or args.load_sweep.parent
     if args.load_sweep.is_file() and not (prof_dir / "prefill.csv").is_file():
         print(f"{prof_dir}: no profile (prefill.csv) for the swept replica's laws; name one with --load-profile", file=sys.stderr)

@@ -116,7 +116,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_input import known_gpu, known_model  # noqa: E402
+from bench_input import known_gpu, known_model, not_found  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.schema import Slo  # noqa: E402
 from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> None:
     con = Console(width=160)
     pm = PerfModel.load()
     if args.trace is not None and not args.trace.is_file():
-        print(f"--trace {args.trace}: file not found (expected a request trace CSV)", file=sys.stderr)
+        print(f"--trace {args.trace}: {not_found(args.trace)} (expected a request trace CSV)", file=sys.stderr)
         sys.exit(2)
     if args.model or args.gpu:  # an unknown model or GPU: exit 2 naming the known ones, before any work
         cat = Catalog.load()

@@ -28,7 +28,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_input import fail, refused_as_input  # noqa: E402
+from bench_input import fail, not_found, refused_as_input  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import VariantPerf  # noqa: E402
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             "models": {perf.model: {"slo": {"ttft_ms": 1000, "itl_ms": 50}}},
             "classes": [{"id": "c", "model": perf.model, "isl": 2048, "osl": 256, "rate_rps": args.rate}]})
         if args.trace is not None and not args.trace.is_file():
-            raise InputError(str(args.trace), None, "file not found (expected a request trace CSV)")
+            raise InputError(str(args.trace), None, f"{not_found(args.trace)} (expected a request trace CSV)")
         try:
             traced = None if args.trace is None else trace_arrivals(
                 pd.read_csv(args.trace), wl, str(args.trace), model=perf.model, duration_s=args.duration)

@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_input import not_found  # noqa: E402
 from fidelity import (  # noqa: E402
     PERCENTILE,
     LoadPoint,
@@ -240,7 +241,7 @@ def parse_sweep(arg: str) -> tuple[Path, Path]:
     sp = Path(sweep)
     pd_ = Path(prof) if prof else sp.parent
     if not sp.is_file():
-        print(f"--sweep {sweep}: file not found (expected the profiler's load_sweep.csv)", file=sys.stderr)
+        print(f"--sweep {sweep}: {not_found(sp)} (expected the profiler's load_sweep.csv)", file=sys.stderr)
         raise SystemExit(2)
     if not (pd_ / "prefill.csv").is_file() or not (pd_ / "decode.csv").is_file():
         print(f"--sweep {arg}: {pd_} holds no profile (prefill.csv and decode.csv) for the swept replica's laws; "

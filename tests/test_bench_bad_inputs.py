@@ -57,6 +57,13 @@ CASES = [
     ("plan_scaling", ["--workload", NOPE_YAML], NOPE_YAML),
     ("autoscale_trace", ["--trace", str(REPO / "tests" / "fixtures" / "two_models_trace.csv")], "--model: "),
     ("baselines", ["--trace", str(REPO / "tests" / "fixtures" / "two_models_trace.csv")], "--model: "),
+    # found by hand at stop 56 (a helper): a folder was "file not found", a bad number list a traceback
+    ("autoscale_trace", ["--trace", str(REPO / "tests")], "--trace: is a folder, expected a file"),
+    ("baselines", ["--trace", str(REPO / "tests")], "is a folder, expected a file"),
+    ("fidelity", ["--load-sweep", str(REPO / "tests")], "is a folder, expected a file"),
+    ("simulate_scaling", ["--trace", str(REPO / "tests")], "is a folder, expected a file"),
+    ("baselines", ["--itl-sweep", "abc"], "--itl-sweep: expected comma-separated positive numbers, got 'abc'"),
+    ("baselines", ["--scales", "4,0"], "--scales: expected comma-separated positive numbers, got '4,0'"),
 ]
 
 
