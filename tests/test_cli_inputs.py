@@ -272,6 +272,10 @@ CASES = [
     Case("-o to an unwritable path", lambda t: ["solve", "-w", W, "-f", F, "-o", t("file", "x") + "/sub/plan.yaml", *NS], 2, ("--output",)),
     Case("from-trace -o to a directory", lambda t: ["workload", "from-trace", _trace(t), "-o", str(Path(t("d/.keep", "")).parent)],
          2, ("--output", "directory")),
+    # found by hand at stop 57 (a helper): whatif --time-limit 0 was solve()'s ValueError traceback, exit 1 (planner
+    # solve refuses it as a usage error)
+    *[Case(f"whatif --time-limit {v}", lambda t, v=v: ["whatif", "-w", W, "-f", F, "--time-limit", v], 2, ("--time-limit",))
+      for v in ("0", "-1")],
     Case("whatif --csv to a directory", lambda t: ["whatif", "-w", W, "-f", F, "--csv", str(Path(t("d/.keep", "")).parent)],
          2, ("--csv", "directory")),
     Case("workload too large to plan", lambda t: ["solve", "-w", t("w.yaml", _huge_workload()), "-f", F, *NS], 2, ("{f}", "limit")),

@@ -137,7 +137,8 @@ def register(app: typer.Typer) -> None:
         pairing: bool = typer.Option(False, "--pairing", help="also: what restricting P->D pairing to the same GPU type (and TP) costs"),
         profiles: Path | None = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
         backend: str = typer.Option("highs", "--backend", "-b", help=backend_help()),
-        time_limit_s: float = typer.Option(10.0, "--time-limit", help="solver time limit per point, seconds"),
+        time_limit_s: float = typer.Option(10.0, "--time-limit", min=0.01, max=86400.0,
+                                            help="solver time limit per point, seconds (as `planner solve` takes it)"),
         csv: Path | None = typer.Option(None, "--csv", help="also write all rows to this CSV (atomically)"),
     ) -> None:
         """What if traffic grows, GPU prices change, or GPU types are added or removed? Cost and GPUs per case."""
