@@ -132,6 +132,12 @@ CASES = [
     Case("SLO .inf", lambda t: ["solve", "-w", t("w.yaml", wl(one(), "llama-3.1-8b: {slo: {ttft_ms: .inf, itl_ms: 30}}")), "-f", F, *NS],
          2, ("{f}", "slo.ttft_ms", "finite")),
     Case("negative routing weight (explain)", lambda t: ["explain", _bad_plan(t, -0.5)], 2, ("{f}", "routing", "[0, 1]")),
+    # found by hand at stop 57 (a helper): explain printed a class routed to a prefill pool and no decode pool as
+    # '100% disaggregated' with its old ITL; simulate refused it naming no file
+    Case("a class with no decode pool (explain)", lambda t: ["explain", _plan_without_decode(t)], 2,
+         ("{f}", "routing.llama-3.1-8b/chat", "to no decode pool")),
+    Case("a class with no decode pool (simulate)", lambda t: ["simulate", "--plan", _plan_without_decode(t), "--workload", W,
+                                                              "--duration", "10"], 2, ("{f}", "to no decode pool")),
     Case("routing weight > 1 (simulate)", lambda t: ["simulate", "--plan", _bad_plan(t, 1.5), "--workload", W, "--duration", "10", "--png", t("x.png", "")],
          2, ("{f}", "routing", "[0, 1]")),
     Case("simulate --routing round_robin", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--routing", "round_robin"],
@@ -447,6 +453,18 @@ def _bad_plan(t: Callable[[str, str | bytes], str], weight: float) -> str:
         w.pop(p, None)
     w[pre[0]], w[pre[1]] = weight, 1.0 - weight
     return t("badplan.yaml", yaml.safe_dump(plan))
+
+
+def _plan_without_decode(t: Callable[[str, str | bytes], str]) -> str:
+    """The default plan with class llama-3.1-8b/chat's decode weights removed (its prefill weights kept)."""
+    plan = yaml.safe_load(Path(_good_plan(t)).read_text())
+    mp = plan["models"]["llama-3.1-8b"]
+    roles = {p["id"]: p["role"] for p in mp["pools"]}
+    w = mp["routing"]["llama-3.1-8b/chat"]
+    assert any(roles[p] == "prefill" for p in w), "the default plan serves llama-3.1-8b/chat disaggregated"
+    mp["routing"]["llama-3.1-8b/chat"] = {p: x for p, x in w.items() if roles[p] != "decode"}
+    mp["pairing"].pop("llama-3.1-8b/chat", None)
+    return t("nodecode.yaml", yaml.safe_dump(plan))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -16,7 +16,8 @@ from planner.io.schema import PREFILL_SIDE, Plan, Variant
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
-    """Read and validate a plan file, checking that its routing names its own pools and sums to 1."""
+    """Read and validate a plan file, checking that its routing names its own pools, sums to 1 on each side, and
+    gives a class routed to a prefill pool a decode pool."""
     plan = load_model(Plan, path)
     for model, mp in plan.models.items():
         for i, p in enumerate(mp.pools):
@@ -43,6 +44,14 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
                 tot = sum(w for p, w in weights.items() if roles[p] in side_roles)
                 if tot and abs(tot - 1.0) > 1e-3:
                     raise InputError(str(path), f"models.{model}.routing.{cid}", f"{side} weights must sum to 1 (got {tot:.4f})")
+            # a prefill pool hands its KV cache to a decode pool: without one the class is not served, yet `planner
+            # explain` printed its predicted ITL and '100% disaggregated' (found by hand: a decode pool and its routing
+            # line removed from a plan; the simulator refused it naming no file)
+            if any(w > 0 and roles[p] == "prefill" for p, w in weights.items()) and not any(
+                    w > 0 and roles[p] == "decode" for p, w in weights.items()):
+                raise InputError(str(path), f"models.{model}.routing.{cid}",
+                                 "the class is routed to a prefill pool but to no decode pool (expected decode weights "
+                                 "summing to 1)")
         for cid, by_prefill in mp.pairing.items():
             for pid, weights in by_prefill.items():
                 where = f"models.{model}.pairing.{cid}.{pid}"
