@@ -930,3 +930,18 @@ def test_mooncakes_prefix_blocks_are_counted_and_said(tmp_path: Path) -> None:
     no_ids = tmp_path / "n.jsonl"
     no_ids.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "hash_ids"}) + "\n" for r in rows))
     assert prefix_block_reuse(no_ids) is None
+
+
+def test_whatif_solves_every_price_and_count_given_for_one_gpu_type(tmp_path: Path) -> None:
+    """`--price G=2 --price G=3` is two scenarios, as --help says of each change (found by hand: only the $3 one was
+    solved, without a word); `--add-gpu` the same."""
+    w, f, out = tmp_path / "w.yaml", tmp_path / "f.yaml", tmp_path / "rows.csv"
+    w.write_text(wl(one()))
+    f.write_text(fleet())
+    r = runner.invoke(app, ["whatif", "-w", str(w), "-f", str(f), "--price", "H100-SXM-80GB=2", "--price", "H100-SXM-80GB=3",
+                            "--add-gpu", "H100-SXM-80GB=4", "--add-gpu", "H100-SXM-80GB=8", "--csv", str(out)])
+    assert r.exit_code == 0, r.output
+    import pandas as pd
+
+    assert list(pd.read_csv(out)["scenario"]) == ["baseline", "H100-SXM-80GB at $2/h", "H100-SXM-80GB at $3/h",
+                                                  "+4 H100-SXM-80GB", "+8 H100-SXM-80GB"]

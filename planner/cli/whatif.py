@@ -46,9 +46,12 @@ def parse_factors(text: str, option: str = "--traffic") -> list[float]:
     return out
 
 
-def parse_assignments(items: list[str], option: str, what: str, integer: bool = False) -> dict[str, float]:
-    """['H100=2.5', 'L40S=1'] -> {'H100': 2.5, 'L40S': 1.0}; values must be positive."""
-    out: dict[str, float] = {}
+def parse_assignments(items: list[str], option: str, what: str, integer: bool = False) -> list[tuple[str, float]]:
+    """['H100=2.5', 'L40S=1', 'H100=4'] -> [('H100', 2.5), ('L40S', 1.0), ('H100', 4.0)]; values must be positive.
+
+    A list, not a dict: one GPU type given twice is two scenarios (found by hand: `--price H100-SXM-80GB=2 --price
+    H100-SXM-80GB=3` solved only the $3 one, without a word)."""
+    out: list[tuple[str, float]] = []
     for item in items:
         gpu, sep, value = item.partition("=")
         gpu, value = gpu.strip(), value.strip()
@@ -58,7 +61,7 @@ def parse_assignments(items: list[str], option: str, what: str, integer: bool = 
             v = None
         if not sep or not gpu or v is None or not math.isfinite(v) or v <= 0:
             raise InputError(None, option, f"expected GPU={what} with a positive {'integer' if integer else 'number'}, got {item!r}")
-        out[gpu] = float(v)
+        out.append((gpu, float(v)))
     return out
 
 
@@ -162,13 +165,14 @@ def register(app: typer.Typer) -> None:
             check_profiles_found(len(perf.measured), profiles)
             wl, fl = load_workload_fleet(workload, fleet, catalog)
             prices = parse_assignments(price, "--price", "USD_per_hour")
-            adds = {g: int(n) for g, n in parse_assignments(add_gpu, "--add-gpu", "count", integer=True).items()}
-            for g in [*prices, *remove_gpu]:
+            adds = [(g, int(n)) for g, n in parse_assignments(add_gpu, "--add-gpu", "count", integer=True)]
+            priced = [g for g, _ in prices]
+            for g in [*priced, *remove_gpu]:
                 if g not in fl.gpus:
-                    opt = "--price" if g in prices else "--remove-gpu"
+                    opt = "--price" if g in priced else "--remove-gpu"
                     raise InputError(str(fleet), f"gpus.{g}", f"{opt} names GPU type '{g}', which the fleet does not have "
                                      f"(fleet GPUs: {', '.join(sorted(fl.gpus))})")
-            for g in adds:
+            for g, _ in adds:
                 catalog.gpu(g, "--add-gpu")  # an unknown GPU type is an InputError naming the option and the known ones
             kw: SolveOptions = {"perf": perf, "catalog": catalog, "backend": backend, "time_limit_s": time_limit_s}
             console = stdout_console()
@@ -197,9 +201,9 @@ def register(app: typer.Typer) -> None:
                 frames["traffic"] = df
             if asked_changes:
                 scen: dict[str, tuple[Workload, Fleet]] = {"baseline": (wl, fl)}
-                for g, p in prices.items():
+                for g, p in prices:
                     scen[f"{g} at ${p:g}/h"] = (wl, whatif.with_price(fl, g, p))
-                for g, n in adds.items():
+                for g, n in adds:
                     scen[f"+{n} {g}"] = (wl, whatif.with_gpu(fl, g, n))
                 for g in remove_gpu:
                     scen[f"without {g}"] = (wl, whatif.without_gpu(fl, g))
