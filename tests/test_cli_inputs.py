@@ -138,6 +138,12 @@ CASES = [
          ("{f}", "routing.llama-3.1-8b/chat", "to no decode pool")),
     Case("a class with no decode pool (simulate)", lambda t: ["simulate", "--plan", _plan_without_decode(t), "--workload", W,
                                                               "--duration", "10"], 2, ("{f}", "to no decode pool")),
+    # found by hand at stop 57 (a helper): with a model (or a pool) removed, explain still said 'Cost $59.19/h on 21 GPUs
+    # (3 A100-80GB, ...)', the removed pools included
+    Case("a model removed from a plan (explain)", lambda t: ["explain", _edited_plan(t, lambda p: p["models"].pop("llama-2-70b"))],
+         2, ("{f}", "field 'gpus'", "expected the GPUs of the plan's pools")),
+    Case("a pool's replicas edited (explain)", lambda t: ["explain", _edited_plan(
+        t, lambda p: p["models"]["llama-3.1-8b"]["pools"][0].update(replicas=0))], 2, ("{f}", "pools[0].gpus", "replicas x tp")),
     Case("routing weight > 1 (simulate)", lambda t: ["simulate", "--plan", _bad_plan(t, 1.5), "--workload", W, "--duration", "10", "--png", t("x.png", "")],
          2, ("{f}", "routing", "[0, 1]")),
     Case("simulate --routing round_robin", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--routing", "round_robin"],
@@ -453,6 +459,13 @@ def _bad_plan(t: Callable[[str, str | bytes], str], weight: float) -> str:
         w.pop(p, None)
     w[pre[0]], w[pre[1]] = weight, 1.0 - weight
     return t("badplan.yaml", yaml.safe_dump(plan))
+
+
+def _edited_plan(t: Callable[[str, str | bytes], str], edit: Callable[[dict], object]) -> str:
+    """The default plan edited by hand (`edit` changes its YAML document in place), totals left as they were."""
+    plan = yaml.safe_load(Path(_good_plan(t)).read_text())
+    edit(plan)
+    return t("edited.yaml", yaml.safe_dump(plan))
 
 
 def _plan_without_decode(t: Callable[[str, str | bytes], str]) -> str:
