@@ -132,13 +132,13 @@ CASES = [
     Case("SLO .inf", lambda t: ["solve", "-w", t("w.yaml", wl(one(), "llama-3.1-8b: {slo: {ttft_ms: .inf, itl_ms: 30}}")), "-f", F, *NS],
          2, ("{f}", "slo.ttft_ms", "finite")),
     Case("negative routing weight (explain)", lambda t: ["explain", _bad_plan(t, -0.5)], 2, ("{f}", "routing", "[0, 1]")),
-    # found by hand at stop 57 (a helper): explain printed a class routed to a prefill pool and no decode pool as
+    # found by hand at stop 56 (a helper): explain printed a class routed to a prefill pool and no decode pool as
     # '100% disaggregated' with its old ITL; simulate refused it naming no file
     Case("a class with no decode pool (explain)", lambda t: ["explain", _plan_without_decode(t)], 2,
          ("{f}", "routing.llama-3.1-8b/chat", "to no decode pool")),
     Case("a class with no decode pool (simulate)", lambda t: ["simulate", "--plan", _plan_without_decode(t), "--workload", W,
                                                               "--duration", "10"], 2, ("{f}", "to no decode pool")),
-    # found by hand at stop 57 (a helper): with a model (or a pool) removed, explain still said 'Cost $59.19/h on 21 GPUs
+    # found by hand at stop 56 (a helper): with a model (or a pool) removed, explain still said 'Cost $59.19/h on 21 GPUs
     # (3 A100-80GB, ...)', the removed pools included
     Case("a model removed from a plan (explain)", lambda t: ["explain", _edited_plan(t, lambda p: p["models"].pop("llama-2-70b"))],
          2, ("{f}", "field 'gpus'", "expected the GPUs of the plan's pools")),
@@ -284,7 +284,7 @@ CASES = [
     Case("-o to an unwritable path", lambda t: ["solve", "-w", W, "-f", F, "-o", t("file", "x") + "/sub/plan.yaml", *NS], 2, ("--output",)),
     Case("from-trace -o to a directory", lambda t: ["workload", "from-trace", _trace(t), "-o", str(Path(t("d/.keep", "")).parent)],
          2, ("--output", "directory")),
-    # found by hand at stop 57 (a helper): whatif --time-limit 0 was solve()'s ValueError traceback, exit 1 (planner
+    # found by hand at stop 56 (a helper): whatif --time-limit 0 was solve()'s ValueError traceback, exit 1 (planner
     # solve refuses it as a usage error)
     *[Case(f"whatif --time-limit {v}", lambda t, v=v: ["whatif", "-w", W, "-f", F, "--time-limit", v], 2, ("--time-limit",))
       for v in ("0", "-1")],
