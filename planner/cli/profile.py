@@ -183,6 +183,27 @@ def _check_resumes_the_same_variant(directory: Path, wanted: dict[str, tuple[obj
                              "--out folder")
 
 
+def _trace_arrivals(path: Path | None, model: str, max_len: int | None,
+                    given: list[str]) -> tuple[tuple[float, int, int], ...]:
+    """--rate-trace's requests of `model` as (t_s from its first, prompt tokens, output tokens), checked before any
+    work: a readable trace, some request of the model, each within the server's max model length (vLLM refuses the
+    others), and no other way of giving rates."""
+    if path is None:
+        return ()
+    if given:
+        raise InputError(None, "--rate-trace", f"give the load one way: --rate-trace or {', '.join(given)}")
+    from planner.io.traces import read_trace
+
+    tr = read_trace(path, model, contexts={model: max_len} if max_len else None)
+    mine = tr[tr["model"] == model]
+    if len(mine) < 2:
+        raise InputError(str(path), "model", f"expected at least two requests of --model {model}; the trace has "
+                         f"{len(mine)} (models in it: {', '.join(sorted(set(tr['model'])))})")
+    t0 = float(mine["t_s"].min())
+    return tuple((float(t) - t0, int(i), max(1, int(o))) for t, i, o in
+                 mine[["t_s", "input_tokens", "output_tokens"]].itertuples(index=False))
+
+
 def _rates_extrapolation_note(perf: VariantPerf, isls: Sequence[int], osl: int) -> str | None:
     """`planner profile rates` searches the laws far past any operating point (quietly); the ISLs whose prompts, or
     whose prompt + output context, lie beyond what the profile measured are said, as `planner solve` says of a plan
@@ -299,6 +320,11 @@ def register(app: typer.Typer) -> None:
                                            help="spread of the rate sweep's output lengths (squared CV): each request's "
                                                 "max_tokens drawn from a log-normal of mean --rate-osl, clipped where prompt "
                                                 "and output fit the max model length (0: every output of --rate-osl)"),
+        rate_trace: Path | None = typer.Option(None, "--rate-trace", help="replay this request trace (its own arrival "
+                                               "times and lengths, the --model's requests; the formats of `planner "
+                                               "workload from-trace`) instead of Poisson rates: per-request rows -> "
+                                               "trace_replay.csv, for bench/vllm_trace_replay.py; not with --rates, "
+                                               "--rates-by-isl or --rate-shares"),
         rate_warmup_s: float = typer.Option(5.0, min=0.0, help="seconds of arrivals at an ISL's highest rate sent first and "
                                             "not recorded (kernels compiled on first use stall the engine; 0: none)"),
         rate_warmup_ends: bool = typer.Option(True, "--rate-warmup-ends/--rate-warmup-highest",
@@ -391,6 +417,9 @@ def register(app: typer.Typer) -> None:
             sweeps_rates = bool(rates or rates_by_isl or rate_shares)  # the rate sweep runs only where rates are given
             _check_max_model_len(max_model_len, model, spec.max_context, pi,
                                  _rate_isls(rates_by_isl, rate_isls, rate_isl) if sweeps_rates else (), rate_osl)
+        arrivals = _trace_arrivals(rate_trace, model, max_model_len or spec.max_context,
+                                   given=[o for o, v in (("--rates", rates), ("--rates-by-isl", rates_by_isl),
+                                                         ("--rate-shares", rate_shares)) if v])
         if rate_shares is not None:  # before any work: the rates the planner's laws put around the replica's capacity
             if rates or rates_by_isl:
                 raise InputError(None, "--rate-shares", "give the rates one way: --rate-shares, --rates or --rates-by-isl")
@@ -450,6 +479,7 @@ def register(app: typer.Typer) -> None:
                             rate_isls=_rate_isls(rates_by_isl, rate_isls, rate_isl), rates_by_isl=_rates_by_isl(rates_by_isl),
                             rate_duration_s=rate_duration_s, rate_warmup_s=rate_warmup_s, rate_warmup_ends=rate_warmup_ends,
                             rate_isl_scv=rate_isl_scv, rate_osl_scv=rate_osl_scv, rate_seed=rate_seed, rate_settle_s=rate_settle_s,
+                            rate_trace=arrivals,
                             engine_account=engine_account, saturation_ttft_ms=saturation_ttft_ms, time_budget_s=time_budget_s,
                             deadline_unix_s=deadline_unix_s, rate_deadline_unix_s=rate_deadline_unix_s,
                             weight_dtype=dtype_of(quantization), kv_dtype=dtype_of(kv_cache_dtype),

@@ -779,6 +779,23 @@ class VllmClient:
             self.busy_wall_s += time.monotonic() - t0
 
 
+    async def trace_run(self, arrivals: Sequence[tuple[float, int, int]]) -> list[StreamResult]:
+        """A recorded trace replayed open loop: each (t_s from the trace's first request, prompt tokens, output
+        tokens) sent at its own (emulated) time with its own lengths; their stream results, in send order."""
+        t0 = time.monotonic()
+
+        async def one(delay: float, prompt: int, out: int) -> StreamResult:
+            await asyncio.sleep(delay)
+            r = await self.stream(prompt, out)
+            r.prompt_tokens = prompt
+            return r
+
+        try:
+            return await asyncio.gather(*(one(t * self.time_scale, k, o) for t, k, o in arrivals))
+        finally:
+            self.busy_wall_s += time.monotonic() - t0
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (numpy's default method) without numpy."""
     s = sorted(values)
@@ -866,6 +883,13 @@ class VllmRunConfig:
     """Squared CV of the rate sweep's prompt lengths (0: every prompt of the ISL): each request's prompt is drawn from
     the clipped log-normal of mean ISL (planner/planning/lengths.py), clipped where prompt + output fit the
     server's max model length. Real prompts spread (the Azure conversation trace's scv is ~0.66)."""
+    rate_trace: tuple[tuple[float, int, int], ...] = ()
+    """A recorded trace to replay instead of the Poisson rates: (t_s from its first request, prompt tokens, output
+    tokens) per request, each sent at its own time (open loop) with its own lengths, after rate_warmup_s of Poisson
+    arrivals at its mean rate and lengths (not recorded). Its rows go to TRACE_REPLAY_FILE in load_sweep.csv's
+    columns (isl, osl: the trace's means; prompt_tokens and tokens: each request's own; sent_s: its send time), its
+    percentiles to goodput.csv as one rate (its mean): the check of the simulator on arrivals that are not Poisson
+    (bench/vllm_trace_replay.py)."""
     engine_account: bool = True
     """Scrape /metrics around and during each measured rate run for the engine's account of it (engine_load.csv),
     and around each decode point repeat for the engine's inter-token gap (decode_engine.csv)."""
@@ -1050,10 +1074,10 @@ async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: M
                 dec_pts, measure_decode_async,
                 lambda p, ms: store.add_decode(p.batch, p.context, decode_samples[p.key][0], decode_samples[p.key][1]),
                 done=store.decode_done(), latency_cap_ms=cfg.itl_cap_ms, on_point=advance(t_dec), deadline=deadline)
-            if cfg.rates or cfg.rates_by_isl:
-                what = "the request-rate sweep"
-                t_rate = (prog.add_task("rates",
-                                        total=sum(len(cfg.rates_by_isl.get(i, cfg.rates)) for i in cfg.rate_isls))
+            if cfg.rates or cfg.rates_by_isl or cfg.rate_trace:
+                what = "the trace's replay" if cfg.rate_trace else "the request-rate sweep"
+                t_rate = (prog.add_task("rates", total=1 if cfg.rate_trace else
+                                        sum(len(cfg.rates_by_isl.get(i, cfg.rates)) for i in cfg.rate_isls))
                           if prog else None)
                 rate_deadline = (time.monotonic() + (cfg.rate_deadline_unix_s - time.time())
                                  if cfg.rate_deadline_unix_s else None)
@@ -1210,7 +1234,12 @@ async def _rate_sweep(cfg: VllmRunConfig, client: VllmClient, summary: RunSummar
     """Open-loop Poisson runs (seeded) at each rate of cfg.rates for each ISL of cfg.rate_isls, ascending;
     per-request rows -> load_sweep.csv, percentiles and goodput -> goodput.csv. An ISL's sweep stops
     at the first rate whose median TTFT passes cfg.saturation_ttft_ms (saturated: the queue grows),
-    and the whole sweep at `deadline` (time.monotonic)."""
+    and the whole sweep at `deadline` (time.monotonic). With cfg.rate_trace the trace is replayed instead."""
+    if cfg.rate_trace:
+        await _trace_replay(cfg, client, summary, deadline)
+        if tick:
+            tick()
+        return
     rows: list[dict[str, float]] = []
     # once per sweep (it may read the catalog): the longest prompt a prompt spread draws (room left for the mean
     # output) and the length an output spread's prompt + output must fit
@@ -1250,6 +1279,34 @@ async def _rate_sweep(cfg: VllmRunConfig, client: VllmClient, summary: RunSummar
                 tick()
             if cfg.saturation_ttft_ms and g["ttft_ms_p50"] > cfg.saturation_ttft_ms:
                 break
+
+
+async def _trace_replay(cfg: VllmRunConfig, client: VllmClient, summary: RunSummary, deadline: float | None) -> None:
+    """cfg.rate_trace replayed once (VllmRunConfig.rate_trace): a warm-up of Poisson arrivals at its mean rate and
+    lengths first (not recorded), then every request at its own time; nothing once `deadline` (time.monotonic) has
+    passed."""
+    arrivals = cfg.rate_trace
+    span_s = max(arrivals[-1][0] - arrivals[0][0], 1e-9)
+    rate = len(arrivals) / span_s
+    isl = max(1, round(sum(a[1] for a in arrivals) / len(arrivals)))
+    osl = max(1, round(sum(a[2] for a in arrivals) / len(arrivals)))
+    if deadline is not None and time.monotonic() > deadline:
+        return
+    if cfg.rate_warmup_s > 0:
+        n_warm = max(2, math.ceil(rate * cfg.rate_warmup_s))
+        await client.rate_run(rate, isl, osl, n_warm, seed=cfg.rate_seed - 1)
+        summary.rate_warmup_requests += n_warm
+    res = await client.trace_run(arrivals)
+    g = goodput_row(res, rate, isl, osl, cfg.time_scale, cfg.slo_ttft_ms, cfg.slo_itl_ms)
+    summary.goodput_rows.append(g)
+    _write_goodput(cfg.out / "goodput.csv", summary.goodput_rows)
+    # its own file: load_sweep.csv holds Poisson rates, which the benches read as such
+    _write_rows(cfg.out / TRACE_REPLAY_FILE, load_sweep_rows(res, rate, isl, osl, cfg.rate_seed, cfg.time_scale),
+                LOAD_SWEEP_COLUMNS)
+
+
+TRACE_REPLAY_FILE = "trace_replay.csv"
+"""Per-request rows of a replayed trace (VllmRunConfig.rate_trace), apart from load_sweep.csv's Poisson rates."""
 
 
 def _write_rows(path: Path, rows: Sequence[Mapping[str, pfmt.Cell]], cols: list[str]) -> None:

@@ -1,0 +1,179 @@
+"""Real vLLM replaying a recorded trace (arrivals that are not Poisson) against the simulator replaying the same
+requests: the check of issue 9's referee on bursty arrivals (rule 56-GPU-b, plan r1; issue 10 part 7 beyond Poisson).
+
+Each replay is a ``trace_replay.csv`` of the profiler (``planner profile --rate-trace TRACE``: every request of the
+trace sent open loop at its own time with its own prompt and output lengths, per-request rows) taken on one real vLLM
+0.26.0 mixed replica. The simulator replays the same requests (send times, prompts, outputs) on one mixed replica
+with the laws of the profile named with it (default: the bundled profile of the replay's model and GPU) and the
+replayed server's KV cache, its KV held on demand as vLLM 0.26 does (planner/simulate/engine.py), the frontend's delay
+per running request as everywhere (planner.simulate.steptime.FRONTEND_MS_PER_RUNNING). Nothing is fitted here.
+
+    .venv/bin/python bench/vllm_trace_replay.py                                   # every committed replay
+    .venv/bin/python bench/vllm_trace_replay.py --replay REPLAY.csv[=PROFILE_DIR] ... [--ttft-ms 1000 --itl-ms 50]
+
+Per replay: requests, their mean rate and the 1-s index of dispersion of their arrivals (1: Poisson), vLLM's and the
+replay's TTFT p50 / p90 / p99 and mean ITL, and the share of requests within the SLO (TTFT and mean ITL both; the
+bench's SLO, --ttft-ms / --itl-ms), with the replay's errors. Last line: ``RESULT replays=<n> requests=<n>
+ttft_p50_err_pct=<mean |error| over the replays> ttft_p90_err_pct=... ttft_p99_err_pct=... itl_mean_err_pct=...
+attainment_err_pts=<mean |difference| of the shares within SLO, percentage points> worst_ttft_p90_err_pct=...``
+(``nan`` where no replay is given or committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_input import fail, not_found  # noqa: E402
+from fidelity import mixed_sim_report  # noqa: E402
+from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.errors import PlannerError  # noqa: E402
+from planner.io.traces import measure_burstiness  # noqa: E402
+from planner.perf.laws import VariantPerf, fit_profile, quiet_extrapolation  # noqa: E402
+from planner.perf.profiledata import load_profile, profile_dir, read_meta  # noqa: E402
+from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING  # noqa: E402
+
+# The SLO a request is judged within: the project's default for llama-3.1-8b-class chat (`planner workload
+# from-trace`'s --ttft-ms / --itl-ms defaults), rule 56-GPU-b's.
+TTFT_MS = 1000.0
+ITL_MS = 50.0
+REPLAY_FILE = "trace_replay.csv"
+COLUMNS = ("sent_s", "ttft_ms", "itl_ms", "prompt_tokens", "tokens")
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One replayed trace: the requests as vLLM served them (in send order) and the laws to replay them with."""
+
+    path: Path
+    model: str
+    gpu: str
+    sent_s: np.ndarray
+    prompts: np.ndarray
+    outputs: np.ndarray
+    ttft_ms: np.ndarray
+    itl_ms: np.ndarray
+    perf: VariantPerf
+
+
+def default_replays() -> list[str]:
+    """Every committed replay (profiles/runs/*/<model>/<gpu>/<variant>/vllm/trace_replay.csv)."""
+    return [str(p) for p in sorted((ROOT / "profiles" / "runs").glob(f"*/*/*/*/vllm/{REPLAY_FILE}"))]
+
+
+def read_replay(arg: str) -> Replay:
+    """`REPLAY.csv[=PROFILE_DIR]`, checked before any work (exit 2 naming the file): the replay's rows, its server's
+    meta.yaml beside it (model, GPU, KV cache), and the laws of PROFILE_DIR (default: the bundled profile of that
+    model and GPU) with that server's KV cache."""
+    path_s, _, prof_s = arg.partition("=")
+    path = Path(path_s)
+    if not path.is_file():
+        fail(f"--replay {path}: {not_found(path)} (expected the profiler's {REPLAY_FILE})")
+    df = pd.read_csv(path)
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing or len(df) < 2:
+        fail(f"--replay {path}: expected the profiler's {REPLAY_FILE} (columns {', '.join(COLUMNS)}, two requests or "
+             f"more); " + (f"missing {missing}" if missing else f"{len(df)} rows"))
+    meta_path = path.parent / "meta.yaml"
+    if not meta_path.is_file():
+        fail(f"--replay {path}: no meta.yaml beside it (the replayed server's model, GPU and KV cache)")
+    try:
+        meta = read_meta(meta_path)
+        prof_dir = Path(prof_s) if prof_s else profile_dir(ROOT / "profiles" / "data", meta.model, meta.gpu, meta.tp,
+                                                           meta.weight_dtype, meta.kv_dtype, vllm=True)
+        perf, _, _ = fit_profile(load_profile(prof_dir), Catalog.load())
+    except PlannerError as exc:
+        fail(f"--replay {arg}: {exc}")
+    perf = dataclasses.replace(perf, kv_capacity_tokens=meta.kv_capacity_tokens)  # the replayed server's cache
+    df = df.sort_values("sent_s", kind="stable")
+    return Replay(path, meta.model, meta.gpu, df.sent_s.to_numpy(float), df.prompt_tokens.to_numpy(np.int64),
+                  df.tokens.to_numpy(np.int64), df.ttft_ms.to_numpy(float), df.itl_ms.to_numpy(float), perf)
+
+
+def simulated(r: Replay) -> tuple[np.ndarray, np.ndarray]:
+    """The simulator's TTFT and mean ITL (ms) of each request of `r`, in send order."""
+    with quiet_extrapolation():
+        rep, _ = mixed_sim_report(r.perf, int(r.prompts.mean()), int(r.outputs.mean()), r.sent_s,
+                                  FRONTEND_MS_PER_RUNNING, r.prompts, r.outputs)
+    req = rep.requests.sort_values("t_arr_s", kind="stable")  # the requests in send order, as the replay's rows
+    return req.ttft_ms.to_numpy(float), req.itl_ms.to_numpy(float)
+
+
+def within(ttft: np.ndarray, itl: np.ndarray, ttft_ms: float, itl_ms: float) -> float:
+    """Share of requests within the SLO: TTFT and mean ITL both (a request with no decode gap counts on TTFT)."""
+    ok = (ttft <= ttft_ms) & (np.nan_to_num(itl, nan=0.0) <= itl_ms)
+    return float(ok.mean())
+
+
+def err_pct(model: float, measured: float) -> float:
+    return 100.0 * (model - measured) / measured if measured > 0 else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--replay", action="append", default=None, metavar="REPLAY.csv[=PROFILE_DIR]",
+                    help=f"a profiler's {REPLAY_FILE} (repeatable; default: every committed one)")
+    ap.add_argument("--ttft-ms", type=float, default=TTFT_MS, help="the SLO's TTFT bound, ms")
+    ap.add_argument("--itl-ms", type=float, default=ITL_MS, help="the SLO's mean-ITL bound, ms")
+    args = ap.parse_args(argv)
+    for flag, v in (("--ttft-ms", args.ttft_ms), ("--itl-ms", args.itl_ms)):
+        if not (v > 0 and math.isfinite(v)):
+            fail(f"{flag}: expected a positive number of ms, got {v}")
+    replays = [read_replay(a) for a in (args.replay if args.replay is not None else default_replays())]
+    con = Console(width=200)
+    t = Table(title=f"real vLLM replaying a trace vs the simulator replaying the same requests (SLO TTFT <= "
+                    f"{args.ttft_ms:g} ms and mean ITL <= {args.itl_ms:g} ms); errors: simulator against vLLM")
+    for c in ("replay", "requests", "req/s", "1-s IDC", "TTFT p50 ms vLLM / sim", "TTFT p90", "TTFT p99",
+              "mean ITL ms", "within SLO vLLM / sim"):
+        t.add_column(c, justify="right")
+    errs: dict[str, list[float]] = {k: [] for k in ("ttft_p50", "ttft_p90", "ttft_p99", "itl_mean", "attainment")}
+    n_req = 0
+    for r in replays:
+        s_ttft, s_itl = simulated(r)
+        span = float(r.sent_s[-1] - r.sent_s[0])
+        idc = measure_burstiness(r.sent_s - r.sent_s[0], r.prompts, span).idc_1s
+        cells = []
+        for q in (50, 90, 99):
+            m, s = float(np.percentile(r.ttft_ms, q)), float(np.percentile(s_ttft, q))
+            errs[f"ttft_p{q}"].append(err_pct(s, m))
+            cells.append(f"{m:,.0f} / {s:,.0f} ({err_pct(s, m):+.0f}%)")
+        m_itl, s_itl_mean = float(np.nanmean(r.itl_ms)), float(np.nanmean(s_itl))
+        errs["itl_mean"].append(err_pct(s_itl_mean, m_itl))
+        a_m, a_s = within(r.ttft_ms, r.itl_ms, args.ttft_ms, args.itl_ms), within(s_ttft, s_itl, args.ttft_ms, args.itl_ms)
+        errs["attainment"].append(100.0 * (a_s - a_m))
+        n_req += len(r.sent_s)
+        label = "/".join(r.path.parts[-6:-2]) if len(r.path.parts) >= 6 else str(r.path)
+        t.add_row(label, f"{len(r.sent_s):,}", f"{len(r.sent_s) / max(span, 1e-9):.2f}", f"{idc:.1f}", *cells,
+                  f"{m_itl:.1f} / {s_itl_mean:.1f} ({err_pct(s_itl_mean, m_itl):+.1f}%)",
+                  f"{a_m:.1%} / {a_s:.1%} ({100 * (a_s - a_m):+.1f} pts)")
+    con.print(t)
+    if not replays:
+        con.print("no replay given or committed (planner profile --rate-trace writes one; plan r1 of "
+                  "profiles/gpu_session.py is ready for an H100)")
+
+    def mean_abs(xs: list[float]) -> float:
+        return float(np.mean(np.abs(xs))) if xs else float("nan")
+
+    worst = max((abs(x) for x in errs["ttft_p90"]), default=float("nan"))
+    print(f"RESULT replays={len(replays)} requests={n_req} ttft_p50_err_pct={mean_abs(errs['ttft_p50']):.1f} "
+          f"ttft_p90_err_pct={mean_abs(errs['ttft_p90']):.1f} ttft_p99_err_pct={mean_abs(errs['ttft_p99']):.1f} "
+          f"itl_mean_err_pct={mean_abs(errs['itl_mean']):.1f} attainment_err_pts={mean_abs(errs['attainment']):.1f} "
+          f"worst_ttft_p90_err_pct={worst:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""bench/vllm_trace_replay.py: the simulator's replay of a replayed trace set against the replay's own rows. Its
+consistency check: rows written by the simulator itself (the same laws, the same frontend term) read back at ~0%
+error; bad input is exit 2 naming the file before any work."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import vllm_trace_replay as vtr  # noqa: E402
+from fidelity import mixed_sim_report  # noqa: E402
+
+PROF = REPO / "profiles" / "data" / "llama-3.1-8b" / "H100-SXM-80GB" / "tp1" / "vllm"
+
+
+def _replay_dir(tmp_path: Path) -> Path:
+    """A replay of clustered arrivals whose rows are the simulator's own (the bundled H100 profile's laws)."""
+    from planner.perf.laws import PerfModel
+    from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING
+
+    d = tmp_path / "llama-3.1-8b" / "H100-SXM-80GB" / "tp1-replay" / "vllm"
+    d.mkdir(parents=True)
+    (d / "meta.yaml").write_text((PROF / "meta.yaml").read_text())
+    rng = np.random.default_rng(7)
+    centres = np.sort(rng.uniform(0, 20.0, 30))
+    t = np.sort(np.concatenate([c + rng.uniform(0, 0.2, 8) for c in centres]))
+    prompts, outputs = rng.integers(200, 2000, t.size), rng.integers(20, 200, t.size)
+    vp = PerfModel.load().get("llama-3.1-8b", "H100-SXM-80GB", 1)
+    kv = yaml.safe_load((PROF / "meta.yaml").read_text())["kv_capacity_tokens"]
+    import dataclasses
+
+    rep, _ = mixed_sim_report(dataclasses.replace(vp, kv_capacity_tokens=kv), 1000, 100, t - t[0],
+                              FRONTEND_MS_PER_RUNNING, prompts, outputs)
+    r = rep.requests.sort_values("t_arr_s")
+    pd.DataFrame({"sent_s": t - t[0], "ttft_ms": r.ttft_ms.to_numpy(), "itl_ms": r.itl_ms.to_numpy(),
+                  "prompt_tokens": prompts, "tokens": outputs}).to_csv(d / vtr.REPLAY_FILE, index=False)
+    return d
+
+
+def test_the_simulators_own_rows_read_back_at_no_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = _replay_dir(tmp_path)
+    assert vtr.main(["--replay", str(d / vtr.REPLAY_FILE)]) == 0
+    result = capsys.readouterr().out.strip().splitlines()[-1]
+    fields = dict(kv.split("=") for kv in result.split()[1:])
+    assert fields["replays"] == "1" and fields["requests"] == "240"
+    assert float(fields["ttft_p90_err_pct"]) < 1.0 and float(fields["itl_mean_err_pct"]) < 1.0, result
+
+
+@pytest.mark.parametrize("what", ["missing", "folder", "no meta"])
+def test_bad_replays_are_exit_2_naming_the_file(what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if what == "missing":
+        arg = str(tmp_path / "nope.csv")
+    elif what == "folder":
+        arg = str(tmp_path)
+    else:
+        (tmp_path / vtr.REPLAY_FILE).write_text("sent_s,ttft_ms,itl_ms,prompt_tokens,tokens\n0,1,1,1,1\n1,1,1,1,1\n")
+        arg = str(tmp_path / vtr.REPLAY_FILE)
+    with pytest.raises(SystemExit) as e:
+        vtr.main(["--replay", arg])
+    assert e.value.code == 2 and arg.split("=")[0] in capsys.readouterr().err
