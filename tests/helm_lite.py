@@ -3,7 +3,8 @@
 A deliberately small subset of Helm's Go templates, the only constructs the chart uses, with
 Helm's meaning, so that `helm template` renders the same manifests:
   {{ .Values.a.b }}  {{ .Release.Name }}  {{ .Release.Namespace }}  {{ .Chart.Version }}
-  pipes: `| quote`, `| default X`, `| nindent N`, `| indent N`; `toYaml X` as the first stage
+  pipes: `| quote`, `| default X`, `| nindent N`, `| indent N`, `| toYaml`; `toYaml X` as the first stage
+  `omit X "k1" "k2"` as the first stage: the map X without those keys (Sprig's omit)
   {{- if X }} ... {{- else }} ... {{- end }}   (X a value; Helm truthiness: empty/0/false/nil are false)
   {{ fail "message" }}: rendering stops with TemplateError(message), as Helm's `fail` stops `helm template`
   `{{-` trims the whitespace before the action, `-}}` the whitespace after it
@@ -85,6 +86,10 @@ class Renderer:
         words = shlex.split(stages[0], posix=False)
         if words[0] == "toYaml":
             val: Any = _to_yaml(self._term(words[1], where))
+        elif words[0] == "omit":  # Sprig's omit: a copy of the map without the named keys
+            m = self._term(words[1], where)
+            drop = {self._term(w, where) for w in words[2:]}
+            val = {k: v for k, v in (m or {}).items() if k not in drop}
         elif words[0] == "fail":  # Helm's fail: rendering stops with the message (a values error the chart names)
             raise TemplateError(f"{where}: {self._term(words[1], where)}")
         elif words[0] == "not":

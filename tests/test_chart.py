@@ -246,3 +246,33 @@ def _check_catalog_model(monkeypatch) -> None:
     monkeypatch.setenv("PLANNER_CATALOG", "")
     with pytest.raises(InputError, match="import-hf"):
         check_controller_config(cfg, fleet, Catalog.load(), "controller.yaml", probe=False)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a mapping key given twice (PyYAML, which the controller reads with, keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        assert not dup, f"duplicate keys {dup} at {node.start_mark}"
+        return super().construct_mapping(node, deep=deep)
+
+
+def test_controller_sections_in_values_keep_the_charts_fields():
+    """Found by hand: `controller.leader.lease_duration_s` (or any field of controller.{prometheus, labels, actuator,
+    routing, leader, record}) rendered a second `leader:` key after the chart's; the controller's YAML reader kept the
+    last, so with release foo the lease became pd-planner-controller (the Role grants foo-controller: no replica ever
+    leads), actuator.namespace 'default' and the Prometheus selector empty. Now those fields join the chart's
+    section."""
+    values = {"controller": {"leader": {"lease_duration_s": 30}, "actuator": {"max_retries": 3},
+                             "prometheus": {"timeout_s": 10}, "record": {"decision_log": "/tmp/d.jsonl"}}}
+    docs = Renderer(CHART, values, release="foo", namespace="serving").manifests()
+    raw = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["controller.yaml"]
+    cfg = ControllerConfig.model_validate(yaml.load(raw, Loader=_UniqueKeyLoader))
+    assert cfg.leader.lease_name == "foo-controller" and cfg.leader.lease_duration_s == 30
+    assert next(r for r in rules(docs) if r.get("resourceNames") and r["resources"] == ["leases"])["resourceNames"] == [
+        cfg.leader.lease_name]
+    assert cfg.actuator.namespace == "serving" and cfg.actuator.max_retries == 3
+    assert cfg.prometheus.selector == 'namespace="serving"' and cfg.prometheus.timeout_s == 10
+    assert cfg.record.metrics_port == 9100 and cfg.record.decision_log == "/tmp/d.jsonl"
+    assert cfg.models["llama-3.1-8b"].slo.itl_ms == 50
