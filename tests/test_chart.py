@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from controllers.config import ControllerConfig
-from helm_lite import Renderer
+from helm_lite import Renderer, _merge
 from planner.io.schema import Fleet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +44,14 @@ VARIANTS = {
 }
 
 
-def render(values: dict, namespace: str = "llm-d") -> list[dict]:
-    return Renderer(CHART, values, release="pd-planner", namespace=namespace).manifests()
+MY_VALUES = {"controller": {"models": {"llama-3.1-8b": {"served_name": "meta-llama/Llama-3.1-8B-Instruct",
+                                                      "slo": {"ttft_ms": 2000, "itl_ms": 50, "percentile": 99}}}},
+             "fleet": {"gpus": {"H100-SXM-80GB": {"available": 16}}}}
+"""What every install gives in its values file (the chart ships no model and no GPU type)."""
+
+
+def render(values: dict, namespace: str = "llm-d", release: str = "pd-planner") -> list[dict]:
+    return Renderer(CHART, _merge(MY_VALUES, values), release=release, namespace=namespace).manifests()
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -266,7 +272,7 @@ def test_controller_sections_in_values_keep_the_charts_fields():
     section."""
     values = {"controller": {"leader": {"lease_duration_s": 30}, "actuator": {"max_retries": 3},
                              "prometheus": {"timeout_s": 10}, "record": {"decision_log": "/tmp/d.jsonl"}}}
-    docs = Renderer(CHART, values, release="foo", namespace="serving").manifests()
+    docs = render(values, namespace="serving", release="foo")
     raw = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["controller.yaml"]
     cfg = ControllerConfig.model_validate(yaml.load(raw, Loader=_UniqueKeyLoader))
     assert cfg.leader.lease_name == "foo-controller" and cfg.leader.lease_duration_s == 30
@@ -276,3 +282,21 @@ def test_controller_sections_in_values_keep_the_charts_fields():
     assert cfg.prometheus.selector == 'namespace="serving"' and cfg.prometheus.timeout_s == 10
     assert cfg.record.metrics_port == 9100 and cfg.record.decision_log == "/tmp/d.jsonl"
     assert cfg.models["llama-3.1-8b"].slo.itl_ms == 50
+
+
+def test_a_values_file_replaces_the_models_and_gpus():
+    """Found by hand: values.yaml shipped llama-3.1-8b and 16 H100-SXM-80GB as defaults, and Helm merges a values
+    file's maps into the defaults: `-f my-values.yaml` with qwen2.5-7b on 8 A100-80GB rendered a config controlling
+    llama-3.1-8b too, on a fleet of 8 A100s and 16 H100s the cluster does not have. The chart ships neither; rendering
+    without them stops, naming the value (Helm's fail)."""
+    from helm_lite import TemplateError
+
+    mine = {"controller": {"models": {"qwen2.5-7b": {"slo": {"ttft_ms": 1000, "itl_ms": 40, "percentile": 90}}}},
+            "fleet": {"gpus": {"A100-80GB": {"available": 8}}}}
+    cm = next(d for d in Renderer(CHART, mine).manifests() if d["kind"] == "ConfigMap")
+    assert list(ControllerConfig.model_validate(yaml.safe_load(cm["data"]["controller.yaml"])).models) == ["qwen2.5-7b"]
+    assert list(Fleet.model_validate(yaml.safe_load(cm["data"]["fleet.yaml"])).gpus) == ["A100-80GB"]
+    with pytest.raises(TemplateError, match="controller.models"):
+        Renderer(CHART, {"fleet": mine["fleet"]}).manifests()
+    with pytest.raises(TemplateError, match="fleet.gpus"):
+        Renderer(CHART, {"controller": mine["controller"]}).manifests()
