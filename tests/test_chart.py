@@ -300,3 +300,15 @@ def test_a_values_file_replaces_the_models_and_gpus():
         Renderer(CHART, {"fleet": mine["fleet"]}).manifests()
     with pytest.raises(TemplateError, match="fleet.gpus"):
         Renderer(CHART, {"controller": mine["controller"]}).manifests()
+
+
+def test_the_role_grants_no_read_of_a_single_workload():
+    """Found by hand: the Role granted `get` on deployments and leaderworkersets, which no API call of the controller
+    uses: KubernetesActuator lists them (list_namespaced_deployment, list_namespaced_custom_object) and reads only their
+    /scale (read_namespaced_deployment_scale, get_namespaced_custom_object_scale); a DisaggregatedSet is read whole
+    (get_namespaced_custom_object) to update a role, so it keeps `get`."""
+    on = rules(render(VARIANTS["all-on"]))
+    assert next(r for r in on if r["resources"] == ["deployments"])["verbs"] == ["list"]
+    assert next(r for r in on if r["resources"] == ["leaderworkersets"])["verbs"] == ["list"]
+    assert set(next(r for r in on if r["resources"] == ["disaggregatedsets"])["verbs"]) == {"get", "list", "update"}
+    assert set(next(r for r in on if r["resources"] == ["deployments/scale"])["verbs"]) == {"get", "update"}
