@@ -624,7 +624,7 @@ class LabelsConfig(_Strict):
     gpu_from_nodes: bool = Field(
         default=False,
         description="when a workload names no GPU type, read nvidia.com/gpu.product from the nodes its running pods are on "
-                    "(needs list pods in the namespace and get nodes, a ClusterRole: the chart's rbac.readNodes)")
+                    "(needs list pods in the namespace and get nodes, a ClusterRole: the chart's labels.gpuFromNodes)")
     gpu_products: dict[str, str] = Field(default_factory=dict, description="extra GPU product label value -> catalog GPU name")
     models: dict[str, str] = Field(
         default_factory=dict,

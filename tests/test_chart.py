@@ -312,3 +312,26 @@ def test_the_role_grants_no_read_of_a_single_workload():
     assert next(r for r in on if r["resources"] == ["leaderworkersets"])["verbs"] == ["list"]
     assert set(next(r for r in on if r["resources"] == ["disaggregatedsets"])["verbs"]) == {"get", "list", "update"}
     assert set(next(r for r in on if r["resources"] == ["deployments/scale"])["verbs"]) == {"get", "update"}
+
+
+def test_the_chart_leaves_the_scale_down_window_to_the_controller():
+    """Found in review at stop 56 (a helper's note): the chart set guard.scale_down_stabilization_s to 60 s since its
+    first commit, the window issue 9 found letting the fleet shrink in a trough right before the next ramp; the
+    controller's own default is start-up + observation lag + one interval (controllers.decide.stabilization_s)."""
+    from controllers.decide import stabilization_s
+
+    cm = next(d for d in render({}) if d["kind"] == "ConfigMap")
+    cfg = ControllerConfig.model_validate(yaml.safe_load(cm["data"]["controller.yaml"]))
+    assert cfg.guard.scale_down_stabilization_s is None
+    assert stabilization_s(cfg) >= cfg.startup_s + cfg.interval_s
+
+
+def test_the_plain_manifests_grant_what_the_chart_grants():
+    """controllers/deploy/rbac.yaml (pools labelled pd-planner.io/*) granted get on deployments and leaderworkersets and
+    patch on their /scale, which no API call makes (the actuator lists the workloads, reads and replaces /scale)."""
+    docs = list(yaml.safe_load_all((ROOT / "controllers" / "deploy" / "rbac.yaml").read_text()))
+    plain = next(d for d in docs if d and d["kind"] == "Role")["rules"]
+    chart = rules(render(VARIANTS["all-on"]))
+    for res in ("deployments", "deployments/scale", "leaderworkersets", "leaderworkersets/scale"):
+        want = set(next(r for r in chart if r["resources"] == [res])["verbs"])
+        assert set(next(r for r in plain if r["resources"] == [res])["verbs"]) == want, res
