@@ -111,6 +111,24 @@ def test_neither_or_both_sources_or_a_bad_dtype_is_exit_2(args: list[str]) -> No
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (["--tp", "2"], ("--tp", "is tp 1", "got 2")),
+    (["--weight-dtype", "fp8"], ("--weight-dtype", "is weight-dtype bf16", "got fp8")),
+    (["--kv-dtype", "fp8"], ("--kv-dtype", "is kv-dtype bf16", "got fp8")),
+])
+def test_a_directory_with_another_variants_tp_or_dtype_is_exit_2(args: list[str], says: tuple[str, ...],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by hand: `planner profile rates DIR --tp 2` on a tp1 profile printed tp1's rates, exit 0 (--tp, like the
+    dtypes, picks a variant with --model; a directory is its own variant). The directory's own values still pass."""
+    monkeypatch.setenv("PLANNER_CATALOG", str(BYO))
+    res = CliRunner().invoke(app, ["profile", "rates", str(H4), *args])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    out = " ".join(res.output.split())
+    assert all(s in out for s in says), out
+    own = CliRunner().invoke(app, ["profile", "rates", str(H4), "--tp", "1", "--kv-dtype", "bf16", "--shares", "1"])
+    assert own.exit_code == 0, own.output
+
+
 def test_the_profiler_sends_the_shares_of_the_planners_saturation_rate(tmp_path: Path) -> None:
     """`planner profile --rate-shares`: the rate sweep's rates are the shares of the saturation rate the planner's
     laws predict for the variant, computed before the run (the same as `planner profile rates --model`). Against the

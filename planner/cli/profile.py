@@ -593,6 +593,14 @@ def register(app: typer.Typer) -> None:
                 # the profile the planner uses: DIR's vllm/ one where DIR holds both (profiles/show.py says why)
                 d = directory / VLLM_SUBDIR if (directory / VLLM_SUBDIR / META_FILE).is_file() else directory
                 prof = load_profile(d)
+                # --tp and the dtypes pick a variant by name; a directory's variant is its own, so one that asks for
+                # another is refused, not answered for the directory's (found by hand: `rates DIR --tp 2` gave tp1's)
+                for name, given, default, own in (("--tp", tp, 1, prof.meta.tp),
+                                                  ("--weight-dtype", weight_dtype, "bf16", prof.meta.weight_dtype),
+                                                  ("--kv-dtype", kv_dtype, "bf16", prof.meta.kv_dtype)):
+                    if given != default and given != own:
+                        raise InputError(None, name, f"with a profile directory, that directory's own ({d} is {name[2:]} {own}); "
+                                         f"got {given}: give the directory of that variant, or --model and --gpu")
                 check_laws_identifiable(d, prof.prefill, prof.decode)  # a one-point grid: exit 2, not a traceback
                 perf, _, _ = fit_profile(prof, Catalog.load())
                 source = f"laws fitted on {d}"
