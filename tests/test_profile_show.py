@@ -299,3 +299,23 @@ def test_show_prices_a_moe_prefill_with_its_token_table():
     line = " ".join(law_lines(fit)[0].split())
     assert "x the measured token table's ratio at sum(isl)" in line and "the law alone 19.6%" in line, line
     assert float(fit.prefill_points["rel_err"].abs().median()) < 0.01
+
+
+def test_show_names_its_default_png_for_the_whole_variant(tmp_path, monkeypatch):
+    """Found by hand: `planner profile show` on tp1 (torch), tp1/vllm and tp1-kvfp8 of llama-3.1-8b on the H100 all
+    wrote out/llama-3.1-8b-H100-SXM-80GB-tp1-fit.png, each plot over the one before; the default name carries the
+    precision suffix of the variant's folder and the vLLM engine, so each variant keeps its own plot."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    h100 = DATA / "llama-3.1-8b" / "H100-SXM-80GB"
+    written = []
+    for d in (h100 / "tp1", h100 / "tp1" / "vllm", h100 / "tp1-kvfp8" / "vllm"):
+        res = CliRunner().invoke(app, ["profile", "show", str(d)])
+        assert res.exit_code == 0, res.output
+        written.append(" ".join(res.output.split()).split("plot saved to ")[1].split()[0])
+    assert written == ["out/llama-3.1-8b-H100-SXM-80GB-tp1-fit.png", "out/llama-3.1-8b-H100-SXM-80GB-tp1-vllm-fit.png",
+                       "out/llama-3.1-8b-H100-SXM-80GB-tp1-kvfp8-vllm-fit.png"], written
+    assert all((tmp_path / w).is_file() for w in written)

@@ -518,12 +518,14 @@ def register(app: typer.Typer) -> None:
     @_friendly
     def show(
         directory: Path = typer.Argument(..., help="profile directory (meta.yaml, prefill.csv, decode.csv)"),
-        png: Path | None = typer.Option(None, help="where to save the plot (default out/<model>-<gpu>-tp<N>-fit.png, "
-                                           "never inside the tracked profile folder)"),
+        png: Path | None = typer.Option(None, help="where to save the plot (default "
+                                           "out/<model>-<gpu>-tp<N>[-fp8][-kvfp8][-vllm]-fit.png, never inside the "
+                                           "tracked profile folder)"),
     ) -> None:
         """Print the fitted laws and residuals of a profile, and save a PNG of points vs fitted curves."""
         from planner.cli.console import stdout_console
         from planner.io.files import check_writable
+        from planner.io.schema import precision_suffix
         from planner.io.validate import check_laws_identifiable
         from profiles.show import fit_profile_dir, graph_advice, render, save_png
 
@@ -541,7 +543,11 @@ def register(app: typer.Typer) -> None:
             check_laws_identifiable(fit.profile.path, fit.profile.prefill, fit.profile.decode)
         except InputError as e:
             console.print(f"[yellow]warning: the laws above are not determined by these points: {e}[/]")
-        path = save_png(fit, png or Path("out") / f"{m.model}-{m.gpu}-tp{m.tp}-fit.png")
+        # named for the whole variant and its engine, as its folder is (found by hand: tp1, tp1/vllm, tp1-fp8 and
+        # tp1-kvfp8 of one model and GPU all wrote out/<model>-<gpu>-tp1-fit.png, each over the one before)
+        engine = "-vllm" if fit.law_source == "measured-vllm" else ""
+        name = f"{m.model}-{m.gpu}-tp{m.tp}{precision_suffix(m.weight_dtype, m.kv_dtype)}{engine}-fit.png"
+        path = save_png(fit, png or Path("out") / name)
         console.print(f"plot saved to {path}")
 
     @profile_app.command("rates")
