@@ -97,6 +97,13 @@ CASES = [
          2, ("{f}", "classes[0].isl", "131072")),
     Case("--profiles with no profile", lambda t: ["solve", "-w", W, "-f", F, "--profiles", str(Path(t("empty/.keep", "")).parent), *NS],
          2, ("--profiles", "no profile found")),
+    # found by hand: simulate and profile predict took an empty --profiles root and timed the plan with the prior, exit 0
+    Case("simulate --profiles with no profile", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "5",
+                                                           "--profiles", str(Path(t("empty/.keep", "")).parent)],
+         2, ("--profiles", "no profile found")),
+    Case("profile predict --profiles with no profile", lambda t: ["profile", "predict", "--model", "llama-3.1-8b", "--gpu",
+                                                                  "H100-SXM-80GB", "--profiles", str(Path(t("empty/.keep", "")).parent)],
+         2, ("--profiles", "no profile found")),
     # found by hand at stop 52: README's `planner profile ... --out out/profile` wrote a folder --profiles refused unexplained
     Case("--profiles naming one profile, not a root", lambda t: ["solve", "-w", W, "-f", F, "--profiles", str(PROFILE_8B / "vllm"), *NS],
          2, ("no profile found", "This folder is itself one profile", "ROOT/llama-3.1-8b/H100-SXM-80GB/tp1/vllm/")),

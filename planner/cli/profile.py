@@ -663,6 +663,7 @@ def register(app: typer.Typer) -> None:
         from planner.cli.console import stdout_console
         from planner.io.catalog import Catalog
         from planner.io.schema import DTYPES
+        from planner.io.validate import check_profiles_found
         from planner.perf.kernel_tables import default_tiles_advice, moe_kernel_tuning
         from planner.perf.laws import PerfModel, quiet_extrapolation
         from profiles import format as pfmt
@@ -677,6 +678,7 @@ def register(app: typer.Typer) -> None:
         catalog.model(model, "--model")  # an unknown name is an InputError naming the option and the known ones
         catalog.gpu(gpu, "--gpu")
         perf = PerfModel.load(catalog=catalog, profiles_dir=profiles)
+        check_profiles_found(len(perf.measured), profiles)  # an empty root is exit 2, as solve says it, not the prior
         vp = perf.get(model, gpu, tp, weight_dtype, kv_dtype)  # type: ignore[arg-type]
         console = stdout_console()
         variant = f"{model} on {gpu} tp{tp}, weights {weight_dtype}, KV {kv_dtype}"

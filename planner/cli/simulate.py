@@ -22,9 +22,13 @@ PerfLookup = Callable[..., VariantPerf | None]
 def default_perf_lookup(profiles_dir: Path | None = None) -> PerfLookup:
     """`PerfModel.load().get`: the laws of a (model, gpu, tp, precision) from the bundled profiles (and the catalog
     folder's), or from `profiles_dir` where given."""
+    from planner.io.validate import check_profiles_found
     from planner.perf.laws import PerfModel
 
     pm = PerfModel.load(profiles_dir=profiles_dir)
+    # a root without a profile is exit 2, as solve and whatif say it (found by hand: `simulate --profiles EMPTY` timed
+    # the plan's pools with the uncalibrated prior and reported its attainment, exit 0)
+    check_profiles_found(len(pm.measured), profiles_dir)
     return lambda model, gpu, tp, weight_dtype="bf16", kv_dtype="bf16": pm.get(model, gpu, tp, weight_dtype, kv_dtype)
 
 
