@@ -748,13 +748,6 @@ class VllmClient:
         prompt and output fit `max_len` (the server's max model length; None: unclipped)."""
         rng = random.Random(seed)
         t0 = time.monotonic()
-
-        async def one(delay: float, prompt: int, out: int) -> StreamResult:
-            await asyncio.sleep(delay)
-            r = await self.stream(prompt, out)
-            r.prompt_tokens = prompt
-            return r
-
         delays, t = [], 0.0
         for _ in range(n_requests):
             t += rng.expovariate(rate_rps) * self.time_scale
@@ -774,7 +767,8 @@ class VllmClient:
                 outs = [max(1, min(int(x), max_len - k)) if max_len else int(x)
                         for x, k in zip(drawn, prompts, strict=True)]
         try:
-            return await asyncio.gather(*(one(d, k, o) for d, k, o in zip(delays, prompts, outs, strict=True)))
+            sends = (self._sent_at(d, k, o) for d, k, o in zip(delays, prompts, outs, strict=True))
+            return await asyncio.gather(*sends)
         finally:
             self.busy_wall_s += time.monotonic() - t0
 
@@ -783,17 +777,17 @@ class VllmClient:
         """A recorded trace replayed open loop: each (t_s from the trace's first request, prompt tokens, output
         tokens) sent at its own (emulated) time with its own lengths; their stream results, in send order."""
         t0 = time.monotonic()
-
-        async def one(delay: float, prompt: int, out: int) -> StreamResult:
-            await asyncio.sleep(delay)
-            r = await self.stream(prompt, out)
-            r.prompt_tokens = prompt
-            return r
-
         try:
-            return await asyncio.gather(*(one(t * self.time_scale, k, o) for t, k, o in arrivals))
+            return await asyncio.gather(*(self._sent_at(t * self.time_scale, k, o) for t, k, o in arrivals))
         finally:
             self.busy_wall_s += time.monotonic() - t0
+
+    async def _sent_at(self, delay_s: float, prompt: int, out: int) -> StreamResult:
+        """One open-loop request: sent `delay_s` wall seconds from now, its stream's result with its prompt's length."""
+        await asyncio.sleep(delay_s)
+        r = await self.stream(prompt, out)
+        r.prompt_tokens = prompt
+        return r
 
 
 def percentile(values: Sequence[float], q: float) -> float:
