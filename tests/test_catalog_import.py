@@ -86,6 +86,9 @@ def _refused(cfg: dict) -> InputError:
     ({"num_kv_heads": 8}, "num_kv_heads"),                                         # Falcon-40B's key
     ({"n_embd": 5120}, "n_embd"),                                                  # GPT-2 / GPT-BigCode key names
     ({"model_type": "starcoder2", "num_experts": 8, "num_experts_per_tok": 2}, "model_type"),  # plain MLP with experts
+    # found by hand: ERNIE-4.5-21B-A3B (64 experts under moe_num_experts) was imported as a dense 3.35 B model
+    ({"moe_num_experts": 64, "moe_k": 6, "moe_intermediate_size": 1536}, "moe_num_experts"),
+    ({"n_routed_experts": 64, "num_experts_per_tok": 6}, "n_routed_experts"),     # DeepSeek / GLM-4.5's key
 ])
 def test_what_the_cost_model_does_not_describe_is_refused_naming_the_field(change, field):
     cfg = {**_cfg("mistral-nemo-12b"), **change}

@@ -12,7 +12,8 @@ a mixture of experts on every layer; a dense plain MLP (up and down only) where 
 multi-head latent attention (DeepSeek-V2/V3's ``kv_lora_rank``: its KV cache is not heads x head_dim),
 layers of linear attention or state-space mixers (``layer_types`` other than full/sliding attention,
 Mamba-style ``ssm_*`` / ``mamba_*`` keys), MoE on some layers only (``decoder_sparse_step`` != 1,
-``mlp_only_layers``, ``first_k_dense_replace``), multimodal wrappers (``text_config``: import the text
+``mlp_only_layers``, ``first_k_dense_replace``), experts under keys not read (ERNIE-4.5's ``moe_num_experts``,
+``n_routed_experts``: sized as dense otherwise), multimodal wrappers (``text_config``: import the text
 model's config), GPT-2 / Falcon-style key names (``n_embd``, ``num_kv_heads``, ``multi_query``: read
 as Llama's keys they would mis-state the KV heads). Carried with a note: a sliding window (the KV cache and attention are modelled over the
 whole context, which over-states both: the safe side), quantized checkpoints (the entry describes the
@@ -41,6 +42,9 @@ from planner.io.schema import ModelSpec, MoeSpec
 # Keys of config.json that say the model is outside what the cost model describes (module doc).
 _MLA_KEYS = ("kv_lora_rank", "q_lora_rank")
 _PARTIAL_MOE_KEYS = ("first_k_dense_replace", "moe_layer_freq")
+# Expert counts under other keys than the two read (_moe): ERNIE-4.5-MoE's `moe_num_experts`, DeepSeek / GLM-4.5 /
+# dots.llm1's `n_routed_experts`. Unread, such a MoE was imported as a dense model of its `intermediate_size`.
+_UNREAD_EXPERT_KEYS = ("moe_num_experts", "n_routed_experts")
 _SSM_PREFIXES = ("ssm_", "mamba_", "linear_conv", "linear_key", "linear_num")
 # Attention kinds of `layer_types` the model carries (the rest are linear attention / SSM mixers).
 _ATTENTION_LAYER_TYPES = {"full_attention", "sliding_attention"}
@@ -125,6 +129,10 @@ def _refuse_unmodelled(cfg: Mapping[str, object], src: str) -> None:
         raise InputError(src, "decoder_sparse_step", f"MoE every {step} layers is not modelled; expected 1 (every layer)")
     if cfg.get("mlp_only_layers"):
         raise InputError(src, "mlp_only_layers", "dense layers among MoE layers are not modelled; expected an empty list")
+    for k in _UNREAD_EXPERT_KEYS:
+        if cfg.get(k):
+            raise InputError(src, k, "experts under this key are not read (the model would be sized as a dense one); "
+                             "expected num_local_experts or num_experts with num_experts_per_tok")
 
 
 def _moe(cfg: Mapping[str, object], src: str, notes: list[str]) -> MoeSpec | None:
