@@ -89,11 +89,27 @@ def _refused(cfg: dict) -> InputError:
     # found by hand: ERNIE-4.5-21B-A3B (64 experts under moe_num_experts) was imported as a dense 3.35 B model
     ({"moe_num_experts": 64, "moe_k": 6, "moe_intermediate_size": 1536}, "moe_num_experts"),
     ({"n_routed_experts": 64, "num_experts_per_tok": 6}, "n_routed_experts"),     # DeepSeek / GLM-4.5's key
+    ({"num_local_experts": 128, "num_experts_per_tok": 1, "interleave_moe_layer_step": 2}, "interleave_moe_layer_step"),
 ])
 def test_what_the_cost_model_does_not_describe_is_refused_naming_the_field(change, field):
     cfg = {**_cfg("mistral-nemo-12b"), **change}
     cfg = {k: v for k, v in cfg.items() if v is not None}
     assert _refused(cfg).field == field
+
+
+def test_llama4_counts_its_shared_expert():
+    """Found by hand: Llama-4-Scout's text config (16 experts of 8,192, top-1) imported as 101.73 B parameters (11.13 B
+    active), published 17 B active: every Llama 4 MoE layer also holds a shared expert of intermediate_size, which no
+    key states (transformers' Llama4TextMoe); Maverick (interleave_moe_layer_step 2) was 778 B for 400 B (the table)."""
+    scout = {"architectures": ["Llama4ForCausalLM"], "model_type": "llama4_text", "hidden_size": 5120, "head_dim": 128,
+             "intermediate_size": 8192, "intermediate_size_mlp": 16384, "interleave_moe_layer_step": 1,
+             "num_attention_heads": 40, "num_key_value_heads": 8, "num_hidden_layers": 48, "num_local_experts": 16,
+             "num_experts_per_tok": 1, "vocab_size": 202048, "max_position_embeddings": 10485760}
+    im = from_hf_config(scout, "scout", "c.json")
+    assert im.spec.moe is not None and im.spec.moe.shared_experts == 1
+    assert im.spec.active_params / 1e9 == pytest.approx(17.17, abs=0.01)  # published: 17 B active
+    assert im.spec.params / 1e9 == pytest.approx(107.77, abs=0.01)  # published 109 B, its vision encoder included
+    assert any("1 shared expert(s) of 8192" in n for n in im.notes)
 
 
 def test_a_null_kv_heads_is_multi_head_attention():

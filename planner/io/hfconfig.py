@@ -12,8 +12,8 @@ a mixture of experts on every layer; a dense plain MLP (up and down only) where 
 multi-head latent attention (DeepSeek-V2/V3's ``kv_lora_rank``: its KV cache is not heads x head_dim),
 layers of linear attention or state-space mixers (``layer_types`` other than full/sliding attention,
 Mamba-style ``ssm_*`` / ``mamba_*`` keys), MoE on some layers only (``decoder_sparse_step`` != 1,
-``mlp_only_layers``, ``first_k_dense_replace``), experts under keys not read (ERNIE-4.5's ``moe_num_experts``,
-``n_routed_experts``: sized as dense otherwise), multimodal wrappers (``text_config``: import the text
+``mlp_only_layers``, ``first_k_dense_replace``, Llama 4's ``interleave_moe_layer_step``), experts under keys not
+read (ERNIE-4.5's ``moe_num_experts``, ``n_routed_experts``: sized as dense otherwise), multimodal wrappers (``text_config``: import the text
 model's config), GPT-2 / Falcon-style key names (``n_embd``, ``num_kv_heads``, ``multi_query``: read
 as Llama's keys they would mis-state the KV heads). Carried with a note: a sliding window (the KV cache and attention are modelled over the
 whole context, which over-states both: the safe side), quantized checkpoints (the entry describes the
@@ -25,7 +25,8 @@ Key names, per family (transformers' configuration_<model_type>.py): sizes ``num
 = hidden / heads), ``intermediate_size``, ``vocab_size``, ``max_position_embeddings``; experts
 ``num_local_experts`` (Mixtral) or ``num_experts`` (Qwen2/3-MoE, OLMoE), ``num_experts_per_tok``,
 ``moe_intermediate_size`` (Mixtral: the expert width is ``intermediate_size``), Qwen2-MoE's shared
-expert ``shared_expert_intermediate_size`` (counted as that width over the expert width experts).
+expert ``shared_expert_intermediate_size`` (counted as that width over the expert width experts); Llama 4's shared
+expert, which no key states, counted as one of the routed width (_IMPLICIT_SHARED_EXPERTS).
 A config without ``tie_word_embeddings`` takes its family's default (_TIED_BY_DEFAULT / _UNTIED_BY_DEFAULT);
 of a family in neither, untied embeddings are assumed (the larger weight count), with a note.
 """
@@ -45,6 +46,9 @@ _PARTIAL_MOE_KEYS = ("first_k_dense_replace", "moe_layer_freq")
 # Expert counts under other keys than the two read (_moe): ERNIE-4.5-MoE's `moe_num_experts`, DeepSeek / GLM-4.5 /
 # dots.llm1's `n_routed_experts`. Unread, such a MoE was imported as a dense model of its `intermediate_size`.
 _UNREAD_EXPERT_KEYS = ("moe_num_experts", "n_routed_experts")
+# Families whose MoE layer always holds shared experts of the routed width, with no config key for them
+# (transformers' Llama4TextMoe: one shared expert of intermediate_size beside the routed ones).
+_IMPLICIT_SHARED_EXPERTS = {"llama4_text": 1}
 _SSM_PREFIXES = ("ssm_", "mamba_", "linear_conv", "linear_key", "linear_num")
 # Attention kinds of `layer_types` the model carries (the rest are linear attention / SSM mixers).
 _ATTENTION_LAYER_TYPES = {"full_attention", "sliding_attention"}
@@ -124,9 +128,10 @@ def _refuse_unmodelled(cfg: Mapping[str, object], src: str) -> None:
     for k in _PARTIAL_MOE_KEYS:
         if cfg.get(k):
             raise InputError(src, k, "experts on some layers only are not modelled; expected every layer dense or every layer MoE")
-    step = cfg.get("decoder_sparse_step", 1)
-    if step not in (None, 1):
-        raise InputError(src, "decoder_sparse_step", f"MoE every {step} layers is not modelled; expected 1 (every layer)")
+    for key in ("decoder_sparse_step", "interleave_moe_layer_step"):  # Qwen-MoE's, Llama 4's (Maverick: 2)
+        step = cfg.get(key, 1)
+        if step not in (None, 1):
+            raise InputError(src, key, f"MoE every {step} layers is not modelled; expected 1 (every layer)")
     if cfg.get("mlp_only_layers"):
         raise InputError(src, "mlp_only_layers", "dense layers among MoE layers are not modelled; expected an empty list")
     for k in _UNREAD_EXPERT_KEYS:
@@ -149,6 +154,11 @@ def _moe(cfg: Mapping[str, object], src: str, notes: list[str]) -> MoeSpec | Non
     if isinstance(shared_width, int) and shared_width > 0:
         shared = max(1, round(shared_width / width))
         notes.append(f"shared expert of {shared_width} counted as {shared} expert(s) of {width} (shared_expert_intermediate_size)")
+    implicit = _IMPLICIT_SHARED_EXPERTS.get(str(cfg.get("model_type")), 0)
+    if implicit and not shared:
+        shared = implicit
+        notes.append(f"{implicit} shared expert(s) of {width} counted, as every {cfg.get('model_type')} MoE layer has "
+                     "(no config key states it)")
     if top_k > experts:
         raise InputError(src, "num_experts_per_tok", f"{top_k} experts per token exceeds the {experts} experts ({key})")
     return MoeSpec(experts=experts, experts_per_token=top_k, expert_intermediate=width, shared_experts=shared)
