@@ -90,6 +90,8 @@ def _refused(cfg: dict) -> InputError:
     ({"moe_num_experts": 64, "moe_k": 6, "moe_intermediate_size": 1536}, "moe_num_experts"),
     ({"n_routed_experts": 64, "num_experts_per_tok": 6}, "n_routed_experts"),     # DeepSeek / GLM-4.5's key
     ({"num_local_experts": 128, "num_experts_per_tok": 1, "interleave_moe_layer_step": 2}, "interleave_moe_layer_step"),
+    # found by hand: "false" (a string) was read as tied, 7.50 B parameters for Llama-3.1-8B's 8.03 B, exit 0
+    ({"tie_word_embeddings": "false"}, "tie_word_embeddings"),
 ])
 def test_what_the_cost_model_does_not_describe_is_refused_naming_the_field(change, field):
     cfg = {**_cfg("mistral-nemo-12b"), **change}

@@ -231,6 +231,8 @@ def from_hf_config(cfg: Mapping[str, object], name: str, source: str, hf_id: str
         notes.append(f"sliding window of {window} tokens modelled as full attention over the context "
                      "(KV cache and attention time over-stated beyond the window: the safe side)")
     tied = cfg.get("tie_word_embeddings")
+    if tied is not None and not isinstance(tied, bool):  # bool("false") is True: a string would tie them silently
+        raise InputError(source, "tie_word_embeddings", f"expected true or false, got {tied!r}")
     if tied is None and model_type in _TIED_BY_DEFAULT | _UNTIED_BY_DEFAULT:
         tied = model_type in _TIED_BY_DEFAULT  # the family's default, as transformers and vLLM read the config
         notes.append(f"tie_word_embeddings absent: {'tied' if tied else 'untied'}, the default of transformers' "
