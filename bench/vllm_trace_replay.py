@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         a_m, a_s = within(r.ttft_ms, r.itl_ms, args.ttft_ms, args.itl_ms), within(s_ttft, s_itl, args.ttft_ms, args.itl_ms)
         errs["attainment"].append(100.0 * (a_s - a_m))
         n_req += len(r.sent_s)
-        label = "/".join(r.path.parts[-6:-2]) if len(r.path.parts) >= 6 else str(r.path)
+        label = f"{r.path.parts[-6]}/{r.path.parts[-3]}" if len(r.path.parts) >= 6 else str(r.path)  # run/variant
         t.add_row(label, f"{len(r.sent_s):,}", f"{len(r.sent_s) / max(span, 1e-9):.2f}", f"{idc:.1f}", *cells,
                   f"{m_itl:.1f} / {s_itl_mean:.1f} ({err_pct(s_itl_mean, m_itl):+.1f}%)",
                   f"{a_m:.1%} / {a_s:.1%} ({100 * (a_s - a_m):+.1f} pts)")
