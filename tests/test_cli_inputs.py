@@ -733,6 +733,24 @@ def test_from_trace_says_when_its_classes_rest_on_few_requests(tmp_path: Path, r
     assert ("classes from" in out and "fewer buckets" in out) == class_note
 
 
+@pytest.mark.parametrize("big, note", [
+    (90, "llama-3.1-8b's 90 requests give its rate to about ±11%; qwen3-32b's 9 requests give its rate to about ±33%"),
+    (400, "note: qwen3-32b's 9 requests give its rate to about ±33%"),
+])
+def test_from_trace_notes_each_models_own_few_requests(tmp_path: Path, big: int, note: str) -> None:
+    """A model's rate rests on its own requests (found by hand: 90 + 9 requests of two models were noted '99
+    requests: each model's rate is known to about ±10%', the 9-request model's is ±33%; with 1,991 + 9 no note)."""
+    rows = [f"{i * 0.5},llama-3.1-8b,{100 + i % 7 * 50},{20 + i % 3 * 10}\n" for i in range(big)]
+    rows += [f"{i * 5.25},qwen3-32b,{300 + i},{40}\n" for i in range(9)]
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp,model,input_tokens,output_tokens\n" + "".join(rows))
+    r = runner.invoke(app, ["workload", "from-trace", str(trace), "-o", str(tmp_path / "w.yaml"),
+                            "--isl-buckets", "1", "--osl-buckets", "1"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0, out
+    assert note in out and "±10%" not in out, out
+
+
 def test_from_trace_says_when_the_catalog_does_not_know_a_model(tmp_path: Path) -> None:
     """The workload is written (the catalog may get the model later) with a note naming the nearest known model (found
     by hand at stop 51: --model LLAMA-3.1-8b wrote a workload that `planner solve` then refused)."""
