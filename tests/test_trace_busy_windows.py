@@ -79,3 +79,21 @@ def test_from_trace_prints_it_and_rate_quantile_one_answers_it(tmp_path: Path) -
     r = runner.invoke(app, ["workload", "from-trace", str(f), "--rate-quantile", "1", "-o", str(tmp_path / "w1.yaml")])
     assert r.exit_code == 0, r.output
     assert "beyond chance" not in " ".join(r.output.split())
+
+
+def test_rate_quantile_counts_the_traces_tail_over_a_whole_minute() -> None:
+    """--rate-quantile takes every window's rate over a whole minute, the trace's last part minute as the minute that
+    ends at its last request (found by hand: the last 30 s of a 150-s trace, at 20 req/s, were counted over a whole
+    minute as 10 req/s, and --rate-quantile 1 wrote 10 req/s, under the 11 req/s of its busiest minute)."""
+    from planner.io.schema import Slo
+    from planner.io.traces import bucket_trace
+
+    t = np.concatenate([np.arange(240) * 0.5, 120.0 + np.arange(600) * 0.05])  # 2 req/s for 120 s, 20 req/s for 30 s
+    tr = pd.DataFrame({"t_s": t, "model": "llama-3.1-8b", "input_tokens": 500, "output_tokens": 100})
+    slo = Slo(ttft_ms=1000, itl_ms=50, percentile=90)
+    busiest = float(np.count_nonzero(t > t.max() - 60.0)) / 60.0  # 660 requests in (89.95, 149.95]: 11 req/s
+    assert busiest == pytest.approx(11.0)
+    wl = bucket_trace(tr, slo, 1, 1, rate_quantile=1.0)
+    assert sum(c.rate_rps for c in wl.classes) == pytest.approx(busiest)
+    steady = pd.DataFrame({"t_s": np.arange(900) / 6.0, "model": "llama-3.1-8b", "input_tokens": 500, "output_tokens": 100})
+    assert sum(c.rate_rps for c in bucket_trace(steady, slo, 1, 1, rate_quantile=1.0).classes) == pytest.approx(6.0, rel=0.01)
