@@ -79,6 +79,11 @@ def plan_table(plan: Plan, title: str = "Plan") -> Table:
 
 def print_plan(plan: Plan) -> None:
     """The plan's pools table, totals and solver facts (or its diagnosis when infeasible)."""
+    if not plan.feasible and plan.solver.status == "time_limit":  # no plan found in time: not shown infeasible
+        console.print("[bold red]No plan within the solver's time limit.[/]")
+        for d in plan.diagnosis:
+            console.print(f"  • {d}")
+        return
     if not plan.feasible:
         console.print("[bold red]Infeasible.[/] What binds and what would make it feasible:")
         for d in plan.diagnosis:

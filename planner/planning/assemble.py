@@ -249,7 +249,7 @@ def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catal
             shapes.update(tighter)
             inst = build_instance(workload, fleet, perf, catalog, objective, utilization, shapes, pooled)
             sol = _solve(inst, backend, time_limit_s, mip_gap)
-    if not sol.ok and objective != "max_load" and diagnose:
+    if not sol.ok and sol.status != "time_limit" and objective != "max_load" and diagnose:
         if refine:
             inst.slo_within_fleet = _slo_within_fleet(workload, fleet, perf, catalog, backend, time_limit_s, objective, inst)
         unlimited = _unlimited(workload, fleet, perf, catalog)  # built once: the need's solve, the shortfall's start
@@ -729,6 +729,17 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
                            slo_ttft_ms=slo.ttft_ms, slo_itl_ms=slo.itl_ms, disaggregated_share=round(min(disagg, 1.0), 4))
 
 
+def _time_limit_diagnosis(inst: Instance, sol: Solution) -> list[str]:
+    """A solver stopped at its time limit before any plan: not shown infeasible, so no constraint is blamed (found by
+    hand at stop 56: 874 classes timed out at 10 s and were told 'the limits (min_replicas, max_step, pd_ratio) keep it
+    out of reach'; 40 s solved them, one H100)."""
+    assert inst.problem is not None
+    return [f"the solver ({sol.backend}) stopped at its time limit after {sol.seconds:.1f} s before it found any plan: "
+            f"the workload is not shown infeasible ({len(inst.workload.classes):,} classes on "
+            f"{len(inst.problem.variants):,} candidate pools); raise --time-limit, or pool the classes (fewer "
+            "--isl-buckets / --osl-buckets in `planner workload from-trace`)"]
+
+
 def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Plan:
     """Turn a solver solution into the plan file's record (routing, predictions, costs, binding)."""
     assert inst.problem is not None
@@ -736,8 +747,9 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
                       gap=sol.gap, seconds=round(sol.seconds, 4), objective_unit=_OBJECTIVE_UNIT.get(inst.problem.objective))
     replica_routing = inst.fleet.limits.routing
     if not sol.ok:
-        return Plan(feasible=False, solver=info, diagnosis=explain_infeasible(inst), notes=[sol.message] if sol.message else [],
-                    replica_routing=replica_routing)
+        return Plan(feasible=False, solver=info, diagnosis=(_time_limit_diagnosis(inst, sol) if sol.status == "time_limit"
+                                                           else explain_infeasible(inst)),
+                    notes=[sol.message] if sol.message else [], replica_routing=replica_routing)
 
     scale = sol.load_multiplier if inst.problem.objective == "max_load" and sol.load_multiplier else 1.0
     flows_by_class: dict[str, dict[str, float]] = defaultdict(dict)
