@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from planner.io.catalog import Catalog
 from planner.io.errors import PlannerError
+from planner.io.files import missing_file
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -33,10 +34,8 @@ def positive_floats(text: str, flag: str) -> tuple[float, ...]:
     return out
 
 
-def not_found(path: Path) -> str:
-    """What a missing input is: a folder says so (found by hand at stop 56: `--trace DIR` said "file not found" of a
-    folder that is there), as planner.io.files.not_a_file does for the CLI."""
-    return "is a folder, expected a file" if Path(path).is_dir() else "file not found"
+not_found = missing_file
+"""What a missing input is (planner.io.files.missing_file: a folder says so, as the CLI does)."""
 
 
 @contextmanager

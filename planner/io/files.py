@@ -21,10 +21,15 @@ from profiles import format as pfmt
 M = TypeVar("M", bound=BaseModel)
 
 
+def missing_file(p: str | os.PathLike[str]) -> str:
+    """Why a path is not a readable file: a folder says so (found by hand at stop 56: `planner control --config DIR`
+    said "file not found" of a folder that is there). The CLI's and the benches' one wording."""
+    return "is a folder, expected a file" if Path(p).is_dir() else "file not found"
+
+
 def not_a_file(p: Path) -> InputError:
-    """The error for a path that is not a readable file: a folder says so (found by hand at stop 56: `planner control
-    --config DIR` said "file not found" of a folder that is there)."""
-    return InputError(str(p), None, "is a folder, expected a file" if p.is_dir() else "file not found")
+    """The error for a path that is not a readable file (missing_file says why)."""
+    return InputError(str(p), None, missing_file(p))
 
 
 def read_yaml(path: str | os.PathLike[str]) -> object:
