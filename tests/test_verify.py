@@ -93,3 +93,22 @@ def test_a_round_that_re_solves_to_the_same_fleet_stops(tmp_path) -> None:
     text = _verify_a_crowd(tmp_path, [2.0] * 5 + [40.0] + [2.0] * 4, seed=57, fleet_limits="  utilization: 0.2\n")
     assert "verify round 1" not in text and "round 1's tightened utilization re-solved to the same pools" in text, text
     assert "after 0 re-solve(s): SHORT" in text
+
+
+def test_the_shortfall_hint_counts_a_burst_in_the_traces_last_part_minute() -> None:
+    """`--verify-trace`'s hint sets the trace's busiest minute against the rate planned. It counted whole minutes from
+    the start only, so a burst in a trace's last part minute was left out (the twin of `workload from-trace`'s
+    windows, fixed there at stop 56): the minute ending at the last request is counted as a whole minute too."""
+    import numpy as np
+
+    from planner.simulate.arrivals import Arrivals
+    from planner.planning.verify import trace_shortfall_hints
+
+    # 150 s: 2 req/s, then 20 req/s in the last 30 s (the busiest minute, 90-150 s, holds 60 + 600 requests)
+    t = np.sort(np.concatenate([np.linspace(0.0, 119.5, 240), np.linspace(120.0, 150.0, 600, endpoint=False)]))
+    n = t.size
+    arr = Arrivals(t, np.zeros(n, dtype=np.int64), np.full(n, 500), np.full(n, 50), ("c",))
+    wl = Workload(models={"llama-3.1-8b": ModelEntry(slo=Slo(ttft_ms=600, itl_ms=40, percentile=90))},
+                  classes=[RequestClass(id="c", model="llama-3.1-8b", isl=500, osl=50, rate_rps=n / 150.0)])
+    hints = [h for h in trace_shortfall_hints(arr, wl) if "busiest minute" in h]
+    assert len(hints) == 1 and "runs 11.00 req/s" in hints[0], hints

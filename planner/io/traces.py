@@ -182,7 +182,7 @@ than this chance over the trace's windows (a Bonferroni bound: alpha / windows p
 
 def busy_window_note(trace: pd.DataFrame, written_rps: Mapping[str, float], idc: Mapping[str, float] | None = None,
                      window_s: float = 60.0) -> str | None:
-    """Where a model's per-window rate moves beyond chance: its busiest window's rate (`_window_rates`: whole windows,
+    """Where a model's per-window rate moves beyond chance: its busiest window's rate (`window_rates`: whole windows,
     the last part one as the window ending at the last request) against the rate its classes are written at
     (`written_rps`, model -> the sum of its classes' rate_rps). A workload's classes carry ONE rate per class
     (the mean, or --rate-quantile's quantile of the per-minute rates) and the arrivals' dispersion
@@ -204,7 +204,7 @@ def busy_window_note(trace: pd.DataFrame, written_rps: Mapping[str, float], idc:
             continue
         # whole windows, the trace's last part window as the window ending at its last request (found by hand: the
         # last 30 s of a 150-s trace at 20 req/s, 4x its mean, got no note: only the first two minutes were counted)
-        counts = np.rint(_window_rates(t, span, window_s) * window_s).astype(int)
+        counts = np.rint(window_rates(t, span, window_s) * window_s).astype(int)
         windows = counts.size
         written = float(written_rps.get(str(model), 0.0)) * window_s  # requests per window
         if written <= 0:
@@ -388,7 +388,7 @@ def _edges(values: np.ndarray, buckets: int) -> np.ndarray:
     return np.unique(qs)
 
 
-def _window_rates(t_s: np.ndarray, span_s: float, window_s: float) -> np.ndarray:
+def window_rates(t_s: np.ndarray, span_s: float, window_s: float) -> np.ndarray:
     """Arrival rates (req/s) of the trace's whole `window_s` windows from its start (times in s from it) and, where a
     part window is left at its end, of the window that ends at its last instant: every rate is over a whole window
     (found by hand: the last 30 s of a 150-s trace, at 20 req/s, were counted over a whole minute as 10 req/s, and
@@ -441,7 +441,7 @@ def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: in
         ob = np.searchsorted(oe, df["output_tokens"].to_numpy(), side="right")
         model_rate = len(df) / span
         if rate_quantile is not None:
-            per_window = _window_rates(df["t_s"].to_numpy() - t0, span, window_s)
+            per_window = window_rates(df["t_s"].to_numpy() - t0, span, window_s)
             if per_window.size:
                 model_rate = max(model_rate, float(np.quantile(per_window, rate_quantile)))
         for (i, o), g in df.groupby([ib, ob], sort=True):

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from planner.io.catalog import Catalog
 from planner.io.schema import Fleet, Plan, Workload
-from planner.io.traces import measure_burstiness
+from planner.io.traces import measure_burstiness, window_rates
 from planner.perf.laws import PerfModel
 from planner.planning.assemble import plan_workload
 from planner.simulate.arrivals import Arrivals
@@ -50,9 +50,10 @@ def trace_shortfall_hints(arrivals: Arrivals, workload: Workload) -> list[str]:
         hints.append(f"its arrivals cluster within minutes (index of dispersion of 1-s counts {idc:.1f}; Poisson: 1) "
                      "where this workload's classes are Poisson: planner workload from-trace without --poisson measures "
                      "it, and the plan sizes prefill for it")
-    minutes = max(1, int(t[-1] // TRACE_WINDOW_S))
-    per_min = np.bincount((t // TRACE_WINDOW_S).astype(np.int64), minlength=minutes)[:minutes] / TRACE_WINDOW_S
-    peak = float(per_min.max())
+    # every minute whole, the trace's last part one as the minute ending at its last request (traces.window_rates, the
+    # windows `workload from-trace` sizes --rate-quantile on; this hint left a tail burst out until stop 56)
+    per_min = window_rates(t - t[0], float(t[-1] - t[0]), TRACE_WINDOW_S)
+    peak = float(per_min.max()) if per_min.size else 0.0
     if peak >= PEAK_MINUTE_RATIO * planned:
         hints.append(f"the trace's busiest minute runs {peak:.2f} req/s, {peak / planned:.1f}x the {planned:.2f} req/s this "
                      f"workload plans for: a static plan holds it only if sized for that minute (planner workload "
