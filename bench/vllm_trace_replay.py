@@ -17,6 +17,16 @@ bench's SLO, --ttft-ms / --itl-ms), with the replay's errors. Last line: ``RESUL
 ttft_p50_err_pct=<mean |error| over the replays> ttft_p90_err_pct=... ttft_p99_err_pct=... itl_mean_err_pct=...
 attainment_err_pts=<mean |difference| of the shares within SLO, percentage points> worst_ttft_p90_err_pct=...``
 (``nan`` where no replay is given or committed).
+
+The capacity model too (issue 9 part 1's burst-aware closed form against real vLLM, not only against the simulator):
+the replayed requests are bucketed into classes as ``planner workload from-trace`` does (its defaults: 3 x 2 length
+buckets, burstiness measured: each class carries the stream's index of dispersion), and ``planner solve`` plans them
+on the replay's GPU type, mixed role, tp 1, at utilization 1 (no headroom: the SLO alone decides), with the same laws
+and KV cache as the simulator. Where that plan is one replica, its predicted TTFT p90 and ITL p90 per class (the
+plan's ``predicted``) are set against vLLM's p90s of the same class's requests; where the model needs more than one
+replica for the replayed load, the row says so (a sizing verdict to set against vLLM's share within SLO on one).
+The RESULT line adds ``cf_ttft_p90_err_pct`` / ``cf_itl_p90_err_pct`` (mean |error| over the classes the model
+predicts on one replica; ``nan`` where none) and ``cf_ttft_p90_bias_pct`` (their signed mean: > 0 conservative).
 """
 
 from __future__ import annotations
@@ -41,9 +51,11 @@ from bench_input import fail, not_found  # noqa: E402
 from fidelity import mixed_sim_report  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import PlannerError  # noqa: E402
-from planner.io.traces import measure_burstiness  # noqa: E402
-from planner.perf.laws import VariantPerf, fit_profile, quiet_extrapolation  # noqa: E402
+from planner.io.schema import Fleet, Slo  # noqa: E402
+from planner.io.traces import assign_classes, bucket_trace, measure_burstiness  # noqa: E402
+from planner.perf.laws import PerfModel, VariantKey, VariantPerf, fit_profile, quiet_extrapolation  # noqa: E402
 from planner.perf.profiledata import load_profile, profile_dir, read_meta  # noqa: E402
+from planner.planning.assemble import plan_workload  # noqa: E402
 from planner.simulate.steptime import FRONTEND_MS_PER_RUNNING  # noqa: E402
 
 # The SLO a request is judged within: the project's default for llama-3.1-8b-class chat (`planner workload
@@ -67,6 +79,7 @@ class Replay:
     ttft_ms: np.ndarray
     itl_ms: np.ndarray
     perf: VariantPerf
+    key: VariantKey
 
 
 def default_replays() -> list[str]:
@@ -100,7 +113,8 @@ def read_replay(arg: str) -> Replay:
     perf = dataclasses.replace(perf, kv_capacity_tokens=meta.kv_capacity_tokens)  # the replayed server's cache
     df = df.sort_values("sent_s", kind="stable")
     return Replay(path, meta.model, meta.gpu, df.sent_s.to_numpy(float), df.prompt_tokens.to_numpy(np.int64),
-                  df.tokens.to_numpy(np.int64), df.ttft_ms.to_numpy(float), df.itl_ms.to_numpy(float), perf)
+                  df.tokens.to_numpy(np.int64), df.ttft_ms.to_numpy(float), df.itl_ms.to_numpy(float), perf,
+                  (meta.model, meta.gpu, meta.tp, meta.weight_dtype, meta.kv_dtype))
 
 
 def simulated(r: Replay) -> tuple[np.ndarray, np.ndarray]:
@@ -110,6 +124,49 @@ def simulated(r: Replay) -> tuple[np.ndarray, np.ndarray]:
                                   FRONTEND_MS_PER_RUNNING, r.prompts, r.outputs)
     req = rep.requests.sort_values("t_arr_s", kind="stable")  # the requests in send order, as the replay's rows
     return req.ttft_ms.to_numpy(float), req.itl_ms.to_numpy(float)
+
+
+@dataclass(frozen=True)
+class ClassCheck:
+    """One class of a replay: vLLM's p90s over its requests and the capacity model's (None: the model needs more than
+    one replica for the replayed load, so it predicts no single-replica latency)."""
+
+    cid: str
+    requests: int
+    vllm_ttft_p90_ms: float
+    vllm_itl_p90_ms: float
+    sim_ttft_p90_ms: float
+    sim_itl_p90_ms: float
+    model_ttft_p90_ms: float | None
+    model_itl_p90_ms: float | None
+
+
+def closed_form(r: Replay, sim: tuple[np.ndarray, np.ndarray], pm: PerfModel, ttft_ms: float,
+                itl_ms: float) -> tuple[int | None, list[ClassCheck]]:
+    """The capacity model on the replayed requests (module doc): the replicas its plan needs on the replay's GPU type
+    (None: no plan within 64) and, per class, vLLM's p90s beside the simulator's (`sim`: its TTFT and mean ITL per
+    request, `simulated`) and the model's where the plan is one replica."""
+    trace = pd.DataFrame({"t_s": r.sent_s - r.sent_s[0], "model": r.model, "input_tokens": r.prompts,
+                          "output_tokens": r.outputs})
+    wl = bucket_trace(trace, Slo(ttft_ms=ttft_ms, itl_ms=itl_ms, percentile=90.0), burstiness=True)
+    fleet = Fleet.model_validate({"gpus": {r.gpu: {"available": 64}},
+                                  "limits": {"allowed_tp": [r.key[2]], "roles": ["mixed"], "utilization": 1.0,
+                                             "allowed_dtypes": sorted({r.key[3], r.key[4]})}})
+    laws = dataclasses.replace(pm, measured={**pm.measured, r.key: r.perf}, _cache={})  # the replay's laws and cache
+    with quiet_extrapolation():
+        plan = plan_workload(wl, fleet, laws, pm.catalog, refine_diagnosis=False)
+    mp = plan.models.get(r.model)
+    replicas = sum(p.replicas for p in mp.pools) if plan.feasible and mp is not None else None
+    ids = assign_classes(trace, wl)
+    out = []
+    for c in wl.classes:
+        sel = ids == c.id
+        pred = mp.predicted.get(c.id) if replicas == 1 and mp is not None else None
+        out.append(ClassCheck(c.id, int(sel.sum()), float(np.percentile(r.ttft_ms[sel], 90)),
+                              float(np.nanpercentile(r.itl_ms[sel], 90)), float(np.percentile(sim[0][sel], 90)),
+                              float(np.nanpercentile(sim[1][sel], 90)),
+                              None if pred is None else pred.ttft_ms, None if pred is None else pred.itl_ms))
+    return replicas, out
 
 
 def within(ttft: np.ndarray, itl: np.ndarray, ttft_ms: float, itl_ms: float) -> float:
@@ -141,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         t.add_column(c, justify="right")
     errs: dict[str, list[float]] = {k: [] for k in ("ttft_p50", "ttft_p90", "ttft_p99", "itl_mean", "attainment")}
     n_req = 0
+    sims = []
     for r in replays:
         s_ttft, s_itl = simulated(r)
+        sims.append((s_ttft, s_itl))
         span = float(r.sent_s[-1] - r.sent_s[0])
         idc = measure_burstiness(r.sent_s - r.sent_s[0], r.prompts, span).idc_1s
         cells = []
@@ -152,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{m:,.0f} / {s:,.0f} ({err_pct(s, m):+.0f}%)")
         m_itl, s_itl_mean = float(np.nanmean(r.itl_ms)), float(np.nanmean(s_itl))
         errs["itl_mean"].append(err_pct(s_itl_mean, m_itl))
-        a_m, a_s = within(r.ttft_ms, r.itl_ms, args.ttft_ms, args.itl_ms), within(s_ttft, s_itl, args.ttft_ms, args.itl_ms)
+        a_m = within(r.ttft_ms, r.itl_ms, args.ttft_ms, args.itl_ms)
+        a_s = within(s_ttft, s_itl, args.ttft_ms, args.itl_ms)
         errs["attainment"].append(100.0 * (a_s - a_m))
         n_req += len(r.sent_s)
         label = f"{r.path.parts[-6]}/{r.path.parts[-3]}" if len(r.path.parts) >= 6 else str(r.path)  # run/variant
@@ -160,6 +220,34 @@ def main(argv: list[str] | None = None) -> int:
                   f"{m_itl:.1f} / {s_itl_mean:.1f} ({err_pct(s_itl_mean, m_itl):+.1f}%)",
                   f"{a_m:.1%} / {a_s:.1%} ({100 * (a_s - a_m):+.1f} pts)")
     con.print(t)
+    cf = Table(title="the capacity model (planner solve's closed form, burst-aware, on the replayed requests' classes) "
+                     "vs vLLM, per class (one replica): p90s ms vLLM / simulator / model; errors against vLLM")
+    for c in ("replay", "class", "requests", "TTFT p90 vLLM / sim / model", "ITL p90 vLLM / sim / model"):
+        cf.add_column(c, justify="right")
+    pm = PerfModel.load() if replays else None
+    cf_err: dict[str, list[float]] = {"ttft": [], "itl": []}
+    for r, sim in zip(replays, sims, strict=True):
+        assert pm is not None
+        replicas, checks = closed_form(r, sim, pm, args.ttft_ms, args.itl_ms)
+        label = f"{r.path.parts[-6]}/{r.path.parts[-3]}" if len(r.path.parts) >= 6 else str(r.path)
+        for k in checks:
+            e_st, e_si = err_pct(k.sim_ttft_p90_ms, k.vllm_ttft_p90_ms), err_pct(k.sim_itl_p90_ms, k.vllm_itl_p90_ms)
+            st = f"{k.vllm_ttft_p90_ms:,.0f} / {k.sim_ttft_p90_ms:,.0f} ({e_st:+.0f}%)"
+            si = f"{k.vllm_itl_p90_ms:.1f} / {k.sim_itl_p90_ms:.1f} ({e_si:+.0f}%)"
+            if k.model_ttft_p90_ms is None or k.model_itl_p90_ms is None:
+                verdict = ("no plan within 64 replicas" if replicas is None else
+                           f"the model needs {replicas} replicas for this load")
+                cells = [f"{st} / ({verdict})", f"{si} / -"]
+            else:
+                et = err_pct(k.model_ttft_p90_ms, k.vllm_ttft_p90_ms)
+                ei = err_pct(k.model_itl_p90_ms, k.vllm_itl_p90_ms)
+                cf_err["ttft"].append(et)
+                cf_err["itl"].append(ei)
+                cells = [f"{st} / {k.model_ttft_p90_ms:,.0f} ({et:+.0f}%)",
+                         f"{si} / {k.model_itl_p90_ms:.1f} ({ei:+.0f}%)"]
+            cf.add_row(label, k.cid.split("/")[-1], f"{k.requests:,}", *cells)
+    if replays:
+        con.print(cf)
     if not replays:
         con.print("no replay given or committed (planner profile --rate-trace writes one; plan r1 of "
                   "profiles/gpu_session.py is ready for an H100)")
@@ -171,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"RESULT replays={len(replays)} requests={n_req} ttft_p50_err_pct={mean_abs(errs['ttft_p50']):.1f} "
           f"ttft_p90_err_pct={mean_abs(errs['ttft_p90']):.1f} ttft_p99_err_pct={mean_abs(errs['ttft_p99']):.1f} "
           f"itl_mean_err_pct={mean_abs(errs['itl_mean']):.1f} attainment_err_pts={mean_abs(errs['attainment']):.1f} "
-          f"worst_ttft_p90_err_pct={worst:.1f}")
+          f"worst_ttft_p90_err_pct={worst:.1f} cf_ttft_p90_err_pct={mean_abs(cf_err['ttft']):.1f} "
+          f"cf_itl_p90_err_pct={mean_abs(cf_err['itl']):.1f} "
+          f"cf_ttft_p90_bias_pct={float(np.mean(cf_err['ttft'])) if cf_err['ttft'] else float('nan'):.1f}")
     return 0
 
 
