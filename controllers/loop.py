@@ -38,17 +38,20 @@ ObservedValue = float | dict[str, float] | None
 """One field of a model's observation as the decision log records it (a rate, a latency, per-role queues)."""
 
 
-def default_plan_fn(backend: str = "highs", time_limit_s: float = 10.0, catalog: Catalog | None = None) -> PlanFn:
-    """planner.planning.assemble.plan_workload with the controller's backend and time limit."""
+def default_plan_fn(backend: str = "highs", time_limit_s: float = 10.0, catalog: Catalog | None = None,
+                    refine_diagnosis: bool = False) -> PlanFn:
+    """planner.planning.assemble.plan_workload with the controller's backend and time limit. `refine_diagnosis`: an
+    infeasible plan's diagnosis gets the bisections that make its numbers exact (the least SLO bound and the fewest
+    GPUs the fleet plans from), as `planner solve` says them; `planner control --once` asks for it, the loop does not."""
 
     def plan(workload: Workload, fleet: Fleet, perf: PerfSource) -> Plan:
         from planner.planning.assemble import plan_workload
 
         # the planner reads a performance model through `get` (CorrectedPerf delegates the rest to the PerfModel it wraps)
-        # refine_diagnosis off: an infeasible re-plan holds and logs why; the bisections that make its numbers exact
-        # would cost a dozen solves every interval
+        # refine_diagnosis off by default: an infeasible re-plan holds and logs why; the bisections that make its numbers
+        # exact would cost a dozen solves every interval (one interval, --once, can afford them)
         return plan_workload(workload, fleet, cast("PerfModel", perf), catalog=catalog, backend=backend,
-                             time_limit_s=time_limit_s, refine_diagnosis=False)
+                             time_limit_s=time_limit_s, refine_diagnosis=refine_diagnosis)
 
     return plan
 
@@ -71,6 +74,9 @@ class Decision:
     plan_cost_per_hour: float | None = None
     solve_s: float | None = None
     errors: list[str] = field(default_factory=list)
+    hold_reason: str = ""
+    """'platform', 'metrics' or 'solver' when the decision holds the fleet (controllers.decide.Decision.hold_reason),
+    also under --dry-run, whose outcome is dry_run; '' otherwise."""
 
     def diff_text(self) -> str:
         if not self.changes:
@@ -166,7 +172,7 @@ class Controller:
         obs = snap.metrics
         d = Decision(t_s=v.t_s, outcome="", current=current, ready=ready, proposal=v.proposal, target=dict(v.target),
                      reasons=list(v.reasons), errors=list(v.errors), forecast_rps=v.forecast_rps, solve_s=v.solve_s,
-                     plan_cost_per_hour=v.plan.cost_per_hour if v.plan is not None else None)
+                     plan_cost_per_hour=v.plan.cost_per_hour if v.plan is not None else None, hold_reason=v.hold_reason)
         if snap.pools is None:
             self.metrics.holds.labels(reason="platform").inc()
             d.outcome = "held"
@@ -224,15 +230,17 @@ class Controller:
     def run(self, once: bool = False, sleep: Callable[[float], None] = time.sleep,
             on_decision: Callable[[Decision], None] | None = None) -> None:
         """Step every interval (aligned to the clock) until interrupted; `once`: one step. Each
-        decision goes to `on_decision` (`planner control` prints it), else to the log in one INFO line (not both:
-        the terminal showed every reason twice, found by hand at stop 52)."""
+        decision goes to `on_decision` (`planner control` prints it), else to the log in one line (not both:
+        the terminal showed every reason twice, found by hand at stop 52): INFO, WARNING where it holds the fleet (a
+        controller that holds every interval, e.g. on SLOs no plan meets, must not read as one at work)."""
         while True:
             start = self.clock()
             d = self.step()
             if on_decision is not None:
                 on_decision(d)
             else:
-                log.info("t=%.0f %s %s %s", d.t_s, d.outcome, d.changes or "", "; ".join(d.reasons))
+                log.log(logging.WARNING if d.hold_reason else logging.INFO, "t=%.0f %s %s %s", d.t_s, d.outcome,
+                        d.changes or "", "; ".join(d.reasons))
             if once:
                 return
             sleep(max(0.0, self.cfg.interval_s - (self.clock() - start)))

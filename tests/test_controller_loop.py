@@ -6,6 +6,8 @@ Prometheus URL, to drive the safety scenarios: Prometheus down, API 500, solver 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from controllers.actuate import KubernetesActuator
@@ -334,3 +336,68 @@ def test_a_silent_model_that_runs_nothing_is_not_started(env):
         given.next = obs(0.0, clock[0])
         ctl.step()
     assert reps(srv) == (0, 0)
+
+
+@pytest.mark.parametrize("ttft_ms, rate_rps, code, said", [
+    # an SLO below what any pool reaches unloaded: the least bound, from the bisection `planner solve` runs
+    (5, 2.0, 3, "ms (the least bound the fleet as it stands plans from)"),
+    # and the bound the fleet's load needs, beyond where a pool gets under it at all (one interval can afford it)
+    (5, 10.0, 3, "; the fleet as it stands plans from a TTFT bound of "),
+    (2000, 2.0, 0, None),
+])
+def test_once_exits_3_when_no_plan_meets_the_slos(tmp_path, monkeypatch, caplog, perf, ttft_ms, rate_rps, code, said):
+    """Found by hand: `planner control --dry-run --once` on a TTFT SLO of 5 ms (no GPU's prefill gets under 118 ms)
+    exited 0 with a [dry_run] decision holding the fleet; the loop would hold every interval, its reason printed like
+    any decision's. --once, the one-shot check, exits 3 as `planner solve` does (with its refined diagnosis), and the
+    holding decision is logged at WARNING. Observations are given (Given: a stand-in for Prometheus)."""
+    import logging
+
+    import yaml
+    from typer.testing import CliRunner
+
+    import planner.cli.control as control
+    from planner.cli.main import app
+
+    ctl_dir = Path(__file__).resolve().parents[1] / "examples/controller"
+    cfg = yaml.safe_load((ctl_dir / "config.yaml").read_text())
+    cfg["fleet"] = str(ctl_dir / "fleet.yaml")
+    cfg["models"][MODEL]["slo"]["ttft_ms"] = ttft_ms
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    monkeypatch.setattr("planner.io.validate.check_prometheus_query", lambda *a, **k: None)
+    given = Given()
+    given.next = obs(rate_rps, 0)
+    build = control.build_controller
+
+    def with_given(*args, **kwargs):
+        ctl = build(*args, perf=perf, **kwargs)
+        ctl.observer = given
+        return ctl
+
+    monkeypatch.setattr(control, "build_controller", with_given)
+    with caplog.at_level(logging.WARNING, logger="planner.control"):
+        r = CliRunner().invoke(app, ["control", "--config", str(tmp_path / "c.yaml"), "--dry-run", "--once"])
+    out, logged = " ".join(r.output.split()), " ".join(" ".join(rec.getMessage() for rec in caplog.records).split())
+    assert r.exit_code == code, (out, logged)
+    if said is None:
+        assert "hold:" not in out + logged and "infeasible" not in out
+    else:
+        assert "c.yaml: no plan meets the models' SLOs" in out and "Traceback" not in out
+        assert "hold: no usable plan from the solver (status infeasible: TTFT p99 5 ms" in logged and said in logged
+
+
+def test_a_holding_decision_is_a_warning_in_the_log(env, caplog):
+    """The loop without a printer logs a decision that holds the fleet at WARNING, the others at INFO (a controller
+    holding every interval on SLOs no plan meets must not read as one at work)."""
+    import logging
+
+    srv, ctl, given, clock = env
+    given.next = obs(2.0, 0)
+    with caplog.at_level(logging.INFO, logger="pd_planner.controller"):
+        ctl.run(once=True, sleep=lambda s: None)
+        ctl.cfg.models[MODEL].slo = Slo(ttft_ms=5, itl_ms=100, percentile=99)
+        clock[0] = 60.0
+        given.next = obs(2.0, 60)
+        ctl.run(once=True, sleep=lambda s: None)
+    levels = [(r.levelno, r.getMessage().split()[1]) for r in caplog.records if r.getMessage().startswith("t=")]
+    assert levels == [(logging.INFO, "applied"), (logging.WARNING, "held")]
+    assert ctl.decisions[-1].hold_reason == "solver"

@@ -17,7 +17,8 @@ from planner.io.errors import PlannerError
 EXIT_BAD_INPUT = 2
 """Exit code of every command on bad input (the message names file, field and expectation)."""
 EXIT_INFEASIBLE = 3
-"""Exit code of `planner solve` when the instance is infeasible (the plan file still says why)."""
+"""Exit code of `planner solve` when the instance is infeasible (the plan file still says why), and of `planner control
+--once` when its interval holds the fleet because no plan meets the SLOs (the hold reason says why)."""
 
 F = TypeVar("F", bound=Callable[..., object])
 

@@ -3,7 +3,9 @@
     planner control --config C.yaml [--dry-run] [--once]
 
 --dry-run prints the decision and the diff against the fleet and changes nothing;
---once runs one interval and exits (cron-style use, and smoke tests).
+--once runs one interval and exits (cron-style use, and smoke tests): exit 3 (EXIT_INFEASIBLE, as `planner solve`)
+where that interval holds the fleet because no plan meets the SLOs, with the diagnosis `planner solve` gives.
+A decision that holds the fleet is logged at WARNING, every interval (the loop keeps running and holding).
 """
 
 from __future__ import annotations
@@ -28,17 +30,19 @@ if TYPE_CHECKING:
 
     from controllers.loop import Controller, Decision
 
-__all__ = ["build_controller", "decision_text", "kube_api_client", "label_scheme", "register"]
+__all__ = ["build_controller", "decision_text", "holds_for_no_plan", "kube_api_client", "label_scheme", "register",
+           "report_decision"]
 
 
 def build_controller(cfg: ControllerConfig, fleet: Fleet, dry_run: bool, api_client: ApiClient | None = None,
                      perf: PerfSource | None = None, sim: object | None = None,
-                     clock: Callable[[], float] | None = None) -> Controller:
+                     clock: Callable[[], float] | None = None, one_shot: bool = False) -> Controller:
     """Wire the observer and the actuator registered under `cfg.observer` and `cfg.actuator.kind`
     (controllers/observers/, controllers/actuators/), the elector the actuator asks for, and the
-    metrics; the parts tests swap (Kubernetes client, performance model, simulator) are arguments."""
+    metrics; the parts tests swap (Kubernetes client, performance model, simulator) are arguments.
+    `one_shot` (--once): an infeasible plan's diagnosis is refined to exact numbers (default_plan_fn)."""
     from controllers.actuators import ActuatorContext, build_actuator
-    from controllers.loop import Controller
+    from controllers.loop import Controller, default_plan_fn
     from controllers.metrics import ControllerMetrics
     from controllers.observers import ObserverContext, build_observer
 
@@ -51,7 +55,8 @@ def build_controller(cfg: ControllerConfig, fleet: Fleet, dry_run: bool, api_cli
 
         perf = PerfModel.load()
     return Controller(cfg, fleet, observer, actuation.actuator, perf, metrics=metrics, elector=actuation.elector,
-                      dry_run=dry_run)
+                      dry_run=dry_run, plan_fn=default_plan_fn(cfg.backend, cfg.solver_time_limit_s,
+                                                               refine_diagnosis=one_shot))
 
 
 def prior_only_models(models: Iterable[str], fleet_gpus: Iterable[str], measured_gpus: Callable[[str], frozenset[str]]
@@ -91,6 +96,21 @@ def decision_text(d: Decision, dry_run: bool) -> str:
     return "\n".join(lines)
 
 
+def report_decision(d: Decision, dry_run: bool) -> None:
+    """Say one decision: on stdout, or logged at WARNING where it holds the fleet (found by hand: SLOs no plan meets
+    held every interval, its reason printed like any decision's, nothing at warning level for a log to alert on)."""
+    if d.hold_reason:
+        logging.getLogger("planner.control").warning("%s", decision_text(d, dry_run))
+    else:
+        typer.echo(decision_text(d, dry_run))
+
+
+def holds_for_no_plan(d: Decision) -> bool:
+    """Whether `d` holds the fleet because the solver found no plan (infeasible, or out of time with none), not for
+    an error of its own: SLOs or a fleet the config cannot meet, which `planner control --once` exits 3 on."""
+    return d.hold_reason == "solver" and not d.errors
+
+
 METRICS_ADDR = "0.0.0.0"
 """Where the controller serves its /metrics (every interface: Prometheus scrapes the pod's IP)."""
 
@@ -124,7 +144,7 @@ def register(app: typer.Typer) -> None:
         try:  # a config field the controller cannot work with (a busy metrics port, no Kubernetes API): name the file
             if cfg.record.metrics_port and not once:  # before any work: a busy port was a traceback after start-up
                 check_port_free(METRICS_ADDR, cfg.record.metrics_port, option="record.metrics_port")
-            ctl = build_controller(cfg, fleet, dry_run or cfg.dry_run)
+            ctl = build_controller(cfg, fleet, dry_run or cfg.dry_run, one_shot=once)
         except InputError as exc:
             raise exc.in_file(str(config)) from None
         if cfg.record.metrics_port and not once:
@@ -135,4 +155,16 @@ def register(app: typer.Typer) -> None:
             for model, gpus in prior_only_models(cfg.models, fleet.gpus, ctl.perf.measured_gpus).items():
                 logging.getLogger("planner.control").warning("%s", prior_only_warning(model, gpus))
 
-        ctl.run(once=once, on_decision=lambda d: typer.echo(decision_text(d, ctl.dry_run)))
+        ctl.run(once=once, on_decision=lambda d: report_decision(d, ctl.dry_run))
+        if once and ctl.decisions and holds_for_no_plan(ctl.decisions[-1]):
+            from rich.console import Console
+            from rich.markup import escape
+
+            from planner.cli.console import EXIT_INFEASIBLE
+
+            # one logical line, as friendly_errors prints (the diagnosis is in the decision's hold reason above)
+            Console(stderr=True, soft_wrap=True).print(
+                f"[bold red]infeasible:[/] {escape(str(config))}: no plan meets the models' SLOs on the fleet; the "
+                "controller holds the fleet as it is, every interval, until the SLOs, the fleet or the load change "
+                "(the hold reason above says what binds)")
+            raise typer.Exit(EXIT_INFEASIBLE)
