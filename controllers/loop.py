@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
@@ -23,7 +23,7 @@ from controllers.decide import Decision as Verdict
 from controllers.decide import PlanFn, PoolStatus, Snapshot, State, decide, initial_state
 from controllers.metrics import ControllerMetrics, DecisionLog
 from controllers.observers import ModelObservation, Observation, Observer
-from planner.io.schema import Fleet, Plan, Workload
+from planner.io.schema import Fleet, Plan, Variant, Workload
 from planner.planning.slo_metrics import SloMetric
 
 if TYPE_CHECKING:
@@ -72,6 +72,11 @@ class Decision:
     observed: dict[str, dict[str, ObservedValue]] = field(default_factory=dict)
     corrections: dict[str, dict[str, float]] = field(default_factory=dict)
     plan_cost_per_hour: float | None = None
+    """USD per hour of `target`, the replicas the decision applies (replicas x TP x the GPU type's price, the prices
+    the optimiser's plan is costed with); None when there is no target (not leader, platform unreachable before any
+    plan). It was the optimiser's plan's cost, which the guard's floors, holds and stabilisation make differ."""
+    optimiser_cost_per_hour: float | None = None
+    """USD per hour of the optimiser's plan (before the decode factor and the guard); None when it made none."""
     solve_s: float | None = None
     errors: list[str] = field(default_factory=list)
     hold_reason: str = ""
@@ -82,6 +87,18 @@ class Decision:
         if not self.changes:
             return "no change"
         return "\n".join(f"  {p}: {a} -> {b}" for p, (a, b) in self.changes.items())
+
+
+def pools_cost_per_hour(pools: Mapping[str, int], price_per_hour: Mapping[str, float]) -> float | None:
+    """USD per hour of `pools` (pool id -> replicas): replicas x TP x the GPU type's price per GPU-hour, each pool
+    rounded as a plan's pools are (planner.planning.assemble); None where a pool's GPU type has no price."""
+    total = 0.0
+    for pool, n in pools.items():
+        v = Variant.parse(pool)
+        if v.gpu not in price_per_hour:
+            return None
+        total += round(n * v.tp * price_per_hour[v.gpu], 4)
+    return round(total, 4)
 
 
 def _changes(current: dict[str, int], target: dict[str, int]) -> dict[str, tuple[int, int]]:
@@ -118,6 +135,7 @@ class Controller:
         self.state: State = initial_state(cfg, plan_fn or default_plan_fn(cfg.backend, cfg.solver_time_limit_s), fleet, perf)
         self.decisions: list[Decision] = []
         self.last_routing: Routing = {}
+        self._catalog: Catalog | None = None
 
     @property
     def fleet(self) -> Fleet:
@@ -136,6 +154,22 @@ class Controller:
     @property
     def corrections(self) -> Corrections:
         return self.state.corrections
+
+    def _price_per_hour(self) -> dict[str, float]:
+        """USD per GPU-hour of the fleet's GPU types, as the plans are costed (planner.planning.instance.gpu_prices),
+        with the performance model's catalog (the bundled one and the user's catalog folder's otherwise); {} where the
+        catalog lacks one of them (the plan fails on it too, and says so; the record then has no cost)."""
+        from planner.io.catalog import Catalog
+        from planner.io.errors import InputError
+        from planner.planning.instance import gpu_prices
+
+        if self._catalog is None:
+            cat = getattr(self.perf, "catalog", None)
+            self._catalog = cat if isinstance(cat, Catalog) else Catalog.load()
+        try:
+            return gpu_prices(self.fleet, self._catalog)
+        except InputError:
+            return {}
 
     # ------------------------------------------------------------------ one interval
     def snapshot(self) -> Snapshot:
@@ -172,7 +206,9 @@ class Controller:
         obs = snap.metrics
         d = Decision(t_s=v.t_s, outcome="", current=current, ready=ready, proposal=v.proposal, target=dict(v.target),
                      reasons=list(v.reasons), errors=list(v.errors), forecast_rps=v.forecast_rps, solve_s=v.solve_s,
-                     plan_cost_per_hour=v.plan.cost_per_hour if v.plan is not None else None, hold_reason=v.hold_reason)
+                     plan_cost_per_hour=pools_cost_per_hour(v.target, self._price_per_hour()) if v.target else None,
+                     optimiser_cost_per_hour=v.plan.cost_per_hour if v.plan is not None else None,
+                     hold_reason=v.hold_reason)
         if snap.pools is None:
             self.metrics.holds.labels(reason="platform").inc()
             d.outcome = "held"

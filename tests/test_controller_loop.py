@@ -401,3 +401,28 @@ def test_a_holding_decision_is_a_warning_in_the_log(env, caplog):
     levels = [(r.levelno, r.getMessage().split()[1]) for r in caplog.records if r.getMessage().startswith("t=")]
     assert levels == [(logging.INFO, "applied"), (logging.WARNING, "held")]
     assert ctl.decisions[-1].hold_reason == "solver"
+
+
+@pytest.mark.parametrize("floors", [{}, {P: 5}])
+def test_the_logged_cost_is_the_applied_targets(env, tmp_path, floors):
+    """The decision log's plan_cost_per_hour was the optimiser's plan's cost, not the target's the controller applies:
+    with guard.min_replicas holding the prefill pool at 5 where the plan wants fewer, the log said the plan's cost.
+    Now it is the target's (replicas x TP x the plan's GPU price), the optimiser's kept as optimiser_cost_per_hour."""
+    import json
+
+    from controllers.metrics import DecisionLog
+    from planner.io.catalog import Catalog
+
+    srv, ctl, given, clock = env
+    ctl.cfg.guard.min_replicas = dict(floors)
+    ctl.log = DecisionLog(tmp_path / "d.jsonl")
+    given.next = obs(2.0, 0)
+    d = ctl.step()
+    assert d.outcome == "applied" and d.target[P] == max(floors.get(P, 0), d.proposal[P])
+    price = Catalog.load().gpu(GPU).price_per_hour  # the fleet sets none: the catalog's, as the plan's pools are priced
+    want = round(sum(n * 2 * price for n in d.target.values()), 4)
+    record = json.loads((tmp_path / "d.jsonl").read_text().splitlines()[-1])
+    assert record["plan_cost_per_hour"] == pytest.approx(want) and d.plan_cost_per_hour == pytest.approx(want)
+    plan_cost = ctl.last_plan.cost_per_hour
+    assert record["optimiser_cost_per_hour"] == pytest.approx(plan_cost)
+    assert (want != pytest.approx(plan_cost)) == bool(floors)  # the floor makes them differ

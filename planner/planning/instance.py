@@ -21,6 +21,12 @@ from planner.planning.capacity import ArrivalShape, Capacity, ClassLoad, capacit
 from solvers.problem import ClassSpec, Problem, VariantSpec
 
 
+def gpu_prices(fleet: Fleet, catalog: Catalog) -> dict[str, float]:
+    """USD per GPU-hour of each of the fleet's GPU types: its `price_per_hour` where the fleet sets one, else the
+    catalog's. What plans are costed with; the controller costs the replicas it applies with the same prices."""
+    return {g: inv.price_per_hour or catalog.gpu(g).price_per_hour for g, inv in fleet.gpus.items()}
+
+
 @dataclass
 class Instance:
     """The planning instance: candidate variants with their laws and per-class capacities."""
@@ -127,7 +133,7 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
     inst = Instance(workload=workload, fleet=fleet,
                     moe_models=frozenset(m for m in workload.models if catalog.model(m).moe is not None),
                     profiled_gpus=perf.profiled_gpus)
-    inst.price_per_hour = {g: inv.price_per_hour or catalog.gpu(g).price_per_hour for g, inv in fleet.gpus.items()}
+    inst.price_per_hour = gpu_prices(fleet, catalog)
     inst.power_known = all(catalog.gpu(g).power_w is not None for g in fleet.gpus)
     current = {Variant.parse(k).id: v for k, v in fleet.current.items()}
 
