@@ -524,8 +524,12 @@ class GuardConfig(_Strict):
                     "defaults' 0.935); 3 the same at 262.6: not adopted, 1 with the per-replica check")
     min_replicas: dict[str, int] = Field(
         default_factory=dict,
-        description="pool id -> floor (safety), applied by the guard on top of the ILP's proposal (the ILP does not "
-                    "see it); a pool of the fleet's roles and allowed TPs, the floors within its inventory")
+        description="pool id -> floor (safety): a lower bound of that pool in the ILP (the fleet's "
+                    "limits.pool_min_replicas), so that the plan holds the floors inside the GPU inventory, and kept by "
+                    "the guard; a pool of the fleet's roles, allowed TPs and precisions, the floors within its inventory. "
+                    "Floors and load that together exceed the inventory make the plan infeasible: the last good plan "
+                    "is held and the decision says how many GPUs the floors hold (applied only by the guard after the "
+                    "plan, before: a floor of 3 decode replicas on a plan using all 8 H100s asked for 10)")
     scale_to_zero: bool = Field(
         default=False,
         description="release a model's last replica of a side once its traffic has been zero for the envelope window "

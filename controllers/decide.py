@@ -946,6 +946,13 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
                 reasons.append(f"planned at utilization {cfg.forecast.plan_utilization:g} (forecast.plan_utilization) "
                                f"instead of the fleet's limits.utilization {fleet_now.limits.utilization:g}")
             limits["utilization"] = cfg.forecast.plan_utilization
+        # the guard's floors (guard.min_replicas) are lower bounds of the ILP's pools, so that the plan holds them
+        # inside the inventory: applied only after the plan, a floor of 3 decode replicas on top of a plan using all
+        # 8 H100s asked for 10 (found in review). A held model's pools are left as they are, floors included.
+        floors = {p: n for p, n in cfg.guard.min_replicas.items() if Variant.parse(p).model not in held_models}
+        if floors:
+            own = fleet_now.limits.pool_min_replicas
+            limits["pool_min_replicas"] = {p: max(n, floors.get(p, 0)) for p, n in {**floors, **own}.items()}
         fleet_now = fleet_now.model_copy(update={"current": {p: n for p, n in current.items() if n > 0},
                                                  "limits": fleet_now.limits.model_copy(update=limits),
                                                  "gpus": _less_held(fleet_now, others)})

@@ -13,7 +13,8 @@ Budgets, inventory, step limits and churn live in the ILP. The guard only:
     (`coming`: the capacity asked for to drain that backlog must serve before it is judged);
   - blocks scale-down of a pool whose queue is growing (a safety veto; the scale-UP that queues
     call for is produced by the ILP itself, because the loop feeds the backlog into the load);
-  - never goes below the configured floor per pool, nor (never_below_proposal) below the proposal itself.
+  - never goes below the configured floor per pool, nor (never_below_proposal) below the proposal itself (the
+    floors are also the ILP's lower bounds, controllers.decide: the proposal holds them inside the inventory).
 State is kept in `GuardState` so that the decisions are a pure function of inputs and state.
 """
 

@@ -45,6 +45,9 @@ class Family(StrEnum):
     POOL_SIZE = "pool_size"
     """A pool at the fewest replicas its capacities assume (0 or >= k: a bursty class's clusters, or a shared queue,
     spread over k; target: variant). Reported as binding only; never relaxed (a structural fact, not a policy)."""
+    POOL_FLOOR = "pool_floor"
+    """A pool at its floor (the fleet's limits.pool_min_replicas, the controller's guard.min_replicas; target: variant).
+    Reported as binding only; never relaxed (only GPUs make room for a floor: the inventory's slack)."""
     UNSERVED = "unserved"
     """Demand of a class no allowed fleet serves (target: class)."""
     NO_VARIANT = "no_variant"
@@ -62,7 +65,8 @@ class Family(StrEnum):
 _TARGET = {
     Family.INVENTORY: TargetKind.RESOURCE, Family.CAPACITY: TargetKind.VARIANT, Family.KV_LINK: TargetKind.VARIANT,
     Family.PD_RATIO: TargetKind.GROUP, Family.MIN_REPLICAS: TargetKind.GROUP, Family.STEP: TargetKind.VARIANT,
-    Family.POOL_SIZE: TargetKind.VARIANT, Family.UNSERVED: TargetKind.CLASS, Family.NO_VARIANT: TargetKind.CLASS,
+    Family.POOL_SIZE: TargetKind.VARIANT, Family.POOL_FLOOR: TargetKind.VARIANT, Family.UNSERVED: TargetKind.CLASS,
+    Family.NO_VARIANT: TargetKind.CLASS,
     Family.NO_PAIRING: TargetKind.CLASS,
     Family.SOLVER: TargetKind.BACKEND,
 }

@@ -45,9 +45,10 @@ def decomposable(problem: Problem) -> bool:
 
 
 def split(problem: Problem) -> list[Problem]:
-    """One problem per group with demand, each with the whole inventory; groups without classes are left out."""
+    """One problem per group with demand or a pool floor, each with the whole inventory; other groups without classes
+    are left out (their pools stay at 0)."""
     out = []
-    for g in sorted({c.group for c in problem.classes}):
+    for g in sorted({c.group for c in problem.classes} | {v.group for v in problem.variants if v.min_replicas > 0}):
         classes = [c for c in problem.classes if c.group == g]
         ids = {c.id for c in classes}
         out.append(dataclasses.replace(
@@ -56,6 +57,11 @@ def split(problem: Problem) -> list[Problem]:
             min_replicas_per_group={k: n for k, n in problem.min_replicas_per_group.items() if k == g},
             pd_ratio_bounds={k: b for k, b in problem.pd_ratio_bounds.items() if k == g}))
     return out
+
+
+def _group_of(sub: Problem) -> str:
+    """The group of one of `split`'s problems (a group with a pool floor may have no class)."""
+    return sub.classes[0].group if sub.classes else sub.variants[0].group
 
 
 def solve_by_group(problem: Problem, solve: Callable[[Problem, float, float], Solution], time_limit_s: float,
@@ -70,10 +76,10 @@ def solve_by_group(problem: Problem, solve: Callable[[Problem, float, float], So
             return GroupResult(None, None, time.perf_counter() - start, "groups ran out of time")
         sol = solve(sub, left, mip_gap)
         if sol.status == "infeasible":  # a relaxation of the whole is infeasible: so is the whole
-            return GroupResult(dataclasses.replace(sol, message=f"model {sub.classes[0].group} alone is infeasible"),
+            return GroupResult(dataclasses.replace(sol, message=f"model {_group_of(sub)} alone is infeasible"),
                                None, time.perf_counter() - start)
         if not sol.ok:
-            return GroupResult(None, None, time.perf_counter() - start, f"group {sub.classes[0].group}: {sol.status}")
+            return GroupResult(None, None, time.perf_counter() - start, f"group {_group_of(sub)}: {sol.status}")
         parts.append(sol)
         bound = None if bound is None or sol.bound is None else bound + sol.bound
     units = {v.id: (v.resource, v.units) for v in problem.variants}

@@ -22,8 +22,9 @@ Variables
 Constraints (one comment each where they are built, in this order): coverage[c], pairing[c] (or,
 with forbidden pairs, pair_out[c,a] / pair_in[c,b]),
 capacity[v], kv_out[v] / kv_in[v], open[c,v] (a valid inequality that tightens the LP bound),
-pool_min[v] / pool_open[v] (n[v] = 0 or n[v] >= k_v), inventory[r], min_prefill[g] / min_decode[g],
-pd_ratio_min[g] / pd_ratio_max[g], step_up[v] / step_down[v], churn_up[v] / churn_down[v].
+pool_min[v] / pool_open[v] (n[v] = 0 or n[v] >= k_v), pool_floor[v] (n[v] >= the pool's floor), inventory[r],
+min_prefill[g] / min_decode[g], pd_ratio_min[g] / pd_ratio_max[g], step_up[v] / step_down[v], churn_up[v] /
+churn_down[v].
 Objective at the end of `build`.
 
 `build(problem, elastic=True)` adds non-negative slack variables to the rows that can be relaxed
@@ -57,6 +58,7 @@ class RowKind(StrEnum):
     OPEN = "open"
     POOL_MIN = "pool_min"
     POOL_OPEN = "pool_open"
+    POOL_FLOOR = "pool_floor"
     INVENTORY = "inventory"
     MIN_PREFILL = "min_prefill"
     MIN_DECODE = "min_decode"
@@ -72,7 +74,7 @@ REPORTED: dict[RowKind, Family] = {
     RowKind.INVENTORY: Family.INVENTORY, RowKind.CAPACITY: Family.CAPACITY, RowKind.KV_OUT: Family.KV_LINK,
     RowKind.KV_IN: Family.KV_LINK, RowKind.PD_RATIO_MIN: Family.PD_RATIO, RowKind.PD_RATIO_MAX: Family.PD_RATIO,
     RowKind.MIN_PREFILL: Family.MIN_REPLICAS, RowKind.MIN_DECODE: Family.MIN_REPLICAS, RowKind.STEP_UP: Family.STEP,
-    RowKind.STEP_DOWN: Family.STEP, RowKind.POOL_MIN: Family.POOL_SIZE,
+    RowKind.STEP_DOWN: Family.STEP, RowKind.POOL_MIN: Family.POOL_SIZE, RowKind.POOL_FLOOR: Family.POOL_FLOOR,
 }
 """The row families a solution reports as binding, and the family each is reported under."""
 
@@ -176,8 +178,8 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
         if not elastic:
             if v.resource in problem.inventory:  # cannot use more GPUs than exist
                 ub = _min(ub, problem.inventory[v.resource] // max(v.units, 1))
-            if problem.max_step is not None:  # step limit around current
-                ub = _min(ub, v.current + problem.max_step)
+            if problem.max_step is not None:  # step limit around current (up to the floor at least: step_up below)
+                ub = _min(ub, max(v.current + problem.max_step, v.min_replicas))
                 lb = max(lb, v.current - problem.max_step)
         m.n[v.id] = m.var(f"n[{v.id}]", lb=lb, ub=None if ub is None else max(ub, lb), integer=True)
 
@@ -249,6 +251,13 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
             m.row(RowKind.POOL_MIN, v.id, {m.n[v.id]: 1.0, u: -float(k)}, ">=", 0.0)
             m.row(RowKind.POOL_OPEN, v.id, {m.n[v.id]: 1.0, u: -max(float(big), float(k))}, "<=", 0.0)
 
+    for v in problem.variants:
+        if v.min_replicas > 0:
+            # pool_floor[v]: n_v >= the pool's floor (VariantSpec.min_replicas: the fleet's limits.pool_min_replicas,
+            # the controller's guard.min_replicas), inside the inventory row below rather than added to the plan after
+            # it. Kept in the elastic model: only more GPUs (its inventory slack) make room for a floor.
+            m.row(RowKind.POOL_FLOOR, v.id, {m.n[v.id]: 1.0}, ">=", float(v.min_replicas))
+
     for res, available in problem.inventory.items():
         # inventory[r]: the GPUs of resource r in use do not exceed those available.
         inv = {m.n[v.id]: float(v.units) for v in problem.variants if v.resource == res}
@@ -286,12 +295,15 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
     for v in problem.variants:
         n = m.n[v.id]
         if problem.max_step is not None:
-            # step_up[v] / step_down[v]: |n_v - current_v| <= max_step (controller step limit).
+            # step_up[v] / step_down[v]: |n_v - current_v| <= max_step (controller step limit); a pool below its
+            # floor goes up to it at once (the step yields to pool_floor[v], as the controller's guard applied its
+            # floors whatever the step).
             for kind, direction, sign in ((RowKind.STEP_UP, "up", 1.0), (RowKind.STEP_DOWN, "down", -1.0)):
                 terms = {n: sign}
                 if elastic:
                     m.relax(Slack(Family.STEP, v.id, direction), terms, -1.0, integer=True)
-                m.row(kind, v.id, terms, "<=", problem.max_step + sign * v.current)
+                rhs = problem.max_step + sign * v.current
+                m.row(kind, v.id, terms, "<=", max(rhs, float(v.min_replicas)) if direction == "up" else rhs)
         if problem.churn_cost > 0.0:
             # churn_up[v] / churn_down[v]: d_v >= |n_v - current_v|, so d_v is the change at the optimum.
             d = m.var(f"d[{v.id}]")
@@ -357,7 +369,8 @@ def binding(model: LinearModel, values: list[float], tol: float = 1e-5) -> list[
     """The constraints of interest that are tight at `values` and actually carry load.
 
     Families reported: inventory[r], capacity[v] (pool at its target utilisation), kv_link[v],
-    pd_ratio[g], min_replicas[g], step[v], pool_size[v] (a pool at the replicas its capacities assume). A row whose
+    pd_ratio[g], min_replicas[g], step[v], pool_size[v] (a pool at the replicas its capacities assume),
+    pool_floor[v] (a pool held at its floor). A row whose
     terms are all zero at the solution (an unused pool, say) is not reported: it constrains nothing.
     """
     out: list[Binding] = []

@@ -44,6 +44,8 @@ class VariantSpec:
     cost: float
     utilization: float = 1.0
     min_replicas: int = 0
+    """A floor on the pool's replicas (row pool_floor[v]: the fleet's limits.pool_min_replicas), inside the inventory;
+    the step limit yields to it (a pool below its floor goes up to it at once)."""
     max_replicas: int | None = None
     current: int = 0
     link_bytes_per_s: float | None = None

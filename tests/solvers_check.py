@@ -32,7 +32,9 @@ def replica_violations(problem: Problem, n: dict[str, int]) -> list[str]:
         k = n.get(v.id, 0)
         if k < v.min_replicas or (v.max_replicas is not None and k > v.max_replicas) or k < 0:
             out.append(f"bounds {v.id}: {k}")
-        if problem.max_step is not None and abs(k - v.current) > problem.max_step:
+        # a pool below its floor goes up to it at once (the step yields to the floor: solvers.formulation, step_up[v])
+        if problem.max_step is not None and (k - v.current > max(problem.max_step, v.min_replicas - v.current)
+                                             or v.current - k > problem.max_step):
             out.append(f"step {v.id}: {k} vs current {v.current}")
     for res, avail in problem.inventory.items():
         used = sum(v.units * n.get(v.id, 0) for v in problem.variants if v.resource == res)

@@ -316,6 +316,23 @@ CASES = [
          "  H100-SXM-80GB: {available: 64}")), *NS],
          3, ("uses 300 GPUs", "279 of them only for the fleet's min-replica limits", "the fewest-GPU plan uses 21 GPUs",
              "lower the min-replica limits")),
+    # a floor per pool (limits.pool_min_replicas: the ILP's pool_floor rows, as the controller's guard.min_replicas) is
+    # checked like the controller's, and floors + load beyond the inventory are told how many GPUs the floor holds
+    *[Case(f"limits.pool_min_replicas {pool}: {n}", lambda t, pool=pool, n=n, extra=extra: ["solve", "-w", W, "-f", t("f.yaml", fleet(
+        f"limits: {{{extra}pool_min_replicas: {{{pool}: {n}}}}}")), *NS], 2, ("{f}", *says))
+      for pool, n, extra, says in (
+          ("llama-3.1-8b/decode/H100-SXM-80GB/tp1", -1, "", ("pool_min_replicas.llama-3.1-8b/decode/H100-SXM-80GB/tp1",
+                                                             "expected a count >= 0, got -1")),
+          ("llama-3.1-8b/decode/H100-SXM-80GB/tp1", 9, "", ("limits.pool_min_replicas", "the floors hold 9 H100-SXM-80GB GPUs",
+                                                            "8 are available")),
+          ("llama-3.1-8b/decode/H100-SXM-80GB/tp1", 2, "roles: [mixed], ", ("role 'decode' is not in the fleet's limits.roles",)),
+          ("llama-3.1-8b/decode/A100-80GB/tp1", 2, "", ("GPU type 'A100-80GB' is not in the fleet's gpus",)),
+          ("llama-3.1-8B/decode/H100-SXM-80GB/tp1", 2, "", ("did you mean 'llama-3.1-8b'?",)))],
+    Case("limits.pool_min_replicas beside the load on 8 H100", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(
+         "limits: {pool_min_replicas: {llama-3.1-8b/decode/H100-SXM-80GB/tp1: 6}}")), *NS],
+         3, ("uses 25 GPUs", "4 of them only for the fleet's min-replica limits",
+             "the pool floors llama-3.1-8b/decode/H100-SXM-80GB/tp1 >= 6 (6 H100-SXM-80GB GPUs)",
+             "no pool floor the fewest-GPU plan uses 21 GPUs")),
     # found by hand at stop 50: current pools beyond the inventory, or of a TP that cannot run, were accepted; a
     # step-limited fleet was diagnosed "no single relaxation explains it" (the elastic model lacked the pool-size rows)
     Case("current beyond the inventory", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(

@@ -523,6 +523,46 @@ def test_with_the_real_ilp():
     assert any("forecast.plan_utilization" in r and "0.85" in r for r in v.reasons), v.reasons
 
 
+# Two models on 8 H100s with a floor of 3 replicas on the small model's decode pool (guard.min_replicas). Found in
+# review: the guard applied the floors after the ILP, which did not see them, so at 25 req/s of llama-3.1-8b (6 H100s
+# planned) + qwen3-32b (2) the floor asked for 10 H100s in a fleet of 8; 4 running H100s of a model the controller
+# does not plan leave 4 to plan on, below a floor of 5 that fits the 8 (12 asked for). Each row: llama-3.1-8b's req/s, the floor,
+# the GPUs of the other model; held or not, and what the decision's reasons say.
+_FLOOR_GPU = "H100-SXM-80GB"
+_FLOORED = f"qwen3-32b/decode/{_FLOOR_GPU}/tp1"
+
+
+@pytest.mark.parametrize("rate_rps,floor,others_gpus,held,says", [
+    (15.0, 3, 0, False, ()),  # 4 + 4 H100s: the plan holds the floor and fits
+    (25.0, 3, 0, True, (f"{_FLOORED} >= 3 (3 {_FLOOR_GPU} GPUs)", "8 available", "uses 10 GPUs")),
+    (1.0, 5, 4, True, (f"the pool floors hold 5 {_FLOOR_GPU} GPUs and 4 are available", f"{_FLOORED} >= 5")),
+])
+def test_guard_floors_are_planned_within_the_inventory(perf, rate_rps, floor, others_gpus, held, says):
+    from controllers.loop import default_plan_fn
+
+    models, gpus = ("llama-3.1-8b", "qwen3-32b"), 8
+    c = ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={m: ModelConfig(slo=SLO) for m in models},
+                         guard=GuardConfig(min_replicas={_FLOORED: floor}))
+    fleet = Fleet(gpus={_FLOOR_GPU: GpuInventory(available=gpus)},
+                  limits=FleetLimits(allowed_tp=[1], roles=["prefill", "decode"]))
+    state = initial_state(c, default_plan_fn(), fleet, perf)
+    pools = {f"{m}/{r}/{_FLOOR_GPU}/tp1": PoolStatus(1, 1) for m in models for r in ("prefill", "decode")}
+    if others_gpus:  # a model the controller does not plan, left as it is: its GPUs are not free
+        pools[f"llama-2-70b/mixed/{_FLOOR_GPU}/tp1"] = PoolStatus(others_gpus, others_gpus)
+    o = Observation(t_s=0, ok=True, models={m: ModelObservation(
+        model=m, completion_rps=r, arrival_rps=r, mean_isl=4000, mean_osl=400, waiting={}, running={})
+        for m, r in zip(models, (rate_rps, 0.2), strict=True)})
+    v, _ = decide(state, Snapshot(metrics=o, pools=pools), 0.0)
+    used = sum(n for p, n in v.target.items() if p in pools) + others_gpus  # every pool here is tp1 on one GPU type
+    assert used <= gpus, (v.target, v.reasons)
+    assert v.held == held, v.reasons
+    if not held:
+        assert v.target[_FLOORED] >= floor and v.plan is not None
+    text = " ".join(v.reasons)
+    for s in says:
+        assert s in text, text
+
+
 # ---------------------------------------------------------------------- planner.io.synth
 DUR = 2400.0
 

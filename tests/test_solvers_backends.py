@@ -117,6 +117,31 @@ def test_pd_ratio_and_min_replicas():
     assert p_gpus == 2 * sol.replicas["d"]
 
 
+# A floor per pool (VariantSpec.min_replicas: the fleet's limits.pool_min_replicas, the controller's guard.min_replicas)
+# is a row of the ILP, pool_floor[v], inside the inventory: 1 req/s needs one prefill and one decode replica of 1 GPU
+# each (cap 4 req/s); the decode pool 'd' has a floor. Each row: its floor, the inventory, the step limit and the
+# pools now; the answer ('infeasible' or d's replicas), whether pool_floor[d] binds.
+@pytest.mark.parametrize("floor,inventory,max_step,current,expect,binds", [
+    (0, 4, None, 0, 1, False),          # no floor: what the load needs
+    (3, 4, None, 0, 3, True),           # the floor, with the prefill replica: all 4 GPUs
+    (4, 4, None, 0, "infeasible", None),  # floor + the prefill replica the load needs: 5 GPUs of 4
+    (3, 8, 1, 1, 3, True),              # a pool below its floor goes up to it at once: the step yields to the floor
+])
+def test_pool_floor_is_planned_within_the_inventory(floor, inventory, max_step, current, expect, binds):
+    variants = [VariantSpec("p", "m", "prefill", "G", 1, 1.0, current=current),
+                VariantSpec("d", "m", "decode", "G", 1, 1.0, min_replicas=floor, current=current)]
+    prob = Problem([ClassSpec("c", "m", 1.0)], variants, {("c", "p"): 4.0, ("c", "d"): 4.0}, inventory={"G": inventory},
+                   max_step=max_step)
+    for backend in BACKENDS:
+        sol = solve(prob, backend)
+        if expect == "infeasible":
+            assert sol.status == "infeasible", backend
+            continue
+        assert sol.status == "optimal" and sol.replicas["d"] == expect, (backend, sol.replicas)
+        assert violations(prob, sol) == [], backend
+        assert (Binding(Family.POOL_FLOOR, "d") in sol.binding) == binds, (backend, sol.binding)
+
+
 def test_time_limit_is_a_status_not_a_crash():
     prob = synthetic_problem(5, 6, 3, seed=3)
     for backend in BACKENDS:
@@ -165,6 +190,16 @@ def test_models_solved_one_by_one_when_the_inventory_has_room():
     # by hand: ceil(9/4) + ceil(9/4) + ceil(7/4) + ceil(7/4) = 3 + 3 + 2 + 2 replicas of A at $1
     assert sol.objective == pytest.approx(10.0) and violations(prob, sol) == []
     assert brute_force(prob, 4)[0] == pytest.approx(sol.objective)
+
+
+def test_a_floored_pool_of_a_model_without_classes_is_kept_model_by_model():
+    """A pool floor on a model with no class (solvers.decompose.split kept only the groups with classes: its pool
+    came back at 0 replicas, below its floor, in a plan called optimal)."""
+    prob = _two_models(inventory_a=100)
+    prob.variants.append(VariantSpec("m2/decode/A", "m2", "decode", "A", 1, 1.0, min_replicas=2))
+    sol = solve(prob, "highs", mip_gap=1e-9)
+    assert "model by model" in sol.message and sol.status == "optimal"
+    assert sol.replicas["m2/decode/A"] == 2 and violations(prob, sol) == []
 
 
 def test_contended_inventory_falls_back_to_the_whole_model():

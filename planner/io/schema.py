@@ -398,6 +398,11 @@ class FleetLimits(_Strict):
     roles: list[Role] = Field(default_factory=lambda: list(ROLES))
     min_replicas: dict[str, int] = Field(default_factory=dict, description="per model; applies to each side (prefill-side and decode-side)")
     default_min_replicas: int = Field(default=1, ge=0)
+    pool_min_replicas: dict[str, int] = Field(
+        default_factory=dict,
+        description="per pool id (model/role/gpu/tpN): a floor on that pool's replicas the plan keeps, within the "
+                    "inventory (the ILP's pool_floor rows; the controller plans its guard.min_replicas with it); a "
+                    "floor on a model the workload does not list is not planned")
     max_replicas_per_pool: int | None = Field(default=None, ge=0)
     utilization: float = Field(default=0.85, gt=0, le=1, description="target utilization of a replica's SLO capacity (headroom)")
     pd_ratio_min: float | None = Field(default=None, ge=0, description="lower bound on prefill GPUs / decode GPUs")
@@ -448,6 +453,16 @@ class FleetLimits(_Strict):
         for m, n in self.min_replicas.items():
             if n < 0:
                 raise ValueError(f"min_replicas.{m}: expected a count >= 0, got {n}")
+        for pool, n in self.pool_min_replicas.items():
+            if n < 0:
+                raise ValueError(f"pool_min_replicas.{pool}: expected a count >= 0, got {n}")
+            try:
+                Variant.parse(pool)
+            except ValueError as exc:
+                raise ValueError(f"pool_min_replicas.{pool}: {exc}") from None
+            if self.max_replicas_per_pool is not None and n > self.max_replicas_per_pool:
+                raise ValueError(f"pool_min_replicas.{pool} ({n}) is above max_replicas_per_pool "
+                                 f"({self.max_replicas_per_pool}): no pool count satisfies both")
         if not self.roles:
             raise ValueError("roles: expected at least one of prefill, decode, mixed")
         if set(self.roles) == {"prefill"} or set(self.roles) == {"decode"}:

@@ -86,6 +86,7 @@ def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> No
     for m in fl.limits.min_replicas:  # a misspelt model's floor would be silently ignored
         if m not in catalog.models:
             raise InputError(p, f"limits.min_replicas.{m}", catalog.unknown_model_text(m))
+    check_pool_floors(fl.limits.pool_min_replicas, fl, catalog, p, "limits.pool_min_replicas")
     used: dict[str, int] = {}  # GPUs the current pools hold, per type
     for pool in fl.current:
         v = Variant.parse(pool)  # the schema checked the form
@@ -103,6 +104,55 @@ def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> No
         if n > fl.gpus[g].available:
             raise InputError(p, f"gpus.{g}.available", f"the current pools hold {n} {g} GPUs (replicas x TP) and the fleet "
                              f"says {fl.gpus[g].available} are available; expected available >= the GPUs in use")
+
+
+def check_pool_floors(floors: dict[str, int], fleet: Fleet, catalog: Catalog, path: str, field: str,
+                      models: list[str] | None = None, fleet_path: str | None = None) -> None:
+    """Floors per pool id (`field`: the fleet's limits.pool_min_replicas, the controller's guard.min_replicas): each on
+    a pool the plan can hold (a model of `models`, else of the catalog; a GPU type of the fleet; a role, TP and
+    precision its limits allow; a TP that runs), at most max_replicas_per_pool, and all of them within the inventory.
+    A floor on a pool nothing plans would be silently ignored, one beyond the inventory makes every plan infeasible
+    (found by hand: a floor of -1 passed; one on a role the fleet does not plan created that pool; floors holding
+    more GPUs than available asked for them, 1 -> 20 replicas on 8 H100s)."""
+    from planner.perf.laws import structural_blocker_reason  # laws import this module
+
+    lim = fleet.limits
+    floor_gpus: dict[str, int] = {}  # GPUs the floors alone hold, per type
+    for pool, n in floors.items():
+        at = f"{field}.{pool}"
+        try:
+            v = Variant.parse(pool)
+        except ValueError as exc:
+            raise InputError(path, at, f"expected a pool id model/role/gpu/tpN ({exc})") from None
+        if models is not None and v.model not in models:
+            raise InputError(path, at, f"model '{v.model}' is not one of the controller's models ({', '.join(models)})")
+        if models is None and v.model not in catalog.models:
+            raise InputError(path, at, catalog.unknown_model_text(v.model))
+        if v.gpu not in fleet.gpus:
+            raise InputError(path, at, f"GPU type '{v.gpu}' is not in the fleet's gpus ({', '.join(sorted(fleet.gpus))})")
+        if n < 0:
+            raise InputError(path, at, f"expected a replica count >= 0, got {n}")
+        if v.role not in lim.roles:
+            raise InputError(path, at, f"role '{v.role}' is not in the fleet's limits.roles {lim.roles}")
+        if v.tp not in lim.allowed_tp:
+            raise InputError(path, at, f"TP {v.tp} is not in the fleet's limits.allowed_tp {lim.allowed_tp}")
+        for what, dtype in (("weight", v.weight_dtype), ("KV-cache", v.kv_dtype)):
+            if dtype not in lim.allowed_dtypes:
+                raise InputError(path, at, f"{what} precision {dtype} is not in the fleet's limits.allowed_dtypes "
+                                 f"{lim.allowed_dtypes}")
+        if v.model in catalog.models and v.gpu in catalog.gpus:
+            reason = structural_blocker_reason(catalog, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)
+            if reason is not None:
+                raise InputError(path, at, f"no such pool can run: {reason}")
+        if lim.max_replicas_per_pool is not None and n > lim.max_replicas_per_pool:
+            raise InputError(path, at, f"expected at most the fleet's limits.max_replicas_per_pool "
+                             f"({lim.max_replicas_per_pool}), got {n}")
+        floor_gpus[v.gpu] = floor_gpus.get(v.gpu, 0) + n * v.tp
+    for g, n in sorted(floor_gpus.items()):
+        if n > fleet.gpus[g].available:
+            where = f"the fleet ({fleet_path})" if fleet_path else "the fleet"
+            raise InputError(path, field, f"the floors hold {n} {g} GPUs (replicas x TP) and {where} says "
+                             f"{fleet.gpus[g].available} are available; expected floors within the inventory")
 
 
 def check_size(wl: Workload, fl: Fleet, path: str | os.PathLike[str]) -> None:
@@ -249,38 +299,8 @@ def check_controller_config(cfg: ControllerConfig, fleet: Fleet, catalog: Catalo
             raise InputError(p, f"models.{m}.served_name", f"the label vLLM exports this model under (its "
                              f"--served-model-name), one per model; {label!r} is already models.{label_of[label]}'s")
         label_of[label] = m
-    for pool in cfg.guard.min_replicas:  # a floor on a pool the controller never plans would be silently ignored
-        try:
-            v = Variant.parse(pool)
-        except ValueError as exc:
-            raise InputError(p, f"guard.min_replicas.{pool}", f"expected a pool id model/role/gpu/tpN ({exc})") from None
-        if v.model not in cfg.models:
-            raise InputError(p, f"guard.min_replicas.{pool}", f"model '{v.model}' is not one of the controller's models "
-                             f"({', '.join(cfg.models)})")
-        if v.gpu not in fleet.gpus:
-            raise InputError(p, f"guard.min_replicas.{pool}", f"GPU type '{v.gpu}' is not in the fleet's gpus "
-                             f"({', '.join(sorted(fleet.gpus))})")
-        # found by hand: a floor of -1 passed; one on a role or TP the fleet's limits do not plan created that pool
-        # (a prefill pool 0 -> 2 in a mixed-only fleet); floors holding more GPUs than available asked for them (1 -> 20
-        # replicas on 8 H100s). The guard applies floors after the ILP, so nothing else stops them.
-        n = cfg.guard.min_replicas[pool]
-        if n < 0:
-            raise InputError(p, f"guard.min_replicas.{pool}", f"expected a replica count >= 0, got {n}")
-        if v.role not in fleet.limits.roles:
-            raise InputError(p, f"guard.min_replicas.{pool}", f"role '{v.role}' is not in the fleet's limits.roles "
-                             f"{fleet.limits.roles}")
-        if v.tp not in fleet.limits.allowed_tp:
-            raise InputError(p, f"guard.min_replicas.{pool}", f"TP {v.tp} is not in the fleet's limits.allowed_tp "
-                             f"{fleet.limits.allowed_tp}")
-    floor_gpus: dict[str, int] = {}  # GPUs the floors alone hold, per type
-    for pool, n in cfg.guard.min_replicas.items():
-        v = Variant.parse(pool)
-        floor_gpus[v.gpu] = floor_gpus.get(v.gpu, 0) + n * v.tp
-    for g, n in sorted(floor_gpus.items()):
-        if n > fleet.gpus[g].available:
-            raise InputError(p, "guard.min_replicas", f"the floors hold {n} {g} GPUs (replicas x TP) and the fleet "
-                             f"({cfg.fleet}) says {fleet.gpus[g].available} are available; expected floors within "
-                             "the inventory")
+    check_pool_floors(cfg.guard.min_replicas, fleet, catalog, p, "guard.min_replicas", models=list(cfg.models),
+                      fleet_path=cfg.fleet)
     port = cfg.record.metrics_port
     if port is not None and not (1 <= port <= MAX_PORT):
         raise InputError(p, "record.metrics_port", f"expected a TCP port in 1..{MAX_PORT} (or null: off), got {port}")

@@ -257,10 +257,13 @@ def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catal
         if inst.gpu_need is not None and refine:
             inst.gpu_added = _gpu_shortfall(unlimited, workload, fleet, perf, catalog, backend, time_limit_s, objective)
         lim = fleet.limits
-        if inst.gpu_need is not None and max([lim.default_min_replicas, *lim.min_replicas.values()]) > 1:
-            # how much of that need the operator's replica floors hold (one replica per side stays: it serves)
+        if inst.gpu_need is not None and (max([lim.default_min_replicas, *lim.min_replicas.values()]) > 1
+                                          or any(lim.pool_min_replicas.values())):
+            # how much of that need the operator's replica floors hold (one replica per side stays: it serves; the
+            # pool floors go)
             floor1 = lim.model_copy(update={"default_min_replicas": min(lim.default_min_replicas, 1),
-                                            "min_replicas": {m: min(n, 1) for m, n in lim.min_replicas.items()}})
+                                            "min_replicas": {m: min(n, 1) for m, n in lim.min_replicas.items()},
+                                            "pool_min_replicas": {}})
             inst.gpu_need_floor1 = _gpu_need(_unlimited(workload, fleet.model_copy(update={"limits": floor1}), perf, catalog),
                                              backend, time_limit_s)
     return to_plan(inst, sol, perf)

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from planner.io.schema import FleetLimits, Plan
+from planner.io.schema import FleetLimits, Plan, Variant
 from solvers.constraints import Binding, Family
 from solvers.diagnose import diagnose
 
@@ -80,6 +80,9 @@ def describe_binding(inst: Instance, name: Binding) -> str:
         return f"step limit (max_step={inst.fleet.limits.max_step}) on pool {target}"
     if kind == Family.MIN_REPLICAS:
         return f"minimum replicas of model {target}"
+    if kind == Family.POOL_FLOOR:
+        floor = next((s.min_replicas for s in inst.problem.variants if s.id == target), 0) if inst.problem else 0
+        return f"pool {target} is held at its floor of {floor} replicas (limits.pool_min_replicas)"
     if kind == Family.CAPACITY:
         return f"pool {target} is at its utilization target ({inst.fleet.limits.utilization:g})"
     if kind == Family.POOL_SIZE:
@@ -93,6 +96,30 @@ def describe_binding(inst: Instance, name: Binding) -> str:
     return str(name)
 
 
+def _floors_text(inst: Instance) -> str:
+    """The pool floors the plan holds, e.g. 'm/decode/H100/tp1 >= 3 (3 H100 GPUs)'."""
+    parts = []
+    for pool, n in sorted(inst.fleet.limits.pool_min_replicas.items()):
+        v = Variant.parse(pool)
+        if n > 0 and v.model in inst.workload.models:
+            parts.append(f"{pool} >= {n} ({n * v.tp} {v.gpu} GPUs)")
+    return ", ".join(parts)
+
+
+def _floors_beyond_inventory(inst: Instance) -> list[str]:
+    """Per GPU type whose pool floors alone (limits.pool_min_replicas, the controller's guard.min_replicas) hold more
+    GPUs than the plan may use: the floors and the numbers; no plan can keep them."""
+    held: dict[str, int] = {}
+    for pool, n in inst.fleet.limits.pool_min_replicas.items():
+        v = Variant.parse(pool)
+        if v.model in inst.workload.models:
+            held[v.gpu] = held.get(v.gpu, 0) + n * v.tp
+    have = {g: inv.available for g, inv in inst.fleet.gpus.items()}
+    return [f"the pool floors hold {n} {g} GPUs and {have.get(g, 0)} are available: {_floors_text(inst)} "
+            "(limits.pool_min_replicas / the controller's guard.min_replicas); lower them or add GPUs"
+            for g, n in sorted(held.items()) if n > have.get(g, 0)]
+
+
 def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
     """'G needs K more GPUs' per GPU type: the fewest to add with the fleet's own GPUs in use (`Instance.gpu_added`),
     else what the fewest-GPU plan with unlimited inventory uses beyond them; when the fleet's min-replica limits hold
@@ -101,8 +128,12 @@ def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
     plan_txt = ", ".join(f"{n} x {g}" for g, n in sorted(need.items()) if n > 0)
     free = inst.gpu_need_floor1
     held = sum(need.values()) - sum(free.values()) if free is not None else 0
-    floors = (f"; {held} of them only for the fleet's min-replica limits (limits.min_replicas / default_min_replicas: "
-              f"with at most 1 replica per side the fewest-GPU plan uses {sum(free.values())} GPUs)"
+    pools = inst.fleet.limits.pool_min_replicas
+    lowered = ("with at most 1 replica per side and no pool floor" if pools else "with at most 1 replica per side")
+    floors = (f"; {held} of them only for the fleet's min-replica limits (limits.min_replicas / default_min_replicas"
+              + (f"; the pool floors {_floors_text(inst)}, limits.pool_min_replicas / the controller's "
+                 "guard.min_replicas" if pools else "")
+              + f": {lowered} the fewest-GPU plan uses {sum(free.values())} GPUs)"
               if free is not None and held > 0 else "")
     relax = "lower the min-replica limits, add GPUs" if free is not None and held > 0 else "add them"
     util, util_default = inst.fleet.limits.utilization, FleetLimits.model_fields["utilization"].default
@@ -200,6 +231,9 @@ def explain_infeasible(inst: Instance) -> list[str]:
                    f">= {advice} or add a faster GPU type{after}")
     if out:
         return out
+    beyond = _floors_beyond_inventory(inst)
+    if beyond:
+        return beyond
     if inst.gpu_need is not None:
         return _shortfall_lines(inst, inst.gpu_need)
     if not inst.problem.variants:

@@ -71,8 +71,8 @@ class Instance:
     """When one model's TTFT or ITL bound is beyond every GPU: (model, 'ttft' | 'itl', the least bound in ms with which
     the fleet plans), found by bisection (planner.planning.assemble._slo_within_fleet); None when not sought or found."""
     gpu_need_floor1: dict[str, int] | None = None
-    """The same with every min-replica limit above 1 lowered to 1 (only when the fleet sets one above 1): the
-    diagnosis tells how many of the needed GPUs the operator's replica floors hold."""
+    """The same with every min-replica limit above 1 lowered to 1 and no pool floor (only when the fleet sets a limit
+    above 1 or a pool floor): the diagnosis tells how many of the needed GPUs the operator's replica floors hold."""
 
 
 def _validate(workload: Workload, fleet: Fleet, catalog: Catalog) -> None:
@@ -136,6 +136,11 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
     inst.price_per_hour = gpu_prices(fleet, catalog)
     inst.power_known = all(catalog.gpu(g).power_w is not None for g in fleet.gpus)
     current = {Variant.parse(k).id: v for k, v in fleet.current.items()}
+    # per-pool floors (limits.pool_min_replicas; the controller's guard.min_replicas) on the workload's models: the ILP's
+    # pool_floor rows hold them, so the plan keeps them within the inventory (a floor applied after the plan, by the
+    # controller's guard alone, took 10 H100s in a fleet of 8)
+    floors = {Variant.parse(k).id: n for k, n in lim.pool_min_replicas.items()
+              if n > 0 and Variant.parse(k).model in workload.models}
 
     for model in workload.models:
         classes = [c for c in workload.classes if c.model == model]
@@ -197,15 +202,17 @@ def build_instance(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: C
 
     specs: list[VariantSpec] = []
     for vid, v in inst.variants.items():
-        if not any(inst.caps[(c.id, vid)].rate_rps > 0 for c in workload.classes if c.model == v.model) and not current.get(vid):
+        held = current.get(vid) or floors.get(vid)  # a pool that runs now or has a floor stays a candidate
+        if not any(inst.caps[(c.id, vid)].rate_rps > 0 for c in workload.classes if c.model == v.model) and not held:
             continue  # serves nothing under SLO: not a candidate (kept in caps for the diagnosis)
-        if fleet.gpus[v.gpu].available < v.tp and not current.get(vid):
+        if fleet.gpus[v.gpu].available < v.tp and not held:
             continue  # not even one replica fits the inventory
         specs.append(VariantSpec(
             id=vid, group=v.model, side=v.role, resource=v.gpu, units=v.tp,
             cost=v.tp * inst.price_per_hour[v.gpu],
             power_w=v.tp * (catalog.gpu(v.gpu).power_w or 0.0),
             utilization=(utilization or {}).get(vid, lim.utilization),
+            min_replicas=floors.get(vid, 0),
             max_replicas=lim.max_replicas_per_pool,
             current=current.get(vid, 0),
             # Classes state their KV bytes at bf16; a pool whose KV bytes per token are fewer (FP8 KV)
