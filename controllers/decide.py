@@ -904,6 +904,10 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         return (Decision(t_s=now, target=g.target, held=True, reasons=tuple(g.reasons), hold_reason="metrics"),
                 replace(state, guard=gstate))
 
+    # A held model's pools are left as they are, floors included: its floors are neither planned nor guarded (the
+    # guard, which sees only the pools planned on, set a held pool of 6 replicas to its floor of 2: found in review)
+    floors = {p: n for p, n in cfg.guard.min_replicas.items() if Variant.parse(p).model not in held_models}
+
     # forecast
     memories = dict(state.models)
     forecasts: dict[str, ModelForecast] = {}
@@ -948,8 +952,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
             limits["utilization"] = cfg.forecast.plan_utilization
         # the guard's floors (guard.min_replicas) are lower bounds of the ILP's pools, so that the plan holds them
         # inside the inventory: applied only after the plan, a floor of 3 decode replicas on top of a plan using all
-        # 8 H100s asked for 10 (found in review). A held model's pools are left as they are, floors included.
-        floors = {p: n for p, n in cfg.guard.min_replicas.items() if Variant.parse(p).model not in held_models}
+        # 8 H100s asked for 10 (found in review)
         if floors:
             own = fleet_now.limits.pool_min_replicas
             limits["pool_min_replicas"] = {p: max(n, floors.get(p, 0)) for p, n in {**floors, **own}.items()}
@@ -999,7 +1002,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     guarded, kept = _one_per_side(proposal, current, proposal, silent, running_only=True) if proposal is not None else (None, [])
     reasons.extend(f"{p}: kept at 1 replica ({Variant.parse(p).model} has no traffic; guard.scale_to_zero is off)"
                    for p in kept)
-    g = guard(cfg.guard, gstate, now, current, guarded, metrics_ok=True, solver_ok=solver_ok, solver_reason=solver_reason,
+    g = guard(cfg.guard.model_copy(update={"min_replicas": floors}), gstate, now, current, guarded, metrics_ok=True,
+              solver_ok=solver_ok, solver_reason=solver_reason,
               queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg), coming=coming,
               decode_pools={p for p, v in parsed.items() if v.role == "decode"},
               hold_proposal=(_one_per_side({p: min(n, (proposal or {}).get(p, n)) for p, n in hold_proposal.items()},

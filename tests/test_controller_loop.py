@@ -267,11 +267,16 @@ def test_a_pool_on_a_gpu_type_the_fleet_file_omits_is_left_alone(env):
                for r in d.reasons)
 
 
-def test_a_model_without_usable_metrics_is_held_on_its_own(env):
+@pytest.mark.parametrize("floor", [0, 1])
+def test_a_model_without_usable_metrics_is_held_on_its_own(env, floor):
     """Two configured models, one without vLLM series this interval (Observation.unusable): its pool keeps its replicas
-    and GPUs, the other is planned (found by hand at stop 52: one model without series held every model's scaling)."""
+    and GPUs, the other is planned (found by hand at stop 52: one model without series held every model's scaling).
+    A floor on the held pool (guard.min_replicas) is left alone with it (found in review: the guard, which sees only
+    the pools planned on, took the held pool of 2 replicas to its floor of 1)."""
     srv, ctl, given, clock = env
     ctl.cfg.models["llama-3.1-8b"] = ModelConfig(slo=Slo(ttft_ms=1000, itl_ms=50, percentile=90))
+    if floor:
+        ctl.cfg.guard.min_replicas = {"llama-3.1-8b/mixed/H100-SXM-80GB/tp1": floor}
     srv.state.add_workload("deployment", NS, "small", {"pd-planner.io/model": "llama-3.1-8b", "pd-planner.io/role": "mixed",
                                                        "pd-planner.io/gpu": GPU, "pd-planner.io/tp": "1"}, 2)
     o = obs(8.0, 0)
