@@ -530,6 +530,30 @@ def test_every_bad_input_gets_a_clear_answer(case: Case, tmp_path: Path) -> None
             assert want in out.replace("\n", ""), f"{case.name}: {want!r} not in\n{out}"
 
 
+# solve's options that act only while verifying, each given without what it needs (found by a helper: all four
+# were silently ignored, the plan solved and written, exit 0): option's words, the flags given, what it needs
+VERIFY_ONLY = [
+    (["--seed", "5"], [], "--verify or --verify-trace"),
+    (["--seed", "0"], [], "--verify or --verify-trace"),  # typed at its default value: still the user's choice
+    (["--verify-rounds", "7"], [], "--verify or --verify-trace"),
+    (["--verify-duration-s", "30"], [], "--verify or --verify-trace"),
+    (["--drop-over-context"], [], "--verify-trace"),
+    (["--drop-over-context"], ["--verify"], "--verify-trace"),  # Poisson arrivals: no trace to leave requests out of
+]
+
+
+@pytest.mark.parametrize("option, also, needs", VERIFY_ONLY, ids=[" ".join(o + a) for o, a, _ in VERIFY_ONLY])
+def test_a_verify_only_option_without_verifying_is_refused(option: list[str], also: list[str], needs: str,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "plan.yaml"
+    r = runner.invoke(app, ["solve", "-w", W, "-f", F, *NS, *also, *option, "-o", str(out)])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2, r.output
+    assert f"{option[0]}: needs {needs} (" in said and "ignored" in said and "Traceback" not in said
+    assert len(r.output.strip().splitlines()) == 1, r.output  # one line
+    assert not out.exists()  # refused before any work
+
+
 def test_the_diagnosed_shortfall_is_exactly_what_is_missing(tmp_path: Path) -> None:
     """'needs 20 more' with 1 H100: 21 H100 serve the default workload, 20 do not."""
     from planner.api import laws

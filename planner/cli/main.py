@@ -109,9 +109,17 @@ def print_plan(plan: Plan) -> None:
         console.print(f"[bold]Load multiplier[/]: {plan.load_multiplier:.3f}x the workload fits this fleet within SLO")
 
 
+def given(ctx: typer.Context, param: str) -> bool:
+    """Whether the command line gave option `param` (its Python name), even at its default value: click's parameter
+    source, its enum compared by name, as its module differs between typer versions (typer 0.29 vendors click)."""
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+
+
 @app.command()
 @friendly_errors
 def solve(
+    ctx: typer.Context,
     workload: Path = typer.Option(..., "--workload", "-w", help="workload YAML (models with SLOs, request classes)"),
     fleet: Path = typer.Option(..., "--fleet", "-f", help="fleet YAML (GPU inventory, limits, current replicas)"),
     profiles: Path | None = typer.Option(None, "--profiles", help="profile root (default: the bundled profiles/data)"),
@@ -120,8 +128,9 @@ def solve(
     time_limit_s: float = typer.Option(10.0, "--time-limit", min=0.01, max=86400.0, help="solver time limit, seconds"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write the plan here (.yaml or .json)"),
     verify: bool = typer.Option(False, "--verify", help="simulate the plan; tighten and re-solve where SLO attainment is short"),
-    verify_rounds: int = typer.Option(3, "--verify-rounds", min=0, help="most re-solves when verifying"),
-    seed: int = typer.Option(0, "--seed", min=0, help="simulation seed (with --verify)"),
+    verify_rounds: int = typer.Option(3, "--verify-rounds", min=0,
+                                      help="most re-solves when verifying (with --verify or --verify-trace)"),
+    seed: int = typer.Option(0, "--seed", min=0, help="simulation seed (with --verify or --verify-trace)"),
     verify_trace: Path | None = typer.Option(
         None, "--verify-trace",
         help="verify (implies --verify) against this request trace's own requests, their arrival times and lengths, "
@@ -148,6 +157,18 @@ def solve(
         raise typer.BadParameter(f"--backend must be {choices_text(backend_names())}, got {backend!r}")
     if objective not in objective_names():
         raise typer.BadParameter(f"--objective must be {choices_text(objective_names())}, got {objective!r}")
+    # the options that act only while verifying: given without what they need they were silently ignored (found by a
+    # helper: `--seed 5 --verify-rounds 7 --verify-duration-s 30 --drop-over-context` without --verify
+    # solved and wrote the plan, exit 0); told before any work, naming the first one given
+    verifying = "--verify or --verify-trace"
+    for param, name, needs, does in (
+            ("seed", "--seed", verifying, "it seeds the simulation that verifies the plan"),
+            ("verify_rounds", "--verify-rounds", verifying, "it bounds the re-solves of verifying"),
+            ("verify_duration_s", "--verify-duration-s", verifying, "it is the verifying simulation's length"),
+            ("drop_over_context", "--drop-over-context", "--verify-trace",
+             "it leaves out the verifying trace's requests beyond their model's context")):
+        if given(ctx, param) and not (verify_trace is not None or (verify and needs == verifying)):
+            raise InputError(None, name, f"needs {needs} ({does}); given without, it would be ignored")
     if output is not None:
         check_writable(output, "--output")  # before the solve, so that no work is lost
     catalog = Catalog.load()
