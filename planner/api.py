@@ -85,9 +85,9 @@ def laws(profiles_dir: PathLike | None = None) -> tuple[Catalog, PerfModel]:
 def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend: str = "highs",
           time_limit_s: float = 10.0, mip_gap: float = 1e-4, perf: PerfModel | None = None, catalog: Catalog | None = None,
           profiles_dir: PathLike | None = None) -> SolvedPlan:
-    """The cheapest plan for `workload` on `fleet` (objective 'cost'), the fewest GPUs ('gpus'), the
-    least board power ('power'), or the largest common traffic multiplier the fleet serves within
-    SLO ('max_load').
+    """The cheapest plan for `workload` on `fleet` (objective 'cost'), the fewest GPUs ('gpus'; of as many,
+    the cheapest), the least board power ('power'), or the largest common traffic multiplier the fleet
+    serves within SLO ('max_load').
 
     Returns a :class:`SolvedPlan` (a `Plan` with `.pools()`, `.classes()` DataFrames and a readable
     repr). An infeasible instance is not an exception: the plan has `feasible=False` and a diagnosis.

@@ -6,7 +6,8 @@ Each backend (a `runners.SolverBackend`) reads the same `formulation.LinearModel
 are written once, there); the staged solve here drives it and solves the objectives
 lexicographically: for each objective in turn, minimise it, then hold it at the value found (plus
 a tolerance) while the next one is minimised. Only "max_load" (maximise the multiplier, then the
-cheapest fleet reaching it) and the diagnosis use more than one.
+cheapest fleet reaching it) and the diagnosis use more than one. An objective's tie-break ("gpus":
+USD/h) is one more such stage, run model by model after the whole solve (`_break_ties`).
 
 What each backend reports as the bound: HiGHS its MIP dual bound (highspy `mip_dual_bound`),
 OR-Tools its `BestBound()` (SCIP, else CBC), CBC the "Lower bound" line of its log; where that is
@@ -23,8 +24,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from solvers.decompose import decomposable, solve_by_group
+from solvers.decompose import decomposable, plan_values, solve_by_group, split
 from solvers.formulation import LinearModel, binding, build
+from solvers.objectives import spec
 from solvers.problem import Problem, Solution, Status
 from solvers.runners import DEFAULT_BACKEND, SolverBackend, StageResult, backend_entry, backend_names
 
@@ -77,8 +79,20 @@ def solve(problem: Problem, backend: str = DEFAULT_BACKEND, time_limit_s: float 
     the whole model's LP bound and RENS plan (see `_first_stage`); model by model
     (`solvers.decompose`), whose union, when it fits the inventory, is a plan proven against the
     sum of the models' bounds; the whole MIP on the time left, warm from nothing but bounded by
-    the best of all. The cheapest plan found and the best bound are reported.
+    the best of all. The cheapest plan found and the best bound are reported. An objective with a
+    tie-break ("gpus": USD/h) then has it minimised on the time left, the fleet term held (`_break_ties`).
     """
+    start = time.perf_counter()
+    sol = _solve_fleet(problem, backend, time_limit_s, mip_gap)
+    if spec(problem.objective).tie_break is None or not sol.ok:
+        return sol
+    sol = _break_ties(problem, sol, backend, time_limit_s - (time.perf_counter() - start), mip_gap)
+    sol.seconds = time.perf_counter() - start
+    return sol
+
+
+def _solve_fleet(problem: Problem, backend: str, time_limit_s: float, mip_gap: float) -> Solution:
+    """`solve` of the fleet term (the objectives of `formulation.build`), without the tie-break."""
     start = time.perf_counter()
     backend_entry(backend)  # ValueError naming the registered backends
     if not decomposable(problem):
@@ -124,6 +138,79 @@ def solve(problem: Problem, backend: str = DEFAULT_BACKEND, time_limit_s: float 
     return best
 
 
+def _break_ties(problem: Problem, sol: Solution, backend: str, time_limit_s: float, mip_gap: float) -> Solution:
+    """`sol` with each model's pools re-chosen as the least by the objective's tie-break ("gpus": the cheapest) of
+    those with no more of its fleet term (solvers.formulation, Tie-break), on `time_limit_s`: model by model (both
+    terms are sums over the models, and one model's MIP proves its tie where the whole one did not in 10 s on the
+    5x6x3 synthetic instance), each within the inventory the others' pools leave it, so the union fits, and on an
+    equal share of the time left. A model whose solve finds nothing better in time keeps its pools (said)."""
+    start = time.perf_counter()
+    out = copy.deepcopy(sol)
+    groups = split(problem)
+    kept = 0
+    for k, sub in enumerate(groups):
+        left = time_limit_s - (time.perf_counter() - start)
+        if left <= 0.0:
+            kept += len(groups) - k
+            break
+        mine = {v.id for v in sub.variants}
+        others: dict[str, int] = {}
+        for v in problem.variants:
+            if v.id not in mine:
+                others[v.resource] = others.get(v.resource, 0) + out.replicas.get(v.id, 0) * v.units
+        sub = dataclasses.replace(sub, inventory={r: cap - others.get(r, 0) for r, cap in sub.inventory.items()})
+        part, status = _least_tie(sub, out, backend, max(left / (len(groups) - k), 0.05), mip_gap)
+        kept += status != "optimal"
+        if part is None:
+            continue
+        ids = {c.id for c in sub.classes}
+        out.replicas.update({vid: n for vid, n in part.replicas.items() if vid in mine})
+        out.flow = {key: x for key, x in out.flow.items() if key[0] not in ids} | part.flow
+        out.pair_flow = {key: x for key, x in out.pair_flow.items() if key[0] not in ids} | part.pair_flow
+    model = build(problem)
+    values = plan_values(model, problem, out)
+    out.binding = binding(model, values)
+    out.objective = sum(w * values[i] for i, w in model.objectives[-1].items())  # at most sol's: it was held
+    if out.bound is not None:
+        out.bound = min(out.bound, out.objective)
+        out.gap = abs(out.objective - out.bound) / max(abs(out.objective), 1e-9)
+    if kept:
+        out.message = "; ".join(filter(None, [out.message, f"the tie-break among plans of as few "
+                                              f"{spec(problem.objective).unit} was not proven in time for {kept} of "
+                                              f"{len(groups)} model(s): their pools are the best found"]))
+    return out
+
+
+def _least_tie(problem: Problem, sol: Solution, backend: str, time_limit_s: float,
+               mip_gap: float) -> tuple[Solution | None, Status]:
+    """The plan of `problem` (one model) least by its tie-break with its fleet term held at `sol`'s, or None where
+    the solve found none better than `sol`; and the solve's status."""
+    model = build(problem)
+    values = plan_values(model, problem, sol)
+    fleet = model.objectives[-1]
+    held = sum(w * values[i] for i, w in fleet.items())
+    before = sum(w * values[i] for i, w in model.tie_break.items())
+    runner, _ = _runner(backend)
+    runner.load(model)
+    runner.hold(fleet, held + HOLD_TOL * max(1.0, abs(held)))
+    runner.hint(values)
+    res = runner.minimise(model.tie_break, time_limit_s, mip_gap)
+    if res.values is None or res.objective is None or res.objective >= before - HOLD_TOL * max(1.0, abs(before)):
+        return None, res.status
+    fleet_now = sum(w * res.values[i] for i, w in fleet.items())
+    found = ModelSolution(res.status, runner.name, res.values, [fleet_now], None, "")
+    return _read(problem, model, found, 0.0), res.status
+
+
+def _runner(backend: str) -> tuple[SolverBackend, list[str]]:
+    """A new runner of `backend`, or of its fallback where it is not installed (said in the notes)."""
+    entry = backend_entry(backend)
+    if entry.fallback is not None and not entry.available():
+        fallback = backend_entry(entry.fallback)
+        return fallback.factory(), [f"{entry.label} not available; used {fallback.label}"]
+    return entry.factory(), []
+
+
 def _best(found: list[Solution], bounds: list[float]) -> Solution | None:
     """The cheapest of `found`, its bound the best of `bounds` (each valid for the whole problem)."""
     if not found:
@@ -161,13 +248,7 @@ def solve_model(model: LinearModel, backend: str, time_limit_s: float, mip_gap: 
                 start: float | None = None, quick: bool = False) -> ModelSolution:
     """Minimise `model.objectives` lexicographically with `backend`."""
     start = time.perf_counter() if start is None else start
-    notes: list[str] = []
-    entry = backend_entry(backend)
-    if entry.fallback is not None and not entry.available():
-        fallback = backend_entry(entry.fallback)
-        notes.append(f"{entry.label} not available; used {fallback.label}")
-        entry = fallback
-    runner = entry.factory()
+    runner, notes = _runner(backend)
     runner.load(model)
     name = runner.name
     values: list[float] | None = None

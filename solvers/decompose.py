@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from solvers.formulation import binding, build
+from solvers.formulation import LinearModel, binding, build
 from solvers.objectives import spec
 from solvers.problem import Problem, Solution
 
@@ -124,4 +124,23 @@ def _combine(problem: Problem, parts: list[Solution], bound: float | None, secon
     return sol
 
 
-__all__ = ["GroupResult", "decomposable", "solve_by_group", "split"]
+def plan_values(model: LinearModel, problem: Problem, sol: Solution) -> list[float]:
+    """The values of `model`'s variables (built from `problem`) at the plan `sol`: replicas, flows, pair flows, and
+    those the plan implies: churn d[v] = |n_v - current_v| and pool-open u[v] = 1 where the pool has replicas."""
+    values = [0.0] * len(model.vars)
+    for vid, i in model.n.items():
+        values[i] = float(sol.replicas.get(vid, 0))
+    for routed, i in model.x.items():
+        values[i] = sol.flow.get(routed, 0.0)
+    for paired, i in model.y.items():
+        values[i] = sol.pair_flow.get(paired, 0.0)
+    by_name = {var.name: i for i, var in enumerate(model.vars)}
+    for v in problem.variants:
+        if (d := by_name.get(f"d[{v.id}]")) is not None:
+            values[d] = abs(sol.replicas.get(v.id, 0) - v.current)
+        if (u := by_name.get(f"u[{v.id}]")) is not None:
+            values[u] = 1.0 if sol.replicas.get(v.id, 0) > 0 else 0.0
+    return values
+
+
+__all__ = ["GroupResult", "decomposable", "plan_values", "solve_by_group", "split"]

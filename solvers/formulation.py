@@ -25,7 +25,7 @@ capacity[v], kv_out[v] / kv_in[v], open[c,v] (a valid inequality that tightens t
 pool_min[v] / pool_open[v] (n[v] = 0 or n[v] >= k_v), pool_floor[v] (n[v] >= the pool's floor), inventory[r],
 min_prefill[g] / min_decode[g], pd_ratio_min[g] / pd_ratio_max[g], step_up[v] / step_down[v], churn_up[v] /
 churn_down[v].
-Objective at the end of `build`.
+Objective at the end of `build`, with the objective's tie-break ("gpus": the cheapest of as many).
 
 `build(problem, elastic=True)` adds non-negative slack variables to the rows that can be relaxed
 (demand, inventory, min replicas, P:D ratio, step limits) and minimises them lexicographically;
@@ -137,6 +137,8 @@ class LinearModel:
     y: dict[tuple[str, str, str], int] = field(default_factory=dict)
     """(class, prefill key, decode key) -> index of the pair flow (only with forbidden pairs)."""
     mu: int | None = None
+    tie_break: dict[int, float] = field(default_factory=dict)
+    """Minimised after `objectives`, the last of them held at the plan found (solvers.backends.solve); {} for none."""
     slack: dict[Slack, int] = field(default_factory=dict)
     """Slack key -> index of its variable (elastic models only)."""
 
@@ -317,6 +319,17 @@ def build(problem: Problem, elastic: bool = False, strengthen: bool = True) -> L
     price = {m.n[v.id]: unit_weight(problem, v) for v in problem.variants}
     fleet = _add(price, churn)
     goals = [{mu: -1.0}, fleet] if mu is not None else [fleet]
+    # Tie-break (the objective's, solvers.objectives; "gpus": USD/h): of the plans with the least fleet term, the
+    # least by it, so that of two plans of as many GPUs the cheaper is chosen (it was either: the default example got
+    # 21 GPUs at $62.79/h, where 21 serve it at $59.19/h). Minimised lexicographically, in a second solve with the
+    # fleet term held at the plan found, model by model, on the time the first leaves (solvers.backends.solve): so
+    # it never costs a GPU, not even through the time it takes. Not one weighted sum GPUs + eps x USD/h: an eps
+    # small enough never to trade a GPU for dollars (under 1 / the dearest plan's USD/h) has no bound where a GPU
+    # type is on demand (no inventory), and shrinks with the fleet until a tie weighs less than the MIP gap
+    # (1e-4 x the GPUs; 100 GPUs at ~$3/GPU-h: eps ~ 1/300, a $3/h tie weighs 0.01, the gap at 100 GPUs), where
+    # the solver may stop without deciding it. Not in the elastic model: its diagnosis reads the slacks only.
+    if (tie := spec(problem.objective).tie_break) is not None and not elastic:
+        m.tie_break = {m.n[v.id]: w for v in problem.variants if (w := tie(v)) != 0.0}
     if elastic:
         # Smallest relaxation, minimised in this order: unserved req/s (demand is dropped only where
         # no fleet can serve it), then extra GPUs (bought only where bending policy cannot avoid it),

@@ -39,6 +39,9 @@ class ObjectiveSpec:
     """What one replica of a variant adds to the fleet term of the objective (USD/h, GPUs, W)."""
     maximise_load: bool = False
     """Maximise the common load multiplier first; the fleet term (cost) only breaks ties."""
+    tie_break: Callable[[VariantSpec], float] | None = None
+    """What one replica adds to a second term, minimised among the plans of the least fleet term (a lexicographic
+    second solve, solvers.formulation): for "gpus", cost, so that of two plans of as many GPUs the cheaper is chosen."""
 
     @property
     def separable(self) -> bool:
@@ -60,7 +63,7 @@ def _power(v: VariantSpec) -> float:
 
 OBJECTIVES: dict[Objective, ObjectiveSpec] = {
     Objective.COST: ObjectiveSpec("USD/h", "price per hour", _cost),
-    Objective.GPUS: ObjectiveSpec("GPUs", "GPUs used", _gpus),
+    Objective.GPUS: ObjectiveSpec("GPUs", "GPUs used, the cheapest of as many", _gpus, tie_break=_cost),
     Objective.POWER: ObjectiveSpec("W", "board watts", _power),
     Objective.MAX_LOAD: ObjectiveSpec("x load", "how much more traffic fits", _cost, maximise_load=True),
 }

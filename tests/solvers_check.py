@@ -192,16 +192,28 @@ def _may_route(problem: Problem, grid: np.ndarray) -> np.ndarray:
     return ok
 
 
+def tie_cost(problem: Problem, n: dict[str, int]) -> float:
+    """The objective's tie-break at replicas `n` (solvers/objectives.py: USD/h for "gpus"); 0 for one without."""
+    tie = OBJECTIVES[Objective(problem.objective)].tie_break
+    per = {v.id: tie(v) if tie is not None else 0.0 for v in problem.variants}
+    return sum(per[v] * k for v, k in n.items())
+
+
 def brute_force(problem: Problem, n_max: int) -> tuple[float, dict[str, int]] | None:
     """Cheapest replica vector in {0..n_max}^V that satisfies every constraint; None if none does.
 
-    Vectors are tried in cost order (stable: ties in itertools.product order); a vector whose classes
-    cannot fit even one at a time on its replicas (`_may_route`) is passed over without solving its LP.
+    Vectors are tried in cost order, ties in the order of the objective's tie-break (`tie_cost`), then in
+    itertools.product order; a vector whose classes cannot fit even one at a time on its replicas
+    (`_may_route`) is passed over without solving its LP.
     """
     ids = [v.id for v in problem.variants]
     grid = np.array(list(itertools.product(range(n_max + 1), repeat=len(ids))), dtype=np.int64).reshape(-1, len(ids))
     candidates = _may_route(problem, grid)
-    for i in np.argsort(_grid_costs(problem, grid), kind="stable"):
+    tie = OBJECTIVES[Objective(problem.objective)].tie_break
+    ties = np.zeros(len(grid))
+    for j, v in enumerate(problem.variants):
+        ties = ties + (tie(v) if tie is not None else 0.0) * grid[:, j]
+    for i in np.lexsort((ties, _grid_costs(problem, grid))):
         if not candidates[i]:
             continue
         n = dict(zip(ids, (int(k) for k in grid[i]), strict=True))

@@ -347,6 +347,18 @@ def test_power_objective_minimises_board_watts(example, perf, catalog, example_p
     assert plan_workload(wl, fl, perf, cat2).power_kw is None
 
 
+def test_fewest_gpus_plan_is_the_cheapest_of_as_many(example, perf, catalog, example_plan) -> None:
+    """Found by a helper: `--objective gpus` on the default example got 21 H100 at $62.79/h, where the cost plan's
+    21 GPUs (3 A100, 18 H100) cost $59.19/h; of plans of as many GPUs the cheapest is chosen (solvers.formulation)."""
+    wl, fl = example
+    by_gpus = plan_workload(wl, fl, perf, catalog, objective="gpus")
+    fewest, cheapest = sum(by_gpus.gpus.values()), sum(example_plan.gpus.values())
+    assert by_gpus.feasible and fewest <= cheapest and by_gpus.solver.objective == pytest.approx(fewest)
+    assert by_gpus.cost_per_hour >= example_plan.cost_per_hour * (1 - 2e-4)  # both within the MIP gap, 1e-4
+    if fewest == cheapest:  # the cost plan is one of as many GPUs: none of them is cheaper
+        assert by_gpus.cost_per_hour == pytest.approx(example_plan.cost_per_hour, rel=2e-4)
+
+
 def test_each_measured_pool_says_how_well_its_laws_fit_their_own_points(example_plan) -> None:
     """A plan carries, per pool on measured laws, the law's median misfit on its profile for the phases
     the pool runs (a mixed pool both, a prefill pool prefill only); pools on the prior carry none."""
