@@ -108,18 +108,7 @@ def _combine(problem: Problem, parts: list[Solution], bound: float | None, secon
     sol.bound = None if bound is None else min(bound, sol.objective)
     sol.gap = None if sol.bound is None else abs(sol.objective - sol.bound) / max(abs(sol.objective), 1e-9)
     model = build(problem)
-    values = [0.0] * len(model.vars)
-    for vid, i in model.n.items():
-        values[i] = float(sol.replicas.get(vid, 0))
-    for routed, i in model.x.items():
-        values[i] = sol.flow.get(routed, 0.0)
-    for paired, i in model.y.items():
-        values[i] = sol.pair_flow.get(paired, 0.0)
-    by_name = {var.name: i for i, var in enumerate(model.vars)}
-    for v in problem.variants:  # churn terms d[v] = |n_v - current_v| at the optimum
-        if (d := by_name.get(f"d[{v.id}]")) is not None:
-            values[d] = abs(sol.replicas.get(v.id, 0) - v.current)
-    sol.binding = binding(model, values)
+    sol.binding = binding(model, plan_values(model, problem, sol))
     sol.message = f"{len(parts)} models solved one by one"
     return sol
 

@@ -8,6 +8,7 @@ from solvers_synthetic import synthetic_problem
 
 from solvers.backends import BACKENDS, solve
 from solvers.constraints import Binding, Family
+from solvers.decompose import solve_by_group
 from solvers.formulation import build
 from solvers.problem import ClassSpec, Problem, VariantSpec
 
@@ -216,6 +217,22 @@ def test_contended_inventory_falls_back_to_the_whole_model():
     tiny.capacity = {k: x for k, x in tiny.capacity.items() if k[1].endswith("/A")}
     assert solve(tiny, "highs").status == "infeasible"
 
+
+
+def test_the_model_by_model_union_reports_its_pools_at_their_size():
+    """The union's binding rows are read at its plan with every variable it implies (found by a helper: the pool-open
+    u[v] was left 0, so a pool at the k replicas its capacities assume, VariantSpec.min_when_used, was not reported
+    as pool_size[v] when the plan came model by model, though the whole model's solve reports it)."""
+    classes, variants, cap = [], [], {}
+    for g in ("m0", "m1"):  # 1.5 req/s on pools of 1 req/s a replica that open with 2 or more: 2 replicas each
+        classes.append(ClassSpec(f"{g}/c", g, 1.5))
+        variants.append(VariantSpec(f"{g}/x", g, "mixed", "A", 1, 1.0, min_when_used=2))
+        cap[(f"{g}/c", f"{g}/x")] = 1.0
+    prob = Problem(classes, variants, cap, inventory={"A": 100})
+    union = solve_by_group(prob, lambda p, t, g: solve(p, "highs", t, g), 10.0, 1e-4).solution
+    assert union is not None and union.replicas == {"m0/x": 2, "m1/x": 2}
+    whole = sorted(map(str, solve(prob, "highs").binding))
+    assert whole == ["pool_size[m0/x]", "pool_size[m1/x]"] and sorted(map(str, union.binding)) == whole
 
 
 def _one_model(*variants: tuple[str, str, int, float]) -> Problem:
