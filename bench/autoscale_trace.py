@@ -291,7 +291,7 @@ from planner.simulate.arrivals import trace_arrivals  # noqa: E402
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
 from planner.io.synth import synth  # noqa: E402
-from planner.io.traces import bucket_trace, over_context, read_trace  # noqa: E402
+from planner.io.traces import bucket_trace, over_context, read_trace, time_unit_note  # noqa: E402
 
 DEFAULT_TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
 REFS_VERSION = 6  # bump when the reference computations change (invalidates the cache); 6: rule A46's admission (stop 46)
@@ -690,7 +690,10 @@ class Bench:
 def load_trace(sc: Scenario, args: argparse.Namespace) -> pd.DataFrame:
     if sc.path is not None:
         try:
-            return read_trace(sc.path, model=args.model)
+            tr = read_trace(sc.path, model=args.model)
+            if note := time_unit_note(tr):
+                print(note, file=sys.stderr)
+            return tr
         except InputError as exc:
             fail(f"{exc}")
     return read_trace_frame(synth(sc.family, SCENARIO_S, sc.seed, args.model, **dict(sc.params)))

@@ -175,7 +175,7 @@ def solve(
     wl, fl = load_workload_fleet(workload, fleet, catalog)
     arrivals = None
     if verify_trace is not None:  # read and mapped to the classes before any solve: a bad trace is exit 2, no work lost
-        from planner.io.traces import has_model_column, over_context_note, read_trace
+        from planner.io.traces import has_model_column, over_context_note, read_trace, time_unit_note
         from planner.simulate.arrivals import trace_arrivals
 
         single = next(iter(wl.models)) if len(wl.models) == 1 else None
@@ -185,8 +185,9 @@ def solve(
                              "names them, or a workload of one model")
         contexts = catalog.contexts(wl.models)
         requests = read_trace(verify_trace, single, contexts, drop_over_context=drop_over_context)
-        if note := over_context_note(requests, contexts):
-            console.print(note, highlight=False)
+        for note in (time_unit_note(requests), over_context_note(requests, contexts)):
+            if note:
+                console.print(note, highlight=False)
         arrivals = trace_arrivals(requests.rename(columns={"t_s": "timestamp"}), wl, str(verify_trace), model=single,
                                   duration_s=verify_duration_s)
         verify = True
@@ -247,7 +248,8 @@ def explain_cmd(
 @workload_app.command("from-trace")
 @friendly_errors
 def workload_from_trace(
-    trace: Path = typer.Argument(..., help="trace CSV: timestamp,model,input_tokens,output_tokens; or an Azure "
+    trace: Path = typer.Argument(..., help="trace CSV: timestamp,model,input_tokens,output_tokens (timestamp in seconds "
+                                 "or date-times; timestamp_ms, _us, _ns or _s in its place states its unit); or an Azure "
                                  "(TIMESTAMP,ContextTokens,GeneratedTokens), BurstGPT (Timestamp,Request tokens,Response "
                                  "tokens) or Mooncake (JSON lines: timestamp ms, input_length, output_length) trace"),
     model: str | None = typer.Option(None, "--model", help="model of a trace without a model column"),
@@ -272,7 +274,7 @@ def workload_from_trace(
     from planner.io.catalog import Catalog
     from planner.io.errors import InputError
     from planner.io.files import check_writable, dump_yaml, write_atomic
-    from planner.io.traces import bucket_trace, busy_window_note, over_context_note, prefix_block_reuse, read_trace
+    from planner.io.traces import bucket_trace, busy_window_note, over_context_note, prefix_block_reuse, read_trace, time_unit_note
     from planner.io.validate import slo_from_options
 
     slo = slo_from_options(ttft_ms, itl_ms, percentile)
@@ -286,8 +288,9 @@ def workload_from_trace(
     # bucketed Llama-2-70B's 1,612 over-context requests into its classes, and `planner simulate` then refused the trace)
     contexts = catalog.contexts(catalog.models)
     tr = read_trace(trace, model, contexts=contexts, drop_over_context=True)
-    if note := over_context_note(tr, contexts):
-        console.print(note, highlight=False)
+    for note in (time_unit_note(tr), over_context_note(tr, contexts)):
+        if note:
+            console.print(note, highlight=False)
     if float(tr["t_s"].max()) <= 0:  # a rate is requests over the trace's span: none here (was a made-up 1-s span)
         at_once = "it has one request" if len(tr) == 1 else f"all {len(tr)} are at the same time"
         raise InputError(str(trace), "timestamp", "requests at more than one instant (a rate is requests over the "

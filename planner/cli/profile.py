@@ -192,9 +192,11 @@ def _trace_arrivals(path: Path | None, model: str, max_len: int | None,
         return ()
     if given:
         raise InputError(None, "--rate-trace", f"give the load one way: --rate-trace or {', '.join(given)}")
-    from planner.io.traces import read_trace
+    from planner.io.traces import read_trace, time_unit_note
 
     tr = read_trace(path, model, contexts={model: max_len} if max_len else None)
+    if note := time_unit_note(tr):
+        typer.echo(note, err=True)
     mine = tr[tr["model"] == model]
     if len(mine) < 2:
         raise InputError(str(path), "model", f"expected at least two requests of --model {model}; the trace has "

@@ -80,7 +80,7 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
     if trace is None:
         assert wl is not None
         return poisson_arrivals(wl, duration or DEFAULT_WORKLOAD_DURATION_S, np.random.default_rng(seed)), wl
-    from planner.io.traces import bucket_trace, has_model_column, over_context_note, read_trace
+    from planner.io.traces import bucket_trace, has_model_column, over_context_note, read_trace, time_unit_note
 
     single = model or (next(iter(plan.models)) if len(plan.models) == 1 else None)
     named = has_model_column(trace)  # an unreadable file counts as named: read_trace then says what is wrong with it
@@ -92,8 +92,9 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
     # the plan's models' context lengths: a request beyond one is refused, as vLLM does
     contexts = Catalog.load().contexts(plan.models)
     df = read_trace(trace, model=model if named else single, contexts=contexts, drop_over_context=drop_over_context)
-    if (note := over_context_note(df, contexts)) and console is not None:
-        console.print(note, highlight=False)
+    for note in (time_unit_note(df), over_context_note(df, contexts)):
+        if note and console is not None:
+            console.print(note, highlight=False)
     if wl is None:
         slos = plan_slos(plan)
         missing = sorted(set(df["model"]) - set(slos))

@@ -1,17 +1,18 @@
 """Request traces and their bucketing into request classes.
 
-A trace is a CSV of requests: `timestamp, model, input_tokens, output_tokens` (the product's
-format), or one of three public traces' formats, whose model is given by the caller: the Azure LLM
-inference trace's `TIMESTAMP, ContextTokens, GeneratedTokens` (Patel et al., "Splitwise", ISCA 2024;
-its 2024 release has the same columns), BurstGPT's `Timestamp, Model, Request tokens, Response tokens`
-(Wang et al., KDD 2025, github.com/HPMLL/BurstGPT: seconds from the trace's start; its Model column
-names the upstream service, ChatGPT or GPT-4, not a model served here, and is not read; a failed
-request's 0 response tokens count as 1, as every trace's), and Mooncake's JSON lines
-`{"timestamp": ms, "input_length", "output_length", "hash_ids"}` (Qin et al., FAST 2025,
-github.com/kvcache-ai/Mooncake: milliseconds from the trace's start; a `.jsonl` file or one whose first
-character is `{`). Bucketing splits each model's
-requests at quantiles of input and output length (log-spaced lengths bunch at the quantiles the
-operator cares about), and gives each bucket its mean lengths and its rate over the trace's span.
+A trace is a CSV of requests: `timestamp, model, input_tokens, output_tokens` (the product's format: `timestamp` in
+seconds or date-times; a column named `timestamp_s`, `timestamp_ms`, `timestamp_us` or `timestamp_ns` in its place
+states the numbers' unit, and a `timestamp` of numbers that spans more than a day read as seconds is noted, as
+milliseconds would read so: `time_unit_note`), or one of three public traces' formats, whose model is given by the
+caller: the Azure LLM inference trace's `TIMESTAMP, ContextTokens, GeneratedTokens` (Patel et al., "Splitwise",
+ISCA 2024; its 2024 release has the same columns), BurstGPT's `Timestamp, Model, Request tokens, Response tokens`
+(Wang et al., KDD 2025, github.com/HPMLL/BurstGPT: seconds from the trace's start; its Model column names the
+upstream service, ChatGPT or GPT-4, not a model served here, and is not read; a failed request's 0 response tokens
+count as 1, as every trace's), and Mooncake's JSON lines `{"timestamp": ms, "input_length", "output_length",
+"hash_ids"}` (Qin et al., FAST 2025, github.com/kvcache-ai/Mooncake: milliseconds from the trace's start; a
+`.jsonl` file or one whose first character is `{`). Bucketing splits each model's requests at quantiles of input
+and output length (log-spaced lengths bunch at the quantiles the operator cares about), and gives each bucket its
+mean lengths and its rate over the trace's span.
 Each class also gets its measured arrival over-dispersion (`measure_burstiness`), which the
 capacity model uses in place of the Poisson assumption.
 """
@@ -37,6 +38,13 @@ BURSTGPT_COLUMNS = {"Timestamp": "timestamp", "Request tokens": "input_tokens", 
 # Keys of Mooncake's traces (kvcache-ai/Mooncake, FAST25-release/traces/*.jsonl): timestamp in milliseconds.
 MOONCAKE_KEYS = {"timestamp": "timestamp", "input_length": "input_tokens", "output_length": "output_tokens"}
 MS_PER_S = 1000.0
+# The product's format's time columns that state their unit, with seconds per unit. `timestamp` states none: its
+# numbers are seconds (found by hand: a trace recorded in milliseconds from its process's start, 0..3,600,000 for
+# one hour, was read as 41.7 days of seconds, its rates 1,000x low, exit 0 and no word).
+TIMESTAMP_UNITS_S = {"timestamp_s": 1.0, "timestamp_ms": 1e-3, "timestamp_us": 1e-6, "timestamp_ns": 1e-9}
+# A `timestamp` of numbers (no unit stated) that spans more than this read as seconds is noted (`time_unit_note`):
+# a day, what any trace recorded in milliseconds and longer than 86.4 s spans read so.
+UNSTATED_UNIT_NOTE_SPAN_S = 86_400.0
 # The formats a trace may be in, for messages.
 _FORMATS = "timestamp, model, input_tokens, output_tokens; or the Azure, BurstGPT or Mooncake traces' columns"
 
@@ -63,6 +71,9 @@ def to_product_columns(df: pd.DataFrame) -> pd.DataFrame:
     d = df.rename(columns={**AZURE_COLUMNS, **BURSTGPT_COLUMNS, **MOONCAKE_KEYS})
     if mooncake and "timestamp" in d.columns and pd.api.types.is_numeric_dtype(d["timestamp"]):
         d["timestamp"] = d["timestamp"] / MS_PER_S
+    named = [c for c in TIMESTAMP_UNITS_S if c in d.columns]
+    if "timestamp" not in d.columns and len(named) == 1 and pd.api.types.is_numeric_dtype(d[named[0]]):
+        d["timestamp"] = d[named[0]] * TIMESTAMP_UNITS_S[named[0]]  # its unit stated by its name: seconds
     return d
 
 
@@ -138,7 +149,16 @@ def _read_requests(p: Path) -> pd.DataFrame:
         df = to_product_columns(df[list(BURSTGPT_COLUMNS)])  # its Model is the upstream service's
         df.attrs["no_model_why"] = "a BurstGPT trace's Model column names the upstream service (ChatGPT, GPT-4), not a model served here"
         return df
-    return read_csv(p, {"timestamp": "any", "input_tokens": "numeric", "output_tokens": "numeric"})
+    named = [str(c) for c in head.columns if c in TIMESTAMP_UNITS_S]  # in the file's order
+    if "timestamp" in head.columns or not named:  # `timestamp` (no unit stated) is read as it always was
+        df = read_csv(p, {"timestamp": "any", "input_tokens": "numeric", "output_tokens": "numeric"})
+        df.attrs["unit_unstated"] = True
+        return df
+    if len(named) > 1:
+        raise InputError(str(p), named[1], f"expected one time column, found {', '.join(named)}")
+    df = to_product_columns(read_csv(p, {named[0]: "numeric", "input_tokens": "numeric", "output_tokens": "numeric"}))
+    df.attrs["time_column"] = named[0]
+    return df
 
 
 def parse_datetimes(ts: pd.Series) -> pd.Series:
@@ -236,7 +256,9 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     (model -> context length, the catalog's max_context), a request whose prompt + output exceeds its model's is an
     InputError naming its row: vLLM rejects it, so a replay must not serve it (`planner simulate`, `--verify-trace`);
     with `drop_over_context` such requests are left out instead, their count per model in ``attrs["over_context"]``
-    (an InputError where none of a model's requests is left)."""
+    (an InputError where none of a model's requests is left). Times are seconds, or the unit a `timestamp_<unit>`
+    column's name states (TIMESTAMP_UNITS_S); a `timestamp` of numbers spanning more than a day is noted in
+    ``attrs["time_unit_note"]`` (`time_unit_note`)."""
     p = Path(path)
     if not p.is_file():
         raise not_a_file(p)
@@ -272,11 +294,14 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
             raise InputError(str(p), "timestamp", f"expected seconds or a date-time; row {_file_row(df, row)} has {ts.iloc[row]!r}")
         t = (parsed - parsed.min()).dt.total_seconds()
     span_s = float(np.max(t) - np.min(t))
+    unstated = bool(df.attrs.get("unit_unstated")) and pd.api.types.is_numeric_dtype(ts)
     if span_s > MAX_TRACE_SPAN_S:
-        raise InputError(str(p), "timestamp", f"timestamps spanning at most {MAX_TRACE_SPAN_S:g} s (~116 days: the "
-                         f"burstiness is measured on per-second counts); this trace spans {span_s:.4g} s "
-                         f"({span_s / 86400:,.0f} days): cut it to the period to plan for (a long public trace, e.g. "
-                         "BurstGPT's four months), or are its times in milliseconds or nanoseconds? (read as seconds)")
+        unit = ("; or are its times in milliseconds or nanoseconds? (`timestamp` is read as seconds: a column named "
+                "timestamp_ms, timestamp_us or timestamp_ns states theirs)" if unstated else "")
+        raise InputError(str(p), df.attrs.get("time_column", "timestamp"), f"timestamps spanning at most "
+                         f"{MAX_TRACE_SPAN_S:g} s (~116 days: the burstiness is measured on per-second counts); this "
+                         f"trace spans {span_s:.4g} s ({span_s / 86400:,.0f} days): cut it to the period to plan for (a "
+                         f"long public trace, e.g. BurstGPT's four months){unit}")
     for col in ("input_tokens", "output_tokens"):
         bad = ((df[col] < 0) | (df[col] != np.floor(df[col]))).to_numpy()  # a fraction: another column's numbers?
         if bad.any():
@@ -311,7 +336,21 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     })
     out = out.sort_values("t_s", kind="stable").reset_index(drop=True)
     out.attrs["over_context"] = dropped
+    if unstated and span_s > UNSTATED_UNIT_NOTE_SPAN_S:
+        out.attrs["time_unit_note"] = (
+            f"note: {p}'s `timestamp` column states no unit and is read as seconds (the product's format): the trace "
+            f"spans {span_s / 86400:,.1f} days at {len(df) / span_s:.3g} req/s; were its times milliseconds it would "
+            f"span {span_s / MS_PER_S / 3600:,.2f} h at {len(df) / span_s * MS_PER_S:.3g} req/s. A column named "
+            "timestamp_ms (timestamp_us, timestamp_ns; timestamp_s for seconds) states the unit")
     return out
+
+
+def time_unit_note(trace: pd.DataFrame) -> str | None:
+    """What `read_trace` says of a trace whose `timestamp` states no unit and spans more than a day read as seconds
+    (UNSTATED_UNIT_NOTE_SPAN_S): the unit assumed, why, and the reading in milliseconds beside it, so that a trace
+    recorded in milliseconds is not planned as 1,000x longer and slower without a word. None otherwise."""
+    note = trace.attrs.get("time_unit_note")
+    return str(note) if note else None
 
 
 # Burstiness is measured within windows of this length so that a trend over minutes (a diurnal

@@ -157,7 +157,8 @@ def poisson_arrivals(workload: Workload, duration_s: float, rng: np.random.Gener
 
 def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None = None) -> pd.DataFrame:
     """A trace DataFrame in any column convention planner.io.traces reads -> columns t_s, model, input_tokens,
-    output_tokens (+ class_id when given). Accepts `timestamp` (seconds or date-times), Azure's `TIMESTAMP`,
+    output_tokens (+ class_id when given). Accepts `timestamp` (seconds or date-times) or one `timestamp_<unit>` of
+    planner.io.traces.TIMESTAMP_UNITS_S (numbers in that unit), Azure's `TIMESTAMP`,
     `ContextTokens`, `GeneratedTokens`, BurstGPT's `Timestamp`, `Request tokens`, `Response tokens` (its `Model`, the
     upstream service, is not read) or Mooncake's `timestamp` (ms), `input_length`, `output_length`. Empty or unsorted
     traces are an InputError."""

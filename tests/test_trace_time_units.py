@@ -1,0 +1,86 @@
+"""The unit of a trace's times (found by hand: a trace recorded in milliseconds from its process's start, 0..3,600,000
+for one hour, was read as 41.7 days of seconds, its rates 1,000x low, exit 0 and no word). The product's `timestamp`
+is seconds (or date-times), as it always was; a `timestamp_s`, `timestamp_ms`, `timestamp_us` or `timestamp_ns` column
+states its unit; a `timestamp` of numbers spanning more than a day read as seconds is noted, with the reading in
+milliseconds beside it, so that a wrong unit is seen (planner/io/traces.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from planner.cli.main import app
+from planner.io.errors import InputError
+from planner.io.traces import read_trace
+from planner.simulate.arrivals import normalise_trace
+
+runner = CliRunner()
+M = "llama-3.1-8b"
+# one hour of requests, 2 a second, in each unit; the table's spans are seconds from the first request
+HOUR_S = [i * 0.5 for i in range(7201)]
+
+
+def _csv(header: str, cells: list[str]) -> str:
+    return f"{header},model,input_tokens,output_tokens\n" + "".join(f"{c},{M},100,20\n" for c in cells)
+
+
+@pytest.mark.parametrize("name, text, span_s, noted", [
+    # as before: `timestamp` of seconds, of date-times; BurstGPT's seconds and Mooncake's milliseconds by their format
+    ("seconds", _csv("timestamp", [f"{t:g}" for t in HOUR_S]), 3600.0, False),
+    ("date-times, 2 days", _csv("timestamp", ["2024-01-01 00:00:00", "2024-01-03 00:00:00"]), 172_800.0, False),
+    ("BurstGPT, 2 days", "Timestamp,Model,Request tokens,Response tokens\n0,ChatGPT,100,20\n172800,ChatGPT,100,20\n",
+     172_800.0, False),
+    ("Mooncake ms", "".join(json.dumps({"timestamp": t, "input_length": 100, "output_length": 20}) + "\n"
+                            for t in (0, 3_600_000)), 3600.0, False),
+    # a `timestamp` of milliseconds: read as seconds, as before, and now said (41.7 days; 1.00 h in milliseconds)
+    ("ms as timestamp", _csv("timestamp", [f"{t * 1000:g}" for t in HOUR_S]), 3_600_000.0, True),
+    # the unit stated by the column's name
+    ("timestamp_s", _csv("timestamp_s", [f"{t:g}" for t in HOUR_S]), 3600.0, False),
+    ("timestamp_ms", _csv("timestamp_ms", [f"{t * 1000:g}" for t in HOUR_S]), 3600.0, False),
+    ("timestamp_us", _csv("timestamp_us", [f"{t * 1e6:.0f}" for t in HOUR_S]), 3600.0, False),
+    ("timestamp_ns", _csv("timestamp_ns", [f"{t * 1e9:.0f}" for t in HOUR_S]), 3600.0, False),
+    ("timestamp_s, 2 days", _csv("timestamp_s", ["0", "172800"]), 172_800.0, False),  # stated: no note
+])
+def test_a_traces_time_unit_is_its_formats_or_its_columns_name(tmp_path: Path, name: str, text: str, span_s: float,
+                                                               noted: bool) -> None:
+    f = tmp_path / ("t.jsonl" if name.startswith("Mooncake") else "t.csv")
+    f.write_text(text)
+    df = read_trace(f, model=M)
+    assert float(df["t_s"].max()) == pytest.approx(span_s), name
+    note = df.attrs.get("time_unit_note")
+    assert bool(note) == noted, (name, note)
+    if noted:
+        assert "41.7 days" in note and "1.00 h" in note and "timestamp_ms" in note and str(f) in note
+    if f.suffix == ".csv":  # the simulator's reader of a DataFrame (the Python API's) reads the same times
+        assert float(normalise_trace(pd.read_csv(f), str(f), model=M)["t_s"].max()) == pytest.approx(span_s), name
+
+
+@pytest.mark.parametrize("text, field, says", [
+    (_csv("timestamp_ms", ["2024-01-01 00:00:00", "2024-01-01 00:00:01"]), "timestamp_ms", "expected a finite number"),
+    ("timestamp_ms,timestamp_s,model,input_tokens,output_tokens\n0,0,m,1,1\n", "timestamp_s", "one time column"),
+    (_csv("timestamp_ns", ["0", "1e17"]), "timestamp_ns", "spanning at most"),  # 1e8 s: beyond the bound
+    (_csv("timestamp", ["0", "2e10"]), "timestamp", "timestamp_ms"),  # the bound's message names the unit columns
+])
+def test_a_time_column_that_cannot_be_read_is_refused_naming_it(tmp_path: Path, text: str, field: str,
+                                                                 says: str) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text(text)
+    with pytest.raises(InputError) as e:
+        read_trace(f, model=M)
+    assert e.value.field == field and says in str(e.value), str(e.value)
+
+
+def test_from_trace_says_the_unit_it_assumed(tmp_path: Path) -> None:
+    """`workload from-trace` prints the note, and reads a timestamp_ms trace as the hour it is."""
+    for header, over, noted in (("timestamp", "3,600,000 s", True), ("timestamp_ms", "3,600 s", False)):
+        f = tmp_path / f"{header}.csv"
+        f.write_text(_csv(header, [f"{t * 1000:g}" for t in HOUR_S]))
+        r = runner.invoke(app, ["workload", "from-trace", str(f), "--ttft-ms", "1000", "--itl-ms", "60",
+                                "-o", str(tmp_path / "w.yaml")])
+        assert r.exit_code == 0, r.output
+        said = " ".join(r.output.split())
+        assert over in said and ("states no unit and is read as seconds" in said) == noted, said
