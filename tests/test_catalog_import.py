@@ -99,6 +99,40 @@ def test_what_the_cost_model_does_not_describe_is_refused_naming_the_field(chang
     assert _refused(cfg).field == field
 
 
+@pytest.mark.parametrize("change, field, theta, eps, noted", [
+    # found by hand: a string rope_theta, numeric or not, and `true` became 10000.0 with no word, exit 0
+    ({"rope_theta": "500000.0"}, None, 500000.0, 1e-5, "rope_theta given as the string '500000.0'"),
+    ({"rope_theta": "fast"}, "rope_theta", None, None, None),
+    ({"rope_theta": True}, "rope_theta", None, None, None),
+    ({"rope_theta": -1.0}, "rope_theta", None, None, None),
+    ({"rope_parameters": {"rope_type": "default", "rope_theta": "x"}}, "rope_parameters.rope_theta", None, None, None),
+    ({"rope_parameters": {"rope_type": "default", "rope_theta": "2e6"}}, None, 2e6, 1e-5, "rope_parameters.rope_theta"),
+    ({"rms_norm_eps": "1e-6"}, None, 1e6, 1e-6, "rms_norm_eps given as the string '1e-6'"),
+    ({"rms_norm_eps": "small"}, "rms_norm_eps", None, None, None),
+    ({"rope_theta": None, "rms_norm_eps": None}, None, 10000.0, 1e-6, None),  # null: the defaults, as before
+    ({"rope_theta": 500000}, None, 500000.0, 1e-5, None),  # an integer is a number
+])
+def test_a_numeric_fact_is_a_number_or_refused_naming_it(change, field, theta, eps, noted):
+    """rope_theta and rms_norm_eps (Mistral-Nemo's: 1e6, 1e-5): a positive number, or one written as a string
+    (read as that number, with a note); anything else is refused naming the field, not replaced by a default."""
+    cfg = {**_cfg("mistral-nemo-12b"), **change}
+    if field is not None:
+        assert _refused(cfg).field == field
+        return
+    im = from_hf_config(cfg, "m", "c.json")
+    assert (im.facts["rope_theta"], im.facts["rms_norm_eps"]) == (theta, eps)
+    assert any(noted in n for n in im.notes) if noted else not any("given as the string" in n for n in im.notes)
+
+
+def test_import_hf_of_a_non_numeric_rope_theta_is_exit_2_naming_the_file_and_field(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({**_cfg("mistral-nemo-12b"), "rope_theta": "fast"}))
+    r = runner.invoke(app, ["catalog", "import-hf", str(cfg), "--name", "m", "--into", str(tmp_path / "o")])
+    said = r.output.replace("\n", "")
+    assert r.exit_code == 2 and str(cfg) in said and "rope_theta" in said and "'fast'" in said, r.output
+    assert not (tmp_path / "o").exists() and "Traceback" not in r.output
+
+
 def test_llama4_counts_its_shared_expert():
     """Found by hand: Llama-4-Scout's text config (16 experts of 8,192, top-1) imported as 101.73 B parameters (11.13 B
     active), published 17 B active: every Llama 4 MoE layer also holds a shared expert of intermediate_size, which no

@@ -15,9 +15,10 @@ Mamba-style ``ssm_*`` / ``mamba_*`` keys), MoE on some layers only (``decoder_sp
 ``mlp_only_layers``, ``first_k_dense_replace``, Llama 4's ``interleave_moe_layer_step``), experts under keys not
 read (ERNIE-4.5's ``moe_num_experts``, ``n_routed_experts``: sized as dense otherwise), multimodal wrappers (``text_config``: import the text
 model's config), GPT-2 / Falcon-style key names (``n_embd``, ``num_kv_heads``, ``multi_query``: read
-as Llama's keys they would mis-state the KV heads). Carried with a note: a sliding window (the KV cache and attention are modelled over the
-whole context, which over-states both: the safe side), quantized checkpoints (the entry describes the
-bf16 model; FP8 pools are the fleet's ``limits.allowed_dtypes``), float32 checkpoints (vLLM serves them
+as Llama's keys they would mis-state the KV heads), a ``rope_theta`` or ``rms_norm_eps`` that is not a positive number
+(one written as a string, "500000.0", is read as that number, with a note). Carried with a note: a sliding window
+(the KV cache and attention are modelled over the whole context, which over-states both: the safe side), quantized
+checkpoints (the entry describes the bf16 model; FP8 pools are the fleet's ``limits.allowed_dtypes``), float32 checkpoints (vLLM serves them
 in bf16 by default, ``--dtype auto``).
 
 Key names, per family (transformers' configuration_<model_type>.py): sizes ``num_hidden_layers``,
@@ -164,21 +165,42 @@ def _moe(cfg: Mapping[str, object], src: str, notes: list[str]) -> MoeSpec | Non
     return MoeSpec(experts=experts, experts_per_token=top_k, expert_intermediate=width, shared_experts=shared)
 
 
-def _float(v: object, default: float) -> float:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)) else default
+def _positive(v: object, key: str, src: str, default: float, notes: list[str]) -> float:
+    """A positive finite number field of the config (rope_theta, rms_norm_eps); absent or null: `default` (the
+    family default the facts have always taken). A number written as a string ("500000.0") is read as that number,
+    with a note; anything else is an InputError naming the field (found by hand: a string rope_theta, numeric or
+    not, and `true` were replaced by 10000.0 with no word, exit 0: Llama-3's 500000.0 written as 10000.0)."""
+    if v is None:
+        return default
+    x = math.nan
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        x = float(v)
+    elif isinstance(v, str):
+        try:
+            x = float(v)
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(x) and x > 0:
+                notes.append(f"{key} given as the string {v!r}: read as the number {x:g}")
+    if not (math.isfinite(x) and x > 0):
+        raise InputError(src, key, f"expected a positive number, got {v!r}")
+    return x
 
 
-def _rope(cfg: Mapping[str, object]) -> tuple[float, dict[str, object] | None]:
+def _rope(cfg: Mapping[str, object], src: str, notes: list[str]) -> tuple[float, dict[str, object] | None]:
     """(rope theta, rope scaling) from the old keys or transformers 5's ``rope_parameters``."""
     params = cfg.get("rope_parameters")
     if isinstance(params, Mapping):
-        theta = _float(params.get("rope_theta", cfg.get("rope_theta")), 10000.0)
+        key = "rope_parameters.rope_theta" if "rope_theta" in params else "rope_theta"
+        theta = _positive(params.get("rope_theta", cfg.get("rope_theta")), key, src, 10000.0, notes)
         scaling: dict[str, object] = {str(k): v for k, v in params.items() if k != "rope_theta"}
         if scaling.get("rope_type") == "default":
             scaling = {}
         return theta, (scaling or None)
     old = cfg.get("rope_scaling")
-    return _float(cfg.get("rope_theta"), 10000.0), ({str(k): v for k, v in old.items()} if isinstance(old, Mapping) else None)
+    return (_positive(cfg.get("rope_theta"), "rope_theta", src, 10000.0, notes),
+            {str(k): v for k, v in old.items()} if isinstance(old, Mapping) else None)
 
 
 def _token_id(cfg: Mapping[str, object], key: str, default: int, notes: list[str]) -> int:
@@ -253,8 +275,9 @@ def from_hf_config(cfg: Mapping[str, object], name: str, source: str, hf_id: str
         layers=_int(cfg, "num_hidden_layers", source), hidden=hidden, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
         intermediate=_int(cfg, "intermediate_size", source), gated_ffn=gated, vocab=_int(cfg, "vocab_size", source),
         tied_embeddings=bool(tied), max_context=max_context, moe=moe)
-    theta, scaling = _rope(cfg)
-    eps = _float(cfg.get("rms_norm_eps", cfg.get("layer_norm_eps")), 1e-6)
+    theta, scaling = _rope(cfg, source, notes)
+    eps_key = "rms_norm_eps" if "rms_norm_eps" in cfg else "layer_norm_eps"
+    eps = _positive(cfg.get(eps_key), eps_key, source, 1e-6, notes)
     facts: dict[str, object] = {
         "architecture": archs[0], "model_type": model_type,
         "max_position_embeddings": max_context or 32768,
