@@ -92,6 +92,8 @@ def _refused(cfg: dict) -> InputError:
     ({"num_local_experts": 128, "num_experts_per_tok": 1, "interleave_moe_layer_step": 2}, "interleave_moe_layer_step"),
     # found by hand: "false" (a string) was read as tied, 7.50 B parameters for Llama-3.1-8B's 8.03 B, exit 0
     ({"tie_word_embeddings": "false"}, "tie_word_embeddings"),
+    # found by a helper: the same of a MoE's norm_topk_prob, "false" written as true in model_configs.yaml
+    ({"num_local_experts": 8, "num_experts_per_tok": 2, "norm_topk_prob": "false"}, "norm_topk_prob"),
 ])
 def test_what_the_cost_model_does_not_describe_is_refused_naming_the_field(change, field):
     cfg = {**_cfg("mistral-nemo-12b"), **change}

@@ -287,6 +287,9 @@ def from_hf_config(cfg: Mapping[str, object], name: str, source: str, hf_id: str
         "eos_token_id": _token_id(cfg, "eos_token_id", 2, notes),
     }
     if moe is not None and "norm_topk_prob" in cfg:
-        facts["norm_topk_prob"] = bool(cfg["norm_topk_prob"])
+        topk = cfg["norm_topk_prob"]
+        if topk is not None and not isinstance(topk, bool):  # bool("false") is True, as tie_word_embeddings' was
+            raise InputError(source, "norm_topk_prob", f"expected true or false, got {topk!r}")
+        facts["norm_topk_prob"] = bool(topk)  # null: false, as before
     facts["extra"] = {k: v for k, v in cfg.items() if k not in _NOT_COPIED}
     return ImportedModel(spec=spec, facts=facts, notes=notes)
