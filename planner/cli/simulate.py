@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         """Serve emulated vLLM replicas (OpenAI completions + vLLM /metrics) timed by the performance model."""
         from planner.io.catalog import Catalog
         from planner.io.validate import check_max_model_len, check_port_free
-        from planner.simulate.emulator import serve_forever
+        from planner.simulate.emulator import serve_forever, time_scale_warning
 
         check_port_free(host, port, replicas)  # before start-up: a busy port is exit 2, not a thread's traceback
         perf = lookup_variant(default_perf_lookup(), variant)
@@ -103,6 +103,8 @@ def register(app: typer.Typer) -> None:
         stdout_console().print(f"emulating {variant} ({perf.source} laws) on {host}:{port}..{port + replicas - 1}, "
                                f"time_scale={time_scale}, max_model_len={max_model_len or 'unstated'}; Ctrl-C stops",
                                soft_wrap=True)  # one line in a log, whole
+        if warning := time_scale_warning(perf, time_scale):
+            stdout_console().print(f"[yellow]{warning}", soft_wrap=True, highlight=False)
         serve_forever(perf, port=port, replicas=replicas, host=host, time_scale=time_scale, model_name=served_model_name,
                       log_iterations=log_iterations, max_model_len=max_model_len)
 

@@ -37,7 +37,9 @@ Choices written down:
   generated, then emits its next token.
   The KV-usage gauge reports blocks actually filled (prompt done + generated), in 16-token blocks.
 * ``time_scale`` = wall seconds per emulated second (0.01 runs 100x faster than real time). Latency
-  histograms record emulated seconds; clients measuring wall time must divide by ``time_scale``.
+  histograms record emulated seconds; clients measuring wall time must divide by ``time_scale``. The emulator's
+  own Python work per step is not compressed: below 1, a step shorter than it reads long on the wall clock
+  (`time_scale_warning`, said at `planner emulate`'s start-up).
 
 Faults for tests (see :class:`Faults`): the server dies after N generated tokens (connections drop
 mid-stream, the port closes), /health answers slowly or with an error code, a malformed SSE line.
@@ -814,6 +816,25 @@ class EmulatorFleet:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def time_scale_warning(perf: VariantPerf, time_scale: float) -> str | None:
+    """What a `time_scale` below 1 distorts, said at `planner emulate`'s start-up; None at 1 or more. Each step
+    sleeps `time_scale` x its law's time, but the emulator's own Python work per step (scheduling, metrics, writing
+    each running request's stream: more at a larger batch) is not compressed, so a step shorter than that work lasts
+    as long as the work, and a client that divides wall time by the time scale reads it long (found by a helper: at
+    0.1, batch 32 of llama-3.1-8b/mixed/H100-SXM-80GB/tp1 read 14-19 ms per token on one CPU machine where its laws
+    give 7.0; at 1, 7.0). How long that work is depends on the machine and the batch, so no scale is refused and nothing is
+    subtracted; `_step_start` warns once the engine falls MAX_LAG_S behind, which a short burst never reaches."""
+    if time_scale >= 1.0:
+        return None
+    step_ms = mixed_step_ms(perf, 1, 1.0, 0, 0)  # the shortest step: one decode at a one-token context
+    return (f"warning: --time-scale {time_scale:g} runs each engine step in {time_scale:g}x its laws' time (the "
+            f"shortest, a batch-1 decode step of {step_ms:.2f} ms, in {step_ms * time_scale * 1e3:,.0f} us of wall time) "
+            "but not the emulator's own Python work per step (scheduling, metrics, each running request's stream: more "
+            "at a larger batch): a step shorter than that work lasts as long as the work, so latencies timed on the "
+            "wall clock and divided by the time scale read long for it, by an amount this machine and the batch decide "
+            "(on one machine, batch 32 at 0.1 read about 2x its law); where latencies matter (a profile), --time-scale 1")
 
 
 def serve_forever(perf: VariantPerf, *, port: int, replicas: int = 1, host: str = "127.0.0.1", time_scale: float = 1.0,
