@@ -23,7 +23,9 @@ the replayed requests are bucketed into classes as ``planner workload from-trace
 buckets, burstiness measured: each class carries the stream's index of dispersion), and ``planner solve`` plans them
 on the replay's GPU type, mixed role, tp 1, at utilization 1 (no headroom: the SLO alone decides), with the same laws
 and KV cache as the simulator. Where that plan is one replica, its predicted TTFT p90 and ITL p90 per class (the
-plan's ``predicted``) are set against vLLM's p90s of the same class's requests; where the model needs more than one
+plan's ``predicted``: since rule 57-M at stop 57 its TTFT is the class's behind the pool's mix of classes, its ITL
+the class alone's, capacity module doc, Mixed, classes sharing a replica) are set against vLLM's p90s of the same
+class's requests; where the model needs more than one
 replica for the replayed load, the row says so (a sizing verdict to set against vLLM's share within SLO on one).
 The RESULT line adds ``cf_ttft_p90_err_pct`` / ``cf_itl_p90_err_pct`` (mean |error| over the classes the model
 predicts on one replica; ``nan`` where none) and ``cf_ttft_p90_bias_pct`` (their signed mean: > 0 conservative).

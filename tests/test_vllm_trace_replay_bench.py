@@ -109,31 +109,27 @@ def test_plan_r2_the_burst_aware_sizing_of_one_replica_holds_on_vllm() -> None:
         assert all(within) if holds else not any(k.vllm_ttft_p90_ms <= 1000.0 for k in checks), (variant, checks)
 
 
-def test_plan_r1s_clustered_replay_the_closed_form_prices_each_class_as_if_alone() -> None:
+def test_plan_r1s_clustered_replay_the_closed_form_per_class() -> None:
     """What the capacity model says of plan r1's clustered replay (stop 57, found by this bench's closed-form part;
-    reported, nothing chosen on it): `planner solve` plans the replayed requests' six classes on one H100 mixed
-    replica, and prices each class as if it were alone at the pool's utilization (Mélange's fractions,
-    planner/planning/assemble.py `_class_prediction`), where vLLM (and the simulator, within 19%) serves them from one
-    FCFS queue: the short prompts' TTFT p90 reads 53-61% below vLLM's, the longest class's 18-37% above (the binding
-    class stays on the safe side: 835 ms against vLLM's largest class p90, 695 ms), and the short outputs' ITL p90
-    28-32% below (the class alone runs a smaller decode batch than the pool's mix). A change to the closed form's
-    mixed pools shows here."""
+    reported). `planner solve` plans the replayed requests' six classes on one H100 mixed replica. Its ILP prices
+    each class as if it were alone at the pool's utilization (Mélange's fractions), which put the short prompts' TTFT
+    p90 53-61% below vLLM's and the longest class's 18-37% above, where vLLM (and the simulator, within 19%) serves
+    them from one FCFS queue. Since rule 57-M the plan's predicted TTFT of a mixed pool is the class's behind the
+    pool's mix (capacity.PoolMix): one queue, so the six read within 8% of each other (461-496 ms) and 13-32% below
+    vLLM's (544-695 ms), about the simulator's distance. Its ITL stays the class alone's: short outputs' ITL p90
+    28-32% below vLLM's (the class alone runs a smaller decode batch than the pool's mix)."""
     r = vtr.read_replay(str(REPO / "profiles/runs/2026-12-07-r1/llama-3.1-8b/H100-SXM-80GB/tp1-replay-clustered/vllm"
                             / vtr.REPLAY_FILE))
     from planner.perf.laws import PerfModel
 
     replicas, checks = vtr.closed_form(r, vtr.simulated(r), PerfModel.load(), 1000.0, 50.0)
     assert replicas == 1 and len(checks) == 6
-    by = {k.cid.split("/")[-1]: k for k in checks}
     for k in checks:  # the simulator tracks vLLM class by class
         assert -25.0 < vtr.err_pct(k.sim_ttft_p90_ms, k.vllm_ttft_p90_ms) < 0.0, k
         assert -15.0 < vtr.err_pct(k.sim_itl_p90_ms, k.vllm_itl_p90_ms) < 0.0, k
-    for short in ("isl0-osl0", "isl0-osl1"):
-        k = by[short]
-        assert k.model_ttft_p90_ms is not None and vtr.err_pct(k.model_ttft_p90_ms, k.vllm_ttft_p90_ms) < -40.0, k
-    long_ = by["isl2-osl0"]
-    assert long_.model_ttft_p90_ms is not None and vtr.err_pct(long_.model_ttft_p90_ms, long_.vllm_ttft_p90_ms) > 10.0
-    assert max(k.model_ttft_p90_ms or 0.0 for k in checks) > max(k.vllm_ttft_p90_ms for k in checks)  # binding: safe
+        assert k.model_ttft_p90_ms is not None and -35.0 < vtr.err_pct(k.model_ttft_p90_ms, k.vllm_ttft_p90_ms) < -10.0, k
+    model_ttft = [k.model_ttft_p90_ms or 0.0 for k in checks]
+    assert max(model_ttft) < 1.1 * min(model_ttft)  # one queue: the class-alone form spread them 208-835 ms
     worst_itl = max(checks, key=lambda k: k.vllm_itl_p90_ms)  # the class whose ITL binds on vLLM
     assert worst_itl.model_itl_p90_ms is not None
     assert vtr.err_pct(worst_itl.model_itl_p90_ms, worst_itl.vllm_itl_p90_ms) < -20.0, worst_itl

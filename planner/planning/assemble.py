@@ -37,8 +37,10 @@ from planner.planning.capacity import (
     POISSON,
     ArrivalShape,
     Capacity,
+    PoolMix,
     capacity,
     latency,
+    mixed_latency,
     pool_servers,
     realised_arrivals,
 )
@@ -692,11 +694,28 @@ def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: s
     return out
 
 
+def _pool_mixes(inst: Instance, pools: dict[str, PoolPlan],
+                flows_by_class: dict[str, dict[str, float]]) -> dict[str, PoolMix]:
+    """Per mixed pool, the classes it serves at their planned rates on one of its replicas (capacity.PoolMix)."""
+    by_id = {c.id: c for c in inst.workload.classes}
+    out: dict[str, PoolMix] = {}
+    for vid, pool in pools.items():
+        if pool.role != "mixed" or pool.replicas <= 0:
+            continue
+        served = [(by_id[cid], fl[vid]) for cid, fl in sorted(flows_by_class.items()) if vid in fl and cid in by_id]
+        if served:
+            out[vid] = PoolMix(tuple(float(c.isl) for c, _ in served), tuple(float(c.osl) for c, _ in served),
+                               tuple(x / pool.replicas for _, x in served))
+    return out
+
+
 def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan],
                       flows: dict[str, float], rate_scale: float, notes: list[str],
-                      facts: dict[str, _PoolClassFacts]) -> ClassPrediction:
+                      facts: dict[str, _PoolClassFacts], mixes: dict[str, PoolMix] | None = None) -> ClassPrediction:
     """Worst predicted percentile over the pools the class is routed to, at their planned load (what to say of a pool
-    across its classes goes to `facts`)."""
+    across its classes goes to `facts`). A mixed pool's TTFT is the class's behind the pool's mix of classes (`mixes`,
+    capacity module doc, Mixed, classes sharing a replica; rule 57-M); its ITL, and every capacity, the class alone's
+    at the pool's utilization."""
     slo = inst.workload.slo_of(c)
     ttft = itl = 0.0
     disagg = 0.0
@@ -713,6 +732,11 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
             shape = replace(shape, replicas=pool.replicas)
         with quiet_extrapolation():
             lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile, shape)
+            mix = (mixes or {}).get(vid)
+            if mix is not None:
+                mixed = mixed_latency(inst.perf[vid], c.isl, c.osl, mix.total_rps, slo.percentile, shape, mix=mix)
+                if math.isfinite(mixed.ttft_ms):  # beyond the mix's saturation the class alone's stands (it was planned)
+                    lat = replace(lat, ttft_ms=mixed.ttft_ms)
         pool_facts = facts.setdefault(vid, _PoolClassFacts())
         notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch, pool_facts) if n not in notes)
         notes.extend(n for n in _long_prompt_mixed_notes(inst.perf[vid], vid, c, v.role) if n not in notes)
@@ -794,6 +818,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
         predicted: dict[str, ClassPrediction] = {}
         pairing: dict[str, dict[str, dict[str, float]]] = {}
         facts: dict[str, _PoolClassFacts] = {}
+        mixes = _pool_mixes(inst, pools, flows_by_class)
         for c in (c for c in inst.workload.classes if c.model == model):
             flows = flows_by_class.get(c.id, {})
             pre = {v: x for v, x in flows.items() if inst.variants[v].role in PREFILL_SIDE}
@@ -804,7 +829,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
             routing[c.id] = w
             if inst.problem.forbidden_pairs and dec:
                 pairing[c.id] = _pool_pairing(inst, c.id, pre, dec, sol.pair_flow)
-            predicted[c.id] = _class_prediction(inst, c, pools, flows, scale, plan.notes, facts)
+            predicted[c.id] = _class_prediction(inst, c, pools, flows, scale, plan.notes, facts, mixes)
         plan.notes.extend(_pool_facts_notes(facts))
         for vid in (vid for vid, p in pools.items() if inst.variants[vid].model == model):
             pool_flows = {cid: fl[vid] for cid, fl in flows_by_class.items() if vid in fl}

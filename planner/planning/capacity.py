@@ -189,6 +189,25 @@ the capacity at the pool it got. Random routing, mixed pools, bursty classes (pa
 clusters the pooled form came out above the per-replica one by about a sequence per replica, bench/burst_sizing.py's
 tuning plan / smallest 1.17 -> 1.33) and a fleet with limits.decode_kv_pooling false keep kv_pool 1.
 
+Mixed, classes sharing a replica (`PoolMix`; the plan's predicted TTFT of a mixed pool, planner/planning/assemble.py
+`_class_prediction`; stop 57, rule 57-M). The capacities above, and the ILP's fractions, price each class as if it
+were alone at the pool's utilization (Mélange): a short prompt then waits behind short prompts only, a long one behind
+long ones. vLLM serves every class from one FCFS queue and one decode batch: against real vLLM class by class (plans
+r1 and r2, bench/vllm_trace_replay.py) the class-alone TTFT p90 of short prompts read 32-69% low and the longest
+class's 7-37% high. With `mix` the request waits behind the mix (its total rate, the rate-weighted prompt-length law
+as service nodes: M/G/1 as for Prompt-length dispersion below, the mean prompt work, the mean output and the decode
+context weighted by rate x output) and its own prompt makes its own chunk step (`_wait_plus_own_quantile_ms`); its
+ITL's life is its own output's. Chosen on the tuning traces of rule 57-M (8 synthetic clustered / heavy-tail traces of
+one llama-3.1-8b H100 replica against the simulator): per-class TTFT p90 MAPE 32.1% -> 7.6%, the binding class's worst
+under-prediction -63.0% -> -22.5% (`python bench/mixed_classes.py`). Not for the ITL (MAPE 12.8% -> 8.6%, but the
+binding class's worst under-prediction -21.9% -> -23.7%), and not for sizing. Held out (reported): seeds 201 / 202,
+TTFT MAPE 29.1% -> 8.4%, the binding class -6.3% -> -14.7%; on qwen3-32b's H100 profile (a heavy-tail trace at 1
+req/s, the one of four designs planned on one replica) 26.2% -> 21.2%, the binding class +11.4% -> -28.1%; against
+real vLLM (r1's two replays, r2's 'near') per-class MAPE 38 / 50 / 37% -> 20 / 23 / 32%, but the binding class +18 /
++93 / +10% -> -29 / +20 / -35%: the class-alone form's excess on the longest class covered the laws' optimism under
+bursts (the simulator reads 22-29% below vLLM near the limit), so sizing stays class-alone (at r2's 'over' load, 19
+req/s, the mix reads one replica within a 1,000-ms TTFT where vLLM's misses it: 1,170-1,328 ms).
+
 Prompt-length dispersion (a class with `isl_scv`, `ArrivalShape.isl_scv`; absent = every prompt of the class's
 mean length and every number above is unchanged; the TTFT of the prefill and mixed roles and the KV check of decode and
 mixed). Real prompts spread (the Azure conversation trace's lengths have a CV near 1), and a prefill replica then
@@ -452,6 +471,37 @@ class ArrivalShape:
 
 
 POISSON = ArrivalShape()
+
+
+@dataclass(frozen=True)
+class PoolMix:
+    """The classes one mixed replica serves together, each at its rate on that replica (module doc, Mixed, classes
+    sharing a replica): the stream whose prompts a request waits behind and whose decodes share its steps. Per class:
+    mean prompt and output lengths (tokens) and rate (req/s on one replica)."""
+
+    isl: tuple[float, ...]
+    osl: tuple[float, ...]
+    rate_rps: tuple[float, ...]
+
+    @property
+    def total_rps(self) -> float:
+        return float(sum(self.rate_rps))
+
+    def mean(self, values: tuple[float, ...], weights: tuple[float, ...] | None = None) -> float:
+        """`values` averaged by rate (by `weights` x rate when given)."""
+        w = list(self.rate_rps) if weights is None else [r * x for r, x in zip(self.rate_rps, weights, strict=True)]
+        return float(sum(wi * v for wi, v in zip(w, values, strict=True)) / sum(w))
+
+    @property
+    def decode_ctx(self) -> float:
+        """The running batch's mean context: each class's isl + osl/2 weighted by the time its requests decode, rate x
+        output."""
+        return self.mean(tuple(i + o / 2.0 for i, o in zip(self.isl, self.osl, strict=True)), self.osl)
+
+
+# The mixture's prompt-length law as nodes of equal weight (`PoolMix` in `mixed_latency`): each class's mean prompt
+# repeated in proportion to its rate, out of this many (a class of any positive rate keeps one node at least).
+_MIX_NODES = 1000
 # Window of the prompt-token burst that decode KV must absorb, s: `Burstiness.p99_prompt_tokens_per_s`
 # is measured over 1-s windows (planner/io/traces.py).
 BURST_WINDOW_S = 1.0
@@ -1038,21 +1088,38 @@ def mixed_prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: floa
 
 def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, percentile: float,
                   arrivals: ArrivalShape = POISSON, frontend_ms_per_running: float | None = None,
-                  async_scheduling: bool | None = None) -> Latency:
+                  async_scheduling: bool | None = None, mix: PoolMix | None = None) -> Latency:
     """TTFT and ITL at the percentile of a colocated replica with chunked prefill (module doc, Mixed).
     `frontend_ms_per_running`: the frontend's delay per running request; `async_scheduling`: the step already
     scheduled when the request reaches the engine (module doc, Mixed); None: the shipped steptime constants, read at
-    the call."""
+    the call. `mix`: the classes the replica serves together (their total rate is the load; `rate_rps` is then not
+    read): the request (`isl`, `osl`) waits behind and decodes beside that stream, its own prompt making its own
+    chunk step and its own output its ITL's life (module doc, Mixed, classes sharing a replica)."""
     frontend_ms_per_running, async_scheduling = steptime.mixed_admission(frontend_ms_per_running, async_scheduling)
     saturated = Latency(ttft_ms=math.inf, itl_ms=math.inf, batch=math.inf, utilization=math.inf)
-    ctx = isl + osl / 2.0
-    # prompt lengths of a dispersed law and their mixed-step work (module doc, Prompt-length dispersion): TTFT only
-    spread = None
+    own_osl = osl
+    # prompt lengths of a dispersed law and their mixed-step work (module doc, Prompt-length dispersion): TTFT only.
+    # `spread`: the law a request waits behind; `own_law`: its own prompt's (the same law for one class alone)
+    spread = own_law = None
     if arrivals.isl_scv > 0.0:
         x_nodes, _, _, w_nodes = _length_service_nodes(perf, float(isl), float(arrivals.isl_scv), arrivals.isl_max)
-        spread = (x_nodes, w_nodes)
+        spread = own_law = (x_nodes, w_nodes)
+    if mix is not None:
+        live = [k for k, r in enumerate(mix.rate_rps) if r > 0]
+        if not live:
+            return Latency(ttft_ms=0.0, itl_ms=0.0, batch=0.0, utilization=0.0)
+        counts = [max(1, round(_MIX_NODES * mix.rate_rps[k] / mix.total_rps)) for k in live]
+        x_mix = np.repeat(np.array([mix.isl[k] for k in live], dtype=float), counts)
+        # each prompt's mixed-step work, `_mixed_prompt_work_ms` node by node
+        spread = (x_mix, perf.prefill_b_ms_per_token * x_mix + perf.prefill_c_ms_per_token2 * x_mix * x_mix)
+        if own_law is None:
+            own_law = (np.array([float(isl)]), np.array([_mixed_prompt_work_ms(perf, float(isl))]))
+        rate_rps, isl, osl = mix.total_rps, mix.mean(mix.isl), mix.mean(mix.osl)
+        ctx = mix.decode_ctx
+    else:
+        ctx = isl + osl / 2.0
     idc = arrivals.replica_idc  # mixed replicas: the per-replica split (module doc, Bursty arrivals)
-    base_work = _mixed_prompt_work_ms(perf, isl)
+    base_work = _mixed_prompt_work_ms(perf, isl) if mix is None or spread is None else float(spread[1].mean())
     # A chunk-carrying step pays the larger fixed cost (laws.mixed_step_ms: max(decode fixed, prefill
     # a)), so each such step costs `extra` more than a decode-only one; a prompt takes `steps`/b of
     # them (b prompts share a step). b needs the step time, which needs the batch: two passes, the
@@ -1083,7 +1150,7 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
         extra = max(0.0, perf.prefill_a_ms - perf.decode_fixed_ms(n))
         work = base_work + extra * steps / b
     # ITL: the decode steps of the request's life plus the prompts chunked into them.
-    decode_steps = max(osl - 1.0, 1.0)
+    decode_steps = max(own_osl - 1.0, 1.0)
     life_decode_ms = decode_steps * step_ms
     # Prompts that queued behind the request until its first token are chunked during its life too.
     own_wait_ms = _own_wait_ms(t_step, rho_eff, base_work, step_ms, extra, isl, chunk_tokens)
@@ -1117,10 +1184,10 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
     b_own = max(b_mean, min(steps * chunk_tokens / isl, b_mean + rate_rps * min(wait, own_wait_ms) / 1000.0))
     t_own = t_step + (b_own - b_mean) * base_work
     first = wait + t_own
-    if spread is not None:
+    if own_law is not None:
         # the request's own prompt: its chunk steps and its work in place of the mean prompt's, then W + T_own's
         # p-quantile with the wait as an atom plus an exponential tail (`_wait_plus_own_quantile_ms`)
-        x_nodes, w_nodes = spread
+        x_nodes, w_nodes = own_law
         own_steps = np.maximum(1.0, np.ceil(x_nodes / chunk_tokens))
         own = np.maximum(own_steps * step_ms + w_nodes, t_own + (own_steps - steps) * (step_ms + extra) + w_nodes - base_work)
         first = _wait_plus_own_quantile_ms(wait, max(rho_eff, min(1.0, rate_rps * t_step / (1000.0 * b_mean))), own,
