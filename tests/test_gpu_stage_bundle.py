@@ -80,7 +80,7 @@ def test_check_says_when_the_tree_has_grown_past_the_staged_folders(tmp_path: Pa
     bundle, _ = _bundle(tmp_path, 500_000, 3)
     limit = 200_000
     assert _run(repo, bundle, tmp_path / "install.sh", limit).returncode == 0
-    env = {**os.environ, "CARRY_LIMIT_BYTES": str(limit)}
+    env = {**os.environ, "CARRY_LIMIT_BYTES": str(limit), "MARGIN_BYTES": "4096"}
 
     def check() -> subprocess.CompletedProcess[str]:
         return subprocess.run(["bash", str(SCRIPT), "--check"], cwd=repo, env=env, capture_output=True, text=True,
@@ -93,3 +93,22 @@ def test_check_says_when_the_tree_has_grown_past_the_staged_folders(tmp_path: Pa
     grown = check()
     assert grown.returncode == 1 and ".vllm_p0" in grown.stderr and "re-stage" in grown.stderr
     assert sorted((p.name, p.stat().st_size) for p in repo.glob(".vllm_p*/*")) == before
+
+
+def test_check_counts_the_margin_as_over(tmp_path: Path) -> None:
+    """Stop 57: a device call was refused with 785,016 bytes left by --check's sum (the device counts more than the
+    files' bytes), where --check had said the folders fit. Within MARGIN_BYTES of the limit is now over: re-stage."""
+    repo = _repo(tmp_path)
+    bundle, _ = _bundle(tmp_path, 500_000, 3)
+    limit = 200_000
+    assert _run(repo, bundle, tmp_path / "install.sh", limit).returncode == 0
+    sizes = [sum(f.stat().st_size for f in d.iterdir()) for d in repo.glob(".vllm_p*")]
+    tree = sum(f.stat().st_size for f in repo.rglob("*") if f.is_file() and ".git" not in f.parts
+               and not any(part.startswith(".vllm_p") for part in f.parts))
+    room = limit - tree - max(sizes)  # what the fullest folder leaves by the sum
+    assert room > 0
+    for margin, code in ((room - 1, 0), (room + 1, 1)):
+        env = {**os.environ, "CARRY_LIMIT_BYTES": str(limit), "MARGIN_BYTES": str(margin)}
+        res = subprocess.run(["bash", str(SCRIPT), "--check"], cwd=repo, env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert res.returncode == code, (margin, room, res.stdout, res.stderr)
