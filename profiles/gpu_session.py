@@ -563,9 +563,15 @@ PLAN_R1 = [replace(_load_only("llama-3.1-8b", 140, "", 175, tag="-replay-cluster
 _R2 = "profiles/runs/2026-12-07-r2/traces"
 PLAN_R2 = [replace(_load_only("llama-3.1-8b", 140, "", 175, tag="-replay-near"), rate_trace=f"{_R2}/near.csv"),
            replace(_load_only("llama-3.1-8b", 140, "", 185, tag="-replay-over"), rate_trace=f"{_R2}/over.csv")]
+# Rule 57-GPU-c (stop 57, written before it ran; an H100): plan r2's 'near' design on a fresh draw (seed 5703,
+# rate_rps 13: 12.0 req/s, 1-s IDC 13.6), which the capacity model plans on one H100 at utilization 0.91: does the
+# one-replica verdict (every class within SLO on vLLM) and the simulator's optimism near the limit reproduce?
+PLAN_R3 = [replace(_load_only("llama-3.1-8b", 140, "", 175, tag="-replay-near2"),
+                   rate_trace="profiles/runs/2026-12-07-r3/traces/near2.csv")]
 PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6,
          "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "k3h2": PLAN_K3H2, "k3h3": PLAN_K3H3, "h9": PLAN_H9,
-         "k3t": PLAN_K3T, "k3t2": PLAN_K3T2, "r1": PLAN_R1, "r2": PLAN_R2, "h10": PLAN_H10, "h11": PLAN_H11,
+         "k3t": PLAN_K3T, "k3t2": PLAN_K3T2, "r1": PLAN_R1, "r2": PLAN_R2, "r3": PLAN_R3, "h10": PLAN_H10,
+         "h11": PLAN_H11,
          "h12": PLAN_H12, "h13": PLAN_H13, "h14": PLAN_H14, "h15": PLAN_H15, "h16": PLAN_H16, "h17": PLAN_H17,
          "h18": PLAN_H18, "h19": PLAN_H19, "h20": PLAN_H20, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5,
          "s6": PLAN_S6, "s7": PLAN_S7,

@@ -58,7 +58,7 @@ def test_a_trace_that_cannot_be_replayed_is_exit_2_before_any_work(rows: str, ex
 
 
 def test_plans_r1_r2_replay_their_committed_traces_in_a_window_that_holds_them(tmp_path: Path) -> None:
-    for v in gs.PLAN_R1 + gs.PLAN_R2:
+    for v in gs.PLAN_R1 + gs.PLAN_R2 + gs.PLAN_R3:
         assert v.rate_trace is not None and (REPO / v.rate_trace).is_file()
         cmd = gs.command(v, tmp_path, 0.0, 1.0, "srv", 60.0, 1.0, gpu="H100-SXM-80GB")
         assert cmd[cmd.index("--rate-trace") + 1] == v.rate_trace and "--rates-by-isl" not in cmd
