@@ -60,13 +60,16 @@ def load_fleet(path: PathLike) -> Fleet:
 
 def workload_from_trace(path: PathLike, slo: Slo | dict[str, Slo], model: str | None = None,
                         isl_buckets: int = 3, osl_buckets: int = 2, rate_quantile: float | None = None,
-                        length_spread: bool = False) -> Workload:
-    """Bucket a request trace (product, Azure, BurstGPT or Mooncake format: planner.io.traces) into request classes with rates; with
-    `length_spread` each class states its prompts' spread (isl_scv, isl_max), as `--length-spread` does."""
+                        length_spread: bool = False, burstiness: bool = True) -> Workload:
+    """Bucket a request trace (product, Azure, BurstGPT or Mooncake format: planner.io.traces) into request classes with rates,
+    as `planner workload from-trace` does; with `length_spread` each class states its prompts' spread (isl_scv,
+    isl_max), as `--length-spread` does. Each class carries the trace's measured burstiness (IDCs, the
+    planner sizes clustered arrivals for it) unless `burstiness=False` (`--poisson`: Poisson classes, which size a
+    bursty trace's fleet short)."""
     from planner.io.traces import bucket_trace, read_trace
 
     return bucket_trace(read_trace(path, model), slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile,
-                        length_spread=length_spread)
+                        burstiness=burstiness, length_spread=length_spread)
 
 
 @functools.lru_cache(maxsize=4)
