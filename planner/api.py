@@ -65,10 +65,22 @@ def workload_from_trace(path: PathLike, slo: Slo | dict[str, Slo], model: str | 
     as `planner workload from-trace` does; with `length_spread` each class states its prompts' spread (isl_scv,
     isl_max), as `--length-spread` does. Each class carries the trace's measured burstiness (IDCs, the
     planner sizes clustered arrivals for it) unless `burstiness=False` (`--poisson`: Poisson classes, which size a
-    bursty trace's fleet short)."""
-    from planner.io.traces import bucket_trace, read_trace
+    bursty trace's fleet short).
 
-    return bucket_trace(read_trace(path, model), slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile,
+    Requests whose prompt + output exceed their model's context (the catalog's) are left out, as the CLI leaves them
+    out: vLLM refuses them, so no class may hold them. What the CLI notes of the reading is a `UserWarning` here: the
+    requests left out, and a `timestamp` of no stated unit read as seconds over more than a day."""
+    import warnings
+
+    from planner.io.traces import bucket_trace, over_context_note, read_trace, time_unit_note
+
+    catalog = Catalog.load()
+    contexts = catalog.contexts(catalog.models)
+    trace = read_trace(path, model, contexts=contexts, drop_over_context=True)
+    for note in (time_unit_note(trace), over_context_note(trace, contexts)):
+        if note:
+            warnings.warn(note, UserWarning, stacklevel=2)
+    return bucket_trace(trace, slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile,
                         burstiness=burstiness, length_spread=length_spread)
 
 
