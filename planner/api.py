@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # imported when used: `import planner.api` stays light
 
 PathLike = str | os.PathLike[str]
 
+MAX_LENGTH_BUCKETS = 100
+"""Most length buckets per model `workload_from_trace` takes: the range of `planner workload from-trace`'s --isl-buckets
+and --osl-buckets (planner/cli/main.py)."""
+
 
 class SolveOptions(TypedDict, total=False):
     """`solve`'s keyword options other than the objective (what `headroom` and the what-if sweeps pass on)."""
@@ -72,11 +76,19 @@ def workload_from_trace(path: PathLike, slo: Slo | dict[str, Slo], model: str | 
     requests left out, and a `timestamp` of no stated unit read as seconds over more than a day."""
     import warnings
 
-    from planner.io.traces import bucket_trace, over_context_note, read_trace, time_unit_note
+    from planner.io.traces import bucket_trace, check_rate_span, over_context_note, read_trace, time_unit_note
 
+    # the CLI's option ranges, before the trace is read (were a NumPy 'Quantiles must be in the range [0, 1]', and one
+    # bucket where 0 or -1 were asked for)
+    for name, buckets in (("isl_buckets", isl_buckets), ("osl_buckets", osl_buckets)):
+        if isinstance(buckets, bool) or not isinstance(buckets, int) or not 1 <= buckets <= MAX_LENGTH_BUCKETS:
+            raise ValueError(f"{name} must be an integer in [1, {MAX_LENGTH_BUCKETS}], got {buckets!r}")
+    if rate_quantile is not None and not 0.0 <= rate_quantile <= 1.0:
+        raise ValueError(f"rate_quantile must be a quantile in [0, 1] (e.g. 0.9) or None, got {rate_quantile!r}")
     catalog = Catalog.load()
     contexts = catalog.contexts(catalog.models)
     trace = read_trace(path, model, contexts=contexts, drop_over_context=True)
+    check_rate_span(trace, path)  # one instant: no rate (was one made up over a 1-s span)
     for note in (time_unit_note(trace), over_context_note(trace, contexts)):
         if note:
             warnings.warn(note, UserWarning, stacklevel=2)

@@ -7,6 +7,7 @@ keyword, an InputError for a file's content), not a traceback from deep inside, 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,35 @@ def test_workload_from_trace_of_the_azure_trace_is_the_clis(tmp_path, shared_dat
                         "--percentile", "99")
     assert api.model_dump() == cli.model_dump()
     assert max(c.isl + c.osl for c in api.classes) <= 4096
+
+
+@pytest.mark.parametrize("kw, says", [
+    ({"rate_quantile": 2.0}, "rate_quantile must be a quantile in [0, 1]"),
+    ({"rate_quantile": -0.1}, "rate_quantile must be a quantile in [0, 1]"),
+    ({"isl_buckets": 0}, "isl_buckets must be an integer in [1, 100]"),
+    ({"isl_buckets": -1}, "isl_buckets must be an integer in [1, 100]"),
+    ({"osl_buckets": 101}, "osl_buckets must be an integer in [1, 100]"),
+    ({"osl_buckets": 2.5}, "osl_buckets must be an integer in [1, 100]"),
+])
+def test_workload_from_trace_refuses_what_the_cli_options_refuse(kw: dict, says: str) -> None:
+    """Found by a helper: rate_quantile 2 was NumPy's 'Quantiles must be in the range [0, 1]' (naming no keyword), and
+    isl_buckets 0 or -1 bucketed the trace into one input-length bucket without a word; the CLI's --rate-quantile,
+    --isl-buckets and --osl-buckets refuse them."""
+    with pytest.raises(ValueError, match=re.escape(says)):
+        workload_from_trace(CLUSTERED, Slo(ttft_ms=1000, itl_ms=50), **kw)
+
+
+@pytest.mark.parametrize("rows, says", [
+    ("5,llama-3.1-8b,100,10\n", "it has one request"),
+    ("5,llama-3.1-8b,100,10\n5,llama-3.1-8b,120,10\n", "all 2 are at the same time"),
+])
+def test_workload_from_trace_of_one_instant_has_no_rate(tmp_path, rows: str, says: str) -> None:
+    """Found by a helper: one request (or several at one instant) was a class at 1 req/s over a made-up 1-s span; the
+    CLI refuses it (exit 2, naming the file and its timestamp), and so does the API now, with the same InputError."""
+    from planner.io.errors import InputError
+
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp,model,input_tokens,output_tokens\n" + rows)
+    with pytest.raises(InputError, match="requests at more than one instant") as exc:
+        workload_from_trace(trace, Slo(ttft_ms=1000, itl_ms=50))
+    assert exc.value.path == str(trace) and exc.value.field == "timestamp" and says in str(exc.value)

@@ -274,7 +274,7 @@ def workload_from_trace(
     from planner.io.catalog import Catalog
     from planner.io.errors import InputError
     from planner.io.files import check_writable, dump_yaml, write_atomic
-    from planner.io.traces import bucket_trace, busy_window_note, over_context_note, prefix_block_reuse, read_trace, time_unit_note
+    from planner.io.traces import bucket_trace, busy_window_note, check_rate_span, over_context_note, prefix_block_reuse, read_trace, time_unit_note
     from planner.io.validate import slo_from_options
 
     slo = slo_from_options(ttft_ms, itl_ms, percentile)
@@ -291,10 +291,7 @@ def workload_from_trace(
     for note in (time_unit_note(tr), over_context_note(tr, contexts)):
         if note:
             console.print(note, highlight=False)
-    if float(tr["t_s"].max()) <= 0:  # a rate is requests over the trace's span: none here (was a made-up 1-s span)
-        at_once = "it has one request" if len(tr) == 1 else f"all {len(tr)} are at the same time"
-        raise InputError(str(trace), "timestamp", "requests at more than one instant (a rate is requests over the "
-                         f"trace's span); {at_once}")
+    check_rate_span(tr, trace)
     # bucketed once with the spread measured; without --length-spread it is only noted, not written
     measured = bucket_trace(tr, slo, isl_buckets, osl_buckets, rate_quantile=rate_quantile, burstiness=not poisson,
                             length_spread=True)

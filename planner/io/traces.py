@@ -446,6 +446,15 @@ def window_rates(t_s: np.ndarray, span_s: float, window_s: float) -> np.ndarray:
     return counts / window_s
 
 
+def check_rate_span(trace: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """A trace's requests span more than one instant (`read_trace`'s t_s), else an InputError naming `path`: a rate is
+    requests over the trace's span, and there is none (found by hand at stop 49: rates over a made-up 1-s span)."""
+    if float(trace["t_s"].max()) <= 0:
+        at_once = "it has one request" if len(trace) == 1 else f"all {len(trace)} are at the same time"
+        raise InputError(str(path), "timestamp", "requests at more than one instant (a rate is requests over the "
+                         f"trace's span); {at_once}")
+
+
 def bucket_trace(trace: pd.DataFrame, slo: Slo | dict[str, Slo], isl_buckets: int = 3, osl_buckets: int = 2,
                  duration_s: float | None = None, rate_quantile: float | None = None, window_s: float = 60.0,
                  burstiness: bool = False, length_spread: bool = False) -> Workload:
