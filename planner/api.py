@@ -157,30 +157,31 @@ def save(plan: Plan, path: PathLike) -> Path:
     return Path(path)
 
 
-def simulate(plan: Plan, workload: Workload, *, duration_s: float = 600.0, trace: PathLike | pd.DataFrame | None = None,
-             seed: int = 0, perf: PerfModel | None = None, profiles_dir: PathLike | None = None) -> SimReport:
+def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
+             trace: PathLike | pd.DataFrame | None = None, seed: int = 0, perf: PerfModel | None = None,
+             profiles_dir: PathLike | None = None) -> SimReport:
     """Run the plan through the discrete-event fleet simulator; returns a `SimReport`
     (`.classes`: per-class percentiles and SLO attainment; `.requests`; `.pools` timelines).
 
-    Arrivals are Poisson at the workload's class rates for `duration_s` seconds, or, with `trace`
-    (a DataFrame from `planner.io.traces.read_trace`, or a CSV path), the trace's own requests mapped
-    to the workload's classes (the first `duration_s` seconds of it)."""
+    Arrivals are Poisson at the workload's class rates for `duration_s` seconds (default 600), or, with `trace`
+    (a DataFrame from `planner.io.traces.read_trace`, or a trace file), the trace's own requests mapped
+    to the workload's classes: all of it, or its first `duration_s` seconds (`planner simulate`'s defaults)."""
     import numpy as np
 
-    from planner.simulate.arrivals import poisson_arrivals, trace_arrivals
+    from planner.simulate.arrivals import DEFAULT_WORKLOAD_DURATION_S, poisson_arrivals, trace_arrivals
     from planner.simulate.fleet import FleetSimulator
     from planner.simulate.report import build_report
 
     if not plan.feasible:
         raise ValueError("the plan is infeasible: nothing to simulate (see plan.diagnosis)")
-    if not (math.isfinite(duration_s) and duration_s > 0):  # was "field 'duration'", a name the API does not have
+    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):  # was "field 'duration'"
         raise ValueError(f"duration_s must be a finite number of seconds > 0, got {duration_s!r}")
     if seed < 0:  # was NumPy's "expected non-negative integer", which named nothing
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     if perf is None:
         perf = laws(profiles_dir)[1]
     if trace is None:
-        arrivals = poisson_arrivals(workload, duration_s, np.random.default_rng(seed))
+        arrivals = poisson_arrivals(workload, duration_s or DEFAULT_WORKLOAD_DURATION_S, np.random.default_rng(seed))
     else:
         import pandas as pd
 

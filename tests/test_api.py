@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from planner.api import simulate as simulate_plan
 from planner.api import solve, workload_from_trace
 from planner.cli.main import app
 from planner.io.files import load_model
-from planner.io.schema import Fleet, FleetLimits, GpuInventory, Slo, Workload
+from planner.io.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, RequestClass, Slo, Workload
 
 REPO = Path(__file__).resolve().parents[1]
 # 1,943 requests of llama-3.1-8b in clusters (plan r1's replay trace): IDC 1 s 11.2, well away from Poisson's 1
@@ -120,3 +121,22 @@ def test_workload_from_trace_of_one_instant_has_no_rate(tmp_path, rows: str, say
     with pytest.raises(InputError, match="requests at more than one instant") as exc:
         workload_from_trace(trace, Slo(ttft_ms=1000, itl_ms=50))
     assert exc.value.path == str(trace) and exc.value.field == "timestamp" and says in str(exc.value)
+
+
+# one llama-3.1-8b class on H100s: a plan that simulates in a fraction of a second
+SMALL = Workload(models={"llama-3.1-8b": ModelEntry(slo=Slo(ttft_ms=1000, itl_ms=50, percentile=90))},
+                 classes=[RequestClass(id="chat", model="llama-3.1-8b", isl=500, osl=50, rate_rps=0.5)])
+H100 = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=8)}, limits=FleetLimits(allowed_tp=[1]))
+
+
+def test_simulate_replays_the_whole_trace_by_default_as_the_cli_does(tmp_path) -> None:
+    """Found by a helper: with a trace, `simulate_plan` replayed its first 600 s unless told otherwise, where `planner
+    simulate --trace` replays all of it (the Azure trace: 2,662 of its 17,754 requests within llama-2-70b's context,
+    600 of its 3,502 s). The default is the whole trace; `duration_s` its first seconds; Poisson arrivals 600 s."""
+    trace = tmp_path / "t.csv"
+    n = 450  # one request every 2 s: 900 s, past the Poisson default
+    trace.write_text("timestamp,model,input_tokens,output_tokens\n" + _rows(n, "llama-3.1-8b", 500, 50, 2.0))
+    plan = solve(SMALL, H100)
+    assert len(simulate_plan(plan, SMALL, trace=trace).requests) == n
+    assert len(simulate_plan(plan, SMALL, trace=trace, duration_s=300.0).requests) == 150
+    assert simulate_plan(plan, SMALL, seed=1).arrivals_s <= 600.0

@@ -14,13 +14,11 @@ from planner.io.catalog import Catalog
 from planner.io.errors import InputError
 from planner.io.files import load_model
 from planner.io.schema import REPLICA_ROUTINGS, ModelEntry, Plan, ReplicaRouting, Slo, Workload
-from planner.simulate.arrivals import Arrivals, poisson_arrivals, trace_arrivals
+from planner.simulate.arrivals import DEFAULT_WORKLOAD_DURATION_S, Arrivals, poisson_arrivals, trace_arrivals
 from planner.simulate.engine import KV_POLICIES, KvPolicy
 from planner.simulate.fleet import FleetSimulator, PerfLookup
 from planner.simulate.report import SimReport, build_report, plot_report
 
-# Simulated seconds of Poisson arrivals when --duration is not given with --workload.
-DEFAULT_WORKLOAD_DURATION_S = 600.0
 # Most requests one simulation holds. The simulator keeps every request's record (~1 kB each with its
 # events and report row, measured with tracemalloc on the default plan), so 2e6 requests is ~2 GB:
 # what a 2-core CI machine with 8 GB can afford beside the test suite.

@@ -22,6 +22,10 @@ from planner.io.schema import Workload
 from planner.io.traces import parse_datetimes, to_product_columns
 from planner.planning.lengths import draw_prompt_lengths
 
+# Simulated seconds of Poisson arrivals of a workload when no duration is given (`planner simulate --workload`,
+# `planner.simulate_plan`); a trace's default is all of it.
+DEFAULT_WORKLOAD_DURATION_S = 600.0
+
 
 @dataclass(frozen=True)
 class Arrivals:
