@@ -159,13 +159,18 @@ def save(plan: Plan, path: PathLike) -> Path:
 
 def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
              trace: PathLike | pd.DataFrame | None = None, seed: int = 0, perf: PerfModel | None = None,
-             profiles_dir: PathLike | None = None) -> SimReport:
+             profiles_dir: PathLike | None = None, drop_over_context: bool = False) -> SimReport:
     """Run the plan through the discrete-event fleet simulator; returns a `SimReport`
     (`.classes`: per-class percentiles and SLO attainment; `.requests`; `.pools` timelines).
 
     Arrivals are Poisson at the workload's class rates for `duration_s` seconds (default 600), or, with `trace`
     (a DataFrame from `planner.io.traces.read_trace`, or a trace file), the trace's own requests mapped
-    to the workload's classes: all of it, or its first `duration_s` seconds (`planner simulate`'s defaults)."""
+    to the workload's classes: all of it, or its first `duration_s` seconds (`planner simulate`'s defaults).
+    A trace file's request past its model's context is an InputError naming its row, as vLLM refuses it;
+    `drop_over_context=True` leaves such requests out instead (`--drop-over-context`), with a UserWarning saying how
+    many, as the CLI notes it."""
+    import warnings
+
     import numpy as np
 
     from planner.simulate.arrivals import DEFAULT_WORKLOAD_DURATION_S, poisson_arrivals, trace_arrivals
@@ -185,11 +190,18 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
     else:
         import pandas as pd
 
-        from planner.io.traces import read_trace
+        from planner.io.traces import over_context_note, read_trace, time_unit_note
 
         single = next(iter(workload.models)) if len(workload.models) == 1 else None
         contexts = laws(profiles_dir)[0].contexts(workload.models)
-        df = trace if isinstance(trace, pd.DataFrame) else read_trace(trace, model=single, contexts=contexts)
+        if isinstance(trace, pd.DataFrame):
+            df = trace
+        else:
+            df = read_trace(trace, model=single, contexts=contexts, drop_over_context=drop_over_context,
+                            drop_option="drop_over_context=True")
+            for note in (time_unit_note(df), over_context_note(df, contexts)):
+                if note:
+                    warnings.warn(note, UserWarning, stacklevel=2)
         df = df.rename(columns={"t_s": "timestamp"})
         arrivals = trace_arrivals(df, workload, str(trace) if not isinstance(trace, pd.DataFrame) else "<trace>",
                                   model=single, duration_s=duration_s)

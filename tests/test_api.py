@@ -140,3 +140,23 @@ def test_simulate_replays_the_whole_trace_by_default_as_the_cli_does(tmp_path) -
     assert len(simulate_plan(plan, SMALL, trace=trace).requests) == n
     assert len(simulate_plan(plan, SMALL, trace=trace, duration_s=300.0).requests) == 150
     assert simulate_plan(plan, SMALL, seed=1).arrivals_s <= 600.0
+
+
+def test_simulate_can_leave_out_requests_past_the_context_as_the_cli_can(tmp_path) -> None:
+    """Found by a helper: `simulate_plan(trace=...)` refused the Azure trace's requests past llama-2-70b's context with
+    '--drop-over-context leaves them out', a flag the API did not have (a notebook had to read the trace itself). The
+    keyword is `drop_over_context` (the CLI's default, off); the refusal names it, and what is left out is warned."""
+    from planner.io.errors import InputError
+
+    wl = Workload(models={"llama-2-70b": ModelEntry(slo=Slo(ttft_ms=2000, itl_ms=100, percentile=90))},
+                  classes=[RequestClass(id="chat", model="llama-2-70b", isl=500, osl=50, rate_rps=0.5)])
+    fleet = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=8)}, limits=FleetLimits(allowed_tp=[2]))
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp,model,input_tokens,output_tokens\n" + _rows(40, "llama-2-70b", 500, 50, 2.0)
+                     + _rows(5, "llama-2-70b", 4000, 200, 1.0))  # 4,000 + 200 tokens: past the 4,096-token context
+    plan = solve(wl, fleet)
+    with pytest.raises(InputError, match="drop_over_context=True leaves them out"):
+        simulate_plan(plan, wl, trace=trace)
+    with pytest.warns(UserWarning, match="5 requests of llama-2-70b"):
+        rep = simulate_plan(plan, wl, trace=trace, drop_over_context=True)
+    assert len(rep.requests) == 40

@@ -250,13 +250,15 @@ def busy_window_note(trace: pd.DataFrame, written_rps: Mapping[str, float], idc:
 
 
 def read_trace(path: str | os.PathLike[str], model: str | None = None,
-               contexts: Mapping[str, int | None] | None = None, drop_over_context: bool = False) -> pd.DataFrame:
+               contexts: Mapping[str, int | None] | None = None, drop_over_context: bool = False,
+               drop_option: str = "--drop-over-context") -> pd.DataFrame:
     """A trace as a DataFrame with columns t_s (seconds from the first request), model, input_tokens,
     output_tokens, sorted by time. `model` names the model for traces without a model column. With `contexts`
     (model -> context length, the catalog's max_context), a request whose prompt + output exceeds its model's is an
     InputError naming its row: vLLM rejects it, so a replay must not serve it (`planner simulate`, `--verify-trace`);
     with `drop_over_context` such requests are left out instead, their count per model in ``attrs["over_context"]``
-    (an InputError where none of a model's requests is left). Times are seconds, or the unit a `timestamp_<unit>`
+    (an InputError where none of a model's requests is left; `drop_option` is how the refusal names that choice to
+    its caller: the CLI's flag, or the Python keyword). Times are seconds, or the unit a `timestamp_<unit>`
     column's name states (TIMESTAMP_UNITS_S); a `timestamp` of numbers spanning more than a day is noted in
     ``attrs["time_unit_note"]`` (`time_unit_note`)."""
     p = Path(path)
@@ -318,7 +320,7 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
                          f"(prompt + output; vLLM rejects a longer one); row {_file_row(df, row)} has "
                          f"{int(df['input_tokens'].iloc[row]):,} + {int(df['output_tokens'].iloc[row]):,} "
                          f"({int(over.sum()):,} of the {len(df):,} requests are beyond their model's context; "
-                         "--drop-over-context leaves them out, as vLLM refuses them)")
+                         f"{drop_option} leaves them out, as vLLM refuses them)")
     if over.any():
         dropped = {str(m): int(n) for m, n in df["model"][over].astype(str).value_counts().sort_index().items()}
         left = set(df["model"][~over].astype(str))
