@@ -173,7 +173,7 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
 
     import numpy as np
 
-    from planner.simulate.arrivals import DEFAULT_WORKLOAD_DURATION_S, poisson_arrivals, trace_arrivals
+    from planner.simulate.arrivals import DEFAULT_WORKLOAD_DURATION_S, MAX_SIM_REQUESTS, poisson_arrivals, trace_arrivals
     from planner.simulate.fleet import FleetSimulator
     from planner.simulate.report import build_report
 
@@ -183,10 +183,17 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
         raise ValueError(f"duration_s must be a finite number of seconds > 0, got {duration_s!r}")
     if seed < 0:  # was NumPy's "expected non-negative integer", which named nothing
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    poisson_s = duration_s or DEFAULT_WORKLOAD_DURATION_S  # seconds of Poisson arrivals, without a trace
+    rate_rps = sum(c.rate_rps for c in workload.classes)
+    if trace is None and poisson_s * rate_rps > MAX_SIM_REQUESTS:
+        # `planner simulate --duration`'s bound (was a MemoryError, or the machine's memory, after minutes of drawing)
+        raise ValueError(f"duration_s {poisson_s:g} at the workload's {rate_rps:g} req/s is "
+                         f"~{poisson_s * rate_rps:,.0f} requests, over the simulator's limit of {MAX_SIM_REQUESTS:,} "
+                         f"(bounded memory); expected at most {MAX_SIM_REQUESTS / rate_rps:,.0f} s")
     if perf is None:
         perf = laws(profiles_dir)[1]
     if trace is None:
-        arrivals = poisson_arrivals(workload, duration_s or DEFAULT_WORKLOAD_DURATION_S, np.random.default_rng(seed))
+        arrivals = poisson_arrivals(workload, poisson_s, np.random.default_rng(seed))
     else:
         import pandas as pd
 

@@ -160,3 +160,15 @@ def test_simulate_can_leave_out_requests_past_the_context_as_the_cli_can(tmp_pat
     with pytest.warns(UserWarning, match="5 requests of llama-2-70b"):
         rep = simulate_plan(plan, wl, trace=trace, drop_over_context=True)
     assert len(rep.requests) == 40
+
+
+@pytest.mark.parametrize("rate_factor, duration_s, requests", [(1.0, 1e7, "~5,000,000"), (10000.0, None, "~3,000,000")])
+def test_simulate_refuses_more_requests_than_the_simulator_holds(rate_factor: float, duration_s: float | None,
+                                                                 requests: str) -> None:
+    """Found by a helper: `simulate_plan(plan, wl, duration_s=1e6)` on the default example (57 req/s) drew 57 million
+    arrivals and died of a MemoryError after 17 s (the machine's memory, without a limit), where `planner simulate
+    --duration 1e6` refuses at once (MAX_SIM_REQUESTS). Refused before any work, naming duration_s and the longest
+    that fits; the default 600 s too where the rates are that high."""
+    plan = solve(SMALL, H100)
+    with pytest.raises(ValueError, match=f"duration_s .* is {requests} requests, over the simulator's limit"):
+        simulate_plan(plan, SMALL.scaled(rate_factor), duration_s=duration_s)

@@ -14,15 +14,10 @@ from planner.io.catalog import Catalog
 from planner.io.errors import InputError
 from planner.io.files import load_model
 from planner.io.schema import REPLICA_ROUTINGS, ModelEntry, Plan, ReplicaRouting, Slo, Workload
-from planner.simulate.arrivals import DEFAULT_WORKLOAD_DURATION_S, Arrivals, poisson_arrivals, trace_arrivals
+from planner.simulate.arrivals import DEFAULT_WORKLOAD_DURATION_S, MAX_SIM_REQUESTS, Arrivals, poisson_arrivals, trace_arrivals
 from planner.simulate.engine import KV_POLICIES, KvPolicy
 from planner.simulate.fleet import FleetSimulator, PerfLookup
 from planner.simulate.report import SimReport, build_report, plot_report
-
-# Most requests one simulation holds. The simulator keeps every request's record (~1 kB each with its
-# events and report row, measured with tracemalloc on the default plan), so 2e6 requests is ~2 GB:
-# what a 2-core CI machine with 8 GB can afford beside the test suite.
-MAX_SIM_REQUESTS = 2_000_000
 
 
 def check_duration(duration: float | None, wl: Workload | None, where: str = "--duration") -> None:

@@ -25,6 +25,10 @@ from planner.planning.lengths import draw_prompt_lengths
 # Simulated seconds of Poisson arrivals of a workload when no duration is given (`planner simulate --workload`,
 # `planner.simulate_plan`); a trace's default is all of it.
 DEFAULT_WORKLOAD_DURATION_S = 600.0
+# Most requests one simulation holds. The simulator keeps every request's record (~1 kB each with its
+# events and report row, measured with tracemalloc on the default plan), so 2e6 requests is ~2 GB:
+# what a 2-core CI machine with 8 GB can afford beside the test suite.
+MAX_SIM_REQUESTS = 2_000_000
 
 
 @dataclass(frozen=True)
