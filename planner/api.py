@@ -98,14 +98,18 @@ def workload_from_trace(path: PathLike, slo: Slo | dict[str, Slo], model: str | 
 
 @functools.lru_cache(maxsize=4)
 def _laws(profiles_dir: str | None) -> tuple[Catalog, PerfModel]:
+    from planner.io.validate import check_profiles_found
     from planner.perf.laws import PerfModel
 
     catalog = Catalog.load()
-    return catalog, PerfModel.load(catalog=catalog, profiles_dir=profiles_dir)
+    perf = PerfModel.load(catalog=catalog, profiles_dir=profiles_dir)
+    check_profiles_found(len(perf.measured), profiles_dir, "profiles_dir")  # raised, so not cached
+    return catalog, perf
 
 
 def laws(profiles_dir: PathLike | None = None) -> tuple[Catalog, PerfModel]:
-    """(catalog, PerfModel) for `profiles_dir` (default: the bundled profiles), loaded once and cached."""
+    """(catalog, PerfModel) for `profiles_dir` (default: the bundled profiles), loaded once and cached. A folder that
+    holds no profile is an InputError naming it, as `--profiles` is: not every pool timed by the roofline prior."""
     return _laws(None if profiles_dir is None else str(profiles_dir))
 
 

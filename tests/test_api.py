@@ -172,3 +172,30 @@ def test_simulate_refuses_more_requests_than_the_simulator_holds(rate_factor: fl
     plan = solve(SMALL, H100)
     with pytest.raises(ValueError, match=f"duration_s .* is {requests} requests, over the simulator's limit"):
         simulate_plan(plan, SMALL.scaled(rate_factor), duration_s=duration_s)
+
+
+PROFILE_8B = REPO / "profiles" / "data" / "llama-3.1-8b" / "H100-SXM-80GB" / "tp1"
+
+
+@pytest.mark.parametrize("folder, says", [
+    (lambda tmp: tmp, "leave profiles_dir out for the bundled ones"),
+    (lambda tmp: PROFILE_8B / "vllm", "This folder is itself one profile"),
+    # a run's folder of trace replays, no profile root (found by a helper: clustered.csv's classes planned at $5.98/h
+    # on the prior, where the bundled measured laws plan them at $2.99/h)
+    (lambda tmp: REPO / "profiles" / "runs" / "2026-12-07-r1", "no profile found"),
+], ids=["empty", "one profile", "not a root"])
+def test_a_profiles_dir_without_a_profile_is_refused_as_the_cli_refuses_it(tmp_path, folder, says: str) -> None:
+    """Found by a helper: `solve(..., profiles_dir=D)` and `simulate_plan(..., profiles_dir=D)` with a folder that holds
+    no profile timed every pool with the roofline prior, without a word, where `--profiles D` is exit 2. An InputError
+    naming the folder and `profiles_dir` now."""
+    from planner.api import laws
+    from planner.io.errors import InputError
+
+    root = folder(tmp_path)
+    for call in (lambda: laws(root), lambda: solve(SMALL, H100, profiles_dir=root)):
+        with pytest.raises(InputError, match=says) as exc:
+            call()
+        assert exc.value.path == str(root) and exc.value.field == "profiles_dir"
+    plan = solve(SMALL, H100)
+    with pytest.raises(InputError, match="profiles_dir"):
+        simulate_plan(plan, SMALL, profiles_dir=root)

@@ -178,16 +178,17 @@ def load_workload_fleet(workload: str | os.PathLike[str], fleet: str | os.PathLi
     return wl, fl
 
 
-def check_profiles_found(measured: int, profiles_dir: str | os.PathLike[str] | None) -> None:
+def check_profiles_found(measured: int, profiles_dir: str | os.PathLike[str] | None, option: str = "--profiles") -> None:
     """A --profiles root that yields no profile is an error, not a silent fall-back to the prior. A folder that is
-    itself one profile (what `planner profile --out DIR` writes) is told where it belongs under a root."""
+    itself one profile (what `planner profile --out DIR` writes) is told where it belongs under a root. `option`: how
+    the caller names the root (the CLI's flag, or the Python API's `profiles_dir`)."""
     if profiles_dir is not None and measured == 0:
-        raise InputError(str(profiles_dir), "--profiles", "no profile found; expected <model>/<gpu>/tp<N>/ folders holding "
-                         "meta.yaml, prefill.csv and decode.csv (see profiles/data); leave --profiles out for the bundled "
-                         "ones" + _one_profile_hint(Path(profiles_dir)))
+        raise InputError(str(profiles_dir), option, "no profile found; expected <model>/<gpu>/tp<N>/ folders holding "
+                         f"meta.yaml, prefill.csv and decode.csv (see profiles/data); leave {option} out for the bundled "
+                         "ones" + _one_profile_hint(Path(profiles_dir), option))
 
 
-def _one_profile_hint(folder: Path) -> str:
+def _one_profile_hint(folder: Path, option: str = "--profiles") -> str:
     """'' unless `folder` (or its vllm/) holds a profile's meta.yaml: then the path under a root it belongs at (found
     by hand at stop 52: README's `planner profile ... --out out/profile` wrote one that `--profiles out/profile` refused
     without saying why)."""
@@ -203,7 +204,7 @@ def _one_profile_hint(folder: Path) -> str:
     tail = precision_suffix(m.weight_dtype, m.kv_dtype)
     sub = "vllm/" if law_source(m) == "measured-vllm" else ""  # iter_profiles: vllm/ holds backend vllm
     where = f"ROOT/{m.model}/{m.gpu}/tp{m.tp}{tail}/{sub}"
-    return (f". This folder is itself one profile ({meta_path}: {m.model} on {m.gpu}, tp {m.tp}): --profiles takes a "
+    return (f". This folder is itself one profile ({meta_path}: {m.model} on {m.gpu}, tp {m.tp}): {option} takes a "
             f"root that holds it as {where} (planner profile --out {where} writes it there)")
 
 
