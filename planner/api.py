@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from planner.io.catalog import Catalog
+from planner.io.errors import InputError
 from planner.io.files import load_model
 from planner.io.schema import Fleet, Plan, Slo, Workload
 from planner.solvedplan import SolvedPlan
@@ -122,6 +123,7 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
 
     Returns a :class:`SolvedPlan` (a `Plan` with `.pools()`, `.classes()` DataFrames and a readable
     repr). An infeasible instance is not an exception: the plan has `feasible=False` and a diagnosis.
+    With `profiles_dir` the plan records it (`profiles_root`), so that a simulation times its pools with those laws.
     Inputs are checked against the catalog as the CLI checks its files (planner.io.validate: models and GPU types
     known, prompt + output within the model's context, current pools that can run): an InputError naming 'workload'
     or 'fleet' and the field, not a plan for requests no replica can serve.
@@ -143,6 +145,8 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
     check_fleet(fleet, catalog, "fleet")
     plan = plan_workload(workload, fleet, perf, catalog, backend=backend, time_limit_s=time_limit_s,
                          objective=objective, mip_gap=mip_gap)
+    if profiles_dir is not None:  # said in the plan, as `planner solve --profiles` says it: simulate_plan and
+        plan.profiles_root = str(Path(profiles_dir).resolve())  # `planner simulate` time its pools with these laws
     return SolvedPlan.of(plan)
 
 
@@ -172,7 +176,8 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
     to the workload's classes: all of it, or its first `duration_s` seconds (`planner simulate`'s defaults).
     A trace file's request past its model's context is an InputError naming its row, as vLLM refuses it;
     `drop_over_context=True` leaves such requests out instead (`--drop-over-context`), with a UserWarning saying how
-    many, as the CLI notes it."""
+    many, as the CLI notes it. The pools are timed with the laws of `profiles_dir`, else of the profile root the
+    plan was solved with (its `profiles_root`, as `planner simulate` reads it), else the bundled ones."""
     import warnings
 
     import numpy as np
@@ -194,6 +199,12 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
         raise ValueError(f"duration_s {poisson_s:g} at the workload's {rate_rps:g} req/s is "
                          f"~{poisson_s * rate_rps:,.0f} requests, over the simulator's limit of {MAX_SIM_REQUESTS:,} "
                          f"(bounded memory); expected at most {MAX_SIM_REQUESTS / rate_rps:,.0f} s")
+    if perf is None and profiles_dir is None and plan.profiles_root is not None:  # was the bundled laws, not the plan's
+        if not Path(plan.profiles_root).is_dir():
+            raise InputError(None, "plan.profiles_root", f"the profile root the plan was solved with, "
+                             f"{plan.profiles_root}, is not a folder here: give the profiles to time its pools with "
+                             "(profiles_dir)")
+        profiles_dir = plan.profiles_root
     if perf is None:
         perf = laws(profiles_dir)[1]
     if trace is None:

@@ -199,3 +199,21 @@ def test_a_profiles_dir_without_a_profile_is_refused_as_the_cli_refuses_it(tmp_p
     plan = solve(SMALL, H100)
     with pytest.raises(InputError, match="profiles_dir"):
         simulate_plan(plan, SMALL, profiles_dir=root)
+
+
+def test_a_plan_solved_with_profiles_dir_is_simulated_with_its_laws() -> None:
+    """Found by a helper: `solve(..., profiles_dir=R)` did not record R (`planner solve --profiles R` writes it as the
+    plan's profiles_root), and `simulate_plan(plan, wl)` timed the pools with the bundled laws: a llama-3.1-8b class
+    planned on profiles/runs/2026-12-06-h3 at ITL p90 10.08 ms simulated at 9.51 ms, where `planner simulate` gives
+    10.10. The plan says its root, and simulate_plan times with it unless told otherwise; a root gone is an error."""
+    from planner.io.errors import InputError
+
+    root = REPO / "profiles" / "runs" / "2026-12-06-h3"
+    plan = solve(SMALL, H100, profiles_dir=root)
+    assert plan.profiles_root == str(root.resolve()) and solve(SMALL, H100).profiles_root is None
+    own = simulate_plan(plan, SMALL, duration_s=120.0).requests
+    assert own.equals(simulate_plan(plan, SMALL, duration_s=120.0, profiles_dir=root).requests)
+    bundled = simulate_plan(plan.model_copy(update={"profiles_root": None}), SMALL, duration_s=120.0).requests
+    assert not own["itl_ms"].equals(bundled["itl_ms"]), "the run's laws time the pool otherwise than the bundled ones"
+    with pytest.raises(InputError, match="plan.profiles_root"):
+        simulate_plan(plan.model_copy(update={"profiles_root": str(root / "gone")}), SMALL, duration_s=10.0)
