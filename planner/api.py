@@ -53,6 +53,13 @@ class SolveKwargs(SolveOptions, total=False):
     objective: str
 
 
+def _check_record(name: str, value: object, kind: type, made_by: str) -> None:
+    """`value` is a `kind`, else a TypeError naming the argument and what makes one (found by a helper: solve(path,
+    path) was "'str' object has no attribute 'models'", and save(workload, path) wrote the workload as a plan file)."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {kind.__name__} ({made_by}), got {type(value).__name__}")
+
+
 def load_workload(path: PathLike) -> Workload:
     """Read and validate a workload YAML (models with SLOs, request classes with rates)."""
     return load_model(Workload, path)
@@ -132,6 +139,8 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
     from planner.planning.assemble import plan_workload
     from solvers.objectives import as_objective
 
+    _check_record("workload", workload, Workload, "planner.load_workload(path) reads one")
+    _check_record("fleet", fleet, Fleet, "planner.load_fleet(path) reads one")
     as_objective(objective)  # ValueError naming the registered objectives
     if not (math.isfinite(time_limit_s) and time_limit_s > 0):  # `planner solve --time-limit` refuses these too
         raise ValueError(f"time_limit_s must be a finite number of seconds > 0, got {time_limit_s!r}")
@@ -161,6 +170,7 @@ def save(plan: Plan, path: PathLike) -> Path:
     """Write a plan file (YAML, or JSON for *.json) atomically; returns the path."""
     from planner.io.planfile import save_plan
 
+    _check_record("plan", plan, Plan, "what planner.solve returns")
     save_plan(path, plan)
     return Path(path)
 
@@ -186,11 +196,13 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
     from planner.simulate.fleet import FleetSimulator
     from planner.simulate.report import build_report
 
+    _check_record("plan", plan, Plan, "what planner.solve returns, or planner.load_plan(path)")
+    _check_record("workload", workload, Workload, "planner.load_workload(path) reads one")
     if not plan.feasible:
         raise ValueError("the plan is infeasible: nothing to simulate (see plan.diagnosis)")
     if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):  # was "field 'duration'"
         raise ValueError(f"duration_s must be a finite number of seconds > 0, got {duration_s!r}")
-    if seed < 0:  # was NumPy's "expected non-negative integer", which named nothing
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:  # was NumPy's "expected non-negative integer"
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     poisson_s = duration_s or DEFAULT_WORKLOAD_DURATION_S  # seconds of Poisson arrivals, without a trace
     rate_rps = sum(c.rate_rps for c in workload.classes)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from planner.api import headroom, save, solve, workload_from_trace
 from planner.api import simulate as simulate_plan
-from planner.api import solve, workload_from_trace
 from planner.cli.main import app
 from planner.io.files import load_model
 from planner.io.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, RequestClass, Slo, Workload
@@ -217,3 +217,30 @@ def test_a_plan_solved_with_profiles_dir_is_simulated_with_its_laws() -> None:
     assert not own["itl_ms"].equals(bundled["itl_ms"]), "the run's laws time the pool otherwise than the bundled ones"
     with pytest.raises(InputError, match="plan.profiles_root"):
         simulate_plan(plan.model_copy(update={"profiles_root": str(root / "gone")}), SMALL, duration_s=10.0)
+
+
+EXAMPLE = REPO / "examples" / "default"
+TYPE_CASES = [
+    ("solve of paths", lambda plan: solve(str(EXAMPLE / "workload.yaml"), str(EXAMPLE / "fleet.yaml")),
+     "workload must be a Workload (planner.load_workload(path) reads one), got str"),
+    ("solve, arguments swapped", lambda plan: solve(H100, SMALL), "workload must be a Workload"),
+    ("solve of a dict fleet", lambda plan: solve(SMALL, {"gpus": {}}), "fleet must be a Fleet"),
+    ("headroom of a path", lambda plan: headroom(SMALL, EXAMPLE / "fleet.yaml"), "fleet must be a Fleet"),
+    ("save of a workload", lambda plan: save(SMALL, "never-written.yaml"), "plan must be a Plan"),
+    ("simulate of a plan file", lambda plan: simulate_plan("plan.yaml", SMALL), "plan must be a Plan"),
+    ("simulate of a fleet", lambda plan: simulate_plan(plan, H100), "workload must be a Workload"),
+    ("simulate, seed 1.5", lambda plan: simulate_plan(plan, SMALL, seed=1.5), "seed must be an integer >= 0"),
+    ("simulate, seed '1'", lambda plan: simulate_plan(plan, SMALL, seed="1"), "seed must be an integer >= 0"),
+]
+
+
+@pytest.mark.parametrize("what, call, says", TYPE_CASES, ids=[c[0] for c in TYPE_CASES])
+def test_the_api_names_an_argument_of_the_wrong_type(tmp_path, monkeypatch, what: str, call, says: str) -> None:
+    """Found by a helper: solve(path, path) and solve(fleet, workload) were "'str' object has no attribute 'models'"
+    deep inside, save(workload, path) wrote the workload as a plan file (exit 0; load_plan then refused it), and
+    simulate_plan(seed=1.5) NumPy's "SeedSequence expects int". A TypeError (the seed: ValueError, as seed=-1 was)
+    naming the argument and what makes one, and nothing written."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises((TypeError, ValueError), match=re.escape(says)):
+        call(solve(SMALL, H100))
+    assert not (tmp_path / "never-written.yaml").exists(), what
