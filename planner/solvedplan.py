@@ -55,8 +55,16 @@ def pd_summary(mp: ModelPlan) -> str:
     return "no pools: none of its classes is served" if mp.routing else "no pools (the workload gives it no traffic)"
 
 
+def timed_out(plan: Plan) -> bool:
+    """Whether the solver stopped at its time limit before any plan: the instance is not shown infeasible, so it is
+    not called so (`planner solve`: "No plan within the solver's time limit")."""
+    return not plan.feasible and plan.solver.status == "time_limit"
+
+
 def headline(plan: Plan) -> str:
     """One line: feasibility, cost, GPUs by type, load multiplier, solver status."""
+    if not plan.feasible and timed_out(plan):
+        return f"NO PLAN within the solver's time limit ({plan.solver.backend} {plan.solver.status}; not shown infeasible)"
     if not plan.feasible:
         return f"INFEASIBLE plan ({plan.solver.backend} {plan.solver.status})"
     gpus = ", ".join(f"{n} x {g}" for g, n in sorted(plan.gpus.items())) or "no GPUs"
@@ -120,7 +128,8 @@ class SolvedPlan(Plan):
         head = f"<p><b>Plan</b>: {html.escape(headline(self))}</p>"
         if not self.feasible:
             items = "".join(f"<li>{html.escape(d)}</li>" for d in self.diagnosis)
-            return head + f"<p>What binds and what would make it feasible:</p><ul>{items}</ul>"
+            why = "Why the solver has none:" if timed_out(self) else "What binds and what would make it feasible:"
+            return head + f"<p>{why}</p><ul>{items}</ul>"
         pools = self.pools()
         pools_html: str = pools.to_html(index=False, float_format=lambda x: f"{x:,.2f}", border=0)
         classes_html: str = self.classes().to_html(index=False, float_format=lambda x: f"{x:,.1f}", border=0)

@@ -244,3 +244,21 @@ def test_the_api_names_an_argument_of_the_wrong_type(tmp_path, monkeypatch, what
     with pytest.raises((TypeError, ValueError), match=re.escape(says)):
         call(solve(SMALL, H100))
     assert not (tmp_path / "never-written.yaml").exists(), what
+
+
+def test_a_solver_out_of_time_is_not_called_infeasible_in_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a helper: a solve stopped at its time limit before any plan reads "No plan within the solver's time
+    limit" in `planner solve`, but the API's plan showed "INFEASIBLE plan (pulp-highs time_limit)" (text and HTML,
+    under "What binds and what would make it feasible") and `plan.explain()` / `planner explain` "The plan is
+    INFEASIBLE", above a diagnosis saying it is not shown infeasible. The ILP runner is replaced by one that reports the
+    time-out (as tests/test_cli_inputs.py does), so the test does not depend on the machine's speed."""
+    from planner.planning import assemble
+    from solvers.problem import Solution
+
+    monkeypatch.setattr(assemble, "solve_problem", lambda problem, **kw: Solution(status="time_limit",
+                                                                                  backend="pulp-highs", seconds=10.0))
+    plan = solve(SMALL, H100)
+    assert not plan.feasible and "not shown infeasible" in plan.diagnosis[0]
+    for shown in (repr(plan), plan._repr_html_(), plan.explain()):
+        assert "INFEASIBLE" not in shown and "What binds" not in shown, shown
+        assert "time limit" in shown, shown

@@ -23,7 +23,9 @@ def explain(plan: Plan) -> list[str]:
     """The plan in sentences: what binds, what each class is predicted to see against its SLO."""
     lines: list[str] = []
     if not plan.feasible:
-        lines.append("The plan is INFEASIBLE:")
+        # a solver out of time proved nothing (planner/solvedplan.py, timed_out)
+        timed_out = plan.solver.status == "time_limit"
+        lines.append("No plan within the solver's time limit:" if timed_out else "The plan is INFEASIBLE:")
         lines += [f"  - {d}" for d in plan.diagnosis]
         return lines
     s = plan.solver
