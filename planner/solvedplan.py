@@ -13,17 +13,22 @@ import html
 
 import pandas as pd
 
-from planner.io.schema import ModelPlan, Plan
+from planner.io.schema import ModelPlan, Plan, precision_suffix
 
-POOL_COLUMNS = ["model", "pool", "role", "gpu", "tp", "replicas", "gpus", "cost_per_hour", "utilization", "source"]
+POOL_COLUMNS = ["model", "pool", "role", "gpu", "tp", "weight_dtype", "kv_dtype", "replicas", "gpus", "cost_per_hour",
+                "utilization", "ttft_ms", "itl_ms", "source", "law_source"]
 CLASS_COLUMNS = ["model", "class", "percentile", "ttft_ms", "slo_ttft_ms", "itl_ms", "slo_itl_ms",
                  "meets_slo", "disaggregated_share"]
 
 
 def pools_frame(plan: Plan) -> pd.DataFrame:
-    """One row per pool: model, pool id, role, GPU type, tp, replicas, GPUs, USD/h, utilization, laws."""
-    rows = [{"model": model, "pool": p.id, "role": p.role, "gpu": p.gpu, "tp": p.tp, "replicas": p.replicas,
-             "gpus": p.gpus, "cost_per_hour": p.cost_per_hour, "utilization": p.utilization, "source": p.source}
+    """One row per pool: model, pool id, role, GPU type, tp, weight and KV precisions, replicas, GPUs, USD/h,
+    utilization (share of its SLO capacity), the worst predicted TTFT and ITL of its classes (ms, at their SLO
+    percentile), and its laws (source: measured or prior; law_source: which measurement), as `planner solve`'s table."""
+    rows = [{"model": model, "pool": p.id, "role": p.role, "gpu": p.gpu, "tp": p.tp, "weight_dtype": p.weight_dtype,
+             "kv_dtype": p.kv_dtype, "replicas": p.replicas, "gpus": p.gpus, "cost_per_hour": p.cost_per_hour,
+             "utilization": p.utilization, "ttft_ms": p.ttft_ms, "itl_ms": p.itl_ms, "source": p.source,
+             "law_source": p.law_source}
             for model, mp in plan.models.items() for p in mp.pools]
     return pd.DataFrame(rows, columns=POOL_COLUMNS)
 
@@ -115,8 +120,8 @@ class SolvedPlan(Plan):
         for model, mp in self.models.items():
             lines.append(f"  {model}: {pd_summary(mp)}")
             for p in mp.pools:
-                lines.append(f"    {p.role:<7} {p.gpu} tp{p.tp} x{p.replicas} = {p.gpus} GPUs  "
-                             f"${p.cost_per_hour:,.2f}/h  util {p.utilization:.0%}  ({p.source})")
+                lines.append(f"    {p.role:<7} {p.gpu} tp{p.tp}{precision_suffix(p.weight_dtype, p.kv_dtype)} x{p.replicas} = "
+                             f"{p.gpus} GPUs  ${p.cost_per_hour:,.2f}/h  util {p.utilization:.0%}  ({p.law_source or p.source})")
         return "\n".join(lines)
 
     __str__ = __repr__

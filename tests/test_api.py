@@ -262,3 +262,19 @@ def test_a_solver_out_of_time_is_not_called_infeasible_in_a_notebook(monkeypatch
     for shown in (repr(plan), plan._repr_html_(), plan.explain()):
         assert "INFEASIBLE" not in shown and "What binds" not in shown, shown
         assert "time limit" in shown, shown
+
+
+def test_a_plans_pools_show_what_the_cli_table_shows() -> None:
+    """Found by a helper: with FP8 allowed, the plan's text repr read "mixed H100-SXM-80GB tp1 x1" for a pool of FP8
+    weights and FP8 KV cache (`planner solve`'s table: tp "1-fp8-kvfp8"), and `plan.pools()` had no precision, per-pool
+    TTFT / ITL or law source column, so a table grouped by (gpu, tp) merged bf16 and FP8 pools."""
+    fleet = H100.model_copy(update={"limits": H100.limits.model_copy(update={"allowed_dtypes": ["bf16", "fp8"]})})
+    plan = solve(SMALL.scaled(60.0), fleet)
+    pools = plan.pools().set_index("pool")
+    for p in plan.models["llama-3.1-8b"].pools:
+        row = pools.loc[p.id]
+        assert (row.weight_dtype, row.kv_dtype, row.ttft_ms, row.itl_ms) == (p.weight_dtype, p.kv_dtype, p.ttft_ms,
+                                                                               p.itl_ms)
+        assert row.law_source == p.law_source
+        assert f"tp{p.id.split('/tp')[1]} x{p.replicas}" in repr(plan), repr(plan)
+    assert (pools.weight_dtype == "fp8").any() or (pools.kv_dtype == "fp8").any(), "FP8 is the cheaper plan here"
