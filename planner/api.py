@@ -177,7 +177,7 @@ def save(plan: Plan, path: PathLike) -> Path:
 
 def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
              trace: PathLike | pd.DataFrame | None = None, seed: int = 0, perf: PerfModel | None = None,
-             profiles_dir: PathLike | None = None, drop_over_context: bool = False) -> SimReport:
+             profiles_dir: PathLike | None = None, drop_over_context: bool = False, model: str | None = None) -> SimReport:
     """Run the plan through the discrete-event fleet simulator; returns a `SimReport`
     (`.classes`: per-class percentiles and SLO attainment; `.requests`; `.pools` timelines).
 
@@ -186,8 +186,10 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
     to the workload's classes: all of it, or its first `duration_s` seconds (`planner simulate`'s defaults).
     A trace file's request past its model's context is an InputError naming its row, as vLLM refuses it;
     `drop_over_context=True` leaves such requests out instead (`--drop-over-context`), with a UserWarning saying how
-    many, as the CLI notes it. The pools are timed with the laws of `profiles_dir`, else of the profile root the
-    plan was solved with (its `profiles_root`, as `planner simulate` reads it), else the bundled ones."""
+    many, as the CLI notes it. `model` names the model of a trace without a model column (Azure, BurstGPT, Mooncake;
+    a workload of one model names it itself), and with one picks that model's requests alone (`--model`).
+    The pools are timed with the laws of `profiles_dir`, else of the profile root the plan was solved with (its
+    `profiles_root`, as `planner simulate` reads it), else the bundled ones."""
     import warnings
 
     import numpy as np
@@ -204,6 +206,8 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
         raise ValueError(f"duration_s must be a finite number of seconds > 0, got {duration_s!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:  # was NumPy's "expected non-negative integer"
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if model is not None and model not in workload.models:  # `planner simulate --model` refuses it too
+        raise ValueError(f"model must be a model of the workload ({', '.join(sorted(workload.models))}), got {model!r}")
     poisson_s = duration_s or DEFAULT_WORKLOAD_DURATION_S  # seconds of Poisson arrivals, without a trace
     rate_rps = sum(c.rate_rps for c in workload.classes)
     if trace is None and poisson_s * rate_rps > MAX_SIM_REQUESTS:
@@ -226,13 +230,13 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
 
         from planner.io.traces import over_context_note, read_trace, time_unit_note
 
-        single = next(iter(workload.models)) if len(workload.models) == 1 else None
+        single = model or (next(iter(workload.models)) if len(workload.models) == 1 else None)
         contexts = laws(profiles_dir)[0].contexts(workload.models)
         if isinstance(trace, pd.DataFrame):
             df = trace
         else:
             df = read_trace(trace, model=single, contexts=contexts, drop_over_context=drop_over_context,
-                            drop_option="drop_over_context=True")
+                            drop_option="drop_over_context=True", model_option="model=")
             for note in (time_unit_note(df), over_context_note(df, contexts)):
                 if note:
                     warnings.warn(note, UserWarning, stacklevel=2)

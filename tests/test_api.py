@@ -278,3 +278,23 @@ def test_a_plans_pools_show_what_the_cli_table_shows() -> None:
         assert row.law_source == p.law_source
         assert f"tp{p.id.split('/tp')[1]} x{p.replicas}" in repr(plan), repr(plan)
     assert (pools.weight_dtype == "fp8").any() or (pools.kv_dtype == "fp8").any(), "FP8 is the cheaper plan here"
+
+
+def test_simulate_takes_the_model_of_a_trace_without_one_as_the_cli_does(tmp_path) -> None:
+    """Found by a helper: `simulate_plan(plan, wl, trace=AZURE)` with a workload of two models refused with "an Azure
+    trace names no model: pass the model name (--model)", a flag the API did not have (`planner simulate --model`).
+    The keyword is `model`; the refusal names it; a model the workload does not have is a ValueError naming it."""
+    from planner.io.errors import InputError
+
+    two = Workload(models={**SMALL.models, "qwen3-14b": ModelEntry(slo=Slo(ttft_ms=1000, itl_ms=50, percentile=90))},
+                   classes=[*SMALL.classes, RequestClass(id="qa", model="qwen3-14b", isl=300, osl=30, rate_rps=0.5)])
+    plan = solve(two, H100)
+    trace = tmp_path / "azure.csv"  # the Azure format: no model column
+    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                     + "".join(f"2023-11-16 00:00:{i:02d},{500 + i},50\n" for i in range(30)))
+    with pytest.raises(InputError, match=re.escape("pass the model name (model=)")):
+        simulate_plan(plan, two, trace=trace)
+    rep = simulate_plan(plan, two, trace=trace, model="qwen3-14b")
+    assert len(rep.requests) == 30 and set(rep.requests["class_id"]) == {"qa"}
+    with pytest.raises(ValueError, match="model must be a model of the workload"):
+        simulate_plan(plan, two, trace=trace, model="llama-9")

@@ -251,14 +251,14 @@ def busy_window_note(trace: pd.DataFrame, written_rps: Mapping[str, float], idc:
 
 def read_trace(path: str | os.PathLike[str], model: str | None = None,
                contexts: Mapping[str, int | None] | None = None, drop_over_context: bool = False,
-               drop_option: str = "--drop-over-context") -> pd.DataFrame:
+               drop_option: str = "--drop-over-context", model_option: str = "--model") -> pd.DataFrame:
     """A trace as a DataFrame with columns t_s (seconds from the first request), model, input_tokens,
     output_tokens, sorted by time. `model` names the model for traces without a model column. With `contexts`
     (model -> context length, the catalog's max_context), a request whose prompt + output exceeds its model's is an
     InputError naming its row: vLLM rejects it, so a replay must not serve it (`planner simulate`, `--verify-trace`);
     with `drop_over_context` such requests are left out instead, their count per model in ``attrs["over_context"]``
-    (an InputError where none of a model's requests is left; `drop_option` is how the refusal names that choice to
-    its caller: the CLI's flag, or the Python keyword). Times are seconds, or the unit a `timestamp_<unit>`
+    (an InputError where none of a model's requests is left). `drop_option` and `model_option` are how a refusal names
+    those choices to its caller: the CLI's flags, or the Python keywords. Times are seconds, or the unit a `timestamp_<unit>`
     column's name states (TIMESTAMP_UNITS_S); a `timestamp` of numbers spanning more than a day is noted in
     ``attrs["time_unit_note"]`` (`time_unit_note`)."""
     p = Path(path)
@@ -270,7 +270,7 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     if "model" not in df.columns:
         if model is None:
             why = df.attrs.get("no_model_why", "the trace has no model column")
-            raise InputError(str(p), "model", f"{why}: pass the model name (--model)")
+            raise InputError(str(p), "model", f"{why}: pass the model name ({model_option})")
         df["model"] = model
     else:
         blank = df["model"].isna() | (df["model"].astype(str).str.strip() == "")
