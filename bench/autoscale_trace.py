@@ -282,7 +282,7 @@ from controllers.loop import Controller  # noqa: E402
 from controllers.metrics import ControllerMetrics  # noqa: E402
 from controllers.observe import SimulatorObserver  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
-from bench_input import fail, known_gpu, known_model, not_found, trace_model  # noqa: E402
+from bench_input import fail, known_gpu, known_model, not_found, read_model_trace, trace_model  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
@@ -291,7 +291,7 @@ from planner.simulate.arrivals import trace_arrivals  # noqa: E402
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
 from planner.io.synth import synth  # noqa: E402
-from planner.io.traces import bucket_trace, over_context, read_trace, time_unit_note  # noqa: E402
+from planner.io.traces import bucket_trace, over_context, time_unit_note  # noqa: E402
 
 DEFAULT_TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
 REFS_VERSION = 6  # bump when the reference computations change (invalidates the cache); 6: rule A46's admission (stop 46)
@@ -690,7 +690,7 @@ class Bench:
 def load_trace(sc: Scenario, args: argparse.Namespace) -> pd.DataFrame:
     if sc.path is not None:
         try:
-            tr = read_trace(sc.path, model=args.model)
+            tr = read_model_trace(sc.path, args.model)
             if note := time_unit_note(tr):
                 print(note, file=sys.stderr)
             return tr

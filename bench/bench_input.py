@@ -9,11 +9,14 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from planner.io.catalog import Catalog
-from planner.io.errors import PlannerError
+from planner.io.errors import InputError, PlannerError
 from planner.io.files import missing_file
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -48,22 +51,44 @@ def refused_as_input(prefix: str = "") -> Iterator[None]:
         fail(f"{prefix}{exc}")
 
 
-def trace_model(path: Path | None) -> str | None:
-    """The one model a --trace's model column names (None: no trace, no model column, or no readable one); a trace of
-    several models is refused here: the bench plans one model, which --model names."""
+def trace_names(path: Path) -> list[str]:
+    """The model names a trace's model column holds, as spelled there, sorted ([]: no model column, or no readable
+    one: read_trace says what is wrong with it, in its words)."""
     import pandas as pd
 
     from planner.io.traces import has_model_column
 
-    if path is None or not path.is_file() or not has_model_column(path):
-        return None
+    if not path.is_file() or not has_model_column(path):
+        return []
     try:
-        models = sorted(pd.read_csv(path, usecols=["model"])["model"].dropna().astype(str).unique())
+        return sorted(pd.read_csv(path, usecols=["model"])["model"].dropna().astype(str).unique())
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
-        return None  # read_trace says what is wrong with it, in its words
+        return []
+
+
+def trace_model(path: Path | None) -> str | None:
+    """The one model a --trace's model column names, in any case (None: no trace, no model column, or no readable
+    one); a trace of several models is refused here: the bench plans one model, which --model names."""
+    names = [] if path is None else trace_names(path)
+    models = sorted({n.lower(): n for n in names}.values())  # 'Llama-3.1-8B' and 'llama-3.1-8b' are one model
     if len(models) > 1:
         fail(f"--model: {path} holds requests of {len(models)} models ({', '.join(models[:8])}); name the one to run")
     return models[0] if models else None
+
+
+def read_model_trace(path: Path, model: str) -> pd.DataFrame:
+    """read_trace's requests of `model` (the catalog's spelling, `known_model`), the trace's model column matched in
+    any case and written in the catalog's: a bench takes --model in any case, so a trace of 'LLAMA-3.1-8B' is
+    llama-3.1-8b's (found by a helper's QA: such a trace was refused, "no request of model 'llama-3.1-8b' in the
+    trace", by the benches that had found that very model in its column). A model spelled several ways in one trace
+    is refused (InputError, as read_trace's errors): which rows are one model is the user's to say."""
+    from planner.io.traces import read_trace
+
+    spelled = [n for n in trace_names(path) if n.lower() == model.lower()]
+    if len(spelled) > 1:
+        raise InputError(str(path), "model", f"one spelling of model {model} on every row; found "
+                         f"{', '.join(repr(n) for n in spelled)}")
+    return read_trace(path, model=spelled[0] if spelled else model).assign(model=model)
 
 
 def spelled_as(names: Iterable[str], name: str) -> str | None:

@@ -40,7 +40,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_input import fail, known_gpu, known_model, spelled_as, trace_model  # noqa: E402
+from bench_input import fail, known_gpu, known_model, read_model_trace, spelled_as, trace_model  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
@@ -50,7 +50,7 @@ from planner.io.schema import Burstiness, Fleet, Plan, Slo, Workload  # noqa: E4
 from planner.simulate.arrivals import Arrivals, clustered_times, retime_clustered, trace_arrivals  # noqa: E402
 from planner.simulate.fleet import FleetSimulator  # noqa: E402
 from planner.simulate.report import build_report  # noqa: E402
-from planner.io.traces import bucket_trace, read_trace  # noqa: E402
+from planner.io.traces import bucket_trace  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TUNING_IDC = (3.0, 10.0)
@@ -205,7 +205,7 @@ def synthetic(args: argparse.Namespace, pm: PerfModel, catalog: Catalog, con: Co
 def part2_inputs(args: argparse.Namespace) -> tuple[pd.DataFrame, Fleet]:
     """Part 2's trace and fleet, read and checked before any work: the trace's requests of --trace-model (default: the
     trace's own model where its model column names one, else the default example's llama-2-70b)."""
-    return read_trace(args.trace, model=args.trace_model).assign(model=args.trace_model), load_model(Fleet, args.fleet)
+    return read_model_trace(args.trace, args.trace_model), load_model(Fleet, args.fleet)
 
 
 def trace_part(args: argparse.Namespace, tr: pd.DataFrame, fleet: Fleet, pm: PerfModel, catalog: Catalog,

@@ -206,3 +206,45 @@ def test_fidelity_bursts_help_names_only_options_it_takes(capsys):
     taken = set(re.findall(r"^  (--[a-z-]+)", text, re.M)) | {"--help"}
     named = set(re.findall(r"(--[a-z][a-z-]*)", text))
     assert named <= taken, named - taken
+
+
+def _trace(path: Path, models: list[str]) -> Path:
+    """A small trace of `models`' requests (one per row, cycled), 0.5 s apart."""
+    import pandas as pd
+
+    n = 20
+    pd.DataFrame({"timestamp": [0.5 * i for i in range(n)], "model": [models[i % len(models)] for i in range(n)],
+                  "input_tokens": 512, "output_tokens": 32}).to_csv(path, index=False)
+    return path
+
+
+def test_a_traces_model_column_in_any_case_is_the_catalogs_model(tmp_path, monkeypatch, capsys):
+    """A trace of 'LLAMA-3.1-8B' (found by a helper's QA: bench/autoscale_trace.py, bench/baselines.py and
+    bench/burst_sizing.py found llama-3.1-8b in its model column, then refused it, "no request of model 'llama-3.1-8b'
+    in the trace"): its requests are the catalog's llama-3.1-8b's; a model spelled two ways in one trace is refused."""
+    from argparse import Namespace
+
+    from planner.io.errors import InputError
+
+    upper = _trace(tmp_path / "upper.csv", ["LLAMA-3.1-8B"])
+    autoscale = importlib.import_module("autoscale_trace")
+    autoscale.main(["--trace", str(upper), "--tp", "1", "--out", str(tmp_path / "out")])
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("RESULT ")
+
+    baselines = importlib.import_module("baselines")
+    cases = []
+    monkeypatch.setattr(baselines, "run_case", lambda name, wl, *a: cases.append(wl) or {
+        "case": name, "classes": len(wl.classes), "rate_rps": 1.0, "ours": 1.0, "a": 1.0, "a_gpu": 1, "b": 1.0,
+        "b_gpu": 1, "c": 1.0, "saving_pct": 0.0, "solve_s": 0.0})
+    assert baselines.main(["--trace", str(upper), "--itl-sweep", "50", "--scales", "2"]) == 0
+    assert {c.model for c in cases[1].classes} == {"llama-3.1-8b"}
+
+    burst = importlib.import_module("burst_sizing")
+    args = Namespace(trace=upper, trace_model="llama-3.1-8b", fleet=REPO / "examples" / "default" / "fleet.yaml")
+    assert set(burst.part2_inputs(args)[0]["model"]) == {"llama-3.1-8b"}
+
+    bench = importlib.import_module("bench_input")
+    tr = bench.read_model_trace(upper, "llama-3.1-8b")
+    assert len(tr) == 20 and set(tr["model"]) == {"llama-3.1-8b"}
+    with pytest.raises(InputError, match="one spelling of model llama-3.1-8b"):
+        bench.read_model_trace(_trace(tmp_path / "two.csv", ["Llama-3.1-8B", "llama-3.1-8b"]), "llama-3.1-8b")
