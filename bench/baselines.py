@@ -31,7 +31,7 @@ from rich.table import Table  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
 from bench_input import (  # noqa: E402
-    fail, known_model, not_found, positive_floats, read_model_trace, refused_as_input, trace_model)
+    fail, known_model, not_found, positive_floats, read_model_trace, refused_as_input, trace_model, with_a_span)
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     with refused_as_input():
         fleet = load_model(Fleet, args.fleet)
         workload = load_model(Workload, args.workload)
-        tr = read_model_trace(args.trace, args.model) if args.trace.is_file() else None
+        tr = with_a_span(read_model_trace(args.trace, args.model), args.trace) if args.trace.is_file() else None
     rows = [run_case("default example", workload, fleet, perf, cat, args.repeats)]
     trace_row = None
     if tr is not None:

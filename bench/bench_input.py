@@ -91,6 +91,18 @@ def read_model_trace(path: Path, model: str) -> pd.DataFrame:
     return read_trace(path, model=spelled[0] if spelled else model).assign(model=model)
 
 
+def with_a_span(trace: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """`trace` (read_trace's frame), refused (InputError) unless its requests arrive at more than one instant: a bench
+    that buckets it into classes plans their rates, requests over the trace's span, and bucket_trace would make one up
+    for a span of 0 s (1 req/s; found by a helper's QA: a one-request trace ran through bench/baselines.py and
+    bench/mixed_classes.py with exit 0). The words of `planner workload from-trace`, which refuses the same."""
+    if len(trace) and float(trace["t_s"].max()) <= 0:
+        at_once = "it has one request" if len(trace) == 1 else f"all {len(trace)} are at the same time"
+        raise InputError(str(path), "timestamp", "requests at more than one instant (a rate is requests over the "
+                         f"trace's span); {at_once}")
+    return trace
+
+
 def spelled_as(names: Iterable[str], name: str) -> str | None:
     """The one of `names` that `name` is in any case ('LLAMA-3.1-8B' -> 'llama-3.1-8b'), None where none is."""
     return next((k for k in names if k.lower() == name.lower()), None)

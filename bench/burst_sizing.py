@@ -40,7 +40,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_input import fail, known_gpu, known_model, read_model_trace, spelled_as, trace_model  # noqa: E402
+from bench_input import fail, known_gpu, known_model, read_model_trace, spelled_as, trace_model, with_a_span  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
@@ -204,14 +204,16 @@ def synthetic(args: argparse.Namespace, pm: PerfModel, catalog: Catalog, con: Co
 
 def part2_inputs(args: argparse.Namespace) -> tuple[pd.DataFrame, Fleet]:
     """Part 2's trace and fleet, read and checked before any work: the trace's requests of --trace-model (default: the
-    trace's own model where its model column names one, else the default example's llama-2-70b)."""
-    return read_model_trace(args.trace, args.trace_model), load_model(Fleet, args.fleet)
+    trace's own model where its model column names one, else the default example's llama-2-70b) in its first
+    --trace-duration-s, at more than one instant (their classes' rates are requests over their span)."""
+    tr = read_model_trace(args.trace, args.trace_model)
+    if args.trace_duration_s:
+        tr = tr[tr.t_s < args.trace_duration_s].reset_index(drop=True)
+    return with_a_span(tr, args.trace), load_model(Fleet, args.fleet)
 
 
 def trace_part(args: argparse.Namespace, tr: pd.DataFrame, fleet: Fleet, pm: PerfModel, catalog: Catalog,
                con: Console) -> dict[str, float]:
-    if args.trace_duration_s:
-        tr = tr[tr.t_s < args.trace_duration_s].reset_index(drop=True)
     tr = tr.assign(t_s=retime_clustered(tr.t_s.to_numpy(), args.retime_idc, np.random.default_rng(args.retime_seed)))
     slo = Slo(ttft_ms=args.trace_ttft_ms, itl_ms=args.trace_itl_ms, percentile=90.0)
     fleet = fleet.model_copy(update={"limits": fleet.limits.model_copy(update={"roles": ["prefill", "decode"]})})

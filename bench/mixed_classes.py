@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_input import fail, positive_floats  # noqa: E402
+from bench_input import fail, positive_floats, with_a_span  # noqa: E402
 from vllm_trace_replay import Replay, simulated  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     traces: list[tuple[str, pd.DataFrame]] = []
     try:
         if args.trace is not None:
-            traces.append((args.trace.name, read_trace(args.trace, model)))
+            traces.append((args.trace.name, with_a_span(read_trace(args.trace, model), args.trace)))
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 for fam in args.families.split(","):

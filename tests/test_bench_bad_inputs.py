@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 NOPE_YAML, NOPE_CSV = "/nonexistent/w.yaml", "/nonexistent/t.csv"
+ONE = str(REPO / "tests" / "fixtures" / "one_request_trace.csv")
 
 CASES = [
     ("baselines", ["--workload", NOPE_YAML], NOPE_YAML),
@@ -64,6 +65,12 @@ CASES = [
     ("simulate_scaling", ["--trace", str(REPO / "tests")], "is a folder, expected a file"),
     ("baselines", ["--itl-sweep", "abc"], "--itl-sweep: expected comma-separated positive numbers, got 'abc'"),
     ("baselines", ["--scales", "4,0"], "--scales: expected comma-separated positive numbers, got '4,0'"),
+    # found by a helper's QA: a one-request trace was bucketed at a made-up 1 req/s (its span 0 s taken as 1 s), exit 0
+    ("baselines", ["--trace", ONE], "requests at more than one instant (a rate is requests over the trace's span); it has"),
+    ("burst_sizing", ["--trace", ONE], "requests at more than one instant"),
+    ("burst_sizing", ["--trace", str(REPO / "tests" / "fixtures" / "long_prompts_trace.csv"), "--trace-duration-s", "0.5"],
+     "requests at more than one instant"),
+    ("mixed_classes", ["--trace", ONE], "requests at more than one instant"),
 ]
 
 
@@ -240,7 +247,8 @@ def test_a_traces_model_column_in_any_case_is_the_catalogs_model(tmp_path, monke
     assert {c.model for c in cases[1].classes} == {"llama-3.1-8b"}
 
     burst = importlib.import_module("burst_sizing")
-    args = Namespace(trace=upper, trace_model="llama-3.1-8b", fleet=REPO / "examples" / "default" / "fleet.yaml")
+    args = Namespace(trace=upper, trace_model="llama-3.1-8b", trace_duration_s=0.0,
+                     fleet=REPO / "examples" / "default" / "fleet.yaml")
     assert set(burst.part2_inputs(args)[0]["model"]) == {"llama-3.1-8b"}
 
     bench = importlib.import_module("bench_input")
