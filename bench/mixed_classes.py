@@ -2,10 +2,11 @@
 against the class behind the pool's mix (capacity.PoolMix, the plan's predicted TTFT since stop 57), both set against
 the simulator replaying the same requests.
 
-Each trace (`planner workload synth FAMILY` at each rate and seed, or `--trace FILE` alone) is bucketed as `planner
-workload from-trace` does (3 x 2 classes, burstiness measured), planned by `planner solve` on one mixed replica of
-`--gpu` (utilization 1, SLO TTFT 1,000 ms / ITL 50 ms p90) with the bundled vLLM profile of `--model` on it, and
-replayed by the simulator (planner/simulate, the same laws); only traces planned on one replica are compared.
+Each trace (`planner workload synth FAMILY` at each rate and seed, or `--trace FILE` alone, of its own model unless
+`--model` names one) is bucketed as `planner workload from-trace` does (3 x 2 classes, burstiness measured), planned
+by `planner solve` on one mixed replica of `--gpu` (utilization 1, SLO TTFT 1,000 ms / ITL 50 ms p90) with the bundled
+vLLM profile of `--model` on it, and replayed by the simulator (planner/simulate, the same laws); only traces planned
+on one replica are compared.
 Per trace: per-class MAPE of each form against the simulator and the error of the class that binds (the largest
 simulator p90). Rule 57-M's tuning set is the default (seeds 101, 102); its held-out seeds were 201, 202.
 
@@ -35,13 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_input import fail, positive_floats, with_a_span  # noqa: E402
+from bench_input import (  # noqa: E402
+    fail, known_gpu, known_model, positive_floats, read_model_trace, trace_model, with_a_span)
 from vllm_trace_replay import Replay, simulated  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import PlannerError  # noqa: E402
 from planner.io.schema import Fleet, Slo  # noqa: E402
-from planner.io.synth import synth  # noqa: E402
+from planner.io.synth import FAMILIES, synth  # noqa: E402
 from planner.io.traces import assign_classes, bucket_trace, read_trace  # noqa: E402
 from planner.perf.laws import PerfModel, quiet_extrapolation  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
@@ -50,6 +52,7 @@ from planner.planning.instance import build_instance  # noqa: E402
 
 SLO = Slo(ttft_ms=1000.0, itl_ms=50.0, percentile=90.0)  # rule 57-M's (workload from-trace's defaults)
 DURATION_S = 300.0
+DEFAULT_MODEL = "llama-3.1-8b"  # rule 57-M's
 
 
 def compare(trace: pd.DataFrame, model: str, gpu: str, pm: PerfModel) -> pd.DataFrame | None:
@@ -101,8 +104,9 @@ def binding_err(df: pd.DataFrame, form: str, metric: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="llama-3.1-8b", help="catalog model (its bundled vLLM profile on --gpu)")
-    ap.add_argument("--gpu", default="H100-SXM-80GB", help="catalog GPU type")
+    ap.add_argument("--model", default=None, help="catalog model, any case (its bundled vLLM profile on --gpu; default: "
+                    f"the --trace's own where its model column names one, else {DEFAULT_MODEL})")
+    ap.add_argument("--gpu", default="H100-SXM-80GB", help="catalog GPU type, any case")
     ap.add_argument("--seeds", default="101,102", help="comma list of synth seeds (rule 57-M's tuning set: 101,102)")
     ap.add_argument("--rates", default="8,11", help="comma list of the families' rate_rps")
     ap.add_argument("--families", default="clustered,heavytail", help="comma list of synth families with a rate_rps")
@@ -111,22 +115,31 @@ def main(argv: list[str] | None = None) -> int:
     try:
         seeds = [int(x) for x in args.seeds.split(",")]
     except ValueError:
-        fail(f"--seeds: expected a comma list of integers, got {args.seeds!r}")
+        seeds = [-1]
+    if not seeds or min(seeds) < 0:
+        fail(f"--seeds: expected a comma list of integers >= 0, got {args.seeds!r}")
     rates = positive_floats(args.rates, "--rates")
+    families = args.families.split(",")
+    for fam in families:  # each names a synth family with a rate (found by a helper's QA: the message named no flag)
+        if fam not in FAMILIES or "rate_rps" not in FAMILIES[fam].params:
+            fail(f"--families: expected synth families with a rate_rps "
+                 f"({', '.join(f for f in FAMILIES if 'rate_rps' in FAMILIES[f].params)}), got {fam!r}")
     pm = PerfModel.load()
     cat = Catalog.load()
-    model = args.model
-    if model not in cat.models:
-        fail(f"--model: {cat.unknown_model_text(args.model)}")
-    if args.gpu not in cat.gpus:
-        fail(f"--gpu: unknown GPU type {args.gpu!r} (known: {', '.join(sorted(cat.gpus))})")
+    # the trace's own model, any case (found by a helper's QA: a llama-2-70b trace was refused, "no request of model
+    # 'llama-3.1-8b' in the trace", and --model LLAMA-3.1-8B / --gpu h100-sxm-80gb were unknown names)
+    model = known_model(cat, args.model or trace_model(args.trace) or DEFAULT_MODEL)
+    args.gpu = known_gpu(cat, args.gpu)
+    if pm.get(model, args.gpu, 1) is None:  # was every trace's "(planned on more than one replica)" and RESULT nan
+        fail(f"--model/--gpu: {model} has no performance law on {args.gpu} at tp1 (this bench plans one tp-1 mixed "
+             "replica)")
     traces: list[tuple[str, pd.DataFrame]] = []
     try:
         if args.trace is not None:
-            traces.append((args.trace.name, with_a_span(read_trace(args.trace, model), args.trace)))
+            traces.append((args.trace.name, with_a_span(read_model_trace(args.trace, model), args.trace)))
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                for fam in args.families.split(","):
+                for fam in families:
                     for rate in rates:
                         for seed in seeds:
                             f = Path(tmp) / f"{fam}-{rate:g}-{seed}.csv"

@@ -71,6 +71,10 @@ CASES = [
     ("burst_sizing", ["--trace", str(REPO / "tests" / "fixtures" / "long_prompts_trace.csv"), "--trace-duration-s", "0.5"],
      "requests at more than one instant"),
     ("mixed_classes", ["--trace", ONE], "requests at more than one instant"),
+    # found by a helper's QA: messages that named no flag, and a model with no tp-1 law ran to RESULT nan (exit 0)
+    ("mixed_classes", ["--families", "sine"], "--families: expected synth families with a rate_rps (clustered, heavytail)"),
+    ("mixed_classes", ["--seeds", "-1"], "--seeds: expected a comma list of integers >= 0, got '-1'"),
+    ("mixed_classes", ["--model", "llama-2-70b"], "--model/--gpu: llama-2-70b has no performance law on H100-SXM-80GB at tp1"),
 ]
 
 
@@ -256,3 +260,18 @@ def test_a_traces_model_column_in_any_case_is_the_catalogs_model(tmp_path, monke
     assert len(tr) == 20 and set(tr["model"]) == {"llama-3.1-8b"}
     with pytest.raises(InputError, match="one spelling of model llama-3.1-8b"):
         bench.read_model_trace(_trace(tmp_path / "two.csv", ["Llama-3.1-8B", "llama-3.1-8b"]), "llama-3.1-8b")
+
+
+def test_mixed_classes_runs_the_traces_own_model_in_any_case(tmp_path, capsys):
+    """`bench/mixed_classes.py --trace T` (found by a helper's QA: a trace of any model but llama-3.1-8b was refused, "no
+    request of model 'llama-3.1-8b' in the trace", and --model LLAMA-3.1-8B / --gpu h100-sxm-80gb were unknown names,
+    where the other benches take any case): the trace's own model is the one planned, --model and --gpu in any case."""
+    main = importlib.import_module("mixed_classes").main
+    qwen = _trace(tmp_path / "qwen.csv", ["qwen3-32b"])
+    assert main(["--trace", str(qwen)]) == 0
+    out = capsys.readouterr().out
+    assert "qwen3-32b on one H100-SXM-80GB mixed replica" in " ".join(out.split())
+    assert out.strip().splitlines()[-1].startswith("RESULT classes=")
+    assert main(["--trace", str(_trace(tmp_path / "l.csv", ["llama-3.1-8b"])), "--model", "LLAMA-3.1-8B",
+                 "--gpu", "h100-sxm-80gb"]) == 0
+    assert "llama-3.1-8b on one H100-SXM-80GB" in " ".join(capsys.readouterr().out.split())
