@@ -116,7 +116,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_input import known_gpu, known_model, not_found  # noqa: E402
+from bench_input import (  # noqa: E402
+    fail, known_gpu, known_model, not_found, read_model_trace, refused_as_input, trace_model, with_a_span)
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.schema import Slo  # noqa: E402
 from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
@@ -132,6 +133,9 @@ from burst_sizing import prefill_replicas, with_prefill  # noqa: E402
 from burst_sizing import simulate as simulate_plan_on  # noqa: E402
 from fidelity import _mixed_sim  # noqa: E402  (bench/: the mixed replica the real-vLLM benches replay)
 
+# Part 1's GPU where --model names no --gpu; part 2's fleet (the tuning rows' variant: the controller bench's model)
+PART1_GPU = "H100-SXM-80GB"
+PART2_MODEL, PART2_GPU, PART2_TP = "llama-2-70b", "H100-SXM-80GB", 2
 LOADS = (0.3, 0.5, 0.7)
 PERCENTILES = (90.0, 99.0)
 # (name, replicas, routing): one replica; a pool of four behind least-loaded routing and behind random routing
@@ -280,27 +284,29 @@ class PlanRow:
     cost_per_hour: float
 
 
-def plans_from_traces(pm: PerfModel, con: Console, target: float = 0.99, trace: Path | None = None) -> list[PlanRow]:
-    """Part 2 (module doc); `trace`: that trace alone (any CSV `read_trace` reads), counted as held out."""
+def plans_from_traces(pm: PerfModel, con: Console, target: float = 0.99,
+                      trace: tuple[Path, pd.DataFrame] | None = None) -> list[PlanRow]:
+    """Part 2 (module doc); `trace`: that trace alone (its path, and its requests as `given_trace` read them), counted
+    as held out."""
     from autoscale_trace import SCENARIO_S, SCENARIOS, Scenario, read_trace_frame
 
     from planner.io.catalog import Catalog
     from planner.io.schema import Fleet, FleetLimits, GpuInventory
     from planner.io.synth import synth
-    from planner.io.traces import bucket_trace, read_trace
+    from planner.io.traces import bucket_trace
     from planner.planning.assemble import plan_workload
     from planner.simulate.arrivals import trace_arrivals
 
     catalog = Catalog.load()
     slo = Slo(ttft_ms=2000.0, itl_ms=100.0, percentile=99.0)
     rows: list[PlanRow] = []
-    scenarios = SCENARIOS if trace is None else (Scenario(trace.name, "held-out", "file", path=trace),)
+    scenarios = SCENARIOS if trace is None else (Scenario(trace[0].name, "held-out", "file", path=trace[0]),)
     cases = [(sc, routing) for sc in scenarios for routing in ("least_loaded", "random")]
     for sc, routing in track(cases, description="plans from traces", console=con):
-        tr = (read_trace(sc.path, model="llama-2-70b") if sc.path is not None
+        tr = (trace[1] if trace is not None
               else read_trace_frame(synth(sc.family, SCENARIO_S, sc.seed, "llama-2-70b", **dict(sc.params))))
-        fleet = Fleet(gpus={"H100-SXM-80GB": GpuInventory(available=1024)},
-                      limits=FleetLimits(allowed_tp=[2], roles=["prefill", "decode"], default_min_replicas=1, routing=routing))  # type: ignore[arg-type]
+        fleet = Fleet(gpus={PART2_GPU: GpuInventory(available=1024)},
+                      limits=FleetLimits(allowed_tp=[PART2_TP], roles=["prefill", "decode"], default_min_replicas=1, routing=routing))  # type: ignore[arg-type]
         for spread in (False, True):
             wl = bucket_trace(tr, slo, rate_quantile=1.0, burstiness=True, length_spread=spread)
             with quiet_extrapolation():
@@ -541,7 +547,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--plans", action=argparse.BooleanOptionalAction, default=True, help="part 2: plans from traces")
     ap.add_argument("--trace", type=Path, default=None,
                     help="part 2 on this trace alone (timestamp,model,input_tokens,output_tokens; or an Azure, BurstGPT or "
-                         "Mooncake trace)")
+                         f"Mooncake trace): its requests of --model, else of its own model, else of {PART2_MODEL}, "
+                         f"planned on {PART2_GPU} tp{PART2_TP}")
     ap.add_argument("--fidelity", action=argparse.BooleanOptionalAction, default=True, help="part 1: the model's rows")
     ap.add_argument("--classes", action=argparse.BooleanOptionalAction, default=True, help="part 3: classes sharing a pool")
     ap.add_argument("--outputs", action=argparse.BooleanOptionalAction, default=True,
@@ -556,15 +563,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.trace is not None and not args.trace.is_file():
         print(f"--trace {args.trace}: {not_found(args.trace)} (expected a request trace CSV)", file=sys.stderr)
         sys.exit(2)
+    if args.trace is not None and not args.plans:  # --trace runs part 2 alone (parts 3-5 skipped): nothing would use it
+        fail("--trace: runs part 2 on that trace, which --no-plans skips; leave one out")
     if args.model or args.gpu:  # an unknown model or GPU: exit 2 naming the known ones, before any work
         cat = Catalog.load()
         args.model = known_model(cat, args.model) if args.model else None
         args.gpu = known_gpu(cat, args.gpu) if args.gpu else None
+    if args.model and args.fidelity and pm.get(args.model, args.gpu or PART1_GPU, args.tp) is None:
+        fail(f"--model/--gpu/--tp: {args.model} has no performance law on {args.gpu or PART1_GPU} at tp{args.tp}")
+    given = None if args.trace is None else (args.trace, given_trace(pm, args.trace, args.model))  # before any work
     fields: list[str] = []
     if args.fidelity:
         fields += part1(pm, args, con)
     if args.plans:
-        fields += part2(pm, con, args.trace)
+        fields += part2(pm, con, given)
     if args.classes and args.trace is None:
         fields += part3(pm, con)
     if args.outputs and args.trace is None:
@@ -574,10 +586,25 @@ def main(argv: list[str] | None = None) -> None:
     print("RESULT " + " ".join(fields))
 
 
+def given_trace(pm: PerfModel, path: Path, model: str | None) -> pd.DataFrame:
+    """Part 2's --trace, read and checked before any work: the requests of `model` (--model), else of the trace's own
+    model where its model column names one (any case), else of llama-2-70b (the tuning rows' model, for a trace with no
+    model column); at more than one instant, and of a model with a law on part 2's fleet. Found by a helper's QA: the
+    trace was read after part 1's minutes of work, and any model's but llama-2-70b's was refused there, "no request of
+    model 'llama-2-70b' in the trace"."""
+    cat = Catalog.load()
+    name = known_model(cat, model or trace_model(path) or PART2_MODEL)
+    with refused_as_input("--trace: "):
+        tr = with_a_span(read_model_trace(path, name), path)
+    if pm.get(name, PART2_GPU, PART2_TP) is None:
+        fail(f"--trace: {name} has no performance law on {PART2_GPU} at tp{PART2_TP} (part 2's fleet)")
+    return tr
+
+
 def part1(pm: PerfModel, args: argparse.Namespace, con: Console) -> list[str]:
     cases: list[tuple[str, tuple[str, str, int], LengthLaw]] = []
     if args.model:
-        cases = [("held-out", (args.model, args.gpu or "H100-SXM-80GB", args.tp), law) for law in (AZURE, HEAVY_14, HEAVY_12)]
+        cases = [("held-out", (args.model, args.gpu or PART1_GPU, args.tp), law) for law in (AZURE, HEAVY_14, HEAVY_12)]
     else:
         cases += [("tuning", v, law) for v in TUNING_VARIANTS for law in (AZURE, HEAVY_14)]
         cases += [("held-out", v, HEAVY_12) for v in TUNING_VARIANTS]
@@ -621,14 +648,8 @@ def part1(pm: PerfModel, args: argparse.Namespace, con: Console) -> list[str]:
     return fields + [f"rows={len(rows)}"]
 
 
-def part2(pm: PerfModel, con: Console, trace: Path | None = None) -> list[str]:
-    from planner.io.errors import InputError
-
-    try:
-        rows = plans_from_traces(pm, con, trace=trace)
-    except InputError as exc:
-        print(f"--trace: {exc}", file=sys.stderr)
-        sys.exit(2)
+def part2(pm: PerfModel, con: Console, trace: tuple[Path, pd.DataFrame] | None = None) -> list[str]:
+    rows = plans_from_traces(pm, con, trace=trace)
     t = Table(title="Static plans from traces (busiest minute), replayed on the trace: mean-length vs spread")
     for c in ("set", "trace", "routing", "plan", "attainment", "prefill", "k* (0.99)", "prefill / k*", "$/h"):
         t.add_column(c, justify="left" if c in ("set", "trace", "routing", "plan") else "right")

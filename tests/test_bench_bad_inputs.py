@@ -75,6 +75,10 @@ CASES = [
     ("mixed_classes", ["--families", "sine"], "--families: expected synth families with a rate_rps (clustered, heavytail)"),
     ("mixed_classes", ["--seeds", "-1"], "--seeds: expected a comma list of integers >= 0, got '-1'"),
     ("mixed_classes", ["--model", "llama-2-70b"], "--model/--gpu: llama-2-70b has no performance law on H100-SXM-80GB at tp1"),
+    # found by a helper's QA: a traceless run of part 1 with no law said "[red]no profile ..." without "error:"; --trace
+    # with --no-plans ran part 1 alone and ignored the trace (exit 0)
+    ("fidelity_lengths", ["--model", "llama-2-70b"], "--model/--gpu/--tp: llama-2-70b has no performance law on H100"),
+    ("fidelity_lengths", ["--trace", ONE, "--no-plans"], "--trace: runs part 2 on that trace, which --no-plans skips"),
 ]
 
 
@@ -275,3 +279,21 @@ def test_mixed_classes_runs_the_traces_own_model_in_any_case(tmp_path, capsys):
     assert main(["--trace", str(_trace(tmp_path / "l.csv", ["llama-3.1-8b"])), "--model", "LLAMA-3.1-8B",
                  "--gpu", "h100-sxm-80gb"]) == 0
     assert "llama-3.1-8b on one H100-SXM-80GB" in " ".join(capsys.readouterr().out.split())
+
+
+def test_fidelity_lengths_reads_the_trace_before_part_1_and_plans_its_own_model(tmp_path, monkeypatch, capsys):
+    """`bench/fidelity_lengths.py --trace T` (found by a helper's QA: T was read after part 1's minutes of work, and a
+    trace of any model but llama-2-70b was refused there, "no request of model 'llama-2-70b' in the trace"): T is read
+    and checked before part 1, and part 2 plans its own model (any case)."""
+    bench = importlib.import_module("fidelity_lengths")
+
+    def part_1(*a):
+        raise AssertionError("part 1 ran before --trace was read")
+
+    monkeypatch.setattr(bench, "part1", part_1)
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--trace", ONE])
+    assert exc.value.code == 2 and "requests at more than one instant" in capsys.readouterr().err
+    upper = _trace(tmp_path / "upper.csv", ["LLAMA-3.1-8B"])
+    bench.main(["--trace", str(upper), "--no-fidelity"])
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("RESULT held_out_plans_meeting_mean_len=")
