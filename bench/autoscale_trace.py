@@ -282,8 +282,10 @@ from controllers.loop import Controller  # noqa: E402
 from controllers.metrics import ControllerMetrics  # noqa: E402
 from controllers.observe import SimulatorObserver  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
-from bench_input import fail, known_gpu, known_model, not_found, read_model_trace, trace_model  # noqa: E402
+from bench_input import (  # noqa: E402
+    fail, known_gpu, known_model, not_found, read_model_trace, refused_as_input, trace_model)
 from planner.io.errors import InputError  # noqa: E402
+from planner.io.files import check_writable  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
 from planner.io.schema import Fleet, FleetLimits, GpuInventory, ModelEntry, RequestClass, Slo, Workload  # noqa: E402
@@ -443,9 +445,13 @@ ABLATIONS: dict[str, dict[str, dict[str, object]]] = {
 def parse_slo(text: str) -> Slo:
     expected = "expected ttft_ms=<ms>,itl_ms=<ms>,percentile=<0-100>"
     try:
-        kv = {k.strip(): v for k, v in (part.split("=", 1) for part in text.split(",") if part)}
+        pairs = [(k.strip(), v) for k, v in (part.split("=", 1) for part in text.split(",") if part)]
     except ValueError:
         fail(f"--slo: {expected}; got '{text}'")
+    kv = dict(pairs)
+    if len(kv) < len(pairs):  # found by a helper's QA: ttft_ms=100,ttft_ms=200 ran at 200, the last one
+        twice = sorted({k for k, _ in pairs if sum(k == j for j, _ in pairs) > 1})
+        fail(f"--slo: {', '.join(twice)} given more than once; {expected}")
     unknown = set(kv) - {"ttft_ms", "itl_ms", "percentile"}
     if unknown:
         fail(f"--slo: unknown key {', '.join(sorted(unknown))}; {expected}")
@@ -775,7 +781,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reseed", default=None, help="comma-separated seed offsets: run every synthetic scenario (after "
                     "--only) once per offset, its seed + offset (0 = the scenario as it is), e.g. 0,100,200,300")
     ap.add_argument("--no-cache", action="store_true", help="recompute the references")
-    ap.add_argument("--decision-log", default=None)
+    ap.add_argument("--decision-log", default=None, help="JSONL file: the controller's decision per interval, appended "
+                    "(every scenario's and ablation's controller runs, in turn)")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "bench")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
@@ -792,15 +799,27 @@ def main(argv: list[str] | None = None) -> None:
     parse_slo(args.slo)
     if not 0 < args.target_attainment <= 1:
         fail(f"--target-attainment: expected a share in (0, 1], got {args.target_attainment}")
-    if not args.startup_s >= 0:  # `not >=`: nan is refused too
-        fail(f"--startup-s: expected seconds >= 0, got {args.startup_s}")
-    if not args.interval_s > 0:
-        fail(f"--interval-s: expected seconds > 0, got {args.interval_s}")
+    # finite: an infinite start-up or interval was a traceback (found by a helper's QA: OverflowError at --startup-s
+    # inf, 'simulation exceeded 1137612 events' at --interval-s inf)
+    if not 0 <= args.startup_s < math.inf:  # `not`: nan is refused too
+        fail(f"--startup-s: expected a finite number of seconds >= 0, got {args.startup_s}")
+    if not 0 < args.interval_s < math.inf:
+        fail(f"--interval-s: expected a finite number of seconds > 0, got {args.interval_s}")
     if args.tp < 1 or args.gpus_available < 1:
         fail(f"--tp / --gpus-available: expected whole numbers >= 1, got {args.tp} / {args.gpus_available}")
+    # the outputs, writable before any work (found by a helper's QA: a folder for --decision-log, or a file for --out,
+    # was a traceback after the references' simulations)
+    with refused_as_input():
+        if args.decision_log is not None:
+            check_writable(args.decision_log, "--decision-log")
+        if args.out.exists() and not args.out.is_dir():
+            raise InputError(str(args.out), "--out", "is a file; expected a folder (the references' cache goes there)")
     if args.trace is not None:
         if not args.trace.is_file():
             fail(f"--trace: {not_found(args.trace)}: {args.trace}")
+        for flag, does in (("--only", "chooses among"), ("--reseed", "draws anew")):
+            if getattr(args, flag[2:]):  # found by a helper's QA: ignored with --trace, which runs that trace alone
+                fail(f"{flag}: {does} the scenario suite's scenarios; --trace runs that trace alone")
         scenarios = [Scenario(args.trace.name, "given", "file", path=args.trace)]
     else:
         scenarios = list(SCENARIOS)
