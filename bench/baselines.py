@@ -31,13 +31,14 @@ from rich.table import Table  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
 from bench_input import (  # noqa: E402
-    fail, known_model, not_found, positive_floats, read_model_trace, refused_as_input, trace_model, with_a_span)
+    fail, known_model, not_found, positive_floats, read_model_trace, refused_as_input, require, trace_model, with_a_span)
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
 from planner.planning.assemble import plan_workload  # noqa: E402
 from planner.planning.instance import build_instance  # noqa: E402
-from planner.io.schema import Fleet, Slo, Workload  # noqa: E402
+from planner.io.schema import Fleet, Workload  # noqa: E402
 from planner.io.traces import bucket_trace  # noqa: E402
+from planner.io.validate import slo_from_options  # noqa: E402
 
 DEFAULT_TRACE = REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
 
@@ -138,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     # every input checked before any work (exit 2 naming the file): a trace named on the command line must exist;
     # the default one may be absent (a checkout without ../shared/data), its rows are then skipped
     itl_sweep, scales = positive_floats(args.itl_sweep, "--itl-sweep"), positive_floats(args.scales, "--scales")
+    require(args.repeats >= 1, "--repeats", "a whole number >= 1", args.repeats)
+    require(0 <= args.rate_quantile <= 1, "--rate-quantile", "a quantile in [0, 1] (e.g. 0.9)", args.rate_quantile)
+    with refused_as_input():  # the trace workload's SLO, each bound named (planner workload from-trace's checks)
+        slo = slo_from_options(args.ttft_ms, args.itl_ms, args.percentile)
     if args.trace != DEFAULT_TRACE and not args.trace.is_file():
         fail(f"--trace {args.trace}: {not_found(args.trace)} (expected a request trace CSV)")
     with refused_as_input():
@@ -152,13 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [run_case("default example", workload, fleet, perf, cat, args.repeats)]
     trace_row = None
     if tr is not None:
-        wl = bucket_trace(tr, Slo(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, percentile=args.percentile),
-                          isl_buckets=3, osl_buckets=2, rate_quantile=args.rate_quantile)
+        wl = bucket_trace(tr, slo, isl_buckets=3, osl_buckets=2, rate_quantile=args.rate_quantile)
         trace_row = run_case(f"{args.trace.name} ({args.model}) ITL {args.itl_ms:g} ms", wl, fleet, perf, cat, args.repeats)
         rows.append(trace_row)
         for itl in itl_sweep:
-            wl_i = bucket_trace(tr, Slo(ttft_ms=args.ttft_ms, itl_ms=itl, percentile=args.percentile),
-                                isl_buckets=3, osl_buckets=2, rate_quantile=args.rate_quantile)
+            wl_i = bucket_trace(tr, slo.model_copy(update={"itl_ms": itl}), isl_buckets=3, osl_buckets=2,
+                                rate_quantile=args.rate_quantile)
             rows.append(run_case(f"  same, ITL {itl:g} ms", wl_i, fleet, perf, cat, 1))
         big_fleet = fleet.model_copy(update={"gpus": {g: inv.model_copy(update={"available": inv.available * 8})
                                                       for g, inv in fleet.gpus.items()}})

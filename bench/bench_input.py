@@ -5,6 +5,7 @@ user input: the message names the argument or the file and what was expected).""
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,9 +33,25 @@ def positive_floats(text: str, flag: str) -> tuple[float, ...]:
         out = tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
         fail(f"{flag}: expected comma-separated positive numbers, got '{text}'")
-    if not all(x > 0 for x in out):  # `not >`: nan is refused too
+    if not all(0 < x < math.inf for x in out):  # `not`: nan is refused too, and inf (a helper's QA: --itl-sweep inf)
         fail(f"{flag}: expected comma-separated positive numbers, got '{text}'")
     return out
+
+
+def require(ok: bool, flag: str, expected: str, got: object) -> None:
+    """Exit 2 with `flag: expected <expected>, got <got>` unless `ok`, before any work. Write `ok` so that nan fails
+    (`0 < x < math.inf`, never `not x <= 0`). Found by a helper's QA: counts and shares out of their range were
+    tracebacks after minutes of work (`baselines.py --repeats 0`: UnboundLocalError; `profile_cost.py --time-scale 0`:
+    ValueError) or nonsense with exit 0 (`burst_sizing.py --seeds 0`: held_out_max_ratio=10.00)."""
+    if not ok:
+        fail(f"{flag}: expected {expected}, got {got}")
+
+
+def fewest_requests(percentile: float) -> int:
+    """The fewest requests whose `percentile`-th percentile is not simply their largest (10 at p90, 100 at p99): a
+    bench's --requests per simulated point below it reports a maximum as a percentile (or, at 0, fails in the
+    simulator: found by a helper's QA, `fidelity.py --requests 0` was a traceback, 'no requests to simulate')."""
+    return math.ceil(100.0 / (100.0 - percentile))
 
 
 not_found = missing_file

@@ -66,7 +66,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from planner.planning import capacity  # noqa: E402
 from planner.planning.saturation import saturation_rps  # noqa: E402
-from bench_input import fail, not_found, refused_as_input  # noqa: E402
+from bench_input import fail, fewest_requests, not_found, refused_as_input, require  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.io.schema import Slo, Workload  # noqa: E402
@@ -677,6 +677,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--load-profile", type=Path, default=None,
                     help="part 4: the profile directory of the swept replica (default: the sweep's own folder)")
     args = ap.parse_args(argv)
+    least = fewest_requests(PERCENTILE)
+    require(args.requests >= least, "--requests", f"a whole number >= {least} (a p{PERCENTILE:g} of fewer is their "
+            "largest)", args.requests)
+    for flag, n in (("--seeds", args.seeds), ("--burst-seeds", args.burst_seeds)):
+        require(n >= 1, flag, "a whole number >= 1", n)
     # every input checked before any work (exit 2 naming the file): a load sweep named on the command line must
     # exist (the default one may be absent: part 4 is then skipped), with a profile for its laws
     if args.load_sweep != VLLM_LOAD_SWEEP and not args.load_sweep.is_file():

@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from pathlib import Path
 
-    from bench_input import fail, refused_as_input
+    from bench_input import fail, fewest_requests, refused_as_input, require
     from planner.io.files import load_model
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -277,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tuning-idc", default=",".join(f"{x:g}" for x in POOL_TUNING_IDC), help="tuning IDC levels")
     ap.add_argument("--held-out-idc", default=",".join(f"{x:g}" for x in POOL_HELD_OUT_IDC), help="held-out IDC levels")
     args = ap.parse_args(argv)
+    least = fewest_requests(PERCENTILE)
+    require(args.requests >= least, "--requests", f"a whole number >= {least} (a p{PERCENTILE:g} of fewer is their "
+            "largest)", args.requests)
+    require(args.seeds >= 1, "--seeds", "a whole number >= 1", args.seeds)
     con = Console(width=160)
     with refused_as_input():  # checked before any work: exit 2 naming the file
         wl = load_model(Workload, args.workload)

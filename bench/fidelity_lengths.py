@@ -117,7 +117,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_input import (  # noqa: E402
-    fail, known_gpu, known_model, not_found, read_model_trace, refused_as_input, trace_model, with_a_span)
+    fail, fewest_requests, known_gpu, known_model, not_found, read_model_trace, refused_as_input, require, trace_model,
+    with_a_span)
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.schema import Slo  # noqa: E402
 from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
@@ -558,6 +559,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pools", action=argparse.BooleanOptionalAction, default=True,
                     help="part 5: decode pools behind least-loaded routing")
     args = ap.parse_args(argv)
+    least = fewest_requests(max(PERCENTILES))
+    for flag, n in (("--requests", args.requests), ("--output-requests", args.output_requests)):
+        require(n >= least, flag, f"a whole number >= {least} (a p{max(PERCENTILES):g} of fewer is their largest)", n)
+    require(args.seeds >= 1, "--seeds", "a whole number >= 1", args.seeds)
     con = Console(width=160)
     pm = PerfModel.load()
     if args.trace is not None and not args.trace.is_file():

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import statistics
 import sys
 import tempfile
@@ -57,7 +58,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
-from bench_input import fail, known_gpu, known_model, refused_as_input  # noqa: E402
+from bench_input import fail, known_gpu, known_model, refused_as_input, require  # noqa: E402
 from planner.perf.heldout import subset_fit_errors  # noqa: E402
 from planner.perf.laws import PerfModel  # noqa: E402
 from planner.perf.fit import fit_decode, fit_prefill  # noqa: E402
@@ -69,6 +70,11 @@ from profiles.backends.vllm import BLOCKER_TOKENS, VllmClient, VllmRunConfig, en
 
 DATA = REPO / "profiles" / "data"
 RUNS = REPO / "profiles" / "runs"
+# Part A's settings take `planner profile`'s bounds (planner/cli/profile.py's options): below them the profiler
+# fails (ShortDecodeWindow under 16 decode tokens) or the adaptive subset measures nothing worth fitting
+MIN_TIME_SCALE = 1e-4
+MIN_BUDGET_FRAC = 0.05
+MIN_DECODE_TOKENS = 16
 
 
 def predict_prefill(measured: dict, query) -> list[float]:
@@ -205,6 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     # emulator's model, GPU and TP (part A) have a law
     cat = Catalog.load()
     args.model, args.gpu = known_model(cat, args.model), known_gpu(cat, args.gpu)
+    # part A's profiler settings, in `planner profile`'s bounds (planner/cli/profile.py: --time-scale min 1e-4,
+    # --repeats min 1, --prefill-budget-frac 0.05-1, --decode-tokens min 16)
+    require(MIN_TIME_SCALE <= args.time_scale < math.inf, "--time-scale", f"a finite number >= {MIN_TIME_SCALE:g}",
+            args.time_scale)
+    require(args.repeats >= 1, "--repeats", "a whole number >= 1", args.repeats)
+    require(MIN_BUDGET_FRAC <= args.budget_frac <= 1, "--budget-frac", f"a share in [{MIN_BUDGET_FRAC:g}, 1]",
+            args.budget_frac)
+    require(args.decode_tokens >= MIN_DECODE_TOKENS, "--decode-tokens", f"a whole number >= {MIN_DECODE_TOKENS}",
+            args.decode_tokens)
     with refused_as_input():
         for d in args.profiles or []:
             load_profile(d)

@@ -89,6 +89,29 @@ CASES = [
     # with --no-plans ran part 1 alone and ignored the trace (exit 0)
     ("fidelity_lengths", ["--model", "llama-2-70b"], "--model/--gpu/--tp: llama-2-70b has no performance law on H100"),
     ("fidelity_lengths", ["--trace", ONE, "--no-plans"], "--trace: runs part 2 on that trace, which --no-plans skips"),
+    # found by a helper's QA: numbers out of range were tracebacks (many after minutes of work) or nonsense, exit 0
+    ("baselines", ["--repeats", "0"], "--repeats: expected a whole number >= 1, got 0"),
+    ("baselines", ["--ttft-ms", "0"], "--ttft-ms: expected a finite number of milliseconds > 0"),
+    ("baselines", ["--percentile", "100"], "--percentile: expected 0 < percentile < 100"),
+    ("baselines", ["--rate-quantile", "2"], "--rate-quantile: expected a quantile in [0, 1]"),
+    ("baselines", ["--itl-sweep", "40,inf"], "--itl-sweep: expected comma-separated positive numbers, got '40,inf'"),
+    ("burst_sizing", ["--seeds", "0"], "--seeds: expected a whole number >= 1, got 0"),
+    ("burst_sizing", ["--rate-scales", "0"], "--rate-scales: expected finite multiples > 0"),
+    ("burst_sizing", ["--itl-ms", "0"], "--itl-ms: expected a finite number of ms > 0"),
+    ("burst_sizing", ["--ttft-ms", "-5"], "--ttft-ms: expected a finite number of ms > 0 (0: the workload's SLO)"),
+    ("burst_sizing", ["--rate-quantile", "2"], "--rate-quantile: expected a quantile in [0, 1]"),
+    ("burst_sizing", ["--trace-duration-s", "-5"], "--trace-duration-s: expected a finite number of seconds >= 0"),
+    ("burst_sizing", ["--retime-idc", "inf"], "--retime-idc: expected a finite 1-s IDC >= 0"),
+    ("burst_sizing", ["--no-trace", "--tp", "3"], "--model/--gpu/--tp: llama-2-70b has no performance law on H100-SXM-80GB at tp3"),
+    ("fidelity", ["--requests", "0"], "--requests: expected a whole number >= 10 (a p90 of fewer is their largest)"),
+    ("fidelity", ["--burst-seeds", "0"], "--burst-seeds: expected a whole number >= 1"),
+    ("fidelity_burst", ["--requests", "1"], "--requests: expected a whole number >= 10"),
+    ("fidelity_burst", ["--seeds", "0"], "--seeds: expected a whole number >= 1"),
+    ("fidelity_lengths", ["--requests", "50"], "--requests: expected a whole number >= 100 (a p99 of fewer is their largest)"),
+    ("profile_cost", ["--time-scale", "0"], "--time-scale: expected a finite number >= 0.0001, got 0.0"),
+    ("profile_cost", ["--repeats", "0"], "--repeats: expected a whole number >= 1"),
+    ("profile_cost", ["--budget-frac", "0"], "--budget-frac: expected a share in [0.05, 1]"),
+    ("profile_cost", ["--decode-tokens", "0"], "--decode-tokens: expected a whole number >= 16"),
 ]
 
 
