@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from planner.io.catalog import Catalog
-from planner.io.errors import InputError, PlannerError
+from planner.io.errors import InputError, PlannerError, shown
 from planner.io.files import missing_file
 
 if TYPE_CHECKING:
@@ -118,6 +118,40 @@ def with_a_span(trace: pd.DataFrame, path: Path) -> pd.DataFrame:
         raise InputError(str(path), "timestamp", "requests at more than one instant (a rate is requests over the "
                          f"trace's span); {at_once}")
     return trace
+
+
+def read_rows(path: Path, flag: str, what: str, columns: Sequence[str], counts: Iterable[str] = (),
+              may_be_empty: Iterable[str] = (), optional: Sequence[str] = ()) -> pd.DataFrame:
+    """`path`, a CSV of measured rows (`what`, e.g. "the profiler's trace_replay.csv"), checked before any work: read as
+    a CSV, with `columns`, each a finite number on every row (those of `may_be_empty` may be empty: the profiler writes
+    no ITL for a one-token output; those of `optional` are checked where the file has them, a column older files
+    lack), those of `counts` whole and >= 0; else exit 2 naming `flag`, the file, the column, the row and what was
+    expected. Found by a helper's QA: an empty or binary file, or a word where a number was, was a
+    traceback (EmptyDataError, UnicodeDecodeError, ValueError: could not convert string to float), and a negative
+    prompt length replayed with exit 0 (bench/vllm_trace_replay.py --replay, bench/fidelity.py --load-sweep)."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        fail(f"{flag} {path}: expected {what}, could not read it as a CSV ({exc})")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        fail(f"{flag} {path}: expected {what} (columns {', '.join(columns)}); missing columns {', '.join(missing)}")
+    empty_ok, whole = set(may_be_empty), set(counts)
+    for col in [*columns, *(c for c in optional if c in df.columns)]:
+        x = pd.to_numeric(df[col], errors="coerce").astype(float)
+        bad = (x.isna() & ~(df[col].isna() & (col in empty_ok))) | np.isinf(x)
+        if col in whole:
+            bad |= (x < 0) | (x != np.floor(x))
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            kind = "a whole count >= 0" if col in whole else "a finite number"
+            cell = "nothing" if pd.isna(df[col].iloc[row]) else shown(df[col].iloc[row])
+            fail(f"{flag} {path}: field '{col}': expected {kind} on every row; row {row + 2} has {cell}")
+        df[col] = x
+    return df
 
 
 def spelled_as(names: Iterable[str], name: str) -> str | None:

@@ -66,8 +66,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from planner.planning import capacity  # noqa: E402
 from planner.planning.saturation import saturation_rps  # noqa: E402
-from bench_input import fail, fewest_requests, not_found, refused_as_input, require  # noqa: E402
+from bench_input import fail, fewest_requests, not_found, read_rows, refused_as_input, require  # noqa: E402
 from planner.io.files import load_model  # noqa: E402
+from planner.perf.profiledata import load_profile  # noqa: E402
 from planner.perf.laws import PerfModel, VariantPerf  # noqa: E402
 from planner.io.schema import Slo, Workload  # noqa: E402
 from planner.planning.lengths import draw_prompt_lengths  # noqa: E402
@@ -381,12 +382,23 @@ def fit_frontend_ms_per_running(perf: VariantPerf, points: list[LoadPoint]) -> f
     return max(0.0, float(np.dot(x, y) / np.dot(x, x))) if np.dot(x, x) > 0 else 0.0
 
 
-def read_load_sweep(sweep_csv: Path) -> list[LoadPoint]:
-    df = pd.read_csv(sweep_csv)
-    missing = [c for c in ("isl", "osl", "rate_rps", "sent_s", "ttft_ms", "itl_ms") if c not in df.columns]
-    if missing:
-        print(f"{sweep_csv}: missing columns {missing} (expected the profiler's load_sweep.csv)", file=sys.stderr)
-        raise SystemExit(2)
+LOAD_SWEEP_COLUMNS = ("isl", "osl", "rate_rps", "sent_s", "ttft_ms", "itl_ms")
+
+
+def read_load_sweep(sweep_csv: Path, flag: str = "--load-sweep") -> list[LoadPoint]:
+    """The rate points of a profiler's load_sweep.csv; exit 2 naming `flag` and the file where it cannot be one
+    (bench_input.read_rows: unreadable, a column missing, a word or nothing where a number was; no rows; a rate point of
+    one request, whose served rate, (n - 1) gaps over its span, is 0: found by a helper's QA, a ZeroDivisionError)."""
+    df = read_rows(sweep_csv, flag, "the profiler's load_sweep.csv", LOAD_SWEEP_COLUMNS,
+                   counts=("isl", "osl", "prompt_tokens", "tokens", "settle"), may_be_empty=("itl_ms",),
+                   optional=("prompt_tokens", "tokens", "isl_scv", "osl_scv", "settle"))
+    if df.empty:
+        fail(f"{flag} {sweep_csv}: expected the profiler's load_sweep.csv, a row per request; it has none")
+    sizes = df.groupby(["isl", "osl", "rate_rps"]).size()
+    if (sizes < 2).any():
+        isl, osl, rate = sizes.index[int((sizes < 2).to_numpy().argmax())]
+        fail(f"{flag} {sweep_csv}: expected two requests or more per rate point (isl, osl, rate_rps); isl {isl:g}, "
+             f"osl {osl:g}, rate_rps {rate:g} has one")
     if "isl_scv" not in df.columns or "prompt_tokens" not in df.columns:  # written before stop 30: no spread
         df = df.assign(isl_scv=0.0, prompt_tokens=df["isl"])
     if "osl_scv" not in df.columns or "tokens" not in df.columns:  # written before stop 31: no output spread
@@ -567,7 +579,10 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
     # Frontend constant, both splits: fit on one ISL, errors on the other.
     split_rows = []
     for tune in isls:
-        fit = fit_frontend_ms_per_running(perf, [p for p in points if p.isl == tune and below(p)])
+        tuning = [p for p in points if p.isl == tune and below(p)]
+        if not tuning:  # every point of this ISL saturated (a one-request point is): no constant to fit on it
+            continue
+        fit = fit_frontend_ms_per_running(perf, tuning)
         for held in isls:
             if held == tune:
                 continue
@@ -688,8 +703,12 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"--load-sweep {args.load_sweep}: {not_found(args.load_sweep)} (expected the profiler's load_sweep.csv)")
     prof_dir = args.load_profile or args.load_sweep.parent
     if args.load_sweep.is_file() and not (prof_dir / "prefill.csv").is_file():
-        print(f"{prof_dir}: no profile (prefill.csv) for the swept replica's laws; name one with --load-profile", file=sys.stderr)
-        sys.exit(2)
+        fail(f"{'--load-profile' if args.load_profile else '--load-sweep'} {prof_dir}: no profile (prefill.csv) for the "
+             "swept replica's laws; name one with --load-profile")
+    if args.load_sweep.is_file():  # read before parts 1-3's minutes (found by a helper's QA: checked only in part 4,
+        read_load_sweep(args.load_sweep)  # and a profile folder without meta.yaml was a traceback there)
+        with refused_as_input("--load-profile: " if args.load_profile else "--load-sweep: the profile beside it: "):
+            load_profile(prof_dir)
     con = Console(width=160)
     with refused_as_input():
         pm = PerfModel.load()

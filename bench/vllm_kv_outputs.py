@@ -233,7 +233,7 @@ def itl_matched(perf: VariantPerf, p: LoadPoint, sim_itl_ms_mean: float) -> tupl
 def rate_points(perf: VariantPerf, sweep: Path) -> list[RatePoint]:
     eng = engine_rows(sweep)
     out = []
-    for p in read_load_sweep(sweep):
+    for p in read_load_sweep(sweep, "--sweep"):
         sim_p90, sim_served, sim_pre, sim_itl = {}, {}, 0, math.nan
         for policy in POLICIES:
             report, _ = mixed_sim_report(perf, p.isl, p.osl, p.sent_s, FRONTEND_MS_PER_RUNNING, p.prompts, p.outputs, policy)
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 (held_sim_err if held else tuning_sim_err).setdefault(k, []).append(sim_err[k][-1])
                 if r.saturated:
                     sim_served_err.setdefault(k, []).append(100.0 * (r.sim_served_rps[k] / r.served_rps - 1.0))
-        first = read_load_sweep(sweep)[0]
+        first = read_load_sweep(sweep, "--sweep")[0]
         sat = [r for r in points if r.saturated]
         # the outputs a planner would state: the saturated sample's own mean (its served rate is counted in requests
         # of that mean; a draw of spread outputs runs 429-577 tokens where 512 were asked), else the sweep's

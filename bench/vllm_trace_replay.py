@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_input import fail, not_found  # noqa: E402
+from bench_input import fail, not_found, read_rows  # noqa: E402
 from fidelity import mixed_sim_report  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import PlannerError  # noqa: E402
@@ -97,11 +97,11 @@ def read_replay(arg: str) -> Replay:
     path = Path(path_s)
     if not path.is_file():
         fail(f"--replay {path}: {not_found(path)} (expected the profiler's {REPLAY_FILE})")
-    df = pd.read_csv(path)
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing or len(df) < 2:
+    df = read_rows(path, "--replay", f"the profiler's {REPLAY_FILE}", COLUMNS, counts=("prompt_tokens", "tokens"),
+                   may_be_empty=("itl_ms",))
+    if len(df) < 2:
         fail(f"--replay {path}: expected the profiler's {REPLAY_FILE} (columns {', '.join(COLUMNS)}, two requests or "
-             f"more); " + (f"missing {missing}" if missing else f"{len(df)} rows"))
+             f"more); {len(df)} rows")
     meta_path = path.parent / "meta.yaml"
     if not meta_path.is_file():
         fail(f"--replay {path}: no meta.yaml beside it (the replayed server's model, GPU and KV cache)")

@@ -247,7 +247,7 @@ def parse_sweep(arg: str) -> tuple[Path, Path]:
         print(f"--sweep {arg}: {pd_} holds no profile (prefill.csv and decode.csv) for the swept replica's laws; "
               f"name one with SWEEP.csv=PROFILE_DIR", file=sys.stderr)
         raise SystemExit(2)
-    read_load_sweep(sp)  # exits 2 on missing columns
+    read_load_sweep(sp, "--sweep")  # exits 2 naming the flag on a sweep that cannot be read as one
     try:  # the swept model must be in the catalog (the imported models' one unless PLANNER_CATALOG is set)
         prof = load_profile(pd_)
         Catalog.load().model(prof.meta.model)
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
                 fitted[prof.resolve()] = fit_profile(load_profile(prof), Catalog.load())[0]
             perf = swept_replica(fitted[prof.resolve()], sweep)
             e = part_vllm_load(sweep, 0, 0, con, prof, perf=perf, tuning_sweep=is_tuning, biases=biases)
-            points = read_load_sweep(sweep)
+            points = read_load_sweep(sweep, "--sweep")
             sat = saturation(perf, points)
             steady = steady_errors(perf, points, sat)
             reach = reachable_errors(perf, points, sat)

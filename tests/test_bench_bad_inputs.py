@@ -330,3 +330,53 @@ def test_fidelity_lengths_reads_the_trace_before_part_1_and_plans_its_own_model(
     upper = _trace(tmp_path / "upper.csv", ["LLAMA-3.1-8B"])
     bench.main(["--trace", str(upper), "--no-fidelity"])
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("RESULT held_out_plans_meeting_mean_len=")
+
+
+SWEEP_HEADER = "isl,osl,rate_rps,seed,request,sent_s,ttft_ms,itl_ms,tokens,e2e_ms\n"
+REPLAY_HEADER = "sent_s,ttft_ms,itl_ms,prompt_tokens,tokens\n"
+ROWS_CASES = [  # (bench, file's bytes, what the message says); found by a helper's QA: tracebacks, or exit 0
+    ("fidelity", b"", "expected the profiler's load_sweep.csv, could not read it as a CSV"),
+    ("fidelity", b"\xff\xfe\x00\x01", "expected the profiler's load_sweep.csv, could not read it as a CSV"),
+    ("fidelity", SWEEP_HEADER.encode(), "expected the profiler's load_sweep.csv, a row per request; it has none"),
+    ("fidelity", (SWEEP_HEADER + "1024,128,3,0,0,0.0,20.5,7.1,128,900\n").encode(),
+     "expected two requests or more per rate point (isl, osl, rate_rps); isl 1024, osl 128, rate_rps 3 has one"),
+    ("fidelity", (SWEEP_HEADER + "1024,128,3,0,0,0.0,abc,7.1,128,900\n1024,128,3,0,1,0.3,20.5,7.1,128,900\n").encode(),
+     "field 'ttft_ms': expected a finite number on every row; row 2 has 'abc'"),
+    ("vllm_trace_replay", b"", "expected the profiler's trace_replay.csv, could not read it as a CSV"),
+    ("vllm_trace_replay", (REPLAY_HEADER + "0.0,20.5,7.1,512,64\n0.4,abc,7.0,480,70\n").encode(),
+     "field 'ttft_ms': expected a finite number on every row; row 3 has 'abc'"),
+    ("vllm_trace_replay", (REPLAY_HEADER + "0.0,20.5,7.1,-7,64\n0.4,21.0,7.0,480,70\n").encode(),
+     "field 'prompt_tokens': expected a whole count >= 0 on every row; row 2 has -7"),
+    ("vllm_trace_replay", (REPLAY_HEADER + "0.0,20.5,7.1,512,64\n,21.0,7.0,480,70\n").encode(),
+     "field 'sent_s': expected a finite number on every row; row 3 has nothing"),
+]
+
+
+@pytest.mark.parametrize("bench, content, says", ROWS_CASES, ids=[f"{b}:{s[:40]}" for b, _, s in ROWS_CASES])
+def test_measured_rows_are_read_before_any_work(bench, content, says, tmp_path, capsys):
+    """`bench/fidelity.py --load-sweep CSV` and `bench/vllm_trace_replay.py --replay CSV` of an unreadable file, a word
+    where a number was, a negative token count, no rows or a one-request rate point: exit 2 naming the flag, the file,
+    the field and the row, before any work (bench_input.read_rows; fidelity read its sweep only in part 4, after parts
+    1-3)."""
+    path = tmp_path / ("load_sweep.csv" if bench == "fidelity" else "trace_replay.csv")
+    path.write_bytes(content)
+    argv = (["--load-sweep", str(path), "--load-profile", str(REPO / "profiles" / "data" / "llama-3.1-8b" / "H200-141GB"
+                                                               / "tp1" / "vllm"), "--requests", "10", "--seeds", "1",
+             "--no-bursty"] if bench == "fidelity" else ["--replay", str(path)])
+    with pytest.raises(SystemExit) as exc:
+        importlib.import_module(bench).main(argv)
+    out = capsys.readouterr()
+    assert exc.value.code == 2, out.err
+    flag = "--load-sweep" if bench == "fidelity" else "--replay"
+    assert f"{flag} {path}: {says}" in out.err and "Traceback" not in out.err
+    assert "RESULT" not in out.out and "MAPE" not in out.out  # nothing ran
+
+
+def test_read_rows_lets_an_empty_itl_through(tmp_path):
+    """The profiler writes no ITL for a one-token output (profiles/backends/vllm.py: nan): an empty itl_ms is a row
+    (bench_input.read_rows' may_be_empty), an empty TTFT is not."""
+    bench = importlib.import_module("bench_input")
+    path = tmp_path / "trace_replay.csv"
+    path.write_text(REPLAY_HEADER + "0.0,20.5,,512,1\n0.4,21.0,7.0,480,70\n")
+    df = bench.read_rows(path, "--replay", "rows", ("sent_s", "ttft_ms", "itl_ms"), may_be_empty=("itl_ms",))
+    assert len(df) == 2 and df["itl_ms"].isna().sum() == 1
