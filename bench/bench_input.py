@@ -113,10 +113,10 @@ def with_a_span(trace: pd.DataFrame, path: Path) -> pd.DataFrame:
     that buckets it into classes plans their rates, requests over the trace's span, and bucket_trace would make one up
     for a span of 0 s (1 req/s; found by a helper's QA: a one-request trace ran through bench/baselines.py and
     bench/mixed_classes.py with exit 0). The words of `planner workload from-trace`, which refuses the same."""
-    if len(trace) and float(trace["t_s"].max()) <= 0:
-        at_once = "it has one request" if len(trace) == 1 else f"all {len(trace)} are at the same time"
-        raise InputError(str(path), "timestamp", "requests at more than one instant (a rate is requests over the "
-                         f"trace's span); {at_once}")
+    from planner.io.traces import check_rate_span
+
+    if len(trace):
+        check_rate_span(trace, path)
     return trace
 
 
