@@ -384,7 +384,8 @@ def binding(model: LinearModel, values: list[float], tol: float = 1e-5) -> list[
     Families reported: inventory[r], capacity[v] (pool at its target utilisation), kv_link[v],
     pd_ratio[g], min_replicas[g], step[v], pool_size[v] (a pool at the replicas its capacities assume),
     pool_floor[v] (a pool held at its floor). A row whose
-    terms are all zero at the solution (an unused pool, say) is not reported: it constrains nothing.
+    terms are all zero at the solution (an unused pool, say) is not reported: it constrains nothing; nor is a
+    min-replicas row of one replica on a side that carries load (`_implied_side_floor`).
     """
     out: list[Binding] = []
     for row in model.rows:
@@ -392,13 +393,26 @@ def binding(model: LinearModel, values: list[float], tol: float = 1e-5) -> list[
         if family is None:
             continue
         activity = [a * values[i] for i, a in row.terms.items()]
-        if not any(abs(t) > tol for t in activity):
+        if not any(abs(t) > tol for t in activity) or _implied_side_floor(model, row, values, tol):
             continue
         if abs(sum(activity) - row.rhs) <= tol * max(1.0, abs(row.rhs), *(abs(t) for t in activity)):
             found = Binding(family, row.target)
             if found not in out:
                 out.append(found)
     return out
+
+
+def _implied_side_floor(model: LinearModel, row: Row, values: list[float], tol: float) -> bool:
+    """Whether `row` is a min_prefill / min_decode row of at most one replica on a side whose pools carry flow: a pool
+    serving any flow holds a replica by its capacity row, so the floor is implied there, and tight is not binding
+    (found in QA: `planner explain` listed 'minimum replicas of model llama-2-70b' among the binding constraints of a
+    plan whose one prefill and one decode replica ran at 78% and 30% of their SLO capacity, as if lowering the floor
+    would save a GPU). A floor above one replica stays reported when tight: whether the load alone would need as many
+    replicas depends on how the pools could be merged, which this row cannot tell."""
+    if row.kind not in (RowKind.MIN_PREFILL, RowKind.MIN_DECODE) or row.rhs > 1.0:
+        return False
+    pools = {vid for vid, i in model.n.items() if i in row.terms}
+    return any(values[i] > tol for (_, vid), i in model.x.items() if vid in pools)
 
 
 def _min(a: int | None, b: int) -> int:

@@ -295,3 +295,24 @@ def test_a_models_optimal_answer_is_kept_and_given_again(monkeypatch):
     backends._group_solution(cut, "highs", 10.0, 1e-4)
     backends._group_solution(cut, "highs", 10.0, 1e-4)
     assert len(calls) == 5  # not kept: solved twice
+
+
+# A model's min-replicas floor (min_prefill / min_decode rows) against what its load needs. One class of `rate` req/s on
+# a prefill and a decode pool of 4 req/s a replica at utilization 1; the floor, then the replicas of each side and
+# whether min_replicas[m] is a binding constraint. Found in QA: `planner explain` listed 'minimum replicas of model
+# llama-2-70b' among a plan's binding constraints where its one prefill and one decode replica ran at 78% and 30% of
+# their SLO capacity: a floor of one replica on a side that carries load is implied (its pool holds a replica anyway).
+@pytest.mark.parametrize("floor,rate,replicas,binds", [
+    (1, 1.0, 1, False),   # 1 req/s needs a replica each side: the floor of 1 is tight, and implied
+    (1, 6.0, 2, False),   # 6 req/s needs 2: the floor is slack
+    (2, 1.0, 2, True),    # the floor holds a second replica each side the load does not need
+    (3, 6.0, 3, True),    # 6 req/s needs 2, the floor holds 3
+])
+def test_a_floor_of_one_replica_per_side_is_not_reported_binding(floor, rate, replicas, binds):
+    variants = [VariantSpec("p", "m", "prefill", "G", 1, 1.0, utilization=1.0),
+                VariantSpec("d", "m", "decode", "G", 1, 1.0, utilization=1.0)]
+    prob = Problem([ClassSpec("c", "m", rate)], variants, {("c", "p"): 4.0, ("c", "d"): 4.0}, min_replicas_per_group={"m": floor})
+    for backend in BACKENDS:
+        sol = solve(prob, backend)
+        assert sol.replicas == {"p": replicas, "d": replicas}, (backend, sol.replicas)
+        assert (Binding(Family.MIN_REPLICAS, "m") in sol.binding) == binds, (backend, sol.binding)
