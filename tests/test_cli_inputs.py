@@ -151,6 +151,13 @@ CASES = [
          2, ("{f}", "field 'gpus'", "expected the GPUs of the plan's pools")),
     Case("a pool's replicas edited (explain)", lambda t: ["explain", _edited_plan(
         t, lambda p: p["models"]["llama-3.1-8b"]["pools"][0].update(replicas=0))], 2, ("{f}", "pools[0].gpus", "replicas x tp")),
+    # found in QA: a pool edited to 0 replicas with its routing kept; explain said the class's KV went to it, simulate
+    # refused it naming no file ("field 'pools.<id>.replicas'")
+    *[Case(f"a routed pool of 0 replicas, {role} ({cmd})", lambda t, role=role, cmd=cmd: [
+        cmd, *(["--plan"] if cmd == "simulate" else []), _zeroed_pool(t, role),
+        *(["--workload", W, "--duration", "10", "--png", t("x.png", "")] if cmd == "simulate" else [])],
+        2, ("{f}", "routing.llama-3.1-8b/", "a pool of 0 replicas"))
+      for role in ("prefill", "decode") for cmd in ("explain", "simulate")],
     Case("routing weight > 1 (simulate)", lambda t: ["simulate", "--plan", _bad_plan(t, 1.5), "--workload", W, "--duration", "10", "--png", t("x.png", "")],
          2, ("{f}", "routing", "[0, 1]")),
     Case("simulate --routing round_robin", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--routing", "round_robin"],
@@ -490,6 +497,17 @@ def _edited_plan(t: Callable[[str, str | bytes], str], edit: Callable[[dict], ob
     plan = yaml.safe_load(Path(_good_plan(t)).read_text())
     edit(plan)
     return t("edited.yaml", yaml.safe_dump(plan))
+
+
+def _zeroed_pool(t: Callable[[str, str | bytes], str], role: str) -> str:
+    """The default plan with llama-3.1-8b's first pool of `role` edited to 0 replicas, its GPUs, cost and the plan's
+    totals with it (a consistent hand edit), its routing and pairing left as they were."""
+    plan = yaml.safe_load(Path(_good_plan(t)).read_text())
+    pool = next(p for p in plan["models"]["llama-3.1-8b"]["pools"] if p["role"] == role)
+    plan["gpus"][pool["gpu"]] -= pool["gpus"]
+    plan["cost_per_hour"] = round(plan["cost_per_hour"] - pool["cost_per_hour"], 4)
+    pool.update(replicas=0, gpus=0, cost_per_hour=0.0)
+    return t("zeroed.yaml", yaml.safe_dump(plan))
 
 
 def _plan_without_decode(t: Callable[[str, str | bytes], str]) -> str:

@@ -16,8 +16,9 @@ from planner.io.schema import PREFILL_SIDE, Plan, Variant
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
-    """Read and validate a plan file, checking that its routing names its own pools, sums to 1 on each side, and
-    gives a class routed to a prefill pool a decode pool, and that its GPU and cost totals are its pools' sums."""
+    """Read and validate a plan file, checking that its routing names its own pools (none of 0 replicas with a
+    weight), sums to 1 on each side, and gives a class routed to a prefill pool a decode pool, and that its GPU and cost
+    totals are its pools' sums."""
     plan = load_model(Plan, path)
     for model, mp in plan.models.items():
         for i, p in enumerate(mp.pools):
@@ -31,6 +32,7 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
                                  f"id '{p.id}' disagrees with the pool's model/role/gpu/tp/weight_dtype/kv_dtype "
                                  f"({model}, {p.role}, {p.gpu}, {p.tp}, {p.weight_dtype}, {p.kv_dtype})")
         roles = {p.id: p.role for p in mp.pools}
+        replicas = {p.id: p.replicas for p in mp.pools}
         for i, pool in enumerate(mp.pools):
             if pool.replicas < 0 or pool.tp <= 0:
                 raise InputError(str(path), f"models.{model}.pools[{i}]", f"expected replicas >= 0 and tp > 0, got {pool.replicas} and {pool.tp}")
@@ -43,6 +45,12 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
                     raise InputError(str(path), f"models.{model}.routing.{cid}.{pool_id}", f"expected a routing weight in [0, 1], got {w!r}")
                 if pool_id not in roles:
                     raise InputError(str(path), f"models.{model}.routing.{cid}.{pool_id}", "routing names a pool that is not in the plan's pools")
+                if w > 0 and replicas[pool_id] == 0:
+                    # found in QA: a pool's replicas (and GPUs) edited to 0 with its routing kept; `planner explain`
+                    # said 28% of the class's KV went to it, and the simulator refused it naming no file
+                    raise InputError(str(path), f"models.{model}.routing.{cid}.{pool_id}",
+                                     f"a weight of {w:g} to a pool of 0 replicas, which serves nothing: expected the "
+                                     "pool's replicas, or its weight moved to the class's other pools")
             for side, side_roles in (("prefill-side", PREFILL_SIDE), ("decode", ("decode",))):
                 tot = sum(w for p, w in weights.items() if roles[p] in side_roles)
                 if tot and abs(tot - 1.0) > 1e-3:
