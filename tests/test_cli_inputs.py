@@ -158,6 +158,9 @@ CASES = [
         *(["--workload", W, "--duration", "10", "--png", t("x.png", "")] if cmd == "simulate" else [])],
         2, ("{f}", "routing.llama-3.1-8b/", "a pool of 0 replicas"))
       for role in ("prefill", "decode") for cmd in ("explain", "simulate")],
+    # found in QA: with a pool's replicas edited (GPUs and costs with them), explain kept the solver's P:D ratio
+    Case("a pd_ratio its pools no longer have (explain)", lambda t: ["explain", _edited_plan(t, _grown_prefill)],
+         2, ("{f}", "models.llama-3.1-8b.pd_ratio", "4 / 2 = 2", "got 1.5")),
     Case("routing weight > 1 (simulate)", lambda t: ["simulate", "--plan", _bad_plan(t, 1.5), "--workload", W, "--duration", "10", "--png", t("x.png", "")],
          2, ("{f}", "routing", "[0, 1]")),
     Case("simulate --routing round_robin", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--routing", "round_robin"],
@@ -508,6 +511,16 @@ def _zeroed_pool(t: Callable[[str, str | bytes], str], role: str) -> str:
     plan["cost_per_hour"] = round(plan["cost_per_hour"] - pool["cost_per_hour"], 4)
     pool.update(replicas=0, gpus=0, cost_per_hour=0.0)
     return t("zeroed.yaml", yaml.safe_dump(plan))
+
+
+def _grown_prefill(plan: dict) -> None:
+    """llama-3.1-8b's prefill pool of the default plan edited from 3 to 4 replicas, its GPUs, cost and the plan's totals
+    with it, its pd_ratio (3 prefill / 2 decode GPUs = 1.5) left as it was."""
+    pool = next(p for p in plan["models"]["llama-3.1-8b"]["pools"] if p["role"] == "prefill")
+    price = pool["cost_per_hour"] / pool["gpus"]
+    pool.update(replicas=4, gpus=4, cost_per_hour=round(4 * price, 4))
+    plan["gpus"][pool["gpu"]] += 1
+    plan["cost_per_hour"] = round(plan["cost_per_hour"] + price, 4)
 
 
 def _plan_without_decode(t: Callable[[str, str | bytes], str]) -> str:

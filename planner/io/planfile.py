@@ -14,6 +14,10 @@ from planner.io.errors import InputError
 from planner.io.files import load_model, write_model
 from planner.io.schema import PREFILL_SIDE, Plan, Variant
 
+# A model's pd_ratio against its pools' GPUs: the solver writes it rounded to 4 decimals, a hand-written one to 3
+# (the precision of the routing weights' sums below).
+PD_RATIO_TOL = 1e-3
+
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read and validate a plan file, checking that its routing names its own pools (none of 0 replicas with a
@@ -81,10 +85,10 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
 
 
 def _check_totals(plan: Plan, path: str | os.PathLike[str]) -> None:
-    """A feasible plan's `gpus` and `cost_per_hour`, where stated, are its pools' sums (as the solver writes them; a
-    plan of pools only, as tools and tests write, leaves them out). Found by hand: with a pool (or a whole model)
-    removed, `planner explain` still said 'Cost $59.19/h on 21 GPUs (3 A100-80GB, ...)', the removed pool's A100 and
-    dollars included."""
+    """A feasible plan's `gpus` and `cost_per_hour`, where stated, are its pools' sums, and each model's `pd_ratio` its
+    pools' prefill GPUs over decode GPUs (as the solver writes them; a plan of pools only, as tools and tests write,
+    leaves them out). Found by hand: with a pool (or a whole model) removed, `planner explain` still said 'Cost
+    $59.19/h on 21 GPUs (3 A100-80GB, ...)', the removed pool's A100 and dollars included."""
     if not plan.feasible:
         return
     pools = [p for mp in plan.models.values() for p in mp.pools]
@@ -99,6 +103,15 @@ def _check_totals(plan: Plan, path: str | os.PathLike[str]) -> None:
     if plan.cost_per_hour and abs(cost - plan.cost_per_hour) > 0.01:
         raise InputError(str(path), "cost_per_hour", f"expected the sum of the plan's pools' cost_per_hour, {cost:,.2f} USD/h, "
                          f"got {plan.cost_per_hour:,.2f}")
+    for model, mp in plan.models.items():
+        # found in QA: a decode pool edited to 0 replicas (GPUs and costs with it); `planner explain` still said
+        # 'P:D = 3.75 (GPUs)' of 15 prefill and 3 decode GPUs. A ratio is stated where the model has both sides
+        p_gpus = sum(p.gpus for p in mp.pools if p.role == "prefill")
+        d_gpus = sum(p.gpus for p in mp.pools if p.role == "decode")
+        if mp.pd_ratio is not None and (not p_gpus or not d_gpus or abs(mp.pd_ratio - p_gpus / d_gpus) > PD_RATIO_TOL):
+            expected = f"{p_gpus} / {d_gpus} = {p_gpus / d_gpus:.4g}" if p_gpus and d_gpus else "none (null)"
+            raise InputError(str(path), f"models.{model}.pd_ratio", f"expected the pools' prefill GPUs / decode GPUs, "
+                             f"{expected}, got {mp.pd_ratio:g}")
 
 
 def save_plan(path: str | os.PathLike[str], plan: Plan) -> None:
