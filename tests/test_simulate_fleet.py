@@ -446,3 +446,31 @@ def test_simulate_runs_a_plan_with_either_kv_policy(tmp_path: Path, mix_share: f
         pre[policy] = int(rep.pool_summary().loc[pool, "preemptions"])
         assert rep.requests.finished.all()
     assert pre["on_demand"] > 0 and pre["reserve"] == 0
+
+
+# Goodput is per second of what the arrivals stand for (Arrivals.span_s). Found in QA: 2 requests drawn over 0.05 s read
+# 49.18 req/s of goodput (over the last arrival's 0.041 s), and one request in a 1-ms cut of a trace 1,000,000,000 req/s
+# (over the 1e-9 s floor). Each row: how the arrivals are made, then the span they stand for (None: NaN goodput).
+_SHORT_TRACE = pd.DataFrame({"timestamp": [0.0, 0.02, 0.5, 3.0], "model": "m", "input_tokens": 500, "output_tokens": 20})
+
+
+@pytest.mark.parametrize("make,span", [
+    (lambda: poisson_arrivals(WL, 0.5, np.random.default_rng(3)), 0.5),      # Poisson draws: the duration asked
+    (lambda: trace_arrivals(_SHORT_TRACE, WL, duration_s=1.0), 1.0),          # a trace cut: its first second
+    (lambda: trace_arrivals(_SHORT_TRACE, WL), 3.0),                          # the whole trace: its last arrival
+    (lambda: trace_arrivals(_SHORT_TRACE, WL, duration_s=60.0), 3.0),         # a cut past its end: the trace's own span
+    (lambda: trace_arrivals(_SHORT_TRACE.iloc[:1], WL), None),                # one instant: no rate
+])
+def test_goodput_is_per_second_of_the_arrivals_window(make, span):
+    arr = make()
+    sim = FleetSimulator.from_plan(make_plan(), lookup(), arr, WL, seed=1)
+    sim.run()
+    rep = build_report(sim)
+    met = rep.requests.groupby("class_id")["met_slo"].sum()
+    for r in rep.classes.itertuples():
+        if span is None:
+            assert np.isnan(r.goodput_rps), r
+        else:
+            assert r.goodput_rps == pytest.approx(met[r.class_id] / span), (r.class_id, r.goodput_rps)
+    assert rep.arrivals_s == (span or 0.0)
+

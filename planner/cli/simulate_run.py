@@ -104,7 +104,8 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
 
 
 def class_table(rep: SimReport) -> Table:
-    t = Table(title=f"Simulated classes ({rep.arrivals_s:,.0f} s of arrivals, {len(rep.requests):,} requests, {rep.events:,} events)")
+    span = f"{rep.arrivals_s:,.0f}" if rep.arrivals_s >= 10 else f"{rep.arrivals_s:.3g}"  # a short run is not '0 s'
+    t = Table(title=f"Simulated classes ({span} s of arrivals, {len(rep.requests):,} requests, {rep.events:,} events)")
     for col in ("class", "reqs", "TTFT p50/p90/p99 ms", "ITL p50/p90/p99 ms", "e2e p90 ms", "SLO", "attainment", "goodput rps"):
         t.add_column(col, justify="left" if col in ("class", "SLO") else "right")
     for r in rep.classes.itertuples():
@@ -118,7 +119,8 @@ def class_table(rep: SimReport) -> Table:
         t.add_row(str(r.class_id), f"{r.requests:,}",
                   f"{r.ttft_p50_ms:.0f}/{r.ttft_p90_ms:.0f}/{r.ttft_p99_ms:.0f}",
                   f"{r.itl_p50_ms:.1f}/{r.itl_p90_ms:.1f}/{r.itl_p99_ms:.1f}", f"{r.e2e_p90_ms:,.0f}",
-                  (" ".join(slo) + f" @p{r.slo_percentile:g}") if slo else "-", att, f"{r.goodput_rps:.2f}")
+                  (" ".join(slo) + f" @p{r.slo_percentile:g}") if slo else "-", att,
+                  f"{r.goodput_rps:.2f}" if r.goodput_rps == r.goodput_rps else "-")  # NaN: arrivals at one instant
     return t
 
 

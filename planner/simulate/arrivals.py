@@ -40,6 +40,9 @@ class Arrivals:
     isl: np.ndarray
     osl: np.ndarray
     class_ids: tuple[str, ...]
+    window_s: float | None = None
+    """The seconds the arrivals were drawn or cut over ([0, window_s): Poisson draws of a duration, a trace's first
+    --duration seconds); None: the last arrival's time (`duration_s`)."""
 
     def __len__(self) -> int:
         return int(self.t_s.shape[0])
@@ -47,6 +50,13 @@ class Arrivals:
     @property
     def duration_s(self) -> float:
         return float(self.t_s[-1]) if len(self) else 0.0
+
+    @property
+    def span_s(self) -> float:
+        """The seconds the arrivals stand for (rates and goodput are per second of it): `window_s` where known, else the
+        last arrival's time (found in QA: 2 requests drawn over 0.05 s read 49.18 req/s of goodput, over the last
+        arrival's 0.041 s, and one request a 1-ms cut of a trace kept 1,000,000,000 req/s, over the 1e-9 s floor)."""
+        return self.window_s if self.window_s is not None else self.duration_s
 
 
 # Spread of a cluster's members around its start (mean of the exponential offsets), s: well under
@@ -160,7 +170,7 @@ def poisson_arrivals(workload: Workload, duration_s: float, rng: np.random.Gener
     t, cl = t[order], cl[order]
     isl = np.concatenate(ls)[order]
     osl = np.concatenate(os_)[order]
-    return Arrivals(t, cl, isl, osl, ids)
+    return Arrivals(t, cl, isl, osl, ids, window_s=duration_s)
 
 
 def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None = None) -> pd.DataFrame:
@@ -222,6 +232,8 @@ def trace_arrivals(trace: pd.DataFrame, workload: Workload, source: str = "<trac
     from planner.io.traces import assign_classes
 
     df = normalise_trace(trace, source, model)
+    # the arrivals stand for the first duration_s seconds where the trace runs past them, else for the trace's own span
+    window = duration_s if duration_s is not None and bool((df["t_s"] >= duration_s).any()) else None
     if duration_s is not None:
         df = df[df["t_s"] < duration_s].reset_index(drop=True)
         if df.empty:
@@ -241,4 +253,4 @@ def trace_arrivals(trace: pd.DataFrame, workload: Workload, source: str = "<trac
         cid = assign_classes(df, workload)
     cls = np.array([index[c] for c in cid], dtype=np.int64)
     return Arrivals(df["t_s"].to_numpy(dtype=float), cls, df["input_tokens"].to_numpy(dtype=np.int64),
-                    df["output_tokens"].to_numpy(dtype=np.int64), ids)
+                    df["output_tokens"].to_numpy(dtype=np.int64), ids, window_s=window)

@@ -105,7 +105,8 @@ def build_report(sim: FleetSimulator) -> SimReport:  # fleet.py is imported for 
         "finished": finished,
         "rejected": np.asarray(req.rejected),
     })
-    span = max(float(sim.arrivals.duration_s), 1e-9)
+    # goodput is per second of what the arrivals stand for; arrivals at one instant stand for no span: no rate (NaN)
+    span = float(sim.arrivals.span_s)
     rows = []
     for cid, g in df.groupby("class_id", sort=False):
         slo = sim.slos.get(cid)
@@ -121,7 +122,7 @@ def build_report(sim: FleetSimulator) -> SimReport:  # fleet.py is imported for 
             "slo_ttft_ms": slo.ttft_ms if slo and slo.ttft_ms is not None else float("nan"),
             "slo_itl_ms": slo.itl_ms if slo and slo.itl_ms is not None else float("nan"),
             "attainment": att,
-            "goodput_rps": float(g["met_slo"].sum()) / span,
+            "goodput_rps": float(g["met_slo"].sum()) / span if span > 0 else float("nan"),
             "slo_holds": bool(slo is None or att >= slo.percentile / 100.0),
         })
         rows.append(row)
