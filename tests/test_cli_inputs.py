@@ -171,6 +171,9 @@ CASES = [
     Case("explain with no plan", lambda t: ["explain"], 2, ("--plan", "one plan file", "got none")),
     Case("explain with two plans", lambda t: ["explain", _good_plan(t), "--plan", _good_plan(t)], 2, ("--plan", "got two")),
     Case("simulate --duration 0", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "0"], 2, ("--duration", "> 0")),
+    # found in QA: "field 'arrivals': no requests to simulate", the flag that drew none not named
+    Case("simulate --duration 1e-9", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "1e-9"],
+         2, ("--duration", "drew no request", "57 req/s")),
     Case("simulate --duration 1e12", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "1e12"],
          2, ("--duration", "limit")),
     Case("--verify-trace missing", lambda t: ["solve", "-w", W, "-f", F, "--verify-trace", str(Path(t("d/.keep", "")).parent / "none.csv"), *NS],

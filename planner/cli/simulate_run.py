@@ -72,7 +72,13 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
         _check_routed(plan, wl, str(workload))
     if trace is None:
         assert wl is not None
-        return poisson_arrivals(wl, duration or DEFAULT_WORKLOAD_DURATION_S, np.random.default_rng(seed)), wl
+        seconds = duration or DEFAULT_WORKLOAD_DURATION_S
+        arr = poisson_arrivals(wl, seconds, np.random.default_rng(seed))
+        if not len(arr):  # found in QA: --duration 1e-9 was "field 'arrivals': no requests to simulate", no flag named
+            rate = sum(c.rate_rps for c in wl.classes)
+            raise InputError(None, "--duration", f"{seconds:g} s of the workload's {rate:g} req/s drew no request; expected "
+                             f"seconds enough for many (a request every {1.0 / rate:.3g} s on average)")
+        return arr, wl
     from planner.io.traces import bucket_trace, has_model_column, over_context_note, read_trace, time_unit_note
 
     single = model or (next(iter(plan.models)) if len(plan.models) == 1 else None)
