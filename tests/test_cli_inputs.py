@@ -170,6 +170,9 @@ CASES = [
     # found by hand at stop 52: `explain --plan P` (as simulate takes it) was "No such option"; both forms read the plan
     Case("explain with no plan", lambda t: ["explain"], 2, ("--plan", "one plan file", "got none")),
     Case("explain with two plans", lambda t: ["explain", _good_plan(t), "--plan", _good_plan(t)], 2, ("--plan", "got two")),
+    Case("simulate with no plan", lambda t: ["simulate", "--workload", W], 2, ("--plan", "one plan file", "got none")),
+    Case("simulate with two plans", lambda t: ["simulate", _good_plan(t), "--plan", _good_plan(t), "--workload", W],
+         2, ("--plan", "got two")),
     Case("simulate --duration 0", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "0"], 2, ("--duration", "> 0")),
     # found in QA: "field 'arrivals': no requests to simulate", the flag that drew none not named
     Case("simulate --duration 1e-9", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "1e-9"],
@@ -1078,3 +1081,19 @@ def test_a_solver_out_of_time_is_not_called_infeasible(monkeypatch: pytest.Monke
     assert "keep it out of reach" not in text
     plan = yaml.safe_load(out.read_text())
     assert plan["solver"]["status"] == "time_limit" and "not shown infeasible" in plan["diagnosis"][0]
+
+
+def test_simulate_reads_the_plan_as_explain_does(tmp_path: Path) -> None:
+    """`planner simulate PLAN` replays the plan as `--plan PLAN` does (found in QA: the argument form, which `planner
+    explain PLAN` takes, was "Missing option '--plan'")."""
+    def t(name: str, content: str | bytes) -> str:
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
+        return str(p)
+
+    plan = _good_plan(t)
+    rest = ["--workload", W, "--duration", "5", "--png", str(tmp_path / "x.png")]
+    outs = [runner.invoke(app, ["simulate", *form, *rest]) for form in ([plan], ["--plan", plan])]
+    assert [r.exit_code for r in outs] == [0, 0], [r.output for r in outs]
+    assert outs[0].output == outs[1].output and "Simulated classes" in outs[0].output

@@ -111,7 +111,9 @@ def register(app: typer.Typer) -> None:
     @app.command("simulate")
     @friendly_errors
     def simulate(
-        plan: Path = typer.Option(..., help="plan YAML/JSON (planner solve output)"),
+        plan_path: Path | None = typer.Argument(None, help="plan YAML/JSON (planner solve output), as `planner explain PLAN` "
+                                                           "takes it"),
+        plan_option: Path | None = typer.Option(None, "--plan", help="the plan file (or give it as the argument)"),
         trace: Path | None = typer.Option(None, help="trace CSV: timestamp, model, input_tokens, output_tokens (or an "
                                                      "Azure, BurstGPT or Mooncake trace)"),
         workload: Path | None = typer.Option(None, help="workload YAML: its classes' arrivals, Poisson, or clustered "
@@ -138,6 +140,11 @@ def register(app: typer.Typer) -> None:
         from planner.cli.simulate_run import parse_kv_policy, parse_routing, run_simulate
         from planner.io.catalog import Catalog
 
+        # found in QA: `planner simulate PLAN`, as `planner explain PLAN` reads it, was "Missing option '--plan'"
+        plan = plan_path or plan_option
+        if plan is None or (plan_path is not None and plan_option is not None):
+            raise InputError(None, "--plan", "one plan file, as `planner simulate PLAN` or `planner simulate --plan PLAN`; "
+                             "got " + ("none" if plan is None else f"two ({plan_path} and {plan_option})"))
         root = plan_profiles_root(plan, profiles)
         run_simulate(plan=plan, trace=trace, workload=workload, duration=duration, seed=seed, png=png, model=model,
                      perf_lookup=default_perf_lookup(root), routing=parse_routing(routing), kv_policy=parse_kv_policy(kv_policy),
