@@ -170,6 +170,31 @@ def test_plan_file_pairing_is_checked_on_load(tmp_path, workload, perf, catalog)
     assert f"models.llama-2-70b.pairing.{cid}.{pre}" in str(e.value) and "decode pools" in str(e.value)
 
 
+# A class's pairing names each of its prefill pools (found in QA: one prefill pool's line dropped from a class's pairing;
+# explain said nothing of where its KV goes and the simulator drew its decode pools from the class's decode weights,
+# across a pair the fleet forbade). Two prefill and two decode pools, each prefill pool paired with the decode pool of
+# its GPU type; each row: the prefill pools whose pairing line is kept, then the field refused (None: the plan loads).
+@pytest.mark.parametrize("kept,refused", [
+    (("m/prefill/A/tp1", "m/prefill/B/tp1"), None),     # as the planner writes it
+    ((), None),                                         # no pairing for the class: any prefill pool to any decode pool
+    (("m/prefill/A/tp1",), "m/prefill/B/tp1"),          # B's KV: nowhere said
+])
+def test_a_class_pairing_names_each_of_its_prefill_pools(tmp_path, kept, refused) -> None:
+    pools = [{"id": f"m/{role}/{g}/tp1", "role": role, "gpu": g, "tp": 1, "replicas": 1, "gpus": 1, "cost_per_hour": 1.0,
+              "utilization": 0.5} for role in ("prefill", "decode") for g in "AB"]
+    pairing = {pid: {pid.replace("prefill", "decode"): 1.0} for pid in kept}
+    doc = {"solver": {"backend": "test", "status": "optimal"}, "models": {"m": {
+        "pools": pools, "routing": {"c": {p["id"]: 0.5 for p in pools}}, "predicted": {}, "pairing": {"c": pairing} if pairing else {}}}}
+    path = tmp_path / "plan.yaml"
+    write_atomic(path, dump_yaml(doc))
+    if refused is None:
+        assert load_plan(path).models["m"].pairing == ({"c": pairing} if pairing else {})
+        return
+    with pytest.raises(InputError) as e:
+        load_plan(path)
+    assert str(path) in str(e.value) and "models.m.pairing.c" in str(e.value) and f"not of {refused}" in str(e.value)
+
+
 # --------------------------------------------------------------------------- the simulator
 def test_simulator_sends_kv_only_along_planned_pairs(workload, perf, catalog) -> None:
     plan = plan_workload(workload, _fleet(pairing="same_gpu_tp"), perf, catalog)

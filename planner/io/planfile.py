@@ -68,6 +68,17 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
                                  "the class is routed to a prefill pool but to no decode pool (expected decode weights "
                                  "summing to 1)")
         for cid, by_prefill in mp.pairing.items():
+            # found in QA: one prefill pool's line dropped from a class's pairing; `planner explain` said nothing of
+            # where its KV goes, and the simulator drew its decode pools from the class's decode weights, handing
+            # H100 prefills to A100 decodes that the fleet's forbid_pairs had kept apart
+            unpaired = [p for p, w in mp.routing.get(cid, {}).items() if w > 0 and roles.get(p) == "prefill"
+                        and p not in by_prefill]
+            if by_prefill and unpaired:
+                raise InputError(str(path), f"models.{model}.pairing.{cid}",
+                                 f"says where the KV of {', '.join(sorted(by_prefill))} goes but not of {unpaired[0]}, "
+                                 f"which the class routes {mp.routing[cid][unpaired[0]]:g} to: expected the decode pools "
+                                 "of each of the class's prefill pools (or no pairing for the class, where any prefill "
+                                 "pool may hand its KV to any decode pool)")
             for pid, weights in by_prefill.items():
                 where = f"models.{model}.pairing.{cid}.{pid}"
                 for d, w in weights.items():
