@@ -141,9 +141,10 @@ def test_clusters_larger_than_the_pool_are_noted(perf, catalog) -> None:
     pool (IDC 1.5), or none, it does not."""
     from planner.planning.assemble import plan_workload
 
-    def notes(burst: Burstiness | None) -> list[str]:
+    def notes(burst: Burstiness | None, classes: int = 1) -> list[str]:
         wl = Workload(models={"llama-2-70b": ModelEntry(slo=Slo(ttft_ms=1000, itl_ms=80))},
-                      classes=[RequestClass(id="chat", model="llama-2-70b", isl=1024, osl=200, rate_rps=4.0, burstiness=burst)])
+                      classes=[RequestClass(id="chat" if k == 0 else f"chat{k}", model="llama-2-70b", isl=1024 + 128 * k,
+                                            osl=200, rate_rps=4.0 / classes, burstiness=burst) for k in range(classes)])
         fleet = Fleet.model_validate({"gpus": {"H100-SXM-80GB": {"available": 512}},
                                       "limits": {"allowed_tp": [2], "roles": ["prefill", "decode"]}})
         with quiet_extrapolation():
@@ -154,6 +155,9 @@ def test_clusters_larger_than_the_pool_are_noted(perf, catalog) -> None:
 
     big = notes(Burstiness(idc_1s=10.0))
     assert len(big) == 1 and "IDC 10" in big[0] and "--verify" in big[0]
+    # the pool's classes named in one note (found in QA: a trace's six classes on one pool gave six notes alike)
+    three = notes(Burstiness(idc_1s=10.0), classes=3)
+    assert len(three) == 1 and "classes chat, chat1, chat2" in three[0] and "IDC 10" in three[0], three
     assert notes(Burstiness(idc_1s=1.5)) == [] and notes(None) == []
 
 
