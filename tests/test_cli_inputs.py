@@ -161,6 +161,10 @@ CASES = [
     # found in QA: with a pool's replicas edited (GPUs and costs with them), explain kept the solver's P:D ratio
     Case("a pd_ratio its pools no longer have (explain)", lambda t: ["explain", _edited_plan(t, _grown_prefill)],
          2, ("{f}", "models.llama-3.1-8b.pd_ratio", "4 / 2 = 2", "got 1.5")),
+    # found in QA: "field 'models.llama-2-70b.pools.<id>': no performance model for llama-2-70b on L40S tp2", no file
+    Case("a pool that cannot run (simulate)", lambda t: ["simulate", "--plan", _edited_plan(t, _moved_to_l40s), "--workload",
+                                                         W, "--duration", "10", "--png", t("x.png", "")],
+         2, ("{f}", "models.llama-2-70b.pools[", "cannot run on L40S tp2", "GiB of weights")),
     Case("routing weight > 1 (simulate)", lambda t: ["simulate", "--plan", _bad_plan(t, 1.5), "--workload", W, "--duration", "10", "--png", t("x.png", "")],
          2, ("{f}", "routing", "[0, 1]")),
     Case("simulate --routing round_robin", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--routing", "round_robin"],
@@ -527,6 +531,20 @@ def _grown_prefill(plan: dict) -> None:
     pool.update(replicas=4, gpus=4, cost_per_hour=round(4 * price, 4))
     plan["gpus"][pool["gpu"]] += 1
     plan["cost_per_hour"] = round(plan["cost_per_hour"] + price, 4)
+
+
+def _moved_to_l40s(plan: dict) -> None:
+    """llama-2-70b's decode pool on A100-80GB tp2 of the default plan moved by hand to L40S tp2 (2 x 45 GiB: too small
+    for its weights), its id, routing and the plan's GPU totals with it."""
+    import json
+
+    old, new = "llama-2-70b/decode/A100-80GB/tp2", "llama-2-70b/decode/L40S/tp2"
+    mp = json.loads(json.dumps(plan["models"]["llama-2-70b"]).replace(old, new))
+    pool = next(p for p in mp["pools"] if p["id"] == new)
+    pool["gpu"] = "L40S"
+    plan["models"]["llama-2-70b"] = mp
+    plan["gpus"]["A100-80GB"] -= pool["gpus"]
+    plan["gpus"]["L40S"] = pool["gpus"]
 
 
 def _plan_without_decode(t: Callable[[str, str | bytes], str]) -> str:

@@ -199,6 +199,20 @@ def _check_plan_catalog(plan: Plan, path: str, catalog: Catalog) -> None:
                                  "is simulated with the same --catalog")
 
 
+def _check_plan_runs(plan: Plan, path: str, catalog: Catalog, perf_lookup: PerfLookup) -> None:
+    """Every pool of the plan has laws to time it with, else exit 2 naming the plan's pool and why it cannot run (found
+    in QA: a plan's decode pool edited by hand to llama-2-70b on one L40S was "field 'models.llama-2-70b.pools.<id>':
+    no performance model for llama-2-70b on L40S tp1", naming neither the file nor the reason)."""
+    from planner.perf.laws import cannot_run_reason, lookup_variant_perf
+
+    for model, mp in plan.models.items():
+        for i, pool in enumerate(mp.pools):
+            if lookup_variant_perf(perf_lookup, model, pool.gpu, pool.tp, pool.weight_dtype, pool.kv_dtype) is None:
+                why = cannot_run_reason(catalog, model, pool.gpu, pool.tp, pool.weight_dtype, pool.kv_dtype)
+                raise InputError(path, f"models.{model}.pools[{i}]", f"pool {pool.id}: {model} cannot run on {pool.gpu} "
+                                 f"tp{pool.tp} ({why}); expected a GPU type and TP size that run it, as `planner solve` plans")
+
+
 def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, duration: float | None, seed: int,
                  png: Path | None, perf_lookup: PerfLookup, console: Console | None = None,
                  model: str | None = None, routing: ReplicaRouting | None = None,
@@ -219,6 +233,7 @@ def run_simulate(*, plan: Path, trace: Path | None, workload: Path | None, durat
         raise InputError(str(plan), "feasible", "the plan is infeasible: nothing to simulate")
     if catalog is not None:
         _check_plan_catalog(p, str(plan), catalog)
+        _check_plan_runs(p, str(plan), catalog, perf_lookup)
     arr, wl = load_arrivals(p, trace, workload, duration, seed, model, drop_over_context, console)
     sim = FleetSimulator.from_plan(p, perf_lookup, arr, wl, seed=seed + 1, replica_routing=routing or p.replica_routing,
                                    kv_policy=kv_policy, decode_kv_policy=kv_policy)
