@@ -165,6 +165,9 @@ CASES = [
     Case("a pool that cannot run (simulate)", lambda t: ["simulate", "--plan", _edited_plan(t, _moved_to_l40s), "--workload",
                                                          W, "--duration", "10", "--png", t("x.png", "")],
          2, ("{f}", "models.llama-2-70b.pools[", "cannot run on L40S tp2", "GiB of weights")),
+    # found in QA: the default 3 x 2 buckets of a 4 x 2 plan's trace matched its classes isl0..isl2 by name alone
+    Case("a trace bucketed unlike the plan (simulate)", lambda t: _four_bucket_replay(t), 2,
+         ("t.csv", "field 'classes'", "llama-3.1-8b/isl3-osl0", "--workload")),
     Case("routing weight > 1 (simulate)", lambda t: ["simulate", "--plan", _bad_plan(t, 1.5), "--workload", W, "--duration", "10", "--png", t("x.png", "")],
          2, ("{f}", "routing", "[0, 1]")),
     Case("simulate --routing round_robin", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--routing", "round_robin"],
@@ -545,6 +548,19 @@ def _moved_to_l40s(plan: dict) -> None:
     plan["models"]["llama-2-70b"] = mp
     plan["gpus"]["A100-80GB"] -= pool["gpus"]
     plan["gpus"]["L40S"] = pool["gpus"]
+
+
+def _four_bucket_replay(t: Callable[[str, str | bytes], str]) -> list[str]:
+    """`simulate PLAN --trace TRACE` without the workload, the plan solved on TRACE's 4 x 2 buckets (from-trace
+    --isl-buckets 4), which the default 3 x 2 bucketing names isl0..isl2 alike."""
+    rows = "".join(f"{i * 0.1:.1f},llama-3.1-8b,{200 + (i * 37) % 3000},{20 + (i * 11) % 300}\n" for i in range(400))
+    trace = t("four/t.csv", "timestamp,model,input_tokens,output_tokens\n" + rows)
+    wl, plan = str(Path(trace).parent / "w.yaml"), str(Path(trace).parent / "plan.yaml")
+    r = runner.invoke(app, ["workload", "from-trace", trace, "--isl-buckets", "4", "--poisson", "-o", wl])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["solve", "-w", wl, "-f", F, "-o", plan, *NS])
+    assert r.exit_code == 0, r.output
+    return ["simulate", plan, "--trace", trace, "--png", t("four/x.png", "")]
 
 
 def _plan_without_decode(t: Callable[[str, str | bytes], str]) -> str:

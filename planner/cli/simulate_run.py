@@ -105,6 +105,16 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
         if unknown:
             raise InputError(str(trace), "classes", f"bucketing the trace gives classes {unknown} that the plan does not route; "
                              "pass the workload the plan was solved for with --workload")
+        # found in QA: a plan solved on --isl-buckets 4 (classes isl0..isl3) took the trace's default 3 buckets by their
+        # names alone, its requests routed and judged as classes of other lengths; the default buckets of the plan's
+        # own trace give every class the plan routes for the trace's models
+        bucketed = {c.id for c in wl.classes}
+        unmatched = sorted(c for m in set(df["model"]) for c in plan.models[m].routing if c not in bucketed)
+        if unmatched:
+            raise InputError(str(trace), "classes", f"bucketing the trace (`planner workload from-trace`'s default "
+                             f"buckets) gives none of the plan's classes {unmatched[:5]}: the plan was solved for other "
+                             "classes, so names alone do not match them; pass the workload the plan was solved for with "
+                             "--workload")
     df = df.rename(columns={"t_s": "timestamp"})
     return trace_arrivals(df, wl, str(trace), duration_s=duration), wl
 
