@@ -146,7 +146,7 @@ def sample_notes(rep: SimReport, wl: Workload, model: str | None = None) -> list
     model replayed, whose classes alone are expected. Found in QA: 0.05 s of the workload showed two classes' 2 and 1
     requests at 100.0% attainment in green, 'meeting' a p90 claim, and left the third class out of the table without a
     word."""
-    from planner.simulate.attainment import undecided_share
+    from planner.simulate.attainment import undecided_note
 
     out = []
     seen = set(rep.classes["class_id"]) if not rep.classes.empty else set()
@@ -156,11 +156,10 @@ def sample_notes(rep: SimReport, wl: Workload, model: str | None = None) -> list
     for r in rep.classes.itertuples():
         if r.slo_percentile != r.slo_percentile:  # no SLO: nothing to tell
             continue
-        band = undecided_share(float(r.attainment), int(r.requests), float(r.slo_percentile) / 100.0)
-        if band is not None:
-            out.append(f"{r.class_id}: {int(r.requests):,} simulated requests cannot tell its attainment ({r.attainment:.1%}; "
-                       f"95% interval {band[0]:.1%}-{band[1]:.1%}) from its p{r.slo_percentile:g} claim: simulate longer "
-                       "(--duration) or on a longer trace")
+        note = undecided_note(str(r.class_id), int(r.requests), float(r.attainment), float(r.slo_percentile),
+                              "simulate longer (--duration) or on a longer trace")
+        if note is not None:
+            out.append(note)
     return out
 
 

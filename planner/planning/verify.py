@@ -21,7 +21,7 @@ from planner.io.traces import measure_burstiness, window_rates
 from planner.perf.laws import PerfModel
 from planner.planning.assemble import plan_workload
 from planner.simulate.arrivals import Arrivals
-from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S, VerifyReport, tightened_utilization, undecided_share, verify
+from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S, VerifyReport, tightened_utilization, undecided_note, verify
 
 # A trace's busiest minute at least this many times the rate the workload plans for is called out when the plan stays
 # short on it: tightening a static plan's utilization (0.85 -> 0.52 over three rounds, about 1.6x the capacity) cannot
@@ -130,9 +130,9 @@ def too_few_requests(report: VerifyReport) -> list[str]:
         if int(r.requests) == 0:
             out.append(f"{r.class_id}: no simulated request: its SLO is not checked (a longer trace, or --verify --verify-duration-s)")
             continue
-        band = undecided_share(float(r.attainment), int(r.requests), float(r.slo_percentile) / 100.0)
-        if band is not None:
-            out.append(f"{r.class_id}: {int(r.requests)} simulated requests cannot tell its attainment ({r.attainment:.1%}; "
-                       f"95% interval {band[0]:.1%}-{band[1]:.1%}) from its p{r.slo_percentile:g} claim: the verdict above "
-                       "is not supported; verify on a longer trace, or on more seconds of Poisson arrivals (--verify --verify-duration-s)")
+        note = undecided_note(str(r.class_id), int(r.requests), float(r.attainment), float(r.slo_percentile),
+                              "the verdict above is not supported; verify on a longer trace, or on more seconds of "
+                              "Poisson arrivals (--verify --verify-duration-s)")
+        if note is not None:
+            out.append(note)
     return out

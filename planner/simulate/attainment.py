@@ -102,6 +102,17 @@ def undecided_share(share: float, n: int, claim: float, alpha: float = 0.05) -> 
     return (float(lo), float(hi)) if lo <= claim <= hi else None
 
 
+def undecided_note(class_id: str, requests: int, attainment: float, percentile: float, advice: str) -> str | None:
+    """What to say of a class whose `requests` simulated requests cannot tell its `attainment` from its SLO's
+    `percentile` claim (`undecided_share`), ending with `advice` (how to get more requests); None when they can. One
+    wording for `planner simulate`'s notes and `planner solve --verify`'s."""
+    band = undecided_share(attainment, requests, percentile / 100.0)
+    if band is None:
+        return None
+    return (f"{class_id}: {requests:,} simulated requests cannot tell its attainment ({attainment:.1%}; 95% interval "
+            f"{band[0]:.1%}-{band[1]:.1%}) from its p{percentile:g} claim: {advice}")
+
+
 def tightened_utilization(current: dict[str, float], report: VerifyReport, step: float = 0.15,
                           floor: float = 0.2, planned: dict[str, float] | None = None) -> dict[str, float]:
     """New target utilization per pool id: pools at fault lose `step` x their blame share's weight
