@@ -97,7 +97,6 @@ def test_what_if_copies_are_validated_like_input_files() -> None:
 
     for bad in (lambda: whatif.gpu_price(WL, FLEET, "H100-SXM-80GB", [-1.0]),
                 lambda: whatif.gpu_price(WL, FLEET, "H100-SXM-80GB", [math.nan]),
-                lambda: whatif.headroom(WL, FLEET, [-1.0]),
                 lambda: whatif.length_spread(WL, FLEET, [-1.0]),
                 lambda: whatif.output_spread(WL, FLEET, [math.nan])):
         with pytest.raises(ValidationError):
@@ -513,3 +512,36 @@ def test_a_point_counts_the_gpus_it_planned_from_the_roofline_prior() -> None:
     assert base["feasible"] and b200["feasible"]
     assert 0 <= base["prior_gpus"] < base["gpus"]
     assert b200.get("gpus_B200", 0) > 0 and b200["prior_gpus"] >= b200["gpus_B200"]
+
+
+@pytest.mark.parametrize("sweep, says", [
+    (lambda: whatif.traffic(WL, FLEET, "22"), "traffic factors: expected a list"),
+    (lambda: whatif.traffic(WL, FLEET, 2), "traffic factors: expected a list"),
+    (lambda: whatif.traffic(WL, FLEET, ["2"]), "traffic factors: expected numbers"),
+    (lambda: whatif.traffic(WL, FLEET, [True]), "traffic factors: expected numbers"),
+    (lambda: whatif.gpu_price(WL, FLEET, "A100-80GB", "3"), "prices: expected a list"),
+    (lambda: whatif.gpu_mix(WL, FLEET, remove="A100-80GB"), "remove: expected a list"),
+    (lambda: whatif.slo_tightening(WL, FLEET, "0.5"), "SLO factors: expected a list"),
+    (lambda: whatif.slo_frontier(WL, FLEET, "400", [40]), "ttft_ms: expected a list"),
+    (lambda: whatif.slo_frontier(WL, FLEET, [400], [40], models=MODEL), "models: expected a list"),
+    (lambda: whatif.with_slo(WL, 400, models=MODEL), "models: expected a list"),
+    (lambda: whatif.disaggregation_map(FLEET, MODEL, SLO, "1024", [128]), "isl: expected a list"),
+    (lambda: whatif.pairing(WL, FLEET, "any"), "policies: expected a list"),
+    (lambda: whatif.routing(WL, FLEET, "random"), "policies: expected a list"),
+    (lambda: whatif.length_spread(WL, FLEET, "0.5"), "scvs: expected a list"),
+    (lambda: whatif.output_spread(WL, FLEET, "1"), "scvs: expected a list"),
+    (lambda: whatif.headroom(WL, FLEET, "1"), "inventory factors: expected a list"),
+])
+def test_a_sweep_refuses_a_string_for_its_list_of_points(sweep, says: str) -> None:
+    """A string is iterable: traffic(wl, fl, "22") solved two points at factor 2.0, slo_tightening(wl, fl, "0.5")
+    failed on a 0 ms SLO, gpu_mix(remove="L40S") on GPU type 'L' (found in QA); now a TypeError naming the argument."""
+    with pytest.raises(TypeError, match=says):
+        sweep()
+
+
+@pytest.mark.parametrize("factor", [math.nan, -1.0, math.inf])
+def test_headroom_refuses_an_inventory_factor_before_any_solve(factor: float) -> None:
+    """NaN was "cannot convert float NaN to integer", -1 a pydantic error on available = -24 GPUs (found in QA); each
+    factor is checked before the first solve (a ValueError, as traffic's are)."""
+    with pytest.raises(ValueError, match="inventory factor .*: expected a finite number >= 0"):
+        whatif.headroom(WL, FLEET, [1.0, factor])

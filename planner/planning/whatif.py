@@ -136,7 +136,7 @@ def with_slo(workload: Workload, ttft_ms: float | None = None, itl_ms: float | N
     """`workload` with the SLO bounds of `models` (default: all) set to the values given (others kept).
 
     Per-class SLO overrides of those models are replaced too, so the new bounds hold for every class."""
-    chosen = set(models) if models is not None else set(workload.models)
+    chosen = set(_points(models, "models", '["llama-2-70b"]')) if models is not None else set(workload.models)
     unknown = chosen - set(workload.models)
     if unknown:
         raise KeyError(f"models {sorted(unknown)} are not in the workload ({', '.join(sorted(workload.models))})")
@@ -238,6 +238,27 @@ def _solve_row(workload: Workload, fleet: Fleet, keys: dict[str, Any], **solve_k
     return {**keys, **plan_row(solve(workload, fleet, **solve_kw), workload)}
 
 
+def _points(values: Iterable[Any], name: str, example: str) -> list[Any]:
+    """A sweep's points as a list; one string (or bytes), or a single value, is a TypeError naming `name`.
+
+    A string is iterable, so each sweep used to solve its characters (found in QA: traffic(wl, fl, "22") gave two rows
+    at factor 2.0, slo_tightening(wl, fl, "0.5") a pydantic error on a 0 ms SLO, gpu_mix(remove="L40S") a KeyError on
+    GPU type 'L'); a single number was "'int' object is not iterable"."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise TypeError(f"{name}: expected a list (e.g. {example}), got {values!r}")
+    return list(values)
+
+
+def _numbers(values: Iterable[Any], name: str, example: str) -> list[float]:
+    """A numeric sweep's points as floats (`_points`); an element that is not a real number (a string, a bool) is a
+    TypeError naming `name` and the element: float("2") would pass a string through, float(True) a bool as 1.0."""
+    out = _points(values, name, example)
+    for v in out:
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+            raise TypeError(f"{name}: expected numbers (e.g. {example}), got {v!r} in {out!r}")
+    return [float(v) for v in out]
+
+
 # --------------------------------------------------------------------------- sweeps
 def compare(scenarios: Mapping[str, tuple[Workload, Fleet]], **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Solve named (workload, fleet) scenarios; one row each, keyed by `scenario`."""
@@ -266,7 +287,7 @@ def traffic(workload: Workload, fleet: Fleet, factors: Iterable[float] = (0.5, 1
 
     TrafficFactorError (a ValueError), before any solve, for no factor, a factor that is not a finite number > 0, or
     one that takes a class beyond the planner's rate range (`max_traffic_factor`)."""
-    factors = [float(f) for f in factors]
+    factors = _numbers(factors, "traffic factors", "[0.5, 1, 2, 4]")
     cap = max_traffic_factor(workload)
     if not factors:
         raise TrafficFactorError("traffic: no factor given", math.nan, cap)
@@ -286,8 +307,8 @@ def traffic(workload: Workload, fleet: Fleet, factors: Iterable[float] = (0.5, 1
 
 def gpu_price(workload: Workload, fleet: Fleet, gpu: str, prices: Iterable[float], **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """GPU type `gpu` at each price (USD per GPU-hour) -> cost and GPU mix. Keys: gpu, price_per_hour."""
-    rows = [_solve_row(workload, with_price(fleet, gpu, p), {"gpu": gpu, "price_per_hour": float(p)}, **solve_kw)
-            for p in prices]
+    rows = [_solve_row(workload, with_price(fleet, gpu, p), {"gpu": gpu, "price_per_hour": p}, **solve_kw)
+            for p in _numbers(prices, "prices", "[1.5, 3.0, 4.5]")]
     return _frame(rows, ["gpu", "price_per_hour"])
 
 
@@ -311,7 +332,7 @@ def gpu_mix(workload: Workload, fleet: Fleet, add: Mapping[str, int] | None = No
     scen: dict[str, tuple[Workload, Fleet]] = {"baseline": (workload, fleet)}
     for g, n in (add or {}).items():
         scen[f"+{n} {g}"] = (workload, with_gpu(fleet, g, n))
-    for g in remove:
+    for g in _points(remove, "remove", '["L40S"]'):
         scen[f"without {g}"] = (workload, without_gpu(fleet, g))
     return compare(scen, **solve_kw)
 
@@ -319,8 +340,8 @@ def gpu_mix(workload: Workload, fleet: Fleet, add: Mapping[str, int] | None = No
 def slo_tightening(workload: Workload, fleet: Fleet, factors: Iterable[float] = (1.0, 0.8, 0.6, 0.5),
                    ttft: bool = True, itl: bool = True, **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Every SLO bound times each factor (< 1 = tighter) -> cost and GPUs. Key: slo_factor."""
-    rows = [_solve_row(scale_slo(workload, float(f), ttft=ttft, itl=itl), fleet, {"slo_factor": float(f)}, **solve_kw)
-            for f in factors]
+    rows = [_solve_row(scale_slo(workload, f, ttft=ttft, itl=itl), fleet, {"slo_factor": f}, **solve_kw)
+            for f in _numbers(factors, "SLO factors", "[1.0, 0.8, 0.6]")]
     return _frame(rows, ["slo_factor"])
 
 
@@ -344,9 +365,10 @@ def slo_frontier(workload: Workload, fleet: Fleet, ttft_ms: Iterable[float], itl
 
     Keys: ttft_ms, itl_ms. Adds `frontier`: True on the Pareto frontier (no tighter-or-equal SLO point
     is as cheap)."""
-    ms = list(models) if models is not None else None
-    rows = [_solve_row(with_slo(workload, t, i, ms), fleet, {"ttft_ms": float(t), "itl_ms": float(i)}, **solve_kw)
-            for t in ttft_ms for i in itl_ms]
+    ms = _points(models, "models", '["llama-2-70b"]') if models is not None else None
+    ttfts, itls = _numbers(ttft_ms, "ttft_ms", "[400, 800]"), _numbers(itl_ms, "itl_ms", "[30, 60]")
+    rows = [_solve_row(with_slo(workload, t, i, ms), fleet, {"ttft_ms": t, "itl_ms": i}, **solve_kw)
+            for t in ttfts for i in itls]
     df = _frame(rows, ["ttft_ms", "itl_ms"])
     df.insert(2, "frontier", _pareto(df))
     return df
@@ -379,8 +401,9 @@ def disaggregation_map(fleet: Fleet, model: str, slo: Slo, isl: Iterable[int], o
     max_context = catalog.model(model).max_context  # an unknown model: InputError before any solve
     agg_fleet, pd_fleet = with_roles(fleet, AGGREGATED_ROLES), with_roles(fleet, DISAGGREGATED_ROLES)
     rows: list[dict[str, Any]] = []
-    for i in isl:
-        for o in osl:
+    isls, osls = _numbers(isl, "isl", "[1024, 4096]"), _numbers(osl, "osl", "[128, 512]")
+    for i in isls:
+        for o in osls:
             if max_context is not None and int(i) + int(o) > max_context:
                 rows.append({**dict.fromkeys(DISAGGREGATION_COLUMNS, float("nan")), "isl": int(i), "osl": int(o),
                              "winner": "beyond context"})
@@ -412,7 +435,8 @@ def pairing(workload: Workload, fleet: Fleet,
     """What restricting P->D pairing costs: the plan when prefill may hand KV to any decode pool, only
     to the same GPU type, or only to the same type and TP (e.g. no RDMA between node pools, or a KV
     connector without heterogeneous-TP support). Key: pairing."""
-    rows = [_solve_row(workload, with_pairing(fleet, p), {"pairing": p}, **solve_kw) for p in policies]
+    rows = [_solve_row(workload, with_pairing(fleet, p), {"pairing": p}, **solve_kw)
+            for p in _points(policies, "policies", '["any", "same_gpu"]')]
     return _frame(rows, ["pairing"])
 
 
@@ -421,7 +445,8 @@ def routing(workload: Workload, fleet: Fleet, policies: Iterable[ReplicaRouting]
     """What the routing in front of each pool costs: least-loaded (llm-d's load-aware scorers) against random or
     round-robin (a plain Kubernetes Service), where each replica queues alone (planner/planning/capacity.py, Pool
     of replicas, Random routing). Key: routing."""
-    rows = [_solve_row(workload, with_routing(fleet, r), {"routing": r}, **solve_kw) for r in policies]
+    rows = [_solve_row(workload, with_routing(fleet, r), {"routing": r}, **solve_kw)
+            for r in _points(policies, "policies", '["least_loaded", "random"]')]
     return _frame(rows, ["routing"])
 
 
@@ -432,7 +457,7 @@ def length_spread(workload: Workload, fleet: Fleet, scvs: Iterable[float] = (0.0
     {model: tokens} mapping; planner/planning/
     capacity.py, Prompt-length dispersion). The Azure conversation trace's prompts have scv ~0.66. Key: isl_scv."""
     rows = [_solve_row(with_length_spread(workload, float(v), isl_max), fleet, {"isl_scv": float(v)}, **solve_kw)
-            for v in scvs]
+            for v in _numbers(scvs, "scvs", "[0.0, 0.5, 1.0]")]
     return _frame(rows, ["isl_scv"])
 
 
@@ -442,7 +467,8 @@ def output_spread(workload: Workload, fleet: Fleet, scvs: Iterable[float] = (0.0
     the planner's view without `osl_scv`). The running decode batch is length-biased, so a KV-bound decode pool holds
     isl + osl·(1 + scv) tokens per sequence (planner/planning/capacity.py, Output-length dispersion). The Azure
     conversation trace's outputs have scv ~0.60 over the whole trace. Key: osl_scv."""
-    rows = [_solve_row(with_output_spread(workload, float(v)), fleet, {"osl_scv": float(v)}, **solve_kw) for v in scvs]
+    rows = [_solve_row(with_output_spread(workload, float(v)), fleet, {"osl_scv": v}, **solve_kw)
+            for v in _numbers(scvs, "scvs", "[0.0, 0.5, 1.0]")]
     return _frame(rows, ["osl_scv"])
 
 
@@ -452,9 +478,13 @@ def headroom(workload: Workload, fleet: Fleet, inventory_factors: Iterable[float
     with its inventory scaled by each factor. Keys: inventory_factor, inventory_gpus (GPUs available).
 
     `load_multiplier` is the common factor on every class's rate that still fits (1.0 = today)."""
+    factors = _numbers(inventory_factors, "inventory factors", "[0.5, 1.0]")
+    for f in factors:  # checked before the first solve; NaN was "cannot convert float NaN to integer"
+        if not (math.isfinite(f) and f >= 0):
+            raise ValueError(f"inventory factor {f!r}: expected a finite number >= 0")
     rows = []
-    for f in inventory_factors:
-        fl = with_inventory_factor(fleet, float(f))
+    for f in factors:
+        fl = with_inventory_factor(fleet, f)
         keys = {"inventory_factor": float(f), "inventory_gpus": sum(inv.available for inv in fl.gpus.values())}
         rows.append(_solve_row(workload, fl, keys, objective="max_load", **solve_kw))
     return _frame(rows, ["inventory_factor", "inventory_gpus"])
