@@ -47,7 +47,10 @@ def test_bad_options_exit_2_naming_the_option(repo) -> None:
                          (["--add-gpu", "L40S=two"], "--add-gpu"),
                          (["--remove-gpu", "B200"], "B200"),
                          (["--traffic", "1,abc"], "--traffic"),
-                         (["--add-gpu", "H300=4"], "H300")):
+                         (["--add-gpu", "H300=4"], "H300"),
+                         # a pydantic traceback, after the traffic sweep's solves (found in QA)
+                         (["--add-gpu", "L40S=99999999999999"], "expected at most 999,984 L40S GPUs to add"),
+                         (["--add-gpu", "H200-141GB=1000001"], "expected at most 1,000,000 H200-141GB")):
         res = _run(repo, *args)
         assert res.exit_code == 2, (args, res.output)
         assert needle in res.output, (args, res.output)

@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
         from planner.api import SolveOptions
         from planner.cli.console import friendly_errors
         from planner.io.files import write_csv_atomic
-        from planner.io.schema import MAX_RATE_RPS, Fleet, Workload
+        from planner.io.schema import MAX_GPUS_AVAILABLE, MAX_RATE_RPS, Fleet, Workload
 
         @friendly_errors
         def run() -> None:
@@ -172,8 +172,14 @@ def register(app: typer.Typer) -> None:
                     opt = "--price" if g in priced else "--remove-gpu"
                     raise InputError(str(fleet), f"gpus.{g}", f"{opt} names GPU type '{g}', which the fleet does not have "
                                      f"(fleet GPUs: {', '.join(sorted(fl.gpus))})")
-            for g, _ in adds:
+            for g, n in adds:
                 catalog.gpu(g, "--add-gpu")  # an unknown GPU type is an InputError naming the option and the known ones
+                have = fl.gpus[g].available if g in fl.gpus else 0
+                if have + n > MAX_GPUS_AVAILABLE:  # found in QA: L40S=99999999999999 was a pydantic traceback, after
+                    # the traffic sweep's solves
+                    raise InputError(None, "--add-gpu", f"expected at most {MAX_GPUS_AVAILABLE - have:,} {g} GPUs to add "
+                                     f"({fleet} has {have:,}; a fleet holds at most {MAX_GPUS_AVAILABLE:,} of a type), "
+                                     f"got {n:,}")
             kw: SolveOptions = {"perf": perf, "catalog": catalog, "backend": backend, "time_limit_s": time_limit_s}
             console = stdout_console()
             if fl.limits.max_step is not None and fl.current:

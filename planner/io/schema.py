@@ -79,6 +79,10 @@ MAX_RATE_RPS = 1e6
 # serving deployment, so a larger value is a unit error (a variance given instead of its ratio to mean²).
 MAX_ISL_SCV = 100.0
 
+# Most GPUs of one type a fleet may hold: the bound on the ILP's integer replica counts (planner/planning/assemble.py
+# asks for the fewest-GPU plan with this many of each type).
+MAX_GPUS_AVAILABLE = 10**6
+
 
 # --------------------------------------------------------------------------- catalogs
 class GpuType(_Strict):
@@ -339,7 +343,7 @@ class Workload(_Strict):
 
 # --------------------------------------------------------------------------- fleet
 class GpuInventory(_Strict):
-    available: int = Field(ge=0, le=10**6, description="GPUs of this type; 1e6 bounds the ILP's integers")
+    available: int = Field(ge=0, le=MAX_GPUS_AVAILABLE, description="GPUs of this type; 1e6 bounds the ILP's integers")
     price_per_hour: float | None = Field(default=None, gt=0, description="overrides the catalog price")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from planner.io.catalog import Catalog
 from planner.io.schema import (
+    MAX_GPUS_AVAILABLE,
     PREFILL_SIDE,
     ClassPrediction,
     Fleet,
@@ -55,7 +56,7 @@ from solvers.problem import Solution
 _OBJECTIVE_UNIT = {o.value: s.unit for o, s in OBJECTIVES.items()}
 # Inventory given to every GPU type when asking how many GPUs the workload needs (the schema's
 # bound on `available`, so the ILP's integers stay in range).
-_UNLIMITED_GPUS = 10**6
+_UNLIMITED_GPUS = MAX_GPUS_AVAILABLE
 # Routing weights and replicas below these are solver noise, not decisions.
 _FLOW_EPS_RPS = 1e-6
 _WEIGHT_DIGITS = 4
