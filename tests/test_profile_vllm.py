@@ -178,14 +178,18 @@ def test_an_out_folder_holding_another_variants_profile_is_refused_before_any_wo
     from profiles.format import write_profile_dir
 
     meta = {"model": "llama-3.1-8b", "gpu": "H100-SXM-80GB", "tp": 1, "engine": "vllm", "backend": "vllm",
-            "kv_capacity_tokens": 100_000, "weight_dtype": "bf16", "kv_dtype": "bf16"}
+            "kv_capacity_tokens": 100_000, "weight_dtype": "bf16", "kv_dtype": "bf16", "max_batched_tokens": 8192,
+            "max_num_seqs": 256}
     write_profile_dir(tmp_path, meta, [{"isl": 128, "batch": 1, "ttft_ms": 10.0}],
                       [{"batch": 1, "context_tokens": 256, "itl_ms": 5.0}])
     before = (tmp_path / "meta.yaml").read_text()
     base = ["profile", "--backend", "vllm", "--endpoint", f"http://127.0.0.1:{free_port()}", "--model", "llama-3.1-8b",
             "--out", str(tmp_path), "--health-timeout-s", "0.3", "--no-progress"]
     for extra, field in ((["--gpu", "H200-141GB"], "gpu"), (["--gpu", "H100-SXM-80GB", "--tp", "2"], "tp"),
-                         (["--gpu", "H100-SXM-80GB", "--quantization", "fp8"], "weight_dtype")):
+                         (["--gpu", "H100-SXM-80GB", "--quantization", "fp8"], "weight_dtype"),
+                         # QA: a profile measured at 8,192 batched tokens was resumed and relabelled 2048
+                         (["--gpu", "H100-SXM-80GB", "--max-num-batched-tokens", "2048"], "max_batched_tokens"),
+                         (["--gpu", "H100-SXM-80GB", "--max-num-seqs", "64"], "max_num_seqs")):
         r = CliRunner().invoke(app, base + extra)
         out = " ".join(r.output.split())
         assert r.exit_code == 2 and str(tmp_path / "meta.yaml") in out and f"field '{field}'" in out, r.output

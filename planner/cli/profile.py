@@ -163,10 +163,17 @@ def _check_max_model_len(max_model_len: int, model: str, context: int | None, pr
                          f"= {over[0] + rate_osl:,} tokens; got {max_model_len:,}")
 
 
+_ENGINE_LIMIT_FIELDS: frozenset[str] = frozenset({"max_batched_tokens", "max_num_seqs"})
+"""meta.yaml's engine limits (vLLM --max-num-batched-tokens / --max-num-seqs) a resumed --out must share."""
+
+
 def _check_resumes_the_same_variant(directory: Path, wanted: dict[str, tuple[object, str]]) -> None:
     """Before any work: an --out folder holding a complete profile (its meta.yaml) is resumed, its points kept as
     measured, so it must be of the variant this run measures; another's points would be relabelled as this one's
-    (found by hand: an H100 profile "resumed" under --gpu H200-141GB became an H200 profile, 0 points measured)."""
+    (found by hand: an H100 profile "resumed" under --gpu H200-141GB became an H200 profile, 0 points measured).
+    The engine's limits (`max_batched_tokens`, `max_num_seqs`) are compared where the meta records them: they shape
+    the steps a point times, and the planner reads them from the meta (found in QA: a profile measured at 8,192
+    batched tokens resumed under --max-num-batched-tokens 2048 kept its 6 + 6 points and was relabelled 2048)."""
     from planner.io.files import read_yaml_mapping
     from profiles.format import META_FILE
 
@@ -177,10 +184,12 @@ def _check_resumes_the_same_variant(directory: Path, wanted: dict[str, tuple[obj
     defaults: dict[str, object] = {"weight_dtype": "bf16", "kv_dtype": "bf16"}
     for field, (want, option) in wanted.items():
         have = meta.get(field, defaults.get(field))
+        if have is None and field in _ENGINE_LIMIT_FIELDS:
+            continue  # an older meta that does not say: nothing to compare
         if have != want:
             raise InputError(str(path), field, f"this run's {want!r} ({option}): --out holds a profile of another "
-                             f"variant ({field} {have!r}), whose points this run would keep as its own; give a new "
-                             "--out folder")
+                             f"variant or engine configuration ({field} {have!r}), whose points this run would keep "
+                             "as its own; give a new --out folder")
 
 
 def _trace_arrivals(path: Path | None, model: str, max_len: int | None,
@@ -411,7 +420,9 @@ def register(app: typer.Typer) -> None:
         _check_resumes_the_same_variant(Path(directory), {
             "model": (model, "--model"), "gpu": (gpu, "--gpu"), "tp": (tp, "--tp"), "backend": ("vllm", "--backend"),
             "weight_dtype": (dtype_of(quantization), "--quantization"),
-            "kv_dtype": (dtype_of(kv_cache_dtype), "--kv-cache-dtype")})
+            "kv_dtype": (dtype_of(kv_cache_dtype), "--kv-cache-dtype"),
+            "max_batched_tokens": (max_num_batched_tokens, "--max-num-batched-tokens"),
+            "max_num_seqs": (max_num_seqs, "--max-num-seqs")})
         reason = structural_blocker_reason(cat, model, gpu, tp, dtype_of(quantization), dtype_of(kv_cache_dtype))
         if reason is not None:
             raise InputError(None, "--tp", f"{model} on {gpu}: {reason}")
