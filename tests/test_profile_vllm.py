@@ -120,6 +120,34 @@ def test_cli_profile_attaches_to_an_endpoint(tmp_path):
     assert (tmp_path / "fit.png").stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("served_name, refused", [
+    ("llama-3.1-8b", "llama-3.1-8b"),                     # another catalog model, by its catalog name
+    ("meta-llama/Llama-3.1-8B-Instruct", "llama-3.1-8b"),  # by its hf_id, as vLLM serves it by default
+    ("qwen3-32b", None),                                   # --model's own name
+    ("my-finetune", None),                                 # a name the catalog does not know (--served-model-name)
+])
+def test_an_endpoint_serving_another_catalog_model_is_refused_before_any_point(tmp_path, served_name, refused):
+    """Found in QA: `planner profile --model qwen3-32b --endpoint URL` on an emulator serving llama-3.1-8b measured
+    it and wrote a qwen3-32b profile, exit 0. Now exit 2 naming --endpoint, the served model and the catalog model it
+    is, with nothing written; a served name that is --model's or unknown to the catalog is profiled as before."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    with EmulatorFleet(LAW, time_scale=0.2, model_name=served_name) as fleet:
+        res = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--endpoint", fleet.urls[0], "--model", "qwen3-32b",
+                                       "--gpu", "H100-SXM-80GB", "--out", str(tmp_path / "p"), "--prefill-isl", "128,512",
+                                       "--prefill-batch", "1", "--decode-batch", "1,2", "--decode-context", "256",
+                                       "--decode-tokens", "16", "--repeats", "1", "--time-scale", "0.2", "--no-progress"])
+    out = " ".join(res.output.split())
+    if refused is None:
+        assert "serves" not in out and "Traceback" not in out, res.output
+        return
+    assert res.exit_code == 2 and f"serves '{served_name}' ({refused} in the catalog), not --model qwen3-32b" in out, \
+        res.output
+    assert not (tmp_path / "p" / "prefill.csv").exists()
+
+
 def test_server_dying_mid_sweep_is_a_clear_error_and_points_are_kept(tmp_path):
     with EmulatorFleet(LAW, time_scale=0.2) as fleet:
         # With the blocker method prefill points cost 2 tokens each (blocker + prompt), a count this

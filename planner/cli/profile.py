@@ -163,6 +163,19 @@ def _check_max_model_len(max_model_len: int, model: str, context: int | None, pr
                          f"= {over[0] + rate_osl:,} tokens; got {max_model_len:,}")
 
 
+def _other_models_served_names(cat: Catalog, model: str, hf_model: str | None) -> dict[str, str]:
+    """The names (lower case) a server would serve another catalog model under (its catalog name, its hf_id), to
+    that model: an attached endpoint serving one of them is not --model's (VllmRunConfig.other_models). --model's
+    own names and --hf-model are left out."""
+    mine = {model.lower(), (hf_model or "").lower(), (cat.models[model].hf_id or "").lower()}
+    out: dict[str, str] = {}
+    for name, spec in cat.models.items():
+        for alias in (name, spec.hf_id):
+            if alias and alias.lower() not in mine:
+                out.setdefault(alias.lower(), name)
+    return out
+
+
 _ENGINE_LIMIT_FIELDS: frozenset[str] = frozenset({"max_batched_tokens", "max_num_seqs"})
 """meta.yaml's engine limits (vLLM --max-num-batched-tokens / --max-num-seqs) a resumed --out must share."""
 
@@ -496,7 +509,8 @@ def register(app: typer.Typer) -> None:
                             engine_account=engine_account, saturation_ttft_ms=saturation_ttft_ms, time_budget_s=time_budget_s,
                             deadline_unix_s=deadline_unix_s, rate_deadline_unix_s=rate_deadline_unix_s,
                             weight_dtype=dtype_of(quantization), kv_dtype=dtype_of(kv_cache_dtype),
-                            slo_ttft_ms=slo_ttft_ms, slo_itl_ms=slo_itl_ms, progress=progress)
+                            slo_ttft_ms=slo_ttft_ms, slo_itl_ms=slo_itl_ms, progress=progress,
+                            other_models=_other_models_served_names(cat, model, hf_model))
         try:
             summary = run_profile(cfg)
         finally:

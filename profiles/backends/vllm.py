@@ -884,6 +884,12 @@ class VllmRunConfig:
     columns (isl, osl: the trace's means; prompt_tokens and tokens: each request's own; sent_s: its send time), its
     percentiles to goodput.csv as one rate (its mean): the check of the simulator on arrivals that are not Poisson
     (bench/vllm_trace_replay.py)."""
+    other_models: Mapping[str, str] = field(default_factory=dict)
+    """Attach mode: the names (catalog name or hf_id, lower case) under which a server serves another catalog model
+    than `model`, to the model's catalog name. An endpoint whose served model is one of them is refused before any
+    point: its timings would be written as `model`'s profile (found in QA: --model qwen3-32b against an endpoint
+    serving llama-3.1-8b wrote a qwen3-32b profile, exit 0). A name the catalog does not know passes: vLLM's
+    --served-model-name is free."""
     engine_account: bool = True
     """Scrape /metrics around and during each measured rate run for the engine's account of it (engine_load.csv),
     and around each decode point repeat for the engine's inter-token gap (decode_engine.csv)."""
@@ -1413,6 +1419,10 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
             wait_healthy(url, cfg.health_timeout_s or DEFAULT_ATTACH_TIMEOUT_S)
             flags = [f"--endpoint={url}"]
         info = endpoint_info(url)
+        served_as = cfg.other_models.get(info.model.lower())
+        if served_as is not None:
+            raise ProfilerError(f"--endpoint {url} serves '{info.model}' ({served_as} in the catalog), not --model "
+                                f"{cfg.model}; expected the endpoint of the model profiled, or --model {served_as}")
         if cfg.engine_version is None:
             cfg.engine_version = server_version(url)
         kv = cfg.kv_capacity_override or info.kv_capacity_tokens
