@@ -82,6 +82,10 @@ def _refused(cfg: dict) -> InputError:
     ({"num_key_value_heads": 5}, "num_key_value_heads"),                          # does not divide 32 heads
     ({"num_local_experts": 8, "num_experts_per_tok": 9}, "num_experts_per_tok"),
     ({"architectures": []}, "architectures"),
+    # found in QA: bert-base-uncased's config (BertForMaskedLM) was imported as a 0.16 B decoder, exit 0
+    ({"architectures": ["BertForMaskedLM"], "model_type": "bert"}, "architectures"),
+    ({"architectures": ["XLMRobertaForSequenceClassification"]}, "architectures"),
+    ({"is_encoder_decoder": True}, "is_encoder_decoder"),
     ({"multi_query": True}, "multi_query"),                                        # Falcon-7B: one KV head, not 32
     ({"num_kv_heads": 8}, "num_kv_heads"),                                         # Falcon-40B's key
     ({"n_embd": 5120}, "n_embd"),                                                  # GPT-2 / GPT-BigCode key names

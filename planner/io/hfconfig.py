@@ -9,6 +9,7 @@ What the planner's cost model describes, and so what is imported (planner/perf/p
 transformer with grouped-query attention over the whole context and a gated FFN (SwiGLU / GeGLU), dense or
 a mixture of experts on every layer; a dense plain MLP (up and down only) where the family has one
 (_PLAIN_FFN_TYPES). Refused, with the field that says so (exit 2, nothing written):
+encoders and encoder-decoders (an ``architectures`` head such as ``BertForMaskedLM``, ``is_encoder_decoder``),
 multi-head latent attention (DeepSeek-V2/V3's ``kv_lora_rank``: its KV cache is not heads x head_dim),
 layers of linear attention or state-space mixers (``layer_types`` other than full/sliding attention,
 Mamba-style ``ssm_*`` / ``mamba_*`` keys), MoE on some layers only (``decoder_sparse_step`` != 1,
@@ -50,6 +51,10 @@ _UNREAD_EXPERT_KEYS = ("moe_num_experts", "n_routed_experts")
 # Families whose MoE layer always holds shared experts of the routed width, with no config key for them
 # (transformers' Llama4TextMoe: one shared expert of intermediate_size beside the routed ones).
 _IMPLICIT_SHARED_EXPERTS = {"llama4_text": 1}
+# Heads of encoder models (transformers' <Model>For<Head> classes that are not generative): BERT-style encoders
+# attend both ways and generate nothing, so vLLM serves them for pooling only; imported, they were sized as decoders.
+_ENCODER_HEADS = ("ForMaskedLM", "ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering",
+                  "ForMultipleChoice", "ForPreTraining", "ForNextSentencePrediction")
 _SSM_PREFIXES = ("ssm_", "mamba_", "linear_conv", "linear_key", "linear_num")
 # Attention kinds of `layer_types` the model carries (the rest are linear attention / SSM mixers).
 _ATTENTION_LAYER_TYPES = {"full_attention", "sliding_attention"}
@@ -109,6 +114,15 @@ def _refuse_unmodelled(cfg: Mapping[str, object], src: str) -> None:
     """InputError naming the first field that puts the model outside the cost model (module doc)."""
     if "text_config" in cfg:
         raise InputError(src, "text_config", "a multimodal wrapper; import the text model's config.json (its text_config) instead")
+    archs = cfg.get("architectures")
+    arch = str(archs[0]) if isinstance(archs, list) and archs else ""
+    head = next((h for h in _ENCODER_HEADS if arch.endswith(h)), None)
+    if head is not None:
+        raise InputError(src, "architectures", f"{arch} is an encoder ({head[3:]} head), not modelled; expected a "
+                         "decoder-only model vLLM generates with (e.g. ['LlamaForCausalLM'])")
+    if cfg.get("is_encoder_decoder"):
+        raise InputError(src, "is_encoder_decoder", "encoder-decoder models are not modelled; expected a decoder-only "
+                         "model (e.g. ['LlamaForCausalLM'])")
     for k, ours in _LEGACY_KEYS.items():
         if k in cfg:
             raise InputError(src, k, "GPT-2 / Falcon-style keys are not read (taken for Llama's, the KV heads could be "
