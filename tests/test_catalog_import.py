@@ -352,3 +352,23 @@ def test_a_gpu_type_of_the_catalog_folder_is_planned_on(tmp_path):
     assert r.exit_code == 0, r.output
     pools = yaml.safe_load(out.read_text())["models"]["llama-3.1-8b"]["pools"]
     assert pools and {p["gpu"] for p in pools} == {"H20-96GB"}
+
+
+def test_a_catalog_folder_of_profiles_alone_is_one(tmp_path, monkeypatch):
+    """Found in QA: a folder holding only profiles/ (a bundled model measured on a bundled GPU needs no YAML; README's
+    catalog folder holds "your measured profiles under DIR/profiles/") was refused, `planner --catalog DIR` exit 2.
+    Now its profile replaces the bundled one of the variant; a folder holding none of the catalog's files is still
+    refused."""
+    from planner.perf.laws import PerfModel
+
+    src = REPO / "profiles" / "data" / "llama-3.1-8b" / "H100-SXM-80GB" / "tp1" / "vllm"
+    dst = tmp_path / "cat" / "profiles" / "llama-3.1-8b" / "H100-SXM-80GB" / "tp1" / "vllm"
+    dst.mkdir(parents=True)
+    for f in ("meta.yaml", "prefill.csv", "decode.csv"):
+        (dst / f).write_text((src / f).read_text())
+    assert runner.invoke(app, ["--catalog", str(tmp_path / "cat"), "catalog", "list"]).exit_code == 0
+    monkeypatch.setenv("PLANNER_CATALOG", str(tmp_path / "cat"))
+    assert PerfModel.load().get("llama-3.1-8b", "H100-SXM-80GB", 1).law_source == "measured-vllm"
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(app, ["--catalog", str(tmp_path / "empty"), "catalog", "list"])
+    assert r.exit_code == 2 and "profiles/ folder" in r.output

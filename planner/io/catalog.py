@@ -39,16 +39,23 @@ USER_FILES = ("models.yaml", "gpus.yaml", "model_configs.yaml")
 """The files a user catalog folder may hold, in the bundled files' formats."""
 
 
+USER_PROFILES_DIR = "profiles"
+"""The user catalog folder's subfolder of measured profiles (profiles/data's layout; planner.perf.laws reads it)."""
+
+
 def user_catalog_dir() -> Path | None:
     """The user's catalog folder from ``PLANNER_CATALOG``, or None when unset or empty.
-    A value that is not a folder holding at least one of USER_FILES is an InputError naming it."""
+    A value that is not a folder holding at least one of USER_FILES or a profiles/ subfolder is an InputError naming
+    it. A folder of profiles alone is one: its bundled models measured on bundled GPUs need no YAML (found in QA: such
+    a folder, as README's catalog folder describes, was refused)."""
     raw = os.environ.get(CATALOG_ENV, "").strip()
     if not raw:
         return None
     d = Path(raw).expanduser()
-    if not d.is_dir() or not any((d / f).is_file() for f in USER_FILES):
-        raise InputError(str(d), None, f"expected a catalog folder holding any of {', '.join(USER_FILES)} "
-                         f"(from --catalog or ${CATALOG_ENV}); write one with `planner catalog import-hf`")
+    if not d.is_dir() or not (any((d / f).is_file() for f in USER_FILES) or (d / USER_PROFILES_DIR).is_dir()):
+        raise InputError(str(d), None, f"expected a catalog folder holding any of {', '.join(USER_FILES)} or a "
+                         f"{USER_PROFILES_DIR}/ folder of measured profiles (from --catalog or ${CATALOG_ENV}); write one "
+                         "with `planner catalog import-hf`")
     return d
 
 

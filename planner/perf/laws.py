@@ -782,14 +782,14 @@ class PerfModel:
         PLANNER_CATALOG), same layout; a user profile replaces a bundled one of the same variant and source.
         `leave_out`: profiles for which it is true are neither fitted nor calibrated on (a held-out check of a run
         whose profiles were bundled since, bench/gpu_heldout.py)."""
-        from planner.io.catalog import user_catalog_dir
+        from planner.io.catalog import USER_PROFILES_DIR, user_catalog_dir
 
         cat = catalog or Catalog.load()
         root = Path(profiles_dir) if profiles_dir is not None else DEFAULT_PROFILES_DIR
         profiles = list(iter_profiles(root)) if root.is_dir() or profiles_dir is not None else []
         user = user_catalog_dir() if profiles_dir is None else None
-        if user is not None and (user / "profiles").is_dir():
-            mine = list(iter_profiles(user / "profiles"))
+        if user is not None and (user / USER_PROFILES_DIR).is_dir():
+            mine = list(iter_profiles(user / USER_PROFILES_DIR))
             replaced = {(variant_key(p), law_source(p.meta)) for p in mine}
             profiles = [p for p in profiles if (variant_key(p), law_source(p.meta)) not in replaced] + mine
         if leave_out is not None:
