@@ -264,6 +264,8 @@ def test_import_then_plan_and_write_the_weightless_folder(tmp_path, monkeypatch)
 def test_a_bad_catalog_folder_or_entry_is_exit_2_naming_it(tmp_path, monkeypatch):
     r = runner.invoke(app, ["--catalog", str(tmp_path / "nope"), "catalog", "list"])
     assert r.exit_code == 2 and "catalog folder" in r.output
+    # found in QA: Click's three lines (Usage, Try 'planner --help', Error: Invalid value for --catalog ...)
+    assert r.output.startswith("error:") and "field '--catalog'" in r.output and "Usage" not in r.output, r.output
     cat = tmp_path / "cat"
     cat.mkdir()
     (cat / "models.yaml").write_text(yaml.safe_dump({"my-model": {"layers": 0, "hidden": 4096}}))

@@ -32,6 +32,7 @@ console = stdout_console()
 
 
 @app.callback()
+@friendly_errors
 def root(
     catalog_dir: Path | None = typer.Option(
         None, "--catalog", envvar="PLANNER_CATALOG",
@@ -47,8 +48,8 @@ def root(
         os.environ[CATALOG_ENV] = str(catalog_dir)
         try:
             user_catalog_dir()  # a folder holding a catalog file, checked before any command runs
-        except InputError as exc:
-            raise typer.BadParameter(exc.expected, param_hint=f"--catalog '{catalog_dir}'") from None
+        except InputError as exc:  # one line naming the flag, as every other bad input (was Click's 3-line usage)
+            raise InputError(str(catalog_dir), "--catalog", exc.expected) from None
 
 def plan_table(plan: Plan, title: str = "Plan") -> Table:
     """Pools of a plan with utilization and the predicted percentiles of the classes they serve."""
