@@ -5,6 +5,7 @@ h4's profile of the held-out mistral-nemo-12b on the H100 (20.54 req/s at ISL 1,
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,13 @@ def test_the_rates_are_shares_of_the_models_own_saturation(monkeypatch: pytest.M
     res = CliRunner().invoke(app, ["profile", "rates", str(H4), "--shares", "0.5,1.2"])
     assert res.exit_code == 0, res.output
     line = res.output.strip().splitlines()[-1]
-    assert line.startswith("--rates-by-isl ")
-    by_isl = {int(k): [float(x) for x in v.split(",")] for k, v in (p.split("=") for p in line.split()[1].split(";"))}
+    # read as a shell reads it when pasted into `planner profile ...` (found in QA: unquoted, the ';' between the
+    # ISLs ended the command there, the second ISL's rates run as a command)
+    words = shlex.shlex(line, posix=True, punctuation_chars=True)
+    words.whitespace_split = True
+    flag, value = list(words)
+    assert flag == "--rates-by-isl"
+    by_isl = {int(k): [float(x) for x in v.split(",")] for k, v in (p.split("=") for p in value.split(";"))}
     assert set(by_isl) == {1024, 4096}
     assert str(H4 / "vllm") in res.output.replace("\n", "")  # the profile the planner uses, said
     assert by_isl[1024][1] == pytest.approx(1.2 * 20.54, rel=0.005) and by_isl[4096][0] == pytest.approx(0.5 * 5.01, rel=0.005)

@@ -668,7 +668,9 @@ def register(app: typer.Typer) -> None:
         console.print(source)
         if note := _rates_extrapolation_note(perf, isls, osl):
             console.print(note, highlight=False)
-        console.print("--rates-by-isl " + rates_by_isl_text(by_isl))
+        import shlex  # quoted for the shell: the ISLs' ';' would end the pasted command there (found in QA)
+
+        console.print("--rates-by-isl " + shlex.quote(rates_by_isl_text(by_isl)), highlight=False)
 
     @profile_app.command("predict")
     @_friendly
