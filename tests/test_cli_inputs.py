@@ -1131,3 +1131,20 @@ def test_simulate_reads_the_plan_as_explain_does(tmp_path: Path) -> None:
     outs = [runner.invoke(app, ["simulate", *form, *rest]) for form in ([plan], ["--plan", plan])]
     assert [r.exit_code for r in outs] == [0, 0], [r.output for r in outs]
     assert outs[0].output == outs[1].output and "Simulated classes" in outs[0].output
+
+
+def test_explain_lists_only_the_gpu_types_the_plan_holds(tmp_path: Path) -> None:
+    """A plan whose `gpus` holds a type at 0 (a hand edit, or a tool that writes every fleet type) was explained as
+    'on 21 GPUs (3 A100-80GB, 0 H200-141GB, 18 H100-SXM-80GB)' (found by a helper at stop 57): the 0 is left out."""
+    def t(name: str, content: str | bytes) -> str:
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
+        return str(p)
+
+    plan = yaml.safe_load(Path(_good_plan(t)).read_text())
+    plan["gpus"]["H200-141GB"] = 0
+    path = t("zero.yaml", yaml.safe_dump(plan))
+    r = runner.invoke(app, ["explain", path])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and "Cost $" in out and "0 H200-141GB" not in out, out

@@ -32,7 +32,9 @@ def explain(plan: Plan) -> list[str]:
     gap = f", gap {s.gap * 100:.2f}%" if s.gap is not None else ""
     n_gpus = sum(plan.gpus.values())
     lines.append(f"Cost ${plan.cost_per_hour:,.2f}/h on {n_gpus} GPU{'' if n_gpus == 1 else 's'} "
-                 f"({', '.join(f'{n} {g}' for g, n in sorted(plan.gpus.items()))}); solver {s.backend} {s.status}{gap} in {s.seconds:.2f}s.")
+                 # a type the plan holds none of is not listed (found by a helper at stop 57: '0 H200-141GB')
+                 f"({', '.join(f'{n} {g}' for g, n in sorted(plan.gpus.items()) if n > 0)}); solver {s.backend} "
+                 f"{s.status}{gap} in {s.seconds:.2f}s.")
     if plan.load_multiplier is not None:
         lines.append(f"This fleet serves {plan.load_multiplier:.2f}x the workload within SLO.")
     lines.append("Binding constraints:" if plan.binding else "No constraint binds besides the SLO capacities themselves.")
