@@ -38,15 +38,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_input import (  # noqa: E402
     fail, known_gpu, known_model, positive_floats, read_model_trace, trace_model, with_a_span)
-from vllm_trace_replay import Replay, simulated  # noqa: E402
+from vllm_trace_replay import Replay, mixed_plan, simulated  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import PlannerError  # noqa: E402
-from planner.io.schema import Fleet, Slo  # noqa: E402
+from planner.io.schema import Slo  # noqa: E402
 from planner.io.synth import FAMILIES, synth  # noqa: E402
-from planner.io.traces import assign_classes, bucket_trace, read_trace  # noqa: E402
+from planner.io.traces import assign_classes, read_trace  # noqa: E402
 from planner.perf.laws import PerfModel, quiet_extrapolation  # noqa: E402
-from planner.planning.assemble import plan_workload  # noqa: E402
 from planner.planning.capacity import POISSON, PoolMix, latency, mixed_latency  # noqa: E402
 from planner.planning.instance import build_instance  # noqa: E402
 
@@ -58,11 +57,7 @@ DEFAULT_MODEL = "llama-3.1-8b"  # rule 57-M's
 def compare(trace: pd.DataFrame, model: str, gpu: str, pm: PerfModel) -> pd.DataFrame | None:
     """Per class of `trace` (columns t_s, model, input_tokens, output_tokens): the simulator's p90s and both forms',
     or None where `planner solve` plans it on more than one replica (or not at all)."""
-    wl = bucket_trace(trace, SLO, burstiness=True)
-    fleet = Fleet.model_validate({"gpus": {gpu: {"available": 64}},
-                                  "limits": {"allowed_tp": [1], "roles": ["mixed"], "utilization": 1.0}})
-    with quiet_extrapolation():
-        plan = plan_workload(wl, fleet, pm, pm.catalog, refine_diagnosis=False)
+    wl, fleet, plan = mixed_plan(trace, SLO, gpu, 1, {"bf16"}, pm)
     mp = plan.models.get(model)
     if not plan.feasible or mp is None or sum(p.replicas for p in mp.pools) != 1:
         return None

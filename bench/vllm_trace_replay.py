@@ -53,7 +53,7 @@ from bench_input import fail, not_found, read_rows  # noqa: E402
 from fidelity import mixed_sim_report  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import PlannerError  # noqa: E402
-from planner.io.schema import Fleet, Slo  # noqa: E402
+from planner.io.schema import Fleet, Plan, Slo, Workload  # noqa: E402
 from planner.io.traces import assign_classes, bucket_trace, measure_burstiness  # noqa: E402
 from planner.perf.laws import PerfModel, VariantKey, VariantPerf, fit_profile, quiet_extrapolation  # noqa: E402
 from planner.perf.profiledata import load_profile, profile_dir, read_meta  # noqa: E402
@@ -143,6 +143,20 @@ class ClassCheck:
     model_itl_p90_ms: float | None
 
 
+def mixed_plan(trace: pd.DataFrame, slo: Slo, gpu: str, tp: int, dtypes: set[str],
+               laws: PerfModel) -> tuple[Workload, Fleet, Plan]:
+    """`trace` (columns t_s, model, input_tokens, output_tokens) bucketed as `planner workload from-trace` does
+    (burstiness measured) and planned by `planner solve` on mixed pools of `gpu` at `tp` (64 available, utilization 1:
+    the SLO alone decides) with `laws`: the workload, the fleet and the plan (bench/mixed_classes.py plans so too)."""
+    wl = bucket_trace(trace, slo, burstiness=True)
+    fleet = Fleet.model_validate({"gpus": {gpu: {"available": 64}},
+                                  "limits": {"allowed_tp": [tp], "roles": ["mixed"], "utilization": 1.0,
+                                             "allowed_dtypes": sorted(dtypes)}})
+    with quiet_extrapolation():
+        plan = plan_workload(wl, fleet, laws, laws.catalog, refine_diagnosis=False)
+    return wl, fleet, plan
+
+
 def closed_form(r: Replay, sim: tuple[np.ndarray, np.ndarray], pm: PerfModel, ttft_ms: float,
                 itl_ms: float) -> tuple[int | None, list[ClassCheck]]:
     """The capacity model on the replayed requests (module doc): the replicas its plan needs on the replay's GPU type
@@ -150,13 +164,9 @@ def closed_form(r: Replay, sim: tuple[np.ndarray, np.ndarray], pm: PerfModel, tt
     request, `simulated`) and the model's where the plan is one replica."""
     trace = pd.DataFrame({"t_s": r.sent_s - r.sent_s[0], "model": r.model, "input_tokens": r.prompts,
                           "output_tokens": r.outputs})
-    wl = bucket_trace(trace, Slo(ttft_ms=ttft_ms, itl_ms=itl_ms, percentile=90.0), burstiness=True)
-    fleet = Fleet.model_validate({"gpus": {r.gpu: {"available": 64}},
-                                  "limits": {"allowed_tp": [r.key[2]], "roles": ["mixed"], "utilization": 1.0,
-                                             "allowed_dtypes": sorted({r.key[3], r.key[4]})}})
     laws = dataclasses.replace(pm, measured={**pm.measured, r.key: r.perf}, _cache={})  # the replay's laws and cache
-    with quiet_extrapolation():
-        plan = plan_workload(wl, fleet, laws, pm.catalog, refine_diagnosis=False)
+    wl, _, plan = mixed_plan(trace, Slo(ttft_ms=ttft_ms, itl_ms=itl_ms, percentile=90.0), r.gpu, r.key[2],
+                             {r.key[3], r.key[4]}, laws)
     mp = plan.models.get(r.model)
     replicas = sum(p.replicas for p in mp.pools) if plan.feasible and mp is not None else None
     ids = assign_classes(trace, wl)

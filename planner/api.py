@@ -194,7 +194,7 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
 
     import numpy as np
 
-    from planner.simulate.arrivals import DEFAULT_WORKLOAD_DURATION_S, MAX_SIM_REQUESTS, poisson_arrivals, trace_arrivals
+    from planner.simulate.arrivals import DEFAULT_WORKLOAD_DURATION_S, over_request_limit, poisson_arrivals, trace_arrivals
     from planner.simulate.fleet import FleetSimulator
     from planner.simulate.report import build_report
 
@@ -210,11 +210,10 @@ def simulate(plan: Plan, workload: Workload, *, duration_s: float | None = None,
         raise ValueError(f"model must be a model of the workload ({', '.join(sorted(workload.models))}), got {model!r}")
     poisson_s = duration_s or DEFAULT_WORKLOAD_DURATION_S  # seconds of Poisson arrivals, without a trace
     rate_rps = sum(c.rate_rps for c in workload.classes)
-    if trace is None and poisson_s * rate_rps > MAX_SIM_REQUESTS:
+    over = over_request_limit(poisson_s, rate_rps) if trace is None else None
+    if over is not None:
         # `planner simulate --duration`'s bound (was a MemoryError, or the machine's memory, after minutes of drawing)
-        raise ValueError(f"duration_s {poisson_s:g} at the workload's {rate_rps:g} req/s is "
-                         f"~{poisson_s * rate_rps:,.0f} requests, over the simulator's limit of {MAX_SIM_REQUESTS:,} "
-                         f"(bounded memory); expected at most {MAX_SIM_REQUESTS / rate_rps:,.0f} s")
+        raise ValueError(f"duration_s {over}")
     if perf is None and profiles_dir is None and plan.profiles_root is not None:  # was the bundled laws, not the plan's
         if not Path(plan.profiles_root).is_dir():
             raise InputError(None, "plan.profiles_root", f"the profile root the plan was solved with, "

@@ -480,6 +480,17 @@ def _huge_workload() -> str:
 _PLAN_CACHE: dict[str, str] = {}
 
 
+def _writer(tmp_path: Path) -> Callable[[str, str | bytes], str]:
+    """A function writing a named file (text or bytes) under `tmp_path`, its folders made, that returns its path."""
+    def t(name: str, content: str | bytes) -> str:
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
+        return str(p)
+
+    return t
+
+
 def _good_plan(t: Callable[[str, str | bytes], str]) -> str:
     """A plan of the default example (solved once per session, copied into the case's folder)."""
     if "text" not in _PLAN_CACHE:
@@ -987,12 +998,7 @@ def test_messages_quote_a_files_numbers_as_written(tmp_path: Path) -> None:
 def test_explain_reads_the_plan_as_an_argument_or_as_simulate_takes_it(tmp_path: Path) -> None:
     """`planner explain PLAN` and `planner explain --plan PLAN` print the same (found by hand at stop 52: the second,
     the form `planner simulate --plan` takes, was "No such option: --plan")."""
-    def t(name: str, content: str | bytes) -> str:
-        p = tmp_path / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
-        return str(p)
-
+    t = _writer(tmp_path)
     plan = _good_plan(t)
     a = runner.invoke(app, ["explain", plan])
     b = runner.invoke(app, ["explain", "--plan", plan])
@@ -1120,12 +1126,7 @@ def test_a_solver_out_of_time_is_not_called_infeasible(monkeypatch: pytest.Monke
 def test_simulate_reads_the_plan_as_explain_does(tmp_path: Path) -> None:
     """`planner simulate PLAN` replays the plan as `--plan PLAN` does (found in QA: the argument form, which `planner
     explain PLAN` takes, was "Missing option '--plan'")."""
-    def t(name: str, content: str | bytes) -> str:
-        p = tmp_path / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
-        return str(p)
-
+    t = _writer(tmp_path)
     plan = _good_plan(t)
     rest = ["--workload", W, "--duration", "5", "--png", str(tmp_path / "x.png")]
     outs = [runner.invoke(app, ["simulate", *form, *rest]) for form in ([plan], ["--plan", plan])]
@@ -1136,12 +1137,7 @@ def test_simulate_reads_the_plan_as_explain_does(tmp_path: Path) -> None:
 def test_explain_lists_only_the_gpu_types_the_plan_holds(tmp_path: Path) -> None:
     """A plan whose `gpus` holds a type at 0 (a hand edit, or a tool that writes every fleet type) was explained as
     'on 21 GPUs (3 A100-80GB, 0 H200-141GB, 18 H100-SXM-80GB)' (found by a helper at stop 57): the 0 is left out."""
-    def t(name: str, content: str | bytes) -> str:
-        p = tmp_path / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
-        return str(p)
-
+    t = _writer(tmp_path)
     plan = yaml.safe_load(Path(_good_plan(t)).read_text())
     plan["gpus"]["H200-141GB"] = 0
     path = t("zero.yaml", yaml.safe_dump(plan))

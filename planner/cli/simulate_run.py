@@ -14,25 +14,27 @@ from planner.io.catalog import Catalog
 from planner.io.errors import InputError
 from planner.io.files import load_model
 from planner.io.schema import REPLICA_ROUTINGS, ModelEntry, Plan, ReplicaRouting, Slo, Workload
-from planner.simulate.arrivals import DEFAULT_WORKLOAD_DURATION_S, MAX_SIM_REQUESTS, Arrivals, poisson_arrivals, trace_arrivals
+from planner.simulate.arrivals import (
+    DEFAULT_WORKLOAD_DURATION_S,
+    Arrivals,
+    over_request_limit,
+    poisson_arrivals,
+    trace_arrivals,
+)
 from planner.simulate.engine import KV_POLICIES, KvPolicy
 from planner.simulate.fleet import FleetSimulator, PerfLookup
 from planner.simulate.report import SimReport, build_report, plot_report
 
 
 def check_duration(duration: float | None, wl: Workload | None, where: str = "--duration") -> None:
-    """A positive, finite duration whose expected arrivals fit MAX_SIM_REQUESTS (checked before any work)."""
+    """A positive, finite duration whose expected arrivals fit planner.simulate.arrivals.MAX_SIM_REQUESTS (checked before any work)."""
     if duration is None:
         return
     if not (np.isfinite(duration) and duration > 0):
         raise InputError(None, where, f"expected seconds > 0, got {duration:g}")
-    if wl is not None:
-        expected = duration * sum(c.rate_rps for c in wl.classes)
-        if expected > MAX_SIM_REQUESTS:
-            most = MAX_SIM_REQUESTS / max(sum(c.rate_rps for c in wl.classes), 1e-12)
-            raise InputError(None, where, f"{duration:g} s at the workload's {sum(c.rate_rps for c in wl.classes):g} req/s is "
-                             f"~{expected:,.0f} requests, over the simulator's limit of {MAX_SIM_REQUESTS:,} (bounded memory); "
-                             f"expected at most {most:,.0f} s")
+    over = over_request_limit(duration, sum(c.rate_rps for c in wl.classes)) if wl is not None else None
+    if over is not None:
+        raise InputError(None, where, over)
 
 
 def plan_slos(plan: Plan) -> dict[str, Slo]:

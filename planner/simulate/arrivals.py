@@ -31,6 +31,18 @@ DEFAULT_WORKLOAD_DURATION_S = 600.0
 MAX_SIM_REQUESTS = 2_000_000
 
 
+def over_request_limit(duration_s: float, rate_rps: float) -> str | None:
+    """What to say of `duration_s` seconds of Poisson arrivals at `rate_rps` beyond MAX_SIM_REQUESTS (the duration,
+    the requests it draws, the limit, the longest that fits); None within it. One wording for `planner simulate
+    --duration` and `planner.simulate_plan(duration_s=...)`, each raising its own error with it."""
+    expected = duration_s * rate_rps
+    if expected <= MAX_SIM_REQUESTS:
+        return None
+    most = MAX_SIM_REQUESTS / max(rate_rps, 1e-12)
+    return (f"{duration_s:g} s at the workload's {rate_rps:g} req/s is ~{expected:,.0f} requests, over the simulator's "
+            f"limit of {MAX_SIM_REQUESTS:,} (bounded memory); expected at most {most:,.0f} s")
+
+
 @dataclass(frozen=True)
 class Arrivals:
     """Requests sorted by arrival time; `cls` indexes `class_ids`."""
