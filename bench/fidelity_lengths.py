@@ -66,6 +66,10 @@ simulator's Poisson classes) if the tuning rows' mean |error| falls and their wo
 With it, parts 2-3 (from-trace --length-spread's classes now state their outputs' spread): part 3 per-class MAPE 9.0
 -> 8.7% tuning, 9.8 -> 5.4% held out; part 2's spread plans cost +4.9% over the mean-length ones and their largest
 prefill / k* stays 1.50 (rule 1.25): from-trace's default stays off.
+Stop 58: part 3's ablation had read the first form's memoised pool capacities for both forms since the memo came (stop 53;
+both rows 30.1%): it now clears the memo. Then (before rules 58-P / 58-B): tuning 30.1 -> 8.6%, held out 31.4 -> 5.0%;
+after them 12.2 -> 8.5%, 7.7 -> 4.6% (the "own law" rows now price a prefill pool's classes behind their exact mix,
+rule 58-P, where no spread is stated).
 Since stop 35 the simulator's decode replicas allocate KV on demand, as vLLM does (rule D1, planner/simulate/engine.py);
 part 4 runs both admissions. On demand the dispersed check sits below the simulator (8.1% tuning, 11.8% held out on
 average; worst over-estimate -2.5% / +2.3%: on the safe side) and the mean-length one above it (21.7% / 22.3%, worst
@@ -342,6 +346,9 @@ def classes_sharing_a_pool(pm: PerfModel, con: Console, split: str, mixture: boo
     real_mixture = capacity.pool_length_mixture
     if not mixture:  # the ablation: each class waits behind its own law, as before the third pass
         capacity.pool_length_mixture = lambda classes: None  # type: ignore[assignment]
+    # the pools' capacities are memoised on their arguments, not on the function swapped above: without the clear the
+    # second form read the first one's (found at stop 58: both forms printed 30.1% since the memo came, stop 53)
+    capacity._pool_class_capacities_memo.cache_clear()
     errs: list[float] = []
     try:
         for sc in (x for x in SCENARIOS if x.split == split and x.path is None):
@@ -357,6 +364,7 @@ def classes_sharing_a_pool(pm: PerfModel, con: Console, split: str, mixture: boo
                 errs += [(pred[r.class_id] - r.ttft_p90_ms) / r.ttft_p90_ms * 100.0 for _, r in rep.classes.iterrows()]
     finally:
         capacity.pool_length_mixture = real_mixture  # type: ignore[assignment]
+        capacity._pool_class_capacities_memo.cache_clear()
     return errs
 
 
