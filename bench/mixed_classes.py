@@ -14,10 +14,18 @@ simulator p90). Rule 57-M's tuning set is the default (seeds 101, 102); its held
     .venv/bin/python bench/mixed_classes.py --seeds 201,202                    # its held-out seeds
     .venv/bin/python bench/mixed_classes.py --model qwen3-32b --rates 1 --families heavytail
     .venv/bin/python bench/mixed_classes.py --trace TRACE.csv
+    .venv/bin/python bench/mixed_classes.py --roles pd                        # rule 58-P's tuning set, ~40 s
+
+`--roles pd` (rule 58-P): each trace planned P/D instead (roles prefill + decode, any number of replicas) and the plan
+replayed by the simulator's fleet (planner/simulate/fleet.py) on the same requests; per class the plan's predicted
+TTFT p90 with its prefill pool priced for the class alone (the form before stop 58) and behind the pool's mix
+(assemble.TTFT_MIX_ROLES); the ITL columns are the plan's decode prediction, one form.
 
 Last line: ``RESULT classes=<n> alone_ttft_mape=... mix_ttft_mape=... alone_itl_mape=... mix_itl_mape=...
 alone_bind_ttft_worst_pct=... mix_bind_ttft_worst_pct=... alone_bind_itl_worst_pct=... mix_bind_itl_worst_pct=...``
 (pooled over the compared classes; worst = the most negative binding-class error over the traces).
+Rule 58-P's tuning set (`--roles pd`, stop 58): RESULT classes=48 alone_ttft_mape=37.9 mix_ttft_mape=11.0 ...
+alone_bind_ttft_worst_pct=-58.3 mix_bind_ttft_worst_pct=-15.1; held out (seeds 201, 202) 33.7 / 10.2, -4.1 / -13.0.
 """
 
 from __future__ import annotations
@@ -42,12 +50,16 @@ from vllm_trace_replay import Replay, mixed_plan, simulated  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import PlannerError  # noqa: E402
-from planner.io.schema import Slo  # noqa: E402
+from planner.io.schema import Fleet, Slo  # noqa: E402
 from planner.io.synth import FAMILIES, synth  # noqa: E402
-from planner.io.traces import assign_classes, read_trace  # noqa: E402
+from planner.io.traces import assign_classes, bucket_trace, read_trace  # noqa: E402
 from planner.perf.laws import PerfModel, quiet_extrapolation  # noqa: E402
+from planner.planning import assemble  # noqa: E402
 from planner.planning.capacity import POISSON, PoolMix, latency, mixed_latency  # noqa: E402
 from planner.planning.instance import build_instance  # noqa: E402
+from planner.simulate.arrivals import trace_arrivals  # noqa: E402
+from planner.simulate.fleet import FleetSimulator  # noqa: E402
+from planner.simulate.report import build_report  # noqa: E402
 
 SLO = Slo(ttft_ms=1000.0, itl_ms=50.0, percentile=90.0)  # rule 57-M's (workload from-trace's defaults)
 DURATION_S = 300.0
@@ -87,6 +99,44 @@ def compare(trace: pd.DataFrame, model: str, gpu: str, pm: PerfModel) -> pd.Data
     return pd.DataFrame(rows)
 
 
+def compare_pd(trace: pd.DataFrame, model: str, gpu: str, pm: PerfModel) -> pd.DataFrame | None:
+    """Per class of `trace`: the simulator's p90s replaying the trace on its P/D plan (`--roles pd`) and the plan's
+    predicted TTFT p90 in both forms (its prefill pools' classes alone, and behind their mix); None where no P/D plan
+    is found. The two forms share one sizing (the ILP's capacities are class-alone in both)."""
+    wl = bucket_trace(trace, SLO, burstiness=True)
+    fleet = Fleet.model_validate({"gpus": {gpu: {"available": 64}},
+                                  "limits": {"allowed_tp": [1], "roles": ["prefill", "decode"], "utilization": 1.0,
+                                             "allowed_dtypes": ["bf16"]}})
+    plans = {}
+    kept = assemble.TTFT_MIX_ROLES
+    try:
+        for form, roles in (("alone", ("mixed",)), ("mix", kept)):
+            assemble.TTFT_MIX_ROLES = roles
+            with quiet_extrapolation():
+                plans[form] = assemble.plan_workload(wl, fleet, pm, pm.catalog, refine_diagnosis=False)
+    finally:
+        assemble.TTFT_MIX_ROLES = kept
+    plan = plans["mix"]
+    if not plan.feasible or model not in plan.models:
+        return None
+    arr = trace_arrivals(trace.rename(columns={"t_s": "timestamp"}), wl, "trace")
+    with quiet_extrapolation():
+        sim = FleetSimulator.from_plan(plan, pm.get, arr, wl, seed=1)
+        sim.run()
+    req = build_report(sim).requests
+    rows = []
+    for c in wl.classes:
+        sel = req[req.class_id == c.id]
+        if sel.empty:
+            continue
+        alone, behind = plans["alone"].models[model].predicted[c.id], plan.models[model].predicted[c.id]
+        rows.append(dict(cid=c.id.split("/")[-1], requests=len(sel), sim_ttft=float(np.percentile(sel.ttft_ms, 90)),
+                         sim_itl=float(np.nanpercentile(sel.itl_ms, 90)), alone_ttft=alone.ttft_ms,
+                         alone_itl=alone.itl_ms, mix_ttft=behind.ttft_ms, mix_itl=behind.itl_ms,
+                         replicas=sum(p.replicas for p in plan.models[model].pools)))
+    return pd.DataFrame(rows)
+
+
 def mape(model: pd.Series, ref: pd.Series) -> float:
     return float(np.mean(np.abs(model - ref) / ref) * 100.0)
 
@@ -106,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rates", default="8,11", help="comma list of the families' rate_rps")
     ap.add_argument("--families", default="clustered,heavytail", help="comma list of synth families with a rate_rps")
     ap.add_argument("--trace", type=Path, default=None, help="run this trace alone (any format the planner reads)")
+    ap.add_argument("--roles", choices=("mixed", "pd"), default="mixed",
+                    help="mixed: one mixed replica (rule 57-M); pd: a P/D plan's prefill pools (rule 58-P)")
     args = ap.parse_args(argv)
     try:
         seeds = [int(x) for x in args.seeds.split(",")]
@@ -143,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     except (PlannerError, KeyError, ValueError) as exc:
         fail(str(exc))
     con = Console(width=200)
-    table = Table(title=f"{model} on one {args.gpu} mixed replica: per-class p90 vs the simulator, the class "
-                        "alone (ILP) and behind the pool's mix (PoolMix)")
+    where = f"one {args.gpu} mixed replica" if args.roles == "mixed" else f"a P/D plan on {args.gpu} (prefill pools)"
+    table = Table(title=f"{model} on {where}: per-class p90 vs the simulator, the class alone (ILP) and behind the "
+                        "pool's mix (PoolMix)")
     for col in ("trace", "req/s", "classes", "TTFT MAPE alone / mix", "ITL MAPE alone / mix",
                 "binding TTFT alone / mix", "binding ITL alone / mix"):
         table.add_column(col, justify="right")
@@ -152,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     worst = {k: [] for k in ("alone_ttft", "mix_ttft", "alone_itl", "mix_itl")}
     for name, tr in traces:
         rate = len(tr) / max(float(tr.t_s.max() - tr.t_s.min()), 1e-9)
-        df = compare(tr, model, args.gpu, pm)
+        df = (compare if args.roles == "mixed" else compare_pd)(tr, model, args.gpu, pm)
         if df is None:
-            table.add_row(name, f"{rate:.2f}", "-", "(planned on more than one replica: not compared)", "", "", "")
+            why = "planned on more than one replica" if args.roles == "mixed" else "no P/D plan"
+            table.add_row(name, f"{rate:.2f}", "-", f"({why}: not compared)", "", "", "")
             continue
         frames.append(df)
         b = {f"{form}_{m}": binding_err(df, form, m) for form in ("alone", "mix") for m in ("ttft", "itl")}

@@ -43,6 +43,7 @@ from planner.planning.capacity import (
     latency,
     mixed_latency,
     pool_servers,
+    prefill_latency,
     realised_arrivals,
 )
 from planner.planning.explain import describe_binding, explain_infeasible
@@ -709,13 +710,20 @@ def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: s
     return out
 
 
+# The pools whose predicted TTFT is the class's behind the pool's mix of classes (`_class_prediction`): mixed (rule
+# 57-M) and prefill (rule 58-P), those whose one queue every class waits in; bench/mixed_classes.py sets ("mixed",) to
+# read a prefill pool's class-alone form beside it.
+TTFT_MIX_ROLES: tuple[str, ...] = PREFILL_SIDE
+
+
 def _pool_mixes(inst: Instance, pools: dict[str, PoolPlan],
                 flows_by_class: dict[str, dict[str, float]]) -> dict[str, PoolMix]:
-    """Per mixed pool, the classes it serves at their planned rates on one of its replicas (capacity.PoolMix)."""
+    """Per pool of `TTFT_MIX_ROLES`, the classes it serves at their planned rates on one of its replicas
+    (capacity.PoolMix)."""
     by_id = {c.id: c for c in inst.workload.classes}
     out: dict[str, PoolMix] = {}
     for vid, pool in pools.items():
-        if pool.role != "mixed" or pool.replicas <= 0:
+        if pool.role not in TTFT_MIX_ROLES or pool.replicas <= 0:
             continue
         served = [(by_id[cid], fl[vid]) for cid, fl in sorted(flows_by_class.items()) if vid in fl and cid in by_id]
         if served:
@@ -729,8 +737,9 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
                       facts: dict[str, _PoolClassFacts], mixes: dict[str, PoolMix] | None = None) -> ClassPrediction:
     """Worst predicted percentile over the pools the class is routed to, at their planned load (what to say of a pool
     across its classes goes to `facts`). A mixed pool's TTFT is the class's behind the pool's mix of classes (`mixes`,
-    capacity module doc, Mixed, classes sharing a replica; rule 57-M); its ITL, and every capacity, the class alone's
-    at the pool's utilization."""
+    capacity module doc, Mixed, classes sharing a replica; rule 57-M), and so is a prefill pool's where the workload
+    states no length spread (capacity module doc, Prompt-length dispersion, classes sharing a pool; rule 58-P); the
+    ITL, and every capacity, the class alone's at the pool's utilization."""
     slo = inst.workload.slo_of(c)
     ttft = itl = 0.0
     disagg = 0.0
@@ -749,9 +758,13 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
             lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile, shape)
             mix = (mixes or {}).get(vid)
             if mix is not None:
-                mixed = mixed_latency(inst.perf[vid], c.isl, c.osl, mix.total_rps, slo.percentile, shape, mix=mix)
-                if math.isfinite(mixed.ttft_ms):  # beyond the mix's saturation the class alone's stands (it was planned)
-                    lat = replace(lat, ttft_ms=mixed.ttft_ms)
+                if v.role == "mixed":
+                    behind = mixed_latency(inst.perf[vid], c.isl, c.osl, mix.total_rps, slo.percentile, shape, mix=mix)
+                else:  # a stated length mixture (shape.wait_isl) is kept: prefill_latency reads the mix only without one
+                    behind = prefill_latency(inst.perf[vid], c.isl, mix.total_rps, slo.percentile, arrivals=shape,
+                                             mix=mix)
+                if math.isfinite(behind.ttft_ms):  # beyond the mix's saturation the class alone's stands (it was planned)
+                    lat = replace(lat, ttft_ms=behind.ttft_ms)
         pool_facts = facts.setdefault(vid, _PoolClassFacts())
         notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch, pool_facts) if n not in notes)
         notes.extend(n for n in _long_prompt_mixed_notes(inst.perf[vid], vid, c, v.role) if n not in notes)

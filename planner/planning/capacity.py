@@ -207,6 +207,18 @@ real vLLM (r1's two replays, r2's 'near') per-class MAPE 38 / 50 / 37% -> 20 / 2
 +93 / +10% -> -29 / +20 / -35%: the class-alone form's excess on the longest class covered the laws' optimism under
 bursts (the simulator reads 22-29% below vLLM near the limit), so sizing stays class-alone (at r2's 'over' load, 19
 req/s, the mix reads one replica within a 1,000-ms TTFT where vLLM's misses it: 1,170-1,328 ms).
+A P/D prefill pool's classes (stop 58, rule 58-P): the same, `prefill_latency`'s `mix`: the request waits behind the
+mix's prompts (their batch-1 passes as equal-weight nodes, the M/G/1 terms of Prompt-length dispersion below) and its
+own prompt makes its own batch and KV trip; where the workload states a length spread (`--length-spread`), the pool's
+fitted mixture (`pool_length_mixture`) is kept instead. Chosen on rule 57-M's traces planned P/D on H100s against the
+simulator replaying each plan (`python bench/mixed_classes.py --roles pd`): per-class TTFT p90 MAPE 37.9% -> 11.0%, the
+binding class's worst under-prediction -58.3% -> -15.1%. Held out (reported): seeds 201 / 202, 33.7% -> 10.2%, the
+binding class -4.1% -> -13.0%; qwen3-32b 30.0% -> 26.2%, the binding class -60.9% -> -52.6% (clusters larger than
+its 3-4 prefill replicas: the plan's large-cluster note says so). Rule 58-B, found there (`_waiting_share`): where the
+wait holds the cluster-mates' (per-replica IDC > 1), a request waits with probability 1 - (1 - busy)(1 - q), q =
+(IDC - 1)/(IDC + 1), not the replica's busy share alone: at utilization 0.05 under clusters the whole wait had fallen
+below the p90 in `_wait_plus_own_quantile_ms` (qwen3-32b's P/D mix read 64-272 ms against the simulator's 359-502 ms,
+the mix MAPE 49.8% before it); rule 57-M's and 58-P's tuning figures are unchanged by it.
 
 Prompt-length dispersion (a class with `isl_scv`, `ArrivalShape.isl_scv`; absent = every prompt of the class's
 mean length and every number above is unchanged; the TTFT of the prefill and mixed roles and the KV check of decode and
@@ -502,6 +514,13 @@ class PoolMix:
 # The mixture's prompt-length law as nodes of equal weight (`PoolMix` in `mixed_latency`): each class's mean prompt
 # repeated in proportion to its rate, out of this many (a class of any positive rate keeps one node at least).
 _MIX_NODES = 1000
+def _mix_nodes(mix: PoolMix, live: list[int]) -> np.ndarray:
+    """The mix's prompt-length law as `_MIX_NODES` nodes of equal weight: each live class's mean prompt repeated in
+    proportion to its rate (one node at least)."""
+    counts = [max(1, round(_MIX_NODES * mix.rate_rps[k] / mix.total_rps)) for k in live]
+    return np.repeat(np.array([mix.isl[k] for k in live], dtype=float), counts)
+
+
 # Window of the prompt-token burst that decode KV must absorb, s: `Burstiness.p99_prompt_tokens_per_s`
 # is measured over 1-s windows (planner/io/traces.py).
 BURST_WINDOW_S = 1.0
@@ -677,6 +696,15 @@ def _residual_quantile_ms(nodes_ms: np.ndarray, busy: float, tail: float) -> flo
                           float(nodes_ms.max()), _NODE_RTOL)
 
 
+def _waiting_share(busy: float, idc: float) -> float:
+    """Probability that a request waits at all when `_combined_wait_ms` added the wait behind its own cluster-mates:
+    its replica busy (`busy`) or a cluster-mate ahead of it (q of `_cluster_ahead`, the law `_burst_wait_quantile_ms`
+    sums), independent: 1 - (1 - busy)(1 - q). Rule 58-B (stop 58): with `busy` alone a wait of a lightly loaded
+    replica under clusters (utilization 0.05, IDC 3.5 per replica) fell below the p90 in `_wait_plus_own_quantile_ms`
+    and vanished."""
+    return 1.0 - (1.0 - min(1.0, busy)) * (1.0 - _cluster_ahead(idc))
+
+
 def _wait_plus_own_quantile_ms(wait_ms: float, busy: float, own_ms: np.ndarray, tail: float) -> float:
     """p-quantile of W + T for independent W (an atom at 0 of mass 1 - busy, else exponential, with its
     p-quantile at `wait_ms`, as `_burst_wait_quantile_ms` takes a wait) and T uniform on the nodes `own_ms`:
@@ -780,12 +808,22 @@ def prefill_wait_quantile_ms(perf: VariantPerf, isl: float, rate_rps: float, per
 
 
 def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool = True,
-                    arrivals: ArrivalShape = POISSON) -> Latency:
+                    arrivals: ArrivalShape = POISSON, mix: PoolMix | None = None) -> Latency:
     """TTFT at the percentile of a prefill replica taking `rate_rps` of prompts of `isl` tokens.
 
     With `kv_transfer`, the KV cache's trip to the decode replica and that replica's next step
     boundary (where the first token leaves; half a batch-1 step of these laws, the decode pool
-    being unknown here) are included."""
+    being unknown here) are included. `mix`: the classes the replica serves together (their total rate is the load;
+    `rate_rps` is then not read): the request waits behind the mix's prompts and its own prompt makes its own batch
+    (module doc, Prefill, classes sharing a pool); a stated length mixture (`arrivals.wait_isl`) is kept instead."""
+    if mix is not None and arrivals.wait_isl <= 0.0:
+        live = [k for k, r in enumerate(mix.rate_rps) if r > 0]
+        if not live:
+            return Latency(ttft_ms=0.0, batch=0.0, utilization=0.0)
+        x_mix = _mix_nodes(mix, live)
+        s_mix = np.array([perf.prefill_pass_ms(xi, xi * xi) for xi in x_mix])
+        return _dispersed_prefill_latency(perf, isl, mix.total_rps, percentile, kv_transfer, arrivals,
+                                          (mix.mean(mix.isl), s_mix))
     if arrivals.isl_scv > 0.0 or arrivals.wait_isl > 0.0:
         return _dispersed_prefill_latency(perf, isl, rate_rps, percentile, kv_transfer, arrivals)
     wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, arrivals.replica_idc)
@@ -818,14 +856,19 @@ def _length_service_nodes(perf: VariantPerf, isl: float, isl_scv: float,
 
 
 def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool,
-                               arrivals: ArrivalShape) -> Latency:
+                               arrivals: ArrivalShape, wait_law: tuple[float, np.ndarray] | None = None) -> Latency:
     """`prefill_latency` for prompts of dispersed lengths (module doc, Prompt-length dispersion): the same
-    terms, with the service law of `prompt_length_nodes` in place of one length."""
+    terms, with the service law of `prompt_length_nodes` in place of one length. `wait_law`: (mean prompt, batch-1
+    passes at equal-weight nodes) of the prompts waited behind, a pool's exact mix of classes (`PoolMix`)."""
     _, s_own, kv_nodes, _ = _length_service_nodes(perf, float(isl), float(arrivals.isl_scv), arrivals.isl_max)
-    # the prompts waited behind: the pool's mixture of the model's classes where stated, else the class's own law
-    w_isl = arrivals.wait_isl if arrivals.wait_isl > 0 else float(isl)
-    s = s_own if arrivals.wait_isl <= 0 else _length_service_nodes(perf, float(w_isl), float(arrivals.wait_isl_scv),
-                                                                    arrivals.wait_isl_max)[1]
+    # the prompts waited behind: the pool's mix of classes, or the pool's mixture of the model's classes where
+    # stated, else the class's own law
+    if wait_law is not None:
+        w_isl, s = wait_law
+    else:
+        w_isl = arrivals.wait_isl if arrivals.wait_isl > 0 else float(isl)
+        s = s_own if arrivals.wait_isl <= 0 else _length_service_nodes(perf, float(w_isl), float(arrivals.wait_isl_scv),
+                                                                        arrivals.wait_isl_max)[1]
     s_bar = float(s.mean())
     cs2 = float(s.var()) / s_bar ** 2
     b, t_batch, b_max = _prefill_batch(perf, w_isl, rate_rps)
@@ -841,6 +884,7 @@ def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, p
     util = rate_rps * service / 1000.0
     busy = max(rho, util)
     wait = _combined_wait_ms(gated, saturated, b_max, busy, service, idc, percentile)
+    busy = _waiting_share(busy, idc)  # the wait holds the cluster-mates' (rule 58-B)
     pooled = pooled_wait_ms(s_bar, rate_rps, arrivals, percentile, s)
     if pooled is not None and pooled[0] < wait:
         wait, busy = pooled
@@ -1108,8 +1152,7 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
         live = [k for k, r in enumerate(mix.rate_rps) if r > 0]
         if not live:
             return Latency(ttft_ms=0.0, itl_ms=0.0, batch=0.0, utilization=0.0)
-        counts = [max(1, round(_MIX_NODES * mix.rate_rps[k] / mix.total_rps)) for k in live]
-        x_mix = np.repeat(np.array([mix.isl[k] for k in live], dtype=float), counts)
+        x_mix = _mix_nodes(mix, live)
         # each prompt's mixed-step work, `_mixed_prompt_work_ms` node by node
         spread = (x_mix, perf.prefill_b_ms_per_token * x_mix + perf.prefill_c_ms_per_token2 * x_mix * x_mix)
         if own_law is None:
@@ -1190,7 +1233,8 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
         x_nodes, w_nodes = own_law
         own_steps = np.maximum(1.0, np.ceil(x_nodes / chunk_tokens))
         own = np.maximum(own_steps * step_ms + w_nodes, t_own + (own_steps - steps) * (step_ms + extra) + w_nodes - base_work)
-        first = _wait_plus_own_quantile_ms(wait, max(rho_eff, min(1.0, rate_rps * t_step / (1000.0 * b_mean))), own,
+        busy = _waiting_share(max(rho_eff, min(1.0, rate_rps * t_step / (1000.0 * b_mean))), idc)  # rule 58-B
+        first = _wait_plus_own_quantile_ms(wait, busy, own,
                                            1.0 - percentile / 100.0)
     return Latency(
         ttft_ms=frontend_delay_ms(perf, n, frontend_ms_per_running) + first,
