@@ -253,5 +253,11 @@ def test_disaggregated_set_slices_multiply_replicas_and_scaling_rounds_up():
         a = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=scheme(), routing_configmap=None)
         assert a.pools()[D].ready == 6  # status.roleStatuses[].readyReplicas: the role's total
         res = a.apply(ApplyRequest({P: 4, D: 7}, {}, "t"))
-        assert res.ok and res.changed == {D: (6, 7)}
         assert srv.state.objects[("disaggregatedset", NS, "llama-ds")]["spec"]["roles"][1]["spec"]["replicas"] == 4
+        # the result (the decision log's changes) and the Event say what was written, 8, not the plan's 7
+        assert res.ok and res.changed == {D: (6, 8)}, res.changed
+        assert [e["message"].split(": t")[0][-6:] for e in srv.state.events(NS)] == ["6 -> 8"]
+        # 7 again: the role already holds 8 (two slices of 4), nothing is written, nothing is said to change
+        again = a.apply(ApplyRequest({P: 4, D: 7}, {}, "t"))
+        assert again.ok and again.changed == {}, again.changed
+        assert len(srv.state.events(NS)) == 1

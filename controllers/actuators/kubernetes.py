@@ -264,12 +264,14 @@ class KubernetesActuator:
         return {p: PoolState(p, t.desired, t.ready) for p, t in self.targets().items()}
 
     # -- scaling ------------------------------------------------------------------------------
-    def _scale(self, w: Target, replicas: int) -> int:
-        """Set the replicas of `w`; returns the previous value (no write if equal). Deployments and
-        LeaderWorkerSets through the `scale` subresource; a DisaggregatedSet role (no scale
-        subresource per role) by a read-modify-PUT of the object carrying the read resourceVersion."""
+    def _scale(self, w: Target, replicas: int) -> tuple[int, int]:
+        """Set the replicas of `w`; returns (before, after): the previous value and the one the workload now
+        asks for (no write if equal). Deployments and LeaderWorkerSets through the `scale` subresource, after =
+        `replicas`; a DisaggregatedSet role (no scale subresource per role) by a read-modify-PUT of the object
+        carrying the read resourceVersion, after = `replicas` rounded up to whole slices (what is written, which
+        the decision log and the Event must say, not the plan's number)."""
 
-        def attempt() -> int:
+        def attempt() -> tuple[int, int]:
             rv: str | None
             if w.kind == "Deployment":
                 sc = self.apps.read_namespaced_deployment_scale(w.name, self.ns)
@@ -286,12 +288,12 @@ class KubernetesActuator:
                 before = int(rs.get("replicas") if rs.get("replicas") is not None else 1) * slices
                 per_slice = -(-replicas // slices)  # replicas are per slice: round up, never below the plan
                 if before == per_slice * slices:
-                    return before
+                    return before, before
                 rs["replicas"] = per_slice
                 self.custom.replace_namespaced_custom_object(DS_GROUP, DS_VERSION, self.ns, DS_PLURAL, w.name, obj)
-                return before
+                return before, per_slice * slices
             if before == replicas:
-                return before
+                return before, before
             c = self._client
             scale = c.V1Scale(api_version="autoscaling/v1", kind="Scale",
                               metadata=c.V1ObjectMeta(name=w.name, namespace=self.ns, resource_version=rv),
@@ -301,7 +303,7 @@ class KubernetesActuator:
             else:
                 body = self._api.sanitize_for_serialization(scale)
                 self.custom.replace_namespaced_custom_object_scale(LWS_GROUP, LWS_VERSION, self.ns, LWS_PLURAL, w.name, body)
-            return before
+            return before, replicas
 
         return self._retry(f"scale {w.kind}/{w.name}", attempt)
 
@@ -500,14 +502,14 @@ class KubernetesActuator:
             if w is None:
                 continue
             try:
-                before = self._scale(w, n)
+                before, after = self._scale(w, n)
             except Exception as exc:  # noqa: BLE001
                 res.errors.append(f"{pool}: scale failed: {exc}")
                 continue
-            if before != n:
-                res.changed[pool] = (before, n)
+            if before != after:  # what was written: a DisaggregatedSet role rounds up to whole slices
+                res.changed[pool] = (before, after)
                 try:
-                    self._event(w, before, n, reason)
+                    self._event(w, before, after, reason)
                 except Exception as exc:  # noqa: BLE001 - an event lost is not a failed apply
                     log.warning("event for %s not recorded: %s", pool, exc)
         for rw in writes:
