@@ -138,3 +138,24 @@ def test_lease_api_down_means_not_leader(k8s):
     a = LeaseElector(k8s.api_client(), NS, "pd-planner", "a")
     k8s.state.inject("GET", r"leases/pd-planner$", 500, count=1)
     assert a.try_acquire_or_renew() is False
+
+
+@pytest.mark.parametrize("status, words", [
+    (403, ["HTTP 403 Forbidden: injected fault 403", "rbac.yaml"]),
+    (404, ["HTTP 404 Not Found: injected fault 404", "actuator.namespace"]),
+    (409, ["HTTP 409 Conflict: injected fault 409"]),
+    (500, ["HTTP 500 Internal Server Error: injected fault 500"]),
+])
+def test_api_errors_are_reported_in_one_line_with_the_status_message(k8s, status, words):
+    """What the API server answered, as one line of the decision's errors: status, reason, its Status message (and
+    what to do about 403 and 404), not the client's str(ApiException), lines of response headers and the raw body."""
+    k8s.state.inject("PUT", r".*/deployments/llama-prefill/scale$", status, count=100)
+    res = actuator(k8s, max_retries=1).apply(ApplyRequest({P: 3, D: 2}, {}, "t"))
+    assert [e.split(": ", 1)[0] for e in res.errors] == [P], res.errors
+    for e in res.errors:
+        assert "\n" not in e and "HTTP response headers" not in e and all(w in e for w in words), e
+    k8s.state.faults.clear()
+    k8s.state.inject("GET", r".*/deployments$", status, count=100)
+    with pytest.raises(Exception) as exc:
+        actuator(k8s, max_retries=0).pools()
+    assert "\n" not in str(exc.value) and all(w in str(exc.value) for w in words), str(exc.value)

@@ -113,6 +113,32 @@ class DiscoveryError(RuntimeError):
     """Workloads carry a configured model's label but cannot be read as pools: the loop holds."""
 
 
+API_ERROR_HINTS = {
+    403: "the controller's ServiceAccount lacks this permission; controllers/deploy/rbac.yaml lists what it needs",
+    404: "the object is gone, or actuator.namespace is not its namespace",
+}
+"""What an operator does about an API status that is not retried (Kubernetes API conventions: 403 Forbidden is RBAC)."""
+
+
+def api_error_text(exc: BaseException) -> str:
+    """One line for an error of the API server: 'HTTP <status> <reason>: <the Status message>' (+ a hint for 403
+    and 404), not the client's str(ApiException), which spans lines of response headers and the raw body; any other
+    error as str()."""
+    from kubernetes.client.exceptions import ApiException
+
+    if not isinstance(exc, ApiException):
+        return str(exc)
+    message = ""
+    try:
+        body = json.loads(exc.body) if exc.body else {}
+        message = str(body.get("message") or "") if isinstance(body, dict) else ""
+    except (TypeError, ValueError):
+        message = ""
+    text = f"HTTP {exc.status} {exc.reason or ''}".rstrip() + (f": {' '.join(message.split())}" if message else "")
+    hint = API_ERROR_HINTS.get(exc.status or 0)
+    return f"{text}; {hint}" if hint else text
+
+
 class RoutingShapeError(ValueError):
     """The route or pools do not have the shape the plan can be written into; nothing is written."""
 
@@ -255,7 +281,14 @@ class KubernetesActuator:
             spec.setdefault("nodeSelector", {})[GPU_NODE_LABELS[0]] = products.pop()
 
     def targets(self) -> dict[str, Target]:
-        found, problems = discover(self._objects(), self.scheme)
+        """The pools of the namespace; an API error is a DiscoveryError of one line (api_error_text)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            objects = self._objects()
+        except ApiException as exc:
+            raise DiscoveryError(f"list workloads in namespace {self.ns}: {api_error_text(exc)}") from exc
+        found, problems = discover(objects, self.scheme)
         if problems:
             raise DiscoveryError("; ".join(problems))
         return found
@@ -467,7 +500,7 @@ class KubernetesActuator:
         try:
             wls = self.targets()
         except Exception as exc:  # noqa: BLE001 - reported, the loop holds
-            res.errors.append(f"list pools: {exc}")
+            res.errors.append(f"list pools: {api_error_text(exc)}")
             return res
         # every check before any write: an unknown shape leaves the cluster as it was
         for p, n in sorted(target.items()):
@@ -487,13 +520,13 @@ class KubernetesActuator:
                     try:
                         writes.append(self.inference_pool_weights(model, route, routing[model], wls))
                     except Exception as exc:  # noqa: BLE001
-                        res.errors.append(f"httproute {route}: {exc}")
+                        res.errors.append(f"httproute {route}: {api_error_text(exc)}")
             for model, route in sorted(self.httproutes.items()):
                 if model in routing:
                     try:
                         writes.append(self.workload_route_weights(route, routing[model], wls))
                     except Exception as exc:  # noqa: BLE001
-                        res.errors.append(f"httproute {route}: {exc}")
+                        res.errors.append(f"httproute {route}: {api_error_text(exc)}")
         if res.errors:
             res.errors.append("nothing written")
             return res
@@ -504,24 +537,24 @@ class KubernetesActuator:
             try:
                 before, after = self._scale(w, n)
             except Exception as exc:  # noqa: BLE001
-                res.errors.append(f"{pool}: scale failed: {exc}")
+                res.errors.append(f"{pool}: scale failed: {api_error_text(exc)}")
                 continue
             if before != after:  # what was written: a DisaggregatedSet role rounds up to whole slices
                 res.changed[pool] = (before, after)
                 try:
                     self._event(w, before, after, reason)
                 except Exception as exc:  # noqa: BLE001 - an event lost is not a failed apply
-                    log.warning("event for %s not recorded: %s", pool, exc)
+                    log.warning("event for %s not recorded: %s", pool, api_error_text(exc))
         for rw in writes:
             try:
                 res.routing_changed |= self._put_route_weights(rw)
             except Exception as exc:  # noqa: BLE001
-                res.errors.append(f"httproute {rw.name}: {exc}")
+                res.errors.append(f"httproute {rw.name}: {api_error_text(exc)}")
         if routing and self.configmap:
             try:
                 res.routing_changed |= self._write_routing(routing, pairing)
             except Exception as exc:  # noqa: BLE001
-                res.errors.append(f"routing configmap: {exc}")
+                res.errors.append(f"routing configmap: {api_error_text(exc)}")
         return res
 
 
