@@ -324,3 +324,21 @@ def test_the_controller_names_the_models_it_can_only_plan_from_the_roofline_prio
     assert prior_only_models(["llama-3.1-8b"], ["MI300X"], perf.measured_gpus) == {"llama-3.1-8b": ["MI300X"]}
     says = prior_only_warning("mistral-nemo-12b", ["H100-SXM-80GB"])
     assert "roofline prior" in says and "--model mistral-nemo-12b" in says and "catalog.volume" in says
+
+
+@pytest.mark.parametrize("options, field, words", [
+    ({"path": "{dir}"}, "actuator.options.path", "is a directory"),
+    ({"path": "{bad}"}, None, "a JSON object with a 'replicas' mapping"),
+    ({"path": "{new}", "pth": "x"}, "actuator.options.pth", "one of the file actuator's options: path"),
+])
+def test_file_actuator_refuses_an_unusable_path_or_option_before_any_work(tmp_path, options, field, words):
+    """A path that is a directory, or a file there that the actuator cannot read back, was found only by the first
+    interval, which then held as 'platform unreachable' every interval (planner control --once: exit 0); a misspelt
+    option was dropped without a word. Now each is an InputError when the controller is built."""
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    paths = {"dir": str(tmp_path), "bad": str(tmp_path / "bad.json"), "new": str(tmp_path / "new.json")}
+    opts = {k: v.format(**paths) for k, v in options.items()}
+    with pytest.raises(InputError, match=words) as exc:
+        build_controller(cfg(actuator={"kind": "file", "options": opts}, leader={"enabled": False}), FLEET, dry_run=True,
+                         perf=object())
+    assert exc.value.field == field

@@ -9,7 +9,8 @@ then plans as if every replica it asked for were up; the Kubernetes actuator is 
 Before the first write, the fleet's current replicas stand in.
 
 Registered as actuator.kind `file`; options (actuator.options in the controller config):
-    path   the JSON file to write (required)
+    path   the JSON file to write (required); checked when the controller starts: not a directory, and a file
+           already there must be one this actuator wrote (else every interval would hold on it)
 """
 
 from __future__ import annotations
@@ -72,9 +73,20 @@ class FileActuator:
         return res
 
 
+OPTIONS = ("path",)
+"""The keys of actuator.options the file actuator reads."""
+
+
 @ACTUATORS.register("file", "write replicas and routing to a JSON file (actuator.options.path), for GitOps or a record")
 def build(ctx: ActuatorContext) -> Actuation:
+    unknown = sorted(set(ctx.cfg.actuator.options) - set(OPTIONS))
+    if unknown:  # a misspelt key was dropped without a word, as the config's own fields are not (extra="forbid")
+        raise InputError(None, f"actuator.options.{unknown[0]}", f"one of the file actuator's options: {', '.join(OPTIONS)}")
     path = ctx.cfg.actuator.options.get("path")
     if not isinstance(path, str) or not path:
         raise InputError(None, "actuator.options.path", "the JSON file the file actuator writes (a path)")
-    return Actuation(FileActuator(path, initial=dict(ctx.fleet.current)))
+    if Path(path).is_dir():  # was found only by the first interval, which then held as 'platform unreachable'
+        raise InputError(None, "actuator.options.path", f"the JSON file the file actuator writes; {path} is a directory")
+    actuator = FileActuator(path, initial=dict(ctx.fleet.current))
+    actuator.desired()  # a file there that this actuator cannot read back: InputError naming it, before any work
+    return Actuation(actuator)
