@@ -342,3 +342,17 @@ def test_file_actuator_refuses_an_unusable_path_or_option_before_any_work(tmp_pa
         build_controller(cfg(actuator={"kind": "file", "options": opts}, leader={"enabled": False}), FLEET, dry_run=True,
                          perf=object())
     assert exc.value.field == field
+
+
+def test_file_actuator_keeps_the_routing_on_a_held_decision(tmp_path):
+    """A held decision that changes replicas (the last good plan re-applied) carries no routing: ApplyRequest says
+    'leave the routing as it is', which the file actuator broke by writing routing and pairing as {}."""
+    out = tmp_path / "replicas.json"
+    routing = {MODEL: {MODEL: {P: 1.0, D: 1.0}}}
+    pairing = {MODEL: {MODEL: {P: {D: 1.0}}}}
+    a = FileActuator(out, initial={P: 1, D: 1})
+    assert a.apply(ApplyRequest({P: 2, D: 2}, routing, "re-plan", pairing)).routing_changed
+    res = a.apply(ApplyRequest({P: 3, D: 2}, {}, "hold: metrics unusable"))
+    doc = json.loads(out.read_text())
+    assert res.ok and res.changed == {P: (2, 3)} and not res.routing_changed
+    assert (doc["replicas"], doc["routing"], doc["pairing"]) == ({P: 3, D: 2}, routing, pairing), doc

@@ -63,9 +63,13 @@ class FileActuator:
             return res
         after = {**before, **request.target}
         res.changed = {p: (before.get(p, 0), n) for p, n in sorted(request.target.items()) if before.get(p, 0) != n}
-        doc = {"replicas": after, "routing": request.routing, "pairing": request.pairing, "reason": request.reason}
-        old = self._read()
-        res.routing_changed = bool(request.routing) and (old or {}).get("routing") != request.routing
+        old = self._read() or {}
+        # no routing in the request (a held decision): the routing and pairing written before stay, as the Kubernetes
+        # actuator leaves its routes and ConfigMap (was: both written as {}, erasing the routing of the last plan)
+        routing, pairing = ((request.routing, request.pairing) if request.routing
+                            else (old.get("routing", {}), old.get("pairing", {})))
+        doc = {"replicas": after, "routing": routing, "pairing": pairing, "reason": request.reason}
+        res.routing_changed = bool(request.routing) and old.get("routing") != request.routing
         try:
             write_atomic(self.path, json.dumps(doc, sort_keys=True, indent=1) + "\n")
         except InputError as exc:
