@@ -188,7 +188,9 @@ class Controller:
 
     def step(self) -> Decision:
         now = self.clock()
-        if self.elector is not None:
+        # a dry run changes nothing, the Lease included: it decides without taking part in the election (found in QA:
+        # `planner control --dry-run` created or renewed the acting controller's Lease and could take its leadership)
+        if self.elector is not None and not self.dry_run:
             leading = self.elector.try_acquire_or_renew()
             self.metrics.leader.set(1 if leading else 0)
             if not leading:

@@ -430,3 +430,18 @@ def test_the_logged_cost_is_the_applied_targets(env, tmp_path):
     plan_cost = ctl.last_plan.cost_per_hour
     assert record["optimiser_cost_per_hour"] == pytest.approx(plan_cost)
     assert want != pytest.approx(plan_cost), (d.target, plan_cost)  # the case that tells them apart
+
+
+def test_a_dry_run_does_not_take_the_lease(env):
+    """--dry-run changes nothing: it wrote the acting controller's Lease (POST /leases on the first interval), so a
+    dry run beside the deployed controller could take its leadership."""
+    from controllers.leader import LeaseElector
+
+    srv, ctl, given, clock = env
+    ctl.elector = LeaseElector(srv.api_client(), NS, "pd-planner-controller", "dry-runner")
+    ctl.dry_run = True
+    given.next = obs(8.0, 0)
+    d = ctl.step()
+    assert d.outcome == "dry_run" and d.changes
+    assert [(m, path) for m, path in srv.state.requests if m != "GET"] == []
+    assert not any(k[0] == "lease" for k in srv.state.objects)
