@@ -356,3 +356,14 @@ def test_file_actuator_keeps_the_routing_on_a_held_decision(tmp_path):
     doc = json.loads(out.read_text())
     assert res.ok and res.changed == {P: (2, 3)} and not res.routing_changed
     assert (doc["replicas"], doc["routing"], doc["pairing"]) == ({P: 3, D: 2}, routing, pairing), doc
+
+
+@pytest.mark.parametrize("count", [-3, True, 1.5, "2"])
+def test_file_actuator_refuses_a_replica_count_that_is_not_a_count(tmp_path, count):
+    """The file is the GitOps record, edited by people too: -3 (and true, read as 1) were taken as replicas, the
+    decision log then holding current -3 and a plan cost of -11.96 USD/h."""
+    out = tmp_path / "r.json"
+    out.write_text(json.dumps({"replicas": {P: count, D: 1}}))
+    with pytest.raises(InputError, match=r"replica count >= 0") as exc:
+        FileActuator(out).pools()
+    assert exc.value.field == f"replicas.{P}"

@@ -47,8 +47,11 @@ class FileActuator:
         if doc is None:
             return dict(self._initial)
         reps = doc.get("replicas")
-        if not isinstance(reps, dict) or not all(isinstance(n, int) for n in reps.values()):
+        if not isinstance(reps, dict):
             raise InputError(str(self.path), "replicas", "a mapping of pool id to an integer replica count")
+        for p, n in reps.items():  # a hand-edited -3 or true was read as replicas (a cost of -11.96 USD/h was logged)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise InputError(str(self.path), f"replicas.{p}", f"an integer replica count >= 0, got {n!r}")
         return {str(p): int(n) for p, n in reps.items()}
 
     def pools(self) -> dict[str, PoolState]:
