@@ -585,7 +585,10 @@ class ActuatorConfig(_Strict):
                     "weights: a backendRef named like a pool's Deployment/LeaderWorkerSet gets that pool's share "
                     "(integers summing to 100), any other backendRef of the route 0. Optional (gateways that route to "
                     "workloads directly; llm-d: routing.inference_pool_routes)")
-    workload_kinds: list[WorkloadKind] = Field(default_factory=lambda: list(WORKLOAD_KINDS))
+    workload_kinds: list[WorkloadKind] = Field(
+        default_factory=lambda: list(WORKLOAD_KINDS), min_length=1,
+        description="the kinds of workload the pools are found among (at least one: none finds no pool, and every "
+                    "interval then fails on the plan's pools)")
     max_retries: int = Field(default=5, ge=0)
     backoff_s: float = Field(default=0.2, ge=0, description="first retry delay, doubled each retry")
     in_cluster: bool = True

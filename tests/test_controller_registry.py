@@ -367,3 +367,11 @@ def test_file_actuator_refuses_a_replica_count_that_is_not_a_count(tmp_path, cou
     with pytest.raises(InputError, match=r"replica count >= 0") as exc:
         FileActuator(out).pools()
     assert exc.value.field == f"replicas.{P}"
+
+
+def test_an_empty_workload_kinds_is_refused():
+    """actuator.workload_kinds [] was accepted: the Kubernetes and metrics actuators then find no pool, and every
+    interval fails on 'no Deployment, LeaderWorkerSet or DisaggregatedSet role found' for each pool of the plan."""
+    with pytest.raises(ValidationError, match="at least 1 item"):
+        ActuatorConfig(workload_kinds=[])
+    assert ActuatorConfig(workload_kinds=["deployment"]).workload_kinds == ["deployment"]
