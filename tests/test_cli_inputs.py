@@ -186,6 +186,14 @@ CASES = [
          2, ("--duration", "drew no request", "57 req/s")),
     Case("simulate --duration 1e12", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "1e12"],
          2, ("--duration", "limit")),
+    # found in QA: without --duration a class at 1e6 req/s drew its default 600 s until the kernel killed it (exit 137)
+    Case("simulate a workload over the limit at the default duration", lambda t: [
+        "simulate", "--plan", _good_plan(t), "--workload", t("w.yaml", Path(W).read_text().replace("rate_rps: 40", "rate_rps: 1e6")),
+        "--png", t("x.png", "")], 2, ("--duration", "limit", "600 s is --duration's default")),
+    # ... and with a trace, whose 400 rows bound the requests, --duration 1e6 was refused as ~57,000,000 requests
+    Case("simulate a trace with a long --duration", lambda t: ["simulate", "--plan", _good_plan(t), "--trace", _trace(t),
+                                                               "--workload", W, "--duration", "1e6", "--png", t("x.png", "")],
+         0, ("400 requests",)),
     Case("--verify-trace missing", lambda t: ["solve", "-w", W, "-f", F, "--verify-trace", str(Path(t("d/.keep", "")).parent / "none.csv"), *NS],
          2, ("none.csv",)),
     Case("--verify-trace of another model", lambda t: ["solve", "-w", W, "-f", F, "--verify-trace", t("t.csv",
