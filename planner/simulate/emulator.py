@@ -119,7 +119,19 @@ class Faults:
 
 
 class BadRequest(Exception):
-    pass
+    """A request vLLM refuses: HTTP 400, BadRequestError (vllm/entrypoints/openai serving's create_error_response)."""
+
+    status = 400
+    err_type = "BadRequestError"
+    param: str | None = None
+
+
+class ModelNotFound(BadRequest):
+    """A model the server does not serve: vLLM's _check_model answers HTTP 404, NotFoundError, param 'model'."""
+
+    status = 404
+    err_type = "NotFoundError"
+    param = "model"
 
 
 @dataclass(eq=False)
@@ -592,15 +604,22 @@ class EmulatedServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @staticmethod
-    def _error(status: int, msg: str) -> web.Response:
-        return web.json_response({"object": "error", "message": msg, "type": "BadRequestError", "param": None, "code": status}, status=status)
+    def _error(status: int, msg: str, err_type: str = "BadRequestError", param: str | None = None) -> web.Response:
+        return web.json_response({"object": "error", "message": msg, "type": err_type, "param": param, "code": status}, status=status)
+
+    @classmethod
+    def _refuse(cls, exc: BadRequest) -> web.Response:
+        """The error response of a refused request: its status, type and parameter, as vLLM answers it."""
+        return cls._error(exc.status, str(exc), exc.err_type, exc.param)
 
     def _parse(self, body: object) -> tuple[int, int, bool, bool, str]:
         if not isinstance(body, dict):
             raise BadRequest("request body must be a JSON object")
+        # found in QA: a model it does not serve was HTTP 400 BadRequestError, where vLLM answers 404 NotFoundError
+        # (and a client telling a wrong name from a bad request by the status read it as a bad body)
         model = body.get("model", self.model_name)
         if model != self.model_name:
-            raise BadRequest(f"The model `{model}` does not exist.")
+            raise ModelNotFound(f"The model `{model}` does not exist.")
         prompt = body.get("prompt")
         if isinstance(prompt, str):
             n_prompt = max(1, math.ceil(len(prompt) / CHARS_PER_TOKEN))
@@ -633,7 +652,7 @@ class EmulatedServer:
                 raise BadRequest("a list of prompts is served non-streamed only by this emulator")
             parsed = [self._parse({**body, "prompt": p}) for p in prompts]
         except BadRequest as exc:
-            return self._error(400, str(exc))
+            return self._refuse(exc)
         assert self.engine is not None
         reqs = [_Req(f"cmpl-{next(self._ids)}-{i}", n, mt, self.engine.now()) for i, (n, mt, _s, _u, _m) in enumerate(parsed)]
         for r in reqs:
@@ -663,7 +682,7 @@ class EmulatedServer:
         try:
             n_prompt, max_tokens, stream, include_usage, model = self._parse(body)
         except BadRequest as exc:
-            return self._error(400, str(exc))
+            return self._refuse(exc)
         want_ids = self._want_ids
         rid = f"cmpl-{next(self._ids)}"
         kvc, kv_params = self.kv_connector, None
