@@ -330,3 +330,22 @@ def test_decode_on_demand_serves_every_token_once_on_random_loads(seed, monkeypa
     assert sum(r.gen_tokens for r in _decode_replicas(sim)) == int(osl[served].sum())
     assert (rep.ttft_ms[served] >= 0).all() and (rep.itl_ms[served] >= 0).all()
     assert held and max(held) <= cap
+
+
+@pytest.mark.parametrize("osl, itl_p50_is_nan", [([1, 5], False), ([1, 1, 1, 5], False), ([1, 1], True)])
+def test_class_itl_percentiles_leave_out_one_token_outputs(osl: list[int], itl_p50_is_nan: bool) -> None:
+    """A one-token output has no inter-token gap: the class's ITL percentiles are those of its longer outputs (found in
+    QA: a 1-token and a 5-token request printed ITL p50 3.2 ms, half the 5-token request's 6.4 ms), and it meets the
+    ITL bound."""
+    t = np.arange(len(osl)) * 10.0  # far apart: each request alone on the replica
+    sim = FleetSimulator([PoolSpec("m/mixed/H100/tp1", "mixed", P, 1)], {"c": ClassRoute("m", ((0, 1.0),), ())},
+                         arrivals(t, [100] * len(osl), osl), {"c": Slo(ttft_ms=1e9, itl_ms=1e9)})
+    sim.run()
+    rep = build_report(sim)
+    row = rep.classes.iloc[0]
+    longer = rep.requests.itl_ms[rep.requests.osl > 1].to_numpy()
+    if itl_p50_is_nan:
+        assert np.isnan(row.itl_p50_ms)
+    else:
+        assert row.itl_p50_ms == pytest.approx(float(np.percentile(longer, 50))) and row.itl_p50_ms > 0
+    assert row.attainment == 1.0

@@ -141,7 +141,9 @@ def class_table(rep: SimReport) -> Table:
         att = f"[green]{att}[/]" if r.slo_holds else f"[red]{att}[/]"
         t.add_row(str(r.class_id), f"{r.requests:,}",
                   f"{r.ttft_p50_ms:.0f}/{r.ttft_p90_ms:.0f}/{r.ttft_p99_ms:.0f}",
-                  f"{r.itl_p50_ms:.1f}/{r.itl_p90_ms:.1f}/{r.itl_p99_ms:.1f}", f"{r.e2e_p90_ms:,.0f}",
+                  # NaN: every output of the class one token long, no inter-token gap to time
+                  f"{r.itl_p50_ms:.1f}/{r.itl_p90_ms:.1f}/{r.itl_p99_ms:.1f}" if r.itl_p50_ms == r.itl_p50_ms else "-",
+                  f"{r.e2e_p90_ms:,.0f}",
                   (" ".join(slo) + f" @p{r.slo_percentile:g}") if slo else "-", att,
                   f"{r.goodput_rps:.2f}" if r.goodput_rps == r.goodput_rps else "-")  # NaN: arrivals at one instant
     return t
