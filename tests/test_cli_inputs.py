@@ -446,6 +446,10 @@ CASES = [
     # found by hand at stop 50: a host that does not resolve was blamed on --port ("expected a free port")
     Case("emulate --host 999.1.1.1", lambda t: ["emulate", "--variant", "llama-3.1-8b/mixed/H100-SXM-80GB/tp1", "--port", "8000",
                                                 "--host", "999.1.1.1"], 2, ("--host", "cannot resolve '999.1.1.1'")),
+    # found in QA: with --port 0 (the OS picks) the host went unchecked: 'gaierror: ... Name or service not known', exit 1
+    Case("emulate --host 999.1.1.1 --port 0", lambda t: ["emulate", "--variant", "llama-3.1-8b/mixed/H100-SXM-80GB/tp1",
+                                                         "--port", "0", "--host", "999.1.1.1"],
+         2, ("--host", "cannot resolve '999.1.1.1'")),
     # found by hand at stop 53: the emulator served 131,072 tokens of any model (a 20,000-token request to a
     # 16,384-token model ran); its --max-model-len is the model's context at most, as vLLM's
     Case("emulate --max-model-len past the context", lambda t: ["emulate", "--variant", "llama-2-70b/mixed/H100-SXM-80GB/tp4",

@@ -247,12 +247,12 @@ def slo_from_options(ttft_ms: float | None, itl_ms: float | None, percentile: fl
 
 def check_port_free(host: str, port: int, count: int = 1, option: str = "--port") -> None:
     """Ports port..port+count-1 can be bound on `host` (else a server would die after start-up);
-    port 0 asks the OS for free ones."""
-    if port == 0:
-        return
-    if not (1 <= port and port + count - 1 <= MAX_PORT):
+    port 0 asks the OS for free ones, and is bound once to check the host (found in QA: `planner emulate --host
+    999.1.1.1 --port 0` skipped the check and died in start-up with 'gaierror: [Errno -2] Name or service not known',
+    exit 1)."""
+    if port != 0 and not (1 <= port and port + count - 1 <= MAX_PORT):
         raise InputError(None, option, f"expected ports within 1..{MAX_PORT}, got {port}..{port + count - 1}")
-    for p in range(port, port + count):
+    for p in range(port, port + count) if port != 0 else (0,):
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((host, p))
