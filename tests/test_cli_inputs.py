@@ -808,6 +808,35 @@ def test_emulate_on_a_busy_port_is_exit_2(tmp_path: Path) -> None:
     assert "--port" in r.output and str(port) in r.output
 
 
+def test_emulate_on_port_0_says_where_it_listens() -> None:
+    """`planner emulate --port 0` prints the URLs of the ports the OS picked, each answering /health (found in QA: it
+    said 'on 127.0.0.1:0..0' and never where it listened). A server process of its own, stopped at the end; the
+    deadline only guards against a hang."""
+    import select
+    import subprocess
+    import sys
+
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-m", "planner", "emulate", "--variant", "llama-3.1-8b/mixed/H100-SXM-80GB/tp1",
+                             "--port", "0", "--replicas", "2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "400"})
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any(ln.startswith("listening on ") for ln in lines):
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            assert ready and proc.poll() is None, "".join(lines)
+            lines.append(proc.stdout.readline())
+        assert "ports the OS picks" in "".join(lines) and ":0..0" not in "".join(lines)
+        urls = lines[-1].split()[2:]
+        assert len(urls) == 2 and all(not u.endswith(":0") for u in urls), lines[-1]
+        assert all(httpx.get(u + "/health", timeout=10).status_code == 200 for u in urls)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_rate_quantile_classes_sum_to_at_most_the_busiest_window() -> None:
     """Two classes that peak in different minutes: sized at the 0.99 quantile they must not sum above the
     busiest minute of the trace (each class at its own quantile did: 2 x 1.0 req/s against 1.17)."""

@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def emulate(
         variant: str = typer.Option(..., help="pool id model/role/gpu/tpN whose latency laws time the tokens"),
-        port: int = typer.Option(8000, help="first port; replica i listens on port+i"),
+        port: int = typer.Option(8000, help="first port; replica i listens on port+i (0: ports the OS picks, printed)"),
         replicas: int = typer.Option(1, min=1, help="replicas in this process"),
         host: str = typer.Option("127.0.0.1", help="bind address"),
         time_scale: float = typer.Option(1.0, min=1e-4, help="wall seconds per emulated second (0.1 = 10x faster)"),
@@ -100,7 +100,8 @@ def register(app: typer.Typer) -> None:
         if max_model_len is not None:
             check_max_model_len(max_model_len, perf.model, context)
         max_model_len = max_model_len or context  # None: the model states no context (the emulator's own cap)
-        stdout_console().print(f"emulating {variant} ({perf.source} laws) on {host}:{port}..{port + replicas - 1}, "
+        where = f"{host}:{port}..{port + replicas - 1}" if port else f"{host}, ports the OS picks (said once bound)"
+        stdout_console().print(f"emulating {variant} ({perf.source} laws) on {where}, "
                                f"time_scale={time_scale}, max_model_len={max_model_len or 'unstated'}; Ctrl-C stops",
                                soft_wrap=True)  # one line in a log, whole
         if warning := time_scale_warning(perf, time_scale):

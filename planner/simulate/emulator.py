@@ -858,13 +858,16 @@ def time_scale_warning(perf: VariantPerf, time_scale: float) -> str | None:
 
 def serve_forever(perf: VariantPerf, *, port: int, replicas: int = 1, host: str = "127.0.0.1", time_scale: float = 1.0,
                   model_name: str | None = None, log_iterations: bool = False, max_model_len: int | None = None) -> None:
-    """Blocking entry point of ``planner emulate``: replicas on port, port+1, ... until Ctrl-C; with
+    """Blocking entry point of ``planner emulate``: replicas on port, port+1, ... (port 0: ports the OS picks, their
+    URLs printed once bound; found in QA: --port 0 said '127.0.0.1:0..0' and never where it listened) until Ctrl-C; with
     `log_iterations`, every step's line on stdout as vLLM's --enable-logging-iteration-details prints it;
     `max_model_len` as vLLM's (a longer prompt + max_tokens is a 400)."""
     fleet = EmulatorFleet(perf, replicas, model_name=model_name, time_scale=time_scale, host=host, base_port=port,
                           max_model_len=max_model_len,
                           iteration_log=(lambda line: print(line, flush=True)) if log_iterations else None)
     fleet.start()
+    if port == 0:  # the OS picked the ports: where to connect is said once they are bound
+        print("listening on " + " ".join(fleet.urls), flush=True)
     try:
         while True:
             time.sleep(3600)
