@@ -352,3 +352,32 @@ def test_emulate_warns_at_start_up_that_a_compressed_clock_reads_steps_long(monk
     if warned:
         assert f"in {scale:g}x its laws' time" in said and "batch-1 decode step of" in said
         assert "read long" in said and "--time-scale 1" in said
+
+
+def test_waiting_by_reason_adds_up_to_waiting():
+    """vllm:num_requests_waiting_by_reason's reasons add up to vllm:num_requests_waiting, as vLLM's do (found in QA:
+    its 'capacity' series stayed 0 while num_requests_waiting read 2). One batch slot, three long requests: two wait.
+    The deadline only guards against a hang."""
+    with EmulatorFleet(replace(PERF, max_num_seqs=1), time_scale=SCALE) as f:
+        url = f.urls[0]
+
+        async def go() -> list[dict]:
+            async with httpx.AsyncClient(timeout=60) as c:
+                tasks = [asyncio.create_task(c.post(url + "/v1/completions", json={"prompt": [1] * 10, "max_tokens": 200}))
+                         for _ in range(3)]
+                seen = []
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    fams = {fam.name: fam.samples for fam in text_string_to_metric_families((await c.get(url + "/metrics")).text)}
+                    seen.append(fams)
+                    if fams["vllm:num_requests_waiting"][0].value >= 2:
+                        break
+                    await asyncio.sleep(0.02)
+                await asyncio.gather(*tasks)
+                return seen
+
+        scrapes = asyncio.run(go())
+    last = scrapes[-1]
+    assert last["vllm:num_requests_waiting"][0].value >= 2
+    reasons = {s.labels["reason"]: s.value for s in last["vllm:num_requests_waiting_by_reason"]}
+    assert set(reasons) == {"capacity", "deferred"} and sum(reasons.values()) == last["vllm:num_requests_waiting"][0].value

@@ -154,6 +154,13 @@ class _Req:
 class _Metrics:
     """vLLM's metric families on one per-server registry."""
 
+    def set_waiting(self, n: int) -> None:
+        """`n` requests wait for admission: vllm:num_requests_waiting and, every one waiting for capacity (KV blocks or
+        a batch slot), its by_reason{reason="capacity"} (found in QA: that series stayed 0 while num_requests_waiting
+        read 2, where vLLM's reasons add up to it)."""
+        self.waiting.set(n)
+        self.waiting_capacity.set(n)
+
     def __init__(self, model_name: str, perf: VariantPerf, max_model_len: int):
         self.registry = CollectorRegistry()
         r = self.registry
@@ -166,8 +173,10 @@ class _Metrics:
         self.running = g("vllm:num_requests_running", "Number of requests in model execution batches.").labels(*lv)
         self.waiting = g("vllm:num_requests_waiting", "Number of requests waiting to be processed.").labels(*lv)
         self.kv = g("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.").labels(*lv)
-        Gauge("vllm:num_requests_waiting_by_reason", "Number of requests waiting, by reason.", labels + ["reason"],
-              registry=r).labels(*lv, "capacity").set(0)
+        by_reason = Gauge("vllm:num_requests_waiting_by_reason", "Number of requests waiting, by reason.",
+                          labels + ["reason"], registry=r)
+        self.waiting_capacity = by_reason.labels(*lv, "capacity")  # waiting for KV blocks or a batch slot
+        by_reason.labels(*lv, "deferred").set(0)  # vLLM's other reason; no request of the emulator waits for it
         Gauge("vllm:engine_sleep_state", "Engine sleep state (0 = awake).", labels + ["sleep_state"],
               registry=r).labels(*lv, "awake").set(1)
         self.prompt_tokens = Counter("vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=r).labels(*lv)
@@ -288,7 +297,7 @@ class EmulatedEngine:
 
     def submit(self, req: _Req) -> None:
         self.waiting.append(req)
-        self.m.waiting.set(len(self.waiting))
+        self.m.set_waiting(len(self.waiting))
         self._wake.set()
 
     def start(self) -> None:
@@ -419,7 +428,7 @@ class EmulatedEngine:
                     self._jitter_rng = random.Random(self.faults.jitter_seed)
                 step_ms *= 1.0 + self.faults.step_jitter * (2.0 * self._jitter_rng.random() - 1.0)
             self.m.running.set(len(self.running))
-            self.m.waiting.set(len(self.waiting))
+            self.m.set_waiting(len(self.waiting))
             # Back-to-back steps are timed against absolute deadlines, so the event loop's
             # millisecond timer overshoot does not pile up into a staircase of slow steps.
             self._step_end = start + step_ms / 1e3 * self.time_scale
@@ -467,7 +476,7 @@ class EmulatedEngine:
                     still.append(r)
             self.running = still
             self.m.running.set(len(self.running))
-            self.m.waiting.set(len(self.waiting))
+            self.m.set_waiting(len(self.waiting))
             self.m.kv.set(self._kv_usage())
             tokens_step = pre_tokens + len(decodes)
             self.m.est_flops.inc(2.0 * self._weights * tokens_step)
