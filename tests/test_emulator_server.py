@@ -381,3 +381,12 @@ def test_waiting_by_reason_adds_up_to_waiting():
     assert last["vllm:num_requests_waiting"][0].value >= 2
     reasons = {s.labels["reason"]: s.value for s in last["vllm:num_requests_waiting_by_reason"]}
     assert set(reasons) == {"capacity", "deferred"} and sum(reasons.values()) == last["vllm:num_requests_waiting"][0].value
+
+
+def test_engine_sleep_state_reads_as_vllms(fleet):
+    """vllm:engine_sleep_state: vLLM's help and its three states, awake = 1 (found in QA: the help said '0 = awake'
+    beside an awake series of 1, and the sleep levels' series were missing)."""
+    fam = next(f for f in text_string_to_metric_families(httpx.get(fleet.urls[0] + "/metrics").text)
+               if f.name == "vllm:engine_sleep_state")
+    assert "awake = 1 means engine is awake" in fam.documentation
+    assert {s.labels["sleep_state"]: s.value for s in fam.samples} == {"awake": 1.0, "weights_offloaded": 0.0, "discard_all": 0.0}

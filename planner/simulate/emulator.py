@@ -177,8 +177,13 @@ class _Metrics:
                           labels + ["reason"], registry=r)
         self.waiting_capacity = by_reason.labels(*lv, "capacity")  # waiting for KV blocks or a batch slot
         by_reason.labels(*lv, "deferred").set(0)  # vLLM's other reason; no request of the emulator waits for it
-        Gauge("vllm:engine_sleep_state", "Engine sleep state (0 = awake).", labels + ["sleep_state"],
-              registry=r).labels(*lv, "awake").set(1)
+        # vLLM's help and its three states (found in QA: the help said '0 = awake' beside awake=1, and the sleep
+        # levels' series were missing); the emulator never sleeps
+        sleep = Gauge("vllm:engine_sleep_state", "Engine sleep state; awake = 0 means engine is sleeping; awake = 1 means "
+                      "engine is awake; weights_offloaded = 1 means sleep level 1; discard_all = 1 means sleep level 2.",
+                      labels + ["sleep_state"], registry=r)
+        for state, value in (("awake", 1), ("weights_offloaded", 0), ("discard_all", 0)):
+            sleep.labels(*lv, state).set(value)
         self.prompt_tokens = Counter("vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=r).labels(*lv)
         self.generation_tokens = Counter("vllm:generation_tokens", "Number of generation tokens processed.", labels, registry=r).labels(*lv)
         self.num_preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", labels, registry=r).labels(*lv)
