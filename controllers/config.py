@@ -7,10 +7,11 @@ the file and the field (planner.io.files.load_model).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from planner.io.errors import InputError
 from planner.io.files import load_model, parse_model, read_yaml
@@ -604,7 +605,12 @@ class ActuatorConfig(_Strict):
 class LeaderConfig(_Strict):
     enabled: bool = True
     lease_name: str = "pd-planner-controller"
-    lease_duration_s: int = Field(default=15, gt=0, description="client-go default LeaseDuration")
+    lease_duration_s: int | None = Field(
+        default=None, gt=0,
+        description="how long the Lease holds without a renewal; the controller renews it once per interval, so it "
+                    "must outlast interval_s + solver_time_limit_s (the longest gap between two renewals); default: "
+                    "1.5x that, client-go's LeaseDuration / RenewDeadline ratio (15 s / 10 s), at least 15 s "
+                    "(ControllerConfig.lease_duration_s)")
     identity: str | None = Field(default=None, description="defaults to $POD_NAME or the host name")
 
 
@@ -686,6 +692,28 @@ class ControllerConfig(_Strict):
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @property
+    def renewal_gap_s(self) -> float:
+        """The longest time between two renewals of the Lease: one interval plus a step's solve at its time limit."""
+        return self.interval_s + self.solver_time_limit_s
+
+    @property
+    def lease_duration_s(self) -> int:
+        """The Lease's duration (leader.lease_duration_s, else 1.5x `renewal_gap_s`, client-go's LeaseDuration /
+        RenewDeadline ratio, at least client-go's 15 s). Found in QA at stop 58: the old default, 15 s against a 30-s
+        interval, left the Lease expired for half of each interval, and a second replica took it and acted in the same
+        interval as the first."""
+        return self.leader.lease_duration_s or max(15, math.ceil(1.5 * self.renewal_gap_s))
+
+    @model_validator(mode="after")
+    def _lease_outlasts_renewals(self) -> ControllerConfig:
+        given = self.leader.lease_duration_s
+        if self.leader.enabled and given is not None and given <= self.renewal_gap_s:
+            raise ValueError(f"leader.lease_duration_s: expected more than interval_s + solver_time_limit_s = "
+                             f"{self.renewal_gap_s:g} s (the Lease is renewed once per interval; a shorter one expires "
+                             f"between renewals and a second replica acts too), got {given}")
+        return self
 
     @field_validator("observer")
     @classmethod

@@ -270,12 +270,12 @@ def test_controller_sections_in_values_keep_the_charts_fields():
     last, so with release foo the lease became pd-planner-controller (the Role grants foo-controller: no replica ever
     leads), actuator.namespace 'default' and the Prometheus selector empty. Now those fields join the chart's
     section."""
-    values = {"controller": {"leader": {"lease_duration_s": 30}, "actuator": {"max_retries": 3},
+    values = {"controller": {"leader": {"lease_duration_s": 90}, "actuator": {"max_retries": 3},
                              "prometheus": {"timeout_s": 10}, "record": {"decision_log": "/tmp/d.jsonl"}}}
     docs = render(values, namespace="serving", release="foo")
     raw = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["controller.yaml"]
     cfg = ControllerConfig.model_validate(yaml.load(raw, Loader=_UniqueKeyLoader))
-    assert cfg.leader.lease_name == "foo-controller" and cfg.leader.lease_duration_s == 30
+    assert cfg.leader.lease_name == "foo-controller" and cfg.leader.lease_duration_s == 90
     assert next(r for r in rules(docs) if r.get("resourceNames") and r["resources"] == ["leases"])["resourceNames"] == [
         cfg.leader.lease_name]
     assert cfg.actuator.namespace == "serving" and cfg.actuator.max_retries == 3

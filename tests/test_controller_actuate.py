@@ -134,6 +134,49 @@ def test_lease_election_one_leader_and_takeover_after_expiry(k8s):
     assert lease["spec"]["holderIdentity"] == "b" and lease["spec"]["leaseTransitions"] == 1
 
 
+@pytest.mark.parametrize("interval_s, solver_s", [(30.0, 10.0), (10.0, 2.0), (60.0, 10.0)])
+def test_two_replicas_renewing_once_per_interval_never_both_lead(k8s, interval_s, solver_s):
+    """Found in QA at stop 58: the shipped controller runs two replicas that each renew the Lease once per interval
+    (30 s), and the old default lease of 15 s expired between renewals: with their intervals 20 s apart both took it
+    within one interval. The config's lease (ControllerConfig.lease_duration_s) outlasts an interval plus a step's
+    solve, so the standby never takes a Lease its holder keeps renewing, each renewal as late as a full solve."""
+    from controllers.config import ControllerConfig
+
+    cfg = ControllerConfig.model_validate({"fleet": "f.yaml", "models": {"m": {"slo": {"ttft_ms": 1000}}}, "interval_s": interval_s,
+                                           "solver_time_limit_s": solver_s})
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    t = [t0]
+    clock = lambda: t[0]  # noqa: E731
+    a = LeaseElector(k8s.api_client(), NS, "pd-planner", "a", lease_duration_s=cfg.lease_duration_s, clock=clock)
+    b = LeaseElector(k8s.api_client(), NS, "pd-planner", "b", lease_duration_s=cfg.lease_duration_s, clock=clock)
+    # a's steps start every interval and renew after a full solve; b's start 2/3 of an interval later, at once
+    events = sorted([(k * interval_s + solver_s, "a") for k in range(10)]
+                    + [(k * interval_s + 2 * interval_s / 3, "b") for k in range(10)])
+    leaders = set()
+    for at, who in events:
+        t[0] = t0 + dt.timedelta(seconds=at)
+        if (a if who == "a" else b).try_acquire_or_renew():
+            leaders.add(who)
+    assert leaders == {"a"}
+
+
+@pytest.mark.parametrize("lease_s", [15, 40])
+def test_a_lease_shorter_than_the_renewal_gap_is_refused(lease_s):
+    """leader.lease_duration_s at or below interval_s + solver_time_limit_s (30 + 10 s) expires between two renewals:
+    refused, naming the field (the old default, 15 s, was accepted)."""
+    from pydantic import ValidationError
+
+    from controllers.config import ControllerConfig
+
+    with pytest.raises(ValidationError, match="leader.lease_duration_s"):
+        ControllerConfig.model_validate({"fleet": "f.yaml", "models": {"m": {"slo": {"ttft_ms": 1000}}}, "leader": {"lease_duration_s": lease_s}})
+    ok = ControllerConfig.model_validate({"fleet": "f.yaml", "models": {"m": {"slo": {"ttft_ms": 1000}}}, "leader": {"lease_duration_s": 41}})
+    assert ok.lease_duration_s == 41
+    off = ControllerConfig.model_validate({"fleet": "f.yaml", "models": {"m": {"slo": {"ttft_ms": 1000}}},
+                                           "leader": {"enabled": False, "lease_duration_s": lease_s}})
+    assert off.lease_duration_s == lease_s  # no election, nothing to expire
+
+
 def test_lease_api_down_means_not_leader(k8s):
     a = LeaseElector(k8s.api_client(), NS, "pd-planner", "a")
     k8s.state.inject("GET", r"leases/pd-planner$", 500, count=1)

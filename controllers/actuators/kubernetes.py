@@ -601,4 +601,4 @@ def build(ctx: ActuatorContext) -> Actuation:
     if not cfg.leader.enabled:
         return Actuation(actuator)
     return Actuation(actuator, LeaseElector(api_client, a.namespace, cfg.leader.lease_name,
-                                            cfg.leader.identity or default_identity(), cfg.leader.lease_duration_s))
+                                            cfg.leader.identity or default_identity(), cfg.lease_duration_s))

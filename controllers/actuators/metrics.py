@@ -135,5 +135,5 @@ def build(ctx: ActuatorContext) -> Actuation:
     if not leader_only:
         return Actuation(actuator)
     lease = LeaseElector(ctx.kube(), a.namespace, cfg.leader.lease_name, cfg.leader.identity or default_identity(),
-                         cfg.leader.lease_duration_s)
+                         cfg.lease_duration_s)
     return Actuation(actuator, ExportGate(lease, actuator.withdraw))
