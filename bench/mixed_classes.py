@@ -19,13 +19,16 @@ simulator p90). Rule 57-M's tuning set is the default (seeds 101, 102); its held
 `--roles pd` (rule 58-P): each trace planned P/D instead (roles prefill + decode, any number of replicas) and the plan
 replayed by the simulator's fleet (planner/simulate/fleet.py) on the same requests; per class the plan's predicted
 TTFT p90 with its prefill pool priced for the class alone (the form before stop 58) and behind the pool's mix
-(assemble.TTFT_MIX_ROLES); the ITL columns are the plan's decode prediction, one form.
+(mixfit.TTFT_MIX_ROLES); the ITL columns, its decode pools' ITL for the class alone and the pool's behind its mix
+(rule 58-D, mixfit.ITL_MIX_ROLES).
 
 Last line: ``RESULT classes=<n> alone_ttft_mape=... mix_ttft_mape=... alone_itl_mape=... mix_itl_mape=...
 alone_bind_ttft_worst_pct=... mix_bind_ttft_worst_pct=... alone_bind_itl_worst_pct=... mix_bind_itl_worst_pct=...``
 (pooled over the compared classes; worst = the most negative binding-class error over the traces).
 Rule 58-P's tuning set (`--roles pd`, stop 58): RESULT classes=48 alone_ttft_mape=37.9 mix_ttft_mape=11.0 ...
 alone_bind_ttft_worst_pct=-58.3 mix_bind_ttft_worst_pct=-15.1; held out (seeds 201, 202) 33.7 / 10.2, -4.1 / -13.0.
+Rule 58-D (the decode pools' ITL, the same run): alone_itl_mape=7.7 mix_itl_mape=3.9, binding -13.4 / -5.4; held out
+7.2 / 2.8, -11.9 / -5.5.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from planner.io.schema import Fleet, Slo  # noqa: E402
 from planner.io.synth import FAMILIES, synth  # noqa: E402
 from planner.io.traces import assign_classes, bucket_trace, read_trace  # noqa: E402
 from planner.perf.laws import PerfModel, quiet_extrapolation  # noqa: E402
-from planner.planning import assemble  # noqa: E402
+from planner.planning import assemble, mixfit  # noqa: E402
 from planner.planning.capacity import POISSON, PoolMix, latency, mixed_latency  # noqa: E402
 from planner.planning.instance import build_instance  # noqa: E402
 from planner.simulate.arrivals import trace_arrivals  # noqa: E402
@@ -108,14 +111,14 @@ def compare_pd(trace: pd.DataFrame, model: str, gpu: str, pm: PerfModel) -> pd.D
                                   "limits": {"allowed_tp": [1], "roles": ["prefill", "decode"], "utilization": 1.0,
                                              "allowed_dtypes": ["bf16"]}})
     plans = {}
-    kept = assemble.TTFT_MIX_ROLES
+    kept = mixfit.TTFT_MIX_ROLES, mixfit.ITL_MIX_ROLES
     try:
-        for form, roles in (("alone", ("mixed",)), ("mix", kept)):
-            assemble.TTFT_MIX_ROLES = roles
+        for form, (ttft_roles, itl_roles) in (("alone", (("mixed",), ())), ("mix", kept)):
+            mixfit.TTFT_MIX_ROLES, mixfit.ITL_MIX_ROLES = ttft_roles, itl_roles
             with quiet_extrapolation():
                 plans[form] = assemble.plan_workload(wl, fleet, pm, pm.catalog, refine_diagnosis=False)
     finally:
-        assemble.TTFT_MIX_ROLES = kept
+        mixfit.TTFT_MIX_ROLES, mixfit.ITL_MIX_ROLES = kept
     plan = plans["mix"]
     if not plan.feasible or model not in plan.models:
         return None

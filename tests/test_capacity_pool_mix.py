@@ -139,3 +139,5 @@ def test_rule_58p_tuning_figures_reproduce(capsys: pytest.CaptureFixture[str]) -
     got = {k: float(v) for k, v in fields.items() if k != "classes"}
     assert got["mix_ttft_mape"] < 15.0 < 30.0 < got["alone_ttft_mape"]
     assert got["alone_bind_ttft_worst_pct"] < -50.0 < -20.0 < got["mix_bind_ttft_worst_pct"]
+    assert got["mix_itl_mape"] < 5.0 < 7.0 < got["alone_itl_mape"]  # rule 58-D: the decode pools' ITL
+    assert got["alone_bind_itl_worst_pct"] < -10.0 < -7.0 < got["mix_bind_itl_worst_pct"]

@@ -34,6 +34,7 @@ from planner.perf.graphs import graph_limit
 from planner.perf.heldout import PRIOR_CARD_AND_MODEL_UNSEEN, PRIOR_HELD_OUT, PRIOR_HELD_OUT_GPU, PRIOR_HELD_OUT_MOE_GRAPHS
 from planner.perf.kernel_tables import default_tiles_advice
 from planner.perf.laws import PerfModel, VariantPerf, quiet_extrapolation
+from planner.planning import mixfit
 from planner.planning.capacity import (
     POISSON,
     ArrivalShape,
@@ -41,13 +42,12 @@ from planner.planning.capacity import (
     PoolMix,
     capacity,
     latency,
-    mixed_latency,
     pool_servers,
-    prefill_latency,
     realised_arrivals,
 )
 from planner.planning.explain import describe_binding, explain_infeasible
 from planner.planning.instance import Instance, build_instance
+from planner.planning.mixfit import mix_itl_ms, mix_tightening, mix_ttft_ms, pool_mixes, prediction_shape
 from planner.planning.slo_metrics import SloMetric
 from solvers.backends import solve as solve_problem
 from solvers.objectives import OBJECTIVES
@@ -253,6 +253,10 @@ def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catal
             shapes.update(tighter)
             inst = build_instance(workload, fleet, perf, catalog, objective, utilization, shapes, pooled)
             sol = _solve(inst, backend, time_limit_s, mip_gap)
+    mix_notes: list[str] = []
+    if objective != "max_load":
+        inst, sol, mix_notes = _mix_rounds(inst, sol, workload, fleet, perf, catalog, backend, time_limit_s, objective,
+                                           mip_gap, utilization, shapes, pooled)
     if not sol.ok and sol.status != "time_limit" and objective != "max_load" and diagnose:
         if refine:
             inst.slo_within_fleet = _slo_within_fleet(workload, fleet, perf, catalog, backend, time_limit_s, objective, inst)
@@ -270,7 +274,71 @@ def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catal
                                             "pool_min_replicas": {}})
             inst.gpu_need_floor1 = _gpu_need(_unlimited(workload, fleet.model_copy(update={"limits": floor1}), perf, catalog),
                                              backend, time_limit_s)
-    return to_plan(inst, sol, perf)
+    plan = to_plan(inst, sol, perf)
+    plan.notes.extend(mix_notes)
+    return plan
+
+
+# Re-solves rule 58-S may take (planner/planning/mixfit.py): each tightens the pools whose mix puts a class over its
+# TTFT SLO. 0: not adopted (stop 58, rules 58-S / 58-S2 on bench/mixed_sizing.py's tuning set: 4 rounds took the
+# classes over their SLO in simulation 4 -> 0 but two of five tightened plans cost more than `planner solve --verify`'s,
+# $11.96 against $8.97/h); the bench sets 4 to measure it. A plan whose prediction puts a class over its SLO says so
+# (`_over_slo_notes`).
+_MIX_REPLANS = 0
+
+
+def _mix_rounds(inst: Instance, sol: Solution, workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog,
+                backend: str, time_limit_s: float, objective: str, mip_gap: float,
+                utilization: dict[str, float] | None, shapes: dict[tuple[str, str], ArrivalShape],
+                pooled: dict[tuple[str, str], list[tuple[Capacity, ArrivalShape]]]) -> tuple[Instance, Solution, list[str]]:
+    """Rule 58-S (planner/planning/mixfit.py): re-solve with the utilization targets of the pools whose mix of classes
+    puts a class over its TTFT SLO tightened, until none does (at most `_MIX_REPLANS`, targets only falling). A round
+    the fleet cannot hold keeps the last feasible plan, said in a note, as is a pool no target fixes."""
+    util = dict(utilization or {})
+    notes: list[str] = []
+    for _ in range(_MIX_REPLANS):
+        if not sol.ok:
+            break
+        targets, short = mix_tightening(inst, _solution_replicas(sol), _solution_flows(sol), _solution_utilization(inst, sol))
+        notes = [f"{m.pool}: class {m.class_id}'s TTFT p{workload.slo_of(next(c for c in workload.classes if c.id == m.class_id)).percentile:g} "
+                 f"behind the pool's mix of classes is {m.ttft_ms:.0f} ms against its {m.slo_ttft_ms:g}-ms SLO at any load "
+                 "(its own prompt or its cluster-mates' wait behind the longer prompts of the pool); a pool of its own "
+                 "would serve it (capacity module doc, Mixed, classes sharing a replica)" for m in short]
+        if not targets:
+            break
+        nxt_util = {**util, **{vid: min(u, util.get(vid, fleet.limits.utilization)) for vid, u in targets.items()}}
+        nxt_inst = build_instance(workload, fleet, perf, catalog, objective, nxt_util, shapes, pooled)
+        nxt = _solve(nxt_inst, backend, time_limit_s, mip_gap)
+        if not nxt.ok:
+            notes.append("the plan's pools serve classes whose TTFT SLOs differ, and behind their mix of classes a class "
+                         f"reads over its SLO; tightening the utilization of {', '.join(sorted(targets))} to hold it did "
+                         "not fit the fleet: kept the plan sized class by class (`planner explain` shows each class's "
+                         "prediction)")
+            break
+        inst, sol, util = nxt_inst, nxt, nxt_util
+    return inst, sol, notes
+
+
+def _solution_replicas(sol: Solution) -> dict[str, int]:
+    return {vid: n for vid, n in sol.replicas.items() if n > 0}
+
+
+def _solution_flows(sol: Solution) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for (cid, vid), x in sol.flow.items():
+        if x > _FLOW_EPS_RPS:
+            out[cid][vid] = x
+    return out
+
+
+def _solution_utilization(inst: Instance, sol: Solution) -> dict[str, float]:
+    """Per pool of the solution: its load in capacity shares per replica (the plan's PoolPlan.utilization)."""
+    assert inst.problem is not None
+    load: dict[str, float] = defaultdict(float)
+    for (cid, vid), x in sol.flow.items():
+        if x > _FLOW_EPS_RPS:
+            load[vid] += x / inst.problem.capacity[(cid, vid)]
+    return {vid: load[vid] / n for vid, n in _solution_replicas(sol).items()}
 
 
 def _solve(inst: Instance, backend: str, time_limit_s: float, mip_gap: float) -> Solution:
@@ -710,36 +778,16 @@ def _extrapolation_notes(vp: VariantPerf, pool_id: str, c: RequestClass, role: s
     return out
 
 
-# The pools whose predicted TTFT is the class's behind the pool's mix of classes (`_class_prediction`): mixed (rule
-# 57-M) and prefill (rule 58-P), those whose one queue every class waits in; bench/mixed_classes.py sets ("mixed",) to
-# read a prefill pool's class-alone form beside it.
-TTFT_MIX_ROLES: tuple[str, ...] = PREFILL_SIDE
-
-
-def _pool_mixes(inst: Instance, pools: dict[str, PoolPlan],
-                flows_by_class: dict[str, dict[str, float]]) -> dict[str, PoolMix]:
-    """Per pool of `TTFT_MIX_ROLES`, the classes it serves at their planned rates on one of its replicas
-    (capacity.PoolMix)."""
-    by_id = {c.id: c for c in inst.workload.classes}
-    out: dict[str, PoolMix] = {}
-    for vid, pool in pools.items():
-        if pool.role not in TTFT_MIX_ROLES or pool.replicas <= 0:
-            continue
-        served = [(by_id[cid], fl[vid]) for cid, fl in sorted(flows_by_class.items()) if vid in fl and cid in by_id]
-        if served:
-            out[vid] = PoolMix(tuple(float(c.isl) for c, _ in served), tuple(float(c.osl) for c, _ in served),
-                               tuple(x / pool.replicas for _, x in served))
-    return out
-
-
 def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan],
                       flows: dict[str, float], rate_scale: float, notes: list[str],
-                      facts: dict[str, _PoolClassFacts], mixes: dict[str, PoolMix] | None = None) -> ClassPrediction:
+                      facts: dict[str, _PoolClassFacts], mixes: dict[str, PoolMix] | None = None,
+                      itl_mixes: dict[str, PoolMix] | None = None) -> ClassPrediction:
     """Worst predicted percentile over the pools the class is routed to, at their planned load (what to say of a pool
     across its classes goes to `facts`). A mixed pool's TTFT is the class's behind the pool's mix of classes (`mixes`,
     capacity module doc, Mixed, classes sharing a replica; rule 57-M), and so is a prefill pool's where the workload
-    states no length spread (capacity module doc, Prompt-length dispersion, classes sharing a pool; rule 58-P); the
-    ITL, and every capacity, the class alone's at the pool's utilization."""
+    states no length spread (capacity module doc, Prompt-length dispersion, classes sharing a pool; rule 58-P); a
+    decode pool's ITL is the pool's behind its mix (`itl_mixes`, rule 58-D); a mixed pool's ITL, and every capacity,
+    the class alone's at the pool's utilization."""
     slo = inst.workload.slo_of(c)
     ttft = itl = 0.0
     disagg = 0.0
@@ -749,22 +797,19 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
         cap = inst.caps[(c.id, vid)].rate_rps
         # The class alone at the pool's utilization: the load that consumes the same capacity share.
         eq_rate = pool.utilization * cap
-        shape = inst.arrivals.get((c.id, vid), POISSON)
-        if v.role == "prefill" and inst.fleet.limits.routing == "least_loaded" and pool.replicas > shape.replicas:
-            # the capacity was sized for the smallest pool that carries the load (n*); the plan may hold more
-            # replicas (other classes, integrality), and behind least-loaded routing their wait is that pool's
-            shape = replace(shape, replicas=pool.replicas)
+        shape = prediction_shape(inst, c, vid, pool.replicas)
         with quiet_extrapolation():
             lat = latency(inst.perf[vid], v.role, c.isl, c.osl, eq_rate, slo.percentile, shape)
-            mix = (mixes or {}).get(vid)
-            if mix is not None:
-                if v.role == "mixed":
-                    behind = mixed_latency(inst.perf[vid], c.isl, c.osl, mix.total_rps, slo.percentile, shape, mix=mix)
-                else:  # a stated length mixture (shape.wait_isl) is kept: prefill_latency reads the mix only without one
-                    behind = prefill_latency(inst.perf[vid], c.isl, mix.total_rps, slo.percentile, arrivals=shape,
-                                             mix=mix)
-                if math.isfinite(behind.ttft_ms):  # beyond the mix's saturation the class alone's stands (it was planned)
-                    lat = replace(lat, ttft_ms=behind.ttft_ms)
+        mix = (mixes or {}).get(vid)
+        if mix is not None:
+            behind = mix_ttft_ms(inst, vid, c, shape, mix)
+            if math.isfinite(behind):  # beyond the mix's saturation the class alone's stands (it was planned)
+                lat = replace(lat, ttft_ms=behind)
+        itl_mix = (itl_mixes or {}).get(vid)
+        if itl_mix is not None:
+            pooled_itl = mix_itl_ms(inst, vid, c, shape, itl_mix)
+            if math.isfinite(pooled_itl):
+                lat = replace(lat, itl_ms=pooled_itl)
         pool_facts = facts.setdefault(vid, _PoolClassFacts())
         notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch, pool_facts) if n not in notes)
         notes.extend(n for n in _long_prompt_mixed_notes(inst.perf[vid], vid, c, v.role) if n not in notes)
@@ -846,7 +891,9 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
         predicted: dict[str, ClassPrediction] = {}
         pairing: dict[str, dict[str, dict[str, float]]] = {}
         facts: dict[str, _PoolClassFacts] = {}
-        mixes = _pool_mixes(inst, pools, flows_by_class)
+        sizes = {vid: p.replicas for vid, p in pools.items()}
+        mixes = pool_mixes(inst, sizes, flows_by_class)
+        itl_mixes = pool_mixes(inst, sizes, flows_by_class, mixfit.ITL_MIX_ROLES)
         for c in (c for c in inst.workload.classes if c.model == model):
             flows = flows_by_class.get(c.id, {})
             pre = {v: x for v, x in flows.items() if inst.variants[v].role in PREFILL_SIDE}
@@ -857,7 +904,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
             routing[c.id] = w
             if inst.problem.forbidden_pairs and dec:
                 pairing[c.id] = _pool_pairing(inst, c.id, pre, dec, sol.pair_flow)
-            predicted[c.id] = _class_prediction(inst, c, pools, flows, scale, plan.notes, facts, mixes)
+            predicted[c.id] = _class_prediction(inst, c, pools, flows, scale, plan.notes, facts, mixes, itl_mixes)
         plan.notes.extend(_pool_facts_notes(facts))
         for vid in (vid for vid, p in pools.items() if inst.variants[vid].model == model):
             pool_flows = {cid: fl[vid] for cid, fl in flows_by_class.items() if vid in fl}
@@ -868,8 +915,27 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
             pd_ratio=round(p_gpus / d_gpus, 4) if d_gpus and p_gpus else None,
             pools=mpools, routing=routing, predicted=predicted, pairing=pairing,
         )
+    plan.notes.extend(_over_slo_notes(plan))
     plan.binding = [describe_binding(inst, b) for b in sol.binding]
     return plan
+
+
+def _over_slo_notes(plan: Plan) -> list[str]:
+    """A class whose predicted TTFT or ITL is over its SLO in a plan the ILP found: its pool's mix of classes (rules
+    57-M / 58-P / 58-D) waits it behind prompts, or batches it with decodes, that its class-alone capacity did not count
+    (a class with a tight SLO beside the long prompts or outputs of a looser one). Said, with what re-sizes the plan:
+    the plan's own numbers must not claim a SLO they contradict."""
+    out: list[str] = []
+    for mp in plan.models.values():
+        for cid, pr in sorted(mp.predicted.items()):
+            over = [(name, got, bound) for name, got, bound in (("TTFT", pr.ttft_ms, pr.slo_ttft_ms), ("ITL", pr.itl_ms, pr.slo_itl_ms))
+                    if bound is not None and got is not None and got > bound * (1.0 + 1e-9)]
+            if over:
+                what = " and ".join(f"{name} p{pr.percentile:g} {got:,.1f} ms over its {bound:g}-ms SLO" for name, got, bound in over)
+                out.append(f"class {cid}: predicted {what} behind its pools' mix of classes (the plan sizes each class as "
+                           "if alone in its pool; capacity module doc, Mixed, classes sharing a replica): `planner solve "
+                           "--verify` re-sizes the plan by simulation")
+    return out
 
 
 def _pool_pairing(inst: Instance, cid: str, pre: dict[str, float], dec: dict[str, float],
