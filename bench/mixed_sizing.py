@@ -15,8 +15,11 @@ mixed), drawn once by numpy's default_rng(58); `--model qwen3-32b` is its held-o
     .venv/bin/python bench/mixed_sizing.py --cases 64            # the whole grid
 
 Last line: ``RESULT cases=<n> classes=<n> misses_alone=<n> misses_mix=<n> cost_alone=<USD/h> cost_mix=<USD/h>
-max_cost_rise_pct=<%> tightened=<plans> cost_verify=<USD/h> over_verify=<plans> misses_verify=<n>`` (misses over every class of every
-case; costs summed over the cases; over_verify: rule 58-S's plans costing more than --verify's for the same case).
+max_cost_rise_pct=<%> tightened=<plans> cost_verify=<USD/h> over_verify=<plans> misses_verify=<n> flagged=<plans> missed_unflagged=<n> cost_auto=<USD/h>
+misses_auto=<n>`` (misses over every class of every
+case; costs summed over the cases; over_verify: rule 58-S's plans costing more than --verify's for the same case;
+flagged: class-by-class plans whose over-SLO note fires; auto: rule 58-V, --verify's plan where flagged, else the
+class-by-class one; missed_unflagged: misses in plans the note did not flag).
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     cost = {False: 0.0, True: 0.0}
     rise, tightened, classes = 0.0, 0, 0
     cost_verify, over_verify, miss_verify = 0.0, 0, 0
+    flagged, missed_unflagged, cost_auto, miss_auto = 0, 0, 0.0, 0
     for k in track(pick, description="cases", console=con):
         chat_isl, chat_ttft, doc_isl, chat_rps, doc_rps, roles = GRID[k]
         wl = workload(model, chat_isl, chat_ttft, doc_isl, chat_rps, doc_rps)
@@ -144,7 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         if v is not None and v.feasible and b is not None:
             cost_verify += v.cost_per_hour
             over_verify += b[0] > v.cost_per_hour + 1e-9
-            miss_verify += sum(x > MISS_TOL for x in misses(v, wl, seeds, args.duration, pm).values())
+            m_verify = sum(x > MISS_TOL for x in misses(v, wl, seeds, args.duration, pm).values())
+            miss_verify += m_verify
+            # rule 58-V: --verify's rounds only where the class-by-class plan's over-SLO note fires
+            flag = a is not None and any(n.startswith("class ") and "predicted" in n and "over its" in n
+                                         for n in plan(wl, gpu, roles, pm, False).notes)
+            flagged += flag
+            if a is not None:
+                missed_unflagged += 0 if flag else sum(x > MISS_TOL for x in a[1].values())
+                cost_auto += v.cost_per_hour if flag else a[0]
+                miss_auto += m_verify if flag else sum(x > MISS_TOL for x in a[1].values())
         if a is not None and b is not None:
             classes += len(a[1])
             rise = max(rise, 100.0 * (b[0] / a[0] - 1.0))
@@ -159,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     con.print(table)
     print(f"RESULT cases={len(pick)} classes={classes} misses_alone={n_miss[False]} misses_mix={n_miss[True]} "
           f"cost_alone={cost[False]:.2f} cost_mix={cost[True]:.2f} max_cost_rise_pct={rise:.1f} tightened={tightened}"
-          + (f" cost_verify={cost_verify:.2f} over_verify={over_verify} misses_verify={miss_verify}" if args.verify else ""))
+          + (f" cost_verify={cost_verify:.2f} over_verify={over_verify} misses_verify={miss_verify} flagged={flagged}"
+             f" missed_unflagged={missed_unflagged} cost_auto={cost_auto:.2f} misses_auto={miss_auto}" if args.verify else ""))
     return 0
 
 

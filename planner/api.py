@@ -45,6 +45,9 @@ class SolveOptions(TypedDict, total=False):
     perf: PerfModel | None
     catalog: Catalog | None
     profiles_dir: PathLike | None
+    verify: bool | None
+    verify_rounds: int
+    seed: int
 
 
 class SolveKwargs(SolveOptions, total=False):
@@ -123,7 +126,8 @@ def laws(profiles_dir: PathLike | None = None) -> tuple[Catalog, PerfModel]:
 
 def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend: str = "highs",
           time_limit_s: float = 10.0, mip_gap: float = 1e-4, perf: PerfModel | None = None, catalog: Catalog | None = None,
-          profiles_dir: PathLike | None = None) -> SolvedPlan:
+          profiles_dir: PathLike | None = None, verify: bool | None = None, verify_rounds: int = 3,
+          seed: int = 0) -> SolvedPlan:
     """The cheapest plan for `workload` on `fleet` (objective 'cost'), the fewest GPUs ('gpus'; of as many,
     the cheapest), the least board power ('power'), or the largest common traffic multiplier the fleet
     serves within SLO ('max_load').
@@ -131,12 +135,15 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
     Returns a :class:`SolvedPlan` (a `Plan` with `.pools()`, `.classes()` DataFrames and a readable
     repr). An infeasible instance is not an exception: the plan has `feasible=False` and a diagnosis.
     With `profiles_dir` the plan records it (`profiles_root`), so that a simulation times its pools with those laws.
+    `verify` as `planner solve --verify / --no-verify`: True simulates the plan and re-solves with tighter utilization
+    where SLO attainment is short (at most `verify_rounds` times, the simulation seeded by `seed`); None (the default,
+    rule 58-V) does so only for a plan that predicts a class over its SLO behind its pools' mix of classes; False never.
     Inputs are checked against the catalog as the CLI checks its files (planner.io.validate: models and GPU types
     known, prompt + output within the model's context, current pools that can run): an InputError naming 'workload'
     or 'fleet' and the field, not a plan for requests no replica can serve.
     """
     from planner.io.validate import check_fleet, check_workload
-    from planner.planning.assemble import plan_workload
+    from planner.planning.assemble import classes_over_slo, plan_workload
     from solvers.objectives import as_objective
 
     _check_record("workload", workload, Workload, "planner.load_workload(path) reads one")
@@ -152,8 +159,15 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
         perf = perf or pm
     check_workload(workload, catalog, "workload")
     check_fleet(fleet, catalog, "fleet")
+    if verify_rounds < 0:  # `planner solve --verify-rounds` refuses it too
+        raise ValueError(f"verify_rounds must be >= 0, got {verify_rounds!r}")
     plan = plan_workload(workload, fleet, perf, catalog, backend=backend, time_limit_s=time_limit_s,
                          objective=objective, mip_gap=mip_gap)
+    if plan.feasible and (verify or (verify is None and objective != "max_load" and classes_over_slo(plan))):
+        from planner.planning.verify import verify_and_resolve
+
+        plan = verify_and_resolve(workload, fleet, perf, catalog, plan, backend=backend, time_limit_s=time_limit_s,
+                                  rounds=verify_rounds, seed=seed)
     if profiles_dir is not None:  # said in the plan, as `planner solve --profiles` says it: simulate_plan and
         plan.profiles_root = str(Path(profiles_dir).resolve())  # `planner simulate` time its pools with these laws
     return SolvedPlan.of(plan)

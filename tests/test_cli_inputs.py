@@ -626,11 +626,13 @@ def test_every_bad_input_gets_a_clear_answer(case: Case, tmp_path: Path) -> None
 
 # solve's options that act only while verifying, each given without what it needs (found by a helper: all four
 # were silently ignored, the plan solved and written, exit 0): option's words, the flags given, what it needs
+# (since stop 58, rule 58-V, solve verifies by default a plan that predicts a class over its SLO: these act then, and
+# are refused only beside --no-verify)
 VERIFY_ONLY = [
-    (["--seed", "5"], [], "--verify or --verify-trace"),
-    (["--seed", "0"], [], "--verify or --verify-trace"),  # typed at its default value: still the user's choice
-    (["--verify-rounds", "7"], [], "--verify or --verify-trace"),
-    (["--verify-duration-s", "30"], [], "--verify or --verify-trace"),
+    (["--seed", "5"], ["--no-verify"], "--verify or --verify-trace"),
+    (["--seed", "0"], ["--no-verify"], "--verify or --verify-trace"),  # typed at its default value: still the user's choice
+    (["--verify-rounds", "7"], ["--no-verify"], "--verify or --verify-trace"),
+    (["--verify-duration-s", "30"], ["--no-verify"], "--verify or --verify-trace"),
     (["--drop-over-context"], [], "--verify-trace"),
     (["--drop-over-context"], ["--verify"], "--verify-trace"),  # Poisson arrivals: no trace to leave requests out of
 ]

@@ -101,3 +101,35 @@ def test_classes_of_one_decode_pool_share_its_itl(pm) -> None:
     assert voice.itl_ms == pytest.approx(batch.itl_ms)
     said = [n for n in plan.notes if n.startswith("class voice: predicted") and "ITL" in n]
     assert (voice.itl_ms > 12.0) == bool(said), (voice.itl_ms, plan.notes)
+
+
+def test_solve_verifies_by_default_a_plan_predicting_a_class_over_its_slo(tmp_path) -> None:
+    """Rule 58-V: `planner solve` (and planner.solve) run --verify's rounds on a plan whose own prediction puts a class
+    over its SLO (here the 150-ms chat class on one mixed replica behind 8,000-token documents, which the simulator
+    reads at 1.55x its SLO), and only then: --no-verify / verify=False keep the class-by-class plan; a plan whose
+    predictions hold is not simulated."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from planner.api import solve
+    from planner.cli.main import app
+
+    w, f = tmp_path / "w.yaml", tmp_path / "f.yaml"
+    w.write_text(yaml.safe_dump(_workload(150.0).model_dump(mode="json", exclude_none=True)))
+    f.write_text(yaml.safe_dump(FLEET.model_dump(mode="json", exclude_none=True)))
+    runner = CliRunner()
+    plain = runner.invoke(app, ["solve", "-w", str(w), "-f", str(f), "--no-slo-cost", "-o", str(tmp_path / "a.yaml")])
+    assert plain.exit_code == 0, plain.output
+    said = " ".join(plain.output.split())
+    assert f"verifying: the plan predicts {MODEL}/chat over their SLO" in said and "verify round 0" in said
+    off = runner.invoke(app, ["solve", "-w", str(w), "-f", str(f), "--no-slo-cost", "--no-verify",
+                              "-o", str(tmp_path / "b.yaml")])
+    assert off.exit_code == 0 and "verify round" not in off.output
+    a, b = (yaml.safe_load((tmp_path / n).read_text()) for n in ("a.yaml", "b.yaml"))
+    assert a["cost_per_hour"] > b["cost_per_hour"]  # the simulation found the one replica short
+    assert solve(_workload(150.0), FLEET).cost_per_hour == a["cost_per_hour"]  # the API's default is the CLI's
+    assert solve(_workload(150.0), FLEET, verify=False).cost_per_hour == b["cost_per_hour"]
+    loose = tmp_path / "loose.yaml"
+    loose.write_text(yaml.safe_dump(_workload(1000.0).model_dump(mode="json", exclude_none=True)))
+    held = runner.invoke(app, ["solve", "-w", str(loose), "-f", str(f), "--no-slo-cost"])
+    assert held.exit_code == 0 and "verify round" not in held.output and "verifying" not in held.output

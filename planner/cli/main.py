@@ -128,7 +128,10 @@ def solve(
     objective: str = typer.Option("cost", "--objective", help=objective_help()),
     time_limit_s: float = typer.Option(10.0, "--time-limit", min=0.01, max=86400.0, help="solver time limit, seconds"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write the plan here (.yaml or .json)"),
-    verify: bool = typer.Option(False, "--verify", help="simulate the plan; tighten and re-solve where SLO attainment is short"),
+    verify: bool | None = typer.Option(
+        None, "--verify/--no-verify",
+        help="simulate the plan; tighten and re-solve where SLO attainment is short. Default: only a plan that predicts "
+             "a class over its SLO behind its pools' mix of classes (rule 58-V)"),
     verify_rounds: int = typer.Option(3, "--verify-rounds", min=0,
                                       help="most re-solves when verifying (with --verify or --verify-trace)"),
     seed: int = typer.Option(0, "--seed", min=0, help="simulation seed (with --verify or --verify-trace)"),
@@ -152,7 +155,7 @@ def solve(
     from planner.io.planfile import save_plan
     from planner.io.validate import check_profiles_found, load_workload_fleet
     from planner.perf.laws import PerfModel
-    from planner.planning.assemble import plan_workload
+    from planner.planning.assemble import classes_over_slo, plan_workload
 
     if backend not in backend_names():
         raise typer.BadParameter(f"--backend must be {choices_text(backend_names())}, got {backend!r}")
@@ -168,7 +171,7 @@ def solve(
             ("verify_duration_s", "--verify-duration-s", verifying, "it is the verifying simulation's length"),
             ("drop_over_context", "--drop-over-context", "--verify-trace",
              "it leaves out the verifying trace's requests beyond their model's context")):
-        if given(ctx, param) and not (verify_trace is not None or (verify and needs == verifying)):
+        if given(ctx, param) and not (verify_trace is not None or (verify is not False and needs == verifying)):
             raise InputError(None, name, f"needs {needs} ({does}); given without, it would be ignored")
     if output is not None:
         check_writable(output, "--output")  # before the solve, so that no work is lost
@@ -207,6 +210,11 @@ def solve(
             task = bar.add_task("", total=len(slo_terms(wl)))
             plan.slo_costs = slo_costs(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s,
                                        on_term=lambda done, name: bar.update(task, description=name, completed=done))
+    if verify is None and plan.feasible and objective != "max_load" and (over := classes_over_slo(plan)):
+        # rule 58-V: the plan's own prediction contradicts a SLO it was sized for: a simulation judges it
+        console.print(f"verifying: the plan predicts {', '.join(sorted(over))} over their SLO behind their pools' mix of "
+                      "classes (--no-verify skips this)", highlight=False)
+        verify = True
     if verify and plan.feasible:
         from planner.planning.verify import verify_and_resolve
         from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S

@@ -920,21 +920,33 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
     return plan
 
 
-def _over_slo_notes(plan: Plan) -> list[str]:
-    """A class whose predicted TTFT or ITL is over its SLO in a plan the ILP found: its pool's mix of classes (rules
-    57-M / 58-P / 58-D) waits it behind prompts, or batches it with decodes, that its class-alone capacity did not count
-    (a class with a tight SLO beside the long prompts or outputs of a looser one). Said, with what re-sizes the plan:
-    the plan's own numbers must not claim a SLO they contradict."""
-    out: list[str] = []
+def classes_over_slo(plan: Plan) -> dict[str, list[tuple[str, float, float]]]:
+    """Per class whose predicted TTFT or ITL is over its SLO in `plan`: (metric, predicted ms, SLO ms) of each such
+    metric. In a plan the ILP found feasible the cause is its pools' mix of classes (rules 57-M / 58-P / 58-D): a class
+    waits behind prompts, or is batched with decodes, that its class-alone capacity did not count (a class with a tight
+    SLO beside the long prompts or outputs of a looser one). `planner solve` verifies such a plan by default (rule
+    58-V)."""
+    out: dict[str, list[tuple[str, float, float]]] = {}
     for mp in plan.models.values():
         for cid, pr in sorted(mp.predicted.items()):
-            over = [(name, got, bound) for name, got, bound in (("TTFT", pr.ttft_ms, pr.slo_ttft_ms), ("ITL", pr.itl_ms, pr.slo_itl_ms))
+            over = [(name, got, bound) for name, got, bound in (("TTFT", pr.ttft_ms, pr.slo_ttft_ms),
+                                                                 ("ITL", pr.itl_ms, pr.slo_itl_ms))
                     if bound is not None and got is not None and got > bound * (1.0 + 1e-9)]
             if over:
-                what = " and ".join(f"{name} p{pr.percentile:g} {got:,.1f} ms over its {bound:g}-ms SLO" for name, got, bound in over)
-                out.append(f"class {cid}: predicted {what} behind its pools' mix of classes (the plan sizes each class as "
-                           "if alone in its pool; capacity module doc, Mixed, classes sharing a replica): `planner solve "
-                           "--verify` re-sizes the plan by simulation")
+                out[cid] = over
+    return out
+
+
+def _over_slo_notes(plan: Plan) -> list[str]:
+    """`classes_over_slo` in words, with what re-sizes the plan: the plan's own numbers must not claim a SLO they
+    contradict."""
+    out: list[str] = []
+    for cid, over in classes_over_slo(plan).items():
+        pct = next(mp.predicted[cid].percentile for mp in plan.models.values() if cid in mp.predicted)
+        what = " and ".join(f"{name} p{pct:g} {got:,.1f} ms over its {bound:g}-ms SLO" for name, got, bound in over)
+        out.append(f"class {cid}: predicted {what} behind its pools' mix of classes (the plan sizes each class as if "
+                   "alone in its pool; capacity module doc, Mixed, classes sharing a replica): a simulation judges such a "
+                   "plan, `planner solve` (and planner.solve) running --verify's rounds on it unless --no-verify")
     return out
 
 

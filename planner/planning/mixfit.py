@@ -8,7 +8,10 @@ sized class by class can then predict, behind the mix, a TTFT over a class's SLO
 58-S (stop 58): `mix_tightening` finds the largest scale of the pool's per-replica mix at which every class meets its
 TTFT SLO behind it, and planner/planning/assemble.py re-solves with the pool's utilization target tightened by that
 scale (the --verify mechanism, planner/planning/verify.py, with the closed form as its referee). Only tightening: the
-class-alone sizing stays a floor (behind the mix the binding class read 29-35% below real vLLM, rule 57-M).
+class-alone sizing stays a floor (behind the mix the binding class read 29-35% below real vLLM, rule 57-M). Measured
+on bench/mixed_sizing.py and not adopted (planner/planning/assemble.py `_MIX_REPLANS` 0: its plans cost more than
+the simulator's); instead a plan predicting a class over its SLO says so, and `planner solve` verifies it by
+simulation by default (rule 58-V, `assemble.classes_over_slo`).
 """
 
 from __future__ import annotations
@@ -38,8 +41,11 @@ _SCALE_HALVINGS = 12
 
 def pool_mixes(inst: Instance, replicas: dict[str, int], flows_by_class: dict[str, dict[str, float]],
                roles: tuple[str, ...] | None = None) -> dict[str, PoolMix]:
-    """Per pool (variant id -> its `replicas`) of `roles` (default `TTFT_MIX_ROLES`), the classes it serves at their
-    planned rates (`flows_by_class`: class -> variant -> req/s) on one of its replicas (capacity.PoolMix)."""
+    """Per pool (variant id -> its `replicas`) of `roles` (default `TTFT_MIX_ROLES`) serving more than one class, the
+    classes it serves at their planned rates (`flows_by_class`: class -> variant -> req/s) on one of its replicas
+    (capacity.PoolMix). A pool of one class has none: its class-alone prediction is the form its capacity was sized
+    with, so the plan's prediction meets the SLO it was sized for (the mix's nodes form reads it within a few %, which
+    would flag it over its SLO for nothing, rule 58-V)."""
     roles = TTFT_MIX_ROLES if roles is None else roles
     by_id = {c.id: c for c in inst.workload.classes}
     out: dict[str, PoolMix] = {}
@@ -47,7 +53,7 @@ def pool_mixes(inst: Instance, replicas: dict[str, int], flows_by_class: dict[st
         if inst.variants[vid].role not in roles or n <= 0:
             continue
         served = [(by_id[cid], fl[vid]) for cid, fl in sorted(flows_by_class.items()) if vid in fl and cid in by_id]
-        if served:
+        if len(served) > 1:  # a pool of one class keeps the class-alone form its capacity was sized with
             out[vid] = PoolMix(tuple(float(c.isl) for c, _ in served), tuple(float(c.osl) for c, _ in served),
                                tuple(x / n for _, x in served))
     return out

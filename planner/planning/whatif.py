@@ -235,6 +235,9 @@ def stack(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def _solve_row(workload: Workload, fleet: Fleet, keys: dict[str, Any], **solve_kw: Unpack[SolveKwargs]) -> dict[str, Any]:
+    """One point of a sweep: the closed form's plan (no simulation per point unless `verify` is passed: a sweep of
+    dozens of points would simulate each one that predicts a class over its SLO, rule 58-V's default of solve)."""
+    solve_kw.setdefault("verify", False)
     return {**keys, **plan_row(solve(workload, fleet, **solve_kw), workload)}
 
 
@@ -409,7 +412,7 @@ def disaggregation_map(fleet: Fleet, model: str, slo: Slo, isl: Iterable[int], o
                              "winner": "beyond context"})
                 continue
             wl = single_class(model, int(i), int(o), rate_rps, slo)
-            a = solve(wl, agg_fleet, **solve_kw)
+            a = solve(wl, agg_fleet, **solve_kw)  # one class: its pools serve no mix of classes to verify (rule 58-V)
             d = solve(wl, pd_fleet, **solve_kw)
             ca = a.cost_per_hour if a.feasible else float("nan")
             cd = d.cost_per_hour if d.feasible else float("nan")
