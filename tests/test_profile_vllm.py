@@ -731,3 +731,36 @@ def test_cli_profile_that_measures_nothing_is_exit_3_with_the_reason(tmp_path):
     text = res.output.replace("\n", " ")
     assert "no profile written" in text and "time budget spent (" in text and "KV capacity" not in text
     assert "file not found" not in text and (tmp_path / "run.yaml").is_file() and not (tmp_path / "meta.yaml").exists()
+
+
+@pytest.mark.parametrize("extra, variant", [
+    ([], "tp1/vllm"),
+    (["--quantization", "fp8"], "tp1-fp8/vllm"),
+    (["--kv-cache-dtype", "fp8"], "tp1-kvfp8/vllm"),
+])
+def test_profile_without_out_writes_under_the_bundled_profile_root(tmp_path, monkeypatch, extra, variant):
+    """Found in QA: with no --out, `planner profile --backend vllm` wrote to planner/cli/data/<model>/<gpu>/tp<N>/vllm
+    (a root taken relative to planner/cli/profile.py after it moved out of profiles/), where the planner reads no
+    profile. Now the default is the bundled root, planner.perf.laws.DEFAULT_PROFILES_DIR: with that root pointed at a
+    folder holding this variant's profile measured at other engine limits, the run resumes there and so is refused,
+    exit 2 naming that meta.yaml, before the health wait (nothing listens at the endpoint)."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+    from planner.perf import laws
+    from profiles.format import write_profile_dir
+
+    monkeypatch.setattr(laws, "DEFAULT_PROFILES_DIR", tmp_path)
+    d = tmp_path / "llama-3.1-8b" / "H100-SXM-80GB" / variant
+    weight = "fp8" if "--quantization" in extra else "bf16"
+    kv = "fp8" if "--kv-cache-dtype" in extra else "bf16"
+    meta = {"model": "llama-3.1-8b", "gpu": "H100-SXM-80GB", "tp": 1, "engine": "vllm", "backend": "vllm",
+            "kv_capacity_tokens": 100_000, "weight_dtype": weight, "kv_dtype": kv, "max_batched_tokens": 8192,
+            "max_num_seqs": 256}
+    write_profile_dir(d, meta, [{"isl": 128, "batch": 1, "ttft_ms": 10.0}],
+                      [{"batch": 1, "context_tokens": 256, "itl_ms": 5.0}])
+    r = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--endpoint", f"http://127.0.0.1:{free_port()}",
+                                 "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--max-num-seqs", "64",
+                                 "--health-timeout-s", "0.3", "--no-progress", *extra])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and str(d / "meta.yaml") in out and "field 'max_num_seqs'" in out, r.output

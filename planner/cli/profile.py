@@ -5,8 +5,8 @@
   planner profile --backend torch --model llama-3.1-8b --gpu H100-SXM-80GB                 # reference decoder
   planner profile show profiles/data/llama-3.1-8b/H100-SXM-80GB/tp1
 
-The output directory defaults to profiles/data/<model>/<gpu>/tp<N> of the package; it is resumable:
-points already there are not measured again.
+The output directory defaults to profiles/data/<model>/<gpu>/tp<N>[-fp8][-kvfp8]/vllm of the package (the torch
+backend's: tp<N>), where the planner reads profiles; it is resumable: points already there are not measured again.
 """
 
 from __future__ import annotations
@@ -271,7 +271,8 @@ def register(app: typer.Typer) -> None:
         model: str | None = typer.Option(None, help="model name in profiles/models.yaml"),
         gpu: str | None = typer.Option(None, help="GPU type name in profiles/gpus.yaml (names the profile)"),
         tp: int = typer.Option(1, min=1, help="tensor-parallel size"),
-        out: Path | None = typer.Option(None, help="profile directory (default profiles/data/<model>/<gpu>/tp<N>)"),
+        out: Path | None = typer.Option(None, help="profile directory (default: the bundled profiles/data/<model>/<gpu>/"
+                                           "tp<N>[-fp8][-kvfp8]/vllm, the torch backend's tp<N>)"),
         endpoint: str | None = typer.Option(None, help="attach to a running vLLM server at this URL instead of launching one"),
         hf_model: str | None = typer.Option(None, help="what vllm serve loads (default: the catalog's hf_id)"),
         max_num_batched_tokens: int = typer.Option(8192, min=1, help="vllm --max-num-batched-tokens (V1 default 8192)"),
@@ -381,11 +382,14 @@ def register(app: typer.Typer) -> None:
         cat = Catalog.load()
         spec = cat.model(model, "--model")
         cat.gpu(gpu, "--gpu")
+        # the bundled profile root, where the planner reads profiles (this module moved out of profiles/, so a
+        # root relative to its own folder put them in planner/cli/data/, where nothing reads them; found in QA)
+        from planner.perf.laws import DEFAULT_PROFILES_DIR
         if backend == "vllm":
-            directory = out or vllm_profile_dir(Path(__file__).resolve().parent / "data", model, gpu, tp,
+            directory = out or vllm_profile_dir(DEFAULT_PROFILES_DIR, model, gpu, tp,
                                                 dtype_of(quantization), dtype_of(kv_cache_dtype))
         else:
-            directory = out or profile_dir(Path(__file__).resolve().parent / "data", model, gpu, tp)
+            directory = out or profile_dir(DEFAULT_PROFILES_DIR, model, gpu, tp)
         console = stdout_console()
         from profiles import format as pfmt
 
