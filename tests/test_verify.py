@@ -112,3 +112,24 @@ def test_the_shortfall_hint_counts_a_burst_in_the_traces_last_part_minute() -> N
                   classes=[RequestClass(id="c", model="llama-3.1-8b", isl=500, osl=50, rate_rps=n / 150.0)])
     hints = [h for h in trace_shortfall_hints(arr, wl) if "busiest minute" in h]
     assert len(hints) == 1 and "runs 11.00 req/s" in hints[0], hints
+
+
+def test_verify_trace_of_one_model_says_the_other_models_classes_are_not_checked(tmp_path) -> None:
+    """Found in QA: `planner solve -w examples/default/workload.yaml -f examples/default/fleet.yaml --verify-trace T`
+    with T a llama-2-70b trace (`planner workload synth step`) noted "all classes meet their SLO; attainment
+    llama-2-70b/chat 100.0%, llama-2-70b/rag 100.0%": the two llama-3.1-8b classes had no request to replay and were
+    never simulated, yet the verdict covered them. Now each is named as not checked and the verdict says so."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    rows = [f"{0.25 * i:.2f},llama-2-70b,{1024 if i % 2 else 3000},{200 if i % 2 else 100}\n" for i in range(400)]
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp,model,input_tokens,output_tokens\n" + "".join(rows))
+    r = CliRunner().invoke(app, ["solve", "-w", "examples/default/workload.yaml", "-f", "examples/default/fleet.yaml",
+                                 "--verify-trace", str(trace), "--no-slo-cost", "-o", str(tmp_path / "plan.yaml")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    for cid in ("llama-3.1-8b/chat", "llama-3.1-8b/summarise"):
+        assert f"{cid}: no request of it in the arrivals replayed: its SLO is not checked" in out, out
+    assert "(2 of 4 on too few requests to tell: notes below)" in out, out

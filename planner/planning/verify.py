@@ -12,6 +12,8 @@ exactly where queues formed, and stops after `rounds` re-solves or when every cl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from rich.console import Console
 
@@ -98,10 +100,11 @@ def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalo
     att = ", ".join(f"{r.class_id} {r.attainment:.1%}" for r in report.classes.itertuples())
     what = (f"{arrivals_source or 'the given arrivals'} ({len(arrivals)} requests over {arrivals.duration_s:.0f} s)"
             if arrivals is not None else f"{duration_s:g} s")
-    unsure = too_few_requests(report)
+    class_ids = [c.id for c in workload.classes]
+    unsure = too_few_requests(report, class_ids)
     # the verdict says on its own line when some of it rests on too few requests (found by hand at stop 51: "all classes
-    # meet their SLO" above six notes that none of the six could tell)
-    caveat = f" ({len(unsure)} of {len(report.classes)} on too few requests to tell: notes below)" if unsure else ""
+    # meet their SLO" above six notes that none of the six could tell); a class of no replayed request counts among them
+    caveat = f" ({len(unsure)} of {len(class_ids)} on too few requests to tell: notes below)" if unsure else ""
     if tight := {p: u for p, u in used.items() if u < fleet.limits.utilization - 1e-9}:
         # what the plan was solved with, which explain's binding constraints do not show
         plan.notes.append("verify: utilization targets tightened (pools the simulation blamed; the fleet's "
@@ -122,13 +125,21 @@ def _simulated(plan: Plan) -> tuple[dict[str, int], dict[str, dict[str, dict[str
             {name: m.routing for name, m in plan.models.items()})
 
 
-def too_few_requests(report: VerifyReport) -> list[str]:
+NO_REQUEST_NOTE = "no simulated request: its SLO is not checked (a longer trace, or --verify --verify-duration-s)"
+
+
+def too_few_requests(report: VerifyReport, class_ids: Sequence[str] = ()) -> list[str]:
     """Classes whose verdict the simulated requests cannot support: their attainment's 95% Wilson interval holds the
-    SLO's percentile claim (three requests within SLO say as little about a p90 as three outside it)."""
-    out = []
+    SLO's percentile claim (three requests within SLO say as little about a p90 as three outside it); and classes of
+    `class_ids` (the workload's) that no simulated request belongs to, which the report has no row of (found in QA: a
+    `--verify-trace` of one model's requests noted "all classes meet their SLO" with the other model's never run)."""
+    out: list[str] = []
+    seen = {str(c) for c in report.classes["class_id"]} if "class_id" in report.classes else set()
+    out.extend(f"{cid}: no request of it in the arrivals replayed: its SLO is not checked (a trace holding its "
+               "requests, or --verify)" for cid in class_ids if cid not in seen)
     for r in report.classes.itertuples():
         if int(r.requests) == 0:
-            out.append(f"{r.class_id}: no simulated request: its SLO is not checked (a longer trace, or --verify --verify-duration-s)")
+            out.append(f"{r.class_id}: {NO_REQUEST_NOTE}")
             continue
         note = undecided_note(str(r.class_id), int(r.requests), float(r.attainment), float(r.slo_percentile),
                               "the verdict above is not supported; verify on a longer trace, or on more seconds of "
