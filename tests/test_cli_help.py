@@ -62,3 +62,12 @@ def test_command_lists_give_each_summary_whole(path: tuple[str, ...], group: obj
     for name, sub in getattr(group, "commands", {}).items():
         summary = " ".join(inspect.cleandoc(sub.help or "").split("\n\n")[0].split())
         assert f"{name} {summary}" in listing, f"`{name}`'s summary is cut in `planner {' '.join(path)} --help`"
+
+
+@pytest.mark.parametrize("path,command", ALL, ids=[" ".join(p) or "planner" for p, _ in ALL])
+def test_every_option_says_what_it_is(path: tuple[str, ...], command: object) -> None:
+    """Found in QA: `planner profile --help` listed --rate-isl, --rate-osl and --progress/--no-progress with a default
+    and no word of what they are (the only three options of the CLI without a help text)."""
+    bare = [param.opts[0] for param in getattr(command, "params", [])
+            if param.param_type_name == "option" and not (param.help or "").strip()]
+    assert not bare, f"`planner {' '.join(path)} --help`: options without a help text: {', '.join(bare)}"

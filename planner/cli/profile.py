@@ -322,7 +322,10 @@ def register(app: typer.Typer) -> None:
         kv_capacity: int | None = typer.Option(None, min=1, help="KV capacity in tokens, if /metrics does not say"),
         time_scale: float = typer.Option(1.0, min=1e-4, help="emulated servers only: wall seconds per emulated second"),
         rates: str | None = typer.Option(None, help="request-rate sweep (req/s, comma list) for goodput.csv"),
-        rate_isl: int = typer.Option(1024, min=1), rate_osl: int = typer.Option(128, min=1),
+        rate_isl: int = typer.Option(1024, min=1, help="prompt length of the rate sweep's requests, tokens (without "
+                                     "--rate-isls / --rates-by-isl)"),
+        rate_osl: int = typer.Option(128, min=1, help="output length (max_tokens) of the rate sweep's requests, tokens "
+                                     "(their mean with --rate-osl-scv)"),
         rate_requests: int = typer.Option(200, min=1, help="requests per rate (at least)"),
         rate_isls: str | None = typer.Option(None, help="rate sweep ISLs, comma list (default: --rate-isl); per-request rows -> load_sweep.csv"),
         rates_by_isl: str | None = typer.Option(None, help="rates per ISL, e.g. '1024=3,8,14;4096=2,4,6' (ISLs in this order)"),
@@ -363,7 +366,7 @@ def register(app: typer.Typer) -> None:
         slo_itl_ms: float | None = typer.Option(None, help="goodput: ITL bound"),
         device: str = typer.Option("cuda", help="torch backend: device"),
         check: bool = typer.Option(True, "--check/--no-check", help="torch backend: correctness check first"),
-        progress: bool = typer.Option(True, "--progress/--no-progress"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bars of the sweeps on the terminal"),
     ) -> None:
         """Measure prefill and decode curves of one variant (resumable; see `planner profile show`)."""
         if ctx.invoked_subcommand is not None:
