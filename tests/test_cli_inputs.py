@@ -239,6 +239,15 @@ CASES = [
                                                        "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--out",
                                                        str(Path(t("d/.keep", "")).parent / "p"), "--rates-by-isl", "1024=abc"],
          2, ("--rates-by-isl", "comma-separated list of numbers")),
+    # found in QA: `--health-timeout-s nan` waited on a dead endpoint until interrupted, `-5` answered "not healthy after
+    # -5 s", and a negative cap or SLO bound reached the health wait (30 s here); now exit 2 before any work
+    *[Case(f"profile {opt} {val}", lambda t, opt=opt, val=val: [
+        "profile", "--backend", "vllm", "--endpoint", "http://127.0.0.1:1", "--model", "llama-3.1-8b", "--gpu",
+        "H100-SXM-80GB", "--out", str(Path(t("d/.keep", "")).parent / "p"), "--health-timeout-s", "0.3", opt, val],
+           2, (opt, "expected a positive finite number")) for opt, val in (
+        ("--health-timeout-s", "nan"), ("--health-timeout-s", "-5"), ("--ttft-cap-ms", "-1"), ("--itl-cap-ms", "0"),
+        ("--time-budget-s", "inf"), ("--saturation-ttft-ms", "-3"), ("--slo-ttft-ms", "nan"), ("--slo-itl-ms", "-1"),
+        ("--deadline-unix-s", "nan"), ("--rate-deadline-unix-s", "-inf"))],
     Case("profile predict --decode-batch -1", lambda t: ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB",
                                                          "--decode-batch", "-1"], 2, ("--decode-batch", "positive integers")),
     # a --max-model-len vLLM refuses or that leaves nothing to measure: said before the launch / health wait (found by

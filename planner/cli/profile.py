@@ -66,6 +66,16 @@ def _ints(text: str | None, default: Sequence[int], field: str) -> tuple[int, ..
         raise InputError(None, field, str(exc)) from None
 
 
+def _check_positive_finite(options: Sequence[tuple[str, float | None]]) -> None:
+    """Exit 2 naming the first option (name, value; None where not given) that is not a positive finite number, before
+    any work. Found in QA: `--health-timeout-s nan` waited on a dead endpoint until interrupted, `-5` reported "not
+    healthy after -5 s", and negative latency caps and SLO bounds reached the health wait (click's ranges let NaN
+    through, and these options had none)."""
+    for name, value in options:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(None, name, f"expected a positive finite number, got {value:g}")
+
+
 def _floats(text: str | None, field: str, what: str = "rates") -> tuple[float, ...]:
     if not text:
         return ()
@@ -396,6 +406,11 @@ def register(app: typer.Typer) -> None:
         console = stdout_console()
         from profiles import format as pfmt
 
+        _check_positive_finite((("--health-timeout-s", health_timeout_s), ("--ttft-cap-ms", ttft_cap_ms),
+                                ("--itl-cap-ms", itl_cap_ms), ("--time-budget-s", time_budget_s),
+                                ("--saturation-ttft-ms", saturation_ttft_ms), ("--slo-ttft-ms", slo_ttft_ms),
+                                ("--slo-itl-ms", slo_itl_ms), ("--deadline-unix-s", deadline_unix_s),
+                                ("--rate-deadline-unix-s", rate_deadline_unix_s)))
         pi = _ints(prefill_isl, pfmt.PREFILL_ISL, "--prefill-isl")
         pb = _ints(prefill_batch, pfmt.PREFILL_BATCH, "--prefill-batch")
         db = _ints(decode_batch, pfmt.DECODE_BATCH, "--decode-batch")
