@@ -320,10 +320,12 @@ def _mix_rounds(inst: Instance, sol: Solution, workload: Workload, fleet: Fleet,
 
 
 def _solution_replicas(sol: Solution) -> dict[str, int]:
+    """The solution's pools: variant id -> replicas (> 0)."""
     return {vid: n for vid, n in sol.replicas.items() if n > 0}
 
 
 def _solution_flows(sol: Solution) -> dict[str, dict[str, float]]:
+    """The solution's routing: class -> variant -> req/s, flows below solver noise left out."""
     out: dict[str, dict[str, float]] = defaultdict(dict)
     for (cid, vid), x in sol.flow.items():
         if x > _FLOW_EPS_RPS:
@@ -852,12 +854,8 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
                     notes=[sol.message] if sol.message else [], replica_routing=replica_routing)
 
     scale = sol.load_multiplier if inst.problem.objective == "max_load" and sol.load_multiplier else 1.0
-    flows_by_class: dict[str, dict[str, float]] = defaultdict(dict)
-    load: dict[str, float] = defaultdict(float)
-    for (cid, vid), x in sol.flow.items():
-        if x > _FLOW_EPS_RPS:
-            flows_by_class[cid][vid] = x
-            load[vid] += x / inst.problem.capacity[(cid, vid)]
+    flows_by_class = _solution_flows(sol)
+    util = _solution_utilization(inst, sol)
 
     plan = Plan(solver=info, load_multiplier=sol.load_multiplier if inst.problem.objective == "max_load" else None,
                 replica_routing=replica_routing)
@@ -871,7 +869,7 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
         pools[vid] = PoolPlan(
             id=vid, role=v.role, gpu=v.gpu, tp=v.tp, replicas=n, gpus=n * v.tp,
             cost_per_hour=round(n * v.tp * inst.price_per_hour[v.gpu], 4),
-            utilization=round(load[vid] / n, 4),
+            utilization=round(util[vid], 4),
             source=inst.perf[vid].source,
             weight_dtype=v.weight_dtype, kv_dtype=v.kv_dtype, law_source=inst.perf[vid].law_source,
             law_fit_err=_law_fit_err(inst.perf[vid], v.role),
