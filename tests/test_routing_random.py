@@ -272,3 +272,21 @@ def test_verify_and_resolve_re_solves_for_the_fleets_routing(plans, perf, catalo
     assert plan.replica_routing == "random"
     assert _prefill_replicas(plan) > _prefill_replicas(start)
     assert any("after 1 re-solve(s): all classes meet their SLO" in n for n in plan.notes), plan.notes
+
+
+@pytest.mark.parametrize("backend", ["highs", "cbc"])
+def test_no_routing_note_for_a_pool_filled_to_its_target_that_routing_does_not_change(backend):
+    """Found at stop 58: CBC's plan of the default example filled a one-replica llama-2-70b decode pool to its 0.85
+    target, and the routing note said random routing would need "about 2 replicas" (the load over the target read 1 +
+    1e-7, the solver's tolerance, and was rounded up), though no capacity of the pool depends on the routing. A pool
+    whose replicas random routing would not change has no note, on either backend."""
+    from planner.api import laws, load_fleet, load_workload
+
+    catalog, perf = laws()
+    root = Path(__file__).resolve().parents[1] / "examples" / "default"
+    with quiet_extrapolation():
+        plan = plan_workload(load_workload(root / "workload.yaml"), load_fleet(root / "fleet.yaml"), perf, catalog,
+                             backend=backend, refine_diagnosis=False)
+    ones = {p.id for mp in plan.models.values() for p in mp.pools if p.replicas == 1}
+    said = [n for n in plan.notes if "would need about" in n and n.split(":")[0] in ones]
+    assert not [n for n in said if "would need about 1 " in n or "would need about 2 " in n], said

@@ -700,6 +700,10 @@ def _note_large_clusters(facts: _PoolClassFacts, c: RequestClass, role: str, sha
     facts.replicas = replicas
 
 
+# Relative slack above which a pool's load in capacity shares counts as more than its target (see `_routing_notes`).
+_SOLVER_FEAS_TOL = 1e-6
+
+
 def _routing_notes(inst: Instance, vid: str, pool: PoolPlan, flows: dict[str, float]) -> list[str]:
     """A note where a prefill pool's size counts on least-loaded routing (capacity.py, Pool of replicas): a
     prompt waits only when every replica is busy; likewise where a decode pool's KV is checked as one cache
@@ -725,7 +729,10 @@ def _routing_notes(inst: Instance, vid: str, pool: PoolPlan, flows: dict[str, fl
             cap = capacity(inst.perf[vid], v.role, c.isl, c.osl, slo.percentile, slo.ttft_ms, slo.itl_ms, alone[cid]).rate_rps
         need += x / cap if cap > 0 else math.inf
     util = next((spec.utilization for spec in inst.problem.variants if spec.id == vid), 1.0) if inst.problem else 1.0
-    n_rr = math.ceil(need / util - 1e-9) if math.isfinite(need) else None
+    # the solver's feasibility tolerance: a pool the ILP filled to its target reads need/util = 1 + ~1e-7 (found at stop
+    # 58: CBC's plan of the default example noted a one-replica decode pool, whose capacities no routing changes, as
+    # needing "about 2 replicas" with random routing; HiGHS' and CBC's primal feasibility tolerances are 1e-7)
+    n_rr = math.ceil(need / util - _SOLVER_FEAS_TOL) if math.isfinite(need) else None
     if n_rr is not None and n_rr <= pool.replicas:
         return []  # the routing makes no difference to this pool's size: nothing to say
     would = f" and the pool would need about {n_rr} replicas" if n_rr else ", which this pool cannot carry"
