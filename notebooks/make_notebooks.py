@@ -332,10 +332,16 @@ routing[["routing", "feasible", "cost_per_hour", "gpus", *[c for c in routing.co
 A class's `isl` is a mean; real prompts spread (the Azure conversation trace's have a squared
 coefficient of variation near 0.66). A class may state it (`isl_scv`, and `isl_max`, the longest
 prompt: here each model's context window); the prefill TTFT model then waits as M/G/1 and counts
-each request's own prompt. Below: the plan's cost as the spread grows, then both plans, the
-mean-length one and the one sized for scv 0.66, simulated with prompts that do spread (the
-simulator draws each prompt from the class's law). The spread enters TTFT (prefill and colocated
-pools) and the decode KV check; ITL stays on mean lengths.
+each request's own prompt. Below: the plan's cost as the spread grows, then the plans sized for
+mean lengths and for scv 0.66, simulated with prompts that do spread (the simulator draws each
+prompt from the class's law). The spread enters TTFT (prefill and colocated pools) and the decode
+KV check; ITL stays on mean lengths.
+
+The sweep's rows are the closed form's plans (a what-if sweep does not simulate its points). Where the
+closed form's plan predicts a class over its SLO behind its pools' mix of classes (`meets_slo` False in
+`plan.classes()`), `solve` by default verifies it in the simulator and re-sizes it (`verify=False` keeps
+the closed form's plan, as `planner solve --no-verify` does): the second table shows both for scv 0.66,
+with what each predicts and what the simulation measures.
 '''),
     code('''
 context = {m: catalog.model(m).max_context for m in wl.models}
@@ -345,13 +351,16 @@ spread[["isl_scv", "feasible", "cost_per_hour", "gpus", *[c for c in spread.colu
     code('''
 wl_spread = whatif.with_length_spread(wl, 0.66, context)
 rows = []
-for name, w in (("sized for mean lengths", wl), ("sized for scv 0.66", wl_spread)):
-    p = solve(w, fl)
+for name, w, verify in (("mean lengths, closed form", wl, False), ("scv 0.66, closed form", wl_spread, False),
+                        ("scv 0.66, solve's default", wl_spread, None)):
+    p = solve(w, fl, verify=verify)
+    predicted = p.classes().set_index("class")
     sim = planner.simulate_plan(p, wl_spread, duration_s=600)  # prompts that spread
     c = sim.classes.set_index("class_id")
-    rows.append(pd.DataFrame({"plan": name, "cost_per_hour": p.cost_per_hour, "TTFT p90 ms": c.ttft_p90_ms,
-                              "SLO ms": c.slo_ttft_ms, "SLO holds": c.slo_holds}))
-pd.concat(rows).reset_index()
+    rows.append(pd.DataFrame({"plan sized for": name, "cost_per_hour": p.cost_per_hour,
+                              "predicted TTFT p90 ms": predicted.ttft_ms, "simulated TTFT p90 ms": c.ttft_p90_ms,
+                              "SLO ms": c.slo_ttft_ms, "SLO holds (simulated)": c.slo_holds}))
+pd.concat(rows).rename_axis("class").reset_index()
 '''),
     md('''
 ## 9. Output lengths: what does their spread cost a decode pool?
