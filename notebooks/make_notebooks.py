@@ -237,12 +237,16 @@ mix = whatif.gpu_mix(wl, fl, add={"H200-141GB": 16}, remove=["H100-SXM-80GB", "A
 mix[["scenario", "feasible", "cost_per_hour", "gpus", "diagnosis"]]
 '''),
     code('''
+import textwrap
+
 fig, ax = plt.subplots(figsize=(9, 3.5))
 y = np.arange(len(mix))
 cost = mix.cost_per_hour.fillna(0)
 ax.barh(y, cost, color=["grey" if s == "baseline" else "C0" for s in mix.scenario])
 for i, r in mix.reset_index(drop=True).iterrows():
-    label = f"${r.cost_per_hour:,.2f}/h" if r.feasible else "infeasible: " + r.diagnosis.split(";")[0]
+    # the diagnosis's first clause (its whole text is in the table above and runs past the figure's edge)
+    reason = textwrap.shorten(r.diagnosis.split(";")[0].split(" (")[0], width=60, placeholder=" ...")
+    label = f"${r.cost_per_hour:,.2f}/h" if r.feasible else f"infeasible: {reason}"
     ax.text((r.cost_per_hour if r.feasible else 0) + 1, i, label, va="center", fontsize=8)
 ax.set_yticks(y, mix.scenario)
 ax.invert_yaxis()
