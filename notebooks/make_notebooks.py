@@ -99,7 +99,7 @@ ax = cost.plot.barh(stacked=True, figsize=(8, 3))
 ax.set_xlabel("cost (USD per hour)")
 ax.set_ylabel("")
 ax.set_title(f"Where does ${plan.cost_per_hour:,.0f}/h go? Cost per model, by engine role")
-ax.legend(title="engine role", loc="lower right")
+ax.legend(title="engine role", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not on them
 plt.tight_layout()
 plt.show()
 '''),
