@@ -64,7 +64,8 @@ QUICKSTART = [
 Inputs are the bundled example (`examples/default`): two models (Llama-3.1-8B and Llama-2-70B), each
 with a TTFT and ITL SLO at p90, four request classes, and a fleet of H100, A100 and L40S GPUs at list
 prices. No GPU and no cluster are needed: latency comes from the performance model (measured
-Splitwise profiles for Llama-2-70B on A100/H100, calibrated roofline priors elsewhere).
+Splitwise profiles for Llama-2-70B on A100/H100, measured vLLM profiles for Llama-3.1-8B on H100/H200,
+calibrated roofline priors elsewhere: the `law_source` column of `plan.pools()` says which).
 '''),
     code(SETUP),
     md('''
