@@ -438,8 +438,8 @@ plt.tight_layout()
 plt.show()
 '''),
     md('''
-The same grid as a map; blank cells are SLOs no plan on this fleet can meet (the diagnosis says
-which bound is out of reach and by how much):
+The same grid as a map; cells marked "infeasible" are SLOs no plan on this fleet can meet (their
+diagnoses, printed below the map, say which bound is out of reach and by how much):
 '''),
     code('''
 grid = front.pivot(index="itl_ms", columns="ttft_ms", values="cost_per_hour")
