@@ -515,11 +515,13 @@ fig.suptitle("Where does disaggregation pay? Cost ratio of the cheapest aggregat
 plt.tight_layout()
 plt.show()
 '''),
-    md('Where P/D wins, the prefill:decode GPU ratio it chose (more prefill GPUs for long prompts, more decode GPUs for long outputs):'),
+    md('Where P/D wins, the prefill:decode GPU ratio it chose (more prefill GPUs for long prompts, more decode GPUs for '
+       'long outputs; NaN where it does not win):'),
     code('''
 for m, df in maps.items():
     print(m)
-    print(df.pivot(index="osl", columns="isl", values="pd_ratio").round(2).to_string(), "\\n")
+    wins = df.assign(pd_ratio=df.pd_ratio.where(df.winner == "disaggregated"))  # a tie's or a loss's P/D plan is not chosen
+    print(wins.pivot(index="osl", columns="isl", values="pd_ratio").round(2).to_string(), "\\n")
 summary = pd.DataFrame({m: df.winner.value_counts() for m, df in maps.items()}).fillna(0).astype(int)
 summary
 '''),
