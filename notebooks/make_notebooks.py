@@ -571,7 +571,7 @@ if HAVE_TRACE:
     minute = (trace.t_s // INTERVAL_S).astype(int)
     load = trace.groupby(minute).agg(requests=("t_s", "size"), isl=("input_tokens", "mean"), osl=("output_tokens", "mean"))
     fig, ax = plt.subplots(figsize=(11, 3.5))
-    ax.bar(load.index, load.requests, width=1.0, color="0.6")
+    ax.bar(load.index, load.requests, width=1.0, align="edge", color="0.6")  # minute k spans [k, k + 1)
     ax.set_xlabel("time (min)")
     ax.set_ylabel("requests per minute")
     ax.set_title("How bursty is an hour of production chat traffic? (Azure LLM trace, conversation)")
