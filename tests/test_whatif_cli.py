@@ -80,3 +80,15 @@ def test_a_what_if_plans_each_case_without_the_controllers_step_limit(repo, tmp_
     assert "limits.max_step (4) paces the controller" in res.output.replace("\n", " ")
     df = pd.read_csv(tmp_path / "o.csv")
     assert df["feasible"].all(), df[["traffic_factor", "diagnosis"]]
+
+
+def test_removing_the_fleets_only_gpu_type_exits_2_naming_the_option(repo, tmp_path) -> None:
+    """A fleet of one GPU type without it holds no GPU (found in QA: `--remove-gpu H100-SXM-80GB` on such a fleet was
+    a pydantic ValidationError traceback, exit 1)."""
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("gpus:\n  H100-SXM-80GB: {available: 64}\n")
+    res = CliRunner().invoke(app, ["whatif", "-w", str(repo / WORKLOAD), "-f", str(fleet),
+                                   "--remove-gpu", "H100-SXM-80GB"])
+    assert res.exit_code == 2, res.output
+    assert "--remove-gpu" in res.output and "'H100-SXM-80GB' is the only GPU type" in res.output, res.output
+    assert "Traceback" not in res.output and "ValidationError" not in res.output, res.output

@@ -172,6 +172,10 @@ def register(app: typer.Typer) -> None:
                     opt = "--price" if g in priced else "--remove-gpu"
                     raise InputError(str(fleet), f"gpus.{g}", f"{opt} names GPU type '{g}', which the fleet does not have "
                                      f"(fleet GPUs: {', '.join(sorted(fl.gpus))})")
+            if remove_gpu and len(fl.gpus) == 1:  # found in QA: the fleet without it has no GPU, a pydantic traceback
+                raise InputError(None, "--remove-gpu", f"'{remove_gpu[0]}' is the only GPU type of {fleet}, and a fleet "
+                                 "without GPUs plans nothing; expected a type of a fleet that holds another one "
+                                 "(--add-gpu GPU=N prices a fleet with more types)")
             for g, n in adds:
                 catalog.gpu(g, "--add-gpu")  # an unknown GPU type is an InputError naming the option and the known ones
                 have = fl.gpus[g].available if g in fl.gpus else 0
