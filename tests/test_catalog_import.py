@@ -261,6 +261,20 @@ def test_import_then_plan_and_write_the_weightless_folder(tmp_path, monkeypatch)
     assert Catalog.load().model("llama-3.1-8b").hidden == 4096  # the bundled entries stay
 
 
+@pytest.mark.parametrize("raw", [
+    b"\xff\xfe{\x00}\x00",                                   # UTF-16 with its byte-order mark (a Windows editor's save)
+    b"\x89PNG\r\n\x1a\n",                                    # not text at all
+])
+def test_a_config_that_is_not_utf8_is_exit_2_naming_the_file(tmp_path, raw):
+    """Found in QA: a config.json that is not UTF-8 was a UnicodeDecodeError traceback, exit 1."""
+    cfg = tmp_path / "config.json"
+    cfg.write_bytes(raw)
+    r = runner.invoke(app, ["catalog", "import-hf", str(cfg), "--name", "m", "--into", str(tmp_path / "o")])
+    said = r.output.replace("\n", "")
+    assert r.exit_code == 2 and said.startswith(f"error: {cfg}") and "expected UTF-8 JSON" in said, r.output
+    assert not (tmp_path / "o").exists() and "Traceback" not in r.output
+
+
 def test_a_bad_catalog_folder_or_entry_is_exit_2_naming_it(tmp_path, monkeypatch):
     r = runner.invoke(app, ["--catalog", str(tmp_path / "nope"), "catalog", "list"])
     assert r.exit_code == 2 and "catalog folder" in r.output

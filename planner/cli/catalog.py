@@ -55,6 +55,9 @@ def register(app: typer.Typer) -> None:
             raise InputError(str(config), None, f"expected a readable config.json ({exc.strerror})") from None
         except json.JSONDecodeError as exc:
             raise InputError(str(config), None, f"expected JSON ({exc})") from None
+        except UnicodeDecodeError as exc:  # found in QA: a UTF-16 or binary file was a UnicodeDecodeError traceback
+            raise InputError(str(config), None, f"expected UTF-8 JSON, as config.json is written ({exc.reason} at byte "
+                             f"{exc.start})") from None
         imported = from_hf_config(cfg, name, str(config), hf_id)
         if into.exists() and not into.is_dir():
             raise InputError(str(into), "--into", "exists and is not a folder; expected a catalog folder")
