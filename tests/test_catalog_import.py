@@ -105,6 +105,21 @@ def test_what_the_cost_model_does_not_describe_is_refused_naming_the_field(chang
     assert _refused(cfg).field == field
 
 
+@pytest.mark.parametrize("max_pos", [0, -1, "131072", 131072.0, True])
+def test_a_context_length_that_is_not_a_positive_integer_is_refused(max_pos):
+    """Found in QA: max_position_embeddings 0, -1, "131072" or 131072.0 was noted as 'absent', the model's context
+    left unchecked and its weightless folder served with a window of 32768, exit 0."""
+    err = _refused({**_cfg("mistral-nemo-12b"), "max_position_embeddings": max_pos})
+    assert err.field == "max_position_embeddings" and "positive integer" in str(err), err
+
+
+def test_a_context_length_absent_or_null_is_unchecked_with_a_note():
+    for cfg in ({k: v for k, v in _cfg("mistral-nemo-12b").items() if k != "max_position_embeddings"},
+                {**_cfg("mistral-nemo-12b"), "max_position_embeddings": None}):
+        im = from_hf_config(cfg, "m", "c.json")
+        assert im.spec.max_context is None and any("max_position_embeddings absent" in n for n in im.notes)
+
+
 @pytest.mark.parametrize("change, field, theta, eps, noted", [
     # found by hand: a string rope_theta, numeric or not, and `true` became 10000.0 with no word, exit 0
     ({"rope_theta": "500000.0"}, None, 500000.0, 1e-5, "rope_theta given as the string '500000.0'"),

@@ -24,7 +24,7 @@ in bf16 by default, ``--dtype auto``).
 
 Key names, per family (transformers' configuration_<model_type>.py): sizes ``num_hidden_layers``,
 ``hidden_size``, ``num_attention_heads``, ``num_key_value_heads`` (absent = MHA), ``head_dim`` (absent
-= hidden / heads), ``intermediate_size``, ``vocab_size``, ``max_position_embeddings``; experts
+= hidden / heads), ``intermediate_size``, ``vocab_size``, ``max_position_embeddings`` (absent: the context unchecked, noted); experts
 ``num_local_experts`` (Mixtral) or ``num_experts`` (Qwen2/3-MoE, OLMoE), ``num_experts_per_tok``,
 ``moe_intermediate_size`` (Mixtral: the expert width is ``intermediate_size``), Qwen2-MoE's shared
 expert ``shared_expert_intermediate_size`` (counted as that width over the expert width experts); Llama 4's shared
@@ -280,8 +280,10 @@ def from_hf_config(cfg: Mapping[str, object], name: str, source: str, hf_id: str
         raise InputError(source, "model_type", f"{model_type} with experts is not modelled; expected a dense {model_type}")
     if not gated:
         notes.append(f"plain MLP of {model_type} (up and down matrices, no gate): 2 x hidden x intermediate weights per layer")
-    max_pos = cfg.get("max_position_embeddings")
-    max_context = max_pos if isinstance(max_pos, int) and max_pos > 0 else None
+    # present, a positive integer (found in QA: 0, -1, "131072" and 131072.0 were each noted as 'absent', the context
+    # left unchecked and the weightless folder's window 32768); absent or null: unchecked, with a note
+    max_context = (_int(cfg, "max_position_embeddings", source) if cfg.get("max_position_embeddings") is not None
+                   else None)
     if max_context is None:
         notes.append("max_position_embeddings absent: prompt lengths are not checked against a context length")
     spec = ModelSpec(
