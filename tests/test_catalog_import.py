@@ -318,6 +318,23 @@ def test_a_bad_catalog_folder_or_entry_is_exit_2_naming_it(tmp_path, monkeypatch
     assert r.exit_code == 2 and "--into" in r.output and "Traceback" not in r.output
 
 
+def test_import_into_the_bundled_catalog_folder_is_refused(monkeypatch):
+    """Found in QA: `--into profiles` rewrote the bundled profiles/models.yaml and model_configs.yaml through
+    yaml.safe_dump (92 comment lines, every number's source, down to 2), exit 0."""
+    before = {f: (REPO / "profiles" / f).read_bytes() for f in ("models.yaml", "model_configs.yaml")}
+    monkeypatch.chdir(REPO)
+    try:
+        r = runner.invoke(app, ["catalog", "import-hf", str(BYO / "mistral-nemo-12b.config.json"), "--name", "my-nemo",
+                                "--into", "profiles"])
+        said = r.output.replace("\n", "")
+        assert r.exit_code == 2 and "field '--into'" in said and "bundled catalog folder" in said, r.output
+    finally:
+        changed = [f for f, b in before.items() if (REPO / "profiles" / f).read_bytes() != b]
+        for f in changed:  # the old code rewrites them: put them back for the other tests
+            (REPO / "profiles" / f).write_bytes(before[f])
+    assert not changed, changed
+
+
 def test_a_bundled_name_is_said_to_replace_the_bundled_model(tmp_path):
     """Importing under a bundled model's name shadows it with that catalog folder (and its bundled profiles were measured
     on the bundled model): the import says so; another name does not."""

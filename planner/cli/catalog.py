@@ -61,6 +61,10 @@ def register(app: typer.Typer) -> None:
         imported = from_hf_config(cfg, name, str(config), hf_id)
         if into.exists() and not into.is_dir():
             raise InputError(str(into), "--into", "exists and is not a folder; expected a catalog folder")
+        if into.resolve() == DEFAULT_MODELS_PATH.parent.resolve():  # found in QA: --into profiles rewrote the bundled
+            # models.yaml and model_configs.yaml through yaml.safe_dump, dropping the sources their comments give
+            raise InputError(str(into), "--into", "is the bundled catalog folder, whose files cite a source for every "
+                             "number; expected a folder of your own (used with planner --catalog DIR)")
         models_file, facts_file = into / "models.yaml", into / "model_configs.yaml"
         for f in (models_file, facts_file):
             check_writable(f, "--into")  # before any work: a folder that cannot be created or written
