@@ -545,3 +545,15 @@ def test_headroom_refuses_an_inventory_factor_before_any_solve(factor: float) ->
     factor is checked before the first solve (a ValueError, as traffic's are)."""
     with pytest.raises(ValueError, match="inventory factor .*: expected a finite number >= 0"):
         whatif.headroom(WL, FLEET, [1.0, factor])
+
+
+def test_without_gpu_drops_the_floors_of_that_types_pools() -> None:
+    """limits.pool_min_replicas on a pool of the removed type go with it, as its current replicas do (found in QA:
+    `planner whatif --remove-gpu L40S` of a fleet with a floor on an L40S pool was exit 2, "GPU type 'L40S' is not in
+    the fleet's gpus", on the fleet the what-if itself had made)."""
+    floors = {f"{MODEL}/prefill/A100-80GB/tp1": 2, f"{MODEL}/decode/H100-SXM-80GB/tp1": 1}
+    fl = FLEET.model_copy(update={"limits": FLEET.limits.model_copy(update={"pool_min_replicas": floors})})
+    no_a100 = whatif.without_gpu(fl, "A100-80GB")
+    assert no_a100.limits.pool_min_replicas == {f"{MODEL}/decode/H100-SXM-80GB/tp1": 1}
+    assert fl.limits.pool_min_replicas == floors  # the input is untouched
+    assert solve(WL, no_a100).feasible

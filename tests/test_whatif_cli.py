@@ -92,3 +92,16 @@ def test_removing_the_fleets_only_gpu_type_exits_2_naming_the_option(repo, tmp_p
     assert res.exit_code == 2, res.output
     assert "--remove-gpu" in res.output and "'H100-SXM-80GB' is the only GPU type" in res.output, res.output
     assert "Traceback" not in res.output and "ValidationError" not in res.output, res.output
+
+
+def test_removing_a_gpu_type_with_a_pool_floor_prices_the_fleet_without_it(repo, tmp_path) -> None:
+    """A floor (limits.pool_min_replicas) on a pool of the removed type goes with the type (found in QA: exit 2,
+    "fleet: field 'limits.pool_min_replicas.llama-3.1-8b/prefill/L40S/tp1': GPU type 'L40S' is not in the fleet's
+    gpus", on the fleet the what-if had made; the baseline with the floor costs $67.50/h, without L40S $59.19/h)."""
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text((repo / FLEET).read_text() + "  pool_min_replicas: {llama-3.1-8b/prefill/L40S/tp1: 2}\n")
+    res = CliRunner().invoke(app, ["whatif", "-w", str(repo / WORKLOAD), "-f", str(fleet), "--remove-gpu", "L40S",
+                                   "--csv", str(tmp_path / "o.csv")])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "o.csv").set_index("scenario")
+    assert df["feasible"].all() and df.loc["without L40S", "gpus_L40S"] == 0, df

@@ -75,12 +75,16 @@ def with_gpu(fleet: Fleet, gpu: str, available: int, price_per_hour: float | Non
 
 
 def without_gpu(fleet: Fleet, gpu: str) -> Fleet:
-    """`fleet` without GPU type `gpu` (its current pools are dropped too)."""
+    """`fleet` without GPU type `gpu` (its current pools and the floors of its pools, limits.pool_min_replicas, are
+    dropped too: found in QA, a floor on an L40S pool made `whatif --remove-gpu L40S` an error on the fleet the
+    what-if had made, "GPU type 'L40S' is not in the fleet's gpus")."""
     if gpu not in fleet.gpus:
         raise KeyError(f"GPU type '{gpu}' is not in the fleet ({', '.join(sorted(fleet.gpus))})")
     gpus = {g: inv for g, inv in fleet.gpus.items() if g != gpu}
     current = {p: n for p, n in fleet.current.items() if Variant.parse(p).gpu != gpu}
-    return revalidated(fleet.model_copy(update={"gpus": gpus, "current": current}))
+    floors = {p: n for p, n in fleet.limits.pool_min_replicas.items() if Variant.parse(p).gpu != gpu}
+    limits = fleet.limits.model_copy(update={"pool_min_replicas": floors})
+    return revalidated(fleet.model_copy(update={"gpus": gpus, "current": current, "limits": limits}))
 
 
 def with_inventory_factor(fleet: Fleet, factor: float) -> Fleet:
