@@ -557,3 +557,18 @@ def test_without_gpu_drops_the_floors_of_that_types_pools() -> None:
     assert no_a100.limits.pool_min_replicas == {f"{MODEL}/decode/H100-SXM-80GB/tp1": 1}
     assert fl.limits.pool_min_replicas == floors  # the input is untouched
     assert solve(WL, no_a100).feasible
+
+
+def test_without_gpu_drops_the_pairing_rules_that_name_that_type() -> None:
+    """A forbid_pairs rule naming the removed type on either side forbids nothing without it (found in QA: the default
+    fleet with {prefill: L40S, decode: '*'} and `planner whatif --remove-gpu L40S` was exit 2, "GPU type 'L40S' is
+    not in the fleet's gpus"); the other rules stay."""
+    from planner.io.schema import PairRule
+
+    rules = [PairRule(prefill="A100-80GB", decode="*"), PairRule(prefill="*", decode="A100-80GB/tp2"),
+             PairRule(prefill="H100-SXM-80GB/tp1", decode="H100-SXM-80GB/tp2")]
+    fl = FLEET.model_copy(update={"limits": FLEET.limits.model_copy(update={"forbid_pairs": rules})})
+    no_a100 = whatif.without_gpu(fl, "A100-80GB")
+    assert no_a100.limits.forbid_pairs == rules[2:] and fl.limits.forbid_pairs == rules
+    assert solve(WL, no_a100).feasible
+

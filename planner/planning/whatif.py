@@ -39,6 +39,7 @@ from planner.io.schema import (
     Slo,
     Variant,
     Workload,
+    parse_selector,
     revalidated,
 )
 
@@ -75,15 +76,17 @@ def with_gpu(fleet: Fleet, gpu: str, available: int, price_per_hour: float | Non
 
 
 def without_gpu(fleet: Fleet, gpu: str) -> Fleet:
-    """`fleet` without GPU type `gpu` (its current pools and the floors of its pools, limits.pool_min_replicas, are
-    dropped too: found in QA, a floor on an L40S pool made `whatif --remove-gpu L40S` an error on the fleet the
-    what-if had made, "GPU type 'L40S' is not in the fleet's gpus")."""
+    """`fleet` without GPU type `gpu` (its current pools, the floors of its pools, limits.pool_min_replicas, and the
+    forbid_pairs rules that name it on either side, which forbid nothing without it, are dropped too: found in QA, a
+    floor on an L40S pool, or a rule {prefill: L40S, decode: '*'}, made `whatif --remove-gpu L40S` an error on the
+    fleet the what-if had made, "GPU type 'L40S' is not in the fleet's gpus")."""
     if gpu not in fleet.gpus:
         raise KeyError(f"GPU type '{gpu}' is not in the fleet ({', '.join(sorted(fleet.gpus))})")
     gpus = {g: inv for g, inv in fleet.gpus.items() if g != gpu}
     current = {p: n for p, n in fleet.current.items() if Variant.parse(p).gpu != gpu}
     floors = {p: n for p, n in fleet.limits.pool_min_replicas.items() if Variant.parse(p).gpu != gpu}
-    limits = fleet.limits.model_copy(update={"pool_min_replicas": floors})
+    rules = [r for r in fleet.limits.forbid_pairs if gpu not in (parse_selector(r.prefill)[0], parse_selector(r.decode)[0])]
+    limits = fleet.limits.model_copy(update={"pool_min_replicas": floors, "forbid_pairs": rules})
     return revalidated(fleet.model_copy(update={"gpus": gpus, "current": current, "limits": limits}))
 
 
