@@ -105,3 +105,12 @@ def test_removing_a_gpu_type_with_a_pool_floor_prices_the_fleet_without_it(repo,
     assert res.exit_code == 0, res.output
     df = pd.read_csv(tmp_path / "o.csv").set_index("scenario")
     assert df["feasible"].all() and df.loc["without L40S", "gpus_L40S"] == 0, df
+
+
+def test_traffic_is_repeatable_like_the_other_questions(repo, tmp_path) -> None:
+    """`--traffic 1 --traffic 0.5,2` is three points, as `--price` twice is two scenarios (found in QA: Click kept the
+    last --traffic only, so `--traffic 1 --traffic 2` priced x2 alone, 'vs base' '-', without a word)."""
+    out_csv = tmp_path / "t.csv"
+    res = _run(repo, "--traffic", "1", "--traffic", "0.5,2", "--csv", str(out_csv))
+    assert res.exit_code == 0, res.output
+    assert list(pd.read_csv(out_csv)["traffic_factor"]) == [1.0, 0.5, 2.0]

@@ -125,8 +125,9 @@ def register(app: typer.Typer) -> None:
     def whatif_cmd(
         workload: Path = typer.Option(..., "--workload", "-w", help="workload YAML (models with SLOs, request classes)"),
         fleet: Path = typer.Option(..., "--fleet", "-f", help="fleet YAML (GPU inventory, limits)"),
-        traffic: str | None = typer.Option(
-            None, "--traffic", help=f"comma-separated traffic factors (default {DEFAULT_TRAFFIC} when no other question is asked)"),
+        traffic: list[str] = typer.Option(  # repeatable: `--traffic 1 --traffic 2` solved only x2 (found in QA)
+            [], "--traffic", metavar="F,F,...", help=f"comma-separated traffic factors, repeatable (default {DEFAULT_TRAFFIC} when no other "
+            "question is asked)"),
         price: list[str] = typer.Option(
             [], "--price", metavar="GPU=USD",
             help="GPU=USD per GPU-hour; repeatable: each change is a scenario of its own against the baseline"),
@@ -195,7 +196,7 @@ def register(app: typer.Typer) -> None:
                 fl = fl.model_copy(update={"limits": fl.limits.model_copy(update={"max_step": None})})
             frames: dict[str, pd.DataFrame] = {}
             asked_changes = bool(prices or adds or remove_gpu)
-            factors = parse_factors(traffic) if traffic is not None else (
+            factors = parse_factors(",".join(traffic)) if traffic else (
                 None if asked_changes or headroom or pairing else parse_factors(DEFAULT_TRAFFIC))
 
             if factors:
