@@ -572,3 +572,23 @@ def test_without_gpu_drops_the_pairing_rules_that_name_that_type() -> None:
     assert no_a100.limits.forbid_pairs == rules[2:] and fl.limits.forbid_pairs == rules
     assert solve(WL, no_a100).feasible
 
+
+
+def test_a_sweep_point_whose_plan_predicts_a_class_over_its_slo_says_which():
+    """Found by a helper at stop 58: what-if points are the closed form's plans (not simulated), and notebook 02's
+    prompt-spread point at scv 0.66 read $59.19/h with no sign that its plan predicts llama-3.1-8b/summarise over its
+    400-ms TTFT SLO behind its pool's mix, where `solve`'s default verifies and re-sizes it. The `over_slo` column names
+    such classes ('' where none is)."""
+    from pathlib import Path
+
+    from planner.api import laws, load_fleet, load_workload
+    from planner.planning import whatif
+
+    catalog, _ = laws()
+    root = Path(__file__).resolve().parents[1] / "examples" / "default"
+    wl, fl = load_workload(root / "workload.yaml"), load_fleet(root / "fleet.yaml")
+    context = {m: catalog.model(m).max_context for m in wl.models}
+    df = whatif.length_spread(wl, fl, [0.0, 0.66], isl_max=context).set_index("isl_scv")
+    assert "over_slo" in whatif.RESULT_COLUMNS
+    assert df.loc[0.0, "over_slo"] == ""
+    assert "llama-3.1-8b/summarise" in df.loc[0.66, "over_slo"].split(", ")

@@ -100,6 +100,9 @@ def results_table(df: pd.DataFrame, key: str, key_title: str, title: str, baseli
             notes = [] if r["status"] == "optimal" else [str(r["status"])]
             if r["prior_gpus"] > 0:
                 notes.append(f"{int(r['prior_gpus'])} of {int(r['gpus'])} GPUs planned from the roofline prior (no profile)")
+            if r.get("over_slo"):
+                notes.append(f"predicts {r['over_slo']} over their SLO behind their pools' mix (`planner solve` verifies "
+                             "such a plan)")
             t.add_row(key_txt, _money(r["cost_per_hour"]), delta, str(int(r["gpus"])), _gpu_mix(r, gpu_cols),
                       "-" if pd.isna(share) else f"{share:.0%}", "; ".join(notes))
         else:

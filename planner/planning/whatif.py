@@ -9,7 +9,10 @@ function returns a pandas DataFrame with one row per point and the same result c
   load_multiplier (max-load mode only), bound (the solver's proven lower bound on the objective;
   USD/h for objective 'cost': the optimum lies in [bound, cost_per_hour]),
   binding (constraints that bind, '; '-joined),
-  status (solver), solve_s (seconds), diagnosis (first line, when infeasible)
+  status (solver), solve_s (seconds), diagnosis (first line, when infeasible),
+  over_slo (the classes, ', '-joined, that the point's plan predicts over their SLO behind their pools' mix of
+  classes: a point is the closed form's plan, not simulated, and `planner solve` would verify and may re-size it,
+  rule 58-V; '' when none)
 
 The input transformations (`with_price`, `with_gpu`, `without_gpu`, `with_roles`, `with_routing`, `with_slo`,
 `scale_slo`, `with_length_spread`) are pure functions returning new `Workload`/`Fleet` records, usable on their own.
@@ -42,13 +45,14 @@ from planner.io.schema import (
     parse_selector,
     revalidated,
 )
+from planner.planning.assemble import classes_over_slo
 
 # Roles of the two deployment styles compared by `disaggregation_map`.
 AGGREGATED_ROLES: tuple[Role, ...] = ("mixed",)
 DISAGGREGATED_ROLES: tuple[Role, ...] = ("prefill", "decode")
 
 RESULT_COLUMNS = ["feasible", "cost_per_hour", "gpus", "prior_gpus", "disaggregated_share", "load_multiplier",
-                  "bound", "binding", "status", "solve_s", "diagnosis"]
+                  "bound", "binding", "status", "solve_s", "diagnosis", "over_slo"]
 
 
 # --------------------------------------------------------------------------- input transformations
@@ -202,6 +206,9 @@ def plan_row(plan: Plan, workload: Workload) -> dict[str, Any]:
         "status": plan.solver.status,
         "solve_s": plan.solver.seconds,
         "diagnosis": plan.diagnosis[0] if plan.diagnosis else "",
+        # found by a helper at stop 58: notebook 02's scv-0.66 point read $59.19/h without a sign that its plan predicts
+        # a class over its SLO, where `solve`'s default verifies and re-sizes it to $62.18/h
+        "over_slo": ", ".join(classes_over_slo(plan)) if plan.feasible else "",
     }
     for g, n in sorted(plan.gpus.items()):
         row[f"gpus_{g}"] = n
