@@ -420,3 +420,22 @@ def test_a_catalog_folder_of_profiles_alone_is_one(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     r = runner.invoke(app, ["--catalog", str(tmp_path / "empty"), "catalog", "list"])
     assert r.exit_code == 2 and "profiles/ folder" in r.output
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("llama-3.1-8b", True), ("qwen2.5_7b", True), ("m", True), ("x" * 63, True),
+    ("a:b", False), ("a,b", False), ("modèle", False), ("-x", False), ("x-", False), ("x" * 64, False),
+    ("Mixtral", False), ("a b", False), ("a/b", False), ("", False),
+])
+def test_an_imported_name_is_a_kubernetes_label_value(tmp_path, name, ok):
+    """Found in QA at stop 58: 'a:b', 'a,b', 'modèle', '-x' and an 80-character name were imported, though the name is
+    part of pool ids, of the controller's label values (at most 63 of [A-Za-z0-9._-], alphanumeric at both ends) and of
+    comma-list options; now exit 2 naming --name before anything is written."""
+    into = tmp_path / "o"
+    r = runner.invoke(app, ["catalog", "import-hf", str(BYO / "mixtral-8x7b.config.json"), "--name", name,
+                            "--into", str(into)])
+    if ok:
+        assert r.exit_code == 0, r.output
+    else:
+        assert r.exit_code == 2 and "--name" in r.output and "Traceback" not in r.output, r.output
+        assert not into.exists()

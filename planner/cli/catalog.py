@@ -9,6 +9,7 @@ profiles it like a bundled one. `planner catalog list` shows what is known and w
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import typer
@@ -26,6 +27,10 @@ def _read_mapping(p: Path) -> dict[str, object]:
     from planner.io.files import read_yaml_mapping
 
     return read_yaml_mapping(p) if p.exists() else {}
+
+
+# Kubernetes' label value syntax (validation.IsValidLabelValue), lower case: a catalog name is one.
+_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?")
 
 
 def register(app: typer.Typer) -> None:
@@ -47,8 +52,12 @@ def register(app: typer.Typer) -> None:
         from planner.io.files import check_writable, write_atomic
         from planner.io.hfconfig import from_hf_config
 
-        if not name or name != name.lower() or any(c in name for c in "/ \t"):
-            raise InputError(None, "--name", f"a lower-case name without '/' or spaces (it is part of pool ids); got {name!r}")
+        # a Kubernetes label value in lower case (at most 63 of [a-z0-9._-], alphanumeric at both ends): the name is part
+        # of pool ids (model/role/gpu/tpN), of the controller's label values and of comma-list options (found in QA at
+        # stop 58: 'a:b', 'a,b', 'modèle', '-x' and an 80-character name were imported)
+        if not _NAME.fullmatch(name):
+            raise InputError(None, "--name", "a lower-case name of at most 63 letters, digits, '.', '_' or '-', a letter "
+                             f"or digit at both ends (it is part of pool ids and Kubernetes label values); got {name!r}")
         try:
             cfg = json.loads(config.read_text())
         except OSError as exc:
