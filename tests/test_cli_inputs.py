@@ -248,6 +248,11 @@ CASES = [
         ("--health-timeout-s", "nan"), ("--health-timeout-s", "-5"), ("--ttft-cap-ms", "-1"), ("--itl-cap-ms", "0"),
         ("--time-budget-s", "inf"), ("--saturation-ttft-ms", "-3"), ("--slo-ttft-ms", "nan"), ("--slo-itl-ms", "-1"),
         ("--deadline-unix-s", "nan"), ("--rate-deadline-unix-s", "-inf"))],
+    # found in QA at stop 58: --port 70000 was taken (and would be handed to `vllm serve --port`)
+    *[Case(f"profile --port {port}", lambda t, port=port: [
+        "profile", "--backend", "vllm", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB",
+        "--out", str(Path(t("d/.keep", "")).parent / "p"), "--port", port], 2, ("--port", "1..65535"))
+      for port in ("70000", "0")],
     Case("profile predict --decode-batch -1", lambda t: ["profile", "predict", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB",
                                                          "--decode-batch", "-1"], 2, ("--decode-batch", "positive integers")),
     # a --max-model-len vLLM refuses or that leaves nothing to measure: said before the launch / health wait (found by

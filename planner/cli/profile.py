@@ -23,7 +23,7 @@ from rich.table import Table
 
 from planner.cli.console import F, command_group, friendly_errors
 from planner.io.errors import InputError
-from planner.io.validate import check_max_model_len
+from planner.io.validate import MAX_PORT, check_max_model_len
 
 if TYPE_CHECKING:  # the heavy modules load inside the commands (a fast --help)
     from rich.console import Console
@@ -406,6 +406,8 @@ def register(app: typer.Typer) -> None:
         console = stdout_console()
         from profiles import format as pfmt
 
+        if not 1 <= port <= MAX_PORT:  # found in QA at stop 58: 70000 was taken and handed to `vllm serve --port`
+            raise InputError(None, "--port", f"expected a port within 1..{MAX_PORT}, got {port}")
         _check_positive_finite((("--health-timeout-s", health_timeout_s), ("--ttft-cap-ms", ttft_cap_ms),
                                 ("--itl-cap-ms", itl_cap_ms), ("--time-budget-s", time_budget_s),
                                 ("--saturation-ttft-ms", saturation_ttft_ms), ("--slo-ttft-ms", slo_ttft_ms),
