@@ -53,11 +53,11 @@ from vllm_trace_replay import Replay, mixed_plan, simulated  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import PlannerError  # noqa: E402
-from planner.io.schema import Fleet, Slo  # noqa: E402
+from planner.io.schema import Slo  # noqa: E402
 from planner.io.synth import FAMILIES, synth  # noqa: E402
-from planner.io.traces import assign_classes, bucket_trace, read_trace  # noqa: E402
+from planner.io.traces import assign_classes, read_trace  # noqa: E402
 from planner.perf.laws import PerfModel, quiet_extrapolation  # noqa: E402
-from planner.planning import assemble, mixfit  # noqa: E402
+from planner.planning import mixfit  # noqa: E402
 from planner.planning.capacity import POISSON, PoolMix, latency, mixed_latency  # noqa: E402
 from planner.planning.instance import build_instance  # noqa: E402
 from planner.simulate.arrivals import trace_arrivals  # noqa: E402
@@ -106,17 +106,12 @@ def compare_pd(trace: pd.DataFrame, model: str, gpu: str, pm: PerfModel) -> pd.D
     """Per class of `trace`: the simulator's p90s replaying the trace on its P/D plan (`--roles pd`) and the plan's
     predicted TTFT p90 in both forms (its prefill pools' classes alone, and behind their mix); None where no P/D plan
     is found. The two forms share one sizing (the ILP's capacities are class-alone in both)."""
-    wl = bucket_trace(trace, SLO, burstiness=True)
-    fleet = Fleet.model_validate({"gpus": {gpu: {"available": 64}},
-                                  "limits": {"allowed_tp": [1], "roles": ["prefill", "decode"], "utilization": 1.0,
-                                             "allowed_dtypes": ["bf16"]}})
     plans = {}
     kept = mixfit.TTFT_MIX_ROLES, mixfit.ITL_MIX_ROLES
     try:
         for form, (ttft_roles, itl_roles) in (("alone", (("mixed",), ())), ("mix", kept)):
             mixfit.TTFT_MIX_ROLES, mixfit.ITL_MIX_ROLES = ttft_roles, itl_roles
-            with quiet_extrapolation():
-                plans[form] = assemble.plan_workload(wl, fleet, pm, pm.catalog, refine_diagnosis=False)
+            wl, _, plans[form] = mixed_plan(trace, SLO, gpu, 1, {"bf16"}, pm, roles=("prefill", "decode"))
     finally:
         mixfit.TTFT_MIX_ROLES, mixfit.ITL_MIX_ROLES = kept
     plan = plans["mix"]

@@ -45,7 +45,7 @@ from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.schema import Fleet, Plan, Workload  # noqa: E402
 from planner.perf.laws import PerfModel, quiet_extrapolation  # noqa: E402
 from planner.planning import assemble  # noqa: E402
-from planner.planning.verify import verify_and_resolve  # noqa: E402
+from planner.planning.verify import verified_by_default, verify_and_resolve  # noqa: E402
 
 DOC_TTFT_MS = 2000.0
 ITL_MS = 50.0
@@ -64,20 +64,20 @@ def workload(model: str, chat_isl: int, chat_ttft_ms: float, doc_isl: int, chat_
             {"id": f"{model}/doc", "model": model, "isl": doc_isl, "osl": 300, "rate_rps": doc_rps}]})
 
 
-def plan(wl: Workload, gpu: str, roles: str, pm: PerfModel, mix_rounds: bool, verified: bool = False) -> Plan:
-    """The plan of `wl`: with rule 58-S's rounds or without them (the class-by-class sizing); `verified`: the
-    class-by-class plan then `planner solve --verify`'s rounds (the simulator as referee, its defaults)."""
-    fleet = Fleet.model_validate({"gpus": {gpu: {"available": 64}},
-                                  "limits": {"allowed_tp": [1], "allowed_dtypes": ["bf16"],
-                                             "roles": ["prefill", "decode"] if roles == "pd" else ["mixed"]}})
+def fleet_of(gpu: str, roles: str) -> Fleet:
+    """64 GPUs of `gpu`, tp 1, bf16, P/D roles ("pd") or mixed ones; the other limits the fleet's defaults."""
+    return Fleet.model_validate({"gpus": {gpu: {"available": 64}},
+                                 "limits": {"allowed_tp": [1], "allowed_dtypes": ["bf16"],
+                                            "roles": ["prefill", "decode"] if roles == "pd" else ["mixed"]}})
+
+
+def plan(wl: Workload, fleet: Fleet, pm: PerfModel, mix_rounds: bool) -> Plan:
+    """The plan of `wl` on `fleet`: with rule 58-S's rounds or without them (the class-by-class sizing)."""
     kept = assemble._MIX_REPLANS
     assemble._MIX_REPLANS = RULE_58S_ROUNDS if mix_rounds else 0
     try:
         with quiet_extrapolation():
-            p = assemble.plan_workload(wl, fleet, pm, pm.catalog, refine_diagnosis=False)
-            if verified and p.feasible:
-                p = verify_and_resolve(wl, fleet, pm, pm.catalog, p)
-            return p
+            return assemble.plan_workload(wl, fleet, pm, pm.catalog, refine_diagnosis=False)
     finally:
         assemble._MIX_REPLANS = kept
 
@@ -133,26 +133,31 @@ def main(argv: list[str] | None = None) -> int:
     for k in track(pick, description="cases", console=con):
         chat_isl, chat_ttft, doc_isl, chat_rps, doc_rps, roles = GRID[k]
         wl = workload(model, chat_isl, chat_ttft, doc_isl, chat_rps, doc_rps)
+        fleet = fleet_of(gpu, roles)
         got = {}
+        base = None  # the class-by-class plan, which --verify starts from
         for form in (False, True):
-            p = plan(wl, gpu, roles, pm, form)
+            p = plan(wl, fleet, pm, form)
             if not p.feasible:
                 got[form] = None
                 continue
+            base = p if not form else base
             m = misses(p, wl, seeds, args.duration, pm)
             got[form] = (p.cost_per_hour, m)
             n_miss[form] += sum(x > MISS_TOL for x in m.values())
             cost[form] += p.cost_per_hour
         a, b = got[False], got[True]
-        v = plan(wl, gpu, roles, pm, False, verified=True) if args.verify else None
+        v = None
+        if args.verify and base is not None:
+            with quiet_extrapolation():
+                v = verify_and_resolve(wl, fleet, pm, pm.catalog, base)  # `planner solve --verify`, its defaults
         if v is not None and v.feasible and b is not None:
             cost_verify += v.cost_per_hour
             over_verify += b[0] > v.cost_per_hour + 1e-9
             m_verify = sum(x > MISS_TOL for x in misses(v, wl, seeds, args.duration, pm).values())
             miss_verify += m_verify
-            # rule 58-V: --verify's rounds only where the class-by-class plan's over-SLO note fires
-            flag = a is not None and any(n.startswith("class ") and "predicted" in n and "over its" in n
-                                         for n in plan(wl, gpu, roles, pm, False).notes)
+            # rule 58-V: --verify's rounds only where solve's default would run them (the over-SLO note's classes)
+            flag = base is not None and bool(verified_by_default(base, "cost"))
             flagged += flag
             if a is not None:
                 missed_unflagged += 0 if flag else sum(x > MISS_TOL for x in a[1].values())

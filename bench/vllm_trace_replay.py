@@ -144,13 +144,14 @@ class ClassCheck:
 
 
 def mixed_plan(trace: pd.DataFrame, slo: Slo, gpu: str, tp: int, dtypes: set[str],
-               laws: PerfModel) -> tuple[Workload, Fleet, Plan]:
+               laws: PerfModel, roles: tuple[str, ...] = ("mixed",)) -> tuple[Workload, Fleet, Plan]:
     """`trace` (columns t_s, model, input_tokens, output_tokens) bucketed as `planner workload from-trace` does
     (burstiness measured) and planned by `planner solve` on mixed pools of `gpu` at `tp` (64 available, utilization 1:
-    the SLO alone decides) with `laws`: the workload, the fleet and the plan (bench/mixed_classes.py plans so too)."""
+    the SLO alone decides) with `laws`: the workload, the fleet and the plan (bench/mixed_classes.py plans so too, and
+    with `roles` prefill + decode its P/D plans)."""
     wl = bucket_trace(trace, slo, burstiness=True)
     fleet = Fleet.model_validate({"gpus": {gpu: {"available": 64}},
-                                  "limits": {"allowed_tp": [tp], "roles": ["mixed"], "utilization": 1.0,
+                                  "limits": {"allowed_tp": [tp], "roles": list(roles), "utilization": 1.0,
                                              "allowed_dtypes": sorted(dtypes)}})
     with quiet_extrapolation():
         plan = plan_workload(wl, fleet, laws, laws.catalog, refine_diagnosis=False)

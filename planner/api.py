@@ -143,7 +143,7 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
     or 'fleet' and the field, not a plan for requests no replica can serve.
     """
     from planner.io.validate import check_fleet, check_workload
-    from planner.planning.assemble import classes_over_slo, plan_workload
+    from planner.planning.assemble import plan_workload
     from solvers.objectives import as_objective
 
     _check_record("workload", workload, Workload, "planner.load_workload(path) reads one")
@@ -163,8 +163,9 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
         raise ValueError(f"verify_rounds must be >= 0, got {verify_rounds!r}")
     plan = plan_workload(workload, fleet, perf, catalog, backend=backend, time_limit_s=time_limit_s,
                          objective=objective, mip_gap=mip_gap)
-    if plan.feasible and (verify or (verify is None and objective != "max_load" and classes_over_slo(plan))):
-        from planner.planning.verify import verify_and_resolve
+    from planner.planning.verify import verified_by_default, verify_and_resolve
+
+    if plan.feasible and (verify or (verify is None and verified_by_default(plan, objective))):
 
         plan = verify_and_resolve(workload, fleet, perf, catalog, plan, backend=backend, time_limit_s=time_limit_s,
                                   rounds=verify_rounds, seed=seed)

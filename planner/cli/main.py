@@ -155,7 +155,8 @@ def solve(
     from planner.io.planfile import save_plan
     from planner.io.validate import check_profiles_found, load_workload_fleet
     from planner.perf.laws import PerfModel
-    from planner.planning.assemble import classes_over_slo, plan_workload
+    from planner.planning.assemble import plan_workload
+    from planner.planning.verify import verified_by_default, verify_and_resolve
 
     if backend not in backend_names():
         raise typer.BadParameter(f"--backend must be {choices_text(backend_names())}, got {backend!r}")
@@ -210,13 +211,12 @@ def solve(
             task = bar.add_task("", total=len(slo_terms(wl)))
             plan.slo_costs = slo_costs(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s,
                                        on_term=lambda done, name: bar.update(task, description=name, completed=done))
-    if verify is None and plan.feasible and objective != "max_load" and (over := classes_over_slo(plan)):
+    if verify is None and (over := verified_by_default(plan, objective)):
         # rule 58-V: the plan's own prediction contradicts a SLO it was sized for: a simulation judges it
-        console.print(f"verifying: the plan predicts {', '.join(sorted(over))} over their SLO behind their pools' mix of "
+        console.print(f"verifying: the plan predicts {', '.join(over)} over their SLO behind their pools' mix of "
                       "classes (--no-verify skips this)", highlight=False)
         verify = True
     if verify and plan.feasible:
-        from planner.planning.verify import verify_and_resolve
         from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S
 
         plan = verify_and_resolve(wl, fl, perf, catalog, plan, backend=backend, time_limit_s=time_limit_s,

@@ -512,6 +512,13 @@ class PoolMix:
         w = list(self.rate_rps) if weights is None else [r * x for r, x in zip(self.rate_rps, weights, strict=True)]
         return float(sum(wi * v for wi, v in zip(w, values, strict=True)) / sum(w))
 
+    def nodes(self, per_class: Sequence[float]) -> np.ndarray:
+        """A per-class quantity (one value per class, e.g. its prompt or its prompt's prefill pass) as the mix's law:
+        `_MIX_NODES` nodes of equal weight, each class's value repeated in proportion to its rate (one node at least;
+        none for a class of no rate). Computed per class, then repeated: a pool's few classes, not a node each."""
+        counts = [max(1, round(_MIX_NODES * r / self.total_rps)) if r > 0 else 0 for r in self.rate_rps]
+        return np.repeat(np.asarray(per_class, dtype=float), counts)
+
     @property
     def decode_ctx(self) -> float:
         """The running batch's mean context: each class's isl + osl/2 weighted by the time its requests decode, rate x
@@ -519,14 +526,9 @@ class PoolMix:
         return self.mean(tuple(i + o / 2.0 for i, o in zip(self.isl, self.osl, strict=True)), self.osl)
 
 
-# The mixture's prompt-length law as nodes of equal weight (`PoolMix` in `mixed_latency`): each class's mean prompt
-# repeated in proportion to its rate, out of this many (a class of any positive rate keeps one node at least).
+# The mixture's law as nodes of equal weight (`PoolMix.nodes`): each class's value repeated in proportion to its rate,
+# out of this many (a class of any positive rate keeps one node at least).
 _MIX_NODES = 1000
-def _mix_nodes(mix: PoolMix, live: list[int]) -> np.ndarray:
-    """The mix's prompt-length law as `_MIX_NODES` nodes of equal weight: each live class's mean prompt repeated in
-    proportion to its rate (one node at least)."""
-    counts = [max(1, round(_MIX_NODES * mix.rate_rps[k] / mix.total_rps)) for k in live]
-    return np.repeat(np.array([mix.isl[k] for k in live], dtype=float), counts)
 
 
 # Window of the prompt-token burst that decode KV must absorb, s: `Burstiness.p99_prompt_tokens_per_s`
@@ -825,11 +827,9 @@ def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: 
     `rate_rps` is then not read): the request waits behind the mix's prompts and its own prompt makes its own batch
     (module doc, Prefill, classes sharing a pool); a stated length mixture (`arrivals.wait_isl`) is kept instead."""
     if mix is not None and arrivals.wait_isl <= 0.0:
-        live = [k for k, r in enumerate(mix.rate_rps) if r > 0]
-        if not live:
+        if mix.total_rps <= 0:
             return Latency(ttft_ms=0.0, batch=0.0, utilization=0.0)
-        x_mix = _mix_nodes(mix, live)
-        s_mix = np.array([perf.prefill_pass_ms(xi, xi * xi) for xi in x_mix])
+        s_mix = mix.nodes([perf.prefill_pass_ms(x, x * x) for x in mix.isl])  # each prompt's batch-1 pass
         return _dispersed_prefill_latency(perf, isl, mix.total_rps, percentile, kv_transfer, arrivals,
                                           (mix.mean(mix.isl), s_mix))
     if arrivals.isl_scv > 0.0 or arrivals.wait_isl > 0.0:
@@ -1165,10 +1165,9 @@ def mixed_latency(perf: VariantPerf, isl: float, osl: float, rate_rps: float, pe
         x_nodes, _, _, w_nodes = _length_service_nodes(perf, float(isl), float(arrivals.isl_scv), arrivals.isl_max)
         spread = own_law = (x_nodes, w_nodes)
     if mix is not None:
-        live = [k for k, r in enumerate(mix.rate_rps) if r > 0]
-        if not live:
+        if mix.total_rps <= 0:
             return Latency(ttft_ms=0.0, itl_ms=0.0, batch=0.0, utilization=0.0)
-        x_mix = _mix_nodes(mix, live)
+        x_mix = mix.nodes(mix.isl)
         # each prompt's mixed-step work, `_mixed_prompt_work_ms` node by node
         spread = (x_mix, perf.prefill_b_ms_per_token * x_mix + perf.prefill_c_ms_per_token2 * x_mix * x_mix)
         if own_law is None:

@@ -21,7 +21,7 @@ from planner.io.catalog import Catalog
 from planner.io.schema import Fleet, Plan, Workload
 from planner.io.traces import measure_burstiness, window_rates
 from planner.perf.laws import PerfModel
-from planner.planning.assemble import plan_workload
+from planner.planning.assemble import classes_over_slo, plan_workload
 from planner.simulate.arrivals import Arrivals
 from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S, VerifyReport, tightened_utilization, undecided_note, verify
 
@@ -61,6 +61,16 @@ def trace_shortfall_hints(arrivals: Arrivals, workload: Workload) -> list[str]:
                      f"workload plans for: a static plan holds it only if sized for that minute (planner workload "
                      f"from-trace --rate-quantile 1), or let the controller follow the load (planner control)")
     return hints
+
+
+def verified_by_default(plan: Plan, objective: str) -> list[str]:
+    """Rule 58-V (stop 58): the classes for which `planner solve` and planner.solve verify `plan` when neither
+    --verify nor --no-verify is given: those it predicts over their SLO behind their pools' mix of classes
+    (assemble.classes_over_slo); none for an infeasible plan or a max_load one (whose predictions are at the scaled
+    load). Empty: the plan is kept unsimulated."""
+    if not plan.feasible or objective == "max_load":
+        return []
+    return sorted(classes_over_slo(plan))
 
 
 def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, plan: Plan, *,
@@ -125,9 +135,6 @@ def _simulated(plan: Plan) -> tuple[dict[str, int], dict[str, dict[str, dict[str
             {name: m.routing for name, m in plan.models.items()})
 
 
-NO_REQUEST_NOTE = "no simulated request: its SLO is not checked (a longer trace, or --verify --verify-duration-s)"
-
-
 def too_few_requests(report: VerifyReport, class_ids: Sequence[str] = ()) -> list[str]:
     """Classes whose verdict the simulated requests cannot support: their attainment's 95% Wilson interval holds the
     SLO's percentile claim (three requests within SLO say as little about a p90 as three outside it); and classes of
@@ -139,7 +146,8 @@ def too_few_requests(report: VerifyReport, class_ids: Sequence[str] = ()) -> lis
                "requests, or --verify)" for cid in class_ids if cid not in seen)
     for r in report.classes.itertuples():
         if int(r.requests) == 0:
-            out.append(f"{r.class_id}: {NO_REQUEST_NOTE}")
+            out.append(f"{r.class_id}: no simulated request: its SLO is not checked (a longer trace, or --verify "
+                       "--verify-duration-s)")
             continue
         note = undecided_note(str(r.class_id), int(r.requests), float(r.attainment), float(r.slo_percentile),
                               "the verdict above is not supported; verify on a longer trace, or on more seconds of "
