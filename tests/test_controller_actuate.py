@@ -103,6 +103,50 @@ def test_persistent_errors_are_reported_not_hidden(k8s):
     assert k8s.state.replicas("leaderworkerset", NS, "llama-decode") == 3  # other pools still applied
 
 
+Q = "qwen-2.5-7b/mixed/H100-SXM-80GB/tp1"
+QP = "qwen-2.5-7b/prefill/H100-SXM-80GB/tp1"
+
+
+@pytest.mark.parametrize("problem", ["pool_without_workload", "misspelt_httproute", "forbidden_httproute"])
+def test_one_problem_does_not_stop_the_other_writes(k8s, problem):
+    """A pool with no workload, or a route that cannot be read, is the problem of its pool or its model only (was: the
+    whole interval's writes, urgent scale-ups of other models included, were dropped with 'nothing written'). The
+    model with the problem keeps its routing (ConfigMap entry included) and holds its scale-downs; its scale-ups and
+    every other model's replicas and routing are written; each problem is reported."""
+    k8s.state.add_workload("deployment", NS, "qwen", {"pd-planner.io/model": "qwen-2.5-7b", "pd-planner.io/role": "mixed",
+                                                      "pd-planner.io/gpu": "H100-SXM-80GB", "pd-planner.io/tp": "1"}, 4)
+    k8s.state.add_object({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pd-planner-routing"},
+                          "data": {ROUTING_KEY: json.dumps({"qwen-2.5-7b": {"old": {Q: 1.0}}})}}, NS)
+    k8s.state.add_object({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "qwen-route"},
+                          "spec": {"rules": [{"backendRefs": [{"name": "qwen", "port": 8000, "weight": 100}]}]}}, NS)
+    routes = {"qwen-2.5-7b": "qwen-route" if problem == "pool_without_workload" else "qwen-rout"}
+    if problem == "forbidden_httproute":
+        routes = {"qwen-2.5-7b": "qwen-route"}
+        k8s.state.inject("GET", r"/httproutes/qwen-route$", 403)
+    target = {P: 3, D: 1, Q: 2} | ({QP: 1} if problem == "pool_without_workload" else {})
+    routing = {"llama-3.1-8b": {"c0": {P: 1.0, D: 1.0}}, "qwen-2.5-7b": {"c0": {Q: 1.0}}}
+    res = actuator(k8s, httproutes=routes).apply(ApplyRequest(target, routing, "test"))
+    assert not res.ok
+    assert res.errors[-1] == "routing of qwen-2.5-7b not written (left as it was)", res.errors
+    assert any(e.startswith(f"{Q}: scale-down 4 -> 2 held") for e in res.errors), res.errors
+    assert res.changed == {P: (1, 3), D: (2, 1)}  # the other model's scale-up and scale-down
+    assert k8s.state.replicas("deployment", NS, "qwen") == 4
+    cm = json.loads(k8s.state.objects[("configmap", NS, "pd-planner-routing")]["data"][ROUTING_KEY])
+    assert cm == {"llama-3.1-8b": routing["llama-3.1-8b"], "qwen-2.5-7b": {"old": {Q: 1.0}}}
+    assert k8s.state.objects[("httproute", NS, "qwen-route")]["spec"]["rules"][0]["backendRefs"][0]["weight"] == 100
+
+
+def test_a_model_with_a_problem_still_scales_up(k8s):
+    """The scale-ups of the model whose route failed go ahead (more replicas take nothing from the old weights)."""
+    res = actuator(k8s, httproutes={"llama-3.1-8b": "no-such-route"}).apply(
+        ApplyRequest({P: 3, D: 1}, {"llama-3.1-8b": {"c0": {P: 1.0, D: 1.0}}}, "test"))
+    assert res.changed == {P: (1, 3)}
+    assert any("httproute no-such-route: HTTP 404" in e for e in res.errors), res.errors
+    assert any(e.startswith(f"{D}: scale-down 2 -> 1 held") for e in res.errors), res.errors
+    assert k8s.state.replicas("leaderworkerset", NS, "llama-decode") == 2
+    assert ("configmap", NS, "pd-planner-routing") not in k8s.state.objects
+
+
 def test_metrics_actuator_exports_desired_replicas():
     from prometheus_client import generate_latest
 

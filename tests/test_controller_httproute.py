@@ -74,5 +74,5 @@ def test_a_route_without_planned_backends_is_an_error_not_a_zeroing(k8s) -> None
     res = a.apply(ApplyRequest({}, {M: {M: {P: 1.0, D: 1.0}}}, "test"))
     assert any("names a workload of the planned pools" in e for e in res.errors)
     assert k8s.state.objects[("httproute", NS, "llama-route")]["spec"]["rules"][0]["backendRefs"][0]["weight"] == 100
-    # an unknown route shape is an error before anything is written: no routing ConfigMap either
+    # an unknown route shape is an error before any routing write: no routing ConfigMap either
     assert ("configmap", NS, "pd-planner-routing") not in k8s.state.objects

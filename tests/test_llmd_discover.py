@@ -233,7 +233,9 @@ def test_external_mode_disaggregated_set_role_is_not_written_but_exported_for_it
         a = KubernetesActuator(srv.api_client(), NS, sleep=lambda s: None, scheme=scheme(), routing_configmap=None)
         res = a.apply(ApplyRequest({P: 3, D: 5}, {}, "t"))
         assert not res.ok and any("scaling.mode External" in e and "llama-ds-decode" in e for e in res.errors)
-        assert srv.state.objects[("disaggregatedset", NS, "llama-ds")]["spec"]["roles"][0]["spec"]["replicas"] == 2
+        roles = srv.state.objects[("disaggregatedset", NS, "llama-ds")]["spec"]["roles"]
+        assert roles[1]["spec"]["replicas"] == 3  # the External role: untouched (5 asked)
+        assert roles[0]["spec"]["replicas"] == 3  # the other role: 2 -> 3 (was held by its sibling's error)
         m = MetricsActuator(namespace=NS, targets=a.targets)
         assert m.apply(ApplyRequest({P: 3, D: 5}, {}, "t")).ok
         assert m.registry.get_sample_value("pd_planner_desired_replicas", {

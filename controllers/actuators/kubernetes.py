@@ -163,7 +163,8 @@ class KubernetesActuator:
     InferencePools (`inference_pool_routes`, llm-d's routing), to HTTPRoutes whose backendRefs
     name workloads (`httproutes`, other gateways), and to the `routing_configmap` (None: not
     written). All routes are read and checked before anything is written: an unknown shape is an
-    error and the cluster is left as it was."""
+    error of its model, whose routing is left as it was and whose scale-downs are held; its scale-ups
+    and the other models' writes go ahead."""
 
     def __init__(
         self,
@@ -358,16 +359,27 @@ class KubernetesActuator:
         self._retry("create event", lambda: self.core.create_namespaced_event(self.ns, ev))
 
     # -- routing: ConfigMap export --------------------------------------------------------------
-    def _write_routing(self, routing: Routing, pairing: Pairing | None = None) -> bool:
+    def _write_routing(self, routing: Routing, pairing: Pairing | None = None, keep: set[str] | None = None) -> bool:
         """Create or update the routing ConfigMap (and its pairing key, when the plan pins P->D pairs);
-        no write when unchanged. Returns True if written."""
+        no write when unchanged. `keep`: models whose routing and pairing stay as the ConfigMap has them (their
+        new routing could not be written elsewhere this interval). Returns True if written."""
         from kubernetes.client.exceptions import ApiException
 
         assert self.configmap is not None
         name = self.configmap
-        data = {ROUTING_KEY: json.dumps(routing, sort_keys=True, indent=1)}
-        if any(pairing.values() if pairing else ()):
-            data[PAIRING_KEY] = json.dumps(pairing, sort_keys=True, indent=1)
+
+        def doc(routing: Routing, pairing: Pairing | None) -> dict[str, str]:
+            data = {ROUTING_KEY: json.dumps(routing, sort_keys=True, indent=1)}
+            if any(pairing.values() if pairing else ()):
+                data[PAIRING_KEY] = json.dumps(pairing, sort_keys=True, indent=1)
+            return data
+
+        def kept(old: dict[str, str], key: str) -> dict[str, dict[str, object]]:
+            try:
+                prev = json.loads(old.get(key) or "{}")
+            except ValueError:
+                return {}
+            return {m: v for m, v in prev.items() if m in (keep or ())} if isinstance(prev, dict) else {}
 
         def attempt() -> bool:
             try:
@@ -375,10 +387,13 @@ class KubernetesActuator:
             except ApiException as exc:
                 if exc.status != 404:
                     raise
+                data = doc(routing, pairing)
                 body = self._client.V1ConfigMap(metadata=self._client.V1ObjectMeta(name=name, namespace=self.ns), data=data)
                 self.core.create_namespaced_config_map(self.ns, body)
                 return True
             old = dict(cm.data or {})
+            data = doc(cast(Routing, {**kept(old, ROUTING_KEY), **routing}),
+                       cast(Pairing, {**kept(old, PAIRING_KEY), **(pairing or {})}))
             new = {k: v for k, v in old.items() if k != PAIRING_KEY}  # a pairing no longer planned is removed
             new.update(data)
             if new == old:
@@ -417,7 +432,7 @@ class KubernetesActuator:
         llm-d's endpoint picker chooses a decode pod first (then a prefill pod for it), so traffic
         is split between decode variants: each InferencePool must select the decode (or `both`)
         workloads of exactly one variant (model, GPU, TP) of this model, and every variant the
-        plan sends traffic to must have one. Anything else raises RoutingShapeError (nothing written)."""
+        plan sends traffic to must have one. Anything else raises RoutingShapeError (this model's routing is not written)."""
         obj = self._get_route(route)
         refs = [ref for rule in (obj.get("spec") or {}).get("rules") or [] for ref in rule.get("backendRefs") or []]
         pool_refs = [r for r in refs if r.get("kind") == "InferencePool" and (r.get("group") or IP_GROUP) in IP_GROUPS]
@@ -502,37 +517,47 @@ class KubernetesActuator:
         except Exception as exc:  # noqa: BLE001 - reported, the loop holds
             res.errors.append(f"list pools: {api_error_text(exc)}")
             return res
-        # every check before any write: an unknown shape leaves the cluster as it was
+        # every check before any write. A problem is the problem of its pool, or of its model's routing, only (was: any
+        # one error, a pool with no workload or a misspelt HTTPRoute name, stopped every write of the interval, urgent
+        # scale-ups of other models included): a pool with an error is not written; a model with an error (one of its
+        # pools', or its route's) keeps its routing as it was and holds its scale-downs, since the old weights may
+        # still send traffic to the pool; its scale-ups and every other model's writes go ahead.
+        bad_pools: set[str] = set()
         for p, n in sorted(target.items()):
             t = wls.get(p)
             if t is not None and t.external_scaler and n != t.desired:
+                bad_pools.add(p)
                 res.errors.append(f"{p}: DisaggregatedSet {t.name} role {t.role_name} has scaling.mode External (its replicas "
                                   f"belong to DisaggregatedSetRoleScaler {t.external_scaler}): use actuator.kind metrics "
                                   f"and point KEDA/HPA at that scaler")
         missing = [p for p, n in sorted(target.items()) if n > 0 and p not in wls]
         for p in missing:
+            bad_pools.add(p)
             res.errors.append(f"{p}: no Deployment, LeaderWorkerSet or DisaggregatedSet role found for this pool "
                               f"(labels: {self.scheme.model_label}, {self.scheme.role_label})")
+        bad_models = {Variant.parse(p).model for p in bad_pools}
         writes: list[_RouteWrite] = []
         if routing:
-            for model, route in sorted(self.pool_routes.items()):
-                if model in routing:
-                    try:
-                        writes.append(self.inference_pool_weights(model, route, routing[model], wls))
-                    except Exception as exc:  # noqa: BLE001
-                        res.errors.append(f"httproute {route}: {api_error_text(exc)}")
-            for model, route in sorted(self.httproutes.items()):
-                if model in routing:
-                    try:
-                        writes.append(self.workload_route_weights(route, routing[model], wls))
-                    except Exception as exc:  # noqa: BLE001
-                        res.errors.append(f"httproute {route}: {api_error_text(exc)}")
-        if res.errors:
-            res.errors.append("nothing written")
-            return res
+            checks = [(model, route, functools.partial(self.inference_pool_weights, model, route, routing[model], wls))
+                      for model, route in sorted(self.pool_routes.items()) if model in routing]
+            checks += [(model, route, functools.partial(self.workload_route_weights, route, routing[model], wls))
+                       for model, route in sorted(self.httproutes.items()) if model in routing]
+            checked: list[tuple[str, _RouteWrite]] = []
+            for model, route, check in checks:
+                try:
+                    checked.append((model, check()))
+                except Exception as exc:  # noqa: BLE001
+                    bad_models.add(model)
+                    res.errors.append(f"httproute {route}: {api_error_text(exc)}")
+            writes = [rw for model, rw in checked if model not in bad_models]
         for pool, n in sorted(target.items()):
             w = wls.get(pool)
-            if w is None:
+            if w is None or pool in bad_pools:
+                continue
+            model = Variant.parse(pool).model
+            if model in bad_models and n < w.desired:
+                res.errors.append(f"{pool}: scale-down {w.desired} -> {n} held: {model} has an error above, its routing "
+                                  "is left as it was and may still send traffic to this pool")
                 continue
             try:
                 before, after = self._scale(w, n)
@@ -550,11 +575,15 @@ class KubernetesActuator:
                 res.routing_changed |= self._put_route_weights(rw)
             except Exception as exc:  # noqa: BLE001
                 res.errors.append(f"httproute {rw.name}: {api_error_text(exc)}")
-        if routing and self.configmap:
+        written = {m: r for m, r in routing.items() if m not in bad_models}
+        if written and self.configmap:
             try:
-                res.routing_changed |= self._write_routing(routing, pairing)
+                res.routing_changed |= self._write_routing(written, {m: q for m, q in pairing.items() if m in written},
+                                                           keep=bad_models)
             except Exception as exc:  # noqa: BLE001
                 res.errors.append(f"routing configmap: {api_error_text(exc)}")
+        if bad_models & set(routing):
+            res.errors.append(f"routing of {', '.join(sorted(bad_models & set(routing)))} not written (left as it was)")
         return res
 
 
