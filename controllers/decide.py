@@ -982,6 +982,8 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         else:
             solver_ok = False
             solver_reason = f"status {cand.solver.status}" + (f": {'; '.join(cand.diagnosis)}" if cand.diagnosis else "")
+            if cand.solver.status == "error":  # the solver failed, which is not a plan it proved impossible
+                errors.append(f"propose: {solver_reason}")
     except Exception as exc:  # noqa: BLE001 - a failed solve holds the last good plan
         solver_ok, solver_reason = False, f"{type(exc).__name__}: {exc}"
         errors.append(f"propose: {solver_reason}")

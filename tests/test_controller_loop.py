@@ -390,6 +390,52 @@ def test_once_exits_3_when_no_plan_meets_the_slos(tmp_path, monkeypatch, caplog,
         assert "hold: no usable plan from the solver (status infeasible: TTFT p99 5 ms" in logged and said in logged
 
 
+@pytest.mark.parametrize("failure", ["exception", "status_error"])
+def test_once_exits_1_when_the_solver_itself_fails(tmp_path, monkeypatch, perf, failure):
+    """Found in QA: `planner control --once` exited 0 when the solver itself failed (an exception in the plan function,
+    or the backend's status 'error', which exited 3 as if no plan met the SLOs); now exit 1 (EXIT_SOLVER_ERROR) with
+    one line naming the config and the error, no traceback."""
+    import yaml
+    from typer.testing import CliRunner
+
+    import controllers.loop as loop
+    import planner.cli.control as control
+    from planner.cli.main import app
+
+    ctl_dir = Path(__file__).resolve().parents[1] / "examples/controller"
+    cfg = yaml.safe_load((ctl_dir / "config.yaml").read_text())
+    cfg["fleet"] = str(ctl_dir / "fleet.yaml")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    monkeypatch.setattr("planner.io.validate.check_prometheus_query", lambda *a, **k: None)
+    given = Given()
+    given.next = obs(2.0, 0)
+    build, real_plan_fn = control.build_controller, loop.default_plan_fn
+
+    def failing_plan_fn(*args, **kwargs):
+        real = real_plan_fn(*args, **kwargs)
+
+        def plan(workload, fleet, perf_source):
+            if failure == "exception":
+                raise RuntimeError("HiGHS crashed")
+            p = real(workload, fleet, perf_source)
+            return p.model_copy(update={"feasible": False, "solver": p.solver.model_copy(update={"status": "error"})})
+
+        return plan
+
+    def with_given(*args, **kwargs):
+        ctl = build(*args, perf=perf, **kwargs)
+        ctl.observer = given
+        return ctl
+
+    monkeypatch.setattr(loop, "default_plan_fn", failing_plan_fn)
+    monkeypatch.setattr(control, "build_controller", with_given)
+    r = CliRunner().invoke(app, ["control", "--config", str(tmp_path / "c.yaml"), "--dry-run", "--once"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 1, out
+    assert "solver error: " in out and "c.yaml: propose: " in out and "Traceback" not in out
+    assert ("RuntimeError: HiGHS crashed" if failure == "exception" else "status error") in out
+
+
 def test_a_holding_decision_is_a_warning_in_the_log(env, caplog):
     """The loop without a printer logs a decision that holds the fleet at WARNING, the others at INFO (a controller
     holding every interval on SLOs no plan meets must not read as one at work)."""

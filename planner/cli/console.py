@@ -19,6 +19,9 @@ EXIT_BAD_INPUT = 2
 EXIT_INFEASIBLE = 3
 """Exit code of `planner solve` when the instance is infeasible (the plan file still says why), and of `planner control
 --once` when its interval holds the fleet because no plan meets the SLOs (the hold reason says why)."""
+EXIT_SOLVER_ERROR = 1
+"""Exit code of `planner control --once` when its interval holds the fleet because the solver itself failed (an
+exception, or the backend's status 'error'), not because no plan meets the SLOs (EXIT_INFEASIBLE)."""
 
 F = TypeVar("F", bound=Callable[..., object])
 

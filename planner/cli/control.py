@@ -4,7 +4,8 @@
 
 --dry-run prints the decision and the diff against the fleet and changes nothing;
 --once runs one interval and exits (cron-style use, and smoke tests): exit 3 (EXIT_INFEASIBLE, as `planner solve`)
-where that interval holds the fleet because no plan meets the SLOs, with the diagnosis `planner solve` gives.
+where that interval holds the fleet because no plan meets the SLOs, with the diagnosis `planner solve` gives; exit 1
+(EXIT_SOLVER_ERROR) where it holds because the solver itself failed.
 A decision that holds the fleet is logged at WARNING, every interval (the loop keeps running and holding).
 """
 
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 
     from controllers.loop import Controller, Decision
 
-__all__ = ["build_controller", "decision_text", "holds_for_no_plan", "kube_api_client", "label_scheme", "register",
-           "report_decision"]
+__all__ = ["build_controller", "decision_text", "holds_for_no_plan", "holds_for_solver_error", "kube_api_client",
+           "label_scheme", "register", "report_decision"]
 
 
 def build_controller(cfg: ControllerConfig, fleet: Fleet, dry_run: bool, api_client: ApiClient | None = None,
@@ -111,6 +112,12 @@ def holds_for_no_plan(d: Decision) -> bool:
     return d.hold_reason == "solver" and not d.errors
 
 
+def holds_for_solver_error(d: Decision) -> bool:
+    """Whether `d` holds the fleet because the solver itself failed (an exception, a backend status 'error': the
+    decision's errors say it), which `planner control --once` exits 1 on (it exited 0, found in QA)."""
+    return d.hold_reason == "solver" and bool(d.errors)
+
+
 METRICS_ADDR = "0.0.0.0"
 """Where the controller serves its /metrics (every interface: Prometheus scrapes the pod's IP)."""
 
@@ -156,10 +163,17 @@ def register(app: typer.Typer) -> None:
                 logging.getLogger("planner.control").warning("%s", prior_only_warning(model, gpus))
 
         ctl.run(once=once, on_decision=lambda d: report_decision(d, ctl.dry_run))
-        if once and ctl.decisions and holds_for_no_plan(ctl.decisions[-1]):
-            from rich.console import Console
-            from rich.markup import escape
+        from rich.console import Console
+        from rich.markup import escape
 
+        if once and ctl.decisions and holds_for_solver_error(ctl.decisions[-1]):
+            from planner.cli.console import EXIT_SOLVER_ERROR
+
+            Console(stderr=True, soft_wrap=True).print(
+                f"[bold red]solver error:[/] {escape(str(config))}: {escape('; '.join(ctl.decisions[-1].errors))}; the "
+                "controller holds the fleet as it is on such an interval (backend, solver_time_limit_s)")
+            raise typer.Exit(EXIT_SOLVER_ERROR)
+        if once and ctl.decisions and holds_for_no_plan(ctl.decisions[-1]):
             from planner.cli.console import EXIT_INFEASIBLE
 
             # one logical line, as friendly_errors prints (the diagnosis is in the decision's hold reason above)
