@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from planner.io.errors import InputError
 from planner.io.files import load_model, parse_model, read_yaml
@@ -572,12 +572,16 @@ WorkloadKind = Literal["deployment", "leaderworkerset", "disaggregatedset"]
 WORKLOAD_KINDS: tuple[WorkloadKind, ...] = ("deployment", "leaderworkerset", "disaggregatedset")
 
 
+OptionValue = str | int | float | bool
+"""A value of actuator.options."""
+
+
 class ActuatorConfig(_Strict):
     kind: str = Field(default="kubernetes", description="an actuator registered in controllers/actuators/ "
                                                           "(the registry lists them; an unknown name is refused with the list)")
     options: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="settings of the chosen actuator that have no field here (each actuator's "
-                                          "module documents its keys, e.g. file: path)")
+                                          "module documents its keys, e.g. file: path; a key the chosen actuator does not read is refused)")
     namespace: str = "default"
     routing_configmap: str = Field(default="pd-planner-routing", description="ConfigMap routing.json is exported to when routing.export_configmap")
     httproutes: dict[str, str] = Field(
@@ -600,6 +604,23 @@ class ActuatorConfig(_Strict):
         from controllers.actuators import ACTUATORS  # the registry imports this module: looked up when validating
 
         return _one_of(v, ACTUATORS.names(), "controllers/actuators/")
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, v: dict[str, OptionValue], info: ValidationInfo) -> dict[str, OptionValue]:
+        """Every key is one the chosen actuator reads (its registry entry's `options`): a misspelt key was dropped
+        without a word by every actuator but the file one, as the config's own fields are not (extra="forbid")."""
+        from controllers.actuators import ACTUATORS
+
+        kind = info.data.get("kind")
+        if kind is None or kind not in ACTUATORS:  # the kind's own error says it
+            return v
+        accepted = ACTUATORS.get(kind).options
+        unknown = sorted(set(v) - set(accepted))
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} for actuator.kind {kind}; it accepts "
+                             + (", ".join(accepted) if accepted else "no options"))
+        return v
 
 
 class LeaderConfig(_Strict):

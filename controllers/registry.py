@@ -26,6 +26,8 @@ class Entry(Generic[F]):
     name: str
     summary: str
     factory: F
+    options: tuple[str, ...] = ()
+    """The keys of its `options` mapping it reads (actuator.options): any other key is refused at config load."""
 
 
 class Registry(Generic[F]):
@@ -36,19 +38,20 @@ class Registry(Generic[F]):
         self.default = default
         self._entries: dict[str, Entry[F]] = {}
 
-    def register(self, name: str, summary: str) -> Callable[[F], F]:
-        """Decorator: register `factory` under `name`; a name registered twice is an error."""
+    def register(self, name: str, summary: str, options: tuple[str, ...] = ()) -> Callable[[F], F]:
+        """Decorator: register `factory` under `name`, reading the option keys `options`; a name registered twice is
+        an error."""
 
         def deco(factory: F) -> F:
-            self.add(name, summary, factory)
+            self.add(name, summary, factory, options)
             return factory
 
         return deco
 
-    def add(self, name: str, summary: str, factory: F) -> None:
+    def add(self, name: str, summary: str, factory: F, options: tuple[str, ...] = ()) -> None:
         if name in self._entries:
             raise ValueError(f"{self.what} {name!r} registered twice")
-        self._entries[name] = Entry(name, summary, factory)
+        self._entries[name] = Entry(name, summary, factory, options)
 
     def remove(self, name: str) -> None:
         """Unregister (tests that register a throw-away implementation clean up with this)."""

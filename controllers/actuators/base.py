@@ -3,7 +3,8 @@
 An actuator is what the loop needs of a platform: the pools and their replicas (`pools()`:
 desired and ready) and `apply(ApplyRequest) -> ApplyResult` (replicas per pool, routing weights,
 optionally the P->D pairing, and the reason recorded with the change). An implementation
-registers a builder under a name with `@ACTUATORS.register(name, summary)`; the builder gets an
+registers a builder under a name with `@ACTUATORS.register(name, summary, options=(keys of actuator.options
+it reads))`; the builder gets an
 `ActuatorContext` (the controller config, the fleet, the controller's metrics registry, a
 Kubernetes client when there is one) and returns an `Actuation` (the actuator and, when it needs
 one, the leader elector that gates it). `actuator.kind` in the controller config is validated

@@ -84,7 +84,8 @@ OPTIONS = ("path",)
 """The keys of actuator.options the file actuator reads."""
 
 
-@ACTUATORS.register("file", "write replicas and routing to a JSON file (actuator.options.path), for GitOps or a record")
+@ACTUATORS.register("file", "write replicas and routing to a JSON file (actuator.options.path), for GitOps or a record",
+                    options=OPTIONS)
 def build(ctx: ActuatorContext) -> Actuation:
     unknown = sorted(set(ctx.cfg.actuator.options) - set(OPTIONS))
     if unknown:  # a misspelt key was dropped without a word, as the config's own fields are not (extra="forbid")
