@@ -47,6 +47,26 @@ class LeaseElector:
         self.clock = clock
         self.is_leader = False
 
+    def probe(self) -> None:
+        """Read the Lease once at start-up: HTTP 403 (Forbidden, RBAC) is a configuration error, an InputError naming
+        the Lease, its namespace and the verbs the controller's ServiceAccount needs (was: one warning an interval and
+        `not_leader` for ever, the controller never acting). Absent (404) is fine (the first step creates it); any
+        other error is the API's, which the election steps report and survive."""
+        from kubernetes.client.exceptions import ApiException
+
+        from planner.io.errors import InputError
+
+        try:
+            self.api.read_namespaced_lease(self.name, self.ns)
+        except ApiException as exc:
+            if exc.status == 403:
+                raise InputError(None, "leader.lease_name", (
+                    f"a Lease the controller's ServiceAccount may get, create and update (coordination.k8s.io leases in "
+                    f"namespace {self.ns}); reading Lease {self.ns}/{self.name} gave HTTP 403 Forbidden: grant those "
+                    "verbs (controllers/deploy/rbac.yaml) or set leader.enabled false")) from None
+        except Exception:  # noqa: BLE001 - not reachable now: the election steps say so and keep trying
+            return
+
     def _spec(self, now: dt.datetime, acquire: dt.datetime | None, transitions: int) -> V1LeaseSpec:
         return self._client.V1LeaseSpec(
             holder_identity=self.identity, lease_duration_seconds=self.duration_s,

@@ -6,6 +6,8 @@ official `kubernetes` Python client talks to it unchanged:
   - apps/v1 Deployments: list (labelSelector), get, and the `scale` subresource (get, PUT, PATCH);
   - leaderworkerset.x-k8s.io/v1 LeaderWorkerSets: the same, as custom objects with a scale subresource;
   - core/v1 ConfigMaps (get, create, PUT), Events (create), Pods (list by labelSelector), Nodes (get);
+  - core/v1 Namespaces (get: every namespace exists unless `FakeK8s.namespaces` lists those that do; the
+    controller reads its namespace at start-up);
   - coordination.k8s.io/v1 Leases (get, create, PUT);
   - gateway.networking.k8s.io/v1 HTTPRoutes (get, create, PUT), as custom objects;
   - disaggregatedset.x-k8s.io/v1 DisaggregatedSets and inference.networking.k8s.io/v1 (or
@@ -54,6 +56,8 @@ class FakeK8s:
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     rv: int = 100
+    namespaces: set[str] | None = None
+    """The namespaces that exist (GET /api/v1/namespaces/<name>); None: every one does."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ------------------------------------------------------------------ seeding helpers
@@ -253,6 +257,13 @@ def build_app(state: FakeK8s) -> web.Application:
         items = [copy.deepcopy(o) for (k, ns, _), o in state.objects.items()
                  if k == "pod" and ns == m["ns"] and _match_labels(o["metadata"].get("labels", {}), req.query.get("labelSelector"))]
         return web.json_response({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": str(state.rv)}, "items": items})
+
+    @route("GET", r"/api/v1/namespaces/(?P<name>[^/]+)")
+    async def get_namespace(req, m, body):
+        if state.namespaces is not None and m["name"] not in state.namespaces:
+            return _status(404, "NotFound", f"namespaces \"{m['name']}\" not found")
+        return web.json_response({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": m["name"]},
+                                  "status": {"phase": "Active"}})
 
     @route("GET", r"/api/v1/nodes/(?P<name>[^/]+)")
     async def get_node(req, m, body):

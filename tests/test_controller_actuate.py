@@ -246,3 +246,48 @@ def test_api_errors_are_reported_in_one_line_with_the_status_message(k8s, status
     with pytest.raises(Exception) as exc:
         actuator(k8s, max_retries=0).pools()
     assert "\n" not in str(exc.value) and all(w in str(exc.value) for w in words), str(exc.value)
+
+
+@pytest.mark.parametrize("kind, problem, field, words", [
+    ("kubernetes", "lease_forbidden", "leader.lease_name", "reading Lease llm/pd-planner-controller gave HTTP 403 Forbidden"),
+    ("metrics", "lease_forbidden", "leader.lease_name", "may get, create and update (coordination.k8s.io leases in namespace llm)"),
+    ("kubernetes", "no_namespace", "actuator.namespace", "llm does not exist"),
+    ("metrics", "no_namespace", "actuator.namespace", "llm does not exist"),
+])
+def test_planner_control_refuses_a_forbidden_lease_or_a_missing_namespace_at_start(k8s, tmp_path, monkeypatch, kind,
+                                                                                   problem, field, words):
+    """Found in QA: a 403 on the Lease was one warning an interval and `not_leader` for ever (the controller never
+    acted), and a namespace that does not exist showed only at the first write. Both are read once when the actuator
+    is built: exit 2 naming the config file, the field, the Lease / namespace and (403) the verbs RBAC must grant."""
+    import yaml
+    from typer.testing import CliRunner
+
+    import planner.cli.control as control
+    from planner.cli.main import app
+
+    if problem == "lease_forbidden":
+        k8s.state.inject("GET", r"/leases/pd-planner-controller$", 403)
+    else:
+        k8s.state.namespaces = {"default"}
+    monkeypatch.setattr(control, "kube_api_client", lambda in_cluster: k8s.api_client())
+    monkeypatch.setattr("planner.io.validate.check_prometheus_query", lambda *a, **k: None)
+    (tmp_path / "fleet.yaml").write_text("gpus: {H100-SXM-80GB: {available: 8}}\n")
+    conf = tmp_path / "c.yaml"
+    conf.write_text(yaml.safe_dump({"fleet": "fleet.yaml", "models": {"llama-3.1-8b": {"slo": {"ttft_ms": 1000}}},
+                                    "actuator": {"kind": kind, "namespace": NS, "in_cluster": False},
+                                    "export": {"read_cluster": True}}))
+    res = CliRunner().invoke(app, ["control", "--config", str(conf), "--once"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2, out
+    assert "c.yaml" in out and field in out and words in out and "Traceback" not in out
+
+
+def test_a_lease_that_is_absent_or_readable_passes_the_start_up_probe(k8s):
+    """The probe refuses only a 403: an absent Lease (the first step creates it) and an unreachable API (the steps
+    report it) pass."""
+    e = LeaseElector(k8s.api_client(), NS, "pd-planner-controller", "a")
+    e.probe()
+    k8s.state.inject("GET", r"/leases/pd-planner-controller$", 503)
+    e.probe()
+    assert e.try_acquire_or_renew()
+    e.probe()

@@ -615,6 +615,23 @@ def label_scheme(cfg: ControllerConfig) -> LabelScheme:
                          gpu_products=dict(lc.gpu_products), models=model_label_map(served, dict(lc.models)))
 
 
+def probe_namespace(api_client: ApiClient, namespace: str) -> None:
+    """Read `namespace` once at start-up: absent (HTTP 404) is an InputError naming actuator.namespace (was found only
+    by the first write, every interval then failing on it). A 403 (the ServiceAccount may not read Namespace objects,
+    which a namespaced Role may not grant) or an unreachable API says nothing either way: the intervals report those."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        client.CoreV1Api(api_client).read_namespace(namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise InputError(None, "actuator.namespace", f"an existing namespace of the cluster; {namespace} does not exist "
+                                                         "(the namespace of the pools, routes and Lease)") from None
+    except Exception:  # noqa: BLE001 - not reachable now: each interval says so
+        return
+
+
 @ACTUATORS.register("kubernetes", "scale Deployments / LeaderWorkerSets / DisaggregatedSet roles, write routing")
 def build(ctx: ActuatorContext) -> Actuation:
     """A KubernetesActuator for the config's namespace, routes and label scheme; with leader.enabled
@@ -627,7 +644,10 @@ def build(ctx: ActuatorContext) -> Actuation:
         api_client, a.namespace, a.routing_configmap if cfg.routing.export_configmap else None, tuple(a.workload_kinds),
         a.max_retries, a.backoff_s, httproutes=dict(a.httproutes), scheme=label_scheme(cfg),
         inference_pool_routes=dict(cfg.routing.inference_pool_routes), gpu_from_nodes=cfg.labels.gpu_from_nodes)
+    probe_namespace(api_client, a.namespace)
     if not cfg.leader.enabled:
         return Actuation(actuator)
-    return Actuation(actuator, LeaseElector(api_client, a.namespace, cfg.leader.lease_name,
-                                            cfg.leader.identity or default_identity(), cfg.lease_duration_s))
+    elector = LeaseElector(api_client, a.namespace, cfg.leader.lease_name, cfg.leader.identity or default_identity(),
+                           cfg.lease_duration_s)
+    elector.probe()
+    return Actuation(actuator, elector)

@@ -121,7 +121,7 @@ class MetricsActuator:
 def build(ctx: ActuatorContext) -> Actuation:
     """Real replica counts and the targets' names come from the cluster when there is one (an
     HPA/KEDA scales them); the lease keeps a second controller replica from exporting too."""
-    from controllers.actuators.kubernetes import KubernetesActuator, label_scheme
+    from controllers.actuators.kubernetes import KubernetesActuator, label_scheme, probe_namespace
     from controllers.leader import ExportGate, LeaseElector, default_identity
 
     cfg, a = ctx.cfg, ctx.cfg.actuator
@@ -130,10 +130,12 @@ def build(ctx: ActuatorContext) -> Actuation:
     if ctx.api_client is not None or cfg.export.read_cluster or leader_only:
         reader = KubernetesActuator(ctx.kube(), a.namespace, None, tuple(a.workload_kinds), a.max_retries, a.backoff_s,
                                     scheme=label_scheme(cfg), gpu_from_nodes=cfg.labels.gpu_from_nodes)
+        probe_namespace(ctx.kube(), a.namespace)
     actuator = MetricsActuator(registry=ctx.metrics_registry, initial=dict(ctx.fleet.current), namespace=a.namespace,
                                targets=reader.targets if reader is not None else None, export_initial=not leader_only)
     if not leader_only:
         return Actuation(actuator)
     lease = LeaseElector(ctx.kube(), a.namespace, cfg.leader.lease_name, cfg.leader.identity or default_identity(),
                          cfg.lease_duration_s)
+    lease.probe()
     return Actuation(actuator, ExportGate(lease, actuator.withdraw))
