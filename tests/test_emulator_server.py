@@ -16,6 +16,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from planner.io.webserve import error_message
 from planner.perf.laws import VariantPerf
 from planner.simulate.emulator import EmulatorFleet, Faults
 from planner.simulate.steptime import decode_stretch_ms
@@ -147,7 +148,7 @@ def test_kv_capacity_queues_requests():
         assert waiting >= 1
         # too long for the cache: rejected like vLLM (max_model_len capped by KV capacity)
         r = httpx.post(url + "/v1/completions", json={"prompt": [1] * 900, "max_tokens": 200})
-        assert r.status_code == 400 and "maximum context length" in r.json()["message"]
+        assert r.status_code == 400 and "maximum context length" in r.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("policy, preempts", [("on_demand", True), ("reserve", False)])
@@ -189,8 +190,24 @@ def test_refused_requests_answer_as_vllm_does(fleet, body, status, err_type, par
     url = fleet.urls[0]
     r = (httpx.post(url + "/v1/completions", content=body) if isinstance(body, bytes)
          else httpx.post(url + "/v1/completions", json=body))
-    err = r.json()
+    body = r.json()
+    # vLLM 0.26's ErrorResponse: {"error": ErrorInfo} and nothing else (found in QA: the emulator answered the older
+    # flat {"object": "error", "message": ...}, which a client of a real server does not read)
+    assert list(body) == ["error"], body
+    err = body["error"]
+    assert sorted(err) == ["code", "message", "param", "type"] and err["message"], err
     assert (r.status_code, err["type"], err["param"], err["code"]) == (status, err_type, param, status), err
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"error": {"message": "too long", "type": "BadRequestError", "param": null, "code": 400}}', "too long"),  # 0.26
+    ('{"object": "error", "message": "too long", "type": "BadRequestError", "code": 400}', "too long"),  # older vLLM
+    ("Internal Server Error", "Internal Server Error"),
+    ("[1]", "[1]"),
+])
+def test_error_message_reads_either_error_shape(text, message):
+    """The profiler's client reads a refusal's message from vLLM 0.26's nested body and an older vLLM's flat one."""
+    assert error_message(text) == message
 
 
 def test_fault_kill_mid_stream():

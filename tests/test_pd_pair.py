@@ -157,8 +157,9 @@ def test_proxy_reports_a_prefill_instance_without_kv_connector(perf):
                 await proxy.astop()
 
         r, bad, health = asyncio.run(go())
-    assert r.status_code == 502 and "kv_transfer_params" in r.json()["message"] and "kv-transfer-config" in r.json()["message"]
-    assert bad.status_code == 400
+    err = r.json()["error"]  # vLLM's ErrorResponse shape, as the instances answer
+    assert r.status_code == 502 and err["code"] == 502 and "kv_transfer_params" in err["message"] and "kv-transfer-config" in err["message"]
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == 400
     assert health.status_code == 200
 
 

@@ -1,7 +1,9 @@
 """Serve an aiohttp application on a host and port: the one start-up sequence that the emulated vLLM
-server, the 1P1D proxy and the tests' fake Kubernetes API server share."""
+server, the 1P1D proxy and the tests' fake Kubernetes API server share; and the error body the first two answer."""
 
 from __future__ import annotations
+
+import json
 
 from aiohttp import web
 
@@ -14,3 +16,25 @@ async def serve_app(app: web.Application, host: str, port: int) -> tuple[web.App
     site = web.TCPSite(runner, host, port)
     await site.start()
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
+def error_body(status: int, msg: str, err_type: str, param: str | None = None) -> dict[str, object]:
+    """An error answer's JSON as vLLM 0.26 writes it: its ErrorResponse, ``{"error": ErrorInfo}`` with message, type,
+    param and the HTTP status as ``code`` (vllm/entrypoints/openai/protocol.py), the OpenAI API's nested shape. Found in
+    QA: the emulator answered the older flat ``{"object": "error", "message": ...}``, so a client reading
+    ``body["error"]["message"]`` as it must from a real server failed on the emulator."""
+    return {"error": {"message": msg, "type": err_type, "param": param, "code": status}}
+
+
+def error_message(text: str) -> str:
+    """The message of an error answer's body `text`: vLLM 0.26's ``{"error": {"message": ...}}`` (error_body), or an
+    older vLLM's flat ``{"message": ...}``; the text itself where it is neither."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(body, dict):
+        return text
+    err = body.get("error")
+    msg = err.get("message") if isinstance(err, dict) else body.get("message")
+    return str(msg) if msg is not None else text

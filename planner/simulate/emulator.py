@@ -6,7 +6,8 @@ tested end to end without GPUs. What it reproduces:
 * HTTP surface of ``vllm serve``: ``POST /v1/completions`` (prompt as a string or a list of token ids,
   ``max_tokens``, ``stream`` with SSE ``data:`` chunks and ``data: [DONE]``,
   ``stream_options.include_usage``, ``ignore_eos``; usage with prompt/completion tokens),
-  ``GET /v1/models``, ``GET /health``, ``GET /metrics``.
+  ``GET /v1/models``, ``GET /health``, ``GET /metrics``; refusals in vLLM 0.26's ErrorResponse body
+  (``{"error": {"message", "type", "param", "code"}}``, planner.io.webserve.error_body) and its HTTP status.
 * Metric names, label sets (``model_name``, ``engine``) and histogram buckets of vLLM 0.26.0
   (vllm/v1/metrics/loggers.py; the names a real 0.26.0 server exported are listed verbatim in
   ../shared/tools/vllm-offline/README.md and tests/test_emulator_server.py holds these against that
@@ -65,7 +66,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from planner.io.webserve import serve_app
+from planner.io.webserve import error_body, serve_app
 from planner.perf.laws import VariantPerf
 from planner.planning.lengths import build_1_2_5_buckets
 from planner.simulate.engine import KvPolicy
@@ -619,7 +620,7 @@ class EmulatedServer:
 
     @staticmethod
     def _error(status: int, msg: str, err_type: str = "BadRequestError", param: str | None = None) -> web.Response:
-        return web.json_response({"object": "error", "message": msg, "type": err_type, "param": param, "code": status}, status=status)
+        return web.json_response(error_body(status, msg, err_type, param), status=status)
 
     @classmethod
     def _refuse(cls, exc: BadRequest) -> web.Response:

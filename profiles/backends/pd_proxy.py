@@ -36,7 +36,7 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
-from planner.io.webserve import serve_app
+from planner.io.webserve import error_body, serve_app
 
 Connector = Literal["nixl", "p2p-nccl"]
 JsonBody = dict[str, object]
@@ -129,8 +129,9 @@ class PdProxy:
 
     @staticmethod
     def _error(status: int, msg: str) -> web.Response:
-        return web.json_response({"object": "error", "message": msg, "type": "ProxyError", "code": status},
-                                 status=status)
+        """The proxy's own error in vLLM's ErrorResponse shape (planner.io.webserve.error_body), as the
+        instances' errors it passes on are, so a client reads one shape from either."""
+        return web.json_response(error_body(status, msg, "ProxyError"), status=status)
 
     async def _health(self, request: web.Request) -> web.Response:
         assert self._session is not None

@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, NoReturn
 import httpx
 
 from planner.io.errors import PlannerError
+from planner.io.webserve import error_message
 from profiles import engine_load, sweep
 from profiles import format as pfmt
 from profiles.backends.launch_env import server_env
@@ -532,11 +533,7 @@ class VllmClient:
         try:
             async with self.http.stream("POST", f"{self.url}/v1/completions", json=body) as resp:
                 if resp.status_code != 200:
-                    text = (await resp.aread()).decode(errors="replace")
-                    try:
-                        msg = json.loads(text).get("message", text)
-                    except (ValueError, AttributeError):
-                        msg = text
+                    msg = error_message((await resp.aread()).decode(errors="replace"))
                     raise ProfilerError(f"{self.url}/v1/completions answered HTTP {resp.status_code}: {str(msg)[:300]}")
                 async for line in resp.aiter_lines():
                     if not line or line.startswith(":"):
