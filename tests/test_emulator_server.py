@@ -210,6 +210,13 @@ def test_error_message_reads_either_error_shape(text, message):
     assert error_message(text) == message
 
 
+@pytest.mark.parametrize("model", [None, "", "llama-test"])
+def test_a_null_or_empty_model_is_the_served_one(fleet, model):
+    """vLLM serves its model where the request's is null or empty (found in QA: "model": null was a 404)."""
+    r = httpx.post(fleet.urls[0] + "/v1/completions", json={"model": model, "prompt": [1, 2, 3], "max_tokens": 2})
+    assert (r.status_code, r.json().get("model")) == (200, "llama-test"), r.text
+
+
 def test_fault_kill_mid_stream():
     with EmulatorFleet(PERF, time_scale=SCALE) as f:
         url = f.urls[0]

@@ -632,7 +632,9 @@ class EmulatedServer:
             raise BadRequest("request body must be a JSON object")
         # found in QA: a model it does not serve was HTTP 400 BadRequestError, where vLLM answers 404 NotFoundError
         # (and a client telling a wrong name from a bad request by the status read it as a bad body)
-        model = body.get("model", self.model_name)
+        # an absent, null or empty model is the served one, as vLLM's _is_model_supported takes it (found in QA:
+        # "model": null was a 404 where vLLM serves its only model)
+        model = body.get("model") or self.model_name
         if model != self.model_name:
             raise ModelNotFound(f"The model `{model}` does not exist.")
         prompt = body.get("prompt")
