@@ -730,7 +730,7 @@ class EmulatedServer:
         self._streams.add(resp)
         try:
             sent = 0
-            ended = False
+            ended = finished = False
             while not ended:
                 item = await req.out.get()
                 if item is None:
@@ -749,8 +749,11 @@ class EmulatedServer:
                     n += 1
                 if self.faults.malformed_stream_after_tokens is not None and sent <= self.faults.malformed_stream_after_tokens < sent + n:
                     await resp.write(b"data: {not json\n\n")
+                # the last tokens' chunk carries the finish reason, as vLLM's completion_stream_generator sends
+                # output.finish_reason with the final delta (found in QA: it came on an extra chunk of empty text)
+                last = ended and req.done
                 choice = {"index": 0, "text": "".join(_token_text(i) for i in range(sent, sent + n)), "logprobs": None,
-                          "finish_reason": None, "stop_reason": None}
+                          "finish_reason": "length" if last else None, "stop_reason": None}
                 if want_ids:
                     choice["token_ids"] = [_token_id(i) for i in range(sent, sent + n)]
                 chunk = {"id": rid, "object": "text_completion", "created": created, "model": model, "choices": [choice]}
@@ -758,15 +761,17 @@ class EmulatedServer:
                     chunk["usage"] = None
                 await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 sent += n
+                finished = last
             if not req.done:  # engine stopped under us: drop without a clean end
                 if request.transport is not None:
                     request.transport.abort()
                 return resp
-            fin = {"id": rid, "object": "text_completion", "created": created, "model": model,
-                   "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "length", "stop_reason": None}]}
-            if include_usage:
-                fin["usage"] = None
-            await resp.write(f"data: {json.dumps(fin)}\n\n".encode())
+            if not finished:  # the end came apart from the last tokens (the engine queues them together): say it alone
+                fin = {"id": rid, "object": "text_completion", "created": created, "model": model,
+                       "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "length", "stop_reason": None}]}
+                if include_usage:
+                    fin["usage"] = None
+                await resp.write(f"data: {json.dumps(fin)}\n\n".encode())
             if include_usage:
                 u = {"id": rid, "object": "text_completion", "created": created, "model": model, "choices": [], "usage": usage()}
                 await resp.write(f"data: {json.dumps(u)}\n\n".encode())
