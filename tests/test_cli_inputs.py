@@ -282,6 +282,11 @@ CASES = [
     # found by hand at stop 51: --model was ignored for a trace with a model column (now: that model's requests)
     Case("simulate --model not in the plan", lambda t: ["simulate", "--plan", _good_plan(t), "--trace", _trace(t), "--model", "qwen3-14b"],
          2, ("--model", "a model of the plan", "llama-2-70b, llama-3.1-8b", "got 'qwen3-14b'")),
+    # found in QA: a trace of a model the plan does not serve named neither the trace's models nor --model
+    Case("simulate a trace of a model not in the plan", lambda t: ["simulate", "--plan", _good_plan(t), "--trace", t("t.csv",
+         "timestamp,model,input_tokens,output_tokens\n0.5,llama-3.1-8b,100,20\n1.0,qwen3-14b,100,20\n1.5,qwen3-14b,90,20\n")],
+         2, ("{f}", "model", "llama-3.1-8b (1 requests), qwen3-14b (2 requests)", "qwen3-14b is not in the plan",
+             "--model llama-3.1-8b")),
     Case("profile --endpoint .../v1", lambda t: ["profile", "--backend", "vllm", "--endpoint", "http://127.0.0.1:8000/v1",
                                                  "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--out",
                                                  str(Path(t("d/.keep", "")).parent / "p")],

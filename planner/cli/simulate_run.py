@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -101,6 +102,7 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
     for note in (time_unit_note(df), over_context_note(df, contexts)):
         if note and console is not None:
             console.print(note, highlight=False)
+    check_trace_models(df, plan, str(trace))
     if wl is None:
         slos = plan_slos(plan)
         missing = sorted(set(df["model"]) - set(slos))
@@ -124,6 +126,23 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
                              "--workload")
     df = df.rename(columns={"t_s": "timestamp"})
     return trace_arrivals(df, wl, str(trace), duration_s=duration), wl
+
+
+def check_trace_models(df: pd.DataFrame, plan: Plan, path: str) -> None:
+    """Every model of the trace's requests `df` is one the plan serves, else an InputError naming the trace's models
+    (with their request counts) and, where the plan serves one of them, --model to replay its requests alone (found in
+    QA: a trace of two models on a plan of one was refused as "trace models ['qwen3-14b'] are not in the plan", naming
+    neither the models found nor --model)."""
+    counts = df["model"].astype(str).value_counts()
+    missing = sorted(m for m in counts.index if m not in plan.models)
+    if not missing:
+        return
+    found = ", ".join(f"{m} ({n:,} requests)" for m, n in sorted(counts.items()))
+    served = sorted(m for m in counts.index if m in plan.models)
+    hint = (f"pass --model {served[0]} to replay that model's requests alone" if served
+            else "simulate a plan solved for them")
+    raise InputError(path, "model", f"models the plan serves ({', '.join(sorted(plan.models))}); the trace has {found}, "
+                     f"of which {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in the plan: {hint}")
 
 
 def class_table(rep: SimReport) -> Table:
