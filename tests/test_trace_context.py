@@ -88,3 +88,21 @@ def test_solve_verify_trace_drop_over_context(tmp_path: Path) -> None:
     ok = CliRunner().invoke(app, [*args, "--drop-over-context"])
     assert ok.exit_code == 0, ok.output
     assert "1 request of llama-3.1-8b beyond its 131,072-token context" in " ".join(ok.output.split())
+
+
+@pytest.mark.parametrize("rows, note", [
+    ("0.5,m,100,20\n1.0,m,90,20\n", None),
+    ("0.5,m,0,20\n1.0,m,90,20\n", "1 requests of 0 input_tokens (of 2) are counted as 1 token"),
+    ("0.5,m,0,0\n1.0,m,90,0\n", "1 requests of 0 input_tokens and 2 requests of 0 output_tokens (of 2)"),
+])
+def test_zero_token_requests_are_said(tmp_path, rows, note):
+    """A trace's 0-token requests are served as 1 token, as `workload from-trace` buckets them, and `planner simulate`
+    says how many (found in QA: they were raised to 1 without a word)."""
+    from planner.io.traces import read_trace, zero_token_note
+
+    p = tmp_path / "t.csv"
+    p.write_text("timestamp,model,input_tokens,output_tokens\n" + rows)
+    df = read_trace(p)
+    said = zero_token_note(df)
+    assert (said is None) if note is None else (note in str(said) and str(p) in str(said)), said
+    assert df["input_tokens"].min() >= 1 and df["output_tokens"].min() >= 1

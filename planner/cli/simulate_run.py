@@ -87,7 +87,7 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
             raise InputError(None, "--duration", f"{seconds:g} s of the workload's {rate:g} req/s drew no request; expected "
                              f"seconds enough for many (a request every {1.0 / rate:.3g} s on average)")
         return arr, wl
-    from planner.io.traces import bucket_trace, has_model_column, over_context_note, read_trace, time_unit_note
+    from planner.io.traces import bucket_trace, has_model_column, over_context_note, read_trace, time_unit_note, zero_token_note
 
     single = model or (next(iter(plan.models)) if len(plan.models) == 1 else None)
     named = has_model_column(trace)  # an unreadable file counts as named: read_trace then says what is wrong with it
@@ -99,7 +99,7 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
     # the plan's models' context lengths: a request beyond one is refused, as vLLM does
     contexts = Catalog.load().contexts(plan.models)
     df = read_trace(trace, model=model if named else single, contexts=contexts, drop_over_context=drop_over_context)
-    for note in (time_unit_note(df), over_context_note(df, contexts)):
+    for note in (time_unit_note(df), over_context_note(df, contexts), zero_token_note(df)):
         if note and console is not None:
             console.print(note, highlight=False)
     check_trace_models(df, plan, str(trace))

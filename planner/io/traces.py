@@ -338,6 +338,13 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     })
     out = out.sort_values("t_s", kind="stable").reset_index(drop=True)
     out.attrs["over_context"] = dropped
+    # a request of 0 tokens (in or out) is served as one of 1, as vLLM takes no empty prompt and generates at least one
+    # token; counted so a replay can say so (found in QA: `planner simulate` raised them without a word)
+    zero = {col: int((df[col] == 0).sum()) for col in ("input_tokens", "output_tokens")}
+    if any(zero.values()):
+        out.attrs["zero_token_note"] = (
+            f"note: {p}: " + " and ".join(f"{n:,} requests of 0 {col}" for col, n in zero.items() if n)
+            + f" (of {len(df):,}) are counted as 1 token")
     if unstated and span_s > UNSTATED_UNIT_NOTE_SPAN_S:
         out.attrs["time_unit_note"] = (
             f"note: {p}'s `timestamp` column states no unit and is read as seconds (the product's format): the trace "
@@ -345,6 +352,13 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
             f"span {span_s / MS_PER_S / 3600:,.2f} h at {len(df) / span_s * MS_PER_S:.3g} req/s. A column named "
             "timestamp_ms (timestamp_us, timestamp_ns; timestamp_s for seconds) states the unit")
     return out
+
+
+def zero_token_note(trace: pd.DataFrame) -> str | None:
+    """What `read_trace` says of a trace with requests of 0 input or output tokens: how many, counted as 1 token
+    (as `planner workload from-trace` buckets them); None where there are none."""
+    note = trace.attrs.get("zero_token_note")
+    return str(note) if note else None
 
 
 def time_unit_note(trace: pd.DataFrame) -> str | None:
