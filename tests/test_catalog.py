@@ -92,3 +92,35 @@ def test_bad_catalog_names_file_and_field(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         Catalog.load(gpus_path=bad)
     assert "X1." in (e.value.field or "")
+
+
+_GPU_ENTRY = ("X1:\n  vendor: acme\n  memory_gib: 80\n  hbm_tb_s: 1\n  bf16_tflops: 100\n  intra_link_gb_s: 1\n"
+              "  kv_link_gb_s: 1\n  gpus_per_node: 1\n  price_per_hour: {price}\n")
+
+
+@pytest.mark.parametrize("price", ["1e20", "1.0e15", "1001", "1.0e-10", "0.001", "0", "-1"])
+def test_a_price_outside_its_range_names_the_file_and_field(tmp_path: Path, price: str) -> None:
+    """A GPU price outside [one cent, $1,000] per GPU-hour is an InputError naming the catalog or fleet file and the
+    field, with how owned GPUs are priced (found in QA at stop 58: 1e20 read 'infeasible' with a false inventory
+    diagnosis, 1e15 lost the other types' cents, 1e-10 planned 25 GPUs at $0.00; the old code took all but 0 and -1)."""
+    from planner.io.files import load_model
+
+    gpus = tmp_path / "gpus.yaml"
+    gpus.write_text(_GPU_ENTRY.format(price=price))
+    with pytest.raises(InputError) as e:
+        Catalog.load(gpus_path=gpus)
+    assert (e.value.path, e.value.field) == (str(gpus), "X1.price_per_hour")
+    assert "0.01" in e.value.expected and "1000" in e.value.expected and "owned GPUs" in e.value.expected
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(f"gpus:\n  H100-SXM-80GB: {{available: 8, price_per_hour: {price}}}\n")
+    with pytest.raises(InputError) as e:
+        load_model(Fleet, fleet)
+    assert (e.value.path, e.value.field) == (str(fleet), "gpus.H100-SXM-80GB.price_per_hour")
+    assert "owned GPUs" in e.value.expected
+
+
+@pytest.mark.parametrize("price", ["0.01", "1000", "2.5"])
+def test_a_price_within_its_range_loads(tmp_path: Path, price: str) -> None:
+    gpus = tmp_path / "gpus.yaml"
+    gpus.write_text(_GPU_ENTRY.format(price=price))
+    assert Catalog.load(gpus_path=gpus).gpu("X1").price_per_hour == float(price)

@@ -50,7 +50,12 @@ def test_bad_options_exit_2_naming_the_option(repo) -> None:
                          (["--add-gpu", "H300=4"], "H300"),
                          # a pydantic traceback, after the traffic sweep's solves (found in QA)
                          (["--add-gpu", "L40S=99999999999999"], "expected at most 999,984 L40S GPUs to add"),
-                         (["--add-gpu", "H200-141GB=1000001"], "expected at most 1,000,000 H200-141GB")):
+                         (["--add-gpu", "H200-141GB=1000001"], "expected at most 1,000,000 H200-141GB"),
+                         # found in QA at stop 58: 1e20 read 'infeasible' with a false diagnosis, 1e-10 planned 25 GPUs
+                         # at $0.00; 0 (owned GPUs) says how to price them
+                         (["--price", "L40S=1e20"], "to 1000"),
+                         (["--price", "L40S=1e-10"], "from 0.01"),
+                         (["--price", "L40S=0"], "owned GPUs: give 0.01")):
         res = _run(repo, *args)
         assert res.exit_code == 2, (args, res.output)
         assert needle in res.output, (args, res.output)

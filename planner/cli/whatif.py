@@ -15,6 +15,7 @@ type (and TP). Each row is one ILP solve (planner.planning.whatif).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -46,8 +47,11 @@ def parse_factors(text: str, option: str = "--traffic") -> list[float]:
     return out
 
 
-def parse_assignments(items: list[str], option: str, what: str, integer: bool = False) -> list[tuple[str, float]]:
-    """['H100=2.5', 'L40S=1', 'H100=4'] -> [('H100', 2.5), ('L40S', 1.0), ('H100', 4.0)]; values must be positive.
+def parse_assignments(items: list[str], option: str, what: str, integer: bool = False,
+                      check: Callable[[float], float] | None = None) -> list[tuple[str, float]]:
+    """['H100=2.5', 'L40S=1', 'H100=4'] -> [('H100', 2.5), ('L40S', 1.0), ('H100', 4.0)]; values must be positive, or
+    pass `check` (a ValueError saying what is expected, e.g. schema.check_price_per_hour: a price's range and how owned
+    GPUs are priced, where 'positive' alone let 1e20 and 1e-10 through, found in QA at stop 58).
 
     A list, not a dict: one GPU type given twice is two scenarios (found by hand: `--price H100-SXM-80GB=2 --price
     H100-SXM-80GB=3` solved only the $3 one, without a word)."""
@@ -59,8 +63,13 @@ def parse_assignments(items: list[str], option: str, what: str, integer: bool = 
             v = int(value) if integer else float(value)
         except ValueError:
             v = None
-        if not sep or not gpu or v is None or not math.isfinite(v) or v <= 0:
+        if not sep or not gpu or v is None or not math.isfinite(v) or (check is None and v <= 0):
             raise InputError(None, option, f"expected GPU={what} with a positive {'integer' if integer else 'number'}, got {item!r}")
+        if check is not None:
+            try:
+                check(float(v))
+            except ValueError as exc:
+                raise InputError(None, option, f"{exc}; got {item!r}") from None
         out.append((gpu, float(v)))
     return out
 
@@ -153,7 +162,7 @@ def register(app: typer.Typer) -> None:
         from planner.api import SolveOptions
         from planner.cli.console import friendly_errors
         from planner.io.files import write_csv_atomic
-        from planner.io.schema import MAX_GPUS_AVAILABLE, MAX_RATE_RPS, Fleet, Workload
+        from planner.io.schema import MAX_GPUS_AVAILABLE, MAX_RATE_RPS, Fleet, Workload, check_price_per_hour
 
         @friendly_errors
         def run() -> None:
@@ -168,7 +177,7 @@ def register(app: typer.Typer) -> None:
             catalog, perf = laws(profiles)
             check_profiles_found(len(perf.measured), profiles)
             wl, fl = load_workload_fleet(workload, fleet, catalog)
-            prices = parse_assignments(price, "--price", "USD_per_hour")
+            prices = parse_assignments(price, "--price", "USD_per_hour", check=check_price_per_hour)
             adds = [(g, int(n)) for g, n in parse_assignments(add_gpu, "--add-gpu", "count", integer=True)]
             priced = [g for g, _ in prices]
             for g in [*priced, *remove_gpu]:

@@ -84,6 +84,26 @@ MAX_ISL_SCV = 100.0
 MAX_GPUS_AVAILABLE = 10**6
 
 
+# Price range of one GPU-hour, USD. The largest: ~80x the dearest public on-demand list price of one GPU-hour we know
+# (AWS EC2 p5.48xlarge, 8 x H100, us-east-1: $98.32/h in 2024, $12.29 per GPU-hour; p6-b200.48xlarge, 8 x B200:
+# $113.93/h, $14.24 per GPU-hour), so a larger value is a unit error (cents, or a node's or a month's price); found in QA
+# at stop 58, 1e20 read "infeasible" with a false inventory diagnosis and 1e15 lost every other type's cents. The
+# least: one cent, the resolution at which plans are shown ($x.xx/h); below it 1e-10 planned 25 GPUs at "$0.00".
+MAX_PRICE_PER_HOUR = 1000.0
+MIN_PRICE_PER_HOUR = 0.01
+PRICE_RANGE_TEXT = (f"expected USD per GPU-hour from {MIN_PRICE_PER_HOUR:g} (one cent, the plans' resolution) to "
+                    f"{MAX_PRICE_PER_HOUR:g} (~80x any public on-demand list price); owned GPUs: give "
+                    f"{MIN_PRICE_PER_HOUR:g}, the planner has no price of 0")
+
+
+def check_price_per_hour(price_per_hour: float) -> float:
+    """`price_per_hour` if within [MIN_PRICE_PER_HOUR, MAX_PRICE_PER_HOUR], else ValueError saying the range (and how
+    owned GPUs are priced): the one check of a GPU price, for the catalog, the fleet and `planner whatif --price`."""
+    if not MIN_PRICE_PER_HOUR <= price_per_hour <= MAX_PRICE_PER_HOUR:
+        raise ValueError(PRICE_RANGE_TEXT)
+    return price_per_hour
+
+
 # --------------------------------------------------------------------------- catalogs
 class GpuType(_Strict):
     """One accelerator kind, from its vendor datasheet (see profiles/gpus.yaml for sources)."""
@@ -97,11 +117,17 @@ class GpuType(_Strict):
     intra_link_gb_s: float = Field(gt=0, description="GPU-GPU link within a node, GB/s per GPU, one direction")
     kv_link_gb_s: float = Field(gt=0, description="inter-node link used for KV transfer, GB/s per GPU")
     gpus_per_node: int = Field(gt=0)
-    price_per_hour: float = Field(gt=0, description="default on-demand price per GPU-hour, USD")
+    price_per_hour: float = Field(description="default on-demand price per GPU-hour, USD (MIN_PRICE_PER_HOUR to "
+                                  "MAX_PRICE_PER_HOUR)")
     power_w: float | None = Field(default=None, gt=0, description="board power (TDP), W")
     driver_name: str | None = Field(default=None, description=(
         "the device name the driver reports (nvidia-smi / torch.cuda.get_device_name), by which engines look up their "
         "tuned kernel tables (planner.perf.kernel_tables)"))
+
+    @field_validator("price_per_hour")
+    @classmethod
+    def _price_in_range(cls, v: float) -> float:
+        return check_price_per_hour(v)
 
 
 class MoeSpec(_Strict):
@@ -344,7 +370,13 @@ class Workload(_Strict):
 # --------------------------------------------------------------------------- fleet
 class GpuInventory(_Strict):
     available: int = Field(ge=0, le=MAX_GPUS_AVAILABLE, description="GPUs of this type; 1e6 bounds the ILP's integers")
-    price_per_hour: float | None = Field(default=None, gt=0, description="overrides the catalog price")
+    price_per_hour: float | None = Field(default=None, description="overrides the catalog price (MIN_PRICE_PER_HOUR "
+                                         "to MAX_PRICE_PER_HOUR USD per GPU-hour)")
+
+    @field_validator("price_per_hour")
+    @classmethod
+    def _price_in_range(cls, v: float | None) -> float | None:
+        return None if v is None else check_price_per_hour(v)
 
 
 PairingPolicy = Literal["any", "same_gpu", "same_gpu_tp"]
