@@ -119,3 +119,25 @@ def test_traffic_is_repeatable_like_the_other_questions(repo, tmp_path) -> None:
     res = _run(repo, "--traffic", "1", "--traffic", "0.5,2", "--csv", str(out_csv))
     assert res.exit_code == 0, res.output
     assert list(pd.read_csv(out_csv)["traffic_factor"]) == [1.0, 0.5, 2.0]
+
+
+def test_every_point_infeasible_writes_its_table_and_exits_3(repo, tmp_path) -> None:
+    """A what-if whose every point is infeasible exits 3, `planner solve`'s exit for an infeasible plan, after its table
+    and CSV (found in QA at stop 58: it exited 0); a question with any feasible point exits 0 as before."""
+    fleet = tmp_path / "tiny.yaml"
+    fleet.write_text("gpus:\n  L40S: {available: 1}\n  L4: {available: 1}\n")
+    out_csv = tmp_path / "rows.csv"
+    for args, code in ((["--traffic", "1,2"], 3), (["--remove-gpu", "L4", "--price", "L40S=2"], 3),
+                       (["--add-gpu", "H100-SXM-80GB=64"], 0)):  # the baseline is infeasible, +64 H100 is not
+        import os
+
+        old = os.getcwd()
+        os.chdir(repo)
+        try:
+            res = CliRunner().invoke(app, ["whatif", "-w", WORKLOAD, "-f", str(fleet), *args, "--csv", str(out_csv)])
+        finally:
+            os.chdir(old)
+        assert res.exit_code == code, (args, res.output)
+        assert "infeasible" in res.output and out_csv.is_file(), (args, res.output)
+        assert ("Every point is infeasible" in res.output) == (code == 3), (args, res.output)
+        out_csv.unlink()

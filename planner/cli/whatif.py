@@ -7,7 +7,8 @@ prints (1) cost and GPUs when every class's rate is multiplied by each --traffic
 (2) the baseline next to each single change (a GPU price, GPUs added, a GPU type removed), with
 the cost change against the baseline. `--headroom` adds how much more traffic the fleet as it
 stands takes within SLO; `--pairing` what it costs to pair prefill and decode only on the same GPU
-type (and TP). Each row is one ILP solve (planner.planning.whatif).
+type (and TP). Each row is one ILP solve (planner.planning.whatif). Exit 3 (as `planner solve`'s infeasible plan) when
+every point asked is infeasible, after its tables and CSV are written; 0 when any point is feasible.
 
 ``register(app)`` adds the command to the root app (planner/cli/main.py).
 """
@@ -157,10 +158,12 @@ def register(app: typer.Typer) -> None:
                                             help="solver time limit per point, seconds (as `planner solve` takes it)"),
         csv: Path | None = typer.Option(None, "--csv", help="also write all rows to this CSV (atomically)"),
     ) -> None:
-        """What if traffic grows, GPU prices change, or GPU types are added or removed? Cost and GPUs per case."""
+        """What if traffic grows, GPU prices change, or GPU types are added or removed? Cost and GPUs per case.
+
+        Exit 3 (as `planner solve`) when every point is infeasible, after the tables and --csv are written."""
         from planner import whatif
         from planner.api import SolveOptions
-        from planner.cli.console import friendly_errors
+        from planner.cli.console import EXIT_INFEASIBLE, friendly_errors
         from planner.io.files import write_csv_atomic
         from planner.io.schema import MAX_GPUS_AVAILABLE, MAX_RATE_RPS, Fleet, Workload, check_price_per_hour
 
@@ -257,5 +260,12 @@ def register(app: typer.Typer) -> None:
             if csv is not None and frames:
                 write_csv_atomic(csv, whatif.stack(frames))
                 console.print(f"rows written to {csv}")
+            if frames and not any(df["feasible"].astype(bool).any() for df in frames.values()):
+                # `planner solve`'s exit for an infeasible plan (found in QA at stop 58: a fleet of one L40S exited 0
+                # with every row 'infeasible'); the tables and the CSV are still written, a record of the question
+                first = next(str(d) for df in frames.values() for d in df["diagnosis"])
+                console.print(f"[bold red]Every point is infeasible[/] (the tables above{' and ' + str(csv) if csv else ''} "
+                              f"say each one's diagnosis); the first: {first}", highlight=False)
+                raise typer.Exit(EXIT_INFEASIBLE)
 
         run()
