@@ -141,3 +141,27 @@ def test_every_point_infeasible_writes_its_table_and_exits_3(repo, tmp_path) -> 
         assert "infeasible" in res.output and out_csv.is_file(), (args, res.output)
         assert ("Every point is infeasible" in res.output) == (code == 3), (args, res.output)
         out_csv.unlink()
+
+
+def test_headroom_beyond_the_rate_range_is_a_lower_bound_at_its_edge(repo, tmp_path) -> None:
+    """A fleet that takes more traffic than the planner's rate range (every class within MAX_RATE_RPS, where --traffic
+    stops: x25,000 of the default workload) reads '>= 25000.00x', the plan at that factor (found in QA at stop 58: 1e6
+    H100s read 51961.32x, a factor --traffic refuses)."""
+    import os
+
+    from planner.io.schema import MAX_RATE_RPS
+
+    fleet = tmp_path / "huge.yaml"
+    fleet.write_text("gpus:\n  H100-SXM-80GB: {available: 1000000}\n")
+    out_csv = tmp_path / "rows.csv"
+    old = os.getcwd()
+    os.chdir(repo)
+    try:
+        res = CliRunner().invoke(app, ["whatif", "-w", WORKLOAD, "-f", str(fleet), "--headroom", "--csv", str(out_csv)])
+    finally:
+        os.chdir(old)
+    assert res.exit_code == 0, res.output
+    assert ">= 25000.00x" in " ".join(res.output.split()), res.output
+    row = pd.read_csv(out_csv).iloc[0]
+    assert bool(row["load_capped"]) and row["load_multiplier"] == 25000.0
+    assert row["load_multiplier"] * 40.0 <= MAX_RATE_RPS  # the default workload's busiest class: 40 req/s

@@ -251,6 +251,10 @@ def register(app: typer.Typer) -> None:
                 if r["feasible"] and not r["load_multiplier"] > 0:  # factor 0: some model has no pool within SLO
                     console.print("[bold red]Headroom[/]: this fleet serves no share of today's traffic within SLO: some "
                                   "model has no pool the fleet can run within its SLO (`planner solve` says what binds)")
+                elif r["feasible"] and r["load_capped"]:  # found in QA at stop 58: 1e6 H100s read 51,961x
+                    console.print(f"[bold]Headroom[/]: this fleet serves >= {r['load_multiplier']:.2f}x today's traffic "
+                                  f"within SLO (the largest rate planned: every class within {MAX_RATE_RPS:g} req/s, the "
+                                  f"planner's rate range; {int(r['gpus'])} of {int(r['inventory_gpus'])} GPUs)")
                 elif r["feasible"]:
                     console.print(f"[bold]Headroom[/]: this fleet serves {r['load_multiplier']:.2f}x today's traffic within SLO "
                                   f"({int(r['gpus'])} of {int(r['inventory_gpus'])} GPUs); what binds: {summarise_binding(r['binding'])}")

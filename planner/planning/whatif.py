@@ -492,16 +492,26 @@ def output_spread(workload: Workload, fleet: Fleet, scvs: Iterable[float] = (0.0
 def headroom(workload: Workload, fleet: Fleet, inventory_factors: Iterable[float] = (1.0,),
              **solve_kw: Unpack[SolveOptions]) -> pd.DataFrame:
     """How much more traffic a fixed fleet serves within SLO (objective 'max_load'), for the fleet
-    with its inventory scaled by each factor. Keys: inventory_factor, inventory_gpus (GPUs available).
+    with its inventory scaled by each factor. Keys: inventory_factor, inventory_gpus (GPUs available), load_capped.
 
-    `load_multiplier` is the common factor on every class's rate that still fits (1.0 = today)."""
+    `load_multiplier` is the common factor on every class's rate that still fits (1.0 = today), at most
+    `max_traffic_factor(workload)`, the planner's rate range (found in QA at stop 58: 1e6 H100s read 51,961x, where
+    `whatif --traffic` refuses beyond 25,000x): a fleet that takes more is the plan of the workload at that factor,
+    with `load_capped` True (the multiplier is a lower bound: the fleet takes at least that much)."""
     factors = _numbers(inventory_factors, "inventory factors", "[0.5, 1.0]")
     for f in factors:  # checked before the first solve; NaN was "cannot convert float NaN to integer"
         if not (math.isfinite(f) and f >= 0):
             raise ValueError(f"inventory factor {f!r}: expected a finite number >= 0")
+    cap = max_traffic_factor(workload)
     rows = []
     for f in factors:
         fl = with_inventory_factor(fleet, f)
-        keys = {"inventory_factor": float(f), "inventory_gpus": sum(inv.available for inv in fl.gpus.values())}
-        rows.append(_solve_row(workload, fl, keys, objective="max_load", **solve_kw))
-    return _frame(rows, ["inventory_factor", "inventory_gpus"])
+        keys = {"inventory_factor": float(f), "inventory_gpus": sum(inv.available for inv in fl.gpus.values()),
+                "load_capped": False}
+        row = _solve_row(workload, fl, keys, objective="max_load", **solve_kw)
+        if row["feasible"] and row["load_multiplier"] > cap:  # beyond the rate range: plan the workload at its edge
+            at_cap = _solve_row(workload.scaled(cap), fl, {**keys, "load_capped": True}, **solve_kw)
+            if at_cap["feasible"]:
+                row = {**at_cap, "load_multiplier": cap}
+        rows.append(row)
+    return _frame(rows, ["inventory_factor", "inventory_gpus", "load_capped"])
