@@ -201,6 +201,22 @@ def test_a_config_without_tie_word_embeddings_takes_its_familys_default():
     assert not unknown.spec.tied_embeddings and any("untied embeddings assumed" in n for n in unknown.notes)
 
 
+@pytest.mark.parametrize("model_type, noted", [("my_family", True), ("a_family_not_in_the_tables", True),
+                                               ("llama", False), ("starcoder2", False), ("gemma2", False)])
+def test_an_unknown_family_is_said_to_be_assumed_gated_and_untied(tmp_path, model_type, noted):
+    """Found in QA at stop 58: an unknown model_type was imported as a gated MLP (and untied) without a word; it is
+    noted, in the import's notes and on the command line; a family of the importer's tables is not."""
+    cfg = {**_cfg("mistral-nemo-12b"), "model_type": model_type}
+    im = from_hf_config(cfg, "m", "c.json")
+    assert any(f"model_type '{model_type}' is not a family" in n and "gated" in n for n in im.notes) == noted
+    if noted:
+        src = tmp_path / "config.json"
+        src.write_text(json.dumps(cfg))
+        res = CliRunner().invoke(app, ["catalog", "import-hf", str(src), "--name", "m", "--into", str(tmp_path / "cat")])
+        assert res.exit_code == 0, res.output
+        assert f"model_type '{model_type}' is not a family" in " ".join(res.output.split())
+
+
 def test_a_plain_mlp_family_counts_two_ffn_matrices(tmp_path):
     """Found by hand at stop 53: StarCoder2's MLP (c_fc, c_proj: no gate) was counted as SwiGLU's three matrices, 22.0 B
     parameters for StarCoder2-15B (15.65 B with its tied embeddings): weights, FLOPs and the KV budget all off. A plain

@@ -82,6 +82,9 @@ _UNTIED_BY_DEFAULT = frozenset({
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "phi", "gpt_neox", "granite",
     "granitemoe", "olmo", "olmo2", "olmoe", "gpt_oss", "nemotron", "stablelm", "glm4", "exaone4", "seed_oss",
     "hunyuan_v1_dense", "minimax"})
+KNOWN_MODEL_TYPES = _PLAIN_FFN_TYPES | _TIED_BY_DEFAULT | _UNTIED_BY_DEFAULT | frozenset(_IMPLICIT_SHARED_EXPERTS)
+"""The families whose FFN and embedding tying were read from transformers (above); another is imported on the gated,
+untied assumption, with a note."""
 # GPT-2 / GPT-BigCode / Falcon key names: the sizes and KV heads under other keys than the ones read here.
 _LEGACY_KEYS = {"n_embd": "hidden_size", "n_head": "num_attention_heads", "n_layer": "num_hidden_layers",
                 "num_kv_heads": "num_key_value_heads", "multi_query": "num_key_value_heads"}
@@ -276,6 +279,11 @@ def from_hf_config(cfg: Mapping[str, object], name: str, source: str, hf_id: str
     elif tied is None:
         notes.append("tie_word_embeddings absent: untied embeddings assumed (the larger weight count)")
     gated = model_type not in _PLAIN_FFN_TYPES
+    if model_type not in KNOWN_MODEL_TYPES:  # found in QA at stop 58: imported as a gated MLP without a word
+        notes.append(f"model_type '{model_type}' is not a family this importer has read (planner/io/hfconfig.py's "
+                     "tables): its dense FFN is assumed gated (gate, up and down: 3 x hidden x intermediate weights per "
+                     "layer; a plain MLP has 2) and, where tie_word_embeddings is absent, its embeddings untied; check "
+                     "both against the model's transformers modeling file")
     if not gated and moe is not None:
         raise InputError(source, "model_type", f"{model_type} with experts is not modelled; expected a dense {model_type}")
     if not gated:
