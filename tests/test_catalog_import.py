@@ -455,3 +455,32 @@ def test_an_imported_name_is_a_kubernetes_label_value(tmp_path, name, ok):
     else:
         assert r.exit_code == 2 and "--name" in r.output and "Traceback" not in r.output, r.output
         assert not into.exists()
+
+
+def test_import_keeps_the_folders_other_entries_and_refuses_an_invalid_one(tmp_path):
+    """Found in QA at stop 58: an import re-dumped the folder's files, dropping every other entry's comments, and into a
+    folder holding an invalid entry it wrote, then failed on use. Now the other entries' lines are kept as they are
+    (the imported entry added, or replaced in place with --force), and an invalid entry is exit 2 naming its file and
+    field before anything is written."""
+    into = tmp_path / "cat"
+
+    def imp(config: str, name: str, *more: str):
+        return runner.invoke(app, ["catalog", "import-hf", str(BYO / f"{config}.config.json"), "--name", name,
+                                   "--into", str(into), *more])
+
+    assert imp("mixtral-8x7b", "mixtral").exit_code == 0
+    models = into / "models.yaml"
+    models.write_text(models.read_text().replace("mixtral:\n", "mixtral:  # our comment\n"))
+    for args in (("qwen2.5-14b", "qwen"), ("qwen2.5-14b", "qwen", "--force"), ("mixtral-8x7b", "mixtral", "--force")):
+        r = imp(*args)
+        assert r.exit_code == 0, r.output
+        assert "qwen" not in args[1] or "# our comment" in models.read_text(), args
+    assert list(yaml.safe_load(models.read_text())) == ["mixtral", "qwen"]
+    assert Catalog.load(models_path=models).model("qwen").layers == 48
+    for bad, field in (("  layers: 32\n", "mixtral.layers"),):
+        models.write_text(models.read_text().replace(bad, "  layers: 0\n", 1))
+        before = {f: (into / f).read_text() for f in ("models.yaml", "model_configs.yaml")}
+        r = imp("mistral-nemo-12b", "nemo")
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and str(models) in said and field in said, r.output
+        assert {f: (into / f).read_text() for f in before} == before

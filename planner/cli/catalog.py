@@ -29,6 +29,57 @@ def _read_mapping(p: Path) -> dict[str, object]:
     return read_yaml_mapping(p) if p.exists() else {}
 
 
+def _check_folder(models_file: Path, facts_file: Path, gpus_file: Path, replaced: str) -> None:
+    """Every entry already in the catalog folder, but `replaced`'s, validated as its use reads it (models.yaml into
+    ModelSpec, model_configs.yaml as serving facts, gpus.yaml into GpuType): an InputError naming the file and the
+    field, before anything is written (found in QA at stop 58: an import into a folder holding an invalid entry wrote,
+    then every command with --catalog failed on the old entry)."""
+    from planner.io.catalog import _load_mapping
+    from planner.io.files import parse_model
+    from planner.io.schema import GpuType, ModelSpec
+    from profiles.modeldir import load_serving_facts
+
+    for key, entry in _read_mapping(models_file).items():
+        if key == replaced:
+            continue
+        if not isinstance(entry, dict):
+            raise InputError(str(models_file), key, f"expected a mapping of ModelSpec fields, got {type(entry).__name__}")
+        parse_model(ModelSpec, {**entry, "name": key}, str(models_file), prefix=key)
+    for key in _read_mapping(facts_file):
+        if key != replaced:
+            load_serving_facts(key, facts_file)
+    if gpus_file.exists():
+        _load_mapping(GpuType, gpus_file)
+
+
+def _with_entry(path: Path, header: str, name: str, entry: object) -> str:
+    """The text of catalog file `path` with the top-level entry `name` added or replaced, every other line kept as it
+    is (found in QA at stop 58: an import re-dumped the whole file through yaml.safe_dump, which drops the comments of
+    every other entry). The entry's block is its key line to the next line at column 0 that is not a comment; where the
+    text so edited does not read back as the mapping wanted (a flow-style or otherwise unusual file), the whole mapping
+    is written anew (its comments lost)."""
+    block = yaml.safe_dump({name: entry}, sort_keys=False)
+    if not path.exists():
+        return header + block
+    text = path.read_text()
+    old = _read_mapping(path)
+    want = {**old, name: entry}
+    lines = text.splitlines(keepends=True)
+    keys = {f"{name}:", f"'{name}':", f'"{name}":'}
+    start = next((i for i, ln in enumerate(lines) if any(ln.startswith(k) for k in keys)), None)
+    if start is None:
+        new = text + ("" if not text or text.endswith("\n") else "\n") + block
+    else:
+        end = next((j for j in range(start + 1, len(lines)) if lines[j][:1] not in ("", " ", "\t", "#", "\n")), len(lines))
+        new = "".join(lines[:start]) + block + "".join(lines[end:])
+    try:
+        if yaml.safe_load(new) == want:
+            return new
+    except yaml.YAMLError:
+        pass
+    return header + yaml.safe_dump(want, sort_keys=False)
+
+
 # Kubernetes' label value syntax (validation.IsValidLabelValue), lower case: a catalog name is one.
 _NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?")
 
@@ -81,15 +132,17 @@ def register(app: typer.Typer) -> None:
         if (name in models or name in facts) and not force:
             raise InputError(str(models_file if name in models else facts_file), name,
                              "already holds this model; pass --force to replace it, or another --name")
+        _check_folder(models_file, facts_file, into / "gpus.yaml", name)
         # every size written out, but gated_ffn only where false (a plain MLP): the bundled models.yaml's form
-        models[name] = imported.spec.model_dump(exclude={"name"} | ({"gated_ffn"} if imported.spec.gated_ffn else set()),
-                                                exclude_none=True, exclude_defaults=False)
-        facts[name] = imported.facts
+        entry = imported.spec.model_dump(exclude={"name"} | ({"gated_ffn"} if imported.spec.gated_ffn else set()),
+                                         exclude_none=True, exclude_defaults=False)
         header = (f"# Catalog folder written by `planner catalog import-hf` (use: planner --catalog {into} ...).\n"
                   "# Formats: the bundled profiles/models.yaml and profiles/model_configs.yaml.\n")
+        models_text = _with_entry(models_file, header, name, entry)
+        facts_text = _with_entry(facts_file, header, name, imported.facts)
         into.mkdir(parents=True, exist_ok=True)
-        write_atomic(models_file, header + yaml.safe_dump(models, sort_keys=False))
-        write_atomic(facts_file, header + yaml.safe_dump(facts, sort_keys=False))
+        write_atomic(models_file, models_text)
+        write_atomic(facts_file, facts_text)
         con = stdout_console()
         s = imported.spec
         moe = f", MoE {s.moe.experts} experts, top-{s.moe.experts_per_token}" if s.moe else ""
