@@ -13,6 +13,7 @@ exactly where queues formed, and stops after `rounds` re-solves or when every cl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from rich.console import Console
@@ -23,7 +24,7 @@ from planner.io.traces import measure_burstiness, window_rates
 from planner.perf.laws import PerfModel
 from planner.planning.assemble import classes_over_slo, plan_workload
 from planner.simulate.arrivals import Arrivals
-from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S, VerifyReport, tightened_utilization, undecided_note, verify
+from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S, VerifyReport, merged, tightened_utilization, undecided_note, verify
 
 # A trace's busiest minute at least this many times the rate the workload plans for is called out when the plan stays
 # short on it: tightening a static plan's utilization (0.85 -> 0.52 over three rounds, about 1.6x the capacity) cannot
@@ -34,6 +35,12 @@ PEAK_MINUTE_RATIO = 1.25
 # on a trace of minutes (a Poisson trace of 20 minutes at 3 req/s measures 1.0 +- 0.03).
 CLUSTERED_IDC = 2.0
 TRACE_WINDOW_S = 60.0
+# Rule 59-V's candidate verdicts of one verification round (Poisson arrivals; a recorded trace is one replay whatever
+# the verdict): "point" the class's point attainment against its claim at `seed`; "two_seeds" that at `seed` and
+# `seed` + 1, holding only where both hold; "wilson" its 95% Wilson interval at or above the claim; "long" the point
+# attainment of a simulation LONG_VERDICT_FACTOR times as long.
+Verdict = Literal["point", "two_seeds", "wilson", "long"]
+LONG_VERDICT_FACTOR = 3.0
 
 
 def trace_shortfall_hints(arrivals: Arrivals, workload: Workload) -> list[str]:
@@ -76,7 +83,8 @@ def verified_by_default(plan: Plan, objective: str) -> list[str]:
 def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, plan: Plan, *,
                        backend: str = "highs", time_limit_s: float = 10.0, rounds: int = 3, seed: int = 0,
                        duration_s: float = DEFAULT_VERIFY_DURATION_S, console: Console | None = None,
-                       arrivals: Arrivals | None = None, arrivals_source: str | None = None) -> Plan:
+                       arrivals: Arrivals | None = None, arrivals_source: str | None = None,
+                       verdict: Verdict = "point") -> Plan:
     """The first plan whose simulation meets every class's SLO claim, or the last one tried (noted).
 
     `arrivals` (e.g. a recorded trace's requests mapped to the workload's classes, `planner solve --verify-trace`):
@@ -86,7 +94,7 @@ def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalo
     used: dict[str, float] = {}  # the targets the plan in hand was solved with
     report: VerifyReport | None = None
     for round_no in range(rounds + 1):
-        report = verify(plan, workload, perf.get, duration_s=duration_s, seed=seed, arrivals=arrivals)
+        report = judged(plan, workload, perf, verdict, duration_s=duration_s, seed=seed, arrivals=arrivals)
         if console is not None:
             console.print(f"[bold]verify round {round_no}[/]: cost ${plan.cost_per_hour:,.2f}/h")
             for line in report.summary():
@@ -127,6 +135,17 @@ def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalo
         plan.notes.extend(f"verify: {h}" for h in trace_shortfall_hints(arrivals, workload))
     plan.notes.extend(f"verify: {u}" for u in unsure)
     return plan
+
+
+def judged(plan: Plan, workload: Workload, perf: PerfModel, verdict: Verdict, *, duration_s: float, seed: int,
+           arrivals: Arrivals | None) -> VerifyReport:
+    """One verification round's report under `verdict` (see Verdict)."""
+    if verdict == "two_seeds" and arrivals is None:
+        return merged([verify(plan, workload, perf.get, duration_s=duration_s, seed=s) for s in (seed, seed + 1)])
+    if verdict == "long" and arrivals is None:
+        duration_s *= LONG_VERDICT_FACTOR
+    return verify(plan, workload, perf.get, duration_s=duration_s, seed=seed, arrivals=arrivals,
+                  lower_bound=verdict == "wilson")
 
 
 def _simulated(plan: Plan) -> tuple[dict[str, int], dict[str, dict[str, dict[str, float]]]]:

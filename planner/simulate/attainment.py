@@ -75,19 +75,51 @@ def blame_pools(rep: SimReport, slos: dict[str, Slo], failing: list[str]) -> dic
 
 
 def verify(plan: Plan, workload: Workload, perf_lookup: PerfLookup, *, duration_s: float = DEFAULT_VERIFY_DURATION_S,
-           seed: int = 0, arrivals: Arrivals | None = None, fault_share: float = DEFAULT_FAULT_SHARE) -> VerifyReport:
-    """Simulate `plan` under `workload` (Poisson, or the given arrivals) and judge each class's SLO."""
+           seed: int = 0, arrivals: Arrivals | None = None, fault_share: float = DEFAULT_FAULT_SHARE,
+           lower_bound: bool = False) -> VerifyReport:
+    """Simulate `plan` under `workload` (Poisson, or the given arrivals) and judge each class's SLO.
+
+    `lower_bound`: a class holds only where the 95% Wilson interval of its attainment lies at or above its claim
+    (rule 59-V's candidate V2), not merely its point attainment."""
     arr = arrivals if arrivals is not None else poisson_arrivals(workload, duration_s, np.random.default_rng(seed))
     sim = FleetSimulator.from_plan(plan, perf_lookup, arr, workload, seed=seed + 1)
     sim.run()
     rep = build_report(sim)
-    failing = [r.class_id for r in rep.classes.itertuples() if not r.slo_holds]
+    failing = [r.class_id for r in rep.classes.itertuples()
+               if not r.slo_holds or (lower_bound and _undecided(int(r.requests), float(r.attainment), float(r.slo_percentile)))]
     blame = blame_pools(rep, sim.slos, failing)
     at_fault = {p: s for p, s in blame.items() if s >= fault_share}
     if failing and not at_fault and blame:
         p0 = next(iter(blame))
         at_fault = {p0: blame[p0]}
     return VerifyReport(ok=not failing, classes=rep.classes, failing=failing, pools_at_fault=at_fault, blame=blame, sim=rep)
+
+
+def merged(reports: list[VerifyReport], fault_share: float = DEFAULT_FAULT_SHARE) -> VerifyReport:
+    """One verdict of several simulations of one plan (rule 59-V's candidate V1: seeds): a class holds only where it
+    holds in each; its row is its lowest-attainment one; a pool's blame is its mean share over the simulations."""
+    failing = sorted({c for r in reports for c in r.failing})
+    rows = pd.concat([r.classes for r in reports], ignore_index=True)
+    classes = rows.loc[rows.groupby("class_id", sort=False)["attainment"].idxmin()].reset_index(drop=True)
+    blame: dict[str, float] = {}
+    for r in reports:
+        for p, s in r.blame.items():
+            blame[p] = blame.get(p, 0.0) + s / len(reports)
+    blame = dict(sorted(blame.items(), key=lambda kv: -kv[1]))
+    at_fault = {p: s for p, s in blame.items() if s >= fault_share}
+    if failing and not at_fault and blame:
+        p0 = next(iter(blame))
+        at_fault = {p0: blame[p0]}
+    return VerifyReport(ok=not failing, classes=classes, failing=failing, pools_at_fault=at_fault, blame=blame,
+                        sim=reports[0].sim)
+
+
+def _undecided(requests: int, attainment: float, percentile: float) -> bool:
+    """The 95% Wilson interval of `attainment` on `requests` reaches below the claim (`percentile`, e.g. 90)."""
+    if not np.isfinite(percentile):
+        return False
+    band = undecided_share(attainment, requests, percentile / 100.0)
+    return band is not None
 
 
 def undecided_share(share: float, n: int, claim: float, alpha: float = 0.05) -> tuple[float, float] | None:
