@@ -186,6 +186,10 @@ REFUSED = [
     ({"prompt": "hi", "max_tokens": 0}, 400, "BadRequestError", None),
     ({"prompt": "hi", "model": "other"}, 404, "NotFoundError", "model"),
     ({"prompt": ["a", "b"], "model": "other"}, 404, "NotFoundError", "model"),  # a list of prompts: the same check
+    ({"prompt": "hi", "n": 0}, 400, "BadRequestError", None),  # vLLM: 'n must be at least 1, got 0.'
+    ({"prompt": ["a", "b"], "n": -1}, 400, "BadRequestError", None),
+    ({"prompt": "hi", "n": "2"}, 400, "BadRequestError", None),
+    ({"prompt": "hi", "n": 2, "stream": True}, 400, "BadRequestError", None),  # streamed n > 1: refused, not 1 choice
 ]
 
 
@@ -418,3 +422,25 @@ def test_engine_sleep_state_reads_as_vllms(fleet):
                if f.name == "vllm:engine_sleep_state")
     assert "awake = 1 means engine is awake" in fam.documentation
     assert {s.labels["sleep_state"]: s.value for s in fam.samples} == {"awake": 1.0, "weights_offloaded": 0.0, "discard_all": 0.0}
+
+
+# n sequences per prompt, as vLLM 0.26 serves them (serving_completion.request_output_to_completion_response): the
+# choices of prompt p at indices p x n + j, each prompt's tokens counted once, every sequence's tokens counted. Found
+# in QA: n = 3 was answered with one choice. (prompt, n, max_tokens, prompt tokens, choices)
+N_SEQUENCES = [
+    ([1] * 40, 3, 4, 40, 3),
+    ("x" * 80, 2, 5, 20, 2),
+    ([[1] * 10, [2] * 30], 2, 3, 40, 4),
+    ([1] * 40, None, 4, 40, 1),
+]
+
+
+@pytest.mark.parametrize("prompt, n, max_tokens, n_prompt, n_choices", N_SEQUENCES, ids=[str(c[1:]) for c in N_SEQUENCES])
+def test_n_sequences_per_prompt(fleet, prompt, n, max_tokens, n_prompt, n_choices):
+    r = httpx.post(fleet.urls[0] + "/v1/completions", json={"prompt": prompt, "n": n, "max_tokens": max_tokens}, timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [c["index"] for c in body["choices"]] == list(range(n_choices))
+    assert all(len(c["text"].split()) == max_tokens and c["finish_reason"] == "length" for c in body["choices"])
+    assert body["usage"] == {"prompt_tokens": n_prompt, "completion_tokens": n_choices * max_tokens,
+                             "total_tokens": n_prompt + n_choices * max_tokens}

@@ -5,7 +5,8 @@ tested end to end without GPUs. What it reproduces:
 
 * HTTP surface of ``vllm serve``: ``POST /v1/completions`` (prompt as a string or a list of token ids,
   ``max_tokens``, ``stream`` with SSE ``data:`` chunks and ``data: [DONE]``,
-  ``stream_options.include_usage``, ``ignore_eos``; usage with prompt/completion tokens),
+  ``stream_options.include_usage``, ``ignore_eos``, ``n`` sequences per prompt when not streamed (a stream of
+  n > 1 is a 400); usage with prompt/completion tokens),
   ``GET /v1/models``, ``GET /health``, ``GET /metrics``; refusals in vLLM 0.26's ErrorResponse body
   (``{"error": {"message", "type", "param", "code"}}``, planner.io.webserve.error_body) and its HTTP status.
 * Metric names, label sets (``model_name``, ``engine``) and histogram buckets of vLLM 0.26.0
@@ -660,18 +661,35 @@ class EmulatedServer:
         self._want_ids = bool(body.get("return_token_ids", False))
         return n_prompt, max_tokens, stream, include_usage, model
 
+    @staticmethod
+    def _parse_n(body: dict[str, object]) -> int:
+        """The request's ``n``, sequences per prompt (absent or null: 1); below 1 or not an integer is a 400, as
+        vLLM's SamplingParams._verify_args refuses it ('n must be at least 1, got 0.')."""
+        n = body.get("n")
+        if n is None:
+            return 1
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise BadRequest(f"n must be an int, but is of type {type(n).__name__}")
+        if n < 1:
+            raise BadRequest(f"n must be at least 1, got {n}.")
+        return n
+
     async def _completions_batch(self, body: dict[str, object], prompts: list[object]) -> web.Response:
-        """A list of prompts in one non-streamed request (OpenAI batch form): one engine request each,
-        all submitted at once (so an idle engine schedules them together, as vLLM's frontend adds a
-        list's prompts back to back); choices in prompt order."""
+        """A list of prompts, or one prompt with ``n`` > 1, in one non-streamed request (OpenAI batch form): ``n``
+        engine requests per prompt, all submitted at once (so an idle engine schedules them together, as vLLM's
+        frontend adds a list's prompts back to back); choices in prompt order, prompt ``p``'s j-th sequence at index
+        p x n + j, and each prompt's tokens counted once in usage, as vLLM's request_output_to_completion_response
+        numbers and counts them (found in QA: ``n`` was ignored, one choice answered for n = 3)."""
         try:
+            n_seq = self._parse_n(body)
             if body.get("stream"):
-                raise BadRequest("a list of prompts is served non-streamed only by this emulator")
+                raise BadRequest("a list of prompts, or n > 1, is served non-streamed only by this emulator")
             parsed = [self._parse({**body, "prompt": p}) for p in prompts]
         except BadRequest as exc:
             return self._refuse(exc)
         assert self.engine is not None
-        reqs = [_Req(f"cmpl-{next(self._ids)}-{i}", n, mt, self.engine.now()) for i, (n, mt, _s, _u, _m) in enumerate(parsed)]
+        reqs = [_Req(f"cmpl-{next(self._ids)}-{i * n_seq + j}", n, mt, self.engine.now())
+                for i, (n, mt, _s, _u, _m) in enumerate(parsed) for j in range(n_seq)]
         for r in reqs:
             self.engine.submit(r)
         for r in reqs:
@@ -682,7 +700,7 @@ class EmulatedServer:
         model = parsed[0][4]
         choices = [{"index": i, "text": "".join(_token_text(k) for k in range(r.generated)), "logprobs": None,
                     "finish_reason": "length", "stop_reason": None} for i, r in enumerate(reqs)]
-        n_p, n_g = sum(r.prompt_tokens for r in reqs), sum(r.generated for r in reqs)
+        n_p, n_g = sum(n for n, *_ in parsed), sum(r.generated for r in reqs)
         return web.json_response({"id": reqs[0].rid, "object": "text_completion", "created": int(time.time()), "model": model,
                                   "choices": choices, "usage": {"prompt_tokens": n_p, "completion_tokens": n_g, "total_tokens": n_p + n_g}})
 
@@ -698,8 +716,11 @@ class EmulatedServer:
             return await self._completions_batch(body, prompt)
         try:
             n_prompt, max_tokens, stream, include_usage, model = self._parse(body)
+            many = self._parse_n(body) > 1
         except BadRequest as exc:
             return self._refuse(exc)
+        if many:  # n sequences of the one prompt: the batch form's answer (a stream of them is refused there)
+            return await self._completions_batch(body, [prompt])
         want_ids = self._want_ids
         rid = f"cmpl-{next(self._ids)}"
         kvc, kv_params = self.kv_connector, None
