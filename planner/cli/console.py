@@ -6,13 +6,14 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from planner.io.errors import PlannerError
+from planner.io.errors import InputError, PlannerError
 
 EXIT_BAD_INPUT = 2
 """Exit code of every command on bad input (the message names file, field and expectation)."""
@@ -74,3 +75,12 @@ def friendly_errors(fn: F) -> F:
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def figure_path(png: Path | None, no_png: bool, default: Path | None) -> Path | None:
+    """Where a command saves its figure: None with --no-png (the commands that write one, `planner simulate` and
+    `planner profile show`, always did; found in QA), else --png or `default` (None: the command names it later).
+    --png beside --no-png is an InputError naming both, before any work."""
+    if no_png and png is not None:
+        raise InputError(None, "--png/--no-png", f"one of them: --png {png} saves the figure there, --no-png saves none")
+    return None if no_png else png or default

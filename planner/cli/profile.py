@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, cast
 import typer
 from rich.table import Table
 
-from planner.cli.console import F, command_group, friendly_errors
+from planner.cli.console import F, command_group, figure_path, friendly_errors
 from planner.io.errors import InputError
 from planner.io.validate import MAX_PORT, check_max_model_len
 
@@ -572,14 +572,16 @@ def register(app: typer.Typer) -> None:
         png: Path | None = typer.Option(None, help="where to save the plot (default "
                                            "out/<model>-<gpu>-tp<N>[-fp8][-kvfp8][-vllm]-fit.png, never inside the "
                                            "tracked profile folder)"),
+        no_png: bool = typer.Option(False, "--no-png", help="save no plot (as `planner simulate --no-png`)"),
     ) -> None:
-        """Print the fitted laws and residuals of a profile, and save a PNG of points vs fitted curves."""
+        """Print the fitted laws and residuals of a profile, and save a PNG of points vs fitted curves (unless --no-png)."""
         from planner.cli.console import stdout_console
         from planner.io.files import check_writable
         from planner.io.schema import precision_suffix
         from planner.io.validate import check_laws_identifiable
         from profiles.show import fit_profile_dir, graph_advice, render, save_png
 
+        png = figure_path(png, no_png, None)
         if png is not None:
             check_writable(png, "--png")
         fit = fit_profile_dir(directory)
@@ -598,8 +600,9 @@ def register(app: typer.Typer) -> None:
         # tp1-kvfp8 of one model and GPU all wrote out/<model>-<gpu>-tp1-fit.png, each over the one before)
         engine = "-vllm" if fit.law_source == "measured-vllm" else ""
         name = f"{m.model}-{m.gpu}-tp{m.tp}{precision_suffix(m.weight_dtype, m.kv_dtype)}{engine}-fit.png"
-        path = save_png(fit, png or Path("out") / name)
-        console.print(f"plot saved to {path}")
+        if not no_png:
+            path = save_png(fit, png or Path("out") / name)
+            console.print(f"plot saved to {path}")
 
     @profile_app.command("rates")
     @_friendly

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import typer
 
-from planner.cli.console import friendly_errors, stdout_console
+from planner.cli.console import figure_path, friendly_errors, stdout_console
 from planner.io.errors import InputError
 from planner.io.schema import Variant
 from planner.perf.laws import VariantPerf, lookup_variant_perf
 
 PerfLookup = Callable[..., VariantPerf | None]
+# where `planner simulate` saves its latency plot unless --png or --no-png says otherwise
+DEFAULT_SIMULATION_PNG = Path("out/simulation.png")
 
 
 def default_perf_lookup(profiles_dir: Path | None = None) -> PerfLookup:
@@ -121,7 +123,9 @@ def register(app: typer.Typer) -> None:
                                                  "where a class states its burstiness (planner.simulate.arrivals)"),
         duration: float | None = typer.Option(None, help="seconds of arrivals to simulate (default: whole trace, or 600 s)"),
         seed: int = typer.Option(0, min=0, help="random seed (arrivals, routing)"),
-        png: Path | None = typer.Option(Path("out/simulation.png"), help="where to save the latency plot (its folder is created)"),
+        png: Path | None = typer.Option(None, help="where to save the latency plot (its folder is created; default "
+                                                    f"{DEFAULT_SIMULATION_PNG})"),
+        no_png: bool = typer.Option(False, "--no-png", help="save no plot (as `planner profile show --no-png`)"),
         model: str | None = typer.Option(None, help="model of a trace without a model column (e.g. the Azure "
                                               "trace); with one, replay that model's requests alone"),
         routing: str | None = typer.Option(None, help="how a request picks a replica of its pool: least_loaded or random "
@@ -146,6 +150,7 @@ def register(app: typer.Typer) -> None:
         if plan is None or (plan_path is not None and plan_option is not None):
             raise InputError(None, "--plan", "one plan file, as `planner simulate PLAN` or `planner simulate --plan PLAN`; "
                              "got " + ("none" if plan is None else f"two ({plan_path} and {plan_option})"))
+        png = figure_path(png, no_png, DEFAULT_SIMULATION_PNG)
         root = plan_profiles_root(plan, profiles)
         run_simulate(plan=plan, trace=trace, workload=workload, duration=duration, seed=seed, png=png, model=model,
                      perf_lookup=default_perf_lookup(root), routing=parse_routing(routing), kv_policy=parse_kv_policy(kv_policy),
