@@ -106,3 +106,7 @@ def test_zero_token_requests_are_said(tmp_path, rows, note):
     said = zero_token_note(df)
     assert (said is None) if note is None else (note in str(said) and str(p) in str(said)), said
     assert df["input_tokens"].min() >= 1 and df["output_tokens"].min() >= 1
+    # `workload from-trace` buckets them as 1 token and says so, once (found in QA: it said nothing)
+    out = " ".join(CliRunner().invoke(app, ["workload", "from-trace", str(p), "--isl-buckets", "1", "--osl-buckets", "1",
+                                            "--poisson"]).output.split())
+    assert out.count("counted as 1 token") == (0 if note is None else 1) and (note is None or note in out), out

@@ -283,7 +283,16 @@ def workload_from_trace(
     from planner.io.catalog import Catalog
     from planner.io.errors import InputError
     from planner.io.files import check_writable, dump_yaml, write_atomic
-    from planner.io.traces import bucket_trace, busy_window_note, check_rate_span, over_context_note, prefix_block_reuse, read_trace, time_unit_note
+    from planner.io.traces import (
+        bucket_trace,
+        busy_window_note,
+        check_rate_span,
+        over_context_note,
+        prefix_block_reuse,
+        read_trace,
+        time_unit_note,
+        zero_token_note,
+    )
     from planner.io.validate import slo_from_options
 
     slo = slo_from_options(ttft_ms, itl_ms, percentile)
@@ -297,7 +306,8 @@ def workload_from_trace(
     # bucketed Llama-2-70B's 1,612 over-context requests into its classes, and `planner simulate` then refused the trace)
     contexts = catalog.contexts(catalog.models)
     tr = read_trace(trace, model, contexts=contexts, drop_over_context=True)
-    for note in (time_unit_note(tr), over_context_note(tr, contexts)):
+    # the 0-token requests its classes count as 1 token, as `planner simulate` says them (found in QA: not a word here)
+    for note in (time_unit_note(tr), over_context_note(tr, contexts), zero_token_note(tr)):
         if note:
             console.print(note, highlight=False)
     check_rate_span(tr, trace)
