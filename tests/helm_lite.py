@@ -5,6 +5,8 @@ Helm's meaning, so that `helm template` renders the same manifests:
   {{ .Values.a.b }}  {{ .Release.Name }}  {{ .Release.Namespace }}  {{ .Chart.Version }}
   pipes: `| quote`, `| default X`, `| nindent N`, `| indent N`, `| toYaml`; `toYaml X` as the first stage
   `omit X "k1" "k2"` as the first stage: the map X without those keys (Sprig's omit)
+  `values X` as the first stage: the list of the map X's values (Sprig's values, in no set order: follow it with
+  `| sortAlpha`); pipes `| uniq` (Sprig: the list without repeats) and `| sortAlpha` (Sprig: the strings sorted)
   {{- if X }} ... {{- else }} ... {{- end }}   (X a value; Helm truthiness: empty/0/false/nil are false)
   {{ fail "message" }}: rendering stops with TemplateError(message), as Helm's `fail` stops `helm template`
   `{{-` trims the whitespace before the action, `-}}` the whitespace after it
@@ -90,6 +92,8 @@ class Renderer:
             m = self._term(words[1], where)
             drop = {self._term(w, where) for w in words[2:]}
             val = {k: v for k, v in (m or {}).items() if k not in drop}
+        elif words[0] == "values":  # Sprig's values: the map's values (Go's map order is random: sortAlpha them)
+            val = list((self._term(words[1], where) or {}).values())
         elif words[0] == "fail":  # Helm's fail: rendering stops with the message (a values error the chart names)
             raise TemplateError(f"{where}: {self._term(words[1], where)}")
         elif words[0] == "not":
@@ -110,6 +114,10 @@ class Renderer:
                 val = "\n".join(" " * int(args[0]) + line if line else line for line in _str(val, where).split("\n"))
             elif fn == "toYaml":
                 val = _to_yaml(val)
+            elif fn == "uniq":
+                val = [v for i, v in enumerate(val) if v not in val[:i]]
+            elif fn == "sortAlpha":
+                val = sorted(_str(v, where) for v in val)
             else:
                 raise TemplateError(f"{where}: unsupported function {fn!r}")
         return val
