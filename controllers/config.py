@@ -53,7 +53,8 @@ class PrometheusConfig(_Strict):
     itl_metric: Literal["request_mean", "per_token"] = Field(
         default="request_mean",
         description="request_mean: vllm:request_time_per_output_token_seconds (each request's mean inter-token time, "
-                    "what an ITL SLO percentile is over); per_token: vllm:inter_token_latency_seconds")
+                    "what an ITL SLO percentile is over); per_token: vllm:inter_token_latency_seconds (the fallback of "
+                    "request_mean too; vllm:time_per_output_token_seconds, its name in vLLM <= 0.10, after it)")
     gateway_ttft_metric: str | None = Field(
         default=None,
         description="a TTFT histogram measured in front of the model servers (gateway or endpoint picker), labelled "

@@ -189,3 +189,63 @@ def test_the_validate_a_config_run_asks_prometheus_about_the_selector(tmp_path):
             check_prometheus_query(prom.url, 'namespace="llm', "c.yaml")
         with pytest.raises(InputError, match=r"field 'prometheus\.url': answered HTTP 404"):
             check_prometheus_query(prom.url + "/not-prometheus", "", "c.yaml")
+
+
+# ---------------------------------------------------------------- which vLLM histogram the ITL is read from
+# A FAKE Prometheus HTTP API (httpx.MockTransport) holding the metric families one vLLM version exports: a query naming
+# a family the version lacks has no series, as a real Prometheus answers. Each ITL histogram's quantile is a distinct
+# value so the ITL says which one was read. Families from the vLLM 0.26.0 /metrics (shared/tools/vllm-offline/
+# README.md) and the v1 loggers.py of vLLM 0.10, which has vllm:time_per_output_token_seconds (per token) and neither
+# vllm:request_time_per_output_token_seconds nor vllm:inter_token_latency_seconds.
+FAKE_NOW_S = 1000.0
+COMMON = ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
+          "vllm:request_success_total", "vllm:request_prompt_tokens", "vllm:request_generation_tokens",
+          "vllm:time_to_first_token_seconds", "vllm:request_prefill_time_seconds")
+ITL_QUANTILE_S = {"vllm:request_time_per_output_token_seconds": 0.040, "vllm:inter_token_latency_seconds": 0.020,
+                  "vllm:time_per_output_token_seconds": 0.030}
+
+
+def fake_prometheus(families: set[str]) -> httpx.Client:
+    """An httpx client whose /api/v1/query answers from `families` (one mixed-role series of SERVED per query)."""
+    import re
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        q = request.url.params["query"]
+        if q == "time()":
+            return httpx.Response(200, json={"status": "success", "data": {"resultType": "scalar",
+                                                                           "result": [FAKE_NOW_S, str(FAKE_NOW_S)]}})
+        names = [re.sub(r"_(bucket|sum|count)$", "", n) for n in re.findall(r"vllm:[a-z_]+", q)]
+        present = bool(names) and all(n in families for n in names) and 'role="prefill"' not in q and 'role=""' not in q
+        value = FAKE_NOW_S if "timestamp(" in q else ITL_QUANTILE_S.get(names[0], 1.0) if names else 1.0
+        result = [{"metric": {"model_name": SERVED, "role": "mixed"}, "value": [FAKE_NOW_S, str(value)]}] if present else []
+        return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": result}})
+
+    return httpx.Client(base_url="http://prometheus.test", transport=httpx.MockTransport(handler))
+
+
+TPOT_REQ, ITL_TOK, ITL_OLD = ITL_QUANTILE_S
+ITL_CASES = [
+    # (case, families beside COMMON, itl_metric, ITL ms expected, itl_source expected)
+    ("vLLM 0.26: per-request mean", {TPOT_REQ, ITL_TOK}, "request_mean", 40.0, TPOT_REQ),
+    ("vLLM 0.26: per_token asked", {TPOT_REQ, ITL_TOK}, "per_token", 20.0, ITL_TOK),
+    ("no per-request histogram", {ITL_TOK}, "request_mean", 20.0, f"{ITL_TOK} (fallback: no {TPOT_REQ})"),
+    ("deprecated name beside the new one: the new one", {ITL_TOK, ITL_OLD}, "per_token", 20.0, ITL_TOK),
+    ("vLLM 0.10: former per-token name", {ITL_OLD}, "request_mean", 30.0,
+     f"{ITL_OLD} (fallback: no {ITL_TOK} nor {TPOT_REQ})"),
+    ("vLLM 0.10, per_token asked", {ITL_OLD}, "per_token", 30.0, f"{ITL_OLD} (fallback: no {ITL_TOK})"),
+    ("no ITL histogram at all", set(), "request_mean", None, ""),
+]
+
+
+@pytest.mark.parametrize(("families", "itl_metric", "itl_ms", "source"), [c[1:] for c in ITL_CASES],
+                         ids=[c[0] for c in ITL_CASES])
+def test_itl_read_from_the_histogram_the_vllm_version_exports(families, itl_metric, itl_ms, source):
+    """A fleet of vLLM 0.10 or earlier exports the per-token ITL histogram as vllm:time_per_output_token_seconds only:
+    the observer read no ITL at all from it (itl_ms None, itl_source ''), and the SLO feedback then went by TTFT alone
+    (found in QA). Now that name is the last fallback, and the source says so."""
+    cfg = PrometheusConfig(url="http://prometheus.test", rate_window_s=120, itl_metric=itl_metric)
+    o = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0}, client=fake_prometheus(set(COMMON) | families)).observe()
+    assert o.ok, o.reason
+    m = o.models[MODEL]
+    assert m.ttft_ms == pytest.approx(1000.0)
+    assert (m.itl_ms, m.itl_source) == (pytest.approx(itl_ms) if itl_ms is not None else None, source)

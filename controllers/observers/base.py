@@ -36,7 +36,8 @@ class ModelObservation:
     from_histograms: bool = False
     """TTFT/ITL were read with histogram_quantile() over vLLM's buckets (Prometheus), not from samples."""
     itl_source: str = ""
-    """Histogram the ITL came from (vllm:request_time_per_output_token_seconds or the per-token fallback)."""
+    """Histogram the ITL came from (vllm:request_time_per_output_token_seconds, or a per-token fallback:
+    vllm:inter_token_latency_seconds, or vllm:time_per_output_token_seconds on vLLM <= 0.10)."""
     ttft_source: str = ""
     """'decode+prefill' (P/D: the two sides' quantiles summed) or 'decode' / 'mixed'."""
     prefill_time_ms: float | None = None

@@ -22,7 +22,9 @@ from the pod's pd-planner.io/role, name set by `role_label`):
                   request's MEAN time per output token, the quantity an ITL SLO percentile is over
                   (vLLM 0.26.0 names; vllm:time_per_output_token_seconds is gone there). A server
                   that does not export it falls back to vllm:inter_token_latency_seconds (per token,
-                  lighter tail than per request) and the observation says so (itl_source).
+                  lighter tail than per request), and one exporting neither (vLLM 0.10 and earlier) to
+                  vllm:time_per_output_token_seconds, that histogram's name before 0.11; the
+                  observation says which (itl_source).
                   `itl_metric: per_token` forces the per-token histogram.
   running/waiting sum by role of vllm:num_requests_{running,waiting}, and deriv() of waiting; the
                   endpoint picker's flow-control queue (`epp_queue_metric`, by model_name) is added
@@ -75,6 +77,10 @@ ROLE_VALUES = {"prefill": "prefill", "decode": "decode", "mixed": "mixed", "both
 """Series role label value -> pool role (llm-d's llm-d.ai/role `both` is a mixed pool)."""
 TPOT_REQUEST = "vllm:request_time_per_output_token_seconds"
 ITL_PER_TOKEN = "vllm:inter_token_latency_seconds"
+ITL_PER_TOKEN_LEGACY = "vllm:time_per_output_token_seconds"
+"""The per-token histogram (every inter-token gap, as ITL_PER_TOKEN) under its name in vLLM 0.10 and earlier, whose
+v1 engine exports neither TPOT_REQUEST nor ITL_PER_TOKEN; deprecated for ITL_PER_TOKEN in 0.11, absent in 0.26.0
+(shared/tools/vllm-offline/README.md). Read only where neither newer histogram has a series."""
 
 
 def _ratio_ms(num: dict[str, float], den: dict[str, float], m: str) -> float | None:
@@ -247,6 +253,11 @@ class PrometheusObserver:
                     if self.cfg.gateway_ttft_metric else {}
                 i_tok = self._by_model(
                     f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate({ITL_PER_TOKEN}_bucket{side}[{w}])))")
+                # an older vLLM (<= 0.10) has the per-token histogram under its former name only: without it no ITL
+                # at all was read from such a fleet (found in QA: itl_ms None, itl_source '')
+                i_old = self._by_model(
+                    f"histogram_quantile({q / 100:g}, sum by (model_name, le) (rate({ITL_PER_TOKEN_LEGACY}_bucket{side}[{w}])))") \
+                    if any(pq == q and m not in i_req and m not in i_tok for m, pq in self.percentile.items()) else {}
                 for m, pq in self.percentile.items():
                     if pq != q:
                         continue
@@ -260,6 +271,10 @@ class PrometheusObserver:
                     elif m in i_tok:
                         itl[m] = i_tok[m] * 1e3
                         itl_src[m] = ITL_PER_TOKEN + (" (fallback: no " + TPOT_REQUEST + ")" if self.cfg.itl_metric == "request_mean" else "")
+                    elif m in i_old:
+                        itl[m] = i_old[m] * 1e3
+                        itl_src[m] = (ITL_PER_TOKEN_LEGACY + " (fallback: no " + ITL_PER_TOKEN
+                                      + (" nor " + TPOT_REQUEST if self.cfg.itl_metric == "request_mean" else "") + ")")
         except PromError as exc:
             return Observation(t_s=now_s, ok=False, reason=str(exc))
 
