@@ -249,3 +249,14 @@ def test_itl_read_from_the_histogram_the_vllm_version_exports(families, itl_metr
     m = o.models[MODEL]
     assert m.ttft_ms == pytest.approx(1000.0)
     assert (m.itl_ms, m.itl_source) == (pytest.approx(itl_ms) if itl_ms is not None else None, source)
+
+
+def test_a_request_counter_never_exported_is_named_not_blamed_on_the_window():
+    """Gauges scraped but no vllm:request_success_total at all (a vLLM or a metrics filter without it): the model was
+    held with 'rate() needs two scrapes inside the window ... use >= 4' at a 120-s window, advice that cannot help
+    (found in QA). Now the reason names the missing counter; the model is still held."""
+    cfg = PrometheusConfig(url="http://prometheus.test", rate_window_s=120)
+    o = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0},
+                           client=fake_prometheus(set(COMMON) - {"vllm:request_success_total"})).observe()
+    assert not o.ok and MODEL not in o.models
+    assert "no vllm:request_success_total for llama-3.1-8b" in o.unusable[MODEL] and "rate_window_s" not in o.unusable[MODEL]

@@ -134,6 +134,14 @@ class PrometheusObserver:
                 + (f" and {len(names) - 5} more" if len(names) > 5 else "")
                 + ": set models.<name>.served_name to the label vLLM exports (its --served-model-name)")
 
+    def _has_series(self, metric: str, sel: str, model: str) -> bool:
+        """Whether Prometheus holds any series of `metric` for `model` (tells a counter never exported from a rate()
+        without series); True when the query fails (the message of the caller then stands)."""
+        try:
+            return model in self._by_model(f"count by (model_name) ({metric}{sel})")
+        except PromError:
+            return True
+
     def _sel(self, *extra: str) -> str:
         parts = [p for p in (self.cfg.selector, *extra) if p]
         return "{" + ",".join(parts) + "}" if parts else ""
@@ -291,6 +299,11 @@ class PrometheusObserver:
                 problems[m] = (f"{int(unlabelled[m])} vLLM series of {m} have no {rl!r} label: relabel the pod's "
                                f"llm-d.ai/role onto it (controllers/deploy/examples/podmonitor.yaml); not read as mixed, which "
                                f"would count the prefill side's completions and prompts twice")
+                continue
+            if m not in completion and m not in pf_completion and not self._has_series("vllm:request_success_total", allsel, m):
+                # the gauges are there but the counter is not exported at all (a vLLM without it): no window would help
+                problems[m] = (f"no vllm:request_success_total for {m} while its gauges are scraped: the request rate "
+                               "cannot be read (a vLLM version or metrics filter without that counter)")
                 continue
             if m not in completion and m not in pf_completion:
                 # the gauges are there but rate() over the window gave no series: fewer than two scrapes in it (found by
