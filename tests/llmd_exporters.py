@@ -66,7 +66,7 @@ class FakeVllmPod:
         self.load = load
         self.tick_s = tick_s
         r = self.registry = CollectorRegistry()
-        lab = ["model_name"]
+        lab = ["model_name", "engine"]  # vLLM's label set (one series per engine core; "0" without data parallelism)
         self.success = Counter("vllm:request_success", "finished requests", lab + ["finished_reason"], registry=r)
         self.prompt = Histogram("vllm:request_prompt_tokens", "prompt tokens", lab, buckets=TOKEN_BUCKETS, registry=r)
         self.gen = Histogram("vllm:request_generation_tokens", "generation tokens", lab, buckets=TOKEN_BUCKETS, registry=r)
@@ -93,25 +93,25 @@ class FakeVllmPod:
             now = time.monotonic()
             owed += self.load.rate_rps * (now - last)
             last = now
-            self.running.labels(m).set(self.load.running)
-            self.waiting.labels(m).set(self.load.waiting)
-            self.kv.labels(m).set(0.3)
+            self.running.labels(m, "0").set(self.load.running)
+            self.waiting.labels(m, "0").set(self.load.waiting)
+            self.kv.labels(m, "0").set(0.3)
             while owed >= 1.0:
                 owed -= 1.0
-                self.success.labels(m, "length").inc()
-                self.prompt.labels(m).observe(self.load.isl)
-                self.gen.labels(m).observe(self.load.osl)
-                self.ttft.labels(m).observe(self.load.ttft_s)
-                self.tpot.labels(m).observe(self.load.tpot_request_s)
+                self.success.labels(m, "0", "length").inc()
+                self.prompt.labels(m, "0").observe(self.load.isl)
+                self.gen.labels(m, "0").observe(self.load.osl)
+                self.ttft.labels(m, "0").observe(self.load.ttft_s)
+                self.tpot.labels(m, "0").observe(self.load.tpot_request_s)
                 for _ in range(max(0, self.load.osl - 1)):
-                    self.itl.labels(m).observe(self.load.itl_token_s)
+                    self.itl.labels(m, "0").observe(self.load.itl_token_s)
 
     def __enter__(self) -> "FakeVllmPod":
         for g in (self.running, self.waiting, self.kv):
-            g.labels(self.served).set(0)
-        self.success.labels(self.served, "length")
+            g.labels(self.served, "0").set(0)
+        self.success.labels(self.served, "0", "length")
         for h in (self.prompt, self.gen, self.ttft, self.tpot, self.itl):
-            h.labels(self.served)
+            h.labels(self.served, "0")
         self._server = serve(self.registry, self.port)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
