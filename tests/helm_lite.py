@@ -7,6 +7,9 @@ Helm's meaning, so that `helm template` renders the same manifests:
   `omit X "k1" "k2"` as the first stage: the map X without those keys (Sprig's omit)
   `values X` as the first stage: the list of the map X's values (Sprig's values, in no set order: follow it with
   `| sortAlpha`); pipes `| uniq` (Sprig: the list without repeats) and `| sortAlpha` (Sprig: the strings sorted)
+  `eq A B` as the first stage: Go's eq of two values of one basic kind (string, integer, bool; any other pair is an
+  error, as Go's "incompatible types for comparison")
+  `dig "k1" "k2" DEFAULT MAP` as the first stage: Sprig's dig, MAP's k1.k2, DEFAULT where a key is missing
   {{- if X }} ... {{- else }} ... {{- end }}   (X a value; Helm truthiness: empty/0/false/nil are false)
   {{ fail "message" }}: rendering stops with TemplateError(message), as Helm's `fail` stops `helm template`
   `{{-` trims the whitespace before the action, `-}}` the whitespace after it
@@ -96,6 +99,22 @@ class Renderer:
             val = list((self._term(words[1], where) or {}).values())
         elif words[0] == "fail":  # Helm's fail: rendering stops with the message (a values error the chart names)
             raise TemplateError(f"{where}: {self._term(words[1], where)}")
+        elif words[0] == "eq":  # Go's eq (two operands): basic values of one kind, else an error as Go gives
+            a, b = (self._term(w, where) for w in words[1:3])
+            kinds = {type(x) for x in (a, b)}
+            if len(words) != 3 or len(kinds) != 1 or not kinds <= {str, int, bool}:
+                raise TemplateError(f"{where}: eq of {a!r} and {b!r}: incompatible types for comparison")
+            val = a == b
+        elif words[0] == "dig":  # Sprig's dig: keys..., default, map; the default where a key is missing
+            *keys, default, m = (self._term(w, where) for w in words[1:])
+            val = m
+            for k in keys:
+                if not isinstance(val, dict):
+                    raise TemplateError(f"{where}: dig {keys}: {val!r} is not a map")
+                if k not in val:
+                    val = default
+                    break
+                val = val[k]
         elif words[0] == "not":
             val = not _truthy(self._term(words[1], where))
         elif len(words) == 1:
