@@ -482,3 +482,17 @@ def test_helm_lite_eq_and_dig_follow_go_and_sprig(expr, want):
             r.eval(expr, "t")
     else:
         assert r.eval(expr, "t") == want
+
+
+def _plain_deployment() -> dict:
+    return next(d for d in yaml.safe_load_all((ROOT / "controllers" / "deploy" / "deployment.yaml").read_text())
+                if d and d["kind"] == "Deployment")
+
+
+def test_the_plain_deployment_runs_as_the_charts_does():
+    """Found in QA: controllers/deploy/deployment.yaml set runAsUser 65532 but no runAsGroup (the chart sets 65532), so
+    the plain controller ran with the image's group; the pod's and the container's securityContext now agree."""
+    chart = next(d for d in render({}) if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    plain = _plain_deployment()["spec"]["template"]["spec"]
+    assert plain["securityContext"] == chart["securityContext"]
+    assert plain["containers"][0]["securityContext"] == chart["containers"][0]["securityContext"]
