@@ -496,3 +496,19 @@ def test_the_plain_deployment_runs_as_the_charts_does():
     plain = _plain_deployment()["spec"]["template"]["spec"]
     assert plain["securityContext"] == chart["securityContext"]
     assert plain["containers"][0]["securityContext"] == chart["containers"][0]["securityContext"]
+
+
+@pytest.mark.parametrize("tag,want", [("", "appVersion"), ("1.2.3-rc1", "1.2.3-rc1")])
+def test_the_image_tag_defaults_to_the_charts_app_version(tag, want):
+    """Found in QA: `image.tag: ""` rendered `ghcr.io/pd-planner/pd-planner:` (no tag) where Helm charts fall back to
+    .Chart.AppVersion; the chart's appVersion is the package's version (pyproject.toml), which the image is built
+    from, and the plain manifest's image tag is the same."""
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert app_version == version
+    dep = next(d for d in render({"image": {"tag": tag}}) if d["kind"] == "Deployment")
+    image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "ghcr.io/pd-planner/pd-planner:" + (version if want == "appVersion" else want)
+    assert _plain_deployment()["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1] == version
