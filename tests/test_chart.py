@@ -512,3 +512,35 @@ def test_the_image_tag_defaults_to_the_charts_app_version(tag, want):
     image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "ghcr.io/pd-planner/pd-planner:" + (version if want == "appVersion" else want)
     assert _plain_deployment()["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1] == version
+
+
+def _probed(pod: dict) -> dict[str, dict]:
+    """The container's probes by kind, each checked to GET /metrics on a port the container declares (by name)."""
+    c = pod["containers"][0]
+    ports = {p["name"] for p in c.get("ports", [])}
+    out = {}
+    for kind in ("livenessProbe", "readinessProbe"):
+        if kind in c:
+            get = c[kind]["httpGet"]
+            assert get["path"] == "/metrics" and get["port"] in ports, (kind, get, ports)
+            out[kind] = c[kind]
+    return out
+
+
+def test_the_controller_has_liveness_and_readiness_probes_on_its_metrics_port():
+    """Found in QA: the controller's Deployment (chart and plain) had no probe, so a hung controller stayed 'Running'
+    and Ready. Its only server is prometheus_client's /metrics on record.metrics_port (the port named metrics), served
+    from start-up on every replica; both probes GET it, every 30 s, 3 failures. The chart's are values (probes.*)."""
+    chart = next(d for d in render({}) if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    plain = _plain_deployment()["spec"]["template"]["spec"]
+    for pod in (chart, plain):
+        probes = _probed(pod)
+        assert set(probes) == {"livenessProbe", "readinessProbe"}
+        assert all(p["periodSeconds"] == 30 and p["failureThreshold"] == 3 for p in probes.values())
+        assert next(p for p in pod["containers"][0]["ports"] if p["name"] == "metrics")["containerPort"] == 9100
+    assert _probed(plain) == _probed(chart)
+    cm = next(d for d in render({}) if d["kind"] == "ConfigMap")
+    assert ControllerConfig.model_validate(yaml.safe_load(cm["data"]["controller.yaml"])).record.metrics_port == 9100
+    tuned = next(d for d in render({"probes": {"liveness": {"periodSeconds": 60}, "readiness": None}})  # Helm: null deletes a default
+                 if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert _probed(tuned)["livenessProbe"]["periodSeconds"] == 60 and "readinessProbe" not in _probed(tuned)
