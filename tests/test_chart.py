@@ -544,3 +544,17 @@ def test_the_controller_has_liveness_and_readiness_probes_on_its_metrics_port():
     tuned = next(d for d in render({"probes": {"liveness": {"periodSeconds": 60}, "readiness": None}})  # Helm: null deletes a default
                  if d["kind"] == "Deployment")["spec"]["template"]["spec"]
     assert _probed(tuned)["livenessProbe"]["periodSeconds"] == 60 and "readinessProbe" not in _probed(tuned)
+
+
+def test_the_plain_rbac_shows_the_gateway_rules_the_chart_renders():
+    """Found in QA: controllers/deploy/rbac.yaml showed the HTTPRoute rule to uncomment but not the InferencePool one
+    beside it (get, both API groups), which routing.inference_pool_routes needs as well (the chart renders both). The
+    commented rules, uncommented, are the chart's (the HTTPRoutes' names aside)."""
+    import re
+
+    text = (ROOT / "controllers" / "deploy" / "rbac.yaml").read_text()
+    commented = yaml.safe_load("\n".join(m.group(1) for m in re.finditer(r"(?m)^  # ((?:- |  ).*)$", text)))
+    chart = [{k: v for k, v in r.items() if k != "resourceNames"} for r in rules(render(VARIANTS["all-on"]))
+             if set(r["resources"]) & {"httproutes", "inferencepools"}]
+    plain = [{k: v for k, v in r.items() if k != "resourceNames"} for r in commented]
+    assert all(r in chart for r in plain) and all(r in plain for r in chart), (plain, chart)
