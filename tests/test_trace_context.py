@@ -92,8 +92,10 @@ def test_solve_verify_trace_drop_over_context(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("rows, note", [
     ("0.5,m,100,20\n1.0,m,90,20\n", None),
-    ("0.5,m,0,20\n1.0,m,90,20\n", "1 requests of 0 input_tokens (of 2) are counted as 1 token"),
-    ("0.5,m,0,0\n1.0,m,90,0\n", "1 requests of 0 input_tokens and 2 requests of 0 output_tokens (of 2)"),
+    # one request is, two are (found in QA: "1 requests ... are counted")
+    ("0.5,m,0,20\n1.0,m,90,20\n", "1 request of 0 input_tokens (of 2) is counted as 1 token"),
+    ("0.5,m,90,0\n1.0,m,90,0\n", "2 requests of 0 output_tokens (of 2) are counted as 1 token"),
+    ("0.5,m,0,0\n1.0,m,90,0\n", "1 request of 0 input_tokens and 2 requests of 0 output_tokens (of 2) are counted"),
 ])
 def test_zero_token_requests_are_said(tmp_path, rows, note):
     """A trace's 0-token requests are served as 1 token, as `workload from-trace` buckets them, and `planner simulate`
@@ -109,4 +111,14 @@ def test_zero_token_requests_are_said(tmp_path, rows, note):
     # `workload from-trace` buckets them as 1 token and says so, once (found in QA: it said nothing)
     out = " ".join(CliRunner().invoke(app, ["workload", "from-trace", str(p), "--isl-buckets", "1", "--osl-buckets", "1",
                                             "--poisson"]).output.split())
+    assert out.count("counted as 1 token") == (0 if note is None else 1) and (note is None or note in out), out
+    # and so does `planner solve --verify-trace`, where it reads the trace (found in QA: it said nothing)
+    wl, named = tmp_path / "w.yaml", tmp_path / "named.csv"
+    wl.write_text("models:\n  llama-3.1-8b: {slo: {ttft_ms: 1000, itl_ms: 50, percentile: 90}}\n"
+                  "classes:\n  - {id: c, model: llama-3.1-8b, isl: 100, osl: 20, rate_rps: 0.4}\n")
+    named.write_text("timestamp,model,input_tokens,output_tokens\n" + rows.replace(",m,", ",llama-3.1-8b,"))
+    r = CliRunner().invoke(app, ["solve", "-w", str(wl), "-f", str(REPO / "examples/default/fleet.yaml"),
+                                 "--verify-trace", str(named), "--no-slo-cost"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
     assert out.count("counted as 1 token") == (0 if note is None else 1) and (note is None or note in out), out

@@ -180,7 +180,7 @@ def solve(
     wl, fl = load_workload_fleet(workload, fleet, catalog)
     arrivals = None
     if verify_trace is not None:  # read and mapped to the classes before any solve: a bad trace is exit 2, no work lost
-        from planner.io.traces import has_model_column, over_context_note, read_trace, time_unit_note
+        from planner.io.traces import has_model_column, over_context_note, read_trace, time_unit_note, zero_token_note
         from planner.simulate.arrivals import trace_arrivals
 
         single = next(iter(wl.models)) if len(wl.models) == 1 else None
@@ -190,7 +190,7 @@ def solve(
                              "names them, or a workload of one model")
         contexts = catalog.contexts(wl.models)
         requests = read_trace(verify_trace, single, contexts, drop_over_context=drop_over_context)
-        for note in (time_unit_note(requests), over_context_note(requests, contexts)):
+        for note in (time_unit_note(requests), over_context_note(requests, contexts), zero_token_note(requests)):
             if note:
                 console.print(note, highlight=False)
         arrivals = trace_arrivals(requests.rename(columns={"t_s": "timestamp"}), wl, str(verify_trace), model=single,

@@ -342,9 +342,11 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     # token; counted so a replay can say so (found in QA: `planner simulate` raised them without a word)
     zero = {col: int((df[col] == 0).sum()) for col in ("input_tokens", "output_tokens")}
     if any(zero.values()):
+        said = [(n, col) for col, n in zero.items() if n]
+        # "1 request ... is", "2 requests ... are" (found in QA: "1 requests ... are")
         out.attrs["zero_token_note"] = (
-            f"note: {p}: " + " and ".join(f"{n:,} requests of 0 {col}" for col, n in zero.items() if n)
-            + f" (of {len(df):,}) are counted as 1 token")
+            f"note: {p}: " + " and ".join(f"{n:,} request{'' if n == 1 else 's'} of 0 {col}" for n, col in said)
+            + f" (of {len(df):,}) {'is' if len(said) == 1 and said[0][0] == 1 else 'are'} counted as 1 token")
     if unstated and span_s > UNSTATED_UNIT_NOTE_SPAN_S:
         out.attrs["time_unit_note"] = (
             f"note: {p}'s `timestamp` column states no unit and is read as seconds (the product's format): the trace "
