@@ -203,6 +203,9 @@ COMMON = ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cac
           "vllm:time_to_first_token_seconds", "vllm:request_prefill_time_seconds")
 ITL_QUANTILE_S = {"vllm:request_time_per_output_token_seconds": 0.040, "vllm:inter_token_latency_seconds": 0.020,
                   "vllm:time_per_output_token_seconds": 0.030}
+# the gauges that have a former name, a distinct value each so that the observation says which was read
+GAUGE_VALUE = {"vllm:kv_cache_usage_perc": 0.6, "vllm:gpu_cache_usage_perc": 0.4,
+               "llm_d_epp_flow_control_queue_size": 3.0, "inference_extension_flow_control_queue_size": 5.0}
 
 
 def fake_prometheus(families: set[str]) -> httpx.Client:
@@ -214,9 +217,10 @@ def fake_prometheus(families: set[str]) -> httpx.Client:
         if q == "time()":
             return httpx.Response(200, json={"status": "success", "data": {"resultType": "scalar",
                                                                            "result": [FAKE_NOW_S, str(FAKE_NOW_S)]}})
-        names = [re.sub(r"_(bucket|sum|count)$", "", n) for n in re.findall(r"vllm:[a-z_]+", q)]
+        names = [re.sub(r"_(bucket|sum|count)$", "", n)
+                 for n in re.findall(r"vllm:[a-z_]+|\b(?:llm_d_epp|inference_extension)_[a-z_]+", q)]
         present = bool(names) and all(n in families for n in names) and 'role="prefill"' not in q and 'role=""' not in q
-        value = FAKE_NOW_S if "timestamp(" in q else ITL_QUANTILE_S.get(names[0], 1.0) if names else 1.0
+        value = FAKE_NOW_S if "timestamp(" in q else {**ITL_QUANTILE_S, **GAUGE_VALUE}.get(names[0], 1.0) if names else 1.0
         result = [{"metric": {"model_name": SERVED, "role": "mixed"}, "value": [FAKE_NOW_S, str(value)]}] if present else []
         return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": result}})
 
@@ -260,3 +264,24 @@ def test_a_request_counter_never_exported_is_named_not_blamed_on_the_window():
                            client=fake_prometheus(set(COMMON) - {"vllm:request_success_total"})).observe()
     assert not o.ok and MODEL not in o.models
     assert "no vllm:request_success_total for llama-3.1-8b" in o.unusable[MODEL] and "rate_window_s" not in o.unusable[MODEL]
+
+
+KV_NEW, KV_OLD = "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"
+
+
+@pytest.mark.parametrize(("families", "kv", "source"), [
+    ({KV_NEW}, 0.6, KV_NEW),  # vLLM >= 0.12
+    ({KV_NEW, KV_OLD}, 0.6, KV_NEW),  # vLLM 0.9.2-0.11: both, the current name read
+    ({KV_OLD}, 0.4, f"{KV_OLD} (fallback: no {KV_NEW})"),  # vLLM <= 0.9.1
+    (set(), None, ""),
+], ids=["new name", "both", "former name only", "neither"])
+def test_kv_usage_read_from_the_gauge_the_vllm_version_exports(families, kv, source):
+    """A fleet of vLLM 0.9.1 or earlier exports the KV usage as vllm:gpu_cache_usage_perc only (renamed
+    vllm:kv_cache_usage_perc in 0.9.2): the observer read kv_usage {} from it (found in QA). Now the former name is
+    the fallback, and kv_usage_source says which was read."""
+    cfg = PrometheusConfig(url="http://prometheus.test", rate_window_s=120)
+    o = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0},
+                           client=fake_prometheus((set(COMMON) - {KV_NEW}) | families)).observe()
+    assert o.ok, o.reason
+    m = o.models[MODEL]
+    assert (m.kv_usage, m.kv_usage_source) == ({"mixed": pytest.approx(kv)} if kv is not None else {}, source)

@@ -40,6 +40,9 @@ class ModelObservation:
     vllm:inter_token_latency_seconds, or vllm:time_per_output_token_seconds on vLLM <= 0.10)."""
     ttft_source: str = ""
     """'decode+prefill' (P/D: the two sides' quantiles summed) or 'decode' / 'mixed'."""
+    kv_usage_source: str = ""
+    """Gauge `kv_usage` came from (vllm:kv_cache_usage_perc, or vllm:gpu_cache_usage_perc on vLLM <= 0.9.1); '' when
+    not observed."""
     prefill_time_ms: float | None = None
     """Mean per-request prefill SERVICE time (scheduled -> prefill done, no queueing) on the prefill side
     (vllm:request_prefill_time_seconds sum / count); None: not exported or no request."""

@@ -32,7 +32,8 @@ from the pod's pd-planner.io/role, name set by `role_label`):
   arrival peak    (prometheus.peak_window_s, off by default) max_over_time of the arrival estimate above over
                   windows of peak_window_s stepping through the rate window (a subquery): the sub-interval peak
                   forecast.peak_envelope reads, over rate_window_s / peak_window_s windows
-  KV usage        avg by role of vllm:kv_cache_usage_perc
+  KV usage        avg by role of vllm:kv_cache_usage_perc; a server without it (vLLM 0.9.1 and earlier) falls back
+                  to vllm:gpu_cache_usage_perc, that gauge's name before 0.9.2 (kv_usage_source says which)
   service times   rate(vllm:request_prefill_time_seconds_sum) / rate(..._count) (prefill side) and
                   the same of vllm:request_time_per_output_token_seconds (decode side): per-request
                   times WITHOUT queueing, what controllers.correct learns the laws' factors from
@@ -81,6 +82,11 @@ ITL_PER_TOKEN_LEGACY = "vllm:time_per_output_token_seconds"
 """The per-token histogram (every inter-token gap, as ITL_PER_TOKEN) under its name in vLLM 0.10 and earlier, whose
 v1 engine exports neither TPOT_REQUEST nor ITL_PER_TOKEN; deprecated for ITL_PER_TOKEN in 0.11, absent in 0.26.0
 (shared/tools/vllm-offline/README.md). Read only where neither newer histogram has a series."""
+KV_USAGE = "vllm:kv_cache_usage_perc"
+KV_USAGE_LEGACY = "vllm:gpu_cache_usage_perc"
+"""KV_USAGE under its name in vLLM 0.9.1 and earlier: renamed in 0.9.2 (both exported, this one marked "DEPRECATED: Use
+vllm:kv_cache_usage_perc instead"), gone in 0.12 (vllm/v1/metrics/loggers.py at those tags). Read only where KV_USAGE
+has no series."""
 
 
 def _ratio_ms(num: dict[str, float], den: dict[str, float], m: str) -> float | None:
@@ -227,7 +233,14 @@ class PrometheusObserver:
                            f"+ deriv(vllm:num_requests_running{sel}[{pws}]))) or {done}")
                     return self._by_model(f"max_over_time(({est})[{w}:{pws}])")
                 peak, pf_peak = arrivals_peak(side), arrivals_peak(pf)
-            kv = self._by_model_role(f"avg by (model_name, {rl}) (vllm:kv_cache_usage_perc{allsel})")
+            kv = self._by_model_role(f"avg by (model_name, {rl}) ({KV_USAGE}{allsel})")
+            kv_src = dict.fromkeys(kv, KV_USAGE)
+            # an older vLLM (<= 0.9.1) has the gauge under its former name only: without it no KV usage was read
+            # (found in QA: kv_usage {} from such a fleet)
+            if any(m not in kv for m in self.served):
+                for m, by_role in self._by_model_role(f"avg by (model_name, {rl}) ({KV_USAGE_LEGACY}{allsel})").items():
+                    if m not in kv:
+                        kv[m], kv_src[m] = by_role, f"{KV_USAGE_LEGACY} (fallback: no {KV_USAGE})"
             nolabel = self._sel(f'{rl}=""')
             unlabelled = self._by_model(f"count by (model_name) (vllm:num_requests_running{nolabel})") \
                 if self.cfg.missing_role == "fail" else {}
@@ -334,6 +347,7 @@ class PrometheusObserver:
                 waiting={**waiting.get(m, {}), **({"gateway": epp_queue[m]} if epp_queue.get(m) else {})},
                 waiting_growth_per_s={k: v * ts for k, v in growth.get(m, {}).items()},
                 kv_usage=kv.get(m, {}),
+                kv_usage_source=kv_src.get(m, ""),
                 newest_sample_age_s=age,
                 from_histograms=True,
                 itl_source=itl_src.get(m, ""),
