@@ -70,11 +70,12 @@ class PrometheusConfig(_Strict):
                     "gave a worst draw of 0.8548 against 0.8674 with R7's 10-s windows and 0.8113 without (the rule "
                     "asked for >= 0.8674 before turning it on by default)")
     epp_queue_metric: str | None = Field(
-        default="inference_extension_flow_control_queue_size",
-        description="endpoint-picker gauge of requests held in its flow-control queue (GIE EPP metric, labels model_name, "
-                    "inference_pool; the llm-d router may export it with an llm_d_epp_ prefix: set the name), counted as "
-                    "backlog when present "
-                    "(gateway-api-inference-extension EPP metrics); None: ignore")
+        default="llm_d_epp_flow_control_queue_size",
+        description="endpoint-picker gauge of requests held in its flow-control queue (llm-d EPP metric, labels "
+                    "model_name, inference_pool, ...), summed by model_name and counted as backlog when present. The "
+                    "default falls back to inference_extension_flow_control_queue_size (its deprecated "
+                    "gateway-api-inference-extension name) where it has no series; another name set here is read "
+                    "alone; None: ignore")
 
 
 class ModelConfig(_Strict):

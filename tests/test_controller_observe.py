@@ -285,3 +285,30 @@ def test_kv_usage_read_from_the_gauge_the_vllm_version_exports(families, kv, sou
     assert o.ok, o.reason
     m = o.models[MODEL]
     assert (m.kv_usage, m.kv_usage_source) == ({"mixed": pytest.approx(kv)} if kv is not None else {}, source)
+
+
+EPP_NEW, EPP_OLD = "llm_d_epp_flow_control_queue_size", "inference_extension_flow_control_queue_size"
+EPP_CASES = [
+    # (case, families beside COMMON, prometheus.epp_queue_metric (None: the default), waiting["gateway"], source)
+    ("llm-d EPP, current name only", {EPP_NEW}, None, 3.0, EPP_NEW),
+    ("llm-d EPP today: both, the current name read", {EPP_NEW, EPP_OLD}, None, 3.0, EPP_NEW),
+    ("deprecated name only", {EPP_OLD}, None, 5.0, f"{EPP_OLD} (fallback: no {EPP_NEW})"),
+    ("no flow-control queue", set(), None, None, ""),
+    ("deprecated name set by the user: read alone", {EPP_NEW, EPP_OLD}, EPP_OLD, 5.0, EPP_OLD),
+    ("a name set by the user has no fallback", {EPP_OLD}, "my_gateway_queue", None, ""),
+]
+
+
+@pytest.mark.parametrize(("families", "metric", "queued", "source"), [c[1:] for c in EPP_CASES],
+                         ids=[c[0] for c in EPP_CASES])
+def test_gateway_backlog_read_from_the_epp_queue_gauge_of_either_name(families, metric, queued, source):
+    """The default epp_queue_metric was inference_extension_flow_control_queue_size, which llm-d's endpoint picker
+    marks deprecated for llm_d_epp_flow_control_queue_size: an EPP exporting the new name only read as no backlog
+    (found in QA). Now the default is the new name, the former one its fallback, and gateway_queue_source says which;
+    a name the user sets is read alone."""
+    kw = {} if metric is None else {"epp_queue_metric": metric}
+    cfg = PrometheusConfig(url="http://prometheus.test", rate_window_s=120, **kw)
+    o = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0}, client=fake_prometheus(set(COMMON) | families)).observe()
+    assert o.ok, o.reason
+    m = o.models[MODEL]
+    assert (m.waiting.get("gateway"), m.gateway_queue_source) == (queued, source)

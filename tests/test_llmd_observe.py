@@ -25,7 +25,8 @@ PODMONITOR = ROOT / "controllers" / "deploy" / "examples" / "podmonitor.yaml"
 FIXTURE = Path(__file__).parent / "fixtures" / "llmd" / "output-pd.yaml"
 MODEL, SERVED, LABEL = "llama-3.1-8b", "meta-llama/Llama-3.1-8B-Instruct", "meta-llama-llama-3-1-8b-instruct"
 NS = "llm-d"
-EPP_METRIC = "inference_extension_flow_control_queue_size"
+EPP_METRIC = "llm_d_epp_flow_control_queue_size"
+EPP_METRIC_DEPRECATED = "inference_extension_flow_control_queue_size"  # its former name, the default's fallback
 GATEWAY_TTFT = "gateway_request_ttft_seconds"  # whatever the gateway exports; named in the config
 
 
@@ -86,7 +87,7 @@ def proms(tmp_path_factory):
             "pd": pods_and_prom(stack, "pd", pd, lambda: FakeEpp(EPP_METRIC, SERVED, 7), relabel),
             # llm-d-modelservice's own PodMonitor: no relabelings, so no role on the series
             "no_role": pods_and_prom(stack, "no_role", pd, None, []),
-            "gateway": pods_and_prom(stack, "gateway", pd, lambda: FakeEpp(EPP_METRIC, SERVED, 0, ttft_s=0.8,
+            "gateway": pods_and_prom(stack, "gateway", pd, lambda: FakeEpp(EPP_METRIC_DEPRECATED, SERVED, 0, ttft_s=0.8,
                                                                            ttft_metric=GATEWAY_TTFT), relabel),
             "per_token": pods_and_prom(stack, "per_token", [("decode", DECODE)], None, relabel),
             "e2e": pods_and_prom(stack, "e2e", [("prefill", HEAVY_PREFILL), ("decode", HEAVY_DECODE)], None, relabel),
@@ -112,7 +113,7 @@ def test_pd_observation_with_podmonitor_roles_request_itl_prefill_ttft_and_epp_q
     assert 275.0 < m.ttft_ms <= 550.0 and m.ttft_source == "decode+prefill"
     assert set(m.running) == {"prefill", "decode"}
     # the endpoint picker's queue is backlog
-    assert m.waiting.get("gateway") == pytest.approx(7.0)
+    assert m.waiting.get("gateway") == pytest.approx(7.0) and m.gateway_queue_source == EPP_METRIC
 
 
 def test_series_without_role_label_fail_the_observation(proms):
@@ -133,6 +134,8 @@ def test_gateway_ttft_when_configured(proms):
     m = o.models[MODEL]
     assert m.ttft_source == "gateway" and 500.0 < m.ttft_ms <= 1000.0  # bucket (0.5, 1.0] s
     assert "gateway" not in m.waiting  # an empty EPP queue is no backlog
+    # an EPP exporting the queue under its deprecated name only: read through the default's fallback
+    assert m.gateway_queue_source == f"{EPP_METRIC_DEPRECATED} (fallback: no {EPP_METRIC})"
 
 
 def test_per_token_itl_on_request(proms):

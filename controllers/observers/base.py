@@ -40,6 +40,10 @@ class ModelObservation:
     vllm:inter_token_latency_seconds, or vllm:time_per_output_token_seconds on vLLM <= 0.10)."""
     ttft_source: str = ""
     """'decode+prefill' (P/D: the two sides' quantiles summed) or 'decode' / 'mixed'."""
+    gateway_queue_source: str = ""
+    """Gauge the endpoint picker's flow-control queue (waiting['gateway'], when not 0) was read from: prometheus.
+    epp_queue_metric, or inference_extension_flow_control_queue_size as the default's fallback; '' when it has no
+    series (flow control off, or no request queued yet) or none is configured."""
     kv_usage_source: str = ""
     """Gauge `kv_usage` came from (vllm:kv_cache_usage_perc, or vllm:gpu_cache_usage_perc on vLLM <= 0.9.1); '' when
     not observed."""

@@ -28,7 +28,10 @@ from the pod's pd-planner.io/role, name set by `role_label`):
                   `itl_metric: per_token` forces the per-token histogram.
   running/waiting sum by role of vllm:num_requests_{running,waiting}, and deriv() of waiting; the
                   endpoint picker's flow-control queue (`epp_queue_metric`, by model_name) is added
-                  as waiting["gateway"]: requests held there still need a prefill and a decode
+                  as waiting["gateway"]: requests held there still need a prefill and a decode. The
+                  default llm_d_epp_flow_control_queue_size falls back to its deprecated name
+                  inference_extension_flow_control_queue_size where it has no series (gateway_queue_source
+                  says which); a name set in the config is read alone
   arrival peak    (prometheus.peak_window_s, off by default) max_over_time of the arrival estimate above over
                   windows of peak_window_s stepping through the rate window (a subquery): the sub-interval peak
                   forecast.peak_envelope reads, over rate_window_s / peak_window_s windows
@@ -82,6 +85,12 @@ ITL_PER_TOKEN_LEGACY = "vllm:time_per_output_token_seconds"
 """The per-token histogram (every inter-token gap, as ITL_PER_TOKEN) under its name in vLLM 0.10 and earlier, whose
 v1 engine exports neither TPOT_REQUEST nor ITL_PER_TOKEN; deprecated for ITL_PER_TOKEN in 0.11, absent in 0.26.0
 (shared/tools/vllm-offline/README.md). Read only where neither newer histogram has a series."""
+EPP_QUEUE = "llm_d_epp_flow_control_queue_size"
+"""The endpoint picker's flow-control queue gauge in llm-d's EPP (the default prometheus.epp_queue_metric)."""
+EPP_QUEUE_LEGACY = "inference_extension_flow_control_queue_size"
+"""EPP_QUEUE under its gateway-api-inference-extension name, which llm-d's EPP still exports beside it, marked
+"[Deprecated: Use llm_d_epp_flow_control_queue_size]". Read only where EPP_QUEUE has no series, and only when
+epp_queue_metric is EPP_QUEUE: once it is dropped, a default that named it would read every backlog as empty."""
 KV_USAGE = "vllm:kv_cache_usage_perc"
 KV_USAGE_LEGACY = "vllm:gpu_cache_usage_perc"
 """KV_USAGE under its name in vLLM 0.9.1 and earlier: renamed in 0.9.2 (both exported, this one marked "DEPRECATED: Use
@@ -244,7 +253,14 @@ class PrometheusObserver:
             nolabel = self._sel(f'{rl}=""')
             unlabelled = self._by_model(f"count by (model_name) (vllm:num_requests_running{nolabel})") \
                 if self.cfg.missing_role == "fail" else {}
-            epp_queue = self._by_model(f"sum by (model_name) ({self.cfg.epp_queue_metric}{allsel})") if self.cfg.epp_queue_metric else {}
+            epp_metric = self.cfg.epp_queue_metric
+            epp_queue = self._by_model(f"sum by (model_name) ({epp_metric}{allsel})") if epp_metric else {}
+            epp_src = dict.fromkeys(epp_queue, epp_metric or "")
+            # the deprecated name, for an EPP that exports only it (found in QA: the default named it alone)
+            if epp_metric == EPP_QUEUE and any(m not in epp_queue for m in self.served):
+                for m, v in self._by_model(f"sum by (model_name) ({EPP_QUEUE_LEGACY}{allsel})").items():
+                    if m not in epp_queue:
+                        epp_queue[m], epp_src[m] = v, f"{EPP_QUEUE_LEGACY} (fallback: no {EPP_QUEUE})"
             # service times without queueing (vLLM >= 0.7 names, checked against 0.26.0: shared/tools/vllm-offline):
             # prefill on the prefill side when there is one (the decode side's "prefill" is the KV load)
             pf_sum = rate("vllm:request_prefill_time_seconds_sum", pf)
@@ -348,6 +364,7 @@ class PrometheusObserver:
                 waiting_growth_per_s={k: v * ts for k, v in growth.get(m, {}).items()},
                 kv_usage=kv.get(m, {}),
                 kv_usage_source=kv_src.get(m, ""),
+                gateway_queue_source=epp_src.get(m, ""),
                 newest_sample_age_s=age,
                 from_histograms=True,
                 itl_source=itl_src.get(m, ""),
