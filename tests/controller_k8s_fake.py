@@ -9,6 +9,10 @@ official `kubernetes` Python client talks to it unchanged:
   - core/v1 Namespaces (get: every namespace exists unless `FakeK8s.namespaces` lists those that do; the
     controller reads its namespace at start-up);
   - coordination.k8s.io/v1 Leases (get, create, PUT);
+  - authorization.k8s.io/v1 SelfSubjectAccessReviews (create: what `kubectl auth can-i` asks, and the controller at
+    start-up): allowed when `FakeK8s.allowed` is None (the default: every call allowed, so a test that does not set
+    it is unaffected) or holds the review's (group, resource, verb), resource as "deployments/scale" for a subresource;
+    each review's spec.resourceAttributes is logged in `FakeK8s.reviews`;
   - gateway.networking.k8s.io/v1 HTTPRoutes (get, create, PUT), as custom objects;
   - disaggregatedset.x-k8s.io/v1 DisaggregatedSets and inference.networking.k8s.io/v1 (or
     x-k8s.io/v1alpha2) InferencePools: list, get, create, PUT (no scale subresource: a
@@ -58,6 +62,11 @@ class FakeK8s:
     rv: int = 100
     namespaces: set[str] | None = None
     """The namespaces that exist (GET /api/v1/namespaces/<name>); None: every one does."""
+    allowed: set[tuple[str, str, str]] | None = None
+    """(apiGroup, resource[/subresource], verb) a SelfSubjectAccessReview allows, in any namespace, on any name; None:
+    every one ("" is the core group)."""
+    reviews: list[dict[str, Any]] = field(default_factory=list)
+    """The resourceAttributes of every SelfSubjectAccessReview asked, in order."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ------------------------------------------------------------------ seeding helpers
@@ -264,6 +273,16 @@ def build_app(state: FakeK8s) -> web.Application:
             return _status(404, "NotFound", f"namespaces \"{m['name']}\" not found")
         return web.json_response({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": m["name"]},
                                   "status": {"phase": "Active"}})
+
+    @route("POST", r"/apis/authorization\.k8s\.io/v1/selfsubjectaccessreviews")
+    async def access_review(req, m, body):
+        attrs = dict((body.get("spec") or {}).get("resourceAttributes") or {})
+        state.reviews.append(attrs)
+        res = attrs.get("resource", "") + (f"/{attrs['subresource']}" if attrs.get("subresource") else "")
+        ok = state.allowed is None or (attrs.get("group", ""), res, attrs.get("verb", "")) in state.allowed
+        return web.json_response({**body, "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                                  "status": {"allowed": ok, **({} if ok else {"reason": "no RBAC rule allows it"})}},
+                                 status=201)
 
     @route("GET", r"/api/v1/nodes/(?P<name>[^/]+)")
     async def get_node(req, m, body):

@@ -20,6 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from controllers.access import API_CALLS, needed
 from controllers.config import ControllerConfig
 from helm_lite import Renderer, _merge
 from planner.io.schema import Fleet
@@ -337,66 +338,15 @@ def test_the_plain_manifests_grant_what_the_chart_grants():
         assert set(next(r for r in plain if r["resources"] == [res])["verbs"]) == want, res
 
 
-# Every Kubernetes API call of the controller (controllers/actuators/kubernetes.py, controllers/leader.py): the client
-# method, the RBAC (apiGroup, resource, verb) it needs, and when it is made (a key of `_needed`'s conditions). The scan
-# test below fails when a call is added or removed in the code without this table.
-API_CALLS: list[tuple[str, str, str, str, str]] = [
-    ("list_namespaced_deployment", "apps", "deployments", "list", "deployment"),
-    ("read_namespaced_deployment_scale", "apps", "deployments/scale", "get", "kubernetes"),
-    ("replace_namespaced_deployment_scale", "apps", "deployments/scale", "update", "kubernetes"),
-    ("list_namespaced_custom_object", "leaderworkerset.x-k8s.io", "leaderworkersets", "list", "leaderworkerset"),
-    ("get_namespaced_custom_object_scale", "leaderworkerset.x-k8s.io", "leaderworkersets/scale", "get",
-     "kubernetes+leaderworkerset"),
-    ("replace_namespaced_custom_object_scale", "leaderworkerset.x-k8s.io", "leaderworkersets/scale", "update",
-     "kubernetes+leaderworkerset"),
-    ("list_namespaced_custom_object", "disaggregatedset.x-k8s.io", "disaggregatedsets", "list", "disaggregatedset"),
-    ("get_namespaced_custom_object", "disaggregatedset.x-k8s.io", "disaggregatedsets", "get",
-     "kubernetes+disaggregatedset"),
-    ("replace_namespaced_custom_object", "disaggregatedset.x-k8s.io", "disaggregatedsets", "update",
-     "kubernetes+disaggregatedset"),
-    ("list_namespaced_pod", "", "pods", "list", "gpu_from_nodes"),
-    ("read_node", "", "nodes", "get", "gpu_from_nodes"),
-    ("create_namespaced_event", "", "events", "create", "kubernetes"),
-    ("read_namespaced_config_map", "", "configmaps", "get", "export_configmap"),
-    ("create_namespaced_config_map", "", "configmaps", "create", "export_configmap"),
-    ("replace_namespaced_config_map", "", "configmaps", "update", "export_configmap"),
-    ("get_namespaced_custom_object", "gateway.networking.k8s.io", "httproutes", "get", "routes"),
-    ("replace_namespaced_custom_object", "gateway.networking.k8s.io", "httproutes", "update", "routes"),
-    ("get_namespaced_custom_object", "inference.networking.k8s.io", "inferencepools", "get", "inference_pool_routes"),
-    ("get_namespaced_custom_object", "inference.networking.x-k8s.io", "inferencepools", "get", "inference_pool_routes"),
-    ("read_namespaced_lease", "coordination.k8s.io", "leases", "get", "leader"),
-    ("create_namespaced_lease", "coordination.k8s.io", "leases", "create", "leader"),
-    ("replace_namespaced_lease", "coordination.k8s.io", "leases", "update", "leader"),
-    # start-up probe of actuator.namespace: a 403 is tolerated (a namespaced Role cannot grant it), so never required
-    ("read_namespace", "", "namespaces", "get", "optional"),
-]
-
-
 def test_the_api_call_table_lists_every_call_the_controller_makes():
+    """controllers.access.API_CALLS (what the Roles below are checked against, and what the controller asks the API
+    server it may do at start-up) names every client method called in controllers/."""
     import re
 
     code = "\n".join(p.read_text() for p in (ROOT / "controllers").rglob("*.py"))
-    verb = r"(?:read|list|get|create|replace|patch|delete)_(?:namespaced_\w+|node|namespace)"
+    verb = r"(?:read|list|get|create|replace|patch|delete)_(?:namespaced_\w+|node|namespace|self_subject_\w+)"
     made = set(re.findall(rf"\.({verb})[(,]", code))  # [(,]: functools.partial(f, x) too
     assert made == {c[0] for c in API_CALLS}
-
-
-def _needed(cfg: ControllerConfig) -> dict[tuple[str, str, str], set[str] | None]:
-    """(apiGroup, resource, verb) -> the object names the controller calls it on (None: unnamed, e.g. list/create)."""
-    a = cfg.actuator
-    routes = set(cfg.routing.inference_pool_routes.values()) | set(a.httproutes.values())
-    on = {"deployment": "deployment" in a.workload_kinds, "leaderworkerset": "leaderworkerset" in a.workload_kinds,
-          "disaggregatedset": "disaggregatedset" in a.workload_kinds, "kubernetes": a.kind == "kubernetes",
-          "gpu_from_nodes": cfg.labels.gpu_from_nodes, "leader": cfg.leader.enabled, "optional": False,
-          "export_configmap": a.kind == "kubernetes" and cfg.routing.export_configmap,
-          "routes": a.kind == "kubernetes" and bool(routes),
-          "inference_pool_routes": a.kind == "kubernetes" and bool(cfg.routing.inference_pool_routes)}
-    names = {"leases": {cfg.leader.lease_name}, "configmaps": {a.routing_configmap}, "httproutes": routes}
-    out: dict[tuple[str, str, str], set[str] | None] = {}
-    for _, group, res, verb, when in API_CALLS:
-        if all(on[w] for w in when.split("+")):
-            out[(group, res, verb)] = names.get(res) if verb in ("get", "update") else None
-    return out
 
 
 def _grants(rules: list[dict], group: str, res: str, verb: str, names: set[str] | None) -> bool:
@@ -433,11 +383,11 @@ def test_the_role_grants_every_call_the_rendered_config_makes_and_no_other(varia
     cm = next(d for d in docs if d["kind"] == "ConfigMap")
     cfg = ControllerConfig.model_validate(yaml.safe_load(cm["data"]["controller.yaml"]))
     rules = [r for d in docs if d["kind"] in ("Role", "ClusterRole") for r in d["rules"]]
-    needed = _needed(cfg)
-    missing = [k for k, names in needed.items() if not _grants(rules, *k, names)]
+    need = needed(cfg)
+    missing = [k for k, names in need.items() if not _grants(rules, *k, names)]
     assert not missing, missing
     extra = [(g, res, v) for r in rules for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]
-             if (g, res, v) not in needed]
+             if (g, res, v) not in need]
     assert not extra, extra
 
 
@@ -447,11 +397,11 @@ def test_the_plain_rbac_grants_every_call_its_config_makes():
     role = next(d for d in yaml.safe_load_all((deploy / "rbac.yaml").read_text()) if d and d["kind"] == "Role")
     cm = next(d for d in yaml.safe_load_all((deploy / "configmap.yaml").read_text()) if d)
     cfg = ControllerConfig.model_validate(yaml.safe_load(cm["data"]["controller.yaml"]))
-    needed = _needed(cfg)
-    missing = [k for k, names in needed.items() if not _grants(role["rules"], *k, names)]
+    need = needed(cfg)
+    missing = [k for k, names in need.items() if not _grants(role["rules"], *k, names)]
     assert not missing, missing
     assert not [(g, res, v) for r in role["rules"] for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]
-                if (g, res, v) not in needed]
+                if (g, res, v) not in need]
 
 
 def test_an_empty_httproute_name_list_is_refused():

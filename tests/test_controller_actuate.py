@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from controllers.access import API_CALLS
 from controllers.actuate import ROUTING_KEY, ApplyRequest, KubernetesActuator, MetricsActuator
 from controllers.leader import LeaseElector
 from controller_k8s_fake import FakeK8sServer
@@ -291,3 +292,70 @@ def test_a_lease_that_is_absent_or_readable_passes_the_start_up_probe(k8s):
     e.probe()
     assert e.try_acquire_or_renew()
     e.probe()
+
+
+ALL_CALLS = {(c.group, c.resource, c.verb) for c in API_CALLS}
+"""Every (apiGroup, resource, verb) the controller may make (controllers/access.py)."""
+
+
+@pytest.mark.parametrize("kind, denied, fault, words", [
+    # found in QA: a ServiceAccount that may get the Lease but not update it passed the start-up probe, then was
+    # `not_leader` every interval with only a warning (the controller never acted)
+    ("kubernetes", ("coordination.k8s.io", "leases", "update"), None,
+     "may not: update coordination.k8s.io leases pd-planner-controller (leader.enabled)"),
+    ("metrics", ("coordination.k8s.io", "leases", "create"), None,
+     "may not: create coordination.k8s.io leases (leader.enabled)"),
+    # one without update on deployments/scale started, and failed at its first write
+    ("kubernetes", ("apps", "deployments/scale", "update"), None,
+     "may not: update apps deployments/scale (actuator.kind kubernetes, actuator.workload_kinds)"),
+    ("kubernetes", None, None, None),  # everything allowed: starts
+    ("metrics", None, None, None),
+    ("kubernetes", None, 500, "SelfSubjectAccessReview: HTTP 500"),  # API failing: a warning, and it starts
+    ("kubernetes", None, 403, "SelfSubjectAccessReview: HTTP 403"),  # reviews not allowed: likewise
+])
+def test_planner_control_asks_the_api_server_what_it_may_do_at_start(k8s, tmp_path, monkeypatch, caplog, kind, denied,
+                                                                       fault, words):
+    """At start-up the controller asks the API server (one SelfSubjectAccessReview, `kubectl auth can-i`, per call and
+    named object) whether it may make every call its config leads to in actuator.namespace: a call it may not is exit 2
+    naming the config file, each missing verb and resource, the field that leads to it and where RBAC is granted (was:
+    only a 403 on reading the Lease was caught). A review that cannot be made is one warning, and the controller starts.
+    Every case fails on the old code (no review asked, no refusal, no warning)."""
+    import logging
+
+    import yaml
+    from typer.testing import CliRunner
+
+    import planner.cli.control as control
+    from controllers.loop import Controller
+    from planner.cli.main import app
+
+    k8s.state.allowed = ALL_CALLS - {denied}
+    if fault is not None:
+        k8s.state.inject("POST", r"/selfsubjectaccessreviews$", fault, count=100)
+    monkeypatch.setattr(control, "kube_api_client", lambda in_cluster: k8s.api_client())
+    monkeypatch.setattr("planner.io.validate.check_prometheus_query", lambda *a, **k: None)
+    monkeypatch.setattr(Controller, "run", lambda self, **kw: None)  # started is what is tested; no interval
+    (tmp_path / "fleet.yaml").write_text("gpus: {H100-SXM-80GB: {available: 8}}\n")
+    conf = tmp_path / "c.yaml"
+    conf.write_text(yaml.safe_dump({"fleet": "fleet.yaml", "models": {"llama-3.1-8b": {"slo": {"ttft_ms": 1000}}},
+                                    "actuator": {"kind": kind, "namespace": NS, "in_cluster": False}}))
+    with caplog.at_level(logging.WARNING, logger="pd_planner.controller.access"):
+        res = CliRunner().invoke(app, ["control", "--config", str(conf), "--once"])
+    out = " ".join(res.output.split())
+    asked = {(r.get("group", ""), r["resource"] + (f"/{r['subresource']}" if r.get("subresource") else ""), r["verb"],
+              r.get("name"), r.get("namespace")) for r in k8s.state.reviews}
+    assert ("coordination.k8s.io", "leases", "update", "pd-planner-controller", NS) in asked or fault
+    if denied is not None:
+        assert res.exit_code == 2, out
+        assert "c.yaml" in out and "actuator.namespace" in out and words in out and "rbac.yaml" in out, out
+        assert "Traceback" not in out
+        return
+    assert res.exit_code == 0, out
+    if fault is None:
+        call = ("apps", "deployments/scale", "update") if kind == "kubernetes" else ("apps", "deployments", "list")
+        assert (*call, None, NS) in asked
+        assert not caplog.records
+    else:
+        assert [p for _, p in k8s.state.requests if p.endswith("/selfsubjectaccessreviews")] == [
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"]  # one failed review: no more asked
+        assert [r.getMessage() for r in caplog.records if words in r.getMessage()], caplog.text

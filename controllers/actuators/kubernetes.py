@@ -636,6 +636,7 @@ def probe_namespace(api_client: ApiClient, namespace: str) -> None:
 def build(ctx: ActuatorContext) -> Actuation:
     """A KubernetesActuator for the config's namespace, routes and label scheme; with leader.enabled
     the Lease elector gates it (one acting controller replica)."""
+    from controllers.access import check_access
     from controllers.leader import LeaseElector, default_identity
 
     cfg, a = ctx.cfg, ctx.cfg.actuator
@@ -645,6 +646,7 @@ def build(ctx: ActuatorContext) -> Actuation:
         a.max_retries, a.backoff_s, httproutes=dict(a.httproutes), scheme=label_scheme(cfg),
         inference_pool_routes=dict(cfg.routing.inference_pool_routes), gpu_from_nodes=cfg.labels.gpu_from_nodes)
     probe_namespace(api_client, a.namespace)
+    check_access(api_client, cfg)
     if not cfg.leader.enabled:
         return Actuation(actuator)
     elector = LeaseElector(api_client, a.namespace, cfg.leader.lease_name, cfg.leader.identity or default_identity(),

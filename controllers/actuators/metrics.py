@@ -121,6 +121,7 @@ class MetricsActuator:
 def build(ctx: ActuatorContext) -> Actuation:
     """Real replica counts and the targets' names come from the cluster when there is one (an
     HPA/KEDA scales them); the lease keeps a second controller replica from exporting too."""
+    from controllers.access import check_access
     from controllers.actuators.kubernetes import KubernetesActuator, label_scheme, probe_namespace
     from controllers.leader import ExportGate, LeaseElector, default_identity
 
@@ -131,6 +132,7 @@ def build(ctx: ActuatorContext) -> Actuation:
         reader = KubernetesActuator(ctx.kube(), a.namespace, None, tuple(a.workload_kinds), a.max_retries, a.backoff_s,
                                     scheme=label_scheme(cfg), gpu_from_nodes=cfg.labels.gpu_from_nodes)
         probe_namespace(ctx.kube(), a.namespace)
+        check_access(ctx.kube(), cfg, reads_cluster=True)
     actuator = MetricsActuator(registry=ctx.metrics_registry, initial=dict(ctx.fleet.current), namespace=a.namespace,
                                targets=reader.targets if reader is not None else None, export_initial=not leader_only)
     if not leader_only:
