@@ -116,11 +116,19 @@ def _needed_why(cfg: ControllerConfig, reads_cluster: bool | None) -> dict[tuple
     return out
 
 
-def check_access(api_client: ApiClient, cfg: ControllerConfig, reads_cluster: bool | None = None) -> None:
+# What a dry run (`planner control --dry-run`) never does: write, and elect (the Lease is not used, controllers/loop.py)
+DRY_RUN_UNUSED_VERBS = frozenset({"create", "update", "patch", "delete"})
+
+
+def check_access(api_client: ApiClient, cfg: ControllerConfig, reads_cluster: bool | None = None,
+                 dry_run: bool = False) -> None:
     """Ask the API server whether the controller's identity may make each call `cfg` leads to (on each named object) in
     actuator.namespace: any it may not is an InputError listing them, the config field that leads to each and where
     RBAC is granted. A review that cannot be made (API unreachable, reviews not allowed) says nothing either way: one
-    warning, and the calls themselves report what fails, as the other start-up probes do."""
+    warning, and the calls themselves report what fails, as the other start-up probes do.
+
+    `dry_run`: the writes and the Lease, which a dry run does not use, are only warned of (a read-only identity may
+    dry-run the controller from a laptop; found in review at stop 59: it was refused); the reads stay required."""
     from kubernetes import client
 
     from controllers.actuators.kubernetes import api_error_text
@@ -128,6 +136,7 @@ def check_access(api_client: ApiClient, cfg: ControllerConfig, reads_cluster: bo
     api = client.AuthorizationV1Api(api_client)
     ns = cfg.actuator.namespace
     missing: list[str] = []
+    unused: list[str] = []
     for (group, resource, verb), (names, why) in sorted(_needed_why(cfg, reads_cluster).items()):
         res, _, sub = resource.partition("/")
         for name in sorted(names) if names else [None]:
@@ -142,7 +151,11 @@ def check_access(api_client: ApiClient, cfg: ControllerConfig, reads_cluster: bo
                 return
             if not (answer.status is not None and answer.status.allowed):
                 what = f"{group or 'core'} {resource}" + (f" {name}" if name else "")
-                missing.append(f"{verb} {what} ({why})")
+                dry_unused = dry_run and (verb in DRY_RUN_UNUSED_VERBS or resource == "leases")
+                (unused if dry_unused else missing).append(f"{verb} {what} ({why})")
+    if unused:
+        log.warning("a dry run writes nothing and elects no leader, but the controller itself would need, in namespace "
+                    "%s: %s (%s)", ns, "; ".join(unused), RBAC_FIX)
     if missing:
         raise InputError(None, "actuator.namespace", (
             f"a controller identity (ServiceAccount) that may make every Kubernetes API call this config leads to; in "

@@ -359,3 +359,40 @@ def test_planner_control_asks_the_api_server_what_it_may_do_at_start(k8s, tmp_pa
         assert [p for _, p in k8s.state.requests if p.endswith("/selfsubjectaccessreviews")] == [
             "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"]  # one failed review: no more asked
         assert [r.getMessage() for r in caplog.records if words in r.getMessage()], caplog.text
+
+
+@pytest.mark.parametrize("denied, code", [
+    ({("apps", "deployments/scale", "update"), ("coordination.k8s.io", "leases", "update")}, 0),  # writes: warned of
+    ({("apps", "deployments", "list")}, 2),  # a read a dry run makes: still refused
+])
+def test_a_dry_run_needs_only_what_it_reads(k8s, tmp_path, monkeypatch, caplog, denied, code):
+    """`planner control --dry-run` writes nothing and elects no leader: an identity without the write verbs or the
+    Lease may dry-run it (a warning names what the controller itself would need); a read it lacks is still exit 2.
+    Found in review at stop 59: the start-up check refused a read-only identity's dry run. The first case fails on the
+    old code (exit 2)."""
+    import logging
+
+    import yaml
+    from typer.testing import CliRunner
+
+    import planner.cli.control as control
+    from controllers.loop import Controller
+    from planner.cli.main import app
+
+    k8s.state.allowed = ALL_CALLS - denied
+    k8s.state.inject("GET", r"/leases/pd-planner-controller$", 403, count=100)  # no Lease rights at all
+    monkeypatch.setattr(control, "kube_api_client", lambda in_cluster: k8s.api_client())
+    monkeypatch.setattr("planner.io.validate.check_prometheus_query", lambda *a, **k: None)
+    monkeypatch.setattr(Controller, "run", lambda self, **kw: None)
+    (tmp_path / "fleet.yaml").write_text("gpus: {H100-SXM-80GB: {available: 8}}\n")
+    conf = tmp_path / "c.yaml"
+    conf.write_text(yaml.safe_dump({"fleet": "fleet.yaml", "models": {"llama-3.1-8b": {"slo": {"ttft_ms": 1000}}},
+                                    "actuator": {"kind": "kubernetes", "namespace": NS, "in_cluster": False}}))
+    with caplog.at_level(logging.WARNING, logger="pd_planner.controller.access"):
+        res = CliRunner().invoke(app, ["control", "--config", str(conf), "--once", "--dry-run"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == code, out
+    if code == 0:
+        assert "update apps deployments/scale" in caplog.text and "a dry run writes nothing" in caplog.text
+    else:
+        assert "may not: list apps deployments" in out and "Traceback" not in out

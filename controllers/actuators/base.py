@@ -96,6 +96,9 @@ class ActuatorContext:
     """A discrete-event simulator (planner.simulate.FleetSimulator) for replays; None in `planner control`."""
     clock: Callable[[], float] | None = None
     """Simulated clock of `sim` (replays)."""
+    dry_run: bool = False
+    """`planner control --dry-run`: the actuator changes nothing and no Lease is used, so the start-up checks require
+    only what a dry run reads (controllers.access.check_access)."""
 
     def kube(self) -> ApiClient:
         """The given Kubernetes client, else one from the kubeconfig / service account (cached)."""

@@ -646,10 +646,11 @@ def build(ctx: ActuatorContext) -> Actuation:
         a.max_retries, a.backoff_s, httproutes=dict(a.httproutes), scheme=label_scheme(cfg),
         inference_pool_routes=dict(cfg.routing.inference_pool_routes), gpu_from_nodes=cfg.labels.gpu_from_nodes)
     probe_namespace(api_client, a.namespace)
-    check_access(api_client, cfg)
+    check_access(api_client, cfg, dry_run=ctx.dry_run)
     if not cfg.leader.enabled:
         return Actuation(actuator)
     elector = LeaseElector(api_client, a.namespace, cfg.leader.lease_name, cfg.leader.identity or default_identity(),
                            cfg.lease_duration_s)
-    elector.probe()
+    if not ctx.dry_run:  # a dry run elects no leader (controllers/loop.py)
+        elector.probe()
     return Actuation(actuator, elector)

@@ -132,12 +132,13 @@ def build(ctx: ActuatorContext) -> Actuation:
         reader = KubernetesActuator(ctx.kube(), a.namespace, None, tuple(a.workload_kinds), a.max_retries, a.backoff_s,
                                     scheme=label_scheme(cfg), gpu_from_nodes=cfg.labels.gpu_from_nodes)
         probe_namespace(ctx.kube(), a.namespace)
-        check_access(ctx.kube(), cfg, reads_cluster=True)
+        check_access(ctx.kube(), cfg, reads_cluster=True, dry_run=ctx.dry_run)
     actuator = MetricsActuator(registry=ctx.metrics_registry, initial=dict(ctx.fleet.current), namespace=a.namespace,
                                targets=reader.targets if reader is not None else None, export_initial=not leader_only)
     if not leader_only:
         return Actuation(actuator)
     lease = LeaseElector(ctx.kube(), a.namespace, cfg.leader.lease_name, cfg.leader.identity or default_identity(),
                          cfg.lease_duration_s)
-    lease.probe()
+    if not ctx.dry_run:  # a dry run elects no leader (controllers/loop.py)
+        lease.probe()
     return Actuation(actuator, ExportGate(lease, actuator.withdraw))

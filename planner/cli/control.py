@@ -50,7 +50,8 @@ def build_controller(cfg: ControllerConfig, fleet: Fleet, dry_run: bool, api_cli
     metrics = ControllerMetrics()
     observer = build_observer(ObserverContext(cfg, sim=sim))
     actuation = build_actuator(ActuatorContext(cfg, fleet, metrics.registry, api_client=api_client,
-                                               make_api_client=kube_api_client, sim=sim, clock=clock))
+                                               make_api_client=kube_api_client, sim=sim, clock=clock,
+                                               dry_run=dry_run))
     if perf is None:
         from planner.perf.laws import PerfModel
 
