@@ -34,8 +34,9 @@ log = logging.getLogger("pd_planner.controller")
 
 __all__ = ["Controller", "Decision", "Elector", "Observer", "PlanFn", "default_plan_fn"]
 
-ObservedValue = float | dict[str, float] | None
-"""One field of a model's observation as the decision log records it (a rate, a latency, per-role queues)."""
+ObservedValue = float | dict[str, float] | dict[str, str] | None
+"""One field of a model's observation as the decision log records it (a rate, a latency, per-role queues, the metric
+each was read from)."""
 
 
 def default_plan_fn(backend: str = "highs", time_limit_s: float = 10.0, catalog: Catalog | None = None,
@@ -254,10 +255,15 @@ class Controller:
 
     @staticmethod
     def _observed(mo: ModelObservation) -> dict[str, ObservedValue]:
-        """What the decision log keeps of a model's observation: rates, the SLO metrics, queues, lengths."""
+        """What the decision log keeps of a model's observation: rates, the SLO metrics, queues, lengths, and the
+        metric each of the SLO metrics, the KV usage and the gateway's queue was read from where the observer says it
+        (`sources`: a fallback to an older vLLM's or llm-d's name shows there; found in QA at stop 59: the observation
+        carried them and nothing showed them)."""
         slo: dict[str, ObservedValue] = {metric.key: getattr(mo, metric.key) for metric in SloMetric}
+        sources = {k: v for k, v in (("itl_ms", mo.itl_source), ("ttft_ms", mo.ttft_source), ("kv_usage", mo.kv_usage_source),
+                                     ("gateway_queue", mo.gateway_queue_source)) if v}
         return {"arrival_rps": mo.arrival_rps, **slo, "waiting": mo.waiting, "mean_isl": mo.mean_isl,
-                "mean_osl": mo.mean_osl}
+                "mean_osl": mo.mean_osl, "sources": sources}
 
     def _record(self, d: Decision) -> Decision:
         self.metrics.plans.labels(outcome=d.outcome).inc()

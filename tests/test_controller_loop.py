@@ -147,9 +147,31 @@ def test_run_once_hands_the_decision_over_and_records_slo_metrics(env):
     assert [d.outcome for d in seen] == ["applied"] and seen[0] is ctl.decisions[-1]
     assert set(seen[0].corrections) == {m.value for m in SloMetric}
     assert {m.key for m in SloMetric} <= set(seen[0].observed[MODEL])
+    assert seen[0].observed[MODEL]["sources"] == {}  # this observer names no metric: nothing claimed
     for m in SloMetric:
         learnt = seen[0].corrections[m.value].get(MODEL)  # None before a factor was learnt: no series then
         assert ctl.metrics.registry.get_sample_value("pd_planner_correction_factor", {"model": MODEL, "metric": m.value}) == learnt
+
+
+def test_the_decision_log_names_the_metrics_an_observation_came_from(env, tmp_path):
+    """The observer says which histogram or gauge each value came from (itl_source, ttft_source, kv_usage_source,
+    gateway_queue_source: a fallback to an older vLLM's or llm-d's name among them); the decision log records them
+    under `sources` (found in QA at stop 59: nothing showed them, so a fallback was invisible to an operator). Fails on
+    the old code (no `sources`)."""
+    import json
+
+    from controllers.metrics import DecisionLog
+
+    srv, ctl, given, clock = env
+    ctl.log = DecisionLog(tmp_path / "d.jsonl")
+    o = obs(8.0, 0)
+    o.models[MODEL].itl_source = "vllm:time_per_output_token_seconds (fallback)"
+    o.models[MODEL].kv_usage_source = "vllm:gpu_cache_usage_perc (fallback)"
+    given.next = o
+    ctl.step()
+    rec = json.loads((tmp_path / "d.jsonl").read_text().splitlines()[-1])
+    assert rec["observed"][MODEL]["sources"] == {"itl_ms": "vllm:time_per_output_token_seconds (fallback)",
+                                                 "kv_usage": "vllm:gpu_cache_usage_perc (fallback)"}
 
 
 def _lengths_obs(rate: float, isl: float, osl: float) -> Observation:
