@@ -299,6 +299,15 @@ CASES = [
                                            "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--rates", "1,inf",
                                            "--out", str(Path(t("d/.keep", "")).parent / "p")],
          2, ("rates", "positive finite", "inf")),
+    # found in QA: click's min= ranges let inf through: --rate-duration-s / --rate-warmup-s / --rate-settle-s inf were an
+    # OverflowError traceback after the sweeps, --time-scale inf wrote 0.0 ms decode steps its loader refused. Now exit
+    # 2 before the (dead) endpoint's health wait
+    *[Case(f"profile {opt} {val}", lambda t, opt=opt, val=val: [
+        "profile", "--backend", "vllm", "--endpoint", f"http://127.0.0.1:{closed_port()}", "--model", "llama-3.1-8b",
+        "--gpu", "H100-SXM-80GB", "--out", str(Path(t("d/.keep", "")).parent / "p"), "--health-timeout-s", "0.3",
+        "--rates", "1", opt, val], 2, (opt, says)) for opt, val, says in (
+        ("--time-scale", "inf", "expected a finite number"), ("--rate-duration-s", "inf", "expected a finite number"),
+        ("--rate-warmup-s", "inf", "expected a finite number"), ("--rate-settle-s", "inf", "expected a finite number"))],
     # found by hand at stop 49: a trace at one instant got rates over a made-up 1-s span; timestamps of 1e300 s were
     # an OverflowError traceback
     Case("from-trace of one instant", lambda t: ["workload", "from-trace", t("t.csv", "timestamp,model,input_tokens,"

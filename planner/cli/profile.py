@@ -76,6 +76,16 @@ def _check_positive_finite(options: Sequence[tuple[str, float | None]]) -> None:
             raise InputError(None, name, f"expected a positive finite number, got {value:g}")
 
 
+def _check_finite(options: Sequence[tuple[str, float]]) -> None:
+    """Exit 2 naming the first option (name, value) that is not finite, before any work: click's `min=` ranges let
+    `inf` through (found in QA: `--rate-duration-s inf`, `--rate-warmup-s inf` and `--rate-settle-s inf` ended in an
+    OverflowError traceback after the prefill and decode sweeps; `--time-scale inf` wrote a decode.csv of 0.0 ms
+    steps that its own loader then refused, exit 2 after the work)."""
+    for name, value in options:
+        if not math.isfinite(value):
+            raise InputError(None, name, f"expected a finite number, got {value:g}")
+
+
 def _floats(text: str | None, field: str, what: str = "rates") -> tuple[float, ...]:
     if not text:
         return ()
@@ -413,6 +423,8 @@ def register(app: typer.Typer) -> None:
                                 ("--saturation-ttft-ms", saturation_ttft_ms), ("--slo-ttft-ms", slo_ttft_ms),
                                 ("--slo-itl-ms", slo_itl_ms), ("--deadline-unix-s", deadline_unix_s),
                                 ("--rate-deadline-unix-s", rate_deadline_unix_s)))
+        _check_finite((("--time-scale", time_scale), ("--rate-duration-s", rate_duration_s),
+                       ("--rate-settle-s", rate_settle_s), ("--rate-warmup-s", rate_warmup_s)))
         pi = _ints(prefill_isl, pfmt.PREFILL_ISL, "--prefill-isl")
         pb = _ints(prefill_batch, pfmt.PREFILL_BATCH, "--prefill-batch")
         db = _ints(decode_batch, pfmt.DECODE_BATCH, "--decode-batch")
