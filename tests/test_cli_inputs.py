@@ -308,6 +308,11 @@ CASES = [
         "--rates", "1", opt, val], 2, (opt, says)) for opt, val, says in (
         ("--time-scale", "inf", "expected a finite number"), ("--rate-duration-s", "inf", "expected a finite number"),
         ("--rate-warmup-s", "inf", "expected a finite number"), ("--rate-settle-s", "inf", "expected a finite number"))],
+    # found in QA: --rates-by-isl '1024=' ran the sweeps and no rate sweep, without a word
+    Case("profile --rates-by-isl 1024=", lambda t: [
+        "profile", "--backend", "vllm", "--endpoint", f"http://127.0.0.1:{closed_port()}", "--model", "llama-3.1-8b",
+        "--gpu", "H100-SXM-80GB", "--out", str(Path(t("d/.keep", "")).parent / "p"), "--health-timeout-s", "0.3",
+        "--rates-by-isl", "1024="], 2, ("--rates-by-isl", "at least one rate for ISL 1024")),
     # found by hand at stop 49: a trace at one instant got rates over a made-up 1-s span; timestamps of 1e300 s were
     # an OverflowError traceback
     Case("from-trace of one instant", lambda t: ["workload", "from-trace", t("t.csv", "timestamp,model,input_tokens,"

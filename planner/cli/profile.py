@@ -159,6 +159,8 @@ def _rates_by_isl(text: str | None) -> dict[int, tuple[float, ...]]:
         if not sep or not isl.strip().isdigit() or int(isl) <= 0:
             raise InputError(None, "--rates-by-isl", f"expected ISL=RATE,RATE;... with a positive integer ISL, got {part!r}")
         out[int(isl)] = _floats(rates, "--rates-by-isl")
+        if not out[int(isl)]:  # found in QA: '1024=' ran no rate sweep at all, without a word
+            raise InputError(None, "--rates-by-isl", f"expected at least one rate for ISL {int(isl)}, got {part!r}")
     return out
 
 
