@@ -313,6 +313,14 @@ CASES = [
         "profile", "--backend", "vllm", "--endpoint", f"http://127.0.0.1:{closed_port()}", "--model", "llama-3.1-8b",
         "--gpu", "H100-SXM-80GB", "--out", str(Path(t("d/.keep", "")).parent / "p"), "--health-timeout-s", "0.3",
         "--rates-by-isl", "1024="], 2, ("--rates-by-isl", "at least one rate for ISL 1024")),
+    # found in QA: without --max-model-len a rate ISL past the model's context (131,072 tokens) ran the prefill and decode
+    # sweeps, then the rate sweep's first request got HTTP 400; now exit 2 naming the option that gave the ISL
+    *[Case(f"profile {' '.join(extra)} past the context", lambda t, extra=extra: [
+        "profile", "--backend", "vllm", "--endpoint", f"http://127.0.0.1:{closed_port()}", "--model", "llama-3.1-8b",
+        "--gpu", "H100-SXM-80GB", "--out", str(Path(t("d/.keep", "")).parent / "p"), "--health-timeout-s", "0.3", *extra],
+        2, (option, "131,072 tokens", "ISL 200,000 + OSL 128")) for extra, option in (
+        (["--rates", "1", "--rate-isl", "200000"], "--rate-isl"), (["--rates", "1", "--rate-isls", "1024,200000"], "--rate-isls"),
+        (["--rates-by-isl", "200000=1"], "--rates-by-isl"), (["--rate-shares", "0.5", "--rate-isls", "200000"], "--rate-isls"))],
     # found by hand at stop 49: a trace at one instant got rates over a made-up 1-s span; timestamps of 1e300 s were
     # an OverflowError traceback
     Case("from-trace of one instant", lambda t: ["workload", "from-trace", t("t.csv", "timestamp,model,input_tokens,"

@@ -185,6 +185,17 @@ def _check_max_model_len(max_model_len: int, model: str, context: int | None, pr
                          f"= {over[0] + rate_osl:,} tokens; got {max_model_len:,}")
 
 
+def _check_rate_requests_fit(context: int, model: str, rate_isls: Sequence[int], rate_osl: int, option: str) -> None:
+    """Without --max-model-len the server serves the model's context (vLLM's default, and the launch's): a rate sweep's
+    request of prompt + output beyond it is rejected, so it is exit 2 naming `option` before any work (found in QA:
+    `--rates 1 --rate-isl 200000` on llama-3.1-8b, 131,072 tokens, measured the prefill and decode sweeps, then the
+    rate sweep's first request got HTTP 400)."""
+    over = [x for x in rate_isls if x + rate_osl > context]
+    if over:
+        raise InputError(None, option, f"rate-sweep requests within {model}'s context of {context:,} tokens: ISL "
+                         f"{over[0]:,} + OSL {rate_osl:,} (--rate-osl) = {over[0] + rate_osl:,} tokens")
+
+
 def _other_models_served_names(cat: Catalog, model: str, hf_model: str | None) -> dict[str, str]:
     """The names (lower case) a server would serve another catalog model under (its catalog name, its hf_id), to
     that model: an attached endpoint serving one of them is not --model's (VllmRunConfig.other_models). --model's
@@ -477,10 +488,13 @@ def register(app: typer.Typer) -> None:
         reason = structural_blocker_reason(cat, model, gpu, tp, dtype_of(quantization), dtype_of(kv_cache_dtype))
         if reason is not None:
             raise InputError(None, "--tp", f"{model} on {gpu}: {reason}")
+        sweeps_rates = bool(rates or rates_by_isl or rate_shares)  # the rate sweep runs only where rates are given
         if max_model_len is not None:
-            sweeps_rates = bool(rates or rates_by_isl or rate_shares)  # the rate sweep runs only where rates are given
             _check_max_model_len(max_model_len, model, spec.max_context, pi,
                                  _rate_isls(rates_by_isl, rate_isls, rate_isl) if sweeps_rates else (), rate_osl)
+        elif sweeps_rates and spec.max_context is not None:
+            _check_rate_requests_fit(spec.max_context, model, _rate_isls(rates_by_isl, rate_isls, rate_isl), rate_osl,
+                                     "--rates-by-isl" if rates_by_isl else "--rate-isls" if rate_isls else "--rate-isl")
         arrivals = _trace_arrivals(rate_trace, model, max_model_len or spec.max_context,
                                    given=[o for o, v in (("--rates", rates), ("--rates-by-isl", rates_by_isl),
                                                          ("--rate-shares", rate_shares)) if v])
