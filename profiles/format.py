@@ -22,7 +22,11 @@ Layout of a profile directory (DESIGN.md "Profiler's directory format"),
 - ``mixed.csv`` (:data:`MIXED`, optional): ``batch, context_tokens, prefill_tokens, itl_ms`` -- a
   decode step carrying a chunk of prompt tokens;
 - ``meta.yaml`` (:data:`META_KEYS`): what was measured and how, written LAST so that a directory
-  with a meta.yaml is complete; ``run.yaml``: the profiler's whole run record (free form).
+  with a meta.yaml is complete; ``run.yaml``: the profiler's whole run record (free form);
+- ``identity.yaml`` (:data:`IDENTITY_FILE`): the variant and engine configuration of a run in progress
+  (meta.yaml's fields that `planner profile` compares before resuming), written BEFORE the first point
+  and removed once meta.yaml is written: a directory with points and no meta.yaml is an interrupted run,
+  and this file says whose points they are (:func:`interrupted_points`).
 
 Rows are samples unless a ``stat`` (median/p50/mean/p90/sample ...) or ``percentile`` column says
 otherwise (:data:`STAT_COLUMNS`, :data:`CENTRAL_STATS`).
@@ -53,6 +57,10 @@ DECODE_CONTEXT: tuple[int, ...] = (512, 1024, 2048, 4096, 8192)
 # --------------------------------------------------------------------------- file names
 META_FILE = "meta.yaml"
 RUN_FILE = "run.yaml"
+IDENTITY_FILE = "identity.yaml"
+"""The identity of a run in progress (module doc): without it an interrupted directory's points could be resumed,
+and relabelled, as any variant's (found in QA: an H100 run interrupted after 3 + 3 points, rerun with --gpu
+H200-141GB, kept 5 of its 6 points and wrote meta.yaml with gpu H200-141GB)."""
 VLLM_SUBDIR = "vllm"
 """Subfolder of a variant directory holding the profile measured on real vLLM."""
 
@@ -286,6 +294,39 @@ def read_profile_dir(directory: str | os.PathLike[str]) -> ProfileFiles:
     mixed = read_table(d / MIXED.file) if (d / MIXED.file).is_file() else None
     return ProfileFiles(path=d, meta=read_meta(d), prefill=read_table(d / PREFILL.file),
                         decode=read_table(d / DECODE.file), mixed=mixed)
+
+
+def _count_rows(path: Path) -> int:
+    """Data rows of a CSV file (0 when it is absent or unreadable): one per point as :class:`ProfileStore` writes."""
+    try:
+        with path.open(newline="") as fh:
+            return sum(1 for _ in csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return 0
+
+
+def interrupted_points(directory: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(prefill points, decode points) of a directory holding an interrupted profile run: points in prefill.csv or
+    decode.csv and no meta.yaml (written last, module doc). None for a complete directory or one with no point."""
+    d = Path(directory)
+    if (d / META_FILE).exists():
+        return None
+    counts = (_count_rows(d / PREFILL.file), _count_rows(d / DECODE.file))
+    return counts if any(counts) else None
+
+
+def interrupted_run_text(counts: tuple[int, int]) -> str:
+    """How a user is told of an interrupted run's directory (`planner profile show`, `planner solve --profiles`): what
+    it holds and how to finish it, where the loader alone said "meta.yaml: file not found" or "no profile found"."""
+    return (f"holds an interrupted profile run ({counts[0]} prefill, {counts[1]} decode points; no {META_FILE}, which "
+            "a run writes at its end): rerun the same `planner profile` command to resume it")
+
+
+def write_identity(directory: str | os.PathLike[str], identity: Mapping[str, Any]) -> Path:
+    """identity.yaml (:data:`IDENTITY_FILE`), atomically: write it before the first point of a run."""
+    path = Path(directory) / IDENTITY_FILE
+    write_atomic(path, yaml_text(identity))
+    return path
 
 
 # --------------------------------------------------------------------------- the profiler's writer

@@ -20,7 +20,7 @@ from planner.io.plot_axes import label_log_axis
 from planner.perf.fit import FitReport, experts_touched
 from planner.perf.laws import VariantPerf, fit_profile, measured_ttft_overhead
 from planner.perf.profiledata import Profile, central_points, law_source, load_profile
-from profiles.format import META_FILE, VLLM_SUBDIR
+from profiles.format import META_FILE, VLLM_SUBDIR, interrupted_points, interrupted_run_text
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -92,6 +92,10 @@ def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
     elif d.name == VLLM_SUBDIR and (d.parent / META_FILE).is_file():
         others = (f"{d.parent} ({law_source(load_profile(d.parent).meta)}): not used, this vllm/ profile is preferred",)
     elif d.is_dir() and not (d / META_FILE).is_file():
+        for run_dir in (d, d / VLLM_SUBDIR):  # found in QA: an interrupted run's said "meta.yaml: file not found"
+            counts = interrupted_points(run_dir)
+            if counts is not None:
+                raise InputError(str(run_dir), None, interrupted_run_text(counts))
         below = sorted(str(m.parent) for m in d.rglob(META_FILE))  # a model's or a GPU's folder, not a profile's
         if below:
             shown = ", ".join(below[:6]) + (f" and {len(below) - 6} more" if len(below) > 6 else "")

@@ -70,6 +70,17 @@ def _profile_one_row(tmp: Callable[[str, str | bytes], str]) -> str:
     return str(root.parent)
 
 
+def _interrupted(tmp: Callable[[str, str | bytes], str], where: str = "run") -> str:
+    """A folder `where` (under the case's folder) of an interrupted profile run: 2 prefill and 1 decode points, no
+    meta.yaml (written at a run's end); returns the case's folder."""
+    tmp(f"{where}/prefill.csv", "isl,batch,ttft_ms,stat\n128,1,10.0,median\n512,1,12.0,median\n")
+    return str(Path(tmp(f"{where}/decode.csv", "batch,context_tokens,itl_ms,stat\n1,256,5.0,median\n")).parents[
+        where.count("/") + 1])
+
+
+INTERRUPTED = ("interrupted profile run (2 prefill, 1 decode points", "rerun the same `planner profile` command to resume")
+
+
 def _ctl(tmp: Callable[[str, str | bytes], str], edit: Callable[[dict], None]) -> str:
     cfg = yaml.safe_load((CTL / "config.yaml").read_text())
     cfg["fleet"] = str(CTL / "fleet.yaml")
@@ -107,6 +118,19 @@ CASES = [
     # found by hand at stop 52: README's `planner profile ... --out out/profile` wrote a folder --profiles refused unexplained
     Case("--profiles naming one profile, not a root", lambda t: ["solve", "-w", W, "-f", F, "--profiles", str(PROFILE_8B / "vllm"), *NS],
          2, ("no profile found", "This folder is itself one profile", "ROOT/llama-3.1-8b/H100-SXM-80GB/tp1/vllm/")),
+    # found in QA: an interrupted profile run's folder (points, no meta.yaml yet) said only "no profile found" and
+    # "meta.yaml: file not found"; now what it holds and how to finish it
+    Case("--profiles naming an interrupted run's folder", lambda t: ["solve", "-w", W, "-f", F, "--profiles",
+                                                                     _interrupted(t) + "/run", *NS],
+         2, ("--profiles", "no profile found", "/run holds an", *INTERRUPTED)),
+    Case("--profiles root holding an interrupted run", lambda t: ["solve", "-w", W, "-f", F, "--profiles",
+                                                                  _interrupted(t, "llama-3.1-8b/H100-SXM-80GB/tp1/vllm"), *NS],
+         2, ("no profile found", "/llama-3.1-8b/H100-SXM-80GB/tp1/vllm holds an", *INTERRUPTED)),
+    Case("profile show on an interrupted run's folder", lambda t: ["profile", "show", _interrupted(t) + "/run", "--no-png"],
+         2, ("/run: holds an", *INTERRUPTED)),
+    Case("profile show on a variant whose vllm/ run was interrupted",
+         lambda t: ["profile", "show", _interrupted(t, "tp1/vllm") + "/tp1", "--no-png"],
+         2, ("/tp1/vllm: holds an", *INTERRUPTED)),
     Case("pd_ratio_min > pd_ratio_max", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet("limits: {pd_ratio_min: 3, pd_ratio_max: 1}")), *NS],
          2, ("{f}", "limits", "pd_ratio_min")),
     Case("isl_max below the mean isl", lambda t: ["solve", "-w", t("w.yaml", wl("  - {id: c, model: llama-3.1-8b, isl: 1024, osl: 128, "

@@ -113,6 +113,7 @@ def test_cli_profile_attaches_to_an_endpoint(tmp_path):
     assert "profile written" in res.output
     prof = load_profile(tmp_path)
     assert len(prof.prefill) == 4 and len(prof.decode) == 2
+    assert not (tmp_path / "identity.yaml").exists()  # a complete folder is as before: its meta.yaml says whose it is
     good = (tmp_path / "goodput.csv").read_text().splitlines()
     assert good[0].startswith("rate_rps,isl,osl,requests") and len(good) == 2
     show = CliRunner().invoke(app, ["profile", "show", str(tmp_path), "--png", str(tmp_path / "fit.png")])
@@ -225,6 +226,87 @@ def test_an_out_folder_holding_another_variants_profile_is_refused_before_any_wo
     assert (tmp_path / "meta.yaml").read_text() == before
     r = CliRunner().invoke(app, base + ["--gpu", "H100-SXM-80GB"])
     assert r.exit_code == 2 and "not healthy" in r.output  # the same variant passes the check
+
+
+
+def _interrupted_cli_run(out: Path, args: list[str]) -> None:
+    """A `planner profile` run that measures 3 + 3 points into `out` and is interrupted (Ctrl-C, exit 130) before its
+    meta.yaml, as a real one is; its run_profile is a fake that first checks that identity.yaml is already there."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+    from profiles.backends import vllm as vllm_backend
+    from profiles.format import ProfileStore
+
+    def interrupted(cfg: VllmRunConfig):
+        assert (cfg.out / "identity.yaml").is_file(), "identity.yaml is written before the first point"
+        store = ProfileStore(cfg.out)
+        for isl in (128, 512, 2048):
+            store.add_prefill(isl, 1, [10.0 + isl / 100])
+        for batch in (1, 4, 16):
+            store.add_decode(batch, 256, [5.0 + batch])
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(vllm_backend, "run_profile", interrupted)
+        r = CliRunner().invoke(app, args)
+    assert r.exit_code == 130 and "rerun the same command to resume" in r.output, r.output
+    assert not (out / "meta.yaml").exists()
+
+
+@pytest.mark.parametrize("extra, field, recorded, asked", [
+    (["--gpu", "H200-141GB"], "gpu", "'H100-SXM-80GB'", "'H200-141GB'"),
+    (["--gpu", "H100-SXM-80GB", "--tp", "2"], "tp", "1", "2"),
+    (["--gpu", "H100-SXM-80GB", "--kv-cache-dtype", "fp8"], "kv_dtype", "'bf16'", "'fp8'"),
+    (["--gpu", "H100-SXM-80GB", "--max-num-seqs", "64"], "max_num_seqs", "256", "64"),
+    (["--gpu", "H100-SXM-80GB"], None, None, None),  # the same identity: resumed (it reaches the health wait)
+])
+def test_an_interrupted_run_resumes_only_as_the_variant_it_was_started_as(tmp_path, extra, field, recorded, asked):
+    """Found in QA: the README's walkthrough on H100, interrupted after its first points (prefill.csv and decode.csv
+    written, meta.yaml not yet), then rerun into the same folder with --gpu H200-141GB reported 'prefill 0 measured, 3
+    resumed; decode 1 measured, 2 resumed' and wrote meta.yaml with gpu H200-141GB: five of six points were H100's.
+    A run now records its identity (identity.yaml) before its first point, and a resume of another identity is exit 2
+    naming that file, the field, the recorded and the asked value, before the health wait (nothing listens at the
+    endpoint) and with the points untouched."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    base = ["profile", "--backend", "vllm", "--endpoint", f"http://127.0.0.1:{free_port()}", "--model", "llama-3.1-8b",
+            "--out", str(tmp_path), "--health-timeout-s", "0.3", "--no-progress"]
+    _interrupted_cli_run(tmp_path, base + ["--gpu", "H100-SXM-80GB"])
+    points = (tmp_path / "prefill.csv").read_text(), (tmp_path / "decode.csv").read_text()
+    r = CliRunner().invoke(app, base + extra)
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Traceback" not in out, r.output
+    if field is None:
+        assert "not healthy" in out and "interrupted profile run" not in out
+    else:
+        assert f"{tmp_path / 'identity.yaml'}: field '{field}'" in out, out
+        assert f"this run's {asked}" in out and f"({field} {recorded})" in out and "3 prefill and 3 decode points" in out
+        assert "not healthy" not in out
+    assert ((tmp_path / "prefill.csv").read_text(), (tmp_path / "decode.csv").read_text()) == points
+    assert "gpu: H100-SXM-80GB" in (tmp_path / "identity.yaml").read_text()
+
+
+def test_an_interrupted_folder_without_identity_resumes_with_a_note(tmp_path):
+    """A folder of an interrupted run written before runs recorded their identity (points, no identity.yaml, no
+    meta.yaml) resumes as before, with a note that its identity could not be checked; the run then records its own."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+    from profiles.format import ProfileStore
+
+    store = ProfileStore(tmp_path)
+    store.add_prefill(128, 1, [10.0])
+    store.add_decode(1, 256, [5.0])
+    r = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--endpoint", f"http://127.0.0.1:{free_port()}",
+                                 "--model", "llama-3.1-8b", "--gpu", "H200-141GB", "--out", str(tmp_path),
+                                 "--health-timeout-s", "0.3", "--no-progress"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "not healthy" in out, r.output  # resumed: it went on to the endpoint
+    assert "interrupted profile run (1 prefill and 1 decode points)" in out and "could not be checked" in out
+    assert "gpu: H200-141GB" in (tmp_path / "identity.yaml").read_text()
 
 
 FAKE_VLLM = textwrap.dedent('''\

@@ -219,12 +219,18 @@ def _check_resumes_the_same_variant(directory: Path, wanted: dict[str, tuple[obj
     (found by hand: an H100 profile "resumed" under --gpu H200-141GB became an H200 profile, 0 points measured).
     The engine's limits (`max_batched_tokens`, `max_num_seqs`) are compared where the meta records them: they shape
     the steps a point times, and the planner reads them from the meta (found in QA: a profile measured at 8,192
-    batched tokens resumed under --max-num-batched-tokens 2048 kept its 6 + 6 points and was relabelled 2048)."""
+    batched tokens resumed under --max-num-batched-tokens 2048 kept its 6 + 6 points and was relabelled 2048).
+
+    A folder of an interrupted run (points, no meta.yaml yet) is checked against the identity.yaml its run wrote
+    before its first point (profiles.format.IDENTITY_FILE; found in QA: an H100 run interrupted after 3 + 3 points,
+    rerun with --gpu H200-141GB, reported 'prefill 0 measured, 3 resumed; decode 1 measured, 2 resumed' and wrote
+    meta.yaml with gpu H200-141GB). One written before that file existed resumes as before, with a note."""
     from planner.io.files import read_yaml_mapping
     from profiles.format import META_FILE
 
     path = directory / META_FILE
     if not path.is_file():
+        _check_resumes_the_same_run(directory, wanted)
         return
     meta = read_yaml_mapping(path)
     defaults: dict[str, object] = {"weight_dtype": "bf16", "kv_dtype": "bf16"}
@@ -236,6 +242,32 @@ def _check_resumes_the_same_variant(directory: Path, wanted: dict[str, tuple[obj
             raise InputError(str(path), field, f"this run's {want!r} ({option}): --out holds a profile of another "
                              f"variant or engine configuration ({field} {have!r}), whose points this run would keep "
                              "as its own; give a new --out folder")
+
+
+def _check_resumes_the_same_run(directory: Path, wanted: dict[str, tuple[object, str]]) -> None:
+    """An interrupted run's folder (points, no meta.yaml) against this run: every field of `wanted` as its
+    identity.yaml records it, else exit 2 naming the folder's file, the field, the recorded and the asked value."""
+    from planner.io.files import read_yaml_mapping
+    from profiles.format import IDENTITY_FILE, interrupted_points
+
+    counts = interrupted_points(directory)
+    if counts is None:
+        return  # a new folder, or one whose run measured nothing: nothing to keep, nothing to check
+    held = f"{counts[0]} prefill and {counts[1]} decode points"
+    ident = directory / IDENTITY_FILE
+    if not ident.is_file():
+        typer.echo(f"note: {directory} holds an interrupted profile run ({held}) written before profile runs recorded "
+                   f"their identity ({IDENTITY_FILE}): its model, GPU, TP and engine configuration could not be checked "
+                   "against this run's; its points are resumed as this run's", err=True)
+        return
+    recorded = read_yaml_mapping(ident)
+    for field, (want, option) in wanted.items():
+        have = recorded.get(field)
+        if have != want:
+            raise InputError(str(ident), field, f"this run's {want!r} ({option}): --out holds an interrupted profile "
+                             f"run ({held}) of another variant or engine configuration ({field} {have!r}), whose "
+                             "points this run would keep as its own; rerun the command it was started with to "
+                             "resume it, or give a new --out folder")
 
 
 def _trace_arrivals(path: Path | None, model: str, max_len: int | None,
@@ -479,12 +511,13 @@ def register(app: typer.Typer) -> None:
                                  f"profiler reads /health, /v1/models and /metrics under it), not its OpenAI base; "
                                  f"got {endpoint!r}")
         check_writable(Path(directory) / pfmt.META_FILE, "--out")
-        _check_resumes_the_same_variant(Path(directory), {
+        identity: dict[str, tuple[object, str]] = {
             "model": (model, "--model"), "gpu": (gpu, "--gpu"), "tp": (tp, "--tp"), "backend": ("vllm", "--backend"),
             "weight_dtype": (dtype_of(quantization), "--quantization"),
             "kv_dtype": (dtype_of(kv_cache_dtype), "--kv-cache-dtype"),
             "max_batched_tokens": (max_num_batched_tokens, "--max-num-batched-tokens"),
-            "max_num_seqs": (max_num_seqs, "--max-num-seqs")})
+            "max_num_seqs": (max_num_seqs, "--max-num-seqs")}
+        _check_resumes_the_same_variant(Path(directory), identity)
         reason = structural_blocker_reason(cat, model, gpu, tp, dtype_of(quantization), dtype_of(kv_cache_dtype))
         if reason is not None:
             raise InputError(None, "--tp", f"{model} on {gpu}: {reason}")
@@ -563,6 +596,8 @@ def register(app: typer.Typer) -> None:
                             weight_dtype=dtype_of(quantization), kv_dtype=dtype_of(kv_cache_dtype),
                             slo_ttft_ms=slo_ttft_ms, slo_itl_ms=slo_itl_ms, progress=progress,
                             other_models=_other_models_served_names(cat, model, hf_model))
+        # whose points the folder holds, before the first of them: an interrupted run is resumed only as its own
+        pfmt.write_identity(directory, {field: want for field, (want, _option) in identity.items()})
         try:
             summary = run_profile(cfg)
         finally:
@@ -571,9 +606,11 @@ def register(app: typer.Typer) -> None:
         p, d = summary.prefill, summary.decode
         assert p is not None and d is not None, "run_profile returns after both sweeps"
         from planner.cli.console import EXIT_INFEASIBLE
-        from profiles.format import META_FILE
+        from profiles.format import IDENTITY_FILE, META_FILE
 
-        if not (Path(directory) / META_FILE).is_file():
+        if (Path(directory) / META_FILE).is_file():  # complete: its meta.yaml says whose it is, as before
+            (Path(directory) / IDENTITY_FILE).unlink(missing_ok=True)
+        else:
             # nothing measured (plan h14, stop 45: the server came up after the run's deadlines): say so, not the
             # loader's "meta.yaml: file not found"
             reasons = list({**p.stop_reasons, **d.stop_reasons}.values())

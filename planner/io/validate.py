@@ -183,9 +183,27 @@ def check_profiles_found(measured: int, profiles_dir: str | os.PathLike[str] | N
     itself one profile (what `planner profile --out DIR` writes) is told where it belongs under a root. `option`: how
     the caller names the root (the CLI's flag, or the Python API's `profiles_dir`)."""
     if profiles_dir is not None and measured == 0:
+        interrupted = _interrupted_run(Path(profiles_dir))
+        if interrupted:
+            raise InputError(str(profiles_dir), option, f"no profile found: {interrupted}")
         raise InputError(str(profiles_dir), option, "no profile found; expected <model>/<gpu>/tp<N>/ folders holding "
                          f"meta.yaml, prefill.csv and decode.csv (see profiles/data); leave {option} out for the bundled "
                          "ones" + _one_profile_hint(Path(profiles_dir), option))
+
+
+def _interrupted_run(folder: Path) -> str:
+    """'' unless `folder` is, or holds where a profile belongs (<model>/<gpu>/tp<N>[...]/[vllm/]), an interrupted profile
+    run's folder (points, no meta.yaml yet): then which, with its points and how to resume it (found in QA: such a
+    folder said only "no profile found")."""
+    from profiles.format import VLLM_SUBDIR, interrupted_points, interrupted_run_text
+
+    candidates = [folder, folder / VLLM_SUBDIR, *sorted(folder.glob("*/*/tp*")),
+                  *sorted(folder.glob(f"*/*/tp*/{VLLM_SUBDIR}"))] if folder.is_dir() else []
+    for d in candidates:
+        counts = interrupted_points(d)
+        if counts is not None:
+            return f"{d} {interrupted_run_text(counts)}"
+    return ""
 
 
 def _one_profile_hint(folder: Path, option: str = "--profiles") -> str:
