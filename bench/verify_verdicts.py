@@ -24,7 +24,7 @@ import argparse
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import get_args
+from typing import cast, get_args
 
 import numpy as np
 from rich.console import Console
@@ -71,7 +71,8 @@ def referee(p: Plan, wl: Workload, seeds: list[int], duration_s: float,
     return {c: (met[c] / max(n[c], 1), claim[c]) for c in met}
 
 
-def run_case(k: int, model: str, gpu: str, seeds: list[int], duration_s: float) -> dict[str, object]:
+def run_case(k: int, model: str, gpu: str, seeds: list[int], duration_s: float,
+             verdicts: tuple[Verdict, ...] = VERDICTS, rounds: int = 3) -> dict[str, object]:
     """One case: the class-by-class plan and each verdict's, each refereed; a plan refereed once however many verdicts
     end on it."""
     pm = PerfModel.load()
@@ -94,9 +95,9 @@ def run_case(k: int, model: str, gpu: str, seeds: list[int], duration_s: float) 
     out["base"] = judged(base)
     flagged = bool(verified_by_default(base, "cost"))
     out["flagged"] = flagged
-    for v in VERDICTS:
+    for v in verdicts:
         with quiet_extrapolation():
-            vp = verify_and_resolve(wl, fleet, pm, pm.catalog, base.model_copy(deep=True), verdict=v)
+            vp = verify_and_resolve(wl, fleet, pm, pm.catalog, base.model_copy(deep=True), verdict=v, rounds=rounds)
         out[v] = judged(vp)
         out[f"auto_{v}"] = out[v] if flagged else out["base"]
     return out
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=900.0, help="the referee's simulated seconds per seed")
     ap.add_argument("--jobs", type=int, default=2, help="cases run in parallel processes (default 2)")
     ap.add_argument("--limit", type=int, default=None, help="the first N of the cases only (a smoke run)")
+    ap.add_argument("--verdicts", default=",".join(VERDICTS), help=f"comma list of {', '.join(VERDICTS)}")
+    ap.add_argument("--rounds", type=int, default=3, help="--verify's re-solve bound (rule 59-R; default 3)")
     args = ap.parse_args(argv)
     try:
         seeds = [int(x) for x in args.referee_seeds.split(",")]
@@ -126,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"--jobs: expected >= 1, got {args.jobs}")
     if args.limit is not None and args.limit < 1:
         fail(f"--limit: expected >= 1, got {args.limit}")
+    verdicts = cast(tuple[Verdict, ...], tuple(v for v in args.verdicts.split(",") if v))
+    if not verdicts or any(v not in VERDICTS for v in verdicts):
+        fail(f"--verdicts: expected a comma list of {', '.join(VERDICTS)}, got {args.verdicts!r}")
+    if args.rounds < 0:
+        fail(f"--rounds: expected >= 0, got {args.rounds}")
     cat = Catalog.load()
     model, gpu = known_model(cat, args.model), known_gpu(cat, args.gpu)
     if PerfModel.load().get(model, gpu, 1) is None:
@@ -133,22 +141,22 @@ def main(argv: list[str] | None = None) -> int:
     ks = case_ids(args.cases)[:args.limit]
     con = Console(width=220)
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
-        futs = [ex.submit(run_case, k, model, gpu, seeds, args.duration) for k in ks]
+        futs = [ex.submit(run_case, k, model, gpu, seeds, args.duration, verdicts, args.rounds) for k in ks]
         rows = [f.result() for f in track(futs, description="cases", console=con)]
     table = Table(title=f"{model} on {gpu}: classes under their claim at the referee (seeds {args.referee_seeds}, "
-                        f"{args.duration:g} s each), $/h; {args.cases} grid cases")
-    for col in ("case", "flagged", "base", *VERDICTS):
+                        f"{args.duration:g} s each), $/h; {args.cases} grid cases; --verify's rounds {args.rounds}")
+    for col in ("case", "flagged", "base", *verdicts):
         table.add_column(col, justify="right")
     tot: dict[str, list[float]] = {}
     classes = 0
     for r in rows:
         if "base" not in r:
-            table.add_row(str(r["case"]), "-", "infeasible", *["-"] * len(VERDICTS))
+            table.add_row(str(r["case"]), "-", "infeasible", *["-"] * len(verdicts))
             continue
         base_att = r["base"][2]  # type: ignore[index]
         classes += len(base_att)
         cells = []
-        for key in ("base", *VERDICTS, *(f"auto_{v}" for v in VERDICTS)):
+        for key in ("base", *verdicts, *(f"auto_{v}" for v in verdicts)):
             cost, miss, att = r[key]  # type: ignore[misc]
             t = tot.setdefault(key, [0.0, 0.0])
             t[0] += miss
@@ -161,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     con.print("cell: classes under their claim, the plan's cost, the worst class's attainment minus its claim")
     parts = [f"cases={len(ks)}", f"classes={classes}", f"misses_base={tot['base'][0]:.0f}",
              f"cost_base={tot['base'][1]:.2f}"]
-    for v in VERDICTS:
+    for v in verdicts:
         parts += [f"misses_{v}={tot[v][0]:.0f}", f"cost_{v}={tot[v][1]:.2f}",
                   f"misses_auto_{v}={tot['auto_' + v][0]:.0f}", f"cost_auto_{v}={tot['auto_' + v][1]:.2f}"]
     print("RESULT " + " ".join(parts))

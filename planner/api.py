@@ -21,6 +21,7 @@ from planner.io.catalog import Catalog
 from planner.io.errors import InputError
 from planner.io.files import load_model
 from planner.io.schema import Fleet, Plan, Slo, Workload
+from planner.simulate.attainment import DEFAULT_VERIFY_ROUNDS
 from planner.solvedplan import SolvedPlan
 
 if TYPE_CHECKING:  # imported when used: `import planner.api` stays light
@@ -126,7 +127,8 @@ def laws(profiles_dir: PathLike | None = None) -> tuple[Catalog, PerfModel]:
 
 def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend: str = "highs",
           time_limit_s: float = 10.0, mip_gap: float = 1e-4, perf: PerfModel | None = None, catalog: Catalog | None = None,
-          profiles_dir: PathLike | None = None, verify: bool | None = None, verify_rounds: int = 3,
+          profiles_dir: PathLike | None = None, verify: bool | None = None,
+          verify_rounds: int = DEFAULT_VERIFY_ROUNDS,
           seed: int = 0) -> SolvedPlan:
     """The cheapest plan for `workload` on `fleet` (objective 'cost'), the fewest GPUs ('gpus'; of as many,
     the cheapest), the least board power ('power'), or the largest common traffic multiplier the fleet

@@ -18,6 +18,7 @@ from planner.cli import catalog, control, profile, simulate, synth, whatif
 from planner.cli.console import EXIT_INFEASIBLE, command_group, friendly_errors, stdout_console, whole_summaries
 from planner.io.errors import InputError
 from planner.io.schema import Plan
+from planner.simulate.attainment import DEFAULT_VERIFY_ROUNDS
 from planner.solvedplan import pd_summary
 from solvers import backend_help, backend_names, choices_text, objective_help, objective_names  # the registries
 
@@ -132,7 +133,7 @@ def solve(
         None, "--verify/--no-verify",
         help="simulate the plan; tighten and re-solve where SLO attainment is short. Default: only a plan that predicts "
              "a class over its SLO behind its pools' mix of classes (rule 58-V)"),
-    verify_rounds: int = typer.Option(3, "--verify-rounds", min=0,
+    verify_rounds: int = typer.Option(DEFAULT_VERIFY_ROUNDS, "--verify-rounds", min=0,
                                       help="most re-solves when verifying (with --verify or --verify-trace)"),
     seed: int = typer.Option(0, "--seed", min=0, help="simulation seed (with --verify or --verify-trace)"),
     verify_trace: Path | None = typer.Option(

@@ -24,7 +24,15 @@ from planner.io.traces import measure_burstiness, window_rates
 from planner.perf.laws import PerfModel
 from planner.planning.assemble import classes_over_slo, plan_workload
 from planner.simulate.arrivals import Arrivals
-from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S, VerifyReport, merged, tightened_utilization, undecided_note, verify
+from planner.simulate.attainment import (
+    DEFAULT_VERIFY_DURATION_S,
+    DEFAULT_VERIFY_ROUNDS,
+    VerifyReport,
+    merged,
+    tightened_utilization,
+    undecided_note,
+    verify,
+)
 
 # A trace's busiest minute at least this many times the rate the workload plans for is called out when the plan stays
 # short on it: tightening a static plan's utilization (0.85 -> 0.52 over three rounds, about 1.6x the capacity) cannot
@@ -81,7 +89,7 @@ def verified_by_default(plan: Plan, objective: str) -> list[str]:
 
 
 def verify_and_resolve(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, plan: Plan, *,
-                       backend: str = "highs", time_limit_s: float = 10.0, rounds: int = 3, seed: int = 0,
+                       backend: str = "highs", time_limit_s: float = 10.0, rounds: int = DEFAULT_VERIFY_ROUNDS, seed: int = 0,
                        duration_s: float = DEFAULT_VERIFY_DURATION_S, console: Console | None = None,
                        arrivals: Arrivals | None = None, arrivals_source: str | None = None,
                        verdict: Verdict = "point") -> Plan:
