@@ -614,6 +614,13 @@ class ClassPrediction(BaseModel):
     slo_ttft_ms: float | None = None
     slo_itl_ms: float | None = None
     disaggregated_share: float = 0.0
+    decode_kv_tokens: float | None = Field(
+        default=None, description="KV tokens a replica of the class's P/D decode pool holds at the class's percentile "
+                                  "behind the pool's mix of classes (rule 59-K; the fullest of its decode pools serving "
+                                  "more than one class); None where no such pool")
+    decode_kv_capacity_tokens: float | None = Field(
+        default=None, description="that replica's KV cache, tokens: above it a share of the arrivals beyond the TTFT "
+                                  "percentile's tail waits for admission, which ttft_ms does not count")
 
 
 class ModelPlan(BaseModel):

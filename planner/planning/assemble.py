@@ -47,7 +47,7 @@ from planner.planning.capacity import (
 )
 from planner.planning.explain import describe_binding, explain_infeasible
 from planner.planning.instance import Instance, build_instance
-from planner.planning.mixfit import mix_itl_ms, mix_tightening, mix_ttft_ms, pool_mixes, prediction_shape
+from planner.planning.mixfit import mix_itl_ms, mix_kv_demand, mix_tightening, mix_ttft_ms, pool_mixes, prediction_shape
 from planner.planning.slo_metrics import SloMetric
 from solvers.backends import solve as solve_problem
 from solvers.objectives import OBJECTIVES
@@ -800,6 +800,7 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
     slo = inst.workload.slo_of(c)
     ttft = itl = 0.0
     disagg = 0.0
+    kv: tuple[float, float] | None = None  # (demand, capacity) of the fullest decode pool behind its mix (rule 59-K)
     for vid, x in flows.items():
         v = inst.variants[vid]
         pool = pools[vid]
@@ -819,6 +820,9 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
             pooled_itl = mix_itl_ms(inst, vid, c, shape, itl_mix)
             if math.isfinite(pooled_itl):
                 lat = replace(lat, itl_ms=pooled_itl)
+            demand, room = mix_kv_demand(inst, vid, c, shape, itl_mix), inst.perf[vid].kv_capacity_tokens
+            if kv is None or demand / room > kv[0] / kv[1]:
+                kv = (demand, room)
         pool_facts = facts.setdefault(vid, _PoolClassFacts())
         notes.extend(n for n in _extrapolation_notes(inst.perf[vid], vid, c, v.role, lat.batch, pool_facts) if n not in notes)
         notes.extend(n for n in _long_prompt_mixed_notes(inst.perf[vid], vid, c, v.role) if n not in notes)
@@ -835,7 +839,9 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
         if v.role == "prefill":
             disagg += x / max(c.rate_rps * rate_scale, 1e-12)
     return ClassPrediction(percentile=slo.percentile, ttft_ms=round(ttft, 2), itl_ms=round(itl, 3),
-                           slo_ttft_ms=slo.ttft_ms, slo_itl_ms=slo.itl_ms, disaggregated_share=round(min(disagg, 1.0), 4))
+                           slo_ttft_ms=slo.ttft_ms, slo_itl_ms=slo.itl_ms, disaggregated_share=round(min(disagg, 1.0), 4),
+                           decode_kv_tokens=None if kv is None else round(kv[0], 1),
+                           decode_kv_capacity_tokens=None if kv is None else kv[1])
 
 
 def _time_limit_diagnosis(inst: Instance, sol: Solution) -> list[str]:
@@ -927,19 +933,27 @@ def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Pla
 
 def classes_over_slo(plan: Plan) -> dict[str, list[tuple[str, float, float]]]:
     """Per class whose predicted TTFT or ITL is over its SLO in `plan`: (metric, predicted ms, SLO ms) of each such
-    metric. In a plan the ILP found feasible the cause is its pools' mix of classes (rules 57-M / 58-P / 58-D): a class
-    waits behind prompts, or is batched with decodes, that its class-alone capacity did not count (a class with a tight
-    SLO beside the long prompts or outputs of a looser one). `planner solve` verifies such a plan by default (rule
-    58-V)."""
+    metric, and ("decode KV", tokens, capacity tokens) where its P/D decode pool's KV behind the pool's mix overflows
+    the replica's cache at the class's percentile (rule 59-K: arrivals wait for admission beyond the TTFT's tail, which
+    the TTFT prediction does not count; only for a class with a TTFT SLO). In a plan the ILP found feasible the cause
+    is its pools' mix of classes (rules 57-M / 58-P / 58-D / 59-K): a class waits behind prompts, is batched with
+    decodes, or waits for a cache, that its class-alone capacity did not count (a class with a tight SLO beside the
+    long prompts or outputs of a looser one). `planner solve` verifies such a plan by default (rule 58-V)."""
     out: dict[str, list[tuple[str, float, float]]] = {}
     for mp in plan.models.values():
         for cid, pr in sorted(mp.predicted.items()):
+            kv_bound = pr.decode_kv_capacity_tokens if pr.slo_ttft_ms is not None else None
             over = [(name, got, bound) for name, got, bound in (("TTFT", pr.ttft_ms, pr.slo_ttft_ms),
-                                                                 ("ITL", pr.itl_ms, pr.slo_itl_ms))
+                                                                 ("ITL", pr.itl_ms, pr.slo_itl_ms),
+                                                                 (KV_OVER, pr.decode_kv_tokens, kv_bound))
                     if bound is not None and got is not None and got > bound * (1.0 + 1e-9)]
             if over:
                 out[cid] = over
     return out
+
+
+# The metric name of rule 59-K's overflow in `classes_over_slo`: a decode pool's KV behind its mix, tokens.
+KV_OVER = "decode KV"
 
 
 def _over_slo_notes(plan: Plan) -> list[str]:
@@ -948,7 +962,9 @@ def _over_slo_notes(plan: Plan) -> list[str]:
     out: list[str] = []
     for cid, over in classes_over_slo(plan).items():
         pct = next(mp.predicted[cid].percentile for mp in plan.models.values() if cid in mp.predicted)
-        what = " and ".join(f"{name} p{pct:g} {got:,.1f} ms over its {bound:g}-ms SLO" for name, got, bound in over)
+        what = " and ".join(f"{name} p{pct:g} {got:,.0f} tokens over its replica's {bound:,.0f}-token cache (arrivals "
+                            "wait for admission, which its TTFT does not count)" if name == KV_OVER else
+                            f"{name} p{pct:g} {got:,.1f} ms over its {bound:g}-ms SLO" for name, got, bound in over)
         out.append(f"class {cid}: predicted {what} behind its pools' mix of classes (the plan sizes each class as if "
                    "alone in its pool; capacity module doc, Mixed, classes sharing a replica): a simulation judges such a "
                    "plan, `planner solve` (and planner.solve) running --verify's rounds on it unless --no-verify")

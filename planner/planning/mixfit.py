@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from planner.io.schema import PREFILL_SIDE, RequestClass
 from planner.perf.laws import quiet_extrapolation
-from planner.planning.capacity import POISSON, ArrivalShape, PoolMix, decode_latency, mixed_latency, prefill_latency
+from planner.planning.capacity import POISSON, ArrivalShape, PoolMix, decode_latency, mix_kv_tokens, mixed_latency, prefill_latency
 from planner.planning.instance import Instance
 
 # The pools whose predicted TTFT is the class's behind the pool's mix of classes: mixed (rule 57-M) and prefill (rule
@@ -100,6 +100,14 @@ def mix_itl_ms(inst: Instance, vid: str, c: RequestClass, shape: ArrivalShape, m
     with quiet_extrapolation():
         return decode_latency(inst.perf[vid], c.isl, c.osl, mix.total_rps, inst.workload.slo_of(c).percentile, shape,
                               mix=mix).itl_ms
+
+
+def mix_kv_demand(inst: Instance, vid: str, c: RequestClass, shape: ArrivalShape, mix: PoolMix) -> float:
+    """KV tokens decode pool `vid`'s replica holds behind `mix` at class `c`'s SLO percentile (rule 59-K,
+    capacity.mix_kv_tokens); above the replica's capacity a share of arrivals beyond the TTFT's tail waits for
+    admission, which the TTFT predictions do not count."""
+    with quiet_extrapolation():
+        return mix_kv_tokens(inst.perf[vid], mix, inst.workload.slo_of(c).percentile, shape)
 
 
 @dataclass(frozen=True)
