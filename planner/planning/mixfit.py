@@ -32,6 +32,9 @@ TTFT_MIX_ROLES: tuple[str, ...] = PREFILL_SIDE
 # class rides the same decode steps; bench/mixed_classes.py sets () to read the class-alone form beside it. (A mixed
 # pool's ITL stays the class alone's: rule 57-M did not adopt the mix for it.)
 ITL_MIX_ROLES: tuple[str, ...] = ("decode",)
+# Rule 59-K2's share of a class's TTFT tail (1 - p) that its decode pool's KV may overflow in before the plan names it
+# (`mix_kv_demand`: the KV at the percentile 1 - KV_TAIL_SHARE·(1 - p)); 1: at the class's own percentile (rule 59-K).
+KV_TAIL_SHARE = 1.0
 # The least scale of a pool's mix `mix_tightening` asks for: below it the class's TTFT over its SLO is not the load's
 # (its own prompt, its cluster-mates' wait or the hand-off alone exceed the SLO), and no utilization target fixes it.
 MIN_MIX_SCALE = 0.05
@@ -106,8 +109,9 @@ def mix_kv_demand(inst: Instance, vid: str, c: RequestClass, shape: ArrivalShape
     """KV tokens decode pool `vid`'s replica holds behind `mix` at class `c`'s SLO percentile (rule 59-K,
     capacity.mix_kv_tokens); above the replica's capacity a share of arrivals beyond the TTFT's tail waits for
     admission, which the TTFT predictions do not count."""
+    pct = 100.0 - KV_TAIL_SHARE * (100.0 - inst.workload.slo_of(c).percentile)
     with quiet_extrapolation():
-        return mix_kv_tokens(inst.perf[vid], mix, inst.workload.slo_of(c).percentile, shape)
+        return mix_kv_tokens(inst.perf[vid], mix, pct, shape)
 
 
 @dataclass(frozen=True)
