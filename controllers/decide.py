@@ -84,6 +84,7 @@ from controllers.forecasters import FORECASTERS, ForecastInputs
 from controllers.guard import GuardState, guard, hold
 from controllers.observe import ModelObservation, Observation
 from planner.io.schema import (
+    MAX_RATE_RPS,
     MIN_IDC,
     Burstiness,
     Fleet,
@@ -867,6 +868,44 @@ def _less_held(fleet: Fleet, others: Mapping[str, tuple[PoolStatus, str]]) -> di
             for g, inv in fleet.gpus.items()}
 
 
+def implausible(mo: ModelObservation, drain_s: float) -> str | None:
+    """Why a model's observation cannot be planned on, or None: a rate, mean length or queue that is not a finite
+    number >= 0, an arrival rate above the most a workload may state (planner.io.schema.MAX_RATE_RPS), or a queue
+    that, drained over `drain_s`, would be such a rate. Such a model is held on its own, as one the observer calls
+    unusable (found in fault QA: an observation of 1e9 req/s, or 1e12 queued prompts, raised a ValidationError out of
+    decide() and so out of Controller.run(); a NaN rate likewise a ValueError; a negative rate went into the
+    forecast's memory)."""
+    values = {"arrival_rps": mo.arrival_rps, "completion_rps": mo.completion_rps, "mean_isl": mo.mean_isl,
+              "mean_osl": mo.mean_osl, **{f"waiting[{r}]": v for r, v in mo.waiting.items()},
+              **{f"arrival_peak_rps[{w:g}s]": v for w, v in mo.arrival_peak_rps.items()}}
+    for name, v in values.items():
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            return f"{name} = {v:g}, not a finite number >= 0"
+    for name, v in (("arrival_rps", mo.arrival_rps), ("completion_rps", mo.completion_rps),
+                    *((f"arrival_peak_rps[{w:g}s]", r) for w, r in mo.arrival_peak_rps.items())):
+        if v > MAX_RATE_RPS:
+            return f"{name} = {v:g} req/s, above the {MAX_RATE_RPS:g} req/s a workload may state"
+    for role, n in mo.waiting.items():
+        if n / drain_s > MAX_RATE_RPS:
+            return (f"waiting[{role}] = {n:g} requests, more than {MAX_RATE_RPS:g} req/s drained over "
+                    f"{drain_s:g}s can serve")
+    return None
+
+
+def _without_implausible(obs: Observation, cfg: ControllerConfig) -> Observation:
+    """`obs` with the models whose observation is `implausible` moved to `unusable` (not ok when none is left)."""
+    if not obs.ok:
+        return obs
+    drain_s = cfg.guard.queue_drain_s or horizon_s(cfg)
+    bad = {m: why for m, mo in obs.models.items() if (why := implausible(mo, drain_s)) is not None}
+    if not bad:
+        return obs
+    models = {m: mo for m, mo in obs.models.items() if m not in bad}
+    unusable = {**obs.unusable, **{m: f"implausible observation: {why}" for m, why in bad.items()}}
+    return replace(obs, models=models, unusable=unusable, ok=bool(models),
+                   reason=obs.reason if models else "; ".join(unusable.values()))
+
+
 def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, State]:
     """One interval's decision (see the module docstring). Pure except for the injected planner."""
     cfg = state.cfg
@@ -881,9 +920,10 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     # Pools on a GPU type the fleet file does not list are outside the inventory the controller plans: left alone too.
     # A model whose metrics cannot be used this interval (Observation.unusable) is held the same way, on its own: the
     # other models are still planned (found by hand at stop 52: one model without series held every model's scaling).
-    held_models = set(snapshot.metrics.unusable) if snapshot.metrics.ok else set()
+    metrics = _without_implausible(snapshot.metrics, cfg)
+    held_models = set(metrics.unusable) if metrics.ok else set()
     others = _left_alone(snapshot.pools, cfg, state.planner.fleet, held_models)
-    snapshot = replace(snapshot, pools={p: st for p, st in snapshot.pools.items() if p not in others})
+    snapshot = replace(snapshot, metrics=metrics, pools={p: st for p, st in snapshot.pools.items() if p not in others})
     assert snapshot.pools is not None
     current = {p: s.desired for p, s in snapshot.pools.items()}
     ready = {p: s.ready for p, s in snapshot.pools.items()}
@@ -932,13 +972,15 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     hold_proposal: dict[str, int] | None = None
     plan: Plan | None = None
     solver_ok, solver_reason, solve_s = True, "", None
-    workload = workload_for(cfg, obs, memories, forecasts, max_context=state.planner.max_context)
+    workload: Workload | None = None
     # the decode factor (a margin below 1 for the pool the capacity model over-sizes) is off for a model
     # with requests waiting for a decode slot now: its cache is full, the factor's premise fails, and
     # the backlog's scale-up must not be damped
     factors = {m: 1.0 if sum(v for r, v in mo.waiting.items() if r == "decode") > 0 else cfg.forecast.decode_factor
                for m, mo in obs.models.items()}
     try:
+        # inside the try: a workload the schema refuses (a forecast beyond its bounds) holds as a failed solve does
+        workload = workload_for(cfg, obs, memories, forecasts, max_context=state.planner.max_context)
         fleet_now = state.planner.fleet
         # the controller's own limits: its decode KV headroom (forecast.decode_kv_pooling: pooled only at a level near
         # the recent peak by default, rule R6; per replica on a ramp or in a trough) and, where set, the

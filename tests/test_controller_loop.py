@@ -513,3 +513,29 @@ def test_a_dry_run_does_not_take_the_lease(env):
     assert d.outcome == "dry_run" and d.changes
     assert [(m, path) for m, path in srv.state.requests if m != "GET"] == []
     assert not any(k[0] == "lease" for k in srv.state.objects)
+
+
+@pytest.mark.parametrize("rate, waiting, said", [
+    (float("nan"), 0.0, "arrival_rps = nan"),
+    (float("inf"), 0.0, "arrival_rps = inf"),
+    (-5.0, 0.0, "arrival_rps = -5"),
+    (1e9, 0.0, "arrival_rps = 1e+09 req/s, above the 1e+06 req/s"),
+    (1.0, float("nan"), "waiting[prefill] = nan"),
+    (1.0, -100.0, "waiting[prefill] = -100"),
+    (1.0, 1e12, "waiting[prefill] = 1e+12 requests"),
+])
+def test_an_implausible_observation_holds_with_its_reason_and_the_next_one_plans(env, rate, waiting, said):
+    """A rate or queue no fleet can be planned for (NaN, negative, 1e9 req/s) holds the model's pools and says which
+    value (was: a ValidationError or ValueError out of step(), and so out of run()); the next interval plans again."""
+    srv, ctl, given, clock = env
+    given.next = obs(2.0, 0)
+    ctl.step()
+    before = reps(srv)
+    clock[0] = 60
+    given.next = obs(rate, 60, waiting_prefill=waiting)
+    d = ctl.step()
+    assert d.outcome == "held" and d.hold_reason == "metrics" and reps(srv) == before
+    assert said in " ".join(d.reasons)
+    clock[0] = 120
+    given.next = obs(2.0, 120)
+    assert ctl.step().outcome == "applied"
