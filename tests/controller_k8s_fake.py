@@ -50,6 +50,8 @@ class Fault:
     path_re: str
     status: int
     count: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+    """Response headers of the fault (e.g. Retry-After of a 429 Too Many Requests)."""
 
 
 @dataclass
@@ -140,8 +142,8 @@ class FakeK8s:
             o["status"]["readyReplicas"] = int(ready)
             self._bump(o)
 
-    def inject(self, method: str, path_re: str, status: int, count: int = 1) -> None:
-        self.faults.append(Fault(method.upper(), path_re, status, count))
+    def inject(self, method: str, path_re: str, status: int, count: int = 1, headers: dict[str, str] | None = None) -> None:
+        self.faults.append(Fault(method.upper(), path_re, status, count, dict(headers or {})))
 
     def events(self, ns: str) -> list[dict[str, Any]]:
         return [o for (k, n, _), o in self.objects.items() if k == "event" and n == ns]
@@ -339,7 +341,9 @@ def build_app(state: FakeK8s) -> web.Application:
             for f in state.faults:
                 if f.count > 0 and f.method == request.method and re.search(f.path_re, path):
                     f.count -= 1
-                    return _status(f.status, "Injected", f"injected fault {f.status}")
+                    resp = _status(f.status, "Injected", f"injected fault {f.status}")
+                    resp.headers.update(f.headers)
+                    return resp
         for method, pat, fn in routes:
             m = pat.match(path)
             if m and method == request.method:

@@ -14,6 +14,7 @@ import pytest
 
 from controllers.access import API_CALLS
 from controllers.actuate import ROUTING_KEY, ApplyRequest, KubernetesActuator, MetricsActuator
+from controllers.actuators.kubernetes import without_retry_after
 from controllers.leader import LeaseElector
 from controller_k8s_fake import FakeK8sServer
 
@@ -396,3 +397,26 @@ def test_a_dry_run_needs_only_what_it_reads(k8s, tmp_path, monkeypatch, caplog, 
         assert "update apps deployments/scale" in caplog.text and "a dry run writes nothing" in caplog.text
     else:
         assert "may not: list apps deployments" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("headers, waits_s, ok", [
+    ({}, [0.2], True),                             # a 429 without Retry-After: the backoff's delay
+    ({"Retry-After": "1"}, [1.0], True),           # Retry-After longer than the backoff's delay: honoured
+    ({"Retry-After": "0"}, [0.2], True),           # shorter: the backoff's delay
+    ({"Retry-After": "soon"}, [0.2], True),        # unreadable: the backoff's delay
+    ({"Retry-After": "3600"}, [], False),          # beyond the longest the backoff would wait: reported, not slept on
+])
+def test_too_many_requests_is_retried_after_what_the_api_server_asks(k8s, headers, waits_s, ok):
+    """429 Too Many Requests (API Priority and Fairness) is retried as client-go does, after Retry-After where it
+    says longer than the backoff, through the actuator's sleep (was: urllib3 under the client slept Retry-After itself,
+    unbounded, three times; without the header the 429 was not retried, the pool's write failed the interval)."""
+    from kubernetes import client
+
+    k8s.state.inject("PUT", r"deployments/llama-prefill/scale$", 429, count=1, headers=headers)
+    slept: list[float] = []
+    api = client.ApiClient(without_retry_after(client.Configuration(host=k8s.url)))  # as kube_api_client makes it
+    res = KubernetesActuator(api, NS, sleep=slept.append, max_retries=5, backoff_s=0.2).apply(ApplyRequest({P: 4}, {}, "test"))
+    assert slept == waits_s
+    assert res.ok is ok and (k8s.state.replicas("deployment", NS, "llama-prefill") == 4) is ok
+    if not ok:
+        assert "HTTP 429" in " ".join(res.errors) and "Retry-After 3600" in " ".join(res.errors)

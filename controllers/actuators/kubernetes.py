@@ -2,8 +2,8 @@
 (leaderworkerset.x-k8s.io/v1) or DisaggregatedSet roles, found by `controllers.discover` under a
 label scheme; replicas change only through the `scale` subresource (a DisaggregatedSet role by a
 read-modify-PUT of the object), with a read-then-PUT carrying the read resourceVersion (optimistic
-concurrency: a concurrent writer gives 409 and we re-read and retry); 409 and 5xx are retried with
-exponential backoff; a pool already at its target is not written, so applying twice, or again
+concurrency: a concurrent writer gives 409 and we re-read and retry); 409, 429 and 5xx are retried with
+exponential backoff (after Retry-After where longer); a pool already at its target is not written, so applying twice, or again
 after a restart half-way, converges to the same state (idempotent). Routing weights go to
 HTTPRoutes (InferencePool or workload backendRefs) and/or as JSON into a ConfigMap the router
 reads; one Kubernetes Event per change. Registered as actuator.kind `kubernetes`.
@@ -46,7 +46,7 @@ from planner.io.errors import InputError
 from planner.io.schema import Variant, parse_tp_part
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
+    from kubernetes.client import ApiClient, Configuration
 
 log = logging.getLogger("pd_planner.controller.actuate")
 
@@ -135,8 +135,21 @@ def api_error_text(exc: BaseException) -> str:
     except (TypeError, ValueError):
         message = ""
     text = f"HTTP {exc.status} {exc.reason or ''}".rstrip() + (f": {' '.join(message.split())}" if message else "")
+    after = retry_after_s(exc)
+    text += f" (Retry-After {after:g}s)" if after is not None else ""
     hint = API_ERROR_HINTS.get(exc.status or 0)
     return f"{text}; {hint}" if hint else text
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """The seconds an API error's Retry-After header asks to wait (RFC 9110: delay-seconds; an HTTP date, or no
+    header, reads as None)."""
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 class RoutingShapeError(ValueError):
@@ -202,7 +215,11 @@ class KubernetesActuator:
 
     # -- retries ------------------------------------------------------------------------------
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
-        """Run fn; on 409 (conflict) or 5xx retry with exponential backoff; other errors raise."""
+        """Run fn; on 409 (conflict), 429 (too many requests: the API server's priority and fairness) or 5xx retry with
+        exponential backoff, a 429's or 503's after its Retry-After where that is longer (as client-go does; was: a 429
+        was not retried, the pool's write failed the interval), unless it is longer than the longest wait of the
+        backoff (backoff_s x 2^max_retries): then it raises, the error is reported and the next interval retries.
+        Other errors raise."""
         from kubernetes.client.exceptions import ApiException
 
         delay = self.backoff_s
@@ -210,11 +227,15 @@ class KubernetesActuator:
             try:
                 return fn()
             except ApiException as exc:
-                retryable = exc.status == 409 or (exc.status or 0) >= 500
+                retryable = exc.status in (409, 429) or (exc.status or 0) >= 500
                 if not retryable or attempt == self.max_retries:
                     raise
-                log.warning("%s: HTTP %s, retry %d/%d in %.2fs", what, exc.status, attempt + 1, self.max_retries, delay)
-                self.sleep(delay)
+                after = retry_after_s(exc)
+                if after is not None and after > self.backoff_s * 2 ** self.max_retries:
+                    raise
+                wait = max(delay, after or 0.0)
+                log.warning("%s: HTTP %s, retry %d/%d in %.2fs", what, exc.status, attempt + 1, self.max_retries, wait)
+                self.sleep(wait)
                 delay *= 2
         raise AssertionError("unreachable")
 
@@ -603,7 +624,23 @@ def kube_api_client(in_cluster: bool) -> ApiClient:
         raise InputError(None, "actuator.in_cluster",
                          f"a Kubernetes API to talk to ({'in-cluster service account' if in_cluster else 'kubeconfig'}): {exc}; "
                          "without a cluster use actuator.kind metrics with export.read_cluster false and leader.enabled false") from exc
-    return client.ApiClient()
+    return client.ApiClient(without_retry_after(client.Configuration.get_default_copy()))
+
+
+URLLIB3_CONNECT_RETRIES = 3
+"""Retries of a failed connection or read by the HTTP pool under the client (urllib3's default, Retry.DEFAULT)."""
+
+
+def without_retry_after(configuration: Configuration) -> Configuration:
+    """`configuration` with urllib3's retries of the responses that carry Retry-After turned off (connection retries
+    kept): urllib3 by default retried a 429 or 503 with Retry-After three times, sleeping what the header asked with
+    time.sleep and no bound (found in fault QA: 'Retry-After: 3600' stopped the controller's loop for hours, past its
+    Lease, whose next holder then acted alongside it). KubernetesActuator._retry retries those, with its own bound and
+    the actuator's injectable sleep."""
+    import urllib3
+
+    configuration.retries = urllib3.Retry(URLLIB3_CONNECT_RETRIES, respect_retry_after_header=False)
+    return configuration
 
 
 def label_scheme(cfg: ControllerConfig) -> LabelScheme:
