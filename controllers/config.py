@@ -598,6 +598,12 @@ class ActuatorConfig(_Strict):
                     "interval then fails on the plan's pools)")
     max_retries: int = Field(default=5, ge=0)
     backoff_s: float = Field(default=0.2, ge=0, description="first retry delay, doubled each retry")
+    request_timeout_s: float = Field(
+        default=10.0, gt=0, allow_inf_nan=False,
+        description="longest wait for one attempt of a Kubernetes API request, s (client-go's leader-election "
+                    "RenewDeadline, 10 s; the HTTP pool retries a timed-out read 3 times): the official client sets "
+                    "none, so an API server that went silent blocked the controller's interval for ever (found in "
+                    "fault QA at stop 59); a request past it fails and is reported")
     in_cluster: bool = True
 
     @field_validator("kind")

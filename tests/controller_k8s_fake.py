@@ -52,6 +52,8 @@ class Fault:
     count: int = 1
     headers: dict[str, str] = field(default_factory=dict)
     """Response headers of the fault (e.g. Retry-After of a 429 Too Many Requests)."""
+    delay_s: float = 0.0
+    """Seconds the fault's answer waits (an API server gone silent: the client's request timeout must end it)."""
 
 
 @dataclass
@@ -142,8 +144,9 @@ class FakeK8s:
             o["status"]["readyReplicas"] = int(ready)
             self._bump(o)
 
-    def inject(self, method: str, path_re: str, status: int, count: int = 1, headers: dict[str, str] | None = None) -> None:
-        self.faults.append(Fault(method.upper(), path_re, status, count, dict(headers or {})))
+    def inject(self, method: str, path_re: str, status: int, count: int = 1, headers: dict[str, str] | None = None,
+               delay_s: float = 0.0) -> None:
+        self.faults.append(Fault(method.upper(), path_re, status, count, dict(headers or {}), delay_s))
 
     def events(self, ns: str) -> list[dict[str, Any]]:
         return [o for (k, n, _), o in self.objects.items() if k == "event" and n == ns]
@@ -336,14 +339,20 @@ def build_app(state: FakeK8s) -> web.Application:
         path = request.path
         raw = await request.read()
         body = json.loads(raw) if raw else {}
+        hit: Fault | None = None
         with state.lock:
             state.requests.append((request.method, path))
             for f in state.faults:
                 if f.count > 0 and f.method == request.method and re.search(f.path_re, path):
                     f.count -= 1
-                    resp = _status(f.status, "Injected", f"injected fault {f.status}")
-                    resp.headers.update(f.headers)
-                    return resp
+                    hit = f
+                    break
+        if hit is not None:
+            if hit.delay_s > 0:
+                await asyncio.sleep(hit.delay_s)  # outside the lock: other requests are answered meanwhile
+            resp = _status(hit.status, "Injected", f"injected fault {hit.status}")
+            resp.headers.update(hit.headers)
+            return resp
         for method, pat, fn in routes:
             m = pat.match(path)
             if m and method == request.method:

@@ -420,3 +420,39 @@ def test_too_many_requests_is_retried_after_what_the_api_server_asks(k8s, header
     assert res.ok is ok and (k8s.state.replicas("deployment", NS, "llama-prefill") == 4) is ok
     if not ok:
         assert "HTTP 429" in " ".join(res.errors) and "Retry-After 3600" in " ".join(res.errors)
+
+
+def test_a_silent_api_server_is_a_reported_error_not_a_blocked_interval(k8s):
+    """The official client sets no request timeout, so an API server that stops answering blocked the controller's
+    step for ever (found in fault QA at stop 59; the liveness probe reads /metrics on another thread and never saw
+    it). `with_request_timeout` (ActuatorContext.kube(), actuator.request_timeout_s) bounds every request: the delayed
+    list is an error of the interval, reported. Fails on the old code (the list waits out the delay and succeeds).
+    Not a timing assertion: whatever the machine's speed, a 0.3-s bound cannot see a 3-s answer."""
+    from controllers.actuators.kubernetes import with_request_timeout
+
+    k8s.state.inject("GET", r"/deployments$", 200, count=10, delay_s=3.0)  # urllib3 retries a timed-out read 3 times
+    api = with_request_timeout(k8s.api_client(), 0.3)
+    assert with_request_timeout(api, 99.0) is api and api.rest_client.timeout_s == 0.3  # bounded once
+    res = KubernetesActuator(api, NS, sleep=lambda s: None, max_retries=0).apply(ApplyRequest({P: 3}, {}, "test"))
+    assert not res.ok and "list pools" in " ".join(res.errors), res.errors
+    assert k8s.state.replicas("deployment", NS, "llama-prefill") == 1
+
+
+def test_the_request_timeout_is_a_config_field_and_reaches_the_client(k8s):
+    """actuator.request_timeout_s (default 10 s, client-go's leader-election RenewDeadline) bounds the client the
+    actuator context hands out; a timeout of 0 or inf is refused at config load."""
+    from prometheus_client import CollectorRegistry
+
+    from controllers.actuators import ActuatorContext
+    from controllers.config import ActuatorConfig, ControllerConfig
+    from planner.io.schema import Fleet
+
+    assert ActuatorConfig().request_timeout_s == 10.0
+    for bad in (0.0, float("inf")):
+        with pytest.raises(ValueError):
+            ActuatorConfig(request_timeout_s=bad)
+    cfg = ControllerConfig.model_validate({"fleet": "-", "models": {"llama-3.1-8b": {"slo": {"ttft_ms": 1000}}},
+                                           "actuator": {"request_timeout_s": 2.5}})
+    ctx = ActuatorContext(cfg, Fleet(gpus={"H100-SXM-80GB": {"available": 8}}), CollectorRegistry(),
+                          api_client=k8s.api_client())
+    assert ctx.kube().rest_client.timeout_s == 2.5

@@ -101,12 +101,15 @@ class ActuatorContext:
     only what a dry run reads (controllers.access.check_access)."""
 
     def kube(self) -> ApiClient:
-        """The given Kubernetes client, else one from the kubeconfig / service account (cached)."""
+        """The given Kubernetes client, else one from the kubeconfig / service account (cached), its requests bounded
+        by actuator.request_timeout_s (`with_request_timeout`)."""
+        from controllers.actuators.kubernetes import with_request_timeout
+
         if self.api_client is None:
             if self.make_api_client is None:
                 raise InputError(None, "actuator.kind", "a Kubernetes client, and none was given")
             self.api_client = self.make_api_client(self.cfg.actuator.in_cluster)
-        return self.api_client
+        return with_request_timeout(self.api_client, self.cfg.actuator.request_timeout_s)
 
 
 @dataclass(frozen=True)

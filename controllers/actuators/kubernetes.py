@@ -47,6 +47,7 @@ from planner.io.schema import Variant, parse_tp_part
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient, Configuration
+    from kubernetes.client.rest import RESTClientObject
 
 log = logging.getLogger("pd_planner.controller.actuate")
 
@@ -625,6 +626,37 @@ def kube_api_client(in_cluster: bool) -> ApiClient:
                          f"a Kubernetes API to talk to ({'in-cluster service account' if in_cluster else 'kubeconfig'}): {exc}; "
                          "without a cluster use actuator.kind metrics with export.read_cluster false and leader.enabled false") from exc
     return client.ApiClient(without_retry_after(client.Configuration.get_default_copy()))
+
+
+def with_request_timeout(api: ApiClient, timeout_s: float) -> ApiClient:
+    """`api` with every request it makes bounded by `timeout_s` (connect + read) where the call gives none: the
+    official client passes no timeout by default, and urllib3 then waits for ever (found in fault QA at stop 59: an
+    API server that stops answering blocked Controller.step, and the liveness probe, which reads /metrics on another
+    thread, never saw it). Idempotent: a client already bounded keeps its bound."""
+    cls = _timed_rest_client_class()
+    if not isinstance(api.rest_client, cls):
+        api.rest_client.close()
+        api.rest_client = cast(Callable[["Configuration", float], "RESTClientObject"], cls)(api.configuration, timeout_s)
+    return api
+
+
+@functools.cache
+def _timed_rest_client_class() -> type[RESTClientObject]:
+    """The client's REST layer with a default request timeout (`with_request_timeout`); made on first use, as the
+    client is imported lazily here."""
+    from kubernetes.client import rest
+
+    class TimedRESTClient(rest.RESTClientObject):
+        def __init__(self, configuration: Configuration, timeout_s: float) -> None:
+            super().__init__(configuration)
+            self.timeout_s = timeout_s
+
+        def request(self, method: str, url: str, headers: object = None, body: object = None,
+                    post_params: object = None, _request_timeout: object = None) -> object:
+            return super().request(method, url, headers=headers, body=body,  # type: ignore[no-untyped-call]
+                                   post_params=post_params, _request_timeout=_request_timeout or self.timeout_s)
+
+    return TimedRESTClient
 
 
 URLLIB3_CONNECT_RETRIES = 3
