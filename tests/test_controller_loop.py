@@ -539,3 +539,30 @@ def test_an_implausible_observation_holds_with_its_reason_and_the_next_one_plans
     clock[0] = 120
     given.next = obs(2.0, 120)
     assert ctl.step().outcome == "applied"
+
+
+def test_the_lease_is_renewed_again_right_before_the_writes(env):
+    """A replica renews its Lease at the interval's start, then observes and solves (up to the solver's time limit);
+    found in fault QA at stop 59: it then wrote without checking the Lease again, so a replica that lost it meanwhile
+    wrote beside the new holder. Now it renews right before the writes, and one that lost the Lease writes nothing.
+    Fails on the old code (the second renewal is not asked; the writes happen)."""
+
+    class Elector:
+        """Leads at the interval's start, loses the Lease before the writes (an external holder: a test double of
+        controllers.leader.LeaseElector's one method the loop calls)."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def try_acquire_or_renew(self) -> bool:
+            self.calls += 1
+            return self.calls == 1
+
+    srv, ctl, given, clock = env
+    ctl.elector = Elector()
+    given.next = obs(8.0, 0)
+    before = reps(srv)
+    d = ctl.step()
+    assert ctl.elector.calls == 2
+    assert d.outcome == "not_leader" and d.changes and "lost the Lease" in " ".join(d.errors)
+    assert reps(srv) == before
