@@ -57,7 +57,8 @@ not ok, and the guard then holds.
 from __future__ import annotations
 
 import math
-from typing import TypedDict
+from collections.abc import Callable, Iterable
+from typing import TypedDict, TypeVar
 
 import httpx
 
@@ -96,6 +97,21 @@ KV_USAGE_LEGACY = "vllm:gpu_cache_usage_perc"
 """KV_USAGE under its name in vLLM 0.9.1 and earlier: renamed in 0.9.2 (both exported, this one marked "DEPRECATED: Use
 vllm:kv_cache_usage_perc instead"), gone in 0.12 (vllm/v1/metrics/loggers.py at those tags). Read only where KV_USAGE
 has no series."""
+
+
+V = TypeVar("V")
+
+
+def _fill_from_legacy(found: dict[str, V], source: dict[str, str], served: Iterable[str],
+                      read_legacy: Callable[[], dict[str, V]], legacy: str, current: str) -> None:
+    """Where a served model has no series of the `current` metric in `found`, its value under the metric's former
+    name `legacy` (`read_legacy`, queried only then), and `source` says so: an older vLLM's or EPP's name (KV usage,
+    the gateway's queue), which without it read nothing (found in QA at stop 59)."""
+    if all(m in found for m in served):
+        return
+    for m, v in read_legacy().items():
+        if m not in found:
+            found[m], source[m] = v, f"{legacy} (fallback: no {current})"
 
 
 def _ratio_ms(num: dict[str, float], den: dict[str, float], m: str) -> float | None:
@@ -246,10 +262,9 @@ class PrometheusObserver:
             kv_src = dict.fromkeys(kv, KV_USAGE)
             # an older vLLM (<= 0.9.1) has the gauge under its former name only: without it no KV usage was read
             # (found in QA: kv_usage {} from such a fleet)
-            if any(m not in kv for m in self.served):
-                for m, by_role in self._by_model_role(f"avg by (model_name, {rl}) ({KV_USAGE_LEGACY}{allsel})").items():
-                    if m not in kv:
-                        kv[m], kv_src[m] = by_role, f"{KV_USAGE_LEGACY} (fallback: no {KV_USAGE})"
+            _fill_from_legacy(kv, kv_src, self.served,
+                              lambda: self._by_model_role(f"avg by (model_name, {rl}) ({KV_USAGE_LEGACY}{allsel})"),
+                              KV_USAGE_LEGACY, KV_USAGE)
             nolabel = self._sel(f'{rl}=""')
             unlabelled = self._by_model(f"count by (model_name) (vllm:num_requests_running{nolabel})") \
                 if self.cfg.missing_role == "fail" else {}
@@ -257,10 +272,10 @@ class PrometheusObserver:
             epp_queue = self._by_model(f"sum by (model_name) ({epp_metric}{allsel})") if epp_metric else {}
             epp_src = dict.fromkeys(epp_queue, epp_metric or "")
             # the deprecated name, for an EPP that exports only it (found in QA: the default named it alone)
-            if epp_metric == EPP_QUEUE and any(m not in epp_queue for m in self.served):
-                for m, v in self._by_model(f"sum by (model_name) ({EPP_QUEUE_LEGACY}{allsel})").items():
-                    if m not in epp_queue:
-                        epp_queue[m], epp_src[m] = v, f"{EPP_QUEUE_LEGACY} (fallback: no {EPP_QUEUE})"
+            if epp_metric == EPP_QUEUE:
+                _fill_from_legacy(epp_queue, epp_src, self.served,
+                                  lambda: self._by_model(f"sum by (model_name) ({EPP_QUEUE_LEGACY}{allsel})"),
+                                  EPP_QUEUE_LEGACY, EPP_QUEUE)
             # service times without queueing (vLLM >= 0.7 names, checked against 0.26.0: shared/tools/vllm-offline):
             # prefill on the prefill side when there is one (the decode side's "prefill" is the KV load)
             pf_sum = rate("vllm:request_prefill_time_seconds_sum", pf)

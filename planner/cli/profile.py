@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -232,16 +232,28 @@ def _check_resumes_the_same_variant(directory: Path, wanted: dict[str, tuple[obj
     if not path.is_file():
         _check_resumes_the_same_run(directory, wanted)
         return
-    meta = read_yaml_mapping(path)
-    defaults: dict[str, object] = {"weight_dtype": "bf16", "kv_dtype": "bf16"}
+    # an older meta may not say the dtypes (bf16 then) or the engine's limits (nothing to compare)
+    miss = _first_mismatch(read_yaml_mapping(path), wanted, {"weight_dtype": "bf16", "kv_dtype": "bf16"},
+                           _ENGINE_LIMIT_FIELDS)
+    if miss is not None:
+        field, want, option, have = miss
+        raise InputError(str(path), field, f"this run's {want!r} ({option}): --out holds a profile of another "
+                         f"variant or engine configuration ({field} {have!r}), whose points this run would keep "
+                         "as its own; give a new --out folder")
+
+
+def _first_mismatch(recorded: Mapping[str, object], wanted: dict[str, tuple[object, str]],
+                    defaults: Mapping[str, object], unrecorded_ok: Collection[str]) -> tuple[str, object, str, object] | None:
+    """The first field of `wanted` (field -> (this run's value, its option)) whose `recorded` value (`defaults` where
+    absent) differs, as (field, wanted, option, recorded); a field of `unrecorded_ok` that records nothing is not
+    compared. None when every field agrees."""
     for field, (want, option) in wanted.items():
-        have = meta.get(field, defaults.get(field))
-        if have is None and field in _ENGINE_LIMIT_FIELDS:
-            continue  # an older meta that does not say: nothing to compare
+        have = recorded.get(field, defaults.get(field))
+        if have is None and field in unrecorded_ok:
+            continue
         if have != want:
-            raise InputError(str(path), field, f"this run's {want!r} ({option}): --out holds a profile of another "
-                             f"variant or engine configuration ({field} {have!r}), whose points this run would keep "
-                             "as its own; give a new --out folder")
+            return field, want, option, have
+    return None
 
 
 def _check_resumes_the_same_run(directory: Path, wanted: dict[str, tuple[object, str]]) -> None:
@@ -260,14 +272,13 @@ def _check_resumes_the_same_run(directory: Path, wanted: dict[str, tuple[object,
                    f"their identity ({IDENTITY_FILE}): its model, GPU, TP and engine configuration could not be checked "
                    "against this run's; its points are resumed as this run's", err=True)
         return
-    recorded = read_yaml_mapping(ident)
-    for field, (want, option) in wanted.items():
-        have = recorded.get(field)
-        if have != want:
-            raise InputError(str(ident), field, f"this run's {want!r} ({option}): --out holds an interrupted profile "
-                             f"run ({held}) of another variant or engine configuration ({field} {have!r}), whose "
-                             "points this run would keep as its own; rerun the command it was started with to "
-                             "resume it, or give a new --out folder")
+    miss = _first_mismatch(read_yaml_mapping(ident), wanted, {}, ())
+    if miss is not None:
+        field, want, option, have = miss
+        raise InputError(str(ident), field, f"this run's {want!r} ({option}): --out holds an interrupted profile "
+                         f"run ({held}) of another variant or engine configuration ({field} {have!r}), whose "
+                         "points this run would keep as its own; rerun the command it was started with to "
+                         "resume it, or give a new --out folder")
 
 
 def _trace_arrivals(path: Path | None, model: str, max_len: int | None,
