@@ -57,7 +57,7 @@ from planner.io.schema import Slo  # noqa: E402
 from planner.io.synth import FAMILIES, synth  # noqa: E402
 from planner.io.traces import assign_classes, read_trace  # noqa: E402
 from planner.perf.laws import PerfModel, quiet_extrapolation  # noqa: E402
-from planner.planning import mixfit  # noqa: E402
+from planner.planning import capacity, mixfit  # noqa: E402
 from planner.planning.capacity import POISSON, PoolMix, latency, mixed_latency  # noqa: E402
 from planner.planning.instance import build_instance  # noqa: E402
 from planner.simulate.arrivals import trace_arrivals  # noqa: E402
@@ -156,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace", type=Path, default=None, help="run this trace alone (any format the planner reads)")
     ap.add_argument("--roles", choices=("mixed", "pd"), default="mixed",
                     help="mixed: one mixed replica (rule 57-M); pd: a P/D plan's prefill pools (rule 58-P)")
+    ap.add_argument("--mix-batching", choices=("mean", "own", "fcfs", "fcfs_load"), default=None,
+                    help="how a P/D prefill pool's mix batches (capacity.MIX_BATCHING, rule 60-B; default: the shipped one)")
     args = ap.parse_args(argv)
+    if args.mix_batching is not None:
+        capacity.MIX_BATCHING = args.mix_batching
     try:
         seeds = [int(x) for x in args.seeds.split(",")]
     except ValueError:

@@ -42,7 +42,7 @@ from planner.api import simulate  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.schema import Plan, Workload  # noqa: E402
 from planner.perf.laws import PerfModel, quiet_extrapolation  # noqa: E402
-from planner.planning import mixfit  # noqa: E402
+from planner.planning import capacity, mixfit  # noqa: E402
 from planner.planning.verify import Verdict, verified_by_default, verify_and_resolve  # noqa: E402
 
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="--verify's re-solve bound (rule 59-R; default 3)")
     ap.add_argument("--kv-tail-share", type=float, default=None,
                     help="rule 59-K2's candidates: mixfit.KV_TAIL_SHARE for this run (default: the shipped one)")
+    ap.add_argument("--mix-batching", choices=("mean", "own", "fcfs", "fcfs_load"), default=None,
+                    help="rule 60-B's candidates: capacity.MIX_BATCHING for this run (default: the shipped one)")
     args = ap.parse_args(argv)
     try:
         seeds = [int(x) for x in args.referee_seeds.split(",")]
@@ -141,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         if not 0.0 < args.kv_tail_share <= 1.0:
             fail(f"--kv-tail-share: expected a share in (0, 1], got {args.kv_tail_share}")
         mixfit.KV_TAIL_SHARE = args.kv_tail_share  # the worker processes fork from here and keep it
+    if args.mix_batching is not None:
+        capacity.MIX_BATCHING = args.mix_batching  # likewise
     cat = Catalog.load()
     model, gpu = known_model(cat, args.model), known_gpu(cat, args.gpu)
     if PerfModel.load().get(model, gpu, 1) is None:

@@ -219,6 +219,20 @@ wait holds the cluster-mates' (per-replica IDC > 1), a request waits with probab
 (IDC - 1)/(IDC + 1), not the replica's busy share alone: at utilization 0.05 under clusters the whole wait had fallen
 below the p90 in `_wait_plus_own_quantile_ms` (qwen3-32b's P/D mix read 64-272 ms against the simulator's 359-502 ms,
 the mix MAPE 49.8% before it); rule 57-M's and 58-P's tuning figures are unchanged by it.
+Rule 60-B (stop 60; `_mix_full_batches`, `MIX_BATCHING`): the saturated per-prompt service of such a mix is that of
+FCFS packing, the simulator's (planner/simulate/engine.py): prompts drawn from the mix by rate, packed in arrival order
+until the next one would pass the token budget (or max_num_seqs), D = E[T(pass)] / E[prompts per pass] over a fixed
+draw of 4,000 prompts, and b_max = E[prompts per pass]; before it, D and b_max were read at the mix's mean prompt,
+which lends the long prompts, most of the work, a batching gain FCFS never gives them (a prompt over half the budget
+runs alone). The gated term keeps the mean prompt's batch. Chosen on the P/D cases of bench/mixed_sizing.py's grid
+(`python bench/pd_mix_prediction.py`: llama-3.1-8b and qwen3-30b-a3b on H100s, 128 classes, candidates the mean
+prompt, each class in full batches of its own, FCFS): per-class TTFT p90 MAPE 13.1 / 12.7 / 11.5%, the binding
+class's worst error llama -15.0 / -11.6 / -10.4%; rule 58-P's traces 11.0 -> 11.2%. Held out: qwen3-32b's grid 17.8%
+either way; end to end, planner solve's default verification on qwen3-30b-a3b's grid misses 5 -> 2 of 96 classes.
+What remains under-read: a prefill replica near saturation between backlogs runs passes smaller than full (the
+simulator's utilization 0.79 where full packing reads 0.68: qwen3-30b-a3b, 800 / 8,000 tokens at 12 + 3 req/s);
+rule 60-B3's packing capped at the batch the load forms (b = 1 + Lq, "fcfs_load") lifted that utilization but
+over-read the rest (MAPE 11.5 -> 21.1%, rule 58-P's traces 11.2 -> 29.2%) and was not adopted.
 Decode, classes sharing a pool (stop 58, rule 58-D; `decode_latency`'s `mix`): a P/D decode replica runs one batch, so
 every class it serves sees the same step: the batch is Little's law over the mix (the total rate, each class's output),
 the context weighted by rate x output, and the ITL that batch's step at the percentile, one number for the pool's
@@ -839,7 +853,7 @@ def prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: 
             return Latency(ttft_ms=0.0, batch=0.0, utilization=0.0)
         s_mix = mix.nodes([perf.prefill_pass_ms(x, x * x) for x in mix.isl])  # each prompt's batch-1 pass
         return _dispersed_prefill_latency(perf, isl, mix.total_rps, percentile, kv_transfer, arrivals,
-                                          (mix.mean(mix.isl), s_mix))
+                                          (mix.mean(mix.isl), s_mix), _mix_full_batches(perf, mix))
     if arrivals.isl_scv > 0.0 or arrivals.wait_isl > 0.0:
         return _dispersed_prefill_latency(perf, isl, rate_rps, percentile, kv_transfer, arrivals)
     wait, t_batch, util = prefill_wait_quantile_ms(perf, isl, rate_rps, percentile, arrivals.replica_idc)
@@ -872,10 +886,13 @@ def _length_service_nodes(perf: VariantPerf, isl: float, isl_scv: float,
 
 
 def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, percentile: float, kv_transfer: bool,
-                               arrivals: ArrivalShape, wait_law: tuple[float, np.ndarray] | None = None) -> Latency:
+                               arrivals: ArrivalShape, wait_law: tuple[float, np.ndarray] | None = None,
+                               full_batches: tuple[float, float] | None = None) -> Latency:
     """`prefill_latency` for prompts of dispersed lengths (module doc, Prompt-length dispersion): the same
     terms, with the service law of `prompt_length_nodes` in place of one length. `wait_law`: (mean prompt, batch-1
-    passes at equal-weight nodes) of the prompts waited behind, a pool's exact mix of classes (`PoolMix`)."""
+    passes at equal-weight nodes) of the prompts waited behind, a pool's exact mix of classes (`PoolMix`);
+    `full_batches`: that mix's (saturated per-prompt service ms, prompts per full batch) where they are not read at
+    its mean prompt (`_mix_full_batches`)."""
     _, s_own, kv_nodes, _ = _length_service_nodes(perf, float(isl), float(arrivals.isl_scv), arrivals.isl_max)
     # the prompts waited behind: the pool's mix of classes, or the pool's mixture of the model's classes where
     # stated, else the class's own law
@@ -895,6 +912,8 @@ def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, p
     gated = _residual_quantile_ms(batch_nodes, rho, tail)
     # saturation: the M/G/1 wait at the largest batch, per-prompt service scaled by the law's mean over lengths
     service = perf.prefill_ms(w_isl, b_max) / b_max * s_bar / perf.prefill_ms(w_isl, 1.0)
+    if full_batches is not None:
+        service, b_max = full_batches
     idc = arrivals.replica_idc
     saturated = wait_quantile_ms(rate_rps, service, percentile, idc, cs2)
     util = rate_rps * service / 1000.0
@@ -913,6 +932,103 @@ def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, p
     first = _wait_plus_own_quantile_ms(wait, busy, own, tail)
     step = 0.5 * perf.decode_step_ms(1.0, isl) if kv_transfer else 0.0
     return Latency(ttft_ms=perf.ttft_overhead_ms + first + step, batch=b, utilization=util)
+
+
+# Rule 60-B's candidates for how a P/D prefill pool's mix of classes batches at saturation: "mean" (as before stop
+# 60: every prompt batches as the mix's mean prompt does), "own" (each class in full batches of its own prompts),
+# "fcfs" (the simulator's first-come-first-served packing of prompts drawn from the mix); rule 60-B3's "fcfs_load"
+# (that packing capped at the batch the load forms, `_mix_load_batch`).
+MIX_BATCHING = "fcfs"
+# Prompts drawn from the mix for the "fcfs" packing (a fixed-seed draw: deterministic; its estimate of the per-prompt
+# service moves by ~1% between seeds at this size).
+_FCFS_DRAWS = 4000
+# Halvings of rule 60-B3's bisection for the load's batch: 2^-20 of the full pass's prompts.
+_LOAD_BATCH_HALVINGS = 20
+
+
+def _mix_full_batches(perf: VariantPerf, mix: PoolMix) -> tuple[float, float] | None:
+    """(per-prompt service ms, prompts per full batch) of a prefill replica serving `mix` under `MIX_BATCHING`; None
+    for "mean" (read at the mix's mean prompt, `_dispersed_prefill_latency`)."""
+    if MIX_BATCHING == "mean":
+        return None
+    shares = tuple(round(r / mix.total_rps, 6) for r in mix.rate_rps)
+    if MIX_BATCHING == "own":
+        return _own_full_batches(perf, mix.isl, shares)
+    full = _fcfs_packing(perf, mix.isl, shares, perf.max_num_seqs)
+    if MIX_BATCHING == "fcfs":
+        return full
+    return _mix_load_batch(perf, mix, shares, full), full[1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _own_full_batches(perf: VariantPerf, isl: tuple[float, ...], shares: tuple[float, ...]) -> tuple[float, float]:
+    """Rule 60-B's "own": each class in full batches of its own prompts (floor(budget / isl) of them)."""
+    budget = float(perf.max_batched_tokens)
+    per_prompt, batches = 0.0, 0.0
+    for x, w in zip(isl, shares, strict=True):
+        if w <= 0.0:
+            continue
+        bm = max(1.0, math.floor(budget / x)) if x <= budget else 1.0
+        bm = min(bm, float(perf.max_num_seqs))
+        per_prompt += w * perf.prefill_ms(x, bm) / bm
+        batches += w / bm
+    return per_prompt, 1.0 / batches
+
+
+@functools.lru_cache(maxsize=4096)
+def _fcfs_packing(perf: VariantPerf, isl: tuple[float, ...], shares: tuple[float, ...],
+                  cap: int) -> tuple[float, float]:
+    """(per-prompt service ms, prompts per pass) of the simulator's packing (planner/simulate/engine.py,
+    PrefillReplica._start) of a queue that never empties, at most `cap` prompts a pass, over a fixed draw of
+    `_FCFS_DRAWS` prompts from the mix."""
+    budget = float(perf.max_batched_tokens)
+    rng = np.random.default_rng(0)
+    draws = rng.choice(np.asarray(isl, dtype=float), size=_FCFS_DRAWS, p=np.asarray(shares) / sum(shares)).tolist()
+    total_ms, n_batches, i = 0.0, 0, 0
+    while i < len(draws):
+        s1, s2, n = 0.0, 0.0, 0
+        while i < len(draws) and n < cap and (n == 0 or s1 + draws[i] <= budget):
+            s1 += draws[i]
+            s2 += draws[i] * draws[i]
+            n += 1
+            i += 1
+        total_ms += perf.prefill_pass_ms(s1, s2)
+        n_batches += 1
+    return total_ms / len(draws), len(draws) / n_batches
+
+
+def _mix_load_batch(perf: VariantPerf, mix: PoolMix, shares: tuple[float, ...], full: tuple[float, float]) -> float:
+    """Rule 60-B3: the per-prompt service ms of FCFS packing capped at the batch b the load forms, b = 1 + Lq(λ·D(b))
+    (a pass takes the request that starts it and the mean queue behind it; Lq Pollaczek-Khinchine's mean queue with
+    cs² of the mix's batch-1 passes), D(b) linear between the caps floor(b) and ceil(b); the full pass's service where
+    no root lies below its prompts per pass."""
+    passes = np.array([perf.prefill_pass_ms(x, x * x) for x in mix.isl])
+    w = np.asarray(shares, dtype=float) / sum(shares)
+    s_bar = float(w @ passes)
+    cs2 = float(w @ (passes - s_bar) ** 2) / s_bar ** 2
+    lam = mix.total_rps / 1000.0  # per ms
+    full_service, full_b = full
+
+    def service(b: float) -> float:
+        lo = max(1, min(math.floor(b), perf.max_num_seqs))
+        hi = max(1, min(math.ceil(b), perf.max_num_seqs))
+        d_lo = _fcfs_packing(perf, mix.isl, shares, lo)[0]
+        return d_lo if hi == lo else d_lo + (b - lo) * (_fcfs_packing(perf, mix.isl, shares, hi)[0] - d_lo)
+
+    def excess(b: float) -> float:
+        rho = lam * service(b)
+        return math.inf if rho >= 1.0 else 1.0 + rho * rho * (1.0 + cs2) / (2.0 * (1.0 - rho)) - b
+
+    if full_b <= 1.0 or excess(full_b) >= 0.0:
+        return full_service
+    lo_b, hi_b = 1.0, full_b
+    for _ in range(_LOAD_BATCH_HALVINGS):
+        mid = 0.5 * (lo_b + hi_b)
+        if excess(mid) >= 0.0:
+            lo_b = mid
+        else:
+            hi_b = mid
+    return service(0.5 * (lo_b + hi_b))
 
 
 def _decode_slope_ms(perf: VariantPerf, ctx: float) -> float:
