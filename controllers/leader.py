@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pd_planner.controller.leader")
 
+RENEW_DEADLINE_FRACTION = 10 / 15
+"""The renew deadline as a fraction of the Lease's duration: client-go's RenewDeadline / LeaseDuration (10 s / 15 s).
+A holder writes only within it of its last renewal, so a write in flight (bounded by actuator.request_timeout_s)
+ends before the Lease expires and another replica may take it."""
+
 
 def default_identity() -> str:
     return os.environ.get("POD_NAME") or socket.gethostname()
@@ -46,6 +51,12 @@ class LeaseElector:
         self.duration_s = lease_duration_s
         self.clock = clock
         self.is_leader = False
+        self.renew_deadline_s = lease_duration_s * RENEW_DEADLINE_FRACTION
+        self.renewed_at: dt.datetime | None = None
+        """When this candidate last took or renewed the Lease (its clock); None: not since it last lost it."""
+        self.last_error = ""
+        """Why the last election step failed ('' when it did not fail: leading, or another holder's Lease is valid),
+        for the interval's errors (was: only a log line, the interval a plain not_leader like a healthy standby's)."""
 
     def probe(self) -> None:
         """Read the Lease once at start-up: HTTP 403 (Forbidden, RBAC) is a configuration error, an InputError naming
@@ -67,6 +78,15 @@ class LeaseElector:
         except Exception:  # noqa: BLE001 - not reachable now: the election steps say so and keep trying
             return
 
+    def holds_lease(self) -> bool:
+        """Whether this candidate leads and its last renewal is within the renew deadline now (checked before each write:
+        client-go's leader election stops acting once its renew deadline has passed). Found in fault QA at stop 60:
+        the Lease was renewed right before the writes, but each write may take actuator.request_timeout_s per attempt,
+        with retries, and pools are written in sequence, so the writes could go on past the Lease."""
+        if not self.is_leader or self.renewed_at is None:
+            return False
+        return (self.clock() - self.renewed_at).total_seconds() < self.renew_deadline_s
+
     def _spec(self, now: dt.datetime, acquire: dt.datetime | None, transitions: int) -> V1LeaseSpec:
         return self._client.V1LeaseSpec(
             holder_identity=self.identity, lease_duration_seconds=self.duration_s,
@@ -87,7 +107,7 @@ class LeaseElector:
                 body = self._client.V1Lease(metadata=self._client.V1ObjectMeta(name=self.name, namespace=self.ns),
                                             spec=self._spec(now, None, 0))
                 self.api.create_namespaced_lease(self.ns, body)
-                self._set(True)
+                self._set(True, now)
                 return True
             spec = lease.spec or self._client.V1LeaseSpec()
             holder = spec.holder_identity
@@ -103,21 +123,26 @@ class LeaseElector:
             transitions = (spec.lease_transitions or 0) + (0 if mine else 1)
             lease.spec = self._spec(now, spec.acquire_time if mine else None, transitions)
             self.api.replace_namespaced_lease(self.name, self.ns, lease)  # carries resourceVersion: 409 if raced
-            self._set(True)
+            self._set(True, now)
             return True
         except ApiException as exc:
-            log.warning("leader election step failed (HTTP %s): not leading", exc.status)
-            self._set(False)
+            raced = " (another replica wrote it first)" if exc.status == 409 else ""
+            self._set(False, error=f"leader election on Lease {self.ns}/{self.name} failed: HTTP {exc.status}{raced}; not leading")
             return False
         except Exception as exc:  # noqa: BLE001 - network errors: not leading
-            log.warning("leader election step failed (%s): not leading", exc)
-            self._set(False)
+            self._set(False, error=f"leader election on Lease {self.ns}/{self.name} failed: {exc}; not leading")
             return False
 
-    def _set(self, leading: bool) -> None:
+    def _set(self, leading: bool, renewed_at: dt.datetime | None = None, error: str = "") -> None:
+        """Record the step's outcome: leading since a renewal at `renewed_at`, or not leading (`error`: why the step
+        failed, logged and kept in `last_error`)."""
         if leading != self.is_leader:
             log.info("%s %s leadership of lease %s/%s", self.identity, "acquired" if leading else "lost", self.ns, self.name)
+        if error:
+            log.warning("%s", error)
         self.is_leader = leading
+        self.renewed_at = renewed_at if leading else None
+        self.last_error = error
 
 
 class ExportGate:
@@ -135,6 +160,13 @@ class ExportGate:
     @property
     def is_leader(self) -> bool:
         return bool(self.elector.is_leader)
+
+    @property
+    def last_error(self) -> str:
+        return self.elector.last_error
+
+    def holds_lease(self) -> bool:
+        return self.elector.holds_lease()
 
     def try_acquire_or_renew(self) -> bool:
         leading = self.elector.try_acquire_or_renew()

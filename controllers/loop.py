@@ -195,7 +195,13 @@ class Controller:
             leading = self.elector.try_acquire_or_renew()
             self.metrics.leader.set(1 if leading else 0)
             if not leading:
-                return self._record(Decision(t_s=now, outcome="not_leader"))
+                # a failed election step (API down, a 409 from a replica that wrote the Lease first) is an error of the
+                # interval, not a standby's quiet not_leader (found in fault QA at stop 60: 3 intervals of HTTP 500 read
+                # as not_leader with no error and no count in pd_planner_errors_total)
+                failed = self.elector.last_error
+                if failed:
+                    self.metrics.errors.labels(stage="leader").inc()
+                return self._record(Decision(t_s=now, outcome="not_leader", errors=[failed] if failed else []))
         snap = self.snapshot()
         v, self.state = decide(self.state, snap, now)
         return self.apply(snap, v)
@@ -245,15 +251,22 @@ class Controller:
             # Lease duration
             self.metrics.leader.set(0)
             d.outcome = "not_leader"
-            d.errors.append("lost the Lease between the interval's start and its writes: nothing written")
+            d.errors.append("lost the Lease between the interval's start and its writes: nothing written"
+                            + (f" ({self.elector.last_error})" if self.elector.last_error else ""))
         else:
-            res = self.actuator.apply(ApplyRequest(v.target, v.routing, "; ".join(d.reasons) or "re-plan", v.pairing))
+            # each write asks the elector first: one past the Lease's renew deadline stops the rest (the writes, each
+            # up to actuator.request_timeout_s an attempt with retries, pool after pool, may outlast the Lease)
+            res = self.actuator.apply(ApplyRequest(v.target, v.routing, "; ".join(d.reasons) or "re-plan", v.pairing,
+                                                   may_write=self.elector.holds_lease if self.elector is not None else None))
             if res.errors:
                 self.metrics.errors.labels(stage="apply").inc()
                 d.errors.extend(res.errors)
             d.changes = res.changed
             d.outcome = "held" if v.held else ("applied" if not res.errors else "error")
-            if not v.held:
+            if res.lost_lease:
+                self.metrics.leader.set(0)
+                d.outcome = "not_leader"
+            if not v.held and not res.lost_lease:
                 self.last_routing = v.routing
         return self._record(d)
 

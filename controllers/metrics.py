@@ -3,7 +3,7 @@
 Metrics (own registry, served on `record.metrics_port` at /metrics):
   pd_planner_plans_total{outcome}            applied | held | dry_run | not_leader | error
   pd_planner_holds_total{reason}             metrics | solver | platform
-  pd_planner_errors_total{stage}             observe | propose | apply
+  pd_planner_errors_total{stage}             leader | observe | propose | apply
   pd_planner_decided_replicas{pool}          what the controller decided (the metrics actuator's
                                              pd_planner_desired_replicas{namespace, target_kind, ...}
                                              is the one HPA/KEDA read)

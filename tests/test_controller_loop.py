@@ -553,9 +553,13 @@ def test_the_lease_is_renewed_again_right_before_the_writes(env):
 
         def __init__(self) -> None:
             self.calls = 0
+            self.last_error = ""
 
         def try_acquire_or_renew(self) -> bool:
             self.calls += 1
+            return self.calls == 1
+
+        def holds_lease(self) -> bool:
             return self.calls == 1
 
     srv, ctl, given, clock = env
@@ -566,3 +570,71 @@ def test_the_lease_is_renewed_again_right_before_the_writes(env):
     assert ctl.elector.calls == 2
     assert d.outcome == "not_leader" and d.changes and "lost the Lease" in " ".join(d.errors)
     assert reps(srv) == before
+
+
+def _lease_env(env, who: str = "a"):
+    """The env's controller with a LeaseElector on the fake API server, on a fake clock (`t[0]`, seconds)."""
+    import datetime as dt
+
+    from controllers.leader import LeaseElector
+
+    srv, ctl, given, clock = env
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    t = [0.0]
+    ctl.elector = LeaseElector(srv.api_client(), NS, "pd-planner-controller", who, lease_duration_s=ctl.cfg.lease_duration_s,
+                               clock=lambda: t0 + dt.timedelta(seconds=t[0]))
+    return t
+
+
+@pytest.mark.parametrize("method, path, status, said", [
+    ("GET", r"leases/pd-planner-controller$", 500, "HTTP 500; not leading"),
+    ("PUT", r"leases/pd-planner-controller$", 409, "HTTP 409 (another replica wrote it first); not leading"),
+])
+def test_a_failed_election_step_is_an_error_of_the_interval(env, method, path, status, said):
+    """Found in fault QA at stop 60: an election step that failed (the API server answering 500, or a 409 because
+    another replica wrote the Lease first) made the interval a plain not_leader with no error, like a healthy
+    standby's, and pd_planner_errors_total did not count it. Now its errors say why; nothing is written either way.
+    Fails on the old code (errors == [])."""
+    srv, ctl, given, clock = env
+    _lease_env(env)
+    given.next = obs(2.0, 0)
+    assert ctl.step().outcome == "applied"  # takes the Lease
+    srv.state.inject(method, path, status)
+    n = len(srv.state.requests)
+    clock[0] = 60
+    given.next = obs(8.0, 60)
+    d = ctl.step()
+    assert d.outcome == "not_leader" and [said in e for e in d.errors] == [True], d.errors
+    assert not [r for r in srv.state.requests[n:] if r[0] != "GET" and "leases" not in r[1]]
+    assert ctl.metrics.errors.labels(stage="leader")._value.get() == 1
+
+
+def test_writes_stop_once_the_lease_renew_deadline_has_passed(env):
+    """Found in fault QA at stop 60: the Lease is renewed right before the writes, but each write may take
+    actuator.request_timeout_s an attempt, with retries, pool after pool, so the writes could go on past the Lease,
+    beside the replica that took it. Now each write first asks the elector whether its last renewal is within the renew
+    deadline (2/3 of the Lease, client-go's ratio); past it, nothing more is written and the interval is not_leader.
+    Here the first pool's write takes 84 s of a 105-s Lease (deadline 70 s): the second pool and the routing are not
+    written. Fails on the old code (both pools and the routing written, outcome applied)."""
+    srv, ctl, given, clock = env
+    t = _lease_env(env)
+    slow_s = ctl.cfg.lease_duration_s * 0.8  # past the renew deadline (2/3), inside the Lease
+    put = ctl.actuator.apps.replace_namespaced_deployment_scale
+
+    def slow_put(*args, **kw):
+        t[0] += slow_s  # the write takes past the renew deadline (fake clock: no wall-clock wait)
+        return put(*args, **kw)
+
+    ctl.actuator.apps.replace_namespaced_deployment_scale = slow_put
+    given.next = obs(8.0, 0)
+    d = ctl.step()
+    assert d.outcome == "not_leader", (d.outcome, d.errors)
+    assert "renew deadline has passed" in " ".join(d.errors)
+    p_now, d_now = reps(srv)
+    assert d_now > 1 and p_now == 1  # decode written first (pools in order), prefill not
+    assert ("configmap", NS, "pd-planner-routing") not in srv.state.objects
+    t[0] += ctl.cfg.interval_s
+    clock[0] = 60
+    ctl.actuator.apps.replace_namespaced_deployment_scale = put
+    given.next = obs(8.0, 60)
+    assert ctl.step().outcome == "applied" and reps(srv)[0] > 1  # renewed: the next interval writes the rest

@@ -54,6 +54,9 @@ class ApplyRequest:
     routing: Routing = field(default_factory=dict)
     reason: str = "re-plan"
     pairing: Pairing = field(default_factory=dict)
+    may_write: Callable[[], bool] | None = None
+    """Asked before each write (each attempt of it): False stops the writes, the rest of the request is not written
+    (`ApplyResult.lost_lease`); the loop passes the elector's `holds_lease`. None: always write."""
 
 
 @dataclass
@@ -61,6 +64,8 @@ class ApplyResult:
     changed: dict[str, tuple[int, int]] = field(default_factory=dict)
     routing_changed: bool = False
     errors: list[str] = field(default_factory=list)
+    lost_lease: bool = False
+    """`ApplyRequest.may_write` said no before a write: that write and the ones after it were not made."""
 
     @property
     def ok(self) -> bool:
@@ -79,6 +84,15 @@ class Elector(Protocol):
     """Leader election step the loop calls each interval (controllers.leader)."""
 
     def try_acquire_or_renew(self) -> bool: ...
+
+    @property
+    def last_error(self) -> str:
+        """Why the last step failed ('' if it did not: leading, or another replica holds the Lease)."""
+        ...
+
+    def holds_lease(self) -> bool:
+        """Whether the last renewal is still within the renew deadline (asked before each write)."""
+        ...
 
 
 @dataclass

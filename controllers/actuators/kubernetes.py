@@ -153,6 +153,10 @@ def retry_after_s(exc: BaseException) -> float | None:
         return None
 
 
+class LeaseLost(RuntimeError):
+    """`ApplyRequest.may_write` said no before a write: this replica's Lease is past its renew deadline."""
+
+
 class RoutingShapeError(ValueError):
     """The route or pools do not have the shape the plan can be written into; nothing is written."""
 
@@ -215,16 +219,18 @@ class KubernetesActuator:
         self.gpu_from_nodes = gpu_from_nodes
 
     # -- retries ------------------------------------------------------------------------------
-    def _retry(self, what: str, fn: Callable[[], T]) -> T:
+    def _retry(self, what: str, fn: Callable[[], T], may_write: Callable[[], bool] | None = None) -> T:
         """Run fn; on 409 (conflict), 429 (too many requests: the API server's priority and fairness) or 5xx retry with
         exponential backoff, a 429's or 503's after its Retry-After where that is longer (as client-go does; was: a 429
         was not retried, the pool's write failed the interval), unless it is longer than the longest wait of the
         backoff (backoff_s x 2^max_retries): then it raises, the error is reported and the next interval retries.
-        Other errors raise."""
+        Other errors raise. `may_write` (a write's): asked before each attempt, False raises LeaseLost."""
         from kubernetes.client.exceptions import ApiException
 
         delay = self.backoff_s
         for attempt in range(self.max_retries + 1):
+            if may_write is not None and not may_write():
+                raise LeaseLost(f"{what}: not written, the Lease's renew deadline has passed since its last renewal")
             try:
                 return fn()
             except ApiException as exc:
@@ -320,7 +326,7 @@ class KubernetesActuator:
         return {p: PoolState(p, t.desired, t.ready) for p, t in self.targets().items()}
 
     # -- scaling ------------------------------------------------------------------------------
-    def _scale(self, w: Target, replicas: int) -> tuple[int, int]:
+    def _scale(self, w: Target, replicas: int, may_write: Callable[[], bool] | None = None) -> tuple[int, int]:
         """Set the replicas of `w`; returns (before, after): the previous value and the one the workload now
         asks for (no write if equal). Deployments and LeaderWorkerSets through the `scale` subresource, after =
         `replicas`; a DisaggregatedSet role (no scale subresource per role) by a read-modify-PUT of the object
@@ -361,7 +367,7 @@ class KubernetesActuator:
                 self.custom.replace_namespaced_custom_object_scale(LWS_GROUP, LWS_VERSION, self.ns, LWS_PLURAL, w.name, body)
             return before, replicas
 
-        return self._retry(f"scale {w.kind}/{w.name}", attempt)
+        return self._retry(f"scale {w.kind}/{w.name}", attempt, may_write)
 
     def _event(self, w: Target, before: int, after: int, reason: str) -> None:
         now = dt.datetime.now(dt.UTC)
@@ -381,7 +387,8 @@ class KubernetesActuator:
         self._retry("create event", lambda: self.core.create_namespaced_event(self.ns, ev))
 
     # -- routing: ConfigMap export --------------------------------------------------------------
-    def _write_routing(self, routing: Routing, pairing: Pairing | None = None, keep: set[str] | None = None) -> bool:
+    def _write_routing(self, routing: Routing, pairing: Pairing | None = None, keep: set[str] | None = None,
+                       may_write: Callable[[], bool] | None = None) -> bool:
         """Create or update the routing ConfigMap (and its pairing key, when the plan pins P->D pairs);
         no write when unchanged. `keep`: models whose routing and pairing stay as the ConfigMap has them (their
         new routing could not be written elsewhere this interval). Returns True if written."""
@@ -424,7 +431,7 @@ class KubernetesActuator:
             self.core.replace_namespaced_config_map(name, self.ns, cm)  # carries the read resourceVersion
             return True
 
-        return self._retry("write routing configmap", attempt)
+        return self._retry("write routing configmap", attempt, may_write)
 
     # -- routing: HTTPRoutes -------------------------------------------------------------------
     def _get_route(self, name: str) -> K8sObject:
@@ -515,7 +522,7 @@ class KubernetesActuator:
                                     f"({', '.join(sorted(by_name))})")
         return _RouteWrite(route, integer_weights([by_name.get(ref.get("name"), 0.0) for ref in refs]))
 
-    def _put_route_weights(self, rw: _RouteWrite) -> bool:
+    def _put_route_weights(self, rw: _RouteWrite, may_write: Callable[[], bool] | None = None) -> bool:
         def attempt() -> bool:
             obj = _json(self.custom.get_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, self.ns, "httproutes", rw.name))
             refs = [ref for rule in (obj.get("spec") or {}).get("rules") or [] for ref in rule.get("backendRefs") or []]
@@ -528,7 +535,7 @@ class KubernetesActuator:
             self.custom.replace_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, self.ns, "httproutes", rw.name, obj)
             return True
 
-        return self._retry(f"write httproute {rw.name}", attempt)
+        return self._retry(f"write httproute {rw.name}", attempt, may_write)
 
     # -- apply --------------------------------------------------------------------------------
     def apply(self, request: ApplyRequest) -> ApplyResult:
@@ -572,38 +579,50 @@ class KubernetesActuator:
                     bad_models.add(model)
                     res.errors.append(f"httproute {route}: {api_error_text(exc)}")
             writes = [rw for model, rw in checked if model not in bad_models]
-        for pool, n in sorted(target.items()):
-            w = wls.get(pool)
-            if w is None or pool in bad_pools:
-                continue
-            model = Variant.parse(pool).model
-            if model in bad_models and n < w.desired:
-                res.errors.append(f"{pool}: scale-down {w.desired} -> {n} held: {model} has an error above, its routing "
-                                  "is left as it was and may still send traffic to this pool")
-                continue
-            try:
-                before, after = self._scale(w, n)
-            except Exception as exc:  # noqa: BLE001
-                res.errors.append(f"{pool}: scale failed: {api_error_text(exc)}")
-                continue
-            if before != after:  # what was written: a DisaggregatedSet role rounds up to whole slices
-                res.changed[pool] = (before, after)
+        may_write = request.may_write
+        try:
+            for pool, n in sorted(target.items()):
+                w = wls.get(pool)
+                if w is None or pool in bad_pools:
+                    continue
+                model = Variant.parse(pool).model
+                if model in bad_models and n < w.desired:
+                    res.errors.append(f"{pool}: scale-down {w.desired} -> {n} held: {model} has an error above, its routing "
+                                      "is left as it was and may still send traffic to this pool")
+                    continue
                 try:
-                    self._event(w, before, after, reason)
-                except Exception as exc:  # noqa: BLE001 - an event lost is not a failed apply
-                    log.warning("event for %s not recorded: %s", pool, api_error_text(exc))
-        for rw in writes:
-            try:
-                res.routing_changed |= self._put_route_weights(rw)
-            except Exception as exc:  # noqa: BLE001
-                res.errors.append(f"httproute {rw.name}: {api_error_text(exc)}")
-        written = {m: r for m, r in routing.items() if m not in bad_models}
-        if written and self.configmap:
-            try:
-                res.routing_changed |= self._write_routing(written, {m: q for m, q in pairing.items() if m in written},
-                                                           keep=bad_models)
-            except Exception as exc:  # noqa: BLE001
-                res.errors.append(f"routing configmap: {api_error_text(exc)}")
+                    before, after = self._scale(w, n, may_write)
+                except LeaseLost:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    res.errors.append(f"{pool}: scale failed: {api_error_text(exc)}")
+                    continue
+                if before != after:  # what was written: a DisaggregatedSet role rounds up to whole slices
+                    res.changed[pool] = (before, after)
+                    try:
+                        self._event(w, before, after, reason)
+                    except Exception as exc:  # noqa: BLE001 - an event lost is not a failed apply
+                        log.warning("event for %s not recorded: %s", pool, api_error_text(exc))
+            for rw in writes:
+                try:
+                    res.routing_changed |= self._put_route_weights(rw, may_write)
+                except LeaseLost:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    res.errors.append(f"httproute {rw.name}: {api_error_text(exc)}")
+            written = {m: r for m, r in routing.items() if m not in bad_models}
+            if written and self.configmap:
+                try:
+                    res.routing_changed |= self._write_routing(written, {m: q for m, q in pairing.items() if m in written},
+                                                               keep=bad_models, may_write=may_write)
+                except LeaseLost:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    res.errors.append(f"routing configmap: {api_error_text(exc)}")
+        except LeaseLost as exc:  # the renew deadline passed: no write after it (client-go's leader election stops acting)
+            res.lost_lease = True
+            res.errors.append(f"{exc}; the interval's writes after it are not made")
+            return res
         if bad_models & set(routing):
             res.errors.append(f"routing of {', '.join(sorted(bad_models & set(routing)))} not written (left as it was)")
         return res
