@@ -72,7 +72,9 @@ class PrometheusConfig(_Strict):
     epp_queue_metric: str | None = Field(
         default="llm_d_epp_flow_control_queue_size",
         description="endpoint-picker gauge of requests held in its flow-control queue (llm-d EPP metric, labels "
-                    "model_name, inference_pool, ...), summed by model_name and counted as backlog when present. The "
+                    "model_name, target_model_name, inference_pool, ...), summed by target_model_name (the model "
+                    "serving the request after the EPP's aliasing or traffic splitting; model_name, the model "
+                    "requested, where a series has none) and counted as backlog when present. The "
                     "default falls back to inference_extension_flow_control_queue_size (its deprecated "
                     "gateway-api-inference-extension name) where it has no series; another name set here is read "
                     "alone; None: ignore")

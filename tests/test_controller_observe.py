@@ -208,8 +208,9 @@ GAUGE_VALUE = {"vllm:kv_cache_usage_perc": 0.6, "vllm:gpu_cache_usage_perc": 0.4
                "llm_d_epp_flow_control_queue_size": 3.0, "inference_extension_flow_control_queue_size": 5.0}
 
 
-def fake_prometheus(families: set[str]) -> httpx.Client:
-    """An httpx client whose /api/v1/query answers from `families` (one mixed-role series of SERVED per query)."""
+def fake_prometheus(families: set[str], labels: dict[str, list[dict[str, str]]] | None = None) -> httpx.Client:
+    """An httpx client whose /api/v1/query answers from `families` (one mixed-role series of SERVED per query; `labels`:
+    family -> the label sets of its series instead, each with the family's value)."""
     import re
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -221,7 +222,8 @@ def fake_prometheus(families: set[str]) -> httpx.Client:
                  for n in re.findall(r"vllm:[a-z_]+|\b(?:llm_d_epp|inference_extension)_[a-z_]+", q)]
         present = bool(names) and all(n in families for n in names) and 'role="prefill"' not in q and 'role=""' not in q
         value = FAKE_NOW_S if "timestamp(" in q else {**ITL_QUANTILE_S, **GAUGE_VALUE}.get(names[0], 1.0) if names else 1.0
-        result = [{"metric": {"model_name": SERVED, "role": "mixed"}, "value": [FAKE_NOW_S, str(value)]}] if present else []
+        sets = (labels or {}).get(names[0], [{"model_name": SERVED, "role": "mixed"}]) if names else []
+        result = [{"metric": ls, "value": [FAKE_NOW_S, str(value)]} for ls in sets] if present else []
         return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": result}})
 
     return httpx.Client(base_url="http://prometheus.test", transport=httpx.MockTransport(handler))
@@ -312,3 +314,28 @@ def test_gateway_backlog_read_from_the_epp_queue_gauge_of_either_name(families, 
     assert o.ok, o.reason
     m = o.models[MODEL]
     assert (m.waiting.get("gateway"), m.gateway_queue_source) == (queued, source)
+
+
+EPP_LABEL_CASES = [
+    # (case, label sets of the EPP queue's series (3 queued each), waiting["gateway"] expected)
+    ("requested under an alias, served by the model", [{"model_name": "llama", "target_model_name": SERVED}], 3.0),
+    ("EPP without target_model_name: model_name", [{"model_name": SERVED}], 3.0),
+    ("empty target_model_name: model_name", [{"model_name": SERVED, "target_model_name": ""}], 3.0),
+    ("split onto another version: not this model's", [{"model_name": SERVED, "target_model_name": "llama-3.1-8b-v2"}],
+     None),
+    ("an alias and the model itself: both", [{"model_name": "llama", "target_model_name": SERVED},
+                                             {"model_name": SERVED, "target_model_name": SERVED}], 6.0),
+]
+
+
+@pytest.mark.parametrize(("series", "queued"), [c[1:] for c in EPP_LABEL_CASES], ids=[c[0] for c in EPP_LABEL_CASES])
+def test_gateway_backlog_is_attributed_to_the_model_that_serves_it(series, queued):
+    """llm-d's EPP labels its flow-control queue with model_name (the model the client asked for) and target_model_name
+    (the model after aliasing / traffic splitting, vLLM's model_name): the observer read model_name alone, so 3
+    requests queued for an alias read as no backlog of the model serving them, and 3 split onto another version as
+    backlog of this one (found in QA). Now target_model_name, model_name where a series has none."""
+    cfg = PrometheusConfig(url="http://prometheus.test", rate_window_s=120)
+    o = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0},
+                           client=fake_prometheus(set(COMMON) | {EPP_NEW}, {EPP_NEW: series})).observe()
+    assert o.ok, o.reason
+    assert o.models[MODEL].waiting.get("gateway") == queued

@@ -27,8 +27,10 @@ from the pod's pd-planner.io/role, name set by `role_label`):
                   observation says which (itl_source).
                   `itl_metric: per_token` forces the per-token histogram.
   running/waiting sum by role of vllm:num_requests_{running,waiting}, and deriv() of waiting; the
-                  endpoint picker's flow-control queue (`epp_queue_metric`, by model_name) is added
-                  as waiting["gateway"]: requests held there still need a prefill and a decode. The
+                  endpoint picker's flow-control queue (`epp_queue_metric`, by target_model_name, the model
+                  that serves the request after the EPP's aliasing and traffic splitting, else by model_name,
+                  the model requested, where a series has no target) is added as waiting["gateway"]: requests
+                  held there still need a prefill and a decode. The
                   default llm_d_epp_flow_control_queue_size falls back to its deprecated name
                   inference_extension_flow_control_queue_size where it has no series (gateway_queue_source
                   says which); a name set in the config is read alone
@@ -186,6 +188,22 @@ class PrometheusObserver:
                 out[self.by_label[label]] = v
         return out
 
+    def _by_served_model(self, gauge: str, sel: str) -> dict[str, float]:
+        """Per-model sum of an endpoint-picker gauge (the flow-control queue), attributed to the model the request is
+        SERVED by: llm-d's EPP labels it `model_name` (the model the client asked for) and `target_model_name` (the model
+        after the EPP's rewrites: an alias, a traffic split between versions), and only the latter is the `model_name`
+        vLLM exports, which `served_names` holds. `model_name` is read where a series has no (or an empty)
+        `target_model_name` (an EPP before the label). Matching `model_name` alone (found in QA) read a queue
+        behind an alias as no backlog, and one of a model split onto another version as backlog of the wrong model."""
+        out: dict[str, float] = {}
+        for s in self.query(f"sum by (model_name, target_model_name) ({gauge}{sel})"):
+            label = s["metric"].get("target_model_name") or s["metric"].get("model_name", "")
+            v = float(s["value"][1])
+            if label in self.by_label and math.isfinite(v):
+                m = self.by_label[label]
+                out[m] = out.get(m, 0.0) + v
+        return out
+
     def _by_model_role(self, promql: str) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for s in self.query(promql):
@@ -269,12 +287,12 @@ class PrometheusObserver:
             unlabelled = self._by_model(f"count by (model_name) (vllm:num_requests_running{nolabel})") \
                 if self.cfg.missing_role == "fail" else {}
             epp_metric = self.cfg.epp_queue_metric
-            epp_queue = self._by_model(f"sum by (model_name) ({epp_metric}{allsel})") if epp_metric else {}
+            epp_queue = self._by_served_model(epp_metric, allsel) if epp_metric else {}
             epp_src = dict.fromkeys(epp_queue, epp_metric or "")
             # the deprecated name, for an EPP that exports only it (found in QA: the default named it alone)
             if epp_metric == EPP_QUEUE:
                 _fill_from_legacy(epp_queue, epp_src, self.served,
-                                  lambda: self._by_model(f"sum by (model_name) ({EPP_QUEUE_LEGACY}{allsel})"),
+                                  lambda: self._by_served_model(EPP_QUEUE_LEGACY, allsel),
                                   EPP_QUEUE_LEGACY, EPP_QUEUE)
             # service times without queueing (vLLM >= 0.7 names, checked against 0.26.0: shared/tools/vllm-offline):
             # prefill on the prefill side when there is one (the decode side's "prefill" is the KV load)
