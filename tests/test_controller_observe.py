@@ -208,9 +208,11 @@ GAUGE_VALUE = {"vllm:kv_cache_usage_perc": 0.6, "vllm:gpu_cache_usage_perc": 0.4
                "llm_d_epp_flow_control_queue_size": 3.0, "inference_extension_flow_control_queue_size": 5.0}
 
 
-def fake_prometheus(families: set[str], labels: dict[str, list[dict[str, str]]] | None = None) -> httpx.Client:
+def fake_prometheus(families: set[str], labels: dict[str, list[dict[str, str]]] | None = None,
+                    unobserved: frozenset[str] = frozenset()) -> httpx.Client:
     """An httpx client whose /api/v1/query answers from `families` (one mixed-role series of SERVED per query; `labels`:
-    family -> the label sets of its series instead, each with the family's value)."""
+    family -> the label sets of its series instead, each with the family's value; `unobserved`: histograms with series
+    but no observation in the window, whose histogram_quantile is NaN as Prometheus answers)."""
     import re
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -221,7 +223,9 @@ def fake_prometheus(families: set[str], labels: dict[str, list[dict[str, str]]] 
         names = [re.sub(r"_(bucket|sum|count)$", "", n)
                  for n in re.findall(r"vllm:[a-z_]+|\b(?:llm_d_epp|inference_extension)_[a-z_]+", q)]
         present = bool(names) and all(n in families for n in names) and 'role="prefill"' not in q and 'role=""' not in q
-        value = FAKE_NOW_S if "timestamp(" in q else {**ITL_QUANTILE_S, **GAUGE_VALUE}.get(names[0], 1.0) if names else 1.0
+        value: float = FAKE_NOW_S if "timestamp(" in q else {**ITL_QUANTILE_S, **GAUGE_VALUE}.get(names[0], 1.0) if names else 1.0
+        if "histogram_quantile(" in q and names and names[0] in unobserved:
+            value = float("nan")
         sets = (labels or {}).get(names[0], [{"model_name": SERVED, "role": "mixed"}]) if names else []
         result = [{"metric": ls, "value": [FAKE_NOW_S, str(value)]} for ls in sets] if present else []
         return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": result}})
@@ -239,7 +243,8 @@ ITL_CASES = [
     ("vLLM 0.10: former per-token name", {ITL_OLD}, "request_mean", 30.0,
      f"{ITL_OLD} (fallback: no {ITL_TOK} nor {TPOT_REQ})"),
     ("vLLM 0.10, per_token asked", {ITL_OLD}, "per_token", 30.0, f"{ITL_OLD} (fallback: no {ITL_TOK})"),
-    ("no ITL histogram at all", set(), "request_mean", None, ""),
+    ("no ITL histogram at all", set(), "request_mean", None, f"absent: no series of {TPOT_REQ}, {ITL_TOK}, {ITL_OLD}"),
+    ("no ITL histogram at all, per_token asked", set(), "per_token", None, f"absent: no series of {ITL_TOK}, {ITL_OLD}"),
 ]
 
 
@@ -339,3 +344,32 @@ def test_gateway_backlog_is_attributed_to_the_model_that_serves_it(series, queue
                            client=fake_prometheus(set(COMMON) | {EPP_NEW}, {EPP_NEW: series})).observe()
     assert o.ok, o.reason
     assert o.models[MODEL].waiting.get("gateway") == queued
+
+
+TTFT = "vllm:time_to_first_token_seconds"
+ABSENT_CASES = [
+    # (case, families left out of COMMON + both new ITL histograms, histograms unobserved, itl_source, ttft_source)
+    ("no TTFT histogram", {TTFT}, frozenset(), TPOT_REQ, f"absent: no series of {TTFT}"),
+    ("no request in the window", set(), frozenset({TTFT, TPOT_REQ, ITL_TOK}),
+     f"absent: no request observed in the 120s window ({TPOT_REQ}, {ITL_TOK} has series)",
+     f"absent: no request observed in the 120s window ({TTFT} has series)"),
+]
+
+
+@pytest.mark.parametrize(("left_out", "unobserved", "itl_source", "ttft_source"), [c[1:] for c in ABSENT_CASES],
+                         ids=[c[0] for c in ABSENT_CASES])
+def test_an_absent_latency_says_why_in_the_observation_and_the_decision_log(left_out, unobserved, itl_source,
+                                                                            ttft_source):
+    """A latency histogram with no series (a vLLM without that name, a scrape missing it) or no observation in the
+    window left ttft_ms / itl_ms None with ttft_source / itl_source '', which the decision log's `sources` drops: a
+    null latency with no cause (found in QA). Now the source says 'absent: ...' and why, and the log records it."""
+    from controllers.loop import Controller
+
+    cfg = PrometheusConfig(url="http://prometheus.test", rate_window_s=120)
+    families = (set(COMMON) | {TPOT_REQ, ITL_TOK}) - left_out
+    o = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0}, client=fake_prometheus(families, unobserved=unobserved)).observe()
+    assert o.ok, o.reason
+    m = o.models[MODEL]
+    assert (m.itl_ms is None, m.ttft_ms is None) == (TPOT_REQ in unobserved, TTFT in left_out | unobserved)
+    assert (m.itl_source, m.ttft_source) == (itl_source, ttft_source)
+    assert Controller._observed(m)["sources"] == {"itl_ms": itl_source, "ttft_ms": ttft_source, "kv_usage": KV_NEW}

@@ -37,9 +37,11 @@ class ModelObservation:
     """TTFT/ITL were read with histogram_quantile() over vLLM's buckets (Prometheus), not from samples."""
     itl_source: str = ""
     """Histogram the ITL came from (vllm:request_time_per_output_token_seconds, or a per-token fallback:
-    vllm:inter_token_latency_seconds, or vllm:time_per_output_token_seconds on vLLM <= 0.10)."""
+    vllm:inter_token_latency_seconds, or vllm:time_per_output_token_seconds on vLLM <= 0.10); 'absent: ...' with why
+    where `itl_ms` is None (no series of any, or no request in the window); '' where the observer names none."""
     ttft_source: str = ""
-    """'decode+prefill' (P/D: the two sides' quantiles summed) or 'decode' / 'mixed'."""
+    """'decode+prefill' (P/D: the two sides' quantiles summed), 'decode/mixed' or 'gateway'; 'absent: ...' with why
+    where `ttft_ms` is None, as `itl_source`."""
     gateway_queue_source: str = ""
     """Gauge the endpoint picker's flow-control queue (waiting['gateway'], when not 0) was read from: prometheus.
     epp_queue_metric, or inference_extension_flow_control_queue_size as the default's fallback; '' when it has no

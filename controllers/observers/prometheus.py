@@ -175,6 +175,17 @@ class PrometheusObserver:
         except PromError:
             return True
 
+    def _absent(self, histograms: Iterable[str], sel: str, model: str, window: str) -> str:
+        """Why a latency percentile of `model` was not read from any of `histograms` (asked only then): none has a
+        series (a vLLM older or newer than these names, or a scrape or metrics filter without them), or one has series
+        but no observation in the rate window (histogram_quantile is NaN there). Found in QA: the observation said
+        nothing (itl_source / ttft_source ''), so the decision log showed a null latency with no cause."""
+        names = list(dict.fromkeys(histograms))
+        held = [h for h in names if self._has_series(f"{h}_bucket", sel, model)]
+        if held:
+            return f"absent: no request observed in the {window} window ({', '.join(held)} has series)"
+        return "absent: no series of " + ", ".join(names)
+
     def _sel(self, *extra: str) -> str:
         parts = [p for p in (self.cfg.selector, *extra) if p]
         return "{" + ",".join(parts) + "}" if parts else ""
@@ -400,8 +411,12 @@ class PrometheusObserver:
                 gateway_queue_source=epp_src.get(m, ""),
                 newest_sample_age_s=age,
                 from_histograms=True,
-                itl_source=itl_src.get(m, ""),
-                ttft_source=ttft_src.get(m, ""),
+                itl_source=itl_src.get(m) or self._absent(
+                    ([TPOT_REQUEST] if self.cfg.itl_metric == "request_mean" else []) + [ITL_PER_TOKEN, ITL_PER_TOKEN_LEGACY],
+                    side, m, w),
+                ttft_source=ttft_src.get(m) or self._absent(
+                    ["vllm:time_to_first_token_seconds"] + ([self.cfg.gateway_ttft_metric] if self.cfg.gateway_ttft_metric else []),
+                    allsel if self.cfg.gateway_ttft_metric else side, m, w),
                 prefill_time_ms=_ratio_ms(pf_sum, pf_cnt, m) if m in pf_cnt else _ratio_ms(mx_sum, mx_cnt, m),
                 tpot_ms=_ratio_ms(tp_sum, tp_cnt, m),
                 prompt_token_buckets=tuple(sorted(p_buckets.get(m, []))),
