@@ -748,6 +748,7 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
     predicted: dict[str, dict[str, float | None]] = {}
     s_observed: dict[str, dict[str, float | None]] = {}
     s_predicted: dict[str, dict[str, float | None]] = {}
+    gaps: list[str] = []  # the service-time side a model could not learn from this interval
     for m, mo in obs.models.items():
         mp = state.last_plan.models.get(m)
         lengths = memories[m].lengths
@@ -764,6 +765,14 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
             if sp is not None:
                 s_observed[m] = {"ttft_ms": mo.prefill_time_ms, "itl_ms": mo.tpot_ms}
                 s_predicted[m] = sp
+                # one side without its service time learns nothing while the other moves (found in QA: a vLLM before
+                # 0.11 exports no vllm:request_time_per_output_token_seconds, so the ITL factor silently never moved)
+                if mo.tpot_ms is None or mo.prefill_time_ms is None:
+                    key, side, metric = (("itl", "decode", "vllm:request_time_per_output_token_seconds, vLLM >= 0.11")
+                                         if mo.tpot_ms is None else
+                                         ("ttft", "prefill", "vllm:request_prefill_time_seconds"))
+                    gaps.append(f"correct {m} {key}: no {side} service time observed ({metric}): the {key} factor keeps "
+                                f"{state.corrections.factor(key, m):.3f}, service times correct the other side only")
             continue
         # latency samples are taken at completion: a request finishing now may have queued an interval
         # or more ago, so the quiet run must cover the samples' age too (issue 9: learning the queue a
@@ -786,7 +795,7 @@ def _learn(state: State, obs: Observation, memories: Mapping[str, ModelMemory], 
                                      buckets={"ttft": TTFT_BUCKETS_MS, "itl": ITL_BUCKETS_MS} if hist else None)
     # service-time means are rate(sum) / rate(count): exact, no histogram bucket to respect
     corr, s_notes = update_corrections(corr, s_observed, s_predicted, c.smoothing, c.service_min_factor, c.max_factor)
-    return corr, quiet_now, notes + s_notes
+    return corr, quiet_now, notes + s_notes + gaps
 
 
 # ---------------------------------------------------------------------- per-role sizing factors

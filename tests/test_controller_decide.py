@@ -413,10 +413,12 @@ class _OneLaw:
         return self.vp
 
 
-def _service_run(ratio: float, source: str = "service", waiting: float = 5.0, n: int = 30, rate: float = 0.2):
+def _service_run(ratio: float, source: str = "service", waiting: float = 5.0, n: int = 30, rate: float = 0.2,
+                 absent: str = "", reasons: list[str] | None = None):
     """decide() over `n` intervals at 0.2 req/s (prefill batch 1) with 4 sequences decoding on one
-    replica, where vLLM's service times are `ratio` x the laws; a queue of `waiting` prompts stands
-    throughout. Returns the final correction factors (ttft, itl)."""
+    replica, where vLLM's service times are `ratio` x the laws (`absent`: 'prefill' or 'decode', that side's not
+    observed); a queue of `waiting` prompts stands throughout. Returns the final correction factors (ttft, itl);
+    `reasons` gets the last decision's."""
     perf = _OneLaw()
     vp = perf.vp
     c = ControllerConfig(interval_s=IV, startup_s=STARTUP, fleet="-", models={M: ModelConfig(slo=SLO)},
@@ -428,8 +430,11 @@ def _service_run(ratio: float, source: str = "service", waiting: float = 5.0, n:
             model=M, completion_rps=rate, arrival_rps=rate, mean_isl=1000, mean_osl=200,
             waiting={"prefill": waiting, "decode": 0.0}, running={"prefill": 1, "decode": 4},
             waiting_growth_per_s={"prefill": 0.0, "decode": 0.0}, ttft_ms=5000.0, itl_ms=80.0,
-            prefill_time_ms=ratio * vp.prefill_ms(1000, 1.0), tpot_ms=ratio * vp.decode_step_ms(4.0, 1000 + 200 / 2))})
+            prefill_time_ms=None if absent == "prefill" else ratio * vp.prefill_ms(1000, 1.0),
+            tpot_ms=None if absent == "decode" else ratio * vp.decode_step_ms(4.0, 1000 + 200 / 2))})
         v, state = decide(state, Snapshot(metrics=o, pools=pools), k * IV)
+    if reasons is not None:
+        reasons.extend(v.reasons)
     return state.corrections.factor("ttft", M), state.corrections.factor("itl", M)
 
 
@@ -439,6 +444,22 @@ def test_corrections_from_service_times(ratio, expected):
     above, bounded by correct.service_min_factor (0.6); learned although a queue waits."""
     f_ttft, f_itl = _service_run(ratio)
     assert f_ttft == pytest.approx(expected, rel=0.03) and f_itl == pytest.approx(expected, rel=0.03)
+
+
+@pytest.mark.parametrize(("absent", "factors", "note"), [
+    ("decode", (0.7, 1.0), "correct m itl: no decode service time observed "
+                           "(vllm:request_time_per_output_token_seconds, vLLM >= 0.11): the itl factor keeps 1.000"),
+    ("prefill", (1.0, 0.7), "correct m ttft: no prefill service time observed "
+                            "(vllm:request_prefill_time_seconds): the ttft factor keeps 1.000"),
+])
+def test_a_service_time_side_not_observed_is_said_in_the_decision(absent, factors, note):
+    """A vLLM before 0.11 exports no vllm:request_time_per_output_token_seconds (tpot_ms None): the service-time
+    correction moved the TTFT factor and left the ITL factor at 1 with nothing in the decision saying so (found in QA).
+    Now each decision says which side learns nothing and why; the factors are as before."""
+    reasons: list[str] = []
+    assert _service_run(0.7, absent=absent, reasons=reasons) == (pytest.approx(factors[0], rel=0.03),
+                                                                 pytest.approx(factors[1], rel=0.03))
+    assert any(r.startswith(note) for r in reasons), reasons
 
 
 def test_prefill_factor_not_learned_when_the_pass_batch_is_unknown():
