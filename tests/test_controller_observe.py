@@ -373,3 +373,33 @@ def test_an_absent_latency_says_why_in_the_observation_and_the_decision_log(left
     assert (m.itl_ms is None, m.ttft_ms is None) == (TPOT_REQ in unobserved, TTFT in left_out | unobserved)
     assert (m.itl_source, m.ttft_source) == (itl_source, ttft_source)
     assert Controller._observed(m)["sources"] == {"itl_ms": itl_source, "ttft_ms": ttft_source, "kv_usage": KV_NEW}
+
+
+OK_TIME = {"status": "success", "data": {"resultType": "scalar", "result": [FAKE_NOW_S, str(FAKE_NOW_S)]}}
+BAD_ANSWER_CASES = [
+    # (case, time()'s JSON body, every other query's JSON body, start of the reason expected)
+    ("status error on time()", {"status": "error", "errorType": "timeout", "error": "query timed out"}, {},
+     "PromQL failed (HTTP 200): query timed out in time()"),
+    ("a JSON list", OK_TIME, [], "Prometheus answered HTTP 200 with JSON that is not its API's (list)"),
+    ("success without data", OK_TIME, {"status": "success"}, "Prometheus answered status success without data.result"),
+    ("a null result", OK_TIME, {"status": "success", "data": {"resultType": "vector", "result": None}},
+     "Prometheus answered a result that is not an instant vector"),
+    ("time() without a scalar", {"status": "success", "data": {"resultType": "scalar", "result": []}}, {},
+     "Prometheus answered time() with [], not a scalar"),
+]
+
+
+@pytest.mark.parametrize(("time_body", "body", "reason"), [c[1:] for c in BAD_ANSWER_CASES],
+                         ids=[c[0] for c in BAD_ANSWER_CASES])
+def test_an_answer_that_is_not_the_prometheus_api_is_a_failed_observation(time_body, body, reason):
+    """HTTP 200 whose JSON is not the query API's (a wrong prometheus.url, a proxy) raised AttributeError, KeyError or
+    TypeError out of observe(), and so out of Controller.step() and the loop; 'status: error' on time() read
+    "Prometheus unreachable at ...: 'data'" (found in QA). Now each is an observation not ok, its reason saying what
+    came back (the guard then holds)."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=time_body if request.url.params["query"] == "time()" else body)
+
+    cfg = PrometheusConfig(url="http://prometheus.test", rate_window_s=120)
+    client = httpx.Client(base_url="http://prometheus.test", transport=httpx.MockTransport(handler))
+    o = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0}, client=client).observe()
+    assert not o.ok and o.reason.startswith(reason), o.reason

@@ -138,7 +138,11 @@ class PrometheusObserver:
         self.http.close()
 
     # ------------------------------------------------------------------ plumbing
-    def query(self, promql: str) -> list[PromSeries]:
+    def _result(self, promql: str) -> object:
+        """`data.result` of /api/v1/query for `promql`; PromError for anything else. A 200 whose body is not the API's
+        (a JSON list, no `data`, a null result: a wrong URL, a proxy) raised KeyError / AttributeError / TypeError out
+        of observe() and so out of the control loop, and `status: error` on time() read 'Prometheus unreachable ...:
+        'data'' (found in QA)."""
         try:
             r = self.http.get("/api/v1/query", params={"query": promql})
         except httpx.HTTPError as exc:
@@ -147,10 +151,33 @@ class PrometheusObserver:
             body = r.json()
         except ValueError as exc:
             raise PromError(f"Prometheus answered HTTP {r.status_code} without JSON") from exc
+        if not isinstance(body, dict):
+            raise PromError(f"Prometheus answered HTTP {r.status_code} with JSON that is not its API's "
+                            f"({type(body).__name__}): is prometheus.url {self.cfg.url} a Prometheus?")
         if r.status_code != 200 or body.get("status") != "success":
             raise PromError(f"PromQL failed (HTTP {r.status_code}): {body.get('error', body)} in {promql}")
-        series: list[PromSeries] = body["data"]["result"]
+        data = body.get("data")
+        if not isinstance(data, dict) or "result" not in data:
+            raise PromError(f"Prometheus answered status success without data.result in {promql}")
+        return data["result"]
+
+    def query(self, promql: str) -> list[PromSeries]:
+        """The instant vector `promql` evaluates to (PromError: unreachable, an error, or not a vector's shape)."""
+        result = self._result(promql)
+        if not isinstance(result, list) or not all(
+                isinstance(s, dict) and isinstance(s.get("metric"), dict) and isinstance(s.get("value"), list)
+                and len(s["value"]) == 2 for s in result):
+            raise PromError(f"Prometheus answered a result that is not an instant vector in {promql}")
+        series: list[PromSeries] = result
         return series
+
+    def now_s(self) -> float:
+        """Prometheus's clock (time()), the observation's time: its samples' ages are measured against it."""
+        result = self._result("time()")
+        try:
+            return float(result[0])  # type: ignore[index]
+        except (TypeError, IndexError, KeyError, ValueError) as exc:
+            raise PromError(f"Prometheus answered time() with {result!r}, not a scalar") from exc
 
     def _other_model_names(self, sel: str) -> str:
         """'; Prometheus has vLLM series of model_name 'a', 'b' (...served_name...)' for the labels no configured model
@@ -242,10 +269,9 @@ class PrometheusObserver:
         allsel = self._sel()
         ts = self.time_scale
         try:
-            t_res = self.http.get("/api/v1/query", params={"query": "time()"}).json()
-            now_s = float(t_res["data"]["result"][0])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            return Observation(t_s=float("nan"), ok=False, reason=f"Prometheus unreachable at {self.cfg.url}: {exc}")
+            now_s = self.now_s()
+        except PromError as exc:
+            return Observation(t_s=float("nan"), ok=False, reason=str(exc))
         try:
             def rate(metric: str, sel: str) -> dict[str, float]:
                 """Per-model sum of a counter's per-second rate over the window, on the series `sel` picks."""
