@@ -189,7 +189,6 @@ REFUSED = [
     ({"prompt": "hi", "n": 0}, 400, "BadRequestError", None),  # vLLM: 'n must be at least 1, got 0.'
     ({"prompt": ["a", "b"], "n": -1}, 400, "BadRequestError", None),
     ({"prompt": "hi", "n": "2"}, 400, "BadRequestError", None),
-    ({"prompt": "hi", "n": 2, "stream": True}, 400, "BadRequestError", None),  # streamed n > 1: refused, not 1 choice
 ]
 
 
@@ -444,3 +443,40 @@ def test_n_sequences_per_prompt(fleet, prompt, n, max_tokens, n_prompt, n_choice
     assert all(len(c["text"].split()) == max_tokens and c["finish_reason"] == "length" for c in body["choices"])
     assert body["usage"] == {"prompt_tokens": n_prompt, "completion_tokens": n_choices * max_tokens,
                              "total_tokens": n_prompt + n_choices * max_tokens}
+
+
+def _sse_chunks(url: str, body: dict) -> list[dict]:
+    """The JSON chunks of a streamed completion, up to and checking its closing ``data: [DONE]``."""
+    with httpx.stream("POST", url + "/v1/completions", json=body, timeout=30) as r:
+        assert r.status_code == 200, r.read()
+        lines = [ln.removeprefix("data: ") for ln in r.iter_lines() if ln.startswith("data: ")]
+    assert lines[-1] == "[DONE]", lines[-3:]
+    return [json.loads(ln) for ln in lines[:-1]]
+
+
+# streamed n > 1 and lists of prompts, as vLLM 0.26's completion_stream_generator writes them: every chunk one choice,
+# its index p x n + j, each choice's last chunk with its finish reason, the usage chunk counting every choice. Found in
+# QA: a stream of n > 1 was a 400 where vLLM streams it. (prompt, n, max_tokens, prompt tokens, choices)
+STREAMED_N = [
+    ([1] * 40, 3, 4, 40, 3),
+    ("x" * 80, 2, 5, 20, 2),
+    ([[1] * 10, [2] * 30], 2, 3, 40, 4),
+    ([[1] * 10, [2] * 30], None, 3, 40, 2),
+]
+
+
+@pytest.mark.parametrize("prompt, n, max_tokens, n_prompt, n_choices", STREAMED_N, ids=[str(c[1:]) for c in STREAMED_N])
+def test_n_sequences_stream_with_their_index(fleet, prompt, n, max_tokens, n_prompt, n_choices):
+    chunks = _sse_chunks(fleet.urls[0], {"prompt": prompt, "n": n, "max_tokens": max_tokens, "stream": True,
+                                         "stream_options": {"include_usage": True}, "return_token_ids": True})
+    *deltas, usage = chunks
+    assert usage["choices"] == [] and usage["usage"] == {
+        "prompt_tokens": n_prompt, "completion_tokens": n_choices * max_tokens, "total_tokens": n_prompt + n_choices * max_tokens}
+    assert all(len(c["choices"]) == 1 and c["usage"] is None and c["id"] == usage["id"] for c in deltas)
+    by_index: dict[int, list[dict]] = {}
+    for c in deltas:
+        by_index.setdefault(c["choices"][0]["index"], []).append(c["choices"][0])
+    assert sorted(by_index) == list(range(n_choices))
+    for choices in by_index.values():
+        assert sum(len(c["token_ids"]) for c in choices) == max_tokens
+        assert [c["finish_reason"] for c in choices] == [None] * (len(choices) - 1) + ["length"]

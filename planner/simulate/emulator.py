@@ -5,8 +5,8 @@ tested end to end without GPUs. What it reproduces:
 
 * HTTP surface of ``vllm serve``: ``POST /v1/completions`` (prompt as a string or a list of token ids,
   ``max_tokens``, ``stream`` with SSE ``data:`` chunks and ``data: [DONE]``,
-  ``stream_options.include_usage``, ``ignore_eos``, ``n`` sequences per prompt when not streamed (a stream of
-  n > 1 is a 400); usage with prompt/completion tokens),
+  ``stream_options.include_usage``, ``ignore_eos``, ``n`` sequences per prompt and a list of prompts, streamed or
+  not (a stream's chunks carry each choice's ``index``); usage with prompt/completion tokens),
   ``GET /v1/models``, ``GET /health``, ``GET /metrics``; refusals in vLLM 0.26's ErrorResponse body
   (``{"error": {"message", "type", "param", "code"}}``, planner.io.webserve.error_body) and its HTTP status.
 * Metric names, label sets (``model_name``, ``engine``) and histogram buckets of vLLM 0.26.0
@@ -674,35 +674,115 @@ class EmulatedServer:
             raise BadRequest(f"n must be at least 1, got {n}.")
         return n
 
-    async def _completions_batch(self, body: dict[str, object], prompts: list[object]) -> web.Response:
-        """A list of prompts, or one prompt with ``n`` > 1, in one non-streamed request (OpenAI batch form): ``n``
-        engine requests per prompt, all submitted at once (so an idle engine schedules them together, as vLLM's
-        frontend adds a list's prompts back to back); choices in prompt order, prompt ``p``'s j-th sequence at index
-        p x n + j, and each prompt's tokens counted once in usage, as vLLM's request_output_to_completion_response
-        numbers and counts them (found in QA: ``n`` was ignored, one choice answered for n = 3)."""
+    async def _completions_batch(self, request: web.Request, body: dict[str, object], prompts: list[object]) -> web.StreamResponse:
+        """A list of prompts, or one prompt with ``n`` > 1, in one request (OpenAI batch form): ``n`` engine requests
+        per prompt, all submitted at once (so an idle engine schedules them together, as vLLM's frontend adds a list's
+        prompts back to back); choices in prompt order, prompt ``p``'s j-th sequence at index p x n + j, and each
+        prompt's tokens counted once in usage, as vLLM's request_output_to_completion_response numbers and counts them
+        (found in QA: ``n`` was ignored, one choice answered for n = 3). Streamed, as vLLM's completion_stream_generator
+        (found in QA: a stream of n > 1 was a 400 where vLLM streams it): see :meth:`_stream_many`."""
         try:
             n_seq = self._parse_n(body)
-            if body.get("stream"):
-                raise BadRequest("a list of prompts, or n > 1, is served non-streamed only by this emulator")
             parsed = [self._parse({**body, "prompt": p}) for p in prompts]
         except BadRequest as exc:
             return self._refuse(exc)
+        want_ids = self._want_ids
         assert self.engine is not None
-        reqs = [_Req(f"cmpl-{next(self._ids)}-{i * n_seq + j}", n, mt, self.engine.now())
+        base = f"cmpl-{next(self._ids)}"  # vLLM's request id; its engine requests are f"{request_id}-{i}"
+        reqs = [_Req(f"{base}-{i * n_seq + j}", n, mt, self.engine.now())
                 for i, (n, mt, _s, _u, _m) in enumerate(parsed) for j in range(n_seq)]
         for r in reqs:
             self.engine.submit(r)
+        _n, _mt, stream, include_usage, model = parsed[0]
+        n_p = sum(n for n, *_ in parsed)
+        if stream:
+            return await self._stream_many(request, base, reqs, n_p, model, include_usage, want_ids)
         for r in reqs:
             while await r.out.get() is not None:
                 pass
             if not r.done:
                 raise web.HTTPServiceUnavailable()
-        model = parsed[0][4]
         choices = [{"index": i, "text": "".join(_token_text(k) for k in range(r.generated)), "logprobs": None,
                     "finish_reason": "length", "stop_reason": None} for i, r in enumerate(reqs)]
-        n_p, n_g = sum(n for n, *_ in parsed), sum(r.generated for r in reqs)
-        return web.json_response({"id": reqs[0].rid, "object": "text_completion", "created": int(time.time()), "model": model,
+        n_g = sum(r.generated for r in reqs)
+        return web.json_response({"id": base, "object": "text_completion", "created": int(time.time()), "model": model,
                                   "choices": choices, "usage": {"prompt_tokens": n_p, "completion_tokens": n_g, "total_tokens": n_p + n_g}})
+
+    async def _stream_many(self, request: web.Request, rid: str, reqs: list[_Req], n_prompt_total: int, model: str,
+                           include_usage: bool, want_ids: bool) -> web.StreamResponse:
+        """The SSE stream of several engine requests (n > 1, or a list of prompts), as vLLM 0.26's
+        completion_stream_generator writes it: the engine requests' outputs merged as they come (its
+        merge_async_iterators), each chunk one choice whose ``index`` is the choice's (prompt p's j-th sequence:
+        p x n + j), the last tokens' chunk of each carrying its finish reason, and with ``include_usage`` a final
+        chunk of no choices counting every prompt's tokens once and every sequence's generated tokens."""
+        assert self.engine is not None
+        merged: asyncio.Queue[tuple[int, int | None]] = asyncio.Queue()
+
+        async def forward(i: int, r: _Req) -> None:
+            while True:
+                item = await r.out.get()
+                merged.put_nowait((i, item))
+                if item is None:
+                    return
+
+        forwarders = [asyncio.ensure_future(forward(i, r)) for i, r in enumerate(reqs)]
+        created = int(time.time())
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        self._streams.add(resp)
+        try:
+            sent = [0] * len(reqs)
+            open_streams = len(reqs)
+            while open_streams:
+                batch = [await merged.get()]
+                # the API server's output processing for this step, as in the single stream: outputs that come meanwhile
+                # join this round, each choice's tokens in one chunk
+                lag_s = FRONTEND_S_PER_RUNNING_REQUEST * len(self.engine.running) * self.time_scale
+                if lag_s >= MIN_LAG_WALL_S:
+                    await asyncio.sleep(lag_s)
+                while not merged.empty():
+                    batch.append(merged.get_nowait())
+                tokens: dict[int, int] = {}  # choice index -> tokens this round, in order of arrival
+                ended: set[int] = set()
+                for i, item in batch:
+                    if item is None:
+                        ended.add(i)
+                    else:
+                        tokens[i] = tokens.get(i, 0) + 1
+                open_streams -= len(ended)
+                for i in dict.fromkeys(i for i, _ in batch):
+                    n, last = tokens.get(i, 0), i in ended and reqs[i].done
+                    if n == 0 and not last:  # the engine stopped under it: no chunk
+                        continue
+                    total = sum(sent)
+                    if self.faults.malformed_stream_after_tokens is not None and total <= self.faults.malformed_stream_after_tokens < total + n:
+                        await resp.write(b"data: {not json\n\n")
+                    choice: dict[str, object] = {"index": i, "text": "".join(_token_text(k) for k in range(sent[i], sent[i] + n)),
+                                                 "logprobs": None, "finish_reason": "length" if last else None, "stop_reason": None}
+                    if want_ids:
+                        choice["token_ids"] = [_token_id(k) for k in range(sent[i], sent[i] + n)]
+                    chunk: dict[str, object] = {"id": rid, "object": "text_completion", "created": created, "model": model,
+                                                "choices": [choice]}
+                    if include_usage:
+                        chunk["usage"] = None
+                    await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    sent[i] += n
+            if not all(r.done for r in reqs):  # engine stopped under us: drop without a clean end
+                if request.transport is not None:
+                    request.transport.abort()
+                return resp
+            if include_usage:
+                n_g = sum(r.generated for r in reqs)
+                u = {"id": rid, "object": "text_completion", "created": created, "model": model, "choices": [],
+                     "usage": {"prompt_tokens": n_prompt_total, "completion_tokens": n_g, "total_tokens": n_prompt_total + n_g}}
+                await resp.write(f"data: {json.dumps(u)}\n\n".encode())
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+        finally:
+            for t in forwarders:
+                t.cancel()
+            self._streams.discard(resp)
+        return resp
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         if self._dead or self.engine is None:
@@ -713,14 +793,14 @@ class EmulatedServer:
             return self._error(400, "request body is not valid JSON")
         prompt = body.get("prompt") if isinstance(body, dict) else None
         if isinstance(prompt, list) and len(prompt) > 1 and all(isinstance(p, (str, list)) for p in prompt):
-            return await self._completions_batch(body, prompt)
+            return await self._completions_batch(request, body, prompt)
         try:
             n_prompt, max_tokens, stream, include_usage, model = self._parse(body)
             many = self._parse_n(body) > 1
         except BadRequest as exc:
             return self._refuse(exc)
-        if many:  # n sequences of the one prompt: the batch form's answer (a stream of them is refused there)
-            return await self._completions_batch(body, [prompt])
+        if many:  # n sequences of the one prompt: the batch form's answer
+            return await self._completions_batch(request, body, [prompt])
         want_ids = self._want_ids
         rid = f"cmpl-{next(self._ids)}"
         kvc, kv_params = self.kv_connector, None
