@@ -325,3 +325,30 @@ def test_multi_gpu_plan_lists_every_remaining_run(capsys):
     assert "--tp 4" in cmds and "--tp 2" in cmds and "torchrun --nproc-per-node 4" in cmds and "NCCL_NVLS_ENABLE=0" in cmds
     assert multi_gpu_plan.main([]) == 0
     assert capsys.readouterr().out.count("RESULT runs=5") == 1
+
+
+# a KV hand-off of n > 1 or a list of prompts is refused with vLLM's 400 (kvconnector.py's module doc). Found in QA: the
+# producer answered n = 2 without kv_transfer_params (the proxy then failed) and the consumer prefilled the prompt
+# itself with no transfer. (server: 0 producer, 1 consumer; body; X-Request-Id; status)
+P2P_ID = "___prefill_addr_127.0.0.1:1___decode_addr_127.0.0.1:2_0123abcd"
+HANDOFF_N = [
+    (0, {"n": 2, "kv_transfer_params": {"do_remote_decode": True}}, None, 400),
+    (1, {"n": 2, "kv_transfer_params": {"do_remote_prefill": True}}, None, 400),
+    (1, {"n": 3}, P2P_ID, 400),
+    (1, {"prompt": [[1] * 8, [2] * 8], "kv_transfer_params": {"do_remote_prefill": True}}, None, 400),
+    (0, {"n": 2}, None, 200),  # no hand-off: served on either instance
+    (1, {"n": 2, "kv_transfer_params": {"do_remote_prefill": True}, "stream": True}, None, 400),
+    (1, {"kv_transfer_params": {"do_remote_prefill": True}}, None, 200),  # n = 1: the hand-off as before
+]
+
+
+@pytest.mark.parametrize("server, body, request_id, status", HANDOFF_N, ids=[str(c[:3])[:70] for c in HANDOFF_N])
+def test_a_kv_handoff_of_several_sequences_is_a_400(perf, server, body, request_id, status):
+    with pair_fleet(perf, perf, link_gb_s=LINK_GB_S, fixed_ms=FIXED_MS, time_scale=SCALE) as f:
+        headers = {"X-Request-Id": request_id} if request_id else {}
+        r = httpx.post(f.urls[server] + "/v1/completions", json={"prompt": [1] * 64, "max_tokens": 2, **body},
+                       headers=headers, timeout=30)
+        assert r.status_code == status, r.text
+        if status == 400:
+            assert r.json()["error"]["param"] == "n" and "n = 1" in r.json()["error"]["message"], r.text
+            assert f.servers[1].kv_connector.transfers == 0

@@ -127,6 +127,12 @@ class BadRequest(Exception):
     err_type = "BadRequestError"
     param: str | None = None
 
+    def __init__(self, message: str, param: str | None = None):
+        """`param`: the request field at fault, as vLLM's VLLMValidationError names it in the error's ``param``."""
+        super().__init__(message)
+        if param is not None:
+            self.param = param
+
 
 class ModelNotFound(BadRequest):
     """A model the server does not serve: vLLM's _check_model answers HTTP 404, NotFoundError, param 'model'."""
@@ -684,6 +690,13 @@ class EmulatedServer:
         try:
             n_seq = self._parse_n(body)
             parsed = [self._parse({**body, "prompt": p}) for p in prompts]
+            kvc = self.kv_connector
+            if kvc is not None and kvc.hands_off(body, request.headers.get("X-Request-Id")):
+                # found in QA: such a request took this batch path, the producer answered without kv_transfer_params
+                # and the consumer prefilled the prompts itself, with no transfer (kvconnector.py's module doc)
+                raise BadRequest(f"a KV-transfer request (kv_transfer_params or a P2P request id) must be one prompt with "
+                                 f"n = 1, got {len(prompts)} prompt(s) with n = {n_seq}: send one request per sequence",
+                                 param="n")
         except BadRequest as exc:
             return self._refuse(exc)
         want_ids = self._want_ids

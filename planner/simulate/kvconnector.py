@@ -18,8 +18,12 @@ pd_pair.py) run end to end on a CPU. What it reproduces of vLLM 0.26:
   emulator's own "true" constants so that a fit can be checked against known values), and the consumer
   records it in ``vllm:nixl_xfer_time_seconds`` (NixlConnector's histogram name and buckets).
 
-Choice written down: the transfer happens before the request enters the decode engine's queue (in vLLM
-the blocks are allocated first and the request waits in WAITING_FOR_REMOTE_KVS); under load this
+Choices written down: a hand-off request with ``n`` > 1 or a list of prompts is refused with vLLM's 400
+(BadRequestError, param ``n``): vLLM fans such a request out into several engine requests whose KV the
+response's one ``kv_transfer_params`` (its first output's) cannot all name, so a 1P1D proxy sends
+``n`` = 1 requests; the emulator says so rather than prefill the decode side's prompts locally (vLLM's own
+behaviour there is not a documented contract). The transfer happens before the request enters the decode
+engine's queue (in vLLM the blocks are allocated first and the request waits in WAITING_FOR_REMOTE_KVS); under load this
 admits a little later than vLLM would, with no effect on an unloaded hand-off.
 """
 
@@ -83,6 +87,13 @@ class KvConnectorEmulation:
         if isinstance(params, dict) and params.get("do_remote_prefill"):
             return True
         return bool(request_id and P2P_REQUEST_ID.search(request_id))
+
+    def hands_off(self, body: dict[str, Any], request_id: str | None) -> bool:
+        """Whether a request takes part in a KV hand-off on this instance: a consumer's remote prefill, or a producer's
+        ``do_remote_decode``."""
+        params = body.get("kv_transfer_params")
+        producing = self.role == "producer" and isinstance(params, dict) and bool(params.get("do_remote_decode"))
+        return producing or self.is_remote_prefill(body, request_id)
 
     def producer_params(self, body: dict[str, Any], host: str, port: int | None, n_prompt: int) -> dict[str, Any] | None:
         """kv_transfer_params a producer returns for a ``do_remote_decode`` request (None otherwise)."""
