@@ -183,7 +183,7 @@ def test_a_full_cache_preempts_on_demand_and_every_token_is_served(policy, preem
 REFUSED = [
     (b"{nope", 400, "BadRequestError", None),
     ({"prompt": []}, 400, "BadRequestError", None),
-    ({"prompt": "hi", "max_tokens": 0}, 400, "BadRequestError", None),
+    ({"prompt": "hi", "max_tokens": 0}, 400, "BadRequestError", "max_tokens"),  # SamplingParams names the field
     ({"prompt": "hi", "model": "other"}, 404, "NotFoundError", "model"),
     ({"prompt": ["a", "b"], "model": "other"}, 404, "NotFoundError", "model"),  # a list of prompts: the same check
     ({"prompt": "hi", "n": 0}, 400, "BadRequestError", None),  # vLLM: 'n must be at least 1, got 0.'
@@ -480,3 +480,30 @@ def test_n_sequences_stream_with_their_index(fleet, prompt, n, max_tokens, n_pro
     for choices in by_index.values():
         assert sum(len(c["token_ids"]) for c in choices) == max_tokens
         assert [c["finish_reason"] for c in choices] == [None] * (len(choices) - 1) + ["length"]
+
+
+# the context checks in vLLM 0.26's words and params, on a 1,000-token context (serving's _validate_input,
+# SamplingParams._verify_args). Found in QA: the emulator answered vLLM <= 0.9's 'However, you requested 1100 tokens
+# (900 in the messages, 200 in the completion)' with param null, and a prompt filling the context with max_tokens
+# null read 'max_tokens must be an integer >= 1, got 0'. (prompt tokens, max_tokens, param, message)
+CONTEXT = [
+    (900, 200, "max_tokens", "'max_tokens' or 'max_completion_tokens' is too large: 200. This model's maximum context "
+                             "length is 1000 tokens and your request has 900 input tokens (200 > 1000 - 900)."),
+    (1000, None, None, "This model's maximum context length is 1000 tokens. However, your request has 1000 input tokens. "
+                       "Please reduce the length of the input messages."),
+    (1200, 5, "max_tokens", "'max_tokens' or 'max_completion_tokens' is too large: 5. This model's maximum context "
+                            "length is 1000 tokens and your request has 1200 input tokens (5 > 1000 - 1200)."),
+    (10, 0, "max_tokens", "max_tokens must be at least 1, got 0."),
+    (10, -3, "max_tokens", "max_tokens must be at least 1, got -3."),
+]
+
+
+@pytest.mark.parametrize("n_prompt, max_tokens, param, message", CONTEXT, ids=[str(c[:2]) for c in CONTEXT])
+def test_context_refusals_read_as_vllm_0_26s(n_prompt, max_tokens, param, message):
+    with EmulatorFleet(PERF, time_scale=SCALE, max_model_len=1000) as f:
+        r = httpx.post(f.urls[0] + "/v1/completions", json={"prompt": [1] * n_prompt, "max_tokens": max_tokens})
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert (err["param"], err["message"], err["type"]) == (param, message, "BadRequestError")
+        ok = httpx.post(f.urls[0] + "/v1/completions", json={"prompt": [1] * 999, "max_tokens": None}, timeout=30)
+        assert ok.status_code == 200 and ok.json()["usage"]["completion_tokens"] == 1, ok.text

@@ -654,13 +654,23 @@ class EmulatedServer:
         else:
             raise BadRequest("prompt must be a string or a non-empty list of token ids (one prompt per request in this emulator)")
         max_tokens = body.get("max_tokens", DEFAULT_MAX_TOKENS)
+        # vLLM 0.26's context checks and their words (serving's _validate_input; found in QA: the emulator answered
+        # vLLM <= 0.9's 'However, you requested N tokens (P in the messages, M in the completion)', which a client
+        # parsing 0.26's 'your request has P input tokens' does not read, and a prompt filling the context with
+        # max_tokens null read 'max_tokens must be an integer >= 1, got 0')
         if max_tokens is None:
+            if n_prompt >= self.max_model_len:
+                raise BadRequest(f"This model's maximum context length is {self.max_model_len} tokens. However, your request "
+                                 f"has {n_prompt} input tokens. Please reduce the length of the input messages.")
             max_tokens = self.max_model_len - n_prompt
-        if not isinstance(max_tokens, int) or max_tokens < 1:
-            raise BadRequest(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+            raise BadRequest(f"max_tokens must be an int, but is of type {type(max_tokens).__name__}", param="max_tokens")
+        if max_tokens < 1:  # SamplingParams._verify_args
+            raise BadRequest(f"max_tokens must be at least 1, got {max_tokens}.", param="max_tokens")
         if n_prompt + max_tokens > self.max_model_len:
-            raise BadRequest(f"This model's maximum context length is {self.max_model_len} tokens. However, you requested "
-                             f"{n_prompt + max_tokens} tokens ({n_prompt} in the messages, {max_tokens} in the completion).")
+            raise BadRequest(f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This model's maximum context "
+                             f"length is {self.max_model_len} tokens and your request has {n_prompt} input tokens "
+                             f"({max_tokens} > {self.max_model_len} - {n_prompt}).", param="max_tokens")
         stream = bool(body.get("stream", False))
         opts = body.get("stream_options") or {}
         include_usage = bool(opts.get("include_usage", False)) if isinstance(opts, dict) else False
