@@ -507,3 +507,31 @@ def test_context_refusals_read_as_vllm_0_26s(n_prompt, max_tokens, param, messag
         assert (err["param"], err["message"], err["type"]) == (param, message, "BadRequestError")
         ok = httpx.post(f.urls[0] + "/v1/completions", json={"prompt": [1] * 999, "max_tokens": None}, timeout=30)
         assert ok.status_code == 200 and ok.json()["usage"]["completion_tokens"] == 1, ok.text
+
+
+# sampling fields vLLM 0.26's SamplingParams refuses, in its words and params (_verify_args, _verify_greedy_sampling).
+# Found in QA: the emulator served each of these. (extra body fields, param, message)
+SAMPLING_REFUSED = [
+    ({"n": 3, "temperature": 0}, None, "n must be 1 when using greedy sampling, got 3."),
+    ({"temperature": 3}, "temperature", "temperature must be in [0, 2], got 3."),
+    ({"temperature": -0.5}, "temperature", "temperature must be non-negative, got -0.5."),
+    ({"min_tokens": 50}, None, "min_tokens must be less than or equal to max_tokens=10, got 50."),
+    ({"min_tokens": -1}, None, "min_tokens must be greater than or equal to 0, got -1."),
+    ({"stop": ["\n", ""]}, None, "stop cannot contain an empty string."),
+]
+SAMPLING_SERVED = [{"n": 1, "temperature": 0}, {"n": 2, "temperature": 0.7}, {"min_tokens": 10}, {"stop": ["\n"]},
+                   {"ignore_eos": True, "temperature": 2}]
+
+
+@pytest.mark.parametrize("extra, param, message", SAMPLING_REFUSED, ids=[str(c[0]) for c in SAMPLING_REFUSED])
+def test_sampling_fields_vllm_refuses(fleet, extra, param, message):
+    r = httpx.post(fleet.urls[0] + "/v1/completions", json={"prompt": [1] * 20, "max_tokens": 10, **extra})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert (err["param"], err["message"], err["type"]) == (param, message, "BadRequestError")
+
+
+@pytest.mark.parametrize("extra", SAMPLING_SERVED, ids=[str(e) for e in SAMPLING_SERVED])
+def test_sampling_fields_in_range_are_served(fleet, extra):
+    r = httpx.post(fleet.urls[0] + "/v1/completions", json={"prompt": [1] * 20, "max_tokens": 10, **extra}, timeout=30)
+    assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 10 * extra.get("n", 1), r.text

@@ -81,6 +81,9 @@ log = logging.getLogger("pd_planner.emulator")
 BLOCK_SIZE_TOKENS = 16
 # vLLM's default max_tokens for /v1/completions when the request omits it (OpenAI's default, 16).
 DEFAULT_MAX_TOKENS = 16
+# vLLM's SamplingParams: a temperature below _SAMPLING_EPS is greedy sampling; _verify_args' highest temperature.
+SAMPLING_EPS = 1e-5
+MAX_TEMPERATURE = 2.0
 # ~4 characters per token: OpenAI's published rule of thumb for English text.
 CHARS_PER_TOKEN = 4
 # Buckets copied from vllm/v1/metrics/loggers.py (vLLM 0.9-0.10).
@@ -671,11 +674,37 @@ class EmulatedServer:
             raise BadRequest(f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This model's maximum context "
                              f"length is {self.max_model_len} tokens and your request has {n_prompt} input tokens "
                              f"({max_tokens} > {self.max_model_len} - {n_prompt}).", param="max_tokens")
+        self._check_sampling(body, max_tokens)
         stream = bool(body.get("stream", False))
         opts = body.get("stream_options") or {}
         include_usage = bool(opts.get("include_usage", False)) if isinstance(opts, dict) else False
         self._want_ids = bool(body.get("return_token_ids", False))
         return n_prompt, max_tokens, stream, include_usage, model
+
+    @staticmethod
+    def _check_sampling(body: dict[str, object], max_tokens: int) -> None:
+        """Refuse the sampling fields vLLM 0.26's SamplingParams._verify_args refuses, in its words (found in QA: the
+        emulator served temperature 3, min_tokens 50 with max_tokens 10, and a stop list holding "", which vLLM answers
+        with a 400). Within range they change nothing here: generation runs to max_tokens (module doc)."""
+        t = body.get("temperature")
+        if t is not None:
+            if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
+                raise BadRequest(f"temperature must be a finite number, got {t!r}.", param="temperature")
+            if t < 0:
+                raise BadRequest(f"temperature must be non-negative, got {t}.", param="temperature")
+            if t > MAX_TEMPERATURE:
+                raise BadRequest(f"temperature must be in [0, 2], got {t}.", param="temperature")
+        m = body.get("min_tokens")
+        if m is not None:
+            if not isinstance(m, int) or isinstance(m, bool):
+                raise BadRequest(f"min_tokens must be an int, but is of type {type(m).__name__}", param="min_tokens")
+            if m < 0:
+                raise BadRequest(f"min_tokens must be greater than or equal to 0, got {m}.")
+            if m > max_tokens:
+                raise BadRequest(f"min_tokens must be less than or equal to max_tokens={max_tokens}, got {m}.")
+        stop = body.get("stop")
+        if stop == "" or (isinstance(stop, list) and any(not s for s in stop)):
+            raise BadRequest("stop cannot contain an empty string.")
 
     @staticmethod
     def _parse_n(body: dict[str, object]) -> int:
@@ -688,6 +717,11 @@ class EmulatedServer:
             raise BadRequest(f"n must be an int, but is of type {type(n).__name__}")
         if n < 1:
             raise BadRequest(f"n must be at least 1, got {n}.")
+        t = body.get("temperature")
+        # greedy sampling gives one sequence: vLLM's _verify_greedy_sampling refuses n > 1 with it (found in QA: the
+        # emulator served n = 3 at temperature 0, three choices)
+        if n > 1 and isinstance(t, (int, float)) and 0 <= t < SAMPLING_EPS:
+            raise BadRequest(f"n must be 1 when using greedy sampling, got {n}.")
         return n
 
     async def _completions_batch(self, request: web.Request, body: dict[str, object], prompts: list[object]) -> web.StreamResponse:
