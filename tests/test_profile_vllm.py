@@ -395,6 +395,35 @@ def test_launch_of_a_missing_executable_is_a_clear_error(tmp_path):
         run_profile(small_cfg(tmp_path, None, endpoint=None, launch=launch))
 
 
+@pytest.mark.parametrize("pid_file, named", [
+    (None, "already listens on 127.0.0.1"),
+    ("alive", "says pid {pid}, which is running"),  # a live process (this one): named as the likely orphan
+    ("999999999", r"listens on 127.0.0.1:[0-9]+; launch mode"),  # no such process: not named
+])
+def test_a_launch_on_a_port_another_server_holds_is_refused_before_it_starts(tmp_path, pid_file, named):
+    """A server left on --port (a killed run's orphan) answered /health before the launched one failed to bind, and
+    was profiled under the launch's flags: now the launch stops first, naming the port (and the orphan's pid)."""
+    fake = tmp_path / "vllm"
+    argv_file = tmp_path / "argv.txt"
+    fake.write_text(FAKE_VLLM.format(python=sys.executable, argv_file=argv_file))
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    out = tmp_path / "prof"
+    if pid_file is not None:
+        out.mkdir()
+        (out / "server.pid").write_text(f"{os.getpid() if pid_file == 'alive' else pid_file}\n")
+    named = named.format(pid=os.getpid())
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        port = int(fleet.urls[0].rsplit(":", 1)[1])
+        launch = LaunchConfig(model="m", served_model_name="llama-3.1-8b", port=port, server_cmd=[str(fake), "serve"])
+        cfg = small_cfg(out, None, endpoint=None, launch=launch, prefill_isl=(128,), prefill_batch=(1,),
+                        decode_batch=(1,), decode_context=(256,), time_scale=0.2, health_timeout_s=60,
+                        device_name="NVIDIA H100 80GB HBM3")
+        with pytest.raises(ProfilerError, match=f"--port {port}: .*{named}"):
+            run_profile(cfg)
+    assert not argv_file.exists()  # the server was not launched
+    assert not (out / "prefill.csv").exists() and not (out / "meta.yaml").exists()
+
+
 def test_a_launch_on_another_card_than_gpu_names_is_refused_before_the_server_starts(tmp_path):
     """The profile would be filed (and planned) under --gpu: on a machine whose driver names another card the profiler
     stops before launching (the missing executable here would otherwise be the error), and writes nothing."""

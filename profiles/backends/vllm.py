@@ -56,6 +56,7 @@ import os
 import random
 import shlex
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -1385,6 +1386,28 @@ def _meta(cfg: VllmRunConfig, info: EndpointInfo, kv: int, flags: list[str], url
     return out
 
 
+def check_port_free(host: str, port: int, pid_file: Path) -> None:
+    """Launch mode: refuse a --port where a server already listens. The server launched there would fail to bind
+    and exit, but the one listening would answer /health first and be measured, its flags unknown, under this run's
+    (found in QA: a killed run's orphaned server was profiled by the rerun); `pid_file` names such an orphan."""
+    try:
+        socket.create_connection((host, port), timeout=PORT_PROBE_TIMEOUT_S).close()
+    except OSError:  # refused (free), or no answer: the launch's own bind error will tell
+        return
+    orphan = ""
+    with contextlib.suppress(OSError, ValueError):  # no file, not a pid, or no such process (a launch that died)
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+        orphan = f" (the server a killed run started there? {pid_file} says pid {pid}, which is running)"
+    raise ProfilerError(f"--port {port}: a server already listens on {host}:{port}{orphan}; launch mode would "
+                        "measure it instead of the one it starts: stop it, give a free --port, or attach to it "
+                        "with --endpoint")
+
+
+PORT_PROBE_TIMEOUT_S = 1.0
+"""How long the launch's port check waits for a connection (a local port: an answer takes microseconds)."""
+
+
 def run_profile(cfg: VllmRunConfig) -> RunSummary:
     """Launch or attach, measure, write cfg.out; the launched server is stopped however this ends."""
     if (cfg.endpoint is None) == (cfg.launch is None):
@@ -1393,6 +1416,7 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
         if cfg.device_name is None:
             cfg.device_name = local_device_name()
         check_device_is_gpu(cfg.gpu, cfg.device_name)
+        check_port_free(cfg.launch.host, cfg.launch.port, cfg.out / "server.pid")
     server: ManagedServer | None = None
     prev_term = signal.getsignal(signal.SIGTERM)
 
