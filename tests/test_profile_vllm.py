@@ -97,6 +97,24 @@ def test_resume_skips_points_already_measured(tmp_path):
     assert second.prefill.measured == [] and len(second.prefill.resumed) == 2 and second.decode.measured == []
 
 
+def test_a_resumed_run_keeps_the_engine_account_of_the_decode_points_it_resumes(tmp_path):
+    """decode_engine.csv was rewritten from this run's rows only, so a resume lost the finished points' rows; a row
+    of a point the interrupted run had not finished (not in decode.csv) goes, as that point is measured again."""
+    with EmulatorFleet(LAW, time_scale=0.2) as fleet:
+        cfg = small_cfg(tmp_path, fleet.urls[0], prefill_isl=(128,), prefill_batch=(1,), decode_batch=(1,),
+                        decode_context=(256,), time_scale=0.2)
+        run_profile(cfg)
+        first = (tmp_path / "decode_engine.csv").read_text().splitlines()
+        (tmp_path / "meta.yaml").unlink()  # as an interrupted run leaves it
+        with (tmp_path / "decode_engine.csv").open("a") as fh:
+            fh.write(first[1].replace("1,256,", "4,256,", 1) + "\n")  # (4, 256) cut off mid-point
+        run_profile(replace(cfg, decode_batch=(1, 2)))
+    rows = (tmp_path / "decode_engine.csv").read_text().splitlines()
+    keys = [tuple(r.split(",")[:3]) for r in rows[1:]]
+    assert keys == [("1", "256", "0"), ("2", "256", "0")]
+    assert rows[1] == first[1]  # the resumed point's row as measured
+
+
 def test_cli_profile_attaches_to_an_endpoint(tmp_path):
     from typer.testing import CliRunner
 

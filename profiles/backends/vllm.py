@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import json
 import math
 import os
@@ -966,11 +967,29 @@ def uses_blocker(cfg: VllmRunConfig, p: sweep.PrefillPoint) -> bool:
     return cfg.prefill_method == "blocker" or (p.batch > 1 and p.batch * p.isl > cfg.max_batched_tokens)
 
 
+_ENGINE_ROW_KEYS = ("batch", "context_tokens", "repeat")
+
+
+def resumed_engine_rows(path: Path, done: Mapping[tuple[int, int], float]) -> list[dict[str, float]]:
+    """The rows of an interrupted run's decode_engine.csv whose decode point it finished (in `done`): the file is
+    rewritten whole after each repeat, so a resumed run starts from these rather than lose the points it skips
+    (found in QA: a resume rewrote 29 rows as 7); a point cut off mid-way is measured again, its rows dropped.
+    [] for a file that is absent or not a table of numbers."""
+    try:
+        # the sizes and the repeat whole, as decode_engine_row writes them; the counts and times floats
+        rows = [{k: int(v) if k in _ENGINE_ROW_KEYS else float(v) for k, v in r.items()}
+                for r in pfmt.read_table(path)]
+        return [r for r in rows if (int(r["batch"]), int(r["context_tokens"])) in done]
+    except (OSError, ValueError, KeyError, csv.Error):
+        return []
+
+
 async def _run_async(cfg: VllmRunConfig, url: str, info: EndpointInfo, server: ManagedServer | None) -> RunSummary:
     store = pfmt.ProfileStore(cfg.out)
     kv = cfg.kv_capacity_override or info.kv_capacity_tokens
     client = VllmClient(url, info.model, time_scale=cfg.time_scale)
-    summary = RunSummary(out=cfg.out, kv_capacity_tokens=kv)
+    summary = RunSummary(out=cfg.out, kv_capacity_tokens=kv,
+                         decode_engine_rows=resumed_engine_rows(cfg.out / "decode_engine.csv", store.decode_done()))
     if not cfg.rate_isls:
         cfg.rate_isls = (cfg.rate_isl,)
 
