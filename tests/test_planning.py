@@ -127,6 +127,21 @@ def test_unreachable_ttft_is_diagnosed_in_words(perf, catalog) -> None:
     assert "H100-SXM-80GB" in text and "relax the TTFT SLO" in text
 
 
+@pytest.mark.parametrize(("dtypes", "says", "advice"), [
+    (["bf16"], "its 128 GiB of bf16 weights leave no room for a KV cache on L40S tp1", "allow TP 4 (L40S tp4)"),
+    # found in QA: an fp8-only fleet was told bf16's "128 GiB of weights and KV cache", twice what fp8 loads
+    (["fp8"], "its 65 GiB of fp8 weights leave no room for a KV cache on L40S tp1", "allow TP 2 (L40S tp2)"),
+    (["bf16", "fp8"], "its 65 GiB of fp8 weights", "allow TP 2 (L40S tp2)"),
+])
+def test_a_model_beyond_every_gpus_memory_names_its_weights_at_the_allowed_precision(
+        dtypes: list[str], says: str, advice: str, perf, catalog) -> None:
+    wl = _one_class(model="llama-2-70b", rate=1.0, isl=1000, osl=200, ttft_ms=3000.0, itl_ms=100.0)
+    fl = Fleet(gpus={"L40S": {"available": 16}}, limits={"allowed_tp": [1], "allowed_dtypes": dtypes})
+    plan = plan_workload(wl, fl, perf, catalog)
+    assert not plan.feasible
+    assert len(plan.diagnosis) == 1 and says in plan.diagnosis[0] and advice in plan.diagnosis[0]
+
+
 def test_short_inventory_is_diagnosed_with_the_missing_gpus(perf, catalog) -> None:
     wl = _one_class(rate=400.0)
     fl = Fleet(gpus={"H100-SXM-80GB": {"available": 2}})

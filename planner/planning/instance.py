@@ -254,7 +254,10 @@ def _no_fit_reason(model: str, fleet: Fleet, catalog: Catalog, perf: PerfModel,
     if split:
         why.append(f"{spec.heads} attention heads do not split evenly over {', '.join(split)}")
     if too_big:
-        why.append(f"its {spec.weight_bytes / 2**30:,.0f} GiB of weights and KV cache do not fit on {', '.join(too_big)}")
+        # the weights at the narrowest precision the fleet allows (an fp8-only fleet was told bf16's 128 GiB of
+        # llama-2-70b, twice what it would load); weights alone, the KV cache needing room beside them (run_blocker)
+        weights, dtype = min((model_of(catalog, model, wd, wd).weight_bytes, wd) for wd in fleet.limits.allowed_dtypes)
+        why.append(f"its {weights / 2**30:,.0f} GiB of {dtype} weights leave no room for a KV cache on {', '.join(too_big)}")
     runs: list[tuple[int, str]] = []
     for g in fleet.gpus:
         gpn = catalog.gpu(g).gpus_per_node
