@@ -123,7 +123,7 @@ def test_unreachable_ttft_is_diagnosed_in_words(perf, catalog) -> None:
     plan = plan_workload(wl, fl, perf, catalog)
     assert not plan.feasible
     text = " ".join(plan.diagnosis)
-    assert "TTFT p90 20 ms for class c is out of reach on every GPU" in text
+    assert "TTFT p90 20 ms for class c (models.llama-3.1-8b.slo.ttft_ms) is out of reach on every GPU" in text
     assert "H100-SXM-80GB" in text and "relax the TTFT SLO" in text
 
 
@@ -140,6 +140,20 @@ def test_a_model_beyond_every_gpus_memory_names_its_weights_at_the_allowed_preci
     plan = plan_workload(wl, fl, perf, catalog)
     assert not plan.feasible
     assert len(plan.diagnosis) == 1 and says in plan.diagnosis[0] and advice in plan.diagnosis[0]
+
+
+@pytest.mark.parametrize(("own_slo", "field"), [(False, "models.llama-2-70b.slo.ttft_ms"), (True, "its own slo.ttft_ms")])
+def test_an_out_of_reach_bound_names_the_slo_field_that_sets_it(own_slo: bool, field: str, perf, catalog) -> None:
+    """Found in QA: two models, one out of reach: "TTFT p90 50 ms for class big is out of reach ..." named neither the
+    model nor whether the bound was the class's own, so which SLO to relax was a guess."""
+    big = RequestClass(id="big", model="llama-2-70b", isl=1000, osl=200, rate_rps=1.0,
+                       slo=Slo(ttft_ms=50.0, itl_ms=80.0) if own_slo else None)
+    wl = Workload(models={"llama-3.1-8b": ModelEntry(slo=Slo(ttft_ms=1000.0, itl_ms=40.0)),
+                          "llama-2-70b": ModelEntry(slo=Slo(ttft_ms=3000.0 if own_slo else 50.0, itl_ms=80.0))},
+                  classes=[RequestClass(id="small", model="llama-3.1-8b", isl=1000, osl=200, rate_rps=4.0), big])
+    plan = plan_workload(wl, Fleet(gpus={"H100-SXM-80GB": {"available": 32}}), perf, catalog, refine_diagnosis=False)
+    assert not plan.feasible and not plan.models
+    assert [d.split(" is out of reach")[0] for d in plan.diagnosis] == [f"TTFT p90 50 ms for class big ({field})"]
 
 
 def test_short_inventory_is_diagnosed_with_the_missing_gpus(perf, catalog) -> None:

@@ -230,7 +230,10 @@ def explain_infeasible(inst: Instance) -> list[str]:
             advice = f"{o.relax_to_ms} ms"
             article = "an" if metric == "ITL" else "a"  # 'an ITL', 'a TTFT', as they are read out
             after = f"; the fleet as it stands plans from {article} {metric} bound of {least:g} ms" if least is not None else ""
-        out.append(f"{metric} p{o.percentile:g} {o.bound_ms:g} ms for class {o.class_id} is out of reach on every "
+        # the field that sets the bound: a class id alone did not say which model's SLO to relax (found in QA: a
+        # workload of two models read "TTFT p90 50 ms for class big is out of reach", the model unnamed)
+        field = (f"its own slo.{o.metric}_ms" if o.per_class_slo else f"models.{o.model}.slo.{o.metric}_ms")
+        out.append(f"{metric} p{o.percentile:g} {o.bound_ms:g} ms for class {o.class_id} ({field}) is out of reach on every "
                    f"GPU; the best is {best} ms on {v.gpu} tp{v.tp} ({v.role}): relax the {metric} SLO to "
                    f">= {advice} or add a faster GPU type{after}")
     if out:
