@@ -156,6 +156,20 @@ def test_an_out_of_reach_bound_names_the_slo_field_that_sets_it(own_slo: bool, f
     assert [d.split(" is out of reach")[0] for d in plan.diagnosis] == [f"TTFT p90 50 ms for class big ({field})"]
 
 
+@pytest.mark.parametrize(("cap", "says"), [
+    # found in QA: "class c: 275 req/s cannot be served within SLO by any fleet the limits allow", the cap unnamed
+    (2, "class c: 275 req/s cannot be served within SLO with at most 2 replicas per pool (limits.max_replicas_per_pool)"),
+    (None, "GPU inventory binds"),  # no cap: the GPUs bind, as before
+])
+def test_a_replica_cap_that_leaves_load_unserved_is_named(cap: int | None, says: str, perf, catalog) -> None:
+    wl = _one_class(rate=400.0, isl=1000, osl=200, ttft_ms=1000.0, itl_ms=40.0)
+    fl = Fleet(gpus={"H100-SXM-80GB": {"available": 64 if cap else 8}},
+               limits={"allowed_tp": [1], "max_replicas_per_pool": cap})
+    plan = plan_workload(wl, fl, perf, catalog, refine_diagnosis=False)
+    assert not plan.feasible
+    assert len(plan.diagnosis) == 1 and plan.diagnosis[0].startswith(says), plan.diagnosis
+
+
 def test_short_inventory_is_diagnosed_with_the_missing_gpus(perf, catalog) -> None:
     wl = _one_class(rate=400.0)
     fl = Fleet(gpus={"H100-SXM-80GB": {"available": 2}})

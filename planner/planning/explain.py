@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from planner.io.schema import FleetLimits, Plan, Variant
@@ -245,8 +245,21 @@ def explain_infeasible(inst: Instance) -> list[str]:
         return _shortfall_lines(inst, inst.gpu_need)
     if not inst.problem.variants:
         return ["no candidate pool: no variant of the workload's models can run on the fleet's available GPUs"]
-    for r in diagnose(inst.problem):
-        if r.kind == Family.INVENTORY:
+    found = diagnose(inst.problem)
+    cap = inst.fleet.limits.max_replicas_per_pool
+    uncapped: set[str] = set()  # classes served in full once no pool is capped (the cap is what leaves them unserved)
+    if cap is not None and any(r.kind == Family.UNSERVED for r in found):
+        free = replace(inst.problem, variants=[replace(v, max_replicas=None) for v in inst.problem.variants])
+        unserved = {r.target for r in diagnose(free) if r.kind == Family.UNSERVED}
+        uncapped = {r.target for r in found if r.kind == Family.UNSERVED} - unserved
+    for r in found:
+        if r.kind == Family.UNSERVED and r.target in uncapped:
+            # found in QA: max_replicas_per_pool 2 on tp1 pools read "275 req/s cannot be served within SLO by any
+            # fleet the limits allow", the limit that binds unnamed
+            out.append(f"class {r.target}: {r.amount:.3g} req/s cannot be served within SLO with at most {cap} replicas "
+                       f"per pool (limits.max_replicas_per_pool); raise it, allow larger TP sizes (limits.allowed_tp "
+                       f"{inst.fleet.limits.allowed_tp}) or relax the SLOs or rates")
+        elif r.kind == Family.INVENTORY:
             have = inst.fleet.gpus[r.target].available if r.target in inst.fleet.gpus else 0
             out.append(f"GPU inventory binds: {r.target} needs {math.ceil(r.amount)} more GPUs "
                        f"({have} available); add them or relax the SLOs")
