@@ -73,7 +73,8 @@ def referee(p: Plan, wl: Workload, seeds: list[int], duration_s: float,
 
 
 def run_case(k: int, model: str, gpu: str, seeds: list[int], duration_s: float,
-             verdicts: tuple[Verdict, ...] = VERDICTS, rounds: int = 3) -> dict[str, object]:
+             verdicts: tuple[Verdict, ...] = VERDICTS, rounds: int = 3,
+             margins: tuple[float, ...] = ()) -> dict[str, object]:
     """One case: the class-by-class plan and each verdict's, each refereed; a plan refereed once however many verdicts
     end on it."""
     pm = PerfModel.load()
@@ -94,13 +95,16 @@ def run_case(k: int, model: str, gpu: str, seeds: list[int], duration_s: float,
         return p.cost_per_hour, sum(a < c for a, c in att.values()), att
 
     out["base"] = judged(base)
-    flagged = bool(verified_by_default(base, "cost"))
+    flagged = bool(verified_by_default(base, "cost", margin=1.0))
     out["flagged"] = flagged
+    out["flagged_m"] = {m: bool(verified_by_default(base, "cost", margin=m)) for m in margins}
     for v in verdicts:
         with quiet_extrapolation():
             vp = verify_and_resolve(wl, fleet, pm, pm.catalog, base.model_copy(deep=True), verdict=v, rounds=rounds)
         out[v] = judged(vp)
         out[f"auto_{v}"] = out[v] if flagged else out["base"]
+        for m in margins:  # rule 60-N: the default with that margin, the same verified plan where it fires
+            out[f"auto_{v}_m{m:g}"] = out[v] if out["flagged_m"][m] else out["base"]  # type: ignore[index]
     return out
 
 
@@ -118,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="--verify's re-solve bound (rule 59-R; default 3)")
     ap.add_argument("--kv-tail-share", type=float, default=None,
                     help="rule 59-K2's candidates: mixfit.KV_TAIL_SHARE for this run (default: the shipped one)")
+    ap.add_argument("--margins", default="",
+                    help="rule 60-N's candidates: comma list of margins in (0, 1] for the default verification "
+                         "(verify.VERIFY_MARGIN), each reported as misses_auto_<verdict>_m<margin>")
     ap.add_argument("--mix-batching", choices=("mean", "own", "fcfs", "fcfs_load"), default=None,
                     help="rule 60-B's candidates: capacity.MIX_BATCHING for this run (default: the shipped one)")
     args = ap.parse_args(argv)
@@ -145,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         mixfit.KV_TAIL_SHARE = args.kv_tail_share  # the worker processes fork from here and keep it
     if args.mix_batching is not None:
         capacity.MIX_BATCHING = args.mix_batching  # likewise
+    try:
+        margins = tuple(float(x) for x in args.margins.split(",") if x.strip())
+    except ValueError:
+        margins = (-1.0,)
+    if any(not 0.0 < m <= 1.0 for m in margins):
+        fail(f"--margins: expected a comma list of shares in (0, 1], got {args.margins!r}")
     cat = Catalog.load()
     model, gpu = known_model(cat, args.model), known_gpu(cat, args.gpu)
     if PerfModel.load().get(model, gpu, 1) is None:
@@ -152,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ks = case_ids(args.cases)[:args.limit]
     con = Console(width=220)
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
-        futs = [ex.submit(run_case, k, model, gpu, seeds, args.duration, verdicts, args.rounds) for k in ks]
+        futs = [ex.submit(run_case, k, model, gpu, seeds, args.duration, verdicts, args.rounds, margins) for k in ks]
         rows = [f.result() for f in track(futs, description="cases", console=con)]
     table = Table(title=f"{model} on {gpu}: classes under their claim at the referee (seeds {args.referee_seeds}, "
                         f"{args.duration:g} s each), $/h; {args.cases} grid cases; --verify's rounds {args.rounds}")
@@ -167,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         base_att = r["base"][2]  # type: ignore[index]
         classes += len(base_att)
         cells = []
-        for key in ("base", *verdicts, *(f"auto_{v}" for v in verdicts)):
+        for key in ("base", *verdicts, *(f"auto_{v}" for v in verdicts),
+                    *(f"auto_{v}_m{m:g}" for v in verdicts for m in margins)):
             cost, miss, att = r[key]  # type: ignore[misc]
             t = tot.setdefault(key, [0.0, 0.0])
             t[0] += miss
@@ -183,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     for v in verdicts:
         parts += [f"misses_{v}={tot[v][0]:.0f}", f"cost_{v}={tot[v][1]:.2f}",
                   f"misses_auto_{v}={tot['auto_' + v][0]:.0f}", f"cost_auto_{v}={tot['auto_' + v][1]:.2f}"]
+        for m in margins:
+            key = f"auto_{v}_m{m:g}"
+            parts += [f"misses_{key}={tot[key][0]:.0f}", f"cost_{key}={tot[key][1]:.2f}"]
+    for m in margins:
+        parts.append(f"verified_m{m:g}={sum(bool(r['flagged_m'][m]) for r in rows if 'flagged_m' in r)}")  # type: ignore[index]
     print("RESULT " + " ".join(parts))
     return 0
 

@@ -139,7 +139,8 @@ def solve(workload: Workload, fleet: Fleet, *, objective: str = "cost", backend:
     With `profiles_dir` the plan records it (`profiles_root`), so that a simulation times its pools with those laws.
     `verify` as `planner solve --verify / --no-verify`: True simulates the plan and re-solves with tighter utilization
     where SLO attainment is short (at most `verify_rounds` times, the simulation seeded by `seed`); None (the default,
-    rule 58-V) does so only for a plan that predicts a class over its SLO behind its pools' mix of classes; False never.
+    rule 58-V) does so only for a plan that predicts a class over its SLO behind its pools' mix of classes, or (rule
+    60-N) a class sharing a pool within 10% of its SLO (planner.planning.verify.VERIFY_MARGIN); False never.
     Inputs are checked against the catalog as the CLI checks its files (planner.io.validate: models and GPU types
     known, prompt + output within the model's context, current pools that can run): an InputError naming 'workload'
     or 'fleet' and the field, not a plan for requests no replica can serve.

@@ -212,10 +212,18 @@ def solve(
             task = bar.add_task("", total=len(slo_terms(wl)))
             plan.slo_costs = slo_costs(wl, fl, perf, catalog, backend=backend, time_limit_s=time_limit_s,
                                        on_term=lambda done, name: bar.update(task, description=name, completed=done))
-    if verify is None and (over := verified_by_default(plan, objective)):
-        # rule 58-V: the plan's own prediction contradicts a SLO it was sized for: a simulation judges it
-        console.print(f"verifying: the plan predicts {', '.join(over)} over their SLO behind their pools' mix of "
-                      "classes (--no-verify skips this)", highlight=False)
+    if verify is None and (judged := verified_by_default(plan, objective)):
+        # rule 58-V: the plan's own prediction contradicts a SLO it was sized for, or (rule 60-N) a class sharing a pool
+        # is predicted within VERIFY_MARGIN of its SLO, where the mix forms read low: a simulation judges it
+        from planner.planning.assemble import classes_over_slo
+        from planner.planning.verify import VERIFY_MARGIN
+
+        over = set(classes_over_slo(plan))
+        said = [f"{', '.join(c for c in judged if c in over)} over their SLO"] if over else []
+        if near := [c for c in judged if c not in over]:
+            said.append(f"{', '.join(near)} within {1.0 - VERIFY_MARGIN:.0%} of it")
+        console.print(f"verifying: the plan predicts {' and '.join(said)} behind their pools' mix of classes "
+                      "(--no-verify skips this)", highlight=False)
         verify = True
     if verify and plan.feasible:
         from planner.simulate.attainment import DEFAULT_VERIFY_DURATION_S
