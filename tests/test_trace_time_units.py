@@ -84,3 +84,21 @@ def test_from_trace_says_the_unit_it_assumed(tmp_path: Path) -> None:
         assert r.exit_code == 0, r.output
         said = " ".join(r.output.split())
         assert over in said and ("states no unit and is read as seconds" in said) == noted, said
+
+
+@pytest.mark.parametrize("cells, row, cell", [
+    # one word in a column of seconds: that cell, not the first number (found in QA: "row 2 has '0.0'")
+    (["0.0", "0.5", "1.0", "abc", "2.0"], 5, "'abc'"),
+    (["0", "1", "2", "3", "2024-01-01 00:00:04"], 6, "'2024-01-01 00:00:04'"),
+    # one number in a column of date-times: that number, as before
+    (["2024-01-01 00:00:00", "2024-01-01 00:00:01", "12345"], 4, "'12345'"),
+])
+def test_a_time_cell_that_cannot_be_read_is_the_one_named(tmp_path: Path, cells: list[str], row: int, cell: str) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text(_csv("timestamp", cells))
+    with pytest.raises(InputError) as e:
+        read_trace(f, model=M)
+    assert e.value.field == "timestamp" and f"row {row} has {cell}" in str(e.value), str(e.value)
+    with pytest.raises(InputError) as e:  # the simulator's reader of a DataFrame names that cell too (its position)
+        normalise_trace(pd.read_csv(f), str(f), model=M)
+    assert f"row {row - 2} has {cell}" in str(e.value), str(e.value)

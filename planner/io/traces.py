@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -170,8 +171,21 @@ def parse_datetimes(ts: pd.Series) -> pd.Series:
     iso = pd.to_datetime(ts, errors="coerce", utc=True, format="ISO8601")
     if not iso.isna().any():
         return iso
-    inferred = pd.to_datetime(ts, errors="coerce", utc=True)
+    with warnings.catch_warnings():  # pandas' "Could not infer format" UserWarning: the caller says what is wrong
+        warnings.simplefilter("ignore", UserWarning)
+        inferred = pd.to_datetime(ts, errors="coerce", utc=True)
     return inferred if inferred.isna().sum() < iso.isna().sum() else iso
+
+
+def unread_time_row(ts: pd.Series, parsed: pd.Series) -> int:
+    """Position of the time cell to name where `parsed` (parse_datetimes of `ts`) has one that is not a date-time: in a
+    column mostly of numbers (seconds), its first cell that is not a number, else its first cell that is not a
+    date-time. Found in QA: one 'abc' in a column of seconds made the whole column text, and the message named row 2's
+    '0.0', a good cell, not the bad one."""
+    numbers = pd.to_numeric(ts, errors="coerce")
+    if int(numbers.notna().sum()) > int(parsed.notna().sum()):
+        return int(numbers.isna().to_numpy().argmax())
+    return int(parsed.isna().to_numpy().argmax())
 
 
 def over_context(df: pd.DataFrame, contexts: Mapping[str, int | None]) -> np.ndarray:
@@ -292,7 +306,7 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     else:
         parsed = parse_datetimes(ts)
         if parsed.isna().any():
-            row = int(parsed.isna().values.argmax())
+            row = unread_time_row(ts, parsed)
             raise InputError(str(p), "timestamp", f"expected seconds or a date-time; row {_file_row(df, row)} has {ts.iloc[row]!r}")
         t = (parsed - parsed.min()).dt.total_seconds()
     span_s = float(np.max(t) - np.min(t))

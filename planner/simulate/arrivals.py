@@ -19,7 +19,7 @@ import pandas as pd
 
 from planner.io.errors import InputError, shown
 from planner.io.schema import Workload
-from planner.io.traces import parse_datetimes, to_product_columns
+from planner.io.traces import parse_datetimes, to_product_columns, unread_time_row
 from planner.planning.lengths import draw_prompt_lengths
 
 # Simulated seconds of Poisson arrivals of a workload when no duration is given (`planner simulate --workload`,
@@ -207,7 +207,7 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
     else:
         parsed = parse_datetimes(ts)
         if parsed.isna().any():
-            row = int(parsed.isna().to_numpy().argmax())
+            row = unread_time_row(ts, parsed)
             raise InputError(source, "timestamp", f"expected seconds or a date-time; row {row} has {ts.iloc[row]!r}")
         t = (parsed - parsed.iloc[0]).dt.total_seconds().to_numpy()
     if not np.all(np.isfinite(t)):
