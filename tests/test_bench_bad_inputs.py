@@ -84,6 +84,9 @@ CASES = [
     ("burst_sizing", ["--trace", str(REPO / "tests" / "fixtures" / "long_prompts_trace.csv"), "--trace-duration-s", "0.5"],
      "requests at more than one instant"),
     ("mixed_classes", ["--trace", ONE], "requests at more than one instant"),
+    # found in QA: autoscale_trace ran it to RESULT gpu_hours_vs_oracle=1.000 slo_attainment=1.0000, exit 0
+    ("autoscale_trace", ["--trace", ONE], "requests at more than one instant (a rate is requests over the trace's span); it has"),
+    ("autoscale_trace", ["--trace", str(REPO / "tests" / "fixtures" / "one_instant_trace.csv")], "all 3 are at the same time"),
     # found by a helper's QA: messages that named no flag, and a model with no tp-1 law ran to RESULT nan (exit 0)
     ("mixed_classes", ["--families", "sine"], "--families: expected synth families with a rate_rps (clustered, heavytail)"),
     ("mixed_classes", ["--seeds", "-1"], "--seeds: expected a comma list of integers >= 0, got '-1'"),
