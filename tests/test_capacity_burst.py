@@ -18,7 +18,7 @@ from planner.cli.console import EXIT_BAD_INPUT
 from planner.io.files import load_model
 from planner.perf.laws import quiet_extrapolation
 from planner.planning.assemble import plan_workload
-from planner.io.schema import Burstiness, Fleet, ModelEntry, RequestClass, Slo, Workload
+from planner.io.schema import MIN_IDC, Burstiness, Fleet, ModelEntry, RequestClass, Slo, Workload
 from planner.simulate.arrivals import Arrivals, clustered_times, poisson_arrivals
 from planner.simulate.fleet import ClassRoute, FleetSimulator, PoolSpec
 from planner.simulate.report import build_report
@@ -57,6 +57,28 @@ def test_a_minute_scale_trend_is_not_burstiness() -> None:
     assert _idc(t, 10.0) > 5.0
     b = measure_burstiness(t, np.full(t.size, 500), 1800.0)
     assert 0.85 < b.idc_1s < 1.15 and 0.8 < (b.idc_10s or 0) < 1.25 and 0.85 < (b.ca2 or 0) < 1.15
+
+
+@pytest.mark.parametrize("span_s", [10.0, 45.0, 90.0, 150.0, 3600.0])
+def test_periodic_arrivals_measure_no_dispersion_over_any_span(span_s: float) -> None:
+    """Perfectly periodic arrivals, 2 a second of 100 prompt tokens, by hand: every count equals its mean (IDC 0,
+    floored at MIN_IDC), every gap is 0.5 s (ca2 0), every second holds 200 prompt tokens. Found in QA: a part minute
+    at the end was counted at a whole minute's rate, ca2 0.08 at 90 s, 0.05 at 150 s, 0.09 at 10 s."""
+    t = np.arange(0.0, span_s, 0.5)
+    b = measure_burstiness(t, np.full(t.size, 100), float(t.max()))
+    assert b.ca2 == 0.0 and b.idc_1s == MIN_IDC and b.p99_prompt_tokens_per_s == 200.0, b
+    assert b.idc_10s == (MIN_IDC if span_s >= 60.0 else None), b
+
+
+def test_poisson_ca2_is_one_on_a_trace_with_a_part_minute() -> None:
+    """Poisson arrivals over 90 s (a whole minute and half of one), 100 draws: their mean ca2 is 1 (found in QA: 1.16,
+    the last half minute's gaps scaled by half its rate)."""
+    ca2 = []
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        t = np.sort(rng.uniform(0.0, 90.0, rng.poisson(5 * 90)))
+        ca2.append(measure_burstiness(t, np.full(t.size, 100), float(t.max() - t.min())).ca2)
+    assert 0.95 < float(np.mean(ca2)) < 1.05, np.mean(ca2)
 
 
 def test_short_traces_measure_what_they_can() -> None:
