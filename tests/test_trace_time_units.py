@@ -102,3 +102,15 @@ def test_a_time_cell_that_cannot_be_read_is_the_one_named(tmp_path: Path, cells:
     with pytest.raises(InputError) as e:  # the simulator's reader of a DataFrame names that cell too (its position)
         normalise_trace(pd.read_csv(f), str(f), model=M)
     assert f"row {row - 2} has {cell}" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("name", ["t.jsonl", "t.jsonl.gz", "T.JSONL.GZ", "t.jsonl.bz2"])
+def test_a_compressed_mooncake_trace_is_read_as_json_lines(tmp_path: Path, name: str) -> None:
+    """A Mooncake trace compressed (found in QA: a .jsonl.gz was read as a CSV whose header was its first line,
+    "missing column; ... found ['{\\"timestamp\\": 0', ...]"): read as the JSON lines it holds, in milliseconds."""
+    text = "".join(json.dumps({"timestamp": t, "input_length": 100, "output_length": 20}) + "\n"
+                   for t in (0, 1_500, 3_600_000))
+    f = tmp_path / name
+    pd.DataFrame([json.loads(x) for x in text.splitlines()]).to_json(f, orient="records", lines=True)
+    df = read_trace(f, model=M)
+    assert len(df) == 3 and float(df["t_s"].max()) == pytest.approx(3600.0), name

@@ -10,7 +10,7 @@ ISCA 2024; its 2024 release has the same columns), BurstGPT's `Timestamp, Model,
 upstream service, ChatGPT or GPT-4, not a model served here, and is not read; a failed request's 0 response tokens
 count as 1, as every trace's), and Mooncake's JSON lines `{"timestamp": ms, "input_length", "output_length",
 "hash_ids"}` (Qin et al., FAST 2025, github.com/kvcache-ai/Mooncake: milliseconds from the trace's start; a
-`.jsonl` file or one whose first character is `{`). Bucketing splits each model's requests at quantiles of input
+`.jsonl` file, compressed or not (`.jsonl.gz`), or one whose first character is `{`). Bucketing splits each model's requests at quantiles of input
 and output length (log-spaced lengths bunch at the quantiles the operator cares about), and gives each bucket its
 mean lengths and its rate over the trace's span.
 Each class also gets its measured arrival over-dispersion (`measure_burstiness`), which the
@@ -39,6 +39,8 @@ BURSTGPT_COLUMNS = {"Timestamp": "timestamp", "Request tokens": "input_tokens", 
 # Keys of Mooncake's traces (kvcache-ai/Mooncake, FAST25-release/traces/*.jsonl): timestamp in milliseconds.
 MOONCAKE_KEYS = {"timestamp": "timestamp", "input_length": "input_tokens", "output_length": "output_tokens"}
 MS_PER_S = 1000.0
+# Compressions whose suffix pandas reads (compression="infer"), after a .jsonl name.
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
 # The product's format's time columns that state their unit, with seconds per unit. `timestamp` states none: its
 # numbers are seconds (found by hand: a trace recorded in milliseconds from its process's start, 0..3,600,000 for
 # one hour, was read as 41.7 days of seconds, its rates 1,000x low, exit 0 and no word).
@@ -60,8 +62,11 @@ def _head(path: Path) -> bytes:
 
 
 def is_json_lines(path: Path) -> bool:
-    """Whether the trace is JSON lines (Mooncake's): a .jsonl name, or a first non-blank character '{'."""
-    return path.suffix.lower() == ".jsonl" or _head(path)[:1] == b"{"
+    """Whether the trace is JSON lines (Mooncake's): a .jsonl name, compressed or not (.jsonl.gz: pandas reads the
+    compression its name states; found in QA: a gzipped Mooncake trace was read as a CSV whose header was its first
+    line, "missing column ... found ['{\"timestamp\": 0', ...]"), or a first non-blank character '{'."""
+    names = [s.lower() for s in path.suffixes[-2:]]
+    return names[-1:] == [".jsonl"] or names in ([".jsonl", c] for c in COMPRESSED_SUFFIXES) or _head(path)[:1] == b"{"
 
 
 def to_product_columns(df: pd.DataFrame) -> pd.DataFrame:
