@@ -214,6 +214,25 @@ def test_disaggregation_map_solves_each_style_with_its_roles_only() -> None:
     assert dis.models[MODEL].pd_ratio is not None
 
 
+@pytest.mark.parametrize("kw, says", [
+    ({"isl": [512.7], "osl": [64]}, "isl: expected whole numbers of tokens >= 1"),
+    ({"isl": [512], "osl": [math.nan]}, "osl: expected whole numbers of tokens >= 1"),
+    ({"isl": [512, -5], "osl": [64]}, "isl: expected whole numbers of tokens >= 1"),
+    ({"isl": [512], "osl": [0]}, "osl: expected whole numbers of tokens >= 1"),
+    ({"isl": [512], "osl": [64], "rate_rps": math.nan}, "rate_rps: expected a finite number"),
+    ({"isl": [512], "osl": [64], "rate_rps": -1.0}, "rate_rps: expected a finite number"),
+])
+def test_the_map_refuses_lengths_and_rates_before_any_solve(kw: dict, says: str, monkeypatch) -> None:
+    """Found in QA: isl=[512.7] priced a row 'isl 512', osl=[nan] was "cannot convert float NaN to integer" naming no
+    argument, isl=[512, -5] a pydantic error on a RequestClass after the first point's solves."""
+    def no_solve(*a, **k):
+        raise AssertionError("solved before the inputs were checked")
+
+    monkeypatch.setattr(whatif, "solve", no_solve)
+    with pytest.raises(ValueError, match=says):
+        whatif.disaggregation_map(FLEET, MODEL, SLO, **kw)
+
+
 def test_the_map_prices_no_point_beyond_the_models_context() -> None:
     """llama-2-70b takes 4,096 tokens: a point past it is 'beyond context' with no cost, not a plan no replica serves
     (found by hand at stop 51: notebook 04 priced llama-2-70b at 8,192-token prompts)."""

@@ -276,6 +276,18 @@ def _numbers(values: Iterable[Any], name: str, example: str) -> list[float]:
     return [float(v) for v in out]
 
 
+def _token_counts(values: Iterable[Any], name: str, example: str) -> list[int]:
+    """A sweep's token lengths: whole numbers > 0, all checked before the first solve (found in QA:
+    disaggregation_map(isl=[512.7]) priced a row 'isl 512', osl=[nan] stopped on "cannot convert float NaN to
+    integer" without naming osl, and isl=[-5] was a pydantic error on a RequestClass after the points before it were
+    solved)."""
+    out = _numbers(values, name, example)
+    for v in out:
+        if not (math.isfinite(v) and v >= 1 and v == int(v)):
+            raise ValueError(f"{name}: expected whole numbers of tokens >= 1 (e.g. {example}), got {v!r} in {out!r}")
+    return [int(v) for v in out]
+
+
 # --------------------------------------------------------------------------- sweeps
 def compare(scenarios: Mapping[str, tuple[Workload, Fleet]], **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Solve named (workload, fleet) scenarios; one row each, keyed by `scenario`."""
@@ -411,21 +423,26 @@ def disaggregation_map(fleet: Fleet, model: str, slo: Slo, isl: Iterable[int], o
     Keys: isl, osl. Columns: cost_aggregated, cost_disaggregated (USD/h, NaN when infeasible),
     gpus_aggregated, gpus_disaggregated, cost_ratio = aggregated / disaggregated (> 1: P/D is
     cheaper), pd_ratio (prefill GPUs / decode GPUs of the P/D plan), winner. A point whose prompt + output exceeds
-    the model's context is a row of NaNs with winner 'beyond context' (no replica serves it; `solve` refuses it)."""
+    the model's context is a row of NaNs with winner 'beyond context' (no replica serves it; `solve` refuses it).
+    A length that is not a whole number >= 1, or a rate that is not a finite number > 0, is a ValueError naming
+    `isl`, `osl` or `rate_rps`, before any solve."""
     from planner.api import laws
 
     catalog = solve_kw.get("catalog") or laws(solve_kw.get("profiles_dir"))[0]
     max_context = catalog.model(model).max_context  # an unknown model: InputError before any solve
     agg_fleet, pd_fleet = with_roles(fleet, AGGREGATED_ROLES), with_roles(fleet, DISAGGREGATED_ROLES)
     rows: list[dict[str, Any]] = []
-    isls, osls = _numbers(isl, "isl", "[1024, 4096]"), _numbers(osl, "osl", "[128, 512]")
+    isls, osls = _token_counts(isl, "isl", "[1024, 4096]"), _token_counts(osl, "osl", "[128, 512]")
+    if not (isinstance(rate_rps, int | float | np.integer | np.floating) and not isinstance(rate_rps, bool)
+            and math.isfinite(rate_rps) and rate_rps > 0):  # checked before the first solve, as the lengths are
+        raise ValueError(f"rate_rps: expected a finite number of requests/s > 0, got {rate_rps!r}")
     for i in isls:
         for o in osls:
-            if max_context is not None and int(i) + int(o) > max_context:
-                rows.append({**dict.fromkeys(DISAGGREGATION_COLUMNS, float("nan")), "isl": int(i), "osl": int(o),
+            if max_context is not None and i + o > max_context:
+                rows.append({**dict.fromkeys(DISAGGREGATION_COLUMNS, float("nan")), "isl": i, "osl": o,
                              "winner": "beyond context"})
                 continue
-            wl = single_class(model, int(i), int(o), rate_rps, slo)
+            wl = single_class(model, i, o, rate_rps, slo)
             a = solve(wl, agg_fleet, **solve_kw)  # one class: its pools serve no mix of classes to verify (rule 58-V)
             d = solve(wl, pd_fleet, **solve_kw)
             ca = a.cost_per_hour if a.feasible else float("nan")
@@ -436,7 +453,7 @@ def disaggregation_map(fleet: Fleet, model: str, slo: Slo, isl: Iterable[int], o
                 winner = "aggregated" if a.feasible else "disaggregated" if d.feasible else "neither"
             pd_ratio = d.models[model].pd_ratio if d.feasible and model in d.models else None
             rows.append({
-                "isl": int(i), "osl": int(o),
+                "isl": i, "osl": o,
                 "cost_aggregated": ca, "cost_disaggregated": cd,
                 "gpus_aggregated": a.total_gpus if a.feasible else float("nan"),
                 "gpus_disaggregated": d.total_gpus if d.feasible else float("nan"),
