@@ -438,8 +438,9 @@ plt.tight_layout()
 plt.show()
 '''),
     md('''
-The same grid as a map; cells marked "infeasible" are SLOs no plan on this fleet can meet (their
-diagnoses, printed below the map, say which bound is out of reach and by how much):
+The same grid as a map. A cell marked "infeasible" is an SLO no plan on this fleet can meet; the lines
+below the map give such cells' diagnoses (which bound is out of reach and by how much), or say that this
+fleet meets every SLO of the grid:
 '''),
     code('''
 grid = front.pivot(index="itl_ms", columns="ttft_ms", values="cost_per_hour")
@@ -459,6 +460,8 @@ plt.tight_layout()
 plt.show()
 for d in front.loc[~front.feasible, "diagnosis"].drop_duplicates().head(3):
     print("infeasible:", d)
+if front.feasible.all():
+    print(f"every one of the {len(front)} SLOs of the grid has a plan on this fleet (none is infeasible)")
 '''),
 ]
 
