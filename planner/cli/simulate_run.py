@@ -200,7 +200,8 @@ def pool_table(rep: SimReport) -> Table:
     for col in ("pool", "role", "replicas", "busy", "queue mean/max", "KV mean/max", "preemptions"):
         t.add_column(col, justify="left" if col in ("pool", "role") else "right")
     for pid, r in rep.pool_summary().iterrows():
-        t.add_row(str(pid), r["role"], str(int(r["replicas"])), f"{r['utilization']:.0%}",
+        busy = f"{r['utilization']:.0%}" if r["utilization"] == r["utilization"] else "-"  # NaN: no interval closed
+        t.add_row(str(pid), r["role"], str(int(r["replicas"])), busy,
                   f"{r['queue_mean']:.1f}/{int(r['queue_max'])}", f"{r['kv_mean']:.0%}/{r['kv_max']:.0%}",
                   f"{int(r['preemptions']):,}")
     return t
