@@ -35,3 +35,47 @@ def test_pool_busy_is_the_mean_over_the_intervals_sampled(samples, busy, printed
     Console(file=out, width=200).print(pool_table(rep))
     row = next(line for line in out.getvalue().splitlines() if "m/prefill/H100/tp1" in line)
     assert row.split("│")[4].strip() == printed
+
+
+def _class_report(finished: list[bool], rejected: list[bool]) -> SimReport:
+    """A report of one class 'c' (TTFT <= 100 ms @p90) whose requests finished or were rejected as given; a request
+    not finished got no first token."""
+    n = len(finished)
+    fin = pd.Series(finished)
+    req = pd.DataFrame({"class_id": ["c"] * n, "osl": [10] * n,
+                        "ttft_ms": [50.0 if f else float("nan") for f in finished],
+                        "e2e_ms": [500.0 if f else float("nan") for f in finished], "finished": fin,
+                        "rejected": pd.Series(rejected), "met_slo": fin})
+    nan = float("nan")
+    ttft = 50.0 if any(finished) else nan
+    e2e = 500.0 if any(finished) else nan
+    classes = pd.DataFrame([{"class_id": "c", "requests": n, "finished": sum(finished), "ttft_p50_ms": ttft,
+                             "ttft_p90_ms": ttft, "ttft_p99_ms": ttft, "itl_p50_ms": nan, "itl_p90_ms": nan,
+                             "itl_p99_ms": nan, "e2e_p50_ms": e2e, "e2e_p90_ms": e2e, "e2e_p99_ms": e2e,
+                             "slo_percentile": 90.0, "slo_ttft_ms": 100.0, "slo_itl_ms": nan,
+                             "attainment": sum(finished) / n, "goodput_rps": sum(finished) / 10.0,
+                             "slo_holds": sum(finished) / n >= 0.9}])
+    return SimReport(req, classes, pd.DataFrame(columns=TIMELINE_COLUMNS), 1810.0, 0, 10.0)
+
+
+@pytest.mark.parametrize(("finished", "rejected", "cells", "note"), [
+    # none finished: no TTFT or e2e to print, and the note says why attainment is 0
+    ([False] * 40, [False] * 40, ("-", "-"),
+     "c: 40 of 40 requests unfinished, counted as missing their SLO (0 rejected"),
+    ([True] * 38 + [False] * 2, [False] * 38 + [True] * 2, ("50/50/50", "500"),
+     "c: 2 of 40 requests unfinished, counted as missing their SLO (2 rejected"),
+    ([True] * 40, [False] * 40, ("50/50/50", "500"), None),
+])
+def test_class_table_and_notes_say_unfinished_requests(finished, rejected, cells, note):
+    from planner.cli.simulate_run import class_table, sample_notes
+    from planner.io.schema import Workload
+
+    rep = _class_report(finished, rejected)
+    out = io.StringIO()
+    Console(file=out, width=250).print(class_table(rep))
+    row = next(line for line in out.getvalue().splitlines() if line.startswith("│ c "))
+    assert (row.split("│")[3].strip(), row.split("│")[5].strip()) == cells
+    wl = Workload.model_validate({"models": {"m": {"slo": {"ttft_ms": 100}}},
+                                  "classes": [{"id": "c", "model": "m", "isl": 100, "osl": 10, "rate_rps": 4}]})
+    notes = [n for n in sample_notes(rep, wl) if "unfinished" in n]
+    assert notes == [] if note is None else (len(notes) == 1 and notes[0].startswith(note))
