@@ -26,7 +26,11 @@ def _one_of(v: str, names: list[str], where: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A config section: unknown keys are refused (a misspelt one would be dropped without a word), and so are
+    .inf and .nan in every number: an interval_s of .inf passed (gt=0) and the loop would sleep for ever, and
+    math.ceil of the lease it derives raised OverflowError."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PrometheusConfig(_Strict):

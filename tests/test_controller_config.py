@@ -1,0 +1,46 @@
+"""Bad controller configs (controllers/config.py): each is refused when read, naming the field and what was expected,
+before any work (`planner control` exits 2 on it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controllers.config import load_config
+from planner.io.errors import InputError
+
+EXAMPLE_FLEET = Path(__file__).resolve().parents[1] / "examples" / "controller" / "fleet.yaml"
+BASE: dict[str, object] = {"fleet": str(EXAMPLE_FLEET),
+                           "models": {"llama-2-70b": {"slo": {"ttft_ms": 2000, "itl_ms": 100, "percentile": 99}}}}
+
+
+def _merge(base: dict[str, object], extra: dict[str, object]) -> dict[str, object]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v  # type: ignore[arg-type]
+    return out
+
+
+def _refused(tmp_path: Path, extra: dict[str, object]) -> InputError:
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(_merge(BASE, extra)))
+    with pytest.raises(InputError) as exc:
+        load_config(p)
+    assert exc.value.path == str(p)
+    return exc.value
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ({"interval_s": float("inf")}, "interval_s"),  # the loop slept for ever; the derived lease raised OverflowError
+    ({"interval_s": float("nan")}, "interval_s"),
+    ({"startup_s": float("inf")}, "startup_s"),
+    ({"solver_time_limit_s": float("inf")}, "solver_time_limit_s"),
+    ({"prometheus": {"rate_window_s": float("inf")}}, "prometheus.rate_window_s"),
+    ({"guard": {"scale_down_cooldown_s": float("inf")}}, "guard.scale_down_cooldown_s"),
+])
+def test_non_finite_numbers_refused(tmp_path: Path, extra: dict[str, object], field: str) -> None:
+    """.inf passed every gt=0 bound (found in QA: `interval_s: .inf` reached the Prometheus probe, rc 0 with one)."""
+    err = _refused(tmp_path, extra)
+    assert err.field == field and "finite" in err.expected
