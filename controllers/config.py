@@ -25,6 +25,16 @@ def _one_of(v: str, names: list[str], where: str) -> str:
     return v
 
 
+def _not_below(v: float, info: ValidationInfo, lower: str, strict: bool = False) -> float:
+    """`v` if it is at least (`strict`: above) the field `lower` validated before it, else the ValueError pydantic
+    reports. A bound pair the wrong way round was taken without a word and one bound silently won (found in QA:
+    forecast.margin_min 2 with margin_max 1.2 planned every model at 1.2)."""
+    low = info.data.get(lower)
+    if low is not None and (v <= low if strict else v < low):
+        raise ValueError(f"expected {'more than' if strict else 'at least'} {lower} ({low:g}), the lower bound of the pair")
+    return v
+
+
 class _Strict(BaseModel):
     """A config section: unknown keys are refused (a misspelt one would be dropped without a word), and so are
     .inf and .nan in every number: an interval_s of .inf passed (gt=0) and the loop would sleep for ever, and
@@ -207,6 +217,12 @@ class ForecastConfig(_Strict):
                                                "same attainment, the rest unchanged (0.55: 9.5)")
     margin_min: float = Field(default=1.0, gt=0, description="floor of the learned margin (1 = the envelope itself)")
     margin_max: float = Field(default=1.5, gt=0, description="cap of the learned margin")
+
+    @field_validator("margin_max")
+    @classmethod
+    def _margin_max_above_min(cls, v: float, info: ValidationInfo) -> float:
+        return _not_below(v, info, "margin_min")
+
     margin_prior: float = Field(default=1.0, gt=0, description="margin until `margin_min_samples` errors are known. "
                                 "Tuning set (ctl, with decode_factor 0.75, queue_min_s 1): 1.15 (the former default) 47.3 "
                                 "GPU-h in sum, 1.0 46.5 (sine-15min 7.7 -> 7.4, clustered-8 12.6 -> 12.4), 1.3 48.1; the "
@@ -328,6 +344,11 @@ class ForecastConfig(_Strict):
                                 "or below this with no request waiting counts as a low interval")
     headroom_high: float = Field(default=0.8, gt=0, le=1, description="observed latency / SLO at or above this, or a "
                                  "request waiting: the factor returns to 1 at once")
+    @field_validator("headroom_high")
+    @classmethod
+    def _headroom_high_above_low(cls, v: float, info: ValidationInfo) -> float:
+        return _not_below(v, info, "headroom_low", strict=True)
+
     headroom_min_load: float = Field(default=0.8, ge=0, le=1, description="an interval counts as low only when its "
                                      "arrival rate is at least this x the recent-peak envelope (the load the fleet is "
                                      "held for): latency in a trough says nothing about the room at the peak")
@@ -471,6 +492,19 @@ class CorrectConfig(_Strict):
         description="the prefill factor is learned from service times only while arrivals per prefill replica x the "
                     "observed prefill time is at most this (a prompt then has its forward pass to itself, ~74% of the "
                     "time at 0.3 for Poisson arrivals, e^-0.3); above, the pass's batch is unobserved")
+    @field_validator("max_factor")
+    @classmethod
+    def _max_above_min(cls, v: float, info: ValidationInfo) -> float:
+        return _not_below(v, info, "min_factor")
+
+    @field_validator("service_min_factor")
+    @classmethod
+    def _service_min_below_max(cls, v: float, info: ValidationInfo) -> float:
+        high = info.data.get("max_factor")
+        if high is not None and v > high:
+            raise ValueError(f"expected at most max_factor ({high:g}), the upper bound of a factor learned from service times")
+        return v
+
     quiet_intervals_to_learn: int = Field(
         default=3, ge=1,
         description="with source 'latency': learn only after this many consecutive quiet intervals (this one "

@@ -44,3 +44,29 @@ def test_non_finite_numbers_refused(tmp_path: Path, extra: dict[str, object], fi
     """.inf passed every gt=0 bound (found in QA: `interval_s: .inf` reached the Prometheus probe, rc 0 with one)."""
     err = _refused(tmp_path, extra)
     assert err.field == field and "finite" in err.expected
+
+
+@pytest.mark.parametrize(("extra", "field", "expected"), [
+    ({"forecast": {"margin_min": 2.0, "margin_max": 1.2}}, "forecast.margin_max", "at least margin_min (2)"),
+    ({"forecast": {"headroom_low": 0.9, "headroom_high": 0.8}}, "forecast.headroom_high",
+     "more than headroom_low (0.9)"),
+    ({"forecast": {"headroom_low": 0.8, "headroom_high": 0.8}}, "forecast.headroom_high",
+     "more than headroom_low (0.8)"),
+    ({"correct": {"min_factor": 3.0, "max_factor": 2.0}}, "correct.max_factor", "at least min_factor (3)"),
+    ({"correct": {"service_min_factor": 2.5}}, "correct.service_min_factor", "at most max_factor (2)"),
+])
+def test_bound_pairs_in_order(tmp_path: Path, extra: dict[str, object], field: str, expected: str) -> None:
+    """A lower bound above its upper one was taken and one of the two silently won (found in QA: margin_min 2 with
+    margin_max 1.2 planned every model at a margin of 1.2, min(max, max(min, q)))."""
+    err = _refused(tmp_path, extra)
+    assert err.field == field and expected in err.expected
+
+
+def test_equal_bounds_accepted(tmp_path: Path) -> None:
+    """A pinned margin or factor (min = max) is a valid setting."""
+    p = tmp_path / "c.yaml"
+    pinned = {"forecast": {"margin_min": 1.2, "margin_max": 1.2},
+              "correct": {"min_factor": 1.0, "max_factor": 1.0, "service_min_factor": 1.0}}
+    p.write_text(yaml.safe_dump(_merge(BASE, pinned)))
+    cfg, _ = load_config(p)
+    assert cfg.forecast.margin_max == 1.2 and cfg.correct.max_factor == 1.0
