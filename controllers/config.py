@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from controllers.leader import RENEW_DEADLINE_FRACTION
 from planner.io.errors import InputError
 from planner.io.files import load_model, parse_model, read_yaml
 from planner.io.schema import Fleet, Slo
@@ -679,7 +680,8 @@ class LeaderConfig(_Strict):
         description="how long the Lease holds without a renewal; the controller renews it once per interval, so it "
                     "must outlast interval_s + solver_time_limit_s (the longest gap between two renewals); default: "
                     "1.5x that, client-go's LeaseDuration / RenewDeadline ratio (15 s / 10 s), at least 15 s "
-                    "(ControllerConfig.lease_duration_s)")
+                    "(ControllerConfig.lease_duration_s). Its renew deadline (2/3 of it) must also hold one Kubernetes "
+                    "request, actuator.request_timeout_s (the default is at least 1.5x that)")
     identity: str | None = Field(default=None, description="defaults to $POD_NAME or the host name")
 
 
@@ -770,10 +772,12 @@ class ControllerConfig(_Strict):
     @property
     def lease_duration_s(self) -> int:
         """The Lease's duration (leader.lease_duration_s, else 1.5x `renewal_gap_s`, client-go's LeaseDuration /
-        RenewDeadline ratio, at least client-go's 15 s). Found in QA at stop 58: the old default, 15 s against a 30-s
+        RenewDeadline ratio, at least client-go's 15 s, and at least 1.5x actuator.request_timeout_s, so that one request
+        fits in the renew deadline). Found in QA at stop 58: the old default, 15 s against a 30-s
         interval, left the Lease expired for half of each interval, and a second replica took it and acted in the same
         interval as the first."""
-        return self.leader.lease_duration_s or max(15, math.ceil(1.5 * self.renewal_gap_s))
+        return self.leader.lease_duration_s or max(15, math.ceil(1.5 * self.renewal_gap_s),
+                                                   math.ceil(round(self.actuator.request_timeout_s / RENEW_DEADLINE_FRACTION, 9)))
 
     @model_validator(mode="after")
     def _lease_outlasts_renewals(self) -> ControllerConfig:
@@ -782,6 +786,11 @@ class ControllerConfig(_Strict):
             raise ValueError(f"leader.lease_duration_s: expected more than interval_s + solver_time_limit_s = "
                              f"{self.renewal_gap_s:g} s (the Lease is renewed once per interval; a shorter one expires "
                              f"between renewals and a second replica acts too), got {given}")
+        if self.leader.enabled and given is not None and self.actuator.request_timeout_s > given * RENEW_DEADLINE_FRACTION:
+            raise ValueError(f"leader.lease_duration_s: expected at least {1 / RENEW_DEADLINE_FRACTION:g} x "
+                             f"actuator.request_timeout_s = {self.actuator.request_timeout_s / RENEW_DEADLINE_FRACTION:g} s "
+                             f"(one Kubernetes request, the Lease's renewal included, must fit in its renew deadline, "
+                             f"2/3 of the Lease; a holder writes nothing past it), got {given}")
         return self
 
     @field_validator("observer")

@@ -70,3 +70,27 @@ def test_equal_bounds_accepted(tmp_path: Path) -> None:
     p.write_text(yaml.safe_dump(_merge(BASE, pinned)))
     cfg, _ = load_config(p)
     assert cfg.forecast.margin_max == 1.2 and cfg.correct.max_factor == 1.0
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ({"interval_s": 5, "solver_time_limit_s": 5, "leader": {"lease_duration_s": 12}},
+     "at least 1.5 x actuator.request_timeout_s = 15 s"),
+    ({"interval_s": 5, "solver_time_limit_s": 5, "leader": {"lease_duration_s": 20},
+      "actuator": {"request_timeout_s": 14}}, "= 21 s"),
+])
+def test_lease_renew_deadline_holds_a_request(tmp_path: Path, extra: dict[str, object], expected: str) -> None:
+    """A Lease whose renew deadline (2/3 of it) is shorter than one request's timeout was taken (found in QA: 12 s
+    against interval_s 5 + solver 5 and request_timeout_s 10: a renewal may take longer than the 8-s deadline, after
+    which the holder writes nothing, and a write attempt begun inside it ends past the Lease)."""
+    err = _refused(tmp_path, extra)
+    assert err.expected.startswith("leader.lease_duration_s: ") and expected in err.expected
+
+
+@pytest.mark.parametrize(("timeout_s", "lease_s"), [(10.0, 15), (20.0, 30), (3.0, 15)])
+def test_default_lease_holds_a_request(tmp_path: Path, timeout_s: float, lease_s: int) -> None:
+    """The derived Lease (no leader.lease_duration_s) is at least 1.5x actuator.request_timeout_s."""
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(_merge(BASE, {"interval_s": 5, "solver_time_limit_s": 3,
+                                              "actuator": {"request_timeout_s": timeout_s}})))
+    cfg, _ = load_config(p)
+    assert cfg.lease_duration_s == lease_s
