@@ -811,7 +811,11 @@ class ControllerConfig(_Strict):
 def load_config(path: str | Path) -> tuple[ControllerConfig, Fleet]:
     """Read the controller config and the fleet it names (relative to the config's folder)."""
     p = Path(path)
-    cfg = parse_model(ControllerConfig, read_yaml(p), str(p))
+    tree = read_yaml(p)
+    if tree is not None and not isinstance(tree, dict):  # was "Input should be a valid dictionary or instance of ..."
+        raise InputError(str(p), None, f"expected a mapping of controller fields (interval_s, fleet, models, ...: "
+                         f"controllers/config.py), got a {type(tree).__name__}")
+    cfg = parse_model(ControllerConfig, tree, str(p))
     fleet_path = Path(cfg.fleet)
     if not fleet_path.is_absolute():
         fleet_path = p.parent / fleet_path

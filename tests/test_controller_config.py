@@ -94,3 +94,18 @@ def test_default_lease_holds_a_request(tmp_path: Path, timeout_s: float, lease_s
                                               "actuator": {"request_timeout_s": timeout_s}})))
     cfg, _ = load_config(p)
     assert cfg.lease_duration_s == lease_s
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("- a\n- b\n", "expected a mapping of controller fields (interval_s, fleet, models, ...: controllers/config.py), "
+                    "got a list"),
+    ("hello\n", "got a str"),
+    ("3\n", "got a int"),
+])
+def test_not_a_mapping(tmp_path: Path, text: str, expected: str) -> None:
+    """A YAML list or scalar said 'Input should be a valid dictionary or instance of ControllerConfig' (found in QA)."""
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(InputError) as exc:
+        load_config(p)
+    assert exc.value.path == str(p) and expected in exc.value.expected
