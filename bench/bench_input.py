@@ -38,6 +38,25 @@ def positive_floats(text: str, flag: str) -> tuple[float, ...]:
     return out
 
 
+def seed_list(text: str, flag: str = "--seeds") -> list[int]:
+    """A comma list of integer seeds >= 0, or exit 2 naming the flag (mixed_classes, mixed_sizing and
+    pd_mix_prediction read their --seeds alike)."""
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        fail(f"{flag}: expected a comma list of integers >= 0, got {text!r}")
+    return seeds
+
+
+def simulated_seconds(duration_s: float, flag: str = "--duration") -> float:
+    """Simulated seconds per seed of a per-class p90, >= 60 (a p90 of a few req/s needs minutes), or exit 2."""
+    if not (math.isfinite(duration_s) and duration_s >= 60.0):
+        fail(f"{flag}: expected seconds >= 60 (a p90 of a few req/s needs minutes), got {duration_s}")
+    return duration_s
+
+
 def require(ok: bool, flag: str, expected: str, got: object) -> None:
     """Exit 2 with `flag: expected <expected>, got <got>` unless `ok`, before any work. Write `ok` so that nan fails
     (`0 < x < math.inf`, never `not x <= 0`). Found by a helper's QA: counts and shares out of their range were

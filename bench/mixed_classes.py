@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_input import (  # noqa: E402
-    fail, known_gpu, known_model, positive_floats, read_model_trace, trace_model, with_a_span)
+    fail, known_gpu, known_model, positive_floats, read_model_trace, seed_list, trace_model, with_a_span)
 from vllm_trace_replay import Replay, mixed_plan, simulated  # noqa: E402
 
 from planner.io.catalog import Catalog  # noqa: E402
@@ -161,12 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.mix_batching is not None:
         capacity.MIX_BATCHING = args.mix_batching
-    try:
-        seeds = [int(x) for x in args.seeds.split(",")]
-    except ValueError:
-        seeds = [-1]
-    if not seeds or min(seeds) < 0:
-        fail(f"--seeds: expected a comma list of integers >= 0, got {args.seeds!r}")
+    seeds = seed_list(args.seeds)
     rates = positive_floats(args.rates, "--rates")
     families = args.families.split(",")
     for fam in families:  # each names a synth family with a rate (found by a helper's QA: the message named no flag)

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_input import fail, known_gpu, known_model  # noqa: E402
+from bench_input import fail, known_gpu, known_model, seed_list, simulated_seconds  # noqa: E402
 
 from planner.api import simulate  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
@@ -106,14 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 1 <= args.cases <= len(GRID):
         fail(f"--cases: expected 1..{len(GRID)}, got {args.cases}")
-    try:
-        seeds = [int(x) for x in args.seeds.split(",")]
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 0:
-        fail(f"--seeds: expected a comma list of integers >= 0, got {args.seeds!r}")
-    if not (np.isfinite(args.duration) and args.duration >= 60.0):
-        fail(f"--duration: expected seconds >= 60 (a p90 of a few req/s needs minutes), got {args.duration}")
+    seeds = seed_list(args.seeds)
+    simulated_seconds(args.duration)
     cat = Catalog.load()
     model, gpu = known_model(cat, args.model), known_gpu(cat, args.gpu)
     pm = PerfModel.load()

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_input import fail, known_gpu, known_model  # noqa: E402
+from bench_input import fail, known_gpu, known_model, seed_list, simulated_seconds  # noqa: E402
 from mixed_sizing import GRID, fleet_of, plan, workload  # noqa: E402
 
 from planner.api import simulate  # noqa: E402
@@ -61,14 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--forms", default=",".join(FORMS), help=f"comma list of {', '.join(FORMS)}")
     ap.add_argument("--limit", type=int, default=None, help="the first N cases of each model only (a smoke run)")
     args = ap.parse_args(argv)
-    try:
-        seeds = [int(x) for x in args.seeds.split(",")]
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 0:
-        fail(f"--seeds: expected a comma list of integers >= 0, got {args.seeds!r}")
-    if not (np.isfinite(args.duration) and args.duration >= 60.0):
-        fail(f"--duration: expected seconds >= 60 (a p90 of a few req/s needs minutes), got {args.duration}")
+    seeds = seed_list(args.seeds)
+    simulated_seconds(args.duration)
     forms = [f.strip() for f in args.forms.split(",") if f.strip()]
     if not forms or any(f not in FORMS for f in forms):
         fail(f"--forms: expected a comma list of {', '.join(FORMS)}, got {args.forms!r}")
