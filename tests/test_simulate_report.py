@@ -79,3 +79,40 @@ def test_class_table_and_notes_say_unfinished_requests(finished, rejected, cells
                                   "classes": [{"id": "c", "model": "m", "isl": 100, "osl": 10, "rate_rps": 4}]})
     notes = [n for n in sample_notes(rep, wl) if "unfinished" in n]
     assert notes == [] if note is None else (len(notes) == 1 and notes[0].startswith(note))
+
+
+def _plotted(rep: SimReport, tmp_path, monkeypatch):
+    """The Axes of the figure plot_report saves for `rep` (2 x 2: TTFT and ITL CDFs, queue and KV timelines)."""
+    from matplotlib.figure import Figure
+
+    from planner.simulate.report import plot_report
+
+    saved: list[Figure] = []
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (saved.append(fig), real(fig, *a, **k))[1])
+    plot_report(rep, tmp_path / "sim.png")
+    assert len(saved) == 1 and (tmp_path / "sim.png").is_file()
+    return saved[0].axes
+
+
+def _plot_report() -> SimReport:
+    """One class of a 1-token request (ITL 0) and two 5-token ones (ITL 6 and 8 ms); one pool's timeline."""
+    req = pd.DataFrame({"class_id": ["c"] * 3, "osl": [1, 5, 5], "ttft_ms": [40.0, 50.0, 60.0],
+                        "itl_ms": [0.0, 6.0, 8.0]})
+    classes = pd.DataFrame([{"class_id": "c", "slo_ttft_ms": 100.0, "slo_itl_ms": 20.0}])
+    rows = [(t, "m/mixed/H100/tp1", "mixed", 1, 0, 1, w, 0.5, 0.5, 0) for t, w in ((0.0, 0), (10.0, 2))]
+    timeline = pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
+    return SimReport(req, classes, timeline, 30.0, 0, 10.0)
+
+
+@pytest.mark.parametrize(("panel", "xlabel", "ylabel"), [
+    # found in QA: no y labels, and the x labels a bare "ms" / "s"
+    (0, "TTFT (ms)", "share of requests"),
+    (1, "ITL, per-request mean (ms)", "share of requests"),
+    (2, "time (s)", "waiting requests"),
+    (3, "time (s)", "KV usage (share of the cache)"),
+])
+def test_plot_axes_say_what_and_unit(panel, xlabel, ylabel, tmp_path, monkeypatch):
+    a = _plotted(_plot_report(), tmp_path, monkeypatch)[panel]
+    assert (a.get_xlabel(), a.get_ylabel()) == (xlabel, ylabel)
+

@@ -175,9 +175,12 @@ def plot_report(rep: SimReport, path: str | Path) -> None:
             if v.size:
                 a.plot(v, np.arange(1, v.size + 1) / v.size, label=str(cid))
     row = rep.classes.set_index("class_id") if not rep.classes.empty else None
-    for a, col, title in ((ax[0, 0], "slo_ttft_ms", "TTFT CDF"), (ax[0, 1], "slo_itl_ms", "ITL (per-request mean) CDF")):
+    # every axis says what it measures and its unit (found in QA: no y labels, the x labels a bare "ms" / "s")
+    for a, col, title, xlabel in ((ax[0, 0], "slo_ttft_ms", "TTFT CDF", "TTFT (ms)"),
+                                  (ax[0, 1], "slo_itl_ms", "ITL (per-request mean) CDF", "ITL, per-request mean (ms)")):
         a.set_title(title)
-        a.set_xlabel("ms")
+        a.set_xlabel(xlabel)
+        a.set_ylabel("share of requests")
         a.set_xscale("log")
         a.grid(alpha=0.3)
         if row is not None:
@@ -189,9 +192,11 @@ def plot_report(rep: SimReport, path: str | Path) -> None:
         ax[1, 0].plot(g["t_s"], g["waiting"], label=pid)
         ax[1, 1].plot(g["t_s"], g["kv_usage"], label=pid)
     ax[1, 0].set_title("waiting requests per pool")
+    ax[1, 0].set_ylabel("waiting requests")
     ax[1, 1].set_title("KV-cache usage per pool (mean over replicas)")
+    ax[1, 1].set_ylabel("KV usage (share of the cache)")
     for a in ax[1]:
-        a.set_xlabel("s")
+        a.set_xlabel("time (s)")
         a.grid(alpha=0.3)
         _legend(a, "pools")
     fig.tight_layout()
