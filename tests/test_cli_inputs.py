@@ -204,6 +204,23 @@ CASES = [
     Case("simulate with no plan", lambda t: ["simulate", "--workload", W], 2, ("--plan", "one plan file", "got none")),
     Case("simulate with two plans", lambda t: ["simulate", _good_plan(t), "--plan", _good_plan(t), "--workload", W],
          2, ("--plan", "got two")),
+    # found in QA: a workload given as the plan was "field 'solver': Field required; and 6 more error(s)"
+    Case("simulate a workload as the plan", lambda t: ["simulate", t("w.yaml", Path(W).read_text()), "--workload", W],
+         2, ("{f}", "expected a plan written by planner solve (fields solver, models",
+             "looks like a workload (it has classes)")),
+    Case("explain a fleet as the plan", lambda t: ["explain", t("f.yaml", Path(F).read_text())],
+         2, ("{f}", "expected a plan written by planner solve", "looks like a fleet (it has limits)")),
+    Case("simulate a controller config as the plan", lambda t: [
+        "simulate", t("c.yaml", (CTL / "config.yaml").read_text()), "--workload", W],
+         2, ("{f}", "expected a plan written by planner solve", "looks like a controller config")),
+    Case("simulate a YAML list as the plan", lambda t: ["simulate", t("l.yaml", "- a\n- b\n"), "--workload", W],
+         2, ("{f}", "expected a plan written by planner solve", "got a YAML list")),
+    Case("simulate a mapping of other fields as the plan", lambda t: ["simulate", t("o.yaml", "foo: 1\n"),
+                                                                      "--workload", W],
+         2, ("{f}", "expected a plan written by planner solve", "top-level fields are foo")),
+    # a plan with its solver edited out is still a plan: the schema says what it lacks
+    Case("simulate a plan without its solver", lambda t: ["simulate", _edited_plan(t, lambda p: p.pop("solver")),
+                                                          "--workload", W], 2, ("{f}", "solver", "Field required")),
     Case("simulate --duration 0", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "0"], 2, ("--duration", "> 0")),
     # found in QA: "field 'arrivals': no requests to simulate", the flag that drew none not named
     Case("simulate --duration 1e-9", lambda t: ["simulate", "--plan", _good_plan(t), "--workload", W, "--duration", "1e-9"],

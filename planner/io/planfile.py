@@ -11,8 +11,13 @@ import os
 from dataclasses import dataclass
 
 from planner.io.errors import InputError
-from planner.io.files import load_model, write_model
+from planner.io.files import parse_model, read_yaml, write_model
 from planner.io.schema import PREFILL_SIDE, Plan, Variant
+
+# Top-level fields that mark another of the product's files, not a plan (planner/io/schema.py's Workload and Fleet,
+# controllers/config.py's ControllerConfig; a plan has none of them), and what the file is then said to look like.
+OTHER_FILE_FIELDS = (("classes", "a workload"), ("limits", "a fleet"), ("current", "a fleet"),
+                     ("interval_s", "a controller config"), ("fleet", "a controller config"))
 
 # A model's pd_ratio against its pools' GPUs: the solver writes it rounded to 4 decimals, a hand-written one to 3
 # (the precision of the routing weights' sums below).
@@ -23,7 +28,9 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read and validate a plan file, checking that its routing names its own pools (none of 0 replicas with a
     weight), sums to 1 on each side, and gives a class routed to a prefill pool a decode pool, and that its GPU and cost
     totals are its pools' sums."""
-    plan = load_model(Plan, path)
+    tree = read_yaml(path)
+    _check_is_plan(tree, path)
+    plan = parse_model(Plan, tree, str(path))
     for model, mp in plan.models.items():
         for i, p in enumerate(mp.pools):
             try:
@@ -93,6 +100,27 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
                     raise InputError(str(path), where, f"decode weights of a prefill pool must sum to 1 (got {sum(weights.values()):.4f})")
     _check_totals(plan, path)
     return plan
+
+
+def _check_is_plan(tree: object, path: str | os.PathLike[str]) -> None:
+    """`tree` (a file's YAML) is a plan: a mapping with the `solver` that planner solve writes, or with a model's
+    `pools` (a plan whose solver was edited out, told so by the schema's own error), else an InputError naming the
+    file and what it looks like. Found in QA: a workload YAML given as `planner simulate PLAN` was "field 'solver':
+    Field required; and 6 more error(s)"."""
+    expected = "expected a plan written by planner solve (fields solver, models, ...)"
+    if tree is None:
+        return  # parse_model says the file is empty
+    if not isinstance(tree, dict):
+        raise InputError(str(path), None, f"{expected}; got a YAML {type(tree).__name__}, not a mapping")
+    models = tree.get("models")
+    if "solver" in tree or (isinstance(models, dict) and any(isinstance(m, dict) and "pools" in m
+                                                              for m in models.values())):
+        return
+    kind = next(((what, key) for key, what in OTHER_FILE_FIELDS if key in tree), None)
+    if kind is not None:
+        raise InputError(str(path), None, f"{expected}; this looks like {kind[0]} (it has {kind[1]})")
+    fields = ", ".join(str(k) for k in list(tree)[:5]) + (", ..." if len(tree) > 5 else "")
+    raise InputError(str(path), None, f"{expected}; its top-level fields are {fields or 'none'}")
 
 
 def _check_totals(plan: Plan, path: str | os.PathLike[str]) -> None:
