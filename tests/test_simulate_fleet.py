@@ -66,6 +66,26 @@ def test_plan_simulation_report_and_plot(tmp_path: Path):
     assert (tmp_path / "x.png").stat().st_size > 10_000
 
 
+@pytest.mark.parametrize(("drain_s", "stops_at"), [
+    # found in QA: the drain loop steps 10 sample intervals (100 s) at a time, and duration_s read the step's end
+    # (130 s where the last request finished at 39.1 s): now the last request's end
+    (1800.0, "last finish"),
+    (1.0, "drain limit"),  # requests still in the fleet 1 s past the last arrival: the drain limit
+])
+def test_duration_is_when_the_last_request_finished_or_the_drain_limit(drain_s: float, stops_at: str):
+    arr = poisson_arrivals(WL.scaled(4.0) if stops_at == "drain limit" else WL, 30, np.random.default_rng(0))
+    sim = FleetSimulator.from_plan(make_plan(), lookup(), arr, WL, seed=1)
+    sim.run(drain_s=drain_s)
+    rep = build_report(sim)
+    last_done = float((rep.requests.t_arr_s + rep.requests.e2e_ms / 1e3).max())
+    if stops_at == "last finish":
+        assert rep.requests.finished.all()
+        assert rep.duration_s == pytest.approx(last_done, abs=1e-9)
+    else:
+        assert not rep.requests.finished.all()
+        assert rep.duration_s == arr.duration_s + drain_s
+
+
 def test_a_plot_of_many_classes_counts_them_instead_of_a_legend(tmp_path: Path, recwarn: pytest.WarningsRecorder):
     """Found by hand at stop 53: a 7-model plan's 84 classes made legends taller than their panels and matplotlib
     warned 'Tight layout not applied' on the user's terminal: past LEGEND_MAX_ENTRIES lines a panel says how many."""

@@ -128,3 +128,21 @@ def test_plot_cdfs_hold_the_requests_of_the_table(panel, xs, tmp_path, monkeypat
     (line,) = [ln for ln in a.get_lines() if ln.get_label() == "c"]
     assert list(line.get_xdata()) == xs
     assert list(line.get_ydata()) == pytest.approx([(i + 1) / len(xs) for i in range(len(xs))])
+
+
+@pytest.mark.parametrize(("finished", "rejected", "says", "never"), [
+    # duration_s is the drain limit only while a request is in the fleet: found in QA, 2 rejected requests of an
+    # otherwise finished class read "0 still in the fleet when the simulation stopped at 1,810 s, its drain limit"
+    ([True] * 38 + [False] * 2, [False] * 38 + [True] * 2, "2 rejected: prompt + output beyond their pool's KV cache; "
+     "none still in the fleet)", "drain limit"),
+    ([True] * 38 + [False] * 2, [False] * 39 + [True], "1 still in the fleet when the simulation stopped at 1,810 s, "
+     "its drain limit)", "none still"),
+])
+def test_unfinished_note_names_the_drain_limit_only_where_one_was_reached(finished, rejected, says, never):
+    from planner.cli.simulate_run import sample_notes
+    from planner.io.schema import Workload
+
+    wl = Workload.model_validate({"models": {"m": {"slo": {"ttft_ms": 100}}},
+                                  "classes": [{"id": "c", "model": "m", "isl": 100, "osl": 10, "rate_rps": 4}]})
+    (note,) = [n for n in sample_notes(_class_report(finished, rejected), wl) if "unfinished" in n]
+    assert says in note and never not in note

@@ -189,10 +189,12 @@ def sample_notes(rep: SimReport, wl: Workload, model: str | None = None) -> list
                     if not rep.requests.empty else rep.requests)
         if len(unserved):
             rejected = int(unserved["rejected"].sum())
+            # duration_s is the drain limit only where a request is still in the fleet, else the last one's end
+            held = len(unserved) - rejected
+            stopped = (f"{held:,} still in the fleet when the simulation stopped at {rep.duration_s:,.0f} s, its drain "
+                       "limit" if held else "none still in the fleet")
             out.append(f"{r.class_id}: {len(unserved):,} of {int(r.requests):,} requests unfinished, counted as missing "
-                       f"their SLO ({rejected:,} rejected: prompt + output beyond their pool's KV cache; "
-                       f"{len(unserved) - rejected:,} still in the fleet when the simulation stopped at "
-                       f"{rep.duration_s:,.0f} s, its drain limit)")
+                       f"their SLO ({rejected:,} rejected: prompt + output beyond their pool's KV cache; {stopped})")
         if r.slo_percentile != r.slo_percentile:  # no SLO: nothing to tell
             continue
         note = undecided_note(str(r.class_id), int(r.requests), float(r.attainment), float(r.slo_percentile),
