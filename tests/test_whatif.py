@@ -92,13 +92,14 @@ def test_traffic_refuses_factors_no_traffic_can_have(factors: list[float], messa
 
 def test_what_if_copies_are_validated_like_input_files() -> None:
     """The helpers copied models with pydantic's model_copy(update=...), which does not validate: a price of -1
-    solved into a plan of -64 USD/h (found by hand on the Python API, stop 49). Now each copy is validated again."""
+    solved into a plan of -64 USD/h (found by hand on the Python API, stop 49). Now each copy is validated again (the
+    sweeps check their points before that: test_a_sweep_refuses_a_point_outside_its_range_before_any_solve)."""
     from pydantic import ValidationError
 
-    for bad in (lambda: whatif.gpu_price(WL, FLEET, "H100-SXM-80GB", [-1.0]),
-                lambda: whatif.gpu_price(WL, FLEET, "H100-SXM-80GB", [math.nan]),
-                lambda: whatif.length_spread(WL, FLEET, [-1.0]),
-                lambda: whatif.output_spread(WL, FLEET, [math.nan])):
+    for bad in (lambda: whatif.with_price(FLEET, "H100-SXM-80GB", -1.0),
+                lambda: whatif.with_price(FLEET, "H100-SXM-80GB", math.nan),
+                lambda: whatif.with_length_spread(WL, -1.0),
+                lambda: whatif.with_output_spread(WL, math.nan)):
         with pytest.raises(ValidationError):
             bad()
 
@@ -611,3 +612,39 @@ def test_a_sweep_point_whose_plan_predicts_a_class_over_its_slo_says_which():
     assert "over_slo" in whatif.RESULT_COLUMNS
     assert df.loc[0.0, "over_slo"] == ""
     assert "llama-3.1-8b/summarise" in df.loc[0.66, "over_slo"].split(", ")
+
+
+@pytest.mark.parametrize("sweep, says", [
+    (lambda: whatif.gpu_price(WL, FLEET, "A100-80GB", [3.0, math.nan]), r"prices: expected finite USD/h .*, got nan in"),
+    (lambda: whatif.gpu_price(WL, FLEET, "A100-80GB", [3.0, 0]), r"prices: expected finite USD/h .*, got 0.0 in"),
+    (lambda: whatif.gpu_price(WL, FLEET, "A100-80GB", [3.0, -1.5]), r"prices: expected .*, got -1.5 in"),
+    (lambda: whatif.slo_tightening(WL, FLEET, [1.0, math.nan]), r"SLO factors: expected finite numbers > 0, got nan"),
+    (lambda: whatif.slo_tightening(WL, FLEET, [1.0, 0]), r"SLO factors: expected finite numbers > 0, got 0.0"),
+    (lambda: whatif.slo_tightening(WL, FLEET, [1.0, -0.5]), r"SLO factors: expected finite numbers > 0, got -0.5"),
+    (lambda: whatif.slo_frontier(WL, FLEET, [400, math.nan], [40]), r"ttft_ms: expected finite milliseconds > 0"),
+    (lambda: whatif.slo_frontier(WL, FLEET, [400], [40, 0]), r"itl_ms: expected finite milliseconds > 0, got 0.0"),
+    (lambda: whatif.slo_frontier(WL, FLEET, [400], [-40]), r"itl_ms: expected finite milliseconds > 0, got -40.0"),
+    (lambda: whatif.length_spread(WL, FLEET, [0.5, math.nan]), r"scvs: expected finite squared CVs from 0"),
+    (lambda: whatif.length_spread(WL, FLEET, [0.5, -1]), r"scvs: expected finite squared CVs from 0 .*, got -1.0"),
+    (lambda: whatif.output_spread(WL, FLEET, [0.5, math.inf]), r"scvs: expected finite squared CVs from 0 .*, got inf"),
+    (lambda: whatif.output_spread(WL, FLEET, [0.5, -0.1]), r"scvs: expected finite squared CVs from 0 .*, got -0.1"),
+    (lambda: whatif.pairing(WL, FLEET, ["any", "same"]), r"policies: expected 'any' or 'same_gpu' or 'same_gpu_tp', got"),
+    (lambda: whatif.routing(WL, FLEET, ["random", "rr"]), r"policies: expected 'least_loaded' or 'random', got 'rr'"),
+])
+def test_a_sweep_refuses_a_point_outside_its_range_before_any_solve(sweep, says: str, monkeypatch) -> None:
+    """Found in QA: gpu_price(prices=[3.0, nan]) solved the first point, then stopped on a pydantic ValidationError
+    naming price_per_hour (an internal field), as NaN, negative or zero points did in every sweep but traffic, headroom
+    and disaggregation_map; now a ValueError naming the argument, before the first solve."""
+    def no_solve(*a, **k):
+        raise AssertionError("solved before the points were checked")
+
+    monkeypatch.setattr(whatif, "solve", no_solve)
+    with pytest.raises(ValueError, match=says):
+        sweep()
+
+
+@pytest.mark.parametrize("factor", [math.nan, -0.5, math.inf])
+def test_with_inventory_factor_names_a_factor_it_cannot_apply(factor: float) -> None:
+    """with_inventory_factor(fleet, nan) was "cannot convert float NaN to integer" (found in QA)."""
+    with pytest.raises(ValueError, match="inventory factor .*: expected a finite number >= 0"):
+        whatif.with_inventory_factor(FLEET, factor)

@@ -14,6 +14,9 @@ function returns a pandas DataFrame with one row per point and the same result c
   classes: a point is the closed form's plan, not simulated, and `planner solve` would verify and may re-size it,
   rule 58-V; '' when none)
 
+Every sweep checks all its points before the first solve: one of the wrong type is a TypeError, one outside its range
+(NaN, a price of 0, a negative factor, SLO bound or spread, an unknown policy) a ValueError naming the argument.
+
 The input transformations (`with_price`, `with_gpu`, `without_gpu`, `with_roles`, `with_routing`, `with_slo`,
 `scale_slo`, `with_length_spread`) are pure functions returning new `Workload`/`Fleet` records, usable on their own.
 The catalog and performance laws are loaded once (see `planner.api.laws`) and shared by the points.
@@ -22,15 +25,18 @@ The catalog and performance laws are loaded once (see `planner.api.laws`) and sh
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Unpack
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Unpack, get_args
 
 import numpy as np
 import pandas as pd
 
 from planner.api import SolveKwargs, SolveOptions, solve
 from planner.io.schema import (
+    MAX_ISL_SCV,
+    MAX_PRICE_PER_HOUR,
     MAX_RATE_RPS,
+    MIN_PRICE_PER_HOUR,
     Fleet,
     GpuInventory,
     ModelEntry,
@@ -95,7 +101,11 @@ def without_gpu(fleet: Fleet, gpu: str) -> Fleet:
 
 
 def with_inventory_factor(fleet: Fleet, factor: float) -> Fleet:
-    """`fleet` with every GPU type's available count multiplied by `factor` (rounded down)."""
+    """`fleet` with every GPU type's available count multiplied by `factor` (rounded down); a factor that is not a
+    finite number >= 0 is a ValueError naming it (found in QA: NaN was "cannot convert float NaN to integer")."""
+    if isinstance(factor, bool) or not (isinstance(factor, int | float | np.integer | np.floating)
+                                        and math.isfinite(factor) and factor >= 0):
+        raise ValueError(f"inventory factor {factor!r}: expected a finite number >= 0")
     gpus = {g: inv.model_copy(update={"available": int(math.floor(inv.available * factor + 1e-9))})
             for g, inv in fleet.gpus.items()}
     return revalidated(fleet.model_copy(update={"gpus": gpus}))
@@ -288,6 +298,41 @@ def _token_counts(values: Iterable[Any], name: str, example: str) -> list[int]:
     return [int(v) for v in out]
 
 
+def _checked(values: Iterable[Any], name: str, example: str, ok: Callable[[float], bool], expected: str) -> list[float]:
+    """A numeric sweep's points (`_numbers`), each of which `ok` accepts, all checked before the first solve; else a
+    ValueError naming `name`, the point and what was `expected` (found in QA: gpu_price(prices=[3.0, nan]) solved the
+    first point, then stopped on a pydantic error naming price_per_hour, an internal field)."""
+    out = _numbers(values, name, example)
+    for v in out:
+        if not ok(v):
+            raise ValueError(f"{name}: expected {expected}, got {v!r} in {out!r}")
+    return out
+
+
+def _positive(v: float) -> bool:
+    """A finite number > 0 (a traffic or SLO factor, an SLO bound)."""
+    return math.isfinite(v) and v > 0
+
+
+def _scv(v: float) -> bool:
+    """A squared CV the schema takes (RequestClass.isl_scv/osl_scv: 0 to MAX_ISL_SCV, 0 = no spread)."""
+    return math.isfinite(v) and 0 <= v <= MAX_ISL_SCV
+
+
+_SCV_TEXT = f"finite squared CVs from 0 (no spread) to {MAX_ISL_SCV:g}"
+_PRICE_TEXT = f"finite USD/h from {MIN_PRICE_PER_HOUR:g} to {MAX_PRICE_PER_HOUR:g} (planner.io.schema.PRICE_RANGE_TEXT)"
+
+
+def _choices(values: Iterable[Any], name: str, example: str, allowed: tuple[str, ...]) -> list[Any]:
+    """A sweep's named points (`_points`), each one of `allowed`, all checked before the first solve (a ValueError
+    naming `name`; an unknown policy was a pydantic error on limits after the points before it were solved)."""
+    out = _points(values, name, example)
+    for v in out:
+        if v not in allowed:
+            raise ValueError(f"{name}: expected {' or '.join(map(repr, allowed))}, got {v!r} in {out!r}")
+    return out
+
+
 # --------------------------------------------------------------------------- sweeps
 def compare(scenarios: Mapping[str, tuple[Workload, Fleet]], **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Solve named (workload, fleet) scenarios; one row each, keyed by `scenario`."""
@@ -337,7 +382,8 @@ def traffic(workload: Workload, fleet: Fleet, factors: Iterable[float] = (0.5, 1
 def gpu_price(workload: Workload, fleet: Fleet, gpu: str, prices: Iterable[float], **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """GPU type `gpu` at each price (USD per GPU-hour) -> cost and GPU mix. Keys: gpu, price_per_hour."""
     rows = [_solve_row(workload, with_price(fleet, gpu, p), {"gpu": gpu, "price_per_hour": p}, **solve_kw)
-            for p in _numbers(prices, "prices", "[1.5, 3.0, 4.5]")]
+            for p in _checked(prices, "prices", "[1.5, 3.0, 4.5]",
+                              lambda p: MIN_PRICE_PER_HOUR <= p <= MAX_PRICE_PER_HOUR, _PRICE_TEXT)]
     return _frame(rows, ["gpu", "price_per_hour"])
 
 
@@ -370,7 +416,7 @@ def slo_tightening(workload: Workload, fleet: Fleet, factors: Iterable[float] = 
                    ttft: bool = True, itl: bool = True, **solve_kw: Unpack[SolveKwargs]) -> pd.DataFrame:
     """Every SLO bound times each factor (< 1 = tighter) -> cost and GPUs. Key: slo_factor."""
     rows = [_solve_row(scale_slo(workload, f, ttft=ttft, itl=itl), fleet, {"slo_factor": f}, **solve_kw)
-            for f in _numbers(factors, "SLO factors", "[1.0, 0.8, 0.6]")]
+            for f in _checked(factors, "SLO factors", "[1.0, 0.8, 0.6]", _positive, "finite numbers > 0")]
     return _frame(rows, ["slo_factor"])
 
 
@@ -395,7 +441,8 @@ def slo_frontier(workload: Workload, fleet: Fleet, ttft_ms: Iterable[float], itl
     Keys: ttft_ms, itl_ms. Adds `frontier`: True on the Pareto frontier (no tighter-or-equal SLO point
     is as cheap)."""
     ms = _points(models, "models", '["llama-2-70b"]') if models is not None else None
-    ttfts, itls = _numbers(ttft_ms, "ttft_ms", "[400, 800]"), _numbers(itl_ms, "itl_ms", "[30, 60]")
+    ttfts = _checked(ttft_ms, "ttft_ms", "[400, 800]", _positive, "finite milliseconds > 0")
+    itls = _checked(itl_ms, "itl_ms", "[30, 60]", _positive, "finite milliseconds > 0")
     rows = [_solve_row(with_slo(workload, t, i, ms), fleet, {"ttft_ms": t, "itl_ms": i}, **solve_kw)
             for t in ttfts for i in itls]
     df = _frame(rows, ["ttft_ms", "itl_ms"])
@@ -470,7 +517,7 @@ def pairing(workload: Workload, fleet: Fleet,
     to the same GPU type, or only to the same type and TP (e.g. no RDMA between node pools, or a KV
     connector without heterogeneous-TP support). Key: pairing."""
     rows = [_solve_row(workload, with_pairing(fleet, p), {"pairing": p}, **solve_kw)
-            for p in _points(policies, "policies", '["any", "same_gpu"]')]
+            for p in _choices(policies, "policies", '["any", "same_gpu"]', get_args(PairingPolicy))]
     return _frame(rows, ["pairing"])
 
 
@@ -480,7 +527,7 @@ def routing(workload: Workload, fleet: Fleet, policies: Iterable[ReplicaRouting]
     round-robin (a plain Kubernetes Service), where each replica queues alone (planner/planning/capacity.py, Pool
     of replicas, Random routing). Key: routing."""
     rows = [_solve_row(workload, with_routing(fleet, r), {"routing": r}, **solve_kw)
-            for r in _points(policies, "policies", '["least_loaded", "random"]')]
+            for r in _choices(policies, "policies", '["least_loaded", "random"]', get_args(ReplicaRouting))]
     return _frame(rows, ["routing"])
 
 
@@ -491,7 +538,7 @@ def length_spread(workload: Workload, fleet: Fleet, scvs: Iterable[float] = (0.0
     {model: tokens} mapping; planner/planning/
     capacity.py, Prompt-length dispersion). The Azure conversation trace's prompts have scv ~0.66. Key: isl_scv."""
     rows = [_solve_row(with_length_spread(workload, float(v), isl_max), fleet, {"isl_scv": float(v)}, **solve_kw)
-            for v in _numbers(scvs, "scvs", "[0.0, 0.5, 1.0]")]
+            for v in _checked(scvs, "scvs", "[0.0, 0.5, 1.0]", _scv, _SCV_TEXT)]
     return _frame(rows, ["isl_scv"])
 
 
@@ -502,7 +549,7 @@ def output_spread(workload: Workload, fleet: Fleet, scvs: Iterable[float] = (0.0
     isl + osl·(1 + scv) tokens per sequence (planner/planning/capacity.py, Output-length dispersion). The Azure
     conversation trace's outputs have scv ~0.60 over the whole trace. Key: osl_scv."""
     rows = [_solve_row(with_output_spread(workload, float(v)), fleet, {"osl_scv": v}, **solve_kw)
-            for v in _numbers(scvs, "scvs", "[0.0, 0.5, 1.0]")]
+            for v in _checked(scvs, "scvs", "[0.0, 0.5, 1.0]", _scv, _SCV_TEXT)]
     return _frame(rows, ["osl_scv"])
 
 
