@@ -14,6 +14,7 @@ import html
 import pandas as pd
 
 from planner.io.schema import ModelPlan, Plan, precision_suffix
+from planner.words import plural
 
 POOL_COLUMNS = ["model", "pool", "role", "gpu", "tp", "weight_dtype", "kv_dtype", "replicas", "gpus", "cost_per_hour",
                 "utilization", "ttft_ms", "itl_ms", "source", "law_source"]
@@ -121,7 +122,7 @@ class SolvedPlan(Plan):
             lines.append(f"  {model}: {pd_summary(mp)}")
             for p in mp.pools:
                 lines.append(f"    {p.role:<7} {p.gpu} tp{p.tp}{precision_suffix(p.weight_dtype, p.kv_dtype)} x{p.replicas} = "
-                             f"{p.gpus} GPUs  ${p.cost_per_hour:,.2f}/h  util {p.utilization:.0%}  ({p.law_source or p.source})")
+                             f"{plural(p.gpus, 'GPU')}  ${p.cost_per_hour:,.2f}/h  util {p.utilization:.0%}  ({p.law_source or p.source})")
         return "\n".join(lines)
 
     __str__ = __repr__

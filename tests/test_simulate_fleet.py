@@ -500,7 +500,7 @@ def test_goodput_is_per_second_of_the_arrivals_window(make, span):
 # without a word. Each row: a class's simulated requests and attainment (None: not simulated), then the note's words.
 @pytest.mark.parametrize("requests,attainment,says", [
     (None, None, "no simulated request"),
-    (1, 1.0, "1 simulated requests cannot tell its attainment (100.0%"),
+    (1, 1.0, "1 simulated request cannot tell its attainment (100.0%"),  # found in QA: "1 simulated requests"
     (10, 1.0, "10 simulated requests cannot tell"),       # 95% interval 72.2-100%: holds 90%
     (100, 1.0, None),                                      # 96.3-100%: above the claim
     (400, 0.5, None),                                      # well below it: SHORT stands

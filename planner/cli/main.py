@@ -20,6 +20,7 @@ from planner.io.errors import InputError
 from planner.io.schema import Plan
 from planner.simulate.attainment import DEFAULT_VERIFY_ROUNDS
 from planner.solvedplan import pd_summary
+from planner.words import plural
 from solvers import backend_help, backend_names, choices_text, objective_help, objective_names  # the registries
 
 # Below this many requests `workload from-trace` notes how uncertain the rates are: 100 Poisson arrivals give a
@@ -342,12 +343,12 @@ def workload_from_trace(
     # noted '99 requests: each model's rate is known to about ±10%', the 9-request model's is ±33%; 1,991 + 9 no note)
     few = {str(m): int(n) for m, n in tr["model"].value_counts().sort_index().items() if n < FEW_REQUESTS}
     if few and len(wl.models) == 1:
-        console.print(f"note: {len(tr)} requests: each model's rate is known to about ±{100 / math.sqrt(len(tr)):.0f}% "
+        console.print(f"note: {plural(len(tr), 'request')}: each model's rate is known to about ±{100 / math.sqrt(len(tr)):.0f}% "
                       "(one standard error of a Poisson count), a class's less; a longer trace narrows it",
                       highlight=False)
     elif few:
         console.print("note: " + "; ".join(
-            f"{m}'s {n} requests give its rate to about ±{100 / math.sqrt(n):.0f}%" for m, n in few.items())
+            f"{m}'s {plural(n, 'request')} give its rate to about ±{100 / math.sqrt(n):.0f}%" for m, n in few.items())
             + " (one standard error of a Poisson count), a class's less; a longer trace narrows it", highlight=False)
     elif len(tr) < FEW_REQUESTS * len(wl.classes):
         console.print(f"note: {len(wl.classes):,} classes from {len(tr):,} requests ({len(tr) / len(wl.classes):.1f} a "

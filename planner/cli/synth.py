@@ -9,6 +9,7 @@ import typer
 
 from planner.cli.console import friendly_errors, stdout_console
 from planner.io.errors import InputError
+from planner.words import plural
 
 
 def register(workload_app: typer.Typer) -> None:
@@ -60,6 +61,6 @@ def register(workload_app: typer.Typer) -> None:
         text = df.to_csv(index=False)
         if output is not None:
             write_atomic(output, text)
-            stdout_console().print(f"{len(df)} requests of '{family}' over {duration_s:g} s written to {output}")
+            stdout_console().print(f"{plural(len(df), 'request')} of '{family}' over {duration_s:g} s written to {output}")
         else:
             sys.stdout.write(text)

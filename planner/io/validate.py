@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from planner.io.errors import InputError
 from planner.io.files import load_model, parse_model
 from planner.io.schema import Fleet, Slo, Variant, Workload, precision_suffix
+from planner.words import plural
 
 if TYPE_CHECKING:  # pragma: no cover - types only
     import pandas as pd
@@ -102,7 +103,7 @@ def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> No
         used[v.gpu] = used.get(v.gpu, 0) + fl.current[pool] * v.tp
     for g, n in sorted(used.items()):
         if n > fl.gpus[g].available:
-            raise InputError(p, f"gpus.{g}.available", f"the current pools hold {n} {g} GPUs (replicas x TP) and the fleet "
+            raise InputError(p, f"gpus.{g}.available", f"the current pools hold {plural(n, f'{g} GPU')} (replicas x TP) and the fleet "
                              f"says {fl.gpus[g].available} are available; expected available >= the GPUs in use")
 
 
@@ -151,7 +152,7 @@ def check_pool_floors(floors: dict[str, int], fleet: Fleet, catalog: Catalog, pa
     for g, n in sorted(floor_gpus.items()):
         if n > fleet.gpus[g].available:
             where = f"the fleet ({fleet_path})" if fleet_path else "the fleet"
-            raise InputError(path, field, f"the floors hold {n} {g} GPUs (replicas x TP) and {where} says "
+            raise InputError(path, field, f"the floors hold {plural(n, f'{g} GPU')} (replicas x TP) and {where} says "
                              f"{fleet.gpus[g].available} are available; expected floors within the inventory")
 
 

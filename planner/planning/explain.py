@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from planner.io.schema import FleetLimits, Plan, Variant
+from planner.words import plural
 from solvers.constraints import Binding, Family
 from solvers.diagnose import diagnose
 
@@ -43,7 +44,7 @@ def explain(plan: Plan) -> list[str]:
         pd = f"P:D = {mp.pd_ratio:.2f} (GPUs)" if mp.pd_ratio else "no disaggregated pools"
         lines.append(f"Model {model}: {pd}")
         for p in mp.pools:
-            lines.append(f"  pool {p.id}: {p.replicas} x tp{p.tp} = {p.gpus} GPUs, ${p.cost_per_hour:,.2f}/h, "
+            lines.append(f"  pool {p.id}: {p.replicas} x tp{p.tp} = {plural(p.gpus, 'GPU')}, ${p.cost_per_hour:,.2f}/h, "
                          f"utilization {p.utilization:.0%} of SLO capacity ({p.law_source or p.source} laws"
                          + (", fit " + " / ".join(f"{ph} {e:.0%}" for ph, e in p.law_fit_err.items()) if p.law_fit_err else "")
                          + (f"; weights {p.weight_dtype}, KV cache {p.kv_dtype})" if (p.weight_dtype, p.kv_dtype) != ("bf16", "bf16") else ")"))
@@ -75,7 +76,7 @@ def describe_binding(inst: Instance, name: Binding) -> str:
     """A binding constraint in words (inventory[H100] -> 'GPU inventory: all 8 H100 GPUs are used')."""
     kind, target = name.family, name.target
     if kind == Family.INVENTORY:
-        return f"GPU inventory: all {inst.fleet.gpus[target].available} {target} GPUs are used" if target in inst.fleet.gpus else str(name)
+        return f"GPU inventory: all {plural(inst.fleet.gpus[target].available, f'{target} GPU')} are used" if target in inst.fleet.gpus else str(name)
     if kind == Family.KV_LINK:
         return f"KV-transfer link bandwidth of pool {target} is saturated"
     if kind == Family.PD_RATIO:
@@ -86,17 +87,17 @@ def describe_binding(inst: Instance, name: Binding) -> str:
         return f"minimum replicas of model {target}"
     if kind == Family.POOL_FLOOR:
         floor = next((s.min_replicas for s in inst.problem.variants if s.id == target), 0) if inst.problem else 0
-        return f"pool {target} is held at its floor of {floor} replicas (limits.pool_min_replicas)"
+        return f"pool {target} is held at its floor of {plural(floor, 'replica')} (limits.pool_min_replicas)"
     if kind == Family.CAPACITY:
         return f"pool {target} is at its utilization target ({inst.fleet.limits.utilization:g})"
     if kind == Family.POOL_SIZE:
         k = inst.pool_min.get(target, 0)
         bursty = any(c.burstiness is not None for c in inst.workload.classes if c.model == inst.variants[target].model)
         if bursty:
-            return (f"pool {target} holds {k} replicas, the fewest over which its classes' bursts spread within SLO (with "
+            return (f"pool {target} holds {plural(k, 'replica')}, the fewest over which its classes' bursts spread within SLO (with "
                     "fewer, each replica takes a larger share of every burst and falls short): its utilization reads low "
                     "for that reason")
-        return f"pool {target} holds {k} replicas, the fewest whose shared queue carries its load within SLO"
+        return f"pool {target} holds {plural(k, 'replica')}, the fewest whose shared queue carries its load within SLO"
     return str(name)
 
 
@@ -106,7 +107,7 @@ def _floors_text(inst: Instance) -> str:
     for pool, n in sorted(inst.fleet.limits.pool_min_replicas.items()):
         v = Variant.parse(pool)
         if n > 0 and v.model in inst.workload.models:
-            parts.append(f"{pool} >= {n} ({n * v.tp} {v.gpu} GPUs)")
+            parts.append(f"{pool} >= {n} ({plural(n * v.tp, f'{v.gpu} GPU')})")
     return ", ".join(parts)
 
 
@@ -119,7 +120,7 @@ def _floors_beyond_inventory(inst: Instance) -> list[str]:
         if v.model in inst.workload.models:
             held[v.gpu] = held.get(v.gpu, 0) + n * v.tp
     have = {g: inv.available for g, inv in inst.fleet.gpus.items()}
-    return [f"the pool floors hold {n} {g} GPUs and {have.get(g, 0)} are available: {_floors_text(inst)} "
+    return [f"the pool floors hold {plural(n, f'{g} GPU')} and {have.get(g, 0)} are available: {_floors_text(inst)} "
             "(limits.pool_min_replicas / the controller's guard.min_replicas); lower them or add GPUs"
             for g, n in sorted(held.items()) if n > have.get(g, 0)]
 
@@ -137,7 +138,7 @@ def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
     floors = (f"; {held} of them only for the fleet's min-replica limits (limits.min_replicas / default_min_replicas"
               + (f"; the pool floors {_floors_text(inst)}, limits.pool_min_replicas / the controller's "
                  "guard.min_replicas" if pools else "")
-              + f": {lowered} the fewest-GPU plan uses {sum(free.values())} GPUs)"
+              + f": {lowered} the fewest-GPU plan uses {plural(sum(free.values()), 'GPU')})"
               if free is not None and held > 0 else "")
     relax = "lower the min-replica limits, add GPUs" if free is not None and held > 0 else "add them"
     util, util_default = inst.fleet.limits.utilization, FleetLimits.model_fields["utilization"].default
@@ -147,12 +148,12 @@ def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
     if added:  # the fewest GPUs to add with the fleet's own in use, each count checked by the planner
         parts = (["the fleet's other GPUs"] if len(have) > 1 else []) + (["the other additions"] if len(added) > 1 else [])
         beside = f"with {' and '.join(parts)}, " if parts else ""
-        return [f"GPU inventory binds: {g} needs {k} more GPUs ({have.get(g, 0)} available: {beside}"
+        return [f"GPU inventory binds: {g} needs {plural(k, 'more GPU')} ({have.get(g, 0)} available: {beside}"
                 f"{have.get(g, 0) + k} serve the workload within SLO and {have.get(g, 0) + k - 1} do not; "
-                f"the fewest-GPU plan with no inventory limit uses {sum(need.values())} GPUs: {plan_txt}{floors}); "
+                f"the fewest-GPU plan with no inventory limit uses {plural(sum(need.values()), 'GPU')}: {plan_txt}{floors}); "
                 f"{relax} or relax the SLOs or rates" for g, k in sorted(added.items())]
-    return [f"GPU inventory binds: {g} needs {n - have.get(g, 0)} more GPUs ({have.get(g, 0)} available; the fewest-GPU "
-            f"plan that serves the workload within SLO uses {sum(need.values())} GPUs: {plan_txt}{floors}); "
+    return [f"GPU inventory binds: {g} needs {plural(n - have.get(g, 0), 'more GPU')} ({have.get(g, 0)} available; the fewest-GPU "
+            f"plan that serves the workload within SLO uses {plural(sum(need.values()), 'GPU')}: {plan_txt}{floors}); "
             f"{relax} or relax the SLOs or rates"
             for g, n in sorted(need.items()) if n > have.get(g, 0)] or [
         f"GPU inventory binds: the fewest-GPU plan within SLO uses {plan_txt}, yet the limits (min_replicas, max_step, "
@@ -261,7 +262,7 @@ def explain_infeasible(inst: Instance) -> list[str]:
                        f"{inst.fleet.limits.allowed_tp}) or relax the SLOs or rates")
         elif r.kind == Family.INVENTORY:
             have = inst.fleet.gpus[r.target].available if r.target in inst.fleet.gpus else 0
-            out.append(f"GPU inventory binds: {r.target} needs {math.ceil(r.amount)} more GPUs "
+            out.append(f"GPU inventory binds: {r.target} needs {plural(math.ceil(r.amount), 'more GPU')} "
                        f"({have} available); add them or relax the SLOs")
         elif r.kind == Family.UNSERVED:
             out.append(f"class {r.target}: {r.amount:.3g} req/s cannot be served within SLO by any fleet the limits allow")
@@ -284,7 +285,7 @@ def explain_infeasible(inst: Instance) -> list[str]:
             to = now + move if r.detail == "up" else now - move
             over = (f"over {math.ceil(move / step)} re-plans of {step}" if step > 0 else "once max_step allows it "
                     "(0 holds every pool where it is)")
-            out.append(f"pool {r.target} must go from {now} to {to} replicas, {move} {'more' if r.detail == 'up' else 'fewer'}"
+            out.append(f"pool {r.target} must go from {now} to {plural(to, 'replica')}, {move} {'more' if r.detail == 'up' else 'fewer'}"
                        f", where max_step allows {step} per re-plan: raise max_step to {move}, or move {over}")
         else:
             out.append(f"{r.kind} {r.target}: relax by {r.amount:.3g} {r.unit}".strip())

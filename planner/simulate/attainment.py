@@ -22,6 +22,7 @@ from planner.io.schema import Plan, Slo, Workload
 from planner.simulate.arrivals import Arrivals, poisson_arrivals
 from planner.simulate.fleet import FleetSimulator, PerfLookup
 from planner.simulate.report import SimReport, build_report
+from planner.words import plural
 
 # Default simulated time for a verification, seconds: 10 minutes of Poisson arrivals gives
 # thousands of requests per class at planning rates, enough for a stable p90/p99.
@@ -145,7 +146,7 @@ def undecided_note(class_id: str, requests: int, attainment: float, percentile: 
     band = undecided_share(attainment, requests, percentile / 100.0)
     if band is None:
         return None
-    return (f"{class_id}: {requests:,} simulated requests cannot tell its attainment ({attainment:.1%}; 95% interval "
+    return (f"{class_id}: {plural(requests, 'simulated request')} cannot tell its attainment ({attainment:.1%}; 95% interval "
             f"{band[0]:.1%}-{band[1]:.1%}) from its p{percentile:g} claim: {advice}")
 
 
