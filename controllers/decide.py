@@ -1015,6 +1015,11 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
         solve_s = cand.solver.seconds or (time.perf_counter() - t0)
         if cand.feasible and cand.solver.status in ("optimal", "feasible", "time_limit") and cand.models:
             plan, proposal = cand, scale_roles(cand.replicas(), factors)
+            if cand.solver.status == "time_limit":  # feasible, maybe not optimal: the decision says so
+                # (found in QA: such a plan was proposed and applied without a word)
+                gap = f"; gap to its proven bound {cand.solver.gap:.1%}" if cand.solver.gap is not None else ""
+                reasons.append(f"solver stopped at its time limit (solver_time_limit_s {cfg.solver_time_limit_s:g} s"
+                               f"{gap}): the best plan found is proposed, feasible but maybe not the cheapest")
             trend_leads = not cfg.forecast.hold_trend and any(
                 f.short_rps > max(f.envelope_rps * f.margin, f.seasonal_rps * f.margin) for f in forecasts.values())
             has_backlog = not cfg.guard.hold_backlog and len(workload.classes) > len(obs.models)

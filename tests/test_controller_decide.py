@@ -1143,3 +1143,27 @@ def test_decide_gives_the_guard_its_decode_pools():
             assert high_d == high_p, fleets
         else:
             assert max(high_d) >= max(high_p) + 4, fleets  # 360 s against 120 s: four intervals more at least
+
+
+@pytest.mark.parametrize("status, gap, says", [
+    ("time_limit", 0.032, "solver stopped at its time limit (solver_time_limit_s 10 s; gap to its proven bound 3.2%): "
+                          "the best plan found is proposed, feasible but maybe not the cheapest"),
+    ("time_limit", None, "solver stopped at its time limit (solver_time_limit_s 10 s): the best plan found is proposed"),
+    ("optimal", 0.0, None),
+    ("feasible", None, None),
+])
+def test_a_plan_the_solver_stopped_on_at_its_time_limit_is_said_so(status: str, gap: float | None, says: str | None):
+    """Found in QA: the controller applied a plan the solver returned at its time limit (feasible, maybe not optimal)
+    without a word in the decision's reasons."""
+    def plan_fn(workload: Workload, fleet: Fleet, perf: object) -> Plan:
+        plan = linear_plan(workload, fleet, perf)
+        return plan.model_copy(update={"solver": SolverInfo(backend="linear", status=status, gap=gap)})
+
+    state = initial_state(cfg(), plan_fn, FLEET, None)  # type: ignore[arg-type]
+    v, _ = decide(state, Snapshot(metrics=obs(4.0), pools={P: PoolStatus(1, 1), D: PoolStatus(1, 1)}), 0.0)
+    assert v.proposal is not None and v.target[D] >= 4  # the plan is proposed and applied either way
+    said = [r for r in v.reasons if "time limit" in r]
+    if says is None:
+        assert said == [], v.reasons
+    else:
+        assert len(said) == 1 and said[0].startswith(says), v.reasons
