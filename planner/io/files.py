@@ -11,6 +11,7 @@ import typing
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -124,7 +125,7 @@ def load_model(model: type[M], path: str | os.PathLike[str]) -> M:
 
 
 def read_csv(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataFrame:
-    """Read a CSV whose `required` columns ({name: 'numeric'|'any'}) must exist and be finite."""
+    """Read a CSV whose `required` columns ({name: 'numeric'|'tokens'|'any'}, check_columns) must exist and be finite."""
     p = Path(path)
     if not p.is_file():
         raise not_a_file(p)
@@ -136,7 +137,7 @@ def read_csv(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataF
 
 
 def read_json_lines(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataFrame:
-    """Read a JSON-lines file (one object per line) whose `required` keys ({name: 'numeric'|'any'}) every line has,
+    """Read a JSON-lines file (one object per line) whose `required` keys ({name: 'numeric'|'tokens'|'any'}) every line has,
     finite; rows are numbered as the file's lines."""
     p = Path(path)
     if not p.is_file():
@@ -148,13 +149,35 @@ def read_json_lines(path: str | os.PathLike[str], required: dict[str, str]) -> p
     return check_columns(df, p, required, first_row=1)
 
 
+# What a numeric column's cells are expected to be, by check_columns' kind, for its messages: 'tokens' is a 'numeric'
+# column whose numbers count tokens (a trace's lengths; whole and >= 0, which the trace's reader checks).
+NUMERIC_KINDS = {"numeric": "a finite number", "tokens": "whole numbers of tokens"}
+
+
+def bool_cells(col: pd.Series) -> pd.Series:
+    """Which cells of `col` are true/false: all of a bool column (a CSV's True/False, pandas reads so), the Python or
+    numpy bools of a mixed one (a JSON line's true/false beside numbers); none of a number column."""
+    if pd.api.types.is_bool_dtype(col):
+        return pd.Series(True, index=col.index)
+    if col.dtype == object:
+        return col.map(lambda v: isinstance(v, (bool, np.bool_)))
+    return pd.Series(False, index=col.index)
+
+
 def check_columns(df: pd.DataFrame, p: Path, required: dict[str, str], first_row: int) -> pd.DataFrame:
-    """`df` with its `required` columns ({name: 'numeric'|'any'}) present and the numeric ones finite numbers; an
-    InputError names the column and the file's row (`first_row`: the file's number of df's first row)."""
+    """`df` with its `required` columns ({name: 'numeric'|'tokens'|'any'}: NUMERIC_KINDS) present and the numeric ones
+    finite numbers, not true/false (pandas reads a column of True/False as booleans, which count as 1 and 0: found in
+    QA, a trace whose token columns were all True/False was read as 1- and 0-token requests, exit 0); an InputError
+    names the column and the file's row (`first_row`: the file's number of df's first row)."""
     for col, kind in required.items():
         if col not in df.columns:
             raise InputError(str(p), col, f"missing column; expected columns {list(required)}, found {list(df.columns)}")
-        if kind == "numeric":
+        if kind in NUMERIC_KINDS:
+            truth = bool_cells(df[col]).to_numpy()
+            if truth.any():
+                row = int(truth.argmax())
+                raise InputError(str(p), col, f"expected {NUMERIC_KINDS[kind]} on every row, not true/false; row "
+                                 f"{row + first_row} has {df[col].iloc[row]}")
             vals = pd.to_numeric(df[col], errors="coerce")
             bad = vals.isna() | ~vals.map(lambda v: pd.notna(v) and abs(v) != float("inf"))
             if bad.any():

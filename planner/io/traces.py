@@ -137,7 +137,7 @@ def _read_requests(p: Path) -> pd.DataFrame:
     if is_json_lines(p):
         if not _head(p):  # blank: no line to read (pandas would say 'missing column')
             raise InputError(str(p), None, "the trace has no requests")
-        df = read_json_lines(p, {"timestamp": "numeric", "input_length": "numeric", "output_length": "numeric"})
+        df = read_json_lines(p, {"timestamp": "numeric", "input_length": "tokens", "output_length": "tokens"})
         df = to_product_columns(df[list(MOONCAKE_KEYS)])
         df.attrs["first_row"] = 1
         df.attrs["no_model_why"] = "a Mooncake trace (JSON lines) names no model"
@@ -147,22 +147,22 @@ def _read_requests(p: Path) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(str(p), None, f"expected a CSV with a header row ({_FORMATS}), could not read one ({exc})") from None
     if set(AZURE_COLUMNS) <= set(head.columns):
-        df = to_product_columns(read_csv(p, {"TIMESTAMP": "any", "ContextTokens": "numeric", "GeneratedTokens": "numeric"}))
+        df = to_product_columns(read_csv(p, {"TIMESTAMP": "any", "ContextTokens": "tokens", "GeneratedTokens": "tokens"}))
         df.attrs["no_model_why"] = "an Azure trace names no model"
         return df
     if set(BURSTGPT_COLUMNS) <= set(head.columns):
-        df = read_csv(p, {"Timestamp": "numeric", "Request tokens": "numeric", "Response tokens": "numeric"})
+        df = read_csv(p, {"Timestamp": "numeric", "Request tokens": "tokens", "Response tokens": "tokens"})
         df = to_product_columns(df[list(BURSTGPT_COLUMNS)])  # its Model is the upstream service's
         df.attrs["no_model_why"] = "a BurstGPT trace's Model column names the upstream service (ChatGPT, GPT-4), not a model served here"
         return df
     named = [str(c) for c in head.columns if c in TIMESTAMP_UNITS_S]  # in the file's order
     if "timestamp" in head.columns or not named:  # `timestamp` (no unit stated) is read as it always was
-        df = read_csv(p, {"timestamp": "any", "input_tokens": "numeric", "output_tokens": "numeric"})
+        df = read_csv(p, {"timestamp": "any", "input_tokens": "tokens", "output_tokens": "tokens"})
         df.attrs["unit_unstated"] = True
         return df
     if len(named) > 1:
         raise InputError(str(p), named[1], f"expected one time column, found {', '.join(named)}")
-    df = to_product_columns(read_csv(p, {named[0]: "numeric", "input_tokens": "numeric", "output_tokens": "numeric"}))
+    df = to_product_columns(read_csv(p, {named[0]: "numeric", "input_tokens": "tokens", "output_tokens": "tokens"}))
     df.attrs["time_column"] = named[0]
     return df
 

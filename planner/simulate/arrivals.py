@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from planner.io.errors import InputError, shown
+from planner.io.files import bool_cells
 from planner.io.schema import Workload
 from planner.io.traces import parse_datetimes, to_product_columns, unread_time_row
 from planner.planning.lengths import draw_prompt_lengths
@@ -218,6 +219,10 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
         raise InputError(source, "timestamp",
                          f"expected a trace sorted by time; row {i} ({t[i]:.3f} s) is earlier than row {i - 1} ({t[i - 1]:.3f} s)")
     for col in ("input_tokens", "output_tokens"):
+        truth = bool_cells(d[col]).to_numpy()  # True/False would count as 1 and 0 tokens (check_columns)
+        if truth.any():
+            row = int(truth.argmax())
+            raise InputError(source, col, f"expected whole numbers of tokens, not true/false; row {row} has {d[col].iloc[row]}")
         v = pd.to_numeric(d[col], errors="coerce")
         if v.isna().any() or (v < 0).any():
             row = int((v.isna() | (v < 0)).to_numpy().argmax())

@@ -1,0 +1,53 @@
+"""What a trace's cells and header may hold (found in QA of how traces are read, planner/io/traces.py,
+planner/io/files.py check_columns, planner/simulate/arrivals.py normalise_trace): token columns of True/False are
+refused, not read as 1 and 0 tokens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from planner.cli.main import app
+from planner.io.errors import InputError
+from planner.io.traces import read_trace
+from planner.simulate.arrivals import normalise_trace
+
+runner = CliRunner()
+M = "llama-3.1-8b"
+
+
+@pytest.mark.parametrize("name, text, field, row", [
+    # found in QA: the product's format with True/False lengths read as 1/0 tokens, exit 0
+    ("product", f"timestamp,model,input_tokens,output_tokens\n0,{M},True,False\n1,{M},False,True\n", "input_tokens", 2),
+    ("product, output", f"timestamp,model,input_tokens,output_tokens\n0,{M},5,False\n1,{M},6,True\n",
+     "output_tokens", 2),
+    ("Azure", "TIMESTAMP,ContextTokens,GeneratedTokens\n0,True,5\n1,False,6\n", "ContextTokens", 2),
+    ("BurstGPT", "Timestamp,Model,Request tokens,Response tokens\n0,ChatGPT,5,True\n1,ChatGPT,6,False\n",
+     "Response tokens", 2),
+    # a JSON line's true beside numbers (a column of Python objects), its row the file's line
+    ("Mooncake", "".join(json.dumps(r) + "\n" for r in ({"timestamp": 0, "input_length": 7, "output_length": 5},
+                                                       {"timestamp": 10, "input_length": True, "output_length": 5})),
+     "input_length", 2),
+])
+def test_a_token_column_of_true_false_is_refused(tmp_path: Path, name: str, text: str, field: str, row: int) -> None:
+    f = tmp_path / ("t.jsonl" if name == "Mooncake" else "t.csv")
+    f.write_text(text)
+    with pytest.raises(InputError) as e:
+        read_trace(f, model=M)
+    said = str(e.value)
+    assert e.value.field == field and str(f) in said, said
+    assert "whole numbers of tokens" in said and (f"row {row} has True" in said or f"row {row} has False" in said), said
+    r = runner.invoke(app, ["workload", "from-trace", str(f), "--model", M, "--ttft-ms", "1000", "--itl-ms", "60"])
+    assert r.exit_code == 2 and "true/false" in r.output, r.output
+
+
+def test_normalise_trace_refuses_true_false_lengths() -> None:
+    df = pd.DataFrame({"timestamp": [0.0, 1.0], "model": [M, M], "input_tokens": [5, 6],
+                       "output_tokens": [True, False]})
+    with pytest.raises(InputError) as e:
+        normalise_trace(df, "frame")
+    assert e.value.field == "output_tokens" and "true/false" in str(e.value), str(e.value)
