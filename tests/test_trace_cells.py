@@ -51,3 +51,26 @@ def test_normalise_trace_refuses_true_false_lengths() -> None:
     with pytest.raises(InputError) as e:
         normalise_trace(df, "frame")
     assert e.value.field == "output_tokens" and "true/false" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("models, row, count", [
+    # found in QA: ' llama-3.1-8b' beside 'llama-3.1-8b' gave two classes that print alike, exit 0
+    ([f" {M}", M, M, f" {M}"], 2, 2),
+    ([M, f"{M} ", M, M], 3, 1),
+    ([M, M, f"\t{M}", M], 4, 1),
+])
+def test_a_model_name_with_blanks_around_it_is_refused_naming_its_row(tmp_path: Path, models: list[str], row: int,
+                                                                       count: int) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text("timestamp,model,input_tokens,output_tokens\n"
+                 + "".join(f"{i},{m},100,20\n" for i, m in enumerate(models)))
+    r = runner.invoke(app, ["workload", "from-trace", str(f), "--ttft-ms", "1000", "--itl-ms", "60"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "field 'model'" in said and f"row {row} has" in said, said
+    assert f"({count} of the 4 rows" in said, said
+    with pytest.raises(InputError):  # a --model filter does not silently drop the padded rows either
+        read_trace(f, model=M)
+    df = pd.DataFrame({"timestamp": [0.0, 1.0, 2.0, 3.0], "model": models, "input_tokens": 100, "output_tokens": 20})
+    with pytest.raises(InputError) as e:
+        normalise_trace(df, "frame")
+    assert e.value.field == "model" and "blanks" in str(e.value), str(e.value)

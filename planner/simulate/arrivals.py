@@ -20,7 +20,7 @@ import pandas as pd
 from planner.io.errors import InputError, shown
 from planner.io.files import bool_cells
 from planner.io.schema import Workload
-from planner.io.traces import parse_datetimes, to_product_columns, unread_time_row
+from planner.io.traces import padded_model_text, parse_datetimes, to_product_columns, unread_time_row
 from planner.planning.lengths import draw_prompt_lengths
 
 # Simulated seconds of Poisson arrivals of a workload when no duration is given (`planner simulate --workload`,
@@ -233,6 +233,8 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
         "output_tokens": np.maximum(d["output_tokens"].to_numpy(dtype=np.int64), 1),
     })
     if "model" in d.columns:
+        if padded := padded_model_text(d["model"], lambda pos: pos):
+            raise InputError(source, "model", padded)
         out["model"] = d["model"].astype(str).to_numpy()
     elif model is not None:
         out["model"] = model
