@@ -74,3 +74,33 @@ def test_a_model_name_with_blanks_around_it_is_refused_naming_its_row(tmp_path: 
     with pytest.raises(InputError) as e:
         normalise_trace(df, "frame")
     assert e.value.field == "model" and "blanks" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("header, field, hint", [
+    # found in QA: spaces after the commas, refused listing ' model' among the columns found, no word of why
+    ("timestamp, model, input_tokens, output_tokens", "input_tokens",
+     "column ' input_tokens' (with a leading space): the header has spaces after its commas?"),
+    ("Timestamp,model,input_tokens,output_tokens", "timestamp", "column 'Timestamp' is 'timestamp' but for its case"),
+    ("TIMESTAMP,model,input_tokens,output_tokens", "timestamp", "column 'TIMESTAMP' is 'timestamp' but for its case"),
+    # the public formats' own names with spaces: that format's columns are named, not the product's
+    ("Timestamp, Model, Request tokens, Response tokens", "Request tokens",
+     "column ' Request tokens' (with a leading space)"),
+    ("TIMESTAMP ,ContextTokens ,GeneratedTokens", "TIMESTAMP",
+     "column 'TIMESTAMP ' (with a trailing space): the header has spaces before its commas?"),
+    ("timestamp,input_tokens,output_tokens, model", "model", "column ' model' (with a leading space)"),
+])
+def test_a_header_near_the_expected_one_says_the_likely_fix(tmp_path: Path, header: str, field: str, hint: str) -> None:
+    """Still refused (which of two near names was meant is the user's to say), with the likely fix."""
+    f = tmp_path / "t.csv"
+    width = len(header.split(","))
+    f.write_text(header + "\n" + "".join(",".join([str(i)] + ["5"] * (width - 1)) + "\n" for i in range(3)))
+    r = runner.invoke(app, ["workload", "from-trace", str(f), "--ttft-ms", "1000", "--itl-ms", "60"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and f"field '{field}'" in said and hint in said, said
+
+
+def test_normalise_trace_says_the_likely_fix_of_a_column() -> None:
+    df = pd.DataFrame({"timestamp": [0.0, 1.0], "model": [M, M], " input_tokens": [5, 6], "output_tokens": [5, 6]})
+    with pytest.raises(InputError) as e:
+        normalise_trace(df, "frame")
+    assert e.value.field == "input_tokens" and "with a leading space" in str(e.value), str(e.value)

@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -164,6 +165,25 @@ def bool_cells(col: pd.Series) -> pd.Series:
     return pd.Series(False, index=col.index)
 
 
+def near_column_hint(col: str, found: Iterable[object]) -> str:
+    """What to add to "missing column `col`" where a found column is it but for spaces around its name or its case
+    (found in QA: a header `timestamp, model, ...`, spaces after its commas, was refused listing ' model' among the
+    columns found, with no word of why): '; column ' model' (with a leading space): the header has spaces after its
+    commas?', or '; column 'Timestamp' is 'timestamp' but for its case (names are matched exactly)'; '' where none.
+    The column is still refused: which of two near names was meant is the user's to say."""
+    names = [str(c) for c in found]
+    for name in names:
+        if name != col and name.strip() == col:
+            where = [w for w, has in (("leading", name[:1].isspace()), ("trailing", name[-1:].isspace())) if has]
+            why = " and ".join(f"{'after' if w == 'leading' else 'before'} its commas" for w in where)
+            return f"; column {name!r} (with a {' and '.join(where)} space): the header has spaces {why}?"
+    for name in names:
+        if name.strip() != col and name.strip().lower() == col.lower():
+            return f"; column {name!r} is {col!r} but for its case{' and spaces' if name != name.strip() else ''} " \
+                   "(names are matched exactly)"
+    return ""
+
+
 def check_columns(df: pd.DataFrame, p: Path, required: dict[str, str], first_row: int) -> pd.DataFrame:
     """`df` with its `required` columns ({name: 'numeric'|'tokens'|'any'}: NUMERIC_KINDS) present and the numeric ones
     finite numbers, not true/false (pandas reads a column of True/False as booleans, which count as 1 and 0: found in
@@ -171,7 +191,8 @@ def check_columns(df: pd.DataFrame, p: Path, required: dict[str, str], first_row
     names the column and the file's row (`first_row`: the file's number of df's first row)."""
     for col, kind in required.items():
         if col not in df.columns:
-            raise InputError(str(p), col, f"missing column; expected columns {list(required)}, found {list(df.columns)}")
+            raise InputError(str(p), col, f"missing column; expected columns {list(required)}, found {list(df.columns)}"
+                             + near_column_hint(col, df.columns))
         if kind in NUMERIC_KINDS:
             truth = bool_cells(df[col]).to_numpy()
             if truth.any():

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from planner.io.errors import InputError
-from planner.io.files import not_a_file, read_csv, read_json_lines
+from planner.io.files import near_column_hint, not_a_file, read_csv, read_json_lines
 from planner.io.schema import MIN_IDC, Burstiness, ModelEntry, RequestClass, Slo, Workload
 
 # Column names of the Azure LLM inference trace 2023 (Azure/AzurePublicDataset).
@@ -164,11 +164,15 @@ def _read_requests(p: Path) -> pd.DataFrame:
         head = pd.read_csv(p, nrows=0)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(str(p), None, f"expected a CSV with a header row ({_FORMATS}), could not read one ({exc})") from None
-    if set(AZURE_COLUMNS) <= set(head.columns):
+    # a format is known by its columns' names, or by them but for spaces around them where the product's own are not
+    # all there: such a file is still refused, by check_columns, saying which column has spaces (near_column_hint)
+    named_as = set(head.columns) if {"timestamp", "input_tokens", "output_tokens"} <= set(head.columns) else (
+        set(head.columns) | {str(c).strip() for c in head.columns})
+    if set(AZURE_COLUMNS) <= named_as:
         df = to_product_columns(read_csv(p, {"TIMESTAMP": "any", "ContextTokens": "tokens", "GeneratedTokens": "tokens"}))
         df.attrs["no_model_why"] = "an Azure trace names no model"
         return df
-    if set(BURSTGPT_COLUMNS) <= set(head.columns):
+    if set(BURSTGPT_COLUMNS) <= named_as:
         df = read_csv(p, {"Timestamp": "numeric", "Request tokens": "tokens", "Response tokens": "tokens"})
         df = to_product_columns(df[list(BURSTGPT_COLUMNS)])  # its Model is the upstream service's
         df.attrs["no_model_why"] = "a BurstGPT trace's Model column names the upstream service (ChatGPT, GPT-4), not a model served here"
@@ -307,7 +311,8 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     if "model" not in df.columns:
         if model is None:
             why = df.attrs.get("no_model_why", "the trace has no model column")
-            raise InputError(str(p), "model", f"{why}: pass the model name ({model_option})")
+            raise InputError(str(p), "model", f"{why}: pass the model name ({model_option})"
+                             + near_column_hint("model", df.columns))
         df["model"] = model
     else:
         blank = df["model"].isna() | (df["model"].astype(str).str.strip() == "")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from planner.io.errors import InputError, shown
-from planner.io.files import bool_cells
+from planner.io.files import bool_cells, near_column_hint
 from planner.io.schema import Workload
 from planner.io.traces import padded_model_text, parse_datetimes, to_product_columns, unread_time_row
 from planner.planning.lengths import draw_prompt_lengths
@@ -199,7 +199,7 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
     for col in ("timestamp", "input_tokens", "output_tokens"):
         if col not in d.columns:
             raise InputError(source, col, "missing column; expected timestamp, input_tokens, output_tokens (or an Azure, "
-                             f"BurstGPT or Mooncake trace's columns), found {list(df.columns)}")
+                             f"BurstGPT or Mooncake trace's columns), found {list(df.columns)}" + near_column_hint(col, df.columns))
     if d.empty:
         raise InputError(source, None, "the trace has no requests")
     ts = d["timestamp"]
