@@ -104,3 +104,23 @@ def test_normalise_trace_says_the_likely_fix_of_a_column() -> None:
     with pytest.raises(InputError) as e:
         normalise_trace(df, "frame")
     assert e.value.field == "input_tokens" and "with a leading space" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("rows, repeats", [
+    # found in QA: exact duplicates counted as separate requests with no note
+    ([(0, M, 100, 20), (0, M, 100, 20), (1, M, 100, 20)], "1 of its 3 requests repeats"),
+    ([(0, M, 100, 20), (0, M, 100, 20), (0, M, 100, 20), (1, M, 100, 20), (1, M, 100, 20)],
+     "3 of its 5 requests repeat "),
+    # alike but for one of time, model or lengths: not a duplicate
+    ([(0, M, 100, 20), (1, M, 100, 20), (1, "qwen3-14b", 100, 20), (1, M, 101, 20), (1, M, 100, 21)], None),
+])
+def test_from_trace_notes_exact_duplicates_and_counts_them(tmp_path: Path, rows: list[tuple[int, str, int, int]],
+                                                           repeats: str | None) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text("timestamp,model,input_tokens,output_tokens\n" + "".join(f"{t},{m},{i},{o}\n" for t, m, i, o in rows))
+    r = runner.invoke(app, ["workload", "from-trace", str(f), "--ttft-ms", "1000", "--itl-ms", "60",
+                            "-o", str(tmp_path / "w.yaml")])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and f"{len(rows)} requests over" in said, said  # every row still counted
+    assert ("exactly (time, model, prompt and output tokens)" in said) == (repeats is not None), said
+    assert repeats is None or repeats in said, said

@@ -297,6 +297,7 @@ def workload_from_trace(
         bucket_trace,
         busy_window_note,
         check_rate_span,
+        duplicate_note,
         over_context_note,
         prefix_block_reuse,
         read_trace,
@@ -317,7 +318,7 @@ def workload_from_trace(
     contexts = catalog.contexts(catalog.models)
     tr = read_trace(trace, model, contexts=contexts, drop_over_context=True)
     # the 0-token requests its classes count as 1 token, as `planner simulate` says them (found in QA: not a word here)
-    for note in (time_unit_note(tr), over_context_note(tr, contexts), zero_token_note(tr)):
+    for note in (time_unit_note(tr), over_context_note(tr, contexts), zero_token_note(tr), duplicate_note(tr)):
         if note:
             console.print(note, highlight=False)
     check_rate_span(tr, trace)

@@ -382,6 +382,16 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     })
     out = out.sort_values("t_s", kind="stable").reset_index(drop=True)
     out.attrs["over_context"] = dropped
+    # rows alike in time, model and lengths are counted, each a request (concurrent requests can be alike), and said
+    # (found in QA: a trace's exact duplicates, e.g. one exported twice, doubled its rates without a word)
+    same = pd.DataFrame({"t": t.to_numpy(), "model": df["model"].astype(str).to_numpy(),
+                         "input_tokens": df["input_tokens"].to_numpy(), "output_tokens": df["output_tokens"].to_numpy()})
+    repeats = int(same.duplicated().sum())
+    if repeats:
+        out.attrs["duplicate_note"] = (
+            f"note: {p}: {repeats:,} of its {len(df):,} requests repeat{'s' if repeats == 1 else ''} an earlier row "
+            "exactly (time, model, prompt and output tokens); each is counted as a request, as concurrent requests can "
+            "be alike, but a trace joined or exported twice counts its requests twice")
     # a request of 0 tokens (in or out) is served as one of 1, as vLLM takes no empty prompt and generates at least one
     # token; counted so a replay can say so (found in QA: `planner simulate` raised them without a word)
     zero = {col: int((df[col] == 0).sum()) for col in ("input_tokens", "output_tokens")}
@@ -404,6 +414,13 @@ def zero_token_note(trace: pd.DataFrame) -> str | None:
     """What `read_trace` says of a trace with requests of 0 input or output tokens: how many, counted as 1 token
     (as `planner workload from-trace` buckets them); None where there are none."""
     note = trace.attrs.get("zero_token_note")
+    return str(note) if note else None
+
+
+def duplicate_note(trace: pd.DataFrame) -> str | None:
+    """What `read_trace` says of a trace with rows alike in time, model and lengths: how many repeat an earlier one
+    (counted, each as a request); None where none does."""
+    note = trace.attrs.get("duplicate_note")
     return str(note) if note else None
 
 
