@@ -1063,7 +1063,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     g = guard(cfg.guard.model_copy(update={"min_replicas": floors}), gstate, now, current, guarded, metrics_ok=True,
               solver_ok=solver_ok, solver_reason=solver_reason,
               queue_growing=queue_growing, rising=rising, stabilization_s=stabilization_s(cfg), coming=coming,
-              decode_pools={p for p, v in parsed.items() if v.role == "decode"},
+              decode_pools={p for p, v in parsed.items() if v.role == "decode"}, interval_s=cfg.interval_s,
               hold_proposal=(_one_per_side({p: min(n, (proposal or {}).get(p, n)) for p, n in hold_proposal.items()},
                                            current, proposal or {}, silent, running_only=True)[0] if hold_proposal else None))
     target = dict(g.target)

@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 
 from controllers.config import GuardConfig
 
+# A gap since a pool's last recommendation longer than its window and this many intervals is a pause, not the cadence:
+# halfway between one interval (the cadence) and two (one decision missed), so a late solve is not a pause.
+PAUSE_INTERVALS = 1.5
+
 
 @dataclass
 class GuardState:
@@ -73,6 +77,7 @@ def guard(
     hold_proposal: dict[str, int] | None = None,
     coming: set[str] | frozenset[str] = frozenset(),
     decode_pools: set[str] | frozenset[str] = frozenset(),
+    interval_s: float | None = None,
 ) -> GuardDecision:
     """Decide the replicas to apply now; mutates `state` (history, last change, last good).
 
@@ -81,7 +86,8 @@ def guard(
     it from start-up and lag); `hold_proposal`: what the stabilization window remembers instead of
     the proposal (the controller's plan without its short-lived trend term); `coming`: pools whose
     starting replicas are kept (requests wait for them); `decode_pools`: pools whose window is
-    cfg.decode_stabilization_factor x the window."""
+    cfg.decode_stabilization_factor x the window; `interval_s`: the decisions' cadence, which tells a pause (see
+    PAUSE_INTERVALS) from the cadence; None: no pause is told."""
     window = cfg.scale_down_stabilization_s if cfg.scale_down_stabilization_s is not None else (stabilization_s or 0.0)
     if not metrics_ok:
         return hold(state, current, f"metrics unusable ({metrics_reason or 'missing or stale'})")
@@ -95,10 +101,17 @@ def guard(
         floor = cfg.min_replicas.get(pool, 0)
         rec = max(proposal.get(pool, 0), floor)
         hist = state.recommendations.setdefault(pool, deque())
+        w = window * (cfg.decode_stabilization_factor if pool in decode_pools else 1.0)
+        if window > 0 and hist and interval_s is not None and now_s - hist[-1][0] > max(w, PAUSE_INTERVALS * interval_s):
+            # a pause (the loop stopped deciding, e.g. another replica held the lease): the window holds no
+            # recommendation, and the fleet as it stands counts as one, as at start (found in QA: after a 96-min
+            # pause, 8 -> 1 decode replicas at the first decision, where a restarted controller holds 8 for the window)
+            reasons.append(f"{pool}: {now_s - hist[-1][0]:g}s since its last decision (a pause): the replicas found "
+                           "count as a recommendation, as at start")
+            hist.clear()
         if not hist and window > 0:
             hist.append((now_s, cur))  # seed: the fleet as found counts as a recommendation
         hist.append((now_s, max(hold_proposal.get(pool, 0), floor) if hold_proposal is not None else rec))
-        w = window * (cfg.decode_stabilization_factor if pool in decode_pools else 1.0)
         while hist and hist[0][0] < now_s - w:
             hist.popleft()
         since = now_s - state.last_change_s.get(pool, float("-inf"))

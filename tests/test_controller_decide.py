@@ -1167,3 +1167,23 @@ def test_a_plan_the_solver_stopped_on_at_its_time_limit_is_said_so(status: str, 
         assert said == [], v.reasons
     else:
         assert len(said) == 1 and said[0].startswith(says), v.reasons
+
+
+
+@pytest.mark.parametrize("gap_s", [IV, 600.0, 5760.0])
+def test_after_a_pause_the_fleet_found_is_held_for_the_window_as_at_start(gap_s: float):
+    """8 req/s for 5 intervals on 8 decode replicas, then 1 req/s observed `gap_s` later (the loop not deciding: another
+    replica held the lease, or the metrics failed). A pause longer than the envelope (480 s) and the scale-down window
+    (300 s) left the window empty, and the old code released 8 -> 1 at the first decision (found in QA); now the fleet
+    as found counts as a recommendation, as a restarted controller's does, and is released once the window has passed."""
+    state = initial_state(cfg(), linear_plan, FLEET, None)  # type: ignore[arg-type]
+    cur = {P: 4, D: 8}
+    t = [k * IV for k in range(5)] + [4 * IV + gap_s + k * IV for k in range(14)]
+    fleets = []
+    for k, now in enumerate(t):
+        v, state = decide(state, Snapshot(metrics=obs(8.0 if k < 5 else 1.0),
+                                          pools={p: PoolStatus(n, n) for p, n in cur.items()}), now)
+        cur = {p: v.target.get(p, n) for p, n in cur.items()}
+        fleets.append(cur[D])
+    assert fleets[5] == 8, fleets  # the first decision after the gap: the fleet held (envelope, or the pause's seed)
+    assert fleets[-1] == 1, fleets  # released after the window (and the envelope): a pause does not hold for ever
