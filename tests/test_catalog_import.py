@@ -255,6 +255,19 @@ def test_qwen2_moe_shared_expert_counts_as_expert_widths_and_is_written_back():
     assert out["shared_expert_intermediate_size"] == 5632 and out["num_experts"] == 60
 
 
+@pytest.mark.parametrize("width, shared", [(5632, 4), (None, 0), (0, 0), ("5632", None), (5632.0, None), (-1, None), (True, None)])
+def test_a_shared_expert_width_is_a_positive_integer_or_refused(width, shared):
+    """A shared expert width that is not a positive integer was dropped without a word (found in QA: "20480" sized
+    Qwen2-57B-A14B at 51.24 B parameters for 57.41); it is refused naming the field. 0, absent or null: none."""
+    cfg = {**_cfg("mistral-nemo-12b"), "architectures": ["Qwen2MoeForCausalLM"], "model_type": "qwen2_moe", "num_experts": 60,
+           "num_experts_per_tok": 4, "moe_intermediate_size": 1408, "shared_expert_intermediate_size": width}
+    if shared is None:
+        assert _refused(cfg).field == "shared_expert_intermediate_size"
+    else:
+        im = from_hf_config(cfg, "qwen1.5-moe", "c.json")
+        assert im.spec.moe is not None and im.spec.moe.shared_experts == shared
+
+
 def _import(into: Path, name: str, *extra: str):
     return runner.invoke(app, ["catalog", "import-hf", str(BYO / f"{name}.config.json"), "--name", name, "--into", str(into), *extra])
 

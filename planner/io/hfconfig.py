@@ -168,8 +168,11 @@ def _moe(cfg: Mapping[str, object], src: str, notes: list[str]) -> MoeSpec | Non
     width_key = "moe_intermediate_size" if cfg.get("moe_intermediate_size") else "intermediate_size"
     width = _int(cfg, width_key, src)
     shared = 0
-    shared_width = cfg.get("shared_expert_intermediate_size")
-    if isinstance(shared_width, int) and shared_width > 0:
+    # present, a positive integer (found in QA: "20480", 20480.0 and -1 were each dropped without a word, Qwen2-57B-A14B
+    # imported as 51.24 B parameters, 8.08 B active, for 57.41 and 14.25); 0, absent or null: no shared expert
+    shared_width = (_int(cfg, "shared_expert_intermediate_size", src)
+                    if cfg.get("shared_expert_intermediate_size") not in (None, 0) else 0)
+    if shared_width > 0:
         shared = max(1, round(shared_width / width))
         notes.append(f"shared expert of {shared_width} counted as {shared} expert(s) of {width} (shared_expert_intermediate_size)")
     implicit = _IMPLICIT_SHARED_EXPERTS.get(str(cfg.get("model_type")), 0)
