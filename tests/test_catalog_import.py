@@ -175,6 +175,19 @@ def test_a_null_kv_heads_is_multi_head_attention():
     assert from_hf_config(cfg, "m", "c.json").spec.kv_heads == 32
 
 
+@pytest.mark.parametrize("kv_heads, noted", [(8, False), (None, True), ("absent", True)])
+def test_kv_heads_absent_are_said_to_be_read_as_the_attention_heads(kv_heads, noted):
+    """Absent or null, num_key_value_heads is read as the attention heads (MHA): said, with the KV it gives, as a
+    family may default it otherwise (found in QA: a Mistral config without the key imported at 4x its KV, no word)."""
+    cfg = {**_cfg("mistral-nemo-12b"), "num_key_value_heads": kv_heads}
+    if kv_heads == "absent":
+        del cfg["num_key_value_heads"]
+    notes = [n for n in from_hf_config(cfg, "m", "c.json").notes if n.startswith("num_key_value_heads absent")]
+    assert bool(notes) == noted
+    if noted:  # Mistral-Nemo: 40 layers x 32 heads x head_dim 128, K and V, 2 bytes
+        assert "num_attention_heads 32" in notes[0] and f"KV {2 * 40 * 32 * 128 * 2 // 1024} KiB" in notes[0]
+
+
 def test_approximations_are_said():
     cfg = {**_cfg("mistral-nemo-12b"), "sliding_window": 4096, "quantization_config": {"quant_method": "fp8"}, "torch_dtype": "float32",
            "model_type": "a_family_not_in_the_tables"}

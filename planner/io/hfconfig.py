@@ -23,7 +23,7 @@ checkpoints (the entry describes the bf16 model; FP8 pools are the fleet's ``lim
 in bf16 by default, ``--dtype auto``).
 
 Key names, per family (transformers' configuration_<model_type>.py): sizes ``num_hidden_layers``,
-``hidden_size``, ``num_attention_heads``, ``num_key_value_heads`` (absent = MHA), ``head_dim`` (absent
+``hidden_size``, ``num_attention_heads``, ``num_key_value_heads`` (absent = MHA, noted), ``head_dim`` (absent
 = hidden / heads), ``intermediate_size``, ``vocab_size``, ``max_position_embeddings`` (absent: the context unchecked, noted); experts
 ``num_local_experts`` (Mixtral) or ``num_experts`` (Qwen2/3-MoE, OLMoE), ``num_experts_per_tok``,
 ``moe_intermediate_size`` (Mixtral: the expert width is ``intermediate_size``), Qwen2-MoE's shared
@@ -259,6 +259,11 @@ def from_hf_config(cfg: Mapping[str, object], name: str, source: str, hf_id: str
             raise InputError(source, "head_dim", f"absent and hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
         head_dim = hidden // heads
     head_dim = _int({"head_dim": head_dim}, "head_dim", source)
+    if cfg.get("num_key_value_heads") is None:  # found in QA: taken as MHA without a word, 4x the KV of a GQA model
+        notes.append(f"num_key_value_heads absent: read as num_attention_heads {heads} (multi-head attention, KV "
+                     f"{2 * kv_heads * head_dim * 2 * _int(cfg, 'num_hidden_layers', source) // 1024} KiB per token at "
+                     "bf16, as transformers' Llama reads it); a family whose configuration defaults it otherwise "
+                     "(Mistral's and Mixtral's: 8) is over-stated: add the key with the model's KV heads")
     moe = _moe(cfg, source, notes)
     dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
     if dtype not in _HALF_DTYPES:
