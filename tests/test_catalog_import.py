@@ -281,6 +281,16 @@ def test_a_shared_expert_width_is_a_positive_integer_or_refused(width, shared):
         assert im.spec.moe is not None and im.spec.moe.shared_experts == shared
 
 
+@pytest.mark.parametrize("key, value", [("rope_scaling", "llama3"), ("rope_scaling", [8.0, 8192]), ("rope_parameters", "yarn"),
+                                        ("rope_parameters", 1.0)])
+def test_rope_scaling_that_is_not_a_mapping_is_refused_naming_it(key, value):
+    """A rope_scaling / rope_parameters that is not a mapping was dropped without a word (found in QA: "llama3"
+    imported with rope_scaling null): refused naming the field; a mapping or null is read as before."""
+    assert _refused({**_cfg("mistral-nemo-12b"), key: value}).field == key
+    for ok in (None, {"rope_type": "llama3", "factor": 8.0}):
+        from_hf_config({**_cfg("mistral-nemo-12b"), key: ok}, "m", "c.json")
+
+
 def _import(into: Path, name: str, *extra: str):
     return runner.invoke(app, ["catalog", "import-hf", str(BYO / f"{name}.config.json"), "--name", name, "--into", str(into), *extra])
 

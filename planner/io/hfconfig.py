@@ -211,6 +211,12 @@ def _positive(v: object, key: str, src: str, default: float, notes: list[str]) -
 def _rope(cfg: Mapping[str, object], src: str, notes: list[str]) -> tuple[float, dict[str, object] | None]:
     """(rope theta, rope scaling) from the old keys or transformers 5's ``rope_parameters``."""
     params = cfg.get("rope_parameters")
+    # found in QA: a rope_scaling of "llama3" or [8, 8192] was dropped without a word (the weightless folder served
+    # without the scaling); present, each is a mapping or null
+    for key in ("rope_parameters", "rope_scaling"):
+        if cfg.get(key) is not None and not isinstance(cfg.get(key), Mapping):
+            raise InputError(src, key, f"expected a mapping (e.g. {{\"rope_type\": \"llama3\", \"factor\": 8.0}}) or null, "
+                             f"got {cfg.get(key)!r}")
     if isinstance(params, Mapping):
         key = "rope_parameters.rope_theta" if "rope_theta" in params else "rope_theta"
         theta = _positive(params.get("rope_theta", cfg.get("rope_theta")), key, src, 10000.0, notes)
