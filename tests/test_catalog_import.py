@@ -291,6 +291,15 @@ def test_rope_scaling_that_is_not_a_mapping_is_refused_naming_it(key, value):
         from_hf_config({**_cfg("mistral-nemo-12b"), key: ok}, "m", "c.json")
 
 
+@pytest.mark.parametrize("dtype, said", [("float32", "casts float32"), ("float8_e4m3fn", "describes the bf16 model"),
+                                         ("bfloat16", None)])
+def test_a_checkpoint_dtype_note_says_what_is_true_of_it(dtype, said):
+    """The float32 cast was named for every dtype not half (found in QA: float8_e4m3fn was told vLLM casts float32)."""
+    notes = [n for n in from_hf_config({**_cfg("mistral-nemo-12b"), "torch_dtype": dtype}, "m", "c.json").notes
+             if n.startswith("checkpoint dtype")]
+    assert (said in notes[0]) if said else not notes
+
+
 def _import(into: Path, name: str, *extra: str):
     return runner.invoke(app, ["catalog", "import-hf", str(BYO / f"{name}.config.json"), "--name", name, "--into", str(into), *extra])
 

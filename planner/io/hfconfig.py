@@ -273,7 +273,10 @@ def from_hf_config(cfg: Mapping[str, object], name: str, source: str, hf_id: str
     moe = _moe(cfg, source, notes)
     dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
     if dtype not in _HALF_DTYPES:
-        notes.append(f"checkpoint dtype {dtype}: modelled as served in bf16 (vLLM --dtype auto casts float32 to bf16)")
+        # the cast is float32's only (found in QA: float8_e4m3fn was told "vLLM --dtype auto casts float32 to bf16")
+        why = ("vLLM --dtype auto casts float32 to bf16" if dtype in ("float32", "float", "fp32") else
+               "the entry describes the bf16 model; FP8 pools are the fleet's limits.allowed_dtypes")
+        notes.append(f"checkpoint dtype {dtype}: modelled as served in bf16 ({why})")
     quant = cfg.get("quantization_config")
     if isinstance(quant, Mapping):
         method = quant.get("quant_method", "?")
