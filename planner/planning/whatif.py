@@ -291,11 +291,8 @@ def _token_counts(values: Iterable[Any], name: str, example: str) -> list[int]:
     disaggregation_map(isl=[512.7]) priced a row 'isl 512', osl=[nan] stopped on "cannot convert float NaN to
     integer" without naming osl, and isl=[-5] was a pydantic error on a RequestClass after the points before it were
     solved)."""
-    out = _numbers(values, name, example)
-    for v in out:
-        if not (math.isfinite(v) and v >= 1 and v == int(v)):
-            raise ValueError(f"{name}: expected whole numbers of tokens >= 1 (e.g. {example}), got {v!r} in {out!r}")
-    return [int(v) for v in out]
+    return [int(v) for v in _checked(values, name, example, lambda v: math.isfinite(v) and v >= 1 and v == int(v),
+                                     f"whole numbers of tokens >= 1 (e.g. {example})")]
 
 
 def _checked(values: Iterable[Any], name: str, example: str, ok: Callable[[float], bool], expected: str) -> list[float]:
