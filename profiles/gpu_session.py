@@ -568,10 +568,15 @@ PLAN_R2 = [replace(_load_only("llama-3.1-8b", 140, "", 175, tag="-replay-near"),
 # one-replica verdict (every class within SLO on vLLM) and the simulator's optimism near the limit reproduce?
 PLAN_R3 = [replace(_load_only("llama-3.1-8b", 140, "", 175, tag="-replay-near2"),
                    rate_trace="profiles/runs/2026-12-07-r3/traces/near2.csv")]
+# Rule 60-GPU-b (stop 60, written before it ran; an H100): does real vLLM batch a P/D prefill pool's mix of classes as
+# rule 60-B's FCFS packing says? qwen3-30b-a3b replays a prefill-only trace (every output one token): Poisson 800- and
+# 8,000-token prompts at 12 and 1.5 req/s, 150 s (seed 6001). Reported only.
+PLAN_R4 = [replace(_load_only("qwen3-30b-a3b", 150, "", 175, tag="-replay-prefill-mix"),
+                   rate_trace="profiles/runs/2026-12-08-r4/traces/prefill_mix.csv")]
 PLANS = {"s1": PLAN, "h1": PLAN_H1, "h2": PLAN_H2, "h3": PLAN_H3, "h4": PLAN_H4, "h5": PLAN_H5, "h6": PLAN_H6,
          "h7": PLAN_H7, "h8": PLAN_H8, "k3h": PLAN_K3H, "k3h2": PLAN_K3H2, "k3h3": PLAN_K3H3, "h9": PLAN_H9,
-         "k3t": PLAN_K3T, "k3t2": PLAN_K3T2, "r1": PLAN_R1, "r2": PLAN_R2, "r3": PLAN_R3, "h10": PLAN_H10,
-         "h11": PLAN_H11,
+         "k3t": PLAN_K3T, "k3t2": PLAN_K3T2, "r1": PLAN_R1, "r2": PLAN_R2, "r3": PLAN_R3, "r4": PLAN_R4,
+         "h10": PLAN_H10, "h11": PLAN_H11,
          "h12": PLAN_H12, "h13": PLAN_H13, "h14": PLAN_H14, "h15": PLAN_H15, "h16": PLAN_H16, "h17": PLAN_H17,
          "h18": PLAN_H18, "h19": PLAN_H19, "h20": PLAN_H20, "s2": PLAN_S2, "s3": PLAN_S3, "s4": PLAN_S4, "s5": PLAN_S5,
          "s6": PLAN_S6, "s7": PLAN_S7,
