@@ -1,6 +1,6 @@
 """What a trace's cells and header may hold (found in QA of how traces are read, planner/io/traces.py,
-planner/io/files.py check_columns, planner/simulate/arrivals.py normalise_trace): token columns of True/False are
-refused, not read as 1 and 0 tokens."""
+planner/io/files.py check_columns, planner/simulate/arrivals.py normalise_trace): token and timestamp columns of
+True/False are refused, not read as 1 and 0 tokens or times 0 and 1 s."""
 
 from __future__ import annotations
 
@@ -43,6 +43,32 @@ def test_a_token_column_of_true_false_is_refused(tmp_path: Path, name: str, text
     assert "whole numbers of tokens" in said and (f"row {row} has True" in said or f"row {row} has False" in said), said
     r = runner.invoke(app, ["workload", "from-trace", str(f), "--model", M, "--ttft-ms", "1000", "--itl-ms", "60"])
     assert r.exit_code == 2 and "true/false" in r.output, r.output
+
+
+@pytest.mark.parametrize("name, text, field", [
+    # found in QA: the product's format with a True/False timestamp read as times 0 and 1 s, exit 0
+    ("product", f"timestamp,model,input_tokens,output_tokens\nFalse,{M},5,7\nTrue,{M},6,8\n", "timestamp"),
+    ("product, one model", "timestamp,input_tokens,output_tokens\nTrue,5,7\nFalse,6,8\n", "timestamp"),
+    ("Azure", "TIMESTAMP,ContextTokens,GeneratedTokens\nFalse,5,7\nTrue,6,8\n", "TIMESTAMP"),
+])
+def test_a_timestamp_column_of_true_false_is_refused(tmp_path: Path, name: str, text: str, field: str) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text(text)
+    with pytest.raises(InputError) as e:
+        read_trace(f, model=M)
+    said = str(e.value)
+    assert e.value.field == field and str(f) in said, said
+    assert "seconds or date-times" in said and "row 2 has" in said, said
+    r = runner.invoke(app, ["workload", "from-trace", str(f), "--model", M, "--ttft-ms", "1000", "--itl-ms", "60"])
+    assert r.exit_code == 2 and "true/false" in r.output and f"field '{field}'" in r.output, r.output
+
+
+def test_normalise_trace_refuses_a_true_false_timestamp() -> None:
+    df = pd.DataFrame({"timestamp": [False, True], "model": [M, M], "input_tokens": [5, 6], "output_tokens": [5, 6]})
+    with pytest.raises(InputError) as e:
+        normalise_trace(df, "frame")
+    said = str(e.value)
+    assert e.value.field == "timestamp" and "true/false" in said and "row 0 has False" in said, said
 
 
 def test_normalise_trace_refuses_true_false_lengths() -> None:

@@ -126,7 +126,7 @@ def load_model(model: type[M], path: str | os.PathLike[str]) -> M:
 
 
 def read_csv(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataFrame:
-    """Read a CSV whose `required` columns ({name: 'numeric'|'tokens'|'any'}, check_columns) must exist and be finite."""
+    """Read a CSV whose `required` columns ({name: 'numeric'|'tokens'|'time'|'any'}, check_columns) must exist and be finite."""
     p = Path(path)
     if not p.is_file():
         raise not_a_file(p)
@@ -138,7 +138,7 @@ def read_csv(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataF
 
 
 def read_json_lines(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataFrame:
-    """Read a JSON-lines file (one object per line) whose `required` keys ({name: 'numeric'|'tokens'|'any'}) every line has,
+    """Read a JSON-lines file (one object per line) whose `required` keys ({name: 'numeric'|'tokens'|'time'|'any'}) every line has,
     finite; rows are numbered as the file's lines."""
     p = Path(path)
     if not p.is_file():
@@ -153,6 +153,10 @@ def read_json_lines(path: str | os.PathLike[str], required: dict[str, str]) -> p
 # What a numeric column's cells are expected to be, by check_columns' kind, for its messages: 'tokens' is a 'numeric'
 # column whose numbers count tokens (a trace's lengths; whole and >= 0, which the trace's reader checks).
 NUMERIC_KINDS = {"numeric": "a finite number", "tokens": "whole numbers of tokens"}
+# The kinds whose cells must not be true/false, with what they are expected to be: the numeric ones, and 'time', a
+# trace's `timestamp` of seconds or date-times (parsed by the trace's reader, not made numbers here; found in QA: a
+# `timestamp` column of True/False was read as times 0 and 1 s, exit 0).
+NOT_BOOL_KINDS = {**NUMERIC_KINDS, "time": "seconds or date-times"}
 
 
 def bool_cells(col: pd.Series) -> pd.Series:
@@ -184,21 +188,30 @@ def near_column_hint(col: str, found: Iterable[object]) -> str:
     return ""
 
 
+def refuse_bool_cells(col: pd.Series, source: str, name: str, kind: str, first_row: int) -> None:
+    """An InputError naming `source`, the column `name` and its first true/false cell (bool_cells) where `col` has one:
+    pandas reads a column of True/False as booleans, which count as 1 and 0 (tokens, seconds). `kind` is one of
+    NOT_BOOL_KINDS, what the cells are expected to be; `first_row` is the source's number of `col`'s first row.
+    check_columns' check, and the simulator's for a trace frame (planner.simulate.arrivals.normalise_trace)."""
+    truth = bool_cells(col).to_numpy()
+    if truth.any():
+        row = int(truth.argmax())
+        raise InputError(source, name, f"expected {NOT_BOOL_KINDS[kind]} on every row, not true/false; row "
+                         f"{row + first_row} has {col.iloc[row]}")
+
+
 def check_columns(df: pd.DataFrame, p: Path, required: dict[str, str], first_row: int) -> pd.DataFrame:
-    """`df` with its `required` columns ({name: 'numeric'|'tokens'|'any'}: NUMERIC_KINDS) present and the numeric ones
-    finite numbers, not true/false (pandas reads a column of True/False as booleans, which count as 1 and 0: found in
-    QA, a trace whose token columns were all True/False was read as 1- and 0-token requests, exit 0); an InputError
-    names the column and the file's row (`first_row`: the file's number of df's first row)."""
+    """`df` with its `required` columns ({name: 'numeric'|'tokens'|'time'|'any'}: NOT_BOOL_KINDS) present, the numeric
+    ones finite numbers, and none but an 'any' one true/false (refuse_bool_cells; found in QA, a trace whose token
+    columns were all True/False was read as 1- and 0-token requests, exit 0); an InputError names the column and the
+    file's row (`first_row`: the file's number of df's first row)."""
     for col, kind in required.items():
         if col not in df.columns:
             raise InputError(str(p), col, f"missing column; expected columns {list(required)}, found {list(df.columns)}"
                              + near_column_hint(col, df.columns))
+        if kind in NOT_BOOL_KINDS:
+            refuse_bool_cells(df[col], str(p), col, kind, first_row)
         if kind in NUMERIC_KINDS:
-            truth = bool_cells(df[col]).to_numpy()
-            if truth.any():
-                row = int(truth.argmax())
-                raise InputError(str(p), col, f"expected {NUMERIC_KINDS[kind]} on every row, not true/false; row "
-                                 f"{row + first_row} has {df[col].iloc[row]}")
             vals = pd.to_numeric(df[col], errors="coerce")
             bad = vals.isna() | ~vals.map(lambda v: pd.notna(v) and abs(v) != float("inf"))
             if bad.any():

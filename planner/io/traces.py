@@ -169,7 +169,7 @@ def _read_requests(p: Path) -> pd.DataFrame:
     named_as = set(head.columns) if {"timestamp", "input_tokens", "output_tokens"} <= set(head.columns) else (
         set(head.columns) | {str(c).strip() for c in head.columns})
     if set(AZURE_COLUMNS) <= named_as:
-        df = to_product_columns(read_csv(p, {"TIMESTAMP": "any", "ContextTokens": "tokens", "GeneratedTokens": "tokens"}))
+        df = to_product_columns(read_csv(p, {"TIMESTAMP": "time", "ContextTokens": "tokens", "GeneratedTokens": "tokens"}))
         df.attrs["no_model_why"] = "an Azure trace names no model"
         return df
     if set(BURSTGPT_COLUMNS) <= named_as:
@@ -179,7 +179,7 @@ def _read_requests(p: Path) -> pd.DataFrame:
         return df
     named = [str(c) for c in head.columns if c in TIMESTAMP_UNITS_S]  # in the file's order
     if "timestamp" in head.columns or not named:  # `timestamp` (no unit stated) is read as it always was
-        df = read_csv(p, {"timestamp": "any", "input_tokens": "tokens", "output_tokens": "tokens"})
+        df = read_csv(p, {"timestamp": "time", "input_tokens": "tokens", "output_tokens": "tokens"})
         df.attrs["unit_unstated"] = True
         return df
     if len(named) > 1:

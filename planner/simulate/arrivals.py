@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from planner.io.errors import InputError, shown
-from planner.io.files import bool_cells, near_column_hint
+from planner.io.files import near_column_hint, refuse_bool_cells
 from planner.io.schema import Workload
 from planner.io.traces import padded_model_text, parse_datetimes, to_product_columns, unread_time_row
 from planner.planning.lengths import draw_prompt_lengths
@@ -202,6 +202,9 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
                              f"BurstGPT or Mooncake trace's columns), found {list(df.columns)}" + near_column_hint(col, df.columns))
     if d.empty:
         raise InputError(source, None, "the trace has no requests")
+    # True/False would count as times 0 and 1 s and as 1 and 0 tokens (planner.io.files.check_columns' check)
+    for col, kind in (("timestamp", "time"), ("input_tokens", "tokens"), ("output_tokens", "tokens")):
+        refuse_bool_cells(d[col], source, col, kind, first_row=0)
     ts = d["timestamp"]
     if pd.api.types.is_numeric_dtype(ts):
         t = ts.to_numpy(dtype=float)
@@ -219,10 +222,6 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
         raise InputError(source, "timestamp",
                          f"expected a trace sorted by time; row {i} ({t[i]:.3f} s) is earlier than row {i - 1} ({t[i - 1]:.3f} s)")
     for col in ("input_tokens", "output_tokens"):
-        truth = bool_cells(d[col]).to_numpy()  # True/False would count as 1 and 0 tokens (check_columns)
-        if truth.any():
-            row = int(truth.argmax())
-            raise InputError(source, col, f"expected whole numbers of tokens, not true/false; row {row} has {d[col].iloc[row]}")
         v = pd.to_numeric(d[col], errors="coerce")
         if v.isna().any() or (v < 0).any():
             row = int((v.isna() | (v < 0)).to_numpy().argmax())
