@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from planner.cli.main import app
 from planner.io.errors import InputError
-from planner.io.traces import read_trace
+from planner.io.traces import has_model_column, read_trace
 from planner.simulate.arrivals import normalise_trace
 
 runner = CliRunner()
@@ -150,3 +150,45 @@ def test_from_trace_notes_exact_duplicates_and_counts_them(tmp_path: Path, rows:
     assert r.exit_code == 0 and f"{len(rows)} requests over" in said, said  # every row still counted
     assert ("exactly (time, model, prompt and output tokens)" in said) == (repeats is not None), said
     assert repeats is None or repeats in said, said
+
+
+@pytest.mark.parametrize("header, model, hint", [
+    # found in QA: ' model' (spaces after the header's commas) with --model: every row read as --model's model, exit 0
+    ("timestamp,input_tokens,output_tokens, model", M, "column ' model' (with a leading space)"),
+    ("timestamp,model ,input_tokens,output_tokens", M, "column 'model ' (with a trailing space)"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens, model", M, "column ' model' (with a leading space)"),
+    # without a model given: refused the same way, not told to pass one that would be refused
+    ("timestamp,input_tokens,output_tokens, model", None, "column ' model' (with a leading space)"),
+])
+def test_a_model_column_but_for_spaces_is_refused_even_with_a_model_given(tmp_path: Path, header: str,
+                                                                          model: str | None, hint: str) -> None:
+    f = tmp_path / "t.csv"
+    width = len(header.split(","))
+    at = [c.strip() for c in header.split(",")].index("model")
+    f.write_text(header + "\n" + "".join(",".join("qwen3-14b" if c == at else str(i if c == 0 else 5)
+                                                  for c in range(width)) + "\n" for i in range(3)))
+    assert has_model_column(f)  # callers leave it to read_trace, which says what is wrong
+    with pytest.raises(InputError) as e:
+        read_trace(f, model=model)
+    said = str(e.value)
+    assert e.value.field == "model" and str(f) in said and hint in said and "unread" in said, said
+    r = runner.invoke(app, ["workload", "from-trace", str(f), "--ttft-ms", "1000", "--itl-ms", "60"]
+                      + (["--model", model] if model else []))
+    assert r.exit_code == 2 and hint in " ".join(r.output.split()), r.output
+    df = pd.read_csv(f).rename(columns={"TIMESTAMP": "timestamp", "ContextTokens": "input_tokens",
+                                        "GeneratedTokens": "output_tokens"})
+    with pytest.raises(InputError) as e:
+        normalise_trace(df, "frame", model)
+    assert e.value.field == "model" and hint in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("header", [
+    "timestamp,input_tokens,output_tokens",  # no model-like column: --model names its model, as before
+    "Timestamp,Model,Request tokens,Response tokens",  # BurstGPT's Model is the upstream service's, not read
+])
+def test_a_trace_without_a_model_column_still_takes_the_model_given(tmp_path: Path, header: str) -> None:
+    f = tmp_path / "t.csv"
+    width = len(header.split(","))
+    f.write_text(header + "\n" + "".join(",".join([str(i)] + (["ChatGPT"] if width == 4 else []) + ["5", "5"]) + "\n"
+                                         for i in range(3)))
+    assert set(read_trace(f, model=M)["model"]) == {M}

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -126,15 +126,31 @@ def padded_model_text(models: pd.Series, row_of: Callable[[int], int]) -> str | 
             "name): remove the blanks")
 
 
+def padded_model_column(columns: Iterable[object], model_option: str = "--model") -> str | None:
+    """What a trace whose header has no `model` column but one that is `model` but for spaces around its name (' model':
+    spaces after the header's commas) is told, with or without `model_option`: the file names its requests' models, and
+    a model given for a trace without a model column would take every row as that model, the file's models unread
+    (found in QA: such a trace with --model was read as all of that model, exit 0). None where the header has `model`
+    or no such column (a header without any model-like column is a model given's to name)."""
+    names = [str(c) for c in columns]
+    if "model" in names or not any(n != "model" and n.strip() == "model" for n in names):
+        return None
+    return (f"missing column, expected one named exactly 'model': the trace names its requests' models, which "
+            f"{model_option} would leave unread (it names the model of a trace without one)"
+            + near_column_hint("model", names))
+
+
 def has_model_column(path: str | os.PathLike[str]) -> bool:
     """Whether the trace's header names a `model` column (JSON lines: never). A file that cannot be read as a CSV
-    header counts as having one, so that `read_trace` gives its own message for it."""
+    header, or whose header has a column that is `model` but for spaces (padded_model_column), counts as having one,
+    so that `read_trace` gives its own message for it."""
     if is_json_lines(Path(path)):
         return False
     try:
-        return "model" in pd.read_csv(path, nrows=0).columns
+        columns = pd.read_csv(path, nrows=0).columns
     except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
         return True
+    return "model" in columns or padded_model_column(columns) is not None
 
 
 # The longest trace read, s: burstiness is measured on one-second counts over the span (measure_burstiness), 1e7 of
@@ -309,6 +325,8 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     if df.empty:
         raise InputError(str(p), None, "the trace has no requests")
     if "model" not in df.columns:
+        if padded := padded_model_column(df.columns, model_option):  # refused with or without a model given
+            raise InputError(str(p), "model", padded)
         if model is None:
             why = df.attrs.get("no_model_why", "the trace has no model column")
             raise InputError(str(p), "model", f"{why}: pass the model name ({model_option})"

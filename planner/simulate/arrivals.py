@@ -20,7 +20,7 @@ import pandas as pd
 from planner.io.errors import InputError, shown
 from planner.io.files import near_column_hint, refuse_bool_cells
 from planner.io.schema import Workload
-from planner.io.traces import padded_model_text, parse_datetimes, to_product_columns, unread_time_row
+from planner.io.traces import padded_model_column, padded_model_text, parse_datetimes, to_product_columns, unread_time_row
 from planner.planning.lengths import draw_prompt_lengths
 
 # Simulated seconds of Poisson arrivals of a workload when no duration is given (`planner simulate --workload`,
@@ -235,6 +235,8 @@ def normalise_trace(df: pd.DataFrame, source: str = "<trace>", model: str | None
         if padded := padded_model_text(d["model"], lambda pos: pos):
             raise InputError(source, "model", padded)
         out["model"] = d["model"].astype(str).to_numpy()
+    elif padded := padded_model_column(d.columns, "model"):  # its models would be unread (read_trace's check)
+        raise InputError(source, "model", padded)
     elif model is not None:
         out["model"] = model
     else:
