@@ -529,3 +529,28 @@ def test_import_keeps_the_folders_other_entries_and_refuses_an_invalid_one(tmp_p
         said = " ".join(r.output.split())
         assert r.exit_code == 2 and str(models) in said and field in said, r.output
         assert {f: (into / f).read_text() for f in before} == before
+
+
+# Llama-3.1-8B's config.json (meta-llama/Llama-3.1-8B), its sizing keys written by hand: 8.03 B parameters.
+LLAMA_31_8B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
+               "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+               "head_dim": 128, "vocab_size": 128256, "max_position_embeddings": 131072, "tie_word_embeddings": False,
+               "torch_dtype": "bfloat16", "rope_theta": 500000.0, "rms_norm_eps": 1e-05, "hidden_act": "silu",
+               "bos_token_id": 128000, "eos_token_id": 128001,
+               "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                "original_max_position_embeddings": 8192, "rope_type": "llama3"}}
+
+
+def test_import_hf_prints_the_weights_at_bf16_and_fp8(tmp_path):
+    """Found in QA: import-hf printed parameters, KV per token and context, not the weights. Now the weights as the
+    planner sizes memory (ModelSpec.weight_bytes): Llama-3.1-8B's 8.03 B parameters x 2 B = 14.96 GiB at bf16 (its
+    safetensors are 16.1 GB, ~15 GiB); at fp8 6.98 G linear x 1 B + 1.05 G embedding x 2 B = 8.46 GiB
+    (ModelSpec.with_precision's check: vLLM 0.26 loads 8.54 GiB)."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(LLAMA_31_8B))
+    r = runner.invoke(app, ["catalog", "import-hf", str(cfg), "--name", "my-llama", "--into", str(tmp_path / "cat")])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "8.03 B parameters" in said, said
+    assert "weights 14.96 GiB at bf16, 8.46 GiB at fp8" in said, said
+    spec = Catalog.load(models_path=tmp_path / "cat" / "models.yaml").model("my-llama")
+    assert spec.weight_bytes / 2**30 == pytest.approx(14.96, abs=0.005)  # the figure printed is the planner's

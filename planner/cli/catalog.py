@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 import yaml
@@ -18,6 +19,9 @@ from rich.table import Table
 
 from planner.cli.console import command_group, friendly_errors, stdout_console
 from planner.io.errors import InputError
+
+if TYPE_CHECKING:
+    from planner.io.schema import ModelSpec
 
 catalog_app = command_group("Catalogs: the models and GPU types known; add your own.")
 
@@ -84,6 +88,17 @@ def _with_entry(path: Path, header: str, name: str, entry: object) -> str:
 _NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?")
 
 
+def weights_gib(spec: ModelSpec) -> str:
+    """The model's weights in GiB as the planner sizes a replica's memory (ModelSpec.weight_bytes) at bf16 and, as every
+    entry may be served so where a fleet's limits.allowed_dtypes allows it, at fp8 (ModelSpec.with_precision: linear
+    layers at 1 byte, embeddings and lm_head at bf16): what a GPU's memory must hold before any KV cache (found in QA:
+    import-hf printed parameters, KV per token and context, not the weights)."""
+    from planner.perf.prior import GIB
+
+    return (f"{spec.weight_bytes / GIB:.2f} GiB at bf16, "
+            f"{spec.with_precision('fp8', 'bf16').weight_bytes / GIB:.2f} GiB at fp8")
+
+
 def register(app: typer.Typer) -> None:
     """Add the `catalog` group (import-hf, list) to the root app."""
     app.add_typer(catalog_app, name="catalog")
@@ -147,7 +162,8 @@ def register(app: typer.Typer) -> None:
         s = imported.spec
         moe = f", MoE {s.moe.experts} experts, top-{s.moe.experts_per_token}" if s.moe else ""
         con.print(f"{name}: {s.params / 1e9:.2f} B parameters ({s.active_params / 1e9:.2f} B active){moe}, "
-                  f"KV {s.kv_bytes_per_token / 1024:.0f} KiB per token (bf16), context {s.max_context or 'unchecked'}")
+                  f"KV {s.kv_bytes_per_token / 1024:.0f} KiB per token (bf16), context {s.max_context or 'unchecked'}, "
+                  f"weights {weights_gib(s)}")
         notes = list(imported.notes)
         if name in Catalog.load(models_path=DEFAULT_MODELS_PATH).models:
             notes.append(f"'{name}' is a bundled model: with this catalog folder its entry replaces the bundled one, and the "
