@@ -299,7 +299,7 @@ def test_metric_names_match_a_real_vllm_0_26_server(fleet):
     missing = sorted(n for n in present if n not in exported)
     assert not missing, f"names a real 0.26.0 server exports that the emulator lacks: {missing}"
     assert not (absent & exported), sorted(absent & exported)
-    assert httpx.get(url + "/version").json() == {"version": "0.26.0"}
+    assert httpx.get(url + "/version").json()["version"] == "0.26.0"
     info = metrics(url)["vllm:cache_config_info"][0].labels
     assert info["num_cpu_blocks"] == "None"
     assert int(info["kv_cache_size_tokens"]) == int(info["num_gpu_blocks"]) * int(info["block_size"])

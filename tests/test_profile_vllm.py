@@ -16,6 +16,7 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -165,6 +166,48 @@ def test_an_endpoint_serving_another_catalog_model_is_refused_before_any_point(t
     assert res.exit_code == 2 and f"serves '{served_name}' ({refused} in the catalog), not --model qwen3-32b" in out, \
         res.output
     assert not (tmp_path / "p" / "prefill.csv").exists()
+
+
+def test_a_time_scale_other_than_the_emulators_is_refused_before_any_point(tmp_path):
+    """Found in QA: `planner profile --endpoint URL --time-scale 1` against `planner emulate --time-scale 0.1` divided
+    every wall-clock latency by 1 instead of 0.1 and wrote a profile 10x too fast, exit 0. The emulator now states its
+    time scale in GET /version (beside vLLM's "version"), and the profiler refuses another one: exit 2 naming
+    --time-scale and the scale to give, nothing written."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    with EmulatorFleet(LAW, time_scale=0.1) as fleet:
+        version = httpx.get(fleet.urls[0] + "/version").json()
+        res = CliRunner().invoke(app, ["profile", "--backend", "vllm", "--endpoint", fleet.urls[0], "--model", "llama-3.1-8b",
+                                       "--gpu", "H100-SXM-80GB", "--out", str(tmp_path / "p"), "--prefill-isl", "128",
+                                       "--prefill-batch", "1", "--decode-batch", "1", "--decode-context", "256",
+                                       "--decode-tokens", "16", "--repeats", "1", "--time-scale", "1", "--no-progress"])
+    assert version == {"version": "0.26.0", "pd_planner_emulator": {"time_scale": 0.1}}
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2, res.output
+    assert (f"--time-scale 1: the endpoint {fleet.urls[0]} is pd-planner's emulator running at time scale 0.1; "
+            "give --time-scale 0.1") in out, res.output
+    assert "Traceback" not in out and not (tmp_path / "p" / "prefill.csv").exists()
+
+
+@pytest.mark.parametrize("body, time_scale, refused", [
+    ({"version": "0.26.0", "pd_planner_emulator": {"time_scale": 0.1}}, 0.1, False),  # the emulator's own scale
+    ({"version": "0.26.0", "pd_planner_emulator": {"time_scale": 0.1}}, 1.0, True),
+    ({"version": "0.26.0", "pd_planner_emulator": {"time_scale": 1}}, 0.2, True),
+    ({"version": "0.26.0"}, 1.0, False),  # a real vLLM server states none: --time-scale is the user's word
+    ({"version": "0.26.0"}, 0.1, False),
+    ({}, 0.1, False),
+])
+def test_the_time_scale_check_refuses_only_an_emulators_other_scale(monkeypatch, body, time_scale, refused):
+    from profiles.backends import vllm
+
+    monkeypatch.setattr(vllm.httpx, "get", lambda url, **kw: httpx.Response(200, json=body))
+    if refused:
+        with pytest.raises(ProfilerError, match=r"--time-scale .*: the endpoint http://x is pd-planner's emulator"):
+            vllm.check_time_scale("http://x", time_scale)
+    else:
+        vllm.check_time_scale("http://x", time_scale)
 
 
 def test_server_dying_mid_sweep_is_a_clear_error_and_points_are_kept(tmp_path):

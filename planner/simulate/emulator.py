@@ -17,7 +17,9 @@ tested end to end without GPUs. What it reproduces:
   histograms, TTFT, inter-token latency, request time per output token, end-to-end, queue/prefill/
   decode/inference-time histograms, ``vllm:cache_config_info`` with 0.26.0's labels. 0.26.0 no
   longer exports ``vllm:gpu_cache_usage_perc`` or ``vllm:time_per_output_token_seconds``; nor does this.
-  ``GET /version`` answers ``{"version": "0.26.0"}``.
+  ``GET /version`` answers ``{"version": "0.26.0"}`` plus one key of its own, ``pd_planner_emulator``:
+  ``{"time_scale": S}``, so a client timing the wall clock (``planner profile``) can check it divides by the
+  emulator's own scale (a client that reads only ``version``, as vLLM's do, is unaffected).
 * Streaming as 0.26.0 does it: a request's tokens that pile up while its stream writer is busy go
   out in ONE chunk (at large batch the API server lags the engine, so chunks carry several tokens);
   with ``return_token_ids`` each chunk lists its token ids, so clients can count tokens, not chunks.
@@ -96,6 +98,8 @@ REQUEST_LATENCY_BUCKETS_S = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0,
 FINISH_REASONS = ("stop", "length", "abort")
 # The vLLM version whose HTTP surface this emulates (GET /version).
 EMULATED_VLLM_VERSION = "0.26.0"
+# GET /version's extra key, absent on a real vLLM server: what a client must know of the emulator (its time_scale).
+EMULATOR_VERSION_KEY = "pd_planner_emulator"
 # API-server output processing per running request per engine step, emulated seconds. Derived from the
 # real 0.26.0 run on the H200 (vllm-offline README): at batch 128 and 10.67 ms per step, 256 tokens
 # came in 212-256 chunks, i.e. the frontend fell behind the engine on some steps: 128 x 80 us = 10.2 ms
@@ -617,7 +621,8 @@ class EmulatedServer:
         return web.Response(status=self.faults.health_status)
 
     async def _version(self, request: web.Request) -> web.Response:
-        return web.json_response({"version": EMULATED_VLLM_VERSION})
+        return web.json_response({"version": EMULATED_VLLM_VERSION,
+                                  EMULATOR_VERSION_KEY: {"time_scale": self.time_scale}})
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{

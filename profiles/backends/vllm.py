@@ -363,6 +363,31 @@ def server_version(url: str) -> str | None:
     return None
 
 
+EMULATOR_VERSION_KEY = "pd_planner_emulator"
+"""GET /version's key that pd-planner's emulator adds beside vLLM's "version" (planner.simulate.emulator's
+EMULATOR_VERSION_KEY): {"time_scale": S}. A real vLLM server has no such key."""
+
+
+def emulator_time_scale(url: str) -> float | None:
+    """The time_scale (wall seconds per emulated second) pd-planner's emulator states in its GET /version; None when
+    the server states none (a real vLLM server, or one that does not answer /version)."""
+    try:
+        r = httpx.get(f"{url}/version", timeout=5.0)
+        ts = r.json().get(EMULATOR_VERSION_KEY, {}).get("time_scale") if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return float(ts) if isinstance(ts, int | float) and math.isfinite(ts) and ts > 0 else None
+
+
+def check_time_scale(url: str, time_scale: float) -> None:
+    """Refuse a --time-scale other than the one the emulator at url runs at: the profiler divides every wall-clock
+    latency by --time-scale, so a profile of an emulator at 0.1 taken with --time-scale 1 would be 10x too fast."""
+    stated = emulator_time_scale(url)
+    if stated is not None and not math.isclose(stated, time_scale, rel_tol=1e-9):
+        raise ProfilerError(f"--time-scale {time_scale:g}: the endpoint {url} is pd-planner's emulator running at "
+                            f"time scale {stated:g}; give --time-scale {stated:g}")
+
+
 # =========================================================================== streaming client
 @dataclass
 class StreamResult:
@@ -1463,6 +1488,7 @@ def run_profile(cfg: VllmRunConfig) -> RunSummary:
         if served_as is not None:
             raise ProfilerError(f"--endpoint {url} serves '{info.model}' ({served_as} in the catalog), not --model "
                                 f"{cfg.model}; expected the endpoint of the model profiled, or --model {served_as}")
+        check_time_scale(url, cfg.time_scale)
         if cfg.engine_version is None:
             cfg.engine_version = server_version(url)
         kv = cfg.kv_capacity_override or info.kv_capacity_tokens
