@@ -535,3 +535,30 @@ def test_sampling_fields_vllm_refuses(fleet, extra, param, message):
 def test_sampling_fields_in_range_are_served(fleet, extra):
     r = httpx.post(fleet.urls[0] + "/v1/completions", json={"prompt": [1] * 20, "max_tokens": 10, **extra}, timeout=30)
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 10 * extra.get("n", 1), r.text
+
+
+def test_a_client_that_closes_mid_stream_is_let_go_quietly_and_the_server_serves_on(caplog):
+    """Found in QA: a client that closed its connection mid-stream made the emulator log aiohttp's "Error handling
+    request" traceback (ClientConnectionResetError: Cannot write to closing transport) at ERROR. Now that stream's
+    writes stop with one INFO line, no ERROR record, the engine runs the request to its end as before (none is left
+    running or waiting), and the next request is served. Single and several-sequence (n = 2) streams."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    with EmulatorFleet(PERF, time_scale=SCALE) as fleet:
+        url, server = fleet.urls[0], fleet.servers[0]
+        for n in (1, 2):
+            body = {"model": "llama-test", "prompt": [1] * 20, "max_tokens": 400, "stream": True, "n": n}
+            with httpx.Client(timeout=30) as c, c.stream("POST", url + "/v1/completions", json=body) as r:
+                assert r.status_code == 200
+                next(r.iter_raw())  # the first chunk, then the connection closes
+            deadline = time.monotonic() + 30  # a cap on the wait for the engine's end state, not a timing assert
+            while (server._streams or server.engine.running or server.engine.waiting) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not server._streams and not server.engine.running and not server.engine.waiting
+            r2 = httpx.post(url + "/v1/completions", json={"model": "llama-test", "prompt": [1] * 20, "max_tokens": 3},
+                            timeout=30)
+            assert r2.status_code == 200 and r2.json()["usage"]["completion_tokens"] == 3
+    bad = [rec for rec in caplog.records if rec.levelno >= logging.ERROR or rec.exc_info]
+    assert not bad, [(rec.name, rec.getMessage()) for rec in bad]
+    assert any("closed" in rec.getMessage() for rec in caplog.records if rec.name == "pd_planner.emulator")
