@@ -536,6 +536,15 @@ def _client_gone(rid: str) -> None:
     log.info("%s: the client closed its connection mid-stream; its stream stops", rid)
 
 
+async def _end_stream(resp: web.StreamResponse, head: dict[str, object], usage: dict[str, int] | None) -> None:
+    """A completion stream's end as vLLM 0.26 writes it: with include_usage a chunk of no choices carrying `usage`
+    (`head`: its id, object, created, model), then ``data: [DONE]``."""
+    if usage is not None:
+        await resp.write(f"data: {json.dumps({**head, 'choices': [], 'usage': usage})}\n\n".encode())
+    await resp.write(b"data: [DONE]\n\n")
+    await resp.write_eof()
+
+
 def _token_text(i: int) -> str:
     return " " + _WORDS[i % len(_WORDS)]
 
@@ -841,13 +850,10 @@ class EmulatedServer:
                 if request.transport is not None:
                     request.transport.abort()
                 return resp
-            if include_usage:
-                n_g = sum(r.generated for r in reqs)
-                u = {"id": rid, "object": "text_completion", "created": created, "model": model, "choices": [],
-                     "usage": {"prompt_tokens": n_prompt_total, "completion_tokens": n_g, "total_tokens": n_prompt_total + n_g}}
-                await resp.write(f"data: {json.dumps(u)}\n\n".encode())
-            await resp.write(b"data: [DONE]\n\n")
-            await resp.write_eof()
+            n_g = sum(r.generated for r in reqs)
+            await _end_stream(resp, {"id": rid, "object": "text_completion", "created": created, "model": model},
+                              {"prompt_tokens": n_prompt_total, "completion_tokens": n_g,
+                               "total_tokens": n_prompt_total + n_g} if include_usage else None)
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError among them: the client went away
             _client_gone(rid)
         finally:
@@ -945,11 +951,8 @@ class EmulatedServer:
                 if include_usage:
                     fin["usage"] = None
                 await resp.write(f"data: {json.dumps(fin)}\n\n".encode())
-            if include_usage:
-                u = {"id": rid, "object": "text_completion", "created": created, "model": model, "choices": [], "usage": usage()}
-                await resp.write(f"data: {json.dumps(u)}\n\n".encode())
-            await resp.write(b"data: [DONE]\n\n")
-            await resp.write_eof()
+            await _end_stream(resp, {"id": rid, "object": "text_completion", "created": created, "model": model},
+                              usage() if include_usage else None)
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError among them: the client went away
             _client_gone(rid)
         finally:
