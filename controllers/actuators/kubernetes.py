@@ -157,6 +157,18 @@ class LeaseLost(RuntimeError):
     """`ApplyRequest.may_write` said no before a write: this replica's Lease is past its renew deadline."""
 
 
+def _or_error(res: ApplyResult, what: str, write: Callable[[], T]) -> T | None:
+    """`write()`'s result, or None with "<what>: <the API's error>" in `res.errors` (one write's failure does not stop
+    the others); LeaseLost passes through: past the Lease's renew deadline no write follows."""
+    try:
+        return write()
+    except LeaseLost:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        res.errors.append(f"{what}: {api_error_text(exc)}")
+        return None
+
+
 class RoutingShapeError(ValueError):
     """The route or pools do not have the shape the plan can be written into; nothing is written."""
 
@@ -590,13 +602,10 @@ class KubernetesActuator:
                     res.errors.append(f"{pool}: scale-down {w.desired} -> {n} held: {model} has an error above, its routing "
                                       "is left as it was and may still send traffic to this pool")
                     continue
-                try:
-                    before, after = self._scale(w, n, may_write)
-                except LeaseLost:
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    res.errors.append(f"{pool}: scale failed: {api_error_text(exc)}")
+                scaled = _or_error(res, f"{pool}: scale failed", functools.partial(self._scale, w, n, may_write))
+                if scaled is None:
                     continue
+                before, after = scaled
                 if before != after:  # what was written: a DisaggregatedSet role rounds up to whole slices
                     res.changed[pool] = (before, after)
                     try:
@@ -604,21 +613,12 @@ class KubernetesActuator:
                     except Exception as exc:  # noqa: BLE001 - an event lost is not a failed apply
                         log.warning("event for %s not recorded: %s", pool, api_error_text(exc))
             for rw in writes:
-                try:
-                    res.routing_changed |= self._put_route_weights(rw, may_write)
-                except LeaseLost:
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    res.errors.append(f"httproute {rw.name}: {api_error_text(exc)}")
+                res.routing_changed |= bool(_or_error(res, f"httproute {rw.name}",
+                                                      functools.partial(self._put_route_weights, rw, may_write)))
             written = {m: r for m, r in routing.items() if m not in bad_models}
             if written and self.configmap:
-                try:
-                    res.routing_changed |= self._write_routing(written, {m: q for m, q in pairing.items() if m in written},
-                                                               keep=bad_models, may_write=may_write)
-                except LeaseLost:
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    res.errors.append(f"routing configmap: {api_error_text(exc)}")
+                res.routing_changed |= bool(_or_error(res, "routing configmap", lambda: self._write_routing(
+                    written, {m: q for m, q in pairing.items() if m in written}, keep=bad_models, may_write=may_write)))
         except LeaseLost as exc:  # the renew deadline passed: no write after it (client-go's leader election stops acting)
             res.lost_lease = True
             res.errors.append(f"{exc}; the interval's writes after it are not made")

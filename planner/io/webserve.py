@@ -1,11 +1,16 @@
 """Serve an aiohttp application on a host and port: the one start-up sequence that the emulated vLLM
-server, the 1P1D proxy and the tests' fake Kubernetes API server share; and the error body the first two answer."""
+server, the 1P1D proxy and the tests' fake Kubernetes API server share; the error body the first two answer; and the
+key the emulator adds to vLLM's GET /version, which the profiler reads."""
 
 from __future__ import annotations
 
 import json
 
 from aiohttp import web
+
+# GET /version's key that pd-planner's emulator adds beside vLLM's "version": {"time_scale": S}, so that a client timing
+# the wall clock (planner profile) can check it divides by the emulator's own scale; a real vLLM server has no such key.
+EMULATOR_VERSION_KEY = "pd_planner_emulator"
 
 
 async def serve_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:

@@ -69,7 +69,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from planner.io.webserve import error_body, serve_app
+from planner.io.webserve import EMULATOR_VERSION_KEY, error_body, serve_app
 from planner.perf.laws import VariantPerf
 from planner.planning.lengths import build_1_2_5_buckets
 from planner.simulate.engine import KvPolicy
@@ -98,8 +98,6 @@ REQUEST_LATENCY_BUCKETS_S = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0,
 FINISH_REASONS = ("stop", "length", "abort")
 # The vLLM version whose HTTP surface this emulates (GET /version).
 EMULATED_VLLM_VERSION = "0.26.0"
-# GET /version's extra key, absent on a real vLLM server: what a client must know of the emulator (its time_scale).
-EMULATOR_VERSION_KEY = "pd_planner_emulator"
 # API-server output processing per running request per engine step, emulated seconds. Derived from the
 # real 0.26.0 run on the H200 (vllm-offline README): at batch 128 and 10.67 ms per step, 256 tokens
 # came in 212-256 chunks, i.e. the frontend fell behind the engine on some steps: 128 x 80 us = 10.2 ms

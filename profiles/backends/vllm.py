@@ -71,7 +71,7 @@ from typing import TYPE_CHECKING, NoReturn
 import httpx
 
 from planner.io.errors import PlannerError
-from planner.io.webserve import error_message
+from planner.io.webserve import EMULATOR_VERSION_KEY, error_message
 from profiles import engine_load, sweep
 from profiles import format as pfmt
 from profiles.backends.launch_env import server_env
@@ -361,11 +361,6 @@ def server_version(url: str) -> str | None:
     except (httpx.HTTPError, ValueError, AttributeError):
         pass
     return None
-
-
-EMULATOR_VERSION_KEY = "pd_planner_emulator"
-"""GET /version's key that pd-planner's emulator adds beside vLLM's "version" (planner.simulate.emulator's
-EMULATOR_VERSION_KEY): {"time_scale": S}. A real vLLM server has no such key."""
 
 
 def emulator_time_scale(url: str) -> float | None:
