@@ -29,8 +29,9 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
                 spikes are held for, not chased a start-up late by a trend that overshoots; the plan
                 for a level at or below the held one is at most the held level x the margin;
               * with a PERIOD detected by autocorrelation (a local maximum >= period_min_acf after
-                >= 2 cycles), the peak seen one period ago over the coming start-up + interval,
-                times the margin (pre-scaling ahead of a ramp that repeats);
+                >= 2 cycles), the peak seen one period ago over the start-up + interval that follow
+                the next interval (seasonal_ahead), times the margin (pre-scaling ahead of a ramp
+                that repeats);
             and never below the last observation. Opt-in, measured and off by default (see
             controllers.config): SLO-HEADROOM feedback (a load factor in [floor, 1] learned from the
             observed latency / SLO at near-peak load, back to 1 at once near the SLO or with a queue)
@@ -316,7 +317,14 @@ def detect_period(y: np.ndarray, min_lag: int, min_acf: float, min_cycles: float
 
 
 def seasonal_ahead(y: np.ndarray, period: int, steps: int) -> float:
-    """The largest value one period before each of the next `steps` samples."""
+    """The largest value one period before each of the `steps` intervals that follow the next one.
+
+    `y[-1]` is the interval that just ended (index n - 1, n = y.size) and the next interval is index n; the values
+    read are y[n - period + j] for j = 1 .. steps, one period before intervals n + 1 .. n + steps, i.e. the window
+    [now + interval, now + (steps + 1) x interval). With steps = ceil((start-up + interval) / interval) that window
+    holds the interval in which replicas requested now become ready and the one after it. This is what the shipped
+    defaults were chosen with (controllers.config, the tuning draws of bench/autoscale_trace.py): the window
+    [now, now + steps x interval) would be the other reading of "the next `steps`"; it was not measured."""
     vals = [y[y.size - period + j] for j in range(1, steps + 1) if 0 <= y.size - period + j < y.size]
     return float(max(vals)) if vals else 0.0
 

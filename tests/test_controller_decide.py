@@ -18,7 +18,7 @@ import pytest
 
 from controllers.config import ControllerConfig, CorrectConfig, ForecastConfig, GuardConfig, ModelConfig
 from controllers.decide import (ModelMemory, PoolStatus, Snapshot, State, decide, denoised_token_rate, detect_period,
-                                histogram_scv, initial_state, short_forecast,
+                                histogram_scv, seasonal_ahead, initial_state, short_forecast,
                                 queue_matters, recurring_level, recurring_spikes, scale_roles, slo_ratio, spike_episodes, update_headroom,
                                 stabilization_s)
 from controllers.observe import ModelObservation, Observation
@@ -182,6 +182,21 @@ def test_period_is_detected_and_pre_scaled():
     assert total(with_period[-1]) > total(without[-1])
     assert with_period[-1][D] >= 6
     assert total(with_period[-6]) == total(without[-6])  # mid-trough: released as without a period
+
+
+@pytest.mark.parametrize(("spike_at", "expected"), [
+    (0, 0.0),   # one period before the NEXT interval (index 12): outside the window read
+    (1, 9.0),   # one period before index 13, the first interval read
+    (4, 9.0),   # one period before index 16 = n + steps, the last one read
+    (5, 0.0),   # one period before index 17: past the window
+])
+def test_seasonal_ahead_reads_the_intervals_after_the_next(spike_at: int, expected: float):
+    """seasonal_ahead's window, as its docstring states (the one the shipped defaults were tuned with): history of
+    n = 12 intervals, period 12, steps 4: the values one period before intervals n + 1 .. n + 4 are y[1 .. 4]; a spike
+    of 9 is read only there."""
+    y = np.zeros(12)
+    y[spike_at] = 9.0
+    assert seasonal_ahead(y, 12, 4) == expected
 
 
 def test_detect_period_and_not_on_a_ramp():
