@@ -52,7 +52,8 @@ defaults were chosen on the TUNING scenarios of bench/autoscale_trace.py, see co
             now / drain time: queues and KV-admission waits are the fast scale-up signal, they reach
             the optimiser in the same interval), at utilization `forecast.plan_utilization` (1.0: the
             headroom is in the forecast, not added twice);
-  guard     hold the last good plan when metrics or the solver fail; scale-down only to the max
+  guard     hold the last good plan when metrics or the solver fail (an interval whose load no plan meets, or
+            whose workload the schema refuses, is not remembered: its envelope would hold the next ones too); scale-down only to the max
             recommendation of a window >= start-up + lag + one interval (the window remembers the plan
             without the backlog classes, and without the trend term with hold_trend=False;
             guard.keep_starting keeps replicas still starting while requests wait; never below the
@@ -990,6 +991,7 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
     plan: Plan | None = None
     solver_ok, solver_reason, solve_s = True, "", None
     workload: Workload | None = None
+    unplannable = False  # the solver proved the interval's load infeasible, or the schema refused its workload
     # the decode factor (a margin below 1 for the pool the capacity model over-sizes) is off for a model
     # with requests waiting for a decode slot now: its cache is full, the factor's premise fails, and
     # the backlog's scale-up must not be damped
@@ -1048,8 +1050,10 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
             solver_reason = f"status {cand.solver.status}" + (f": {'; '.join(cand.diagnosis)}" if cand.diagnosis else "")
             if cand.solver.status == "error":  # the solver failed, which is not a plan it proved impossible
                 errors.append(f"propose: {solver_reason}")
+            unplannable = cand.solver.status == "infeasible"
     except Exception as exc:  # noqa: BLE001 - a failed solve holds the last good plan
         solver_ok, solver_reason = False, f"{type(exc).__name__}: {exc}"
+        unplannable = workload is None  # workload_for raised: the schema refused the load planned for
         errors.append(f"propose: {solver_reason}")
     # guard
     pools = sorted(set(current) | set(proposal or {}))  # the platform's pools (current) are among them
@@ -1083,6 +1087,13 @@ def decide(state: State, snapshot: Snapshot, now: float) -> tuple[Decision, Stat
                                      running_only=False)
         reasons.extend(f"{p}: kept at 1 replica ({Variant.parse(p).model} has traffic)" for p in kept)
         gstate.last_good = dict(target)
+    if unplannable:
+        # the interval is left out of the models' memory: remembered, a load no plan meets (an absurd rate below
+        # MAX_RATE_RPS, 9.9e5 req/s) stayed in the envelope for its window and held every later interval as
+        # infeasible too (found in QA: 2 req/s after one interval of 9.9e5 held the fleet for 480 s)
+        memories = dict(state.models)
+        reasons.append("this interval's observations are not remembered (envelope, trend, margin): no plan meets the "
+                       f"load planned for ({', '.join(f'{m} {f.rate_rps:g} req/s' for m, f in sorted(forecasts.items()))})")
     new_plan = plan if plan is not None else state.last_plan
     new_state = replace(state, models=memories, corrections=corrections, guard=gstate, last_plan=new_plan)
     return (Decision(t_s=now, target=target, held=g.held, reasons=tuple(reasons), errors=tuple(errors), proposal=proposal,

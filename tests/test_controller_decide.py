@@ -1202,3 +1202,40 @@ def test_after_a_pause_the_fleet_found_is_held_for_the_window_as_at_start(gap_s:
         fleets.append(cur[D])
     assert fleets[5] == 8, fleets  # the first decision after the gap: the fleet held (envelope, or the pause's seed)
     assert fleets[-1] == 1, fleets  # released after the window (and the envelope): a pause does not hold for ever
+
+
+def capped_plan(workload: Workload, fleet: Fleet, perf: object) -> Plan:
+    """The linear planner with a ceiling: above 40 req/s planned, the instance is infeasible (a fleet too small, an
+    SLO no pool meets), as the ILP says it."""
+    if sum(c.rate_rps for c in workload.classes) > 40.0:
+        return Plan(feasible=False, solver=SolverInfo(backend="linear", status="infeasible"), diagnosis=["too much load"])
+    return linear_plan(workload, fleet, perf)
+
+
+@pytest.mark.parametrize("spike, forecast, remembered", [
+    (9.9e5, {}, False),                     # passes the plausibility check (MAX_RATE_RPS 1e6); no plan meets it
+    (9.9e5, {"margin_prior": 1.2}, False),  # x the margin, beyond what a workload may state: the schema refuses it
+    (100.0, {}, False),                     # infeasible for this fleet
+    (30.0, {}, True),                       # a spike the fleet can serve: the envelope holds it
+    (2e6, {}, False),                       # implausible: held on its own, never remembered
+])
+def test_an_interval_no_plan_meets_does_not_enter_the_envelope(spike: float, forecast: dict[str, object],
+                                                              remembered: bool):
+    """Found in QA: one interval of 9.9e5 req/s (below MAX_RATE_RPS, so not implausible) was held as infeasible, but
+    the envelope remembered it and every interval of its window (480 s) planned for it and held too. An interval
+    whose load no plan meets is now left out of the memory, and the decision says so."""
+    state = initial_state(cfg(**forecast), capped_plan, FLEET, None)  # type: ignore[arg-type]
+    pools = {P: PoolStatus(1, 1), D: PoolStatus(2, 2)}
+    decisions = []
+    for k, r in enumerate([2.0, 2.0, spike, 2.0]):
+        v, state = decide(state, Snapshot(metrics=obs(r), pools=pools), k * IV)
+        decisions.append(v)
+    at_spike, after = decisions[2], decisions[3]
+    assert at_spike.held == (not remembered)  # implausible, infeasible or refused: held
+    said = [r for r in at_spike.reasons if "not remembered" in r]
+    assert len(said) == (0 if remembered or spike > 1e6 else 1), at_spike.reasons
+    if remembered:
+        assert after.forecasts[M].envelope_rps == spike
+    else:
+        assert not after.held and after.forecasts[M].envelope_rps == 2.0, after.reasons
+        assert max(state.models[M].rate_rps) == 2.0
