@@ -79,6 +79,11 @@ class Decision:
     optimiser_cost_per_hour: float | None = None
     """USD per hour of the optimiser's plan (before the decode factor and the guard); None when it made none."""
     solve_s: float | None = None
+    solver_status: str | None = None
+    """The status of the optimiser's plan the decision proposes (optimal, feasible, or time_limit: the solver's best at
+    its time limit, maybe not the cheapest; the reasons say so too); None when it proposes none."""
+    solver_gap: float | None = None
+    """That plan's relative gap to the solver's proven bound, where the solver gives one."""
     errors: list[str] = field(default_factory=list)
     hold_reason: str = ""
     """'platform', 'metrics' or 'solver' when the decision holds the fleet (controllers.decide.Decision.hold_reason),
@@ -217,6 +222,8 @@ class Controller:
                      reasons=list(v.reasons), errors=list(v.errors), forecast_rps=v.forecast_rps, solve_s=v.solve_s,
                      plan_cost_per_hour=pools_cost_per_hour(v.target, self._price_per_hour()) if v.target else None,
                      optimiser_cost_per_hour=v.plan.cost_per_hour if v.plan is not None else None,
+                     solver_status=v.plan.solver.status if v.plan is not None else None,
+                     solver_gap=v.plan.solver.gap if v.plan is not None else None,
                      hold_reason=v.hold_reason)
         if snap.pools is None:
             self.metrics.holds.labels(reason="platform").inc()

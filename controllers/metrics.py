@@ -14,7 +14,8 @@ Metrics (own registry, served on `record.metrics_port` at /metrics):
   pd_planner_leader                          1 when this replica leads (always 1 without leader election)
 The decision log gets one JSON object per interval (appended and flushed, so a crash loses at most
 the line being written): the fields of controllers.loop.Decision; `plan_cost_per_hour` is the cost of the
-replicas the decision applies (`target`), `optimiser_cost_per_hour` the optimiser's plan's, before the guard.
+replicas the decision applies (`target`), `optimiser_cost_per_hour` the optimiser's plan's, before the guard;
+`solver_status` / `solver_gap` that plan's (time_limit: the solver's best at its time limit, maybe not the cheapest).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ Prometheus URL, to drive the safety scenarios: Prometheus down, API 500, solver 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -638,3 +639,33 @@ def test_writes_stop_once_the_lease_renew_deadline_has_passed(env):
     ctl.actuator.apps.replace_namespaced_deployment_scale = put
     given.next = obs(8.0, 60)
     assert ctl.step().outcome == "applied" and reps(srv)[0] > 1  # renewed: the next interval writes the rest
+
+
+def test_a_plan_at_the_solver_time_limit_is_said_in_the_record_and_the_log_line(env, tmp_path, caplog):
+    """Found in QA: a plan the solver returned at its time limit (feasible, maybe not the cheapest) was applied with
+    nothing in the decision log's fields to tell it from an optimal one. The record now has the plan's solver status
+    and gap, and the reason (controllers.decide) is in the record and the log line; the plan is still applied."""
+    import json
+    import logging
+
+    from controllers.metrics import DecisionLog
+    from planner.io.schema import SolverInfo
+
+    srv, ctl, given, clock = env
+    ctl.log = DecisionLog(tmp_path / "d.jsonl")
+    solve = ctl.state.planner.plan_fn
+
+    def at_time_limit(workload, fleet, perf):
+        plan = solve(workload, fleet, perf)
+        return plan.model_copy(update={"solver": SolverInfo(backend="highs", status="time_limit", gap=0.032)})
+
+    ctl.state = replace(ctl.state, planner=replace(ctl.state.planner, plan_fn=at_time_limit))
+    given.next = obs(10.0, 0)
+    with caplog.at_level(logging.INFO, logger="pd_planner.controller"):
+        ctl.run(once=True, sleep=lambda s: None)
+    record = json.loads((tmp_path / "d.jsonl").read_text().splitlines()[-1])
+    assert record["outcome"] == "applied" and record["solver_status"] == "time_limit" and record["solver_gap"] == 0.032
+    said = "solver stopped at its time limit (solver_time_limit_s 10 s; gap to its proven bound 3.2%)"
+    assert any(r.startswith(said) for r in record["reasons"]), record["reasons"]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("t=")]
+    assert len(lines) == 1 and said in lines[0], lines
