@@ -536,7 +536,9 @@ def _client_gone(rid: str) -> None:
 
 async def _end_stream(resp: web.StreamResponse, head: dict[str, object], usage: dict[str, int] | None) -> None:
     """A completion stream's end as vLLM 0.26 writes it: with include_usage a chunk of no choices carrying `usage`
-    (`head`: its id, object, created, model), then ``data: [DONE]``."""
+    (`head`: its id, object, created, model), then ``data: [DONE]``. Only this chunk has a ``usage`` key: vLLM's
+    completion_stream_generator writes a content chunk with model_dump_json(exclude_unset=True), so its unset usage is
+    left out, not null (found in QA: every content chunk read ``"usage": null``)."""
     if usage is not None:
         await resp.write(f"data: {json.dumps({**head, 'choices': [], 'usage': usage})}\n\n".encode())
     await resp.write(b"data: [DONE]\n\n")
@@ -840,8 +842,6 @@ class EmulatedServer:
                         choice["token_ids"] = [_token_id(k) for k in range(sent[i], sent[i] + n)]
                     chunk: dict[str, object] = {"id": rid, "object": "text_completion", "created": created, "model": model,
                                                 "choices": [choice]}
-                    if include_usage:
-                        chunk["usage"] = None
                     await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     sent[i] += n
             if not all(r.done for r in reqs):  # engine stopped under us: drop without a clean end
@@ -934,8 +934,6 @@ class EmulatedServer:
                 if want_ids:
                     choice["token_ids"] = [_token_id(i) for i in range(sent, sent + n)]
                 chunk = {"id": rid, "object": "text_completion", "created": created, "model": model, "choices": [choice]}
-                if include_usage:
-                    chunk["usage"] = None
                 await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 sent += n
                 finished = last
@@ -946,8 +944,6 @@ class EmulatedServer:
             if not finished:  # the end came apart from the last tokens (the engine queues them together): say it alone
                 fin = {"id": rid, "object": "text_completion", "created": created, "model": model,
                        "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "length", "stop_reason": None}]}
-                if include_usage:
-                    fin["usage"] = None
                 await resp.write(f"data: {json.dumps(fin)}\n\n".encode())
             await _end_stream(resp, {"id": rid, "object": "text_completion", "created": created, "model": model},
                               usage() if include_usage else None)
