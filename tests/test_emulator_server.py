@@ -564,3 +564,27 @@ def test_a_client_that_closes_mid_stream_is_let_go_quietly_and_the_server_serves
     bad = [rec for rec in caplog.records if rec.levelno >= logging.ERROR or rec.exc_info]
     assert not bad, [(rec.name, rec.getMessage()) for rec in bad]
     assert any("closed" in rec.getMessage() for rec in caplog.records if rec.name == "pd_planner.emulator")
+
+
+@pytest.mark.parametrize("prompt, n, max_tokens, n_prompt, n_choices", STREAMED_N, ids=[str(c[1:]) for c in STREAMED_N])
+def test_continuous_usage_stats_put_usage_so_far_in_every_chunk(fleet, prompt, n, max_tokens, n_prompt, n_choices):
+    """stream_options.continuous_usage_stats, as vLLM 0.26's completion_stream_generator writes it: every content chunk's
+    usage is its choice's prompt tokens and that choice's tokens so far; the final usage chunk as without it. Found in
+    QA: the option was ignored (content chunks read "usage": null)."""
+    chunks = _sse_chunks(fleet.urls[0], {"prompt": prompt, "n": n, "max_tokens": max_tokens, "stream": True,
+                                         "return_token_ids": True,
+                                         "stream_options": {"include_usage": True, "continuous_usage_stats": True}})
+    *deltas, final = chunks
+    assert final["choices"] == [] and final["usage"]["completion_tokens"] == n_choices * max_tokens
+    so_far: dict[int, int] = {}
+    for c in deltas:
+        choice = c["choices"][0]
+        i = choice["index"]
+        so_far[i] = so_far.get(i, 0) + len(choice["token_ids"])
+        prompt_i = n_prompt if n_choices == (n or 1) else len(prompt[i // (n or 1)])  # a list: prompt i // n's tokens
+        assert c["usage"] == {"prompt_tokens": prompt_i, "completion_tokens": so_far[i],
+                              "total_tokens": prompt_i + so_far[i]}, c
+    # without include_usage, continuous_usage_stats adds nothing (vLLM's should_include_usage)
+    plain = _sse_chunks(fleet.urls[0], {"prompt": prompt, "n": n, "max_tokens": max_tokens, "stream": True,
+                                        "stream_options": {"continuous_usage_stats": True}})
+    assert all("usage" not in c for c in plain)

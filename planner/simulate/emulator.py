@@ -5,8 +5,9 @@ tested end to end without GPUs. What it reproduces:
 
 * HTTP surface of ``vllm serve``: ``POST /v1/completions`` (prompt as a string or a list of token ids,
   ``max_tokens``, ``stream`` with SSE ``data:`` chunks and ``data: [DONE]``,
-  ``stream_options.include_usage``, ``ignore_eos``, ``n`` sequences per prompt and a list of prompts, streamed or
-  not (a stream's chunks carry each choice's ``index``); usage with prompt/completion tokens),
+  ``stream_options.include_usage`` and ``continuous_usage_stats`` (usage so far in every chunk), ``ignore_eos``,
+  ``n`` sequences per prompt and a list of prompts, streamed or not (a stream's chunks carry each choice's
+  ``index``); usage with prompt/completion tokens),
   ``GET /v1/models``, ``GET /health``, ``GET /metrics``; refusals in vLLM 0.26's ErrorResponse body
   (``{"error": {"message", "type", "param", "code"}}``, planner.io.webserve.error_body) and its HTTP status.
 * Metric names, label sets (``model_name``, ``engine``) and histogram buckets of vLLM 0.26.0
@@ -545,6 +546,12 @@ async def _end_stream(resp: web.StreamResponse, head: dict[str, object], usage: 
     await resp.write_eof()
 
 
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """An OpenAI usage object (vLLM's UsageInfo)."""
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
 def _token_text(i: int) -> str:
     return " " + _WORDS[i % len(_WORDS)]
 
@@ -701,6 +708,8 @@ class EmulatedServer:
         opts = body.get("stream_options") or {}
         include_usage = bool(opts.get("include_usage", False)) if isinstance(opts, dict) else False
         self._want_ids = bool(body.get("return_token_ids", False))
+        # vLLM's should_include_usage: continuous_usage_stats counts only beside include_usage
+        self._continuous_usage = include_usage and isinstance(opts, dict) and bool(opts.get("continuous_usage_stats", False))
         return n_prompt, max_tokens, stream, include_usage, model
 
     @staticmethod
@@ -765,7 +774,7 @@ class EmulatedServer:
                                  param="n")
         except BadRequest as exc:
             return self._refuse(exc)
-        want_ids = self._want_ids
+        want_ids, continuous = self._want_ids, self._continuous_usage
         assert self.engine is not None
         base = f"cmpl-{next(self._ids)}"  # vLLM's request id; its engine requests are f"{request_id}-{i}"
         reqs = [_Req(f"{base}-{i * n_seq + j}", n, mt, self.engine.now())
@@ -775,7 +784,7 @@ class EmulatedServer:
         _n, _mt, stream, include_usage, model = parsed[0]
         n_p = sum(n for n, *_ in parsed)
         if stream:
-            return await self._stream_many(request, base, reqs, n_p, model, include_usage, want_ids)
+            return await self._stream_many(request, base, reqs, n_p, model, include_usage, want_ids, continuous)
         for r in reqs:
             while await r.out.get() is not None:
                 pass
@@ -788,12 +797,14 @@ class EmulatedServer:
                                   "choices": choices, "usage": {"prompt_tokens": n_p, "completion_tokens": n_g, "total_tokens": n_p + n_g}})
 
     async def _stream_many(self, request: web.Request, rid: str, reqs: list[_Req], n_prompt_total: int, model: str,
-                           include_usage: bool, want_ids: bool) -> web.StreamResponse:
+                           include_usage: bool, want_ids: bool, continuous: bool = False) -> web.StreamResponse:
         """The SSE stream of several engine requests (n > 1, or a list of prompts), as vLLM 0.26's
         completion_stream_generator writes it: the engine requests' outputs merged as they come (its
         merge_async_iterators), each chunk one choice whose ``index`` is the choice's (prompt p's j-th sequence:
         p x n + j), the last tokens' chunk of each carrying its finish reason, and with ``include_usage`` a final
-        chunk of no choices counting every prompt's tokens once and every sequence's generated tokens."""
+        chunk of no choices counting every prompt's tokens once and every sequence's generated tokens. `continuous`
+        (``stream_options.continuous_usage_stats``): each content chunk's usage is its choice's prompt and that
+        choice's tokens so far, as vLLM's include_continuous_usage writes it."""
         assert self.engine is not None
         merged: asyncio.Queue[tuple[int, int | None]] = asyncio.Queue()
 
@@ -842,6 +853,8 @@ class EmulatedServer:
                         choice["token_ids"] = [_token_id(k) for k in range(sent[i], sent[i] + n)]
                     chunk: dict[str, object] = {"id": rid, "object": "text_completion", "created": created, "model": model,
                                                 "choices": [choice]}
+                    if continuous:
+                        chunk["usage"] = _usage(reqs[i].prompt_tokens, sent[i] + n)
                     await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     sent[i] += n
             if not all(r.done for r in reqs):  # engine stopped under us: drop without a clean end
@@ -877,7 +890,7 @@ class EmulatedServer:
             return self._refuse(exc)
         if many:  # n sequences of the one prompt: the batch form's answer
             return await self._completions_batch(request, body, [prompt])
-        want_ids = self._want_ids
+        want_ids, continuous = self._want_ids, self._continuous_usage
         rid = f"cmpl-{next(self._ids)}"
         kvc, kv_params = self.kv_connector, None
         remote = kvc is not None and kvc.is_remote_prefill(body, request.headers.get("X-Request-Id"))
@@ -934,6 +947,8 @@ class EmulatedServer:
                 if want_ids:
                     choice["token_ids"] = [_token_id(i) for i in range(sent, sent + n)]
                 chunk = {"id": rid, "object": "text_completion", "created": created, "model": model, "choices": [choice]}
+                if continuous:  # stream_options.continuous_usage_stats: usage so far in every chunk, as vLLM
+                    chunk["usage"] = _usage(n_prompt, sent + n)
                 await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 sent += n
                 finished = last
@@ -944,6 +959,8 @@ class EmulatedServer:
             if not finished:  # the end came apart from the last tokens (the engine queues them together): say it alone
                 fin = {"id": rid, "object": "text_completion", "created": created, "model": model,
                        "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "length", "stop_reason": None}]}
+                if continuous:
+                    fin["usage"] = _usage(n_prompt, sent)
                 await resp.write(f"data: {json.dumps(fin)}\n\n".encode())
             await _end_stream(resp, {"id": rid, "object": "text_completion", "created": created, "model": model},
                               usage() if include_usage else None)
