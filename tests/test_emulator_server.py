@@ -588,3 +588,45 @@ def test_continuous_usage_stats_put_usage_so_far_in_every_chunk(fleet, prompt, n
     plain = _sse_chunks(fleet.urls[0], {"prompt": prompt, "n": n, "max_tokens": max_tokens, "stream": True,
                                         "stream_options": {"continuous_usage_stats": True}})
     assert all("usage" not in c for c in plain)
+
+
+# stop strings against the emulator's synthetic text " the of and to in a is that for it ..." (module doc), as vLLM 0.26's
+# detokenizer ends a request on them. Found in QA: a stop string the text held never ended it (finish_reason "length").
+# (extra fields, text, completion tokens, finish_reason, stop_reason)
+STOPS = [
+    ({"stop": " and"}, " the of", 3, "stop", " and"),
+    ({"stop": ["zzz", "to in"]}, " the of and ", 5, "stop", "to in"),
+    ({"stop": " and", "include_stop_str_in_output": True}, " the of and", 3, "stop", " and"),
+    ({"stop": " and", "min_tokens": 5}, " the of and to in a is that for it the of", 13, "stop", " and"),
+    ({"stop": ["zzz", "\n"]}, " the of and to in a is that for it the of and to in a is that for it", 20, "length", None),
+]
+
+
+@pytest.mark.parametrize("extra, text, tokens, finish, stop_reason", STOPS, ids=[str(c[0]) for c in STOPS])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_stop_string_the_text_meets_ends_the_request(fleet, extra, text, tokens, finish, stop_reason, stream):
+    body = {"prompt": [1] * 20, "max_tokens": 20, **extra}
+    if stream:
+        chunks = _sse_chunks(fleet.urls[1], {**body, "stream": True, "stream_options": {"include_usage": True}})
+        *deltas, final = chunks
+        got_text = "".join(c["choices"][0]["text"] for c in deltas)
+        got = (got_text, final["usage"]["completion_tokens"], deltas[-1]["choices"][0]["finish_reason"],
+               deltas[-1]["choices"][0]["stop_reason"])
+    else:
+        r = httpx.post(fleet.urls[1] + "/v1/completions", json=body, timeout=30)
+        assert r.status_code == 200, r.text
+        c = r.json()["choices"][0]
+        got = (c["text"], r.json()["usage"]["completion_tokens"], c["finish_reason"], c["stop_reason"])
+    assert got == (text, tokens, finish, stop_reason)
+
+
+def test_stop_strings_end_each_sequence_and_count_as_stop_in_metrics(fleet):
+    url = fleet.urls[1]
+    before = sample(metrics(url), "vllm:request_success_total", finished_reason="stop", model_name="llama-test")
+    r = httpx.post(url + "/v1/completions", json={"prompt": [[1] * 5, [2] * 7], "n": 2, "max_tokens": 10, "stop": ["a is"]},
+                   timeout=30)
+    assert r.status_code == 200, r.text
+    assert [(c["text"], c["finish_reason"], c["stop_reason"]) for c in r.json()["choices"]] == [
+        (" the of and to in ", "stop", "a is")] * 4
+    assert r.json()["usage"]["completion_tokens"] == 4 * 7
+    assert sample(metrics(url), "vllm:request_success_total", finished_reason="stop", model_name="llama-test") == before + 4

@@ -31,8 +31,13 @@ tested end to end without GPUs. What it reproduces:
 
 Choices written down:
 * A string prompt counts ``ceil(len(chars)/4)`` tokens (OpenAI's rule of thumb, ~4 characters per
-  token); token-id prompts count exactly. Generation always runs to ``max_tokens`` (no EOS model), so
-  ``finished_reason`` is ``length``; ``ignore_eos`` is accepted and changes nothing.
+  token); token-id prompts count exactly. Generation runs to ``max_tokens`` (no EOS model), so
+  ``finished_reason`` is ``length``; ``ignore_eos`` is accepted and changes nothing. The generated text is synthetic
+  (" the of and to in a is that for it", repeated), and a ``stop`` string it meets ends the request there as vLLM's
+  detokenizer does (after ``min_tokens``; text cut before it, or after it with ``include_stop_str_in_output``;
+  ``finish_reason`` "stop", ``stop_reason`` the string); a stop string it never holds changes nothing. A stream
+  does not hold back the stop strings' length - 1 characters as vLLM's does: its chunks split the same text
+  differently.
 * KV on demand, as vLLM 0.26 allocates and as the simulator's mixed replicas do (planner/simulate/engine.py;
   ``kv_policy="reserve"`` for the old rule, prompt + max_tokens reserved at admission): a waiting request is
   admitted when its prompt fits beside what the running hold (decoding: prompt + generated; prefilling: the
@@ -163,6 +168,52 @@ class _Req:
     first_token: float | None = None
     last_token: float | None = None
     done: bool = False
+    stop_at: _StopAt | None = None
+    """The stop string this request's text meets by its max_tokens (it then ends there, finish_reason "stop")."""
+
+    @property
+    def finish(self) -> tuple[str, str | None]:
+        """Its finish_reason and stop_reason as vLLM answers them."""
+        return ("stop", self.stop_at.stop) if self.stop_at else ("length", None)
+
+    def text(self, a: int, b: int) -> str:
+        """The text of its tokens a..b-1, cut where its stop string ends the text."""
+        text = "".join(_token_text(i) for i in range(a, b))
+        return text[:max(0, self.stop_at.chars - _text_chars(a))] if self.stop_at else text
+
+
+@dataclass(frozen=True)
+class _StopAt:
+    tokens: int
+    """Tokens generated when the stop string is met (the last one completes it)."""
+    stop: str
+    chars: int
+    """Characters of text kept: up to the stop string, or through it with include_stop_str_in_output."""
+
+
+def _stop_at(body: dict[str, object]) -> _StopAt | None:
+    """Where the synthetic text (module doc) meets one of the request's ``stop`` strings, as vLLM 0.26's detokenizer
+    checks them: after each token from the one past ``min_tokens`` on, each stop string in list order searched from
+    1 - (the token's characters) - len(stop) from the end (vllm/v1/engine/detokenizer.py check_stop_strings); the text
+    cut before the stop string, or after it with ``include_stop_str_in_output``. None: no stop string is ever met."""
+    raw = body.get("stop")
+    stops = [raw] if isinstance(raw, str) else [x for x in raw if isinstance(x, str) and x] if isinstance(raw, list) else []
+    if not stops:
+        return None
+    include = bool(body.get("include_stop_str_in_output", False))
+    m = body.get("min_tokens")
+    min_tokens = m if isinstance(m, int) and not isinstance(m, bool) and m > 0 else 0
+    text = "".join(_token_text(i) for i in range(min_tokens))
+    # the text repeats every len(_WORDS) tokens and a token has at least 2 characters: past this many tokens every
+    # window the search reads has been read before, so a stop string not met by then is never met
+    for k in range(min_tokens + 1, min_tokens + len(_WORDS) + max(map(len, stops)) + 2):
+        new = _token_text(k - 1)
+        text += new
+        for stop in stops:
+            at = text.find(stop, 1 - len(new) - len(stop))
+            if at != -1:
+                return _StopAt(k, stop, min(at + len(stop), len(text)) if include else at)
+    return None
 
 
 class _Metrics:
@@ -490,7 +541,7 @@ class EmulatedEngine:
             still: list[_Req] = []
             for r in self.running:
                 if r.generated >= r.max_tokens:
-                    self._finish(r, t, "length")
+                    self._finish(r, t, r.finish[0])
                 else:
                     still.append(r)
             self.running = still
@@ -554,6 +605,11 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 def _token_text(i: int) -> str:
     return " " + _WORDS[i % len(_WORDS)]
+
+
+def _text_chars(i: int) -> int:
+    """Characters in the text of the first i tokens."""
+    return (i // len(_WORDS)) * sum(len(w) + 1 for w in _WORDS) + sum(len(w) + 1 for w in _WORDS[:i % len(_WORDS)])
 
 
 def _token_id(i: int) -> int:
@@ -777,7 +833,9 @@ class EmulatedServer:
         want_ids, continuous = self._want_ids, self._continuous_usage
         assert self.engine is not None
         base = f"cmpl-{next(self._ids)}"  # vLLM's request id; its engine requests are f"{request_id}-{i}"
-        reqs = [_Req(f"{base}-{i * n_seq + j}", n, mt, self.engine.now())
+        stop_at = _stop_at(body)
+        reqs = [_Req(f"{base}-{i * n_seq + j}", n, stop_at.tokens if stop_at and stop_at.tokens <= mt else mt,
+                     self.engine.now(), stop_at=stop_at if stop_at and stop_at.tokens <= mt else None)
                 for i, (n, mt, _s, _u, _m) in enumerate(parsed) for j in range(n_seq)]
         for r in reqs:
             self.engine.submit(r)
@@ -790,8 +848,8 @@ class EmulatedServer:
                 pass
             if not r.done:
                 raise web.HTTPServiceUnavailable()
-        choices = [{"index": i, "text": "".join(_token_text(k) for k in range(r.generated)), "logprobs": None,
-                    "finish_reason": "length", "stop_reason": None} for i, r in enumerate(reqs)]
+        choices = [{"index": i, "text": r.text(0, r.generated), "logprobs": None,
+                    "finish_reason": r.finish[0], "stop_reason": r.finish[1]} for i, r in enumerate(reqs)]
         n_g = sum(r.generated for r in reqs)
         return web.json_response({"id": base, "object": "text_completion", "created": int(time.time()), "model": model,
                                   "choices": choices, "usage": {"prompt_tokens": n_p, "completion_tokens": n_g, "total_tokens": n_p + n_g}})
@@ -847,8 +905,9 @@ class EmulatedServer:
                     total = sum(sent)
                     if self.faults.malformed_stream_after_tokens is not None and total <= self.faults.malformed_stream_after_tokens < total + n:
                         await resp.write(b"data: {not json\n\n")
-                    choice: dict[str, object] = {"index": i, "text": "".join(_token_text(k) for k in range(sent[i], sent[i] + n)),
-                                                 "logprobs": None, "finish_reason": "length" if last else None, "stop_reason": None}
+                    choice: dict[str, object] = {"index": i, "text": reqs[i].text(sent[i], sent[i] + n), "logprobs": None,
+                                                 "finish_reason": reqs[i].finish[0] if last else None,
+                                                 "stop_reason": reqs[i].finish[1] if last else None}
                     if want_ids:
                         choice["token_ids"] = [_token_id(k) for k in range(sent[i], sent[i] + n)]
                     chunk: dict[str, object] = {"id": rid, "object": "text_completion", "created": created, "model": model,
@@ -898,7 +957,11 @@ class EmulatedServer:
             await kvc.receive(n_prompt, self.time_scale)  # type: ignore[union-attr]
         elif kvc is not None:
             kv_params = kvc.producer_params(body, self.host, self.port, n_prompt)
-        req = _Req(rid, n_prompt, max_tokens, self.engine.now())
+        stop_at = _stop_at(body)
+        if stop_at is not None and stop_at.tokens <= max_tokens:  # its text meets a stop string: it ends there
+            req = _Req(rid, n_prompt, stop_at.tokens, self.engine.now(), stop_at=stop_at)
+        else:
+            req = _Req(rid, n_prompt, max_tokens, self.engine.now())
         req.prefilled = n_prompt - 1 if remote else 0
         self.engine.submit(req)
         created = int(time.time())
@@ -911,9 +974,10 @@ class EmulatedServer:
                 pass
             if not req.done:
                 raise web.HTTPServiceUnavailable()
-            text = "".join(_token_text(i) for i in range(req.generated))
+            text = req.text(0, req.generated)
             return web.json_response({"id": rid, "object": "text_completion", "created": created, "model": model,
-                                      "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "length", "stop_reason": None}],
+                                      "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": req.finish[0],
+                                                   "stop_reason": req.finish[1]}],
                                       "usage": usage(), **({"kv_transfer_params": kv_params} if kv_params else {})})
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
@@ -942,8 +1006,8 @@ class EmulatedServer:
                 # the last tokens' chunk carries the finish reason, as vLLM's completion_stream_generator sends
                 # output.finish_reason with the final delta (found in QA: it came on an extra chunk of empty text)
                 last = ended and req.done
-                choice = {"index": 0, "text": "".join(_token_text(i) for i in range(sent, sent + n)), "logprobs": None,
-                          "finish_reason": "length" if last else None, "stop_reason": None}
+                choice = {"index": 0, "text": req.text(sent, sent + n), "logprobs": None,
+                          "finish_reason": req.finish[0] if last else None, "stop_reason": req.finish[1] if last else None}
                 if want_ids:
                     choice["token_ids"] = [_token_id(i) for i in range(sent, sent + n)]
                 chunk = {"id": rid, "object": "text_completion", "created": created, "model": model, "choices": [choice]}
@@ -958,7 +1022,8 @@ class EmulatedServer:
                 return resp
             if not finished:  # the end came apart from the last tokens (the engine queues them together): say it alone
                 fin = {"id": rid, "object": "text_completion", "created": created, "model": model,
-                       "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "length", "stop_reason": None}]}
+                       "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": req.finish[0],
+                                    "stop_reason": req.finish[1]}]}
                 if continuous:
                     fin["usage"] = _usage(n_prompt, sent)
                 await resp.write(f"data: {json.dumps(fin)}\n\n".encode())
