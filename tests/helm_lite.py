@@ -11,7 +11,12 @@ Helm's meaning, so that `helm template` renders the same manifests:
   error, as Go's "incompatible types for comparison")
   `dig "k1" "k2" DEFAULT MAP` as the first stage: Sprig's dig, MAP's k1.k2, DEFAULT where a key is missing
   {{- if X }} ... {{- else }} ... {{- end }}   (X a value; Helm truthiness: empty/0/false/nil are false)
-  {{ fail "message" }}: rendering stops with TemplateError(message), as Helm's `fail` stops `helm template`
+  {{- range $k, $v := MAP }} ... {{- end }}: the body once per entry, keys in sorted order (Go's order for maps);
+  nothing for a missing value (Go: an invalid value ranges over nothing); `$k`, `$v` and `$.Values...` as terms
+  `has NEEDLE LIST` as the first stage: Sprig's has (false for a missing list)
+  `printf "FORMAT" ARGS...` as the first stage: Go's printf with the verbs %s and %q only
+  {{ fail "message" }}, or `| fail` as the last pipe: rendering stops with TemplateError(message), as Helm's `fail`
+  stops `helm template`
   `{{-` trims the whitespace before the action, `-}}` the whitespace after it
 Values render as Go does: booleans lower case, nil as "<no value>" (an error here: a template
 that would print it is a chart bug). toYaml sorts keys like sigs.k8s.io/yaml. Anything else raises
@@ -67,13 +72,21 @@ class Renderer:
             "Release": {"Name": release, "Namespace": namespace, "Service": "Helm"},
             "Chart": {"Name": meta["name"], "Version": meta["version"], "AppVersion": meta.get("appVersion")},
         }
+        self.vars: dict[str, Any] = {}  # $k, $v of the ranges being rendered
 
     # ---------------------------------------------------------------- expressions
     def _path(self, ref: str, where: str) -> Any:
-        if not ref.startswith("."):
-            raise TemplateError(f"{where}: unsupported term {ref!r}")
+        if ref.startswith("$."):  # the root context inside a range
+            ref = ref[1:]
         v: Any = self.ctx
-        for part in ref[1:].split("."):
+        if ref.startswith("$") and not ref.startswith("$."):  # $v or $v.field
+            name, _, ref = ref.partition(".")
+            if name not in self.vars:
+                raise TemplateError(f"{where}: undefined variable {name}")
+            v, ref = self.vars[name], "." + ref if ref else ""
+        elif not ref.startswith("."):
+            raise TemplateError(f"{where}: unsupported term {ref!r}")
+        for part in ref[1:].split(".") if ref else ():
             v = v.get(part) if isinstance(v, dict) else None
         return v
 
@@ -115,6 +128,17 @@ class Renderer:
                     val = default
                     break
                 val = val[k]
+        elif words[0] == "has":  # Sprig's has: whether the list holds the value (a missing list holds none)
+            needle, haystack = (self._term(w, where) for w in words[1:3])
+            val = needle in (haystack or [])
+        elif words[0] == "printf":  # Go's printf, verbs %s and %q only
+            fmt, *args = (self._term(w, where) for w in words[1:])
+            conv = iter(args)
+
+            def verb(m: re.Match[str]) -> str:
+                a = _str(next(conv), where)
+                return '"' + a + '"' if m.group(1) == "q" else a
+            val = re.sub(r"%([sq])", verb, fmt)
         elif words[0] == "not":
             val = not _truthy(self._term(words[1], where))
         elif len(words) == 1:
@@ -137,6 +161,8 @@ class Renderer:
                 val = [v for i, v in enumerate(val) if v not in val[:i]]
             elif fn == "sortAlpha":
                 val = sorted(_str(v, where) for v in val)
+            elif fn == "fail":
+                raise TemplateError(f"{where}: {_str(val, where)}")
             else:
                 raise TemplateError(f"{where}: unsupported function {fn!r}")
         return val
@@ -156,10 +182,16 @@ class Renderer:
                 rest = text[pos:]
                 pos += len(rest) - len(rest.lstrip(" \t\n"))
         parts.append(("text", text[pos:]))
+        return self._walk(parts, where)
+
+    def _walk(self, parts: list[tuple[str, str]], where: str) -> str:
         out: list[str] = []
         stack: list[tuple[bool, bool]] = []  # (parent active, this branch active)
         active = True
-        for kind, s in parts:
+        i = -1
+        while i + 1 < len(parts):
+            i += 1
+            kind, s = parts[i]
             if kind == "text":
                 if active:
                     out.append(s)
@@ -167,6 +199,23 @@ class Renderer:
             if s.startswith("/*"):
                 continue
             word = s.split(None, 1)
+            if word[0] == "range" and active:
+                body, i = self._block(parts, i, where)
+                m = re.fullmatch(r"(\$\w+)\s*,\s*(\$\w+)\s*:=\s*(.+)", word[1])
+                if not m:
+                    raise TemplateError(f"{where}: unsupported range {word[1]!r} (only `range $k, $v := MAP`)")
+                seq = self.eval(m.group(3), where)
+                if seq is not None and not isinstance(seq, dict):
+                    raise TemplateError(f"{where}: range over {seq!r}: only maps")
+                saved = dict(self.vars)
+                for k in sorted(seq or {}):
+                    self.vars.update({m.group(1): k, m.group(2): seq[k]})
+                    out.append(self._walk(body, where))
+                self.vars = saved
+                continue
+            if word[0] == "range":  # inactive: skip its body whole
+                _, i = self._block(parts, i, where)
+                continue
             if word[0] == "if":
                 stack.append((active, active and _truthy(self.eval(word[1], where))))
                 active = stack[-1][1]
@@ -181,6 +230,23 @@ class Renderer:
         if stack:
             raise TemplateError(f"{where}: unclosed if")
         return "".join(out)
+
+    @staticmethod
+    def _block(parts: list[tuple[str, str]], start: int, where: str) -> tuple[list[tuple[str, str]], int]:
+        """The parts between the action at `start` and its `end` (nested ifs and ranges counted), and that end's index."""
+        depth = 0
+        for j in range(start + 1, len(parts)):
+            kind, s = parts[j]
+            if kind != "action" or s.startswith("/*"):
+                continue
+            w = s.split(None, 1)[0]
+            if w in ("if", "range"):
+                depth += 1
+            elif w == "end":
+                if depth == 0:
+                    return parts[start + 1:j], j
+                depth -= 1
+        raise TemplateError(f"{where}: unclosed range")
 
     def render(self) -> dict[str, str]:
         return {p.name: self.render_text(p.read_text(), str(p)) for p in sorted((self.chart / "templates").glob("*.yaml"))}
