@@ -520,6 +520,8 @@ SAMPLING_REFUSED = [
     ({"min_tokens": 50}, None, "min_tokens must be less than or equal to max_tokens=10, got 50."),
     ({"min_tokens": -1}, None, "min_tokens must be greater than or equal to 0, got -1."),
     ({"stop": ["\n", ""]}, None, "stop cannot contain an empty string."),
+    ({"stop": ["\n", 7]}, "stop", "stop must be a string or a list of strings, got ['\\n', 7]."),
+    ({"stop": 7}, "stop", "stop must be a string or a list of strings, got 7."),
 ]
 SAMPLING_SERVED = [{"n": 1, "temperature": 0}, {"n": 2, "temperature": 0.7}, {"min_tokens": 10}, {"stop": ["\n"]},
                    {"ignore_eos": True, "temperature": 2}]

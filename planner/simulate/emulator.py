@@ -772,7 +772,8 @@ class EmulatedServer:
     def _check_sampling(body: dict[str, object], max_tokens: int) -> None:
         """Refuse the sampling fields vLLM 0.26's SamplingParams._verify_args refuses, in its words (found in QA: the
         emulator served temperature 3, min_tokens 50 with max_tokens 10, and a stop list holding "", which vLLM answers
-        with a 400). Within range they change nothing here: generation runs to max_tokens (module doc)."""
+        with a 400). Within range they change nothing here but `stop` (and `min_tokens` before it): generation runs to
+        max_tokens or to a stop string its synthetic text meets (module doc)."""
         t = body.get("temperature")
         if t is not None:
             if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
@@ -790,6 +791,10 @@ class EmulatedServer:
             if m > max_tokens:
                 raise BadRequest(f"min_tokens must be less than or equal to max_tokens={max_tokens}, got {m}.")
         stop = body.get("stop")
+        if stop is not None and not isinstance(stop, str) and not (
+                isinstance(stop, list) and all(isinstance(x, str) for x in stop)):
+            # vLLM's CompletionRequest types it str | list[str] | None: anything else fails its validation (a 400)
+            raise BadRequest(f"stop must be a string or a list of strings, got {stop!r}.", param="stop")
         if stop == "" or (isinstance(stop, list) and any(not s for s in stop)):
             raise BadRequest("stop cannot contain an empty string.")
 
