@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import math
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -209,10 +210,12 @@ GAUGE_VALUE = {"vllm:kv_cache_usage_perc": 0.6, "vllm:gpu_cache_usage_perc": 0.4
 
 
 def fake_prometheus(families: set[str], labels: dict[str, list[dict[str, str]]] | None = None,
-                    unobserved: frozenset[str] = frozenset()) -> httpx.Client:
+                    unobserved: frozenset[str] = frozenset(),
+                    answer: Callable[[str], float | None] | None = None) -> httpx.Client:
     """An httpx client whose /api/v1/query answers from `families` (one mixed-role series of SERVED per query; `labels`:
     family -> the label sets of its series instead, each with the family's value; `unobserved`: histograms with series
-    but no observation in the window, whose histogram_quantile is NaN as Prometheus answers)."""
+    but no observation in the window, whose histogram_quantile is NaN as Prometheus answers; `answer`: PromQL -> the
+    value of its one series where not None, prefill side included, whatever `families` holds)."""
     import re
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -220,6 +223,10 @@ def fake_prometheus(families: set[str], labels: dict[str, list[dict[str, str]]] 
         if q == "time()":
             return httpx.Response(200, json={"status": "success", "data": {"resultType": "scalar",
                                                                            "result": [FAKE_NOW_S, str(FAKE_NOW_S)]}})
+        forced = answer(q) if answer else None
+        if forced is not None:
+            return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": [
+                {"metric": {"model_name": SERVED, "role": "mixed"}, "value": [FAKE_NOW_S, str(forced)]}]}})
         names = [re.sub(r"_(bucket|sum|count)$", "", n)
                  for n in re.findall(r"vllm:[a-z_]+|\b(?:llm_d_epp|inference_extension)_[a-z_]+", q)]
         present = bool(names) and all(n in families for n in names) and 'role="prefill"' not in q and 'role=""' not in q
@@ -234,6 +241,7 @@ def fake_prometheus(families: set[str], labels: dict[str, list[dict[str, str]]] 
 
 
 TPOT_REQ, ITL_TOK, ITL_OLD = ITL_QUANTILE_S
+TTFT = "vllm:time_to_first_token_seconds"
 ITL_CASES = [
     # (case, families beside COMMON, itl_metric, ITL ms expected, itl_source expected)
     ("vLLM 0.26: per-request mean", {TPOT_REQ, ITL_TOK}, "request_mean", 40.0, TPOT_REQ),
@@ -260,6 +268,25 @@ def test_itl_read_from_the_histogram_the_vllm_version_exports(families, itl_metr
     m = o.models[MODEL]
     assert m.ttft_ms == pytest.approx(1000.0)
     assert (m.itl_ms, m.itl_source) == (pytest.approx(itl_ms) if itl_ms is not None else None, source)
+
+
+@pytest.mark.parametrize(("restarts", "arrival_rps"), [(1, 1.0), (0, 0.2)], ids=["restart in the window", "a drain"])
+def test_a_vllm_restart_in_the_window_does_not_lower_the_arrival_estimate(restarts, arrival_rps):
+    """A vLLM restart resets its counters (rate() accounts for it) and restarts its gauges at 0: deriv(running +
+    waiting) then reads the requests the restart dropped as a drain, and arrivals (completions + in-flight growth)
+    read 1.0 - 0.8 = 0.2 req/s for the window (found in QA). Where resets() of the success counter shows a restart,
+    the growth term counts only when >= 0; a genuine drain (no reset) still lowers the estimate."""
+    def answer(q: str) -> float | None:
+        if "resets(" in q:
+            return float(restarts)
+        return -0.8 if " + deriv(" in q else None  # the in-flight growth: -0.8 req/s
+
+    cfg = PrometheusConfig(url="http://prometheus.test", rate_window_s=120)
+    o = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0},
+                           client=fake_prometheus(set(COMMON), answer=answer)).observe()
+    assert o.ok, o.reason
+    m = o.models[MODEL]
+    assert (m.completion_rps, m.arrival_rps) == (pytest.approx(1.0), pytest.approx(arrival_rps))
 
 
 def test_a_request_counter_never_exported_is_named_not_blamed_on_the_window():
@@ -346,7 +373,6 @@ def test_gateway_backlog_is_attributed_to_the_model_that_serves_it(series, queue
     assert o.models[MODEL].waiting.get("gateway") == queued
 
 
-TTFT = "vllm:time_to_first_token_seconds"
 ABSENT_CASES = [
     # (case, families left out of COMMON + both new ITL histograms, histograms unobserved, itl_source, ttft_source)
     ("no TTFT histogram", {TTFT}, frozenset(), TPOT_REQ, f"absent: no series of {TTFT}"),

@@ -6,7 +6,9 @@ from the pod's pd-planner.io/role, name set by `role_label`):
   arrivals        completions + d/dt(waiting + running) on the PREFILL side when there is one (a
                   prefill finishes a request one TTFT after it arrives), else on the decode/mixed
                   side (a growing queue is load that has arrived but not completed: completions
-                  alone under-count a backlog)
+                  alone under-count a backlog); where resets(vllm:request_success_total[w]) shows a
+                  server of that side restarted in the window, the d/dt term counts only when >= 0
+                  (its gauges restart at 0: their fall is the restart's, not a drain)
   mean ISL / OSL  rate(vllm:request_{prompt,generation}_tokens_sum) / rate(..._count)
   TTFT            histogram_quantile(p, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[w]))) on
                   the decode/mixed side; in a P/D fleet (prefill series present) PLUS the same quantile
@@ -297,6 +299,10 @@ class PrometheusObserver:
             pf_inflight = self._by_model(
                 f"sum by (model_name) (deriv(vllm:num_requests_waiting{pf}[{w}]) + deriv(vllm:num_requests_running{pf}[{w}]))"
             )
+            # a vLLM restart inside the window: its counters reset (rate() accounts for that) and its gauges restart at
+            # 0, so deriv() of the in-flight gauges reads the requests the restart dropped as a drain, and the arrival
+            # estimate under-read by them for a window (found in QA). resets() of the success counter tells it, per role
+            restarts = self._by_model_role(f"sum by (model_name, {rl}) (resets(vllm:request_success_total{allsel}[{w}]))")
             # the sub-interval peak of the same arrival estimate (prometheus.peak_window_s): a subquery stepping one
             # window at a time through the rate window
             pw = self.cfg.peak_window_s
@@ -415,11 +421,16 @@ class PrometheusObserver:
             if age > self.cfg.staleness_s:
                 problems[m] = f"metrics of {m} are stale (newest sample {age:.0f}s old > {self.cfg.staleness_s:g}s)"
             comp = completion.get(m, 0.0) * ts
+            restarted = {r for r, n in restarts.get(m, {}).items() if n > 0}
             if m in pf_completion:
-                arr = max(0.0, (pf_completion[m] + pf_inflight.get(m, 0.0)) * ts)
+                grown = pf_inflight.get(m, 0.0)
+                arr = max(0.0, (pf_completion[m] + (max(0.0, grown) if "prefill" in restarted else grown)) * ts)
                 pk = pf_peak.get(m)
             else:
-                arr = max(0.0, comp + inflight.get(m, 0.0) * ts)
+                # where a server of the side restarted, in-flight growth counts only when positive: a fall of the
+                # gauges is then (partly) the restart's, not completions, which rate() has counted already
+                grown = inflight.get(m, 0.0)
+                arr = max(0.0, comp + (max(0.0, grown) if restarted - {"prefill"} else grown) * ts)
                 pk = peak.get(m)
             obs.models[m] = ModelObservation(
                 model=m,
