@@ -289,6 +289,42 @@ def test_a_vllm_restart_in_the_window_does_not_lower_the_arrival_estimate(restar
     assert (m.completion_rps, m.arrival_rps) == (pytest.approx(1.0), pytest.approx(arrival_rps))
 
 
+PD_TTFT_CASES = [
+    # (case, the prefill side's TTFT quantile in s (NaN: no prefill in the window), whether its histogram has series,
+    #  TTFT ms, ttft_source)
+    ("both sides", 0.3, True, 1300.0, "decode+prefill"),
+    ("no prefill in the window", math.nan, True, 1000.0,
+     f"decode alone (P/D, prefill side: no request observed in the 120s window ({TTFT} has series); a remote "
+     "prefill's time is not in it)"),
+    ("prefill side without the histogram", math.nan, False, 1000.0,
+     f"decode alone (P/D, prefill side: no series of {TTFT}; a remote prefill's time is not in it)"),
+]
+
+
+@pytest.mark.parametrize(("pf_ttft_s", "pf_series", "ttft_ms", "source"), [c[1:] for c in PD_TTFT_CASES],
+                         ids=[c[0] for c in PD_TTFT_CASES])
+def test_a_pd_ttft_without_the_prefill_side_says_it_is_the_decode_side_alone(pf_ttft_s, pf_series, ttft_ms, source):
+    """In P/D the client's TTFT is the prefill side's plus the decode side's (the decode pod's starts after the remote
+    prefill). A NaN prefill-side quantile (no prefill observed in the window) with a finite decode side read the decode
+    side alone as 'decode/mixed', as a fleet without prefill pods (found in QA). It is still read alone (no request of
+    the window went through a prefill pod as far as that side shows), and ttft_source says so and why."""
+    def answer(q: str) -> float | None:
+        if 'role="prefill"' not in q:
+            return None
+        if "histogram_quantile(" in q:
+            return pf_ttft_s if TTFT in q else None
+        if f"{TTFT}_bucket" in q:  # the series check behind the source's why
+            return 1.0 if pf_series else None
+        return 1.0 if "rate(vllm:request_success_total" in q else None  # the prefill side completes 1 req/s
+
+    cfg = PrometheusConfig(url="http://prometheus.test", rate_window_s=120)
+    o = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0},
+                           client=fake_prometheus(set(COMMON), answer=answer)).observe()
+    assert o.ok, o.reason
+    m = o.models[MODEL]
+    assert (m.ttft_ms, m.ttft_source) == (pytest.approx(ttft_ms), source)
+
+
 def test_a_request_counter_never_exported_is_named_not_blamed_on_the_window():
     """Gauges scraped but no vllm:request_success_total at all (a vLLM or a metrics filter without it): the model was
     held with 'rate() needs two scrapes inside the window ... use >= 4' at a 120-s window, advice that cannot help

@@ -40,8 +40,9 @@ class ModelObservation:
     vllm:inter_token_latency_seconds, or vllm:time_per_output_token_seconds on vLLM <= 0.10); 'absent: ...' with why
     where `itl_ms` is None (no series of any, or no request in the window); '' where the observer names none."""
     ttft_source: str = ""
-    """'decode+prefill' (P/D: the two sides' quantiles summed), 'decode/mixed' or 'gateway'; 'absent: ...' with why
-    where `ttft_ms` is None, as `itl_source`."""
+    """'decode+prefill' (P/D: the two sides' quantiles summed), 'decode/mixed' or 'gateway'; 'decode alone (P/D, ...)'
+    where a P/D fleet's prefill side has no quantile in the window (the decode side's, without a remote prefill's
+    time); 'absent: ...' with why where `ttft_ms` is None, as `itl_source`."""
     gateway_queue_source: str = ""
     """Gauge the endpoint picker's flow-control queue (waiting['gateway'], when not 0) was read from: prometheus.
     epp_queue_metric, or inference_extension_flow_control_queue_size as the default's fallback; '' when it has no

@@ -18,6 +18,8 @@ from the pod's pd-planner.io/role, name set by `role_label`):
                   of the two quantiles is the client's quantile when the two are comonotone (a slow
                   prefill and a slow first decode step come from the same load) and an upper bound
                   for the usual right-skewed latencies otherwise: the conservative side for an SLO.
+                  A P/D fleet whose prefill side has no quantile (no prefill in the window) reads the
+                  decode side alone, and ttft_source says so ('decode alone (P/D, ...)').
                   A gateway-side TTFT histogram (`gateway_ttft_metric`), when configured and present,
                   replaces both: it is what the client sees, queueing in the gateway included.
   ITL             histogram_quantile(p, ... vllm:request_time_per_output_token_seconds_bucket): each
@@ -379,6 +381,14 @@ class PrometheusObserver:
                     elif m in t:
                         ttft[m] = (t[m] + t_pf.get(m, 0.0)) * 1e3
                         ttft_src[m] = "decode+prefill" if m in t_pf else "decode/mixed"
+                        if m not in t_pf and m in pf_completion:
+                            # P/D, but no prefill-side quantile (NaN: no prefill observed in the window, or no series):
+                            # the decode side's TTFT, which starts after a remote prefill, was read alone and said
+                            # 'decode/mixed' like a fleet without prefill pods (found in QA). Still read alone: no
+                            # request of the window was prefilled remotely as far as the prefill side shows (llm-d's
+                            # sidecar prefills short prompts on the decode pod), but the source says so
+                            why = self._absent(["vllm:time_to_first_token_seconds"], pf, m, w).removeprefix("absent: ")
+                            ttft_src[m] = f"decode alone (P/D, prefill side: {why}; a remote prefill's time is not in it)"
                     if m in i_req:
                         itl[m], itl_src[m] = i_req[m] * 1e3, TPOT_REQUEST
                     elif m in i_tok:
