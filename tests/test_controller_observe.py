@@ -270,6 +270,30 @@ def test_itl_read_from_the_histogram_the_vllm_version_exports(families, itl_metr
     assert (m.itl_ms, m.itl_source) == (pytest.approx(itl_ms) if itl_ms is not None else None, source)
 
 
+ITL_UNOBSERVED_CASES = [
+    # (case, families beside COMMON, histograms with series but no request in the window, ITL ms, itl_source)
+    ("per-request histogram without a request", {TPOT_REQ, ITL_TOK}, {TPOT_REQ}, 20.0,
+     f"{ITL_TOK} (fallback: no request observed in the 120s window in {TPOT_REQ})"),
+    ("one not exported, one without a request", {ITL_TOK, ITL_OLD}, {ITL_TOK}, 30.0,
+     f"{ITL_OLD} (fallback: no {TPOT_REQ}; no request observed in the 120s window in {ITL_TOK})"),
+]
+
+
+@pytest.mark.parametrize(("families", "unobserved", "itl_ms", "source"), [c[1:] for c in ITL_UNOBSERVED_CASES],
+                         ids=[c[0] for c in ITL_UNOBSERVED_CASES])
+def test_an_itl_fallback_says_when_the_histogram_passed_over_had_no_request(families, unobserved, itl_ms, source):
+    """vllm:request_time_per_output_token_seconds is observed when a request ends: a window of long requests running
+    and none finished has per-token ITL samples but none of it. The fallback's source then read 'fallback: no
+    vllm:request_time_per_output_token_seconds', as if the server did not export it (found in QA); now it says no
+    request was observed in the window, and 'no <name>' only for a histogram without series."""
+    cfg = PrometheusConfig(url="http://prometheus.test", rate_window_s=120)
+    o = PrometheusObserver(cfg, {MODEL: SERVED}, {MODEL: 90.0},
+                           client=fake_prometheus(set(COMMON) | families, unobserved=frozenset(unobserved))).observe()
+    assert o.ok, o.reason
+    m = o.models[MODEL]
+    assert (m.itl_ms, m.itl_source) == (pytest.approx(itl_ms), source)
+
+
 @pytest.mark.parametrize(("restarts", "arrival_rps"), [(1, 1.0), (0, 0.2)], ids=["restart in the window", "a drain"])
 def test_a_vllm_restart_in_the_window_does_not_lower_the_arrival_estimate(restarts, arrival_rps):
     """A vLLM restart resets its counters (rate() accounts for it) and restarts its gauges at 0: deriv(running +

@@ -217,6 +217,16 @@ class PrometheusObserver:
             return f"absent: no request observed in the {window} window ({', '.join(held)} has series)"
         return "absent: no series of " + ", ".join(names)
 
+    def _unread(self, histograms: list[str], sel: str, model: str, window: str) -> str:
+        """Why a fallback was read instead of `histograms` (asked only then): 'no A nor B' for those without a series,
+        'no request observed in the <window> window in C' for those with series but none in the window (a per-request
+        histogram is observed at a request's end: a window of long requests running, none finished, has per-token
+        samples but none of it). Found in QA: the second read 'no C', as if the server did not export it."""
+        held = [h for h in histograms if self._has_series(f"{h}_bucket", sel, model)]
+        missing = [h for h in histograms if h not in held]
+        return "; ".join(([f"no {' nor '.join(missing)}"] if missing else [])
+                         + ([f"no request observed in the {window} window in {', '.join(held)}"] if held else []))
+
     def _sel(self, *extra: str) -> str:
         parts = [p for p in (self.cfg.selector, *extra) if p]
         return "{" + ",".join(parts) + "}" if parts else ""
@@ -393,11 +403,12 @@ class PrometheusObserver:
                         itl[m], itl_src[m] = i_req[m] * 1e3, TPOT_REQUEST
                     elif m in i_tok:
                         itl[m] = i_tok[m] * 1e3
-                        itl_src[m] = ITL_PER_TOKEN + (" (fallback: no " + TPOT_REQUEST + ")" if self.cfg.itl_metric == "request_mean" else "")
+                        itl_src[m] = ITL_PER_TOKEN + (f" (fallback: {self._unread([TPOT_REQUEST], side, m, w)})"
+                                                      if self.cfg.itl_metric == "request_mean" else "")
                     elif m in i_old:
                         itl[m] = i_old[m] * 1e3
-                        itl_src[m] = (ITL_PER_TOKEN_LEGACY + " (fallback: no " + ITL_PER_TOKEN
-                                      + (" nor " + TPOT_REQUEST if self.cfg.itl_metric == "request_mean" else "") + ")")
+                        unread = [ITL_PER_TOKEN] + ([TPOT_REQUEST] if self.cfg.itl_metric == "request_mean" else [])
+                        itl_src[m] = f"{ITL_PER_TOKEN_LEGACY} (fallback: {self._unread(unread, side, m, w)})"
         except PromError as exc:
             return Observation(t_s=now_s, ok=False, reason=str(exc))
 
