@@ -75,20 +75,24 @@ def decode_law_ms(coef: tuple[float, ...], batch: npt.ArrayLike, context: npt.Ar
     return al + be * batch_a + ga * batch_a * context_a + moe
 
 
-def fit_profile_dir(directory: str | os.PathLike[str]) -> ProfileFit:
+def fit_profile_dir(directory: str | os.PathLike[str], own: bool = False) -> ProfileFit:
     """Load and validate DIR, fit both laws, compute residuals per measured point.
 
-    DIR's own profile is shown (its ``vllm/`` one when DIR holds only that); where the variant has
-    both, the lines say which of them the planner uses (the vLLM-measured one)."""
+    DIR's ``vllm/`` profile is shown where DIR holds one, the one the planner and `planner profile rates DIR` use
+    (found in QA: `show tp1` showed the torch profile where `rates tp1` fitted tp1/vllm); ``own`` shows DIR's own
+    profile instead (flagged as not used where the vllm/ one exists). The lines say which the planner uses."""
     d = Path(directory)
     others: tuple[str, ...] = ()
     used = True
     if (d / VLLM_SUBDIR / META_FILE).is_file():
-        if (d / META_FILE).is_file():  # show DIR's profile; the planner prefers the vllm/ one
+        if (d / META_FILE).is_file() and own:  # DIR's own profile, asked for; the planner prefers the vllm/ one
             used = False
             others = (f"{d / VLLM_SUBDIR} (measured-vllm): the planner uses this one instead",)
-        else:
+        else:  # the vllm/ one, naming DIR's own profile, if any, as not used
             d = d / VLLM_SUBDIR
+            if (d.parent / META_FILE).is_file():
+                others = (f"{d.parent} ({law_source(load_profile(d.parent).meta)}): not used, this vllm/ profile is "
+                          "preferred (--own shows it)",)
     elif d.name == VLLM_SUBDIR and (d.parent / META_FILE).is_file():
         others = (f"{d.parent} ({law_source(load_profile(d.parent).meta)}): not used, this vllm/ profile is preferred",)
     elif d.is_dir() and not (d / META_FILE).is_file():

@@ -863,11 +863,11 @@ def test_existing_output_survives_a_failed_run_and_new_files_follow_the_umask(tm
 
 def test_profile_show_leaves_the_profile_folder_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    before = sorted(p.name for p in PROFILE_8B.iterdir())
-    r = runner.invoke(app, ["profile", "show", str(PROFILE_8B)])
+    before = sorted(str(p.relative_to(PROFILE_8B)) for p in PROFILE_8B.rglob("*"))
+    r = runner.invoke(app, ["profile", "show", str(PROFILE_8B)])  # its vllm/ profile, the planner's
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in PROFILE_8B.iterdir()) == before
-    assert (tmp_path / "out/llama-3.1-8b-H100-SXM-80GB-tp1-fit.png").stat().st_size > 10_000
+    assert sorted(str(p.relative_to(PROFILE_8B)) for p in PROFILE_8B.rglob("*")) == before
+    assert (tmp_path / "out/llama-3.1-8b-H100-SXM-80GB-tp1-vllm-fit.png").stat().st_size > 10_000
 
 
 def test_emulate_serves_the_models_context_as_vllm_does(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1119,7 +1119,7 @@ def test_messages_quote_a_files_numbers_as_written(tmp_path: Path) -> None:
     shutil.copytree(PROFILE_8B, d)
     with (d / "prefill.csv").open("a") as f:
         f.write("1024,1,-5,median\n")
-    r = runner.invoke(app, ["profile", "show", str(d), "--png", str(tmp_path / "x.png")])
+    r = runner.invoke(app, ["profile", "show", str(d), "--own", "--png", str(tmp_path / "x.png")])  # the torch one
     assert r.exit_code == 2 and "has -5.0" in r.output and "np." not in r.output, r.output
 
 

@@ -30,7 +30,7 @@ CASES = [
 def _command(name: str, tmp_path: Path) -> tuple[list[str], list[str]]:
     """The command line of `name` without its figure flags, and the PNG it writes by default."""
     if name == "profile show":
-        return ["profile", "show", str(PROFILE)], ["out/llama-3.1-8b-H100-SXM-80GB-tp1-fit.png"]
+        return ["profile", "show", str(PROFILE)], ["out/llama-3.1-8b-H100-SXM-80GB-tp1-vllm-fit.png"]  # its vllm/ one
     (tmp_path / "w.yaml").write_text(yaml.safe_dump(WORKLOAD))
     (tmp_path / "f.yaml").write_text(yaml.safe_dump(FLEET))
     r = CliRunner().invoke(app, ["solve", "-w", "w.yaml", "-f", "f.yaml", "-o", "plan.yaml"])

@@ -194,7 +194,10 @@ def test_loader_prefers_the_vllm_profile_and_says_so(tmp_path: Path, cat: Catalo
     # `planner profile show` on the variant directory shows the vLLM profile and names the other
     from profiles.show import fit_profile_dir, law_lines
 
-    shown = fit_profile_dir(tmp_path / M8 / GPU / "tp1")  # DIR's own (torch) profile, flagged as not used
+    shown = fit_profile_dir(tmp_path / M8 / GPU / "tp1")  # the vllm/ one, the planner's, naming DIR's own
+    assert shown.law_source == "measured-vllm" and shown.used_by_planner
+    assert any("measured-torch" in ln and "not used" in ln for ln in law_lines(shown))
+    shown = fit_profile_dir(tmp_path / M8 / GPU / "tp1", own=True)  # DIR's own (torch) profile, flagged as not used
     assert shown.law_source == "measured-torch" and not shown.used_by_planner
     lines = law_lines(shown)
     assert any(ln.startswith("NOT the laws the planner uses") for ln in lines)

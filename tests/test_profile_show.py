@@ -16,7 +16,7 @@ GPU_PROFILES = [DATA / "llama-3.1-8b" / "H100-SXM-80GB" / "tp1", DATA / "llama-3
 
 @pytest.mark.parametrize("d", GPU_PROFILES, ids=lambda d: "/".join(d.parts[-3:]))
 def test_gpu_profiles_load_and_fit(d):
-    fit = fit_profile_dir(d)
+    fit = fit_profile_dir(d, own=True)  # DIR's own (torch) profile, not its vllm/ one
     m = fit.profile.meta
     assert m.backend == "torch" and m.device_name.startswith("NVIDIA H")
     assert ("H200" in m.device_name) == ("H200" in m.gpu)  # the card that measured it is the one it names
@@ -33,8 +33,8 @@ def test_gpu_profiles_load_and_fit(d):
 
 def test_h200_decodes_faster_than_h100_at_batch_one():
     """Decode at small batch is bound by HBM bandwidth: 4.8 vs 3.35 TB/s should show (measured data)."""
-    h100 = fit_profile_dir(GPU_PROFILES[0]).decode_points
-    h200 = fit_profile_dir(GPU_PROFILES[1]).decode_points
+    h100 = fit_profile_dir(GPU_PROFILES[0], own=True).decode_points
+    h200 = fit_profile_dir(GPU_PROFILES[1], own=True).decode_points
     a = h100[(h100.batch == 1) & (h100.context_tokens == 512)].itl_ms.iloc[0]
     b = h200[(h200.batch == 1) & (h200.context_tokens == 512)].itl_ms.iloc[0]
     assert 1.1 < a / b < 3.35 / 4.8 * 2
@@ -75,7 +75,7 @@ def test_planner_uses_vllm_profiles_and_part_d_decides_where_only_torch_measured
     pm = PerfModel.load(leave_out=_without_h100_vllm)
     vp = pm.get("llama-3.1-8b", "H100-SXM-80GB", 1)
     assert pm.alternatives[("llama-3.1-8b", "H100-SXM-80GB", 1, "bf16", "bf16")] == ["measured-torch"]
-    torch = fit_profile_dir(GPU_PROFILES[0])
+    torch = fit_profile_dir(GPU_PROFILES[0], own=True)
     assert not torch.used_by_planner and any("(measured-vllm): the planner uses this one instead" in ln for ln in law_lines(torch))
     alone = fit_profile_dir(_copy_without_h100_vllm(tmp_path) / "llama-3.1-8b" / "H100-SXM-80GB" / "tp1")
     if verdict == "prior":
@@ -89,17 +89,38 @@ def test_planner_uses_vllm_profiles_and_part_d_decides_where_only_torch_measured
         assert vp.decode_step_ms(128, 2048) == pytest.approx(decode_law_ms(torch.decode_coef, 128, 2048), rel=0.02)
 
 
+def test_show_and_rates_pick_the_same_profile_of_a_variant_folder(tmp_path):
+    """Found in QA: `planner profile show tp1` showed tp1's torch-reference profile where `planner profile rates tp1`
+    fitted tp1/vllm (the one the planner uses). Both now take the vllm/ one, show saying so; --own takes tp1's own."""
+    from typer.testing import CliRunner
+
+    from planner.cli.main import app
+
+    d = GPU_PROFILES[0]  # llama-3.1-8b H100 tp1: a torch profile and a vllm/ one
+    for own in ([], ["--own"]):
+        shown = CliRunner().invoke(app, ["profile", "show", str(d), "--no-png", *own])
+        rates = CliRunner().invoke(app, ["profile", "rates", str(d), "--isl", "1024", *own])
+        assert shown.exit_code == 0 and rates.exit_code == 0, shown.output + rates.output
+        picked = d if own else d / "vllm"
+        assert f"laws fitted on {picked}\n" in rates.output, rates.output
+        flat = " ".join(shown.output.split())
+        assert (f"laws used by the planner: measured-vllm ({picked})" if not own else
+                f"NOT the laws the planner uses (see below): measured-torch ({picked})") in flat, flat
+        assert (f"showing {picked} (measured-vllm), the vllm/ profile of {d}" in flat) == (not own), flat
+        assert fit_profile_dir(d, own=bool(own)).profile.path == picked
+
+
 def test_show_cli_prints_laws_and_saves_png(tmp_path):
     from typer.testing import CliRunner
 
     from planner.cli.main import app
 
     png = tmp_path / "h100.png"
-    res = CliRunner().invoke(app, ["profile", "show", str(GPU_PROFILES[0]), "--png", str(png)])
+    res = CliRunner().invoke(app, ["profile", "show", str(GPU_PROFILES[0]), "--own", "--png", str(png)])
     assert res.exit_code == 0, res.output
     assert "prefill  t =" in res.output and "decode   t =" in res.output and "residuals" in res.output
     assert png.stat().st_size > 20_000
-    assert "KV capacity 443,725 tokens" in law_lines(fit_profile_dir(GPU_PROFILES[0]))[2]
+    assert "KV capacity 443,725 tokens" in law_lines(fit_profile_dir(GPU_PROFILES[0], own=True))[2]
     assert "not determined" not in res.output
 
 
@@ -312,8 +333,8 @@ def test_show_names_its_default_png_for_the_whole_variant(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     h100 = DATA / "llama-3.1-8b" / "H100-SXM-80GB"
     written = []
-    for d in (h100 / "tp1", h100 / "tp1" / "vllm", h100 / "tp1-kvfp8" / "vllm"):
-        res = CliRunner().invoke(app, ["profile", "show", str(d)])
+    for args in ([str(h100 / "tp1"), "--own"], [str(h100 / "tp1" / "vllm")], [str(h100 / "tp1-kvfp8" / "vllm")]):
+        res = CliRunner().invoke(app, ["profile", "show", *args])
         assert res.exit_code == 0, res.output
         written.append(" ".join(res.output.split()).split("plot saved to ")[1].split()[0])
     assert written == ["out/llama-3.1-8b-H100-SXM-80GB-tp1-fit.png", "out/llama-3.1-8b-H100-SXM-80GB-tp1-vllm-fit.png",

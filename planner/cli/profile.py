@@ -649,8 +649,12 @@ def register(app: typer.Typer) -> None:
                                            "out/<model>-<gpu>-tp<N>[-fp8][-kvfp8][-vllm]-fit.png, never inside the "
                                            "tracked profile folder)"),
         no_png: bool = typer.Option(False, "--no-png", help="save no plot (as `planner simulate --no-png`)"),
+        own: bool = typer.Option(False, "--own", help="DIR's own profile (e.g. a torch-reference one) where DIR also "
+                                 "holds a vllm/ one; by default the vllm/ one, as the planner and `planner profile "
+                                 "rates DIR` use"),
     ) -> None:
-        """Print the fitted laws and residuals of a profile, and save a PNG of points vs fitted curves (unless --no-png)."""
+        """Print the fitted laws and residuals of a profile, and save a PNG of points vs fitted curves (unless --no-png).
+        Where DIR holds both its own profile and a vllm/ one, the vllm/ one (the planner's) unless --own."""
         from planner.cli.console import stdout_console
         from planner.io.files import check_writable
         from planner.io.schema import precision_suffix
@@ -660,9 +664,11 @@ def register(app: typer.Typer) -> None:
         png = figure_path(png, no_png, None)
         if png is not None:
             check_writable(png, "--png")
-        fit = fit_profile_dir(directory)
+        fit = fit_profile_dir(directory, own=own)
 
         console = stdout_console()
+        if Path(fit.profile.path) != directory:  # say which profile DIR stood for (found in QA)
+            console.print(f"showing {fit.profile.path} ({fit.law_source}), the vllm/ profile of {directory}", highlight=False)
         render(fit, console)
         m = fit.profile.meta
         advice = graph_advice(fit.profile)
@@ -697,6 +703,8 @@ def register(app: typer.Typer) -> None:
                                    help="comma list of shares of the saturation rate to offer"),
         percentile: float = typer.Option(RATE_PERCENTILE, min=50.0, max=99.99,
                                          help="latency percentile the saturation is judged at (the benches' p90)"),
+        own_profile: bool = typer.Option(False, "--own", help="DIR's own profile where DIR also holds a vllm/ one (by default "
+                                 "the vllm/ one, as the planner and `planner profile show DIR` use)"),
     ) -> None:
         """The request rate that saturates one replica with this profile's laws (the capacity model's own,
         planner/planning/saturation.py), per prompt length, and a load sweep's rates as shares of it: the
@@ -726,8 +734,10 @@ def register(app: typer.Typer) -> None:
         console = stdout_console()
         with quiet_extrapolation():
             if directory is not None:
-                # the profile the planner uses: DIR's vllm/ one where DIR holds both (profiles/show.py says why)
-                d = directory / VLLM_SUBDIR if (directory / VLLM_SUBDIR / META_FILE).is_file() else directory
+                # the profile the planner uses: DIR's vllm/ one where DIR holds both (profiles/show.py says why),
+                # unless --own; `planner profile show DIR` picks the same one
+                vllm_dir = directory / VLLM_SUBDIR
+                d = vllm_dir if (vllm_dir / META_FILE).is_file() and not (own_profile and (directory / META_FILE).is_file()) else directory
                 prof = load_profile(d)
                 # --tp and the dtypes pick a variant by name; a directory's variant is its own, so one that asks for
                 # another is refused, not answered for the directory's (found by hand: `rates DIR --tp 2` gave tp1's)
