@@ -71,3 +71,12 @@ def test_every_option_says_what_it_is(path: tuple[str, ...], command: object) ->
     bare = [param.opts[0] for param in getattr(command, "params", [])
             if param.param_type_name == "option" and not (param.help or "").strip()]
     assert not bare, f"`planner {' '.join(path)} --help`: options without a help text: {', '.join(bare)}"
+
+
+def test_catalog_help_names_everything_the_folder_is_read_for() -> None:
+    """Found in QA: `planner --help` said --catalog's folder holds models.yaml, gpus.yaml and model_configs.yaml, not
+    the profiles/ subfolder the planner also fits (planner.perf.laws.PerfModel.load, planner.io.catalog)."""
+    from planner.io.catalog import USER_FILES, USER_PROFILES_DIR
+
+    text = " ".join(_help(()).split())
+    assert all(f in text for f in (*USER_FILES, f"{USER_PROFILES_DIR}/ subfolder of measured profiles")), text

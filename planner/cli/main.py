@@ -38,8 +38,9 @@ console = stdout_console()
 def root(
     catalog_dir: Path | None = typer.Option(
         None, "--catalog", envvar="PLANNER_CATALOG",
-        help="your catalog folder (models.yaml, gpus.yaml, model_configs.yaml in the bundled formats): its models and "
-             "GPU types are added to the bundled ones, a bundled name replaced; `planner catalog import-hf` writes one"),
+        help="your catalog folder (models.yaml, gpus.yaml, model_configs.yaml in the bundled formats, and/or a "
+             "profiles/ subfolder of measured profiles in profiles/data's layout): its models, GPU types and profiles "
+             "are added to the bundled ones, a bundled name or variant replaced; `planner catalog import-hf` writes one"),
 ) -> None:
     """Plan and autoscale prefill/decode-disaggregated LLM serving on vLLM."""
     import os
