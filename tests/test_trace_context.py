@@ -122,3 +122,25 @@ def test_zero_token_requests_are_said(tmp_path, rows, note):
     out = " ".join(r.output.split())
     assert r.exit_code == 0, r.output
     assert out.count("counted as 1 token") == (0 if note is None else 1) and (note is None or note in out), out
+
+
+def test_simulate_with_a_duration_counts_the_requests_left_out_of_that_part(tmp_path: Path) -> None:
+    """Found in QA: `planner simulate --drop-over-context --duration 120` said the whole trace's count of requests
+    left out; it now counts those of the part simulated (the arrivals' first 120 s from the first request kept)."""
+    plan = tmp_path / "plan.yaml"
+    wl = REPO / "examples/default/workload.yaml"
+    r = CliRunner().invoke(app, ["solve", "-w", str(wl), "-f", str(REPO / "examples/default/fleet.yaml"), "-o", str(plan)])
+    assert r.exit_code == 0, r.output
+    f = tmp_path / "t.csv"  # over-context requests at 0 s (before the first kept one), 50 s, 200 s and 300 s
+    f.write_text(HEAD + "0.0,llama-3.1-8b,131000,100\n2.0,llama-3.1-8b,1000,100\n50.0,llama-3.1-8b,140000,1\n"
+                 "60.0,llama-3.1-8b,2000,100\n200.0,llama-3.1-8b,131000,100\n250.0,llama-3.1-8b,500,50\n"
+                 "300.0,llama-3.1-8b,131000,100\n")
+    args = ["simulate", "--plan", str(plan), "--trace", str(f), "--workload", str(wl), "--no-png", "--drop-over-context"]
+    part = CliRunner().invoke(app, [*args, "--duration", "120"])
+    assert part.exit_code == 0, part.output
+    said = " ".join(part.output.split())
+    assert "2 requests of llama-3.1-8b beyond its 131,072-token context (prompt + output) (in the 120 s simulated" \
+        in said, said
+    whole = CliRunner().invoke(app, args)
+    assert whole.exit_code == 0, whole.output
+    assert "4 requests of llama-3.1-8b beyond its 131,072-token context (prompt + output)" in " ".join(whole.output.split())

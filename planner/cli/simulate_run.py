@@ -99,7 +99,12 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
     # the plan's models' context lengths: a request beyond one is refused, as vLLM does
     contexts = Catalog.load().contexts(plan.models)
     df = read_trace(trace, model=model if named else single, contexts=contexts, drop_over_context=drop_over_context)
-    for note in (time_unit_note(df), over_context_note(df, contexts), zero_token_note(df)):
+    # with --duration, the requests left out of the part simulated: the arrivals' clock starts at the first request
+    # kept (planner.simulate.arrivals.normalise_trace), so the part ends duration s after it; those left out before
+    # it, at the trace's start, are in the part (found in QA: the whole trace's count was given)
+    until_s = float(df["t_s"].iloc[0]) + duration if duration is not None and len(df) else None
+    within = f"(in the {duration:g} s simulated, --duration)" if duration is not None else ""
+    for note in (time_unit_note(df), over_context_note(df, contexts, until_s, within), zero_token_note(df)):
         if note and console is not None:
             console.print(note, highlight=False)
     check_trace_models(df, plan, str(trace))

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -241,15 +241,21 @@ def over_context(df: pd.DataFrame, contexts: Mapping[str, int | None]) -> np.nda
     return over
 
 
-def over_context_note(trace: pd.DataFrame, contexts: Mapping[str, int | None]) -> str | None:
+def over_context_note(trace: pd.DataFrame, contexts: Mapping[str, int | None], until_s: float | None = None,
+                      window: str = "") -> str | None:
     """What `read_trace(..., contexts, drop_over_context=True)` left out (its attrs["over_context"]) says, with the
-    contexts it was read against; None where it left out nothing."""
+    contexts it was read against; None where it left out nothing. `until_s` (the trace's own seconds, as its t_s):
+    only those left out before it are counted, `window` saying which part that is (found in QA: `planner simulate
+    --drop-over-context --duration 120` gave the whole trace's count)."""
     dropped: Mapping[str, int] = trace.attrs.get("over_context") or {}
+    times: Mapping[str, Sequence[float]] = trace.attrs.get("over_context_t_s") or {}
+    if until_s is not None and times:
+        dropped = {m: n for m, ts in times.items() if (n := int(np.sum(np.asarray(ts) < until_s)))}
     if not dropped:
         return None
     return "note: left out, as vLLM refuses them: " + "; ".join(
         f"{n:,} request{'' if n == 1 else 's'} of {m} beyond its {contexts.get(m) or 0:,}-token context (prompt + output)"
-        for m, n in sorted(dropped.items()))
+        for m, n in sorted(dropped.items())) + (f" {window}" if until_s is not None and window else "")
 
 
 BUSY_WINDOW_ALPHA = 0.01
@@ -375,6 +381,7 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     ctx = contexts or {}
     over = over_context(df, ctx)
     dropped: dict[str, int] = {}
+    dropped_t_s: dict[str, list[float]] = {}
     if over.any() and not drop_over_context:
         row = int(over.argmax())
         name = str(df["model"].iloc[row])
@@ -385,6 +392,9 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
                          f"{drop_option} leaves them out, as vLLM refuses them)")
     if over.any():
         dropped = {str(m): int(n) for m, n in df["model"][over].astype(str).value_counts().sort_index().items()}
+        over_t = t[over].to_numpy(dtype=float) - origin_s
+        over_models = df["model"][over].astype(str).to_numpy()
+        dropped_t_s = {m: sorted(over_t[over_models == m].tolist()) for m in dropped}
         left = set(df["model"][~over].astype(str))
         for name in dropped:
             if name not in left:
@@ -400,6 +410,7 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
     })
     out = out.sort_values("t_s", kind="stable").reset_index(drop=True)
     out.attrs["over_context"] = dropped
+    out.attrs["over_context_t_s"] = dropped_t_s  # their times, as t_s: a note on a part of the trace counts its own
     # rows alike in time, model and lengths are counted, each a request (concurrent requests can be alike), and said
     # (found in QA: a trace's exact duplicates, e.g. one exported twice, doubled its rates without a word)
     same = pd.DataFrame({"t": t.to_numpy(), "model": df["model"].astype(str).to_numpy(),
