@@ -1272,3 +1272,19 @@ def test_explain_lists_only_the_gpu_types_the_plan_holds(tmp_path: Path) -> None
     r = runner.invoke(app, ["explain", path])
     out = " ".join(r.output.split())
     assert r.exit_code == 0 and "Cost $" in out and "0 H200-141GB" not in out, out
+
+
+@pytest.mark.parametrize("args, says", [
+    (["profile", "rates", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--percentile", "100"],
+     "error: --percentile: expected a number from 50 to 99.99, got 100"),
+    (["simulate", "--plan", "plan.yaml", "--seed", "-1"], "error: --seed: expected a whole number >= 0, got -1"),
+    (["profile", "rates", "--model", "llama-3.1-8b", "--gpu", "H100-SXM-80GB", "--tp", "two"],
+     "error: --tp: Input should be a valid integer"),
+])
+def test_a_value_out_of_an_options_range_is_one_line_naming_it(args: list[str], says: str) -> None:
+    """Found in QA: a value outside an option's min/max (Typer's range check) printed Click's three-line usage block
+    (Usage:, Try '... --help', Error: Invalid value for ...) where every other bad input is one line naming the option
+    and what was expected, exit 2 (planner.cli.console.OneLineErrors)."""
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and r.output.startswith(says), r.output
+    assert "Usage:" not in r.output and len(r.output.strip().splitlines()) == 1, r.output

@@ -7,9 +7,11 @@ import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
+import typer.core
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -47,12 +49,49 @@ def whole_summaries(app: typer.Typer) -> None:
                 group.short_help = " ".join(group_help.split("\n\n")[0].split())
 
 
+def bad_parameter_text(exc: typer.BadParameter) -> str:
+    """One line naming the option (or argument) and what was expected, for a value Click/Typer refused while parsing:
+    a range (`typer.Option(min=..., max=...)`) as "expected a number from 50 to 99.99, got 100", anything else (a word
+    where a number goes) with Typer's own words. Found in QA: these printed Click's three-line usage block (Usage:,
+    Try '... --help', Error: Invalid value for '--tp': ...) where every other bad input prints one line."""
+    param = exc.param
+    name = (param.opts[0] if param.opts else str(param.name)) if param is not None else None
+    cause = exc.__cause__
+    errors = cause.errors() if isinstance(cause, ValidationError) else []  # how Typer checks a value's type and range
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    if errors and errors[0].get("type") in RANGE_ERRORS and (low is not None or high is not None):
+        kind = "a whole number" if isinstance(low if low is not None else high, int) else "a number"
+        span = (f"from {low:g} to {high:g}" if low is not None and high is not None
+                else f">= {low:g}" if low is not None else f"<= {high:g}")
+        text = f"expected {kind} {span}, got {errors[0].get('input')}"
+    else:
+        text = exc.message
+    return str(InputError(None, name, text)) if name and not text.startswith(name) else text
+
+
+RANGE_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+"""pydantic's error types for a value outside an option's min/max (how Typer checks them)."""
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """The CLI's root group: a value refused while parsing a command's options (typer.BadParameter: out of an
+    option's range, not a number) is one red line on stderr and EXIT_BAD_INPUT, as friendly_errors prints an
+    InputError, not Click's usage block. A mistyped option name (NoSuchOption) keeps Click's usage, its hint."""
+
+    def invoke(self, ctx: Any) -> object:  # Any: Typer vendors click, its Context is not importable by a public name
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as exc:
+            Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(bad_parameter_text(exc))}")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
 def command_group(help_text: str, *, no_args_is_help: bool = True) -> typer.Typer:
     """A Typer app (the CLI or one of its groups) with the CLI's help layout: Click's plain one, not Rich's option
     table. At 80 columns (a pipe's width, many terminals') Rich's table cut option names ('--max-num-batche…') and
     quoted values ('(timestamp,model…') with an ellipsis and left 18 columns for the help; Click's keeps every name
     whole and wraps the help at the terminal's width. Rich still prints the tables, progress bars and errors."""
-    return typer.Typer(rich_markup_mode=None, add_completion=False,
+    return typer.Typer(rich_markup_mode=None, add_completion=False, cls=OneLineErrors,
                        no_args_is_help=no_args_is_help, help=help_text)
 
 
