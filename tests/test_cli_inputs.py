@@ -464,7 +464,7 @@ CASES = [
     Case("max_load where a model cannot run", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(gpus="  H100-SXM-80GB: {available: 1}")),
          "--objective", "max_load", *NS], 0, ("llama-2-70b: no pools: none of its classes is served", "no share of the workload fits")),
     Case("whatif --headroom where a model cannot run", lambda t: ["whatif", "-w", W, "-f", t("f.yaml", fleet(
-         gpus="  H100-SXM-80GB: {available: 1}")), "--headroom"], 0, ("serves no share of today's traffic",)),
+         gpus="  H100-SXM-80GB: {available: 1}")), "--headroom"], 3, ("serves no share of today's traffic",)),  # 0x: exit 3
     # found by hand at stop 50: a model the workload names without classes was printed "aggregated (mixed) only"
     Case("a model without classes", lambda t: ["solve", "-w", t("w.yaml", wl(one(), models="llama-3.1-8b: {slo: {ttft_ms: 400}}\n"
          "  llama-2-70b: {slo: {ttft_ms: 1500}}")), "-f", F, *NS], 0, ("llama-2-70b: no pools (the workload gives it no traffic)",)),

@@ -165,3 +165,25 @@ def test_headroom_beyond_the_rate_range_is_a_lower_bound_at_its_edge(repo, tmp_p
     row = pd.read_csv(out_csv).iloc[0]
     assert bool(row["load_capped"]) and row["load_multiplier"] == 25000.0
     assert row["load_multiplier"] * 40.0 <= MAX_RATE_RPS  # the default workload's busiest class: 40 req/s
+
+
+def test_a_headroom_of_zero_exits_as_infeasible(repo, tmp_path) -> None:
+    """Found in QA: `planner whatif --headroom` on a fleet of one L40S printed 'serves no share of today's traffic
+    within SLO' and exited 0: its max-load solve is feasible at multiplier 0 (the fleet at no load), which counted as
+    a feasible point. A 0x headroom now counts as infeasible: exit 3, after the CSV is written."""
+    import os
+
+    fleet = tmp_path / "l40s.yaml"
+    fleet.write_text("gpus:\n  L40S: {available: 1}\n")
+    out_csv = tmp_path / "rows.csv"
+    old = os.getcwd()
+    os.chdir(repo)
+    try:
+        res = CliRunner().invoke(app, ["whatif", "-w", WORKLOAD, "-f", str(fleet), "--headroom", "--csv", str(out_csv)])
+    finally:
+        os.chdir(old)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 3, res.output
+    assert "serves no share of today's traffic" in said and "Every point is infeasible" in said, said
+    row = pd.read_csv(out_csv).iloc[0]
+    assert bool(row["feasible"]) and row["load_multiplier"] == 0  # the CSV keeps the solve's own verdict

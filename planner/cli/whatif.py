@@ -8,7 +8,8 @@ prints (1) cost and GPUs when every class's rate is multiplied by each --traffic
 the cost change against the baseline. `--headroom` adds how much more traffic the fleet as it
 stands takes within SLO; `--pairing` what it costs to pair prefill and decode only on the same GPU
 type (and TP). Each row is one ILP solve (planner.planning.whatif). Exit 3 (as `planner solve`'s infeasible plan) when
-every point asked is infeasible, after its tables and CSV are written; 0 when any point is feasible.
+every point asked is infeasible (a headroom of 0x, some model with no pool within SLO, counts as such), after its
+tables and CSV are written; 0 when any point is feasible.
 
 ``register(app)`` adds the command to the root app (planner/cli/main.py).
 """
@@ -73,6 +74,19 @@ def parse_assignments(items: list[str], option: str, what: str, integer: bool = 
                 raise InputError(None, option, f"{exc}; got {item!r}") from None
         out.append((gpu, float(v)))
     return out
+
+
+NO_SHARE = ("this fleet serves no share of today's traffic within SLO: some model has no pool the fleet can run within "
+            "its SLO (`planner solve` says what binds)")
+"""What a headroom row of load multiplier 0 says (its solve is feasible: the fleet at no load)."""
+
+
+def _answered(question: str, df: pd.DataFrame) -> pd.Series:
+    """Per row, whether it is a feasible answer for the exit code: a feasible plan, and for the headroom a multiplier
+    above 0 (found in QA: `planner whatif --headroom` on a fleet of one L40S said 'serves no share of today's
+    traffic' and exited 0, its max-load solve feasible at multiplier 0)."""
+    ok = df["feasible"].astype(bool)
+    return ok & (df["load_multiplier"] > 0) if question == "headroom" else ok
 
 
 def _cost_where(df: pd.DataFrame, key: str, value: object) -> float | None:
@@ -249,8 +263,7 @@ def register(app: typer.Typer) -> None:
                     df = whatif.headroom(wl, fl, **kw)
                 r = df.iloc[0]
                 if r["feasible"] and not r["load_multiplier"] > 0:  # factor 0: some model has no pool within SLO
-                    console.print("[bold red]Headroom[/]: this fleet serves no share of today's traffic within SLO: some "
-                                  "model has no pool the fleet can run within its SLO (`planner solve` says what binds)")
+                    console.print(f"[bold red]Headroom[/]: {NO_SHARE}")
                 elif r["feasible"] and r["load_capped"]:  # found in QA at stop 58: 1e6 H100s read 51,961x
                     console.print(f"[bold]Headroom[/]: this fleet serves >= {r['load_multiplier']:.2f}x today's traffic "
                                   f"within SLO (the largest rate planned: every class within {MAX_RATE_RPS:g} req/s, the "
@@ -264,10 +277,11 @@ def register(app: typer.Typer) -> None:
             if csv is not None and frames:
                 write_csv_atomic(csv, whatif.stack(frames))
                 console.print(f"rows written to {csv}")
-            if frames and not any(df["feasible"].astype(bool).any() for df in frames.values()):
+            if frames and not any(_answered(q, df).any() for q, df in frames.items()):
                 # `planner solve`'s exit for an infeasible plan (found in QA at stop 58: a fleet of one L40S exited 0
                 # with every row 'infeasible'); the tables and the CSV are still written, a record of the question
-                first = next(str(d) for df in frames.values() for d in df["diagnosis"])
+                first = next(str(d) if not ok else NO_SHARE for df in frames.values()
+                             for ok, d in zip(df["feasible"].astype(bool), df["diagnosis"], strict=True))
                 console.print(f"[bold red]Every point is infeasible[/] (the tables above{' and ' + str(csv) if csv else ''} "
                               f"say each one's diagnosis); the first: {first}", highlight=False)
                 raise typer.Exit(EXIT_INFEASIBLE)
