@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace", type=Path, default=None, help="run this trace alone (any format the planner reads)")
     ap.add_argument("--roles", choices=("mixed", "pd"), default="mixed",
                     help="mixed: one mixed replica (rule 57-M); pd: a P/D plan's prefill pools (rule 58-P)")
-    ap.add_argument("--mix-batching", choices=("mean", "own", "fcfs", "fcfs_load"), default=None,
+    ap.add_argument("--mix-batching", choices=capacity.MIX_BATCHING_FORMS, default=None,
                     help="how a P/D prefill pool's mix batches (capacity.MIX_BATCHING, rule 60-B; default: the shipped one)")
     args = ap.parse_args(argv)
     if args.mix_batching is not None:

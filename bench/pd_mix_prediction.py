@@ -42,7 +42,7 @@ from planner.io.schema import Plan  # noqa: E402
 from planner.perf.laws import PerfModel, quiet_extrapolation  # noqa: E402
 from planner.planning import capacity  # noqa: E402
 
-FORMS = ("mean", "own", "fcfs", "fcfs_load")  # capacity.MIX_BATCHING's candidates (rule 60-B: B0, B1, B2; 60-B3)
+FORMS = capacity.MIX_BATCHING_FORMS  # capacity.MIX_BATCHING's candidates (rule 60-B: B0, B1, B2; 60-B3; 61-B)
 
 
 def predicted_ttft_ms(p: Plan) -> dict[str, float]:

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--margins", default="",
                     help="rule 60-N's candidates: comma list of margins in (0, 1] for the default verification "
                          "(verify.VERIFY_MARGIN), each reported as misses_auto_<verdict>_m<margin>")
-    ap.add_argument("--mix-batching", choices=("mean", "own", "fcfs", "fcfs_load"), default=None,
+    ap.add_argument("--mix-batching", choices=capacity.MIX_BATCHING_FORMS, default=None,
                     help="rule 60-B's candidates: capacity.MIX_BATCHING for this run (default: the shipped one)")
     args = ap.parse_args(argv)
     try:

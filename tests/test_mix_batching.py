@@ -84,6 +84,22 @@ def test_a_long_prompt_mix_reads_busier_than_at_its_mean_prompt(pm: PerfModel, f
     assert got["fcfs"].ttft_ms > 1.15 * got["mean"].ttft_ms
 
 
+def test_rule_61b_candidate_takes_the_larger_wait_of_the_load_capped_form(pm: PerfModel, form) -> None:
+    """Rule 61-B's candidate (stop 61, not adopted): "fcfs_mg1" prices the mix's saturated wait at rule 60-B3's
+    load-capped service, as "fcfs_load" does, but takes the larger of it and the gated residual where "fcfs_load" adds
+    part of the smaller: never above it, and below it where both waits are positive (rule 60-B's qwen3-30b-a3b case)."""
+    perf = pm.get("qwen3-30b-a3b", "H100-SXM-80GB", 1)
+    assert perf is not None
+    mix = PoolMix((800.0, 8000.0), (200.0, 300.0), (12.0, 1.0))
+    got = {}
+    with quiet_extrapolation():
+        for f in ("fcfs_load", "fcfs_mg1"):
+            form(f)
+            got[f] = prefill_latency(perf, 800, 0.0, 90.0, kv_transfer=False, mix=mix)
+    assert got["fcfs_mg1"].utilization == pytest.approx(got["fcfs_load"].utilization)
+    assert got["fcfs_mg1"].ttft_ms < got["fcfs_load"].ttft_ms - 1.0
+
+
 def test_rule_60b_bench_fcfs_reads_closer_than_the_mean_prompt(capsys: pytest.CaptureFixture[str]) -> None:
     """bench/pd_mix_prediction.py on qwen3-30b-a3b's 32 P/D grid cases (one seed of 300 s, shorter than the rule's
     run): FCFS packing's per-class TTFT p90 MAPE below the mean prompt's, and its binding class no further under."""

@@ -918,6 +918,10 @@ def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, p
     saturated = wait_quantile_ms(rate_rps, service, percentile, idc, cs2)
     util = rate_rps * service / 1000.0
     busy = max(rho, util)
+    if full_batches is not None and MIX_BATCHING == "fcfs_mg1":
+        # rule 61-B's candidate: the M/G/1 wait at the load's service holds the pass in flight's residual (the gated
+        # term): the larger of the two, as _combined_wait_ms takes them where batches cannot grow (b_max 1)
+        b_max = 1.0
     wait = _combined_wait_ms(gated, saturated, b_max, busy, service, idc, percentile)
     busy = _waiting_share(busy, idc)  # the wait holds the cluster-mates' (rule 58-B)
     pooled = pooled_wait_ms(s_bar, rate_rps, arrivals, percentile, s)
@@ -937,8 +941,11 @@ def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, p
 # Rule 60-B's candidates for how a P/D prefill pool's mix of classes batches at saturation: "mean" (as before stop
 # 60: every prompt batches as the mix's mean prompt does), "own" (each class in full batches of its own prompts),
 # "fcfs" (the simulator's first-come-first-served packing of prompts drawn from the mix); rule 60-B3's "fcfs_load"
-# (that packing capped at the batch the load forms, `_mix_load_batch`).
+# (that packing capped at the batch the load forms, `_mix_load_batch`); rule 61-B's "fcfs_mg1" (that load-capped
+# service in an M/G/1 wait taken as the larger of it and the gated residual, `_dispersed_prefill_latency`).
 MIX_BATCHING = "fcfs"
+MIX_BATCHING_FORMS = ("mean", "own", "fcfs", "fcfs_load", "fcfs_mg1")
+"""Every form MIX_BATCHING may take (the benches' --mix-batching / --forms choices)."""
 # Prompts drawn from the mix for the "fcfs" packing (a fixed-seed draw: deterministic; its estimate of the per-prompt
 # service moves by ~1% between seeds at this size).
 _FCFS_DRAWS = 4000
@@ -957,7 +964,7 @@ def _mix_full_batches(perf: VariantPerf, mix: PoolMix) -> tuple[float, float] | 
     full = _fcfs_packing(perf, mix.isl, shares, perf.max_num_seqs)
     if MIX_BATCHING == "fcfs":
         return full
-    return _mix_load_batch(perf, mix, shares, full), full[1]
+    return _mix_load_batch(perf, mix, shares, full), full[1]  # "fcfs_load" (rule 60-B3), "fcfs_mg1" (rule 61-B)
 
 
 @functools.lru_cache(maxsize=4096)
