@@ -553,3 +553,25 @@ def test_a_replan_resizes_only_the_pools_whose_inputs_moved(example, perf, catal
                                        "classes": [c for c in tighter.classes if c.model == model]})
     plan_workload(alone, fl, perf, catalog)
     assert 0 < moved == memo.cache_info().misses < sized
+
+
+def test_a_class_of_rate_zero_is_predicted_nothing(perf, catalog) -> None:
+    """A class of rate 0 beside a served one is routed to no pool; its prediction was TTFT 0 ms / ITL 0 ms, which
+    `planner explain` printed as 'TTFT p90 0/300 ms' (met), found in QA. Nothing is predicted, and explain says why."""
+    from planner.planning.explain import explain
+
+    s = Slo(ttft_ms=300.0, itl_ms=25.0)
+    wl = Workload(models={"llama-3.1-8b": ModelEntry(slo=s)},
+                  classes=[RequestClass(id="chat", model="llama-3.1-8b", isl=1500, osl=200, rate_rps=5.0),
+                           RequestClass(id="batch", model="llama-3.1-8b", isl=4000, osl=50, rate_rps=0.0)])
+    fl = Fleet.model_validate({"gpus": {"H100-SXM-80GB": {"available": 8}}})
+    plan = plan_workload(wl, fl, perf, catalog)
+    mp = plan.models["llama-3.1-8b"]
+    assert mp.routing["batch"] == {}
+    idle, served = mp.predicted["batch"], mp.predicted["chat"]
+    assert (idle.ttft_ms, idle.itl_ms) == (None, None)
+    assert (idle.slo_ttft_ms, idle.slo_itl_ms) == (300.0, 25.0)
+    assert served.ttft_ms is not None and served.ttft_ms > 0
+    lines = explain(plan)
+    assert "  class batch: routed to no pool (no traffic planned for it), nothing predicted" in lines
+    assert not any(line.startswith("  class batch: TTFT") for line in lines)

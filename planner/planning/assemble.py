@@ -798,6 +798,8 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
     decode pool's ITL is the pool's behind its mix (`itl_mixes`, rule 58-D); a mixed pool's ITL, and every capacity,
     the class alone's at the pool's utilization."""
     slo = inst.workload.slo_of(c)
+    if not flows:  # no pool serves it (a class of rate 0): no latency to predict, where 0 ms read as met (found in QA)
+        return ClassPrediction(percentile=slo.percentile, slo_ttft_ms=slo.ttft_ms, slo_itl_ms=slo.itl_ms)
     ttft = itl = 0.0
     disagg = 0.0
     kv: tuple[float, float] | None = None  # (demand, capacity) of the fullest decode pool behind its mix (rule 59-K)

@@ -49,6 +49,9 @@ def explain(plan: Plan) -> list[str]:
                          + (", fit " + " / ".join(f"{ph} {e:.0%}" for ph, e in p.law_fit_err.items()) if p.law_fit_err else "")
                          + (f"; weights {p.weight_dtype}, KV cache {p.kv_dtype})" if (p.weight_dtype, p.kv_dtype) != ("bf16", "bf16") else ")"))
         for cid, pr in mp.predicted.items():
+            if pr.ttft_ms is None and pr.itl_ms is None:  # routed to no pool: no latency to set against its SLO
+                lines.append(f"  class {cid}: routed to no pool (no traffic planned for it), nothing predicted")
+                continue
             terms = []
             if pr.slo_ttft_ms is not None:
                 terms.append(f"TTFT p{pr.percentile:g} {pr.ttft_ms:.0f}/{pr.slo_ttft_ms:g} ms")
