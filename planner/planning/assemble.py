@@ -227,7 +227,8 @@ def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catal
                objective: str, mip_gap: float, utilization: dict[str, float] | None, diagnose: bool = True,
                refine: bool = True) -> Plan:
     """One plan of `workload` (the burst fixed point below included; `plan_workload` says why max-load repeats it);
-    `diagnose=False` leaves an infeasible plan's GPU shortfall out (the shortfall's own feasibility checks);
+    `diagnose=False` leaves an infeasible plan's diagnosis out, the GPU shortfall and `explain_infeasible`'s text (the
+    shortfall's and the SLO bound's own feasibility checks read only `feasible`);
     `refine=False` keeps the diagnosis to the fewest-GPU plan (no bisections: `plan_workload`'s refine_diagnosis)."""
     pooled: dict[tuple[str, str], list[tuple[Capacity, ArrivalShape]]] = {}  # the same every round
     base = build_instance(workload, fleet, perf, catalog, objective, utilization, None, pooled)
@@ -274,7 +275,7 @@ def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catal
                                             "pool_min_replicas": {}})
             inst.gpu_need_floor1 = _gpu_need(_unlimited(workload, fleet.model_copy(update={"limits": floor1}), perf, catalog),
                                              backend, time_limit_s)
-    plan = to_plan(inst, sol, perf)
+    plan = to_plan(inst, sol, perf, explain=diagnose)
     plan.notes.extend(mix_notes)
     return plan
 
@@ -857,15 +858,18 @@ def _time_limit_diagnosis(inst: Instance, sol: Solution) -> list[str]:
             "--isl-buckets / --osl-buckets in `planner workload from-trace`)"]
 
 
-def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None) -> Plan:
-    """Turn a solver solution into the plan file's record (routing, predictions, costs, binding)."""
+def to_plan(inst: Instance, sol: Solution, perf: PerfModel | None = None, explain: bool = True) -> Plan:
+    """Turn a solver solution into the plan file's record (routing, predictions, costs, binding); `explain=False`
+    leaves an infeasible one's diagnosis empty: `explain_infeasible` re-solves its elastic model, seconds on a large
+    instance, which the diagnosis' own feasibility checks (bisections of re-plans) paid at every step (found in QA: a
+    50,000 req/s workload's shortfall took 113 s, 87 of them in those unread diagnoses)."""
     assert inst.problem is not None
     info = SolverInfo(backend=sol.backend, status=sol.status, objective=sol.objective, bound=sol.bound,
                       gap=sol.gap, seconds=round(sol.seconds, 4), objective_unit=_OBJECTIVE_UNIT.get(inst.problem.objective))
     replica_routing = inst.fleet.limits.routing
     if not sol.ok:
         return Plan(feasible=False, solver=info, diagnosis=(_time_limit_diagnosis(inst, sol) if sol.status == "time_limit"
-                                                           else explain_infeasible(inst)),
+                                                           else explain_infeasible(inst) if explain else []),
                     notes=[sol.message] if sol.message else [], replica_routing=replica_routing)
 
     scale = sol.load_multiplier if inst.problem.objective == "max_load" and sol.load_multiplier else 1.0
