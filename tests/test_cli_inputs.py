@@ -457,6 +457,18 @@ CASES = [
     Case("a current pool at tp3", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(
          "current: {llama-3.1-8b/mixed/H100-SXM-80GB/tp3: 2}", "  H100-SXM-80GB: {available: 64}")), *NS],
          2, ("{f}", "current.llama-3.1-8b/mixed/H100-SXM-80GB/tp3", "32 attention heads")),
+    # found in QA: a current pool of a TP or precision the limits leave out was no candidate, and the plan dropped it
+    # to 0 replicas without a word, past max_step (3 llama-3.1-8b tp1-fp8-kvfp8 replicas under allowed_dtypes [bf16])
+    Case("a current fp8 pool under allowed_dtypes [bf16]", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(
+         "limits: {allowed_dtypes: [bf16], max_step: 2}\ncurrent: {llama-3.1-8b/mixed/H100-SXM-80GB/tp1-fp8-kvfp8: 3}",
+         "  H100-SXM-80GB: {available: 64}")), *NS],
+         2, ("{f}", "current.llama-3.1-8b/mixed/H100-SXM-80GB/tp1-fp8-kvfp8", "weight precision fp8 is not in limits.allowed_dtypes")),
+    Case("a current kvfp8 pool under allowed_dtypes [bf16]", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(
+         "current: {llama-3.1-8b/mixed/H100-SXM-80GB/tp1-kvfp8: 1}", "  H100-SXM-80GB: {available: 64}")), *NS],
+         2, ("{f}", "current.llama-3.1-8b/mixed/H100-SXM-80GB/tp1-kvfp8", "KV-cache precision fp8 is not in limits.allowed_dtypes")),
+    Case("a current tp4 pool under allowed_tp [1, 2]", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(
+         "limits: {allowed_tp: [1, 2]}\ncurrent: {llama-3.1-8b/mixed/H100-SXM-80GB/tp4: 2}", "  H100-SXM-80GB: {available: 64}")), *NS],
+         2, ("{f}", "current.llama-3.1-8b/mixed/H100-SXM-80GB/tp4", "TP 4 is not in limits.allowed_tp [1, 2]")),
     Case("max_step 1 from two replicas", lambda t: ["solve", "-w", W, "-f", t("f.yaml", fleet(
          "limits: {max_step: 1}\ncurrent: {llama-3.1-8b/mixed/H100-SXM-80GB/tp1: 2}", "  H100-SXM-80GB: {available: 64}")), *NS],
          3, ("where max_step allows 1 per re-plan", "raise max_step to")),

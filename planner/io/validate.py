@@ -76,8 +76,8 @@ def check_workload(wl: Workload, catalog: Catalog, path: str | os.PathLike[str])
 
 
 def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> None:
-    """GPU types known; `current` pools on the fleet's GPUs, of known models and allowed roles, at TP sizes that can
-    run, holding no more GPUs of a type than are available."""
+    """GPU types known; `current` pools on the fleet's GPUs, of known models and allowed roles, TP sizes and precisions,
+    at TP sizes that can run, holding no more GPUs of a type than are available."""
     from planner.perf.laws import structural_blocker_reason  # laws import this module
 
     p = str(path)
@@ -100,6 +100,14 @@ def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> No
         reason = structural_blocker_reason(catalog, v.model, v.gpu, v.tp, v.weight_dtype, v.kv_dtype)
         if reason is not None:
             raise InputError(p, f"current.{pool}", f"no such pool can run: {reason}")
+        # a TP or precision the limits leave out is no candidate: the plan dropped the running pool to 0 replicas
+        # without a word, past limits.max_step (found in QA: a tp1-fp8-kvfp8 pool of 3 under allowed_dtypes [bf16])
+        if v.tp not in fl.limits.allowed_tp:
+            raise InputError(p, f"current.{pool}", f"TP {v.tp} is not in limits.allowed_tp {fl.limits.allowed_tp}")
+        for what, dtype in (("weight", v.weight_dtype), ("KV-cache", v.kv_dtype)):
+            if dtype not in fl.limits.allowed_dtypes:
+                raise InputError(p, f"current.{pool}", f"{what} precision {dtype} is not in limits.allowed_dtypes "
+                                 f"{fl.limits.allowed_dtypes}")
         used[v.gpu] = used.get(v.gpu, 0) + fl.current[pool] * v.tp
     for g, n in sorted(used.items()):
         if n > fl.gpus[g].available:
