@@ -598,3 +598,14 @@ def test_the_shortfall_search_explains_only_the_plan_it_returns(perf, catalog, m
     assert len(calls) == 1
     assert [line.split(" (")[0] for line in plan.diagnosis] == [
         "GPU inventory binds: A100-80GB needs 1 more GPU", "GPU inventory binds: H100-SXM-80GB needs 5 more GPUs"]
+
+
+def test_a_shortfall_in_thousands_is_written_alike_throughout(perf, catalog) -> None:
+    """'needs 1,980 more GPUs (8 available: ... 1988 serve the workload within SLO and 1987 do not; ... uses 1,989 GPUs:
+    1989 x H200-141GB)' mixed two ways of writing one count (found in QA): every count has its thousands separator."""
+    wl = _one_class(rate=30000.0)
+    fl = Fleet.model_validate({"gpus": {"H100-SXM-80GB": {"available": 8}}})
+    [line] = plan_workload(wl, fl, perf, catalog).diagnosis
+    counts = re.findall(r"\d[\d,]*\d|\d", line.split("(", 1)[1])
+    assert any(len(c.replace(",", "")) >= 4 for c in counts), line
+    assert all(len(c.replace(",", "")) < 4 or "," in c for c in counts), line

@@ -133,7 +133,7 @@ def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
     else what the fewest-GPU plan with unlimited inventory uses beyond them; when the fleet's min-replica limits hold
     part of that plan (`Instance.gpu_need_floor1`), how many GPUs they hold."""
     have = {g: inv.available for g, inv in inst.fleet.gpus.items()}
-    plan_txt = ", ".join(f"{n} x {g}" for g, n in sorted(need.items()) if n > 0)
+    plan_txt = ", ".join(f"{n:,} x {g}" for g, n in sorted(need.items()) if n > 0)  # 1,989 as plural() writes it
     free = inst.gpu_need_floor1
     held = sum(need.values()) - sum(free.values()) if free is not None else 0
     pools = inst.fleet.limits.pool_min_replicas
@@ -152,7 +152,7 @@ def _shortfall_lines(inst: Instance, need: dict[str, int]) -> list[str]:
         parts = (["the fleet's other GPUs"] if len(have) > 1 else []) + (["the other additions"] if len(added) > 1 else [])
         beside = f"with {' and '.join(parts)}, " if parts else ""
         return [f"GPU inventory binds: {g} needs {plural(k, 'more GPU')} ({have.get(g, 0)} available: {beside}"
-                f"{have.get(g, 0) + k} serve the workload within SLO and {have.get(g, 0) + k - 1} do not; "
+                f"{have.get(g, 0) + k:,} serve the workload within SLO and {have.get(g, 0) + k - 1:,} do not; "
                 f"the fewest-GPU plan with no inventory limit uses {plural(sum(need.values()), 'GPU')}: {plan_txt}{floors}); "
                 f"{relax} or relax the SLOs or rates" for g, k in sorted(added.items())]
     return [f"GPU inventory binds: {g} needs {plural(n - have.get(g, 0), 'more GPU')} ({have.get(g, 0)} available; the fewest-GPU "
