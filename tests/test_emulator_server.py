@@ -544,8 +544,8 @@ def test_sampling_fields_in_range_are_served(fleet, extra):
 def test_a_client_that_closes_mid_stream_is_let_go_quietly_and_the_server_serves_on(caplog):
     """Found in QA: a client that closed its connection mid-stream made the emulator log aiohttp's "Error handling
     request" traceback (ClientConnectionResetError: Cannot write to closing transport) at ERROR. Now that stream's
-    writes stop with one INFO line, no ERROR record, the engine runs the request to its end as before (none is left
-    running or waiting), and the next request is served. Single and several-sequence (n = 2) streams."""
+    writes stop with one INFO line, no ERROR record, the engine aborts the request (none is left running or waiting),
+    and the next request is served. Single and several-sequence (n = 2) streams."""
     import logging
 
     caplog.set_level(logging.DEBUG)
@@ -566,6 +566,35 @@ def test_a_client_that_closes_mid_stream_is_let_go_quietly_and_the_server_serves
     bad = [rec for rec in caplog.records if rec.levelno >= logging.ERROR or rec.exc_info]
     assert not bad, [(rec.name, rec.getMessage()) for rec in bad]
     assert any("closed" in rec.getMessage() for rec in caplog.records if rec.name == "pd_planner.emulator")
+
+
+def _success_total(url: str) -> float:
+    """vllm:request_success_total summed over its finished_reason labels, from the server's /metrics."""
+    text = httpx.get(url + "/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("vllm:request_success_total{"))
+
+
+def test_a_client_that_goes_away_has_its_request_aborted_and_its_kv_freed():
+    """Found in QA: a request whose client closed its stream ran on to max_tokens, holding its KV and batch slot, where
+    vLLM aborts it on the disconnect (AsyncLLM.abort). Now the engine drops it at once: it is counted in the engine's
+    aborts, never in vllm:request_success_total (vLLM's output processor drops an aborted request before its
+    finished-request metrics), and it generated far fewer than its max_tokens (1,900 tokens would take minutes at
+    this time scale; the test's 30-s cap is on waiting for the end state, not a timing assert)."""
+    with EmulatorFleet(PERF, time_scale=1.0) as fleet:
+        url, server = fleet.urls[0], fleet.servers[0]
+        before = _success_total(url)
+        body = {"model": "llama-test", "prompt": [1] * 20, "max_tokens": 1900, "stream": True}
+        with httpx.Client(timeout=30) as c, c.stream("POST", url + "/v1/completions", json=body) as r:
+            assert r.status_code == 200
+            next(r.iter_raw())
+        deadline = time.monotonic() + 30
+        while (server.engine.running or server.engine.waiting) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not server.engine.running and not server.engine.waiting
+        assert server.engine.aborts == 1
+        assert server.engine.tokens_generated_total < 1900
+        assert _success_total(url) == before
 
 
 @pytest.mark.parametrize("prompt, n, max_tokens, n_prompt, n_choices", STREAMED_N, ids=[str(c[1:]) for c in STREAMED_N])

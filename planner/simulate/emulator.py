@@ -67,7 +67,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -168,6 +168,8 @@ class _Req:
     first_token: float | None = None
     last_token: float | None = None
     done: bool = False
+    aborted: bool = False
+    """Its client went away and the engine dropped it (EmulatedEngine.abort)."""
     stop_at: _StopAt | None = None
     """The stop string this request's text meets by its max_tokens (it then ends there, finish_reason "stop")."""
 
@@ -360,6 +362,7 @@ class EmulatedEngine:
         self._weights, self._weight_bytes = _weights_of(perf.model)
         self.faults: Faults | None = None  # set by the server (step jitter)
         self._jitter_rng: random.Random | None = None
+        self.aborts = 0  # requests dropped because their client went away (abort)
 
     def now(self) -> float:
         """Emulated seconds."""
@@ -372,6 +375,31 @@ class EmulatedEngine:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    def abort(self, reqs: Sequence[_Req]) -> int:
+        """Drop the requests of a client that went away, as vLLM's API server does on a disconnect (AsyncLLM.abort):
+        a waiting one leaves the queue, a running one the batch, and its KV is free for the next admission at once
+        (on demand it held its tokens; reserved, its reservation returns). No finished-request metric counts it:
+        vLLM's output processor drops an aborted request's state before any is recorded, and a token of the step in
+        flight is dropped with it. Found in QA: the emulator ran such a request to max_tokens, holding its KV and a
+        batch slot that real vLLM frees. Returns how many were still in the engine."""
+        gone = [r for r in reqs if not r.done]
+        if not gone:
+            return 0
+        ids = {id(r) for r in gone}
+        if self.kv_policy == "reserve":
+            self.kv_reserved -= sum(r.prompt_tokens + r.max_tokens for r in self.running if id(r) in ids)
+        self.running = [r for r in self.running if id(r) not in ids]
+        self.waiting = deque(r for r in self.waiting if id(r) not in ids)
+        for r in gone:
+            r.done = r.aborted = True
+            r.out.put_nowait(None)
+        self.aborts += len(gone)
+        self.m.running.set(len(self.running))
+        self.m.set_waiting(len(self.waiting))
+        self.m.kv.set(self._kv_usage())
+        self._wake.set()  # a waiting request may fit now
+        return len(gone)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -508,6 +536,8 @@ class EmulatedEngine:
             self.steps += 1
             emitted = 0
             completed_prompt_tokens = 0
+            decodes = [r for r in decodes if not r.aborted]  # dropped while the step ran (abort)
+            chunks = [(r, n) for r, n in chunks if not r.aborted]
             for r in decodes:
                 self.m.itl.observe(t - (r.last_token or t))
                 r.generated += 1
@@ -578,12 +608,14 @@ class EmulatedEngine:
 _WORDS = ("the", "of", "and", "to", "in", "a", "is", "that", "for", "it")
 
 
-def _client_gone(rid: str) -> None:
+def _client_gone(rid: str, engine: EmulatedEngine, reqs: Sequence[_Req]) -> None:
     """A stream whose client closed its connection stops writing, with one line: as vLLM's API server, whose
     disconnect is no error. (Found in QA: aiohttp's "Error handling request" traceback, ClientConnectionResetError:
-    Cannot write to closing transport, at ERROR.) The engine requests behind it run to their end as before, their
-    tokens dropped with their queues, so none is left running or waiting."""
-    log.info("%s: the client closed its connection mid-stream; its stream stops", rid)
+    Cannot write to closing transport, at ERROR.) The engine requests behind it are aborted (EmulatedEngine.abort),
+    as vLLM aborts a request whose client disconnected, so none is left running or waiting."""
+    n = engine.abort(reqs)
+    log.info("%s: the client closed its connection mid-stream; its stream stops%s", rid,
+             f" and {n} engine request{'' if n == 1 else 's'} aborted" if n else "")
 
 
 async def _end_stream(resp: web.StreamResponse, head: dict[str, object], usage: dict[str, int] | None) -> None:
@@ -930,7 +962,7 @@ class EmulatedServer:
                               {"prompt_tokens": n_prompt_total, "completion_tokens": n_g,
                                "total_tokens": n_prompt_total + n_g} if include_usage else None)
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError among them: the client went away
-            _client_gone(rid)
+            _client_gone(rid, self.engine, reqs)
         finally:
             for t in forwarders:
                 t.cancel()
@@ -1035,7 +1067,7 @@ class EmulatedServer:
             await _end_stream(resp, {"id": rid, "object": "text_completion", "created": created, "model": model},
                               usage() if include_usage else None)
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError among them: the client went away
-            _client_gone(rid)
+            _client_gone(rid, self.engine, [req])
         finally:
             self._streams.discard(resp)
         return resp
