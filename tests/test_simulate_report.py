@@ -130,6 +130,20 @@ def test_plot_cdfs_hold_the_requests_of_the_table(panel, xs, tmp_path, monkeypat
     assert list(line.get_ydata()) == pytest.approx([(i + 1) / len(xs) for i in range(len(xs))])
 
 
+@pytest.mark.parametrize(("slos", "texts"), [
+    # one bound: its value; bounds that differ by class: each names its classes (found in QA: unlabelled lines)
+    ({"c": 100.0, "d": 100.0}, ["SLO 100 ms"]),
+    ({"c": 100.0, "d": 300.0}, ["SLO 100 ms (c)", "SLO 300 ms (d)"]),
+])
+def test_plot_slo_lines_say_their_bound_and_classes(slos, texts, tmp_path, monkeypatch):
+    req = pd.DataFrame({"class_id": ["c", "d"], "osl": [5, 5], "ttft_ms": [40.0, 50.0], "itl_ms": [6.0, 8.0]})
+    classes = pd.DataFrame([{"class_id": c, "slo_ttft_ms": v, "slo_itl_ms": float("nan")} for c, v in slos.items()])
+    rep = SimReport(req, classes, pd.DataFrame(columns=TIMELINE_COLUMNS), 30.0, 0, 10.0)
+    a = _plotted(rep, tmp_path, monkeypatch)[0]
+    assert sorted(t.get_text() for t in a.texts if t.get_text().startswith("SLO")) == texts
+    assert sorted(ln.get_xdata()[0] for ln in a.get_lines() if ln.get_label() == "_slo") == sorted(set(slos.values()))
+
+
 @pytest.mark.parametrize(("finished", "rejected", "says", "never"), [
     # duration_s is the drain limit only while a request is in the fleet: found in QA, 2 rejected requests of an
     # otherwise finished class read "0 still in the fleet when the simulation stopped at 1,810 s, its drain limit"

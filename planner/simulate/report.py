@@ -188,8 +188,16 @@ def plot_report(rep: SimReport, path: str | Path) -> None:
         a.set_xscale("log")
         a.grid(alpha=0.3)
         if row is not None:
-            for b in row[col].dropna().unique():
+            # each SLO bound a dashed line, labelled at the panel's top with its value and, where classes differ, the
+            # classes it bounds (found in QA: unlabelled lines, no telling which class a bound was)
+            bounds = row[col].dropna()
+            distinct = bounds.unique()
+            for b in distinct:
                 a.axvline(b, ls="--", c="gray", lw=0.8, label="_slo")
+                who = [str(c) for c, v in bounds.items() if v == b]
+                a.text(b, 0.02, f"SLO {b:g} ms" + (f" ({', '.join(who)})" if len(distinct) > 1 else ""),
+                       transform=a.get_xaxis_transform(), rotation=90, ha="right", va="bottom", fontsize=6,
+                       color="gray")
         label_log_axis(a.xaxis, *a.get_xlim())  # 30, 40, 60, 100 ms, not 3 x 10^1 ...
         _legend(a, "classes")
     for pid, g in rep.pools.groupby("pool_id", sort=False):
