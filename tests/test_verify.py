@@ -133,3 +133,17 @@ def test_verify_trace_of_one_model_says_the_other_models_classes_are_not_checked
     for cid in ("llama-3.1-8b/chat", "llama-3.1-8b/summarise"):
         assert f"{cid}: no request of it in the arrivals replayed: its SLO is not checked" in out, out
     assert "(2 of 4 on too few requests to tell: notes below)" in out, out
+
+
+def test_a_verified_plans_advice_to_verify_says_it_was_done() -> None:
+    """Found in QA: a plan's note "... `planner solve --verify` simulates it so" was still printed after --verify had
+    passed, as if still to do. A verified plan's advising notes now say it was done; other notes, and the verification
+    notes themselves, are kept as they are (applying it twice changes nothing)."""
+    from planner.planning.verify import verified_advice
+
+    notes = ["pool p: sized for least-loaded routing; `planner solve --verify` simulates it so", "note: other",
+             "verify: utilization targets tightened (`planner solve --verify`)"]
+    once = verified_advice(notes)
+    assert once[0].startswith(notes[0]) and once[0].endswith("(done: the verification note below)")
+    assert once[1:] == notes[1:]
+    assert verified_advice(once) == once
