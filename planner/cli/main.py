@@ -158,7 +158,7 @@ def solve(
     from planner.io.planfile import save_plan
     from planner.io.validate import check_profiles_found, load_workload_fleet
     from planner.perf.laws import PerfModel
-    from planner.planning.assemble import plan_workload
+    from planner.planning.assemble import plan_workload, serves_no_share
     from planner.planning.verify import verified_by_default, verify_and_resolve
 
     if backend not in backend_names():
@@ -241,7 +241,7 @@ def solve(
     if output is not None:
         save_plan(output, plan)
         console.print(f"plan written to {output}")
-    if not plan.feasible:
+    if not plan.feasible or serves_no_share(plan):  # max_load at 0x: no share fits (the plan's note says why)
         raise typer.Exit(EXIT_INFEASIBLE)
 
 

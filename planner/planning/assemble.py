@@ -216,11 +216,19 @@ def plan_workload(workload: Workload, fleet: Fleet, perf: PerfModel | None = Non
         plan.solver = s.model_copy(update={"objective": None if s.objective is None else total * s.objective,
                                            "bound": None if s.bound is None else total * s.bound})
         unserved = sorted(m for m, mp in plan.models.items() if mp.routing and not mp.pools)
-        if plan.feasible and plan.load_multiplier <= _LOAD_ZERO and unserved:
+        if serves_no_share(plan):
             plan.notes.append(f"no share of the workload fits: this fleet runs no pool of {', '.join(unserved)} within its "
                               "SLO, and max_load scales every model by one factor; `planner solve` without --objective "
                               "max_load says what binds")
     return plan
+
+
+def serves_no_share(plan: Plan) -> bool:
+    """A max-load plan that serves no share of the workload: some model with traffic has no pool the fleet runs within
+    its SLO, and max_load scales every model by one factor, so the factor is 0. `planner solve --objective max_load`
+    exits 3 on it, as `planner whatif --headroom` does (found in QA: the first exited 0, the second 3)."""
+    return (plan.feasible and plan.load_multiplier is not None and plan.load_multiplier <= _LOAD_ZERO
+            and any(mp.routing and not mp.pools for mp in plan.models.values()))
 
 
 def _plan_once(workload: Workload, fleet: Fleet, perf: PerfModel, catalog: Catalog, backend: str, time_limit_s: float,
