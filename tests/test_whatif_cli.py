@@ -143,16 +143,13 @@ def test_every_point_infeasible_writes_its_table_and_exits_3(repo, tmp_path) -> 
         out_csv.unlink()
 
 
-def test_headroom_beyond_the_rate_range_is_a_lower_bound_at_its_edge(repo, tmp_path) -> None:
-    """A fleet that takes more traffic than the planner's rate range (every class within MAX_RATE_RPS, where --traffic
-    stops: x25,000 of the default workload) reads '>= 25000.00x', the plan at that factor (found in QA at stop 58: 1e6
-    H100s read 51961.32x, a factor --traffic refuses)."""
+def _headroom(repo, tmp_path, fleet_yaml: str):
+    """`planner whatif --headroom --csv` of the default workload on a fleet of `fleet_yaml`, run from the repository:
+    (the CLI's result, the CSV's path)."""
     import os
 
-    from planner.io.schema import MAX_RATE_RPS
-
-    fleet = tmp_path / "huge.yaml"
-    fleet.write_text("gpus:\n  H100-SXM-80GB: {available: 1000000}\n")
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(fleet_yaml)
     out_csv = tmp_path / "rows.csv"
     old = os.getcwd()
     os.chdir(repo)
@@ -160,6 +157,16 @@ def test_headroom_beyond_the_rate_range_is_a_lower_bound_at_its_edge(repo, tmp_p
         res = CliRunner().invoke(app, ["whatif", "-w", WORKLOAD, "-f", str(fleet), "--headroom", "--csv", str(out_csv)])
     finally:
         os.chdir(old)
+    return res, out_csv
+
+
+def test_headroom_beyond_the_rate_range_is_a_lower_bound_at_its_edge(repo, tmp_path) -> None:
+    """A fleet that takes more traffic than the planner's rate range (every class within MAX_RATE_RPS, where --traffic
+    stops: x25,000 of the default workload) reads '>= 25000.00x', the plan at that factor (found in QA at stop 58: 1e6
+    H100s read 51961.32x, a factor --traffic refuses)."""
+    from planner.io.schema import MAX_RATE_RPS
+
+    res, out_csv = _headroom(repo, tmp_path, "gpus:\n  H100-SXM-80GB: {available: 1000000}\n")
     assert res.exit_code == 0, res.output
     assert ">= 25000.00x" in " ".join(res.output.split()), res.output
     row = pd.read_csv(out_csv).iloc[0]
@@ -171,17 +178,7 @@ def test_a_headroom_of_zero_exits_as_infeasible(repo, tmp_path) -> None:
     """Found in QA: `planner whatif --headroom` on a fleet of one L40S printed 'serves no share of today's traffic
     within SLO' and exited 0: its max-load solve is feasible at multiplier 0 (the fleet at no load), which counted as
     a feasible point. A 0x headroom now counts as infeasible: exit 3, after the CSV is written."""
-    import os
-
-    fleet = tmp_path / "l40s.yaml"
-    fleet.write_text("gpus:\n  L40S: {available: 1}\n")
-    out_csv = tmp_path / "rows.csv"
-    old = os.getcwd()
-    os.chdir(repo)
-    try:
-        res = CliRunner().invoke(app, ["whatif", "-w", WORKLOAD, "-f", str(fleet), "--headroom", "--csv", str(out_csv)])
-    finally:
-        os.chdir(old)
+    res, out_csv = _headroom(repo, tmp_path, "gpus:\n  L40S: {available: 1}\n")
     said = " ".join(res.output.split())
     assert res.exit_code == 3, res.output
     assert "serves no share of today's traffic" in said and "Every point is infeasible" in said, said
