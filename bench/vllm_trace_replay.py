@@ -18,6 +18,10 @@ ttft_p50_err_pct=<mean |error| over the replays> ttft_p90_err_pct=... ttft_p99_e
 attainment_err_pts=<mean |difference| of the shares within SLO, percentage points> worst_ttft_p90_err_pct=...``
 (``nan`` where no replay is given or committed).
 
+A replay whose every request produced one token (max_tokens 1, run to it: the profiler's requests ignore EOS) is a
+P/D prefill instance's load, not a mixed replica's (plan r4): it is left out of every figure here, its row in the
+first table says so, and bench/vllm_prefill_mix.py reads it. The RESULT counts the mixed replays only.
+
 The capacity model too (issue 9 part 1's burst-aware closed form against real vLLM, not only against the simulator):
 the replayed requests are bucketed into classes as ``planner workload from-trace`` does (its defaults: 3 x 2 length
 buckets, burstiness measured: each class carries the stream's index of dispersion), and ``planner solve`` plans them
@@ -51,6 +55,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_input import fail, not_found, read_rows  # noqa: E402
 from fidelity import mixed_sim_report  # noqa: E402
+
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.io.errors import PlannerError  # noqa: E402
 from planner.io.schema import Fleet, Plan, Slo, Workload  # noqa: E402
@@ -82,6 +87,11 @@ class Replay:
     itl_ms: np.ndarray
     perf: VariantPerf
     key: VariantKey
+
+    @property
+    def prefill_only(self) -> bool:
+        """Every request produced one token or none (a prefill-only load, plan r4's: module doc)."""
+        return bool((self.outputs <= 1).all())
 
 
 def default_replays() -> list[str]:
@@ -202,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     for flag, v in (("--ttft-ms", args.ttft_ms), ("--itl-ms", args.itl_ms)):
         if not (v > 0 and math.isfinite(v)):
             fail(f"{flag}: expected a positive number of ms, got {v}")
-    replays = [read_replay(a) for a in (args.replay if args.replay is not None else default_replays())]
+    read = [read_replay(a) for a in (args.replay if args.replay is not None else default_replays())]
+    replays = [r for r in read if not r.prefill_only]
+    left_out = [r for r in read if r.prefill_only]
     con = Console(width=200)
     t = Table(title=f"real vLLM replaying a trace vs the simulator replaying the same requests (SLO TTFT <= "
                     f"{args.ttft_ms:g} ms and mean ITL <= {args.itl_ms:g} ms); errors: simulator against vLLM")
@@ -232,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         t.add_row(label, f"{len(r.sent_s):,}", f"{len(r.sent_s) / max(span, 1e-9):.2f}", f"{idc:.1f}", *cells,
                   f"{m_itl:.1f} / {s_itl_mean:.1f} ({err_pct(s_itl_mean, m_itl):+.1f}%)",
                   f"{a_m:.1%} / {a_s:.1%} ({100 * (a_s - a_m):+.1f} pts)")
+    for r in left_out:
+        label = f"{r.path.parts[-6]}/{r.path.parts[-3]}" if len(r.path.parts) >= 6 else str(r.path)
+        t.add_row(label, f"{len(r.sent_s):,}", "-", "-", "left out: prefill-only (every output one token; "
+                  "bench/vllm_prefill_mix.py)", "-", "-", "-", "-")
     con.print(t)
     cf = Table(title="the capacity model (planner solve's closed form, burst-aware, on the replayed requests' classes) "
                      "vs vLLM, per class (one replica): p90s ms vLLM / simulator / model; errors against vLLM")
@@ -262,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if replays:
         con.print(cf)
     if not replays:
-        con.print("no replay given or committed (planner profile --rate-trace writes one; plan r1 of "
+        con.print("no mixed replay given or committed (planner profile --rate-trace writes one; plan r1 of "
                   "profiles/gpu_session.py is ready for an H100)")
 
     def mean_abs(xs: list[float]) -> float:
