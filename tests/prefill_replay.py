@@ -1,11 +1,17 @@
-"""A prefill-only replay (every request one output token, plan r4's design: profiles/gpu_session.py PLAN_R4) produced
-by the profiler against the EMULATED vLLM (planner.simulate.emulator: a fake of an external system, vLLM on a GPU,
-which cannot run here), written in the committed layout (<run>/<model>/<gpu>/<variant>/vllm/trace_replay.csv beside
-its meta.yaml) under a temporary folder: what bench/vllm_trace_replay.py and bench/vllm_prefill_mix.py read before
-plan r4 has run on a GPU. Never written under profiles/runs."""
+"""A prefill-only replay (every request one output token, plan r4's design: profiles/gpu_session.py PLAN_R4) in the
+committed layout (<run>/<model>/<gpu>/<variant>/vllm/trace_replay.csv beside its meta.yaml) under a temporary folder:
+what bench/vllm_trace_replay.py and bench/vllm_prefill_mix.py read before plan r4 has run on a GPU. Never written under
+profiles/runs.
+
+Its "measured" TTFTs are the simulator's prefill replica replaying the same arrivals with the bundled laws
+(bench/vllm_prefill_mix.simulated_ttft_ms): a stand-in for vLLM on a GPU, which cannot run here, chosen over the
+emulated server because it is deterministic: the emulator's client-side TTFT of 8,000-token prompts at a scaled clock
+read 12 s at p90 on a busy 2-core machine (its clock fell behind), where the same run idle read 0.3 s. The profiler's
+writing of such a file against the emulator is tested in tests/test_trace_replay_profile.py."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +19,8 @@ import numpy as np
 from planner.io.catalog import Catalog
 from planner.perf.laws import VariantPerf, fit_profile
 from planner.perf.profiledata import load_profile, profile_dir
-from planner.simulate.emulator import EmulatorFleet
-from profiles.backends.vllm import TRACE_REPLAY_FILE, VllmRunConfig, run_profile
+from profiles.backends.vllm import LOAD_SWEEP_COLUMNS, TRACE_REPLAY_FILE
+from profiles.format import table_text
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL, GPU = "qwen3-30b-a3b", "H100-SXM-80GB"
@@ -22,11 +28,13 @@ MODEL, GPU = "qwen3-30b-a3b", "H100-SXM-80GB"
 CLASSES = ((800, 12.0), (8000, 1.5))
 
 
+def bundled_dir() -> Path:
+    return profile_dir(REPO / "profiles" / "data", MODEL, GPU, 1, "bf16", "bf16", vllm=True)
+
+
 def bundled_laws() -> VariantPerf:
-    """The laws bench/vllm_trace_replay.read_replay fits for the replay (the bundled H100 profile of MODEL): the
-    emulator serves these, so the benches' model and simulator run the laws the 'measured' replica ran."""
-    d = profile_dir(REPO / "profiles" / "data", MODEL, GPU, 1, "bf16", "bf16", vllm=True)
-    perf, _, _ = fit_profile(load_profile(d), Catalog.load())
+    """The laws bench/vllm_trace_replay.read_replay fits for the replay (the bundled H100 profile of MODEL)."""
+    perf, _, _ = fit_profile(load_profile(bundled_dir()), Catalog.load())
     return perf
 
 
@@ -40,15 +48,34 @@ def arrivals(span_s: float, seed: int) -> tuple[tuple[float, int, int], ...]:
     return tuple((t - t0, k, o) for t, k, o in rows)
 
 
-def emulated_prefill_replay(root: Path, span_s: float = 30.0, seed: int = 6001, time_scale: float = 0.2) -> Path:
-    """The profiler's trace_replay.csv of `arrivals` replayed on one emulated replica of `bundled_laws`, under
-    `root`/run/MODEL/GPU/tp1-replay-prefill-mix/vllm/ (plan r4's variant); its path."""
+def simulated_prefill_replay(root: Path, span_s: float = 60.0, seed: int = 6001) -> Path:
+    """A trace_replay.csv of `arrivals` whose TTFTs are the simulator's prefill replica replaying them
+    (bench/vllm_prefill_mix.simulated_ttft_ms, on the laws bench/vllm_trace_replay.read_replay fits for it), with the
+    bundled profile's meta.yaml beside it, under `root`/2026-12-08-r4/MODEL/GPU/tp1-replay-prefill-mix/vllm/ (plan r4's
+    variant); its path."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import vllm_prefill_mix as vpm
+    import vllm_trace_replay as vtr
+
     out = root / "2026-12-08-r4" / MODEL / GPU / "tp1-replay-prefill-mix" / "vllm"
     out.mkdir(parents=True)
-    with EmulatorFleet(bundled_laws(), model_name=MODEL, time_scale=time_scale) as fleet:
-        cfg = VllmRunConfig(model=MODEL, gpu=GPU, tp=1, out=out, endpoint=fleet.urls[0], prefill_isl=(512,),
-                            prefill_batch=(1,), decode_batch=(1,), decode_context=(512,), decode_tokens=8, repeats=1,
-                            time_scale=time_scale, rate_trace=arrivals(span_s, seed), rate_warmup_s=0.0,
-                            rate_seed=seed, progress=False)
-        run_profile(cfg)
-    return out / TRACE_REPLAY_FILE
+    shutil.copy(bundled_dir() / "meta.yaml", out / "meta.yaml")
+    arr = arrivals(span_s, seed)
+    sent = [a[0] for a in arr]
+    prompts = [a[1] for a in arr]
+    rate = len(arr) / max(sent[-1], 1e-9)
+    path = out / TRACE_REPLAY_FILE
+
+    def write(ttft: list[float]) -> None:
+        rows = [{"isl": round(float(np.mean(prompts))), "osl": 1, "rate_rps": rate, "seed": seed, "request": i,
+                 "sent_s": s, "ttft_ms": t, "itl_ms": "", "tokens": 1, "e2e_ms": t, "prompt_tokens": k, "isl_scv": 0.0,
+                 "osl_scv": 0.0, "settle": 0} for i, (s, k, t) in enumerate(zip(sent, prompts, ttft, strict=True))]
+        path.write_text(table_text(rows, LOAD_SWEEP_COLUMNS))
+
+    write([0.0] * len(arr))  # the rows first: read_replay fits the laws and reads the server's cache from meta.yaml
+    r = vtr.read_replay(str(path))
+    cls = vpm.classes_of(r.prompts)
+    write([float(t) for t in vpm.simulated_ttft_ms(r, cls, int(cls.max()) + 1)])
+    return path
