@@ -557,8 +557,15 @@ def model_forecast(mem: ModelMemory, cfg: ControllerConfig, waiting: float) -> M
     otok = plan_series(output_tps, follow, jump_cap=jumped, short_cap=token_cap(output_tps))[0]
     k = f.rise_intervals
     rising = False
-    if k > 0 and y.size >= 2:
-        tail = y[-(k + 1):]
+    tail = y[-(k + 1):]
+    if len(mem.t_s) == y.size and y.size:
+        # the readings of the last k intervals by time, not by count: after a pause (the loop not deciding: another
+        # replica held the lease, or the metrics failed) the reading before it is no interval of the last k (found in
+        # QA: 2 -> 4 req/s across 96 minutes read as a one-interval rise). Half an interval of slack for the loop's
+        # timing; readings at regular intervals keep the same k + 1.
+        ts = np.asarray(mem.t_s, dtype=float)
+        tail = y[ts >= ts[-1] - (k + 0.5) * iv][-(k + 1):]
+    if k > 0 and tail.size >= 2:
         # a rise counts when above the tolerance AND (rise_noise_sigmas > 0) above that many standard
         # deviations of the difference of two Poisson counts (sqrt(a + b) requests over one interval)
         noise = f.rise_noise_sigmas * np.sqrt(np.maximum(tail[1:] + tail[:-1], 0.0) / iv)

@@ -987,6 +987,23 @@ def test_the_rise_veto_applies_near_the_envelope_only(rates, share, rising):
     assert _forecast(rates, rise_min_share=share).rising is rising
 
 
+@pytest.mark.parametrize(("gap_s", "rising"), [
+    (IV, True),            # readings a regular interval apart: 2 -> 4 req/s is a rise of the last intervals, a veto
+    (IV + 20.0, True),     # the loop's timing slack (half an interval)
+    (96 * 60.0, False),    # after a 96-minute pause the reading before it is no interval of the last k: no veto
+])
+def test_the_rise_veto_reads_the_last_intervals_by_time(gap_s, rising):
+    """forecast.rise_intervals counts intervals of time, not readings (found in QA: after a pause the readings either
+    side of it, 2 and 4 req/s, read as a one-interval rise and vetoed a scale-down)."""
+    from controllers.decide import model_forecast
+
+    t = [0.0, IV, 2 * IV, 2 * IV + gap_s]
+    rates = [2.0, 2.0, 2.0, 4.0]
+    mem = ModelMemory(t_s=tuple(t), rate_rps=tuple(rates), prompt_tps=tuple(r * 1000 for r in rates),
+                      output_tps=tuple(r * 200 for r in rates))
+    assert model_forecast(mem, cfg(), 0.0).rising is rising
+
+
 @pytest.mark.parametrize(("rates", "ratio", "steps", "short"), [
     ([2.0, 2.0, 2.0, 8.0], 3.0, 0, 8.0),      # 4x in one interval: planned as the new level
     ([2.0, 2.0, 2.0, 8.0], None, 0, 32.0),    # without the rule: 8 + 6 x 4 steps (start-up + interval ahead)
