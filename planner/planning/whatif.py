@@ -533,7 +533,8 @@ def length_spread(workload: Workload, fleet: Fleet, scvs: Iterable[float] = (0.0
     """What the spread of prompt lengths costs: every class's prompts at squared CV `scv` (0: all of the mean
     length, the planner's view without `isl_scv`), clipped at `isl_max` (e.g. each model's context window: a
     {model: tokens} mapping; planner/planning/
-    capacity.py, Prompt-length dispersion). The Azure conversation trace's prompts have scv ~0.66. Key: isl_scv."""
+    capacity.py, Prompt-length dispersion). The Azure conversation trace's prompts have scv 0.92 (0.52 within
+    llama-2-70b's 4,096-token context; `planner workload from-trace --length-spread`). Key: isl_scv."""
     rows = [_solve_row(with_length_spread(workload, float(v), isl_max), fleet, {"isl_scv": float(v)}, **solve_kw)
             for v in _checked(scvs, "scvs", "[0.0, 0.5, 1.0]", _scv, _SCV_TEXT)]
     return _frame(rows, ["isl_scv"])
