@@ -554,3 +554,23 @@ def test_import_hf_prints_the_weights_at_bf16_and_fp8(tmp_path):
     assert "weights 14.96 GiB at bf16, 8.46 GiB at fp8" in said, said
     spec = Catalog.load(models_path=tmp_path / "cat" / "models.yaml").model("my-llama")
     assert spec.weight_bytes / 2**30 == pytest.approx(14.96, abs=0.005)  # the figure printed is the planner's
+
+
+@pytest.mark.parametrize("scaling, context", [
+    ({"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}, 131072),  # Qwen2.5-7B-Instruct's card
+    ({"rope_type": "linear", "factor": 2.0}, 65536),
+    ({"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192}, 32768),  # already the extended
+])
+def test_rope_scaling_extends_the_context_as_vllm_derives_it(scaling, context):
+    """vLLM's max_model_len is max_position_embeddings x the RoPE factor (YaRN: original_max_position_embeddings x
+    factor; llama3's is already the extended one): the catalog's context is what vLLM serves, the weightless folder's
+    max_position_embeddings the config's own."""
+    cfg = dict(_cfg("qwen2.5-14b"), max_position_embeddings=32768, rope_scaling=scaling)
+    im = from_hf_config(cfg, "q", "q.json")
+    assert im.spec.max_context == context and im.facts["max_position_embeddings"] == 32768
+    assert any(f"context {context} tokens" in n for n in im.notes) == (context != 32768)
+
+
+def test_a_rope_factor_that_is_not_a_positive_number_is_refused_naming_it():
+    cfg = dict(_cfg("qwen2.5-14b"), rope_scaling={"type": "yarn", "factor": "four"})
+    assert _refused(cfg).field == "rope_scaling.factor"

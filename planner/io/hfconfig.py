@@ -229,6 +229,36 @@ def _rope(cfg: Mapping[str, object], src: str, notes: list[str]) -> tuple[float,
             {str(k): v for k, v in old.items()} if isinstance(old, Mapping) else None)
 
 
+# RoPE types whose factor vLLM does not apply to the context (vllm/config/model.py, _get_and_verify_max_len): these
+# configs' max_position_embeddings is already the extended context; "default" and mrope (read as default) have no factor
+_CONTEXT_UNSCALED_ROPE = frozenset({"su", "longrope", "llama3", "default", "mrope"})
+
+
+def _served_context(max_pos: int | None, scaling: Mapping[str, object] | None, model_type: str, src: str,
+                    notes: list[str]) -> int | None:
+    """The context vLLM serves (its derived max_model_len): max_position_embeddings times the RoPE scaling factor for
+    linear, dynamic and YaRN scaling (YaRN's from original_max_position_embeddings), as vLLM derives it; found in QA:
+    Qwen2.5's YaRN factor 4 over 32768 was imported as a 32768-token context where vLLM serves 131072, and prompts
+    beyond 32768 were refused. Gemma 3's max_position_embeddings is already scaled (vLLM skips it there too)."""
+    if max_pos is None or not scaling or model_type.startswith("gemma3"):
+        return max_pos
+    rope_type = str(scaling.get("rope_type", scaling.get("type", "default")))
+    if rope_type in _CONTEXT_UNSCALED_ROPE:
+        return max_pos
+    factor = scaling.get("factor", 1.0)
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not (math.isfinite(factor) and factor > 0):
+        raise InputError(src, "rope_scaling.factor", f"expected a positive number, got {factor!r}")
+    base = max_pos
+    if rope_type == "yarn" and scaling.get("original_max_position_embeddings") is not None:
+        base = _int(scaling, "original_max_position_embeddings", src)
+    served = int(base * factor)
+    if served != max_pos:
+        notes.append(f"context {served} tokens: {rope_type} RoPE scaling x{factor:g} over "
+                     f"{'original_max_position_embeddings' if base != max_pos else 'max_position_embeddings'} {base}, "
+                     "as vLLM derives its max_model_len (lower it with vLLM's --max-model-len)")
+    return served
+
+
 def _token_id(cfg: Mapping[str, object], key: str, default: int, notes: list[str]) -> int:
     v = cfg.get(key)
     if isinstance(v, list) and v:
@@ -311,12 +341,13 @@ def from_hf_config(cfg: Mapping[str, object], name: str, source: str, hf_id: str
                    else None)
     if max_context is None:
         notes.append("max_position_embeddings absent: prompt lengths are not checked against a context length")
+    theta, scaling = _rope(cfg, source, notes)
+    served_context = _served_context(max_context, scaling, model_type, source, notes)
     spec = ModelSpec(
         name=name, hf_id=hf_id or (str(cfg["_name_or_path"]) if cfg.get("_name_or_path") else None),
         layers=_int(cfg, "num_hidden_layers", source), hidden=hidden, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
         intermediate=_int(cfg, "intermediate_size", source), gated_ffn=gated, vocab=_int(cfg, "vocab_size", source),
-        tied_embeddings=bool(tied), max_context=max_context, moe=moe)
-    theta, scaling = _rope(cfg, source, notes)
+        tied_embeddings=bool(tied), max_context=served_context, moe=moe)
     eps_key = "rms_norm_eps" if "rms_norm_eps" in cfg else "layer_norm_eps"
     eps = _positive(cfg.get(eps_key), eps_key, source, 1e-6, notes)
     facts: dict[str, object] = {
