@@ -144,3 +144,17 @@ def test_simulate_with_a_duration_counts_the_requests_left_out_of_that_part(tmp_
     whole = CliRunner().invoke(app, args)
     assert whole.exit_code == 0, whole.output
     assert "4 requests of llama-3.1-8b beyond its 131,072-token context (prompt + output)" in " ".join(whole.output.split())
+
+
+def test_simulate_refuses_a_workload_class_beyond_its_models_context(tmp_path: Path) -> None:
+    """`planner solve` refuses a class whose isl + osl exceeds its model's context; `planner simulate --workload` ran it
+    without a word (found in QA: llama-3.1-8b/summarise at isl 200000, beyond 131,072), timing requests vLLM refuses."""
+    plan, wl = tmp_path / "plan.yaml", tmp_path / "w.yaml"
+    default = REPO / "examples/default/workload.yaml"
+    r = CliRunner().invoke(app, ["solve", "-w", str(default), "-f", str(REPO / "examples/default/fleet.yaml"),
+                                 "--no-slo-cost", "--no-verify", "-o", str(plan)])
+    assert r.exit_code == 0, r.output
+    wl.write_text(default.read_text().replace("isl: 6000", "isl: 200000"))
+    refused = CliRunner().invoke(app, ["simulate", str(plan), "--workload", str(wl), "--duration", "5", "--no-png"])
+    said = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and str(wl) in said and "classes[1].isl" in said and "131072" in said, refused.output

@@ -78,6 +78,10 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
     check_duration(duration, wl if trace is None else None)  # a trace's own rows bound its requests
     if wl is not None:
         _check_routed(plan, wl, str(workload))
+        # a class beyond its model's context is refused, as `planner solve` refuses it and vLLM its requests (found in
+        # QA: a workload of isl 200000 on llama-3.1-8b's 131072 simulated a plan without a word)
+        from planner.io.validate import check_workload
+        check_workload(wl, Catalog.load(), str(workload))
     if trace is None:
         assert wl is not None
         seconds = duration or DEFAULT_WORKLOAD_DURATION_S
