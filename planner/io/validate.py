@@ -66,7 +66,8 @@ def check_workload(wl: Workload, catalog: Catalog, path: str | os.PathLike[str])
         spec = catalog.models[c.model]
         if spec.max_context is not None and c.isl + c.osl > spec.max_context:
             raise InputError(p, f"classes[{i}].isl", f"class {c.id}: isl + osl = {c.isl + c.osl} tokens exceeds {c.model}'s "
-                             f"context length of {spec.max_context} tokens (max_position_embeddings, profiles/models.yaml); "
+                             f"context length of {spec.max_context} tokens (the catalog's max_context: profiles/models.yaml or a "
+                             "--catalog folder's); "
                              "expected isl + osl <= the context length")
         # (the context itself is a bound the what-if helpers clip spreads at: whatif.with_length_spread)
         if spec.max_context is not None and c.isl_max is not None and c.isl_max > spec.max_context:
