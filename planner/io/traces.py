@@ -3,7 +3,7 @@
 A trace is a CSV of requests: `timestamp, model, input_tokens, output_tokens` (the product's format: `timestamp` in
 seconds or date-times; a column named `timestamp_s`, `timestamp_ms`, `timestamp_us` or `timestamp_ns` in its place
 states the numbers' unit, and a `timestamp` of numbers that spans more than a day read as seconds is noted, as
-milliseconds would read so: `time_unit_note`), or one of three public traces' formats, whose model is given by the
+milliseconds would read so, as is one of Unix ms: `time_unit_note`), or one of three public traces' formats, whose model is given by the
 caller: the Azure LLM inference trace's `TIMESTAMP, ContextTokens, GeneratedTokens` (Patel et al., "Splitwise",
 ISCA 2024; its 2024 release has the same columns), BurstGPT's `Timestamp, Model, Request tokens, Response tokens`
 (Wang et al., KDD 2025, github.com/HPMLL/BurstGPT: seconds from the trace's start; its Model column names the
@@ -53,6 +53,10 @@ TIMESTAMP_UNITS_S = {"timestamp_s": 1.0, "timestamp_ms": 1e-3, "timestamp_us": 1
 # A `timestamp` of numbers (no unit stated) that spans more than this read as seconds is noted (`time_unit_note`):
 # a day, what any trace recorded in milliseconds and longer than 86.4 s spans read so.
 UNSTATED_UNIT_NOTE_SPAN_S = 86_400.0
+# A `timestamp` of numbers (no unit stated) from this on is noted too, whatever its span: as seconds since 1970 it is
+# after the year 5138, while Unix times in milliseconds passed it in 1973 (found in QA: a one-minute trace of Unix
+# milliseconds, 1.7e12 on, was read as 16.7 h at 0.010 req/s, not 10, exit 0 and no word: its span is under a day).
+UNSTATED_UNIT_NOTE_TIME_S = 1e11
 # The formats a trace may be in, for messages.
 _FORMATS = "timestamp, model, input_tokens, output_tokens; or the Azure, BurstGPT or Mooncake traces' columns"
 
@@ -430,11 +434,17 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
         out.attrs["zero_token_note"] = (
             f"note: {p}: " + " and ".join(f"{n:,} request{'' if n == 1 else 's'} of 0 {col}" for n, col in said)
             + f" (of {len(df):,}) {'is' if len(said) == 1 and said[0][0] == 1 else 'are'} counted as 1 token")
-    if unstated and span_s > UNSTATED_UNIT_NOTE_SPAN_S:
+    first_s = float(np.min(t))
+    if unstated and span_s > 0 and (span_s > UNSTATED_UNIT_NOTE_SPAN_S or first_s >= UNSTATED_UNIT_NOTE_TIME_S):
+        spans = f"{span_s / 86400:,.1f} days" if span_s > UNSTATED_UNIT_NOTE_SPAN_S else f"{span_s / 3600:,.1f} h"
+        epoch = (f"; its first time, {first_s:.4g}, is after the year 5000 as seconds since 1970"
+                 if first_s >= UNSTATED_UNIT_NOTE_TIME_S else "")
+        ms_span_s = span_s / MS_PER_S
+        ms_spans = f"{ms_span_s / 3600:,.2f} h" if ms_span_s >= 3600 else f"{ms_span_s:,.0f} s"
         out.attrs["time_unit_note"] = (
-            f"note: {p}'s `timestamp` column states no unit and is read as seconds (the product's format): the trace "
-            f"spans {span_s / 86400:,.1f} days at {len(df) / span_s:.3g} req/s; were its times milliseconds it would "
-            f"span {span_s / MS_PER_S / 3600:,.2f} h at {len(df) / span_s * MS_PER_S:.3g} req/s. A column named "
+            f"note: {p}'s `timestamp` column states no unit and is read as seconds (the product's format{epoch}): the "
+            f"trace spans {spans} at {len(df) / span_s:.3g} req/s; were its times milliseconds it would "
+            f"span {ms_spans} at {len(df) / span_s * MS_PER_S:.3g} req/s. A column named "
             "timestamp_ms (timestamp_us, timestamp_ns; timestamp_s for seconds) states the unit")
     return out
 
@@ -455,7 +465,8 @@ def duplicate_note(trace: pd.DataFrame) -> str | None:
 
 def time_unit_note(trace: pd.DataFrame) -> str | None:
     """What `read_trace` says of a trace whose `timestamp` states no unit and spans more than a day read as seconds
-    (UNSTATED_UNIT_NOTE_SPAN_S): the unit assumed, why, and the reading in milliseconds beside it, so that a trace
+    (UNSTATED_UNIT_NOTE_SPAN_S), or whose times are too large to be seconds since 1970 (UNSTATED_UNIT_NOTE_TIME_S: Unix
+    milliseconds, of any span): the unit assumed, why, and the reading in milliseconds beside it, so that a trace
     recorded in milliseconds is not planned as 1,000x longer and slower without a word. None otherwise."""
     note = trace.attrs.get("time_unit_note")
     return str(note) if note else None
