@@ -132,3 +132,38 @@ def test_a_short_trace_of_unix_milliseconds_is_noted(tmp_path: Path) -> None:
     # all at one instant: no rate to state (the caller refuses the trace), no note and no error here
     f.write_text(_csv("timestamp", ["1700000000000", "1700000000000"]))
     assert read_trace(f, model=M).attrs.get("time_unit_note") is None
+
+
+@pytest.mark.parametrize("name, cut, says", [
+    ("t.csv.gz", True, "EOFError"),  # a download cut short: was "Aborted!", exit 1
+    ("t.csv.gz", False, "BadGzipFile"),  # a plain CSV named .gz: was BadGzipFile's traceback
+    ("t.jsonl.gz", True, "EOFError"),
+    ("t.jsonl.gz", False, "BadGzipFile"),
+    ("t.csv.bz2", True, "EOFError"),
+    ("t.csv.xz", False, "LZMAError"),
+    ("t.csv.zip", False, "BadZipFile"),
+])
+def test_a_compressed_trace_that_cannot_be_decompressed_is_refused_naming_it(tmp_path: Path, name: str, cut: bool,
+                                                                              says: str) -> None:
+    """A trace compressed as its name says but cut short, or not compressed at all: exit 2 naming the file and what was
+    expected, from `read_trace` (which `simulate --trace` reads with) and `workload from-trace` (found in QA: "Aborted!"
+    or a traceback, exit 1)."""
+    rows = [{"timestamp": i * 0.5, "model": M, "input_tokens": 100 + i, "output_tokens": 20} for i in range(4000)]
+    whole = tmp_path / ("whole" + name[1:])
+    if name.endswith(".jsonl.gz"):
+        pd.DataFrame([{"timestamp": r["timestamp"] * 1000, "input_length": r["input_tokens"], "output_length": 20}
+                      for r in rows]).to_json(whole, orient="records", lines=True)
+    else:
+        pd.DataFrame(rows).to_csv(whole, index=False)
+    f = tmp_path / name
+    if cut:
+        data = whole.read_bytes()
+        f.write_bytes(data[: len(data) // 2])
+    else:
+        f.write_text(_csv("timestamp", ["0", "1"]) if ".csv" in name else '{"timestamp": 0}\n')
+    with pytest.raises(InputError) as e:
+        read_trace(f, model=M)
+    assert e.value.path == str(f) and says in str(e.value) and "could not decompress" in str(e.value), str(e.value)
+    r = runner.invoke(app, ["workload", "from-trace", str(f), "--model", M, "-o", str(tmp_path / "w.yaml")])
+    assert r.exit_code == 2 and str(f) in r.output and says in r.output, r.output
+    assert not (tmp_path / "w.yaml").exists()

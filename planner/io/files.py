@@ -5,9 +5,12 @@ from __future__ import annotations
 import difflib
 import io
 import json
+import lzma
 import os
 import tempfile
 import typing
+import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -125,6 +128,24 @@ def load_model(model: type[M], path: str | os.PathLike[str]) -> M:
     return parse_model(model, read_yaml(path), str(path))
 
 
+# What reading a file whose bytes cannot be read raises, beside a parse error: a compressed file (.gz, .bz2, .xz, .zip,
+# read by its name's suffix) that is cut short (EOFError), not of its name's compression (gzip.BadGzipFile and bz2's
+# are OSErrors, zlib.error, lzma.LZMAError, zipfile.BadZipFile), or an OSError of the file system (found in QA:
+# `planner workload from-trace` on a gzipped trace cut short said "Aborted!", exit 1, and on a plain CSV named
+# .csv.gz printed BadGzipFile's traceback).
+UNREADABLE_FILE_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error, lzma.LZMAError,
+                                                           zipfile.BadZipFile)
+
+
+def unreadable_file(p: Path, exc: BaseException) -> InputError:
+    """The error for a file whose bytes could not be read (UNREADABLE_FILE_ERRORS): a compressed one is expected whole
+    and compressed as its name's suffix says."""
+    suffix = p.suffix.lower()
+    whole = (f"expected a whole {suffix} file (read as compressed by its name), could not decompress it"
+             if suffix in (".gz", ".bz2", ".xz", ".zip", ".zst") else "could not read it")
+    return InputError(str(p), None, f"{whole} ({type(exc).__name__}: {exc})")
+
+
 def read_csv(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataFrame:
     """Read a CSV whose `required` columns ({name: 'numeric'|'tokens'|'time'|'any'}, check_columns) must exist and be finite."""
     p = Path(path)
@@ -134,6 +155,8 @@ def read_csv(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataF
         df = pd.read_csv(p)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(str(p), None, f"malformed CSV ({exc})") from exc
+    except UNREADABLE_FILE_ERRORS as exc:
+        raise unreadable_file(p, exc) from None
     return check_columns(df, p, required, first_row=2)
 
 
@@ -147,6 +170,8 @@ def read_json_lines(path: str | os.PathLike[str], required: dict[str, str]) -> p
         df = pd.read_json(p, lines=True, dtype=False)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(str(p), None, f"malformed JSON lines, expected one object per line ({exc})") from exc
+    except UNREADABLE_FILE_ERRORS as exc:
+        raise unreadable_file(p, exc) from None
     return check_columns(df, p, required, first_row=1)
 
 

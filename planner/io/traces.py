@@ -34,7 +34,14 @@ import numpy as np
 import pandas as pd
 
 from planner.io.errors import InputError
-from planner.io.files import near_column_hint, not_a_file, read_csv, read_json_lines
+from planner.io.files import (
+    UNREADABLE_FILE_ERRORS,
+    near_column_hint,
+    not_a_file,
+    read_csv,
+    read_json_lines,
+    unreadable_file,
+)
 from planner.io.schema import MIN_IDC, Burstiness, ModelEntry, RequestClass, Slo, Workload
 
 # Column names of the Azure LLM inference trace 2023 (Azure/AzurePublicDataset).
@@ -103,6 +110,8 @@ def prefix_block_reuse(path: str | os.PathLike[str]) -> float | None:
         ids = pd.read_json(p, lines=True, dtype=False).get("hash_ids")
     except (ValueError, UnicodeDecodeError):
         return None
+    except UNREADABLE_FILE_ERRORS:
+        return None
     if ids is None:
         return None
     seen: set[object] = set()
@@ -152,7 +161,7 @@ def has_model_column(path: str | os.PathLike[str]) -> bool:
         return False
     try:
         columns = pd.read_csv(path, nrows=0).columns
-    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, *UNREADABLE_FILE_ERRORS):
         return True
     return "model" in columns or padded_model_column(columns) is not None
 
@@ -184,6 +193,8 @@ def _read_requests(p: Path) -> pd.DataFrame:
         head = pd.read_csv(p, nrows=0)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(str(p), None, f"expected a CSV with a header row ({_FORMATS}), could not read one ({exc})") from None
+    except UNREADABLE_FILE_ERRORS as exc:
+        raise unreadable_file(p, exc) from None
     # a format is known by its columns' names, or by them but for spaces around them where the product's own are not
     # all there: such a file is still refused, by check_columns, saying which column has spaces (near_column_hint)
     named_as = set(head.columns) if {"timestamp", "input_tokens", "output_tokens"} <= set(head.columns) else (
