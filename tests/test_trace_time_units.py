@@ -6,6 +6,7 @@ milliseconds beside it, so that a wrong unit is seen (planner/io/traces.py)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -128,7 +129,8 @@ def test_a_short_trace_of_unix_milliseconds_is_noted(tmp_path: Path) -> None:
         note = read_trace(f, model=M).attrs.get("time_unit_note")
         assert bool(note) == noted, (first, note)
         if noted:
-            assert "16.7 h at 0.01 req/s" in note and "span 60 s at 10 req/s" in note and "1.7e+12" in note and "timestamp_ms" in note, note
+            assert "16.7 h at 0.01 req/s" in note and "span 60 s at 10 req/s" in note, note
+            assert "1.7e+12" in note and "timestamp_ms" in note, note
     # all at one instant: no rate to state (the caller refuses the trace), no note and no error here
     f.write_text(_csv("timestamp", ["1700000000000", "1700000000000"]))
     assert read_trace(f, model=M).attrs.get("time_unit_note") is None
@@ -167,3 +169,32 @@ def test_a_compressed_trace_that_cannot_be_decompressed_is_refused_naming_it(tmp
     r = runner.invoke(app, ["workload", "from-trace", str(f), "--model", M, "-o", str(tmp_path / "w.yaml")])
     assert r.exit_code == 2 and str(f) in r.output and says in r.output, r.output
     assert not (tmp_path / "w.yaml").exists()
+
+
+@pytest.mark.parametrize("name, expected", [("t.csv", "a CSV"), ("t.csv.gz", "a CSV"), ("t.jsonl", "JSON lines")])
+def test_a_trace_not_in_utf8_is_refused_naming_its_line(tmp_path: Path, name: str, expected: str) -> None:
+    """A trace with a Latin-1 byte on its 3,002nd line (a model name 'modèle'): refused naming that line and the bytes,
+    not the position in pandas' read buffer (found in QA: "malformed CSV ('utf-8' codec can't decode byte 0xe8 in
+    position 3: invalid continuation byte)", no row); a file in UTF-16 is refused at its first line."""
+    if name.endswith(".jsonl"):
+        lines = [json.dumps({"timestamp": i * 1000, "input_length": 10, "output_length": 5}) for i in range(3001)]
+        bad = '{"timestamp": 3001000, "input_length": 10, "output_length": 5, "note": "modèle"}'
+    else:
+        lines = ["timestamp,model,input_tokens,output_tokens"] + [f"{i},{M},10,5" for i in range(3000)]
+        bad = "3000,modèle,10,5"
+    data = ("\n".join(lines) + "\n").encode() + (bad + "\n").encode("latin-1")
+    f = tmp_path / name
+    if name.endswith(".gz"):
+        f.write_bytes(gzip.compress(data))
+    else:
+        f.write_bytes(data)
+    with pytest.raises(InputError) as e:
+        read_trace(f, model=M)
+    said = str(e.value)
+    assert e.value.path == str(f) and f"expected {expected}" in said and "line 3,002 has bytes b'\\xe8'" in said, said
+    r = runner.invoke(app, ["workload", "from-trace", str(f), "--model", M, "-o", str(tmp_path / "w.yaml")])
+    assert r.exit_code == 2 and "line 3,002" in " ".join(r.output.split()), r.output
+    u16 = tmp_path / "u16.csv"
+    u16.write_text("\n".join(lines[:3]) + "\n", encoding="utf-16")
+    with pytest.raises(InputError, match="line 1 has bytes"):
+        read_trace(u16, model=M)

@@ -146,6 +146,33 @@ def unreadable_file(p: Path, exc: BaseException) -> InputError:
     return InputError(str(p), None, f"{whole} ({type(exc).__name__}: {exc})")
 
 
+def first_non_utf8_line(p: Path) -> tuple[int, bytes] | None:
+    """The first line of `p` (1-based; decompressed as pandas reads it, by its name's suffix) that is not UTF-8, with
+    its first bytes that are not; None where every line is (or the file cannot be read: the caller's error stands)."""
+    try:
+        with pd.io.common.get_handle(p, "rb", compression="infer", is_text=False) as h:
+            for number, line in enumerate(typing.cast(typing.IO[bytes], h.handle), start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return number, line[exc.start:exc.end]
+    except UNREADABLE_FILE_ERRORS:
+        return None
+    return None
+
+
+def not_utf8(p: Path, exc: UnicodeDecodeError, expected: str) -> InputError:
+    """The error for a file that is not UTF-8 text (latin-1, UTF-16, binary): the line and bytes where it stops being
+    UTF-8 (first_non_utf8_line), not the byte position in pandas' read buffer that the decode error states (found in
+    QA: a latin-1 trace was refused as "malformed CSV ('utf-8' codec can't decode byte 0xe8 in position 3...)", no
+    row)."""
+    found = first_non_utf8_line(p)
+    where = (f"line {found[0]:,} has bytes {found[1]!r}, which are not" if found is not None
+             else f"byte {exc.start:,} of a read is not")
+    return InputError(str(p), None, f"expected {expected} in UTF-8; {where} UTF-8 (a file saved as Latin-1, "
+                                    "Windows-1252 or UTF-16? Save it as UTF-8)")
+
+
 def read_csv(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataFrame:
     """Read a CSV whose `required` columns ({name: 'numeric'|'tokens'|'time'|'any'}, check_columns) must exist and be finite."""
     p = Path(path)
@@ -153,7 +180,9 @@ def read_csv(path: str | os.PathLike[str], required: dict[str, str]) -> pd.DataF
         raise not_a_file(p)
     try:
         df = pd.read_csv(p)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise not_utf8(p, exc, "a CSV") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(str(p), None, f"malformed CSV ({exc})") from exc
     except UNREADABLE_FILE_ERRORS as exc:
         raise unreadable_file(p, exc) from None
@@ -168,7 +197,9 @@ def read_json_lines(path: str | os.PathLike[str], required: dict[str, str]) -> p
         raise not_a_file(p)
     try:
         df = pd.read_json(p, lines=True, dtype=False)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:  # a ValueError: first
+        raise not_utf8(p, exc, "JSON lines") from None
+    except ValueError as exc:
         raise InputError(str(p), None, f"malformed JSON lines, expected one object per line ({exc})") from exc
     except UNREADABLE_FILE_ERRORS as exc:
         raise unreadable_file(p, exc) from None

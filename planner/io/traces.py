@@ -38,6 +38,7 @@ from planner.io.files import (
     UNREADABLE_FILE_ERRORS,
     near_column_hint,
     not_a_file,
+    not_utf8,
     read_csv,
     read_json_lines,
     unreadable_file,
@@ -191,7 +192,9 @@ def _read_requests(p: Path) -> pd.DataFrame:
         return df
     try:
         head = pd.read_csv(p, nrows=0)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise not_utf8(p, exc, f"a CSV with a header row ({_FORMATS})") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise InputError(str(p), None, f"expected a CSV with a header row ({_FORMATS}), could not read one ({exc})") from None
     except UNREADABLE_FILE_ERRORS as exc:
         raise unreadable_file(p, exc) from None
