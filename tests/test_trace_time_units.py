@@ -198,3 +198,19 @@ def test_a_trace_not_in_utf8_is_refused_naming_its_line(tmp_path: Path, name: st
     u16.write_text("\n".join(lines[:3]) + "\n", encoding="utf-16")
     with pytest.raises(InputError, match="line 1 has bytes"):
         read_trace(u16, model=M)
+
+
+def test_a_model_given_that_the_trace_lacks_is_refused_listing_the_traces_models(tmp_path: Path) -> None:
+    """`--model llama-3.1-8b` on a trace of 'Llama-3.1-8B' and qwen3-14b: refused (names are matched exactly), listing
+    the trace's models and the one that is it but for its case (found in QA: only "no request of model 'llama-3.1-8b'
+    in the trace")."""
+    f = tmp_path / "t.csv"
+    f.write_text("timestamp,model,input_tokens,output_tokens\n"
+                 + "".join(f"{i},{'Llama-3.1-8B' if i % 3 else 'qwen3-14b'},100,20\n" for i in range(30)))
+    r = runner.invoke(app, ["workload", "from-trace", str(f), "--model", M, "-o", str(tmp_path / "w.yaml")])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and f"no request of model '{M}'" in said, said
+    assert "it has Llama-3.1-8B (20), qwen3-14b (10)" in said and f"'Llama-3.1-8B' is '{M}' but for its case" in said, said
+    with pytest.raises(InputError) as e:
+        read_trace(f, model="llama-3.2-3b")
+    assert str(e.value).endswith("it has Llama-3.1-8B (20), qwen3-14b (10)"), str(e.value)

@@ -154,6 +154,23 @@ def padded_model_column(columns: Iterable[object], model_option: str = "--model"
             + near_column_hint("model", names))
 
 
+# The most models a message lists of a trace's (a trace's model column may name many).
+_MODELS_LISTED = 5
+
+
+def trace_models_hint(model: str, models: pd.Series) -> str:
+    """What to add to "no request of model `model`": the models the trace has, with their counts (the most frequent
+    first, at most _MODELS_LISTED), and one that is `model` but for its case or blanks, which names are matched
+    exactly (found in QA: `--model llama-3.1-8b` on a trace of 'Llama-3.1-8B' said only "no request of model
+    'llama-3.1-8b' in the trace")."""
+    counts = models.astype(str).value_counts()
+    listed = ", ".join(f"{m} ({n:,})" for m, n in counts.head(_MODELS_LISTED).items())
+    more = f" and {len(counts) - _MODELS_LISTED:,} more" if len(counts) > _MODELS_LISTED else ""
+    near = [m for m in counts.index if m.strip().lower() == model.strip().lower()]
+    case = f"; '{near[0]}' is '{model}' but for its case (names are matched exactly)" if near else ""
+    return f"; it has {listed}{more}{case}"
+
+
 def has_model_column(path: str | os.PathLike[str]) -> bool:
     """Whether the trace's header names a `model` column (JSON lines: never). A file that cannot be read as a CSV
     header, or whose header has a column that is `model` but for spaces (padded_model_column), counts as having one,
@@ -364,9 +381,11 @@ def read_trace(path: str | os.PathLike[str], model: str | None = None,
         if padded := padded_model_text(df["model"], lambda pos: _file_row(df, pos)):
             raise InputError(str(p), "model", padded)
         if model is not None:
+            full = df
             df = df[df["model"] == model]
             if df.empty:
-                raise InputError(str(p), "model", f"no request of model '{model}' in the trace")
+                raise InputError(str(p), "model", f"no request of model '{model}' in the trace"
+                                 + trace_models_hint(model, full["model"]))
     ts = df["timestamp"]
     if pd.api.types.is_numeric_dtype(ts):
         t = ts.astype(float)
