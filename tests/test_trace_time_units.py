@@ -214,3 +214,13 @@ def test_a_model_given_that_the_trace_lacks_is_refused_listing_the_traces_models
     with pytest.raises(InputError) as e:
         read_trace(f, model="llama-3.2-3b")
     assert str(e.value).endswith("it has Llama-3.1-8B (20), qwen3-14b (10)"), str(e.value)
+
+
+def test_a_json_array_trace_is_refused_saying_so(tmp_path: Path) -> None:
+    """Mooncake's records written as one JSON array, not lines: refused saying so and how to make lines (found in QA:
+    read as a CSV, "missing column; ... found ['[{\\"timestamp\\": 0', ...]")."""
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps([{"timestamp": t, "input_length": 100, "output_length": 20} for t in (0, 1000)]))
+    with pytest.raises(InputError) as e:
+        read_trace(f, model=M)
+    assert e.value.path == str(f) and "found a JSON array" in str(e.value) and "jq -c" in str(e.value), str(e.value)

@@ -207,6 +207,9 @@ def _read_requests(p: Path) -> pd.DataFrame:
         df.attrs["first_row"] = 1
         df.attrs["no_model_why"] = "a Mooncake trace (JSON lines) names no model"
         return df
+    if _head(p)[:1] == b"[":  # JSON, not lines: read as a CSV its header would be '[{"timestamp": 0', ...
+        raise InputError(str(p), None, "expected a CSV or JSON lines (Mooncake's: one object per line), found a JSON "
+                         "array: write one object per line (e.g. jq -c '.[]' FILE > FILE.jsonl)")
     try:
         head = pd.read_csv(p, nrows=0)
     except UnicodeDecodeError as exc:
