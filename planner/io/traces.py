@@ -515,6 +515,10 @@ TREND_WINDOW_S = 60.0
 # Fewest bins a window must hold for their variance to mean anything: the six 10-s bins of a
 # minute (with fewer, one draw decides the estimate; a shorter trace gets no idc_10s).
 _MIN_BINS_PER_WINDOW = 6
+# A class whose times are all whole seconds (BurstGPT's Timestamp) states no ca2 where its mean gap is under this: the
+# requests of one second all get gap 0, so the gaps' CV measures the clock's 1-s tick, not the arrivals (found in QA:
+# Poisson arrivals at 10 req/s with their times rounded to the second, as BurstGPT's are, measured ca2 9.0, not 1).
+WHOLE_SECOND_CA2_MIN_GAP_S = 1.0
 # Percentile of the one-second prompt-token bursts that decode KV capacity is sized for.
 BURST_PERCENTILE = 99.0
 
@@ -540,7 +544,8 @@ def measure_burstiness(t_s: np.ndarray, input_tokens: np.ndarray, span_s: float)
       left out when a window holds fewer than six of its bins): 1 for Poisson, > 1 for
       clustered arrivals; a minute-scale trend does not raise it.
     * ca2: squared coefficient of variation of inter-arrival gaps, each gap scaled by its minute's
-      mean rate (again so that the trend does not count): 1 for Poisson.
+      mean rate (again so that the trend does not count): 1 for Poisson; None for times in whole
+      seconds more than one a second (WHOLE_SECOND_CA2_MIN_GAP_S).
     * p99_prompt_tokens_per_s: the BURST_PERCENTILE of the prompt tokens arriving per second.
     """
     t = np.sort(np.asarray(t_s, dtype=float))
@@ -562,7 +567,9 @@ def measure_burstiness(t_s: np.ndarray, input_tokens: np.ndarray, span_s: float)
     gaps = np.diff(t)
     rate = per_min[minute[1:]] / window_s[minute[1:]]  # the gap's minute's mean rate
     scaled = gaps * rate
-    ca2 = float(scaled.var() / scaled.mean() ** 2) if scaled.size > 1 and scaled.mean() > 0 else 1.0
+    ca2: float | None = float(scaled.var() / scaled.mean() ** 2) if scaled.size > 1 and scaled.mean() > 0 else 1.0
+    if gaps.size and bool(np.all(t == np.round(t))) and float(gaps.mean()) < WHOLE_SECOND_CA2_MIN_GAP_S:
+        ca2 = None  # times in whole seconds (BurstGPT's), more than one a second: the gaps measure the clock's tick
     tok = np.bincount(t.astype(np.int64), weights=np.asarray(input_tokens, dtype=float)[np.argsort(t_s, kind="stable")],
                       minlength=max(1, int(math.ceil(span_s))))
     p99 = float(np.percentile(tok, BURST_PERCENTILE))
@@ -570,7 +577,7 @@ def measure_burstiness(t_s: np.ndarray, input_tokens: np.ndarray, span_s: float)
         idc1 = 1.0
     return Burstiness(idc_1s=round(max(idc1, MIN_IDC), 3),
                       idc_10s=round(max(idc10, MIN_IDC), 3) if math.isfinite(idc10) else None,
-                      ca2=round(ca2, 3), p99_prompt_tokens_per_s=round(p99, 1))
+                      ca2=round(ca2, 3) if ca2 is not None else None, p99_prompt_tokens_per_s=round(p99, 1))
 
 
 def _class_burstiness(own: Burstiness, model: Burstiness) -> Burstiness:
