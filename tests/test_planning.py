@@ -627,3 +627,30 @@ def test_a_shortfall_in_thousands_is_written_alike_throughout(perf, catalog) -> 
     counts = re.findall(r"\d[\d,]*\d|\d", line.split("(", 1)[1])
     assert any(len(c.replace(",", "")) >= 4 for c in counts), line
     assert all(len(c.replace(",", "")) < 4 or "," in c for c in counts), line
+
+
+def test_a_plan_records_the_load_it_was_sized_for(perf, catalog) -> None:
+    """Each class's prediction records the rate and mean lengths it was sized and predicted for (a max-load plan's rate
+    scaled by its multiplier); `explain` prints them and `planner simulate --workload` notes a workload that asks
+    another load (found in QA: an old plan simulated against a grown workload, or explained, gave no word of it)."""
+    from planner.cli.simulate_run import load_differences
+    from planner.planning.explain import explain
+
+    wl = Workload(models={"llama-3.1-8b": ModelEntry(slo=Slo(ttft_ms=800.0, itl_ms=40.0))},
+                  classes=[RequestClass(id="chat", model="llama-3.1-8b", isl=1500, osl=200, rate_rps=5.0),
+                           RequestClass(id="rag", model="llama-3.1-8b", isl=4000, osl=300, rate_rps=2.0)])
+    fl = Fleet.model_validate({"gpus": {"H100-SXM-80GB": {"available": 8}}})
+    plan = plan_workload(wl, fl, perf, catalog)
+    pr = plan.models["llama-3.1-8b"].predicted
+    assert [(pr[c].rate_rps, pr[c].isl, pr[c].osl) for c in ("chat", "rag")] == [(5.0, 1500.0, 200.0), (2.0, 4000.0, 300.0)]
+    assert any(x.startswith("  class chat:") and x.endswith("planned for 5 req/s of 1500 -> 200 tokens")
+               for x in explain(plan))
+    assert load_differences(plan, wl) == []
+    grown = wl.model_copy(update={"classes": [wl.classes[0].model_copy(update={"rate_rps": 6.0, "isl": 1600}),
+                                              wl.classes[1]]})
+    assert load_differences(plan, grown) == ["chat 6 req/s (planned 5), isl 1600 (planned 1500)"]
+    maxed = plan_workload(wl, fl, perf, catalog, objective="max_load")
+    mu = maxed.load_multiplier
+    assert mu is not None and mu > 1.0
+    got = maxed.models["llama-3.1-8b"].predicted["chat"].rate_rps
+    assert got == pytest.approx(5.0 * mu, rel=1e-4)

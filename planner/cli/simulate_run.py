@@ -66,6 +66,29 @@ def _check_routed(plan: Plan, wl: Workload, path: str) -> None:
                              f"{sorted(mp.routing)}); solve this workload, or pass the one the plan was solved for")
 
 
+LOAD_RTOL = 0.01
+"""Relative difference of a class's rate or mean lengths from the plan's record beyond which `load_differences` says
+it (below: the rounding of a rate written to YAML)."""
+
+
+def load_differences(plan: Plan, wl: Workload) -> list[str]:
+    """Each class of `wl` whose rate or mean lengths differ from what the plan was sized for (its ClassPrediction's
+    rate_rps / isl / osl, recorded since stop 61; a plan without them says nothing), e.g. 'chat 12 req/s (planned 10)'.
+    Found in QA: `planner simulate` of an old plan against a workload whose rates had grown gave no word of it."""
+    out: list[str] = []
+    for c in wl.classes:
+        mp = plan.models.get(c.model)
+        pr = mp.predicted.get(c.id) if mp is not None else None
+        if pr is None:
+            continue
+        parts = [f"{what}{now:g}{unit} (planned {was:g})" for what, now, was, unit in (
+            ("", c.rate_rps, pr.rate_rps, " req/s"), ("isl ", c.isl, pr.isl, ""), ("osl ", c.osl, pr.osl, ""))
+            if was is not None and abs(now - was) > LOAD_RTOL * max(abs(was), 1e-9)]
+        if parts:
+            out.append(f"{c.id} " + ", ".join(parts))
+    return out
+
+
 def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duration: float | None,
                   seed: int, model: str | None = None, drop_over_context: bool = False,
                   console: Console | None = None) -> tuple[Arrivals, Workload]:
@@ -82,6 +105,9 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
         # QA: a workload of isl 200000 on llama-3.1-8b's 131072 simulated a plan without a word)
         from planner.io.validate import check_workload
         check_workload(wl, Catalog.load(), str(workload))
+        if console is not None and (differ := load_differences(plan, wl)):
+            console.print(f"note: {workload} asks another load than the plan was sized for (a what-if: the plan is "
+                          f"simulated as it is): {'; '.join(differ)}", highlight=False)
     if trace is None:
         assert wl is not None
         seconds = duration or DEFAULT_WORKLOAD_DURATION_S

@@ -609,6 +609,11 @@ class PoolPlan(BaseModel):
 
 class ClassPrediction(BaseModel):
     percentile: float
+    rate_rps: float | None = Field(default=None, ge=0.0, description="the class's request rate the plan was sized and "
+                                   "predicted for, req/s (a max-load plan's: the workload's x its load_multiplier); "
+                                   "None in plans written before stop 61")
+    isl: float | None = Field(default=None, ge=0.0, description="the class's mean prompt length planned for, tokens")
+    osl: float | None = Field(default=None, ge=0.0, description="the class's mean output length planned for, tokens")
     ttft_ms: float | None = None
     itl_ms: float | None = None
     slo_ttft_ms: float | None = None

@@ -807,8 +807,12 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
     decode pool's ITL is the pool's behind its mix (`itl_mixes`, rule 58-D); a mixed pool's ITL, and every capacity,
     the class alone's at the pool's utilization."""
     slo = inst.workload.slo_of(c)
+    # the load the plan was sized and predicted for, recorded so that a reader of the plan file can tell it (found in
+    # QA: `simulate --workload` of a grown workload and `explain` of a stale plan could not; a max-load plan's
+    # predictions are at the scaled rate)
+    planned = {"rate_rps": round(c.rate_rps * rate_scale, 6), "isl": float(c.isl), "osl": float(c.osl)}
     if not flows:  # no pool serves it (a class of rate 0): no latency to predict, where 0 ms read as met (found in QA)
-        return ClassPrediction(percentile=slo.percentile, slo_ttft_ms=slo.ttft_ms, slo_itl_ms=slo.itl_ms)
+        return ClassPrediction(percentile=slo.percentile, slo_ttft_ms=slo.ttft_ms, slo_itl_ms=slo.itl_ms, **planned)
     ttft = itl = 0.0
     disagg = 0.0
     kv: tuple[float, float] | None = None  # (demand, capacity) of the fullest decode pool behind its mix (rule 59-K)
@@ -852,7 +856,7 @@ def _class_prediction(inst: Instance, c: RequestClass, pools: dict[str, PoolPlan
     return ClassPrediction(percentile=slo.percentile, ttft_ms=round(ttft, 2), itl_ms=round(itl, 3),
                            slo_ttft_ms=slo.ttft_ms, slo_itl_ms=slo.itl_ms, disaggregated_share=round(min(disagg, 1.0), 4),
                            decode_kv_tokens=None if kv is None else round(kv[0], 1),
-                           decode_kv_capacity_tokens=None if kv is None else kv[1])
+                           decode_kv_capacity_tokens=None if kv is None else kv[1], **planned)
 
 
 def _time_limit_diagnosis(inst: Instance, sol: Solution) -> list[str]:

@@ -61,7 +61,9 @@ def explain(plan: Plan) -> list[str]:
                 terms.append(f"TTFT p{pr.percentile:g} {pr.ttft_ms:.0f}/{pr.slo_ttft_ms:g} ms{over(pr.ttft_ms, pr.slo_ttft_ms)}")
             if pr.slo_itl_ms is not None:
                 terms.append(f"ITL p{pr.percentile:g} {pr.itl_ms:.1f}/{pr.slo_itl_ms:g} ms{over(pr.itl_ms, pr.slo_itl_ms)}")
-            lines.append(f"  class {cid}: {', '.join(terms)}; {pr.disaggregated_share:.0%} disaggregated")
+            load = (f"; planned for {pr.rate_rps:g} req/s of {pr.isl:g} -> {pr.osl:g} tokens"
+                    if pr.rate_rps is not None and pr.isl is not None and pr.osl is not None else "")
+            lines.append(f"  class {cid}: {', '.join(terms)}; {pr.disaggregated_share:.0%} disaggregated{load}")
             for pid, weights in mp.pairing.get(cid, {}).items():
                 lines.append(f"    KV from {pid} -> " + ", ".join(f"{d} {w:.0%}" for d, w in sorted(weights.items())))
     if plan.slo_costs:
