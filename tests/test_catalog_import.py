@@ -574,3 +574,77 @@ def test_rope_scaling_extends_the_context_as_vllm_derives_it(scaling, context):
 def test_a_rope_factor_that_is_not_a_positive_number_is_refused_naming_it():
     cfg = dict(_cfg("qwen2.5-14b"), rope_scaling={"type": "yarn", "factor": "four"})
     assert _refused(cfg).field == "rope_scaling.factor"
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """The body rows of the Rich tables in `text`, as their cells' text."""
+    return [[c.strip() for c in ln.strip().strip("│").split("│")] for ln in text.splitlines() if ln.strip().startswith("│")]
+
+
+def test_catalog_show_of_a_model_prints_the_sizes_catalog_list_and_the_planner_use():
+    """Found in QA: `planner catalog` had list and import-hf, no way to see one entry in full. `catalog show MODEL` (any
+    case) prints the architecture and ModelSpec's own numbers (catalog list's and import-hf's): parameters, KV bytes per
+    token at bf16 and at fp8 (with_precision), the weights (weights_gib), the context."""
+    from planner.cli.catalog import weights_gib
+
+    s = Catalog.load().model("qwen3-30b-a3b")
+    r = runner.invoke(app, ["catalog", "show", "Qwen3-30B-A3B"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert f"{s.layers} layers, hidden {s.hidden}, {s.heads} heads / {s.kv_heads} KV heads of head_dim {s.head_dim}" in said
+    assert s.moe is not None and f"MoE {s.moe.experts} experts of {s.moe.expert_intermediate}, top-{s.moe.experts_per_token}" in said
+    assert f"parameters: {s.params / 1e9:.2f} B ({s.active_params / 1e9:.2f} B active)" in said
+    kv8 = s.with_precision("bf16", "fp8").kv_bytes_per_token
+    assert kv8 * 2 == s.kv_bytes_per_token  # one byte per KV element instead of two
+    assert f"KV cache per token: {s.kv_bytes_per_token:,} B" in said and f"{kv8:,} B ({kv8 / 1024:.0f} KiB) at fp8" in said
+    assert f"weights: {weights_gib(s)}" in said and f"context: {s.max_context:,} tokens" in said
+
+
+def test_catalog_show_lists_the_measured_variants_as_the_planner_loads_them():
+    """The laws column of every variant is the planner's (PerfModel.get): the vLLM profile where one is (the torch
+    reference beside it named), the prior elsewhere, 'cannot run' where run_blocker says so; a GPU type lists exactly
+    the profiled variants of profiles/data on it."""
+    from planner.perf.laws import PerfModel
+    from planner.perf.profiledata import iter_profiles
+
+    rows = _table_rows(runner.invoke(app, ["catalog", "show", "llama-3.1-8b"]).output)
+    by = {(g, tp): cells for g, tp, *cells in rows}
+    assert by[("H100-SXM-80GB", "1")] == ["measured-vllm (also measured-torch)", "measured-vllm", "measured-vllm", "prior"]
+    assert by[("B200", "1, 2, 4, 8")] == ["prior"] * 4
+    rows = _table_rows(runner.invoke(app, ["catalog", "show", "llama-2-70b"]).output)
+    by = {(g, tp): cells for g, tp, *cells in rows}
+    # 128.5 GiB of bf16 weights on one 80 GiB card; the Splitwise data set measured tp2, 4, 8
+    assert by[("A100-80GB", "1")][0] == "cannot run (memory)" and by[("A100-80GB", "2, 4, 8")][0] == "splitwise"
+
+    r = runner.invoke(app, ["catalog", "show", "h200-141gb"])
+    assert r.exit_code == 0, r.output
+    shown = {(m, int(tp), w, kv) for m, tp, w, kv, _ in _table_rows(r.output)}
+    present = {(p.meta.model, p.meta.tp, p.meta.weight_dtype, p.meta.kv_dtype)
+               for p in iter_profiles(REPO / "profiles" / "data") if p.meta.gpu == "H200-141GB"}
+    assert shown == present and present
+    pm = PerfModel.load()
+    assert all(laws.startswith(pm.get(m, "H200-141GB", int(tp), w, kv).law_source)  # type: ignore[union-attr]
+               for m, tp, w, kv, laws in _table_rows(r.output))
+    said = " ".join(runner.invoke(app, ["catalog", "show", "L4"]).output.split())
+    assert "profiles: none" in said and "power: 72 W" in said
+
+
+def test_catalog_show_of_an_unknown_name_is_exit_2_with_the_closest_names():
+    r = runner.invoke(app, ["catalog", "show", "llama3-8b"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "unknown model or GPU type 'llama3-8b' (did you mean 'llama-3.1-8b'?)" in said, said
+    assert "H100-SXM-80GB" in said and "Traceback" not in said
+
+
+def test_catalog_show_reads_the_catalog_folder(tmp_path):
+    """A model import-hf wrote is shown with --catalog (from the catalog folder, the planner's prior for its laws), and
+    is unknown without it."""
+    cat = tmp_path / "cat"
+    assert _import(cat, "mixtral-8x7b").exit_code == 0
+    assert runner.invoke(app, ["catalog", "show", "mixtral-8x7b"]).exit_code == 2
+    r = runner.invoke(app, ["--catalog", str(cat), "catalog", "show", "mixtral-8x7b"])
+    said = " ".join(r.output.split())
+    s = Catalog.load(models_path=cat / "models.yaml").model("mixtral-8x7b")
+    assert r.exit_code == 0 and "mixtral-8x7b (catalog folder" in said, said
+    assert f"parameters: {s.params / 1e9:.2f} B ({s.active_params / 1e9:.2f} B active)" in said
+    assert {cells[0] for _, _, *cells in _table_rows(r.output)} <= {"prior", "cannot run (memory)"}

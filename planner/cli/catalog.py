@@ -21,7 +21,11 @@ from planner.cli.console import command_group, friendly_errors, stdout_console
 from planner.io.errors import InputError
 
 if TYPE_CHECKING:
-    from planner.io.schema import ModelSpec
+    from collections.abc import Iterable
+
+    from planner.io.catalog import Catalog
+    from planner.io.schema import Dtype, ModelSpec
+    from planner.perf.laws import PerfModel, VariantKey
 
 catalog_app = command_group("Catalogs: the models and GPU types known; add your own.")
 
@@ -99,8 +103,131 @@ def weights_gib(spec: ModelSpec) -> str:
             f"{spec.with_precision('fp8', 'bf16').weight_bytes / GIB:.2f} GiB at fp8")
 
 
+def _user_names(file: str) -> set[str]:
+    """The names the --catalog folder's `file` (models.yaml or gpus.yaml) defines: shown as 'catalog folder'."""
+    from planner.io.catalog import user_catalog_file
+
+    return set(_read_mapping(p)) if (p := user_catalog_file(file)) else set()
+
+
+def _resolve(cat: Catalog, name: str) -> tuple[str | None, str | None]:
+    """(model, GPU type) that `name` names, either None where it names none: the exact name, else the one equal to it
+    but for case. Neither: an InputError with the closest names and the known ones (as an unknown --model or --gpu)."""
+    from planner.io.catalog import _did_you_mean
+
+    def find(known: Iterable[str]) -> str | None:
+        known = list(known)
+        return name if name in known else next((k for k in known if k.lower() == name.lower()), None)
+
+    model, gpu = find(cat.models), find(cat.gpus)
+    if model is None and gpu is None:
+        raise InputError(None, "NAME", f"unknown model or GPU type '{name}'{_did_you_mean(name, [*cat.models, *cat.gpus])}; "
+                         f"models ({cat.models_path}): {', '.join(sorted(cat.models))}; GPU types ({cat.gpus_path}): "
+                         f"{', '.join(sorted(cat.gpus))}; add one with `planner catalog import-hf` and `planner --catalog DIR`")
+    return model, gpu
+
+
+PRECISIONS: tuple[tuple[Dtype, Dtype], ...] = (("bf16", "bf16"), ("fp8", "bf16"), ("bf16", "fp8"), ("fp8", "fp8"))
+"""(weights, KV cache) of every variant a fleet's limits.allowed_dtypes may allow, bf16/bf16 first."""
+PRECISION_NAMES = {("bf16", "bf16"): "bf16", ("fp8", "bf16"): "fp8 weights", ("bf16", "fp8"): "fp8 KV cache",
+                   ("fp8", "fp8"): "fp8 weights + KV"}
+
+
+def law_cell(pm: PerfModel, key: VariantKey) -> str:
+    """Where the planner takes the laws of variant `key` (model, gpu, tp, weight dtype, KV dtype) from, as PerfModel.get
+    decides it: the preferred profile's law_source where it is fitted (PerfModel.measured), else 'prior' where the
+    roofline prior can run it (planner.perf.laws.run_blocker), else 'cannot run (node/heads/memory)'. A profile found
+    but not used (a torch-only variant under TORCH_ONLY_LAWS = 'prior', one below the roofline floor) is named."""
+    from planner.perf.laws import model_of, run_blocker
+
+    if key in pm.measured:
+        used = pm.measured[key].law_source or "measured"
+        unused = [s for s in pm.alternatives.get(key, []) if s != used]
+        return used + (f" (also {', '.join(unused)})" if unused else "")
+    model, gpu, tp, w, kv = key
+    blocker = run_blocker(model_of(pm.catalog, model, w, kv), pm.catalog.gpu(gpu), tp)
+    if blocker is not None:
+        return f"cannot run ({blocker})"
+    if key in pm.unphysical:
+        return "prior (its profile is below the roofline floor)"
+    found = pm.alternatives.get(key)
+    return f"prior ({', '.join(found)} profile not used: TORCH_ONLY_LAWS)" if found else "prior"
+
+
+def _show_model(cat: Catalog, pm: PerfModel, name: str, from_folder: bool) -> None:
+    """`catalog show` of a model: its architecture, the sizes the planner derives from it (ModelSpec, as `catalog list`
+    and import-hf print them) and where each (GPU type, TP, precision) variant's laws come from (law_cell)."""
+    from planner.io.schema import FleetLimits
+
+    s = cat.models[name]
+    con = stdout_console()
+    con.print(f"[bold]{name}[/] ({'catalog folder' if from_folder else 'bundled'}"
+              + (f", {s.hf_id}" if s.hf_id else "") + ")", highlight=False)
+    ffn = f"FFN {s.intermediate} ({'gated, 3' if s.gated_ffn else 'plain, 2'} matrices)"
+    moe = (f"; MoE {s.moe.experts} experts of {s.moe.expert_intermediate}, top-{s.moe.experts_per_token}"
+           + (f", {s.moe.shared_experts} shared" if s.moe.shared_experts else "") if s.moe else "")
+    con.print(f"  architecture: {s.layers} layers, hidden {s.hidden}, {s.heads} heads / {s.kv_heads} KV heads of "
+              f"head_dim {s.head_dim}, {ffn}, vocab {s.vocab}{', tied embeddings' if s.tied_embeddings else ''}{moe}",
+              highlight=False)
+    kv8 = s.with_precision("bf16", "fp8").kv_bytes_per_token
+    con.print(f"  parameters: {s.params / 1e9:.2f} B ({s.active_params / 1e9:.2f} B active)", highlight=False)
+    con.print(f"  KV cache per token: {s.kv_bytes_per_token:,} B ({s.kv_bytes_per_token / 1024:.0f} KiB) at bf16, "
+              f"{kv8:,} B ({kv8 / 1024:.0f} KiB) at fp8", highlight=False)
+    con.print(f"  weights: {weights_gib(s)}", highlight=False)
+    con.print(f"  context: {f'{s.max_context:,} tokens' if s.max_context else 'unchecked (no max_context)'}", highlight=False)
+    # the TP sizes a fleet allows by default, with any TP size a profile of the model measured
+    tps = sorted(set(FleetLimits().allowed_tp) | {k[2] for k in (*pm.alternatives, *pm.unphysical) if k[0] == name})
+    t = Table(title=f"Laws of {name} (the planner's: a measured profile, else the roofline prior)")
+    for col in ("GPU", "TP", *(PRECISION_NAMES[p] for p in PRECISIONS)):
+        t.add_column(col)
+    for g in sorted(cat.gpus):
+        rows: list[tuple[list[int], list[str]]] = []  # TP sizes whose cells agree share a row
+        for tp in tps:
+            cells = [law_cell(pm, (name, g, tp, w, kv)) for w, kv in PRECISIONS]
+            if rows and rows[-1][1] == cells:
+                rows[-1][0].append(tp)
+            else:
+                rows.append(([tp], cells))
+        for sizes, cells in rows:
+            t.add_row(g, ", ".join(map(str, sizes)), *cells)
+    con.print(t)
+    con.print("  precisions: a fleet's limits.allowed_dtypes (vLLM --quantization fp8, --kv-cache-dtype fp8); measured-vllm / "
+              "measured-torch / splitwise: fitted on that profile; prior: the calibrated roofline prior; "
+              "cannot run: TP beyond a node, not dividing the heads, or no memory left "
+              "for a KV cache (planner.perf.laws.run_blocker)", highlight=False)
+
+
+def _show_gpu(cat: Catalog, pm: PerfModel, name: str, from_folder: bool) -> None:
+    """`catalog show` of a GPU type: its catalog entry and the models profiled on it, with where each variant's laws
+    come from (law_cell)."""
+    g = cat.gpus[name]
+    con = stdout_console()
+    con.print(f"[bold]{name}[/] ({g.vendor}, {'catalog folder' if from_folder else 'bundled'}"
+              + (f", driver name {g.driver_name}" if g.driver_name else "") + ")", highlight=False)
+    con.print(f"  memory: {g.memory_gib:g} GiB, bandwidth {g.hbm_tb_s:g} TB/s", highlight=False)
+    con.print(f"  peak dense TFLOP/s: {g.bf16_tflops:g} bf16, " + (f"{g.fp8_tflops:g} fp8" if g.fp8_tflops else "fp8 not stated"),
+              highlight=False)
+    con.print(f"  links: {g.intra_link_gb_s:g} GB/s GPU-GPU within a node of {g.gpus_per_node}, {g.kv_link_gb_s:g} GB/s "
+              "per GPU for KV transfer", highlight=False)
+    con.print(f"  price: ${g.price_per_hour:.2f} per GPU-hour (a fleet's gpus.{name}.price_per_hour overrides it); "
+              f"power: {f'{g.power_w:g} W' if g.power_w else 'not stated'}", highlight=False)
+    keys = sorted({k for k in (*pm.alternatives, *pm.unphysical) if k[1] == name})
+    if not keys:
+        con.print("  profiles: none; every model is planned on it from the calibrated roofline prior",
+                  highlight=False)
+        return
+    t = Table(title=f"Models profiled on {name}")
+    for col in ("model", "TP", "weights", "KV cache", "laws"):
+        t.add_column(col, justify="right" if col == "TP" else "left")
+    for key in keys:
+        t.add_row(key[0], str(key[2]), key[3], key[4], law_cell(pm, key))
+    con.print(t)
+    con.print("  every other model, TP size and precision on it is planned from the roofline prior "
+              "(`planner catalog show MODEL` lists a model's)", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the `catalog` group (import-hf, list) to the root app."""
+    """Add the `catalog` group (import-hf, list, show) to the root app."""
     app.add_typer(catalog_app, name="catalog")
 
     @catalog_app.command("import-hf")
@@ -176,11 +303,10 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def list_catalog() -> None:
         """Models and GPU types known (bundled, and the --catalog folder's)."""
-        from planner.io.catalog import Catalog, user_catalog_file
+        from planner.io.catalog import Catalog
 
         cat = Catalog.load()
-        user_models = set(_read_mapping(p)) if (p := user_catalog_file("models.yaml")) else set()
-        user_gpus = set(_read_mapping(p)) if (p := user_catalog_file("gpus.yaml")) else set()
+        user_models, user_gpus = _user_names("models.yaml"), _user_names("gpus.yaml")
         con = stdout_console()
         t = Table(title="Models")
         for col in ("model", "params B", "active B", "KV KiB/token", "context", "from"):
@@ -196,3 +322,20 @@ def register(app: typer.Typer) -> None:
             g.add_row(n, f"{gt.memory_gib:g}", f"{gt.hbm_tb_s:g}", f"{gt.bf16_tflops:g}", f"{gt.price_per_hour:.2f}",
                       "catalog folder" if n in user_gpus else "bundled")
         con.print(g)
+
+    @catalog_app.command("show")
+    @friendly_errors
+    def show(name: str = typer.Argument(..., help="a model or GPU type of `planner catalog list` (any case)")) -> None:
+        """One model or GPU type in full: a model's architecture, parameters, KV bytes per token and weights at bf16
+        and fp8, context, and per GPU type, TP size and precision whether its laws are measured or the prior's; a GPU
+        type's memory, peak FLOP/s, bandwidth, price, power and the models profiled on it."""
+        from planner.io.catalog import Catalog
+        from planner.perf.laws import PerfModel
+
+        cat = Catalog.load()
+        model, gpu = _resolve(cat, name)
+        pm = PerfModel.load(catalog=cat)  # the planner's laws: bundled profiles and the --catalog folder's
+        if model is not None:
+            _show_model(cat, pm, model, model in _user_names("models.yaml"))
+        if gpu is not None:
+            _show_gpu(cat, pm, gpu, gpu in _user_names("gpus.yaml"))
