@@ -654,3 +654,35 @@ def test_a_plan_records_the_load_it_was_sized_for(perf, catalog) -> None:
     assert mu is not None and mu > 1.0
     got = maxed.models["llama-3.1-8b"].predicted["chat"].rate_rps
     assert got == pytest.approx(5.0 * mu, rel=1e-4)
+
+
+_POOL = "llama-3.1-8b/decode/H100-SXM-80GB/tp1"
+
+
+@pytest.mark.parametrize("family, target, says", [
+    ("inventory", "H100-SXM-80GB", "GPU inventory: all 4 H100-SXM-80GB GPUs are used. To relax it, raise "
+                                   "gpus.H100-SXM-80GB.available, allow another GPU type (gpus) or relax the SLOs or rates"),
+    ("capacity", _POOL, f"pool {_POOL} is at its utilization target (0.8). To relax it, raise limits.utilization (less "
+                        "headroom) or relax the SLOs (models.llama-3.1-8b.slo, or a class's own slo) or rates"),
+    ("kv_link", _POOL, "To relax it, allow mixed pools (limits.roles ['prefill', 'decode', 'mixed']), other pairings "
+                       "(limits.pairing, limits.forbid_pairs) or a GPU type of a faster kv_link_gb_s (gpus)"),
+    ("pd_ratio", "llama-3.1-8b", "To relax it, widen limits.pd_ratio_min / limits.pd_ratio_max"),
+    ("step", _POOL, "step limit (max_step=2) on pool " + _POOL + ". To relax it, raise limits.max_step, or let the pool "
+                    "move over several re-plans"),
+    ("min_replicas", "llama-3.1-8b", "To relax it, lower limits.min_replicas.llama-3.1-8b (else limits.default_min_replicas)"),
+    ("pool_floor", _POOL, f"To relax it, lower limits.pool_min_replicas.{_POOL} (the controller's guard.min_replicas)"),
+    ("pool_size", _POOL, "To relax it, relax the SLOs (models.llama-3.1-8b.slo, or a class's own slo) or rates"),
+])
+def test_each_binding_line_names_what_an_operator_could_change(family: str, target: str, says: str) -> None:
+    """Found in QA: `planner explain`'s binding lines ('pool X is at its utilization target (0.85)', 'GPU inventory:
+    all 4 H100-SXM-80GB GPUs are used') named no action. Each now names the fleet or workload field that relaxes it, as
+    the infeasible diagnosis does, without re-solving; none holds '; ', on which `planner whatif` splits them."""
+    from planner.io.schema import Variant
+    from planner.planning.explain import describe_binding
+    from planner.planning.instance import Instance
+    from solvers.constraints import Binding, Family
+
+    fleet = Fleet(gpus={"H100-SXM-80GB": {"available": 4}}, limits={"utilization": 0.8, "max_step": 2})
+    inst = Instance(workload=_one_class(), fleet=fleet, variants={_POOL: Variant.parse(_POOL)})
+    line = describe_binding(inst, Binding(Family(family), target))
+    assert says in line and "; " not in line, line

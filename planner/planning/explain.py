@@ -82,31 +82,47 @@ def explain(plan: Plan) -> list[str]:
 
 
 def describe_binding(inst: Instance, name: Binding) -> str:
-    """A binding constraint in words (inventory[H100] -> 'GPU inventory: all 8 H100 GPUs are used')."""
+    """A binding constraint in words, with the fields of the fleet or workload an operator could change to relax it
+    (inventory[H100] -> 'GPU inventory: all 8 H100 GPUs are used. To relax it, raise gpus.H100.available ...'), as
+    explain_infeasible's diagnoses name theirs (found in QA: the lines named no action). Nothing is re-solved: what the
+    change would save is `planner whatif`'s. No '; ' inside a line: `planner whatif` joins and splits them on it."""
     kind, target = name.family, name.target
+    model = inst.variants[target].model if target in inst.variants else None
+    slo = (f"relax the SLOs (models.{model}.slo, or a class's own slo) or rates" if model is not None
+           else "relax the SLOs or rates")
     if kind == Family.INVENTORY:
-        return f"GPU inventory: all {plural(inst.fleet.gpus[target].available, f'{target} GPU')} are used" if target in inst.fleet.gpus else str(name)
+        if target not in inst.fleet.gpus:
+            return str(name)
+        return (f"GPU inventory: all {plural(inst.fleet.gpus[target].available, f'{target} GPU')} are used. To relax it, "
+                f"raise gpus.{target}.available, allow another GPU type (gpus) or relax the SLOs or rates")
     if kind == Family.KV_LINK:
-        return f"KV-transfer link bandwidth of pool {target} is saturated"
+        return (f"KV-transfer link bandwidth of pool {target} is saturated. To relax it, allow mixed pools (limits.roles "
+                f"{inst.fleet.limits.roles}), other pairings (limits.pairing, limits.forbid_pairs) or a GPU type of a "
+                "faster kv_link_gb_s (gpus)")
     if kind == Family.PD_RATIO:
-        return f"P:D ratio bound of model {target}"
+        return f"P:D ratio bound of model {target}. To relax it, widen limits.pd_ratio_min / limits.pd_ratio_max"
     if kind == Family.STEP:
-        return f"step limit (max_step={inst.fleet.limits.max_step}) on pool {target}"
+        return (f"step limit (max_step={inst.fleet.limits.max_step}) on pool {target}. To relax it, raise "
+                "limits.max_step, or let the pool move over several re-plans")
     if kind == Family.MIN_REPLICAS:
-        return f"minimum replicas of model {target}"
+        return (f"minimum replicas of model {target}. To relax it, lower limits.min_replicas.{target} (else "
+                "limits.default_min_replicas)")
     if kind == Family.POOL_FLOOR:
         floor = next((s.min_replicas for s in inst.problem.variants if s.id == target), 0) if inst.problem else 0
-        return f"pool {target} is held at its floor of {plural(floor, 'replica')} (limits.pool_min_replicas)"
+        return (f"pool {target} is held at its floor of {plural(floor, 'replica')} (limits.pool_min_replicas). To relax "
+                f"it, lower limits.pool_min_replicas.{target} (the controller's guard.min_replicas)")
     if kind == Family.CAPACITY:
-        return f"pool {target} is at its utilization target ({inst.fleet.limits.utilization:g})"
+        return (f"pool {target} is at its utilization target ({inst.fleet.limits.utilization:g}). To relax it, raise "
+                f"limits.utilization (less headroom) or {slo}")
     if kind == Family.POOL_SIZE:
         k = inst.pool_min.get(target, 0)
         bursty = any(c.burstiness is not None for c in inst.workload.classes if c.model == inst.variants[target].model)
         if bursty:
             return (f"pool {target} holds {plural(k, 'replica')}, the fewest over which its classes' bursts spread within SLO (with "
                     "fewer, each replica takes a larger share of every burst and falls short): its utilization reads low "
-                    "for that reason")
-        return f"pool {target} holds {plural(k, 'replica')}, the fewest whose shared queue carries its load within SLO"
+                    f"for that reason. To relax it, {slo}")
+        return (f"pool {target} holds {plural(k, 'replica')}, the fewest whose shared queue carries its load within SLO. "
+                f"To relax it, {slo}")
     return str(name)
 
 
