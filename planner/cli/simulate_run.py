@@ -103,8 +103,8 @@ def load_arrivals(plan: Plan, trace: Path | None, workload: Path | None, duratio
         _check_routed(plan, wl, str(workload))
         # a class beyond its model's context is refused, as `planner solve` refuses it and vLLM its requests (found in
         # QA: a workload of isl 200000 on llama-3.1-8b's 131072 simulated a plan without a word)
-        from planner.io.validate import check_workload
-        check_workload(wl, Catalog.load(), str(workload))
+        from planner.io.validate import check_contexts
+        check_contexts(wl, Catalog.load(), str(workload))
         if console is not None and (differ := load_differences(plan, wl)):
             console.print(f"note: {workload} asks another load than the plan was sized for (a what-if: the plan is "
                           f"simulated as it is): {'; '.join(differ)}", highlight=False)

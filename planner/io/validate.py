@@ -62,18 +62,29 @@ def check_workload(wl: Workload, catalog: Catalog, path: str | os.PathLike[str])
         raise InputError(p, "classes", "expected at least one request class, got an empty list")
     if all(c.rate_rps == 0 for c in wl.classes):
         raise InputError(p, "classes", "every class has rate_rps 0, so there is nothing to plan; expected a rate > 0")
+    check_contexts(wl, catalog, p)
+
+
+_CONTEXT_SOURCE = "the catalog's max_context: profiles/models.yaml or a --catalog folder's"
+
+
+def check_contexts(wl: Workload, catalog: Catalog, path: str | os.PathLike[str]) -> None:
+    """Every class's prompt + output (and its longest prompt, `isl_max`) within its model's context, for the models the
+    catalog knows (`planner simulate` runs plans of models a caller's laws time, which the catalog may not hold)."""
+    p = str(path)
     for i, c in enumerate(wl.classes):
-        spec = catalog.models[c.model]
-        if spec.max_context is not None and c.isl + c.osl > spec.max_context:
+        spec = catalog.models.get(c.model)
+        if spec is None or spec.max_context is None:
+            continue
+        if c.isl + c.osl > spec.max_context:
             raise InputError(p, f"classes[{i}].isl", f"class {c.id}: isl + osl = {c.isl + c.osl} tokens exceeds {c.model}'s "
-                             f"context length of {spec.max_context} tokens (the catalog's max_context: profiles/models.yaml or a "
-                             "--catalog folder's); "
-                             "expected isl + osl <= the context length")
+                             f"context length of {spec.max_context} tokens ({_CONTEXT_SOURCE}); expected isl + osl <= "
+                             "the context length")
         # (the context itself is a bound the what-if helpers clip spreads at: whatif.with_length_spread)
-        if spec.max_context is not None and c.isl_max is not None and c.isl_max > spec.max_context:
+        if c.isl_max is not None and c.isl_max > spec.max_context:
             raise InputError(p, f"classes[{i}].isl_max", f"class {c.id}: its longest prompt, {c.isl_max} tokens, exceeds "
-                             f"{c.model}'s context of {spec.max_context} tokens (max_position_embeddings, "
-                             "profiles/models.yaml); expected isl_max <= the context length")
+                             f"{c.model}'s context of {spec.max_context} tokens ({_CONTEXT_SOURCE}); expected isl_max <= "
+                             "the context length")
 
 
 def check_fleet(fl: Fleet, catalog: Catalog, path: str | os.PathLike[str]) -> None:
