@@ -762,10 +762,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trace", type=Path, default=None, help="run this trace alone (default: the scenario suite)")
     ap.add_argument("--model", default=None, help="model with bundled profiles (case-insensitive; default: the "
                     f"--trace's own where its model column names one, else {DEFAULT_MODEL})")
-    ap.add_argument("--gpu", default="H100-SXM-80GB")
-    ap.add_argument("--tp", type=int, default=2)
-    ap.add_argument("--gpus-available", type=int, default=256)
-    ap.add_argument("--slo", default="ttft_ms=2000,itl_ms=100,percentile=99")
+    ap.add_argument("--gpu", default="H100-SXM-80GB", help="catalog GPU type of every replica (case-insensitive)")
+    ap.add_argument("--tp", type=int, default=2, help="tensor-parallel size of every replica")
+    ap.add_argument("--gpus-available", type=int, default=256, help="GPUs of --gpu the plans may use")
+    ap.add_argument("--slo", default="ttft_ms=2000,itl_ms=100,percentile=99",
+                    help="the SLO, comma-separated key=value (ttft_ms, itl_ms, percentile)")
     ap.add_argument("--startup-s", type=float, default=180.0, help="pod start-up (image + weights load), s")
     ap.add_argument("--interval-s", type=float, default=60.0, help="control interval, s")
     ap.add_argument("--routing", choices=["least_loaded", "random"], default="least_loaded",
@@ -785,7 +786,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-cache", action="store_true", help="recompute the references")
     ap.add_argument("--decision-log", default=None, help="JSONL file: the controller's decision per interval, appended "
                     "(every scenario's and ablation's controller runs, in turn)")
-    ap.add_argument("--out", type=Path, default=REPO / "out" / "bench")
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "bench",
+                    help="folder of the references' cache (default: out/bench)")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     chosen_variants = list(ABLATIONS)

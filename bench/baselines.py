@@ -122,16 +122,20 @@ def run_case(name: str, wl: Workload, fleet: Fleet, perf: PerfModel, cat: Catalo
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workload", type=Path, default=REPO / "examples/default/workload.yaml")
-    ap.add_argument("--fleet", type=Path, default=REPO / "examples/default/fleet.yaml")
-    ap.add_argument("--trace", type=Path, default=DEFAULT_TRACE)
+    ap.add_argument("--workload", type=Path, default=REPO / "examples/default/workload.yaml",
+                    help="workload YAML of the first row (default: examples/default/workload.yaml)")
+    ap.add_argument("--fleet", type=Path, default=REPO / "examples/default/fleet.yaml",
+                    help="fleet YAML every row is planned on (default: examples/default/fleet.yaml)")
+    ap.add_argument("--trace", type=Path, default=DEFAULT_TRACE,
+                    help="request trace CSV of the trace rows, bucketed into classes (default: the bundled Azure "
+                    "conversation trace; its rows are skipped where it is absent)")
     ap.add_argument("--model", default=None, help="model the trace's requests are served by (default: the trace's own "
                     "where its model column names one, else llama-2-70b, the Splitwise profiles' model)")
-    ap.add_argument("--ttft-ms", type=float, default=1000.0)
-    ap.add_argument("--itl-ms", type=float, default=60.0)
-    ap.add_argument("--percentile", type=float, default=90.0)
+    ap.add_argument("--ttft-ms", type=float, default=1000.0, help="TTFT SLO of the trace's classes, ms")
+    ap.add_argument("--itl-ms", type=float, default=60.0, help="ITL SLO of the trace's classes, ms")
+    ap.add_argument("--percentile", type=float, default=90.0, help="percentile of the trace's SLO, in (0, 100)")
     ap.add_argument("--rate-quantile", type=float, default=0.9, help="size trace classes for this quantile of the per-minute rate")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="plans per main row (median wall time kept)")
     ap.add_argument("--itl-sweep", default="40,50,80", help="extra rows: the trace workload at these ITL bounds (ms)")
     ap.add_argument("--scales", default="4", help="extra rows: the trace workload's rates times these factors")
     args = ap.parse_args(argv)

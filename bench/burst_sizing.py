@@ -269,27 +269,31 @@ def check_numbers(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workload", type=Path, default=REPO / "examples" / "default" / "workload.yaml")
+    ap.add_argument("--workload", type=Path, default=REPO / "examples" / "default" / "workload.yaml",
+                    help="workload YAML of part 1's classes (default: examples/default/workload.yaml)")
     ap.add_argument("--model", default=None, help="model of --workload whose classes are sized (case-insensitive; default: "
                     f"the workload's only model, else {DEFAULT_MODEL})")
-    ap.add_argument("--gpu", default="H100-SXM-80GB")
-    ap.add_argument("--tp", type=int, default=2)
+    ap.add_argument("--gpu", default="H100-SXM-80GB",
+                    help="catalog GPU type of part 1's one-variant fleet (case-insensitive)")
+    ap.add_argument("--tp", type=int, default=2, help="tensor-parallel size of part 1's one-variant fleet")
     ap.add_argument("--ttft-ms", type=float, default=1000.0, help="TTFT SLO of the synthetic cases (0: the workload's)")
-    ap.add_argument("--itl-ms", type=float, default=80.0)
+    ap.add_argument("--itl-ms", type=float, default=80.0, help="ITL SLO of the synthetic cases, ms")
     ap.add_argument("--rate-scales", type=float, nargs="+", default=[0.5, 1.5], help="multiples of the workload's class rates")
-    ap.add_argument("--duration-s", type=float, default=1200.0)
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--duration-s", type=float, default=1200.0, help="simulated seconds of arrivals per part 1 seed")
+    ap.add_argument("--seeds", type=int, default=2, help="arrival seeds per part 1 case (median kept)")
     ap.add_argument("--no-trace", action="store_true", help="skip part 2")
-    ap.add_argument("--trace", type=Path, default=REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv")
+    ap.add_argument("--trace", type=Path, default=REPO.parent / "shared" / "data" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv",
+                    help="request trace CSV of part 2 (default: the bundled Azure conversation trace)")
     ap.add_argument("--trace-model", default=None, help="model of a trace without a model column (case-insensitive; "
                     f"default: the trace's own where its model column names one, else {DEFAULT_MODEL})")
     ap.add_argument("--trace-duration-s", type=float, default=0.0, help="first seconds of the trace (0: all)")
     ap.add_argument("--retime-idc", type=float, default=10.0, help="1-s IDC of the re-timed trace")
-    ap.add_argument("--retime-seed", type=int, default=0)
+    ap.add_argument("--retime-seed", type=int, default=0, help="seed (>= 0) of part 2's re-timing")
     ap.add_argument("--rate-quantile", type=float, default=0.9, help="classes sized for this quantile of the per-minute rate")
-    ap.add_argument("--trace-ttft-ms", type=float, default=1000.0)
-    ap.add_argument("--trace-itl-ms", type=float, default=60.0)
-    ap.add_argument("--fleet", type=Path, default=REPO / "examples" / "default" / "fleet.yaml")
+    ap.add_argument("--trace-ttft-ms", type=float, default=1000.0, help="TTFT SLO of part 2's classes, ms")
+    ap.add_argument("--trace-itl-ms", type=float, default=60.0, help="ITL SLO of part 2's classes, ms")
+    ap.add_argument("--fleet", type=Path, default=REPO / "examples" / "default" / "fleet.yaml",
+                    help="fleet YAML part 2 is planned on (default: examples/default/fleet.yaml)")
     args = ap.parse_args(argv)
     check_numbers(args)
     con = Console(width=160)

@@ -680,7 +680,8 @@ def part_vllm_load(sweep_csv: Path, n_sim: int, seeds: int, con: Console,
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workload", type=Path, default=ROOT / "examples" / "default" / "workload.yaml")
+    ap.add_argument("--workload", type=Path, default=ROOT / "examples" / "default" / "workload.yaml",
+                    help="workload YAML whose classes part 1 compares (default: examples/default/workload.yaml)")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="public data directory")
     ap.add_argument("--requests", type=int, default=4000, help="requests per simulated point")
     ap.add_argument("--seeds", type=int, default=3, help="repeats per point (median taken)")

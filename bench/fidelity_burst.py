@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     import fidelity
 
     ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--workload", type=Path, default=fidelity.ROOT / "examples" / "default" / "workload.yaml")
+    ap.add_argument("--workload", type=Path, default=fidelity.ROOT / "examples" / "default" / "workload.yaml",
+                    help="workload YAML whose classes are compared (default: examples/default/workload.yaml)")
     ap.add_argument("--requests", type=int, default=1500, help="requests per replica per simulated point")
     ap.add_argument("--seeds", type=int, default=5, help="repeats per point (median taken)")
     ap.add_argument("--sizes", default=",".join(map(str, POOL_SIZES)), help="pool sizes, comma-separated")

@@ -551,8 +551,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--requests", type=int, default=6000, help="requests per simulated point")
     ap.add_argument("--seeds", type=int, default=3, help="repeats per point (median of their percentiles)")
     ap.add_argument("--model", default=None, help="run one variant alone (with --gpu, --tp): its rows count as held out")
-    ap.add_argument("--gpu", default=None)
-    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--gpu", default=None, help=f"catalog GPU type (case-insensitive; default: {PART1_GPU})")
+    ap.add_argument("--tp", type=int, default=1, help="tensor-parallel size of the replicas")
     ap.add_argument("--plans", action=argparse.BooleanOptionalAction, default=True, help="part 2: plans from traces")
     ap.add_argument("--trace", type=Path, default=None,
                     help="part 2 on this trace alone (timestamp,model,input_tokens,output_tokens; or an Azure, BurstGPT or "

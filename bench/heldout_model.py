@@ -123,9 +123,9 @@ def run_set(card_unseen: bool = False) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="qwen3-14b")
-    ap.add_argument("--gpu", default="H200-141GB")
-    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--model", default="qwen3-14b", help="catalog model of --dir's profile (case-insensitive)")
+    ap.add_argument("--gpu", default="H200-141GB", help="catalog GPU type --dir was measured on (case-insensitive)")
+    ap.add_argument("--tp", type=int, default=1, help="tensor-parallel size --dir was measured at")
     ap.add_argument("--dir", type=Path, default=ROOT / "profiles" / "runs" / "2026-12-02-s2" / "qwen3-14b-partial",
                     help="folder of prefill.csv (and decode.csv unless --decode-dir)")
     ap.add_argument("--decode-dir", type=Path, default=None,

@@ -57,10 +57,10 @@ def sample(url: str, repeats: int, min_rps: float, **kw) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rate-rps", type=float, default=4.0)
-    ap.add_argument("--isl", type=int, default=1000)
-    ap.add_argument("--osl", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rate-rps", type=float, default=4.0, help="requests per second the fake endpoints report")
+    ap.add_argument("--isl", type=int, default=1000, help="prompt tokens per request")
+    ap.add_argument("--osl", type=int, default=100, help="output tokens per request")
+    ap.add_argument("--repeats", type=int, default=3, help="observations per row, one second apart (median kept)")
     a = ap.parse_args()
     try:
         require_prometheus()

@@ -64,9 +64,10 @@ def _parse(text: str, kind: type) -> tuple:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--isl", default="4096")
-    ap.add_argument("--osl", default="128")
-    ap.add_argument("--loads", default="0.5,0.7,0.85")
+    ap.add_argument("--isl", default="4096", help="comma-separated prompt lengths, tokens")
+    ap.add_argument("--osl", default="128", help="comma-separated output lengths, tokens")
+    ap.add_argument("--loads", default="0.5,0.7,0.85",
+                    help="comma-separated shares of the model's saturation rate, in (0, 1)")
     ap.add_argument("--models", default=None, help="comma-separated models (default: every swept profile)")
     a = ap.parse_args(argv)
     isls, osls, loads = _parse(a.isl, int), _parse(a.osl, int), _parse(a.loads, float)

@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated MxC (bundled models x classes per model)")
     ap.add_argument("--workload", type=Path, default=None, help="run this workload alone (instead of --sizes)")
     ap.add_argument("--fleet", type=Path, default=None, help="fleet YAML (default: five GPU types, every role)")
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=1, help="runs per cell (median kept)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic workloads' lengths and rates")
     args = ap.parse_args(argv)
     if args.repeats < 1:
         fail(f"--repeats: expected a whole number >= 1, got {args.repeats}")

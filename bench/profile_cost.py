@@ -195,13 +195,16 @@ def timer_noise_ms(samples: int = 200, sleep_s: float = 0.002) -> tuple[float, f
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="llama-3.1-8b")
-    ap.add_argument("--gpu", default="H100-SXM-80GB")
-    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--model", default="llama-3.1-8b",
+                    help="catalog model of part A's emulated profile (case-insensitive)")
+    ap.add_argument("--gpu", default="H100-SXM-80GB",
+                    help="catalog GPU type of part A's emulated profile (case-insensitive)")
+    ap.add_argument("--tp", type=int, default=1, help="tensor-parallel size of part A's emulated profile")
     ap.add_argument("--time-scale", type=float, default=1.0, help="emulator wall seconds per emulated second (below 1, the emulator's 1 ms timer quantization grows as 1/time_scale)")
     ap.add_argument("--repeats", type=int, default=1, help="timings per point (median kept); `planner profile` uses 3: GPU time scales with it")
     ap.add_argument("--budget-frac", type=float, default=0.4, help="adaptive subset: at most this share of each grid")
-    ap.add_argument("--decode-tokens", type=int, default=sweep.DEFAULT_DECODE_TOKENS)
+    ap.add_argument("--decode-tokens", type=int, default=sweep.DEFAULT_DECODE_TOKENS,
+                    help="tokens generated per decode point (default: the profiler's)")
     ap.add_argument("--profiles", nargs="*", type=Path, default=None,
                     help="real profile directories for part B (default: every torch-backend profile under profiles/data)")
     ap.add_argument("--only-real", action="store_true", help="skip Part A (the emulator); Parts B and C only")

@@ -41,11 +41,12 @@ DEFAULT_SIZES = "1x3x1,2x4x2,5x6x3,10x8x4,20x8x4"
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated MxGxT (models x GPU types x TP sizes)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="solves per cell (median kept)")
     ap.add_argument("--time-limit", type=float, default=60.0, help="seconds per solve")
     ap.add_argument("--gap", type=float, default=0.01, help="relative MIP gap to stop at")
-    ap.add_argument("--backends", default=",".join(BACKENDS))
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--backends", default=",".join(BACKENDS),
+                    help="comma-separated ILP backends (default: all of them)")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the synthetic instances")
     ap.add_argument("--classes", type=int, default=12, help="request classes per model")
     ap.add_argument("--robustness-seeds", default="2,3,4,5,6,7,8",
                     help="other seeds of the largest size, each solved once by HiGHS with a 10 s limit ('' to skip)")

@@ -86,8 +86,10 @@ def fmt(x: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT / "profiles" / "data")
-    ap.add_argument("--gpu", default="H200-141GB")
+    ap.add_argument("--data", type=Path, default=ROOT / "profiles" / "data",
+                    help="profile root laid out as profiles/data (default: the bundled one)")
+    ap.add_argument("--gpu", default="H200-141GB",
+                    help="catalog GPU type whose profiles are compared (case-insensitive)")
     a = ap.parse_args(argv)
     a.gpu = known_gpu(Catalog.load(), a.gpu)
     rs = rows(a.data, a.gpu)

@@ -386,3 +386,30 @@ def test_read_rows_lets_an_empty_itl_through(tmp_path):
     path.write_text(REPLAY_HEADER + "0.0,20.5,,512,1\n0.4,21.0,7.0,480,70\n")
     df = bench.read_rows(path, "--replay", "rows", ("sent_s", "ttft_ms", "itl_ms"), may_be_empty=("itl_ms",))
     assert len(df) == 2 and df["itl_ms"].isna().sum() == 1
+
+
+BENCHES = sorted(p.stem for p in (REPO / "bench").glob("*.py") if p.stem != "bench_input")
+
+
+@pytest.mark.parametrize("bench", BENCHES)
+def test_every_benchs_help_describes_each_option(bench, monkeypatch, capsys):
+    """`bench/<name>.py --help` works and says what each option is (found in QA: 52 options of 14 benches, e.g.
+    `bench/baselines.py --help`'s --workload, --fleet, --trace, showed their name alone): the parser main builds is
+    caught as it parses, every option of it carries a help text."""
+    import argparse
+
+    parsers: list[argparse.ArgumentParser] = []
+    parse = argparse.ArgumentParser.parse_args
+
+    def caught(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        parsers.append(self)
+        return parse(self, *args, **kwargs)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", caught)
+    monkeypatch.setattr(sys, "argv", [f"{bench}.py", "--help"])  # a main that reads sys.argv (llmd_observe)
+    main = importlib.import_module(bench).main
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"]) if main.__code__.co_argcount else main()
+    assert exc.value.code == 0 and "usage:" in capsys.readouterr().out
+    bare = [a.option_strings[-1] for p in parsers for a in p._actions if not (a.help or "").strip()]
+    assert parsers and not bare, f"{bench}: options without a help text: {bare}"
