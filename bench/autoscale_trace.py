@@ -840,6 +840,12 @@ def main(argv: list[str] | None = None) -> None:
                 offs = [int(x) for x in args.reseed.split(",") if x.strip()]
             except ValueError:
                 fail(f"--reseed: expected comma-separated integers, got '{args.reseed}'")
+            # a seed below 0 was a traceback after the scenarios before it were drawn (found in QA: --reseed -2 --only
+            # mmpp-onoff, numpy's 'expected non-negative integer')
+            low = min((s for s in scenarios if s.family != "file"), key=lambda s: s.seed, default=None)
+            if low is not None and offs and low.seed + min(offs) < 0:
+                fail(f"--reseed: expected offsets >= -{low.seed} (a scenario's seed + offset is a seed, >= 0; "
+                     f"{low.name}'s is {low.seed}), got '{args.reseed}'")
             scenarios = [replace(s, name=f"{s.name}-s{o}" if o else s.name, seed=s.seed + o)
                          for o in offs for s in scenarios if s.family != "file"]
     traces = [(sc, load_trace(sc, args)) for sc in scenarios]  # all input read and checked before any work

@@ -65,6 +65,8 @@ CASES = [
     ("autoscale_trace", ["--trace", ONE, "--reseed", "100"], "--reseed: draws anew the scenario suite's scenarios"),
     ("autoscale_trace", ["--trace", str(REPO / "tests" / "fixtures" / "long_prompts_trace.csv"), "--model", "llama-2-70b",
                          "--drop-over-context"], "--drop-over-context: no request of long_prompts_trace.csv fits"),
+    # found in QA: a traceback (numpy: expected non-negative integer) once mmpp-onoff (seed 1) was drawn at seed -1
+    ("autoscale_trace", ["--only", "mmpp-onoff", "--reseed", "0,-2"], "--reseed: expected offsets >= -1"),
     ("mixed_grid", ["--loads", "2"], "--loads shares of saturation in (0, 1)"),
     ("plan_scaling", ["--sizes", "9x4"], "--sizes 9x4: 1 to 7 bundled models"),
     ("plan_scaling", ["--sizes", "3by4"], "--sizes: expected MxC"),
