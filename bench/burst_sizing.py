@@ -264,6 +264,8 @@ def check_numbers(args: argparse.Namespace) -> None:
     require(0 <= args.trace_duration_s < finite, "--trace-duration-s", "a finite number of seconds >= 0 (0: all)",
             args.trace_duration_s)
     require(0 <= args.retime_idc < finite, "--retime-idc", "a finite 1-s IDC >= 0 (<= 1: Poisson)", args.retime_idc)
+    # found in QA: --retime-seed -1 was a traceback (numpy: expected non-negative integer) after part 1's minutes
+    require(args.retime_seed >= 0, "--retime-seed", "a whole number >= 0", args.retime_seed)
     require(0 <= args.rate_quantile <= 1, "--rate-quantile", "a quantile in [0, 1] (e.g. 0.9)", args.rate_quantile)
 
 

@@ -110,6 +110,7 @@ CASES = [
     ("burst_sizing", ["--rate-quantile", "2"], "--rate-quantile: expected a quantile in [0, 1]"),
     ("burst_sizing", ["--trace-duration-s", "-5"], "--trace-duration-s: expected a finite number of seconds >= 0"),
     ("burst_sizing", ["--retime-idc", "inf"], "--retime-idc: expected a finite 1-s IDC >= 0"),
+    ("burst_sizing", ["--retime-seed", "-1"], "--retime-seed: expected a whole number >= 0, got -1"),
     ("burst_sizing", ["--no-trace", "--tp", "3"], "--model/--gpu/--tp: llama-2-70b has no performance law on H100-SXM-80GB at tp3"),
     ("fidelity", ["--requests", "0"], "--requests: expected a whole number >= 10 (a p90 of fewer is their largest)"),
     ("fidelity", ["--burst-seeds", "0"], "--burst-seeds: expected a whole number >= 1"),
