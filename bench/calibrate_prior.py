@@ -131,6 +131,9 @@ from planner.perf.prior import CALIBRATION_LOSSES, DEFAULT_CALIBRATION, Calibrat
 from planner.perf.floor import physical_profiles  # noqa: E402
 from planner.perf.profiledata import iter_profiles, law_source, load_profile  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_input import fail, known_gpu, refused_as_input  # noqa: E402
+
 
 def _pct(x: float) -> str:
     return "-" if x != x else f"{100 * x:.1f}"
@@ -178,19 +181,26 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"part B0's candidates, comma-separated (default: all of {', '.join(known)})")
     args = ap.parse_args(argv)
     console = Console(width=140)
+    # every input checked before any work, on stderr with exit 2 (found in QA: these were printed on stdout; an empty
+    # --profiles folder was a KeyError traceback after part A, an unknown --h100-gpu ran parts A-B0b's minutes and
+    # then predicted nothing in part C)
     if not args.profiles.is_dir():
-        console.print(f"[red]{args.profiles}: profile root directory not found")
-        return 2
+        fail(f"--profiles {args.profiles}: profile root directory not found")
     names = [n.strip() for n in args.losses.split(",") if n.strip()] if args.losses else list(known)
     unknown = [n for n in names if n not in known]
     if unknown or not names:
-        console.print(f"[red]--losses: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
-        return 2
+        fail(f"--losses: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
     candidates = [known[n] for n in names]
     use_byo_catalog_unless_set()  # the models of TUNING_EXTRA_PROFILES (part B0b)
-    cat = Catalog.load()
+    with refused_as_input("--profiles: "):
+        cat = Catalog.load()
+        found = list(iter_profiles(args.profiles))
+    args.h100_gpu = known_gpu(cat, args.h100_gpu, "--h100-gpu")
+    if not found:
+        fail(f"--profiles {args.profiles}: expected a profile root laid out as profiles/data "
+             "(<model>/<gpu>/tp<N>[/vllm]/meta.yaml); it holds no profile")
     # the profiles the planner uses: one faster than its roofline floor is left out (rule V1, planner/perf/floor.py)
-    profiles, unphysical = physical_profiles(list(iter_profiles(args.profiles)), cat)
+    profiles, unphysical = physical_profiles(found, cat)
     for _, why in unphysical:
         console.print(f"[yellow]left out: {why}")
     allreduce = load_allreduce(args.profiles / ALLREDUCE_DIR)

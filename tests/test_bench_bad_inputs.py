@@ -67,6 +67,12 @@ CASES = [
                          "--drop-over-context"], "--drop-over-context: no request of long_prompts_trace.csv fits"),
     # found in QA: a traceback (numpy: expected non-negative integer) once mmpp-onoff (seed 1) was drawn at seed -1
     ("autoscale_trace", ["--only", "mmpp-onoff", "--reseed", "0,-2"], "--reseed: expected offsets >= -1"),
+    # found in QA: an empty profile root was a KeyError traceback after part A, an unknown --h100-gpu ran parts A-B0b
+    # and predicted nothing in part C, and these messages went to stdout
+    ("calibrate_prior", ["--profiles", str(REPO / "bench")], "--profiles " + str(REPO / "bench") + ": expected a profile root"),
+    ("calibrate_prior", ["--h100-gpu", "no-such-gpu"], "--h100-gpu: unknown GPU type 'no-such-gpu'"),
+    ("calibrate_prior", ["--losses", "bogus"], "--losses: unknown bogus; known: linear"),
+    ("calibrate_prior", ["--profiles", NOPE_CSV], "--profiles /nonexistent/t.csv: profile root directory not found"),
     ("mixed_grid", ["--loads", "2"], "--loads shares of saturation in (0, 1)"),
     ("plan_scaling", ["--sizes", "9x4"], "--sizes 9x4: 1 to 7 bundled models"),
     ("plan_scaling", ["--sizes", "3by4"], "--sizes: expected MxC"),
