@@ -194,7 +194,7 @@ def part1_pools(pm: PerfModel, wl: Workload, n: int, seeds: int, con: Console) -
 
 
 def part2(pm: PerfModel, data: Path, con: Console) -> dict[str, list[float]]:
-    path = data / "splitwise-perf" / "perf_model.csv"
+    path = data / SPLITWISE_PERF
     errs: dict[str, list[float]] = {"prefill": [], "decode": []}
     if not path.is_file():
         con.print(f"[yellow]skipping measured comparison: {path} not found[/]")
@@ -231,6 +231,10 @@ def part2(pm: PerfModel, data: Path, con: Console) -> dict[str, list[float]]:
     return errs
 
 
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+SPLITWISE_PERF = Path("splitwise-perf") / "perf_model.csv"
+"""Part 2's measured batches, under --data."""
+SPLITWISE_COLUMNS = ("tensor_parallel", "prompt_size", "batch_size", "token_size", "prompt_time", "token_time")
 VLLM_LOAD_SWEEP = ROOT / "profiles" / "data" / "llama-3.1-8b" / "H200-141GB" / "tp1" / "vllm" / "load_sweep.csv"
 LOAD_PCTS = (50.0, 90.0, 99.0)
 # A rate point is saturated when the replica served first tokens at less than this share of the
@@ -682,7 +686,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workload", type=Path, default=ROOT / "examples" / "default" / "workload.yaml",
                     help="workload YAML whose classes part 1 compares (default: examples/default/workload.yaml)")
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="public data directory")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                    help=f"public data directory: part 2 reads its {SPLITWISE_PERF} (default: ../shared/data)")
     ap.add_argument("--requests", type=int, default=4000, help="requests per simulated point")
     ap.add_argument("--seeds", type=int, default=3, help="repeats per point (median taken)")
     ap.add_argument("--bursty", action=argparse.BooleanOptionalAction, default=True, help="part 3: clustered arrivals")
@@ -706,6 +711,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.load_sweep.is_file() and not (prof_dir / "prefill.csv").is_file():
         fail(f"{'--load-profile' if args.load_profile else '--load-sweep'} {prof_dir}: no profile (prefill.csv) for the "
              "swept replica's laws; name one with --load-profile")
+    # part 2's measured batches: a --data named on the command line must hold them (found in QA: `--data
+    # /nonexistent` ran parts 1 and 1b, then skipped part 2 with a warning and exit 0, measured_*_mape_pct=nan);
+    # the default may be absent (a checkout without ../shared/data). Read before any work, as the load sweep.
+    splitwise = args.data / SPLITWISE_PERF
+    if args.data != DEFAULT_DATA and not splitwise.is_file():
+        fail(f"--data {args.data}: expected a folder holding {SPLITWISE_PERF} (Splitwise's measured batches); "
+             f"{splitwise}: {not_found(splitwise)}")
+    if splitwise.is_file():
+        read_rows(splitwise, "--data", "Splitwise's perf_model.csv", SPLITWISE_COLUMNS,
+                  counts=SPLITWISE_COLUMNS[:4])
     if args.load_sweep.is_file():  # read before parts 1-3's minutes (found by a helper's QA: checked only in part 4,
         read_load_sweep(args.load_sweep)  # and a profile folder without meta.yaml was a traceback there)
         with refused_as_input("--load-profile: " if args.load_profile else "--load-sweep: the profile beside it: "):

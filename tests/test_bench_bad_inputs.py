@@ -73,6 +73,9 @@ CASES = [
     ("calibrate_prior", ["--h100-gpu", "no-such-gpu"], "--h100-gpu: unknown GPU type 'no-such-gpu'"),
     ("calibrate_prior", ["--losses", "bogus"], "--losses: unknown bogus; known: linear"),
     ("calibrate_prior", ["--profiles", NOPE_CSV], "--profiles /nonexistent/t.csv: profile root directory not found"),
+    # found in QA: parts 1 and 1b ran, then part 2 was skipped with a warning and exit 0 (measured_*_mape_pct=nan)
+    ("fidelity", ["--data", "/nonexistent"], "--data /nonexistent: expected a folder holding splitwise-perf/perf_model.csv"),
+    ("fidelity", ["--data", str(REPO / "tests")], "(Splitwise's measured batches)"),
     ("mixed_grid", ["--loads", "2"], "--loads shares of saturation in (0, 1)"),
     ("plan_scaling", ["--sizes", "9x4"], "--sizes 9x4: 1 to 7 bundled models"),
     ("plan_scaling", ["--sizes", "3by4"], "--sizes: expected MxC"),
