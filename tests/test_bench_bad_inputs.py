@@ -77,6 +77,9 @@ CASES = [
     ("fidelity", ["--data", "/nonexistent"], "--data /nonexistent: expected a folder holding splitwise-perf/perf_model.csv"),
     ("fidelity", ["--data", str(REPO / "tests")], "(Splitwise's measured batches)"),
     ("mixed_grid", ["--loads", "2"], "--loads shares of saturation in (0, 1)"),
+    # found in QA: "expected comma-separated numbers, got 'abc'" named no flag
+    ("mixed_grid", ["--isl", "abc"], "--isl: expected comma-separated numbers, got 'abc'"),
+    ("mixed_grid", ["--models", "no-such-model"], "--models: unknown model 'no-such-model'"),
     ("plan_scaling", ["--sizes", "9x4"], "--sizes 9x4: 1 to 7 bundled models"),
     ("plan_scaling", ["--sizes", "3by4"], "--sizes: expected MxC"),
     ("plan_scaling", ["--workload", NOPE_YAML], NOPE_YAML),
@@ -425,3 +428,23 @@ def test_every_benchs_help_describes_each_option(bench, monkeypatch, capsys):
     assert exc.value.code == 0 and "usage:" in capsys.readouterr().out
     bare = [a.option_strings[-1] for p in parsers for a in p._actions if not (a.help or "").strip()]
     assert parsers and not bare, f"{bench}: options without a help text: {bare}"
+
+
+def test_mixed_grids_models_are_the_catalogs_in_any_case(monkeypatch):
+    """`bench/mixed_grid.py --models LLAMA-3.1-8B` (found in QA: "no swept profile of ['LLAMA-3.1-8B']", the profiles'
+    model names compared as typed): the swept profiles of llama-3.1-8b are the ones chosen. The real swept_laws runs;
+    the grid after it is not (the spy stops main once it has the laws)."""
+    mixed_grid = importlib.import_module("mixed_grid")
+    real, chosen = mixed_grid.swept_laws, []
+
+    class Chosen(Exception):
+        pass
+
+    def spy(models):  # type: ignore[no-untyped-def]
+        chosen.extend(real(models))
+        raise Chosen
+
+    monkeypatch.setattr(mixed_grid, "swept_laws", spy)
+    with pytest.raises(Chosen):
+        mixed_grid.main(["--models", "LLAMA-3.1-8B"])
+    assert chosen and {vp.model for vp in chosen} == {"llama-3.1-8b"}
