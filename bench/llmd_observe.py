@@ -17,6 +17,7 @@ range, not on the exact value.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -27,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_input import require  # noqa: E402
 from controller_prom import require_prometheus, wait_for  # noqa: E402
 from controllers.config import PrometheusConfig  # noqa: E402
 from controllers.observe import PrometheusObserver  # noqa: E402
@@ -55,13 +59,19 @@ def sample(url: str, repeats: int, min_rps: float, **kw) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rate-rps", type=float, default=4.0, help="requests per second the fake endpoints report")
     ap.add_argument("--isl", type=int, default=1000, help="prompt tokens per request")
     ap.add_argument("--osl", type=int, default=100, help="output tokens per request")
     ap.add_argument("--repeats", type=int, default=3, help="observations per row, one second apart (median kept)")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
+    # the numbers in their ranges before Prometheus starts (found in QA: --repeats 0 was an IndexError traceback after
+    # the pods and Prometheus had run, --rate-rps 0 a wait for a completion rate above 0 that never came, --osl 0 a
+    # ZeroDivisionError in the RESULT line)
+    require(0 < a.rate_rps < math.inf, "--rate-rps", "a finite number of requests per second > 0", a.rate_rps)
+    for flag, n in (("--isl", a.isl), ("--osl", a.osl), ("--repeats", a.repeats)):
+        require(n >= 1, flag, "a whole number >= 1", n)
     try:
         require_prometheus()
     except BaseException:  # pytest.skip outside pytest

@@ -76,6 +76,11 @@ CASES = [
     # found in QA: parts 1 and 1b ran, then part 2 was skipped with a warning and exit 0 (measured_*_mape_pct=nan)
     ("fidelity", ["--data", "/nonexistent"], "--data /nonexistent: expected a folder holding splitwise-perf/perf_model.csv"),
     ("fidelity", ["--data", str(REPO / "tests")], "(Splitwise's measured batches)"),
+    # found in QA: tracebacks after Prometheus had run (IndexError at --repeats 0, ZeroDivisionError at --osl 0), a
+    # wait that could not end at --rate-rps 0
+    ("llmd_observe", ["--repeats", "0"], "--repeats: expected a whole number >= 1, got 0"),
+    ("llmd_observe", ["--osl", "0"], "--osl: expected a whole number >= 1, got 0"),
+    ("llmd_observe", ["--rate-rps", "0"], "--rate-rps: expected a finite number of requests per second > 0"),
     ("mixed_grid", ["--loads", "2"], "--loads shares of saturation in (0, 1)"),
     # found in QA: "expected comma-separated numbers, got 'abc'" named no flag
     ("mixed_grid", ["--isl", "abc"], "--isl: expected comma-separated numbers, got 'abc'"),
