@@ -39,7 +39,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_input import known_gpu, known_model  # noqa: E402
+from bench_input import fail, known_gpu, known_model, not_found, read_rows, require  # noqa: E402
 
 from planner.io.catalog import CATALOG_ENV, Catalog  # noqa: E402
 from planner.perf.heldout import (  # noqa: E402
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--card-unseen", action="store_true",
                     help="with --set: the prior calibrated without any bundled profile of --gpu too (a card nobody profiled)")
     a = ap.parse_args(argv)
+    require(a.tp >= 1, "--tp", "a whole number >= 1", a.tp)  # found in QA: --tp 0 was a ZeroDivisionError traceback
     if a.set:
         if (a.gpu, a.tp) != HELD_OUT_SET_CARD:
             # the set's profiles were measured on one card: another --gpu would score that card's prior against them
@@ -149,12 +150,20 @@ def main(argv: list[str] | None = None) -> int:
     cat = Catalog.load()
     model = known_model(cat, a.model)
     a.gpu = known_gpu(cat, a.gpu)
-    try:
-        pre = pd.read_csv(a.dir / "prefill.csv").iloc[0:0] if a.skip_prefill else pd.read_csv(a.dir / "prefill.csv")
-        dec = pd.read_csv(a.decode_dir / "decode.csv")
-    except (OSError, pd.errors.ParserError) as exc:
-        print(f"{a.dir} / {a.decode_dir}: expected prefill.csv and decode.csv of a profile ({exc})", file=sys.stderr)
-        return 2
+    # each file named with its flag and read as the profile format's numbers (found in QA: an empty prefill.csv was an
+    # EmptyDataError traceback, one of other columns a KeyError after the prior's calibration)
+    read: dict[str, pd.DataFrame] = {}
+    for flag, path, what, cols in (("--dir", a.dir / "prefill.csv", "a profile's prefill.csv", ("isl", "batch", "ttft_ms")),
+                                   ("--decode-dir" if a.decode_dir != a.dir else "--dir", a.decode_dir / "decode.csv",
+                                    "a profile's decode.csv", ("batch", "context_tokens", "itl_ms"))):
+        if path.name == "prefill.csv" and a.skip_prefill:
+            read["prefill"] = pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
+            continue
+        if not path.is_file():
+            fail(f"{flag} {path.parent}: expected {what} in it; {path}: {not_found(path)}")
+        df = read_rows(path, flag, what, cols, counts=cols[:2])
+        read[path.stem] = df.astype({c: int for c in cols[:2]})  # counts as the table shows them
+    pre, dec = read["prefill"], read["decode"]
     pm = PerfModel.load(cat)
     if pm.is_measured(model, a.gpu, a.tp):
         print(f"{model} on {a.gpu} tp{a.tp} has a profile under profiles/data: not a held-out model", file=sys.stderr)

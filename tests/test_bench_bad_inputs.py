@@ -81,6 +81,12 @@ CASES = [
     ("llmd_observe", ["--repeats", "0"], "--repeats: expected a whole number >= 1, got 0"),
     ("llmd_observe", ["--osl", "0"], "--osl: expected a whole number >= 1, got 0"),
     ("llmd_observe", ["--rate-rps", "0"], "--rate-rps: expected a finite number of requests per second > 0"),
+    # found in QA: --tp 0 was a ZeroDivisionError traceback; an empty prefill.csv an EmptyDataError one; the messages
+    # named no flag
+    ("heldout_model", ["--tp", "0"], "--tp: expected a whole number >= 1, got 0"),
+    ("heldout_model", ["--dir", "/nonexistent"], "--dir /nonexistent: expected a profile's prefill.csv in it"),
+    ("heldout_model", ["--dir", str(REPO / "tests" / "fixtures"), "--decode-dir", str(REPO / "tests")],
+     "--dir " + str(REPO / "tests" / "fixtures") + ": expected a profile's prefill.csv"),
     ("mixed_grid", ["--loads", "2"], "--loads shares of saturation in (0, 1)"),
     # found in QA: "expected comma-separated numbers, got 'abc'" named no flag
     ("mixed_grid", ["--isl", "abc"], "--isl: expected comma-separated numbers, got 'abc'"),
@@ -453,3 +459,15 @@ def test_mixed_grids_models_are_the_catalogs_in_any_case(monkeypatch):
     with pytest.raises(Chosen):
         mixed_grid.main(["--models", "LLAMA-3.1-8B"])
     assert chosen and {vp.model for vp in chosen} == {"llama-3.1-8b"}
+
+
+def test_heldout_models_profile_files_are_read_before_any_work(tmp_path, capsys):
+    """`bench/heldout_model.py --dir D` with an empty prefill.csv (found in QA: an EmptyDataError traceback): exit 2
+    naming --dir and the file, nothing printed on stdout."""
+    (tmp_path / "prefill.csv").write_text("")
+    (tmp_path / "decode.csv").write_text("batch,context_tokens,itl_ms\n1,512,8.4\n")
+    with pytest.raises(SystemExit) as exc:
+        importlib.import_module("heldout_model").main(["--dir", str(tmp_path)])
+    out = capsys.readouterr()
+    assert exc.value.code == 2 and not out.out
+    assert f"--dir {tmp_path / 'prefill.csv'}: expected a profile's prefill.csv, could not read it as a CSV" in out.err
