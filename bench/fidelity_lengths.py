@@ -551,8 +551,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--requests", type=int, default=6000, help="requests per simulated point")
     ap.add_argument("--seeds", type=int, default=3, help="repeats per point (median of their percentiles)")
     ap.add_argument("--model", default=None, help="run one variant alone (with --gpu, --tp): its rows count as held out")
-    ap.add_argument("--gpu", default=None, help=f"catalog GPU type (case-insensitive; default: {PART1_GPU})")
-    ap.add_argument("--tp", type=int, default=1, help="tensor-parallel size of the replicas")
+    ap.add_argument("--gpu", default=None, help=f"--model's catalog GPU type (case-insensitive; default: {PART1_GPU})")
+    ap.add_argument("--tp", type=int, default=1, help="--model's tensor-parallel size")
     ap.add_argument("--plans", action=argparse.BooleanOptionalAction, default=True, help="part 2: plans from traces")
     ap.add_argument("--trace", type=Path, default=None,
                     help="part 2 on this trace alone (timestamp,model,input_tokens,output_tokens; or an Azure, BurstGPT or "
@@ -571,6 +571,10 @@ def main(argv: list[str] | None = None) -> None:
     for flag, n in (("--requests", args.requests), ("--output-requests", args.output_requests)):
         require(n >= least, flag, f"a whole number >= {least} (a p{max(PERCENTILES):g} of fewer is their largest)", n)
     require(args.seeds >= 1, "--seeds", "a whole number >= 1", args.seeds)
+    # found in QA: --tp 0 (or --gpu, --tp alone) ran every part with exit 0, ignored: they choose --model's variant
+    require(args.tp >= 1, "--tp", "a whole number >= 1", args.tp)
+    if not args.model and (args.gpu or args.tp != 1):
+        fail("--gpu/--tp: choose the variant of --model's held-out run, which only --model starts; give --model")
     con = Console(width=160)
     pm = PerfModel.load()
     if args.trace is not None and not args.trace.is_file():

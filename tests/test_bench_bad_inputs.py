@@ -139,6 +139,10 @@ CASES = [
     ("fidelity", ["--burst-seeds", "0"], "--burst-seeds: expected a whole number >= 1"),
     ("fidelity_burst", ["--requests", "1"], "--requests: expected a whole number >= 10"),
     ("fidelity_burst", ["--seeds", "0"], "--seeds: expected a whole number >= 1"),
+    # found in QA: --tp 0, and --gpu or --tp without --model, ran every part with exit 0 (they are --model's)
+    ("fidelity_lengths", ["--model", "llama-3.1-8b", "--tp", "0"], "--tp: expected a whole number >= 1, got 0"),
+    ("fidelity_lengths", ["--tp", "2"], "--gpu/--tp: choose the variant of --model's held-out run"),
+    ("fidelity_lengths", ["--gpu", "H200-141GB"], "--gpu/--tp: choose the variant of --model's held-out run"),
     ("fidelity_lengths", ["--requests", "50"], "--requests: expected a whole number >= 100 (a p99 of fewer is their largest)"),
     ("profile_cost", ["--time-scale", "0"], "--time-scale: expected a finite number >= 0.0001, got 0.0"),
     ("profile_cost", ["--repeats", "0"], "--repeats: expected a whole number >= 1"),
