@@ -43,6 +43,8 @@ from scipy.optimize import least_squares
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_input import fail, refused_as_input  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.laws import DEFAULT_PROFILES_DIR, KNEE128_BATCH, model_of, route_share  # noqa: E402
 from planner.perf.fit import experts_touched  # noqa: E402
@@ -151,15 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profiles", type=Path, default=DEFAULT_PROFILES_DIR, help="profile root (default: profiles/data)")
     args = ap.parse_args(argv)
     console = Console(width=150)
+    # on stderr with 'error:' and the flag, as the other benches (found in QA: these two went to stdout), and a bad
+    # meta.yaml under --profiles refused, not a traceback
     if not args.profiles.is_dir():
-        console.print(f"[red]{args.profiles}: profile root directory not found")
-        return 2
-    cat = Catalog.load()
+        fail(f"--profiles {args.profiles}: profile root directory not found")
+    with refused_as_input("--profiles: "):
+        cat = Catalog.load()
+        found = list(iter_profiles(args.profiles))
     # the profiles the planner fits: one faster than its roofline floor is left out (rule V1, planner/perf/floor.py)
-    profiles = [p for p in physical_profiles(list(iter_profiles(args.profiles)), cat)[0] if law_source(p.meta) == "measured-vllm"]
+    profiles = [p for p in physical_profiles(found, cat)[0] if law_source(p.meta) == "measured-vllm"]
     if not profiles:
-        console.print(f"[red]{args.profiles}: no vLLM-measured profile (meta.yaml backend: vllm)")
-        return 2
+        fail(f"--profiles {args.profiles}: expected a profile root with vLLM-measured profiles "
+             "(<model>/<gpu>/tp<N>/vllm/meta.yaml, backend: vllm); it holds none")
     out: dict[tuple[str, str], list[tuple[str, Arr, Arr]]] = {}
     for p in profiles:
         pre, dec = _points(p)
