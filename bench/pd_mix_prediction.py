@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"--limit: expected an integer >= 1, got {args.limit}")
     cat = Catalog.load()
     gpu = known_gpu(cat, args.gpu)
-    models = [known_model(cat, m.strip()) for m in args.models.split(",") if m.strip()]
+    models = [known_model(cat, m.strip(), "--models") for m in args.models.split(",") if m.strip()]
     pm = PerfModel.load()
     for m in models:
         if pm.get(m, gpu, 1) is None:

@@ -87,9 +87,10 @@ CASES = [
     ("heldout_model", ["--dir", "/nonexistent"], "--dir /nonexistent: expected a profile's prefill.csv in it"),
     ("heldout_model", ["--dir", str(REPO / "tests" / "fixtures"), "--decode-dir", str(REPO / "tests")],
      "--dir " + str(REPO / "tests" / "fixtures") + ": expected a profile's prefill.csv"),
-    # found in QA: on stdout without 'error:' (law_forms)
+    # found in QA: on stdout without 'error:' (law_forms), or naming --model for --models (pd_mix_prediction)
     ("law_forms", ["--profiles", NOPE_CSV], "--profiles /nonexistent/t.csv: profile root directory not found"),
     ("law_forms", ["--profiles", str(REPO / "bench")], "expected a profile root with vLLM-measured profiles"),
+    ("pd_mix_prediction", ["--models", "no-such-model"], "--models: unknown model 'no-such-model'"),
     ("mixed_grid", ["--loads", "2"], "--loads shares of saturation in (0, 1)"),
     # found in QA: "expected comma-separated numbers, got 'abc'" named no flag
     ("mixed_grid", ["--isl", "abc"], "--isl: expected comma-separated numbers, got 'abc'"),
