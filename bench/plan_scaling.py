@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.repeats < 1:
         fail(f"--repeats: expected a whole number >= 1, got {args.repeats}")
+    if args.seed < 0:  # found in QA: --seed -1 was a traceback (numpy: expected non-negative integer)
+        fail(f"--seed: expected a whole number >= 0, got {args.seed}")
     with refused_as_input():
         catalog = Catalog.load()
         perf = PerfModel.load(catalog=catalog)

@@ -97,6 +97,8 @@ CASES = [
     ("mixed_grid", ["--models", "no-such-model"], "--models: unknown model 'no-such-model'"),
     ("plan_scaling", ["--sizes", "9x4"], "--sizes 9x4: 1 to 7 bundled models"),
     ("plan_scaling", ["--sizes", "3by4"], "--sizes: expected MxC"),
+    # found in QA: a traceback (numpy: expected non-negative integer)
+    ("plan_scaling", ["--seed", "-1"], "--seed: expected a whole number >= 0, got -1"),
     ("plan_scaling", ["--workload", NOPE_YAML], NOPE_YAML),
     ("autoscale_trace", ["--trace", str(REPO / "tests" / "fixtures" / "two_models_trace.csv")], "--model: "),
     ("baselines", ["--trace", str(REPO / "tests" / "fixtures" / "two_models_trace.csv")], "--model: "),
