@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     # --repeats min 1, --prefill-budget-frac 0.05-1, --decode-tokens min 16)
     require(MIN_TIME_SCALE <= args.time_scale < math.inf, "--time-scale", f"a finite number >= {MIN_TIME_SCALE:g}",
             args.time_scale)
+    require(args.tp >= 1, "--tp", "a whole number >= 1", args.tp)  # found in QA: --tp 0 was a ZeroDivisionError traceback
     require(args.repeats >= 1, "--repeats", "a whole number >= 1", args.repeats)
     require(MIN_BUDGET_FRAC <= args.budget_frac <= 1, "--budget-frac", f"a share in [{MIN_BUDGET_FRAC:g}, 1]",
             args.budget_frac)

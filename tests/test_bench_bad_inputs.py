@@ -151,6 +151,8 @@ CASES = [
     ("fidelity_lengths", ["--gpu", "H200-141GB"], "--gpu/--tp: choose the variant of --model's held-out run"),
     ("fidelity_lengths", ["--requests", "50"], "--requests: expected a whole number >= 100 (a p99 of fewer is their largest)"),
     ("profile_cost", ["--time-scale", "0"], "--time-scale: expected a finite number >= 0.0001, got 0.0"),
+    # found in QA: a traceback (ZeroDivisionError: integer modulo by zero)
+    ("profile_cost", ["--tp", "0"], "--tp: expected a whole number >= 1, got 0"),
     ("profile_cost", ["--repeats", "0"], "--repeats: expected a whole number >= 1"),
     ("profile_cost", ["--budget-frac", "0"], "--budget-frac: expected a share in [0.05, 1]"),
     ("profile_cost", ["--decode-tokens", "0"], "--decode-tokens: expected a whole number >= 16"),
