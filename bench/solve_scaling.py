@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import statistics
 import sys
@@ -55,12 +56,28 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         sizes = [tuple(int(k) for k in s.split("x")) for s in args.sizes.split(",")]
-        assert all(len(s) == 3 for s in sizes)
+        assert sizes and all(len(s) == 3 and min(s) >= 1 for s in sizes)
     except (ValueError, AssertionError):
-        ap.error(f"--sizes: expected comma-separated MxGxT like 1x3x1,20x8x4, got {args.sizes!r}")
+        ap.error(f"--sizes: expected comma-separated MxGxT (whole numbers >= 1) like 1x3x1,20x8x4, got {args.sizes!r}")
     backends = args.backends.split(",")
     if unknown := set(backends) - set(BACKENDS):
         ap.error(f"--backends: unknown {sorted(unknown)}; choose from {BACKENDS}")
+    # the numbers in their ranges before any solve (found in QA: --repeats 0 was a StatisticsError traceback, 'no
+    # median for empty data', after the first instance was built; --seed -1 a numpy one)
+    for flag, ok, expected, got in (
+            ("--repeats", args.repeats >= 1, "a whole number >= 1", args.repeats),
+            ("--time-limit", 0 < args.time_limit < math.inf, "a finite number of seconds > 0", args.time_limit),
+            ("--gap", 0 <= args.gap < 1, "a relative gap in [0, 1)", args.gap),
+            ("--classes", args.classes >= 1, "a whole number >= 1", args.classes),
+            ("--seed", args.seed >= 0, "a whole number >= 0", args.seed)):
+        if not ok:
+            ap.error(f"{flag}: expected {expected}, got {got}")
+    try:
+        robustness = [int(x) for x in args.robustness_seeds.split(",") if x.strip()]
+        assert all(x >= 0 for x in robustness)
+    except (ValueError, AssertionError):
+        ap.error(f"--robustness-seeds: expected comma-separated whole numbers >= 0 ('' to skip), "
+                 f"got {args.robustness_seeds!r}")
 
     table = Table(title=f"ILP scaling: median of {args.repeats}, gap target {args.gap:.1%}, "
                         f"time limit {args.time_limit:g}s, {os.cpu_count()} CPU cores, seed {args.seed}, "
@@ -97,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_section()
     Console(width=200).print(table)
     secs, gap = result.get("highs", (float("nan"), float("nan")))
-    seeds = [int(x) for x in args.robustness_seeds.split(",") if x.strip()]
+    seeds = robustness
     met = [(secs <= GOAL_SECONDS and gap <= GOAL_GAP_PCT)]
     if seeds:
         m, g, t = sizes[-1]

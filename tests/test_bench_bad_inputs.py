@@ -150,6 +150,12 @@ CASES = [
     ("fidelity_lengths", ["--tp", "2"], "--gpu/--tp: choose the variant of --model's held-out run"),
     ("fidelity_lengths", ["--gpu", "H200-141GB"], "--gpu/--tp: choose the variant of --model's held-out run"),
     ("fidelity_lengths", ["--requests", "50"], "--requests: expected a whole number >= 100 (a p99 of fewer is their largest)"),
+    # found in QA: --repeats 0 was a StatisticsError traceback after building the first instance, --seed -1 a numpy one
+    ("solve_scaling", ["--repeats", "0"], "--repeats: expected a whole number >= 1, got 0"),
+    ("solve_scaling", ["--seed", "-1"], "--seed: expected a whole number >= 0, got -1"),
+    ("solve_scaling", ["--gap", "nan"], "--gap: expected a relative gap in [0, 1), got nan"),
+    ("solve_scaling", ["--robustness-seeds", "2,x"], "--robustness-seeds: expected comma-separated whole numbers"),
+    ("solve_scaling", ["--sizes", "0x1x1"], "--sizes: expected comma-separated MxGxT (whole numbers >= 1)"),
     ("profile_cost", ["--time-scale", "0"], "--time-scale: expected a finite number >= 0.0001, got 0.0"),
     # found in QA: a traceback (ZeroDivisionError: integer modulo by zero)
     ("profile_cost", ["--tp", "0"], "--tp: expected a whole number >= 1, got 0"),
