@@ -33,6 +33,7 @@ Last line: RESULT variants=<n> points=<n> prior_prefill_median_pct= prior_decode
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -43,6 +44,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_input import known_gpu, require  # noqa: E402
 from planner.io.errors import InputError  # noqa: E402
 from planner.io.catalog import Catalog  # noqa: E402
 from planner.perf.heldout import (  # noqa: E402
@@ -99,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
                          "if nobody had profiled it, the prior from its catalog entry alone")
     a = ap.parse_args(argv)
     use_byo_catalog_unless_set()
+    # found in QA: --goal-pct -1 ran to a RESULT with exit 0 (no variant can meet it); --gpu h100-sxm-80gb (the
+    # catalog's GPU in another case) and --gpu no-such-gpu were both "no vLLM profile of ... under it"
+    require(0 < a.goal_pct < math.inf, "--goal-pct", "a finite share of error > 0, in %", a.goal_pct)
+    if a.gpu is not None:
+        try:
+            a.gpu = known_gpu(Catalog.load(), a.gpu)
+        except InputError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
     if a.held_out_set:
         a.runs = RUNS_DIR  # the label of the messages and the table
     elif not a.runs.is_dir():

@@ -95,6 +95,9 @@ CASES = [
     # found in QA: "expected comma-separated numbers, got 'abc'" named no flag
     ("mixed_grid", ["--isl", "abc"], "--isl: expected comma-separated numbers, got 'abc'"),
     ("mixed_grid", ["--models", "no-such-model"], "--models: unknown model 'no-such-model'"),
+    # found in QA: --goal-pct -1 ran to a RESULT (exit 0); an unknown --gpu read "no vLLM profile of ... under it"
+    ("gpu_heldout", ["--held-out-set", "--goal-pct", "-1"], "--goal-pct: expected a finite share of error > 0"),
+    ("gpu_heldout", ["--held-out-set", "--gpu", "no-such-gpu"], "--gpu: unknown GPU type 'no-such-gpu'"),
     ("plan_scaling", ["--sizes", "9x4"], "--sizes 9x4: 1 to 7 bundled models"),
     ("plan_scaling", ["--sizes", "3by4"], "--sizes: expected MxC"),
     # found in QA: a traceback (numpy: expected non-negative integer)
@@ -489,3 +492,13 @@ def test_heldout_models_profile_files_are_read_before_any_work(tmp_path, capsys)
     out = capsys.readouterr()
     assert exc.value.code == 2 and not out.out
     assert f"--dir {tmp_path / 'prefill.csv'}: expected a profile's prefill.csv, could not read it as a CSV" in out.err
+
+
+def test_gpu_heldouts_gpu_in_any_case_is_the_catalogs(capsys):
+    """`bench/gpu_heldout.py --held-out-set --gpu h100-sxm-80gb` (found in QA: "no vLLM profile of h100-sxm-80gb under
+    it", exit 2): the catalog's GPU in any case scores the same runs as its own spelling."""
+    main = importlib.import_module("gpu_heldout").main
+    assert main(["--held-out-set", "--gpu", "H100-SXM-80GB"]) == 0
+    own = capsys.readouterr().out.splitlines()[-1]
+    assert main(["--held-out-set", "--gpu", "h100-sxm-80gb"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == own and own.startswith("RESULT variants=")
