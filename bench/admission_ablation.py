@@ -18,6 +18,7 @@ Prints the admission and the fitted constant, then vllm_under_load.py's tables a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -30,7 +31,7 @@ import fidelity  # noqa: E402
 import vllm_under_load  # noqa: E402
 
 import planner.simulate.steptime as steptime  # noqa: E402
-from planner.io.catalog import Catalog  # noqa: E402
+from planner.io.catalog import CATALOG_ENV, Catalog  # noqa: E402
 from planner.perf.heldout import use_byo_catalog_unless_set  # noqa: E402
 from planner.perf.laws import fit_profile  # noqa: E402
 from planner.perf.profiledata import load_profile  # noqa: E402
@@ -68,10 +69,22 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse has printed what was expected
         return int(e.code or 2)
     name = known.admission
-    fitted = use_admission(ADMISSIONS[name])
-    print(f"admission: {name} (shipped: {shipped}); frontend constant refitted on llama-3.1-8b H200 ISL 1024: "
-          f"{fitted:.3f} ms per running request")
-    return vllm_under_load.main(args)
+    # the admission and frontend constants are process-wide (use_admission): put the shipped ones back when done, so
+    # that a caller in the same process (the test suite: test_bench_bad_inputs' --help of every bench) is not left
+    # simulating the other admission (found by the suite: vllm_trace_replay's figures moved 8% in that worker)
+    kept = (steptime.ASYNC_SCHEDULING, steptime.FRONTEND_MS_PER_RUNNING, vllm_under_load.FRONTEND_MS_PER_RUNNING,
+            os.environ.get(CATALOG_ENV))
+    try:
+        fitted = use_admission(ADMISSIONS[name])
+        print(f"admission: {name} (shipped: {shipped}); frontend constant refitted on llama-3.1-8b H200 ISL 1024: "
+              f"{fitted:.3f} ms per running request")
+        return vllm_under_load.main(args)
+    finally:
+        steptime.ASYNC_SCHEDULING, steptime.FRONTEND_MS_PER_RUNNING, vllm_under_load.FRONTEND_MS_PER_RUNNING = kept[:3]
+        if kept[3] is None:
+            os.environ.pop(CATALOG_ENV, None)
+        else:
+            os.environ[CATALOG_ENV] = kept[3]
 
 
 if __name__ == "__main__":
