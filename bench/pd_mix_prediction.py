@@ -78,47 +78,43 @@ def main(argv: list[str] | None = None) -> int:
     cases = [g for g in GRID if g[5] == "pd"][:args.limit]
     con = Console(width=220)
     rows: list[dict[str, object]] = []
-    kept = capacity.MIX_BATCHING
-    try:
-        for model in models:
-            for case in track(cases, description=f"{model} cases", console=con):
-                chat_isl, chat_ttft, doc_isl, chat_rps, doc_rps, _ = case
-                wl = workload(model, chat_isl, chat_ttft, doc_isl, chat_rps, doc_rps)
-                fleet = fleet_of(gpu, "pd")
-                preds: dict[str, dict[str, float]] = {}
-                base: Plan | None = None
-                for f in forms:
-                    capacity.MIX_BATCHING = f
+    for model in models:
+        for case in track(cases, description=f"{model} cases", console=con):
+            chat_isl, chat_ttft, doc_isl, chat_rps, doc_rps, _ = case
+            wl = workload(model, chat_isl, chat_ttft, doc_isl, chat_rps, doc_rps)
+            fleet = fleet_of(gpu, "pd")
+            preds: dict[str, dict[str, float]] = {}
+            base: Plan | None = None
+            for f in forms:
+                with capacity.mix_batching(f):
                     p = plan(wl, fleet, pm, False)
-                    if not p.feasible:
-                        break
-                    if base is not None and (p.gpus != base.gpus or p.cost_per_hour != base.cost_per_hour):
-                        raise SystemExit(f"{model} {case}: form {f} changed the plan's sizing; rule 60-B reads "
-                                         "predictions of one plan")
-                    base = base or p
-                    preds[f] = predicted_ttft_ms(p)
-                if base is None or len(preds) < len(forms):
+                if not p.feasible:
+                    break
+                if base is not None and (p.gpus != base.gpus or p.cost_per_hour != base.cost_per_hour):
+                    raise SystemExit(f"{model} {case}: form {f} changed the plan's sizing; rule 60-B reads "
+                                     "predictions of one plan")
+                base = base or p
+                preds[f] = predicted_ttft_ms(p)
+            if base is None or len(preds) < len(forms):
+                continue
+            reqs = []
+            for s in seeds:
+                with quiet_extrapolation():
+                    reqs.append(simulate(base, wl, duration_s=args.duration, seed=s, perf=pm).requests)
+            df = pd.concat(reqs)
+            df = df[df.finished.astype(bool)]
+            for c in wl.classes:
+                d = df[df.class_id == c.id]
+                if d.empty:
                     continue
-                reqs = []
-                for s in seeds:
-                    with quiet_extrapolation():
-                        reqs.append(simulate(base, wl, duration_s=args.duration, seed=s, perf=pm).requests)
-                df = pd.concat(reqs)
-                df = df[df.finished.astype(bool)]
-                for c in wl.classes:
-                    d = df[df.class_id == c.id]
-                    if d.empty:
-                        continue
-                    slo = wl.slo_of(c).ttft_ms
-                    row: dict[str, object] = {
-                        "model": model, "case": f"{chat_isl}/{doc_isl}@{chat_rps:g}+{doc_rps:g} ({chat_ttft:g} ms)",
-                        "cls": c.id.split("/")[-1], "sim": float(np.percentile(d.ttft_ms, 90)),
-                        "sim_less_kv": float(np.percentile(d.ttft_ms - d.kv_wait_ms.fillna(0.0), 90)), "slo": slo}
-                    for f in forms:
-                        row[f] = preds[f].get(c.id, float("nan"))
-                    rows.append(row)
-    finally:
-        capacity.MIX_BATCHING = kept
+                slo = wl.slo_of(c).ttft_ms
+                row: dict[str, object] = {
+                    "model": model, "case": f"{chat_isl}/{doc_isl}@{chat_rps:g}+{doc_rps:g} ({chat_ttft:g} ms)",
+                    "cls": c.id.split("/")[-1], "sim": float(np.percentile(d.ttft_ms, 90)),
+                    "sim_less_kv": float(np.percentile(d.ttft_ms - d.kv_wait_ms.fillna(0.0), 90)), "slo": slo}
+                for f in forms:
+                    row[f] = preds[f].get(c.id, float("nan"))
+                rows.append(row)
     if not rows:
         fail("no case gave a feasible plan")
     res = pd.DataFrame(rows)

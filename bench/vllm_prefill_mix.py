@@ -131,16 +131,11 @@ def check(r: Replay, forms: list[str]) -> list[ClassRow]:
     rates = tuple(n / span_s for n in counts)
     mix = capacity.PoolMix(isl=isl, osl=(1.0,) * k, rate_rps=rates)
     model: dict[int, dict[str, dict[int, float]]] = defaultdict(dict)
-    kept = capacity.MIX_BATCHING
-    try:
-        for f in forms:
-            capacity.MIX_BATCHING = f
-            with quiet_extrapolation():
-                for c in range(k):
-                    model[c][f] = {q: capacity.prefill_latency(r.perf, isl[c], rates[c], float(q), kv_transfer=False,
-                                                               mix=mix).ttft_ms for q in QUANTILES}
-    finally:
-        capacity.MIX_BATCHING = kept
+    for f in forms:
+        with capacity.mix_batching(f), quiet_extrapolation():
+            for c in range(k):
+                model[c][f] = {q: capacity.prefill_latency(r.perf, isl[c], rates[c], float(q), kv_transfer=False,
+                                                           mix=mix).ttft_ms for q in QUANTILES}
     sim = simulated_ttft_ms(r, cls, k)
     return [ClassRow(isl[c], counts[c], rates[c], {q: float(np.percentile(r.ttft_ms[cls == c], q)) for q in QUANTILES},
                      model[c], {q: float(np.percentile(sim[cls == c], q)) for q in QUANTILES}) for c in range(k)]

@@ -397,9 +397,10 @@ pool that keeps the SLO in simulation in bench/burst_sizing.py and tests/test_bu
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -946,6 +947,18 @@ def _dispersed_prefill_latency(perf: VariantPerf, isl: float, rate_rps: float, p
 MIX_BATCHING = "fcfs"
 MIX_BATCHING_FORMS = ("mean", "own", "fcfs", "fcfs_load", "fcfs_mg1")
 """Every form MIX_BATCHING may take (the benches' --mix-batching / --forms choices)."""
+
+
+@contextlib.contextmanager
+def mix_batching(form: str) -> Iterator[None]:
+    """MIX_BATCHING set to `form` inside the block and put back after it (the benches that read each form's
+    predictions of one plan)."""
+    global MIX_BATCHING
+    kept, MIX_BATCHING = MIX_BATCHING, form
+    try:
+        yield
+    finally:
+        MIX_BATCHING = kept
 # Prompts drawn from the mix for the "fcfs" packing (a fixed-seed draw: deterministic; its estimate of the per-prompt
 # service moves by ~1% between seeds at this size).
 _FCFS_DRAWS = 4000

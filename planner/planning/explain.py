@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from planner.planning.instance import Instance
 
 
+def _over(pred: float | None, bound: float) -> str:
+    """What follows a predicted term over its SLO bound (found in QA: a feasible, verified plan read 'class q/chat:
+    TTFT p90 466/300 ms' with nothing beside it, the why only in a note further down)."""
+    return " OVER SLO (see the notes)" if pred is not None and pred > bound else ""
+
+
 def explain(plan: Plan) -> list[str]:
     """The plan in sentences: what binds, what each class is predicted to see against its SLO."""
     lines: list[str] = []
@@ -52,15 +58,11 @@ def explain(plan: Plan) -> list[str]:
             if pr.ttft_ms is None and pr.itl_ms is None:  # routed to no pool: no latency to set against its SLO
                 lines.append(f"  class {cid}: routed to no pool (no traffic planned for it), nothing predicted")
                 continue
-            # a prediction over its bound is said on its own line (found in QA: a feasible, verified plan read
-            # 'class q/chat: TTFT p90 466/300 ms' with nothing beside it, the why only in a note further down)
-            def over(pred: float | None, bound: float) -> str:
-                return " OVER SLO (see the notes)" if pred is not None and pred > bound else ""
             terms = []
             if pr.slo_ttft_ms is not None:
-                terms.append(f"TTFT p{pr.percentile:g} {pr.ttft_ms:.0f}/{pr.slo_ttft_ms:g} ms{over(pr.ttft_ms, pr.slo_ttft_ms)}")
+                terms.append(f"TTFT p{pr.percentile:g} {pr.ttft_ms:.0f}/{pr.slo_ttft_ms:g} ms{_over(pr.ttft_ms, pr.slo_ttft_ms)}")
             if pr.slo_itl_ms is not None:
-                terms.append(f"ITL p{pr.percentile:g} {pr.itl_ms:.1f}/{pr.slo_itl_ms:g} ms{over(pr.itl_ms, pr.slo_itl_ms)}")
+                terms.append(f"ITL p{pr.percentile:g} {pr.itl_ms:.1f}/{pr.slo_itl_ms:g} ms{_over(pr.itl_ms, pr.slo_itl_ms)}")
             load = (f"; planned for {pr.rate_rps:g} req/s of {pr.isl:g} -> {pr.osl:g} tokens"
                     if pr.rate_rps is not None and pr.isl is not None and pr.osl is not None else "")
             lines.append(f"  class {cid}: {', '.join(terms)}; {pr.disaggregated_share:.0%} disaggregated{load}")

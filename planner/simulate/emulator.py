@@ -178,6 +178,14 @@ class _Req:
         """Its finish_reason and stop_reason as vLLM answers them."""
         return ("stop", self.stop_at.stop) if self.stop_at else ("length", None)
 
+    @classmethod
+    def asked(cls, rid: str, prompt_tokens: int, max_tokens: int, arrival: float, stop_at: _StopAt | None) -> _Req:
+        """A request as asked: it ends at its stop string where its text meets one within max_tokens, else at
+        max_tokens."""
+        if stop_at is not None and stop_at.tokens <= max_tokens:
+            return cls(rid, prompt_tokens, stop_at.tokens, arrival, stop_at=stop_at)
+        return cls(rid, prompt_tokens, max_tokens, arrival)
+
     def text(self, a: int, b: int) -> str:
         """The text of its tokens a..b-1, cut where its stop string ends the text."""
         text = "".join(_token_text(i) for i in range(a, b))
@@ -871,8 +879,7 @@ class EmulatedServer:
         assert self.engine is not None
         base = f"cmpl-{next(self._ids)}"  # vLLM's request id; its engine requests are f"{request_id}-{i}"
         stop_at = _stop_at(body)
-        reqs = [_Req(f"{base}-{i * n_seq + j}", n, stop_at.tokens if stop_at and stop_at.tokens <= mt else mt,
-                     self.engine.now(), stop_at=stop_at if stop_at and stop_at.tokens <= mt else None)
+        reqs = [_Req.asked(f"{base}-{i * n_seq + j}", n, mt, self.engine.now(), stop_at)
                 for i, (n, mt, _s, _u, _m) in enumerate(parsed) for j in range(n_seq)]
         for r in reqs:
             self.engine.submit(r)
@@ -994,11 +1001,7 @@ class EmulatedServer:
             await kvc.receive(n_prompt, self.time_scale)  # type: ignore[union-attr]
         elif kvc is not None:
             kv_params = kvc.producer_params(body, self.host, self.port, n_prompt)
-        stop_at = _stop_at(body)
-        if stop_at is not None and stop_at.tokens <= max_tokens:  # its text meets a stop string: it ends there
-            req = _Req(rid, n_prompt, stop_at.tokens, self.engine.now(), stop_at=stop_at)
-        else:
-            req = _Req(rid, n_prompt, max_tokens, self.engine.now())
+        req = _Req.asked(rid, n_prompt, max_tokens, self.engine.now(), _stop_at(body))
         req.prefilled = n_prompt - 1 if remote else 0
         self.engine.submit(req)
         created = int(time.time())
